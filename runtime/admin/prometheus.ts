@@ -1,0 +1,61 @@
+// Renders a proxy snapshot in the Prometheus text exposition format (version 0.0.4).
+import { HISTOGRAM_BOUNDS } from "../filter-host/metrics.js";
+import type { ProxySnapshot } from "../proxy.js";
+
+function esc(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function labels(pairs: Record<string, string | number>): string {
+  return `{${Object.entries(pairs).map(([k, v]) => `${k}="${esc(String(v))}"`).join(",")}}`;
+}
+
+export function renderPrometheus(snap: ProxySnapshot): string {
+  const out: string[] = [];
+  const family = (name: string, type: string, help: string, rows: [Record<string, string | number>, number][]): void => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [l, v] of rows) out.push(`${name}${labels(l)} ${v}`);
+  };
+  const segs = snap.segments;
+  family("msm_segment_packets_in_total", "counter", "Packets received by the segment, both directions.", segs.map((s) => [{ segment: s.name }, s.packetsIn]));
+  family("msm_segment_bytes_in_total", "counter", "Bytes received by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesIn]));
+  family("msm_segment_packets_out_total", "counter", "Packets sent by the segment (one per destination).", segs.map((s) => [{ segment: s.name }, s.packetsOut]));
+  family("msm_segment_bytes_out_total", "counter", "Bytes sent by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesOut]));
+  family("msm_segment_drops_total", "counter", "Packets dropped in the segment, by reason.",
+    segs.flatMap((s) => Object.entries(s.drops).map(([reason, n]) => [{ segment: s.name, reason }, n] as [Record<string, string>, number])));
+  const stageRows = (pick: (st: ProxySnapshot["segments"][number]["stages"][number]) => number): [Record<string, string | number>, number][] =>
+    segs.flatMap((s) => s.stages.map((st, i) => [{ segment: s.name, stage: i, filter: st.filter }, pick(st)] as [Record<string, string | number>, number]));
+  family("msm_filter_packets_in_total", "counter", "Packets handed to the filter stage.", stageRows((st) => st.packetsIn));
+  family("msm_filter_packets_out_total", "counter", "Packets the filter stage passed or created.", stageRows((st) => st.packetsOut));
+  family("msm_filter_bytes_in_total", "counter", "Bytes handed to the filter stage.", stageRows((st) => st.bytesIn));
+  family("msm_filter_bytes_out_total", "counter", "Bytes the filter stage passed or created.", stageRows((st) => st.bytesOut));
+  family("msm_filter_failures_total", "counter", "Times the filter stage failed (trap, abort, stuck).", stageRows((st) => st.failures));
+  family("msm_filter_busy_seconds_total", "counter", "Time spent in the filter stage, including copies in and out.", stageRows((st) => st.busyNs / 1e9));
+  family("msm_filter_up", "gauge", "1 while the filter stage runs, 0 while it is down or given up.", stageRows((st) => (st.state === "running" ? 1 : 0)));
+  family("msm_filter_drops_total", "counter", "Packets the filter stage dropped, by reason.",
+    segs.flatMap((s) => s.stages.flatMap((st, i) => Object.entries(st.drops).map(([reason, n]) => [{ segment: s.name, stage: i, filter: st.filter, reason }, n] as [Record<string, string | number>, number]))));
+  // metrics the filters defined themselves
+  const own = new Map<string, { type: string; lines: string[] }>();
+  for (const s of segs) {
+    s.stages.forEach((st, i) => {
+      for (const m of st.metrics) {
+        const name = `msm_filter_${st.filter.replace(/-/g, "_")}_${m.name}`;
+        let f = own.get(name);
+        if (!f) own.set(name, (f = { type: m.kind, lines: [] }));
+        const base = { segment: s.name, stage: i };
+        if (m.histogram) {
+          let cumulative = 0;
+          HISTOGRAM_BOUNDS.forEach((b, k) => {
+            cumulative += m.histogram!.buckets[k]!;
+            f!.lines.push(`${name}_bucket${labels({ ...base, le: b })} ${cumulative}`);
+          });
+          f.lines.push(`${name}_bucket${labels({ ...base, le: "+Inf" })} ${m.histogram.count}`);
+          f.lines.push(`${name}_sum${labels(base)} ${m.histogram.sum}`, `${name}_count${labels(base)} ${m.histogram.count}`);
+        } else f.lines.push(`${name}${labels(base)} ${m.value}`);
+      }
+    });
+  }
+  for (const [name, f] of own) out.push(`# TYPE ${name} ${f.type}`, ...f.lines);
+  family("msm_watchdog_restarts_total", "counter", "Workers restarted because a filter call was stuck.", [[{}, snap.watchdogRestarts]]);
+  return out.join("\n") + "\n";
+}

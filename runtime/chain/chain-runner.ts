@@ -1,0 +1,187 @@
+// Pushes a batch of packets through a segment's chain, stage by stage: copy into the stage's
+// arena, one call, read verdicts and output packets, go on with what passed. Depth first, so
+// that a stage's memory is read by the next stage before the stage is called again.
+import { DropReason, PacketFlag, Verdict } from "../../sdk/abi/constants.js";
+import { FilterFailure } from "../filter-host/errors.js";
+import type { FilterInstance } from "../filter-host/filter-instance.js";
+import type { ChainStage, FilterPool } from "./filter-pool.js";
+import { PacketList } from "./packet-list.js";
+import type { SegmentStats } from "./stats.js";
+
+export const MAX_CHAIN_LENGTH = 16;
+const LIST_CAPACITY = 2048;
+
+/** Where packets go when they leave the chain. */
+export type EgressFn = (list: PacketList) => void;
+
+/** Tells the watchdog which instance a call is in; a stuck call never leaves. */
+export interface CallBeacon {
+  enter(slotId: number): void;
+  leave(): void;
+}
+
+export class ChainRunner {
+  beacon: CallBeacon | undefined;
+  /** One list per depth, shared by every chain of the worker (runs never overlap). */
+  private readonly lists: PacketList[] = [];
+  private nowUs = 0;
+  private wallUs = 0;
+
+  constructor(private readonly pool: FilterPool) {
+    for (let i = 0; i <= MAX_CHAIN_LENGTH; i++) this.lists.push(new PacketList(LIST_CAPACITY));
+  }
+
+  /** Sets the clock that filters see for the next runs (frozen per batch). */
+  setClock(nowUs: number, wallUs: number): void {
+    this.nowUs = nowUs;
+    this.wallUs = wallUs;
+  }
+
+  /** Runs `input` through stages[from..], handing what leaves the last stage to `egress`. */
+  run(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
+    if (from >= stages.length) {
+      egress(input);
+      return;
+    }
+    const stage = stages[from]!;
+    const instance = stage.live;
+    if (instance === null) {
+      this.bypass(stages, from, input, segment, egress);
+      return;
+    }
+    const capacity = instance.arena.batchCapacity;
+    for (let start = 0; start < input.count; start += capacity) {
+      const end = Math.min(start + capacity, input.count);
+      const output = this.lists[from + 1]!;
+      output.clear();
+      if (stage.live === null) {
+        // the stage failed on an earlier chunk of this input
+        this.bypassRange(stage, input, start, end, output, segment);
+      } else {
+        this.runStage(stage, stage.live, input, start, end, output, segment);
+      }
+      this.run(stages, from + 1, output, segment, egress);
+    }
+  }
+
+  /** Feeds a timer's output packets (already in the instance's output area) to the rest of the chain. */
+  runTimerOutputs(stages: readonly ChainStage[], index: number, instance: FilterInstance, outCount: number, segment: SegmentStats, egress: EgressFn): void {
+    const output = this.lists[index + 1]!;
+    output.clear();
+    this.collectOutputs(stages[index]!, instance, outCount, output, segment);
+    this.run(stages, index + 1, output, segment, egress);
+  }
+
+  private bypass(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
+    const stage = stages[from]!;
+    const output = this.lists[from + 1]!;
+    output.clear();
+    this.bypassRange(stage, input, 0, input.count, output, segment);
+    this.run(stages, from + 1, output, segment, egress);
+  }
+
+  /** The stage is down: fail-open passes packets on untouched, fail-closed drops them. */
+  private bypassRange(stage: ChainStage, input: PacketList, start: number, end: number, output: PacketList, segment: SegmentStats): void {
+    if (stage.policy.mode === "open") {
+      for (let i = start; i < end; i++) output.copyEntry(input, i);
+      stage.stats.bypassed += end - start;
+    } else {
+      stage.stats.drops.add(DropReason.HostFilterFailed, end - start);
+      segment.drops.add(DropReason.HostFilterFailed, end - start);
+    }
+  }
+
+  private runStage(stage: ChainStage, inst: FilterInstance, input: PacketList, start: number, end: number, output: PacketList, segment: SegmentStats): void {
+    const t0 = performance.now();
+    const stats = stage.stats;
+    const room = inst.packetRoom;
+    let count = 0;
+    for (let i = start; i < end; i++) {
+      const len = input.length[i]!;
+      stats.packetsIn++;
+      stats.bytesIn += len;
+      if (len > room) {
+        stats.drops.add(DropReason.TooLarge);
+        segment.drops.add(DropReason.TooLarge);
+        continue;
+      }
+      inst.putBatchPacket(count, input.memory[i]!, input.offset[i]!, len, stage.ctx, input.flags[i]!, input.aux[i]!, input.arrivalUs[i]!);
+      this.slotSource[count] = i; // which input each slot came from, for fail-open after a trap
+      count++;
+    }
+    if (count === 0) return;
+    inst.setClock(this.nowUs, this.wallUs);
+    let outCount: number;
+    this.beacon?.enter(stage.slot.id);
+    try {
+      outCount = inst.runBatch(count);
+    } catch (err) {
+      this.beacon?.leave();
+      if (!(err instanceof FilterFailure)) throw err;
+      this.pool.handleFailure(stage.slot, err);
+      for (let k = 0; k < count; k++) {
+        const i = this.slotSource[k]!;
+        if (stage.policy.mode === "open") {
+          output.copyEntry(input, i);
+          stats.bypassed++;
+        } else {
+          stats.drops.add(DropReason.HostFilterFailed);
+          segment.drops.add(DropReason.HostFilterFailed);
+        }
+      }
+      stats.busyNs += (performance.now() - t0) * 1e6;
+      stats.calls++;
+      return;
+    }
+    this.beacon?.leave();
+    const bytes = inst.bytes;
+    for (let k = 0; k < count; k++) {
+      const verdict = inst.batchVerdict(k);
+      if (verdict === Verdict.Pass) {
+        const offset = inst.batchOffset(k);
+        if (offset < 0) {
+          stats.drops.add(DropReason.HostBadDescriptor);
+          segment.drops.add(DropReason.HostBadDescriptor);
+          continue;
+        }
+        const length = inst.batchLength(k);
+        const i = this.slotSource[k]!;
+        output.push(bytes, offset, length, input.flags[i]!, input.dest[i]!, input.aux[i]!, input.arrivalUs[i]!);
+        stats.packetsOut++;
+        stats.bytesOut += length;
+      } else if (verdict === Verdict.Drop) {
+        const reason = inst.batchReason(k);
+        stats.drops.add(reason);
+        segment.drops.add(reason);
+      } else if (verdict === Verdict.Hold) {
+        stats.held++;
+      } else {
+        stats.drops.add(DropReason.HostBadDescriptor);
+        segment.drops.add(DropReason.HostBadDescriptor);
+      }
+    }
+    this.collectOutputs(stage, inst, outCount, output, segment);
+    stats.busyNs += (performance.now() - t0) * 1e6;
+    stats.calls++;
+  }
+
+  private collectOutputs(stage: ChainStage, inst: FilterInstance, outCount: number, output: PacketList, segment: SegmentStats): void {
+    const stats = stage.stats;
+    for (let j = 0; j < outCount; j++) {
+      const offset = inst.outputOffset(j);
+      if (offset < 0 || output.full) {
+        stats.drops.add(DropReason.HostBadDescriptor);
+        segment.drops.add(DropReason.HostBadDescriptor);
+        continue;
+      }
+      const length = inst.outputLength(j);
+      const flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
+      output.push(inst.bytes, offset, length, flags, inst.outputDest(j), inst.outputAux(j), this.nowUs);
+      stats.generated++;
+      stats.packetsOut++;
+      stats.bytesOut += length;
+    }
+  }
+
+  private readonly slotSource = new Uint32Array(1024);
+}

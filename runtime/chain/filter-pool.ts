@@ -1,0 +1,235 @@
+// The instances one worker hosts: one per filter (name, module digest, root config), shared by
+// every segment whose chain uses it, each segment holding a context in it. When an instance fails
+// the pool discards it and brings up a new one with backoff, following each segment's policy.
+import { createHash } from "node:crypto";
+import { FilterConfigError } from "../filter-host/errors.js";
+import type { FilterFailure } from "../filter-host/errors.js";
+import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
+import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
+import { StageStats } from "./stats.js";
+
+export interface FilterSpec extends FilterSource {
+  /** Root config (msm_configure_root). */
+  readonly config?: unknown;
+}
+
+export interface FailurePolicy {
+  readonly mode: "open" | "closed";
+  readonly restartBackoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly maxFailures: number;
+}
+
+export const DEFAULT_FAILURE_POLICY: FailurePolicy = Object.freeze({
+  mode: "open",
+  restartBackoffMs: 100,
+  maxBackoffMs: 5000,
+  maxFailures: 5,
+});
+
+export type PoolEvent =
+  | { type: "failure"; filter: string; reason: string; segments: string[] }
+  | { type: "restarted"; filter: string; segments: string[] }
+  | { type: "gave-up"; filter: string; segment: string; failures: number }
+  | { type: "restart-failed"; filter: string; reason: string };
+
+/** One stage of one segment's chain: a context in a shared instance. */
+export class ChainStage {
+  failures = 0;
+  gaveUp = false;
+  /** True while the context exists in the slot's current instance. */
+  active = false;
+  stats = new StageStats();
+
+  constructor(
+    readonly slot: InstanceSlot,
+    readonly ctx: number,
+    readonly config: unknown,
+    readonly policy: FailurePolicy,
+    readonly segment: string,
+  ) {}
+
+  get filterName(): string {
+    return this.slot.name;
+  }
+
+  /** The instance to call, or null while the stage is down. */
+  get live(): FilterInstance | null {
+    const inst = this.slot.instance;
+    return this.active && inst !== null && inst.failure === undefined ? inst : null;
+  }
+}
+
+export class InstanceSlot {
+  instance: FilterInstance | null = null;
+  readonly users = new Set<ChainStage>();
+  restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly id: number, readonly key: string, readonly module: LoadedFilterModule, readonly rootConfig: unknown) {}
+
+  get name(): string {
+    return this.module.name;
+  }
+}
+
+function slotKey(name: string, digest: string, rootConfig: unknown): string {
+  const configHash = createHash("sha256").update(JSON.stringify(rootConfig ?? {})).digest("hex").slice(0, 16);
+  return `${name}@${digest}#${configHash}`;
+}
+
+export class FilterPool {
+  private readonly slots = new Map<string, InstanceSlot>();
+  private readonly modules = new Map<string, LoadedFilterModule>();
+  private nextSlotId = 1;
+
+  constructor(
+    private readonly services: FilterHostServices & { timerCancelAll(instance: FilterInstance): void },
+    private readonly onEvent: (event: PoolEvent) => void = () => {},
+  ) {}
+
+  /** The slot for a filter, loading and instantiating it if no segment uses it yet. */
+  async acquire(spec: FilterSpec): Promise<InstanceSlot> {
+    const module = await this.loadModule(spec);
+    const key = slotKey(spec.name, module.digest, spec.config);
+    let slot = this.slots.get(key);
+    if (slot && (slot.instance !== null || slot.users.size > 0)) return slot;
+    const instance = await FilterInstance.create(module, spec.config, this.services);
+    slot = this.slots.get(key); // another acquire may have finished meanwhile
+    if (slot?.instance) return slot;
+    slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config);
+    slot.instance = instance;
+    this.slots.set(key, slot);
+    return slot;
+  }
+
+  /** Creates a stage: a context for the segment in the slot's instance. Throws FilterConfigError. */
+  attach(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string): ChainStage {
+    const stage = new ChainStage(slot, ctx, config, policy, segment);
+    if (!slot.instance) throw new FilterConfigError(slot.name, 6, "the filter is down (restarting after a failure)");
+    slot.instance.createContext(ctx, config);
+    stage.active = true;
+    slot.users.add(stage);
+    return stage;
+  }
+
+  /** Removes a stage; the instance goes when its last stage does. */
+  detach(stage: ChainStage): void {
+    const slot = stage.slot;
+    slot.users.delete(stage);
+    if (stage.active && slot.instance && !slot.instance.failure) slot.instance.destroyContext(stage.ctx);
+    stage.active = false;
+    if (slot.users.size === 0) this.dropSlot(slot);
+  }
+
+  /** Releases a slot acquired for a chain that was then not built. */
+  releaseIfUnused(slot: InstanceSlot): void {
+    if (slot.users.size === 0) this.dropSlot(slot);
+  }
+
+  /** An instance failed: discard it, count the failure against every stage on it, schedule a restart. */
+  handleFailure(slot: InstanceSlot, failure: FilterFailure | Error): void {
+    const dead = slot.instance;
+    if (dead) {
+      this.services.timerCancelAll(dead);
+      slot.instance = null;
+    }
+    if (slot.users.size === 0) {
+      this.dropSlot(slot);
+      return;
+    }
+    const affected: string[] = [];
+    let delay = Infinity;
+    for (const stage of slot.users) {
+      if (!stage.active && dead === null) continue; // already counted for this instance
+      stage.active = false;
+      stage.failures++;
+      stage.stats.failures++;
+      affected.push(stage.segment);
+      if (stage.failures >= stage.policy.maxFailures) {
+        if (!stage.gaveUp) this.onEvent({ type: "gave-up", filter: slot.name, segment: stage.segment, failures: stage.failures });
+        stage.gaveUp = true;
+        continue;
+      }
+      delay = Math.min(delay, Math.min(stage.policy.restartBackoffMs * 2 ** (stage.failures - 1), stage.policy.maxBackoffMs));
+    }
+    this.onEvent({ type: "failure", filter: slot.name, reason: failure.message, segments: affected });
+    if (delay !== Infinity) this.scheduleRestart(slot, delay, dead);
+  }
+
+  /** Marks stages failed without an instance at hand (after a watchdog restart of the worker). */
+  restoreFailureCount(stage: ChainStage, failures: number): void {
+    stage.failures = failures;
+    stage.stats.failures = failures;
+    if (failures >= stage.policy.maxFailures) stage.gaveUp = true;
+  }
+
+  close(): void {
+    for (const slot of this.slots.values()) {
+      clearTimeout(slot.restartTimer);
+      if (slot.instance) this.services.timerCancelAll(slot.instance);
+    }
+    this.slots.clear();
+  }
+
+  get instanceCount(): number {
+    let n = 0;
+    for (const slot of this.slots.values()) if (slot.instance) n++;
+    return n;
+  }
+
+  private scheduleRestart(slot: InstanceSlot, delayMs: number, previous: FilterInstance | null): void {
+    clearTimeout(slot.restartTimer);
+    slot.restartTimer = setTimeout(() => void this.restart(slot, previous), delayMs);
+    slot.restartTimer.unref?.();
+  }
+
+  private async restart(slot: InstanceSlot, previous: FilterInstance | null): Promise<void> {
+    slot.restartTimer = undefined;
+    if (slot.users.size === 0 || slot.instance) return;
+    let instance: FilterInstance;
+    try {
+      instance = await FilterInstance.create(slot.module, slot.rootConfig, this.services);
+    } catch (err) {
+      this.onEvent({ type: "restart-failed", filter: slot.name, reason: (err as Error).message });
+      this.handleFailure(slot, err as Error);
+      return;
+    }
+    if (slot.instance || slot.users.size === 0) return;
+    slot.instance = instance;
+    const restarted: string[] = [];
+    for (const stage of slot.users) {
+      if (stage.gaveUp) continue;
+      try {
+        instance.createContext(stage.ctx, stage.config);
+        const kept = previous?.metrics.forContext(stage.ctx);
+        if (kept) instance.metrics.adopt(stage.ctx, kept);
+        stage.active = true;
+        restarted.push(stage.segment);
+      } catch (err) {
+        if (instance.failure) {
+          this.handleFailure(slot, instance.failure);
+          return;
+        }
+        stage.gaveUp = true;
+        this.onEvent({ type: "gave-up", filter: slot.name, segment: stage.segment, failures: stage.failures });
+      }
+    }
+    this.onEvent({ type: "restarted", filter: slot.name, segments: restarted });
+  }
+
+  private async loadModule(spec: FilterSpec): Promise<LoadedFilterModule> {
+    const cacheKey = `${spec.name}|${spec.path ?? ""}|${spec.sha256 ?? ""}|${spec.maxMemoryPages ?? ""}`;
+    const cached = spec.bytes ? undefined : this.modules.get(cacheKey);
+    if (cached) return cached;
+    const module = await loadFilterModule(spec);
+    if (!spec.bytes && spec.sha256) this.modules.set(cacheKey, module);
+    return module;
+  }
+
+  private dropSlot(slot: InstanceSlot): void {
+    clearTimeout(slot.restartTimer);
+    if (slot.instance) this.services.timerCancelAll(slot.instance);
+    slot.instance = null;
+    if (this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
+  }
+}

@@ -1,0 +1,49 @@
+// A list of packets between two chain stages: references into the memory that holds each packet
+// (a filter's linear memory or a received datagram) plus the descriptor fields that travel with
+// it. Struct-of-arrays, preallocated, reused for every batch: nothing here allocates per packet.
+
+export class PacketList {
+  count = 0;
+  readonly memory: Uint8Array[];
+  readonly offset: Uint32Array;
+  readonly length: Uint32Array;
+  readonly flags: Uint16Array;
+  readonly dest: Uint8Array;
+  readonly aux: Uint32Array;
+  readonly arrivalUs: Float64Array;
+
+  constructor(readonly capacity: number) {
+    const empty = new Uint8Array(0);
+    this.memory = new Array<Uint8Array>(capacity).fill(empty);
+    this.offset = new Uint32Array(capacity);
+    this.length = new Uint32Array(capacity);
+    this.flags = new Uint16Array(capacity);
+    this.dest = new Uint8Array(capacity);
+    this.aux = new Uint32Array(capacity);
+    this.arrivalUs = new Float64Array(capacity);
+  }
+
+  get full(): boolean {
+    return this.count >= this.capacity;
+  }
+
+  /** Appends a packet; the caller checks `full` first. */
+  push(memory: Uint8Array, offset: number, length: number, flags: number, dest: number, aux: number, arrivalUs: number): void {
+    const i = this.count++;
+    this.memory[i] = memory;
+    this.offset[i] = offset;
+    this.length[i] = length;
+    this.flags[i] = flags;
+    this.dest[i] = dest;
+    this.aux[i] = aux;
+    this.arrivalUs[i] = arrivalUs;
+  }
+
+  copyEntry(from: PacketList, i: number): void {
+    this.push(from.memory[i]!, from.offset[i]!, from.length[i]!, from.flags[i]!, from.dest[i]!, from.aux[i]!, from.arrivalUs[i]!);
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
+}

@@ -1,0 +1,51 @@
+// Counters per segment and per chain stage. Plain numbers and Maps keyed by small integers, so
+// that counting on the hot path allocates nothing.
+import { DropReason } from "../../sdk/abi/constants.js";
+
+export class DropCounts {
+  readonly byReason = new Map<number, number>();
+  total = 0;
+  add(reason: number, n = 1): void {
+    this.byReason.set(reason, (this.byReason.get(reason) ?? 0) + n);
+    this.total += n;
+  }
+  toJSON(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [reason, n] of this.byReason) out[dropReasonName(reason)] = n;
+    return out;
+  }
+}
+
+export class StageStats {
+  packetsIn = 0;
+  bytesIn = 0;
+  packetsOut = 0;
+  bytesOut = 0;
+  /** Packets the filter created (output area). */
+  generated = 0;
+  held = 0;
+  readonly drops = new DropCounts();
+  /** Time spent in the filter (copy in, call, read back), nanoseconds, and packets it covered. */
+  busyNs = 0;
+  calls = 0;
+  failures = 0;
+  /** Packets passed without the stage (fail-open) while it was down. */
+  bypassed = 0;
+}
+
+export class SegmentStats {
+  packetsIn = 0;
+  bytesIn = 0;
+  packetsOut = 0;
+  bytesOut = 0;
+  rtcpIn = 0;
+  upstreamIn = 0;
+  readonly drops = new DropCounts();
+}
+
+/** snake_case name of a DropReason (`bad_version`), or `filter_<code>` for a filter's own code. */
+export function dropReasonName(reason: number): string {
+  const name = (DropReason as unknown as Record<number, string | undefined>)[reason];
+  if (name === undefined || reason >= DropReason.FilterDefinedBase) return `filter_${reason}`;
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
+}

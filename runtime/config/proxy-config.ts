@@ -1,0 +1,158 @@
+// The proxy's config: its schema, its defaults, and errors that name the field.
+// zod is used because it reports every problem with its path, which is what an operator needs
+// from a config error, and rejects unknown keys (a typo must not be silently ignored).
+import { isIP } from "node:net";
+import { readFile } from "node:fs/promises";
+import { resolve, dirname, isAbsolute } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { DEFAULT_FAILURE_POLICY } from "../chain/filter-pool.js";
+import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
+
+const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
+const port = z.number().int().min(1).max(65535);
+const portOrZero = z.number().int().min(0).max(65535);
+const jsonObject = z.record(z.string(), z.unknown());
+
+const endpoint = z.strictObject({ address, port });
+
+const destination = z.strictObject({
+  address,
+  port,
+  /** Where RTCP goes; default port + 1 (or port itself with rtcpMux). */
+  rtcpPort: port.optional(),
+});
+
+const failurePolicy = z.strictObject({
+  mode: z.enum(["open", "closed"]).default(DEFAULT_FAILURE_POLICY.mode),
+  restartBackoffMs: z.number().int().min(0).max(600_000).default(DEFAULT_FAILURE_POLICY.restartBackoffMs),
+  maxBackoffMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_FAILURE_POLICY.maxBackoffMs),
+  maxFailures: z.number().int().min(1).max(1_000_000).default(DEFAULT_FAILURE_POLICY.maxFailures),
+});
+
+const stage = z.strictObject({
+  filter: z.string().min(1),
+  config: jsonObject.default({}),
+});
+
+const segment = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'"),
+  /** Where the sender sends RTP; RTCP on port + 1 unless rtcpMux. */
+  listen: endpoint,
+  rtcpMux: z.boolean().default(false),
+  /** The local address (and optionally port) the proxy sends from; receivers send feedback here. */
+  egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
+  destinations: z.array(destination).min(1),
+  /** Where upstream feedback goes before the sender's address is learned from its packets. */
+  source: z.strictObject({ address, port, rtcpPort: port.optional() }).optional(),
+  chain: z.array(stage).max(MAX_CHAIN_LENGTH).default([]),
+  failure: failurePolicy.default(() => ({ ...DEFAULT_FAILURE_POLICY })),
+  /** Pin the segment to a worker; default: spread by name. */
+  worker: z.number().int().min(0).optional(),
+});
+
+const filterEntry = z.strictObject({
+  path: z.string().min(1),
+  sha256: z.string().regex(/^(sha256:)?[0-9a-fA-F]{64}$/, "must be 64 hex digits, optionally prefixed with 'sha256:'").optional(),
+  config: jsonObject.default({}),
+  maxMemoryPages: z.number().int().min(1).max(65536).default(256),
+});
+
+export const proxyConfigSchema = z.strictObject({
+  workers: z.number().int().min(1).max(64).default(1),
+  /** Largest batch handed to a chain at once. */
+  batchSize: z.number().int().min(1).max(1024).default(64),
+  watchdog: z.strictObject({ stuckMs: z.number().int().min(10).max(60_000).default(500) }).default({ stuckMs: 500 }),
+  admin: z.strictObject({ address: address.default("127.0.0.1"), port: portOrZero }).optional(),
+  /** Kernel receive buffer per socket, bytes. */
+  socketReceiveBuffer: z.number().int().min(65_536).max(64 << 20).default(4 << 20),
+  filters: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, "filter names are lower-case letters, digits, '_' and '-'"), filterEntry).default({}),
+  segments: z.array(segment).default([]),
+});
+
+export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
+export type SegmentConfig = z.infer<typeof segment>;
+export type FilterEntry = z.infer<typeof filterEntry>;
+export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
+
+/** A config that cannot be used; `issues` name each field by path (`segments[0].listen.port`). */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly issues: readonly string[], readonly source = "config") {
+    super(`${source}: ${issues.length === 1 ? issues[0] : `\n  ${issues.join("\n  ")}`}`);
+  }
+}
+
+function pathString(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? String(p) : `.${String(p)}`;
+  return out || "(top level)";
+}
+
+/** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError. */
+export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config"): ProxyConfig {
+  const result = proxyConfigSchema.safeParse(input ?? {});
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((i) => {
+        const keys = i.code === "unrecognized_keys" ? ` (${(i as { keys: string[] }).keys.join(", ")})` : "";
+        return `${pathString(i.path)}: ${i.message}${keys}`;
+      }),
+      source,
+    );
+  }
+  const config = result.data;
+  const problems: string[] = [];
+  const names = new Set<string>();
+  const ports = new Map<string, string>();
+  const claim = (key: string, what: string): void => {
+    const owner = ports.get(key);
+    if (owner) problems.push(`${what}: port already used by ${owner}`);
+    else ports.set(key, what);
+  };
+  config.segments.forEach((seg, i) => {
+    const at = `segments[${i}]`;
+    if (names.has(seg.name)) problems.push(`${at}.name: duplicate segment name '${seg.name}'`);
+    names.add(seg.name);
+    claim(`${seg.listen.address}:${seg.listen.port}`, `${at}.listen.port`);
+    if (!seg.rtcpMux) {
+      if (seg.listen.port === 65535) problems.push(`${at}.listen.port: RTCP needs port + 1; use rtcpMux or a lower port`);
+      claim(`${seg.listen.address}:${seg.listen.port + 1}`, `${at}.listen.port (RTCP, port + 1)`);
+    }
+    if (seg.egress && seg.egress.port !== 0) {
+      claim(`${seg.egress.address}:${seg.egress.port}`, `${at}.egress.port`);
+      if (!seg.rtcpMux) claim(`${seg.egress.address}:${seg.egress.port + 1}`, `${at}.egress.port (RTCP, port + 1)`);
+    }
+    if (seg.worker !== undefined && seg.worker >= config.workers) {
+      problems.push(`${at}.worker: ${seg.worker} but there are only ${config.workers} workers`);
+    }
+    const seen = new Set<string>();
+    seg.chain.forEach((st, j) => {
+      if (!(st.filter in config.filters)) problems.push(`${at}.chain[${j}].filter: unknown filter '${st.filter}' (not under filters:)`);
+      if (seen.has(st.filter)) problems.push(`${at}.chain[${j}].filter: '${st.filter}' appears twice in one chain`);
+      seen.add(st.filter);
+    });
+  });
+  if (problems.length > 0) throw new ConfigError(problems, source);
+  for (const entry of Object.values(config.filters)) {
+    if (!isAbsolute(entry.path)) entry.path = resolve(baseDir, entry.path);
+  }
+  return config;
+}
+
+/** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */
+export async function loadProxyConfigFile(file: string): Promise<ProxyConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new ConfigError([`cannot read: ${(err as Error).message}`], file);
+  }
+  let parsed: unknown;
+  try {
+    parsed = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(err as Error).message}`], file);
+  }
+  return validateProxyConfig(parsed, dirname(resolve(file)), file);
+}

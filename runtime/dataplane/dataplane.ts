@@ -1,0 +1,322 @@
+// The data plane of one worker: its segments, the filter instances they share, timers, and the
+// two-phase apply (prepare everything, then commit at a batch boundary, or abort and change
+// nothing) that makes a config change all-or-nothing and a chain swap lossless.
+import { LogLevel, MAX_TIMERS_PER_CONTEXT } from "../../sdk/abi/constants.js";
+import { ChainRunner } from "../chain/chain-runner.js";
+import { ChainStage, FilterPool, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
+import type { FilterEntry, SegmentConfig } from "../config/proxy-config.js";
+import type { FilterInstance } from "../filter-host/filter-instance.js";
+import { EgressRing } from "./egress-ring.js";
+import { openSegmentSockets, SegmentRuntime, type SegmentSockets } from "./segment-runtime.js";
+import type { WatchdogBeacon } from "./watchdog-beacon.js";
+import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
+
+export interface DataPlaneOptions {
+  readonly batchSize: number;
+  readonly socketReceiveBuffer: number;
+  readonly beacon?: WatchdogBeacon;
+  readonly onEvent?: (event: DataPlaneEvent) => void;
+}
+
+export type DataPlaneEvent =
+  | PoolEvent
+  | { type: "log"; filter: string; level: LogLevel; message: string }
+  | { type: "swap"; segment: string; carried: string[]; fresh: string[] }
+  | { type: "error"; segment: string; message: string };
+
+export interface ApplyRequest {
+  readonly filters: Readonly<Record<string, FilterEntry>>;
+  readonly segments: readonly SegmentConfig[];
+  /** Watchdog kills so far per segment and stage index (counted against the failure policy). */
+  readonly stuck?: readonly { segment: string; stage: number; count: number }[];
+}
+
+export interface SegmentError {
+  readonly segment: string;
+  readonly message: string;
+}
+
+interface PlannedSegment {
+  config: SegmentConfig;
+  existing: SegmentRuntime | undefined;
+  sockets: SegmentSockets | undefined;
+  /** New stages, when the chain changes; undefined keeps the old chain. */
+  stages: ChainStage[] | undefined;
+}
+
+interface Plan {
+  segments: PlannedSegment[];
+  removed: SegmentRuntime[];
+  acquired: InstanceSlot[];
+  stuck: ApplyRequest["stuck"];
+}
+
+/** What about a segment forces new sockets (and so a brief gap): where it listens and sends from. */
+function socketKey(c: SegmentConfig): string {
+  return JSON.stringify([c.listen, c.rtcpMux, c.egress ?? null]);
+}
+
+function chainKey(c: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>): string {
+  return JSON.stringify([c.chain, c.chain.map((s) => filters[s.filter] ?? null), c.failure]);
+}
+
+export class DataPlane {
+  readonly segments = new Map<string, SegmentRuntime>();
+  private readonly ring = new EgressRing();
+  private readonly pool: FilterPool;
+  private readonly runner: ChainRunner;
+  private readonly timers = new Map<FilterInstance, Map<number, NodeJS.Timeout>>();
+  private readonly stageOwner = new Map<number, SegmentRuntime>();
+  private chainKeys = new Map<string, string>();
+  private nextContext = 1;
+  private plan: Plan | undefined;
+  private lastFilters: Readonly<Record<string, FilterEntry>> = {};
+
+  constructor(private readonly options: DataPlaneOptions) {
+    const emit = options.onEvent ?? (() => {});
+    this.pool = new FilterPool(
+      {
+        log: (filter, level, message) => emit({ type: "log", filter, level, message }),
+        timerSet: (instance, ctx, timer, delayUs) => this.timerSet(instance, ctx, timer, delayUs),
+        timerCancel: (instance, ctx, timer) => this.timerCancel(instance, ctx, timer),
+        timerCancelAll: (instance) => this.timerCancelAll(instance),
+      },
+      emit,
+    );
+    this.runner = new ChainRunner(this.pool);
+    if (options.beacon) this.runner.beacon = options.beacon;
+  }
+
+  /** Builds everything a new config needs without touching what runs. Returns the errors; none means commit may follow. */
+  async prepare(request: ApplyRequest): Promise<SegmentError[]> {
+    if (this.plan) this.abort();
+    const plan: Plan = { segments: [], removed: [], acquired: [], stuck: request.stuck };
+    this.plan = plan;
+    const errors: SegmentError[] = [];
+    const wanted = new Set(request.segments.map((s) => s.name));
+    for (const seg of this.segments.values()) if (!wanted.has(seg.name)) plan.removed.push(seg);
+    for (const config of request.segments) {
+      const existing = this.segments.get(config.name);
+      const planned: PlannedSegment = { config, existing, sockets: undefined, stages: undefined };
+      plan.segments.push(planned);
+      try {
+        if (!existing) planned.sockets = await openSegmentSockets(config, this.options.socketReceiveBuffer);
+        const key = chainKey(config, request.filters);
+        const socketsChange = existing !== undefined && socketKey(existing.config) !== socketKey(config);
+        if (!existing || socketsChange || this.chainKeys.get(config.name) !== key) {
+          planned.stages = await this.buildStages(config, request.filters, plan);
+        }
+      } catch (err) {
+        errors.push({ segment: config.name, message: (err as Error).message });
+      }
+    }
+    if (errors.length > 0) this.abort();
+    else this.lastFilters = request.filters;
+    return errors;
+  }
+
+  /** Applies the prepared plan. The chain swaps happen here, synchronously, between two batches. */
+  async commit(): Promise<SegmentError[]> {
+    const plan = this.plan;
+    if (!plan) return [{ segment: "", message: "nothing prepared" }];
+    this.plan = undefined;
+    const errors: SegmentError[] = [];
+    for (const seg of plan.removed) this.removeSegment(seg);
+    const reopen: PlannedSegment[] = [];
+    for (const p of plan.segments) {
+      if (p.existing && socketKey(p.existing.config) !== socketKey(p.config)) {
+        // new sockets: the old ones must close first to free the ports
+        this.removeSegment(p.existing);
+        p.existing = undefined;
+        reopen.push(p);
+        continue;
+      }
+      if (p.existing) {
+        p.existing.updateConfig(p.config);
+        if (p.stages) this.swapChain(p.existing, p.stages);
+      } else if (p.sockets && p.stages) {
+        this.addSegment(p.config, p.sockets, p.stages);
+      }
+      this.chainKeys.set(p.config.name, chainKey(p.config, this.lastFilters));
+    }
+    for (const p of reopen) {
+      try {
+        const sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer);
+        this.addSegment(p.config, sockets, p.stages ?? []);
+        this.chainKeys.set(p.config.name, chainKey(p.config, this.lastFilters));
+      } catch (err) {
+        for (const st of p.stages ?? []) this.pool.detach(st);
+        errors.push({ segment: p.config.name, message: (err as Error).message });
+      }
+    }
+    for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
+    for (const s of plan.stuck ?? []) {
+      const seg = this.segments.get(s.segment);
+      const stage = seg?.stages[s.stage];
+      if (!stage) continue;
+      this.pool.restoreFailureCount(stage, s.count - 1);
+      this.pool.handleFailure(stage.slot, new Error("stuck in a filter call: the watchdog restarted the worker"));
+    }
+    return errors;
+  }
+
+  /** Drops a prepared plan: closes the sockets it opened and the contexts it created. */
+  abort(): void {
+    const plan = this.plan;
+    if (!plan) return;
+    this.plan = undefined;
+    for (const p of plan.segments) {
+      if (p.sockets) for (const s of Object.values(p.sockets)) s?.close();
+      for (const st of p.stages ?? []) this.pool.detach(st);
+    }
+    for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
+  }
+
+  snapshot(): SegmentSnapshot[] {
+    return [...this.segments.values()].map(snapshotSegment);
+  }
+
+  /** Which filter instances (by slot id) serve which segments: the watchdog's map. */
+  instanceMap(): { id: number; filter: string; users: { segment: string; stage: number }[] }[] {
+    const out = new Map<number, { id: number; filter: string; users: { segment: string; stage: number }[] }>();
+    for (const seg of this.segments.values()) {
+      seg.stages.forEach((st, i) => {
+        let e = out.get(st.slot.id);
+        if (!e) out.set(st.slot.id, (e = { id: st.slot.id, filter: st.filterName, users: [] }));
+        e.users.push({ segment: seg.name, stage: i });
+      });
+    }
+    return [...out.values()];
+  }
+
+  close(): void {
+    this.abort();
+    for (const seg of [...this.segments.values()]) this.removeSegment(seg);
+    this.pool.close();
+    for (const m of this.timers.values()) for (const t of m.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private async buildStages(config: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>, plan: Plan): Promise<ChainStage[]> {
+    const stages: ChainStage[] = [];
+    try {
+      for (const [i, st] of config.chain.entries()) {
+        const entry = filters[st.filter];
+        if (!entry) throw new Error(`chain[${i}].filter: unknown filter '${st.filter}'`);
+        const slot = await this.pool.acquire({ name: st.filter, path: entry.path, sha256: entry.sha256, config: entry.config, maxMemoryPages: entry.maxMemoryPages });
+        plan.acquired.push(slot);
+        stages.push(this.pool.attach(slot, this.nextContext++, st.config, config.failure, config.name));
+      }
+    } catch (err) {
+      for (const st of stages) this.pool.detach(st);
+      throw new Error(`segment '${config.name}': ${(err as Error).message}`);
+    }
+    return stages;
+  }
+
+  private addSegment(config: SegmentConfig, sockets: SegmentSockets, stages: ChainStage[]): void {
+    const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize);
+    seg.stages = stages;
+    for (const st of stages) this.stageOwner.set(st.ctx, seg);
+    this.segments.set(config.name, seg);
+  }
+
+  private removeSegment(seg: SegmentRuntime): void {
+    seg.close();
+    for (const st of seg.stages) {
+      this.stageOwner.delete(st.ctx);
+      this.pool.detach(st);
+    }
+    seg.stages = [];
+    this.segments.delete(seg.name);
+    this.chainKeys.delete(seg.name);
+  }
+
+  /** Replaces a running segment's chain between two batches, carrying state stage by stage. */
+  private swapChain(seg: SegmentRuntime, next: ChainStage[]): void {
+    seg.flush(); // what has arrived goes through the old chain, whole
+    const carried: string[] = [];
+    const fresh: string[] = [];
+    const old = seg.stages;
+    for (const st of next) {
+      const before = old.find((o) => o.filterName === st.filterName);
+      const from = before?.live;
+      const to = st.live;
+      if (before) st.stats = before.stats;
+      if (!from || !to) {
+        fresh.push(st.filterName);
+        continue;
+      }
+      try {
+        const blob = from.exportState(before!.ctx);
+        if (blob === undefined) {
+          fresh.push(st.filterName);
+          continue;
+        }
+        const result = to.importState(st.ctx, blob);
+        (result.ok ? carried : fresh).push(st.filterName);
+        if (!result.ok) this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state not carried over: ${result.reason}` });
+      } catch (err) {
+        fresh.push(st.filterName);
+        this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
+      }
+    }
+    seg.stages = next;
+    for (const st of next) this.stageOwner.set(st.ctx, seg);
+    for (const st of old) {
+      this.stageOwner.delete(st.ctx);
+      this.pool.detach(st);
+    }
+    this.options.onEvent?.({ type: "swap", segment: seg.name, carried, fresh });
+  }
+
+  // ---- timers (msm.timer_set) ----
+
+  private timerSet(instance: FilterInstance, ctx: number, timer: number, delayUs: number): void {
+    let m = this.timers.get(instance);
+    if (!m) this.timers.set(instance, (m = new Map()));
+    const key = ctx * MAX_TIMERS_PER_CONTEXT + timer;
+    clearTimeout(m.get(key));
+    const handle = setTimeout(() => this.timerFired(instance, ctx, timer, key), Math.max(0, delayUs / 1000));
+    m.set(key, handle);
+  }
+
+  private timerCancel(instance: FilterInstance, ctx: number, timer: number): void {
+    const m = this.timers.get(instance);
+    const key = ctx * MAX_TIMERS_PER_CONTEXT + timer;
+    const handle = m?.get(key);
+    if (handle !== undefined) {
+      clearTimeout(handle);
+      m!.delete(key);
+    }
+  }
+
+  private timerCancelAll(instance: FilterInstance): void {
+    const m = this.timers.get(instance);
+    if (!m) return;
+    for (const t of m.values()) clearTimeout(t);
+    this.timers.delete(instance);
+  }
+
+  private timerFired(instance: FilterInstance, ctx: number, timer: number, key: number): void {
+    this.timers.get(instance)?.delete(key);
+    const seg = this.stageOwner.get(ctx);
+    if (!seg || instance.failure) return;
+    const index = seg.stages.findIndex((s) => s.ctx === ctx && s.slot.instance === instance);
+    const stage = seg.stages[index];
+    if (!stage || stage.live !== instance) return;
+    seg.flush();
+    instance.setClock(performance.now() * 1000, Date.now() * 1000);
+    let out: number;
+    this.options.beacon?.enter(stage.slot.id);
+    try {
+      out = instance.onTimer(ctx, timer);
+    } catch (err) {
+      this.pool.handleFailure(stage.slot, err as Error);
+      return;
+    } finally {
+      this.options.beacon?.leave();
+    }
+    if (out > 0) seg.runTimerOutputs(index, out);
+  }
+}

@@ -1,0 +1,68 @@
+// Entry point of a data-plane worker. Under Node it runs as a worker thread; under Bun, whose
+// worker threads cannot be terminated while inside WebAssembly, as a child process. Either way it
+// answers the same messages (see WorkerRequest in worker-protocol.ts).
+import { parentPort, workerData } from "node:worker_threads";
+import { DataPlane } from "./dataplane.js";
+import { WatchdogBeacon } from "./watchdog-beacon.js";
+import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
+
+type Send = (message: WorkerReply) => void;
+
+function openBeacon(init: WorkerInit): WatchdogBeacon | undefined {
+  if (init.beacon instanceof SharedArrayBuffer) return new WatchdogBeacon(init.beacon);
+  if (typeof init.beaconFile === "string") {
+    const bun = (globalThis as { Bun?: { mmap(path: string): Uint8Array } }).Bun;
+    if (bun) return new WatchdogBeacon(bun.mmap(init.beaconFile));
+  }
+  return undefined;
+}
+
+function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequest) => void) => void, exit: () => void): void {
+  const plane = new DataPlane({
+    batchSize: init.batchSize,
+    socketReceiveBuffer: init.socketReceiveBuffer,
+    beacon: openBeacon(init),
+    onEvent: (event) => send({ type: "event", event }),
+  });
+  onMessage(async (m) => {
+    try {
+      switch (m.type) {
+        case "prepare":
+          send({ type: "reply", id: m.id, errors: await plane.prepare(m.request) });
+          break;
+        case "commit": {
+          const errors = await plane.commit();
+          send({ type: "reply", id: m.id, errors, instances: plane.instanceMap(), segments: plane.snapshot() });
+          break;
+        }
+        case "abort":
+          plane.abort();
+          send({ type: "reply", id: m.id, errors: [] });
+          break;
+        case "stats":
+          send({ type: "reply", id: m.id, errors: [], segments: plane.snapshot(), instances: plane.instanceMap() });
+          break;
+        case "close":
+          plane.close();
+          send({ type: "reply", id: m.id, errors: [] });
+          exit();
+          break;
+      }
+    } catch (err) {
+      send({ type: "reply", id: m.id, errors: [{ segment: "", message: `worker error: ${(err as Error).stack ?? err}` }] });
+    }
+  });
+  send({ type: "ready" });
+}
+
+if (parentPort) {
+  const port = parentPort;
+  serve(workerData as WorkerInit, (m) => port.postMessage(m), (h) => port.on("message", h), () => port.close());
+} else if (process.send) {
+  // child-process mode: the first message is the init
+  const send = process.send.bind(process);
+  process.once("message", (init: WorkerInit) => {
+    serve(init, (m) => send(m), (h) => process.on("message", h), () => process.exit(0));
+  });
+  process.on("disconnect", () => process.exit(0));
+}

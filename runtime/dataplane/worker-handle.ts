@@ -1,0 +1,138 @@
+// The main thread's side of one data-plane worker: start it (thread, or process under Bun),
+// talk to it by request id, watch its beacon, and terminate it when told.
+import { fork, type ChildProcess } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { BEACON_BYTES, WatchdogBeacon } from "./watchdog-beacon.js";
+import type { InstanceUsers, WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
+import type { DataPlaneEvent, SegmentError } from "./dataplane.js";
+import type { SegmentSnapshot } from "./snapshot.js";
+
+const ENTRY = new URL("./worker-entry.js", import.meta.url);
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+export type Reply = Extract<WorkerReply, { type: "reply" }>;
+type WorkerRequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
+
+/** How workers run: threads under Node; processes under Bun (its threads cannot be terminated inside WebAssembly). */
+export const WORKER_MODE: "thread" | "process" = isBun ? "process" : "thread";
+
+export class WorkerHandle {
+  readonly beacon: WatchdogBeacon;
+  instances: InstanceUsers[] = [];
+  lastSegments: SegmentSnapshot[] = [];
+  private readonly pending = new Map<number, (reply: Reply) => void>();
+  private nextId = 1;
+  private thread: Worker | undefined;
+  private child: ChildProcess | undefined;
+  private beaconFile: string | undefined;
+  private exited = false;
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly index: number,
+    init: Omit<WorkerInit, "beacon" | "beaconFile" | "index">,
+    private readonly onEvent: (event: DataPlaneEvent) => void,
+    private readonly onExit: (code: number | null) => void,
+  ) {
+    let resolveReady!: () => void;
+    this.ready = new Promise((r) => (resolveReady = r));
+    const onMessage = (m: WorkerReply): void => {
+      if (m.type === "ready") resolveReady();
+      else if (m.type === "event") this.onEvent(m.event);
+      else {
+        const waiter = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        waiter?.(m);
+      }
+    };
+    const exit = (code: number | null): void => {
+      if (this.exited) return;
+      this.exited = true;
+      for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${index} exited` }] });
+      this.pending.clear();
+      this.cleanupBeacon();
+      resolveReady();
+      this.onExit(code);
+    };
+    if (WORKER_MODE === "thread") {
+      const sab = new SharedArrayBuffer(BEACON_BYTES);
+      this.beacon = new WatchdogBeacon(sab);
+      this.thread = new Worker(ENTRY, { workerData: { ...init, index, beacon: sab } satisfies WorkerInit });
+      this.thread.on("message", onMessage);
+      this.thread.on("error", (err) => this.onEvent({ type: "error", segment: "", message: `worker ${index}: ${err.stack ?? err}` }));
+      this.thread.on("exit", exit);
+    } else {
+      this.beaconFile = join(process.platform === "linux" ? "/dev/shm" : tmpdir(), `msm-beacon-${process.pid}-${index}-${Date.now()}`);
+      writeFileSync(this.beaconFile, new Uint8Array(BEACON_BYTES));
+      const bun = (globalThis as unknown as { Bun: { mmap(path: string): Uint8Array } }).Bun;
+      this.beacon = new WatchdogBeacon(bun.mmap(this.beaconFile));
+      this.child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      this.child.on("message", (m) => onMessage(m as WorkerReply));
+      this.child.on("exit", (code) => exit(code));
+      this.child.send({ ...init, index, beaconFile: this.beaconFile } satisfies WorkerInit);
+    }
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  request(message: WorkerRequestBody): Promise<Reply> {
+    if (this.exited) return Promise.resolve({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${this.index} is not running` }] });
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      const full = { ...message, id } as WorkerRequest;
+      if (this.thread) this.thread.postMessage(full);
+      else this.child!.send(full);
+    });
+  }
+
+  async prepare(request: Extract<WorkerRequest, { type: "prepare" }>["request"]): Promise<SegmentError[]> {
+    return (await this.request({ type: "prepare", request })).errors;
+  }
+
+  async commit(): Promise<SegmentError[]> {
+    const reply = await this.request({ type: "commit" });
+    if (reply.instances) this.instances = reply.instances;
+    if (reply.segments) this.lastSegments = reply.segments;
+    return reply.errors;
+  }
+
+  async stats(): Promise<SegmentSnapshot[]> {
+    const reply = await this.request({ type: "stats" });
+    if (reply.instances) this.instances = reply.instances;
+    if (reply.segments) this.lastSegments = reply.segments;
+    return this.lastSegments;
+  }
+
+  /** Ends the worker at once, even inside an endless loop. */
+  async kill(): Promise<void> {
+    if (this.exited) return;
+    if (this.thread) await this.thread.terminate();
+    else {
+      const child = this.child!;
+      await new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      });
+    }
+  }
+
+  /** Asks the worker to close its sockets and exit; kills it if it does not within a second. */
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 1000).unref());
+    const closed = this.request({ type: "close" });
+    if ((await Promise.race([closed, timeout])) === "timeout") await this.kill();
+    else if (this.child) await new Promise<void>((r) => (this.exited ? r() : this.child!.once("exit", () => r())));
+    else await this.thread!.terminate();
+  }
+
+  private cleanupBeacon(): void {
+    if (this.beaconFile) rmSync(this.beaconFile, { force: true });
+  }
+}

@@ -1,0 +1,31 @@
+// Messages between the proxy's main thread and its data-plane workers.
+import type { ApplyRequest, DataPlaneEvent, SegmentError } from "./dataplane.js";
+import type { SegmentSnapshot } from "./snapshot.js";
+
+export interface WorkerInit {
+  readonly index: number;
+  readonly batchSize: number;
+  readonly socketReceiveBuffer: number;
+  /** Thread mode: the watchdog beacon's memory. */
+  readonly beacon?: SharedArrayBuffer;
+  /** Process mode (Bun): a file in /dev/shm both sides map. */
+  readonly beaconFile?: string;
+}
+
+export type WorkerRequest =
+  | { type: "prepare"; id: number; request: ApplyRequest }
+  | { type: "commit"; id: number }
+  | { type: "abort"; id: number }
+  | { type: "stats"; id: number }
+  | { type: "close"; id: number };
+
+export interface InstanceUsers {
+  id: number;
+  filter: string;
+  users: { segment: string; stage: number }[];
+}
+
+export type WorkerReply =
+  | { type: "ready" }
+  | { type: "event"; event: DataPlaneEvent }
+  | { type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[] };

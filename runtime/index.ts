@@ -1,0 +1,18 @@
+// The runtime's public entry point: what the CLI, the control plane, the SDK harness, tests and
+// benchmarks may import. Everything else under runtime/ is internal.
+export { Proxy, ApplyError, type ProxyEvent, type ProxySnapshot } from "./proxy.js";
+export {
+  ConfigError, loadProxyConfigFile, validateProxyConfig, proxyConfigSchema,
+  type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
+} from "./config/proxy-config.js";
+export { FilterInstance, type FilterHostServices, type ArenaLayout } from "./filter-host/filter-instance.js";
+export { loadFilterModule, compileFilterModule, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";
+export { FilterLoadError, FilterConfigError, FilterFailure } from "./filter-host/errors.js";
+export { HISTOGRAM_BOUNDS, type HistogramValue } from "./filter-host/metrics.js";
+export { dropReasonName } from "./chain/stats.js";
+export { DataPlane, type ApplyRequest, type DataPlaneEvent } from "./dataplane/dataplane.js";
+export type { SegmentSnapshot, StageSnapshot } from "./dataplane/snapshot.js";
+export { WORKER_MODE } from "./dataplane/worker-handle.js";
+export { renderPrometheus } from "./admin/prometheus.js";
+export { startAdminServer, type AdminServer } from "./admin/admin-server.js";
+export * as abi from "../sdk/abi/constants.js";

@@ -1,0 +1,198 @@
+// The proxy: data-plane workers, the segments assigned to them, all-or-nothing config changes,
+// and the watchdog that restarts a worker stuck inside a filter.
+import { EventEmitter } from "node:events";
+import type { ProxyConfig, SegmentConfig } from "./config/proxy-config.js";
+import type { DataPlaneEvent, SegmentError } from "./dataplane/dataplane.js";
+import type { SegmentSnapshot } from "./dataplane/snapshot.js";
+import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
+
+/** A config change that could not be applied; nothing of it was. */
+export class ApplyError extends Error {
+  override readonly name = "ApplyError";
+  constructor(readonly errors: readonly SegmentError[]) {
+    super(`config not applied, the running config is unchanged:\n  ${errors.map((e) => (e.segment ? `segment '${e.segment}': ` : "") + e.message.replace(`segment '${e.segment}': `, "")).join("\n  ")}`);
+  }
+}
+
+export type ProxyEvent =
+  | DataPlaneEvent
+  | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
+  | { type: "worker-exit"; worker: number; code: number | null };
+
+interface ProxyEvents {
+  event: [ProxyEvent];
+}
+
+function workerFor(seg: SegmentConfig, workers: number): number {
+  if (seg.worker !== undefined) return seg.worker;
+  let h = 0;
+  for (const ch of seg.name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return h % workers;
+}
+
+export interface ProxySnapshot {
+  workers: number;
+  workerMode: "thread" | "process";
+  segments: (SegmentSnapshot & { worker: number })[];
+  watchdogRestarts: number;
+}
+
+export class Proxy extends EventEmitter<ProxyEvents> {
+  private workers: WorkerHandle[] = [];
+  private config: ProxyConfig;
+  private readonly stuck = new Map<string, number>(); // "segment#stage" -> watchdog kills
+  private watchdogTimer: NodeJS.Timeout | undefined;
+  private applying: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  watchdogRestarts = 0;
+  private crashDelay = 100;
+  private lastCrash = 0;
+
+  private constructor(config: ProxyConfig) {
+    super();
+    this.config = config;
+  }
+
+  /** Starts workers and applies the config. Throws ApplyError (and stops) if it cannot. */
+  static async start(config: ProxyConfig): Promise<Proxy> {
+    const proxy = new Proxy(config);
+    for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
+    await Promise.all(proxy.workers.map((w) => w.ready));
+    try {
+      await proxy.applyNow(config);
+    } catch (err) {
+      await proxy.close();
+      throw err;
+    }
+    proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
+    proxy.watchdogTimer.unref();
+    return proxy;
+  }
+
+  get currentConfig(): ProxyConfig {
+    return this.config;
+  }
+
+  /** Applies a new config: every worker prepares, then all commit; or none does. */
+  apply(config: ProxyConfig): Promise<void> {
+    const run = this.applying.then(() => this.applyNow(config));
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  async stats(): Promise<ProxySnapshot> {
+    const perWorker = await Promise.all(this.workers.map((w) => w.stats()));
+    return {
+      workers: this.workers.length,
+      workerMode: WORKER_MODE,
+      segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...s, worker }))),
+      watchdogRestarts: this.watchdogRestarts,
+    };
+  }
+
+  /** Local ports of a segment (useful when the config asked for port 0). */
+  async ports(segment: string): Promise<SegmentSnapshot["ports"] | undefined> {
+    const snap = await this.stats();
+    return snap.segments.find((s) => s.name === segment)?.ports;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.watchdogTimer);
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+
+  private spawn(index: number): WorkerHandle {
+    const handle = new WorkerHandle(
+      index,
+      { batchSize: this.config.batchSize, socketReceiveBuffer: this.config.socketReceiveBuffer },
+      (event) => this.emit("event", event),
+      (code) => {
+        if (this.closed || this.workers[index] !== handle) return;
+        this.emit("event", { type: "worker-exit", worker: index, code });
+        // a crash loop must not spin: back off from 100 ms up to 5 s
+        const now = Date.now();
+        this.crashDelay = now - this.lastCrash > 10_000 ? 100 : Math.min(this.crashDelay * 2, 5000);
+        this.lastCrash = now;
+        setTimeout(() => void this.restartWorker(index), this.crashDelay).unref();
+      },
+    );
+    return handle;
+  }
+
+  private segmentsOf(config: ProxyConfig, worker: number): SegmentConfig[] {
+    return config.segments.filter((s) => workerFor(s, config.workers) === worker);
+  }
+
+  private stuckFor(segments: SegmentConfig[]): { segment: string; stage: number; count: number }[] {
+    const names = new Set(segments.map((s) => s.name));
+    const out: { segment: string; stage: number; count: number }[] = [];
+    for (const [key, count] of this.stuck) {
+      const [segment, stage] = key.split("#") as [string, string];
+      if (names.has(segment)) out.push({ segment, stage: Number(stage), count });
+    }
+    return out;
+  }
+
+  private async applyNow(config: ProxyConfig): Promise<void> {
+    if (config.workers !== this.workers.length) {
+      throw new ApplyError([{ segment: "", message: `workers: cannot change from ${this.workers.length} to ${config.workers} while running; restart the proxy` }]);
+    }
+    const prepared = await Promise.all(
+      this.workers.map((w, i) => w.prepare({ filters: config.filters, segments: this.segmentsOf(config, i) })),
+    );
+    const errors = prepared.flat();
+    if (errors.length > 0) {
+      await Promise.all(this.workers.map((w) => w.request({ type: "abort" })));
+      throw new ApplyError(errors);
+    }
+    const committed = (await Promise.all(this.workers.map((w) => w.commit()))).flat();
+    this.config = config;
+    // forget watchdog history of segments whose chain is gone
+    for (const key of [...this.stuck.keys()]) {
+      if (!config.segments.some((s) => key.startsWith(`${s.name}#`))) this.stuck.delete(key);
+    }
+    if (committed.length > 0) throw new ApplyError(committed);
+  }
+
+  private checkWatchdog(): void {
+    const limit = this.config.watchdog.stuckMs;
+    this.workers.forEach((w, index) => {
+      if (!w.alive) return;
+      const slot = w.beacon.stuckSlot(limit);
+      if (slot === 0) return;
+      const culprit = w.instances.find((i) => i.id === slot);
+      for (const u of culprit?.users ?? []) {
+        const key = `${u.segment}#${u.stage}`;
+        this.stuck.set(key, (this.stuck.get(key) ?? 0) + 1);
+      }
+      this.watchdogRestarts++;
+      this.emit("event", {
+        type: "watchdog",
+        worker: index,
+        filter: culprit?.filter ?? `slot ${slot}`,
+        segments: culprit?.users.map((u) => u.segment) ?? [],
+        stuckMs: limit,
+      });
+      void this.restartWorker(index);
+    });
+  }
+
+  private async restartWorker(index: number): Promise<void> {
+    if (this.closed) return;
+    const old = this.workers[index]!;
+    const replacement = this.spawn(index);
+    this.workers[index] = replacement; // from now on, the old one's exit is not news
+    await old.kill();
+    await replacement.ready;
+    const segments = this.segmentsOf(this.config, index);
+    const errors = await replacement.prepare({ filters: this.config.filters, segments, stuck: this.stuckFor(segments) });
+    if (errors.length > 0) {
+      for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
+      await replacement.request({ type: "abort" });
+      return;
+    }
+    for (const e of await replacement.commit()) this.emit("event", { type: "error", segment: e.segment, message: e.message });
+  }
+}

@@ -1,0 +1,47 @@
+// Compiles every AssemblyScript filter (filters/<name>/assembly/index.ts) and the test
+// fixture filters (test/fixtures/filters/assembly/*.ts) to .wasm with the SDK's flags.
+// Usage: node scripts/build-filters.mjs [--checked]
+//   --checked  also build <name>.checked.wasm with --uncheckedBehavior never (used by tests)
+import { readdirSync, existsSync, mkdirSync } from "node:fs";
+import { join, dirname, basename } from "node:path";
+import { fileURLToPath } from "node:url";
+import asc from "assemblyscript/asc";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const sdkFlags = [
+  "--runtime", "stub",
+  "--importMemory",
+  "--initialMemory", "4",
+  "--maximumMemory", "256",
+  "--exportStart", "_initialize",
+  "--optimizeLevel", "3",
+  "--shrinkLevel", "0",
+  "--enable", "simd",
+];
+
+async function compile(entry, outFile, extra = []) {
+  mkdirSync(dirname(outFile), { recursive: true });
+  const { error, stderr } = await asc.main([entry, "--outFile", outFile, ...sdkFlags, ...extra]);
+  if (error) {
+    process.stderr.write(stderr.toString());
+    throw new Error(`asc failed for ${entry}: ${error.message}`);
+  }
+}
+
+const jobs = [];
+const filtersDir = join(root, "filters");
+for (const name of existsSync(filtersDir) ? readdirSync(filtersDir) : []) {
+  const entry = join(filtersDir, name, "assembly", "index.ts");
+  if (!existsSync(entry)) continue;
+  const out = join(filtersDir, name, "build");
+  jobs.push(compile(entry, join(out, `${name}.wasm`)));
+  jobs.push(compile(entry, join(out, `${name}.checked.wasm`), ["--uncheckedBehavior", "never", "--debug"]));
+}
+const fixturesDir = join(root, "test", "fixtures", "filters");
+const fixtureSources = join(fixturesDir, "assembly");
+for (const file of existsSync(fixtureSources) ? readdirSync(fixtureSources) : []) {
+  if (!file.endsWith(".ts")) continue;
+  jobs.push(compile(join(fixtureSources, file), join(fixturesDir, "build", basename(file, ".ts") + ".wasm")));
+}
+await Promise.all(jobs);
+console.log(`built ${jobs.length} wasm modules`);

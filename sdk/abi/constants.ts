@@ -1,0 +1,151 @@
+// The numbers of MSM filter ABI v1: the one source of truth for both sides.
+// This file is compiled twice: by AssemblyScript into every filter (through
+// sdk/assembly) and by TypeScript into the host (runtime/). Keep it to plain
+// enums and integer constants so that it means the same thing to both.
+// docs/abi.md explains every value.
+
+export const ABI_VERSION_MAJOR = 1;
+export const ABI_VERSION_MINOR = 0;
+/** Name of the version marker export a v1.0 module carries. */
+export const ABI_VERSION_EXPORT = "msm_abi_version_1_0";
+
+/** Verdict a filter writes into a packet's descriptor. */
+export enum Verdict {
+  Pass = 0,
+  Drop = 1,
+  Hold = 2,
+}
+
+/** Descriptor flag bits (descriptor field `flags`). */
+export enum PacketFlag {
+  /** The packet is RTCP (set by the host from the socket or by RFC 5761 demultiplexing). */
+  Rtcp = 1,
+  /** The packet flows upstream: feedback from a receiver toward the sender. */
+  Upstream = 2,
+  /** The packet arrived over IPv6. */
+  Ipv6 = 4,
+  /** The packet was created by a filter earlier in the chain (output area), not received. */
+  Generated = 8,
+}
+
+/** Drop reason codes. 0-255 are the host's and the SDK's; 256-65535 are the filter's own. */
+export enum DropReason {
+  Unspecified = 0,
+  // RTP checks (RFC 3550 A.1)
+  TooShort = 1,
+  BadVersion = 2,
+  BadPadding = 3,
+  CsrcOverrun = 4,
+  ExtensionOverrun = 5,
+  RtcpInRtpRange = 6,
+  Probation = 7,
+  BadSequence = 8,
+  // RTCP checks (RFC 3550 A.2)
+  RtcpBadFirst = 16,
+  RtcpBadLength = 17,
+  RtcpBadCompound = 18,
+  // policy
+  SsrcNotAllowed = 32,
+  PayloadTypeNotAllowed = 33,
+  TooLarge = 34,
+  RateLimitPackets = 35,
+  RateLimitBits = 36,
+  TooManySources = 37,
+  // host-assigned (a filter never writes these)
+  HostFilterFailed = 200,
+  HostBadDescriptor = 201,
+  HostNoDestination = 202,
+  HostSendFailed = 203,
+  HostBackpressure = 204,
+  /** First code a filter may define for itself. */
+  FilterDefinedBase = 256,
+}
+
+/** Status codes returned by module exports and host imports. */
+export enum Status {
+  Ok = 0,
+  /** The config (root or context) is invalid; the message was set with set_error. */
+  BadConfig = 1,
+  /** An argument was out of range (an unknown context, timer or metric id, a bad pointer). */
+  BadArgument = 2,
+  /** A fixed table is full (contexts, timers, metrics, sources). */
+  NoSpace = 3,
+  /** A state blob was written by an incompatible filter version. */
+  BadState = 4,
+  /** The call is not allowed at this point (for example metric_define after the root is configured). */
+  NotAllowed = 5,
+  /** Unspecified failure. */
+  Failed = 6,
+}
+
+/** Metric kinds for metric_define. */
+export enum MetricKind {
+  Counter = 0,
+  Gauge = 1,
+  Histogram = 2,
+}
+
+/** Log levels for log(). */
+export enum LogLevel {
+  Trace = 0,
+  Debug = 1,
+  Info = 2,
+  Warn = 3,
+  Error = 4,
+}
+
+/** Output-packet destinations (output descriptor field `dest`). */
+export enum Dest {
+  /** Continue in the packet's direction (flags) to the segment's normal destinations. */
+  Forward = 0,
+  /** Go back the other way: toward the sender for a downstream packet, toward the receivers for an upstream one. */
+  Reverse = 1,
+  /** Dest >= DestinationIndexBase: only to destination (dest - DestinationIndexBase) of the segment. */
+  DestinationIndexBase = 16,
+}
+
+/** Host feature bits: what the host offers (host import features()) and what a module requires (export msm_required_features). */
+export enum HostFeature {
+  Log = 1,
+  Time = 2,
+  Metrics = 4,
+  Timers = 8,
+  Random = 16,
+  StateTransfer = 32,
+  OutputArea = 64,
+}
+/** Every feature this host implements. */
+export const HOST_FEATURES_V1 = 127;
+
+// ---- arena layout (little-endian; byte offsets) ----
+/** Arena header: the structure whose address msm_arena() returns. */
+export const ARENA_MAGIC = 0x414d534d; // "MSMA" as little-endian u32
+export const ARENA_HEADER_SIZE = 64;
+export const AH_MAGIC = 0; //           u32  ARENA_MAGIC
+export const AH_BATCH_CAPACITY = 4; //  u32  descriptors in the batch table
+export const AH_DESC_TABLE = 8; //      u32  address of the batch descriptor table
+export const AH_SLOT_BASE = 12; //      u32  address of the first batch packet slot
+export const AH_SLOT_SIZE = 16; //      u32  bytes per packet slot (batch and output)
+export const AH_HEADROOM = 20; //       u32  bytes in front of each packet the filter may prepend into
+export const AH_OUT_CAPACITY = 24; //   u32  descriptors in the output table
+export const AH_OUT_TABLE = 28; //      u32  address of the output descriptor table
+export const AH_OUT_SLOT_BASE = 32; //  u32  address of the first output packet slot
+export const AH_SCRATCH = 36; //        u32  address of the scratch area (config, state blobs)
+export const AH_SCRATCH_SIZE = 40; //   u32  bytes in the scratch area
+
+/** Batch and output descriptor: DESC_SIZE bytes each. */
+export const DESC_SIZE = 32;
+export const D_OFFSET = 0; //   u32  address of the packet's first byte (filter may move it into headroom)
+export const D_LENGTH = 4; //   u32  packet length (filter may change it, up to the slot's end)
+export const D_CONTEXT = 8; //  u32  context id of the stream segment
+export const D_FLAGS = 12; //   u16  PacketFlag bits
+export const D_VERDICT = 14; // u8   Verdict (filter writes; host sets Pass before the call)
+export const D_DEST = 15; //    u8   Dest (output descriptors; ignored in the batch)
+export const D_REASON = 16; //  u32  DropReason when verdict is Drop
+export const D_AUX = 20; //     u32  input: source port; output: port offset (for example +2 for column FEC)
+export const D_ARRIVAL = 24; // i64  arrival time, microseconds on the host's monotonic clock
+
+/** Limits. */
+export const MAX_TIMERS_PER_CONTEXT = 8;
+export const MAX_METRICS = 64;
+export const ROOT_CONTEXT = 0;

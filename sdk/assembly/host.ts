@@ -1,0 +1,144 @@
+// Host imports (docs/abi.md "Provided by the host") and friendly wrappers.
+// Only the imports a filter actually calls end up in its .wasm.
+import { LogLevel, MetricKind, Status } from "../abi/constants";
+
+// ---- raw imports: exactly the ABI ----
+
+@external("msm", "log")
+export declare function msm_log(level: i32, ptr: usize, len: i32): void;
+@external("msm", "set_error")
+export declare function msm_set_error(ptr: usize, len: i32): void;
+@external("msm", "now_us")
+export declare function msm_now_us(): i64;
+@external("msm", "wall_us")
+export declare function msm_wall_us(): i64;
+@external("msm", "features")
+export declare function msm_features(): i32;
+@external("msm", "metric_define")
+export declare function msm_metric_define(kind: i32, namePtr: usize, nameLen: i32): i32;
+@external("msm", "metric_add")
+export declare function msm_metric_add(id: i32, ctx: u32, delta: f64): i32;
+@external("msm", "metric_set")
+export declare function msm_metric_set(id: i32, ctx: u32, value: f64): i32;
+@external("msm", "metric_record")
+export declare function msm_metric_record(id: i32, ctx: u32, value: f64): i32;
+@external("msm", "timer_set")
+export declare function msm_timer_set(ctx: u32, timer: i32, delayUs: i64): i32;
+@external("msm", "timer_cancel")
+export declare function msm_timer_cancel(ctx: u32, timer: i32): i32;
+@external("msm", "random_bytes")
+export declare function msm_random_bytes(ptr: usize, len: i32): i32;
+
+// ---- text ----
+
+/** Bytes of UTF-8 a log line or error message may take; the host keeps 1024 of an error. */
+export const TEXT_MAX_BYTES: i32 = 2048;
+const TEXT_BUF: usize = heap.alloc(TEXT_MAX_BYTES);
+
+/** Encodes `s` as UTF-8 into the static text buffer (truncating) and returns the byte count. */
+function encodeText(s: string): i32 {
+  // Each UTF-16 unit is at most 3 UTF-8 bytes; a surrogate pair (2 units) is 4.
+  let units = s.length;
+  const maxUnits = TEXT_MAX_BYTES / 3;
+  if (units > maxUnits) {
+    units = maxUnits;
+    // Do not cut a surrogate pair in half (that would encode a lone surrogate).
+    const last = s.charCodeAt(units - 1);
+    if (last >= 0xd800 && last < 0xdc00) units--;
+  }
+  return <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), units, TEXT_BUF, false);
+}
+
+/** Writes a log line at `level` (rate-limited by the host). */
+export function log(level: LogLevel, message: string): void {
+  const len = encodeText(message);
+  msm_log(level, TEXT_BUF, len);
+}
+
+/** Sets the message that explains the non-Ok Status the current export is about to return. */
+export function setError(message: string): void {
+  const len = encodeText(message);
+  msm_set_error(TEXT_BUF, len);
+}
+
+// ---- time ----
+
+/** Monotonic microseconds, frozen for the whole of one on_batch / on_timer call. */
+@inline export function nowUs(): i64 {
+  return msm_now_us();
+}
+
+/** Unix time in microseconds (for RTCP sender reports), frozen like nowUs(). */
+@inline export function wallUs(): i64 {
+  return msm_wall_us();
+}
+
+/** The HostFeature bits this host implements. */
+@inline export function hostFeatures(): i32 {
+  return msm_features();
+}
+
+// ---- metrics ----
+
+/**
+ * Defines a metric (only during _initialize or configureRoot) and returns its id (>= 0), or a
+ * negative Status. The name must match [a-z][a-z0-9_]*, at most 64 bytes.
+ */
+export function defineMetric(kind: MetricKind, name: string): i32 {
+  const len = encodeText(name);
+  return msm_metric_define(kind, TEXT_BUF, len);
+}
+
+export function defineCounter(name: string): i32 {
+  return defineMetric(MetricKind.Counter, name);
+}
+
+export function defineGauge(name: string): i32 {
+  return defineMetric(MetricKind.Gauge, name);
+}
+
+export function defineHistogram(name: string): i32 {
+  return defineMetric(MetricKind.Histogram, name);
+}
+
+/** Adds `delta` (>= 0) to counter `id` of context `ctx`. */
+@inline export function metricAdd(id: i32, ctx: u32, delta: i64 = 1): Status {
+  return msm_metric_add(id, ctx, <f64>delta);
+}
+
+/** Sets gauge `id` of context `ctx`. */
+@inline export function metricSet(id: i32, ctx: u32, value: i64): Status {
+  return msm_metric_set(id, ctx, <f64>value);
+}
+
+/** Records one observation in histogram `id` of context `ctx`. */
+@inline export function metricRecord(id: i32, ctx: u32, value: i64): Status {
+  return msm_metric_record(id, ctx, <f64>value);
+}
+
+// ---- timers ----
+
+/** Arms one-shot timer `timer` (0..MAX_TIMERS_PER_CONTEXT-1) of `ctx` to fire in `delayUs`. */
+@inline export function timerSet(ctx: u32, timer: i32, delayUs: i64): Status {
+  return msm_timer_set(ctx, timer, delayUs);
+}
+
+/** Disarms timer `timer` of `ctx`. */
+@inline export function timerCancel(ctx: u32, timer: i32): Status {
+  return msm_timer_cancel(ctx, timer);
+}
+
+// ---- randomness ----
+
+/** Fills [ptr, ptr+len) with cryptographically secure random bytes (len <= 65536). */
+@inline export function randomBytes(ptr: usize, len: i32): Status {
+  return msm_random_bytes(ptr, len);
+}
+
+const RANDOM_WORD: usize = heap.alloc(8);
+
+/** A cryptographically secure random u32 (for SSRCs, initial sequence numbers). */
+export function randomU32(): u32 {
+  msm_random_bytes(RANDOM_WORD, 4);
+  return load<u32>(RANDOM_WORD);
+}

@@ -1,0 +1,33 @@
+// The MSM filter SDK (AssemblyScript). Import from here; re-export "./exports" from your
+// entry file. docs/sdk.md is the guide, docs/abi.md the contract.
+export {
+  Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature,
+  MAX_TIMERS_PER_CONTEXT, MAX_METRICS, ROOT_CONTEXT,
+} from "../abi/constants";
+export {
+  BATCH_CAPACITY, OUT_CAPACITY, SLOT_SIZE, HEADROOM, MAX_PACKET, SCRATCH_SIZE, SCRATCH,
+  batchDesc, outDesc, batchSlot, outSlot,
+  descOffset, setDescOffset, descLength, setDescLength, descContext, setDescContext,
+  descFlags, setDescFlags, descVerdict, setDescVerdict, descDest, setDescDest,
+  descReason, setDescReason, descAux, setDescAux, descArrival, setDescArrival,
+} from "./arena";
+export { loadBe16, loadBe24, loadBe32, loadBe64, storeBe16, storeBe32, storeBe64 } from "./bytes";
+export {
+  log, setError, nowUs, wallUs, hostFeatures,
+  defineMetric, defineCounter, defineGauge, defineHistogram, metricAdd, metricSet, metricRecord,
+  timerSet, timerCancel, randomBytes, randomU32, TEXT_MAX_BYTES,
+} from "./host";
+export { Config } from "./config";
+export { ContextMap } from "./contexts";
+export { Filter, register } from "./filter";
+export { Output } from "./output";
+export { Packet } from "./packet";
+export {
+  RtpPacket, RtpError, RTP_HEADER_SIZE, EXT_PROFILE_ONE_BYTE, EXT_PROFILE_TWO_BYTE,
+} from "./rtp";
+export {
+  RtcpCompound, Rtcp, RtcpError, RtcpType, SdesItem, RtpfbFmt, PsfbFmt,
+  SenderReport, ReceiverReport, ReportBlock, Sdes, Bye, App, Feedback,
+  RTCP_HEADER_SIZE, RTCP_MIN_COMPOUND, REPORT_BLOCK_SIZE,
+} from "./rtcp";
+export { StateReader, StateWriter } from "./state";

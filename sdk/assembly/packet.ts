@@ -1,0 +1,98 @@
+// Packet: a view over one batch descriptor (docs/abi.md "Descriptor"). The object *is* the
+// descriptor's address, so Packet.at(i) allocates nothing.
+import { PacketFlag, Verdict, DESC_SIZE } from "../abi/constants";
+import {
+  DESC_TABLE, SLOT_SIZE, batchDesc, batchSlot,
+  descOffset, setDescOffset, descLength, setDescLength, descContext, descFlags,
+  descVerdict, setDescVerdict, descReason, setDescReason, descAux, descArrival,
+} from "./arena";
+
+@final @unmanaged export class Packet {
+  /** The packet of batch descriptor `i` (0 <= i < the batch count). */
+  @inline static at(i: i32): Packet {
+    return changetype<Packet>(batchDesc(i));
+  }
+
+  /** Address of the descriptor. */
+  @inline get desc(): usize {
+    return changetype<usize>(this);
+  }
+  /** Index in the batch. */
+  @inline get index(): i32 {
+    return <i32>((changetype<usize>(this) - DESC_TABLE) / DESC_SIZE);
+  }
+
+  /** Address of the packet's first byte. */
+  @inline get ptr(): usize {
+    return descOffset(this.desc);
+  }
+  /** Packet length in bytes. */
+  @inline get length(): i32 {
+    return descLength(this.desc);
+  }
+  /** Context id of the segment the packet belongs to. */
+  @inline get context(): u32 {
+    return descContext(this.desc);
+  }
+  /** PacketFlag bits. */
+  @inline get flags(): u16 {
+    return descFlags(this.desc);
+  }
+  @inline get isRtcp(): bool {
+    return (descFlags(this.desc) & PacketFlag.Rtcp) != 0;
+  }
+  @inline get isUpstream(): bool {
+    return (descFlags(this.desc) & PacketFlag.Upstream) != 0;
+  }
+  @inline get isGenerated(): bool {
+    return (descFlags(this.desc) & PacketFlag.Generated) != 0;
+  }
+  /** Arrival time, microseconds on the nowUs() clock. */
+  @inline get arrivalUs(): i64 {
+    return descArrival(this.desc);
+  }
+  /** The UDP port the packet came from. */
+  @inline get sourcePort(): u32 {
+    return descAux(this.desc);
+  }
+  @inline get verdict(): Verdict {
+    return <Verdict>descVerdict(this.desc);
+  }
+  @inline get reason(): u32 {
+    return descReason(this.desc);
+  }
+
+  /** Lets the packet go on down the chain (the verdict the host writes before the call). */
+  @inline pass(): void {
+    setDescVerdict(this.desc, <u8>Verdict.Pass);
+  }
+  /** Drops the packet; the host counts it under `reason` (a DropReason, or >= 256 your own). */
+  @inline drop(reason: u32): void {
+    setDescVerdict(this.desc, <u8>Verdict.Drop);
+    setDescReason(this.desc, reason);
+  }
+  /** Takes the packet out of the chain uncounted; copy what you keep: the slot is reused. */
+  @inline hold(): void {
+    setDescVerdict(this.desc, <u8>Verdict.Hold);
+  }
+
+  /** First byte of the packet's slot (its headroom starts here). */
+  @inline get slotStart(): usize {
+    return batchSlot(this.index);
+  }
+  /** One past the slot's last byte. */
+  @inline get slotEnd(): usize {
+    return batchSlot(this.index) + SLOT_SIZE;
+  }
+
+  /**
+   * Points the descriptor at [ptr, ptr+len) (to prepend into the headroom, trim or grow).
+   * Returns false, changing nothing, if that range leaves the slot.
+   */
+  resize(ptr: usize, len: i32): bool {
+    if (len < 0 || ptr < this.slotStart || ptr + <usize>len > this.slotEnd) return false;
+    setDescOffset(this.desc, ptr);
+    setDescLength(this.desc, len);
+    return true;
+  }
+}

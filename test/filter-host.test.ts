@@ -1,0 +1,100 @@
+// The filter host refuses what docs/abi.md says it must, with a message that says why, and
+// turns a trapping filter into a FilterFailure instead of an exception that escapes.
+import * as assert from "uvu/assert";
+import { readFile } from "node:fs/promises";
+import { FilterHarness, FilterConfigError, FilterFailure, FilterLoadError } from "../sdk/harness/index.js";
+import { sha256Hex } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+
+const test = suite("filter host");
+
+function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
+  const b = new Uint8Array(size);
+  b[0] = 0x80;
+  b[1] = 96;
+  b[2] = seq >> 8;
+  b[3] = seq & 0xff;
+  b[11] = 7;
+  b[12] = firstPayloadByte;
+  return b;
+}
+
+async function rejects(work: Promise<unknown>, kind: Function, pattern: RegExp): Promise<void> {
+  try {
+    await work;
+  } catch (err) {
+    assert.instance(err, kind);
+    assert.match((err as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`expected ${kind.name} matching ${pattern}`);
+}
+
+test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
+  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.0/);
+});
+
+test("a digest mismatch is refused before compiling", async () => {
+  const bytes = new Uint8Array(await readFile(fixture("counter")));
+  const wrong = "0".repeat(64);
+  await rejects(FilterHarness.load(bytes, { sha256: wrong }), FilterLoadError, /digest mismatch: pinned sha256:0{64}, module is sha256:[0-9a-f]{64}/);
+  const ok = await FilterHarness.load(bytes, { sha256: `sha256:${sha256Hex(bytes)}` });
+  assert.ok(ok.createContext({}) > 0);
+});
+
+test("bytes that are not WebAssembly are refused", async () => {
+  await rejects(FilterHarness.load(new TextEncoder().encode("not wasm at all")), FilterLoadError, /not a valid WebAssembly module/);
+});
+
+test("a module without the required exports is refused, naming the export", async () => {
+  // (module (import "env" "memory" (memory 1)) (func (export "msm_abi_version_1_0")))
+  const bytes = new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00,
+    0x02, 0x0f, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x01,
+    0x03, 0x02, 0x01, 0x00,
+    0x07, 0x17, 0x01, 0x13, ...new TextEncoder().encode("msm_abi_version_1_0"), 0x00, 0x00,
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b,
+  ]);
+  await rejects(FilterHarness.load(bytes, { name: "bare" }), FilterLoadError, /missing required export function msm_arena/);
+});
+
+test("a memory minimum above the host's limit is refused", async () => {
+  await rejects(FilterHarness.load(fixture("counter"), { maxMemoryPages: 2 }), FilterLoadError, /memory minimum \d+ pages exceeds the limit of 2 pages/);
+});
+
+test("a config the filter rejects carries the filter's message", async () => {
+  const h = await FilterHarness.load(fixture("misbehave"));
+  assert.throws(() => h.createContext({ reject: "threshold must be positive" }), (err: unknown) =>
+    err instanceof FilterConfigError && /threshold must be positive/.test((err as Error).message));
+  assert.throws(() => h.createContext({ nosuchkey: 1 }), (err: unknown) => err instanceof FilterConfigError && /nosuchkey/.test((err as Error).message));
+  // the instance still works after refusing
+  const ctx = h.createContext({});
+  assert.is(h.run({ ctx, bytes: rtp(1) }).verdict, "pass");
+});
+
+test("a trap becomes a FilterFailure and the instance is never called again", async () => {
+  const h = await FilterHarness.load(fixture("misbehave"));
+  const ctx = h.createContext({});
+  assert.is(h.run({ ctx, bytes: rtp(1) }).verdict, "pass");
+  assert.throws(() => h.run({ ctx, bytes: rtp(2, 0xde) }), (err: unknown) => err instanceof FilterFailure && /msm_on_batch/.test((err as Error).message));
+  assert.throws(() => h.run({ ctx, bytes: rtp(3) }), (err: unknown) => err instanceof FilterFailure);
+});
+
+test("metrics and state export/import work through the harness", async () => {
+  const h = await FilterHarness.load(fixture("counter"));
+  const a = h.createContext({ tag: 7 });
+  for (let i = 0; i < 5; i++) h.run({ ctx: a, bytes: rtp(i) });
+  assert.is(h.metric("packets", a), 5);
+  assert.is(h.metric("tag", a), 7);
+  const blob = h.exportState(a);
+  assert.ok(blob && blob.length > 0);
+  const h2 = await FilterHarness.load(fixture("counter"));
+  const b = h2.createContext({ tag: 8 });
+  assert.equal(h2.importState(b, blob!), { ok: true, reason: "" });
+  h2.run({ ctx: b, bytes: rtp(6) });
+  assert.is(h2.metric("packets", b), 6);
+  assert.equal(h2.importState(b, new Uint8Array([9, 0, 0, 0])).ok, false);
+});
+
+test.run();

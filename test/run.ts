@@ -1,0 +1,90 @@
+// Runs every test file in its own process (under Node, and the proxy's tests again under Bun),
+// each with a time limit, and ends with the line CI reads: `N passed, N failed`.
+// Usage: node dist/test/run.js [filter-substring ...]
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
+const dist = join(root, "dist");
+const FILE_TIMEOUT_MS = 240_000;
+const BUN = join(root, "node_modules", "bun", "bin", "bun.exe");
+/** Test files that exercise the proxy and so run under Bun too. */
+const BUN_TESTS = /\/test\/(proxy|hot-swap|filter-host|failures)[^/]*\.test\.js$/;
+
+function findTests(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...findTests(path));
+    else if (name.endsWith(".test.js")) out.push(path);
+  }
+  return out.sort();
+}
+
+interface Outcome {
+  passed: number;
+  failed: number;
+}
+
+function strip(text: string): string {
+  return text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+function runFile(runtime: string, file: string, label: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(runtime, [file], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => {
+      output += `\n[runner] killed after ${FILE_TIMEOUT_MS} ms\n`;
+      child.kill("SIGKILL");
+    }, FILE_TIMEOUT_MS);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      const text = strip(output);
+      const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      let failed = total - passed - skipped;
+      if (code !== 0 && failed === 0) failed = 1; // crashed, timed out, or a suite never ran
+      if (total === 0 && code === 0) failed = 1; // a file that ran no test is a defect
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      const status = failed > 0 ? "FAIL" : "ok  ";
+      console.log(`${status} ${label} ${relative(root, file)}  (${passed} passed, ${failed} failed, ${secs}s)`);
+      if (failed > 0 || process.env.MSM_TEST_VERBOSE) console.log(text.split("\n").map((l) => `     | ${l}`).join("\n"));
+      resolve({ passed, failed });
+    });
+  });
+}
+
+const filters = process.argv.slice(2);
+const files = [...findTests(join(dist, "test")), ...findTests(join(dist, "filters"))].filter(
+  (f) => !f.includes("/fixtures/") && (filters.length === 0 || filters.some((s) => f.includes(s))),
+);
+let passed = 0;
+let failed = 0;
+for (const file of files) {
+  const r = await runFile(process.execPath, file, "[node]");
+  passed += r.passed;
+  failed += r.failed;
+}
+const bunFiles = files.filter((f) => BUN_TESTS.test(f));
+if (bunFiles.length > 0) {
+  if (!existsSync(BUN)) {
+    console.log(`FAIL [bun]  Bun is missing at ${relative(root, BUN)}: run npm install (the bun package is a dev dependency)`);
+    failed++;
+  } else {
+    for (const file of bunFiles) {
+      const r = await runFile(BUN, file, "[bun] ");
+      passed += r.passed;
+      failed += r.failed;
+    }
+  }
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 ? 1 : 0;
