@@ -230,7 +230,7 @@ export class Config {
     let p = this.firstMember();
     while (p != 0) {
       if (keyEquals(p, this.end, key)) {
-        const v = skipWs(skipString(p, this.end) , this.end);
+        const v = skipWs(skipString(p, this.end), this.end);
         this.valStart = skipWs(v + 1, this.end); // past ':'
         this.valEnd = skipValue(this.valStart, this.end);
         return load<u8>(this.valStart) != 0x6e; /* n(ull) */

@@ -27,7 +27,7 @@ import {
    * offset (0 normally). Returns false, writing nothing, when the area is full or len is out
    * of range.
    */
-  static emit(ctx: u32, ptr: usize, len: i32, flags: u16 = 0, dest: u8 = <u8>Dest.Forward, aux: u32 = 0): bool {
+  static emit(ctx: u32, ptr: usize, len: i32, flags: i32 = 0, dest: i32 = Dest.Forward, aux: u32 = 0): bool {
     const at = Output.reserve();
     if (at == 0 || len < 0 || len > MAX_PACKET) return false;
     memory.copy(at, ptr, <usize>len);
@@ -43,16 +43,16 @@ import {
   }
 
   /** Publishes the packet built at reserve() with `len` bytes. */
-  static commit(ctx: u32, len: i32, flags: u16 = 0, dest: u8 = <u8>Dest.Forward, aux: u32 = 0): bool {
+  static commit(ctx: u32, len: i32, flags: i32 = 0, dest: i32 = Dest.Forward, aux: u32 = 0): bool {
     const j = Output.count;
     if (j >= OUT_CAPACITY || len < 0 || len > MAX_PACKET) return false;
     const d = outDesc(j);
     setDescOffset(d, outSlot(j) + HEADROOM);
     setDescLength(d, len);
     setDescContext(d, ctx);
-    setDescFlags(d, flags);
+    setDescFlags(d, <u16>flags);
     setDescVerdict(d, 0);
-    setDescDest(d, dest);
+    setDescDest(d, <u8>dest);
     setDescReason(d, 0);
     setDescAux(d, aux);
     setDescArrival(d, 0);

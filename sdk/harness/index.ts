@@ -201,3 +201,4 @@ export class FilterHarness {
 
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./runtime.js";
 export * from "../abi/constants.js";
+export * from "./packets.js";

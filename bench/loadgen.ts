@@ -1,0 +1,185 @@
+// The load generator and the sink of the end-to-end benchmark, run as child processes (forked by
+// bench/e2e.ts) so that they do not share a thread, or a process CPU account, with the relay
+// under test. `node loadgen.js gen` sends; `node loadgen.js sink` receives and counts.
+//
+// Packets are RTP (V=2, PT 96, one SSRC, sequence numbers continuous over the whole run so that
+// a validating relay sees one in-order stream) with a stamp after the 12-byte header:
+// [trial id u32][index u32], both big-endian. The sink counts each index of the current trial
+// once; loss = sent - counted.
+//
+// Pacing: every millisecond or so (setTimeout 1) the generator sends what is due by the clock,
+// in one burst, at most four milliseconds' worth, so a late timer cannot turn into a huge burst;
+// if it falls behind, the achieved rate it reports is lower than asked and the trial says so.
+import { createSocket, type Socket } from "node:dgram";
+
+export type LoadgenRequest =
+  | { cmd: "run"; trial: number; port: number; rate: number; durationMs: number; size: number }
+  | { cmd: "arm"; trial: number; expect: number }
+  | { cmd: "collect"; trial: number }
+  | { cmd: "exit" };
+
+export type LoadgenReply =
+  | { type: "ready"; port: number }
+  | { type: "ran"; trial: number; sent: number; sendMs: number; cpuUs: number; sendErrors: number; lateTicks: number }
+  | { type: "armed"; trial: number }
+  | { type: "collected"; trial: number; received: number; duplicates: number; stray: number; cpuUs: number };
+
+const SSRC = 0x4d534d42;
+const BUFFER_BYTES = 4 << 20;
+/** Packets in flight the generator may have queued; each has its own buffer. */
+const RING = 4096;
+/** Largest burst, in milliseconds' worth of packets: how far a late timer may catch up at once. */
+const MAX_BURST_MS = 4;
+
+function reply(m: LoadgenReply): void {
+  process.send!(m);
+}
+
+function cpuUs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return d.user + d.system;
+}
+
+function tune(sock: Socket): void {
+  try {
+    sock.setRecvBufferSize(BUFFER_BYTES);
+    sock.setSendBufferSize(BUFFER_BYTES);
+  } catch {
+    // capped by net.core.rmem_max / wmem_max: the defaults still work
+  }
+}
+
+function generator(): void {
+  const sock = createSocket("udp4");
+  let connectedTo = 0;
+  let ring: Buffer[] = [];
+  let seq = 0;
+  let rtpTime = 0;
+  let sendErrors = 0;
+  const onSent = (err: Error | null): void => {
+    if (err) sendErrors++;
+  };
+
+  const connect = (port: number): Promise<void> => {
+    if (connectedTo === port) return Promise.resolve();
+    if (connectedTo !== 0) sock.disconnect();
+    connectedTo = port;
+    return new Promise((resolve) => sock.connect(port, "127.0.0.1", resolve));
+  };
+
+  const run = async (m: Extract<LoadgenRequest, { cmd: "run" }>): Promise<void> => {
+    await connect(m.port);
+    if (ring.length === 0 || ring[0]!.length !== m.size) {
+      ring = Array.from({ length: RING }, () => {
+        const b = Buffer.alloc(m.size);
+        b[0] = 0x80;
+        b[1] = 96;
+        b.writeUInt32BE(SSRC, 8);
+        return b;
+      });
+    }
+    const total = Math.max(1, Math.round((m.rate * m.durationMs) / 1000));
+    const perMs = m.rate / 1000;
+    const maxBurst = Math.max(1, Math.ceil(perMs * MAX_BURST_MS));
+    const deadline = m.durationMs * 1.5 + 50; // bounded even when the generator cannot keep up
+    sendErrors = 0;
+    let sent = 0;
+    let lateTicks = 0;
+    let next = 0;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let tLast = t0;
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const now = performance.now();
+        const elapsed = now - t0;
+        const due = Math.min(total, Math.floor(elapsed * perMs) + 1);
+        let burst = due - sent;
+        if (burst > maxBurst) {
+          burst = maxBurst;
+          lateTicks++;
+        }
+        // never overwrite a buffer the socket may still be sending
+        if (sock.getSendQueueCount() > RING / 2) burst = 0;
+        for (let i = 0; i < burst; i++) {
+          const b = ring[next]!;
+          next = next + 1 === RING ? 0 : next + 1;
+          b.writeUInt16BE(seq, 2);
+          b.writeUInt32BE(rtpTime >>> 0, 4);
+          b.writeUInt32BE(m.trial, 12);
+          b.writeUInt32BE(sent, 16);
+          seq = (seq + 1) & 0xffff;
+          rtpTime += 90;
+          sock.send(b, onSent);
+          sent++;
+        }
+        if (burst > 0) tLast = performance.now();
+        if (sent >= total || elapsed >= deadline) resolve();
+        else setTimeout(tick, 1);
+      };
+      tick();
+    });
+    // the measured send window: first to last burst, plus the mean gap of one packet
+    const sendMs = tLast - t0 + 1 / perMs;
+    reply({ type: "ran", trial: m.trial, sent, sendMs, cpuUs: cpuUs(cpu0), sendErrors, lateTicks });
+  };
+
+  sock.bind(0, "127.0.0.1", () => {
+    tune(sock);
+    reply({ type: "ready", port: sock.address().port });
+  });
+  process.on("message", (m: LoadgenRequest) => {
+    if (m.cmd === "run") void run(m);
+    else if (m.cmd === "exit") sock.close(() => process.exit(0));
+  });
+}
+
+function sink(): void {
+  const sock = createSocket("udp4");
+  let trial = -1;
+  let seen = new Uint8Array(0);
+  let received = 0;
+  let duplicates = 0;
+  let stray = 0;
+  let cpu0 = process.cpuUsage();
+  sock.on("message", (msg) => {
+    if (msg.length < 20 || msg.readUInt32BE(12) !== trial) {
+      stray++;
+      return;
+    }
+    const index = msg.readUInt32BE(16);
+    if (index >= seen.length) stray++;
+    else if (seen[index] !== 0) duplicates++;
+    else {
+      seen[index] = 1;
+      received++;
+    }
+  });
+  sock.bind(0, "127.0.0.1", () => {
+    tune(sock);
+    reply({ type: "ready", port: sock.address().port });
+  });
+  process.on("message", (m: LoadgenRequest) => {
+    if (m.cmd === "arm") {
+      trial = m.trial;
+      seen = new Uint8Array(m.expect);
+      received = duplicates = stray = 0;
+      cpu0 = process.cpuUsage();
+      reply({ type: "armed", trial });
+    } else if (m.cmd === "collect") {
+      reply({ type: "collected", trial: m.trial, received, duplicates, stray, cpuUs: cpuUs(cpu0) });
+    } else if (m.cmd === "exit") sock.close(() => process.exit(0));
+  });
+}
+
+if (!process.send) {
+  process.stderr.write("bench/loadgen.js is started by bench/run.js (it needs an IPC channel)\n");
+  process.exit(2);
+}
+process.on("disconnect", () => process.exit(0));
+if (process.argv[2] === "gen") generator();
+else if (process.argv[2] === "sink") sink();
+else {
+  process.stderr.write(`loadgen: unknown role '${process.argv[2]}' (gen | sink)\n`);
+  process.exit(2);
+}

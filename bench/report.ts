@@ -1,0 +1,143 @@
+// Turns a results object into text tables (stdout) and into bench/RESULTS.md.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { markdownTable, median, table } from "./common.js";
+import type { E2eResult } from "./e2e.js";
+import type { MicroResult } from "./micro.js";
+
+export interface Machine {
+  readonly cpu: string;
+  readonly cores: number;
+  readonly node: string;
+  readonly kernel: string;
+}
+
+export interface BenchResults {
+  readonly version: 1;
+  readonly date: string;
+  readonly mode: "quick" | "full";
+  readonly command: string;
+  readonly machine: Machine;
+  readonly filter: string;
+  readonly micro?: MicroResult;
+  readonly e2e?: E2eResult;
+}
+
+function fmt(n: number | null | undefined, digits = 1): string {
+  return n === null || n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits);
+}
+
+function kpps(n: number): string {
+  return `${(n / 1000).toFixed(1)}k`;
+}
+
+export function microRows(m: MicroResult): string[][] {
+  const f = m.filter;
+  const rows = [["size", "batch", "copy", "noop", "counter", f, `${f}-noop`, `${f}-copy`, `${f}/copy`, `heap B/pkt (${f})`]];
+  for (const c of m.cells) {
+    const ns = (v: string): string => fmt(c.variants.find((x) => x.variant === v)?.nsPerPacket);
+    const heap = c.variants.find((x) => x.variant === f)?.heapBytesPerPacket;
+    rows.push([`${c.size} B`, String(c.batch), ns("copy"), ns("noop"), ns("counter"), ns(f), fmt(c.filterMinusNoop), fmt(c.filterMinusCopy), `${fmt(c.filterOverCopy, 2)}x`, fmt(heap, 1)]);
+  }
+  return rows;
+}
+
+export function e2eRows(e: E2eResult): string[][] {
+  const plain = e.hosts.find((h) => h.host === "plain");
+  const rows = [["path", "max pps (median)", "range", "CPU us/pkt near max", "vs plain relay"]];
+  for (const h of e.hosts) {
+    const vs = h.host === "direct" || !plain || plain.maxPps === 0 ? "" : `${((h.maxPps / plain.maxPps) * 100).toFixed(0)}%`;
+    const label = h.host === "direct" ? "generator -> sink (harness ceiling)" : h.host === "plain" ? "plain node:dgram relay (baseline)" : h.label;
+    rows.push([label + (h.boundLimited && h.host !== "direct" ? " *" : ""), kpps(h.maxPps), `${kpps(h.minPps)}-${kpps(h.maxOfRepeatsPps)}`, fmt(h.cpuUsPerPacket, 2), vs]);
+  }
+  return rows;
+}
+
+export function verdictLine(e: E2eResult, filter: string): string {
+  const pct = (e.ratio * 100).toFixed(0);
+  return `target: proxy+${filter} >= 90% of the plain relay's max rate: ${e.target.met ? "MET" : "NOT MET"} (${pct}%; empty chain ${(e.ratioEmptyChain * 100).toFixed(0)}%)`;
+}
+
+function microNoise(m: MicroResult): string | undefined {
+  return m.otherCpuPct !== null && m.otherCpuPct > 30
+    ? `other processes used ${m.otherCpuPct}% of a core during the in-process runs: the machine was not quiet`
+    : undefined;
+}
+
+/** The proxy's own account of the time in the filter stage (runtime stats), for comparison with (a). */
+function stageNote(e: E2eResult): string | undefined {
+  const h = e.hosts.find((x) => x.host.startsWith("proxy+"));
+  const ns = h?.repeats.map((s) => s.proxy?.stageNsPerPacket).filter((x): x is number => typeof x === "number") ?? [];
+  if (!h || ns.length === 0) return undefined;
+  return `${h.label}: time in the filter stage as the proxy counts it (copy in, call, read back): ${fmt(median(ns))} ns/packet, median over the searches`;
+}
+
+export function printText(r: BenchResults): string {
+  const out: string[] = [];
+  out.push(`MSM benchmark (${r.mode}) ${r.date}: ${r.machine.cpu}, ${r.machine.cores} cores, node ${r.machine.node}`);
+  if (r.micro) {
+    out.push("", `(a) In-process cost per packet, ns (median of ${r.micro.repeats} x ${r.micro.packetsPerSample} packets):`);
+    out.push(table(microRows(r.micro), 1));
+    const noise = microNoise(r.micro);
+    if (noise) out.push(`warning: ${noise}`);
+  }
+  if (r.e2e) {
+    const e = r.e2e;
+    out.push("", `(b) End to end, ${e.size} B RTP on 127.0.0.1, loss < ${e.maxLossPct}%, ${e.trialMs} ms trials, median of ${e.repeats}${e.pinned ? ", pinned" : ""}:`);
+    out.push(table(e2eRows(e), 1));
+    out.push(verdictLine(e, r.filter));
+    const stage = stageNote(e);
+    if (stage) out.push(stage);
+    for (const w of e.warnings) out.push(`warning: ${w}`);
+  }
+  return out.join("\n");
+}
+
+function section(r: BenchResults, file: string): string {
+  const out: string[] = [];
+  out.push(`## ${r.date} (${r.mode})`, "");
+  out.push(`- Machine: ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}, Linux ${r.machine.kernel}`);
+  out.push(`- Command: \`${r.command}\``);
+  out.push(`- Raw results: [\`${file}\`](results/${file})`, "");
+  if (r.micro) {
+    out.push(`### In-process cost per packet (ns, median of ${r.micro.repeats} samples of ${r.micro.packetsPerSample} packets)`, "");
+    out.push(markdownTable(microRows(r.micro), 1), "");
+    const noise = microNoise(r.micro);
+    if (noise) out.push(`- Warning: ${noise}`, "");
+  }
+  if (r.e2e) {
+    const e = r.e2e;
+    out.push(`### End to end: max rate at loss < ${e.maxLossPct}% (${e.size} B, ${e.trialMs} ms trials, median of ${e.repeats}${e.pinned ? ", pinned" : ""})`, "");
+    out.push(markdownTable(e2eRows(e), 1), "");
+    out.push(`**${verdictLine(e, r.filter)}**`, "");
+    const stage = stageNote(e);
+    if (stage) out.push(`- ${stage}`);
+    for (const w of e.warnings) out.push(`- Warning: ${w}`);
+    if (e.warnings.length > 0) out.push("");
+  }
+  return out.join("\n");
+}
+
+/** RESULTS.md from the newest full run and the newest quick run in bench/results/. */
+export function renderResultsMarkdown(resultsDir: string): string {
+  const files = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => /^\d{4}-\d{2}-\d{2}.*\.json$/.test(f)).sort() : [];
+  const newest = (mode: "full" | "quick"): [string, BenchResults] | undefined => {
+    for (const f of [...files].reverse()) {
+      const r = JSON.parse(readFileSync(join(resultsDir, f), "utf8")) as BenchResults;
+      if (r.mode === mode) return [f, r];
+    }
+    return undefined;
+  };
+  const out = [
+    "# Benchmark results",
+    "",
+    "Generated by `bench/run.ts` from the JSON files in `results/`: the newest full run, then the newest",
+    "quick run. How to run and how to read these figures: [docs/benchmarks.md](../docs/benchmarks.md).",
+    "",
+  ];
+  for (const mode of ["full", "quick"] as const) {
+    const found = newest(mode);
+    if (found) out.push(section(found[1], found[0]));
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// msm: the proxy's command line. `msm proxy` runs a proxy from a config file, `msm demo` shows a
+// validate chain at work on a live stream, `msm filter new` starts a filter project.
+import { runDemo } from "./demo.js";
+import { runProxy } from "./proxy-command.js";
+import { scaffoldCommand } from "./filter-command.js";
+import { UsageError } from "./usage.js";
+
+const USAGE = `msm: Media Streaming Mesh data plane
+
+Usage:
+  msm proxy --config FILE [--admin HOST:PORT]   run a proxy; SIGHUP or a file change reloads
+  msm demo [--seconds N] [--rate PPS] [--bad-percent P]
+                                               a proxy with a validate chain, a generated stream
+                                               with malformed packets, a sink, live counters
+  msm filter new NAME DIR                      scaffold a standalone filter project in DIR
+  msm help                                     this text
+
+Docs: README.md, docs/abi.md (filter ABI), docs/sdk.md (AssemblyScript SDK), docs/proxy.md (config)`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case "proxy":
+      return runProxy(args);
+    case "demo":
+      return runDemo(args);
+    case "filter":
+      return scaffoldCommand(args);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`msm: unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`msm: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`msm: ${(err as Error).message ?? err}`);
+      process.exitCode = 1;
+    }
+  },
+);

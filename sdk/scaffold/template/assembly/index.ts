@@ -1,0 +1,91 @@
+// __NAME__: an MSM filter. It passes the RTP packets whose payload type the segment allows and
+// drops the others, counting both. RTCP and upstream feedback go through untouched.
+//
+// Config of a chain stage (segments[].chain[].config in msm.yaml):
+//   payloadTypes: [96, 97]    required: the RTP payload types (0-127) to pass
+// Any other key is refused, so a typo in msm.yaml is an error instead of a silent no-op.
+//
+// The SDK guide is node_modules/msm/docs/sdk.md, its API node_modules/msm/sdk/assembly/index.ts;
+// the contract between a filter and the proxy is node_modules/msm/docs/abi.md.
+import {
+  Config, ContextMap, DropReason, Filter, Packet, RtpError, RtpPacket, Status,
+  defineCounter, metricAdd, register,
+} from "../node_modules/msm/sdk/assembly/index";
+// The ABI's exports (msm_on_batch, ...). Every filter's entry file has this line.
+export * from "../node_modules/msm/sdk/assembly/exports";
+
+/** A set of RTP payload types (0-127) in two 64-bit words. */
+class PayloadTypes {
+  low: u64 = 0; // 0..63
+  high: u64 = 0; // 64..127
+
+  add(pt: u8): void {
+    if (pt < 64) this.low |= (<u64>1) << pt;
+    else this.high |= (<u64>1) << (pt - 64);
+  }
+
+  @inline has(pt: u8): bool {
+    const word = pt < 64 ? this.low : this.high;
+    return ((word >> (pt & 63)) & 1) != 0;
+  }
+}
+
+// Metric ids, defined once in configureRoot. The proxy exports them per segment as
+// msm_filter_<filter>_<metric>{segment="..."}.
+let passedMetric: i32 = -1;
+let droppedMetric: i32 = -1;
+
+class PayloadTypeFilter extends Filter {
+  /** Context id (one per segment using the filter) -> that segment's allowed payload types. */
+  private allowed: ContextMap<PayloadTypes> = new ContextMap<PayloadTypes>();
+
+  configureRoot(cfg: Config): Status {
+    passedMetric = defineCounter("passed");
+    droppedMetric = defineCounter("dropped");
+    cfg.rejectUnknown([]); // no module-wide settings
+    return cfg.finish();
+  }
+
+  createContext(ctx: u32, cfg: Config): Status {
+    cfg.rejectUnknown(["payloadTypes"]);
+    const list = cfg.getIntArray("payloadTypes", 0, 127);
+    if (list === null) {
+      // absent (if the key was there but wrong, getIntArray already recorded why)
+      cfg.fail("config key 'payloadTypes' is required: the RTP payload types (0-127) to pass");
+    } else if (list.length == 0) {
+      cfg.fail("config key 'payloadTypes' must list at least one payload type");
+    }
+    const status = cfg.finish(); // BadConfig with the first problem, naming the key
+    if (status != Status.Ok) return status;
+    const set = new PayloadTypes();
+    for (let i = 0; i < list!.length; i++) set.add(<u8>list![i]);
+    this.allowed.set(ctx, set);
+    return Status.Ok;
+  }
+
+  destroyContext(ctx: u32): void {
+    this.allowed.delete(ctx);
+  }
+
+  onPacket(pkt: Packet): void {
+    if (pkt.isRtcp || pkt.isUpstream) return; // not ours to judge: it passes
+    const ctx = pkt.context;
+    const set = this.allowed.get(ctx);
+    if (set === null) return; // the host only sends contexts createContext accepted
+    const ptr = pkt.ptr;
+    const error = RtpPacket.validate(ptr, pkt.length);
+    if (error != RtpError.None) {
+      pkt.drop(<u32>error); // too short, not version 2, bad padding, ...
+      metricAdd(droppedMetric, ctx);
+      return;
+    }
+    if (set.has(RtpPacket.payloadType(ptr))) {
+      metricAdd(passedMetric, ctx);
+    } else {
+      pkt.drop(DropReason.PayloadTypeNotAllowed);
+      metricAdd(droppedMetric, ctx);
+    }
+  }
+}
+
+register(new PayloadTypeFilter());

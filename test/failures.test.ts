@@ -1,0 +1,176 @@
+// A filter that traps, loops forever, has the wrong ABI or digest, or rejects its config is
+// handled as docs/abi.md says, and segments on other workers never notice.
+import * as assert from "uvu/assert";
+import { readFile } from "node:fs/promises";
+import { ApplyError, sha256Hex, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { fixture, filterWasm } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+
+const test = suite("filter failures in a running proxy", { timeoutMs: 60_000 });
+
+function command(i: number, byte: number): Uint8Array {
+  const b = indexedRtp(i);
+  b[12] = byte; // the misbehave fixture reads its command here
+  return b;
+}
+
+async function twoSegments(mode: "open" | "closed", extra: Partial<ProxyConfigInput> = {}) {
+  const [pa, pb] = [await freePortPair(), await freePortPair()];
+  const [sa, sb] = [await Sink.open(), await Sink.open()];
+  const input: ProxyConfigInput = {
+    workers: 2,
+    watchdog: { stuckMs: 300 },
+    filters: { misbehave: { path: fixture("misbehave") }, counter: { path: fixture("counter") } },
+    segments: [
+      { name: "bad", worker: 0, listen: { address: "127.0.0.1", port: pa }, destinations: [{ address: "127.0.0.1", port: sa.port }],
+        chain: [{ filter: "misbehave" }], failure: { mode, restartBackoffMs: 50, maxFailures: 3 } },
+      { name: "good", worker: 1, listen: { address: "127.0.0.1", port: pb }, destinations: [{ address: "127.0.0.1", port: sb.port }],
+        chain: [{ filter: "counter" }] },
+    ],
+    ...extra,
+  };
+  const t = await startProxy(input);
+  const tx = await bindUdp();
+  const cleanup = async (): Promise<void> => {
+    tx.close(); sa.close(); sb.close();
+    await t.proxy.close();
+  };
+  return { ...t, input, pa, pb, sa, sb, tx, cleanup };
+}
+
+test("a trap: fail-open passes the stream on, the filter restarts, the other worker's segment loses nothing", async () => {
+  const { proxy, events, pa, pb, sa, sb, tx, cleanup } = await twoSegments("open");
+  try {
+    const n = 2000;
+    let trapped = false;
+    let badSent = 0;
+    await sendPaced(tx, pb, "127.0.0.1", n, 2000, (i) => indexedRtp(i), (sent) => {
+      if (sent >= 500 && !trapped) {
+        trapped = true;
+        tx.send(command(0, 0xde), pa, "127.0.0.1");
+      } else tx.send(indexedRtp(badSent++), pa, "127.0.0.1");
+    });
+    await waitFor(() => sb.received >= n, 3000, "the good segment's stream");
+    assert.equal(sb.tally(n), { missing: 0, duplicates: 0 });
+    await waitFor(() => events.some((e) => e.type === "restarted" && e.filter === "misbehave"), 3000, "a restart");
+    const bad = await segmentStats(proxy, "bad");
+    assert.ok(bad.stages[0]!.failures >= 1, "the failure was counted");
+    assert.is(bad.stages[0]!.state, "running");
+    // fail-open: the packets of the failed batch went on untouched, including the trapping one
+    await waitFor(() => sa.received >= badSent, 3000, `the bad segment's stream (${sa.received}/${badSent})`);
+    const good = await segmentStats(proxy, "good");
+    assert.is(good.stages[0]!.failures, 0);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("fail-closed drops (counted) while the filter is down, then gives up after maxFailures", async () => {
+  const { proxy, events, pa, sa, tx, cleanup } = await twoSegments("closed");
+  try {
+    for (let k = 0; k < 3; k++) {
+      tx.send(command(k, 0xde), pa, "127.0.0.1");
+      await waitFor(() => events.filter((e) => e.type === "failure").length >= k + 1, 3000, `failure ${k + 1}`);
+      await sleep(k < 2 ? 400 : 50); // let the restart (backoff 50, 100 ms) happen, except after the last
+    }
+    await waitFor(() => events.some((e) => e.type === "gave-up" && e.segment === "bad"), 3000, "give-up");
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
+    await sleep(200);
+    const bad = await segmentStats(proxy, "bad");
+    assert.is(bad.stages[0]!.state, "gave-up");
+    assert.is(bad.stages[0]!.failures, 3);
+    assert.ok((bad.drops.host_filter_failed ?? 0) >= 20, `dropped and counted: ${JSON.stringify(bad.drops)}`);
+    assert.is(sa.received, 0, "closed: nothing passes a filter that is down");
+  } finally {
+    await cleanup();
+  }
+});
+
+test("an endless loop: the watchdog restarts that worker; the other worker's stream loses nothing", async () => {
+  const { proxy, events, pa, pb, sa, sb, tx, cleanup } = await twoSegments("open");
+  try {
+    const n = 3000;
+    await sendPaced(tx, pb, "127.0.0.1", n, 1500, (i) => indexedRtp(i), (sent) => {
+      if (sent >= 600 && sent < 602) tx.send(command(sent, 0xad), pa, "127.0.0.1");
+    });
+    await waitFor(() => sb.received >= n, 3000, "the good segment's stream");
+    assert.equal(sb.tally(n), { missing: 0, duplicates: 0 });
+    const wd = events.find((e) => e.type === "watchdog");
+    assert.ok(wd, "the watchdog fired");
+    assert.equal(wd!.type === "watchdog" && [wd.filter, wd.segments], ["misbehave", ["bad"]]);
+    // the restarted worker serves the bad segment again
+    await waitFor(async () => (await segmentStats(proxy, "bad")).stages[0]?.state === "running", 3000, "bad segment running again");
+    const before = sa.received;
+    for (let i = 0; i < 10; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
+    await waitFor(() => sa.received >= before + 10, 3000, "traffic through the restarted worker");
+  } finally {
+    await cleanup();
+  }
+});
+
+test("wrong ABI, digest mismatch, rejected config: refused with the reason, the running config untouched", async () => {
+  const { proxy, input, pb, sb, tx, cleanup } = await twoSegments("open");
+  try {
+    const counterDigest = sha256Hex(new Uint8Array(await readFile(fixture("counter"))));
+    const cases: [string, ProxyConfigInput, RegExp][] = [
+      ["wrong ABI", { ...input, filters: { ...input.filters, counter: { path: fixture("wrong_abi") } } }, /ABI mismatch: module declares msm_abi_version_2_0/],
+      ["digest", { ...input, filters: { ...input.filters, counter: { path: fixture("counter"), sha256: "ab".repeat(32) } } }, /digest mismatch: pinned sha256:(ab){32}, module is sha256:/],
+      ["rejected config", { ...input, segments: input.segments!.map((s) => s.name === "good" ? { ...s, chain: [{ filter: "misbehave", config: { reject: "bitrate cap must be positive" } }] } : s) }, /bitrate cap must be positive/],
+      ["missing file", { ...input, filters: { ...input.filters, counter: { path: "/nonexistent/x.wasm" } } }, /cannot read \/nonexistent\/x\.wasm/],
+    ];
+    let i = 0;
+    for (const [label, bad, pattern] of cases) {
+      for (let k = 0; k < 50; k++) tx.send(indexedRtp(i++), pb, "127.0.0.1");
+      try {
+        await proxy.apply(validateProxyConfig(bad));
+        assert.unreachable(`${label}: applied`);
+      } catch (err) {
+        assert.instance(err, ApplyError, label);
+        assert.match((err as Error).message, pattern, label);
+        assert.match((err as Error).message, /running config is unchanged/);
+      }
+    }
+    for (let k = 0; k < 50; k++) tx.send(indexedRtp(i++), pb, "127.0.0.1");
+    await waitFor(() => sb.received >= i, 3000, "the stream across refused applies");
+    assert.equal(sb.tally(i), { missing: 0, duplicates: 0 });
+    const good = await segmentStats(proxy, "good");
+    assert.is(good.stages[0]!.filter, "counter");
+    assert.is(good.stages[0]!.digest, counterDigest);
+    assert.is(good.stages[0]!.metrics.find((m) => m.name === "packets")?.value, i, "the same counter context kept counting");
+    // and a good config still applies afterwards (with a correct pin)
+    await proxy.apply(validateProxyConfig({ ...input, filters: { ...input.filters, counter: { path: fixture("counter"), sha256: counterDigest } } }));
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a validate chain keeps running next to a failing filter on the same worker", async () => {
+  const [pa, pb] = [await freePortPair(), await freePortPair()];
+  const [sa, sb] = [await Sink.open(), await Sink.open()];
+  const { proxy } = await startProxy({
+    workers: 1,
+    filters: { misbehave: { path: fixture("misbehave") }, validate: { path: filterWasm("validate") } },
+    segments: [
+      { name: "bad", listen: { address: "127.0.0.1", port: pa }, destinations: [{ address: "127.0.0.1", port: sa.port }], chain: [{ filter: "misbehave" }] },
+      { name: "checked", listen: { address: "127.0.0.1", port: pb }, destinations: [{ address: "127.0.0.1", port: sb.port }], chain: [{ filter: "validate" }] },
+    ],
+  });
+  const tx = await bindUdp();
+  try {
+    const n = 500;
+    await sendPaced(tx, pb, "127.0.0.1", n, 2000, (i) => indexedRtp(i), (sent) => {
+      if (sent === 100) tx.send(command(0, 0xde), pa, "127.0.0.1");
+    });
+    await waitFor(() => sb.received >= n - 2, 3000, "validated stream");
+    const t = sb.tally(n);
+    // validate holds the first packets of a new source in probation (RFC 3550 A.1, MIN_SEQUENTIAL)
+    assert.ok(t.missing <= 2 && t.duplicates === 0, JSON.stringify(t));
+  } finally {
+    tx.close(); sa.close(); sb.close();
+    await proxy.close();
+  }
+});
+
+test.run();

@@ -1,0 +1,123 @@
+// UDP helpers for tests: sinks that count by sequence number, a paced sender bounded in count and
+// time, and port allocation. Everything binds to loopback only.
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+
+export async function bindUdp(port = 0, address = "127.0.0.1"): Promise<Socket> {
+  const s = createSocket(address.includes(":") ? "udp6" : "udp4");
+  await new Promise<void>((resolve, reject) => {
+    s.once("error", reject);
+    s.bind(port, address, () => {
+      s.off("error", reject);
+      resolve();
+    });
+  });
+  try {
+    s.setRecvBufferSize(8 << 20);
+  } catch {
+    // capped by the kernel
+  }
+  return s;
+}
+
+/** An even port P with P and P+1 free (RTP and RTCP). */
+export async function freePortPair(address = "127.0.0.1"): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const p = 20000 + 2 * Math.floor(Math.random() * 20000);
+    try {
+      const a = await bindUdp(p, address);
+      try {
+        const b = await bindUdp(p + 1, address);
+        b.close();
+      } finally {
+        a.close();
+      }
+      return p;
+    } catch {
+      // taken
+    }
+  }
+  throw new Error("no free port pair");
+}
+
+/** Receives packets and counts them by a key the test chooses (default: a u32 at byte 12, the payload start). */
+export class Sink {
+  readonly keys = new Map<number, number>();
+  received = 0;
+  readonly packets: { bytes: Buffer; from: RemoteInfo }[] = [];
+
+  private constructor(readonly socket: Socket, private readonly keep: boolean, private readonly keyOf: (b: Buffer) => number) {
+    socket.on("message", (msg, rinfo) => {
+      this.received++;
+      if (this.keep) this.packets.push({ bytes: msg, from: rinfo });
+      const k = this.keyOf(msg);
+      this.keys.set(k, (this.keys.get(k) ?? 0) + 1);
+    });
+  }
+
+  static async open(port = 0, options: { address?: string; keep?: boolean; keyOf?: (b: Buffer) => number } = {}): Promise<Sink> {
+    const keyOf = options.keyOf ?? ((b: Buffer) => (b.length >= 16 ? b.readUInt32BE(12) : -1));
+    return new Sink(await bindUdp(port, options.address), options.keep ?? false, keyOf);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  /** Keys expected 0..n-1: how many are missing and how many arrived more than once. */
+  tally(n: number): { missing: number; duplicates: number } {
+    let missing = 0;
+    let duplicates = 0;
+    for (let i = 0; i < n; i++) {
+      const c = this.keys.get(i) ?? 0;
+      if (c === 0) missing++;
+      else if (c > 1) duplicates += c - 1;
+    }
+    return { missing, duplicates };
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends `count` packets at `rate` packets/s (bursts every millisecond), built by `make(i)`.
+ * Bounded in count and in time (rate-derived duration + 5 s). `onProgress(i)` runs between bursts.
+ */
+export async function sendPaced(
+  socket: Socket, port: number, address: string, count: number, rate: number,
+  make: (i: number) => Uint8Array, onProgress?: (sent: number) => void | Promise<void>,
+): Promise<void> {
+  const started = Date.now();
+  const deadline = started + (count / rate) * 1000 + 5000;
+  let sent = 0;
+  while (sent < count) {
+    if (Date.now() > deadline) throw new Error(`sender overran its time bound (${sent}/${count} sent)`);
+    const due = Math.min(count, Math.floor(((Date.now() - started) / 1000) * rate) + 1);
+    while (sent < due) socket.send(make(sent++), port, address);
+    await onProgress?.(sent);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/** RTP packet whose payload starts with a u32 index (what Sink counts by). */
+export function indexedRtp(i: number, size = 200, ssrc = 0x1234abcd, payloadType = 96): Uint8Array {
+  const b = Buffer.alloc(Math.max(size, 16));
+  b[0] = 0x80;
+  b[1] = payloadType;
+  b.writeUInt16BE(i & 0xffff, 2);
+  b.writeUInt32BE((i * 3000) >>> 0, 4);
+  b.writeUInt32BE(ssrc >>> 0, 8);
+  b.writeUInt32BE(i >>> 0, 12);
+  return b;
+}
