@@ -1,0 +1,175 @@
+// The proxy over real UDP on loopback: RTP and RTCP downstream to every destination, RTCP
+// feedback upstream to the sender, RFC 5761 multiplexing, IPv6, hostile packets counted by
+// reason, and the Prometheus endpoint.
+import * as assert from "uvu/assert";
+import { request } from "node:http";
+import { startAdminServer, validateProxyConfig, Proxy } from "../runtime/index.js";
+import { buildRtcpReceiverReport, hostileRtp, pseudoRandomBytes } from "../sdk/harness/index.js";
+import { suite } from "./lib/suite.js";
+import { filterWasm, fixture } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+
+const test = suite("proxy over UDP", { timeoutMs: 30_000 });
+const LO = "127.0.0.1";
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: LO, port, path }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on("error", reject).end();
+  });
+}
+
+test("RTP and RTCP reach every destination; receiver RTCP flows back to the sender's RTCP port", async () => {
+  const listen = await freePortPair();
+  const d1 = await freePortPair();
+  const d2 = await freePortPair();
+  const [r1, r1c, r2, r2c] = await Promise.all([Sink.open(d1, { keep: true }), Sink.open(d1 + 1, { keep: true }), Sink.open(d2), Sink.open(d2 + 1)]);
+  const senderRtp = await bindUdp();
+  const senderRtcp = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{ name: "fanout", listen: { address: LO, port: listen },
+      destinations: [{ address: LO, port: d1 }, { address: LO, port: d2 }], chain: [{ filter: "counter" }] }],
+  });
+  try {
+    for (let i = 0; i < 100; i++) senderRtp.send(indexedRtp(i), listen, LO);
+    // the sender's RTCP comes from its own RTCP socket, to listen + 1
+    senderRtcp.socket.send(buildRtcpReceiverReport(0x1234abcd), listen + 1, LO);
+    await waitFor(() => r1.received >= 100 && r2.received >= 100 && r1c.received >= 1 && r2c.received >= 1, 3000, "fan-out");
+    assert.equal(r1.tally(100), { missing: 0, duplicates: 0 });
+    assert.equal(r2.tally(100), { missing: 0, duplicates: 0 });
+    // a receiver answers with RTCP to the proxy's egress RTCP port: it must reach the sender's RTCP socket
+    const ports = (await segmentStats(proxy, "fanout")).ports;
+    const rtcpFrom = r1c.packets[0]!.from.port;
+    assert.is(rtcpFrom, ports.egressRtcp, "downstream RTCP leaves from the egress RTCP socket");
+    assert.is(r1.packets[0]!.from.port, ports.egress, "RTP leaves from the egress socket");
+    r1c.socket.send(buildRtcpReceiverReport(0xfeed), ports.egressRtcp!, LO);
+    await waitFor(() => senderRtcp.received >= 1, 3000, "feedback at the sender");
+    assert.is(senderRtcp.packets[0]!.bytes[1], 201);
+    assert.is(senderRtcp.packets[0]!.from.port, listen + 1, "feedback comes from the port the sender sent RTCP to");
+    const seg = await segmentStats(proxy, "fanout");
+    assert.is(seg.packetsIn, 102);
+    assert.is(seg.rtcpIn, 2);
+    assert.is(seg.upstreamIn, 1);
+    assert.is(seg.packetsOut, 100 * 2 + 2 + 1);
+  } finally {
+    for (const s of [r1, r1c, r2, r2c, senderRtcp]) s.close();
+    senderRtp.close();
+    await proxy.close();
+  }
+});
+
+test("RFC 5761: RTP and RTCP multiplexed on one port, both directions, over IPv6", async () => {
+  const listen = await freePortPair("::1");
+  const dest = await Sink.open(0, { address: "::1", keep: true });
+  const sender = await Sink.open(0, { address: "::1", keep: true });
+  const { proxy } = await startProxy({
+    filters: { validate: { path: filterWasm("validate") } },
+    segments: [{ name: "mux6", rtcpMux: true, listen: { address: "::1", port: listen },
+      destinations: [{ address: "::1", port: dest.port }], chain: [{ filter: "validate" }] }],
+  });
+  try {
+    for (let i = 0; i < 50; i++) sender.socket.send(indexedRtp(i), listen, "::1");
+    sender.socket.send(buildRtcpReceiverReport(), listen, "::1");
+    await waitFor(() => dest.received >= 50, 3000, "mux stream over IPv6"); // 49 RTP (probation holds one) + 1 RTCP
+    const rtcp = dest.packets.filter((p) => p.bytes[1] === 201);
+    assert.is(rtcp.length, 1, "RTCP demultiplexed and forwarded to the same port");
+    const ports = (await segmentStats(proxy, "mux6")).ports;
+    assert.is(ports.listenRtcp, null);
+    dest.socket.send(buildRtcpReceiverReport(0xabc), ports.egress, "::1");
+    await waitFor(() => sender.received >= 1, 3000, "feedback upstream over IPv6");
+    assert.is(sender.packets[0]!.bytes[1], 201);
+    const seg = await segmentStats(proxy, "mux6");
+    assert.is(seg.rtcpIn, 2);
+    assert.is(seg.drops.probation, 1);
+  } finally {
+    dest.close();
+    sender.close();
+    await proxy.close();
+  }
+});
+
+test("hostile packets are dropped and counted by reason; the good stream is intact; the proxy survives", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy } = await startProxy({
+    workers: 2,
+    filters: { validate: { path: filterWasm("validate") } },
+    segments: [{ name: "edge", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "validate" }] }],
+  });
+  const tx = await bindUdp();
+  try {
+    const expected = new Map<string, number>();
+    const n = 400;
+    for (let i = 0; i < n; i++) {
+      tx.send(indexedRtp(i), listen, LO);
+      if (i % 10 === 5) {
+        for (const h of hostileRtp(i)) {
+          tx.send(h.bytes, listen, LO);
+          expected.set(h.name, (expected.get(h.name) ?? 0) + 1);
+        }
+      }
+      if (i % 50 === 0) await sleep(2);
+    }
+    tx.send(new Uint8Array(0), listen, LO); // an empty datagram
+    // random garbage of every length, with a version that cannot pass
+    for (let k = 0; k < 300; k++) {
+      const junk = pseudoRandomBytes(k * 5, k + 99);
+      if (junk.length > 0) junk[0] = junk[0]! & 0x3f;
+      tx.send(junk, listen, LO);
+    }
+    await waitFor(async () => (await segmentStats(proxy, "edge")).packetsIn >= n + 40 * 9 + 301, 5000, "all packets in");
+    const seg = await segmentStats(proxy, "edge");
+    const t = sink.tally(n);
+    assert.equal(t, { missing: 1, duplicates: 0 }, "all good packets but the probation one");
+    assert.is(seg.drops.probation, 1);
+    assert.is(seg.drops.too_short, 40 + 1 + 3, "truncated, the empty datagram, random junk under 12 bytes");
+    assert.is(seg.drops.csrc_overrun, 40);
+    assert.is(seg.drops.extension_overrun, 40);
+    assert.is(seg.drops.bad_padding, 80);
+    assert.is(seg.drops.rtcp_in_rtp_range, 40);
+    assert.is(seg.drops.bad_version, 40 * 3 + 297);
+    assert.is(seg.dropsTotal, 1 + 40 * 9 + 301);
+    assert.is(seg.stages[0]!.state, "running");
+    assert.is(seg.stages[0]!.failures, 0);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test("/metrics speaks Prometheus: segment, filter and the filter's own metrics", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const proxy = await Proxy.start(validateProxyConfig({
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{ name: "cam-1", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "counter", config: { tag: 4 } }] }],
+  }));
+  const admin = await startAdminServer(proxy, LO, 0);
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 10; i++) tx.send(indexedRtp(i), listen, LO);
+    await waitFor(() => sink.received >= 10, 3000, "stream");
+    const { status, body } = await httpGet(admin.port, "/metrics");
+    assert.is(status, 200);
+    assert.match(body, /^msm_segment_packets_in_total\{segment="cam-1"\} 10$/m);
+    assert.match(body, /^msm_filter_packets_in_total\{segment="cam-1",stage="0",filter="counter"\} 10$/m);
+    assert.match(body, /^msm_filter_counter_packets\{segment="cam-1",stage="0"\} 10$/m);
+    assert.match(body, /^msm_filter_counter_tag\{segment="cam-1",stage="0"\} 4$/m);
+    assert.match(body, /^# TYPE msm_segment_drops_total counter$/m);
+    assert.is((await httpGet(admin.port, "/healthz")).status, 200);
+    assert.is((await httpGet(admin.port, "/nope")).status, 404);
+  } finally {
+    tx.close();
+    sink.close();
+    await admin.close();
+    await proxy.close();
+  }
+});
+
+test.run();
