@@ -66,7 +66,7 @@ export const proxyConfigSchema = z.strictObject({
   admin: z.strictObject({ address: address.default("127.0.0.1"), port: portOrZero }).optional(),
   /** Kernel receive buffer per socket, bytes. */
   socketReceiveBuffer: z.number().int().min(65_536).max(64 << 20).default(4 << 20),
-  filters: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, "filter names are lower-case letters, digits, '_' and '-'"), filterEntry).default({}),
+  filters: z.record(z.string(), filterEntry).default({}),
   segments: z.array(segment).default([]),
 });
 
@@ -105,6 +105,9 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
   const problems: string[] = [];
   const names = new Set<string>();
   const ports = new Map<string, string>();
+  for (const name of Object.keys(config.filters)) {
+    if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name)) problems.push(`filters.${name}: filter names are lower-case letters, digits, '_' and '-', starting with a letter`);
+  }
   const claim = (key: string, what: string): void => {
     const owner = ports.get(key);
     if (owner) problems.push(`${what}: port already used by ${owner}`);

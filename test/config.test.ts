@@ -1,0 +1,54 @@
+// A bad proxy config names the field; each rule of the schema as a table.
+import * as assert from "uvu/assert";
+import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+
+const test = suite("proxy config");
+
+const seg = (over: Record<string, unknown> = {}) => ({
+  name: "s1", listen: { address: "127.0.0.1", port: 5004 }, destinations: [{ address: "127.0.0.1", port: 6004 }], ...over,
+});
+const base = (over: Record<string, unknown> = {}): unknown => ({ filters: { v: { path: "v.wasm" } }, segments: [seg()], ...over });
+
+const cases: [string, unknown, RegExp][] = [
+  ["unknown top-level key", base({ wrokers: 2 }), /\(top level\): Unrecognized key.*wrokers/],
+  ["port out of range", base({ segments: [seg({ listen: { address: "127.0.0.1", port: 70000 } })] }), /segments\[0\]\.listen\.port:/],
+  ["not an IP address", base({ segments: [seg({ destinations: [{ address: "example.com", port: 1 }] })] }), /segments\[0\]\.destinations\[0\]\.address: must be an IPv4 or IPv6 address/],
+  ["no destinations", base({ segments: [seg({ destinations: [] })] }), /segments\[0\]\.destinations:/],
+  ["unknown filter in a chain", base({ segments: [seg({ chain: [{ filter: "nope" }] })] }), /segments\[0\]\.chain\[0\]\.filter: unknown filter 'nope'/],
+  ["a filter twice in a chain", base({ segments: [seg({ chain: [{ filter: "v" }, { filter: "v" }] })] }), /segments\[0\]\.chain\[1\]\.filter: 'v' appears twice/],
+  ["two segments on one port", base({ segments: [seg(), seg({ name: "s2" })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/],
+  ["RTCP port collides", base({ segments: [seg(), seg({ name: "s2", listen: { address: "127.0.0.1", port: 5005 } })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port \(RTCP/],
+  ["duplicate names", base({ segments: [seg(), seg({ listen: { address: "127.0.0.1", port: 7000 } })] }), /segments\[1\]\.name: duplicate segment name 's1'/],
+  ["bad failure mode", base({ segments: [seg({ failure: { mode: "sideways" } })] }), /segments\[0\]\.failure\.mode:/],
+  ["worker out of range", base({ workers: 2, segments: [seg({ worker: 2 })] }), /segments\[0\]\.worker: 2 but there are only 2 workers/],
+  ["bad digest", base({ filters: { v: { path: "v.wasm", sha256: "xyz" } } }), /filters\.v\.sha256: must be 64 hex digits/],
+  ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
+];
+
+for (const [label, input, pattern] of cases) {
+  test(`refused: ${label}`, () => {
+    assert.throws(() => validateProxyConfig(input), (err: unknown) => err instanceof ConfigError && pattern.test((err as Error).message));
+  });
+}
+
+test("defaults are filled in and relative filter paths resolve against the config's folder", () => {
+  const c = validateProxyConfig(base() as ProxyConfigInput, "/etc/msm");
+  assert.is(c.workers, 1);
+  assert.is(c.watchdog.stuckMs, 500);
+  assert.is(c.filters.v!.path, "/etc/msm/v.wasm");
+  assert.equal(c.segments[0]!.failure, { mode: "open", restartBackoffMs: 100, maxBackoffMs: 5000, maxFailures: 5 });
+  assert.is(c.segments[0]!.rtcpMux, false);
+});
+
+test("every problem is reported, not only the first", () => {
+  try {
+    validateProxyConfig(base({ segments: [seg({ listen: { address: "x", port: 0 } })] }));
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    assert.ok((err as ConfigError).issues.length >= 2, (err as Error).message);
+  }
+});
+
+test.run();
