@@ -1,4 +1,4 @@
-// "Your first filter in five minutes" (sdk/scaffold/WALKTHROUGH.md), done the way a user does
+// "Your first filter in five minutes" (the README section of that name), done the way a user does
 // it, in a temp dir: scaffold a project, npm install, npm test, make the edit the walkthrough
 // shows, npm test again, run the project's msm.yaml in a proxy and drive it with the
 // walkthrough's own receiver and sender one-liners, then read the metrics as its curl | grep
@@ -21,7 +21,16 @@ import { FILTER_NAME_PATTERN, scaffoldFilter } from "../sdk/scaffold/index.js";
 import { suite } from "./lib/suite.js";
 import { ROOT } from "./lib/paths.js";
 
-const WALKTHROUGH = join(ROOT, "sdk", "scaffold", "WALKTHROUGH.md");
+const README = join(ROOT, "README.md");
+const SECTION = "## Your first filter in five minutes";
+
+/** The walkthrough section of the README: from its heading to the next second-level heading. */
+function walkthroughSection(readme: string): string {
+  const start = readme.indexOf(SECTION);
+  if (start < 0) throw new Error(`README.md has no '${SECTION}' section`);
+  const next = readme.indexOf("\n## ", start + SECTION.length);
+  return next < 0 ? readme.slice(start) : readme.slice(start, next);
+}
 const CLI = join(ROOT, "dist", "controlplane", "cli", "msm.js");
 const STEP_MS = 240_000;
 
@@ -42,7 +51,7 @@ function shellLines(markdown: string): string[] {
 
 function command(lines: readonly string[], match: (line: string) => boolean, what: string): string {
   const found = lines.filter(match);
-  assert.is(found.length, 1, `WALKTHROUGH.md should have exactly one ${what} command, has ${found.length}`);
+  assert.is(found.length, 1, `the README walkthrough should have exactly one ${what} command, has ${found.length}`);
   return found[0]!;
 }
 
@@ -166,7 +175,7 @@ function needs(step: keyof typeof state, what: string): void {
 }
 
 walk.before(async () => {
-  state.doc = await readFile(WALKTHROUGH, "utf8");
+  state.doc = walkthroughSection(await readFile(README, "utf8"));
   state.lines = shellLines(state.doc);
   state.tmp = await mkdtemp(join(tmpdir(), "msm-walkthrough-"));
 });
@@ -210,7 +219,7 @@ walk("2. `npm install` then `npm test` pass in the new project", async () => {
   needs("scaffolded", "scaffold");
   command(state.lines, (l) => l === `cd ${state.dirArg}`, "cd");
   command(state.lines, (l) => l === "npm install", "npm install");
-  assert.ok(state.lines.filter((l) => l === "npm test").length >= 1, "WALKTHROUGH.md has no `npm test`");
+  assert.ok(state.lines.filter((l) => l === "npm test").length >= 1, "the README walkthrough has no `npm test`");
   await mustRun("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline"], state.project);
   state.installed = true;
   const out = await mustRun("npm", ["test"], state.project);
@@ -245,7 +254,7 @@ walk("4. the proxy runs msm.yaml: the receiver gets payload type 96 only, the dr
   const grep = /grep -E '([^']+)'/.exec(curlLine);
   assert.ok(grep, curlLine);
   const sample = codeBlocks(state.doc).filter((b) => b.lang === "" && b.body.includes("msm_filter_"))[0];
-  assert.ok(sample, "WALKTHROUGH.md shows no metrics output");
+  assert.ok(sample, "the README walkthrough shows no metrics output");
 
   const config = await loadProxyConfigFile(join(state.project, "msm.yaml"));
   const seg = config.segments[0]!;
