@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { FilterHarness, FilterConfigError, FilterFailure, FilterLoadError } from "../sdk/harness/index.js";
 import { sha256Hex } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
+import { rejects } from "./lib/expect.js";
 import { fixture } from "./lib/paths.js";
 
 const test = suite("filter host");
@@ -20,16 +21,6 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
   return b;
 }
 
-async function rejects(work: Promise<unknown>, kind: Function, pattern: RegExp): Promise<void> {
-  try {
-    await work;
-  } catch (err) {
-    assert.instance(err, kind);
-    assert.match((err as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected ${kind.name} matching ${pattern}`);
-}
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
   await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.0/);

@@ -19,6 +19,7 @@ import {
 } from "../runtime/index.js";
 import { FILTER_NAME_PATTERN, scaffoldFilter } from "../sdk/scaffold/index.js";
 import { suite } from "./lib/suite.js";
+import { rejects } from "./lib/expect.js";
 import { ROOT } from "./lib/paths.js";
 
 const README = join(ROOT, "README.md");
@@ -344,16 +345,6 @@ refuse.after(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
-async function rejects(work: Promise<unknown>, kind: Function, pattern: RegExp): Promise<void> {
-  try {
-    await work;
-  } catch (err) {
-    assert.instance(err, kind);
-    assert.match((err as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected ${kind.name} matching ${pattern}`);
-}
 
 refuse("bad names are refused before anything is written", async () => {
   const bad = ["", "My-filter", "1filter", "-filter", "my_filter", "my filter", "../x", "a".repeat(42), "fïlter"];
