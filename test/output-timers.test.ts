@@ -1,0 +1,83 @@
+// The output area, Hold and timers: in the harness (virtual clock) and in a running proxy, where
+// output packets go on through the rest of the chain and then to the destinations their `dest`
+// names (Forward, Reverse, one destination, with a port offset).
+import * as assert from "uvu/assert";
+import { Dest, FilterHarness, PacketFlag } from "../sdk/harness/index.js";
+import { buildRtp } from "../sdk/harness/packets.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+
+const test = suite("output area and timers", { timeoutMs: 30_000 });
+
+function rtcpApp(): Uint8Array {
+  // RFC 3550 section 6.7: V=2, subtype 0, PT=204, length 3 (16 bytes), SSRC, name "ping"
+  return new Uint8Array([0x80, 204, 0, 3, 0, 0, 0, 9, 0x70, 0x69, 0x6e, 0x67, 1, 2, 3, 4]);
+}
+
+test("harness: held packets come back as outputs when the timer fires, not before", async () => {
+  const h = await FilterHarness.load(fixture("delay"));
+  const ctx = h.createContext({ delayMs: 20, copyTo: 1, portOffset: 2 });
+  const packets = [0, 1, 2].map((seq) => buildRtp({ seq, payloadSize: 50 }));
+  const r = h.runBatch(packets.map((bytes) => ({ ctx, bytes })));
+  assert.equal(r.packets.map((p) => p.verdict), ["hold", "hold", "hold"]);
+  assert.is(r.outputs.length, 0);
+  assert.equal(h.timers(), [{ ctx, timer: 0, dueUs: h.nowUs + 20_000 }]);
+  assert.is(h.advanceTime(19_999).length, 0);
+  const out = h.advanceTime(1);
+  assert.is(out.length, 6);
+  assert.equal(out.filter((o) => o.dest === Dest.Forward).map((o) => Array.from(o.bytes)), packets.map((p) => Array.from(p)));
+  const copies = out.filter((o) => o.dest === Dest.DestinationIndexBase + 1);
+  assert.is(copies.length, 3);
+  assert.ok(copies.every((o) => o.aux === 2 && o.ctx === ctx));
+  assert.is(h.timers().length, 0);
+});
+
+test("harness: an RTCP APP is answered toward the sender (Dest.Reverse) in the same batch", async () => {
+  const h = await FilterHarness.load(fixture("delay"));
+  const ctx = h.createContext({});
+  const r = h.runBatch([{ ctx, bytes: rtcpApp(), flags: PacketFlag.Rtcp }]);
+  assert.is(r.packets[0]!.verdict, "pass");
+  assert.is(r.outputs.length, 1);
+  assert.is(r.outputs[0]!.dest, Dest.Reverse);
+  assert.is(r.outputs[0]!.flags & PacketFlag.Rtcp, PacketFlag.Rtcp);
+  assert.equal(Array.from(r.outputs[0]!.bytes), Array.from(rtcpApp()));
+});
+
+test("proxy: timer outputs pass the later stages and reach Forward, one-destination and port-offset targets", async () => {
+  const listen = await freePortPair();
+  const d0 = await freePortPair();
+  const d1 = await freePortPair();
+  const [s0, s1, s1fec, s0rtcp] = await Promise.all([Sink.open(d0), Sink.open(d1), Sink.open(d1 + 2), Sink.open(d0 + 1, { keep: true })]);
+  const senderRtcp = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    filters: { delay: { path: fixture("delay") }, counter: { path: fixture("counter") } },
+    segments: [{ name: "out", listen: { address: "127.0.0.1", port: listen },
+      destinations: [{ address: "127.0.0.1", port: d0 }, { address: "127.0.0.1", port: d1 }],
+      chain: [{ filter: "delay", config: { delayMs: 10, copyTo: 1, portOffset: 2 } }, { filter: "counter" }] }],
+  });
+  const tx = await bindUdp();
+  try {
+    const n = 100;
+    for (let i = 0; i < n; i++) tx.send(indexedRtp(i), listen, "127.0.0.1");
+    await waitFor(() => s0.received >= n && s1.received >= n && s1fec.received >= n, 5000, "delayed packets everywhere");
+    assert.equal(s0.tally(n), { missing: 0, duplicates: 0 });
+    assert.equal(s1.tally(n), { missing: 0, duplicates: 0 }, "Forward reaches destination 1 too");
+    assert.equal(s1fec.tally(n), { missing: 0, duplicates: 0 }, "the copies went to destination 1 only, at port + 2");
+    senderRtcp.socket.send(rtcpApp(), listen + 1, "127.0.0.1");
+    await waitFor(() => senderRtcp.received >= 1 && s0rtcp.received >= 1, 3000, "the APP answer and the forwarded APP");
+    assert.is(senderRtcp.packets[0]!.bytes[1], 204);
+    const seg = await segmentStats(proxy, "out");
+    const [delay, counter] = seg.stages;
+    assert.is(delay!.held, n);
+    assert.is(delay!.generated, 2 * n + 1);
+    assert.is(counter!.metrics.find((m) => m.name === "packets")?.value, 2 * n + 2, "the counter after delay saw every output and the APP");
+  } finally {
+    for (const s of [s0, s1, s1fec, s0rtcp, senderRtcp]) s.close();
+    tx.close();
+    await proxy.close();
+  }
+});
+
+test.run();
