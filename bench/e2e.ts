@@ -71,6 +71,12 @@ export interface Trial {
   readonly kernelDrops: { readonly relayIngress: number; readonly sink: number } | null;
   /** Proxy only: packets its segment dropped (counted by reason) during the trial. */
   readonly proxyDrops?: number;
+  /**
+   * Proxy with a filter only, from the runtime's stage statistics over the trial: time in the
+   * stage per packet (copy in, call, read back) and the mean batch the stage was handed.
+   */
+  readonly stageNsPerPacket?: number;
+  readonly stageMeanBatch?: number;
 }
 
 export interface SearchResult {
@@ -81,7 +87,7 @@ export interface SearchResult {
   readonly boundLimited: boolean;
   readonly trials: Trial[];
   /** Proxy only: the segment's drops by reason and the stage's own ns/packet (runtime stats). */
-  readonly proxy?: { drops: Record<string, number>; stageNsPerPacket: number | null };
+  readonly proxy?: { drops: Record<string, number> };
 }
 
 export interface HostSummary {
@@ -105,7 +111,7 @@ export interface E2eResult {
   /** proxy+<filter> max pps / plain max pps (medians), and the target (>= 0.9). */
   readonly ratio: number;
   readonly ratioEmptyChain: number;
-  readonly target: { readonly ratio: number; readonly met: boolean };
+  readonly target: { readonly ratio: number; readonly met: boolean | null };
   readonly warnings: string[];
 }
 
@@ -173,7 +179,13 @@ function pinTo(pid: number, cpus: string): boolean {
 interface Host {
   readonly port: number;
   close(): Promise<void>;
-  proxyStats?(): Promise<{ packetsIn: number; dropsTotal: number; drops: Record<string, number>; stageNsPerPacket: number | null }>;
+  proxyStats?(): Promise<ProxyCounters>;
+}
+
+interface ProxyCounters {
+  dropsTotal: number;
+  drops: Record<string, number>;
+  stage: { packetsIn: number; calls: number; busyNs: number } | null;
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -216,10 +228,9 @@ async function startProxy(sinkPort: number, filter: { name: string; path: string
         const seg = (await proxy.stats()).segments.find((s) => s.name === "bench");
         const stage = seg?.stages[0];
         return {
-          packetsIn: seg?.packetsIn ?? 0,
           dropsTotal: seg?.dropsTotal ?? 0,
           drops: seg?.drops ?? {},
-          stageNsPerPacket: stage ? round(stage.nsPerPacket, 1) : null,
+          stage: stage ? { packetsIn: stage.packetsIn, calls: stage.calls, busyNs: stage.busyNs } : null,
         };
       },
     };
@@ -264,9 +275,9 @@ function udpDrops(ports: readonly number[]): Map<number, number> | null {
 
 let trialCounter = 0;
 /** A trial is noisy when the rest of the machine used more than this (% of one core). */
-export const NOISY_CPU_PCT = 30;
+export const NOISY_CPU_PCT = 15;
 /** How often a noisy failed trial is run again. */
-const NOISY_RETRIES = 2;
+const NOISY_RETRIES = 3;
 
 async function runTrial(gen: LoadProcess, sink: LoadProcess, host: Host, kind: HostKind, rate: number, durationMs: number, opts: E2eOptions): Promise<Trial> {
   const trial = ++trialCounter;
@@ -308,8 +319,16 @@ async function runTrial(gen: LoadProcess, sink: LoadProcess, host: Host, kind: H
       sink: drops1.get(sink.port)! - drops0.get(sink.port)!,
     } : null,
   };
-  if (before && after) return { ...result, proxyDrops: after.dropsTotal - before.dropsTotal };
-  return result;
+  if (!before || !after) return result;
+  const withDrops = { ...result, proxyDrops: after.dropsTotal - before.dropsTotal };
+  const b = before.stage;
+  const a = after.stage;
+  if (!a || !b || a.packetsIn === b.packetsIn || a.calls === b.calls) return withDrops;
+  return {
+    ...withDrops,
+    stageNsPerPacket: round((a.busyNs - b.busyNs) / (a.packetsIn - b.packetsIn), 1),
+    stageMeanBatch: round((a.packetsIn - b.packetsIn) / (a.calls - b.calls), 1),
+  };
 }
 
 function describe(t: Trial): string {
@@ -354,7 +373,7 @@ async function search(gen: LoadProcess, sink: LoadProcess, kind: HostKind, label
     const result: SearchResult = { maxPps: lo, atMax: best, boundLimited: lo >= upper * 0.95, trials };
     if (host.proxyStats) {
       const s = await host.proxyStats();
-      return { ...result, proxy: { drops: s.drops, stageNsPerPacket: s.stageNsPerPacket } };
+      return { ...result, proxy: { drops: s.drops } };
     }
     return result;
   } finally {
@@ -435,7 +454,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
       hosts,
       ratio: round(ratio, 3),
       ratioEmptyChain: round(ratioEmpty, 3),
-      target: { ratio: 0.9, met: ratio >= 0.9 },
+      target: { ratio: 0.9, met: byKind("plain") && byKind("proxy+filter") ? ratio >= 0.9 : null },
       warnings,
     };
   } finally {

@@ -70,7 +70,7 @@ export interface MicroResult {
   readonly packetsPerSample: number;
   readonly repeats: number;
   readonly cells: MicroCell[];
-  /** What the rest of the machine used meanwhile, % of one core (/proc/stat); > 30 is a noisy run. */
+  /** What the rest of the machine used meanwhile, % of one core (/proc/stat); > 15 is a noisy run. */
   readonly otherCpuPct: number | null;
 }
 

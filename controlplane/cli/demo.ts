@@ -143,7 +143,9 @@ export async function runDemo(args: readonly string[]): Promise<number> {
   console.log(`  good packets delivered ${seen.size}${duplicates ? ` (+${duplicates} duplicates)` : ""}`);
   console.log(`  malformed sent         ${badSent}`);
   console.log(`  dropped by validate    ${seg.dropsTotal}`);
-  console.log(`  time in filter         ${stage ? stage.nsPerPacket.toFixed(0) : "?"} ns/packet (copy in, call, read back)`);
+  const perBatch = stage && stage.calls > 0 ? stage.packetsIn / stage.calls : 0;
+  console.log(`  time in filter         ${stage ? stage.nsPerPacket.toFixed(0) : "?"} ns/packet (copy in, call, read back; ${perBatch.toFixed(1)} packets per batch)`);
+  if (perBatch < 4) console.log("                         (small batches at a low rate run cache-cold: npm run bench measures the steady cost)");
   console.log("\n  drop reason            injected   counted by the proxy");
   const reasons = new Set([...injected.keys(), ...Object.keys(seg.drops)]);
   for (const r of [...reasons].sort()) {
