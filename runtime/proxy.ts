@@ -3,7 +3,7 @@
 import { EventEmitter } from "node:events";
 import type { ProxyConfig, SegmentConfig } from "./config/proxy-config.js";
 import type { DataPlaneEvent, SegmentError } from "./dataplane/dataplane.js";
-import type { SegmentSnapshot } from "./dataplane/snapshot.js";
+import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 
 /** A config change that could not be applied; nothing of it was. */
@@ -41,6 +41,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private workers: WorkerHandle[] = [];
   private config: ProxyConfig;
   private readonly stuck = new Map<string, number>(); // "segment#stage" -> watchdog kills
+  /** Counters of segments whose worker restarted, as last seen before the restart. */
+  private readonly carried = new Map<string, SegmentSnapshot>();
+  private statsTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
   private applying: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -66,6 +69,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
     proxy.watchdogTimer.unref();
+    // keep a recent snapshot per worker, so that a restart loses little of the counters
+    proxy.statsTimer = setInterval(() => void proxy.workers.forEach((w) => w.alive && void w.stats()), 1000);
+    proxy.statsTimer.unref();
     return proxy;
   }
 
@@ -85,7 +91,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return {
       workers: this.workers.length,
       workerMode: WORKER_MODE,
-      segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...s, worker }))),
+      segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker }))),
       watchdogRestarts: this.watchdogRestarts,
     };
   }
@@ -100,6 +106,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.watchdogTimer);
+    clearInterval(this.statsTimer);
     await Promise.all(this.workers.map((w) => w.close()));
   }
 
@@ -149,10 +156,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     const committed = (await Promise.all(this.workers.map((w) => w.commit()))).flat();
     this.config = config;
-    // forget watchdog history of segments whose chain is gone
+    // forget the history of segments that are gone
     for (const key of [...this.stuck.keys()]) {
       if (!config.segments.some((s) => key.startsWith(`${s.name}#`))) this.stuck.delete(key);
     }
+    for (const name of [...this.carried.keys()]) if (!config.segments.some((s) => s.name === name)) this.carried.delete(name);
     if (committed.length > 0) throw new ApplyError(committed);
   }
 
@@ -182,6 +190,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private async restartWorker(index: number): Promise<void> {
     if (this.closed) return;
     const old = this.workers[index]!;
+    for (const s of old.lastSegments) this.carried.set(s.name, withCarriedCounters(s, this.carried.get(s.name)));
     const replacement = this.spawn(index);
     this.workers[index] = replacement; // from now on, the old one's exit is not news
     await old.kill();

@@ -91,9 +91,16 @@ test("fail-closed drops (counted) while the filter is down, then gives up after 
 test("an endless loop: the watchdog restarts that worker; the other worker's stream loses nothing", async () => {
   const { proxy, events, pa, pb, sa, sb, tx, cleanup } = await twoSegments("open");
   try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
+    await waitFor(() => sa.received >= 20, 3000, "the bad segment's first packets");
+    await proxy.stats(); // what the proxy knows when the worker dies
     const n = 3000;
+    let looped = false;
     await sendPaced(tx, pb, "127.0.0.1", n, 1500, (i) => indexedRtp(i), (sent) => {
-      if (sent >= 600 && sent < 602) tx.send(command(sent, 0xad), pa, "127.0.0.1");
+      if (sent >= 600 && !looped) {
+        looped = true;
+        tx.send(command(sent, 0xad), pa, "127.0.0.1");
+      }
     });
     await waitFor(() => sb.received >= n, 3000, "the good segment's stream");
     assert.equal(sb.tally(n), { missing: 0, duplicates: 0 });
@@ -105,6 +112,9 @@ test("an endless loop: the watchdog restarts that worker; the other worker's str
     const before = sa.received;
     for (let i = 0; i < 10; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
     await waitFor(() => sa.received >= before + 10, 3000, "traffic through the restarted worker");
+    const bad = await segmentStats(proxy, "bad");
+    assert.ok(bad.packetsIn >= 30, `counters carried across the worker restart (${bad.packetsIn})`);
+    assert.is(bad.stages[0]!.failures, 1);
   } finally {
     await cleanup();
   }

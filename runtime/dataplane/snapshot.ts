@@ -94,3 +94,49 @@ export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
     }),
   };
 }
+
+function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+/**
+ * Adds the counters a segment had before its worker restarted (`base`) to what the new worker
+ * counted since, so that counters never go back. Stages are matched by position and filter.
+ */
+export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot | undefined): SegmentSnapshot {
+  if (!base) return now;
+  return {
+    ...now,
+    packetsIn: now.packetsIn + base.packetsIn,
+    bytesIn: now.bytesIn + base.bytesIn,
+    packetsOut: now.packetsOut + base.packetsOut,
+    bytesOut: now.bytesOut + base.bytesOut,
+    rtcpIn: now.rtcpIn + base.rtcpIn,
+    upstreamIn: now.upstreamIn + base.upstreamIn,
+    drops: addCounts(now.drops, base.drops),
+    dropsTotal: now.dropsTotal + base.dropsTotal,
+    stages: now.stages.map((st, i) => {
+      const b = base.stages[i];
+      if (!b || b.filter !== st.filter) return st;
+      const packetsIn = st.packetsIn + b.packetsIn;
+      const busyNs = st.busyNs + b.busyNs;
+      return {
+        ...st,
+        packetsIn,
+        bytesIn: st.bytesIn + b.bytesIn,
+        packetsOut: st.packetsOut + b.packetsOut,
+        bytesOut: st.bytesOut + b.bytesOut,
+        generated: st.generated + b.generated,
+        held: st.held + b.held,
+        bypassed: st.bypassed + b.bypassed,
+        drops: addCounts(st.drops, b.drops),
+        failures: Math.max(st.failures, b.failures),
+        busyNs,
+        calls: st.calls + b.calls,
+        nsPerPacket: packetsIn > 0 ? busyNs / packetsIn : 0,
+      };
+    }),
+  };
+}
