@@ -13,11 +13,13 @@
 //   proxy          the proxy with an empty chain (what the runtime costs without a filter);
 //   proxy+<filter> the proxy with a one-stage chain of the filter under test.
 //
-// Search: a trial offers a rate for a bounded time (rate x duration packets, capped), then waits
+// Search: a trial offers a rate for a bounded time (rate x duration packets), then waits
 // a fixed drain. It passes when loss < 0.1% and the generator achieved >= 98% of the rate.
 // One trial at a floor rate, then bisection between the highest pass and the lowest failure
 // (initially the direct ceiling) for a bounded number of steps. Result: the highest passing
-// rate; CPU per packet is taken from that trial.
+// rate; CPU per packet is taken from that trial. Then one more trial at a rate common to all
+// relays (50k pps), whose CPU per packet compares directly: near each one's max, the rates and
+// so the proxy's batch sizes differ.
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
@@ -37,6 +39,8 @@ export interface E2eOptions {
   readonly drainMs: number;
   readonly steps: number;
   readonly floorPps: number;
+  /** The common rate of the fixed-rate CPU trial every relay gets after its search. */
+  readonly cpuRatePps: number;
   /** Upper bound of the direct (ceiling) search. */
   readonly maxPps: number;
   /** Loss threshold, as a fraction (0.001 = 0.1%). */
@@ -86,6 +90,8 @@ export interface SearchResult {
   /** maxPps is within 5% of the search's upper bound: the bound, not the relay, may limit it. */
   readonly boundLimited: boolean;
   readonly trials: Trial[];
+  /** One trial at E2eOptions.cpuRatePps, the same rate for every relay: CPU per packet compares directly. */
+  readonly atFixedRate: Trial | undefined;
   /** Proxy only: the segment's drops by reason and the stage's own ns/packet (runtime stats). */
   readonly proxy?: { drops: Record<string, number> };
 }
@@ -97,6 +103,10 @@ export interface HostSummary {
   readonly minPps: number;
   readonly maxOfRepeatsPps: number;
   readonly cpuUsPerPacket: number | null;
+  /** Median CPU per packet in the fixed-rate trials (null for direct). */
+  readonly cpuUsPerPacketAtFixedRate: number | null;
+  /** Median loss in the fixed-rate trials, % (a relay that loses here is not keeping up at that rate). */
+  readonly lossPctAtFixedRate: number | null;
   readonly boundLimited: boolean;
   readonly repeats: SearchResult[];
 }
@@ -106,6 +116,7 @@ export interface E2eResult {
   readonly trialMs: number;
   readonly repeats: number;
   readonly maxLossPct: number;
+  readonly cpuRatePps: number;
   readonly pinned: boolean;
   readonly hosts: HostSummary[];
   /** proxy+<filter> max pps / plain max pps (medians), and the target (>= 0.9). */
@@ -370,7 +381,13 @@ async function search(gen: LoadProcess, sink: LoadProcess, kind: HostKind, label
         best = t;
       } else hi = mid;
     }
-    const result: SearchResult = { maxPps: lo, atMax: best, boundLimited: lo >= upper * 0.95, trials };
+    // the same rate for every relay, so that CPU per packet compares at equal batching
+    let atFixedRate: Trial | undefined;
+    if (kind !== "direct") {
+      atFixedRate = await runTrial(gen, sink, host, kind, opts.cpuRatePps, opts.trialMs, opts);
+      progress(`  ${label} at the common rate: ${describe(atFixedRate)}`);
+    }
+    const result: SearchResult = { maxPps: lo, atMax: best, boundLimited: lo >= upper * 0.95, trials, atFixedRate };
     if (host.proxyStats) {
       const s = await host.proxyStats();
       return { ...result, proxy: { drops: s.drops } };
@@ -416,6 +433,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
     const hosts = kinds.map(([kind, label]): HostSummary => {
       const rs = runs.get(kind)!;
       const cpus = rs.map((s) => s.atMax?.relayCpuUsPerPacket).filter((x): x is number => typeof x === "number");
+      const fixed = rs.map((s) => s.atFixedRate).filter((t): t is Trial => t !== undefined && t.relayCpuUsPerPacket !== null);
       return {
         host: kind === "proxy+filter" ? `proxy+${opts.filterName}` : kind,
         label,
@@ -423,6 +441,8 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
         minPps: Math.min(...rs.map((s) => s.maxPps)),
         maxOfRepeatsPps: Math.max(...rs.map((s) => s.maxPps)),
         cpuUsPerPacket: cpus.length > 0 ? round(median(cpus), 2) : null,
+        cpuUsPerPacketAtFixedRate: fixed.length > 0 ? round(median(fixed.map((t) => t.relayCpuUsPerPacket!)), 2) : null,
+        lossPctAtFixedRate: fixed.length > 0 ? round(median(fixed.map((t) => t.lossPct)), 4) : null,
         boundLimited: rs.some((s) => s.boundLimited),
         repeats: rs,
       };
@@ -450,6 +470,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
       trialMs: opts.trialMs,
       repeats: opts.repeats,
       maxLossPct: opts.maxLoss * 100,
+      cpuRatePps: opts.cpuRatePps,
       pinned,
       hosts,
       ratio: round(ratio, 3),

@@ -7,6 +7,8 @@ import { createSocket, type Socket } from "node:dgram";
 
 export interface PlainRelay {
   readonly port: number;
+  /** Send and socket errors so far. */
+  readonly errors: number;
   close(): Promise<void>;
 }
 
@@ -32,15 +34,18 @@ export async function startPlainRelay(destinationPort: number): Promise<PlainRel
   const egress = createSocket("udp4");
   await bind(ingress);
   await bind(egress);
-  let sendErrors = 0;
+  let errors = 0;
   const onSent = (err: Error | null): void => {
-    if (err) sendErrors++;
+    if (err) errors++;
   };
   ingress.on("message", (msg) => egress.send(msg, destinationPort, "127.0.0.1", onSent));
-  ingress.on("error", () => sendErrors++);
-  egress.on("error", () => sendErrors++);
+  ingress.on("error", () => errors++);
+  egress.on("error", () => errors++);
   return {
     port: ingress.address().port,
+    get errors() {
+      return errors;
+    },
     close: async () => {
       await Promise.all([ingress, egress].map((s) => new Promise<void>((r) => s.close(() => r()))));
     },

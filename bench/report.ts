@@ -44,11 +44,12 @@ export function microRows(m: MicroResult): string[][] {
 
 export function e2eRows(e: E2eResult): string[][] {
   const plain = e.hosts.find((h) => h.host === "plain");
-  const rows = [["path", "max pps (median)", "range", "CPU us/pkt near max", "vs plain relay"]];
+  const rows = [["path", "max pps (median)", "range", "CPU us/pkt near max", `CPU us/pkt at ${e.cpuRatePps ? kpps(e.cpuRatePps) : "a common rate"} pps`, "vs plain relay"]];
   for (const h of e.hosts) {
     const vs = h.host === "direct" || !plain || plain.maxPps === 0 ? "" : `${((h.maxPps / plain.maxPps) * 100).toFixed(0)}%`;
     const label = h.host === "direct" ? "generator -> sink (harness ceiling)" : h.host === "plain" ? "plain node:dgram relay (baseline)" : h.label;
-    rows.push([label + (h.boundLimited && h.host !== "direct" ? " *" : ""), kpps(h.maxPps), `${kpps(h.minPps)}-${kpps(h.maxOfRepeatsPps)}`, fmt(h.cpuUsPerPacket, 2), vs]);
+    rows.push([label + (h.boundLimited && h.host !== "direct" ? " *" : ""), kpps(h.maxPps), `${kpps(h.minPps)}-${kpps(h.maxOfRepeatsPps)}`, fmt(h.cpuUsPerPacket, 2),
+      fmt(h.cpuUsPerPacketAtFixedRate, 2) + (typeof h.lossPctAtFixedRate === "number" && h.lossPctAtFixedRate >= e.maxLossPct ? ` (loss ${h.lossPctAtFixedRate}%)` : ""), vs]);
   }
   return rows;
 }
@@ -118,7 +119,7 @@ function section(r: BenchResults, file: string): string {
     const stage = stageNote(e);
     if (stage) out.push(`- ${stage}`);
     for (const w of e.warnings) out.push(`- Warning: ${w}`);
-    if (e.warnings.length > 0) out.push("");
+    if (stage || e.warnings.length > 0) out.push("");
   }
   return out.join("\n");
 }
@@ -144,5 +145,5 @@ export function renderResultsMarkdown(resultsDir: string): string {
     const found = newest(mode);
     if (found) out.push(section(found[1], found[0]));
   }
-  return out.join("\n");
+  return `${out.join("\n").trimEnd()}\n`;
 }

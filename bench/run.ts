@@ -116,6 +116,7 @@ async function main(): Promise<void> {
       drainMs: 250,
       steps: q ? 6 : 8,
       floorPps: 10_000,
+      cpuRatePps: 50_000,
       maxPps: 400_000,
       maxLoss: 0.001,
       pin: args.pin,

@@ -306,7 +306,9 @@ export class FilterInstance {
   }
 
   private refreshViews(): void {
-    if (this.bytes.buffer !== this.memory.buffer) {
+    // memory.grow detaches the old buffer, and a detached view reads as empty: cheaper than
+    // comparing against memory.buffer, whose getter costs more than the whole check
+    if (this.bytes.byteLength === 0) {
       this.bytes = new Uint8Array(this.memory.buffer);
       this.view = new DataView(this.memory.buffer);
     }
