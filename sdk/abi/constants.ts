@@ -51,6 +51,11 @@ export enum DropReason {
   RateLimitPackets = 35,
   RateLimitBits = 36,
   TooManySources = 37,
+  // SRTP / SRTCP (RFC 3711)
+  SrtpAuthFailed = 48,
+  SrtpReplay = 49,
+  SrtpUnknownSsrc = 50,
+  SrtpTooShort = 51,
   // host-assigned (a filter never writes these)
   HostFilterFailed = 200,
   HostBadDescriptor = 201,

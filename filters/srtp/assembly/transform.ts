@@ -1,0 +1,163 @@
+// The four packet transforms: protect and unprotect, SRTP (RFC 3711 section 3, RFC 7714
+// section 8) and SRTCP (RFC 3711 section 3.4, RFC 7714 section 9). Each works in place on a
+// packet at `ptr` and returns 0 or a DropReason; the new length is left in `resultLength`.
+// A receiver's state changes only after a packet authenticated.
+import { DropReason, loadBe16, loadBe32, storeBe32 } from "../../../sdk/assembly";
+import {
+  GCM_TAG_SIZE, aesCmXor, ctEqual, gcmDecrypt, gcmEncrypt, gcmSrtcpIv, gcmSrtpIv, hmacSha1, srtpCmIv,
+} from "./crypto/index";
+import { ReplayState, acceptIndex, estimateIndex, isFresh, markSeen, senderIndex } from "./replay";
+import { Session } from "./session";
+import { Suite } from "./suites";
+
+/** Length of the packet after the last successful transform. */
+export let resultLength: i32 = 0;
+
+const iv = memory.data(16);
+const tag = memory.data(20);
+const rocBytes = memory.data(4);
+const aad = memory.data(12);
+const E_FLAG: u32 = 0x80000000;
+const SRTCP_INDEX_MASK: u32 = 0x7fffffff;
+const SRTCP_HEADER = 8; // the first RTCP header and the sender's SSRC stay in the clear
+
+/**
+ * Length of the RTP header (fixed part, CSRCs, extension), or a negative DropReason. The padding
+ * is not checked here: on the protected side it is encrypted.
+ */
+export function rtpHeaderLength(ptr: usize, len: i32): i32 {
+  if (len < 12) return -DropReason.TooShort;
+  const b0 = <i32>load<u8>(ptr);
+  if (b0 >> 6 != 2) return -DropReason.BadVersion;
+  let h = 12 + (b0 & 15) * 4;
+  if (h > len) return -DropReason.CsrcOverrun;
+  if (b0 & 0x10) {
+    if (h + 4 > len) return -DropReason.ExtensionOverrun;
+    h += 4 + <i32>loadBe16(ptr + <usize>h + 2) * 4;
+    if (h > len) return -DropReason.ExtensionOverrun;
+  }
+  return h;
+}
+
+/** Encrypts and authenticates an RTP packet; `room` is how far it may grow from `ptr`. */
+export function protectRtp(sess: Session, s: ReplayState, ptr: usize, len: i32, room: i32): u32 {
+  const h = rtpHeaderLength(ptr, len);
+  if (h < 0) return <u32>-h;
+  const suite = changetype<Suite>(sess.suite);
+  if (len + suite.rtpTag > room) return DropReason.TooLarge;
+  const seq = loadBe16(ptr + 2);
+  const ssrc = loadBe32(ptr + 8);
+  const index = senderIndex(s, seq);
+  const payload = ptr + <usize>h;
+  const payloadLength = len - h;
+  if (suite.aead) {
+    gcmSrtpIv(iv, sess.srtpSalt, ssrc, <u32>(index >> 16), seq);
+    gcmEncrypt(sess.srtpCipher, iv, ptr, h, payload, payloadLength, ptr + <usize>len);
+  } else {
+    srtpCmIv(iv, sess.srtpSalt, ssrc, index);
+    aesCmXor(sess.srtpCipher, iv, payload, payloadLength);
+    storeBe32(rocBytes, <u32>(index >> 16));
+    hmacSha1(sess.srtpAuth, ptr, len, rocBytes, 4, tag); // RFC 3711 4.2: M = header || payload || ROC
+    memory.copy(ptr + <usize>len, tag, <usize>suite.rtpTag);
+  }
+  resultLength = len + suite.rtpTag;
+  return 0;
+}
+
+/**
+ * Authenticates, checks for replay, and decrypts an SRTP packet. `known` says whether `s` is
+ * the source's real state; for a new source it is a blank scratch state the caller keeps only
+ * if this returns 0.
+ */
+export function unprotectRtp(sess: Session, s: ReplayState, known: bool, ptr: usize, len: i32, window: i32): u32 {
+  const suite = changetype<Suite>(sess.suite);
+  const t = suite.rtpTag;
+  if (len < 12 + t) return DropReason.SrtpTooShort;
+  const body = len - t;
+  const h = rtpHeaderLength(ptr, body);
+  if (h < 0) return <u32>-h;
+  const seq = loadBe16(ptr + 2);
+  const ssrc = loadBe32(ptr + 8);
+  const index = estimateIndex(s, seq);
+  if (known && !isFresh(s.bits, s.highest, s.rtpSeen, index, window)) return DropReason.SrtpReplay;
+  const payload = ptr + <usize>h;
+  if (suite.aead) {
+    gcmSrtpIv(iv, sess.srtpSalt, ssrc, <u32>(index >> 16), seq);
+    if (!gcmDecrypt(sess.srtpCipher, iv, ptr, h, payload, body - h, ptr + <usize>body)) return DropReason.SrtpAuthFailed;
+  } else {
+    storeBe32(rocBytes, <u32>(index >> 16));
+    hmacSha1(sess.srtpAuth, ptr, body, rocBytes, 4, tag);
+    if (!ctEqual(tag, ptr + <usize>body, t)) return DropReason.SrtpAuthFailed;
+    srtpCmIv(iv, sess.srtpSalt, ssrc, index);
+    aesCmXor(sess.srtpCipher, iv, payload, body - h);
+  }
+  acceptIndex(s, index);
+  resultLength = body;
+  return 0;
+}
+
+/** Encrypts and authenticates an RTCP compound packet (E flag set). */
+export function protectRtcp(sess: Session, s: ReplayState, ptr: usize, len: i32, room: i32): u32 {
+  if (len < SRTCP_HEADER) return DropReason.TooShort;
+  const suite = changetype<Suite>(sess.suite);
+  if (len + 4 + suite.rtcpTag > room) return DropReason.TooLarge;
+  const ssrc = loadBe32(ptr + 4);
+  const index = s.rtcpNextIndex;
+  s.rtcpNextIndex = (index + 1) & SRTCP_INDEX_MASK;
+  const eIndex = E_FLAG | index;
+  const body = ptr + SRTCP_HEADER;
+  const bodyLength = len - SRTCP_HEADER;
+  if (suite.aead) {
+    // RFC 7714 9.2: AAD = header || E || index; the trailer goes after the tag
+    memory.copy(aad, ptr, SRTCP_HEADER);
+    storeBe32(aad + SRTCP_HEADER, eIndex);
+    gcmSrtcpIv(iv, sess.srtcpSalt, ssrc, index);
+    gcmEncrypt(sess.srtcpCipher, iv, aad, 12, body, bodyLength, ptr + <usize>len);
+    storeBe32(ptr + <usize>len + GCM_TAG_SIZE, eIndex);
+    resultLength = len + GCM_TAG_SIZE + 4;
+  } else {
+    srtpCmIv(iv, sess.srtcpSalt, ssrc, <u64>index);
+    aesCmXor(sess.srtcpCipher, iv, body, bodyLength);
+    storeBe32(ptr + <usize>len, eIndex);
+    hmacSha1(sess.srtcpAuth, ptr, len + 4, 0, 0, tag); // RFC 3711 3.4: the tag covers E || index too
+    memory.copy(ptr + <usize>len + 4, tag, <usize>suite.rtcpTag);
+    resultLength = len + 4 + suite.rtcpTag;
+  }
+  return 0;
+}
+
+/** Authenticates, checks for replay, and decrypts an SRTCP packet. See unprotectRtp for `known`. */
+export function unprotectRtcp(sess: Session, s: ReplayState, known: bool, ptr: usize, len: i32, window: i32): u32 {
+  const suite = changetype<Suite>(sess.suite);
+  const t = suite.rtcpTag;
+  if (len < SRTCP_HEADER + 4 + t) return DropReason.SrtpTooShort;
+  const trailer = suite.aead ? len - 4 : len - t - 4;
+  const eIndex = loadBe32(ptr + <usize>trailer);
+  const index = eIndex & SRTCP_INDEX_MASK;
+  const encrypted = (eIndex & E_FLAG) != 0;
+  const ssrc = loadBe32(ptr + 4);
+  if (known && !isFresh(s.rtcpBits, s.rtcpHighest, s.rtcpSeen, <u64>index, window)) return DropReason.SrtpReplay;
+  const body = ptr + SRTCP_HEADER;
+  if (suite.aead) {
+    // An unencrypted (E = 0) SRTCP packet under AEAD authenticates the whole packet as AAD
+    // (RFC 7714 9.3); senders we interoperate with always encrypt, so it is refused.
+    if (!encrypted) return DropReason.SrtpAuthFailed;
+    memory.copy(aad, ptr, SRTCP_HEADER);
+    storeBe32(aad + SRTCP_HEADER, eIndex);
+    gcmSrtcpIv(iv, sess.srtcpSalt, ssrc, index);
+    const cipherLength = trailer - GCM_TAG_SIZE - SRTCP_HEADER;
+    if (!gcmDecrypt(sess.srtcpCipher, iv, aad, 12, body, cipherLength, body + <usize>cipherLength)) return DropReason.SrtpAuthFailed;
+    resultLength = SRTCP_HEADER + cipherLength;
+  } else {
+    hmacSha1(sess.srtcpAuth, ptr, len - t, 0, 0, tag);
+    if (!ctEqual(tag, ptr + <usize>(len - t), t)) return DropReason.SrtpAuthFailed;
+    if (encrypted) {
+      srtpCmIv(iv, sess.srtcpSalt, ssrc, <u64>index);
+      aesCmXor(sess.srtcpCipher, iv, body, trailer - SRTCP_HEADER);
+    }
+    resultLength = trailer;
+  }
+  s.rtcpHighest = markSeen(s.rtcpBits, s.rtcpHighest, s.rtcpSeen, <u64>index);
+  s.rtcpSeen = true;
+  return 0;
+}
