@@ -420,6 +420,37 @@ function gcmDecrypt(iv: Buffer, aad: Buffer, ct: Buffer, tag: Buffer): { ok: boo
   return { ok, data: c.get(c.DATA, ct.length) };
 }
 
+// RFC 7714 section 16.1.1 (SRTP, AEAD_AES_128_GCM) and 17.2 (SRTCP, AEAD_AES_256_GCM): session
+// key and salt given directly, ROC 0, SEQ 0xf17b; SRTCP index 0x5d4 with the E flag.
+const RFC7714_SALT = "517569642070726f2071756f";
+
+test("RFC 7714 section 16.1.1: SRTP AEAD_AES_128_GCM IV, ciphertext and tag", () => {
+  const c = core;
+  c.put(c.SALT, hex(RFC7714_SALT));
+  c.x.gcmSrtpIv(c.IV, c.SALT, 0x5501a0b2, 0, 0xf17b);
+  assert.is(c.get(c.IV, 12).toString("hex"), "51753c6580c2726f20718414");
+  const header = hex("8040f17b8041f8d35501a0b2");
+  const payload = hex("47616c6c696120657374206f6d6e69732064697669736120696e207061727465732074726573");
+  gcmSetKey(hex("000102030405060708090a0b0c0d0e0f"));
+  const { ct, tag } = gcmEncrypt(hex("51753c6580c2726f20718414"), header, payload);
+  assert.is(ct.toString("hex"), "f24de3a3fb34de6cacba861c9d7e4bcabe633bd50d294e6f42a5f47a51c7d19b36de3adf8833");
+  assert.is(tag.toString("hex"), "899d7f27beb16a9152cf765ee4390cce");
+  assert.ok(gcmDecrypt(hex("51753c6580c2726f20718414"), header, ct, tag).ok);
+});
+
+test("RFC 7714 section 17.2: SRTCP AEAD_AES_256_GCM IV, AAD, ciphertext and tag", () => {
+  const c = core;
+  c.put(c.SALT, hex(RFC7714_SALT));
+  c.x.gcmSrtcpIv(c.IV, c.SALT, 0x4d617273, 0x5d4);
+  assert.is(c.get(c.IV, 12).toString("hex"), "517524055203726f207170bb");
+  const aad = hex("81c8000d4d617273800005d4"); // header || E || index
+  const body = hex("4e5450314e545032525450200000042a0000e9304c756e61deadbeefdeadbeefdeadbeefdeadbeefdeadbeef");
+  gcmSetKey(hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+  const { ct, tag } = gcmEncrypt(hex("517524055203726f207170bb"), aad, body);
+  assert.is(Buffer.concat([ct, tag]).toString("hex"),
+    "d50ae4d1f5ce5d304ba297e47d470c282c3ece5dbffe0a50a2eaa5c1110555be8415f658c61de0476f1b6fad1d1eb30c4446839f57ff6f6cb26ac3be");
+});
+
 // The test cases of the GCM specification (McGrew and Viega, "The Galois/Counter Mode of
 // Operation", also in the NIST GCM validation vectors); cases 3, 4 use a 96-bit IV as RFC 7714 does.
 const GCM_CASES = [
