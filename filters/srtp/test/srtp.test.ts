@@ -1,0 +1,278 @@
+// The srtp filter through the harness: every suite round trips, the wire format matches an
+// independent node:crypto implementation of RFC 3711 / RFC 7714, the index survives sequence
+// wrap with reordering and a restart (state carried without keys), replays and forgeries are
+// dropped by reason, forged SSRCs cost no state, and bad configs name the key without echoing it.
+import * as assert from "uvu/assert";
+import { createCipheriv, createHmac, randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { FilterHarness, FilterConfigError, PacketFlag, buildRtp, pseudoRandomBytes } from "../../../sdk/harness/index.js";
+import { suite } from "../../../test/lib/suite.js";
+import { ROOT } from "../../../test/lib/paths.js";
+
+const test = suite("srtp filter");
+const WASM = join(ROOT, "filters", "srtp", "build", "srtp.checked.wasm");
+
+interface SuiteInfo { name: string; keyLength: number; saltLength: number; gcm: boolean; rtpTag: number; rtcpTag: number }
+const SUITES: SuiteInfo[] = [
+  { name: "AES_CM_128_HMAC_SHA1_80", keyLength: 16, saltLength: 14, gcm: false, rtpTag: 10, rtcpTag: 10 },
+  { name: "AES_CM_128_HMAC_SHA1_32", keyLength: 16, saltLength: 14, gcm: false, rtpTag: 4, rtcpTag: 10 },
+  { name: "AES_256_CM_HMAC_SHA1_80", keyLength: 32, saltLength: 14, gcm: false, rtpTag: 10, rtcpTag: 10 },
+  { name: "AES_256_CM_HMAC_SHA1_32", keyLength: 32, saltLength: 14, gcm: false, rtpTag: 4, rtcpTag: 10 },
+  { name: "AEAD_AES_128_GCM", keyLength: 16, saltLength: 12, gcm: true, rtpTag: 16, rtcpTag: 16 },
+  { name: "AEAD_AES_256_GCM", keyLength: 32, saltLength: 12, gcm: true, rtpTag: 16, rtcpTag: 16 },
+];
+const CM80 = SUITES[0]!;
+
+function masterFor(s: SuiteInfo, seed = 1): Buffer {
+  return Buffer.from(pseudoRandomBytes(s.keyLength + s.saltLength, seed));
+}
+const inline = (b: Buffer): string => `inline:${b.toString("base64")}`;
+
+async function pair(s: SuiteInfo, master: Buffer, extra: Record<string, unknown> = {}) {
+  const tx = await FilterHarness.load(WASM);
+  const rx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: s.name, key: inline(master) });
+  const b = rx.createContext({ direction: "unprotect", suite: s.name, key: inline(master), ...extra });
+  return { tx, rx, a, b };
+}
+
+const rtcpRr = (ssrc = 0x11223344): Uint8Array => {
+  const b = Buffer.alloc(8);
+  b[0] = 0x80; b[1] = 201; b.writeUInt16BE(1, 2); b.writeUInt32BE(ssrc, 4);
+  return b;
+};
+
+// ---- an independent reference: RFC 3711 section 4.3 KDF and the transforms, on node:crypto ----
+
+function kdf(s: SuiteInfo, master: Buffer, label: number, length: number): Buffer {
+  const key = master.subarray(0, s.keyLength);
+  const salt = Buffer.alloc(14);
+  master.copy(salt, 0, s.keyLength); // a 12-byte GCM salt is padded with zeros (libsrtp does the same)
+  salt[7] = salt[7]! ^ label; // x = salt XOR (label << 48), key_id with kdr = 0
+  const iv = Buffer.concat([salt, Buffer.alloc(2)]);
+  const c = createCipheriv(s.keyLength === 16 ? "aes-128-ctr" : "aes-256-ctr", key, iv);
+  return c.update(Buffer.alloc(length));
+}
+
+function referenceProtectRtp(s: SuiteInfo, master: Buffer, packet: Uint8Array, roc: number): Buffer {
+  const p = Buffer.from(packet);
+  const header = p.subarray(0, 12);
+  const payload = p.subarray(12);
+  const ssrc = p.readUInt32BE(8);
+  const seq = p.readUInt16BE(2);
+  const ek = kdf(s, master, 0, s.keyLength);
+  const salt = kdf(s, master, 2, s.saltLength);
+  if (s.gcm) {
+    const iv = Buffer.alloc(12);
+    iv.writeUInt32BE(ssrc, 2); iv.writeUInt32BE(roc, 6); iv.writeUInt16BE(seq, 10);
+    for (let i = 0; i < 12; i++) iv[i] = iv[i]! ^ salt[i]!;
+    const c = createCipheriv(s.keyLength === 16 ? "aes-128-gcm" : "aes-256-gcm", ek, iv);
+    c.setAAD(header);
+    return Buffer.concat([header, c.update(payload), c.final(), c.getAuthTag()]);
+  }
+  const iv = Buffer.alloc(16);
+  salt.copy(iv, 0);
+  iv.writeUInt32BE((iv.readUInt32BE(4) ^ ssrc) >>> 0, 4);
+  const index = BigInt(roc) * 65536n + BigInt(seq);
+  const idx = Buffer.alloc(8);
+  idx.writeBigUInt64BE(index); // the 48-bit index lands in IV bytes 8..13 (i * 2^16)
+  for (let i = 0; i < 8; i++) iv[6 + i] = (iv[6 + i] ?? 0) ^ idx[i]!;
+  const c = createCipheriv(s.keyLength === 16 ? "aes-128-ctr" : "aes-256-ctr", ek, iv.subarray(0, 16));
+  const body = Buffer.concat([header, c.update(payload)]);
+  const ak = kdf(s, master, 1, 20);
+  const rocBytes = Buffer.alloc(4);
+  rocBytes.writeUInt32BE(roc);
+  const tag = createHmac("sha1", ak).update(body).update(rocBytes).digest().subarray(0, s.rtpTag);
+  return Buffer.concat([body, tag]);
+}
+
+for (const s of SUITES) {
+  test(`${s.name}: SRTP and SRTCP round trip; protect output equals the node:crypto reference`, async () => {
+    const master = masterFor(s);
+    const { tx, rx, a, b } = await pair(s, master);
+    for (const seq of [1, 2, 3, 500]) {
+      const plain = buildRtp({ seq, ssrc: 0xcafe0001, payloadSize: 200 });
+      const p = tx.run({ ctx: a, bytes: plain });
+      assert.is(p.verdict, "pass");
+      assert.is(p.bytes.length, plain.length + s.rtpTag);
+      assert.is(Buffer.from(p.bytes).toString("hex"), referenceProtectRtp(s, master, plain, 0).toString("hex"), `seq ${seq} on the wire`);
+      const u = rx.run({ ctx: b, bytes: p.bytes });
+      assert.is(u.verdict, "pass", u.reasonName);
+      assert.equal(Buffer.from(u.bytes), Buffer.from(plain));
+    }
+    const rr = rtcpRr();
+    const pr = tx.run({ ctx: a, bytes: rr, flags: PacketFlag.Rtcp });
+    assert.is(pr.bytes.length, rr.length + 4 + s.rtcpTag);
+    const trailer = Buffer.from(pr.bytes).readUInt32BE(s.gcm ? pr.bytes.length - 4 : pr.bytes.length - s.rtcpTag - 4);
+    assert.is(trailer, 0x80000000, "E flag set, SRTCP index 0");
+    const ur = rx.run({ ctx: b, bytes: pr.bytes, flags: PacketFlag.Rtcp });
+    assert.is(ur.verdict, "pass", ur.reasonName);
+    assert.equal(Buffer.from(ur.bytes), Buffer.from(rr));
+    assert.is(tx.metric("rtp_protected", a), 4);
+    assert.is(rx.metric("rtcp_unprotected", b), 1);
+  });
+}
+
+test("sequence wrap at 65535 with reordering around it: every packet authenticates, ROC goes to 1", async () => {
+  const master = masterFor(CM80);
+  const { tx, rx, a, b } = await pair(CM80, master);
+  const protectedBySeq = new Map<number, Uint8Array>();
+  const plainBySeq = new Map<number, Uint8Array>();
+  for (let i = 65500; i < 65536 + 60; i++) {
+    const seq = i & 0xffff;
+    const plain = buildRtp({ seq, ssrc: 7, payloadSize: 40 });
+    plainBySeq.set(i, plain);
+    protectedBySeq.set(i, tx.run({ ctx: a, bytes: plain }).bytes);
+  }
+  // the packet with seq 5 after the wrap was protected with ROC 1: check against the reference
+  assert.is(Buffer.from(protectedBySeq.get(65536 + 5)!).toString("hex"), referenceProtectRtp(CM80, master, plainBySeq.get(65536 + 5)!, 1).toString("hex"));
+  const order: number[] = [];
+  for (let i = 65500; i < 65530; i++) order.push(i);
+  order.push(65531, 65530, 65536, 65532, 65535, 65533, 65537, 65534); // reordered across the wrap
+  for (let i = 65538; i < 65536 + 60; i++) order.push(i);
+  order.push(65536 + 59 - 40); // late, but inside the window: not seen yet? it was: a replay
+  const verdicts = order.map((i) => rx.run({ ctx: b, bytes: protectedBySeq.get(i)! }));
+  const failed = verdicts.slice(0, -1).map((v, k) => [order[k], v.reasonName] as const).filter((_, k) => verdicts[k]!.verdict !== "pass");
+  assert.equal(failed, [], "all fresh packets pass");
+  assert.is(verdicts.at(-1)!.reasonName, "srtp_replay");
+  for (let k = 0; k < order.length - 1; k++) assert.equal(Buffer.from(verdicts[k]!.bytes), Buffer.from(plainBySeq.get(order[k]!)!));
+});
+
+test("replayed, tampered, too old and truncated packets are dropped by reason", async () => {
+  const { tx, rx, a, b } = await pair(CM80, masterFor(CM80), { replayWindow: 64 });
+  const packets = Array.from({ length: 200 }, (_, i) => tx.run({ ctx: a, bytes: buildRtp({ seq: i, payloadSize: 50 }) }).bytes);
+  for (let i = 100; i < 200; i++) assert.is(rx.run({ ctx: b, bytes: packets[i]! }).verdict, "pass");
+  assert.is(rx.run({ ctx: b, bytes: packets[150]! }).reasonName, "srtp_replay");
+  assert.is(rx.run({ ctx: b, bytes: packets[100]! }).reasonName, "srtp_replay", "older than the 64-packet window");
+  const tampered = Uint8Array.from(packets[60]!);
+  tampered[20] ^= 1;
+  assert.is(rx.run({ ctx: b, bytes: tampered }).reasonName, "srtp_replay", "outside the window it is not even authenticated");
+  const fresh = tx.run({ ctx: a, bytes: buildRtp({ seq: 200, payloadSize: 50 }) }).bytes;
+  const bad = Uint8Array.from(fresh);
+  bad[bad.length - 1] ^= 0x80; // the tag
+  assert.is(rx.run({ ctx: b, bytes: bad }).reasonName, "srtp_auth_failed");
+  assert.is(rx.run({ ctx: b, bytes: fresh.slice(0, 25) }).reasonName, "srtp_auth_failed", "a cut packet");
+  assert.is(rx.run({ ctx: b, bytes: fresh.slice(0, 15) }).reasonName, "srtp_too_short");
+  assert.is(rx.run({ ctx: b, bytes: fresh }).verdict, "pass", "the real one still passes after the forgeries");
+  assert.is(rx.run({ ctx: b, bytes: rtcpRr(), flags: PacketFlag.Rtcp }).reasonName, "srtp_too_short");
+});
+
+test("hostile input: random bytes, every length, RTP and RTCP, never trap", async () => {
+  const { rx, b } = await pair(CM80, masterFor(CM80));
+  const reasons = new Set<string>();
+  for (let n = 0; n < 3000; n++) {
+    const junk = pseudoRandomBytes(n % 300, n + 7);
+    if (junk.length > 0 && n % 2 === 0) junk[0] = (junk[0]! & 0x3f) | 0x80;
+    const r = rx.run({ ctx: b, bytes: junk, flags: n % 3 === 0 ? PacketFlag.Rtcp : 0 });
+    assert.is(r.verdict, "drop");
+    reasons.add(r.reasonName);
+  }
+  for (const r of reasons) assert.ok(["srtp_auth_failed", "srtp_too_short", "bad_version", "csrc_overrun", "extension_overrun", "too_short"].includes(r), r);
+});
+
+test("forged packets with new SSRCs create no state: a known source's window survives 2000 of them", async () => {
+  const { tx, rx, a, b } = await pair(CM80, masterFor(CM80), { maxSources: 2 });
+  const first = tx.run({ ctx: a, bytes: buildRtp({ seq: 10, ssrc: 0x1111, payloadSize: 30 }) }).bytes;
+  assert.is(rx.run({ ctx: b, bytes: first }).verdict, "pass");
+  for (let i = 0; i < 2000; i++) {
+    const forged = Buffer.from(buildRtp({ seq: i, ssrc: 0x9000 + i, payloadSize: 30 }));
+    randomBytes(10).copy(forged, forged.length - 10);
+    assert.is(rx.run({ ctx: b, bytes: Buffer.concat([forged, randomBytes(10)]) }).reasonName, "srtp_auth_failed");
+  }
+  assert.is(rx.run({ ctx: b, bytes: first }).reasonName, "srtp_replay", "the source's state was not evicted");
+});
+
+test("hot swap / restart: ROC, indexes and windows carry over through state export/import, keys do not", async () => {
+  const master = masterFor(CM80, 42);
+  const { tx, rx, a, b } = await pair(CM80, master);
+  for (let i = 65000; i < 65536; i++) {
+    const p = tx.run({ ctx: a, bytes: buildRtp({ seq: i & 0xffff, ssrc: 9, payloadSize: 20 }) });
+    assert.is(rx.run({ ctx: b, bytes: p.bytes }).verdict, "pass");
+  }
+  tx.run({ ctx: a, bytes: rtcpRr(9), flags: PacketFlag.Rtcp });
+  const txBlob = tx.exportState(a)!;
+  const rxBlob = rx.exportState(b)!;
+  for (const blob of [txBlob, rxBlob]) {
+    const hexBlob = Buffer.from(blob).toString("hex");
+    for (let k = 0; k + 8 <= master.length; k += 4) {
+      assert.not.ok(hexBlob.includes(master.subarray(k, k + 8).toString("hex")), "no key material in the state blob");
+    }
+  }
+  // both ends restart (a new instance each), then the stream wraps
+  const tx2 = await FilterHarness.load(WASM);
+  const rx2 = await FilterHarness.load(WASM);
+  const a2 = tx2.createContext({ direction: "protect", suite: CM80.name, key: inline(master) });
+  const b2 = rx2.createContext({ direction: "unprotect", suite: CM80.name, key: inline(master) });
+  assert.equal(tx2.importState(a2, txBlob), { ok: true, reason: "" });
+  assert.equal(rx2.importState(b2, rxBlob), { ok: true, reason: "" });
+  for (let i = 65536; i < 65536 + 100; i++) {
+    const plain = buildRtp({ seq: i & 0xffff, ssrc: 9, payloadSize: 20 });
+    const p = tx2.run({ ctx: a2, bytes: plain });
+    if (i === 65536 + 3) assert.is(Buffer.from(p.bytes).toString("hex"), referenceProtectRtp(CM80, master, plain, 1).toString("hex"), "ROC 1 after the wrap");
+    const u = rx2.run({ ctx: b2, bytes: p.bytes });
+    assert.is(u.verdict, "pass", `${i}: ${u.reasonName}`);
+  }
+  const lastBefore = tx.run({ ctx: a, bytes: buildRtp({ seq: 65535, ssrc: 9, payloadSize: 20 }) });
+  assert.is(lastBefore.reasonName, "");
+  const rr = tx2.run({ ctx: a2, bytes: rtcpRr(9), flags: PacketFlag.Rtcp }).bytes;
+  assert.is(Buffer.from(rr).readUInt32BE(rr.length - 14), 0x80000001, "the SRTCP index continues after the restart");
+  assert.equal(rx2.importState(b2, new Uint8Array([9, 9, 9, 9])).ok, false);
+});
+
+test("reverseKey: upstream RTCP feedback is protected with it, downstream unprotected with key", async () => {
+  const down = masterFor(CM80, 3);
+  const up = masterFor(CM80, 4);
+  const proxy = await FilterHarness.load(WASM);
+  const ctx = proxy.createContext({ direction: "unprotect", suite: CM80.name, key: inline(down), reverseKey: inline(up) });
+  const sender = await FilterHarness.load(WASM);
+  const senderRx = sender.createContext({ direction: "unprotect", suite: CM80.name, key: inline(up) });
+  const feedback = rtcpRr(0x7777);
+  const out = proxy.run({ ctx, bytes: feedback, flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+  assert.is(out.verdict, "pass");
+  assert.is(out.bytes.length, feedback.length + 14);
+  const back = sender.run({ ctx: senderRx, bytes: out.bytes, flags: PacketFlag.Rtcp });
+  assert.is(back.verdict, "pass", back.reasonName);
+  assert.equal(Buffer.from(back.bytes), Buffer.from(feedback));
+  // without a reverse key, feedback passes untouched
+  const plainCtx = proxy.createContext({ direction: "unprotect", suite: CM80.name, key: inline(down) });
+  assert.equal(Buffer.from(proxy.run({ ctx: plainCtx, bytes: feedback, flags: PacketFlag.Rtcp | PacketFlag.Upstream }).bytes), Buffer.from(feedback));
+});
+
+test("ssrcs: packets of other sources are dropped as srtp_unknown_ssrc", async () => {
+  const master = masterFor(CM80);
+  const { tx, rx, a } = await pair(CM80, master);
+  const only = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(master), ssrcs: [5] });
+  const p = tx.run({ ctx: a, bytes: buildRtp({ seq: 1, ssrc: 6 }) }).bytes;
+  assert.is(rx.run({ ctx: only, bytes: p }).reasonName, "srtp_unknown_ssrc");
+});
+
+test("bad configs name the key and never echo key material", async () => {
+  const h = await FilterHarness.load(WASM);
+  const secret = masterFor(CM80, 99);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ direction: "protect" }, /'key' is required/],
+    [{ direction: "sideways", key: inline(secret) }, /'direction' must be 'protect' or 'unprotect'/],
+    [{ direction: "protect", suite: "ROT13", key: inline(secret) }, /'suite' must be one of AES_CM_128_HMAC_SHA1_80/],
+    [{ direction: "protect", key: inline(secret.subarray(0, 29)) }, /'key' must hold 30 bytes \(master key and salt\) for AES_CM_128_HMAC_SHA1_80, it holds 29/],
+    [{ direction: "protect", key: `${inline(secret)}|2^31|1:4` }, /an MKI is not supported/],
+    [{ direction: "protect", key: "inline:@@@" }, /'key' must be 'inline:' \+ base64, or hex/],
+    [{ direction: "protect", key: secret.toString("hex").slice(0, 59) }, /'key' must be 'inline:' \+ base64, or hex/],
+    [{ direction: "protect", key: inline(secret), replayWindow: 128, nackHistory: 512 }, /'replayWindow' \(128\) must be at least 'nackHistory' \(512\)/],
+    [{ direction: "protect", key: inline(secret), replayWindow: 16 }, /replayWindow/],
+    [{ direction: "protect", key: inline(secret), colour: "red" }, /unknown config key 'colour'/],
+  ];
+  for (const [config, pattern] of cases) {
+    try {
+      h.createContext(config);
+      assert.unreachable(`accepted ${JSON.stringify(config).slice(0, 40)}`);
+    } catch (err) {
+      assert.instance(err, FilterConfigError);
+      const message = (err as Error).message;
+      assert.match(message, pattern);
+      assert.not.ok(message.includes(secret.toString("base64").slice(0, 12)) || message.includes(secret.toString("hex").slice(0, 12)), "no key material in the message");
+    }
+  }
+  assert.ok(h.createContext({ direction: "protect", key: secret.toString("hex") }) > 0, "hex keys work");
+});
+
+test.run();
