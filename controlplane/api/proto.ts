@@ -1,0 +1,66 @@
+// Loads controlplane/proto/msm.proto (the one source of truth for the wire format) and exposes
+// its services and the TypeScript shapes of its messages, as @grpc/proto-loader decodes them:
+// camelCase fields, uint64 as number, oneofs named by `kind`, defaults filled in.
+import { loadSync } from "@grpc/proto-loader";
+import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+
+const PROTO = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "..", "controlplane", "proto", "msm.proto");
+
+const definition = loadSync(PROTO, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, bytes: Buffer });
+const pkg = loadPackageDefinition(definition) as unknown as {
+  msm: { v1: { ProxyService: ServiceClientConstructor; AdminService: ServiceClientConstructor } };
+};
+
+export const ProxyServiceClient = pkg.msm.v1.ProxyService;
+export const AdminServiceClient = pkg.msm.v1.AdminService;
+export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
+export const adminService: ServiceDefinition = pkg.msm.v1.AdminService.service;
+
+export interface Endpoint { address: string; port: number; rtcpPort: number }
+export interface ChainStage { filter: string; version: string; configJson: string }
+export interface FailurePolicy { mode: string; restartBackoffMs: number; maxBackoffMs: number; maxFailures: number }
+export interface Segment {
+  name: string;
+  proxy: string;
+  listen: Endpoint | null;
+  rtcpMux: boolean;
+  egress: Endpoint | null;
+  destinations: Endpoint[];
+  source: Endpoint | null;
+  chain: ChainStage[];
+  failure: FailurePolicy | null;
+  revision: number;
+}
+export interface FilterRef { name: string; version: string; sha256: string; size: number; pushedAtMs: number }
+
+export interface Register { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number }
+export type ProxyMessage =
+  | { kind: "register"; register: Register }
+  | { kind: "ack"; ack: { version: number } }
+  | { kind: "nack"; nack: { version: number; error: string } }
+  | { kind: "stats"; stats: { statsJson: string } };
+
+export interface Snapshot { version: number; segments: Segment[]; filters: FilterRef[] }
+export type ControlMessage = { kind: "snapshot"; snapshot: Snapshot };
+
+export interface FilterModule { ref: FilterRef; wasm: Buffer }
+
+export interface ProxyStatus {
+  nodeId: string;
+  connected: boolean;
+  peer: string;
+  desiredVersion: number;
+  ackedVersion: number;
+  nackedVersion: number;
+  nackError: string;
+  lastSeenMs: number;
+  capabilities: string[];
+  abiVersions: string[];
+  server: string;
+}
+
+export interface ApplySegmentsResponse { created: string[]; configured: string[]; unchanged: string[]; revision: number }
+export interface DeleteSegmentsResponse { deleted: string[]; revision: number }
+export interface ProxyStats { nodeId: string; atMs: number; statsJson: string }
