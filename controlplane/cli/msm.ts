@@ -3,6 +3,7 @@
 // validate chain at work on a live stream, `msm filter new` starts a filter project.
 import { runDemo } from "./demo.js";
 import { runProxy } from "./proxy-command.js";
+import { runControlPlane } from "./control-plane-command.js";
 import { scaffoldCommand } from "./filter-command.js";
 import { UsageError } from "./usage.js";
 
@@ -13,6 +14,9 @@ Usage:
   msm demo [--seconds N] [--rate PPS] [--bad-percent P]
                                                a proxy with a validate chain, a generated stream
                                                with malformed packets, a sink, live counters
+  msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME]
+      [--trust-domain TD] (--tls-ca F --tls-cert F --tls-key F | --insecure)
+                                               run a control-plane replica (gRPC: admin + proxies)
   msm filter new NAME DIR                      scaffold a standalone filter project in DIR
   msm help                                     this text
 
@@ -25,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
       return runProxy(args);
     case "demo":
       return runDemo(args);
+    case "control-plane":
+      return runControlPlane(args);
     case "filter":
       return scaffoldCommand(args);
     case undefined:

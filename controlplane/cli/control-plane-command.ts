@@ -1,0 +1,59 @@
+// `msm control-plane`: runs one control-plane replica until SIGINT/SIGTERM. Several replicas
+// sharing one etcd serve the same segments and filters; each proxy connects to any of them.
+import { existsSync } from "node:fs";
+import { startControlPlane } from "../server/index.js";
+import type { TlsFiles } from "../security/tls.js";
+import { parseFlags, UsageError } from "./usage.js";
+
+export const CONTROL_PLANE_USAGE =
+  "usage: msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
+  "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)";
+
+export async function runControlPlane(args: readonly string[]): Promise<number> {
+  // --insecure is the one flag without a value
+  const insecure = args.includes("--insecure");
+  const { flags, rest } = parseFlags(
+    args.filter((a) => a !== "--insecure"),
+    ["listen", "store", "name", "trust-domain", "tls-ca", "tls-cert", "tls-key"],
+  );
+  const listen = flags.get("listen");
+  const store = flags.get("store");
+  if (!listen || !store || rest.length > 0) throw new UsageError(CONTROL_PLANE_USAGE);
+  const files = ["tls-ca", "tls-cert", "tls-key"].map((f) => flags.get(f));
+  const given = files.filter((f) => f !== undefined).length;
+  let tls: TlsFiles | "insecure";
+  if (insecure) {
+    if (given > 0) throw new UsageError("--insecure and --tls-* exclude each other");
+    tls = "insecure";
+  } else {
+    if (given !== 3) {
+      throw new UsageError("the control plane needs --tls-ca, --tls-cert and --tls-key (mutual TLS); --insecure runs it without any, on a trusted network only");
+    }
+    for (const f of files) if (!existsSync(f!)) throw new UsageError(`no such file: ${f}`);
+    tls = { ca: files[0]!, cert: files[1]!, key: files[2]! };
+  }
+
+  const stamp = (): string => new Date().toISOString();
+  // handlers first: a signal that comes while starting (or right after the line below) stops it cleanly
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      console.error(`${stamp()} ${signal}: shutting down`);
+      resolve();
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  const cp = await startControlPlane({
+    listen,
+    store,
+    tls,
+    trustDomain: flags.get("trust-domain"),
+    name: flags.get("name"),
+    log: (message) => console.error(`${stamp()} ${message}`),
+  });
+  const host = listen.replace(/:\d+$/, "");
+  console.error(`${stamp()} control plane ${cp.name} listening on ${host}:${cp.port} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
+  await stopped;
+  await cp.close();
+  return 0;
+}

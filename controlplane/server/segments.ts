@@ -1,0 +1,258 @@
+// ApplySegments and DeleteSegments as plans: what to check, what to write, guarded by which
+// revisions. Segment rules are the runtime's own: each proxy's resulting set of segments is
+// converted to the runtime's config and run through validateProxyConfig (ports used twice,
+// names, addresses, failure policy, chain length...); this file adds only what the runtime cannot
+// know (the proxy a segment belongs to, the filter registry, JSON text in config_json) and maps the
+// runtime's field paths back to the request's (`segments[2].listen.port`, proto field names).
+import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
+import type { Endpoint, FailurePolicy, Segment } from "../api/proto.js";
+import type { Compare, Op } from "../store/index.js";
+import { invalid } from "./errors.js";
+import { proxyKey, segmentKey } from "./keys.js";
+import type { DesiredState } from "./state.js";
+
+type SegmentInput = NonNullable<ProxyConfigInput["segments"]>[number];
+
+/** Node ids are the name part of a proxy's SPIFFE ID. */
+export const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** A Segment as stored: the request's fields, config_json canonical, no revision. */
+export type SegmentRecord = Omit<Segment, "revision">;
+
+export interface ApplyPlan {
+  readonly created: string[];
+  readonly configured: string[];
+  readonly unchanged: string[];
+  readonly compares: Compare[];
+  readonly ops: Op[];
+}
+
+export interface DeletePlan {
+  readonly deleted: string[];
+  readonly compares: Compare[];
+  readonly ops: Op[];
+}
+
+/** An endpoint message that is absent, or present with every field at its default. */
+export function isEmptyEndpoint(e: Endpoint | null | undefined): boolean {
+  return !e || (e.address === "" && e.port === 0 && e.rtcpPort === 0);
+}
+
+const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function endpointRecord(e: Endpoint | null | undefined): Endpoint | null {
+  return isEmptyEndpoint(e) ? null : { address: e!.address, port: e!.port, rtcpPort: e!.rtcpPort };
+}
+
+function failureRecord(f: FailurePolicy | null | undefined): FailurePolicy | null {
+  if (!f) return null;
+  return { mode: f.mode, restartBackoffMs: f.restartBackoffMs, maxBackoffMs: f.maxBackoffMs, maxFailures: f.maxFailures };
+}
+
+/** Parses a stage's config_json (""= {}); pushes an issue and returns undefined when it is not an object. */
+function parseConfig(text: string, at: string, issues: string[]): Record<string, unknown> | undefined {
+  if (text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    issues.push(`${at}: not valid JSON (${(err as Error).message})`);
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    issues.push(`${at}: must be a JSON object`);
+    return undefined;
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Checks what only the control plane knows about one requested segment and converts it to the
+ * runtime's segment config and the stored record.
+ */
+function checkSegment(seg: Segment, at: string, state: DesiredState, issues: string[]): { input: SegmentInput; record: SegmentRecord } {
+  if (seg.proxy === "") issues.push(`${at}.proxy: required (the node id of the proxy that runs the segment)`);
+  else if (!NODE_ID.test(seg.proxy)) issues.push(`${at}.proxy: '${seg.proxy}' is not a node id (1-128 letters, digits, '.', '_' or '-')`);
+
+  const input: Record<string, unknown> = { name: seg.name, rtcpMux: seg.rtcpMux };
+  if (!isEmptyEndpoint(seg.listen)) {
+    const l = seg.listen!;
+    input.listen = { address: l.address, port: l.port };
+    if (l.rtcpPort !== 0 && l.rtcpPort !== (seg.rtcpMux ? l.port : l.port + 1)) {
+      issues.push(`${at}.listen.rtcp_port: the proxy takes RTCP on port + 1 (or on port itself with rtcp_mux); leave it 0`);
+    }
+  }
+  if (!isEmptyEndpoint(seg.egress)) {
+    const e = seg.egress!;
+    input.egress = { address: e.address, port: e.port };
+    if (e.rtcpPort !== 0 && e.rtcpPort !== (seg.rtcpMux ? e.port : e.port + 1)) {
+      issues.push(`${at}.egress.rtcp_port: the proxy sends RTCP from port + 1 (or from port itself with rtcp_mux); leave it 0`);
+    }
+  }
+  input.destinations = seg.destinations.map((d) => (d.rtcpPort !== 0 ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  if (!isEmptyEndpoint(seg.source)) {
+    const s = seg.source!;
+    input.source = s.rtcpPort !== 0 ? { address: s.address, port: s.port, rtcpPort: s.rtcpPort } : { address: s.address, port: s.port };
+  }
+  if (seg.failure) {
+    // proto3 has no "unset" for scalars: 0 and "" mean the runtime's default
+    const f = seg.failure;
+    input.failure = {
+      mode: f.mode === "" ? undefined : f.mode,
+      restartBackoffMs: f.restartBackoffMs === 0 ? undefined : f.restartBackoffMs,
+      maxBackoffMs: f.maxBackoffMs === 0 ? undefined : f.maxBackoffMs,
+      maxFailures: f.maxFailures === 0 ? undefined : f.maxFailures,
+    };
+  }
+  const chain = seg.chain.map((stage, j) => {
+    const where = `${at}.chain[${j}]`;
+    if (stage.filter !== "" && !state.resolve(stage.filter, stage.version)) {
+      const known = [...(state.filters.get(stage.filter)?.keys() ?? [])];
+      const hint = known.length > 0 ? ` (pushed versions: ${known.join(", ")})` : " (push it with PushFilter first)";
+      issues.push(`${where}.filter: unknown filter '${stage.filter}${stage.version !== "" ? `@${stage.version}` : ""}'${hint}`);
+    }
+    const config = parseConfig(stage.configJson, `${where}.config_json`, issues);
+    return {
+      input: { filter: stage.filter, config: config ?? {} },
+      record: { filter: stage.filter, version: stage.version, configJson: config ? JSON.stringify(config) : stage.configJson },
+    };
+  });
+  input.chain = chain.map((c) => c.input);
+  const record: SegmentRecord = {
+    name: seg.name,
+    proxy: seg.proxy,
+    listen: endpointRecord(seg.listen),
+    rtcpMux: seg.rtcpMux,
+    egress: endpointRecord(seg.egress),
+    destinations: seg.destinations.map((d) => ({ address: d.address, port: d.port, rtcpPort: d.rtcpPort })),
+    source: endpointRecord(seg.source),
+    chain: chain.map((c) => c.record),
+    failure: failureRecord(seg.failure),
+  };
+  return { input: input as SegmentInput, record };
+}
+
+/** The runtime's config input for a stored segment (already validated when it was applied). */
+function storedInput(seg: Segment, state: DesiredState): SegmentInput {
+  return checkSegment(seg, "", state, []).input;
+}
+
+/**
+ * Runs the runtime's validation over one proxy's resulting set of segments and returns its
+ * issues with paths rewritten: `segments[k]` of the per-proxy list becomes the request's
+ * `segments[i]`, or `segment 'name'` for a stored segment the request does not touch.
+ */
+function validateProxySet(inputs: readonly SegmentInput[], origin: readonly string[]): string[] {
+  const filters: Record<string, { path: string }> = {};
+  for (const seg of inputs) for (const stage of seg.chain ?? []) if (stage.filter !== "") filters[stage.filter] = { path: "registry" };
+  try {
+    validateProxyConfig({ filters, segments: inputs as SegmentInput[] }, "/", "request");
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const rewrite = (text: string): string =>
+      text.replace(/segments\[(\d+)\]((?:\.[A-Za-z]+|\[\d+\])*)/g, (_m, k: string, rest: string) => {
+        const path = rest.replace(/(\.chain\[\d+\])\.config$/, "$1.configJson").replace(/\.([A-Za-z]+)/g, (_x, f: string) => `.${snake(f)}`);
+        const where = origin[Number(k)]!;
+        return where.startsWith("segments[") ? `${where}${path}` : `${where}${path === "" ? "" : ` ${path.slice(1)}`}`;
+      });
+    // a filter name the runtime refuses cannot be in the registry: already reported as unknown
+    return err.issues.filter((i) => !i.startsWith("filters.")).map(rewrite);
+  }
+}
+
+/** Plans ApplySegments against `state`; throws INVALID_ARGUMENT naming every bad field. */
+export function planApply(segments: readonly Segment[], state: DesiredState): ApplyPlan {
+  if (segments.length === 0) throw invalid(["segments: nothing to apply"]);
+  const issues: string[] = [];
+  const firstIndex = new Map<string, number>();
+  const checked = segments.map((seg, i) => {
+    const at = `segments[${i}]`;
+    const seen = firstIndex.get(seg.name);
+    if (seen !== undefined && seg.name !== "") issues.push(`${at}.name: duplicate segment name '${seg.name}' (also segments[${seen}])`);
+    else firstIndex.set(seg.name, i);
+    return checkSegment(seg, at, state, issues);
+  });
+
+  // every proxy the request puts a segment on: its resulting set, through the runtime's rules
+  // (stored segments first, so that a clash is reported on the requested segment)
+  const requestNames = new Set(segments.map((s) => s.name));
+  const groups = new Map<string, { inputs: SegmentInput[]; origin: string[] }>();
+  segments.forEach((seg, i) => {
+    if (firstIndex.get(seg.name) !== i) return;
+    const valid = NODE_ID.test(seg.proxy);
+    const group = valid ? seg.proxy : `\0${i}`; // a segment without a valid proxy is checked alone
+    let g = groups.get(group);
+    if (!g) {
+      groups.set(group, (g = { inputs: [], origin: [] }));
+      for (const name of valid ? [...(state.byProxy.get(seg.proxy) ?? [])].sort() : []) {
+        if (requestNames.has(name)) continue; // replaced by the request
+        g.inputs.push(storedInput(state.segments.get(name)!.segment, state));
+        g.origin.push(`segment '${name}'`);
+      }
+    }
+    g.inputs.push(checked[i]!.input);
+    g.origin.push(`segments[${i}]`);
+  });
+  for (const g of groups.values()) issues.push(...validateProxySet(g.inputs, g.origin));
+  if (issues.length > 0) throw invalid([...new Set(issues)]);
+
+  const created: string[] = [];
+  const configured: string[] = [];
+  const unchanged: string[] = [];
+  const compares: Compare[] = [];
+  const ops: Op[] = [];
+  const sets = new Map<string, Set<string>>(); // affected proxies -> their resulting names
+  const touch = (proxy: string): Set<string> => {
+    let set = sets.get(proxy);
+    if (!set) sets.set(proxy, (set = new Set(state.byProxy.get(proxy) ?? [])));
+    return set;
+  };
+  segments.forEach((seg, i) => {
+    const { record } = checked[i]!;
+    const old = state.segments.get(seg.name);
+    const text = JSON.stringify(record);
+    if (old) {
+      const { revision: _r, ...oldRecord } = old.segment;
+      if (JSON.stringify(oldRecord) === text) {
+        unchanged.push(seg.name);
+        return;
+      }
+      configured.push(seg.name);
+      if (old.segment.proxy !== seg.proxy) touch(old.segment.proxy).delete(seg.name);
+    } else {
+      created.push(seg.name);
+    }
+    touch(seg.proxy).add(seg.name);
+    compares.push({ key: segmentKey(seg.name), modRevision: old?.modRevision ?? 0 });
+    ops.push({ type: "put", key: segmentKey(seg.name), value: text });
+  });
+  for (const [proxy, names] of sets) {
+    compares.push({ key: proxyKey(proxy), modRevision: state.proxies.get(proxy) ?? 0 });
+    ops.push({ type: "put", key: proxyKey(proxy), value: JSON.stringify({ segments: [...names].sort() }) });
+  }
+  return { created, configured, unchanged, compares, ops };
+}
+
+/** Plans DeleteSegments: all named segments must exist (NOT_FOUND otherwise, nothing deleted). */
+export function planDelete(names: readonly string[], state: DesiredState): DeletePlan | { missing: string[] } {
+  const unique = [...new Set(names)];
+  const missing = unique.filter((n) => !state.segments.has(n));
+  if (missing.length > 0) return { missing };
+  const compares: Compare[] = [];
+  const ops: Op[] = [];
+  const sets = new Map<string, Set<string>>();
+  for (const name of unique) {
+    const { segment, modRevision } = state.segments.get(name)!;
+    let set = sets.get(segment.proxy);
+    if (!set) sets.set(segment.proxy, (set = new Set(state.byProxy.get(segment.proxy) ?? [])));
+    set.delete(name);
+    compares.push({ key: segmentKey(name), modRevision });
+    ops.push({ type: "delete", key: segmentKey(name) });
+  }
+  for (const [proxy, set] of sets) {
+    compares.push({ key: proxyKey(proxy), modRevision: state.proxies.get(proxy) ?? 0 });
+    ops.push({ type: "put", key: proxyKey(proxy), value: JSON.stringify({ segments: [...set].sort() }) });
+  }
+  return { deleted: unique, compares, ops };
+}

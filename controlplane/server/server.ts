@@ -1,0 +1,482 @@
+// The control-plane server: AdminService for operators, ProxyService for proxies, over one gRPC
+// port, with every piece of state in the store so that replicas sharing an etcd serve the same
+// truth. Each replica keeps a mirror of the desired state (list + watch) and pushes a proxy a new
+// snapshot whenever that proxy's version moves, wherever the change was applied.
+import {
+  Server, status,
+  type handleBidiStreamingCall, type handleUnaryCall, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import {
+  adminService, proxyService,
+  type ApplySegmentsResponse, type DeleteSegmentsResponse, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
+} from "../api/proto.js";
+import { peerIdentity, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
+import { openStore, type Store } from "../store/index.js";
+import { invalid, RpcError, toStatus } from "./errors.js";
+import { DESIRED, SEGMENTS } from "./keys.js";
+import { DesiredMirror } from "./mirror.js";
+import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
+import { NODE_ID, planApply, planDelete } from "./segments.js";
+import { DesiredState } from "./state.js";
+import { listProxies, readStats, updateStatus, writeStats } from "./status.js";
+
+export interface ControlPlaneTiming {
+  /** How often a replica refreshes last_seen of the proxies connected to it. */
+  readonly heartbeatMs: number;
+  /** A proxy whose last_seen is older than this is shown disconnected (its replica died). */
+  readonly staleAfterMs: number;
+  /** Stats reports are written to the store at most this often per proxy (the latest wins). */
+  readonly statsIntervalMs: number;
+  /** A Connect stream must send Register within this time. */
+  readonly registerTimeoutMs: number;
+  /** How long ApplySegments / DeleteSegments retry when concurrent writes keep winning. */
+  readonly writeRetryMs: number;
+  /**
+   * Every so often a replica compacts the store's history to the last `compactKeepRevisions`
+   * revisions: status and stats writes would otherwise grow etcd without bound (its space quota
+   * is 2 GiB by default). 0 turns it off (when etcd runs with --auto-compaction-*).
+   */
+  readonly compactEveryMs: number;
+  readonly compactKeepRevisions: number;
+}
+
+export const DEFAULT_TIMING: ControlPlaneTiming = {
+  heartbeatMs: 10_000,
+  staleAfterMs: 30_000,
+  statsIntervalMs: 2_000,
+  registerTimeoutMs: 30_000,
+  writeRetryMs: 20_000,
+  compactEveryMs: 300_000,
+  compactKeepRevisions: 10_000,
+};
+
+export interface ControlPlaneOptions {
+  /** "HOST:PORT"; port 0 picks a free one (see ControlPlane.port). IPv6 as "[::1]:PORT". */
+  readonly listen: string;
+  /** "file:DIR" (embedded) or "etcd:URL[,URL...]" (shared by replicas). */
+  readonly store: string;
+  /** mTLS files, or "insecure" for plain text with no identity checks. */
+  readonly tls: TlsFiles | "insecure";
+  /** SPIFFE trust domain of peers' identities; default "msm.local". */
+  readonly trustDomain?: string;
+  /** This replica's name, shown in ProxyStatus.server; default "<hostname>:<port>". */
+  readonly name?: string;
+  /** Where the server reports what goes wrong; default stderr. */
+  readonly log?: (message: string) => void;
+  readonly timing?: Partial<ControlPlaneTiming>;
+}
+
+export interface ControlPlane {
+  readonly port: number;
+  readonly name: string;
+  /** Ends every proxy stream (UNAVAILABLE, so proxies move to another replica), stops serving, closes the store. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+const CONFLICT = Symbol("conflict");
+const MAX_NACK_ERROR = 4096;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+type AnyCall = ServerUnaryCall<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
+
+/** One proxy's Connect stream. */
+class ProxySession {
+  readonly id = randomUUID();
+  nodeId = "";
+  registered = false;
+  private lastSent = -1;
+  private closed = false;
+  private work: Promise<void> = Promise.resolve();
+  private registerTimer: NodeJS.Timeout | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private pendingStats: { atMs: number; json: string } | undefined;
+  private lastStatsWrite = 0;
+  readonly finished: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(
+    private readonly cp: ControlPlaneServer,
+    private readonly call: ServerDuplexStream<ProxyMessage, unknown>,
+    private readonly identity: Identity | undefined,
+  ) {
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+  }
+
+  start(): void {
+    this.registerTimer = setTimeout(() => {
+      this.fail(status.DEADLINE_EXCEEDED, `no Register within ${this.cp.timing.registerTimeoutMs} ms`);
+    }, this.cp.timing.registerTimeoutMs);
+    this.call.on("data", (msg: ProxyMessage) => this.onMessage(msg));
+    this.call.on("end", () => this.finish(true));
+    this.call.on("cancelled", () => this.finish(false));
+    this.call.on("error", () => this.finish(false));
+    this.call.on("close", () => this.finish(false));
+  }
+
+  /** Ends the stream with a status. */
+  fail(code: status, details: string): void {
+    if (this.closed) return;
+    this.call.emit("error", { code, details } as Partial<ServiceError>);
+    this.finish(false);
+  }
+
+  private enqueue(what: string, job: () => Promise<void>): void {
+    this.work = this.work.then(job).catch((err: Error) => this.cp.log(`proxy ${this.nodeId}: ${what}: ${err.message}`));
+  }
+
+  private onMessage(msg: ProxyMessage): void {
+    if (this.closed) return;
+    if (!this.registered) {
+      if (msg.kind !== "register") return this.fail(status.INVALID_ARGUMENT, "the first message on a Connect stream must be Register");
+      return this.register(msg.register);
+    }
+    const now = Date.now();
+    switch (msg.kind) {
+      case "register":
+        return this.fail(status.INVALID_ARGUMENT, "Register was already received on this stream");
+      case "ack": {
+        const version = msg.ack.version;
+        this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, ackedVersion: version, lastSeenMs: now })));
+        return;
+      }
+      case "nack": {
+        const { version, error } = msg.nack;
+        const text = error.length > MAX_NACK_ERROR ? `${error.slice(0, MAX_NACK_ERROR)}...` : error;
+        this.cp.log(`proxy ${this.nodeId} refused version ${version}: ${text}`);
+        this.enqueue("recording a NACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, nackedVersion: version, nackError: text, lastSeenMs: now })));
+        return;
+      }
+      case "stats": {
+        const json = msg.stats.statsJson;
+        const limit = this.cp.store.maxValueBytes - 32;
+        if (Buffer.byteLength(json) > limit) return this.cp.log(`proxy ${this.nodeId}: a stats report of ${Buffer.byteLength(json)} bytes was dropped (the store takes ${limit})`);
+        try {
+          JSON.parse(json);
+        } catch {
+          return this.cp.log(`proxy ${this.nodeId}: a stats report that is not JSON was dropped`);
+        }
+        this.pendingStats = { atMs: now, json };
+        this.scheduleStats();
+        return;
+      }
+      default:
+        return; // a newer proxy's message kind: nothing to do with it
+    }
+  }
+
+  private register(reg: { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number }): void {
+    if (!NODE_ID.test(reg.nodeId)) return this.fail(status.INVALID_ARGUMENT, `Register.node_id: '${reg.nodeId}' is not a node id (1-128 letters, digits, '.', '_' or '-')`);
+    if (this.identity && this.identity.name !== reg.nodeId) {
+      return this.fail(status.PERMISSION_DENIED, `Register.node_id is '${reg.nodeId}' but the certificate is for proxy '${this.identity.name}' (${this.identity.spiffeId})`);
+    }
+    clearTimeout(this.registerTimer);
+    this.registered = true;
+    this.nodeId = reg.nodeId;
+    this.cp.sessions.add(this);
+    const now = Date.now();
+    const peer = this.call.getPeer();
+    this.enqueue("recording the connection", () =>
+      updateStatus(this.cp.store, this.nodeId, (s) => ({
+        ...s,
+        connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now,
+        capabilities: reg.capabilities, abiVersions: reg.abiVersions,
+        // a proxy that restarted from its last good config says which version it runs
+        ackedVersion: reg.runningVersion > 0 ? reg.runningVersion : s.ackedVersion,
+      })),
+    );
+    this.push(this.cp.mirror.state, true);
+  }
+
+  /** Sends the proxy its snapshot if its version moved (or always, right after Register). */
+  push(state: DesiredState, always = false): void {
+    if (!this.registered || this.closed) return;
+    const snapshot = state.snapshotFor(this.nodeId);
+    if (!always && snapshot.version <= this.lastSent) return;
+    this.lastSent = snapshot.version;
+    try {
+      this.call.write({ snapshot });
+    } catch (err) {
+      this.cp.log(`proxy ${this.nodeId}: cannot send snapshot ${snapshot.version}: ${(err as Error).message}`);
+    }
+  }
+
+  heartbeat(): void {
+    if (!this.registered || this.closed) return;
+    const now = Date.now();
+    const stale = this.cp.timing.staleAfterMs;
+    const peer = this.call.getPeer();
+    this.enqueue("refreshing last_seen", () =>
+      updateStatus(this.cp.store, this.nodeId, (s) => {
+        if (s.connectionId === this.id) return { ...s, connected: true, lastSeenMs: now };
+        // another connection took the record over; reclaim it only if that one went quiet
+        if (s.connected && now - s.lastSeenMs < stale) return undefined;
+        return { ...s, connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now };
+      }),
+    );
+  }
+
+  private scheduleStats(): void {
+    if (this.statsTimer || this.closed) return;
+    const wait = Math.max(0, this.lastStatsWrite + this.cp.timing.statsIntervalMs - Date.now());
+    this.statsTimer = setTimeout(() => {
+      this.statsTimer = undefined;
+      this.flushStats();
+    }, wait);
+  }
+
+  private flushStats(): void {
+    const pending = this.pendingStats;
+    if (!pending) return;
+    this.pendingStats = undefined;
+    this.lastStatsWrite = Date.now();
+    this.enqueue("storing stats", () => writeStats(this.cp.store, this.nodeId, pending.atMs, pending.json));
+  }
+
+  private finish(clientEnded: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.registerTimer);
+    clearTimeout(this.statsTimer);
+    this.cp.sessions.delete(this);
+    if (clientEnded) {
+      try {
+        this.call.end();
+      } catch {
+        // already ended
+      }
+    }
+    if (this.registered) {
+      this.flushStats();
+      const now = Date.now();
+      this.enqueue("recording the disconnection", () =>
+        updateStatus(this.cp.store, this.nodeId, (s) => (s.connectionId === this.id ? { ...s, connected: false, lastSeenMs: now } : undefined)),
+      );
+    }
+    void this.work.then(() => this.resolveFinished());
+  }
+}
+
+class ControlPlaneServer {
+  readonly sessions = new Set<ProxySession>();
+  readonly timing: ControlPlaneTiming;
+  readonly trustDomain: string;
+  readonly mirror: DesiredMirror;
+  readonly grpc: Server;
+  name = "";
+  private writeQueue: Promise<unknown> = Promise.resolve();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private compactTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly store: Store,
+    private readonly tls: TlsFiles | "insecure",
+    options: ControlPlaneOptions,
+    readonly log: (message: string) => void,
+  ) {
+    const given = Object.entries(options.timing ?? {}).filter(([, v]) => v !== undefined);
+    this.timing = { ...DEFAULT_TIMING, ...Object.fromEntries(given) };
+    this.trustDomain = options.trustDomain ?? "msm.local";
+    this.mirror = new DesiredMirror(store, (state) => {
+      for (const s of this.sessions) s.push(state);
+    }, log);
+    this.grpc = new Server({
+      "grpc.max_receive_message_length": MAX_MODULE_BYTES + (1 << 20),
+      "grpc.max_send_message_length": MAX_MODULE_BYTES + (1 << 20),
+      // a proxy that vanished without closing its stream is noticed within ~15 s
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+    });
+    this.grpc.addService(adminService, this.adminHandlers());
+    this.grpc.addService(proxyService, this.proxyHandlers());
+  }
+
+  async start(listen: string, name: string | undefined): Promise<number> {
+    await this.mirror.start();
+    const port = await new Promise<number>((resolve, reject) => {
+      this.grpc.bindAsync(listen, serverCredentials(this.tls), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p)));
+    });
+    this.name = name ?? `${hostname()}:${port}`;
+    this.heartbeatTimer = setInterval(() => {
+      for (const s of this.sessions) s.heartbeat();
+    }, this.timing.heartbeatMs);
+    if (this.timing.compactEveryMs > 0) {
+      this.compactTimer = setInterval(() => void this.compact(), this.timing.compactEveryMs);
+      this.compactTimer.unref();
+    }
+    return port;
+  }
+
+  private async compact(): Promise<void> {
+    try {
+      const revision = (await this.store.revision()) - this.timing.compactKeepRevisions;
+      if (revision > 1) await this.store.compact(revision);
+    } catch (err) {
+      this.log(`compacting the store's history failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** The caller's identity, checked for `role`; undefined when running insecure. Throws RpcError. */
+  private authorize(call: AnyCall, role: Role): Identity | undefined {
+    if (this.tls === "insecure") return undefined;
+    const id = peerIdentity(call, this.trustDomain);
+    if (!id) throw new RpcError(status.UNAUTHENTICATED, `the client certificate carries no SPIFFE ID of trust domain '${this.trustDomain}'`);
+    if (id.role !== role) throw new RpcError(status.PERMISSION_DENIED, `${id.spiffeId} may not call ${call.getPath()}: it needs the '${role}' role`);
+    return id;
+  }
+
+  private unary<Req, Res>(role: Role, fn: (request: Req) => Promise<Res>): handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      Promise.resolve()
+        .then(() => {
+          this.authorize(call as AnyCall, role);
+          return fn(call.request);
+        })
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => callback(toStatus(err, this.log) as ServiceError),
+        );
+    };
+  }
+
+  /** Runs writes of this replica one at a time (fewer conflicts), each retried on a conflict with other replicas. */
+  private write<T>(what: string, attempt: () => Promise<T | typeof CONFLICT>): Promise<T> {
+    const run = this.writeQueue.then(async () => {
+      const deadline = Date.now() + this.timing.writeRetryMs;
+      for (let n = 1; ; n++) {
+        const result = await attempt();
+        if (result !== CONFLICT) return result;
+        if (Date.now() > deadline) throw new RpcError(status.ABORTED, `${what}: other writes kept changing the same proxies (${n} attempts); try again`);
+        await sleep(Math.random() * Math.min(200, 5 * 2 ** n));
+      }
+    });
+    this.writeQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readDesired(): Promise<DesiredState> {
+    const listing = await this.store.list(DESIRED);
+    return DesiredState.from(listing.items, listing.revision);
+  }
+
+  private checkTxnSize(ops: number, compares: number): void {
+    const most = Math.max(ops, compares);
+    if (most > this.store.maxTxnOps) {
+      throw invalid([`segments: this request needs ${most} store operations in one transaction; ${this.store.description} takes at most ${this.store.maxTxnOps}: split it`]);
+    }
+  }
+
+  private adminHandlers(): UntypedServiceImplementation {
+    return {
+      ApplySegments: this.unary<{ segments: Segment[]; dryRun: boolean }, ApplySegmentsResponse>("admin", (req) =>
+        this.write("ApplySegments", async () => {
+          const state = await this.readDesired();
+          const plan = planApply(req.segments, state);
+          const response = { created: plan.created, configured: plan.configured, unchanged: plan.unchanged };
+          if (req.dryRun || plan.ops.length === 0) return { ...response, revision: state.revision };
+          this.checkTxnSize(plan.ops.length, plan.compares.length);
+          const r = await this.store.txn(plan.compares, plan.ops);
+          return r.succeeded ? { ...response, revision: r.revision } : CONFLICT;
+        }),
+      ),
+      DeleteSegments: this.unary<{ names: string[] }, DeleteSegmentsResponse>("admin", (req) => {
+        if (req.names.length === 0) throw invalid(["names: nothing to delete"]);
+        return this.write("DeleteSegments", async () => {
+          const plan = planDelete(req.names, await this.readDesired());
+          if ("missing" in plan) throw new RpcError(status.NOT_FOUND, `no segment named ${plan.missing.map((n) => `'${n}'`).join(", ")}; nothing was deleted`);
+          this.checkTxnSize(plan.ops.length, plan.compares.length);
+          const r = await this.store.txn(plan.compares, plan.ops);
+          return r.succeeded ? { deleted: plan.deleted, revision: r.revision } : CONFLICT;
+        });
+      }),
+      ListSegments: this.unary<{ proxy: string }, { segments: Segment[] }>("admin", async (req) => {
+        const { items } = await this.store.list(SEGMENTS);
+        const segments = items
+          .map((kv) => ({ ...(JSON.parse(kv.value.toString()) as Segment), revision: kv.modRevision }))
+          .filter((s) => req.proxy === "" || s.proxy === req.proxy);
+        return { segments };
+      }),
+      ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({
+        proxies: await listProxies(this.store, await this.readDesired(), this.timing.staleAfterMs),
+      })),
+      GetStats: this.unary<{ proxy: string }, { proxies: ProxyStats[] }>("admin", async (req) => {
+        const proxies = await readStats(this.store, req.proxy);
+        if (req.proxy !== "" && proxies.length === 0) throw new RpcError(status.NOT_FOUND, `no stats from proxy '${req.proxy}' (it never reported, or the name is wrong)`);
+        return { proxies };
+      }),
+      PushFilter: this.unary<{ name: string; version: string; wasm: Buffer }, { ref: FilterRef; alreadyPresent: boolean }>("admin", (req) =>
+        pushFilter(this.store, req.name, req.version, req.wasm),
+      ),
+      ListFilters: this.unary<unknown, { filters: FilterRef[] }>("admin", async () => ({ filters: await listFilters(this.store) })),
+    };
+  }
+
+  private proxyHandlers(): UntypedServiceImplementation {
+    const connect: handleBidiStreamingCall<ProxyMessage, unknown> = (call) => {
+      let identity: Identity | undefined;
+      try {
+        identity = this.authorize(call as AnyCall, "proxy");
+      } catch (err) {
+        call.emit("error", toStatus(err, this.log));
+        return;
+      }
+      if (this.closing) {
+        call.emit("error", { code: status.UNAVAILABLE, details: `control plane ${this.name} is shutting down` });
+        return;
+      }
+      new ProxySession(this, call, identity).start();
+    };
+    return {
+      Connect: connect,
+      FetchFilter: this.unary<{ sha256: string }, FilterModule>("proxy", (req) => fetchFilter(this.store, req.sha256)),
+    };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.heartbeatTimer);
+      clearInterval(this.compactTimer);
+      const sessions = [...this.sessions];
+      for (const s of sessions) s.fail(status.UNAVAILABLE, `control plane ${this.name} is shutting down`);
+      // the disconnections recorded, if the store lets us within a moment
+      await Promise.race([Promise.all(sessions.map((s) => s.finished)), sleep(2000)]);
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          this.grpc.forceShutdown();
+          resolve();
+        }, 2000);
+        this.grpc.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      this.mirror.close();
+      await this.writeQueue;
+      await this.store.close();
+    })();
+    return this.closing;
+  }
+}
+
+/** Starts a control-plane replica: opens the store, mirrors its desired state, serves gRPC. */
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d{1,5}$/.test(options.listen)) {
+    throw new Error(`listen address '${options.listen}' must be HOST:PORT (IPv6 as [ADDR]:PORT)`);
+  }
+  const log = options.log ?? ((message: string) => console.error(`${new Date().toISOString()} control-plane: ${message}`));
+  const store = await openStore(options.store);
+  const cp = new ControlPlaneServer(store, options.tls, options, log);
+  let port: number;
+  try {
+    port = await cp.start(options.listen, options.name);
+  } catch (err) {
+    await cp.close().catch(() => undefined);
+    throw err;
+  }
+  return { port, name: cp.name, close: () => cp.close() };
+}

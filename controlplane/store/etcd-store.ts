@@ -1,0 +1,291 @@
+// The replicated store: etcd v3 through its JSON gateway (/v3/kv/range, /v3/kv/txn, /v3/watch),
+// spoken with fetch. Keys and values travel base64-encoded; 64-bit numbers as decimal strings.
+// The gateway is part of every etcd 3.4+ server, so this needs no client library (the etcd3 npm
+// package would bring gRPC stubs, a lease/lock/election layer and its own retry policy that we do
+// not use; the four calls below are the whole contract).
+//
+// Several endpoints may be given: a request that cannot reach one tries the next, and the one that
+// answered is used first from then on. Requests time out after `requestTimeoutMs`.
+// A watch is one long POST whose response streams newline-separated JSON results; when the stream
+// breaks (an endpoint down, a proxy's idle timeout) it is opened again from the revision after the
+// last one delivered, so no change is skipped or repeated.
+import {
+  StoreCompactedError, StoreError,
+  type Compare, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
+} from "./types.js";
+
+export interface EtcdStoreOptions {
+  /** Per request (the watch stream excepted); default 5000 ms. */
+  readonly requestTimeoutMs?: number;
+}
+
+interface RawKv {
+  key: string;
+  value?: string;
+  create_revision?: string;
+  mod_revision?: string;
+  version?: string;
+}
+
+interface RawHeader {
+  revision?: string;
+}
+
+const b64 = (s: string | Buffer): string => Buffer.from(s).toString("base64");
+
+/** The smallest key greater than every key starting with `prefix` (etcd's range_end). */
+export function prefixEnd(prefix: string): Buffer {
+  const bytes = Buffer.from(prefix);
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if (bytes[i]! < 0xff) {
+      const end = Buffer.from(bytes.subarray(0, i + 1));
+      end[i]! += 1;
+      return end;
+    }
+  }
+  return Buffer.from([0]); // every key
+}
+
+function toKeyValue(raw: RawKv): KeyValue {
+  return {
+    key: Buffer.from(raw.key, "base64").toString(),
+    value: Buffer.from(raw.value ?? "", "base64"),
+    createRevision: Number(raw.create_revision ?? 0),
+    modRevision: Number(raw.mod_revision ?? 0),
+    version: Number(raw.version ?? 0),
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class EtcdStore implements Store {
+  readonly description: string;
+  readonly maxTxnOps = 128; // etcd's default --max-txn-ops
+  readonly maxValueBytes = 1 << 20; // under etcd's default --max-request-bytes (1.5 MiB)
+  private readonly endpoints: string[];
+  private preferred = 0;
+  private readonly timeoutMs: number;
+  private readonly watchers = new Set<{ close(): void }>();
+  private closed = false;
+
+  constructor(endpoints: readonly string[], options: EtcdStoreOptions = {}) {
+    if (endpoints.length === 0) throw new StoreError("etcd: no endpoint given");
+    this.endpoints = endpoints.map((e) => {
+      let url: URL;
+      try {
+        url = new URL(e);
+      } catch {
+        throw new StoreError(`etcd: '${e}' is not a URL (expected http://HOST:PORT)`);
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new StoreError(`etcd: '${e}' must be an http:// or https:// URL`);
+      return url.origin;
+    });
+    this.description = `etcd:${this.endpoints.join(",")}`;
+    this.timeoutMs = options.requestTimeoutMs ?? 5000;
+  }
+
+  /** Connects and checks that etcd answers (a range request), so a wrong URL fails at start. */
+  static async open(endpoints: readonly string[], options: EtcdStoreOptions = {}): Promise<EtcdStore> {
+    const store = new EtcdStore(endpoints, options);
+    await store.revision();
+    return store;
+  }
+
+  private async call<T>(path: string, body: unknown): Promise<T> {
+    if (this.closed) throw new StoreError(`${this.description}: store is closed`);
+    const text = JSON.stringify(body);
+    const failures: string[] = [];
+    // Two rounds: a kept-alive connection to a member that restarted fails once, then works.
+    // Sending a request twice is safe for this store's users: every write the control plane
+    // makes is either guarded by a compare or an idempotent put.
+    for (let i = 0; i < this.endpoints.length * 2; i++) {
+      if (i === this.endpoints.length) await sleep(100);
+      const index = (this.preferred + i) % this.endpoints.length;
+      const endpoint = this.endpoints[index]!;
+      let res: Response;
+      try {
+        res = await fetch(`${endpoint}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: text,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        if (i < this.endpoints.length) failures.push(`${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+        continue; // unreachable: try the next endpoint
+      }
+      const reply = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(reply);
+      } catch {
+        throw new StoreError(`etcd ${endpoint}${path}: HTTP ${res.status}, not JSON: ${reply.slice(0, 200)}`);
+      }
+      if (!res.ok) {
+        const message = (parsed as { message?: string; error?: string }).message ?? (parsed as { error?: string }).error ?? reply.slice(0, 200);
+        // "etcdserver: leader changed", "no leader" and the like: another member may do better
+        if (res.status >= 500 || /leader|timed out|unavailable/i.test(message)) {
+          if (i < this.endpoints.length) failures.push(`${endpoint}: ${message}`);
+          continue;
+        }
+        throw new StoreError(`etcd ${endpoint}${path}: ${message}`);
+      }
+      this.preferred = index;
+      return parsed as T;
+    }
+    throw new StoreError(`etcd unreachable (${failures.join("; ")})`);
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const r = await this.call<{ kvs?: RawKv[] }>("/v3/kv/range", { key: b64(key) });
+    return r.kvs?.[0] ? toKeyValue(r.kvs[0]) : undefined;
+  }
+
+  async list(prefix: string): Promise<ListResult> {
+    const key = prefix === "" ? Buffer.from([0]) : Buffer.from(prefix);
+    const r = await this.call<{ header?: RawHeader; kvs?: RawKv[] }>("/v3/kv/range", { key: b64(key), range_end: b64(prefixEnd(prefix)) });
+    return { items: (r.kvs ?? []).map(toKeyValue), revision: Number(r.header?.revision ?? 0) };
+  }
+
+  async revision(): Promise<number> {
+    const r = await this.call<{ header?: RawHeader }>("/v3/kv/range", { key: b64("\0"), count_only: true });
+    return Number(r.header?.revision ?? 0);
+  }
+
+  async txn(compare: readonly Compare[], ops: readonly Op[]): Promise<TxnResult> {
+    if (compare.length > this.maxTxnOps || ops.length > this.maxTxnOps) throw new StoreError(`too many operations in one transaction (etcd takes at most ${this.maxTxnOps})`);
+    for (const op of ops) {
+      if (op.type === "put" && Buffer.byteLength(op.value) > this.maxValueBytes) {
+        throw new StoreError(`value of ${op.key} is ${Buffer.byteLength(op.value)} bytes; the store takes at most ${this.maxValueBytes}`);
+      }
+    }
+    const body = {
+      compare: compare.map((c) => ({ key: b64(c.key), target: "MOD", result: "EQUAL", mod_revision: String(c.modRevision) })),
+      success: ops.map((op) =>
+        op.type === "put" ? { request_put: { key: b64(op.key), value: b64(op.value) } } : { request_delete_range: { key: b64(op.key) } },
+      ),
+    };
+    const r = await this.call<{ header?: RawHeader; succeeded?: boolean }>("/v3/kv/txn", body);
+    return { succeeded: r.succeeded === true, revision: Number(r.header?.revision ?? 0) };
+  }
+
+  async compact(revision: number): Promise<void> {
+    try {
+      await this.call("/v3/kv/compaction", { revision: String(revision) });
+    } catch (err) {
+      if (err instanceof StoreError && /compacted/.test(err.message)) return; // already
+      throw err;
+    }
+  }
+
+  watch(prefix: string, options: WatchOptions): Watcher {
+    let next = Math.max(1, options.fromRevision);
+    let stopped = false;
+    let controller: AbortController | undefined;
+    const self = { close: (): void => {
+      stopped = true;
+      controller?.abort();
+      this.watchers.delete(self);
+    } };
+    this.watchers.add(self);
+    const fail = (err: Error): void => {
+      if (stopped) return;
+      self.close();
+      options.onError(err);
+    };
+
+    const stream = async (endpoint: string): Promise<void> => {
+      controller = new AbortController();
+      const key = prefix === "" ? Buffer.from([0]) : Buffer.from(prefix);
+      const res = await fetch(`${endpoint}/v3/watch`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ create_request: { key: b64(key), range_end: b64(prefixEnd(prefix)), start_revision: String(next) } }),
+        signal: controller.signal,
+      });
+      if (!res.ok || !res.body) throw new StoreError(`etcd ${endpoint}/v3/watch: HTTP ${res.status}`);
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line !== "") handle(line);
+          if (stopped) return;
+        }
+      }
+    };
+
+    const handle = (line: string): void => {
+      const msg = JSON.parse(line) as {
+        result?: { canceled?: boolean; compact_revision?: string; cancel_reason?: string; events?: { type?: string; kv: RawKv }[] };
+        error?: { message?: string };
+      };
+      if (msg.error) throw new StoreError(`etcd watch: ${msg.error.message ?? line}`);
+      const result = msg.result;
+      if (!result) return;
+      if (result.canceled) {
+        const compact = Number(result.compact_revision ?? 0);
+        if (compact > 0) throw new StoreCompactedError(compact);
+        throw new StoreError(`etcd watch canceled: ${result.cancel_reason ?? "no reason given"}`);
+      }
+      const events = result.events ?? [];
+      // one response may carry several revisions: deliver them one by one, in order
+      let batch: WatchEvent[] = [];
+      let batchRevision = 0;
+      const flush = (): void => {
+        if (batch.length === 0) return;
+        const b: WatchBatch = { revision: batchRevision, events: batch };
+        next = batchRevision + 1;
+        batch = [];
+        try {
+          options.onEvents(b);
+        } catch (err) {
+          queueMicrotask(() => {
+            throw err; // the listener's own bug: not a reason to reopen the stream
+          });
+        }
+      };
+      for (const e of events) {
+        const kv = toKeyValue(e.kv);
+        if (kv.modRevision < next) continue; // already delivered before a reconnect
+        if (kv.modRevision !== batchRevision) flush();
+        batchRevision = kv.modRevision;
+        batch.push({ type: e.type === "DELETE" ? "delete" : "put", key: kv.key, value: kv.value, modRevision: kv.modRevision });
+        if (stopped) return;
+      }
+      flush();
+    };
+
+    void (async () => {
+      let attempt = 0;
+      let index = this.preferred;
+      while (!stopped && !this.closed) {
+        const endpoint = this.endpoints[index % this.endpoints.length]!;
+        try {
+          await stream(endpoint);
+          attempt = 0; // the stream ended cleanly (an idle timeout): open it again
+        } catch (err) {
+          if (stopped) return;
+          if (err instanceof StoreCompactedError) return fail(err);
+          if (err instanceof StoreError && /canceled/.test(err.message)) return fail(err);
+          attempt++;
+          index++;
+        }
+        if (!stopped) await sleep(Math.min(2000, attempt === 0 ? 50 : 100 * 2 ** Math.min(attempt, 5)));
+      }
+    })();
+    return self;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of [...this.watchers]) w.close();
+  }
+}

@@ -1,0 +1,508 @@
+// The control-plane server through real gRPC clients: two replicas sharing a real etcd, mutual
+// TLS with SPIFFE identities from a test CA. Field-named validation with nothing half-applied,
+// 20 concurrent applies through both replicas with none lost, the filter registry's checks,
+// roles, snapshots that follow changes made on the other replica, ACK/NACK and stats visible on
+// every replica; the embedded file store across a restart; the command line.
+import * as assert from "uvu/assert";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { status, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import { suite } from "./lib/suite.js";
+import { startEtcd, type TestEtcd } from "./lib/etcd.js";
+import { filterWasm, fixture, ROOT } from "./lib/paths.js";
+import { waitFor } from "./lib/udp.js";
+import {
+  AdminServiceClient, ProxyServiceClient,
+  type ApplySegmentsResponse, type ControlMessage, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
+} from "../controlplane/api/proto.js";
+import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
+import { createPki, type Pki } from "../controlplane/security/pki.js";
+import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
+import { sha256Hex } from "../runtime/index.js";
+
+const test = suite("control-plane server", { timeoutMs: 30_000 });
+
+const TIMING = { heartbeatMs: 300, statsIntervalMs: 200, registerTimeoutMs: 2000 };
+const dirs: string[] = [];
+const tmp = (prefix: string): string => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+};
+
+let etcd: TestEtcd;
+let pki: Pki;
+let otherPki: Pki;
+let a: ControlPlane;
+let b: ControlPlane;
+const logs: string[] = [];
+const clients: Client[] = [];
+let adminA: Client;
+let adminB: Client;
+let validateRef: FilterRef;
+
+// ---------------------------------------------------------------- helpers
+
+/** Peers are named by SPIFFE ID; a DNS-style TLS server name keeps node from warning about an IP as SNI. */
+const CHANNEL = { "grpc.ssl_target_name_override": "msm-control-plane" };
+
+function admin(cp: ControlPlane, files: TlsFiles | "insecure"): Client {
+  const c = new AdminServiceClient(`127.0.0.1:${cp.port}`, channelCredentials(files), CHANNEL);
+  clients.push(c);
+  return c;
+}
+
+function proxyClient(cp: ControlPlane, files: TlsFiles | "insecure"): Client {
+  const c = new ProxyServiceClient(`127.0.0.1:${cp.port}`, channelCredentials(files), CHANNEL);
+  clients.push(c);
+  return c;
+}
+
+/** One unary call as a promise, with a deadline. */
+function rpc<T>(client: Client, method: string, request: unknown, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const fn = (client as unknown as Record<string, Function>)[method]!.bind(client);
+    fn(request, { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+async function refused(work: Promise<unknown>, code: status, pattern?: RegExp): Promise<ServiceError> {
+  try {
+    await work;
+  } catch (err) {
+    const e = err as ServiceError;
+    assert.is(status[e.code], status[code], `expected ${status[code]}, got ${status[e.code]}: ${e.details}`);
+    if (pattern) assert.match(e.details, pattern);
+    return e;
+  }
+  throw new assert.Assertion({ message: `expected ${status[code]}, the call succeeded`, generated: false, operator: "refused", expects: code, actual: "ok" });
+}
+
+function seg(name: string, proxy: string, port: number, extra: Partial<Segment> = {}): Partial<Segment> {
+  return {
+    name,
+    proxy,
+    listen: { address: "127.0.0.1", port, rtcpPort: 0 },
+    destinations: [{ address: "127.0.0.1", port: port + 1000, rtcpPort: 0 }],
+    chain: [{ filter: "validate", version: "", configJson: "" }],
+    ...extra,
+  };
+}
+
+const apply = (client: Client, segments: Partial<Segment>[], dryRun = false): Promise<ApplySegmentsResponse> =>
+  rpc<ApplySegmentsResponse>(client, "ApplySegments", { segments, dryRun });
+const listSegments = async (client: Client, proxy = ""): Promise<Segment[]> => (await rpc<{ segments: Segment[] }>(client, "ListSegments", { proxy })).segments;
+const listProxies = async (client: Client): Promise<ProxyStatus[]> => (await rpc<{ proxies: ProxyStatus[] }>(client, "ListProxies", {})).proxies;
+
+/** A proxy's Connect stream and everything the server sent on it. */
+interface Conn {
+  stream: ClientDuplexStream<ProxyMessage, ControlMessage>;
+  snapshots: Snapshot[];
+  ended: Promise<ServiceError | null>;
+  send(msg: Record<string, unknown>): void;
+  /** The next snapshot whose version is above `version`. */
+  next(version: number, what: string): Promise<Snapshot>;
+}
+
+function connect(client: Client): Conn {
+  const stream = (client as unknown as { Connect(): ClientDuplexStream<ProxyMessage, ControlMessage> }).Connect();
+  const snapshots: Snapshot[] = [];
+  stream.on("data", (m: ControlMessage) => snapshots.push(m.snapshot));
+  const ended = new Promise<ServiceError | null>((resolve) => {
+    stream.on("error", (e: ServiceError) => resolve(e));
+    stream.on("end", () => resolve(null));
+  });
+  return {
+    stream,
+    snapshots,
+    ended,
+    send: (msg) => stream.write(msg as unknown as ProxyMessage),
+    async next(version, what) {
+      await waitFor(() => snapshots.some((s) => s.version > version), 10_000, what);
+      return snapshots.find((s) => s.version > version)!;
+    },
+  };
+}
+
+function register(conn: Conn, nodeId: string, runningVersion = 0): void {
+  conn.send({ register: { nodeId, capabilities: ["runtime=node"], abiVersions: ["1.0"], runningVersion } });
+}
+
+// ---------------------------------------------------------------- set-up
+
+let files: { cpA: TlsFiles; cpB: TlsFiles; alice: TlsFiles; nodeA: TlsFiles; nodeC: TlsFiles; nodeF: TlsFiles; foreignAdmin: TlsFiles; otherDomain: TlsFiles; noId: TlsFiles };
+
+test.before(async () => {
+  const [e] = await Promise.all([startEtcd()]);
+  etcd = e;
+  pki = createPki(tmp("msm-pki-"));
+  otherPki = createPki(tmp("msm-pki-other-"), "some other CA");
+  files = {
+    cpA: pki.issue("cp-a", "spiffe://msm.local/control-plane/cp-a"),
+    cpB: pki.issue("cp-b", "spiffe://msm.local/control-plane/cp-b"),
+    alice: pki.issue("alice", "spiffe://msm.local/admin/alice"),
+    nodeA: pki.issue("node-a", "spiffe://msm.local/proxy/node-a"),
+    nodeC: pki.issue("node-c", "spiffe://msm.local/proxy/node-c"),
+    nodeF: pki.issue("node-f", "spiffe://msm.local/proxy/node-f"),
+    foreignAdmin: otherPki.issue("mallory", "spiffe://msm.local/admin/mallory"),
+    otherDomain: pki.issue("bob", "spiffe://elsewhere.example/admin/bob"),
+    noId: pki.issue("noid", "spiffe://msm.local/nobody/x"),
+  };
+  const log = (m: string): void => void logs.push(m);
+  a = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: files.cpA, name: "cp-a", log, timing: TIMING });
+  b = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: files.cpB, name: "cp-b", log, timing: TIMING });
+  adminA = admin(a, files.alice);
+  adminB = admin(b, files.alice);
+});
+
+test.after(async () => {
+  for (const c of clients) c.close();
+  await a?.close();
+  await b?.close();
+  await a?.close(); // twice is fine
+  await etcd?.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------- filters
+
+test("PushFilter: a filter is accepted and stored by digest; non-wasm, wrong ABI and other bytes for a pushed version are refused", async () => {
+  const wasm = readFileSync(filterWasm("validate"));
+  const pushed = await rpc<{ ref: FilterRef; alreadyPresent: boolean }>(adminA, "PushFilter", { name: "validate", version: "1.0.0", wasm });
+  assert.equal([pushed.ref.name, pushed.ref.version, pushed.ref.sha256, pushed.ref.size, pushed.alreadyPresent], ["validate", "1.0.0", sha256Hex(wasm), wasm.length, false]);
+  validateRef = pushed.ref;
+  const again = await rpc<{ ref: FilterRef; alreadyPresent: boolean }>(adminB, "PushFilter", { name: "validate", version: "1.0.0", wasm });
+  assert.ok(again.alreadyPresent, "the same bytes again (on the other replica) are fine");
+
+  await refused(rpc(adminA, "PushFilter", { name: "junk", version: "1", wasm: Buffer.from("not wasm at all") }), status.INVALID_ARGUMENT, /^wasm: .*not a valid WebAssembly module/);
+  await refused(rpc(adminA, "PushFilter", { name: "wrongabi", version: "1", wasm: readFileSync(fixture("wrong_abi")) }), status.INVALID_ARGUMENT, /^wasm: .*ABI mismatch/);
+  await refused(rpc(adminA, "PushFilter", { name: "validate", version: "1.0.0", wasm: readFileSync(fixture("counter")) }), status.ALREADY_EXISTS, /validate@1\.0\.0 already exists with another module/);
+  await refused(rpc(adminA, "PushFilter", { name: "Bad Name", version: "1", wasm }), status.INVALID_ARGUMENT, /^name: 'Bad Name': filter names are lower-case/);
+  await refused(rpc(adminA, "PushFilter", { name: "validate", version: "", wasm }), status.INVALID_ARGUMENT, /^version: /);
+
+  const listed = (await rpc<{ filters: FilterRef[] }>(adminB, "ListFilters", {})).filters;
+  assert.equal(listed.map((f) => `${f.name}@${f.version}`), ["validate@1.0.0"], "refused modules left nothing behind");
+
+  // a proxy fetches the bytes by digest, from either replica
+  const fetched = await rpc<FilterModule>(proxyClient(b, files.nodeA), "FetchFilter", { sha256: validateRef.sha256 });
+  assert.ok(Buffer.from(fetched.wasm).equals(wasm));
+  assert.is(fetched.ref.name, "validate");
+  await refused(rpc(proxyClient(a, files.nodeA), "FetchFilter", { sha256: "0".repeat(64) }), status.NOT_FOUND);
+  await refused(rpc(proxyClient(a, files.nodeA), "FetchFilter", { sha256: "xyz" }), status.INVALID_ARGUMENT, /^sha256: /);
+});
+
+// ---------------------------------------------------------------- validation
+
+test("ApplySegments refuses a request naming each bad field, and applies none of it", async () => {
+  const bad = [
+    seg("v-ok", "node-v", 20000),
+    seg("v-unknown-filter", "node-v", 20010, { chain: [{ filter: "x", version: "1.2", configJson: "" }] }),
+    seg("v-bad-port", "node-v", 70000),
+    seg("v-bad-json", "node-v", 20020, { chain: [{ filter: "validate", version: "1.0.0", configJson: "{nope" }] }),
+    seg("v-no-dest", "node-v", 20030, { destinations: [] }),
+    seg("v-no-proxy", "", 20040),
+    seg("v-ok", "node-v", 20050),
+  ];
+  const err = await refused(apply(adminA, bad), status.INVALID_ARGUMENT);
+  const lines = err.details.split("\n");
+  const expect = [
+    /^segments\[1\]\.chain\[0\]\.filter: unknown filter 'x@1\.2'/,
+    /^segments\[2\]\.listen\.port: .*65535/,
+    /^segments\[3\]\.chain\[0\]\.config_json: not valid JSON/,
+    /^segments\[4\]\.destinations: /,
+    /^segments\[5\]\.proxy: required/,
+    /^segments\[6\]\.name: duplicate segment name 'v-ok' \(also segments\[0\]\)/,
+  ];
+  for (const re of expect) assert.ok(lines.some((l) => re.test(l)), `no line matches ${re}:\n${err.details}`);
+  assert.equal(await listSegments(adminA, "node-v"), [], "nothing was applied");
+
+  // unknown version of a known filter: the versions there are
+  await refused(apply(adminA, [seg("v1", "node-v", 20000, { chain: [{ filter: "validate", version: "9", configJson: "" }] })]), status.INVALID_ARGUMENT,
+    /^segments\[0\]\.chain\[0\]\.filter: unknown filter 'validate@9' \(pushed versions: 1\.0\.0\)/);
+  // the listen rtcp_port cannot be moved
+  await refused(apply(adminA, [seg("v1", "node-v", 20000, { listen: { address: "127.0.0.1", port: 20000, rtcpPort: 20005 } })]), status.INVALID_ARGUMENT, /^segments\[0\]\.listen\.rtcp_port: /);
+  // runtime rules with proto names in the path
+  await refused(apply(adminA, [seg("v1", "node-v", 20000, { failure: { mode: "sideways", restartBackoffMs: 0, maxBackoffMs: 0, maxFailures: 0 } })]), status.INVALID_ARGUMENT, /^segments\[0\]\.failure\.mode: /);
+  await refused(apply(adminA, [seg("bad name!", "node-v", 20000)]), status.INVALID_ARGUMENT, /^segments\[0\]\.name: must be 1-63/);
+  await refused(apply(adminA, []), status.INVALID_ARGUMENT, /^segments: nothing to apply/);
+});
+
+test("ApplySegments: one listen port (or its RTCP port + 1) twice on one proxy is refused, within a request and against stored segments", async () => {
+  await refused(apply(adminA, [seg("p1", "node-p", 21000), seg("p2", "node-p", 21000)]), status.INVALID_ARGUMENT, /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/);
+  await refused(apply(adminA, [seg("p1", "node-p", 21000), seg("p2", "node-p", 21001)]), status.INVALID_ARGUMENT, /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port \(RTCP, port \+ 1\)/);
+  const r = await apply(adminA, [seg("p1", "node-p", 21000), seg("p-other", "node-q", 21000)]);
+  assert.equal(r.created, ["p1", "p-other"], "the same port on another proxy is fine");
+  await refused(apply(adminB, [seg("p3", "node-p", 20999)]), status.INVALID_ARGUMENT, /^segments\[0\]\.listen\.port \(RTCP, port \+ 1\): port already used by segment 'p1' listen\.port/);
+  // moving p1 away frees its port in the same request
+  const moved = await apply(adminB, [seg("p1", "node-p", 21100), seg("p3", "node-p", 21000)]);
+  assert.equal([moved.configured, moved.created], [["p1"], ["p3"]]);
+});
+
+test("ApplySegments: created / configured / unchanged, dry_run writes nothing, DeleteSegments is all or none", async () => {
+  const first = await apply(adminA, [seg("d1", "node-d", 22000), seg("d2", "node-d", 22010)]);
+  assert.equal([first.created, first.configured, first.unchanged], [["d1", "d2"], [], []]);
+  const second = await apply(adminB, [seg("d1", "node-d", 22000), seg("d2", "node-d", 22020), seg("d3", "node-d", 22030)], true);
+  assert.equal([second.created, second.configured, second.unchanged], [["d3"], ["d2"], ["d1"]]);
+  assert.is(second.revision, first.revision, "a dry run does not write");
+  assert.equal((await listSegments(adminA, "node-d")).map((s) => s.name), ["d1", "d2"]);
+  const same = await apply(adminA, [seg("d1", "node-d", 22000)]);
+  assert.equal([same.unchanged, same.revision >= first.revision], [["d1"], true]);
+  const stored = (await listSegments(adminA, "node-d")).find((s) => s.name === "d1")!;
+  assert.is(stored.revision, first.revision, "Segment.revision is the revision of its last change");
+  assert.is(stored.chain[0]!.version, "", "stored as applied (the newest version is resolved in snapshots)");
+
+  // a segment moved to another proxy: both proxies' sets change, at that revision
+  const moved = await apply(adminB, [seg("d2", "node-e", 22010)]);
+  assert.equal(moved.configured, ["d2"]);
+  assert.equal((await listSegments(adminA, "node-e")).map((s) => s.name), ["d2"]);
+  const proxies = await listProxies(adminA);
+  for (const node of ["node-d", "node-e"]) {
+    const p = proxies.find((x) => x.nodeId === node);
+    assert.equal([p?.desiredVersion, p?.connected, p?.ackedVersion], [moved.revision, false, 0], `${node}: known from its segments, never connected`);
+  }
+
+  await refused(rpc(adminA, "DeleteSegments", { names: ["d1", "nope"] }), status.NOT_FOUND, /'nope'/);
+  assert.is((await listSegments(adminA)).filter((x) => x.name.startsWith("d")).length, 2, "nothing deleted");
+  const del = await rpc<{ deleted: string[]; revision: number }>(adminB, "DeleteSegments", { names: ["d1", "d2"] });
+  assert.equal(del.deleted, ["d1", "d2"]);
+  assert.equal((await listSegments(adminA)).filter((x) => x.name.startsWith("d")), []);
+});
+
+// ---------------------------------------------------------------- concurrency
+
+test("20 concurrent ApplySegments of different segments on one proxy, through two replicas sharing etcd: all 20 present", async () => {
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => apply(i % 2 === 0 ? adminA : adminB, [seg(`c${String(i).padStart(2, "0")}`, "node-c", 23000 + i * 10)])),
+  );
+  assert.equal(results.map((r) => r.created.length), Array(20).fill(1));
+  assert.is(new Set(results.map((r) => r.revision)).size, 20, "each at its own revision");
+  for (const client of [adminA, adminB]) assert.is((await listSegments(client, "node-c")).length, 20);
+
+  // the proxy's set record was not lost either: its snapshot has all 20, at the last revision
+  const conn = connect(proxyClient(a, files.nodeC));
+  register(conn, "node-c");
+  const snap = await conn.next(0, "node-c's snapshot");
+  assert.is(snap.segments.length, 20);
+  assert.is(snap.version, Math.max(...results.map((r) => r.revision)));
+  conn.stream.end();
+
+  // and two requests that claim the same port on one proxy, on two replicas at once: one wins
+  const race = await Promise.allSettled([apply(adminA, [seg("race-a", "node-c", 24000)]), apply(adminB, [seg("race-b", "node-c", 24000)])]);
+  assert.equal(race.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+  const loser = race.find((r) => r.status === "rejected") as PromiseRejectedResult;
+  assert.match((loser.reason as ServiceError).details, /port already used by segment 'race-/);
+});
+
+// ---------------------------------------------------------------- security
+
+test("roles: a proxy certificate may not administer, an admin may not Connect, a proxy may only be itself", async () => {
+  const asProxy = admin(a, files.nodeA);
+  await refused(apply(asProxy, [seg("x", "node-a", 25000)]), status.PERMISSION_DENIED, /spiffe:\/\/msm\.local\/proxy\/node-a .*needs the 'admin' role/);
+  await refused(rpc(asProxy, "ListSegments", { proxy: "" }), status.PERMISSION_DENIED);
+  await refused(rpc(proxyClient(a, files.alice), "FetchFilter", { sha256: validateRef.sha256 }), status.PERMISSION_DENIED, /needs the 'proxy' role/);
+
+  const asAdmin = connect(proxyClient(a, files.alice));
+  register(asAdmin, "alice");
+  const e1 = await asAdmin.ended;
+  assert.is(e1?.code, status.PERMISSION_DENIED);
+
+  const impostor = connect(proxyClient(a, files.nodeA));
+  register(impostor, "node-c");
+  const e2 = await impostor.ended;
+  assert.is(e2?.code, status.PERMISSION_DENIED);
+  assert.match(e2!.details, /node_id is 'node-c' but the certificate is for proxy 'node-a'/);
+});
+
+test("identities: another CA's certificate is refused at the handshake; no SPIFFE ID of our trust domain is UNAUTHENTICATED", async () => {
+  const foreign = admin(a, { ca: pki.ca, cert: files.foreignAdmin.cert, key: files.foreignAdmin.key });
+  await refused(rpc(foreign, "ListSegments", { proxy: "" }, 3000), status.UNAVAILABLE);
+  const otherDomain = admin(a, files.otherDomain);
+  await refused(rpc(otherDomain, "ListSegments", { proxy: "" }), status.UNAUTHENTICATED, /trust domain 'msm\.local'/);
+  const noRole = admin(b, files.noId);
+  await refused(rpc(noRole, "ListSegments", { proxy: "" }), status.UNAUTHENTICATED);
+  // a client that does not trust our CA gives up too (the server's certificate is checked)
+  const distrust = admin(a, { ca: otherPki.ca, cert: files.alice.cert, key: files.alice.key });
+  await refused(rpc(distrust, "ListSegments", { proxy: "" }, 3000), status.UNAVAILABLE);
+});
+
+// ---------------------------------------------------------------- proxies
+
+test("Connect: a snapshot right after Register, a new one for changes applied on the other replica, ACK/NACK and stats visible on both replicas", async () => {
+  const conn = connect(proxyClient(b, files.nodeA));
+  register(conn, "node-a");
+  const first = await conn.next(-1, "the first snapshot");
+  assert.equal([first.version, first.segments, first.filters], [0, [], []], "nothing for node-a yet");
+
+  // applied on replica A, the proxy is connected to B
+  const applied = await apply(adminA, [seg("cam1", "node-a", 26000, { chain: [{ filter: "validate", version: "", configJson: '{ "probation": 0 }' }] })]);
+  const s1 = await conn.next(first.version, "the snapshot with cam1");
+  assert.is(s1.version, applied.revision);
+  assert.equal(s1.segments.map((s) => s.name), ["cam1"]);
+  assert.is(s1.segments[0]!.revision, applied.revision);
+  assert.equal(s1.segments[0]!.chain[0], { filter: "validate", version: "1.0.0", configJson: '{"probation":0}' }, "the newest version, resolved; config canonical");
+  assert.equal(s1.filters.map((f) => [f.name, f.version, f.sha256]), [["validate", "1.0.0", validateRef.sha256]]);
+  conn.send({ ack: { version: s1.version } });
+
+  // another proxy's changes do not wake this one
+  await apply(adminB, [seg("other", "node-z", 26100)]);
+
+  // a newer version of a filter the chain names without a version: a new snapshot
+  const pushed = await rpc<{ ref: FilterRef }>(adminB, "PushFilter", { name: "validate", version: "1.1.0", wasm: readFileSync(filterWasm("validate", true)) });
+  const s2 = await conn.next(s1.version, "the snapshot after the push");
+  assert.ok(s2.version > s1.version);
+  assert.equal(s2.filters.map((f) => f.version), ["1.1.0"]);
+  assert.is(s2.filters[0]!.sha256, pushed.ref.sha256);
+  conn.send({ nack: { version: s2.version, error: "segments[0].chain[0].filter: no thanks" } });
+  conn.send({ stats: { statsJson: JSON.stringify({ segments: [{ name: "cam1", packetsIn: 42 }] }) } });
+  assert.is(conn.snapshots.filter((s) => s.version > s1.version && s.version < s2.version).length, 0, "node-z's change sent nothing to node-a");
+
+  for (const client of [adminA, adminB]) {
+    let st: ProxyStatus | undefined;
+    await waitFor(async () => {
+      st = (await listProxies(client)).find((p) => p.nodeId === "node-a");
+      return st?.nackedVersion === s2.version;
+    }, 5000, "the NACK in ListProxies");
+    assert.equal(
+      [st!.connected, st!.server, st!.desiredVersion, st!.ackedVersion, st!.nackedVersion, st!.nackError, st!.capabilities, st!.abiVersions],
+      [true, "cp-b", s2.version, s1.version, s2.version, "segments[0].chain[0].filter: no thanks", ["runtime=node"], ["1.0"]],
+    );
+    assert.ok(Date.now() - st!.lastSeenMs < 5000);
+    assert.match(st!.peer, /127\.0\.0\.1/);
+  }
+  let stats: ProxyStats[] = [];
+  await waitFor(async () => {
+    stats = (await rpc<{ proxies: ProxyStats[] }>(adminA, "GetStats", { proxy: "node-a" }).catch(() => ({ proxies: [] }))).proxies;
+    return stats.length === 1;
+  }, 5000, "the stats report");
+  assert.equal(JSON.parse(stats[0]!.statsJson), { segments: [{ name: "cam1", packetsIn: 42 }] });
+  await refused(rpc(adminA, "GetStats", { proxy: "node-nobody" }), status.NOT_FOUND);
+
+  // a delete is a change too: an empty snapshot at a higher version
+  const del = await rpc<{ revision: number }>(adminA, "DeleteSegments", { names: ["cam1"] });
+  const s3 = await conn.next(s2.version, "the snapshot after the delete");
+  assert.equal([s3.version, s3.segments, s3.filters], [del.revision, [], []]);
+
+  // the proxy leaves: every replica shows it disconnected
+  conn.stream.end();
+  await conn.ended;
+  await waitFor(async () => (await listProxies(adminA)).find((p) => p.nodeId === "node-a")?.connected === false, 5000, "node-a disconnected");
+  const versions = conn.snapshots.map((s) => s.version);
+  assert.equal(versions, [...versions].sort((x, y) => x - y), "versions only grow");
+});
+
+test("Connect: the first message must be Register; a silent stream is closed", async () => {
+  const conn = connect(proxyClient(a, files.nodeF));
+  conn.send({ ack: { version: 1 } });
+  const e = await conn.ended;
+  assert.is(e?.code, status.INVALID_ARGUMENT);
+  assert.match(e!.details, /first message .* must be Register/);
+  const silent = connect(proxyClient(a, files.nodeF));
+  const e2 = await silent.ended;
+  assert.is(e2?.code, status.DEADLINE_EXCEEDED);
+});
+
+test("the proxies of a replica that shuts down are told UNAVAILABLE, and reconnect to the other", async () => {
+  const c = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: files.cpA, name: "cp-c", log: () => {}, timing: TIMING });
+  const conn = connect(proxyClient(c, files.nodeF));
+  register(conn, "node-f");
+  await conn.next(-1, "node-f's snapshot");
+  await c.close();
+  const e = await conn.ended;
+  assert.is(e?.code, status.UNAVAILABLE);
+  await waitFor(async () => (await listProxies(adminA)).find((p) => p.nodeId === "node-f")?.connected === false, 5000, "node-f disconnected");
+  const again = connect(proxyClient(b, files.nodeF));
+  register(again, "node-f");
+  await again.next(-1, "node-f's snapshot from cp-b");
+  await waitFor(async () => (await listProxies(adminA)).find((p) => p.nodeId === "node-f")?.server === "cp-b", 5000, "node-f on cp-b");
+  again.stream.end();
+});
+
+// ---------------------------------------------------------------- file store, insecure
+
+test("the embedded file store, insecure: segments, filters and versions survive a restart", async () => {
+  const dir = tmp("msm-cp-file-");
+  const spec = `file:${dir}`;
+  let cp = await startControlPlane({ listen: "127.0.0.1:0", store: spec, tls: "insecure", log: () => {}, timing: TIMING });
+  let client = admin(cp, "insecure");
+  await rpc(client, "PushFilter", { name: "validate", version: "1.0.0", wasm: readFileSync(filterWasm("validate")) });
+  const r = await apply(client, [seg("f1", "node-1", 27000), seg("f2", "node-1", 27010)]);
+  let conn = connect(proxyClient(cp, "insecure"));
+  register(conn, "node-1");
+  const before = await conn.next(-1, "node-1's snapshot");
+  assert.is(before.version, r.revision);
+  conn.stream.end();
+  await conn.ended;
+  await cp.close();
+
+  cp = await startControlPlane({ listen: "127.0.0.1:0", store: spec, tls: "insecure", log: () => {}, timing: TIMING });
+  try {
+    client = admin(cp, "insecure");
+    assert.equal((await listSegments(client)).map((s) => [s.name, s.revision]), [["f1", r.revision], ["f2", r.revision]]);
+    conn = connect(proxyClient(cp, "insecure"));
+    register(conn, "node-1", before.version); // it kept running what it had
+    const after = await conn.next(-1, "node-1's snapshot after the restart");
+    assert.equal(after, before, "the same snapshot, the same version");
+    const next = await apply(client, [seg("f3", "node-1", 27020)]);
+    assert.ok(next.revision > r.revision);
+    const s = await conn.next(after.version, "a snapshot after the restart");
+    assert.is(s.segments.length, 3);
+    let st: ProxyStatus | undefined;
+    await waitFor(async () => (st = (await listProxies(client)).find((p) => p.nodeId === "node-1"))?.connected === true, 5000, "node-1 connected");
+    assert.ok(st!.server.endsWith(`:${cp.port}`), "the default replica name is host:port");
+    assert.is(st!.ackedVersion, before.version, "Register.running_version counts as acknowledged");
+    conn.stream.end();
+    await conn.ended;
+  } finally {
+    await cp.close();
+  }
+});
+
+// ---------------------------------------------------------------- command line
+
+test("msm control-plane: refuses to start without TLS files unless --insecure; runs and stops on SIGTERM", async () => {
+  const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+  const run = (args: string[]) => {
+    const child = spawn(process.execPath, [MSM, "control-plane", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    return { child, exited, output: () => out };
+  };
+  const dir = tmp("msm-cp-cli-");
+  const noTls = run(["--listen", "127.0.0.1:0", "--store", `file:${dir}`]);
+  assert.is(await noTls.exited, 2);
+  assert.match(noTls.output(), /needs --tls-ca, --tls-cert and --tls-key/);
+  const missing = run(["--listen", "127.0.0.1:0", "--store", `file:${dir}`, "--tls-ca", join(dir, "nope.pem"), "--tls-cert", files.cpA.cert, "--tls-key", files.cpA.key]);
+  assert.is(await missing.exited, 2);
+  assert.match(missing.output(), /no such file/);
+
+  const ok = run(["--listen", "127.0.0.1:0", "--store", `file:${dir}`, "--insecure", "--name", "cli-cp"]);
+  try {
+    await waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(ok.output()), 10_000, "the control plane to start");
+    assert.match(ok.output(), /control plane cli-cp listening .*INSECURE/);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(ok.output())![1]);
+    const client = admin({ port, name: "cli-cp", close: async () => {} }, "insecure");
+    assert.equal(await listSegments(client), []);
+  } finally {
+    ok.child.kill("SIGTERM");
+  }
+  assert.is(await ok.exited, 0);
+
+  const tlsFiles = run(["--listen", "127.0.0.1:0", "--store", `file:${dir}`, "--tls-ca", files.cpA.ca, "--tls-cert", files.cpA.cert, "--tls-key", files.cpA.key]);
+  try {
+    await waitFor(() => /mutual TLS/.test(tlsFiles.output()), 10_000, "the TLS control plane to start");
+  } finally {
+    tlsFiles.child.kill("SIGTERM");
+  }
+  assert.is(await tlsFiles.exited, 0);
+});
+
+test.run();
+
+process.on("exit", () => {
+  if ((process.exitCode || process.env.MSM_TEST_VERBOSE) && logs.length > 0) console.error(`server log:\n  ${logs.join("\n  ")}`);
+});
+
