@@ -1,8 +1,20 @@
-// `msm proxy --config FILE`: runs a proxy until SIGINT/SIGTERM. SIGHUP, or a change of the file,
-// reloads it through a hot swap; a bad file is reported with the field and changes nothing.
+// `msm proxy`: runs a proxy until SIGINT/SIGTERM, in one of two modes.
+// - `--config FILE`: from a file. SIGHUP, or a change of the file, reloads it through a hot swap;
+//   a bad file is reported with the field and changes nothing.
+// - `--control-plane HOST:PORT[,...]`: from the control plane, through the agent
+//   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import { watch } from "node:fs";
 import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
-import { parseFlags, UsageError } from "./usage.js";
+import { startAgent, type Agent } from "../agent/index.js";
+import { parseFlags, numberFlag, UsageError } from "./usage.js";
+
+export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
+       msm proxy --control-plane HOST:PORT[,HOST:PORT...] --node-id ID --state-dir DIR
+                 (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)
+                 [--workers N] [--admin HOST:PORT]`;
+
+const FLAGS = ["config", "admin", "control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers"];
+const AGENT_ONLY = ["control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers"];
 
 function stamp(): string {
   return new Date().toISOString();
@@ -31,10 +43,83 @@ export function describeEvent(e: ProxyEvent): string {
   }
 }
 
+function hostPort(flag: string, value: string): { address: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || m[1] === "" || port > 65535) throw new UsageError(`--${flag} takes HOST:PORT, got '${value}'`);
+  return { address: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+}
+
 export async function runProxy(args: readonly string[]): Promise<number> {
-  const { flags, rest } = parseFlags(args, ["config", "admin"]);
+  // --insecure is the one flag without a value
+  const insecure = args.includes("--insecure");
+  const { flags, rest } = parseFlags(args.filter((a) => a !== "--insecure"), FLAGS);
+  if (rest.length > 0) throw new UsageError(`unexpected '${rest[0]}'\n${PROXY_USAGE}`);
   const file = flags.get("config");
-  if (!file || rest.length > 0) throw new UsageError("usage: msm proxy --config FILE [--admin HOST:PORT]");
+  const controlPlane = flags.get("control-plane");
+  if ((file === undefined) === (controlPlane === undefined)) throw new UsageError(`give exactly one of --config and --control-plane\n${PROXY_USAGE}`);
+  if (controlPlane !== undefined) return runAgent(flags, insecure);
+  const misplaced = [...AGENT_ONLY.filter((f) => flags.has(f)), ...(insecure ? ["insecure"] : [])];
+  if (misplaced.length > 0) throw new UsageError(`--${misplaced[0]} goes with --control-plane, not --config\n${PROXY_USAGE}`);
+  return runFromFile(file!, flags);
+}
+
+async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<number> {
+  const controlPlanes = flags.get("control-plane")!.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (controlPlanes.length === 0) throw new UsageError(`--control-plane needs at least one HOST:PORT\n${PROXY_USAGE}`);
+  for (const cp of controlPlanes) hostPort("control-plane", cp);
+  const nodeId = flags.get("node-id");
+  const stateDir = flags.get("state-dir");
+  if (!nodeId || !stateDir) throw new UsageError(`--control-plane needs --node-id and --state-dir\n${PROXY_USAGE}`);
+  const tlsFlags = ["tls-ca", "tls-cert", "tls-key"].filter((f) => flags.has(f));
+  if (insecure && tlsFlags.length > 0) throw new UsageError(`--insecure and --${tlsFlags[0]} exclude each other`);
+  if (!insecure && tlsFlags.length !== 3) throw new UsageError(`give --tls-ca, --tls-cert and --tls-key (or --insecure for plain text)\n${PROXY_USAGE}`);
+  const tls = insecure ? ("insecure" as const) : { ca: flags.get("tls-ca")!, cert: flags.get("tls-cert")!, key: flags.get("tls-key")! };
+  const workers = numberFlag(flags, "workers", 1, 1, 64);
+  if (!Number.isInteger(workers)) throw new UsageError(`--workers must be a whole number, got '${flags.get("workers")}'`);
+  const adminFlag = flags.get("admin");
+  const admin = adminFlag ? hostPort("admin", adminFlag) : undefined;
+
+  let agent: Agent;
+  try {
+    agent = await startAgent({ controlPlanes, nodeId, stateDir, tls, workers, ...(admin ? { admin } : {}) });
+  } catch (err) {
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    console.error(`msm proxy: ${(err as Error).message}`);
+    return 1;
+  }
+  const log = (line: string): void => console.error(`${stamp()} ${line}`);
+  agent.on("proxy-event", (e) => log(describeEvent(e)));
+  agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
+  agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason}); trying the next one`));
+  agent.on("applied", (e) => {
+    log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
+    if (e.started && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
+  });
+  agent.on("refused", (e) => log(`snapshot ${e.version} REFUSED, the running config stays: ${e.error}`));
+  agent.on("warning", (e) => log(`warning: ${e.message}`));
+  if (agent.proxy) {
+    log(`proxy running from last-good.json: snapshot ${agent.runningVersion}`);
+    if (agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
+  }
+  log(`node ${nodeId}: connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
+  const onHup = (): void => log("SIGHUP: nothing to reload, the control plane owns this proxy's config");
+  process.on("SIGHUP", onHup);
+  await waitForSignal();
+  process.off("SIGHUP", onHup);
+  await agent.close();
+  log("proxy stopped");
+  return 0;
+}
+
+async function runFromFile(file: string, flags: Map<string, string>): Promise<number> {
   let config;
   try {
     config = await loadProxyConfigFile(file);
@@ -46,11 +131,7 @@ export async function runProxy(args: readonly string[]): Promise<number> {
     throw err;
   }
   const adminFlag = flags.get("admin");
-  if (adminFlag) {
-    const m = /^(.*):(\d+)$/.exec(adminFlag);
-    if (!m) throw new UsageError("--admin takes HOST:PORT");
-    config.admin = { address: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
-  }
+  if (adminFlag) config.admin = hostPort("admin", adminFlag);
   let proxy: Proxy;
   try {
     proxy = await Proxy.start(config);
@@ -95,10 +176,7 @@ export async function runProxy(args: readonly string[]): Promise<number> {
     debounce = setTimeout(() => reload("file changed"), 200);
   });
 
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
+  await waitForSignal();
   watcher.close();
   clearTimeout(debounce);
   await admin?.close();

@@ -1,0 +1,403 @@
+// The proxy's control-plane agent: holds one ProxyService.Connect stream to a control-plane
+// replica, applies the snapshots it receives (fetching modules it lacks, then Proxy.start or a
+// two-phase proxy.apply), answers each with Ack or Nack, and streams stats. Without a control
+// plane the proxy keeps forwarding with what it runs, and a restarted proxy starts from
+// last-good.json. Replicas are tried in order; a lost stream moves to the next one at once.
+import { EventEmitter } from "node:events";
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import {
+  abi, ApplyError, ConfigError, Proxy, startAdminServer, validateProxyConfig,
+  type AdminServer, type ProxyConfig,
+} from "../../runtime/index.js";
+import { ProxyServiceClient, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
+import { channelCredentials } from "../security/tls.js";
+import { readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
+import { ModuleCache } from "./module-cache.js";
+import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
+import type { AgentEvents, AgentOptions } from "./types.js";
+
+/**
+ * Timing. A stopped replica is noticed at once (its connection closes); a peer that is gone
+ * without closing is noticed by keepalive pings in 1.0-1.5 s (a ping every 0.5 s, 1 s for its
+ * answer), leaving time to reach another replica within 2 s. Between full rounds of
+ * failed attempts the agent waits from 100 ms up to 1 s, so a replica that comes back is found fast.
+ */
+export const AGENT_TIMING = {
+  keepaliveMs: 500,
+  keepaliveTimeoutMs: 1000,
+  /** How long a replica may take to accept the connection. */
+  connectTimeoutMs: 1500,
+  /** How long a connected replica may take to send the first snapshot after Register. */
+  firstSnapshotTimeoutMs: 10_000,
+  backoffStartMs: 100,
+  backoffMaxMs: 1000,
+  statsIntervalMs: 1000,
+  fetchTimeoutMs: 15_000,
+  fetchAttempts: 3,
+} as const;
+
+const CHANNEL_OPTIONS: ChannelOptions = {
+  "grpc.keepalive_time_ms": AGENT_TIMING.keepaliveMs,
+  "grpc.keepalive_timeout_ms": AGENT_TIMING.keepaliveTimeoutMs,
+  "grpc.keepalive_permit_without_calls": 1,
+  // a channel of its own per attempt: no shared subchannel still backing off from an old failure
+  "grpc.use_local_subchannel_pool": 1,
+  "grpc.initial_reconnect_backoff_ms": AGENT_TIMING.backoffStartMs,
+  "grpc.max_reconnect_backoff_ms": AGENT_TIMING.backoffMaxMs,
+  "grpc.max_receive_message_length": 64 << 20,
+  "grpc.enable_retries": 0,
+};
+
+/** Replicas are named by SPIFFE ID, not by DNS name (tls.ts checks the chain only): a fixed TLS server name keeps Node from warning about IP addresses as SNI. */
+const TLS_OPTIONS: ChannelOptions = { "grpc.ssl_target_name_override": "msm-control-plane" };
+
+/** What the agent writes on the stream: proto-loader takes the oneof member by its field name. */
+type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: { version: number } } | { nack: { version: number; error: string } } | { stats: { statsJson: string } };
+
+type ProxyClient = Client & {
+  Connect(): ClientDuplexStream<Outgoing, ControlMessage>;
+  FetchFilter(req: { sha256: string }, options: { deadline: number }, cb: (err: ServiceError | null, res?: FilterModule) => void): void;
+};
+
+/** One Connect stream to one replica. */
+interface Session {
+  readonly address: string;
+  readonly client: ProxyClient;
+  readonly call: ClientDuplexStream<Outgoing, ControlMessage>;
+  connected: boolean;
+  ended: boolean;
+  end(reason: string): void;
+}
+
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+function delay(ms: number, signal: { wake?: () => void }): Promise<void> {
+  return new Promise((done) => {
+    const timer = setTimeout(() => {
+      signal.wake = undefined;
+      done();
+    }, ms);
+    signal.wake = () => {
+      clearTimeout(timer);
+      signal.wake = undefined;
+      done();
+    };
+  });
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  /** The runtime proxy, once a config exists (from a snapshot or last-good.json); null before and after close(). */
+  proxy: Proxy | null = null;
+  /** The snapshot version the proxy runs (0: none). */
+  runningVersion = 0;
+  private admin: AdminServer | null = null;
+  private readonly cache: ModuleCache;
+  private readonly credentials: ChannelCredentials;
+  private readonly channelOptions: ChannelOptions;
+  private readonly workers: number;
+  private readonly stateDir: string;
+  private readonly addresses: readonly string[];
+  private session: Session | null = null;
+  private pending: { snapshot: Snapshot; session: Session } | undefined;
+  private applying: Promise<void> | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly sleeper: { wake?: () => void } = {};
+  private closing = false;
+  private closed: Promise<void> | undefined;
+  private statsBusy = false;
+
+  /** Use startAgent(). */
+  constructor(private readonly options: AgentOptions) {
+    super();
+    if (options.controlPlanes.length === 0) throw new TypeError("controlPlanes: at least one HOST:PORT is needed");
+    for (const cp of options.controlPlanes) if (!/^.+:\d+$/.test(cp)) throw new TypeError(`controlPlanes: '${cp}' is not HOST:PORT`);
+    if (!/^[A-Za-z0-9._-]+$/.test(options.nodeId)) throw new TypeError(`nodeId: '${options.nodeId}' must be letters, digits, '.', '_' or '-'`);
+    const workers = options.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new TypeError(`workers: must be an integer from 1 to 64, got ${workers}`);
+    this.workers = workers;
+    this.addresses = [...options.controlPlanes];
+    this.stateDir = resolve(options.stateDir);
+    this.cache = new ModuleCache(this.stateDir);
+    this.credentials = channelCredentials(options.tls);
+    this.channelOptions = options.tls === "insecure" ? CHANNEL_OPTIONS : { ...CHANNEL_OPTIONS, ...TLS_OPTIONS };
+  }
+
+  /** The replica the agent is connected to ("host:port"), or null. */
+  get connectedTo(): string | null {
+    return this.session?.connected ? this.session.address : null;
+  }
+
+  /** The admin endpoint's port once it runs (useful when asked for port 0). */
+  get adminPort(): number | null {
+    return this.admin?.port ?? null;
+  }
+
+  /** Starts the proxy from last-good.json if there is one, then starts connecting. */
+  async start(): Promise<void> {
+    if (this.loop || this.closing) throw new Error("the agent was already started");
+    await mkdir(this.cache.dir, { recursive: true });
+    await this.restore();
+    this.loop = this.connectLoop();
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    this.pending = undefined;
+    this.sleeper.wake?.();
+    this.session?.end("agent closing");
+    await this.loop;
+    await this.applying;
+    await this.admin?.close();
+    this.admin = null;
+    await this.proxy?.close();
+    this.proxy = null;
+  }
+
+  // ---- last-good.json
+
+  private async restore(): Promise<void> {
+    let record;
+    try {
+      record = await readLastGood(this.stateDir);
+    } catch (err) {
+      this.emit("warning", { message: `not starting from last-good.json: ${(err as Error).message}` });
+      return;
+    }
+    if (!record) return;
+    if (record.nodeId !== this.options.nodeId) {
+      this.emit("warning", { message: `not starting from last-good.json: it was written for node '${record.nodeId}', this is '${this.options.nodeId}'` });
+      return;
+    }
+    try {
+      const config = validateProxyConfig({ ...record.config, workers: this.workers }, this.stateDir, "last-good.json");
+      await this.startProxy(config);
+      this.runningVersion = record.version;
+      this.emit("restored", { version: record.version, segments: config.segments.length });
+    } catch (err) {
+      this.emit("warning", { message: `cannot start from last-good.json (version ${record.version}): ${(err as Error).message}` });
+    }
+  }
+
+  private async startProxy(config: ProxyConfig): Promise<void> {
+    const proxy = await Proxy.start(config);
+    proxy.on("event", (e) => this.emit("proxy-event", e));
+    this.proxy = proxy;
+    if (this.options.admin && !this.admin) {
+      try {
+        this.admin = await startAdminServer(proxy, this.options.admin.address, this.options.admin.port);
+      } catch (err) {
+        this.emit("warning", { message: `admin endpoint ${this.options.admin.address}:${this.options.admin.port} not started: ${(err as Error).message}` });
+      }
+    }
+  }
+
+  // ---- connection
+
+  private async connectLoop(): Promise<void> {
+    const addresses = this.addresses;
+    let index = 0;
+    let failures = 0; // attempts in a row that never got a snapshot
+    while (!this.closing) {
+      const connected = await this.runSession(addresses[index]!);
+      if (this.closing) break;
+      index = (index + 1) % addresses.length;
+      failures = connected ? 0 : failures + 1;
+      // every replica gets one immediate try; then back off, capped low
+      if (failures >= addresses.length) {
+        const base = Math.min(AGENT_TIMING.backoffStartMs * 2 ** (failures - addresses.length), AGENT_TIMING.backoffMaxMs);
+        await delay(base * (0.8 + 0.4 * Math.random()), this.sleeper);
+      }
+    }
+  }
+
+  /** Runs one Connect stream until it ends. Resolves true if the replica answered. */
+  private runSession(address: string): Promise<boolean> {
+    return new Promise((done) => {
+      const client = new ProxyServiceClient(address, this.credentials, this.channelOptions) as unknown as ProxyClient;
+      const call = client.Connect();
+      let timer: NodeJS.Timeout | undefined;
+      let statsTimer: NodeJS.Timeout | undefined;
+      const session: Session = {
+        address,
+        client,
+        call,
+        connected: false,
+        ended: false,
+        end: (reason) => {
+          if (session.ended) return;
+          session.ended = true;
+          clearTimeout(timer);
+          clearInterval(statsTimer);
+          call.cancel();
+          client.close();
+          if (this.session === session) this.session = null;
+          if (session.connected) this.emit("disconnected", { address, reason });
+          done(session.connected);
+        },
+      };
+      this.session = session;
+      timer = setTimeout(() => {
+        // accepted but quiet: give the Register its answer time; not even accepted: next replica
+        if (client.getChannel().getConnectivityState(false) !== connectivityState.READY) return session.end(`no connection within ${AGENT_TIMING.connectTimeoutMs} ms`);
+        timer = setTimeout(() => session.end(`no snapshot within ${AGENT_TIMING.firstSnapshotTimeoutMs} ms of Register`), AGENT_TIMING.firstSnapshotTimeoutMs);
+      }, AGENT_TIMING.connectTimeoutMs);
+      call.on("data", (msg: ControlMessage) => {
+        if (session.ended) return;
+        if (!session.connected) {
+          session.connected = true;
+          clearTimeout(timer);
+          this.emit("connected", { address });
+          statsTimer = setInterval(() => this.sendStats(session), AGENT_TIMING.statsIntervalMs);
+        }
+        if (msg.snapshot) this.enqueue(msg.snapshot, session);
+      });
+      call.on("error", (err: ServiceError) => session.end(err.details || err.message));
+      call.on("status", (s: { code: number; details: string }) => session.end(s.details || `stream closed (code ${s.code})`));
+      call.on("end", () => session.end("stream ended by the control plane"));
+      this.send(session, {
+        register: {
+          nodeId: this.options.nodeId,
+          capabilities: [`workers=${this.workers}`, `runtime=${isBun ? "bun" : "node"}`],
+          abiVersions: [`${abi.ABI_VERSION_MAJOR}.${abi.ABI_VERSION_MINOR}`],
+          runningVersion: this.runningVersion,
+        },
+      });
+    });
+  }
+
+  private send(session: Session, message: Outgoing): void {
+    if (session.ended) return;
+    try {
+      session.call.write(message);
+    } catch (err) {
+      session.end(`write failed: ${(err as Error).message}`);
+    }
+  }
+
+  private sendStats(session: Session): void {
+    const proxy = this.proxy;
+    if (!proxy || this.statsBusy || session.ended) return;
+    this.statsBusy = true;
+    proxy.stats().then(
+      (snap) => this.send(session, { stats: { statsJson: JSON.stringify(snap) } }),
+      (err: Error) => this.emit("warning", { message: `stats not sent: ${err.message}` }),
+    ).finally(() => {
+      this.statsBusy = false;
+    });
+  }
+
+  /** Module bytes by digest, from whichever replica the agent is connected to now. */
+  private async fetchModule(sha256: string, fallback: Session): Promise<FilterModule> {
+    let last: Error | undefined;
+    for (let attempt = 0; attempt < AGENT_TIMING.fetchAttempts; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 300 * attempt));
+      const session = this.session && !this.session.ended ? this.session : fallback;
+      if (session.ended) throw last ?? new Error("no control plane connected");
+      try {
+        return await new Promise<FilterModule>((ok, fail) => {
+          session.client.FetchFilter({ sha256 }, { deadline: Date.now() + AGENT_TIMING.fetchTimeoutMs }, (err, res) => (err ? fail(new Error(err.details || err.message)) : res ? ok(res) : fail(new Error("empty answer"))));
+        });
+      } catch (err) {
+        last = err as Error;
+        if (/NOT_FOUND|not found/i.test(last.message)) break;
+      }
+    }
+    throw last!;
+  }
+
+  // ---- snapshots
+
+  /** Queues a snapshot; only the newest waiting one is applied (each apply is a whole config). */
+  private enqueue(snapshot: Snapshot, session: Session): void {
+    this.pending = { snapshot, session };
+    if (this.applying) return;
+    this.applying = (async () => {
+      while (this.pending && !this.closing) {
+        const next = this.pending;
+        this.pending = undefined;
+        await this.handle(next.snapshot, next.session).catch((err: Error) =>
+          this.refuse(next.session, next.snapshot.version, `snapshot ${next.snapshot.version} not applied: ${err.message}`),
+        );
+      }
+    })().finally(() => {
+      this.applying = undefined;
+      if (this.pending && !this.closing) this.enqueue(this.pending.snapshot, this.pending.session);
+    });
+  }
+
+  private refuse(session: Session, version: number, error: string): void {
+    this.send(session, { nack: { version, error } });
+    this.emit("refused", { version, error });
+  }
+
+  private async handle(snapshot: Snapshot, session: Session): Promise<void> {
+    const version = snapshot.version;
+    if (this.proxy && version === this.runningVersion) {
+      this.send(session, { ack: { version } }); // already running it (a reconnect, or a restart from last-good.json)
+      return;
+    }
+    const started = performance.now();
+    let plan: SnapshotPlan;
+    try {
+      plan = planSnapshot(snapshot, this.cache.dir, this.workers);
+    } catch (err) {
+      if (err instanceof SnapshotError) return this.refuse(session, version, err.message);
+      throw err;
+    }
+    let fetched = 0;
+    for (const use of plan.modules) {
+      try {
+        if (await this.cache.ensure(use.ref, (sha) => this.fetchModule(sha, session))) fetched++;
+      } catch (err) {
+        const k = snapshot.filters.indexOf(use.ref);
+        return this.refuse(session, version, `filters[${k}] (${use.ref.name}@${use.ref.version}): ${(err as Error).message}`);
+      }
+    }
+    if (this.closing) return;
+    let config: ProxyConfig;
+    try {
+      config = validateProxyConfig(plan.config, this.stateDir, `snapshot ${version}`);
+    } catch (err) {
+      if (err instanceof ConfigError) return this.refuse(session, version, err.message);
+      throw err;
+    }
+    const first = !this.proxy;
+    try {
+      if (this.proxy) await this.proxy.apply(config);
+      else await this.startProxy(config);
+    } catch (err) {
+      if (err instanceof ApplyError) {
+        const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message));
+        return this.refuse(session, version, `snapshot ${version} not applied, the running config is unchanged: ${lines.join("; ")}`);
+      }
+      return this.refuse(session, version, `snapshot ${version} not applied: ${(err as Error).message}`);
+    }
+    this.runningVersion = version;
+    try {
+      await writeLastGood(this.stateDir, { format: LAST_GOOD_FORMAT, nodeId: this.options.nodeId, version, savedAtMs: Date.now(), snapshot, config });
+    } catch (err) {
+      this.emit("warning", { message: `last-good.json not written: ${(err as Error).message}` });
+    }
+    this.send(session, { ack: { version } });
+    this.emit("applied", { version, segments: config.segments.length, fetched, started: first, ms: Math.round(performance.now() - started) });
+  }
+}
+
+/** Creates the state directory, starts the proxy from last-good.json if any, and starts connecting. */
+export async function startAgent(options: AgentOptions): Promise<Agent> {
+  const agent = new Agent(options);
+  try {
+    await agent.start();
+  } catch (err) {
+    await agent.close();
+    throw err;
+  }
+  return agent;
+}

@@ -1,0 +1,61 @@
+// `<stateDir>/last-good.json`: the last snapshot the proxy applied and the config it ran, written
+// atomically (temporary file, fsync, rename) after every applied snapshot. A proxy that restarts
+// while no control plane answers starts from it.
+import { open, readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Snapshot } from "../api/proto.js";
+import type { ProxyConfig } from "../../runtime/index.js";
+
+export const LAST_GOOD_FORMAT = 1;
+
+export interface LastGood {
+  readonly format: typeof LAST_GOOD_FORMAT;
+  readonly nodeId: string;
+  readonly version: number;
+  readonly savedAtMs: number;
+  readonly snapshot: Snapshot;
+  readonly config: ProxyConfig;
+}
+
+export function lastGoodPath(stateDir: string): string {
+  return join(stateDir, "last-good.json");
+}
+
+export async function writeLastGood(stateDir: string, record: LastGood): Promise<void> {
+  const path = lastGoodPath(stateDir);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const file = await open(tmp, "w");
+  try {
+    await file.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+    await file.sync();
+  } catch (err) {
+    await file.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await file.close();
+  await rename(tmp, path);
+}
+
+/** The saved record, or undefined when there is none. Throws when it exists but cannot be used. */
+export async function readLastGood(stateDir: string): Promise<LastGood | undefined> {
+  const path = lastGoodPath(stateDir);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new Error(`${path}: cannot read: ${(err as Error).message}`);
+  }
+  let record: Partial<LastGood>;
+  try {
+    record = JSON.parse(text) as Partial<LastGood>;
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (record.format !== LAST_GOOD_FORMAT) throw new Error(`${path}: format ${String(record.format)}, this agent reads format ${LAST_GOOD_FORMAT}`);
+  if (typeof record.version !== "number" || typeof record.config !== "object" || record.config === null || typeof record.snapshot !== "object") {
+    throw new Error(`${path}: version, snapshot or config missing`);
+  }
+  return record as LastGood;
+}

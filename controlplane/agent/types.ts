@@ -1,0 +1,45 @@
+// Types of the proxy-side control-plane agent (type-only: nothing here runs).
+import type { ProxyEvent } from "../../runtime/index.js";
+import type { TlsFiles } from "../security/tls.js";
+
+export interface AgentOptions {
+  /** Control-plane replicas as "host:port", tried in this order; the next one when one fails. */
+  readonly controlPlanes: readonly string[];
+  /** This proxy's node id (the name in its certificate's spiffe://<td>/proxy/<node-id>). */
+  readonly nodeId: string;
+  /** Where the module cache (`modules/<sha256>.wasm`) and `last-good.json` live. */
+  readonly stateDir: string;
+  /** mTLS files, or "insecure" for plain text (tests, a laptop). */
+  readonly tls: TlsFiles | "insecure";
+  /** Data-plane workers (fixed for the agent's life). Default 1. */
+  readonly workers?: number;
+  /** The proxy's admin HTTP endpoint (/metrics, /stats, /healthz), started with the proxy. */
+  readonly admin?: { readonly address: string; readonly port: number };
+}
+
+export interface AppliedEvent {
+  readonly version: number;
+  readonly segments: number;
+  /** Modules fetched from the control plane for this snapshot (the others were cached). */
+  readonly fetched: number;
+  /** True when this snapshot started the proxy, false when it was a hot swap. */
+  readonly started: boolean;
+  readonly ms: number;
+}
+
+export interface AgentEvents {
+  /** A snapshot now runs (and was acknowledged, if its stream is still open). */
+  applied: [AppliedEvent];
+  /** A snapshot was refused (NACK); what ran before runs on. */
+  refused: [{ readonly version: number; readonly error: string }];
+  /** A control-plane replica answered the Register. */
+  connected: [{ readonly address: string }];
+  /** The stream to that replica ended; the agent tries the next one. */
+  disconnected: [{ readonly address: string; readonly reason: string }];
+  /** The proxy was started from last-good.json. */
+  restored: [{ readonly version: number; readonly segments: number }];
+  /** Something went wrong that changes nothing that runs (a write of last-good.json, a stats report). */
+  warning: [{ readonly message: string }];
+  /** Everything the running proxy reports (filter logs, failures, swaps, watchdog). */
+  "proxy-event": [ProxyEvent];
+}

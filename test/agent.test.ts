@@ -1,0 +1,636 @@
+// The proxy-side control-plane agent against the real control plane (controlplane/server/) over
+// real gRPC: snapshots start the proxy and swap chains without loss, a refused config is NACKed
+// with its field path while the old chain runs on, the data plane outlives the control plane, a
+// restart without control plane starts from last-good.json, losing a replica (stopped, or silent
+// behind a frozen link) moves the agent to the other one within 2 s with the stream unbroken.
+// One test uses a small ProxyService written here, to send what the real server never would
+// (snapshots it refuses at ApplySegments, a module whose bytes are not its digest).
+import * as assert from "uvu/assert";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer, connect, type Socket as TcpSocket } from "node:net";
+import { spawn, spawnSync } from "node:child_process";
+import { Server, status, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type sendUnaryData } from "@grpc/grpc-js";
+import { sha256Hex } from "../runtime/index.js";
+import {
+  AdminServiceClient, proxyService,
+  type ApplySegmentsResponse, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
+} from "../controlplane/api/proto.js";
+import { channelCredentials, serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
+import { createPki } from "../controlplane/security/pki.js";
+import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
+import { startAgent, planSnapshot, SnapshotError, type Agent, type AgentEvents } from "../controlplane/agent/index.js";
+import { suite } from "./lib/suite.js";
+import { filterWasm, fixture, ROOT } from "./lib/paths.js";
+import { startEtcd, type TestEtcd } from "./lib/etcd.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+
+const test = suite("agent", { timeoutMs: 30_000 });
+
+// ---------------------------------------------------------------- the control plane, driven as msmctl does
+
+const tempDirs: string[] = [];
+function tempDir(what: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `msm-agent-${what}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** A control-plane replica with its log kept (shown when a test fails). */
+async function replica(store: string, options: { tls?: TlsFiles | "insecure"; name?: string; port?: number } = {}): Promise<ControlPlane & { address: string; log: string[] }> {
+  const log: string[] = [];
+  const cp = await startControlPlane({
+    listen: `127.0.0.1:${options.port ?? 0}`, store, tls: options.tls ?? "insecure", trustDomain: "msm.test",
+    ...(options.name ? { name: options.name } : {}), log: (m) => void log.push(m),
+  });
+  return Object.assign(cp, { address: `127.0.0.1:${cp.port}`, log });
+}
+
+/** The AdminService of one replica. */
+function admin(port: number, tls: TlsFiles | "insecure" = "insecure") {
+  const client = new AdminServiceClient(`127.0.0.1:${port}`, channelCredentials(tls), { "grpc.ssl_target_name_override": "msm-control-plane" }) as unknown as
+    Record<string, (req: object, options: { deadline: number }, cb: (err: ServiceError | null, res: unknown) => void) => void> & { close(): void };
+  const call = <T>(method: string, req: object): Promise<T> =>
+    new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
+  return {
+    push: async (name: string, version: string, file: string): Promise<FilterRef> => (await call<{ ref: FilterRef }>("PushFilter", { name, version, wasm: readFileSync(file) })).ref,
+    /** Applies segments; resolves with the revision, which is the new snapshot version of their proxy. */
+    apply: async (...segments: Segment[]): Promise<number> => (await call<ApplySegmentsResponse>("ApplySegments", { segments })).revision,
+    proxy: async (node: string): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === node),
+    stats: async (node: string): Promise<ProxyStats[]> => (await call<{ proxies: ProxyStats[] }>("GetStats", { proxy: node })).proxies,
+    close: () => client.close(),
+  };
+}
+
+/** The Segment message for one RTP hop on 127.0.0.1. */
+function segment(proxy: string, name: string, listen: number, sink: number, chain: { filter: string; version?: string; config?: object }[]): Segment {
+  return {
+    name,
+    proxy,
+    listen: { address: "127.0.0.1", port: listen, rtcpPort: 0 },
+    rtcpMux: false,
+    egress: null,
+    destinations: [{ address: "127.0.0.1", port: sink, rtcpPort: 0 }],
+    source: null,
+    chain: chain.map((c) => ({ filter: c.filter, version: c.version ?? "", configJson: c.config ? JSON.stringify(c.config) : "" })),
+    failure: null,
+    revision: 0,
+  };
+}
+
+/** Resolves with the first event of `name` that `match` accepts. */
+function nextEvent<K extends keyof AgentEvents>(agent: Agent, name: K, match: (...args: AgentEvents[K]) => boolean = () => true, ms = 10_000): Promise<AgentEvents[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      agent.off(name, listener as never);
+      reject(new Error(`no '${String(name)}' event within ${ms} ms`));
+    }, ms);
+    const listener = (...args: AgentEvents[K]): void => {
+      if (!match(...args)) return;
+      clearTimeout(timer);
+      agent.off(name, listener as never);
+      resolve(args);
+    };
+    agent.on(name, listener as never);
+  });
+}
+
+async function stage(agent: Agent, segmentName: string, filter: string) {
+  const snap = await agent.proxy!.stats();
+  return snap.segments.find((s) => s.name === segmentName)?.stages.find((st) => st.filter === filter);
+}
+
+const metric = (st: Awaited<ReturnType<typeof stage>>, name: string): number | undefined => st?.metrics.find((m) => m.name === name)?.value as number | undefined;
+
+/** Sends a few packets until one reaches the sink: the segment runs. */
+async function flows(listen: number, sink: Sink, what: string): Promise<void> {
+  const tx = await bindUdp();
+  try {
+    const before = sink.received;
+    let i = 0;
+    await waitFor(() => {
+      tx.send(indexedRtp(0x7fff0000 + i++), listen, "127.0.0.1");
+      return sink.received > before;
+    }, 5000, what);
+  } finally {
+    tx.close();
+  }
+}
+
+/** One etcd for the tests that run two replicas (started on first use). */
+let etcd: TestEtcd | undefined;
+async function sharedStore(): Promise<string> {
+  etcd ??= await startEtcd();
+  return etcd.spec;
+}
+test.after(async () => {
+  await etcd?.stop();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A TCP relay in front of a replica that can go silent without closing anything: the network
+ * failure (or a stopped host) that only keepalive pings reveal.
+ */
+async function freezableRelay(targetPort: number): Promise<{ address: string; freeze(): void; close(): void }> {
+  const sockets = new Set<TcpSocket>();
+  let frozen = false;
+  const server = createServer((client) => {
+    sockets.add(client);
+    client.on("error", () => {});
+    if (frozen) return;
+    const upstream = connect(targetPort, "127.0.0.1");
+    sockets.add(upstream);
+    upstream.on("error", () => {});
+    client.on("data", (d) => void (frozen || upstream.write(d)));
+    upstream.on("data", (d) => void (frozen || client.write(d)));
+    client.on("close", () => void (frozen || upstream.destroy()));
+    upstream.on("close", () => void (frozen || client.destroy()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    address: `127.0.0.1:${port}`,
+    freeze: () => void (frozen = true),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- tests
+
+test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported, stream forwarded (mTLS)", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  const cp = await replica(`file:${tempDir("store")}`, { tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), name: "cp-1" });
+  const ops = admin(cp.port, pki.issue("op", "spiffe://msm.test/admin/op"));
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const stateDir = tempDir("state");
+  let agent: Agent | undefined;
+  try {
+    const counter = await ops.push("counter", "1.0.0", fixture("counter"));
+    const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 7 } }]));
+    agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir, tls: pki.issue("node-a", "spiffe://msm.test/proxy/node-a") });
+    assert.is(agent.proxy, null, "no proxy before a config exists");
+    const [applied] = await nextEvent(agent, "applied");
+    assert.equal({ version: applied.version, started: applied.started, fetched: applied.fetched, segments: applied.segments }, { version: v, started: true, fetched: 1, segments: 1 });
+    assert.is(agent.runningVersion, v);
+    assert.is(agent.connectedTo, cp.address);
+    await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v, 3000, `Ack ${v} recorded`);
+    const status = (await ops.proxy("node-a"))!;
+    assert.equal(
+      { connected: status.connected, server: status.server, capabilities: status.capabilities, abiVersions: status.abiVersions, nackedVersion: status.nackedVersion },
+      { connected: true, server: "cp-1", capabilities: ["workers=1", "runtime=node"], abiVersions: ["1.0"], nackedVersion: 0 },
+    );
+    assert.ok(existsSync(join(stateDir, "modules", `${counter.sha256}.wasm`)), "module cached under its digest");
+    const lastGood = JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8"));
+    assert.is(lastGood.version, v);
+    assert.is(lastGood.snapshot.segments[0].name, "live");
+    assert.is(lastGood.config.filters.counter.sha256, counter.sha256);
+
+    await flows(listen, sink, "packets through the snapshot's segment");
+    assert.is(metric(await stage(agent, "live", "counter"), "tag"), 7, "stage config from config_json");
+    await waitFor(async () => (await ops.stats("node-a").catch(() => [])).some((s) => JSON.parse(s.statsJson).segments?.[0]?.name === "live"), 4000, "a stats report at the control plane");
+  } finally {
+    await agent?.close();
+    await agent?.close(); // safe twice
+    assert.is(agent?.proxy, null);
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
+test("changed chain and filter upgrade -> lossless hot swaps at 10,000 packets/s, state carried, modules fetched once", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const seg = (chain: Parameters<typeof segment>[4]): Segment => segment("node-a", "live", listen, sink.port, chain);
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  await ops.push("validate", "2.0.0", filterWasm("validate"));
+  await ops.push("validate", "2.1.0", filterWasm("validate", true)); // other bytes
+  const v1 = await ops.apply(seg([{ filter: "validate", version: "2.0.0" }, { filter: "counter", config: { tag: 1 } }]));
+  const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: "insecure" });
+  const tx = await bindUdp();
+  const swaps: string[][] = [];
+  const fetched: number[] = [];
+  agent.on("proxy-event", (e) => void (e.type === "swap" && swaps.push(e.carried)));
+  agent.on("applied", (e) => void fetched.push(e.fetched));
+  try {
+    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    // the validate filter holds back a new source's first packet (probation): settle it first
+    tx.send(indexedRtp(0xfffffff0), listen, "127.0.0.1");
+    tx.send(indexedRtp(0xfffffff1), listen, "127.0.0.1");
+    await waitFor(() => sink.received >= 1, 2000, "the source to pass probation");
+    const n = 30_000;
+    const changes: Promise<number>[] = [];
+    await sendPaced(tx, listen, "127.0.0.1", n, 10_000, (i) => indexedRtp(i + 2), (sent) => {
+      if (sent >= 8_000 && changes.length === 0) changes.push(ops.apply(seg([{ filter: "validate", version: "2.1.0", config: { maxSize: 1400 } }, { filter: "counter", config: { tag: 2 } }])));
+      if (sent >= 20_000 && changes.length === 1) changes.push(ops.apply(seg([{ filter: "counter", config: { tag: 3 } }])));
+    });
+    const [v2, v3] = await Promise.all(changes);
+    await waitFor(() => agent.runningVersion === v3, 5000, `version ${v3} running`);
+    await waitFor(() => sink.received >= n + 1, 5000, `all packets at the sink (${sink.received}/${n + 1})`);
+    await sleep(200); // a late duplicate would show up here
+    let missing = 0;
+    let duplicates = 0;
+    for (let i = 2; i < n + 2; i++) {
+      const c = sink.keys.get(i) ?? 0;
+      if (c === 0) missing++;
+      else if (c > 1) duplicates += c - 1;
+    }
+    assert.equal({ missing, duplicates }, { missing: 0, duplicates: 0 }, "zero loss, zero duplicates across two swaps");
+    assert.ok(v1 < v2! && v2! < v3!);
+    // validate 2.0.0 -> 2.1.0 keeps its key, so its state (the source's probation) is carried too
+    assert.equal(swaps, [["validate", "counter"], ["counter"]]);
+    const st = await stage(agent, "live", "counter");
+    assert.is(metric(st, "tag"), 3);
+    assert.is(metric(st, "packets"), n + 1, "one count across three chains");
+    assert.equal(fetched, [2, 1, 0], "each module fetched once");
+    await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v3, 3000, "Ack of the last version");
+  } finally {
+    tx.close();
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
+test("refused snapshot -> Nack with the filter's message and the field path, the old chain keeps running", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const stateDir = tempDir("state");
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  await ops.push("misbehave", "0.1.0", fixture("misbehave"));
+  const v1 = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 1 } }]));
+  const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir, tls: "insecure" });
+  try {
+    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    const refusedEvent = nextEvent(agent, "refused");
+    const v2 = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 2 } }, { filter: "misbehave", config: { reject: "why" } }]));
+    const [refused] = await refusedEvent;
+    assert.is(refused.version, v2);
+    await waitFor(async () => (await ops.proxy("node-a"))?.nackedVersion === v2, 3000, "the Nack recorded");
+    const status = (await ops.proxy("node-a"))!;
+    assert.is(status.nackError, refused.error);
+    if (process.env.MSM_TEST_VERBOSE) console.log(`    NACK: ${refused.error}`);
+    assert.match(status.nackError, "segments[0].chain[1].config_json");
+    assert.match(status.nackError, "misbehave@0.1.0");
+    assert.match(status.nackError, "why");
+    assert.is(status.ackedVersion, v1);
+    assert.is(agent.runningVersion, v1);
+    await flows(listen, sink, "packets through the old chain");
+    assert.is(metric(await stage(agent, "live", "counter"), "tag"), 1, "chain 1 still runs");
+    assert.is(JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8")).version, v1, "last-good.json unchanged");
+
+    // and a good one after it applies
+    const v3 = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 3 } }]));
+    await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v3, 3000, "Ack of the next good version");
+    assert.is(metric(await stage(agent, "live", "counter"), "tag"), 3);
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
+test("control plane stopped -> forwarding continues; restarted without control plane -> last-good.json; it returns -> same version kept, newer applied", async () => {
+  const store = `file:${tempDir("store")}`;
+  let cp = await replica(store);
+  const port = cp.port;
+  let ops = admin(port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const stateDir = tempDir("state");
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  const v1 = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 4 } }]));
+  let agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir, tls: "insecure" });
+  const tx = await bindUdp();
+  try {
+    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    const disconnected = nextEvent(agent, "disconnected");
+    ops.close();
+    await cp.close();
+    await disconnected;
+    assert.is(agent.connectedTo, null);
+    // a stream sent while no control plane answers (and the agent keeps retrying) all arrives
+    const n = 3000;
+    await sendPaced(tx, listen, "127.0.0.1", n, 3000, (i) => indexedRtp(i));
+    await waitFor(() => sink.received >= n, 3000, `packets at the sink (${sink.received}/${n})`);
+    assert.equal(sink.tally(n), { missing: 0, duplicates: 0 });
+    await agent.close();
+
+    // a restart while the control plane is still down: the proxy comes back from last-good.json
+    agent = await startAgent({ controlPlanes: [`127.0.0.1:${port}`], nodeId: "node-a", stateDir, tls: "insecure" });
+    assert.ok(agent.proxy, "the proxy runs as soon as startAgent resolves");
+    assert.is(agent.runningVersion, v1);
+    assert.is(agent.connectedTo, null);
+    await flows(listen, sink, "packets after a restart from last-good.json");
+    assert.is(metric(await stage(agent, "live", "counter"), "tag"), 4);
+
+    // the control plane returns on its address: the version the proxy runs is acknowledged, not
+    // applied again; a newer one is applied from the module cache
+    let applied = 0;
+    agent.on("applied", () => void applied++);
+    cp = await replica(store, { port });
+    ops = admin(port);
+    await nextEvent(agent, "connected", () => true, 5000);
+    await waitFor(async () => (await ops.proxy("node-a"))?.connected === true, 3000, "the proxy shown connected");
+    assert.is(applied, 0, "the running version is not applied again");
+    const v2 = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 5 } }]));
+    const [e] = await nextEvent(agent, "applied", (x) => x.version === v2, 5000);
+    assert.is(e.fetched, 0, "modules came from the cache");
+    await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v2, 3000, "Ack of the newer version");
+  } finally {
+    tx.close();
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
+test("two replicas on etcd: the connected one stops -> the other within 2 s, the stream never stops, converges to a version applied meanwhile", async () => {
+  const store = await sharedStore();
+  const a = await replica(store, { name: "cp-a" });
+  const b = await replica(store, { name: "cp-b" });
+  const opsA = admin(a.port);
+  const opsB = admin(b.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  await opsA.push("counter", "1.0.0", fixture("counter"));
+  const v1 = await opsA.apply(segment("node-f", "live-f", listen, sink.port, [{ filter: "counter", config: { tag: 10 } }]));
+  const agent = await startAgent({ controlPlanes: [a.address, b.address], nodeId: "node-f", stateDir: tempDir("state"), tls: "insecure" });
+  const tx = await bindUdp();
+  try {
+    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    assert.is(agent.connectedTo, a.address, "the first listed replica first");
+    const n = 15_000;
+    let stoppedAt = 0;
+    let reconnectMs = -1;
+    let v2: Promise<number> | undefined;
+    let aClosed: Promise<void> | undefined;
+    agent.on("connected", ({ address }) => {
+      if (stoppedAt && address === b.address) reconnectMs = Date.now() - stoppedAt;
+    });
+    await sendPaced(tx, listen, "127.0.0.1", n, 5000, (i) => indexedRtp(i), (sent) => {
+      if (sent >= 4000 && !stoppedAt) {
+        stoppedAt = Date.now();
+        aClosed = a.close();
+        // a change made through the other replica while the proxy moves
+        v2 = opsB.apply(segment("node-f", "live-f", listen, sink.port, [{ filter: "counter", config: { tag: 11 } }]));
+      }
+    });
+    console.log(`    reconnected to the other replica in ${reconnectMs} ms`);
+    assert.ok(reconnectMs >= 0 && reconnectMs < 2000, `connected to the other replica ${reconnectMs} ms after the stop`);
+    assert.is(agent.connectedTo, b.address);
+    const version2 = await v2!;
+    await waitFor(async () => agent.runningVersion === version2 && (await opsB.proxy("node-f"))?.ackedVersion === version2, 5000, "the newer version applied and acknowledged");
+    assert.is((await opsB.proxy("node-f"))!.server, "cp-b");
+    assert.is(metric(await stage(agent, "live-f", "counter"), "tag"), 11);
+    await waitFor(() => sink.received >= n, 3000, `packets at the sink (${sink.received}/${n})`);
+    assert.equal(sink.tally(n), { missing: 0, duplicates: 0 }, "the stream never stopped");
+    await aClosed;
+  } finally {
+    tx.close();
+    await agent.close();
+    opsA.close();
+    opsB.close();
+    await a.close();
+    await b.close();
+    sink.close();
+  }
+});
+
+test("a replica that goes silent without closing -> keepalive notices, the other replica within 2 s", async () => {
+  const store = await sharedStore();
+  const a = await replica(store, { name: "cp-a2" });
+  const b = await replica(store, { name: "cp-b2" });
+  const ops = admin(b.port);
+  const relay = await freezableRelay(a.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  const v1 = await ops.apply(segment("node-g", "live-g", listen, sink.port, [{ filter: "counter" }]));
+  const agent = await startAgent({ controlPlanes: [relay.address, b.address], nodeId: "node-g", stateDir: tempDir("state"), tls: "insecure" });
+  const tx = await bindUdp();
+  try {
+    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    assert.is(agent.connectedTo, relay.address);
+    let frozenAt = 0;
+    let tookMs = -1;
+    agent.on("connected", ({ address }) => {
+      if (frozenAt && address === b.address) tookMs = Date.now() - frozenAt;
+    });
+    const n = 12_000;
+    await sendPaced(tx, listen, "127.0.0.1", n, 4000, (i) => indexedRtp(i), (sent) => {
+      if (sent >= 1000 && !frozenAt) {
+        frozenAt = Date.now();
+        relay.freeze();
+      }
+    });
+    console.log(`    silent replica noticed, connected to the other one in ${tookMs} ms`);
+    assert.ok(tookMs >= 0 && tookMs < 2000, `connected to the other replica ${tookMs} ms after the first one went silent`);
+    assert.is(agent.connectedTo, b.address);
+    await waitFor(() => sink.received >= n, 3000, `packets at the sink (${sink.received}/${n})`);
+    assert.equal(sink.tally(n), { missing: 0, duplicates: 0 }, "the stream never stopped");
+  } finally {
+    tx.close();
+    await agent.close();
+    relay.close();
+    ops.close();
+    await Promise.all([a.close(), b.close()]);
+    sink.close();
+  }
+});
+
+test("msm proxy --control-plane: runs the agent, logs what it applies, stops on SIGTERM; usage errors", async () => {
+  const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+  const usage = (args: string[]): { code: number | null; out: string } => {
+    const r = spawnSync(process.execPath, [MSM, "proxy", ...args], { encoding: "utf8", timeout: 10_000 });
+    return { code: r.status, out: r.stderr + r.stdout };
+  };
+  const both = usage(["--config", "x.yaml", "--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", "/tmp/x", "--insecure"]);
+  assert.is(both.code, 2);
+  assert.match(both.out, "exactly one of --config and --control-plane");
+  const noTls = usage(["--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", "/tmp/x"]);
+  assert.is(noTls.code, 2);
+  assert.match(noTls.out, "--tls-ca, --tls-cert and --tls-key (or --insecure");
+  const stray = usage(["--config", "x.yaml", "--insecure"]);
+  assert.is(stray.code, 2);
+  assert.match(stray.out, "--insecure goes with --control-plane");
+
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter" }]));
+  // a dead replica listed first: the agent moves on to the live one
+  const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", `127.0.0.1:1,${cp.address}`, "--node-id", "node-a", "--state-dir", tempDir("state"), "--insecure", "--workers", "2", "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  try {
+    await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v, 10_000, "Ack from the msm process");
+    assert.equal((await ops.proxy("node-a"))!.capabilities, ["workers=2", "runtime=node"]);
+    await flows(listen, sink, "packets through the msm process");
+    await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(out), 2000, "the admin address in the log");
+    assert.match(out, `snapshot ${v} applied (proxy started; 1 segment(s), 1 module(s) fetched`);
+    child.kill("SIGTERM");
+    assert.is(await exited, 0);
+    assert.match(out, "proxy stopped");
+  } finally {
+    child.kill("SIGKILL");
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
+/**
+ * A replica that sends whatever snapshot it is given, and serves FetchFilter from a table that may
+ * lie: what a buggy or compromised control plane could do, which the real one never does.
+ */
+class LooseReplica {
+  readonly acks: number[] = [];
+  readonly nacks: { version: number; error: string }[] = [];
+  private readonly streams = new Set<ServerDuplexStream<ProxyMessage, unknown>>();
+  snapshot: Snapshot = { version: 0, segments: [], filters: [] };
+  readonly modules = new Map<string, Buffer>();
+
+  private constructor(private readonly server: Server, readonly address: string) {}
+
+  static async start(): Promise<LooseReplica> {
+    const server = new Server();
+    let self: LooseReplica | undefined;
+    server.addService(proxyService, {
+      Connect: (call: ServerDuplexStream<ProxyMessage, unknown>) => {
+        call.on("data", (msg: ProxyMessage) => {
+          if (msg.kind === "register") {
+            self!.streams.add(call);
+            call.write({ snapshot: self!.snapshot });
+          } else if (msg.kind === "ack") self!.acks.push(msg.ack.version);
+          else if (msg.kind === "nack") self!.nacks.push(msg.nack);
+        });
+        call.on("error", () => void self!.streams.delete(call));
+        call.on("end", () => {
+          self!.streams.delete(call);
+          call.end();
+        });
+      },
+      FetchFilter: (call: ServerUnaryCall<{ sha256: string }, FilterModule>, cb: sendUnaryData<FilterModule>) => {
+        const wasm = self!.modules.get(call.request.sha256);
+        if (wasm) cb(null, { ref: { name: "", version: "", sha256: call.request.sha256, size: wasm.length, pushedAtMs: 0 }, wasm });
+        else cb({ code: status.NOT_FOUND, details: "no such module" }, null);
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", serverCredentials("insecure"), (err, p) => (err ? reject(err) : resolve(p))));
+    self = new LooseReplica(server, `127.0.0.1:${port}`);
+    return self;
+  }
+
+  ref(name: string, version: string, wasm: Buffer, claimedSha256 = sha256Hex(wasm)): FilterRef {
+    this.modules.set(claimedSha256, wasm);
+    return { name, version, sha256: claimedSha256, size: wasm.length, pushedAtMs: Date.now() };
+  }
+
+  publish(snapshot: Snapshot): void {
+    this.snapshot = snapshot;
+    for (const s of this.streams) s.write({ snapshot });
+  }
+
+  stop(): void {
+    this.server.forceShutdown();
+  }
+}
+
+test("snapshots the real server would refuse, sent anyway -> Nack naming the field; a module that is not its digest is refused, not cached", async () => {
+  const cp = await LooseReplica.start();
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const stateDir = tempDir("state");
+  const counter = cp.ref("counter", "1.0.0", readFileSync(fixture("counter")));
+  const seg = (chain: Parameters<typeof segment>[4]): Segment => segment("node-a", "live", listen, sink.port, chain);
+  cp.snapshot = { version: 1, segments: [seg([{ filter: "counter", version: "1.0.0" }])], filters: [counter] };
+  const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir, tls: "insecure" });
+  try {
+    await waitFor(() => cp.acks.includes(1), 5000, "Ack 1");
+    cp.publish({ version: 2, segments: [{ ...seg([]), listen: { address: "localhost", port: listen, rtcpPort: 0 } }], filters: [] });
+    await waitFor(() => cp.nacks.length === 1, 3000, "Nack 2");
+    assert.match(cp.nacks[0]!.error, "segments[0].listen.address: must be an IPv4 or IPv6 address");
+    cp.publish({ version: 3, segments: [seg([{ filter: "counter", version: "9.9.9" }])], filters: [counter] });
+    await waitFor(() => cp.nacks.length === 2, 3000, "Nack 3");
+    assert.match(cp.nacks[1]!.error, "segments[0].chain[0].filter: 'counter' version '9.9.9' is not in the snapshot's filters");
+    // the replica serves other bytes than the digest it names
+    const claimed = sha256Hex(Buffer.from("not these bytes"));
+    const evil = cp.ref("evil", "1", readFileSync(fixture("misbehave")), claimed);
+    cp.publish({ version: 4, segments: [seg([{ filter: "counter", version: "1.0.0" }, { filter: "evil", version: "1" }])], filters: [counter, evil] });
+    await waitFor(() => cp.nacks.length === 3, 3000, "Nack 4");
+    assert.match(cp.nacks[2]!.error, `filters[1] (evil@1): fetched module does not match its digest: asked for sha256:${claimed}`);
+    assert.not.ok(existsSync(join(stateDir, "modules", `${claimed}.wasm`)), "nothing cached under a digest it does not have");
+    assert.equal(cp.nacks.map((x) => x.version), [2, 3, 4]);
+    assert.is(agent.runningVersion, 1);
+    await flows(listen, sink, "packets through the first chain");
+  } finally {
+    await agent.close();
+    cp.stop();
+    sink.close();
+  }
+});
+
+test("snapshot conversion: field by field, field paths in errors, one key per filter name unless two versions run", () => {
+  const refs: FilterRef[] = [
+    { name: "validate", version: "1.0.0", sha256: "a".repeat(64), size: 1, pushedAtMs: 1 },
+    { name: "validate", version: "1.1.0", sha256: "b".repeat(64), size: 1, pushedAtMs: 2 },
+    { name: "Counter.X", version: "1", sha256: "c".repeat(64), size: 1, pushedAtMs: 1 },
+  ];
+  const seg = (name: string, chain: Segment["chain"]): Segment => ({ ...segment("node-a", name, 30000, 40000, []), chain });
+  // "" = the newest version; a single version in use is keyed by the (sanitized) name
+  const one = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "", configJson: '{"maxSize":1400}' }, { filter: "Counter.X", version: "1", configJson: "" }])], filters: refs }, "/m", 2);
+  assert.equal(Object.keys(one.config.filters!).sort(), ["counter-x", "validate"]);
+  assert.is(one.config.filters!.validate!.sha256, "b".repeat(64));
+  assert.is(one.config.filters!.validate!.path, join("/m", `${"b".repeat(64)}.wasm`));
+  assert.equal(one.config.segments![0]!.chain, [{ filter: "validate", config: { maxSize: 1400 } }, { filter: "counter-x", config: {} }]);
+  assert.is(one.config.workers, 2);
+  assert.equal(one.config.segments![0]!.listen, { address: "127.0.0.1", port: 30000 });
+  assert.equal(one.config.segments![0]!.destinations, [{ address: "127.0.0.1", port: 40000 }]);
+  assert.is(one.config.segments![0]!.egress, undefined);
+  // two versions at once: a key each
+  const two = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "1.0.0", configJson: "" }]), seg("t", [{ filter: "validate", version: "1.1.0", configJson: "" }])], filters: refs }, "/m", 1);
+  assert.equal(Object.keys(two.config.filters!).sort(), ["validate-1-0-0", "validate-1-1-0"]);
+  // errors name the snapshot field
+  const cases: [string, Partial<Segment>, string][] = [
+    ["bad JSON", { chain: [{ filter: "validate", version: "", configJson: "{" }] }, "segments[0].chain[0].config_json: not valid JSON"],
+    ["not an object", { chain: [{ filter: "validate", version: "", configJson: "[1]" }] }, "segments[0].chain[0].config_json: must be a JSON object"],
+    ["unknown filter", { chain: [{ filter: "fec", version: "", configJson: "" }] }, "segments[0].chain[0].filter: 'fec' is not in the snapshot's filters"],
+    ["listen missing", { listen: null }, "segments[0].listen: required"],
+    ["rtcp port", { listen: { address: "127.0.0.1", port: 30000, rtcpPort: 30005 } }, "segments[0].listen.rtcp_port"],
+  ];
+  for (const [what, patch, message] of cases) {
+    try {
+      planSnapshot({ version: 1, segments: [{ ...seg("s", []), ...patch }], filters: refs }, "/m", 1);
+      assert.unreachable(what);
+    } catch (err) {
+      assert.instance(err, SnapshotError, what);
+      assert.match((err as Error).message, message, what);
+    }
+  }
+  try {
+    planSnapshot({ version: 1, segments: [], filters: [{ ...refs[0]!, sha256: "../../etc/passwd" }] }, "/m", 1);
+    assert.unreachable("a digest that is not hex");
+  } catch (err) {
+    assert.match((err as Error).message, "filters[0].sha256: must be 64 hex digits");
+  }
+});
+
+test.run();
