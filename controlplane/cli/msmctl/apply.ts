@@ -1,0 +1,139 @@
+// `msmctl apply -f FILE` and `msmctl delete segment NAME... | -f FILE`.
+import { status } from "@grpc/grpc-js";
+import { CliError } from "./client.js";
+import type { Context } from "./context.js";
+import { flagSet, flagValues, UsageError } from "./flags.js";
+import { render } from "./format.js";
+import { ManifestError, manifestPath, parseManifests, toSegment, type ManifestOrigin, type SegmentManifest } from "./manifest.js";
+import { resourceAndNames } from "./resources.js";
+
+interface Loaded {
+  readonly manifest: SegmentManifest;
+  readonly source: string;
+  readonly origin: ManifestOrigin;
+}
+
+/** Every manifest of every -f file, checked; a name in two files is refused too. */
+async function loadFiles(ctx: Context, files: readonly string[]): Promise<Loaded[]> {
+  if (files.filter((f) => f === "-").length > 1) throw new UsageError("-f - (stdin) can be given once");
+  const all: Loaded[] = [];
+  const from = new Map<string, string>();
+  const problems: string[] = [];
+  for (const file of files) {
+    const source = file === "-" ? "stdin" : file;
+    const text = await ctx.readText(file);
+    try {
+      const { manifests, origins } = parseManifests(text, source);
+      manifests.forEach((manifest, i) => {
+        const other = from.get(manifest.metadata.name);
+        if (other) problems.push(`${source}: segment '${manifest.metadata.name}' is also in ${other}`);
+        from.set(manifest.metadata.name, source);
+        all.push({ manifest, source, origin: origins[i]! });
+      });
+    } catch (err) {
+      if (err instanceof ManifestError) problems.push(...err.problems);
+      else throw err;
+    }
+  }
+  if (problems.length > 0) throw new ManifestError(problems);
+  return all;
+}
+
+const REQUEST_PATH = /segments\[(\d+)\]((?:\.[A-Za-z_]+|\[\d+\])*)/g;
+
+/**
+ * The server's refusal of an ApplySegmentsRequest names request fields (`segments[2].listen.port`);
+ * each line is turned back into the operator's file, document and manifest field.
+ */
+export function locateRefusal(details: string, loaded: readonly Loaded[]): string[] {
+  return details
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((line) => {
+      const where = (i: number): Loaded | undefined => loaded[i];
+      const lead = /^segments\[(\d+)\]((?:\.[A-Za-z_]+|\[\d+\])*): /.exec(line);
+      let head = "";
+      let rest = line;
+      if (lead && where(Number(lead[1]))) {
+        const l = where(Number(lead[1]))!;
+        const path = manifestPath(lead[2]!, l.origin.prefix);
+        head = `${l.source}: document ${l.origin.document}: ${path ? `${path}: ` : ""}`;
+        rest = line.slice(lead[0].length);
+      }
+      rest = rest.replace(REQUEST_PATH, (m, i: string, path: string) => {
+        const l = where(Number(i));
+        return l ? `segment/${l.manifest.metadata.name}${path ? ` ${manifestPath(path)}` : ""}` : m;
+      });
+      return head + rest;
+    });
+}
+
+export async function applyCommand(ctx: Context): Promise<number> {
+  const files = flagValues(ctx.args, "filename");
+  if (files.length === 0) throw new UsageError("apply needs -f FILE (YAML or JSON; - for stdin)");
+  if (ctx.words.length > 0) throw new UsageError(`apply takes no arguments besides -f, got '${ctx.words[0]}'`);
+  const dryRun = flagSet(ctx.args, "dry-run");
+  const loaded = await loadFiles(ctx, files);
+  const manifests = loaded.map((l) => l.manifest);
+  let res;
+  try {
+    res = await ctx.api().applySegments({ segments: manifests.map(toSegment), dryRun });
+  } catch (err) {
+    if (err instanceof CliError && err.rpc?.code === status.INVALID_ARGUMENT) {
+      throw new CliError([`the control plane at ${ctx.api().server} refused the segments; nothing was applied:`, ...locateRefusal(err.rpc.details, loaded)].join("\n"), err.rpc);
+    }
+    throw err;
+  }
+  if (ctx.output !== "table") {
+    ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun }, ctx.output));
+    return 0;
+  }
+  const outcome = new Map<string, string>();
+  for (const n of res.created) outcome.set(n, "created");
+  for (const n of res.configured) outcome.set(n, "configured");
+  for (const n of res.unchanged) outcome.set(n, "unchanged");
+  const suffix = dryRun ? " (dry run)" : "";
+  let lines = "";
+  for (const m of manifests) lines += `segment/${m.metadata.name} ${outcome.get(m.metadata.name) ?? "applied"}${suffix}\n`;
+  ctx.io.out(lines);
+  return 0;
+}
+
+export async function deleteCommand(ctx: Context): Promise<number> {
+  const files = flagValues(ctx.args, "filename");
+  let names: string[];
+  if (files.length > 0) {
+    if (ctx.words.length > 0) throw new UsageError("delete takes either -f FILE or segment NAME..., not both");
+    names = (await loadFiles(ctx, files)).map((l) => l.manifest.metadata.name);
+  } else {
+    const parsed = resourceAndNames(ctx.words, ["segments"], "delete");
+    if (parsed.names.length === 0) throw new UsageError("delete segment needs at least one NAME (or -f FILE)");
+    names = [...new Set(parsed.names)];
+  }
+  const api = ctx.api();
+  if (flagSet(ctx.args, "ignore-not-found")) {
+    // the server deletes all the names or none: ask only for those that exist
+    const existing = new Set((await api.listSegments({ proxy: "" })).segments.map((s) => s.name));
+    names = names.filter((n) => existing.has(n));
+    if (names.length === 0) return 0;
+  }
+  let res;
+  try {
+    res = await api.deleteSegments({ names });
+  } catch (err) {
+    if (err instanceof CliError && err.rpc?.code === status.NOT_FOUND) {
+      throw new CliError(`${err.rpc.details || "not found; nothing was deleted"} (--ignore-not-found deletes those that exist)`, err.rpc);
+    }
+    throw err;
+  }
+  const missing = names.filter((n) => !res.deleted.includes(n));
+  if (ctx.output !== "table") {
+    ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision }, ctx.output));
+  } else if (res.deleted.length > 0) {
+    ctx.io.out(res.deleted.map((n) => `segment/${n} deleted\n`).join(""));
+  }
+  if (missing.length > 0 && !flagSet(ctx.args, "ignore-not-found")) {
+    throw new CliError(missing.map((n) => `segment "${n}" not found`).join("\n"));
+  }
+  return 0;
+}

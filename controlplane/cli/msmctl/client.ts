@@ -1,0 +1,138 @@
+// The AdminService as msmctl calls it: one channel, promises, a deadline per call, and gRPC
+// failures turned into one short sentence that names the server.
+import { isIP } from "node:net";
+import { status, type Client, type ServiceError } from "@grpc/grpc-js";
+import {
+  AdminServiceClient,
+  type ApplySegmentsResponse,
+  type DeleteSegmentsResponse,
+  type FilterRef,
+  type ProxyStats,
+  type ProxyStatus,
+  type Segment,
+} from "../../api/proto.js";
+import { channelCredentials, type TlsFiles } from "../../security/tls.js";
+import { UsageError } from "../usage.js";
+
+/** A failure the operator should read; msmctl prints its message and exits 1. */
+export class CliError extends Error {
+  override readonly name = "CliError";
+  constructor(
+    message: string,
+    /** For a failed call: its gRPC status and the server's own words. */
+    readonly rpc?: { readonly code: status; readonly details: string },
+  ) {
+    super(message);
+  }
+}
+
+export interface ConnectOptions {
+  /** HOST:PORT */
+  readonly server: string;
+  readonly tls: TlsFiles | "insecure";
+  readonly timeoutMs: number;
+}
+
+export interface AdminApi {
+  readonly server: string;
+  applySegments(req: { segments: Segment[]; dryRun: boolean }): Promise<ApplySegmentsResponse>;
+  deleteSegments(req: { names: string[] }): Promise<DeleteSegmentsResponse>;
+  listSegments(req: { proxy: string }): Promise<{ segments: Segment[] }>;
+  listProxies(): Promise<{ proxies: ProxyStatus[] }>;
+  getStats(req: { proxy: string }): Promise<{ proxies: ProxyStats[] }>;
+  pushFilter(req: { name: string; version: string; wasm: Buffer }): Promise<{ ref: FilterRef | null; alreadyPresent: boolean }>;
+  listFilters(): Promise<{ filters: FilterRef[] }>;
+  close(): void;
+}
+
+const SHORT: Partial<Record<status, string>> = {
+  [status.INVALID_ARGUMENT]: "refused",
+  [status.NOT_FOUND]: "not found",
+  [status.ALREADY_EXISTS]: "already exists",
+  [status.FAILED_PRECONDITION]: "refused",
+  [status.OUT_OF_RANGE]: "refused",
+  [status.ABORTED]: "conflict, try again",
+  [status.RESOURCE_EXHAUSTED]: "too large or too many",
+  [status.INTERNAL]: "control-plane error",
+  [status.UNKNOWN]: "control-plane error",
+  [status.DATA_LOSS]: "control-plane error",
+  [status.CANCELLED]: "cancelled",
+};
+
+function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number";
+}
+
+/** One line for a failed call: what happened, with the server's own words when it gave any. */
+export function explainError(err: unknown, server: string, method: string, timeoutMs: number): string {
+  if (!isServiceError(err)) return (err as Error)?.message ?? String(err);
+  const details = err.details || "";
+  switch (err.code) {
+    case status.UNAVAILABLE: {
+      if (/ECONNREFUSED/.test(details)) return `cannot connect to the control plane at ${server}: connection refused (is it running? see --server or MSM_SERVER)`;
+      if (/ENOTFOUND|EAI_AGAIN/.test(details)) return `cannot connect to the control plane at ${server}: unknown host`;
+      if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT/.test(details)) return `cannot connect to the control plane at ${server}: unreachable`;
+      if (/certificate|SSL|TLS|handshake|alert/i.test(details)) return `TLS with the control plane at ${server} failed: ${details} (check --tls-ca, --tls-cert, --tls-key)`;
+      if (/Connection dropped|Protocol error|wrong version number|Received RST|ECONNRESET/i.test(details)) {
+        return `the control plane at ${server} closed the connection (${details}): does it use TLS while you use --insecure, or the reverse?`;
+      }
+      if (/^store: /.test(details)) return `the control plane at ${server} cannot reach its store (nothing was changed): ${details.slice(7)}`;
+      return `the control plane at ${server} is unavailable: ${details || "no connection"}`;
+    }
+    case status.DEADLINE_EXCEEDED:
+      return `no answer from the control plane at ${server} within ${Math.round(timeoutMs / 100) / 10} s (see --timeout)`;
+    case status.PERMISSION_DENIED:
+      return `permission denied by the control plane at ${server}: ${details || `${method} needs an admin certificate (spiffe://<trust-domain>/admin/<name>)`}`;
+    case status.UNAUTHENTICATED:
+      return `not authenticated by the control plane at ${server}${details ? `: ${details}` : ""} (check --tls-cert and --tls-key)`;
+    case status.UNIMPLEMENTED:
+      return `the control plane at ${server} does not offer ${method}${details ? ` (${details})` : ""}: is it an older version, or not an MSM control plane?`;
+    default:
+      return `${SHORT[err.code] ?? status[err.code]?.toLowerCase() ?? `error ${err.code}`}: ${details || "(no details)"}`;
+  }
+}
+
+/** Checks HOST:PORT (IPv6 in brackets); a bare host gets port 7400. */
+export function normalizeServer(server: string): string {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+)(?::(\d+))?$/.exec(server.trim());
+  if (!m) throw new UsageError(`--server must be HOST:PORT (IPv6 as [ADDR]:PORT), got '${server}'`);
+  const port = m[2] === undefined ? 7400 : Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--server: port must be 1-65535, got '${m[2]}'`);
+  return `${m[1]}:${port}`;
+}
+
+type Callback = (err: ServiceError | null, res: unknown) => void;
+type Unary = (req: unknown, options: { deadline: number }, cb: Callback) => unknown;
+
+export function connectAdmin(opts: ConnectOptions): AdminApi {
+  let creds;
+  try {
+    creds = channelCredentials(opts.tls);
+  } catch (err) {
+    throw new CliError(`cannot read the TLS files: ${(err as Error).message}`);
+  }
+  // Peers are checked by the chain to the CA and their SPIFFE ID, not by name; an IP literal as
+  // the TLS server name (SNI) only earns a warning from Node (RFC 6066 forbids it), so send a fixed one.
+  const host = opts.server.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const options = opts.tls !== "insecure" && isIP(host) !== 0 ? { "grpc.ssl_target_name_override": "msm-control-plane" } : {};
+  const client = new AdminServiceClient(opts.server, creds, options) as Client & Record<string, Unary>;
+  const call = <Res>(method: string, req: unknown): Promise<Res> =>
+    new Promise<Res>((resolve, reject) => {
+      const fn = client[method[0]!.toLowerCase() + method.slice(1)]!;
+      fn.call(client, req, { deadline: Date.now() + opts.timeoutMs }, (err, res) => {
+        if (err) reject(new CliError(explainError(err, opts.server, method, opts.timeoutMs), { code: err.code, details: err.details ?? "" }));
+        else resolve(res as Res);
+      });
+    });
+  return {
+    server: opts.server,
+    applySegments: (req) => call("ApplySegments", req),
+    deleteSegments: (req) => call("DeleteSegments", req),
+    listSegments: (req) => call("ListSegments", req),
+    listProxies: () => call("ListProxies", {}),
+    getStats: (req) => call("GetStats", req),
+    pushFilter: (req) => call("PushFilter", req),
+    listFilters: () => call("ListFilters", {}),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,175 @@
+// `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
+// person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
+import { status } from "@grpc/grpc-js";
+import type { Endpoint, ProxyStats, ProxyStatus, Segment } from "../../api/proto.js";
+import { CliError, type AdminApi } from "./client.js";
+import type { Context } from "./context.js";
+import { UsageError } from "./flags.js";
+import { age, bytes, endpoint, fields, render, table } from "./format.js";
+import { segmentRows, SEGMENT_HEADERS } from "./get.js";
+import { toManifest } from "./manifest.js";
+import { resourceAndNames } from "./resources.js";
+import { parseProxyStats, type ProxyCounters, type SegmentCounters } from "./stats.js";
+
+function when(ms: number, now: number): string {
+  return ms ? `${age(ms, now)} ago (${new Date(ms).toISOString()})` : "never";
+}
+
+/** Where the proxy is with its config: running the newest, applying, or refusing it. */
+export function configState(p: ProxyStatus): string {
+  if (p.desiredVersion === 0) return "no config sent yet";
+  if (p.nackedVersion >= p.desiredVersion && p.nackedVersion > p.ackedVersion) {
+    return `REFUSED version ${p.nackedVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
+  }
+  if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})`;
+  if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion} when last seen` : "it has run nothing from the control plane"}`;
+  return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing yet"}`;
+}
+
+function connection(p: ProxyStatus): string {
+  if (!p.connected) return "no";
+  const parts = [p.server ? `to ${p.server}` : "", p.peer ? `from ${p.peer}` : ""].filter(Boolean);
+  return `yes${parts.length ? `, ${parts.join(" ")}` : ""}`;
+}
+
+function rtcpOf(e: Endpoint, mux: boolean): string {
+  if (mux) return "RTCP muxed";
+  return `RTCP ${e.rtcpPort || e.port + 1}`;
+}
+
+function dropList(drops: Record<string, number>): string {
+  const entries = Object.entries(drops).sort((a, b) => b[1] - a[1]);
+  return entries.length ? entries.map(([k, v]) => `${k} ${v}`).join(", ") : "none";
+}
+
+function failureText(seg: Segment): string {
+  const f = seg.failure;
+  const d = (v: number, unit = ""): string => (v ? `${v}${unit}` : "default");
+  if (!f) return "defaults (open)";
+  return `mode ${f.mode || "open (default)"}, restart backoff ${d(f.restartBackoffMs, " ms")}, max backoff ${d(f.maxBackoffMs, " ms")}, give up after ${d(f.maxFailures)} failures`;
+}
+
+export function segmentStatsLines(s: SegmentCounters): string {
+  const lines = [
+    `packets in ${s.packetsIn} (${bytes(s.bytesIn)}), out ${s.packetsOut} (${bytes(s.bytesOut)}); RTCP in ${s.rtcpIn}, feedback in ${s.upstreamIn}`,
+    `dropped ${s.dropsTotal}: ${dropList(s.drops)}`,
+  ];
+  s.stages.forEach((t, i) => {
+    const drops = Object.values(t.drops).reduce((a, b) => a + b, 0);
+    lines.push(`stage ${i + 1} ${t.filter} (${t.state}): in ${t.packetsIn}, out ${t.packetsOut}, dropped ${drops}${drops ? ` (${dropList(t.drops)})` : ""}, failures ${t.failures}, ${Math.round(t.nsPerPacket)} ns/packet`);
+  });
+  return lines.join("\n");
+}
+
+/** The human view of a segment, with its proxy's status and its counters when known. */
+export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, stats: ProxyCounters | undefined, now = Date.now()): string {
+  const rows: [string, string][] = [
+    ["Name", seg.name],
+    ["Proxy", seg.proxy || "-"],
+    ["Revision", String(seg.revision)],
+    ["Listen", seg.listen ? `${endpoint(seg.listen)} (${rtcpOf(seg.listen, seg.rtcpMux)})` : "-"],
+    ["RTCP mux", seg.rtcpMux ? "yes" : "no"],
+    ["Egress", seg.egress ? `${seg.egress.address}, ${seg.egress.port ? `port ${seg.egress.port}` : "any port"}` : "any address, any port"],
+    ["Destinations", seg.destinations.map((d) => `${endpoint(d)} (${rtcpOf(d, seg.rtcpMux)})`).join("\n") || "-"],
+    ["Source", seg.source ? `${endpoint(seg.source)} (${rtcpOf(seg.source, seg.rtcpMux)})` : "learned from the sender's packets"],
+    [
+      "Chain",
+      seg.chain.length === 0
+        ? "empty (packets pass untouched)"
+        : seg.chain.map((st, i) => `${i + 1}. ${st.version ? `${st.filter}@${st.version}` : `${st.filter} (newest)`}  ${st.configJson || "{}"}`).join("\n"),
+    ],
+    ["Failure", failureText(seg)],
+  ];
+  if (!proxy) rows.push(["Proxy status", "never connected"]);
+  else {
+    const link = proxy.connected ? "connected" : proxy.lastSeenMs ? `not connected (last seen ${when(proxy.lastSeenMs, now)})` : "never connected";
+    rows.push(["Proxy status", `${link}; ${configState(proxy)}`]);
+    if (proxy.nackedVersion) rows.push(["Last refusal", `version ${proxy.nackedVersion}: ${proxy.nackError || "(no reason given)"}`]);
+  }
+  const counters = stats?.segments.find((s) => s.name === seg.name);
+  if (stats?.error) rows.push(["Stats", stats.error]);
+  else if (counters) rows.push(["Stats", `reported ${when(stats!.atMs, now)}\n${segmentStatsLines(counters)}`]);
+  else rows.push(["Stats", stats ? `the proxy's last report (${age(stats.atMs, now)} ago) has no such segment` : "none reported"]);
+  return fields(rows) + "\n";
+}
+
+/** The human view of a proxy: connection, config state with the refusal's reason, its segments and their counters. */
+export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stats: ProxyCounters | undefined, now = Date.now()): string {
+  const rows: [string, string][] = [
+    ["Node", p.nodeId],
+    ["Connected", connection(p)],
+    ["Last seen", when(p.lastSeenMs, now)],
+    ["Config", configState(p)],
+    ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${p.nackedVersion || "-"}`],
+  ];
+  if (p.nackedVersion) rows.push(["Last refusal", `version ${p.nackedVersion}: ${p.nackError || "(no reason given)"}`]);
+  rows.push(["Capabilities", p.capabilities.join(", ") || "-"], ["ABI versions", p.abiVersions.join(", ") || "-"]);
+  let text = fields(rows) + "\n";
+  text += `\nSegments (${segments.length}):\n`;
+  // the PROXY column would repeat this proxy's name on every row
+  const without = (row: readonly string[]): string[] => row.filter((_, i) => i !== 1);
+  text += segments.length ? indent(table(without(SEGMENT_HEADERS), segmentRows(segments).map(without))) : "  none\n";
+  if (stats?.error) text += `\nStats: ${stats.error}\n`;
+  else if (!stats) text += "\nStats: none reported\n";
+  else {
+    text += `\nStats, reported ${when(stats.atMs, now)}; watchdog restarts: ${stats.watchdogRestarts}\n`;
+    const rowsOut = stats.segments.map((s) => [
+      s.name,
+      String(s.packetsIn),
+      String(s.packetsOut),
+      bytes(s.bytesIn),
+      bytes(s.bytesOut),
+      String(s.dropsTotal),
+      s.dropsTotal ? dropList(s.drops) : "-",
+      s.stages.map((t) => (t.state === "running" ? t.filter : `${t.filter}(${t.state})`)).join(",") || "-",
+    ]);
+    text += rowsOut.length
+      ? indent(table(["SEGMENT", "PACKETS-IN", "PACKETS-OUT", "BYTES-IN", "BYTES-OUT", "DROPS", "DROP-REASONS", "STAGES"], rowsOut))
+      : "  no segments running\n";
+  }
+  return text;
+}
+
+function indent(text: string): string {
+  return text
+    .split("\n")
+    .map((l) => (l ? `  ${l}` : l))
+    .join("\n");
+}
+
+/** A proxy's latest report, or undefined when it never sent one (the server says NOT_FOUND). */
+async function latestStats(api: AdminApi, proxy: string): Promise<ProxyStats | undefined> {
+  try {
+    return (await api.getStats({ proxy })).proxies.find((p) => p.nodeId === proxy);
+  } catch (err) {
+    if (err instanceof CliError && err.rpc?.code === status.NOT_FOUND) return undefined;
+    throw err;
+  }
+}
+
+export async function describeCommand(ctx: Context): Promise<number> {
+  const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies"], "describe");
+  if (names.length !== 1) throw new UsageError(`describe ${resource === "segments" ? "segment NAME" : "proxy NODE"}: one name`);
+  const name = names[0]!;
+  const api = ctx.api();
+  if (resource === "segments") {
+    const { segments } = await api.listSegments({ proxy: "" });
+    const seg = segments.find((s) => s.name === name);
+    if (!seg) throw new CliError(`segment "${name}" not found`);
+    const [{ proxies }, report] = await Promise.all([api.listProxies(), latestStats(api, seg.proxy)]);
+    const proxy = proxies.find((p) => p.nodeId === seg.proxy);
+    const counters = report ? parseProxyStats(report) : undefined;
+    if (ctx.output !== "table") {
+      ctx.io.out(render({ segment: toManifest(seg), proxy: proxy ?? null, stats: counters?.segments.find((s) => s.name === seg.name) ?? null, statsAtMs: counters?.atMs ?? 0 }, ctx.output));
+    } else ctx.io.out(describeSegment(seg, proxy, counters));
+    return 0;
+  }
+  const [{ proxies }, { segments }, report] = await Promise.all([api.listProxies(), api.listSegments({ proxy: name }), latestStats(api, name)]);
+  const proxy = proxies.find((p) => p.nodeId === name);
+  if (!proxy) throw new CliError(`proxy "${name}" not found${segments.length ? ` (${segments.length} segment(s) wait for it: ${segments.map((s) => s.name).join(", ")})` : ""}`);
+  const mine = segments.filter((s) => s.proxy === name).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const counters = report ? parseProxyStats(report) : undefined;
+  if (ctx.output !== "table") ctx.io.out(render({ proxy, segments: mine.map(toManifest), stats: counters ?? null }, ctx.output));
+  else ctx.io.out(describeProxy(proxy, mine, counters));
+  return 0;
+}

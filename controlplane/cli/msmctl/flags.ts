@@ -1,0 +1,133 @@
+// msmctl's command line, parsed the way kubectl users expect: flags anywhere among the words,
+// `--flag value`, `--flag=value`, short forms (`-f FILE`, `-o json`, `-ojson`), `--` to end flags.
+import { UsageError } from "../usage.js";
+
+export { UsageError };
+
+export interface FlagSpec {
+  /** Long name, without the dashes. */
+  readonly name: string;
+  readonly short?: string;
+  /** Takes no value (`--insecure`). */
+  readonly boolean?: boolean;
+  /** May be given more than once (`-f a.yaml -f b.yaml`). */
+  readonly repeated?: boolean;
+  /** The commands that accept it; absent: every command (a global flag). */
+  readonly commands?: readonly string[];
+  readonly help: string;
+  readonly value?: string;
+}
+
+export const FLAGS: readonly FlagSpec[] = [
+  { name: "server", value: "HOST:PORT", help: "the control plane (env MSM_SERVER; default 127.0.0.1:7400)" },
+  { name: "tls-ca", value: "FILE", help: "CA bundle that signs the control plane (env MSM_TLS_CA)" },
+  { name: "tls-cert", value: "FILE", help: "your admin certificate (env MSM_TLS_CERT)" },
+  { name: "tls-key", value: "FILE", help: "its key (env MSM_TLS_KEY)" },
+  { name: "insecure", boolean: true, help: "plain text, no TLS (env MSM_INSECURE=1); only for a server started so" },
+  { name: "output", short: "o", value: "FORMAT", help: "table (default), json or yaml" },
+  { name: "timeout", value: "SECONDS", help: "how long to wait for each answer (default 10)" },
+  { name: "help", short: "h", boolean: true, help: "usage" },
+  { name: "filename", short: "f", value: "FILE", repeated: true, commands: ["apply", "delete"], help: "a YAML or JSON file of segments; - reads stdin" },
+  { name: "dry-run", boolean: true, commands: ["apply"], help: "check with the server, change nothing" },
+  { name: "ignore-not-found", boolean: true, commands: ["delete"], help: "a name that does not exist is not an error" },
+  { name: "proxy", value: "NODE", commands: ["get", "top"], help: "only this proxy's segments" },
+  { name: "once", boolean: true, commands: ["top"], help: "print one sample (after two polls) and exit" },
+  { name: "interval", value: "SECONDS", commands: ["top"], help: "between samples (default 1)" },
+];
+
+export interface ParsedArgs {
+  readonly words: readonly string[];
+  /** Each flag given, by long name: its values in order ("" for a boolean flag). */
+  readonly flags: ReadonlyMap<string, readonly string[]>;
+}
+
+function findSpec(name: string, byShort: boolean): FlagSpec {
+  const spec = FLAGS.find((f) => (byShort ? f.short === name : f.name === name));
+  if (!spec) throw new UsageError(`unknown flag ${byShort ? "-" : "--"}${name}`);
+  return spec;
+}
+
+/** Splits argv into words and flags. Throws UsageError for an unknown flag or a missing value. */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const words: string[] = [];
+  const flags = new Map<string, string[]>();
+  const add = (spec: FlagSpec, value: string): void => {
+    const list = flags.get(spec.name) ?? [];
+    if (list.length > 0 && !spec.repeated && !spec.boolean) throw new UsageError(`--${spec.name} given twice`);
+    list.push(value);
+    flags.set(spec.name, list);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      words.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a === "-" || !a.startsWith("-")) {
+      words.push(a);
+      continue;
+    }
+    let spec: FlagSpec;
+    let inline: string | undefined;
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      spec = findSpec(eq < 0 ? a.slice(2) : a.slice(2, eq), false);
+      if (eq >= 0) inline = a.slice(eq + 1);
+    } else {
+      spec = findSpec(a[1]!, true);
+      if (a.length > 2) inline = a[2] === "=" ? a.slice(3) : a.slice(2);
+    }
+    const shown = a.startsWith("--") ? `--${spec.name}` : `-${spec.short}`;
+    if (spec.boolean) {
+      if (inline !== undefined) throw new UsageError(`${shown} takes no value`);
+      add(spec, "");
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new UsageError(`${shown} needs a value${spec.value ? ` (${spec.value})` : ""}`);
+    add(spec, value);
+  }
+  return { words, flags };
+}
+
+/** Refuses flags that belong to other commands. */
+export function checkFlagsFor(command: string, args: ParsedArgs): void {
+  for (const name of args.flags.keys()) {
+    const spec = findSpec(name, false);
+    if (spec.commands && !spec.commands.includes(command)) throw new UsageError(`--${name} does not apply to '${command}'`);
+  }
+}
+
+export function flag(args: ParsedArgs, name: string): string | undefined {
+  const values = args.flags.get(name);
+  return values?.[values.length - 1];
+}
+
+export function flagSet(args: ParsedArgs, name: string): boolean {
+  return args.flags.has(name);
+}
+
+export function flagValues(args: ParsedArgs, name: string): readonly string[] {
+  return args.flags.get(name) ?? [];
+}
+
+/** A flag's value as seconds, returned in milliseconds. */
+export function secondsFlag(args: ParsedArgs, name: string, def: number, min: number, max: number): number {
+  const raw = flag(args, name);
+  if (raw === undefined) return def * 1000;
+  const n = Number(raw.replace(/s$/, ""));
+  if (raw.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a number of seconds from ${min} to ${max}, got '${raw}'`);
+  }
+  return Math.round(n * 1000);
+}
+
+/** The flags' help lines, for the usage text. */
+export function flagHelp(filter: (spec: FlagSpec) => boolean): string {
+  const rows = FLAGS.filter(filter).map((f) => {
+    const names = `${f.short ? `-${f.short}, ` : "    "}--${f.name}${f.value ? ` ${f.value}` : ""}`;
+    return [names, f.help] as const;
+  });
+  const width = Math.max(...rows.map(([n]) => n.length));
+  return rows.map(([n, h]) => `  ${n.padEnd(width)}   ${h}`).join("\n");
+}

@@ -1,0 +1,101 @@
+// `msmctl get segments|proxies|filters [NAME...]`: a table, or whole objects with -o json|yaml.
+import type { FilterRef, ProxyStatus, Segment } from "../../api/proto.js";
+import { CliError } from "./client.js";
+import type { Context } from "./context.js";
+import { flag } from "./flags.js";
+import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
+import { API_VERSION, toManifest } from "./manifest.js";
+import { resourceAndNames, SINGULAR } from "./resources.js";
+
+export function chainCell(seg: Segment): string {
+  if (seg.chain.length === 0) return "-";
+  return seg.chain.map((st) => (st.version ? `${st.filter}@${st.version}` : st.filter)).join(",");
+}
+
+export function segmentRows(segments: readonly Segment[]): string[][] {
+  return segments.map((s) => [s.name, s.proxy || "-", endpoint(s.listen), listCell(s.destinations.map((d) => endpoint(d))), chainCell(s), String(s.revision)]);
+}
+
+export const SEGMENT_HEADERS = ["NAME", "PROXY", "LISTEN", "DESTINATIONS", "CHAIN", "REVISION"];
+
+/** The part of a NACK's text that says what was refused, for a narrow cell: a leading "snapshot N: " or "snapshot N not applied...: " is dropped. */
+export function nackReason(error: string): string {
+  return error.replace(/^snapshot \d+(?: not applied[^:]*)?: /, "");
+}
+
+export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now()): string[][] {
+  return proxies.map((p) => [
+    p.nodeId,
+    p.connected ? "yes" : "no",
+    p.server || "-",
+    String(p.desiredVersion),
+    String(p.ackedVersion),
+    p.nackedVersion ? `${p.nackedVersion}${p.nackError ? `: ${truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
+    age(p.lastSeenMs, now),
+  ]);
+}
+
+export const PROXY_HEADERS = ["NODE", "CONNECTED", "SERVER", "DESIRED", "ACKED", "NACKED", "LAST-SEEN"];
+
+export function filterRows(filters: readonly FilterRef[], now = Date.now()): string[][] {
+  return filters.map((f) => [f.name, f.version || "-", f.sha256.slice(0, 12), bytes(f.size), age(f.pushedAtMs, now)]);
+}
+
+export const FILTER_HEADERS = ["NAME", "VERSION", "SHA256", "SIZE", "AGE"];
+
+/** The chosen items, in the order asked; a name that matches nothing is an error. */
+function pick<T>(items: readonly T[], names: readonly string[], matches: (item: T, name: string) => boolean, kind: string): T[] {
+  if (names.length === 0) return [...items];
+  const out: T[] = [];
+  const missing: string[] = [];
+  for (const n of names) {
+    const found = items.filter((i) => matches(i, n));
+    if (found.length === 0) missing.push(n);
+    for (const f of found) if (!out.includes(f)) out.push(f);
+  }
+  if (missing.length > 0) throw new CliError(missing.map((n) => `${kind} "${n}" not found`).join("\n"));
+  return out;
+}
+
+/** One object as itself; several (or a listing) as a List. */
+function listOrOne(items: readonly unknown[], single: boolean): unknown {
+  return single && items.length === 1 ? items[0] : { apiVersion: API_VERSION, kind: "List", items };
+}
+
+function print(ctx: Context, headers: string[], rows: string[][], objects: unknown[], single: boolean, kind: string): void {
+  if (ctx.output !== "table") ctx.io.out(render(listOrOne(objects, single), ctx.output));
+  else if (rows.length === 0) ctx.io.err(`No ${kind} found.\n`);
+  else ctx.io.out(table(headers, rows));
+}
+
+export async function getCommand(ctx: Context): Promise<number> {
+  const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies", "filters"], "get");
+  const single = names.length === 1;
+  const proxyFilter = flag(ctx.args, "proxy");
+  if (proxyFilter !== undefined && resource !== "segments") throw new CliError("--proxy applies to get segments");
+  switch (resource) {
+    case "segments": {
+      const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "" });
+      const chosen = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n, SINGULAR.segments);
+      print(ctx, SEGMENT_HEADERS, segmentRows(chosen), chosen.map(toManifest), single, "segments");
+      return 0;
+    }
+    case "proxies": {
+      const { proxies } = await ctx.api().listProxies();
+      const chosen = pick(sortBy(proxies, (p) => p.nodeId), names, (p, n) => p.nodeId === n, SINGULAR.proxies);
+      print(ctx, PROXY_HEADERS, proxyRows(chosen), chosen, single, "proxies");
+      return 0;
+    }
+    case "filters": {
+      const { filters } = await ctx.api().listFilters();
+      const sorted = sortBy(filters, (f) => `${f.name}\u0000${String(f.pushedAtMs).padStart(16, "0")}`);
+      const chosen = pick(sorted, names, (f, n) => f.name === n || `${f.name}@${f.version}` === n, SINGULAR.filters);
+      print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters");
+      return 0;
+    }
+  }
+}
+
+function sortBy<T>(items: readonly T[], key: (item: T) => string): T[] {
+  return [...items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}

@@ -1,0 +1,107 @@
+// msmctl's dispatcher: usage, command selection, and exit codes (0 done, 1 failed, 2 misused).
+import { applyCommand, deleteCommand } from "./apply.js";
+import { CliError } from "./client.js";
+import { makeContext, type Context, type Io } from "./context.js";
+import { describeCommand } from "./describe.js";
+import { filterCommand } from "./filter.js";
+import { checkFlagsFor, flagHelp, flagSet, parseArgs, UsageError, type ParsedArgs } from "./flags.js";
+import { getCommand } from "./get.js";
+import { ManifestError } from "./manifest.js";
+import { topCommand } from "./top.js";
+
+interface Command {
+  readonly run: (ctx: Context) => Promise<number>;
+  readonly synopsis: string;
+  readonly summary: string;
+}
+
+const COMMANDS: Record<string, Command> = {
+  apply: { run: applyCommand, synopsis: "apply -f FILE [-f FILE...] [--dry-run]", summary: "create or change segments (YAML documents or JSON; - is stdin)" },
+  get: { run: getCommand, synopsis: "get segments|proxies|filters [NAME...]", summary: "list them in a table (-o json|yaml: whole objects)" },
+  describe: { run: describeCommand, synopsis: "describe segment NAME | proxy NODE", summary: "one object in detail: status, the reason of a refusal, counters" },
+  delete: { run: deleteCommand, synopsis: "delete segment NAME... | -f FILE", summary: "remove segments" },
+  filter: { run: filterCommand, synopsis: "filter push NAME@VERSION FILE.wasm", summary: "add a module to the registry" },
+  top: { run: topCommand, synopsis: "top [segments] [--once] [--interval S]", summary: "live packet, drop and byte rates per segment" },
+};
+
+const WIDTH = Math.max(...Object.values(COMMANDS).map((c) => c.synopsis.length));
+const line = (c: Command): string => `  msmctl ${c.synopsis.padEnd(WIDTH)}   ${c.summary}`;
+
+export const USAGE = `msmctl: operate a Media Streaming Mesh control plane
+
+Usage:
+${Object.values(COMMANDS).map(line).join("\n")}
+  msmctl ${"help [COMMAND]".padEnd(WIDTH)}   this text, or one command's
+
+Global flags:
+${flagHelp((f) => !f.commands)}
+
+Command flags:
+${flagHelp((f) => !!f.commands)}
+
+Examples:
+  export MSM_SERVER=cp.example:7400 MSM_TLS_CA=ca.pem MSM_TLS_CERT=admin.pem MSM_TLS_KEY=admin.key
+  msmctl filter push validate@1.0.0 filters/validate/build/validate.wasm
+  msmctl apply -f segments.yaml
+  msmctl get proxies
+  msmctl describe segment cam-1
+  msmctl top
+
+Docs: docs/control-plane.md`;
+
+function commandUsage(name: string): string {
+  const c = COMMANDS[name];
+  if (!c) return USAGE;
+  return `Usage:\n  msmctl ${c.synopsis}\n  ${c.summary}\n\nFlags:\n${flagHelp((f) => !!f.commands?.includes(name))}\n\nGlobal flags:\n${flagHelp((f) => !f.commands)}\n`.replace("Flags:\n\n", "");
+}
+
+/** Runs one msmctl invocation; returns the exit code. Never throws. */
+export async function runMsmctl(argv: readonly string[], io: Io): Promise<number> {
+  let args: ParsedArgs;
+  let name: string | undefined;
+  try {
+    args = parseArgs(argv);
+    name = args.words[0];
+    if (name === undefined || name === "help") {
+      const topic = args.words[1];
+      io.out((topic && COMMANDS[topic] ? commandUsage(topic) : USAGE) + "\n");
+      return 0;
+    }
+    if (flagSet(args, "help")) {
+      io.out((COMMANDS[name] ? commandUsage(name) : USAGE) + "\n");
+      return 0;
+    }
+    if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'`);
+    checkFlagsFor(name, args);
+  } catch (err) {
+    return fail(io, err, name);
+  }
+  const command = COMMANDS[name]!;
+  let ctx: ReturnType<typeof makeContext> | undefined;
+  try {
+    ctx = makeContext(io, args, args.words.slice(1));
+    return await command.run(ctx);
+  } catch (err) {
+    return fail(io, err, name);
+  } finally {
+    ctx?.close();
+  }
+}
+
+function fail(io: Io, err: unknown, command: string | undefined): number {
+  if (err instanceof UsageError) {
+    const hint = command && COMMANDS[command] ? `msmctl help ${command}` : "msmctl help";
+    io.err(`msmctl: ${err.message}\nSee '${hint}'.\n`);
+    return 2;
+  }
+  if (err instanceof ManifestError) {
+    io.err(err.problems.map((p) => `msmctl: ${p}\n`).join(""));
+    return 1;
+  }
+  if (err instanceof CliError) {
+    io.err(err.message.split("\n").map((l) => `msmctl: ${l}\n`).join(""));
+    return 1;
+  }
+  io.err(`msmctl: ${(err as Error)?.stack ?? String(err)}\n`);
+  return 1;
+}

@@ -1,0 +1,270 @@
+// Segment manifests as operators write them for `msmctl apply -f`: YAML documents (or JSON), each
+// `kind: Segment` with `metadata.name` and a `spec` whose keys are the proxy config's own
+// (docs/proxy.md), plus the proxy that runs it. Checked here, before anything is sent: an unknown
+// key or a wrong type is reported with the file, the document and the field's path.
+import { isIP } from "node:net";
+import { parseAllDocuments } from "yaml";
+import { z } from "zod";
+import type { ChainStage, Endpoint, Segment } from "../../api/proto.js";
+
+export const API_VERSION = "msm/v1";
+
+/** Everything wrong with a file, one line per problem: `FILE: document N: PATH: MESSAGE`. */
+export class ManifestError extends Error {
+  override readonly name = "ManifestError";
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("\n"));
+  }
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const FILTER_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+const FILTER_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
+
+const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
+const port = z.number().int().min(1).max(65535);
+const portOrZero = z.number().int().min(0).max(65535);
+
+const filterRef = z.string().refine(
+  (s) => {
+    const at = s.indexOf("@");
+    return at < 0 ? FILTER_NAME.test(s) : FILTER_NAME.test(s.slice(0, at)) && FILTER_VERSION.test(s.slice(at + 1));
+  },
+  { message: "must be NAME or NAME@VERSION (lower-case name: letters, digits, '_', '-')" },
+);
+
+const specSchema = z.strictObject({
+  proxy: z.string().regex(NAME, "must be a node id: 1-63 letters, digits, '.', '_' or '-'"),
+  listen: z.strictObject({ address, port }),
+  rtcpMux: z.boolean().optional(),
+  egress: z.strictObject({ address, port: portOrZero.optional() }).optional(),
+  destinations: z.array(z.strictObject({ address, port, rtcpPort: port.optional() })).min(1),
+  source: z.strictObject({ address, port, rtcpPort: port.optional() }).optional(),
+  chain: z.array(z.strictObject({ filter: filterRef, config: z.record(z.string(), z.unknown()).optional() })).optional(),
+  failure: z
+    .strictObject({
+      mode: z.enum(["open", "closed"]).optional(),
+      restartBackoffMs: z.number().int().min(0).max(600_000).optional(),
+      maxBackoffMs: z.number().int().min(0).max(3_600_000).optional(),
+      maxFailures: z.number().int().min(1).max(1_000_000).optional(),
+    })
+    .optional(),
+});
+
+const segmentSchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal("Segment"),
+  metadata: z.strictObject({
+    name: z.string().regex(NAME, "must be 1-63 letters, digits, '.', '_' or '-'"),
+    /** Printed by `get -o yaml`; ignored on apply, so that its output can be applied again. */
+    revision: z.number().int().min(0).optional(),
+  }),
+  spec: specSchema,
+});
+
+export type SegmentManifest = z.infer<typeof segmentSchema>;
+
+function pathString(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? String(p) : `.${String(p)}`;
+  return out;
+}
+
+function join(prefix: string, path: string): string {
+  if (prefix === "") return path;
+  if (path === "" || path.startsWith("[")) return prefix + path;
+  return `${prefix}.${path}`;
+}
+
+/** A zod issue in the words of a config error: "required", "must be at most 65535", "unknown key". */
+function describeIssue(issue: z.core.$ZodIssue, prefix: string): string[] {
+  const at = join(prefix, pathString(issue.path));
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return issue.keys.map((k) => `${join(at, k)}: unknown key`);
+    case "invalid_type":
+      if (/received undefined$/.test(issue.message)) return [`${at}: required`];
+      return [`${at}: must be ${issue.expected === "array" ? "a list" : issue.expected === "object" || issue.expected === "record" ? "a mapping" : `a ${issue.expected}`}${/received (\w+)$/.exec(issue.message) ? `, got ${/received (\w+)$/.exec(issue.message)![1]}` : ""}`];
+    case "too_big":
+      return [`${at}: ${issue.origin === "array" ? `at most ${issue.maximum} items` : `must be at most ${issue.maximum}`}`];
+    case "too_small":
+      return [`${at}: ${issue.origin === "array" ? `needs at least ${issue.minimum} item${issue.minimum === 1 ? "" : "s"}` : `must be at least ${issue.minimum}`}`];
+    case "invalid_value":
+      return [`${at}: must be ${issue.values.map((v) => JSON.stringify(v)).join(" or ")}`];
+    case "invalid_format":
+      return [`${at}: ${issue.message}`];
+    default:
+      return [`${at}: ${issue.message}`];
+  }
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Validates one object that should be a Segment; `prefix` is its path within the document. */
+function checkSegment(value: unknown, prefix: string): { manifest?: SegmentManifest; problems: string[] } {
+  if (!isMapping(value)) return { problems: [`${prefix || "(document)"}: must be a mapping with kind: Segment`] };
+  if (value.kind === undefined) return { problems: [`${join(prefix, "kind")}: required (Segment)`] };
+  if (value.kind !== "Segment") return { problems: [`${join(prefix, "kind")}: unknown kind ${JSON.stringify(value.kind)} (msmctl applies Segment)`] };
+  const result = segmentSchema.safeParse(value);
+  if (result.success) return { manifest: result.data, problems: [] };
+  return { problems: result.error.issues.flatMap((i) => describeIssue(i, prefix)) };
+}
+
+/** The objects a document holds: itself, the elements of a list, or a `kind: List`'s items. */
+function objectsOf(doc: unknown): { objects: { value: unknown; prefix: string }[]; problem?: string } {
+  if (Array.isArray(doc)) return { objects: doc.map((value, i) => ({ value, prefix: `[${i}]` })) };
+  if (isMapping(doc) && doc.kind === "List") {
+    const extra = Object.keys(doc).filter((k) => k !== "kind" && k !== "items" && k !== "apiVersion");
+    if (extra.length > 0) return { objects: [], problem: `${extra[0]}: unknown key (a List holds apiVersion, kind and items)` };
+    if (!Array.isArray(doc.items)) return { objects: [], problem: "items: must be a list" };
+    return { objects: doc.items.map((value, i) => ({ value, prefix: `items[${i}]` })) };
+  }
+  return { objects: [{ value: doc, prefix: "" }] };
+}
+
+/** Where a manifest was written: its document (from 1) and its path inside that document. */
+export interface ManifestOrigin {
+  readonly document: number;
+  /** "" for a document that is the segment, `[2]` or `items[2]` for one in a list. */
+  readonly prefix: string;
+}
+
+export interface LoadedManifests {
+  readonly manifests: readonly SegmentManifest[];
+  /** Parallel to `manifests`. */
+  readonly origins: readonly ManifestOrigin[];
+}
+
+/**
+ * Parses a file's text: YAML documents separated by `---` (JSON is YAML too), each a Segment, a
+ * list of them, or `kind: List` with `items`. Empty documents are skipped. Throws ManifestError
+ * with every problem found, each as `SOURCE: document N: PATH: MESSAGE` (N counts from 1).
+ */
+export function parseManifests(text: string, source: string): LoadedManifests {
+  const problems: string[] = [];
+  const manifests: SegmentManifest[] = [];
+  const origins: ManifestOrigin[] = [];
+  const seen = new Map<string, number>();
+  const docs = parseAllDocuments(text);
+  const list = Array.isArray(docs) ? docs : [];
+  list.forEach((doc, d) => {
+    const where = `${source}: document ${d + 1}`;
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) problems.push(`${where}: not valid YAML or JSON: ${e.message.split(":\n")[0]}`);
+      return;
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) return;
+    const { objects, problem } = objectsOf(value);
+    if (problem) problems.push(`${where}: ${problem}`);
+    for (const { value: obj, prefix } of objects) {
+      const { manifest, problems: found } = checkSegment(obj, prefix);
+      for (const p of found) problems.push(`${where}: ${p}`);
+      if (!manifest) continue;
+      const first = seen.get(manifest.metadata.name);
+      if (first !== undefined) {
+        problems.push(`${where}: ${join(prefix, "metadata.name")}: segment '${manifest.metadata.name}' appears twice (first in document ${first})`);
+        continue;
+      }
+      seen.set(manifest.metadata.name, d + 1);
+      manifests.push(manifest);
+      origins.push({ document: d + 1, prefix });
+    }
+  });
+  if (problems.length > 0) throw new ManifestError(problems);
+  if (manifests.length === 0) throw new ManifestError([`${source}: no segments in it`]);
+  return { manifests, origins };
+}
+
+const camel = (s: string): string => s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/**
+ * A request field path as the server names it (`.listen.rtcp_port`, `.chain[0].config_json`, after
+ * `segments[i]`) in the manifest's terms (`spec.listen.rtcpPort`, `spec.chain[0].config`).
+ */
+export function manifestPath(requestPath: string, prefix = ""): string {
+  if (requestPath === "") return prefix;
+  if (requestPath === ".name") return join(prefix, "metadata.name");
+  const path = camel(requestPath).replace(/\.configJson\b/g, ".config");
+  return join(prefix, `spec${path}`);
+}
+
+function endpoint(e: { address: string; port?: number | undefined; rtcpPort?: number | undefined }): Endpoint {
+  return { address: e.address, port: e.port ?? 0, rtcpPort: e.rtcpPort ?? 0 };
+}
+
+/** Splits `name@version` (version "" = the newest pushed). */
+export function splitFilterRef(ref: string): { name: string; version: string } {
+  const at = ref.indexOf("@");
+  return at < 0 ? { name: ref, version: "" } : { name: ref.slice(0, at), version: ref.slice(at + 1) };
+}
+
+/** A checked manifest as the API's Segment (revision 0: the server sets it). */
+export function toSegment(m: SegmentManifest): Segment {
+  const s = m.spec;
+  return {
+    name: m.metadata.name,
+    proxy: s.proxy,
+    listen: endpoint(s.listen),
+    rtcpMux: s.rtcpMux ?? false,
+    egress: s.egress ? endpoint(s.egress) : null,
+    destinations: s.destinations.map(endpoint),
+    source: s.source ? endpoint(s.source) : null,
+    chain: (s.chain ?? []).map((st): ChainStage => {
+      const { name, version } = splitFilterRef(st.filter);
+      const config = st.config ?? {};
+      return { filter: name, version, configJson: Object.keys(config).length > 0 ? JSON.stringify(config) : "" };
+    }),
+    failure: s.failure
+      ? {
+          mode: s.failure.mode ?? "",
+          restartBackoffMs: s.failure.restartBackoffMs ?? 0,
+          maxBackoffMs: s.failure.maxBackoffMs ?? 0,
+          maxFailures: s.failure.maxFailures ?? 0,
+        }
+      : null,
+    revision: 0,
+  };
+}
+
+function parseConfig(json: string): Record<string, unknown> | string {
+  if (json === "") return {};
+  try {
+    const v: unknown = JSON.parse(json);
+    return isMapping(v) ? v : json;
+  } catch {
+    return json;
+  }
+}
+
+/**
+ * An API Segment in manifest form, for `get -o yaml|json`: what `apply -f` takes back. Zero values
+ * that mean "the default" are left out.
+ */
+export function toManifest(seg: Segment): Record<string, unknown> {
+  const spec: Record<string, unknown> = { proxy: seg.proxy };
+  if (seg.listen) spec.listen = { address: seg.listen.address, port: seg.listen.port };
+  spec.rtcpMux = seg.rtcpMux;
+  if (seg.egress) spec.egress = seg.egress.port ? { address: seg.egress.address, port: seg.egress.port } : { address: seg.egress.address };
+  spec.destinations = seg.destinations.map((d) => (d.rtcpPort ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  if (seg.source) spec.source = seg.source.rtcpPort ? { address: seg.source.address, port: seg.source.port, rtcpPort: seg.source.rtcpPort } : { address: seg.source.address, port: seg.source.port };
+  if (seg.chain.length > 0) {
+    spec.chain = seg.chain.map((st) => {
+      const stage: Record<string, unknown> = { filter: st.version ? `${st.filter}@${st.version}` : st.filter };
+      const config = parseConfig(st.configJson);
+      if (typeof config === "string" || Object.keys(config).length > 0) stage.config = config;
+      return stage;
+    });
+  }
+  if (seg.failure) {
+    const f: Record<string, unknown> = {};
+    if (seg.failure.mode) f.mode = seg.failure.mode;
+    if (seg.failure.restartBackoffMs) f.restartBackoffMs = seg.failure.restartBackoffMs;
+    if (seg.failure.maxBackoffMs) f.maxBackoffMs = seg.failure.maxBackoffMs;
+    if (seg.failure.maxFailures) f.maxFailures = seg.failure.maxFailures;
+    if (Object.keys(f).length > 0) spec.failure = f;
+  }
+  return { apiVersion: API_VERSION, kind: "Segment", metadata: { name: seg.name, revision: seg.revision }, spec };
+}

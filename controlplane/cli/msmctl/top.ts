@@ -1,0 +1,107 @@
+// `msmctl top [segments]`: live rates per segment, from successive GetStats snapshots. Rates use
+// the time of each proxy's own report, so a slow poll does not inflate them; while a proxy has
+// sent nothing new, its last rates stay on screen.
+import type { Context } from "./context.js";
+import { CliError } from "./client.js";
+import { flag, flagSet, secondsFlag, UsageError } from "./flags.js";
+import { bytes, rate, render, table } from "./format.js";
+import { resourceOf } from "./resources.js";
+import { parseProxyStats, segmentRates, type ProxyCounters, type SegmentRates } from "./stats.js";
+
+export const TOP_HEADERS = ["PROXY", "SEGMENT", "PKTS-IN/S", "PKTS-OUT/S", "DROPS/S", "BYTES-IN/S", "BYTES-OUT/S"];
+
+export function topRows(rates: readonly SegmentRates[]): string[][] {
+  const b = (n: number | undefined): string => (n === undefined ? "-" : bytes(Math.round(n)));
+  return [...rates]
+    .sort((x, y) => (x.proxy === y.proxy ? (x.segment < y.segment ? -1 : 1) : x.proxy < y.proxy ? -1 : 1))
+    .map((r) => [r.proxy, r.segment, rate(r.packetsInPerSec), rate(r.packetsOutPerSec), rate(r.dropsPerSec), b(r.bytesInPerSec), b(r.bytesOutPerSec)]);
+}
+
+/** Tracks, per proxy, its newest report and the one before it with an earlier time. */
+export class RateTracker {
+  private readonly latest = new Map<string, ProxyCounters>();
+  private readonly previous = new Map<string, ProxyCounters>();
+
+  /** Takes one poll's reports; returns true when every proxy in it now has two reports to compare. */
+  update(reports: readonly ProxyCounters[]): boolean {
+    let complete = reports.length > 0;
+    for (const r of reports) {
+      const last = this.latest.get(r.nodeId);
+      if (!last || r.atMs > last.atMs) {
+        if (last) this.previous.set(r.nodeId, last);
+        this.latest.set(r.nodeId, r);
+      }
+      if (!this.previous.has(r.nodeId)) complete = false;
+    }
+    for (const node of [...this.latest.keys()]) {
+      if (!reports.some((r) => r.nodeId === node)) {
+        this.latest.delete(node);
+        this.previous.delete(node);
+      }
+    }
+    return complete;
+  }
+
+  rates(): SegmentRates[] {
+    return [...this.latest.values()].flatMap((now) => segmentRates(this.previous.get(now.nodeId), now));
+  }
+}
+
+function sleep(ms: number, stop: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([new Promise<void>((r) => (timer = setTimeout(r, ms))), stop]).finally(() => clearTimeout(timer));
+}
+
+export async function topCommand(ctx: Context): Promise<number> {
+  if (ctx.words.length > 1) throw new UsageError("usage: msmctl top [segments] [--proxy NODE] [--once] [--interval SECONDS]");
+  if (ctx.words.length === 1) resourceOf(ctx.words[0], ["segments"], "top");
+  const proxy = flag(ctx.args, "proxy") ?? "";
+  const intervalMs = secondsFlag(ctx.args, "interval", 1, 0.1, 3600);
+  const api = ctx.api();
+  const poll = async (): Promise<ProxyCounters[]> => (await api.getStats({ proxy })).proxies.map(parseProxyStats);
+  const tracker = new RateTracker();
+
+  if (flagSet(ctx.args, "once")) {
+    // Two polls at least; more while a proxy has not reported anything newer (it reports on its
+    // own schedule), up to five intervals or five seconds.
+    tracker.update(await poll());
+    const deadline = Date.now() + Math.max(5 * intervalMs, 5000);
+    const never = new Promise<void>(() => {});
+    for (;;) {
+      await sleep(intervalMs, never);
+      if (tracker.update(await poll()) || Date.now() >= deadline) break;
+    }
+    const rates = tracker.rates();
+    if (rates.length === 0) throw new CliError(`no stats yet: no proxy${proxy ? ` named ${proxy}` : ""} has reported segments to ${api.server} (see msmctl get proxies)`);
+    if (ctx.output !== "table") ctx.io.out(render({ segments: rates }, ctx.output));
+    else ctx.io.out(table(TOP_HEADERS, topRows(rates)));
+    return 0;
+  }
+
+  let stopped = false;
+  const stop = new Promise<void>((resolve) => {
+    const off = ctx.io.onInterrupt(() => {
+      stopped = true;
+      off();
+      resolve();
+    });
+  });
+  while (!stopped) {
+    let note = "";
+    try {
+      tracker.update(await poll());
+    } catch (err) {
+      note = `poll failed: ${(err as Error).message}`;
+    }
+    const rates = tracker.rates();
+    if (ctx.output !== "table") {
+      ctx.io.out(JSON.stringify({ atMs: Date.now(), segments: rates, ...(note ? { error: note } : {}) }) + "\n");
+    } else {
+      const head = `msmctl top segments: ${api.server}, every ${intervalMs / 1000} s, Ctrl-C to stop${note ? `\n${note}` : ""}\n\n`;
+      const body = rates.length ? table(TOP_HEADERS, topRows(rates)) : "no stats yet: no proxy has reported segments\n";
+      ctx.io.out(ctx.io.isTty ? `\x1b[H\x1b[2J${head}${body}` : `${head}${body}\n`);
+    }
+    await sleep(intervalMs, stop);
+  }
+  return 0;
+}

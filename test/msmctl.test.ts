@@ -1,0 +1,607 @@
+// msmctl, the operator's CLI: manifests checked locally with the field's path, the flag parser,
+// the table and rate arithmetic, and every command against a real control plane (file store),
+// with a proxy on the real ProxyService stream that ACKs, NACKs and reports stats; in plain text
+// and with mTLS (an admin certificate works, a proxy's is refused).
+import * as assert from "uvu/assert";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
+import { ProxyServiceClient, type ControlMessage, type FilterRef, type Snapshot } from "../controlplane/api/proto.js";
+import { createPki } from "../controlplane/security/pki.js";
+import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
+import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
+import { runMsmctl } from "../controlplane/cli/msmctl/main.js";
+import type { Io } from "../controlplane/cli/msmctl/context.js";
+import { parseArgs } from "../controlplane/cli/msmctl/flags.js";
+import { age, bytes, table } from "../controlplane/cli/msmctl/format.js";
+import { ManifestError, parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
+import { parseProxyStats, segmentRates } from "../controlplane/cli/msmctl/stats.js";
+import { suite } from "./lib/suite.js";
+import { filterWasm, fixture, ROOT } from "./lib/paths.js";
+
+const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
+
+const SEGMENTS_YAML = `# two cameras on one node, one on another
+kind: Segment
+metadata: { name: cam-1 }
+spec:
+  proxy: node-1
+  listen: { address: 127.0.0.1, port: 5004 }
+  destinations:
+    - { address: 127.0.0.1, port: 6004 }
+    - { address: 127.0.0.1, port: 6014, rtcpPort: 6100 }
+  chain:
+    - filter: validate@1.0.0
+      config: { allowedPayloadTypes: [96] }
+  failure: { mode: closed, maxFailures: 3 }
+---
+apiVersion: msm/v1
+kind: Segment
+metadata: { name: cam-2 }
+spec:
+  proxy: node-1
+  listen: { address: "::1", port: 5006 }
+  rtcpMux: true
+  egress: { address: "::1" }
+  destinations: [{ address: "::1", port: 6006 }]
+---
+kind: Segment
+metadata: { name: cam-3 }
+spec:
+  proxy: node-2
+  listen: { address: 127.0.0.1, port: 5008 }
+  destinations: [{ address: 127.0.0.1, port: 6008 }]
+  source: { address: 127.0.0.1, port: 4000, rtcpPort: 4001 }
+`;
+
+// ---------------------------------------------------------------- local parts
+
+const local = suite("msmctl: manifests, flags, formatting", { timeoutMs: 10_000 });
+
+local("manifests: several documents become ApplySegmentsRequest segments", () => {
+  const { manifests } = parseManifests(SEGMENTS_YAML, "cams.yaml");
+  assert.equal(manifests.map((m) => m.metadata.name), ["cam-1", "cam-2", "cam-3"]);
+  const s = manifests.map(toSegment);
+  assert.equal(s[0], {
+    name: "cam-1",
+    proxy: "node-1",
+    listen: { address: "127.0.0.1", port: 5004, rtcpPort: 0 },
+    rtcpMux: false,
+    egress: null,
+    destinations: [
+      { address: "127.0.0.1", port: 6004, rtcpPort: 0 },
+      { address: "127.0.0.1", port: 6014, rtcpPort: 6100 },
+    ],
+    source: null,
+    chain: [{ filter: "validate", version: "1.0.0", configJson: '{"allowedPayloadTypes":[96]}' }],
+    failure: { mode: "closed", restartBackoffMs: 0, maxBackoffMs: 0, maxFailures: 3 },
+    revision: 0,
+  });
+  assert.equal(s[1]!.egress, { address: "::1", port: 0, rtcpPort: 0 });
+  assert.is(s[1]!.rtcpMux, true);
+  assert.equal(s[2]!.source, { address: "127.0.0.1", port: 4000, rtcpPort: 4001 });
+});
+
+local("manifests: JSON, a list, and kind: List are accepted too", () => {
+  const one = JSON.parse(JSON.stringify(parseManifests(SEGMENTS_YAML, "x").manifests[0]));
+  assert.is(parseManifests(JSON.stringify(one), "a.json").manifests.length, 1);
+  assert.is(parseManifests(JSON.stringify([one, { ...one, metadata: { name: "b" } }]), "a.json").manifests.length, 2);
+  assert.is(parseManifests(JSON.stringify({ apiVersion: "msm/v1", kind: "List", items: [one] }), "a.json").manifests.length, 1);
+  assert.is(parseManifests(`---\n${SEGMENTS_YAML}\n---\n`, "x").manifests.length, 3, "empty documents are skipped");
+});
+
+local("manifests: toManifest(toSegment(m)) gives back what the operator wrote", () => {
+  for (const m of parseManifests(SEGMENTS_YAML, "x").manifests) {
+    const back = toManifest({ ...toSegment(m), revision: 7 }) as { metadata: { name: string; revision: number }; spec: unknown };
+    assert.equal(back.metadata, { name: m.metadata.name, revision: 7 });
+    assert.equal(toSegment(parseManifests(JSON.stringify(back), "y").manifests[0]!), toSegment(m));
+  }
+});
+
+const badCases: [string, string, RegExp][] = [
+  ["a typo in a destination", SEGMENTS_YAML.replace("port: 6008 }", "prot: 6008 }"), /^f\.yaml: document 3: spec\.destinations\[0\]\.prot: unknown key$/m],
+  ["the port it then lacks", SEGMENTS_YAML.replace("port: 6008 }", "prot: 6008 }"), /^f\.yaml: document 3: spec\.destinations\[0\]\.port: required$/m],
+  ["a port out of range", SEGMENTS_YAML.replace("port: 5004", "port: 70000"), /^f\.yaml: document 1: spec\.listen\.port: must be at most 65535$/m],
+  ["a host name for an address", SEGMENTS_YAML.replace('address: "::1", port: 5006', "address: localhost, port: 5006"), /document 2: spec\.listen\.address: must be an IPv4 or IPv6 address/],
+  ["a wrong type", SEGMENTS_YAML.replace("rtcpMux: true", "rtcpMux: yes please"), /document 2: spec\.rtcpMux: must be a boolean, got string/],
+  ["an unknown top-level key", SEGMENTS_YAML.replace("metadata: { name: cam-2 }", "metadata: { name: cam-2 }\nstatus: {}"), /document 2: status: unknown key/],
+  ["an unknown kind", SEGMENTS_YAML.replace("kind: Segment\nmetadata: { name: cam-3 }", "kind: Stream\nmetadata: { name: cam-3 }"), /document 3: kind: unknown kind "Stream"/],
+  ["no kind", "metadata: { name: a }\n", /document 1: kind: required/],
+  ["a bad filter reference", SEGMENTS_YAML.replace("validate@1.0.0", "Validate@"), /document 1: spec\.chain\[0\]\.filter: must be NAME or NAME@VERSION/],
+  ["a config that is not a mapping", SEGMENTS_YAML.replace("config: { allowedPayloadTypes: [96] }", "config: [96]"), /document 1: spec\.chain\[0\]\.config: must be a mapping/],
+  ["a bad failure mode", SEGMENTS_YAML.replace("mode: closed", "mode: sometimes"), /document 1: spec\.failure\.mode: must be "open" or "closed"/],
+  ["no destinations", SEGMENTS_YAML.replace('destinations: [{ address: "::1", port: 6006 }]', "destinations: []"), /document 2: spec\.destinations: needs at least 1 item/],
+  ["no proxy", SEGMENTS_YAML.replace("  proxy: node-2\n", ""), /document 3: spec\.proxy: required/],
+  ["a bad name", SEGMENTS_YAML.replace("name: cam-3", "name: 'cam 3'"), /document 3: metadata\.name: must be 1-63 letters/],
+  ["a name twice", SEGMENTS_YAML.replace("name: cam-3", "name: cam-1"), /document 3: metadata\.name: segment 'cam-1' appears twice \(first in document 1\)/],
+  ["broken YAML", `${SEGMENTS_YAML}---\nkind: [\n`, /document 4: not valid YAML or JSON/],
+  ["a list element", JSON.stringify([{ kind: "Segment", metadata: { name: "a" }, spec: { proxy: "n", listen: { address: "127.0.0.1", port: 1 }, destinations: [{ address: "127.0.0.1", port: 2, rtpc: 3 }] } }]), /document 1: \[0\]\.spec\.destinations\[0\]\.rtpc: unknown key/],
+  ["nothing at all", "# empty\n", /^f\.yaml: no segments in it$/],
+];
+
+for (const [what, text, expected] of badCases) {
+  local(`manifests refuse ${what}, naming the document and the field`, () => {
+    try {
+      parseManifests(text, "f.yaml");
+      assert.unreachable("accepted");
+    } catch (err) {
+      if (!(err instanceof ManifestError)) throw err;
+      assert.match(err.message, expected);
+    }
+  });
+}
+
+local("flags: kubectl forms, anywhere among the words", () => {
+  const a = parseArgs(["-ojson", "get", "--server=h:1", "segments", "-f", "-", "--insecure", "cam-1", "--", "--x"]);
+  assert.equal(a.words, ["get", "segments", "cam-1", "--x"]);
+  assert.equal(a.flags.get("output"), ["json"]);
+  assert.equal(a.flags.get("server"), ["h:1"]);
+  assert.equal(a.flags.get("filename"), ["-"]);
+  assert.equal(a.flags.get("insecure"), [""]);
+  assert.equal(parseArgs(["apply", "-f", "a", "--filename=b"]).flags.get("filename"), ["a", "b"]);
+  for (const [args, message] of [
+    [["--nope"], /unknown flag --nope/],
+    [["-f"], /-f needs a value/],
+    [["--insecure=1"], /--insecure takes no value/],
+    [["-o", "json", "-o", "yaml"], /--output given twice/],
+  ] as [string[], RegExp][]) {
+    assert.throws(() => parseArgs(args), message);
+  }
+});
+
+local("formatting: aligned tables, ages, sizes", () => {
+  assert.is(table(["NAME", "X"], [["a", "1"], ["long-name", "22"]]), "NAME        X\na           1\nlong-name   22\n");
+  const now = 1_000_000_000;
+  assert.equal([age(now - 5000, now), age(now - 600_000, now), age(now - 3 * 3600_000, now), age(now - 5 * 86_400_000, now), age(0, now)], ["5s", "10m", "3h", "5d", "-"]);
+  assert.equal([bytes(512), bytes(41_062), bytes(3 << 20)], ["512B", "40.1KiB", "3.0MiB"]);
+});
+
+local("rates: from two snapshots by the proxies' own clock; a counter reset counts from zero", () => {
+  const snap = (atMs: number, packetsIn: number, bytesIn: number, dropsTotal: number) => ({
+    nodeId: "n",
+    atMs,
+    statsJson: JSON.stringify({ workers: 1, segments: [{ name: "s", packetsIn, packetsOut: packetsIn * 2, bytesIn, bytesOut: bytesIn * 2, dropsTotal, drops: {}, stages: [] }] }),
+  });
+  const [r] = segmentRates(parseProxyStats(snap(1000, 100, 10_000, 0)), parseProxyStats(snap(3000, 1100, 110_000, 20)));
+  assert.equal(r, { proxy: "n", segment: "s", packetsInPerSec: 500, packetsOutPerSec: 1000, dropsPerSec: 10, bytesInPerSec: 50_000, bytesOutPerSec: 100_000 });
+  const [reset] = segmentRates(parseProxyStats(snap(1000, 5000, 0, 0)), parseProxyStats(snap(2000, 300, 0, 0)));
+  assert.is(reset!.packetsInPerSec, 300);
+  const [first] = segmentRates(undefined, parseProxyStats(snap(1000, 1, 1, 1)));
+  assert.is(first!.packetsInPerSec, undefined);
+  assert.match(parseProxyStats({ nodeId: "n", atMs: 1, statsJson: "{" }).error ?? "", /unreadable stats/);
+});
+
+local.run();
+
+// ---------------------------------------------------------------- against the control plane
+
+interface Ran {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** msmctl in this process, with its own environment (the caller's MSM_* never leak in). */
+async function msmctl(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}): Promise<Ran> {
+  let out = "";
+  let err = "";
+  const io: Io = {
+    out: (t) => void (out += t),
+    err: (t) => void (err += t),
+    readStdin: async () => options.stdin ?? "",
+    env: options.env ?? {},
+    isTty: false,
+    onInterrupt: () => () => {},
+  };
+  const code = await runMsmctl(args, io);
+  return { code, out, err };
+}
+
+/** The built binary, as an operator runs it. */
+function spawnMsmctl(args: string[], options: { env?: Record<string, string>; stdin?: string; interruptAfterMs?: number } = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MSMCTL, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "", ...options.env } });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.stdin.end(options.stdin ?? "");
+    const timer = options.interruptAfterMs ? setTimeout(() => child.kill("SIGINT"), options.interruptAfterMs) : undefined;
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out, err });
+    });
+  });
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+type Outgoing = { register: { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number } } | { ack: { version: number } } | { nack: { version: number; error: string } } | { stats: { statsJson: string } };
+
+/**
+ * A proxy as the control plane sees one, over the real ProxyService: it registers, answers every
+ * snapshot (a NACK for a validate config with a payload type above 127, as the filter would), and
+ * reports counters that grow at 500 packets/s per segment of the snapshot it runs.
+ */
+class TestProxy {
+  private readonly client: Client & { Connect(): ClientDuplexStream<Outgoing, ControlMessage> };
+  private readonly call: ClientDuplexStream<Outgoing, ControlMessage>;
+  private readonly timer: NodeJS.Timeout;
+  private readonly t0 = Date.now();
+  running: Snapshot | undefined;
+  answered = 0;
+
+  constructor(port: number, readonly nodeId: string, tls: TlsFiles | "insecure") {
+    this.client = new ProxyServiceClient(`127.0.0.1:${port}`, channelCredentials(tls), tls === "insecure" ? {} : { "grpc.ssl_target_name_override": "msm-control-plane" }) as never;
+    this.call = this.client.Connect();
+    this.call.on("error", () => {});
+    this.call.on("data", (msg: ControlMessage) => this.onSnapshot(msg.snapshot));
+    this.call.write({ register: { nodeId, capabilities: ["workers=1", "runtime=test"], abiVersions: ["1.0"], runningVersion: 0 } });
+    this.timer = setInterval(() => this.call.write({ stats: { statsJson: JSON.stringify(this.stats()) } }), 50);
+  }
+
+  private onSnapshot(snapshot: Snapshot): void {
+    const bad = snapshot.segments.findIndex((s) => s.chain.some((st) => /"allowedPayloadTypes":\[[^\]]*\b(1[3-9]\d|[2-9]\d\d)\b/.test(st.configJson)));
+    if (bad >= 0) {
+      this.call.write({ nack: { version: snapshot.version, error: `snapshot ${snapshot.version} not applied, the running config is unchanged: segments[${bad}].chain[0].config_json: validate refused its config: allowedPayloadTypes[0]: must be a payload type from 0 to 127, got 200` } });
+    } else {
+      this.running = snapshot;
+      this.call.write({ ack: { version: snapshot.version } });
+    }
+    this.answered++;
+  }
+
+  private stats(): unknown {
+    const n = Math.floor((500 * (Date.now() - this.t0)) / 1000);
+    return {
+      workers: 1,
+      workerMode: "thread",
+      watchdogRestarts: 0,
+      segments: (this.running?.segments ?? []).map((s) => ({
+        name: s.name,
+        worker: 0,
+        packetsIn: n,
+        bytesIn: n * 1200,
+        packetsOut: n * s.destinations.length,
+        bytesOut: n * 1200 * s.destinations.length,
+        rtcpIn: 0,
+        upstreamIn: 0,
+        dropsTotal: Math.floor(n / 100),
+        drops: { bad_version: Math.floor(n / 100) },
+        stages: s.chain.map((st) => ({ filter: st.filter, state: "running", packetsIn: n, packetsOut: n, drops: {}, failures: 0, nsPerPacket: 220 })),
+      })),
+    };
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.call.end();
+    this.client.close();
+  }
+}
+
+const live = suite("msmctl against the control plane", { timeoutMs: 30_000 });
+const dir = mkdtempSync(join(tmpdir(), "msmctl-"));
+let cp: ControlPlane;
+let proxy: TestProxy;
+let env: Record<string, string>;
+const TIMING = { statsIntervalMs: 50, heartbeatMs: 500 };
+
+live.before(async () => {
+  cp = await startControlPlane({ listen: "127.0.0.1:0", store: `file:${join(dir, "store")}`, tls: "insecure", name: "cp-0", timing: TIMING, log: () => {} });
+  env = { MSM_SERVER: `127.0.0.1:${cp.port}`, MSM_INSECURE: "1" };
+  proxy = new TestProxy(cp.port, "node-1", "insecure");
+});
+
+live.after(async () => {
+  proxy?.close();
+  await cp?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+live("filter push: into the registry; again is unchanged; a bad module is refused; get filters lists it", async () => {
+  const wasm = filterWasm("validate");
+  let r = await msmctl(["filter", "push", "validate@1.0.0", wasm], { env });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^filter\/validate@1\.0\.0 pushed \(sha256 [0-9a-f]{12}, [\d.]+KiB\)\n$/, r.out);
+  r = await msmctl(["filter", "push", "validate@1.0.0", wasm], { env });
+  assert.match(r.out, /^filter\/validate@1\.0\.0 unchanged, already present/, r.out);
+  r = await msmctl(["filter", "push", "validate@1.0.0", fixture("counter")], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: already exists: filter validate@1\.0\.0 already exists with another module/, r.err);
+  const junk = join(dir, "junk.wasm");
+  writeFileSync(junk, Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0xff, 0xff]));
+  r = await msmctl(["filter", "push", "junk@1", junk], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: refused: wasm: /, r.err);
+  r = await msmctl(["filter", "push", "validate@1.0.0", join(ROOT, "package.json")], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, /is not a WebAssembly module/);
+  r = await msmctl(["filter", "push", "validate", wasm], { env });
+  assert.is(r.code, 2);
+  assert.match(r.err, /has no version/);
+  r = await msmctl(["get", "filters"], { env });
+  assert.match(r.out, /^NAME\s+VERSION\s+SHA256\s+SIZE\s+AGE\nvalidate\s+1\.0\.0\s+[0-9a-f]{12}\s+[\d.]+KiB\s+\d+s\n$/, r.out);
+});
+
+live("apply -f: several documents, then unchanged, --dry-run, configured", async () => {
+  const file = join(dir, "cams.yaml");
+  writeFileSync(file, SEGMENTS_YAML);
+  let r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-1 created\nsegment/cam-2 created\nsegment/cam-3 created\n");
+  r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.out, "segment/cam-1 unchanged\nsegment/cam-2 unchanged\nsegment/cam-3 unchanged\n");
+  writeFileSync(file, SEGMENTS_YAML.replace("port: 6008", "port: 6010"));
+  r = await msmctl(["apply", "-f", file, "--dry-run"], { env });
+  assert.is(r.out, "segment/cam-1 unchanged (dry run)\nsegment/cam-2 unchanged (dry run)\nsegment/cam-3 configured (dry run)\n");
+  r = await msmctl(["get", "segment", "cam-3", "-o", "json"], { env });
+  assert.is(JSON.parse(r.out).spec.destinations[0].port, 6008, "a dry run changes nothing");
+  r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.out, "segment/cam-1 unchanged\nsegment/cam-2 unchanged\nsegment/cam-3 configured\n");
+  r = await msmctl(["get", "segment", "cam-3", "-o", "json"], { env });
+  assert.is(JSON.parse(r.out).spec.destinations[0].port, 6010);
+});
+
+live("apply -f - reads stdin (the built binary); the example in docs/control-plane.md passes a dry run", async () => {
+  const one = SEGMENTS_YAML.split("---")[0]!.replace("cam-1", "cam-stdin").replace("port: 5004", "port: 5104");
+  let r = await spawnMsmctl(["apply", "-f", "-"], { env, stdin: one });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-stdin created\n");
+  const doc = readFileSync(join(ROOT, "docs", "control-plane.md"), "utf8");
+  const example = /```yaml\n(# cams\.yaml\n[\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(example, "docs/control-plane.md has the cams.yaml example");
+  r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: example });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-1 configured (dry run)\nsegment/cam-2 configured (dry run)\n");
+});
+
+live("a bad file is refused locally with its path, and nothing is applied", async () => {
+  const file = join(dir, "bad.yaml");
+  writeFileSync(file, `${SEGMENTS_YAML.replace("cam-1", "cam-9").replace("port: 5004", "port: 5204").replace("port: 6006 }", "prot: 6006 }")}`);
+  const r = await spawnMsmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 1);
+  assert.ok(r.err.includes(`msmctl: ${file}: document 2: spec.destinations[0].prot: unknown key\n`), r.err);
+  assert.is((await msmctl(["get", "segment", "cam-9"], { env })).code, 1, "the valid document was not applied either");
+});
+
+live("what only the server can refuse is reported in the file's terms, and nothing is applied", async () => {
+  const file = join(dir, "clash.yaml");
+  const clash = SEGMENTS_YAML.split("---")[0]!.replace("cam-1", "cam-4");
+  const unknown = SEGMENTS_YAML.split("---")[1]!.replace("cam-2", "cam-5").replace("port: 5006", "port: 5306").replace('destinations: [{ address: "::1", port: 6006 }]', 'destinations: [{ address: "::1", port: 6006 }]\n  chain: [{ filter: validate@9.9 }]');
+  writeFileSync(file, `${clash}---${unknown}`);
+  const r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: the control plane at 127\.0\.0\.1:\d+ refused the segments; nothing was applied:$/m);
+  assert.match(r.err, new RegExp(`^msmctl: ${file.replace(/[.]/g, "\\.")}: document 1: spec\\.listen\\.port: .*cam-1`, "m"));
+  assert.match(r.err, new RegExp(`^msmctl: ${file.replace(/[.]/g, "\\.")}: document 2: spec\\.chain\\[0\\]\\.filter: unknown filter 'validate@9\\.9' \\(pushed versions: 1\\.0\\.0\\)$`, "m"));
+  assert.is((await msmctl(["get", "segment", "cam-5"], { env })).code, 1);
+});
+
+live("get segments: an aligned table; -o json and -o yaml give whole objects that apply again unchanged", async () => {
+  let r = await msmctl(["get", "segments"], { env });
+  assert.is(r.code, 0, r.err);
+  const lines = r.out.trimEnd().split("\n");
+  assert.match(lines[0]!, /^NAME\s+PROXY\s+LISTEN\s+DESTINATIONS\s+CHAIN\s+REVISION$/);
+  assert.equal(lines.slice(1).map((l) => l.split(/\s+/)[0]), ["cam-1", "cam-2", "cam-3", "cam-stdin"]);
+  const col = lines[0]!.indexOf("LISTEN");
+  const cam1 = lines.find((l) => l.startsWith("cam-1 "))!;
+  assert.is(cam1.indexOf("127.0.0.1:5004"), col, "columns line up");
+  assert.match(cam1, /^cam-1\s+node-1\s+127\.0\.0\.1:5004\s+127\.0\.0\.1:6004,127\.0\.0\.1:6014\s+validate@1\.0\.0\s+\d+$/);
+  assert.match(lines.find((l) => l.startsWith("cam-2 "))!, /\[::1\]:5006\s+\[::1\]:6006\s+-\s+\d+$/);
+
+  r = await msmctl(["get", "segments", "cam-1", "-o", "json"], { env });
+  const obj = JSON.parse(r.out);
+  assert.is(obj.kind, "Segment");
+  assert.equal(obj.spec.chain, [{ filter: "validate@1.0.0", config: { allowedPayloadTypes: [96] } }]);
+  assert.equal(obj.spec.failure, { mode: "closed", maxFailures: 3 });
+  assert.ok(obj.metadata.revision > 0);
+
+  r = await msmctl(["get", "segments", "-o", "yaml"], { env });
+  assert.match(r.out, /^kind: List$/m);
+  const again = join(dir, "again.yaml");
+  writeFileSync(again, r.out);
+  r = await msmctl(["apply", "-f", again], { env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-1 unchanged\nsegment/cam-2 unchanged\nsegment/cam-3 unchanged\nsegment/cam-stdin unchanged\n");
+
+  r = await msmctl(["get", "segment/nope"], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, /segment "nope" not found/);
+  r = await msmctl(["get", "segments", "--proxy", "node-2"], { env });
+  assert.equal(r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[0]), ["cam-3"]);
+});
+
+live("get proxies and describe: a proxy's refusal, truncated in the table and whole in describe, and its stats", async () => {
+  const file = join(dir, "refused.yaml");
+  writeFileSync(file, SEGMENTS_YAML.split("---")[0]!.replace("[96]", "[200]"));
+  const answered = proxy.answered;
+  let r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.out, "segment/cam-1 configured\n", r.err);
+  await until("the proxy's NACK", async () => {
+    if (proxy.answered <= answered) return undefined;
+    const p = JSON.parse((await msmctl(["get", "proxies", "node-1", "-o", "json"], { env })).out);
+    return p.nackedVersion === p.desiredVersion ? p : undefined;
+  });
+  await until("stats stored", async () => ((await msmctl(["describe", "proxy", "node-1"], { env })).out.includes("cam-1   ") ? true : undefined));
+
+  r = await msmctl(["get", "proxies"], { env });
+  assert.is(r.code, 0, r.err);
+  const lines = r.out.trimEnd().split("\n");
+  assert.match(lines[0]!, /^NODE\s+CONNECTED\s+SERVER\s+DESIRED\s+ACKED\s+NACKED\s+LAST-SEEN$/);
+  assert.match(lines[1]!, /^node-1\s+yes\s+cp-0\s+(\d+)\s+\d+\s+\1: segments\[0\]\.chain\[0\]\.config_json: v[a-z]*…\s+\d+s$/, r.out);
+  assert.match(lines[2]!, /^node-2\s+no\s+-\s+\d+\s+0\s+-\s+-$/, r.out);
+
+  r = await msmctl(["describe", "proxy", "node-1"], { env });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^Connected:\s+yes, to cp-0 from 127\.0\.0\.1:\d+$/m);
+  assert.match(r.out, /^Config:\s+REFUSED version \d+; runs version \d+$/m);
+  assert.match(r.out, /^Last refusal:\s+version (\d+): snapshot \1 not applied, the running config is unchanged: segments\[0\]\.chain\[0\]\.config_json: validate refused its config: allowedPayloadTypes\[0\]: must be a payload type from 0 to 127, got 200$/m);
+  assert.match(r.out, /^Capabilities:\s+workers=1, runtime=test$/m);
+  assert.match(r.out, /^Segments \(3\):\n\s+NAME\s+LISTEN\s+DESTINATIONS\s+CHAIN\s+REVISION\n\s+cam-1\s+127\.0\.0\.1:5004\s/m);
+  assert.match(r.out, /^\s+SEGMENT\s+PACKETS-IN\s+PACKETS-OUT\s+BYTES-IN\s+BYTES-OUT\s+DROPS\s+DROP-REASONS\s+STAGES$/m);
+  assert.match(r.out, /^\s+cam-1\s+\d+\s+\d+\s+\S+\s+\S+\s+\d+\s+(bad_version \d+|-)\s+validate$/m);
+
+  r = await msmctl(["describe", "segment", "cam-1"], { env });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^Name:\s+cam-1$/m);
+  assert.match(r.out, /^Listen:\s+127\.0\.0\.1:5004 \(RTCP 5005\)$/m);
+  assert.match(r.out, /^\s+127\.0\.0\.1:6014 \(RTCP 6100\)$/m);
+  assert.match(r.out, /^Chain:\s+1\. validate@1\.0\.0  \{"allowedPayloadTypes":\[200\]\}$/m);
+  assert.match(r.out, /^Failure:\s+mode closed, .*give up after 3 failures$/m);
+  assert.match(r.out, /^Proxy status:\s+connected; REFUSED version \d+/m);
+  assert.match(r.out, /^Last refusal:\s+version \d+: snapshot \d+ not applied, .*: segments\[0\]\.chain\[0\]\.config_json: validate refused/m);
+  assert.match(r.out, /^Stats:\s+reported \d+s ago/m);
+  assert.match(r.out, /^\s+stage 1 validate \(running\): in \d+, out \d+, dropped 0, failures 0, 220 ns\/packet$/m);
+
+  r = await msmctl(["describe", "segment", "cam-3"], { env });
+  assert.match(r.out, /^Proxy status:\s+never connected; version \d+ waits for it to connect; it has run nothing from the control plane$/m, r.out);
+  assert.match(r.out, /^Stats:\s+none reported$/m);
+
+  writeFileSync(file, SEGMENTS_YAML.split("---")[0]!);
+  r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.out, "segment/cam-1 configured\n");
+  await until("the proxy's ACK", async () => {
+    const p = JSON.parse((await msmctl(["get", "proxies", "node-1", "-o", "json"], { env })).out);
+    return p.ackedVersion === p.desiredVersion ? p : undefined;
+  });
+  r = await msmctl(["describe", "proxy", "node-1"], { env });
+  assert.match(r.out, /^Config:\s+runs the newest config \(version \d+\)$/m);
+  r = await msmctl(["describe", "proxy", "node-9"], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, /proxy "node-9" not found/);
+});
+
+live("top --once: packets, drops and bytes per second from two stats reports", async () => {
+  const r = await msmctl(["top", "--once", "--interval", "0.5"], { env });
+  assert.is(r.code, 0, r.err);
+  const lines = r.out.trimEnd().split("\n");
+  assert.match(lines[0]!, /^PROXY\s+SEGMENT\s+PKTS-IN\/S\s+PKTS-OUT\/S\s+DROPS\/S\s+BYTES-IN\/S\s+BYTES-OUT\/S$/);
+  assert.equal(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2).join(" ")), ["node-1 cam-1", "node-1 cam-2", "node-1 cam-stdin"]);
+  const cam1 = lines.find((l) => /^node-1\s+cam-1\s/.test(l))!.split(/\s+/);
+  const value = (cell: string): number => Number(cell.replace(/k$/, "")) * (cell.endsWith("k") ? 1000 : 1);
+  const near = (got: number, want: number, what: string): void => assert.ok(Math.abs(got - want) <= want * 0.15, `${what}: ${cam1.join(" ")}`);
+  near(value(cam1[2]!), 500, "in ~500/s");
+  near(value(cam1[3]!), 1000, "out ~1000/s (two destinations)");
+  assert.ok(Math.abs(value(cam1[4]!) - 5) <= 2.5, `drops ~5/s (1 in 100, counted in whole packets): ${cam1.join(" ")}`);
+  assert.match(cam1[5]!, /^(5\d\d|6[0-7]\d)KiB$/, "1200-byte packets: ~586 KiB/s");
+  const json = await msmctl(["top", "--once", "--interval", "0.2", "--proxy", "node-1", "-o", "json"], { env });
+  const rates = JSON.parse(json.out).segments as { segment: string; packetsInPerSec: number }[];
+  assert.ok(rates.every((x) => x.packetsInPerSec > 300 && x.packetsInPerSec < 700), json.out);
+});
+
+live("top, live: redraws until Ctrl-C, then exits 0 (the built binary)", async () => {
+  const r = await spawnMsmctl(["top", "--interval", "0.2"], { env, interruptAfterMs: 1500 });
+  assert.is(r.code, 0, r.err);
+  assert.ok((r.out.match(/^PROXY\s+SEGMENT/gm) ?? []).length >= 3, r.out);
+  assert.match(r.out, /^node-1\s+cam-1\s+\d+/m);
+});
+
+live("delete: by name and by file, all or none; --ignore-not-found", async () => {
+  let r = await msmctl(["delete", "segment", "cam-stdin", "cam-nope"], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: no segment named 'cam-nope'; nothing was deleted \(--ignore-not-found deletes those that exist\)$/m);
+  r = await msmctl(["delete", "segment", "cam-stdin", "cam-nope", "--ignore-not-found"], { env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-stdin deleted\n");
+  r = await msmctl(["delete", "-f", join(dir, "cams.yaml")], { env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-1 deleted\nsegment/cam-2 deleted\nsegment/cam-3 deleted\n");
+  r = await msmctl(["get", "segments"], { env });
+  assert.is(r.out, "");
+  assert.is(r.err, "No segments found.\n");
+});
+
+live("errors: a refused connection names the server; usage errors exit 2", async () => {
+  let r = await spawnMsmctl(["get", "segments", "--server", "127.0.0.1:1", "--insecure"]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: cannot connect to the control plane at 127\.0\.0\.1:1: connection refused/);
+  r = await spawnMsmctl(["get", "segments"]);
+  assert.is(r.code, 2);
+  assert.match(r.err, /no credentials: give --tls-ca, --tls-cert and --tls-key .* or --insecure/);
+  for (const [args, message] of [
+    [["frobnicate"], /unknown command 'frobnicate'/],
+    [["get"], /get needs a resource type/],
+    [["get", "pods"], /unknown resource type 'pods'/],
+    [["apply"], /apply needs -f FILE/],
+    [["get", "segments", "--dry-run"], /--dry-run does not apply to 'get'/],
+    [["get", "segments", "-o", "xml"], /-o must be one of table, json, yaml/],
+    [["describe", "segment"], /one name/],
+    [["delete", "segment"], /at least one NAME/],
+    [["top", "proxies"], /unknown resource type 'proxies'/],
+    [["get", "segments", "--insecure", "--tls-ca", "x"], /--insecure and --tls-ca exclude each other/],
+    [["get", "segments", "--server", "a:b:c"], /--server must be HOST:PORT/],
+  ] as [string[], RegExp][]) {
+    r = await msmctl(args, { env });
+    assert.is(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, message);
+  }
+});
+
+live.run();
+
+// ---------------------------------------------------------------- mTLS
+
+const tlsSuite = suite("msmctl with mTLS", { timeoutMs: 30_000 });
+const tlsDir = mkdtempSync(join(tmpdir(), "msmctl-tls-"));
+let tlsCp: ControlPlane;
+let adminCert: TlsFiles;
+let proxyCert: TlsFiles;
+let foreignCert: TlsFiles;
+
+tlsSuite.before(async () => {
+  const pki = createPki(tlsDir);
+  const serverCert = pki.issue("cp", "spiffe://msm.test/control-plane/cp-0");
+  adminCert = pki.issue("alice", "spiffe://msm.test/admin/alice");
+  proxyCert = pki.issue("node-1", "spiffe://msm.test/proxy/node-1");
+  foreignCert = pki.issue("mallory", "spiffe://elsewhere.test/admin/mallory");
+  tlsCp = await startControlPlane({ listen: "127.0.0.1:0", store: `file:${join(tlsDir, "store")}`, tls: serverCert, trustDomain: "msm.test", name: "cp-0", timing: TIMING, log: () => {} });
+});
+
+tlsSuite.after(async () => {
+  await tlsCp?.close();
+  rmSync(tlsDir, { recursive: true, force: true });
+});
+
+const tlsFlags = (files: TlsFiles): string[] => ["--tls-ca", files.ca, "--tls-cert", files.cert, "--tls-key", files.key];
+
+tlsSuite("an admin certificate works (flags, and the MSM_TLS_* variables); no warning about the IP address", async () => {
+  const server = `127.0.0.1:${tlsCp.port}`;
+  let r = await msmctl(["filter", "push", "validate@1.0.0", filterWasm("validate"), "--server", server, ...tlsFlags(adminCert)]);
+  assert.is(r.code, 0, r.err);
+  r = await spawnMsmctl(["get", "filters", "-o", "json"], { env: { MSM_SERVER: server, MSM_TLS_CA: adminCert.ca, MSM_TLS_CERT: adminCert.cert, MSM_TLS_KEY: adminCert.key } });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.err, "");
+  assert.equal(JSON.parse(r.out).items.map((f: FilterRef) => `${f.name}@${f.version}`), ["validate@1.0.0"]);
+});
+
+tlsSuite("a proxy certificate is refused: PERMISSION_DENIED as a clear message", async () => {
+  const r = await spawnMsmctl(["get", "segments", "--server", `127.0.0.1:${tlsCp.port}`, ...tlsFlags(proxyCert)]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: permission denied by the control plane at 127\.0\.0\.1:\d+: spiffe:\/\/msm\.test\/proxy\/node-1 may not call \/msm\.v1\.AdminService\/ListSegments: it needs the 'admin' role\n$/, r.err);
+});
+
+tlsSuite("another trust domain, plain text against TLS, a missing key file: each says what is wrong", async () => {
+  const server = `127.0.0.1:${tlsCp.port}`;
+  let r = await msmctl(["get", "segments", "--server", server, ...tlsFlags(foreignCert)]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: not authenticated by the control plane at 127\.0\.0\.1:\d+: the client certificate carries no SPIFFE ID of trust domain 'msm\.test'/, r.err);
+  r = await msmctl(["get", "segments", "--server", server, "--insecure", "--timeout", "5"]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /^msmctl: .*control plane at 127\.0\.0\.1:\d+/, r.err);
+  r = await msmctl(["get", "segments", "--server", server, "--tls-ca", adminCert.ca, "--tls-cert", adminCert.cert, "--tls-key", join(tlsDir, "nope.key")]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /cannot read the TLS files: .*nope\.key/);
+});
+
+tlsSuite.run();
