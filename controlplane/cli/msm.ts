@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// msm: the proxy's command line. `msm proxy` runs a proxy from a config file, `msm demo` shows a
-// validate chain at work on a live stream, `msm filter new` starts a filter project.
+// msm: the proxy's command line. `msm proxy` runs a proxy (from a file or a control plane),
+// `msm control-plane` a control-plane replica, `msm demo` a validate chain on a live stream,
+// `msm filter new` starts a filter project.
 import { runDemo } from "./demo.js";
 import { runProxy } from "./proxy-command.js";
 import { runControlPlane } from "./control-plane-command.js";
@@ -11,6 +12,9 @@ const USAGE = `msm: Media Streaming Mesh data plane
 
 Usage:
   msm proxy --config FILE [--admin HOST:PORT]   run a proxy; SIGHUP or a file change reloads
+  msm proxy --control-plane HOST:PORT[,...] --node-id ID --state-dir DIR
+      (--tls-ca F --tls-cert F --tls-key F | --insecure) [--workers N] [--admin HOST:PORT]
+                                               run a proxy managed by the control plane
   msm demo [--seconds N] [--rate PPS] [--bad-percent P]
                                                a proxy with a validate chain, a generated stream
                                                with malformed packets, a sink, live counters
@@ -20,7 +24,8 @@ Usage:
   msm filter new NAME DIR                      scaffold a standalone filter project in DIR
   msm help                                     this text
 
-Docs: README.md, docs/abi.md (filter ABI), docs/sdk.md (AssemblyScript SDK), docs/proxy.md (config)`;
+Docs: README.md, docs/abi.md (filter ABI), docs/sdk.md (AssemblyScript SDK), docs/proxy.md (config),
+      docs/control-plane.md (control plane and msmctl)`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
