@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { markdownTable, median, table } from "./common.js";
 import type { E2eResult } from "./e2e.js";
 import type { MicroResult } from "./micro.js";
+import type { SrtpResult } from "./srtp.js";
 
 export interface Machine {
   readonly cpu: string;
@@ -21,6 +22,7 @@ export interface BenchResults {
   readonly filter: string;
   readonly micro?: MicroResult;
   readonly e2e?: E2eResult;
+  readonly srtp?: SrtpResult;
 }
 
 function fmt(n: number | null | undefined, digits = 1): string {
@@ -62,6 +64,45 @@ export function verdictLine(e: E2eResult, filter: string): string {
   return `target: proxy+${filter} >= 90% of the plain relay's max rate: ${e.target.met ? "MET" : "NOT MET"} (${pct}%; empty chain ${(e.ratioEmptyChain * 100).toFixed(0)}%)`;
 }
 
+export function srtpRows(r: SrtpResult): string[][] {
+  const rows = [["suite", "size", "op", "msm ns", "node ns", "libsrtp ns", "libsrtp crypto ns", "msm Gbit/s", "node Gbit/s", "libsrtp Gbit/s", "msm/node", "msm/libsrtp"]];
+  const keys = [...new Set(r.cells.map((c) => `${c.suite}|${c.size}|${c.op}`))];
+  for (const key of keys) {
+    const [suite, size, op] = key.split("|") as [string, string, string];
+    const get = (impl: string) => r.cells.find((c) => c.suite === suite && String(c.size) === size && c.op === op && c.impl === impl);
+    const msm = get("msm");
+    const node = get("node");
+    const lib = get("libsrtp");
+    const crypto = get("libsrtp-crypto");
+    const ratioOf = (a: number | undefined, b: number | undefined): string | undefined => (a === undefined || b === undefined || b <= 0 ? undefined : (a / b).toFixed(2));
+    const vsLib = ratioOf(msm?.nsPerPacket, lib?.nsPerPacket);
+    const vsCrypto = ratioOf(msm?.nsPerPacket, crypto?.nsPerPacket);
+    rows.push([suite, `${size} B`, op, fmt(msm?.nsPerPacket), fmt(node?.nsPerPacket), fmt(lib?.nsPerPacket), fmt(crypto?.nsPerPacket),
+      fmt(msm?.gbps, 2), fmt(node?.gbps, 2), fmt(lib?.gbps, 2), ratioOf(msm?.nsPerPacket, node?.nsPerPacket) ? `${ratioOf(msm?.nsPerPacket, node?.nsPerPacket)}x` : "-",
+      vsLib === undefined ? "-" : `${vsLib}x${vsCrypto === undefined ? "" : ` (${vsCrypto}x)`}`]);
+  }
+  return rows;
+}
+
+export function srtpTargetLine(r: SrtpResult): string {
+  const t = r.target;
+  const lib = t.vsLibsrtpCrypto === null ? "libsrtp not measured"
+    : `${t.vsLibsrtpCrypto.toFixed(2)}x the time of libsrtp's cryptography alone, ${fmt(t.vsLibsrtp, 2)}x srtpenc's (${fmt(t.libsrtpGbps, 2)} Gbit/s): ${t.libsrtpMet ? "met" : "NOT met"}`;
+  return `target: ${t.what}: ${t.met ? "MET" : "NOT MET"} (${t.msmGbps.toFixed(2)} Gbit/s: ${t.gbpsMet ? "met" : "NOT met"}; ${lib})`;
+}
+
+function srtpNotes(r: SrtpResult): string[] {
+  const copies = Object.entries(r.copyNs).map(([size, ns]) => `${size} B ${fmt(ns)} ns`).join(", ");
+  const out = [
+    `msm = the srtp filter through the chain runner's loop at batch ${r.batch}, host copy included (the copy loop alone: ${copies}); node = the same transform on node:crypto, a cipher per packet; libsrtp = ${r.libsrtp}: the element's cost (libsrtp plus buffer handling), and "crypto" = that minus the same element with the null cipher (a lower bound).`,
+    "Gbit/s counts the plaintext RTP packet (12-byte header + payload) per second on one core (libsrtp: the element's figure); msm/x > 1 means the filter is slower; msm/libsrtp in parentheses is against the crypto-only figure.",
+  ];
+  if (r.otherCpuPct !== null && r.otherCpuPct > 15) {
+    out.push(`warning: other processes used ${r.otherCpuPct}% of a core during the in-process SRTP runs: the machine was not quiet`);
+  }
+  return out;
+}
+
 function microNoise(m: MicroResult): string | undefined {
   return m.otherCpuPct !== null && m.otherCpuPct > 15
     ? `other processes used ${m.otherCpuPct}% of a core during the in-process runs: the machine was not quiet`
@@ -96,6 +137,13 @@ export function printText(r: BenchResults): string {
     if (stage) out.push(stage);
     for (const w of e.warnings) out.push(`warning: ${w}`);
   }
+  if (r.srtp) {
+    const x = r.srtp;
+    out.push("", `(c) SRTP per packet, one core (median of ${x.repeats} x ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets):`);
+    out.push(table(srtpRows(x), 3));
+    out.push(srtpTargetLine(x));
+    for (const n of srtpNotes(x)) out.push(n);
+  }
   return out.join("\n");
 }
 
@@ -121,19 +169,24 @@ function section(r: BenchResults, file: string): string {
     for (const w of e.warnings) out.push(`- Warning: ${w}`);
     if (stage || e.warnings.length > 0) out.push("");
   }
+  if (r.srtp) {
+    const x = r.srtp;
+    out.push(`### SRTP per packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets)`, "");
+    out.push(markdownTable(srtpRows(x), 3), "");
+    out.push(`**${srtpTargetLine(x)}**`, "");
+    for (const n of srtpNotes(x)) out.push(`- ${n}`);
+    out.push("");
+  }
   return out.join("\n");
 }
 
 /** RESULTS.md from the newest full run and the newest quick run in bench/results/. */
 export function renderResultsMarkdown(resultsDir: string): string {
   const files = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => /^\d{4}-\d{2}-\d{2}.*\.json$/.test(f)).sort() : [];
-  const newest = (mode: "full" | "quick"): [string, BenchResults] | undefined => {
-    for (const f of [...files].reverse()) {
-      const r = JSON.parse(readFileSync(join(resultsDir, f), "utf8")) as BenchResults;
-      if (r.mode === mode) return [f, r];
-    }
-    return undefined;
-  };
+  const all = files.map((f): [string, BenchResults] => [f, JSON.parse(readFileSync(join(resultsDir, f), "utf8")) as BenchResults]);
+  // the main sections come from runs with micro or e2e; a run of the SRTP part alone is shown after them
+  const newest = (mode: "full" | "quick", pick: (r: BenchResults) => boolean): [string, BenchResults] | undefined =>
+    [...all].reverse().find(([, r]) => r.mode === mode && pick(r));
   const out = [
     "# Benchmark results",
     "",
@@ -141,9 +194,16 @@ export function renderResultsMarkdown(resultsDir: string): string {
     "quick run. How to run and how to read these figures: [docs/benchmarks.md](../docs/benchmarks.md).",
     "",
   ];
+  const shown = new Set<string>();
   for (const mode of ["full", "quick"] as const) {
-    const found = newest(mode);
-    if (found) out.push(section(found[1], found[0]));
+    const found = newest(mode, (r) => r.micro !== undefined || r.e2e !== undefined);
+    if (found) {
+      out.push(section(found[1], found[0]));
+      shown.add(found[0]);
+    }
   }
+  // the newest SRTP figures (full before quick), unless a section above already has them
+  const srtp = newest("full", (r) => r.srtp !== undefined) ?? newest("quick", (r) => r.srtp !== undefined);
+  if (srtp && !shown.has(srtp[0]) && !all.some(([f, r]) => shown.has(f) && r.srtp !== undefined && f >= srtp[0])) out.push(section(srtp[1], srtp[0]));
   return `${out.join("\n").trimEnd()}\n`;
 }

@@ -1,36 +1,38 @@
 // The benchmark entry point: `npm run bench` (or `node dist/bench/run.js` after a build).
 //
-//   --quick          a run under about two minutes: fewer samples, 1 s trials, one repeat
+//   --quick          a run of about two to three minutes: fewer samples, 1 s trials, one repeat
 //   --json FILE      also write the results JSON to FILE
 //   --filter PATH    the filter under test (default filters/validate/build/validate.wasm)
-//   --only micro|e2e run one half only
+//   --only micro|e2e|srtp  run one part only (srtp: the SRTP filter against node:crypto and libsrtp)
 //   --repeats N      end-to-end repeats (default 5, quick 1)
 //   --hosts LIST     end-to-end paths to measure, comma-separated: direct,plain,proxy,filter (default all)
 //   --pin            pin the relay to CPU 0 and the generator and sink to the others (taskset)
 //   --no-save        do not write bench/results/ or bench/RESULTS.md
 //
-// Tables go to stdout, progress to stderr. Results go to bench/results/<date>[-quick].json and
-// bench/RESULTS.md is regenerated from the newest full and quick results. See docs/benchmarks.md.
+// Tables go to stdout, progress to stderr. Results go to bench/results/<date>[-quick].json
+// (`--only srtp`: <date>[-quick]-srtp.json) and bench/RESULTS.md is regenerated from the newest
+// full and quick results. See docs/benchmarks.md.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
 import { join, resolve } from "node:path";
 import { DEFAULT_FILTER, ROOT, progress } from "./common.js";
 import { filterNameOf, HOST_KINDS, runE2e, type HostKind } from "./e2e.js";
 import { runMicro } from "./micro.js";
+import { runSrtp, SRTP_FILTER, SRTP_SUITES } from "./srtp.js";
 import { printText, renderResultsMarkdown, type BenchResults, type Machine } from "./report.js";
 
 interface Args {
   quick: boolean;
   json: string | undefined;
   filter: string;
-  only: "micro" | "e2e" | undefined;
+  only: "micro" | "e2e" | "srtp" | undefined;
   repeats: number | undefined;
   pin: boolean;
   save: boolean;
   hosts: HostKind[] | undefined;
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--json FILE] [--filter PATH] [--only micro|e2e] [--repeats N] [--hosts LIST] [--pin] [--no-save]";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--json FILE] [--filter PATH] [--only micro|e2e|srtp] [--repeats N] [--hosts LIST] [--pin] [--no-save]";
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: undefined, repeats: undefined, pin: false, save: true, hosts: undefined };
@@ -46,7 +48,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--filter") args.filter = resolve(value());
     else if (a === "--only") {
       const v = value();
-      if (v !== "micro" && v !== "e2e") throw new TypeError(`--only takes micro or e2e\n${USAGE}`);
+      if (v !== "micro" && v !== "e2e" && v !== "srtp") throw new TypeError(`--only takes micro, e2e or srtp\n${USAGE}`);
       args.only = v;
     } else if (a === "--repeats") {
       const n = Number(value());
@@ -79,7 +81,7 @@ function machine(): Machine {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (!existsSync(args.filter)) {
+  if (args.only !== "srtp" && !existsSync(args.filter)) {
     throw new Error(`filter ${args.filter} not found: build it (npm run build:filters) or pass --filter PATH`);
   }
   const filterName = filterNameOf(args.filter);
@@ -87,14 +89,14 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const command = `node dist/bench/run.js${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
   const q = args.quick;
-  const results: BenchResults = {
+  let results: BenchResults = {
     version: 1,
     date,
     mode: q ? "quick" : "full",
     command,
     machine: machine(),
     filter: filterName,
-    ...(args.only !== "e2e" && {
+    ...((args.only === undefined || args.only === "micro") && {
       micro: await runMicro({
         filterPath: args.filter,
         filterName,
@@ -105,7 +107,23 @@ async function main(): Promise<void> {
       }),
     }),
   };
-  const withE2e: BenchResults = args.only === "micro" ? results : {
+  if (args.only === undefined || args.only === "srtp") {
+    if (!existsSync(SRTP_FILTER)) throw new Error(`${SRTP_FILTER} not found: build it (npm run build:filters)`);
+    results = {
+      ...results,
+      srtp: await runSrtp({
+        filterPath: SRTP_FILTER,
+        sizes: [200, 1200],
+        suites: SRTP_SUITES.map((s) => s.name),
+        batch: 32,
+        packetsPerSample: q ? 20_000 : 50_000,
+        repeats: q ? 5 : 9,
+        gstPackets: q ? 50_000 : 100_000,
+        gstRepeats: q ? 3 : 5,
+      }),
+    };
+  }
+  const withE2e: BenchResults = args.only === "micro" || args.only === "srtp" ? results : {
     ...results,
     e2e: await runE2e({
       filterPath: args.filter,
@@ -128,7 +146,8 @@ async function main(): Promise<void> {
   if (args.save) {
     const dir = join(ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${date}${q ? "-quick" : ""}.json`);
+    // a run of the SRTP part alone gets its own file, so that it does not replace the day's full or quick run
+    const file = join(dir, `${date}${q ? "-quick" : ""}${args.only === "srtp" ? "-srtp" : ""}.json`);
     writeFileSync(file, json);
     writeFileSync(join(ROOT, "bench", "RESULTS.md"), renderResultsMarkdown(dir));
     progress(`wrote ${file} and bench/RESULTS.md`);
