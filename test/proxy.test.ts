@@ -172,4 +172,19 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
   }
 });
 
+test("regression: ports the kernel picks for egress never take a later segment's listen port", async () => {
+  // 400 segments listening inside Linux's ephemeral range (32768-60999), egress on port 0: bound
+  // in config order, some egress socket used to land on a later segment's listen port.
+  const base = 33000 + 2 * Math.floor(Math.random() * 5000);
+  const segments = Array.from({ length: 400 }, (_, i) => ({
+    name: `s${i}`, rtcpMux: true, listen: { address: LO, port: base + i }, destinations: [{ address: LO, port: 9 }],
+  }));
+  const { proxy } = await startProxy({ segments });
+  try {
+    assert.is((await proxy.stats()).segments.length, 400);
+  } finally {
+    await proxy.close();
+  }
+});
+
 test.run();

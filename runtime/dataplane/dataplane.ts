@@ -7,7 +7,7 @@ import { ChainStage, FilterPool, type InstanceSlot, type PoolEvent } from "../ch
 import type { FilterEntry, SegmentConfig } from "../config/proxy-config.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { EgressRing } from "./egress-ring.js";
-import { openSegmentSockets, SegmentRuntime, type SegmentSockets } from "./segment-runtime.js";
+import { completeSockets, openFixedSockets, openSegmentSockets, SegmentRuntime, type PartialSockets, type SegmentSockets } from "./segment-runtime.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
 import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 
@@ -95,12 +95,24 @@ export class DataPlane {
     const errors: SegmentError[] = [];
     const wanted = new Set(request.segments.map((s) => s.name));
     for (const seg of this.segments.values()) if (!wanted.has(seg.name)) plan.removed.push(seg);
+    // every port the config names first, then the ports the kernel picks (see openFixedSockets)
+    const partial = new Map<string, PartialSockets>();
+    for (const config of request.segments) {
+      if (this.segments.has(config.name)) continue;
+      try {
+        partial.set(config.name, await openFixedSockets(config, this.options.socketReceiveBuffer));
+      } catch (err) {
+        errors.push({ segment: config.name, message: (err as Error).message });
+      }
+    }
     for (const config of request.segments) {
       const existing = this.segments.get(config.name);
       const planned: PlannedSegment = { config, existing, sockets: undefined, stages: undefined };
       plan.segments.push(planned);
+      const fixed = partial.get(config.name);
+      if (!existing && !fixed) continue; // its error is recorded above
       try {
-        if (!existing) planned.sockets = await openSegmentSockets(config, this.options.socketReceiveBuffer);
+        if (fixed) planned.sockets = await completeSockets(config, this.options.socketReceiveBuffer, fixed);
         const key = chainKey(config, request.filters);
         const socketsChange = existing !== undefined && socketKey(existing.config) !== socketKey(config);
         if (!existing || socketsChange || this.chainKeys.get(config.name) !== key) {

@@ -49,10 +49,11 @@ export interface SegmentSockets {
   egressRtcp: Socket | null;
 }
 
-/** Binds a segment's sockets; on failure closes what it opened and names the port. */
-export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number): Promise<SegmentSockets> {
-  const opened: Socket[] = [];
-  const bind = async (address: string, port: number, what: string): Promise<Socket> => {
+/** Sockets bound so far: the fixed-port ones first, the ephemeral egress ones after. */
+export type PartialSockets = Omit<SegmentSockets, "egressRtp" | "egressRtcp"> & Partial<Pick<SegmentSockets, "egressRtp" | "egressRtcp">>;
+
+function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
+  return async (address: string, port: number, what: string): Promise<Socket> => {
     try {
       const s = await bindSocket(address, port, receiveBuffer);
       opened.push(s);
@@ -62,14 +63,44 @@ export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: n
       throw new Error(`segment '${config.name}': cannot bind ${what} ${address}:${port}: ${(err as Error).message}`);
     }
   };
+}
+
+function egressOf(config: SegmentConfig): { address: string; port: number } {
+  return { address: config.egress?.address ?? (isIPv6(config.listen.address) ? "::" : "0.0.0.0"), port: config.egress?.port ?? 0 };
+}
+
+/**
+ * Binds the sockets whose ports the config names (listen, and egress when it has a port). A
+ * caller with many segments binds these for all of them before any ephemeral egress socket, so
+ * that a port the kernel picks for one segment's egress cannot take another's listen port.
+ */
+export async function openFixedSockets(config: SegmentConfig, receiveBuffer: number): Promise<PartialSockets> {
+  const opened: Socket[] = [];
+  const bind = binder(config, receiveBuffer, opened);
   const listen = config.listen;
   const ingressRtp = await bind(listen.address, listen.port, "listen");
   const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP");
-  const egressAddress = config.egress?.address ?? (isIPv6(listen.address) ? "::" : "0.0.0.0");
-  const egressPort = config.egress?.port ?? 0;
-  const egressRtp = await bind(egressAddress, egressPort, "egress");
-  const egressRtcp = config.rtcpMux ? null : await bind(egressAddress, egressPort === 0 ? 0 : egressPort + 1, "egress RTCP");
+  const egress = egressOf(config);
+  if (egress.port === 0) return { ingressRtp, ingressRtcp };
+  const egressRtp = await bind(egress.address, egress.port, "egress");
+  const egressRtcp = config.rtcpMux ? null : await bind(egress.address, egress.port + 1, "egress RTCP");
   return { ingressRtp, ingressRtcp, egressRtp, egressRtcp };
+}
+
+/** Binds what openFixedSockets left (ephemeral egress); on failure closes everything. */
+export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets> {
+  if (partial.egressRtp) return { ...partial, egressRtp: partial.egressRtp, egressRtcp: partial.egressRtcp ?? null };
+  const opened: Socket[] = [partial.ingressRtp, ...(partial.ingressRtcp ? [partial.ingressRtcp] : [])];
+  const bind = binder(config, receiveBuffer, opened);
+  const egress = egressOf(config);
+  const egressRtp = await bind(egress.address, 0, "egress");
+  const egressRtcp = config.rtcpMux ? null : await bind(egress.address, 0, "egress RTCP");
+  return { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp };
+}
+
+/** Binds a segment's sockets; on failure closes what it opened and names the port. */
+export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number): Promise<SegmentSockets> {
+  return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer));
 }
 
 export class SegmentRuntime {
