@@ -27,9 +27,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import v8 from "node:v8";
 import { FilterHarness } from "../sdk/harness/index.js";
-import { Verdict } from "../sdk/abi/constants.js";
 import type { FilterInstance } from "../runtime/index.js";
-import { COUNTER_FILTER, ROOT, machineBusyUs, median, progress, round } from "./common.js";
+import { COUNTER_FILTER, ROOT, machineBusyUs, median, progress, round, timedStream } from "./common.js";
 
 export interface MicroOptions {
   readonly filterPath: string;
@@ -117,38 +116,12 @@ interface Variant {
   seen: number;
 }
 
-/**
- * One timed run of `packets` packets (rounded up to whole batches); returns ns per packet.
- * The same function serves every variant, as one call site serves every stage in the runner.
- */
+/** One timed run of `packets` packets through a variant; returns ns per packet. */
 function runLoop(v: Variant, packet: Uint8Array, batch: number, packets: number): number {
-  const inst = v.inst;
-  const ctx = v.ctx;
-  const call = v.call;
-  const length = packet.length;
-  const iterations = Math.ceil(packets / batch);
-  let seq = v.seq;
-  let arrival = v.arrivalUs;
-  let passed = 0;
-  const t0 = process.hrtime.bigint();
-  for (let it = 0; it < iterations; it++) {
-    for (let k = 0; k < batch; k++) {
-      packet[2] = seq >>> 8; // the filter sees an in-order stream, as on the wire
-      packet[3] = seq & 0xff;
-      seq = (seq + 1) & 0xffff;
-      inst.putBatchPacket(k, packet, 0, length, ctx, 0, 5004, arrival);
-      arrival += 1;
-    }
-    inst.setClock(arrival, arrival);
-    if (call) inst.runBatch(batch);
-    for (let k = 0; k < batch; k++) if (inst.batchVerdict(k) === Verdict.Pass) passed++;
-  }
-  const elapsed = Number(process.hrtime.bigint() - t0);
-  v.seq = seq;
-  v.arrivalUs = arrival;
-  v.passed += passed;
-  v.seen += iterations * batch;
-  return elapsed / (iterations * batch);
+  const r = timedStream(v.inst, v.ctx, packet, batch, packets, v, v.call);
+  v.passed += r.passed;
+  v.seen += r.fed;
+  return r.ns;
 }
 
 /** V8 heap bytes allocated per packet over one run (GCs in between are added back). */

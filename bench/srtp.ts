@@ -31,7 +31,7 @@ import { join } from "node:path";
 import { FilterHarness } from "../sdk/harness/index.js";
 import { Verdict } from "../sdk/abi/constants.js";
 import type { FilterInstance } from "../runtime/index.js";
-import { ROOT, machineBusyUs, median, progress, round } from "./common.js";
+import { ROOT, machineBusyUs, median, progress, round, timedStream } from "./common.js";
 
 export const SRTP_FILTER = join(ROOT, "filters", "srtp", "build", "srtp.wasm");
 
@@ -275,33 +275,13 @@ function filterProtectAll(f: FilterSide, config: Record<string, unknown>, packet
   return out;
 }
 
-/**
- * Protect: `count` packets from one template whose sequence number is stamped per packet (the
- * filter sees an in-order stream). Returns ns per packet and the pass count.
- */
+/** Protect: `count` packets from one template, in order. Returns ns per packet and the pass count. */
 function filterProtectLoop(f: FilterSide, ctx: number, template: Uint8Array, batch: number, count: number, seq: { v: number }, call: boolean): { ns: number; passed: number } {
-  const inst = f.inst;
-  const length = template.length;
-  const iterations = Math.ceil(count / batch);
-  let s = seq.v;
-  let arrival = f.arrivalUs;
-  let passed = 0;
-  const t0 = process.hrtime.bigint();
-  for (let it = 0; it < iterations; it++) {
-    for (let k = 0; k < batch; k++) {
-      template[2] = (s >>> 8) & 0xff;
-      template[3] = s & 0xff;
-      s = (s + 1) & 0xffff;
-      inst.putBatchPacket(k, template, 0, length, ctx, 0, 5004, arrival++);
-    }
-    inst.setClock(arrival, arrival);
-    if (call) inst.runBatch(batch);
-    for (let k = 0; k < batch; k++) if (inst.batchVerdict(k) === Verdict.Pass) passed++;
-  }
-  const ns = Number(process.hrtime.bigint() - t0) / (iterations * batch);
-  seq.v = s;
-  f.arrivalUs = arrival;
-  return { ns, passed };
+  const cursor = { seq: seq.v, arrivalUs: f.arrivalUs };
+  const r = timedStream(f.inst, ctx, template, batch, count, cursor, call);
+  seq.v = cursor.seq;
+  f.arrivalUs = cursor.arrivalUs;
+  return { ns: r.ns, passed: r.passed };
 }
 
 /**
