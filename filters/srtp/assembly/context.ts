@@ -80,6 +80,12 @@ export class SrtpContext {
   readonly forward: Session = new Session();
   readonly reverse: Session = new Session();
   nextFree: SrtpContext | null = null;
+  /** Counts of this batch, reported once at its end. */
+  rtpProtected: i64 = 0;
+  rtpUnprotected: i64 = 0;
+  rtcpProtected: i64 = 0;
+  rtcpUnprotected: i64 = 0;
+  touched: bool = false;
 
   constructor(readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {}
 

@@ -6,7 +6,7 @@
 // replay windows). README.md lists the config keys and drop reasons.
 import {
   Config, ContextMap, DropReason, Filter, Packet, Status, StateReader, StateWriter,
-  defineCounter, loadBe32, metricAdd, nowUs, register, setError,
+  defineCounter, loadBe32, metricAdd, register, setError,
 } from "../../../sdk/assembly";
 import { PROTECT, SourceTable, SrtpContext, UNPROTECT, releaseContext, takeContext } from "./context";
 import { decodeKey } from "./keys";
@@ -48,6 +48,21 @@ function deriveSession(cfg: Config, keyName: string, suiteName: string, session:
   }
   memory.fill(master, 0, 64);
   return ok;
+}
+
+/** The contexts a batch touched, whose counts are reported at its end (a batch holds at most 1024). */
+const batchContexts = new StaticArray<SrtpContext | null>(1024);
+
+function flushCounts(c: SrtpContext): void {
+  if (c.rtpProtected != 0) metricAdd(mRtpProtected, c.id, c.rtpProtected);
+  if (c.rtpUnprotected != 0) metricAdd(mRtpUnprotected, c.id, c.rtpUnprotected);
+  if (c.rtcpProtected != 0) metricAdd(mRtcpProtected, c.id, c.rtcpProtected);
+  if (c.rtcpUnprotected != 0) metricAdd(mRtcpUnprotected, c.id, c.rtcpUnprotected);
+  c.rtpProtected = 0;
+  c.rtpUnprotected = 0;
+  c.rtcpProtected = 0;
+  c.rtcpUnprotected = 0;
+  c.touched = false;
 }
 
 class SrtpFilter extends Filter {
@@ -109,9 +124,23 @@ class SrtpFilter extends Filter {
     if (c !== null) releaseContext(c);
   }
 
-  onPacket(p: Packet): void {
-    const c = this.contexts.get(p.context);
-    if (c === null) return;
+  /** Runs every packet, then reports each touched context's counts once: one host call per batch, not per packet. */
+  onBatch(count: i32): void {
+    let touched = 0;
+    for (let i = 0; i < count; i++) {
+      const p = Packet.at(i);
+      const c = this.contexts.get(p.context);
+      if (c === null) continue;
+      if (!c.touched) {
+        c.touched = true;
+        if (touched < count) unchecked((batchContexts[touched++] = c));
+      }
+      this.transform(p, c);
+    }
+    for (let i = 0; i < touched; i++) flushCounts(unchecked(batchContexts[i])!);
+  }
+
+  private transform(p: Packet, c: SrtpContext): void {
     let session = c.forward;
     let table = c.forwardSources;
     let direction = c.direction;
@@ -139,9 +168,12 @@ class SrtpFilter extends Filter {
     let reason: u32;
     if (direction == PROTECT) {
       const s = known !== null ? known : table.claim(ssrc);
-      s.lastSeenUs = nowUs();
+      s.lastSeenUs = p.arrivalUs; // the descriptor's clock: no host call per packet
       reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room);
-      if (reason == 0) metricAdd(rtcp ? mRtcpProtected : mRtpProtected, c.id);
+      if (reason == 0) {
+        if (rtcp) c.rtcpProtected++;
+        else c.rtpProtected++;
+      }
     } else {
       const s = known !== null ? known : table.scratch;
       if (known === null) s.reset(ssrc);
@@ -149,9 +181,10 @@ class SrtpFilter extends Filter {
         ? unprotectRtcp(session, s, known !== null, ptr, len, c.replayWindow)
         : unprotectRtp(session, s, known !== null, ptr, len, c.replayWindow);
       if (reason == 0) {
-        s.lastSeenUs = nowUs();
+        s.lastSeenUs = p.arrivalUs;
         if (known === null) table.adopt(s); // a new source counts only once it authenticated
-        metricAdd(rtcp ? mRtcpUnprotected : mRtpUnprotected, c.id);
+        if (rtcp) c.rtcpUnprotected++;
+        else c.rtpUnprotected++;
       }
     }
     if (reason != 0) p.drop(reason);
