@@ -63,11 +63,11 @@ export class Sink {
     return this.socket.address().port;
   }
 
-  /** Keys expected 0..n-1: how many are missing and how many arrived more than once. */
-  tally(n: number): { missing: number; duplicates: number } {
+  /** Keys expected from..from+n-1: how many are missing and how many arrived more than once. */
+  tally(n: number, from = 0): { missing: number; duplicates: number } {
     let missing = 0;
     let duplicates = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < from + n; i++) {
       const c = this.keys.get(i) ?? 0;
       if (c === 0) missing++;
       else if (c > 1) duplicates += c - 1;
