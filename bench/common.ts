@@ -2,18 +2,24 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Verdict } from "../sdk/abi/constants.js";
-import type { FilterInstance } from "../runtime/index.js";
+import type { ProgressBar } from "./progress-bar.js";
 
 /** The repository root, from a compiled file in dist/bench/. */
 export const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
 
 export const DEFAULT_FILTER = join(ROOT, "filters", "validate", "build", "validate.wasm");
-export const COUNTER_FILTER = join(ROOT, "test", "fixtures", "filters", "build", "counter.wasm");
+
+let bar: ProgressBar | null = null;
+
+/** Routes progress lines through the run's progress bar (null: plain lines). */
+export function useProgressBar(b: ProgressBar | null): void {
+  bar = b;
+}
 
 /** Progress goes to stderr so that stdout carries only the tables. */
 export function progress(message: string): void {
-  process.stderr.write(`[bench] ${message}\n`);
+  if (bar) bar.log(`[bench] ${message}`);
+  else process.stderr.write(`[bench] ${message}\n`);
 }
 
 export function median(values: readonly number[]): number {
@@ -58,43 +64,4 @@ export function machineBusyUs(): number | null {
   } catch {
     return null;
   }
-}
-
-/** Where a timed stream left off: the next sequence number and arrival time. */
-export interface StreamCursor {
-  seq: number;
-  arrivalUs: number;
-}
-
-/**
- * Feeds `count` packets (rounded up to whole batches) made from `template` to one context, the
- * way the chain runner does: stamp a sequence number (so the filter sees an in-order stream),
- * copy into the arena, one call per batch (`call` false times the copies alone), read verdicts.
- * Returns ns per packet, packets passed and packets fed; advances `cursor`.
- */
-export function timedStream(
-  inst: FilterInstance, ctx: number, template: Uint8Array, batch: number, count: number, cursor: StreamCursor, call: boolean,
-): { ns: number; passed: number; fed: number } {
-  const length = template.length;
-  const iterations = Math.ceil(count / batch);
-  let seq = cursor.seq;
-  let arrival = cursor.arrivalUs;
-  let passed = 0;
-  const t0 = process.hrtime.bigint();
-  for (let it = 0; it < iterations; it++) {
-    for (let k = 0; k < batch; k++) {
-      template[2] = (seq >>> 8) & 0xff;
-      template[3] = seq & 0xff;
-      seq = (seq + 1) & 0xffff;
-      inst.putBatchPacket(k, template, 0, length, ctx, 0, 5004, arrival++);
-    }
-    inst.setClock(arrival, arrival);
-    if (call) inst.runBatch(batch);
-    for (let k = 0; k < batch; k++) if (inst.batchVerdict(k) === Verdict.Pass) passed++;
-  }
-  const fed = iterations * batch;
-  const ns = Number(process.hrtime.bigint() - t0) / fed;
-  cursor.seq = seq;
-  cursor.arrivalUs = arrival;
-  return { ns, passed, fed };
 }

@@ -1,34 +1,71 @@
-// (b) End to end on 127.0.0.1: the highest offered rate each relay forwards with loss < 0.1%.
+// (b) End to end on 127.0.0.1: for each relay, the highest offered rate it forwards with loss
+// < 0.1%, then a sweep of fixed offered rates with the latency each packet saw.
 //
-// Processes: this one hosts the relay under test (the plain node:dgram relay on its main thread,
-// or the proxy, whose data plane is a worker thread of this process); the generator and the
-// sink are two forked processes (bench/loadgen.ts). The relay's CPU is this process's
-// process.cpuUsage() delta over a trial (all threads: main, proxy worker, V8 helpers), which
-// excludes the generator and the sink; during a trial the main thread only waits for two IPC
-// replies.
+// Processes: the generator and the sink are two forked processes (bench/loadgen.ts); every relay
+// runs as processes of its own (bench/hosts/), so its CPU and memory are read from /proc for its
+// process tree alone, whatever the runtime or language. This process only orchestrates.
 //
-// Hosts, searched in this order in every repeat:
-//   direct         generator -> sink, no relay: the harness's own ceiling;
-//   plain          bench/relay.ts, the baseline;
-//   proxy          the proxy with an empty chain (what the runtime costs without a filter);
-//   proxy+<filter> the proxy with a one-stage chain of the filter under test.
+// Relays, searched in this order in every repeat (bench/hosts/):
+//   direct            generator -> sink, no relay: the harness's own ceiling and latency floor;
+//   node-relay        bench/relay.ts under Node: the plainest node:dgram relay, the baseline;
+//   bun-relay         the same file under Bun;
+//   gstreamer         gst-launch-1.0 udpsrc ! udpsink;
+//   rtpengine         rtpengine's user-space forwarding, one call set up through its ng protocol;
+//   proxy             `msm proxy` with an empty chain (what the runtime costs without a filter);
+//   proxy+filter      `msm proxy` with a one-stage chain of the filter under test, under Node;
+//   proxy+filter@bun  the same proxy and chain under Bun.
 //
-// Search: a trial offers a rate for a bounded time (rate x duration packets), then waits
-// a fixed drain. It passes when loss < 0.1% and the generator achieved >= 98% of the rate.
-// One trial at a floor rate, then bisection between the highest pass and the lowest failure
-// (initially the direct ceiling) for a bounded number of steps. Result: the highest passing
-// rate; CPU per packet is taken from that trial. Then one more trial at a rate common to all
-// relays (50k pps), whose CPU per packet compares directly: near each one's max, the rates and
-// so the proxy's batch sizes differ.
+// Search: a trial offers a rate for a bounded time (rate x duration packets), then waits a fixed
+// drain. It passes when loss < 0.1% and the generator achieved >= 98% of the rate. One trial at
+// a floor rate, then bisection between the highest pass and the lowest failure (initially the
+// direct ceiling) for a bounded number of steps. Result: the highest passing rate, with the CPU
+// per packet of that trial.
+//
+// Sweep: one trial at each of a fixed list of offered rates, the same for every relay: delivered
+// rate, loss, latency percentiles and CPU per packet at equal rates (and so at equal batching).
+// Latency is the sink's receive time minus the send time the generator wrote into the packet.
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
-import { Proxy, validateProxyConfig } from "../runtime/index.js";
-import type { LoadgenReply, LoadgenRequest } from "./loadgen.js";
-import { startPlainRelay } from "./relay.js";
-import { ROOT, machineBusyUs, median, progress, round, sleep } from "./common.js";
+import type { LatencySummary, LoadgenReply, LoadgenRequest } from "./loadgen.js";
+import { machineBusyUs, median, progress, round, sleep } from "./common.js";
+import { startGstreamerRelay } from "./hosts/gstreamer.js";
+import { startPlainRelay } from "./hosts/plain-relay.js";
+import { processTree, treeCpuUs, treeMemory } from "./hosts/process-stats.js";
+import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
+import type { RelayProcess } from "./hosts/relay-process.js";
+import { startRtpengineRelay } from "./hosts/rtpengine.js";
+
+export type HostKind = "direct" | "node-relay" | "bun-relay" | "gstreamer" | "rtpengine" | "proxy" | "proxy+filter" | "proxy+filter@bun";
+export const HOST_KINDS: readonly HostKind[] = ["direct", "node-relay", "bun-relay", "gstreamer", "rtpengine", "proxy", "proxy+filter", "proxy+filter@bun"];
+/** Names accepted by --hosts. */
+export const HOST_NAMES: Readonly<Record<string, HostKind>> = {
+  direct: "direct",
+  plain: "node-relay",
+  "node-relay": "node-relay",
+  bun: "bun-relay",
+  "bun-relay": "bun-relay",
+  gstreamer: "gstreamer",
+  rtpengine: "rtpengine",
+  proxy: "proxy",
+  filter: "proxy+filter",
+  "filter@bun": "proxy+filter@bun",
+};
+
+export function hostLabel(kind: HostKind, filter: string): string {
+  switch (kind) {
+    case "direct": return "generator -> sink (harness ceiling)";
+    case "node-relay": return "node:dgram relay (Node)";
+    case "bun-relay": return "node:dgram relay (Bun)";
+    case "gstreamer": return "GStreamer udpsrc ! udpsink";
+    case "rtpengine": return "rtpengine (user space)";
+    case "proxy": return "msm proxy, empty chain (Node)";
+    case "proxy+filter": return `msm proxy + ${filter} (Node)`;
+    case "proxy+filter@bun": return `msm proxy + ${filter} (Bun)`;
+  }
+}
 
 export interface E2eOptions {
   readonly filterPath: string;
@@ -39,31 +76,41 @@ export interface E2eOptions {
   readonly drainMs: number;
   readonly steps: number;
   readonly floorPps: number;
-  /** The common rate of the fixed-rate CPU trial every relay gets after its search. */
-  readonly cpuRatePps: number;
   /** Upper bound of the direct (ceiling) search. */
   readonly maxPps: number;
   /** Loss threshold, as a fraction (0.001 = 0.1%). */
   readonly maxLoss: number;
-  /** Which paths to measure (default all); the ratio needs plain and proxy+filter. */
+  /** Offered rates of the sweep, the same for every relay (include the latency rates). */
+  readonly sweepRates: readonly number[];
+  /** The rates whose latency the tables and targets quote (10,000 and 50,000). */
+  readonly latencyRates: readonly number[];
+  /** The rate whose CPU per packet the tables quote for every relay. */
+  readonly cpuRatePps: number;
+  /** Which relays to measure (default all). */
   readonly hosts?: readonly HostKind[];
-  /** Pin this process to CPU 0 and the generator and sink to the other CPUs (taskset). */
+  /** Pin the relay to CPU 0 and the generator and sink to the other CPUs (taskset). */
   readonly pin: boolean;
+  /** How often a failed trial on a noisy machine is run again (quick runs: 0). */
+  readonly noisyRetries: number;
+  /** Called after every trial, for the progress bar. */
+  readonly onTrial?: (label: string, t: Trial) => void;
 }
 
 export interface Trial {
   readonly offeredPps: number;
   readonly achievedPps: number;
+  /** Packets delivered per second of the generator's send window. */
+  readonly deliveredPps: number;
   readonly sent: number;
   readonly received: number;
   readonly lossPct: number;
   readonly pass: boolean;
   /** The generator fell short of the rate: the trial says nothing about the relay. */
   readonly generatorShort: boolean;
-  /** CPU of this process (the relay) per packet delivered, microseconds; null for direct. */
+  /** CPU of the relay's processes per packet delivered, microseconds; null for direct. */
   readonly relayCpuUsPerPacket: number | null;
   /** Each process's CPU use over the trial, % of one core. */
-  readonly relayCpuPct: number;
+  readonly relayCpuPct: number | null;
   readonly generatorCpuPct: number;
   readonly sinkCpuPct: number;
   /**
@@ -71,14 +118,13 @@ export interface Trial {
    * not charged to a process, and anything else running. High values mean a noisy trial.
    */
   readonly otherCpuPct: number | null;
-  /** Datagrams the kernel dropped because a socket's receive buffer was full (/proc/net/udp). */
-  readonly kernelDrops: { readonly relayIngress: number; readonly sink: number } | null;
+  /** Datagrams the kernel dropped at the sink because its receive buffer was full (/proc/net/udp). */
+  readonly sinkKernelDrops: number | null;
+  /** One-way latency of the delivered packets, microseconds. */
+  readonly latencyUs: LatencySummary | null;
   /** Proxy only: packets its segment dropped (counted by reason) during the trial. */
   readonly proxyDrops?: number;
-  /**
-   * Proxy with a filter only, from the runtime's stage statistics over the trial: time in the
-   * stage per packet (copy in, call, read back) and the mean batch the stage was handed.
-   */
+  /** Proxy with a filter only (runtime stats): time in the stage per packet and mean batch. */
   readonly stageNsPerPacket?: number;
   readonly stageMeanBatch?: number;
 }
@@ -90,25 +136,38 @@ export interface SearchResult {
   /** maxPps is within 5% of the search's upper bound: the bound, not the relay, may limit it. */
   readonly boundLimited: boolean;
   readonly trials: Trial[];
-  /** One trial at E2eOptions.cpuRatePps, the same rate for every relay: CPU per packet compares directly. */
-  readonly atFixedRate: Trial | undefined;
-  /** Proxy only: the segment's drops by reason and the stage's own ns/packet (runtime stats). */
-  readonly proxy?: { drops: Record<string, number> };
+  readonly sweep: Trial[];
+  /** The relay's peak resident memory over the repeat (sum over its processes), bytes. */
+  readonly peakRssBytes: number | null;
+}
+
+export interface SweepPoint {
+  readonly offeredPps: number;
+  readonly deliveredPps: number;
+  readonly lossPct: number;
+  readonly latencyUs: LatencySummary | null;
+  readonly cpuUsPerPacket: number | null;
+  readonly generatorShort: boolean;
 }
 
 export interface HostSummary {
-  readonly host: string;
+  readonly host: HostKind;
   readonly label: string;
   readonly maxPps: number;
   readonly minPps: number;
   readonly maxOfRepeatsPps: number;
   readonly cpuUsPerPacket: number | null;
-  /** Median CPU per packet in the fixed-rate trials (null for direct). */
-  readonly cpuUsPerPacketAtFixedRate: number | null;
-  /** Median loss in the fixed-rate trials, % (a relay that loses here is not keeping up at that rate). */
-  readonly lossPctAtFixedRate: number | null;
+  readonly peakRssBytes: number | null;
   readonly boundLimited: boolean;
+  /** Per sweep rate, the median over repeats of each figure. */
+  readonly sweep: SweepPoint[];
   readonly repeats: SearchResult[];
+}
+
+export interface Target {
+  readonly what: string;
+  readonly value: string;
+  readonly met: boolean | null;
 }
 
 export interface E2eResult {
@@ -116,13 +175,14 @@ export interface E2eResult {
   readonly trialMs: number;
   readonly repeats: number;
   readonly maxLossPct: number;
+  readonly sweepRates: readonly number[];
+  readonly latencyRates: readonly number[];
   readonly cpuRatePps: number;
   readonly pinned: boolean;
   readonly hosts: HostSummary[];
-  /** proxy+<filter> max pps / plain max pps (medians), and the target (>= 0.9). */
-  readonly ratio: number;
-  readonly ratioEmptyChain: number;
-  readonly target: { readonly ratio: number; readonly met: boolean | null };
+  readonly targets: Target[];
+  /** Which runtime ran the proxy faster (max rate with the same chain), and by how much. */
+  readonly runtime: { readonly faster: "node" | "bun"; readonly ratio: number } | null;
   readonly warnings: string[];
 }
 
@@ -176,9 +236,9 @@ class LoadProcess {
   }
 }
 
-function pinTo(pid: number, cpus: string): boolean {
+function pinTo(pids: readonly number[], cpus: string): boolean {
   try {
-    execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
+    for (const pid of pids) execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
     return true;
   } catch {
     return false;
@@ -186,18 +246,6 @@ function pinTo(pid: number, cpus: string): boolean {
 }
 
 // ---- relays under test ----
-
-interface Host {
-  readonly port: number;
-  close(): Promise<void>;
-  proxyStats?(): Promise<ProxyCounters>;
-}
-
-interface ProxyCounters {
-  dropsTotal: number;
-  drops: Record<string, number>;
-  stage: { packetsIn: number; calls: number; busyNs: number } | null;
-}
 
 async function freeUdpPort(): Promise<number> {
   const s = createSocket("udp4");
@@ -207,129 +255,114 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-async function startProxy(sinkPort: number, filter: { name: string; path: string } | null): Promise<Host> {
+async function startProxy(sinkPort: number, runtime: "node" | "bun", filter: { name: string; path: string } | null): Promise<ProxyProcess> {
   for (let attempt = 1; ; attempt++) {
-    const port = await freeUdpPort();
-    const config = validateProxyConfig({
-      workers: 1,
-      filters: filter ? { [filter.name]: { path: filter.path } } : {},
-      segments: [{
-        name: "bench",
-        listen: { address: "127.0.0.1", port },
-        rtcpMux: true,
-        egress: { address: "127.0.0.1" },
-        destinations: [{ address: "127.0.0.1", port: sinkPort }],
-        chain: filter ? [{ filter: filter.name }] : [],
-      }],
-    }, ROOT, "bench proxy config");
-    let proxy: Proxy;
     try {
-      proxy = await Proxy.start(config);
+      return await startProxyProcess({
+        runtime,
+        segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort }],
+        chain: filter ? [filter] : [],
+      });
     } catch (err) {
-      if (attempt < 3) continue; // the free port was taken in between: try another
-      throw err;
+      if (attempt >= 3) throw err; // the free port was taken in between: try another
     }
-    proxy.on("event", (e) => {
-      if (e.type === "error" || e.type === "watchdog" || e.type === "worker-exit") progress(`proxy event: ${JSON.stringify(e)}`);
-    });
-    return {
-      port,
-      close: () => proxy.close(),
-      proxyStats: async () => {
-        const seg = (await proxy.stats()).segments.find((s) => s.name === "bench");
-        const stage = seg?.stages[0];
-        return {
-          dropsTotal: seg?.dropsTotal ?? 0,
-          drops: seg?.drops ?? {},
-          stage: stage ? { packetsIn: stage.packetsIn, calls: stage.calls, busyNs: stage.busyNs } : null,
-        };
-      },
-    };
   }
 }
 
-export type HostKind = "direct" | "plain" | "proxy" | "proxy+filter";
-export const HOST_KINDS: readonly HostKind[] = ["direct", "plain", "proxy", "proxy+filter"];
-
-async function startHost(kind: HostKind, sinkPort: number, opts: E2eOptions): Promise<Host> {
+/** null is the direct path: the generator sends to the sink itself. */
+async function startHost(kind: HostKind, sinkPort: number, opts: E2eOptions): Promise<RelayProcess | null> {
+  const filter = { name: opts.filterName, path: opts.filterPath };
   switch (kind) {
-    case "direct":
-      return { port: sinkPort, close: async () => {} };
-    case "plain":
-      return startPlainRelay(sinkPort);
-    case "proxy":
-      return startProxy(sinkPort, null);
-    case "proxy+filter":
-      return startProxy(sinkPort, { name: opts.filterName, path: opts.filterPath });
+    case "direct": return null;
+    case "node-relay": return startPlainRelay(sinkPort, "node");
+    case "bun-relay": return startPlainRelay(sinkPort, "bun");
+    case "gstreamer": return startGstreamerRelay(sinkPort);
+    case "rtpengine": return startRtpengineRelay(sinkPort);
+    case "proxy": return startProxy(sinkPort, "node", null);
+    case "proxy+filter": return startProxy(sinkPort, "node", filter);
+    case "proxy+filter@bun": return startProxy(sinkPort, "bun", filter);
   }
 }
 
-// ---- trials and the search ----
+interface ProxyCounters {
+  dropsTotal: number;
+  stage: { packetsIn: number; calls: number; busyNs: number } | null;
+}
 
-/** Receive-buffer drops per local UDP port (Linux /proc/net/udp), or null elsewhere. */
-function udpDrops(ports: readonly number[]): Map<number, number> | null {
+async function proxyCounters(relay: RelayProcess | null): Promise<ProxyCounters | undefined> {
+  if (!relay || !("stats" in relay)) return undefined;
+  const seg = (await (relay as ProxyProcess).stats()).segments.find((s) => s.name === "bench");
+  const stage = seg?.stages[0];
+  return {
+    dropsTotal: seg?.dropsTotal ?? 0,
+    stage: stage ? { packetsIn: stage.packetsIn, calls: stage.calls, busyNs: stage.busyNs } : null,
+  };
+}
+
+// ---- trials, the search and the sweep ----
+
+/** Receive-buffer drops of a local UDP port (Linux /proc/net/udp), or null elsewhere. */
+function udpDrops(port: number): number | null {
   let text: string;
   try {
     text = readFileSync("/proc/net/udp", "utf8");
   } catch {
     return null;
   }
-  const out = new Map<number, number>(ports.map((p) => [p, 0]));
+  let drops = 0;
   for (const line of text.split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 13) continue;
-    const port = parseInt(f[1]!.split(":")[1]!, 16);
-    if (out.has(port)) out.set(port, out.get(port)! + Number(f[f.length - 1]));
+    if (f.length >= 13 && parseInt(f[1]!.split(":")[1]!, 16) === port) drops += Number(f[f.length - 1]);
   }
-  return out;
+  return drops;
 }
 
 let trialCounter = 0;
 /** A trial is noisy when the rest of the machine used more than this (% of one core). */
 export const NOISY_CPU_PCT = 15;
-/** How often a noisy failed trial is run again. */
-const NOISY_RETRIES = 3;
 
-async function runTrial(gen: LoadProcess, sink: LoadProcess, host: Host, kind: HostKind, rate: number, durationMs: number, opts: E2eOptions): Promise<Trial> {
+async function runTrial(gen: LoadProcess, sink: LoadProcess, relay: RelayProcess | null, rate: number, durationMs: number, opts: E2eOptions): Promise<Trial> {
+  await relay?.beforeTrial?.();
   const trial = ++trialCounter;
   const expect = Math.max(1, Math.round((rate * durationMs) / 1000));
+  const port = relay ? relay.port : sink.port;
+  const pids = relay ? relay.pids() : [];
   await sink.request({ cmd: "arm", trial, expect }, "armed", 5000);
-  const before = host.proxyStats ? await host.proxyStats() : undefined;
-  const drops0 = udpDrops([host.port, sink.port]);
+  const before = await proxyCounters(relay);
+  const sinkDrops0 = udpDrops(sink.port);
   const busy0 = machineBusyUs();
-  const cpu0 = process.cpuUsage();
+  const relayCpu0 = relay ? treeCpuUs(pids) : 0;
   const t0 = performance.now();
-  const ran = await gen.request({ cmd: "run", trial, port: host.port, rate, durationMs, size: opts.size }, "ran", durationMs * 2 + 10_000);
+  const ran = await gen.request({ cmd: "run", trial, port, rate, durationMs, size: opts.size }, "ran", durationMs * 2 + 10_000);
   await sleep(opts.drainMs);
-  const cpu = process.cpuUsage(cpu0);
+  const relayCpuUs = relay ? treeCpuUs(pids) - relayCpu0 : 0;
   const busy1 = machineBusyUs();
   const wallMs = performance.now() - t0;
   const got = await sink.request({ cmd: "collect", trial }, "collected", 5000);
-  const drops1 = udpDrops([host.port, sink.port]);
-  const after = host.proxyStats ? await host.proxyStats() : undefined;
-  const relayCpuUs = cpu.user + cpu.system;
+  const sinkDrops1 = udpDrops(sink.port);
+  const after = await proxyCounters(relay);
   const achievedPps = ran.sent / (ran.sendMs / 1000);
   const lossFraction = ran.sent === 0 ? 1 : (ran.sent - got.received) / ran.sent;
   const generatorShort = ran.sent < expect * 0.98 || achievedPps < rate * 0.98;
   const result: Trial = {
     offeredPps: rate,
     achievedPps: Math.round(achievedPps),
+    deliveredPps: Math.round(got.received / (ran.sendMs / 1000)),
     sent: ran.sent,
     received: got.received,
     lossPct: round(lossFraction * 100, 4),
     pass: lossFraction < opts.maxLoss && !generatorShort && got.duplicates === 0,
     generatorShort,
-    relayCpuUsPerPacket: kind === "direct" || got.received === 0 ? null : round(relayCpuUs / got.received, 2),
-    relayCpuPct: round((relayCpuUs / 1000 / wallMs) * 100, 0),
+    relayCpuUsPerPacket: relay && got.received > 0 ? round(relayCpuUs / got.received, 2) : null,
+    relayCpuPct: relay ? round((relayCpuUs / 1000 / wallMs) * 100, 0) : null,
     generatorCpuPct: round((ran.cpuUs / 1000 / ran.sendMs) * 100, 0),
     sinkCpuPct: round((got.cpuUs / 1000 / wallMs) * 100, 0),
     otherCpuPct: busy0 === null || busy1 === null ? null
       : round(Math.max(0, (busy1 - busy0 - relayCpuUs - ran.cpuUs - got.cpuUs) / 1000 / wallMs) * 100, 0),
-    kernelDrops: drops0 && drops1 ? {
-      relayIngress: kind === "direct" ? 0 : drops1.get(host.port)! - drops0.get(host.port)!,
-      sink: drops1.get(sink.port)! - drops0.get(sink.port)!,
-    } : null,
+    sinkKernelDrops: sinkDrops0 === null || sinkDrops1 === null ? null : sinkDrops1 - sinkDrops0,
+    latencyUs: got.latency,
   };
+  opts.onTrial?.(relay?.name ?? "direct", result);
   if (!before || !after) return result;
   const withDrops = { ...result, proxyDrops: after.dropsTotal - before.dropsTotal };
   const b = before.stage;
@@ -344,26 +377,35 @@ async function runTrial(gen: LoadProcess, sink: LoadProcess, host: Host, kind: H
 
 function describe(t: Trial): string {
   const cpu = t.relayCpuUsPerPacket === null ? "" : `, relay ${t.relayCpuUsPerPacket} us/pkt (${t.relayCpuPct}% cpu)`;
-  return `${t.offeredPps} pps: loss ${t.lossPct}%${t.generatorShort ? ` (generator short: ${t.achievedPps} pps)` : ""}` +
+  const lat = t.latencyUs ? `, p50/p99 ${t.latencyUs.p50}/${t.latencyUs.p99} us` : "";
+  return `${t.offeredPps} pps: loss ${t.lossPct}%${t.generatorShort ? ` (generator short: ${t.achievedPps} pps)` : ""}${lat}` +
     `${cpu}, gen ${t.generatorCpuPct}% sink ${t.sinkCpuPct}% other ${t.otherCpuPct ?? "?"}%${t.proxyDrops ? `, proxy drops ${t.proxyDrops}` : ""}` +
-    `${t.kernelDrops && t.kernelDrops.relayIngress + t.kernelDrops.sink > 0 ? `, kernel drops: relay in ${t.kernelDrops.relayIngress}, sink ${t.kernelDrops.sink}` : ""}` +
+    `${t.sinkKernelDrops ? `, sink kernel drops ${t.sinkKernelDrops}` : ""}` +
     ` -> ${t.pass ? "pass" : "fail"}`;
 }
 
-async function search(gen: LoadProcess, sink: LoadProcess, kind: HostKind, label: string, upper: number, opts: E2eOptions): Promise<SearchResult> {
-  const host = await startHost(kind, sink.port, opts);
+async function measureHost(gen: LoadProcess, sink: LoadProcess, kind: HostKind, label: string, upper: number, opts: E2eOptions, pinned: boolean): Promise<SearchResult> {
+  const relay = await startHost(kind, sink.port, opts);
+  let peakRss: number | null = null;
+  const notePeak = (): void => {
+    if (!relay) return;
+    const m = treeMemory(relay.pids()).peakRssBytes;
+    if (m > 0) peakRss = Math.max(peakRss ?? 0, m);
+  };
   try {
+    if (relay && pinned) pinTo(processTree(relay.pids()), "0");
     // priming, not counted: JIT warm-up, and a validating filter's probation for the stream's SSRC
-    await runTrial(gen, sink, host, kind, Math.min(20_000, opts.floorPps * 2), 300, opts);
+    await runTrial(gen, sink, relay, Math.min(20_000, opts.floorPps * 2), 300, opts);
     const trials: Trial[] = [];
     const attempt = async (rate: number): Promise<Trial> => {
       for (let retry = 0; ; retry++) {
-        const t = await runTrial(gen, sink, host, kind, rate, opts.trialMs, opts);
+        const t = await runTrial(gen, sink, relay, rate, opts.trialMs, opts);
+        notePeak();
         trials.push(t);
         const noisy = t.otherCpuPct !== null && t.otherCpuPct > NOISY_CPU_PCT;
         progress(`  ${label}: ${describe(t)}${noisy ? " (noisy)" : ""}`);
         // a failure while something else loads the machine is no evidence: try again, a bounded number of times
-        if (t.pass || !noisy || retry >= NOISY_RETRIES) return t;
+        if (t.pass || !noisy || retry >= opts.noisyRetries) return t;
         await sleep(500);
       }
     };
@@ -381,24 +423,76 @@ async function search(gen: LoadProcess, sink: LoadProcess, kind: HostKind, label
         best = t;
       } else hi = mid;
     }
-    // the same rate for every relay, so that CPU per packet compares at equal batching
-    let atFixedRate: Trial | undefined;
-    if (kind !== "direct") {
-      atFixedRate = await runTrial(gen, sink, host, kind, opts.cpuRatePps, opts.trialMs, opts);
-      progress(`  ${label} at the common rate: ${describe(atFixedRate)}`);
+    const sweep: Trial[] = [];
+    for (const rate of opts.sweepRates) {
+      const t = await runTrial(gen, sink, relay, rate, opts.trialMs, opts);
+      notePeak();
+      sweep.push(t);
+      progress(`  ${label} sweep: ${describe(t)}`);
     }
-    const result: SearchResult = { maxPps: lo, atMax: best, boundLimited: lo >= upper * 0.95, trials, atFixedRate };
-    if (host.proxyStats) {
-      const s = await host.proxyStats();
-      return { ...result, proxy: { drops: s.drops } };
-    }
-    return result;
+    return { maxPps: lo, atMax: best, boundLimited: lo >= upper * 0.95, trials, sweep, peakRssBytes: peakRss };
   } finally {
-    await host.close();
+    await relay?.close();
   }
 }
 
+function medianOf(values: readonly (number | null | undefined)[], digits: number): number | null {
+  const xs = values.filter((x): x is number => typeof x === "number" && Number.isFinite(x));
+  return xs.length === 0 ? null : round(median(xs), digits);
+}
+
+function summarizeSweep(runs: readonly SearchResult[], rates: readonly number[]): SweepPoint[] {
+  return rates.map((rate, i) => {
+    const ts = runs.map((r) => r.sweep[i]).filter((t): t is Trial => t !== undefined);
+    const lat = ts.map((t) => t.latencyUs).filter((l): l is LatencySummary => l !== null);
+    return {
+      offeredPps: rate,
+      deliveredPps: medianOf(ts.map((t) => t.deliveredPps), 0) ?? 0,
+      lossPct: medianOf(ts.map((t) => t.lossPct), 4) ?? 100,
+      latencyUs: lat.length === 0 ? null : {
+        p50: medianOf(lat.map((l) => l.p50), 1)!,
+        p99: medianOf(lat.map((l) => l.p99), 1)!,
+        p999: medianOf(lat.map((l) => l.p999), 1)!,
+        max: medianOf(lat.map((l) => l.max), 1)!,
+      },
+      cpuUsPerPacket: medianOf(ts.map((t) => t.relayCpuUsPerPacket), 2),
+      generatorShort: ts.some((t) => t.generatorShort),
+    };
+  });
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(0)}%`;
+}
+
+function targets(hosts: readonly HostSummary[], opts: E2eOptions): Target[] {
+  const by = (k: HostKind): HostSummary | undefined => hosts.find((h) => h.host === k);
+  const out: Target[] = [];
+  const filter = by("proxy+filter");
+  const node = by("node-relay");
+  const f = opts.filterName;
+  const ratioTarget = (proxy: HostSummary | undefined, relay: HostSummary | undefined, runtime: string): Target => {
+    const what = `proxy + ${f} >= 95% of the plain relay's max rate (${runtime})`;
+    if (!proxy || !relay || relay.maxPps === 0) return { what, value: "not measured", met: null };
+    const r = proxy.maxPps / relay.maxPps;
+    return { what, value: pct(r), met: r >= 0.95 };
+  };
+  out.push(ratioTarget(filter, node, "Node"));
+  out.push(ratioTarget(by("proxy+filter@bun"), by("bun-relay"), "Bun"));
+  const rate = opts.latencyRates[0] ?? 10_000;
+  const at = (h: HostSummary | undefined): LatencySummary | null => h?.sweep.find((p) => p.offeredPps === rate)?.latencyUs ?? null;
+  const what = `added p99 latency at ${rate / 1000}k pps: proxy + ${f} at most 200 us over the plain relay`;
+  const lp = at(filter);
+  const lr = at(node);
+  out.push(lp && lr ? { what, value: `${round(lp.p99 - lr.p99, 1)} us (${lp.p99} against ${lr.p99})`, met: lp.p99 - lr.p99 <= 200 } : { what, value: "not measured", met: null });
+  const rtp = by("rtpengine");
+  const what2 = `proxy + ${f} at least 2x rtpengine's user-space max rate`;
+  out.push(filter && rtp && rtp.maxPps > 0 ? { what: what2, value: `${(filter.maxPps / rtp.maxPps).toFixed(2)}x`, met: filter.maxPps / rtp.maxPps >= 2 } : { what: what2, value: "not measured", met: null });
+  return out;
+}
+
 export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
+  if (opts.size < 28) throw new TypeError("e2e packets must be at least 28 bytes (RTP header and the stamp)");
   const warnings: string[] = [];
   const gen = new LoadProcess("gen");
   const sink = new LoadProcess("sink");
@@ -410,72 +504,76 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
       if (cpus < 2) warnings.push("--pin ignored: only one CPU");
       else {
         const rest = cpus === 2 ? "1" : `1-${cpus - 1}`;
-        pinned = pinTo(process.pid, "0") && pinTo(gen.child.pid!, rest) && pinTo(sink.child.pid!, rest);
+        pinned = pinTo([gen.child.pid!, sink.child.pid!], rest);
         if (!pinned) warnings.push("--pin failed (is taskset installed?): running unpinned");
-        else progress(`pinned: relay process on CPU 0, generator and sink on CPU ${rest}`);
+        else progress(`pinned: relays on CPU 0, generator and sink on CPU ${rest}`);
       }
     }
-    const filterLabel = `proxy+${opts.filterName}`;
-    const kinds = HOST_KINDS.filter((k) => !opts.hosts || opts.hosts.includes(k)).map((k): [HostKind, string] => [k, k === "proxy+filter" ? filterLabel : k]);
-    const runs = new Map<HostKind, SearchResult[]>(kinds.map(([k]) => [k, []]));
+    const kinds = HOST_KINDS.filter((k) => !opts.hosts || opts.hosts.includes(k));
+    const runs = new Map<HostKind, SearchResult[]>(kinds.map((k) => [k, []]));
     for (let r = 0; r < opts.repeats; r++) {
       progress(`e2e: repeat ${r + 1}/${opts.repeats}`);
       let ceiling = opts.maxPps;
-      for (const [kind, label] of kinds) {
+      for (const kind of kinds) {
+        const label = hostLabel(kind, opts.filterName);
         const upper = kind === "direct" ? opts.maxPps : Math.max(ceiling, opts.floorPps * 2);
-        const s = await search(gen, sink, kind, label, upper, opts);
+        const s = await measureHost(gen, sink, kind, label, upper, opts, pinned);
         runs.get(kind)!.push(s);
         progress(`e2e: ${label}: max ${s.maxPps} pps${s.boundLimited ? " (at the search's upper bound)" : ""}`);
         // relays cannot be measured above what the harness itself sustains
         if (kind === "direct") ceiling = Math.round(s.maxPps * 1.05);
       }
     }
-    const hosts = kinds.map(([kind, label]): HostSummary => {
+    const hosts = kinds.map((kind): HostSummary => {
       const rs = runs.get(kind)!;
-      const cpus = rs.map((s) => s.atMax?.relayCpuUsPerPacket).filter((x): x is number => typeof x === "number");
-      const fixed = rs.map((s) => s.atFixedRate).filter((t): t is Trial => t !== undefined && t.relayCpuUsPerPacket !== null);
+      const peaks = rs.map((s) => s.peakRssBytes).filter((x): x is number => x !== null);
       return {
-        host: kind === "proxy+filter" ? `proxy+${opts.filterName}` : kind,
-        label,
+        host: kind,
+        label: hostLabel(kind, opts.filterName),
         maxPps: median(rs.map((s) => s.maxPps)),
         minPps: Math.min(...rs.map((s) => s.maxPps)),
         maxOfRepeatsPps: Math.max(...rs.map((s) => s.maxPps)),
-        cpuUsPerPacket: cpus.length > 0 ? round(median(cpus), 2) : null,
-        cpuUsPerPacketAtFixedRate: fixed.length > 0 ? round(median(fixed.map((t) => t.relayCpuUsPerPacket!)), 2) : null,
-        lossPctAtFixedRate: fixed.length > 0 ? round(median(fixed.map((t) => t.lossPct)), 4) : null,
+        cpuUsPerPacket: medianOf(rs.map((s) => s.atMax?.relayCpuUsPerPacket), 2),
+        peakRssBytes: peaks.length > 0 ? Math.max(...peaks) : null,
         boundLimited: rs.some((s) => s.boundLimited),
+        sweep: summarizeSweep(rs, opts.sweepRates),
         repeats: rs,
       };
     });
-    const byKind = (k: HostKind): HostSummary | undefined => hosts[kinds.findIndex(([x]) => x === k)];
-    const plainPps = byKind("plain")?.maxPps ?? 0;
-    const ratio = plainPps > 0 ? (byKind("proxy+filter")?.maxPps ?? 0) / plainPps : 0;
-    const ratioEmpty = plainPps > 0 ? (byKind("proxy")?.maxPps ?? 0) / plainPps : 0;
-    const directPps = byKind("direct")?.maxPps;
     for (const h of hosts) {
       if (h.host !== "direct" && h.boundLimited) warnings.push(`${h.label} reached the generator's ceiling: its max is a lower bound`);
       const near = h.repeats.map((s) => s.atMax).filter((t): t is Trial => t !== undefined);
-      const busyGen = near.filter((t) => t.generatorCpuPct >= 90 || t.sinkCpuPct >= 90);
-      if (h.host !== "direct" && busyGen.length > 0) warnings.push(`${h.label}: generator or sink above 90% CPU near the max: the harness may be the bottleneck`);
+      if (h.host !== "direct" && near.some((t) => t.generatorCpuPct >= 90 || t.sinkCpuPct >= 90)) {
+        warnings.push(`${h.label}: generator or sink above 90% CPU near the max: the harness may be the bottleneck`);
+      }
     }
-    const all = hosts.flatMap((h) => h.repeats.flatMap((s) => s.trials));
+    const all = hosts.flatMap((h) => h.repeats.flatMap((s) => [...s.trials, ...s.sweep]));
     const noisy = all.filter((t) => t.otherCpuPct !== null && t.otherCpuPct > NOISY_CPU_PCT).length;
     if (noisy > 0) warnings.push(`${noisy} of ${all.length} trials ran while other processes used more than ${NOISY_CPU_PCT}% of a core: the machine was not quiet`);
-    if (directPps !== undefined && directPps < plainPps * 1.5) {
-      warnings.push(`the harness ceiling (${directPps} pps) is under 1.5x the plain relay's max: the relays compete with it for CPU`);
+    const direct = hosts.find((h) => h.host === "direct");
+    const fastestRelay = Math.max(0, ...hosts.filter((h) => h.host !== "direct").map((h) => h.maxPps));
+    if (direct && direct.maxPps < fastestRelay * 1.5) {
+      warnings.push(`the harness ceiling (${direct.maxPps} pps) is under 1.5x the fastest relay's max: the relays compete with it for CPU`);
     }
-    if (!byKind("plain") || !byKind("proxy+filter")) warnings.push("the ratio needs both plain and proxy+filter: not measured");
+    const nodeProxy = hosts.find((h) => h.host === "proxy+filter");
+    const bunProxy = hosts.find((h) => h.host === "proxy+filter@bun");
+    const runtime = nodeProxy && bunProxy && nodeProxy.maxPps > 0 && bunProxy.maxPps > 0
+      ? (bunProxy.maxPps > nodeProxy.maxPps
+        ? { faster: "bun" as const, ratio: round(bunProxy.maxPps / nodeProxy.maxPps, 3) }
+        : { faster: "node" as const, ratio: round(nodeProxy.maxPps / bunProxy.maxPps, 3) })
+      : null;
     return {
       size: opts.size,
       trialMs: opts.trialMs,
       repeats: opts.repeats,
       maxLossPct: opts.maxLoss * 100,
+      sweepRates: opts.sweepRates,
+      latencyRates: opts.latencyRates,
       cpuRatePps: opts.cpuRatePps,
       pinned,
       hosts,
-      ratio: round(ratio, 3),
-      ratioEmptyChain: round(ratioEmpty, 3),
-      target: { ratio: 0.9, met: byKind("plain") && byKind("proxy+filter") ? ratio >= 0.9 : null },
+      targets: targets(hosts, opts),
+      runtime,
       warnings,
     };
   } finally {

@@ -4,8 +4,11 @@
 //
 // Packets are RTP (V=2, PT 96, one SSRC, sequence numbers continuous over the whole run so that
 // a validating relay sees one in-order stream) with a stamp after the 12-byte header:
-// [trial id u32][index u32], both big-endian. The sink counts each index of the current trial
-// once; loss = sent - counted.
+// [trial id u32][index u32][send time u64], big-endian. The send time is process.hrtime.bigint()
+// in nanoseconds: CLOCK_MONOTONIC, which both processes share, so the sink's receive time minus
+// it is the one-way latency through the relay (and through both processes' event loops, which
+// the direct path measures alone). The sink counts each index of the current trial once;
+// loss = sent - counted.
 //
 // Pacing: every millisecond or so (setTimeout 1) the generator sends what is due by the clock,
 // in one burst, at most four milliseconds' worth, so a late timer cannot turn into a huge burst;
@@ -22,7 +25,18 @@ export type LoadgenReply =
   | { type: "ready"; port: number }
   | { type: "ran"; trial: number; sent: number; sendMs: number; cpuUs: number; sendErrors: number; lateTicks: number }
   | { type: "armed"; trial: number }
-  | { type: "collected"; trial: number; received: number; duplicates: number; stray: number; cpuUs: number };
+  | { type: "collected"; trial: number; received: number; duplicates: number; stray: number; cpuUs: number; latency: LatencySummary | null };
+
+/** One-way latency of the delivered packets of a trial, microseconds. */
+export interface LatencySummary {
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+}
+
+/** The stamp's end: the smallest packet the generator can send. */
+export const MIN_PACKET = 28;
 
 const SSRC = 0x4d534d42;
 const BUFFER_BYTES = 4 << 20;
@@ -108,6 +122,7 @@ function generator(): void {
           b.writeUInt32BE(rtpTime >>> 0, 4);
           b.writeUInt32BE(m.trial, 12);
           b.writeUInt32BE(sent, 16);
+          b.writeBigUInt64BE(process.hrtime.bigint(), 20);
           seq = (seq + 1) & 0xffff;
           rtpTime += 90;
           sock.send(b, onSent);
@@ -138,12 +153,14 @@ function sink(): void {
   const sock = createSocket("udp4");
   let trial = -1;
   let seen = new Uint8Array(0);
+  let latencyUs = new Float64Array(0);
   let received = 0;
   let duplicates = 0;
   let stray = 0;
   let cpu0 = process.cpuUsage();
   sock.on("message", (msg) => {
-    if (msg.length < 20 || msg.readUInt32BE(12) !== trial) {
+    const now = process.hrtime.bigint();
+    if (msg.length < MIN_PACKET || msg.readUInt32BE(12) !== trial) {
       stray++;
       return;
     }
@@ -152,6 +169,7 @@ function sink(): void {
     else if (seen[index] !== 0) duplicates++;
     else {
       seen[index] = 1;
+      latencyUs[received] = Number(now - msg.readBigUInt64BE(20)) / 1000;
       received++;
     }
   });
@@ -163,13 +181,22 @@ function sink(): void {
     if (m.cmd === "arm") {
       trial = m.trial;
       seen = new Uint8Array(m.expect);
+      latencyUs = new Float64Array(m.expect);
       received = duplicates = stray = 0;
       cpu0 = process.cpuUsage();
       reply({ type: "armed", trial });
     } else if (m.cmd === "collect") {
-      reply({ type: "collected", trial: m.trial, received, duplicates, stray, cpuUs: cpuUs(cpu0) });
+      reply({ type: "collected", trial: m.trial, received, duplicates, stray, cpuUs: cpuUs(cpu0), latency: summarize(latencyUs.subarray(0, received)) });
     } else if (m.cmd === "exit") sock.close(() => process.exit(0));
   });
+}
+
+function summarize(samples: Float64Array): LatencySummary | null {
+  if (samples.length === 0) return null;
+  const sorted = Float64Array.from(samples).sort();
+  // nearest rank: the smallest sample at or above the fraction
+  const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10;
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: at(1) };
 }
 
 if (!process.send) {

@@ -1,99 +1,81 @@
-// (a) In-process cost of a filter, in nanoseconds per packet, with no sockets.
+// (a) In-process cost of every filter and of common chains, in nanoseconds per packet, with no
+// sockets, through the runtime's own chain code: a FilterPool holds the instances and a
+// ChainRunner runs each chain exactly as a data-plane worker does (copy into each stage's arena,
+// one msm_on_batch call per stage, verdicts read back, survivors handed to the next stage, the
+// stage's statistics kept). Only the socket read and the egress send are missing.
 //
-// Method: a plain loop, timed with process.hrtime.bigint(), after a warm-up, median of repeats.
-// Not the `benchmark` package, because:
-//  - what we want is the *difference* between a filter and its baselines, so every variant must
-//    be sampled under the same conditions: here the variants are sampled round-robin, one sample
-//    each per round, so that CPU frequency, noisy neighbours and GC drift hit them all alike;
-//    benchmark.js runs one test to completion before the next and sizes each test's samples on
-//    its own;
-//  - it reports a mean with a margin of error; a median of repeats is steadier on a shared VM;
-//  - it compiles test bodies with `Function()`, so the hot loop is not the code we ship.
+// Chains (SRTP suite AES_CM_128_HMAC_SHA1_80):
+//   noop                        bench/assembly/noop.ts, the SDK's batch loop with an empty onPacket:
+//                               what a stage costs the host (copy in, call, read back);
+//   <filter>                    the filter under test (validate by default);
+//   srtp protect
+//   srtp unprotect              measured behind a protect stage, minus the protect chain: an SRTP
+//                               packet is accepted once (replay protection), so a fresh stream
+//                               has to be made as the run goes;
+//   <filter> -> srtp protect    a camera's stream checked, then protected toward the network;
+//   srtp unprotect -> <filter>  SRTP from outside, decrypted, then checked (also behind protect).
 //
-// The loop is what the proxy's chain runner does per batch (runtime/chain/chain-runner.ts):
-// copy each packet into its arena slot and fill its descriptor (FilterInstance.putBatchPacket),
-// freeze the clock, one msm_on_batch call, read each verdict. It drives the FilterInstance that
-// the SDK harness exposes rather than FilterHarness.runBatch, which copies every packet back
-// out and allocates a result object per packet (right for tests, wrong for timing).
-//
-// Variants, all in the same loop:
-//   copy      the copy and descriptor writes, no call into the module (the host's floor);
-//   noop      bench/assembly/noop.ts: the SDK's default batch loop with an empty onPacket;
-//   counter   test/fixtures/filters/build/counter.wasm: a counter and a metric_add host call per packet;
-//   <filter>  the filter under test (validate by default).
-// The filter's own cost is <filter> - noop; what the stage costs the host per packet is
-// <filter> - copy.
-import { readFile } from "node:fs/promises";
+// Method: a plain loop timed with process.hrtime.bigint(), after a warm-up; the chains are
+// sampled round-robin, one sample each per round, so that CPU frequency, noisy neighbours and GC
+// drift hit them all alike; each sample is sized to take about the same time; the median of the
+// samples is reported. Not the `benchmark` package: it runs one test to completion before the
+// next, reports a mean with a margin of error (a median is steadier on a shared VM), and compiles
+// test bodies with `Function()`, so its hot loop is not the code we ship.
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import v8 from "node:v8";
-import { FilterHarness } from "../sdk/harness/index.js";
-import type { FilterInstance } from "../runtime/index.js";
-import { COUNTER_FILTER, ROOT, machineBusyUs, median, progress, round, timedStream } from "./common.js";
+import { ChainBench, compileNoop, packetRow, stampSequence, type ChainStage, type PacketRow } from "./chain-bench.js";
+import { ROOT, machineBusyUs, median, progress, round } from "./common.js";
+
+export const SRTP_FILTER_PATH = join(ROOT, "filters", "srtp", "build", "srtp.wasm");
 
 export interface MicroOptions {
   readonly filterPath: string;
   readonly filterName: string;
   readonly sizes: readonly number[];
   readonly batches: readonly number[];
-  /** Packets per timed sample. */
-  readonly packetsPerSample: number;
-  /** Timed samples per variant and cell (the median is reported). */
+  /** Target duration of one timed sample, milliseconds (the packet count follows from it). */
+  readonly sampleMs: number;
+  /** Timed samples per chain and cell (the median is reported). */
   readonly repeats: number;
+  readonly onCell?: (done: number, total: number) => void;
 }
 
-export interface MicroVariantResult {
-  readonly variant: string;
+export interface MicroChainResult {
+  readonly chain: string;
   /** Median ns per packet, and the min / max of the samples. */
   readonly nsPerPacket: number;
   readonly minNs: number;
   readonly maxNs: number;
-  /** Heap bytes allocated per packet in one extra sample (V8 heap, not WebAssembly memory). */
+  /** ns per packet over the noop chain: what the filters add to a stage's host cost (null for derived figures). */
+  readonly overNoopNs: number | null;
+  /** V8 heap bytes allocated per packet over one extra sample (not WebAssembly memory). */
   readonly heapBytesPerPacket: number;
-  /** Packets the module passed in the timed samples / packets it saw (1 for copy). */
+  /** Packets out of the chain / packets in, over the timed samples. */
   readonly passRatio: number;
+  /** Measured behind a protect stage, whose chain's time was subtracted. */
+  readonly derived: boolean;
 }
 
 export interface MicroCell {
   readonly size: number;
   readonly batch: number;
-  readonly variants: MicroVariantResult[];
-  /** <filter> - noop, <filter> - copy, <filter> / copy: from the medians. */
-  readonly filterMinusNoop: number;
-  readonly filterMinusCopy: number;
-  readonly filterOverCopy: number;
+  readonly chains: MicroChainResult[];
 }
 
 export interface MicroResult {
   readonly method: string;
   readonly filter: string;
-  readonly packetsPerSample: number;
+  readonly srtpSuite: string;
+  readonly sampleMs: number;
   readonly repeats: number;
+  readonly chainNames: string[];
   readonly cells: MicroCell[];
   /** What the rest of the machine used meanwhile, % of one core (/proc/stat); > 15 is a noisy run. */
   readonly otherCpuPct: number | null;
 }
 
-/** The SDK's build flags (kept in step with scripts/build-filters.mjs). */
-const SDK_FLAGS = [
-  "--runtime", "stub", "--importMemory", "--initialMemory", "4", "--maximumMemory", "256",
-  "--exportStart", "_initialize", "--optimizeLevel", "3", "--shrinkLevel", "0", "--enable", "simd",
-];
-
-/** Compiles bench/assembly/noop.ts in memory (nothing is written to the repository). */
-async function compileNoop(): Promise<Uint8Array> {
-  const { default: asc } = await import("assemblyscript/asc");
-  let binary: Uint8Array | undefined;
-  const entry = join(ROOT, "bench", "assembly", "noop.ts");
-  const result = await asc.main([entry, "--outFile", "noop.wasm", ...SDK_FLAGS], {
-    writeFile: (name: string, contents: Uint8Array | string) => {
-      if (name.endsWith(".wasm") && typeof contents !== "string") binary = contents;
-    },
-  });
-  if (result.error || !binary) throw new Error(`cannot compile ${entry}: ${result.error?.message ?? "no output"}\n${result.stderr.toString()}`);
-  return binary;
-}
-
-/** A valid RTP packet of `size` bytes: V=2, PT 96, SSRC 0x4d534d42; the sequence is stamped per send. */
+/** A valid RTP packet of `size` bytes: V=2, PT 96, SSRC 0x4d534d42; the sequence is stamped per batch. */
 export function rtpPacket(size: number): Uint8Array {
   const p = new Uint8Array(size);
   p[0] = 0x80;
@@ -105,112 +87,158 @@ export function rtpPacket(size: number): Uint8Array {
   return p;
 }
 
-interface Variant {
+type StageKind = "noop" | "filter" | "protect" | "unprotect";
+
+interface ChainSpec {
   readonly name: string;
-  readonly inst: FilterInstance;
-  readonly ctx: number;
-  readonly call: boolean;
-  seq: number;
-  arrivalUs: number;
-  passed: number;
-  seen: number;
+  readonly stages: readonly StageKind[];
+  /** The chain whose time is subtracted (unprotect runs behind protect). */
+  readonly minus?: string;
 }
 
-/** One timed run of `packets` packets through a variant; returns ns per packet. */
-function runLoop(v: Variant, packet: Uint8Array, batch: number, packets: number): number {
-  const r = timedStream(v.inst, v.ctx, packet, batch, packets, v, v.call);
-  v.passed += r.passed;
-  v.seen += r.fed;
-  return r.ns;
+function chainSpecs(filter: string): ChainSpec[] {
+  return [
+    { name: "noop", stages: ["noop"] },
+    { name: filter, stages: ["filter"] },
+    { name: "srtp protect", stages: ["protect"] },
+    { name: "srtp unprotect", stages: ["protect", "unprotect"], minus: "srtp protect" },
+    { name: `${filter} -> srtp protect`, stages: ["filter", "protect"] },
+    { name: `srtp unprotect -> ${filter}`, stages: ["protect", "unprotect", "filter"], minus: "srtp protect" },
+  ];
 }
 
-/** V8 heap bytes allocated per packet over one run (GCs in between are added back). */
-function heapBytesPerPacket(v: Variant, packet: Uint8Array, batch: number, packets: number): number {
-  const profiler = new v8.GCProfiler();
-  profiler.start();
-  const before = v8.getHeapStatistics().used_heap_size;
-  runLoop(v, packet, batch, packets);
-  const after = v8.getHeapStatistics().used_heap_size;
-  const gcs = profiler.stop().statistics;
-  let freed = 0;
-  for (const g of gcs) freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
-  return Math.max(0, after - before + freed) / (Math.ceil(packets / batch) * batch);
+/** One chain under test: its stages, its own stream of sequence numbers. */
+class BenchChain {
+  seq = 1000;
+  out = 0;
+  fed = 0;
+
+  constructor(readonly spec: ChainSpec, readonly stages: ChainStage[], private readonly bench: ChainBench) {}
+
+  /** Runs `packets` packets (whole batches) from a packet row through the chain; returns ns per packet. */
+  run(row: PacketRow, batch: number, packets: number): number {
+    const bench = this.bench;
+    const iterations = Math.max(1, Math.ceil(packets / batch));
+    const out0 = bench.out;
+    const t0 = process.hrtime.bigint();
+    for (let it = 0; it < iterations; it++) {
+      this.seq = stampSequence(row, batch, this.seq);
+      bench.runBatch(this.stages, row.input, batch);
+    }
+    const ns = Number(process.hrtime.bigint() - t0) / (iterations * batch);
+    this.fed += iterations * batch;
+    this.out += bench.out - out0;
+    return ns;
+  }
 }
 
 export async function runMicro(opts: MicroOptions): Promise<MicroResult> {
-  progress(`micro: compiling the no-op baseline filter`);
+  progress("micro: compiling the no-op baseline filter");
   const noopBytes = await compileNoop();
-  const load = async (wasm: string | Uint8Array, name: string): Promise<{ inst: FilterInstance; ctx: number }> => {
-    const h = await FilterHarness.load(typeof wasm === "string" ? new Uint8Array(await readFile(wasm)) : wasm, { name });
-    return { inst: h.instance, ctx: h.createContext({}) };
+  const bench = new ChainBench();
+  const master = randomBytes(30).toString("base64");
+  const srtpConfig = (direction: string): unknown => ({ direction, suite: "AES_CM_128_HMAC_SHA1_80", key: `inline:${master}` });
+  const slots = {
+    noop: await bench.acquire({ name: "noop", bytes: noopBytes }),
+    filter: await bench.acquire({ name: opts.filterName, path: opts.filterPath }),
+    srtp: await bench.acquire({ name: "srtp", path: SRTP_FILTER_PATH }, srtpConfig("protect")),
   };
-  const noop = await load(noopBytes, "noop");
-  const counter = await load(COUNTER_FILTER, "counter");
-  const target = await load(opts.filterPath, opts.filterName);
-  const batchCapacity = Math.min(noop.inst.arena.batchCapacity, counter.inst.arena.batchCapacity, target.inst.arena.batchCapacity);
-  const fresh = (name: string, x: { inst: FilterInstance; ctx: number }, call: boolean): Variant =>
-    ({ name, inst: x.inst, ctx: x.ctx, call, seq: 1000, arrivalUs: 1_000_000, passed: 0, seen: 0 });
+  const attach = (kind: StageKind): ChainStage => {
+    switch (kind) {
+      case "noop": return bench.attach(slots.noop, {});
+      case "filter": return bench.attach(slots.filter, {});
+      case "protect": return bench.attach(slots.srtp, srtpConfig("protect"));
+      case "unprotect": return bench.attach(slots.srtp, srtpConfig("unprotect"));
+    }
+  };
+  const specs = chainSpecs(opts.filterName);
+  const batchCapacity = Math.min(...Object.values(slots).map((s) => s.instance!.arena.batchCapacity));
+  const batches = opts.batches.filter((b) => b <= batchCapacity);
+  if (batches.length < opts.batches.length) progress(`micro: skipping batches above ${batchCapacity} (a filter's batch capacity)`);
+  const maxBatch = Math.max(...batches);
 
+  // every chain's stages are attached once: a context sees one stream throughout, whatever the size
+  const chains = specs.map((spec) => new BenchChain(spec, spec.stages.map(attach), bench));
   const cells: MicroCell[] = [];
+  const total = opts.sizes.length * batches.length;
   const busy0 = machineBusyUs();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (const size of opts.sizes) {
-    const packet = rtpPacket(size);
-    for (const batch of opts.batches) {
-      if (batch > batchCapacity) {
-        progress(`micro: skipping batch ${batch} (a filter's batch capacity is ${batchCapacity})`);
-        continue;
+    const row = packetRow(rtpPacket(size), maxBatch);
+    const run = (c: BenchChain, batch: number, packets: number): number => c.run(row, batch, packets);
+    // a long first warm-up, so that V8 optimizes the loop and the modules' code tiers up
+    if (size === opts.sizes[0]) for (const c of chains) run(c, 32, opts.sampleMs >= 10 ? 100_000 : 30_000);
+    for (const batch of batches) {
+      // size each chain's samples from a short calibration run, then warm up for two samples' worth
+      const perSample = new Map<BenchChain, number>();
+      for (const c of chains) {
+        const ns = run(c, batch, Math.max(1000, batch * 50));
+        const n = Math.min(500_000, Math.max(batch * 20, Math.round((opts.sampleMs * 1e6) / ns)));
+        run(c, batch, 2 * n);
+        perSample.set(c, n);
+        c.out = 0;
+        c.fed = 0;
       }
-      // Each variant keeps its own sequence numbers; the noop instance's arena serves 'copy' too.
-      const variants = [fresh("copy", noop, false), fresh("noop", noop, true), fresh("counter", counter, true), fresh(opts.filterName, target, true)];
-      // Warm-up: enough packets for V8 to optimize the loop and for Liftoff code to tier up.
-      for (let w = 0; w < 3; w++) for (const v of variants) runLoop(v, packet, batch, Math.max(20_000, opts.packetsPerSample / 2));
-      for (const v of variants) { v.passed = 0; v.seen = 0; }
-      const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+      const samples = new Map<BenchChain, number[]>(chains.map((c) => [c, []]));
       for (let r = 0; r < opts.repeats; r++) {
-        for (let i = 0; i < variants.length; i++) {
-          const v = variants[(i + r) % variants.length]!; // rotate who goes first each round
-          samples.get(v.name)!.push(runLoop(v, packet, batch, opts.packetsPerSample));
+        for (let i = 0; i < chains.length; i++) {
+          const c = chains[(i + r) % chains.length]!; // rotate who goes first each round
+          samples.get(c)!.push(run(c, batch, perSample.get(c)!));
         }
       }
-      const results = variants.map((v): MicroVariantResult => {
-        const s = samples.get(v.name)!;
-        const passRatio = v.seen === 0 ? 0 : v.passed / v.seen;
+      const medianNs = new Map(chains.map((c) => [c.spec.name, median(samples.get(c)!)]));
+      const results = chains.map((c): MicroChainResult => {
+        const s = samples.get(c)!;
+        const minus = c.spec.minus ? medianNs.get(c.spec.minus)! : 0;
+        const passRatio = c.fed === 0 ? 0 : c.out / c.fed;
+        const n = perSample.get(c)!;
+        const heap = heapBytesPerPacket(() => run(c, batch, n), Math.ceil(n / batch) * batch);
+        const ns = median(s) - minus;
         return {
-          variant: v.name,
-          nsPerPacket: round(median(s), 1),
-          minNs: round(Math.min(...s), 1),
-          maxNs: round(Math.max(...s), 1),
-          heapBytesPerPacket: round(heapBytesPerPacket(v, packet, batch, 20_000), 2),
+          chain: c.spec.name,
+          nsPerPacket: round(ns, 1),
+          minNs: round(Math.min(...s) - minus, 1),
+          maxNs: round(Math.max(...s) - minus, 1),
+          overNoopNs: c.spec.name === "noop" || c.spec.minus ? null : round(ns - medianNs.get("noop")!, 1),
+          heapBytesPerPacket: round(heap, 2),
           passRatio: round(passRatio, 4),
+          derived: c.spec.minus !== undefined,
         };
       });
-      const ns = (name: string): number => results.find((x) => x.variant === name)!.nsPerPacket;
-      const cell: MicroCell = {
-        size,
-        batch,
-        variants: results,
-        filterMinusNoop: round(ns(opts.filterName) - ns("noop"), 1),
-        filterMinusCopy: round(ns(opts.filterName) - ns("copy"), 1),
-        filterOverCopy: round(ns(opts.filterName) / ns("copy"), 2),
-      };
-      cells.push(cell);
-      progress(`micro: ${size} B x${batch}: ${results.map((x) => `${x.variant} ${x.nsPerPacket} ns`).join(", ")}`);
-      const tested = results.find((x) => x.variant === opts.filterName)!;
-      if (tested.passRatio < 0.999) progress(`micro: warning: ${opts.filterName} passed only ${(tested.passRatio * 100).toFixed(2)}% of packets`);
+      cells.push({ size, batch, chains: results });
+      progress(`micro: ${size} B x${batch}: ${results.map((x) => `${x.chain} ${x.nsPerPacket} ns ${x.heapBytesPerPacket} B`).join(", ")}`);
+      for (const x of results) if (x.passRatio < 0.999) progress(`micro: warning: chain '${x.chain}' passed only ${(x.passRatio * 100).toFixed(2)}% of packets`);
+      opts.onCell?.(cells.length, total);
     }
   }
+  for (const c of chains) for (const st of c.stages) bench.detach(st);
+  bench.close();
   const busy1 = machineBusyUs();
   const own = process.cpuUsage(cpu0);
   const otherCpuPct = busy0 === null || busy1 === null ? null
     : round(Math.max(0, (busy1 - busy0 - own.user - own.system) / 1000 / (performance.now() - t0)) * 100, 0);
   return {
-    method: "plain loop; warm-up, then variants sampled round-robin; median of repeats (see bench/micro.ts)",
+    method: "the runtime's ChainRunner and FilterPool in process; warm-up, then chains sampled round-robin; median of repeats (see bench/micro.ts)",
     filter: opts.filterName,
-    packetsPerSample: opts.packetsPerSample,
+    srtpSuite: "AES_CM_128_HMAC_SHA1_80",
+    sampleMs: opts.sampleMs,
     repeats: opts.repeats,
+    chainNames: specs.map((s) => s.name),
     cells,
     otherCpuPct,
   };
+}
+
+/** V8 heap bytes allocated per packet over one run (GCs in between are added back). */
+function heapBytesPerPacket(run: () => void, packets: number): number {
+  const profiler = new v8.GCProfiler();
+  profiler.start();
+  const before = v8.getHeapStatistics().used_heap_size;
+  run();
+  const after = v8.getHeapStatistics().used_heap_size;
+  const gcs = profiler.stop().statistics;
+  let freed = 0;
+  for (const g of gcs) freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+  return Math.max(0, after - before + freed) / packets;
 }

@@ -1,28 +1,37 @@
-// Turns a results object into text tables (stdout) and into bench/RESULTS.md.
+// Turns a results object into text tables (stdout), SVG charts and bench/RESULTS.md.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { renderLineChart } from "./chart.js";
 import { markdownTable, median, table } from "./common.js";
-import type { E2eResult } from "./e2e.js";
+import type { E2eResult, HostSummary, Target } from "./e2e.js";
 import type { MicroResult } from "./micro.js";
+import { scaleTables, type ScaleResult } from "./scale.js";
 import type { SrtpResult } from "./srtp.js";
 
 export interface Machine {
   readonly cpu: string;
   readonly cores: number;
-  readonly node: string;
+  readonly memoryGiB: number;
   readonly kernel: string;
+  readonly node: string;
+  readonly bun: string | null;
+  readonly gstreamer: string | null;
+  readonly rtpengine: string | null;
 }
 
 export interface BenchResults {
-  readonly version: 1;
+  readonly version: 2;
   readonly date: string;
   readonly mode: "quick" | "full";
   readonly command: string;
   readonly machine: Machine;
   readonly filter: string;
+  readonly parts: readonly string[];
+  readonly durationS: number;
   readonly micro?: MicroResult;
-  readonly e2e?: E2eResult;
   readonly srtp?: SrtpResult;
+  readonly e2e?: E2eResult;
+  readonly scale?: ScaleResult;
 }
 
 function fmt(n: number | null | undefined, digits = 1): string {
@@ -33,36 +42,122 @@ function kpps(n: number): string {
   return `${(n / 1000).toFixed(1)}k`;
 }
 
+function machineLine(m: Machine): string {
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, Bun ${m.bun ?? "not found"}, ` +
+    `GStreamer ${m.gstreamer ?? "not found"}, rtpengine ${m.rtpengine ?? "not found"}`;
+}
+
+// ---- (a) in process ----
+
 export function microRows(m: MicroResult): string[][] {
-  const f = m.filter;
-  const rows = [["size", "batch", "copy", "noop", "counter", f, `${f}-noop`, `${f}-copy`, `${f}/copy`, `heap B/pkt (${f})`]];
+  const names = m.chainNames;
+  const rows = [["size", "batch", ...names.map((n) => (m.cells[0]?.chains.find((c) => c.chain === n)?.derived ? `${n} *` : n)), "max heap B/pkt"]];
   for (const c of m.cells) {
-    const ns = (v: string): string => fmt(c.variants.find((x) => x.variant === v)?.nsPerPacket);
-    const heap = c.variants.find((x) => x.variant === f)?.heapBytesPerPacket;
-    rows.push([`${c.size} B`, String(c.batch), ns("copy"), ns("noop"), ns("counter"), ns(f), fmt(c.filterMinusNoop), fmt(c.filterMinusCopy), `${fmt(c.filterOverCopy, 2)}x`, fmt(heap, 1)]);
+    const ns = (n: string): string => {
+      const x = c.chains.find((y) => y.chain === n);
+      return x ? `${fmt(x.nsPerPacket)}${x.overNoopNs === null ? "" : ` (+${fmt(x.overNoopNs)})`}` : "-";
+    };
+    rows.push([`${c.size} B`, String(c.batch), ...names.map(ns), fmt(Math.max(...c.chains.map((x) => x.heapBytesPerPacket)), 1)]);
   }
   return rows;
+}
+
+function microNotes(m: MicroResult): string[] {
+  const out = [
+    `ns per packet through the runtime's ChainRunner, median of ${m.repeats} samples of about ${m.sampleMs} ms; in parentheses, over the noop chain (what the filters add to the host's copy-in, call and read-back). SRTP suite ${m.srtpSuite}.`,
+    "* measured behind an srtp protect stage, whose chain's time is subtracted (an SRTP packet is accepted once, so the run makes a fresh stream as it goes): the figure is what the chain adds behind that stage, its stages' host cost included.",
+  ];
+  if (m.otherCpuPct !== null && m.otherCpuPct > 15) out.push(`warning: other processes used ${m.otherCpuPct}% of a core during the in-process runs: the machine was not quiet`);
+  return out;
+}
+
+// ---- (b) end to end ----
+
+function proxyOf(e: E2eResult): HostSummary | undefined {
+  return e.hosts.find((h) => h.host === "proxy+filter");
 }
 
 export function e2eRows(e: E2eResult): string[][] {
-  const plain = e.hosts.find((h) => h.host === "plain");
-  const rows = [["path", "max pps (median)", "range", "CPU us/pkt near max", `CPU us/pkt at ${e.cpuRatePps ? kpps(e.cpuRatePps) : "a common rate"} pps`, "vs plain relay"]];
+  const proxy = proxyOf(e);
+  const rows = [["relay", "max pps (median)", "range", `${proxy?.label ?? "proxy"} / this`, "CPU us/pkt near max", `CPU us/pkt at ${kpps(e.cpuRatePps)} pps`, "peak RSS MiB"]];
   for (const h of e.hosts) {
-    const vs = h.host === "direct" || !plain || plain.maxPps === 0 ? "" : `${((h.maxPps / plain.maxPps) * 100).toFixed(0)}%`;
-    const label = h.host === "direct" ? "generator -> sink (harness ceiling)" : h.host === "plain" ? "plain node:dgram relay (baseline)" : h.label;
-    rows.push([label + (h.boundLimited && h.host !== "direct" ? " *" : ""), kpps(h.maxPps), `${kpps(h.minPps)}-${kpps(h.maxOfRepeatsPps)}`, fmt(h.cpuUsPerPacket, 2),
-      fmt(h.cpuUsPerPacketAtFixedRate, 2) + (typeof h.lossPctAtFixedRate === "number" && h.lossPctAtFixedRate >= e.maxLossPct ? ` (loss ${h.lossPctAtFixedRate}%)` : ""), vs]);
+    const vs = h.host === "direct" || !proxy || h.maxPps === 0 ? "" : `${(proxy.maxPps / h.maxPps).toFixed(2)}x`;
+    const atRate = h.sweep.find((p) => p.offeredPps === e.cpuRatePps);
+    const cpuAt = fmt(atRate?.cpuUsPerPacket, 2) + (atRate && atRate.lossPct >= e.maxLossPct ? ` (loss ${atRate.lossPct}%)` : "");
+    rows.push([h.label + (h.boundLimited && h.host !== "direct" ? " (at the ceiling)" : ""), kpps(h.maxPps), `${kpps(h.minPps)}-${kpps(h.maxOfRepeatsPps)}`, vs,
+      fmt(h.cpuUsPerPacket, 2), h.host === "direct" ? "-" : cpuAt, h.peakRssBytes === null ? "-" : fmt(h.peakRssBytes / 2 ** 20, 0)]);
   }
   return rows;
 }
 
-export function verdictLine(e: E2eResult, filter: string): string {
-  if (!e.hosts.some((h) => h.host === "plain") || !e.hosts.some((h) => h.host.startsWith("proxy+"))) {
-    return `target: proxy+${filter} >= 90% of the plain relay's max rate: not measured (needs plain and proxy+${filter})`;
+export function latencyRows(e: E2eResult): string[][] {
+  const direct = e.hosts.find((h) => h.host === "direct");
+  const head = ["relay"];
+  for (const r of e.latencyRates) head.push(`p50 @${kpps(r)}`, `p99 @${kpps(r)}`, `p99.9 @${kpps(r)}`);
+  head.push(`added p99 @${kpps(e.latencyRates[0] ?? 0)}`);
+  const rows = [head];
+  for (const h of e.hosts) {
+    const row = [h.label];
+    for (const r of e.latencyRates) {
+      const p = h.sweep.find((x) => x.offeredPps === r);
+      const lossy = p !== undefined && p.lossPct >= e.maxLossPct;
+      const l = p?.latencyUs;
+      row.push(fmt(l?.p50), fmt(l?.p99), fmt(l?.p999) + (lossy ? ` (loss ${p.lossPct}%)` : ""));
+    }
+    const mine = h.sweep.find((x) => x.offeredPps === e.latencyRates[0])?.latencyUs?.p99;
+    const base = direct?.sweep.find((x) => x.offeredPps === e.latencyRates[0])?.latencyUs?.p99;
+    row.push(h.host === "direct" || mine === undefined || base === undefined ? "-" : fmt(mine - base));
+    rows.push(row);
   }
-  const pct = (e.ratio * 100).toFixed(0);
-  return `target: proxy+${filter} >= 90% of the plain relay's max rate: ${e.target.met ? "MET" : "NOT MET"} (${pct}%; empty chain ${(e.ratioEmptyChain * 100).toFixed(0)}%)`;
+  return rows;
 }
+
+function targetRows(targets: readonly Target[]): string[][] {
+  return [["target", "where we stand", "verdict"], ...targets.map((t) => [t.what, t.value, t.met === null ? "not measured" : t.met ? "met" : "NOT MET"])];
+}
+
+function allTargets(r: BenchResults): Target[] {
+  const out: Target[] = [...(r.e2e?.targets ?? [])];
+  if (r.scale) out.push({ what: `${r.scale.target.segments} segments in one proxy within ${r.scale.target.rssLimitBytes / 2 ** 30} GiB RSS, no stream losing packets`, value: r.scale.target.why, met: r.scale.target.met });
+  if (r.srtp) out.push({ what: r.srtp.target.what, value: `${r.srtp.target.msmGbps.toFixed(2)} Gbit/s; ${fmt(r.srtp.target.vsLibsrtpCrypto, 2)}x libsrtp's crypto time`, met: r.srtp.target.met });
+  return out;
+}
+
+function stageNote(e: E2eResult): string | undefined {
+  const h = proxyOf(e);
+  const near = h?.repeats.map((s) => s.atMax).filter((t) => t?.stageNsPerPacket !== undefined) ?? [];
+  if (!h || near.length === 0) return undefined;
+  const ns = median(near.map((t) => t!.stageNsPerPacket!));
+  const batch = median(near.map((t) => t!.stageMeanBatch ?? NaN));
+  return `${h.label} near its max: the proxy counted ${fmt(ns)} ns/packet in the filter stage (copy in, call, read back) at a mean batch of ${fmt(batch)} packets`;
+}
+
+function runtimeNote(e: E2eResult): string | undefined {
+  if (!e.runtime) return undefined;
+  const other = e.runtime.faster === "node" ? "Bun" : "Node";
+  return `runtime: with the same chain the proxy's max rate under ${e.runtime.faster === "node" ? "Node" : "Bun"} is ${e.runtime.ratio.toFixed(2)}x that under ${other}`;
+}
+
+function e2eNotes(e: E2eResult): string[] {
+  return [stageNote(e), runtimeNote(e), ...e.warnings.map((w) => `warning: ${w}`)].filter((x): x is string => x !== undefined);
+}
+
+/** Charts of the sweep: delivered rate, p50 and p99 latency against the offered rate. */
+export function e2eCharts(e: E2eResult): Record<string, string> {
+  const series = (pick: (p: HostSummary["sweep"][number]) => number | null | undefined) => e.hosts.map((h) => ({
+    name: h.label,
+    dashed: h.host === "direct",
+    points: h.sweep.map((p): [number, number] => [p.offeredPps, pick(p) ?? NaN]),
+  }));
+  const note = `${e.size} B RTP on 127.0.0.1, ${e.trialMs} ms per point, median of ${e.repeats}`;
+  return {
+    throughput: renderLineChart({ title: `Delivered against offered rate (${note})`, xLabel: "offered packets/s", yLabel: "delivered packets/s", series: series((p) => p.deliveredPps), diagonal: true }),
+    "latency-p50": renderLineChart({ title: `One-way latency p50 (${note})`, xLabel: "offered packets/s", yLabel: "microseconds", series: series((p) => p.latencyUs?.p50), yLog: true }),
+    "latency-p99": renderLineChart({ title: `One-way latency p99 (${note})`, xLabel: "offered packets/s", yLabel: "microseconds", series: series((p) => p.latencyUs?.p99), yLog: true }),
+  };
+}
+
+// ---- (c) SRTP ----
 
 export function srtpRows(r: SrtpResult): string[][] {
   const rows = [["suite", "size", "op", "msm ns", "node ns", "libsrtp ns", "libsrtp crypto ns", "msm Gbit/s", "node Gbit/s", "libsrtp Gbit/s", "msm/node", "msm/libsrtp"]];
@@ -84,126 +179,95 @@ export function srtpRows(r: SrtpResult): string[][] {
   return rows;
 }
 
-export function srtpTargetLine(r: SrtpResult): string {
-  const t = r.target;
-  const lib = t.vsLibsrtpCrypto === null ? "libsrtp not measured"
-    : `${t.vsLibsrtpCrypto.toFixed(2)}x the time of libsrtp's cryptography alone, ${fmt(t.vsLibsrtp, 2)}x srtpenc's (${fmt(t.libsrtpGbps, 2)} Gbit/s): ${t.libsrtpMet ? "met" : "NOT met"}`;
-  return `target: ${t.what}: ${t.met ? "MET" : "NOT MET"} (${t.msmGbps.toFixed(2)} Gbit/s: ${t.gbpsMet ? "met" : "NOT met"}; ${lib})`;
-}
-
 function srtpNotes(r: SrtpResult): string[] {
-  const copies = Object.entries(r.copyNs).map(([size, ns]) => `${size} B ${fmt(ns)} ns`).join(", ");
+  const noop = Object.entries(r.noopNs).map(([size, ns]) => `${size} B ${fmt(ns)} ns`).join(", ");
   const out = [
-    `msm = the srtp filter through the chain runner's loop at batch ${r.batch}, host copy included (the copy loop alone: ${copies}); node = the same transform on node:crypto, a cipher per packet; libsrtp = ${r.libsrtp}: the element's cost (libsrtp plus buffer handling), and "crypto" = that minus the same element with the null cipher (a lower bound).`,
+    `msm = the srtp filter as a one-stage chain in the runtime's chain runner at batch ${r.batch}, the host's share included (a no-op stage: ${noop}); node = the same transform on node:crypto, a cipher per packet; libsrtp = ${r.libsrtp}: the element's cost (libsrtp plus buffer handling), and "crypto" = that minus the same element with the null cipher (a lower bound).`,
     "Gbit/s counts the plaintext RTP packet (12-byte header + payload) per second on one core (libsrtp: the element's figure); msm/x > 1 means the filter is slower; msm/libsrtp in parentheses is against the crypto-only figure.",
   ];
-  if (r.otherCpuPct !== null && r.otherCpuPct > 15) {
-    out.push(`warning: other processes used ${r.otherCpuPct}% of a core during the in-process SRTP runs: the machine was not quiet`);
-  }
+  if (r.otherCpuPct !== null && r.otherCpuPct > 15) out.push(`warning: other processes used ${r.otherCpuPct}% of a core during the in-process SRTP runs: the machine was not quiet`);
   return out;
 }
 
-function microNoise(m: MicroResult): string | undefined {
-  return m.otherCpuPct !== null && m.otherCpuPct > 15
-    ? `other processes used ${m.otherCpuPct}% of a core during the in-process runs: the machine was not quiet`
-    : undefined;
-}
-
-/** The proxy's own account of the time in the filter stage (runtime stats), for comparison with (a). */
-function stageNote(e: E2eResult): string | undefined {
-  const h = e.hosts.find((x) => x.host.startsWith("proxy+"));
-  const near = h?.repeats.map((s) => s.atMax).filter((t) => t?.stageNsPerPacket !== undefined) ?? [];
-  if (!h || near.length === 0) return undefined;
-  const ns = median(near.map((t) => t!.stageNsPerPacket!));
-  const batch = median(near.map((t) => t!.stageMeanBatch ?? NaN));
-  return `${h.label} near its max: the proxy counted ${fmt(ns)} ns/packet in the filter stage (copy in, call, read back) at a mean batch of ${fmt(batch)} packets`;
-}
+// ---- output ----
 
 export function printText(r: BenchResults): string {
   const out: string[] = [];
-  out.push(`MSM benchmark (${r.mode}) ${r.date}: ${r.machine.cpu}, ${r.machine.cores} cores, node ${r.machine.node}`);
+  out.push(`MSM benchmark (${r.mode}) ${r.date}, ${r.durationS} s: ${machineLine(r.machine)}`);
+  const targets = allTargets(r);
+  if (targets.length > 0) out.push("", "Targets:", table(targetRows(targets), 2));
   if (r.micro) {
-    out.push("", `(a) In-process cost per packet, ns (median of ${r.micro.repeats} x ${r.micro.packetsPerSample} packets):`);
-    out.push(table(microRows(r.micro), 1));
-    const noise = microNoise(r.micro);
-    if (noise) out.push(`warning: ${noise}`);
-  }
-  if (r.e2e) {
-    const e = r.e2e;
-    out.push("", `(b) End to end, ${e.size} B RTP on 127.0.0.1, loss < ${e.maxLossPct}%, ${e.trialMs} ms trials, median of ${e.repeats}${e.pinned ? ", pinned" : ""}:`);
-    out.push(table(e2eRows(e), 1));
-    out.push(verdictLine(e, r.filter));
-    const stage = stageNote(e);
-    if (stage) out.push(stage);
-    for (const w of e.warnings) out.push(`warning: ${w}`);
+    out.push("", "(a) In-process cost per packet through the chain runner, ns:", table(microRows(r.micro), 2));
+    out.push(...microNotes(r.micro));
   }
   if (r.srtp) {
     const x = r.srtp;
     out.push("", `(c) SRTP per packet, one core (median of ${x.repeats} x ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets):`);
-    out.push(table(srtpRows(x), 3));
-    out.push(srtpTargetLine(x));
-    for (const n of srtpNotes(x)) out.push(n);
-  }
-  return out.join("\n");
-}
-
-function section(r: BenchResults, file: string): string {
-  const out: string[] = [];
-  out.push(`## ${r.date} (${r.mode})`, "");
-  out.push(`- Machine: ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}, Linux ${r.machine.kernel}`);
-  out.push(`- Command: \`${r.command}\``);
-  out.push(`- Raw results: [\`${file}\`](results/${file})`, "");
-  if (r.micro) {
-    out.push(`### In-process cost per packet (ns, median of ${r.micro.repeats} samples of ${r.micro.packetsPerSample} packets)`, "");
-    out.push(markdownTable(microRows(r.micro), 1), "");
-    const noise = microNoise(r.micro);
-    if (noise) out.push(`- Warning: ${noise}`, "");
+    out.push(table(srtpRows(x), 3), ...srtpNotes(x));
   }
   if (r.e2e) {
     const e = r.e2e;
-    out.push(`### End to end: max rate at loss < ${e.maxLossPct}% (${e.size} B, ${e.trialMs} ms trials, median of ${e.repeats}${e.pinned ? ", pinned" : ""})`, "");
-    out.push(markdownTable(e2eRows(e), 1), "");
-    out.push(`**${verdictLine(e, r.filter)}**`, "");
-    const stage = stageNote(e);
-    if (stage) out.push(`- ${stage}`);
-    for (const w of e.warnings) out.push(`- Warning: ${w}`);
-    if (stage || e.warnings.length > 0) out.push("");
+    out.push("", `(b) End to end, ${e.size} B RTP on 127.0.0.1, max rate at loss < ${e.maxLossPct}%, ${e.trialMs} ms trials, median of ${e.repeats}${e.pinned ? ", pinned" : ""}:`);
+    out.push(table(e2eRows(e), 1));
+    out.push("", "One-way latency, microseconds (send stamp in the packet to the sink's receive):", table(latencyRows(e), 1));
+    out.push(...e2eNotes(e));
   }
-  if (r.srtp) {
-    const x = r.srtp;
-    out.push(`### SRTP per packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets)`, "");
-    out.push(markdownTable(srtpRows(x), 3), "");
-    out.push(`**${srtpTargetLine(x)}**`, "");
-    for (const n of srtpNotes(x)) out.push(`- ${n}`);
-    out.push("");
-  }
+  if (r.scale) out.push("", scaleTables(r.scale).text);
   return out.join("\n");
 }
 
-/** RESULTS.md from the newest full run and the newest quick run in bench/results/. */
+function section(r: BenchResults, file: string, resultsDir: string): string {
+  const stem = file.replace(/\.json$/, "");
+  const out: string[] = [];
+  out.push(`## ${r.date} (${r.mode}: ${r.parts.join(", ")})`, "");
+  out.push(`- Machine: ${machineLine(r.machine)}`);
+  out.push(`- Command: \`${r.command}\` (${r.durationS} s)`);
+  out.push(`- Raw results: [\`${file}\`](results/${file})`, "");
+  const targets = allTargets(r);
+  if (targets.length > 0) out.push("### Targets", "", markdownTable(targetRows(targets), 2), "");
+  if (r.micro) {
+    out.push("### (a) In-process cost per packet, through the runtime's chain runner (ns)", "", markdownTable(microRows(r.micro), 2), "");
+    out.push(...microNotes(r.micro).map((n) => `- ${n}`), "");
+  }
+  if (r.e2e) {
+    const e = r.e2e;
+    out.push(`### (b) End to end: max rate at loss < ${e.maxLossPct}% (${e.size} B, ${e.trialMs} ms trials, median of ${e.repeats}${e.pinned ? ", pinned" : ""})`, "");
+    out.push(markdownTable(e2eRows(e), 1), "");
+    out.push(`### One-way latency (microseconds, from a send stamp in the packet; sweep of fixed offered rates)`, "");
+    out.push(markdownTable(latencyRows(e), 1), "");
+    out.push(...e2eNotes(e).map((n) => `- ${n}`), "");
+    for (const chart of ["throughput", "latency-p50", "latency-p99"]) {
+      if (existsSync(join(resultsDir, `${stem}-${chart}.svg`))) out.push(`![${chart}](results/${stem}-${chart}.svg)`, "");
+    }
+  }
+  if (r.srtp) {
+    const x = r.srtp;
+    out.push(`### (c) SRTP per packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets)`, "");
+    out.push(markdownTable(srtpRows(x), 3), "", ...srtpNotes(x).map((n) => `- ${n}`), "");
+  }
+  if (r.scale) out.push(scaleTables(r.scale).markdown, "");
+  return out.join("\n");
+}
+
+/** RESULTS.md from the newest full run and the newest quick run in bench/results/, plus newer partial runs. */
 export function renderResultsMarkdown(resultsDir: string): string {
   const files = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => /^\d{4}-\d{2}-\d{2}.*\.json$/.test(f)).sort() : [];
-  const all = files.map((f): [string, BenchResults] => [f, JSON.parse(readFileSync(join(resultsDir, f), "utf8")) as BenchResults]);
-  // the main sections come from runs with micro or e2e; a run of the SRTP part alone is shown after them
-  const newest = (mode: "full" | "quick", pick: (r: BenchResults) => boolean): [string, BenchResults] | undefined =>
-    [...all].reverse().find(([, r]) => r.mode === mode && pick(r));
+  const all = files
+    .map((f): [string, BenchResults] => [f, JSON.parse(readFileSync(join(resultsDir, f), "utf8")) as BenchResults])
+    .filter(([, r]) => r.version === 2);
+  const newest = (mode: "full" | "quick"): [string, BenchResults] | undefined => [...all].reverse().find(([, r]) => r.mode === mode && r.parts.length === 4);
   const out = [
     "# Benchmark results",
     "",
-    "Generated by `bench/run.ts` from the JSON files in `results/`: the newest full run, then the newest",
-    "quick run. How to run and how to read these figures: [docs/benchmarks.md](../docs/benchmarks.md).",
+    "Generated by `bench/run.ts` from the JSON files in `results/`: the newest full run of all parts, then",
+    "the newest quick run, then newer runs of some parts only. How to run and how to read these figures:",
+    "[docs/benchmarks.md](../docs/benchmarks.md).",
     "",
   ];
-  const shown = new Set<string>();
-  for (const mode of ["full", "quick"] as const) {
-    const found = newest(mode, (r) => r.micro !== undefined || r.e2e !== undefined);
-    if (found) {
-      out.push(section(found[1], found[0]));
-      shown.add(found[0]);
-    }
-  }
-  // the newest SRTP figures (full before quick), unless a section above already has them
-  const srtp = newest("full", (r) => r.srtp !== undefined) ?? newest("quick", (r) => r.srtp !== undefined);
-  if (srtp && !shown.has(srtp[0]) && !all.some(([f, r]) => shown.has(f) && r.srtp !== undefined && f >= srtp[0])) out.push(section(srtp[1], srtp[0]));
+  const full = newest("full");
+  const quick = newest("quick");
+  for (const found of [full, quick]) if (found) out.push(section(found[1], found[0], resultsDir));
+  const since = full?.[0] ?? quick?.[0] ?? "";
+  for (const [f, r] of all) if (r.parts.length < 4 && r.mode === "full" && f >= since) out.push(section(r, f, resultsDir));
   return `${out.join("\n").trimEnd()}\n`;
 }

@@ -1,41 +1,52 @@
 // The benchmark entry point: `npm run bench` (or `node dist/bench/run.js` after a build).
 //
-//   --quick          a run of about two to three minutes: fewer samples, 1 s trials, one repeat
-//   --json FILE      also write the results JSON to FILE
-//   --filter PATH    the filter under test (default filters/validate/build/validate.wasm)
-//   --only micro|e2e|srtp  run one part only (srtp: the SRTP filter against node:crypto and libsrtp)
-//   --repeats N      end-to-end repeats (default 5, quick 1)
-//   --hosts LIST     end-to-end paths to measure, comma-separated: direct,plain,proxy,filter (default all)
-//   --pin            pin the relay to CPU 0 and the generator and sink to the others (taskset)
-//   --no-save        do not write bench/results/ or bench/RESULTS.md
+//   --quick            the whole suite in under two minutes: fewer samples, short trials, one
+//                      repeat, scale up to 1,000 segments (a smoke run, not figures to quote)
+//   --only LIST        parts to run, comma-separated: micro, srtp, e2e, scale (default all)
+//   --hosts LIST       end-to-end relays (default all): direct, plain, bun, gstreamer, rtpengine,
+//                      proxy, filter, filter@bun
+//   --repeats N        end-to-end repeats (default 3, quick 1)
+//   --scale LIST       segment counts of the scale part (default 1,100,1000,10000; quick 1,100,1000)
+//   --filter PATH      the filter under test (default filters/validate/build/validate.wasm)
+//   --pin              pin the relays to CPU 0 and the generator and sink to the others (taskset)
+//   --json FILE        also write the results JSON to FILE
+//   --no-save          do not write bench/results/ or bench/RESULTS.md
 //
-// Tables go to stdout, progress to stderr. Results go to bench/results/<date>[-quick].json
-// (`--only srtp`: <date>[-quick]-srtp.json) and bench/RESULTS.md is regenerated from the newest
-// full and quick results. See docs/benchmarks.md.
+// Tables go to stdout, progress to stderr (a bar on a terminal). Results go to
+// bench/results/<date>[-quick][-<parts>].json, with SVG charts beside them, and bench/RESULTS.md
+// is regenerated from the newest results. See docs/benchmarks.md.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, release } from "node:os";
+import { availableParallelism, release, totalmem } from "node:os";
 import { join, resolve } from "node:path";
-import { DEFAULT_FILTER, ROOT, progress } from "./common.js";
-import { filterNameOf, HOST_KINDS, runE2e, type HostKind } from "./e2e.js";
+import { DEFAULT_FILTER, ROOT, progress, useProgressBar } from "./common.js";
+import { filterNameOf, HOST_KINDS, HOST_NAMES, runE2e, type HostKind } from "./e2e.js";
+import { BUN } from "./hosts/spawn.js";
 import { runMicro } from "./micro.js";
+import { ProgressBar, type Phase } from "./progress-bar.js";
+import { e2eCharts, printText, renderResultsMarkdown, type BenchResults, type Machine } from "./report.js";
+import { runScale } from "./scale.js";
 import { runSrtp, SRTP_FILTER, SRTP_SUITES } from "./srtp.js";
-import { printText, renderResultsMarkdown, type BenchResults, type Machine } from "./report.js";
+
+const PARTS = ["micro", "srtp", "e2e", "scale"] as const;
+type Part = (typeof PARTS)[number];
 
 interface Args {
   quick: boolean;
   json: string | undefined;
   filter: string;
-  only: "micro" | "e2e" | "srtp" | undefined;
+  only: Part[];
   repeats: number | undefined;
   pin: boolean;
   save: boolean;
   hosts: HostKind[] | undefined;
+  scale: number[] | undefined;
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--json FILE] [--filter PATH] [--only micro|e2e|srtp] [--repeats N] [--hosts LIST] [--pin] [--no-save]";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--pin] [--json FILE] [--no-save]";
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: undefined, repeats: undefined, pin: false, save: true, hosts: undefined };
+  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -47,18 +58,23 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--json") args.json = resolve(value());
     else if (a === "--filter") args.filter = resolve(value());
     else if (a === "--only") {
-      const v = value();
-      if (v !== "micro" && v !== "e2e" && v !== "srtp") throw new TypeError(`--only takes micro, e2e or srtp\n${USAGE}`);
-      args.only = v;
+      const list = value().split(",");
+      const bad = list.filter((p) => !(PARTS as readonly string[]).includes(p));
+      if (bad.length > 0) throw new TypeError(`--only takes a comma list of ${PARTS.join(", ")}; not ${bad.join(", ")}\n${USAGE}`);
+      args.only = PARTS.filter((p) => list.includes(p));
     } else if (a === "--repeats") {
       const n = Number(value());
       if (!Number.isInteger(n) || n < 1 || n > 50) throw new TypeError(`--repeats takes 1..50\n${USAGE}`);
       args.repeats = n;
     } else if (a === "--hosts") {
-      const list = value().split(",").map((h) => (h === "filter" ? "proxy+filter" : h));
-      const bad = list.filter((h) => !(HOST_KINDS as readonly string[]).includes(h));
-      if (bad.length > 0) throw new TypeError(`--hosts takes a comma list of direct, plain, proxy, filter; not ${bad.join(", ")}\n${USAGE}`);
-      args.hosts = list as HostKind[];
+      const list = value().split(",");
+      const bad = list.filter((h) => HOST_NAMES[h] === undefined);
+      if (bad.length > 0) throw new TypeError(`--hosts takes a comma list of ${Object.keys(HOST_NAMES).join(", ")}; not ${bad.join(", ")}\n${USAGE}`);
+      args.hosts = HOST_KINDS.filter((k) => list.some((h) => HOST_NAMES[h] === k));
+    } else if (a === "--scale") {
+      const list = value().split(",").map(Number);
+      if (list.some((n) => !Number.isInteger(n) || n < 1 || n > 12_000)) throw new TypeError(`--scale takes segment counts 1..12000, comma-separated\n${USAGE}`);
+      args.scale = list;
     } else if (a === "--pin") args.pin = true;
     else if (a === "--no-save") args.save = false;
     else if (a === "--help" || a === "-h") {
@@ -69,6 +85,12 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
+function versionOf(command: string, args: string[], pattern: RegExp): string | null {
+  const r = spawnSync(command, args, { encoding: "utf8", timeout: 15_000 });
+  if (r.status !== 0) return null;
+  return pattern.exec(`${r.stdout}${r.stderr}`)?.[1] ?? null;
+}
+
 function machine(): Machine {
   let cpu = "unknown";
   try {
@@ -76,90 +98,141 @@ function machine(): Machine {
   } catch {
     // not Linux
   }
-  return { cpu, cores: availableParallelism(), node: process.version, kernel: release() };
+  return {
+    cpu,
+    cores: availableParallelism(),
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    kernel: release(),
+    node: process.version,
+    bun: versionOf(BUN, ["--version"], /^(\S+)/),
+    gstreamer: versionOf("gst-launch-1.0", ["--version"], /version (\S+)/),
+    rtpengine: versionOf("rtpengine", ["--version"], /Version:\s*(\S+)/i) ?? versionOf("dpkg-query", ["-W", "-f", "${Version}", "rtpengine-daemon"], /^(\S+)/),
+  };
 }
+
+/** The bar's plan: estimated seconds per part (quick, full). */
+const ESTIMATES: Record<Part, [number, number]> = { micro: [10, 60], srtp: [25, 240], e2e: [60, 900], scale: [15, 150] };
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (args.only !== "srtp" && !existsSync(args.filter)) {
+  const q = args.quick;
+  const has = (p: Part): boolean => args.only.includes(p);
+  if ((has("micro") || has("e2e") || has("scale")) && !existsSync(args.filter)) {
     throw new Error(`filter ${args.filter} not found: build it (npm run build:filters) or pass --filter PATH`);
   }
+  if ((has("micro") || has("srtp")) && !existsSync(SRTP_FILTER)) throw new Error(`${SRTP_FILTER} not found: build it (npm run build:filters)`);
   const filterName = filterNameOf(args.filter);
   const started = Date.now();
   const date = new Date().toISOString().slice(0, 10);
-  const command = `node dist/bench/run.js${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
-  const q = args.quick;
-  let results: BenchResults = {
-    version: 1,
-    date,
-    mode: q ? "quick" : "full",
-    command,
-    machine: machine(),
-    filter: filterName,
-    ...((args.only === undefined || args.only === "micro") && {
+  const command = `node dist/bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
+  const phases: Phase[] = args.only.map((p) => ({ name: p, estimateS: ESTIMATES[p][q ? 0 : 1] }));
+  const bar = new ProgressBar(phases);
+  useProgressBar(bar);
+  let results: BenchResults = { version: 2, date, mode: q ? "quick" : "full", command, machine: machine(), filter: filterName, parts: args.only, durationS: 0 };
+
+  if (has("micro")) {
+    bar.begin("micro");
+    results = {
+      ...results,
       micro: await runMicro({
         filterPath: args.filter,
         filterName,
         sizes: [200, 1200],
-        batches: [1, 8, 32, 64],
-        packetsPerSample: q ? 50_000 : 200_000,
-        repeats: q ? 7 : 15,
+        batches: q ? [1, 8, 64] : [1, 2, 4, 8, 16, 32, 64],
+        sampleMs: q ? 4 : 20,
+        repeats: q ? 5 : 15,
+        onCell: (done, total) => bar.advance(done / total),
       }),
-    }),
-  };
-  if (args.only === undefined || args.only === "srtp") {
-    if (!existsSync(SRTP_FILTER)) throw new Error(`${SRTP_FILTER} not found: build it (npm run build:filters)`);
+    };
+  }
+  if (has("srtp")) {
+    bar.begin("srtp");
     results = {
       ...results,
       srtp: await runSrtp({
         filterPath: SRTP_FILTER,
-        sizes: [200, 1200],
-        suites: SRTP_SUITES.map((s) => s.name),
+        sizes: q ? [1200] : [200, 1200],
+        suites: q ? ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"] : SRTP_SUITES.map((s) => s.name),
         batch: 32,
-        packetsPerSample: q ? 20_000 : 50_000,
-        repeats: q ? 5 : 9,
-        gstPackets: q ? 50_000 : 100_000,
-        gstRepeats: q ? 3 : 5,
+        packetsPerSample: q ? 10_000 : 50_000,
+        repeats: q ? 3 : 9,
+        gstPackets: q ? 30_000 : 100_000,
+        gstRepeats: q ? 2 : 5,
       }),
     };
   }
-  const withE2e: BenchResults = args.only === "micro" || args.only === "srtp" ? results : {
-    ...results,
-    e2e: await runE2e({
-      filterPath: args.filter,
-      filterName,
-      size: 1200,
-      repeats: args.repeats ?? (q ? 1 : 5),
-      trialMs: q ? 1000 : 2000,
-      drainMs: 250,
-      steps: q ? 6 : 8,
-      floorPps: 10_000,
-      cpuRatePps: 50_000,
-      maxPps: 400_000,
-      maxLoss: 0.001,
-      pin: args.pin,
-      ...(args.hosts && { hosts: args.hosts }),
-    }),
-  };
-  console.log(printText(withE2e));
-  const json = `${JSON.stringify(withE2e, null, 2)}\n`;
+  if (has("e2e")) {
+    bar.begin("e2e");
+    const repeats = args.repeats ?? (q ? 1 : 3);
+    const sweepRates = q ? [10_000, 50_000, 100_000] : [10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000];
+    const steps = q ? 4 : 7;
+    const hostCount = (args.hosts ?? HOST_KINDS).length;
+    // for the bar: a prime, the floor and the steps of the search, and the sweep, per relay and repeat
+    const expectedTrials = repeats * hostCount * (2 + steps + sweepRates.length);
+    let trials = 0;
+    results = {
+      ...results,
+      e2e: await runE2e({
+        filterPath: args.filter,
+        filterName,
+        size: 1200,
+        repeats,
+        trialMs: q ? 400 : 2000,
+        drainMs: q ? 100 : 250,
+        noisyRetries: q ? 0 : 3,
+        steps,
+        floorPps: 10_000,
+        maxPps: 400_000,
+        maxLoss: 0.001,
+        sweepRates,
+        latencyRates: [10_000, 50_000],
+        cpuRatePps: 50_000,
+        pin: args.pin,
+        ...(args.hosts && { hosts: args.hosts }),
+        onTrial: () => bar.advance(++trials / expectedTrials),
+      }),
+    };
+  }
+  if (has("scale")) {
+    bar.begin("scale");
+    results = {
+      ...results,
+      scale: await runScale({
+        counts: args.scale ?? (q ? [1, 100, 1000] : [1, 100, 1000, 10_000]),
+        ratePerStream: 50,
+        size: 200,
+        warmupMs: q ? 1000 : 1500,
+        measureMs: q ? 1500 : 5000,
+        runtime: "node",
+        workers: Math.min(2, availableParallelism()),
+        filter: { name: filterName, path: args.filter },
+        basePort: 20_000,
+      }),
+    };
+  }
+  bar.finish();
+  useProgressBar(null);
+  results = { ...results, durationS: Math.round((Date.now() - started) / 1000) };
+  console.log(printText(results));
+  const json = `${JSON.stringify(results, null, 2)}\n`;
   if (args.save) {
     const dir = join(ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });
-    // a run of the SRTP part alone gets its own file, so that it does not replace the day's full or quick run
-    const file = join(dir, `${date}${q ? "-quick" : ""}${args.only === "srtp" ? "-srtp" : ""}.json`);
-    writeFileSync(file, json);
+    // a run of some parts only gets its own name, so that it does not replace the day's whole run
+    const stem = `${date}${q ? "-quick" : ""}${args.only.length < PARTS.length ? `-${args.only.join("-")}` : ""}`;
+    writeFileSync(join(dir, `${stem}.json`), json);
+    if (results.e2e) for (const [suffix, svg] of Object.entries(e2eCharts(results.e2e))) writeFileSync(join(dir, `${stem}-${suffix}.svg`), svg);
     writeFileSync(join(ROOT, "bench", "RESULTS.md"), renderResultsMarkdown(dir));
-    progress(`wrote ${file} and bench/RESULTS.md`);
+    progress(`wrote bench/results/${stem}.json and bench/RESULTS.md`);
   }
   if (args.json) {
     writeFileSync(args.json, json);
     progress(`wrote ${args.json}`);
   }
-  progress(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  progress(`done in ${results.durationS} s`);
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(`\nbench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -1,9 +1,9 @@
 // (c) SRTP: what the srtp filter's protect and unprotect cost per packet, per suite, at 200 and
 // 1200 bytes, on one core, against two references measured in the same run:
 //
-//   msm srtp     filters/srtp/build/srtp.wasm driven through the FilterInstance the SDK harness
-//                exposes, the chain runner's loop as in bench/micro.ts (copy each packet into
-//                its slot, one msm_on_batch call per batch, read the verdicts);
+//   msm srtp     filters/srtp/build/srtp.wasm as a one-stage chain in the runtime's own chain
+//                code (bench/chain-bench.ts: FilterPool and ChainRunner, as in bench/micro.ts),
+//                beside a one-stage chain of the no-op filter, the host's own share;
 //   node:crypto  the same SRTP transform written here on node:crypto (OpenSSL): AES-CTR plus a
 //                truncated HMAC-SHA1, or AES-GCM, one cipher object per packet with a KeyObject
 //                (Node has no way to reset a cipher's IV; the ways to reuse a key schedule that
@@ -28,10 +28,9 @@ import {
   createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject,
 } from "node:crypto";
 import { join } from "node:path";
-import { FilterHarness } from "../sdk/harness/index.js";
-import { Verdict } from "../sdk/abi/constants.js";
-import type { FilterInstance } from "../runtime/index.js";
-import { ROOT, machineBusyUs, median, progress, round, timedStream } from "./common.js";
+import { PacketList } from "../runtime/chain/packet-list.js";
+import { ChainBench, compileNoop, packetRow, stampSequence, type ChainStage, type PacketRow, type InstanceSlot } from "./chain-bench.js";
+import { ROOT, machineBusyUs, median, progress, round } from "./common.js";
 
 export const SRTP_FILTER = join(ROOT, "filters", "srtp", "build", "srtp.wasm");
 
@@ -84,8 +83,8 @@ export interface SrtpResult {
   readonly repeats: number;
   readonly gstPackets: number;
   readonly gstRepeats: number;
-  /** The host's copy-in and verdict loop without a call into the module, ns per packet, by size. */
-  readonly copyNs: Record<string, number>;
+  /** A one-stage chain of the no-op filter (the host's share of msm's figure), ns per packet, by size. */
+  readonly noopNs: Record<string, number>;
   readonly cells: SrtpCell[];
   /** Why libsrtp was not measured, or what it is (version, crypto backend). */
   readonly libsrtp: string;
@@ -236,89 +235,76 @@ function plainRtp(size: number, seq: number): Buffer {
 // ---------------------------------------------------------------------------------------------
 // The filter, through FilterInstance
 
+/** The srtp filter (and the noop baseline) in the runtime's chain code. */
 interface FilterSide {
-  readonly inst: FilterInstance;
-  nextCtx: number;
-  arrivalUs: number;
-}
-
-function createCtx(f: FilterSide, config: Record<string, unknown>): number {
-  const ctx = f.nextCtx++;
-  f.inst.setClock(f.arrivalUs, Date.now() * 1000);
-  f.inst.createContext(ctx, config);
-  return ctx;
-}
-
-/** Runs one batch of `packets` (already in slots 0..n-1) and returns how many passed. */
-function runOnce(f: FilterSide, n: number): number {
-  f.inst.setClock(f.arrivalUs, f.arrivalUs);
-  f.inst.runBatch(n);
-  let passed = 0;
-  for (let k = 0; k < n; k++) if (f.inst.batchVerdict(k) === Verdict.Pass) passed++;
-  return passed;
+  readonly bench: ChainBench;
+  readonly srtp: InstanceSlot;
+  readonly noop: InstanceSlot;
 }
 
 /** Protects `packets` in order with a fresh context; returns the SRTP packets (copies). */
 function filterProtectAll(f: FilterSide, config: Record<string, unknown>, packets: readonly Buffer[], batch: number): Buffer[] {
-  const ctx = createCtx(f, { ...config, direction: "protect" });
+  const stage = f.bench.attach(f.srtp, { ...config, direction: "protect" });
+  const input = new PacketList(batch);
   const out: Buffer[] = [];
+  const keep = (list: PacketList): void => {
+    for (let i = 0; i < list.count; i++) out.push(Buffer.from(list.memory[i]!.subarray(list.offset[i]!, list.offset[i]! + list.length[i]!)));
+  };
   for (let i = 0; i < packets.length; i += batch) {
     const n = Math.min(batch, packets.length - i);
-    for (let k = 0; k < n; k++) f.inst.putBatchPacket(k, packets[i + k]!, 0, packets[i + k]!.length, ctx, 0, 5004, f.arrivalUs++);
-    if (runOnce(f, n) !== n) throw new Error("the srtp filter dropped a packet while protecting the unprotect pool");
-    for (let k = 0; k < n; k++) {
-      const off = f.inst.batchOffset(k);
-      out.push(Buffer.from(f.inst.bytes.slice(off, off + f.inst.batchLength(k))));
-    }
+    input.clear();
+    for (let k = 0; k < n; k++) input.push(packets[i + k]!, 0, packets[i + k]!.length, 0, 0, 5004, 0);
+    f.bench.runBatch([stage], input, n, keep);
   }
-  f.inst.destroyContext(ctx);
+  f.bench.detach(stage);
+  if (out.length !== packets.length) throw new Error("the srtp filter dropped a packet while protecting the unprotect pool");
   return out;
 }
 
-/** Protect: `count` packets from one template, in order. Returns ns per packet and the pass count. */
-function filterProtectLoop(f: FilterSide, ctx: number, template: Uint8Array, batch: number, count: number, seq: { v: number }, call: boolean): { ns: number; passed: number } {
-  const cursor = { seq: seq.v, arrivalUs: f.arrivalUs };
-  const r = timedStream(f.inst, ctx, template, batch, count, cursor, call);
-  seq.v = cursor.seq;
-  f.arrivalUs = cursor.arrivalUs;
-  return { ns: r.ns, passed: r.passed };
+/** `count` packets from a row of copies of one packet, stamped in order, through one stage. Returns ns per packet and packets out. */
+function filterProtectLoop(f: FilterSide, stage: ChainStage, row: PacketRow, batch: number, count: number, seq: { v: number }): { ns: number; passed: number } {
+  const iterations = Math.ceil(count / batch);
+  const out0 = f.bench.out;
+  const t0 = process.hrtime.bigint();
+  for (let it = 0; it < iterations; it++) {
+    seq.v = stampSequence(row, batch, seq.v);
+    f.bench.runBatch([stage], row.input, batch);
+  }
+  return { ns: Number(process.hrtime.bigint() - t0) / (iterations * batch), passed: f.bench.out - out0 };
 }
 
 /**
  * Unprotect: `count` packets taken in order from a pool of SRTP packets with consecutive
  * indexes. A receiver accepts each index once (replay list), so every pass over the pool gets a
- * fresh context; those createContext calls (key derivation) are inside the timing.
+ * fresh stage (a new context: key derivation), inside the timing.
  */
-function filterUnprotectLoop(f: FilterSide, config: Record<string, unknown>, pool: readonly Buffer[], batch: number, count: number, call: boolean): { ns: number; passed: number } {
-  const inst = f.inst;
+function filterUnprotectLoop(f: FilterSide, config: Record<string, unknown>, pool: readonly Buffer[], batch: number, count: number): { ns: number; passed: number } {
   const iterations = Math.ceil(count / batch);
   const perPass = Math.floor(pool.length / batch);
-  let ctx = -1;
+  const input = new PacketList(batch);
+  for (let k = 0; k < batch; k++) input.push(pool[k]!, 0, pool[k]!.length, 0, 0, 5004, 0);
+  let stage: ChainStage | null = null;
   let at = perPass; // start with a new context
-  let arrival = f.arrivalUs;
-  let passed = 0;
+  const out0 = f.bench.out;
   const t0 = process.hrtime.bigint();
   for (let it = 0; it < iterations; it++) {
     if (at === perPass) {
-      if (ctx >= 0) inst.destroyContext(ctx);
-      ctx = f.nextCtx++;
-      inst.createContext(ctx, config);
+      if (stage) f.bench.detach(stage);
+      stage = f.bench.attach(f.srtp, config);
       at = 0;
     }
     const base = at * batch;
     for (let k = 0; k < batch; k++) {
       const p = pool[base + k]!;
-      inst.putBatchPacket(k, p, 0, p.length, ctx, 0, 5004, arrival++);
+      input.memory[k] = p;
+      input.length[k] = p.length;
     }
     at++;
-    inst.setClock(arrival, arrival);
-    if (call) inst.runBatch(batch);
-    for (let k = 0; k < batch; k++) if (inst.batchVerdict(k) === Verdict.Pass) passed++;
+    f.bench.runBatch([stage!], input, batch);
   }
   const ns = Number(process.hrtime.bigint() - t0) / (iterations * batch);
-  inst.destroyContext(ctx);
-  f.arrivalUs = arrival;
-  return { ns, passed };
+  f.bench.detach(stage!);
+  return { ns, passed: f.bench.out - out0 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -444,12 +430,17 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
     if (!s) throw new Error(`unknown suite ${n}`);
     return s;
   });
-  const h = await FilterHarness.load(opts.filterPath, { name: "srtp" });
-  const f: FilterSide = { inst: h.instance, nextCtx: 1, arrivalUs: 1_000_000 };
-  const batch = Math.min(opts.batch, f.inst.arena.batchCapacity);
+  const bench = new ChainBench();
+  const f: FilterSide = {
+    bench,
+    srtp: await bench.acquire({ name: "srtp", path: opts.filterPath }, { direction: "protect", key: `inline:${randomBytes(30).toString("base64")}` }),
+    noop: await bench.acquire({ name: "noop", bytes: await compileNoop() }),
+  };
+  const batch = Math.min(opts.batch, f.srtp.instance!.arena.batchCapacity);
+  const noopStage = bench.attach(f.noop, {});
   const poolSize = Math.max(batch, Math.floor(4096 / batch) * batch);
   const cells: SrtpCell[] = [];
-  const copyNs: Record<string, number> = {};
+  const noopNs: Record<string, number> = {};
   const busy0 = machineBusyUs();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -470,20 +461,21 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
         if (!back || !back.equals(plain[i]!)) throw new Error(`${spec.name} ${size} B: the node:crypto reference cannot unprotect the filter's packet ${i}`);
       }
 
-      // protect: msm, node (and copy once per size)
+      // protect: msm, node (and the noop chain once per size)
       const template = plainRtp(size, SEQ0);
-      const protectCtx = createCtx(f, { ...config, direction: "protect" });
+      const row = packetRow(template, batch);
+      const protectStage = bench.attach(f.srtp, { ...config, direction: "protect" });
       const seqMsm = { v: SEQ0 };
-      const seqCopy = { v: SEQ0 };
+      const seqNoop = { v: SEQ0 };
       const seqNode = { v: SEQ0 };
       const indexNode = { v: SEQ0 };
       const warm = Math.max(10_000, opts.packetsPerSample / 2);
       for (let w = 0; w < 2; w++) {
-        filterProtectLoop(f, protectCtx, template, batch, warm, seqMsm, true);
-        filterProtectLoop(f, protectCtx, template, batch, warm, seqCopy, false);
+        filterProtectLoop(f, protectStage, row, batch, warm, seqMsm);
+        filterProtectLoop(f, noopStage, row, batch, warm, seqNoop);
         nodeProtectLoop(ref, Buffer.from(template), Math.min(warm, 20_000), seqNode, indexNode);
       }
-      const samples = { msm: [] as number[], copy: [] as number[], node: [] as number[] };
+      const samples = { msm: [] as number[], noop: [] as number[], node: [] as number[] };
       let passed = 0;
       let seen = 0;
       const nodeTemplate = Buffer.from(template);
@@ -491,23 +483,23 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
         const order = [0, 1, 2].map((k) => (k + r) % 3);
         for (const k of order) {
           if (k === 0) {
-            const x = filterProtectLoop(f, protectCtx, template, batch, opts.packetsPerSample, seqMsm, true);
+            const x = filterProtectLoop(f, protectStage, row, batch, opts.packetsPerSample, seqMsm);
             samples.msm.push(x.ns);
             passed += x.passed;
             seen += Math.ceil(opts.packetsPerSample / batch) * batch;
-          } else if (k === 1) samples.copy.push(filterProtectLoop(f, protectCtx, template, batch, opts.packetsPerSample, seqCopy, false).ns);
+          } else if (k === 1) samples.noop.push(filterProtectLoop(f, noopStage, row, batch, opts.packetsPerSample, seqNoop).ns);
           else samples.node.push(nodeProtectLoop(ref, nodeTemplate, opts.packetsPerSample, seqNode, indexNode));
         }
       }
-      f.inst.destroyContext(protectCtx);
+      bench.detach(protectStage);
       if (passed !== seen) progress(`srtp: warning: the filter passed ${passed} of ${seen} packets protecting ${spec.name} ${size} B`);
       cells.push(cell(spec.name, size, "protect", "msm", samples.msm), cell(spec.name, size, "protect", "node", samples.node));
-      if (copyNs[String(size)] === undefined) copyNs[String(size)] = round(median(samples.copy), 1);
+      if (noopNs[String(size)] === undefined) noopNs[String(size)] = round(median(samples.noop), 1);
 
       // unprotect: msm, node
       const unprotectConfig = { ...config, direction: "unprotect" };
       for (let w = 0; w < 2; w++) {
-        filterUnprotectLoop(f, unprotectConfig, pool, batch, warm, true);
+        filterUnprotectLoop(f, unprotectConfig, pool, batch, warm);
         nodeUnprotectLoop(ref, pool, SEQ0, Math.min(warm, 20_000));
       }
       const un = { msm: [] as number[], node: [] as number[] };
@@ -516,7 +508,7 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
       for (let r = 0; r < opts.repeats; r++) {
         for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
           if (k === 0) {
-            const x = filterUnprotectLoop(f, unprotectConfig, pool, batch, opts.packetsPerSample, true);
+            const x = filterUnprotectLoop(f, unprotectConfig, pool, batch, opts.packetsPerSample);
             un.msm.push(x.ns);
             uPassed += x.passed;
             uSeen += Math.ceil(opts.packetsPerSample / batch) * batch;
@@ -599,13 +591,13 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
   // judged against the stricter figure: libsrtp's cryptography alone
   const libsrtpMet = vsLibsrtpCrypto === null ? null : vsLibsrtpCrypto <= 2;
   return {
-    method: "in process: the chain runner's batch loop on FilterInstance vs a node:crypto SRTP, round-robin samples, median; libsrtp: gst-launch runs with and without srtpenc/srtpdec, median difference (see bench/srtp.ts)",
+    method: "in process: the srtp filter as a one-stage chain in the runtime's ChainRunner vs a node:crypto SRTP, round-robin samples, median; libsrtp: gst-launch runs with and without srtpenc/srtpdec, median difference (see bench/srtp.ts)",
     batch,
     packetsPerSample: opts.packetsPerSample,
     repeats: opts.repeats,
     gstPackets: opts.gstPackets,
     gstRepeats: opts.gstRepeats,
-    copyNs,
+    noopNs,
     cells,
     libsrtp,
     target: {

@@ -1,0 +1,72 @@
+// CPU time and memory of a relay's process tree, read from Linux /proc. The relays under test run
+// as their own processes (some spawn workers of their own: the proxy under Bun runs its data
+// plane in child processes), so a relay's account is its processes and all their descendants.
+import { readdirSync, readFileSync } from "node:fs";
+
+function read(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null; // the process or thread is gone
+  }
+}
+
+/** The given processes and every live descendant of theirs. */
+export function processTree(roots: readonly number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = read(`/proc/${name}/stat`);
+    if (stat === null) continue;
+    // the command name is in parentheses and may hold spaces: fields start after the last ')'
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(name));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const visit = (pid: number): void => {
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) visit(c);
+  };
+  for (const r of roots) visit(r);
+  return out;
+}
+
+/**
+ * CPU time used so far by the processes and their descendants, microseconds. From each thread's
+ * schedstat (nanoseconds, unlike the 10 ms ticks of /proc/PID/stat); threads that have exited no
+ * longer count, which is fine for relays whose threads live as long as they do.
+ */
+export function treeCpuUs(roots: readonly number[]): number {
+  let ns = 0;
+  for (const pid of processTree(roots)) {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      const s = read(`/proc/${pid}/task/${tid}/schedstat`);
+      if (s !== null) ns += Number(s.split(" ")[0]);
+    }
+  }
+  return ns / 1000;
+}
+
+function statusKb(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(read(`/proc/${pid}/status`) ?? "");
+  return m ? Number(m[1]) : 0;
+}
+
+/** Resident memory of the tree now (VmRSS), and the sum of each process's peak (VmHWM), bytes. */
+export function treeMemory(roots: readonly number[]): { rssBytes: number; peakRssBytes: number } {
+  let rss = 0;
+  let peak = 0;
+  for (const pid of processTree(roots)) {
+    rss += statusKb(pid, "VmRSS");
+    peak += statusKb(pid, "VmHWM");
+  }
+  return { rssBytes: rss * 1024, peakRssBytes: peak * 1024 };
+}

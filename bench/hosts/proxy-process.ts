@@ -1,0 +1,83 @@
+// The proxy as users run it, `msm proxy --config FILE`, in a process of its own under Node or
+// Bun, with its admin endpoint on a kernel-picked loopback port for /stats.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ProxySnapshot } from "../../runtime/index.js";
+import { ROOT } from "../common.js";
+import type { RelayProcess } from "./relay-process.js";
+import { runtimeBinary, spawnUntilReady, stopProcess, type Runtime } from "./spawn.js";
+
+export interface ProxySegmentSpec {
+  readonly name: string;
+  readonly listenPort: number;
+  readonly destinationPort: number;
+}
+
+export interface ProxyProcessOptions {
+  readonly runtime: Runtime;
+  readonly segments: readonly ProxySegmentSpec[];
+  /** Filters by name -> .wasm path; the chain uses them in this order. */
+  readonly chain: readonly { readonly name: string; readonly path: string }[];
+  readonly workers?: number;
+  /** How long to wait for "proxy running" (large configs take a while). */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface ProxyProcess extends RelayProcess {
+  /** Milliseconds from spawn to the proxy's "proxy running" line (process start included). */
+  readonly startMs: number;
+  stats(): Promise<ProxySnapshot>;
+}
+
+export async function startProxyProcess(opts: ProxyProcessOptions): Promise<ProxyProcess> {
+  const dir = mkdtempSync(join(tmpdir(), "msm-bench-proxy-"));
+  const file = join(dir, "proxy.json");
+  // the CLI reads YAML, of which JSON is a subset
+  writeFileSync(file, JSON.stringify({
+    workers: opts.workers ?? 1,
+    filters: Object.fromEntries(opts.chain.map((f) => [f.name, { path: f.path }])),
+    segments: opts.segments.map((s) => ({
+      name: s.name,
+      listen: { address: "127.0.0.1", port: s.listenPort },
+      rtcpMux: true,
+      egress: { address: "127.0.0.1" },
+      destinations: [{ address: "127.0.0.1", port: s.destinationPort }],
+      chain: opts.chain.map((f) => ({ filter: f.name })),
+    })),
+  }));
+  const t0 = performance.now();
+  let started;
+  try {
+    started = await spawnUntilReady(
+      runtimeBinary(opts.runtime),
+      [join(ROOT, "dist", "controlplane", "cli", "msm.js"), "proxy", "--config", file, "--admin", "127.0.0.1:0"],
+      /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running/,
+      opts.readyTimeoutMs ?? 20_000,
+    );
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const startMs = performance.now() - t0;
+  const { child, match } = started;
+  const adminPort = Number(match[1]);
+  // keep draining its output so that a chatty proxy never blocks on a full pipe
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return {
+    name: `msm proxy (${opts.runtime})`,
+    port: opts.segments[0]!.listenPort,
+    startMs,
+    pids: () => [child.pid!],
+    stats: async () => {
+      const res = await fetch(`http://127.0.0.1:${adminPort}/stats`);
+      if (!res.ok) throw new Error(`proxy /stats: HTTP ${res.status}`);
+      return (await res.json()) as ProxySnapshot;
+    },
+    close: async () => {
+      await stopProcess(child, 10_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

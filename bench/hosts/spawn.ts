@@ -1,0 +1,63 @@
+// Starting a relay process and waiting until it says it is ready, with a bounded wait and an
+// error that shows what the process printed.
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { ROOT } from "../common.js";
+
+/** The Bun binary that npm installs (the package's postinstall may be skipped; the binary works). */
+export const BUN = join(ROOT, "node_modules", "bun", "bin", "bun.exe");
+
+export type Runtime = "node" | "bun";
+
+export function runtimeBinary(runtime: Runtime): string {
+  return runtime === "bun" ? BUN : process.execPath;
+}
+
+export interface Started {
+  readonly child: ChildProcess;
+  /** The match of `ready` in the process's output. */
+  readonly match: RegExpExecArray;
+}
+
+/**
+ * Spawns `command args` and resolves once `ready` matches its stdout or stderr (both are kept
+ * for the error message). Rejects if it exits first or stays silent for `timeoutMs`.
+ */
+export function spawnUntilReady(command: string, args: readonly string[], ready: RegExp, timeoutMs = 15_000): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    let done = false;
+    const fail = (why: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      reject(new Error(`${command} ${args.join(" ")}: ${why}\n--- its output ---\n${output.slice(-2000)}`));
+    };
+    const onData = (d: Buffer): void => {
+      output += d.toString();
+      const m = ready.exec(output);
+      if (m && !done) {
+        done = true;
+        clearTimeout(timer);
+        resolve({ child, match: m });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("error", (err) => fail(err.message));
+    child.on("exit", (code, signal) => fail(`exited (${signal ?? `code ${code}`}) before it was ready`));
+    const timer = setTimeout(() => fail(`not ready within ${timeoutMs} ms`), timeoutMs);
+  });
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await gone;
+  clearTimeout(timer);
+}

@@ -1,0 +1,575 @@
+// (c) Scale: one proxy with 1, 100, 1,000 and 10,000 segments, one stream of `ratePerStream`
+// packets/s through each: CPU, RSS per segment, time to set up a segment, and whether any
+// stream loses packets. Target: 10,000 segments in one proxy within 1 GiB RSS, no stream losing
+// packets.
+//
+// Processes: the proxy as users run it (`msm proxy --config FILE`, bench/hosts/proxy-process.ts)
+// under Node or Bun; a generator and a sink forked from bench/scale-load.ts. This process only
+// orchestrates and reads /proc. Segment i (named s<i>) listens on 127.0.0.1:basePort+i and sends
+// to the sink's one socket; the generator's stream i goes to segment i.
+//
+// Each level: start a proxy with N segments (setup time = its startMs: spawn to "proxy running"),
+// set up N streams, warm up (not counted: a validating filter holds each new source's first
+// packets for RFC 3550 probation), then one measured trial of measureMs, a fixed drain, and the
+// counts. The proxy is stopped between levels.
+//
+// When the harness cannot offer a level's aggregate (N x ratePerStream; the generator falls
+// short), the level is reported as measured (short, lossy: a finding) and then run again at a
+// reduced per-stream rate whose aggregate fits (FIT_AGGREGATE_PPS), labelled as such.
+import { fork, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import type { ProxySnapshot } from "../runtime/index.js";
+import { machineBusyUs, markdownTable, progress, round, sleep, table } from "./common.js";
+import { treeCpuUs, treeMemory } from "./hosts/process-stats.js";
+import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
+import type { ScaleLoadReply, ScaleLoadRequest } from "./scale-load.js";
+
+export interface ScaleOptions {
+  readonly counts: readonly number[];
+  readonly ratePerStream: number;
+  readonly size: number;
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  readonly runtime: "node" | "bun";
+  readonly workers: number;
+  readonly filter: { readonly name: string; readonly path: string } | null;
+  readonly basePort: number;
+}
+
+export interface ScaleRow {
+  readonly segments: number;
+  readonly ratePerStream: number;
+  /** Run at a lower per-stream rate than asked, because the harness cannot offer the full aggregate. */
+  readonly reducedRate: boolean;
+  /** segments x ratePerStream. */
+  readonly offeredPps: number;
+  /** What the generator achieved over its send window. */
+  readonly achievedPps: number;
+  /** The generator sent under 98% of the packets or of the rate: the row is about the harness too. */
+  readonly generatorShort: boolean;
+  /** Spawn to "proxy running", ms (process start, config, compile, every segment's sockets and contexts). */
+  readonly setupMs: number;
+  readonly setupMsPerSegment: number;
+  /** Resident memory of the proxy's process tree after the measured window. */
+  readonly rssBytes: number;
+  /** (rssBytes - rssBytes at 1 segment) / (segments - 1); null without that baseline or at 1 segment. */
+  readonly rssBytesPerSegment: number | null;
+  /** CPU of the proxy's process tree over the measured window and drain, % of one core. */
+  readonly cpuPct: number;
+  readonly cpuUsPerPacket: number | null;
+  readonly sent: number;
+  readonly received: number;
+  readonly lossPct: number;
+  readonly streamsWithLoss: number;
+  readonly worstStreamLossPct: number;
+  /** Packets the proxy's segments dropped (all reasons, summed over segments) during the window. */
+  readonly proxyDrops: number;
+  /** Datagrams the kernel dropped on the proxy's listen sockets (full receive buffer) during the window. */
+  readonly kernelDrops: number | null;
+}
+
+export interface ScaleResult {
+  readonly method: string;
+  readonly size: number;
+  readonly workers: number;
+  readonly runtime: string;
+  readonly chain: string;
+  readonly rows: ScaleRow[];
+  readonly target: { readonly segments: number; readonly rssLimitBytes: number; readonly met: boolean | null; readonly why: string };
+  readonly warnings: string[];
+}
+
+export const TARGET_SEGMENTS = 10_000;
+export const TARGET_RSS_BYTES = 1 << 30;
+/** The aggregate a reduced-rate run is sized to: what the generator, sink and proxy share 2 cores for comfortably. */
+export const FIT_AGGREGATE_PPS = 50_000;
+/** Wait after the generator's last packet before counting... */
+const DRAIN_MS = 300;
+/** ...and then, while packets keep arriving at the sink, poll this often, at most this much longer. */
+const DRAIN_POLL_MS = 200;
+const MAX_EXTRA_DRAIN_MS = 10_000;
+/** Starts of a level's proxy when a listen port is taken by another program (then the level fails). */
+const START_ATTEMPTS = 3;
+const START_RETRY_MS = 2000;
+/** A window is noisy when the rest of the machine used more than this (% of one core). */
+const NOISY_CPU_PCT = 15;
+const MIB = 1024 * 1024;
+
+// ---- the generator and sink processes ----
+
+class LoadProcess {
+  readonly child: ChildProcess;
+  private waiters: ((m: ScaleLoadReply) => void)[] = [];
+  port = 0;
+  readonly ready: Promise<void>;
+
+  constructor(readonly role: "gen" | "sink") {
+    this.child = fork(new URL("./scale-load.js", import.meta.url), [role], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      serialization: "advanced", // per-stream counts are Uint32Arrays
+    });
+    this.child.on("message", (m: ScaleLoadReply) => this.waiters.shift()?.(m));
+    this.ready = this.next(10_000).then((m) => {
+      if (m.type !== "ready") throw new Error(`scale-load ${role}: unexpected ${m.type}`);
+      this.port = m.port;
+    });
+  }
+
+  request<T extends ScaleLoadReply["type"]>(m: ScaleLoadRequest, type: T, timeoutMs: number): Promise<Extract<ScaleLoadReply, { type: T }>> {
+    const reply = this.next(timeoutMs);
+    this.child.send(m);
+    return reply.then((r) => {
+      if (r.type === "error") throw new Error(`scale-load ${this.role}: ${r.message}`);
+      if (r.type !== type) throw new Error(`scale-load ${this.role}: expected ${type}, got ${r.type}`);
+      return r as Extract<ScaleLoadReply, { type: T }>;
+    });
+  }
+
+  async exit(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const gone = new Promise<void>((r) => this.child.once("exit", () => r()));
+    try {
+      this.child.send({ cmd: "exit" } satisfies ScaleLoadRequest);
+    } catch {
+      // the channel is already closed: the kill below ends it
+    }
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 2000);
+    await gone;
+    clearTimeout(timer);
+  }
+
+  private next(timeoutMs: number): Promise<ScaleLoadReply> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`scale-load ${this.role}: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = (m: ScaleLoadReply): void => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+// ---- helpers ----
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Receive-buffer drops summed over local UDP ports lo..hi (Linux /proc/net/udp), or null. */
+function udpDrops(lo: number, hi: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync("/proc/net/udp", "utf8");
+  } catch {
+    return null;
+  }
+  let drops = 0;
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    const port = parseInt(f[1]!.split(":")[1]!, 16);
+    if (port >= lo && port <= hi) drops += Number(f[f.length - 1]);
+  }
+  return drops;
+}
+
+function dropsTotal(s: ProxySnapshot): number {
+  let total = 0;
+  for (const seg of s.segments) total += seg.dropsTotal;
+  return total;
+}
+
+function packetCounts(s: ProxySnapshot): { in: number; out: number } {
+  let pin = 0;
+  let pout = 0;
+  for (const seg of s.segments) {
+    pin += seg.packetsIn;
+    pout += seg.packetsOut;
+  }
+  return { in: pin, out: pout };
+}
+
+/**
+ * Packets the kernel dropped before any socket saw them, machine-wide: the per-CPU input backlog
+ * (net.core.netdev_max_backlog) that loopback traffic goes through, second column of
+ * /proc/net/softnet_stat. Null where unreadable.
+ */
+function backlogDrops(): number | null {
+  try {
+    let drops = 0;
+    for (const line of readFileSync("/proc/net/softnet_stat", "utf8").split("\n")) {
+      const f = line.trim().split(/\s+/);
+      if (f.length >= 2) drops += parseInt(f[1]!, 16);
+    }
+    return drops;
+  } catch {
+    return null;
+  }
+}
+
+/** Per-stream packets of a trial of `ms` at `rate`: what the generator sends on each stream. */
+function packetsPerStream(rate: number, ms: number): number {
+  return Math.max(1, Math.round((rate * ms) / 1000));
+}
+
+/** The per-stream rate of a reduced run: the aggregate fits FIT_AGGREGATE_PPS (at least 1 pps). */
+export function reducedRateFor(segments: number, ratePerStream: number): number {
+  return Math.max(1, Math.min(ratePerStream, Math.floor(FIT_AGGREGATE_PPS / segments)));
+}
+
+/** This process's RLIMIT_NOFILE (the proxy it spawns inherits it), from /proc/self/limits. */
+function openFilesLimit(): { soft: string; hard: string } | null {
+  try {
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return m ? { soft: m[1]!, hard: m[2]! } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One line on why a level could not run: the proxy's own first error line, and what EMFILE means here. */
+function failureReason(err: Error, n: number, opts: ScaleOptions): string {
+  const [head, output = ""] = err.message.split("--- its output ---");
+  const lines = output.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !/^msm proxy: config not applied/.test(l));
+  // the output is its tail (the first line may be cut): prefer a whole "segment '...': ..." line
+  const first = lines.find((l) => /^segment '/.test(l)) ?? lines[lines.length - 1] ?? head!.trim().split("\n")[0]!;
+  const exited = /exited \(([^)]*)\) before it was ready|not ready within \d+ ms/.exec(head!)?.[0];
+  let why = `${exited ? `the proxy ${exited}` : "failed"}: ${first}`;
+  if (/EMFILE|too many open files/i.test(err.message)) {
+    const limit = openFilesLimit();
+    const sockets = 2 * n; // a listen and an egress socket per segment (rtcpMux)
+    why += ` [EMFILE: out of file descriptors. ${n} segments need ${sockets} sockets (listen + egress per segment, rtcpMux)` +
+      `${opts.runtime === "node" ? ", all in the one proxy process (workers are threads)" : ""}; ` +
+      `RLIMIT_NOFILE here is ${limit ? `${limit.soft} soft / ${limit.hard} hard` : "unknown"}]`;
+  }
+  return why;
+}
+
+/**
+ * Waits DRAIN_MS, then while datagrams keep arriving at the sink (polled every DRAIN_POLL_MS, at
+ * most MAX_EXTRA_DRAIN_MS more): a busy proxy may still hold packets in its sockets' buffers, and
+ * those are late, not lost. Stops early once `expected` packets of the armed trial are in.
+ * Returns the time waited, ms.
+ */
+async function drain(sink: LoadProcess, expected: number): Promise<number> {
+  const t0 = performance.now();
+  await sleep(DRAIN_MS);
+  let last = await sink.request({ cmd: "peek" }, "peeked", 10_000);
+  while (last.received < expected && performance.now() - t0 < DRAIN_MS + MAX_EXTRA_DRAIN_MS) {
+    await sleep(DRAIN_POLL_MS);
+    const now = await sink.request({ cmd: "peek" }, "peeked", 10_000);
+    if (now.arrived === last.arrived) break; // nothing more in the last poll interval
+    last = now;
+  }
+  return performance.now() - t0;
+}
+
+let trialCounter = 0;
+
+interface Level {
+  /** The row without the fields that need the 1-segment baseline. */
+  readonly row: Omit<ScaleRow, "setupMsPerSegment" | "rssBytesPerSegment">;
+}
+
+async function runLevel(gen: LoadProcess, sink: LoadProcess, n: number, rate: number, reduced: boolean, opts: ScaleOptions, warnings: string[]): Promise<Level> {
+  const label = `${n} segment${n === 1 ? "" : "s"} at ${rate} pps each${reduced ? " (reduced rate)" : ""}`;
+  const lastPort = opts.basePort + n - 1;
+  if (lastPort > 65535) throw new Error(`${label}: listen ports ${opts.basePort}-${lastPort} run past 65535`);
+  if (lastPort >= 32768) warnings.push(`${label}: listen ports reach ${lastPort}, inside Linux's ephemeral range (egress sockets may take them)`);
+  progress(`scale: ${label}: starting the proxy`);
+  let proxy: ProxyProcess;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      proxy = await startProxyProcess({
+        runtime: opts.runtime,
+        workers: opts.workers,
+        chain: opts.filter ? [opts.filter] : [],
+        segments: Array.from({ length: n }, (_, i) => ({ name: `s${i}`, listenPort: opts.basePort + i, destinationPort: sink.port })),
+        // setting up a segment costs milliseconds: allow for the big levels, but bounded
+        readyTimeoutMs: 30_000 + 20 * n,
+      });
+      break;
+    } catch (err) {
+      // another program holding one of the listen ports for a moment: try again, a bounded number of times
+      const busy = /cannot bind listen [^\n]*EADDRINUSE[^\n]*/.exec((err as Error).message);
+      if (!busy || attempt >= START_ATTEMPTS) throw err;
+      warnings.push(`${label}: attempt ${attempt}: a listen port was in use (${busy[0]}); started again`);
+      progress(`scale: ${label}: a listen port is in use (${busy[0]}): trying again in ${START_RETRY_MS} ms`);
+      await sleep(START_RETRY_MS);
+    }
+  }
+  try {
+    progress(`scale: ${label}: proxy running after ${Math.round(proxy.startMs)} ms; warm-up ${opts.warmupMs} ms`);
+    const ports = Array.from({ length: n }, (_, i) => opts.basePort + i);
+    await gen.request({ cmd: "setup", ports, rate, size: opts.size, payloadType: 96 }, "setup", 10_000);
+    const warm = ++trialCounter;
+    const trial = ++trialCounter;
+    const perStream = packetsPerStream(rate, opts.measureMs);
+    // armed for the measured trial already: warm-up packets arriving at the sink are not counted
+    await sink.request({ cmd: "arm", trial, streams: n, perStream }, "armed", 10_000);
+    const warmPerStream = packetsPerStream(rate, opts.warmupMs);
+    const warmRan = await gen.request({ cmd: "run", trial: warm, perStream: warmPerStream }, "ran", opts.warmupMs * 2 + 10_000);
+    // the measured window starts once the proxy has caught up with the warm-up
+    const warmDrainMs = await drain(sink, warmRan.sent);
+    if (warmDrainMs > DRAIN_MS + 2 * DRAIN_POLL_MS) progress(`scale: ${label}: the warm-up took ${Math.round(warmDrainMs)} ms to drain`);
+    const statsTimeout = 30_000;
+    const before = await withTimeout(proxy.stats(), statsTimeout, "proxy /stats");
+    const kernel0 = udpDrops(opts.basePort, lastPort);
+    const sinkDrops0 = udpDrops(sink.port, sink.port);
+    const backlog0 = backlogDrops();
+    progress(`scale: ${label}: measuring ${opts.measureMs} ms`);
+    const busy0 = machineBusyUs();
+    const cpu0 = treeCpuUs(proxy.pids());
+    const t0 = performance.now();
+    const ran = await gen.request({ cmd: "run", trial, perStream }, "ran", opts.measureMs * 2 + 10_000);
+    const drainMs = await drain(sink, ran.sent);
+    if (drainMs > DRAIN_MS + 2 * DRAIN_POLL_MS) warnings.push(`${label}: packets kept arriving for ${Math.round(drainMs)} ms after the generator stopped: the proxy was behind (a backlog in its socket buffers)`);
+    const cpu1 = treeCpuUs(proxy.pids());
+    const wallMs = performance.now() - t0;
+    const busy1 = machineBusyUs();
+    const got = await sink.request({ cmd: "collect", trial }, "collected", 10_000);
+    const kernel1 = udpDrops(opts.basePort, lastPort);
+    const sinkDrops1 = udpDrops(sink.port, sink.port);
+    const backlog1 = backlogDrops();
+    const after = await withTimeout(proxy.stats(), statsTimeout, "proxy /stats");
+    const mem = treeMemory(proxy.pids());
+
+    // per-stream loss
+    let streamsWithLoss = 0;
+    let worst = 0;
+    let silent = 0;
+    for (let i = 0; i < n; i++) {
+      const s = ran.perStream[i] ?? 0;
+      const r = Math.min(s, got.perStream[i] ?? 0);
+      if (s === 0) silent++;
+      else if (r < s) {
+        streamsWithLoss++;
+        worst = Math.max(worst, (s - r) / s);
+      }
+    }
+    const offered = n * rate;
+    const achieved = ran.sent / (ran.sendMs / 1000);
+    const generatorShort = ran.sent < n * perStream * 0.98 || achieved < offered * 0.98;
+    const proxyCpuUs = cpu1 - cpu0;
+    const loss = ran.sent === 0 ? 1 : Math.max(0, ran.sent - got.received) / ran.sent;
+    const row = {
+      segments: n,
+      ratePerStream: rate,
+      reducedRate: reduced,
+      offeredPps: offered,
+      achievedPps: Math.round(achieved),
+      generatorShort,
+      setupMs: round(proxy.startMs, 0),
+      rssBytes: mem.rssBytes,
+      cpuPct: round((proxyCpuUs / 1000 / wallMs) * 100, 1),
+      cpuUsPerPacket: got.received > 0 ? round(proxyCpuUs / got.received, 2) : null,
+      sent: ran.sent,
+      received: got.received,
+      lossPct: round(loss * 100, 4),
+      streamsWithLoss,
+      worstStreamLossPct: round(worst * 100, 2),
+      proxyDrops: dropsTotal(after) - dropsTotal(before),
+      kernelDrops: kernel0 === null || kernel1 === null ? null : kernel1 - kernel0,
+    };
+
+    // what else the row needs said
+    const genPct = (ran.cpuUs / 1000 / ran.sendMs) * 100;
+    const sinkPct = (got.cpuUs / 1000 / wallMs) * 100;
+    if (generatorShort) warnings.push(`${label}: the generator achieved ${row.achievedPps} of ${offered} pps (${ran.sent} of ${n * perStream} packets; ${ran.lateTicks} late ticks, ${ran.blockedTicks} blocked): the harness could not offer this load`);
+    if (silent > 0) warnings.push(`${label}: ${silent} streams sent nothing in the measured window (generator short)`);
+    if (ran.sendErrors > 0) warnings.push(`${label}: ${ran.sendErrors} send errors at the generator`);
+    if (got.duplicates > 0) warnings.push(`${label}: ${got.duplicates} duplicate packets at the sink`);
+    if (genPct >= 90 || sinkPct >= 90) warnings.push(`${label}: generator ${round(genPct, 0)}% / sink ${round(sinkPct, 0)}% of a core: the harness may be the bottleneck`);
+    if (sinkDrops0 !== null && sinkDrops1 !== null && sinkDrops1 > sinkDrops0) warnings.push(`${label}: the kernel dropped ${sinkDrops1 - sinkDrops0} datagrams at the sink's socket: loss counted there is the harness's`);
+    if (got.received < ran.sent) {
+      // where the missing packets went, as far as the counters tell
+      const p0 = packetCounts(before);
+      const p1 = packetCounts(after);
+      const fmt = (x: number | null): string => (x === null ? "?" : String(x));
+      warnings.push(`${label}: ${ran.sent - got.received} of ${ran.sent} packets missing. The proxy's segments took in ${p1.in - p0.in} and sent ${p1.out - p0.out} ` +
+        `(their drop counters: ${row.proxyDrops}; kernel drops at its listen sockets: ${fmt(row.kernelDrops)}); ` +
+        `the sink's socket dropped ${sinkDrops0 === null || sinkDrops1 === null ? "?" : sinkDrops1 - sinkDrops0}; ` +
+        `the kernel's per-CPU input backlog dropped ${backlog0 === null || backlog1 === null ? "?" : backlog1 - backlog0} (machine-wide, /proc/net/softnet_stat)`);
+    }
+    const other = busy0 === null || busy1 === null ? null : ((busy1 - busy0 - proxyCpuUs - ran.cpuUs - got.cpuUs) / 1000 / wallMs) * 100;
+    if (other !== null && other > NOISY_CPU_PCT) warnings.push(`${label}: other processes used ${round(other, 0)}% of a core during the window: the machine was not quiet`);
+    progress(`scale: ${label}: sent ${row.sent} (${row.achievedPps} pps${generatorShort ? ", generator short" : ""}), received ${row.received}, ` +
+      `loss ${row.lossPct}% on ${streamsWithLoss} streams, proxy ${row.cpuPct}% cpu, rss ${round(mem.rssBytes / MIB, 1)} MiB, ` +
+      `drops proxy ${row.proxyDrops} kernel ${row.kernelDrops ?? "?"}; gen ${round(genPct, 0)}% sink ${round(sinkPct, 0)}%`);
+    return { row };
+  } finally {
+    progress(`scale: ${label}: stopping the proxy`);
+    await proxy.close();
+  }
+}
+
+export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
+  if (opts.size < 24) throw new Error(`scale: size ${opts.size} is under 24 bytes (RTP header + stamp)`);
+  if (!(opts.ratePerStream > 0)) throw new Error("scale: ratePerStream must be positive");
+  const warnings: string[] = [];
+  const levels: Level[] = [];
+  const failed = new Map<number, string>();
+  const gen = new LoadProcess("gen");
+  const sink = new LoadProcess("sink");
+  try {
+    await Promise.all([gen.ready, sink.ready]);
+    for (const n of opts.counts) {
+      if (!Number.isInteger(n) || n < 1) throw new Error(`scale: bad segment count ${n}`);
+      let full: Level;
+      try {
+        full = await runLevel(gen, sink, n, opts.ratePerStream, false, opts, warnings);
+      } catch (err) {
+        const why = failureReason(err as Error, n, opts);
+        failed.set(n, why);
+        warnings.push(`${n} segments: not measured: ${why}`);
+        progress(`scale: ${n} segments failed: ${why}`);
+        continue;
+      }
+      levels.push(full);
+      const reduced = reducedRateFor(n, opts.ratePerStream);
+      const needsReduced = full.row.generatorShort || (full.row.lossPct > 0 && full.row.offeredPps > FIT_AGGREGATE_PPS);
+      if (needsReduced && reduced < opts.ratePerStream) {
+        try {
+          levels.push(await runLevel(gen, sink, n, reduced, true, opts, warnings));
+        } catch (err) {
+          warnings.push(`${n} segments at the reduced rate of ${reduced} pps: not measured: ${(err as Error).message.split("\n")[0]}`);
+        }
+      }
+    }
+  } finally {
+    await Promise.all([gen.exit(), sink.exit()]);
+  }
+
+  // per-segment figures against the 1-segment level
+  const base = levels.find((l) => l.row.segments === 1 && !l.row.reducedRate)?.row;
+  const rows: ScaleRow[] = levels.map(({ row }) => ({
+    ...row,
+    setupMsPerSegment: base && row.segments > 1
+      ? round((row.setupMs - base.setupMs) / (row.segments - 1), 3)
+      : round(row.setupMs / row.segments, 3),
+    rssBytesPerSegment: base && row.segments > 1 ? Math.round((row.rssBytes - base.rssBytes) / (row.segments - 1)) : null,
+  }));
+  if (!base) warnings.push("no 1-segment level: setup ms per segment is setup / segments (process start included) and RSS per segment is not computed");
+
+  const chain = opts.filter ? opts.filter.name : "(empty)";
+  return {
+    method:
+      `One proxy process (msm proxy, ${opts.runtime}, ${opts.workers} worker${opts.workers === 1 ? "" : "s"}) per level with N segments ` +
+      `(listen 127.0.0.1:${opts.basePort}+i, rtcpMux, one destination: the sink), chain [${chain}]; a forked generator sends one RTP stream per segment ` +
+      `(distinct SSRC, in-order sequence numbers, ${opts.size}-byte packets, streams interleaved evenly in time) and a forked sink counts each stream's packets. ` +
+      `Warm-up ${opts.warmupMs} ms (not counted: probation), drained, then one measured trial of ${opts.measureMs} ms, then a drain of ${DRAIN_MS} ms ` +
+      `extended while packets still arrive (polled every ${DRAIN_POLL_MS} ms, at most ${MAX_EXTRA_DRAIN_MS} ms more), so a backlog in the proxy counts as late, not lost. ` +
+      `Setup = spawn to "proxy running" (process start, compile, every segment's sockets and chain contexts); ` +
+      `setup per segment = (setup - setup at 1 segment) / (N - 1), and for the 1-segment row its whole setup. ` +
+      `CPU = the proxy's process tree (per-thread schedstat) over the trial and the drain, % of one core and per delivered packet. ` +
+      `RSS = VmRSS of the proxy's process tree after the window; per segment = (RSS - RSS at 1 segment) / (N - 1). ` +
+      `Loss per stream = sent - received in the measured trial. Proxy drops = segments' drop counters (/stats) over the window; ` +
+      `kernel drops = /proc/net/udp drops on the listen ports over the window. ` +
+      `A level whose aggregate the generator cannot offer is reported as measured, then run again at a reduced per-stream rate ` +
+      `(aggregate <= ${FIT_AGGREGATE_PPS} pps), marked "reduced".`,
+    size: opts.size,
+    workers: opts.workers,
+    runtime: opts.runtime,
+    chain,
+    rows,
+    target: verdict(opts, rows, failed),
+    warnings,
+  };
+}
+
+function verdict(opts: ScaleOptions, rows: readonly ScaleRow[], failed: ReadonlyMap<number, string>): ScaleResult["target"] {
+  const t = { segments: TARGET_SEGMENTS, rssLimitBytes: TARGET_RSS_BYTES };
+  if (!opts.counts.includes(TARGET_SEGMENTS)) return { ...t, met: null, why: `${TARGET_SEGMENTS} segments not run (counts: ${opts.counts.join(", ")})` };
+  const fail = failed.get(TARGET_SEGMENTS);
+  if (fail !== undefined) return { ...t, met: false, why: `the proxy did not run ${TARGET_SEGMENTS} segments: ${fail}` };
+  const at = rows.filter((r) => r.segments === TARGET_SEGMENTS);
+  const judge = (r: ScaleRow): { ok: boolean; text: string } => {
+    const rate = `${r.ratePerStream} pps per stream${r.reducedRate ? ` (reduced from ${opts.ratePerStream})` : ""}`;
+    const rss = `RSS ${round(r.rssBytes / MIB, 1)} MiB ${r.rssBytes <= TARGET_RSS_BYTES ? "<=" : ">"} 1 GiB`;
+    const loss = r.streamsWithLoss === 0 ? "no stream lost packets" : `${r.streamsWithLoss} of ${r.segments} streams lost packets (worst ${r.worstStreamLossPct}%)`;
+    const short = r.generatorShort ? `; the generator offered only ${r.achievedPps} of ${r.offeredPps} pps` : "";
+    return { ok: r.rssBytes <= TARGET_RSS_BYTES && r.streamsWithLoss === 0 && !r.generatorShort && r.sent > 0, text: `at ${rate}: ${rss}, ${loss}${short}` };
+  };
+  const judged = at.map(judge);
+  const ok = at.findIndex((_, i) => judged[i]!.ok);
+  if (ok >= 0) {
+    const r = at[ok]!;
+    const also = judged.filter((_, i) => i !== ok).map((j) => j.text);
+    return {
+      ...t,
+      met: true,
+      why: `met ${r.reducedRate ? "at the reduced rate only" : "at the full rate"}, ${judged[ok]!.text}${also.length > 0 ? `; not met ${also.join("; ")}` : ""}`,
+    };
+  }
+  return { ...t, met: false, why: `not met: ${judged.map((j) => j.text).join("; ")}` };
+}
+
+// ---- output ----
+
+function rowCells(r: ScaleRow): string[] {
+  return [
+    String(r.segments),
+    `${r.ratePerStream}${r.reducedRate ? " (reduced)" : ""}`,
+    String(r.offeredPps),
+    `${r.achievedPps}${r.generatorShort ? " (short)" : ""}`,
+    String(r.setupMs),
+    String(r.setupMsPerSegment),
+    String(round(r.rssBytes / MIB, 1)),
+    r.rssBytesPerSegment === null ? "-" : String(round(r.rssBytesPerSegment / 1024, 1)),
+    String(r.cpuPct),
+    r.cpuUsPerPacket === null ? "-" : String(r.cpuUsPerPacket),
+    String(r.sent),
+    String(r.received),
+    String(r.lossPct),
+    String(r.streamsWithLoss),
+    String(r.worstStreamLossPct),
+    String(r.proxyDrops),
+    r.kernelDrops === null ? "?" : String(r.kernelDrops),
+  ];
+}
+
+const HEADER = [
+  "segments", "pps/stream", "offered pps", "achieved pps", "setup ms", "setup ms/seg", "RSS MiB", "RSS KiB/seg",
+  "CPU %", "CPU us/pkt", "sent", "received", "loss %", "streams w/ loss", "worst stream loss %", "proxy drops", "kernel drops",
+];
+
+function verdictLine(r: ScaleResult): string {
+  const state = r.target.met === null ? "not judged" : r.target.met ? "MET" : "NOT MET";
+  return `Target (${r.target.segments} segments in one proxy within ${round(r.target.rssLimitBytes / MIB, 0)} MiB RSS, no stream losing packets): ${state}: ${r.target.why}`;
+}
+
+export function scaleTables(r: ScaleResult): { text: string; markdown: string } {
+  const rows = [HEADER, ...r.rows.map(rowCells)];
+  const head = `Scale: ${r.runtime}, ${r.workers} worker${r.workers === 1 ? "" : "s"}, chain [${r.chain}], ${r.size}-byte packets`;
+  const text = [
+    head,
+    table(rows, 2),
+    verdictLine(r),
+    ...r.warnings.map((w) => `warning: ${w}`),
+  ].join("\n");
+  const markdown = [
+    "## Scale: segments in one proxy",
+    "",
+    `${head}. ${r.method}`,
+    "",
+    "How to read: each row is one proxy started with that many segments, one stream per segment; " +
+      "\"(reduced)\" rows ran at a lower per-stream rate because the harness cannot offer the full aggregate on this machine, " +
+      "\"(short)\" means the generator did not offer the whole load, so loss there is partly the harness's. " +
+      "RSS and setup per segment are the increments over the 1-segment row; CPU % is of one core.",
+    "",
+    markdownTable(rows, 2),
+    "",
+    `**${verdictLine(r)}**`,
+    ...(r.warnings.length > 0 ? ["", ...r.warnings.map((w) => `- ${w}`)] : []),
+    "",
+  ].join("\n");
+  return { text, markdown };
+}

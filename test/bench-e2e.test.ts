@@ -1,0 +1,112 @@
+// The end-to-end benchmark's own machinery on real processes and sockets: a short run through the
+// harness ceiling, the plain relay and the proxy with the validate filter, then the report and
+// the charts made from it. Figures are not asserted (a shared machine), only that they exist and
+// hang together: what flowed, latency from the send stamps, CPU and memory from /proc.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as assert from "uvu/assert";
+import { DEFAULT_FILTER } from "../bench/common.js";
+import { runE2e, type E2eResult } from "../bench/e2e.js";
+import { e2eCharts, printText, renderResultsMarkdown, type BenchResults } from "../bench/report.js";
+import { suite } from "./lib/suite.js";
+
+const test = suite("bench e2e", { timeoutMs: 120_000 });
+
+let result: E2eResult;
+
+test.before(async () => {
+  result = await runE2e({
+    filterPath: DEFAULT_FILTER,
+    filterName: "validate",
+    size: 1200,
+    repeats: 1,
+    trialMs: 300,
+    drainMs: 100,
+    steps: 1,
+    floorPps: 2000,
+    maxPps: 20_000,
+    maxLoss: 0.001,
+    sweepRates: [2000, 5000],
+    latencyRates: [2000],
+    cpuRatePps: 5000,
+    noisyRetries: 0,
+    pin: false,
+    hosts: ["direct", "node-relay", "proxy+filter"],
+  });
+});
+
+test("every relay was searched and swept, with latency from the send stamps", () => {
+  assert.equal(result.hosts.map((h) => h.host), ["direct", "node-relay", "proxy+filter"]);
+  for (const h of result.hosts) {
+    const trials = h.repeats[0]!.trials;
+    assert.ok(trials.length >= 1, `${h.label}: no search trial`);
+    assert.ok(trials.every((t) => t.sent > 0), `${h.label}: a trial sent nothing`);
+    assert.ok(trials.some((t) => t.received > 0), `${h.label}: nothing arrived`);
+    assert.equal(h.sweep.map((p) => p.offeredPps), [2000, 5000]);
+    for (const p of h.sweep) {
+      assert.ok(p.deliveredPps > 0, `${h.label} at ${p.offeredPps}: nothing delivered`);
+      const l = p.latencyUs;
+      assert.ok(l !== null, `${h.label} at ${p.offeredPps}: no latency`);
+      // one-way latency on loopback is positive and below a second; percentiles are ordered
+      assert.ok(l!.p50 > 0 && l!.max < 1_000_000, `${h.label}: implausible latency ${JSON.stringify(l)}`);
+      assert.ok(l!.p50 <= l!.p99 && l!.p99 <= l!.p999 && l!.p999 <= l!.max, `${h.label}: percentiles out of order ${JSON.stringify(l)}`);
+    }
+  }
+});
+
+test("relays are charged CPU and memory from /proc; the harness is not", () => {
+  const [direct, relay, proxy] = result.hosts;
+  assert.is(direct!.sweep[0]!.cpuUsPerPacket, null);
+  assert.is(direct!.peakRssBytes, null);
+  for (const h of [relay!, proxy!]) {
+    assert.ok((h.sweep[1]!.cpuUsPerPacket ?? 0) > 0, `${h.label}: no CPU per packet`);
+    assert.ok((h.peakRssBytes ?? 0) > 10 * 2 ** 20, `${h.label}: peak RSS ${h.peakRssBytes}`);
+  }
+  // the proxy's own statistics were read through its admin endpoint
+  const t = proxy!.repeats[0]!.sweep[1]!;
+  assert.is(typeof t.stageNsPerPacket, "number");
+  assert.ok(t.stageMeanBatch! >= 1);
+});
+
+test("targets name what was not measured instead of passing it", () => {
+  const byWhat = (s: string) => result.targets.find((t) => t.what.includes(s))!;
+  assert.is(byWhat("(Bun)").met, null);
+  assert.is(byWhat("rtpengine").met, null);
+  assert.is(byWhat("(Node)").met === null, false);
+  assert.is(byWhat("latency").met === null, false);
+});
+
+test("the report, the charts and RESULTS.md are made from the result", () => {
+  const results: BenchResults = {
+    version: 2, date: "2026-01-02", mode: "full", command: "test", filter: "validate", parts: ["micro", "srtp", "e2e", "scale"], durationS: 1,
+    machine: { cpu: "test cpu", cores: 2, memoryGiB: 1, kernel: "k", node: process.version, bun: null, gstreamer: null, rtpengine: null },
+    e2e: result,
+  };
+  const text = printText(results);
+  for (const h of result.hosts) assert.ok(text.includes(h.label), `text report lacks ${h.label}`);
+  assert.ok(text.includes("One-way latency"));
+  const charts = e2eCharts(result);
+  assert.equal(Object.keys(charts).sort(), ["latency-p50", "latency-p99", "throughput"]);
+  for (const svg of Object.values(charts)) {
+    assert.ok(svg.includes("<svg") && svg.trimEnd().endsWith("</svg>"));
+    assert.ok(svg.includes("msm proxy + validate (Node)"));
+  }
+  const dir = mkdtempSync(join(tmpdir(), "msm-bench-report-"));
+  try {
+    writeFileSync(join(dir, "2026-01-02.json"), JSON.stringify(results));
+    for (const [name, svg] of Object.entries(charts)) writeFileSync(join(dir, `2026-01-02-${name}.svg`), svg);
+    // a results file of the old format is left out, not misread
+    writeFileSync(join(dir, "2025-12-31.json"), JSON.stringify({ version: 1, mode: "full" }));
+    const md = renderResultsMarkdown(dir);
+    assert.ok(md.includes("## 2026-01-02 (full"), md.slice(0, 400));
+    assert.ok(md.includes("(results/2026-01-02-throughput.svg)"));
+    assert.not.ok(md.includes("2025-12-31"));
+    assert.ok(md.includes("| msm proxy + validate (Node) |"));
+    assert.ok(readFileSync(join(dir, "2026-01-02.json"), "utf8").length > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();

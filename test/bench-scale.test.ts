@@ -1,0 +1,95 @@
+// The scale benchmark end to end at a small size: a real proxy process with 1 and then 20
+// segments, one stream each from the forked generator to the forked sink through the proxy.
+// No timing or zero-loss assertions (the machine is shared): packets must flow, and every figure
+// must be present and sane.
+import * as assert from "uvu/assert";
+import { runScale, scaleTables, type ScaleResult, type ScaleRow } from "../bench/scale.js";
+import { filterWasm } from "./lib/paths.js";
+import { suite } from "./lib/suite.js";
+
+const test = suite("bench scale", { timeoutMs: 60_000 });
+
+// below the ephemeral range, and spread by pid so that concurrent runs rarely meet
+const BASE_PORT = 21_000 + (process.pid % 400) * 25;
+
+let result: ScaleResult | undefined;
+
+test("runScale with 1 and 20 segments through the real proxy", async () => {
+  result = await runScale({
+    counts: [1, 20],
+    ratePerStream: 50,
+    size: 200,
+    warmupMs: 600,
+    measureMs: 1000,
+    runtime: "node",
+    workers: 1,
+    filter: { name: "validate", path: filterWasm("validate") },
+    basePort: BASE_PORT,
+  });
+  const r = result;
+  assert.is(r.chain, "validate");
+  assert.is(r.runtime, "node");
+  assert.is(r.size, 200);
+  assert.ok(r.method.length > 0);
+  assert.is(r.target.met, null, "10,000 segments were not run: no verdict");
+  assert.ok(Array.isArray(r.warnings));
+  const full = r.rows.filter((row) => !row.reducedRate);
+  assert.equal(full.map((row) => row.segments), [1, 20], "one full-rate row per count");
+  for (const row of full) {
+    const where = `${row.segments} segments`;
+    assert.is(row.ratePerStream, 50, where);
+    assert.is(row.offeredPps, row.segments * 50, where);
+    assert.ok(row.setupMs > 0, `${where}: setup time`);
+    assert.ok(row.rssBytes > 10 * 1024 * 1024, `${where}: rss of a node process`);
+    assert.ok(row.sent >= row.segments * 40, `${where}: the generator sent (${row.sent})`);
+    // packets went through the real proxy to the sink: most of them, on every stream
+    assert.ok(row.received > 0 && row.received <= row.sent, `${where}: received ${row.received} of ${row.sent}`);
+    assert.ok(row.streamsWithLoss < row.segments, `${where}: some stream arrived whole`);
+    assert.ok(row.worstStreamLossPct < 100, `${where}: every stream received packets`);
+    assert.ok(row.lossPct >= 0 && row.lossPct < 50, `${where}: loss ${row.lossPct}%`);
+    assert.ok(row.cpuPct > 0, `${where}: the proxy used CPU`);
+    assert.ok(row.cpuUsPerPacket !== null && row.cpuUsPerPacket > 0, `${where}: CPU per packet`);
+    assert.ok(row.proxyDrops >= 0, `${where}: drops counted`);
+    assert.ok(row.kernelDrops === null || row.kernelDrops >= 0, `${where}: kernel drops`);
+    assert.ok(Number.isFinite(row.setupMsPerSegment), `${where}: setup per segment`);
+  }
+  assert.is(full[0]!.rssBytesPerSegment, null, "no per-segment RSS at the baseline");
+  assert.type(full[1]!.rssBytesPerSegment, "number");
+});
+
+test("scaleTables shows every row and the verdict", () => {
+  assert.ok(result, "the run above produced a result");
+  const { text, markdown } = scaleTables(result!);
+  assert.match(text, /segments/);
+  assert.match(markdown, /^## Scale/m);
+  assert.match(markdown, /How to read/);
+  assert.match(markdown, /Target .*not judged/);
+  for (const row of result!.rows) {
+    assert.match(text, new RegExp(`^${row.segments}\\s+${row.ratePerStream}\\s`, "m"));
+    assert.match(markdown, new RegExp(`^\\| ${row.segments} \\| ${row.ratePerStream} \\|`, "m"));
+  }
+});
+
+test("scaleTables labels reduced rows and a missed target", () => {
+  const row = (segments: number, over: Partial<ScaleRow> = {}): ScaleRow => ({
+    segments, ratePerStream: 50, reducedRate: false, offeredPps: segments * 50, achievedPps: segments * 50, generatorShort: false,
+    setupMs: 100, setupMsPerSegment: 1, rssBytes: 50 << 20, rssBytesPerSegment: segments === 1 ? null : 4096, cpuPct: 10,
+    cpuUsPerPacket: 5, sent: 1000, received: 1000, lossPct: 0, streamsWithLoss: 0, worstStreamLossPct: 0, proxyDrops: 0, kernelDrops: 0, ...over,
+  });
+  const synthetic: ScaleResult = {
+    method: "synthetic", size: 200, workers: 2, runtime: "node", chain: "validate",
+    rows: [row(1), row(10_000, { achievedPps: 250_000, generatorShort: true, lossPct: 40, streamsWithLoss: 9000 }),
+      row(10_000, { ratePerStream: 5, reducedRate: true, offeredPps: 50_000, achievedPps: 50_000 })],
+    target: { segments: 10_000, rssLimitBytes: 1 << 30, met: false, why: "not met: example" },
+    warnings: ["a warning"],
+  };
+  const { text, markdown } = scaleTables(synthetic);
+  assert.match(text, /^10000\s+5 \(reduced\)/m);
+  assert.match(text, /250000 \(short\)/);
+  assert.match(text, /NOT MET: not met: example/);
+  assert.match(text, /warning: a warning/);
+  assert.match(markdown, /\| 10000 \| 5 \(reduced\) \|/);
+  assert.match(markdown, /- a warning/);
+});
+
+test.run();
