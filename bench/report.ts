@@ -32,6 +32,8 @@ export interface BenchResults {
   readonly srtp?: SrtpResult;
   readonly e2e?: E2eResult;
   readonly scale?: ScaleResult;
+  /** The largest scale level again under Bun (full runs). */
+  readonly scaleBun?: ScaleResult;
 }
 
 function fmt(n: number | null | undefined, digits = 1): string {
@@ -118,7 +120,9 @@ function targetRows(targets: readonly Target[]): string[][] {
 
 function allTargets(r: BenchResults): Target[] {
   const out: Target[] = [...(r.e2e?.targets ?? [])];
-  if (r.scale) out.push({ what: `${r.scale.target.segments} segments in one proxy within ${r.scale.target.rssLimitBytes / 2 ** 30} GiB RSS, no stream losing packets`, value: r.scale.target.why, met: r.scale.target.met });
+  for (const sc of [r.scale, r.scaleBun]) {
+    if (sc) out.push({ what: `${sc.target.segments} segments in one proxy within ${sc.target.rssLimitBytes / 2 ** 30} GiB RSS, no stream losing packets (${sc.runtime === "bun" ? "Bun" : "Node"})`, value: sc.target.why, met: sc.target.met });
+  }
   if (r.srtp) out.push({ what: r.srtp.target.what, value: `${r.srtp.target.msmGbps.toFixed(2)} Gbit/s; ${fmt(r.srtp.target.vsLibsrtpCrypto, 2)}x libsrtp's crypto time`, met: r.srtp.target.met });
   return out;
 }
@@ -212,7 +216,7 @@ export function printText(r: BenchResults): string {
     out.push("", "One-way latency, microseconds (send stamp in the packet to the sink's receive):", table(latencyRows(e), 1));
     out.push(...e2eNotes(e));
   }
-  if (r.scale) out.push("", scaleTables(r.scale).text);
+  for (const sc of [r.scale, r.scaleBun]) if (sc) out.push("", scaleTables(sc).text);
   return out.join("\n");
 }
 
@@ -245,7 +249,7 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
     out.push(`### (c) SRTP per packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets)`, "");
     out.push(markdownTable(srtpRows(x), 3), "", ...srtpNotes(x).map((n) => `- ${n}`), "");
   }
-  if (r.scale) out.push(scaleTables(r.scale).markdown, "");
+  for (const sc of [r.scale, r.scaleBun]) if (sc) out.push(scaleTables(sc).markdown, "");
   return out.join("\n");
 }
 

@@ -556,7 +556,7 @@ export function scaleTables(r: ScaleResult): { text: string; markdown: string } 
     ...r.warnings.map((w) => `warning: ${w}`),
   ].join("\n");
   const markdown = [
-    "## Scale: segments in one proxy",
+    `### (d) Scale: segments in one proxy (${r.runtime === "bun" ? "Bun" : "Node"})`,
     "",
     `${head}. ${r.method}`,
     "",

@@ -4,6 +4,7 @@ import { EventEmitter } from "node:events";
 import type { ProxyConfig, SegmentConfig } from "./config/proxy-config.js";
 import type { DataPlaneEvent, SegmentError } from "./dataplane/dataplane.js";
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
+import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileLimit, socketsFor } from "./dataplane/descriptor-budget.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 
 /** A config change that could not be applied; nothing of it was. */
@@ -48,6 +49,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private applying: Promise<unknown> = Promise.resolve();
   private closed = false;
   watchdogRestarts = 0;
+  /** Sockets the running config's segments hold (0 before the first apply). */
+  private socketsHeld = 0;
   private crashDelay = 100;
   private lastCrash = 0;
 
@@ -146,6 +149,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (config.workers !== this.workers.length) {
       throw new ApplyError([{ segment: "", message: `workers: cannot change from ${this.workers.length} to ${config.workers} while running; restart the proxy` }]);
     }
+    const budget = this.descriptorProblems(config);
+    if (budget.length > 0) throw new ApplyError(budget);
     const prepared = await Promise.all(
       this.workers.map((w, i) => w.prepare({ filters: config.filters, segments: this.segmentsOf(config, i) })),
     );
@@ -156,12 +161,31 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     const committed = (await Promise.all(this.workers.map((w) => w.commit()))).flat();
     this.config = config;
+    this.socketsHeld = socketsFor(config.segments);
     // forget the history of segments that are gone
     for (const key of [...this.stuck.keys()]) {
       if (!config.segments.some((s) => key.startsWith(`${s.name}#`))) this.stuck.delete(key);
     }
     for (const name of [...this.carried.keys()]) if (!config.segments.some((s) => s.name === name)) this.carried.delete(name);
     if (committed.length > 0) throw new ApplyError(committed);
+  }
+
+  /**
+   * Whether the segments' sockets fit the open-files limit: of this process when the workers
+   * are threads, of each worker process otherwise (a process starts with none of its own).
+   */
+  private descriptorProblems(config: ProxyConfig): SegmentError[] {
+    const needed = socketsFor(config.segments);
+    if (WORKER_MODE === "thread") {
+      const problem = descriptorShortfall(needed, this.socketsHeld, `segments: ${config.segments.length} segments`);
+      return problem ? [{ segment: "", message: problem }] : [];
+    }
+    for (let i = 0; i < config.workers; i++) {
+      const mine = this.segmentsOf(config, i);
+      const problem = descriptorShortfall(socketsFor(mine), 0, `segments: the ${mine.length} segments of worker ${i}`, openFileLimit(), DESCRIPTOR_RESERVE);
+      if (problem) return [{ segment: "", message: problem }];
+    }
+    return [];
   }
 
   private checkWatchdog(): void {

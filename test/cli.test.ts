@@ -96,6 +96,30 @@ test("msm proxy: a bad file at start names the field and exits 1", async () => {
   }
 });
 
+test("msm proxy: segments needing more sockets than ulimit -n allows are refused up front, with what to change", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-"));
+  const file = join(dir, "many.yaml");
+  // 60 segments without rtcpMux need 240 sockets; the limit below is 200
+  const segments = Array.from({ length: 60 }, (_, i) => `  - name: s${i}
+    listen: { address: 127.0.0.1, port: ${21000 + 2 * i} }
+    destinations: [{ address: 127.0.0.1, port: 9 }]
+`).join("");
+  writeFileSync(file, `segments:\n${segments}`);
+  try {
+    const child = spawn("sh", ["-c", `ulimit -n 200 && exec "${process.execPath}" "${MSM}" proxy --config "${file}"`], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    assert.is(code, 1, out);
+    assert.match(out, /segments: 60 segments need 240 sockets, but the open-files limit is 200 \(ulimit -n\)/);
+    assert.match(out, /use rtcpMux/);
+    assert.not.match(out, /EMFILE/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("msm with an unknown command or flag prints usage and exits 2", async () => {
   const a = run(["frobnicate"]);
   assert.is(await a.exited, 2);

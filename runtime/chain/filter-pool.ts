@@ -2,6 +2,7 @@
 // every segment whose chain uses it, each segment holding a context in it. When an instance fails
 // the pool discards it and brings up a new one with backoff, following each segment's policy.
 import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
 import { FilterConfigError } from "../filter-host/errors.js";
 import type { FilterFailure } from "../filter-host/errors.js";
 import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
@@ -79,7 +80,8 @@ function slotKey(name: string, digest: string, rootConfig: unknown): string {
 
 export class FilterPool {
   private readonly slots = new Map<string, InstanceSlot>();
-  private readonly modules = new Map<string, LoadedFilterModule>();
+  /** Compiled modules by file path, with the version of the file they came from. */
+  private readonly modules = new Map<string, { version: string; module: Promise<LoadedFilterModule> }>();
   private nextSlotId = 1;
 
   constructor(
@@ -217,12 +219,27 @@ export class FilterPool {
     this.onEvent({ type: "restarted", filter: slot.name, segments: restarted });
   }
 
-  private async loadModule(spec: FilterSpec): Promise<LoadedFilterModule> {
-    const cacheKey = `${spec.name}|${spec.path ?? ""}|${spec.sha256 ?? ""}|${spec.maxMemoryPages ?? ""}`;
-    const cached = spec.bytes ? undefined : this.modules.get(cacheKey);
-    if (cached) return cached;
-    const module = await loadFilterModule(spec);
-    if (!spec.bytes && spec.sha256) this.modules.set(cacheKey, module);
+  /**
+   * The compiled module of a file, compiled once per version of the file: a config of 10,000
+   * segments names the same .wasm 10,000 times. A version is the file's inode, size and mtime,
+   * so that a file replaced for a reload is read again; a pinned digest is checked on every read.
+   */
+  private loadModule(spec: FilterSpec): Promise<LoadedFilterModule> {
+    if (spec.bytes || !spec.path) return loadFilterModule(spec);
+    let version: string;
+    try {
+      const st = statSync(spec.path);
+      version = `${st.ino}:${st.size}:${st.mtimeMs}|${spec.name}|${spec.sha256 ?? ""}|${spec.maxMemoryPages ?? ""}`;
+    } catch {
+      return loadFilterModule(spec); // which says what is wrong with the path
+    }
+    const cached = this.modules.get(spec.path);
+    if (cached && cached.version === version) return cached.module;
+    const module = loadFilterModule(spec);
+    this.modules.set(spec.path, { version, module });
+    module.catch(() => {
+      if (this.modules.get(spec.path!)?.module === module) this.modules.delete(spec.path!);
+    });
     return module;
   }
 

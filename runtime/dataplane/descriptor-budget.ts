@@ -1,0 +1,49 @@
+// Sockets are file descriptors, and a process may hold only so many (ulimit -n). A config whose
+// segments need more than the limit allows would fail part way through binding with EMFILE;
+// this check refuses it up front, with the numbers and what to change. Linux only (/proc); where
+// the limit cannot be read, nothing is checked.
+import { readdirSync, readFileSync } from "node:fs";
+import type { SegmentConfig } from "../config/proxy-config.js";
+
+/** Descriptors a process keeps for itself beyond segment sockets (runtime, admin, pipes, files). */
+export const DESCRIPTOR_RESERVE = 64;
+
+/** Sockets a segment binds: RTP in and out, and RTCP in and out unless RTCP is multiplexed. */
+export function socketsFor(segments: readonly SegmentConfig[]): number {
+  let n = 0;
+  for (const s of segments) n += s.rtcpMux ? 2 : 4;
+  return n;
+}
+
+/** The soft limit on open files of this process, or null where it cannot be read. */
+export function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    if (!m) return null;
+    return m[1] === "unlimited" ? Number.POSITIVE_INFINITY : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+/** Descriptors this process has open now, or null where that cannot be read. */
+export function openFileCount(): number | null {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Null if `needed` segment sockets fit in one process that now holds `held` of them, else a
+ * message for the operator. `limit` and `open` default to this process's.
+ */
+export function descriptorShortfall(needed: number, held: number, where: string, limit = openFileLimit(), open = openFileCount()): string | null {
+  if (limit === null || open === null) return null;
+  const other = Math.max(DESCRIPTOR_RESERVE, open - held + DESCRIPTOR_RESERVE / 2);
+  if (needed + other <= limit) return null;
+  return `${where} need ${needed} sockets, but the open-files limit is ${limit} (ulimit -n) and ${other} descriptors are kept ` +
+    "for the rest of the process: raise the limit (ulimit -n, systemd LimitNOFILE=, the container's nofile), " +
+    "use rtcpMux (2 sockets per segment instead of 4), or spread the segments over more proxies";
+}
