@@ -24,14 +24,14 @@
 // Sweep: one trial at each of a fixed list of offered rates, the same for every relay: delivered
 // rate, loss, latency percentiles and CPU per packet at equal rates (and so at equal batching).
 // Latency is the sink's receive time minus the send time the generator wrote into the packet.
-import { execFileSync, fork, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import type { LatencySummary, LoadgenReply, LoadgenRequest } from "./loadgen.js";
 import { machineBusyUs, median, progress, round, sleep } from "./common.js";
-import { startGstreamerRelay } from "./hosts/gstreamer.js";
+import { LoadProcess } from "./load-process.js";
+import { freeUdpPort, startGstreamerRelay } from "./hosts/gstreamer.js";
 import { startPlainRelay } from "./hosts/plain-relay.js";
 import { processTree, treeCpuUs, treeMemory } from "./hosts/process-stats.js";
 import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
@@ -168,6 +168,8 @@ export interface Target {
   readonly what: string;
   readonly value: string;
   readonly met: boolean | null;
+  /** What the report says instead of met / NOT MET / not measured, when that would mislead. */
+  readonly verdict?: string;
 }
 
 export interface E2eResult {
@@ -188,53 +190,8 @@ export interface E2eResult {
 
 // ---- the generator and sink processes ----
 
-class LoadProcess {
-  readonly child: ChildProcess;
-  private waiters: ((m: LoadgenReply) => void)[] = [];
-  port = 0;
-  readonly ready: Promise<void>;
-
-  constructor(readonly role: "gen" | "sink") {
-    this.child = fork(new URL("./loadgen.js", import.meta.url), [role], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (m: LoadgenReply) => this.waiters.shift()?.(m));
-    this.ready = this.next(10_000).then((m) => {
-      if (m.type !== "ready") throw new Error(`loadgen ${role}: unexpected ${m.type}`);
-      this.port = m.port;
-    });
-  }
-
-  request<T extends LoadgenReply["type"]>(m: LoadgenRequest, type: T, timeoutMs: number): Promise<Extract<LoadgenReply, { type: T }>> {
-    const reply = this.next(timeoutMs);
-    this.child.send(m);
-    return reply.then((r) => {
-      if (r.type !== type) throw new Error(`loadgen ${this.role}: expected ${type}, got ${r.type}`);
-      return r as Extract<LoadgenReply, { type: T }>;
-    });
-  }
-
-  async exit(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const gone = new Promise<void>((r) => this.child.once("exit", () => r()));
-    this.child.send({ cmd: "exit" } satisfies LoadgenRequest);
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 2000);
-    await gone;
-    clearTimeout(timer);
-  }
-
-  private next(timeoutMs: number): Promise<LoadgenReply> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`loadgen ${this.role}: no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = (m: LoadgenReply): void => {
-        clearTimeout(timer);
-        resolve(m);
-      };
-      this.waiters.push(waiter);
-    });
-  }
-}
+type Load = LoadProcess<LoadgenRequest, LoadgenReply>;
+const startLoad = (role: "gen" | "sink"): Load => new LoadProcess<LoadgenRequest, LoadgenReply>(new URL("./loadgen.js", import.meta.url), role);
 
 function pinTo(pids: readonly number[], cpus: string): boolean {
   try {
@@ -246,14 +203,6 @@ function pinTo(pids: readonly number[], cpus: string): boolean {
 }
 
 // ---- relays under test ----
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function startProxy(sinkPort: number, runtime: "node" | "bun", filter: { name: string; path: string } | null): Promise<ProxyProcess> {
   for (let attempt = 1; ; attempt++) {
@@ -321,7 +270,7 @@ let trialCounter = 0;
 /** A trial is noisy when the rest of the machine used more than this (% of one core). */
 export const NOISY_CPU_PCT = 15;
 
-async function runTrial(gen: LoadProcess, sink: LoadProcess, relay: RelayProcess | null, rate: number, durationMs: number, opts: E2eOptions): Promise<Trial> {
+async function runTrial(gen: Load, sink: Load, relay: RelayProcess | null, rate: number, durationMs: number, opts: E2eOptions): Promise<Trial> {
   await relay?.beforeTrial?.();
   const trial = ++trialCounter;
   const expect = Math.max(1, Math.round((rate * durationMs) / 1000));
@@ -384,7 +333,7 @@ function describe(t: Trial): string {
     ` -> ${t.pass ? "pass" : "fail"}`;
 }
 
-async function measureHost(gen: LoadProcess, sink: LoadProcess, kind: HostKind, label: string, upper: number, opts: E2eOptions, pinned: boolean): Promise<SearchResult> {
+async function measureHost(gen: Load, sink: Load, kind: HostKind, label: string, upper: number, opts: E2eOptions, pinned: boolean): Promise<SearchResult> {
   const relay = await startHost(kind, sink.port, opts);
   let peakRss: number | null = null;
   const notePeak = (): void => {
@@ -462,10 +411,11 @@ function summarizeSweep(runs: readonly SearchResult[], rates: readonly number[])
 }
 
 function pct(x: number): string {
-  return `${(x * 100).toFixed(0)}%`;
+  return `${(x * 100).toFixed(1)}%`;
 }
 
-function targets(hosts: readonly HostSummary[], opts: E2eOptions): Target[] {
+/** The end-to-end targets, from the relays' summaries (the report recomputes them from the JSON). */
+export function e2eTargets(hosts: readonly HostSummary[], opts: { readonly filterName: string; readonly latencyRates: readonly number[] }): Target[] {
   const by = (k: HostKind): HostSummary | undefined => hosts.find((h) => h.host === k);
   const out: Target[] = [];
   const filter = by("proxy+filter");
@@ -494,8 +444,8 @@ function targets(hosts: readonly HostSummary[], opts: E2eOptions): Target[] {
 export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
   if (opts.size < 28) throw new TypeError("e2e packets must be at least 28 bytes (RTP header and the stamp)");
   const warnings: string[] = [];
-  const gen = new LoadProcess("gen");
-  const sink = new LoadProcess("sink");
+  const gen = startLoad("gen");
+  const sink = startLoad("sink");
   let pinned = false;
   try {
     await Promise.all([gen.ready, sink.ready]);
@@ -572,7 +522,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
       cpuRatePps: opts.cpuRatePps,
       pinned,
       hosts,
-      targets: targets(hosts, opts),
+      targets: e2eTargets(hosts, opts),
       runtime,
       warnings,
     };

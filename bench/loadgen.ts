@@ -13,7 +13,8 @@
 // Pacing: every millisecond or so (setTimeout 1) the generator sends what is due by the clock,
 // in one burst, at most four milliseconds' worth, so a late timer cannot turn into a huge burst;
 // if it falls behind, the achieved rate it reports is lower than asked and the trial says so.
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket } from "node:dgram";
+import { cpuUsSince, replyToParent, tuneSocket } from "./load-process.js";
 
 export type LoadgenRequest =
   | { cmd: "run"; trial: number; port: number; rate: number; durationMs: number; size: number }
@@ -39,29 +40,10 @@ export interface LatencySummary {
 export const MIN_PACKET = 28;
 
 const SSRC = 0x4d534d42;
-const BUFFER_BYTES = 4 << 20;
 /** Packets in flight the generator may have queued; each has its own buffer. */
 const RING = 4096;
 /** Largest burst, in milliseconds' worth of packets: how far a late timer may catch up at once. */
 const MAX_BURST_MS = 4;
-
-function reply(m: LoadgenReply): void {
-  process.send!(m);
-}
-
-function cpuUs(since: NodeJS.CpuUsage): number {
-  const d = process.cpuUsage(since);
-  return d.user + d.system;
-}
-
-function tune(sock: Socket): void {
-  try {
-    sock.setRecvBufferSize(BUFFER_BYTES);
-    sock.setSendBufferSize(BUFFER_BYTES);
-  } catch {
-    // capped by net.core.rmem_max / wmem_max: the defaults still work
-  }
-}
 
 function generator(): void {
   const sock = createSocket("udp4");
@@ -136,12 +118,12 @@ function generator(): void {
     });
     // the measured send window: first to last burst, plus the mean gap of one packet
     const sendMs = tLast - t0 + 1 / perMs;
-    reply({ type: "ran", trial: m.trial, sent, sendMs, cpuUs: cpuUs(cpu0), sendErrors, lateTicks });
+    replyToParent({ type: "ran", trial: m.trial, sent, sendMs, cpuUs: cpuUsSince(cpu0), sendErrors, lateTicks });
   };
 
   sock.bind(0, "127.0.0.1", () => {
-    tune(sock);
-    reply({ type: "ready", port: sock.address().port });
+    tuneSocket(sock);
+    replyToParent({ type: "ready", port: sock.address().port });
   });
   process.on("message", (m: LoadgenRequest) => {
     if (m.cmd === "run") void run(m);
@@ -174,8 +156,8 @@ function sink(): void {
     }
   });
   sock.bind(0, "127.0.0.1", () => {
-    tune(sock);
-    reply({ type: "ready", port: sock.address().port });
+    tuneSocket(sock);
+    replyToParent({ type: "ready", port: sock.address().port });
   });
   process.on("message", (m: LoadgenRequest) => {
     if (m.cmd === "arm") {
@@ -184,9 +166,9 @@ function sink(): void {
       latencyUs = new Float64Array(m.expect);
       received = duplicates = stray = 0;
       cpu0 = process.cpuUsage();
-      reply({ type: "armed", trial });
+      replyToParent({ type: "armed", trial });
     } else if (m.cmd === "collect") {
-      reply({ type: "collected", trial: m.trial, received, duplicates, stray, cpuUs: cpuUs(cpu0), latency: summarize(latencyUs.subarray(0, received)) });
+      replyToParent({ type: "collected", trial: m.trial, received, duplicates, stray, cpuUs: cpuUsSince(cpu0), latency: summarize(latencyUs.subarray(0, received)) });
     } else if (m.cmd === "exit") sock.close(() => process.exit(0));
   });
 }

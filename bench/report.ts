@@ -3,9 +3,9 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderLineChart } from "./chart.js";
 import { markdownTable, median, table } from "./common.js";
-import type { E2eResult, HostSummary, Target } from "./e2e.js";
+import { e2eTargets, type E2eResult, type HostSummary, type Target } from "./e2e.js";
 import type { MicroResult } from "./micro.js";
-import { scaleTables, type ScaleResult } from "./scale.js";
+import { scaleTables, scaleVerdict, type ScaleResult } from "./scale.js";
 import type { SrtpResult } from "./srtp.js";
 
 export interface Machine {
@@ -53,13 +53,15 @@ function machineLine(m: Machine): string {
 
 export function microRows(m: MicroResult): string[][] {
   const names = m.chainNames;
-  const rows = [["size", "batch", ...names.map((n) => (m.cells[0]?.chains.find((c) => c.chain === n)?.derived ? `${n} *` : n)), "max heap B/pkt"]];
+  const rows = [["size", "batch", ...names.map((n) => (m.cells[0]?.chains.find((c) => c.chain === n)?.derived ? `${n} *` : n)), "heap B/pkt, 1 stage", "heap B/pkt, 2 stages"]];
   for (const c of m.cells) {
     const ns = (n: string): string => {
       const x = c.chains.find((y) => y.chain === n);
       return x ? `${fmt(x.nsPerPacket)}${x.overNoopNs === null ? "" : ` (+${fmt(x.overNoopNs)})`}` : "-";
     };
-    rows.push([`${c.size} B`, String(c.batch), ...names.map(ns), fmt(Math.max(...c.chains.map((x) => x.heapBytesPerPacket)), 1)]);
+    // chains measured on their own (not differences), by their number of stages
+    const heap = (twoStages: boolean): string => fmt(Math.max(...c.chains.filter((x) => !x.derived && x.chain.includes("->") === twoStages).map((x) => x.heapBytesPerPacket)), 1);
+    rows.push([`${c.size} B`, String(c.batch), ...names.map(ns), heap(false), heap(true)]);
   }
   return rows;
 }
@@ -68,6 +70,7 @@ function microNotes(m: MicroResult): string[] {
   const out = [
     `ns per packet through the runtime's ChainRunner, median of ${m.repeats} samples of about ${m.sampleMs} ms; in parentheses, over the noop chain (what the filters add to the host's copy-in, call and read-back). SRTP suite ${m.srtpSuite}.`,
     "* measured behind an srtp protect stage, whose chain's time is subtracted (an SRTP packet is accepted once, so the run makes a fresh stream as it goes): the figure is what the chain adds behind that stage, its stages' host cost included.",
+    "heap B/pkt: the most V8 heap a one-stage and a two-stage chain allocated per packet (WebAssembly memory not counted). About 96 B per packet per stage after the first is the view through which the runtime copies one stage's output into the next stage's memory.",
   ];
   if (m.otherCpuPct !== null && m.otherCpuPct > 15) out.push(`warning: other processes used ${m.otherCpuPct}% of a core during the in-process runs: the machine was not quiet`);
   return out;
@@ -115,16 +118,24 @@ export function latencyRows(e: E2eResult): string[][] {
 }
 
 function targetRows(targets: readonly Target[]): string[][] {
-  return [["target", "where we stand", "verdict"], ...targets.map((t) => [t.what, t.value, t.met === null ? "not measured" : t.met ? "met" : "NOT MET"])];
+  return [["target", "where we stand", "verdict"], ...targets.map((t) => [t.what, t.value, t.verdict ?? (t.met === null ? "not measured" : t.met ? "met" : "NOT MET")])];
 }
 
 function allTargets(r: BenchResults): Target[] {
-  const out: Target[] = [...(r.e2e?.targets ?? [])];
+  const out: Target[] = r.e2e ? e2eTargets(r.e2e.hosts, { filterName: r.filter, latencyRates: r.e2e.latencyRates }) : [];
   for (const sc of [r.scale, r.scaleBun]) {
-    if (sc) out.push({ what: `${sc.target.segments} segments in one proxy within ${sc.target.rssLimitBytes / 2 ** 30} GiB RSS, no stream losing packets (${sc.runtime === "bun" ? "Bun" : "Node"})`, value: sc.target.why, met: sc.target.met });
+    if (sc) out.push({ what: `${sc.target.segments} segments in one proxy within ${sc.target.rssLimitBytes / 2 ** 30} GiB RSS, no stream losing packets (${sc.runtime === "bun" ? "Bun" : "Node"})`, value: scaleSummary(sc), met: sc.target.met, verdict: scaleVerdict(sc).replace(/^MET$/, "met") });
   }
   if (r.srtp) out.push({ what: r.srtp.target.what, value: `${r.srtp.target.msmGbps.toFixed(2)} Gbit/s; ${fmt(r.srtp.target.vsLibsrtpCrypto, 2)}x libsrtp's crypto time`, met: r.srtp.target.met });
   return out;
+}
+
+/** The target's levels in a line: per rate, RSS and streams that lost packets; or why none ran. */
+function scaleSummary(sc: ScaleResult): string {
+  const rows = sc.rows.filter((x) => x.segments === sc.target.segments);
+  if (rows.length === 0) return `not run: ${sc.target.why.replace(/^the proxy did not run \d+ segments: /, "").split(":").slice(0, 3).join(":")}`;
+  return rows.map((x) => `${x.ratePerStream} pps/stream: ${fmt(x.rssBytes / 2 ** 20, 0)} MiB, ${x.streamsWithLoss} of ${x.segments} streams lost packets` +
+    (x.generatorShort ? ` (the harness offered ${kpps(x.achievedPps)} of ${kpps(x.offeredPps)} pps; ${x.proxyDrops} dropped by the proxy)` : "")).join("; ");
 }
 
 function stageNote(e: E2eResult): string | undefined {
@@ -153,11 +164,11 @@ export function e2eCharts(e: E2eResult): Record<string, string> {
     dashed: h.host === "direct",
     points: h.sweep.map((p): [number, number] => [p.offeredPps, pick(p) ?? NaN]),
   }));
-  const note = `${e.size} B RTP on 127.0.0.1, ${e.trialMs} ms per point, median of ${e.repeats}`;
+  const x = `offered packets/s (${e.size} B RTP, loopback)`;
   return {
-    throughput: renderLineChart({ title: `Delivered against offered rate (${note})`, xLabel: "offered packets/s", yLabel: "delivered packets/s", series: series((p) => p.deliveredPps), diagonal: true }),
-    "latency-p50": renderLineChart({ title: `One-way latency p50 (${note})`, xLabel: "offered packets/s", yLabel: "microseconds", series: series((p) => p.latencyUs?.p50), yLog: true }),
-    "latency-p99": renderLineChart({ title: `One-way latency p99 (${note})`, xLabel: "offered packets/s", yLabel: "microseconds", series: series((p) => p.latencyUs?.p99), yLog: true }),
+    throughput: renderLineChart({ title: "Delivered against offered rate", xLabel: x, yLabel: "delivered packets/s", series: series((p) => p.deliveredPps), diagonal: true }),
+    "latency-p50": renderLineChart({ title: "One-way latency, p50", xLabel: x, yLabel: "microseconds", series: series((p) => p.latencyUs?.p50), yLog: true }),
+    "latency-p99": renderLineChart({ title: "One-way latency, p99", xLabel: x, yLabel: "microseconds", series: series((p) => p.latencyUs?.p99), yLog: true }),
   };
 }
 
@@ -240,8 +251,10 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
     out.push(`### One-way latency (microseconds, from a send stamp in the packet; sweep of fixed offered rates)`, "");
     out.push(markdownTable(latencyRows(e), 1), "");
     out.push(...e2eNotes(e).map((n) => `- ${n}`), "");
-    for (const chart of ["throughput", "latency-p50", "latency-p99"]) {
-      if (existsSync(join(resultsDir, `${stem}-${chart}.svg`))) out.push(`![${chart}](results/${stem}-${chart}.svg)`, "");
+    const charts = ["throughput", "latency-p50", "latency-p99"].filter((c) => existsSync(join(resultsDir, `${stem}-${c}.svg`)));
+    if (charts.length > 0) {
+      out.push(`Charts: the sweep, ${e.trialMs} ms per point, median of ${e.repeats}; a relay's line bends away from y = x where it starts losing packets, and its latency there is queueing.`, "");
+      for (const c of charts) out.push(`![${c}](results/${stem}-${c}.svg)`, "");
     }
   }
   if (r.srtp) {

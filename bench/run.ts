@@ -11,12 +11,13 @@
 //   --pin              pin the relays to CPU 0 and the generator and sink to the others (taskset)
 //   --json FILE        also write the results JSON to FILE
 //   --no-save          do not write bench/results/ or bench/RESULTS.md
+//   --render           run nothing: redraw the charts and bench/RESULTS.md from bench/results/
 //
 // Tables go to stdout, progress to stderr (a bar on a terminal). Results go to
 // bench/results/<date>[-quick][-<parts>].json, with SVG charts beside them, and bench/RESULTS.md
 // is regenerated from the newest results. See docs/benchmarks.md.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, release, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { DEFAULT_FILTER, ROOT, progress, useProgressBar } from "./common.js";
@@ -41,12 +42,13 @@ interface Args {
   save: boolean;
   hosts: HostKind[] | undefined;
   scale: number[] | undefined;
+  render: boolean;
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--pin] [--json FILE] [--no-save]";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined };
+  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -77,6 +79,7 @@ function parseArgs(argv: string[]): Args {
       args.scale = list;
     } else if (a === "--pin") args.pin = true;
     else if (a === "--no-save") args.save = false;
+    else if (a === "--render") args.render = true;
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       process.exit(0);
@@ -113,8 +116,21 @@ function machine(): Machine {
 /** The bar's plan: estimated seconds per part (quick, full). */
 const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], e2e: [60, 900], scale: [15, 150] };
 
+/** Redraws every run's charts and RESULTS.md from the JSON files (after a change to the report). */
+function render(): void {
+  const dir = join(ROOT, "bench", "results");
+  for (const file of readdirSync(dir).filter((f) => /^\d{4}-\d{2}-\d{2}.*\.json$/.test(f))) {
+    const r = JSON.parse(readFileSync(join(dir, file), "utf8")) as BenchResults;
+    if (r.version !== 2 || !r.e2e) continue;
+    for (const [suffix, svg] of Object.entries(e2eCharts(r.e2e))) writeFileSync(join(dir, `${file.replace(/\.json$/, "")}-${suffix}.svg`), svg);
+  }
+  writeFileSync(join(ROOT, "bench", "RESULTS.md"), renderResultsMarkdown(dir));
+  progress("redrew the charts and bench/RESULTS.md");
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.render) return render();
   const q = args.quick;
   const has = (p: Part): boolean => args.only.includes(p);
   if ((has("micro") || has("e2e") || has("scale")) && !existsSync(args.filter)) {

@@ -20,7 +20,8 @@
 //
 // The send loop allocates nothing of its own: packets are written into a preallocated ring of
 // buffers, and per-stream state lives in typed arrays.
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket } from "node:dgram";
+import { cpuUsSince, replyToParent, tuneSocket } from "./load-process.js";
 
 export type ScaleLoadRequest =
   /** Generator: the streams of the next trials; resets their sequence numbers and timestamps. */
@@ -64,24 +65,6 @@ const MAX_BURST_MS = 4;
 const MAX_BURST_PACKETS = RING / 4;
 const LOOPBACK = "127.0.0.1";
 
-function reply(m: ScaleLoadReply): void {
-  process.send!(m);
-}
-
-function cpuUs(since: NodeJS.CpuUsage): number {
-  const d = process.cpuUsage(since);
-  return d.user + d.system;
-}
-
-function tune(sock: Socket): void {
-  try {
-    sock.setRecvBufferSize(BUFFER_BYTES);
-    sock.setSendBufferSize(BUFFER_BYTES);
-  } catch {
-    // capped by net.core.rmem_max / wmem_max: the defaults still work
-  }
-}
-
 function generator(): void {
   const sock = createSocket("udp4");
   let ports = new Uint16Array(0);
@@ -114,13 +97,13 @@ function generator(): void {
       b[1] = m.payloadType & 0x7f;
       return b;
     });
-    reply({ type: "setup", streams: n });
+    replyToParent({ type: "setup", streams: n });
   };
 
   const run = async (m: Extract<ScaleLoadRequest, { cmd: "run" }>): Promise<void> => {
     const n = ports.length;
     if (n === 0 || running) {
-      reply({ type: "error", message: n === 0 ? "run before setup" : "run while running" });
+      replyToParent({ type: "error", message: n === 0 ? "run before setup" : "run while running" });
       return;
     }
     running = true;
@@ -184,18 +167,18 @@ function generator(): void {
     running = false;
     // the measured send window: first to last burst, plus the mean gap of one packet
     const sendMs = tLast - t0 + 1 / perMs;
-    reply({ type: "ran", trial, sent, perStream: sentPer, sendMs, cpuUs: cpuUs(cpu0), sendErrors, lateTicks, blockedTicks });
+    replyToParent({ type: "ran", trial, sent, perStream: sentPer, sendMs, cpuUs: cpuUsSince(cpu0), sendErrors, lateTicks, blockedTicks });
   };
 
   sock.bind(0, LOOPBACK, () => {
-    tune(sock);
-    reply({ type: "ready", port: sock.address().port });
+    tuneSocket(sock, BUFFER_BYTES);
+    replyToParent({ type: "ready", port: sock.address().port });
   });
   process.on("message", (m: ScaleLoadRequest) => {
     if (m.cmd === "setup") setup(m);
     else if (m.cmd === "run") void run(m);
     else if (m.cmd === "exit") sock.close(() => process.exit(0));
-    else reply({ type: "error", message: `generator: unexpected ${m.cmd}` });
+    else replyToParent({ type: "error", message: `generator: unexpected ${m.cmd}` });
   });
 }
 
@@ -230,8 +213,8 @@ function sink(): void {
     }
   });
   sock.bind(0, LOOPBACK, () => {
-    tune(sock);
-    reply({ type: "ready", port: sock.address().port });
+    tuneSocket(sock, BUFFER_BYTES);
+    replyToParent({ type: "ready", port: sock.address().port });
   });
   process.on("message", (m: ScaleLoadRequest) => {
     if (m.cmd === "arm") {
@@ -242,13 +225,13 @@ function sink(): void {
       receivedPer = new Uint32Array(streams);
       received = duplicates = stray = 0;
       cpu0 = process.cpuUsage();
-      reply({ type: "armed", trial });
+      replyToParent({ type: "armed", trial });
     } else if (m.cmd === "peek") {
-      reply({ type: "peeked", received, arrived: received + duplicates + stray });
+      replyToParent({ type: "peeked", received, arrived: received + duplicates + stray });
     } else if (m.cmd === "collect") {
-      reply({ type: "collected", trial: m.trial, received, perStream: receivedPer.slice(), duplicates, stray, cpuUs: cpuUs(cpu0) });
+      replyToParent({ type: "collected", trial: m.trial, received, perStream: receivedPer.slice(), duplicates, stray, cpuUs: cpuUsSince(cpu0) });
     } else if (m.cmd === "exit") sock.close(() => process.exit(0));
-    else reply({ type: "error", message: `sink: unexpected ${m.cmd}` });
+    else replyToParent({ type: "error", message: `sink: unexpected ${m.cmd}` });
   });
 }
 

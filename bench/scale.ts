@@ -16,10 +16,10 @@
 // When the harness cannot offer a level's aggregate (N x ratePerStream; the generator falls
 // short), the level is reported as measured (short, lossy: a finding) and then run again at a
 // reduced per-stream rate whose aggregate fits (FIT_AGGREGATE_PPS), labelled as such.
-import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { ProxySnapshot } from "../runtime/index.js";
 import { machineBusyUs, markdownTable, progress, round, sleep, table } from "./common.js";
+import { LoadProcess } from "./load-process.js";
 import { treeCpuUs, treeMemory } from "./hosts/process-stats.js";
 import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
 import type { ScaleLoadReply, ScaleLoadRequest } from "./scale-load.js";
@@ -97,61 +97,8 @@ const MIB = 1024 * 1024;
 
 // ---- the generator and sink processes ----
 
-class LoadProcess {
-  readonly child: ChildProcess;
-  private waiters: ((m: ScaleLoadReply) => void)[] = [];
-  port = 0;
-  readonly ready: Promise<void>;
-
-  constructor(readonly role: "gen" | "sink") {
-    this.child = fork(new URL("./scale-load.js", import.meta.url), [role], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      serialization: "advanced", // per-stream counts are Uint32Arrays
-    });
-    this.child.on("message", (m: ScaleLoadReply) => this.waiters.shift()?.(m));
-    this.ready = this.next(10_000).then((m) => {
-      if (m.type !== "ready") throw new Error(`scale-load ${role}: unexpected ${m.type}`);
-      this.port = m.port;
-    });
-  }
-
-  request<T extends ScaleLoadReply["type"]>(m: ScaleLoadRequest, type: T, timeoutMs: number): Promise<Extract<ScaleLoadReply, { type: T }>> {
-    const reply = this.next(timeoutMs);
-    this.child.send(m);
-    return reply.then((r) => {
-      if (r.type === "error") throw new Error(`scale-load ${this.role}: ${r.message}`);
-      if (r.type !== type) throw new Error(`scale-load ${this.role}: expected ${type}, got ${r.type}`);
-      return r as Extract<ScaleLoadReply, { type: T }>;
-    });
-  }
-
-  async exit(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const gone = new Promise<void>((r) => this.child.once("exit", () => r()));
-    try {
-      this.child.send({ cmd: "exit" } satisfies ScaleLoadRequest);
-    } catch {
-      // the channel is already closed: the kill below ends it
-    }
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 2000);
-    await gone;
-    clearTimeout(timer);
-  }
-
-  private next(timeoutMs: number): Promise<ScaleLoadReply> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`scale-load ${this.role}: no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = (m: ScaleLoadReply): void => {
-        clearTimeout(timer);
-        resolve(m);
-      };
-      this.waiters.push(waiter);
-    });
-  }
-}
+type Load = LoadProcess<ScaleLoadRequest, ScaleLoadReply>;
+const startLoad = (role: "gen" | "sink"): Load => new LoadProcess<ScaleLoadRequest, ScaleLoadReply>(new URL("./scale-load.js", import.meta.url), role);
 
 // ---- helpers ----
 
@@ -259,7 +206,7 @@ function failureReason(err: Error, n: number, opts: ScaleOptions): string {
  * those are late, not lost. Stops early once `expected` packets of the armed trial are in.
  * Returns the time waited, ms.
  */
-async function drain(sink: LoadProcess, expected: number): Promise<number> {
+async function drain(sink: Load, expected: number): Promise<number> {
   const t0 = performance.now();
   await sleep(DRAIN_MS);
   let last = await sink.request({ cmd: "peek" }, "peeked", 10_000);
@@ -279,7 +226,7 @@ interface Level {
   readonly row: Omit<ScaleRow, "setupMsPerSegment" | "rssBytesPerSegment">;
 }
 
-async function runLevel(gen: LoadProcess, sink: LoadProcess, n: number, rate: number, reduced: boolean, opts: ScaleOptions, warnings: string[]): Promise<Level> {
+async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced: boolean, opts: ScaleOptions, warnings: string[]): Promise<Level> {
   const label = `${n} segment${n === 1 ? "" : "s"} at ${rate} pps each${reduced ? " (reduced rate)" : ""}`;
   const lastPort = opts.basePort + n - 1;
   if (lastPort > 65535) throw new Error(`${label}: listen ports ${opts.basePort}-${lastPort} run past 65535`);
@@ -417,8 +364,8 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
   const warnings: string[] = [];
   const levels: Level[] = [];
   const failed = new Map<number, string>();
-  const gen = new LoadProcess("gen");
-  const sink = new LoadProcess("sink");
+  const gen = startLoad("gen");
+  const sink = startLoad("sink");
   try {
     await Promise.all([gen.ready, sink.ready]);
     for (const n of opts.counts) {
@@ -541,8 +488,16 @@ const HEADER = [
   "CPU %", "CPU us/pkt", "sent", "received", "loss %", "streams w/ loss", "worst stream loss %", "proxy drops", "kernel drops",
 ];
 
+/** The verdict in a word or few: a target met only at a reduced per-stream rate says so. */
+export function scaleVerdict(r: ScaleResult): string {
+  if (r.target.met === null) return "not judged";
+  if (!r.target.met) return "NOT MET";
+  const full = r.rows.find((x) => x.segments === r.target.segments && !x.reducedRate);
+  return full && (full.streamsWithLoss > 0 || full.generatorShort) ? "met at a reduced rate only" : "MET";
+}
+
 function verdictLine(r: ScaleResult): string {
-  const state = r.target.met === null ? "not judged" : r.target.met ? "MET" : "NOT MET";
+  const state = scaleVerdict(r);
   return `Target (${r.target.segments} segments in one proxy within ${round(r.target.rssLimitBytes / MIB, 0)} MiB RSS, no stream losing packets): ${state}: ${r.target.why}`;
 }
 

@@ -20,6 +20,8 @@ export interface ProxyProcessOptions {
   /** Filters by name -> .wasm path; the chain uses them in this order. */
   readonly chain: readonly { readonly name: string; readonly path: string }[];
   readonly workers?: number;
+  /** The proxy's batchSize (its default when absent). */
+  readonly batchSize?: number;
   /** How long to wait for "proxy running" (large configs take a while). */
   readonly readyTimeoutMs?: number;
 }
@@ -36,6 +38,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
   // the CLI reads YAML, of which JSON is a subset
   writeFileSync(file, JSON.stringify({
     workers: opts.workers ?? 1,
+    ...(opts.batchSize !== undefined && { batchSize: opts.batchSize }),
     filters: Object.fromEntries(opts.chain.map((f) => [f.name, { path: f.path }])),
     segments: opts.segments.map((s) => ({
       name: s.name,
