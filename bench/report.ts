@@ -231,6 +231,14 @@ export function printText(r: BenchResults): string {
   return out.join("\n");
 }
 
+/** The command that reproduces one part of a run: the run's own command, narrowed to the part. */
+function reproduce(r: BenchResults, part: string): string {
+  const words = r.command.split(" ");
+  const i = words.indexOf("--only");
+  if (i >= 0) words.splice(i, 2);
+  return `Reproduce: \`${[...words, "--only", part].join(" ")}\``;
+}
+
 function section(r: BenchResults, file: string, resultsDir: string): string {
   const stem = file.replace(/\.json$/, "");
   const out: string[] = [];
@@ -241,13 +249,13 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
   const targets = allTargets(r);
   if (targets.length > 0) out.push("### Targets", "", markdownTable(targetRows(targets), 2), "");
   if (r.micro) {
-    out.push("### (a) In-process cost per packet, through the runtime's chain runner (ns)", "", markdownTable(microRows(r.micro), 2), "");
+    out.push("### (a) In-process cost per packet, through the runtime's chain runner (ns)", "", reproduce(r, "micro"), "", markdownTable(microRows(r.micro), 2), "");
     out.push(...microNotes(r.micro).map((n) => `- ${n}`), "");
   }
   if (r.e2e) {
     const e = r.e2e;
     out.push(`### (b) End to end: max rate at loss < ${e.maxLossPct}% (${e.size} B, ${e.trialMs} ms trials, median of ${e.repeats}${e.pinned ? ", pinned" : ""})`, "");
-    out.push(markdownTable(e2eRows(e), 1), "");
+    out.push(reproduce(r, "e2e"), "", markdownTable(e2eRows(e), 1), "");
     out.push(`### One-way latency (microseconds, from a send stamp in the packet; sweep of fixed offered rates)`, "");
     out.push(markdownTable(latencyRows(e), 1), "");
     out.push(...e2eNotes(e).map((n) => `- ${n}`), "");
@@ -260,9 +268,14 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
   if (r.srtp) {
     const x = r.srtp;
     out.push(`### (c) SRTP per packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets)`, "");
-    out.push(markdownTable(srtpRows(x), 3), "", ...srtpNotes(x).map((n) => `- ${n}`), "");
+    out.push(reproduce(r, "srtp"), "", markdownTable(srtpRows(x), 3), "", ...srtpNotes(x).map((n) => `- ${n}`), "");
   }
-  for (const sc of [r.scale, r.scaleBun]) if (sc) out.push(scaleTables(sc).markdown, "");
+  for (const sc of [r.scale, r.scaleBun]) {
+    if (!sc) continue;
+    const md = scaleTables(sc).markdown.split("\n");
+    md.splice(2, 0, reproduce(r, "scale"), "");
+    out.push(md.join("\n"), "");
+  }
   return out.join("\n");
 }
 

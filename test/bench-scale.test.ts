@@ -61,7 +61,7 @@ test("scaleTables shows every row and the verdict", () => {
   assert.ok(result, "the run above produced a result");
   const { text, markdown } = scaleTables(result!);
   assert.match(text, /segments/);
-  assert.match(markdown, /^## Scale/m);
+  assert.match(markdown, /^### \(d\) Scale: segments in one proxy \(Node\)$/m);
   assert.match(markdown, /How to read/);
   assert.match(markdown, /Target .*not judged/);
   for (const row of result!.rows) {
