@@ -90,6 +90,8 @@ export interface E2eOptions {
   readonly hosts?: readonly HostKind[];
   /** Pin the relay to CPU 0 and the generator and sink to the other CPUs (taskset). */
   readonly pin: boolean;
+  /** The proxy's batchSize (its default when absent). */
+  readonly batchSize?: number;
   /** How often a failed trial on a noisy machine is run again (quick runs: 0). */
   readonly noisyRetries: number;
   /** Called after every trial, for the progress bar. */
@@ -204,11 +206,12 @@ function pinTo(pids: readonly number[], cpus: string): boolean {
 
 // ---- relays under test ----
 
-async function startProxy(sinkPort: number, runtime: "node" | "bun", filter: { name: string; path: string } | null): Promise<ProxyProcess> {
+async function startProxy(sinkPort: number, runtime: "node" | "bun", filter: { name: string; path: string } | null, batchSize: number | undefined): Promise<ProxyProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await startProxyProcess({
         runtime,
+        ...(batchSize !== undefined && { batchSize }),
         segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort }],
         chain: filter ? [filter] : [],
       });
@@ -227,9 +230,9 @@ async function startHost(kind: HostKind, sinkPort: number, opts: E2eOptions): Pr
     case "bun-relay": return startPlainRelay(sinkPort, "bun");
     case "gstreamer": return startGstreamerRelay(sinkPort);
     case "rtpengine": return startRtpengineRelay(sinkPort);
-    case "proxy": return startProxy(sinkPort, "node", null);
-    case "proxy+filter": return startProxy(sinkPort, "node", filter);
-    case "proxy+filter@bun": return startProxy(sinkPort, "bun", filter);
+    case "proxy": return startProxy(sinkPort, "node", null, opts.batchSize);
+    case "proxy+filter": return startProxy(sinkPort, "node", filter, opts.batchSize);
+    case "proxy+filter@bun": return startProxy(sinkPort, "bun", filter, opts.batchSize);
   }
 }
 

@@ -8,6 +8,7 @@
 //   --repeats N        end-to-end repeats (default 3, quick 1)
 //   --scale LIST       segment counts of the scale part (default 1,100,1000,10000; quick 1,100,1000)
 //   --filter PATH      the filter under test (default filters/validate/build/validate.wasm)
+//   --batch-size N     the proxy's batchSize in the end-to-end part (default: the proxy's own)
 //   --pin              pin the relays to CPU 0 and the generator and sink to the others (taskset)
 //   --json FILE        also write the results JSON to FILE
 //   --no-save          do not write bench/results/ or bench/RESULTS.md
@@ -43,12 +44,13 @@ interface Args {
   hosts: HostKind[] | undefined;
   scale: number[] | undefined;
   render: boolean;
+  batchSize: number | undefined;
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false };
+  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -80,6 +82,11 @@ function parseArgs(argv: string[]): Args {
     } else if (a === "--pin") args.pin = true;
     else if (a === "--no-save") args.save = false;
     else if (a === "--render") args.render = true;
+    else if (a === "--batch-size") {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1 || n > 1024) throw new TypeError(`--batch-size takes 1..1024\n${USAGE}`);
+      args.batchSize = n;
+    }
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       process.exit(0);
@@ -205,6 +212,7 @@ async function main(): Promise<void> {
         cpuRatePps: 50_000,
         pin: args.pin,
         ...(args.hosts && { hosts: args.hosts }),
+        ...(args.batchSize !== undefined && { batchSize: args.batchSize }),
         onTrial: () => bar.advance(++trials / expectedTrials),
       }),
     };
