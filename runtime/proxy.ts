@@ -4,7 +4,7 @@ import { EventEmitter } from "node:events";
 import type { ProxyConfig, SegmentConfig } from "./config/proxy-config.js";
 import type { DataPlaneEvent, SegmentError } from "./dataplane/dataplane.js";
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
-import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileLimit, socketsFor } from "./dataplane/descriptor-budget.js";
+import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 
 /** A config change that could not be applied; nothing of it was. */
@@ -49,8 +49,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private applying: Promise<unknown> = Promise.resolve();
   private closed = false;
   watchdogRestarts = 0;
-  /** Sockets the running config's segments hold (0 before the first apply). */
-  private socketsHeld = 0;
+  /** The segments whose sockets are bound (none before the first apply). */
+  private running: readonly SegmentConfig[] = [];
   private crashDelay = 100;
   private lastCrash = 0;
 
@@ -161,7 +161,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     const committed = (await Promise.all(this.workers.map((w) => w.commit()))).flat();
     this.config = config;
-    this.socketsHeld = socketsFor(config.segments);
+    this.running = config.segments;
     // forget the history of segments that are gone
     for (const key of [...this.stuck.keys()]) {
       if (!config.segments.some((s) => key.startsWith(`${s.name}#`))) this.stuck.delete(key);
@@ -171,18 +171,27 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   /**
-   * Whether the segments' sockets fit the open-files limit: of this process when the workers
-   * are threads, of each worker process otherwise (a process starts with none of its own).
+   * Whether the segments' sockets fit the open-files limit: of this process when the workers are
+   * threads, of each worker process otherwise. During a change, the running segments keep their
+   * sockets while segments with new names bind theirs, so the peak is the two together.
    */
   private descriptorProblems(config: ProxyConfig): SegmentError[] {
-    const needed = socketsFor(config.segments);
+    const running = new Set(this.running.map((s) => s.name));
+    const fresh = config.segments.filter((s) => !running.has(s.name));
+    const during = this.running.length > 0 ? " (running and new ones together, while the change is prepared)" : "";
+    const label = (n: number, worker?: number): string => `segments: ${worker === undefined ? "" : `worker ${worker}'s `}${n} segments${during}`;
     if (WORKER_MODE === "thread") {
-      const problem = descriptorShortfall(needed, this.socketsHeld, `segments: ${config.segments.length} segments`);
+      const held = socketsFor(this.running);
+      const open = openFileCount();
+      if (open === null) return [];
+      const other = Math.max(DESCRIPTOR_RESERVE, open - held + DESCRIPTOR_RESERVE / 2);
+      const problem = descriptorShortfall(held + socketsFor(fresh), other, label(this.running.length + fresh.length));
       return problem ? [{ segment: "", message: problem }] : [];
     }
     for (let i = 0; i < config.workers; i++) {
-      const mine = this.segmentsOf(config, i);
-      const problem = descriptorShortfall(socketsFor(mine), 0, `segments: the ${mine.length} segments of worker ${i}`, openFileLimit(), DESCRIPTOR_RESERVE);
+      const mine = (segs: readonly SegmentConfig[]): SegmentConfig[] => segs.filter((s) => workerFor(s, config.workers) === i);
+      const peak = socketsFor(mine(this.running)) + socketsFor(mine(fresh));
+      const problem = descriptorShortfall(peak, DESCRIPTOR_RESERVE, label(mine(this.running).length + mine(fresh).length, i));
       if (problem) return [{ segment: "", message: problem }];
     }
     return [];

@@ -101,22 +101,42 @@ test("msm proxy: a bad file at start names the field and exits 1", async () => {
 test("msm proxy: segments needing more sockets than ulimit -n allows are refused up front, with what to change", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-cli-"));
   const file = join(dir, "many.yaml");
-  // 60 segments without rtcpMux need 240 sockets; the limit below is 200
-  const segments = Array.from({ length: 60 }, (_, i) => `  - name: s${i}
-    listen: { address: 127.0.0.1, port: ${21000 + 2 * i} }
+  // n segments without rtcpMux need 4n sockets; the limit below is 200
+  const segments = (n: number, prefix: string, base: number): string => "segments:\n" + Array.from({ length: n }, (_, i) => `  - name: ${prefix}${i}
+    listen: { address: 127.0.0.1, port: ${base + 2 * i} }
     destinations: [{ address: 127.0.0.1, port: 9 }]
 `).join("");
-  writeFileSync(file, `segments:\n${segments}`);
-  try {
+  const start = (): { child: ChildProcess; output: () => string; exited: Promise<number | null> } => {
     const child = spawn("sh", ["-c", `ulimit -n 200 && exec "${process.execPath}" "${MSM}" proxy --config "${file}"`], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-    assert.is(code, 1, out);
-    assert.match(out, /segments: 60 segments need 240 sockets, but the open-files limit is 200 \(ulimit -n\)/);
-    assert.match(out, /use rtcpMux/);
-    assert.not.match(out, /EMFILE/);
+    return { child, output: () => out, exited: new Promise((resolve) => child.on("exit", (c) => resolve(c))) };
+  };
+  try {
+    // at start: 60 segments need 240
+    writeFileSync(file, segments(60, "s", 21000));
+    const refused = start();
+    assert.is(await refused.exited, 1, refused.output());
+    assert.match(refused.output(), /segments: 60 segments need 240 sockets, but the open-files limit is 200 \(ulimit -n\)/);
+    assert.match(refused.output(), /use rtcpMux/);
+    assert.not.match(refused.output(), /EMFILE/);
+
+    // 30 segments (120 sockets) run; 30 others instead would need 240 while the change is prepared
+    writeFileSync(file, segments(30, "a", 21000));
+    const p = start();
+    let code: number | null = null;
+    try {
+      await waitFor(() => p.output().includes("proxy running: 30 segment(s)"), 15_000, "the proxy to start");
+      writeFileSync(file, segments(30, "b", 21100));
+      await waitFor(() => p.output().includes("NOT reloaded"), 10_000, "the change to be refused");
+      assert.match(p.output(), /segments: 60 segments \(running and new ones together, while the change is prepared\) need 240 sockets/);
+      assert.not.match(p.output(), /EMFILE/);
+    } finally {
+      p.child.kill("SIGTERM");
+      code = await p.exited;
+    }
+    assert.is(code, 0, p.output());
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

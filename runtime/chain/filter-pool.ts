@@ -2,7 +2,6 @@
 // every segment whose chain uses it, each segment holding a context in it. When an instance fails
 // the pool discards it and brings up a new one with backoff, following each segment's policy.
 import { createHash } from "node:crypto";
-import { statSync } from "node:fs";
 import { FilterConfigError } from "../filter-host/errors.js";
 import type { FilterFailure } from "../filter-host/errors.js";
 import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
@@ -80,8 +79,8 @@ function slotKey(name: string, digest: string, rootConfig: unknown): string {
 
 export class FilterPool {
   private readonly slots = new Map<string, InstanceSlot>();
-  /** Compiled modules by file path, with the version of the file they came from. */
-  private readonly modules = new Map<string, { version: string; module: Promise<LoadedFilterModule> }>();
+  /** Compiled modules of the current config change, by path, name, digest pin and memory cap. */
+  private readonly modules = new Map<string, Promise<LoadedFilterModule>>();
   private nextSlotId = 1;
 
   constructor(
@@ -220,27 +219,27 @@ export class FilterPool {
   }
 
   /**
-   * The compiled module of a file, compiled once per version of the file: a config of 10,000
-   * segments names the same .wasm 10,000 times. A version is the file's inode, size and mtime,
-   * so that a file replaced for a reload is read again; a pinned digest is checked on every read.
+   * The compiled module of a filter, read and compiled once per config change: a config of 10,000
+   * segments names the same .wasm 10,000 times. The cache lives for one change only (see
+   * forgetModules), so that a file replaced for the next reload is read again, and nothing of an
+   * old rollout stays in memory once no instance uses it.
    */
   private loadModule(spec: FilterSpec): Promise<LoadedFilterModule> {
     if (spec.bytes || !spec.path) return loadFilterModule(spec);
-    let version: string;
-    try {
-      const st = statSync(spec.path);
-      version = `${st.ino}:${st.size}:${st.mtimeMs}|${spec.name}|${spec.sha256 ?? ""}|${spec.maxMemoryPages ?? ""}`;
-    } catch {
-      return loadFilterModule(spec); // which says what is wrong with the path
-    }
-    const cached = this.modules.get(spec.path);
-    if (cached && cached.version === version) return cached.module;
+    const key = `${spec.path}|${spec.name}|${spec.sha256 ?? ""}|${spec.maxMemoryPages ?? ""}`;
+    const cached = this.modules.get(key);
+    if (cached) return cached;
     const module = loadFilterModule(spec);
-    this.modules.set(spec.path, { version, module });
+    this.modules.set(key, module);
     module.catch(() => {
-      if (this.modules.get(spec.path!)?.module === module) this.modules.delete(spec.path!);
+      if (this.modules.get(key) === module) this.modules.delete(key);
     });
     return module;
+  }
+
+  /** Ends the current config change's module cache; called when the next change starts. */
+  forgetModules(): void {
+    this.modules.clear();
   }
 
   private dropSlot(slot: InstanceSlot): void {

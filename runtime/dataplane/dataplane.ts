@@ -90,6 +90,7 @@ export class DataPlane {
   /** Builds everything a new config needs without touching what runs. Returns the errors; none means commit may follow. */
   async prepare(request: ApplyRequest): Promise<SegmentError[]> {
     if (this.plan) this.abort();
+    this.pool.forgetModules(); // each change reads its files afresh
     const plan: Plan = { segments: [], removed: [], acquired: [], stuck: request.stuck };
     this.plan = plan;
     const errors: SegmentError[] = [];

@@ -36,13 +36,11 @@ export function openFileCount(): number | null {
 }
 
 /**
- * Null if `needed` segment sockets fit in one process that now holds `held` of them, else a
- * message for the operator. `limit` and `open` default to this process's.
+ * Null if `needed` sockets fit beside `other` descriptors under the open-files `limit` (this
+ * process's by default), else a message for the operator that starts with `where`.
  */
-export function descriptorShortfall(needed: number, held: number, where: string, limit = openFileLimit(), open = openFileCount()): string | null {
-  if (limit === null || open === null) return null;
-  const other = Math.max(DESCRIPTOR_RESERVE, open - held + DESCRIPTOR_RESERVE / 2);
-  if (needed + other <= limit) return null;
+export function descriptorShortfall(needed: number, other: number, where: string, limit = openFileLimit()): string | null {
+  if (limit === null || needed + other <= limit) return null;
   return `${where} need ${needed} sockets, but the open-files limit is ${limit} (ulimit -n) and ${other} descriptors are kept ` +
     "for the rest of the process: raise the limit (ulimit -n, systemd LimitNOFILE=, the container's nofile), " +
     "use rtcpMux (2 sockets per segment instead of 4), or spread the segments over more proxies";
