@@ -65,3 +65,24 @@ export function machineBusyUs(): number | null {
     return null;
   }
 }
+
+/** A trial is noisy when the rest of the machine used more than this (% of one core). */
+export const NOISY_CPU_PCT = 15;
+
+/** Receive-buffer drops summed over local UDP ports lo..hi (Linux /proc/net/udp), or null elsewhere. */
+export function udpDrops(lo: number, hi = lo): number | null {
+  let text: string;
+  try {
+    text = readFileSync("/proc/net/udp", "utf8");
+  } catch {
+    return null;
+  }
+  let drops = 0;
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    const port = parseInt(f[1]!.split(":")[1]!, 16);
+    if (port >= lo && port <= hi) drops += Number(f[f.length - 1]);
+  }
+  return drops;
+}

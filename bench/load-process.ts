@@ -14,6 +14,7 @@ export class LoadProcess<Request extends { cmd: string }, Reply extends { type: 
   private waiters: ((m: Reply) => void)[] = [];
   port = 0;
   readonly ready: Promise<void>;
+  private broken = false;
 
   constructor(script: URL, readonly role: string) {
     this.child = fork(script, [role], {
@@ -32,6 +33,8 @@ export class LoadProcess<Request extends { cmd: string }, Reply extends { type: 
   }
 
   request<T extends Reply["type"]>(m: Request, type: T, timeoutMs: number): Promise<Extract<Reply, { type: T }>> {
+    // replies pair with requests by order: after a timeout, a late reply would answer the wrong one
+    if (this.broken) return Promise.reject(new Error(`${this.name}: out of step since an earlier request timed out`));
     const reply = this.next(timeoutMs);
     this.child.send(m);
     return reply.then((r) => {
@@ -57,6 +60,7 @@ export class LoadProcess<Request extends { cmd: string }, Reply extends { type: 
   private next(timeoutMs: number): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        this.broken = true;
         this.waiters = this.waiters.filter((w) => w !== waiter);
         reject(new Error(`${this.name}: no reply within ${timeoutMs} ms`));
       }, timeoutMs);

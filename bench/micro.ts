@@ -22,12 +22,11 @@
 // next, reports a mean with a margin of error (a median is steadier on a shared VM), and compiles
 // test bodies with `Function()`, so its hot loop is not the code we ship.
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import v8 from "node:v8";
 import { ChainBench, compileNoop, packetRow, stampSequence, type ChainStage, type PacketRow } from "./chain-bench.js";
-import { ROOT, machineBusyUs, median, progress, round } from "./common.js";
+import { machineBusyUs, median, progress, round } from "./common.js";
+import { SRTP_FILTER } from "./srtp.js";
 
-export const SRTP_FILTER_PATH = join(ROOT, "filters", "srtp", "build", "srtp.wasm");
 
 export interface MicroOptions {
   readonly filterPath: string;
@@ -43,7 +42,7 @@ export interface MicroOptions {
 
 export interface MicroChainResult {
   readonly chain: string;
-  /** Median ns per packet, and the min / max of the samples. */
+  /** Median ns per packet, and the min / max of the samples (for a derived chain, each minus the median of the chain subtracted). */
   readonly nsPerPacket: number;
   readonly minNs: number;
   readonly maxNs: number;
@@ -141,7 +140,7 @@ export async function runMicro(opts: MicroOptions): Promise<MicroResult> {
   const slots = {
     noop: await bench.acquire({ name: "noop", bytes: noopBytes }),
     filter: await bench.acquire({ name: opts.filterName, path: opts.filterPath }),
-    srtp: await bench.acquire({ name: "srtp", path: SRTP_FILTER_PATH }, srtpConfig("protect")),
+    srtp: await bench.acquire({ name: "srtp", path: SRTP_FILTER }, srtpConfig("protect")),
   };
   const attach = (kind: StageKind): ChainStage => {
     switch (kind) {

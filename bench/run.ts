@@ -123,6 +123,11 @@ function machine(): Machine {
 /** The bar's plan: estimated seconds per part (quick, full). */
 const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], e2e: [60, 900], scale: [15, 150] };
 
+/** The --hosts name of a relay (the first that maps to it), for file names. */
+function shortHostName(kind: HostKind): string {
+  return Object.entries(HOST_NAMES).find(([, k]) => k === kind)![0].replace("@", "-");
+}
+
 /** Redraws every run's charts and RESULTS.md from the JSON files (after a change to the report). */
 function render(): void {
   const dir = join(ROOT, "bench", "results");
@@ -245,7 +250,17 @@ async function main(): Promise<void> {
     const dir = join(ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });
     // a run of some parts only gets its own name, so that it does not replace the day's whole run
-    const stem = `${date}${q ? "-quick" : ""}${args.only.length < PARTS.length ? `-${args.only.join("-")}` : ""}`;
+    // the stem names what differs from a default run, so that such a run replaces no other
+    const variant = [
+      ...(args.only.length < PARTS.length ? args.only : []),
+      ...(args.hosts ? ["hosts", ...args.hosts.map(shortHostName)] : []),
+      ...(args.batchSize !== undefined ? [`batch${args.batchSize}`] : []),
+      ...(args.repeats !== undefined ? [`r${args.repeats}`] : []),
+      ...(args.scale ? [`scale${args.scale.join("_")}`] : []),
+      ...(args.filter !== DEFAULT_FILTER ? [filterName] : []),
+      ...(args.pin ? ["pin"] : []),
+    ];
+    const stem = `${date}${q ? "-quick" : ""}${variant.length > 0 ? `-${variant.join("-")}` : ""}`;
     writeFileSync(join(dir, `${stem}.json`), json);
     if (results.e2e) for (const [suffix, svg] of Object.entries(e2eCharts(results.e2e))) writeFileSync(join(dir, `${stem}-${suffix}.svg`), svg);
     writeFileSync(join(ROOT, "bench", "RESULTS.md"), renderResultsMarkdown(dir));

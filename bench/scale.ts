@@ -18,7 +18,7 @@
 // reduced per-stream rate whose aggregate fits (FIT_AGGREGATE_PPS), labelled as such.
 import { readFileSync } from "node:fs";
 import type { ProxySnapshot } from "../runtime/index.js";
-import { machineBusyUs, markdownTable, progress, round, sleep, table } from "./common.js";
+import { NOISY_CPU_PCT, machineBusyUs, markdownTable, progress, round, sleep, table, udpDrops } from "./common.js";
 import { LoadProcess } from "./load-process.js";
 import { treeCpuUs, treeMemory } from "./hosts/process-stats.js";
 import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
@@ -92,7 +92,6 @@ const MAX_EXTRA_DRAIN_MS = 10_000;
 const START_ATTEMPTS = 3;
 const START_RETRY_MS = 2000;
 /** A window is noisy when the rest of the machine used more than this (% of one core). */
-const NOISY_CPU_PCT = 15;
 const MIB = 1024 * 1024;
 
 // ---- the generator and sink processes ----
@@ -108,24 +107,6 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Receive-buffer drops summed over local UDP ports lo..hi (Linux /proc/net/udp), or null. */
-function udpDrops(lo: number, hi: number): number | null {
-  let text: string;
-  try {
-    text = readFileSync("/proc/net/udp", "utf8");
-  } catch {
-    return null;
-  }
-  let drops = 0;
-  for (const line of text.split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 13) continue;
-    const port = parseInt(f[1]!.split(":")[1]!, 16);
-    if (port >= lo && port <= hi) drops += Number(f[f.length - 1]);
-  }
-  return drops;
 }
 
 function dropsTotal(s: ProxySnapshot): number {
@@ -172,32 +153,14 @@ export function reducedRateFor(segments: number, ratePerStream: number): number 
   return Math.max(1, Math.min(ratePerStream, Math.floor(FIT_AGGREGATE_PPS / segments)));
 }
 
-/** This process's RLIMIT_NOFILE (the proxy it spawns inherits it), from /proc/self/limits. */
-function openFilesLimit(): { soft: string; hard: string } | null {
-  try {
-    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
-    return m ? { soft: m[1]!, hard: m[2]! } : null;
-  } catch {
-    return null;
-  }
-}
-
-/** One line on why a level could not run: the proxy's own first error line, and what EMFILE means here. */
-function failureReason(err: Error, n: number, opts: ScaleOptions): string {
+/** One line on why a level could not run: the proxy's own first error line. */
+function failureReason(err: Error): string {
   const [head, output = ""] = err.message.split("--- its output ---");
   const lines = output.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !/^msm proxy: config not applied/.test(l));
   // the output is its tail (the first line may be cut): prefer a whole "segment '...': ..." line
   const first = lines.find((l) => /^segment '/.test(l)) ?? lines[lines.length - 1] ?? head!.trim().split("\n")[0]!;
   const exited = /exited \(([^)]*)\) before it was ready|not ready within \d+ ms/.exec(head!)?.[0];
-  let why = `${exited ? `the proxy ${exited}` : "failed"}: ${first}`;
-  if (/EMFILE|too many open files/i.test(err.message)) {
-    const limit = openFilesLimit();
-    const sockets = 2 * n; // a listen and an egress socket per segment (rtcpMux)
-    why += ` [EMFILE: out of file descriptors. ${n} segments need ${sockets} sockets (listen + egress per segment, rtcpMux)` +
-      `${opts.runtime === "node" ? ", all in the one proxy process (workers are threads)" : ""}; ` +
-      `RLIMIT_NOFILE here is ${limit ? `${limit.soft} soft / ${limit.hard} hard` : "unknown"}]`;
-  }
-  return why;
+  return `${exited ? `the proxy ${exited}` : "failed"}: ${first}`;
 }
 
 /**
@@ -374,7 +337,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       try {
         full = await runLevel(gen, sink, n, opts.ratePerStream, false, opts, warnings);
       } catch (err) {
-        const why = failureReason(err as Error, n, opts);
+        const why = failureReason(err as Error);
         failed.set(n, why);
         warnings.push(`${n} segments: not measured: ${why}`);
         progress(`scale: ${n} segments failed: ${why}`);
@@ -518,7 +481,8 @@ export function scaleTables(r: ScaleResult): { text: string; markdown: string } 
     "How to read: each row is one proxy started with that many segments, one stream per segment; " +
       "\"(reduced)\" rows ran at a lower per-stream rate because the harness cannot offer the full aggregate on this machine, " +
       "\"(short)\" means the generator did not offer the whole load, so loss there is partly the harness's. " +
-      "RSS and setup per segment are the increments over the 1-segment row; CPU % is of one core.",
+      "RSS and setup per segment are the increments over the 1-segment row (whose one segment lives on one worker, so the " +
+      "next row's increment also holds the other workers' one-off cost: a filter instance each); CPU % is of one core.",
     "",
     markdownTable(rows, 2),
     "",

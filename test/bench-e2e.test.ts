@@ -77,6 +77,23 @@ test("targets name what was not measured instead of passing it", () => {
   assert.is(byWhat("latency").met === null, false);
 });
 
+test("a relay that cannot start is left out with a warning, and the run goes on", async () => {
+  const path = process.env.PATH;
+  process.env.PATH = "/nonexistent"; // gst-launch-1.0 cannot be found; node and bun are started by absolute path
+  let r: E2eResult;
+  try {
+    r = await runE2e({
+      filterPath: DEFAULT_FILTER, filterName: "validate", size: 1200, repeats: 1, trialMs: 200, drainMs: 50, steps: 0,
+      floorPps: 2000, maxPps: 10_000, maxLoss: 0.001, sweepRates: [2000], latencyRates: [2000], cpuRatePps: 2000,
+      noisyRetries: 0, pin: false, hosts: ["direct", "gstreamer"],
+    });
+  } finally {
+    process.env.PATH = path;
+  }
+  assert.equal(r.hosts.map((h) => h.host), ["direct"]);
+  assert.ok(r.warnings.some((w) => /^GStreamer udpsrc ! udpsink: not measured: /.test(w)), r.warnings.join("\n"));
+});
+
 test("the report, the charts and RESULTS.md are made from the result", () => {
   const results: BenchResults = {
     version: 2, date: "2026-01-02", mode: "full", command: "test", filter: "validate", parts: ["micro", "srtp", "e2e", "scale"], durationS: 1,

@@ -60,7 +60,6 @@ export const RTPENGINE_THREADS = 2;
  * datagrams, 12 of 8000 bytes, would be dropped by the kernel first). The other relays' 4 MiB
  * buffers help them through bursts that would cost rtpengine a strike anyway.
  */
-export const RTPENGINE_RECEIVE_BUFFER_NOTE = "kernel default (net.core.rmem_default); rtpengine 10.5 has no option";
 
 /** Media ports for the daemon: 2 parties x (RTP + RTCP) = 4, with room for its random picks. */
 const MEDIA_PORTS = 16;
@@ -72,10 +71,6 @@ const STDERR_KEEP = 16_384;
 const MEDIA_TIMEOUT_S = 86_400;
 
 export interface RtpengineRelay extends RelayProcess {
-  /** The current daemon's command line (for the report). */
-  readonly commandLine: readonly string[];
-  /** The last lines the current daemon logged (its errors say why it stopped forwarding). */
-  stderrTail(): string;
   /**
    * Lines the current daemon logged about an overfull receive queue: strikes ("Too many packets
    * in UDP receive queue") and the final verdict. rtpengine rate-limits these lines, so this
@@ -159,7 +154,6 @@ async function pickPorts(): Promise<{ ngPort: number; portMin: number; portMax: 
 
 interface Daemon {
   readonly child: ChildProcess;
-  readonly args: readonly string[];
   readonly dir: string;
   readonly exited: Promise<void>;
   readonly ng: NgClient;
@@ -222,7 +216,7 @@ async function startDaemon(sinkPort: number, threads: number): Promise<Daemon> {
     });
   });
   const ng = await NgClient.open(ngPort);
-  const d: Daemon = { child, args, dir, exited, ng, port: 0, stderr: () => stderr, overflows: () => overflows, stopped: () => stopped };
+  const d: Daemon = { child, dir, exited, ng, port: 0, stderr: () => stderr, overflows: () => overflows, stopped: () => stopped };
   const fail = async (why: string, retry: boolean): Promise<never> => {
     await stopDaemon(d);
     throw new StartFailure(`${command}: ${why}\n--- its stderr (last lines) ---\n${stderr.split("\n").slice(-30).join("\n")}`, retry);
@@ -268,17 +262,13 @@ async function startDaemon(sinkPort: number, threads: number): Promise<Daemon> {
   return d;
 }
 
-/**
- * Starts rtpengine with one call forwarding RTP sent to `port` to 127.0.0.1:`sinkPort`.
- * `threads` overrides RTPENGINE_THREADS (for experiments).
- */
-export async function startRtpengineRelay(sinkPort: number, options: { threads?: number } = {}): Promise<RtpengineRelay> {
-  const threads = options.threads ?? RTPENGINE_THREADS;
+/** Starts rtpengine with one call forwarding RTP sent to `port` to 127.0.0.1:`sinkPort`. */
+export async function startRtpengineRelay(sinkPort: number): Promise<RtpengineRelay> {
   const start = async (): Promise<Daemon> => {
     let last: Error | undefined;
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       try {
-        return await startDaemon(sinkPort, threads);
+        return await startDaemon(sinkPort, RTPENGINE_THREADS);
       } catch (e) {
         last = e as Error;
         if (!(e instanceof StartFailure) || !e.retry) throw e;
@@ -303,11 +293,7 @@ export async function startRtpengineRelay(sinkPort: number, options: { threads?:
       if (!daemon) throw new Error("rtpengine relay: no daemon (closed, or beforeTrial failed)");
       return daemon.port;
     },
-    get commandLine() {
-      return daemon ? [RTPENGINE, ...daemon.args] : [];
-    },
     pids: () => (daemon && !isGone(daemon.child) ? [daemon.child.pid!] : []),
-    stderrTail: () => daemon?.stderr() ?? "",
     queueOverflowLogs: () => daemon?.overflows() ?? 0,
     stoppedForwarding: () => daemon?.stopped() ?? false,
     beforeTrial: () =>

@@ -36,9 +36,10 @@ export function spawnUntilReady(command: string, args: readonly string[], ready:
       reject(new Error(`${command} ${args.join(" ")}: ${why}\n--- its output ---\n${output.slice(-2000)}`));
     };
     const onData = (d: Buffer): void => {
+      if (done) return; // ready (or failed): the pipes are only drained from now on
       output += d.toString();
       const m = ready.exec(output);
-      if (m && !done) {
+      if (m) {
         done = true;
         clearTimeout(timer);
         resolve({ child, match: m });
