@@ -140,7 +140,10 @@ function measuredTargets(r: BenchResults): Target[] {
 /** The target's levels in a line: per rate, RSS and streams that lost packets; or why none ran. */
 function scaleSummary(sc: ScaleResult): string {
   const rows = sc.rows.filter((x) => x.segments === sc.target.segments);
-  if (rows.length === 0) return `not run: ${sc.target.why.replace(/^the proxy did not run \d+ segments: /, "").split(":").slice(0, 3).join(":")}`;
+  if (rows.length === 0) {
+    const why = sc.target.why;
+    return /^\d+ segments not run/.test(why) ? why : `not run: ${why.replace(/^the proxy did not run \d+ segments: /, "").split(":").slice(0, 3).join(":")}`;
+  }
   return rows.map((x) => `${x.ratePerStream} pps/stream: ${fmt(x.rssBytes / 2 ** 20, 0)} MiB, ${x.streamsWithLoss} of ${x.segments} streams lost packets` +
     (x.generatorShort ? ` (the harness offered ${kpps(x.achievedPps)} of ${kpps(x.offeredPps)} pps; ${x.proxyDrops} dropped by the proxy)` : "")).join("; ");
 }

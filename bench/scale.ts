@@ -166,7 +166,7 @@ function failureReason(err: Error): string {
 /**
  * Waits DRAIN_MS, then while datagrams keep arriving at the sink (polled every DRAIN_POLL_MS, at
  * most MAX_EXTRA_DRAIN_MS more): a busy proxy may still hold packets in its sockets' buffers, and
- * those are late, not lost. Stops early once `expected` packets of the armed trial are in.
+ * those are late, not lost. Stops early once `expected` packets of the armed trial are in (during a warm-up, which is not the armed trial, it waits while anything arrives).
  * Returns the time waited, ms.
  */
 async function drain(sink: Load, expected: number): Promise<number> {

@@ -25,7 +25,7 @@
 // ("UDP receive queue exceeded 5 times: discarding packet", logged at the next wake-up). So one
 // overloaded trial would fail every later one: `beforeTrial()` starts a fresh daemon and call
 // (and `port` may change). It also makes rtpengine's result depend on how bursty the sender is
-// more than on its CPU: it spends ~5 us of CPU per packet (here), yet any >50-packet burst
+// more than on its CPU: it spends 3.4-3.8 us of CPU per packet (bench/RESULTS.md), yet any >50-packet burst
 // between two of its reads is a strike. Measured here with a Node sender that catches up in
 // bursts, the stream died at 5-20k pps in some trials; with a smooth (busy-waiting) sender it
 // carried 40k pps without a strike, and in some trials 80-100k pps with under 1% loss.
