@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { RelayProcess } from "./relay-process.js";
+import { isGone, stopProcess } from "./spawn.js";
 
 export const GST_LAUNCH = "gst-launch-1.0";
 const RECEIVE_BUFFER = 4 << 20;
@@ -103,19 +104,6 @@ function launch(args: readonly string[]): Attempt {
   return { child, exited, stderr: () => stderr };
 }
 
-function isGone(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
-async function stop(attempt: Attempt, graceMs = 3000): Promise<void> {
-  if (attempt.child.pid === undefined) return; // never started
-  if (!isGone(attempt.child)) attempt.child.kill("SIGTERM");
-  const timer = setTimeout(() => attempt.child.kill("SIGKILL"), graceMs);
-  await attempt.exited;
-  clearTimeout(timer);
-}
-
 /**
  * Starts `gst-launch-1.0 udpsrc ! udpsink` forwarding from a free loopback port to
  * 127.0.0.1:`sinkPort`, and resolves once its socket is bound.
@@ -133,12 +121,12 @@ export async function startGstreamerRelay(sinkPort: number): Promise<RelayProces
     let ready = false;
     while (!ready) {
       if (spawnError) throw new Error(`${command}: could not start: ${spawnError.message}`);
-      if (isGone(run.child)) break;
+      if (isGone(run.child) && run.child.pid !== undefined) break; // (no pid: the spawn error is on its way)
       if (Date.now() > deadline) {
-        await stop(run);
+        await stopProcess(run.child);
         throw new Error(`${command}: its socket on 127.0.0.1:${port} was not bound within ${READY_TIMEOUT_MS} ms\n--- stderr ---\n${run.stderr()}`);
       }
-      ready = ownsSocket(run.child.pid!, udpSocketInodes(port));
+      ready = run.child.pid !== undefined && ownsSocket(run.child.pid, udpSocketInodes(port));
       if (!ready) await new Promise((r) => setTimeout(r, 10));
     }
     if (ready) {
@@ -147,7 +135,7 @@ export async function startGstreamerRelay(sinkPort: number): Promise<RelayProces
         name: "gstreamer",
         port,
         pids: () => (isGone(run.child) ? [] : [run.child.pid!]),
-        close: () => (closing ??= stop(run)),
+        close: () => (closing ??= stopProcess(run.child)),
       };
     }
     await run.exited;

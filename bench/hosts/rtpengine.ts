@@ -36,6 +36,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NgClient } from "./ng-client.js";
 import type { RelayProcess } from "./relay-process.js";
+import { isGone, stopProcess } from "./spawn.js";
 
 export const RTPENGINE = "rtpengine";
 
@@ -155,7 +156,6 @@ async function pickPorts(): Promise<{ ngPort: number; portMin: number; portMax: 
 interface Daemon {
   readonly child: ChildProcess;
   readonly dir: string;
-  readonly exited: Promise<void>;
   readonly ng: NgClient;
   port: number;
   stderr(): string;
@@ -163,18 +163,9 @@ interface Daemon {
   stopped(): boolean;
 }
 
-function isGone(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function stopDaemon(d: Daemon, graceMs = 3000): Promise<void> {
+async function stopDaemon(d: Daemon): Promise<void> {
   d.ng.close();
-  if (d.child.pid !== undefined) {
-    if (!isGone(d.child)) d.child.kill("SIGTERM");
-    const timer = setTimeout(() => d.child.kill("SIGKILL"), graceMs);
-    await d.exited;
-    clearTimeout(timer);
-  }
+  await stopProcess(d.child);
   rmSync(d.dir, { recursive: true, force: true });
 }
 
@@ -208,15 +199,9 @@ async function startDaemon(sinkPort: number, threads: number): Promise<Daemon> {
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   let spawnError: Error | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once("exit", () => resolve());
-    child.once("error", (e) => {
-      spawnError = e;
-      resolve();
-    });
-  });
+  child.once("error", (e) => (spawnError = e)); // could not start (ENOENT): no "exit" follows
   const ng = await NgClient.open(ngPort);
-  const d: Daemon = { child, dir, exited, ng, port: 0, stderr: () => stderr, overflows: () => overflows, stopped: () => stopped };
+  const d: Daemon = { child, dir, ng, port: 0, stderr: () => stderr, overflows: () => overflows, stopped: () => stopped };
   const fail = async (why: string, retry: boolean): Promise<never> => {
     await stopDaemon(d);
     throw new StartFailure(`${command}: ${why}\n--- its stderr (last lines) ---\n${stderr.split("\n").slice(-30).join("\n")}`, retry);
@@ -227,7 +212,10 @@ async function startDaemon(sinkPort: number, threads: number): Promise<Daemon> {
   while (true) {
     if (spawnError) return fail(`could not start: ${spawnError.message}`, false);
     if (isGone(child)) {
-      await exited;
+      if (child.pid === undefined && !spawnError) {
+        await new Promise((r) => setImmediate(r)); // the spawn error is on its way
+        continue;
+      }
       const taken = /in use|Failed to (open|bind|create)|bind.*failed/i.test(stderr);
       return fail(`exited (${child.signalCode ?? `code ${child.exitCode}`}) before it answered a ping`, taken);
     }
