@@ -51,7 +51,15 @@ export class ProgressBar {
     if (this.tty) process.stderr.write(`\r\x1b[K`);
   }
 
+  /** The fraction shown so far: the bar never moves back when a phase's own count replaces the clock's guess. */
+  private shown = 0;
+
   private fraction(): number {
+    this.shown = Math.max(this.shown, this.estimate());
+    return this.shown;
+  }
+
+  private estimate(): number {
     if (this.index < 0) return 0;
     const done = this.phases.slice(0, this.index).reduce((s, p) => s + p.estimateS, 0);
     const phase = this.phases[this.index]!;
