@@ -30,11 +30,12 @@ import { basename } from "node:path";
 import type { LatencySummary, LoadgenReply, LoadgenRequest } from "./loadgen.js";
 import { NOISY_CPU_PCT, machineBusyUs, median, progress, round, sleep, udpDrops } from "./common.js";
 import { LoadProcess } from "./load-process.js";
-import { freeUdpPort, startGstreamerRelay } from "./hosts/gstreamer.js";
+import { startGstreamerRelay } from "./hosts/gstreamer.js";
 import { startPlainRelay } from "./hosts/plain-relay.js";
 import { processTree, treeCpuUs, treeMemory } from "./hosts/process-stats.js";
 import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
 import type { RelayProcess } from "./hosts/relay-process.js";
+import { freeUdpPort } from "./hosts/spawn.js";
 import { startRtpengineRelay } from "./hosts/rtpengine.js";
 
 export type HostKind = "direct" | "node-relay" | "bun-relay" | "gstreamer" | "rtpengine" | "proxy" | "proxy+filter" | "proxy+filter@bun";
@@ -185,9 +186,6 @@ export interface E2eResult {
   /** The proxy's batchSize when the run set one (--batch-size), else null: the proxy's default. */
   readonly batchSize: number | null;
   readonly hosts: HostSummary[];
-  readonly targets: Target[];
-  /** Which runtime ran the proxy faster (max rate with the same chain), and by how much. */
-  readonly runtime: { readonly faster: "node" | "bun"; readonly ratio: number } | null;
   readonly warnings: string[];
 }
 
@@ -410,7 +408,15 @@ function pct(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
 }
 
-/** The end-to-end targets, from the relays' summaries (the report recomputes them from the JSON). */
+/** Which runtime ran the proxy faster with the same chain (max rate), and by how much; null unless both ran. */
+export function fasterRuntime(hosts: readonly HostSummary[]): { readonly faster: "node" | "bun"; readonly ratio: number } | null {
+  const node = hosts.find((h) => h.host === "proxy+filter")?.maxPps ?? 0;
+  const bun = hosts.find((h) => h.host === "proxy+filter@bun")?.maxPps ?? 0;
+  if (node <= 0 || bun <= 0) return null;
+  return bun > node ? { faster: "bun", ratio: round(bun / node, 3) } : { faster: "node", ratio: round(node / bun, 3) };
+}
+
+/** The end-to-end targets, from the relays' summaries (the report derives them, they are not stored). */
 export function e2eTargets(hosts: readonly HostSummary[], opts: { readonly filterName: string; readonly latencyRates: readonly number[] }): Target[] {
   const by = (k: HostKind): HostSummary | undefined => hosts.find((h) => h.host === k);
   const out: Target[] = [];
@@ -514,13 +520,6 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
     if (direct && direct.maxPps < fastestRelay * 1.5) {
       warnings.push(`the harness ceiling (${direct.maxPps} pps) is under 1.5x the fastest relay's max: the relays compete with it for CPU`);
     }
-    const nodeProxy = hosts.find((h) => h.host === "proxy+filter");
-    const bunProxy = hosts.find((h) => h.host === "proxy+filter@bun");
-    const runtime = nodeProxy && bunProxy && nodeProxy.maxPps > 0 && bunProxy.maxPps > 0
-      ? (bunProxy.maxPps > nodeProxy.maxPps
-        ? { faster: "bun" as const, ratio: round(bunProxy.maxPps / nodeProxy.maxPps, 3) }
-        : { faster: "node" as const, ratio: round(nodeProxy.maxPps / bunProxy.maxPps, 3) })
-      : null;
     return {
       size: opts.size,
       trialMs: opts.trialMs,
@@ -532,8 +531,6 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
       pinned,
       batchSize: opts.batchSize ?? null,
       hosts,
-      targets: e2eTargets(hosts, opts),
-      runtime,
       warnings,
     };
   } finally {

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderLineChart } from "./chart.js";
 import { markdownTable, median, table } from "./common.js";
-import { e2eTargets, type E2eResult, type HostSummary, type Target } from "./e2e.js";
+import { e2eTargets, fasterRuntime, type E2eResult, type HostSummary, type Target } from "./e2e.js";
 import type { MicroResult } from "./micro.js";
 import { scaleTables, scaleVerdict, type ScaleResult } from "./scale.js";
 import type { SrtpResult } from "./srtp.js";
@@ -158,9 +158,10 @@ function stageNote(e: E2eResult): string | undefined {
 }
 
 function runtimeNote(e: E2eResult): string | undefined {
-  if (!e.runtime) return undefined;
-  const other = e.runtime.faster === "node" ? "Bun" : "Node";
-  return `runtime: with the same chain the proxy's max rate under ${e.runtime.faster === "node" ? "Node" : "Bun"} is ${e.runtime.ratio.toFixed(2)}x that under ${other}`;
+  const runtime = fasterRuntime(e.hosts);
+  if (!runtime) return undefined;
+  const [faster, other] = runtime.faster === "node" ? ["Node", "Bun"] : ["Bun", "Node"];
+  return `runtime: with the same chain the proxy's max rate under ${faster} is ${runtime.ratio.toFixed(2)}x that under ${other}`;
 }
 
 function e2eNotes(e: E2eResult): string[] {

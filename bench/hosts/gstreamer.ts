@@ -9,28 +9,15 @@
 // pipeline is in. A port taken between our check and its bind ("bind failed") means another try
 // with another port.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { RelayProcess } from "./relay-process.js";
-import { isGone, stopProcess } from "./spawn.js";
+import { freeUdpPort, isGone, stopProcess } from "./spawn.js";
 
 export const GST_LAUNCH = "gst-launch-1.0";
 const RECEIVE_BUFFER = 4 << 20;
 const READY_TIMEOUT_MS = 10_000;
 const ATTEMPTS = 5;
 const STDERR_KEEP = 8192;
-
-/** A UDP port the kernel says is free on 127.0.0.1 right now. */
-export async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((resolve, reject) => {
-    s.once("error", reject);
-    s.bind(0, "127.0.0.1", () => resolve());
-  });
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 /** Inodes of the UDP (IPv4) sockets bound to local port `port`, from /proc/net/udp. */
 export function udpSocketInodes(port: number): Set<string> {

@@ -1,6 +1,7 @@
-// Starting a relay process and waiting until it says it is ready, with a bounded wait and an
-// error that shows what the process printed.
+// What every relay process needs: a free loopback port, a start that waits until the process
+// says it is ready (bounded, with an error that shows what it printed), and a stop.
 import { spawn, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import { ROOT } from "../common.js";
 
@@ -66,4 +67,16 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
   const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
   await gone;
   clearTimeout(timer);
+}
+
+/** A UDP port the kernel says is free on 127.0.0.1 right now. */
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((resolve, reject) => {
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => resolve());
+  });
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
 }
