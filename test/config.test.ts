@@ -19,6 +19,9 @@ const cases: [string, unknown, RegExp][] = [
   ["a filter twice in a chain", base({ segments: [seg({ chain: [{ filter: "v" }, { filter: "v" }] })] }), /segments\[0\]\.chain\[1\]\.filter: 'v' appears twice/],
   ["two segments on one port", base({ segments: [seg(), seg({ name: "s2" })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/],
   ["RTCP port collides", base({ segments: [seg(), seg({ name: "s2", listen: { address: "127.0.0.1", port: 5005 } })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port \(RTCP/],
+  ["the wildcard takes the port on every address", base({ segments: [seg({ listen: { address: "0.0.0.0", port: 5004 } }), seg({ name: "s2" })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/],
+  ["two spellings of one IPv6 address", base({ segments: [seg({ listen: { address: "::1", port: 5004 } }), seg({ name: "s2", listen: { address: "0:0:0:0:0:0:0:1", port: 5004 } })] }), /segments\[1\]\.listen\.port: port already used/],
+  ["IPv6 wildcard against an IPv6 egress", base({ segments: [seg({ listen: { address: "::", port: 5004 } }), seg({ name: "s2", listen: { address: "::1", port: 7000 }, egress: { address: "::1", port: 5004 } })] }), /segments\[1\]\.egress\.port: port already used by segments\[0\]\.listen\.port/],
   ["duplicate names", base({ segments: [seg(), seg({ listen: { address: "127.0.0.1", port: 7000 } })] }), /segments\[1\]\.name: duplicate segment name 's1'/],
   ["bad failure mode", base({ segments: [seg({ failure: { mode: "sideways" } })] }), /segments\[0\]\.failure\.mode:/],
   ["worker out of range", base({ workers: 2, segments: [seg({ worker: 2 })] }), /segments\[0\]\.worker: 2 but there are only 2 workers/],
@@ -31,6 +34,13 @@ for (const [label, input, pattern] of cases) {
     assert.throws(() => validateProxyConfig(input), (err: unknown) => err instanceof ConfigError && pattern.test((err as Error).message));
   });
 }
+
+test("one port on different addresses, or on both families, is no clash", () => {
+  const c = validateProxyConfig(base({ segments: [
+    seg(), seg({ name: "s2", listen: { address: "127.0.0.2", port: 5004 } }), seg({ name: "s3", listen: { address: "::", port: 5004 } }),
+  ] }));
+  assert.is(c.segments.length, 3);
+});
 
 test("defaults are filled in and relative filter paths resolve against the config's folder", () => {
   const c = validateProxyConfig(base() as ProxyConfigInput, "/etc/msm");

@@ -8,6 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
+import { EndpointClaims } from "./endpoints.js";
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
 const port = z.number().int().min(1).max(65535);
@@ -104,27 +105,26 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
   const config = result.data;
   const problems: string[] = [];
   const names = new Set<string>();
-  const ports = new Map<string, string>();
+  const ports = new EndpointClaims<string>();
   for (const name of Object.keys(config.filters)) {
     if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name)) problems.push(`filters.${name}: filter names are lower-case letters, digits, '_' and '-', starting with a letter`);
   }
-  const claim = (key: string, what: string): void => {
-    const owner = ports.get(key);
+  const claim = (address: string, port: number, what: string): void => {
+    const owner = ports.claim({ address, port }, what);
     if (owner) problems.push(`${what}: port already used by ${owner}`);
-    else ports.set(key, what);
   };
   config.segments.forEach((seg, i) => {
     const at = `segments[${i}]`;
     if (names.has(seg.name)) problems.push(`${at}.name: duplicate segment name '${seg.name}'`);
     names.add(seg.name);
-    claim(`${seg.listen.address}:${seg.listen.port}`, `${at}.listen.port`);
+    claim(seg.listen.address, seg.listen.port, `${at}.listen.port`);
     if (!seg.rtcpMux) {
       if (seg.listen.port === 65535) problems.push(`${at}.listen.port: RTCP needs port + 1; use rtcpMux or a lower port`);
-      claim(`${seg.listen.address}:${seg.listen.port + 1}`, `${at}.listen.port (RTCP, port + 1)`);
+      claim(seg.listen.address, seg.listen.port + 1, `${at}.listen.port (RTCP, port + 1)`);
     }
     if (seg.egress && seg.egress.port !== 0) {
-      claim(`${seg.egress.address}:${seg.egress.port}`, `${at}.egress.port`);
-      if (!seg.rtcpMux) claim(`${seg.egress.address}:${seg.egress.port + 1}`, `${at}.egress.port (RTCP, port + 1)`);
+      claim(seg.egress.address, seg.egress.port, `${at}.egress.port`);
+      if (!seg.rtcpMux) claim(seg.egress.address, seg.egress.port + 1, `${at}.egress.port (RTCP, port + 1)`);
     }
     if (seg.worker !== undefined && seg.worker >= config.workers) {
       problems.push(`${at}.worker: ${seg.worker} but there are only ${config.workers} workers`);

@@ -1,0 +1,63 @@
+// Loss a busy machine causes, told apart from loss the proxy causes. When the CPUs are busy, a
+// socket's receive queue can overflow before its reader runs: the kernel drops the datagram and
+// counts it per socket (the last column of /proc/net/udp and /proc/net/udp6). A test that counts
+// loss reads these counters for the sockets involved (the proxy's listen sockets, the sink) and
+// accepts a loss only when the kernel's drops explain it.
+import { readFileSync } from "node:fs";
+
+/** Kernel receive drops, summed over the UDP sockets bound to `port` (this network namespace). */
+export function kernelDrops(port: number): number {
+  let drops = 0;
+  for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue; // no IPv6, or not Linux
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 13) continue;
+      const local = cols[1]!;
+      const localPort = parseInt(local.slice(local.lastIndexOf(":") + 1), 16);
+      if (localPort === port) drops += Number(cols[cols.length - 1]);
+    }
+  }
+  return drops;
+}
+
+/** Kernel drops on a set of ports since the watch began. */
+export class DropWatch {
+  private readonly start: Map<number, number>;
+
+  constructor(readonly ports: readonly number[]) {
+    this.start = new Map(ports.map((p) => [p, kernelDrops(p)]));
+  }
+
+  /** Drops since the watch began, per port and in all. */
+  since(): { total: number; byPort: Record<number, number> } {
+    const byPort: Record<number, number> = {};
+    let total = 0;
+    for (const [port, before] of this.start) {
+      const d = kernelDrops(port) - before;
+      byPort[port] = d;
+      total += d;
+    }
+    return { total, byPort };
+  }
+}
+
+/**
+ * Checks that every packet of `sent` is accounted for: received, dropped by the proxy for a reason
+ * the test accepts, or dropped by the kernel on a watched socket. Returns a message naming what
+ * is unexplained, or null. A busy machine gives kernel drops; a proxy bug gives unexplained loss.
+ */
+export function unexplainedLoss(a: { sent: number; received: number; proxyDrops: number; kernel: DropWatch; duplicates?: number }): string | null {
+  const kernel = a.kernel.since();
+  const lost = a.sent - a.received;
+  const unexplained = lost - a.proxyDrops - kernel.total;
+  if (unexplained <= 0 && (a.duplicates ?? 0) === 0) return null;
+  return `${a.sent} sent, ${a.received} received, ${lost} lost: ${a.proxyDrops} dropped by the proxy, ` +
+    `${kernel.total} by the kernel (${JSON.stringify(kernel.byPort)}), ${Math.max(0, unexplained)} unexplained` +
+    `${a.duplicates ? `, ${a.duplicates} duplicates` : ""}`;
+}
