@@ -7,11 +7,18 @@ import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 
-/** A config change that could not be applied; nothing of it was. */
+/**
+ * A config change that could not be applied. Before the commit (`committed` false) nothing of it
+ * was applied and the running config is unchanged. After it (`committed` true) the new config
+ * runs except for the segments named, which could not be (re)started and do not run.
+ */
 export class ApplyError extends Error {
   override readonly name = "ApplyError";
-  constructor(readonly errors: readonly SegmentError[]) {
-    super(`config not applied, the running config is unchanged:\n  ${errors.map((e) => (e.segment ? `segment '${e.segment}': ` : "") + e.message.replace(`segment '${e.segment}': `, "")).join("\n  ")}`);
+  constructor(readonly errors: readonly SegmentError[], readonly committed = false) {
+    const lead = committed
+      ? "config applied, except these segments, which are NOT running"
+      : "config not applied, the running config is unchanged";
+    super(`${lead}:\n  ${errors.map((e) => (e.segment ? `segment '${e.segment}': ` : "") + e.message.replace(`segment '${e.segment}': `, "")).join("\n  ")}`);
   }
 }
 
@@ -167,7 +174,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if (!config.segments.some((s) => key.startsWith(`${s.name}#`))) this.stuck.delete(key);
     }
     for (const name of [...this.carried.keys()]) if (!config.segments.some((s) => s.name === name)) this.carried.delete(name);
-    if (committed.length > 0) throw new ApplyError(committed);
+    if (committed.length > 0) throw new ApplyError(committed, true);
   }
 
   /**
