@@ -2,6 +2,7 @@
 // bench/srtp.ts): a FilterPool holds the instances and a ChainRunner runs a batch through a
 // chain's stages exactly as a data-plane worker does. The benchmarks only fill the input list
 // and time the calls; there is no second copy of the packet loop.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChainRunner, type EgressFn } from "../runtime/chain/chain-runner.js";
 import { DEFAULT_FAILURE_POLICY, FilterPool, type ChainStage, type FilterSpec, type InstanceSlot } from "../runtime/chain/filter-pool.js";
@@ -11,11 +12,8 @@ import { ROOT, progress } from "./common.js";
 
 export type { ChainStage, InstanceSlot };
 
-/** The SDK's build flags (kept in step with scripts/build-filters.mjs). */
-const SDK_FLAGS = [
-  "--runtime", "stub", "--importMemory", "--initialMemory", "4", "--maximumMemory", "256",
-  "--exportStart", "_initialize", "--optimizeLevel", "3", "--shrinkLevel", "0", "--enable", "simd",
-];
+/** The SDK's build flags, as every filter is built with them. */
+const SDK_FLAGS = JSON.parse(readFileSync(join(ROOT, "sdk", "build-flags.json"), "utf8")) as string[];
 
 /**
  * Compiles bench/assembly/noop.ts, the SDK's batch loop with an empty onPacket, in memory

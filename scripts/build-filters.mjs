@@ -2,22 +2,14 @@
 // fixture filters (test/fixtures/filters/assembly/*.ts) to .wasm with the SDK's flags.
 // Usage: node scripts/build-filters.mjs [--checked]
 //   --checked  also build <name>.checked.wasm with --uncheckedBehavior never (used by tests)
-import { readdirSync, existsSync, mkdirSync } from "node:fs";
+import { readdirSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import asc from "assemblyscript/asc";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const sdkFlags = [
-  "--runtime", "stub",
-  "--importMemory",
-  "--initialMemory", "4",
-  "--maximumMemory", "256",
-  "--exportStart", "_initialize",
-  "--optimizeLevel", "3",
-  "--shrinkLevel", "0",
-  "--enable", "simd",
-];
+// The SDK's flags, one list for every build of a filter (sdk/build-flags.json, docs/abi.md appendix)
+const sdkFlags = JSON.parse(readFileSync(join(root, "sdk", "build-flags.json"), "utf8"));
 
 async function compile(entry, outFile, extra = []) {
   mkdirSync(dirname(outFile), { recursive: true });

@@ -368,7 +368,7 @@ refuse("the longest allowed name works, and every placeholder is filled", async 
   const pkg = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { name: string; type: string; scripts: Record<string, string> };
   assert.is(pkg.name, name);
   assert.is(pkg.type, "module");
-  for (const flag of ["--runtime stub", "--importMemory", "--initialMemory 4", "--maximumMemory 256", "--exportStart _initialize", "--enable simd", "--optimizeLevel 3", `--outFile build/${name}.wasm`]) {
+  for (const flag of ["--runtime minimal", "--importMemory", "--initialMemory 4", "--maximumMemory 256", "--exportStart _initialize", "--enable simd", "--optimizeLevel 3", `--outFile build/${name}.wasm`]) {
     assert.ok(pkg.scripts.build!.includes(flag), `build script lacks ${flag}`);
   }
   const yaml = await readFile(join(dir, "msm.yaml"), "utf8");

@@ -12,6 +12,32 @@ import { StateReader, StateWriter } from "./state";
 const stateWriter = new StateWriter();
 const stateReader = new StateReader();
 
+// Garbage (config readers, strings, replaced arrays) is collected here, at the end of an export,
+// when no local holds a reference: filters are built with the `minimal` runtime, whose collector
+// never runs on its own. Context create/destroy collect every so many calls; the interval grows
+// with the live contexts, since a collection's cost grows with live objects. Any other call
+// collects only when memory grew during it, so a batch that allocates nothing costs one compare,
+// and a filter that allocates per packet is slowed down instead of running out of memory.
+let liveContexts: i32 = 0;
+let callsSinceCollect: i32 = 0;
+let pagesAtCollect: i32 = memory.size();
+
+function collect(): void {
+  __collect();
+  callsSinceCollect = 0;
+  pagesAtCollect = memory.size();
+}
+
+@inline function collectIfGrown(): void {
+  if (memory.size() != pagesAtCollect) collect();
+}
+
+function afterContextChange(): void {
+  const interval = liveContexts / 4 > 64 ? liveContexts / 4 : 64;
+  if (++callsSinceCollect >= interval) collect();
+  else collectIfGrown();
+}
+
 function filter(): Filter {
   const f = registeredFilter();
   if (f === null) {
@@ -38,32 +64,42 @@ export function msm_arena(): i32 {
 }
 
 export function msm_configure_root(len: i32): i32 {
-  return filter().configureRoot(Config.fromScratch(scratchLength(len)));
+  const status = filter().configureRoot(Config.fromScratch(scratchLength(len)));
+  collect();
+  return status;
 }
 
 export function msm_context_create(ctx: i32, len: i32): i32 {
-  return filter().createContext(<u32>ctx, Config.fromScratch(scratchLength(len)));
+  const status = filter().createContext(<u32>ctx, Config.fromScratch(scratchLength(len)));
+  if (status == Status.Ok) liveContexts++;
+  afterContextChange();
+  return status;
 }
 
 export function msm_context_destroy(ctx: i32): void {
   filter().destroyContext(<u32>ctx);
+  if (liveContexts > 0) liveContexts--;
+  afterContextChange();
 }
 
 export function msm_on_batch(count: i32): i32 {
   Output.count = 0;
   filter().onBatch(count);
+  collectIfGrown();
   return Output.count;
 }
 
 export function msm_on_timer(ctx: i32, timer: i32): i32 {
   Output.count = 0;
   filter().onTimer(<u32>ctx, timer);
+  collectIfGrown();
   return Output.count;
 }
 
 export function msm_state_export(ctx: i32): i32 {
   stateWriter.reset();
   const status = filter().exportState(<u32>ctx, stateWriter);
+  collectIfGrown();
   if (status != Status.Ok) return -status;
   if (stateWriter.overflow) {
     setError("state blob larger than the scratch area");
@@ -74,5 +110,7 @@ export function msm_state_export(ctx: i32): i32 {
 
 export function msm_state_import(ctx: i32, len: i32): i32 {
   stateReader.reset(scratchLength(len));
-  return filter().importState(<u32>ctx, stateReader);
+  const status = filter().importState(<u32>ctx, stateReader);
+  collectIfGrown();
+  return status;
 }

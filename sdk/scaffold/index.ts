@@ -6,6 +6,7 @@
 //   __NAME__        the filter's name (my-filter)
 //   __NAME_SNAKE__  the name as it appears in Prometheus metric names (my_filter)
 //   __MSM_PATH__    absolute path of the msm package the project depends on (`file:` dependency)
+//   __SDK_FLAGS__   the asc flags every filter is built with (sdk/build-flags.json)
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
@@ -101,6 +102,7 @@ export async function scaffoldFilter(name: string, dir: string, options: Scaffol
     ["__NAME_SNAKE__", name.replace(/-/g, "_")],
     ["__NAME__", name],
     ["__MSM_PATH__", msmPath],
+    ["__SDK_FLAGS__", (JSON.parse(await readFile(join(root, "sdk", "build-flags.json"), "utf8")) as string[]).join(" ")],
   ];
   const fill = (text: string, json: boolean): string => {
     let out = text;

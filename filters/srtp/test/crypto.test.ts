@@ -5,15 +5,13 @@
 // (crypto/test-exports.ts) with the SDK's build flags, and driven through its exports.
 import * as assert from "uvu/assert";
 import { createCipheriv, createHash, createHmac, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "../../../test/lib/suite.js";
 import { ROOT } from "../../../test/lib/paths.js";
 
-/** The SDK's build flags (scripts/build-filters.mjs). */
-const SDK_FLAGS = [
-  "--runtime", "stub", "--importMemory", "--initialMemory", "4", "--maximumMemory", "256",
-  "--exportStart", "_initialize", "--optimizeLevel", "3", "--shrinkLevel", "0", "--enable", "simd",
-];
+/** The SDK's build flags, as every filter is built with them. */
+const SDK_FLAGS = JSON.parse(readFileSync(join(ROOT, "sdk", "build-flags.json"), "utf8")) as string[];
 const ENTRY = join(ROOT, "filters", "srtp", "assembly", "crypto", "test-exports.ts");
 
 /** The exports of test-exports.ts (wasm bools are numbers; u64 is a BigInt). */
