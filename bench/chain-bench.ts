@@ -43,7 +43,7 @@ export class ChainBench {
     timerCancel: () => {},
     timerCancelAll: () => {},
   });
-  private readonly runner = new ChainRunner(this.pool);
+  private readonly runner = new ChainRunner();
   private readonly segment = new SegmentStats();
   private readonly countOut: EgressFn = (list) => {
     this.out += list.count;

@@ -1,8 +1,11 @@
 // The proxy: data-plane workers, the segments assigned to them, all-or-nothing config changes,
-// and the watchdog that restarts a worker stuck inside a filter.
+// the watchdog that restarts a worker stuck inside a filter, state checkpoints that a restarted
+// worker starts from, and the health the admin endpoint reports.
 import { EventEmitter } from "node:events";
-import type { ProxyConfig, SegmentConfig } from "./config/proxy-config.js";
-import type { DataPlaneEvent, SegmentError } from "./dataplane/dataplane.js";
+import { endpointsClash, type Endpoint } from "./config/endpoints.js";
+import { fixedBinds, socketsKey, type ProxyConfig, type SegmentConfig } from "./config/proxy-config.js";
+import { resolveSecrets } from "./config/secrets.js";
+import type { DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
@@ -25,7 +28,8 @@ export class ApplyError extends Error {
 export type ProxyEvent =
   | DataPlaneEvent
   | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
-  | { type: "worker-exit"; worker: number; code: number | null };
+  | { type: "worker-exit"; worker: number; code: number | null }
+  | { type: "worker-restarted"; worker: number; segments: number; carried: number };
 
 interface ProxyEvents {
   event: [ProxyEvent];
@@ -45,21 +49,43 @@ export interface ProxySnapshot {
   watchdogRestarts: number;
 }
 
+/** What /healthz (live) and /readyz (ready) answer, with the reasons when not. */
+export interface ProxyHealth {
+  /** False when the proxy cannot recover by itself: a worker that stays down or stops answering. */
+  live: boolean;
+  /** True once a config is applied and every worker runs and answers. */
+  ready: boolean;
+  problems: string[];
+}
+
+/** A worker that has not answered (or has been down) for this long makes the proxy not ready... */
+const NOT_READY_MS = 5_000;
+/** ...and for this long, not live: long enough for a large apply, short enough to be restarted. */
+const NOT_LIVE_MS = 30_000;
+
 export class Proxy extends EventEmitter<ProxyEvents> {
   private workers: WorkerHandle[] = [];
   private config: ProxyConfig;
   private readonly stuck = new Map<string, number>(); // "segment#stage" -> watchdog kills
   /** Counters of segments whose worker restarted, as last seen before the restart. */
   private readonly carried = new Map<string, SegmentSnapshot>();
+  /** The last state of every running stage, by segment and filter: a restarted worker starts from it. */
+  private readonly checkpoints = new Map<string, StateCheckpoint>();
+  private lastCheckpointAt = 0;
   private statsTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
-  private applying: Promise<unknown> = Promise.resolve();
+  /** Applies and worker restarts, one at a time, in order. */
+  private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   watchdogRestarts = 0;
   /** The segments whose sockets are bound (none before the first apply). */
   private running: readonly SegmentConfig[] = [];
+  private applied = false;
   private crashDelay = 100;
   private lastCrash = 0;
+  /** Per worker: when it last answered, and since when it has been down (0: up). */
+  private readonly answeredAt: number[] = [];
+  private readonly downSince: number[] = [];
 
   private constructor(config: ProxyConfig) {
     super();
@@ -72,15 +98,15 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
     await Promise.all(proxy.workers.map((w) => w.ready));
     try {
-      await proxy.applyNow(config);
+      await proxy.apply(config);
     } catch (err) {
       await proxy.close();
       throw err;
     }
     proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
     proxy.watchdogTimer.unref();
-    // keep a recent snapshot per worker, so that a restart loses little of the counters
-    proxy.statsTimer = setInterval(() => void proxy.workers.forEach((w) => w.alive && void w.stats()), 1000);
+    // a recent snapshot and checkpoint per worker, so that a restart loses little of either
+    proxy.statsTimer = setInterval(() => void proxy.refresh(), 1000);
     proxy.statsTimer.unref();
     return proxy;
   }
@@ -91,9 +117,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
 
   /** Applies a new config: every worker prepares, then all commit; or none does. */
   apply(config: ProxyConfig): Promise<void> {
-    const run = this.applying.then(() => this.applyNow(config));
-    this.applying = run.catch(() => {});
-    return run;
+    return this.serially(() => this.applyNow(config));
   }
 
   async stats(): Promise<ProxySnapshot> {
@@ -106,18 +130,49 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     };
   }
 
+  /** Liveness and readiness, for the admin endpoint's probes. */
+  health(now = Date.now()): ProxyHealth {
+    const problems: string[] = [];
+    let live = !this.closed;
+    let ready = this.applied && !this.closed;
+    if (this.closed) problems.push("the proxy is shutting down");
+    if (!this.applied) problems.push("no config applied yet");
+    this.workers.forEach((w, i) => {
+      const down = this.downSince[i] ?? 0;
+      if (!w.alive || down > 0) {
+        ready = false;
+        problems.push(`worker ${i} is down${down > 0 ? ` since ${Math.round((now - down) / 1000)} s` : ""} (restarting)`);
+        if (down > 0 && now - down > NOT_LIVE_MS) live = false;
+      } else if (now - (this.answeredAt[i] ?? now) > NOT_READY_MS) {
+        const silent = now - this.answeredAt[i]!;
+        ready = false;
+        if (silent > NOT_LIVE_MS) live = false;
+        problems.push(`worker ${i} has not answered for ${Math.round(silent / 1000)} s`);
+      }
+    });
+    return { live, ready, problems };
+  }
+
   /** Local ports of a segment (useful when the config asked for port 0). */
   async ports(segment: string): Promise<SegmentSnapshot["ports"] | undefined> {
     const snap = await this.stats();
     return snap.segments.find((s) => s.name === segment)?.ports;
   }
 
+  /** Stops: every worker stops reading, sends what it holds (filters drain), and exits. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.watchdogTimer);
     clearInterval(this.statsTimer);
+    await this.queue; // an apply or restart in flight ends first
     await Promise.all(this.workers.map((w) => w.close()));
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   private spawn(index: number): WorkerHandle {
@@ -132,9 +187,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         const now = Date.now();
         this.crashDelay = now - this.lastCrash > 10_000 ? 100 : Math.min(this.crashDelay * 2, 5000);
         this.lastCrash = now;
+        this.downSince[index] = now;
         setTimeout(() => void this.restartWorker(index), this.crashDelay).unref();
       },
     );
+    this.answeredAt[index] = Date.now();
+    this.downSince[index] = 0;
     return handle;
   }
 
@@ -153,28 +211,54 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   private async applyNow(config: ProxyConfig): Promise<void> {
+    if (this.closed) throw new ApplyError([{ segment: "", message: "the proxy is shutting down" }]);
     if (config.workers !== this.workers.length) {
       throw new ApplyError([{ segment: "", message: `workers: cannot change from ${this.workers.length} to ${config.workers} while running; restart the proxy` }]);
     }
     const budget = this.descriptorProblems(config);
     if (budget.length > 0) throw new ApplyError(budget);
+    const secrets = await resolveSecrets(config);
+    if (secrets.problems.length > 0) throw new ApplyError(secrets.problems.map((message) => ({ segment: "", message })));
+    const resolved = secrets.config;
+    const deferBind = this.portsReleasedFor(config);
     const prepared = await Promise.all(
-      this.workers.map((w, i) => w.prepare({ filters: config.filters, segments: this.segmentsOf(config, i) })),
+      this.workers.map((w, i) => w.prepare({ filters: resolved.filters, segments: this.segmentsOf(resolved, i), deferBind })),
     );
     const errors = prepared.flat();
     if (errors.length > 0) {
       await Promise.all(this.workers.map((w) => w.request({ type: "abort" })));
       throw new ApplyError(errors);
     }
+    // the point of no return: from here the new config is the one running, whatever fails
     const committed = (await Promise.all(this.workers.map((w) => w.commit()))).flat();
     this.config = config;
     this.running = config.segments;
+    this.applied = true;
+    committed.push(...(await Promise.all(this.workers.map((w) => w.open()))).flat());
     // forget the history of segments that are gone
-    for (const key of [...this.stuck.keys()]) {
-      if (!config.segments.some((s) => key.startsWith(`${s.name}#`))) this.stuck.delete(key);
-    }
-    for (const name of [...this.carried.keys()]) if (!config.segments.some((s) => s.name === name)) this.carried.delete(name);
+    const names = new Set(config.segments.map((s) => s.name));
+    for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
+    for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
+    for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     if (committed.length > 0) throw new ApplyError(committed, true);
+  }
+
+  /**
+   * New segments that want a port a running segment holds until this change removes it (or
+   * moves it): they bind in the open step, after every worker's commit released the ports.
+   */
+  private portsReleasedFor(config: ProxyConfig): string[] {
+    const next = new Map(config.segments.map((s) => [s.name, s]));
+    const released: Endpoint[] = [];
+    for (const r of this.running) {
+      const n = next.get(r.name);
+      if (!n || socketsKey(n) !== socketsKey(r)) released.push(...fixedBinds(r));
+    }
+    if (released.length === 0) return [];
+    const running = new Set(this.running.map((s) => s.name));
+    return config.segments
+      .filter((s) => !running.has(s.name) && fixedBinds(s).some((b) => released.some((e) => endpointsClash(b, e))))
+      .map((s) => s.name);
   }
 
   /**
@@ -204,6 +288,23 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return [];
   }
 
+  /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
+  private async refresh(): Promise<void> {
+    const every = this.config.stateCheckpointMs;
+    const now = Date.now();
+    const checkpoint = every > 0 && now - this.lastCheckpointAt >= every;
+    if (checkpoint) this.lastCheckpointAt = now;
+    await Promise.all(this.workers.map(async (w, i) => {
+      if (!w.alive) return;
+      if (checkpoint) {
+        for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
+      } else {
+        await w.stats();
+      }
+      if (w.alive && this.workers[i] === w) this.answeredAt[i] = Date.now();
+    }));
+  }
+
   private checkWatchdog(): void {
     const limit = this.config.watchdog.stuckMs;
     this.workers.forEach((w, index) => {
@@ -227,21 +328,38 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     });
   }
 
+  /**
+   * Replaces a worker that is stuck or gone. The old one is killed at once (an apply waiting on
+   * it then fails instead of hanging); the new one is set up in turn with applies, from the
+   * config that runs and the stages' last checkpoints.
+   */
   private async restartWorker(index: number): Promise<void> {
     if (this.closed) return;
     const old = this.workers[index]!;
+    if (this.downSince[index] === 0) this.downSince[index] = Date.now();
     for (const s of old.lastSegments) this.carried.set(s.name, withCarriedCounters(s, this.carried.get(s.name)));
     const replacement = this.spawn(index);
+    this.downSince[index] = Date.now(); // until it serves its segments again
     this.workers[index] = replacement; // from now on, the old one's exit is not news
     await old.kill();
-    await replacement.ready;
-    const segments = this.segmentsOf(this.config, index);
-    const errors = await replacement.prepare({ filters: this.config.filters, segments, stuck: this.stuckFor(segments) });
-    if (errors.length > 0) {
-      for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
-      await replacement.request({ type: "abort" });
-      return;
-    }
-    for (const e of await replacement.commit()) this.emit("event", { type: "error", segment: e.segment, message: e.message });
+    await this.serially(async () => {
+      if (this.closed || this.workers[index] !== replacement) return;
+      await replacement.ready;
+      const secrets = await resolveSecrets(this.config);
+      for (const message of secrets.problems) this.emit("event", { type: "error", segment: "", message: `after worker restart: ${message}` });
+      const segments = this.segmentsOf(secrets.config, index);
+      const names = new Set(segments.map((s) => s.name));
+      const checkpoints = [...this.checkpoints.values()].filter((c) => names.has(c.segment));
+      const errors = await replacement.prepare({ filters: secrets.config.filters, segments, stuck: this.stuckFor(segments), checkpoints });
+      if (errors.length > 0) {
+        for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
+        await replacement.request({ type: "abort" });
+        return;
+      }
+      const late = [...(await replacement.commit()), ...(await replacement.open())];
+      for (const e of late) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
+      if (replacement.alive) this.downSince[index] = 0;
+      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: checkpoints.length });
+    });
   }
 }

@@ -183,7 +183,7 @@ test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported,
     const status = (await ops.proxy("node-a"))!;
     assert.equal(
       { connected: status.connected, server: status.server, capabilities: status.capabilities, abiVersions: status.abiVersions, nackedVersion: status.nackedVersion },
-      { connected: true, server: "cp-1", capabilities: ["workers=1", "runtime=node"], abiVersions: ["1.0"], nackedVersion: 0 },
+      { connected: true, server: "cp-1", capabilities: ["workers=1", "runtime=node"], abiVersions: ["1.1"], nackedVersion: 0 },
     );
     assert.ok(existsSync(join(stateDir, "modules", `${counter.sha256}.wasm`)), "module cached under its digest");
     const lastGood = JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8"));

@@ -47,7 +47,7 @@ test("defaults are filled in and relative filter paths resolve against the confi
   assert.is(c.workers, 1);
   assert.is(c.watchdog.stuckMs, 500);
   assert.is(c.filters.v!.path, "/etc/msm/v.wasm");
-  assert.equal(c.segments[0]!.failure, { mode: "open", restartBackoffMs: 100, maxBackoffMs: 5000, maxFailures: 5 });
+  assert.equal(c.segments[0]!.failure, { mode: "closed", restartBackoffMs: 100, maxBackoffMs: 5000, maxFailures: 5 });
   assert.is(c.segments[0]!.rtcpMux, false);
 });
 

@@ -32,6 +32,8 @@ export function describeEvent(e: ProxyEvent): string {
       return `filter ${e.filter}: giving up on segment ${e.segment} after ${e.failures} failures`;
     case "restart-failed":
       return `filter ${e.filter}: restart failed: ${e.reason}`;
+    case "state-lost":
+      return `filter ${e.filter}: the state of segment ${e.segment} was not carried over (${e.reason}); it starts fresh`;
     case "swap":
       return `segment ${e.segment}: chain swapped (state carried: ${e.carried.join(", ") || "none"}; fresh: ${e.fresh.join(", ") || "none"})`;
     case "error":
@@ -40,6 +42,8 @@ export function describeEvent(e: ProxyEvent): string {
       return `watchdog: worker ${e.worker} stuck in filter ${e.filter} for over ${e.stuckMs} ms (segments ${e.segments.join(", ")}); restarting it`;
     case "worker-exit":
       return `worker ${e.worker} exited with code ${e.code}; restarting it`;
+    case "worker-restarted":
+      return `worker ${e.worker} restarted with its ${e.segments} segment(s); state carried from the last checkpoint for ${e.carried} stage(s)`;
   }
 }
 

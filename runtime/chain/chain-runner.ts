@@ -4,7 +4,7 @@
 import { DropReason, PacketFlag, Verdict } from "../../sdk/abi/constants.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
-import type { ChainStage, FilterPool } from "./filter-pool.js";
+import type { ChainStage } from "./filter-pool.js";
 import { PacketList } from "./packet-list.js";
 import type { SegmentStats } from "./stats.js";
 
@@ -27,7 +27,7 @@ export class ChainRunner {
   private nowUs = 0;
   private wallUs = 0;
 
-  constructor(private readonly pool: FilterPool) {
+  constructor() {
     for (let i = 0; i <= MAX_CHAIN_LENGTH; i++) this.lists.push(new PacketList(LIST_CAPACITY));
   }
 
@@ -118,7 +118,7 @@ export class ChainRunner {
     } catch (err) {
       this.beacon?.leave();
       if (!(err instanceof FilterFailure)) throw err;
-      this.pool.handleFailure(stage.slot, err);
+      // the instance's failed hook has already told the pool
       for (let k = 0; k < count; k++) {
         const i = this.slotSource[k]!;
         if (stage.policy.mode === "open") {

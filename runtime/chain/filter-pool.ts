@@ -1,6 +1,9 @@
 // The instances one worker hosts: one per filter (name, module digest, root config), shared by
-// every segment whose chain uses it, each segment holding a context in it. When an instance fails
-// the pool discards it and brings up a new one with backoff, following each segment's policy.
+// every segment whose chain uses it, each segment holding a context in it. Every failure of an
+// instance, in whichever call it happens (a batch, a timer, a context change, a state transfer),
+// reaches handleFailure through the instance's `failed` hook: the pool discards the instance and
+// brings up a new one with backoff, following each segment's policy, with each context's state
+// from its last checkpoint.
 import { createHash } from "node:crypto";
 import { FilterConfigError } from "../filter-host/errors.js";
 import type { FilterFailure } from "../filter-host/errors.js";
@@ -20,8 +23,9 @@ export interface FailurePolicy {
   readonly maxFailures: number;
 }
 
+/** Fail closed unless told otherwise, as Envoy's Wasm filters do (fail_open: false). */
 export const DEFAULT_FAILURE_POLICY: FailurePolicy = Object.freeze({
-  mode: "open",
+  mode: "closed",
   restartBackoffMs: 100,
   maxBackoffMs: 5000,
   maxFailures: 5,
@@ -31,7 +35,8 @@ export type PoolEvent =
   | { type: "failure"; filter: string; reason: string; segments: string[] }
   | { type: "restarted"; filter: string; segments: string[] }
   | { type: "gave-up"; filter: string; segment: string; failures: number }
-  | { type: "restart-failed"; filter: string; reason: string };
+  | { type: "restart-failed"; filter: string; reason: string }
+  | { type: "state-lost"; filter: string; segment: string; reason: string };
 
 /** One stage of one segment's chain: a context in a shared instance. */
 export class ChainStage {
@@ -40,11 +45,14 @@ export class ChainStage {
   /** True while the context exists in the slot's current instance. */
   active = false;
   stats = new StageStats();
+  /** The context's state as last exported (checkpoints, swaps); imported when the instance is replaced. */
+  checkpoint: Uint8Array | undefined;
 
   constructor(
     readonly slot: InstanceSlot,
     readonly ctx: number,
     readonly config: unknown,
+    /** The segment's policy, with mode "closed" when the filter declared it must fail closed. */
     readonly policy: FailurePolicy,
     readonly segment: string,
   ) {}
@@ -65,7 +73,14 @@ export class InstanceSlot {
   readonly users = new Set<ChainStage>();
   restartTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly id: number, readonly key: string, readonly module: LoadedFilterModule, readonly rootConfig: unknown) {}
+  constructor(
+    readonly id: number,
+    readonly key: string,
+    readonly module: LoadedFilterModule,
+    readonly rootConfig: unknown,
+    /** From the module's msm_policy: its stages drop packets while it is down, whatever the config says. */
+    readonly mustFailClosed: boolean,
+  ) {}
 
   get name(): string {
     return this.module.name;
@@ -79,37 +94,59 @@ function slotKey(name: string, digest: string, rootConfig: unknown): string {
 
 export class FilterPool {
   private readonly slots = new Map<string, InstanceSlot>();
+  /** Which slot each live instance serves, for the instances' `failed` hook. */
+  private readonly slotOf = new Map<FilterInstance, InstanceSlot>();
   /** Compiled modules of the current config change, by path, name, digest pin and memory cap. */
   private readonly modules = new Map<string, Promise<LoadedFilterModule>>();
   private nextSlotId = 1;
+  private readonly services: FilterHostServices;
 
   constructor(
-    private readonly services: FilterHostServices & { timerCancelAll(instance: FilterInstance): void },
+    services: Omit<FilterHostServices, "failed"> & { timerCancelAll(instance: FilterInstance): void },
     private readonly onEvent: (event: PoolEvent) => void = () => {},
-  ) {}
+  ) {
+    this.timerCancelAll = services.timerCancelAll;
+    this.services = {
+      log: services.log,
+      timerSet: services.timerSet,
+      timerCancel: services.timerCancel,
+      failed: (instance, failure) => {
+        const slot = this.slotOf.get(instance);
+        if (slot) this.handleFailure(slot, failure);
+      },
+    };
+  }
+
+  private readonly timerCancelAll: (instance: FilterInstance) => void;
 
   /** The slot for a filter, loading and instantiating it if no segment uses it yet. */
   async acquire(spec: FilterSpec): Promise<InstanceSlot> {
-    const module = await this.loadModule(spec);
+    const module = await this.module(spec);
     const key = slotKey(spec.name, module.digest, spec.config);
     let slot = this.slots.get(key);
     if (slot && (slot.instance !== null || slot.users.size > 0)) return slot;
     const instance = await FilterInstance.create(module, spec.config, this.services);
     slot = this.slots.get(key); // another acquire may have finished meanwhile
     if (slot?.instance) return slot;
-    slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config);
-    slot.instance = instance;
+    slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config, instance.mustFailClosed);
+    this.install(slot, instance);
     this.slots.set(key, slot);
     return slot;
   }
 
-  /** Creates a stage: a context for the segment in the slot's instance. Throws FilterConfigError. */
-  attach(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string): ChainStage {
-    const stage = new ChainStage(slot, ctx, config, policy, segment);
+  /**
+   * Creates a stage: a context for the segment in the slot's instance, with `state` imported when
+   * given (a worker restarted from checkpoints). Throws FilterConfigError, or FilterFailure when
+   * the instance failed (the pool has then already handled the failure for the others on it).
+   */
+  attach(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array): ChainStage {
+    const effective = slot.mustFailClosed && policy.mode !== "closed" ? { ...policy, mode: "closed" as const } : policy;
+    const stage = new ChainStage(slot, ctx, config, effective, segment);
     if (!slot.instance) throw new FilterConfigError(slot.name, 6, "the filter is down (restarting after a failure)");
     slot.instance.createContext(ctx, config);
-    stage.active = true;
     slot.users.add(stage);
+    stage.active = true;
+    if (state) this.importCheckpoint(stage, slot.instance, state);
     return stage;
   }
 
@@ -117,7 +154,14 @@ export class FilterPool {
   detach(stage: ChainStage): void {
     const slot = stage.slot;
     slot.users.delete(stage);
-    if (stage.active && slot.instance && !slot.instance.failure) slot.instance.destroyContext(stage.ctx);
+    const instance = slot.instance;
+    if (stage.active && instance && !instance.failure) {
+      try {
+        instance.destroyContext(stage.ctx);
+      } catch {
+        // a failure here went through the failed hook: the others on the instance follow their policy
+      }
+    }
     stage.active = false;
     if (slot.users.size === 0) this.dropSlot(slot);
   }
@@ -127,11 +171,15 @@ export class FilterPool {
     if (slot.users.size === 0) this.dropSlot(slot);
   }
 
-  /** An instance failed: discard it, count the failure against every stage on it, schedule a restart. */
+  /**
+   * An instance failed (or, with `failure` an Error, its worker was restarted by the watchdog):
+   * discard it, count the failure against every stage on it, schedule a restart.
+   */
   handleFailure(slot: InstanceSlot, failure: FilterFailure | Error): void {
     const dead = slot.instance;
     if (dead) {
-      this.services.timerCancelAll(dead);
+      this.timerCancelAll(dead);
+      this.slotOf.delete(dead);
       slot.instance = null;
     }
     if (slot.users.size === 0) {
@@ -167,9 +215,10 @@ export class FilterPool {
   close(): void {
     for (const slot of this.slots.values()) {
       clearTimeout(slot.restartTimer);
-      if (slot.instance) this.services.timerCancelAll(slot.instance);
+      if (slot.instance) this.timerCancelAll(slot.instance);
     }
     this.slots.clear();
+    this.slotOf.clear();
   }
 
   get instanceCount(): number {
@@ -196,26 +245,43 @@ export class FilterPool {
       return;
     }
     if (slot.instance || slot.users.size === 0) return;
-    slot.instance = instance;
+    this.install(slot, instance);
     const restarted: string[] = [];
     for (const stage of slot.users) {
       if (stage.gaveUp) continue;
       try {
         instance.createContext(stage.ctx, stage.config);
-        const kept = previous?.metrics.forContext(stage.ctx);
-        if (kept) instance.metrics.adopt(stage.ctx, kept);
-        stage.active = true;
-        restarted.push(stage.segment);
       } catch (err) {
-        if (instance.failure) {
-          this.handleFailure(slot, instance.failure);
-          return;
-        }
+        if (instance.failure) return; // the failed hook counted it and scheduled the next try
         stage.gaveUp = true;
         this.onEvent({ type: "gave-up", filter: slot.name, segment: stage.segment, failures: stage.failures });
+        continue;
       }
+      const kept = previous?.metrics.forContext(stage.ctx);
+      if (kept) instance.metrics.adopt(stage.ctx, kept);
+      stage.active = true;
+      if (stage.checkpoint) this.importCheckpoint(stage, instance, stage.checkpoint);
+      if (instance.failure) return;
+      restarted.push(stage.segment);
     }
     this.onEvent({ type: "restarted", filter: slot.name, segments: restarted });
+  }
+
+  private install(slot: InstanceSlot, instance: FilterInstance): void {
+    slot.instance = instance;
+    this.slotOf.set(instance, slot);
+  }
+
+  /** Imports a stage's saved state into its fresh context; a refusal starts it fresh, with an event. */
+  private importCheckpoint(stage: ChainStage, instance: FilterInstance, state: Uint8Array): void {
+    stage.checkpoint = state;
+    let result: { ok: boolean; reason: string };
+    try {
+      result = instance.importState(stage.ctx, state);
+    } catch (err) {
+      return; // a failure: the failed hook handled it
+    }
+    if (!result.ok) this.onEvent({ type: "state-lost", filter: stage.filterName, segment: stage.segment, reason: result.reason });
   }
 
   /**
@@ -224,7 +290,7 @@ export class FilterPool {
    * forgetModules), so that a file replaced for the next reload is read again, and nothing of an
    * old rollout stays in memory once no instance uses it.
    */
-  private loadModule(spec: FilterSpec): Promise<LoadedFilterModule> {
+  module(spec: FilterSpec): Promise<LoadedFilterModule> {
     if (spec.bytes || !spec.path) return loadFilterModule(spec);
     const key = `${spec.path}|${spec.name}|${spec.sha256 ?? ""}|${spec.maxMemoryPages ?? ""}`;
     const cached = this.modules.get(key);
@@ -244,7 +310,10 @@ export class FilterPool {
 
   private dropSlot(slot: InstanceSlot): void {
     clearTimeout(slot.restartTimer);
-    if (slot.instance) this.services.timerCancelAll(slot.instance);
+    if (slot.instance) {
+      this.timerCancelAll(slot.instance);
+      this.slotOf.delete(slot.instance);
+    }
     slot.instance = null;
     if (this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
   }

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { EndpointClaims } from "./endpoints.js";
+import { checkSecretReferences } from "./secrets.js";
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
 const port = z.number().int().min(1).max(65535);
@@ -67,6 +68,8 @@ export const proxyConfigSchema = z.strictObject({
   admin: z.strictObject({ address: address.default("127.0.0.1"), port: portOrZero }).optional(),
   /** Kernel receive buffer per socket, bytes. */
   socketReceiveBuffer: z.number().int().min(65_536).max(64 << 20).default(4 << 20),
+  /** How often every stage's state is saved, for a filter or worker restart to carry it; 0: never. */
+  stateCheckpointMs: z.number().int().min(0).max(3_600_000).default(1000),
   filters: z.record(z.string(), filterEntry).default({}),
   segments: z.array(segment).default([]),
 });
@@ -117,15 +120,8 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     const at = `segments[${i}]`;
     if (names.has(seg.name)) problems.push(`${at}.name: duplicate segment name '${seg.name}'`);
     names.add(seg.name);
-    claim(seg.listen.address, seg.listen.port, `${at}.listen.port`);
-    if (!seg.rtcpMux) {
-      if (seg.listen.port === 65535) problems.push(`${at}.listen.port: RTCP needs port + 1; use rtcpMux or a lower port`);
-      claim(seg.listen.address, seg.listen.port + 1, `${at}.listen.port (RTCP, port + 1)`);
-    }
-    if (seg.egress && seg.egress.port !== 0) {
-      claim(seg.egress.address, seg.egress.port, `${at}.egress.port`);
-      if (!seg.rtcpMux) claim(seg.egress.address, seg.egress.port + 1, `${at}.egress.port (RTCP, port + 1)`);
-    }
+    if (!seg.rtcpMux && seg.listen.port === 65535) problems.push(`${at}.listen.port: RTCP needs port + 1; use rtcpMux or a lower port`);
+    for (const bind of fixedBinds(seg)) claim(bind.address, bind.port, `${at}.${bind.what}`);
     if (seg.worker !== undefined && seg.worker >= config.workers) {
       problems.push(`${at}.worker: ${seg.worker} but there are only ${config.workers} workers`);
     }
@@ -136,11 +132,28 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
       seen.add(st.filter);
     });
   });
+  problems.push(...checkSecretReferences(config, baseDir));
   if (problems.length > 0) throw new ConfigError(problems, source);
   for (const entry of Object.values(config.filters)) {
     if (!isAbsolute(entry.path)) entry.path = resolve(baseDir, entry.path);
   }
   return config;
+}
+
+/** The ports a segment binds that its config names (listen, and egress when it names a port). */
+export function fixedBinds(seg: SegmentConfig): { address: string; port: number; what: string }[] {
+  const out = [{ address: seg.listen.address, port: seg.listen.port, what: "listen.port" }];
+  if (!seg.rtcpMux && seg.listen.port < 65535) out.push({ address: seg.listen.address, port: seg.listen.port + 1, what: "listen.port (RTCP, port + 1)" });
+  if (seg.egress && seg.egress.port !== 0) {
+    out.push({ address: seg.egress.address, port: seg.egress.port, what: "egress.port" });
+    if (!seg.rtcpMux) out.push({ address: seg.egress.address, port: seg.egress.port + 1, what: "egress.port (RTCP, port + 1)" });
+  }
+  return out;
+}
+
+/** What about a segment forces new sockets (and so a brief gap): where it listens and sends from. */
+export function socketsKey(seg: SegmentConfig): string {
+  return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null]);
 }
 
 /** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */

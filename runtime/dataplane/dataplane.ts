@@ -1,10 +1,13 @@
 // The data plane of one worker: its segments, the filter instances they share, timers, and the
-// two-phase apply (prepare everything, then commit at a batch boundary, or abort and change
-// nothing) that makes a config change all-or-nothing and a chain swap lossless.
+// three-step apply that makes a config change all-or-nothing and a chain swap lossless:
+// prepare (bind new sockets, build and configure new chains; nothing running is touched), commit
+// (between two batches: remove, swap, add), and open (bind what had to wait for a port that a
+// removed segment, maybe on another worker, released in the commit).
 import { LogLevel, MAX_TIMERS_PER_CONTEXT } from "../../sdk/abi/constants.js";
 import { ChainRunner } from "../chain/chain-runner.js";
 import { ChainStage, FilterPool, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
-import type { FilterEntry, SegmentConfig } from "../config/proxy-config.js";
+import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
+import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { EgressRing } from "./egress-ring.js";
 import { completeSockets, openFixedSockets, openSegmentSockets, SegmentRuntime, type PartialSockets, type SegmentSockets } from "./segment-runtime.js";
@@ -24,11 +27,23 @@ export type DataPlaneEvent =
   | { type: "swap"; segment: string; carried: string[]; fresh: string[] }
   | { type: "error"; segment: string; message: string };
 
+/** A stage's state blob, as a checkpoint carries it across a worker restart. */
+export interface StateCheckpoint {
+  readonly segment: string;
+  readonly filter: string;
+  /** The blob, base64 (it crosses a process boundary under Bun). */
+  readonly state: string;
+}
+
 export interface ApplyRequest {
   readonly filters: Readonly<Record<string, FilterEntry>>;
   readonly segments: readonly SegmentConfig[];
   /** Watchdog kills so far per segment and stage index (counted against the failure policy). */
   readonly stuck?: readonly { segment: string; stage: number; count: number }[];
+  /** New segments whose ports a segment removed by this change holds: bound in the open step. */
+  readonly deferBind?: readonly string[];
+  /** State to import into new contexts (a worker restarted from the last checkpoints). */
+  readonly checkpoints?: readonly StateCheckpoint[];
 }
 
 export interface SegmentError {
@@ -42,6 +57,9 @@ interface PlannedSegment {
   sockets: SegmentSockets | undefined;
   /** New stages, when the chain changes; undefined keeps the old chain. */
   stages: ChainStage[] | undefined;
+  /** Bind in the open step, after every removal of this change. */
+  bindLater: boolean;
+  chainKey: string | undefined;
 }
 
 interface Plan {
@@ -51,14 +69,7 @@ interface Plan {
   stuck: ApplyRequest["stuck"];
 }
 
-/** What about a segment forces new sockets (and so a brief gap): where it listens and sends from. */
-function socketKey(c: SegmentConfig): string {
-  return JSON.stringify([c.listen, c.rtcpMux, c.egress ?? null]);
-}
-
-function chainKey(c: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>): string {
-  return JSON.stringify([c.chain, c.chain.map((s) => filters[s.filter] ?? null), c.failure]);
-}
+const checkpointKey = (segment: string, filter: string): string => `${segment}\0${filter}`;
 
 export class DataPlane {
   readonly segments = new Map<string, SegmentRuntime>();
@@ -67,10 +78,12 @@ export class DataPlane {
   private readonly runner: ChainRunner;
   private readonly timers = new Map<FilterInstance, Map<number, NodeJS.Timeout>>();
   private readonly stageOwner = new Map<number, SegmentRuntime>();
+  /** Per segment: its chain, filter entries and module digests, to tell whether a change touches the chain. */
   private chainKeys = new Map<string, string>();
   private nextContext = 1;
   private plan: Plan | undefined;
-  private lastFilters: Readonly<Record<string, FilterEntry>> = {};
+  /** Segments the last commit left to the open step. */
+  private pendingOpen: PlannedSegment[] = [];
 
   constructor(private readonly options: DataPlaneOptions) {
     const emit = options.onEvent ?? (() => {});
@@ -83,7 +96,7 @@ export class DataPlane {
       },
       emit,
     );
-    this.runner = new ChainRunner(this.pool);
+    this.runner = new ChainRunner();
     if (options.beacon) this.runner.beacon = options.beacon;
   }
 
@@ -96,10 +109,12 @@ export class DataPlane {
     const errors: SegmentError[] = [];
     const wanted = new Set(request.segments.map((s) => s.name));
     for (const seg of this.segments.values()) if (!wanted.has(seg.name)) plan.removed.push(seg);
+    const deferred = new Set(request.deferBind ?? []);
+    const states = new Map((request.checkpoints ?? []).map((c) => [checkpointKey(c.segment, c.filter), Buffer.from(c.state, "base64")]));
     // every port the config names first, then the ports the kernel picks (see openFixedSockets)
     const partial = new Map<string, PartialSockets>();
     for (const config of request.segments) {
-      if (this.segments.has(config.name)) continue;
+      if (this.segments.has(config.name) || deferred.has(config.name)) continue;
       try {
         partial.set(config.name, await openFixedSockets(config, this.options.socketReceiveBuffer));
       } catch (err) {
@@ -108,40 +123,40 @@ export class DataPlane {
     }
     for (const config of request.segments) {
       const existing = this.segments.get(config.name);
-      const planned: PlannedSegment = { config, existing, sockets: undefined, stages: undefined };
+      const socketsChange = existing !== undefined && socketsKey(existing.config) !== socketsKey(config);
+      const planned: PlannedSegment = {
+        config, existing, sockets: undefined, stages: undefined, bindLater: socketsChange || deferred.has(config.name), chainKey: undefined,
+      };
       plan.segments.push(planned);
       const fixed = partial.get(config.name);
-      if (!existing && !fixed) continue; // its error is recorded above
+      if (!existing && !fixed && !planned.bindLater) continue; // its error is recorded above
       try {
         if (fixed) planned.sockets = await completeSockets(config, this.options.socketReceiveBuffer, fixed);
-        const key = chainKey(config, request.filters);
-        const socketsChange = existing !== undefined && socketKey(existing.config) !== socketKey(config);
+        const key = (planned.chainKey = await this.chainKey(config, request.filters));
         if (!existing || socketsChange || this.chainKeys.get(config.name) !== key) {
-          planned.stages = await this.buildStages(config, request.filters, plan);
+          planned.stages = await this.buildStages(config, request.filters, plan, states);
         }
       } catch (err) {
         errors.push({ segment: config.name, message: (err as Error).message });
       }
     }
     if (errors.length > 0) this.abort();
-    else this.lastFilters = request.filters;
     return errors;
   }
 
   /** Applies the prepared plan. The chain swaps happen here, synchronously, between two batches. */
-  async commit(): Promise<SegmentError[]> {
+  commit(): SegmentError[] {
     const plan = this.plan;
     if (!plan) return [{ segment: "", message: "nothing prepared" }];
     this.plan = undefined;
-    const errors: SegmentError[] = [];
     for (const seg of plan.removed) this.removeSegment(seg);
-    const reopen: PlannedSegment[] = [];
     for (const p of plan.segments) {
-      if (p.existing && socketKey(p.existing.config) !== socketKey(p.config)) {
-        // new sockets: the old ones must close first to free the ports
-        this.removeSegment(p.existing);
+      if (p.bindLater) {
+        // new sockets: the old ones close now, the new ones are bound in the open step, once
+        // every worker has released the ports this change frees
+        if (p.existing) this.removeSegment(p.existing);
         p.existing = undefined;
-        reopen.push(p);
+        this.pendingOpen.push(p);
         continue;
       }
       if (p.existing) {
@@ -150,25 +165,32 @@ export class DataPlane {
       } else if (p.sockets && p.stages) {
         this.addSegment(p.config, p.sockets, p.stages);
       }
-      this.chainKeys.set(p.config.name, chainKey(p.config, this.lastFilters));
+      this.chainKeys.set(p.config.name, p.chainKey!);
     }
-    for (const p of reopen) {
+    for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
+    for (const s of plan.stuck ?? []) {
+      const stage = this.segments.get(s.segment)?.stages[s.stage];
+      if (!stage) continue;
+      this.pool.restoreFailureCount(stage, s.count - 1);
+      this.pool.handleFailure(stage.slot, new Error("stuck in a filter call: the watchdog restarted the worker"));
+    }
+    return [];
+  }
+
+  /** The open step: binds the segments the commit left waiting for their ports. */
+  async open(): Promise<SegmentError[]> {
+    const errors: SegmentError[] = [];
+    const pending = this.pendingOpen;
+    this.pendingOpen = [];
+    for (const p of pending) {
       try {
         const sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer);
         this.addSegment(p.config, sockets, p.stages ?? []);
-        this.chainKeys.set(p.config.name, chainKey(p.config, this.lastFilters));
+        this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {
         for (const st of p.stages ?? []) this.pool.detach(st);
         errors.push({ segment: p.config.name, message: (err as Error).message });
       }
-    }
-    for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
-    for (const s of plan.stuck ?? []) {
-      const seg = this.segments.get(s.segment);
-      const stage = seg?.stages[s.stage];
-      if (!stage) continue;
-      this.pool.restoreFailureCount(stage, s.count - 1);
-      this.pool.handleFailure(stage.slot, new Error("stuck in a filter call: the watchdog restarted the worker"));
     }
     return errors;
   }
@@ -189,6 +211,30 @@ export class DataPlane {
     return [...this.segments.values()].map(snapshotSegment);
   }
 
+  /**
+   * Exports the state of every running stage: kept on the stage (a failed instance's replacement
+   * imports it) and returned for the main thread (a restarted worker's new contexts import it).
+   */
+  checkpoint(): StateCheckpoint[] {
+    const out: StateCheckpoint[] = [];
+    for (const seg of this.segments.values()) {
+      for (const stage of seg.stages) {
+        const live = stage.live;
+        if (!live) continue;
+        let blob: Uint8Array | undefined;
+        try {
+          blob = live.exportState(stage.ctx);
+        } catch {
+          continue; // a failure: the failed hook handled it, and the last checkpoint stands
+        }
+        if (!blob) continue;
+        stage.checkpoint = blob;
+        out.push({ segment: seg.name, filter: stage.filterName, state: Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString("base64") });
+      }
+    }
+    return out;
+  }
+
   /** Which filter instances (by slot id) serve which segments: the watchdog's map. */
   instanceMap(): { id: number; filter: string; users: { segment: string; stage: number }[] }[] {
     const out = new Map<number, { id: number; filter: string; users: { segment: string; stage: number }[] }>();
@@ -204,13 +250,28 @@ export class DataPlane {
 
   close(): void {
     this.abort();
+    for (const p of this.pendingOpen) for (const st of p.stages ?? []) this.pool.detach(st);
+    this.pendingOpen = [];
     for (const seg of [...this.segments.values()]) this.removeSegment(seg);
     this.pool.close();
     for (const m of this.timers.values()) for (const t of m.values()) clearTimeout(t);
     this.timers.clear();
   }
 
-  private async buildStages(config: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>, plan: Plan): Promise<ChainStage[]> {
+  /** The chain as it runs: stages with their configs, the filters' entries, and their modules' digests. */
+  private async chainKey(config: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>): Promise<string> {
+    const digests: (string | null)[] = [];
+    for (const st of config.chain) {
+      const entry = filters[st.filter];
+      // a rebuilt .wasm at the same path is a new chain: compare what the file holds, not its name
+      digests.push(entry ? (await this.pool.module({ name: st.filter, path: entry.path, sha256: entry.sha256, maxMemoryPages: entry.maxMemoryPages })).digest : null);
+    }
+    return JSON.stringify([config.chain, config.chain.map((s) => filters[s.filter] ?? null), digests, config.failure]);
+  }
+
+  private async buildStages(
+    config: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>, plan: Plan, states: ReadonlyMap<string, Uint8Array>,
+  ): Promise<ChainStage[]> {
     const stages: ChainStage[] = [];
     try {
       for (const [i, st] of config.chain.entries()) {
@@ -218,11 +279,13 @@ export class DataPlane {
         if (!entry) throw new Error(`chain[${i}].filter: unknown filter '${st.filter}'`);
         const slot = await this.pool.acquire({ name: st.filter, path: entry.path, sha256: entry.sha256, config: entry.config, maxMemoryPages: entry.maxMemoryPages });
         plan.acquired.push(slot);
-        stages.push(this.pool.attach(slot, this.nextContext++, st.config, config.failure, config.name));
+        const state = states.get(checkpointKey(config.name, st.filter));
+        stages.push(this.pool.attach(slot, this.nextContext++, st.config, config.failure, config.name, state));
       }
     } catch (err) {
       for (const st of stages) this.pool.detach(st);
-      throw new Error(`segment '${config.name}': ${(err as Error).message}`);
+      const crashed = err instanceof FilterFailure ? "; the segments already on that filter instance follow their failure policy" : "";
+      throw new Error(`segment '${config.name}': ${(err as Error).message}${crashed}`);
     }
     return stages;
   }
@@ -253,25 +316,29 @@ export class DataPlane {
     const old = seg.stages;
     for (const st of next) {
       const before = old.find((o) => o.filterName === st.filterName);
-      const from = before?.live;
-      const to = st.live;
       if (before) st.stats = before.stats;
-      if (!from || !to) {
+      const from = before?.live;
+      // a stage that is down carries its last checkpoint, if it has one
+      const blob = from ? this.exportFrom(seg, st, from, before!.ctx) : before?.checkpoint;
+      const to = st.live;
+      if (!blob || !to) {
         fresh.push(st.filterName);
         continue;
       }
+      let result: { ok: boolean; reason: string };
       try {
-        const blob = from.exportState(before!.ctx);
-        if (blob === undefined) {
-          fresh.push(st.filterName);
-          continue;
-        }
-        const result = to.importState(st.ctx, blob);
-        (result.ok ? carried : fresh).push(st.filterName);
-        if (!result.ok) this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state not carried over: ${result.reason}` });
+        result = to.importState(st.ctx, blob);
       } catch (err) {
-        fresh.push(st.filterName);
+        fresh.push(st.filterName); // a failure: the failed hook handled it
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
+        continue;
+      }
+      if (result.ok) {
+        st.checkpoint = blob;
+        carried.push(st.filterName);
+      } else {
+        fresh.push(st.filterName);
+        this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state not carried over: ${result.reason}` });
       }
     }
     seg.stages = next;
@@ -281,6 +348,15 @@ export class DataPlane {
       this.pool.detach(st);
     }
     this.options.onEvent?.({ type: "swap", segment: seg.name, carried, fresh });
+  }
+
+  private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance, ctx: number): Uint8Array | undefined {
+    try {
+      return from.exportState(ctx);
+    } catch (err) {
+      this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
+      return undefined;
+    }
   }
 
   // ---- timers (msm.timer_set) ----
@@ -324,9 +400,8 @@ export class DataPlane {
     this.options.beacon?.enter(stage.slot.id);
     try {
       out = instance.onTimer(ctx, timer);
-    } catch (err) {
-      this.pool.handleFailure(stage.slot, err as Error);
-      return;
+    } catch {
+      return; // a failure: the instance's failed hook has told the pool
     } finally {
       this.options.beacon?.leave();
     }

@@ -30,8 +30,11 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
         case "prepare":
           send({ type: "reply", id: m.id, errors: await plane.prepare(m.request) });
           break;
-        case "commit": {
-          const errors = await plane.commit();
+        case "commit":
+          send({ type: "reply", id: m.id, errors: plane.commit() });
+          break;
+        case "open": {
+          const errors = await plane.open();
           send({ type: "reply", id: m.id, errors, instances: plane.instanceMap(), segments: plane.snapshot() });
           break;
         }
@@ -40,7 +43,10 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
           send({ type: "reply", id: m.id, errors: [] });
           break;
         case "stats":
-          send({ type: "reply", id: m.id, errors: [], segments: plane.snapshot(), instances: plane.instanceMap() });
+          send({
+            type: "reply", id: m.id, errors: [], segments: plane.snapshot(), instances: plane.instanceMap(),
+            ...(m.checkpoint ? { checkpoints: plane.checkpoint() } : {}),
+          });
           break;
         case "close":
           plane.close();

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { BEACON_BYTES, WatchdogBeacon } from "./watchdog-beacon.js";
 import type { InstanceUsers, WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
-import type { DataPlaneEvent, SegmentError } from "./dataplane.js";
+import type { DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane.js";
 import type { SegmentSnapshot } from "./snapshot.js";
 
 const ENTRY = new URL("./worker-entry.js", import.meta.url);
@@ -96,7 +96,12 @@ export class WorkerHandle {
   }
 
   async commit(): Promise<SegmentError[]> {
-    const reply = await this.request({ type: "commit" });
+    return (await this.request({ type: "commit" })).errors;
+  }
+
+  /** The apply's last step: binds what waited for ports the commit released. */
+  async open(): Promise<SegmentError[]> {
+    const reply = await this.request({ type: "open" });
     if (reply.instances) this.instances = reply.instances;
     if (reply.segments) this.lastSegments = reply.segments;
     return reply.errors;
@@ -107,6 +112,14 @@ export class WorkerHandle {
     if (reply.instances) this.instances = reply.instances;
     if (reply.segments) this.lastSegments = reply.segments;
     return this.lastSegments;
+  }
+
+  /** Counters and every running stage's state (see DataPlane.checkpoint). */
+  async checkpoint(): Promise<StateCheckpoint[]> {
+    const reply = await this.request({ type: "stats", checkpoint: true });
+    if (reply.instances) this.instances = reply.instances;
+    if (reply.segments) this.lastSegments = reply.segments;
+    return reply.checkpoints ?? [];
   }
 
   /** Ends the worker at once, even inside an endless loop. */

@@ -1,5 +1,5 @@
 // Messages between the proxy's main thread and its data-plane workers.
-import type { ApplyRequest, DataPlaneEvent, SegmentError } from "./dataplane.js";
+import type { ApplyRequest, DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane.js";
 import type { SegmentSnapshot } from "./snapshot.js";
 
 export interface WorkerInit {
@@ -15,8 +15,10 @@ export interface WorkerInit {
 export type WorkerRequest =
   | { type: "prepare"; id: number; request: ApplyRequest }
   | { type: "commit"; id: number }
+  | { type: "open"; id: number }
   | { type: "abort"; id: number }
-  | { type: "stats"; id: number }
+  /** Counters; with `checkpoint`, also every running stage's state. */
+  | { type: "stats"; id: number; checkpoint?: boolean }
   | { type: "close"; id: number };
 
 export interface InstanceUsers {
@@ -28,4 +30,4 @@ export interface InstanceUsers {
 export type WorkerReply =
   | { type: "ready" }
   | { type: "event"; event: DataPlaneEvent }
-  | { type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[] };
+  | { type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[]; checkpoints?: StateCheckpoint[] };

@@ -5,7 +5,7 @@ import {
   D_ARRIVAL, D_AUX, D_CONTEXT, D_DEST, D_FLAGS, D_LENGTH, D_OFFSET, D_REASON, D_VERDICT, Verdict,
   AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_HEADROOM, AH_MAGIC, AH_OUT_CAPACITY, AH_OUT_SLOT_BASE,
   AH_OUT_TABLE, AH_SCRATCH, AH_SCRATCH_SIZE, AH_SLOT_BASE, AH_SLOT_SIZE, ARENA_HEADER_SIZE,
-  ARENA_MAGIC, DESC_SIZE, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT,
+  ARENA_MAGIC, DESC_SIZE, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT,
   ROOT_CONTEXT, Status,
 } from "../../sdk/abi/constants.js";
 import { randomFillSync } from "node:crypto";
@@ -19,6 +19,8 @@ export interface FilterHostServices {
   /** Arms (or moves) timer `timer` of context `ctx`; when it fires, call instance.onTimer. */
   timerSet(instance: FilterInstance, ctx: number, timer: number, delayUs: number): void;
   timerCancel(instance: FilterInstance, ctx: number, timer: number): void;
+  /** The instance failed (in any call); it is never called again. The one path to failure handling. */
+  failed?(instance: FilterInstance, failure: FilterFailure): void;
 }
 
 export interface ArenaLayout {
@@ -37,6 +39,7 @@ export interface ArenaLayout {
 interface ModuleExports {
   _initialize?: () => void;
   msm_required_features?: () => number;
+  msm_policy?: () => number;
   msm_arena: () => number;
   msm_configure_root: (len: number) => number;
   msm_context_create: (ctx: number, len: number) => number;
@@ -73,6 +76,8 @@ export class FilterInstance {
   wallUs = 0;
   /** Set once the instance failed; it is never called again. */
   failure: FilterFailure | undefined;
+  /** The filter declared (msm_policy) that its packets must never pass without it. */
+  mustFailClosed = false;
 
   private exports!: ModuleExports;
   private errorMessage = "";
@@ -109,6 +114,8 @@ export class FilterInstance {
         const names = Object.entries(HostFeature).filter(([, bit]) => typeof bit === "number" && (missing & bit) !== 0).map(([n]) => n);
         throw new FilterLoadError(source.name, `requires host features the host lacks: ${names.join(", ") || `bits 0x${missing.toString(16)}`}`);
       }
+      const policy = self.call("msm_policy", () => self.exports.msm_policy?.() ?? 0);
+      self.mustFailClosed = (policy & FilterPolicy.MustFailClosed) !== 0;
       self.arena = self.readArena(self.call("msm_arena", () => self.exports.msm_arena()));
       const len = self.writeScratchJson(rootConfig);
       const status = self.call("msm_configure_root", () => self.exports.msm_configure_root(len));
@@ -293,8 +300,15 @@ export class FilterInstance {
 
   private fail(during: string, err: unknown): FilterFailure {
     if (this.failure) return this.failure;
-    const reason = this.abortMessage || (err instanceof Error ? err.message : String(err));
+    let reason = this.abortMessage || (err instanceof Error ? err.message : String(err));
+    const pages = this.memory.buffer.byteLength / 65536;
+    const cap = this.source.memoryMaximumPages;
+    if (!this.abortMessage && /unreachable/.test(reason) && pages >= cap * 0.9) {
+      // the allocator traps when memory cannot grow: say so, instead of a bare "unreachable"
+      reason += ` (most likely out of memory: the instance uses ${pages} of its ${cap} pages of 64 KiB; raise the filter's maxMemoryPages)`;
+    }
     this.failure = new FilterFailure(this.name, during, reason);
+    this.services.failed?.(this, this.failure);
     return this.failure;
   }
 
@@ -317,7 +331,7 @@ export class FilterInstance {
   private checkExportArity(exports: WebAssembly.Exports): void {
     const expected: Record<string, number> = {
       msm_arena: 0, msm_configure_root: 1, msm_context_create: 2, msm_context_destroy: 1, msm_on_batch: 1,
-      msm_state_export: 1, msm_state_import: 2, _initialize: 0, msm_required_features: 0, msm_on_timer: 2,
+      msm_state_export: 1, msm_state_import: 2, _initialize: 0, msm_required_features: 0, msm_on_timer: 2, msm_policy: 0,
     };
     for (const [name, arity] of Object.entries(expected)) {
       const fn = exports[name];

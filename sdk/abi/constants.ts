@@ -5,9 +5,9 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 0;
-/** Name of the version marker export a v1.0 module carries. */
-export const ABI_VERSION_EXPORT = "msm_abi_version_1_0";
+export const ABI_VERSION_MINOR = 1;
+/** Name of the version marker export a module built on this SDK carries. */
+export const ABI_VERSION_EXPORT = "msm_abi_version_1_1";
 
 /** Verdict a filter writes into a packet's descriptor. */
 export enum Verdict {
@@ -81,6 +81,12 @@ export enum Status {
   NotAllowed = 5,
   /** Unspecified failure. */
   Failed = 6,
+}
+
+/** Bits a module returns from msm_policy (ABI 1.1): what the host must do for it, whatever the config says. */
+export enum FilterPolicy {
+  /** While the filter is down, its packets are dropped, never passed on without it (SRTP protect would leak plaintext). */
+  MustFailClosed = 1,
 }
 
 /** Metric kinds for metric_define. */

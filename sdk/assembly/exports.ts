@@ -53,7 +53,11 @@ function filter(): Filter {
 }
 
 /** The ABI version marker (never called). */
-export function msm_abi_version_1_0(): void {}
+export function msm_abi_version_1_1(): void {}
+
+export function msm_policy(): i32 {
+  return filter().policy();
+}
 
 export function msm_required_features(): i32 {
   return filter().requiredFeatures();

@@ -12,6 +12,15 @@ export class Filter {
   }
 
   /**
+   * FilterPolicy bits the host must honour whatever the config says: return
+   * FilterPolicy.MustFailClosed if passing packets on without this filter would do harm
+   * (an encryption filter would leak plaintext).
+   */
+  policy(): i32 {
+    return 0;
+  }
+
+  /**
    * The module-wide config (called once, before any context). Define metrics here.
    * The default accepts only an empty object.
    */

@@ -1,7 +1,7 @@
 // The MSM filter SDK (AssemblyScript). Import from here; re-export "./exports" from your
 // entry file. docs/sdk.md is the guide, docs/abi.md the contract.
 export {
-  Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature,
+  Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature, FilterPolicy,
   MAX_TIMERS_PER_CONTEXT, MAX_METRICS, ROOT_CONTEXT,
 } from "../abi/constants";
 export {

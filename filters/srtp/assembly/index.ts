@@ -5,7 +5,7 @@
 // errors, not in metrics and not in the hot-swap state (which carries only ROC, indexes and
 // replay windows). README.md lists the config keys and drop reasons.
 import {
-  Config, ContextMap, DropReason, Filter, Packet, Status, StateReader, StateWriter,
+  Config, ContextMap, DropReason, Filter, FilterPolicy, Packet, Status, StateReader, StateWriter,
   defineCounter, loadBe32, metricAdd, register, setError,
 } from "../../../sdk/assembly";
 import { PROTECT, SourceTable, SrtpContext, UNPROTECT, releaseContext, takeContext } from "./context";
@@ -67,6 +67,11 @@ function flushCounts(c: SrtpContext): void {
 
 class SrtpFilter extends Filter {
   private contexts: ContextMap<SrtpContext> = new ContextMap<SrtpContext>(64);
+
+  /** Without this stage, protect would send plaintext and unprotect would pass unauthenticated packets. */
+  policy(): i32 {
+    return FilterPolicy.MustFailClosed;
+  }
 
   configureRoot(cfg: Config): Status {
     mRtpProtected = defineCounter("rtp_protected");

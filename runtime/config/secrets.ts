@@ -1,0 +1,83 @@
+// Secrets by reference. Anywhere in a filter's root config or a chain stage's config, an object
+// of exactly one key, {"$file": PATH} or {"$env": NAME}, stands for the contents of that file
+// (one trailing newline trimmed) or that environment variable of the proxy process. The proxy
+// reads them when it applies a config, so that the config file, the control plane and
+// last-good.json hold only the reference, never the key (a Kubernetes Secret mounted as a file,
+// for example). The filter sees the value, as if it had been written inline.
+import { readFile } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
+import type { ProxyConfig } from "./proxy-config.js";
+
+type Reference = { kind: "$file" | "$env"; target: string };
+
+/** The reference an object stands for, undefined if it is no reference, or a problem text. */
+function referenceIn(value: unknown): Reference | string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value);
+  const ref = keys.find((k) => k === "$file" || k === "$env");
+  if (!ref) return undefined;
+  const target = (value as Record<string, unknown>)[ref];
+  if (keys.length !== 1) return `a ${ref} reference stands alone in its object (found ${keys.join(", ")})`;
+  if (typeof target !== "string" || target === "") return `${ref} takes a non-empty string`;
+  return { kind: ref as Reference["kind"], target };
+}
+
+/** Calls `visit` for every reference in `value` (depth first), with its path below `at`. */
+function walk(value: unknown, at: string, visit: (ref: Reference | string, at: string, replace: (v: unknown) => void) => void): void {
+  if (typeof value !== "object" || value === null) return;
+  for (const [key, child] of Object.entries(value)) {
+    const path = Array.isArray(value) ? `${at}[${key}]` : `${at}.${key}`;
+    const ref = referenceIn(child);
+    if (ref !== undefined) visit(ref, path, (v) => ((value as Record<string, unknown>)[key] = v));
+    else walk(child, path, visit);
+  }
+}
+
+/** Every config the filters get, with the field path that names it in messages. */
+function filterConfigs(config: ProxyConfig): { config: Record<string, unknown>; at: string }[] {
+  const out = Object.entries(config.filters).map(([name, f]) => ({ config: f.config, at: `filters.${name}.config` }));
+  config.segments.forEach((seg, i) => seg.chain.forEach((st, j) => out.push({ config: st.config, at: `segments[${i}].chain[${j}].config` })));
+  return out;
+}
+
+/** Checks every reference's form and makes relative $file paths absolute (against baseDir). Returns problems. */
+export function checkSecretReferences(config: ProxyConfig, baseDir: string): string[] {
+  const problems: string[] = [];
+  for (const { config: c, at } of filterConfigs(config)) {
+    walk(c, at, (ref, path, replace) => {
+      if (typeof ref === "string") problems.push(`${path}: ${ref}`);
+      else if (ref.kind === "$file" && !isAbsolute(ref.target)) replace({ $file: resolve(baseDir, ref.target) });
+    });
+  }
+  return problems;
+}
+
+/**
+ * A copy of `config` with every reference replaced by what it names, or the problems (naming the
+ * field and the file or variable, never a value). The original is left as it is.
+ */
+export async function resolveSecrets(config: ProxyConfig): Promise<{ config: ProxyConfig; problems: string[] }> {
+  const copy = structuredClone(config);
+  const problems: string[] = [];
+  const reads: Promise<void>[] = [];
+  for (const { config: c, at } of filterConfigs(copy)) {
+    walk(c, at, (ref, path, replace) => {
+      if (typeof ref === "string") {
+        problems.push(`${path}: ${ref}`);
+      } else if (ref.kind === "$env") {
+        const value = process.env[ref.target];
+        if (value === undefined) problems.push(`${path}: environment variable ${ref.target} is not set`);
+        else replace(value);
+      } else {
+        reads.push(
+          readFile(ref.target, "utf8").then(
+            (text) => replace(text.endsWith("\n") ? text.slice(0, text.endsWith("\r\n") ? -2 : -1) : text),
+            (err: NodeJS.ErrnoException) => void problems.push(`${path}: cannot read secret file ${ref.target}: ${err.code ?? err.message}`),
+          ),
+        );
+      }
+    });
+  }
+  await Promise.all(reads);
+  return { config: copy, problems };
+}
