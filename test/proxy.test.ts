@@ -175,7 +175,22 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
 test("regression: ports the kernel picks for egress never take a later segment's listen port", async () => {
   // 400 segments listening inside Linux's ephemeral range (32768-60999), egress on port 0: bound
   // in config order, some egress socket used to land on a later segment's listen port.
-  const base = 33000 + 2 * Math.floor(Math.random() * 5000);
+  // a run of 400 ports that nothing else on this machine holds right now (other processes pick
+  // ephemeral ports too: a clash with them is not what this test is about)
+  let base = 0;
+  for (let attempt = 0; attempt < 20 && base === 0; attempt++) {
+    const candidate = 33000 + 2 * Math.floor(Math.random() * 5000);
+    const held: Awaited<ReturnType<typeof bindUdp>>[] = [];
+    try {
+      for (let i = 0; i < 400; i++) held.push(await bindUdp(candidate + i, LO));
+      base = candidate;
+    } catch {
+      // taken: try another run
+    } finally {
+      await Promise.all(held.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    }
+  }
+  assert.ok(base > 0, "no free run of 400 ports");
   const segments = Array.from({ length: 400 }, (_, i) => ({
     name: `s${i}`, rtcpMux: true, listen: { address: LO, port: base + i }, destinations: [{ address: LO, port: 9 }],
   }));

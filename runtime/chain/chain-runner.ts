@@ -1,7 +1,7 @@
 // Pushes a batch of packets through a segment's chain, stage by stage: copy into the stage's
 // arena, one call, read verdicts and output packets, go on with what passed. Depth first, so
 // that a stage's memory is read by the next stage before the stage is called again.
-import { DropReason, PacketFlag, Verdict } from "../../sdk/abi/constants.js";
+import { Dest, DropReason, MAX_FILTER_DROP_REASONS, MAX_PORT_OFFSET, PacketFlag, Verdict } from "../../sdk/abi/constants.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import type { ChainStage } from "./filter-pool.js";
@@ -10,6 +10,22 @@ import type { SegmentStats } from "./stats.js";
 
 export const MAX_CHAIN_LENGTH = 16;
 const LIST_CAPACITY = 2048;
+
+/** Shared reason codes a filter may write (1-199 that the ABI names); built once. */
+const SHARED_REASONS = new Uint8Array(DropReason.HostFilterFailed);
+for (const v of Object.values(DropReason)) if (typeof v === "number" && v < DropReason.HostFilterFailed) SHARED_REASONS[v] = 1;
+
+/** A filter's drop reason, or HostBadReason when the code is not the filter's to use (no forged host reasons, bounded labels). */
+function filterReason(code: number): number {
+  if (code < DropReason.HostFilterFailed) return SHARED_REASONS[code] === 1 ? code : DropReason.HostBadReason;
+  if (code >= DropReason.FilterDefinedBase && code < DropReason.FilterDefinedBase + MAX_FILTER_DROP_REASONS) return code;
+  return DropReason.HostBadReason;
+}
+
+/** Whether an output descriptor's dest and port offset are ones the host knows. */
+function validOutput(dest: number, aux: number): boolean {
+  return (dest === Dest.Forward || dest === Dest.Reverse || dest >= Dest.DestinationIndexBase) && aux <= MAX_PORT_OFFSET;
+}
 
 /** Where packets go when they leave the chain. */
 export type EgressFn = (list: PacketList) => void;
@@ -70,6 +86,30 @@ export class ChainRunner {
     output.clear();
     this.collectOutputs(stages[index]!, instance, outCount, output, segment);
     this.run(stages, index + 1, output, segment, egress);
+  }
+
+  /**
+   * The segment is going away: each stage, first to last, hands over what it holds (held
+   * packets, a pending FEC matrix) through msm_context_drain; what it emits runs through the
+   * stages after it before they are drained in turn.
+   */
+  drain(stages: readonly ChainStage[], segment: SegmentStats, egress: EgressFn): void {
+    for (let i = 0; i < stages.length; i++) {
+      const stage = stages[i]!;
+      const inst = stage.live;
+      if (inst === null || !inst.drains) continue;
+      inst.setClock(this.nowUs, this.wallUs);
+      let out: number;
+      this.beacon?.enter(stage.slot.id);
+      try {
+        out = inst.drainContext(stage.ctx);
+      } catch {
+        continue; // a failure: the failed hook told the pool; what the stage held is lost
+      } finally {
+        this.beacon?.leave();
+      }
+      if (out > 0) this.runTimerOutputs(stages, i, inst, out, segment, egress);
+    }
   }
 
   private bypass(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
@@ -150,7 +190,7 @@ export class ChainRunner {
         stats.packetsOut++;
         stats.bytesOut += length;
       } else if (verdict === Verdict.Drop) {
-        const reason = inst.batchReason(k);
+        const reason = filterReason(inst.batchReason(k));
         stats.drops.add(reason);
         segment.drops.add(reason);
       } else if (verdict === Verdict.Hold) {
@@ -165,18 +205,30 @@ export class ChainRunner {
     stats.calls++;
   }
 
+  /**
+   * Takes what the stage wrote into its output area. A packet must name the stage's own context
+   * (a shared instance cannot slip one segment's packets into another), a known dest, a bounded
+   * port offset, and fit the stage's budget of generated packets.
+   */
   private collectOutputs(stage: ChainStage, inst: FilterInstance, outCount: number, output: PacketList, segment: SegmentStats): void {
     const stats = stage.stats;
     for (let j = 0; j < outCount; j++) {
       const offset = inst.outputOffset(j);
-      if (offset < 0 || output.full) {
+      const dest = inst.outputDest(j);
+      const aux = inst.outputAux(j);
+      if (offset < 0 || output.full || inst.outputContext(j) !== stage.ctx || !validOutput(dest, aux)) {
         stats.drops.add(DropReason.HostBadDescriptor);
         segment.drops.add(DropReason.HostBadDescriptor);
         continue;
       }
+      if (!stage.generated.take(this.nowUs)) {
+        stats.drops.add(DropReason.HostBudgetExceeded);
+        segment.drops.add(DropReason.HostBudgetExceeded);
+        continue;
+      }
       const length = inst.outputLength(j);
       const flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
-      output.push(inst.bytes, offset, length, flags, inst.outputDest(j), inst.outputAux(j), this.nowUs);
+      output.push(inst.bytes, offset, length, flags, dest, aux, this.nowUs);
       stats.generated++;
       stats.packetsOut++;
       stats.bytesOut += length;

@@ -9,12 +9,22 @@ import { FilterConfigError } from "../filter-host/errors.js";
 import type { FilterFailure } from "../filter-host/errors.js";
 import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
+import { TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
 
 export interface FilterSpec extends FilterSource {
   /** Root config (msm_configure_root). */
   readonly config?: unknown;
+  readonly limits?: StageLimits;
 }
+
+/** What one stage may do per second (the filter entry's `limits`). */
+export interface StageLimits {
+  readonly generatedPerSecond: number;
+  readonly timerFiresPerSecond: number;
+}
+
+export const DEFAULT_STAGE_LIMITS: StageLimits = Object.freeze({ generatedPerSecond: 50_000, timerFiresPerSecond: 2_000 });
 
 export interface FailurePolicy {
   readonly mode: "open" | "closed";
@@ -47,6 +57,9 @@ export class ChainStage {
   stats = new StageStats();
   /** The context's state as last exported (checkpoints, swaps); imported when the instance is replaced. */
   checkpoint: Uint8Array | undefined;
+  /** Budgets of packets the stage creates and of its timer firings. */
+  readonly generated: TokenBucket;
+  readonly timerFires: TokenBucket;
 
   constructor(
     readonly slot: InstanceSlot,
@@ -55,7 +68,11 @@ export class ChainStage {
     /** The segment's policy, with mode "closed" when the filter declared it must fail closed. */
     readonly policy: FailurePolicy,
     readonly segment: string,
-  ) {}
+  ) {
+    const l = slot.limits;
+    this.generated = new TokenBucket(l.generatedPerSecond, Math.max(2048, l.generatedPerSecond / 10));
+    this.timerFires = new TokenBucket(l.timerFiresPerSecond, Math.max(8, l.timerFiresPerSecond / 10));
+  }
 
   get filterName(): string {
     return this.slot.name;
@@ -80,6 +97,7 @@ export class InstanceSlot {
     readonly rootConfig: unknown,
     /** From the module's msm_policy: its stages drop packets while it is down, whatever the config says. */
     readonly mustFailClosed: boolean,
+    readonly limits: StageLimits,
   ) {}
 
   get name(): string {
@@ -87,8 +105,8 @@ export class InstanceSlot {
   }
 }
 
-function slotKey(name: string, digest: string, rootConfig: unknown): string {
-  const configHash = createHash("sha256").update(JSON.stringify(rootConfig ?? {})).digest("hex").slice(0, 16);
+function slotKey(name: string, digest: string, rootConfig: unknown, limits: StageLimits | undefined): string {
+  const configHash = createHash("sha256").update(JSON.stringify([rootConfig ?? {}, limits ?? null])).digest("hex").slice(0, 16);
   return `${name}@${digest}#${configHash}`;
 }
 
@@ -122,13 +140,13 @@ export class FilterPool {
   /** The slot for a filter, loading and instantiating it if no segment uses it yet. */
   async acquire(spec: FilterSpec): Promise<InstanceSlot> {
     const module = await this.module(spec);
-    const key = slotKey(spec.name, module.digest, spec.config);
+    const key = slotKey(spec.name, module.digest, spec.config, spec.limits);
     let slot = this.slots.get(key);
     if (slot && (slot.instance !== null || slot.users.size > 0)) return slot;
     const instance = await FilterInstance.create(module, spec.config, this.services);
     slot = this.slots.get(key); // another acquire may have finished meanwhile
     if (slot?.instance) return slot;
-    slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config, instance.mustFailClosed);
+    slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config, instance.mustFailClosed, spec.limits ?? DEFAULT_STAGE_LIMITS);
     this.install(slot, instance);
     this.slots.set(key, slot);
     return slot;

@@ -31,6 +31,8 @@ export class StageStats {
   failures = 0;
   /** Packets passed without the stage (fail-open) while it was down. */
   bypassed = 0;
+  /** Timer firings put off because the stage was over its budget of firings. */
+  timersDeferred = 0;
 }
 
 export class SegmentStats {

@@ -32,6 +32,24 @@ const failurePolicy = z.strictObject({
   maxFailures: z.number().int().min(1).max(1_000_000).default(DEFAULT_FAILURE_POLICY.maxFailures),
 });
 
+const SOURCE_DEFAULTS = { strict: true, learnMs: 3000, idleMs: 5000 } as const;
+
+/** Who may send into the segment, and where feedback for the sender goes (dataplane/source-gate.ts). */
+const source = z.strictObject({
+  /** Admit only this sender address (an allow list of one); feedback goes here before it is heard. */
+  address: address.optional(),
+  port: port.optional(),
+  rtcpPort: port.optional(),
+  /** Refuse packets from other senders once one is latched (outside the windows below). */
+  strict: z.boolean().default(SOURCE_DEFAULTS.strict),
+  /** For this long after the first packet, a new sender replaces the latched one. */
+  learnMs: z.number().int().min(0).max(600_000).default(SOURCE_DEFAULTS.learnMs),
+  /** A latched sender silent this long may be replaced (0: never). */
+  idleMs: z.number().int().min(0).max(3_600_000).default(SOURCE_DEFAULTS.idleMs),
+}).refine((s) => s.address !== undefined || (s.port === undefined && s.rtcpPort === undefined), {
+  message: "port and rtcpPort need an address",
+});
+
 const stage = z.strictObject({
   filter: z.string().min(1),
   config: jsonObject.default({}),
@@ -45,8 +63,9 @@ const segment = z.strictObject({
   /** The local address (and optionally port) the proxy sends from; receivers send feedback here. */
   egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
   destinations: z.array(destination).min(1),
-  /** Where upstream feedback goes before the sender's address is learned from its packets. */
-  source: z.strictObject({ address, port, rtcpPort: port.optional() }).optional(),
+  source: source.default(() => ({ ...SOURCE_DEFAULTS })),
+  /** Who may send feedback (RTCP) to the egress sockets: the destinations' addresses only, or anyone. */
+  feedbackFrom: z.enum(["destinations", "any"]).default("destinations"),
   chain: z.array(stage).max(MAX_CHAIN_LENGTH).default([]),
   failure: failurePolicy.default(() => ({ ...DEFAULT_FAILURE_POLICY })),
   /** Pin the segment to a worker; default: spread by name. */
@@ -58,6 +77,13 @@ const filterEntry = z.strictObject({
   sha256: z.string().regex(/^(sha256:)?[0-9a-fA-F]{64}$/, "must be 64 hex digits, optionally prefixed with 'sha256:'").optional(),
   config: jsonObject.default({}),
   maxMemoryPages: z.number().int().min(1).max(65536).default(256),
+  /** Bounds on what one stage (one segment's use of the filter) may do. */
+  limits: z.strictObject({
+    /** Packets a stage may create per second (output area), with a tenth of a second's burst. */
+    generatedPerSecond: z.number().int().min(1).max(10_000_000).default(50_000),
+    /** Timer firings per context per second; more wait for the budget (a timer at 0 delay is not a busy loop). */
+    timerFiresPerSecond: z.number().int().min(1).max(1_000_000).default(2_000),
+  }).default({ generatedPerSecond: 50_000, timerFiresPerSecond: 2_000 }),
 });
 
 export const proxyConfigSchema = z.strictObject({

@@ -10,7 +10,8 @@ import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/prox
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { EgressRing } from "./egress-ring.js";
-import { completeSockets, openFixedSockets, openSegmentSockets, SegmentRuntime, type PartialSockets, type SegmentSockets } from "./segment-runtime.js";
+import { SegmentRuntime } from "./segment-runtime.js";
+import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
 import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 
@@ -71,6 +72,16 @@ interface Plan {
 
 const checkpointKey = (segment: string, filter: string): string => `${segment}\0${filter}`;
 
+/** How long a removed segment's sockets wait for its last sends before they close anyway. */
+const CLOSE_WAIT_MS = 500;
+
+/** Closes a segment once the sends it made have completed (a closed socket cancels its queue). */
+async function closeWhenSent(seg: SegmentRuntime): Promise<void> {
+  const until = performance.now() + CLOSE_WAIT_MS;
+  while (seg.pendingSends > 0 && performance.now() < until) await new Promise((r) => setImmediate(r));
+  seg.close();
+}
+
 export class DataPlane {
   readonly segments = new Map<string, SegmentRuntime>();
   private readonly ring = new EgressRing();
@@ -84,6 +95,8 @@ export class DataPlane {
   private plan: Plan | undefined;
   /** Segments the last commit left to the open step. */
   private pendingOpen: PlannedSegment[] = [];
+  /** Removed segments whose sockets close once their last sends completed. */
+  private closing = new Set<Promise<void>>();
 
   constructor(private readonly options: DataPlaneOptions) {
     const emit = options.onEvent ?? (() => {});
@@ -179,6 +192,7 @@ export class DataPlane {
 
   /** The open step: binds the segments the commit left waiting for their ports. */
   async open(): Promise<SegmentError[]> {
+    await Promise.all(this.closing); // the ports of removed segments are free once their sockets closed
     const errors: SegmentError[] = [];
     const pending = this.pendingOpen;
     this.pendingOpen = [];
@@ -201,7 +215,7 @@ export class DataPlane {
     if (!plan) return;
     this.plan = undefined;
     for (const p of plan.segments) {
-      if (p.sockets) for (const s of Object.values(p.sockets)) s?.close();
+      if (p.sockets) closeSockets(p.sockets);
       for (const st of p.stages ?? []) this.pool.detach(st);
     }
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
@@ -248,11 +262,13 @@ export class DataPlane {
     return [...out.values()];
   }
 
-  close(): void {
+  /** Stops: every segment stops receiving, sends what it has and what its filters hold, then closes. */
+  async close(): Promise<void> {
     this.abort();
     for (const p of this.pendingOpen) for (const st of p.stages ?? []) this.pool.detach(st);
     this.pendingOpen = [];
     for (const seg of [...this.segments.values()]) this.removeSegment(seg);
+    await Promise.all(this.closing);
     this.pool.close();
     for (const m of this.timers.values()) for (const t of m.values()) clearTimeout(t);
     this.timers.clear();
@@ -277,7 +293,9 @@ export class DataPlane {
       for (const [i, st] of config.chain.entries()) {
         const entry = filters[st.filter];
         if (!entry) throw new Error(`chain[${i}].filter: unknown filter '${st.filter}'`);
-        const slot = await this.pool.acquire({ name: st.filter, path: entry.path, sha256: entry.sha256, config: entry.config, maxMemoryPages: entry.maxMemoryPages });
+        const slot = await this.pool.acquire({
+          name: st.filter, path: entry.path, sha256: entry.sha256, config: entry.config, maxMemoryPages: entry.maxMemoryPages, limits: entry.limits,
+        });
         plan.acquired.push(slot);
         const state = states.get(checkpointKey(config.name, st.filter));
         stages.push(this.pool.attach(slot, this.nextContext++, st.config, config.failure, config.name, state));
@@ -297,8 +315,9 @@ export class DataPlane {
     this.segments.set(config.name, seg);
   }
 
+  /** Takes a segment out: it drains (nothing it holds is lost), and its sockets close once its sends completed. */
   private removeSegment(seg: SegmentRuntime): void {
-    seg.close();
+    seg.drain();
     for (const st of seg.stages) {
       this.stageOwner.delete(st.ctx);
       this.pool.detach(st);
@@ -306,6 +325,8 @@ export class DataPlane {
     seg.stages = [];
     this.segments.delete(seg.name);
     this.chainKeys.delete(seg.name);
+    const closed = closeWhenSent(seg).finally(() => this.closing.delete(closed));
+    this.closing.add(closed);
   }
 
   /** Replaces a running segment's chain between two batches, carrying state stage by stage. */
@@ -394,8 +415,18 @@ export class DataPlane {
     const index = seg.stages.findIndex((s) => s.ctx === ctx && s.slot.instance === instance);
     const stage = seg.stages[index];
     if (!stage || stage.live !== instance) return;
+    const nowUs = performance.now() * 1000;
+    if (!stage.timerFires.take(nowUs)) {
+      // over its budget of firings: the timer fires once the budget allows (a timer at 0 delay
+      // re-armed from its own callback would otherwise keep the worker busy)
+      stage.stats.timersDeferred++;
+      this.timerSet(instance, ctx, timer, stage.timerFires.waitUs(nowUs));
+      return;
+    }
     seg.flush();
-    instance.setClock(performance.now() * 1000, Date.now() * 1000);
+    const wallUs = Date.now() * 1000;
+    instance.setClock(nowUs, wallUs);
+    this.runner.setClock(nowUs, wallUs);
     let out: number;
     this.options.beacon?.enter(stage.slot.id);
     try {

@@ -2,20 +2,16 @@
 // and where packets go when they leave the chain. Media flows downstream from the sender (who
 // sends to `listen`) to the destinations (from the egress sockets); RTCP feedback from the
 // receivers arrives on the egress sockets and flows upstream, back to the sender.
-import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { isIPv6 } from "node:net";
+import type { RemoteInfo, Socket } from "node:dgram";
 import { Dest, DropReason, PacketFlag } from "../../sdk/abi/constants.js";
 import type { ChainRunner } from "../chain/chain-runner.js";
 import type { ChainStage } from "../chain/filter-pool.js";
 import { PacketList } from "../chain/packet-list.js";
 import { SegmentStats } from "../chain/stats.js";
 import type { SegmentConfig } from "../config/proxy-config.js";
-import { RING_SLOT_SIZE, type EgressRing } from "./egress-ring.js";
-
-interface Peer {
-  address: string;
-  port: number;
-}
+import { RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
+import { closeSockets, type SegmentSockets } from "./segment-sockets.js";
+import { SourceGate } from "./source-gate.js";
 
 /** RFC 5761 section 4: with RTCP multiplexed on the RTP port, RTCP packet types are 192-223. */
 function looksLikeRtcp(msg: Buffer): boolean {
@@ -24,99 +20,22 @@ function looksLikeRtcp(msg: Buffer): boolean {
   return pt >= 192 && pt <= 223;
 }
 
-async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
-  const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", ipv6Only: isIPv6(address) });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    socket.once("error", onError);
-    socket.bind(port, address, () => {
-      socket.off("error", onError);
-      resolve();
-    });
-  });
-  try {
-    socket.setRecvBufferSize(receiveBuffer);
-  } catch {
-    // the kernel may cap it (net.core.rmem_max); the default still works
-  }
-  return socket;
-}
-
-export interface SegmentSockets {
-  ingressRtp: Socket;
-  ingressRtcp: Socket | null;
-  egressRtp: Socket;
-  egressRtcp: Socket | null;
-}
-
-/** Sockets bound so far: the fixed-port ones first, the ephemeral egress ones after. */
-export type PartialSockets = Omit<SegmentSockets, "egressRtp" | "egressRtcp"> & Partial<Pick<SegmentSockets, "egressRtp" | "egressRtcp">>;
-
-function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
-  return async (address: string, port: number, what: string): Promise<Socket> => {
-    try {
-      const s = await bindSocket(address, port, receiveBuffer);
-      opened.push(s);
-      return s;
-    } catch (err) {
-      for (const s of opened) s.close();
-      throw new Error(`segment '${config.name}': cannot bind ${what} ${address}:${port}: ${(err as Error).message}`);
-    }
-  };
-}
-
-function egressOf(config: SegmentConfig): { address: string; port: number } {
-  return { address: config.egress?.address ?? (isIPv6(config.listen.address) ? "::" : "0.0.0.0"), port: config.egress?.port ?? 0 };
-}
-
-/**
- * Binds the sockets whose ports the config names (listen, and egress when it has a port). A
- * caller with many segments binds these for all of them before any ephemeral egress socket, so
- * that a port the kernel picks for one segment's egress cannot take another's listen port.
- */
-export async function openFixedSockets(config: SegmentConfig, receiveBuffer: number): Promise<PartialSockets> {
-  const opened: Socket[] = [];
-  const bind = binder(config, receiveBuffer, opened);
-  const listen = config.listen;
-  const ingressRtp = await bind(listen.address, listen.port, "listen");
-  const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP");
-  const egress = egressOf(config);
-  if (egress.port === 0) return { ingressRtp, ingressRtcp };
-  const egressRtp = await bind(egress.address, egress.port, "egress");
-  const egressRtcp = config.rtcpMux ? null : await bind(egress.address, egress.port + 1, "egress RTCP");
-  return { ingressRtp, ingressRtcp, egressRtp, egressRtcp };
-}
-
-/** Binds what openFixedSockets left (ephemeral egress); on failure closes everything. */
-export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets> {
-  if (partial.egressRtp) return { ...partial, egressRtp: partial.egressRtp, egressRtcp: partial.egressRtcp ?? null };
-  const opened: Socket[] = [partial.ingressRtp, ...(partial.ingressRtcp ? [partial.ingressRtcp] : [])];
-  const bind = binder(config, receiveBuffer, opened);
-  const egress = egressOf(config);
-  const egressRtp = await bind(egress.address, 0, "egress");
-  const egressRtcp = config.rtcpMux ? null : await bind(egress.address, 0, "egress RTCP");
-  return { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp };
-}
-
-/** Binds a segment's sockets; on failure closes what it opened and names the port. */
-export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number): Promise<SegmentSockets> {
-  return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer));
-}
+const NO_SLOT = -1;
 
 export class SegmentRuntime {
   readonly stats = new SegmentStats();
   stages: ChainStage[] = [];
   config: SegmentConfig;
+  readonly gate: SourceGate;
   private readonly pending: PacketList;
   private flushScheduled = false;
   private readonly flushNow = (): void => this.flush();
-  private readonly onSent = (err: Error | null): void => {
-    if (err) this.stats.drops.add(DropReason.HostSendFailed);
-  };
   private readonly egress = (list: PacketList): void => this.sendAll(list);
-  /** The sender's addresses, learned from what it sends (or from config until then). */
-  private sourceRtp: Peer | null = null;
-  private sourceRtcp: Peer | null = null;
+  /** The sockets' send trackers, in the order of `sockets`' fields. */
+  private readonly ingressRtpSends: SendTracker;
+  private readonly ingressRtcpSends: SendTracker;
+  private readonly egressRtpSends: SendTracker;
+  private readonly egressRtcpSends: SendTracker;
   private closed = false;
 
   constructor(
@@ -127,11 +46,12 @@ export class SegmentRuntime {
     batchSize: number,
   ) {
     this.config = config;
+    this.gate = new SourceGate(config);
     this.pending = new PacketList(batchSize);
-    if (config.source) {
-      this.sourceRtp = { address: config.source.address, port: config.source.port };
-      this.sourceRtcp = { address: config.source.address, port: config.source.rtcpPort ?? (config.rtcpMux ? config.source.port : config.source.port + 1) };
-    }
+    this.ingressRtpSends = new SendTracker(ring);
+    this.ingressRtcpSends = new SendTracker(ring);
+    this.egressRtpSends = new SendTracker(ring);
+    this.egressRtcpSends = new SendTracker(ring);
     const mux = config.rtcpMux;
     sockets.ingressRtp.on("message", (msg, rinfo) => this.receive(msg, rinfo, mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0, true));
     sockets.ingressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Rtcp, true));
@@ -158,13 +78,26 @@ export class SegmentRuntime {
     };
   }
 
-  /** Replaces what can change without new sockets: destinations, source, failure policy. */
+  /** Sends not yet completed on this segment's sockets. */
+  get pendingSends(): number {
+    return this.ingressRtpSends.count + this.ingressRtcpSends.count + this.egressRtpSends.count + this.egressRtcpSends.count;
+  }
+
+  /** Sends whose callback reported an error. */
+  get failedSends(): number {
+    return this.ingressRtpSends.failed + this.ingressRtcpSends.failed + this.egressRtpSends.failed + this.egressRtcpSends.failed;
+  }
+
+  /** Replaces what can change without new sockets: destinations, source policy, failure policy. */
   updateConfig(config: SegmentConfig): void {
-    this.config = config;
-    if (config.source) {
-      this.sourceRtp ??= { address: config.source.address, port: config.source.port };
-      this.sourceRtcp ??= { address: config.source.address, port: config.source.rtcpPort ?? config.source.port + 1 };
+    const c = this.sockets.connectedTo;
+    if (c >= 0) {
+      const was = this.config.destinations[c]!;
+      const now = config.destinations[c];
+      if (config.destinations.length !== 1 || !now || now.address !== was.address || now.port !== was.port) this.disconnect();
     }
+    this.config = config;
+    this.gate.update(config);
   }
 
   /** Sends what is waiting; called before a chain swap so that no packet sees half of each chain. */
@@ -187,20 +120,26 @@ export class SegmentRuntime {
     this.runner.runTimerOutputs(this.stages, stageIndex, instance, outCount, this.stats, this.egress);
   }
 
+  /**
+   * The segment is going away: stop receiving, send what is waiting, let each stage hand over
+   * what it holds (msm_context_drain, through the rest of the chain). The sockets stay open for
+   * the sends in flight; close() follows.
+   */
+  drain(): void {
+    if (this.closed) return;
+    const s = this.sockets;
+    for (const sock of [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp]) sock?.removeAllListeners("message");
+    this.flush();
+    this.runner.setClock(performance.now() * 1000, Date.now() * 1000);
+    this.runner.drain(this.stages, this.stats, this.egress);
+  }
+
+  /** Closes the sockets (after drain(): what was waiting has been sent). */
   close(): void {
     if (this.closed) return;
-    this.flush();
     this.closed = true;
-    const s = this.sockets;
-    for (const sock of [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp]) {
-      if (!sock) continue;
-      sock.removeAllListeners("message");
-      try {
-        sock.close();
-      } catch {
-        // already closed
-      }
-    }
+    closeSockets(this.sockets);
+    for (const t of [this.ingressRtpSends, this.ingressRtcpSends, this.egressRtpSends, this.egressRtcpSends]) t.abandon();
   }
 
   private receive(msg: Buffer, rinfo: RemoteInfo, flags: number, fromSender: boolean): void {
@@ -208,11 +147,23 @@ export class SegmentRuntime {
     const stats = this.stats;
     stats.packetsIn++;
     stats.bytesIn += msg.length;
-    if (flags & PacketFlag.Rtcp) stats.rtcpIn++;
-    if (!fromSender) stats.upstreamIn++;
-    else this.learnSource(rinfo, (flags & PacketFlag.Rtcp) !== 0);
+    const rtcp = (flags & PacketFlag.Rtcp) !== 0;
+    if (rtcp) stats.rtcpIn++;
+    const nowMs = performance.now();
+    if (fromSender) {
+      if (!this.gate.admitSender(rinfo.address, rinfo.port, rtcp, nowMs)) {
+        stats.drops.add(DropReason.HostSourceRefused);
+        return;
+      }
+    } else {
+      stats.upstreamIn++;
+      if (!this.gate.admitFeedback(rinfo.address)) {
+        stats.drops.add(DropReason.HostFeedbackRefused);
+        return;
+      }
+    }
     if (rinfo.family === "IPv6") flags |= PacketFlag.Ipv6;
-    this.pending.push(msg, 0, msg.length, flags, Dest.Forward, rinfo.port, performance.now() * 1000);
+    this.pending.push(msg, 0, msg.length, flags, Dest.Forward, rinfo.port, nowMs * 1000);
     if (this.pending.full) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -220,29 +171,31 @@ export class SegmentRuntime {
     }
   }
 
-  private send(sock: Socket, buf: Buffer, at: number, length: number, port: number, address: string): void {
-    if (port > 65535) {
-      this.stats.drops.add(DropReason.HostNoDestination);
+  /** The connected egress socket is about to send elsewhere: it sends unconnected from now on. */
+  private disconnect(): void {
+    try {
+      this.sockets.egressRtp.disconnect();
+    } catch {
+      // not connected after all
+    }
+    this.sockets.connectedTo = -1;
+  }
+
+  /** One send, tracked: `slot` is the ring offset the buffer holds (NO_SLOT for one outside the ring). */
+  private send(sock: Socket, sends: SendTracker, buf: Buffer, at: number, slot: number, length: number, port: number, address: string | null): void {
+    if (sends.full || (slot !== NO_SLOT && !this.ring.hold(slot))) {
+      this.stats.drops.add(DropReason.HostBackpressure);
       return;
     }
+    sends.push(slot);
     try {
-      sock.send(buf, at, length, port, address, this.onSent);
+      if (address === null) sock.send(buf, at, length, sends.onSent); // connected
+      else sock.send(buf, at, length, port, address, sends.onSent);
       this.stats.packetsOut++;
       this.stats.bytesOut += length;
     } catch {
+      if (sends.unpush() !== NO_SLOT) this.ring.release(slot);
       this.stats.drops.add(DropReason.HostSendFailed);
-    }
-  }
-
-  private learnSource(rinfo: RemoteInfo, rtcp: boolean): void {
-    const known = rtcp ? this.sourceRtcp : this.sourceRtp;
-    if (known !== null && known.port === rinfo.port && known.address === rinfo.address) return;
-    const peer = { address: rinfo.address, port: rinfo.port };
-    if (rtcp) this.sourceRtcp = peer;
-    else {
-      this.sourceRtp = peer;
-      if (this.sourceRtcp === null && !this.config.rtcpMux) this.sourceRtcp = { address: rinfo.address, port: rinfo.port + 1 };
-      if (this.sourceRtcp === null && this.config.rtcpMux) this.sourceRtcp = peer;
     }
   }
 
@@ -250,16 +203,23 @@ export class SegmentRuntime {
     const stats = this.stats;
     const destinations = this.config.destinations;
     const mux = this.config.rtcpMux;
+    const s = this.sockets;
     for (let i = 0; i < list.count; i++) {
       const flags = list.flags[i]!;
       const dest = list.dest[i]!;
       const rtcp = (flags & PacketFlag.Rtcp) !== 0;
       const upstream = (flags & PacketFlag.Upstream) !== 0;
       const toSender = dest === Dest.Reverse ? !upstream : dest === Dest.Forward ? upstream : false;
+      const only = dest >= Dest.DestinationIndexBase ? dest - Dest.DestinationIndexBase : -1;
+      if ((toSender ? (rtcp ? this.gate.rtcp : this.gate.rtp) === null : only >= destinations.length)) {
+        stats.drops.add(DropReason.HostNoDestination);
+        continue;
+      }
       const length = list.length[i]!;
       const mem = list.memory[i]!;
       let buf: Buffer;
       let at: number;
+      let slot = NO_SLOT;
       if (Buffer.isBuffer(mem) && list.offset[i] === 0 && mem.length === length) {
         buf = mem; // a received datagram no filter touched: send it as it is
         at = 0;
@@ -267,37 +227,40 @@ export class SegmentRuntime {
         buf = Buffer.from(mem.subarray(list.offset[i]!, list.offset[i]! + length)); // rare: jumbo datagram
         at = 0;
       } else {
-        if (this.ring.congested(this.sockets.egressRtp)) {
+        at = this.ring.put(mem, list.offset[i]!, length);
+        if (at < 0) {
           stats.drops.add(DropReason.HostBackpressure);
           continue;
         }
         buf = this.ring.buffer;
-        at = this.ring.put(mem, list.offset[i]!, length);
+        slot = at;
+      }
+      if (toSender) {
+        const peer = (rtcp ? this.gate.rtcp : this.gate.rtp)!;
+        const useRtcp = rtcp && s.ingressRtcp !== null;
+        this.send(useRtcp ? s.ingressRtcp! : s.ingressRtp, useRtcp ? this.ingressRtcpSends : this.ingressRtpSends, buf, at, slot, length, peer.port, peer.address);
+        continue;
       }
       // aux is a port offset only on packets a filter created (on received ones it is the source port)
-      const portOffset = flags & PacketFlag.Generated ? list.aux[i]! : 0;
-      if (toSender) {
-        const peer = rtcp ? this.sourceRtcp : this.sourceRtp;
-        if (peer === null) {
-          stats.drops.add(DropReason.HostNoDestination);
-          continue;
-        }
-        const sock = rtcp && this.sockets.ingressRtcp ? this.sockets.ingressRtcp : this.sockets.ingressRtp;
-        this.send(sock, buf, at, length, peer.port, peer.address);
-        continue;
-      }
-      const sock = rtcp && this.sockets.egressRtcp ? this.sockets.egressRtcp : this.sockets.egressRtp;
-      const only = dest >= Dest.DestinationIndexBase ? dest - Dest.DestinationIndexBase : -1;
-      if (only >= destinations.length) {
-        stats.drops.add(DropReason.HostNoDestination);
-        continue;
-      }
+      const portOffset = flags & PacketFlag.Generated && !upstream ? list.aux[i]! : 0;
+      const useRtcp = rtcp && s.egressRtcp !== null;
+      const sock = useRtcp ? s.egressRtcp! : s.egressRtp;
+      const sends = useRtcp ? this.egressRtcpSends : this.egressRtpSends;
       const first = only >= 0 ? only : 0;
       const last = only >= 0 ? only : destinations.length - 1;
       for (let k = first; k <= last; k++) {
         const d = destinations[k]!;
-        const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port + (upstream ? 0 : portOffset);
-        this.send(sock, buf, at, length, port, d.address);
+        const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port + portOffset;
+        if (port > 65535) {
+          stats.drops.add(DropReason.HostNoDestination);
+          continue;
+        }
+        let address: string | null = d.address;
+        if (!useRtcp && s.connectedTo >= 0) {
+          if (k === s.connectedTo && port === d.port) address = null;
+          else this.disconnect(); // a port offset, or another destination: send unconnected from now on
+        }
+        this.send(sock, sends, buf, at, slot, length, port, address);
       }
     }
   }

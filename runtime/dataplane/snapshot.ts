@@ -21,6 +21,9 @@ export interface StageSnapshot {
   generated: number;
   held: number;
   bypassed: number;
+  timersDeferred: number;
+  /** "closed" also when the filter declared it must fail closed, whatever the segment's mode. */
+  failureMode: "open" | "closed";
   drops: Record<string, number>;
   failures: number;
   busyNs: number;
@@ -84,6 +87,8 @@ export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
         generated: t.generated,
         held: t.held,
         bypassed: t.bypassed,
+        timersDeferred: t.timersDeferred,
+        failureMode: st.policy.mode,
         drops: t.drops.toJSON(),
         failures: t.failures,
         busyNs: t.busyNs,
@@ -131,6 +136,7 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
         generated: st.generated + b.generated,
         held: st.held + b.held,
         bypassed: st.bypassed + b.bypassed,
+        timersDeferred: st.timersDeferred + b.timersDeferred,
         drops: addCounts(st.drops, b.drops),
         failures: Math.max(st.failures, b.failures),
         busyNs,

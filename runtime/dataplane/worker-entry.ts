@@ -49,7 +49,7 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
           });
           break;
         case "close":
-          plane.close();
+          await plane.close();
           send({ type: "reply", id: m.id, errors: [] });
           exit();
           break;

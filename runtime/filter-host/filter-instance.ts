@@ -46,17 +46,24 @@ interface ModuleExports {
   msm_context_destroy: (ctx: number) => void;
   msm_on_batch: (count: number) => number;
   msm_on_timer?: (ctx: number, timer: number) => number;
+  msm_context_drain?: (ctx: number) => number;
   msm_state_export: (ctx: number) => number;
   msm_state_import: (ctx: number, len: number) => number;
 }
 
 const TWO_32 = 4294967296;
 const LOG_LINES_PER_SECOND = 100;
+const MAX_LOG_BYTES = 1024;
 const MAX_ERROR_BYTES = 1024;
 const MIN_PACKET_ROOM = 1280;
 const MIN_SCRATCH = 256;
 const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();
+
+/** Text a filter wrote, with control characters shown as \xNN: a log line cannot forge others or drive a terminal. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
 
 /** Thrown from env.abort so that the module's stack unwinds; caught by call(). */
 class FilterAbort extends Error {}
@@ -187,6 +194,18 @@ export class FilterInstance {
     }
     this.refreshViews();
     return this.checkOutputCount("msm_on_timer", out);
+  }
+
+  /** Whether the module hands over what it holds when a context goes (msm_context_drain, ABI 1.1). */
+  get drains(): boolean {
+    return this.exports.msm_context_drain !== undefined;
+  }
+
+  /** The context is going away: the module writes what it holds into the output area. Returns the output count. */
+  drainContext(ctx: number): number {
+    const fn = this.exports.msm_context_drain;
+    if (!fn || !this.contexts.has(ctx)) return 0;
+    return this.checkOutputCount("msm_context_drain", this.call("msm_context_drain", () => fn(ctx)));
   }
 
   /** Returns a copy of the context's state blob, or undefined when there is none. */
@@ -331,7 +350,7 @@ export class FilterInstance {
   private checkExportArity(exports: WebAssembly.Exports): void {
     const expected: Record<string, number> = {
       msm_arena: 0, msm_configure_root: 1, msm_context_create: 2, msm_context_destroy: 1, msm_on_batch: 1,
-      msm_state_export: 1, msm_state_import: 2, _initialize: 0, msm_required_features: 0, msm_on_timer: 2, msm_policy: 0,
+      msm_state_export: 1, msm_state_import: 2, _initialize: 0, msm_required_features: 0, msm_on_timer: 2, msm_policy: 0, msm_context_drain: 1,
     };
     for (const [name, arity] of Object.entries(expected)) {
       const fn = exports[name];
@@ -441,14 +460,17 @@ export class FilterInstance {
       env: {
         memory: this.memory,
         abort: (msg: number, file: number, line: number, column: number) => {
-          this.abortMessage = `abort: ${this.readAsString(msg) || "(no message)"} at ${this.readAsString(file) || "?"}:${line}:${column}`;
+          const text = (ptr: number): string => printable(this.readAsString(ptr).slice(0, MAX_ERROR_BYTES));
+          this.abortMessage = `abort: ${text(msg) || "(no message)"} at ${text(file) || "?"}:${line}:${column}`;
           throw new FilterAbort(this.abortMessage);
         },
       },
       msm: {
-        log: (level: number, ptr: number, len: number) => this.log(level, this.readString(ptr, len)),
+        log: (level: number, ptr: number, len: number) => this.log(level, len > MAX_LOG_BYTES
+          ? `${printable(this.readString(ptr, MAX_LOG_BYTES))}... (${len} bytes, cut at ${MAX_LOG_BYTES})`
+          : printable(this.readString(ptr, len))),
         set_error: (ptr: number, len: number) => {
-          this.errorMessage = this.readString(ptr, Math.min(len, MAX_ERROR_BYTES));
+          this.errorMessage = printable(this.readString(ptr, Math.min(len, MAX_ERROR_BYTES)));
         },
         now_us: () => BigInt(Math.trunc(this.nowUs)),
         wall_us: () => BigInt(Math.trunc(this.wallUs)),

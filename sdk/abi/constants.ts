@@ -62,9 +62,19 @@ export enum DropReason {
   HostNoDestination = 202,
   HostSendFailed = 203,
   HostBackpressure = 204,
-  /** First code a filter may define for itself. */
+  /** A stage made more packets than its budget allows (generatedPerSecond). */
+  HostBudgetExceeded = 205,
+  /** A filter dropped a packet with a code that is not its to use (200-255, unknown shared codes, beyond its range). */
+  HostBadReason = 206,
+  /** A downstream packet from an address other than the segment's sender (strict source). */
+  HostSourceRefused = 207,
+  /** Feedback on an egress socket from an address that is none of the segment's destinations. */
+  HostFeedbackRefused = 208,
+  /** First code a filter may define for itself; it may use MAX_FILTER_DROP_REASONS codes from here. */
   FilterDefinedBase = 256,
 }
+/** How many codes from FilterDefinedBase a filter may use (256-319): labels stay bounded. */
+export const MAX_FILTER_DROP_REASONS = 64;
 
 /** Status codes returned by module exports and host imports. */
 export enum Status {
@@ -111,9 +121,11 @@ export enum Dest {
   Forward = 0,
   /** Go back the other way: toward the sender for a downstream packet, toward the receivers for an upstream one. */
   Reverse = 1,
-  /** Dest >= DestinationIndexBase: only to destination (dest - DestinationIndexBase) of the segment. */
+  /** Dest >= DestinationIndexBase: only to destination (dest - DestinationIndexBase) of the segment. 2-15 are invalid. */
   DestinationIndexBase = 16,
 }
+/** Largest port offset (descriptor aux) an output packet may ask for: FEC uses 2 and 4. */
+export const MAX_PORT_OFFSET = 16;
 
 /** Host feature bits: what the host offers (host import features()) and what a module requires (export msm_required_features). */
 export enum HostFeature {

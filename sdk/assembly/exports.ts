@@ -80,6 +80,13 @@ export function msm_context_create(ctx: i32, len: i32): i32 {
   return status;
 }
 
+export function msm_context_drain(ctx: i32): i32 {
+  Output.count = 0;
+  filter().drainContext(<u32>ctx);
+  collectIfGrown();
+  return Output.count;
+}
+
 export function msm_context_destroy(ctx: i32): void {
   filter().destroyContext(<u32>ctx);
   if (liveContexts > 0) liveContexts--;

@@ -38,6 +38,12 @@ export class Filter {
     return cfg.finish();
   }
 
+  /**
+   * The segment is going away (removed, or the proxy is shutting down): emit into Output what
+   * you hold for it (held packets, pending repair) so that nothing is lost. destroyContext follows.
+   */
+  drainContext(ctx: u32): void {}
+
   /** The segment stopped using the filter; its timers are already gone. */
   destroyContext(ctx: u32): void {}
 

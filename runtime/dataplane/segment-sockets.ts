@@ -1,0 +1,117 @@
+// A segment's sockets: RTP (and RTCP unless multiplexed) in at `listen`, out from `egress`.
+// Ports the config names are bound before ports the kernel picks, and a segment with a single
+// destination gets its egress RTP socket connected to it: the kernel then routes once, not per
+// packet, and refuses datagrams from anyone else on that socket.
+import { createSocket, type Socket } from "node:dgram";
+import { isIPv6 } from "node:net";
+import type { SegmentConfig } from "../config/proxy-config.js";
+
+async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
+  const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", ipv6Only: isIPv6(address) });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    socket.once("error", onError);
+    socket.bind(port, address, () => {
+      socket.off("error", onError);
+      resolve();
+    });
+  });
+  try {
+    socket.setRecvBufferSize(receiveBuffer);
+  } catch {
+    // the kernel may cap it (net.core.rmem_max); the default still works
+  }
+  return socket;
+}
+
+/** Connects `socket` to its one peer; false where the runtime cannot (the socket then stays unconnected). */
+function connectSocket(socket: Socket, port: number, address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      socket.connect(port, address, () => resolve(true));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
+export interface SegmentSockets {
+  ingressRtp: Socket;
+  ingressRtcp: Socket | null;
+  egressRtp: Socket;
+  egressRtcp: Socket | null;
+  /** The destination index the egress RTP socket is connected to, or -1. */
+  connectedTo: number;
+}
+
+/** Sockets bound so far: the fixed-port ones first, the ephemeral egress ones after. */
+export type PartialSockets = Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<Pick<SegmentSockets, "egressRtp" | "egressRtcp">>;
+
+function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
+  return async (address: string, port: number, what: string): Promise<Socket> => {
+    try {
+      const s = await bindSocket(address, port, receiveBuffer);
+      opened.push(s);
+      return s;
+    } catch (err) {
+      for (const s of opened) s.close();
+      throw new Error(`segment '${config.name}': cannot bind ${what} ${address}:${port}: ${(err as Error).message}`);
+    }
+  };
+}
+
+function egressOf(config: SegmentConfig): { address: string; port: number } {
+  return { address: config.egress?.address ?? (isIPv6(config.listen.address) ? "::" : "0.0.0.0"), port: config.egress?.port ?? 0 };
+}
+
+/**
+ * Binds the sockets whose ports the config names (listen, and egress when it has a port). A
+ * caller with many segments binds these for all of them before any ephemeral egress socket, so
+ * that a port the kernel picks for one segment's egress cannot take another's listen port.
+ */
+export async function openFixedSockets(config: SegmentConfig, receiveBuffer: number): Promise<PartialSockets> {
+  const opened: Socket[] = [];
+  const bind = binder(config, receiveBuffer, opened);
+  const listen = config.listen;
+  const ingressRtp = await bind(listen.address, listen.port, "listen");
+  const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP");
+  const egress = egressOf(config);
+  if (egress.port === 0) return { ingressRtp, ingressRtcp };
+  const egressRtp = await bind(egress.address, egress.port, "egress");
+  const egressRtcp = config.rtcpMux ? null : await bind(egress.address, egress.port + 1, "egress RTCP");
+  return { ingressRtp, ingressRtcp, egressRtp, egressRtcp };
+}
+
+/** Binds what openFixedSockets left (ephemeral egress) and connects a single destination; on failure closes everything. */
+export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets> {
+  let egressRtp = partial.egressRtp;
+  let egressRtcp = partial.egressRtcp ?? null;
+  if (!egressRtp) {
+    const opened: Socket[] = [partial.ingressRtp, ...(partial.ingressRtcp ? [partial.ingressRtcp] : [])];
+    const bind = binder(config, receiveBuffer, opened);
+    const egress = egressOf(config);
+    egressRtp = await bind(egress.address, 0, "egress");
+    egressRtcp = config.rtcpMux ? null : await bind(egress.address, 0, "egress RTCP");
+  }
+  const only = config.destinations.length === 1 ? config.destinations[0]! : undefined;
+  const connected = only !== undefined && (await connectSocket(egressRtp, only.port, only.address));
+  return { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: connected ? 0 : -1 };
+}
+
+/** Binds a segment's sockets; on failure closes what it opened and names the port. */
+export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number): Promise<SegmentSockets> {
+  return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer));
+}
+
+/** Closes a segment's sockets (each at most once). */
+export function closeSockets(s: Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets>): void {
+  for (const sock of [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp]) {
+    if (!sock) continue;
+    sock.removeAllListeners("message");
+    try {
+      sock.close();
+    } catch {
+      // already closed
+    }
+  }
+}
