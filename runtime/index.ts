@@ -1,6 +1,6 @@
 // The runtime's public entry point: what the CLI, the control plane, the SDK harness, tests and
 // benchmarks may import. Everything else under runtime/ is internal.
-export { Proxy, ApplyError, type ProxyEvent, type ProxySnapshot } from "./proxy.js";
+export { Proxy, ApplyError, type ProxyEvent, type ProxySnapshot, type ProxyHealth } from "./proxy.js";
 export {
   ConfigError, loadProxyConfigFile, validateProxyConfig, proxyConfigSchema,
   type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
@@ -15,5 +15,5 @@ export { DataPlane, type ApplyRequest, type DataPlaneEvent } from "./dataplane/d
 export type { SegmentSnapshot, StageSnapshot } from "./dataplane/snapshot.js";
 export { WORKER_MODE } from "./dataplane/worker-handle.js";
 export { renderPrometheus } from "./admin/prometheus.js";
-export { startAdminServer, type AdminServer } from "./admin/admin-server.js";
+export { startAdminServer, type AdminServer, type AdminOptions } from "./admin/admin-server.js";
 export * as abi from "../sdk/abi/constants.js";

@@ -3,9 +3,9 @@
 //   a bad file is reported with the field and changes nothing.
 // - `--control-plane HOST:PORT[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
-import { watch } from "node:fs";
 import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
 import { startAgent, type Agent } from "../agent/index.js";
+import { ConfigWatch, configFingerprint } from "./config-watch.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
@@ -147,6 +147,32 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     throw err;
   }
   proxy.on("event", (e) => console.error(`${stamp()} ${describeEvent(e)}`));
+  // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what runs
+  let applied = await configFingerprint(file, config);
+  let reloading = Promise.resolve();
+  const reload = (why: string, onlyIfChanged: boolean): void => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await loadProxyConfigFile(file);
+        const fingerprint = await configFingerprint(file, next);
+        if (onlyIfChanged && fingerprint === applied) return;
+        next.admin = config.admin;
+        await proxy.apply(next);
+        applied = fingerprint;
+        watch.follow(next);
+        console.error(`${stamp()} config reloaded (${why})`);
+      } catch (err) {
+        if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
+          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${err.message}`);
+        } else if (err instanceof ApplyError) {
+          console.error(`${stamp()} config reloaded (${why}) with errors: ${err.message}`);
+        } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
+      }
+    });
+  };
+  const watch = new ConfigWatch(file, () => reload("file changed", true));
+  watch.follow(config);
+  process.on("SIGHUP", () => reload("SIGHUP", false));
   let admin: AdminServer | undefined;
   if (config.admin) {
     admin = await startAdminServer(proxy, config.admin.address, config.admin.port);
@@ -158,31 +184,9 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     console.error(`  ${s.name}: listen ${s.ports.listen}${s.ports.listenRtcp ? `/${s.ports.listenRtcp}` : ""}, egress ${s.ports.egress}, chain ${s.stages.map((t) => t.filter).join(" -> ") || "(empty)"}`);
   }
 
-  let reloading = Promise.resolve();
-  const reload = (why: string): void => {
-    reloading = reloading.then(async () => {
-      try {
-        const next = await loadProxyConfigFile(file);
-        next.admin = config.admin;
-        await proxy.apply(next);
-        console.error(`${stamp()} config reloaded (${why})`);
-      } catch (err) {
-        if (err instanceof ConfigError || err instanceof ApplyError) {
-          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${err.message}`);
-        } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
-      }
-    });
-  };
-  process.on("SIGHUP", () => reload("SIGHUP"));
-  let debounce: NodeJS.Timeout | undefined;
-  const watcher = watch(file, () => {
-    clearTimeout(debounce);
-    debounce = setTimeout(() => reload("file changed"), 200);
-  });
-
   await waitForSignal();
-  watcher.close();
-  clearTimeout(debounce);
+  watch.close();
+  console.error(`${stamp()} stopping: draining the segments`);
   await admin?.close();
   await proxy.close();
   console.error(`${stamp()} proxy stopped`);

@@ -1,4 +1,6 @@
-// The proxy's admin HTTP endpoint: /metrics (Prometheus), /stats (JSON), /healthz.
+// The proxy's admin HTTP endpoint: /metrics (Prometheus), /stats (JSON), and the probes:
+// /healthz (liveness: 503 when the proxy cannot recover by itself) and /readyz (readiness: 503
+// until a config is applied and while a worker is down). Each probe answers with its reasons.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Proxy } from "../proxy.js";
@@ -9,15 +11,25 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(proxy: Proxy, address: string, port: number): Promise<AdminServer> {
+export interface AdminOptions {
+  /** More readiness problems from whoever owns the proxy (the agent: no snapshot applied yet). */
+  readonly notReady?: () => string[];
+}
+
+export async function startAdminServer(proxy: Proxy, address: string, port: number, options: AdminOptions = {}): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const reply = (status: number, type: string, body: string): void => {
       res.writeHead(status, { "content-type": type });
       res.end(body);
     };
-    if (path === "/healthz") return reply(200, "text/plain", "ok\n");
-    if (path !== "/metrics" && path !== "/stats") return reply(404, "text/plain", "not found: try /metrics, /stats or /healthz\n");
+    if (path === "/healthz" || path === "/readyz") {
+      const health = proxy.health();
+      const problems = [...health.problems, ...(path === "/readyz" ? options.notReady?.() ?? [] : [])];
+      const ok = path === "/healthz" ? health.live : health.ready && problems.length === health.problems.length;
+      return reply(ok ? 200 : 503, "text/plain", ok ? `ok\n${problems.map((p) => `note: ${p}\n`).join("")}` : problems.map((p) => `${p}\n`).join(""));
+    }
+    if (path !== "/metrics" && path !== "/stats") return reply(404, "text/plain", "not found: try /metrics, /stats, /healthz or /readyz\n");
     proxy.stats().then(
       (snap) =>
         path === "/metrics"

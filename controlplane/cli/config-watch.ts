@@ -1,0 +1,64 @@
+// Reload triggers for `msm proxy --config FILE`. Editors save by writing a new file and renaming
+// it over the old one, and a Kubernetes ConfigMap volume swaps a `..data` symlink: a watch on the
+// file itself stops after the first such save. So the folders are watched (the config's, and
+// each filter module's), and a change counts only when what the proxy runs would differ: the
+// config's text or a module's bytes (a .wasm rebuilt at the same path).
+import { createHash } from "node:crypto";
+import { watch, type FSWatcher } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import type { ProxyConfig } from "../../runtime/index.js";
+
+/** A digest of the config file's text and of every filter module it names. */
+export async function configFingerprint(file: string, config: ProxyConfig): Promise<string> {
+  const hash = createHash("sha256");
+  for (const path of [file, ...Object.values(config.filters).map((f) => f.path)]) {
+    hash.update(path).update("\0");
+    try {
+      hash.update(await readFile(path));
+    } catch (err) {
+      hash.update(`unreadable: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    hash.update("\0");
+  }
+  return hash.digest("hex");
+}
+
+/** Watches the folders of the config file and of its filters; calls `changed` (debounced) on any event. */
+export class ConfigWatch {
+  private watchers = new Map<string, FSWatcher>();
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(private readonly file: string, private readonly changed: () => void, private readonly debounceMs = 200) {}
+
+  /** Watches the folders `config` needs (call again after each reload: filters may have moved). */
+  follow(config: ProxyConfig): void {
+    const dirs = new Set([dirname(resolve(this.file)), ...Object.values(config.filters).map((f) => dirname(f.path))]);
+    for (const [dir, w] of this.watchers) {
+      if (dirs.has(dir)) continue;
+      w.close();
+      this.watchers.delete(dir);
+    }
+    for (const dir of dirs) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const w = watch(dir, () => this.poke());
+        w.on("error", () => this.watchers.delete(dir)); // the folder went away; SIGHUP still reloads
+        this.watchers.set(dir, w);
+      } catch {
+        // a folder that cannot be watched: SIGHUP still reloads
+      }
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+
+  private poke(): void {
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(this.changed, this.debounceMs);
+  }
+}
