@@ -6,7 +6,8 @@ export {
   type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
 } from "./config/proxy-config.js";
 export { canonicalAddress, endpointsClash, EndpointClaims, type Endpoint } from "./config/endpoints.js";
-export { FilterInstance, type FilterHostServices, type ArenaLayout } from "./filter-host/filter-instance.js";
+export { FilterInstance, type FilterHostServices } from "./filter-host/filter-instance.js";
+export { checkArena, type ArenaLayout } from "./filter-host/arena-check.js";
 export { loadFilterModule, compileFilterModule, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./filter-host/errors.js";
 export { HISTOGRAM_BOUNDS, type HistogramValue } from "./filter-host/metrics.js";

@@ -68,13 +68,16 @@ export class SegmentRuntime {
   }
 
   /** Local ports, for tests and the CLI: where the sender sends and where receivers send feedback. */
-  ports(): { listen: number; listenRtcp: number | null; egress: number; egressRtcp: number | null } {
+  ports(): { listen: number; listenRtcp: number | null; egress: number; egressRtcp: number | null; egressConnected: boolean; sender: string | null } {
     const s = this.sockets;
+    const sender = this.gate.rtp;
     return {
       listen: s.ingressRtp.address().port,
       listenRtcp: s.ingressRtcp?.address().port ?? null,
       egress: s.egressRtp.address().port,
       egressRtcp: s.egressRtcp?.address().port ?? null,
+      egressConnected: s.connectedTo >= 0,
+      sender: sender === null ? null : `${sender.address.includes(":") ? `[${sender.address}]` : sender.address}:${sender.port}`,
     };
   }
 

@@ -3,12 +3,11 @@
 // the instance is never called again.
 import {
   D_ARRIVAL, D_AUX, D_CONTEXT, D_DEST, D_FLAGS, D_LENGTH, D_OFFSET, D_REASON, D_VERDICT, Verdict,
-  AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_HEADROOM, AH_MAGIC, AH_OUT_CAPACITY, AH_OUT_SLOT_BASE,
-  AH_OUT_TABLE, AH_SCRATCH, AH_SCRATCH_SIZE, AH_SLOT_BASE, AH_SLOT_SIZE, ARENA_HEADER_SIZE,
-  ARENA_MAGIC, DESC_SIZE, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT,
+  DESC_SIZE, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT,
   ROOT_CONTEXT, Status,
 } from "../../sdk/abi/constants.js";
 import { randomFillSync } from "node:crypto";
+import { checkArena, type ArenaLayout } from "./arena-check.js";
 import { FilterConfigError, FilterFailure, FilterLoadError } from "./errors.js";
 import { FilterMetrics } from "./metrics.js";
 import type { LoadedFilterModule } from "./module-loader.js";
@@ -23,18 +22,6 @@ export interface FilterHostServices {
   failed?(instance: FilterInstance, failure: FilterFailure): void;
 }
 
-export interface ArenaLayout {
-  readonly batchCapacity: number;
-  readonly descTable: number;
-  readonly slotBase: number;
-  readonly slotSize: number;
-  readonly headroom: number;
-  readonly outCapacity: number;
-  readonly outTable: number;
-  readonly outSlotBase: number;
-  readonly scratch: number;
-  readonly scratchSize: number;
-}
 
 interface ModuleExports {
   _initialize?: () => void;
@@ -55,8 +42,6 @@ const TWO_32 = 4294967296;
 const LOG_LINES_PER_SECOND = 100;
 const MAX_LOG_BYTES = 1024;
 const MAX_ERROR_BYTES = 1024;
-const MIN_PACKET_ROOM = 1280;
-const MIN_SCRATCH = 256;
 const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();
 
@@ -123,7 +108,7 @@ export class FilterInstance {
       }
       const policy = self.call("msm_policy", () => self.exports.msm_policy?.() ?? 0);
       self.mustFailClosed = (policy & FilterPolicy.MustFailClosed) !== 0;
-      self.arena = self.readArena(self.call("msm_arena", () => self.exports.msm_arena()));
+      self.arena = checkArena(self.view, self.call("msm_arena", () => self.exports.msm_arena()), (why) => new FilterLoadError(source.name, why));
       const len = self.writeScratchJson(rootConfig);
       const status = self.call("msm_configure_root", () => self.exports.msm_configure_root(len));
       if (status !== Status.Ok) throw new FilterConfigError(source.name, status, self.takeError());
@@ -359,49 +344,6 @@ export class FilterInstance {
         throw new FilterLoadError(this.name, `export ${name} must be a function of ${arity} parameters (see docs/abi.md)`);
       }
     }
-  }
-
-  private readArena(address: number): ArenaLayout {
-    const memSize = this.memory.buffer.byteLength;
-    if (address <= 0 || address + ARENA_HEADER_SIZE > memSize) {
-      throw new FilterLoadError(this.name, `msm_arena returned ${address}, outside memory`);
-    }
-    const v = this.view;
-    if (v.getUint32(address + AH_MAGIC, true) !== ARENA_MAGIC) {
-      throw new FilterLoadError(this.name, "arena header has the wrong magic (expected 0x414D534D)");
-    }
-    const u = (off: number): number => v.getUint32(address + off, true);
-    const a: ArenaLayout = {
-      batchCapacity: u(AH_BATCH_CAPACITY), descTable: u(AH_DESC_TABLE), slotBase: u(AH_SLOT_BASE),
-      slotSize: u(AH_SLOT_SIZE), headroom: u(AH_HEADROOM), outCapacity: u(AH_OUT_CAPACITY),
-      outTable: u(AH_OUT_TABLE), outSlotBase: u(AH_OUT_SLOT_BASE), scratch: u(AH_SCRATCH), scratchSize: u(AH_SCRATCH_SIZE),
-    };
-    const bad = (why: string): never => {
-      throw new FilterLoadError(this.name, `bad arena: ${why}`);
-    };
-    if (a.batchCapacity < 1 || a.batchCapacity > 1024) bad(`batch_capacity ${a.batchCapacity} not in 1..1024`);
-    if (a.outCapacity > 1024) bad(`out_capacity ${a.outCapacity} not in 0..1024`);
-    if (a.slotSize - a.headroom < MIN_PACKET_ROOM || a.headroom > a.slotSize) bad(`slot_size - headroom below ${MIN_PACKET_ROOM}`);
-    if (a.scratchSize < MIN_SCRATCH) bad(`scratch_size below ${MIN_SCRATCH}`);
-    const areas: [string, number, number][] = [
-      ["header", address, ARENA_HEADER_SIZE],
-      ["desc_table", a.descTable, a.batchCapacity * DESC_SIZE],
-      ["slots", a.slotBase, a.batchCapacity * a.slotSize],
-      ["out_table", a.outTable, a.outCapacity * DESC_SIZE],
-      ["out_slots", a.outSlotBase, a.outCapacity * a.slotSize],
-      ["scratch", a.scratch, a.scratchSize],
-    ];
-    for (const [label, start, size] of areas) {
-      if (start + size > memSize || (size > 0 && start <= 0)) bad(`${label} [${start}, ${start + size}) is outside memory (${memSize} bytes)`);
-    }
-    for (let i = 0; i < areas.length; i++) {
-      for (let j = i + 1; j < areas.length; j++) {
-        const [la, sa, za] = areas[i]!;
-        const [lb, sb, zb] = areas[j]!;
-        if (za > 0 && zb > 0 && sa < sb + zb && sb < sa + za) bad(`${la} overlaps ${lb}`);
-      }
-    }
-    return a;
   }
 
   private writeScratchJson(config: unknown): number {
