@@ -10,6 +10,8 @@ import type { SegmentStats } from "./stats.js";
 
 export const MAX_CHAIN_LENGTH = 16;
 const LIST_CAPACITY = 2048;
+/** Most msm_context_drain calls per stage when a segment goes. */
+const DRAIN_CALLS = 64;
 
 /** Shared reason codes a filter may write (1-199 that the ABI names); built once. */
 const SHARED_REASONS = new Uint8Array(DropReason.HostFilterFailed);
@@ -90,25 +92,29 @@ export class ChainRunner {
 
   /**
    * The segment is going away: each stage, first to last, hands over what it holds (held
-   * packets, a pending FEC matrix) through msm_context_drain; what it emits runs through the
-   * stages after it before they are drained in turn.
+   * packets, a pending FEC matrix) through msm_context_drain, called until it returns 0 (at most
+   * DRAIN_CALLS times: an output area's worth each); what it emits runs through the stages after
+   * it before they are drained in turn.
    */
   drain(stages: readonly ChainStage[], segment: SegmentStats, egress: EgressFn): void {
     for (let i = 0; i < stages.length; i++) {
       const stage = stages[i]!;
-      const inst = stage.live;
-      if (inst === null || !inst.drains) continue;
-      inst.setClock(this.nowUs, this.wallUs);
-      let out: number;
-      this.beacon?.enter(stage.slot.id);
-      try {
-        out = inst.drainContext(stage.ctx);
-      } catch {
-        continue; // a failure: the failed hook told the pool; what the stage held is lost
-      } finally {
-        this.beacon?.leave();
+      for (let call = 0; call < DRAIN_CALLS; call++) {
+        const inst = stage.live;
+        if (inst === null || !inst.drains) break;
+        inst.setClock(this.nowUs, this.wallUs);
+        let out: number;
+        this.beacon?.enter(stage.slot.id);
+        try {
+          out = inst.drainContext(stage.ctx);
+        } catch {
+          break; // a failure: the failed hook told the pool; what the stage still held is lost
+        } finally {
+          this.beacon?.leave();
+        }
+        if (out === 0) break;
+        this.runTimerOutputs(stages, i, inst, out, segment, egress);
       }
-      if (out > 0) this.runTimerOutputs(stages, i, inst, out, segment, egress);
     }
   }
 

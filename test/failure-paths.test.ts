@@ -1,0 +1,152 @@
+// Every failure of a filter instance goes one way, whichever call it happens in: the instance is
+// discarded, the segments on it follow their policy, an event says so, and a new instance comes
+// up with each context's last checkpoint. Before (issue #9), a trap in a context change or a state
+// transfer left the segments on that instance bypassed or dropping forever, with no event.
+import * as assert from "uvu/assert";
+import { ApplyError, validateProxyConfig, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+
+const test = suite("filter failures in every call", { timeoutMs: 60_000 });
+
+type Chain = NonNullable<NonNullable<ProxyConfigInput["segments"]>[number]["chain"]>;
+
+/** Two segments on one misbehave instance (one worker): `steady` keeps a stream, `other` is the one changed. */
+async function sharedInstance(otherChain: Chain | null) {
+  const [ps, po] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (other: Chain | null): ProxyConfigInput => ({
+    workers: 1,
+    filters: { misbehave: { path: fixture("misbehave") } },
+    segments: [
+      { name: "steady", listen: { address: "127.0.0.1", port: ps }, destinations: [{ address: "127.0.0.1", port: sink.port }],
+        chain: [{ filter: "misbehave" }], failure: { mode: "closed", restartBackoffMs: 20 } },
+      ...(other ? [{ name: "other", listen: { address: "127.0.0.1", port: po }, destinations: [{ address: "127.0.0.1", port: 9 }], chain: other }] : []),
+    ],
+  });
+  const t = await startProxy(config(otherChain));
+  const tx = await bindUdp();
+  let i = 0;
+  /** Sends `n` packets to steady and waits until they all arrived. */
+  const flows = async (n: number): Promise<void> => {
+    const target = sink.received + n;
+    for (let k = 0; k < n; k++) tx.send(indexedRtp(i++), ps, "127.0.0.1");
+    await waitFor(() => sink.received >= target, 3000, `steady's stream (${sink.received}/${target})`);
+  };
+  const cleanup = async (): Promise<void> => {
+    tx.close();
+    sink.close();
+    await t.proxy.close();
+  };
+  return { ...t, config, flows, cleanup };
+}
+
+function failureOf(events: ProxyEvent[], during: string): ProxyEvent | undefined {
+  return events.find((e) => e.type === "failure" && e.filter === "misbehave" && e.reason.includes(during));
+}
+
+async function restartedWithSteady(events: ProxyEvent[]): Promise<void> {
+  await waitFor(() => events.some((e) => e.type === "restarted" && e.segments.includes("steady")), 3000, "the instance to restart with steady");
+}
+
+test("a trap in msm_context_create: the change is refused, and the segments on the instance restart (event), not stay down", async () => {
+  const s = await sharedInstance(null);
+  try {
+    await s.flows(20);
+    try {
+      await s.proxy.apply(validateProxyConfig(s.config([{ filter: "misbehave", config: { trapIn: "create" } }])));
+      assert.unreachable("applied");
+    } catch (err) {
+      assert.instance(err, ApplyError);
+      assert.is((err as ApplyError).committed, false);
+      assert.match((err as Error).message, /failed in msm_context_create: unreachable; the segments already on that filter instance follow their failure policy/);
+    }
+    const failure = failureOf(s.events, "msm_context_create");
+    assert.ok(failure, "a failure event");
+    assert.equal(failure!.type === "failure" && failure!.segments, ["steady"]);
+    await restartedWithSteady(s.events);
+    await s.flows(20); // steady runs on the new instance
+    const steady = await segmentStats(s.proxy, "steady");
+    assert.is(steady.stages[0]!.state, "running");
+    assert.is(steady.stages[0]!.failures, 1);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+for (const [call, during, change] of [
+  ["msm_context_destroy", "msm_context_destroy", "remove"],
+  ["msm_context_drain", "msm_context_drain", "remove"],
+  ["msm_state_export", "msm_state_export", "reconfigure"],
+] as const) {
+  test(`a trap in ${call} (segment ${change === "remove" ? "removed" : "reconfigured"}): the change applies, the others on the instance restart`, async () => {
+    const trapIn = call === "msm_context_destroy" ? "destroy" : call === "msm_context_drain" ? "drain" : "export";
+    const s = await sharedInstance([{ filter: "misbehave", config: { trapIn } }]);
+    try {
+      await s.flows(20);
+      // removing `other` destroys (and first drains) its context; reconfiguring it exports its state
+      const next = change === "remove" ? s.config(null) : s.config([{ filter: "misbehave", config: { reject: "" } }]);
+      await s.proxy.apply(validateProxyConfig(next));
+      await waitFor(() => failureOf(s.events, during) !== undefined, 3000, `a failure event for ${during}`);
+      await restartedWithSteady(s.events);
+      await s.flows(20);
+      assert.is((await segmentStats(s.proxy, "steady")).stages[0]!.state, "running");
+      assert.equal((await s.proxy.stats()).segments.map((x) => x.name).sort(), change === "remove" ? ["steady"] : ["other", "steady"]);
+    } finally {
+      await s.cleanup();
+    }
+  });
+}
+
+test("a trap in msm_state_import: the change applies, the segment starts fresh and restarts with the others", async () => {
+  // the new context of `other` imports the old one's state: trapIn import makes that import trap
+  const s = await sharedInstance([{ filter: "misbehave" }]);
+  try {
+    await s.flows(20);
+    await s.proxy.apply(validateProxyConfig(s.config([{ filter: "misbehave", config: { trapIn: "import" } }])));
+    await waitFor(() => failureOf(s.events, "msm_state_import") !== undefined, 3000, "a failure event for msm_state_import");
+    await restartedWithSteady(s.events);
+    await s.flows(20);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test("a watchdog restart carries each stage's state from its last checkpoint", async () => {
+  const [pc, pb] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const { proxy, events } = await startProxy({
+    workers: 1,
+    watchdog: { stuckMs: 300 },
+    filters: { counter: { path: fixture("counter") }, misbehave: { path: fixture("misbehave") } },
+    segments: [
+      { name: "counted", listen: { address: "127.0.0.1", port: pc }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "counter" }] },
+      { name: "bad", listen: { address: "127.0.0.1", port: pb }, destinations: [{ address: "127.0.0.1", port: 9 }], chain: [{ filter: "misbehave" }], failure: { mode: "open" } },
+    ],
+  });
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 300; i++) tx.send(indexedRtp(i), pc, "127.0.0.1");
+    await waitFor(() => sink.received >= 300, 3000, "the first packets");
+    await sleep(1300); // a checkpoint (every second) after the last of them
+    const loop = indexedRtp(0);
+    loop[12] = 0xad;
+    tx.send(loop, pb, "127.0.0.1");
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 5000, "the worker to restart");
+    const restarted = events.find((e) => e.type === "worker-restarted");
+    assert.ok(restarted?.type === "worker-restarted" && restarted.carried >= 1, `state carried: ${JSON.stringify(restarted)}`);
+    for (let i = 300; i < 400; i++) tx.send(indexedRtp(i), pc, "127.0.0.1");
+    await waitFor(() => sink.received >= 400, 3000, "packets through the new worker");
+    const counted = await segmentStats(proxy, "counted");
+    // the new instance's count starts from the checkpoint (300), not from 0
+    assert.is(counted.stages[0]!.metrics.find((m) => m.name === "packets")?.value, 400);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test.run();
