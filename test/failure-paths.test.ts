@@ -5,11 +5,12 @@
 import * as assert from "uvu/assert";
 import { ApplyError, validateProxyConfig, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
-import { fixture } from "./lib/paths.js";
+import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 
 const test = suite("filter failures in every call", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
 
 type Chain = NonNullable<NonNullable<ProxyConfigInput["segments"]>[number]["chain"]>;
 
@@ -61,7 +62,7 @@ test("a trap in msm_context_create: the change is refused, and the segments on t
     } catch (err) {
       assert.instance(err, ApplyError);
       assert.is((err as ApplyError).committed, false);
-      assert.match((err as Error).message, /failed in msm_context_create: unreachable; the segments already on that filter instance follow their failure policy/);
+      assert.match((err as Error).message, /failed in msm_context_create: .*; the segments already on that filter instance follow their failure policy/);
     }
     const failure = failureOf(s.events, "msm_context_create");
     assert.ok(failure, "a failure event");
@@ -148,5 +149,59 @@ test("a watchdog restart carries each stage's state from its last checkpoint", a
     await proxy.close();
   }
 });
+
+for (const checkpoints of [true, false]) {
+  test(`srtp protect across a watchdog restart after a sequence wrap: ${checkpoints ? "the ROC is carried, every packet authenticates" : "without checkpoints the ROC restarts at 0 and the receiver refuses the stream"}`, async () => {
+    const [pe, pd, pb] = [await freePortPair(), await freePortPair(), await freePortPair()];
+    const sink = await Sink.open();
+    const key = "inline:" + Buffer.alloc(30, 0x5a).toString("base64");
+    const { proxy, events } = await startProxy({
+      workers: 2,
+      watchdog: { stuckMs: 300 },
+      stateCheckpointMs: checkpoints ? 1000 : 0,
+      filters: { srtp: { path: filterWasm("srtp") }, misbehave: { path: fixture("misbehave") } },
+      segments: [
+        { name: "encrypt", worker: 0, listen: { address: LO, port: pe }, destinations: [{ address: LO, port: pd }], chain: [{ filter: "srtp", config: { direction: "protect", key } }] },
+        { name: "decrypt", worker: 1, listen: { address: LO, port: pd }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "srtp", config: { direction: "unprotect", key } }] },
+        { name: "bad", worker: 0, listen: { address: LO, port: pb }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave" }], failure: { mode: "open" } },
+      ],
+    });
+    const tx = await bindUdp();
+    const packet = (i: number): Uint8Array => {
+      const b = Buffer.from(indexedRtp(i));
+      b.writeUInt16BE((65_000 + i) & 0xffff, 2); // wraps after 536 packets: the ROC becomes 1
+      return b;
+    };
+    try {
+      for (let i = 0; i < 1000; i += 50) {
+        for (let k = i; k < i + 50; k++) tx.send(packet(k), pe, LO);
+        await sleep(5);
+      }
+      await waitFor(() => sink.received >= 1000, 5000, `the stream before the restart (${sink.received})`);
+      await sleep(1300); // a checkpoint after the wrap
+      const loop = indexedRtp(0);
+      loop[12] = 0xad;
+      tx.send(loop, pb, LO);
+      await waitFor(() => events.some((e) => e.type === "worker-restarted" && e.worker === 0), 5000, "worker 0 to restart");
+      for (let i = 1000; i < 1500; i += 50) {
+        for (let k = i; k < i + 50; k++) tx.send(packet(k), pe, LO);
+        await sleep(5);
+      }
+      const decrypt = async () => (await segmentStats(proxy, "decrypt")).stages[0]!;
+      await waitFor(async () => (await decrypt()).packetsIn >= 1500, 5000, "the stream after the restart at the receiver");
+      const refused = (await decrypt()).drops.srtp_auth_failed ?? 0;
+      if (checkpoints) {
+        assert.is(refused, 0, "no packet failed authentication");
+        assert.equal(sink.tally(500, 1000), { missing: 0, duplicates: 0 });
+      } else {
+        assert.ok(refused >= 400, `the receiver refused the stream protected with ROC 0 (${refused} auth failures)`);
+      }
+    } finally {
+      tx.close();
+      sink.close();
+      await proxy.close();
+    }
+  });
+}
 
 test.run();

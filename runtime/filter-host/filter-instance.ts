@@ -307,7 +307,7 @@ export class FilterInstance {
     let reason = this.abortMessage || (err instanceof Error ? err.message : String(err));
     const pages = this.memory.buffer.byteLength / 65536;
     const cap = this.source.memoryMaximumPages;
-    if (!this.abortMessage && /unreachable/.test(reason) && pages >= cap * 0.9) {
+    if (!this.abortMessage && /unreachable/i.test(reason) && pages >= cap * 0.9) {
       // the allocator traps when memory cannot grow: say so, instead of a bare "unreachable"
       reason += ` (most likely out of memory: the instance uses ${pages} of its ${cap} pages of 64 KiB; raise the filter's maxMemoryPages)`;
     }

@@ -1,0 +1,130 @@
+// Config changes that used to fail or do nothing: a new segment taking the port of one the same
+// change removes (also across workers), a .wasm rebuilt at the same path, secrets given by
+// reference, and a removed segment that still held packets in a filter.
+import * as assert from "uvu/assert";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ApplyError, sha256Hex, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { readFileSync } from "node:fs";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+
+const test = suite("config changes", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
+
+for (const [label, workerB] of [["on the same worker", 0], ["on another worker", 1]] as const) {
+  test(`a new segment takes the port of a segment the same change removes (${label})`, async () => {
+    const port = await freePortPair();
+    const [sinkA, sinkB] = [await Sink.open(), await Sink.open()];
+    const seg = (name: string, sink: Sink, worker: number) => ({
+      name, worker, listen: { address: LO, port }, destinations: [{ address: LO, port: sink.port }],
+    });
+    // the wildcard address too: 0.0.0.0:P and 127.0.0.1:P are one port
+    const { proxy } = await startProxy({ workers: 2, segments: [{ ...seg("old", sinkA, 0), listen: { address: "0.0.0.0", port } }] });
+    const tx = await bindUdp();
+    try {
+      tx.send(indexedRtp(1), port, LO);
+      await waitFor(() => sinkA.received === 1, 2000, "old's stream");
+      await proxy.apply(validateProxyConfig({ workers: 2, segments: [seg("new", sinkB, workerB)] }));
+      tx.send(indexedRtp(2), port, LO);
+      await waitFor(() => sinkB.received === 1, 2000, "new's stream");
+      assert.is(sinkA.received, 1, "the removed segment forwards nothing more");
+      assert.equal((await proxy.stats()).segments.map((s) => s.name), ["new"]);
+    } finally {
+      tx.close(); sinkA.close(); sinkB.close();
+      await proxy.close();
+    }
+  });
+}
+
+test("a .wasm rebuilt at the same path is swapped in on the next apply (compared by digest, not by path)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-apply-"));
+  const path = join(dir, "filter.wasm");
+  copyFileSync(fixture("counter"), path);
+  const listen = await freePortPair();
+  const input: ProxyConfigInput = {
+    filters: { f: { path } },
+    segments: [{ name: "s", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "f" }] }],
+  };
+  const { proxy, events } = await startProxy(input);
+  try {
+    assert.is((await segmentStats(proxy, "s")).stages[0]!.digest, sha256Hex(readFileSync(fixture("counter"))));
+    await proxy.apply(validateProxyConfig(input)); // same file: nothing to do
+    assert.is(events.filter((e) => e.type === "swap").length, 0);
+    copyFileSync(fixture("misbehave"), path); // "rebuilt"
+    await proxy.apply(validateProxyConfig(input));
+    assert.is(events.filter((e) => e.type === "swap").length, 1);
+    assert.is((await segmentStats(proxy, "s")).stages[0]!.digest, sha256Hex(readFileSync(fixture("misbehave"))));
+  } finally {
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("secrets by reference: $file and $env are read by the proxy; a missing one names the field; the config keeps the reference", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-secret-"));
+  writeFileSync(join(dir, "why"), "from a file\n");
+  process.env.MSM_TEST_SECRET = "from the environment";
+  const listen = await freePortPair();
+  // misbehave refuses a context with its `reject` text as the reason: the text shows what the filter got
+  const input = (reject: unknown): ProxyConfigInput => ({
+    filters: { misbehave: { path: fixture("misbehave") } },
+    segments: [{ name: "s", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave", config: { reject } }] }],
+  });
+  const { proxy } = await startProxy(input(""));
+  try {
+    const refusal = async (reject: unknown): Promise<string> => {
+      try {
+        await proxy.apply(validateProxyConfig(input(reject), dir));
+      } catch (err) {
+        assert.instance(err, ApplyError);
+        return (err as Error).message;
+      }
+      return "applied";
+    };
+    assert.match(await refusal({ $file: "why" }), /rejected its config: from a file$/m); // relative to the config's folder
+    assert.match(await refusal({ $env: "MSM_TEST_SECRET" }), /rejected its config: from the environment$/m);
+    assert.match(await refusal({ $file: "nope" }), /segments\[0\]\.chain\[0\]\.config\.reject: cannot read secret file .*nope: ENOENT/);
+    assert.match(await refusal({ $env: "MSM_TEST_UNSET_VARIABLE" }), /segments\[0\]\.chain\[0\]\.config\.reject: environment variable MSM_TEST_UNSET_VARIABLE is not set/);
+    assert.throws(() => validateProxyConfig(input({ $file: "why", other: 1 }), dir), /config\.reject: a \$file reference stands alone in its object/);
+    // what the proxy keeps (and an agent would save) is the reference, never the value
+    assert.equal(proxy.currentConfig.segments[0]!.chain[0]!.config, { reject: "" });
+  } finally {
+    await proxy.close();
+    delete process.env.MSM_TEST_SECRET;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a removed segment, and a proxy that stops, hand over what their filters hold (msm_context_drain)", async () => {
+  const [pa, pb] = [await freePortPair(), await freePortPair()];
+  const [sa, sb] = [await Sink.open(), await Sink.open()];
+  const seg = (name: string, port: number, sink: Sink) => ({
+    name, listen: { address: LO, port }, destinations: [{ address: LO, port: sink.port }],
+    chain: [{ filter: "delay", config: { delayMs: 10_000 } }], // held far longer than the test runs
+  });
+  const input = (...segments: ReturnType<typeof seg>[]): ProxyConfigInput => ({ filters: { delay: { path: fixture("delay") } }, segments });
+  const { proxy } = await startProxy(input(seg("a", pa, sa), seg("b", pb, sb)));
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 100; i++) { // more than one output area (64) each
+      tx.send(indexedRtp(i), pa, LO);
+      tx.send(indexedRtp(i), pb, LO);
+    }
+    await waitFor(async () => (await segmentStats(proxy, "a")).stages[0]!.held === 100 && (await segmentStats(proxy, "b")).stages[0]!.held === 100, 3000, "all held");
+    assert.is(sa.received + sb.received, 0);
+    await proxy.apply(validateProxyConfig(input(seg("b", pb, sb))));
+    await waitFor(() => sa.received >= 100, 2000, `a's held packets, handed over on removal (${sa.received})`);
+    await proxy.close();
+    await waitFor(() => sb.received >= 100, 2000, `b's held packets, handed over at shutdown (${sb.received})`);
+    assert.equal([sa.tally(100), sb.tally(100)], [{ missing: 0, duplicates: 0 }, { missing: 0, duplicates: 0 }]);
+  } finally {
+    tx.close(); sa.close(); sb.close();
+    await proxy.close();
+  }
+});
+
+test.run();
