@@ -3,6 +3,9 @@
 // up with each context's last checkpoint. Before (issue #9), a trap in a context change or a state
 // transfer left the segments on that instance bypassed or dropping forever, with no event.
 import * as assert from "uvu/assert";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ApplyError, validateProxyConfig, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
@@ -147,6 +150,37 @@ test("a watchdog restart carries each stage's state from its last checkpoint", a
     tx.close();
     sink.close();
     await proxy.close();
+  }
+});
+
+test("health: ready until a worker is down; not live once it cannot come back", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-health-"));
+  const wasm = join(dir, "misbehave.wasm");
+  copyFileSync(fixture("misbehave"), wasm);
+  const pb = await freePortPair();
+  const { proxy, events } = await startProxy({
+    workers: 1,
+    watchdog: { stuckMs: 300 },
+    filters: { misbehave: { path: wasm } },
+    segments: [{ name: "bad", listen: { address: LO, port: pb }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave" }] }],
+  });
+  const tx = await bindUdp();
+  try {
+    assert.equal(proxy.health(), { live: true, ready: true, problems: [] });
+    rmSync(wasm); // the restarted worker will not find its filter
+    const loop = indexedRtp(0);
+    loop[12] = 0xad;
+    tx.send(loop, pb, LO);
+    await waitFor(() => events.some((e) => e.type === "error" && e.message.startsWith("after worker restart")), 5000, "the failed restart");
+    const now = proxy.health();
+    assert.is(now.ready, false);
+    assert.is(now.live, true, "down for a moment is not dead");
+    assert.match(now.problems.join("\n"), /worker 0 is down/);
+    assert.is(proxy.health(Date.now() + 31_000).live, false, "down for 30 s is");
+  } finally {
+    tx.close();
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -159,7 +159,7 @@ test("wrong ABI, digest mismatch, rejected config: refused with the reason, the 
 test("a validate chain keeps running next to a failing filter on the same worker", async () => {
   const [pa, pb] = [await freePortPair(), await freePortPair()];
   const [sa, sb] = [await Sink.open(), await Sink.open()];
-  const { proxy } = await startProxy({
+  const { proxy, events } = await startProxy({
     workers: 1,
     filters: { misbehave: { path: fixture("misbehave") }, validate: { path: filterWasm("validate") } },
     segments: [
@@ -170,9 +170,15 @@ test("a validate chain keeps running next to a failing filter on the same worker
   const tx = await bindUdp();
   try {
     const n = 500;
+    let trapped = false;
     await sendPaced(tx, pb, "127.0.0.1", n, 2000, (i) => indexedRtp(i), (sent) => {
-      if (sent === 100) tx.send(command(0, 0xde), pa, "127.0.0.1");
+      // sendPaced reports progress per burst, so `sent` skips values: never wait for an exact one
+      if (sent >= 100 && !trapped) {
+        trapped = true;
+        tx.send(command(0, 0xde), pa, "127.0.0.1");
+      }
     });
+    await waitFor(() => events.some((e) => e.type === "failure" && e.filter === "misbehave"), 3000, "the trap, mid-stream");
     await waitFor(() => sb.received >= n - 2, 3000, "validated stream");
     const t = sb.tally(n);
     // validate holds the first packets of a new source in probation (RFC 3550 A.1, MIN_SEQUENTIAL)
