@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { ApplyError, sha256Hex, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { readFileSync } from "node:fs";
 import { suite } from "./lib/suite.js";
-import { fixture } from "./lib/paths.js";
+import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 
@@ -123,6 +123,61 @@ test("a removed segment, and a proxy that stops, hand over what their filters ho
     assert.equal([sa.tally(100), sb.tally(100)], [{ missing: 0, duplicates: 0 }, { missing: 0, duplicates: 0 }]);
   } finally {
     tx.close(); sa.close(); sb.close();
+    await proxy.close();
+  }
+});
+
+test("an error after the commit says the change was applied, and which segment does not run", async () => {
+  const [pa, pb] = [await freePortPair(), await freePortPair()];
+  const { proxy } = await startProxy({ segments: [{ name: "moving", listen: { address: LO, port: pa }, destinations: [{ address: LO, port: 9 }] }] });
+  const squatter = await bindUdp(pb, LO); // another program holds the port the segment moves to
+  try {
+    await proxy.apply(validateProxyConfig({ segments: [{ name: "moving", listen: { address: LO, port: pb }, destinations: [{ address: LO, port: 9 }] }] }));
+    assert.unreachable("applied");
+  } catch (err) {
+    assert.instance(err, ApplyError);
+    assert.is((err as ApplyError).committed, true);
+    assert.match((err as Error).message, /^config applied, except these segments, which are NOT running:\n {2}segment 'moving': cannot bind listen 127\.0\.0\.1:\d+: bind EADDRINUSE/);
+    assert.equal((await proxy.stats()).segments, []);
+  } finally {
+    squatter.close();
+    await proxy.close();
+  }
+});
+
+test("srtp must fail closed: with failure mode 'open', an srtp instance that runs out of memory sends no plaintext", async () => {
+  const [pe, pbig] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open(0, { keep: true });
+  const key = "inline:" + Buffer.alloc(30, 3).toString("base64");
+  const secure = {
+    name: "secure", listen: { address: LO, port: pe }, destinations: [{ address: LO, port: sink.port }],
+    chain: [{ filter: "srtp", config: { direction: "protect", key } }], failure: { mode: "open" as const, restartBackoffMs: 1500 },
+  };
+  const input = (extra: object[]): ProxyConfigInput => ({ filters: { srtp: { path: filterWasm("srtp"), maxMemoryPages: 16 } }, segments: [secure, ...extra] as ProxyConfigInput["segments"] });
+  const { proxy, events } = await startProxy(input([]));
+  const tx = await bindUdp();
+  try {
+    assert.is((await segmentStats(proxy, "secure")).stages[0]!.failureMode, "closed", "the filter's policy overrides the segment's mode");
+    tx.send(indexedRtp(0), pe, LO);
+    await waitFor(() => sink.received === 1, 2000, "the first protected packet");
+    // a segment whose context does not fit the instance's memory: the shared instance traps
+    const big = { name: "big", listen: { address: LO, port: pbig }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "srtp", config: { direction: "protect", key, maxSources: 1024 } }] };
+    try {
+      await proxy.apply(validateProxyConfig(input([big])));
+      assert.unreachable("applied");
+    } catch (err) {
+      assert.match((err as Error).message, /failed in msm_context_create: .*most likely out of memory: the instance uses \d+ of its 16 pages/);
+    }
+    assert.ok(events.some((e) => e.type === "failure" && e.segments.includes("secure")), "secure's stage went down");
+    for (let i = 1; i <= 50; i++) tx.send(indexedRtp(i), pe, LO); // while the instance is down
+    await waitFor(async () => ((await segmentStats(proxy, "secure")).drops.host_filter_failed ?? 0) >= 50, 1000, "drops while down");
+    await waitFor(() => events.some((e) => e.type === "restarted" && e.segments.includes("secure")), 5000, "the restart");
+    tx.send(indexedRtp(51), pe, LO);
+    await waitFor(() => sink.received === 2, 2000, "protected packets again");
+    assert.ok(sink.packets.every((p) => p.bytes.length === 210), `only SRTP (210 bytes) reached the sink: ${sink.packets.map((p) => p.bytes.length)}`);
+  } finally {
+    tx.close();
+    sink.close();
     await proxy.close();
   }
 });
