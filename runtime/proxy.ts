@@ -163,10 +163,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.watchdogTimer);
     clearInterval(this.statsTimer);
-    await this.queue; // an apply or restart in flight ends first
+    // an apply or restart in flight ends first, unless it waits on a stuck worker: closing the
+    // workers (killed when they do not answer) then ends it
+    await Promise.race([this.queue, new Promise((r) => setTimeout(r, 2000).unref())]);
     await Promise.all(this.workers.map((w) => w.close()));
+    clearInterval(this.watchdogTimer);
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {

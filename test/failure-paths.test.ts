@@ -11,6 +11,7 @@ import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { deliveryProblem, DropWatch, settled } from "./lib/kernel-drops.js";
 
 const test = suite("filter failures in every call", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
@@ -217,18 +218,21 @@ for (const checkpoints of [true, false]) {
       loop[12] = 0xad;
       tx.send(loop, pb, LO);
       await waitFor(() => events.some((e) => e.type === "worker-restarted" && e.worker === 0), 5000, "worker 0 to restart");
+      const watch = new DropWatch([pe, pd, sink.port]);
       for (let i = 1000; i < 1500; i += 50) {
         for (let k = i; k < i + 50; k++) tx.send(packet(k), pe, LO);
         await sleep(5);
       }
       const decrypt = async () => (await segmentStats(proxy, "decrypt")).stages[0]!;
-      await waitFor(async () => (await decrypt()).packetsIn >= 1500, 5000, "the stream after the restart at the receiver");
+      await settled(() => sink.received);
+      await settled(() => sink.received); // and the receiver's counters once the sink is quiet
       const refused = (await decrypt()).drops.srtp_auth_failed ?? 0;
       if (checkpoints) {
         assert.is(refused, 0, "no packet failed authentication");
-        assert.equal(sink.tally(500, 1000), { missing: 0, duplicates: 0 });
+        assert.is(await deliveryProblem(sink, 500, 1000, watch), null);
       } else {
-        assert.ok(refused >= 400, `the receiver refused the stream protected with ROC 0 (${refused} auth failures)`);
+        const arrived = 500 - watch.since().total;
+        assert.ok(refused >= arrived * 0.8, `the receiver refused the stream protected with ROC 0 (${refused} auth failures of ${arrived})`);
       }
     } finally {
       tx.close();

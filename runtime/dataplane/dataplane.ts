@@ -166,8 +166,12 @@ export class DataPlane {
     for (const p of plan.segments) {
       if (p.bindLater) {
         // new sockets: the old ones close now, the new ones are bound in the open step, once
-        // every worker has released the ports this change frees
-        if (p.existing) this.removeSegment(p.existing);
+        // every worker has released the ports this change frees; the new chain takes the old one's state
+        if (p.existing) {
+          p.existing.flush();
+          this.carryState(p.existing, p.stages ?? []);
+          this.removeSegment(p.existing, false);
+        }
         p.existing = undefined;
         this.pendingOpen.push(p);
         continue;
@@ -315,9 +319,13 @@ export class DataPlane {
     this.segments.set(config.name, seg);
   }
 
-  /** Takes a segment out: it drains (nothing it holds is lost), and its sockets close once its sends completed. */
-  private removeSegment(seg: SegmentRuntime): void {
-    seg.drain();
+  /**
+   * Takes a segment out: it drains (nothing it holds is lost) unless its state went to a new chain,
+   * and its sockets close once its sends completed.
+   */
+  private removeSegment(seg: SegmentRuntime, drain = true): void {
+    if (drain) seg.drain();
+    else seg.stopReceiving();
     for (const st of seg.stages) {
       this.stageOwner.delete(st.ctx);
       this.pool.detach(st);
@@ -332,6 +340,18 @@ export class DataPlane {
   /** Replaces a running segment's chain between two batches, carrying state stage by stage. */
   private swapChain(seg: SegmentRuntime, next: ChainStage[]): void {
     seg.flush(); // what has arrived goes through the old chain, whole
+    const old = seg.stages;
+    this.carryState(seg, next);
+    seg.stages = next;
+    for (const st of next) this.stageOwner.set(st.ctx, seg);
+    for (const st of old) {
+      this.stageOwner.delete(st.ctx);
+      this.pool.detach(st);
+    }
+  }
+
+  /** Moves each stage's state (and counters) from `seg`'s chain to the stage of the same filter in `next`. */
+  private carryState(seg: SegmentRuntime, next: ChainStage[]): void {
     const carried: string[] = [];
     const fresh: string[] = [];
     const old = seg.stages;
@@ -361,12 +381,6 @@ export class DataPlane {
         fresh.push(st.filterName);
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state not carried over: ${result.reason}` });
       }
-    }
-    seg.stages = next;
-    for (const st of next) this.stageOwner.set(st.ctx, seg);
-    for (const st of old) {
-      this.stageOwner.delete(st.ctx);
-      this.pool.detach(st);
     }
     this.options.onEvent?.({ type: "swap", segment: seg.name, carried, fresh });
   }

@@ -130,11 +130,16 @@ export class SegmentRuntime {
    */
   drain(): void {
     if (this.closed) return;
-    const s = this.sockets;
-    for (const sock of [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp]) sock?.removeAllListeners("message");
+    this.stopReceiving();
     this.flush();
     this.runner.setClock(performance.now() * 1000, Date.now() * 1000);
     this.runner.drain(this.stages, this.stats, this.egress);
+  }
+
+  /** Stops taking packets in (the sockets stay open for the sends in flight). */
+  stopReceiving(): void {
+    const s = this.sockets;
+    for (const sock of [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp]) sock?.removeAllListeners("message");
   }
 
   /** Closes the sockets (after drain(): what was waiting has been sent). */

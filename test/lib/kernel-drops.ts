@@ -61,3 +61,34 @@ export function unexplainedLoss(a: { sent: number; received: number; proxyDrops:
     `${kernel.total} by the kernel (${JSON.stringify(kernel.byPort)}), ${Math.max(0, unexplained)} unexplained` +
     `${a.duplicates ? `, ${a.duplicates} duplicates` : ""}`;
 }
+
+/** Waits until `count()` has not changed for `quietMs` (or `timeoutMs` passed): the last packets are in. */
+export async function settled(count: () => number, quietMs = 300, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let last = count();
+  let since = Date.now();
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 25));
+    const now = count();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) return;
+  }
+}
+
+/**
+ * For a test of a stream of `n` keyed packets (a Sink's tally): waits until the sink settles, then
+ * returns null when nothing is duplicated and every missing packet is explained by the kernel's
+ * drops on the watched sockets, else a message that says what is not.
+ */
+export async function deliveryProblem(
+  sink: { received: number; tally(n: number, from?: number): { missing: number; duplicates: number } },
+  n: number, from: number, watch: DropWatch,
+): Promise<string | null> {
+  await settled(() => sink.received);
+  const { missing, duplicates } = sink.tally(n, from);
+  const kernel = watch.since();
+  if (duplicates === 0 && missing <= kernel.total) return null;
+  return `${missing} of ${n} missing (the kernel dropped ${kernel.total}: ${JSON.stringify(kernel.byPort)}), ${duplicates} duplicates`;
+}
