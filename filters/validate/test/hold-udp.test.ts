@@ -30,10 +30,17 @@ async function proxyWith(chains: Record<string, Chain>) {
     sinks[name] = { rtp: await Sink.open(dest, { keep: true, keyOf: seqOf }), rtcp: await Sink.open(dest + 1, { keep: true }), listen };
     segments.push({ name, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: dest }], chain });
   }
-  const { proxy } = await startProxy({
-    filters: { validate: { path: filterWasm("validate") }, srtp: { path: filterWasm("srtp") } },
-    segments,
-  });
+  const closeSinks = (): void => Object.values(sinks).forEach((s) => (s.rtp.close(), s.rtcp.close()));
+  let proxy: Awaited<ReturnType<typeof startProxy>>["proxy"];
+  try {
+    ({ proxy } = await startProxy({
+      filters: { validate: { path: filterWasm("validate") }, srtp: { path: filterWasm("srtp") } },
+      segments,
+    }));
+  } catch (err) {
+    closeSinks();
+    throw err;
+  }
   const stage = async (segment: string, filter = "validate") => {
     const s = await segmentStats(proxy, segment);
     const st = s.stages.find((x) => x.filter === filter)!;
@@ -41,10 +48,7 @@ async function proxyWith(chains: Record<string, Chain>) {
     return { seg: s, stage: st, metric };
   };
   const close = async (): Promise<void> => {
-    for (const s of Object.values(sinks)) {
-      s.rtp.close();
-      s.rtcp.close();
-    }
+    closeSinks();
     await proxy.close();
   };
   return { proxy, sinks, stage, close };
