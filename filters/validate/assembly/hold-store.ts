@@ -4,7 +4,7 @@
 //
 // A queue is QUEUE_SIZE bytes of raw memory (head, tail, count), so that it can live inside a
 // source record as well as in a context.
-import { MAX_PACKET } from "../../../sdk/assembly/arena";
+import { MAX_PACKET } from "../../../sdk/assembly";
 
 /** Most slots a store may have (2 KiB each). */
 export const MAX_STORE_PACKETS: i32 = 2048;

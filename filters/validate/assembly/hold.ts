@@ -78,10 +78,10 @@ export function drain(c: ValidateContext): void {
   countPassed(sent);
 }
 
-/** Arms TIMER_DRAIN if packets wait to go out. */
+/** Arms TIMER_DRAIN if packets wait to go out (in 1 ms if the host refuses a timer at 0 delay). */
 export function scheduleDrain(c: ValidateContext): void {
   if (c.drainArmed || queueCount(c.release) == 0) return;
-  c.drainArmed = timerSet(c.id, TIMER_DRAIN, 0) == Status.Ok;
+  c.drainArmed = timerSet(c.id, TIMER_DRAIN, 0) == Status.Ok || timerSet(c.id, TIMER_DRAIN, 1000) == Status.Ok;
 }
 
 /**

@@ -7,7 +7,7 @@
 //           i64 arrival (now_us clock), length bytes
 // Version 1 (no packets) is still read.
 import { DropReason, Status, StateReader, StateWriter } from "../../../sdk/assembly";
-import { MAX_PACKET } from "../../../sdk/assembly/arena";
+import { MAX_PACKET } from "../../../sdk/assembly";
 import { ValidateContext } from "./context";
 import { NONE, heldPackets, queueCount } from "./hold-store";
 import { discardHeld } from "./hold";

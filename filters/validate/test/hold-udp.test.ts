@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:dgram";
-import type { ProxyConfigInput } from "../../../runtime/index.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../../../runtime/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import { filterWasm } from "../../../test/lib/paths.js";
 import { DropWatch, unexplainedLoss } from "../../../test/lib/kernel-drops.js";
@@ -98,6 +98,34 @@ test("a source that never validates: its held packet is dropped after holdTimeou
   } finally {
     tx.close();
     await p.close();
+  }
+});
+
+test("a hot swap carries the held packet: it reaches the receiver once the source validates under the new chain", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open(0, { keep: true, keyOf: seqOf });
+  const config = (maxSize: number): ProxyConfigInput => ({
+    filters: { validate: { path: filterWasm("validate") } },
+    segments: [{ name: "cam", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }],
+      chain: [{ filter: "validate", config: { maxSize } }] }],
+  });
+  const { proxy, events } = await startProxy(config(1500));
+  const tx = await bindUdp();
+  try {
+    const first = indexedRtp(0, 300, 0xcafe);
+    tx.send(first, listen, LO);
+    await waitFor(async () => (await segmentStats(proxy, "cam")).stages[0]!.held === 1, 3000, "the first packet to be held");
+    await proxy.apply(validateProxyConfig(config(1400)));
+    assert.equal(events.filter((e) => e.type === "swap").map((e) => e.type === "swap" && e.carried), [["validate"]]);
+    tx.send(indexedRtp(1, 300, 0xcafe), listen, LO);
+    await waitFor(() => sink.received >= 2, 3000, `both packets at the sink (${sink.received})`);
+    assert.ok(sink.packets[0]!.bytes.equals(first), "the packet held by the old instance, sent by the new one");
+    assert.is(seqOf(sink.packets[1]!.bytes), 1);
+    assert.is((await segmentStats(proxy, "cam")).dropsTotal, 0);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
   }
 });
 
