@@ -1,5 +1,6 @@
 // One context's state, and a pool that recycles the state of destroyed contexts (the stub
 // runtime never frees, so reuse is what keeps memory bounded under segment churn).
+import { QUEUE_SIZE, initQueue } from "./hold-store";
 import { Settings } from "./settings";
 import { SourceTable } from "./sources";
 
@@ -8,9 +9,37 @@ export class ValidateContext {
   settings: Settings = new Settings();
   /** Gauge value last reported for `sources` (to report only changes). */
   reportedSources: i32 = -1;
+  /**
+   * Packets on their way out through the output area, in order: the held packets of sources
+   * that validated, and the packets that arrived behind them (a queue in the hold store).
+   */
+  readonly release: usize = heap.alloc(QUEUE_SIZE);
+  /** Packets of this context in the hold store (source queues and `release`). */
+  held: i32 = 0;
+  /** Gauge value last reported for `held`. */
+  reportedHeld: i32 = -1;
+  /** The batch in which this context last sent a packet through the output area. */
+  emitEpoch: u32 = 0;
+  /** Timer armed: expire held packets / send more of `release`. */
+  expiryArmed: bool = false;
+  drainArmed: bool = false;
   nextFree: ValidateContext | null = null;
 
-  constructor(readonly sources: SourceTable) {}
+  constructor(readonly sources: SourceTable) {
+    initQueue(this.release);
+  }
+
+  /** Back to the state of a new context (its held packets already freed). */
+  reset(): void {
+    this.sources.clear();
+    this.reportedSources = -1;
+    initQueue(this.release);
+    this.held = 0;
+    this.reportedHeld = -1;
+    this.emitEpoch = 0;
+    this.expiryArmed = false;
+    this.drainArmed = false;
+  }
 }
 
 // Tables come in power-of-two capacities; free lists are kept per capacity class, so a
@@ -31,8 +60,7 @@ export function takeContext(maxSources: i32): ValidateContext {
   if (free !== null) {
     unchecked((freeLists[c] = free.nextFree));
     free.nextFree = null;
-    free.sources.clear();
-    free.reportedSources = -1;
+    free.reset();
     return free;
   }
   return new ValidateContext(new SourceTable(1 << c));

@@ -1,20 +1,31 @@
-// The filter's counters: packets_passed, and drops_<reason> for every reason it can give.
-// Counts are gathered per run of same-context packets in a batch and flushed in one host
-// call per metric, not one per packet.
+// The filter's metrics: packets_passed, packets_held, packets_released, packets_reordered,
+// drops_<reason> for every reason it can give, and the gauges sources and held. Counts are
+// gathered per run of same-context packets in a batch (or per timer call) and flushed in one
+// host call per metric, not one per packet.
 import { DropReason, defineCounter, defineGauge, metricAdd, metricSet } from "../../../sdk/assembly";
 
 const REASON_SLOTS = 64; // every reason this filter writes is below 64
 const dropMetric = new StaticArray<i32>(REASON_SLOTS);
 const pendingDrops = new StaticArray<i32>(REASON_SLOTS);
-let passedMetric: i32 = -1;
+// Counters kept apart from the drops, in the order of COUNTER_NAMES.
+const PASSED = 0;
+const HELD = 1;
+const RELEASED = 2;
+const REORDERED = 3;
+const COUNTERS = 4;
+const COUNTER_NAMES: string[] = ["packets_passed", "packets_held", "packets_released", "packets_reordered"];
+const counterMetric = new StaticArray<i32>(COUNTERS);
+const pendingCounts = new StaticArray<i32>(COUNTERS);
+let pendingCountTotal: i32 = 0;
 let sourcesMetric: i32 = -1;
-let pendingPassed: i32 = 0;
+let heldMetric: i32 = -1;
 let pendingDropTotal: i32 = 0;
 
 /** Defines the metrics (configure_root). */
 export function defineMetrics(): void {
-  passedMetric = defineCounter("packets_passed");
+  for (let i = 0; i < COUNTERS; i++) unchecked((counterMetric[i] = defineCounter(COUNTER_NAMES[i])));
   sourcesMetric = defineGauge("sources");
+  heldMetric = defineGauge("held");
   for (let i = 0; i < REASON_SLOTS; i++) unchecked((dropMetric[i] = -1));
   define(DropReason.TooShort, "drops_too_short");
   define(DropReason.BadVersion, "drops_bad_version");
@@ -39,20 +50,50 @@ function define(reason: i32, name: string): void {
   unchecked((dropMetric[reason] = defineCounter(name)));
 }
 
-@inline export function countPassed(): void {
-  pendingPassed++;
+@inline function count(counter: i32, n: i32): void {
+  unchecked((pendingCounts[counter] += n));
+  pendingCountTotal += n;
+}
+
+/** Packets let through: in place, or through the output area. */
+@inline export function countPassed(n: i32 = 1): void {
+  count(PASSED, n);
+}
+
+/** Packets put into the hold store. */
+@inline export function countHeld(): void {
+  count(HELD, 1);
+}
+
+/** Held packets sent on through the output area. */
+@inline export function countReleased(n: i32): void {
+  count(RELEASED, n);
+}
+
+/** Packets passed in place ahead of released ones still waiting, because the store was full. */
+@inline export function countReordered(): void {
+  count(REORDERED, 1);
 }
 
 @inline export function countDrop(reason: u32): void {
-  unchecked((pendingDrops[<i32>reason & (REASON_SLOTS - 1)] += 1));
-  pendingDropTotal++;
+  countDrops(reason, 1);
+}
+
+@inline export function countDrops(reason: u32, n: i32): void {
+  unchecked((pendingDrops[<i32>reason & (REASON_SLOTS - 1)] += n));
+  pendingDropTotal += n;
 }
 
 /** Reports the counts gathered since the last flush as context `ctx`'s. */
 export function flushCounts(ctx: u32): void {
-  if (pendingPassed > 0) {
-    metricAdd(passedMetric, ctx, pendingPassed);
-    pendingPassed = 0;
+  if (pendingCountTotal > 0) {
+    for (let i = 0; i < COUNTERS; i++) {
+      const n = unchecked(pendingCounts[i]);
+      if (n == 0) continue;
+      metricAdd(unchecked(counterMetric[i]), ctx, n);
+      unchecked((pendingCounts[i] = 0));
+    }
+    pendingCountTotal = 0;
   }
   if (pendingDropTotal == 0) return;
   for (let i = 0; i < REASON_SLOTS; i++) {
@@ -64,6 +105,10 @@ export function flushCounts(ctx: u32): void {
   pendingDropTotal = 0;
 }
 
-@inline export function reportSources(ctx: u32, count: i32): void {
-  metricSet(sourcesMetric, ctx, count);
+@inline export function reportSources(ctx: u32, n: i32): void {
+  metricSet(sourcesMetric, ctx, n);
+}
+
+@inline export function reportHeld(ctx: u32, n: i32): void {
+  metricSet(heldMetric, ctx, n);
 }

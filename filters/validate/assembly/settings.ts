@@ -10,8 +10,20 @@ export const MAX_SOURCES_LIMIT: i32 = 1024;
 const KEYS: string[] = [
   "probation", "maxDropout", "maxMisorder", "allowedSsrcs", "allowedPayloadTypes", "minSize",
   "maxSize", "rate", "maxSources", "sourceTimeoutMs", "validateRtcp", "reducedSizeRtcp",
+  "holdPackets", "holdTimeoutMs", "srtp",
 ];
+/** Keys only the root config may set: they size what the whole instance shares. */
+export const ROOT_ONLY_KEYS: string[] = ["holdStorePackets"];
+const ROOT_KEYS: string[] = KEYS.concat(ROOT_ONLY_KEYS);
 const RATE_KEYS: string[] = ["packetsPerSecond", "bitsPerSecond", "burstPackets", "burstBits"];
+
+/** Which direction's packets reach the filter SRTP/SRTCP-protected (the `srtp` key). */
+export enum Protected {
+  None = 0,
+  Downstream = 1,
+  Upstream = 2,
+}
+const PROTECTED_NAMES: string[] = ["none", "downstream", "upstream"];
 
 export class Settings {
   /** RFC 3550 A.1 MIN_SEQUENTIAL: in-order packets needed before a new source is valid. */
@@ -41,6 +53,12 @@ export class Settings {
   validateRtcp: bool = true;
   /** Accept RFC 5506 reduced-size RTCP (a lone feedback packet) instead of strict A.2 compounds. */
   reducedSizeRtcp: bool = false;
+  /** Probation packets held per source until it validates; 0 drops them as RFC 3550 A.1 does. */
+  holdPackets: i32 = 8;
+  /** Held packets of a source that has not validated are dropped after this long. */
+  holdTimeoutMs: i64 = 1000;
+  /** Packets of this direction are SRTP/SRTCP here: check only what is in clear. */
+  srtp: Protected = Protected.None;
 
   copyFrom(o: Settings): void {
     this.probation = o.probation;
@@ -61,11 +79,23 @@ export class Settings {
     this.sourceTimeoutMs = o.sourceTimeoutMs;
     this.validateRtcp = o.validateRtcp;
     this.reducedSizeRtcp = o.reducedSizeRtcp;
+    this.holdPackets = o.holdPackets;
+    this.holdTimeoutMs = o.holdTimeoutMs;
+    this.srtp = o.srtp;
   }
 
-  /** Overrides the keys `cfg` sets; problems are recorded in `cfg` (see Config.finish). */
-  apply(cfg: Config): void {
-    cfg.rejectUnknown(KEYS);
+  /**
+   * Overrides the keys `cfg` sets; problems are recorded in `cfg` (see Config.finish). `root`:
+   * this is the root config, which may also set ROOT_ONLY_KEYS (read by the caller).
+   */
+  apply(cfg: Config, root: bool): void {
+    if (!root) {
+      for (let i = 0; i < ROOT_ONLY_KEYS.length; i++) {
+        const key = ROOT_ONLY_KEYS[i];
+        if (cfg.has(key)) cfg.fail("config key '" + key + "' can only be set in the filter's root config (filters.<name>.config)");
+      }
+    }
+    cfg.rejectUnknown(root ? ROOT_KEYS : KEYS);
     this.probation = <i32>cfg.getInt("probation", this.probation, 0, 255);
     this.maxDropout = <i32>cfg.getInt("maxDropout", this.maxDropout, 1, 65535);
     this.maxMisorder = <i32>cfg.getInt("maxMisorder", this.maxMisorder, 0, 65535);
@@ -85,6 +115,9 @@ export class Settings {
     this.sourceTimeoutMs = cfg.getInt("sourceTimeoutMs", this.sourceTimeoutMs, 0, 86_400_000);
     this.validateRtcp = cfg.getBool("validateRtcp", this.validateRtcp);
     this.reducedSizeRtcp = cfg.getBool("reducedSizeRtcp", this.reducedSizeRtcp);
+    this.holdPackets = <i32>cfg.getInt("holdPackets", this.holdPackets, 0, 255);
+    this.holdTimeoutMs = cfg.getInt("holdTimeoutMs", this.holdTimeoutMs, 1, 60_000);
+    this.applyProtected(cfg);
 
     // Rules across keys, checked on the merged result.
     if (this.maxDropout + this.maxMisorder > 65536) {
@@ -131,6 +164,13 @@ export class Settings {
     }
     for (let i = 0; i < list.length; i++) unchecked((this.ssrcs[i] = <u32>list[i]));
     this.ssrcCount = list.length;
+  }
+
+  private applyProtected(cfg: Config): void {
+    const name = cfg.getString("srtp", PROTECTED_NAMES[this.srtp]);
+    const i = PROTECTED_NAMES.indexOf(name);
+    if (i < 0) cfg.fail("config key 'srtp' must be \"none\", \"downstream\" or \"upstream\"");
+    else this.srtp = <Protected>i;
   }
 
   private applyPayloadTypes(cfg: Config): void {

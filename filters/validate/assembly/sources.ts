@@ -1,7 +1,9 @@
 // Per-SSRC source state of one context: RFC 3550 A.1's `source` (probation and sequence
-// tracking) plus two token buckets. Records live in one raw block allocated when the context
-// is created; entries [0, count) are in use (removal moves the last one into the hole).
+// tracking), two token buckets, and the queue of packets held while the source is on probation.
+// Records live in one raw block allocated when the context is created; entries [0, count) are
+// in use.
 import { DropReason } from "../../../sdk/assembly";
+import { heldPackets, initQueue } from "./hold-store";
 import { Settings } from "./settings";
 
 /** RFC 3550 A.1 RTP_SEQ_MOD. */
@@ -9,9 +11,10 @@ const SEQ_MOD: u32 = 1 << 16;
 /** Token buckets count in millionths so that a rate per second refills per microsecond exactly. */
 const TOKEN_SCALE: i64 = 1_000_000;
 
-// Record layout (little-endian, RECORD_SIZE bytes). It is also the state-blob record format:
-// change it only together with STATE_VERSION in state.ts.
-export const RECORD_SIZE: i32 = 48;
+// Record layout (little-endian, RECORD_SIZE bytes). Its first STATE_RECORD_SIZE bytes are also
+// the state-blob record format: change those only together with STATE_VERSION in state.ts.
+export const STATE_RECORD_SIZE: i32 = 48;
+export const RECORD_SIZE: i32 = 64;
 const R_SSRC = 0; //        u32
 const R_PROBATION = 4; //   u8   packets still needed in sequence (0: valid source)
 const R_MAX_SEQ = 6; //     u16  highest sequence number seen
@@ -22,10 +25,22 @@ const R_RECEIVED = 20; //   u32  packets accepted
 const R_PKT_TOKENS = 24; // i64  packet bucket, in 1/TOKEN_SCALE packets
 const R_BIT_TOKENS = 32; // i64  bit bucket, in 1/TOKEN_SCALE bits
 const R_LAST_US = 40; //    i64  arrival of the newest packet (bucket refill and idle reference)
+const R_HELD = 48; //       QUEUE_SIZE bytes: packets held on probation (hold-store.ts)
+
+/** The queue of packets held for the source of record `r`. */
+@inline export function heldQueue(r: usize): usize {
+  return r + R_HELD;
+}
+
+@inline export function recordSsrc(r: usize): u32 {
+  return load<u32>(r, R_SSRC);
+}
 
 export class SourceTable {
   /** Records in use. */
   count: i32 = 0;
+  /** Held packets freed by the last add() that recycled a record. */
+  recycledHeld: i32 = 0;
   private lastHit: i32 = 0;
   private records: usize;
 
@@ -61,16 +76,20 @@ export class SourceTable {
   }
 
   /**
-   * A fresh record for a new `ssrc` on probation with full buckets, or 0 when `limit` sources
-   * are tracked and none has been silent for `idleUs` (> 0) or longer.
+   * A fresh record for a new `ssrc` on probation with full buckets, or 0 when `maxSources`
+   * sources are tracked and none has been silent for `sourceTimeoutMs` (> 0) or longer. A
+   * recycled record's held packets are freed: `recycledHeld` says how many.
    */
   add(ssrc: u32, seq: u16, nowUs: i64, s: Settings): usize {
     let r: usize = 0;
+    this.recycledHeld = 0;
     if (this.count < s.maxSources) {
       r = this.record(this.count++);
+      initQueue(heldQueue(r));
     } else if (s.sourceTimeoutMs > 0) {
       r = this.oldest();
       if (nowUs - load<i64>(r, R_LAST_US) < s.sourceTimeoutMs * 1000) return 0;
+      this.recycledHeld = heldPackets.clear(heldQueue(r));
     } else {
       return 0;
     }
@@ -98,8 +117,9 @@ export class SourceTable {
   }
 
   /**
-   * Adds a copy of record `src` (state import) unless its SSRC is not allowed. When the table
-   * is full it replaces the least recent record if `src` is more recent.
+   * Adds a copy of blob record `src` (state import, STATE_RECORD_SIZE bytes) unless its SSRC is
+   * not allowed. When the table is full it replaces the least recent record if `src` is more
+   * recent. Call it before any packet is held in this table (the import's order).
    */
   insertCopy(src: usize, s: Settings): void {
     if (!s.ssrcAllowed(load<u32>(src, R_SSRC))) return;
@@ -111,7 +131,8 @@ export class SourceTable {
       r = this.oldest();
       if (load<i64>(r, R_LAST_US) >= load<i64>(src, R_LAST_US)) return;
     }
-    memory.copy(r, src, RECORD_SIZE);
+    memory.copy(r, src, STATE_RECORD_SIZE);
+    initQueue(heldQueue(r));
     if (<i32>load<u8>(r, R_PROBATION) > s.probation) store<u8>(r, <u8>s.probation, R_PROBATION);
   }
 }

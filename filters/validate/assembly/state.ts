@@ -1,35 +1,133 @@
 // The state blob carried across a hot swap: the per-SSRC table, so that probation, sequence
-// and rate state survive. Layout (little-endian):
-//   u32 STATE_MAGIC, u16 STATE_VERSION, u16 record size, u32 count, count x record
-import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
+// and rate state survive, and the held packets, so that a swap loses none that fit.
+// Layout (little-endian):
+//   u32 STATE_MAGIC, u16 version, u16 record size, u32 count, count x record (STATE_RECORD_SIZE)
+//   version 2 only: u32 lost (held packets left out: no room in the blob), u32 n, n x packet
+//   packet: u8 queue (RELEASE, or SOURCE: held for the source `ssrc`), u32 ssrc, u16 length,
+//           i64 arrival (now_us clock), length bytes
+// Version 1 (no packets) is still read.
+import { DropReason, Status, StateReader, StateWriter } from "../../../sdk/assembly";
+import { MAX_PACKET } from "../../../sdk/assembly";
 import { ValidateContext } from "./context";
-import { RECORD_SIZE } from "./sources";
+import { NONE, heldPackets, queueCount } from "./hold-store";
+import { discardHeld } from "./hold";
+import { countDrops } from "./metrics";
+import { STATE_RECORD_SIZE, heldQueue, recordSsrc } from "./sources";
 
 const STATE_MAGIC: u32 = 0x4c41564d; // "MVAL"
-const STATE_VERSION: u16 = 1;
+const VERSION_RECORDS: u16 = 1;
+const VERSION_HELD: u16 = 2;
 const STATE_HEADER = 12;
+const PACKET_HEADER = 15;
+const RELEASE: u8 = 0;
+const SOURCE: u8 = 1;
 
 export function writeState(c: ValidateContext, out: StateWriter): Status {
   const t = c.sources;
   out.u32(STATE_MAGIC);
-  out.u16(STATE_VERSION);
-  out.u16(<u16>RECORD_SIZE);
+  out.u16(VERSION_HELD);
+  out.u16(<u16>STATE_RECORD_SIZE);
   out.u32(<u32>t.count);
-  for (let i = 0; i < t.count; i++) out.bytes(t.record(i), RECORD_SIZE);
+  for (let i = 0; i < t.count; i++) out.bytes(t.record(i), STATE_RECORD_SIZE);
+  const lostAt = out.reserve(4);
+  const countAt = out.reserve(4);
+  if (out.overflow) return Status.Ok; // the SDK reports NoSpace
+  let lost: u32 = 0;
+  let carried: u32 = 0;
+  // Packets on their way out first: they are older than anything still held.
+  for (let i = heldPackets.head(c.release); i != NONE; i = heldPackets.next(i)) {
+    if (writePacket(out, i, RELEASE, 0)) carried++;
+    else lost++;
+  }
+  for (let k = 0; k < t.count; k++) {
+    const r = t.record(k);
+    for (let i = heldPackets.head(heldQueue(r)); i != NONE; i = heldPackets.next(i)) {
+      if (writePacket(out, i, SOURCE, recordSsrc(r))) carried++;
+      else lost++;
+    }
+  }
+  store<u32>(lostAt, lost);
+  store<u32>(countAt, carried);
   return Status.Ok;
+}
+
+/** Writes held packet `i` if it fits in what is left of the blob. */
+function writePacket(out: StateWriter, i: i32, queue: u8, ssrc: u32): bool {
+  const len = heldPackets.length(i);
+  if (out.remaining < PACKET_HEADER + len) return false;
+  out.u8(queue);
+  out.u32(ssrc);
+  out.u16(<u16>len);
+  out.u64(<u64>heldPackets.arrival(i));
+  out.bytes(heldPackets.packet(i), len);
+  return true;
 }
 
 export function readState(c: ValidateContext, blob: StateReader): Status {
   if (blob.length == 0) return Status.Ok;
-  if (blob.length < STATE_HEADER) return Status.BadState;
-  if (blob.u32() != STATE_MAGIC || blob.u16() != STATE_VERSION || blob.u16() != <u16>RECORD_SIZE) {
+  if (blob.length < STATE_HEADER || blob.u32() != STATE_MAGIC) return Status.BadState;
+  const version = blob.u16();
+  if ((version != VERSION_RECORDS && version != VERSION_HELD) || blob.u16() != <u16>STATE_RECORD_SIZE) {
     return Status.BadState;
   }
   const count = <i32>blob.u32();
-  if (count < 0 || count > blob.remaining / RECORD_SIZE || blob.remaining != count * RECORD_SIZE) {
-    return Status.BadState;
+  if (count < 0 || count > blob.remaining / STATE_RECORD_SIZE) return Status.BadState;
+  const recordsAt = blob.position;
+  if (version == VERSION_RECORDS) {
+    if (blob.remaining != count * STATE_RECORD_SIZE) return Status.BadState;
+  } else {
+    blob.take(count * STATE_RECORD_SIZE);
+    if (!packetsWellFormed(blob)) return Status.BadState;
   }
+
+  // The blob is sound: replace the context's state with it.
+  const before = discardHeld(c);
+  if (before > 0) countDrops(DropReason.Probation, before);
   c.sources.clear();
-  for (let i = 0; i < count; i++) c.sources.insertCopy(blob.take(RECORD_SIZE), c.settings);
+  blob.position = recordsAt;
+  for (let i = 0; i < count; i++) c.sources.insertCopy(blob.take(STATE_RECORD_SIZE), c.settings);
+  if (version == VERSION_HELD) readPackets(c, blob);
   return Status.Ok;
+}
+
+/** Whether the packet section that follows is whole, with nothing after it. */
+function packetsWellFormed(blob: StateReader): bool {
+  blob.take(4); // lost
+  const n = blob.u32();
+  for (let k: u32 = 0; k < n && !blob.overflow; k++) {
+    const queue = blob.u8();
+    blob.u32();
+    const len = <i32>blob.u16();
+    blob.u64();
+    if (queue > SOURCE || len > MAX_PACKET) return false;
+    blob.take(len);
+  }
+  return !blob.overflow && blob.remaining == 0;
+}
+
+/**
+ * Holds the blob's packets again, in order. A packet whose source was left out, or that the
+ * store or the source's holdPackets has no room for, is dropped and counted as probation with
+ * the ones the old instance could not fit.
+ */
+function readPackets(c: ValidateContext, blob: StateReader): void {
+  let lost = <i32>blob.u32();
+  const n = blob.u32();
+  for (let k: u32 = 0; k < n; k++) {
+    const queue = blob.u8();
+    const ssrc = blob.u32();
+    const len = <i32>blob.u16();
+    const arrival = <i64>blob.u64();
+    const ptr = blob.take(len);
+    let q: usize = 0;
+    if (queue == RELEASE) {
+      q = c.release;
+    } else {
+      const r = c.sources.find(ssrc);
+      if (r != 0 && queueCount(heldQueue(r)) < c.settings.holdPackets) q = heldQueue(r);
+    }
+    if (q != 0 && heldPackets.push(q, ptr, len, arrival)) c.held++;
+    else lost++;
+  }
+  if (lost > 0) countDrops(DropReason.Probation, lost);
 }

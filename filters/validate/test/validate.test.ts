@@ -1,5 +1,7 @@
 // The validate filter: RFC 3550 A.1 / A.2 checks and per-SSRC policy, each drop with its reason.
 // Runs against the checked build (--uncheckedBehavior never), so a wrong unchecked() traps here.
+// Holding is off here (holdPackets: 0) so that probation shows as the RFC's drops; hold.test.ts
+// tests holding, which is the default.
 import * as assert from "uvu/assert";
 import {
   DropReason, FilterConfigError, FilterHarness, PacketFlag, buildRtp, buildRtcpReceiverReport,
@@ -12,7 +14,9 @@ const test = suite("validate filter");
 const SSRC = 0x11223344;
 
 const load = (options: HarnessOptions = {}, checked = true): Promise<FilterHarness> =>
-  FilterHarness.load(filterWasm("validate", checked), { name: "validate", ...options });
+  FilterHarness.load(filterWasm("validate", checked), {
+    name: "validate", ...options, rootConfig: { holdPackets: 0, ...(options.rootConfig as object | undefined) },
+  });
 
 /** Runs RTP packets with these sequence numbers, one batch, and returns the reason names ("" = pass). */
 function sequence(h: FilterHarness, ctx: number, seqs: readonly number[], ssrc = SSRC): string[] {
@@ -20,7 +24,7 @@ function sequence(h: FilterHarness, ctx: number, seqs: readonly number[], ssrc =
   return r.packets.map(outcome);
 }
 
-const outcome = (p: PacketResult): string => (p.verdict === "pass" ? "" : p.reasonName);
+const outcome = (p: PacketResult): string => (p.verdict === "pass" ? "" : p.verdict === "hold" ? "held" : p.reasonName);
 
 function expectDrop(p: PacketResult, reason: DropReason, what: string): void {
   assert.is(p.verdict, "drop", `${what}: verdict`);
@@ -338,16 +342,26 @@ test("unknown config keys are rejected, naming the key", async () => {
   rejected({ maxSources: 0 }, /'maxSources' must be between 1 and 1024/);
   rejected({ maxDropout: 60000, maxMisorder: 6000 }, /'maxDropout' \+ 'maxMisorder' must not exceed 65536/);
   rejected({ minSize: 100, maxSize: 50 }, /'maxSize' must be 0 \(no limit\) or at least 'minSize'/);
+  rejected({ holdPackets: 256 }, /config key 'holdPackets' must be between 0 and 255/);
+  rejected({ holdTimeoutMs: 0 }, /config key 'holdTimeoutMs' must be between 1 and 60000/);
+  rejected({ srtp: "both" }, /config key 'srtp' must be "none", "downstream" or "upstream"/);
+  rejected({ srtp: true }, /config key 'srtp' must be a string/);
+  rejected({ holdStorePackets: 16 }, /config key 'holdStorePackets' can only be set in the filter's root config/);
   assert.ok(h.createContext({ probation: null, rate: {} }) > 0, "null and {} mean the defaults");
 });
 
 test("a root config with an unknown key refuses the filter; root keys are defaults for contexts", async () => {
-  try {
-    await load({ rootConfig: { nope: true } });
-    assert.unreachable("root config accepted");
-  } catch (err) {
-    assert.match((err as Error).message, /unknown config key 'nope'/);
-  }
+  const refused = async (rootConfig: unknown, pattern: RegExp): Promise<void> => {
+    try {
+      await load({ rootConfig });
+    } catch (err) {
+      assert.match((err as Error).message, pattern);
+      return;
+    }
+    assert.unreachable(`root config ${JSON.stringify(rootConfig)} accepted`);
+  };
+  await refused({ nope: true }, /unknown config key 'nope'/);
+  await refused({ holdStorePackets: 2049 }, /config key 'holdStorePackets' must be between 0 and 2048/);
   const h = await load({ rootConfig: { probation: 0, rate: { packetsPerSecond: 1, burstPackets: 1 } } });
   const inherits = h.createContext({});
   assert.equal(sequence(h, inherits, [1, 2]), ["", "rate_limit_packets"]);

@@ -1,0 +1,123 @@
+// Holding probation packets instead of dropping them. RFC 3550 A.1's probation is a receiver's
+// rule; a forwarder that drops a new stream's first packets drops what the receiver needs most
+// (ffmpeg sends H.264 SPS and PPS first). So a packet of a source on probation is held (verdict
+// Hold, copied into the hold store) and, once the source validates, sent on through the output
+// area ahead of the packet that validated it. The host forwards a call's output packets after
+// the packets that passed in place, so once a context has sent anything through the output area
+// in a batch, or has packets still waiting to go out, its later valid packets take the same way.
+//
+// Held packets of a source that never validates are dropped after holdTimeoutMs (timer
+// TIMER_EXPIRE) and counted as `drops_probation`: the host counted them as held, not dropped.
+// When the output area is full, what waits goes out from timer TIMER_DRAIN.
+import { DropReason, Output, Packet, Status, timerSet } from "../../../sdk/assembly";
+import { ValidateContext } from "./context";
+import { NONE, heldPackets, queueCount } from "./hold-store";
+import { countDrops, countHeld, countPassed, countReleased, countReordered } from "./metrics";
+import { heldQueue } from "./sources";
+
+export const TIMER_EXPIRE = 0;
+export const TIMER_DRAIN = 1;
+
+/** Counts msm_on_batch calls, to tell whether a context sent output in this one. */
+let batchEpoch: u32 = 1;
+
+export function startBatch(): void {
+  batchEpoch++;
+  if (batchEpoch == 0) batchEpoch = 1; // 0 is a new context's "never"
+}
+
+/** Holds probation packet `p` of source record `r`. False when it may not: drop it then. */
+export function holdProbation(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
+  const s = c.settings;
+  const q = heldQueue(r);
+  if (queueCount(q) >= s.holdPackets) return false;
+  if (!heldPackets.push(q, p.ptr, p.length, nowUs)) return false;
+  c.held++;
+  countHeld();
+  if (!c.expiryArmed) c.expiryArmed = timerSet(c.id, TIMER_EXPIRE, s.holdTimeoutMs * 1000) == Status.Ok;
+  return true;
+}
+
+/**
+ * Valid packet `p` of source record `r`: the source's held packets (if it just validated) go
+ * out first, and `p` behind everything of its context that is on its way out. True when `p`
+ * was taken (sent through the output area, or queued), false when it passes in place.
+ */
+export function sendAfterHeld(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
+  const q = heldQueue(r);
+  if (queueCount(q) > 0) heldPackets.moveAll(c.release, q);
+  if (queueCount(c.release) == 0 && c.emitEpoch != batchEpoch) return false;
+  drain(c);
+  if (queueCount(c.release) == 0 && Output.emit(c.id, p.ptr, p.length)) {
+    c.emitEpoch = batchEpoch;
+    countPassed();
+    return true;
+  }
+  if (heldPackets.push(c.release, p.ptr, p.length, nowUs)) {
+    c.held++;
+    countHeld();
+    return true;
+  }
+  countReordered(); // the store is full: better out of order than lost
+  return false;
+}
+
+/** Sends what waits in `release`, in order, while the output area has room. */
+export function drain(c: ValidateContext): void {
+  const q = c.release;
+  let sent = 0;
+  for (let i = heldPackets.head(q); i != NONE && Output.remaining() > 0; i = heldPackets.head(q)) {
+    Output.emit(c.id, heldPackets.packet(i), heldPackets.length(i)); // fits: room checked, length <= MAX_PACKET
+    heldPackets.pop(q);
+    sent++;
+  }
+  if (sent == 0) return;
+  c.held -= sent;
+  c.emitEpoch = batchEpoch;
+  countReleased(sent);
+  countPassed(sent);
+}
+
+/** Arms TIMER_DRAIN if packets wait to go out (in 1 ms if the host refuses a timer at 0 delay). */
+export function scheduleDrain(c: ValidateContext): void {
+  if (c.drainArmed || queueCount(c.release) == 0) return;
+  c.drainArmed = timerSet(c.id, TIMER_DRAIN, 0) == Status.Ok || timerSet(c.id, TIMER_DRAIN, 1000) == Status.Ok;
+}
+
+/**
+ * Drops (counted as probation) the held packets older than holdTimeoutMs of sources that have
+ * not sent them on, and arms TIMER_EXPIRE for the oldest one left.
+ */
+export function expire(c: ValidateContext, nowUs: i64): void {
+  const timeoutUs = c.settings.holdTimeoutMs * 1000;
+  let oldest = i64.MAX_VALUE;
+  const t = c.sources;
+  for (let k = 0; k < t.count; k++) {
+    const q = heldQueue(t.record(k));
+    let i = heldPackets.head(q);
+    let dropped = 0;
+    while (i != NONE && heldPackets.arrival(i) + timeoutUs <= nowUs) {
+      heldPackets.pop(q);
+      dropped++;
+      i = heldPackets.head(q);
+    }
+    if (dropped > 0) {
+      c.held -= dropped;
+      countDrops(DropReason.Probation, dropped);
+    }
+    if (i != NONE && heldPackets.arrival(i) < oldest) oldest = heldPackets.arrival(i);
+  }
+  c.expiryArmed = false;
+  if (oldest != i64.MAX_VALUE) {
+    c.expiryArmed = timerSet(c.id, TIMER_EXPIRE, oldest + timeoutUs - nowUs) == Status.Ok;
+  }
+}
+
+/** Frees every packet the context holds; returns how many there were. */
+export function discardHeld(c: ValidateContext): i32 {
+  let n = heldPackets.clear(c.release);
+  const t = c.sources;
+  for (let k = 0; k < t.count; k++) n += heldPackets.clear(heldQueue(t.record(k)));
+  c.held = 0;
+  return n;
+}
