@@ -1,11 +1,14 @@
 // Hot swap of a running segment's chain at a batch boundary, with state carried over through
-// state_export/state_import: a 10,000 packets/s stream loses nothing and duplicates nothing.
+// state_export/state_import: a 10,000 packets/s stream loses nothing and duplicates nothing. On
+// a busy machine the kernel may drop datagrams before the proxy or the sink reads them: those are
+// counted per socket and are the only loss allowed.
 import * as assert from "uvu/assert";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { deliveryProblem, DropWatch } from "./lib/kernel-drops.js";
 
 const test = suite("hot swap", { timeoutMs: 60_000 });
 
@@ -30,15 +33,19 @@ test("two chain swaps under a 10,000 packets/s stream: zero loss, zero duplicate
     await waitFor(() => sink.received >= 2, 2000, "the source to pass probation");
 
     const n = 30_000;
+    const watch = new DropWatch([listen, sink.port]);
     const swaps: Promise<void>[] = [];
     await sendPaced(tx, listen, "127.0.0.1", n, 10_000, (i) => indexedRtp(i + 2, 200), (sent) => {
       if (sent >= 10_000 && swaps.length === 0) swaps.push(proxy.apply(validateProxyConfig(v2)));
       if (sent >= 20_000 && swaps.length === 1) swaps.push(proxy.apply(validateProxyConfig(v3)));
     });
     await Promise.all(swaps);
-    await waitFor(() => sink.received >= n + 2, 5000, `all packets at the sink (${sink.received}/${n + 2})`);
-    await new Promise((r) => setTimeout(r, 200)); // a late duplicate would show up here
-    assert.equal(sink.tally(n, 2), { missing: 0, duplicates: 0 });
+    // a gap of more than 3000 packets (the kernel dropping a burst on a starved machine) makes
+    // validate drop the next packet as a bad sequence (RFC 3550 A.1): a consequence, not a loss of the swap
+    const badSequence = async (): Promise<number> => (await segmentStats(proxy, "live")).drops.bad_sequence ?? 0;
+    const lost = await deliveryProblem(sink, n, 2, watch, badSequence);
+    assert.is(lost, null, "every packet arrived once, but for what the kernel dropped");
+    const kernelDrops = watch.since().byPort[listen]!; // dropped before the proxy read them: never counted by it
 
     const swapEvents = events.filter((e) => e.type === "swap");
     assert.is(swapEvents.length, 2, "two swaps happened");
@@ -49,8 +56,8 @@ test("two chain swaps under a 10,000 packets/s stream: zero loss, zero duplicate
     assert.is(counter.filter, "counter");
     assert.is(counter.metrics.find((m) => m.name === "tag")?.value, 3, "the last chain handles the stream");
     // the count started under chain 1 and went on through both swaps
-    assert.is(counter.metrics.find((m) => m.name === "packets")?.value, n + 2);
-    assert.is(seg.dropsTotal, 0, "nothing dropped, the probation packet included");
+    assert.is(counter.metrics.find((m) => m.name === "packets")?.value, n + 2 - kernelDrops - (await badSequence()));
+    assert.is(seg.dropsTotal, await badSequence(), "nothing dropped, the probation packet included (but what long kernel gaps cause)");
   } finally {
     tx.close();
     sink.close();

@@ -1,6 +1,6 @@
 // One segment's SRTP state: the sessions (downstream and, optionally, the reverse direction for
 // RTCP feedback going back upstream), their source tables, and the settings. Contexts are
-// pooled: the stub runtime never frees, so reuse keeps memory bounded under segment churn.
+// pooled: a context's tables and key schedules are large, and reusing them spares the collector.
 import { ReplayState } from "./replay";
 import { Session } from "./session";
 

@@ -1,6 +1,6 @@
 // The session keys derived from one master key (RFC 3711 section 4.3, key derivation rate 0):
 // cipher state, HMAC state and salt, for SRTP and for SRTCP. One block of memory per session,
-// allocated once and reused (the stub runtime never frees), wiped when the session is retired.
+// allocated once and reused (no garbage per key change), wiped when the session is retired.
 import {
   AES_SCHEDULE_SIZE, GCM_KEY_SIZE, HMAC_SHA1_KEY_SIZE, LABEL_SRTCP_AUTH, LABEL_SRTCP_ENCRYPTION,
   LABEL_SRTCP_SALT, LABEL_SRTP_AUTH, LABEL_SRTP_ENCRYPTION, LABEL_SRTP_SALT,

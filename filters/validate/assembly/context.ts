@@ -1,5 +1,6 @@
-// One context's state, and a pool that recycles the state of destroyed contexts (the stub
-// runtime never frees, so reuse is what keeps memory bounded under segment churn).
+// One context's state, and a pool that recycles the state of destroyed contexts: the source
+// records are raw memory (heap.alloc), which the collector does not free, so reuse is what keeps
+// memory bounded under segment churn.
 import { QUEUE_SIZE, initQueue } from "./hold-store";
 import { Settings } from "./settings";
 import { SourceTable } from "./sources";

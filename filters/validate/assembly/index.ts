@@ -55,6 +55,14 @@ class ValidateFilter extends Filter {
     return Status.Ok;
   }
 
+  /** The segment goes: what waits to go out (released, in order) is sent; probation packets of sources not yet valid are not. */
+  drainContext(ctx: u32): void {
+    const c = this.contexts.get(ctx);
+    if (c === null) return;
+    drain(c);
+    this.endRun(c);
+  }
+
   destroyContext(ctx: u32): void {
     const c = this.contexts.delete(ctx);
     if (c === null) return;
