@@ -146,6 +146,18 @@ unit("feedback: only from a destination's address (IPv6 in any spelling), or fro
   }
 });
 
+unit("regression: an IPv6 address with a zone (link-local) is matched with its zone, in any spelling", () => {
+  const gate = new SourceGate(segmentConfig({
+    source: { address: "fe80:0:0:0:0:0:0:9%eth0", learnMs: 0 },
+    destinations: [{ address: "fe80::0:5%eth0", port: 7000 }],
+  }));
+  assert.ok(gate.admitFeedback("fe80::5%eth0"));
+  assert.not.ok(gate.admitFeedback("fe80::5%eth1"), "another interface's fe80::5 is another host");
+  assert.not.ok(gate.admitFeedback("fe80::6%eth0"));
+  assert.ok(gate.admitSender("fe80::9%eth0", 5000, false, T));
+  assert.not.ok(gate.admitSender("fe80::9%eth1", 5000, false, T + 1));
+});
+
 unit("a config change: new destinations and a new allowed sender take effect, a learned sender is kept otherwise", () => {
   const gate = new SourceGate(segmentConfig({ source: { learnMs: 0 } }));
   assert.ok(gate.admitSender("10.0.0.1", 5000, false, T));
@@ -365,6 +377,25 @@ proxyTest("an allow list: only the configured address may send, and its feedback
     allowed.close();
     sink.close();
     senderRtcp.close();
+    await proxy.close();
+  }
+});
+
+proxyTest("regression: a destination with an IPv6 zone applies and runs (it failed in the commit, after the other segments were changed)", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const running = { name: "running", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }] };
+  const { proxy } = await startProxy({ segments: [running] });
+  const tx = await bindUdp();
+  try {
+    const zoned = { name: "zoned", rtcpMux: true, listen: { address: "::1", port: await freePortPair("::1") }, destinations: [{ address: "fe80::1%lo", port: 5004 }] };
+    await proxy.apply(validateProxyConfig({ segments: [running, zoned] }));
+    assert.equal((await proxy.stats()).segments.map((s) => s.name).sort(), ["running", "zoned"]);
+    tx.send(indexedRtp(0), listen, LO);
+    await waitFor(() => sink.received >= 1, 5000, "the running segment's stream");
+  } finally {
+    tx.close();
+    sink.close();
     await proxy.close();
   }
 });
