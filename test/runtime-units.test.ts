@@ -328,7 +328,7 @@ pool("one instance serves every stage of a filter; it goes with the last stage",
     assert.is(rig.pool.instanceCount, 1);
     assert.ok(stages.every((s) => s.live !== null && s.live === a.instance));
     assert.is(new Set(stages.map((s) => s.ctx)).size, 3, "a context each");
-    const other = await rig.slot({ ...HOSTILE, config: {} , limits: { generatedPerSecond: 10, timerFiresPerSecond: 10 } });
+    const other = await rig.slot({ ...HOSTILE, limits: { generatedPerSecond: 10, timerFiresPerSecond: 10 } });
     assert.is.not(other, a, "other limits: another instance");
     for (const s of stages) rig.pool.detach(s);
     assert.is(a.instance, null);
