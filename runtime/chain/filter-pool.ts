@@ -290,14 +290,18 @@ export class FilterPool {
     this.slotOf.set(instance, slot);
   }
 
-  /** Imports a stage's saved state into its fresh context; a refusal starts it fresh, with an event. */
+  /** Imports a stage's saved state into its fresh context; a refusal or a trap starts it fresh, with an event. */
   private importCheckpoint(stage: ChainStage, instance: FilterInstance, state: Uint8Array): void {
     stage.checkpoint = state;
     let result: { ok: boolean; reason: string };
     try {
       result = instance.importState(stage.ctx, state);
     } catch (err) {
-      return; // a failure: the failed hook handled it
+      // the failed hook handled the failure; imported again at every restart, a blob the filter
+      // traps on would take the instance down until every stage on it gave up
+      stage.checkpoint = undefined;
+      this.onEvent({ type: "state-lost", filter: stage.filterName, segment: stage.segment, reason: `importing it failed: ${(err as Error).message}` });
+      return;
     }
     if (!result.ok) this.onEvent({ type: "state-lost", filter: stage.filterName, segment: stage.segment, reason: result.reason });
   }

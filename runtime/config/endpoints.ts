@@ -11,7 +11,11 @@ export interface Endpoint {
 /** The one spelling of an IP address (IPv6 compressed and lower-case); other text is returned as is. */
 export function canonicalAddress(address: string): string {
   if (isIP(address) !== 6) return address;
-  return new URL(`udp://[${address}]`).hostname.slice(1, -1);
+  // a link-local address's zone (fe80::1%eth0) names the interface: kept as written, and kept
+  // out of the URL, which refuses it
+  const zone = address.indexOf("%");
+  if (zone < 0) return new URL(`udp://[${address}]`).hostname.slice(1, -1);
+  return new URL(`udp://[${address.slice(0, zone)}]`).hostname.slice(1, -1) + address.slice(zone);
 }
 
 function isWildcard(canonical: string): boolean {

@@ -1,0 +1,287 @@
+// A hostile filter in a running proxy, over real UDP (test/fixtures/filters/assembly/hostile.ts
+// attacks on command): it cannot forge the host's drop reasons or grow the metrics' labels
+// without bound, cannot send where no destination is, cannot slip packets into another segment
+// through a shared instance, cannot starve the segments of its worker with a timer at 0 delay,
+// and cannot forge log lines or flood the log.
+import * as assert from "uvu/assert";
+import { request } from "node:http";
+import type { Socket } from "node:dgram";
+import { startAdminServer, type Proxy, type ProxyEvent } from "../runtime/index.js";
+import { DropReason, MAX_FILTER_DROP_REASONS } from "../sdk/abi/constants.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+
+const test = suite("hostile filter", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
+
+/** The hostile fixture's commands (see its header). */
+const Cmd = { drop: 0xc1, emit: 0xc5, emitOther: 0xc6, flood: 0xc8, stop: 0xc9, log: 0xca } as const;
+
+function command(i: number, cmd: number, a = 0, b = 0): Buffer {
+  const p = Buffer.from(indexedRtp(i, 64));
+  p[12] = cmd;
+  p.writeUInt32BE(a >>> 0, 16);
+  p.writeUInt32BE(b >>> 0, 20);
+  return p;
+}
+
+/** Counts a filter's copies (byte 13 = 0xEE) apart from the packets themselves: key 1 and 0. */
+const copyOrNot = (b: Buffer): number => (b.length > 13 && b[13] === 0xee ? 1 : 0);
+const copies = (s: Sink): number => s.keys.get(1) ?? 0;
+const originals = (s: Sink): number => s.keys.get(0) ?? 0;
+
+/** Sends packets a window at a time, each window once the segment has taken the last: no queue overflows. */
+async function sendInWindows(tx: Socket, port: number, packets: readonly Uint8Array[], received: () => Promise<number>, window = 100): Promise<void> {
+  const start = await received();
+  for (let k = 0; k < packets.length; k += window) {
+    for (const p of packets.slice(k, k + window)) tx.send(p, port, LO);
+    const want = start + Math.min(packets.length, k + window);
+    await waitFor(async () => (await received()) >= want, 10_000, `the proxy to take ${want - start} packets`);
+  }
+}
+
+function httpGet(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request({ host: LO, port, path }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body));
+    }).on("error", reject).end();
+  });
+}
+
+/** A base port P, even, with sinks bound at P + each offset (retrying where one is taken). */
+async function sinksAt(offsets: readonly number[], options: { keyOf?: (b: Buffer) => number } = {}): Promise<{ base: number; sinks: Sink[] }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePortPair();
+    const sinks: Sink[] = [];
+    try {
+      for (const off of offsets) sinks.push(await Sink.open(base + off, options));
+      return { base, sinks };
+    } catch {
+      for (const s of sinks) s.close();
+    }
+  }
+  throw new Error(`no free ports at offsets ${offsets.join(", ")}`);
+}
+
+const SHARED_NAMES = new Map(
+  Object.entries(DropReason)
+    .filter(([, v]) => typeof v === "number" && v < DropReason.HostFilterFailed)
+    .map(([k, v]) => [v as number, k.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()]),
+);
+
+/** What the host counts a filter's drop code as (docs/abi.md "Drop reasons"). */
+function expectedReason(code: number): string {
+  if (SHARED_NAMES.has(code)) return SHARED_NAMES.get(code)!;
+  if (code >= 256 && code < 256 + MAX_FILTER_DROP_REASONS) return `filter_${code}`;
+  return "host_bad_reason";
+}
+
+async function withProxy(proxy: Proxy, cleanup: (() => unknown)[], work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } finally {
+    for (const c of cleanup) await c();
+    await proxy.close();
+  }
+}
+
+test("forged host reasons and codes out of the filter's range count as host_bad_reason; /metrics keeps few reason labels", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy } = await startProxy({
+    filters: { hostile: { path: fixture("hostile") } },
+    segments: [{ name: "forger", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "hostile" }] }],
+  });
+  const admin = await startAdminServer(proxy, LO, 0);
+  const tx = await bindUdp();
+  await withProxy(proxy, [() => tx.close(), () => sink.close(), () => admin.close()], async () => {
+    const codes = [...Array.from({ length: 2048 }, (_, c) => c), 65535, 0x10000, 0x7fffffff, 0xffffffff];
+    const kernel = new DropWatch([listen]);
+    await sendInWindows(tx, listen, codes.map((c, i) => command(i, Cmd.drop, c)), async () => (await segmentStats(proxy, "forger")).packetsIn);
+    const seg = await segmentStats(proxy, "forger");
+    assert.is(kernel.since().total, 0, "every packet reached the proxy");
+    const expected: Record<string, number> = {};
+    for (const c of codes) expected[expectedReason(c)] = (expected[expectedReason(c)] ?? 0) + 1;
+    assert.equal(seg.drops, expected, "each code counted as the ABI says");
+    assert.equal(seg.stages[0]!.drops, expected);
+    assert.is(expected.host_bad_reason, codes.length - SHARED_NAMES.size - MAX_FILTER_DROP_REASONS);
+    assert.is(sink.received, 0);
+    const metrics = await httpGet(admin.port, "/metrics");
+    const reasons = (family: string): Set<string> =>
+      new Set([...metrics.matchAll(new RegExp(`^${family}\\{[^}]*segment="forger"[^}]*reason="([^"]+)"\\} (\\d+)$`, "gm"))].map((m) => m[1]!));
+    for (const family of ["msm_segment_drops_total", "msm_filter_drops_total"]) {
+      const labels = reasons(family);
+      assert.ok(labels.size <= SHARED_NAMES.size + MAX_FILTER_DROP_REASONS + 1, `${family}: ${labels.size} labels`);
+      assert.equal([...labels].sort(), Object.keys(expected).sort(), family);
+      assert.ok([...labels].every((l) => !l.startsWith("host_") || l === "host_bad_reason"), `${family}: no forged host reason`);
+    }
+    assert.match(metrics, new RegExp(`^msm_segment_drops_total\\{segment="forger",reason="host_bad_reason"\\} ${expected.host_bad_reason}$`, "m"));
+  });
+});
+
+test("unknown dests and port offsets above 16 are refused and counted; a destination index and a FEC offset still work", async () => {
+  const { base: d0, sinks: [s0, s0fec, s0far] } = await sinksAt([0, 2, 17], { keyOf: copyOrNot });
+  const { base: d1, sinks: [s1, s1fec, s1far] } = await sinksAt([0, 2, 17], { keyOf: copyOrNot });
+  const all = [s0!, s0fec!, s0far!, s1!, s1fec!, s1far!];
+  const listen = await freePortPair();
+  const { proxy } = await startProxy({
+    filters: { hostile: { path: fixture("hostile") } },
+    segments: [{ name: "dests", listen: { address: LO, port: listen },
+      destinations: [{ address: LO, port: d0 }, { address: LO, port: d1 }], chain: [{ filter: "hostile" }] }],
+  });
+  const tx = await bindUdp();
+  await withProxy(proxy, [() => tx.close(), ...all.map((s) => () => s.close())], async () => {
+    const n = 5;
+    const cases: { label: string; dest: number; aux: number; refused: "bad_descriptor" | "no_destination" | null; to: Sink | null }[] = [
+      { label: "destination 0", dest: 16, aux: 0, refused: null, to: s0! },
+      { label: "destination 1 at port + 2 (FEC)", dest: 17, aux: 2, refused: null, to: s1fec! },
+      ...Array.from({ length: 14 }, (_, k) => ({ label: `dest ${k + 2}`, dest: k + 2, aux: 0, refused: "bad_descriptor" as const, to: null })),
+      { label: "port offset 17", dest: 0, aux: 17, refused: "bad_descriptor", to: null },
+      { label: "port offset 2^32-1", dest: 16, aux: 0xffffffff, refused: "bad_descriptor", to: null },
+      { label: "destination 5 of 2", dest: 21, aux: 0, refused: "no_destination", to: null },
+    ];
+    const packets = cases.flatMap((c, k) => Array.from({ length: n }, (_, j) => command(k * n + j, Cmd.emit, c.dest, c.aux)));
+    const kernel = new DropWatch([listen, d0, d1, d0 + 2, d1 + 2]);
+    await sendInWindows(tx, listen, packets, async () => (await segmentStats(proxy, "dests")).packetsIn);
+    const made = cases.filter((c) => c.to !== null).length * n;
+    await waitFor(() => originals(s0!) + originals(s1!) + copies(s0!) + copies(s1fec!) >= 2 * packets.length + made - kernel.since().total, 5000, "the packets and the good copies");
+    await sleep(200); // anything sent where it must not go would have arrived by now
+    assert.is(kernel.since().total, 0, "nothing was lost in the kernel (the counts below are exact)");
+    assert.is(originals(s0!), packets.length, "every command packet itself passes");
+    assert.is(originals(s1!), packets.length);
+    assert.equal(all.map(copies), [n, 0, 0, 0, n, 0], "copies only where a good descriptor sent them");
+    const seg = await segmentStats(proxy, "dests");
+    const count = (r: string): number => cases.filter((c) => c.refused === r).length * n;
+    assert.is(seg.drops.host_bad_descriptor, count("bad_descriptor"));
+    assert.is(seg.drops.host_no_destination, count("no_destination"));
+    assert.is(seg.stages[0]!.generated, made + count("no_destination"), "the host took only the good descriptors");
+  });
+});
+
+test("a shared instance cannot emit one segment's packets into another: refused, counted, delivered nowhere", async () => {
+  const [la, lb] = [await freePortPair(), await freePortPair()];
+  const [sa, sb] = [await Sink.open(0, { keyOf: copyOrNot }), await Sink.open(0, { keyOf: copyOrNot })];
+  const { proxy } = await startProxy({
+    workers: 1, // one worker: both segments hold a context in the same instance
+    filters: { hostile: { path: fixture("hostile") } },
+    segments: [
+      { name: "a", listen: { address: LO, port: la }, destinations: [{ address: LO, port: sa.port }], chain: [{ filter: "hostile" }] },
+      { name: "b", listen: { address: LO, port: lb }, destinations: [{ address: LO, port: sb.port }], chain: [{ filter: "hostile" }] },
+    ],
+  });
+  const tx = await bindUdp();
+  await withProxy(proxy, [() => tx.close(), () => sa.close(), () => sb.close()], async () => {
+    const n = 20;
+    const kernel = new DropWatch([la, lb, sa.port, sb.port]);
+    await sendInWindows(tx, la, Array.from({ length: n }, (_, i) => command(i, Cmd.emitOther)), async () => (await segmentStats(proxy, "a")).packetsIn);
+    await sendInWindows(tx, lb, Array.from({ length: n }, (_, i) => command(i, Cmd.emitOther)), async () => (await segmentStats(proxy, "b")).packetsIn);
+    await waitFor(() => originals(sa) + originals(sb) >= 2 * n - kernel.since().total, 5000, "the command packets");
+    await sleep(200);
+    assert.is(kernel.since().total, 0);
+    assert.equal([originals(sa), copies(sa), originals(sb), copies(sb)], [n, 0, n, 0]);
+    const [a, b] = [await segmentStats(proxy, "a"), await segmentStats(proxy, "b")];
+    // each packet made the filter write a copy naming the other segment's context: the proof
+    // that the instance is shared, and that the host refused every one
+    assert.is(a.drops.host_bad_descriptor, n);
+    assert.is(b.drops.host_bad_descriptor, n);
+    assert.is(a.stages[0]!.generated + b.stages[0]!.generated, 0);
+  });
+});
+
+test("a timer at 0 delay filling the output area stays within its budgets; a segment on the same worker keeps its stream", async () => {
+  const [lf, lg] = [await freePortPair(), await freePortPair()];
+  const [sf, sg] = [await Sink.open(), await Sink.open()];
+  const limits = { generatedPerSecond: 1000, timerFiresPerSecond: 50 };
+  const { proxy } = await startProxy({
+    workers: 1,
+    filters: { hostile: { path: fixture("hostile"), limits }, counter: { path: fixture("counter") } },
+    segments: [
+      { name: "flood", listen: { address: LO, port: lf }, destinations: [{ address: LO, port: sf.port }], chain: [{ filter: "hostile" }] },
+      { name: "good", listen: { address: LO, port: lg }, destinations: [{ address: LO, port: sg.port }], chain: [{ filter: "counter" }] },
+    ],
+  });
+  const tx = await bindUdp();
+  await withProxy(proxy, [() => tx.close(), () => sf.close(), () => sg.close()], async () => {
+    const kernel = new DropWatch([lg, sg.port]);
+    const t0 = performance.now();
+    tx.send(command(0, Cmd.flood, 0), lf, LO);
+    const n = 3000;
+    await sendPaced(tx, lg, LO, n, 1000, (i) => indexedRtp(i));
+    const flooded = async () => (await segmentStats(proxy, "flood")).stages[0]!;
+    await waitFor(async () => ((await flooded()).drops.host_budget_exceeded ?? 0) > 0, 10_000, "the budget of generated packets to bite");
+    tx.send(command(1, Cmd.stop), lf, LO);
+    await waitFor(async () => (await segmentStats(proxy, "flood")).packetsIn >= 2, 5000, "the stop command");
+    const stage = await flooded();
+    const elapsedS = (performance.now() - t0) / 1000;
+    const fires = stage.metrics.find((m) => m.name === "fires")!.value!;
+    const refused = stage.drops.host_budget_exceeded ?? 0;
+    // budgets are token buckets with a tenth of a second's burst (at least 2048 packets, 8 firings)
+    assert.ok(fires <= 8 + limits.timerFiresPerSecond * elapsedS + 1, `${fires} firings in ${elapsedS.toFixed(2)} s`);
+    assert.ok(stage.timersDeferred > 0, "firings beyond the budget were put off");
+    assert.ok(stage.generated <= 2048 + limits.generatedPerSecond * elapsedS + 1, `${stage.generated} generated in ${elapsedS.toFixed(2)} s`);
+    assert.is(stage.generated + refused, fires * 64, "every packet the timer made was either sent on or refused by the budget");
+    await waitFor(() => sg.received >= n - kernel.since().total, 5000, "the good stream");
+    const good = await segmentStats(proxy, "good");
+    const t = sg.tally(n);
+    assert.is(t.duplicates, 0);
+    const loss = unexplainedLoss({ sent: n, received: n - t.missing, proxyDrops: good.dropsTotal, kernel });
+    assert.is(loss, null, loss ?? "");
+    assert.is(good.dropsTotal, 0, `the good segment dropped nothing: ${JSON.stringify(good.drops)}`);
+    assert.ok(sf.received <= stage.generated + 2, "the flood's sink got no more than the budget let through (and the two commands)");
+  });
+});
+
+test("log lines: cut at 1024 bytes, control characters escaped; at most 100 a second, the rest counted", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy, events } = await startProxy({
+    filters: { hostile: { path: fixture("hostile") } },
+    segments: [{ name: "logger", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "hostile" }] }],
+  });
+  const tx = await bindUdp();
+  const logs = (): string[] => events.flatMap((e: ProxyEvent) => (e.type === "log" && e.filter === "hostile" ? [e.message] : []));
+  await withProxy(proxy, [() => tx.close(), () => sink.close()], async () => {
+    // the fixture's line: 45 bytes that try to clear the screen and forge a second line, then 'x's
+    const head = "\\x1b[2J\\x1b[31mFORGED\\x0a[error] proxy: forged line\\x0d\\x07\\x00";
+    const cases: [number, string][] = [
+      [40, "\\x1b[2J\\x1b[31mFORGED\\x0a[error] proxy: forged li"],
+      [1024, head + "x".repeat(1024 - 45)],
+      [5000, `${head}${"x".repeat(1024 - 45)}... (5000 bytes, cut at 1024)`],
+      [0x7fffffff, `${head}${"x".repeat(1024 - 45)}... (2147483647 bytes, cut at 1024)`], // more than its memory
+    ];
+    cases.forEach(([len], i) => tx.send(command(i, Cmd.log, len, 1), listen, LO));
+    await waitFor(() => logs().length >= cases.length && sink.received >= cases.length, 5000, "the log lines and the packets");
+    assert.equal(logs(), cases.map(([, line]) => line));
+    assert.ok(logs().every((l) => !/[\u0000-\u001f\u007f-\u009f]/.test(l)), "no control character reaches the log");
+  });
+});
+
+test("log rate: a burst of 300 lines gives 100, and the rest is reported as suppressed", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy, events } = await startProxy({
+    filters: { hostile: { path: fixture("hostile") } },
+    segments: [{ name: "chatty", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "hostile" }] }],
+  });
+  const tx = await bindUdp();
+  const logs = (): string[] => events.flatMap((e: ProxyEvent) => (e.type === "log" && e.filter === "hostile" ? [e.message] : []));
+  await withProxy(proxy, [() => tx.close(), () => sink.close()], async () => {
+    tx.send(command(0, Cmd.log, 10, 300), listen, LO);
+    await waitFor(() => sink.received >= 1, 5000, "the burst");
+    await sleep(1100); // the rate window is one second: the next line reports what was suppressed
+    const burst = logs();
+    const lines = burst.filter((l) => !/suppressed/.test(l)).length;
+    tx.send(command(1, Cmd.log, 10, 1), listen, LO);
+    await waitFor(() => logs().length >= burst.length + 2, 5000, "the suppression report and the next line");
+    const suppressed = logs().map((l) => /^(\d+) log lines suppressed \(limit 100\/s\)$/.exec(l)).reduce((s, m) => s + (m ? Number(m[1]) : 0), 0);
+    assert.ok(lines >= 100 && lines < 300, `${lines} lines of the burst logged`);
+    assert.is(lines + suppressed, 300, "every line logged or counted");
+  });
+});
+
+test.run();
