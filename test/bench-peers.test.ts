@@ -24,8 +24,10 @@ import { bindUdp, sendPaced, Sink, sleep } from "./lib/udp.js";
 const LO = "127.0.0.1";
 const COUNT = 200;
 const RATE = 1000; // packets/s: well below anything that could overflow either relay
-/** After the last packet of a round: time for a relay on a busy machine to pass on what it holds. */
+/** After the last packet of a round: time for a relay on a busy machine to pass on what it holds... */
 const SETTLE_MS = 10_000;
+/** ...unless nothing arrives for this long: what is missing then is lost. */
+const QUIET_MS = 2000;
 
 // ---------------------------------------------------------------------------------------------
 // Peers
@@ -81,7 +83,14 @@ async function sendAndCheck(what: string, from: Socket, port: number, sink: Sink
     sent.set(first + n, p);
     return p;
   });
-  for (const end = Date.now() + SETTLE_MS; sink.packets.length - before + kernel.since().total < COUNT && Date.now() < end;) await sleep(20);
+  // until every packet is accounted for, or nothing has moved for QUIET_MS (the rest is lost), at most SETTLE_MS
+  let seen = -1;
+  let since = Date.now();
+  for (const end = Date.now() + SETTLE_MS; Date.now() < end && Date.now() - since < QUIET_MS; await sleep(20)) {
+    const now = sink.packets.length - before + kernel.since().total;
+    if (now >= COUNT) break;
+    if (now !== seen) [seen, since] = [now, Date.now()];
+  }
   await sleep(50); // anything extra (duplicates, strays) would show now
   const got = sink.packets.slice(before);
   for (const { bytes, from: source } of got) {

@@ -35,6 +35,12 @@ function strip(text: string): string {
   return text.replace(/\x1b\[[0-9;]*m/g, "");
 }
 
+/** A figure of uvu's summary: its last "Name: N" line (a test's own output may hold such lines too, e.g. FFmpeg's "Total: 74 packets"). */
+function summary(text: string, name: string): number {
+  const lines = [...text.matchAll(new RegExp(`^\\s*${name}:\\s+(\\d+)\\s*$`, "gm"))];
+  return Number(lines.at(-1)?.[1] ?? 0);
+}
+
 function runFile(runtime: string, file: string, label: string): Promise<Outcome> {
   return new Promise((resolve) => {
     const started = Date.now();
@@ -49,9 +55,9 @@ function runFile(runtime: string, file: string, label: string): Promise<Outcome>
     child.on("close", (code) => {
       clearTimeout(timer);
       const text = strip(output);
-      const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? 0);
-      const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? 0);
-      const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      const total = summary(text, "Total");
+      const passed = summary(text, "Passed");
+      const skipped = summary(text, "Skipped");
       let failed = total - passed; // uvu's total leaves skipped tests out
       if (code !== 0 && failed === 0) failed = 1; // crashed, timed out, or a suite never ran
       if (total === 0 && skipped === 0 && code === 0) failed = 1; // a file that ran no test is a defect
