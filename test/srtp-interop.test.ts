@@ -365,9 +365,9 @@ const dropsAt = (watch: DropWatch, ...ports: number[]): number => {
   return ports.reduce((n, p) => n + (byPort[p] ?? 0), 0);
 };
 
-/** Asserts that every packet of `sent` is at `sink` once, or dropped by the kernel on a watched socket. */
-function assertAccounted(what: string, sink: Sink, sent: number, kernel: DropWatch, from = 0): void {
-  const { duplicates } = sink.tally(sent, from);
+/** Asserts that every packet of `sent` (keys 0..sent-1) is at `sink` once, or dropped by the kernel on a watched socket. */
+function assertAccounted(what: string, sink: Sink, sent: number, kernel: DropWatch): void {
+  const { duplicates } = sink.tally(sent);
   const verdict = unexplainedLoss({ sent, received: sink.received, proxyDrops: 0, kernel, duplicates });
   assert.is(verdict, null, `${what}: ${verdict}`);
   const drops = kernel.since();
