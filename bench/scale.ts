@@ -66,6 +66,10 @@ export interface ScaleRow {
   readonly proxyDrops: number;
   /** Datagrams the kernel dropped on the proxy's listen sockets (full receive buffer) during the window. */
   readonly kernelDrops: number | null;
+  /** Datagrams the kernel dropped on the sink's socket during the window: the harness's loss, not the proxy's. */
+  readonly sinkDrops: number | null;
+  /** Datagrams the kernel's per-CPU input backlog dropped during the window (machine-wide, /proc/net/softnet_stat). */
+  readonly backlogDrops: number | null;
 }
 
 export interface ScaleResult {
@@ -288,6 +292,8 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
       worstStreamLossPct: round(worst * 100, 2),
       proxyDrops: dropsTotal(after) - dropsTotal(before),
       kernelDrops: kernel0 === null || kernel1 === null ? null : kernel1 - kernel0,
+      sinkDrops: sinkDrops0 === null || sinkDrops1 === null ? null : sinkDrops1 - sinkDrops0,
+      backlogDrops: backlog0 === null || backlog1 === null ? null : backlog1 - backlog0,
     };
 
     // what else the row needs said
@@ -298,7 +304,7 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
     if (ran.sendErrors > 0) warnings.push(`${label}: ${ran.sendErrors} send errors at the generator`);
     if (got.duplicates > 0) warnings.push(`${label}: ${got.duplicates} duplicate packets at the sink`);
     if (genPct >= 90 || sinkPct >= 90) warnings.push(`${label}: generator ${round(genPct, 0)}% / sink ${round(sinkPct, 0)}% of a core: the harness may be the bottleneck`);
-    if (sinkDrops0 !== null && sinkDrops1 !== null && sinkDrops1 > sinkDrops0) warnings.push(`${label}: the kernel dropped ${sinkDrops1 - sinkDrops0} datagrams at the sink's socket: loss counted there is the harness's`);
+    if (row.sinkDrops) warnings.push(`${label}: the kernel dropped ${row.sinkDrops} datagrams at the sink's socket: loss counted there is the harness's`);
     if (got.received < ran.sent) {
       // where the missing packets went, as far as the counters tell
       const p0 = packetCounts(before);
@@ -306,8 +312,8 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
       const fmt = (x: number | null): string => (x === null ? "?" : String(x));
       warnings.push(`${label}: ${ran.sent - got.received} of ${ran.sent} packets missing. The proxy's segments took in ${p1.in - p0.in} and sent ${p1.out - p0.out} ` +
         `(their drop counters: ${row.proxyDrops}; kernel drops at its listen sockets: ${fmt(row.kernelDrops)}); ` +
-        `the sink's socket dropped ${sinkDrops0 === null || sinkDrops1 === null ? "?" : sinkDrops1 - sinkDrops0}; ` +
-        `the kernel's per-CPU input backlog dropped ${backlog0 === null || backlog1 === null ? "?" : backlog1 - backlog0} (machine-wide, /proc/net/softnet_stat)`);
+        `the sink's socket dropped ${fmt(row.sinkDrops)}; ` +
+        `the kernel's per-CPU input backlog dropped ${fmt(row.backlogDrops)} (machine-wide, /proc/net/softnet_stat)`);
     }
     const other = busy0 === null || busy1 === null ? null : ((busy1 - busy0 - proxyCpuUs - ran.cpuUs - got.cpuUs) / 1000 / wallMs) * 100;
     if (other !== null && other > NOISY_CPU_PCT) warnings.push(`${label}: other processes used ${round(other, 0)}% of a core during the window: the machine was not quiet`);
@@ -382,7 +388,8 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       `CPU = the proxy's process tree (per-thread schedstat) over the trial and the drain, % of one core and per delivered packet. ` +
       `RSS = VmRSS of the proxy's process tree after the window; per segment = (RSS - RSS at 1 segment) / (N - 1). ` +
       `Loss per stream = sent - received in the measured trial. Proxy drops = segments' drop counters (/stats) over the window; ` +
-      `kernel drops = /proc/net/udp drops on the listen ports over the window. ` +
+      `kernel drops = /proc/net/udp drops on the listen ports over the window; sink drops the same on the sink's socket; ` +
+      `backlog drops = the kernel's per-CPU input backlog (machine-wide, /proc/net/softnet_stat) over the window. ` +
       `A level whose aggregate the generator cannot offer is reported as measured, then run again at a reduced per-stream rate ` +
       `(aggregate <= ${FIT_AGGREGATE_PPS} pps), marked "reduced".`,
     size: opts.size,

@@ -8,43 +8,33 @@
 //   - close() leaves no process and no bound port behind;
 // plus the bencode codec of the ng client (vectors, round trips, malformed input).
 // A missing peer fails the test under CI (process.env.CI) and is skipped, loudly, elsewhere.
+// Loss on a busy machine is accepted only where the kernel's drop counters of the relay's and the
+// sink's sockets explain it (test/lib/kernel-drops.ts).
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
 import type { Socket } from "node:dgram";
 import { GST_LAUNCH, startGstreamerRelay, udpSocketInodes } from "../bench/hosts/gstreamer.js";
 import { bdecode, bencode, type BValue } from "../bench/hosts/ng-client.js";
 import type { RelayProcess } from "../bench/hosts/relay-process.js";
 import { RTPENGINE, startRtpengineRelay } from "../bench/hosts/rtpengine.js";
+import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
+import { peer, peerTest, runsOk } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
-import { bindUdp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, sendPaced, Sink, sleep } from "./lib/udp.js";
 
 const LO = "127.0.0.1";
 const COUNT = 200;
 const RATE = 1000; // packets/s: well below anything that could overflow either relay
+/** After the last packet of a round: time for a relay on a busy machine to pass on what it holds... */
+const SETTLE_MS = 10_000;
+/** ...unless nothing arrives for this long: what is missing then is lost. */
+const QUIET_MS = 2000;
 
 // ---------------------------------------------------------------------------------------------
 // Peers
 
-function runsOk(cmd: string, args: string[]): boolean {
-  const r = spawnSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 });
-  return r.status === 0;
-}
-
-const gstPresent = (): boolean =>
-  runsOk(GST_LAUNCH, ["--version"]) && runsOk("gst-inspect-1.0", ["--exists", "udpsrc"]) && runsOk("gst-inspect-1.0", ["--exists", "udpsink"]);
-const rtpenginePresent = (): boolean => runsOk(RTPENGINE, ["--version"]);
-
-/**
- * True if the peer is there. Under CI a missing peer fails the test; elsewhere the test is
- * skipped with a message nobody can miss.
- */
-function requirePeer(name: string, pkg: string, present: boolean): boolean {
-  if (present) return true;
-  const what = `${name} is not installed (Debian package ${pkg}; see /work/shared/peers.md)`;
-  if (process.env.CI) assert.unreachable(`${what}: the benchmark's baseline relays need it under CI`);
-  console.error(`\n${"!".repeat(100)}\n!!! SKIPPED: ${what}.\n!!! The ${name} baseline relay was NOT tested.\n${"!".repeat(100)}\n`);
-  return false;
-}
+const GSTREAMER = peer("GStreamer gst-launch-1.0", "Debian packages gstreamer1.0-tools, gstreamer1.0-plugins-good", () =>
+  runsOk(GST_LAUNCH, ["--version"]) && runsOk("gst-inspect-1.0", ["--exists", "udpsrc"]) && runsOk("gst-inspect-1.0", ["--exists", "udpsink"]));
+const RTPENGINE_PEER = peer("rtpengine", "Debian package rtpengine-daemon", () => runsOk(RTPENGINE, ["--version"]));
 
 // ---------------------------------------------------------------------------------------------
 // Packets: RTP in four shapes, keyed by the RTP timestamp (= the packet's index)
@@ -81,27 +71,36 @@ const keyOf = (b: Buffer): number => (b.length >= 8 ? b.readUInt32BE(4) : -1);
 
 /**
  * Sends packets first..first+COUNT-1 from `from` to `port`, paced, and checks what `sink` got:
- * at least 99% of them, each exactly once and byte for byte what was sent, and nothing else.
+ * every one of them exactly once (or dropped by the kernel at the relay's or the sink's socket),
+ * byte for byte what was sent, and nothing else.
  */
 async function sendAndCheck(what: string, from: Socket, port: number, sink: Sink, first: number): Promise<void> {
   const before = sink.packets.length;
+  const kernel = new DropWatch([port, sink.port]);
   const sent = new Map<number, Buffer>();
   await sendPaced(from, port, LO, COUNT, RATE, (n) => {
     const p = rtpPacket(first + n);
     sent.set(first + n, p);
     return p;
   });
-  await waitFor(() => sink.packets.length - before >= COUNT, 3000, `${what}: ${COUNT} packets at the sink`).catch(() => undefined);
+  // until every packet is accounted for, or nothing has moved for QUIET_MS (the rest is lost), at most SETTLE_MS
+  let seen = -1;
+  let since = Date.now();
+  for (const end = Date.now() + SETTLE_MS; Date.now() < end && Date.now() - since < QUIET_MS; await sleep(20)) {
+    const now = sink.packets.length - before + kernel.since().total;
+    if (now >= COUNT) break;
+    if (now !== seen) [seen, since] = [now, Date.now()];
+  }
   await sleep(50); // anything extra (duplicates, strays) would show now
   const got = sink.packets.slice(before);
-  const { missing, duplicates } = sink.tally(COUNT, first);
-  assert.ok(missing <= COUNT / 100, `${what}: ${missing} of ${COUNT} packets missing`);
-  assert.is(duplicates, 0, `${what}: duplicates`);
   for (const { bytes, from: source } of got) {
     const original = sent.get(keyOf(bytes));
     assert.ok(original, `${what}: a packet that was not sent in this round (key ${keyOf(bytes)}, ${bytes.length} bytes, from port ${source.port})`);
     assert.ok(bytes.equals(original), `${what}: packet ${keyOf(bytes)} changed on the way:\n sent ${original.toString("hex")}\n got  ${bytes.toString("hex")}`);
   }
+  const { duplicates } = sink.tally(COUNT, first);
+  const verdict = unexplainedLoss({ sent: COUNT, received: got.length, proxyDrops: 0, kernel, duplicates });
+  assert.is(verdict, null, `${what}: ${verdict}`);
 }
 
 function alive(pid: number): boolean {
@@ -128,10 +127,10 @@ async function closeAndCheckGone(what: string, relay: RelayProcess): Promise<voi
 // ---------------------------------------------------------------------------------------------
 // The relays
 
-const relays = suite("benchmark baseline relays (gstreamer, rtpengine)", { timeoutMs: 20_000 });
+// a test starts a relay or two and checks up to three rounds, each bounded by SETTLE_MS
+const relays = suite("benchmark baseline relays (gstreamer, rtpengine)", { timeoutMs: 60_000 });
 
-relays("gstreamer: udpsrc ! udpsink forwards every packet unchanged; close() ends it", async () => {
-  if (!requirePeer("gst-launch-1.0 (GStreamer)", "gstreamer1.0-tools + gstreamer1.0-plugins-good", gstPresent())) return;
+peerTest(relays, GSTREAMER, "gstreamer: udpsrc ! udpsink forwards every packet unchanged; close() ends it", async () => {
   const sink = await Sink.open(0, { keep: true, keyOf });
   const sender = await bindUdp();
   let relay: RelayProcess | undefined;
@@ -147,8 +146,7 @@ relays("gstreamer: udpsrc ! udpsink forwards every packet unchanged; close() end
   }
 });
 
-relays("rtpengine: one ng call forwards unchanged from any source port; beforeTrial starts afresh; close() ends it", async () => {
-  if (!requirePeer("rtpengine", "rtpengine-daemon", rtpenginePresent())) return;
+peerTest(relays, RTPENGINE_PEER, "rtpengine: one ng call forwards unchanged from any source port; beforeTrial starts afresh; close() ends it", async () => {
   const sink = await Sink.open(0, { keep: true, keyOf });
   const sender = await bindUdp();
   const otherSender = await bindUdp();
@@ -176,18 +174,18 @@ relays("rtpengine: one ng call forwards unchanged from any source port; beforeTr
   }
 });
 
-relays("rtpengine: overloaded, it stops forwarding for good; beforeTrial gives a daemon that forwards again", async () => {
-  if (!requirePeer("rtpengine", "rtpengine-daemon", rtpenginePresent())) return;
+peerTest(relays, RTPENGINE_PEER, "rtpengine: overloaded, it stops forwarding for good; beforeTrial gives a daemon that forwards again", async () => {
   const sink = await Sink.open(0, { keep: true, keyOf });
   const sender = await bindUdp();
   let relay: Awaited<ReturnType<typeof startRtpengineRelay>> | undefined;
   try {
     relay = await startRtpengineRelay(sink.port);
     // Rounds of back-to-back bursts, each far above the 50 packets rtpengine reads per wake-up,
-    // until it gives the socket up (one round did it every time here; the bound keeps this short).
+    // until it gives the socket up (one round did it every time here; bounded in rounds and time).
     const burst = rtpPacket(999_996); // 200 bytes
+    const deadline = Date.now() + 8000;
     let rounds = 0;
-    for (; rounds < 10 && !relay.stoppedForwarding(); rounds++) {
+    for (; rounds < 10 && Date.now() < deadline && !relay.stoppedForwarding(); rounds++) {
       for (let b = 0; b < 50; b++) {
         for (let k = 0; k < 200; k++) sender.send(burst, relay.port, LO);
         await sleep(1);
@@ -198,18 +196,15 @@ relays("rtpengine: overloaded, it stops forwarding for good; beforeTrial gives a
       await sleep(50);
     }
     assert.ok(relay.queueOverflowLogs() > 0, "the bursts did not overflow rtpengine's receive loop");
-    if (relay.stoppedForwarding()) {
-      console.log(`rtpengine gave up its media socket after ${rounds} round(s) of bursts`);
-      // the premise of beforeTrial: this daemon forwards nothing any more, however gently fed
-      await sleep(200);
-      const before = sink.received;
-      await sendPaced(sender, relay.port, LO, 50, RATE, (n) => rtpPacket(40_000 + n));
-      await sleep(200);
-      assert.is(sink.tally(50, 40_000).missing, 50, "a daemon that logged 'UDP receive queue exceeded' still forwarded");
-      assert.is(sink.received - before, 0, "packets reached the sink from a daemon that had stopped forwarding");
-    } else {
-      console.error("!!! note: rtpengine survived 10 rounds of bursts here; the overload's permanence was not re-checked");
-    }
+    assert.ok(relay.stoppedForwarding(), `rtpengine did not give up its media socket after ${rounds} round(s) of bursts ` +
+      `(${relay.queueOverflowLogs()} queue overflows logged): the premise of beforeTrial does not hold here`);
+    // the premise of beforeTrial: this daemon forwards nothing any more, however gently fed
+    await sleep(200);
+    const before = sink.received;
+    await sendPaced(sender, relay.port, LO, 50, RATE, (n) => rtpPacket(40_000 + n));
+    await sleep(1000); // what a working relay forwards arrives in well under this
+    assert.is(sink.tally(50, 40_000).missing, 50, "a daemon that logged 'UDP receive queue exceeded' still forwarded");
+    assert.is(sink.received - before, 0, "packets reached the sink from a daemon that had stopped forwarding");
     await relay.beforeTrial!();
     assert.is(relay.queueOverflowLogs(), 0, "the new daemon starts with a clean log");
     await sendAndCheck("rtpengine after an overload and beforeTrial", sender, relay.port, sink, 30_000);
