@@ -22,6 +22,9 @@ const cases: [string, unknown, RegExp][] = [
   ["the wildcard takes the port on every address", base({ segments: [seg({ listen: { address: "0.0.0.0", port: 5004 } }), seg({ name: "s2" })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/],
   ["two spellings of one IPv6 address", base({ segments: [seg({ listen: { address: "::1", port: 5004 } }), seg({ name: "s2", listen: { address: "0:0:0:0:0:0:0:1", port: 5004 } })] }), /segments\[1\]\.listen\.port: port already used/],
   ["IPv6 wildcard against an IPv6 egress", base({ segments: [seg({ listen: { address: "::", port: 5004 } }), seg({ name: "s2", listen: { address: "::1", port: 7000 }, egress: { address: "::1", port: 5004 } })] }), /segments\[1\]\.egress\.port: port already used by segments\[0\]\.listen\.port/],
+  ["an IPv6 destination of an IPv4 segment", base({ segments: [seg({ destinations: [{ address: "::1", port: 6004 }] })] }), /segments\[0\]\.destinations\[0\]\.address: IPv6, but the segment sends from IPv4 \(listen\.address\)/],
+  ["an IPv4 source of an IPv6 segment", base({ segments: [seg({ listen: { address: "::1", port: 5004 }, destinations: [{ address: "::1", port: 6004 }], source: { address: "127.0.0.1" } })] }), /segments\[0\]\.source\.address: IPv4, but the segment listens on IPv6/],
+  ["a source port without an address", base({ segments: [seg({ source: { port: 5000 } })] }), /segments\[0\]\.source: port and rtcpPort need an address/],
   ["duplicate names", base({ segments: [seg(), seg({ listen: { address: "127.0.0.1", port: 7000 } })] }), /segments\[1\]\.name: duplicate segment name 's1'/],
   ["bad failure mode", base({ segments: [seg({ failure: { mode: "sideways" } })] }), /segments\[0\]\.failure\.mode:/],
   ["worker out of range", base({ workers: 2, segments: [seg({ worker: 2 })] }), /segments\[0\]\.worker: 2 but there are only 2 workers/],
@@ -35,9 +38,14 @@ for (const [label, input, pattern] of cases) {
   });
 }
 
+test("IPv4 in, IPv6 out: the destinations follow the egress address's family", () => {
+  const c = validateProxyConfig(base({ segments: [seg({ egress: { address: "::1" }, destinations: [{ address: "::1", port: 6004 }] })] }));
+  assert.is(c.segments[0]!.destinations[0]!.address, "::1");
+});
+
 test("one port on different addresses, or on both families, is no clash", () => {
   const c = validateProxyConfig(base({ segments: [
-    seg(), seg({ name: "s2", listen: { address: "127.0.0.2", port: 5004 } }), seg({ name: "s3", listen: { address: "::", port: 5004 } }),
+    seg(), seg({ name: "s2", listen: { address: "127.0.0.2", port: 5004 } }), seg({ name: "s3", listen: { address: "::", port: 5004 }, destinations: [{ address: "::1", port: 6004 }] }),
   ] }));
   assert.is(c.segments.length, 3);
 });

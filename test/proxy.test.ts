@@ -174,32 +174,46 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
 
 test("regression: ports the kernel picks for egress never take a later segment's listen port", async () => {
   // 400 segments listening inside Linux's ephemeral range (32768-60999), egress on port 0: bound
-  // in config order, some egress socket used to land on a later segment's listen port.
-  // a run of 400 ports that nothing else on this machine holds right now (other processes pick
-  // ephemeral ports too: a clash with them is not what this test is about)
-  let base = 0;
-  for (let attempt = 0; attempt < 20 && base === 0; attempt++) {
-    const candidate = 33000 + 2 * Math.floor(Math.random() * 5000);
-    const held: Awaited<ReturnType<typeof bindUdp>>[] = [];
+  // in config order, some egress socket used to land on a later segment's listen port, nearly
+  // every time (400 picks over 28k ports, 400 targets). Other programs pick ephemeral ports too,
+  // so a run of 400 ports free a moment ago may lose one before the proxy binds it: that rare
+  // clash is retried with another run, at most three times; the bug this guards fails all three.
+  const freeRun = async (): Promise<number> => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const candidate = 33000 + 2 * Math.floor(Math.random() * 5000);
+      const held: Awaited<ReturnType<typeof bindUdp>>[] = [];
+      try {
+        for (let i = 0; i < 400; i++) held.push(await bindUdp(candidate + i, LO));
+        return candidate;
+      } catch {
+        // taken: try another run
+      } finally {
+        await Promise.all(held.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      }
+    }
+    throw new Error("no free run of 400 ports");
+  };
+  const clashes: string[] = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const base = await freeRun();
+    const segments = Array.from({ length: 400 }, (_, i) => ({
+      name: `s${i}`, rtcpMux: true, listen: { address: LO, port: base + i }, destinations: [{ address: LO, port: 9 }],
+    }));
+    let started: Awaited<ReturnType<typeof startProxy>>;
     try {
-      for (let i = 0; i < 400; i++) held.push(await bindUdp(candidate + i, LO));
-      base = candidate;
-    } catch {
-      // taken: try another run
+      started = await startProxy({ segments });
+    } catch (err) {
+      clashes.push((err as Error).message.split("\n")[1] ?? (err as Error).message);
+      continue;
+    }
+    try {
+      assert.is((await started.proxy.stats()).segments.length, 400);
+      return;
     } finally {
-      await Promise.all(held.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await started.proxy.close();
     }
   }
-  assert.ok(base > 0, "no free run of 400 ports");
-  const segments = Array.from({ length: 400 }, (_, i) => ({
-    name: `s${i}`, rtcpMux: true, listen: { address: LO, port: base + i }, destinations: [{ address: LO, port: 9 }],
-  }));
-  const { proxy } = await startProxy({ segments });
-  try {
-    assert.is((await proxy.stats()).segments.length, 400);
-  } finally {
-    await proxy.close();
-  }
+  assert.unreachable(`three runs clashed:\n${clashes.join("\n")}`);
 });
 
 test.run();

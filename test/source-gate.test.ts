@@ -18,7 +18,7 @@ function segmentConfig(extra: Partial<SegmentInput> = {}): SegmentConfig {
   return validateProxyConfig({
     segments: [{
       name: "s", listen: { address: "127.0.0.1", port: 40000 },
-      destinations: [{ address: "10.0.0.5", port: 7000 }, { address: "2001:db8:0:0:0:0:0:1", port: 7000 }], ...extra,
+      destinations: [{ address: "10.0.0.5", port: 7000 }], ...extra,
     }],
   }).segments[0]!;
 }
@@ -96,6 +96,11 @@ const scenarios: { label: string; source?: SegmentInput["source"]; rtcpMux?: boo
     steps: [[A, "rtp", T, true, A], ["10.0.0.1:5001", "rtcp", T + 1, true, A], ["10.0.0.1:7777", "rtcp", T + 2, true, A], ["10.0.0.9:5001", "rtcp", T + 3, false, A]],
   },
   {
+    label: "strict without an allow list: no RTCP before the first RTP packet (it could be anyone's)",
+    source: { learnMs: 0 },
+    steps: [["10.0.0.9:5001", "rtcp", T, false, null], [A, "rtp", T + 1, true, A], ["10.0.0.1:5001", "rtcp", T + 2, true, A]],
+  },
+  {
     label: "the sender's RTCP with source.rtcpPort: that port only",
     source: { address: "10.0.0.1", rtcpPort: 5001 },
     steps: [["10.0.0.1:5001", "rtcp", T, true, null], ["10.0.0.1:5003", "rtcp", T + 1, false, null], [A, "rtp", T + 2, true, A]],
@@ -126,6 +131,10 @@ unit("where feedback for the sender goes: RTP port + 1, the RTP port with rtcpMu
     ["rtcpMux", { rtcpMux: true }, [[A, "rtp", T, true, A]], "10.0.0.1:5000"],
     ["source.rtcpPort", { source: { address: "10.0.0.1", rtcpPort: 6001 } }, [[A, "rtp", T, true, A]], "10.0.0.1:6001"],
     ["learned from its RTCP", {}, [[A, "rtp", T, true, A], ["10.0.0.1:5555", "rtcp", T + 1, true, A]], "10.0.0.1:5555"],
+    ["learned once per sender (strict): another port of its address does not move it", {},
+      [[A, "rtp", T, true, A], ["10.0.0.1:5555", "rtcp", T + 1, true, A], ["10.0.0.1:7777", "rtcp", T + 2, true, A]], "10.0.0.1:5555"],
+    ["re-learned from every RTCP when not strict", { source: { strict: false } },
+      [[A, "rtp", T, true, A], ["10.0.0.1:5555", "rtcp", T + 1, true, A], ["10.0.0.1:7777", "rtcp", T + 2, true, A]], "10.0.0.1:7777"],
     ["configured before it sends", { source: { address: "10.0.0.1", port: 5000 } }, [], "10.0.0.1:5001"],
     ["a new sender after silence", { source: { learnMs: 0, idleMs: 10 } }, [[A, "rtp", T, true, A], [A2, "rtp", T + 10, true, A2]], "10.0.0.1:6001"],
   ];
@@ -137,17 +146,19 @@ unit("where feedback for the sender goes: RTP port + 1, the RTP port with rtcpMu
 });
 
 unit("feedback: only from a destination's address (IPv6 in any spelling), or from anyone with feedbackFrom: any", () => {
-  const only = new SourceGate(segmentConfig());
-  const any = new SourceGate(segmentConfig({ feedbackFrom: "any" }));
-  const cases: [string, boolean][] = [["10.0.0.5", true], ["2001:db8::1", true], ["10.0.0.6", false], ["2001:db8::2", false], ["127.0.0.1", false]];
-  for (const [from, admitted] of cases) {
-    assert.is(only.admitFeedback(from), admitted, from);
-    assert.ok(any.admitFeedback(from), `${from} with feedbackFrom: any`);
+  const v6 = { listen: { address: "::1", port: 40000 }, destinations: [{ address: "2001:db8:0:0:0:0:0:1", port: 7000 }] };
+  const cases: [Partial<SegmentInput>, string, boolean][] = [
+    [{}, "10.0.0.5", true], [v6, "2001:db8::1", true], [{}, "10.0.0.6", false], [v6, "2001:db8::2", false], [{}, "127.0.0.1", false],
+  ];
+  for (const [segment, from, admitted] of cases) {
+    assert.is(new SourceGate(segmentConfig(segment)).admitFeedback(from), admitted, from);
+    assert.ok(new SourceGate(segmentConfig({ ...segment, feedbackFrom: "any" })).admitFeedback(from), `${from} with feedbackFrom: any`);
   }
 });
 
 unit("regression: an IPv6 address with a zone (link-local) is matched with its zone, in any spelling", () => {
   const gate = new SourceGate(segmentConfig({
+    listen: { address: "::1", port: 40000 },
     source: { address: "fe80:0:0:0:0:0:0:9%eth0", learnMs: 0 },
     destinations: [{ address: "fe80::0:5%eth0", port: 7000 }],
   }));

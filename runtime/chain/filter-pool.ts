@@ -239,6 +239,11 @@ export class FilterPool {
     this.slotOf.clear();
   }
 
+  /** Once a second: every instance reports the log lines it suppressed in the last window. */
+  endLogWindows(): void {
+    for (const slot of this.slots.values()) slot.instance?.endLogWindow();
+  }
+
   get instanceCount(): number {
     let n = 0;
     for (const slot of this.slots.values()) if (slot.instance) n++;

@@ -147,6 +147,15 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     if (names.has(seg.name)) problems.push(`${at}.name: duplicate segment name '${seg.name}'`);
     names.add(seg.name);
     if (!seg.rtcpMux && seg.listen.port === 65535) problems.push(`${at}.listen.port: RTCP needs port + 1; use rtcpMux or a lower port`);
+    // a segment's sockets are of one family: IPv4 sockets cannot send to IPv6 addresses, nor the reverse
+    const family = isIP(seg.egress?.address ?? seg.listen.address);
+    const from = seg.egress ? "egress.address" : "listen.address";
+    seg.destinations.forEach((d, k) => {
+      if (isIP(d.address) !== family) problems.push(`${at}.destinations[${k}].address: IPv${isIP(d.address)}, but the segment sends from IPv${family} (${from}); give an egress.address of the destinations' family`);
+    });
+    if (seg.source.address !== undefined && isIP(seg.source.address) !== isIP(seg.listen.address)) {
+      problems.push(`${at}.source.address: IPv${isIP(seg.source.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);
+    }
     for (const bind of fixedBinds(seg)) claim(bind.address, bind.port, `${at}.${bind.what}`);
     if (seg.worker !== undefined && seg.worker >= config.workers) {
       problems.push(`${at}.worker: ${seg.worker} but there are only ${config.workers} workers`);

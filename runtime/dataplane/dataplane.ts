@@ -162,27 +162,17 @@ export class DataPlane {
     const plan = this.plan;
     if (!plan) return [{ segment: "", message: "nothing prepared" }];
     this.plan = undefined;
+    const errors: SegmentError[] = [];
     for (const seg of plan.removed) this.removeSegment(seg);
     for (const p of plan.segments) {
-      if (p.bindLater) {
-        // new sockets: the old ones close now, the new ones are bound in the open step, once
-        // every worker has released the ports this change frees; the new chain takes the old one's state
-        if (p.existing) {
-          p.existing.flush();
-          this.carryState(p.existing, p.stages ?? []);
-          this.removeSegment(p.existing, false);
-        }
-        p.existing = undefined;
-        this.pendingOpen.push(p);
-        continue;
+      try {
+        this.commitSegment(p);
+      } catch (err) {
+        // a bug, not an outcome: the segment does not run, and the change says so
+        for (const st of p.stages ?? []) this.pool.detach(st);
+        if (p.sockets) closeSockets(p.sockets);
+        errors.push({ segment: p.config.name, message: `not started: ${(err as Error).message}` });
       }
-      if (p.existing) {
-        p.existing.updateConfig(p.config);
-        if (p.stages) this.swapChain(p.existing, p.stages);
-      } else if (p.sockets && p.stages) {
-        this.addSegment(p.config, p.sockets, p.stages);
-      }
-      this.chainKeys.set(p.config.name, p.chainKey!);
     }
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
     for (const s of plan.stuck ?? []) {
@@ -191,7 +181,30 @@ export class DataPlane {
       this.pool.restoreFailureCount(stage, s.count - 1);
       this.pool.handleFailure(stage.slot, new Error("stuck in a filter call: the watchdog restarted the worker"));
     }
-    return [];
+    return errors;
+  }
+
+  /** One segment of a commit: swap its chain, add it, or leave it to the open step. */
+  private commitSegment(p: PlannedSegment): void {
+    if (p.bindLater) {
+      // new sockets: the old ones close now, the new ones are bound in the open step, once
+      // every worker has released the ports this change frees; the new chain takes the old one's state
+      if (p.existing) {
+        p.existing.flush();
+        this.carryState(p.existing, p.stages ?? []);
+        this.removeSegment(p.existing, false);
+      }
+      p.existing = undefined;
+      this.pendingOpen.push(p);
+      return;
+    }
+    if (p.existing) {
+      p.existing.updateConfig(p.config);
+      if (p.stages) this.swapChain(p.existing, p.stages);
+    } else if (p.sockets && p.stages) {
+      this.addSegment(p.config, p.sockets, p.stages);
+    }
+    this.chainKeys.set(p.config.name, p.chainKey!);
   }
 
   /** The open step: binds the segments the commit left waiting for their ports. */
@@ -201,12 +214,14 @@ export class DataPlane {
     const pending = this.pendingOpen;
     this.pendingOpen = [];
     for (const p of pending) {
+      let sockets: SegmentSockets | undefined;
       try {
-        const sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer);
+        sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer);
         this.addSegment(p.config, sockets, p.stages ?? []);
         this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {
         for (const st of p.stages ?? []) this.pool.detach(st);
+        if (sockets) closeSockets(sockets);
         errors.push({ segment: p.config.name, message: (err as Error).message });
       }
     }
@@ -225,7 +240,9 @@ export class DataPlane {
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
   }
 
+  /** Counters of every segment (asked for once a second, which also closes the filters' log windows). */
   snapshot(): SegmentSnapshot[] {
+    this.pool.endLogWindows();
     return [...this.segments.values()].map(snapshotSegment);
   }
 

@@ -23,6 +23,8 @@ export class SourceGate {
   /** When the sender now latched was first heard (0: not heard yet), and last heard; monotonic ms. */
   private latchedAtMs = 0;
   private lastSeenMs = 0;
+  /** The latched sender's RTCP address was learned from its RTCP (once per sender, when strict). */
+  private rtcpLearned = false;
   private allowAddress: string | null = null;
   private destinations = new Set<string>();
 
@@ -42,6 +44,7 @@ export class SourceGate {
     } else if (this.allowAddress !== null && this.rtp !== null && this.rtp.address !== this.allowAddress) {
       this.rtp = null; // the config now names another sender
       this.rtcp = null;
+      this.rtcpLearned = false;
       this.latchedAtMs = 0;
     }
     this.destinations = new Set(config.destinations.map((d) => canonicalAddress(d.address)));
@@ -53,8 +56,14 @@ export class SourceGate {
     if (this.allowAddress !== null && address !== this.allowAddress) return false;
     if (rtcp) {
       if (s.rtcpPort !== undefined && port !== s.rtcpPort) return false;
-      if (s.strict && this.latchedAtMs !== 0 && address !== this.rtp!.address) return false;
-      if (this.rtcp === null || this.rtcp.port !== port || this.rtcp.address !== address) this.rtcp = { address, port };
+      // strict: only the sender's address (the allowed one, checked above, or the latched one:
+      // without an allow list, no RTCP before the first RTP packet, since it could not be told
+      // from anyone's); feedback's target is learned once per sender
+      if (s.strict && this.allowAddress === null && (this.rtp === null || address !== this.rtp.address)) return false;
+      if (!s.strict || !this.rtcpLearned) {
+        this.rtcp = { address, port };
+        this.rtcpLearned = true;
+      }
       return true;
     }
     if (s.port !== undefined && port !== s.port) return false;
@@ -82,6 +91,7 @@ export class SourceGate {
   /** Follows a (new) sender: its feedback goes to its configured RTCP port, else RTP port + 1 (or the RTP port with rtcpMux). */
   private follow(address: string, port: number): void {
     this.rtp = { address, port };
+    this.rtcpLearned = false;
     const s = this.config.source;
     this.rtcp = { address, port: s.rtcpPort ?? (this.config.rtcpMux ? port : port + 1) };
   }

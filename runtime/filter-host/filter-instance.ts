@@ -376,16 +376,23 @@ export class FilterInstance {
     return Buffer.from(buf, ptr, byteLength & ~1).toString("utf16le");
   }
 
-  private log(level: number, message: string): void {
-    const now = Date.now();
-    if (now - this.logWindowStart >= 1000) {
-      if (this.logSuppressed > 0) {
-        this.services.log(this.name, LogLevel.Warn, `${this.logSuppressed} log lines suppressed (limit ${LOG_LINES_PER_SECOND}/s)`);
-      }
-      this.logWindowStart = now;
-      this.logCount = 0;
-      this.logSuppressed = 0;
+  /**
+   * Ends the log window once a second has passed since it began, reporting what it suppressed.
+   * Called before each line and by the host once a second (a burst followed by silence still
+   * gets its report).
+   */
+  endLogWindow(now = Date.now()): void {
+    if (now - this.logWindowStart < 1000) return;
+    if (this.logSuppressed > 0) {
+      this.services.log(this.name, LogLevel.Warn, `${this.logSuppressed} log lines suppressed (limit ${LOG_LINES_PER_SECOND}/s)`);
     }
+    this.logWindowStart = now;
+    this.logCount = 0;
+    this.logSuppressed = 0;
+  }
+
+  private log(level: number, message: string): void {
+    this.endLogWindow();
     if (++this.logCount > LOG_LINES_PER_SECOND) {
       this.logSuppressed++;
       return;
