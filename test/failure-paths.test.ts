@@ -154,6 +154,40 @@ test("a watchdog restart carries each stage's state from its last checkpoint", a
   }
 });
 
+test("a change applied while the watchdog restarts a worker: the two take turns, and the worker comes back with the new config", async () => {
+  const [pb, pn] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const bad = { name: "bad", worker: 0, listen: { address: LO, port: pb }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave" }] };
+  const input = (segments: object[]): ProxyConfigInput => ({
+    workers: 1, watchdog: { stuckMs: 300 }, filters: { misbehave: { path: fixture("misbehave") } }, segments: segments as ProxyConfigInput["segments"],
+  });
+  const { proxy, events } = await startProxy(input([bad]));
+  const tx = await bindUdp();
+  try {
+    const loop = indexedRtp(0);
+    loop[12] = 0xad;
+    tx.send(loop, pb, LO);
+    await sleep(50); // the worker is now stuck in the filter: the change waits on it
+    const added = { name: "added", worker: 0, listen: { address: LO, port: pn }, destinations: [{ address: LO, port: sink.port }] };
+    const outcome = await proxy.apply(validateProxyConfig(input([bad, added]))).then(() => "applied", (err: Error) => err.message);
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 5000, "the restart");
+    // the change either applied (after the restart) or failed cleanly while the worker was gone; either
+    // way, what runs afterwards is what the proxy says runs, and a retry settles it
+    if (outcome !== "applied") {
+      assert.match(outcome, /config (not applied|applied, except)/);
+      await proxy.apply(validateProxyConfig(input([bad, added])));
+    }
+    assert.equal((await proxy.stats()).segments.map((s) => s.name).sort(), ["added", "bad"]);
+    tx.send(indexedRtp(1), pn, LO);
+    await waitFor(() => sink.received === 1, 2000, "the added segment forwards");
+    assert.ok(proxy.health().ready);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test("health: ready until a worker is down; not live once it cannot come back", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-health-"));
   const wasm = join(dir, "misbehave.wasm");
