@@ -118,6 +118,7 @@ export class FilterPool {
   private readonly modules = new Map<string, Promise<LoadedFilterModule>>();
   private nextSlotId = 1;
   private readonly services: FilterHostServices;
+  private readonly timerCancelAll: (instance: FilterInstance) => void;
 
   constructor(
     services: Omit<FilterHostServices, "failed"> & { timerCancelAll(instance: FilterInstance): void },
@@ -134,8 +135,6 @@ export class FilterPool {
       },
     };
   }
-
-  private readonly timerCancelAll: (instance: FilterInstance) => void;
 
   /** The slot for a filter, loading and instantiating it if no segment uses it yet. */
   async acquire(spec: FilterSpec): Promise<InstanceSlot> {

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { resolve, dirname, isAbsolute } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { DEFAULT_FAILURE_POLICY } from "../chain/filter-pool.js";
+import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { EndpointClaims } from "./endpoints.js";
 import { checkSecretReferences } from "./secrets.js";
@@ -80,10 +80,10 @@ const filterEntry = z.strictObject({
   /** Bounds on what one stage (one segment's use of the filter) may do. */
   limits: z.strictObject({
     /** Packets a stage may create per second (output area), with a tenth of a second's burst. */
-    generatedPerSecond: z.number().int().min(1).max(10_000_000).default(50_000),
+    generatedPerSecond: z.number().int().min(1).max(10_000_000).default(DEFAULT_STAGE_LIMITS.generatedPerSecond),
     /** Timer firings per context per second; more wait for the budget (a timer at 0 delay is not a busy loop). */
-    timerFiresPerSecond: z.number().int().min(1).max(1_000_000).default(2_000),
-  }).default({ generatedPerSecond: 50_000, timerFiresPerSecond: 2_000 }),
+    timerFiresPerSecond: z.number().int().min(1).max(1_000_000).default(DEFAULT_STAGE_LIMITS.timerFiresPerSecond),
+  }).default(() => ({ ...DEFAULT_STAGE_LIMITS })),
 });
 
 export const proxyConfigSchema = z.strictObject({
