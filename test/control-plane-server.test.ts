@@ -15,7 +15,7 @@ import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { waitFor } from "./lib/udp.js";
 import {
   AdminServiceClient, ProxyServiceClient,
-  type ApplySegmentsResponse, type ControlMessage, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
+  type ApplySegmentsResponse, type ControlMessage, type Endpoint, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
 } from "../controlplane/api/proto.js";
 import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki, type Pki } from "../controlplane/security/pki.js";
@@ -238,6 +238,24 @@ test("ApplySegments: one listen port (or its RTCP port + 1) twice on one proxy i
   // moving p1 away frees its port in the same request
   const moved = await apply(adminB, [seg("p1", "node-p", 21100), seg("p3", "node-p", 21000)]);
   assert.equal([moved.configured, moved.created], [["p1"], ["p3"]]);
+});
+
+test("ApplySegments: a port clash is found whatever the address spelling (0.0.0.0 vs 127.0.0.1, forms of ::1), named by field", async () => {
+  const at = (address: string, port: number): Partial<Endpoint> => ({ address, port, rtcpPort: 0 });
+  // a wildcard takes the port on every address of its family
+  await refused(apply(adminA, [seg("w1", "node-w", 25000, { listen: at("0.0.0.0", 25000) as Endpoint }), seg("w2", "node-w", 25000)]), status.INVALID_ARGUMENT,
+    /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/);
+  // one IPv6 address, two spellings
+  await refused(apply(adminA, [seg("w1", "node-w", 25010, { listen: at("::1", 25010) as Endpoint }), seg("w2", "node-w", 25010, { listen: at("0:0:0:0:0:0:0:1", 25010) as Endpoint })]), status.INVALID_ARGUMENT,
+    /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/);
+  // against a stored segment, through the other replica: its RTCP port (P + 1) too
+  await apply(adminA, [seg("w1", "node-w", 25020, { listen: at("127.0.0.1", 25020) as Endpoint })]);
+  await refused(apply(adminB, [seg("w2", "node-w", 25019, { listen: at("0.0.0.0", 25019) as Endpoint })]), status.INVALID_ARGUMENT,
+    /^segments\[0\]\.listen\.port \(RTCP, port \+ 1\): port already used by segment 'w1' listen\.port/);
+  // the other family does not clash (IPv6 sockets are v6-only)
+  const ok = await apply(adminB, [seg("w3", "node-w", 25020, { listen: at("::", 25020) as Endpoint, destinations: [{ address: "::1", port: 26020, rtcpPort: 0 }] })]);
+  assert.equal(ok.created, ["w3"]);
+  await rpc(adminA, "DeleteSegments", { names: ["w1", "w3"] });
 });
 
 test("ApplySegments: created / configured / unchanged, dry_run writes nothing, DeleteSegments is all or none", async () => {

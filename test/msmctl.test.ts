@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
-import { ProxyServiceClient, type ControlMessage, type FilterRef, type Snapshot } from "../controlplane/api/proto.js";
+import { ProxyServiceClient, type ControlMessage, type FilterRef, type ProxyStatus, type Snapshot } from "../controlplane/api/proto.js";
 import { createPki } from "../controlplane/security/pki.js";
 import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
@@ -18,6 +18,8 @@ import { parseArgs } from "../controlplane/cli/msmctl/flags.js";
 import { age, bytes, table } from "../controlplane/cli/msmctl/format.js";
 import { ManifestError, parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
 import { parseProxyStats, segmentRates } from "../controlplane/cli/msmctl/stats.js";
+import { configState, describeProxy } from "../controlplane/cli/msmctl/describe.js";
+import { proxyRows } from "../controlplane/cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 
@@ -171,6 +173,18 @@ local("rates: from two snapshots by the proxies' own clock; a counter reset coun
   const [first] = segmentRates(undefined, parseProxyStats(snap(1000, 1, 1, 1)));
   assert.is(first!.packetsInPerSec, undefined);
   assert.match(parseProxyStats({ nodeId: "n", atMs: 1, statsJson: "{" }).error ?? "", /unreadable stats/);
+});
+
+local("a version that runs without some segments is shown as such, not as refused nor as whole", () => {
+  const p: ProxyStatus = {
+    nodeId: "n", connected: true, peer: "", desiredVersion: 7, ackedVersion: 7, nackedVersion: 0, nackError: "", lastSeenMs: 1,
+    capabilities: [], abiVersions: [], server: "cp", notRunning: ["cam-2"], notRunningError: "snapshot 7 applied, except these segments, which are NOT running: segments[1]: bind EADDRINUSE",
+  };
+  assert.is(configState(p), "runs the newest config (version 7), except 1 segment(s) that do NOT run: cam-2");
+  assert.is(proxyRows([p], 1)[0]![4], "7 (1 not running)");
+  const text = describeProxy(p, [], undefined, 1);
+  assert.match(text, /NOT running:\s+cam-2: snapshot 7 applied, except these segments, which are NOT running: segments\[1\]: bind EADDRINUSE/);
+  assert.is(configState({ ...p, notRunning: [] }), "runs the newest config (version 7)");
 });
 
 local.run();

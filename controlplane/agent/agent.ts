@@ -9,9 +9,9 @@ import { resolve } from "node:path";
 import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   abi, ApplyError, ConfigError, Proxy, startAdminServer, validateProxyConfig,
-  type AdminServer, type ProxyConfig,
+  type AdminServer, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
-import { ProxyServiceClient, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
+import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
 import { channelCredentials } from "../security/tls.js";
 import { readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
@@ -36,6 +36,13 @@ export const AGENT_TIMING = {
   statsIntervalMs: 1000,
   fetchTimeoutMs: 15_000,
   fetchAttempts: 3,
+  /**
+   * A snapshot refused for a reason that may pass (a port briefly held, a module fetch that
+   * failed), or applied with segments that could not start, is tried again after 1 s, doubling up
+   * to 30 s (plus or minus 20%), until it runs whole or a newer snapshot replaces it.
+   */
+  retryStartMs: 1000,
+  retryMaxMs: 30_000,
 } as const;
 
 const CHANNEL_OPTIONS: ChannelOptions = {
@@ -54,7 +61,21 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 const TLS_OPTIONS: ChannelOptions = { "grpc.ssl_target_name_override": "msm-control-plane" };
 
 /** What the agent writes on the stream: proto-loader takes the oneof member by its field name. */
-type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: { version: number } } | { nack: { version: number; error: string } } | { stats: { statsJson: string } };
+type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string } } | { stats: { statsJson: string } };
+
+/** Segments of the running version that do not run, and why (a snapshot applied in part). */
+interface NotRunning {
+  readonly segments: readonly string[];
+  readonly error: string;
+}
+
+/** What one attempt to apply a snapshot came to. */
+type Outcome =
+  | { readonly kind: "applied"; readonly segments: number; readonly fetched: number; readonly started: boolean; readonly config: ProxyConfigInput; readonly notRunning?: NotRunning }
+  | { readonly kind: "refused"; readonly error: string; /** false when the same snapshot can only fail again (a bad field) */ readonly retry: boolean };
+
+/** Module paths in a config are relative to the state directory, so that a moved directory still works. */
+const MODULES_DIR = "modules";
 
 type ProxyClient = Client & {
   Connect(): ClientDuplexStream<Outgoing, ControlMessage>;
@@ -100,8 +121,13 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly stateDir: string;
   private readonly addresses: readonly string[];
   private session: Session | null = null;
-  private pending: { snapshot: Snapshot; session: Session } | undefined;
+  private pending: Snapshot | undefined;
   private applying: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Attempts so far at applying `version` (for the retry backoff). */
+  private attempts = { version: 0, count: 0 };
+  /** Set while the running version runs without some of its segments. */
+  private notRunning: NotRunning | undefined;
   private loop: Promise<void> | undefined;
   private readonly sleeper: { wake?: () => void } = {};
   private closing = false;
@@ -150,6 +176,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async shutdown(): Promise<void> {
     this.closing = true;
     this.pending = undefined;
+    clearTimeout(this.retryTimer);
     this.sleeper.wake?.();
     this.session?.end("agent closing");
     await this.loop;
@@ -256,7 +283,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.emit("connected", { address });
           statsTimer = setInterval(() => this.sendStats(session), AGENT_TIMING.statsIntervalMs);
         }
-        if (msg.snapshot) this.enqueue(msg.snapshot, session);
+        if (msg.snapshot) this.enqueue(msg.snapshot);
       });
       call.on("error", (err: ServiceError) => session.end(err.details || err.message));
       call.on("status", (s: { code: number; details: string }) => session.end(s.details || `stream closed (code ${s.code})`));
@@ -294,12 +321,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Module bytes by digest, from whichever replica the agent is connected to now. */
-  private async fetchModule(sha256: string, fallback: Session): Promise<FilterModule> {
+  private async fetchModule(sha256: string): Promise<FilterModule> {
     let last: Error | undefined;
     for (let attempt = 0; attempt < AGENT_TIMING.fetchAttempts; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 300 * attempt));
-      const session = this.session && !this.session.ended ? this.session : fallback;
-      if (session.ended) throw last ?? new Error("no control plane connected");
+      const session = this.session;
+      if (!session || session.ended) throw last ?? new Error("no control plane connected");
       try {
         return await new Promise<FilterModule>((ok, fail) => {
           session.client.FetchFilter({ sha256 }, { deadline: Date.now() + AGENT_TIMING.fetchTimeoutMs }, (err, res) => (err ? fail(new Error(err.details || err.message)) : res ? ok(res) : fail(new Error("empty answer"))));
@@ -314,79 +341,137 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   // ---- snapshots
 
-  /** Queues a snapshot; only the newest waiting one is applied (each apply is a whole config). */
-  private enqueue(snapshot: Snapshot, session: Session): void {
-    this.pending = { snapshot, session };
+  /**
+   * Queues a snapshot; only the newest waiting one is applied (each apply is a whole config). A
+   * snapshot that comes in replaces a retry that waits.
+   */
+  private enqueue(snapshot: Snapshot): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.pending = snapshot;
     if (this.applying) return;
     this.applying = (async () => {
       while (this.pending && !this.closing) {
         const next = this.pending;
         this.pending = undefined;
-        await this.handle(next.snapshot, next.session).catch((err: Error) =>
-          this.refuse(next.session, next.snapshot.version, `snapshot ${next.snapshot.version} not applied: ${err.message}`),
-        );
+        await this.handle(next);
       }
     })().finally(() => {
       this.applying = undefined;
-      if (this.pending && !this.closing) this.enqueue(this.pending.snapshot, this.pending.session);
+      if (this.pending && !this.closing) this.enqueue(this.pending);
     });
   }
 
-  private refuse(session: Session, version: number, error: string): void {
-    this.send(session, { nack: { version, error } });
-    this.emit("refused", { version, error });
+  /** Answers on the stream that is open now, if any (a proxy that reconnects says what it runs in Register). */
+  private reply(message: Outgoing): void {
+    if (this.session?.connected) this.send(this.session, message);
   }
 
-  private async handle(snapshot: Snapshot, session: Session): Promise<void> {
+  private ack(version: number): void {
+    this.reply({ ack: { version, notRunning: [...(this.notRunning?.segments ?? [])], error: this.notRunning?.error ?? "" } });
+  }
+
+  /** Tries `snapshot` again later; returns the delay. */
+  private scheduleRetry(snapshot: Snapshot): number {
+    const base = Math.min(AGENT_TIMING.retryStartMs * 2 ** (this.attempts.count - 1), AGENT_TIMING.retryMaxMs);
+    const ms = Math.round(base * (0.8 + 0.4 * Math.random()));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closing && !this.pending) this.enqueue(snapshot);
+    }, ms);
+    return ms;
+  }
+
+  private async handle(snapshot: Snapshot): Promise<void> {
     const version = snapshot.version;
-    if (this.proxy && version === this.runningVersion) {
-      this.send(session, { ack: { version } }); // already running it (a reconnect, or a restart from last-good.json)
+    if (this.proxy && version === this.runningVersion && !this.notRunning) {
+      this.ack(version); // already running it (a reconnect, or a restart from last-good.json)
       return;
     }
-    const started = performance.now();
+    if (this.attempts.version !== version) this.attempts = { version, count: 0 };
+    this.attempts.count++;
+    const startedAt = performance.now();
+    let outcome: Outcome;
+    try {
+      outcome = await this.apply(snapshot);
+    } catch (err) {
+      outcome = { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
+    }
+    if (this.closing) return;
+
+    if (outcome.kind === "refused") {
+      if (version === this.runningVersion && this.notRunning) {
+        // a retry of the running version's missing segments failed again: it still runs without them
+        this.notRunning = { segments: this.notRunning.segments, error: outcome.error };
+        this.ack(version);
+        const retryInMs = this.scheduleRetry(snapshot);
+        this.emit("warning", { message: `snapshot ${version}: segments ${this.notRunning.segments.join(", ")} still not running (next try in ${retryInMs} ms): ${outcome.error}` });
+        return;
+      }
+      this.reply({ nack: { version, error: outcome.error } });
+      const retryInMs = outcome.retry ? this.scheduleRetry(snapshot) : undefined;
+      this.emit("refused", { version, error: outcome.error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+      return;
+    }
+
+    this.runningVersion = version;
+    this.notRunning = outcome.notRunning;
+    try {
+      await writeLastGood(this.stateDir, { format: LAST_GOOD_FORMAT, nodeId: this.options.nodeId, version, savedAtMs: Date.now(), snapshot, config: outcome.config });
+    } catch (err) {
+      this.emit("warning", { message: `last-good.json not written: ${(err as Error).message}` });
+    }
+    this.ack(version);
+    const retryInMs = this.notRunning ? this.scheduleRetry(snapshot) : undefined;
+    this.emit("applied", {
+      version, segments: outcome.segments, fetched: outcome.fetched, started: outcome.started, ms: Math.round(performance.now() - startedAt),
+      notRunning: [...(this.notRunning?.segments ?? [])],
+      ...(this.notRunning ? { error: this.notRunning.error, retryInMs } : {}),
+    });
+  }
+
+  /** One attempt at a snapshot: plan, fetch what is missing, check, then start or swap. */
+  private async apply(snapshot: Snapshot): Promise<Outcome> {
+    const version = snapshot.version;
     let plan: SnapshotPlan;
     try {
-      plan = planSnapshot(snapshot, this.cache.dir, this.workers);
+      plan = planSnapshot(snapshot, MODULES_DIR, this.workers);
     } catch (err) {
-      if (err instanceof SnapshotError) return this.refuse(session, version, err.message);
+      if (err instanceof SnapshotError) return { kind: "refused", error: err.message, retry: false };
       throw err;
     }
     let fetched = 0;
     for (const use of plan.modules) {
       try {
-        if (await this.cache.ensure(use.ref, (sha) => this.fetchModule(sha, session))) fetched++;
+        if (await this.cache.ensure(use.ref, (sha) => this.fetchModule(sha))) fetched++;
       } catch (err) {
         const k = snapshot.filters.indexOf(use.ref);
-        return this.refuse(session, version, `filters[${k}] (${use.ref.name}@${use.ref.version}): ${(err as Error).message}`);
+        return { kind: "refused", error: `filters[${k}] (${use.ref.name}@${use.ref.version}): ${(err as Error).message}`, retry: true };
       }
     }
-    if (this.closing) return;
+    if (this.closing) return { kind: "refused", error: "the agent is closing", retry: false };
     let config: ProxyConfig;
     try {
       config = validateProxyConfig(plan.config, this.stateDir, `snapshot ${version}`);
     } catch (err) {
-      if (err instanceof ConfigError) return this.refuse(session, version, err.message);
+      if (err instanceof ConfigError) return { kind: "refused", error: err.message, retry: false };
       throw err;
     }
-    const first = !this.proxy;
+    const started = !this.proxy;
+    const applied = { kind: "applied", segments: config.segments.length, fetched, started, config: plan.config } as const;
     try {
       if (this.proxy) await this.proxy.apply(config);
       else await this.startProxy(config);
     } catch (err) {
-      if (err instanceof ApplyError) {
-        const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message));
-        return this.refuse(session, version, `snapshot ${version} not applied, the running config is unchanged: ${lines.join("; ")}`);
-      }
-      return this.refuse(session, version, `snapshot ${version} not applied: ${(err as Error).message}`);
+      if (!(err instanceof ApplyError)) return { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
+      const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message)).join("; ");
+      if (!err.committed) return { kind: "refused", error: `snapshot ${version} not applied, the running config is unchanged: ${lines}`, retry: true };
+      // committed: the new version runs, without the segments named
+      const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];
+      return { ...applied, notRunning: { segments, error: `snapshot ${version} applied, except these segments, which are NOT running: ${lines}` } };
     }
-    this.runningVersion = version;
-    try {
-      await writeLastGood(this.stateDir, { format: LAST_GOOD_FORMAT, nodeId: this.options.nodeId, version, savedAtMs: Date.now(), snapshot, config });
-    } catch (err) {
-      this.emit("warning", { message: `last-good.json not written: ${(err as Error).message}` });
-    }
-    this.send(session, { ack: { version } });
-    this.emit("applied", { version, segments: config.segments.length, fetched, started: first, ms: Math.round(performance.now() - started) });
+    return applied;
   }
 }
 

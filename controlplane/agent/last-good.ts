@@ -4,7 +4,7 @@
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Snapshot } from "../api/proto.js";
-import type { ProxyConfig } from "../../runtime/index.js";
+import type { ProxyConfigInput } from "../../runtime/index.js";
 
 export const LAST_GOOD_FORMAT = 1;
 
@@ -14,7 +14,8 @@ export interface LastGood {
   readonly version: number;
   readonly savedAtMs: number;
   readonly snapshot: Snapshot;
-  readonly config: ProxyConfig;
+  /** The config it ran; module paths are relative to the state directory. */
+  readonly config: ProxyConfigInput;
 }
 
 export function lastGoodPath(stateDir: string): string {

@@ -35,10 +35,11 @@ export interface Segment {
 }
 export interface FilterRef { name: string; version: string; sha256: string; size: number; pushedAtMs: number }
 
+export interface Ack { version: number; notRunning: string[]; error: string }
 export interface Register { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number }
 export type ProxyMessage =
   | { kind: "register"; register: Register }
-  | { kind: "ack"; ack: { version: number } }
+  | { kind: "ack"; ack: Ack }
   | { kind: "nack"; nack: { version: number; error: string } }
   | { kind: "stats"; stats: { statsJson: string } };
 
@@ -59,6 +60,8 @@ export interface ProxyStatus {
   capabilities: string[];
   abiVersions: string[];
   server: string;
+  notRunning: string[];
+  notRunningError: string;
 }
 
 export interface ApplySegmentsResponse { created: string[]; configured: string[]; unchanged: string[]; revision: number }

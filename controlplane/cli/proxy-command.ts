@@ -101,9 +101,10 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason}); trying the next one`));
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
+    if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, next try in ${e.retryInMs} ms: ${e.error}`);
     if (e.started && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
   });
-  agent.on("refused", (e) => log(`snapshot ${e.version} REFUSED, the running config stays: ${e.error}`));
+  agent.on("refused", (e) => log(`snapshot ${e.version} REFUSED, the running config stays${e.retryInMs !== undefined ? ` (next try in ${e.retryInMs} ms)` : ""}: ${e.error}`));
   agent.on("warning", (e) => log(`warning: ${e.message}`));
   if (agent.proxy) {
     log(`proxy running from last-good.json: snapshot ${agent.runningVersion}`);

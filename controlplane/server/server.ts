@@ -77,6 +77,12 @@ export interface ControlPlane {
 
 const CONFLICT = Symbol("conflict");
 const MAX_NACK_ERROR = 4096;
+const MAX_NOT_RUNNING = 1000;
+
+/** A proxy's error text, cut to a size the status record can hold. */
+function bounded(error: string): string {
+  return error.length > MAX_NACK_ERROR ? `${error.slice(0, MAX_NACK_ERROR)}...` : error;
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -96,6 +102,8 @@ class ProxySession {
   private statsTimer: NodeJS.Timeout | undefined;
   private pendingStats: { atMs: number; json: string } | undefined;
   private lastStatsWrite = 0;
+  /** The last line logged for this proxy: a proxy retrying a refused snapshot repeats itself. */
+  private lastLogged = "";
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
 
@@ -125,6 +133,12 @@ class ProxySession {
     this.finish(false);
   }
 
+  private logOnce(line: string): void {
+    if (line === this.lastLogged) return;
+    this.lastLogged = line;
+    this.cp.log(line);
+  }
+
   private enqueue(what: string, job: () => Promise<void>): void {
     this.work = this.work.then(job).catch((err: Error) => this.cp.log(`proxy ${this.nodeId}: ${what}: ${err.message}`));
   }
@@ -140,14 +154,17 @@ class ProxySession {
       case "register":
         return this.fail(status.INVALID_ARGUMENT, "Register was already received on this stream");
       case "ack": {
-        const version = msg.ack.version;
-        this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, ackedVersion: version, lastSeenMs: now })));
+        const { version } = msg.ack;
+        const notRunning = msg.ack.notRunning.slice(0, MAX_NOT_RUNNING);
+        const error = bounded(msg.ack.error);
+        if (notRunning.length > 0) this.logOnce(`proxy ${this.nodeId} runs version ${version} without segments ${notRunning.join(", ")}: ${error}`);
+        this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, ackedVersion: version, notRunning, notRunningError: error, lastSeenMs: now })));
         return;
       }
       case "nack": {
-        const { version, error } = msg.nack;
-        const text = error.length > MAX_NACK_ERROR ? `${error.slice(0, MAX_NACK_ERROR)}...` : error;
-        this.cp.log(`proxy ${this.nodeId} refused version ${version}: ${text}`);
+        const { version } = msg.nack;
+        const text = bounded(msg.nack.error);
+        this.logOnce(`proxy ${this.nodeId} refused version ${version}: ${text}`);
         this.enqueue("recording a NACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, nackedVersion: version, nackError: text, lastSeenMs: now })));
         return;
       }
@@ -187,6 +204,8 @@ class ProxySession {
         capabilities: reg.capabilities, abiVersions: reg.abiVersions,
         // a proxy that restarted from its last good config says which version it runs
         ackedVersion: reg.runningVersion > 0 ? reg.runningVersion : s.ackedVersion,
+        // and says again, when it acknowledges, which of its segments do not run
+        notRunning: [], notRunningError: "",
       })),
     );
     this.push(this.cp.mirror.state, true);

@@ -19,10 +19,13 @@ export interface StatusRecord {
   ackedVersion: number;
   nackedVersion: number;
   nackError: string;
+  /** Segments of the acked version that do not run, and why (see Ack in msm.proto). */
+  notRunning: string[];
+  notRunningError: string;
 }
 
 export function emptyStatus(nodeId: string): StatusRecord {
-  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "" };
+  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "", notRunning: [], notRunningError: "" };
 }
 
 /**
@@ -72,6 +75,8 @@ export async function listProxies(store: Store, state: DesiredState, staleAfterM
       capabilities: r.capabilities,
       abiVersions: r.abiVersions,
       server: r.server,
+      notRunning: r.notRunning,
+      notRunningError: r.notRunningError,
     };
   });
 }

@@ -21,9 +21,10 @@ export function configState(p: ProxyStatus): string {
   if (p.nackedVersion >= p.desiredVersion && p.nackedVersion > p.ackedVersion) {
     return `REFUSED version ${p.nackedVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
   }
-  if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})`;
-  if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion} when last seen` : "it has run nothing from the control plane"}`;
-  return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing yet"}`;
+  const without = p.notRunning.length > 0 ? `, except ${p.notRunning.length} segment(s) that do NOT run: ${p.notRunning.join(", ")}` : "";
+  if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})${without}`;
+  if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion}${without} when last seen` : "it has run nothing from the control plane"}`;
+  return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}${without}` : "nothing yet"}`;
 }
 
 function connection(p: ProxyStatus): string {
@@ -84,6 +85,7 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
   else {
     const link = proxy.connected ? "connected" : proxy.lastSeenMs ? `not connected (last seen ${when(proxy.lastSeenMs, now)})` : "never connected";
     rows.push(["Proxy status", `${link}; ${configState(proxy)}`]);
+    if (proxy.notRunning.includes(seg.name)) rows.push(["NOT running", proxy.notRunningError || "(no reason given)"]);
     if (proxy.nackedVersion) rows.push(["Last refusal", `version ${proxy.nackedVersion}: ${proxy.nackError || "(no reason given)"}`]);
   }
   const counters = stats?.segments.find((s) => s.name === seg.name);
@@ -102,6 +104,7 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
     ["Config", configState(p)],
     ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${p.nackedVersion || "-"}`],
   ];
+  if (p.notRunning.length > 0) rows.push(["NOT running", `${p.notRunning.join(", ")}: ${p.notRunningError || "(no reason given)"}`]);
   if (p.nackedVersion) rows.push(["Last refusal", `version ${p.nackedVersion}: ${p.nackError || "(no reason given)"}`]);
   rows.push(["Capabilities", p.capabilities.join(", ") || "-"], ["ABI versions", p.abiVersions.join(", ") || "-"]);
   let text = fields(rows) + "\n";

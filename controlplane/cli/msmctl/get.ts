@@ -29,7 +29,7 @@ export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now()): st
     p.connected ? "yes" : "no",
     p.server || "-",
     String(p.desiredVersion),
-    String(p.ackedVersion),
+    p.notRunning.length > 0 ? `${p.ackedVersion} (${p.notRunning.length} not running)` : String(p.ackedVersion),
     p.nackedVersion ? `${p.nackedVersion}${p.nackError ? `: ${truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
     age(p.lastSeenMs, now),
   ]);
