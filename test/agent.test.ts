@@ -598,14 +598,17 @@ class LooseReplica {
   private readonly streams = new Set<ServerDuplexStream<ProxyMessage, unknown>>();
   snapshot: Snapshot = { version: 0, segments: [], filters: [] };
   readonly modules = new Map<string, Buffer>();
+  /** Connect calls and FetchFilter calls it received. */
+  calls = 0;
 
   private constructor(private readonly server: Server, readonly address: string) {}
 
-  static async start(): Promise<LooseReplica> {
+  static async start(tls: TlsFiles | "insecure" = "insecure"): Promise<LooseReplica> {
     const server = new Server();
     let self: LooseReplica | undefined;
     server.addService(proxyService, {
       Connect: (call: ServerDuplexStream<ProxyMessage, unknown>) => {
+        self!.calls++;
         call.on("data", (msg: ProxyMessage) => {
           if (msg.kind === "register") {
             self!.streams.add(call);
@@ -620,12 +623,13 @@ class LooseReplica {
         });
       },
       FetchFilter: (call: ServerUnaryCall<{ sha256: string }, FilterModule>, cb: sendUnaryData<FilterModule>) => {
+        self!.calls++;
         const wasm = self!.modules.get(call.request.sha256);
         if (wasm) cb(null, { ref: { name: "", version: "", sha256: call.request.sha256, size: wasm.length, pushedAtMs: 0 }, wasm });
         else cb({ code: status.NOT_FOUND, details: "no such module" }, null);
       },
     });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", serverCredentials("insecure"), (err, p) => (err ? reject(err) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", serverCredentials(tls), (err, p) => (err ? reject(err) : resolve(p))));
     self = new LooseReplica(server, `127.0.0.1:${port}`);
     return self;
   }
@@ -680,6 +684,42 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
   } finally {
     await agent.close();
     cp.stop();
+    sink.close();
+  }
+});
+
+test("a server whose certificate is not a control plane's (a proxy's, another trust domain's) is refused at the handshake and the refusal reported", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  // both certificates are signed by the CA the agent trusts
+  const proxyAsServer = await LooseReplica.start(pki.issue("evil", "spiffe://msm.test/proxy/evil"));
+  const otherDomain = await LooseReplica.start(pki.issue("cp-x", "spiffe://other.test/control-plane/cp-x"));
+  const real = await replica(`file:${tempDir("store")}`, { tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), name: "cp-1" });
+  const ops = admin(real.port, pki.issue("op", "spiffe://msm.test/admin/op"));
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const counter = proxyAsServer.ref("counter", "1.0.0", readFileSync(fixture("counter")));
+  for (const rogue of [proxyAsServer, otherDomain]) {
+    rogue.snapshot = { version: 99, segments: [segment("node-a", "stolen", listen, sink.port, [{ filter: "counter", version: "1.0.0" }])], filters: [counter] };
+  }
+  const agent = new Agent({ controlPlanes: [proxyAsServer.address, otherDomain.address, real.address], nodeId: "node-a", stateDir: tempDir("state"), tls: pki.issue("node-a", "spiffe://msm.test/proxy/node-a") });
+  const failures: AgentEvents["connect-failed"][0][] = [];
+  agent.on("connect-failed", (e) => void failures.push(e));
+  try {
+    await ops.push("counter", "1.0.0", fixture("counter"));
+    const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter" }]));
+    await agent.start();
+    await waitFor(() => agent.runningVersion === v, 10_000, "the real control plane's snapshot running");
+    assert.is(agent.connectedTo, real.address);
+    assert.equal([proxyAsServer.calls, otherDomain.calls], [0, 0], "nothing was sent to the impostors");
+    const reasons = new Map(failures.map((f) => [f.address, f.reason]));
+    assert.match(reasons.get(proxyAsServer.address) ?? "", "not a control plane: its certificate has spiffe://msm.test/proxy/evil");
+    assert.match(reasons.get(otherDomain.address) ?? "", "spiffe://other.test/control-plane/cp-x, not spiffe://msm.test/control-plane/<name>");
+  } finally {
+    await agent.close();
+    ops.close();
+    await real.close();
+    proxyAsServer.stop();
+    otherDomain.stop();
     sink.close();
   }
 });

@@ -48,8 +48,9 @@ let validateRef: FilterRef;
 /** Peers are named by SPIFFE ID; a DNS-style TLS server name keeps node from warning about an IP as SNI. */
 const CHANNEL = { "grpc.ssl_target_name_override": "msm-control-plane" };
 
-function admin(cp: ControlPlane, files: TlsFiles | "insecure"): Client {
-  const c = new AdminServiceClient(`127.0.0.1:${cp.port}`, channelCredentials(files), CHANNEL);
+/** An AdminService client; `trustDomain` of the control plane it expects (default: its own certificate's). */
+function admin(cp: ControlPlane, files: TlsFiles | "insecure", trustDomain?: string): Client {
+  const c = new AdminServiceClient(`127.0.0.1:${cp.port}`, channelCredentials(files, trustDomain), CHANNEL);
   clients.push(c);
   return c;
 }
@@ -336,7 +337,10 @@ test("roles: a proxy certificate may not administer, an admin may not Connect, a
 test("identities: another CA's certificate is refused at the handshake; no SPIFFE ID of our trust domain is UNAUTHENTICATED", async () => {
   const foreign = admin(a, { ca: pki.ca, cert: files.foreignAdmin.cert, key: files.foreignAdmin.key });
   await refused(rpc(foreign, "ListSegments", { proxy: "" }, 3000), status.UNAVAILABLE);
-  const otherDomain = admin(a, files.otherDomain);
+  // a client of another trust domain does not take our server for its control plane...
+  await refused(rpc(admin(a, files.otherDomain), "ListSegments", { proxy: "" }), status.UNAVAILABLE, /not a control plane: .*spiffe:\/\/msm\.local\/control-plane\/cp-a, not spiffe:\/\/elsewhere\.example\/control-plane/);
+  // ...and one told to talk to it anyway is refused by the server
+  const otherDomain = admin(a, files.otherDomain, "msm.local");
   await refused(rpc(otherDomain, "ListSegments", { proxy: "" }), status.UNAUTHENTICATED, /trust domain 'msm\.local'/);
   const noRole = admin(b, files.noId);
   await refused(rpc(noRole, "ListSegments", { proxy: "" }), status.UNAUTHENTICATED);

@@ -7,10 +7,10 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
-import { ProxyServiceClient, type ControlMessage, type FilterRef, type ProxyStatus, type Snapshot } from "../controlplane/api/proto.js";
+import { Server, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import { adminService, ProxyServiceClient, type ControlMessage, type FilterRef, type ProxyStatus, type Snapshot } from "../controlplane/api/proto.js";
 import { createPki } from "../controlplane/security/pki.js";
-import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
+import { channelCredentials, serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { runMsmctl } from "../controlplane/cli/msmctl/main.js";
 import type { Io } from "../controlplane/cli/msmctl/context.js";
@@ -607,15 +607,37 @@ tlsSuite("a proxy certificate is refused: PERMISSION_DENIED as a clear message",
 
 tlsSuite("another trust domain, plain text against TLS, a missing key file: each says what is wrong", async () => {
   const server = `127.0.0.1:${tlsCp.port}`;
+  // msmctl expects a control plane of its own certificate's trust domain
   let r = await msmctl(["get", "segments", "--server", server, ...tlsFlags(foreignCert)]);
   assert.is(r.code, 1);
-  assert.match(r.err, /^msmctl: not authenticated by the control plane at 127\.0\.0\.1:\d+: the client certificate carries no SPIFFE ID of trust domain 'msm\.test'/, r.err);
+  assert.match(r.err, /^msmctl: refusing the server at 127\.0\.0\.1:\d+: the server is not a control plane: its certificate has spiffe:\/\/msm\.test\/control-plane\/cp-0, not spiffe:\/\/elsewhere\.test\/control-plane\/<name>/, r.err);
   r = await msmctl(["get", "segments", "--server", server, "--insecure", "--timeout", "5"]);
   assert.is(r.code, 1);
   assert.match(r.err, /^msmctl: .*control plane at 127\.0\.0\.1:\d+/, r.err);
   r = await msmctl(["get", "segments", "--server", server, "--tls-ca", adminCert.ca, "--tls-cert", adminCert.cert, "--tls-key", join(tlsDir, "nope.key")]);
   assert.is(r.code, 1);
   assert.match(r.err, /cannot read the TLS files: .*nope\.key/);
+});
+
+tlsSuite("a server whose certificate is a proxy's is refused before anything is sent to it (it could harvest keys)", async () => {
+  const rogue = new Server();
+  let calls = 0;
+  const answer = (_call: unknown, cb: (err: null, res: object) => void): void => {
+    calls++;
+    cb(null, {});
+  };
+  rogue.addService(adminService, Object.fromEntries(Object.keys(adminService).map((m) => [m, answer])));
+  const port = await new Promise<number>((resolve, reject) => rogue.bindAsync("127.0.0.1:0", serverCredentials(proxyCert), (err, p) => (err ? reject(err) : resolve(p))));
+  try {
+    const file = join(tlsDir, "secret.yaml");
+    writeFileSync(file, SEGMENTS_YAML);
+    const r = await msmctl(["apply", "-f", file, "--server", `127.0.0.1:${port}`, ...tlsFlags(adminCert)]);
+    assert.is(r.code, 1);
+    assert.match(r.err, /^msmctl: refusing the server at 127\.0\.0\.1:\d+: the server is not a control plane: its certificate has spiffe:\/\/msm\.test\/proxy\/node-1, not spiffe:\/\/msm\.test\/control-plane\/<name> \(is --server right\?\)\n$/, r.err);
+    assert.is(calls, 0, "the request never reached it");
+  } finally {
+    rogue.forceShutdown();
+  }
 });
 
 tlsSuite.run();

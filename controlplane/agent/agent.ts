@@ -12,6 +12,7 @@ import {
   type AdminServer, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
 import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
+import { connectionFailure } from "../api/status-text.js";
 import { channelCredentials } from "../security/tls.js";
 import { readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
@@ -43,6 +44,8 @@ export const AGENT_TIMING = {
    */
   retryStartMs: 1000,
   retryMaxMs: 30_000,
+  /** A connection failure that repeats with the same reason is reported again after this long. */
+  failureReportMs: 60_000,
 } as const;
 
 const CHANNEL_OPTIONS: ChannelOptions = {
@@ -133,6 +136,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closing = false;
   private closed: Promise<void> | undefined;
   private statsBusy = false;
+  /** The last connection failure reported per replica, so that one that repeats is not logged every second. */
+  private readonly failures = new Map<string, { reason: string; atMs: number; repeats: number }>();
 
   /** Use startAgent(). */
   constructor(private readonly options: AgentOptions) {
@@ -266,6 +271,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           client.close();
           if (this.session === session) this.session = null;
           if (session.connected) this.emit("disconnected", { address, reason });
+          else this.reportConnectFailure(address, reason);
           done(session.connected);
         },
       };
@@ -279,13 +285,14 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (session.ended) return;
         if (!session.connected) {
           session.connected = true;
+          this.failures.delete(address);
           clearTimeout(timer);
           this.emit("connected", { address });
           statsTimer = setInterval(() => this.sendStats(session), AGENT_TIMING.statsIntervalMs);
         }
         if (msg.snapshot) this.enqueue(msg.snapshot);
       });
-      call.on("error", (err: ServiceError) => session.end(err.details || err.message));
+      call.on("error", (err: ServiceError) => session.end(connectionFailure(err.details || err.message)));
       call.on("status", (s: { code: number; details: string }) => session.end(s.details || `stream closed (code ${s.code})`));
       call.on("end", () => session.end("stream ended by the control plane"));
       this.send(session, {
@@ -297,6 +304,22 @@ export class Agent extends EventEmitter<AgentEvents> {
         },
       });
     });
+  }
+
+  /**
+   * Every failed attempt (refused connection, TLS failure, a server that is not a control plane,
+   * a Register refused) is reported: at once when its reason is new for that replica, and then
+   * once a minute with the number of repeats.
+   */
+  private reportConnectFailure(address: string, reason: string): void {
+    const now = Date.now();
+    const last = this.failures.get(address);
+    if (last && last.reason === reason && now - last.atMs < AGENT_TIMING.failureReportMs) {
+      last.repeats++;
+      return;
+    }
+    this.failures.set(address, { reason, atMs: now, repeats: 0 });
+    this.emit("connect-failed", { address, reason, repeats: last?.reason === reason ? last.repeats : 0 });
   }
 
   private send(session: Session, message: Outgoing): void {

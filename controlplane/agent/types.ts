@@ -45,6 +45,13 @@ export interface AgentEvents {
   refused: [{ readonly version: number; readonly error: string; readonly retryInMs?: number }];
   /** A control-plane replica answered the Register. */
   connected: [{ readonly address: string }];
+  /**
+   * An attempt to reach a replica failed before it answered (connection refused, TLS failure, a
+   * server whose certificate is not a control plane's, a Register it refused, no answer): the
+   * agent tries the next one. A failure that repeats with the same reason is reported once a
+   * minute, with how many times it repeated meanwhile.
+   */
+  "connect-failed": [{ readonly address: string; readonly reason: string; readonly repeats: number }];
   /** The stream to that replica ended; the agent tries the next one. */
   disconnected: [{ readonly address: string; readonly reason: string }];
   /** The proxy was started from last-good.json. */

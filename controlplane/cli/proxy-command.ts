@@ -99,6 +99,7 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   agent.on("proxy-event", (e) => log(describeEvent(e)));
   agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
   agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason}); trying the next one`));
+  agent.on("connect-failed", ({ address, reason, repeats }) => log(`control plane ${address}: cannot connect: ${reason}${repeats > 0 ? ` (and ${repeats} more times in the last minute)` : ""}`));
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
     if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, next try in ${e.retryInMs} ms: ${e.error}`);

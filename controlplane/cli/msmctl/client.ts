@@ -11,6 +11,7 @@ import {
   type ProxyStatus,
   type Segment,
 } from "../../api/proto.js";
+import { connectionFailure } from "../../api/status-text.js";
 import { channelCredentials, type TlsFiles } from "../../security/tls.js";
 import { UsageError } from "../usage.js";
 
@@ -69,6 +70,7 @@ export function explainError(err: unknown, server: string, method: string, timeo
   const details = err.details || "";
   switch (err.code) {
     case status.UNAVAILABLE: {
+      if (/not a control plane/.test(details)) return `refusing the server at ${server}: ${connectionFailure(details)} (is --server right?)`;
       if (/ECONNREFUSED/.test(details)) return `cannot connect to the control plane at ${server}: connection refused (is it running? see --server or MSM_SERVER)`;
       if (/ENOTFOUND|EAI_AGAIN/.test(details)) return `cannot connect to the control plane at ${server}: unknown host`;
       if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT/.test(details)) return `cannot connect to the control plane at ${server}: unreachable`;
