@@ -6,7 +6,7 @@
 // One test uses a small ProxyService written here, to send what the real server never would
 // (snapshots it refuses at ApplySegments, a module whose bytes are not its digest).
 import * as assert from "uvu/assert";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, connect, type Socket as TcpSocket } from "node:net";
@@ -191,6 +191,7 @@ test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported,
   const listen = await freePortPair();
   const sink = await Sink.open();
   const stateDir = tempDir("state");
+  chmodSync(stateDir, 0o755); // as an operator's mkdir, or an older version, left it
   let agent: Agent | undefined;
   try {
     const counter = await ops.push("counter", "1.0.0", fixture("counter"));
@@ -208,6 +209,12 @@ test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported,
       { connected: true, server: "cp-1", capabilities: ["workers=1", "runtime=node"], abiVersions: ["1.0"], nackedVersion: 0 },
     );
     assert.ok(existsSync(join(stateDir, "modules", `${counter.sha256}.wasm`)), "module cached under its digest");
+    // last-good.json holds the snapshot's keys: this user only, though the directory was made open
+    const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+    assert.equal(
+      [mode(stateDir), mode(join(stateDir, "modules")), mode(join(stateDir, "last-good.json")), mode(join(stateDir, "modules", `${counter.sha256}.wasm`))],
+      ["700", "700", "600", "600"],
+    );
     const lastGood = JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8"));
     assert.is(lastGood.version, v);
     assert.is(lastGood.snapshot.segments[0].name, "live");
@@ -741,6 +748,10 @@ test("snapshot conversion: field by field, field paths in errors, one key per fi
   assert.equal(one.config.segments![0]!.listen, { address: "127.0.0.1", port: 30000 });
   assert.equal(one.config.segments![0]!.destinations, [{ address: "127.0.0.1", port: 40000 }]);
   assert.is(one.config.segments![0]!.egress, undefined);
+  // a key by reference ({"$file"} / {"$env"}, resolved by the proxy) reaches the runtime's config untouched
+  const refConfig = { key: { $file: "/etc/msm/cam.key" }, reverseKey: { $env: "MSM_REVERSE_KEY" } };
+  const byRef = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "", configJson: JSON.stringify(refConfig) }])], filters: refs }, "/m", 1);
+  assert.equal(byRef.config.segments![0]!.chain![0]!.config, refConfig);
   // two versions at once: a key each
   const two = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "1.0.0", configJson: "" }]), seg("t", [{ filter: "validate", version: "1.1.0", configJson: "" }])], filters: refs }, "/m", 1);
   assert.equal(Object.keys(two.config.filters!).sort(), ["validate-1-0-0", "validate-1-1-0"]);

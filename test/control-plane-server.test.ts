@@ -133,7 +133,7 @@ function register(conn: Conn, nodeId: string, runningVersion = 0): void {
 
 // ---------------------------------------------------------------- set-up
 
-let files: { cpA: TlsFiles; cpB: TlsFiles; alice: TlsFiles; nodeA: TlsFiles; nodeC: TlsFiles; nodeF: TlsFiles; foreignAdmin: TlsFiles; otherDomain: TlsFiles; noId: TlsFiles };
+let files: { cpA: TlsFiles; cpB: TlsFiles; alice: TlsFiles; nodeA: TlsFiles; nodeC: TlsFiles; nodeF: TlsFiles; nodeS: TlsFiles; foreignAdmin: TlsFiles; otherDomain: TlsFiles; noId: TlsFiles };
 
 test.before(async () => {
   const [e] = await Promise.all([startEtcd()]);
@@ -147,6 +147,7 @@ test.before(async () => {
     nodeA: pki.issue("node-a", "spiffe://msm.local/proxy/node-a"),
     nodeC: pki.issue("node-c", "spiffe://msm.local/proxy/node-c"),
     nodeF: pki.issue("node-f", "spiffe://msm.local/proxy/node-f"),
+    nodeS: pki.issue("node-s", "spiffe://msm.local/proxy/node-s"),
     foreignAdmin: otherPki.issue("mallory", "spiffe://msm.local/admin/mallory"),
     otherDomain: pki.issue("bob", "spiffe://elsewhere.example/admin/bob"),
     noId: pki.issue("noid", "spiffe://msm.local/nobody/x"),
@@ -287,6 +288,35 @@ test("ApplySegments: created / configured / unchanged, dry_run writes nothing, D
   const del = await rpc<{ deleted: string[]; revision: number }>(adminB, "DeleteSegments", { names: ["d1", "d2"] });
   assert.equal(del.deleted, ["d1", "d2"]);
   assert.equal((await listSegments(adminA)).filter((x) => x.name.startsWith("d")), []);
+});
+
+test("secrets: listed as <redacted> unless show_secrets, sent to the proxy whole; references pass untouched; the placeholder applied back is refused", async () => {
+  const config = {
+    key: "c2VjcmV0LWtleS1hbmQtc2FsdA==",
+    reverseKey: { $file: "/etc/msm/keys/cam-s.key" },
+    peers: [{ authToken: "t0ken", port: 5 }],
+    upstreamPassword: { $env: "MSM_UPSTREAM_PASSWORD" },
+    keyLength: 30,
+    name: "not a secret",
+  };
+  const r = await apply(adminA, [seg("s1", "node-s", 27000, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify(config) }] })]);
+  const hidden = JSON.parse((await listSegments(adminB, "node-s"))[0]!.chain[0]!.configJson);
+  assert.equal(hidden, { ...config, key: "<redacted>", peers: [{ authToken: "<redacted>", port: 5 }] }, "strings of secret-looking keys hidden, references and other values as they are");
+  const shown = await rpc<{ segments: Segment[] }>(adminB, "ListSegments", { proxy: "node-s", showSecrets: true });
+  assert.equal(JSON.parse(shown.segments[0]!.chain[0]!.configJson), config);
+  // the proxy needs them: its snapshot has everything, references untouched
+  const conn = connect(proxyClient(a, files.nodeS));
+  register(conn, "node-s");
+  const snap = await conn.next(0, "node-s's snapshot");
+  conn.stream.end();
+  assert.is(snap.version, r.revision);
+  assert.equal(JSON.parse(snap.segments[0]!.chain[0]!.configJson), config);
+  // what a listing without secrets printed, applied back: refused, the key not replaced
+  await refused(apply(adminA, [seg("s1", "node-s", 27000, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify(hidden) }] })]), status.INVALID_ARGUMENT,
+    /^segments\[0\]\.chain\[0\]\.config_json: 'key' is the placeholder <redacted> of a listing that hides secrets/m);
+  const still = await rpc<{ segments: Segment[] }>(adminA, "ListSegments", { proxy: "node-s", showSecrets: true });
+  assert.is(JSON.parse(still.segments[0]!.chain[0]!.configJson).key, config.key, "the key was not replaced");
+  await rpc(adminA, "DeleteSegments", { names: ["s1"] });
 });
 
 // ---------------------------------------------------------------- concurrency

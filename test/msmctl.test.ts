@@ -436,6 +436,51 @@ live("get segments: an aligned table; -o json and -o yaml give whole objects tha
   assert.equal(r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[0]), ["cam-3"]);
 });
 
+live("secrets: apply warns about a key given inline; get and describe hide it unless --show-secrets; the hidden output applied back is refused in the file's terms", async () => {
+  const file = join(dir, "keys.yaml");
+  const manifest = `kind: Segment
+metadata: { name: cam-key }
+spec:
+  proxy: node-3
+  listen: { address: 127.0.0.1, port: 5404 }
+  destinations: [{ address: 127.0.0.1, port: 6404 }]
+  chain:
+    - filter: validate@1.0.0
+      config: { key: c2VjcmV0, reverseKey: { $file: /etc/msm/cam.key }, authToken: { $env: CAM_TOKEN } }
+`;
+  writeFileSync(file, manifest);
+  let r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.err, `msmctl: warning: ${file}: document 1: spec.chain[0].config.key: a secret given inline is kept by the control plane; prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")\n`, "one warning: references are not secrets");
+
+  r = await msmctl(["get", "segment", "cam-key", "-o", "yaml"], { env });
+  assert.is(r.code, 0, r.err);
+  assert.not.match(r.out, "c2VjcmV0");
+  assert.match(r.out, /key: <redacted>/);
+  assert.match(r.out, /\$file: \/etc\/msm\/cam\.key/, "a reference is shown: it is a path, not a key");
+  assert.match(r.err, /secret-looking config values are shown as <redacted>; --show-secrets prints them/);
+  const hidden = join(dir, "hidden.yaml");
+  writeFileSync(hidden, r.out);
+  for (const args of [["describe", "segment", "cam-key"], ["describe", "segment", "cam-key", "-o", "json"], ["describe", "proxy", "node-3", "-o", "yaml"], ["get", "segments", "-o", "json"]]) {
+    const d = await msmctl(args, { env });
+    assert.is(d.code, 0, d.err);
+    assert.not.match(d.out, "c2VjcmV0", args.join(" "));
+  }
+  r = await msmctl(["get", "segment", "cam-key", "-o", "json", "--show-secrets"], { env });
+  assert.is(JSON.parse(r.out).spec.chain[0].config.key, "c2VjcmV0");
+  assert.is(r.err, "");
+  r = await msmctl(["describe", "segment", "cam-key", "--show-secrets"], { env });
+  assert.match(r.out, "c2VjcmV0");
+
+  // the hidden output applied back would replace the key with the placeholder: refused
+  r = await msmctl(["apply", "-f", hidden], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, new RegExp(`^msmctl: ${hidden.replace(/[.]/g, "\\.")}: document 1: spec\\.chain\\[0\\]\\.config: 'key' is the placeholder <redacted>`, "m"));
+  r = await msmctl(["get", "segment", "cam-key", "-o", "json", "--show-secrets"], { env });
+  assert.is(JSON.parse(r.out).spec.chain[0].config.key, "c2VjcmV0", "the key is still there");
+  assert.is((await msmctl(["delete", "segment", "cam-key"], { env })).code, 0);
+});
+
 live("get proxies and describe: a proxy's refusal, truncated in the table and whole in describe, and its stats", async () => {
   const file = join(dir, "refused.yaml");
   writeFileSync(file, SEGMENTS_YAML.split("---")[0]!.replace("[96]", "[200]"));

@@ -3,7 +3,7 @@
 // revision order from any revision still in history; the file store survives a restart and a
 // crash in the middle of a transaction; etcd is a real one started for the test.
 import * as assert from "uvu/assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "./lib/suite.js";
@@ -211,6 +211,23 @@ file("survives a restart: values, create/mod revisions, versions and the global 
     assert.is(after.revision, solo.revision + 1, "revisions go on from where they were");
   } finally {
     await b.close();
+  }
+});
+
+file("its values may hold keys: the directories are 0700 (even if created open), every file 0600", async () => {
+  const dir = tmp();
+  chmodSync(dir, 0o755); // as an older version, or a umask, left it
+  const a = await FileStore.open(dir);
+  try {
+    await a.txn([], [put("/one", "secret")]); // one put: written without the journal
+    await a.txn([], [put("/a", "1"), put("/b", "2")]); // through the journal and meta.json
+    const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+    assert.equal([mode(dir), mode(join(dir, "keys"))], ["700", "700"]);
+    const files = [join(dir, "meta.json"), join(dir, "LOCK"), ...readdirSync(join(dir, "keys")).map((f) => join(dir, "keys", f))];
+    assert.ok(files.length >= 5, `files: ${files.join(", ")}`);
+    for (const f of files) assert.is(mode(f), "600", f);
+  } finally {
+    await a.close();
   }
 });
 

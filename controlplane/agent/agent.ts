@@ -4,7 +4,7 @@
 // plane the proxy keeps forwarding with what it runs, and a restarted proxy starts from
 // last-good.json. Replicas are tried in order; a lost stream moves to the next one at once.
 import { EventEmitter } from "node:events";
-import { mkdir } from "node:fs/promises";
+import { chmod, mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
@@ -14,7 +14,7 @@ import {
 import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
 import { connectionFailure } from "../api/status-text.js";
 import { channelCredentials } from "../security/tls.js";
-import { readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
+import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
 import type { AgentEvents, AgentOptions } from "./types.js";
@@ -168,7 +168,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Starts the proxy from last-good.json if there is one, then starts connecting. */
   async start(): Promise<void> {
     if (this.loop || this.closing) throw new Error("the agent was already started");
-    await mkdir(this.cache.dir, { recursive: true });
+    await this.secureStateDir();
     await this.restore();
     this.loop = this.connectLoop();
   }
@@ -190,6 +190,21 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.admin = null;
     await this.proxy?.close();
     this.proxy = null;
+  }
+
+  /**
+   * The state directory holds last-good.json, which holds the snapshot's keys: this user only
+   * (0700, files 0600), also when an older version or a umask left it open.
+   */
+  private async secureStateDir(): Promise<void> {
+    await mkdir(this.cache.dir, { recursive: true, mode: 0o700 });
+    for (const [path, mode] of [[this.stateDir, 0o700], [this.cache.dir, 0o700], [lastGoodPath(this.stateDir), 0o600]] as const) {
+      try {
+        await chmod(path, mode);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.emit("warning", { message: `cannot restrict ${path} to mode ${mode.toString(8)}: ${(err as Error).message}` });
+      }
+    }
   }
 
   // ---- last-good.json

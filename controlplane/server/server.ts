@@ -18,7 +18,7 @@ import { invalid, RpcError, toStatus } from "./errors.js";
 import { DESIRED, SEGMENTS } from "./keys.js";
 import { DesiredMirror } from "./mirror.js";
 import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
-import { NODE_ID, planApply, planDelete } from "./segments.js";
+import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
 import { listProxies, readStats, updateStatus, writeStats } from "./status.js";
 
@@ -413,12 +413,12 @@ class ControlPlaneServer {
           return r.succeeded ? { deleted: plan.deleted, revision: r.revision } : CONFLICT;
         });
       }),
-      ListSegments: this.unary<{ proxy: string }, { segments: Segment[] }>("admin", async (req) => {
+      ListSegments: this.unary<{ proxy: string; showSecrets: boolean }, { segments: Segment[] }>("admin", async (req) => {
         const { items } = await this.store.list(SEGMENTS);
         const segments = items
           .map((kv) => ({ ...(JSON.parse(kv.value.toString()) as Segment), revision: kv.modRevision }))
           .filter((s) => req.proxy === "" || s.proxy === req.proxy);
-        return { segments };
+        return { segments: req.showSecrets ? segments : segments.map(withoutSecrets) };
       }),
       ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({
         proxies: await listProxies(this.store, await this.readDesired(), this.timing.staleAfterMs),

@@ -38,7 +38,8 @@ export interface AdminApi {
   readonly server: string;
   applySegments(req: { segments: Segment[]; dryRun: boolean }): Promise<ApplySegmentsResponse>;
   deleteSegments(req: { names: string[] }): Promise<DeleteSegmentsResponse>;
-  listSegments(req: { proxy: string }): Promise<{ segments: Segment[] }>;
+  /** Secret-looking config values come back as "<redacted>" unless `showSecrets`. */
+  listSegments(req: { proxy: string; showSecrets?: boolean }): Promise<{ segments: Segment[] }>;
   listProxies(): Promise<{ proxies: ProxyStatus[] }>;
   getStats(req: { proxy: string }): Promise<{ proxies: ProxyStats[] }>;
   pushFilter(req: { name: string; version: string; wasm: Buffer }): Promise<{ ref: FilterRef | null; alreadyPresent: boolean }>;

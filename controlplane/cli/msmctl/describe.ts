@@ -4,9 +4,9 @@ import { status } from "@grpc/grpc-js";
 import type { Endpoint, ProxyStats, ProxyStatus, Segment } from "../../api/proto.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
-import { UsageError } from "./flags.js";
+import { flagSet, UsageError } from "./flags.js";
 import { age, bytes, endpoint, fields, render, table } from "./format.js";
-import { segmentRows, SEGMENT_HEADERS } from "./get.js";
+import { noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
 import { parseProxyStats, type ProxyCounters, type SegmentCounters } from "./stats.js";
@@ -155,8 +155,9 @@ export async function describeCommand(ctx: Context): Promise<number> {
   if (names.length !== 1) throw new UsageError(`describe ${resource === "segments" ? "segment NAME" : "proxy NODE"}: one name`);
   const name = names[0]!;
   const api = ctx.api();
+  const showSecrets = flagSet(ctx.args, "show-secrets");
   if (resource === "segments") {
-    const { segments } = await api.listSegments({ proxy: "" });
+    const { segments } = await api.listSegments({ proxy: "", showSecrets });
     const seg = segments.find((s) => s.name === name);
     if (!seg) throw new CliError(`segment "${name}" not found`);
     const [{ proxies }, report] = await Promise.all([api.listProxies(), latestStats(api, seg.proxy)]);
@@ -165,14 +166,16 @@ export async function describeCommand(ctx: Context): Promise<number> {
     if (ctx.output !== "table") {
       ctx.io.out(render({ segment: toManifest(seg), proxy: proxy ?? null, stats: counters?.segments.find((s) => s.name === seg.name) ?? null, statsAtMs: counters?.atMs ?? 0 }, ctx.output));
     } else ctx.io.out(describeSegment(seg, proxy, counters));
+    noteRedacted(ctx, [seg]);
     return 0;
   }
-  const [{ proxies }, { segments }, report] = await Promise.all([api.listProxies(), api.listSegments({ proxy: name }), latestStats(api, name)]);
+  const [{ proxies }, { segments }, report] = await Promise.all([api.listProxies(), api.listSegments({ proxy: name, showSecrets }), latestStats(api, name)]);
   const proxy = proxies.find((p) => p.nodeId === name);
   if (!proxy) throw new CliError(`proxy "${name}" not found${segments.length ? ` (${segments.length} segment(s) wait for it: ${segments.map((s) => s.name).join(", ")})` : ""}`);
   const mine = segments.filter((s) => s.proxy === name).sort((a, b) => (a.name < b.name ? -1 : 1));
   const counters = report ? parseProxyStats(report) : undefined;
   if (ctx.output !== "table") ctx.io.out(render({ proxy, segments: mine.map(toManifest), stats: counters ?? null }, ctx.output));
   else ctx.io.out(describeProxy(proxy, mine, counters));
+  if (ctx.output !== "table") noteRedacted(ctx, mine);
   return 0;
 }
