@@ -584,6 +584,13 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
     await flows(listen, sink, "packets through the msm process");
     await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(out), 2000, "the admin address in the log");
     assert.match(out, `snapshot ${v} applied (proxy started; 1 segment(s), 1 module(s) fetched`);
+    // a filter's words reach the log as one printable line: no terminal escapes, no forged lines
+    await ops.push("misbehave", "0.1.0", fixture("misbehave"));
+    const bad = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "misbehave", config: { reject: "\u001b[2J\u001b[31mgotcha\nFORGED: snapshot applied" } }]));
+    await waitFor(() => out.includes(`snapshot ${bad} REFUSED`), 10_000, "the refusal in the log");
+    assert.not.ok(/[\x1b]/.test(out), "no raw escape in the log");
+    assert.not.match(out, /^FORGED/m);
+    assert.match(out, "\\x1b[2J\\x1b[31mgotcha\\nFORGED: snapshot applied");
     child.kill("SIGTERM");
     assert.is(await exited, 0);
     assert.match(out, "proxy stopped");

@@ -20,7 +20,8 @@ import {
 import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki, type Pki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
-import { sha256Hex } from "../runtime/index.js";
+import { sha256Hex, type ProxySnapshot } from "../runtime/index.js";
+import { pageStats } from "../controlplane/api/stats-pages.js";
 
 const test = suite("control-plane server", { timeoutMs: 30_000 });
 
@@ -406,7 +407,7 @@ test("Connect: a snapshot right after Register, a new one for changes applied on
   assert.ok(s2.version > s1.version);
   assert.equal(s2.filters.map((f) => f.version), ["1.1.0"]);
   assert.is(s2.filters[0]!.sha256, pushed.ref.sha256);
-  conn.send({ nack: { version: s2.version, error: "segments[0].chain[0].filter: no thanks" } });
+  conn.send({ nack: { version: s2.version, error: "segments[0].chain[0].filter: no thanks\x1b[2J\nFORGED LOG LINE" } });
   conn.send({ stats: { statsJson: JSON.stringify({ segments: [{ name: "cam1", packetsIn: 42 }] }) } });
   assert.is(conn.snapshots.filter((s) => s.version > s1.version && s.version < s2.version).length, 0, "node-z's change sent nothing to node-a");
 
@@ -418,11 +419,14 @@ test("Connect: a snapshot right after Register, a new one for changes applied on
     }, 5000, "the NACK in ListProxies");
     assert.equal(
       [st!.connected, st!.server, st!.desiredVersion, st!.ackedVersion, st!.nackedVersion, st!.nackError, st!.capabilities, st!.abiVersions],
-      [true, "cp-b", s2.version, s1.version, s2.version, "segments[0].chain[0].filter: no thanks", ["runtime=node"], ["1.0"]],
+      [true, "cp-b", s2.version, s1.version, s2.version, "segments[0].chain[0].filter: no thanks\x1b[2J\nFORGED LOG LINE", ["runtime=node"], ["1.0"]],
     );
     assert.ok(Date.now() - st!.lastSeenMs < 5000);
     assert.match(st!.peer, /127\.0\.0\.1/);
   }
+  // the server's log quotes the proxy on one printable line
+  const logged = logs.find((l) => l.includes(`refused version ${s2.version}`))!;
+  assert.is(logged, `proxy node-a refused version ${s2.version}: segments[0].chain[0].filter: no thanks\\x1b[2J\\nFORGED LOG LINE`);
   let stats: ProxyStats[] = [];
   await waitFor(async () => {
     stats = (await rpc<{ proxies: ProxyStats[] }>(adminA, "GetStats", { proxy: "node-a" }).catch(() => ({ proxies: [] }))).proxies;
@@ -442,6 +446,50 @@ test("Connect: a snapshot right after Register, a new one for changes applied on
   await waitFor(async () => (await listProxies(adminA)).find((p) => p.nodeId === "node-a")?.connected === false, 5000, "node-a disconnected");
   const versions = conn.snapshots.map((s) => s.version);
   assert.equal(versions, [...versions].sort((x, y) => x - y), "versions only grow");
+});
+
+/** Every stats page GetStats has for `proxy`, page token by page token; with each answer's size. */
+async function allStats(client: Client, proxy: string): Promise<{ pages: ProxyStats[]; answers: number[] }> {
+  const pages: ProxyStats[] = [];
+  const answers: number[] = [];
+  let pageToken = "";
+  do {
+    const res = await rpc<{ proxies: ProxyStats[]; nextPageToken: string }>(client, "GetStats", { proxy, pageToken });
+    pages.push(...res.proxies);
+    answers.push(res.proxies.reduce((n, p) => n + p.statsJson.length, 0));
+    pageToken = res.nextPageToken;
+  } while (pageToken !== "");
+  return { pages, answers };
+}
+
+test("stats: a report of 4000 segments (more than etcd's 1 MiB value limit) is stored in pages and read back whole, page by page; a shorter one removes the pages it no longer has", async () => {
+  const segment = (i: number) => ({
+    name: `seg-${i}`, packetsIn: i, bytesIn: i * 1200, packetsOut: i, bytesOut: i * 1200, rtcpIn: 0, upstreamIn: 0, dropsTotal: 0, drops: {},
+    stages: [{ filter: "validate", digest: "cd".repeat(32), state: "running", packetsIn: i, packetsOut: i, drops: {}, failures: 0, nsPerPacket: 200, metrics: [{ name: "packets", kind: "counter", value: i }] }],
+  });
+  const report = (n: number): string[] => pageStats({ workers: 1, workerMode: "thread", watchdogRestarts: 0, segments: Array.from({ length: n }, (_, i) => segment(i)) } as unknown as ProxySnapshot);
+  const big = report(4000);
+  assert.ok(big.join("").length > 1 << 20, "the report is larger than one etcd value");
+  const conn = connect(proxyClient(b, files.nodeS));
+  register(conn, "node-s");
+  big.forEach((statsJson, page) => conn.send({ stats: { statsJson, page, pages: big.length } }));
+  let read = { pages: [] as ProxyStats[], answers: [] as number[] };
+  await waitFor(async () => (read = await allStats(adminA, "node-s").catch(() => read)).pages.length === big.length, 10_000, `${big.length} pages stored`);
+  assert.equal(read.pages.map((p) => [p.page, p.pages]), big.map((_, i) => [i, big.length]));
+  const names = read.pages.flatMap((p) => (JSON.parse(p.statsJson) as { segments: { name: string }[] }).segments.map((x) => x.name));
+  assert.equal(names, Array.from({ length: 4000 }, (_, i) => `seg-${i}`));
+  assert.ok(read.answers.length > 1 || big.length <= 8, "answers come in parts");
+  for (const bytes of read.answers) assert.ok(bytes <= (2 << 20) + 300_000, `an answer of ${bytes} bytes`);
+  assert.not.ok(logs.some((l) => /stats .*dropped/.test(l)), logs.join("\n"));
+
+  const small = report(3);
+  conn.send({ stats: { statsJson: small[0], page: 0, pages: 1 } });
+  await waitFor(async () => (await allStats(adminB, "node-s")).pages.length === 1, 10_000, "the pages of the longer report removed");
+  // every proxy's pages in one listing, the other proxies' too
+  const everyone = await allStats(adminB, "");
+  assert.ok(everyone.pages.some((p) => p.nodeId === "node-s") && everyone.pages.some((p) => p.nodeId !== "node-s"));
+  await refused(rpc(adminA, "GetStats", { proxy: "node-s", pageToken: "/msm/v1/desired/segments/x" }), status.INVALID_ARGUMENT, /page_token/);
+  conn.stream.end();
 });
 
 test("Connect: the first message must be Register; a silent stream is closed", async () => {

@@ -85,6 +85,23 @@ function semantics(backend: Backend): void {
     assert.equal([...(await store.get(`${p}bin`))!.value], [0, 1, 2, 254, 255], "binary values round-trip");
   });
 
+  test("a listing in parts: startAfter, limit (with `more`), keys only", async () => {
+    const p = backend.prefix();
+    await store.txn([], ["a", "b", "c", "d", "e"].map((k) => put(`${p}r/${k}`, `value ${k}`)));
+    await store.txn([], [put(`${p}r0`, "beside the prefix")]);
+    const first = await store.list(`${p}r/`, { limit: 2 });
+    assert.equal([first.items.map((i) => i.key.slice(p.length)), first.more], [["r/a", "r/b"], true]);
+    const rest = await store.list(`${p}r/`, { startAfter: first.items[1]!.key, limit: 2 });
+    assert.equal([rest.items.map((i) => i.key.slice(p.length)), rest.more], [["r/c", "r/d"], true]);
+    const last = await store.list(`${p}r/`, { startAfter: rest.items[1]!.key, limit: 2 });
+    assert.equal([last.items.map((i) => i.key.slice(p.length)), last.more], [["r/e"], false]);
+    assert.is((await store.list(`${p}r/`)).more, false);
+    const keys = await store.list(`${p}r/`, { keysOnly: true });
+    assert.equal([keys.items.length, keys.items.every((i) => i.value.length === 0 && i.modRevision > 0)], [5, true]);
+    // a startAfter before the prefix lists from the prefix's start
+    assert.is((await store.list(`${p}r/`, { startAfter: `${p}` })).items.length, 5);
+  });
+
   test("a transaction whose compare fails writes nothing; one that holds writes every op at one revision", async () => {
     const p = backend.prefix();
     const create = await store.txn([{ key: `${p}k`, modRevision: 0 }], [put(`${p}k`, "v1"), put(`${p}other`, "o")]);

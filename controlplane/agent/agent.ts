@@ -12,6 +12,7 @@ import {
   type AdminServer, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
 import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
+import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
 import { channelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
@@ -64,7 +65,7 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 const TLS_OPTIONS: ChannelOptions = { "grpc.ssl_target_name_override": "msm-control-plane" };
 
 /** What the agent writes on the stream: proto-loader takes the oneof member by its field name. */
-type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string } } | { stats: { statsJson: string } };
+type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string } } | { stats: { statsJson: string; page: number; pages: number } };
 
 /** Segments of the running version that do not run, and why (a snapshot applied in part). */
 interface NotRunning {
@@ -136,6 +137,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closing = false;
   private closed: Promise<void> | undefined;
   private statsBusy = false;
+  private nextStatsAt = 0;
   /** The last connection failure reported per replica, so that one that repeats is not logged every second. */
   private readonly failures = new Map<string, { reason: string; atMs: number; repeats: number }>();
 
@@ -346,12 +348,24 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
+  /**
+   * Sends the proxy's stats in pages (api/stats-pages.ts). A large report is sent less often than
+   * every second, so that one proxy sends at most STATS_BYTES_PER_SEC.
+   */
   private sendStats(session: Session): void {
     const proxy = this.proxy;
-    if (!proxy || this.statsBusy || session.ended) return;
+    if (!proxy || this.statsBusy || session.ended || Date.now() < this.nextStatsAt) return;
     this.statsBusy = true;
     proxy.stats().then(
-      (snap) => this.send(session, { stats: { statsJson: JSON.stringify(snap) } }),
+      (snap) => {
+        const pages = pageStats(snap);
+        let bytes = 0;
+        pages.forEach((statsJson, page) => {
+          bytes += statsJson.length;
+          this.send(session, { stats: { statsJson, page, pages: pages.length } });
+        });
+        this.nextStatsAt = Date.now() + (bytes / STATS_BYTES_PER_SEC) * 1000;
+      },
       (err: Error) => this.emit("warning", { message: `stats not sent: ${err.message}` }),
     ).finally(() => {
       this.statsBusy = false;

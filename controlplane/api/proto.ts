@@ -41,7 +41,7 @@ export type ProxyMessage =
   | { kind: "register"; register: Register }
   | { kind: "ack"; ack: Ack }
   | { kind: "nack"; nack: { version: number; error: string } }
-  | { kind: "stats"; stats: { statsJson: string } };
+  | { kind: "stats"; stats: { statsJson: string; page: number; pages: number } };
 
 export interface Snapshot { version: number; segments: Segment[]; filters: FilterRef[] }
 export type ControlMessage = { kind: "snapshot"; snapshot: Snapshot };
@@ -66,4 +66,4 @@ export interface ProxyStatus {
 
 export interface ApplySegmentsResponse { created: string[]; configured: string[]; unchanged: string[]; revision: number }
 export interface DeleteSegmentsResponse { deleted: string[]; revision: number }
-export interface ProxyStats { nodeId: string; atMs: number; statsJson: string }
+export interface ProxyStats { nodeId: string; atMs: number; statsJson: string; page: number; pages: number }

@@ -6,6 +6,7 @@
 import { watch } from "node:fs";
 import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
 import { startAgent, type Agent } from "../agent/index.js";
+import { printable } from "../security/terminal.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
@@ -95,7 +96,8 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
     console.error(`msm proxy: ${(err as Error).message}`);
     return 1;
   }
-  const log = (line: string): void => console.error(`${stamp()} ${line}`);
+  // lines quote the control plane, filters and the runtime: one printable line each
+  const log = (line: string): void => console.error(`${stamp()} ${printable(line)}`);
   agent.on("proxy-event", (e) => log(describeEvent(e)));
   agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
   agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason}); trying the next one`));
@@ -139,12 +141,12 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     proxy = await Proxy.start(config);
   } catch (err) {
     if (err instanceof ApplyError) {
-      console.error(`msm proxy: ${err.message}`);
+      console.error(`msm proxy: ${printable(err.message, { keepNewlines: true })}`);
       return 1;
     }
     throw err;
   }
-  proxy.on("event", (e) => console.error(`${stamp()} ${describeEvent(e)}`));
+  proxy.on("event", (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
   let admin: AdminServer | undefined;
   if (config.admin) {
     admin = await startAdminServer(proxy, config.admin.address, config.admin.port);
@@ -166,7 +168,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
         console.error(`${stamp()} config reloaded (${why})`);
       } catch (err) {
         if (err instanceof ConfigError || err instanceof ApplyError) {
-          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${err.message}`);
+          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(err.message, { keepNewlines: true })}`);
         } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
       }
     });

@@ -12,15 +12,17 @@ import {
   adminService, proxyService,
   type ApplySegmentsResponse, type DeleteSegmentsResponse, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
 } from "../api/proto.js";
+import { printable } from "../security/terminal.js";
 import { peerIdentity, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
 import { openStore, type Store } from "../store/index.js";
 import { invalid, RpcError, toStatus } from "./errors.js";
-import { DESIRED, SEGMENTS } from "./keys.js";
+import { DESIRED, SEGMENTS, STATS } from "./keys.js";
 import { DesiredMirror } from "./mirror.js";
 import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
 import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
-import { listProxies, readStats, updateStatus, writeStats } from "./status.js";
+import { listProxies, readStats, updateStatus, writeStats, type StatsPage } from "./status.js";
+import { STATS_BYTES_PER_SEC, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../api/stats-pages.js";
 
 export interface ControlPlaneTiming {
   /** How often a replica refreshes last_seen of the proxies connected to it. */
@@ -100,8 +102,13 @@ class ProxySession {
   private work: Promise<void> = Promise.resolve();
   private registerTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
-  private pendingStats: { atMs: number; json: string } | undefined;
-  private lastStatsWrite = 0;
+  /** The newest page of each number since the last write, and the page count of the newest report. */
+  private readonly pendingStats = new Map<number, StatsPage>();
+  private pendingPages = 1;
+  /** Pages the store holds for this node (undefined until the first write finds out). */
+  private storedPages: number | undefined;
+  /** The next write of stats may start then: at most every statsIntervalMs, and STATS_BYTES_PER_SEC. */
+  private nextStatsWrite = 0;
   /** The last line logged for this proxy: a proxy retrying a refused snapshot repeats itself. */
   private lastLogged = "";
   readonly finished: Promise<void>;
@@ -133,10 +140,11 @@ class ProxySession {
     this.finish(false);
   }
 
+  /** Logs a line that quotes the proxy (made printable), unless it is the one logged last. */
   private logOnce(line: string): void {
     if (line === this.lastLogged) return;
     this.lastLogged = line;
-    this.cp.log(line);
+    this.cp.log(printable(line));
   }
 
   private enqueue(what: string, job: () => Promise<void>): void {
@@ -169,15 +177,21 @@ class ProxySession {
         return;
       }
       case "stats": {
-        const json = msg.stats.statsJson;
-        const limit = this.cp.store.maxValueBytes - 32;
-        if (Buffer.byteLength(json) > limit) return this.cp.log(`proxy ${this.nodeId}: a stats report of ${Buffer.byteLength(json)} bytes was dropped (the store takes ${limit})`);
+        const { statsJson: json, page } = msg.stats;
+        const pages = Math.max(1, msg.stats.pages);
+        const bytes = Buffer.byteLength(json);
+        // a page of a current proxy is at most STATS_PAGE_BYTES; an older proxy's single report may be larger
+        const limit = Math.min(this.cp.store.maxValueBytes - 64, pages > 1 ? STATS_PAGE_BYTES : 4 * STATS_PAGE_BYTES);
+        if (bytes > limit || page >= pages || pages > STATS_MAX_PAGES) {
+          return this.logOnce(`proxy ${this.nodeId}: a stats page was dropped (page ${page} of ${pages}, ${bytes} bytes; at most ${STATS_MAX_PAGES} pages of ${limit} bytes)`);
+        }
         try {
           JSON.parse(json);
         } catch {
-          return this.cp.log(`proxy ${this.nodeId}: a stats report that is not JSON was dropped`);
+          return this.logOnce(`proxy ${this.nodeId}: a stats page that is not JSON was dropped`);
         }
-        this.pendingStats = { atMs: now, json };
+        this.pendingStats.set(page, { atMs: now, json });
+        this.pendingPages = pages;
         this.scheduleStats();
         return;
       }
@@ -241,19 +255,23 @@ class ProxySession {
 
   private scheduleStats(): void {
     if (this.statsTimer || this.closed) return;
-    const wait = Math.max(0, this.lastStatsWrite + this.cp.timing.statsIntervalMs - Date.now());
     this.statsTimer = setTimeout(() => {
       this.statsTimer = undefined;
       this.flushStats();
-    }, wait);
+    }, Math.max(0, this.nextStatsWrite - Date.now()));
   }
 
   private flushStats(): void {
-    const pending = this.pendingStats;
-    if (!pending) return;
-    this.pendingStats = undefined;
-    this.lastStatsWrite = Date.now();
-    this.enqueue("storing stats", () => writeStats(this.cp.store, this.nodeId, pending.atMs, pending.json));
+    if (this.pendingStats.size === 0) return;
+    const pages = new Map(this.pendingStats);
+    const pageCount = this.pendingPages;
+    this.pendingStats.clear();
+    let bytes = 0;
+    for (const p of pages.values()) bytes += p.json.length;
+    this.nextStatsWrite = Date.now() + Math.max(this.cp.timing.statsIntervalMs, (bytes / STATS_BYTES_PER_SEC) * 1000);
+    this.enqueue("storing stats", async () => {
+      this.storedPages = await writeStats(this.cp.store, this.nodeId, pages, pageCount, this.storedPages);
+    });
   }
 
   private finish(clientEnded: boolean): void {
@@ -423,10 +441,11 @@ class ControlPlaneServer {
       ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({
         proxies: await listProxies(this.store, await this.readDesired(), this.timing.staleAfterMs),
       })),
-      GetStats: this.unary<{ proxy: string }, { proxies: ProxyStats[] }>("admin", async (req) => {
-        const proxies = await readStats(this.store, req.proxy);
-        if (req.proxy !== "" && proxies.length === 0) throw new RpcError(status.NOT_FOUND, `no stats from proxy '${req.proxy}' (it never reported, or the name is wrong)`);
-        return { proxies };
+      GetStats: this.unary<{ proxy: string; pageToken: string }, { proxies: ProxyStats[]; nextPageToken: string }>("admin", async (req) => {
+        if (req.pageToken !== "" && !req.pageToken.startsWith(req.proxy === "" ? STATS : `${STATS}${req.proxy}/`)) throw invalid(["page_token: not a token of this listing"]);
+        const { pages, next } = await readStats(this.store, req.proxy, req.pageToken);
+        if (req.proxy !== "" && req.pageToken === "" && pages.length === 0) throw new RpcError(status.NOT_FOUND, `no stats from proxy '${req.proxy}' (it never reported, or the name is wrong)`);
+        return { proxies: pages, nextPageToken: next };
       }),
       PushFilter: this.unary<{ name: string; version: string; wasm: Buffer }, { ref: FilterRef; alreadyPresent: boolean }>("admin", (req) =>
         pushFilter(this.store, req.name, req.version, req.wasm),

@@ -11,7 +11,7 @@
 // last one delivered, so no change is skipped or repeated.
 import {
   StoreCompactedError, StoreError,
-  type Compare, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
+  type Compare, type KeyValue, type ListOptions, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
 } from "./types.js";
 
 export interface EtcdStoreOptions {
@@ -144,10 +144,17 @@ export class EtcdStore implements Store {
     return r.kvs?.[0] ? toKeyValue(r.kvs[0]) : undefined;
   }
 
-  async list(prefix: string): Promise<ListResult> {
-    const key = prefix === "" ? Buffer.from([0]) : Buffer.from(prefix);
-    const r = await this.call<{ header?: RawHeader; kvs?: RawKv[] }>("/v3/kv/range", { key: b64(key), range_end: b64(prefixEnd(prefix)) });
-    return { items: (r.kvs ?? []).map(toKeyValue), revision: Number(r.header?.revision ?? 0) };
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+    let key = prefix === "" ? Buffer.from([0]) : Buffer.from(prefix);
+    // the smallest key after startAfter is startAfter + "\0"
+    if (options.startAfter !== undefined && Buffer.compare(Buffer.from(`${options.startAfter}\0`), key) > 0) key = Buffer.from(`${options.startAfter}\0`);
+    const r = await this.call<{ header?: RawHeader; kvs?: RawKv[]; more?: boolean }>("/v3/kv/range", {
+      key: b64(key),
+      range_end: b64(prefixEnd(prefix)),
+      ...(options.limit !== undefined ? { limit: String(options.limit) } : {}),
+      ...(options.keysOnly ? { keys_only: true } : {}),
+    });
+    return { items: (r.kvs ?? []).map(toKeyValue), revision: Number(r.header?.revision ?? 0), more: r.more === true };
   }
 
   async revision(): Promise<number> {

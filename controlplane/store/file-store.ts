@@ -19,7 +19,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import {
   StoreCompactedError, StoreError,
-  type Compare, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
+  type Compare, type ListOptions, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
 } from "./types.js";
 
 const FORMAT = 1;
@@ -219,10 +219,15 @@ export class FileStore implements Store {
     return this.data.get(key);
   }
 
-  async list(prefix: string): Promise<ListResult> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     if (this.closed) throw new StoreError(`store ${this.dir} is closed`);
-    const items = [...this.data.values()].filter((kv) => kv.key.startsWith(prefix)).sort((a, b) => byteOrder(a.key, b.key));
-    return { items, revision: this.rev };
+    const after = options.startAfter;
+    const all = [...this.data.values()]
+      .filter((kv) => kv.key.startsWith(prefix) && (after === undefined || byteOrder(kv.key, after) > 0))
+      .sort((a, b) => byteOrder(a.key, b.key));
+    const limit = options.limit ?? all.length;
+    const items = all.slice(0, limit).map((kv) => (options.keysOnly ? { ...kv, value: Buffer.alloc(0) } : kv));
+    return { items, revision: this.rev, more: all.length > limit };
   }
 
   async revision(): Promise<number> {
