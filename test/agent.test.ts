@@ -6,7 +6,7 @@
 // One test uses a small ProxyService written here, to send what the real server never would
 // (snapshots it refuses at ApplySegments, a module whose bytes are not its digest).
 import * as assert from "uvu/assert";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, connect, type Socket as TcpSocket } from "node:net";
@@ -452,6 +452,71 @@ test("control plane stopped -> forwarding continues; restarted without control p
   }
 });
 
+test("a moved state directory still restores: last-good.json names modules relative to it", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const first = join(tempDir("moves"), "state");
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  const v = await ops.apply(segment("node-v", "live", listen, sink.port, [{ filter: "counter", config: { tag: 9 } }]));
+  let agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-v", stateDir: first, tls: "insecure" });
+  try {
+    await waitFor(() => agent.runningVersion === v, 5000, "the version running");
+    await agent.close();
+    ops.close();
+    await cp.close();
+    const moved = join(tempDir("moved"), "elsewhere");
+    renameSync(first, moved);
+    agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-v", stateDir: moved, tls: "insecure" });
+    const warnings: string[] = [];
+    agent.on("warning", (w) => void warnings.push(w.message));
+    await agent.start();
+    assert.equal(warnings, []);
+    assert.is(agent.runningVersion, v, "restored from the moved directory");
+    await flows(listen, sink, "packets after a restart from the moved directory");
+    assert.is(metric(await stage(agent, "live", "counter"), "tag"), 9);
+  } finally {
+    await agent.close();
+    sink.close();
+  }
+});
+
+test("every failed start is said: an unusable last-good.json, a refused connection, a wrong node id, a certificate of another CA", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  const otherPki = createPki(join(tempDir("pki-other"), "ca"), "another CA");
+  const cp = await replica(`file:${tempDir("store")}`, { tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), name: "cp-1" });
+  const dead = `127.0.0.1:${await freePortPair()}`; // nothing listens there
+  const run = async (stateDir: string, tls: TlsFiles, nodeId: string, addresses: string[]): Promise<{ warnings: string[]; failures: Map<string, string> }> => {
+    const agent = new Agent({ controlPlanes: addresses, nodeId, stateDir, tls });
+    const warnings: string[] = [];
+    const failures = new Map<string, string>();
+    agent.on("warning", (w) => void warnings.push(w.message));
+    agent.on("connect-failed", (f) => void failures.set(f.address, f.reason));
+    try {
+      await agent.start();
+      await waitFor(() => failures.size === addresses.length, 10_000, `a failure reported for each of ${addresses.join(", ")}`);
+    } finally {
+      await agent.close();
+    }
+    return { warnings, failures };
+  };
+  try {
+    const stateDir = tempDir("state");
+    writeFileSync(join(stateDir, "last-good.json"), "{ half a fi");
+    // a proxy certificate for node-b, registering as node-a
+    const wrongId = await run(stateDir, pki.issue("node-b", "spiffe://msm.test/proxy/node-b"), "node-a", [dead, cp.address]);
+    assert.match(wrongId.warnings[0] ?? "", /^not starting from last-good\.json: .*last-good\.json: not valid JSON/);
+    assert.match(wrongId.failures.get(dead)!, /ECONNREFUSED/);
+    assert.match(wrongId.failures.get(cp.address)!, "Register.node_id is 'node-a' but the certificate is for proxy 'node-b'");
+    const foreign = await run(tempDir("state"), { ...otherPki.issue("node-a", "spiffe://msm.test/proxy/node-a"), ca: pki.ca }, "node-a", [cp.address]);
+    assert.ok(foreign.failures.get(cp.address)!.length > 0, "a handshake refused by the server is reported");
+    assert.ok(cp.log.some((l) => /node-a.*node-b|node_id/.test(l)), `the control plane logs the refused Register too:\n${cp.log.join("\n")}`);
+  } finally {
+    await cp.close();
+  }
+});
+
 test("three replicas on etcd: the connected one stops -> another within 2 s, the stream never stops, converges to a version applied meanwhile", async () => {
   const store = await sharedStore();
   const a = await replica(store, { name: "cp-a" });
@@ -572,8 +637,10 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
   const sink = await Sink.open();
   await ops.push("counter", "1.0.0", fixture("counter"));
   const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter" }]));
-  // a dead replica listed first: the agent moves on to the live one
-  const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", `127.0.0.1:1,${cp.address}`, "--node-id", "node-a", "--state-dir", tempDir("state"), "--insecure", "--workers", "2", "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
+  // a dead replica listed first: the agent moves on to the live one; an unusable last-good.json is said
+  const stateDir = tempDir("state");
+  writeFileSync(join(stateDir, "last-good.json"), "not json");
+  const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", `127.0.0.1:1,${cp.address}`, "--node-id", "node-a", "--state-dir", stateDir, "--insecure", "--workers", "2", "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -584,6 +651,8 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
     await flows(listen, sink, "packets through the msm process");
     await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(out), 2000, "the admin address in the log");
     assert.match(out, `snapshot ${v} applied (proxy started; 1 segment(s), 1 module(s) fetched`);
+    assert.match(out, /warning: not starting from last-good\.json: .*not valid JSON/);
+    assert.match(out, /control plane 127\.0\.0\.1:1: cannot connect: .*ECONNREFUSED/);
     // a filter's words reach the log as one printable line: no terminal escapes, no forged lines
     await ops.push("misbehave", "0.1.0", fixture("misbehave"));
     const bad = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "misbehave", config: { reject: "\u001b[2J\u001b[31mgotcha\nFORGED: snapshot applied" } }]));

@@ -5,12 +5,13 @@
 // every replica; the embedded file store across a restart; the command line.
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
+import { createConnection } from "node:net";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import { suite } from "./lib/suite.js";
-import { startEtcd, type TestEtcd } from "./lib/etcd.js";
+import { startEtcd, startEtcdCluster, type TestEtcd } from "./lib/etcd.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { waitFor } from "./lib/udp.js";
 import {
@@ -320,6 +321,39 @@ test("secrets: listed as <redacted> unless show_secrets, sent to the proxy whole
   await rpc(adminA, "DeleteSegments", { names: ["s1"] });
 });
 
+test("a dry run refuses what the store would refuse: too many operations for one transaction, a value too large", async () => {
+  const many = Array.from({ length: 130 }, (_, i) => seg(`t${i}`, "node-t", 30000 + 2 * i));
+  await refused(apply(adminA, many, true), status.INVALID_ARGUMENT, /^segments: this request needs 131 store operations in one transaction; etcd:.* takes at most 128: split it$/);
+  await refused(apply(adminA, many), status.INVALID_ARGUMENT, /takes at most 128: split it/);
+  const huge = seg("t-huge", "node-t", 31000, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify({ allowedPayloadTypes: [96], note: "x".repeat(1.1 * (1 << 20)) }) }] });
+  await refused(apply(adminB, [huge], true), status.INVALID_ARGUMENT, /^segments: segment 't-huge' is \d+ bytes stored; etcd:.* takes at most 1048576 per value/);
+  assert.equal(await listSegments(adminA, "node-t"), []);
+});
+
+test("no etcd quorum: calls answer UNAVAILABLE before the caller's deadline, saying whether anything may have changed", async () => {
+  const cluster = await startEtcdCluster(3);
+  const cp = await startControlPlane({ listen: "127.0.0.1:0", store: cluster.spec, tls: files.cpA, name: "cp-q", log: () => {}, timing: TIMING });
+  const client = admin(cp, files.alice);
+  try {
+    const plain = (name: string, port: number): Partial<Segment> => seg(name, "node-q", port, { chain: [] });
+    await apply(client, [plain("q1", 32000)]);
+    await cluster.stopMember(1);
+    await cluster.stopMember(2);
+    for (const deadline of [10_000, 2_500]) {
+      const started = Date.now();
+      await refused(rpc(client, "ListSegments", { proxy: "" }, deadline), status.UNAVAILABLE, /^store: .*(quorum|within)/);
+      await refused(rpc(client, "ApplySegments", { segments: [plain("q2", 32010)] }, deadline), status.UNAVAILABLE);
+      assert.ok(Date.now() - started < 2 * deadline, "answered, not timed out");
+    }
+    const write = await refused(rpc(client, "ApplySegments", { segments: [plain("q3", 32020)] }, 2_500), status.UNAVAILABLE);
+    assert.match(write.details, /may or may not be applied|quorum/);
+  } finally {
+    client.close();
+    await cp.close();
+    await cluster.stop();
+  }
+}, { timeoutMs: 90_000 });
+
 // ---------------------------------------------------------------- concurrency
 
 test("20 concurrent ApplySegments of different segments on one proxy, through two replicas sharing etcd: all 20 present", async () => {
@@ -560,6 +594,36 @@ test("the embedded file store, insecure: segments, filters and versions survive 
 });
 
 // ---------------------------------------------------------------- command line
+
+test("connections that never begin TLS (silent, or plain text that stops) are closed, not held; so are silent ones to a plain-text server", async () => {
+  const plain = await startControlPlane({ listen: "127.0.0.1:0", store: `file:${tmp("msm-idle-")}`, tls: "insecure", log: () => {} });
+  /** Resolves with how long the server kept the connection, or rejects after `ms`. */
+  const heldFor = (port: number, send: string, ms: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const started = Date.now();
+      const socket = createConnection(port, "127.0.0.1", () => void (send && socket.write(send)));
+      socket.on("error", () => {});
+      socket.resume(); // read whatever the server sends, so that its close is seen
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the server held the connection for ${ms} ms`));
+      }, ms);
+      socket.on("close", () => {
+        clearTimeout(timer);
+        resolve(Date.now() - started);
+      });
+    });
+  try {
+    const [silent, partial, silentPlain] = await Promise.all([
+      heldFor(a.port, "", 25_000),
+      heldFor(a.port, "\x16\x03", 25_000), // the first bytes of a TLS record, and nothing more
+      heldFor(plain.port, "", 25_000),
+    ]);
+    console.log(`    closed after ${silent} ms (silent, TLS), ${partial} ms (a partial handshake), ${silentPlain} ms (silent, plain text)`);
+  } finally {
+    await plain.close();
+  }
+}, { timeoutMs: 40_000 });
 
 test("msm control-plane: refuses to start without TLS files unless --insecure; runs and stops on SIGTERM", async () => {
   const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");

@@ -137,6 +137,40 @@ for (const [what, text, expected] of badCases) {
   });
 }
 
+local("a YAML bomb (aliases of aliases) is refused with a clear message, quickly", () => {
+  const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
+  for (let i = 1; i < 9; i++) levels.push(`${"abcdefghi"[i]}: &${"abcdefghi"[i]} [${Array(9).fill(`*${"abcdefghi"[i - 1]}`).join(", ")}]`);
+  try {
+    parseManifests(`${levels.join("\n")}\nkind: Segment\n`, "bomb.yaml");
+    assert.unreachable("accepted");
+  } catch (err) {
+    if (!(err instanceof ManifestError)) throw err;
+    assert.match(err.message, /^bomb\.yaml: document 1: refused: its aliases \(\*name\) would expand it too far/);
+  }
+  // a few aliases are fine; one without its anchor is a YAML error
+  const ok = parseManifests(SEGMENTS_YAML.replace("    - { address: 127.0.0.1, port: 6004 }\n    - { address: 127.0.0.1, port: 6014, rtcpPort: 6100 }", "    - &d { address: 127.0.0.1, port: 6004 }\n    - *d"), "x");
+  assert.equal(ok.manifests[0]!.spec.destinations.map((d) => d.port), [6004, 6004]);
+  assert.throws(() => parseManifests(SEGMENTS_YAML.replace("[{ address: 127.0.0.1, port: 6008 }]", "[*nowhere]"), "x"), /document 3: not valid YAML: .*nowhere/);
+});
+
+local("input that is not UTF-8 is refused, naming where (a file and stdin), before anything is sent", async () => {
+  const file = join(tmpdir(), `msmctl-latin1-${process.pid}.yaml`);
+  writeFileSync(file, Buffer.concat([Buffer.from("kind: Segment\nmetadata: { name: \"caf"), Buffer.from([0xe9]), Buffer.from('" }\n')]));
+  try {
+    const env = { MSM_SERVER: "127.0.0.1:1", MSM_INSECURE: "1" }; // never reached
+    let r = await msmctl(["apply", "-f", file], { env });
+    assert.is(r.code, 1);
+    assert.is(r.err, `msmctl: ${file}: not UTF-8 text (byte 36, line 2); save it as UTF-8\n`);
+    r = await msmctl(["apply", "-f", "-"], { env, stdin: readFileSync(file) });
+    assert.is(r.err, "msmctl: stdin: not UTF-8 text (byte 36, line 2); save it as UTF-8\n");
+    // U+FFFD written as UTF-8 is text like any other
+    r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: Buffer.from("kind: Segment\nmetadata: { name: \"caf\ufffd\" }\n") });
+    assert.match(r.err, /metadata\.name: must be 1-63 letters/);
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
+
 local("flags: kubectl forms, anywhere among the words", () => {
   const a = parseArgs(["-ojson", "get", "--server=h:1", "segments", "-f", "-", "--insecure", "cam-1", "--", "--x"]);
   assert.equal(a.words, ["get", "segments", "cam-1", "--x"]);
@@ -229,13 +263,13 @@ interface Ran {
 }
 
 /** msmctl in this process, with its own environment (the caller's MSM_* never leak in). */
-async function msmctl(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}): Promise<Ran> {
+async function msmctl(args: string[], options: { env?: Record<string, string>; stdin?: string | Buffer } = {}): Promise<Ran> {
   let out = "";
   let err = "";
   const io: Io = {
     out: (t) => void (out += t),
     err: (t) => void (err += t),
-    readStdin: async () => options.stdin ?? "",
+    readStdin: async () => Buffer.from(options.stdin ?? ""),
     env: options.env ?? {},
     isTty: false,
     onInterrupt: () => () => {},

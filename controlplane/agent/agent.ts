@@ -141,7 +141,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** The last connection failure reported per replica, so that one that repeats is not logged every second. */
   private readonly failures = new Map<string, { reason: string; atMs: number; repeats: number }>();
 
-  /** Use startAgent(). */
+  /**
+   * Checks the options (TypeError); nothing starts before start(). Listen to the events first to
+   * hear what start() finds: a last-good.json it restores or cannot use, a state directory it
+   * cannot restrict. startAgent() is the two steps in one.
+   */
   constructor(private readonly options: AgentOptions) {
     super();
     if (options.controlPlanes.length === 0) throw new TypeError("controlPlanes: at least one HOST:PORT is needed");

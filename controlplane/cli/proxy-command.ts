@@ -5,7 +5,7 @@
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import { watch } from "node:fs";
 import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
-import { startAgent, type Agent } from "../agent/index.js";
+import { Agent } from "../agent/index.js";
 import { printable } from "../security/terminal.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
@@ -90,7 +90,7 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
 
   let agent: Agent;
   try {
-    agent = await startAgent({ controlPlanes, nodeId, stateDir, tls, workers, ...(admin ? { admin } : {}) });
+    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, workers, ...(admin ? { admin } : {}) });
   } catch (err) {
     if (err instanceof TypeError) throw new UsageError(err.message);
     console.error(`msm proxy: ${(err as Error).message}`);
@@ -98,7 +98,9 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   }
   // lines quote the control plane, filters and the runtime: one printable line each
   const log = (line: string): void => console.error(`${stamp()} ${printable(line)}`);
+  // listening before start(): what it finds in last-good.json (or why it cannot use it) is logged too
   agent.on("proxy-event", (e) => log(describeEvent(e)));
+  agent.on("restored", ({ version, segments }) => log(`proxy running from last-good.json: snapshot ${version}, ${segments} segment(s)`));
   agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
   agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason}); trying the next one`));
   agent.on("connect-failed", ({ address, reason, repeats }) => log(`control plane ${address}: cannot connect: ${reason}${repeats > 0 ? ` (and ${repeats} more times in the last minute)` : ""}`));
@@ -109,11 +111,15 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   });
   agent.on("refused", (e) => log(`snapshot ${e.version} REFUSED, the running config stays${e.retryInMs !== undefined ? ` (next try in ${e.retryInMs} ms)` : ""}: ${e.error}`));
   agent.on("warning", (e) => log(`warning: ${e.message}`));
-  if (agent.proxy) {
-    log(`proxy running from last-good.json: snapshot ${agent.runningVersion}`);
-    if (agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
+  log(`node ${nodeId}: state in ${stateDir}, connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
+  try {
+    await agent.start();
+  } catch (err) {
+    await agent.close();
+    console.error(`msm proxy: ${(err as Error).message}`);
+    return 1;
   }
-  log(`node ${nodeId}: connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
+  if (agent.proxy && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
   const onHup = (): void => log("SIGHUP: nothing to reload, the control plane owns this proxy's config");
   process.on("SIGHUP", onHup);
   await waitForSignal();

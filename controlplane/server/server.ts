@@ -14,7 +14,7 @@ import {
 } from "../api/proto.js";
 import { printable } from "../security/terminal.js";
 import { peerIdentity, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
-import { openStore, type Store } from "../store/index.js";
+import { openStore, type Op, type Store } from "../store/index.js";
 import { invalid, RpcError, toStatus } from "./errors.js";
 import { DESIRED, SEGMENTS, STATS } from "./keys.js";
 import { DesiredMirror } from "./mirror.js";
@@ -133,6 +133,12 @@ class ProxySession {
     this.call.on("close", () => this.finish(false));
   }
 
+  /** Refuses a proxy's connection: logged here too, the proxy is told why. */
+  private refuse(code: status, details: string): void {
+    this.cp.log(printable(`refused a proxy connection from ${this.call.getPeer()}: ${details}`));
+    this.fail(code, details);
+  }
+
   /** Ends the stream with a status. */
   fail(code: status, details: string): void {
     if (this.closed) return;
@@ -154,7 +160,7 @@ class ProxySession {
   private onMessage(msg: ProxyMessage): void {
     if (this.closed) return;
     if (!this.registered) {
-      if (msg.kind !== "register") return this.fail(status.INVALID_ARGUMENT, "the first message on a Connect stream must be Register");
+      if (msg.kind !== "register") return this.refuse(status.INVALID_ARGUMENT, "the first message on a Connect stream must be Register");
       return this.register(msg.register);
     }
     const now = Date.now();
@@ -201,9 +207,9 @@ class ProxySession {
   }
 
   private register(reg: { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number }): void {
-    if (!NODE_ID.test(reg.nodeId)) return this.fail(status.INVALID_ARGUMENT, `Register.node_id: '${reg.nodeId}' is not a node id (1-128 letters, digits, '.', '_' or '-')`);
+    if (!NODE_ID.test(reg.nodeId)) return this.refuse(status.INVALID_ARGUMENT, `Register.node_id: '${reg.nodeId}' is not a node id (1-128 letters, digits, '.', '_' or '-')`);
     if (this.identity && this.identity.name !== reg.nodeId) {
-      return this.fail(status.PERMISSION_DENIED, `Register.node_id is '${reg.nodeId}' but the certificate is for proxy '${this.identity.name}' (${this.identity.spiffeId})`);
+      return this.refuse(status.PERMISSION_DENIED, `Register.node_id is '${reg.nodeId}' but the certificate is for proxy '${this.identity.name}' (${this.identity.spiffeId})`);
     }
     clearTimeout(this.registerTimer);
     this.registered = true;
@@ -367,16 +373,35 @@ class ControlPlaneServer {
     return id;
   }
 
-  private unary<Req, Res>(role: Role, fn: (request: Req) => Promise<Res>): handleUnaryCall<Req, Res> {
+  /**
+   * A unary handler: the caller's role checked, errors turned into statuses, and an answer before
+   * the caller's deadline: a store that does not answer (etcd without a quorum) gives UNAVAILABLE
+   * half a second before the caller would give up, instead of the caller's own timeout. `writes`:
+   * the call may change the store, so an answer given early cannot say that nothing changed.
+   */
+  private unary<Req, Res>(role: Role, fn: (request: Req) => Promise<Res>, writes = false): handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      let answered = false;
+      const answer = (err: Partial<ServiceError> | null, res?: Res): void => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        callback(err as ServiceError | null, res);
+      };
+      const deadline = call.getDeadline();
+      const ms = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now() - 500;
+      const timer = Number.isFinite(ms) && ms > 0 ? setTimeout(() => {
+        const what = writes ? "the change may or may not be applied when it answers: look before trying again" : "nothing was changed";
+        answer({ code: status.UNAVAILABLE, details: `store: no answer from ${this.store.description} within ${Math.round(ms / 100) / 10} s (${what})` });
+      }, ms) : undefined;
       Promise.resolve()
         .then(() => {
           this.authorize(call as AnyCall, role);
           return fn(call.request);
         })
         .then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(toStatus(err, this.log) as ServiceError),
+          (response) => answer(null, response),
+          (err: unknown) => answer(toStatus(err, this.log)),
         );
     };
   }
@@ -401,11 +426,21 @@ class ControlPlaneServer {
     return DesiredState.from(listing.items, listing.revision);
   }
 
-  private checkTxnSize(ops: number, compares: number): void {
-    const most = Math.max(ops, compares);
+  /** Refuses, as the request's fault, a change the store would refuse: too many operations, or a value too large. */
+  private checkTxnSize(ops: readonly Op[], compares: number): void {
+    const issues: string[] = [];
+    const most = Math.max(ops.length, compares);
     if (most > this.store.maxTxnOps) {
-      throw invalid([`segments: this request needs ${most} store operations in one transaction; ${this.store.description} takes at most ${this.store.maxTxnOps}: split it`]);
+      issues.push(`segments: this request needs ${most} store operations in one transaction; ${this.store.description} takes at most ${this.store.maxTxnOps}: split it`);
     }
+    for (const op of ops) {
+      const bytes = op.type === "put" ? Buffer.byteLength(op.value) : 0;
+      if (bytes > this.store.maxValueBytes) {
+        const what = op.key.startsWith(SEGMENTS) ? `segment '${op.key.slice(SEGMENTS.length)}'` : op.key;
+        issues.push(`segments: ${what} is ${bytes} bytes stored; ${this.store.description} takes at most ${this.store.maxValueBytes} per value: make its chain configs smaller`);
+      }
+    }
+    if (issues.length > 0) throw invalid(issues);
   }
 
   private adminHandlers(): UntypedServiceImplementation {
@@ -415,22 +450,23 @@ class ControlPlaneServer {
           const state = await this.readDesired();
           const plan = planApply(req.segments, state);
           const response = { created: plan.created, configured: plan.configured, unchanged: plan.unchanged };
+          this.checkTxnSize(plan.ops, plan.compares.length); // a dry run checks what the store would refuse too
           if (req.dryRun || plan.ops.length === 0) return { ...response, revision: state.revision };
-          this.checkTxnSize(plan.ops.length, plan.compares.length);
           const r = await this.store.txn(plan.compares, plan.ops);
           return r.succeeded ? { ...response, revision: r.revision } : CONFLICT;
         }),
+        true,
       ),
       DeleteSegments: this.unary<{ names: string[] }, DeleteSegmentsResponse>("admin", (req) => {
         if (req.names.length === 0) throw invalid(["names: nothing to delete"]);
         return this.write("DeleteSegments", async () => {
           const plan = planDelete(req.names, await this.readDesired());
           if ("missing" in plan) throw new RpcError(status.NOT_FOUND, `no segment named ${plan.missing.map((n) => `'${n}'`).join(", ")}; nothing was deleted`);
-          this.checkTxnSize(plan.ops.length, plan.compares.length);
+          this.checkTxnSize(plan.ops, plan.compares.length);
           const r = await this.store.txn(plan.compares, plan.ops);
           return r.succeeded ? { deleted: plan.deleted, revision: r.revision } : CONFLICT;
         });
-      }),
+      }, true),
       ListSegments: this.unary<{ proxy: string; showSecrets: boolean }, { segments: Segment[] }>("admin", async (req) => {
         const { items } = await this.store.list(SEGMENTS);
         const segments = items
@@ -448,7 +484,7 @@ class ControlPlaneServer {
         return { proxies: pages, nextPageToken: next };
       }),
       PushFilter: this.unary<{ name: string; version: string; wasm: Buffer }, { ref: FilterRef; alreadyPresent: boolean }>("admin", (req) =>
-        pushFilter(this.store, req.name, req.version, req.wasm),
+        pushFilter(this.store, req.name, req.version, req.wasm), true,
       ),
       ListFilters: this.unary<unknown, { filters: FilterRef[] }>("admin", async () => ({ filters: await listFilters(this.store) })),
     };
@@ -460,7 +496,9 @@ class ControlPlaneServer {
       try {
         identity = this.authorize(call as AnyCall, "proxy");
       } catch (err) {
-        call.emit("error", toStatus(err, this.log));
+        const refusal = toStatus(err, this.log);
+        this.log(`refused a proxy connection from ${call.getPeer()}: ${refusal.details}`);
+        call.emit("error", refusal);
         return;
       }
       if (this.closing) {
