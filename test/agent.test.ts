@@ -454,6 +454,24 @@ test("control plane stopped -> forwarding continues; restarted without control p
   }
 });
 
+test("a state directory shared with other files is not made 0700 (that is said instead); last-good.json in it is 0600 all the same", async () => {
+  const shared = tempDir("shared");
+  chmodSync(shared, 0o755);
+  writeFileSync(join(shared, "operator-notes.txt"), "not the agent's");
+  writeFileSync(join(shared, "last-good.json"), "{}", { mode: 0o644 });
+  const agent = new Agent({ controlPlanes: [`127.0.0.1:${await freePortPair()}`], nodeId: "node-s", stateDir: shared, tls: "insecure" });
+  const warnings: string[] = [];
+  agent.on("warning", (w) => void warnings.push(w.message));
+  try {
+    await agent.start();
+    const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+    assert.equal([mode(shared), mode(join(shared, "last-good.json")), mode(join(shared, "modules"))], ["755", "600", "700"]);
+    assert.ok(warnings.some((w) => /holds other files too \(operator-notes\.txt\), so it is left as it is/.test(w)), warnings.join("\n"));
+  } finally {
+    await agent.close();
+  }
+});
+
 test("a moved state directory still restores: last-good.json names modules relative to it", async () => {
   const cp = await replica(`file:${tempDir("store")}`);
   const ops = admin(cp.port);

@@ -3,7 +3,7 @@
 // revision order from any revision still in history; the file store survives a restart and a
 // crash in the middle of a transaction; etcd is a real one started for the test.
 import * as assert from "uvu/assert";
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "./lib/suite.js";
@@ -231,15 +231,18 @@ file("survives a restart: values, create/mod revisions, versions and the global 
   }
 });
 
-file("its values may hold keys: the directories are 0700 (even if created open), every file 0600", async () => {
+file("its values may hold keys: keys/ is 0700 (also when it was left open), a directory it creates is 0700, every file 0600", async () => {
   const dir = tmp();
-  chmodSync(dir, 0o755); // as an older version, or a umask, left it
+  mkdirSync(join(dir, "keys"), { mode: 0o755 }); // as an older version, or a umask, left it
+  const fresh = join(tmp(), "new-store");
+  const b = await FileStore.open(fresh);
+  await b.close();
   const a = await FileStore.open(dir);
   try {
     await a.txn([], [put("/one", "secret")]); // one put: written without the journal
     await a.txn([], [put("/a", "1"), put("/b", "2")]); // through the journal and meta.json
     const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
-    assert.equal([mode(dir), mode(join(dir, "keys"))], ["700", "700"]);
+    assert.equal([mode(join(dir, "keys")), mode(fresh), mode(join(fresh, "keys"))], ["700", "700", "700"]);
     const files = [join(dir, "meta.json"), join(dir, "LOCK"), ...readdirSync(join(dir, "keys")).map((f) => join(dir, "keys", f))];
     assert.ok(files.length >= 5, `files: ${files.join(", ")}`);
     for (const f of files) assert.is(mode(f), "600", f);

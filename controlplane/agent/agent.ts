@@ -4,7 +4,7 @@
 // plane the proxy keeps forwarding with what it runs, and a restarted proxy starts from
 // last-good.json. Replicas are tried in order; a lost stream moves to the next one at once.
 import { EventEmitter } from "node:events";
-import { chmod, mkdir } from "node:fs/promises";
+import { chmod, mkdir, readdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
@@ -199,16 +199,25 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /**
-   * The state directory holds last-good.json, which holds the snapshot's keys: this user only
-   * (0700, files 0600), also when an older version or a umask left it open.
+   * The state directory holds last-good.json, which holds the snapshot's keys: files 0600 (also
+   * when an older version or a umask left them open), the directory and modules/ 0700. A directory
+   * that also holds files not the agent's (an operator's choice of /var/lib, say) is not changed:
+   * that is said instead, since its other users may need it open.
    */
   private async secureStateDir(): Promise<void> {
     await mkdir(this.cache.dir, { recursive: true, mode: 0o700 });
-    for (const [path, mode] of [[this.stateDir, 0o700], [this.cache.dir, 0o700], [lastGoodPath(this.stateDir), 0o600]] as const) {
+    const foreign = (await readdir(this.stateDir)).filter((name) => !/^(last-good\.json(\..*)?|modules)$/.test(name));
+    const mode = (await stat(this.stateDir)).mode & 0o777;
+    const restrict: [string, number][] = [[this.cache.dir, 0o700], [lastGoodPath(this.stateDir), 0o600]];
+    if (foreign.length === 0) restrict.push([this.stateDir, 0o700]);
+    else if (mode & 0o077) {
+      this.emit("warning", { message: `state directory ${this.stateDir} (mode ${mode.toString(8)}) holds other files too (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}), so it is left as it is; last-good.json is written 0600, but a directory of the proxy's own is made 0700` });
+    }
+    for (const [path, m] of restrict) {
       try {
-        await chmod(path, mode);
+        await chmod(path, m);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.emit("warning", { message: `cannot restrict ${path} to mode ${mode.toString(8)}: ${(err as Error).message}` });
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.emit("warning", { message: `cannot restrict ${path} to mode ${m.toString(8)}: ${(err as Error).message}` });
       }
     }
   }

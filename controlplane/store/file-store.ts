@@ -98,9 +98,9 @@ export class FileStore implements Store {
     if (openDirs.has(abs)) throw new StoreError(`store ${abs} is already open in this process`);
     const store = new FileStore(abs, options);
     try {
-      // its values may hold keys: readable by this user only, whatever the umask or an older version made
+      // its values may hold keys: keys/ is this user's only, whatever the umask or an older version
+      // made (the directory around it, maybe shared, is made 0700 only when the store creates it)
       await mkdir(join(abs, "keys"), { recursive: true, mode: 0o700 });
-      await chmod(abs, 0o700);
       await chmod(join(abs, "keys"), 0o700);
     } catch (err) {
       throw new StoreError(`cannot create store directory ${abs}: ${(err as Error).message}`);
