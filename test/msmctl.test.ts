@@ -7,18 +7,22 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
-import { ProxyServiceClient, type ControlMessage, type FilterRef, type Snapshot } from "../controlplane/api/proto.js";
+import { Server, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
+import { adminService, ProxyServiceClient, type ControlMessage, type FilterRef, type ProxyStats, type ProxyStatus, type Snapshot } from "../controlplane/api/proto.js";
 import { createPki } from "../controlplane/security/pki.js";
-import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
+import { channelCredentials, serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { runMsmctl } from "../controlplane/cli/msmctl/main.js";
 import type { Io } from "../controlplane/cli/msmctl/context.js";
 import { parseArgs } from "../controlplane/cli/msmctl/flags.js";
 import { age, bytes, table } from "../controlplane/cli/msmctl/format.js";
 import { ManifestError, parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
-import { parseProxyStats, segmentRates } from "../controlplane/cli/msmctl/stats.js";
+import { mergeStatsPages, parseProxyStats, segmentRates } from "../controlplane/cli/msmctl/stats.js";
+import { configState, describeProxy } from "../controlplane/cli/msmctl/describe.js";
+import { proxyRows } from "../controlplane/cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
+import { pageStats, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../controlplane/api/stats-pages.js";
+import type { ProxySnapshot } from "../runtime/index.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 
 const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
@@ -133,6 +137,40 @@ for (const [what, text, expected] of badCases) {
   });
 }
 
+local("a YAML bomb (aliases of aliases) is refused with a clear message, quickly", () => {
+  const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
+  for (let i = 1; i < 9; i++) levels.push(`${"abcdefghi"[i]}: &${"abcdefghi"[i]} [${Array(9).fill(`*${"abcdefghi"[i - 1]}`).join(", ")}]`);
+  try {
+    parseManifests(`${levels.join("\n")}\nkind: Segment\n`, "bomb.yaml");
+    assert.unreachable("accepted");
+  } catch (err) {
+    if (!(err instanceof ManifestError)) throw err;
+    assert.match(err.message, /^bomb\.yaml: document 1: refused: its aliases \(\*name\) would expand it too far/);
+  }
+  // a few aliases are fine; one without its anchor is a YAML error
+  const ok = parseManifests(SEGMENTS_YAML.replace("    - { address: 127.0.0.1, port: 6004 }\n    - { address: 127.0.0.1, port: 6014, rtcpPort: 6100 }", "    - &d { address: 127.0.0.1, port: 6004 }\n    - *d"), "x");
+  assert.equal(ok.manifests[0]!.spec.destinations.map((d) => d.port), [6004, 6004]);
+  assert.throws(() => parseManifests(SEGMENTS_YAML.replace("[{ address: 127.0.0.1, port: 6008 }]", "[*nowhere]"), "x"), /document 3: not valid YAML: .*nowhere/);
+});
+
+local("input that is not UTF-8 is refused, naming where (a file and stdin), before anything is sent", async () => {
+  const file = join(tmpdir(), `msmctl-latin1-${process.pid}.yaml`);
+  writeFileSync(file, Buffer.concat([Buffer.from("kind: Segment\nmetadata: { name: \"caf"), Buffer.from([0xe9]), Buffer.from('" }\n')]));
+  try {
+    const env = { MSM_SERVER: "127.0.0.1:1", MSM_INSECURE: "1" }; // never reached
+    let r = await msmctl(["apply", "-f", file], { env });
+    assert.is(r.code, 1);
+    assert.is(r.err, `msmctl: ${file}: not UTF-8 text (byte 36, line 2); save it as UTF-8\n`);
+    r = await msmctl(["apply", "-f", "-"], { env, stdin: readFileSync(file) });
+    assert.is(r.err, "msmctl: stdin: not UTF-8 text (byte 36, line 2); save it as UTF-8\n");
+    // U+FFFD written as UTF-8 is text like any other
+    r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: Buffer.from("kind: Segment\nmetadata: { name: \"caf\ufffd\" }\n") });
+    assert.match(r.err, /metadata\.name: must be 1-63 letters/);
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
+
 local("flags: kubectl forms, anywhere among the words", () => {
   const a = parseArgs(["-ojson", "get", "--server=h:1", "segments", "-f", "-", "--insecure", "cam-1", "--", "--x"]);
   assert.equal(a.words, ["get", "segments", "cam-1", "--x"]);
@@ -162,6 +200,8 @@ local("rates: from two snapshots by the proxies' own clock; a counter reset coun
   const snap = (atMs: number, packetsIn: number, bytesIn: number, dropsTotal: number) => ({
     nodeId: "n",
     atMs,
+    page: 0,
+    pages: 1,
     statsJson: JSON.stringify({ workers: 1, segments: [{ name: "s", packetsIn, packetsOut: packetsIn * 2, bytesIn, bytesOut: bytesIn * 2, dropsTotal, drops: {}, stages: [] }] }),
   });
   const [r] = segmentRates(parseProxyStats(snap(1000, 100, 10_000, 0)), parseProxyStats(snap(3000, 1100, 110_000, 20)));
@@ -170,7 +210,46 @@ local("rates: from two snapshots by the proxies' own clock; a counter reset coun
   assert.is(reset!.packetsInPerSec, 300);
   const [first] = segmentRates(undefined, parseProxyStats(snap(1000, 1, 1, 1)));
   assert.is(first!.packetsInPerSec, undefined);
-  assert.match(parseProxyStats({ nodeId: "n", atMs: 1, statsJson: "{" }).error ?? "", /unreadable stats/);
+  assert.match(parseProxyStats({ nodeId: "n", atMs: 1, statsJson: "{", page: 0, pages: 1 }).error ?? "", /unreadable stats/);
+});
+
+local("stats pages: a large report in pages of at most 256 KiB, merged back whole; beyond 32 pages the rest is left out and said so; a segment too big for a page is named", () => {
+  const report = (n: number, extra: object[] = []) => ({ workers: 2, workerMode: "thread", watchdogRestarts: 3, segments: [...extra, ...Array.from({ length: n }, (_, i) => fakeSegment(`s${i}`, i))] }) as unknown as ProxySnapshot;
+  const asStats = (pages: string[], atMs = 1000): ProxyStats[] => pages.map((statsJson, page) => ({ nodeId: "n", atMs, statsJson, page, pages: pages.length }));
+  const pages = pageStats(report(2000));
+  assert.ok(pages.length > 1 && pages.length < STATS_MAX_PAGES, `${pages.length} pages`);
+  for (const p of pages) assert.ok(Buffer.byteLength(p) <= STATS_PAGE_BYTES, `a page of ${Buffer.byteLength(p)} bytes`);
+  const [whole] = mergeStatsPages(asStats(pages));
+  assert.equal([whole!.segments.length, whole!.segments[1999]!.name, whole!.segments[1999]!.packetsIn, whole!.watchdogRestarts, whole!.note], [2000, "s1999", 1999, 3, undefined]);
+  const [partial] = mergeStatsPages(asStats(pages).slice(1));
+  assert.match(partial!.note!, `${pages.length - 1} of ${pages.length} pages of its report were read`);
+
+  const huge = pageStats(report(20_000));
+  assert.is(huge.length, STATS_MAX_PAGES);
+  const [cut] = mergeStatsPages(asStats(huge));
+  assert.ok(cut!.segments.length < 20_000);
+  assert.match(cut!.note!, `the proxy reported ${cut!.segments.length} of its 20000 segments (a report holds at most ${STATS_MAX_PAGES} pages of 256 KiB)`);
+
+  const fat = { ...fakeSegment("fat", 1), drops: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`reason_${i}`, i])) };
+  const [withFat] = mergeStatsPages(asStats(pageStats(report(2, [fat]))));
+  assert.equal(withFat!.segments.map((x) => x.name), ["fat", "s0", "s1"]);
+  assert.match(withFat!.segments[0]!.note!, /^counters left out: its counters are \d+ bytes, more than the 256 KiB a stats page holds$/);
+  // per segment, the newest: a page left over from an older, longer report repeats a segment
+  const older = asStats(pageStats(report(3)), 500).map((p) => ({ ...p, page: 1, pages: 2 }));
+  const [newest] = mergeStatsPages([...asStats(pageStats(report(3)), 900), ...older]);
+  assert.equal(newest!.segments.map((x) => [x.name, x.atMs]), [["s0", 900], ["s1", 900], ["s2", 900]]);
+});
+
+local("a version that runs without some segments is shown as such, not as refused nor as whole", () => {
+  const p: ProxyStatus = {
+    nodeId: "n", connected: true, peer: "", desiredVersion: 7, ackedVersion: 7, nackedVersion: 0, nackError: "", lastSeenMs: 1,
+    capabilities: [], abiVersions: [], server: "cp", notRunning: ["cam-2"], notRunningError: "snapshot 7 applied, except these segments, which are NOT running: segments[1]: bind EADDRINUSE",
+  };
+  assert.is(configState(p), "runs the newest config (version 7), except 1 segment(s) that do NOT run: cam-2");
+  assert.is(proxyRows([p], 1)[0]![4], "7 (1 not running)");
+  const text = describeProxy(p, [], undefined, 1);
+  assert.match(text, /NOT running:\s+cam-2: snapshot 7 applied, except these segments, which are NOT running: segments\[1\]: bind EADDRINUSE/);
+  assert.is(configState({ ...p, notRunning: [] }), "runs the newest config (version 7)");
 });
 
 local.run();
@@ -184,13 +263,13 @@ interface Ran {
 }
 
 /** msmctl in this process, with its own environment (the caller's MSM_* never leak in). */
-async function msmctl(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}): Promise<Ran> {
+async function msmctl(args: string[], options: { env?: Record<string, string>; stdin?: string | Buffer } = {}): Promise<Ran> {
   let out = "";
   let err = "";
   const io: Io = {
     out: (t) => void (out += t),
     err: (t) => void (err += t),
-    readStdin: async () => options.stdin ?? "",
+    readStdin: async () => Buffer.from(options.stdin ?? ""),
     env: options.env ?? {},
     isTty: false,
     onInterrupt: () => () => {},
@@ -226,12 +305,13 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-type Outgoing = { register: { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number } } | { ack: { version: number } } | { nack: { version: number; error: string } } | { stats: { statsJson: string } };
+type Outgoing = { register: { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number } } | { ack: { version: number } } | { nack: { version: number; error: string } } | { stats: { statsJson: string; page: number; pages: number } };
 
 /**
  * A proxy as the control plane sees one, over the real ProxyService: it registers, answers every
  * snapshot (a NACK for a validate config with a payload type above 127, as the filter would), and
- * reports counters that grow at 500 packets/s per segment of the snapshot it runs.
+ * reports, in pages as the agent does, counters that grow at 500 packets/s per segment of the
+ * snapshot it runs. `options` replace its refusal or its report (a hostile or a huge proxy).
  */
 class TestProxy {
   private readonly client: Client & { Connect(): ClientDuplexStream<Outgoing, ControlMessage> };
@@ -241,19 +321,32 @@ class TestProxy {
   running: Snapshot | undefined;
   answered = 0;
 
-  constructor(port: number, readonly nodeId: string, tls: TlsFiles | "insecure") {
+  constructor(
+    port: number,
+    readonly nodeId: string,
+    tls: TlsFiles | "insecure",
+    private readonly options: { refuse?: (s: Snapshot) => string | undefined; report?: (packets: number) => object; intervalMs?: number } = {},
+  ) {
     this.client = new ProxyServiceClient(`127.0.0.1:${port}`, channelCredentials(tls), tls === "insecure" ? {} : { "grpc.ssl_target_name_override": "msm-control-plane" }) as never;
     this.call = this.client.Connect();
     this.call.on("error", () => {});
     this.call.on("data", (msg: ControlMessage) => this.onSnapshot(msg.snapshot));
     this.call.write({ register: { nodeId, capabilities: ["workers=1", "runtime=test"], abiVersions: ["1.0"], runningVersion: 0 } });
-    this.timer = setInterval(() => this.call.write({ stats: { statsJson: JSON.stringify(this.stats()) } }), 50);
+    const send = (): void => {
+      const pages = pageStats(this.stats() as ProxySnapshot);
+      pages.forEach((statsJson, page) => this.call.write({ stats: { statsJson, page, pages: pages.length } }));
+    };
+    send();
+    this.timer = setInterval(send, options.intervalMs ?? 50);
   }
 
   private onSnapshot(snapshot: Snapshot): void {
     const bad = snapshot.segments.findIndex((s) => s.chain.some((st) => /"allowedPayloadTypes":\[[^\]]*\b(1[3-9]\d|[2-9]\d\d)\b/.test(st.configJson)));
-    if (bad >= 0) {
-      this.call.write({ nack: { version: snapshot.version, error: `snapshot ${snapshot.version} not applied, the running config is unchanged: segments[${bad}].chain[0].config_json: validate refused its config: allowedPayloadTypes[0]: must be a payload type from 0 to 127, got 200` } });
+    const refusal = this.options.refuse
+      ? this.options.refuse(snapshot)
+      : bad >= 0 ? `snapshot ${snapshot.version} not applied, the running config is unchanged: segments[${bad}].chain[0].config_json: validate refused its config: allowedPayloadTypes[0]: must be a payload type from 0 to 127, got 200` : undefined;
+    if (refusal !== undefined) {
+      this.call.write({ nack: { version: snapshot.version, error: refusal } });
     } else {
       this.running = snapshot;
       this.call.write({ ack: { version: snapshot.version } });
@@ -263,23 +356,12 @@ class TestProxy {
 
   private stats(): unknown {
     const n = Math.floor((500 * (Date.now() - this.t0)) / 1000);
+    if (this.options.report) return this.options.report(n);
     return {
       workers: 1,
       workerMode: "thread",
       watchdogRestarts: 0,
-      segments: (this.running?.segments ?? []).map((s) => ({
-        name: s.name,
-        worker: 0,
-        packetsIn: n,
-        bytesIn: n * 1200,
-        packetsOut: n * s.destinations.length,
-        bytesOut: n * 1200 * s.destinations.length,
-        rtcpIn: 0,
-        upstreamIn: 0,
-        dropsTotal: Math.floor(n / 100),
-        drops: { bad_version: Math.floor(n / 100) },
-        stages: s.chain.map((st) => ({ filter: st.filter, state: "running", packetsIn: n, packetsOut: n, drops: {}, failures: 0, nsPerPacket: 220 })),
-      })),
+      segments: (this.running?.segments ?? []).map((s) => fakeSegment(s.name, n, s.destinations.length, s.chain.map((st) => st.filter))),
     };
   }
 
@@ -288,6 +370,28 @@ class TestProxy {
     this.call.end();
     this.client.close();
   }
+}
+
+/** A segment's counters as a proxy reports them (a ProxySnapshot segment), after `n` packets. */
+function fakeSegment(name: string, n: number, destinations = 1, filters = ["validate"]): object {
+  return {
+    name,
+    worker: 0,
+    ports: { listen: 5004, listenRtcp: 5005, egress: 40000, egressRtcp: 40001 },
+    packetsIn: n,
+    bytesIn: n * 1200,
+    packetsOut: n * destinations,
+    bytesOut: n * 1200 * destinations,
+    rtcpIn: 0,
+    upstreamIn: 0,
+    dropsTotal: Math.floor(n / 100),
+    drops: { bad_version: Math.floor(n / 100) },
+    stages: filters.map((filter) => ({
+      filter, digest: "ab".repeat(32), state: "running", packetsIn: n, bytesIn: n * 1200, packetsOut: n, bytesOut: n * 1200, generated: 0, held: 0, bypassed: 0,
+      drops: {}, failures: 0, busyNs: n * 220, calls: n, nsPerPacket: 220,
+      metrics: [{ name: "packets", kind: "counter", value: n }, { name: "rtt_us", kind: "histogram", histogram: { buckets: [1, 2, 3, 4, 5, 6, 7, 8], count: 36, sum: 900 } }],
+    })),
+  };
 }
 
 const live = suite("msmctl against the control plane", { timeoutMs: 30_000 });
@@ -422,6 +526,51 @@ live("get segments: an aligned table; -o json and -o yaml give whole objects tha
   assert.equal(r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[0]), ["cam-3"]);
 });
 
+live("secrets: apply warns about a key given inline; get and describe hide it unless --show-secrets; the hidden output applied back is refused in the file's terms", async () => {
+  const file = join(dir, "keys.yaml");
+  const manifest = `kind: Segment
+metadata: { name: cam-key }
+spec:
+  proxy: node-3
+  listen: { address: 127.0.0.1, port: 5404 }
+  destinations: [{ address: 127.0.0.1, port: 6404 }]
+  chain:
+    - filter: validate@1.0.0
+      config: { key: c2VjcmV0, reverseKey: { $file: /etc/msm/cam.key }, authToken: { $env: CAM_TOKEN } }
+`;
+  writeFileSync(file, manifest);
+  let r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.err, `msmctl: warning: ${file}: document 1: spec.chain[0].config.key: a secret given inline is kept by the control plane; prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")\n`, "one warning: references are not secrets");
+
+  r = await msmctl(["get", "segment", "cam-key", "-o", "yaml"], { env });
+  assert.is(r.code, 0, r.err);
+  assert.not.match(r.out, "c2VjcmV0");
+  assert.match(r.out, /key: <redacted>/);
+  assert.match(r.out, /\$file: \/etc\/msm\/cam\.key/, "a reference is shown: it is a path, not a key");
+  assert.match(r.err, /secret-looking config values are shown as <redacted>; --show-secrets prints them/);
+  const hidden = join(dir, "hidden.yaml");
+  writeFileSync(hidden, r.out);
+  for (const args of [["describe", "segment", "cam-key"], ["describe", "segment", "cam-key", "-o", "json"], ["describe", "proxy", "node-3", "-o", "yaml"], ["get", "segments", "-o", "json"]]) {
+    const d = await msmctl(args, { env });
+    assert.is(d.code, 0, d.err);
+    assert.not.match(d.out, "c2VjcmV0", args.join(" "));
+  }
+  r = await msmctl(["get", "segment", "cam-key", "-o", "json", "--show-secrets"], { env });
+  assert.is(JSON.parse(r.out).spec.chain[0].config.key, "c2VjcmV0");
+  assert.is(r.err, "");
+  r = await msmctl(["describe", "segment", "cam-key", "--show-secrets"], { env });
+  assert.match(r.out, "c2VjcmV0");
+
+  // the hidden output applied back would replace the key with the placeholder: refused
+  r = await msmctl(["apply", "-f", hidden], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, new RegExp(`^msmctl: ${hidden.replace(/[.]/g, "\\.")}: document 1: spec\\.chain\\[0\\]\\.config: 'key' is the placeholder <redacted>`, "m"));
+  r = await msmctl(["get", "segment", "cam-key", "-o", "json", "--show-secrets"], { env });
+  assert.is(JSON.parse(r.out).spec.chain[0].config.key, "c2VjcmV0", "the key is still there");
+  assert.is((await msmctl(["delete", "segment", "cam-key"], { env })).code, 0);
+});
+
 live("get proxies and describe: a proxy's refusal, truncated in the table and whole in describe, and its stats", async () => {
   const file = join(dir, "refused.yaml");
   writeFileSync(file, SEGMENTS_YAML.split("---")[0]!.replace("[96]", "[200]"));
@@ -505,6 +654,52 @@ live("top, live: redraws until Ctrl-C, then exits 0 (the built binary)", async (
   assert.is(r.code, 0, r.err);
   assert.ok((r.out.match(/^PROXY\s+SEGMENT/gm) ?? []).length >= 3, r.out);
   assert.match(r.out, /^node-1\s+cam-1\s+\d+/m);
+});
+
+live("one proxy's large report does not break top or describe, for it or the others (paged); a proxy's text is printed escaped", async () => {
+  const big = new TestProxy(cp.port, "node-big", "insecure", {
+    intervalMs: 1000,
+    report: (n) => ({ workers: 1, workerMode: "thread", watchdogRestarts: 0, segments: Array.from({ length: 7000 }, (_, i) => fakeSegment(`big-${i}`, n)) }), // ~4.5 MB: more than a 4 MiB gRPC answer
+  });
+  const evil = new TestProxy(cp.port, "node-evil", "insecure", {
+    refuse: (snap) => `\x1b[2J\x1b[31msnapshot ${snap.version} FAKE\x1b[0m\nmsmctl: all good\u202e`,
+    report: (n) => ({ workers: 1, workerMode: "thread", watchdogRestarts: 0, segments: [fakeSegment("cam\x1b]0;owned\x07\u202e", n)] }),
+  });
+  try {
+    const file = join(dir, "evil.yaml");
+    writeFileSync(file, "kind: Segment\nmetadata: { name: cam-evil }\nspec:\n  proxy: node-evil\n  listen: { address: 127.0.0.1, port: 5504 }\n  destinations: [{ address: 127.0.0.1, port: 6504 }]\n");
+    assert.is((await msmctl(["apply", "-f", file], { env })).code, 0);
+    await until("node-evil's refusal", async () => {
+      const p = JSON.parse((await msmctl(["get", "proxies", "node-evil", "-o", "json"], { env })).out);
+      return p.nackedVersion > 0 && p.nackedVersion === p.desiredVersion ? p : undefined;
+    });
+    // all its pages stored (the file store writes each with fsync: this takes a few seconds)
+    await until("node-big's whole report stored", async () => {
+      const out = (await msmctl(["describe", "proxy", "node-big"], { env })).out;
+      return /^\s+big-6999\s/m.test(out) && !out.includes("pages of its report were read") ? true : undefined;
+    }, 25_000);
+
+    const r = await msmctl(["top", "--once", "--interval", "0.2"], { env });
+    assert.is(r.code, 0, r.err);
+    assert.match(r.out, /^node-1\s+cam-1\s+\d/m, "the other proxies' rates are there");
+    assert.is(r.out.match(/^node-big\s+big-\d+\s/gm)?.length, 7000, "every segment of the large report");
+    assert.match(r.out, /^node-evil\s+cam\\x1b\]0;owned\\x07\\u\{202e\}\s/m, "a segment name from a proxy, escaped");
+
+    for (const args of [["get", "proxies"], ["describe", "proxy", "node-evil"], ["get", "proxies", "-o", "json"], ["get", "proxies", "-o", "yaml"], ["top", "--once", "--interval", "0.2", "--proxy", "node-evil"]]) {
+      const out = (await msmctl(args, { env })).out;
+      assert.not.ok(/[\x1b\x07\u202e]/.test(out), `${args.join(" ")} printed a raw control character:\n${JSON.stringify(out)}`);
+    }
+    const described = (await msmctl(["describe", "proxy", "node-evil"], { env })).out;
+    assert.match(described, /^Last refusal:\s+version \d+: \\x1b\[2J\\x1b\[31msnapshot \d+ FAKE\\x1b\[0m$/m);
+    assert.match(described, /^\s+msmctl: all good\\u\{202e\}$/m, "its second line indented under the label, not a line of its own");
+    const json = JSON.parse((await msmctl(["get", "proxies", "node-evil", "-o", "json"], { env })).out);
+    assert.match(json.nackError, "\x1b[2J", "the JSON still holds the exact text");
+    assert.match((await msmctl(["describe", "proxy", "node-big"], { env })).out, /Stats, reported/);
+  } finally {
+    big.close();
+    evil.close();
+    await msmctl(["delete", "segment", "cam-evil"], { env });
+  }
 });
 
 live("delete: by name and by file, all or none; --ignore-not-found", async () => {
@@ -593,15 +788,37 @@ tlsSuite("a proxy certificate is refused: PERMISSION_DENIED as a clear message",
 
 tlsSuite("another trust domain, plain text against TLS, a missing key file: each says what is wrong", async () => {
   const server = `127.0.0.1:${tlsCp.port}`;
+  // msmctl expects a control plane of its own certificate's trust domain
   let r = await msmctl(["get", "segments", "--server", server, ...tlsFlags(foreignCert)]);
   assert.is(r.code, 1);
-  assert.match(r.err, /^msmctl: not authenticated by the control plane at 127\.0\.0\.1:\d+: the client certificate carries no SPIFFE ID of trust domain 'msm\.test'/, r.err);
+  assert.match(r.err, /^msmctl: refusing the server at 127\.0\.0\.1:\d+: the server is not a control plane: its certificate has spiffe:\/\/msm\.test\/control-plane\/cp-0, not spiffe:\/\/elsewhere\.test\/control-plane\/<name>/, r.err);
   r = await msmctl(["get", "segments", "--server", server, "--insecure", "--timeout", "5"]);
   assert.is(r.code, 1);
   assert.match(r.err, /^msmctl: .*control plane at 127\.0\.0\.1:\d+/, r.err);
   r = await msmctl(["get", "segments", "--server", server, "--tls-ca", adminCert.ca, "--tls-cert", adminCert.cert, "--tls-key", join(tlsDir, "nope.key")]);
   assert.is(r.code, 1);
   assert.match(r.err, /cannot read the TLS files: .*nope\.key/);
+});
+
+tlsSuite("a server whose certificate is a proxy's is refused before anything is sent to it (it could harvest keys)", async () => {
+  const rogue = new Server();
+  let calls = 0;
+  const answer = (_call: unknown, cb: (err: null, res: object) => void): void => {
+    calls++;
+    cb(null, {});
+  };
+  rogue.addService(adminService, Object.fromEntries(Object.keys(adminService).map((m) => [m, answer])));
+  const port = await new Promise<number>((resolve, reject) => rogue.bindAsync("127.0.0.1:0", serverCredentials(proxyCert), (err, p) => (err ? reject(err) : resolve(p))));
+  try {
+    const file = join(tlsDir, "secret.yaml");
+    writeFileSync(file, SEGMENTS_YAML);
+    const r = await msmctl(["apply", "-f", file, "--server", `127.0.0.1:${port}`, ...tlsFlags(adminCert)]);
+    assert.is(r.code, 1);
+    assert.match(r.err, /^msmctl: refusing the server at 127\.0\.0\.1:\d+: the server is not a control plane: its certificate has spiffe:\/\/msm\.test\/proxy\/node-1, not spiffe:\/\/msm\.test\/control-plane\/<name> \(is --server right\?\)\n$/, r.err);
+    assert.is(calls, 0, "the request never reached it");
+  } finally {
+    rogue.forceShutdown();
+  }
 });
 
 tlsSuite.run();

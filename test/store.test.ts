@@ -3,7 +3,7 @@
 // revision order from any revision still in history; the file store survives a restart and a
 // crash in the middle of a transaction; etcd is a real one started for the test.
 import * as assert from "uvu/assert";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "./lib/suite.js";
@@ -83,6 +83,23 @@ function semantics(backend: Backend): void {
     const bin = await store.txn([], [{ type: "put", key: `${p}bin`, value: Buffer.from([0, 1, 2, 254, 255]) }]);
     assert.ok(bin.succeeded);
     assert.equal([...(await store.get(`${p}bin`))!.value], [0, 1, 2, 254, 255], "binary values round-trip");
+  });
+
+  test("a listing in parts: startAfter, limit (with `more`), keys only", async () => {
+    const p = backend.prefix();
+    await store.txn([], ["a", "b", "c", "d", "e"].map((k) => put(`${p}r/${k}`, `value ${k}`)));
+    await store.txn([], [put(`${p}r0`, "beside the prefix")]);
+    const first = await store.list(`${p}r/`, { limit: 2 });
+    assert.equal([first.items.map((i) => i.key.slice(p.length)), first.more], [["r/a", "r/b"], true]);
+    const rest = await store.list(`${p}r/`, { startAfter: first.items[1]!.key, limit: 2 });
+    assert.equal([rest.items.map((i) => i.key.slice(p.length)), rest.more], [["r/c", "r/d"], true]);
+    const last = await store.list(`${p}r/`, { startAfter: rest.items[1]!.key, limit: 2 });
+    assert.equal([last.items.map((i) => i.key.slice(p.length)), last.more], [["r/e"], false]);
+    assert.is((await store.list(`${p}r/`)).more, false);
+    const keys = await store.list(`${p}r/`, { keysOnly: true });
+    assert.equal([keys.items.length, keys.items.every((i) => i.value.length === 0 && i.modRevision > 0)], [5, true]);
+    // a startAfter before the prefix lists from the prefix's start
+    assert.is((await store.list(`${p}r/`, { startAfter: `${p}` })).items.length, 5);
   });
 
   test("a transaction whose compare fails writes nothing; one that holds writes every op at one revision", async () => {
@@ -211,6 +228,26 @@ file("survives a restart: values, create/mod revisions, versions and the global 
     assert.is(after.revision, solo.revision + 1, "revisions go on from where they were");
   } finally {
     await b.close();
+  }
+});
+
+file("its values may hold keys: keys/ is 0700 (also when it was left open), a directory it creates is 0700, every file 0600", async () => {
+  const dir = tmp();
+  mkdirSync(join(dir, "keys"), { mode: 0o755 }); // as an older version, or a umask, left it
+  const fresh = join(tmp(), "new-store");
+  const b = await FileStore.open(fresh);
+  await b.close();
+  const a = await FileStore.open(dir);
+  try {
+    await a.txn([], [put("/one", "secret")]); // one put: written without the journal
+    await a.txn([], [put("/a", "1"), put("/b", "2")]); // through the journal and meta.json
+    const mode = (path: string): string => (statSync(path).mode & 0o777).toString(8);
+    assert.equal([mode(join(dir, "keys")), mode(fresh), mode(join(fresh, "keys"))], ["700", "700", "700"]);
+    const files = [join(dir, "meta.json"), join(dir, "LOCK"), ...readdirSync(join(dir, "keys")).map((f) => join(dir, "keys", f))];
+    assert.ok(files.length >= 5, `files: ${files.join(", ")}`);
+    for (const f of files) assert.is(mode(f), "600", f);
+  } finally {
+    await a.close();
   }
 });
 

@@ -4,16 +4,18 @@
 // plane the proxy keeps forwarding with what it runs, and a restarted proxy starts from
 // last-good.json. Replicas are tried in order; a lost stream moves to the next one at once.
 import { EventEmitter } from "node:events";
-import { mkdir } from "node:fs/promises";
+import { chmod, mkdir, readdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   abi, ApplyError, ConfigError, Proxy, startAdminServer, validateProxyConfig,
-  type AdminServer, type ProxyConfig,
+  type AdminServer, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
-import { ProxyServiceClient, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
+import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
+import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
+import { connectionFailure } from "../api/status-text.js";
 import { channelCredentials } from "../security/tls.js";
-import { readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
+import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
 import type { AgentEvents, AgentOptions } from "./types.js";
@@ -36,6 +38,15 @@ export const AGENT_TIMING = {
   statsIntervalMs: 1000,
   fetchTimeoutMs: 15_000,
   fetchAttempts: 3,
+  /**
+   * A snapshot refused for a reason that may pass (a port briefly held, a module fetch that
+   * failed), or applied with segments that could not start, is tried again after 1 s, doubling up
+   * to 30 s (plus or minus 20%), until it runs whole or a newer snapshot replaces it.
+   */
+  retryStartMs: 1000,
+  retryMaxMs: 30_000,
+  /** A connection failure that repeats with the same reason is reported again after this long. */
+  failureReportMs: 60_000,
 } as const;
 
 const CHANNEL_OPTIONS: ChannelOptions = {
@@ -54,7 +65,21 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 const TLS_OPTIONS: ChannelOptions = { "grpc.ssl_target_name_override": "msm-control-plane" };
 
 /** What the agent writes on the stream: proto-loader takes the oneof member by its field name. */
-type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: { version: number } } | { nack: { version: number; error: string } } | { stats: { statsJson: string } };
+type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string } } | { stats: { statsJson: string; page: number; pages: number } };
+
+/** Segments of the running version that do not run, and why (a snapshot applied in part). */
+interface NotRunning {
+  readonly segments: readonly string[];
+  readonly error: string;
+}
+
+/** What one attempt to apply a snapshot came to. */
+type Outcome =
+  | { readonly kind: "applied"; readonly segments: number; readonly fetched: number; readonly started: boolean; readonly config: ProxyConfigInput; readonly notRunning?: NotRunning }
+  | { readonly kind: "refused"; readonly error: string; /** false when the same snapshot can only fail again (a bad field) */ readonly retry: boolean };
+
+/** Module paths in a config are relative to the state directory, so that a moved directory still works. */
+const MODULES_DIR = "modules";
 
 type ProxyClient = Client & {
   Connect(): ClientDuplexStream<Outgoing, ControlMessage>;
@@ -100,15 +125,27 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly stateDir: string;
   private readonly addresses: readonly string[];
   private session: Session | null = null;
-  private pending: { snapshot: Snapshot; session: Session } | undefined;
+  private pending: Snapshot | undefined;
   private applying: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Attempts so far at applying `version` (for the retry backoff). */
+  private attempts = { version: 0, count: 0 };
+  /** Set while the running version runs without some of its segments. */
+  private notRunning: NotRunning | undefined;
   private loop: Promise<void> | undefined;
   private readonly sleeper: { wake?: () => void } = {};
   private closing = false;
   private closed: Promise<void> | undefined;
   private statsBusy = false;
+  private nextStatsAt = 0;
+  /** The last connection failure reported per replica, so that one that repeats is not logged every second. */
+  private readonly failures = new Map<string, { reason: string; atMs: number; repeats: number }>();
 
-  /** Use startAgent(). */
+  /**
+   * Checks the options (TypeError); nothing starts before start(). Listen to the events first to
+   * hear what start() finds: a last-good.json it restores or cannot use, a state directory it
+   * cannot restrict. startAgent() is the two steps in one.
+   */
   constructor(private readonly options: AgentOptions) {
     super();
     if (options.controlPlanes.length === 0) throw new TypeError("controlPlanes: at least one HOST:PORT is needed");
@@ -137,7 +174,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Starts the proxy from last-good.json if there is one, then starts connecting. */
   async start(): Promise<void> {
     if (this.loop || this.closing) throw new Error("the agent was already started");
-    await mkdir(this.cache.dir, { recursive: true });
+    await this.secureStateDir();
     await this.restore();
     this.loop = this.connectLoop();
   }
@@ -150,6 +187,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async shutdown(): Promise<void> {
     this.closing = true;
     this.pending = undefined;
+    clearTimeout(this.retryTimer);
     this.sleeper.wake?.();
     this.session?.end("agent closing");
     await this.loop;
@@ -158,6 +196,30 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.admin = null;
     await this.proxy?.close();
     this.proxy = null;
+  }
+
+  /**
+   * The state directory holds last-good.json, which holds the snapshot's keys: files 0600 (also
+   * when an older version or a umask left them open), the directory and modules/ 0700. A directory
+   * that also holds files not the agent's (an operator's choice of /var/lib, say) is not changed:
+   * that is said instead, since its other users may need it open.
+   */
+  private async secureStateDir(): Promise<void> {
+    await mkdir(this.cache.dir, { recursive: true, mode: 0o700 });
+    const foreign = (await readdir(this.stateDir)).filter((name) => !/^(last-good\.json(\..*)?|modules)$/.test(name));
+    const mode = (await stat(this.stateDir)).mode & 0o777;
+    const restrict: [string, number][] = [[this.cache.dir, 0o700], [lastGoodPath(this.stateDir), 0o600]];
+    if (foreign.length === 0) restrict.push([this.stateDir, 0o700]);
+    else if (mode & 0o077) {
+      this.emit("warning", { message: `state directory ${this.stateDir} (mode ${mode.toString(8)}) holds other files too (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}), so it is left as it is; last-good.json is written 0600, but a directory of the proxy's own is made 0700` });
+    }
+    for (const [path, m] of restrict) {
+      try {
+        await chmod(path, m);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.emit("warning", { message: `cannot restrict ${path} to mode ${m.toString(8)}: ${(err as Error).message}` });
+      }
+    }
   }
 
   // ---- last-good.json
@@ -239,6 +301,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           client.close();
           if (this.session === session) this.session = null;
           if (session.connected) this.emit("disconnected", { address, reason });
+          else this.reportConnectFailure(address, reason);
           done(session.connected);
         },
       };
@@ -252,13 +315,14 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (session.ended) return;
         if (!session.connected) {
           session.connected = true;
+          this.failures.delete(address);
           clearTimeout(timer);
           this.emit("connected", { address });
           statsTimer = setInterval(() => this.sendStats(session), AGENT_TIMING.statsIntervalMs);
         }
-        if (msg.snapshot) this.enqueue(msg.snapshot, session);
+        if (msg.snapshot) this.enqueue(msg.snapshot);
       });
-      call.on("error", (err: ServiceError) => session.end(err.details || err.message));
+      call.on("error", (err: ServiceError) => session.end(connectionFailure(err.details || err.message)));
       call.on("status", (s: { code: number; details: string }) => session.end(s.details || `stream closed (code ${s.code})`));
       call.on("end", () => session.end("stream ended by the control plane"));
       this.send(session, {
@@ -272,6 +336,22 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
+  /**
+   * Every failed attempt (refused connection, TLS failure, a server that is not a control plane,
+   * a Register refused) is reported: at once when its reason is new for that replica, and then
+   * once a minute with the number of repeats.
+   */
+  private reportConnectFailure(address: string, reason: string): void {
+    const now = Date.now();
+    const last = this.failures.get(address);
+    if (last && last.reason === reason && now - last.atMs < AGENT_TIMING.failureReportMs) {
+      last.repeats++;
+      return;
+    }
+    this.failures.set(address, { reason, atMs: now, repeats: 0 });
+    this.emit("connect-failed", { address, reason, repeats: last?.reason === reason ? last.repeats : 0 });
+  }
+
   private send(session: Session, message: Outgoing): void {
     if (session.ended) return;
     try {
@@ -281,12 +361,24 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
+  /**
+   * Sends the proxy's stats in pages (api/stats-pages.ts). A large report is sent less often than
+   * every second, so that one proxy sends at most STATS_BYTES_PER_SEC.
+   */
   private sendStats(session: Session): void {
     const proxy = this.proxy;
-    if (!proxy || this.statsBusy || session.ended) return;
+    if (!proxy || this.statsBusy || session.ended || Date.now() < this.nextStatsAt) return;
     this.statsBusy = true;
     proxy.stats().then(
-      (snap) => this.send(session, { stats: { statsJson: JSON.stringify(snap) } }),
+      (snap) => {
+        const pages = pageStats(snap);
+        let bytes = 0;
+        pages.forEach((statsJson, page) => {
+          bytes += statsJson.length;
+          this.send(session, { stats: { statsJson, page, pages: pages.length } });
+        });
+        this.nextStatsAt = Date.now() + (bytes / STATS_BYTES_PER_SEC) * 1000;
+      },
       (err: Error) => this.emit("warning", { message: `stats not sent: ${err.message}` }),
     ).finally(() => {
       this.statsBusy = false;
@@ -294,12 +386,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Module bytes by digest, from whichever replica the agent is connected to now. */
-  private async fetchModule(sha256: string, fallback: Session): Promise<FilterModule> {
+  private async fetchModule(sha256: string): Promise<FilterModule> {
     let last: Error | undefined;
     for (let attempt = 0; attempt < AGENT_TIMING.fetchAttempts; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 300 * attempt));
-      const session = this.session && !this.session.ended ? this.session : fallback;
-      if (session.ended) throw last ?? new Error("no control plane connected");
+      const session = this.session;
+      if (!session || session.ended) throw last ?? new Error("no control plane connected");
       try {
         return await new Promise<FilterModule>((ok, fail) => {
           session.client.FetchFilter({ sha256 }, { deadline: Date.now() + AGENT_TIMING.fetchTimeoutMs }, (err, res) => (err ? fail(new Error(err.details || err.message)) : res ? ok(res) : fail(new Error("empty answer"))));
@@ -314,79 +406,137 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   // ---- snapshots
 
-  /** Queues a snapshot; only the newest waiting one is applied (each apply is a whole config). */
-  private enqueue(snapshot: Snapshot, session: Session): void {
-    this.pending = { snapshot, session };
+  /**
+   * Queues a snapshot; only the newest waiting one is applied (each apply is a whole config). A
+   * snapshot that comes in replaces a retry that waits.
+   */
+  private enqueue(snapshot: Snapshot): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.pending = snapshot;
     if (this.applying) return;
     this.applying = (async () => {
       while (this.pending && !this.closing) {
         const next = this.pending;
         this.pending = undefined;
-        await this.handle(next.snapshot, next.session).catch((err: Error) =>
-          this.refuse(next.session, next.snapshot.version, `snapshot ${next.snapshot.version} not applied: ${err.message}`),
-        );
+        await this.handle(next);
       }
     })().finally(() => {
       this.applying = undefined;
-      if (this.pending && !this.closing) this.enqueue(this.pending.snapshot, this.pending.session);
+      if (this.pending && !this.closing) this.enqueue(this.pending);
     });
   }
 
-  private refuse(session: Session, version: number, error: string): void {
-    this.send(session, { nack: { version, error } });
-    this.emit("refused", { version, error });
+  /** Answers on the stream that is open now, if any (a proxy that reconnects says what it runs in Register). */
+  private reply(message: Outgoing): void {
+    if (this.session?.connected) this.send(this.session, message);
   }
 
-  private async handle(snapshot: Snapshot, session: Session): Promise<void> {
+  private ack(version: number): void {
+    this.reply({ ack: { version, notRunning: [...(this.notRunning?.segments ?? [])], error: this.notRunning?.error ?? "" } });
+  }
+
+  /** Tries `snapshot` again later; returns the delay. */
+  private scheduleRetry(snapshot: Snapshot): number {
+    const base = Math.min(AGENT_TIMING.retryStartMs * 2 ** (this.attempts.count - 1), AGENT_TIMING.retryMaxMs);
+    const ms = Math.round(base * (0.8 + 0.4 * Math.random()));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closing && !this.pending) this.enqueue(snapshot);
+    }, ms);
+    return ms;
+  }
+
+  private async handle(snapshot: Snapshot): Promise<void> {
     const version = snapshot.version;
-    if (this.proxy && version === this.runningVersion) {
-      this.send(session, { ack: { version } }); // already running it (a reconnect, or a restart from last-good.json)
+    if (this.proxy && version === this.runningVersion && !this.notRunning) {
+      this.ack(version); // already running it (a reconnect, or a restart from last-good.json)
       return;
     }
-    const started = performance.now();
+    if (this.attempts.version !== version) this.attempts = { version, count: 0 };
+    this.attempts.count++;
+    const startedAt = performance.now();
+    let outcome: Outcome;
+    try {
+      outcome = await this.apply(snapshot);
+    } catch (err) {
+      outcome = { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
+    }
+    if (this.closing) return;
+
+    if (outcome.kind === "refused") {
+      if (version === this.runningVersion && this.notRunning) {
+        // a retry of the running version's missing segments failed again: it still runs without them
+        this.notRunning = { segments: this.notRunning.segments, error: outcome.error };
+        this.ack(version);
+        const retryInMs = this.scheduleRetry(snapshot);
+        this.emit("warning", { message: `snapshot ${version}: segments ${this.notRunning.segments.join(", ")} still not running (next try in ${retryInMs} ms): ${outcome.error}` });
+        return;
+      }
+      this.reply({ nack: { version, error: outcome.error } });
+      const retryInMs = outcome.retry ? this.scheduleRetry(snapshot) : undefined;
+      this.emit("refused", { version, error: outcome.error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+      return;
+    }
+
+    this.runningVersion = version;
+    this.notRunning = outcome.notRunning;
+    try {
+      await writeLastGood(this.stateDir, { format: LAST_GOOD_FORMAT, nodeId: this.options.nodeId, version, savedAtMs: Date.now(), snapshot, config: outcome.config });
+    } catch (err) {
+      this.emit("warning", { message: `last-good.json not written: ${(err as Error).message}` });
+    }
+    this.ack(version);
+    const retryInMs = this.notRunning ? this.scheduleRetry(snapshot) : undefined;
+    this.emit("applied", {
+      version, segments: outcome.segments, fetched: outcome.fetched, started: outcome.started, ms: Math.round(performance.now() - startedAt),
+      notRunning: [...(this.notRunning?.segments ?? [])],
+      ...(this.notRunning ? { error: this.notRunning.error, retryInMs } : {}),
+    });
+  }
+
+  /** One attempt at a snapshot: plan, fetch what is missing, check, then start or swap. */
+  private async apply(snapshot: Snapshot): Promise<Outcome> {
+    const version = snapshot.version;
     let plan: SnapshotPlan;
     try {
-      plan = planSnapshot(snapshot, this.cache.dir, this.workers);
+      plan = planSnapshot(snapshot, MODULES_DIR, this.workers);
     } catch (err) {
-      if (err instanceof SnapshotError) return this.refuse(session, version, err.message);
+      if (err instanceof SnapshotError) return { kind: "refused", error: err.message, retry: false };
       throw err;
     }
     let fetched = 0;
     for (const use of plan.modules) {
       try {
-        if (await this.cache.ensure(use.ref, (sha) => this.fetchModule(sha, session))) fetched++;
+        if (await this.cache.ensure(use.ref, (sha) => this.fetchModule(sha))) fetched++;
       } catch (err) {
         const k = snapshot.filters.indexOf(use.ref);
-        return this.refuse(session, version, `filters[${k}] (${use.ref.name}@${use.ref.version}): ${(err as Error).message}`);
+        return { kind: "refused", error: `filters[${k}] (${use.ref.name}@${use.ref.version}): ${(err as Error).message}`, retry: true };
       }
     }
-    if (this.closing) return;
+    if (this.closing) return { kind: "refused", error: "the agent is closing", retry: false };
     let config: ProxyConfig;
     try {
       config = validateProxyConfig(plan.config, this.stateDir, `snapshot ${version}`);
     } catch (err) {
-      if (err instanceof ConfigError) return this.refuse(session, version, err.message);
+      if (err instanceof ConfigError) return { kind: "refused", error: err.message, retry: false };
       throw err;
     }
-    const first = !this.proxy;
+    const started = !this.proxy;
+    const applied = { kind: "applied", segments: config.segments.length, fetched, started, config: plan.config } as const;
     try {
       if (this.proxy) await this.proxy.apply(config);
       else await this.startProxy(config);
     } catch (err) {
-      if (err instanceof ApplyError) {
-        const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message));
-        return this.refuse(session, version, `snapshot ${version} not applied, the running config is unchanged: ${lines.join("; ")}`);
-      }
-      return this.refuse(session, version, `snapshot ${version} not applied: ${(err as Error).message}`);
+      if (!(err instanceof ApplyError)) return { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
+      const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message)).join("; ");
+      if (!err.committed) return { kind: "refused", error: `snapshot ${version} not applied, the running config is unchanged: ${lines}`, retry: true };
+      // committed: the new version runs, without the segments named
+      const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];
+      return { ...applied, notRunning: { segments, error: `snapshot ${version} applied, except these segments, which are NOT running: ${lines}` } };
     }
-    this.runningVersion = version;
-    try {
-      await writeLastGood(this.stateDir, { format: LAST_GOOD_FORMAT, nodeId: this.options.nodeId, version, savedAtMs: Date.now(), snapshot, config });
-    } catch (err) {
-      this.emit("warning", { message: `last-good.json not written: ${(err as Error).message}` });
-    }
-    this.send(session, { ack: { version } });
-    this.emit("applied", { version, segments: config.segments.length, fetched, started: first, ms: Math.round(performance.now() - started) });
+    return applied;
   }
 }
 

@@ -1,10 +1,11 @@
 // `<stateDir>/last-good.json`: the last snapshot the proxy applied and the config it ran, written
 // atomically (temporary file, fsync, rename) after every applied snapshot. A proxy that restarts
-// while no control plane answers starts from it.
+// while no control plane answers starts from it. It holds whatever keys the snapshot holds, so it
+// is written 0600 in a 0700 directory.
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Snapshot } from "../api/proto.js";
-import type { ProxyConfig } from "../../runtime/index.js";
+import type { ProxyConfigInput } from "../../runtime/index.js";
 
 export const LAST_GOOD_FORMAT = 1;
 
@@ -14,7 +15,8 @@ export interface LastGood {
   readonly version: number;
   readonly savedAtMs: number;
   readonly snapshot: Snapshot;
-  readonly config: ProxyConfig;
+  /** The config it ran; module paths are relative to the state directory. */
+  readonly config: ProxyConfigInput;
 }
 
 export function lastGoodPath(stateDir: string): string {
@@ -24,7 +26,7 @@ export function lastGoodPath(stateDir: string): string {
 export async function writeLastGood(stateDir: string, record: LastGood): Promise<void> {
   const path = lastGoodPath(stateDir);
   const tmp = `${path}.${process.pid}.tmp`;
-  const file = await open(tmp, "w");
+  const file = await open(tmp, "w", 0o600); // it may hold keys: this user only, from the first byte
   try {
     await file.writeFile(`${JSON.stringify(record, null, 2)}\n`);
     await file.sync();

@@ -39,10 +39,10 @@ export class ModuleCache {
     }
     const got = sha256Hex(module.wasm);
     if (got !== sha256) throw new Error(`fetched module does not match its digest: asked for sha256:${sha256}, got sha256:${got}`);
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
     try {
-      await writeFile(tmp, module.wasm);
+      await writeFile(tmp, module.wasm, { mode: 0o600 });
       await rename(tmp, path);
     } catch (err) {
       await rm(tmp, { force: true });

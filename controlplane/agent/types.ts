@@ -25,15 +25,33 @@ export interface AppliedEvent {
   /** True when this snapshot started the proxy, false when it was a hot swap. */
   readonly started: boolean;
   readonly ms: number;
+  /**
+   * Segments of this version that could not be started (the change was committed, but a port
+   * could not be bound, say): the version runs without them, `error` says why, and the agent
+   * tries them again in `retryInMs`. Empty when the whole version runs.
+   */
+  readonly notRunning: readonly string[];
+  readonly error?: string;
+  readonly retryInMs?: number;
 }
 
 export interface AgentEvents {
   /** A snapshot now runs (and was acknowledged, if its stream is still open). */
   applied: [AppliedEvent];
-  /** A snapshot was refused (NACK); what ran before runs on. */
-  refused: [{ readonly version: number; readonly error: string }];
+  /**
+   * A snapshot was refused (NACK); what ran before runs on. `retryInMs` is set when the same
+   * snapshot will be tried again (a refusal that may pass: a port held, a fetch that failed).
+   */
+  refused: [{ readonly version: number; readonly error: string; readonly retryInMs?: number }];
   /** A control-plane replica answered the Register. */
   connected: [{ readonly address: string }];
+  /**
+   * An attempt to reach a replica failed before it answered (connection refused, TLS failure, a
+   * server whose certificate is not a control plane's, a Register it refused, no answer): the
+   * agent tries the next one. A failure that repeats with the same reason is reported once a
+   * minute, with how many times it repeated meanwhile.
+   */
+  "connect-failed": [{ readonly address: string; readonly reason: string; readonly repeats: number }];
   /** The stream to that replica ended; the agent tries the next one. */
   disconnected: [{ readonly address: string; readonly reason: string }];
   /** The proxy was started from last-good.json. */

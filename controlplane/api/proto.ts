@@ -35,12 +35,13 @@ export interface Segment {
 }
 export interface FilterRef { name: string; version: string; sha256: string; size: number; pushedAtMs: number }
 
+export interface Ack { version: number; notRunning: string[]; error: string }
 export interface Register { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number }
 export type ProxyMessage =
   | { kind: "register"; register: Register }
-  | { kind: "ack"; ack: { version: number } }
+  | { kind: "ack"; ack: Ack }
   | { kind: "nack"; nack: { version: number; error: string } }
-  | { kind: "stats"; stats: { statsJson: string } };
+  | { kind: "stats"; stats: { statsJson: string; page: number; pages: number } };
 
 export interface Snapshot { version: number; segments: Segment[]; filters: FilterRef[] }
 export type ControlMessage = { kind: "snapshot"; snapshot: Snapshot };
@@ -59,8 +60,10 @@ export interface ProxyStatus {
   capabilities: string[];
   abiVersions: string[];
   server: string;
+  notRunning: string[];
+  notRunningError: string;
 }
 
 export interface ApplySegmentsResponse { created: string[]; configured: string[]; unchanged: string[]; revision: number }
 export interface DeleteSegmentsResponse { deleted: string[]; revision: number }
-export interface ProxyStats { nodeId: string; atMs: number; statsJson: string }
+export interface ProxyStats { nodeId: string; atMs: number; statsJson: string; page: number; pages: number }

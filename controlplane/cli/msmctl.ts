@@ -10,7 +10,7 @@ const io: Io = {
   readStdin: async () => {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString("utf8");
+    return Buffer.concat(chunks);
   },
   env: process.env,
   isTty: process.stdout.isTTY === true,

@@ -4,7 +4,8 @@
 // - `--control-plane HOST:PORT[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
-import { startAgent, type Agent } from "../agent/index.js";
+import { Agent } from "../agent/index.js";
+import { printable } from "../security/terminal.js";
 import { ConfigWatch, configFingerprint } from "./config-watch.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
@@ -93,27 +94,36 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
 
   let agent: Agent;
   try {
-    agent = await startAgent({ controlPlanes, nodeId, stateDir, tls, workers, ...(admin ? { admin } : {}) });
+    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, workers, ...(admin ? { admin } : {}) });
   } catch (err) {
     if (err instanceof TypeError) throw new UsageError(err.message);
     console.error(`msm proxy: ${(err as Error).message}`);
     return 1;
   }
-  const log = (line: string): void => console.error(`${stamp()} ${line}`);
+  // lines quote the control plane, filters and the runtime: one printable line each
+  const log = (line: string): void => console.error(`${stamp()} ${printable(line)}`);
+  // listening before start(): what it finds in last-good.json (or why it cannot use it) is logged too
   agent.on("proxy-event", (e) => log(describeEvent(e)));
+  agent.on("restored", ({ version, segments }) => log(`proxy running from last-good.json: snapshot ${version}, ${segments} segment(s)`));
   agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
   agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason}); trying the next one`));
+  agent.on("connect-failed", ({ address, reason, repeats }) => log(`control plane ${address}: cannot connect: ${reason}${repeats > 0 ? ` (and ${repeats} more times in the last minute)` : ""}`));
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
+    if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, next try in ${e.retryInMs} ms: ${e.error}`);
     if (e.started && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
   });
-  agent.on("refused", (e) => log(`snapshot ${e.version} REFUSED, the running config stays: ${e.error}`));
+  agent.on("refused", (e) => log(`snapshot ${e.version} REFUSED, the running config stays${e.retryInMs !== undefined ? ` (next try in ${e.retryInMs} ms)` : ""}: ${e.error}`));
   agent.on("warning", (e) => log(`warning: ${e.message}`));
-  if (agent.proxy) {
-    log(`proxy running from last-good.json: snapshot ${agent.runningVersion}`);
-    if (agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
+  log(`node ${nodeId}: state in ${stateDir}, connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
+  try {
+    await agent.start();
+  } catch (err) {
+    await agent.close();
+    console.error(`msm proxy: ${(err as Error).message}`);
+    return 1;
   }
-  log(`node ${nodeId}: connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
+  if (agent.proxy && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
   const onHup = (): void => log("SIGHUP: nothing to reload, the control plane owns this proxy's config");
   process.on("SIGHUP", onHup);
   await waitForSignal();
@@ -141,12 +151,12 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     proxy = await Proxy.start(config);
   } catch (err) {
     if (err instanceof ApplyError) {
-      console.error(`msm proxy: ${err.message}`);
+      console.error(`msm proxy: ${printable(err.message, { keepNewlines: true })}`);
       return 1;
     }
     throw err;
   }
-  proxy.on("event", (e) => console.error(`${stamp()} ${describeEvent(e)}`));
+  proxy.on("event", (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
   // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what runs
   let applied = await configFingerprint(file, config);
   let reloading = Promise.resolve();
@@ -163,9 +173,9 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
         console.error(`${stamp()} config reloaded (${why})`);
       } catch (err) {
         if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
-          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${err.message}`);
+          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(err.message, { keepNewlines: true })}`);
         } else if (err instanceof ApplyError) {
-          console.error(`${stamp()} config reloaded (${why}) with errors: ${err.message}`);
+          console.error(`${stamp()} config reloaded (${why}) with errors: ${printable(err.message, { keepNewlines: true })}`);
         } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
       }
     });

@@ -2,6 +2,7 @@
 // SPIFFE-style identities (spiffe://<trust-domain>/<role>/<name> in the certificate's URI SAN)
 // that say what a peer may do. Plain text only when the caller asks for it explicitly.
 import { ChannelCredentials, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall } from "@grpc/grpc-js";
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 export interface TlsFiles {
@@ -21,17 +22,73 @@ export interface Identity {
   readonly name: string;
 }
 
-export function serverCredentials(tls: TlsFiles | "insecure"): ServerCredentials {
-  if (tls === "insecure") return ServerCredentials.createInsecure();
-  return ServerCredentials.createSsl(readFileSync(tls.ca), [{ cert_chain: readFileSync(tls.cert), private_key: readFileSync(tls.key) }], true);
+/**
+ * A connection must finish its TLS handshake within this time. Node's default is 120 s, during
+ * which a client that connects and says nothing, or speaks plain text, holds a socket; a server
+ * without TLS closes such a connection by its keepalive pings (about 15 s).
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Mutual TLS: a client certificate signed by the CA is required; the handshake is bounded. */
+class MutualTlsCredentials extends ServerCredentials {
+  constructor(files: TlsFiles) {
+    super(
+      { requestCert: true, rejectUnauthorized: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
+      { ca: readFileSync(files.ca), cert: [readFileSync(files.cert)], key: [readFileSync(files.key)] },
+    );
+  }
+
+  _equals(other: ServerCredentials): boolean {
+    return other === this;
+  }
 }
 
-export function channelCredentials(tls: TlsFiles | "insecure"): ChannelCredentials {
+export function serverCredentials(tls: TlsFiles | "insecure"): ServerCredentials {
+  if (tls === "insecure") return ServerCredentials.createInsecure();
+  return new MutualTlsCredentials(tls);
+}
+
+/**
+ * Credentials for a client link to a control plane (a proxy's agent, msmctl). Besides the chain to
+ * the CA, the server's certificate must carry the control-plane role of our trust domain
+ * (spiffe://<td>/control-plane/<name>): any other certificate of the CA, a proxy's say, would
+ * otherwise be able to pose as a control plane and be sent its callers' segments, keys included.
+ * The trust domain is the one of our own certificate's SPIFFE ID unless given.
+ */
+export function channelCredentials(tls: TlsFiles | "insecure", trustDomain?: string): ChannelCredentials {
   if (tls === "insecure") return ChannelCredentials.createInsecure();
-  return ChannelCredentials.createSsl(readFileSync(tls.ca), readFileSync(tls.key), readFileSync(tls.cert), {
-    // Peers are named by SPIFFE ID, not by DNS name: the chain to our CA is what is checked.
-    checkServerIdentity: () => undefined,
+  const cert = readFileSync(tls.cert);
+  const domain = trustDomain ?? trustDomainOf(cert, tls.cert);
+  return ChannelCredentials.createSsl(readFileSync(tls.ca), readFileSync(tls.key), cert, {
+    // Peers are named by SPIFFE ID, not by DNS name: the chain to our CA and the ID are what is checked.
+    checkServerIdentity: (_host, peer) => checkControlPlane(peer.subjectaltname ?? "", domain),
   });
+}
+
+/** The SPIFFE IDs (spiffe://...) in a certificate's subjectAltName text. */
+function spiffeIds(subjectAltName: string): string[] {
+  return subjectAltName.split(/,\s*/).filter((p) => p.startsWith("URI:spiffe://")).map((p) => p.slice(4));
+}
+
+/** The trust domain of the first SPIFFE ID in a PEM certificate. Throws naming the file when it has none. */
+export function trustDomainOf(pem: Buffer, file: string): string {
+  let san: string | undefined;
+  try {
+    san = new X509Certificate(pem).subjectAltName;
+  } catch (err) {
+    throw new Error(`${file}: not a PEM certificate (${(err as Error).message})`);
+  }
+  const id = spiffeIds(san ?? "")[0];
+  if (!id) throw new Error(`${file}: the certificate carries no SPIFFE ID (URI SAN spiffe://<trust-domain>/<role>/<name>), so the control plane's trust domain is unknown`);
+  return new URL(id).host;
+}
+
+/** Undefined when the server's certificate names a control plane of `trustDomain`; else why not. */
+export function checkControlPlane(subjectAltName: string, trustDomain: string): Error | undefined {
+  const ids = spiffeIds(subjectAltName);
+  if (ids.some((id) => parseSpiffeId(id, trustDomain)?.role === "control-plane")) return undefined;
+  const shown = ids.length > 0 ? ids.join(", ") : "no SPIFFE ID";
+  return new Error(`the server is not a control plane: its certificate has ${shown}, not spiffe://${trustDomain}/control-plane/<name>`);
 }
 
 /** Parses a SPIFFE ID of this trust domain into its role and name, or undefined. */

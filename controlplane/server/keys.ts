@@ -12,7 +12,8 @@
 //   /msm/v1/blobs/<sha256>/meta                {"size","chunks","name","version","pushedAtMs"}
 //   /msm/v1/blobs/<sha256>/<nnnn>              module bytes in chunks of 512 KiB
 //   /msm/v1/status/<node-id>                   a proxy's connection and ACK/NACK record (JSON)
-//   /msm/v1/stats/<node-id>                    "<atMs>\n<stats JSON>": its latest stats report
+//   /msm/v1/stats/<node-id>/<nnnn>             "<atMs>\n<pages>\n<stats JSON>": page nnnn of its
+//                                              latest stats report (api/stats-pages.ts)
 
 export const ROOT = "/msm/v1/";
 export const DESIRED = `${ROOT}desired/`;
@@ -31,4 +32,6 @@ export const filterKey = (name: string, version: string): string => `${FILTERS}$
 export const blobMetaKey = (sha256: string): string => `${BLOBS}${sha256}/meta`;
 export const blobChunkKey = (sha256: string, i: number): string => `${BLOBS}${sha256}/${String(i).padStart(4, "0")}`;
 export const statusKey = (node: string): string => `${STATUS}${node}`;
+/** The single stats key of an older version (deleted when the node next reports). */
 export const statsKey = (node: string): string => `${STATS}${node}`;
+export const statsPageKey = (node: string, page: number): string => `${STATS}${node}/${String(page).padStart(4, "0")}`;

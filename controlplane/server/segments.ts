@@ -7,6 +7,7 @@
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
 import type { Endpoint, FailurePolicy, Segment } from "../api/proto.js";
 import type { Compare, Op } from "../store/index.js";
+import { REDACTED, redactSecrets, secretValues } from "../security/secrets.js";
 import { invalid } from "./errors.js";
 import { proxyKey, segmentKey } from "./keys.js";
 import type { DesiredState } from "./state.js";
@@ -112,6 +113,10 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
       issues.push(`${where}.filter: unknown filter '${stage.filter}${stage.version !== "" ? `@${stage.version}` : ""}'${hint}`);
     }
     const config = parseConfig(stage.configJson, `${where}.config_json`, issues);
+    for (const secret of secretValues(config)) {
+      if (secret.value !== REDACTED) continue;
+      issues.push(`${where}.config_json: '${secret.path.slice(1)}' is the placeholder ${REDACTED} of a listing that hides secrets; give the value itself, a {"$file": PATH} or {"$env": NAME} reference the proxy resolves, or list with show_secrets (msmctl --show-secrets)`);
+    }
     return {
       input: { filter: stage.filter, config: config ?? {} },
       record: { filter: stage.filter, version: stage.version, configJson: config ? JSON.stringify(config) : stage.configJson },
@@ -255,4 +260,10 @@ export function planDelete(names: readonly string[], state: DesiredState): Delet
     ops.push({ type: "put", key: proxyKey(proxy), value: JSON.stringify({ segments: [...set].sort() }) });
   }
   return { deleted: unique, compares, ops };
+}
+
+/** A stored segment as a listing without show_secrets gives it: secret-looking config values replaced by REDACTED. */
+export function withoutSecrets(seg: Segment): Segment {
+  if (!seg.chain.some((st) => st.configJson !== "" && secretValues(JSON.parse(st.configJson)).length > 0)) return seg;
+  return { ...seg, chain: seg.chain.map((st) => (st.configJson === "" ? st : { ...st, configJson: JSON.stringify(redactSecrets(JSON.parse(st.configJson))) })) };
 }

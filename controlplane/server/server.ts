@@ -12,15 +12,17 @@ import {
   adminService, proxyService,
   type ApplySegmentsResponse, type DeleteSegmentsResponse, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
 } from "../api/proto.js";
+import { printable } from "../security/terminal.js";
 import { peerIdentity, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
-import { openStore, type Store } from "../store/index.js";
+import { openStore, type Op, type Store } from "../store/index.js";
 import { invalid, RpcError, toStatus } from "./errors.js";
-import { DESIRED, SEGMENTS } from "./keys.js";
+import { DESIRED, SEGMENTS, STATS } from "./keys.js";
 import { DesiredMirror } from "./mirror.js";
 import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
-import { NODE_ID, planApply, planDelete } from "./segments.js";
+import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
-import { listProxies, readStats, updateStatus, writeStats } from "./status.js";
+import { listProxies, readStats, updateStatus, writeStats, type StatsPage } from "./status.js";
+import { STATS_BYTES_PER_SEC, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../api/stats-pages.js";
 
 export interface ControlPlaneTiming {
   /** How often a replica refreshes last_seen of the proxies connected to it. */
@@ -77,6 +79,12 @@ export interface ControlPlane {
 
 const CONFLICT = Symbol("conflict");
 const MAX_NACK_ERROR = 4096;
+const MAX_NOT_RUNNING = 1000;
+
+/** A proxy's error text, cut to a size the status record can hold. */
+function bounded(error: string): string {
+  return error.length > MAX_NACK_ERROR ? `${error.slice(0, MAX_NACK_ERROR)}...` : error;
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -94,8 +102,15 @@ class ProxySession {
   private work: Promise<void> = Promise.resolve();
   private registerTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
-  private pendingStats: { atMs: number; json: string } | undefined;
-  private lastStatsWrite = 0;
+  /** The newest page of each number since the last write, and the page count of the newest report. */
+  private readonly pendingStats = new Map<number, StatsPage>();
+  private pendingPages = 1;
+  /** Pages the store holds for this node (undefined until the first write finds out). */
+  private storedPages: number | undefined;
+  /** The next write of stats may start then: at most every statsIntervalMs, and STATS_BYTES_PER_SEC. */
+  private nextStatsWrite = 0;
+  /** The last line logged for this proxy: a proxy retrying a refused snapshot repeats itself. */
+  private lastLogged = "";
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
 
@@ -118,11 +133,24 @@ class ProxySession {
     this.call.on("close", () => this.finish(false));
   }
 
+  /** Refuses a proxy's connection: logged here too, the proxy is told why. */
+  private refuse(code: status, details: string): void {
+    this.cp.log(printable(`refused a proxy connection from ${this.call.getPeer()}: ${details}`));
+    this.fail(code, details);
+  }
+
   /** Ends the stream with a status. */
   fail(code: status, details: string): void {
     if (this.closed) return;
     this.call.emit("error", { code, details } as Partial<ServiceError>);
     this.finish(false);
+  }
+
+  /** Logs a line that quotes the proxy (made printable), unless it is the one logged last. */
+  private logOnce(line: string): void {
+    if (line === this.lastLogged) return;
+    this.lastLogged = line;
+    this.cp.log(printable(line));
   }
 
   private enqueue(what: string, job: () => Promise<void>): void {
@@ -132,7 +160,7 @@ class ProxySession {
   private onMessage(msg: ProxyMessage): void {
     if (this.closed) return;
     if (!this.registered) {
-      if (msg.kind !== "register") return this.fail(status.INVALID_ARGUMENT, "the first message on a Connect stream must be Register");
+      if (msg.kind !== "register") return this.refuse(status.INVALID_ARGUMENT, "the first message on a Connect stream must be Register");
       return this.register(msg.register);
     }
     const now = Date.now();
@@ -140,27 +168,36 @@ class ProxySession {
       case "register":
         return this.fail(status.INVALID_ARGUMENT, "Register was already received on this stream");
       case "ack": {
-        const version = msg.ack.version;
-        this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, ackedVersion: version, lastSeenMs: now })));
+        const { version } = msg.ack;
+        const notRunning = msg.ack.notRunning.slice(0, MAX_NOT_RUNNING);
+        const error = bounded(msg.ack.error);
+        if (notRunning.length > 0) this.logOnce(`proxy ${this.nodeId} runs version ${version} without segments ${notRunning.join(", ")}: ${error}`);
+        this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, ackedVersion: version, notRunning, notRunningError: error, lastSeenMs: now })));
         return;
       }
       case "nack": {
-        const { version, error } = msg.nack;
-        const text = error.length > MAX_NACK_ERROR ? `${error.slice(0, MAX_NACK_ERROR)}...` : error;
-        this.cp.log(`proxy ${this.nodeId} refused version ${version}: ${text}`);
+        const { version } = msg.nack;
+        const text = bounded(msg.nack.error);
+        this.logOnce(`proxy ${this.nodeId} refused version ${version}: ${text}`);
         this.enqueue("recording a NACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, nackedVersion: version, nackError: text, lastSeenMs: now })));
         return;
       }
       case "stats": {
-        const json = msg.stats.statsJson;
-        const limit = this.cp.store.maxValueBytes - 32;
-        if (Buffer.byteLength(json) > limit) return this.cp.log(`proxy ${this.nodeId}: a stats report of ${Buffer.byteLength(json)} bytes was dropped (the store takes ${limit})`);
+        const { statsJson: json, page } = msg.stats;
+        const pages = Math.max(1, msg.stats.pages);
+        const bytes = Buffer.byteLength(json);
+        // a page of a current proxy is at most STATS_PAGE_BYTES; an older proxy's single report may be larger
+        const limit = Math.min(this.cp.store.maxValueBytes - 64, pages > 1 ? STATS_PAGE_BYTES : 4 * STATS_PAGE_BYTES);
+        if (bytes > limit || page >= pages || pages > STATS_MAX_PAGES) {
+          return this.logOnce(`proxy ${this.nodeId}: a stats page was dropped (page ${page} of ${pages}, ${bytes} bytes; at most ${STATS_MAX_PAGES} pages of ${limit} bytes)`);
+        }
         try {
           JSON.parse(json);
         } catch {
-          return this.cp.log(`proxy ${this.nodeId}: a stats report that is not JSON was dropped`);
+          return this.logOnce(`proxy ${this.nodeId}: a stats page that is not JSON was dropped`);
         }
-        this.pendingStats = { atMs: now, json };
+        this.pendingStats.set(page, { atMs: now, json });
+        this.pendingPages = pages;
         this.scheduleStats();
         return;
       }
@@ -170,9 +207,9 @@ class ProxySession {
   }
 
   private register(reg: { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number }): void {
-    if (!NODE_ID.test(reg.nodeId)) return this.fail(status.INVALID_ARGUMENT, `Register.node_id: '${reg.nodeId}' is not a node id (1-128 letters, digits, '.', '_' or '-')`);
+    if (!NODE_ID.test(reg.nodeId)) return this.refuse(status.INVALID_ARGUMENT, `Register.node_id: '${reg.nodeId}' is not a node id (1-128 letters, digits, '.', '_' or '-')`);
     if (this.identity && this.identity.name !== reg.nodeId) {
-      return this.fail(status.PERMISSION_DENIED, `Register.node_id is '${reg.nodeId}' but the certificate is for proxy '${this.identity.name}' (${this.identity.spiffeId})`);
+      return this.refuse(status.PERMISSION_DENIED, `Register.node_id is '${reg.nodeId}' but the certificate is for proxy '${this.identity.name}' (${this.identity.spiffeId})`);
     }
     clearTimeout(this.registerTimer);
     this.registered = true;
@@ -187,6 +224,8 @@ class ProxySession {
         capabilities: reg.capabilities, abiVersions: reg.abiVersions,
         // a proxy that restarted from its last good config says which version it runs
         ackedVersion: reg.runningVersion > 0 ? reg.runningVersion : s.ackedVersion,
+        // and says again, when it acknowledges, which of its segments do not run
+        notRunning: [], notRunningError: "",
       })),
     );
     this.push(this.cp.mirror.state, true);
@@ -222,19 +261,23 @@ class ProxySession {
 
   private scheduleStats(): void {
     if (this.statsTimer || this.closed) return;
-    const wait = Math.max(0, this.lastStatsWrite + this.cp.timing.statsIntervalMs - Date.now());
     this.statsTimer = setTimeout(() => {
       this.statsTimer = undefined;
       this.flushStats();
-    }, wait);
+    }, Math.max(0, this.nextStatsWrite - Date.now()));
   }
 
   private flushStats(): void {
-    const pending = this.pendingStats;
-    if (!pending) return;
-    this.pendingStats = undefined;
-    this.lastStatsWrite = Date.now();
-    this.enqueue("storing stats", () => writeStats(this.cp.store, this.nodeId, pending.atMs, pending.json));
+    if (this.pendingStats.size === 0) return;
+    const pages = new Map(this.pendingStats);
+    const pageCount = this.pendingPages;
+    this.pendingStats.clear();
+    let bytes = 0;
+    for (const p of pages.values()) bytes += p.json.length;
+    this.nextStatsWrite = Date.now() + Math.max(this.cp.timing.statsIntervalMs, (bytes / STATS_BYTES_PER_SEC) * 1000);
+    this.enqueue("storing stats", async () => {
+      this.storedPages = await writeStats(this.cp.store, this.nodeId, pages, pageCount, this.storedPages);
+    });
   }
 
   private finish(clientEnded: boolean): void {
@@ -330,16 +373,35 @@ class ControlPlaneServer {
     return id;
   }
 
-  private unary<Req, Res>(role: Role, fn: (request: Req) => Promise<Res>): handleUnaryCall<Req, Res> {
+  /**
+   * A unary handler: the caller's role checked, errors turned into statuses, and an answer before
+   * the caller's deadline: a store that does not answer (etcd without a quorum) gives UNAVAILABLE
+   * half a second before the caller would give up, instead of the caller's own timeout. `writes`:
+   * the call may change the store, so an answer given early cannot say that nothing changed.
+   */
+  private unary<Req, Res>(role: Role, fn: (request: Req) => Promise<Res>, writes = false): handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      let answered = false;
+      const answer = (err: Partial<ServiceError> | null, res?: Res): void => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        callback(err as ServiceError | null, res);
+      };
+      const deadline = call.getDeadline();
+      const ms = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now() - 500;
+      const timer = Number.isFinite(ms) && ms > 0 ? setTimeout(() => {
+        const what = writes ? "the change may or may not be applied when it answers: look before trying again" : "nothing was changed";
+        answer({ code: status.UNAVAILABLE, details: `store: no answer from ${this.store.description} within ${Math.round(ms / 100) / 10} s (${what})` });
+      }, ms) : undefined;
       Promise.resolve()
         .then(() => {
           this.authorize(call as AnyCall, role);
           return fn(call.request);
         })
         .then(
-          (response) => callback(null, response),
-          (err: unknown) => callback(toStatus(err, this.log) as ServiceError),
+          (response) => answer(null, response),
+          (err: unknown) => answer(toStatus(err, this.log)),
         );
     };
   }
@@ -364,11 +426,21 @@ class ControlPlaneServer {
     return DesiredState.from(listing.items, listing.revision);
   }
 
-  private checkTxnSize(ops: number, compares: number): void {
-    const most = Math.max(ops, compares);
+  /** Refuses, as the request's fault, a change the store would refuse: too many operations, or a value too large. */
+  private checkTxnSize(ops: readonly Op[], compares: number): void {
+    const issues: string[] = [];
+    const most = Math.max(ops.length, compares);
     if (most > this.store.maxTxnOps) {
-      throw invalid([`segments: this request needs ${most} store operations in one transaction; ${this.store.description} takes at most ${this.store.maxTxnOps}: split it`]);
+      issues.push(`segments: this request needs ${most} store operations in one transaction; ${this.store.description} takes at most ${this.store.maxTxnOps}: split it`);
     }
+    for (const op of ops) {
+      const bytes = op.type === "put" ? Buffer.byteLength(op.value) : 0;
+      if (bytes > this.store.maxValueBytes) {
+        const what = op.key.startsWith(SEGMENTS) ? `segment '${op.key.slice(SEGMENTS.length)}'` : op.key;
+        issues.push(`segments: ${what} is ${bytes} bytes stored; ${this.store.description} takes at most ${this.store.maxValueBytes} per value: make its chain configs smaller`);
+      }
+    }
+    if (issues.length > 0) throw invalid(issues);
   }
 
   private adminHandlers(): UntypedServiceImplementation {
@@ -378,39 +450,41 @@ class ControlPlaneServer {
           const state = await this.readDesired();
           const plan = planApply(req.segments, state);
           const response = { created: plan.created, configured: plan.configured, unchanged: plan.unchanged };
+          this.checkTxnSize(plan.ops, plan.compares.length); // a dry run checks what the store would refuse too
           if (req.dryRun || plan.ops.length === 0) return { ...response, revision: state.revision };
-          this.checkTxnSize(plan.ops.length, plan.compares.length);
           const r = await this.store.txn(plan.compares, plan.ops);
           return r.succeeded ? { ...response, revision: r.revision } : CONFLICT;
         }),
+        true,
       ),
       DeleteSegments: this.unary<{ names: string[] }, DeleteSegmentsResponse>("admin", (req) => {
         if (req.names.length === 0) throw invalid(["names: nothing to delete"]);
         return this.write("DeleteSegments", async () => {
           const plan = planDelete(req.names, await this.readDesired());
           if ("missing" in plan) throw new RpcError(status.NOT_FOUND, `no segment named ${plan.missing.map((n) => `'${n}'`).join(", ")}; nothing was deleted`);
-          this.checkTxnSize(plan.ops.length, plan.compares.length);
+          this.checkTxnSize(plan.ops, plan.compares.length);
           const r = await this.store.txn(plan.compares, plan.ops);
           return r.succeeded ? { deleted: plan.deleted, revision: r.revision } : CONFLICT;
         });
-      }),
-      ListSegments: this.unary<{ proxy: string }, { segments: Segment[] }>("admin", async (req) => {
+      }, true),
+      ListSegments: this.unary<{ proxy: string; showSecrets: boolean }, { segments: Segment[] }>("admin", async (req) => {
         const { items } = await this.store.list(SEGMENTS);
         const segments = items
           .map((kv) => ({ ...(JSON.parse(kv.value.toString()) as Segment), revision: kv.modRevision }))
           .filter((s) => req.proxy === "" || s.proxy === req.proxy);
-        return { segments };
+        return { segments: req.showSecrets ? segments : segments.map(withoutSecrets) };
       }),
       ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({
         proxies: await listProxies(this.store, await this.readDesired(), this.timing.staleAfterMs),
       })),
-      GetStats: this.unary<{ proxy: string }, { proxies: ProxyStats[] }>("admin", async (req) => {
-        const proxies = await readStats(this.store, req.proxy);
-        if (req.proxy !== "" && proxies.length === 0) throw new RpcError(status.NOT_FOUND, `no stats from proxy '${req.proxy}' (it never reported, or the name is wrong)`);
-        return { proxies };
+      GetStats: this.unary<{ proxy: string; pageToken: string }, { proxies: ProxyStats[]; nextPageToken: string }>("admin", async (req) => {
+        if (req.pageToken !== "" && !req.pageToken.startsWith(req.proxy === "" ? STATS : `${STATS}${req.proxy}/`)) throw invalid(["page_token: not a token of this listing"]);
+        const { pages, next } = await readStats(this.store, req.proxy, req.pageToken);
+        if (req.proxy !== "" && req.pageToken === "" && pages.length === 0) throw new RpcError(status.NOT_FOUND, `no stats from proxy '${req.proxy}' (it never reported, or the name is wrong)`);
+        return { proxies: pages, nextPageToken: next };
       }),
       PushFilter: this.unary<{ name: string; version: string; wasm: Buffer }, { ref: FilterRef; alreadyPresent: boolean }>("admin", (req) =>
-        pushFilter(this.store, req.name, req.version, req.wasm),
+        pushFilter(this.store, req.name, req.version, req.wasm), true,
       ),
       ListFilters: this.unary<unknown, { filters: FilterRef[] }>("admin", async () => ({ filters: await listFilters(this.store) })),
     };
@@ -422,7 +496,9 @@ class ControlPlaneServer {
       try {
         identity = this.authorize(call as AnyCall, "proxy");
       } catch (err) {
-        call.emit("error", toStatus(err, this.log));
+        const refusal = toStatus(err, this.log);
+        this.log(`refused a proxy connection from ${call.getPeer()}: ${refusal.details}`);
+        call.emit("error", refusal);
         return;
       }
       if (this.closing) {

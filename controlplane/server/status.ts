@@ -3,7 +3,7 @@
 // ListProxies and GetStats answer the same on every replica.
 import type { ProxyStats, ProxyStatus } from "../api/proto.js";
 import type { Store } from "../store/index.js";
-import { STATS, STATUS, statsKey, statusKey } from "./keys.js";
+import { STATS, STATUS, statsKey, statsPageKey, statusKey } from "./keys.js";
 import type { DesiredState } from "./state.js";
 
 export interface StatusRecord {
@@ -19,10 +19,13 @@ export interface StatusRecord {
   ackedVersion: number;
   nackedVersion: number;
   nackError: string;
+  /** Segments of the acked version that do not run, and why (see Ack in msm.proto). */
+  notRunning: string[];
+  notRunningError: string;
 }
 
 export function emptyStatus(nodeId: string): StatusRecord {
-  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "" };
+  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "", notRunning: [], notRunningError: "" };
 }
 
 /**
@@ -72,20 +75,73 @@ export async function listProxies(store: Store, state: DesiredState, staleAfterM
       capabilities: r.capabilities,
       abiVersions: r.abiVersions,
       server: r.server,
+      notRunning: r.notRunning,
+      notRunningError: r.notRunningError,
     };
   });
 }
 
-/** Stored as "<atMs>\n<stats JSON>": the report as it came, not escaped into another JSON string. */
-export async function writeStats(store: Store, nodeId: string, atMs: number, statsJson: string): Promise<void> {
-  await store.txn([], [{ type: "put", key: statsKey(nodeId), value: `${atMs}\n${statsJson}` }]);
+/** A page of a stats report as it arrived. */
+export interface StatsPage {
+  readonly atMs: number;
+  readonly json: string;
 }
 
-export async function readStats(store: Store, nodeId: string): Promise<ProxyStats[]> {
-  const items = nodeId === "" ? (await store.list(STATS)).items : [await store.get(statsKey(nodeId))].filter((kv) => kv !== undefined);
-  return items.map((kv) => {
-    const text = kv.value.toString();
-    const nl = text.indexOf("\n");
-    return { nodeId: kv.key.slice(STATS.length), atMs: Number(text.slice(0, nl)), statsJson: text.slice(nl + 1) };
-  });
+/**
+ * Stores the pages of a proxy's report: each page under its own key, as "<atMs>\n<pages>\n<stats
+ * JSON>" (the report as it came, not escaped into another JSON string), one write per page, so
+ * that no value passes the store's limit. `storedPages` is how many pages the store holds for the
+ * node (undefined: not known yet, listed); pages beyond the report's are deleted, and so is the
+ * single key an older version wrote. Returns how many pages the store now holds.
+ */
+export async function writeStats(store: Store, nodeId: string, pages: ReadonlyMap<number, StatsPage>, pageCount: number, storedPages: number | undefined): Promise<number> {
+  for (const [page, p] of pages) {
+    await store.txn([], [{ type: "put", key: statsPageKey(nodeId, page), value: `${p.atMs}\n${pageCount}\n${p.json}` }]);
+  }
+  let stale: string[];
+  if (storedPages === undefined) {
+    const { items } = await store.list(`${STATS}${nodeId}/`, { keysOnly: true });
+    stale = [statsKey(nodeId), ...items.map((kv) => kv.key).filter((key) => (parseStatsKey(key)?.page ?? 0) >= pageCount)];
+  } else {
+    stale = Array.from({ length: Math.max(0, storedPages - pageCount) }, (_, i) => statsPageKey(nodeId, pageCount + i));
+  }
+  for (let i = 0; i < stale.length; i += store.maxTxnOps) {
+    await store.txn([], stale.slice(i, i + store.maxTxnOps).map((key) => ({ type: "delete" as const, key })));
+  }
+  return pageCount;
+}
+
+/** The node and page a stats key names; undefined for the single key of an older version. */
+function parseStatsKey(key: string): { nodeId: string; page: number } | undefined {
+  const m = /^([^/]+)\/(\d+)$/.exec(key.slice(STATS.length));
+  return m ? { nodeId: m[1]!, page: Number(m[2]) } : undefined;
+}
+
+/** Roughly what one GetStats answer carries, so that it stays under a client's 4 MiB default. */
+export const GET_STATS_BYTES = 2 << 20;
+
+/**
+ * Stats pages in key order (by node, then page) from after `pageToken` (a key, "" = the start),
+ * up to about GET_STATS_BYTES; `next` is the token for the rest ("" = none).
+ */
+export async function readStats(store: Store, nodeId: string, pageToken: string): Promise<{ pages: ProxyStats[]; next: string }> {
+  const prefix = nodeId === "" ? STATS : `${STATS}${nodeId}/`;
+  const pages: ProxyStats[] = [];
+  let bytes = 0;
+  let after = pageToken === "" ? undefined : pageToken;
+  for (;;) {
+    const { items, more } = await store.list(prefix, { ...(after !== undefined ? { startAfter: after } : {}), limit: 8 });
+    for (const kv of items) {
+      if (pages.length > 0 && bytes + kv.value.length > GET_STATS_BYTES) return { pages, next: after! };
+      after = kv.key;
+      const where = parseStatsKey(kv.key);
+      if (!where) continue; // an older version's single key: replaced at the node's next report
+      const text = kv.value.toString();
+      const a = text.indexOf("\n");
+      const b = text.indexOf("\n", a + 1);
+      pages.push({ nodeId: where.nodeId, atMs: Number(text.slice(0, a)), pages: Number(text.slice(a + 1, b)), page: where.page, statsJson: text.slice(b + 1) });
+      bytes += kv.value.length;
+    }
+    if (!more) return { pages, next: "" };
+  }
 }

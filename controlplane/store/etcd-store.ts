@@ -11,11 +11,16 @@
 // last one delivered, so no change is skipped or repeated.
 import {
   StoreCompactedError, StoreError,
-  type Compare, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
+  type Compare, type KeyValue, type ListOptions, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
 } from "./types.js";
 
 export interface EtcdStoreOptions {
-  /** Per request (the watch stream excepted); default 5000 ms. */
+  /**
+   * How long one request may take in all, every endpoint tried included (the watch stream
+   * excepted); default 3000 ms. etcd itself answers a request it cannot commit (no quorum) only
+   * after about 7 s; the control plane's callers should hear UNAVAILABLE well before their own
+   * deadline (msmctl's is 10 s).
+   */
   readonly requestTimeoutMs?: number;
 }
 
@@ -83,7 +88,7 @@ export class EtcdStore implements Store {
       return url.origin;
     });
     this.description = `etcd:${this.endpoints.join(",")}`;
-    this.timeoutMs = options.requestTimeoutMs ?? 5000;
+    this.timeoutMs = options.requestTimeoutMs ?? 3000;
   }
 
   /** Connects and checks that etcd answers (a range request), so a wrong URL fails at start. */
@@ -97,27 +102,33 @@ export class EtcdStore implements Store {
     if (this.closed) throw new StoreError(`${this.description}: store is closed`);
     const text = JSON.stringify(body);
     const failures: string[] = [];
+    const deadline = Date.now() + this.timeoutMs; // for every attempt together
     // Two rounds: a kept-alive connection to a member that restarted fails once, then works.
     // Sending a request twice is safe for this store's users: every write the control plane
     // makes is either guarded by a compare or an idempotent put.
     for (let i = 0; i < this.endpoints.length * 2; i++) {
-      if (i === this.endpoints.length) await sleep(100);
+      if (i === this.endpoints.length) await sleep(Math.min(100, Math.max(0, deadline - Date.now())));
+      const left = deadline - Date.now();
+      if (left <= 0) break;
       const index = (this.preferred + i) % this.endpoints.length;
       const endpoint = this.endpoints[index]!;
       let res: Response;
+      let reply: string;
       try {
         res = await fetch(`${endpoint}${path}`, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: text,
-          signal: AbortSignal.timeout(this.timeoutMs),
+          // a silent member must not use up the time the others could answer in
+          signal: AbortSignal.timeout(Math.min(left, Math.max(1000, this.timeoutMs / this.endpoints.length))),
         });
+        reply = await res.text();
       } catch (err) {
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        if (i < this.endpoints.length) failures.push(`${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-        continue; // unreachable: try the next endpoint
+        const why = (err as Error).name === "TimeoutError" ? "no answer in time" : cause?.code ?? cause?.message ?? (err as Error).message;
+        failures.push(`${endpoint}: ${why}`);
+        continue; // unreachable or silent: try the next endpoint
       }
-      const reply = await res.text();
       let parsed: unknown;
       try {
         parsed = JSON.parse(reply);
@@ -126,9 +137,9 @@ export class EtcdStore implements Store {
       }
       if (!res.ok) {
         const message = (parsed as { message?: string; error?: string }).message ?? (parsed as { error?: string }).error ?? reply.slice(0, 200);
-        // "etcdserver: leader changed", "no leader" and the like: another member may do better
-        if (res.status >= 500 || /leader|timed out|unavailable/i.test(message)) {
-          if (i < this.endpoints.length) failures.push(`${endpoint}: ${message}`);
+        // "etcdserver: leader changed", "no leader", "request timed out" and the like: another member may do better
+        if (res.status >= 500 || /leader|timed out|unavailable|deadline/i.test(message)) {
+          failures.push(`${endpoint}: ${message}`);
           continue;
         }
         throw new StoreError(`etcd ${endpoint}${path}: ${message}`);
@@ -136,7 +147,9 @@ export class EtcdStore implements Store {
       this.preferred = index;
       return parsed as T;
     }
-    throw new StoreError(`etcd unreachable (${failures.join("; ")})`);
+    const seen = [...new Set(failures)];
+    const hint = seen.some((f) => /no answer|timed out|deadline|leader/.test(f)) ? "; is a quorum of its members up?" : "";
+    throw new StoreError(`etcd unreachable (${seen.join("; ")})${hint}`);
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -144,10 +157,17 @@ export class EtcdStore implements Store {
     return r.kvs?.[0] ? toKeyValue(r.kvs[0]) : undefined;
   }
 
-  async list(prefix: string): Promise<ListResult> {
-    const key = prefix === "" ? Buffer.from([0]) : Buffer.from(prefix);
-    const r = await this.call<{ header?: RawHeader; kvs?: RawKv[] }>("/v3/kv/range", { key: b64(key), range_end: b64(prefixEnd(prefix)) });
-    return { items: (r.kvs ?? []).map(toKeyValue), revision: Number(r.header?.revision ?? 0) };
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+    let key = prefix === "" ? Buffer.from([0]) : Buffer.from(prefix);
+    // the smallest key after startAfter is startAfter + "\0"
+    if (options.startAfter !== undefined && Buffer.compare(Buffer.from(`${options.startAfter}\0`), key) > 0) key = Buffer.from(`${options.startAfter}\0`);
+    const r = await this.call<{ header?: RawHeader; kvs?: RawKv[]; more?: boolean }>("/v3/kv/range", {
+      key: b64(key),
+      range_end: b64(prefixEnd(prefix)),
+      ...(options.limit !== undefined ? { limit: String(options.limit) } : {}),
+      ...(options.keysOnly ? { keys_only: true } : {}),
+    });
+    return { items: (r.kvs ?? []).map(toKeyValue), revision: Number(r.header?.revision ?? 0), more: r.more === true };
   }
 
   async revision(): Promise<number> {

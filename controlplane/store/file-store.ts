@@ -14,12 +14,12 @@
 // Everything is also held in memory: reads never touch the disk.
 import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, openSync } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, unlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, readdir, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import {
   StoreCompactedError, StoreError,
-  type Compare, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
+  type Compare, type ListOptions, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
 } from "./types.js";
 
 const FORMAT = 1;
@@ -98,7 +98,10 @@ export class FileStore implements Store {
     if (openDirs.has(abs)) throw new StoreError(`store ${abs} is already open in this process`);
     const store = new FileStore(abs, options);
     try {
-      await mkdir(join(abs, "keys"), { recursive: true });
+      // its values may hold keys: keys/ is this user's only, whatever the umask or an older version
+      // made (the directory around it, maybe shared, is made 0700 only when the store creates it)
+      await mkdir(join(abs, "keys"), { recursive: true, mode: 0o700 });
+      await chmod(join(abs, "keys"), 0o700);
     } catch (err) {
       throw new StoreError(`cannot create store directory ${abs}: ${(err as Error).message}`);
     }
@@ -119,7 +122,7 @@ export class FileStore implements Store {
     const mine = `${process.pid} ${hostname()}\n`;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await writeFile(path, mine, { flag: "wx" });
+        await writeFile(path, mine, { flag: "wx", mode: 0o600 });
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new StoreError(`cannot lock ${this.dir}: ${(err as Error).message}`);
@@ -178,7 +181,7 @@ export class FileStore implements Store {
 
   private async writeAtomic(path: string, text: string): Promise<void> {
     const tmp = `${path}.tmp-${process.pid}-${++this.tmpCounter}`;
-    const fh = await open(tmp, "w");
+    const fh = await open(tmp, "w", 0o600);
     try {
       await fh.writeFile(text);
       if (this.sync) await fh.sync();
@@ -216,10 +219,15 @@ export class FileStore implements Store {
     return this.data.get(key);
   }
 
-  async list(prefix: string): Promise<ListResult> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     if (this.closed) throw new StoreError(`store ${this.dir} is closed`);
-    const items = [...this.data.values()].filter((kv) => kv.key.startsWith(prefix)).sort((a, b) => byteOrder(a.key, b.key));
-    return { items, revision: this.rev };
+    const after = options.startAfter;
+    const all = [...this.data.values()]
+      .filter((kv) => kv.key.startsWith(prefix) && (after === undefined || byteOrder(kv.key, after) > 0))
+      .sort((a, b) => byteOrder(a.key, b.key));
+    const limit = options.limit ?? all.length;
+    const items = all.slice(0, limit).map((kv) => (options.keysOnly ? { ...kv, value: Buffer.alloc(0) } : kv));
+    return { items, revision: this.rev, more: all.length > limit };
   }
 
   async revision(): Promise<number> {

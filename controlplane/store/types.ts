@@ -38,6 +38,18 @@ export interface ListResult {
   readonly items: KeyValue[];
   /** The store revision the listing reflects. */
   readonly revision: number;
+  /** True when `limit` cut the listing short: list again from after the last key. */
+  readonly more: boolean;
+}
+
+/** A part of a listing: for reading a large prefix a page at a time. */
+export interface ListOptions {
+  /** Only keys after this one (byte order). */
+  readonly startAfter?: string;
+  /** At most this many keys. */
+  readonly limit?: number;
+  /** Keys and revisions only; every value empty. */
+  readonly keysOnly?: boolean;
 }
 
 export interface WatchEvent {
@@ -78,8 +90,8 @@ export interface Store {
   /** Largest value a put may carry, bytes. */
   readonly maxValueBytes: number;
   get(key: string): Promise<KeyValue | undefined>;
-  /** Every key that starts with `prefix` ("" = all). */
-  list(prefix: string): Promise<ListResult>;
+  /** Every key that starts with `prefix` ("" = all), or the part `options` asks for. */
+  list(prefix: string, options?: ListOptions): Promise<ListResult>;
   /** The current global revision. */
   revision(): Promise<number>;
   /** If every compare holds, applies every op atomically at one new revision. */

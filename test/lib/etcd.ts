@@ -129,3 +129,61 @@ export async function startEtcd(): Promise<TestEtcd> {
   }
   throw new Error("etcd: could not find free ports after 3 attempts");
 }
+
+export interface TestEtcdCluster {
+  /** The store spec naming every member: "etcd:http://127.0.0.1:A,http://127.0.0.1:B,...". */
+  readonly spec: string;
+  readonly urls: readonly string[];
+  /** Stops member `i` (SIGTERM); the others keep running. */
+  stopMember(i: number): Promise<void>;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real etcd cluster of `n` members on 127.0.0.1 (for what needs a quorum: stop members until
+ * there is none). Ports are picked free just before the start; a clash fails the start loudly.
+ */
+export async function startEtcdCluster(n: number): Promise<TestEtcdCluster> {
+  const bin = etcdBinary();
+  const dir = mkdtempSync(join(tmpdir(), "msm-etcd-cluster-"));
+  const members = [];
+  for (let i = 0; i < n; i++) members.push({ name: `m${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
+  const cluster = members.map((m) => `${m.name}=${m.peer}`).join(",");
+  let out = "";
+  const children = members.map((m) => {
+    const child = spawn(bin, [
+      "--name", m.name, "--data-dir", join(dir, m.name),
+      "--listen-client-urls", m.client, "--advertise-client-urls", m.client,
+      "--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
+      "--initial-cluster", cluster, "--initial-cluster-state", "new", "--log-level", "warn",
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const exit = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    return { child, exit };
+  });
+  const stopMember = async (i: number): Promise<void> => {
+    const { child, exit } = children[i]!;
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exit;
+    clearTimeout(killer);
+  };
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map((_, i) => stopMember(i)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 30_000;
+  for (const m of members) {
+    while (!(await healthy(m.client))) {
+      if (Date.now() > deadline || children.some((c) => c.child.exitCode !== null)) {
+        await stop();
+        throw new Error(`etcd cluster of ${n} did not become healthy:\n${out}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const urls = members.map((m) => m.client);
+  return { spec: `etcd:${urls.join(",")}`, urls, stopMember, output: () => out, stop };
+}

@@ -6,6 +6,7 @@ import { flagSet, flagValues, UsageError } from "./flags.js";
 import { render } from "./format.js";
 import { ManifestError, manifestPath, parseManifests, toSegment, type ManifestOrigin, type SegmentManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
+import { REDACTED, secretValues } from "../../security/secrets.js";
 
 interface Loaded {
   readonly manifest: SegmentManifest;
@@ -37,6 +38,21 @@ async function loadFiles(ctx: Context, files: readonly string[]): Promise<Loaded
   }
   if (problems.length > 0) throw new ManifestError(problems);
   return all;
+}
+
+/**
+ * A key written into a manifest is stored by the control plane (and in its etcd) and sent to the
+ * proxy; a reference the proxy resolves keeps it on the proxy's node only. Each inline one is named.
+ */
+export function inlineSecretWarnings(loaded: readonly Loaded[]): string[] {
+  return loaded.flatMap((l) =>
+    (l.manifest.spec.chain ?? []).flatMap((stage, j) =>
+      secretValues(stage.config ?? {})
+        .filter((secret) => secret.value !== REDACTED)
+        .map((secret) => `${l.source}: document ${l.origin.document}: ${manifestPath(`.chain[${j}].configJson`, l.origin.prefix)}${secret.path}: a secret given inline is kept by the control plane; ` +
+          'prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")'),
+    ),
+  );
 }
 
 const REQUEST_PATH = /segments\[(\d+)\]((?:\.[A-Za-z_]+|\[\d+\])*)/g;
@@ -74,6 +90,7 @@ export async function applyCommand(ctx: Context): Promise<number> {
   if (ctx.words.length > 0) throw new UsageError(`apply takes no arguments besides -f, got '${ctx.words[0]}'`);
   const dryRun = flagSet(ctx.args, "dry-run");
   const loaded = await loadFiles(ctx, files);
+  for (const line of inlineSecretWarnings(loaded)) ctx.io.err(`msmctl: warning: ${line}\n`);
   const manifests = loaded.map((l) => l.manifest);
   let res;
   try {

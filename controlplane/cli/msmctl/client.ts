@@ -11,6 +11,7 @@ import {
   type ProxyStatus,
   type Segment,
 } from "../../api/proto.js";
+import { connectionFailure } from "../../api/status-text.js";
 import { channelCredentials, type TlsFiles } from "../../security/tls.js";
 import { UsageError } from "../usage.js";
 
@@ -37,9 +38,14 @@ export interface AdminApi {
   readonly server: string;
   applySegments(req: { segments: Segment[]; dryRun: boolean }): Promise<ApplySegmentsResponse>;
   deleteSegments(req: { names: string[] }): Promise<DeleteSegmentsResponse>;
-  listSegments(req: { proxy: string }): Promise<{ segments: Segment[] }>;
+  /** Secret-looking config values come back as "<redacted>" unless `showSecrets`. */
+  listSegments(req: { proxy: string; showSecrets?: boolean }): Promise<{ segments: Segment[] }>;
   listProxies(): Promise<{ proxies: ProxyStatus[] }>;
-  getStats(req: { proxy: string }): Promise<{ proxies: ProxyStats[] }>;
+  /**
+   * Every page of the latest report of every proxy (or one), read page by page; `incomplete`
+   * says why reading stopped early (more than MAX_STATS_BYTES in all).
+   */
+  getStats(req: { proxy: string }): Promise<{ proxies: ProxyStats[]; incomplete?: string }>;
   pushFilter(req: { name: string; version: string; wasm: Buffer }): Promise<{ ref: FilterRef | null; alreadyPresent: boolean }>;
   listFilters(): Promise<{ filters: FilterRef[] }>;
   close(): void;
@@ -69,6 +75,7 @@ export function explainError(err: unknown, server: string, method: string, timeo
   const details = err.details || "";
   switch (err.code) {
     case status.UNAVAILABLE: {
+      if (/not a control plane/.test(details)) return `refusing the server at ${server}: ${connectionFailure(details)} (is --server right?)`;
       if (/ECONNREFUSED/.test(details)) return `cannot connect to the control plane at ${server}: connection refused (is it running? see --server or MSM_SERVER)`;
       if (/ENOTFOUND|EAI_AGAIN/.test(details)) return `cannot connect to the control plane at ${server}: unknown host`;
       if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT/.test(details)) return `cannot connect to the control plane at ${server}: unreachable`;
@@ -101,6 +108,9 @@ export function normalizeServer(server: string): string {
   return `${m[1]}:${port}`;
 }
 
+/** How much stats msmctl reads in one poll, in all (each answer is about 2 MiB). */
+const MAX_STATS_BYTES = 64 << 20;
+
 type Callback = (err: ServiceError | null, res: unknown) => void;
 type Unary = (req: unknown, options: { deadline: number }, cb: Callback) => unknown;
 
@@ -130,7 +140,21 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
     deleteSegments: (req) => call("DeleteSegments", req),
     listSegments: (req) => call("ListSegments", req),
     listProxies: () => call("ListProxies", {}),
-    getStats: (req) => call("GetStats", req),
+    getStats: async (req) => {
+      const proxies: ProxyStats[] = [];
+      let bytes = 0;
+      let pageToken = "";
+      do {
+        const res = await call<{ proxies: ProxyStats[]; nextPageToken: string }>("GetStats", { ...req, pageToken });
+        proxies.push(...res.proxies);
+        for (const p of res.proxies) bytes += p.statsJson.length;
+        pageToken = res.nextPageToken;
+        if (pageToken !== "" && bytes > MAX_STATS_BYTES) {
+          return { proxies, incomplete: `stopped reading stats after ${MAX_STATS_BYTES >> 20} MiB: give --proxy NODE to see one proxy's` };
+        }
+      } while (pageToken !== "");
+      return { proxies };
+    },
     pushFilter: (req) => call("PushFilter", req),
     listFilters: () => call("ListFilters", {}),
     close: () => client.close(),

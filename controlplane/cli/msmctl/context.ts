@@ -12,7 +12,7 @@ export const DEFAULT_SERVER = "127.0.0.1:7400";
 export interface Io {
   out(text: string): void;
   err(text: string): void;
-  readStdin(): Promise<string>;
+  readStdin(): Promise<Buffer>;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly isTty: boolean;
   /** Calls `fn` on Ctrl-C (or SIGTERM); returns a function that stops listening. */
@@ -27,8 +27,32 @@ export interface Context {
   readonly output: OutputFormat;
   /** The control plane, connected on first use and closed by the dispatcher. */
   api(): AdminApi;
-  /** A file's text ("-" is stdin), or a CliError naming the file. */
+  /** A file's text ("-" is stdin), or a CliError naming the file (unreadable, or not UTF-8). */
   readText(file: string): Promise<string>;
+}
+
+/**
+ * UTF-8 text, or a CliError: bytes that are not UTF-8 would otherwise become U+FFFD and be
+ * applied as such (a name, an address, a key silently changed).
+ */
+export function decodeUtf8(bytes: Buffer, source: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const line = bytes.subarray(0, at).toString("latin1").split("\n").length;
+    throw new CliError(`${source}: not UTF-8 text (byte ${at}, line ${line}); save it as UTF-8`);
+  }
+}
+
+/** Offset of the first byte that is not valid UTF-8 (a U+FFFD in the lossy decoding that the bytes do not spell). */
+function firstInvalidUtf8(bytes: Buffer): number {
+  const text = bytes.toString("utf8");
+  for (let i = text.indexOf("\ufffd"); i >= 0; i = text.indexOf("\ufffd", i + 1)) {
+    const at = Buffer.byteLength(text.slice(0, i));
+    if (!(bytes[at] === 0xef && bytes[at + 1] === 0xbf && bytes[at + 2] === 0xbd)) return at;
+  }
+  return bytes.length;
 }
 
 function truthy(v: string | undefined): boolean {
@@ -79,12 +103,13 @@ export function makeContext(io: Io, args: ParsedArgs, words: readonly string[]):
       return api;
     },
     async readText(file: string) {
-      if (file === "-") return io.readStdin();
+      let bytes: Buffer;
       try {
-        return await readFile(file, "utf8");
+        bytes = file === "-" ? await io.readStdin() : await readFile(file);
       } catch (err) {
-        throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+        throw new CliError(`cannot read ${file === "-" ? "stdin" : file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
       }
+      return decodeUtf8(bytes, file === "-" ? "stdin" : file);
     },
     close() {
       api?.close();

@@ -1,15 +1,16 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { status } from "@grpc/grpc-js";
-import type { Endpoint, ProxyStats, ProxyStatus, Segment } from "../../api/proto.js";
+import type { Endpoint, ProxyStatus, Segment } from "../../api/proto.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
-import { UsageError } from "./flags.js";
+import { flagSet, UsageError } from "./flags.js";
+import { printable } from "../../security/terminal.js";
 import { age, bytes, endpoint, fields, render, table } from "./format.js";
-import { segmentRows, SEGMENT_HEADERS } from "./get.js";
+import { noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
-import { parseProxyStats, type ProxyCounters, type SegmentCounters } from "./stats.js";
+import { mergeStatsPages, type ProxyCounters, type SegmentCounters } from "./stats.js";
 
 function when(ms: number, now: number): string {
   return ms ? `${age(ms, now)} ago (${new Date(ms).toISOString()})` : "never";
@@ -21,9 +22,10 @@ export function configState(p: ProxyStatus): string {
   if (p.nackedVersion >= p.desiredVersion && p.nackedVersion > p.ackedVersion) {
     return `REFUSED version ${p.nackedVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
   }
-  if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})`;
-  if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion} when last seen` : "it has run nothing from the control plane"}`;
-  return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing yet"}`;
+  const without = p.notRunning.length > 0 ? `, except ${p.notRunning.length} segment(s) that do NOT run: ${p.notRunning.join(", ")}` : "";
+  if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})${without}`;
+  if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion}${without} when last seen` : "it has run nothing from the control plane"}`;
+  return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}${without}` : "nothing yet"}`;
 }
 
 function connection(p: ProxyStatus): string {
@@ -84,11 +86,14 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
   else {
     const link = proxy.connected ? "connected" : proxy.lastSeenMs ? `not connected (last seen ${when(proxy.lastSeenMs, now)})` : "never connected";
     rows.push(["Proxy status", `${link}; ${configState(proxy)}`]);
+    if (proxy.notRunning.includes(seg.name)) rows.push(["NOT running", proxy.notRunningError || "(no reason given)"]);
     if (proxy.nackedVersion) rows.push(["Last refusal", `version ${proxy.nackedVersion}: ${proxy.nackError || "(no reason given)"}`]);
   }
   const counters = stats?.segments.find((s) => s.name === seg.name);
   if (stats?.error) rows.push(["Stats", stats.error]);
-  else if (counters) rows.push(["Stats", `reported ${when(stats!.atMs, now)}\n${segmentStatsLines(counters)}`]);
+  else if (counters?.note) rows.push(["Stats", `reported ${when(counters.atMs, now)}; ${counters.note}`]);
+  else if (counters) rows.push(["Stats", `reported ${when(counters.atMs, now)}\n${segmentStatsLines(counters)}`]);
+  else if (stats?.note) rows.push(["Stats", `not in the proxy's last report: ${stats.note}`]);
   else rows.push(["Stats", stats ? `the proxy's last report (${age(stats.atMs, now)} ago) has no such segment` : "none reported"]);
   return fields(rows) + "\n";
 }
@@ -102,6 +107,7 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
     ["Config", configState(p)],
     ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${p.nackedVersion || "-"}`],
   ];
+  if (p.notRunning.length > 0) rows.push(["NOT running", `${p.notRunning.join(", ")}: ${p.notRunningError || "(no reason given)"}`]);
   if (p.nackedVersion) rows.push(["Last refusal", `version ${p.nackedVersion}: ${p.nackError || "(no reason given)"}`]);
   rows.push(["Capabilities", p.capabilities.join(", ") || "-"], ["ABI versions", p.abiVersions.join(", ") || "-"]);
   let text = fields(rows) + "\n";
@@ -113,6 +119,7 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
   else if (!stats) text += "\nStats: none reported\n";
   else {
     text += `\nStats, reported ${when(stats.atMs, now)}; watchdog restarts: ${stats.watchdogRestarts}\n`;
+    if (stats.note) text += `  note: ${printable(stats.note)}\n`;
     const rowsOut = stats.segments.map((s) => [
       s.name,
       String(s.packetsIn),
@@ -137,10 +144,10 @@ function indent(text: string): string {
     .join("\n");
 }
 
-/** A proxy's latest report, or undefined when it never sent one (the server says NOT_FOUND). */
-async function latestStats(api: AdminApi, proxy: string): Promise<ProxyStats | undefined> {
+/** A proxy's latest report (all its pages, merged), or undefined when it never sent one (the server says NOT_FOUND). */
+async function latestStats(api: AdminApi, proxy: string): Promise<ProxyCounters | undefined> {
   try {
-    return (await api.getStats({ proxy })).proxies.find((p) => p.nodeId === proxy);
+    return mergeStatsPages((await api.getStats({ proxy })).proxies).find((p) => p.nodeId === proxy);
   } catch (err) {
     if (err instanceof CliError && err.rpc?.code === status.NOT_FOUND) return undefined;
     throw err;
@@ -152,24 +159,27 @@ export async function describeCommand(ctx: Context): Promise<number> {
   if (names.length !== 1) throw new UsageError(`describe ${resource === "segments" ? "segment NAME" : "proxy NODE"}: one name`);
   const name = names[0]!;
   const api = ctx.api();
+  const showSecrets = flagSet(ctx.args, "show-secrets");
   if (resource === "segments") {
-    const { segments } = await api.listSegments({ proxy: "" });
+    const { segments } = await api.listSegments({ proxy: "", showSecrets });
     const seg = segments.find((s) => s.name === name);
     if (!seg) throw new CliError(`segment "${name}" not found`);
     const [{ proxies }, report] = await Promise.all([api.listProxies(), latestStats(api, seg.proxy)]);
     const proxy = proxies.find((p) => p.nodeId === seg.proxy);
-    const counters = report ? parseProxyStats(report) : undefined;
+    const counters = report;
     if (ctx.output !== "table") {
       ctx.io.out(render({ segment: toManifest(seg), proxy: proxy ?? null, stats: counters?.segments.find((s) => s.name === seg.name) ?? null, statsAtMs: counters?.atMs ?? 0 }, ctx.output));
     } else ctx.io.out(describeSegment(seg, proxy, counters));
+    noteRedacted(ctx, [seg]);
     return 0;
   }
-  const [{ proxies }, { segments }, report] = await Promise.all([api.listProxies(), api.listSegments({ proxy: name }), latestStats(api, name)]);
+  const [{ proxies }, { segments }, report] = await Promise.all([api.listProxies(), api.listSegments({ proxy: name, showSecrets }), latestStats(api, name)]);
   const proxy = proxies.find((p) => p.nodeId === name);
   if (!proxy) throw new CliError(`proxy "${name}" not found${segments.length ? ` (${segments.length} segment(s) wait for it: ${segments.map((s) => s.name).join(", ")})` : ""}`);
   const mine = segments.filter((s) => s.proxy === name).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const counters = report ? parseProxyStats(report) : undefined;
+  const counters = report;
   if (ctx.output !== "table") ctx.io.out(render({ proxy, segments: mine.map(toManifest), stats: counters ?? null }, ctx.output));
   else ctx.io.out(describeProxy(proxy, mine, counters));
+  if (ctx.output !== "table") noteRedacted(ctx, mine);
   return 0;
 }

@@ -31,6 +31,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "dry-run", boolean: true, commands: ["apply"], help: "check with the server, change nothing" },
   { name: "ignore-not-found", boolean: true, commands: ["delete"], help: "a name that does not exist is not an error" },
   { name: "proxy", value: "NODE", commands: ["get", "top"], help: "only this proxy's segments" },
+  { name: "show-secrets", boolean: true, commands: ["get", "describe"], help: "print keys and other secret-looking config values (hidden as <redacted> by default)" },
   { name: "once", boolean: true, commands: ["top"], help: "print one sample (after two polls) and exit" },
   { name: "interval", value: "SECONDS", commands: ["top"], help: "between samples (default 1)" },
 ];

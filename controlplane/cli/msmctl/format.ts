@@ -2,13 +2,15 @@
 // yaml forms of whole objects.
 import { stringify as toYaml } from "yaml";
 import type { Endpoint } from "../../api/proto.js";
+import { escapeSerialized, hasRawUnsafe, printable } from "../../security/terminal.js";
 
 export type OutputFormat = "table" | "json" | "yaml";
 
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ["table", "json", "yaml"];
 
-/** Columns padded to their widest cell, three spaces apart, no trailing blanks. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Columns padded to their widest cell, three spaces apart, no trailing blanks; cells made printable. */
+export function table(headers: readonly string[], unsafeRows: readonly (readonly string[])[]): string {
+  const rows = unsafeRows.map((r) => r.map((cell) => printable(cell)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -18,9 +20,12 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [line(headers), ...rows.map(line)].join("\n") + "\n";
 }
 
-/** A document in the chosen machine-readable form. */
+/** A document in the chosen machine-readable form; characters that could drive a terminal are escaped. */
 export function render(value: unknown, format: "json" | "yaml"): string {
-  return format === "json" ? JSON.stringify(value, null, 2) + "\n" : toYaml(value, { lineWidth: 0 });
+  const json = JSON.stringify(value, null, 2);
+  if (format === "json") return escapeSerialized(json) + "\n";
+  const quoteAll = hasRawUnsafe(json) ? { defaultStringType: "QUOTE_DOUBLE", defaultKeyType: "QUOTE_DOUBLE" } as const : {};
+  return escapeSerialized(toYaml(value, { lineWidth: 0, ...quoteAll }));
 }
 
 /** kubectl's short ages: 45s, 12m, 5h, 3d ("-" for an unknown time). */
@@ -76,12 +81,15 @@ export function listCell(items: readonly string[], max = 2): string {
   return `${items.slice(0, max).join(",")} +${items.length - max} more`;
 }
 
-/** "label:   value" lines with the values aligned, for describe. Continuation lines keep the indent. */
+/**
+ * "label:   value" lines with the values aligned, for describe. Continuation lines keep the
+ * indent (so a value's own newlines cannot forge a label); values are made printable.
+ */
 export function fields(rows: readonly (readonly [string, string])[], indent = ""): string {
   const width = Math.max(...rows.map(([k]) => k.length + 1));
   return rows
     .map(([k, v]) => {
-      const [first, ...more] = v.split("\n");
+      const [first, ...more] = printable(v, { keepNewlines: true }).split("\n");
       const pad = " ".repeat(width + 2);
       return [`${indent}${`${k}:`.padEnd(width)}  ${first}`.trimEnd(), ...more.map((m) => `${indent}${pad}${m}`.trimEnd())].join("\n");
     })

@@ -2,7 +2,8 @@
 import type { FilterRef, ProxyStatus, Segment } from "../../api/proto.js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
-import { flag } from "./flags.js";
+import { flag, flagSet } from "./flags.js";
+import { REDACTED } from "../../security/secrets.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
 import { API_VERSION, toManifest } from "./manifest.js";
 import { resourceAndNames, SINGULAR } from "./resources.js";
@@ -29,7 +30,7 @@ export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now()): st
     p.connected ? "yes" : "no",
     p.server || "-",
     String(p.desiredVersion),
-    String(p.ackedVersion),
+    p.notRunning.length > 0 ? `${p.ackedVersion} (${p.notRunning.length} not running)` : String(p.ackedVersion),
     p.nackedVersion ? `${p.nackedVersion}${p.nackError ? `: ${truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
     age(p.lastSeenMs, now),
   ]);
@@ -75,9 +76,10 @@ export async function getCommand(ctx: Context): Promise<number> {
   if (proxyFilter !== undefined && resource !== "segments") throw new CliError("--proxy applies to get segments");
   switch (resource) {
     case "segments": {
-      const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "" });
+      const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
       const chosen = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n, SINGULAR.segments);
       print(ctx, SEGMENT_HEADERS, segmentRows(chosen), chosen.map(toManifest), single, "segments");
+      noteRedacted(ctx, chosen);
       return 0;
     }
     case "proxies": {
@@ -93,6 +95,13 @@ export async function getCommand(ctx: Context): Promise<number> {
       print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters");
       return 0;
     }
+  }
+}
+
+/** Says on stderr when secret values were hidden (a backup made with -o yaml needs them). */
+export function noteRedacted(ctx: Context, segments: readonly Segment[]): void {
+  if (segments.some((s) => s.chain.some((st) => st.configJson.includes(JSON.stringify(REDACTED))))) {
+    ctx.io.err(`msmctl: secret-looking config values are shown as ${REDACTED}; --show-secrets prints them (apply refuses the placeholder)\n`);
   }
 }
 

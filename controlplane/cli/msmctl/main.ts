@@ -7,6 +7,7 @@ import { filterCommand } from "./filter.js";
 import { checkFlagsFor, flagHelp, flagSet, parseArgs, UsageError, type ParsedArgs } from "./flags.js";
 import { getCommand } from "./get.js";
 import { ManifestError } from "./manifest.js";
+import { printable } from "../../security/terminal.js";
 import { topCommand } from "./top.js";
 
 interface Command {
@@ -95,11 +96,12 @@ function fail(io: Io, err: unknown, command: string | undefined): number {
     return 2;
   }
   if (err instanceof ManifestError) {
-    io.err(err.problems.map((p) => `msmctl: ${p}\n`).join(""));
+    io.err(err.problems.map((p) => `msmctl: ${printable(p)}\n`).join(""));
     return 1;
   }
   if (err instanceof CliError) {
-    io.err(err.message.split("\n").map((l) => `msmctl: ${l}\n`).join(""));
+    // the server's words, and through it a proxy's: printed, never interpreted by the terminal
+    io.err(err.message.split("\n").map((l) => `msmctl: ${printable(l)}\n`).join(""));
     return 1;
   }
   io.err(`msmctl: ${(err as Error)?.stack ?? String(err)}\n`);

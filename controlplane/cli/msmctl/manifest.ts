@@ -17,6 +17,9 @@ export class ManifestError extends Error {
   }
 }
 
+/** Alias expansions a document may make (the yaml library's default): a segment needs none. */
+const MAX_ALIAS_COUNT = 100;
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const FILTER_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 const FILTER_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
@@ -155,7 +158,17 @@ export function parseManifests(text: string, source: string): LoadedManifests {
       for (const e of doc.errors) problems.push(`${where}: not valid YAML or JSON: ${e.message.split(":\n")[0]}`);
       return;
     }
-    const value: unknown = doc.toJS();
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err;
+      // the yaml library's guard against "billion laughs" documents (aliases of aliases), or an alias without its anchor
+      problems.push(/alias count/i.test(err.message)
+        ? `${where}: refused: its aliases (*name) would expand it too far (${err.message}); write the values out, or use fewer aliases`
+        : `${where}: not valid YAML: ${err.message}`);
+      return;
+    }
     if (value === null || value === undefined) return;
     const { objects, problem } = objectsOf(value);
     if (problem) problems.push(`${where}: ${problem}`);

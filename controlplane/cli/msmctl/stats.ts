@@ -1,7 +1,9 @@
-// A proxy's stats as msmctl reads them: stats_json is the runtime's ProxySnapshot (counters that
-// only grow), and rates come from two snapshots of it.
+// A proxy's stats as msmctl reads them: GetStats gives pages of each proxy's latest report, each
+// page's stats_json a ProxySnapshot (runtime/) with that page's segments (counters that only
+// grow); the pages of a proxy are merged, and rates come from two reports of each segment.
 import type { ProxyStats } from "../../api/proto.js";
 import type { ProxySnapshot } from "../../../runtime/index.js";
+import type { StatsTruncation } from "../../api/stats-pages.js";
 
 export interface StageCounters {
   filter: string;
@@ -24,6 +26,10 @@ export interface SegmentCounters {
   dropsTotal: number;
   drops: Record<string, number>;
   stages: StageCounters[];
+  /** When the page holding this segment arrived. */
+  atMs: number;
+  /** Set when the proxy left this segment's counters out (they did not fit a page). */
+  note?: string;
 }
 
 export interface ProxyCounters {
@@ -33,6 +39,8 @@ export interface ProxyCounters {
   watchdogRestarts: number;
   /** Set when stats_json could not be read; segments is then empty. */
   error?: string;
+  /** Set when the report is incomplete: segments left out by the proxy, or pages missing. */
+  note?: string;
 }
 
 function num(v: unknown): number {
@@ -47,9 +55,16 @@ function counts(v: unknown): Record<string, number> {
 
 type Loose<T> = { [K in keyof T]?: unknown };
 
+/** What a page says about segments the proxy left out of its report. */
+function truncation(snap: { truncated?: unknown }): string | undefined {
+  const t = snap.truncated as Partial<StatsTruncation> | undefined;
+  if (typeof t !== "object" || t === null) return undefined;
+  return `the proxy reported ${num(t.segmentsReported)} of its ${num(t.segmentsTotal)} segments (${String(t.reason ?? "its report was cut")})`;
+}
+
 /** Reads one proxy's report. Tolerates missing fields (a newer or older proxy): they count 0. */
 export function parseProxyStats(p: ProxyStats): ProxyCounters {
-  let snap: Loose<ProxySnapshot>;
+  let snap: Loose<ProxySnapshot> & { truncated?: unknown };
   try {
     snap = JSON.parse(p.statsJson || "{}") as Loose<ProxySnapshot>;
   } catch (err) {
@@ -60,7 +75,10 @@ export function parseProxyStats(p: ProxyStats): ProxyCounters {
     nodeId: p.nodeId,
     atMs: p.atMs,
     watchdogRestarts: num(snap.watchdogRestarts),
+    ...(truncation(snap) ? { note: truncation(snap) } : {}),
     segments: segs.map((s) => ({
+      atMs: p.atMs,
+      ...(typeof (s as { truncated?: unknown }).truncated === "string" ? { note: `counters left out: ${(s as { truncated: string }).truncated}` } : {}),
       name: String(s.name ?? "?"),
       packetsIn: num(s.packetsIn),
       packetsOut: num(s.packetsOut),
@@ -94,29 +112,64 @@ export interface SegmentRates {
   bytesOutPerSec?: number;
 }
 
+/**
+ * Each proxy's report from its pages, as GetStats gives them (in order, a proxy's pages together):
+ * the segments of every page, the newest of each name (a page left over from a longer report may
+ * repeat a segment), and a note when pages are missing.
+ */
+export function mergeStatsPages(pages: readonly ProxyStats[]): ProxyCounters[] {
+  const byNode = new Map<string, ProxyStats[]>();
+  for (const p of pages) {
+    let list = byNode.get(p.nodeId);
+    if (!list) byNode.set(p.nodeId, (list = []));
+    list.push(p);
+  }
+  return [...byNode.values()].map((list) => {
+    const parsed = list.map(parseProxyStats);
+    const readable = parsed.filter((c) => !c.error);
+    const newest = readable.reduce<ProxyCounters | undefined>((a, c) => (!a || c.atMs > a.atMs ? c : a), undefined);
+    if (!newest) return parsed[0]!;
+    const segments = new Map<string, SegmentCounters>();
+    for (const c of readable) for (const s of c.segments) if ((segments.get(s.name)?.atMs ?? -1) < s.atMs) segments.set(s.name, s);
+    const expected = Math.max(...list.map((p) => Math.max(1, p.pages)));
+    const got = new Set(list.map((p) => p.page)).size;
+    const notes = [
+      newest.note,
+      got < expected ? `${got} of ${expected} pages of its report were read` : undefined,
+      readable.length < parsed.length ? `${parsed.length - readable.length} page(s) unreadable: ${parsed.find((c) => c.error)!.error}` : undefined,
+    ].filter((n): n is string => n !== undefined);
+    return {
+      nodeId: newest.nodeId,
+      atMs: newest.atMs,
+      watchdogRestarts: newest.watchdogRestarts,
+      segments: [...segments.values()],
+      ...(notes.length > 0 ? { note: notes.join("; ") } : {}),
+    };
+  });
+}
+
 /** Growth per second; a counter that went back (a restarted proxy) counts from zero. */
 function perSecond(now: number, before: number, seconds: number): number {
   const delta = now >= before ? now - before : now;
   return delta / seconds;
 }
 
-/**
- * Rates of each segment in `now` against `before` (the same proxy, an earlier report). A segment
- * that is new in `now`, or a pair of reports with the same time, has no rates yet.
- */
+/** Rates of one segment against an earlier report of it; none without one, or with the same time. */
+export function segmentRate(proxy: string, prev: SegmentCounters | undefined, s: SegmentCounters): SegmentRates {
+  const seconds = prev ? (s.atMs - prev.atMs) / 1000 : 0;
+  if (!prev || seconds <= 0) return { proxy, segment: s.name };
+  return {
+    proxy,
+    segment: s.name,
+    packetsInPerSec: perSecond(s.packetsIn, prev.packetsIn, seconds),
+    packetsOutPerSec: perSecond(s.packetsOut, prev.packetsOut, seconds),
+    dropsPerSec: perSecond(s.dropsTotal, prev.dropsTotal, seconds),
+    bytesInPerSec: perSecond(s.bytesIn, prev.bytesIn, seconds),
+    bytesOutPerSec: perSecond(s.bytesOut, prev.bytesOut, seconds),
+  };
+}
+
+/** Rates of each segment in `now` against `before` (the same proxy, an earlier report). */
 export function segmentRates(before: ProxyCounters | undefined, now: ProxyCounters): SegmentRates[] {
-  const seconds = before ? (now.atMs - before.atMs) / 1000 : 0;
-  return now.segments.map((s) => {
-    const prev = before?.segments.find((p) => p.name === s.name);
-    if (!prev || seconds <= 0) return { proxy: now.nodeId, segment: s.name };
-    return {
-      proxy: now.nodeId,
-      segment: s.name,
-      packetsInPerSec: perSecond(s.packetsIn, prev.packetsIn, seconds),
-      packetsOutPerSec: perSecond(s.packetsOut, prev.packetsOut, seconds),
-      dropsPerSec: perSecond(s.dropsTotal, prev.dropsTotal, seconds),
-      bytesInPerSec: perSecond(s.bytesIn, prev.bytesIn, seconds),
-      bytesOutPerSec: perSecond(s.bytesOut, prev.bytesOut, seconds),
-    };
-  });
+  return now.segments.map((s) => segmentRate(now.nodeId, before?.segments.find((p) => p.name === s.name), s));
 }

@@ -5,8 +5,9 @@ import type { Context } from "./context.js";
 import { CliError } from "./client.js";
 import { flag, flagSet, secondsFlag, UsageError } from "./flags.js";
 import { bytes, rate, render, table } from "./format.js";
+import { escapeSerialized, printable } from "../../security/terminal.js";
 import { resourceOf } from "./resources.js";
-import { parseProxyStats, segmentRates, type ProxyCounters, type SegmentRates } from "./stats.js";
+import { mergeStatsPages, segmentRate, type ProxyCounters, type SegmentCounters, type SegmentRates } from "./stats.js";
 
 export const TOP_HEADERS = ["PROXY", "SEGMENT", "PKTS-IN/S", "PKTS-OUT/S", "DROPS/S", "BYTES-IN/S", "BYTES-OUT/S"];
 
@@ -17,33 +18,41 @@ export function topRows(rates: readonly SegmentRates[]): string[][] {
     .map((r) => [r.proxy, r.segment, rate(r.packetsInPerSec), rate(r.packetsOutPerSec), rate(r.dropsPerSec), b(r.bytesInPerSec), b(r.bytesOutPerSec)]);
 }
 
-/** Tracks, per proxy, its newest report and the one before it with an earlier time. */
+/**
+ * Tracks, per segment of each proxy, its newest counters and the ones before them with an earlier
+ * time (a proxy's pages may arrive at different times, so each segment keeps its own).
+ */
 export class RateTracker {
-  private readonly latest = new Map<string, ProxyCounters>();
-  private readonly previous = new Map<string, ProxyCounters>();
+  private readonly latest = new Map<string, { proxy: string; counters: SegmentCounters }>();
+  private readonly previous = new Map<string, SegmentCounters>();
 
-  /** Takes one poll's reports; returns true when every proxy in it now has two reports to compare. */
+  /** Takes one poll's reports; returns true when every segment in it now has two reports to compare. */
   update(reports: readonly ProxyCounters[]): boolean {
     let complete = reports.length > 0;
+    const seen = new Set<string>();
     for (const r of reports) {
-      const last = this.latest.get(r.nodeId);
-      if (!last || r.atMs > last.atMs) {
-        if (last) this.previous.set(r.nodeId, last);
-        this.latest.set(r.nodeId, r);
+      for (const s of r.segments) {
+        const key = `${r.nodeId}\0${s.name}`;
+        seen.add(key);
+        const last = this.latest.get(key);
+        if (!last || s.atMs > last.counters.atMs) {
+          if (last) this.previous.set(key, last.counters);
+          this.latest.set(key, { proxy: r.nodeId, counters: s });
+        }
+        if (!this.previous.has(key)) complete = false;
       }
-      if (!this.previous.has(r.nodeId)) complete = false;
     }
-    for (const node of [...this.latest.keys()]) {
-      if (!reports.some((r) => r.nodeId === node)) {
-        this.latest.delete(node);
-        this.previous.delete(node);
+    for (const key of [...this.latest.keys()]) {
+      if (!seen.has(key)) {
+        this.latest.delete(key);
+        this.previous.delete(key);
       }
     }
     return complete;
   }
 
   rates(): SegmentRates[] {
-    return [...this.latest.values()].flatMap((now) => segmentRates(this.previous.get(now.nodeId), now));
+    return [...this.latest].map(([key, { proxy, counters }]) => segmentRate(proxy, this.previous.get(key), counters));
   }
 }
 
@@ -58,7 +67,13 @@ export async function topCommand(ctx: Context): Promise<number> {
   const proxy = flag(ctx.args, "proxy") ?? "";
   const intervalMs = secondsFlag(ctx.args, "interval", 1, 0.1, 3600);
   const api = ctx.api();
-  const poll = async (): Promise<ProxyCounters[]> => (await api.getStats({ proxy })).proxies.map(parseProxyStats);
+  let notes: string[] = [];
+  const poll = async (): Promise<ProxyCounters[]> => {
+    const { proxies, incomplete } = await api.getStats({ proxy });
+    const reports = mergeStatsPages(proxies);
+    notes = [...(incomplete ? [incomplete] : []), ...reports.filter((r) => r.note || r.error).map((r) => `${r.nodeId}: ${r.note ?? r.error}`)];
+    return reports;
+  };
   const tracker = new RateTracker();
 
   if (flagSet(ctx.args, "once")) {
@@ -73,8 +88,8 @@ export async function topCommand(ctx: Context): Promise<number> {
     }
     const rates = tracker.rates();
     if (rates.length === 0) throw new CliError(`no stats yet: no proxy${proxy ? ` named ${proxy}` : ""} has reported segments to ${api.server} (see msmctl get proxies)`);
-    if (ctx.output !== "table") ctx.io.out(render({ segments: rates }, ctx.output));
-    else ctx.io.out(table(TOP_HEADERS, topRows(rates)));
+    if (ctx.output !== "table") ctx.io.out(render({ segments: rates, ...(notes.length > 0 ? { notes } : {}) }, ctx.output));
+    else ctx.io.out(table(TOP_HEADERS, topRows(rates)) + notes.map((n) => `note: ${printable(n)}\n`).join(""));
     return 0;
   }
 
@@ -95,10 +110,10 @@ export async function topCommand(ctx: Context): Promise<number> {
     }
     const rates = tracker.rates();
     if (ctx.output !== "table") {
-      ctx.io.out(JSON.stringify({ atMs: Date.now(), segments: rates, ...(note ? { error: note } : {}) }) + "\n");
+      ctx.io.out(escapeSerialized(JSON.stringify({ atMs: Date.now(), segments: rates, ...(note ? { error: note } : {}), ...(notes.length > 0 ? { notes } : {}) })) + "\n");
     } else {
-      const head = `msmctl top segments: ${api.server}, every ${intervalMs / 1000} s, Ctrl-C to stop${note ? `\n${note}` : ""}\n\n`;
-      const body = rates.length ? table(TOP_HEADERS, topRows(rates)) : "no stats yet: no proxy has reported segments\n";
+      const head = `msmctl top segments: ${api.server}, every ${intervalMs / 1000} s, Ctrl-C to stop${note ? `\n${printable(note)}` : ""}\n\n`;
+      const body = (rates.length ? table(TOP_HEADERS, topRows(rates)) : "no stats yet: no proxy has reported segments\n") + notes.map((n) => `note: ${printable(n)}\n`).join("");
       ctx.io.out(ctx.io.isTty ? `\x1b[H\x1b[2J${head}${body}` : `${head}${body}\n`);
     }
     await sleep(intervalMs, stop);
