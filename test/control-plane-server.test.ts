@@ -250,7 +250,11 @@ test("ApplySegments: a port clash is found whatever the address spelling (0.0.0.
   await refused(apply(adminA, [seg("w1", "node-w", 25000, { listen: at("0.0.0.0", 25000) as Endpoint }), seg("w2", "node-w", 25000)]), status.INVALID_ARGUMENT,
     /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/);
   // one IPv6 address, two spellings
-  await refused(apply(adminA, [seg("w1", "node-w", 25010, { listen: at("::1", 25010) as Endpoint }), seg("w2", "node-w", 25010, { listen: at("0:0:0:0:0:0:0:1", 25010) as Endpoint })]), status.INVALID_ARGUMENT,
+  const v6 = [{ address: "::1", port: 26010, rtcpPort: 0 }];
+  await refused(apply(adminA, [
+    seg("w1", "node-w", 25010, { listen: at("::1", 25010) as Endpoint, destinations: v6 }),
+    seg("w2", "node-w", 25010, { listen: at("0:0:0:0:0:0:0:1", 25010) as Endpoint, destinations: v6 }),
+  ]), status.INVALID_ARGUMENT,
     /^segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/);
   // against a stored segment, through the other replica: its RTCP port (P + 1) too
   await apply(adminA, [seg("w1", "node-w", 25020, { listen: at("127.0.0.1", 25020) as Endpoint })]);

@@ -11,7 +11,8 @@ import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
-import { deliveryProblem, DropWatch, settled } from "./lib/kernel-drops.js";
+import { DeliveryWatch } from "./lib/delivery.js";
+import { settled } from "./lib/kernel-drops.js";
 
 const test = suite("filter failures in every call", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
@@ -252,7 +253,7 @@ for (const checkpoints of [true, false]) {
       loop[12] = 0xad;
       tx.send(loop, pb, LO);
       await waitFor(() => events.some((e) => e.type === "worker-restarted" && e.worker === 0), 5000, "worker 0 to restart");
-      const watch = new DropWatch([pe, pd, sink.port]);
+      const watch = await DeliveryWatch.start(() => proxy, "decrypt", [pe, pd, sink.port], ["srtp_auth_failed"]);
       for (let i = 1000; i < 1500; i += 50) {
         for (let k = i; k < i + 50; k++) tx.send(packet(k), pe, LO);
         await sleep(5);
@@ -263,9 +264,9 @@ for (const checkpoints of [true, false]) {
       const refused = (await decrypt()).drops.srtp_auth_failed ?? 0;
       if (checkpoints) {
         assert.is(refused, 0, "no packet failed authentication");
-        assert.is(await deliveryProblem(sink, 500, 1000, watch), null);
+        await watch.expectDelivered(sink, 500, 1000);
       } else {
-        const arrived = 500 - watch.since().total;
+        const arrived = 500 - (await watch.expectDelivered(sink, 500, 1000).then((d) => d.kernel.total, () => 0));
         assert.ok(refused >= arrived * 0.8, `the receiver refused the stream protected with ROC 0 (${refused} auth failures of ${arrived})`);
       }
     } finally {

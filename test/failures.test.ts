@@ -7,7 +7,7 @@ import { suite } from "./lib/suite.js";
 import { fixture, filterWasm } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
-import { deliveryProblem, DropWatch } from "./lib/kernel-drops.js";
+import { DeliveryWatch } from "./lib/delivery.js";
 
 const test = suite("filter failures in a running proxy", { timeoutMs: 60_000 });
 
@@ -34,7 +34,7 @@ async function twoSegments(mode: "open" | "closed", extra: Partial<ProxyConfigIn
   };
   const t = await startProxy(input);
   const tx = await bindUdp();
-  const watch = new DropWatch([pb, sb.port]); // the good segment's listen socket and sink
+  const watch = await DeliveryWatch.start(() => t.proxy, "good", [pb, sb.port]); // the good segment's listen socket and sink
   const cleanup = async (): Promise<void> => {
     tx.close(); sa.close(); sb.close();
     await t.proxy.close();
@@ -54,7 +54,7 @@ test("a trap: fail-open passes the stream on, the filter restarts, the other wor
         tx.send(command(0, 0xde), pa, "127.0.0.1");
       } else tx.send(indexedRtp(badSent++), pa, "127.0.0.1");
     });
-    assert.is(await deliveryProblem(sb, n, 0, watch), null, "the good segment's stream: every loss the kernel's");
+    await watch.expectDelivered(sb, n); // the good segment's stream: every loss the kernel's
     await waitFor(() => events.some((e) => e.type === "restarted" && e.filter === "misbehave"), 3000, "a restart");
     const bad = await segmentStats(proxy, "bad");
     assert.ok(bad.stages[0]!.failures >= 1, "the failure was counted");
@@ -103,7 +103,7 @@ test("an endless loop: the watchdog restarts that worker; the other worker's str
         tx.send(command(sent, 0xad), pa, "127.0.0.1");
       }
     });
-    assert.is(await deliveryProblem(sb, n, 0, watch), null, "the good segment's stream: every loss the kernel's");
+    await watch.expectDelivered(sb, n); // the good segment's stream: every loss the kernel's
     const wd = events.find((e) => e.type === "watchdog");
     assert.ok(wd, "the watchdog fired");
     assert.equal(wd!.type === "watchdog" && [wd.filter, wd.segments], ["misbehave", ["bad"]]);
@@ -143,7 +143,7 @@ test("wrong ABI, digest mismatch, rejected config: refused with the reason, the 
       }
     }
     for (let k = 0; k < 50; k++) tx.send(indexedRtp(i++), pb, "127.0.0.1");
-    assert.is(await deliveryProblem(sb, i, 0, watch), null, "the stream across refused applies: every loss the kernel's");
+    await watch.expectDelivered(sb, i); // the stream across refused applies: every loss the kernel's
     const good = await segmentStats(proxy, "good");
     assert.is(good.stages[0]!.filter, "counter");
     assert.is(good.stages[0]!.digest, counterDigest);

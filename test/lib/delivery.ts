@@ -18,7 +18,7 @@ async function segmentDrops(proxy: Proxy, segment: string): Promise<Record<strin
 export interface Delivery {
   /** Packets the kernel dropped per watched port, since the watch began. */
   readonly kernel: { total: number; byPort: Record<number, number> };
-  /** Packets the proxy dropped for load reasons since the watch began. */
+  /** Packets the proxy dropped for load reasons (or others the test accepts) since the watch began. */
   readonly proxyLoadDrops: number;
   readonly missing: number;
 }
@@ -30,12 +30,16 @@ export class DeliveryWatch {
     private readonly segment: string,
     private readonly kernel: DropWatch,
     private readonly before: Record<string, number>,
+    private readonly accepted: ReadonlySet<string>,
   ) {}
 
-  /** `proxy` is read when needed (an agent's proxy exists only once a config runs). */
-  static async start(proxy: () => Proxy | null, segment: string, ports: readonly number[]): Promise<DeliveryWatch> {
+  /**
+   * `proxy` is read when needed (an agent's proxy exists only once a config runs). `accept` names
+   * more drop reasons the test accepts (a filter's consequence of kernel loss, say).
+   */
+  static async start(proxy: () => Proxy | null, segment: string, ports: readonly number[], accept: readonly string[] = []): Promise<DeliveryWatch> {
     const p = proxy();
-    return new DeliveryWatch(proxy, segment, new DropWatch(ports), p ? await segmentDrops(p, segment) : {});
+    return new DeliveryWatch(proxy, segment, new DropWatch(ports), p ? await segmentDrops(p, segment) : {}, new Set([...LOAD_REASONS, ...accept]));
   }
 
   /**
@@ -61,7 +65,7 @@ export class DeliveryWatch {
     for (const [reason, count] of Object.entries(after)) {
       const delta = count - (this.before[reason] ?? 0);
       if (delta <= 0) continue;
-      if (LOAD_REASONS.has(reason)) proxyLoadDrops += delta;
+      if (this.accepted.has(reason)) proxyLoadDrops += delta;
       else otherDrops.push(`${reason} ${delta}`);
     }
     const unexplained = unexplainedLoss({ sent: n, received: n - missing, proxyDrops: proxyLoadDrops, kernel: this.kernel, duplicates });

@@ -76,22 +76,3 @@ export async function settled(count: () => number, quietMs = 300, timeoutMs = 10
     } else if (Date.now() - since >= quietMs) return;
   }
 }
-
-/**
- * For a test of a stream of `n` keyed packets (a Sink's tally): waits until the sink settles, then
- * returns null when nothing is duplicated and every missing packet is explained by the kernel's
- * drops on the watched sockets and the drops the proxy counted for reasons the test accepts
- * (`proxyDrops()`, read once the sink settled), else a message that says what is not.
- */
-export async function deliveryProblem(
-  sink: { received: number; tally(n: number, from?: number): { missing: number; duplicates: number } },
-  n: number, from: number, watch: DropWatch, proxyDrops: () => number | Promise<number> = () => 0,
-): Promise<string | null> {
-  await settled(() => sink.received);
-  const { missing, duplicates } = sink.tally(n, from);
-  const kernel = watch.since();
-  const proxy = await proxyDrops();
-  if (duplicates === 0 && missing <= kernel.total + proxy) return null;
-  return `${missing} of ${n} missing (the kernel dropped ${kernel.total}: ${JSON.stringify(kernel.byPort)}; ` +
-    `the proxy ${proxy} for accepted reasons), ${duplicates} duplicates`;
-}
