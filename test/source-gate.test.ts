@@ -96,9 +96,9 @@ const scenarios: { label: string; source?: SegmentInput["source"]; rtcpMux?: boo
     steps: [[A, "rtp", T, true, A], ["10.0.0.1:5001", "rtcp", T + 1, true, A], ["10.0.0.1:7777", "rtcp", T + 2, true, A], ["10.0.0.9:5001", "rtcp", T + 3, false, A]],
   },
   {
-    label: "strict without an allow list: no RTCP before the first RTP packet (it could be anyone's)",
+    label: "RTCP before the first RTP packet is admitted (FFmpeg's first report comes first); once a sender latches, only its address",
     source: { learnMs: 0 },
-    steps: [["10.0.0.9:5001", "rtcp", T, false, null], [A, "rtp", T + 1, true, A], ["10.0.0.1:5001", "rtcp", T + 2, true, A]],
+    steps: [["10.0.0.9:5001", "rtcp", T, true, null], [A, "rtp", T + 1, true, A], ["10.0.0.9:5001", "rtcp", T + 2, false, A], ["10.0.0.1:5001", "rtcp", T + 3, true, A]],
   },
   {
     label: "the sender's RTCP with source.rtcpPort: that port only",
@@ -131,6 +131,8 @@ unit("where feedback for the sender goes: RTP port + 1, the RTP port with rtcpMu
     ["rtcpMux", { rtcpMux: true }, [[A, "rtp", T, true, A]], "10.0.0.1:5000"],
     ["source.rtcpPort", { source: { address: "10.0.0.1", rtcpPort: 6001 } }, [[A, "rtp", T, true, A]], "10.0.0.1:6001"],
     ["learned from its RTCP", {}, [[A, "rtp", T, true, A], ["10.0.0.1:5555", "rtcp", T + 1, true, A]], "10.0.0.1:5555"],
+    ["RTCP from another host before the first RTP packet: the sender that latches takes feedback back", {},
+      [["10.0.0.9:5001", "rtcp", T, true, null], [A, "rtp", T + 1, true, A]], "10.0.0.1:5001"],
     ["learned once per sender (strict): another port of its address does not move it", {},
       [[A, "rtp", T, true, A], ["10.0.0.1:5555", "rtcp", T + 1, true, A], ["10.0.0.1:7777", "rtcp", T + 2, true, A]], "10.0.0.1:5555"],
     ["re-learned from every RTCP when not strict", { source: { strict: false } },

@@ -56,10 +56,10 @@ export class SourceGate {
     if (this.allowAddress !== null && address !== this.allowAddress) return false;
     if (rtcp) {
       if (s.rtcpPort !== undefined && port !== s.rtcpPort) return false;
-      // strict: only the sender's address (the allowed one, checked above, or the latched one:
-      // without an allow list, no RTCP before the first RTP packet, since it could not be told
-      // from anyone's); feedback's target is learned once per sender
-      if (s.strict && this.allowAddress === null && (this.rtp === null || address !== this.rtp.address)) return false;
+      // strict: only the latched sender's address. Before its first RTP packet RTCP is admitted
+      // (FFmpeg sends its first sender report before its first RTP packet); the sender that then
+      // latches points feedback at itself again. Feedback's target is learned once per sender.
+      if (s.strict && this.rtp !== null && address !== this.rtp.address) return false;
       if (!s.strict || !this.rtcpLearned) {
         this.rtcp = { address, port };
         this.rtcpLearned = true;
