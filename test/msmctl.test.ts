@@ -18,6 +18,7 @@ import { parseArgs } from "../controlplane/cli/msmctl/flags.js";
 import { age, bytes, table } from "../controlplane/cli/msmctl/format.js";
 import { ManifestError, parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
 import { mergeStatsPages, parseProxyStats, segmentRates } from "../controlplane/cli/msmctl/stats.js";
+import { mixedReports } from "../controlplane/cli/msmctl/client.js";
 import { configState, describeProxy } from "../controlplane/cli/msmctl/describe.js";
 import { proxyRows } from "../controlplane/cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
@@ -238,6 +239,9 @@ local("stats pages: a large report in pages of at most 256 KiB, merged back whol
   const older = asStats(pageStats(report(3)), 500).map((p) => ({ ...p, page: 1, pages: 2 }));
   const [newest] = mergeStatsPages([...asStats(pageStats(report(3)), 900), ...older]);
   assert.equal(newest!.segments.map((x) => [x.name, x.atMs]), [["s0", 900], ["s1", 900], ["s2", 900]]);
+  // pages read while a report was written mix two reports (told apart by their time): such a proxy is read again
+  assert.equal(mixedReports([...asStats(pages, 1000), ...asStats(pageStats(report(3)), 1000).map((p) => ({ ...p, nodeId: "m" }))]), []);
+  assert.equal(mixedReports([...asStats(pages, 1000).slice(0, 2), ...asStats(pages, 2000).slice(2)]), ["n"]);
 });
 
 local("a version that runs without some segments is shown as such, not as refused nor as whole", () => {

@@ -105,6 +105,8 @@ class ProxySession {
   /** The newest page of each number since the last write, and the page count of the newest report. */
   private readonly pendingStats = new Map<number, StatsPage>();
   private pendingPages = 1;
+  /** When the first page of the report being received came (every page of it is stored with this time). */
+  private reportAtMs = 0;
   /** Pages the store holds for this node (undefined until the first write finds out). */
   private storedPages: number | undefined;
   /** The next write of stats may start then: at most every statsIntervalMs, and STATS_BYTES_PER_SEC. */
@@ -196,7 +198,10 @@ class ProxySession {
         } catch {
           return this.logOnce(`proxy ${this.nodeId}: a stats page that is not JSON was dropped`);
         }
-        this.pendingStats.set(page, { atMs: now, json });
+        // every page of one report carries the time its first page came: a reader tells a whole
+        // report from pages of two (written page by page) by that time (msmctl re-reads those)
+        if (page === 0 || this.reportAtMs === 0) this.reportAtMs = now;
+        this.pendingStats.set(page, { atMs: this.reportAtMs, json });
         this.pendingPages = pages;
         this.scheduleStats();
         return;

@@ -70,6 +70,20 @@ function isServiceError(err: unknown): err is ServiceError {
 }
 
 /** One line for a failed call: what happened, with the server's own words when it gave any. */
+/** Proxies whose pages, as read, belong to more than one report (their times differ). */
+export function mixedReports(pages: readonly ProxyStats[]): string[] {
+  const times = new Map<string, Set<number>>();
+  for (const p of pages) {
+    let set = times.get(p.nodeId);
+    if (!set) times.set(p.nodeId, (set = new Set()));
+    set.add(p.atMs);
+  }
+  return [...times].filter(([, set]) => set.size > 1).map(([node]) => node);
+}
+
+/** How often a proxy whose pages mixed two reports is read again. */
+const MIXED_REREADS = 5;
+
 export function explainError(err: unknown, server: string, method: string, timeoutMs: number): string {
   if (!isServiceError(err)) return (err as Error)?.message ?? String(err);
   const details = err.details || "";
@@ -141,19 +155,35 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
     listSegments: (req) => call("ListSegments", req),
     listProxies: () => call("ListProxies", {}),
     getStats: async (req) => {
-      const proxies: ProxyStats[] = [];
-      let bytes = 0;
-      let pageToken = "";
-      do {
-        const res = await call<{ proxies: ProxyStats[]; nextPageToken: string }>("GetStats", { ...req, pageToken });
-        proxies.push(...res.proxies);
-        for (const p of res.proxies) bytes += p.statsJson.length;
-        pageToken = res.nextPageToken;
-        if (pageToken !== "" && bytes > MAX_STATS_BYTES) {
-          return { proxies, incomplete: `stopped reading stats after ${MAX_STATS_BYTES >> 20} MiB: give --proxy NODE to see one proxy's` };
+      const readAll = async (proxy: string): Promise<{ proxies: ProxyStats[]; incomplete?: string }> => {
+        const proxies: ProxyStats[] = [];
+        let bytes = 0;
+        let pageToken = "";
+        do {
+          const res = await call<{ proxies: ProxyStats[]; nextPageToken: string }>("GetStats", { proxy, pageToken });
+          proxies.push(...res.proxies);
+          for (const p of res.proxies) bytes += p.statsJson.length;
+          pageToken = res.nextPageToken;
+          if (pageToken !== "" && bytes > MAX_STATS_BYTES) {
+            return { proxies, incomplete: `stopped reading stats after ${MAX_STATS_BYTES >> 20} MiB: give --proxy NODE to see one proxy's` };
+          }
+        } while (pageToken !== "");
+        return { proxies };
+      };
+      const first = await readAll(req.proxy);
+      // a report is written page by page: pages read while one is written mix two reports, whose
+      // page boundaries differ, so a segment can be on neither page read. Read such a proxy again.
+      let proxies = first.proxies;
+      for (const node of mixedReports(proxies)) {
+        for (let attempt = 0; attempt < MIXED_REREADS; attempt++) {
+          await new Promise((r) => setTimeout(r, 100));
+          const again = (await readAll(node)).proxies.filter((p) => p.nodeId === node);
+          if (mixedReports(again).length > 0 && attempt < MIXED_REREADS - 1) continue;
+          proxies = [...proxies.filter((p) => p.nodeId !== node), ...again];
+          break;
         }
-      } while (pageToken !== "");
-      return { proxies };
+      }
+      return { proxies, ...(first.incomplete ? { incomplete: first.incomplete } : {}) };
     },
     pushFilter: (req) => call("PushFilter", req),
     listFilters: () => call("ListFilters", {}),
