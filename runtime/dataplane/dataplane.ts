@@ -5,7 +5,7 @@
 // removed segment, maybe on another worker, released in the commit).
 import { LogLevel, MAX_TIMERS_PER_CONTEXT } from "../../sdk/abi/constants.js";
 import { ChainRunner } from "../chain/chain-runner.js";
-import { ChainStage, FilterPool, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
+import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
 import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
@@ -71,6 +71,11 @@ interface Plan {
 }
 
 const checkpointKey = (segment: string, filter: string): string => `${segment}\0${filter}`;
+
+/** What the pool needs of a filter entry of the config. */
+function filterSpec(name: string, entry: FilterEntry): FilterSpec {
+  return { name, path: entry.path, sha256: entry.sha256, config: entry.config, maxMemoryPages: entry.maxMemoryPages, limits: entry.limits };
+}
 
 /** How long a removed segment's sockets wait for its last sends before they close anyway. */
 const CLOSE_WAIT_MS = 500;
@@ -301,7 +306,7 @@ export class DataPlane {
     for (const st of config.chain) {
       const entry = filters[st.filter];
       // a rebuilt .wasm at the same path is a new chain: compare what the file holds, not its name
-      digests.push(entry ? (await this.pool.module({ name: st.filter, path: entry.path, sha256: entry.sha256, maxMemoryPages: entry.maxMemoryPages })).digest : null);
+      digests.push(entry ? (await this.pool.module(filterSpec(st.filter, entry))).digest : null);
     }
     return JSON.stringify([config.chain, config.chain.map((s) => filters[s.filter] ?? null), digests, config.failure]);
   }
@@ -314,9 +319,7 @@ export class DataPlane {
       for (const [i, st] of config.chain.entries()) {
         const entry = filters[st.filter];
         if (!entry) throw new Error(`chain[${i}].filter: unknown filter '${st.filter}'`);
-        const slot = await this.pool.acquire({
-          name: st.filter, path: entry.path, sha256: entry.sha256, config: entry.config, maxMemoryPages: entry.maxMemoryPages, limits: entry.limits,
-        });
+        const slot = await this.pool.acquire(filterSpec(st.filter, entry));
         plan.acquired.push(slot);
         const state = states.get(checkpointKey(config.name, st.filter));
         stages.push(this.pool.attach(slot, this.nextContext++, st.config, config.failure, config.name, state));

@@ -63,9 +63,12 @@ export class SendTracker {
   /** The callback every send of this socket passes: one closure, made once. */
   readonly onSent: (err: Error | null) => void;
 
-  constructor(private readonly ring: EgressRing, private readonly maxPending = 16384) {
+  constructor(private readonly ring: EgressRing, private readonly maxPending = 16384, onFailure: () => void = () => {}) {
     this.onSent = (err) => {
-      if (err) this.failed++;
+      if (err) {
+        this.failed++;
+        onFailure();
+      }
       if (this.count === 0) return; // a callback for a send made before tracking (cannot happen)
       const at = this.queue[this.head]!;
       this.head = this.head + 1 === this.queue.length ? 0 : this.head + 1;

@@ -48,10 +48,12 @@ export class SegmentRuntime {
     this.config = config;
     this.gate = new SourceGate(config);
     this.pending = new PacketList(batchSize);
-    this.ingressRtpSends = new SendTracker(ring);
-    this.ingressRtcpSends = new SendTracker(ring);
-    this.egressRtpSends = new SendTracker(ring);
-    this.egressRtcpSends = new SendTracker(ring);
+    // a send the kernel refused after the fact (its callback's error) is a drop of this segment
+    const failed = (): void => this.stats.drops.add(DropReason.HostSendFailed);
+    this.ingressRtpSends = new SendTracker(ring, undefined, failed);
+    this.ingressRtcpSends = new SendTracker(ring, undefined, failed);
+    this.egressRtpSends = new SendTracker(ring, undefined, failed);
+    this.egressRtcpSends = new SendTracker(ring, undefined, failed);
     const mux = config.rtcpMux;
     sockets.ingressRtp.on("message", (msg, rinfo) => this.receive(msg, rinfo, mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0, true));
     sockets.ingressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Rtcp, true));
@@ -84,11 +86,6 @@ export class SegmentRuntime {
   /** Sends not yet completed on this segment's sockets. */
   get pendingSends(): number {
     return this.ingressRtpSends.count + this.ingressRtcpSends.count + this.egressRtpSends.count + this.egressRtcpSends.count;
-  }
-
-  /** Sends whose callback reported an error. */
-  get failedSends(): number {
-    return this.ingressRtpSends.failed + this.ingressRtcpSends.failed + this.egressRtpSends.failed + this.egressRtcpSends.failed;
   }
 
   /** Replaces what can change without new sockets: destinations, source policy, failure policy. */

@@ -4,7 +4,7 @@
 // the proxy's own drop counters for reasons a busy machine causes (a send the kernel refused, a
 // full egress queue). Any other loss, any proxy drop for another reason, any duplicate: a failure.
 import type { Proxy } from "../../runtime/index.js";
-import { DropWatch, unexplainedLoss } from "./kernel-drops.js";
+import { DropWatch, settled, unexplainedLoss } from "./kernel-drops.js";
 import type { Sink } from "./udp.js";
 
 /** Proxy drop reasons a busy machine causes; any other reason is a loss the test must see. */
@@ -47,15 +47,7 @@ export class DeliveryWatch {
    * `timeoutMs`), then throws naming whatever is unexplained. Returns the accounting.
    */
   async expectDelivered(sink: Sink, n: number, from = 0, timeoutMs = 15_000): Promise<Delivery> {
-    const until = Date.now() + timeoutMs;
-    let last = sink.tally(n, from).missing;
-    let quietSince = Date.now();
-    while (last > 0 && Date.now() < until && Date.now() - quietSince < 1000) {
-      await new Promise((r) => setTimeout(r, 50));
-      const now = sink.tally(n, from).missing;
-      if (now !== last) quietSince = Date.now();
-      last = now;
-    }
+    if (sink.tally(n, from).missing > 0) await settled(() => sink.received, 1000, timeoutMs);
     await new Promise((r) => setTimeout(r, 200)); // a late duplicate would show up here
     const { missing, duplicates } = sink.tally(n, from);
     const proxy = this.proxy();
