@@ -91,7 +91,7 @@ export function packetRow(template: Uint8Array, count: number): PacketRow {
   for (let k = 0; k < count; k++) {
     const p = Uint8Array.from(template);
     packets.push(p);
-    input.push(p, 0, p.length, 0, 0, 5004, 0);
+    input.push(p, 0, p.length, 0, 0, 5004, 0, 0);
   }
   return { packets, input };
 }

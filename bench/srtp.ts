@@ -253,7 +253,7 @@ function filterProtectAll(f: FilterSide, config: Record<string, unknown>, packet
   for (let i = 0; i < packets.length; i += batch) {
     const n = Math.min(batch, packets.length - i);
     input.clear();
-    for (let k = 0; k < n; k++) input.push(packets[i + k]!, 0, packets[i + k]!.length, 0, 0, 5004, 0);
+    for (let k = 0; k < n; k++) input.push(packets[i + k]!, 0, packets[i + k]!.length, 0, 0, 5004, 0, 0);
     f.bench.runBatch([stage], input, n, keep);
   }
   f.bench.detach(stage);
@@ -282,7 +282,7 @@ function filterUnprotectLoop(f: FilterSide, config: Record<string, unknown>, poo
   const iterations = Math.ceil(count / batch);
   const perPass = Math.floor(pool.length / batch);
   const input = new PacketList(batch);
-  for (let k = 0; k < batch; k++) input.push(pool[k]!, 0, pool[k]!.length, 0, 0, 5004, 0);
+  for (let k = 0; k < batch; k++) input.push(pool[k]!, 0, pool[k]!.length, 0, 0, 5004, 0, 0);
   let stage: ChainStage | null = null;
   let at = perPass; // start with a new context
   const out0 = f.bench.out;

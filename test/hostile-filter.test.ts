@@ -124,28 +124,32 @@ test("forged host reasons and codes out of the filter's range count as host_bad_
   });
 });
 
-test("unknown dests and port offsets above 16 are refused and counted; a destination index and a FEC offset still work", async () => {
-  const { base: d0, sinks: [s0, s0fec, s0far] } = await sinksAt([0, 2, 17], { keyOf: copyOrNot });
-  const { base: d1, sinks: [s1, s1fec, s1far] } = await sinksAt([0, 2, 17], { keyOf: copyOrNot });
+test("unknown dests and legs are refused and counted; a destination index and a FEC leg still work", async () => {
+  const { base: d0, sinks: [s0, s0fec, s0far] } = await sinksAt([0, 2, 4], { keyOf: copyOrNot });
+  const { base: d1, sinks: [s1, s1fec, s1far] } = await sinksAt([0, 2, 4], { keyOf: copyOrNot });
   const all = [s0!, s0fec!, s0far!, s1!, s1fec!, s1far!];
   const listen = await freePortPair();
   const { proxy } = await startProxy({
     filters: { hostile: { path: fixture("hostile") } },
     segments: [{ name: "dests", listen: { address: LO, port: listen },
-      destinations: [{ address: LO, port: d0 }, { address: LO, port: d1 }], chain: [{ filter: "hostile" }] }],
+      destinations: [{ address: LO, port: d0 }, { address: LO, port: d1 }],
+      legs: [{ name: "fec-column", portOffset: 2, receive: false }], chain: [{ filter: "hostile" }] }],
   });
   const tx = await bindUdp();
   await withProxy(proxy, [() => tx.close(), ...all.map((s) => () => s.close())], async () => {
     const n = 5;
-    const cases: { label: string; dest: number; aux: number; refused: "bad_descriptor" | "no_destination" | null; to: Sink | null }[] = [
-      { label: "destination 0", dest: 16, aux: 0, refused: null, to: s0! },
-      { label: "destination 1 at port + 2 (FEC)", dest: 17, aux: 2, refused: null, to: s1fec! },
-      ...Array.from({ length: 14 }, (_, k) => ({ label: `dest ${k + 2}`, dest: k + 2, aux: 0, refused: "bad_descriptor" as const, to: null })),
-      { label: "port offset 17", dest: 0, aux: 17, refused: "bad_descriptor", to: null },
-      { label: "port offset 2^32-1", dest: 16, aux: 0xffffffff, refused: "bad_descriptor", to: null },
-      { label: "destination 5 of 2", dest: 21, aux: 0, refused: "no_destination", to: null },
+    // `leg` is the raw descriptor byte the filter writes
+    const cases: { label: string; dest: number; leg: number; refused: "bad_descriptor" | "no_destination" | null; to: Sink | null }[] = [
+      { label: "destination 0", dest: 16, leg: 0, refused: null, to: s0! },
+      { label: "destination 1 on leg 1 (FEC column, port + 2)", dest: 17, leg: 1, refused: null, to: s1fec! },
+      ...Array.from({ length: 14 }, (_, k) => ({ label: `dest ${k + 2}`, dest: k + 2, leg: 0, refused: "bad_descriptor" as const, to: null })),
+      { label: "leg 8 (past MAX_LEGS)", dest: 0, leg: 8, refused: "bad_descriptor", to: null },
+      { label: "leg 255", dest: 16, leg: 0xff, refused: "bad_descriptor", to: null },
+      { label: "leg 2, which the segment lacks", dest: 0, leg: 2, refused: "no_destination", to: null },
+      { label: "leg 1 toward the sender", dest: 1, leg: 1, refused: "no_destination", to: null },
+      { label: "destination 5 of 2", dest: 21, leg: 0, refused: "no_destination", to: null },
     ];
-    const packets = cases.flatMap((c, k) => Array.from({ length: n }, (_, j) => command(k * n + j, Cmd.emit, c.dest, c.aux)));
+    const packets = cases.flatMap((c, k) => Array.from({ length: n }, (_, j) => command(k * n + j, Cmd.emit, c.dest, c.leg)));
     const kernel = new DropWatch([listen, d0, d1, d0 + 2, d1 + 2]);
     await sendInWindows(tx, listen, packets, async () => (await segmentStats(proxy, "dests")).packetsIn);
     const made = cases.filter((c) => c.to !== null).length * n;

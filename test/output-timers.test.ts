@@ -18,7 +18,7 @@ function rtcpApp(): Uint8Array {
 
 test("harness: held packets come back as outputs when the timer fires, not before", async () => {
   const h = await FilterHarness.load(fixture("delay"));
-  const ctx = h.createContext({ delayMs: 20, copyTo: 1, portOffset: 2 });
+  const ctx = h.createContext({ delayMs: 20, copyTo: 1, leg: 1 });
   const packets = [0, 1, 2].map((seq) => buildRtp({ seq, payloadSize: 50 }));
   const r = h.runBatch(packets.map((bytes) => ({ ctx, bytes })));
   assert.equal(r.packets.map((p) => p.verdict), ["hold", "hold", "hold"]);
@@ -30,7 +30,7 @@ test("harness: held packets come back as outputs when the timer fires, not befor
   assert.equal(out.filter((o) => o.dest === Dest.Forward).map((o) => Array.from(o.bytes)), packets.map((p) => Array.from(p)));
   const copies = out.filter((o) => o.dest === Dest.DestinationIndexBase + 1);
   assert.is(copies.length, 3);
-  assert.ok(copies.every((o) => o.aux === 2 && o.ctx === ctx));
+  assert.ok(copies.every((o) => o.leg === 1 && o.ctx === ctx));
   assert.is(h.timers().length, 0);
 });
 
@@ -45,7 +45,7 @@ test("harness: an RTCP APP is answered toward the sender (Dest.Reverse) in the s
   assert.equal(Array.from(r.outputs[0]!.bytes), Array.from(rtcpApp()));
 });
 
-test("proxy: timer outputs pass the later stages and reach Forward, one-destination and port-offset targets", async () => {
+test("proxy: timer outputs pass the later stages and reach Forward, one-destination and leg targets", async () => {
   const listen = await freePortPair();
   const d0 = await freePortPair();
   const d1 = await freePortPair();
@@ -55,7 +55,8 @@ test("proxy: timer outputs pass the later stages and reach Forward, one-destinat
     filters: { delay: { path: fixture("delay") }, counter: { path: fixture("counter") } },
     segments: [{ name: "out", listen: { address: "127.0.0.1", port: listen },
       destinations: [{ address: "127.0.0.1", port: d0 }, { address: "127.0.0.1", port: d1 }],
-      chain: [{ filter: "delay", config: { delayMs: 10, copyTo: 1, portOffset: 2 } }, { filter: "counter" }] }],
+      legs: [{ name: "copies", portOffset: 2, receive: false }],
+      chain: [{ filter: "delay", config: { delayMs: 10, copyTo: 1, leg: 1 } }, { filter: "counter" }] }],
   });
   const tx = await bindUdp();
   try {

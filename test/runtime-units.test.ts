@@ -46,7 +46,7 @@ interface Sent {
   bytes: Buffer;
   flags: number;
   dest: number;
-  aux: number;
+  leg: number;
 }
 
 /** A worker's chain machinery without sockets: a pool, a runner, and an egress that copies what leaves. */
@@ -78,7 +78,7 @@ class Rig {
   /** Runs packets through the stages as one input list; returns what left the chain, copied. */
   run(stages: readonly ChainStage[], packets: readonly Uint8Array[]): Sent[] {
     const input = new PacketList(Math.max(1, packets.length));
-    for (const p of packets) input.push(p, 0, p.length, 0, Dest.Forward, 5004, this.clockUs);
+    for (const p of packets) input.push(p, 0, p.length, 0, Dest.Forward, 5004, 0, this.clockUs);
     const out: Sent[] = [];
     this.clockUs += 1000;
     this.runner.setClock(this.clockUs, Date.now() * 1000);
@@ -87,7 +87,7 @@ class Rig {
       for (let i = 0; i < list.count; i++) {
         const at = list.offset[i]!;
         const bytes = Buffer.from(list.memory[i]!.subarray(at, at + list.length[i]!));
-        out.push({ key: keyOf(bytes), bytes, flags: list.flags[i]!, dest: list.dest[i]!, aux: list.aux[i]! });
+        out.push({ key: keyOf(bytes), bytes, flags: list.flags[i]!, dest: list.dest[i]!, leg: list.leg[i]! });
       }
     });
     return out;
@@ -226,7 +226,7 @@ runner("drop reasons: shared codes the ABI names pass, host codes, unknown codes
     assert.equal(rig.segment.drops.toJSON(), stage.stats.drops.toJSON(), "the segment counts what the stage counts");
   }));
 
-runner("output descriptors: only known dests, port offsets up to 16, the own slot and the own context", () =>
+runner("output descriptors: only known dests, legs below 8, the own slot and the own context", () =>
   withRig(async (rig) => {
     const slot = await rig.slot();
     const stage = rig.attach(slot);
@@ -237,10 +237,10 @@ runner("output descriptors: only known dests, port offsets up to 16, the own slo
       ...range(14, 2).map((d): [string, Buffer, boolean] => [`dest ${d} (none such)`, command(1, Cmd.emit, d), false]),
       ["destination 0", command(1, Cmd.emit, Dest.DestinationIndexBase), true],
       ["destination 239", command(1, Cmd.emit, 255), true], // the segment refuses what it does not have (HostNoDestination)
-      ["port offset 2 (FEC)", command(1, Cmd.emit, Dest.Forward, 2), true],
-      ["port offset 16", command(1, Cmd.emit, Dest.Forward, 16), true],
-      ["port offset 17", command(1, Cmd.emit, Dest.Forward, 17), false],
-      ["port offset 2^32-1", command(1, Cmd.emit, Dest.Forward, 0xffffffff), false],
+      ["leg 2 (FEC row)", command(1, Cmd.emit, Dest.Forward, 2), true],
+      ["leg 7", command(1, Cmd.emit, Dest.Forward, 7), true], // the segment refuses a leg it does not have (HostNoDestination)
+      ["leg 8", command(1, Cmd.emit, Dest.Forward, 8), false],
+      ["leg 255", command(1, Cmd.emit, Dest.Forward, 0xff), false],
       ["offset in the next output slot", command(1, Cmd.emitBroken, 1), false],
       ["length past its slot", command(1, Cmd.emitBroken, 2), false],
       ["offset in the batch slots", command(1, Cmd.emitBroken, 3), false],
@@ -256,7 +256,7 @@ runner("output descriptors: only known dests, port offsets up to 16, the own slo
       assert.is(stage.stats.generated - generated0, accepted ? 1 : 0, label);
       if (accepted) {
         assert.is(made[0]!.dest, packet.readUInt32BE(16), `${label}: dest`);
-        assert.is(made[0]!.aux, packet.readUInt32BE(20), `${label}: port offset`);
+        assert.is(made[0]!.leg, packet.readUInt32BE(20), `${label}: leg`);
       }
     }
     assert.is(other.stats.generated, 0, "nothing was counted for the other segment");

@@ -21,6 +21,10 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   family("msm_segment_bytes_in_total", "counter", "Bytes received by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesIn]));
   family("msm_segment_packets_out_total", "counter", "Packets sent by the segment (one per destination).", segs.map((s) => [{ segment: s.name }, s.packetsOut]));
   family("msm_segment_bytes_out_total", "counter", "Bytes sent by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesOut]));
+  const legRows = (pick: (l: ProxySnapshot["segments"][number]["legs"][number]) => number): [Record<string, string | number>, number][] =>
+    segs.filter((s) => s.legs.length > 1).flatMap((s) => s.legs.map((l) => [{ segment: s.name, leg: l.name }, pick(l)] as [Record<string, string>, number]));
+  family("msm_segment_leg_packets_in_total", "counter", "Packets received per leg of a segment with legs (media, FEC, second path).", legRows((l) => l.packetsIn));
+  family("msm_segment_leg_packets_out_total", "counter", "Packets sent per leg of a segment with legs (one per destination).", legRows((l) => l.packetsOut));
   family("msm_segment_drops_total", "counter", "Packets dropped in the segment, by reason.",
     segs.flatMap((s) => Object.entries(s.drops).map(([reason, n]) => [{ segment: s.name, reason }, n] as [Record<string, string>, number])));
   const stageRows = (pick: (st: ProxySnapshot["segments"][number]["stages"][number]) => number): [Record<string, string | number>, number][] =>

@@ -1,7 +1,7 @@
 // Pushes a batch of packets through a segment's chain, stage by stage: copy into the stage's
 // arena, one call, read verdicts and output packets, go on with what passed. Depth first, so
 // that a stage's memory is read by the next stage before the stage is called again.
-import { Dest, DropReason, MAX_FILTER_DROP_REASONS, MAX_PORT_OFFSET, PacketFlag, Verdict } from "../../sdk/abi/constants.js";
+import { Dest, DropReason, MAX_FILTER_DROP_REASONS, MAX_LEGS, PacketFlag, Verdict } from "../../sdk/abi/constants.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import type { ChainStage } from "./filter-pool.js";
@@ -24,9 +24,9 @@ function filterReason(code: number): number {
   return DropReason.HostBadReason;
 }
 
-/** Whether an output descriptor's dest and port offset are ones the host knows. */
-function validOutput(dest: number, aux: number): boolean {
-  return (dest === Dest.Forward || dest === Dest.Reverse || dest >= Dest.DestinationIndexBase) && aux <= MAX_PORT_OFFSET;
+/** Whether an output descriptor's dest and leg are ones the ABI knows (whether the segment has the leg is egress's business). */
+function validOutput(dest: number, leg: number): boolean {
+  return (dest === Dest.Forward || dest === Dest.Reverse || dest >= Dest.DestinationIndexBase) && leg < MAX_LEGS;
 }
 
 /** Where packets go when they leave the chain. */
@@ -151,7 +151,7 @@ export class ChainRunner {
         segment.drops.add(DropReason.TooLarge);
         continue;
       }
-      inst.putBatchPacket(count, input.memory[i]!, input.offset[i]!, len, stage.ctx, input.flags[i]!, input.aux[i]!, input.arrivalUs[i]!);
+      inst.putBatchPacket(count, input.memory[i]!, input.offset[i]!, len, stage.ctx, input.flags[i]!, input.port[i]!, input.leg[i]!, input.arrivalUs[i]!);
       this.slotSource[count] = i; // which input each slot came from, for fail-open after a trap
       count++;
     }
@@ -185,14 +185,15 @@ export class ChainRunner {
       const verdict = inst.batchVerdict(k);
       if (verdict === Verdict.Pass) {
         const offset = inst.batchOffset(k);
-        if (offset < 0) {
+        const leg = inst.batchLeg(k);
+        if (offset < 0 || leg >= MAX_LEGS) {
           stats.drops.add(DropReason.HostBadDescriptor);
           segment.drops.add(DropReason.HostBadDescriptor);
           continue;
         }
         const length = inst.batchLength(k);
         const i = this.slotSource[k]!;
-        output.push(bytes, offset, length, input.flags[i]!, input.dest[i]!, input.aux[i]!, input.arrivalUs[i]!);
+        output.push(bytes, offset, length, input.flags[i]!, input.dest[i]!, input.port[i]!, leg, input.arrivalUs[i]!);
         stats.packetsOut++;
         stats.bytesOut += length;
       } else if (verdict === Verdict.Drop) {
@@ -213,16 +214,15 @@ export class ChainRunner {
 
   /**
    * Takes what the stage wrote into its output area. A packet must name the stage's own context
-   * (a shared instance cannot slip one segment's packets into another), a known dest, a bounded
-   * port offset, and fit the stage's budget of generated packets.
+   * (a shared instance cannot slip one segment's packets into another), a known dest and leg, and fit the stage's budget of generated packets.
    */
   private collectOutputs(stage: ChainStage, inst: FilterInstance, outCount: number, output: PacketList, segment: SegmentStats): void {
     const stats = stage.stats;
     for (let j = 0; j < outCount; j++) {
       const offset = inst.outputOffset(j);
       const dest = inst.outputDest(j);
-      const aux = inst.outputAux(j);
-      if (offset < 0 || output.full || inst.outputContext(j) !== stage.ctx || !validOutput(dest, aux)) {
+      const leg = inst.outputLeg(j);
+      if (offset < 0 || output.full || inst.outputContext(j) !== stage.ctx || !validOutput(dest, leg)) {
         stats.drops.add(DropReason.HostBadDescriptor);
         segment.drops.add(DropReason.HostBadDescriptor);
         continue;
@@ -234,7 +234,7 @@ export class ChainRunner {
       }
       const length = inst.outputLength(j);
       const flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
-      output.push(inst.bytes, offset, length, flags, dest, aux, this.nowUs);
+      output.push(inst.bytes, offset, length, flags, dest, 0, leg, this.nowUs);
       stats.generated++;
       stats.packetsOut++;
       stats.bytesOut += length;

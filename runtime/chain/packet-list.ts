@@ -9,7 +9,10 @@ export class PacketList {
   readonly length: Uint32Array;
   readonly flags: Uint16Array;
   readonly dest: Uint8Array;
-  readonly aux: Uint32Array;
+  /** UDP source port of a received packet (0 for one a filter made). */
+  readonly port: Uint16Array;
+  /** The segment leg the packet arrived on or leaves on (0: media). */
+  readonly leg: Uint8Array;
   readonly arrivalUs: Float64Array;
 
   constructor(readonly capacity: number) {
@@ -19,7 +22,8 @@ export class PacketList {
     this.length = new Uint32Array(capacity);
     this.flags = new Uint16Array(capacity);
     this.dest = new Uint8Array(capacity);
-    this.aux = new Uint32Array(capacity);
+    this.port = new Uint16Array(capacity);
+    this.leg = new Uint8Array(capacity);
     this.arrivalUs = new Float64Array(capacity);
   }
 
@@ -28,19 +32,20 @@ export class PacketList {
   }
 
   /** Appends a packet; the caller checks `full` first. */
-  push(memory: Uint8Array, offset: number, length: number, flags: number, dest: number, aux: number, arrivalUs: number): void {
+  push(memory: Uint8Array, offset: number, length: number, flags: number, dest: number, port: number, leg: number, arrivalUs: number): void {
     const i = this.count++;
     this.memory[i] = memory;
     this.offset[i] = offset;
     this.length[i] = length;
     this.flags[i] = flags;
     this.dest[i] = dest;
-    this.aux[i] = aux;
+    this.port[i] = port;
+    this.leg[i] = leg;
     this.arrivalUs[i] = arrivalUs;
   }
 
   copyEntry(from: PacketList, i: number): void {
-    this.push(from.memory[i]!, from.offset[i]!, from.length[i]!, from.flags[i]!, from.dest[i]!, from.aux[i]!, from.arrivalUs[i]!);
+    this.push(from.memory[i]!, from.offset[i]!, from.length[i]!, from.flags[i]!, from.dest[i]!, from.port[i]!, from.leg[i]!, from.arrivalUs[i]!);
   }
 
   clear(): void {

@@ -1,6 +1,6 @@
 // Counters per segment and per chain stage. Plain numbers and Maps keyed by small integers, so
 // that counting on the hot path allocates nothing.
-import { DropReason } from "../../sdk/abi/constants.js";
+import { DropReason, MAX_LEGS } from "../../sdk/abi/constants.js";
 
 export class DropCounts {
   readonly byReason = new Map<number, number>();
@@ -42,6 +42,9 @@ export class SegmentStats {
   bytesOut = 0;
   rtcpIn = 0;
   upstreamIn = 0;
+  /** Packets received and sent per leg (0: the media). */
+  readonly legPacketsIn = new Float64Array(MAX_LEGS);
+  readonly legPacketsOut = new Float64Array(MAX_LEGS);
   readonly drops = new DropCounts();
 }
 

@@ -8,6 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
+import { MAX_LEGS } from "../../sdk/abi/constants.js";
 import { EndpointClaims } from "./endpoints.js";
 import { checkSecretReferences } from "./secrets.js";
 
@@ -50,19 +51,46 @@ const source = z.strictObject({
   message: "port and rtcpPort need an address",
 });
 
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const NAME_RULE = "must be 1-63 letters, digits, '.', '_' or '-'";
+
+/**
+ * A leg: one more UDP flow of the segment beside its media (leg 0), such as SMPTE 2022-1 column
+ * and row FEC on ports P+2 and P+4, or the second path of a dual-path stream. Packets that
+ * arrive on leg k carry k in their descriptor; packets a filter puts on leg k leave from the
+ * leg's own socket to the leg's destinations. RTP only: a leg has no RTCP and no feedback.
+ */
+const leg = z.strictObject({
+  name: z.string().regex(NAME, NAME_RULE),
+  /** Receives on listen.port + portOffset, sends to each destination's port + portOffset. */
+  portOffset: z.number().int().min(1).max(1000).optional(),
+  /** Where the leg receives, instead of listen.port + portOffset (address: the segment's listen address). */
+  listen: z.strictObject({ address: address.optional(), port }).optional(),
+  /** Whether the leg binds a listen socket at all (an encoder's repair legs only send). */
+  receive: z.boolean().default(true),
+  /** Where the leg sends, instead of each destination at port + portOffset. */
+  destinations: z.array(z.strictObject({ address, port })).min(1).optional(),
+  /** The local address (and port) the leg sends from; default the segment's egress address, a port the kernel picks. */
+  egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
+  /** Whether the leg sends (a decoder that strips repair packets only receives them). */
+  send: z.boolean().default(true),
+});
+
 const stage = z.strictObject({
   filter: z.string().min(1),
   config: jsonObject.default({}),
 });
 
 const segment = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'"),
+  name: z.string().regex(NAME, NAME_RULE),
   /** Where the sender sends RTP; RTCP on port + 1 unless rtcpMux. */
   listen: endpoint,
   rtcpMux: z.boolean().default(false),
   /** The local address (and optionally port) the proxy sends from; receivers send feedback here. */
   egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
   destinations: z.array(destination).min(1),
+  /** Legs 1.. beside the media (leg 0): FEC ports, a second path. */
+  legs: z.array(leg).max(MAX_LEGS - 1).default([]),
   source: source.default(() => ({ ...SOURCE_DEFAULTS })),
   /** Who may send feedback (RTCP) to the egress sockets: the destinations' addresses only, or anyone. */
   feedbackFrom: z.enum(["destinations", "any"]).default("destinations"),
@@ -103,6 +131,7 @@ export const proxyConfigSchema = z.strictObject({
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
 export type SegmentConfig = z.infer<typeof segment>;
 export type FilterEntry = z.infer<typeof filterEntry>;
+export type LegConfig = z.infer<typeof leg>;
 export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
 
 /** A config that cannot be used; `issues` name each field by path (`segments[0].listen.port`). */
@@ -156,6 +185,7 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     if (seg.source.address !== undefined && isIP(seg.source.address) !== isIP(seg.listen.address)) {
       problems.push(`${at}.source.address: IPv${isIP(seg.source.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);
     }
+    problems.push(...legProblems(seg, at, family));
     for (const bind of fixedBinds(seg)) claim(bind.address, bind.port, `${at}.${bind.what}`);
     if (seg.worker !== undefined && seg.worker >= config.workers) {
       problems.push(`${at}.worker: ${seg.worker} but there are only ${config.workers} workers`);
@@ -175,7 +205,39 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
   return config;
 }
 
-/** The ports a segment binds that its config names (listen, and egress when it names a port). */
+/** What is wrong with a segment's legs: each must say where it receives and sends, in the segment's families. */
+function legProblems(seg: SegmentConfig, at: string, egressFamily: number): string[] {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  seg.legs.forEach((l, k) => {
+    const where = `${at}.legs[${k}]`;
+    if (names.has(l.name)) problems.push(`${where}.name: duplicate leg name '${l.name}'`);
+    names.add(l.name);
+    if (l.receive && l.listen === undefined && l.portOffset === undefined) problems.push(`${where}: a receiving leg needs listen or portOffset (or receive: false)`);
+    if (l.send && l.destinations === undefined && l.portOffset === undefined) problems.push(`${where}: a sending leg needs destinations or portOffset (or send: false)`);
+    const listen = legListen(seg, l);
+    if (listen && listen.port > 65535) problems.push(`${where}.portOffset: listen.port + ${l.portOffset} is past 65535`);
+    if (listen && isIP(listen.address) !== isIP(seg.listen.address)) problems.push(`${where}.listen.address: IPv${isIP(listen.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);
+    const family = l.egress ? isIP(l.egress.address) : egressFamily;
+    if (l.send) {
+      for (const [j, d] of (l.destinations ?? seg.destinations).entries()) {
+        const field = l.destinations ? `${where}.destinations[${j}]` : `${at}.destinations[${j}]`;
+        if (!l.destinations && d.port + l.portOffset! > 65535) problems.push(`${field}.port: port + ${l.portOffset} (leg '${l.name}') is past 65535`);
+        if (isIP(d.address) !== family) problems.push(`${field}.address: IPv${isIP(d.address)}, but leg '${l.name}' sends from IPv${family}`);
+      }
+    }
+  });
+  return problems;
+}
+
+/** Where a leg receives (null: it does not). */
+export function legListen(seg: SegmentConfig, l: LegConfig): { address: string; port: number } | null {
+  if (!l.receive) return null;
+  if (l.listen) return { address: l.listen.address ?? seg.listen.address, port: l.listen.port };
+  return l.portOffset === undefined ? null : { address: seg.listen.address, port: seg.listen.port + l.portOffset };
+}
+
+/** The ports a segment binds that its config names (listen, egress when it names a port, and the legs'). */
 export function fixedBinds(seg: SegmentConfig): { address: string; port: number; what: string }[] {
   const out = [{ address: seg.listen.address, port: seg.listen.port, what: "listen.port" }];
   if (!seg.rtcpMux && seg.listen.port < 65535) out.push({ address: seg.listen.address, port: seg.listen.port + 1, what: "listen.port (RTCP, port + 1)" });
@@ -183,12 +245,18 @@ export function fixedBinds(seg: SegmentConfig): { address: string; port: number;
     out.push({ address: seg.egress.address, port: seg.egress.port, what: "egress.port" });
     if (!seg.rtcpMux) out.push({ address: seg.egress.address, port: seg.egress.port + 1, what: "egress.port (RTCP, port + 1)" });
   }
+  seg.legs.forEach((l, k) => {
+    const listen = legListen(seg, l);
+    if (listen && listen.port <= 65535) out.push({ ...listen, what: `legs[${k}] (${l.name}) listen` });
+    if (l.send && l.egress && l.egress.port !== 0) out.push({ address: l.egress.address, port: l.egress.port, what: `legs[${k}].egress.port` });
+  });
   return out;
 }
 
 /** What about a segment forces new sockets (and so a brief gap): where it listens and sends from. */
 export function socketsKey(seg: SegmentConfig): string {
-  return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null]);
+  const legs = seg.legs.map((l) => [legListen(seg, l), l.send, l.egress ?? null]);
+  return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null, legs]);
 }
 
 /** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */

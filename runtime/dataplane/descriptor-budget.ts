@@ -8,10 +8,13 @@ import type { SegmentConfig } from "../config/proxy-config.js";
 /** Descriptors a process keeps for itself beyond segment sockets (runtime, admin, pipes, files). */
 export const DESCRIPTOR_RESERVE = 64;
 
-/** Sockets a segment binds: RTP in and out, and RTCP in and out unless RTCP is multiplexed. */
+/** Sockets a segment binds: RTP in and out, RTCP in and out unless RTCP is multiplexed, and one per leg per direction it uses. */
 export function socketsFor(segments: readonly SegmentConfig[]): number {
   let n = 0;
-  for (const s of segments) n += s.rtcpMux ? 2 : 4;
+  for (const s of segments) {
+    n += s.rtcpMux ? 2 : 4;
+    for (const l of s.legs) n += (l.receive ? 1 : 0) + (l.send ? 1 : 0);
+  }
   return n;
 }
 

@@ -10,8 +10,13 @@ import { PacketList } from "../chain/packet-list.js";
 import { SegmentStats } from "../chain/stats.js";
 import type { SegmentConfig } from "../config/proxy-config.js";
 import { RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
-import { closeSockets, type SegmentSockets } from "./segment-sockets.js";
+import { allSockets, closeSockets, legDestinations, type SegmentSockets } from "./segment-sockets.js";
 import { SourceGate } from "./source-gate.js";
+
+/** A leg's sender is admitted by address, each leg latching its own port (FEC legs are sent from sockets of their own). */
+function legGateConfig(config: SegmentConfig): SegmentConfig {
+  return { ...config, source: { ...config.source, port: undefined, rtcpPort: undefined } };
+}
 
 /** RFC 5761 section 4: with RTCP multiplexed on the RTP port, RTCP packet types are 192-223. */
 function looksLikeRtcp(msg: Buffer): boolean {
@@ -21,6 +26,10 @@ function looksLikeRtcp(msg: Buffer): boolean {
 }
 
 const NO_SLOT = -1;
+
+function peerText(p: { address: string; port: number } | null): string | null {
+  return p === null ? null : `${p.address.includes(":") ? `[${p.address}]` : p.address}:${p.port}`;
+}
 
 export class SegmentRuntime {
   readonly stats = new SegmentStats();
@@ -36,6 +45,11 @@ export class SegmentRuntime {
   private readonly ingressRtcpSends: SendTracker;
   private readonly egressRtpSends: SendTracker;
   private readonly egressRtcpSends: SendTracker;
+  /** Per leg 1.. (index k - 1): its source gate and its egress socket's send tracker. */
+  private readonly legGates: SourceGate[];
+  private readonly legSends: SendTracker[];
+  /** Where each leg sends; rebuilt when the destinations change, not per packet. */
+  private legTargets: { address: string; port: number }[][] = [];
   private closed = false;
 
   constructor(
@@ -54,15 +68,17 @@ export class SegmentRuntime {
     this.ingressRtcpSends = new SendTracker(ring, undefined, failed);
     this.egressRtpSends = new SendTracker(ring, undefined, failed);
     this.egressRtcpSends = new SendTracker(ring, undefined, failed);
+    this.legGates = config.legs.map(() => new SourceGate(legGateConfig(config)));
+    this.legSends = config.legs.map(() => new SendTracker(ring, undefined, failed));
+    this.legTargets = config.legs.map((l) => legDestinations(config, l));
     const mux = config.rtcpMux;
     sockets.ingressRtp.on("message", (msg, rinfo) => this.receive(msg, rinfo, mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0, true));
     sockets.ingressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Rtcp, true));
     sockets.egressRtp.on("message", (msg, rinfo) =>
       this.receive(msg, rinfo, PacketFlag.Upstream | (mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0), false));
     sockets.egressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Upstream | PacketFlag.Rtcp, false));
-    for (const s of [sockets.ingressRtp, sockets.ingressRtcp, sockets.egressRtp, sockets.egressRtcp]) {
-      s?.on("error", () => this.stats.drops.add(DropReason.HostSendFailed));
-    }
+    sockets.legs.forEach((l, k) => l.ingress?.on("message", (msg, rinfo) => this.receiveOnLeg(msg, rinfo, k + 1)));
+    for (const s of allSockets(sockets)) s?.on("error", () => this.stats.drops.add(DropReason.HostSendFailed));
   }
 
   get name(): string {
@@ -70,25 +86,36 @@ export class SegmentRuntime {
   }
 
   /** Local ports, for tests and the CLI: where the sender sends and where receivers send feedback. */
-  ports(): { listen: number; listenRtcp: number | null; egress: number; egressRtcp: number | null; egressConnected: boolean; sender: string | null } {
+  ports(): {
+    listen: number; listenRtcp: number | null; egress: number; egressRtcp: number | null; egressConnected: boolean; sender: string | null;
+    legs: { name: string; listen: number | null; egress: number | null; egressConnected: boolean; sender: string | null }[];
+  } {
     const s = this.sockets;
-    const sender = this.gate.rtp;
     return {
       listen: s.ingressRtp.address().port,
       listenRtcp: s.ingressRtcp?.address().port ?? null,
       egress: s.egressRtp.address().port,
       egressRtcp: s.egressRtcp?.address().port ?? null,
       egressConnected: s.connectedTo >= 0,
-      sender: sender === null ? null : `${sender.address.includes(":") ? `[${sender.address}]` : sender.address}:${sender.port}`,
+      sender: peerText(this.gate.rtp),
+      legs: this.config.legs.map((l, k) => ({
+        name: l.name,
+        listen: s.legs[k]!.ingress?.address().port ?? null,
+        egress: s.legs[k]!.egress?.address().port ?? null,
+        egressConnected: s.legs[k]!.connectedTo >= 0,
+        sender: peerText(this.legGates[k]!.rtp),
+      })),
     };
   }
 
   /** Sends not yet completed on this segment's sockets. */
   get pendingSends(): number {
-    return this.ingressRtpSends.count + this.ingressRtcpSends.count + this.egressRtpSends.count + this.egressRtcpSends.count;
+    let n = this.ingressRtpSends.count + this.ingressRtcpSends.count + this.egressRtpSends.count + this.egressRtcpSends.count;
+    for (const t of this.legSends) n += t.count;
+    return n;
   }
 
-  /** Replaces what can change without new sockets: destinations, source policy, failure policy. */
+  /** Replaces what can change without new sockets: destinations (the legs' too), source policy, failure policy. */
   updateConfig(config: SegmentConfig): void {
     const c = this.sockets.connectedTo;
     if (c >= 0) {
@@ -96,8 +123,16 @@ export class SegmentRuntime {
       const now = config.destinations[c];
       if (config.destinations.length !== 1 || !now || now.address !== was.address || now.port !== was.port) this.disconnect();
     }
+    const targets = config.legs.map((l) => legDestinations(config, l));
+    this.sockets.legs.forEach((l, k) => {
+      const was = this.legTargets[k]?.[l.connectedTo];
+      const now = targets[k]!;
+      if (l.connectedTo >= 0 && (now.length !== 1 || now[0]!.address !== was?.address || now[0]!.port !== was.port)) this.disconnectLeg(k);
+    });
+    this.legTargets = targets;
     this.config = config;
     this.gate.update(config);
+    for (const g of this.legGates) g.update(legGateConfig(config));
   }
 
   /** Sends what is waiting; called before a chain swap so that no packet sees half of each chain. */
@@ -135,8 +170,7 @@ export class SegmentRuntime {
 
   /** Stops taking packets in (the sockets stay open for the sends in flight). */
   stopReceiving(): void {
-    const s = this.sockets;
-    for (const sock of [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp]) sock?.removeAllListeners("message");
+    for (const sock of allSockets(this.sockets)) sock?.removeAllListeners("message");
   }
 
   /** Closes the sockets (after drain(): what was waiting has been sent). */
@@ -144,7 +178,22 @@ export class SegmentRuntime {
     if (this.closed) return;
     this.closed = true;
     closeSockets(this.sockets);
-    for (const t of [this.ingressRtpSends, this.ingressRtcpSends, this.egressRtpSends, this.egressRtcpSends]) t.abandon();
+    for (const t of [this.ingressRtpSends, this.ingressRtcpSends, this.egressRtpSends, this.egressRtcpSends, ...this.legSends]) t.abandon();
+  }
+
+  /** A packet on leg `leg` (1..): RTP from the sender's address, admitted by the leg's own gate. */
+  private receiveOnLeg(msg: Buffer, rinfo: RemoteInfo, leg: number): void {
+    if (this.closed) return;
+    const stats = this.stats;
+    stats.packetsIn++;
+    stats.bytesIn += msg.length;
+    stats.legPacketsIn[leg]++;
+    const nowMs = performance.now();
+    if (!this.legGates[leg - 1]!.admitSender(rinfo.address, rinfo.port, false, nowMs)) {
+      stats.drops.add(DropReason.HostSourceRefused);
+      return;
+    }
+    this.enqueue(msg, rinfo, rinfo.family === "IPv6" ? PacketFlag.Ipv6 : 0, leg, nowMs);
   }
 
   private receive(msg: Buffer, rinfo: RemoteInfo, flags: number, fromSender: boolean): void {
@@ -152,6 +201,7 @@ export class SegmentRuntime {
     const stats = this.stats;
     stats.packetsIn++;
     stats.bytesIn += msg.length;
+    stats.legPacketsIn[0]++;
     const rtcp = (flags & PacketFlag.Rtcp) !== 0;
     if (rtcp) stats.rtcpIn++;
     const nowMs = performance.now();
@@ -168,7 +218,11 @@ export class SegmentRuntime {
       }
     }
     if (rinfo.family === "IPv6") flags |= PacketFlag.Ipv6;
-    this.pending.push(msg, 0, msg.length, flags, Dest.Forward, rinfo.port, nowMs * 1000);
+    this.enqueue(msg, rinfo, flags, 0, nowMs);
+  }
+
+  private enqueue(msg: Buffer, rinfo: RemoteInfo, flags: number, leg: number, nowMs: number): void {
+    this.pending.push(msg, 0, msg.length, flags, Dest.Forward, rinfo.port, leg, nowMs * 1000);
     if (this.pending.full) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -186,11 +240,21 @@ export class SegmentRuntime {
     this.sockets.connectedTo = -1;
   }
 
+  private disconnectLeg(k: number): void {
+    const l = this.sockets.legs[k]!;
+    try {
+      l.egress?.disconnect();
+    } catch {
+      // not connected after all
+    }
+    l.connectedTo = -1;
+  }
+
   /** One send, tracked: `slot` is the ring offset the buffer holds (NO_SLOT for one outside the ring). */
-  private send(sock: Socket, sends: SendTracker, buf: Buffer, at: number, slot: number, length: number, port: number, address: string | null): void {
+  private send(sock: Socket, sends: SendTracker, buf: Buffer, at: number, slot: number, length: number, port: number, address: string | null): boolean {
     if (sends.full || (slot !== NO_SLOT && !this.ring.hold(slot))) {
       this.stats.drops.add(DropReason.HostBackpressure);
-      return;
+      return false;
     }
     sends.push(slot);
     try {
@@ -198,9 +262,11 @@ export class SegmentRuntime {
       else sock.send(buf, at, length, port, address, sends.onSent);
       this.stats.packetsOut++;
       this.stats.bytesOut += length;
+      return true;
     } catch {
       if (sends.unpush() !== NO_SLOT) this.ring.release(slot);
       this.stats.drops.add(DropReason.HostSendFailed);
+      return false;
     }
   }
 
@@ -216,7 +282,11 @@ export class SegmentRuntime {
       const upstream = (flags & PacketFlag.Upstream) !== 0;
       const toSender = dest === Dest.Reverse ? !upstream : dest === Dest.Forward ? upstream : false;
       const only = dest >= Dest.DestinationIndexBase ? dest - Dest.DestinationIndexBase : -1;
-      if ((toSender ? (rtcp ? this.gate.rtcp : this.gate.rtp) === null : only >= destinations.length)) {
+      const leg = list.leg[i]!;
+      const nowhere = leg !== 0
+        ? !this.legCanSend(leg, only, upstream || dest === Dest.Reverse)
+        : toSender ? (rtcp ? this.gate.rtcp : this.gate.rtp) === null : only >= destinations.length;
+      if (nowhere) {
         stats.drops.add(DropReason.HostNoDestination);
         continue;
       }
@@ -240,14 +310,16 @@ export class SegmentRuntime {
         buf = this.ring.buffer;
         slot = at;
       }
+      if (leg !== 0) {
+        this.sendOnLeg(leg, only, buf, at, slot, length);
+        continue;
+      }
       if (toSender) {
         const peer = (rtcp ? this.gate.rtcp : this.gate.rtp)!;
         const useRtcp = rtcp && s.ingressRtcp !== null;
         this.send(useRtcp ? s.ingressRtcp! : s.ingressRtp, useRtcp ? this.ingressRtcpSends : this.ingressRtpSends, buf, at, slot, length, peer.port, peer.address);
         continue;
       }
-      // aux is a port offset only on packets a filter created (on received ones it is the source port)
-      const portOffset = flags & PacketFlag.Generated && !upstream ? list.aux[i]! : 0;
       const useRtcp = rtcp && s.egressRtcp !== null;
       const sock = useRtcp ? s.egressRtcp! : s.egressRtp;
       const sends = useRtcp ? this.egressRtcpSends : this.egressRtpSends;
@@ -255,18 +327,43 @@ export class SegmentRuntime {
       const last = only >= 0 ? only : destinations.length - 1;
       for (let k = first; k <= last; k++) {
         const d = destinations[k]!;
-        const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port + portOffset;
-        if (port > 65535) {
-          stats.drops.add(DropReason.HostNoDestination);
-          continue;
-        }
+        const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port;
         let address: string | null = d.address;
         if (!useRtcp && s.connectedTo >= 0) {
-          if (k === s.connectedTo && port === d.port) address = null;
-          else this.disconnect(); // a port offset, or another destination: send unconnected from now on
+          if (k === s.connectedTo) address = null;
+          else this.disconnect(); // another destination: send unconnected from now on
         }
-        this.send(sock, sends, buf, at, slot, length, port, address);
+        if (this.send(sock, sends, buf, at, slot, length, port, address) && !rtcp) stats.legPacketsOut[0]++;
       }
+    }
+  }
+
+  /**
+   * Whether a packet may leave on leg `leg` (1..): legs carry media downstream only, so a leg the
+   * segment lacks, one that only receives, a packet going upstream or a destination index past
+   * the leg's list has nowhere to go.
+   */
+  private legCanSend(leg: number, only: number, upstream: boolean): boolean {
+    const targets = this.legTargets[leg - 1];
+    return !upstream && targets !== undefined && !!this.sockets.legs[leg - 1]?.egress && only < targets.length;
+  }
+
+  /** Sends on leg `leg` (legCanSend said yes) from its socket to its destinations: all, or destination `only`. */
+  private sendOnLeg(leg: number, only: number, buf: Buffer, at: number, slot: number, length: number): void {
+    const sockets = this.sockets.legs[leg - 1]!;
+    const targets = this.legTargets[leg - 1]!;
+    const sock = sockets.egress!;
+    const sends = this.legSends[leg - 1]!;
+    const first = only >= 0 ? only : 0;
+    const last = only >= 0 ? only : targets.length - 1;
+    for (let k = first; k <= last; k++) {
+      const d = targets[k]!;
+      let address: string | null = d.address;
+      if (sockets.connectedTo >= 0) {
+        if (k === sockets.connectedTo) address = null;
+        else this.disconnectLeg(leg - 1);
+      }
+      if (this.send(sock, sends, buf, at, slot, length, d.port, address)) this.stats.legPacketsOut[leg]++;
     }
   }
 }

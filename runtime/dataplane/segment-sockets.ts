@@ -4,7 +4,7 @@
 // packet, and refuses datagrams from anyone else on that socket.
 import { createSocket, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
-import type { SegmentConfig } from "../config/proxy-config.js";
+import { legListen, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
 
 async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
   const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", ipv6Only: isIPv6(address) });
@@ -35,6 +35,14 @@ function connectSocket(socket: Socket, port: number, address: string): Promise<b
   });
 }
 
+/** A leg's sockets (docs/proxy.md "Legs"): each only where the leg receives or sends. */
+export interface LegSockets {
+  ingress: Socket | null;
+  egress: Socket | null;
+  /** The destination index the egress socket is connected to, or -1. */
+  connectedTo: number;
+}
+
 export interface SegmentSockets {
   ingressRtp: Socket;
   ingressRtcp: Socket | null;
@@ -42,10 +50,12 @@ export interface SegmentSockets {
   egressRtcp: Socket | null;
   /** The destination index the egress RTP socket is connected to, or -1. */
   connectedTo: number;
+  /** Legs 1.. in config order (legs[0] is leg 1). */
+  legs: LegSockets[];
 }
 
 /** Sockets bound so far: the fixed-port ones first, the ephemeral egress ones after. */
-export type PartialSockets = Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<Pick<SegmentSockets, "egressRtp" | "egressRtcp">>;
+export type PartialSockets = Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<Pick<SegmentSockets, "egressRtp" | "egressRtcp">> & { legs: LegSockets[] };
 
 function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
   return async (address: string, port: number, what: string): Promise<Socket> => {
@@ -64,6 +74,15 @@ function egressOf(config: SegmentConfig): { address: string; port: number } {
   return { address: config.egress?.address ?? (isIPv6(config.listen.address) ? "::" : "0.0.0.0"), port: config.egress?.port ?? 0 };
 }
 
+function legEgressOf(config: SegmentConfig, l: LegConfig): { address: string; port: number } {
+  return l.egress ?? { address: egressOf(config).address, port: 0 };
+}
+
+/** Where a leg sends: its own destinations, or the segment's at port + portOffset. */
+export function legDestinations(config: SegmentConfig, l: LegConfig): { address: string; port: number }[] {
+  return l.destinations ?? config.destinations.map((d) => ({ address: d.address, port: d.port + l.portOffset! }));
+}
+
 /**
  * Binds the sockets whose ports the config names (listen, and egress when it has a port). A
  * caller with many segments binds these for all of them before any ephemeral egress socket, so
@@ -75,27 +94,42 @@ export async function openFixedSockets(config: SegmentConfig, receiveBuffer: num
   const listen = config.listen;
   const ingressRtp = await bind(listen.address, listen.port, "listen");
   const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP");
+  const legs: LegSockets[] = [];
+  for (const l of config.legs) {
+    const at = legListen(config, l);
+    const ingress = at ? await bind(at.address, at.port, `leg '${l.name}' listen`) : null;
+    const out = legEgressOf(config, l);
+    const egress = l.send && out.port !== 0 ? await bind(out.address, out.port, `leg '${l.name}' egress`) : null;
+    legs.push({ ingress, egress, connectedTo: -1 });
+  }
   const egress = egressOf(config);
-  if (egress.port === 0) return { ingressRtp, ingressRtcp };
+  if (egress.port === 0) return { ingressRtp, ingressRtcp, legs };
   const egressRtp = await bind(egress.address, egress.port, "egress");
   const egressRtcp = config.rtcpMux ? null : await bind(egress.address, egress.port + 1, "egress RTCP");
-  return { ingressRtp, ingressRtcp, egressRtp, egressRtcp };
+  return { ingressRtp, ingressRtcp, egressRtp, egressRtcp, legs };
 }
 
 /** Binds what openFixedSockets left (ephemeral egress) and connects a single destination; on failure closes everything. */
 export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets> {
   let egressRtp = partial.egressRtp;
   let egressRtcp = partial.egressRtcp ?? null;
+  const opened = [partial.ingressRtp, partial.ingressRtcp, partial.egressRtp, partial.egressRtcp, ...partial.legs.flatMap((l) => [l.ingress, l.egress])]
+    .filter((x): x is Socket => x !== null && x !== undefined);
+  const bind = binder(config, receiveBuffer, opened);
   if (!egressRtp) {
-    const opened: Socket[] = [partial.ingressRtp, ...(partial.ingressRtcp ? [partial.ingressRtcp] : [])];
-    const bind = binder(config, receiveBuffer, opened);
     const egress = egressOf(config);
     egressRtp = await bind(egress.address, 0, "egress");
     egressRtcp = config.rtcpMux ? null : await bind(egress.address, 0, "egress RTCP");
   }
+  for (const [k, l] of config.legs.entries()) {
+    const sockets = partial.legs[k]!;
+    if (l.send && !sockets.egress) sockets.egress = await bind(legEgressOf(config, l).address, 0, `leg '${l.name}' egress`);
+    const to = legDestinations(config, l);
+    if (sockets.egress && to.length === 1 && (await connectSocket(sockets.egress, to[0]!.port, to[0]!.address))) sockets.connectedTo = 0;
+  }
   const only = config.destinations.length === 1 ? config.destinations[0]! : undefined;
   const connected = only !== undefined && (await connectSocket(egressRtp, only.port, only.address));
-  return { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: connected ? 0 : -1 };
+  return { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: connected ? 0 : -1, legs: partial.legs };
 }
 
 /** Binds a segment's sockets; on failure closes what it opened and names the port. */
@@ -103,9 +137,14 @@ export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: n
   return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer));
 }
 
+/** Every socket of a segment, legs included. */
+export function allSockets(s: Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets>): (Socket | null | undefined)[] {
+  return [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp, ...(s.legs ?? []).flatMap((l) => [l.ingress, l.egress])];
+}
+
 /** Closes a segment's sockets (each at most once). */
 export function closeSockets(s: Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets>): void {
-  for (const sock of [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp]) {
+  for (const sock of allSockets(s)) {
     if (!sock) continue;
     sock.removeAllListeners("message");
     try {

@@ -42,9 +42,17 @@ export interface SegmentSnapshot {
   bytesOut: number;
   rtcpIn: number;
   upstreamIn: number;
+  /** Per leg, the media (leg 0, named "media") first; only the media for a segment without legs. */
+  legs: LegSnapshot[];
   drops: Record<string, number>;
   dropsTotal: number;
   stages: StageSnapshot[];
+}
+
+export interface LegSnapshot {
+  name: string;
+  packetsIn: number;
+  packetsOut: number;
 }
 
 const KIND_NAMES = { [MetricKind.Counter]: "counter", [MetricKind.Gauge]: "gauge", [MetricKind.Histogram]: "histogram" } as const;
@@ -60,6 +68,7 @@ export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
     bytesOut: s.bytesOut,
     rtcpIn: s.rtcpIn,
     upstreamIn: s.upstreamIn,
+    legs: ["media", ...seg.config.legs.map((l) => l.name)].map((name, k) => ({ name, packetsIn: s.legPacketsIn[k]!, packetsOut: s.legPacketsOut[k]! })),
     drops: s.drops.toJSON(),
     dropsTotal: s.drops.total,
     stages: seg.stages.map((st) => {
@@ -120,6 +129,10 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
     bytesOut: now.bytesOut + base.bytesOut,
     rtcpIn: now.rtcpIn + base.rtcpIn,
     upstreamIn: now.upstreamIn + base.upstreamIn,
+    legs: now.legs.map((l) => {
+      const b = base.legs.find((x) => x.name === l.name);
+      return b ? { name: l.name, packetsIn: l.packetsIn + b.packetsIn, packetsOut: l.packetsOut + b.packetsOut } : l;
+    }),
     drops: addCounts(now.drops, base.drops),
     dropsTotal: now.dropsTotal + base.dropsTotal,
     stages: now.stages.map((st, i) => {

@@ -2,7 +2,7 @@
 // calls. Every call into the module goes through here, so that a trap becomes a FilterFailure and
 // the instance is never called again.
 import {
-  D_ARRIVAL, D_AUX, D_CONTEXT, D_DEST, D_FLAGS, D_LENGTH, D_OFFSET, D_REASON, D_VERDICT, Verdict,
+  D_ARRIVAL, D_CONTEXT, D_LEG, D_PORT, D_RESERVED, D_DEST, D_FLAGS, D_LENGTH, D_OFFSET, D_REASON, D_VERDICT, Verdict,
   DESC_SIZE, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT,
   ROOT_CONTEXT, Status,
 } from "../../sdk/abi/constants.js";
@@ -217,7 +217,7 @@ export class FilterInstance {
   }
 
   /** Copies a packet (at most packetRoom bytes: the caller checks) into batch slot k and fills its descriptor. */
-  putBatchPacket(k: number, src: Uint8Array, srcOffset: number, length: number, ctx: number, flags: number, aux: number, arrivalUs: number): void {
+  putBatchPacket(k: number, src: Uint8Array, srcOffset: number, length: number, ctx: number, flags: number, port: number, leg: number, arrivalUs: number): void {
     const a = this.arena;
     const at = a.slotBase + k * a.slotSize + a.headroom;
     if (srcOffset === 0 && src.length === length) this.bytes.set(src, at);
@@ -231,7 +231,9 @@ export class FilterInstance {
     v.setUint8(d + D_VERDICT, Verdict.Pass);
     v.setUint8(d + D_DEST, 0);
     v.setUint32(d + D_REASON, 0, true);
-    v.setUint32(d + D_AUX, aux, true);
+    v.setUint16(d + D_PORT, port, true);
+    v.setUint8(d + D_LEG, leg);
+    v.setUint8(d + D_RESERVED, 0);
     v.setUint32(d + D_ARRIVAL, arrivalUs % TWO_32, true);
     v.setUint32(d + D_ARRIVAL + 4, Math.floor(arrivalUs / TWO_32), true);
   }
@@ -252,6 +254,11 @@ export class FilterInstance {
     const offset = this.view.getUint32(d + D_OFFSET, true);
     const length = this.view.getUint32(d + D_LENGTH, true);
     return offset < slotStart || offset + length > slotStart + a.slotSize ? -1 : offset;
+  }
+
+  /** The leg batch packet k leaves on (the filter may have changed it; the caller checks the bound). */
+  batchLeg(k: number): number {
+    return this.view.getUint8(this.arena.descTable + k * DESC_SIZE + D_LEG);
   }
 
   batchLength(k: number): number {
@@ -284,8 +291,8 @@ export class FilterInstance {
     return this.view.getUint8(this.arena.outTable + j * DESC_SIZE + D_DEST);
   }
 
-  outputAux(j: number): number {
-    return this.view.getUint32(this.arena.outTable + j * DESC_SIZE + D_AUX, true);
+  outputLeg(j: number): number {
+    return this.view.getUint8(this.arena.outTable + j * DESC_SIZE + D_LEG);
   }
 
   // ---- internals ----

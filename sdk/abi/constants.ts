@@ -5,9 +5,9 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 1;
+export const ABI_VERSION_MINOR = 2;
 /** Name of the version marker export a module built on this SDK carries. */
-export const ABI_VERSION_EXPORT = "msm_abi_version_1_1";
+export const ABI_VERSION_EXPORT = "msm_abi_version_1_2";
 
 /** Verdict a filter writes into a packet's descriptor. */
 export enum Verdict {
@@ -124,8 +124,12 @@ export enum Dest {
   /** Dest >= DestinationIndexBase: only to destination (dest - DestinationIndexBase) of the segment. 2-15 are invalid. */
   DestinationIndexBase = 16,
 }
-/** Largest port offset (descriptor aux) an output packet may ask for: FEC uses 2 and 4. */
-export const MAX_PORT_OFFSET = 16;
+/**
+ * Legs per segment (descriptor field `leg`): leg 0 is the segment's media (listen / destinations),
+ * legs 1.. are the ones its config lists (FEC column and row ports, a second path of a dual-path
+ * stream). A descriptor naming leg MAX_LEGS or above is invalid.
+ */
+export const MAX_LEGS = 8;
 
 /** Host feature bits: what the host offers (host import features()) and what a module requires (export msm_required_features). */
 export enum HostFeature {
@@ -136,9 +140,11 @@ export enum HostFeature {
   Random = 16,
   StateTransfer = 32,
   OutputArea = 64,
+  /** ABI 1.2: descriptors carry the packet's leg (multi-port segments: FEC, dual path). */
+  Legs = 128,
 }
 /** Every feature this host implements. */
-export const HOST_FEATURES_V1 = 127;
+export const HOST_FEATURES_V1 = 255;
 
 // ---- arena layout (little-endian; byte offsets) ----
 /** Arena header: the structure whose address msm_arena() returns. */
@@ -165,7 +171,9 @@ export const D_FLAGS = 12; //   u16  PacketFlag bits
 export const D_VERDICT = 14; // u8   Verdict (filter writes; host sets Pass before the call)
 export const D_DEST = 15; //    u8   Dest (output descriptors; ignored in the batch)
 export const D_REASON = 16; //  u32  DropReason when verdict is Drop
-export const D_AUX = 20; //     u32  input: source port; output: port offset (for example +2 for column FEC)
+export const D_PORT = 20; //    u16  batch: the UDP source port; output: ignored
+export const D_LEG = 22; //     u8   the leg the packet arrived on (batch) or leaves on (batch and output); < MAX_LEGS
+export const D_RESERVED = 23; // u8  zero
 export const D_ARRIVAL = 24; // i64  arrival time, microseconds on the host's monotonic clock
 
 /** Limits. */

@@ -8,7 +8,7 @@ import {
   ARENA_MAGIC, ARENA_HEADER_SIZE, DESC_SIZE,
   AH_MAGIC, AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_SLOT_BASE, AH_SLOT_SIZE, AH_HEADROOM,
   AH_OUT_CAPACITY, AH_OUT_TABLE, AH_OUT_SLOT_BASE, AH_SCRATCH, AH_SCRATCH_SIZE,
-  D_OFFSET, D_LENGTH, D_CONTEXT, D_FLAGS, D_VERDICT, D_DEST, D_REASON, D_AUX, D_ARRIVAL,
+  D_OFFSET, D_LENGTH, D_CONTEXT, D_FLAGS, D_VERDICT, D_DEST, D_REASON, D_PORT, D_LEG, D_RESERVED, D_ARRIVAL,
 } from "../abi/constants";
 
 /** Descriptors in the batch table. */
@@ -126,11 +126,20 @@ store<u32>(ARENA_HEADER, <u32>SCRATCH_SIZE, AH_SCRATCH_SIZE);
 @inline export function setDescReason(d: usize, v: u32): void {
   store<u32>(d, v, D_REASON);
 }
-@inline export function descAux(d: usize): u32 {
-  return load<u32>(d, D_AUX);
+@inline export function descPort(d: usize): u32 {
+  return <u32>load<u16>(d, D_PORT);
 }
-@inline export function setDescAux(d: usize, v: u32): void {
-  store<u32>(d, v, D_AUX);
+@inline export function descLeg(d: usize): u8 {
+  return load<u8>(d, D_LEG);
+}
+/** Writes the leg and clears the port and reserved bytes around it (output descriptors). */
+@inline export function setDescLegOnly(d: usize, leg: u8): void {
+  store<u16>(d, 0, D_PORT);
+  store<u8>(d, leg, D_LEG);
+  store<u8>(d, 0, D_RESERVED);
+}
+@inline export function setDescLeg(d: usize, leg: u8): void {
+  store<u8>(d, leg, D_LEG);
 }
 @inline export function descArrival(d: usize): i64 {
   return load<i64>(d, D_ARRIVAL);

@@ -2,14 +2,14 @@
 // entry file. docs/sdk.md is the guide, docs/abi.md the contract.
 export {
   Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature, FilterPolicy,
-  MAX_TIMERS_PER_CONTEXT, MAX_METRICS, ROOT_CONTEXT,
+  MAX_TIMERS_PER_CONTEXT, MAX_METRICS, MAX_LEGS, ROOT_CONTEXT,
 } from "../abi/constants";
 export {
   BATCH_CAPACITY, OUT_CAPACITY, SLOT_SIZE, HEADROOM, MAX_PACKET, SCRATCH_SIZE, SCRATCH,
   batchDesc, outDesc, batchSlot, outSlot,
   descOffset, setDescOffset, descLength, setDescLength, descContext, setDescContext,
   descFlags, setDescFlags, descVerdict, setDescVerdict, descDest, setDescDest,
-  descReason, setDescReason, descAux, setDescAux, descArrival, setDescArrival,
+  descReason, setDescReason, descPort, descLeg, setDescLeg, descArrival, setDescArrival,
 } from "./arena";
 export { loadBe16, loadBe24, loadBe32, loadBe64, storeBe16, storeBe32, storeBe64 } from "./bytes";
 export {

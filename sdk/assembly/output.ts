@@ -1,9 +1,9 @@
 // The output area (docs/abi.md "Output area"): packets a filter creates during on_batch or
 // on_timer. The SDK counts them and returns the count from the export.
-import { Dest } from "../abi/constants";
+import { Dest, MAX_LEGS } from "../abi/constants";
 import {
   OUT_CAPACITY, HEADROOM, MAX_PACKET, outDesc, outSlot,
-  setDescOffset, setDescLength, setDescContext, setDescFlags, setDescDest, setDescAux,
+  setDescOffset, setDescLength, setDescContext, setDescFlags, setDescDest, setDescLegOnly,
   setDescVerdict, setDescReason, setDescArrival,
 } from "./arena";
 
@@ -23,15 +23,15 @@ import {
 
   /**
    * Copies [ptr, ptr+len) into the next output slot and describes it: context `ctx`,
-   * PacketFlag bits `flags` (Rtcp, Upstream are read), `dest` a Dest value, `aux` a port
-   * offset (0 normally). Returns false, writing nothing, when the area is full or len is out
-   * of range.
+   * PacketFlag bits `flags` (Rtcp, Upstream are read), `dest` a Dest value, `leg` the leg it
+   * leaves on (0: the media; FEC repair goes on the segment's FEC legs). Returns false, writing
+   * nothing, when the area is full, or len or leg is out of range.
    */
-  static emit(ctx: u32, ptr: usize, len: i32, flags: i32 = 0, dest: i32 = Dest.Forward, aux: u32 = 0): bool {
+  static emit(ctx: u32, ptr: usize, len: i32, flags: i32 = 0, dest: i32 = Dest.Forward, leg: i32 = 0): bool {
     const at = Output.reserve();
-    if (at == 0 || len < 0 || len > MAX_PACKET) return false;
+    if (at == 0 || len < 0 || len > MAX_PACKET || <u32>leg >= <u32>MAX_LEGS) return false;
     memory.copy(at, ptr, <usize>len);
-    return Output.commit(ctx, len, flags, dest, aux);
+    return Output.commit(ctx, len, flags, dest, leg);
   }
 
   /**
@@ -43,9 +43,9 @@ import {
   }
 
   /** Publishes the packet built at reserve() with `len` bytes. */
-  static commit(ctx: u32, len: i32, flags: i32 = 0, dest: i32 = Dest.Forward, aux: u32 = 0): bool {
+  static commit(ctx: u32, len: i32, flags: i32 = 0, dest: i32 = Dest.Forward, leg: i32 = 0): bool {
     const j = Output.count;
-    if (j >= OUT_CAPACITY || len < 0 || len > MAX_PACKET) return false;
+    if (j >= OUT_CAPACITY || len < 0 || len > MAX_PACKET || <u32>leg >= <u32>MAX_LEGS) return false;
     const d = outDesc(j);
     setDescOffset(d, outSlot(j) + HEADROOM);
     setDescLength(d, len);
@@ -54,7 +54,7 @@ import {
     setDescVerdict(d, 0);
     setDescDest(d, <u8>dest);
     setDescReason(d, 0);
-    setDescAux(d, aux);
+    setDescLegOnly(d, <u8>leg);
     setDescArrival(d, 0);
     Output.count = j + 1;
     return true;

@@ -1,10 +1,10 @@
 // Packet: a view over one batch descriptor (docs/abi.md "Descriptor"). The object *is* the
 // descriptor's address, so Packet.at(i) allocates nothing.
-import { PacketFlag, Verdict, DESC_SIZE } from "../abi/constants";
+import { PacketFlag, Verdict, DESC_SIZE, MAX_LEGS } from "../abi/constants";
 import {
   DESC_TABLE, SLOT_SIZE, batchDesc, batchSlot,
   descOffset, setDescOffset, descLength, setDescLength, descContext, descFlags,
-  descVerdict, setDescVerdict, descReason, setDescReason, descAux, descArrival,
+  descVerdict, setDescVerdict, descReason, setDescReason, descPort, descLeg, setDescLeg, descArrival,
 } from "./arena";
 
 @final @unmanaged export class Packet {
@@ -53,7 +53,20 @@ import {
   }
   /** The UDP port the packet came from. */
   @inline get sourcePort(): u32 {
-    return descAux(this.desc);
+    return descPort(this.desc);
+  }
+  /**
+   * The leg the packet arrived on: 0 for the segment's media port, 1.. for the legs its config
+   * lists (docs/proxy.md "Legs"), in that order. A passed packet leaves on the same leg.
+   */
+  @inline get leg(): i32 {
+    return <i32>descLeg(this.desc);
+  }
+  /** Sends the packet out on another leg (0 .. MAX_LEGS-1); false, changing nothing, otherwise. */
+  @inline setLeg(leg: i32): bool {
+    if (<u32>leg >= <u32>MAX_LEGS) return false;
+    setDescLeg(this.desc, <u8>leg);
+    return true;
   }
   @inline get verdict(): Verdict {
     return <Verdict>descVerdict(this.desc);

@@ -14,8 +14,10 @@ export interface HarnessPacket {
   readonly flags?: number;
   /** Arrival time; default: the harness clock. */
   readonly arrivalUs?: number;
-  /** The descriptor's aux field: the UDP source port. */
+  /** The UDP source port. */
   readonly sourcePort?: number;
+  /** The leg it arrived on (0: the media port; docs/proxy.md "Legs"). */
+  readonly leg?: number;
 }
 
 export interface PacketResult {
@@ -26,6 +28,8 @@ export interface PacketResult {
   readonly reasonName: string;
   /** The packet's bytes after the filter (a copy). */
   readonly bytes: Uint8Array;
+  /** The leg it leaves on. */
+  readonly leg: number;
 }
 
 export interface OutputPacket {
@@ -33,7 +37,8 @@ export interface OutputPacket {
   readonly bytes: Uint8Array;
   readonly flags: number;
   readonly dest: number;
-  readonly aux: number;
+  /** The leg it leaves on. */
+  readonly leg: number;
 }
 
 export interface BatchResult {
@@ -112,7 +117,7 @@ export class FilterHarness {
     }
     packets.forEach((p, k) => {
       if (p.bytes.length > inst.packetRoom) throw new RangeError(`packet ${k} of ${p.bytes.length} bytes exceeds the slot room of ${inst.packetRoom}`);
-      inst.putBatchPacket(k, p.bytes, 0, p.bytes.length, p.ctx, p.flags ?? 0, p.sourcePort ?? 0, p.arrivalUs ?? this.clockUs);
+      inst.putBatchPacket(k, p.bytes, 0, p.bytes.length, p.ctx, p.flags ?? 0, p.sourcePort ?? 0, p.leg ?? 0, p.arrivalUs ?? this.clockUs);
     });
     inst.setClock(this.clockUs, Date.now() * 1000);
     const outCount = inst.runBatch(packets.length);
@@ -127,6 +132,7 @@ export class FilterHarness {
         reason,
         reasonName: verdict === "drop" ? dropReasonName(reason) : "",
         bytes: inst.bytes.slice(offset, offset + inst.batchLength(k)),
+        leg: inst.batchLeg(k),
       };
     });
     return { packets: results, outputs: this.readOutputs(outCount) };
@@ -192,7 +198,7 @@ export class FilterHarness {
         bytes: inst.bytes.slice(offset, offset + inst.outputLength(j)),
         flags: inst.outputFlags(j),
         dest: inst.outputDest(j),
-        aux: inst.outputAux(j),
+        leg: inst.outputLeg(j),
       });
     }
     return out;

@@ -40,7 +40,7 @@ test("the first packet of a new source goes out, byte for byte, ahead of the one
   assert.equal(verdicts(r), ["hold", "hold"], "both leave through the output area, behind the held one");
   assert.equal(r.outputs.map((o) => seqOf(o.bytes)), [500, 501, 502]);
   assert.equal(r.outputs[0]!.bytes, first, "the held packet is sent unchanged");
-  assert.ok(r.outputs.every((o) => o.ctx === ctx && o.flags === 0 && o.dest === 0 && o.aux === 0), "forward, downstream, no port offset");
+  assert.ok(r.outputs.every((o) => o.ctx === ctx && o.flags === 0 && o.dest === 0 && o.leg === 0), "forward, downstream, on the media leg");
   assert.equal(verdicts(batch(h, ctx, [503, 504])), ["pass", "pass"], "the next batch passes in place again");
   assert.is(metric(h, "packets_held", ctx), 1);
   assert.is(metric(h, "packets_released", ctx), 1);
