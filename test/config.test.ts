@@ -29,6 +29,14 @@ const cases: [string, unknown, RegExp][] = [
   ["bad failure mode", base({ segments: [seg({ failure: { mode: "sideways" } })] }), /segments\[0\]\.failure\.mode:/],
   ["worker out of range", base({ workers: 2, segments: [seg({ worker: 2 })] }), /segments\[0\]\.worker: 2 but there are only 2 workers/],
   ["bad digest", base({ filters: { v: { path: "v.wasm", sha256: "xyz" } } }), /filters\.v\.sha256: must be 64 hex digits/],
+  ["a receiving leg that says nowhere to listen", base({ segments: [seg({ legs: [{ name: "b", destinations: [{ address: "127.0.0.1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]: a receiving leg needs listen or portOffset/],
+  ["a sending leg that says nowhere to send", base({ segments: [seg({ legs: [{ name: "b", listen: { port: 7000 } }] })] }), /segments\[0\]\.legs\[0\]: a sending leg needs destinations or portOffset/],
+  ["two legs of one name", base({ segments: [seg({ legs: [{ name: "fec", portOffset: 2 }, { name: "fec", portOffset: 4 }] })] }), /segments\[0\]\.legs\[1\]\.name: duplicate leg name 'fec'/],
+  ["eight legs", base({ segments: [seg({ legs: Array.from({ length: 8 }, (_, k) => ({ name: `l${k}`, portOffset: 2 + 2 * k })) })] }), /segments\[0\]\.legs: .*7/],
+  ["a leg past port 65535", base({ segments: [seg({ listen: { address: "127.0.0.1", port: 65532 }, rtcpMux: true, legs: [{ name: "row", portOffset: 4, send: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: listen\.port \+ 4 is past 65535/],
+  ["a leg's port clashes with another segment", base({ segments: [seg({ legs: [{ name: "col", portOffset: 2, send: false }] }), seg({ name: "s2", listen: { address: "127.0.0.1", port: 5006 } })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.legs\[0\] \(col\) listen/],
+  ["a leg clashes with its own segment's RTCP", base({ segments: [seg({ legs: [{ name: "col", portOffset: 1, send: false }] })] }), /segments\[0\]\.legs\[0\] \(col\) listen: port already used by segments\[0\]\.listen\.port \(RTCP/],
+  ["an IPv6 leg destination of an IPv4 segment", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: [{ address: "::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.destinations\[0\]\.address: IPv6, but leg 'b' sends from IPv4/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
 ];
 

@@ -11,7 +11,7 @@ import { DropReason, MAX_FILTER_DROP_REASONS } from "../sdk/abi/constants.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
 import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sinksAt, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 
 const test = suite("hostile filter", { timeoutMs: 60_000 });
@@ -51,21 +51,6 @@ function httpGet(port: number, path: string): Promise<string> {
       res.on("end", () => resolve(body));
     }).on("error", reject).end();
   });
-}
-
-/** A base port P, even, with sinks bound at P + each offset (retrying where one is taken). */
-async function sinksAt(offsets: readonly number[], options: { keyOf?: (b: Buffer) => number } = {}): Promise<{ base: number; sinks: Sink[] }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = await freePortPair();
-    const sinks: Sink[] = [];
-    try {
-      for (const off of offsets) sinks.push(await Sink.open(base + off, options));
-      return { base, sinks };
-    } catch {
-      for (const s of sinks) s.close();
-    }
-  }
-  throw new Error(`no free ports at offsets ${offsets.join(", ")}`);
 }
 
 const SHARED_NAMES = new Map(

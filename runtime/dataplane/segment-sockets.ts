@@ -24,6 +24,27 @@ async function bindSocket(address: string, port: number, receiveBuffer: number):
   return socket;
 }
 
+/**
+ * Binds a port the kernel picks, then pins it: Linux forgets an auto-picked port when a connected
+ * UDP socket disconnects (udp_disconnect unbinds a socket not bound to an explicit port), and the
+ * next send would leave from a new port, which a strict receiver, such as the next proxy's source
+ * gate, refuses. So the socket is bound again to that port explicitly.
+ */
+async function bindPinned(address: string, receiveBuffer: number): Promise<Socket> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const probe = await bindSocket(address, 0, receiveBuffer);
+    const port = probe.address().port;
+    probe.close();
+    try {
+      return await bindSocket(address, port, receiveBuffer);
+    } catch (err) {
+      lastError = err; // taken in between: pick again
+    }
+  }
+  throw lastError;
+}
+
 /** Connects `socket` to its one peer; false where the runtime cannot (the socket then stays unconnected). */
 function connectSocket(socket: Socket, port: number, address: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -60,7 +81,7 @@ export type PartialSockets = Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> 
 function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
   return async (address: string, port: number, what: string): Promise<Socket> => {
     try {
-      const s = await bindSocket(address, port, receiveBuffer);
+      const s = port === 0 ? await bindPinned(address, receiveBuffer) : await bindSocket(address, port, receiveBuffer);
       opened.push(s);
       return s;
     } catch (err) {

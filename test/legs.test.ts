@@ -1,0 +1,149 @@
+// Segments with legs (docs/proxy.md "Legs"): more UDP flows beside the media, each with its own
+// sockets, each packet marked with its leg. Real sockets on loopback, no filter (a packet leaves
+// on the leg it came on) or the delay fixture (a filter that sends on a leg).
+import * as assert from "uvu/assert";
+import { startAdminServer, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { bindUdp, freePortBlock, indexedRtp, Sink, sinksAt, waitFor } from "./lib/udp.js";
+import { DropWatch } from "./lib/kernel-drops.js";
+
+const test = suite("legs");
+const LO = "127.0.0.1";
+
+function httpGet(port: number, path: string): Promise<string> {
+  return fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.text());
+}
+
+test("FEC-style legs at +2 and +4: each leg's packets arrive on its port and leave to each destination's port + offset", async () => {
+  const listen = await freePortBlock(6);
+  const { base: d, sinks: [media, col, row] } = await sinksAt([0, 2, 4]);
+  const tx = { media: await bindUdp(), col: await bindUdp(), row: await bindUdp() };
+  const { proxy } = await startProxy({
+    segments: [{ name: "fec", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: d }],
+      legs: [{ name: "fec-column", portOffset: 2 }, { name: "fec-row", portOffset: 4 }] }],
+  });
+  const admin = await startAdminServer(proxy, LO, 0);
+  const kernel = new DropWatch([listen, listen + 2, listen + 4, d, d + 2, d + 4]);
+  try {
+    const n = 50;
+    for (let i = 0; i < n; i++) {
+      tx.media.send(indexedRtp(i), listen, LO);
+      if (i % 5 === 0) tx.col.send(indexedRtp(1000 + i), listen + 2, LO);
+      if (i % 10 === 0) tx.row.send(indexedRtp(2000 + i), listen + 4, LO);
+    }
+    const expected = [n, n / 5, n / 10];
+    await waitFor(() => media!.received + col!.received + row!.received >= n + n / 5 + n / 10 - kernel.since().total, 5000, "every leg's packets");
+    assert.is(kernel.since().total, 0, "nothing lost in the kernel (the counts below are exact)");
+    assert.equal([media!.received, col!.received, row!.received], expected, "each flow stays on its leg");
+    assert.ok([...col!.keys.keys()].every((k) => k >= 1000 && k < 2000), "only column packets at + 2");
+    const seg = await segmentStats(proxy, "fec");
+    assert.equal(seg.legs, [
+      { name: "media", packetsIn: n, packetsOut: n },
+      { name: "fec-column", packetsIn: n / 5, packetsOut: n / 5 },
+      { name: "fec-row", packetsIn: n / 10, packetsOut: n / 10 },
+    ]);
+    assert.equal(seg.ports.legs.map((l) => [l.name, l.listen, l.egressConnected]), [["fec-column", listen + 2, true], ["fec-row", listen + 4, true]]);
+    assert.is(seg.ports.legs[0]!.sender, `${LO}:${tx.col.address().port}`, "each leg latches its own sender port");
+    assert.is(col!.packets.length, 0);
+    const metrics = await httpGet(admin.port, "/metrics");
+    assert.match(metrics, /^msm_segment_leg_packets_in_total\{segment="fec",leg="fec-row"\} 5$/m);
+    assert.match(metrics, /^msm_segment_leg_packets_out_total\{segment="fec",leg="media"\} 50$/m);
+  } finally {
+    for (const s of [media, col, row]) s!.close();
+    for (const s of Object.values(tx)) s.close();
+    await admin.close();
+    await proxy.close();
+  }
+});
+
+test("a leg of its own addresses (a second path): listen, egress and destinations apart from the media's", async () => {
+  const listenA = await freePortBlock(2);
+  const listenB = await freePortBlock(1, "127.0.0.2");
+  const { base: d, sinks: [media] } = await sinksAt([0]);
+  const pathB = await Sink.open(0, { address: "127.0.0.3", keep: true });
+  const tx = await bindUdp();
+  const txB = await bindUdp(0, "127.0.0.2");
+  const { proxy } = await startProxy({
+    segments: [{ name: "dual", listen: { address: LO, port: listenA }, destinations: [{ address: LO, port: d }],
+      legs: [{ name: "path-b", listen: { address: "127.0.0.2", port: listenB }, egress: { address: "127.0.0.3", port: 0 },
+        destinations: [{ address: "127.0.0.3", port: pathB.port }] }] }],
+  });
+  try {
+    for (let i = 0; i < 20; i++) {
+      tx.send(indexedRtp(i), listenA, LO);
+      txB.send(indexedRtp(i), listenB, "127.0.0.2");
+    }
+    await waitFor(() => media!.received >= 20 && pathB.received >= 20, 5000, "both paths");
+    assert.is(pathB.packets[0]!.from.address, "127.0.0.3", "the leg sends from its own egress address");
+    const seg = await segmentStats(proxy, "dual");
+    assert.equal(seg.legs.map((l) => [l.packetsIn, l.packetsOut]), [[20, 20], [20, 20]]);
+  } finally {
+    media!.close();
+    pathB.close();
+    tx.close();
+    txB.close();
+    await proxy.close();
+  }
+});
+
+test("a leg that only receives has nowhere to send; a second sender on a latched leg is refused; both counted", async () => {
+  const listen = await freePortBlock(4);
+  const { base: d, sinks: [media, fec] } = await sinksAt([0, 2]);
+  const first = await bindUdp();
+  const intruder = await bindUdp(0, "127.0.0.5");
+  const { proxy } = await startProxy({
+    segments: [{ name: "strip", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: d }],
+      source: { learnMs: 0 }, legs: [{ name: "fec-column", portOffset: 2, send: false }] }],
+  });
+  try {
+    for (let i = 0; i < 10; i++) first.send(indexedRtp(i), listen + 2, LO);
+    await waitFor(async () => (await segmentStats(proxy, "strip")).drops.host_no_destination === 10, 5000, "the leg's packets refused");
+    for (let i = 0; i < 10; i++) intruder.send(indexedRtp(100 + i), listen + 2, LO);
+    await waitFor(async () => (await segmentStats(proxy, "strip")).drops.host_source_refused === 10, 5000, "the intruder refused");
+    const seg = await segmentStats(proxy, "strip");
+    assert.is(seg.legs[1]!.packetsIn, 20);
+    assert.is(seg.legs[1]!.packetsOut, 0);
+    assert.is(seg.ports.legs[0]!.egress, null, "no egress socket for a leg that does not send");
+    assert.is(media!.received + fec!.received, 0);
+  } finally {
+    media!.close();
+    fec!.close();
+    first.close();
+    intruder.close();
+    await proxy.close();
+  }
+});
+
+test("a filter sends on a leg; a reload that moves the leg's destinations keeps its sockets and loses nothing", async () => {
+  const listen = await freePortBlock(2);
+  const [a, b] = await Promise.all([sinksAt([0, 2]), sinksAt([0, 2])]);
+  const input = (dest: number): ProxyConfigInput => ({
+    filters: { delay: { path: fixture("delay") } },
+    segments: [{ name: "copy", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: dest }],
+      legs: [{ name: "copies", portOffset: 2, receive: false }],
+      chain: [{ filter: "delay", config: { delayMs: 1, copyTo: 0, leg: 1 } }] }],
+  });
+  const { proxy } = await startProxy(input(a.base));
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, LO);
+    await waitFor(() => a.sinks[0]!.received >= 20 && a.sinks[1]!.received >= 20, 5000, "media and copies at A");
+    const before = (await segmentStats(proxy, "copy")).ports;
+    await proxy.apply(validateProxyConfig(input(b.base)));
+    const after = (await segmentStats(proxy, "copy")).ports;
+    assert.equal(after.legs.map((l) => l.egress), before.legs.map((l) => l.egress), "the leg kept its socket and its port");
+    assert.is(after.egress, before.egress, "so did the media's egress, though it had to disconnect (Linux unbinds an auto-picked port then)");
+    for (let i = 20; i < 40; i++) tx.send(indexedRtp(i), listen, LO);
+    await waitFor(() => b.sinks[0]!.received >= 20 && b.sinks[1]!.received >= 20, 5000, "media and copies at B");
+    assert.equal(b.sinks[1]!.tally(20, 20), { missing: 0, duplicates: 0 }, "the copies follow the destination");
+    assert.is(a.sinks[1]!.received, 20, "nothing more at A");
+  } finally {
+    for (const s of [...a.sinks, ...b.sinks]) s.close();
+    tx.close();
+    await proxy.close();
+  }
+});
+
+test.run();
