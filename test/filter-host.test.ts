@@ -2,7 +2,7 @@
 // turns a trapping filter into a FilterFailure instead of an exception that escapes.
 import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
-import { FilterHarness, FilterConfigError, FilterFailure, FilterLoadError } from "../sdk/harness/index.js";
+import { ABI_VERSION_EXPORT, FilterHarness, FilterConfigError, FilterFailure, FilterLoadError } from "../sdk/harness/index.js";
 import { sha256Hex } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
@@ -23,7 +23,25 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
 
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
-  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.1/);
+  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.2/);
+});
+
+/** A built module with its version marker renamed (same length, so the export section stays valid). */
+async function withMarker(marker: string): Promise<Uint8Array> {
+  const bytes = Buffer.from(await readFile(fixture("counter")));
+  const at = bytes.indexOf(ABI_VERSION_EXPORT);
+  assert.ok(at > 0 && marker.length === ABI_VERSION_EXPORT.length);
+  bytes.write(marker, at, "latin1");
+  return new Uint8Array(bytes);
+}
+
+test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.3 module is refused", async () => {
+  const old = await FilterHarness.load(await withMarker("msm_abi_version_1_1"));
+  const ctx = old.createContext({});
+  const r = old.runBatch([{ ctx, bytes: rtp(1), sourcePort: 5004 }]);
+  assert.is(r.packets[0]!.verdict, "pass");
+  assert.is(r.packets[0]!.leg, 0);
+  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_3")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_3, host implements 1\.2/);
 });
 
 test("a digest mismatch is refused before compiling", async () => {
