@@ -76,3 +76,38 @@ export function parseFecPacket(b: Uint8Array): FecHeader | null {
     payloadLength: b.length - 12 - 16,
   };
 }
+
+/** What a FEC packet over a group carries, computed from the group's media packets. */
+export interface ReferenceFec {
+  readonly snBase: number;
+  readonly lengthRecovery: number;
+  readonly ptRecovery: number;
+  readonly tsRecovery: number;
+  /** The marker bits XORed: 2022-1 encoders carry it in the FEC packet's RTP marker bit. */
+  readonly marker: boolean;
+  /** The payloads XORed, each zero-padded to the longest. */
+  readonly payload: Buffer;
+}
+
+/**
+ * The recovery fields of a FEC packet over `media` (in group order; plain RTP packets: 12-byte
+ * header, no CSRCs, extension or padding, whose payload is everything after the header).
+ */
+export function referenceFec(media: readonly Uint8Array[]): ReferenceFec {
+  if (media.length === 0) throw new RangeError("a FEC group has at least one packet");
+  const longest = Math.max(...media.map((p) => p.length - 12));
+  const payload = Buffer.alloc(longest);
+  let lengthRecovery = 0;
+  let ptRecovery = 0;
+  let tsRecovery = 0;
+  let marker = false;
+  for (const p of media) {
+    const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    lengthRecovery ^= p.length - 12;
+    ptRecovery ^= p[1]! & 0x7f;
+    tsRecovery = (tsRecovery ^ v.getUint32(4)) >>> 0;
+    marker = marker !== ((p[1]! & 0x80) !== 0);
+    for (let k = 12; k < p.length; k++) payload[k - 12]! ^= p[k]!;
+  }
+  return { snBase: new DataView(media[0]!.buffer, media[0]!.byteOffset).getUint16(2), lengthRecovery, ptRecovery, tsRecovery, marker, payload };
+}

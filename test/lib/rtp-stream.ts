@@ -1,7 +1,8 @@
 // A deterministic RTP media stream for FEC tests: what SMPTE 2022-1 encoders need (GStreamer's
 // refuses anything else and stops: SSRC 0, consecutive sequence numbers) and what exercises
 // recovery: payload lengths from 16 to 1300 bytes (length recovery, zero-padding of short
-// payloads in the XOR), a marker at the end of every 3-packet frame, timestamps per frame.
+// payloads in the XOR), a marker on every third packet, a distinct timestamp per packet (so a FEC
+// packet's timestamp tells which media packet it went out with).
 // Packet i is a pure function of (i, seq0), so a rebuilt packet can be checked byte for byte.
 // No CSRCs, header extension or padding: 2022-1 encoders protect the payload only.
 import type { Socket } from "node:dgram";
@@ -23,7 +24,7 @@ export function streamPacket(i: number, seq0: number): Buffer {
   b[0] = 0x80;
   b[1] = MEDIA_PT | (i % 3 === 2 ? 0x80 : 0);
   b.writeUInt16BE((seq0 + i) & 0xffff, 2);
-  b.writeUInt32BE((1000 + Math.floor(i / 3) * 3000) >>> 0, 4);
+  b.writeUInt32BE((1000 + i * 1500) >>> 0, 4);
   b.writeUInt32BE(0, 8); // SSRC 0
   b.writeUInt32BE(i >>> 0, 12);
   for (let k = 16; k < b.length; k++) b[k] = (k * 131 + i * 7) & 0xff;
