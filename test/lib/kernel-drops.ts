@@ -5,9 +5,9 @@
 // accepts a loss only when the kernel's drops explain it.
 import { readFileSync } from "node:fs";
 
-/** Kernel receive drops, summed over the UDP sockets bound to `port` (this network namespace). */
-export function kernelDrops(port: number): number {
-  let drops = 0;
+/** The UDP sockets of this network namespace: local port and kernel receive drops of each. */
+function udpSockets(): { port: number; drops: number }[] {
+  const sockets: { port: number; drops: number }[] = [];
   for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
     let text: string;
     try {
@@ -19,11 +19,20 @@ export function kernelDrops(port: number): number {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 13) continue;
       const local = cols[1]!;
-      const localPort = parseInt(local.slice(local.lastIndexOf(":") + 1), 16);
-      if (localPort === port) drops += Number(cols[cols.length - 1]);
+      sockets.push({ port: parseInt(local.slice(local.lastIndexOf(":") + 1), 16), drops: Number(cols[cols.length - 1]) });
     }
   }
-  return drops;
+  return sockets;
+}
+
+/** Kernel receive drops, summed over the UDP sockets bound to `port` (this network namespace). */
+export function kernelDrops(port: number): number {
+  return udpSockets().filter((s) => s.port === port).reduce((sum, s) => sum + s.drops, 0);
+}
+
+/** Whether some UDP socket (of any process) is bound to `port` (this network namespace). */
+export function udpPortBound(port: number): boolean {
+  return udpSockets().some((s) => s.port === port);
 }
 
 /** Kernel drops on a set of ports since the watch began. */
