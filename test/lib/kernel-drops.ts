@@ -2,19 +2,28 @@
 // socket's receive queue can overflow before its reader runs: the kernel drops the datagram and
 // counts it per socket (the last column of /proc/net/udp and /proc/net/udp6). A test that counts
 // loss reads these counters for the sockets involved (the proxy's listen sockets, the sink) and
-// accepts a loss only when the kernel's drops explain it.
+// accepts a loss only when the kernel's drops explain it. The tables are per network namespace:
+// a socket in a namespace a test made is read through that namespace (test/lib/netns.ts).
 import { readFileSync } from "node:fs";
 
-/** Kernel receive drops, summed over the UDP sockets bound to `port` (this network namespace). */
-export function kernelDrops(port: number): number {
+/** Reads /proc/net/udp or /proc/net/udp6 of one network namespace; undefined when it has none. */
+export type ProcNetReader = (table: "udp" | "udp6") => string | undefined;
+
+/** The tables of this process's own network namespace. */
+export const ownNamespace: ProcNetReader = (table) => {
+  try {
+    return readFileSync(`/proc/net/${table}`, "utf8");
+  } catch {
+    return undefined; // no IPv6, or not Linux
+  }
+};
+
+/** Kernel receive drops, summed over the UDP sockets bound to `port` (in the namespace `read` reads). */
+export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): number {
   let drops = 0;
-  for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      continue; // no IPv6, or not Linux
-    }
+  for (const table of ["udp", "udp6"] as const) {
+    const text = read(table);
+    if (text === undefined) continue;
     for (const line of text.split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 13) continue;
@@ -30,8 +39,8 @@ export function kernelDrops(port: number): number {
 export class DropWatch {
   private readonly start: Map<number, number>;
 
-  constructor(readonly ports: readonly number[]) {
-    this.start = new Map(ports.map((p) => [p, kernelDrops(p)]));
+  constructor(readonly ports: readonly number[], private readonly read: ProcNetReader = ownNamespace) {
+    this.start = new Map(ports.map((p) => [p, kernelDrops(p, read)]));
   }
 
   /** Drops since the watch began, per port and in all. */
@@ -39,7 +48,7 @@ export class DropWatch {
     const byPort: Record<number, number> = {};
     let total = 0;
     for (const [port, before] of this.start) {
-      const d = kernelDrops(port) - before;
+      const d = kernelDrops(port, this.read) - before;
       byPort[port] = d;
       total += d;
     }
