@@ -18,9 +18,9 @@ export const ownNamespace: ProcNetReader = (table) => {
   }
 };
 
-/** Kernel receive drops, summed over the UDP sockets bound to `port` (in the namespace `read` reads). */
-export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): number {
-  let drops = 0;
+/** The UDP sockets of a namespace: local port and kernel receive drops of each. */
+export function udpSockets(read: ProcNetReader = ownNamespace): { port: number; drops: number }[] {
+  const sockets: { port: number; drops: number }[] = [];
   for (const table of ["udp", "udp6"] as const) {
     const text = read(table);
     if (text === undefined) continue;
@@ -28,11 +28,20 @@ export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): n
       const cols = line.trim().split(/\s+/);
       if (cols.length < 13) continue;
       const local = cols[1]!;
-      const localPort = parseInt(local.slice(local.lastIndexOf(":") + 1), 16);
-      if (localPort === port) drops += Number(cols[cols.length - 1]);
+      sockets.push({ port: parseInt(local.slice(local.lastIndexOf(":") + 1), 16), drops: Number(cols[cols.length - 1]) });
     }
   }
-  return drops;
+  return sockets;
+}
+
+/** Kernel receive drops, summed over the UDP sockets bound to `port` (in the namespace `read` reads). */
+export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): number {
+  return dropsByPort([port], read).get(port)!;
+}
+
+function dropsByPort(ports: readonly number[], read: ProcNetReader): Map<number, number> {
+  const sockets = udpSockets(read); // one read of the tables for all ports
+  return new Map(ports.map((p) => [p, sockets.reduce((sum, s) => sum + (s.port === p ? s.drops : 0), 0)]));
 }
 
 /** Kernel drops on a set of ports since the watch began. */
@@ -40,15 +49,16 @@ export class DropWatch {
   private readonly start: Map<number, number>;
 
   constructor(readonly ports: readonly number[], private readonly read: ProcNetReader = ownNamespace) {
-    this.start = new Map(ports.map((p) => [p, kernelDrops(p, read)]));
+    this.start = dropsByPort(ports, read);
   }
 
   /** Drops since the watch began, per port and in all. */
   since(): { total: number; byPort: Record<number, number> } {
+    const now = dropsByPort(this.ports, this.read);
     const byPort: Record<number, number> = {};
     let total = 0;
     for (const [port, before] of this.start) {
-      const d = kernelDrops(port, this.read) - before;
+      const d = now.get(port)! - before;
       byPort[port] = d;
       total += d;
     }

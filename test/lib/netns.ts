@@ -6,7 +6,7 @@
 // pairs in them, the processes it started) goes on close(), on exit, and on SIGINT/SIGTERM.
 // Needs root and iproute2's `ip`. Impairing a link: test/lib/link-impairment.ts.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import type { ProcNetReader } from "./kernel-drops.js";
+import { udpSockets, type ProcNetReader } from "./kernel-drops.js";
 import { peer, runsOk } from "./peers.js";
 
 /** Every namespace a lab makes is named `msmt-<pid>-<lab>-<role>`. */
@@ -141,7 +141,9 @@ export class NsProcess {
     if (this.running) this.signalGroup("SIGKILL");
   }
 
-  private signalGroup(signal: NodeJS.Signals): void {
+  /** Sends `signal` to the process group, if it still runs. */
+  signalGroup(signal: NodeJS.Signals): void {
+    if (!this.running) return;
     if (this.child.pid === undefined) return;
     try {
       process.kill(-this.child.pid, signal);
@@ -315,6 +317,16 @@ export class NetnsLab {
       const r = spawnSync("ip", ["netns", "exec", ns, "cat", `/proc/net/${table}`], { encoding: "utf8", timeout: 15_000 });
       return r.status === 0 ? r.stdout : undefined;
     };
+  }
+
+  /** Resolves once a UDP socket is bound to `port` in `role`'s namespace (for a process that does not say when it listens). */
+  async waitForUdpPort(role: string, port: number, timeoutMs = 10_000): Promise<void> {
+    const read = this.procNet(role);
+    const until = Date.now() + timeoutMs;
+    while (!udpSockets(read).some((s) => s.port === port)) {
+      if (Date.now() > until) throw new Error(`nothing bound UDP port ${port} in ${role} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Starts `cmd args` in `role`'s namespace; the lab kills it on close() if it still runs. */

@@ -1,0 +1,124 @@
+// The namespace lab (test/lib/netns.ts, link-impairment.ts, loss-trial.ts, h264-quality.ts),
+// proven with plain forwarding: sender -> proxy A -> impaired link -> proxy B -> sink, each in a
+// namespace of its own, the proxies `msm proxy` processes with an empty chain. Every lost packet is
+// attributed (link loss model, queues, veths, sockets, proxy drop counters), so a busy machine
+// changes the numbers but not the verdict. Prints the loss table it measured.
+import * as assert from "uvu/assert";
+import { ffmpegX264Peer } from "./lib/h264-quality.js";
+import { gilbertElliott, impairmentPeer, type Impairment } from "./lib/link-impairment.js";
+import { lossTable, runH264LossTrial, runLossTrial, totalDrops, type LossTrialResult } from "./lib/loss-trial.js";
+import { NetnsLab, NETNS_PREFIX, runSync } from "./lib/netns.js";
+import { allOf, peerTest } from "./lib/peers.js";
+import { suite } from "./lib/suite.js";
+
+const test = suite("netns lab", { timeoutMs: 40_000 });
+
+const PROXY_PORT = 5004;
+const SINK_PORT = 6000;
+let lab: NetnsLab | undefined;
+const results: LossTrialResult[] = [];
+
+/** One lab for the file: sender - a - b - sink, made by the first test that needs it. */
+function theLab(): NetnsLab {
+  return (lab ??= NetnsLab.create(["sender", "a", "b", "sink"]));
+}
+
+/** Plain forwarding: A forwards to B across the link, B to the sink. */
+function proxyConfigs(l: NetnsLab): { role: string; config: Record<string, unknown> }[] {
+  const forward = (to: string, port: number): Record<string, unknown> => ({
+    segments: [{ name: "media", listen: { address: "0.0.0.0", port: PROXY_PORT }, destinations: [{ address: to, port }], chain: [] }],
+  });
+  return [
+    { role: "a", config: forward(l.address("b", "a"), PROXY_PORT) },
+    { role: "b", config: forward(l.address("sink", "b"), SINK_PORT) },
+  ];
+}
+
+async function trial(label: string, impairment: Impairment, count: number, rate: number): Promise<LossTrialResult> {
+  const l = theLab();
+  const r = await runLossTrial({
+    label, lab: l, link: ["a", "b"], impairment, proxies: proxyConfigs(l),
+    sender: { role: "sender", address: l.address("a", "sender"), port: PROXY_PORT },
+    receiver: { role: "sink", port: SINK_PORT }, count, rate,
+  });
+  results.push(r);
+  console.log(`${label}: ${JSON.stringify({ offered: r.offered, residual: r.residual, bursts: r.sink.bursts, path: r.path.links, kernel: r.path.kernel, proxies: r.path.proxyDrops, unexplained: r.unexplained })}`);
+  return r;
+}
+
+/** Every loss explained; nothing duplicated or damaged; what A sent over the link is what B got, plus what the link and B's socket dropped. */
+function assertAccounted(r: LossTrialResult): void {
+  assert.is(r.unexplained, 0, `every lost packet is attributed: ${JSON.stringify(r.path)}`);
+  assert.is(r.sink.duplicates, 0);
+  assert.is(r.sink.corrupt, 0, "plain forwarding delivers every packet intact");
+  const ab = r.path.links["a>b"]!;
+  const [aOut, bIn] = [r.path.segments["a/media"]!.out, r.path.segments["b/media"]!.in];
+  const bSocket = r.path.kernel[`b:${PROXY_PORT}`] ?? 0;
+  assert.is(aOut, bIn + ab.lost + ab.queueDrops + ab.interfaceDrops + bSocket, "what crossed the link matches both proxies' counters");
+}
+
+peerTest(test, impairmentPeer, "the lab's namespaces are named after this process and gone once closed", () => {
+  const l = NetnsLab.create(["x", "y"]);
+  const names = [l.ns("x"), l.ns("y")];
+  assert.ok(names.every((n) => n.startsWith(`${NETNS_PREFIX}${process.pid}-`)), names.join(", "));
+  assert.match(runSync("ip", ["netns", "list"]), names[0]!);
+  assert.match(l.execSync("y", "ip", ["-4", "addr", "show", "dev", "ln0"]), /10\.77\.0\.2\/24/);
+  l.close();
+  l.close(); // twice is fine
+  const left = runSync("ip", ["netns", "list"]);
+  for (const n of names) assert.not.match(left, n);
+});
+
+peerTest(test, impairmentPeer, "no impairment: every packet arrives or its loss is attributed", async () => {
+  const r = await trial("no loss", {}, 3000, 1500);
+  assertAccounted(r);
+  assert.is(r.offered.lost, 0);
+  assert.ok(r.offered.packets > 0, "the link counted what it carried");
+});
+
+peerTest(test, impairmentPeer, "random 5%: the link drops about 5% and plain forwarding loses exactly what it drops", async () => {
+  const r = await trial("random 5%", { loss: { kind: "random", p: 0.05 } }, 6000, 2000);
+  assertAccounted(r);
+  // binomial: 6000 packets at 5% give 300 +- 17; allow five standard deviations
+  assert.ok(r.offered.loss > 0.036 && r.offered.loss < 0.064, `measured offered loss ${r.offered.loss}`);
+  assert.is(r.residual.lost, totalDrops(r.path), "residual loss = the link's loss + what else dropped (attributed)");
+  assert.ok(r.sink.bursts.mean < 1.3, `random loss comes in bursts of about one packet, measured ${r.sink.bursts.mean}`);
+});
+
+peerTest(test, impairmentPeer, "Gilbert-Elliott: bursts at the sink average the configured length", async () => {
+  const r = await trial("GE 5%, bursts of 4", { loss: gilbertElliott(0.05, 4) }, 8000, 2000);
+  assertAccounted(r);
+  // about 100 bursts, geometric with mean 4 (standard deviation 3.5): the mean is 4 +- 0.35
+  assert.ok(r.sink.bursts.mean > 2.8 && r.sink.bursts.mean < 5.5, `mean burst ${r.sink.bursts.mean}: ${JSON.stringify(r.sink.bursts.lengths)}`);
+  assert.ok(r.offered.loss > 0.02 && r.offered.loss < 0.09, `measured offered loss ${r.offered.loss}`);
+  console.log(`\n${lossTable(results)}\n`);
+});
+
+peerTest(test, allOf(impairmentPeer, ffmpegX264Peer), "H.264 from FFmpeg: more corrupt frames with 2% loss than without", async () => {
+  const l = theLab();
+  const run = async (label: string, impairment: Impairment) => {
+    const r = await runH264LossTrial({
+      label, lab: l, link: ["a", "b"], impairment, proxies: proxyConfigs(l),
+      sender: { role: "sender", address: l.address("a", "sender"), port: PROXY_PORT },
+      receiver: { role: "sink", port: SINK_PORT },
+    });
+    const dropped = totalDrops(r.path);
+    console.log(`${label}: ${JSON.stringify(r.quality)}; dropped on the way ${dropped}: ${JSON.stringify(r.path.links)} ${JSON.stringify(r.path.kernel)} ${JSON.stringify(r.path.proxyDrops)}`);
+    // the decoder sees missing no more than the path dropped (RTCP dropped on the link counts there too)
+    assert.ok(r.quality.rtpMissed <= dropped, `the receiver missed ${r.quality.rtpMissed} packets, the path dropped ${dropped}`);
+    assert.ok(r.quality.framesDecoded > 0);
+    return { ...r, dropped };
+  };
+  const clean = await run("H.264, no loss", {});
+  const lossy = await run("H.264, random 2%", { loss: { kind: "random", p: 0.02 } });
+  // ~470 packets at 2%: ~9 lost; none lost has odds of 1 in 10^4
+  assert.ok(lossy.offered.lost > 0, "the link dropped packets");
+  assert.ok(clean.dropped > 0 || clean.quality.corruptFrames === 0, "without loss on the way, no corrupt frame");
+  assert.ok(lossy.quality.corruptFrames > clean.quality.corruptFrames, `corrupt frames: ${clean.quality.corruptFrames} without loss, ${lossy.quality.corruptFrames} with 2%`);
+});
+
+test.after(() => {
+  lab?.close();
+});
+
+test.run();
