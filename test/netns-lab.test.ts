@@ -5,9 +5,12 @@
 // changes the numbers but not the verdict. Prints the loss table it measured.
 import * as assert from "uvu/assert";
 import { ffmpegX264Peer } from "./lib/h264-quality.js";
-import { gilbertElliott, impairmentPeer, type Impairment } from "./lib/link-impairment.js";
+import { spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { gilbertElliott, impair, impairmentPeer, netemArgs, type Impairment } from "./lib/link-impairment.js";
 import { lossTable, runH264LossTrial, runLossTrial, totalDrops, type LossTrialResult } from "./lib/loss-trial.js";
-import { NetnsLab, NETNS_PREFIX, runSync } from "./lib/netns.js";
+import { NetnsLab, NETNS_PREFIX, removeStaleNamespaces, runSync } from "./lib/netns.js";
+import { ROOT } from "./lib/paths.js";
 import { allOf, peerTest } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
 
@@ -69,6 +72,59 @@ peerTest(test, impairmentPeer, "the lab's namespaces are named after this proces
   for (const n of names) assert.not.match(left, n);
 });
 
+/** Runs `code` (an ES module importing the lab by absolute path) in a child node process; returns what it printed. */
+function childLab(code: string, kill?: NodeJS.Signals): Promise<string> {
+  const lib = join(ROOT, "dist", "test", "lib", "netns.js");
+  const child = spawn(process.execPath, ["--input-type=module", "-e", `import { NetnsLab } from ${JSON.stringify(lib)};\n${code}`], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+    if (kill && /^made /m.test(out)) child.kill(kill);
+  });
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => child.on("close", () => resolve(out)));
+}
+
+const MAKE_AND_WAIT = `const lab = NetnsLab.create(["x", "y"]); lab.spawn("x", "sleep", ["30"]); console.log("made " + lab.ns("x")); setTimeout(() => {}, 30000);`;
+
+peerTest(test, impairmentPeer, "a test process stopped by SIGTERM or SIGINT, or failing, leaves no namespace; one killed outright leaves some that the next lab removes", async () => {
+  const ours = (out: string): string => {
+    const m = /^made (\S+)-x$/m.exec(out);
+    if (!m) throw new Error(`the child made no lab:\n${out}`);
+    return m[1]!;
+  };
+  const leftOf = (prefix: string): string[] => runSync("ip", ["netns", "list"]).split("\n").filter((l) => l.startsWith(`${prefix}-`));
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    const prefix = ours(await childLab(MAKE_AND_WAIT, signal));
+    assert.equal(leftOf(prefix), [], `after ${signal}`);
+  }
+  const failed = await childLab(`const lab = NetnsLab.create(["x", "y"]); console.log("made " + lab.ns("x")); throw new Error("a failing test");`);
+  assert.match(failed, /a failing test/);
+  assert.equal(leftOf(ours(failed)), [], "after an uncaught error");
+  const killed = ours(await childLab(MAKE_AND_WAIT, "SIGKILL"));
+  assert.is(leftOf(killed).length, 2, "SIGKILL leaves the namespaces behind");
+  assert.ok(removeStaleNamespaces().some((n) => n.startsWith(`${killed}-`)));
+  assert.equal(leftOf(killed), [], "removed as stale: their process is gone");
+});
+
+peerTest(test, impairmentPeer, "netem's arguments are what tc parses (where the kernel lacks netem, tc still parses them before it asks)", () => {
+  const l = theLab();
+  const impairments: Impairment[] = [
+    { loss: { kind: "random", p: 0.05 } },
+    { loss: gilbertElliott(0.01, 3), delayMs: 20, jitterMs: 5 },
+    { loss: { kind: "gilbert-elliott", p: 0.02, r: 0.3, lossInBad: 0.9, lossInGood: 0.001 } },
+    { delayMs: 10 },
+  ];
+  for (const i of impairments) {
+    const r = spawnSync("tc", ["-n", l.ns("a"), "qdisc", "replace", "dev", "lo", "root", "netem", ...netemArgs(i)], { encoding: "utf8" });
+    assert.ok(r.status === 0 || /Specified qdisc kind is unknown/.test(r.stderr), `tc ... netem ${netemArgs(i).join(" ")}: ${r.stderr}`);
+  }
+  spawnSync("tc", ["-n", l.ns("a"), "qdisc", "del", "dev", "lo", "root"]);
+  assert.throws(() => impair(l, "a", "b", { loss: { kind: "random", p: 1.5 } }), /loss\.p: a probability in \[0, 1\], got 1\.5/);
+  assert.throws(() => impair(l, "a", "b", { jitterMs: 3 }), /jitterMs needs delayMs/);
+  assert.throws(() => l.link("sender", "b"), /'sender' and 'b' are not neighbours/);
+});
+
 peerTest(test, impairmentPeer, "no impairment: every packet arrives or its loss is attributed", async () => {
   const r = await trial("no loss", {}, 3000, 1500);
   assertAccounted(r);
@@ -91,6 +147,15 @@ peerTest(test, impairmentPeer, "Gilbert-Elliott: bursts at the sink average the 
   // about 100 bursts, geometric with mean 4 (standard deviation 3.5): the mean is 4 +- 0.35
   assert.ok(r.sink.bursts.mean > 2.8 && r.sink.bursts.mean < 5.5, `mean burst ${r.sink.bursts.mean}: ${JSON.stringify(r.sink.bursts.lengths)}`);
   assert.ok(r.offered.loss > 0.02 && r.offered.loss < 0.09, `measured offered loss ${r.offered.loss}`);
+});
+
+peerTest(test, impairmentPeer, "a tbf rate limit drops what exceeds it, counted as the link's queue drops", async () => {
+  // 1500 packets of 700 bytes on average at 1500/s: 8.4 Mbit/s into 3 Mbit/s
+  const r = await trial("rate 3 Mbit/s", { rateKbit: 3000 }, 1500, 1500);
+  assertAccounted(r);
+  const ab = r.path.links["a>b"]!;
+  assert.ok(ab.queueDrops > 300, `queue drops ${ab.queueDrops}`);
+  assert.is(r.offered.lost, 0, "no loss model: the queue alone dropped");
   console.log(`\n${lossTable(results)}\n`);
 });
 
