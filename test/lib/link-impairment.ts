@@ -221,8 +221,9 @@ export function linkCounters(lab: NetnsLab, from: string, to: string): LinkCount
   const linkStats = (ns: string, dev: string): LinkStats => (JSON.parse(runSync("ip", ["-n", ns, "-s", "-j", "link", "show", "dev", dev])) as LinkStats[])[0]!;
   const interfaceDrops = linkStats(link.from.ns, link.from.dev).stats64.tx.dropped + linkStats(link.to.ns, link.to.dev).stats64.rx.dropped;
   if (netem) {
-    // netem counts its loss and a full queue alike as drops; its limit (100000) keeps the latter away
-    return { offered: netem.packets + netem.drops + (netem.qlen ?? 0), lost: netem.drops, queueDrops: tbfDrops, interfaceDrops };
+    // netem's drops hold its loss, its own full queue (its limit, 100000, keeps that away) and
+    // what its tbf child refused; the root's packets and queue length cover the child's too
+    return { offered: netem.packets + netem.drops + (netem.qlen ?? 0), lost: netem.drops - tbfDrops, queueDrops: tbfDrops, interfaceDrops };
   }
   let offered = 0;
   let lost = 0;
