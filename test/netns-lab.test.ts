@@ -3,10 +3,10 @@
 // namespace of its own, the proxies `msm proxy` processes with an empty chain. Every lost packet is
 // attributed (link loss model, queues, veths, sockets, proxy drop counters), so a busy machine
 // changes the numbers but not the verdict. Prints the loss table it measured.
-import * as assert from "uvu/assert";
-import { ffmpegX264Peer } from "./lib/h264-quality.js";
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
+import * as assert from "uvu/assert";
+import { ffmpegX264Peer } from "./lib/h264-quality.js";
 import { gilbertElliott, impair, impairmentPeer, netemArgs, type Impairment } from "./lib/link-impairment.js";
 import { settled } from "./lib/kernel-drops.js";
 import { lossTable, PathWatch, runH264LossTrial, runLossTrial, totalDrops, type LossTrialResult } from "./lib/loss-trial.js";
@@ -74,6 +74,20 @@ peerTest(test, netnsPeer, "the lab's namespaces are named after this process and
   l.close(); // twice is fine
   const left = runSync("ip", ["netns", "list"]);
   for (const n of names) assert.not.match(left, n);
+});
+
+peerTest(test, netnsPeer, "routes along the chain: the sender reaches the sink through both middle namespaces, over IPv4 and IPv6", async () => {
+  const l = theLab();
+  for (const family of [4, 6] as const) {
+    const sink = await startNsSink(l, "sink", { port: SINK_PORT, count: 200, address: "::" });
+    try {
+      await runNsSender(l, "sender", { address: l.address("sink", "b", family), port: SINK_PORT, count: 200, rate: 1000 });
+      await settled(() => sink.received(), 300, 5000);
+    } finally {
+      const report = await sink.stop();
+      assert.is(report.missing + report.corrupt + report.duplicates, 0, `IPv${family}: ${JSON.stringify(report)}`);
+    }
+  }
 });
 
 /** Runs `code` (an ES module importing the lab by absolute path) in a child node process; returns what it printed. */

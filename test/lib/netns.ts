@@ -253,7 +253,9 @@ export class NetnsLab {
     for (const [, ns] of this.names) {
       runSync("ip", ["netns", "add", ns]);
       runSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
-      runSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+      // no duplicate address detection: a link-local address still tentative leaves IPv6 neighbours unresolved
+      runSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+        "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
     }
     for (let i = 0; i + 1 < this.roles.length; i++) {
       const end = (role: string, side: 1 | 2): LinkEnd =>

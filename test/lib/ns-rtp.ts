@@ -18,9 +18,12 @@ export interface NsSink {
   stop(): Promise<SinkReport>;
 }
 
-/** Starts a sink of `count` packets on `port` (all addresses) in `role`'s namespace. */
-export async function startNsSink(lab: NetnsLab, role: string, opts: { port: number; count: number; format?: StreamFormat }): Promise<NsSink> {
-  const proc = lab.spawn(role, process.execPath, [nsTool("rtp-sink"), "--port", String(opts.port), "--count", String(opts.count), ...formatArgs(opts.format ?? DEFAULT_STREAM)], { stdin: true });
+/** Starts a sink of `count` packets on `port` in `role`'s namespace: all IPv4 addresses, or `address` ("::" for IPv6 and IPv4). */
+export async function startNsSink(lab: NetnsLab, role: string, opts: { port: number; count: number; address?: string; format?: StreamFormat }): Promise<NsSink> {
+  const proc = lab.spawn(role, process.execPath, [
+    nsTool("rtp-sink"), "--port", String(opts.port), "--count", String(opts.count), ...(opts.address ? ["--address", opts.address] : []),
+    ...formatArgs(opts.format ?? DEFAULT_STREAM),
+  ], { stdin: true });
   let received = 0;
   proc.onLine((line) => {
     const m = /^received (\d+)$/.exec(line);
