@@ -2,19 +2,28 @@
 // socket's receive queue can overflow before its reader runs: the kernel drops the datagram and
 // counts it per socket (the last column of /proc/net/udp and /proc/net/udp6). A test that counts
 // loss reads these counters for the sockets involved (the proxy's listen sockets, the sink) and
-// accepts a loss only when the kernel's drops explain it.
+// accepts a loss only when the kernel's drops explain it. The tables are per network namespace:
+// a socket in a namespace a test made is read through that namespace (test/lib/netns.ts).
 import { readFileSync } from "node:fs";
 
-/** The UDP sockets of this network namespace: local port and kernel receive drops of each. */
-function udpSockets(): { port: number; drops: number }[] {
+/** Reads /proc/net/udp or /proc/net/udp6 of one network namespace; undefined when it has none. */
+export type ProcNetReader = (table: "udp" | "udp6") => string | undefined;
+
+/** The tables of this process's own network namespace. */
+export const ownNamespace: ProcNetReader = (table) => {
+  try {
+    return readFileSync(`/proc/net/${table}`, "utf8");
+  } catch {
+    return undefined; // no IPv6, or not Linux
+  }
+};
+
+/** The UDP sockets of a namespace: local port and kernel receive drops of each. */
+export function udpSockets(read: ProcNetReader = ownNamespace): { port: number; drops: number }[] {
   const sockets: { port: number; drops: number }[] = [];
-  for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      continue; // no IPv6, or not Linux
-    }
+  for (const table of ["udp", "udp6"] as const) {
+    const text = read(table);
+    if (text === undefined) continue;
     for (const line of text.split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 13) continue;
@@ -25,30 +34,36 @@ function udpSockets(): { port: number; drops: number }[] {
   return sockets;
 }
 
-/** Kernel receive drops, summed over the UDP sockets bound to `port` (this network namespace). */
-export function kernelDrops(port: number): number {
-  return udpSockets().filter((s) => s.port === port).reduce((sum, s) => sum + s.drops, 0);
+/** Kernel receive drops, summed over the UDP sockets bound to `port` (in the namespace `read` reads). */
+export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): number {
+  return dropsByPort([port], read).get(port)!;
 }
 
-/** Whether some UDP socket (of any process) is bound to `port` (this network namespace). */
-export function udpPortBound(port: number): boolean {
-  return udpSockets().some((s) => s.port === port);
+/** Whether some UDP socket (of any process) is bound to `port` (in the namespace `read` reads). */
+export function udpPortBound(port: number, read: ProcNetReader = ownNamespace): boolean {
+  return udpSockets(read).some((s) => s.port === port);
+}
+
+function dropsByPort(ports: readonly number[], read: ProcNetReader): Map<number, number> {
+  const sockets = udpSockets(read); // one read of the tables for all ports
+  return new Map(ports.map((p) => [p, sockets.reduce((sum, s) => sum + (s.port === p ? s.drops : 0), 0)]));
 }
 
 /** Kernel drops on a set of ports since the watch began. */
 export class DropWatch {
   private readonly start: Map<number, number>;
 
-  constructor(readonly ports: readonly number[]) {
-    this.start = new Map(ports.map((p) => [p, kernelDrops(p)]));
+  constructor(readonly ports: readonly number[], private readonly read: ProcNetReader = ownNamespace) {
+    this.start = dropsByPort(ports, read);
   }
 
   /** Drops since the watch began, per port and in all. */
   since(): { total: number; byPort: Record<number, number> } {
+    const now = dropsByPort(this.ports, this.read);
     const byPort: Record<number, number> = {};
     let total = 0;
     for (const [port, before] of this.start) {
-      const d = kernelDrops(port) - before;
+      const d = now.get(port)! - before;
       byPort[port] = d;
       total += d;
     }

@@ -27,6 +27,11 @@ export function peer(name: string, install: string, check: () => boolean): Peer 
   return { name, install, present: () => (known ??= check()) };
 }
 
+/** A peer that is present when every one of `peers` is (a test that needs several). */
+export function allOf(...peers: readonly Peer[]): Peer {
+  return peer(peers.map((p) => p.name).join(" and "), peers.map((p) => p.install).join("; "), () => peers.every((p) => p.present()));
+}
+
 type TestFn = Parameters<Suite>[1];
 
 /** Declares `title` on `test` if `needs` is present; otherwise fails it (CI) or skips it, loudly. */

@@ -1,0 +1,51 @@
+// `msm proxy --config FILE` as users run it, in a process inside one of a lab's namespaces, with
+// its admin endpoint on 127.0.0.1 there (read through ns-tools/http-get.ts in the same namespace).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ProxySnapshot } from "../../runtime/index.js";
+import type { NetnsLab, NsProcess } from "./netns.js";
+import { nsTool } from "./ns-rtp.js";
+import { ROOT } from "./paths.js";
+
+export interface NsProxy {
+  readonly role: string;
+  readonly process: NsProcess;
+  /** The config it runs, as given. */
+  readonly config: Readonly<Record<string, unknown>>;
+  stats(): Promise<ProxySnapshot>;
+  /** SIGTERM (the proxy drains and exits 0), SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
+/** Starts a proxy in `role`'s namespace from a config object (filter paths absolute); waits until it runs. */
+export async function startNsProxy(lab: NetnsLab, role: string, config: Record<string, unknown>): Promise<NsProxy> {
+  const dir = mkdtempSync(join(tmpdir(), "msm-netns-proxy-"));
+  const file = join(dir, "proxy.json"); // the CLI reads YAML, of which JSON is a subset
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const proc = lab.spawn(role, process.execPath, [join(ROOT, "dist", "controlplane", "cli", "msm.js"), "proxy", "--config", file, "--admin", "127.0.0.1:0"]);
+  let adminPort: number;
+  try {
+    adminPort = Number((await proc.ready(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running/, 30_000))[1]);
+  } catch (err) {
+    proc.kill();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    role,
+    process: proc,
+    config,
+    stats: async () => {
+      const get = lab.spawn(role, process.execPath, [nsTool("http-get"), `http://127.0.0.1:${adminPort}/stats`]);
+      const code = await get.exited;
+      if (code !== 0) throw new Error(`/stats of the proxy in ${role}: ${get.output().slice(-1000)}`);
+      return JSON.parse(get.stdout()) as ProxySnapshot;
+    },
+    stop: async () => {
+      const code = await proc.stop("SIGTERM", 10_000);
+      rmSync(dir, { recursive: true, force: true });
+      if (code !== 0) throw new Error(`the proxy in ${role} exited with ${code}:\n${proc.output().slice(-2000)}`);
+    },
+  };
+}

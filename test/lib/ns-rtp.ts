@@ -1,0 +1,59 @@
+// The lab's test stream from the test's side: a sink and a sender, each a process in a namespace
+// (ns-tools/rtp-sink.ts and rtp-send.ts).
+import { join } from "node:path";
+import type { NetnsLab, NsProcess } from "./netns.js";
+import { DEFAULT_STREAM, formatArgs, type StreamFormat } from "./ns-tools/rtp-stream.js";
+import type { SinkReport } from "./ns-tools/rtp-sink.js";
+import { ROOT } from "./paths.js";
+
+export type { SinkReport } from "./ns-tools/rtp-sink.js";
+
+export const nsTool = (name: string): string => join(ROOT, "dist", "test", "lib", "ns-tools", `${name}.js`);
+
+export interface NsSink {
+  readonly process: NsProcess;
+  /** Datagrams received so far, as the sink last said (every 100 ms). */
+  received(): number;
+  /** Stops the sink and returns its report. */
+  stop(): Promise<SinkReport>;
+}
+
+/** Starts a sink of `count` packets on `port` in `role`'s namespace: all IPv4 addresses, or `address` ("::" for IPv6 and IPv4). */
+export async function startNsSink(lab: NetnsLab, role: string, opts: { port: number; count: number; address?: string; format?: StreamFormat }): Promise<NsSink> {
+  const proc = lab.spawn(role, process.execPath, [
+    nsTool("rtp-sink"), "--port", String(opts.port), "--count", String(opts.count), ...(opts.address ? ["--address", opts.address] : []),
+    ...formatArgs(opts.format ?? DEFAULT_STREAM),
+  ], { stdin: true });
+  let received = 0;
+  proc.onLine((line) => {
+    const m = /^received (\d+)$/.exec(line);
+    if (m) received = Number(m[1]);
+  });
+  await proc.ready(/^ready$/m);
+  return {
+    process: proc,
+    received: () => received,
+    stop: async () => {
+      proc.write("stop\n");
+      const code = await proc.stop("SIGTERM", 5000).catch(() => null);
+      const m = /^report (.*)$/m.exec(proc.stdout());
+      if (!m) throw new Error(`the sink in ${role} gave no report (exit ${code}):\n${proc.output().slice(-2000)}`);
+      return JSON.parse(m[1]!) as SinkReport;
+    },
+  };
+}
+
+/** Sends `count` packets at `rate` packets/s from `role`'s namespace to address:port; resolves with how many it sent. */
+export async function runNsSender(lab: NetnsLab, role: string, opts: { address: string; port: number; count: number; rate: number; format?: StreamFormat }): Promise<{ sent: number; ms: number }> {
+  const proc = lab.spawn(role, process.execPath, [
+    nsTool("rtp-send"), "--address", opts.address, "--port", String(opts.port), "--count", String(opts.count), "--rate", String(opts.rate),
+    ...formatArgs(opts.format ?? DEFAULT_STREAM),
+  ]);
+  // the sender bounds itself (count / rate + 5 s); this is the backstop
+  const backstop = setTimeout(() => proc.kill(), (opts.count / opts.rate) * 1000 + 15_000);
+  const code = await proc.exited;
+  clearTimeout(backstop);
+  const m = /^(\{.*\})$/m.exec(proc.stdout());
+  if (code !== 0 || !m) throw new Error(`the sender in ${role} failed (exit ${code}):\n${proc.output().slice(-2000)}`);
+  return JSON.parse(m[1]!) as { sent: number; ms: number };
+}
