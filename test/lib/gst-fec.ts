@@ -63,7 +63,7 @@ export class GstPipeline {
     });
     const p = new GstPipeline(child, listens);
     const deadline = Date.now() + START_MS;
-    while (!(child.stdout.includes("Setting pipeline to PLAYING") && listens.every(udpPortBound))) {
+    while (!(child.stdout.includes("Setting pipeline to PLAYING") && listens.every((p) => udpPortBound(p)))) {
       if (child.exit) throw new Error(`GStreamer pipeline did not start:\n${child.describe()}`);
       if (Date.now() > deadline) {
         await child.stop("SIGKILL");
