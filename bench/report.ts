@@ -7,6 +7,7 @@ import { e2eTargets, fasterRuntime, type E2eResult, type HostSummary, type Targe
 import type { MicroResult } from "./micro.js";
 import { scaleTables, scaleVerdict, type ScaleResult } from "./scale.js";
 import type { SrtpResult } from "./srtp.js";
+import type { FecResult } from "./fec.js";
 
 export interface Machine {
   readonly cpu: string;
@@ -30,6 +31,7 @@ export interface BenchResults {
   readonly durationS: number;
   readonly micro?: MicroResult;
   readonly srtp?: SrtpResult;
+  readonly fec?: FecResult;
   readonly e2e?: E2eResult;
   readonly scale?: ScaleResult;
   /** The largest scale level again under Bun (full runs). */
@@ -134,6 +136,7 @@ function measuredTargets(r: BenchResults): Target[] {
     if (sc) out.push({ what: `${sc.target.segments} segments in one proxy within ${sc.target.rssLimitBytes / 2 ** 30} GiB RSS, no stream losing packets (${sc.runtime === "bun" ? "Bun" : "Node"})`, value: scaleSummary(sc), met: sc.target.met, verdict: scaleVerdict(sc).replace(/^MET$/, "met") });
   }
   if (r.srtp) out.push({ what: r.srtp.target.what, value: `${r.srtp.target.msmGbps.toFixed(2)} Gbit/s; ${fmt(r.srtp.target.vsLibsrtpCrypto, 2)}x libsrtp's crypto time`, met: r.srtp.target.met });
+  if (r.fec) out.push({ what: r.fec.target.what, value: `worst ${fmt(r.fec.target.worstNs)} ns`, met: r.fec.target.met });
   return out;
 }
 
@@ -215,6 +218,23 @@ function srtpNotes(r: SrtpResult): string[] {
   return out;
 }
 
+// ---- (d) FEC ----
+
+export function fecRows(r: FecResult): string[][] {
+  const rows = [["matrix", "size", "encode ns", "(filter)", "js XOR ns", "decode ns", "decode, 1 lost per row ns", "ns per rebuilt packet", "noop ns", "overhead"]];
+  for (const c of r.cells) {
+    rows.push([c.shape, `${c.size} B`, fmt(c.encodeNs), fmt(c.encodeFilterNs), fmt(c.jsEncodeNs), fmt(c.decodeNs), fmt(c.decodeLossNs), fmt(c.recoveryNs, 0), fmt(c.noopNs), `${(c.overhead * 100).toFixed(1)}%`]);
+  }
+  return rows;
+}
+
+function fecNotes(r: FecResult): string[] {
+  return [
+    `Per media packet, batch ${r.batch}. encode = the fec filter encoding as a one-stage chain in the runtime's chain runner, the host's share included; (filter) = that less the no-op stage (noop: the host's copy in, call and read back); js XOR = the encoder's XOR (row and column accumulators) in JavaScript over Uint32 words, no host: what the same work costs without WebAssembly SIMD.`,
+    "decode = the decoder over the encoder's output (media and repair); \"1 lost per row\" drops one media packet per row (1-D: per matrix), which the decoder rebuilds; ns per rebuilt packet = the difference over the packets rebuilt. overhead = repair bytes / media bytes on the wire.",
+  ];
+}
+
 // ---- output ----
 
 export function printText(r: BenchResults): string {
@@ -230,6 +250,11 @@ export function printText(r: BenchResults): string {
     const x = r.srtp;
     out.push("", `(c) SRTP per packet, one core (median of ${x.repeats} x ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets):`);
     out.push(table(srtpRows(x), 3), ...srtpNotes(x));
+  }
+  if (r.fec) {
+    const x = r.fec;
+    out.push("", `(d) FEC per media packet, one core (median of ${x.repeats} samples of ${x.packetsPerSample} packets):`);
+    out.push(table(fecRows(x), 2), ...fecNotes(x));
   }
   if (r.e2e) {
     const e = r.e2e;
@@ -280,6 +305,11 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
     const x = r.srtp;
     out.push(`### (c) SRTP per packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets; libsrtp: median of ${x.gstRepeats} runs of ${x.gstPackets} packets)`, "");
     out.push(reproduce(r, "srtp"), "", markdownTable(srtpRows(x), 3), "", ...srtpNotes(x).map((n) => `- ${n}`), "");
+  }
+  if (r.fec) {
+    const x = r.fec;
+    out.push(`### (d) FEC per media packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets)`, "");
+    out.push(reproduce(r, "fec"), "", markdownTable(fecRows(x), 2), "", ...fecNotes(x).map((n) => `- ${n}`), "");
   }
   for (const sc of [r.scale, r.scaleBun]) {
     if (!sc) continue;

@@ -2,7 +2,7 @@
 //
 //   --quick            the whole suite in under two minutes: fewer samples, short trials, one
 //                      repeat, scale up to 1,000 segments (a smoke run, not figures to quote)
-//   --only LIST        parts to run, comma-separated: micro, srtp, e2e, scale (default all)
+//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale (default all)
 //   --hosts LIST       end-to-end relays (default all): direct, plain, bun, gstreamer, rtpengine,
 //                      proxy, filter, filter@bun
 //   --repeats N        end-to-end repeats (default 3, quick 1)
@@ -29,8 +29,10 @@ import { ProgressBar, type Phase } from "./progress-bar.js";
 import { e2eCharts, printText, renderResultsMarkdown, type BenchResults, type Machine } from "./report.js";
 import { runScale } from "./scale.js";
 import { runSrtp, SRTP_FILTER, SRTP_SUITES } from "./srtp.js";
+import { runFec } from "./fec.js";
 
-const PARTS = ["micro", "srtp", "e2e", "scale"] as const;
+const FEC_FILTER = join(ROOT, "filters", "fec", "build", "fec.wasm");
+const PARTS = ["micro", "srtp", "fec", "e2e", "scale"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -47,7 +49,7 @@ interface Args {
   batchSize: number | undefined;
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
@@ -121,7 +123,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], e2e: [60, 900], scale: [15, 150] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [60, 900], scale: [15, 150] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -186,6 +188,26 @@ async function main(): Promise<void> {
         repeats: q ? 3 : 9,
         gstPackets: q ? 30_000 : 100_000,
         gstRepeats: q ? 2 : 5,
+      }),
+    };
+  }
+  if (has("fec")) {
+    bar.begin("fec");
+    if (!existsSync(FEC_FILTER)) throw new Error(`${FEC_FILTER} not found: build it (npm run build:filters)`);
+    results = {
+      ...results,
+      fec: await runFec({
+        filterPath: FEC_FILTER,
+        sizes: [200, 1200],
+        shapes: [
+          { columns: 5, rows: 5, rowFec: true },
+          { columns: 10, rows: 10, rowFec: true },
+          { columns: 20, rows: 5, rowFec: true },
+          { columns: 10, rows: 10, rowFec: false },
+        ],
+        batch: 32,
+        packetsPerSample: q ? 20_000 : 100_000,
+        repeats: q ? 3 : 9,
       }),
     };
   }
