@@ -77,6 +77,7 @@ function segment(proxy: string, name: string, listen: number, sink: number, chai
     chain: chain.map((c) => ({ filter: c.filter, version: c.version ?? "", configJson: c.config ? JSON.stringify(c.config) : "" })),
     failure: null,
     revision: 0,
+    legs: [],
   };
 }
 
