@@ -523,7 +523,7 @@ live("apply -f: several documents, then unchanged, --dry-run, configured", async
   assert.is(JSON.parse(r.out).spec.destinations[0].port, 6010);
 });
 
-live("apply -f - reads stdin (the built binary); the example in docs/control-plane.md passes a dry run", async () => {
+live("apply -f - reads stdin (the built binary); the examples in docs/control-plane.md pass a dry run", async () => {
   const one = SEGMENTS_YAML.split("---")[0]!.replace("cam-1", "cam-stdin").replace("port: 5004", "port: 5104");
   let r = await spawnMsmctl(["apply", "-f", "-"], { env, stdin: one });
   assert.is(r.code, 0, r.err);
@@ -534,6 +534,11 @@ live("apply -f - reads stdin (the built binary); the example in docs/control-pla
   r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: example });
   assert.is(r.code, 0, r.err);
   assert.is(r.out, "segment/cam-1 configured (dry run)\nsegment/cam-2 configured (dry run)\n");
+  const fec = /```yaml\n(# fec\.yaml\n[\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(fec, "docs/control-plane.md has the fec.yaml example");
+  r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: fec });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-fec created (dry run)\n");
 });
 
 live("a bad file is refused locally with its path, and nothing is applied", async () => {
