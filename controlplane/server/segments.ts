@@ -130,7 +130,7 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     source: endpointRecord(seg.source),
     chain: chain.map((c) => c.record),
     failure: failureRecord(seg.failure),
-    // last: a record stored before legs existed reads back with legs [] added at the end (state.ts), and compares equal
+    // last: state.ts gives a record stored before legs existed `legs: []` at the end, so that it compares equal to this
     legs: seg.legs.map(legRecord),
   };
   return { input: input as SegmentInput, record };
