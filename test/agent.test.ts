@@ -12,10 +12,10 @@ import { join } from "node:path";
 import { createServer, connect, type Socket as TcpSocket } from "node:net";
 import { spawn, spawnSync } from "node:child_process";
 import { Server, status, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type sendUnaryData } from "@grpc/grpc-js";
-import { sha256Hex } from "../runtime/index.js";
+import { abi, sha256Hex } from "../runtime/index.js";
 import {
   AdminServiceClient, proxyService,
-  type ApplySegmentsResponse, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
+  type ApplySegmentsResponse, type FilterModule, type FilterRef, type Leg, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
 } from "../controlplane/api/proto.js";
 import { channelCredentials, serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki } from "../controlplane/security/pki.js";
@@ -25,7 +25,7 @@ import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
 import { DeliveryWatch } from "./lib/delivery.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("agent", { timeoutMs: 30_000 });
 
@@ -77,6 +77,7 @@ function segment(proxy: string, name: string, listen: number, sink: number, chai
     chain: chain.map((c) => ({ filter: c.filter, version: c.version ?? "", configJson: c.config ? JSON.stringify(c.config) : "" })),
     failure: null,
     revision: 0,
+    legs: [],
   };
 }
 
@@ -207,7 +208,7 @@ test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported,
     const status = (await ops.proxy("node-a"))!;
     assert.equal(
       { connected: status.connected, server: status.server, capabilities: status.capabilities, abiVersions: status.abiVersions, nackedVersion: status.nackedVersion },
-      { connected: true, server: "cp-1", capabilities: ["workers=1", "runtime=node"], abiVersions: ["1.1"], nackedVersion: 0 },
+      { connected: true, server: "cp-1", capabilities: ["workers=1", "runtime=node"], abiVersions: [`${abi.ABI_VERSION_MAJOR}.${abi.ABI_VERSION_MINOR}`], nackedVersion: 0 },
     );
     assert.ok(existsSync(join(stateDir, "modules", `${counter.sha256}.wasm`)), "module cached under its digest");
     // last-good.json holds the snapshot's keys: this user only, though the directory was made open
@@ -791,6 +792,49 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
   }
 });
 
+/** A leg message with only what the test sets (the rest as proto3 decodes an unset field). */
+function legMsg(name: string, fields: Partial<Leg> = {}): Leg {
+  return { name, listen: null, destinations: [], egress: null, ...fields };
+}
+
+/** The proxy's /stats over its admin endpoint: each segment's bound ports, legs included. */
+async function adminStats(agent: Agent): Promise<{ segments: { name: string; ports: { legs: { name: string; listen: number | null; egress: number | null }[] } }[] }> {
+  const res = await fetch(`http://127.0.0.1:${agent.adminPort}/stats`);
+  assert.is(res.status, 200);
+  return (await res.json()) as never;
+}
+
+test("legs in a snapshot: the proxy binds each leg's port (its /stats ports.legs); a leg its rules refuse, or one with an rtcp_port -> Nack naming the field, the legs keep running", async () => {
+  const cp = await LooseReplica.start();
+  const listen = await freePortRun(5);
+  const sink = await Sink.open();
+  const fec = [legMsg("fec-col", { portOffset: 2 }), legMsg("fec-row", { portOffset: 4, send: false })];
+  const seg = (legs: Leg[]): Segment => ({ ...segment("node-a", "fec", listen, sink.port, []), legs });
+  cp.snapshot = { version: 1, segments: [seg(fec)], filters: [] };
+  const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: "insecure", admin: { address: "127.0.0.1", port: 0 } });
+  const legPorts = async () => (await adminStats(agent)).segments.find((s) => s.name === "fec")!.ports.legs.map((l) => [l.name, l.listen, l.egress !== null]);
+  try {
+    await waitFor(() => cp.acks.includes(1) && agent.adminPort !== null, 5000, "Ack 1");
+    assert.equal(await legPorts(), [["fec-col", listen + 2, true], ["fec-row", listen + 4, false]], "fec-row only receives: no egress socket");
+    cp.publish({ version: 2, segments: [seg([...fec, legMsg("fec-col", { portOffset: 6 })])], filters: [] });
+    await waitFor(() => cp.nacks.length === 1, 3000, "Nack 2");
+    assert.match(cp.nacks[0]!.error, "segments[0].legs[2].name: duplicate leg name 'fec-col'");
+    cp.publish({ version: 3, segments: [seg([legMsg("fec-col", { listen: { address: "", port: listen + 2, rtcpPort: listen + 3 } })])], filters: [] });
+    await waitFor(() => cp.nacks.length === 2, 3000, "Nack 3");
+    assert.match(cp.nacks[1]!.error, "segments[0].legs[0].listen.rtcp_port: a leg carries no RTCP; leave it 0");
+    assert.is(agent.runningVersion, 1);
+    assert.equal(await legPorts(), [["fec-col", listen + 2, true], ["fec-row", listen + 4, false]], "the running legs are untouched");
+    // a leg moved to its own listen port and destinations: new sockets where the new snapshot says
+    cp.publish({ version: 4, segments: [seg([legMsg("fec-col", { listen: { address: "", port: listen + 4, rtcpPort: 0 }, destinations: [{ address: "127.0.0.1", port: sink.port, rtcpPort: 0 }] })])], filters: [] });
+    await waitFor(() => cp.acks.includes(4), 5000, "Ack 4");
+    assert.equal(await legPorts(), [["fec-col", listen + 4, true]]);
+  } finally {
+    await agent.close();
+    cp.stop();
+    sink.close();
+  }
+});
+
 test("a server whose certificate is not a control plane's (a proxy's, another trust domain's) is refused at the handshake and the refusal reported", async () => {
   const pki = createPki(join(tempDir("pki"), "ca"));
   // both certificates are signed by the CA the agent trusts
@@ -864,6 +908,18 @@ test("snapshot conversion: field by field, field paths in errors, one key per fi
   const refConfig = { key: { $file: "/etc/msm/cam.key" }, reverseKey: { $env: "MSM_REVERSE_KEY" } };
   const byRef = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "", configJson: JSON.stringify(refConfig) }])], filters: refs }, "/m", 1);
   assert.equal(byRef.config.segments![0]!.chain![0]!.config, refConfig);
+  // legs, field by field: unset port_offset, receive and send stay unset (the proxy's defaults), an empty listen address means the segment's
+  const withLegs = planSnapshot({ version: 1, segments: [{ ...seg("s", []), legs: [
+    legMsg("fec-col", { portOffset: 2 }),
+    legMsg("path-b", { listen: { address: "", port: 31000, rtcpPort: 0 }, destinations: [{ address: "127.0.0.1", port: 41000, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 0, rtcpPort: 0 }, receive: true }),
+    legMsg("repair", { portOffset: 4, receive: false, send: true }),
+  ] }], filters: refs }, "/m", 1);
+  assert.equal(withLegs.config.segments![0]!.legs, [
+    { name: "fec-col", portOffset: 2 },
+    { name: "path-b", listen: { port: 31000 }, receive: true, destinations: [{ address: "127.0.0.1", port: 41000 }], egress: { address: "127.0.0.1", port: 0 } },
+    { name: "repair", portOffset: 4, receive: false, send: true },
+  ]);
+  assert.equal(one.config.segments![0]!.legs, [], "no legs: none");
   // two versions at once: a key each
   const two = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "1.0.0", configJson: "" }]), seg("t", [{ filter: "validate", version: "1.1.0", configJson: "" }])], filters: refs }, "/m", 1);
   assert.equal(Object.keys(two.config.filters!).sort(), ["validate-1-0-0", "validate-1-1-0"]);
@@ -874,6 +930,7 @@ test("snapshot conversion: field by field, field paths in errors, one key per fi
     ["unknown filter", { chain: [{ filter: "fec", version: "", configJson: "" }] }, "segments[0].chain[0].filter: 'fec' is not in the snapshot's filters"],
     ["listen missing", { listen: null }, "segments[0].listen: required"],
     ["rtcp port", { listen: { address: "127.0.0.1", port: 30000, rtcpPort: 30005 } }, "segments[0].listen.rtcp_port"],
+    ["rtcp port on a leg", { legs: [legMsg("fec-col", { portOffset: 2, destinations: [{ address: "127.0.0.1", port: 40002, rtcpPort: 40003 }] })] }, "segments[0].legs[0].destinations[0].rtcp_port: a leg carries no RTCP"],
   ];
   for (const [what, patch, message] of cases) {
     try {

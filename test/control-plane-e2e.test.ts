@@ -2,7 +2,8 @@
 // filters and applies segments over mTLS, the control plane pushes snapshots, the proxy agent
 // hot-swaps them under a 10,000 packets/s stream (zero loss, counted at the sink; what a busy
 // machine's kernel drops is told apart from what the proxy loses), and a chain
-// the filter refuses is NACKed, shown by msmctl, and changes nothing.
+// the filter refuses is NACKed, shown by msmctl, and changes nothing. A segment with FEC legs
+// reaches the proxy whole: each leg bound and forwarded; a bad leg is refused and changes nothing.
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,7 +15,7 @@ import { startAgent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
 import { DeliveryWatch } from "./lib/delivery.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
 
 const test = suite("control plane end to end", { timeoutMs: 90_000 });
 const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
@@ -122,6 +123,98 @@ test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a
   } finally {
     tx.close();
     sink.close();
+    await agent.close();
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** SMPTE 2022-1 FEC beside the media: column FEC on the listen port + 2, row FEC on + 4, each to the destination's port + 2 / + 4. */
+function fecManifest(listen: number, sink: number, extraLegs = ""): string {
+  return `kind: Segment
+metadata: { name: fec }
+spec:
+  proxy: edge-1
+  listen: { address: 127.0.0.1, port: ${listen} }
+  destinations: [{ address: 127.0.0.1, port: ${sink} }]
+  legs:
+    - { name: fec-col, portOffset: 2 }
+    - { name: fec-row, portOffset: 4 }
+${extraLegs}`;
+}
+
+interface LegPorts { name: string; listen: number | null; egress: number | null }
+interface StatsBody { segments: { name: string; ports: { legs: LegPorts[] }; legs: { name: string; packetsIn: number; packetsOut: number }[] }[] }
+
+test("msmctl apply of a segment with two FEC legs: the agent's proxy binds their ports (/stats ports.legs) and forwards each leg to the destination's port + offset; a bad leg is refused naming the field, and nothing changes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-e2e-legs-"));
+  const pki = createPki(join(dir, "pki"));
+  const cp = await startControlPlane({
+    listen: "127.0.0.1:0", store: `file:${join(dir, "store")}`, trustDomain: "msm.test", name: "cp-1",
+    tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), log: () => {},
+  });
+  const op = pki.issue("op", "spiffe://msm.test/admin/alice");
+  const env = { MSM_SERVER: `127.0.0.1:${cp.port}`, MSM_TLS_CA: op.ca, MSM_TLS_CERT: op.cert, MSM_TLS_KEY: op.key };
+  const agent = await startAgent({
+    controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "edge-1", stateDir: join(dir, "state"),
+    tls: pki.issue("edge-1", "spiffe://msm.test/proxy/edge-1"), admin: { address: "127.0.0.1", port: 0 },
+  });
+  const listen = await freePortRun(5);
+  const sinkBase = await freePortRun(5);
+  const sinks = [await Sink.open(sinkBase), await Sink.open(sinkBase + 2), await Sink.open(sinkBase + 4)];
+  const tx = await bindUdp();
+  const file = join(dir, "fec.yaml");
+  const stats = async (): Promise<StatsBody["segments"][number]> => {
+    const res = await fetch(`http://127.0.0.1:${agent.adminPort}/stats`);
+    assert.is(res.status, 200);
+    return ((await res.json()) as StatsBody).segments.find((s) => s.name === "fec")!;
+  };
+  try {
+    writeFileSync(file, fecManifest(listen, sinkBase));
+    const applied = await msmctl(["apply", "-f", file], env);
+    assert.is(applied.code, 0, applied.out);
+    assert.match(applied.out, /segment\/fec created/);
+    await waitFor(() => agent.runningVersion > 0 && agent.adminPort !== null, 10_000, "the snapshot with legs to run");
+    const legs = (await stats()).ports.legs;
+    assert.equal(legs.map((l) => [l.name, l.listen]), [["fec-col", listen + 2], ["fec-row", listen + 4]], "the proxy listens on each leg's port");
+    assert.ok(legs.every((l) => l.egress !== null), "and sends from a socket of each leg's own");
+
+    // 300 packets on each leg in turn, each to its own sink; any loss attributed
+    const n = 300;
+    for (const [k, offset] of [0, 2, 4].entries()) {
+      const watch = await DeliveryWatch.start(() => agent.proxy, "fec", [listen + offset, sinkBase + offset]);
+      await sendPaced(tx, listen + offset, "127.0.0.1", n, 3000, (i) => indexedRtp(i));
+      await watch.expectDelivered(sinks[k]!, n);
+    }
+    const counters = (await stats()).legs;
+    assert.equal(counters.map((l) => l.name), ["media", "fec-col", "fec-row"]);
+    counters.forEach((l, k) => assert.ok(l.packetsOut >= sinks[k]!.received && sinks[k]!.received > 0, `${l.name}: out ${l.packetsOut}, the sink got ${sinks[k]!.received}`));
+
+    // msmctl shows the legs, and their counters once the proxy reports them
+    let described = "";
+    await waitFor(async () => {
+      described = (await msmctl(["describe", "segment", "fec"], env)).out;
+      return /per leg: media in \d+, out [1-9]\d*; fec-col in \d+, out [1-9]\d*; fec-row in \d+, out [1-9]\d*/.test(described);
+    }, 10_000, "per-leg counters in msmctl describe");
+    assert.match(described, new RegExp(`^Legs:\\s+fec-col: receives on 127\\.0\\.0\\.1:${listen + 2} \\(listen port \\+ 2\\); sends to 127\\.0\\.0\\.1:${sinkBase + 2} \\(destination ports \\+ 2\\)$`, "m"), described);
+    assert.match(described, new RegExp(`^\\s+fec-row: receives on 127\\.0\\.0\\.1:${listen + 4} \\(listen port \\+ 4\\); sends to 127\\.0\\.0\\.1:${sinkBase + 4} \\(destination ports \\+ 4\\)$`, "m"), described);
+
+    // a receiving leg with neither listen nor portOffset, and a leg name twice: refused by the server, in the file's terms
+    const running = agent.runningVersion;
+    writeFileSync(file, fecManifest(listen, sinkBase, "    - { name: fec-extra, destinations: [{ address: 127.0.0.1, port: 9 }] }\n    - { name: fec-col, portOffset: 6 }\n"));
+    const bad = await msmctl(["apply", "-f", file], env);
+    assert.is(bad.code, 1, bad.out);
+    assert.match(bad.out, /refused the segments; nothing was applied/);
+    assert.match(bad.out, /fec\.yaml: document 1: spec\.legs\[2\]: a receiving leg needs listen or portOffset \(or receive: false\)$/m, bad.out);
+    assert.match(bad.out, /fec\.yaml: document 1: spec\.legs\[3\]\.name: duplicate leg name 'fec-col'$/m, bad.out);
+    const listed = await msmctl(["get", "segment", "fec", "-o", "json"], env);
+    assert.equal(JSON.parse(listed.out).spec.legs, [{ name: "fec-col", portOffset: 2 }, { name: "fec-row", portOffset: 4 }], "the stored segment is unchanged");
+    assert.is(agent.runningVersion, running, "no new snapshot");
+    const sockets = (l: LegPorts[]): unknown => l.map((x) => [x.name, x.listen, x.egress]);
+    assert.equal(sockets((await stats()).ports.legs), sockets(legs), "the proxy's leg sockets are the same");
+  } finally {
+    tx.close();
+    for (const s of sinks) s.close();
     await agent.close();
     await cp.close();
     rmSync(dir, { recursive: true, force: true });

@@ -16,13 +16,15 @@ import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { waitFor } from "./lib/udp.js";
 import {
   AdminServiceClient, ProxyServiceClient,
-  type ApplySegmentsResponse, type ControlMessage, type Endpoint, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
+  type ApplySegmentsResponse, type ControlMessage, type Endpoint, type FilterModule, type FilterRef, type Leg, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
 } from "../controlplane/api/proto.js";
 import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki, type Pki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { sha256Hex, type ProxySnapshot } from "../runtime/index.js";
 import { pageStats } from "../controlplane/api/stats-pages.js";
+import { openStore } from "../controlplane/store/index.js";
+import { segmentKey } from "../controlplane/server/keys.js";
 
 const test = suite("control-plane server", { timeoutMs: 30_000 });
 
@@ -264,6 +266,101 @@ test("ApplySegments: a port clash is found whatever the address spelling (0.0.0.
   const ok = await apply(adminB, [seg("w3", "node-w", 25020, { listen: at("::", 25020) as Endpoint, destinations: [{ address: "::1", port: 26020, rtcpPort: 0 }] })]);
   assert.equal(ok.created, ["w3"]);
   await rpc(adminA, "DeleteSegments", { names: ["w1", "w3"] });
+});
+
+/** SMPTE 2022-1 FEC as legs: column FEC on listen port + 2, row FEC on + 4, each to the destinations' port + 2 / + 4. */
+const FEC_LEGS: Partial<Leg>[] = [{ name: "fec-col", portOffset: 2 }, { name: "fec-row", portOffset: 4 }];
+
+test("ApplySegments: legs are checked with the proxy's own rules, each refusal naming the leg's field; nothing is applied", async () => {
+  const at = (address: string, port: number): Endpoint => ({ address, port, rtcpPort: 0 });
+  await apply(adminA, [seg("l-stored", "node-l", 23100)]);
+  const cases: [string, Partial<Leg>[], RegExp][] = [
+    ["a receiving leg with neither listen nor port_offset", [{ name: "fec-col", destinations: [at("127.0.0.1", 24002)] }], /^segments\[0\]\.legs\[0\]: a receiving leg needs listen or portOffset/m],
+    ["a sending leg with neither destinations nor port_offset", [{ name: "fec-col", listen: at("", 23302) }], /^segments\[0\]\.legs\[0\]: a sending leg needs destinations or portOffset/m],
+    ["a leg name twice", [{ name: "fec", portOffset: 2 }, { name: "fec", portOffset: 4 }], /^segments\[0\]\.legs\[1\]\.name: duplicate leg name 'fec'$/m],
+    ["8 legs", Array.from({ length: 8 }, (_, k) => ({ name: `leg-${k}`, portOffset: 2 + 2 * k })), /^segments\[0\]\.legs: .*7/m],
+    ["a bad leg name", [{ name: "fec col", portOffset: 2 }], /^segments\[0\]\.legs\[0\]\.name: must be 1-63 letters/m],
+    ["port_offset 0 (given, not absent)", [{ name: "fec-col", portOffset: 0 }], /^segments\[0\]\.legs\[0\]\.port_offset: /m],
+    ["an rtcp_port on a leg", [{ name: "fec-col", portOffset: 2, egress: { address: "127.0.0.1", port: 0, rtcpPort: 9 } }], /^segments\[0\]\.legs\[0\]\.egress\.rtcp_port: a leg carries no RTCP; leave it 0$/m],
+    ["a leg on the segment's own RTCP port", [{ name: "fec-col", portOffset: 1 }], /^segments\[0\]\.legs\[0\] \(fec-col\) listen: port already used by segments\[0\]\.listen\.port \(RTCP, port \+ 1\)$/m],
+    ["a leg on a port a stored segment of the proxy holds", [{ name: "fec-col", listen: at("0.0.0.0", 23100), portOffset: 2 }], /^segments\[0\]\.legs\[0\] \(fec-col\) listen: port already used by segment 'l-stored' listen\.port$/m],
+    ["a leg of another family", [{ name: "fec-col", listen: at("::1", 23302), destinations: [at("::1", 24002)] }], /^segments\[0\]\.legs\[0\]\.listen\.address: IPv6, but the segment listens on IPv4/m],
+  ];
+  for (const [what, legs, pattern] of cases) {
+    const err = await refused(apply(adminA, [seg("l1", "node-l", 23300, { legs: legs as Leg[] })]), status.INVALID_ARGUMENT);
+    assert.match(err.details, pattern, `${what}:\n${err.details}`);
+  }
+  assert.equal((await listSegments(adminB, "node-l")).map((s) => s.name), ["l-stored"], "nothing was applied");
+  // a dry run of the same checks: one good request passes, writes nothing
+  const dry = await apply(adminA, [seg("l1", "node-l", 23300, { legs: FEC_LEGS as Leg[] })], true);
+  assert.equal(dry.created, ["l1"]);
+  assert.equal((await listSegments(adminB, "node-l")).map((s) => s.name), ["l-stored"]);
+  await rpc(adminA, "DeleteSegments", { names: ["l-stored"] });
+});
+
+test("legs: stored and listed field by field on both replicas, unchanged when applied again with the defaults written out, sent whole in the proxy's snapshot", async () => {
+  const legs: Partial<Leg>[] = [
+    ...FEC_LEGS,
+    { name: "path-b", listen: { address: "", port: 23410, rtcpPort: 0 }, destinations: [{ address: "127.0.0.1", port: 24410, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 0, rtcpPort: 0 }, send: true },
+    { name: "repair", receive: false, destinations: [{ address: "127.0.0.1", port: 24420, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 23420, rtcpPort: 0 } },
+  ];
+  const conn = connect(proxyClient(b, files.nodeS));
+  register(conn, "node-s");
+  const first = await conn.next(-1, "node-s's first snapshot");
+  const applied = await apply(adminA, [seg("fec1", "node-s", 23400, { legs: legs as Leg[] })]);
+  assert.equal(applied.created, ["fec1"]);
+  const expected: Leg[] = [
+    { name: "fec-col", portOffset: 2, listen: null, receive: true, destinations: [], egress: null, send: true },
+    { name: "fec-row", portOffset: 4, listen: null, receive: true, destinations: [], egress: null, send: true },
+    { name: "path-b", listen: { address: "", port: 23410, rtcpPort: 0 }, receive: true, destinations: [{ address: "127.0.0.1", port: 24410, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 0, rtcpPort: 0 }, send: true },
+    { name: "repair", listen: null, receive: false, destinations: [{ address: "127.0.0.1", port: 24420, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 23420, rtcpPort: 0 }, send: true },
+  ];
+  // proto3 `optional` fields come with a virtual oneof field each when set: compare what the API means
+  const plain = (l: Leg): Leg => ({ name: l.name, ...(l.portOffset !== undefined ? { portOffset: l.portOffset } : {}), listen: l.listen, receive: l.receive, destinations: l.destinations, egress: l.egress, send: l.send });
+  for (const client of [adminA, adminB]) {
+    const listed = (await listSegments(client, "node-s")).find((s) => s.name === "fec1")!;
+    assert.equal(listed.legs.map(plain), expected);
+  }
+  const snap = await conn.next(first.version, "the snapshot with fec1");
+  assert.is(snap.version, applied.revision);
+  assert.equal(snap.segments[0]!.legs.map(plain), expected);
+  // what the listing says, applied back; and the defaults left out again: both unchanged
+  const again = await apply(adminB, [seg("fec1", "node-s", 23400, { legs: expected })]);
+  assert.equal([again.unchanged, again.revision], [["fec1"], applied.revision]);
+  assert.equal((await apply(adminB, [seg("fec1", "node-s", 23400, { legs: legs as Leg[] })])).unchanged, ["fec1"]);
+  // a leg changed: configured, and a new snapshot
+  const changed = await apply(adminA, [seg("fec1", "node-s", 23400, { legs: FEC_LEGS as Leg[] })]);
+  assert.equal(changed.configured, ["fec1"]);
+  const s2 = await conn.next(snap.version, "the snapshot with two legs");
+  assert.equal(s2.segments[0]!.legs.map((l) => l.name), ["fec-col", "fec-row"]);
+  conn.stream.end();
+  await conn.ended;
+  await rpc(adminA, "DeleteSegments", { names: ["fec1"] });
+});
+
+test("a segment stored before legs existed reads back with none, and applied again as it was is unchanged", async () => {
+  await apply(adminA, [seg("pre-legs", "node-o", 23500)]);
+  // the record an older server wrote: this one's, without the `legs` key
+  const store = await openStore(etcd.spec);
+  let rewritten: number;
+  try {
+    const kv = (await store.get(segmentKey("pre-legs")))!;
+    const { legs, ...old } = JSON.parse(kv.value.toString()) as Segment;
+    assert.equal(legs, [], "this server stores legs");
+    rewritten = (await store.txn([], [{ type: "put", key: segmentKey("pre-legs"), value: JSON.stringify(old) }])).revision;
+  } finally {
+    await store.close();
+  }
+  for (const client of [adminA, adminB]) {
+    let listed: Segment | undefined;
+    await waitFor(async () => (listed = (await listSegments(client, "node-o"))[0])?.revision === rewritten, 5000, "the rewritten record on every replica");
+    assert.equal(listed!.legs, []);
+  }
+  // checked together with it (the proxy's rules run over its stored segments), another segment on its proxy
+  assert.equal((await apply(adminA, [seg("post-legs", "node-o", 23510, { legs: FEC_LEGS as Leg[] })])).created, ["post-legs"]);
+  const again = await apply(adminB, [seg("pre-legs", "node-o", 23500)]);
+  assert.equal(again.unchanged, ["pre-legs"]);
+  await rpc(adminA, "DeleteSegments", { names: ["pre-legs", "post-legs"] });
 });
 
 test("ApplySegments: created / configured / unchanged, dry_run writes nothing, DeleteSegments is all or none", async () => {
@@ -559,13 +656,13 @@ test("the proxies of a replica that shuts down are told UNAVAILABLE, and reconne
 
 // ---------------------------------------------------------------- file store, insecure
 
-test("the embedded file store, insecure: segments, filters and versions survive a restart", async () => {
+test("the embedded file store, insecure: segments (legs too), filters and versions survive a restart", async () => {
   const dir = tmp("msm-cp-file-");
   const spec = `file:${dir}`;
   let cp = await startControlPlane({ listen: "127.0.0.1:0", store: spec, tls: "insecure", log: () => {}, timing: TIMING });
   let client = admin(cp, "insecure");
   await rpc(client, "PushFilter", { name: "validate", version: "1.0.0", wasm: readFileSync(filterWasm("validate")) });
-  const r = await apply(client, [seg("f1", "node-1", 27000), seg("f2", "node-1", 27010)]);
+  const r = await apply(client, [seg("f1", "node-1", 27000), seg("f2", "node-1", 27010, { legs: FEC_LEGS as Leg[] })]);
   let conn = connect(proxyClient(cp, "insecure"));
   register(conn, "node-1");
   const before = await conn.next(-1, "node-1's snapshot");
@@ -577,7 +674,10 @@ test("the embedded file store, insecure: segments, filters and versions survive 
   cp = await startControlPlane({ listen: "127.0.0.1:0", store: spec, tls: "insecure", log: () => {}, timing: TIMING });
   try {
     client = admin(cp, "insecure");
-    assert.equal((await listSegments(client)).map((s) => [s.name, s.revision]), [["f1", r.revision], ["f2", r.revision]]);
+    assert.equal((await listSegments(client)).map((s) => [s.name, s.revision, s.legs.map((l) => [l.name, l.portOffset, l.receive, l.send])]), [
+      ["f1", r.revision, []],
+      ["f2", r.revision, [["fec-col", 2, true, true], ["fec-row", 4, true, true]]],
+    ]);
     conn = connect(proxyClient(cp, "insecure"));
     register(conn, "node-1", before.version); // it kept running what it had
     const after = await conn.next(-1, "node-1's snapshot after the restart");

@@ -19,7 +19,7 @@ import { age, bytes, table } from "../controlplane/cli/msmctl/format.js";
 import { ManifestError, parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
 import { mergeStatsPages, parseProxyStats, segmentRates } from "../controlplane/cli/msmctl/stats.js";
 import { mixedReports } from "../controlplane/cli/msmctl/client.js";
-import { configState, describeProxy } from "../controlplane/cli/msmctl/describe.js";
+import { configState, describeProxy, describeSegment } from "../controlplane/cli/msmctl/describe.js";
 import { proxyRows } from "../controlplane/cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
 import { pageStats, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../controlplane/api/stats-pages.js";
@@ -61,6 +61,26 @@ spec:
   source: { address: 127.0.0.1, port: 4000, rtcpPort: 4001 }
 `;
 
+/** A segment with legs, in the proxy file's keys: SMPTE 2022-1 FEC on + 2 and + 4, a second path, a send-only repair leg. */
+const LEGS_YAML = `kind: Segment
+metadata: { name: fec-1 }
+spec:
+  proxy: node-4
+  listen: { address: 127.0.0.1, port: 5604 }
+  destinations: [{ address: 127.0.0.1, port: 6604 }, { address: 127.0.0.1, port: 6614 }]
+  legs:
+    - { name: fec-col, portOffset: 2 }
+    - { name: fec-row, portOffset: 4, send: false }
+    - name: path-b
+      listen: { port: 5700 }
+      destinations: [{ address: 127.0.0.1, port: 6700 }]
+      egress: { address: 127.0.0.1 }
+    - name: repair
+      receive: false
+      destinations: [{ address: 127.0.0.1, port: 6800 }]
+      egress: { address: 127.0.0.1, port: 5800 }
+`;
+
 // ---------------------------------------------------------------- local parts
 
 const local = suite("msmctl: manifests, flags, formatting", { timeoutMs: 10_000 });
@@ -83,6 +103,7 @@ local("manifests: several documents become ApplySegmentsRequest segments", () =>
     chain: [{ filter: "validate", version: "1.0.0", configJson: '{"allowedPayloadTypes":[96]}' }],
     failure: { mode: "closed", restartBackoffMs: 0, maxBackoffMs: 0, maxFailures: 3 },
     revision: 0,
+    legs: [],
   });
   assert.equal(s[1]!.egress, { address: "::1", port: 0, rtcpPort: 0 });
   assert.is(s[1]!.rtcpMux, true);
@@ -97,8 +118,27 @@ local("manifests: JSON, a list, and kind: List are accepted too", () => {
   assert.is(parseManifests(`---\n${SEGMENTS_YAML}\n---\n`, "x").manifests.length, 3, "empty documents are skipped");
 });
 
+local("manifests: legs, in the proxy file's keys, become Leg messages (unset port_offset absent; receive and send as written, default true)", () => {
+  const legs = toSegment(parseManifests(LEGS_YAML, "fec.yaml").manifests[0]!).legs;
+  const none = { address: "", port: 0, rtcpPort: 0 };
+  assert.equal(legs, [
+    { name: "fec-col", portOffset: 2, listen: null, receive: true, destinations: [], egress: null, send: true },
+    { name: "fec-row", portOffset: 4, listen: null, receive: true, destinations: [], egress: null, send: false },
+    { name: "path-b", portOffset: undefined, listen: { ...none, port: 5700 }, receive: true, destinations: [{ address: "127.0.0.1", port: 6700, rtcpPort: 0 }], egress: { ...none, address: "127.0.0.1" }, send: true },
+    { name: "repair", portOffset: undefined, listen: null, receive: false, destinations: [{ address: "127.0.0.1", port: 6800, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 5800, rtcpPort: 0 }, send: true },
+  ]);
+  const back = toManifest(toSegment(parseManifests(LEGS_YAML, "fec.yaml").manifests[0]!)) as { spec: { legs: unknown } };
+  assert.equal(back.spec.legs, [
+    { name: "fec-col", portOffset: 2 },
+    { name: "fec-row", portOffset: 4, send: false },
+    { name: "path-b", listen: { port: 5700 }, destinations: [{ address: "127.0.0.1", port: 6700 }], egress: { address: "127.0.0.1" } },
+    { name: "repair", receive: false, destinations: [{ address: "127.0.0.1", port: 6800 }], egress: { address: "127.0.0.1", port: 5800 } },
+  ], "get -o yaml prints what the operator wrote");
+  assert.equal(toSegment(parseManifests(SEGMENTS_YAML, "x").manifests[0]!).legs, [], "no legs: none");
+});
+
 local("manifests: toManifest(toSegment(m)) gives back what the operator wrote", () => {
-  for (const m of parseManifests(SEGMENTS_YAML, "x").manifests) {
+  for (const m of [...parseManifests(SEGMENTS_YAML, "x").manifests, ...parseManifests(LEGS_YAML, "x").manifests]) {
     const back = toManifest({ ...toSegment(m), revision: 7 }) as { metadata: { name: string; revision: number }; spec: unknown };
     assert.equal(back.metadata, { name: m.metadata.name, revision: 7 });
     assert.equal(toSegment(parseManifests(JSON.stringify(back), "y").manifests[0]!), toSegment(m));
@@ -124,6 +164,12 @@ const badCases: [string, string, RegExp][] = [
   ["broken YAML", `${SEGMENTS_YAML}---\nkind: [\n`, /document 4: not valid YAML or JSON/],
   ["a list element", JSON.stringify([{ kind: "Segment", metadata: { name: "a" }, spec: { proxy: "n", listen: { address: "127.0.0.1", port: 1 }, destinations: [{ address: "127.0.0.1", port: 2, rtpc: 3 }] } }]), /document 1: \[0\]\.spec\.destinations\[0\]\.rtpc: unknown key/],
   ["nothing at all", "# empty\n", /^f\.yaml: no segments in it$/],
+  ["a typo in a leg", LEGS_YAML.replace("portOffset: 2 }", "portOfset: 2 }"), /^f\.yaml: document 1: spec\.legs\[0\]\.portOfset: unknown key$/m],
+  ["8 legs", LEGS_YAML.replace(/  legs:\n[\s\S]*$/, `  legs:\n${Array.from({ length: 8 }, (_, k) => `    - { name: leg-${k}, portOffset: ${2 + 2 * k} }`).join("\n")}\n`), /^f\.yaml: document 1: spec\.legs: at most 7 items$/m],
+  ["a bad leg name", LEGS_YAML.replace("name: fec-col", "name: 'fec col'"), /document 1: spec\.legs\[0\]\.name: must be 1-63 letters/],
+  ["a leg port offset of 0", LEGS_YAML.replace("portOffset: 2", "portOffset: 0"), /document 1: spec\.legs\[0\]\.portOffset: must be at least 1/],
+  ["an rtcpPort on a leg destination (legs carry no RTCP)", LEGS_YAML.replace("port: 6700 }", "port: 6700, rtcpPort: 6701 }"), /document 1: spec\.legs\[2\]\.destinations\[0\]\.rtcpPort: unknown key/],
+  ["legs that are not a list", LEGS_YAML.replace(/  legs:\n[\s\S]*$/, "  legs: { name: fec-col }\n"), /document 1: spec\.legs: must be a list/],
 ];
 
 for (const [what, text, expected] of badCases) {
@@ -254,6 +300,22 @@ local("a version that runs without some segments is shown as such, not as refuse
   const text = describeProxy(p, [], undefined, 1);
   assert.match(text, /NOT running:\s+cam-2: snapshot 7 applied, except these segments, which are NOT running: segments\[1\]: bind EADDRINUSE/);
   assert.is(configState({ ...p, notRunning: [] }), "runs the newest config (version 7)");
+});
+
+local("describe segment: where each leg receives and sends, ports worked out; per-leg counters when the proxy reports them", () => {
+  const seg = { ...toSegment(parseManifests(LEGS_YAML, "x").manifests[0]!), revision: 3 };
+  const leg = (name: string, packetsIn: number, packetsOut: number) => ({ name, packetsIn, packetsOut });
+  const report = (legs: object[] | undefined) => parseProxyStats({ nodeId: "node-4", atMs: Date.now(), page: 0, pages: 1, statsJson: JSON.stringify({ segments: [{ ...fakeSegment("fec-1", 10), ...(legs ? { legs } : {}) }] }) });
+  let text = describeSegment(seg, undefined, report([leg("media", 10, 20), leg("fec-col", 2, 4), leg("fec-row", 2, 0), leg("path-b", 0, 0), leg("repair", 0, 3)]));
+  assert.match(text, /^Legs:\s+fec-col: receives on 127\.0\.0\.1:5606 \(listen port \+ 2\); sends to 127\.0\.0\.1:6606, 127\.0\.0\.1:6616 \(destination ports \+ 2\)$/m);
+  assert.match(text, /^\s+fec-row: receives on 127\.0\.0\.1:5608 \(listen port \+ 4\); sends nothing$/m);
+  assert.match(text, /^\s+path-b: receives on 127\.0\.0\.1:5700; sends to 127\.0\.0\.1:6700 from 127\.0\.0\.1, any port$/m);
+  assert.match(text, /^\s+repair: receives nothing; sends to 127\.0\.0\.1:6800 from 127\.0\.0\.1:5800$/m);
+  assert.match(text, /^\s+per leg: media in 10, out 20; fec-col in 2, out 4; fec-row in 2, out 0; path-b in 0, out 0; repair in 0, out 3$/m);
+  text = describeSegment(seg, undefined, report(undefined));
+  assert.not.match(text, /per leg/, "a proxy older than legs reports none");
+  text = describeSegment({ ...toSegment(parseManifests(SEGMENTS_YAML, "x").manifests[0]!), revision: 1 }, undefined, undefined);
+  assert.match(text, /^Legs:\s+none \(media only\)$/m);
 });
 
 local.run();
@@ -461,7 +523,7 @@ live("apply -f: several documents, then unchanged, --dry-run, configured", async
   assert.is(JSON.parse(r.out).spec.destinations[0].port, 6010);
 });
 
-live("apply -f - reads stdin (the built binary); the example in docs/control-plane.md passes a dry run", async () => {
+live("apply -f - reads stdin (the built binary); the examples in docs/control-plane.md pass a dry run", async () => {
   const one = SEGMENTS_YAML.split("---")[0]!.replace("cam-1", "cam-stdin").replace("port: 5004", "port: 5104");
   let r = await spawnMsmctl(["apply", "-f", "-"], { env, stdin: one });
   assert.is(r.code, 0, r.err);
@@ -472,6 +534,11 @@ live("apply -f - reads stdin (the built binary); the example in docs/control-pla
   r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: example });
   assert.is(r.code, 0, r.err);
   assert.is(r.out, "segment/cam-1 configured (dry run)\nsegment/cam-2 configured (dry run)\n");
+  const fec = /```yaml\n(# fec\.yaml\n[\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(fec, "docs/control-plane.md has the fec.yaml example");
+  r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: fec });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam-fec created (dry run)\n");
 });
 
 live("a bad file is refused locally with its path, and nothing is applied", async () => {
@@ -500,13 +567,13 @@ live("get segments: an aligned table; -o json and -o yaml give whole objects tha
   let r = await msmctl(["get", "segments"], { env });
   assert.is(r.code, 0, r.err);
   const lines = r.out.trimEnd().split("\n");
-  assert.match(lines[0]!, /^NAME\s+PROXY\s+LISTEN\s+DESTINATIONS\s+CHAIN\s+REVISION$/);
+  assert.match(lines[0]!, /^NAME\s+PROXY\s+LISTEN\s+DESTINATIONS\s+LEGS\s+CHAIN\s+REVISION$/);
   assert.equal(lines.slice(1).map((l) => l.split(/\s+/)[0]), ["cam-1", "cam-2", "cam-3", "cam-stdin"]);
   const col = lines[0]!.indexOf("LISTEN");
   const cam1 = lines.find((l) => l.startsWith("cam-1 "))!;
   assert.is(cam1.indexOf("127.0.0.1:5004"), col, "columns line up");
-  assert.match(cam1, /^cam-1\s+node-1\s+127\.0\.0\.1:5004\s+127\.0\.0\.1:6004,127\.0\.0\.1:6014\s+validate@1\.0\.0\s+\d+$/);
-  assert.match(lines.find((l) => l.startsWith("cam-2 "))!, /\[::1\]:5006\s+\[::1\]:6006\s+-\s+\d+$/);
+  assert.match(cam1, /^cam-1\s+node-1\s+127\.0\.0\.1:5004\s+127\.0\.0\.1:6004,127\.0\.0\.1:6014\s+-\s+validate@1\.0\.0\s+\d+$/);
+  assert.match(lines.find((l) => l.startsWith("cam-2 "))!, /\[::1\]:5006\s+\[::1\]:6006\s+-\s+-\s+\d+$/);
 
   r = await msmctl(["get", "segments", "cam-1", "-o", "json"], { env });
   const obj = JSON.parse(r.out);
@@ -528,6 +595,41 @@ live("get segments: an aligned table; -o json and -o yaml give whole objects tha
   assert.match(r.err, /segment "nope" not found/);
   r = await msmctl(["get", "segments", "--proxy", "node-2"], { env });
   assert.equal(r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[0]), ["cam-3"]);
+});
+
+live("legs: apply, get (a LEGS column), describe (each leg's ports), -o yaml applied again unchanged; rules across legs refused by the server in the file's terms, nothing applied", async () => {
+  const file = join(dir, "fec.yaml");
+  writeFileSync(file, LEGS_YAML);
+  let r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/fec-1 created\n");
+  r = await msmctl(["get", "segments", "--proxy", "node-4"], { env });
+  assert.match(r.out, /^fec-1\s+node-4\s+127\.0\.0\.1:5604\s+127\.0\.0\.1:6604,127\.0\.0\.1:6614\s+fec-col,fec-row,path-b \+1 more\s+-\s+\d+$/m, r.out);
+  r = await msmctl(["describe", "segment", "fec-1"], { env });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^Legs:\s+fec-col: receives on 127\.0\.0\.1:5606 \(listen port \+ 2\); sends to 127\.0\.0\.1:6606, 127\.0\.0\.1:6616 \(destination ports \+ 2\)$/m, r.out);
+  assert.match(r.out, /^\s+repair: receives nothing; sends to 127\.0\.0\.1:6800 from 127\.0\.0\.1:5800$/m);
+  r = await msmctl(["get", "segment", "fec-1", "-o", "yaml"], { env });
+  const again = join(dir, "fec-again.yaml");
+  writeFileSync(again, r.out);
+  r = await msmctl(["apply", "-f", again], { env });
+  assert.is(r.out, "segment/fec-1 unchanged\n", r.err);
+
+  // a leg name twice, a receiving leg with neither listen nor portOffset: the proxy's rules, on the server
+  writeFileSync(file, LEGS_YAML.replace("name: fec-row", "name: fec-col").replace("      receive: false\n", ""));
+  r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 1);
+  const where = `msmctl: ${file.replace(/[.]/g, "\\.")}: document 1: `;
+  assert.match(r.err, new RegExp(`^${where}spec\\.legs\\[1\\]\\.name: duplicate leg name 'fec-col'$`, "m"), r.err);
+  assert.match(r.err, new RegExp(`^${where}spec\\.legs\\[3\\]: a receiving leg needs listen or portOffset \\(or receive: false\\)$`, "m"), r.err);
+  // and 8 legs, refused before anything is sent
+  writeFileSync(file, LEGS_YAML.replace(/  legs:\n[\s\S]*$/, `  legs:\n${Array.from({ length: 8 }, (_, k) => `    - { name: leg-${k}, portOffset: ${2 + 2 * k} }`).join("\n")}\n`));
+  r = await msmctl(["apply", "-f", file], { env });
+  assert.is(r.code, 1);
+  assert.match(r.err, new RegExp(`^${where}spec\\.legs: at most 7 items$`, "m"), r.err);
+  const stored = JSON.parse((await msmctl(["get", "segment", "fec-1", "-o", "json"], { env })).out);
+  assert.equal(stored.spec.legs.map((l: { name: string }) => l.name), ["fec-col", "fec-row", "path-b", "repair"], "nothing changed");
+  assert.is((await msmctl(["delete", "segment", "fec-1"], { env })).code, 0);
 });
 
 live("secrets: apply warns about a key given inline; get and describe hide it unless --show-secrets; the hidden output applied back is refused in the file's terms", async () => {
@@ -601,7 +703,7 @@ live("get proxies and describe: a proxy's refusal, truncated in the table and wh
   assert.match(r.out, /^Config:\s+REFUSED version \d+; runs version \d+$/m);
   assert.match(r.out, /^Last refusal:\s+version (\d+): snapshot \1 not applied, the running config is unchanged: segments\[0\]\.chain\[0\]\.config_json: validate refused its config: allowedPayloadTypes\[0\]: must be a payload type from 0 to 127, got 200$/m);
   assert.match(r.out, /^Capabilities:\s+workers=1, runtime=test$/m);
-  assert.match(r.out, /^Segments \(3\):\n\s+NAME\s+LISTEN\s+DESTINATIONS\s+CHAIN\s+REVISION\n\s+cam-1\s+127\.0\.0\.1:5004\s/m);
+  assert.match(r.out, /^Segments \(3\):\n\s+NAME\s+LISTEN\s+DESTINATIONS\s+LEGS\s+CHAIN\s+REVISION\n\s+cam-1\s+127\.0\.0\.1:5004\s/m);
   assert.match(r.out, /^\s+SEGMENT\s+PACKETS-IN\s+PACKETS-OUT\s+BYTES-IN\s+BYTES-OUT\s+DROPS\s+DROP-REASONS\s+STAGES$/m);
   assert.match(r.out, /^\s+cam-1\s+\d+\s+\d+\s+\S+\s+\S+\s+\d+\s+(bad_version \d+|-)\s+validate$/m);
 

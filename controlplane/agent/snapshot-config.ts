@@ -2,7 +2,8 @@
 // reported with the path of the snapshot field that caused it (`segments[2].chain[0].config_json`),
 // because that path is what an operator reads in a NACK.
 import { join } from "node:path";
-import type { ChainStage, Endpoint, FilterRef, Segment, Snapshot } from "../api/proto.js";
+import type { ChainStage, FilterRef, Segment, Snapshot } from "../api/proto.js";
+import { isEmptyEndpoint, legInput } from "../api/segment-input.js";
 import type { ProxyConfigInput } from "../../runtime/index.js";
 
 /** A snapshot the agent cannot turn into a config; `issues` name the snapshot fields. */
@@ -39,10 +40,6 @@ function keyOf(text: string): string {
 
 /** The path of a snapshot field, as the proto names it. */
 const at = (i: number, rest = ""): string => `segments[${i}]${rest}`;
-
-function isEmptyEndpoint(e: Endpoint | null | undefined): boolean {
-  return !e || (e.address === "" && e.port === 0 && e.rtcpPort === 0);
-}
 
 /**
  * Which registry entry each chain stage means: the exact version when the stage names one, the
@@ -115,6 +112,7 @@ function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, r
       const ref = resolved[j];
       return { filter: ref ? keys.get(ref)! : stage.filter, config: parseStageConfig(stage, path, issues) };
     }),
+    legs: seg.legs.map((l, k) => legInput(l, at(i, `.legs[${k}]`), issues)),
   };
   if (!isEmptyEndpoint(seg.egress)) {
     const e = seg.egress!;

@@ -32,6 +32,20 @@ export interface Segment {
   chain: ChainStage[];
   failure: FailurePolicy | null;
   revision: number;
+  legs: Leg[];
+}
+/**
+ * A segment's leg. The optional fields are proto3 `optional`: absent when unset (decoded messages
+ * then also carry the oneof's virtual `_receive`-style fields; build records field by field).
+ */
+export interface Leg {
+  name: string;
+  portOffset?: number;
+  listen: Endpoint | null;
+  receive?: boolean;
+  destinations: Endpoint[];
+  egress: Endpoint | null;
+  send?: boolean;
 }
 export interface FilterRef { name: string; version: string; sha256: string; size: number; pushedAtMs: number }
 

@@ -6,6 +6,7 @@
 // runtime's field paths back to the request's (`segments[2].listen.port`, proto field names).
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
 import type { Endpoint, FailurePolicy, Segment } from "../api/proto.js";
+import { isEmptyEndpoint, legInput, legRecord } from "../api/segment-input.js";
 import type { Compare, Op } from "../store/index.js";
 import { REDACTED, redactSecrets, secretValues } from "../security/secrets.js";
 import { invalid } from "./errors.js";
@@ -32,11 +33,6 @@ export interface DeletePlan {
   readonly deleted: string[];
   readonly compares: Compare[];
   readonly ops: Op[];
-}
-
-/** An endpoint message that is absent, or present with every field at its default. */
-export function isEmptyEndpoint(e: Endpoint | null | undefined): boolean {
-  return !e || (e.address === "" && e.port === 0 && e.rtcpPort === 0);
 }
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -91,6 +87,7 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     }
   }
   input.destinations = seg.destinations.map((d) => (d.rtcpPort !== 0 ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  input.legs = seg.legs.map((l, k) => legInput(l, `${at}.legs[${k}]`, issues));
   if (!isEmptyEndpoint(seg.source)) {
     const s = seg.source!;
     input.source = s.rtcpPort !== 0 ? { address: s.address, port: s.port, rtcpPort: s.rtcpPort } : { address: s.address, port: s.port };
@@ -133,6 +130,8 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     source: endpointRecord(seg.source),
     chain: chain.map((c) => c.record),
     failure: failureRecord(seg.failure),
+    // last: state.ts gives a record stored before legs existed `legs: []` at the end, so that it compares equal to this
+    legs: seg.legs.map(legRecord),
   };
   return { input: input as SegmentInput, record };
 }

@@ -62,7 +62,9 @@ export class DesiredState {
   private apply(kv: KeyValue): void {
     if (kv.key.startsWith(SEGMENTS)) {
       const name = kv.key.slice(SEGMENTS.length);
-      const segment = { ...(JSON.parse(kv.value.toString()) as Segment), revision: kv.modRevision };
+      const stored = JSON.parse(kv.value.toString()) as Segment;
+      // a segment stored before legs existed has none (segments.ts puts `legs` last in a record, as here)
+      const segment = { ...stored, legs: stored.legs ?? [], revision: kv.modRevision };
       this.removeSegment(name);
       this.segments.set(name, { segment, modRevision: kv.modRevision });
       let set = this.byProxy.get(segment.proxy);

@@ -20,23 +20,25 @@ export async function bindUdp(port = 0, address = "127.0.0.1"): Promise<Socket> 
 }
 
 /** An even port P with P and P+1 free (RTP and RTCP). */
-export async function freePortPair(address = "127.0.0.1"): Promise<number> {
+export function freePortPair(address = "127.0.0.1"): Promise<number> {
+  return freePortRun(2, address);
+}
+
+/** An even port P with P to P + count - 1 free (RTP, RTCP, and legs at P + 2, P + 4...). */
+export async function freePortRun(count: number, address = "127.0.0.1"): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const p = 20000 + 2 * Math.floor(Math.random() * 20000);
+    const held: Socket[] = [];
     try {
-      const a = await bindUdp(p, address);
-      try {
-        const b = await bindUdp(p + 1, address);
-        b.close();
-      } finally {
-        a.close();
-      }
+      for (let k = 0; k < count; k++) held.push(await bindUdp(p + k, address));
       return p;
     } catch {
       // taken
+    } finally {
+      for (const s of held) s.close();
     }
   }
-  throw new Error("no free port pair");
+  throw new Error(`no ${count} free ports in a row`);
 }
 
 /** An even port P with P .. P+n-1 free (a segment with FEC legs at +2 and +4 needs 6). */

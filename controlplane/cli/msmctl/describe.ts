@@ -1,12 +1,12 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { status } from "@grpc/grpc-js";
-import type { Endpoint, ProxyStatus, Segment } from "../../api/proto.js";
+import type { Endpoint, Leg, ProxyStatus, Segment } from "../../api/proto.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
 import { flagSet, UsageError } from "./flags.js";
 import { printable } from "../../security/terminal.js";
-import { age, bytes, endpoint, fields, render, table } from "./format.js";
+import { age, bytes, endpoint, fields, hostPort, render, table } from "./format.js";
 import { noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
@@ -39,6 +39,19 @@ function rtcpOf(e: Endpoint, mux: boolean): string {
   return `RTCP ${e.rtcpPort || e.port + 1}`;
 }
 
+/** Where a leg receives and where it sends, ports worked out (docs/proxy.md, "Legs"). */
+function legText(seg: Segment, l: Leg): string {
+  const offset = l.portOffset;
+  let receives = "receives nothing";
+  if (l.receive !== false && l.listen) receives = `receives on ${hostPort(l.listen.address || (seg.listen?.address ?? "?"), l.listen.port)}`;
+  else if (l.receive !== false && offset !== undefined && seg.listen) receives = `receives on ${hostPort(seg.listen.address, seg.listen.port + offset)} (listen port + ${offset})`;
+  let sends = "sends nothing";
+  if (l.send !== false && l.destinations.length > 0) sends = `sends to ${l.destinations.map((d) => endpoint(d)).join(", ")}`;
+  else if (l.send !== false) sends = `sends to ${seg.destinations.map((d) => hostPort(d.address, d.port + (offset ?? 0))).join(", ")} (destination ports + ${offset})`;
+  if (l.send !== false && l.egress) sends += ` from ${l.egress.port ? endpoint(l.egress) : `${l.egress.address}, any port`}`;
+  return `${l.name}: ${receives}; ${sends}`;
+}
+
 function dropList(drops: Record<string, number>): string {
   const entries = Object.entries(drops).sort((a, b) => b[1] - a[1]);
   return entries.length ? entries.map(([k, v]) => `${k} ${v}`).join(", ") : "none";
@@ -56,6 +69,7 @@ export function segmentStatsLines(s: SegmentCounters): string {
     `packets in ${s.packetsIn} (${bytes(s.bytesIn)}), out ${s.packetsOut} (${bytes(s.bytesOut)}); RTCP in ${s.rtcpIn}, feedback in ${s.upstreamIn}`,
     `dropped ${s.dropsTotal}: ${dropList(s.drops)}`,
   ];
+  if (s.legs.length > 1) lines.push(`per leg: ${s.legs.map((l) => `${l.name} in ${l.packetsIn}, out ${l.packetsOut}`).join("; ")}`);
   s.stages.forEach((t, i) => {
     const drops = Object.values(t.drops).reduce((a, b) => a + b, 0);
     lines.push(`stage ${i + 1} ${t.filter} (${t.state}): in ${t.packetsIn}, out ${t.packetsOut}, dropped ${drops}${drops ? ` (${dropList(t.drops)})` : ""}, failures ${t.failures}, ${Math.round(t.nsPerPacket)} ns/packet`);
@@ -73,6 +87,7 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     ["RTCP mux", seg.rtcpMux ? "yes" : "no"],
     ["Egress", seg.egress ? `${seg.egress.address}, ${seg.egress.port ? `port ${seg.egress.port}` : "any port"}` : "any address, any port"],
     ["Destinations", seg.destinations.map((d) => `${endpoint(d)} (${rtcpOf(d, seg.rtcpMux)})`).join("\n") || "-"],
+    ["Legs", seg.legs.map((l) => legText(seg, l)).join("\n") || "none (media only)"],
     ["Source", seg.source ? `${endpoint(seg.source)} (${rtcpOf(seg.source, seg.rtcpMux)})` : "learned from the sender's packets"],
     [
       "Chain",

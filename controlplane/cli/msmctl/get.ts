@@ -14,10 +14,10 @@ export function chainCell(seg: Segment): string {
 }
 
 export function segmentRows(segments: readonly Segment[]): string[][] {
-  return segments.map((s) => [s.name, s.proxy || "-", endpoint(s.listen), listCell(s.destinations.map((d) => endpoint(d))), chainCell(s), String(s.revision)]);
+  return segments.map((s) => [s.name, s.proxy || "-", endpoint(s.listen), listCell(s.destinations.map((d) => endpoint(d))), listCell(s.legs.map((l) => l.name), 3), chainCell(s), String(s.revision)]);
 }
 
-export const SEGMENT_HEADERS = ["NAME", "PROXY", "LISTEN", "DESTINATIONS", "CHAIN", "REVISION"];
+export const SEGMENT_HEADERS = ["NAME", "PROXY", "LISTEN", "DESTINATIONS", "LEGS", "CHAIN", "REVISION"];
 
 /** The part of a NACK's text that says what was refused, for a narrow cell: a leading "snapshot N: " or "snapshot N not applied...: " is dropped. */
 export function nackReason(error: string): string {

@@ -5,7 +5,8 @@
 import { isIP } from "node:net";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import type { ChainStage, Endpoint, Segment } from "../../api/proto.js";
+import { proxyConfigSchema } from "../../../runtime/index.js";
+import type { ChainStage, Endpoint, Leg, Segment } from "../../api/proto.js";
 
 export const API_VERSION = "msm/v1";
 
@@ -36,12 +37,20 @@ const filterRef = z.string().refine(
   { message: "must be NAME or NAME@VERSION (lower-case name: letters, digits, '_', '-')" },
 );
 
+/**
+ * A segment's `legs`, with the proxy's own schema (docs/proxy.md, "Legs"): the same keys, types,
+ * defaults and count. Rules across fields (a leg needs listen or portOffset, names unique, ports
+ * free) are the proxy's too; the server applies them.
+ */
+const legsSchema = proxyConfigSchema.shape.segments.unwrap().element.shape.legs;
+
 const specSchema = z.strictObject({
   proxy: z.string().regex(NAME, "must be a node id: 1-63 letters, digits, '.', '_' or '-'"),
   listen: z.strictObject({ address, port }),
   rtcpMux: z.boolean().optional(),
   egress: z.strictObject({ address, port: portOrZero.optional() }).optional(),
   destinations: z.array(z.strictObject({ address, port, rtcpPort: port.optional() })).min(1),
+  legs: legsSchema,
   source: z.strictObject({ address, port, rtcpPort: port.optional() }).optional(),
   chain: z.array(z.strictObject({ filter: filterRef, config: z.record(z.string(), z.unknown()).optional() })).optional(),
   failure: z
@@ -214,6 +223,32 @@ export function splitFilterRef(ref: string): { name: string; version: string } {
   return at < 0 ? { name: ref, version: "" } : { name: ref.slice(0, at), version: ref.slice(at + 1) };
 }
 
+type LegManifest = NonNullable<SegmentManifest["spec"]["legs"]>[number];
+
+function toLeg(l: LegManifest): Leg {
+  return {
+    name: l.name,
+    portOffset: l.portOffset,
+    listen: l.listen ? endpoint({ address: l.listen.address ?? "", port: l.listen.port }) : null,
+    receive: l.receive,
+    destinations: (l.destinations ?? []).map(endpoint),
+    egress: l.egress ? endpoint(l.egress) : null,
+    send: l.send,
+  };
+}
+
+/** A leg in manifest form: what the operator wrote, defaults left out. */
+function legManifest(l: Leg): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: l.name };
+  if (l.portOffset !== undefined) out.portOffset = l.portOffset;
+  if (l.listen) out.listen = l.listen.address ? { address: l.listen.address, port: l.listen.port } : { port: l.listen.port };
+  if (l.receive === false) out.receive = false;
+  if (l.destinations.length > 0) out.destinations = l.destinations.map((d) => ({ address: d.address, port: d.port }));
+  if (l.egress) out.egress = l.egress.port ? { address: l.egress.address, port: l.egress.port } : { address: l.egress.address };
+  if (l.send === false) out.send = false;
+  return out;
+}
+
 /** A checked manifest as the API's Segment (revision 0: the server sets it). */
 export function toSegment(m: SegmentManifest): Segment {
   const s = m.spec;
@@ -239,6 +274,7 @@ export function toSegment(m: SegmentManifest): Segment {
         }
       : null,
     revision: 0,
+    legs: s.legs.map(toLeg),
   };
 }
 
@@ -262,6 +298,7 @@ export function toManifest(seg: Segment): Record<string, unknown> {
   spec.rtcpMux = seg.rtcpMux;
   if (seg.egress) spec.egress = seg.egress.port ? { address: seg.egress.address, port: seg.egress.port } : { address: seg.egress.address };
   spec.destinations = seg.destinations.map((d) => (d.rtcpPort ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  if (seg.legs.length > 0) spec.legs = seg.legs.map(legManifest);
   if (seg.source) spec.source = seg.source.rtcpPort ? { address: seg.source.address, port: seg.source.port, rtcpPort: seg.source.rtcpPort } : { address: seg.source.address, port: seg.source.port };
   if (seg.chain.length > 0) {
     spec.chain = seg.chain.map((st) => {

@@ -26,6 +26,8 @@ export interface SegmentCounters {
   dropsTotal: number;
   drops: Record<string, number>;
   stages: StageCounters[];
+  /** Packets per leg, the media first; empty from a proxy older than legs. */
+  legs: { name: string; packetsIn: number; packetsOut: number }[];
   /** When the page holding this segment arrived. */
   atMs: number;
   /** Set when the proxy left this segment's counters out (they did not fit a page). */
@@ -96,6 +98,11 @@ export function parseProxyStats(p: ProxyStats): ProxyCounters {
         drops: counts(t.drops),
         failures: num(t.failures),
         nsPerPacket: num(t.nsPerPacket),
+      })),
+      legs: (Array.isArray(s.legs) ? (s.legs as Loose<ProxySnapshot["segments"][number]["legs"][number]>[]) : []).map((l) => ({
+        name: String(l.name ?? "?"),
+        packetsIn: num(l.packetsIn),
+        packetsOut: num(l.packetsOut),
       })),
     })),
   };

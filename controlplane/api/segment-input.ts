@@ -1,0 +1,62 @@
+// What a Segment message's fields mean to the proxy's config, where the wire form needs reading:
+// proto3's absent-or-zero endpoints, and legs. Shared by the server (which checks an apply with the
+// proxy's own rules) and the agent (which builds the proxy's config from a snapshot), so that both
+// read a message the same way.
+import type { ProxyConfigInput } from "../../runtime/index.js";
+import type { Endpoint, Leg } from "./proto.js";
+
+type LegInput = NonNullable<NonNullable<ProxyConfigInput["segments"]>[number]["legs"]>[number];
+
+/** An endpoint message that is absent, or present with every field at its default. */
+export function isEmptyEndpoint(e: Endpoint | null | undefined): boolean {
+  return !e || (e.address === "" && e.port === 0 && e.rtcpPort === 0);
+}
+
+function endpointCopy(e: Endpoint): Endpoint {
+  return { address: e.address, port: e.port, rtcpPort: e.rtcpPort };
+}
+
+/**
+ * A leg as the proxy's config takes it. A leg carries no RTCP, so an rtcp_port other than 0 is
+ * pushed to `issues` with its path (`${at}.listen.rtcp_port`); everything else is left to the
+ * proxy's own rules (validateProxyConfig), which name the field.
+ */
+export function legInput(l: Leg, at: string, issues: string[]): LegInput {
+  const noRtcp = (e: Endpoint, path: string): void => {
+    if (e.rtcpPort !== 0) issues.push(`${at}.${path}.rtcp_port: a leg carries no RTCP; leave it 0`);
+  };
+  const out: LegInput = { name: l.name };
+  if (l.portOffset !== undefined) out.portOffset = l.portOffset;
+  if (!isEmptyEndpoint(l.listen)) {
+    noRtcp(l.listen!, "listen");
+    out.listen = l.listen!.address === "" ? { port: l.listen!.port } : { address: l.listen!.address, port: l.listen!.port };
+  }
+  if (l.receive !== undefined) out.receive = l.receive;
+  if (l.destinations.length > 0) {
+    l.destinations.forEach((d, j) => noRtcp(d, `destinations[${j}]`));
+    out.destinations = l.destinations.map((d) => ({ address: d.address, port: d.port }));
+  }
+  if (!isEmptyEndpoint(l.egress)) {
+    noRtcp(l.egress!, "egress");
+    out.egress = { address: l.egress!.address, port: l.egress!.port };
+  }
+  if (l.send !== undefined) out.send = l.send;
+  return out;
+}
+
+/**
+ * A leg as stored and listed: field by field (a decoded message also holds proto3's virtual oneof
+ * fields), absent endpoints as null, receive and send spelled out (unset is true), so that a leg
+ * applied again with the defaults written out is unchanged.
+ */
+export function legRecord(l: Leg): Leg {
+  return {
+    name: l.name,
+    ...(l.portOffset !== undefined ? { portOffset: l.portOffset } : {}),
+    listen: isEmptyEndpoint(l.listen) ? null : endpointCopy(l.listen!),
+    receive: l.receive ?? true,
+    destinations: l.destinations.map(endpointCopy),
+    egress: isEmptyEndpoint(l.egress) ? null : endpointCopy(l.egress!),
+    send: l.send ?? true,
+  };
+}
