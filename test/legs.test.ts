@@ -6,7 +6,7 @@ import { startAdminServer, validateProxyConfig, type ProxyConfigInput } from "..
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
-import { bindUdp, freePortBlock, indexedRtp, Sink, sinksAt, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortRun, indexedRtp, Sink, sinksAt, waitFor } from "./lib/udp.js";
 import { DropWatch } from "./lib/kernel-drops.js";
 
 const test = suite("legs");
@@ -17,7 +17,7 @@ function httpGet(port: number, path: string): Promise<string> {
 }
 
 test("FEC-style legs at +2 and +4: each leg's packets arrive on its port and leave to each destination's port + offset", async () => {
-  const listen = await freePortBlock(6);
+  const listen = await freePortRun(6);
   const { base: d, sinks: [media, col, row] } = await sinksAt([0, 2, 4]);
   const tx = { media: await bindUdp(), col: await bindUdp(), row: await bindUdp() };
   const { proxy } = await startProxy({
@@ -59,8 +59,8 @@ test("FEC-style legs at +2 and +4: each leg's packets arrive on its port and lea
 });
 
 test("a leg of its own addresses (a second path): listen, egress and destinations apart from the media's", async () => {
-  const listenA = await freePortBlock(2);
-  const listenB = await freePortBlock(1, "127.0.0.2");
+  const listenA = await freePortRun(2);
+  const listenB = await freePortRun(1, "127.0.0.2");
   const { base: d, sinks: [media] } = await sinksAt([0]);
   const pathB = await Sink.open(0, { address: "127.0.0.3", keep: true });
   const tx = await bindUdp();
@@ -89,7 +89,7 @@ test("a leg of its own addresses (a second path): listen, egress and destination
 });
 
 test("a leg that only receives has nowhere to send; a second sender on a latched leg is refused; both counted", async () => {
-  const listen = await freePortBlock(4);
+  const listen = await freePortRun(4);
   const { base: d, sinks: [media, fec] } = await sinksAt([0, 2]);
   const first = await bindUdp();
   const intruder = await bindUdp(0, "127.0.0.5");
@@ -117,7 +117,7 @@ test("a leg that only receives has nowhere to send; a second sender on a latched
 });
 
 test("a filter sends on a leg; a reload that moves the leg's destinations keeps its sockets and loses nothing", async () => {
-  const listen = await freePortBlock(2);
+  const listen = await freePortRun(2);
   const [a, b] = await Promise.all([sinksAt([0, 2]), sinksAt([0, 2])]);
   const input = (dest: number): ProxyConfigInput => ({
     filters: { delay: { path: fixture("delay") } },

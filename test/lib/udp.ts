@@ -41,23 +41,6 @@ export async function freePortRun(count: number, address = "127.0.0.1"): Promise
   throw new Error(`no ${count} free ports in a row`);
 }
 
-/** An even port P with P .. P+n-1 free (a segment with FEC legs at +2 and +4 needs 6). */
-export async function freePortBlock(n: number, address = "127.0.0.1"): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const p = 20000 + 2 * Math.floor(Math.random() * 20000);
-    const held: Socket[] = [];
-    try {
-      for (let k = 0; k < n; k++) held.push(await bindUdp(p + k, address));
-      return p;
-    } catch {
-      // taken
-    } finally {
-      for (const s of held) s.close();
-    }
-  }
-  throw new Error(`no ${n} free ports in a row`);
-}
-
 /** A base port P, even, with sinks bound at P + each offset (retrying where one is taken). */
 export async function sinksAt(offsets: readonly number[], options: { keyOf?: (b: Buffer) => number; keep?: boolean } = {}): Promise<{ base: number; sinks: Sink[] }> {
   for (let attempt = 0; attempt < 50; attempt++) {
