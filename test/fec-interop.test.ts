@@ -51,7 +51,7 @@ function decoderSegment(name: string, base: number, sink: number, shape: GstFecS
   return {
     name, listen: { address: LO, port: base }, destinations: [{ address: LO, port: sink }],
     legs: [{ name: "fec-column", portOffset: 2, send: false }, { name: "fec-row", portOffset: 4, send: false }],
-    chain: [{ filter: "fec", config: { mode: "decode", columns: shape.columns, rows: shape.rows, rowFec: shape.rowFec, maxDelayMs: 2000 } }],
+    chain: [{ filter: "fec", config: { mode: "decode", columns: shape.columns, rows: shape.rows, rowFec: shape.rowFec, maxDelayMs: 500 } }],
   };
 }
 
