@@ -209,7 +209,8 @@ export async function runFec(o: FecOptions): Promise<FecResult> {
         const encStage = bench.attach(fec, { ...config, mode: "encode" });
         const noopStage = bench.attach(noop, {});
         const samples = { encode: [] as number[], noop: [] as number[], decode: [] as number[], decodeLoss: [] as number[], js: [] as number[] };
-        for (let r = 0; r < o.repeats; r++) {
+        for (let r = -1; r < o.repeats; r++) { // round -1 warms the JIT up and is thrown away
+          if (r === 0) for (const xs of Object.values(samples)) xs.length = 0;
           samples.encode.push(timeEncode(bench, encStage, pool, o.batch, o.packetsPerSample, seq));
           samples.noop.push(timeEncode(bench, noopStage, pool, o.batch, o.packetsPerSample, seq));
           samples.decode.push(timeDecode(bench, fec, decodeConfig, wire, mediaCount, o.batch, o.packetsPerSample));

@@ -231,7 +231,7 @@ export function fecRows(r: FecResult): string[][] {
 function fecNotes(r: FecResult): string[] {
   return [
     `Per media packet, batch ${r.batch}. encode = the fec filter encoding as a one-stage chain in the runtime's chain runner, the host's share included; (filter) = that less the no-op stage (noop: the host's copy in, call and read back); js XOR = the encoder's XOR (row and column accumulators) in JavaScript over Uint32 words, no host: what the same work costs without WebAssembly SIMD.`,
-    "decode = the decoder over the encoder's output (media and repair); \"1 lost per row\" drops one media packet per row (1-D: per matrix), which the decoder rebuilds; ns per rebuilt packet = the difference over the packets rebuilt. overhead = repair bytes / media bytes on the wire.",
+    "decode = the decoder over the encoder's output (media and repair); \"1 lost per row\" drops one media packet per row (1-D: per matrix), which the decoder rebuilds; ns per rebuilt packet = the difference over the packets rebuilt, which includes holding the packets behind the gap until the repair comes and releasing them in order (1-D waits for the column repair, up to a matrix later). overhead = repair bytes / media bytes on the wire.",
   ];
 }
 
