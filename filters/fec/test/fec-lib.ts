@@ -177,6 +177,8 @@ export interface Decoded {
   /** Leg-0 packets out, in order: passed in place (batch order) then output packets. */
   readonly out: Uint8Array[];
   readonly verdicts: string[];
+  /** The most packets one call put in the output area. */
+  readonly largestCall: number;
 }
 
 export interface WireItem {
@@ -188,6 +190,7 @@ export interface WireItem {
 export function decode(h: FilterHarness, ctx: number, items: readonly WireItem[], batch = 16, stepUs = 200): Decoded {
   const out: Uint8Array[] = [];
   const verdicts: string[] = [];
+  let largestCall = 0;
   for (let at = 0; at < items.length; at += batch) {
     const chunk = items.slice(at, at + batch);
     const r = h.runBatch(chunk.map((it) => ({ ctx, bytes: it.bytes, leg: it.leg, arrivalUs: h.nowUs })));
@@ -196,9 +199,10 @@ export function decode(h: FilterHarness, ctx: number, items: readonly WireItem[]
       if (p.verdict === "pass" && chunk[k]!.leg === 0) out.push(p.bytes);
     });
     out.push(...mediaOut(r.outputs));
+    largestCall = Math.max(largestCall, r.outputs.length);
     out.push(...mediaOut(h.advanceTime(stepUs * chunk.length)));
   }
-  return { out, verdicts };
+  return { out, verdicts, largestCall };
 }
 
 export const mediaOut = (outputs: readonly OutputPacket[]): Uint8Array[] => outputs.filter((o) => o.leg === 0).map((o) => o.bytes);
