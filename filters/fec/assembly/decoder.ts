@@ -15,14 +15,14 @@ import {
   MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, StateReader, StateWriter, storeBe16, storeBe32,
   timerCancel, timerSet,
 } from "../../../sdk/assembly";
-import { allocate, release } from "./budget";
+import { CHUNK_SIZE, giveBack, take } from "./chunks";
 import { FecContext, PASS, TAKE, currentCall } from "./context";
 import { readDecoderState, writeDecoderState } from "./decoder-state";
-import { ABSENT, MediaRing, PASSED, PLACE_DATA, PLACE_META, PRESENT, REBUILT } from "./media-ring";
+import { ABSENT, MediaRing, PASSED, PLACES_PER_CHUNK, PLACE_META, PRESENT, REBUILT } from "./media-ring";
 import {
   Count, DROP_DUPLICATE, DROP_FEC_MALFORMED, DROP_FEC_OUT_OF_WINDOW, DROP_FEC_SHAPE,
 } from "./metrics";
-import { ENTRY_DATA, ENTRY_META, RepairTable } from "./repairs";
+import { ENTRIES_PER_CHUNK, ENTRY_META, RepairTable } from "./repairs";
 import { FEC_LEGS_PASS, MIN_COLUMNS_ROW_FEC, Settings } from "./settings";
 import { FEC_HEADER_SIZE, FEC_OK, MAX_FEC_PAYLOAD, RTP_SIZE, Recovery, readFecHeader } from "./wire";
 import { xorInto } from "./xor";
@@ -57,11 +57,15 @@ export function repairCapacity(columns: i32, rows: i32): i32 {
   return (columns >= MIN_COLUMNS_ROW_FEC ? n / columns + 2 : 0) + n / rows + columns + 4;
 }
 
-/** Bytes a decoder of this shape takes from the budget. */
-export function decoderBytes(s: Settings): i32 {
-  const n = ringSize(s.columns, s.rows);
-  const f = repairCapacity(s.columns, s.rows);
-  return n * (PLACE_META + PLACE_DATA) + f * (ENTRY_META + ENTRY_DATA) + (PASSED_MEMORY + f + 2) * 8;
+/** Bytes of the first chunk: the places' and entries' metadata, the passed list, the work list. */
+export function decoderMetaBytes(columns: i32, rows: i32): i32 {
+  const f = repairCapacity(columns, rows);
+  return ringSize(columns, rows) * PLACE_META + f * ENTRY_META + (PASSED_MEMORY + f + 2) * 8;
+}
+
+/** Chunks a decoder of this shape takes: one of metadata, then packet bytes, then repair payloads. */
+export function decoderChunks(s: Settings): i32 {
+  return 1 + ringSize(s.columns, s.rows) / PLACES_PER_CHUNK + (repairCapacity(s.columns, s.rows) + ENTRIES_PER_CHUNK - 1) / ENTRIES_PER_CHUNK;
 }
 
 export class Decoder extends FecContext {
@@ -73,8 +77,7 @@ export class Decoder extends FecContext {
   readonly rowLeg: i32;
   readonly ring: MediaRing;
   readonly repairs: RepairTable;
-  private readonly block: usize;
-  private readonly blockBytes: i32;
+  private readonly chunks: StaticArray<usize>;
   /** PASSED_MEMORY extended sequence numbers of packets sent on unkept (-1: none). */
   private readonly passedSeqs: usize;
   /** Places whose groups are to be looked at again (each rebuild adds one). */
@@ -97,7 +100,8 @@ export class Decoder extends FecContext {
   private flushArmed: bool = false;
   private draining: bool = false;
 
-  constructor(id: u32, s: Settings, block: usize) {
+  /** `chunks`: decoderChunks(s) chunks. */
+  constructor(id: u32, s: Settings, chunks: StaticArray<usize>) {
     super(id);
     this.columns = s.columns;
     this.rows = s.rows;
@@ -105,29 +109,26 @@ export class Decoder extends FecContext {
     this.passFec = s.fecLegs == FEC_LEGS_PASS;
     this.columnLeg = s.columnLeg;
     this.rowLeg = s.rowLeg;
-    this.block = block;
-    this.blockBytes = decoderBytes(s);
+    this.chunks = chunks;
     const n = ringSize(s.columns, s.rows);
     const f = repairCapacity(s.columns, s.rows);
-    let at = block;
+    let at = unchecked(chunks[0]);
     const ringMeta = at;
     at += <usize>n * PLACE_META;
-    const ringData = at;
-    at += <usize>n * PLACE_DATA;
     const entryMeta = at;
     at += <usize>f * ENTRY_META;
-    const entryData = at;
-    at += <usize>f * ENTRY_DATA;
     this.passedSeqs = at;
     at += <usize>PASSED_MEMORY * 8;
     this.work = at;
-    this.ring = new MediaRing(n, ringMeta, ringData);
-    this.repairs = new RepairTable(f, entryMeta, entryData);
+    assert(decoderMetaBytes(s.columns, s.rows) <= CHUNK_SIZE); // every standard shape: see the tests
+    const dataChunks = n / PLACES_PER_CHUNK;
+    this.ring = new MediaRing(n, ringMeta, chunks, 1);
+    this.repairs = new RepairTable(f, entryMeta, chunks, 1 + dataChunks);
     this.forgetPassed();
   }
 
   free(): void {
-    release(this.block, this.blockBytes);
+    giveBack(this.chunks);
   }
 
   /** The oldest place whose bytes may still be there. */
@@ -573,8 +574,8 @@ export class Decoder extends FecContext {
   }
 }
 
-/** A new decoder for `s`, or null when its buffers do not fit the budget. */
+/** A new decoder for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
 export function newDecoder(id: u32, s: Settings): Decoder | null {
-  const block = allocate(decoderBytes(s));
-  return block == 0 ? null : new Decoder(id, s, block);
+  const chunks = take(decoderChunks(s));
+  return chunks === null ? null : new Decoder(id, s, chunks);
 }

@@ -16,7 +16,7 @@ import {
 import {
   ACC_SIZE, accAdd, accAdd2, accCount, accMaxLen, accRecovery, accReset, setAccSnBase, accData,
 } from "./accumulator";
-import { allocate, release } from "./budget";
+import { CHUNK_SIZE, giveBack, take } from "./chunks";
 import { FecContext, PASS } from "./context";
 import { Count } from "./metrics";
 import { Settings } from "./settings";
@@ -25,9 +25,14 @@ import { readEncoderState, writeEncoderState } from "./encoder-state";
 
 const scratch = new Recovery();
 
-/** Bytes an encoder of this shape takes from the budget: a row group and two banks of columns. */
-export function encoderBytes(s: Settings): i32 {
-  return (1 + 2 * s.columns) * ACC_SIZE;
+/** Groups per chunk (CHUNK_SIZE / ACC_SIZE, rounded down to a power of two). */
+const GROUPS_SHIFT: i32 = 3;
+const GROUPS_PER_CHUNK: i32 = 1 << GROUPS_SHIFT;
+assert(GROUPS_PER_CHUNK * ACC_SIZE <= CHUNK_SIZE);
+
+/** Chunks an encoder of this shape takes: a row group and two banks of columns. */
+export function encoderChunks(s: Settings): i32 {
+  return (1 + 2 * s.columns + GROUPS_PER_CHUNK - 1) / GROUPS_PER_CHUNK;
 }
 
 export class Encoder extends FecContext {
@@ -38,8 +43,7 @@ export class Encoder extends FecContext {
   readonly columnLeg: i32;
   readonly rowLeg: i32;
   readonly payloadType: i32;
-  private readonly block: usize;
-  private readonly blockBytes: i32;
+  private readonly chunks: StaticArray<usize>;
 
   started: bool = false;
   /** Sequence number of the current matrix's first packet. */
@@ -57,8 +61,8 @@ export class Encoder extends FecContext {
   /** Timestamp of the newest media packet (for column FEC sent at a skipped place, or at drain). */
   lastTs: u32 = 0;
 
-  /** `block`: encoderBytes(s) bytes from the budget. */
-  constructor(id: u32, s: Settings, block: usize) {
+  /** `chunks`: encoderChunks(s) chunks. */
+  constructor(id: u32, s: Settings, chunks: StaticArray<usize>) {
     super(id);
     this.columns = s.columns;
     this.rows = s.rows;
@@ -67,23 +71,27 @@ export class Encoder extends FecContext {
     this.columnLeg = s.columnLeg;
     this.rowLeg = s.rowLeg;
     this.payloadType = s.payloadType;
-    this.block = block;
-    this.blockBytes = encoderBytes(s);
+    this.chunks = chunks;
     this.pendingNext = s.columns;
-    memory.fill(block, 0, <usize>this.blockBytes);
+    for (let k = 0, n = this.groupCount(); k < n; k++) memory.fill(this.groupAt(k), 0, <usize>ACC_SIZE);
+  }
+
+  /** Group `k`: 0 the row, then the columns of bank 0, then those of bank 1. */
+  @inline private groupAt(k: i32): usize {
+    return unchecked(this.chunks[k >> GROUPS_SHIFT]) + <usize>(k & (GROUPS_PER_CHUNK - 1)) * <usize>ACC_SIZE;
   }
 
   @inline rowGroup(): usize {
-    return this.block;
+    return this.groupAt(0);
   }
 
   /** Column `c` of bank `bank`. */
   @inline columnGroup(bank: i32, c: i32): usize {
-    return this.block + <usize>(1 + bank * this.columns + c) * <usize>ACC_SIZE;
+    return this.groupAt(1 + bank * this.columns + c);
   }
 
   free(): void {
-    release(this.block, this.blockBytes);
+    giveBack(this.chunks);
   }
 
   onPacket(p: Packet, nowUs: i64): u32 {
@@ -234,8 +242,8 @@ export class Encoder extends FecContext {
   }
 }
 
-/** A new encoder for `s`, or null when its buffers do not fit the budget. */
+/** A new encoder for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
 export function newEncoder(id: u32, s: Settings): Encoder | null {
-  const block = allocate(encoderBytes(s));
-  return block == 0 ? null : new Encoder(id, s, block);
+  const chunks = take(encoderChunks(s));
+  return chunks === null ? null : new Encoder(id, s, chunks);
 }

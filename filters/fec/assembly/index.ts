@@ -5,10 +5,10 @@
 import {
   Config, ContextMap, Filter, Packet, Status, StateReader, StateWriter, nowUs, register, setError,
 } from "../../../sdk/assembly";
-import { budgetTotal, budgetUsed, setBudget, DEFAULT_BUDGET_KIB } from "./budget";
+import { CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure } from "./chunks";
 import { FecContext, PASS, TAKE, currentCall, startCall } from "./context";
-import { decoderBytes, newDecoder } from "./decoder";
-import { encoderBytes, newEncoder } from "./encoder";
+import { decoderChunks, newDecoder } from "./decoder";
+import { encoderChunks, newEncoder } from "./encoder";
 import { defineMetrics } from "./metrics";
 import { MODE_ENCODE, Settings } from "./settings";
 
@@ -65,11 +65,13 @@ class FecFilter extends Filter {
     }
     const c: FecContext | null = s.mode == MODE_ENCODE ? newEncoder(ctx, s) : newDecoder(ctx, s);
     if (c === null) {
-      const need = s.mode == MODE_ENCODE ? encoderBytes(s) : decoderBytes(s);
-      setError("no room for another " + (s.mode == MODE_ENCODE ? "encoder" : "decoder") + " of " +
-        s.columns.toString() + " x " + s.rows.toString() + ": it needs " + kib(need) + " KiB, and " +
-        kib(budgetUsed()) + " of the instance's " + kib(budgetTotal()) +
-        " KiB are taken (raise the root config's bufferBudgetKiB, and the filter's maxMemoryPages with it)");
+      const need = <i64>(s.mode == MODE_ENCODE ? encoderChunks(s) : decoderChunks(s)) * CHUNK_SIZE;
+      const what = "no room for another " + (s.mode == MODE_ENCODE ? "encoder" : "decoder") + " of " +
+        s.columns.toString() + " x " + s.rows.toString() + ": it needs " + kib(need) + " KiB, and ";
+      setError(takeFailure() == NO_MEMORY
+        ? what + "the instance's memory is at its cap (raise the filter's maxMemoryPages, or lower bufferBudgetKiB)"
+        : what + kib(budgetUsedBytes()) + " of the instance's " + kib(budgetBytes()) +
+          " KiB are taken (raise the root config's bufferBudgetKiB, and the filter's maxMemoryPages with it)");
       return Status.NoSpace;
     }
     this.contexts.set(ctx, c);

@@ -4,6 +4,7 @@
 // repair may need them. Each place also links the FEC groups whose first packet it is (one row,
 // one column), so that the groups of any packet are found by arithmetic, without a search.
 import { MAX_PACKET } from "../../../sdk/assembly";
+import { CHUNK_SIZE } from "./chunks";
 
 /** Claimed, no packet (yet): missing once a later packet came. */
 export const ABSENT: u8 = 0;
@@ -24,6 +25,10 @@ const M_ROW: usize = 24; //    i16  repair entry of the row group starting here,
 const M_COL: usize = 26; //    i16  repair entry of the column group starting here, or -1
 export const PLACE_META: i32 = 32;
 export const PLACE_DATA: i32 = MAX_PACKET;
+/** Places per chunk of packet bytes (CHUNK_SIZE / PLACE_DATA, rounded down to a power of two). */
+const PLACES_SHIFT: i32 = 3;
+export const PLACES_PER_CHUNK: i32 = 1 << PLACES_SHIFT;
+assert(PLACES_PER_CHUNK * PLACE_DATA <= CHUNK_SIZE);
 
 export class MediaRing {
   readonly mask: i32;
@@ -32,8 +37,9 @@ export class MediaRing {
     readonly size: i32,
     /** size x PLACE_META bytes. */
     private readonly meta: usize,
-    /** size x PLACE_DATA bytes. */
-    private readonly data: usize,
+    /** The packet bytes: chunks[first ..], PLACES_PER_CHUNK places each. */
+    private readonly chunks: StaticArray<usize>,
+    private readonly first: i32,
   ) {
     this.mask = size - 1;
     this.clear();
@@ -60,7 +66,7 @@ export class MediaRing {
 
   /** The packet bytes of place `i`. */
   @inline bytes(i: i32): usize {
-    return this.data + <usize>i * <usize>PLACE_DATA;
+    return unchecked(this.chunks[this.first + (i >> PLACES_SHIFT)]) + <usize>(i & (PLACES_PER_CHUNK - 1)) * <usize>PLACE_DATA;
   }
 
   @inline ext(i: i32): i64 {

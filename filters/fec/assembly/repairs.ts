@@ -2,6 +2,7 @@
 // group's recovery fields and the XOR payload. An entry lives only while its group misses two or
 // more packets, or one that is not known missing yet; a repair that can act at once is never
 // stored. When the table is full the entry of the oldest group makes room.
+import { CHUNK_SIZE } from "./chunks";
 import { FEC_PAYLOAD_ROOM, Recovery } from "./wire";
 
 const E_BASE: usize = 0; //    i64  extended sequence number of the group's first packet
@@ -14,6 +15,10 @@ const E_PAYLEN: usize = 14; // u16  FEC payload length
 const E_TS: usize = 16; //     u32  TS recovery
 export const ENTRY_META: i32 = 32;
 export const ENTRY_DATA: i32 = FEC_PAYLOAD_ROOM;
+/** Entries per chunk of payload bytes (CHUNK_SIZE / ENTRY_DATA, rounded down to a power of two). */
+const ENTRIES_SHIFT: i32 = 3;
+export const ENTRIES_PER_CHUNK: i32 = 1 << ENTRIES_SHIFT;
+assert(ENTRIES_PER_CHUNK * ENTRY_DATA <= CHUNK_SIZE);
 
 export class RepairTable {
   /** Entries in use. */
@@ -23,8 +28,9 @@ export class RepairTable {
     readonly capacity: i32,
     /** capacity x ENTRY_META bytes. */
     private readonly meta: usize,
-    /** capacity x ENTRY_DATA bytes. */
-    private readonly data: usize,
+    /** The payloads: chunks[first ..], ENTRIES_PER_CHUNK entries each. */
+    private readonly chunks: StaticArray<usize>,
+    private readonly first: i32,
   ) {
     this.clear();
   }
@@ -39,7 +45,7 @@ export class RepairTable {
   }
 
   @inline payload(e: i32): usize {
-    return this.data + <usize>e * <usize>ENTRY_DATA;
+    return unchecked(this.chunks[this.first + (e >> ENTRIES_SHIFT)]) + <usize>(e & (ENTRIES_PER_CHUNK - 1)) * <usize>ENTRY_DATA;
   }
 
   @inline used(e: i32): bool {
