@@ -1,6 +1,8 @@
 // One FEC group being built by the encoder: its recovery fields and the XOR of its payloads, in
-// raw memory (ACC_SIZE bytes). The payload area is zero beyond the longest payload XORed so far,
-// so a shorter payload XORs as if zero-padded, which is what ST 2022-1 asks.
+// raw memory (ACC_SIZE bytes). Only the first `maxLen` bytes (the longest payload so far) mean
+// anything: a payload XORs into that part and is copied beyond it, which is XOR with zeros, as
+// ST 2022-1 pads shorter payloads. So a group starts again without clearing its bytes, and its
+// first packet is a copy.
 import { xorInto, xorInto2 } from "./xor";
 import { FEC_PAYLOAD_ROOM, Recovery } from "./wire";
 
@@ -41,22 +43,37 @@ export const ACC_SIZE: i32 = ACC_META + FEC_PAYLOAD_ROOM;
   store<u8>(acc, load<u8>(acc, A_COUNT) + 1, A_COUNT);
 }
 
+/** Bytes [from, payLen) of a payload into `acc`: XOR up to its maxLen, a copy beyond. */
+@inline function addTail(acc: usize, pay: usize, from: i32, payLen: i32): void {
+  const have = accMaxLen(acc);
+  if (have > from) xorInto(accData(acc) + <usize>from, pay + <usize>from, (have < payLen ? have : payLen) - from);
+  if (payLen > have) {
+    const at = have > from ? have : from;
+    memory.copy(accData(acc) + <usize>at, pay + <usize>at, <usize>(payLen - at));
+  }
+}
+
 /** XORs one packet (payload at `pay`, `payLen` bytes) into `acc`. */
 export function accAdd(acc: usize, pay: usize, payLen: i32, ts: u32, pt: u8, marker: bool): void {
-  xorInto(accData(acc), pay, payLen);
+  addTail(acc, pay, 0, payLen);
   fold(acc, payLen, ts, pt, marker);
 }
 
 /** XORs one packet into two groups at once (its row and its column). */
 export function accAdd2(a: usize, b: usize, pay: usize, payLen: i32, ts: u32, pt: u8, marker: bool): void {
-  xorInto2(accData(a), accData(b), pay, payLen);
+  const haveA = accMaxLen(a);
+  const haveB = accMaxLen(b);
+  let both = payLen < haveA ? payLen : haveA;
+  if (haveB < both) both = haveB;
+  xorInto2(accData(a), accData(b), pay, both);
+  addTail(a, pay, both, payLen);
+  addTail(b, pay, both, payLen);
   fold(a, payLen, ts, pt, marker);
   fold(b, payLen, ts, pt, marker);
 }
 
-/** Back to an empty group: only the bytes a payload touched need zeroing. */
+/** Back to an empty group (its bytes are left as they are: see above). */
 export function accReset(acc: usize): void {
-  memory.fill(accData(acc), 0, <usize>accMaxLen(acc));
   memory.fill(acc, 0, <usize>ACC_META);
 }
 

@@ -9,7 +9,7 @@
 // so no FEC is sent for it (never a wrong one). A blob of another shape carries only the FEC
 // sequence numbers.
 import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
-import { ACC_META, ACC_SIZE, accCount, accData, accMaxLen } from "./accumulator";
+import { ACC_META, accCount, accData, accMaxLen, accReset } from "./accumulator";
 import { Encoder } from "./encoder";
 import { KIND_ENCODER, STATE_MAGIC, STATE_VERSION } from "./state-format";
 import { MAX_FEC_PAYLOAD } from "./wire";
@@ -82,7 +82,7 @@ export function readEncoderState(e: Encoder, blob: StateReader): Status {
   e.lastTs = lastTs;
   for (let k = 0; k < n; k++) {
     const g = e.group(k);
-    memory.fill(g, 0, <usize>ACC_SIZE);
+    accReset(g);
     if (blob.u8() == 0) continue;
     blob.bytes(g, ACC_META);
     blob.bytes(accData(g), accMaxLen(g));

@@ -73,7 +73,7 @@ export class Encoder extends FecContext {
     this.payloadType = s.payloadType;
     this.chunks = chunks;
     this.pendingNext = s.columns;
-    for (let k = 0, n = this.groupCount(); k < n; k++) memory.fill(this.groupAt(k), 0, <usize>ACC_SIZE);
+    for (let k = 0, n = this.groupCount(); k < n; k++) accReset(this.groupAt(k));
   }
 
   /** Group `k`: 0 the row, then the columns of bank 0, then those of bank 1. */
