@@ -287,8 +287,11 @@ export class Decoder extends FecContext {
   private passUnkept(ext: i64): u32 {
     this.counts.add(Count.PassedUnkept);
     const i = this.ring.place(ext);
-    if (ext >= this.lowData() && ext <= this.maxSeq && this.ring.holds(i, ext)) this.ring.setState(i, PASSED);
-    else store<i64>(this.passedSeqs + ((<usize>ext & <usize>(PASSED_MEMORY - 1)) << 3), ext);
+    if (ext >= this.lowData() && ext <= this.maxSeq && this.ring.holds(i, ext)) {
+      if (this.ring.state(i) == ABSENT) this.ring.setState(i, PASSED);
+    } else {
+      store<i64>(this.passedSeqs + ((<usize>ext & <usize>(PASSED_MEMORY - 1)) << 3), ext);
+    }
     this.armFlush();
     return PASS;
   }

@@ -187,6 +187,29 @@ test("a repair that unblocks more packets than the output area holds (64): the r
   assert.is(metric(h, "recovered", ctx), 1);
 });
 
+test("a jump that needs more held packets out than the output area takes: the new packets pass unkept, nothing is lost or sent twice", async () => {
+  const shape = { columns: 10, rows: 10, rowFec: false }; // a ring of 256
+  const media = mediaStream(400, 0);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 10_000 });
+  const send = (idx: number[]): Decoded => decode(h, ctx, idx.map((i) => ({ bytes: media[i]!, leg: 0 })), 64, 0);
+  const first = send([0, ...Array.from({ length: 150 }, (_, k) => k + 2)]); // 1 lost: 2..151 wait
+  assert.equal(first.out.map((b) => seqOf(b)), [0]);
+  // 350 needs the place of 94: 2..94 must go first, more than one call's 64 outputs
+  const jump = send(Array.from({ length: 10 }, (_, k) => 350 + k));
+  const later = send(Array.from({ length: 40 }, (_, k) => 360 + k));
+  const tail = mediaOut(h.advanceTime(10_000_000));
+  const out = [...first.out, ...jump.out, ...later.out, ...tail, ...mediaOut(drain(h, ctx))].map((b) => seqOf(b));
+  const want = [0, ...Array.from({ length: 150 }, (_, k) => k + 2), ...Array.from({ length: 50 }, (_, k) => 350 + k)];
+  assert.equal([...out].sort((a, b) => a - b), want, "every packet that came, once");
+  const unkept = metric(h, "passed_unkept", ctx);
+  assert.ok(unkept > 0 && unkept <= 10, `some of the jump's packets passed unkept (${unkept})`);
+  const inOrder = out.filter((x, k) => k === 0 || x > out[k - 1]!);
+  assert.ok(out.length - inOrder.length <= unkept, "only those out of order");
+  assert.is(metric(h, "unrecoverable", ctx), 1 + 198, "1 and 152..349");
+  assert.is(h.instance.failure, undefined);
+});
+
 test("drain: what is held goes out in order, what is missing is given up", async () => {
   const shape = { columns: 4, rows: 4, rowFec: true };
   const c = await encoded(shape, 2, 0);
