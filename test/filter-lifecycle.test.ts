@@ -17,6 +17,7 @@ const SRTP_KEY = "inline:" + Buffer.alloc(30, 7).toString("base64");
 const CONFIGS: Record<string, { good: unknown; bad: unknown }> = {
   validate: { good: { allowedPayloadTypes: [96, 97], rate: { packetsPerSecond: 5000 } }, bad: { allowedPayloadTypes: [300] } },
   srtp: { good: { direction: "protect", key: SRTP_KEY, ssrcs: [1, 2, 3] }, bad: { direction: "sideways", key: SRTP_KEY } },
+  fec: { good: { mode: "encode", columns: 5, rows: 5 }, bad: { mode: "encode", columns: 30, rows: 5 } },
 };
 
 const CHANGES = 100_000;

@@ -1,0 +1,218 @@
+// The decoder's state blob: the packets it holds (not yet sent on), the repairs waiting to be
+// used, and as many packets already sent as still fit (a waiting repair may need them), so that
+// a hot swap loses as little as the 64 KiB scratch allows.
+// Layout (little-endian):
+//   u32 STATE_MAGIC, u16 version, u8 KIND_DECODER, u8 L, u8 D, u8 started,
+//   i64 maxSeq, i64 nextOut, i64 lowSeq, i32 badSeq,
+//   u32 n, n x place   the places nextOut..maxSeq, in order (every one, bytes if they fit)
+//   u32 n, n x repair  (left out of a blob of another matrix shape)
+//   u32 n, n x place   places already sent on, newest first, bytes always
+//   place:  i64 ext, i64 since, u8 state, u8 has bytes, u16 length, u16 payload offset,
+//           u16 payload length, then `length` bytes if it has them
+//   repair: i64 base, u8 row, u8 PT recovery, u8 marker, u16 length recovery, u32 TS recovery,
+//           u16 payload length, payload
+// A held packet whose bytes did not fit comes back missing (it may still be rebuilt), counted
+// in `swap_lost`.
+import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
+import { Decoder } from "./decoder";
+import { ABSENT, PASSED, PLACE_DATA, PRESENT, REBUILT } from "./media-ring";
+import { Count } from "./metrics";
+import { KIND_DECODER, STATE_MAGIC, STATE_VERSION } from "./state-format";
+import { MAX_FEC_PAYLOAD, Recovery } from "./wire";
+
+const HEADER = 4 + 2 + 1 + 3 + 8 + 8 + 8 + 4;
+const PLACE_RECORD = 8 + 8 + 1 + 1 + 2 + 2 + 2;
+const REPAIR_RECORD = 8 + 1 + 1 + 1 + 2 + 4 + 2;
+/** The blob may not reach further back than this from maxSeq (the largest ring there is). */
+const MAX_SPAN: i64 = 1 << 12;
+
+const scratch = new Recovery();
+
+export function writeDecoderState(d: Decoder, out: StateWriter): Status {
+  out.u32(STATE_MAGIC);
+  out.u16(STATE_VERSION);
+  out.u8(KIND_DECODER);
+  out.u8(<u8>d.columns);
+  out.u8(<u8>d.rows);
+  out.u8(d.started ? 1 : 0);
+  out.u64(<u64>d.maxSeq);
+  out.u64(<u64>d.nextOut);
+  out.u64(<u64>d.lowSeq);
+  out.u32(<u32>d.badSeq);
+  const ring = d.ring;
+  // Held places: every record, bytes while the records after them still fit.
+  const held = d.started && d.maxSeq >= d.nextOut ? <i32>(d.maxSeq - d.nextOut + 1) : 0;
+  out.u32(<u32>held);
+  for (let k = 0; k < held; k++) {
+    const q = d.nextOut + <i64>k;
+    const i = ring.place(q);
+    const keepRoom = (held - 1 - k) * PLACE_RECORD + 8;
+    const withBytes = ring.hasBytes(i) && out.remaining >= PLACE_RECORD + ring.length(i) + keepRoom;
+    writePlace(out, d, i, withBytes);
+  }
+  // Repairs waiting, as far as they fit.
+  const repairs = d.repairs;
+  const countAt = out.reserve(4);
+  let written: u32 = 0;
+  for (let e = 0; e < repairs.capacity && countAt != 0; e++) {
+    if (!repairs.used(e)) continue;
+    const len = repairs.payloadLength(e);
+    if (out.remaining < REPAIR_RECORD + len + 4) break;
+    const r = scratch;
+    repairs.recovery(e, r);
+    out.u64(<u64>repairs.base(e));
+    out.u8(r.row ? 1 : 0);
+    out.u8(r.ptRecovery);
+    out.u8(r.marker ? 1 : 0);
+    out.u16(r.lengthRecovery);
+    out.u32(r.tsRecovery);
+    out.u16(<u16>len);
+    out.bytes(repairs.payload(e), len);
+    written++;
+  }
+  if (countAt != 0) store<u32>(countAt, written);
+  // Places already sent on, newest first: what a waiting repair is most likely to need.
+  const sentAt = out.reserve(4);
+  let sent: u32 = 0;
+  for (let q = d.nextOut - 1; sentAt != 0 && d.started && q >= d.lowData(); q--) {
+    const i = ring.place(q);
+    if (!ring.holds(i, q) || !ring.hasBytes(i)) continue;
+    if (out.remaining < PLACE_RECORD + ring.length(i)) break;
+    writePlace(out, d, i, true);
+    sent++;
+  }
+  if (sentAt != 0) store<u32>(sentAt, sent);
+  return Status.Ok;
+}
+
+function writePlace(out: StateWriter, d: Decoder, i: i32, withBytes: bool): void {
+  const ring = d.ring;
+  out.u64(<u64>ring.ext(i));
+  out.u64(<u64>ring.since(i));
+  out.u8(ring.state(i));
+  out.u8(withBytes ? 1 : 0);
+  out.u16(<u16>ring.length(i));
+  out.u16(<u16>ring.payloadOffset(i));
+  out.u16(<u16>ring.payloadLength(i));
+  if (withBytes) out.bytes(ring.bytes(i), ring.length(i));
+}
+
+export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Status {
+  if (blob.length == 0) return Status.Ok;
+  if (blob.length < HEADER || blob.u32() != STATE_MAGIC || blob.u16() != STATE_VERSION || blob.u8() != KIND_DECODER) {
+    return Status.BadState;
+  }
+  const columns = <i32>blob.u8();
+  const rows = <i32>blob.u8();
+  const started = blob.u8() != 0;
+  const maxSeq = <i64>blob.u64();
+  const nextOut = <i64>blob.u64();
+  const lowSeq = <i64>blob.u64();
+  const badSeq = <i32>blob.u32();
+  if (!started) return blob.remaining == 12 ? Status.Ok : Status.BadState;
+  if (nextOut > maxSeq + 1 || lowSeq > nextOut || maxSeq - lowSeq > MAX_SPAN || maxSeq < 0 || lowSeq < 0) {
+    return Status.BadState;
+  }
+  const recordsAt = blob.position;
+  if (!wellFormed(blob, maxSeq, lowSeq)) return Status.BadState;
+  blob.position = recordsAt;
+
+  // The blob is sound: the context takes its stream over.
+  d.reset();
+  const ring = d.ring;
+  d.started = true;
+  d.maxSeq = maxSeq;
+  d.badSeq = badSeq;
+  d.lowSeq = lowSeq;
+  const low = d.lowData(); // the new ring may be smaller than the old one
+  d.lowSeq = low;
+  d.nextOut = nextOut > low ? nextOut : low;
+  for (let q = low; q <= maxSeq; q++) ring.claim(ring.place(q), q, q < d.nextOut ? PASSED : ABSENT, nowUs);
+  let lost = readPlaces(d, blob, nowUs, nextOut);
+  const repairs = <i32>blob.u32();
+  const sameShape = columns == d.columns && rows == d.rows;
+  for (let k = 0; k < repairs; k++) {
+    const base = <i64>blob.u64();
+    const r = scratch;
+    r.row = blob.u8() != 0;
+    r.ptRecovery = blob.u8();
+    r.marker = blob.u8() != 0;
+    r.lengthRecovery = blob.u16();
+    r.tsRecovery = blob.u32();
+    const len = <i32>blob.u16();
+    const payload = blob.take(len);
+    if (sameShape && base >= low && base <= maxSeq + 16) d.store(base, r, payload, len);
+  }
+  lost += readPlaces(d, blob, nowUs, nextOut);
+  if (lost > 0) d.counts.add(Count.SwapLost, lost);
+  return Status.Ok;
+}
+
+/**
+ * Restores one section of places; returns how many packets held since `heldFrom` it could not
+ * bring back (their bytes were left out, or the new ring is too small for them).
+ */
+function readPlaces(d: Decoder, blob: StateReader, nowUs: i64, heldFrom: i64): i32 {
+  const ring = d.ring;
+  const n = <i32>blob.u32();
+  let lost = 0;
+  for (let k = 0; k < n; k++) {
+    const ext = <i64>blob.u64();
+    const since = <i64>blob.u64();
+    const state = blob.u8();
+    const withBytes = blob.u8() != 0;
+    const len = <i32>blob.u16();
+    const payOff = <i32>blob.u16();
+    const payLen = <i32>blob.u16();
+    const bytes = withBytes ? blob.take(len) : 0;
+    const held = ext >= heldFrom && (state == PRESENT || state == REBUILT);
+    if (ext < d.lowData() || ext > d.maxSeq) {
+      if (held) lost++;
+      continue;
+    }
+    const i = ring.place(ext);
+    if (bytes != 0) {
+      memory.copy(ring.bytes(i), bytes, <usize>len);
+      ring.claim(i, ext, state, since);
+      ring.setPacket(i, state, len, payOff, payLen);
+    } else if (held) {
+      lost++; // missing from now: a repair may still bring it back
+    } else if (ext >= d.nextOut) {
+      ring.claim(i, ext, state, state == ABSENT ? since : nowUs);
+    }
+  }
+  return lost;
+}
+
+/** Whether the three sections are whole and in range, with nothing after them. */
+function wellFormed(blob: StateReader, maxSeq: i64, lowSeq: i64): bool {
+  if (!placesWellFormed(blob, maxSeq, lowSeq)) return false;
+  const repairs = blob.u32();
+  for (let k: u32 = 0; k < repairs && !blob.overflow; k++) {
+    blob.take(REPAIR_RECORD - 2);
+    const len = <i32>blob.u16();
+    if (len > MAX_FEC_PAYLOAD) return false;
+    blob.take(len);
+  }
+  return placesWellFormed(blob, maxSeq, lowSeq) && !blob.overflow && blob.remaining == 0;
+}
+
+function placesWellFormed(blob: StateReader, maxSeq: i64, lowSeq: i64): bool {
+  const n = blob.u32();
+  if (<i64>n > MAX_SPAN) return false;
+  for (let k: u32 = 0; k < n && !blob.overflow; k++) {
+    const ext = <i64>blob.u64();
+    blob.u64();
+    const state = blob.u8();
+    const withBytes = blob.u8();
+    const len = <i32>blob.u16();
+    const payOff = <i32>blob.u16();
+    const payLen = <i32>blob.u16();
+    if (ext < lowSeq || ext > maxSeq || state > PASSED || withBytes > 1) return false;
+    if (withBytes == 1) {
+      if ((state != PRESENT && state != REBUILT) || len > PLACE_DATA || payOff + payLen > len) return false;
+      blob.take(len);
+    }
+  }
+  return !blob.overflow;
+}

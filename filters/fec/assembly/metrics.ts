@@ -1,0 +1,74 @@
+// The filter's counters and drop reasons. Counts are gathered per context during a call and sent
+// to the host once at its end (one host call per counter that moved, not one per packet).
+import { DropReason, defineCounter, metricAdd } from "../../../sdk/assembly";
+
+// Drop reasons of the filter's own (README "Drop reasons").
+/** A media packet held, sent or rebuilt already; a FEC packet for a group already held. */
+export const DROP_DUPLICATE: u32 = DropReason.FilterDefinedBase;
+/** A FEC packet too short, not RTP, or with E, N, type, index or mask as ST 2022-1 rules out. */
+export const DROP_FEC_MALFORMED: u32 = DropReason.FilterDefinedBase + 1;
+/** A FEC packet whose offset and NA do not describe the configured L x D matrix. */
+export const DROP_FEC_SHAPE: u32 = DropReason.FilterDefinedBase + 2;
+/** A FEC packet for packets far from the media (SNBase outside the window), or before any media. */
+export const DROP_FEC_OUT_OF_WINDOW: u32 = DropReason.FilterDefinedBase + 3;
+
+export enum Count {
+  // encoder
+  MediaProtected,
+  MediaUnprotected,
+  FecRowSent,
+  FecColumnSent,
+  FecNotSent,
+  // decoder
+  MediaReceived,
+  FecReceived,
+  Recovered,
+  Unrecoverable,
+  Late,
+  Duplicates,
+  FecMalformed,
+  FecShape,
+  FecOutOfWindow,
+  FecBadLength,
+  FecExpired,
+  PassedUnkept,
+  Resyncs,
+  SwapLost,
+}
+export const COUNTS: i32 = Count.SwapLost + 1;
+
+const NAMES: string[] = [
+  "media_protected", "media_unprotected", "fec_row_sent", "fec_column_sent", "fec_not_sent",
+  "media_received", "fec_received", "recovered", "unrecoverable", "late", "duplicates",
+  "fec_malformed", "fec_shape", "fec_out_of_window", "fec_bad_length", "fec_expired",
+  "passed_unkept", "resyncs", "swap_lost",
+];
+const ids = new StaticArray<i32>(COUNTS);
+
+/** Defines every counter (configure_root). */
+export function defineMetrics(): void {
+  for (let i = 0; i < COUNTS; i++) unchecked((ids[i] = defineCounter(NAMES[i])));
+}
+
+/** One context's counts not yet sent to the host. */
+export class Counts {
+  private readonly pending: StaticArray<i32> = new StaticArray<i32>(COUNTS);
+  private dirty: bool = false;
+
+  @inline add(which: Count, n: i32 = 1): void {
+    unchecked((this.pending[which] += n));
+    this.dirty = true;
+  }
+
+  /** Sends what was counted as context `ctx`'s. */
+  flush(ctx: u32): void {
+    if (!this.dirty) return;
+    for (let i = 0; i < COUNTS; i++) {
+      const n = unchecked(this.pending[i]);
+      if (n == 0) continue;
+      metricAdd(unchecked(ids[i]), ctx, n);
+      unchecked((this.pending[i] = 0));
+    }
+    this.dirty = false;
+  }
+}

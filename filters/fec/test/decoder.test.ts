@@ -1,0 +1,287 @@
+// The fec decoder against a perfect iterative row/column decoder: our encoder's stream, a loss
+// pattern on media and FEC, and the decoder must send on every packet the model can rebuild,
+// byte for byte, in sequence order, and count what it could not. Then the release policy (how
+// long it waits, in which order, the output area filling up), GStreamer's row FEC that comes
+// before its row's last packet, FEC legs stripped or passed, duplicates and late packets.
+import * as assert from "uvu/assert";
+import type { FilterHarness } from "../../../sdk/harness/index.js";
+import { suite } from "../../../test/lib/suite.js";
+import {
+  COLUMN_LEG, ROW_LEG, decode, drain, encode, equalBytes, indexOf, loadFec, mediaOut, mediaStream, metric, rng,
+  seqOf, unrecoverable, wire, type Decoded, type SentFec, type Shape, type WireItem,
+} from "./fec-lib.js";
+
+const test = suite("fec decoder");
+
+interface Case {
+  readonly shape: Shape & { rowFec: boolean };
+  readonly seq0: number;
+  readonly media: Uint8Array[];
+  readonly fec: SentFec[];
+}
+
+/** A stream of `matrices` matrices and a bit, through our encoder. */
+async function encoded(shape: Shape & { rowFec: boolean }, matrices: number, seq0: number): Promise<Case> {
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "encode", ...shape });
+  const media = mediaStream(matrices * shape.columns * shape.rows + 5, seq0);
+  return { shape, seq0, media, fec: encode(h, ctx, media, seq0, 16) };
+}
+
+async function decoder(c: Case, extra: Record<string, unknown> = {}): Promise<{ h: FilterHarness; ctx: number }> {
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...c.shape, maxDelayMs: 10_000, ...extra });
+  return { h, ctx };
+}
+
+/**
+ * Runs `c` with media indexes `lostMedia` and FEC packets `lostFec` (indexes into c.fec) dropped,
+ * and checks the decoder against the model: every packet but the unrecoverable ones comes out,
+ * once, byte-identical, in order; the counters agree.
+ */
+async function checkAgainstModel(c: Case, lostMedia: Set<number>, lostFec: Set<number> = new Set(), batch = 16): Promise<{ rebuilt: number; gone: number }> {
+  // The decoder learns the stream from its first packet, and a packet is missing once a later one came.
+  assert.ok(!lostMedia.has(0) && !lostMedia.has(c.media.length - 1), "the test keeps the stream's first and last packets");
+  const { h, ctx } = await decoder(c);
+  const items = wire(c.media, c.fec, (x) => (x.media !== undefined ? lostMedia.has(x.media) : lostFec.has(c.fec.indexOf(x.fec!))));
+  const d = decode(h, ctx, items, batch);
+  const out = [...d.out, ...mediaOut(drain(h, ctx))];
+  const arrived = c.fec.filter((_, k) => !lostFec.has(k)).map((s) => s.group);
+  const gone = unrecoverable(c.shape, lostMedia, arrived);
+  const want = c.media.map((_, i) => i).filter((i) => !gone.has(i));
+  const got = out.map((b) => indexOf(seqOf(b), c.seq0));
+  assert.equal(got, want, "every packet the model rebuilds, in order, once");
+  out.forEach((b, k) => assert.ok(equalBytes(b, c.media[want[k]!]!), `packet ${want[k]} byte-identical`));
+  const rebuilt = lostMedia.size - gone.size;
+  assert.is(metric(h, "recovered", ctx), rebuilt, "recovered");
+  assert.is(metric(h, "unrecoverable", ctx), gone.size, "unrecoverable");
+  assert.is(metric(h, "duplicates", ctx), 0);
+  assert.is(metric(h, "late", ctx), 0);
+  assert.is(metric(h, "fec_received", ctx), c.fec.length - lostFec.size);
+  assert.ok(d.verdicts.every((v) => v === "pass" || v === "hold"), `nothing dropped: ${[...new Set(d.verdicts)]}`);
+  assert.is(h.instance.failure, undefined);
+  return { rebuilt, gone: gone.size };
+}
+
+const SHAPES = [
+  { columns: 4, rows: 4, rowFec: true },
+  { columns: 5, rows: 10, rowFec: true },
+  { columns: 10, rows: 10, rowFec: true },
+  { columns: 20, rows: 5, rowFec: true },
+  { columns: 1, rows: 4, rowFec: false },
+  { columns: 10, rows: 5, rowFec: false },
+];
+
+for (const shape of SHAPES) {
+  const { columns: L, rows: D } = shape;
+  const size = L * D;
+  const label = `${L} x ${D} ${shape.rowFec ? "2-D" : "1-D"}`;
+
+  test(`${label}: explicit patterns, rebuilt as the model says, across the sequence wrap`, async () => {
+    const c = await encoded(shape, 5, 65536 - 2 * size - 3); // the wrap falls in the third matrix
+    // one per row of matrix 1; a burst of L in matrix 2 (one per column); a 2 x 2 square in matrix 3
+    const single = new Set(Array.from({ length: D }, (_, r) => size + r * L + ((r * 3) % L)));
+    const burst = new Set(Array.from({ length: L }, (_, k) => 2 * size + 3 + k));
+    const square = new Set([3 * size, 3 * size + 1, 3 * size + L, 3 * size + L + 1]);
+    for (const lost of [single, burst, square, new Set([...single, ...burst, ...square])]) await checkAgainstModel(c, lost);
+  });
+
+  if (shape.rowFec) {
+    test(`${label}: a staircase only iterative decoding (row, column, row, ...) rebuilds`, async () => {
+      const c = await encoded(shape, 4, 40000);
+      // Row r misses columns r and r+1 (rows need a column first), for rows 0..3: column r+1 has
+      // two losses until row r+1 is done, which needs column r+1 ... the chain runs from the last
+      // row back: row 3 misses 3 and 4; column 4 misses only row 3 -> rebuilds 4 of row 3; row 3
+      // then rebuilds 3; column 3 then has only row 2's -> ...
+      const lost = new Set<number>();
+      for (let r = 0; r < 4; r++) {
+        lost.add(size + r * L + r);
+        lost.add(size + r * L + r + 1);
+      }
+      const { rebuilt, gone } = await checkAgainstModel(c, lost);
+      assert.is(gone, 0, "iteration gets them all");
+      assert.is(rebuilt, 8);
+    });
+  }
+
+  test(`${label}: seeded random loss of media and FEC (2%, 6%, 12%), against the model`, async () => {
+    const c = await encoded(shape, 6, 65000);
+    for (const [p, seed] of [[0.02, 11], [0.06, 12], [0.12, 13]] as const) {
+      const next = rng(seed * 1000 + size);
+      const lostMedia = new Set(c.media.map((_, i) => i).filter((i) => i > 0 && i < c.media.length - 1 && next() < p));
+      const lostFec = new Set(c.fec.map((_, k) => k).filter(() => next() < p));
+      await checkAgainstModel(c, lostMedia, lostFec, 1 + Math.floor(next() * 40));
+    }
+  });
+}
+
+test("GStreamer's order: a row's FEC before the row's last packet rebuilds nothing when that packet comes, and rebuilds it when it does not", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: true };
+  const c = await encoded(shape, 3, 7);
+  // Move each row FEC in front of its row's last media packet.
+  const items: WireItem[] = [];
+  const rowFecOf = new Map(c.fec.filter((s) => s.group.row).map((s) => [s.group.base + 3, s]));
+  const columns = c.fec.filter((s) => !s.group.row);
+  let col = 0;
+  const lost = new Set([21]); // index 21: row 5's second packet... and 27, a row's last
+  lost.add(27);
+  for (let i = 0; i < c.media.length; i++) {
+    const row = rowFecOf.get(i);
+    if (row) items.push({ bytes: row.bytes, leg: row.leg });
+    if (!lost.has(i)) items.push({ bytes: c.media[i]!, leg: 0 });
+    while (col < columns.length && columns[col]!.after === i) items.push({ bytes: columns[col]!.bytes, leg: columns[col++]!.leg });
+  }
+  const { h, ctx } = await decoder(c);
+  const d = decode(h, ctx, items, 5);
+  const out = [...d.out, ...mediaOut(drain(h, ctx))];
+  assert.equal(out.map((b) => indexOf(seqOf(b), c.seq0)), c.media.map((_, i) => i), "all, in order, no duplicate");
+  assert.is(metric(h, "recovered", ctx), 2);
+  assert.is(metric(h, "duplicates", ctx), 0);
+});
+
+test("the release policy: in place while nothing is missing; behind a loss, held until rebuilt; given up after maxDelayMs, not before", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: false };
+  const c = await encoded(shape, 3, 100);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 50 });
+  const run = (i: number): { verdict: string; out: number[] } => {
+    const r = h.runBatch([{ ctx, bytes: c.media[i]!, leg: 0 }]);
+    return { verdict: r.packets[0]!.verdict, out: mediaOut(r.outputs).map((b) => indexOf(seqOf(b), 100)) };
+  };
+  assert.equal(run(0), { verdict: "pass", out: [] }, "in order: passed in place");
+  assert.equal(run(1), { verdict: "pass", out: [] });
+  // 2 and 6 are lost: column 2 of matrix 0 misses two, so neither can be rebuilt
+  assert.equal(run(3), { verdict: "hold", out: [] }, "3 waits for 2");
+  h.advanceTime(20_000);
+  assert.equal(run(4), { verdict: "hold", out: [] });
+  assert.equal(run(5), { verdict: "hold", out: [] });
+  assert.equal(run(7), { verdict: "hold", out: [] });
+  assert.equal(h.advanceTime(29_000), [], "49 ms after 2 went missing: still waiting");
+  assert.is(metric(h, "unrecoverable", ctx), 0);
+  const released = mediaOut(h.advanceTime(1_000)).map((b) => indexOf(seqOf(b), 100));
+  assert.equal(released, [3, 4, 5], "at 50 ms 2 is given up; 6 went missing 20 ms later, so 7 still waits");
+  assert.is(metric(h, "unrecoverable", ctx), 1);
+  assert.equal(mediaOut(h.advanceTime(20_000)).map((b) => indexOf(seqOf(b), 100)), [7], "and 6 at its own 50 ms");
+  assert.is(metric(h, "unrecoverable", ctx), 2);
+  assert.equal(h.timers(), [], "nothing left waiting");
+  // A late arrival of 2 now passes on (out of order), counted late; a second copy is a duplicate.
+  assert.equal(run(2), { verdict: "pass", out: [] });
+  assert.is(metric(h, "late", ctx), 1);
+  const dup = h.runBatch([{ ctx, bytes: c.media[2]!, leg: 0 }]);
+  assert.is(dup.packets[0]!.reasonName, "filter_256", "duplicate");
+  assert.is(metric(h, "duplicates", ctx), 1);
+  assert.equal(run(8), { verdict: "pass", out: [] }, "in order again: in place");
+});
+
+test("a repair that unblocks more packets than the output area holds (64): the rest follow from a timer, in order", async () => {
+  const shape = { columns: 10, rows: 10, rowFec: false };
+  const c = await encoded(shape, 3, 60000);
+  // packet 1 lost: its column FEC comes with packet 110, so 108 packets wait behind it
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 10_000 });
+  const items = wire(c.media, c.fec, (x) => x.media === 1);
+  const d = decode(h, ctx, items, 64);
+  assert.is(d.largestCall, 64, "one call filled the output area");
+  const out = [...d.out, ...mediaOut(drain(h, ctx))];
+  assert.equal(out.map((b) => indexOf(seqOf(b), 60000)), c.media.map((_, i) => i));
+  assert.is(metric(h, "recovered", ctx), 1);
+});
+
+test("a jump that needs more held packets out than the output area takes: the new packets pass unkept, nothing is lost or sent twice", async () => {
+  const shape = { columns: 10, rows: 10, rowFec: false }; // a ring of 256
+  const media = mediaStream(400, 0);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 10_000 });
+  const send = (idx: number[]): Decoded => decode(h, ctx, idx.map((i) => ({ bytes: media[i]!, leg: 0 })), 64, 0);
+  const first = send([0, ...Array.from({ length: 150 }, (_, k) => k + 2)]); // 1 lost: 2..151 wait
+  assert.equal(first.out.map((b) => seqOf(b)), [0]);
+  // 350 needs the place of 94: 2..94 must go first, more than one call's 64 outputs
+  const jump = send(Array.from({ length: 10 }, (_, k) => 350 + k));
+  const later = send(Array.from({ length: 40 }, (_, k) => 360 + k));
+  const tail = mediaOut(h.advanceTime(10_000_000));
+  const out = [...first.out, ...jump.out, ...later.out, ...tail, ...mediaOut(drain(h, ctx))].map((b) => seqOf(b));
+  const want = [0, ...Array.from({ length: 150 }, (_, k) => k + 2), ...Array.from({ length: 50 }, (_, k) => 350 + k)];
+  assert.equal([...out].sort((a, b) => a - b), want, "every packet that came, once");
+  const unkept = metric(h, "passed_unkept", ctx);
+  assert.ok(unkept > 0 && unkept <= 10, `some of the jump's packets passed unkept (${unkept})`);
+  const inOrder = out.filter((x, k) => k === 0 || x > out[k - 1]!);
+  assert.ok(out.length - inOrder.length <= unkept, "only those out of order");
+  assert.is(metric(h, "unrecoverable", ctx), 1 + 198, "1 and 152..349");
+  assert.is(h.instance.failure, undefined);
+});
+
+test("drain: what is held goes out in order, what is missing is given up", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: true };
+  const c = await encoded(shape, 2, 0);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape });
+  const r = h.runBatch([0, 1, 3, 5, 6].map((i) => ({ ctx, bytes: c.media[i]!, leg: 0 }))); // 2 and 4 missing
+  assert.equal(r.packets.map((p) => p.verdict), ["pass", "pass", "hold", "hold", "hold"]);
+  const out = drain(h, ctx);
+  assert.equal(out.map((o) => seqOf(o.bytes)), [3, 5, 6]);
+  assert.is(metric(h, "unrecoverable", ctx), 2);
+  assert.equal(drain(h, ctx), [], "nothing more");
+});
+
+function fecLegsRun(fecLegs: "strip" | "pass"): Promise<{ h: FilterHarness; ctx: number; d: Decoded; items: WireItem[] }> {
+  return (async () => {
+    const shape = { columns: 4, rows: 4, rowFec: true };
+    const c = await encoded(shape, 2, 10);
+    const h = await loadFec();
+    const ctx = h.createContext({ mode: "decode", ...shape, fecLegs });
+    const items = wire(c.media, c.fec, (x) => x.media === 5);
+    return { h, ctx, d: decode(h, ctx, items, 8), items };
+  })();
+}
+
+test("fecLegs: 'strip' takes the FEC packets (held, not dropped), 'pass' lets them go on, on their legs", async () => {
+  const strip = await fecLegsRun("strip");
+  const pass = await fecLegsRun("pass");
+  const fecVerdicts = (run: { d: Decoded; items: WireItem[] }): string[] => run.items.map((it, k) => [it.leg, run.d.verdicts[k]!] as const).filter(([leg]) => leg !== 0).map(([, v]) => v);
+  assert.ok(fecVerdicts(strip).every((v) => v === "hold"), "strip: held");
+  assert.ok(fecVerdicts(pass).every((v) => v === "pass"), "pass: passed");
+  assert.ok(strip.items.some((it) => it.leg === COLUMN_LEG) && strip.items.some((it) => it.leg === ROW_LEG));
+  for (const run of [strip, pass]) assert.is(metric(run.h, "recovered", run.ctx), 1);
+});
+
+test("a FEC packet twice is a duplicate; FEC on a leg the config does not name, RTCP and upstream packets pass", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: true };
+  const c = await encoded(shape, 2, 10);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape });
+  const row1 = c.fec.find((s) => s.group.row && s.group.base === 4)!;
+  const r = h.runBatch([
+    ...[0, 1, 2, 3, 4, 6].map((i) => ({ ctx, bytes: c.media[i]!, leg: 0 })), // 5 lost, 7 not yet
+    { ctx, bytes: row1.bytes, leg: ROW_LEG },
+    { ctx, bytes: row1.bytes, leg: COLUMN_LEG },
+    { ctx, bytes: row1.bytes, leg: 5 },
+    { ctx, bytes: c.media[8]!, leg: 0, flags: 1 },
+    { ctx, bytes: c.media[8]!, leg: 0, flags: 2 },
+  ]);
+  assert.equal(r.packets.slice(6).map((p) => (p.verdict === "drop" ? p.reasonName : p.verdict)), ["hold", "filter_256", "pass", "pass", "pass"]);
+  assert.is(metric(h, "duplicates", ctx), 1);
+  assert.is(metric(h, "fec_received", ctx), 2);
+  assert.is(metric(h, "recovered", ctx), 0, "7 may still come: the row waits for it");
+  const then = h.runBatch([{ ctx, bytes: c.media[7]!, leg: 0 }]);
+  assert.equal(mediaOut(then.outputs).map((b) => seqOf(b)), [15, 16, 17], "5 rebuilt, then 6 and 7");
+  assert.is(metric(h, "recovered", ctx), 1);
+});
+
+test("the stream jumps far ahead: what is held goes out, the decoder starts again at the jump", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: true };
+  const a = await encoded(shape, 2, 100);
+  const b = await encoded(shape, 2, 30000);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape });
+  // 33 and 34 (one row of the last matrix, whose columns never come) wait until the jump
+  const first = decode(h, ctx, wire(a.media, a.fec, (x) => x.media === 33 || x.media === 34), 8);
+  const second = decode(h, ctx, wire(b.media, b.fec, (x) => x.media === 5), 8);
+  const out = [...first.out, ...second.out, ...mediaOut(drain(h, ctx))].map((x) => seqOf(x));
+  const want = [...a.media.map((_, i) => 100 + i).filter((s) => s !== 133 && s !== 134), ...b.media.map((_, i) => 30000 + i)];
+  assert.equal(out, want);
+  assert.is(metric(h, "resyncs", ctx), 1);
+  assert.is(metric(h, "unrecoverable", ctx), 2);
+  assert.is(metric(h, "recovered", ctx), 1, "the new stream's loss is rebuilt");
+});
+
+test.run();

@@ -1,0 +1,244 @@
+// Test helpers for the fec filter: a media stream, the FEC header read back, a reference XOR for a
+// group, a perfect iterative row/column decoder to compare against, and runners that push a
+// stream through the filter in the harness the way the proxy would (media passes in place, FEC
+// comes out of the output area after its batch).
+import { FilterHarness, buildRtp, type HarnessOptions, type OutputPacket } from "../../../sdk/harness/index.js";
+import { filterWasm } from "../../../test/lib/paths.js";
+
+export const SSRC = 0x5eed0001;
+export const COLUMN_LEG = 1;
+export const ROW_LEG = 2;
+
+export interface Shape {
+  readonly columns: number;
+  readonly rows: number;
+}
+
+export const loadFec = (options: HarnessOptions = {}): Promise<FilterHarness> =>
+  FilterHarness.load(filterWasm("fec", true), { name: "fec", ...options });
+
+export const seqOf = (b: Uint8Array): number => (b[2]! << 8) | b[3]!;
+
+/** Deterministic xorshift32, so that a failing case can be replayed from its seed. */
+export function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x1_0000_0000;
+  };
+}
+
+/**
+ * Media packet `i` of a stream starting at sequence number `seq0`: plain RTP (12-byte header, no
+ * CSRC, extension or padding: 2022-1 protects the payload only), payload lengths varying from
+ * 20 to 1219 bytes so that length recovery is exercised, a marker now and then, two payload types.
+ */
+export function mediaPacket(i: number, seq0 = 1000): Uint8Array {
+  const size = 20 + ((i * 389) % 1200);
+  const b = buildRtp({ seq: (seq0 + i) & 0xffff, timestamp: (90_000 + i * 3003) >>> 0, ssrc: SSRC, payloadType: i % 7 === 3 ? 97 : 96, marker: i % 5 === 4, payloadSize: size });
+  const next = rng(i * 7919 + 17);
+  for (let k = 12; k < b.length; k++) b[k] = Math.floor(next() * 256);
+  return b;
+}
+
+export function mediaStream(count: number, seq0 = 1000): Uint8Array[] {
+  return Array.from({ length: count }, (_, i) => mediaPacket(i, seq0));
+}
+
+/** A FEC packet read back (plain 12-byte RTP header). */
+export interface Fec {
+  readonly seq: number;
+  readonly timestamp: number;
+  readonly ssrc: number;
+  readonly payloadType: number;
+  readonly marker: boolean;
+  readonly snBase: number;
+  readonly lengthRecovery: number;
+  readonly e: number;
+  readonly ptRecovery: number;
+  readonly mask: number;
+  readonly tsRecovery: number;
+  readonly n: number;
+  readonly d: number;
+  readonly type: number;
+  readonly index: number;
+  readonly offset: number;
+  readonly na: number;
+  readonly snBaseExt: number;
+  readonly payload: Uint8Array;
+}
+
+export function parseFec(b: Uint8Array): Fec {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const f = 12;
+  return {
+    seq: v.getUint16(2), timestamp: v.getUint32(4), ssrc: v.getUint32(8), payloadType: b[1]! & 0x7f, marker: (b[1]! & 0x80) !== 0,
+    snBase: v.getUint16(f), lengthRecovery: v.getUint16(f + 2), e: b[f + 4]! >> 7, ptRecovery: b[f + 4]! & 0x7f,
+    mask: (b[f + 5]! << 16) | (b[f + 6]! << 8) | b[f + 7]!, tsRecovery: v.getUint32(f + 8),
+    n: b[f + 12]! >> 7, d: (b[f + 12]! >> 6) & 1, type: (b[f + 12]! >> 3) & 7, index: b[f + 12]! & 7,
+    offset: b[f + 13]!, na: b[f + 14]!, snBaseExt: b[f + 15]!, payload: b.slice(f + 16),
+  };
+}
+
+/** What the FEC packet over `members` must carry (each a plain RTP packet). */
+export function referenceFec(members: readonly Uint8Array[]): { lengthRecovery: number; ptRecovery: number; tsRecovery: number; marker: boolean; payload: Uint8Array } {
+  const longest = Math.max(...members.map((p) => p.length - 12));
+  const payload = new Uint8Array(longest);
+  let lengthRecovery = 0;
+  let ptRecovery = 0;
+  let tsRecovery = 0;
+  let marker = false;
+  for (const p of members) {
+    const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    lengthRecovery ^= p.length - 12;
+    ptRecovery ^= p[1]! & 0x7f;
+    tsRecovery = (tsRecovery ^ v.getUint32(4)) >>> 0;
+    marker = marker !== ((p[1]! & 0x80) !== 0);
+    for (let k = 12; k < p.length; k++) payload[k - 12]! ^= p[k]!;
+  }
+  return { lengthRecovery, ptRecovery, tsRecovery, marker, payload };
+}
+
+// ---- the perfect decoder ----
+
+/** A FEC group by the stream index of its first packet. */
+export interface Group {
+  readonly row: boolean;
+  readonly base: number;
+}
+
+export function members(shape: Shape, g: Group): number[] {
+  return g.row
+    ? Array.from({ length: shape.columns }, (_, k) => g.base + k)
+    : Array.from({ length: shape.rows }, (_, k) => g.base + k * shape.columns);
+}
+
+/**
+ * What a perfect iterative row/column decoder rebuilds of `lost` (stream indexes) with the
+ * groups whose FEC arrived: each group with exactly one packet missing rebuilds it, which may
+ * complete another group, until nothing changes. Returns the indexes it cannot rebuild.
+ */
+export function unrecoverable(shape: Shape, lost: Iterable<number>, arrived: readonly Group[]): Set<number> {
+  const missing = new Set(lost);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const g of arrived) {
+      const gone = members(shape, g).filter((i) => missing.has(i));
+      if (gone.length === 1) {
+        missing.delete(gone[0]!);
+        changed = true;
+      }
+    }
+  }
+  return missing;
+}
+
+// ---- running a stream ----
+
+/** One FEC packet the encoder sent, with the media index it came after and its group. */
+export interface SentFec {
+  readonly bytes: Uint8Array;
+  readonly leg: number;
+  /** The index of the last media packet of the batch it came out of. */
+  readonly after: number;
+  readonly group: Group;
+}
+
+/** Indexes a 16-bit sequence number as a stream index (the stream starts at seq0, shorter than 32768). */
+export const indexOf = (seq: number, seq0: number): number => (seq - seq0 + 0x10000) & 0xffff;
+
+/**
+ * Pushes `media` through encoder context `ctx` in batches of `batch` and returns the FEC it sent.
+ * Every media packet must pass in place, unchanged, on leg 0.
+ */
+export function encode(h: FilterHarness, ctx: number, media: readonly Uint8Array[], seq0: number, batch = 16, stepUs = 1000): SentFec[] {
+  const sent: SentFec[] = [];
+  for (let at = 0; at < media.length; at += batch) {
+    const chunk = media.slice(at, at + batch);
+    const r = h.runBatch(chunk.map((bytes, k) => ({ ctx, bytes, arrivalUs: h.nowUs + k })));
+    r.packets.forEach((p, k) => {
+      if (p.verdict !== "pass" || p.leg !== 0 || !equalBytes(p.bytes, chunk[k]!)) throw new Error(`media ${at + k} did not pass untouched`);
+    });
+    for (const o of r.outputs) {
+      const f = parseFec(o.bytes);
+      sent.push({ bytes: o.bytes, leg: o.leg, after: at + chunk.length - 1, group: { row: f.d === 1, base: indexOf(f.snBase, seq0) } });
+    }
+    h.advanceTime(stepUs * chunk.length);
+  }
+  return sent;
+}
+
+/** What a decoder context sent on, in wire order, and what it did with each input. */
+export interface Decoded {
+  /** Leg-0 packets out, in order: passed in place (batch order) then output packets. */
+  readonly out: Uint8Array[];
+  readonly verdicts: string[];
+  /** The most packets one call put in the output area. */
+  readonly largestCall: number;
+}
+
+export interface WireItem {
+  readonly bytes: Uint8Array;
+  readonly leg: number;
+}
+
+/** Runs `items` through decoder context `ctx`, `batch` at a time, `stepUs` apart; collects leg-0 output in order. */
+export function decode(h: FilterHarness, ctx: number, items: readonly WireItem[], batch = 16, stepUs = 200): Decoded {
+  const out: Uint8Array[] = [];
+  const verdicts: string[] = [];
+  let largestCall = 0;
+  for (let at = 0; at < items.length; at += batch) {
+    const chunk = items.slice(at, at + batch);
+    const r = h.runBatch(chunk.map((it) => ({ ctx, bytes: it.bytes, leg: it.leg, arrivalUs: h.nowUs })));
+    r.packets.forEach((p, k) => {
+      verdicts.push(p.verdict === "drop" ? p.reasonName : p.verdict);
+      if (p.verdict === "pass" && chunk[k]!.leg === 0) out.push(p.bytes);
+    });
+    out.push(...mediaOut(r.outputs));
+    largestCall = Math.max(largestCall, r.outputs.length);
+    out.push(...mediaOut(h.advanceTime(stepUs * chunk.length)));
+  }
+  return { out, verdicts, largestCall };
+}
+
+export const mediaOut = (outputs: readonly OutputPacket[]): Uint8Array[] => outputs.filter((o) => o.leg === 0).map((o) => o.bytes);
+
+/** msm_context_drain, called as the proxy does (again while it emits); returns the output packets. */
+export function drain(h: FilterHarness, ctx: number): OutputPacket[] {
+  const inst = h.instance;
+  const all: OutputPacket[] = [];
+  for (let round = 0; round < 64; round++) {
+    inst.setClock(h.nowUs, Date.now() * 1000);
+    const n = inst.drainContext(ctx);
+    if (n === 0) break;
+    for (let j = 0; j < n; j++) {
+      const offset = inst.outputOffset(j);
+      all.push({ ctx: inst.outputContext(j), bytes: inst.bytes.slice(offset, offset + inst.outputLength(j)), flags: inst.outputFlags(j), dest: inst.outputDest(j), leg: inst.outputLeg(j) });
+    }
+  }
+  return all;
+}
+
+/** The wire: media (leg 0) and FEC interleaved as the encoder sent them, less what `lose` drops. */
+export function wire(media: readonly Uint8Array[], fec: readonly SentFec[], lose: (item: { media?: number; fec?: SentFec }) => boolean): WireItem[] {
+  const items: WireItem[] = [];
+  let f = 0;
+  for (let i = 0; i < media.length; i++) {
+    if (!lose({ media: i })) items.push({ bytes: media[i]!, leg: 0 });
+    while (f < fec.length && fec[f]!.after === i) {
+      const s = fec[f++]!;
+      if (!lose({ fec: s })) items.push({ bytes: s.bytes, leg: s.leg });
+    }
+  }
+  return items;
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, k) => x === b[k]);
+}
+
+export const metric = (h: FilterHarness, name: string, ctx: number): number => (h.metric(name, ctx) as number | undefined) ?? 0;

@@ -1,0 +1,191 @@
+// Hot swap of the fec filter (msm_state_export from one instance, msm_state_import into a new
+// one, as the proxy does between two batches): the encoder's matrix in flight and its columns
+// still to send, the decoder's held packets and waiting repairs. A swap at any point gives the
+// same packets as no swap; what does not fit the 64 KiB blob is never sent wrong.
+import * as assert from "uvu/assert";
+import { buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
+import { suite } from "../../../test/lib/suite.js";
+import {
+  decode, drain, encode, equalBytes, indexOf, loadFec, mediaOut, mediaStream, members, metric, parseFec, referenceFec, rng,
+  seqOf, wire, type SentFec, type Shape, type WireItem,
+} from "./fec-lib.js";
+
+const test = suite("fec state across hot swap");
+
+/** A new instance at `h`'s clock with context config `config` and `h`'s context state. */
+async function swap(h: FilterHarness, ctx: number, config: Record<string, unknown>): Promise<{ h: FilterHarness; ctx: number; blob: Uint8Array }> {
+  const blob = h.exportState(ctx);
+  assert.ok(blob && blob.length > 0, "a state blob");
+  const next = await loadFec({ startUs: h.nowUs });
+  const nctx = next.createContext(config);
+  const r = next.importState(nctx, blob);
+  assert.ok(r.ok, `import: ${r.reason}`);
+  return { h: next, ctx: nctx, blob };
+}
+
+const fecBytes = (s: readonly SentFec[]): string[] => s.map((x) => Buffer.from(x.bytes).toString("hex") + "@" + x.leg);
+
+for (const shape of [
+  { columns: 4, rows: 4, rowFec: true },
+  { columns: 10, rows: 10, rowFec: true },
+  { columns: 20, rows: 5, rowFec: false },
+]) {
+  test(`encoder ${shape.columns} x ${shape.rows}: a swap anywhere (mid-row, mid-matrix, with columns waiting) sends what no swap sends`, async () => {
+    const config = { mode: "encode", ...shape };
+    const size = shape.columns * shape.rows;
+    const seq0 = 65500;
+    const media = mediaStream(4 * size + 3, seq0);
+    const base = await loadFec();
+    const all = encode(base, base.createContext(config), media, seq0, 1);
+    for (const at of [1, Math.floor(size / 2) + 1, size + 3, size + shape.rows * 2 + 1, 2 * size + size - 1]) {
+      const a = await loadFec();
+      const actx = a.createContext(config);
+      const before = encode(a, actx, media.slice(0, at), seq0, 1);
+      const b = await swap(a, actx, config);
+      const after = encode(b.h, b.ctx, media.slice(at), (seq0 + at) & 0xffff, 1);
+      assert.equal(fecBytes([...before, ...after]), fecBytes(all), `swap after ${at} packets`);
+    }
+  });
+}
+
+test("encoder: groups that do not fit the blob (2 x 20 columns of 1950-byte payloads) are left out, never sent wrong", async () => {
+  const shape = { columns: 20, rows: 5, rowFec: true };
+  const config = { mode: "encode", ...shape };
+  const seq0 = 10;
+  const media = Array.from({ length: 260 }, (_, i) => {
+    const b = buildRtp({ seq: seq0 + i, timestamp: i * 10, ssrc: 7, payloadSize: 1950 });
+    const next = rng(i + 1);
+    for (let k = 12; k < b.length; k++) b[k] = Math.floor(next() * 256);
+    return b;
+  });
+  const a = await loadFec();
+  const actx = a.createContext(config);
+  // Just into matrix 1's second row: its 20 columns and 1 row in flight, matrix 0's columns 5-19
+  // waiting (column c goes with packet 100 + 5c): 36 groups of 1950 bytes do not fit 64 KiB.
+  const at = 100 + 21;
+  encode(a, actx, media.slice(0, at), seq0, 1);
+  const b = await swap(a, actx, config);
+  assert.ok(b.blob.length <= 65536);
+  const after = encode(b.h, b.ctx, media.slice(at), seq0 + at, 1);
+  const index = (s: SentFec): number => parseFec(s.bytes).snBase - seq0;
+  let checked = 0;
+  for (const s of after) {
+    const f = parseFec(s.bytes);
+    const g = { row: f.d === 1, base: index(s) };
+    assert.ok(equalBytes(f.payload, referenceFec(members(shape, g).map((i) => media[i]!)).payload), `${g.row ? "row" : "column"} ${g.base}`);
+    checked++;
+  }
+  const waiting = after.filter((s) => !s.group.row && index(s) < 100).map(index);
+  assert.ok(waiting.length > 0 && waiting.length < 15, `some of matrix 0's waiting columns were left out (${waiting.length} of 15 sent)`);
+  assert.equal(waiting, waiting.map((_, k) => 5 + k), "the blob keeps the groups in flight first, then the waiting columns in turn");
+  assert.ok(after.some((s) => !s.group.row && index(s) >= 100), "matrix 1's columns (in flight at the swap) go out");
+  assert.ok(checked > 20);
+});
+
+interface DecodeRun {
+  readonly out: Uint8Array[];
+  readonly recovered: number;
+}
+
+async function decodeWhole(shape: Shape & { rowFec: boolean }, items: readonly WireItem[], batch: number): Promise<DecodeRun> {
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 5000 });
+  const d = decode(h, ctx, items, batch);
+  return { out: [...d.out, ...mediaOut(drain(h, ctx))], recovered: metric(h, "recovered", ctx) };
+}
+
+test("decoder: a swap with packets held and repairs waiting loses no recovery and changes no byte", async () => {
+  const shape = { columns: 5, rows: 6, rowFec: true };
+  const size = 30;
+  const seq0 = 65480;
+  const enc = await loadFec();
+  const media = mediaStream(5 * size + 4, seq0);
+  const fec = encode(enc, enc.createContext({ mode: "encode", ...shape }), media, seq0, 16);
+  // Two losses per row in matrix 1 (columns needed, which come during matrix 2), one in matrix 2.
+  const lost = new Set([size + 1, size + 2, size + 11, size + 14, 2 * size + 7]);
+  const items = wire(media, fec, (x) => x.media !== undefined && lost.has(x.media));
+  const whole = await decodeWhole(shape, items, 4);
+  assert.is(whole.recovered, lost.size);
+  for (const cut of [40, 52, 60, 75, 90, 110]) {
+    const h = await loadFec();
+    const config = { mode: "decode", ...shape, maxDelayMs: 5000 };
+    const ctx = h.createContext(config);
+    const first = decode(h, ctx, items.slice(0, cut), 4);
+    const b = await swap(h, ctx, config);
+    const second = decode(b.h, b.ctx, items.slice(cut), 4);
+    const out = [...first.out, ...second.out, ...mediaOut(drain(b.h, b.ctx))];
+    assert.equal(out.map((x) => indexOf(seqOf(x), seq0)), whole.out.map((x) => indexOf(seqOf(x), seq0)), `cut at ${cut}: same packets, same order`);
+    out.forEach((x, k) => assert.ok(equalBytes(x, whole.out[k]!), `cut at ${cut}: packet ${k} byte-identical`));
+    assert.is(metric(h, "recovered", ctx) + metric(b.h, "recovered", b.ctx), lost.size, `cut at ${cut}: every recovery`);
+    assert.is(metric(b.h, "swap_lost", b.ctx), 0);
+  }
+});
+
+test("decoder: more held than the blob holds: the rest comes back missing (swap_lost), may still be rebuilt, nothing out of order or wrong", async () => {
+  const shape = { columns: 10, rows: 10, rowFec: false };
+  const seq0 = 3;
+  const enc = await loadFec();
+  const media = mediaStream(320, seq0);
+  const fec = encode(enc, enc.createContext({ mode: "encode", ...shape }), media, seq0, 16);
+  // 2 lost: 100+ packets of ~600 bytes wait for column 2 of matrix 0 (sent with packet 120)
+  const items = wire(media, fec, (x) => x.media === 2);
+  const cut = items.findIndex((it) => it.leg === 0 && indexOf(seqOf(it.bytes), seq0) === 115);
+  const h = await loadFec();
+  const config = { mode: "decode", ...shape, maxDelayMs: 5000 };
+  const ctx = h.createContext(config);
+  const first = decode(h, ctx, items.slice(0, cut), 8);
+  assert.is(first.out.length, 2, "0 and 1 went on, the rest waits");
+  const b = await swap(h, ctx, config);
+  const lostInSwap = metric(b.h, "swap_lost", b.ctx);
+  assert.ok(lostInSwap > 0, `the blob could not hold 113 held packets (${lostInSwap} left out)`);
+  const second = decode(b.h, b.ctx, items.slice(cut), 8);
+  const out = [...first.out, ...second.out, ...mediaOut(drain(b.h, b.ctx))];
+  const got = out.map((x) => indexOf(seqOf(x), seq0));
+  assert.equal(got, [...got].sort((x, y) => x - y), "in order");
+  assert.is(new Set(got).size, got.length, "no duplicate");
+  out.forEach((x, k) => assert.ok(equalBytes(x, media[got[k]!]!), `packet ${got[k]} byte-identical`));
+  assert.ok(got.includes(2), "the lost packet was still rebuilt");
+  assert.is(got.length + metric(b.h, "unrecoverable", b.ctx), media.length, "every other packet is out or counted");
+});
+
+test("blobs this version does not know are refused (BadState) and the context starts fresh", async () => {
+  const h = await loadFec();
+  const enc = h.createContext({ mode: "encode", columns: 4, rows: 4 });
+  const dec = h.createContext({ mode: "decode", columns: 4, rows: 4 });
+  encode(h, enc, mediaStream(20), 1000);
+  decode(h, dec, mediaStream(20).map((bytes) => ({ bytes, leg: 0 })));
+  const encBlob = h.exportState(enc)!;
+  const decBlob = h.exportState(dec)!;
+  const other = await loadFec();
+  const e2 = other.createContext({ mode: "encode", columns: 4, rows: 4 });
+  const d2 = other.createContext({ mode: "decode", columns: 4, rows: 4 });
+  const wrongMagic = encBlob.slice();
+  wrongMagic[0] ^= 0xff;
+  const wrongVersion = decBlob.slice();
+  wrongVersion[4] = 99;
+  for (const [ctx, blob, what] of [
+    [e2, decBlob, "a decoder's blob into an encoder"], [d2, encBlob, "an encoder's blob into a decoder"],
+    [e2, wrongMagic, "wrong magic"], [d2, wrongVersion, "unknown version"],
+    [e2, encBlob.slice(0, encBlob.length - 3), "truncated encoder blob"], [d2, decBlob.slice(0, decBlob.length - 1), "truncated decoder blob"],
+    [d2, new Uint8Array([...decBlob, 0]), "a byte too many"],
+  ] as const) {
+    assert.is(other.importState(ctx, blob).ok, false, what);
+  }
+  assert.is(other.instance.failure, undefined);
+  // and the contexts still work
+  assert.ok(encode(other, e2, mediaStream(20), 1000).length > 0);
+});
+
+test("encoder: a blob of another matrix shape carries only the FEC sequence numbers", async () => {
+  const a = await loadFec();
+  const actx = a.createContext({ mode: "encode", columns: 4, rows: 4 });
+  encode(a, actx, mediaStream(40, 0), 0);
+  const b = await swap(a, actx, { mode: "encode", columns: 5, rows: 5 });
+  const after = encode(b.h, b.ctx, mediaStream(30, 40), 40);
+  const rows = after.filter((s) => s.group.row).map((s) => parseFec(s.bytes));
+  assert.equal(rows.map((f) => f.snBase), [40, 45, 50, 55, 60, 65], "a new 5 x 5 matrix from the next packet");
+  assert.is(rows[0]!.seq, 10, "row FEC numbering goes on (10 rows sent before)");
+  assert.equal([rows[0]!.offset, rows[0]!.na], [1, 5]);
+});
+
+test.run();
