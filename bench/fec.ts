@@ -1,4 +1,4 @@
-// (d) FEC: what the fec filter's SMPTE 2022-1 encoder and decoder cost per media packet, at 200
+// (e) FEC: what the fec filter's SMPTE 2022-1 encoder and decoder cost per media packet, at 200
 // and 1200 bytes, for 2-D 5x5, 10x10 and 20x5 and 1-D 10x10, on one core, in the runtime's own
 // chain code (bench/chain-bench.ts), against two references measured in the same run:
 //

@@ -218,7 +218,7 @@ function srtpNotes(r: SrtpResult): string[] {
   return out;
 }
 
-// ---- (d) FEC ----
+// ---- (e) FEC ----
 
 export function fecRows(r: FecResult): string[][] {
   const rows = [["matrix", "size", "encode ns", "(filter)", "js XOR ns", "decode ns", "decode, 1 lost per row ns", "ns per rebuilt packet", "noop ns", "overhead"]];
@@ -253,7 +253,7 @@ export function printText(r: BenchResults): string {
   }
   if (r.fec) {
     const x = r.fec;
-    out.push("", `(d) FEC per media packet, one core (median of ${x.repeats} samples of ${x.packetsPerSample} packets):`);
+    out.push("", `(e) FEC per media packet, one core (median of ${x.repeats} samples of ${x.packetsPerSample} packets):`);
     out.push(table(fecRows(x), 2), ...fecNotes(x));
   }
   if (r.e2e) {
@@ -308,7 +308,7 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
   }
   if (r.fec) {
     const x = r.fec;
-    out.push(`### (d) FEC per media packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets)`, "");
+    out.push(`### (e) FEC per media packet, one core (ns; median of ${x.repeats} samples of ${x.packetsPerSample} packets)`, "");
     out.push(reproduce(r, "fec"), "", markdownTable(fecRows(x), 2), "", ...fecNotes(x).map((n) => `- ${n}`), "");
   }
   for (const sc of [r.scale, r.scaleBun]) {
