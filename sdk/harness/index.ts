@@ -104,6 +104,21 @@ export class FilterHarness {
     return ctx;
   }
 
+  /**
+   * The segment is going away (msm_context_drain): called as the proxy does, again while the
+   * filter emits (at most 64 times); returns what it handed over. Follow with destroyContext.
+   */
+  drainContext(ctx: number): OutputPacket[] {
+    const all: OutputPacket[] = [];
+    for (let call = 0; call < 64; call++) {
+      this.instance.setClock(this.clockUs, Date.now() * 1000);
+      const n = this.instance.drainContext(ctx);
+      if (n === 0) break;
+      all.push(...this.readOutputs(n));
+    }
+    return all;
+  }
+
   destroyContext(ctx: number): void {
     this.instance.destroyContext(ctx);
     for (const [key, t] of this.pending) if (t.ctx === ctx) this.pending.delete(key);

@@ -207,21 +207,8 @@ export function decode(h: FilterHarness, ctx: number, items: readonly WireItem[]
 
 export const mediaOut = (outputs: readonly OutputPacket[]): Uint8Array[] => outputs.filter((o) => o.leg === 0).map((o) => o.bytes);
 
-/** msm_context_drain, called as the proxy does (again while it emits); returns the output packets. */
-export function drain(h: FilterHarness, ctx: number): OutputPacket[] {
-  const inst = h.instance;
-  const all: OutputPacket[] = [];
-  for (let round = 0; round < 64; round++) {
-    inst.setClock(h.nowUs, Date.now() * 1000);
-    const n = inst.drainContext(ctx);
-    if (n === 0) break;
-    for (let j = 0; j < n; j++) {
-      const offset = inst.outputOffset(j);
-      all.push({ ctx: inst.outputContext(j), bytes: inst.bytes.slice(offset, offset + inst.outputLength(j)), flags: inst.outputFlags(j), dest: inst.outputDest(j), leg: inst.outputLeg(j) });
-    }
-  }
-  return all;
-}
+/** msm_context_drain, as the proxy calls it. */
+export const drain = (h: FilterHarness, ctx: number): OutputPacket[] => h.drainContext(ctx);
 
 /** The wire: media (leg 0) and FEC interleaved as the encoder sent them, less what `lose` drops. */
 export function wire(media: readonly Uint8Array[], fec: readonly SentFec[], lose: (item: { media?: number; fec?: SentFec }) => boolean): WireItem[] {
