@@ -1,0 +1,102 @@
+// The fec filter's state across hot swaps in a running proxy: an encoder segment and a decoder
+// segment (a seeded lossy relay between them) have their chains replaced twice mid-stream. The
+// encoder carries the matrix in flight (every matrix still gets all its repair packets), the
+// decoder what it holds (the stream still comes out exactly as a perfect decoder rebuilds it from
+// what crossed the relay, in order, once).
+import * as assert from "uvu/assert";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { freeLegBase, legPorts, LEGS, type LegPorts } from "./lib/fec-wire.js";
+import { recoverable } from "./lib/fec-recovery.js";
+import { DropWatch, settled } from "./lib/kernel-drops.js";
+import { LossyRelay } from "./lib/lossy-relay.js";
+import { filterWasm } from "./lib/paths.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { RtpSink } from "./lib/rtp-sink.js";
+import { sendStream, streamPacket, streamSeq } from "./lib/rtp-stream.js";
+import { suite } from "./lib/suite.js";
+import { bindUdp, sleep } from "./lib/udp.js";
+
+const test = suite("fec hot swap", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
+const SEQ0 = 65000;
+const L = 5;
+const D = 5;
+
+function config(encBase: number, decBase: number, relay: LegPorts, sink: number, variant: number): ProxyConfigInput {
+  return {
+    filters: { fec: { path: filterWasm("fec"), limits: { generatedPerSecond: 100_000 } } },
+    segments: [
+      {
+        name: "enc", listen: { address: LO, port: encBase }, destinations: [{ address: LO, port: relay.media }],
+        legs: [
+          { name: "fec-column", receive: false, destinations: [{ address: LO, port: relay.column }] },
+          { name: "fec-row", receive: false, destinations: [{ address: LO, port: relay.row }] },
+        ],
+        // the FEC payload type differs between variants: a config change, so a new chain
+        chain: [{ filter: "fec", config: { mode: "encode", columns: L, rows: D, payloadType: 96 + variant } }],
+      },
+      {
+        name: "dec", listen: { address: LO, port: decBase }, destinations: [{ address: LO, port: sink }],
+        legs: [{ name: "fec-column", portOffset: 2, send: false }, { name: "fec-row", portOffset: 4, send: false }],
+        chain: [{ filter: "fec", config: { mode: "decode", columns: L, rows: D, maxDelayMs: 400 + variant } }],
+      },
+    ],
+  };
+}
+
+test("two hot swaps of encoder and decoder mid-stream: every matrix keeps its repair, the output is a perfect decoder's", async () => {
+  const count = 3000;
+  const sink = await RtpSink.open();
+  const [encBase, decBase] = [await freeLegBase(), await freeLegBase()];
+  const relay = await LossyRelay.start({ targets: [legPorts(decBase)], loss: { kind: "bernoulli", p: 0.05, seed: 42 } });
+  const { proxy, events } = await startProxy(config(encBase, decBase, relay.listen, sink.port, 0));
+  const tx = await bindUdp();
+  try {
+    const path = new DropWatch([encBase, ...relay.ports, ...LEGS.map((l) => legPorts(decBase)[l]), sink.port]);
+    const stream = sendStream(tx, encBase, { seq0: SEQ0, count }, 1000);
+    for (const variant of [1, 0]) {
+      await sleep(1000);
+      await proxy.apply(validateProxyConfig(config(encBase, decBase, relay.listen, sink.port, variant)));
+    }
+    await stream;
+    await settled(() => sink.received + relay.counts.media.received, 1500, 15_000);
+    const unplanned = path.since().total + relay.sendErrors;
+    assert.is(unplanned, 0, `nothing lost in the kernel (a busy machine would make the counts below unknowable): ${JSON.stringify(path.since())}`);
+    const swaps = events.filter((e) => e.type === "swap");
+    assert.equal(swaps.map((e) => e.type === "swap" && [e.segment, e.carried.join()]).sort(), [["dec", "fec"], ["dec", "fec"], ["enc", "fec"], ["enc", "fec"]],
+      "each segment swapped twice, its fec state carried each time");
+    assert.equal(events.filter((e) => e.type === "error"), [], "no state refused");
+    const [enc, dec] = [await segmentStats(proxy, "enc"), await segmentStats(proxy, "dec")];
+    const m = (s: typeof enc, name: string): number => s.stages[0]!.metrics.find((x) => x.name === name)?.value ?? -1;
+    // every complete matrix got its L + D repair packets, but the last one's columns (they go out with the next matrix)
+    const matrices = Math.floor(count / (L * D));
+    assert.is(relay.counts.row.received, matrices * D, "row repair for every row: the matrix in flight survived both swaps");
+    assert.is(relay.counts.column.received, (matrices - 1) * L, "column repair for every matrix but the last");
+    const expected = recoverable({ columns: L, rows: D }, relay.lostMedia(SEQ0), relay.fecGroups(SEQ0));
+    assert.ok(expected.recovered.length > 20, `the seed makes repairable losses (${expected.recovered.length})`);
+    const unrecovered = new Set(expected.unrecovered);
+    const wrong: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const seq = streamSeq(i, SEQ0);
+      const want = unrecovered.has(i) ? 0 : 1;
+      if (sink.copies(seq) !== want) wrong.push(`${i}: ${sink.copies(seq)} copies, want ${want}`);
+      else if (want === 1 && !sink.identical(seq, streamPacket(i, SEQ0))) wrong.push(`${i}: bytes differ`);
+    }
+    assert.equal(wrong, [], "each packet a perfect decoder delivers, once and intact; none it cannot");
+    let last = -1;
+    for (const seq of sink.order) {
+      const i = (seq - SEQ0) & 0xffff;
+      assert.ok(i > last, `in order: ${i} after ${last}`);
+      last = i;
+    }
+    assert.is(m(dec, "swap_lost"), 0, "the decoder's held packets fit the state blob");
+    assert.is(dec.stages[0]!.failures, 0);
+  } finally {
+    tx.close();
+    sink.close();
+    relay.close();
+    await proxy.close();
+  }
+});
+
+test.run();
