@@ -110,6 +110,19 @@ export class Config {
   }
 
   /**
+   * Records an error for each of `keys` this config sets unless it is the root config (`root`):
+   * keys that size what the whole instance shares (a buffer budget) belong to the filter's root
+   * config, not to one segment's.
+   */
+  rootOnly(keys: string[], root: bool): void {
+    if (root) return;
+    for (let i = 0, n = keys.length; i < n; i++) {
+      const key = unchecked(keys[i]);
+      if (this.has(key)) this.fail("config key '" + key + "' can only be set in the filter's root config (filters.<name>.config)");
+    }
+  }
+
+  /**
    * Records "unknown config key '<key>'" for the first key not in `allowed` (nested readers
    * name it as 'outer.inner') and returns false; true if every key is allowed.
    */

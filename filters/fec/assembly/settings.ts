@@ -57,12 +57,7 @@ export class Settings {
    * which may also set ROOT_ONLY_KEYS (read by the caller) and need not be complete.
    */
   apply(cfg: Config, root: bool): void {
-    if (!root) {
-      for (let i = 0; i < ROOT_ONLY_KEYS.length; i++) {
-        const key = ROOT_ONLY_KEYS[i];
-        if (cfg.has(key)) cfg.fail("config key '" + key + "' can only be set in the filter's root config (filters.<name>.config)");
-      }
-    }
+    cfg.rootOnly(ROOT_ONLY_KEYS, root);
     cfg.rejectUnknown(root ? ROOT_KEYS : KEYS);
     if (cfg.has("mode")) {
       const mode = cfg.getString("mode", "");

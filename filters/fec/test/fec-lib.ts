@@ -4,6 +4,8 @@
 // comes out of the output area after its batch).
 import { FilterHarness, buildRtp, type HarnessOptions, type OutputPacket } from "../../../sdk/harness/index.js";
 import { filterWasm } from "../../../test/lib/paths.js";
+import { parseFecPacket, referenceFec as referenceOf, type FecHeader, type ReferenceFec } from "../../../test/lib/fec-wire.js";
+import { groupMembers, recoverable } from "../../../test/lib/fec-recovery.js";
 
 export const SSRC = 0x5eed0001;
 export const COLUMN_LEG = 1;
@@ -49,59 +51,25 @@ export function mediaStream(count: number, seq0 = 1000): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => mediaPacket(i, seq0));
 }
 
-/** A FEC packet read back (plain 12-byte RTP header). */
-export interface Fec {
+/** A FEC packet read back (plain 12-byte RTP header): test/lib/fec-wire.ts's reading, flattened, with its payload. */
+export interface Fec extends Omit<FecHeader, "rtp" | "payloadLength"> {
   readonly seq: number;
   readonly timestamp: number;
   readonly ssrc: number;
   readonly payloadType: number;
   readonly marker: boolean;
-  readonly snBase: number;
-  readonly lengthRecovery: number;
-  readonly e: number;
-  readonly ptRecovery: number;
-  readonly mask: number;
-  readonly tsRecovery: number;
-  readonly n: number;
-  readonly d: number;
-  readonly type: number;
-  readonly index: number;
-  readonly offset: number;
-  readonly na: number;
-  readonly snBaseExt: number;
   readonly payload: Uint8Array;
 }
 
 export function parseFec(b: Uint8Array): Fec {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const f = 12;
-  return {
-    seq: v.getUint16(2), timestamp: v.getUint32(4), ssrc: v.getUint32(8), payloadType: b[1]! & 0x7f, marker: (b[1]! & 0x80) !== 0,
-    snBase: v.getUint16(f), lengthRecovery: v.getUint16(f + 2), e: b[f + 4]! >> 7, ptRecovery: b[f + 4]! & 0x7f,
-    mask: (b[f + 5]! << 16) | (b[f + 6]! << 8) | b[f + 7]!, tsRecovery: v.getUint32(f + 8),
-    n: b[f + 12]! >> 7, d: (b[f + 12]! >> 6) & 1, type: (b[f + 12]! >> 3) & 7, index: b[f + 12]! & 7,
-    offset: b[f + 13]!, na: b[f + 14]!, snBaseExt: b[f + 15]!, payload: b.slice(f + 16),
-  };
+  const h = parseFecPacket(b);
+  if (!h) throw new RangeError(`not a FEC packet (${b.length} bytes)`);
+  const { rtp, payloadLength: _, ...fields } = h;
+  return { ...fields, seq: rtp.seq, timestamp: rtp.timestamp, ssrc: rtp.ssrc, payloadType: rtp.payloadType, marker: rtp.marker, payload: b.slice(12 + 16) };
 }
 
 /** What the FEC packet over `members` must carry (each a plain RTP packet). */
-export function referenceFec(members: readonly Uint8Array[]): { lengthRecovery: number; ptRecovery: number; tsRecovery: number; marker: boolean; payload: Uint8Array } {
-  const longest = Math.max(...members.map((p) => p.length - 12));
-  const payload = new Uint8Array(longest);
-  let lengthRecovery = 0;
-  let ptRecovery = 0;
-  let tsRecovery = 0;
-  let marker = false;
-  for (const p of members) {
-    const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
-    lengthRecovery ^= p.length - 12;
-    ptRecovery ^= p[1]! & 0x7f;
-    tsRecovery = (tsRecovery ^ v.getUint32(4)) >>> 0;
-    marker = marker !== ((p[1]! & 0x80) !== 0);
-    for (let k = 12; k < p.length; k++) payload[k - 12]! ^= p[k]!;
-  }
-  return { lengthRecovery, ptRecovery, tsRecovery, marker, payload };
-}
+export const referenceFec = (group: readonly Uint8Array[]): ReferenceFec => referenceOf(group);
 
 // ---- the perfect decoder ----
 
@@ -111,30 +79,14 @@ export interface Group {
   readonly base: number;
 }
 
-export function members(shape: Shape, g: Group): number[] {
-  return g.row
-    ? Array.from({ length: shape.columns }, (_, k) => g.base + k)
-    : Array.from({ length: shape.rows }, (_, k) => g.base + k * shape.columns);
-}
+export const members = (shape: Shape, g: Group): number[] => groupMembers(shape, { kind: g.row ? "row" : "column", base: g.base });
 
 /**
- * What a perfect iterative row/column decoder rebuilds of `lost` (stream indexes) with the
- * groups whose FEC arrived: each group with exactly one packet missing rebuilds it, which may
- * complete another group, until nothing changes. Returns the indexes it cannot rebuild.
+ * What a perfect iterative row/column decoder cannot rebuild of `lost` (stream indexes) with the
+ * groups whose FEC arrived (test/lib/fec-recovery.ts).
  */
 export function unrecoverable(shape: Shape, lost: Iterable<number>, arrived: readonly Group[]): Set<number> {
-  const missing = new Set(lost);
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const g of arrived) {
-      const gone = members(shape, g).filter((i) => missing.has(i));
-      if (gone.length === 1) {
-        missing.delete(gone[0]!);
-        changed = true;
-      }
-    }
-  }
-  return missing;
+  return new Set(recoverable(shape, lost, arrived.map((g) => ({ kind: g.row ? "row" : "column", base: g.base }))).unrecovered);
 }
 
 // ---- running a stream ----

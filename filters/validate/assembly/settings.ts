@@ -89,12 +89,7 @@ export class Settings {
    * this is the root config, which may also set ROOT_ONLY_KEYS (read by the caller).
    */
   apply(cfg: Config, root: bool): void {
-    if (!root) {
-      for (let i = 0; i < ROOT_ONLY_KEYS.length; i++) {
-        const key = ROOT_ONLY_KEYS[i];
-        if (cfg.has(key)) cfg.fail("config key '" + key + "' can only be set in the filter's root config (filters.<name>.config)");
-      }
-    }
+    cfg.rootOnly(ROOT_ONLY_KEYS, root);
     cfg.rejectUnknown(root ? ROOT_KEYS : KEYS);
     this.probation = <i32>cfg.getInt("probation", this.probation, 0, 255);
     this.maxDropout = <i32>cfg.getInt("maxDropout", this.maxDropout, 1, 65535);
