@@ -141,7 +141,7 @@ export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Sta
     r.tsRecovery = blob.u32();
     const len = <i32>blob.u16();
     const payload = blob.take(len);
-    if (sameShape && base >= low && base <= maxSeq + 16) d.store(base, r, payload, len);
+    if (sameShape && base >= low && base <= maxSeq) d.store(base, r, payload, len); // one ahead of its media is not carried
   }
   lost += readPlaces(d, blob, nowUs, nextOut);
   if (lost > 0) d.counts.add(Count.SwapLost, lost);

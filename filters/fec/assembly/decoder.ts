@@ -29,8 +29,12 @@ import { xorInto } from "./xor";
 
 export const TIMER_WAIT = 0;
 export const TIMER_FLUSH = 1;
-/** A FEC packet may name a group starting this far past the newest media packet (legs race). */
-const FUTURE: i64 = 16;
+/**
+ * FEC packets whose group starts past the newest media packet, kept unlinked until media claims
+ * the group's first place. The legs are sockets of their own: after a stall the host reads each
+ * in turn, and the few FEC packets of a backlog get ahead of its many media packets.
+ */
+const FUTURE_MAX: i32 = 32;
 /** Packets sent on without being kept, remembered so that their places are not taken as lost. */
 const PASSED_MEMORY: i32 = 64;
 
@@ -83,6 +87,9 @@ export class Decoder extends FecContext {
   /** Places whose groups are to be looked at again (each rebuild adds one). */
   private readonly work: usize;
   private workCount: i32 = 0;
+  /** Repair entries kept for groups that start past maxSeq (at most FUTURE_MAX). */
+  private readonly future: StaticArray<i32> = new StaticArray<i32>(FUTURE_MAX);
+  private futureCount: i32 = 0;
 
   started: bool = false;
   /** The newest media packet's extended sequence number (-1: none yet). */
@@ -246,6 +253,7 @@ export class Decoder extends FecContext {
     const col = ring.columnLink(i);
     if (col >= 0 && this.repairs.base(col) != q) this.expire(col);
     ring.claim(i, q, state, now);
+    if (this.futureCount > 0) this.linkFuture(q, i);
   }
 
   /** Older than the ring: very late, or the sender restarted lower (a second one in sequence says so). */
@@ -273,6 +281,7 @@ export class Decoder extends FecContext {
   reset(): void {
     this.ring.clear();
     this.repairs.clear();
+    this.futureCount = 0;
     this.forgetPassed();
     this.started = false;
     this.maxSeq = -1;
@@ -391,7 +400,8 @@ export class Decoder extends FecContext {
     if (!shapeOk) return this.refuse(Count.FecShape, DROP_FEC_SHAPE);
     if (!this.started) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);
     const base = this.extend(r.snBase);
-    if (base < this.lowData() || base > this.maxSeq + FUTURE) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);
+    if (base < this.lowData() || base > this.maxSeq + <i64>(this.ring.size >> 1)) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);
+    if (base > this.maxSeq) return this.keepFuture(base, r, header + <usize>FEC_HEADER_SIZE, fecLen);
     const ring = this.ring;
     const at = ring.place(base);
     const link = r.row ? ring.rowLink(at) : ring.columnLink(at);
@@ -410,6 +420,50 @@ export class Decoder extends FecContext {
     }
     this.release(now, -1);
     return this.passFec ? PASS : TAKE;
+  }
+
+  /** A FEC packet ahead of its media: kept unlinked (its first place is not the group's yet). */
+  private keepFuture(base: i64, r: Recovery, payload: usize, payLen: i32): u32 {
+    const repairs = this.repairs;
+    for (let k = 0; k < this.futureCount; k++) {
+      const e = unchecked(this.future[k]);
+      if (repairs.base(e) == base && repairs.isRow(e) == r.row) {
+        this.counts.add(Count.Duplicates);
+        return DROP_DUPLICATE;
+      }
+    }
+    if (this.futureCount == FUTURE_MAX) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);
+    let e = repairs.findFree();
+    if (e < 0) {
+      e = repairs.oldest();
+      this.expire(e);
+    }
+    repairs.fill(e, base, r, payload, payLen);
+    unchecked(this.future[this.futureCount++] = e);
+    return this.passFec ? PASS : TAKE;
+  }
+
+  /** Links the kept repairs of groups that start at `q` (its place `i` was just claimed). */
+  private linkFuture(q: i64, i: i32): void {
+    const repairs = this.repairs;
+    const ring = this.ring;
+    for (let k = 0; k < this.futureCount; ) {
+      const e = unchecked(this.future[k]);
+      if (repairs.base(e) != q) {
+        k++;
+        continue;
+      }
+      this.unlistFuture(k);
+      const row = repairs.isRow(e);
+      const link = row ? ring.rowLink(i) : ring.columnLink(i);
+      if (link >= 0) this.expire(e); // one came the usual way too
+      else if (row) ring.setRowLink(i, e);
+      else ring.setColumnLink(i, e);
+    }
+  }
+
+  private unlistFuture(k: i32): void {
+    unchecked(this.future[k] = unchecked(this.future[--this.futureCount]));
   }
 
   private refuse(count: Count, reason: u32): u32 {
@@ -442,6 +496,12 @@ export class Decoder extends FecContext {
   /** Frees entry `e` and its link. */
   private drop(e: i32): void {
     const repairs = this.repairs;
+    for (let k = 0; k < this.futureCount; k++) {
+      if (unchecked(this.future[k]) == e) {
+        this.unlistFuture(k);
+        break;
+      }
+    }
     const at = this.ring.place(repairs.base(e));
     if (repairs.isRow(e)) {
       if (this.ring.rowLink(at) == e) this.ring.setRowLink(at, -1);

@@ -39,11 +39,20 @@ async function decoder(c: Case, extra: Record<string, unknown> = {}): Promise<{ 
  * and checks the decoder against the model: every packet but the unrecoverable ones comes out,
  * once, byte-identical, in order; the counters agree.
  */
-async function checkAgainstModel(c: Case, lostMedia: Set<number>, lostFec: Set<number> = new Set(), batch = 16): Promise<{ rebuilt: number; gone: number }> {
+async function checkAgainstModel(c: Case, lostMedia: Set<number>, lostFec: Set<number> = new Set(), batch = 16, fecAhead = 0): Promise<{ rebuilt: number; gone: number }> {
   // The decoder learns the stream from its first packet, and a packet is missing once a later one came.
   assert.ok(!lostMedia.has(0) && !lostMedia.has(c.media.length - 1), "the test keeps the stream's first and last packets");
   const { h, ctx } = await decoder(c);
-  const items = wire(c.media, c.fec, (x) => (x.media !== undefined ? lostMedia.has(x.media) : lostFec.has(c.fec.indexOf(x.fec!))));
+  const sent = wire(c.media, c.fec, (x) => (x.media !== undefined ? lostMedia.has(x.media) : lostFec.has(c.fec.indexOf(x.fec!))));
+  // each FEC packet `fecAhead` places earlier: legs that race (the host reads each socket in turn)
+  const items = [...sent];
+  if (fecAhead > 0) {
+    for (let k = 0; k < items.length; k++) {
+      if (items[k]!.leg === 0) continue;
+      const [f] = items.splice(k, 1);
+      items.splice(Math.max(1, k - fecAhead), 0, f!);
+    }
+  }
   const d = decode(h, ctx, items, batch);
   const out = [...d.out, ...mediaOut(drain(h, ctx))];
   const arrived = c.fec.filter((_, k) => !lostFec.has(k)).map((s) => s.group);
@@ -84,6 +93,14 @@ for (const shape of SHAPES) {
     const burst = new Set(Array.from({ length: L }, (_, k) => 2 * size + 3 + k));
     const square = new Set([3 * size, 3 * size + 1, 3 * size + L, 3 * size + L + 1]);
     for (const lost of [single, burst, square, new Set([...single, ...burst, ...square])]) await checkAgainstModel(c, lost);
+  });
+
+  test(`${label}: FEC ahead of its media by 2 rows (the legs race after a stall): rebuilt as the model says`, async () => {
+    const c = await encoded(shape, 5, 65536 - 2 * size - 3);
+    const single = new Set(Array.from({ length: D }, (_, r) => size + r * L + ((r * 3) % L)));
+    const burst = new Set(Array.from({ length: L }, (_, k) => 2 * size + 3 + k));
+    const { rebuilt } = await checkAgainstModel(c, new Set([...single, ...burst]), new Set(), 16, 2 * L);
+    assert.ok(rebuilt >= L, `rebuilt ${rebuilt}`);
   });
 
   if (shape.rowFec) {
