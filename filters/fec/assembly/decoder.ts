@@ -632,7 +632,13 @@ export class Decoder extends FecContext {
       xorInto(payload, ring.bytes(i) + <usize>ring.payloadOffset(i), have < length ? have : length);
     }
     ring.setPacket(at, REBUILT, RTP_SIZE + length, RTP_SIZE, length);
-    this.counts.add(q < this.nextOut ? Count.Late : Count.Recovered);
+    if (q < this.nextOut) {
+      // its place was given up: it goes on now, out of order, as a late original would
+      this.counts.add(Count.Late);
+      this.emit(at);
+    } else {
+      this.counts.add(Count.Recovered);
+    }
     return true;
   }
 }

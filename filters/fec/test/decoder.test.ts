@@ -190,6 +190,28 @@ test("the release policy: in place while nothing is missing; behind a loss, held
   assert.equal(run(8), { verdict: "pass", out: [] }, "in order again: in place");
 });
 
+test("a repair that comes after its packet was given up sends the packet on at once, out of order (late), never dropped", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: true };
+  const c = await encoded(shape, 3, 200);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 50 });
+  // packet 5 lost; its row's FEC (base 4) held back until after 5 is given up
+  const isRow1 = (f: { group: { row: boolean; base: number } }): boolean => f.group.row && f.group.base === 4;
+  const rowFec = c.fec.find(isRow1)!;
+  const items = wire(c.media.slice(0, 12), c.fec.filter((f) => f.after < 12), (x) => x.media === 5 || (x.fec !== undefined && isRow1(x.fec)));
+  const first = decode(h, ctx, items, 4, 0);
+  const given = mediaOut(h.advanceTime(60_000));
+  assert.is(metric(h, "unrecoverable", ctx), 1, "5 given up");
+  assert.ok(![...first.out, ...given].some((b) => indexOf(seqOf(b), 200) === 5));
+  const late = h.runBatch([{ ctx, bytes: rowFec.bytes, leg: rowFec.leg }]);
+  const sent = mediaOut(late.outputs);
+  assert.equal(sent.map((b) => indexOf(seqOf(b), 200)), [5], "the late repair sends 5 on at once");
+  assert.ok(equalBytes(sent[0]!, c.media[5]!), "byte for byte");
+  assert.is(metric(h, "late", ctx), 1);
+  const original = h.runBatch([{ ctx, bytes: c.media[5]!, leg: 0 }]);
+  assert.is(original.packets[0]!.reasonName, "filter_256", "the original after it is the duplicate");
+});
+
 test("a repair that unblocks more packets than the output area holds (64): the rest follow from a timer, in order", async () => {
   const shape = { columns: 10, rows: 10, rowFec: false };
   const c = await encoded(shape, 3, 60000);
