@@ -37,6 +37,9 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg's port clashes with another segment", base({ segments: [seg({ legs: [{ name: "col", portOffset: 2, send: false }] }), seg({ name: "s2", listen: { address: "127.0.0.1", port: 5006 } })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.legs\[0\] \(col\) listen/],
   ["a leg clashes with its own segment's RTCP", base({ segments: [seg({ legs: [{ name: "col", portOffset: 1, send: false }] })] }), /segments\[0\]\.legs\[0\] \(col\) listen: port already used by segments\[0\]\.listen\.port \(RTCP/],
   ["an IPv6 leg destination of an IPv4 segment", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: [{ address: "::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.destinations\[0\]\.address: IPv6, but leg 'b' sends from IPv4/],
+  ["a leg named media", base({ segments: [seg({ legs: [{ name: "media", portOffset: 2 }] })] }), /segments\[0\]\.legs\[0\]\.name: 'media' is leg 0's name/],
+  ["a leg that does nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, send: false }] })] }), /segments\[0\]\.legs\[0\]: a leg that neither receives nor sends/],
+  ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
 ];
 

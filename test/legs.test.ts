@@ -8,6 +8,8 @@ import { fixture } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { bindUdp, freePortRun, indexedRtp, Sink, sinksAt, waitFor } from "./lib/udp.js";
 import { DropWatch } from "./lib/kernel-drops.js";
+import { readdirSync } from "node:fs";
+import { openSegmentSockets } from "../runtime/dataplane/segment-sockets.js";
 
 const test = suite("legs");
 const LO = "127.0.0.1";
@@ -67,7 +69,7 @@ test("a leg of its own addresses (a second path): listen, egress and destination
   const txB = await bindUdp(0, "127.0.0.2");
   const { proxy } = await startProxy({
     segments: [{ name: "dual", listen: { address: LO, port: listenA }, destinations: [{ address: LO, port: d }],
-      legs: [{ name: "path-b", listen: { address: "127.0.0.2", port: listenB }, egress: { address: "127.0.0.3", port: 0 },
+      legs: [{ name: "path-b", listen: { address: "127.0.0.2", port: listenB }, source: { address: "127.0.0.2" }, egress: { address: "127.0.0.3", port: 0 },
         destinations: [{ address: "127.0.0.3", port: pathB.port }] }] }],
   });
   try {
@@ -88,30 +90,35 @@ test("a leg of its own addresses (a second path): listen, egress and destination
   }
 });
 
-test("a leg that only receives has nowhere to send; a second sender on a latched leg is refused; both counted", async () => {
+test("a leg hears only the media's sender: nothing before the media latches, no one else after, even while the media may still re-learn", async () => {
   const listen = await freePortRun(4);
   const { base: d, sinks: [media, fec] } = await sinksAt([0, 2]);
-  const first = await bindUdp();
+  const sender = await bindUdp();
+  const senderFec = await bindUdp();
   const intruder = await bindUdp(0, "127.0.0.5");
   const { proxy } = await startProxy({
     segments: [{ name: "strip", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: d }],
-      source: { learnMs: 0 }, legs: [{ name: "fec-column", portOffset: 2, send: false }] }],
+      legs: [{ name: "fec-column", portOffset: 2, send: false }] }], // source.learnMs: the default 3 s
   });
+  const refused = async (): Promise<number> => (await segmentStats(proxy, "strip")).drops.host_source_refused ?? 0;
   try {
-    for (let i = 0; i < 10; i++) first.send(indexedRtp(i), listen + 2, LO);
-    await waitFor(async () => (await segmentStats(proxy, "strip")).drops.host_no_destination === 10, 5000, "the leg's packets refused");
-    for (let i = 0; i < 10; i++) intruder.send(indexedRtp(100 + i), listen + 2, LO);
-    await waitFor(async () => (await segmentStats(proxy, "strip")).drops.host_source_refused === 10, 5000, "the intruder refused");
+    for (let i = 0; i < 5; i++) intruder.send(indexedRtp(100 + i), listen + 2, LO);
+    await waitFor(async () => (await refused()) === 5, 5000, "FEC before any media refused");
+    sender.send(indexedRtp(0), listen, LO);
+    await waitFor(() => media!.received === 1, 5000, "the media latches its sender");
+    for (let i = 0; i < 10; i++) senderFec.send(indexedRtp(i), listen + 2, LO);
+    await waitFor(async () => (await segmentStats(proxy, "strip")).drops.host_no_destination === 10, 5000, "the sender's FEC taken, with nowhere to go (send: false)");
+    for (let i = 0; i < 10; i++) intruder.send(indexedRtp(200 + i), listen + 2, LO);
+    await waitFor(async () => (await refused()) === 15, 5000, "the intruder refused within the media's learning window");
     const seg = await segmentStats(proxy, "strip");
-    assert.is(seg.legs[1]!.packetsIn, 20);
+    assert.is(seg.legs[1]!.packetsIn, 25);
     assert.is(seg.legs[1]!.packetsOut, 0);
+    assert.is(seg.ports.legs[0]!.sender, `${LO}:${senderFec.address().port}`);
     assert.is(seg.ports.legs[0]!.egress, null, "no egress socket for a leg that does not send");
-    assert.is(media!.received + fec!.received, 0);
+    assert.is(fec!.received, 0);
   } finally {
-    media!.close();
-    fec!.close();
-    first.close();
-    intruder.close();
+    for (const s of [media!, fec!]) s.close();
+    for (const s of [sender, senderFec, intruder]) s.close();
     await proxy.close();
   }
 });
@@ -143,6 +150,26 @@ test("a filter sends on a leg; a reload that moves the leg's destinations keeps 
     for (const s of [...a.sinks, ...b.sinks]) s.close();
     tx.close();
     await proxy.close();
+  }
+});
+
+test("a segment whose leg port is taken is refused by name and leaks no descriptor, however often it is tried", async () => {
+  const listen = await freePortRun(4);
+  const squatter = await bindUdp(listen + 2);
+  const config = validateProxyConfig({ segments: [{ name: "taken", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }],
+    legs: [{ name: "fec-column", portOffset: 2, send: false }] }] });
+  const fds = (): number => readdirSync("/proc/self/fd").length;
+  try {
+    const before = fds();
+    for (let k = 0; k < 20; k++) {
+      await openSegmentSockets(config.segments[0]!, 1 << 16).then(
+        () => assert.unreachable("the port is taken"),
+        (err: Error) => assert.match(err.message, /segment 'taken': cannot bind leg 'fec-column' listen 127\.0\.0\.1:\d+/),
+      );
+    }
+    assert.is(fds(), before, "every socket of a failed open is closed");
+  } finally {
+    squatter.close();
   }
 });
 

@@ -68,6 +68,8 @@ const leg = z.strictObject({
   listen: z.strictObject({ address: address.optional(), port }).optional(),
   /** Whether the leg binds a listen socket at all (an encoder's repair legs only send). */
   receive: z.boolean().default(true),
+  /** The leg's sender, when it is not the media's (a second path from another address); default: the media's latched sender. */
+  source: z.strictObject({ address }).optional(),
   /** Where the leg sends, instead of each destination at port + portOffset. */
   destinations: z.array(z.strictObject({ address, port })).min(1).optional(),
   /** The local address (and port) the leg sends from; default the segment's egress address, a port the kernel picks. */
@@ -212,7 +214,10 @@ function legProblems(seg: SegmentConfig, at: string, egressFamily: number): stri
   seg.legs.forEach((l, k) => {
     const where = `${at}.legs[${k}]`;
     if (names.has(l.name)) problems.push(`${where}.name: duplicate leg name '${l.name}'`);
+    if (l.name === "media") problems.push(`${where}.name: 'media' is leg 0's name (the segment's own port)`);
     names.add(l.name);
+    if (!l.receive && !l.send) problems.push(`${where}: a leg that neither receives nor sends does nothing (receive and send are both false)`);
+    if (l.portOffset === 1 && !seg.rtcpMux) problems.push(`${where}.portOffset: port + 1 is RTCP's (without rtcpMux); FEC uses 2 and 4`);
     if (l.receive && l.listen === undefined && l.portOffset === undefined) problems.push(`${where}: a receiving leg needs listen or portOffset (or receive: false)`);
     if (l.send && l.destinations === undefined && l.portOffset === undefined) problems.push(`${where}: a sending leg needs destinations or portOffset (or send: false)`);
     const listen = legListen(seg, l);

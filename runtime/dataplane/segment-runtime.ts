@@ -13,9 +13,13 @@ import { RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
 import { allSockets, closeSockets, legDestinations, type SegmentSockets } from "./segment-sockets.js";
 import { SourceGate } from "./source-gate.js";
 
-/** A leg's sender is admitted by address, each leg latching its own port (FEC legs are sent from sockets of their own). */
-function legGateConfig(config: SegmentConfig): SegmentConfig {
-  return { ...config, source: { ...config.source, port: undefined, rtcpPort: undefined } };
+/**
+ * A leg's gate: the leg's own sender address when its config names one, else the segment's
+ * allowed address; each leg latches its own port (FEC legs are sent from sockets of their own).
+ */
+function legGateConfig(config: SegmentConfig, leg: number): SegmentConfig {
+  const address = config.legs[leg]?.source?.address ?? config.source.address;
+  return { ...config, source: { ...config.source, address, port: undefined, rtcpPort: undefined } };
 }
 
 /** RFC 5761 section 4: with RTCP multiplexed on the RTP port, RTCP packet types are 192-223. */
@@ -68,7 +72,7 @@ export class SegmentRuntime {
     this.ingressRtcpSends = new SendTracker(ring, undefined, failed);
     this.egressRtpSends = new SendTracker(ring, undefined, failed);
     this.egressRtcpSends = new SendTracker(ring, undefined, failed);
-    this.legGates = config.legs.map(() => new SourceGate(legGateConfig(config)));
+    this.legGates = config.legs.map((_, k) => new SourceGate(legGateConfig(config, k)));
     this.legSends = config.legs.map(() => new SendTracker(ring, undefined, failed));
     this.legTargets = config.legs.map((l) => legDestinations(config, l));
     const mux = config.rtcpMux;
@@ -132,7 +136,7 @@ export class SegmentRuntime {
     this.legTargets = targets;
     this.config = config;
     this.gate.update(config);
-    for (const g of this.legGates) g.update(legGateConfig(config));
+    this.legGates.forEach((g, k) => g.update(legGateConfig(config, k)));
   }
 
   /** Sends what is waiting; called before a chain swap so that no packet sees half of each chain. */
@@ -189,11 +193,22 @@ export class SegmentRuntime {
     stats.bytesIn += msg.length;
     stats.legPacketsIn[leg]++;
     const nowMs = performance.now();
-    if (!this.legGates[leg - 1]!.admitSender(rinfo.address, rinfo.port, false, nowMs)) {
+    if (!this.legSenderKnown(leg, rinfo.address) || !this.legGates[leg - 1]!.admitSender(rinfo.address, rinfo.port, false, nowMs)) {
       stats.drops.add(DropReason.HostSourceRefused);
       return;
     }
     this.enqueue(msg, rinfo, rinfo.family === "IPv6" ? PacketFlag.Ipv6 : 0, leg, nowMs);
+  }
+
+  /**
+   * Whether a leg's packet comes from an address the leg may hear: the one its config (or the
+   * segment's `source`) names, else the media's latched sender. Without that, anyone could latch
+   * an FEC leg first and feed the decoder repair of their own making.
+   */
+  private legSenderKnown(leg: number, address: string): boolean {
+    if (this.config.legs[leg - 1]?.source?.address !== undefined || this.config.source.address !== undefined) return true; // the gate checks it
+    const media = this.gate.rtp;
+    return media !== null && media.address === address;
   }
 
   private receive(msg: Buffer, rinfo: RemoteInfo, flags: number, fromSender: boolean): void {
@@ -201,7 +216,7 @@ export class SegmentRuntime {
     const stats = this.stats;
     stats.packetsIn++;
     stats.bytesIn += msg.length;
-    stats.legPacketsIn[0]++;
+    if (fromSender && (flags & PacketFlag.Rtcp) === 0) stats.legPacketsIn[0]++; // per leg: media downstream, as legPacketsOut
     const rtcp = (flags & PacketFlag.Rtcp) !== 0;
     if (rtcp) stats.rtcpIn++;
     const nowMs = performance.now();

@@ -9,7 +9,10 @@ import { legListen, type LegConfig, type SegmentConfig } from "../config/proxy-c
 async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
   const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", ipv6Only: isIPv6(address) });
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
+    const onError = (err: Error): void => {
+      socket.close(); // a socket that failed to bind still holds a descriptor
+      reject(err);
+    };
     socket.once("error", onError);
     socket.bind(port, address, () => {
       socket.off("error", onError);
@@ -49,7 +52,7 @@ async function bindPinned(address: string, receiveBuffer: number): Promise<Socke
 function connectSocket(socket: Socket, port: number, address: string): Promise<boolean> {
   return new Promise((resolve) => {
     try {
-      socket.connect(port, address, () => resolve(true));
+      socket.connect(port, address, (err?: Error) => resolve(!err)); // a failed connect (no route yet) leaves it unconnected
     } catch {
       resolve(false);
     }
