@@ -46,6 +46,8 @@ export interface Leg {
   destinations: Endpoint[];
   egress: Endpoint | null;
   send?: boolean;
+  /** "" (or absent): the leg hears the media's sender; else its own sender's address. */
+  sourceAddress?: string;
 }
 export interface FilterRef { name: string; version: string; sha256: string; size: number; pushedAtMs: number }
 

@@ -41,6 +41,7 @@ export function legInput(l: Leg, at: string, issues: string[]): LegInput {
     out.egress = { address: l.egress!.address, port: l.egress!.port };
   }
   if (l.send !== undefined) out.send = l.send;
+  if (l.sourceAddress) out.source = { address: l.sourceAddress };
   return out;
 }
 
@@ -58,5 +59,6 @@ export function legRecord(l: Leg): Leg {
     destinations: l.destinations.map(endpointCopy),
     egress: isEmptyEndpoint(l.egress) ? null : endpointCopy(l.egress!),
     send: l.send ?? true,
+    ...(l.sourceAddress ? { sourceAddress: l.sourceAddress } : {}),
   };
 }

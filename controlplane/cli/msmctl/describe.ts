@@ -45,6 +45,7 @@ function legText(seg: Segment, l: Leg): string {
   let receives = "receives nothing";
   if (l.receive !== false && l.listen) receives = `receives on ${hostPort(l.listen.address || (seg.listen?.address ?? "?"), l.listen.port)}`;
   else if (l.receive !== false && offset !== undefined && seg.listen) receives = `receives on ${hostPort(seg.listen.address, seg.listen.port + offset)} (listen port + ${offset})`;
+  if (l.receive !== false && l.sourceAddress) receives += ` from ${l.sourceAddress}`;
   let sends = "sends nothing";
   if (l.send !== false && l.destinations.length > 0) sends = `sends to ${l.destinations.map((d) => endpoint(d)).join(", ")}`;
   else if (l.send !== false) sends = `sends to ${seg.destinations.map((d) => hostPort(d.address, d.port + (offset ?? 0))).join(", ")} (destination ports + ${offset})`;

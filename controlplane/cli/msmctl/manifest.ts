@@ -234,6 +234,7 @@ function toLeg(l: LegManifest): Leg {
     destinations: (l.destinations ?? []).map(endpoint),
     egress: l.egress ? endpoint(l.egress) : null,
     send: l.send,
+    ...(l.source ? { sourceAddress: l.source.address } : {}),
   };
 }
 
@@ -246,6 +247,7 @@ function legManifest(l: Leg): Record<string, unknown> {
   if (l.destinations.length > 0) out.destinations = l.destinations.map((d) => ({ address: d.address, port: d.port }));
   if (l.egress) out.egress = l.egress.port ? { address: l.egress.address, port: l.egress.port } : { address: l.egress.address };
   if (l.send === false) out.send = false;
+  if (l.sourceAddress) out.source = { address: l.sourceAddress };
   return out;
 }
 
