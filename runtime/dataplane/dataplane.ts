@@ -262,6 +262,7 @@ export class DataPlane {
         const live = stage.live;
         if (!live) continue;
         let blob: Uint8Array | undefined;
+        live.setClock(performance.now() * 1000, Date.now() * 1000);
         try {
           blob = live.exportState(stage.ctx);
         } catch {
@@ -406,6 +407,7 @@ export class DataPlane {
   }
 
   private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance, ctx: number): Uint8Array | undefined {
+    from.setClock(performance.now() * 1000, Date.now() * 1000);
     try {
       return from.exportState(ctx);
     } catch (err) {

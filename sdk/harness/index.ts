@@ -194,11 +194,14 @@ export class FilterHarness {
     return this.instance.metrics.definitions.map((d) => d.name);
   }
 
+  /** msm_state_export at the harness clock (as the proxy, which sets the clock first). */
   exportState(ctx: number): Uint8Array | undefined {
+    this.instance.setClock(this.clockUs, Date.now() * 1000);
     return this.instance.exportState(ctx);
   }
 
   importState(ctx: number, blob: Uint8Array): { ok: boolean; reason: string } {
+    this.instance.setClock(this.clockUs, Date.now() * 1000);
     return this.instance.importState(ctx, blob);
   }
 

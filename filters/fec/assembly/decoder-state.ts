@@ -28,7 +28,7 @@ const MAX_SPAN: i64 = 1 << 12;
 
 const scratch = new Recovery();
 
-export function writeDecoderState(d: Decoder, out: StateWriter): Status {
+export function writeDecoderState(d: Decoder, out: StateWriter, nowUs: i64): Status {
   out.u32(STATE_MAGIC);
   out.u16(STATE_VERSION);
   out.u8(KIND_DECODER);
@@ -48,7 +48,7 @@ export function writeDecoderState(d: Decoder, out: StateWriter): Status {
     const i = ring.place(q);
     const keepRoom = (held - 1 - k) * PLACE_RECORD + 8;
     const withBytes = ring.hasBytes(i) && out.remaining >= PLACE_RECORD + ring.length(i) + keepRoom;
-    writePlace(out, d, i, withBytes);
+    writePlace(out, d, i, withBytes, nowUs);
   }
   // Repairs waiting, as far as they fit.
   const repairs = d.repairs;
@@ -78,17 +78,19 @@ export function writeDecoderState(d: Decoder, out: StateWriter): Status {
     const i = ring.place(q);
     if (!ring.holds(i, q) || !ring.hasBytes(i)) continue;
     if (out.remaining < PLACE_RECORD + ring.length(i)) break;
-    writePlace(out, d, i, true);
+    writePlace(out, d, i, true, nowUs);
     sent++;
   }
   if (sentAt != 0) store<u32>(sentAt, sent);
   return Status.Ok;
 }
 
-function writePlace(out: StateWriter, d: Decoder, i: i32, withBytes: bool): void {
+/** One place; its time as an age (the clock is the worker's: a restarted worker's starts again). */
+function writePlace(out: StateWriter, d: Decoder, i: i32, withBytes: bool, nowUs: i64): void {
   const ring = d.ring;
   out.u64(<u64>ring.ext(i));
-  out.u64(<u64>ring.since(i));
+  const age = nowUs - ring.since(i);
+  out.u64(<u64>(age > 0 ? age : 0));
   out.u8(ring.state(i));
   out.u8(withBytes ? 1 : 0);
   out.u16(<u16>ring.length(i));
@@ -158,7 +160,8 @@ function readPlaces(d: Decoder, blob: StateReader, nowUs: i64, heldFrom: i64): i
   let lost = 0;
   for (let k = 0; k < n; k++) {
     const ext = <i64>blob.u64();
-    const since = <i64>blob.u64();
+    const age = <i64>blob.u64();
+    const since = nowUs - (age >= 0 && age < 3_600_000_000 ? age : 0);
     const state = blob.u8();
     const withBytes = blob.u8() != 0;
     const len = <i32>blob.u16();

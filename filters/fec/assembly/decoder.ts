@@ -13,7 +13,7 @@
 // FEC before the row's last packet, which must not be "rebuilt" before it comes.
 import {
   MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, StateReader, StateWriter, storeBe16, storeBe32,
-  timerCancel, timerSet,
+  nowUs, timerCancel, timerSet,
 } from "../../../sdk/assembly";
 import { CHUNK_SIZE, giveBack, take } from "./chunks";
 import { FecContext, PASS, TAKE, currentCall } from "./context";
@@ -170,7 +170,7 @@ export class Decoder extends FecContext {
   }
 
   exportState(out: StateWriter): Status {
-    return writeDecoderState(this, out);
+    return writeDecoderState(this, out, nowUs());
   }
 
   importState(blob: StateReader, nowUs: i64): Status {

@@ -148,6 +148,24 @@ test("decoder: more held than the blob holds: the rest comes back missing (swap_
   assert.is(got.length + metric(b.h, "unrecoverable", b.ctx), media.length, "every other packet is out or counted");
 });
 
+test("decoder: a worker restarted meanwhile (its clock starts again) still gives up a missing packet maxDelayMs after it went missing", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: false };
+  const media = mediaStream(8, 500);
+  const config = { mode: "decode", ...shape, maxDelayMs: 100 };
+  const old = await loadFec({ startUs: 5_000_000_000 });
+  const ctx = old.createContext(config);
+  old.runBatch([0, 1, 3].map((i) => ({ ctx, bytes: media[i]!, leg: 0 }))); // 2 went missing when 3 came
+  old.advanceTime(40_000);
+  const blob = old.exportState(ctx)!;
+  const fresh = await loadFec({ startUs: 1_000_000 }); // a new worker: performance.now() from near 0
+  const nctx = fresh.createContext(config);
+  assert.equal(fresh.importState(nctx, blob), { ok: true, reason: "" });
+  assert.equal(mediaOut(fresh.advanceTime(59_000)), [], "60 ms left to wait, not yet");
+  const out = mediaOut(fresh.advanceTime(2_000)).map((b) => indexOf(seqOf(b), 500));
+  assert.equal(out, [3], "2 given up 100 ms after it went missing, across the restart; 3 goes on");
+  assert.is(metric(fresh, "unrecoverable", nctx), 1);
+});
+
 test("blobs this version does not know are refused (BadState) and the context starts fresh", async () => {
   const h = await loadFec();
   const enc = h.createContext({ mode: "encode", columns: 4, rows: 4 });
