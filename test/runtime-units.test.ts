@@ -6,6 +6,7 @@
 // These parts are internal to the runtime, so this file imports them where they live, as
 // bench/chain-bench.ts does.
 import * as assert from "uvu/assert";
+import { readFile } from "node:fs/promises";
 import { TokenBucket } from "../runtime/chain/budget.js";
 import { ChainRunner } from "../runtime/chain/chain-runner.js";
 import {
@@ -17,7 +18,7 @@ import { EgressRing, RING_SLOT_SIZE, SendTracker } from "../runtime/dataplane/eg
 import { checkArena, dropReasonName, FilterFailure } from "../runtime/index.js";
 import {
   AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_HEADROOM, AH_MAGIC, AH_OUT_CAPACITY, AH_OUT_SLOT_BASE, AH_OUT_TABLE,
-  AH_SCRATCH, AH_SCRATCH_SIZE, AH_SLOT_BASE, AH_SLOT_SIZE, ARENA_MAGIC, Dest, DropReason, MAX_FILTER_DROP_REASONS, PacketFlag,
+  ABI_VERSION_EXPORT, AH_SCRATCH, AH_SCRATCH_SIZE, AH_SLOT_BASE, AH_SLOT_SIZE, ARENA_MAGIC, Dest, DropReason, MAX_FILTER_DROP_REASONS, PacketFlag,
 } from "../sdk/abi/constants.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
@@ -27,7 +28,7 @@ const HOSTILE: FilterSpec = { name: "hostile", path: fixture("hostile") };
 
 /** The hostile fixture's commands (see its header). */
 const Cmd = {
-  drop: 0xc1, verdict: 0xc2, move: 0xc3, outCount: 0xc4, emit: 0xc5, emitOther: 0xc6, emitBroken: 0xc7, report: 0xcb, trap: 0xcc,
+  drop: 0xc1, verdict: 0xc2, move: 0xc3, outCount: 0xc4, emit: 0xc5, emitOther: 0xc6, emitBroken: 0xc7, report: 0xcb, trap: 0xcc, setLeg: 0xcd,
 } as const;
 
 /** Packet `i` (its key, at offset 12, is i) carrying a command with arguments A and B. */
@@ -224,6 +225,23 @@ runner("drop reasons: shared codes the ABI names pass, host codes, unknown codes
     assert.ok(labels.length <= named + MAX_FILTER_DROP_REASONS + 1, `${labels.length} labels`);
     assert.ok(labels.every((l) => !l.startsWith("host_") || l === "host_bad_reason"), `no forged host reason: ${labels.join(",")}`);
     assert.equal(rig.segment.drops.toJSON(), stage.stats.drops.toJSON(), "the segment counts what the stage counts");
+  }));
+
+runner("a filter moves a batch packet to another leg; a leg past the ABI's is refused; a 1.1 module's port offset is refused, not sent to the media port", () =>
+  withRig(async (rig) => {
+    const stage = await rig.stage();
+    const moved = rig.run([stage], [command(1, Cmd.setLeg, 1), command(2, Cmd.setLeg, 256 + 8), command(3, Cmd.setLeg, 0)]);
+    assert.equal(moved.map((o) => [o.key & 0xff, o.leg]), [[1, 1], [3, 0]], "leg 1 kept; leg 8 refused");
+    assert.is(drops(stage, DropReason.HostBadDescriptor), 1);
+    for (const [abi, refused] of [["msm_abi_version_1_2", 0], ["msm_abi_version_1_1", 1]] as const) {
+      const bytes = Buffer.from(await readFile(fixture("hostile")));
+      bytes.write(abi, bytes.indexOf(ABI_VERSION_EXPORT), "latin1");
+      const st = rig.attach(await rig.slot({ name: `hostile-${abi}`, bytes: new Uint8Array(bytes) }));
+      const bad0 = drops(st, DropReason.HostBadDescriptor);
+      const out = rig.run([st], [command(4, Cmd.emit, Dest.Forward, 2 << 16)]); // leg 0, port offset 2
+      assert.is(out.filter((o) => (o.flags & PacketFlag.Generated) !== 0).length, 1 - refused, abi);
+      assert.is(drops(st, DropReason.HostBadDescriptor) - bad0, refused, abi);
+    }
   }));
 
 runner("output descriptors: only known dests, legs below 8, the own slot and the own context", () =>

@@ -222,7 +222,7 @@ export class ChainRunner {
       const offset = inst.outputOffset(j);
       const dest = inst.outputDest(j);
       const leg = inst.outputLeg(j);
-      if (offset < 0 || output.full || inst.outputContext(j) !== stage.ctx || !validOutput(dest, leg)) {
+      if (offset < 0 || output.full || inst.outputContext(j) !== stage.ctx || !validOutput(dest, leg) || !inst.outputPortFieldClear(j)) {
         stats.drops.add(DropReason.HostBadDescriptor);
         segment.drops.add(DropReason.HostBadDescriptor);
         continue;

@@ -291,6 +291,14 @@ export class FilterInstance {
     return this.view.getUint8(this.arena.outTable + j * DESC_SIZE + D_DEST);
   }
 
+  /**
+   * Whether output j's bytes 20-21 are 0. ABI 1.1 put a port offset there (FEC: 2, 4); 1.2 sends
+   * by leg instead, so a 1.1 module's offset would quietly land on the media port: refused.
+   */
+  outputPortFieldClear(j: number): boolean {
+    return this.source.abiMinor >= 2 || this.view.getUint16(this.arena.outTable + j * DESC_SIZE + D_PORT, true) === 0;
+  }
+
   outputLeg(j: number): number {
     return this.view.getUint8(this.arena.outTable + j * DESC_SIZE + D_LEG);
   }
