@@ -44,8 +44,8 @@ export interface FecCell {
   readonly jsEncodeNs: number;
   /** The filter's own share of encoding (stage less noop). */
   readonly encodeFilterNs: number;
-  /** ns per packet rebuilt: (decode with loss - decode without) x packets / rebuilt. */
-  readonly recoveryNs: number;
+  /** ns per packet rebuilt: (decode with loss - decode without) x packets / rebuilt; null when the difference is lost in the noise (negative). */
+  readonly recoveryNs: number | null;
   /** Repair bytes / media bytes on the wire (RTP headers included). */
   readonly overhead: number;
 }
@@ -231,7 +231,7 @@ export async function runFec(o: FecOptions): Promise<FecResult> {
           noopNs: round(m(samples.noop), 1),
           jsEncodeNs: round(m(samples.js), 1),
           encodeFilterNs: round(m(samples.encode) - m(samples.noop), 1),
-          recoveryNs: rebuiltPerPass > 0 ? round(((decodeLossNs - decodeNs) * mediaCount) / rebuiltPerPass, 0) : 0,
+          recoveryNs: rebuiltPerPass > 0 && decodeLossNs > decodeNs ? round(((decodeLossNs - decodeNs) * mediaCount) / rebuiltPerPass, 0) : null,
           overhead: round(repairBytes / mediaBytes, 4),
         });
       }

@@ -37,21 +37,24 @@ test("FEC-style legs at +2 and +4: each leg's packets arrive on its port and lea
     }
     const expected = [n, n / 5, n / 10];
     await waitFor(() => media!.received + col!.received + row!.received >= n + n / 5 + n / 10 - kernel.since().total, 5000, "every leg's packets");
-    assert.is(kernel.since().total, 0, "nothing lost in the kernel (the counts below are exact)");
-    assert.equal([media!.received, col!.received, row!.received], expected, "each flow stays on its leg");
-    assert.ok([...col!.keys.keys()].every((k) => k >= 1000 && k < 2000), "only column packets at + 2");
+    // a busy machine may drop in a socket's queue: each leg's count is exact once those are added back
+    const k = kernel.since().byPort;
+    const lost = (port: number): number => k[port] ?? 0;
+    const offsets = [0, 2, 4];
+    assert.equal([media!, col!, row!].map((s, j) => s.received + lost(listen + offsets[j]!) + lost(d + offsets[j]!)), expected, "each flow stays on its leg");
+    assert.ok([...col!.keys.keys()].every((key) => key >= 1000 && key < 2000), "only column packets at + 2");
     const seg = await segmentStats(proxy, "fec");
-    assert.equal(seg.legs, [
-      { name: "media", packetsIn: n, packetsOut: n },
-      { name: "fec-column", packetsIn: n / 5, packetsOut: n / 5 },
-      { name: "fec-row", packetsIn: n / 10, packetsOut: n / 10 },
-    ]);
+    assert.equal(seg.legs.map((l) => l.name), ["media", "fec-column", "fec-row"]);
+    seg.legs.forEach((l, j) => {
+      assert.is(l.packetsIn + lost(listen + offsets[j]!), expected[j], `${l.name} in`);
+      assert.is(l.packetsOut, l.packetsIn, `${l.name} out: one destination`);
+    });
     assert.equal(seg.ports.legs.map((l) => [l.name, l.listen, l.egressConnected]), [["fec-column", listen + 2, true], ["fec-row", listen + 4, true]]);
     assert.is(seg.ports.legs[0]!.sender, `${LO}:${tx.col.address().port}`, "each leg latches its own sender port");
     assert.is(col!.packets.length, 0);
     const metrics = await httpGet(admin.port, "/metrics");
-    assert.match(metrics, /^msm_segment_leg_packets_in_total\{segment="fec",leg="fec-row"\} 5$/m);
-    assert.match(metrics, /^msm_segment_leg_packets_out_total\{segment="fec",leg="media"\} 50$/m);
+    assert.match(metrics, new RegExp(`^msm_segment_leg_packets_in_total\\{segment="fec",leg="fec-row"\\} ${seg.legs[2]!.packetsIn}$`, "m"));
+    assert.match(metrics, new RegExp(`^msm_segment_leg_packets_out_total\\{segment="fec",leg="media"\\} ${seg.legs[0]!.packetsOut}$`, "m"));
   } finally {
     for (const s of [media, col, row]) s!.close();
     for (const s of Object.values(tx)) s.close();

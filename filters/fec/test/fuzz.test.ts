@@ -111,7 +111,8 @@ for (const shape of [
     const dropped = [...counts].filter(([v]) => v !== "pass" && v !== "hold").reduce((n, [, c]) => n + c, 0);
     assert.ok(dropped > PACKETS / 20, `bad input was dropped, counted: ${seen}`);
 
-    // The same context decodes a clean stream with loss afterwards, as the model says.
+    // The fuzzed instance (a new context in it: the old one is drained, which ends a context)
+    // decodes a clean stream with loss afterwards, as the model says.
     drain(h, ctx);
     const seqB = (seqShift + 20000) & 0xffff;
     const clean = mediaStream(4 * shape.columns * shape.rows + 5, seqB);
