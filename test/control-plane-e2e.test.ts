@@ -43,8 +43,9 @@ ${chain}
 `;
 }
 
-test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a refused chain is NACKed and shown", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "msm-e2e-"));
+/** A control plane (file store, mTLS), an operator's msmctl environment, and one agent with its proxy. */
+async function startMesh(prefix: string, admin?: { address: string; port: number }) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const pki = createPki(join(dir, "pki"));
   const cp = await startControlPlane({
     listen: "127.0.0.1:0", store: `file:${join(dir, "store")}`, trustDomain: "msm.test", name: "cp-1",
@@ -54,8 +55,13 @@ test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a
   const env = { MSM_SERVER: `127.0.0.1:${cp.port}`, MSM_TLS_CA: op.ca, MSM_TLS_CERT: op.cert, MSM_TLS_KEY: op.key };
   const agent = await startAgent({
     controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "edge-1", stateDir: join(dir, "state"),
-    tls: pki.issue("edge-1", "spiffe://msm.test/proxy/edge-1"),
+    tls: pki.issue("edge-1", "spiffe://msm.test/proxy/edge-1"), ...(admin && { admin }),
   });
+  return { dir, pki, cp, env, agent };
+}
+
+test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a refused chain is NACKed and shown", async () => {
+  const { dir, pki, cp, env, agent } = await startMesh("msm-e2e-");
   const listen = await freePortPair();
   const sink = await Sink.open();
   const tx = await bindUdp();
@@ -147,18 +153,7 @@ interface LegPorts { name: string; listen: number | null; egress: number | null 
 interface StatsBody { segments: { name: string; ports: { legs: LegPorts[] }; legs: { name: string; packetsIn: number; packetsOut: number }[] }[] }
 
 test("msmctl apply of a segment with two FEC legs: the agent's proxy binds their ports (/stats ports.legs) and forwards each leg to the destination's port + offset; a bad leg is refused naming the field, and nothing changes", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "msm-e2e-legs-"));
-  const pki = createPki(join(dir, "pki"));
-  const cp = await startControlPlane({
-    listen: "127.0.0.1:0", store: `file:${join(dir, "store")}`, trustDomain: "msm.test", name: "cp-1",
-    tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), log: () => {},
-  });
-  const op = pki.issue("op", "spiffe://msm.test/admin/alice");
-  const env = { MSM_SERVER: `127.0.0.1:${cp.port}`, MSM_TLS_CA: op.ca, MSM_TLS_CERT: op.cert, MSM_TLS_KEY: op.key };
-  const agent = await startAgent({
-    controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "edge-1", stateDir: join(dir, "state"),
-    tls: pki.issue("edge-1", "spiffe://msm.test/proxy/edge-1"), admin: { address: "127.0.0.1", port: 0 },
-  });
+  const { dir, cp, env, agent } = await startMesh("msm-e2e-legs-", { address: "127.0.0.1", port: 0 });
   const listen = await freePortRun(5);
   const sinkBase = await freePortRun(5);
   const sinks = [await Sink.open(sinkBase), await Sink.open(sinkBase + 2), await Sink.open(sinkBase + 4)];
