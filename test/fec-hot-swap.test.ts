@@ -99,4 +99,34 @@ test("two hot swaps of encoder and decoder mid-stream: every matrix keeps its re
   }
 });
 
+test("a reload that takes the decoder out of the chain while it holds packets: they go on, in order, not lost", async () => {
+  const sink = await RtpSink.open();
+  const base = await freeLegBase();
+  const segment = (chain: { filter: string; config?: Record<string, unknown> }[]) => ({
+    name: "dec", listen: { address: LO, port: base }, destinations: [{ address: LO, port: sink.port }],
+    legs: [{ name: "fec-column", portOffset: 2, send: false }, { name: "fec-row", portOffset: 4, send: false }], chain,
+  });
+  const withFec = [{ filter: "fec", config: { mode: "decode", columns: L, rows: D, maxDelayMs: 10_000 } }];
+  const filters = { fec: { path: filterWasm("fec") } };
+  const { proxy, events } = await startProxy({ filters, segments: [segment(withFec)] });
+  const tx = await bindUdp();
+  try {
+    // packet 3 never comes and no repair does: 4..19 wait behind it (up to 10 s)
+    for (let i = 0; i < 20; i++) if (i !== 3) tx.send(streamPacket(i, SEQ0), base, LO);
+    await settled(() => sink.received, 500, 5000);
+    const path = new DropWatch([base, sink.port]);
+    assert.is(sink.received, 3, "0..2 went on; the rest is held");
+    await proxy.apply(validateProxyConfig({ filters, segments: [segment([])] }));
+    await settled(() => sink.received, 500, 5000);
+    assert.is(path.since().total, 0, "no kernel drop on the way (so the count below is exact)");
+    const order = sink.order.map((seq) => (seq - SEQ0) & 0xffff);
+    assert.equal(order, [0, 1, 2, ...Array.from({ length: 16 }, (_, k) => 4 + k)], "the held packets handed over in order");
+    assert.ok(events.some((e) => e.type === "swap" && e.segment === "dec"));
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test.run();

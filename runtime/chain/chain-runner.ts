@@ -97,24 +97,27 @@ export class ChainRunner {
    * it before they are drained in turn.
    */
   drain(stages: readonly ChainStage[], segment: SegmentStats, egress: EgressFn): void {
-    for (let i = 0; i < stages.length; i++) {
-      const stage = stages[i]!;
-      for (let call = 0; call < DRAIN_CALLS; call++) {
-        const inst = stage.live;
-        if (inst === null || !inst.drains) break;
-        inst.setClock(this.nowUs, this.wallUs);
-        let out: number;
-        this.beacon?.enter(stage.slot.id);
-        try {
-          out = inst.drainContext(stage.ctx);
-        } catch {
-          break; // a failure: the failed hook told the pool; what the stage still held is lost
-        } finally {
-          this.beacon?.leave();
-        }
-        if (out === 0) break;
-        this.runTimerOutputs(stages, i, inst, out, segment, egress);
+    for (let i = 0; i < stages.length; i++) this.drainStage(stages, i, segment, egress);
+  }
+
+  /** Drains stages[i] alone; what it hands over runs through stages[i + 1..]. */
+  drainStage(stages: readonly ChainStage[], i: number, segment: SegmentStats, egress: EgressFn): void {
+    const stage = stages[i]!;
+    for (let call = 0; call < DRAIN_CALLS; call++) {
+      const inst = stage.live;
+      if (inst === null || !inst.drains) break;
+      inst.setClock(this.nowUs, this.wallUs);
+      let out: number;
+      this.beacon?.enter(stage.slot.id);
+      try {
+        out = inst.drainContext(stage.ctx);
+      } catch {
+        break; // a failure: the failed hook told the pool; what the stage still held is lost
+      } finally {
+        this.beacon?.leave();
       }
+      if (out === 0) break;
+      this.runTimerOutputs(stages, i, inst, out, segment, egress);
     }
   }
 

@@ -362,17 +362,24 @@ export class DataPlane {
   private swapChain(seg: SegmentRuntime, next: ChainStage[]): void {
     seg.flush(); // what has arrived goes through the old chain, whole
     const old = seg.stages;
-    this.carryState(seg, next);
+    const carried = this.carryState(seg, next);
     seg.stages = next;
     for (const st of next) this.stageOwner.set(st.ctx, seg);
+    // a stage whose state did not move (removed, or refused by its successor) hands over what it
+    // holds through the new stages that followed it, instead of losing it
+    old.forEach((st, k) => {
+      if (carried.has(st.filterName) || !st.live) return;
+      const later = new Set(old.slice(k + 1).map((o) => o.filterName));
+      seg.drainLeaving(st, next.filter((n) => later.has(n.filterName)));
+    });
     for (const st of old) {
       this.stageOwner.delete(st.ctx);
       this.pool.detach(st);
     }
   }
 
-  /** Moves each stage's state (and counters) from `seg`'s chain to the stage of the same filter in `next`. */
-  private carryState(seg: SegmentRuntime, next: ChainStage[]): void {
+  /** Moves each stage's state (and counters) from `seg`'s chain to the stage of the same filter in `next`; returns the filters whose state moved. */
+  private carryState(seg: SegmentRuntime, next: ChainStage[]): Set<string> {
     const carried: string[] = [];
     const fresh: string[] = [];
     const old = seg.stages;
@@ -404,6 +411,7 @@ export class DataPlane {
       }
     }
     this.options.onEvent?.({ type: "swap", segment: seg.name, carried, fresh });
+    return new Set(carried);
   }
 
   private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance, ctx: number): Uint8Array | undefined {

@@ -172,6 +172,17 @@ export class SegmentRuntime {
     this.runner.drain(this.stages, this.stats, this.egress);
   }
 
+  /**
+   * A stage is leaving a chain that goes on (a reload removed it, or its state could not move to
+   * its successor): it hands over what it holds (msm_context_drain), and that runs through `after`,
+   * the stages of the new chain that followed it in the old one.
+   */
+  drainLeaving(stage: ChainStage, after: readonly ChainStage[]): void {
+    if (this.closed) return;
+    this.runner.setClock(performance.now() * 1000, Date.now() * 1000);
+    this.runner.drainStage([stage, ...after], 0, this.stats, this.egress);
+  }
+
   /** Stops taking packets in (the sockets stay open for the sends in flight). */
   stopReceiving(): void {
     for (const sock of allSockets(this.sockets)) sock?.removeAllListeners("message");
