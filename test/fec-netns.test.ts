@@ -13,6 +13,7 @@
 import * as assert from "uvu/assert";
 import type { ProxySnapshot } from "../runtime/index.js";
 import { recoverable, type FecGroup, type MatrixShape } from "./lib/fec-recovery.js";
+import { rng } from "./lib/random.js";
 import { ffmpegX264Peer } from "./lib/h264-quality.js";
 import { gilbertElliott, impairmentPeer, type Impairment, type LossModel } from "./lib/link-impairment.js";
 import { runH264LossTrial, runLossTrial, type H264TrialResult, type LossTrialResult } from "./lib/loss-trial.js";
@@ -63,20 +64,9 @@ const metric = (snap: ProxySnapshot | undefined, name: string): number =>
 
 // ---- theory: a perfect iterative decoder on the same loss model, simulated ----
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A loss process over the link's packets in send order (media and FEC interleaved as the encoder sends them). */
 function lossProcess(model: LossModel, seed: number): () => boolean {
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   if (model.kind === "random") return () => rnd() < model.p;
   let bad = false;
   return () => {

@@ -31,6 +31,16 @@ function looksLikeRtcp(msg: Buffer): boolean {
 
 const NO_SLOT = -1;
 
+/** Disconnects a connected egress socket and records that it sends unconnected from now on. */
+function unconnect(socket: Socket | null, holder: { connectedTo: number }): void {
+  try {
+    socket?.disconnect();
+  } catch {
+    // not connected after all
+  }
+  holder.connectedTo = -1;
+}
+
 function peerText(p: { address: string; port: number } | null): string | null {
   return p === null ? null : `${p.address.includes(":") ? `[${p.address}]` : p.address}:${p.port}`;
 }
@@ -258,22 +268,12 @@ export class SegmentRuntime {
 
   /** The connected egress socket is about to send elsewhere: it sends unconnected from now on. */
   private disconnect(): void {
-    try {
-      this.sockets.egressRtp.disconnect();
-    } catch {
-      // not connected after all
-    }
-    this.sockets.connectedTo = -1;
+    unconnect(this.sockets.egressRtp, this.sockets);
   }
 
   private disconnectLeg(k: number): void {
     const l = this.sockets.legs[k]!;
-    try {
-      l.egress?.disconnect();
-    } catch {
-      // not connected after all
-    }
-    l.connectedTo = -1;
+    unconnect(l.egress, l);
   }
 
   /** One send, tracked: `slot` is the ring offset the buffer holds (NO_SLOT for one outside the ring). */

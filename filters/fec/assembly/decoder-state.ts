@@ -17,7 +17,7 @@ import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
 import { Decoder } from "./decoder";
 import { ABSENT, PASSED, PLACE_DATA, PRESENT, REBUILT } from "./media-ring";
 import { Count } from "./metrics";
-import { KIND_DECODER, STATE_MAGIC, STATE_VERSION } from "./state-format";
+import { KIND_DECODER, readStateHeader, writeStateHeader } from "./state-format";
 import { MAX_FEC_PAYLOAD, Recovery } from "./wire";
 
 const HEADER = 4 + 2 + 1 + 3 + 8 + 8 + 8 + 4;
@@ -29,9 +29,7 @@ const MAX_SPAN: i64 = 1 << 12;
 const scratch = new Recovery();
 
 export function writeDecoderState(d: Decoder, out: StateWriter, nowUs: i64): Status {
-  out.u32(STATE_MAGIC);
-  out.u16(STATE_VERSION);
-  out.u8(KIND_DECODER);
+  writeStateHeader(out, KIND_DECODER);
   out.u8(<u8>d.columns);
   out.u8(<u8>d.rows);
   out.u8(d.started ? 1 : 0);
@@ -101,9 +99,7 @@ function writePlace(out: StateWriter, d: Decoder, i: i32, withBytes: bool, nowUs
 
 export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Status {
   if (blob.length == 0) return Status.Ok;
-  if (blob.length < HEADER || blob.u32() != STATE_MAGIC || blob.u16() != STATE_VERSION || blob.u8() != KIND_DECODER) {
-    return Status.BadState;
-  }
+  if (!readStateHeader(blob, KIND_DECODER, HEADER)) return Status.BadState;
   const columns = <i32>blob.u8();
   const rows = <i32>blob.u8();
   const started = blob.u8() != 0;

@@ -11,15 +11,13 @@
 import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
 import { ACC_META, accCount, accData, accMaxLen, accReset } from "./accumulator";
 import { Encoder } from "./encoder";
-import { KIND_ENCODER, STATE_MAGIC, STATE_VERSION } from "./state-format";
+import { KIND_ENCODER, readStateHeader, writeStateHeader } from "./state-format";
 import { MAX_FEC_PAYLOAD } from "./wire";
 
 const FIXED = 4 + 2 + 1 + 3 + 1 + 2 + 2 + 1 + 1 + 2 + 2 + 4 + 2;
 
 export function writeEncoderState(e: Encoder, out: StateWriter): Status {
-  out.u32(STATE_MAGIC);
-  out.u16(STATE_VERSION);
-  out.u8(KIND_ENCODER);
+  writeStateHeader(out, KIND_ENCODER);
   out.u8(<u8>e.columns);
   out.u8(<u8>e.rows);
   out.u8(e.rowFec ? 1 : 0);
@@ -49,9 +47,7 @@ export function writeEncoderState(e: Encoder, out: StateWriter): Status {
 
 export function readEncoderState(e: Encoder, blob: StateReader): Status {
   if (blob.length == 0) return Status.Ok;
-  if (blob.length < FIXED || blob.u32() != STATE_MAGIC || blob.u16() != STATE_VERSION || blob.u8() != KIND_ENCODER) {
-    return Status.BadState;
-  }
+  if (!readStateHeader(blob, KIND_ENCODER, FIXED)) return Status.BadState;
   const columns = <i32>blob.u8();
   const rows = <i32>blob.u8();
   const rowFec = blob.u8() != 0;

@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import type { FilterHarness } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import {
-  COLUMN_LEG, ROW_LEG, decode, drain, encode, equalBytes, indexOf, loadFec, mediaOut, mediaStream, metric, rng,
+  COLUMN_LEG, ROW_LEG, SHAPES, decode, drain, encode, equalBytes, indexOf, loadFec, mediaOut, mediaStream, metric, rng,
   seqOf, unrecoverable, wire, type Decoded, type SentFec, type Shape, type WireItem,
 } from "./fec-lib.js";
 
@@ -71,15 +71,6 @@ async function checkAgainstModel(c: Case, lostMedia: Set<number>, lostFec: Set<n
   assert.is(h.instance.failure, undefined);
   return { rebuilt, gone: gone.size };
 }
-
-const SHAPES = [
-  { columns: 4, rows: 4, rowFec: true },
-  { columns: 5, rows: 10, rowFec: true },
-  { columns: 10, rows: 10, rowFec: true },
-  { columns: 20, rows: 5, rowFec: true },
-  { columns: 1, rows: 4, rowFec: false },
-  { columns: 10, rows: 5, rowFec: false },
-];
 
 for (const shape of SHAPES) {
   const { columns: L, rows: D } = shape;

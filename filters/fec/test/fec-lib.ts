@@ -4,6 +4,9 @@
 // comes out of the output area after its batch).
 import { FilterHarness, buildRtp, type HarnessOptions, type OutputPacket } from "../../../sdk/harness/index.js";
 import { filterWasm } from "../../../test/lib/paths.js";
+import { rng } from "../../../test/lib/random.js";
+
+export { rng };
 import { parseFecPacket, referenceFec as referenceOf, type FecHeader, type ReferenceFec } from "../../../test/lib/fec-wire.js";
 import { groupMembers, recoverable } from "../../../test/lib/fec-recovery.js";
 
@@ -21,18 +24,16 @@ export const loadFec = (options: HarnessOptions = {}): Promise<FilterHarness> =>
 
 export const seqOf = (b: Uint8Array): number => (b[2]! << 8) | b[3]!;
 
-/** Deterministic xorshift32, so that a failing case can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
+/** The matrix shapes the tests go through: 2-D at the standard's corners and middle, and 1-D. */
+export const SHAPES: readonly (Shape & { rowFec: boolean })[] = [
+  { columns: 4, rows: 4, rowFec: true },
+  { columns: 5, rows: 10, rowFec: true },
+  { columns: 10, rows: 10, rowFec: true },
+  { columns: 20, rows: 5, rowFec: true },
+  { columns: 1, rows: 4, rowFec: false },
+  { columns: 10, rows: 5, rowFec: false },
+];
+
 
 /**
  * Media packet `i` of a stream starting at sequence number `seq0`: plain RTP (12-byte header, no
