@@ -1,0 +1,109 @@
+// Fan-out while receivers come and go: a segment sends one stream to 100 destinations while the
+// config removes one receiver and adds another every 100 ms. Every receiver must see one
+// continuous, valid RTP stream (consecutive sequence numbers, timestamps that follow them) from
+// its join to its leave, and the receivers that stay must lose nothing. A loss is accepted only
+// where the kernel says it dropped a datagram on that receiver's socket, or the proxy counted a drop.
+import * as assert from "uvu/assert";
+import type { Socket } from "node:dgram";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { DropWatch, settled } from "./lib/kernel-drops.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { rng } from "./lib/random.js";
+import { streamIndex, streamPacket } from "./lib/rtp-stream.js";
+import { suite } from "./lib/suite.js";
+import { bindUdp, freePortPair, sendPaced, sleep } from "./lib/udp.js";
+
+const test = suite("fan-out", { timeoutMs: 90_000 });
+const LO = "127.0.0.1";
+const SEQ0 = 64_900; // the stream crosses the sequence wrap
+
+/** One receiver: the stream indices it got, in arrival order. */
+class Receiver {
+  readonly indices: number[] = [];
+  badTimestamps = 0;
+  private constructor(readonly socket: Socket) {
+    socket.on("message", (m: Buffer) => {
+      const i = streamIndex(m.readUInt16BE(2), SEQ0);
+      if (m.readUInt32BE(4) !== ((1000 + i * 1500) >>> 0)) this.badTimestamps++;
+      this.indices.push(i);
+    });
+  }
+  static async open(): Promise<Receiver> {
+    return new Receiver(await bindUdp());
+  }
+  get port(): number {
+    return this.socket.address().port;
+  }
+  /** Holes and out-of-order or repeated packets inside [first, last] received. */
+  continuity(): { first: number; last: number; holes: number; disorder: number } {
+    let holes = 0, disorder = 0;
+    for (let k = 1; k < this.indices.length; k++) {
+      const step = this.indices[k]! - this.indices[k - 1]!;
+      if (step > 1) holes += step - 1;
+      else if (step < 1) disorder++;
+    }
+    return { first: this.indices[0] ?? -1, last: this.indices.at(-1) ?? -1, holes, disorder };
+  }
+}
+
+test("100 destinations, one leaving and one joining every 100 ms: every receiver's stream is continuous from its join on, and the ones that stay lose nothing", async () => {
+  const STAY = 50, INITIAL_MOVERS = 50, JOINERS = 50, RATE = 250, COUNT = 2000; // 8 s of stream, 20k+ sends/s
+  const receivers = await Promise.all(Array.from({ length: STAY + INITIAL_MOVERS + JOINERS }, () => Receiver.open()));
+  const stayers = receivers.slice(0, STAY);
+  const leavers = receivers.slice(STAY, STAY + INITIAL_MOVERS);
+  const joiners = receivers.slice(STAY + INITIAL_MOVERS);
+  const listen = await freePortPair();
+  const config = (members: readonly Receiver[]): ProxyConfigInput => ({
+    segments: [{ name: "fan", listen: { address: LO, port: listen }, destinations: members.map((r) => ({ address: LO, port: r.port })) }],
+  });
+  const kernel = new DropWatch(receivers.map((r) => r.port));
+  const members = new Set([...stayers, ...leavers]);
+  const { proxy } = await startProxy(config([...members]));
+  const tx = await bindUdp();
+  const random = rng(11);
+  let changes = 0, sending = true;
+  try {
+    const sender = sendPaced(tx, listen, LO, COUNT, RATE, (i) => streamPacket(i, SEQ0)).finally(() => (sending = false));
+    const pendingLeavers = [...leavers];
+    const pendingJoiners = [...joiners];
+    await sleep(500);
+    while (sending && pendingJoiners.length > 0) {
+      // a random initial receiver leaves, the next joiner comes in: the set stays at 100
+      members.delete(pendingLeavers.splice(Math.floor(random() * pendingLeavers.length), 1)[0]!);
+      members.add(pendingJoiners.shift()!);
+      await proxy.apply(validateProxyConfig(config([...members])));
+      changes++;
+      await sleep(100);
+    }
+    await sender;
+    await settled(() => receivers.reduce((n, r) => n + r.indices.length, 0));
+    const stats = await segmentStats(proxy, "fan");
+    const proxyDrops = Object.values(stats.drops).reduce((a, b) => a + b, 0);
+    const drops = kernel.since().byPort;
+    const problems: string[] = [];
+    for (const r of receivers) {
+      const c = r.continuity();
+      const explained = (drops[r.port] ?? 0) + proxyDrops;
+      const role = stayers.includes(r) ? "stayer" : leavers.includes(r) ? "leaver" : "joiner";
+      if (r.badTimestamps > 0) problems.push(`${role} ${r.port}: ${r.badTimestamps} timestamps that do not follow the sequence`);
+      if (c.disorder > 0) problems.push(`${role} ${r.port}: ${c.disorder} packets out of order or repeated`);
+      if (c.holes > explained) problems.push(`${role} ${r.port}: ${c.holes} missing inside its stream, ${explained} explained by drops`);
+      if (role === "stayer" && (c.first !== 0 || c.last !== COUNT - 1) && explained === 0) {
+        problems.push(`stayer ${r.port}: got ${c.first}..${c.last} of 0..${COUNT - 1}`);
+      }
+      if (role !== "stayer" && members.has(r) !== (role === "joiner")) continue; // a joiner never reached (the stream ended first)
+      if (role === "joiner" && members.has(r) && r.indices.length === 0) problems.push(`joiner ${r.port}: joined but got nothing`);
+      if (role === "joiner" && members.has(r) && c.last !== COUNT - 1 && explained === 0) problems.push(`joiner ${r.port}: stream stops at ${c.last}`);
+    }
+    console.log(`fan-out: ${changes} changes while sending ${COUNT} packets to 100 destinations; ` +
+      `proxy drops ${proxyDrops}, kernel drops ${Object.values(drops).reduce((a, b) => a + b, 0)}`);
+    assert.ok(changes >= 20, `only ${changes} config changes happened while the stream ran: the test did not test joins and leaves`);
+    assert.equal(problems, []);
+  } finally {
+    tx.close();
+    for (const r of receivers) r.socket.close();
+    await proxy.close();
+  }
+});
+
+test.run();
