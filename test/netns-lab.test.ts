@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { ffmpegX264Peer } from "./lib/h264-quality.js";
-import { gilbertElliott, impair, impairmentPeer, netemArgs, type Impairment } from "./lib/link-impairment.js";
+import { gilbertElliott, impair, impairmentPeer, linkCounters, netemArgs, type Impairment } from "./lib/link-impairment.js";
 import { settled } from "./lib/kernel-drops.js";
 import { lossTable, PathWatch, runH264LossTrial, runLossTrial, totalDrops, type LossTrialResult } from "./lib/loss-trial.js";
 import { NetnsLab, NETNS_PREFIX, netnsPeer, removeStaleNamespaces, runSync } from "./lib/netns.js";
@@ -87,6 +87,30 @@ peerTest(test, netnsPeer, "routes along the chain: the sender reaches the sink t
       const report = await sink.stop();
       assert.is(report.missing + report.corrupt + report.duplicates, 0, `IPv${family}: ${JSON.stringify(report)}`);
     }
+  }
+});
+
+peerTest(test, allOf(netnsPeer, impairmentPeer), "a second path between two neighbours: its own addresses and link, impaired on its own", async () => {
+  const l = NetnsLab.create(["x", "y"], { parallel: [["x", "y"]] });
+  try {
+    assert.is(l.address("y", "x", 4, 1), "10.77.1.2");
+    assert.is(l.link("x", "y", 1).from.dev, "ln1");
+    impair(l, "x", "y", { loss: { kind: "random", p: 1 } }, 1); // path 1 loses everything, path 0 nothing
+    for (const [path, expected] of [[0, 100], [1, 0]] as const) {
+      const sink = await startNsSink(l, "y", { port: SINK_PORT, count: 100, address: "0.0.0.0" });
+      let report;
+      try {
+        await runNsSender(l, "x", { address: l.address("y", "x", 4, path), port: SINK_PORT, count: 100, rate: 1000 });
+        await settled(() => sink.received(), 300, 3000);
+      } finally {
+        report = await sink.stop();
+      }
+      assert.is(100 - report.missing, expected, `path ${path}: ${JSON.stringify(report)}`);
+    }
+    assert.is(linkCounters(l, "x", "y", 1).lost, 100);
+    assert.is(linkCounters(l, "x", "y", 0).lost, 0);
+  } finally {
+    l.close();
   }
 });
 

@@ -112,13 +112,13 @@ export const impairmentPeer = peer(
 
 const chainName = (dev: string): string => `MSM_IMPAIR_${dev}`;
 
-/** Applies `impairment` to what `from` sends to `to` (its neighbour), replacing any earlier one. */
-export function impair(lab: NetnsLab, from: string, to: string, impairment: Impairment): void {
+/** Applies `impairment` to what `from` sends to `to` (its neighbour; `path` 1 for a second link), replacing any earlier one. */
+export function impair(lab: NetnsLab, from: string, to: string, impairment: Impairment, path = 0): void {
   checkImpairment(impairment);
   const which = impairmentBackend();
   if (which === null) throw new Error(`no way to impair a link here: ${impairmentPeer.install}`);
-  clearImpairment(lab, from, to);
-  const link = lab.link(from, to);
+  clearImpairment(lab, from, to, path);
+  const link = lab.link(from, to, path);
   const tc = (...args: string[]): string => runSync("tc", ["-n", link.from.ns, ...args]);
   const tbf = (parent: string[]): void => {
     const bytesPerSecond = (impairment.rateKbit! * 1000) / 8;
@@ -177,8 +177,8 @@ export function iptablesRules(chain: string, dev: string, loss: LossModel | unde
 }
 
 /** Removes what impair() set on from -> to; nothing if there was none. */
-export function clearImpairment(lab: NetnsLab, from: string, to: string): void {
-  const link = lab.link(from, to);
+export function clearImpairment(lab: NetnsLab, from: string, to: string, path = 0): void {
+  const link = lab.link(from, to, path);
   spawnSync("tc", ["-n", link.from.ns, "qdisc", "del", "dev", link.from.dev, "root"], { stdio: "ignore" });
   if (impairmentBackend() !== "iptables") return;
   const ipt = (...args: string[]): void => {
@@ -213,8 +213,8 @@ interface LinkStats {
   stats64: { rx: { dropped: number }; tx: { dropped: number } };
 }
 
-export function linkCounters(lab: NetnsLab, from: string, to: string): LinkCounters {
-  const link = lab.link(from, to);
+export function linkCounters(lab: NetnsLab, from: string, to: string, path = 0): LinkCounters {
+  const link = lab.link(from, to, path);
   const qdiscs = JSON.parse(runSync("tc", ["-n", link.from.ns, "-s", "-j", "qdisc", "show", "dev", link.from.dev])) as QdiscStats[];
   const netem = qdiscs.find((q) => q.kind === "netem");
   const tbfDrops = qdiscs.filter((q) => q.kind === "tbf").reduce((sum, q) => sum + q.drops, 0);

@@ -37,9 +37,14 @@ export interface LinkEnd {
   readonly ipv6: string;
 }
 
-/** Link `index` joins roles[index] (left) and roles[index + 1] (right): 10.77.<index>.1/.2, fd77:0:0:<index>::1/::2. */
+/**
+ * Link `index` joins roles[index] (left) and roles[index + 1] (right): 10.77.<index>.1/.2,
+ * fd77:0:0:<index>::1/::2. A second path between two neighbours (`parallel` of create) is a link
+ * numbered after the chain's, with `path` 1 (2 for a third, ...); the chain's links have path 0.
+ */
 export interface Link {
   readonly index: number;
+  readonly path: number;
   readonly left: LinkEnd;
   readonly right: LinkEnd;
 }
@@ -220,7 +225,7 @@ export class NetnsLab {
   private linkList: Link[] = [];
   private closed = false;
 
-  private constructor(readonly roles: readonly string[], id: string) {
+  private constructor(readonly roles: readonly string[], id: string, private readonly parallel: readonly (readonly [string, string])[]) {
     for (const role of roles) this.names.set(role, `${id}-${role}`);
   }
 
@@ -228,7 +233,7 @@ export class NetnsLab {
    * Makes one namespace per role, in a chain: roles[i] and roles[i + 1] are joined by link i.
    * Roles are short lowercase names ("sender", "a", "b", "sink").
    */
-  static create(roles: readonly string[]): NetnsLab {
+  static create(roles: readonly string[], options: { parallel?: readonly (readonly [string, string])[] } = {}): NetnsLab {
     if (roles.length === 0 || roles.length > 200) throw new TypeError(`a lab needs 1 to 200 roles, got ${roles.length}`);
     for (const role of roles) if (!/^[a-z][a-z0-9]{0,15}$/.test(role)) throw new TypeError(`role '${role}': use 1-16 lowercase letters and digits`);
     if (new Set(roles).size !== roles.length) throw new TypeError(`roles must be unique: ${roles.join(", ")}`);
@@ -238,7 +243,10 @@ export class NetnsLab {
       const removed = removeStaleNamespaces();
       if (removed.length > 0) console.error(`netns lab: removed ${removed.length} namespaces left by dead test processes`);
     }
-    const lab = new NetnsLab(roles, `${NETNS_PREFIX}${process.pid}-${++labsMade}`);
+    for (const [a, b] of options.parallel ?? []) {
+      if (Math.abs(roles.indexOf(a) - roles.indexOf(b)) !== 1 || !roles.includes(a)) throw new TypeError(`parallel link ${a}-${b}: not neighbours in ${roles.join(" - ")}`);
+    }
+    const lab = new NetnsLab(roles, `${NETNS_PREFIX}${process.pid}-${++labsMade}`, options.parallel ?? []);
     liveLabs.add(lab);
     try {
       lab.build();
@@ -257,10 +265,15 @@ export class NetnsLab {
       runSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
         "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
     }
-    for (let i = 0; i + 1 < this.roles.length; i++) {
+    const pairs = this.roles.slice(1).map((right, i) => [this.roles[i]!, right] as const);
+    const pathsSoFar = new Map<string, number>();
+    for (const [i, [leftRole, rightRole]] of [...pairs, ...this.parallel].entries()) {
       const end = (role: string, side: 1 | 2): LinkEnd =>
         ({ role, ns: this.ns(role), dev: `ln${i}`, ipv4: linkAddress(i, side, 4), ipv6: linkAddress(i, side, 6) });
-      const link = { index: i, left: end(this.roles[i]!, 1), right: end(this.roles[i + 1]!, 2) };
+      const [l, r] = this.roles.indexOf(leftRole) < this.roles.indexOf(rightRole) ? [leftRole, rightRole] : [rightRole, leftRole];
+      const path = pathsSoFar.get(`${l}-${r}`) ?? 0;
+      pathsSoFar.set(`${l}-${r}`, path + 1);
+      const link = { index: i, path, left: end(l, 1), right: end(r, 2) };
       // created in the namespaces directly: the names never meet in the root namespace
       runSync("ip", ["link", "add", link.left.dev, "netns", link.left.ns, "type", "veth", "peer", "name", link.right.dev, "netns", link.right.ns]);
       for (const e of [link.left, link.right]) {
@@ -281,6 +294,7 @@ export class NetnsLab {
     // routes to the links beyond a neighbour, through that neighbour
     this.roles.forEach((role, k) => {
       for (const link of this.linkList) {
+        if (link.path > 0) continue; // a second path joins neighbours only: nothing routes over it
         const via = link.index > k ? this.linkList[k]?.right : link.index < k - 1 ? this.linkList[k - 1]?.left : undefined;
         if (!via) continue;
         runSync("ip", ["-n", this.ns(role), "route", "add", `${linkAddress(link.index, 1, 4).replace(/\.1$/, ".0")}/24`, "via", via.ipv4]);
@@ -300,18 +314,19 @@ export class NetnsLab {
     return name;
   }
 
-  /** The link between two neighbouring roles, with its ends named from `from`'s side. */
-  link(from: string, to: string): { index: number; from: LinkEnd; to: LinkEnd } {
+  /** The link between two neighbouring roles (path 1: the second one `parallel` made), with its ends named from `from`'s side. */
+  link(from: string, to: string, path = 0): { index: number; from: LinkEnd; to: LinkEnd } {
     for (const l of this.linkList) {
+      if (l.path !== path) continue;
       if (l.left.role === from && l.right.role === to) return { index: l.index, from: l.left, to: l.right };
       if (l.right.role === from && l.left.role === to) return { index: l.index, from: l.right, to: l.left };
     }
-    throw new TypeError(`'${from}' and '${to}' are not neighbours in this lab (chain: ${this.roles.join(" - ")})`);
+    throw new TypeError(`'${from}' and '${to}' are not neighbours ${path > 0 ? `with a path ${path} ` : ""}in this lab (chain: ${this.roles.join(" - ")})`);
   }
 
   /** The address of `role` on its link to `neighbour`: where the neighbour (or anyone along the chain) reaches it. */
-  address(role: string, neighbour: string, family: 4 | 6 = 4): string {
-    const end = this.link(role, neighbour).from;
+  address(role: string, neighbour: string, family: 4 | 6 = 4, path = 0): string {
+    const end = this.link(role, neighbour, path).from;
     return family === 4 ? end.ipv4 : end.ipv6;
   }
 
