@@ -4,6 +4,7 @@
 // machine's kernel drops is told apart from what the proxy loses), and a chain
 // the filter refuses is NACKed, shown by msmctl, and changes nothing. A segment with FEC legs
 // reaches the proxy whole: each leg bound and forwarded; a bad leg is refused and changes nothing.
+// Viewers join and leave a running stream through msmctl apply: nobody else loses a packet.
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +16,10 @@ import { startAgent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
 import { DeliveryWatch } from "./lib/delivery.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
-import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
+import { DropWatch, settled } from "./lib/kernel-drops.js";
+import { streamPacket } from "./lib/rtp-stream.js";
+import { StreamReceiver } from "./lib/stream-receiver.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("control plane end to end", { timeoutMs: 90_000 });
 const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
@@ -215,5 +219,70 @@ test("msmctl apply of a segment with two FEC legs: the agent's proxy binds their
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("viewers join and leave through msmctl apply while a stream runs: each joiner's stream is continuous from its join on, the viewers that stay lose nothing", async () => {
+  const { dir, cp, env, agent } = await startMesh("msm-e2e-viewers-");
+  const SEQ0 = 65_000;
+  const [stayers, leavers, joiners] = [await openReceivers(3, SEQ0), await openReceivers(3, SEQ0), await openReceivers(3, SEQ0)];
+  const all = [...stayers, ...leavers, ...joiners];
+  const listen = await freePortPair();
+  const tx = await bindUdp();
+  const file = join(dir, "viewers.yaml");
+  const apply = async (viewers: readonly StreamReceiver[]): Promise<void> => {
+    writeFileSync(file, `kind: Segment
+metadata: { name: viewers }
+spec:
+  proxy: edge-1
+  listen: { address: 127.0.0.1, port: ${listen} }
+  destinations:
+${viewers.map((v) => `    - { address: 127.0.0.1, port: ${v.port} }`).join("\n")}
+`);
+    const version = agent.runningVersion;
+    const r = await msmctl(["apply", "-f", file], env);
+    assert.is(r.code, 0, r.out);
+    await waitFor(() => agent.runningVersion > version, 10_000, "the change to run");
+  };
+  try {
+    const members = new Set([...stayers, ...leavers]);
+    await apply([...members]);
+    const kernel = new DropWatch(all.map((r) => r.port));
+    const n = 8000;
+    let sending = true;
+    const sender = sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => streamPacket(i, SEQ0)).finally(() => (sending = false));
+    let changes = 0;
+    await sleep(500);
+    for (let k = 0; k < 3 && sending; k++) {
+      members.delete(leavers[k]!);
+      members.add(joiners[k]!);
+      await apply([...members]);
+      changes++;
+    }
+    await sender;
+    await settled(() => all.reduce((sum, r) => sum + r.indices.length, 0));
+    const stats = (await agent.proxy!.stats()).segments.find((x) => x.name === "viewers")!;
+    const proxyDrops = Object.values(stats.drops).reduce((a, b) => a + b, 0);
+    const drops = kernel.since().byPort;
+    assert.is(changes, 3, "every change happened while the stream ran");
+    for (const r of all) {
+      const c = r.continuity();
+      const explained = (drops[r.port] ?? 0) + proxyDrops;
+      const what = `viewer ${r.port} ${JSON.stringify({ ...c, count: r.indices.length, explained })}`;
+      assert.is(r.badTimestamps, 0, what);
+      assert.is(c.disorder, 0, what);
+      assert.ok(c.holes <= explained, `${what}: holes inside its stream`);
+      if (!leavers.includes(r)) assert.is(c.last, n - 1, `${what}: gets the stream to its end`);
+      if (stayers.includes(r)) assert.ok(c.first === 0 || explained > 0, `${what}: gets the stream from its start`);
+      if (leavers.includes(r)) assert.ok(c.last < n - 1, `${what}: stops getting it once removed`);
+    }
+  } finally {
+    tx.close();
+    for (const r of all) r.close();
+    await agent.close();
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const openReceivers = (count: number, seq0: number): Promise<StreamReceiver[]> => Promise.all(Array.from({ length: count }, () => StreamReceiver.open(seq0)));
 
 test.run();

@@ -4,12 +4,12 @@
 // its join to its leave, and the receivers that stay must lose nothing. A loss is accepted only
 // where the kernel says it dropped a datagram on that receiver's socket, or the proxy counted a drop.
 import * as assert from "uvu/assert";
-import type { Socket } from "node:dgram";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { DropWatch, settled } from "./lib/kernel-drops.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { rng } from "./lib/random.js";
-import { streamIndex, streamPacket } from "./lib/rtp-stream.js";
+import { streamPacket } from "./lib/rtp-stream.js";
+import { StreamReceiver as Receiver } from "./lib/stream-receiver.js";
 import { suite } from "./lib/suite.js";
 import { bindUdp, freePortPair, sendPaced, sleep } from "./lib/udp.js";
 
@@ -17,38 +17,9 @@ const test = suite("fan-out", { timeoutMs: 90_000 });
 const LO = "127.0.0.1";
 const SEQ0 = 64_900; // the stream crosses the sequence wrap
 
-/** One receiver: the stream indices it got, in arrival order. */
-class Receiver {
-  readonly indices: number[] = [];
-  badTimestamps = 0;
-  private constructor(readonly socket: Socket) {
-    socket.on("message", (m: Buffer) => {
-      const i = streamIndex(m.readUInt16BE(2), SEQ0);
-      if (m.readUInt32BE(4) !== ((1000 + i * 1500) >>> 0)) this.badTimestamps++;
-      this.indices.push(i);
-    });
-  }
-  static async open(): Promise<Receiver> {
-    return new Receiver(await bindUdp());
-  }
-  get port(): number {
-    return this.socket.address().port;
-  }
-  /** Holes and out-of-order or repeated packets inside [first, last] received. */
-  continuity(): { first: number; last: number; holes: number; disorder: number } {
-    let holes = 0, disorder = 0;
-    for (let k = 1; k < this.indices.length; k++) {
-      const step = this.indices[k]! - this.indices[k - 1]!;
-      if (step > 1) holes += step - 1;
-      else if (step < 1) disorder++;
-    }
-    return { first: this.indices[0] ?? -1, last: this.indices.at(-1) ?? -1, holes, disorder };
-  }
-}
-
 test("100 destinations, one leaving and one joining every 100 ms: every receiver's stream is continuous from its join on, and the ones that stay lose nothing", async () => {
   const STAY = 50, INITIAL_MOVERS = 50, JOINERS = 50, RATE = 250, COUNT = 2000; // 8 s of stream, 20k+ sends/s
-  const receivers = await Promise.all(Array.from({ length: STAY + INITIAL_MOVERS + JOINERS }, () => Receiver.open()));
+  const receivers = await Promise.all(Array.from({ length: STAY + INITIAL_MOVERS + JOINERS }, () => Receiver.open(SEQ0)));
   const stayers = receivers.slice(0, STAY);
   const leavers = receivers.slice(STAY, STAY + INITIAL_MOVERS);
   const joiners = receivers.slice(STAY + INITIAL_MOVERS);
@@ -101,7 +72,7 @@ test("100 destinations, one leaving and one joining every 100 ms: every receiver
     assert.equal(problems, []);
   } finally {
     tx.close();
-    for (const r of receivers) r.socket.close();
+    for (const r of receivers) r.close();
     await proxy.close();
   }
 });

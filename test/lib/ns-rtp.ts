@@ -1,9 +1,10 @@
 // The lab's test stream from the test's side: a sink and a sender, each a process in a namespace
-// (ns-tools/rtp-sink.ts and rtp-send.ts).
+// (ns-tools/rtp-sink.ts and rtp-send.ts), and a fixed delay on a flow (ns-tools/udp-delay.ts).
 import { join } from "node:path";
 import type { NetnsLab, NsProcess } from "./netns.js";
 import { DEFAULT_STREAM, formatArgs, type StreamFormat } from "./ns-tools/rtp-stream.js";
 import type { SinkReport } from "./ns-tools/rtp-sink.js";
+import type { DelayReport } from "./ns-tools/udp-delay.js";
 import { ROOT } from "./paths.js";
 
 export type { SinkReport } from "./ns-tools/rtp-sink.js";
@@ -56,4 +57,27 @@ export async function runNsSender(lab: NetnsLab, role: string, opts: { address: 
   const m = /^(\{.*\})$/m.exec(proc.stdout());
   if (code !== 0 || !m) throw new Error(`the sender in ${role} failed (exit ${code}):\n${proc.output().slice(-2000)}`);
   return JSON.parse(m[1]!) as { sent: number; ms: number };
+}
+
+export interface NsDelay {
+  readonly process: NsProcess;
+  /** Stops the delay and returns what it forwarded and its socket's kernel drops. */
+  stop(): Promise<DelayReport>;
+}
+
+/** Starts a fixed delay (ns-tools/udp-delay.ts) in `role`'s namespace: datagrams to `port` leave for `to` after `delayMs`. */
+export async function startNsDelay(lab: NetnsLab, role: string, opts: { port: number; to: { address: string; port: number }; delayMs: number }): Promise<NsDelay> {
+  const to = opts.to.address.includes(":") ? `[${opts.to.address}]:${opts.to.port}` : `${opts.to.address}:${opts.to.port}`;
+  const proc = lab.spawn(role, process.execPath, [nsTool("udp-delay"), "--port", String(opts.port), "--to", to, "--delay-ms", String(opts.delayMs)], { stdin: true });
+  await proc.ready(/^ready$/m);
+  return {
+    process: proc,
+    stop: async () => {
+      proc.write("stop\n");
+      const code = await proc.stop("SIGTERM", 5000).catch(() => null);
+      const m = /^report (.*)$/m.exec(proc.stdout());
+      if (!m) throw new Error(`the delay in ${role} gave no report (exit ${code}):\n${proc.output().slice(-2000)}`);
+      return JSON.parse(m[1]!) as DelayReport;
+    },
+  };
 }

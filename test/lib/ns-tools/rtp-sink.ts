@@ -15,6 +15,8 @@ export interface SinkReport {
   /** Packets 0..count-1 that never arrived. */
   readonly missing: number;
   readonly duplicates: number;
+  /** Packets that arrived after a later packet of the stream (out of order). */
+  readonly reordered: number;
   /** Datagrams that were not an intact packet of the stream (wrong SSRC, sequence, length or bytes). */
   readonly corrupt: number;
   /** Runs of consecutive missing packets: how many, their mean and longest length, and how many of each length. */
@@ -30,11 +32,15 @@ const count = Number(flags.get("count"));
 if (!(port > 0 && port < 65536) || !(count > 0)) throw new TypeError("needs --port (1-65535) and --count (> 0)");
 
 let corrupt = 0;
+let reordered = 0;
+let highest = -1;
 const sink = await Sink.open(port, {
   address: flags.get("address") ?? "0.0.0.0",
   keyOf: (b) => {
     const i = streamIndex(b, format);
     if (i < 0) corrupt++;
+    else if (i < highest) reordered++;
+    else highest = i;
     return i;
   },
 });
@@ -75,7 +81,7 @@ function stop(): void {
   stopped = true;
   clearInterval(progress);
   const { missing, duplicates } = sink.tally(count);
-  const report: SinkReport = { received: sink.received, missing, duplicates, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
+  const report: SinkReport = { received: sink.received, missing, duplicates, reordered, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
   console.log(`report ${JSON.stringify(report)}`);
   sink.close();
   process.exit(0);
