@@ -24,6 +24,11 @@ const destination = z.strictObject({
   port,
   /** Where RTCP goes; default port + 1 (or port itself with rtcpMux). */
   rtcpPort: port.optional(),
+  /** Translation for this destination alone (RFC 3550 7.1): the SSRC it gets the stream under; its reports are mapped back. */
+  ssrc: z.number().int().min(0).max(0xffffffff).optional(),
+  /** The payload type it gets the stream under (the one its SDP negotiated). */
+  payloadType: z.number().int().min(0).max(127)
+    .refine((pt) => pt < 72 || pt > 76, { message: "72-76 look like RTCP (SR to APP with the marker bit set; RFC 5761 section 4)" }).optional(),
 });
 
 const failurePolicy = z.strictObject({

@@ -12,6 +12,7 @@ import type { SegmentConfig } from "../config/proxy-config.js";
 import { RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
 import { allSockets, closeSockets, legDestinations, type SegmentSockets } from "./segment-sockets.js";
 import { SourceGate } from "./source-gate.js";
+import { rewriteRtcpSsrc, rewriteRtp, rtpSsrc } from "./ssrc-rewrite.js";
 
 /**
  * A leg's gate: the leg's own sender address when its config names one, else the segment's
@@ -64,6 +65,13 @@ export class SegmentRuntime {
   private readonly legSends: SendTracker[];
   /** Where each leg sends; rebuilt when the destinations change, not per packet. */
   private legTargets: { address: string; port: number }[][] = [];
+  /** Per destination, what it gets translated (payload type and SSRC, -1: kept), or null; rebuilt with the destinations. */
+  private rewrites: ({ payloadType: number; ssrc: number } | null)[] = [];
+  /** The SSRCs destinations get instead of the source's: their feedback is mapped back (null: none). */
+  private translatedSsrcs: Set<number> | null = null;
+  private readonly isTranslatedSsrc = (ssrc: number): boolean => this.translatedSsrcs!.has(ssrc);
+  /** The SSRC of the media last sent downstream: what translated RTCP maps from and to (-1: none yet). */
+  private mediaSsrc = -1;
   private closed = false;
 
   constructor(
@@ -85,6 +93,7 @@ export class SegmentRuntime {
     this.legGates = config.legs.map((_, k) => new SourceGate(legGateConfig(config, k)));
     this.legSends = config.legs.map(() => new SendTracker(ring, undefined, failed));
     this.legTargets = config.legs.map((l) => legDestinations(config, l));
+    this.setRewrites(config);
     const mux = config.rtcpMux;
     sockets.ingressRtp.on("message", (msg, rinfo) => this.receive(msg, rinfo, mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0, true));
     sockets.ingressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Rtcp, true));
@@ -144,9 +153,17 @@ export class SegmentRuntime {
       if (l.connectedTo >= 0 && (now.length !== 1 || now[0]!.address !== was?.address || now[0]!.port !== was.port)) this.disconnectLeg(k);
     });
     this.legTargets = targets;
+    this.setRewrites(config);
     this.config = config;
     this.gate.update(config);
     this.legGates.forEach((g, k) => g.update(legGateConfig(config, k)));
+  }
+
+  private setRewrites(config: SegmentConfig): void {
+    this.rewrites = config.destinations.map((d) =>
+      d.ssrc === undefined && d.payloadType === undefined ? null : { payloadType: d.payloadType ?? -1, ssrc: d.ssrc ?? -1 });
+    const ssrcs = config.destinations.flatMap((d) => (d.ssrc === undefined ? [] : [d.ssrc]));
+    this.translatedSsrcs = ssrcs.length > 0 ? new Set(ssrcs) : null;
   }
 
   /** Sends what is waiting; called before a chain swap so that no packet sees half of each chain. */
@@ -252,6 +269,8 @@ export class SegmentRuntime {
         stats.drops.add(DropReason.HostFeedbackRefused);
         return;
       }
+      // a translated destination reports under the SSRC it was given: the chain and the sender see their own
+      if (this.translatedSsrcs !== null && rtcp && this.mediaSsrc >= 0) rewriteRtcpSsrc(msg, 0, msg.length, -1, this.mediaSsrc, this.isTranslatedSsrc);
     }
     if (rinfo.family === "IPv6") flags |= PacketFlag.Ipv6;
     this.enqueue(msg, rinfo, flags, 0, nowMs);
@@ -351,6 +370,7 @@ export class SegmentRuntime {
       const sends = useRtcp ? this.egressRtcpSends : this.egressRtpSends;
       const first = only >= 0 ? only : 0;
       const last = only >= 0 ? only : destinations.length - 1;
+      if (!rtcp) this.mediaSsrc = rtpSsrc(buf, at, length);
       for (let k = first; k <= last; k++) {
         const d = destinations[k]!;
         const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port;
@@ -359,9 +379,29 @@ export class SegmentRuntime {
           if (k === s.connectedTo) address = null;
           else this.disconnect(); // another destination: send unconnected from now on
         }
-        if (this.send(sock, sends, buf, at, slot, length, port, address) && !rtcp) stats.legPacketsOut[0]++;
+        const rewrite = this.rewrites[k];
+        const sent = rewrite
+          ? this.sendTranslated(rewrite, rtcp, sock, sends, buf, at, length, port, address)
+          : this.send(sock, sends, buf, at, slot, length, port, address);
+        if (sent && !rtcp) stats.legPacketsOut[0]++;
       }
     }
+  }
+
+  /** A copy of the packet for one translated destination: its own ring slot, rewritten there, then sent. */
+  private sendTranslated(
+    rewrite: { payloadType: number; ssrc: number }, rtcp: boolean, sock: Socket, sends: SendTracker,
+    buf: Buffer, at: number, length: number, port: number, address: string | null,
+  ): boolean {
+    const copy = length <= RING_SLOT_SIZE ? this.ring.put(buf, at, length) : -1;
+    if (copy < 0) {
+      this.stats.drops.add(DropReason.HostBackpressure);
+      return false;
+    }
+    const ring = this.ring.buffer;
+    if (!rtcp) rewriteRtp(ring, copy, length, rewrite.payloadType, rewrite.ssrc);
+    else if (rewrite.ssrc >= 0 && this.mediaSsrc >= 0) rewriteRtcpSsrc(ring, copy, length, this.mediaSsrc, rewrite.ssrc);
+    return this.send(sock, sends, ring, copy, copy, length, port, address);
   }
 
   /**

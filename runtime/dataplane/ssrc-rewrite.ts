@@ -1,0 +1,102 @@
+// Per-destination translation (RFC 3550 section 7.1): a destination that negotiated its own SSRC
+// or payload type gets the stream under them. RTP: the header's payload type (the marker bit
+// kept) and SSRC. RTCP going down to it: every SSRC field that names the stream's source becomes
+// the destination's. RTCP coming up from it: the reverse, so the chain and the sender see their
+// own SSRC in its reports and feedback. All in place, on a copy the caller owns; no allocation.
+//
+// SSRC fields rewritten in RTCP (RFC 3550 6.4-6.6, RFC 4585 6.1, RFC 5104 4.3.1): the SSRC after the
+// header of SR, RR, BYE (each listed source), APP, RTPFB and PSFB; each report block's source;
+// each SDES chunk's; the media source of RTPFB and PSFB; each FIR entry's. XR and unknown types
+// are left as they are. A malformed compound is left as it is from the first bad length on.
+
+const PT_SR = 200, PT_RR = 201, PT_SDES = 202, PT_BYE = 203, PT_APP = 204, PT_RTPFB = 205, PT_PSFB = 206;
+const PSFB_FIR = 4;
+
+/** Sets an RTP packet's payload type (-1: keep) and SSRC (-1: keep). */
+export function rewriteRtp(buf: Uint8Array, at: number, length: number, payloadType: number, ssrc: number): void {
+  if (length < 12) return;
+  if (payloadType >= 0) buf[at + 1] = (buf[at + 1]! & 0x80) | payloadType;
+  if (ssrc >= 0) writeU32(buf, at + 8, ssrc);
+}
+
+/** The SSRC of an RTP packet, or -1 when it is too short to have one. */
+export function rtpSsrc(buf: Uint8Array, at: number, length: number): number {
+  return length < 12 ? -1 : readU32(buf, at + 8);
+}
+
+/**
+ * In a compound RTCP packet, replaces every SSRC field equal to `from` by `to`. `isFrom` decides
+ * instead of `from` when given (upstream: any of several destinations' SSRCs). Returns the fields changed.
+ */
+export function rewriteRtcpSsrc(buf: Uint8Array, at: number, length: number, from: number, to: number, isFrom?: (ssrc: number) => boolean): number {
+  let changed = 0;
+  const swap = (p: number): void => {
+    const v = readU32(buf, p);
+    if (isFrom ? isFrom(v) : v === from) {
+      writeU32(buf, p, to);
+      changed++;
+    }
+  };
+  const end = at + length;
+  let p = at;
+  while (p + 4 <= end) {
+    const count = buf[p]! & 0x1f;
+    const pt = buf[p + 1]!;
+    const size = (((buf[p + 2]! << 8) | buf[p + 3]!) + 1) * 4;
+    if ((buf[p]! >> 6) !== 2 || p + size > end) break;
+    const body = p + 4;
+    switch (pt) {
+      case PT_SR:
+      case PT_RR: {
+        if (size < 8) break;
+        swap(body);
+        const blocks = body + 4 + (pt === PT_SR ? 20 : 0);
+        for (let k = 0; k < count && blocks + (k + 1) * 24 <= p + size; k++) swap(blocks + k * 24);
+        break;
+      }
+      case PT_SDES:
+        rewriteSdesChunks(buf, p, p + size, count, swap);
+        break;
+      case PT_BYE:
+        for (let k = 0; k < count && body + (k + 1) * 4 <= p + size; k++) swap(body + k * 4);
+        break;
+      case PT_APP:
+        if (size >= 8) swap(body);
+        break;
+      case PT_RTPFB:
+      case PT_PSFB:
+        if (size < 12) break;
+        swap(body);
+        swap(body + 4);
+        if (pt === PT_PSFB && count === PSFB_FIR) for (let e = body + 8; e + 8 <= p + size; e += 8) swap(e);
+        break;
+    }
+    p += size;
+  }
+  return changed;
+}
+
+/** SDES: `count` chunks, each an SSRC then items up to an END item, padded to 32 bits. */
+function rewriteSdesChunks(buf: Uint8Array, packet: number, end: number, count: number, swap: (p: number) => void): void {
+  let p = packet + 4;
+  for (let c = 0; c < count && p + 4 <= end; c++) {
+    swap(p);
+    let q = p + 4;
+    while (q < end && buf[q] !== 0) {
+      if (q + 2 > end) return;
+      q += 2 + buf[q + 1]!;
+    }
+    p = packet + ((q - packet + 4) & ~3); // past the END octet, to the next 32-bit boundary of the packet
+  }
+}
+
+function readU32(buf: Uint8Array, p: number): number {
+  return ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0;
+}
+
+function writeU32(buf: Uint8Array, p: number, v: number): void {
+  buf[p] = v >>> 24;
+  buf[p + 1] = (v >>> 16) & 0xff;
+  buf[p + 2] = (v >>> 8) & 0xff;
+  buf[p + 3] = v & 0xff;
+}

@@ -1,0 +1,95 @@
+// Per-destination translation (docs/proxy.md "Per-destination SSRC and payload type"): one stream
+// to three receivers over real sockets, one plain, one under its own SSRC and payload type, one
+// under its own payload type only. The sender's reports reach each receiver under the SSRC that
+// receiver knows; the translated receiver's reports and keyframe requests reach the sender under
+// the sender's own SSRC. A change of the rewrite applies to the next packet, with no loss.
+import * as assert from "uvu/assert";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { suite } from "./lib/suite.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+
+const test = suite("per-destination translation", { timeoutMs: 30_000 });
+const LO = "127.0.0.1";
+const SSRC = 0x1234abcd, B_SSRC = 0xb0b0b0b0;
+
+const u32 = (v: number): number[] => [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+/** An SR of `ssrc` (no report blocks). */
+const senderReport = (ssrc: number): Buffer => Buffer.from([0x80, 200, 0, 6, ...u32(ssrc), ...new Array<number>(20).fill(3)]);
+/** A receiver's RR about `media` then a PLI for it, as one compound. */
+const feedback = (reporter: number, media: number): Buffer => Buffer.from([
+  0x81, 201, 0, 7, ...u32(reporter), ...u32(media), ...new Array<number>(20).fill(5),
+  0x81, 206, 0, 2, ...u32(reporter), ...u32(media),
+]);
+
+test("one stream, three receivers: plain, own SSRC and payload type, own payload type; reports both ways under the right SSRC", async () => {
+  const listen = await freePortPair();
+  const [a, b, c] = [await Sink.open(0, { keep: true }), await Sink.open(0, { keep: true }), await Sink.open(0, { keep: true })];
+  const config = (bPayloadType: number): ProxyConfigInput => ({
+    segments: [{
+      name: "tr", rtcpMux: true, listen: { address: LO, port: listen },
+      destinations: [
+        { address: LO, port: a.port },
+        { address: LO, port: b.port, ssrc: B_SSRC, payloadType: bPayloadType },
+        { address: LO, port: c.port, payloadType: 111 },
+      ],
+    }],
+  });
+  const { proxy } = await startProxy(config(100));
+  const tx = await bindUdp();
+  const upstream: Buffer[] = [];
+  tx.on("message", (m: Buffer) => upstream.push(m));
+  try {
+    for (let i = 0; i < 20; i++) {
+      const p = indexedRtp(i, 200, SSRC, 96);
+      if (i === 5) p[1] = 0x80 | 96; // a marker
+      tx.send(p, listen, LO);
+    }
+    await waitFor(() => a.received === 20 && b.received === 20 && c.received === 20, 5000, "20 packets at each receiver");
+    const rtp = (s: Sink) => s.packets.map(({ bytes }) => ({ pt: bytes[1]! & 0x7f, marker: bytes[1]! >> 7, ssrc: bytes.readUInt32BE(8), seq: bytes.readUInt16BE(2), index: bytes.readUInt32BE(12) }));
+    for (const [sink, pt, ssrc] of [[a, 96, SSRC], [b, 100, B_SSRC], [c, 111, SSRC]] as const) {
+      const got = rtp(sink);
+      assert.ok(got.every((x) => x.pt === pt && x.ssrc === ssrc), `${JSON.stringify(got[0])}: payload type ${pt}, SSRC ${ssrc.toString(16)}`);
+      assert.equal(got.map((x) => x.index), Array.from({ length: 20 }, (_, i) => i), "every packet, in order, payload untouched");
+      assert.equal(got.map((x) => x.seq), Array.from({ length: 20 }, (_, i) => i), "sequence numbers untouched");
+      assert.is(got[5]!.marker, 1, "the marker bit survives the payload type");
+    }
+    tx.send(senderReport(SSRC), listen, LO);
+    await waitFor(() => a.received === 21 && b.received === 21 && c.received === 21, 5000, "the sender report at each receiver");
+    assert.is(a.packets[20]!.bytes.readUInt32BE(4), SSRC);
+    assert.is(b.packets[20]!.bytes.readUInt32BE(4), B_SSRC, "the translated receiver hears the report under its SSRC");
+    assert.is(c.packets[20]!.bytes.readUInt32BE(4), SSRC);
+    assert.is(a.packets[20]!.bytes[1], 200, "RTCP keeps its packet type (no payload type rewrite on RTCP)");
+
+    const egress = (await segmentStats(proxy, "tr")).ports.egress;
+    b.socket.send(feedback(0x0b0b0b0b, B_SSRC), egress, LO);
+    a.socket.send(feedback(0x0a0a0a0a, SSRC), egress, LO);
+    await waitFor(() => upstream.length === 2, 5000, "both receivers' feedback at the sender");
+    for (const m of upstream) {
+      assert.is(m.readUInt32BE(8), SSRC, "report block about the sender's own SSRC");
+      assert.is(m.readUInt32BE(32 + 8), SSRC, "PLI for the sender's own SSRC");
+    }
+    assert.equal(upstream.map((m) => m.readUInt32BE(4)).sort(), [0x0a0a0a0a, 0x0b0b0b0b], "reporters' own SSRCs kept");
+
+    // a change of B's payload type applies to the next packet, and nobody loses one
+    await proxy.apply(validateProxyConfig(config(101)));
+    tx.send(indexedRtp(20, 200, SSRC, 96), listen, LO);
+    await waitFor(() => a.received === 22 && b.received === 22 && c.received === 22, 5000, "the packet after the change");
+    assert.is(b.packets[21]!.bytes[1]! & 0x7f, 101);
+    assert.equal((await segmentStats(proxy, "tr")).drops, {});
+  } finally {
+    tx.close();
+    for (const s of [a, b, c]) s.close();
+    await proxy.close();
+  }
+});
+
+test("config: a payload type that looks like RTCP, or an SSRC out of range, names the field", () => {
+  const seg = (d: Record<string, unknown>) => ({ segments: [{ name: "x", listen: { address: LO, port: 5000 }, destinations: [{ address: LO, port: 6000, ...d }] }] });
+  assert.throws(() => validateProxyConfig(seg({ payloadType: 72 })), /segments\[0\]\.destinations\[0\]\.payloadType: 72-76 look like RTCP/);
+  assert.throws(() => validateProxyConfig(seg({ payloadType: 128 })), /segments\[0\]\.destinations\[0\]\.payloadType/);
+  assert.throws(() => validateProxyConfig(seg({ ssrc: 2 ** 32 })), /segments\[0\]\.destinations\[0\]\.ssrc/);
+  assert.throws(() => validateProxyConfig(seg({ ssrc: -1 })), /segments\[0\]\.destinations\[0\]\.ssrc/);
+});
+
+test.run();
