@@ -72,7 +72,7 @@ test("refused with the field named: 100,000 destinations (msmctl, before sending
     ["100,000 destinations", { ...segment, destinations: many }, /^segments\[0\]\.destinations: 100000 destinations, at most 4096 per segment/m],
     ["an interface on a destination", { ...segment, destinations: [{ address: "239.2.2.2", port: 6004, rtcpPort: 0, interface: "10.0.1.1" }] }, /segments\[0\]\.destinations\[0\]\.interface: only a listen endpoint joins a multicast group/],
     ["a unicast address as the group", { ...segment, listen: { address: "10.0.0.2", port: 5004, rtcpPort: 0, interface: "10.0.0.2" } }, /segments\[0\]\.listen\.interface: only a multicast group is joined, and listen\.address 10\.0\.0\.2 is not one/],
-    ["a multicast sender", { ...segment, source: { address: "239.9.9.9", port: 0, rtcpPort: 0 } }, /segments\[0\]\.source\.address: 239\.9\.9\.9 is a multicast group/],
+    ["a multicast sender", { ...segment, source: { address: "239.9.9.9", port: 5004, rtcpPort: 0 } }, /segments\[0\]\.source\.address: 239\.9\.9\.9 is a multicast group/],
   ];
   for (const [label, seg, pattern] of server) refusedWith(() => planApply([seg], new DesiredState()), pattern, label);
 });
