@@ -41,6 +41,22 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg that does nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, send: false }] })] }), /segments\[0\]\.legs\[0\]: a leg that neither receives nor sends/],
   ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
+  // multicast (docs/proxy.md "Multicast")
+  ["a unicast address given as the group to join", base({ segments: [seg({ listen: { address: "10.0.0.5", port: 5004, interface: "10.0.0.1" } })] }), /segments\[0\]\.listen\.interface: only a multicast group is joined, and listen\.address 10\.0\.0\.5 is not one/],
+  ["an IPv4 group joined on a name, not an address", base({ segments: [seg({ listen: { address: "239.1.1.1", port: 5004, interface: "eth0" } })] }), /segments\[0\]\.listen\.interface: 'eth0': an IPv4 group is joined .* from a local IPv4 address/],
+  ["an IPv6 group joined on an address, not a name", base({ segments: [seg({ listen: { address: "ff15::1", port: 5004, interface: "fd00::1" }, destinations: [{ address: "::1", port: 6004 }] })] }), /segments\[0\]\.listen\.interface: 'fd00::1': an IPv6 group is joined .* by its name/],
+  ["a source-specific sender of the other family", base({ segments: [seg({ listen: { address: "239.1.1.1", port: 5004 }, source: { address: "fd00::1" } })] }), /segments\[0\]\.source\.address: IPv6, but the segment listens on IPv4/],
+  ["a group as the sender", base({ segments: [seg({ listen: { address: "239.1.1.1", port: 5004 }, source: { address: "239.1.1.2" } })] }), /segments\[0\]\.source\.address: 239\.1\.1\.2 is a multicast group; a sender's address is unicast/],
+  ["a group as the egress address", base({ segments: [seg({ egress: { address: "239.1.1.1" }, destinations: [{ address: "239.1.1.1", port: 6004 }] })] }), /segments\[0\]\.egress\.address: 239\.1\.1\.1 is a multicast group/],
+  ["a multicast interface of the wrong family", base({ segments: [seg({ destinations: [{ address: "239.1.1.1", port: 6004 }], multicast: { interface: "veth0" } })] }), /segments\[0\]\.multicast\.interface: 'veth0': an IPv4 group .*\(the segment sends from IPv4\)/],
+  ["a TTL past 255", base({ segments: [seg({ multicast: { ttl: 256 } })] }), /segments\[0\]\.multicast\.ttl:/],
+  ["an unknown multicast key", base({ segments: [seg({ multicast: { hops: 3 } })] }), /segments\[0\]\.multicast: Unrecognized key.*hops/],
+  ["a leg joining on a unicast address", base({ segments: [seg({ legs: [{ name: "b", listen: { port: 7000, interface: "127.0.0.1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.listen\.interface: only a multicast group is joined, and the leg listens on 127\.0\.0\.1/],
+  ["a leg's source-specific sender of the other family", base({ segments: [seg({ legs: [{ name: "b", listen: { address: "239.1.1.1", port: 7000 }, source: { address: "::1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.source\.address: IPv6, but the leg listens on IPv4/],
+  ["a leg sending from the other family than the multicast interface", base({ segments: [seg({ multicast: { interface: "127.0.0.1" }, legs: [{ name: "b", receive: false, egress: { address: "::1" }, destinations: [{ address: "ff15::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.egress\.address: IPv6, but multicast\.interface names an IPv4 interface/],
+  // the destination limit
+  ["100,000 destinations", base({ segments: [seg({ destinations: Array.from({ length: 100_000 }, (_, k) => ({ address: "10.1.0.1", port: 1024 + (k % 60_000) })) })] }), /segments\[0\]\.destinations: 100000 destinations, at most 4096 per segment/],
+  ["a leg with 4,097 destinations", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: Array.from({ length: 4097 }, (_, k) => ({ address: "10.1.0.1", port: 1024 + k })) }] })] }), /segments\[0\]\.legs\[0\]\.destinations: 4097 destinations, at most 4096 per segment/],
 ];
 
 for (const [label, input, pattern] of cases) {
@@ -59,6 +75,22 @@ test("one port on different addresses, or on both families, is no clash", () => 
     seg(), seg({ name: "s2", listen: { address: "127.0.0.2", port: 5004 } }), seg({ name: "s3", listen: { address: "::", port: 5004 }, destinations: [{ address: "::1", port: 6004 }] }),
   ] }));
   assert.is(c.segments.length, 3);
+});
+
+test("multicast: groups in and out, joined on an interface, source-specific; the defaults (TTL 16, loopback off)", () => {
+  const c = validateProxyConfig(base({ segments: [
+    seg({ listen: { address: "239.1.1.1", port: 5004, interface: "10.0.0.2" }, source: { address: "10.0.0.1" }, destinations: [{ address: "239.2.2.2", port: 6004 }] }),
+    seg({ name: "s2", listen: { address: "ff15::1", port: 5004, interface: "%veth0" }, destinations: [{ address: "ff15::2", port: 6004 }], multicast: { ttl: 0, interface: "veth1", loopback: true } }),
+    // the same port on another group is no clash: each socket is bound to its group
+    seg({ name: "s3", listen: { address: "239.1.1.3", port: 5004 } }),
+  ] }));
+  assert.equal(c.segments[0]!.multicast, { ttl: 16, loopback: false });
+  assert.equal(c.segments[1]!.multicast, { ttl: 0, interface: "veth1", loopback: true });
+});
+
+test("4,096 destinations are taken", () => {
+  const c = validateProxyConfig(base({ segments: [seg({ destinations: Array.from({ length: 4096 }, (_, k) => ({ address: "10.1.0.1", port: 1024 + k })) })] }));
+  assert.is(c.segments[0]!.destinations.length, 4096);
 });
 
 test("defaults are filled in and relative filter paths resolve against the config's folder", () => {

@@ -313,8 +313,8 @@ test("legs: stored and listed field by field on both replicas, unchanged when ap
     const expected: Leg[] = [
       { name: "fec-col", portOffset: 2, listen: null, receive: true, destinations: [], egress: null, send: true },
       { name: "fec-row", portOffset: 4, listen: null, receive: true, destinations: [], egress: null, send: true },
-      { name: "path-b", listen: { address: "", port: 23410, rtcpPort: 0 }, receive: true, destinations: [{ address: "127.0.0.1", port: 24410, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 0, rtcpPort: 0 }, send: true },
-      { name: "repair", listen: null, receive: false, destinations: [{ address: "127.0.0.1", port: 24420, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 23420, rtcpPort: 0 }, send: true },
+      { name: "path-b", listen: { address: "", port: 23410, rtcpPort: 0, interface: "" }, receive: true, destinations: [{ address: "127.0.0.1", port: 24410, rtcpPort: 0, interface: "" }], egress: { address: "127.0.0.1", port: 0, rtcpPort: 0, interface: "" }, send: true },
+      { name: "repair", listen: null, receive: false, destinations: [{ address: "127.0.0.1", port: 24420, rtcpPort: 0, interface: "" }], egress: { address: "127.0.0.1", port: 23420, rtcpPort: 0, interface: "" }, send: true },
     ];
     // proto3 `optional` fields come with a virtual oneof field each when set: compare what the API means
     const plain = (l: Leg): Leg => ({ name: l.name, ...(l.portOffset !== undefined ? { portOffset: l.portOffset } : {}), listen: l.listen, receive: l.receive, destinations: l.destinations, egress: l.egress, send: l.send });

@@ -3,7 +3,7 @@
 // because that path is what an operator reads in a NACK.
 import { join } from "node:path";
 import type { ChainStage, FilterRef, Segment, Snapshot } from "../api/proto.js";
-import { isEmptyEndpoint, legInput } from "../api/segment-input.js";
+import { isEmptyEndpoint, legInput, multicastInput } from "../api/segment-input.js";
 import type { ProxyConfigInput } from "../../runtime/index.js";
 
 /** A snapshot the agent cannot turn into a config; `issues` name the snapshot fields. */
@@ -104,7 +104,7 @@ function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, r
   }
   const out: NonNullable<ProxyConfigInput["segments"]>[number] = {
     name: seg.name,
-    listen: { address: listen.address, port: listen.port },
+    listen: { address: listen.address, port: listen.port, ...(listen.interface ? { interface: listen.interface } : {}) },
     rtcpMux: seg.rtcpMux,
     destinations: seg.destinations.map((d) => (d.rtcpPort !== 0 ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port })),
     chain: seg.chain.map((stage, j) => {
@@ -113,6 +113,7 @@ function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, r
       return { filter: ref ? keys.get(ref)! : stage.filter, config: parseStageConfig(stage, path, issues) };
     }),
     legs: seg.legs.map((l, k) => legInput(l, at(i, `.legs[${k}]`), issues)),
+    multicast: multicastInput(seg.multicast),
   };
   if (!isEmptyEndpoint(seg.egress)) {
     const e = seg.egress!;

@@ -18,7 +18,9 @@ export const AdminServiceClient = pkg.msm.v1.AdminService;
 export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
 export const adminService: ServiceDefinition = pkg.msm.v1.AdminService.service;
 
-export interface Endpoint { address: string; port: number; rtcpPort: number }
+/** `interface`: a listen endpoint's multicast interface ("" or absent: none); a message decoded from the wire always has it. */
+export interface Endpoint { address: string; port: number; rtcpPort: number; interface?: string }
+export interface Multicast { ttl?: number; interface: string; loopback: boolean }
 export interface ChainStage { filter: string; version: string; configJson: string }
 export interface FailurePolicy { mode: string; restartBackoffMs: number; maxBackoffMs: number; maxFailures: number }
 export interface Segment {
@@ -33,6 +35,8 @@ export interface Segment {
   failure: FailurePolicy | null;
   revision: number;
   legs: Leg[];
+  /** Absent (or null) for the defaults. */
+  multicast?: Multicast | null;
 }
 /**
  * A segment's leg. The optional fields are proto3 `optional`: absent when unset (decoded messages

@@ -3,17 +3,36 @@
 // proxy's own rules) and the agent (which builds the proxy's config from a snapshot), so that both
 // read a message the same way.
 import type { ProxyConfigInput } from "../../runtime/index.js";
-import type { Endpoint, Leg } from "./proto.js";
+import type { Endpoint, Leg, Multicast } from "./proto.js";
 
-type LegInput = NonNullable<NonNullable<ProxyConfigInput["segments"]>[number]["legs"]>[number];
+type SegmentInput = NonNullable<ProxyConfigInput["segments"]>[number];
+type LegInput = NonNullable<SegmentInput["legs"]>[number];
 
 /** An endpoint message that is absent, or present with every field at its default. */
 export function isEmptyEndpoint(e: Endpoint | null | undefined): boolean {
-  return !e || (e.address === "" && e.port === 0 && e.rtcpPort === 0);
+  return !e || (e.address === "" && e.port === 0 && e.rtcpPort === 0 && !e.interface);
 }
 
-function endpointCopy(e: Endpoint): Endpoint {
-  return { address: e.address, port: e.port, rtcpPort: e.rtcpPort };
+/** An endpoint as stored: `interface` only when set, so that a record stored before it existed compares equal. */
+export function endpointCopy(e: Endpoint): Endpoint {
+  return { address: e.address, port: e.port, rtcpPort: e.rtcpPort, ...(e.interface ? { interface: e.interface } : {}) };
+}
+
+/** Only a listen endpoint joins a multicast group: an `interface` elsewhere is pushed to `issues`. */
+export function noInterface(e: Endpoint | null | undefined, path: string, issues: string[]): void {
+  if (e?.interface) issues.push(`${path}.interface: only a listen endpoint joins a multicast group; leave it ""`);
+}
+
+/** A segment's multicast message as the proxy's config takes it (absent: the defaults). */
+export function multicastInput(m: Multicast | null | undefined): SegmentInput["multicast"] {
+  if (!m) return undefined;
+  return { ...(m.ttl !== undefined ? { ttl: m.ttl } : {}), ...(m.interface ? { interface: m.interface } : {}), loopback: m.loopback };
+}
+
+/** A multicast message as stored and listed: null for the defaults (TTL 16, no interface, loopback off). */
+export function multicastRecord(m: Multicast | null | undefined): Multicast | null {
+  if (!m || ((m.ttl ?? 16) === 16 && !m.interface && !m.loopback)) return null;
+  return { ttl: m.ttl ?? 16, interface: m.interface, loopback: m.loopback };
 }
 
 /**
@@ -28,16 +47,21 @@ export function legInput(l: Leg, at: string, issues: string[]): LegInput {
   const out: LegInput = { name: l.name };
   if (l.portOffset !== undefined) out.portOffset = l.portOffset;
   if (!isEmptyEndpoint(l.listen)) {
-    noRtcp(l.listen!, "listen");
-    out.listen = l.listen!.address === "" ? { port: l.listen!.port } : { address: l.listen!.address, port: l.listen!.port };
+    const listen = l.listen!;
+    noRtcp(listen, "listen");
+    out.listen = { ...(listen.address !== "" ? { address: listen.address } : {}), port: listen.port, ...(listen.interface ? { interface: listen.interface } : {}) };
   }
   if (l.receive !== undefined) out.receive = l.receive;
   if (l.destinations.length > 0) {
-    l.destinations.forEach((d, j) => noRtcp(d, `destinations[${j}]`));
+    l.destinations.forEach((d, j) => {
+      noRtcp(d, `destinations[${j}]`);
+      noInterface(d, `${at}.destinations[${j}]`, issues);
+    });
     out.destinations = l.destinations.map((d) => ({ address: d.address, port: d.port }));
   }
   if (!isEmptyEndpoint(l.egress)) {
     noRtcp(l.egress!, "egress");
+    noInterface(l.egress, `${at}.egress`, issues);
     out.egress = { address: l.egress!.address, port: l.egress!.port };
   }
   if (l.send !== undefined) out.send = l.send;

@@ -6,7 +6,7 @@
 // runtime's field paths back to the request's (`segments[2].listen.port`, proto field names).
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
 import type { Endpoint, FailurePolicy, Segment } from "../api/proto.js";
-import { isEmptyEndpoint, legInput, legRecord } from "../api/segment-input.js";
+import { endpointCopy, isEmptyEndpoint, legInput, legRecord, multicastInput, multicastRecord, noInterface } from "../api/segment-input.js";
 import type { Compare, Op } from "../store/index.js";
 import { REDACTED, redactSecrets, secretValues } from "../security/secrets.js";
 import { invalid } from "./errors.js";
@@ -38,7 +38,7 @@ export interface DeletePlan {
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 function endpointRecord(e: Endpoint | null | undefined): Endpoint | null {
-  return isEmptyEndpoint(e) ? null : { address: e!.address, port: e!.port, rtcpPort: e!.rtcpPort };
+  return isEmptyEndpoint(e) ? null : endpointCopy(e!);
 }
 
 function failureRecord(f: FailurePolicy | null | undefined): FailurePolicy | null {
@@ -74,7 +74,7 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
   const input: Record<string, unknown> = { name: seg.name, rtcpMux: seg.rtcpMux };
   if (!isEmptyEndpoint(seg.listen)) {
     const l = seg.listen!;
-    input.listen = { address: l.address, port: l.port };
+    input.listen = { address: l.address, port: l.port, ...(l.interface ? { interface: l.interface } : {}) };
     if (l.rtcpPort !== 0 && l.rtcpPort !== (seg.rtcpMux ? l.port : l.port + 1)) {
       issues.push(`${at}.listen.rtcp_port: the proxy takes RTCP on port + 1 (or on port itself with rtcp_mux); leave it 0`);
     }
@@ -82,14 +82,18 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
   if (!isEmptyEndpoint(seg.egress)) {
     const e = seg.egress!;
     input.egress = { address: e.address, port: e.port };
+    noInterface(e, `${at}.egress`, issues);
     if (e.rtcpPort !== 0 && e.rtcpPort !== (seg.rtcpMux ? e.port : e.port + 1)) {
       issues.push(`${at}.egress.rtcp_port: the proxy sends RTCP from port + 1 (or from port itself with rtcp_mux); leave it 0`);
     }
   }
   input.destinations = seg.destinations.map((d) => (d.rtcpPort !== 0 ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  seg.destinations.forEach((d, k) => noInterface(d, `${at}.destinations[${k}]`, issues));
   input.legs = seg.legs.map((l, k) => legInput(l, `${at}.legs[${k}]`, issues));
+  input.multicast = multicastInput(seg.multicast);
   if (!isEmptyEndpoint(seg.source)) {
     const s = seg.source!;
+    noInterface(s, `${at}.source`, issues);
     input.source = s.rtcpPort !== 0 ? { address: s.address, port: s.port, rtcpPort: s.rtcpPort } : { address: s.address, port: s.port };
   }
   if (seg.failure) {
@@ -126,12 +130,14 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     listen: endpointRecord(seg.listen),
     rtcpMux: seg.rtcpMux,
     egress: endpointRecord(seg.egress),
-    destinations: seg.destinations.map((d) => ({ address: d.address, port: d.port, rtcpPort: d.rtcpPort })),
+    destinations: seg.destinations.map(endpointCopy),
     source: endpointRecord(seg.source),
     chain: chain.map((c) => c.record),
     failure: failureRecord(seg.failure),
     // last: state.ts gives a record stored before legs existed `legs: []` at the end, so that it compares equal to this
     legs: seg.legs.map(legRecord),
+    // after legs, and only when not the defaults: a record stored before multicast existed compares equal
+    ...(multicastRecord(seg.multicast) ? { multicast: multicastRecord(seg.multicast) } : {}),
   };
   return { input: input as SegmentInput, record };
 }

@@ -10,6 +10,7 @@ import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-po
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../../sdk/abi/constants.js";
 import { EndpointClaims } from "./endpoints.js";
+import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
@@ -17,7 +18,40 @@ const port = z.number().int().min(1).max(65535);
 const portOrZero = z.number().int().min(0).max(65535);
 const jsonObject = z.record(z.string(), z.unknown());
 
-const endpoint = z.strictObject({ address, port });
+/**
+ * Destinations per segment (and per leg). Every packet costs one send per destination, and the
+ * egress ring holds a packet's slot until every one of its sends has completed (a 16-bit count
+ * per slot, dataplane/egress-ring.ts); past a few thousand receivers, a multicast group or a tree
+ * of proxies is the way to reach them.
+ */
+export const MAX_DESTINATIONS = 4096;
+
+/** A list of destinations, refused past MAX_DESTINATIONS with the count it has. */
+function destinationList<T extends z.ZodType>(element: T) {
+  return z.array(element).min(1).max(MAX_DESTINATIONS, {
+    error: (issue) => `${(issue.input as unknown[]).length} destinations, at most ${MAX_DESTINATIONS} per segment (each packet is sent once per destination); reach more receivers through a multicast group or a tree of proxies`,
+  });
+}
+
+/** Where the segment receives; a multicast group is joined (on `interface`, when given). */
+const listenEndpoint = z.strictObject({
+  address,
+  port,
+  /** A multicast listen address: the interface to join the group on (IPv4: a local address; IPv6: an interface name). */
+  interface: z.string().min(1).optional(),
+});
+
+export const MULTICAST_DEFAULTS = { ttl: 16, loopback: false } as const;
+
+/** How the egress sockets send to multicast destinations (applied to every egress socket: media and legs). */
+const multicast = z.strictObject({
+  /** Hops a multicast packet may cross (IP TTL / IPv6 hop limit); 0 keeps it on this host. */
+  ttl: z.number().int().min(0).max(255).default(MULTICAST_DEFAULTS.ttl),
+  /** The interface multicast leaves from (IPv4: a local address; IPv6: an interface name); default: the route to the group. */
+  interface: z.string().min(1).optional(),
+  /** Whether listeners on this host (and its network namespace) hear the proxy's multicast too. */
+  loopback: z.boolean().default(MULTICAST_DEFAULTS.loopback),
+});
 
 const destination = z.strictObject({
   address,
@@ -69,14 +103,14 @@ const leg = z.strictObject({
   name: z.string().regex(NAME, NAME_RULE),
   /** Receives on listen.port + portOffset, sends to each destination's port + portOffset. */
   portOffset: z.number().int().min(1).max(1000).optional(),
-  /** Where the leg receives, instead of listen.port + portOffset (address: the segment's listen address). */
-  listen: z.strictObject({ address: address.optional(), port }).optional(),
+  /** Where the leg receives, instead of listen.port + portOffset (address: the segment's listen address; interface: the segment's). */
+  listen: z.strictObject({ address: address.optional(), port, interface: z.string().min(1).optional() }).optional(),
   /** Whether the leg binds a listen socket at all (an encoder's repair legs only send). */
   receive: z.boolean().default(true),
   /** The leg's sender, when it is not the media's (a second path from another address); default: the media's latched sender. */
   source: z.strictObject({ address }).optional(),
   /** Where the leg sends, instead of each destination at port + portOffset. */
-  destinations: z.array(z.strictObject({ address, port })).min(1).optional(),
+  destinations: destinationList(z.strictObject({ address, port })).optional(),
   /** The local address (and port) the leg sends from; default the segment's egress address, a port the kernel picks. */
   egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
   /** Whether the leg sends (a decoder that strips repair packets only receives them). */
@@ -90,12 +124,14 @@ const stage = z.strictObject({
 
 const segment = z.strictObject({
   name: z.string().regex(NAME, NAME_RULE),
-  /** Where the sender sends RTP; RTCP on port + 1 unless rtcpMux. */
-  listen: endpoint,
+  /** Where the sender sends RTP; RTCP on port + 1 unless rtcpMux. A multicast group is joined. */
+  listen: listenEndpoint,
   rtcpMux: z.boolean().default(false),
   /** The local address (and optionally port) the proxy sends from; receivers send feedback here. */
   egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
-  destinations: z.array(destination).min(1),
+  destinations: destinationList(destination),
+  /** How multicast destinations are sent to. */
+  multicast: multicast.default(() => ({ ...MULTICAST_DEFAULTS })),
   /** Legs 1.. beside the media (leg 0): FEC ports, a second path. */
   legs: z.array(leg).max(MAX_LEGS - 1).default([]),
   source: source.default(() => ({ ...SOURCE_DEFAULTS })),
@@ -192,6 +228,7 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     if (seg.source.address !== undefined && isIP(seg.source.address) !== isIP(seg.listen.address)) {
       problems.push(`${at}.source.address: IPv${isIP(seg.source.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);
     }
+    problems.push(...multicastProblems(seg, at, family));
     problems.push(...legProblems(seg, at, family));
     for (const bind of fixedBinds(seg)) claim(bind.address, bind.port, `${at}.${bind.what}`);
     if (seg.worker !== undefined && seg.worker >= config.workers) {
@@ -212,6 +249,27 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
   return config;
 }
 
+/** What is wrong with a segment's multicast: groups where a unicast address belongs and the reverse, interfaces of the wrong form. */
+function multicastProblems(seg: SegmentConfig, at: string, egressFamily: number): string[] {
+  const problems: string[] = [];
+  const listen = seg.listen;
+  if (listen.interface !== undefined) {
+    if (!isMulticast(listen.address)) problems.push(`${at}.listen.interface: only a multicast group is joined, and listen.address ${listen.address} is not one (224.0.0.0/4, ff00::/8)`);
+    else {
+      const problem = interfaceProblem(listen.interface, isIP(listen.address));
+      if (problem) problems.push(`${at}.listen.interface: ${problem}`);
+    }
+  }
+  if (seg.source.address !== undefined && isMulticast(seg.source.address)) problems.push(`${at}.source.address: ${seg.source.address} is a multicast group; a sender's address is unicast`);
+  if (seg.egress && isMulticast(seg.egress.address)) problems.push(`${at}.egress.address: ${seg.egress.address} is a multicast group; the proxy sends from a local unicast address (multicast destinations go under destinations)`);
+  const out = seg.multicast.interface;
+  if (out !== undefined) {
+    const problem = interfaceProblem(out, egressFamily);
+    if (problem) problems.push(`${at}.multicast.interface: ${problem} (the segment sends from IPv${egressFamily})`);
+  }
+  return problems;
+}
+
 /** What is wrong with a segment's legs: each must say where it receives and sends, in the segment's families. */
 function legProblems(seg: SegmentConfig, at: string, egressFamily: number): string[] {
   const problems: string[] = [];
@@ -228,7 +286,16 @@ function legProblems(seg: SegmentConfig, at: string, egressFamily: number): stri
     const listen = legListen(seg, l);
     if (listen && listen.port > 65535) problems.push(`${where}.portOffset: listen.port + ${l.portOffset} is past 65535`);
     if (listen && isIP(listen.address) !== isIP(seg.listen.address)) problems.push(`${where}.listen.address: IPv${isIP(listen.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);
+    if (l.listen?.interface !== undefined && (!listen || !isMulticast(listen.address))) problems.push(`${where}.listen.interface: only a multicast group is joined, and the leg ${listen ? `listens on ${listen.address}` : "does not receive"}`);
+    else if (l.listen?.interface !== undefined) {
+      const problem = interfaceProblem(l.listen.interface, isIP(listen!.address));
+      if (problem) problems.push(`${where}.listen.interface: ${problem}`);
+    }
+    if (l.source && listen && isIP(l.source.address) !== isIP(listen.address)) problems.push(`${where}.source.address: IPv${isIP(l.source.address)}, but the leg listens on IPv${isIP(listen.address)}`);
+    if (l.source && isMulticast(l.source.address)) problems.push(`${where}.source.address: ${l.source.address} is a multicast group; a sender's address is unicast`);
+    if (l.egress && isMulticast(l.egress.address)) problems.push(`${where}.egress.address: ${l.egress.address} is a multicast group; a leg sends from a local unicast address`);
     const family = l.egress ? isIP(l.egress.address) : egressFamily;
+    if (l.send && family !== egressFamily && seg.multicast.interface !== undefined) problems.push(`${where}.egress.address: IPv${family}, but multicast.interface names an IPv${egressFamily} interface (the leg's egress socket could not send multicast from it)`);
     if (l.send) {
       for (const [j, d] of (l.destinations ?? seg.destinations).entries()) {
         const field = l.destinations ? `${where}.destinations[${j}]` : `${at}.destinations[${j}]`;
@@ -245,6 +312,27 @@ export function legListen(seg: SegmentConfig, l: LegConfig): { address: string; 
   if (!l.receive) return null;
   if (l.listen) return { address: l.listen.address ?? seg.listen.address, port: l.listen.port };
   return l.portOffset === undefined ? null : { address: seg.listen.address, port: seg.listen.port + l.portOffset };
+}
+
+/** A multicast group a listen socket joins: on which interface (undefined: the kernel's choice), from which sender only (source-specific). */
+export interface GroupJoin {
+  readonly group: string;
+  readonly interface: string | undefined;
+  readonly source: string | undefined;
+  /** The config field that names the group, for errors: `listen` or `legs[1].listen`. */
+  readonly field: string;
+}
+
+/** The group the segment's listen sockets join (leg `k`'s when given), or null for a unicast listen address. */
+export function groupJoin(seg: SegmentConfig, k?: number): GroupJoin | null {
+  if (k === undefined) {
+    if (!isMulticast(seg.listen.address)) return null;
+    return { group: seg.listen.address, interface: seg.listen.interface, source: seg.source.address, field: "listen" };
+  }
+  const l = seg.legs[k]!;
+  const at = legListen(seg, l);
+  if (!at || !isMulticast(at.address)) return null;
+  return { group: at.address, interface: l.listen?.interface ?? seg.listen.interface, source: l.source?.address ?? seg.source.address, field: l.listen ? `legs[${k}].listen` : "listen" };
 }
 
 /** The ports a segment binds that its config names (listen, egress when it names a port, and the legs'). */
@@ -265,8 +353,8 @@ export function fixedBinds(seg: SegmentConfig): { address: string; port: number;
 
 /** What about a segment forces new sockets (and so a brief gap): where it listens and sends from. */
 export function socketsKey(seg: SegmentConfig): string {
-  const legs = seg.legs.map((l) => [legListen(seg, l), l.send, l.egress ?? null]);
-  return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null, legs]);
+  const legs = seg.legs.map((l, k) => [legListen(seg, l), l.send, l.egress ?? null, groupJoin(seg, k)]);
+  return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null, legs, groupJoin(seg), seg.multicast]);
 }
 
 /** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */

@@ -12,6 +12,7 @@ import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { EgressRing } from "./egress-ring.js";
 import { SegmentRuntime } from "./segment-runtime.js";
 import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
+import { checkMulticast } from "./multicast-sockets.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
 import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 
@@ -150,6 +151,7 @@ export class DataPlane {
       if (!existing && !fixed && !planned.bindLater) continue; // its error is recorded above
       try {
         if (fixed) planned.sockets = await completeSockets(config, this.options.socketReceiveBuffer, fixed);
+        else if (planned.bindLater) await checkMulticast(config); // its sockets bind after the commit: a group it cannot join must refuse the change now
         const key = (planned.chainKey = await this.chainKey(config, request.filters));
         if (!existing || socketsChange || this.chainKeys.get(config.name) !== key) {
           planned.stages = await this.buildStages(config, request.filters, plan, states);

@@ -1,10 +1,15 @@
 // A segment's sockets: RTP (and RTCP unless multiplexed) in at `listen`, out from `egress`.
 // Ports the config names are bound before ports the kernel picks, and a segment with a single
 // destination gets its egress RTP socket connected to it: the kernel then routes once, not per
-// packet, and refuses datagrams from anyone else on that socket.
+// packet, and refuses datagrams from anyone else on that socket. Not a multicast destination:
+// nothing ever comes from a group's address, so a socket connected to one would refuse every
+// receiver's feedback (RTCP multiplexed on the RTP port). A listen socket bound to a multicast
+// group joins it (multicast-sockets.ts).
 import { createSocket, type Socket } from "node:dgram";
-import { isIPv6 } from "node:net";
-import { legListen, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
+import { isIP, isIPv6 } from "node:net";
+import { isMulticast } from "../config/multicast.js";
+import { groupJoin, legListen, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
+import { applyMulticastOptions, joinGroup } from "./multicast-sockets.js";
 
 async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
   const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", ipv6Only: isIPv6(address) });
@@ -81,17 +86,48 @@ export interface SegmentSockets {
 /** Sockets bound so far: the fixed-port ones first, the ephemeral egress ones after. */
 export type PartialSockets = Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<Pick<SegmentSockets, "egressRtp" | "egressRtcp">> & { legs: LegSockets[] };
 
+/** Closes what a failed step opened and throws `message` for the segment. */
+function failSegment(config: SegmentConfig, opened: Socket[], message: string): never {
+  for (const s of opened) s.close();
+  throw new Error(`segment '${config.name}': ${message}`);
+}
+
+/** Binds a socket (and joins its group, when `join` names one); on failure closes everything opened so far. */
 function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
-  return async (address: string, port: number, what: string): Promise<Socket> => {
+  return async (address: string, port: number, what: string, join: GroupJoin | null = null): Promise<Socket> => {
+    let s: Socket;
     try {
-      const s = port === 0 ? await bindPinned(address, receiveBuffer) : await bindSocket(address, port, receiveBuffer);
-      opened.push(s);
-      return s;
+      s = port === 0 ? await bindPinned(address, receiveBuffer) : await bindSocket(address, port, receiveBuffer);
     } catch (err) {
-      for (const s of opened) s.close();
-      throw new Error(`segment '${config.name}': cannot bind ${what} ${address}:${port}: ${(err as Error).message}`);
+      failSegment(config, opened, `cannot bind ${what} ${address}:${port}: ${(err as Error).message}`);
     }
+    opened.push(s);
+    try {
+      if (join) joinGroup(s, join);
+    } catch (err) {
+      failSegment(config, opened, (err as Error).message);
+    }
+    return s;
   };
+}
+
+/** Gives every egress socket the segment's multicast options; on failure closes every socket of the segment. */
+function setMulticastOptions(config: SegmentConfig, sockets: SegmentSockets, opened: Socket[]): void {
+  const family = isIP(egressOf(config).address);
+  try {
+    for (const s of [sockets.egressRtp, sockets.egressRtcp]) if (s) applyMulticastOptions(s, config, family);
+    for (const [k, l] of config.legs.entries()) {
+      const s = sockets.legs[k]!.egress;
+      if (s) applyMulticastOptions(s, config, isIP(legEgressOf(config, l).address));
+    }
+  } catch (err) {
+    failSegment(config, opened, (err as Error).message);
+  }
+}
+
+/** Connects an egress socket to its one destination, unless that is a multicast group (see the top). */
+async function connectToOnly(socket: Socket, to: { address: string; port: number } | undefined): Promise<boolean> {
+  return to !== undefined && !isMulticast(to.address) && connectSocket(socket, to.port, to.address);
 }
 
 function egressOf(config: SegmentConfig): { address: string; port: number } {
@@ -116,12 +152,14 @@ export async function openFixedSockets(config: SegmentConfig, receiveBuffer: num
   const opened: Socket[] = [];
   const bind = binder(config, receiveBuffer, opened);
   const listen = config.listen;
-  const ingressRtp = await bind(listen.address, listen.port, "listen");
-  const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP");
+  const join = groupJoin(config);
+  const ingressRtp = await bind(listen.address, listen.port, "listen", join);
+  // a multicast session's RTCP goes to the group at port + 1 (RFC 3550 section 11): joined too
+  const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP", join);
   const legs: LegSockets[] = [];
-  for (const l of config.legs) {
+  for (const [k, l] of config.legs.entries()) {
     const at = legListen(config, l);
-    const ingress = at ? await bind(at.address, at.port, `leg '${l.name}' listen`) : null;
+    const ingress = at ? await bind(at.address, at.port, `leg '${l.name}' listen`, groupJoin(config, k)) : null;
     const out = legEgressOf(config, l);
     const egress = l.send && out.port !== 0 ? await bind(out.address, out.port, `leg '${l.name}' egress`) : null;
     legs.push({ ingress, egress, connectedTo: -1 });
@@ -148,12 +186,17 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
   for (const [k, l] of config.legs.entries()) {
     const sockets = partial.legs[k]!;
     if (l.send && !sockets.egress) sockets.egress = await bind(legEgressOf(config, l).address, 0, `leg '${l.name}' egress`);
+  }
+  const sockets: SegmentSockets = { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: -1, legs: partial.legs };
+  setMulticastOptions(config, sockets, opened);
+  for (const [k, l] of config.legs.entries()) {
     const to = legDestinations(config, l);
-    if (sockets.egress && to.length === 1 && (await connectSocket(sockets.egress, to[0]!.port, to[0]!.address))) sockets.connectedTo = 0;
+    const leg = sockets.legs[k]!;
+    if (leg.egress && to.length === 1 && (await connectToOnly(leg.egress, to[0]))) leg.connectedTo = 0;
   }
   const only = config.destinations.length === 1 ? config.destinations[0]! : undefined;
-  const connected = only !== undefined && (await connectSocket(egressRtp, only.port, only.address));
-  return { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: connected ? 0 : -1, legs: partial.legs };
+  if (await connectToOnly(egressRtp, only)) sockets.connectedTo = 0;
+  return sockets;
 }
 
 /** Binds a segment's sockets; on failure closes what it opened and names the port. */

@@ -47,8 +47,11 @@ export interface H264Quality {
   readonly kernelDrops: number;
 }
 
-/** Sends the stream from `role`'s namespace to address:port (RTCP to port + 1) and resolves when FFmpeg is done. */
-export async function sendH264(lab: NetnsLab, role: string, to: { address: string; port: number }, stream: H264Stream = DEFAULT_H264): Promise<void> {
+/**
+ * Sends the stream from `role`'s namespace to address:port (RTCP to port + 1) and resolves when
+ * FFmpeg is done; `to.query` adds options of FFmpeg's rtp:// URL (`ttl=4&localaddr=10.0.0.3`).
+ */
+export async function sendH264(lab: NetnsLab, role: string, to: { address: string; port: number; query?: string }, stream: H264Stream = DEFAULT_H264): Promise<void> {
   const s = stream;
   const host = to.address.includes(":") ? `[${to.address}]` : to.address;
   const proc = lab.spawn(role, "ffmpeg", [
@@ -58,7 +61,7 @@ export async function sendH264(lab: NetnsLab, role: string, to: { address: strin
     "-g", String(s.gop), "-keyint_min", String(s.gop), "-sc_threshold", "0", "-b:v", `${s.bitrateKbit}k`,
     "-flags", "+bitexact", "-fflags", "+bitexact",
     "-payload_type", String(s.payloadType), "-ssrc", String(s.ssrc),
-    "-f", "rtp", `rtp://${host}:${to.port}?pkt_size=1200`,
+    "-f", "rtp", `rtp://${host}:${to.port}?pkt_size=1200${to.query ? `&${to.query}` : ""}`,
   ]);
   const backstop = setTimeout(() => proc.kill(), s.seconds * 1000 + 20_000);
   const code = await proc.exited;
@@ -72,13 +75,18 @@ export interface H264Receiver {
   stop(): Promise<H264Quality>;
 }
 
-/** Starts a receiver on `port` (RTCP on port + 1) in `role`'s namespace; resolves once its socket is bound. */
-export async function startH264Receiver(lab: NetnsLab, role: string, port: number, stream: H264Stream = DEFAULT_H264): Promise<H264Receiver> {
+/**
+ * Starts a receiver on `port` (RTCP on port + 1) in `role`'s namespace; resolves once its socket
+ * is bound. `address`: the SDP's c= address: a multicast group FFmpeg joins (on the interface of
+ * the namespace's route to it), ::1 to receive IPv6; default 127.0.0.1 (IPv4 unicast).
+ */
+export async function startH264Receiver(lab: NetnsLab, role: string, port: number, stream: H264Stream = DEFAULT_H264, address = "127.0.0.1"): Promise<H264Receiver> {
   const dir = mkdtempSync(join(tmpdir(), "msm-h264-"));
   const sdp = join(dir, "receive.sdp");
-  // the receiver's own RTCP reports go to the c= address: its own loopback
+  // the receiver's own RTCP reports go to the c= address: its own loopback, or the group
+  const family = address.includes(":") ? "IP6" : "IP4";
   writeFileSync(sdp, [
-    "v=0", "o=- 0 0 IN IP4 127.0.0.1", "s=msm h264 quality", "c=IN IP4 127.0.0.1", "t=0 0",
+    "v=0", `o=- 0 0 IN ${family} ${address}`, "s=msm h264 quality", `c=IN ${family} ${address}`, "t=0 0",
     `m=video ${port} RTP/AVP ${stream.payloadType}`, `a=rtpmap:${stream.payloadType} H264/90000`, `a=fmtp:${stream.payloadType} packetization-mode=1`, "",
   ].join("\n"));
   const proc = lab.spawn(role, "ffmpeg", [
@@ -124,8 +132,10 @@ export async function startH264Receiver(lab: NetnsLab, role: string, port: numbe
  * decodes it in `receiver`'s namespace on `port`; whatever sits between (proxies, an impaired
  * link) the caller sets up.
  */
-export async function runH264Trial(lab: NetnsLab, opts: { from: string; to: { address: string; port: number }; receiver: string; port: number; stream?: H264Stream }): Promise<H264Quality> {
-  const rx = await startH264Receiver(lab, opts.receiver, opts.port, opts.stream);
+export async function runH264Trial(
+  lab: NetnsLab, opts: { from: string; to: { address: string; port: number; query?: string }; receiver: string; port: number; receiverAddress?: string; stream?: H264Stream },
+): Promise<H264Quality> {
+  const rx = await startH264Receiver(lab, opts.receiver, opts.port, opts.stream, opts.receiverAddress);
   try {
     await sendH264(lab, opts.from, opts.to, opts.stream);
     await new Promise((r) => setTimeout(r, 1000)); // the last packets through the proxies and the receiver's jitter buffer

@@ -2,6 +2,7 @@
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { status } from "@grpc/grpc-js";
 import type { Endpoint, Leg, ProxyStatus, Segment } from "../../api/proto.js";
+import { isMulticast } from "../../../runtime/index.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
 import { flagSet, UsageError } from "./flags.js";
@@ -37,6 +38,12 @@ function connection(p: ProxyStatus): string {
 function rtcpOf(e: Endpoint, mux: boolean): string {
   if (mux) return "RTCP muxed";
   return `RTCP ${e.rtcpPort || e.port + 1}`;
+}
+
+/** A listen endpoint's multicast join: where, and from which sender only (source-specific). */
+function joinText(listen: Endpoint, source: string | undefined): string {
+  if (!isMulticast(listen.address)) return "";
+  return `; joins the group on ${listen.interface || "the interface the kernel picks"}${source ? `, source-specific from ${source}` : ""}`;
 }
 
 /** Where a leg receives and where it sends, ports worked out (docs/proxy.md, "Legs"). */
@@ -84,11 +91,12 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     ["Name", seg.name],
     ["Proxy", seg.proxy || "-"],
     ["Revision", String(seg.revision)],
-    ["Listen", seg.listen ? `${endpoint(seg.listen)} (${rtcpOf(seg.listen, seg.rtcpMux)})` : "-"],
+    ["Listen", seg.listen ? `${endpoint(seg.listen)} (${rtcpOf(seg.listen, seg.rtcpMux)})${joinText(seg.listen, seg.source?.address)}` : "-"],
     ["RTCP mux", seg.rtcpMux ? "yes" : "no"],
     ["Egress", seg.egress ? `${seg.egress.address}, ${seg.egress.port ? `port ${seg.egress.port}` : "any port"}` : "any address, any port"],
     ["Destinations", seg.destinations.map((d) => `${endpoint(d)} (${rtcpOf(d, seg.rtcpMux)})`).join("\n") || "-"],
     ["Legs", seg.legs.map((l) => legText(seg, l)).join("\n") || "none (media only)"],
+    ["Multicast out", seg.multicast ? `TTL ${seg.multicast.ttl ?? 16}, from ${seg.multicast.interface || "the route's interface"}, loopback ${seg.multicast.loopback ? "on" : "off"}` : "TTL 16, from the route's interface, loopback off (defaults)"],
     ["Source", seg.source ? `${endpoint(seg.source)} (${rtcpOf(seg.source, seg.rtcpMux)})` : "learned from the sender's packets"],
     [
       "Chain",

@@ -6,7 +6,7 @@ import { isIP } from "node:net";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { proxyConfigSchema } from "../../../runtime/index.js";
-import type { ChainStage, Endpoint, Leg, Segment } from "../../api/proto.js";
+import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../api/proto.js";
 
 export const API_VERSION = "msm/v1";
 
@@ -42,14 +42,17 @@ const filterRef = z.string().refine(
  * defaults and count. Rules across fields (a leg needs listen or portOffset, names unique, ports
  * free) are the proxy's too; the server applies them.
  */
-const legsSchema = proxyConfigSchema.shape.segments.unwrap().element.shape.legs;
+const segmentShape = proxyConfigSchema.shape.segments.unwrap().element.shape;
+const legsSchema = segmentShape.legs;
 
 const specSchema = z.strictObject({
   proxy: z.string().regex(NAME, "must be a node id: 1-63 letters, digits, '.', '_' or '-'"),
-  listen: z.strictObject({ address, port }),
+  // the proxy's own: a multicast group's interface, at most MAX_DESTINATIONS destinations, multicast's keys and defaults
+  listen: segmentShape.listen,
   rtcpMux: z.boolean().optional(),
   egress: z.strictObject({ address, port: portOrZero.optional() }).optional(),
-  destinations: z.array(z.strictObject({ address, port, rtcpPort: port.optional() })).min(1),
+  destinations: segmentShape.destinations,
+  multicast: segmentShape.multicast.unwrap().optional(),
   legs: legsSchema,
   source: z.strictObject({ address, port, rtcpPort: port.optional() }).optional(),
   chain: z.array(z.strictObject({ filter: filterRef, config: z.record(z.string(), z.unknown()).optional() })).optional(),
@@ -98,6 +101,8 @@ function describeIssue(issue: z.core.$ZodIssue, prefix: string): string[] {
       if (/received undefined$/.test(issue.message)) return [`${at}: required`];
       return [`${at}: must be ${issue.expected === "array" ? "a list" : issue.expected === "object" || issue.expected === "record" ? "a mapping" : `a ${issue.expected}`}${/received (\w+)$/.exec(issue.message) ? `, got ${/received (\w+)$/.exec(issue.message)![1]}` : ""}`];
     case "too_big":
+      // a schema's own message (the proxy's destination limit gives the count) says more than the generic wording
+      if (!issue.message.startsWith("Too big")) return [`${at}: ${issue.message}`];
       return [`${at}: ${issue.origin === "array" ? `at most ${issue.maximum} items` : `must be at most ${issue.maximum}`}`];
     case "too_small":
       return [`${at}: ${issue.origin === "array" ? `needs at least ${issue.minimum} item${issue.minimum === 1 ? "" : "s"}` : `must be at least ${issue.minimum}`}`];
@@ -213,8 +218,13 @@ export function manifestPath(requestPath: string, prefix = ""): string {
   return join(prefix, `spec${path}`);
 }
 
-function endpoint(e: { address: string; port?: number | undefined; rtcpPort?: number | undefined }): Endpoint {
-  return { address: e.address, port: e.port ?? 0, rtcpPort: e.rtcpPort ?? 0 };
+function endpoint(e: { address: string; port?: number | undefined; rtcpPort?: number | undefined; interface?: string | undefined }): Endpoint {
+  return { address: e.address, port: e.port ?? 0, rtcpPort: e.rtcpPort ?? 0, ...(e.interface ? { interface: e.interface } : {}) };
+}
+
+/** A listen endpoint in manifest form (its multicast interface only when set). */
+function listenManifest(e: Endpoint, address = true): Record<string, unknown> {
+  return { ...(address ? { address: e.address } : {}), port: e.port, ...(e.interface ? { interface: e.interface } : {}) };
 }
 
 /** Splits `name@version` (version "" = the newest pushed). */
@@ -229,7 +239,7 @@ function toLeg(l: LegManifest): Leg {
   return {
     name: l.name,
     portOffset: l.portOffset,
-    listen: l.listen ? endpoint({ address: l.listen.address ?? "", port: l.listen.port }) : null,
+    listen: l.listen ? endpoint({ address: l.listen.address ?? "", port: l.listen.port, interface: l.listen.interface }) : null,
     receive: l.receive,
     destinations: (l.destinations ?? []).map(endpoint),
     egress: l.egress ? endpoint(l.egress) : null,
@@ -242,7 +252,7 @@ function toLeg(l: LegManifest): Leg {
 function legManifest(l: Leg): Record<string, unknown> {
   const out: Record<string, unknown> = { name: l.name };
   if (l.portOffset !== undefined) out.portOffset = l.portOffset;
-  if (l.listen) out.listen = l.listen.address ? { address: l.listen.address, port: l.listen.port } : { port: l.listen.port };
+  if (l.listen) out.listen = listenManifest(l.listen, l.listen.address !== "");
   if (l.receive === false) out.receive = false;
   if (l.destinations.length > 0) out.destinations = l.destinations.map((d) => ({ address: d.address, port: d.port }));
   if (l.egress) out.egress = l.egress.port ? { address: l.egress.address, port: l.egress.port } : { address: l.egress.address };
@@ -277,6 +287,7 @@ export function toSegment(m: SegmentManifest): Segment {
       : null,
     revision: 0,
     legs: s.legs.map(toLeg),
+    ...(s.multicast ? { multicast: { ttl: s.multicast.ttl, interface: s.multicast.interface ?? "", loopback: s.multicast.loopback } satisfies Multicast } : {}),
   };
 }
 
@@ -296,10 +307,11 @@ function parseConfig(json: string): Record<string, unknown> | string {
  */
 export function toManifest(seg: Segment): Record<string, unknown> {
   const spec: Record<string, unknown> = { proxy: seg.proxy };
-  if (seg.listen) spec.listen = { address: seg.listen.address, port: seg.listen.port };
+  if (seg.listen) spec.listen = listenManifest(seg.listen);
   spec.rtcpMux = seg.rtcpMux;
   if (seg.egress) spec.egress = seg.egress.port ? { address: seg.egress.address, port: seg.egress.port } : { address: seg.egress.address };
   spec.destinations = seg.destinations.map((d) => (d.rtcpPort ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  if (seg.multicast) spec.multicast = { ttl: seg.multicast.ttl ?? 16, ...(seg.multicast.interface ? { interface: seg.multicast.interface } : {}), loopback: seg.multicast.loopback };
   if (seg.legs.length > 0) spec.legs = seg.legs.map(legManifest);
   if (seg.source) spec.source = seg.source.rtcpPort ? { address: seg.source.address, port: seg.source.port, rtcpPort: seg.source.rtcpPort } : { address: seg.source.address, port: seg.source.port };
   if (seg.chain.length > 0) {

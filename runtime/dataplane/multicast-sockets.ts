@@ -1,0 +1,92 @@
+// Multicast on a segment's sockets (docs/proxy.md "Multicast"): a listen socket bound to a group
+// joins it (source-specific when the segment names its sender), and every egress socket gets the
+// segment's TTL, loopback and interface. A join or interface the kernel refuses is an error that
+// names the config field, so the apply that asked for it is refused.
+import { createSocket, type Socket } from "node:dgram";
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+import { interfaceName, socketInterface } from "../config/multicast.js";
+import { groupJoin, type GroupJoin, type SegmentConfig } from "../config/proxy-config.js";
+
+/** What an errno means for a join or an interface, in the operator's words. */
+const HINTS: Record<string, string> = {
+  ENODEV: "no interface has that address, or no route to the group (give the interface, or add a multicast route)",
+  EADDRNOTAVAIL: "not an address of this host",
+  EINVAL: "the kernel refused the group or source",
+  ENOBUFS: "too many groups joined on this host (net.ipv4.igmp_max_memberships)",
+};
+
+function reason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return HINTS[code] ? `${code}: ${HINTS[code]}` : code;
+}
+
+/** Throws unless an IPv6 interface name exists here (an unknown name would silently mean "any interface"). */
+function requireInterface(value: string, field: string): void {
+  const name = interfaceName(value);
+  if (!(name in networkInterfaces())) throw new Error(`${field}: no interface '${name}' on this host (${Object.keys(networkInterfaces()).join(", ")})`);
+}
+
+/** Joins `join.group` on `socket`; throws naming the field when the kernel refuses. */
+export function joinGroup(socket: Socket, join: GroupJoin): void {
+  const family = isIP(join.group);
+  const field = join.interface !== undefined ? `${join.field}.interface` : `${join.field}.address`;
+  if (join.interface !== undefined && family === 6) requireInterface(join.interface, field);
+  const iface = join.interface === undefined ? undefined : socketInterface(join.interface, family);
+  try {
+    if (join.source !== undefined) socket.addSourceSpecificMembership(join.source, join.group, iface);
+    else socket.addMembership(join.group, iface);
+  } catch (err) {
+    const what = join.source !== undefined ? `${join.group} (source-specific, sender ${join.source})` : join.group;
+    throw new Error(`${field}: cannot join ${what} on ${join.interface ?? "the interface the kernel picks"}: ${reason(err)}`);
+  }
+}
+
+/** Sets the segment's multicast TTL, loopback and interface on an egress socket; throws naming the field. */
+export function applyMulticastOptions(socket: Socket, config: SegmentConfig, family: number, field = "multicast"): void {
+  const m = config.multicast;
+  socket.setMulticastTTL(m.ttl);
+  socket.setMulticastLoopback(m.loopback);
+  if (m.interface === undefined) return;
+  if (family === 6) requireInterface(m.interface, `${field}.interface`);
+  try {
+    socket.setMulticastInterface(socketInterface(m.interface, family));
+  } catch (err) {
+    throw new Error(`${field}.interface: cannot send multicast from ${m.interface}: ${reason(err)}`);
+  }
+}
+
+/**
+ * Tries the segment's joins and multicast interface on throw-away sockets, without taking any
+ * port: for a change whose sockets are bound only after the commit (they replace sockets that
+ * hold the same ports), so that a group that cannot be joined refuses the change beforehand.
+ */
+export async function checkMulticast(config: SegmentConfig): Promise<void> {
+  const joins = [groupJoin(config), ...config.legs.map((_, k) => groupJoin(config, k))].filter((j): j is GroupJoin => j !== null);
+  const family = isIP(config.egress?.address ?? config.listen.address);
+  const probes: [Socket, (s: Socket) => void][] = joins.map((j) => [probe(isIP(j.group)), (s) => joinGroup(s, j)]);
+  probes.push([probe(family), (s) => applyMulticastOptions(s, config, family)]);
+  try {
+    for (const [socket, attempt] of probes) {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(0, () => resolve());
+      });
+      attempt(socket);
+    }
+  } catch (err) {
+    throw new Error(`segment '${config.name}': ${(err as Error).message}`);
+  } finally {
+    for (const [socket] of probes) {
+      try {
+        socket.close();
+      } catch {
+        // a failed bind closed it already
+      }
+    }
+  }
+}
+
+function probe(family: number): Socket {
+  return createSocket({ type: family === 6 ? "udp6" : "udp4", ipv6Only: family === 6 });
+}
