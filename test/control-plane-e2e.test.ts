@@ -220,7 +220,7 @@ test("msmctl apply of a segment with two FEC legs: the agent's proxy binds their
   }
 });
 
-test("viewers join and leave through msmctl apply while a stream runs: each joiner's stream is continuous from its join on, the viewers that stay lose nothing", async () => {
+test("viewers join and leave through msmctl apply while a stream runs: each joiner's stream is continuous from its join on, the viewers that stay lose nothing; one viewer gets the stream under its own SSRC and payload type", async () => {
   const { dir, cp, env, agent } = await startMesh("msm-e2e-viewers-");
   const SEQ0 = 65_000;
   const [stayers, leavers, joiners] = [await openReceivers(3, SEQ0), await openReceivers(3, SEQ0), await openReceivers(3, SEQ0)];
@@ -235,7 +235,7 @@ spec:
   proxy: edge-1
   listen: { address: 127.0.0.1, port: ${listen} }
   destinations:
-${viewers.map((v) => `    - { address: 127.0.0.1, port: ${v.port} }`).join("\n")}
+${viewers.map((v) => `    - { address: 127.0.0.1, port: ${v.port}${v === stayers[0] ? ", ssrc: 0xb0b0b0b0, payloadType: 100" : ""} }`).join("\n")}
 `);
     const version = agent.runningVersion;
     const r = await msmctl(["apply", "-f", file], env);
@@ -263,6 +263,8 @@ ${viewers.map((v) => `    - { address: 127.0.0.1, port: ${v.port} }`).join("\n")
     const proxyDrops = Object.values(stats.drops).reduce((a, b) => a + b, 0);
     const drops = kernel.since().byPort;
     assert.is(changes, 3, "every change happened while the stream ran");
+    assert.equal([[...stayers[0]!.ssrcs], [...stayers[0]!.payloadTypes]], [[0xb0b0b0b0], [100]], "the translated viewer gets its own SSRC and payload type");
+    assert.equal([[...stayers[1]!.ssrcs], [...stayers[1]!.payloadTypes]], [[0], [33]], "the others get the stream as sent");
     for (const r of all) {
       const c = r.continuity();
       const explained = (drops[r.port] ?? 0) + proxyDrops;

@@ -4,6 +4,11 @@
 // receiver knows; the translated receiver's reports and keyframe requests reach the sender under
 // the sender's own SSRC. A change of the rewrite applies to the next packet, with no loss.
 import * as assert from "uvu/assert";
+import { planSnapshot } from "../controlplane/agent/snapshot-config.js";
+import type { Segment } from "../controlplane/api/proto.js";
+import { parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
+import { planApply } from "../controlplane/server/segments.js";
+import { DesiredState } from "../controlplane/server/state.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
@@ -90,6 +95,32 @@ test("config: a payload type that looks like RTCP, or an SSRC out of range, name
   assert.throws(() => validateProxyConfig(seg({ payloadType: 128 })), /segments\[0\]\.destinations\[0\]\.payloadType/);
   assert.throws(() => validateProxyConfig(seg({ ssrc: 2 ** 32 })), /segments\[0\]\.destinations\[0\]\.ssrc/);
   assert.throws(() => validateProxyConfig(seg({ ssrc: -1 })), /segments\[0\]\.destinations\[0\]\.ssrc/);
+});
+
+test("through the control plane: a manifest's ssrc and payloadType reach the stored record, the listing and the proxy's config; elsewhere refused", () => {
+  const text = `kind: Segment
+metadata: { name: tr }
+spec:
+  proxy: node-1
+  listen: { address: 127.0.0.1, port: 5004 }
+  destinations:
+    - { address: 127.0.0.1, port: 6000 }
+    - { address: 127.0.0.1, port: 6002, ssrc: 0xb0b0b0b0, payloadType: 100 }
+`;
+  const segment = toSegment(parseManifests(text, "tr.yaml").manifests[0]!);
+  assert.equal(segment.destinations[1], { address: "127.0.0.1", port: 6002, rtcpPort: 0, ssrc: B_SSRC, payloadType: 100 });
+  assert.equal(toSegment(parseManifests(JSON.stringify(toManifest({ ...segment, revision: 1 })), "listing").manifests[0]!), segment, "the listing applies back unchanged");
+  const stored = JSON.parse((planApply([segment], new DesiredState()).ops[0] as { value: string }).value) as Segment;
+  assert.equal(stored.destinations, segment.destinations);
+  assert.not.ok("ssrc" in stored.destinations[0]!, "an untranslated destination is stored as before");
+  const { config } = planSnapshot({ version: 1, segments: [{ ...stored, revision: 1 }], filters: [] }, "/tmp", 1);
+  assert.equal(validateProxyConfig(config).segments[0]!.destinations[1], { address: "127.0.0.1", port: 6002, ssrc: B_SSRC, payloadType: 100 });
+  try {
+    planApply([{ ...segment, source: { address: "127.0.0.1", port: 0, rtcpPort: 0, ssrc: 5 } }], new DesiredState());
+    assert.unreachable("an ssrc on the source was accepted");
+  } catch (err) {
+    assert.match((err as Error).message, /segments\[0\]\.source: only a segment destination takes ssrc and payload_type/);
+  }
 });
 
 test.run();

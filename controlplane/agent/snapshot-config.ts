@@ -3,7 +3,7 @@
 // because that path is what an operator reads in a NACK.
 import { join } from "node:path";
 import type { ChainStage, FilterRef, Segment, Snapshot } from "../api/proto.js";
-import { isEmptyEndpoint, legInput, multicastInput } from "../api/segment-input.js";
+import { destinationInput, isEmptyEndpoint, legInput, multicastInput } from "../api/segment-input.js";
 import type { ProxyConfigInput } from "../../runtime/index.js";
 
 /** A snapshot the agent cannot turn into a config; `issues` name the snapshot fields. */
@@ -106,7 +106,7 @@ function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, r
     name: seg.name,
     listen: { address: listen.address, port: listen.port, ...(listen.interface ? { interface: listen.interface } : {}) },
     rtcpMux: seg.rtcpMux,
-    destinations: seg.destinations.map((d) => (d.rtcpPort !== 0 ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port })),
+    destinations: seg.destinations.map(destinationInput),
     chain: seg.chain.map((stage, j) => {
       const path = at(i, `.chain[${j}]`);
       const ref = resolved[j];

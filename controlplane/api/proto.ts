@@ -19,7 +19,7 @@ export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
 export const adminService: ServiceDefinition = pkg.msm.v1.AdminService.service;
 
 /** `interface`: a listen endpoint's multicast interface ("" or absent: none); a message decoded from the wire always has it. */
-export interface Endpoint { address: string; port: number; rtcpPort: number; interface?: string }
+export interface Endpoint { address: string; port: number; rtcpPort: number; interface?: string; ssrc?: number; payloadType?: number }
 export interface Multicast { ttl?: number; interface: string; loopback: boolean }
 export interface ChainStage { filter: string; version: string; configJson: string }
 export interface FailurePolicy { mode: string; restartBackoffMs: number; maxBackoffMs: number; maxFailures: number }

@@ -13,9 +13,24 @@ export function isEmptyEndpoint(e: Endpoint | null | undefined): boolean {
   return !e || (e.address === "" && e.port === 0 && e.rtcpPort === 0 && !e.interface);
 }
 
-/** An endpoint as stored: `interface` only when set, so that a record stored before it existed compares equal. */
+/** An endpoint as stored: `interface`, `ssrc` and `payloadType` only when set, so that a record stored before they existed compares equal. */
 export function endpointCopy(e: Endpoint): Endpoint {
-  return { address: e.address, port: e.port, rtcpPort: e.rtcpPort, ...(e.interface ? { interface: e.interface } : {}) };
+  return { address: e.address, port: e.port, rtcpPort: e.rtcpPort, ...(e.interface ? { interface: e.interface } : {}), ...translation(e) };
+}
+
+/** A destination's translation, only what is set. */
+function translation(e: Endpoint): { ssrc?: number; payloadType?: number } {
+  return { ...(e.ssrc !== undefined && e.ssrc !== null ? { ssrc: e.ssrc } : {}), ...(e.payloadType !== undefined && e.payloadType !== null ? { payloadType: e.payloadType } : {}) };
+}
+
+/** A segment destination as the proxy's config takes it. */
+export function destinationInput(d: Endpoint): NonNullable<SegmentInput["destinations"]>[number] {
+  return { address: d.address, port: d.port, ...(d.rtcpPort !== 0 ? { rtcpPort: d.rtcpPort } : {}), ...translation(d) };
+}
+
+/** Only a segment destination is translated: an `ssrc` or `payload_type` elsewhere is pushed to `issues`. */
+export function noTranslation(e: Endpoint | null | undefined, path: string, issues: string[]): void {
+  if (e && Object.keys(translation(e)).length > 0) issues.push(`${path}: only a segment destination takes ssrc and payload_type; leave them unset`);
 }
 
 /** Only a listen endpoint joins a multicast group: an `interface` elsewhere is pushed to `issues`. */
@@ -56,12 +71,14 @@ export function legInput(l: Leg, at: string, issues: string[]): LegInput {
     l.destinations.forEach((d, j) => {
       noRtcp(d, `destinations[${j}]`);
       noInterface(d, `${at}.destinations[${j}]`, issues);
+      noTranslation(d, `${at}.destinations[${j}]`, issues);
     });
     out.destinations = l.destinations.map((d) => ({ address: d.address, port: d.port }));
   }
   if (!isEmptyEndpoint(l.egress)) {
     noRtcp(l.egress!, "egress");
     noInterface(l.egress, `${at}.egress`, issues);
+    noTranslation(l.egress, `${at}.egress`, issues);
     out.egress = { address: l.egress!.address, port: l.egress!.port };
   }
   if (l.send !== undefined) out.send = l.send;

@@ -6,7 +6,9 @@
 // runtime's field paths back to the request's (`segments[2].listen.port`, proto field names).
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
 import type { Endpoint, FailurePolicy, Segment } from "../api/proto.js";
-import { endpointCopy, isEmptyEndpoint, legInput, legRecord, multicastInput, multicastRecord, noInterface } from "../api/segment-input.js";
+import {
+  destinationInput, endpointCopy, isEmptyEndpoint, legInput, legRecord, multicastInput, multicastRecord, noInterface, noTranslation,
+} from "../api/segment-input.js";
 import type { Compare, Op } from "../store/index.js";
 import { REDACTED, redactSecrets, secretValues } from "../security/secrets.js";
 import { invalid } from "./errors.js";
@@ -75,6 +77,7 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
   if (!isEmptyEndpoint(seg.listen)) {
     const l = seg.listen!;
     input.listen = { address: l.address, port: l.port, ...(l.interface ? { interface: l.interface } : {}) };
+    noTranslation(l, `${at}.listen`, issues);
     if (l.rtcpPort !== 0 && l.rtcpPort !== (seg.rtcpMux ? l.port : l.port + 1)) {
       issues.push(`${at}.listen.rtcp_port: the proxy takes RTCP on port + 1 (or on port itself with rtcp_mux); leave it 0`);
     }
@@ -83,17 +86,19 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     const e = seg.egress!;
     input.egress = { address: e.address, port: e.port };
     noInterface(e, `${at}.egress`, issues);
+    noTranslation(e, `${at}.egress`, issues);
     if (e.rtcpPort !== 0 && e.rtcpPort !== (seg.rtcpMux ? e.port : e.port + 1)) {
       issues.push(`${at}.egress.rtcp_port: the proxy sends RTCP from port + 1 (or from port itself with rtcp_mux); leave it 0`);
     }
   }
-  input.destinations = seg.destinations.map((d) => (d.rtcpPort !== 0 ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  input.destinations = seg.destinations.map(destinationInput);
   seg.destinations.forEach((d, k) => noInterface(d, `${at}.destinations[${k}]`, issues));
   input.legs = seg.legs.map((l, k) => legInput(l, `${at}.legs[${k}]`, issues));
   input.multicast = multicastInput(seg.multicast);
   if (!isEmptyEndpoint(seg.source)) {
     const s = seg.source!;
     noInterface(s, `${at}.source`, issues);
+    noTranslation(s, `${at}.source`, issues);
     input.source = s.rtcpPort !== 0 ? { address: s.address, port: s.port, rtcpPort: s.rtcpPort } : { address: s.address, port: s.port };
   }
   if (seg.failure) {

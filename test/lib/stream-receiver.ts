@@ -8,12 +8,17 @@ import { bindUdp } from "./udp.js";
 export class StreamReceiver {
   readonly indices: number[] = [];
   badTimestamps = 0;
+  /** Every SSRC and payload type seen (a translated destination's are its own). */
+  readonly ssrcs = new Set<number>();
+  readonly payloadTypes = new Set<number>();
 
   private constructor(readonly socket: Socket, seq0: number) {
     socket.on("message", (m: Buffer) => {
       const i = streamIndex(m.readUInt16BE(2), seq0);
       if (m.readUInt32BE(4) !== ((1000 + i * 1500) >>> 0)) this.badTimestamps++; // rtp-stream.ts's timestamps
       this.indices.push(i);
+      this.ssrcs.add(m.readUInt32BE(8));
+      this.payloadTypes.add(m[1]! & 0x7f);
     });
   }
 

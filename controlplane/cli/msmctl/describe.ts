@@ -40,6 +40,15 @@ function rtcpOf(e: Endpoint, mux: boolean): string {
   return `RTCP ${e.rtcpPort || e.port + 1}`;
 }
 
+/** A destination's own SSRC and payload type, when it has them. */
+function translationText(d: Endpoint): string {
+  const parts = [
+    ...(d.ssrc !== undefined && d.ssrc !== null ? [`SSRC 0x${d.ssrc.toString(16).padStart(8, "0")}`] : []),
+    ...(d.payloadType !== undefined && d.payloadType !== null ? [`payload type ${d.payloadType}`] : []),
+  ];
+  return parts.length > 0 ? `, translated: ${parts.join(", ")}` : "";
+}
+
 /** A listen endpoint's multicast join: where, and from which sender only (source-specific). */
 function joinText(listen: Endpoint, source: string | undefined): string {
   if (!isMulticast(listen.address)) return "";
@@ -94,7 +103,7 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     ["Listen", seg.listen ? `${endpoint(seg.listen)} (${rtcpOf(seg.listen, seg.rtcpMux)})${joinText(seg.listen, seg.source?.address)}` : "-"],
     ["RTCP mux", seg.rtcpMux ? "yes" : "no"],
     ["Egress", seg.egress ? `${seg.egress.address}, ${seg.egress.port ? `port ${seg.egress.port}` : "any port"}` : "any address, any port"],
-    ["Destinations", seg.destinations.map((d) => `${endpoint(d)} (${rtcpOf(d, seg.rtcpMux)})`).join("\n") || "-"],
+    ["Destinations", seg.destinations.map((d) => `${endpoint(d)} (${rtcpOf(d, seg.rtcpMux)})${translationText(d)}`).join("\n") || "-"],
     ["Legs", seg.legs.map((l) => legText(seg, l)).join("\n") || "none (media only)"],
     ["Multicast out", seg.multicast ? `TTL ${seg.multicast.ttl ?? 16}, from ${seg.multicast.interface || "the route's interface"}, loopback ${seg.multicast.loopback ? "on" : "off"}` : "TTL 16, from the route's interface, loopback off (defaults)"],
     ["Source", seg.source ? `${endpoint(seg.source)} (${rtcpOf(seg.source, seg.rtcpMux)})` : "learned from the sender's packets"],

@@ -218,8 +218,13 @@ export function manifestPath(requestPath: string, prefix = ""): string {
   return join(prefix, `spec${path}`);
 }
 
-function endpoint(e: { address: string; port?: number | undefined; rtcpPort?: number | undefined; interface?: string | undefined }): Endpoint {
-  return { address: e.address, port: e.port ?? 0, rtcpPort: e.rtcpPort ?? 0, ...(e.interface ? { interface: e.interface } : {}) };
+function endpoint(e: {
+  address: string; port?: number | undefined; rtcpPort?: number | undefined; interface?: string | undefined; ssrc?: number | undefined; payloadType?: number | undefined;
+}): Endpoint {
+  return {
+    address: e.address, port: e.port ?? 0, rtcpPort: e.rtcpPort ?? 0, ...(e.interface ? { interface: e.interface } : {}),
+    ...(e.ssrc !== undefined ? { ssrc: e.ssrc } : {}), ...(e.payloadType !== undefined ? { payloadType: e.payloadType } : {}),
+  };
 }
 
 /** A listen endpoint in manifest form (its multicast interface only when set). */
@@ -310,7 +315,10 @@ export function toManifest(seg: Segment): Record<string, unknown> {
   if (seg.listen) spec.listen = listenManifest(seg.listen);
   spec.rtcpMux = seg.rtcpMux;
   if (seg.egress) spec.egress = seg.egress.port ? { address: seg.egress.address, port: seg.egress.port } : { address: seg.egress.address };
-  spec.destinations = seg.destinations.map((d) => (d.rtcpPort ? { address: d.address, port: d.port, rtcpPort: d.rtcpPort } : { address: d.address, port: d.port }));
+  spec.destinations = seg.destinations.map((d) => ({
+    address: d.address, port: d.port, ...(d.rtcpPort ? { rtcpPort: d.rtcpPort } : {}),
+    ...(d.ssrc !== undefined && d.ssrc !== null ? { ssrc: d.ssrc } : {}), ...(d.payloadType !== undefined && d.payloadType !== null ? { payloadType: d.payloadType } : {}),
+  }));
   if (seg.multicast) spec.multicast = { ttl: seg.multicast.ttl ?? 16, ...(seg.multicast.interface ? { interface: seg.multicast.interface } : {}), loopback: seg.multicast.loopback };
   if (seg.legs.length > 0) spec.legs = seg.legs.map(legManifest);
   if (seg.source) spec.source = seg.source.rtcpPort ? { address: seg.source.address, port: seg.source.port, rtcpPort: seg.source.rtcpPort } : { address: seg.source.address, port: seg.source.port };
