@@ -9,7 +9,10 @@
 //
 // Destinations are N distinct loopback addresses 127.1.x.y at one port, all received by one sink
 // socket bound to 0.0.0.0 at that port (the whole of 127/8 is local), so that the harness costs one
-// socket whatever N. The generator and the sink are bench/loadgen.ts's: RTP, 1200 bytes, paced.
+// socket whatever N. The generators and the sink are bench/loadgen.ts's: RTP, 1200 bytes, paced.
+// Each relay kind has a generator of its own: a generator that moves to another relay reconnects
+// its socket, which takes a new source port, and the proxy's source gate rightly refuses a sender
+// that changes port once its learning window is over.
 //
 // The input rate is chosen per N so that the relay sends the same number of packets per second
 // whatever N (sendsPerSecond / N packets in): CPU per packet sent compares like with like, and N =
@@ -21,7 +24,7 @@ import type { LoadgenReply, LoadgenRequest } from "./loadgen.js";
 import { NOISY_CPU_PCT, machineBusyUs, median, progress, round, sleep, udpDrops } from "./common.js";
 import { startProxy, type Target } from "./e2e.js";
 import { startGstreamerFanout } from "./hosts/gstreamer.js";
-import { treeCpuUs } from "./hosts/process-stats.js";
+import { treeCpuUs, treeUserSystemUs } from "./hosts/process-stats.js";
 import type { ProxyProcess } from "./hosts/proxy-process.js";
 import type { RelayProcess } from "./hosts/relay-process.js";
 import { LoadProcess } from "./load-process.js";
@@ -71,7 +74,11 @@ export interface FanoutTrial {
   /** The proxy only: packets it counted out, and its segment's drops. */
   readonly proxyPacketsOut?: number;
   readonly proxyDrops?: number;
+  readonly proxyDropReasons?: Record<string, number>;
   readonly relayCpuUs: number;
+  /** The same split into user and system (kernel) time, from /proc/PID/stat's 10 ms ticks. */
+  readonly relayUserUs: number;
+  readonly relaySystemUs: number;
   /** CPU per packet that reached the relay, and per packet it sent (arrivals + sink kernel drops). */
   readonly usPerInputPacket: number;
   readonly usPerPacketSent: number;
@@ -87,6 +94,8 @@ export interface FanoutCell {
   /** Medians over the rounds. */
   readonly usPerInputPacket: number;
   readonly usPerPacketSent: number;
+  /** The kernel's share of the relay's CPU (system over user + system time, all rounds together), %. */
+  readonly systemPct: number | null;
   /** Arrivals over sent x N, the worst round, %. */
   readonly deliveredPct: number;
   /** The worst round's copies missing that no kernel or proxy drop counter explains. */
@@ -132,12 +141,13 @@ type Load = LoadProcess<LoadgenRequest, LoadgenReply>;
 interface ProxyCount {
   packetsOut: number;
   drops: number;
+  reasons: Record<string, number>;
 }
 
 async function proxyCount(relay: RelayProcess): Promise<ProxyCount | undefined> {
   if (!("stats" in relay)) return undefined;
   const seg = (await (relay as ProxyProcess).stats()).segments.find((s) => s.name === "bench");
-  return seg ? { packetsOut: seg.packetsOut, drops: seg.dropsTotal } : undefined;
+  return seg ? { packetsOut: seg.packetsOut, drops: seg.dropsTotal, reasons: seg.drops } : undefined;
 }
 
 let trialCounter = 0;
@@ -153,10 +163,12 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess, kind: Fanout
   const relayDrops0 = udpDrops(relay.port);
   const busy0 = machineBusyUs();
   const cpu0 = treeCpuUs(pids);
+  const split0 = treeUserSystemUs(pids);
   const t0 = performance.now();
   const ran = await gen.request({ cmd: "run", trial, port: relay.port, rate, durationMs, size: o.size }, "ran", durationMs * 2 + 10_000);
   await sleep(o.drainMs);
   const relayCpuUs = treeCpuUs(pids) - cpu0;
+  const split1 = treeUserSystemUs(pids);
   const busy1 = machineBusyUs();
   const wallMs = performance.now() - t0;
   const got = await sink.request({ cmd: "collect", trial }, "collected", 5000);
@@ -179,8 +191,14 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess, kind: Fanout
     sinkKernelDrops,
     distinctArrived: got.received,
     missing: ran.sent * n - arrivals,
-    ...(proxy0 && proxy1 && { proxyPacketsOut: proxy1.packetsOut - proxy0.packetsOut, proxyDrops: proxy1.drops - proxy0.drops }),
+    ...(proxy0 && proxy1 && {
+      proxyPacketsOut: proxy1.packetsOut - proxy0.packetsOut,
+      proxyDrops: proxy1.drops - proxy0.drops,
+      proxyDropReasons: Object.fromEntries(Object.entries(proxy1.reasons).map(([k, v]) => [k, v - (proxy0.reasons[k] ?? 0)]).filter(([, v]) => v !== 0)),
+    }),
     relayCpuUs: Math.round(relayCpuUs),
+    relayUserUs: split1.userUs - split0.userUs,
+    relaySystemUs: split1.systemUs - split0.systemUs,
     usPerInputPacket: input > 0 ? round(relayCpuUs / input, 2) : NaN,
     usPerPacketSent: sentOn > 0 ? round(relayCpuUs / sentOn, 3) : NaN,
     relayCpuPct: round((relayCpuUs / 1000 / wallMs) * 100, 0),
@@ -193,7 +211,7 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess, kind: Fanout
 }
 
 function describe(t: FanoutTrial): string {
-  const loss = t.missing === 0 ? "all delivered" : `${t.missing} of ${t.sent * t.destinations} copies missing (kernel drops: sink ${t.sinkKernelDrops ?? "?"}, relay ${t.relayKernelDrops ?? "?"}${t.proxyDrops !== undefined ? `; proxy drops ${t.proxyDrops}` : ""})`;
+  const loss = t.missing === 0 ? "all delivered" : `${t.missing} of ${t.sent * t.destinations} copies missing (kernel drops: sink ${t.sinkKernelDrops ?? "?"}, relay ${t.relayKernelDrops ?? "?"}${t.proxyDrops ? `; proxy drops ${JSON.stringify(t.proxyDropReasons)}` : ""})`;
   return `${t.inputPps} pps in x ${t.destinations}: ${t.usPerInputPacket} us/input pkt, ${t.usPerPacketSent} us/pkt sent (${t.relayCpuPct}% cpu), ${loss}` +
     `${t.generatorShort ? ", generator short" : ""}, other ${t.otherCpuPct ?? "?"}%`;
 }
@@ -211,6 +229,8 @@ function summarize(trials: readonly FanoutTrial[], o: FanoutOptions): FanoutCell
       const ts = trials.filter((t) => t.relay === relay && t.destinations === n);
       if (ts.length === 0) continue;
       const us = median(ts.map((t) => t.usPerInputPacket));
+      const user = ts.reduce((sum, t) => sum + t.relayUserUs, 0);
+      const system = ts.reduce((sum, t) => sum + t.relaySystemUs, 0);
       const ratios = ts.flatMap((t) => {
         const g = trials.find((x) => x.relay === "multiudpsink" && x.destinations === n && x.round === t.round);
         return g && relay !== "multiudpsink" ? [t.usPerPacketSent / g.usPerPacketSent] : [];
@@ -221,6 +241,7 @@ function summarize(trials: readonly FanoutTrial[], o: FanoutOptions): FanoutCell
         inputPps: Math.round(median(ts.map((t) => t.inputPps))),
         usPerInputPacket: round(us, 2),
         usPerPacketSent: round(median(ts.map((t) => t.usPerPacketSent)), 3),
+        systemPct: user + system > 0 ? round((100 * system) / (user + system), 0) : null,
         deliveredPct: round(Math.min(...ts.map((t) => (100 * t.arrivals) / (t.sent * n))), 3),
         unexplainedLoss: Math.max(...ts.map(unexplained)),
         usPerExtraDestination: previous ? round((us - previous.us) / (n - previous.n), 3) : null,
@@ -251,11 +272,12 @@ export function fanoutTargets(r: FanoutResult): Target[] {
 export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
   const warnings: string[] = [];
   const trials: FanoutTrial[] = [];
-  const gen: Load = new LoadProcess<LoadgenRequest, LoadgenReply>(new URL("./loadgen.js", import.meta.url), "gen");
+  const script = new URL("./loadgen.js", import.meta.url);
+  const gens = new Map(o.relays.map((kind): [FanoutRelay, Load] => [kind, new LoadProcess<LoadgenRequest, LoadgenReply>(script, "gen")]));
   // one socket on every local address: it receives what is sent to any 127.x.y.z at its port
-  const sink: Load = new LoadProcess<LoadgenRequest, LoadgenReply>(new URL("./loadgen.js", import.meta.url), "sink", ["0.0.0.0"]);
+  const sink: Load = new LoadProcess<LoadgenRequest, LoadgenReply>(script, "sink", ["0.0.0.0"]);
   try {
-    await Promise.all([gen.ready, sink.ready]);
+    await Promise.all([...[...gens.values()].map((g) => g.ready), sink.ready]);
     for (const n of o.counts) {
       const addresses = destinationAddresses(n);
       const running: { kind: FanoutRelay; relay: RelayProcess }[] = [];
@@ -270,11 +292,11 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
           }
         }
         // priming, not counted: JIT warm-up, the proxy latching its sender
-        for (const { kind, relay } of running) await runTrial(gen, sink, relay, kind, n, -1, o.primeMs, o);
+        for (const { kind, relay } of running) await runTrial(gens.get(kind)!, sink, relay, kind, n, -1, o.primeMs, o);
         for (let r = 0; r < o.rounds; r++) {
           for (let i = 0; i < running.length; i++) {
             const { kind, relay } = running[(i + r) % running.length]!;
-            const t = await runTrial(gen, sink, relay, kind, n, r, o.trialMs, o);
+            const t = await runTrial(gens.get(kind)!, sink, relay, kind, n, r, o.trialMs, o);
             trials.push(t);
             const noisy = t.otherCpuPct !== null && t.otherCpuPct > NOISY_CPU_PCT;
             progress(`  fanout ${fanoutLabel(kind)}: ${describe(t)}${noisy ? " (noisy)" : ""}`);
@@ -285,7 +307,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
       }
     }
   } finally {
-    await Promise.all([gen.exit(), sink.exit()]);
+    await Promise.all([...[...gens.values()].map((g) => g.exit()), sink.exit()]);
   }
   const cells = summarize(trials, o);
   for (const c of cells) {
