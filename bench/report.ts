@@ -256,8 +256,18 @@ function fanoutNotes(r: FanoutResult): string[] {
   return [
     `${r.size} B RTP in; the relay sends ${kpps(r.sendsPerSecond)} packets/s whatever the number of destinations (input = that / N). CPU is the relay's process tree over a ${r.trialMs} ms trial and its drain; per input packet, and per packet sent (every copy that reached the sink's socket). Median of ${r.rounds} interleaved rounds; "/ multiudpsink" is the median of the rounds' ratios (below 1: cheaper than GStreamer).`,
     "us per extra destination: the slope of us per input packet from the same relay's previous N: what one more destination costs once the receive is paid. Kernel share: the relay's system time over its user + system time (/proc/PID/stat), all rounds together: the rest is the relay's own code. Delivered: copies that arrived over input x N, the worst round; loss no kernel or proxy counter explains is shown.",
+    ...lossNote(r),
     ...r.warnings.map((w) => `warning: ${w}`),
   ];
+}
+
+/** Where the copies that did not arrive went, over all trials (none: no note). */
+function lossNote(r: FanoutResult): string[] {
+  const sum = (pick: (t: FanoutResult["trials"][number]) => number): number => r.trials.reduce((n, t) => n + pick(t), 0);
+  const missing = sum((t) => t.missing);
+  if (missing === 0) return [];
+  const atRelay = sum((t) => t.relayKernelDrops ?? 0);
+  return [`${missing} copies missing over all trials: the kernel dropped ${atRelay} packets at the relays' listen sockets (${sum((t) => (t.relayKernelDrops ?? 0) * t.destinations)} copies) and ${sum((t) => t.sinkKernelDrops ?? 0)} at the sink's socket; the proxy dropped ${sum((t) => t.proxyDrops ?? 0)}. A relay starved of CPU by the rest of the machine drops at its listen socket; the figures per packet count what it received.`];
 }
 
 // ---- output ----
