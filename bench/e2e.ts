@@ -205,13 +205,14 @@ function pinTo(pids: readonly number[], cpus: string): boolean {
 
 // ---- relays under test ----
 
-async function startProxy(sinkPort: number, runtime: "node" | "bun", filter: { name: string; path: string } | null, batchSize: number | undefined): Promise<ProxyProcess> {
+/** The proxy with one segment "bench" on a free port, toward `destinationAddresses` (default 127.0.0.1) at `sinkPort`. */
+export async function startProxy(sinkPort: number, runtime: "node" | "bun", filter: { name: string; path: string } | null, batchSize: number | undefined, destinationAddresses?: readonly string[]): Promise<ProxyProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await startProxyProcess({
         runtime,
         ...(batchSize !== undefined && { batchSize }),
-        segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort }],
+        segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort, ...(destinationAddresses && { destinationAddresses }) }],
         chain: filter ? [filter] : [],
       });
     } catch (err) {

@@ -16,8 +16,8 @@ export class LoadProcess<Request extends { cmd: string }, Reply extends { type: 
   readonly ready: Promise<void>;
   private broken = false;
 
-  constructor(script: URL, readonly role: string) {
-    this.child = fork(script, [role], {
+  constructor(script: URL, readonly role: string, args: readonly string[] = []) {
+    this.child = fork(script, [role, ...args], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "advanced", // typed arrays travel as such
     });

@@ -1,6 +1,8 @@
 // The load generator and the sink of the end-to-end benchmark, run as child processes (forked by
 // bench/e2e.ts) so that they do not share a thread, or a process CPU account, with the relay
-// under test. `node loadgen.js gen` sends; `node loadgen.js sink` receives and counts.
+// under test. `node loadgen.js gen` sends; `node loadgen.js sink [ADDRESS]` receives and counts
+// (on 127.0.0.1 unless ADDRESS says otherwise: the fan-out part binds 0.0.0.0 to receive what is
+// sent to any address of 127/8 on one socket).
 //
 // Packets are RTP (V=2, PT 96, one SSRC, sequence numbers continuous over the whole run so that
 // a validating relay sees one in-order stream) with a stamp after the 12-byte header:
@@ -131,7 +133,7 @@ function generator(): void {
   });
 }
 
-function sink(): void {
+function sink(address: string): void {
   const sock = createSocket("udp4");
   let trial = -1;
   let seen = new Uint8Array(0);
@@ -155,7 +157,7 @@ function sink(): void {
       received++;
     }
   });
-  sock.bind(0, "127.0.0.1", () => {
+  sock.bind(0, address, () => {
     tuneSocket(sock);
     replyToParent({ type: "ready", port: sock.address().port });
   });
@@ -187,7 +189,7 @@ if (!process.send) {
 }
 process.on("disconnect", () => process.exit(0));
 if (process.argv[2] === "gen") generator();
-else if (process.argv[2] === "sink") sink();
+else if (process.argv[2] === "sink") sink(process.argv[3] ?? "127.0.0.1");
 else {
   process.stderr.write(`loadgen: unknown role '${process.argv[2]}' (gen | sink)\n`);
   process.exit(2);

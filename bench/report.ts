@@ -8,6 +8,7 @@ import type { MicroResult } from "./micro.js";
 import { scaleTables, scaleVerdict, type ScaleResult } from "./scale.js";
 import type { SrtpResult } from "./srtp.js";
 import type { FecResult } from "./fec.js";
+import { fanoutLabel, fanoutTargets, type FanoutResult } from "./fanout.js";
 
 export interface Machine {
   readonly cpu: string;
@@ -36,6 +37,7 @@ export interface BenchResults {
   readonly scale?: ScaleResult;
   /** The largest scale level again under Bun (full runs). */
   readonly scaleBun?: ScaleResult;
+  readonly fanout?: FanoutResult;
 }
 
 function fmt(n: number | null | undefined, digits = 1): string {
@@ -137,6 +139,7 @@ function measuredTargets(r: BenchResults): Target[] {
   }
   if (r.srtp) out.push({ what: r.srtp.target.what, value: `${r.srtp.target.msmGbps.toFixed(2)} Gbit/s; ${fmt(r.srtp.target.vsLibsrtpCrypto, 2)}x libsrtp's crypto time`, met: r.srtp.target.met });
   if (r.fec) out.push({ what: r.fec.target.what, value: `worst ${fmt(r.fec.target.worstNs)} ns`, met: r.fec.target.met });
+  if (r.fanout) out.push(...fanoutTargets(r.fanout));
   return out;
 }
 
@@ -235,6 +238,38 @@ function fecNotes(r: FecResult): string[] {
   ];
 }
 
+// ---- (f) fan-out ----
+
+export function fanoutRows(r: FanoutResult): string[][] {
+  const rows = [["destinations", "relay", "input pps", "us / input packet", "us / packet sent", "us per extra destination", "/ multiudpsink (per packet sent)", "kernel share", "delivered"]];
+  for (const n of r.counts) {
+    for (const c of r.cells.filter((x) => x.destinations === n)) {
+      const delivered = `${fmt(c.deliveredPct, c.deliveredPct === 100 ? 0 : 3)}%${c.unexplainedLoss > 0 ? ` (${c.unexplainedLoss} unexplained)` : ""}`;
+      rows.push([String(n), fanoutLabel(c.relay), String(c.inputPps), fmt(c.usPerInputPacket, 2), fmt(c.usPerPacketSent, 2), fmt(c.usPerExtraDestination, 2),
+        c.vsMultiudpsink === null ? "-" : `${c.vsMultiudpsink.toFixed(2)}x`, c.systemPct === null ? "-" : `${c.systemPct}%`, delivered]);
+    }
+  }
+  return rows;
+}
+
+function fanoutNotes(r: FanoutResult): string[] {
+  return [
+    `${r.size} B RTP in; the relay sends ${kpps(r.sendsPerSecond)} packets/s whatever the number of destinations (input = that / N). CPU is the relay's process tree over a ${r.trialMs} ms trial and its drain; per input packet, and per packet sent (every copy that reached the sink's socket). Median of ${r.rounds} interleaved rounds; "/ multiudpsink" is the median of the rounds' ratios (below 1: cheaper than GStreamer).`,
+    "us per extra destination: the slope of us per input packet from the same relay's previous N: what one more destination costs once the receive is paid. Kernel share: the relay's system time over its user + system time (/proc/PID/stat), all rounds together: the rest is the relay's own code. Delivered: copies that arrived over input x N, the worst round; loss no kernel or proxy counter explains is shown.",
+    ...lossNote(r),
+    ...r.warnings.map((w) => `warning: ${w}`),
+  ];
+}
+
+/** Where the copies that did not arrive went, over all trials (none: no note). */
+function lossNote(r: FanoutResult): string[] {
+  const sum = (pick: (t: FanoutResult["trials"][number]) => number): number => r.trials.reduce((n, t) => n + pick(t), 0);
+  const missing = sum((t) => t.missing);
+  if (missing === 0) return [];
+  const atRelay = sum((t) => t.relayKernelDrops ?? 0);
+  return [`${missing} copies missing over all trials: the kernel dropped ${atRelay} packets at the relays' listen sockets (${sum((t) => (t.relayKernelDrops ?? 0) * t.destinations)} copies) and ${sum((t) => t.sinkKernelDrops ?? 0)} at the sink's socket; the proxy dropped ${sum((t) => t.proxyDrops ?? 0)}. A relay starved of CPU by the rest of the machine drops at its listen socket; the figures per packet count what it received.`];
+}
+
 // ---- output ----
 
 export function printText(r: BenchResults): string {
@@ -264,6 +299,9 @@ export function printText(r: BenchResults): string {
     out.push(...e2eNotes(e));
   }
   for (const sc of [r.scale, r.scaleBun]) if (sc) out.push("", scaleTables(sc).text);
+  if (r.fanout) {
+    out.push("", "(f) Fan-out, CPU per packet against the number of destinations:", table(fanoutRows(r.fanout), 2), ...fanoutNotes(r.fanout));
+  }
   return out.join("\n");
 }
 
@@ -316,6 +354,11 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
     const md = scaleTables(sc).markdown.split("\n");
     md.splice(2, 0, reproduce(r, "scale"), "");
     out.push(md.join("\n"), "");
+  }
+  if (r.fanout) {
+    const x = r.fanout;
+    out.push(`### (f) Fan-out: CPU per packet sent against the number of destinations (median of ${x.rounds} rounds of ${x.trialMs} ms)`, "");
+    out.push(reproduce(r, "fanout"), "", markdownTable(fanoutRows(x), 2), "", ...fanoutNotes(x).map((n) => `- ${n}`), "");
   }
   return out.join("\n");
 }

@@ -2,7 +2,7 @@
 //
 //   --quick            the whole suite in under two minutes: fewer samples, short trials, one
 //                      repeat, scale up to 1,000 segments (a smoke run, not figures to quote)
-//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale (default all)
+//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale, fanout (default all)
 //   --hosts LIST       end-to-end relays (default all): direct, plain, bun, gstreamer, rtpengine,
 //                      proxy, filter, filter@bun
 //   --repeats N        end-to-end repeats (default 3, quick 1)
@@ -30,9 +30,10 @@ import { e2eCharts, printText, renderResultsMarkdown, type BenchResults, type Ma
 import { runScale } from "./scale.js";
 import { runSrtp, SRTP_FILTER, SRTP_SUITES } from "./srtp.js";
 import { runFec } from "./fec.js";
+import { FANOUT_RELAYS, runFanout } from "./fanout.js";
 
 const FEC_FILTER = join(ROOT, "filters", "fec", "build", "fec.wasm");
-const PARTS = ["micro", "srtp", "fec", "e2e", "scale"] as const;
+const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -49,7 +50,7 @@ interface Args {
   batchSize: number | undefined;
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
@@ -123,7 +124,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [60, 900], scale: [15, 150] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [60, 900], scale: [15, 150], fanout: [25, 150] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -262,6 +263,27 @@ async function main(): Promise<void> {
     // the largest level again under Bun, whose workers are processes with descriptors of their own
     const largest = Math.max(...counts);
     if (!q && largest >= 1000) results = { ...results, scaleBun: await scaleUnder("bun", [1, largest]) };
+  }
+  if (has("fanout")) {
+    bar.begin("fanout");
+    const counts = [1, 10, 100, 1000];
+    const rounds = q ? 1 : 5;
+    let trials = 0;
+    results = {
+      ...results,
+      fanout: await runFanout({
+        counts,
+        relays: FANOUT_RELAYS,
+        // the relay sends 50,000 packets/s whatever N: 50 packets/s in at N = 1,000
+        sendsPerSecond: 50_000,
+        size: 1200,
+        trialMs: q ? 400 : 1500,
+        drainMs: 250,
+        rounds,
+        primeMs: 300,
+        onTrial: () => bar.advance(++trials / (counts.length * FANOUT_RELAYS.length * (rounds + 1))),
+      }),
+    };
   }
   bar.finish();
   useProgressBar(null);

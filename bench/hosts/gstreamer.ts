@@ -1,7 +1,8 @@
-// A GStreamer baseline for the end-to-end benchmark: `udpsrc ! udpsink`, which hands every
-// datagram udpsrc receives, as one buffer, to udpsink, which sends it as one datagram. Nothing
-// parses or rewrites the packets. udpsrc asks for the same 4 MiB receive buffer as the other
-// relays (bench/relay.ts, the proxy), so no side gets a socket trick the other lacks.
+// GStreamer baselines: `udpsrc ! udpsink` for the end-to-end benchmark, which hands every
+// datagram udpsrc receives, as one buffer, to udpsink, which sends it as one datagram; and
+// `udpsrc ! multiudpsink` for the fan-out part, which sends each buffer to every one of its
+// clients. Nothing parses or rewrites the packets. udpsrc asks for the same 4 MiB receive buffer
+// as the other relays (bench/relay.ts, the proxy), so no side gets a socket trick the other lacks.
 //
 // gst-launch-1.0 -q prints nothing when it is up, so readiness is read from the kernel: the
 // process is ready once /proc/net/udp shows a socket on the chosen port whose inode is one of
@@ -58,13 +59,8 @@ export function ownsSocket(pid: number, inodes: ReadonlySet<string>): boolean {
   return false;
 }
 
-function gstArgs(port: number, sinkPort: number): string[] {
-  return [
-    "-q",
-    "udpsrc", "address=127.0.0.1", `port=${port}`, `buffer-size=${RECEIVE_BUFFER}`,
-    "!",
-    "udpsink", "host=127.0.0.1", `port=${sinkPort}`, "sync=false", "async=false",
-  ];
+function gstArgs(port: number, sink: readonly string[]): string[] {
+  return ["-q", "udpsrc", "address=127.0.0.1", `port=${port}`, `buffer-size=${RECEIVE_BUFFER}`, "!", ...sink, "sync=false", "async=false"];
 }
 
 interface Attempt {
@@ -95,12 +91,26 @@ function launch(args: readonly string[]): Attempt {
  * Starts `gst-launch-1.0 udpsrc ! udpsink` forwarding from a free loopback port to
  * 127.0.0.1:`sinkPort`, and resolves once its socket is bound.
  */
-export async function startGstreamerRelay(sinkPort: number): Promise<RelayProcess> {
+export function startGstreamerRelay(sinkPort: number): Promise<RelayProcess> {
+  return startGstreamer("gstreamer", ["udpsink", "host=127.0.0.1", `port=${sinkPort}`]);
+}
+
+/**
+ * Starts `gst-launch-1.0 udpsrc ! multiudpsink` sending every datagram from a free loopback port
+ * to each of `clients`, and resolves once its socket is bound.
+ */
+export function startGstreamerFanout(clients: readonly { address: string; port: number }[]): Promise<RelayProcess> {
+  return startGstreamer("multiudpsink", ["multiudpsink", `clients=${clients.map((c) => `${c.address}:${c.port}`).join(",")}`]);
+}
+
+/** Starts `gst-launch-1.0 udpsrc ! SINK...` on a free loopback port; resolves once its socket is bound. */
+async function startGstreamer(name: string, sink: readonly string[]): Promise<RelayProcess> {
   let lastError = "";
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     const port = await freeUdpPort();
-    const args = gstArgs(port, sinkPort);
-    const command = `${GST_LAUNCH} ${args.join(" ")}`;
+    const args = gstArgs(port, sink);
+    // (a thousand clients make a long argument: messages show its start)
+    const command = `${GST_LAUNCH} ${args.map((a) => (a.length > 120 ? `${a.slice(0, 120)}...` : a)).join(" ")}`;
     const run = launch(args);
     let spawnError: Error | undefined;
     run.child.once("error", (e) => (spawnError = e));
@@ -119,7 +129,7 @@ export async function startGstreamerRelay(sinkPort: number): Promise<RelayProces
     if (ready) {
       let closing: Promise<void> | undefined;
       return {
-        name: "gstreamer",
+        name,
         port,
         pids: () => (isGone(run.child) ? [] : [run.child.pid!]),
         close: () => (closing ??= stopProcess(run.child)),

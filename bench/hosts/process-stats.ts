@@ -55,6 +55,24 @@ export function treeCpuUs(roots: readonly number[]): number {
   return ns / 1000;
 }
 
+/**
+ * User and system CPU time used so far by the processes and their descendants, microseconds, from
+ * /proc/PID/stat (utime, stime: all threads, in clock ticks of 10 ms, so read it over seconds).
+ */
+export function treeUserSystemUs(roots: readonly number[]): { userUs: number; systemUs: number } {
+  let user = 0;
+  let system = 0;
+  for (const pid of processTree(roots)) {
+    const stat = read(`/proc/${pid}/stat`);
+    if (stat === null) continue;
+    // fields after the command's ')': state is field 3, utime 14, stime 15
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    user += Number(f[11]);
+    system += Number(f[12]);
+  }
+  return { userUs: user * 10_000, systemUs: system * 10_000 }; // USER_HZ is 100 on Linux
+}
+
 function statusKb(pid: number, field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(read(`/proc/${pid}/status`) ?? "");
   return m ? Number(m[1]) : 0;

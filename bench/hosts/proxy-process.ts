@@ -12,6 +12,8 @@ export interface ProxySegmentSpec {
   readonly name: string;
   readonly listenPort: number;
   readonly destinationPort: number;
+  /** The destinations' addresses, all at destinationPort (default: 127.0.0.1 alone). */
+  readonly destinationAddresses?: readonly string[];
 }
 
 export interface ProxyProcessOptions {
@@ -45,7 +47,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
       listen: { address: "127.0.0.1", port: s.listenPort },
       rtcpMux: true,
       egress: { address: "127.0.0.1" },
-      destinations: [{ address: "127.0.0.1", port: s.destinationPort }],
+      destinations: (s.destinationAddresses ?? ["127.0.0.1"]).map((address) => ({ address, port: s.destinationPort })),
       chain: opts.chain.map((f) => ({ filter: f.name })),
     })),
   }));
