@@ -231,6 +231,7 @@ export class Merge {
       }
       this.nextOut++;
     }
+    if (this.waitDue != 0) this.cancelWait(); // nothing waits any more
   }
 
   /** Sends on everything before `limit` now, gaps given up; false when the output area filled. */
@@ -351,10 +352,12 @@ export class Merge {
     const ring = this.ring;
     for (let i = 0; i < ring.size; i++) this.forget(i);
     ring.clear();
-    if (this.waitDue != 0) {
-      timerCancel(this.id, TIMER_WAIT);
-      this.waitDue = 0;
-    }
+    if (this.waitDue != 0) this.cancelWait();
+  }
+
+  private cancelWait(): void {
+    timerCancel(this.id, TIMER_WAIT);
+    this.waitDue = 0;
   }
 
   /** The oldest sequence number the window covers. */
