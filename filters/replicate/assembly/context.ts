@@ -3,7 +3,7 @@
 // the feedback hook set), TAKE holds it (the merge kept a copy), anything else drops it with
 // that reason.
 import { Packet, RtpError, RtpPacket } from "../../../sdk/assembly";
-import { FeedbackHook } from "./feedback-hook";
+import { FEEDBACK_TIMER, Feedback } from "./feedback-hook";
 import { Merge, PASS } from "./merge";
 import { Counts } from "./metrics";
 import { Translator } from "./rewrite";
@@ -18,7 +18,7 @@ export class ReplicateContext {
   readonly sender: Sender;
   merge: Merge | null = null;
   // ---- feedback part (feedback-hook.ts): set by index.ts createContext ----
-  feedback: FeedbackHook | null = null;
+  feedback: Feedback | null = null;
 
   constructor(readonly id: u32, s: Settings) {
     const counts = new Counts();
@@ -55,7 +55,7 @@ export class ReplicateContext {
 
   onTimer(timer: i32, now: i64): void {
     // ---- feedback part: its own timer ----
-    if (timer == FeedbackHook.TIMER) {
+    if (timer == FEEDBACK_TIMER) {
       const f = this.feedback;
       if (f !== null) f.onTimer(this.id);
       return;
@@ -69,11 +69,9 @@ export class ReplicateContext {
     if (m !== null) m.drain(now);
   }
 
-  /** Sends the counts gathered in this call. */
+  /** Sends the counts gathered in this call (the feedback part sends its own). */
   flush(): void {
     this.counts.flush(this.id);
-    const f = this.feedback;
-    if (f !== null) f.flush(this.id);
   }
 
   free(): void {

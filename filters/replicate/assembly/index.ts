@@ -1,7 +1,7 @@
 // replicate: the live-live merge of SMPTE ST 2022-7 (one stream over two to four paths in, one
 // clean stream out), dual-path send (a copy of the media on other legs), and an RFC 3550
 // translator (one SSRC, sequence and timestamp continuity across input switches). Feedback from
-// many receivers is the feedback hook's (feedback-hook.ts). README.md lists the config keys,
+// many receivers is the feedback part's (feedback-hook.ts stands in for it). README.md lists the config keys,
 // legs, metrics, drop reasons and limits.
 import {
   Config, ContextMap, Filter, Packet, Status, StateReader, StateWriter, nowUs, register, setError,
@@ -10,7 +10,7 @@ import {
   CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure,
 } from "../../../sdk/assembly/chunks";
 import { ReplicateContext } from "./context";
-import { FeedbackHook } from "./feedback-hook";
+import { Feedback } from "./feedback-hook";
 import { PASS, TAKE, mergeChunks, newMerge } from "./merge";
 import { defineMetrics } from "./metrics";
 import { Settings } from "./settings";
@@ -49,7 +49,6 @@ class ReplicateFilter extends Filter {
 
   configureRoot(cfg: Config): Status {
     defineMetrics();
-    FeedbackHook.configureRoot(cfg);
     this.defaults.apply(cfg, true);
     const budgetKiB = cfg.getInt("bufferBudgetKiB", DEFAULT_BUDGET_KIB, 256, 4 * 1024 * 1024);
     const status = cfg.finish();
@@ -61,15 +60,13 @@ class ReplicateFilter extends Filter {
     const s = parsed;
     s.copyFrom(this.defaults);
     s.apply(cfg, false);
-    s.check(cfg, cfg.has("feedback"));
-    // ---- feedback part: reads the context config's `feedback` key ----
-    const feedback = FeedbackHook.configure(cfg, ctx);
+    const wantsFeedback = cfg.has("feedback");
+    s.check(cfg, wantsFeedback);
     const status = cfg.finish();
     if (status != Status.Ok) return status;
-    if (feedback === null) {
-      setError("config key 'feedback' was refused");
-      return Status.BadConfig;
-    }
+    // ---- feedback part: only for a context whose config has the `feedback` key ----
+    const feedback = wantsFeedback ? Feedback.configure(cfg, ctx) : null;
+    if (wantsFeedback && feedback === null) return Status.BadConfig; // it set the error, naming the field
     if (this.contexts.get(ctx) !== null) {
       setError("context " + ctx.toString() + " already exists");
       return Status.BadArgument;

@@ -12,11 +12,13 @@ export const MAX_HELD = 4096;
 export const MAX_DROPOUT = 3000;
 
 const KEYS: string[] = ["merge", "copyToLegs", "rewrite", "feedback"];
+/** `feedback` is a segment's own (the feedback part has no root defaults). */
+const ROOT_SHARED_KEYS: string[] = ["merge", "copyToLegs", "rewrite"];
 const MERGE_KEYS: string[] = ["legs", "bufferMs", "maxHeld"];
 const REWRITE_KEYS: string[] = ["ssrc", "payloadType", "continuity"];
 /** Keys only the root config may set: they size what the whole instance shares. */
 const ROOT_ONLY_KEYS: string[] = ["bufferBudgetKiB"];
-const ROOT_KEYS: string[] = KEYS.concat(ROOT_ONLY_KEYS);
+const ROOT_KEYS: string[] = ROOT_SHARED_KEYS.concat(ROOT_ONLY_KEYS);
 
 export class Settings {
   /** Merge the paths (a context sets `merge`; the root's `merge` only gives defaults). */
@@ -47,7 +49,7 @@ export class Settings {
   /**
    * Overrides the keys `cfg` sets; problems are recorded in `cfg`. `root`: the root config, which
    * may also set ROOT_ONLY_KEYS (read by the caller), and whose `merge` and `rewrite` objects are
-   * defaults, not a request to merge or rewrite. The `feedback` key is the feedback hook's.
+   * defaults, not a request to merge or rewrite. The `feedback` key is the feedback part's.
    */
   apply(cfg: Config, root: bool): void {
     cfg.rootOnly(ROOT_ONLY_KEYS, root);

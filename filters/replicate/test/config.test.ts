@@ -67,13 +67,18 @@ test("accepted: each part alone and together; root defaults for merge and rewrit
   ]) h.destroyContext(h.createContext(config));
   const r = await refusal({ merge: { bufferMs: 0 } }, { merge: { bufferMs: 80 } });
   assert.match(r.reason, /'merge.bufferMs' must be between 1 and 5000/);
-  let failed: unknown;
-  try {
-    await loadReplicate({ rootConfig: { merge: { legs: [0, 9] } } });
-  } catch (err) {
-    failed = err;
+  for (const [rootConfig, message] of [
+    [{ merge: { legs: [0, 9] } }, /config key 'merge.legs' must be an array of integers between 0 and 7/],
+    [{ feedback: {} }, /unknown config key 'feedback'/],
+  ] as const) {
+    let failed: unknown;
+    try {
+      await loadReplicate({ rootConfig });
+    } catch (err) {
+      failed = err;
+    }
+    assert.ok(failed instanceof FilterConfigError && message.test(failed.reason), String(failed));
   }
-  assert.ok(failed instanceof FilterConfigError && /config key 'merge.legs' must be an array of integers between 0 and 7/.test(failed.reason), String(failed));
 });
 
 test("the memory budget: a merge that does not fit is refused (NoSpace) with what it needs; one destroyed frees its share", async () => {
