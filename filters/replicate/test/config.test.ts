@@ -117,4 +117,22 @@ test("at the instance's memory cap a merge is refused, not a trap", async () => 
   assert.is(h.instance.failure, undefined);
 });
 
+test("merges of every size come and go beside live ones without the instance's memory growing (equal chunks, recycled)", async () => {
+  const h = await loadReplicate();
+  const configs = [{ merge: { maxHeld: 1024 } }, { merge: { maxHeld: 16 }, rewrite: {} }, { merge: { legs: [0, 1, 2, 3], maxHeld: 200 }, copyToLegs: [4] }];
+  const live: number[] = [];
+  for (let i = 0; i < 6; i++) live.push(h.createContext(configs[i % 3]!));
+  const cycle = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      h.destroyContext(live.shift()!);
+      live.push(h.createContext(configs[i % 3]!));
+    }
+  };
+  cycle(300);
+  const settled = h.instance.memory.buffer.byteLength;
+  cycle(3000);
+  assert.is(h.instance.memory.buffer.byteLength, settled);
+  assert.is(h.instance.failure, undefined);
+});
+
 test.run();
