@@ -18,6 +18,8 @@ const CONFIGS: Record<string, { good: unknown; bad: unknown }> = {
   validate: { good: { allowedPayloadTypes: [96, 97], rate: { packetsPerSecond: 5000 } }, bad: { allowedPayloadTypes: [300] } },
   srtp: { good: { direction: "protect", key: SRTP_KEY, ssrcs: [1, 2, 3] }, bad: { direction: "sideways", key: SRTP_KEY } },
   fec: { good: { mode: "encode", columns: 5, rows: 5 }, bad: { mode: "encode", columns: 30, rows: 5 } },
+  // 300 merges do not fit the default budget: merges come and go in filters/replicate/test/config.test.ts
+  replicate: { good: { copyToLegs: [2], rewrite: { ssrc: 7 } }, bad: { merge: { bufferMs: 0 } } },
 };
 
 const CHANGES = 100_000;

@@ -1,0 +1,373 @@
+// The live-live merge (SMPTE ST 2022-7, receive side): one RTP stream arriving over two to four
+// paths (the legs of `merge.legs`) leaves as one on leg 0. The first copy of each sequence number
+// goes on, later copies are dropped (DROP_DUPLICATE), and the stream leaves in sequence order:
+//
+// - The packet next in sequence passes in place (no copy) unless the context already sent
+//   through the output area in this call (it would overtake that packet); then it is copied and
+//   sent behind it.
+// - A packet after a gap is copied into the ring and held until the gap is filled by another
+//   path or has been missing for bufferMs (then given up: `merged_lost`); a timer ends the wait.
+// - A copy that comes after its gap was given up passes at once, out of order (`merged_late`).
+// - The ring bounds the wait too: a packet that needs the place of one still held sends the
+//   older ones on first, whatever their wait.
+//
+// Restarts: a packet outside the window (another SSRC, or more than the ring behind or
+// MAX_DROPOUT ahead) that continues its own path's sequence belongs to a stream the merge left
+// (a path still sending the old stream after a restart): dropped (DROP_STALE). One that breaks
+// its path's sequence is a candidate for a new stream, kept aside; the next packet of that path
+// in sequence with it confirms it, and the merge sends on what it holds and starts again there
+// (`merged_resyncs`), losing nothing. A candidate not confirmed is discarded (`merged_stray`).
+import {
+  Packet, RtpError, RtpPacket, Status, timerSet, timerCancel,
+} from "../../../sdk/assembly";
+import { giveBack, take } from "../../../sdk/assembly/chunks";
+import { ABSENT, HELD, LOST, MergeRing, SENT, ringChunks, ringSize } from "./merge-ring";
+import { Count, Counts, DROP_DUPLICATE, DROP_STALE, PATH_DUPLICATES, PATH_MISSED, PATH_RECEIVED } from "./metrics";
+import { Sender } from "./sender";
+import { MAX_DROPOUT, MAX_PATHS, Settings } from "./settings";
+
+export const TIMER_WAIT = 0;
+export const TIMER_FLUSH = 1;
+
+/** onPacket's answer: pass (in place), or take (held: a copy is kept); else a drop reason. */
+export const PASS: u32 = 0;
+export const TAKE: u32 = 0x10000; // above every drop reason
+
+/** Chunks a merge of these settings takes. */
+export function mergeChunks(s: Settings): i32 {
+  return ringChunks(ringSize(s.maxHeld));
+}
+
+export class Merge {
+  readonly ring: MergeRing;
+  readonly paths: i32;
+  readonly bufferUs: i64;
+  /** The leg of each path (a leg's path: pathOfLeg). */
+  private readonly pathOfLeg: StaticArray<i8> = new StaticArray<i8>(8);
+
+  started: bool = false;
+  ssrc: u32 = 0;
+  /** The newest packet's extended sequence number. */
+  maxSeq: i64 = -1;
+  /** The next to send on. */
+  nextOut: i64 = 0;
+  /** Per path: its last packet's SSRC and sequence number (valid when lastValid). */
+  readonly lastSsrc: StaticArray<u32> = new StaticArray<u32>(MAX_PATHS);
+  readonly lastSeq: StaticArray<u16> = new StaticArray<u16>(MAX_PATHS);
+  readonly lastValid: StaticArray<bool> = new StaticArray<bool>(MAX_PATHS);
+  /** Per path: the candidate of a new stream (length 0: none). */
+  private readonly candLength: StaticArray<i32> = new StaticArray<i32>(MAX_PATHS);
+  private readonly candArrival: StaticArray<i64> = new StaticArray<i64>(MAX_PATHS);
+
+  private waitDue: i64 = 0;
+  private flushArmed: bool = false;
+  private draining: bool = false;
+
+  constructor(
+    readonly id: u32,
+    s: Settings,
+    private readonly chunks: StaticArray<usize>,
+    private readonly counts: Counts,
+    private readonly sender: Sender,
+  ) {
+    this.ring = new MergeRing(ringSize(s.maxHeld), chunks);
+    this.paths = s.mergeLegs.length;
+    this.bufferUs = <i64>s.bufferMs * 1000;
+    for (let leg = 0; leg < 8; leg++) unchecked((this.pathOfLeg[leg] = -1));
+    for (let k = 0; k < this.paths; k++) unchecked((this.pathOfLeg[s.mergeLegs[k]] = <i8>k));
+  }
+
+  free(): void {
+    giveBack(this.chunks);
+  }
+
+  /** The path packets on `leg` belong to, or -1. */
+  @inline pathOf(leg: i32): i32 {
+    return <i32>unchecked(this.pathOfLeg[leg & 7]);
+  }
+
+  /** `seq` extended to the sequence number nearest the newest packet. */
+  @inline extend(seq: u16): i64 {
+    return this.maxSeq + <i64>(<i16>(seq - <u16>this.maxSeq));
+  }
+
+  /** A downstream RTP packet on path `path`: PASS, TAKE or a drop reason. */
+  onPacket(p: Packet, path: i32, now: i64): u32 {
+    const ptr = p.ptr;
+    const bad = RtpPacket.validate(ptr, p.length);
+    if (bad != RtpError.None) return <u32>bad;
+    this.counts.addPath(path, PATH_RECEIVED);
+    const ssrc = RtpPacket.ssrc(ptr);
+    const seq = RtpPacket.sequence(ptr);
+    if (!this.started) this.start(ssrc, seq);
+    let ext: i64 = -1;
+    if (ssrc == this.ssrc) {
+      const e = this.extend(seq);
+      if (e > this.maxSeq - <i64>this.ring.size && e <= this.maxSeq + <i64>MAX_DROPOUT) ext = e;
+    }
+    if (ext < 0) {
+      if (this.confirms(path, ssrc, seq)) {
+        if (!this.resync(path, now)) return this.keepCandidate(p, path, ssrc, seq);
+        ext = this.extend(seq);
+      } else if (this.continuesPath(path, ssrc, seq)) {
+        this.setLast(path, ssrc, seq);
+        this.counts.add(Count.MergedStale);
+        return DROP_STALE;
+      } else {
+        return this.keepCandidate(p, path, ssrc, seq);
+      }
+    }
+    this.setLast(path, ssrc, seq);
+    this.dropCandidate(path);
+    if (ext > this.maxSeq) return this.takeNewest(p, path, ext, now);
+    const ring = this.ring;
+    const i = ring.place(ext);
+    if (!ring.holds(i, ext)) {
+      // Before the first packet the merge saw (reordered before it): no copy went out yet.
+      this.forget(i);
+      ring.claim(i, ext, LOST, now);
+    }
+    this.arrive(i, path, p.arrivalUs, now);
+    const state = ring.state(i);
+    if (state == HELD || state == SENT) {
+      this.counts.addPath(path, PATH_DUPLICATES);
+      return DROP_DUPLICATE;
+    }
+    if (state == LOST) {
+      this.counts.add(Count.MergedLate);
+      ring.setState(i, SENT);
+      this.sender.inPlace(p);
+      return PASS;
+    }
+    return this.place(p, i, ext, now); // ABSENT: a gap filled
+  }
+
+  /** A packet newer than any: the places it skips are missing from now on. */
+  private takeNewest(p: Packet, path: i32, ext: i64, now: i64): u32 {
+    const ring = this.ring;
+    const limit = ext - <i64>ring.size + 1;
+    if (this.nextOut < limit && !this.releaseBelow(limit)) {
+      // The output area is full and the ring needs those places: this one goes on unkept.
+      this.counts.add(Count.MergedPassedUnkept);
+      this.armFlush();
+      this.sender.inPlace(p);
+      return PASS;
+    }
+    const from = this.maxSeq + 1 > limit ? this.maxSeq + 1 : limit;
+    for (let q = from; q <= ext; q++) {
+      const i = ring.place(q);
+      this.forget(i);
+      ring.claim(i, q, ABSENT, now);
+    }
+    this.maxSeq = ext;
+    const i = ring.place(ext);
+    this.arrive(i, path, p.arrivalUs, now);
+    return this.place(p, i, ext, now);
+  }
+
+  /** The first copy of `ext` (place `i`, ABSENT): in place if it is next and may, else kept. */
+  private place(p: Packet, i: i32, ext: i64, now: i64): u32 {
+    const ring = this.ring;
+    if (ext == this.nextOut && this.sender.mayPassInPlace) {
+      ring.setState(i, SENT);
+      this.sender.inPlace(p);
+      this.nextOut++;
+      this.release(now);
+      return PASS;
+    }
+    ring.keep(i, p.ptr, p.length);
+    this.counts.add(Count.MergedHeld);
+    this.release(now);
+    return TAKE;
+  }
+
+  /** Records path `path`'s copy in place `i`, and the skew against path 0's copy. */
+  private arrive(i: i32, path: i32, at: i64, now: i64): void {
+    const ring = this.ring;
+    const seen = <i32>ring.seen(i);
+    if (seen & (1 << path)) return; // the same path twice: no new skew
+    ring.arrive(i, path, at);
+    if (path == 0) {
+      for (let k = 1; k < this.paths; k++) {
+        if (seen & (1 << k)) this.counts.skew(k, ring.arrival(i, k) - at, now);
+      }
+    } else if (seen & 1) {
+      this.counts.skew(path, at - ring.arrival(i, 0), now);
+    }
+  }
+
+  /** Place `i` is about to be reused: the paths that missed a packet the stream had are counted. */
+  private forget(i: i32): void {
+    const ring = this.ring;
+    if (ring.ext(i) < 0 || ring.state(i) != SENT) return;
+    const seen = <i32>ring.seen(i);
+    for (let k = 0; k < this.paths; k++) {
+      if ((seen & (1 << k)) == 0) this.counts.addPath(k, PATH_MISSED);
+    }
+  }
+
+  // ---- release ----
+
+  /** Sends on, in order, what is due: held packets, and past gaps whose wait is over. */
+  private release(now: i64): void {
+    const ring = this.ring;
+    while (this.nextOut <= this.maxSeq) {
+      const i = ring.place(this.nextOut);
+      const state = ring.state(i);
+      if (state == HELD) {
+        if (!this.sender.emit(ring.bytes(i), ring.length(i))) {
+          this.armFlush();
+          return;
+        }
+        ring.setState(i, SENT);
+      } else if (state == ABSENT) {
+        const due = ring.since(i) + this.bufferUs;
+        if (now < due && !this.draining) {
+          this.armWait(due, now);
+          return;
+        }
+        ring.setState(i, LOST);
+        this.counts.add(Count.MergedLost);
+      }
+      this.nextOut++;
+    }
+    if (this.waitDue != 0) this.cancelWait(); // nothing waits any more
+  }
+
+  /** Sends on everything before `limit` now, gaps given up; false when the output area filled. */
+  private releaseBelow(limit: i64): bool {
+    const ring = this.ring;
+    while (this.nextOut < limit) {
+      const i = ring.place(this.nextOut);
+      if (!ring.holds(i, this.nextOut)) {
+        this.counts.add(Count.MergedLost); // skipped by a jump, never claimed
+      } else if (ring.state(i) == HELD) {
+        if (!this.sender.emit(ring.bytes(i), ring.length(i))) return false;
+        ring.setState(i, SENT);
+      } else if (ring.state(i) == ABSENT) {
+        ring.setState(i, LOST);
+        this.counts.add(Count.MergedLost);
+      }
+      this.nextOut++;
+    }
+    return true;
+  }
+
+  private armWait(due: i64, now: i64): void {
+    if (this.waitDue == due) return;
+    if (timerSet(this.id, TIMER_WAIT, due - now) == Status.Ok) this.waitDue = due;
+  }
+
+  /** A zero-delay timer to go on where a full output area stopped (the next call has a fresh one). */
+  armFlush(): void {
+    if (this.flushArmed) return;
+    this.flushArmed = timerSet(this.id, TIMER_FLUSH, 0) == Status.Ok || timerSet(this.id, TIMER_FLUSH, 1000) == Status.Ok;
+  }
+
+  onTimer(timer: i32, now: i64): void {
+    if (timer == TIMER_WAIT) this.waitDue = 0;
+    else if (timer == TIMER_FLUSH) this.flushArmed = false;
+    this.release(now);
+  }
+
+  /** The segment goes: what is held goes on in order, gaps are given up, candidates discarded. */
+  drain(now: i64): void {
+    this.draining = true;
+    for (let k = 0; k < this.paths; k++) this.dropCandidate(k);
+    this.release(now);
+  }
+
+  // ---- streams: start, stale paths, candidates, resync ----
+
+  private start(ssrc: u32, seq: u16): void {
+    const ext = <i64>seq + 0x10000;
+    this.started = true;
+    this.ssrc = ssrc;
+    this.maxSeq = ext - 1;
+    this.nextOut = ext;
+  }
+
+  private setLast(path: i32, ssrc: u32, seq: u16): void {
+    unchecked((this.lastSsrc[path] = ssrc));
+    unchecked((this.lastSeq[path] = seq));
+    unchecked((this.lastValid[path] = true));
+  }
+
+  /** Whether (ssrc, seq) goes on where path `path`'s last packet left off. */
+  private continuesPath(path: i32, ssrc: u32, seq: u16): bool {
+    return unchecked(this.lastValid[path]) && unchecked(this.lastSsrc[path]) == ssrc &&
+      <u16>(seq - unchecked(this.lastSeq[path])) < <u16>MAX_DROPOUT;
+  }
+
+  /** Whether (ssrc, seq) follows path `path`'s candidate. */
+  private confirms(path: i32, ssrc: u32, seq: u16): bool {
+    if (unchecked(this.candLength[path]) == 0) return false;
+    const c = this.ring.candidate(path);
+    return RtpPacket.ssrc(c) == ssrc && <u16>(RtpPacket.sequence(c) + 1) == seq;
+  }
+
+  private keepCandidate(p: Packet, path: i32, ssrc: u32, seq: u16): u32 {
+    this.dropCandidate(path);
+    memory.copy(this.ring.candidate(path), p.ptr, <usize>p.length);
+    unchecked((this.candLength[path] = p.length));
+    unchecked((this.candArrival[path] = p.arrivalUs));
+    this.setLast(path, ssrc, seq);
+    return TAKE;
+  }
+
+  private dropCandidate(path: i32): void {
+    if (unchecked(this.candLength[path]) == 0) return;
+    unchecked((this.candLength[path] = 0));
+    this.counts.add(Count.MergedStray);
+  }
+
+  /**
+   * Path `path`'s candidate is confirmed: what is held goes on (gaps given up), and the stream
+   * starts again at the candidate, which goes on first. False when the output area filled first.
+   */
+  private resync(path: i32, now: i64): bool {
+    if (!this.releaseBelow(this.maxSeq + 1)) {
+      this.armFlush();
+      return false;
+    }
+    this.reset();
+    this.counts.add(Count.MergedResyncs);
+    const c = this.ring.candidate(path);
+    const len = unchecked(this.candLength[path]);
+    unchecked((this.candLength[path] = 0));
+    for (let k = 0; k < this.paths; k++) this.dropCandidate(k);
+    this.start(RtpPacket.ssrc(c), RtpPacket.sequence(c));
+    const ext = this.nextOut;
+    const i = this.ring.place(ext);
+    this.ring.claim(i, ext, ABSENT, now);
+    this.maxSeq = ext;
+    this.arrive(i, path, unchecked(this.candArrival[path]), now);
+    this.ring.keep(i, c, len);
+    this.release(now);
+    return true;
+  }
+
+  /** Forgets the stream's window (a resync, or a state import): per-path misses are counted first. */
+  reset(): void {
+    const ring = this.ring;
+    for (let i = 0; i < ring.size; i++) this.forget(i);
+    ring.clear();
+    if (this.waitDue != 0) this.cancelWait();
+  }
+
+  private cancelWait(): void {
+    timerCancel(this.id, TIMER_WAIT);
+    this.waitDue = 0;
+  }
+
+  /** The oldest sequence number the window covers. */
+  @inline lowSeq(): i64 {
+    return this.maxSeq - <i64>this.ring.size + 1;
+  }
+}
+
+/** A merge for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
+export function newMerge(id: u32, s: Settings, counts: Counts, sender: Sender): Merge | null {
+  const chunks = take(mergeChunks(s));
+  return chunks === null ? null : new Merge(id, s, chunks, counts, sender);
+}

@@ -1,0 +1,178 @@
+// The translator (RFC 3550 section 7.1): the segment's outgoing stream keeps one SSRC (the
+// configured one, else the first input SSRC) and optionally one payload type. With continuity,
+// when the input switches (a new SSRC, or a sequence or timestamp jump beyond RFC 3550 A.1's
+// MAX_DROPOUT), the output goes on at the last sequence number + 1 and at the last timestamp +
+// the last frame interval, so that a receiver's decoder sees one stream.
+//
+// The frame interval is the last positive timestamp step between two packets in sequence (the
+// packets of one video frame share a timestamp, so this is the frame-to-frame step; for audio the
+// packet-to-packet step); before any, 3000 (90 kHz at 30 frames per second).
+//
+// The sender's RTCP is rewritten to match (SR, SDES and BYE name the output SSRC, the SR's RTP
+// timestamp moves by the same offset), and feedback from receivers about the output SSRC is
+// mapped back to the input (mapFeedbackToSender) before it goes upstream.
+import {
+  Feedback, PsfbFmt, Rtcp, RtcpCompound, RtcpError, RtcpType, RtpPacket, RtpfbFmt, Sdes,
+  ReportBlock, REPORT_BLOCK_SIZE, loadBe16, loadBe32, storeBe16, storeBe32,
+} from "../../../sdk/assembly";
+import { Count, Counts } from "./metrics";
+import { MAX_DROPOUT } from "./settings";
+
+/** RFC 3550 A.1: this far back a packet is reordered, not a new stream. */
+const MAX_MISORDER: u16 = 100;
+const DEFAULT_INTERVAL: u32 = 3000;
+
+export class Translator {
+  started: bool = false;
+  inSsrc: u32 = 0;
+  outSsrc: u32 = 0;
+  lastInSeq: u16 = 0;
+  lastInTs: u32 = 0;
+  seqOffset: u16 = 0;
+  tsOffset: u32 = 0;
+  lastOutSeq: u16 = 0;
+  lastOutTs: u32 = 0;
+  interval: u32 = DEFAULT_INTERVAL;
+
+  constructor(
+    /** The configured output SSRC, or -1. */
+    readonly fixedSsrc: i64,
+    /** The output payload type, or -1. */
+    readonly payloadType: i32,
+    readonly continuity: bool,
+    private readonly counts: Counts,
+  ) {}
+
+  /** Rewrites a valid RTP packet leaving on leg 0, in place. */
+  rtp(ptr: usize): void {
+    const ssrc = RtpPacket.ssrc(ptr);
+    const seq = RtpPacket.sequence(ptr);
+    const ts = RtpPacket.timestamp(ptr);
+    let newest = true;
+    if (!this.started) {
+      this.started = true;
+      this.inSsrc = ssrc;
+      this.outSsrc = this.fixedSsrc >= 0 ? <u32>this.fixedSsrc : ssrc;
+    } else {
+      const d = <u16>(seq - this.lastInSeq);
+      const inOrder = d != 0 && d < <u16>MAX_DROPOUT;
+      const behind = d == 0 || d >= <u16>(0 - MAX_MISORDER);
+      if (ssrc != this.inSsrc || (!inOrder && !behind) || (inOrder && this.timestampJump(ts))) {
+        this.switchTo(ssrc, seq, ts);
+      } else if (inOrder) {
+        const step = ts - this.lastInTs;
+        if (d == 1 && step != 0 && <i32>step > 0) this.interval = step;
+      } else {
+        newest = false; // reordered or repeated: same offsets, the newest stays
+      }
+    }
+    if (newest) {
+      this.lastInSeq = seq;
+      this.lastInTs = ts;
+    }
+    const outSeq = <u16>(seq + this.seqOffset);
+    const outTs = ts + this.tsOffset;
+    RtpPacket.setSsrc(ptr, this.outSsrc);
+    RtpPacket.setSequence(ptr, outSeq);
+    RtpPacket.setTimestamp(ptr, outTs);
+    if (this.payloadType >= 0) RtpPacket.setPayloadType(ptr, <u8>this.payloadType);
+    if (newest) {
+      this.lastOutSeq = outSeq;
+      this.lastOutTs = outTs;
+    }
+  }
+
+  /** A step of more than MAX_DROPOUT frame intervals either way. */
+  private timestampJump(ts: u32): bool {
+    const step = <i64>(<i32>(ts - this.lastInTs));
+    const limit = <i64>MAX_DROPOUT * <i64>this.interval;
+    return step > limit || step < -limit;
+  }
+
+  private switchTo(ssrc: u32, seq: u16, ts: u32): void {
+    this.counts.add(Count.RewriteSwitches);
+    this.inSsrc = ssrc;
+    if (!this.continuity) return;
+    this.seqOffset = <u16>(this.lastOutSeq + 1 - seq);
+    this.tsOffset = this.lastOutTs + this.interval - ts;
+  }
+
+  /** The sender's RTCP on leg 0, downstream: its SSRC becomes the output's, SR timestamps move with the stream. */
+  senderRtcp(ptr: usize, len: i32): void {
+    if (!this.started || RtcpCompound.validate(ptr, len, true) != RtcpError.None) return;
+    const from = this.inSsrc;
+    const to = this.outSsrc;
+    let changed = false;
+    for (let off = RtcpCompound.first(len); off >= 0; off = RtcpCompound.next(ptr, len, off)) {
+      const p = ptr + <usize>off;
+      const type = <i32>Rtcp.type(p);
+      if (type == RtcpType.SR || type == RtcpType.RR || type == RtcpType.APP) {
+        if (Rtcp.ssrc(p) != from) continue;
+        storeBe32(p + 4, to);
+        if (type == RtcpType.SR) storeBe32(p + 16, loadBe32(p + 16) + this.tsOffset);
+        changed = true;
+      } else if (type == RtcpType.SDES) {
+        for (let c = Sdes.firstChunk(p); c >= 0; c = Sdes.nextChunk(p, c)) {
+          if (Sdes.chunkSsrc(p, c) != from) continue;
+          storeBe32(p + <usize>c, to);
+          changed = true;
+        }
+      } else if (type == RtcpType.BYE) {
+        for (let k = 0; k < Rtcp.count(p); k++) {
+          const at = p + 4 + (<usize>k << 2);
+          if (loadBe32(at) != from) continue;
+          storeBe32(at, to);
+          changed = true;
+        }
+      }
+    }
+    if (changed) this.counts.add(Count.RtcpRewritten);
+  }
+
+  /**
+   * mapFeedbackToSender: upstream RTCP from receivers that names the output SSRC as media source
+   * is mapped back to the input SSRC, and NACKed sequence numbers and report blocks' highest
+   * sequence numbers back by the sequence offset (the current one: a NACK for a packet from
+   * before the last switch maps with the new offset). Report blocks, NACK, PLI and FIR are
+   * mapped; other feedback (REMB's SSRC list, TMMBR) passes as it came.
+   */
+  mapFeedbackToSender(ptr: usize, len: i32): void {
+    if (!this.started || RtcpCompound.validate(ptr, len, true) != RtcpError.None) return;
+    const from = this.outSsrc;
+    const to = this.inSsrc;
+    let changed = false;
+    for (let off = RtcpCompound.first(len); off >= 0; off = RtcpCompound.next(ptr, len, off)) {
+      const p = ptr + <usize>off;
+      const type = <i32>Rtcp.type(p);
+      if (type == RtcpType.SR || type == RtcpType.RR) {
+        const first = p + (type == RtcpType.SR ? 28 : 8);
+        for (let k = 0; k < Rtcp.count(p); k++) {
+          const b = first + <usize>k * REPORT_BLOCK_SIZE;
+          if (ReportBlock.ssrc(b) != from) continue;
+          storeBe32(b, to);
+          storeBe16(b + 10, <u16>(loadBe16(b + 10) - this.seqOffset));
+          changed = true;
+        }
+      } else if (type == RtcpType.RTPFB || type == RtcpType.PSFB) {
+        const ours = Feedback.mediaSsrc(p) == from;
+        if (ours) {
+          storeBe32(p + 8, to);
+          changed = true;
+        }
+        const fci = p + <usize>Feedback.fciOffset();
+        const fciLen = Feedback.fciLength(p);
+        const fmt = Feedback.fmt(p);
+        if (type == RtcpType.RTPFB && fmt == RtpfbFmt.Nack && ours) {
+          for (let k = 0; k + 4 <= fciLen; k += 4) storeBe16(fci + <usize>k, <u16>(loadBe16(fci + <usize>k) - this.seqOffset));
+        } else if (type == RtcpType.PSFB && fmt == PsfbFmt.Fir) {
+          for (let k = 0; k + 8 <= fciLen; k += 8) {
+            if (loadBe32(fci + <usize>k) != from) continue;
+            storeBe32(fci + <usize>k, to);
+            changed = true;
+          }
+        }
+      }
+    }
+    if (changed) this.counts.add(Count.FeedbackMapped);
+  }
+}

@@ -1,0 +1,68 @@
+// What every packet leaving on leg 0 downstream goes through, whichever way it leaves (passed in
+// place, or from the merge's memory through the output area): the translator's rewrite, then a
+// copy for each leg of `copyToLegs` (dual-path send). It also remembers whether the context sent
+// anything through the output area in this call: a packet passed in place leaves before every
+// output packet of the call, so after one of those the stream's next packet must follow it there.
+import { Dest, Output, Packet } from "../../../sdk/assembly";
+import { Count, Counts } from "./metrics";
+import { Translator } from "./rewrite";
+
+/** Counts the calls into the filter, so that a context can tell whether it emitted in this one. */
+let callEpoch: u32 = 1;
+
+export function startCall(): void {
+  callEpoch++;
+  if (callEpoch == 0) callEpoch = 1; // 0 is a new context's "never"
+}
+
+@inline export function currentCall(): u32 {
+  return callEpoch;
+}
+
+export class Sender {
+  /** The call in which the context last sent on leg 0 through the output area. */
+  private emitCall: u32 = 0;
+
+  constructor(
+    readonly ctx: u32,
+    private readonly counts: Counts,
+    readonly translator: Translator | null,
+    private readonly copyLegs: StaticArray<i32>,
+  ) {}
+
+  /** Whether a packet may still pass in place without overtaking one sent through the output area. */
+  @inline get mayPassInPlace(): bool {
+    return this.emitCall != callEpoch;
+  }
+
+  /** Batch packet `p` (valid RTP) leaves in place, on leg 0. */
+  inPlace(p: Packet): void {
+    p.setLeg(0);
+    this.prepare(p.ptr, p.length);
+  }
+
+  /** The RTP packet at [ptr, ptr+len) leaves through the output area on leg 0; false (changing nothing) when it is full. */
+  emit(ptr: usize, len: i32): bool {
+    if (Output.remaining() < 1) return false;
+    const t = this.translator;
+    if (t !== null) t.rtp(ptr);
+    Output.emit(this.ctx, ptr, len, 0, Dest.Forward, 0);
+    this.emitCall = callEpoch;
+    this.copy(ptr, len);
+    return true;
+  }
+
+  private prepare(ptr: usize, len: i32): void {
+    const t = this.translator;
+    if (t !== null) t.rtp(ptr);
+    this.copy(ptr, len);
+  }
+
+  private copy(ptr: usize, len: i32): void {
+    const legs = this.copyLegs;
+    for (let k = 0; k < legs.length; k++) {
+      if (Output.emit(this.ctx, ptr, len, 0, Dest.Forward, unchecked(legs[k]))) this.counts.add(Count.CopiesSent);
+      else this.counts.add(Count.CopiesNotSent);
+    }
+  }
+}

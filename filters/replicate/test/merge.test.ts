@@ -1,0 +1,230 @@
+// The live-live merge (SMPTE ST 2022-7 receive side) through the SDK harness: two paths with
+// independent seeded loss and a delay difference merge into one stream that has every packet
+// either path delivered, once and in order, and loses exactly those both paths lost; a path cut,
+// the sequence wrap, a sender restart, duplicates, the bufferMs deadline on the harness clock.
+import * as assert from "uvu/assert";
+import { PacketFlag, buildRtcpReceiverReport } from "../../../sdk/harness/index.js";
+import { suite } from "../../../test/lib/suite.js";
+import {
+  SSRC, arrivals, equalBytes, indexOf, loadReplicate, metric, packet, rng, run, seqOf, ssrcOf, stream, type Arrival,
+} from "./replicate-lib.js";
+
+const test = suite("replicate merge");
+
+const MERGE = { merge: { legs: [0, 1], bufferMs: 50, maxHeld: 64 } };
+const RING = 64;
+
+/** Asserts `out` is `packets` less `gone` (indexes), in order, byte for byte. */
+function assertStream(out: readonly Uint8Array[], packets: readonly Uint8Array[], gone: ReadonlySet<number>, seq0: number): void {
+  const want = packets.map((_, i) => i).filter((i) => !gone.has(i));
+  assert.equal(out.map((b) => indexOf(seqOf(b), seq0)), want);
+  out.forEach((b) => assert.ok(equalBytes(b, packets[indexOf(seqOf(b), seq0)]!), "unchanged bytes"));
+}
+
+for (const [p, seed] of [[0.05, 1], [0.2, 2]] as const) {
+  test(`two paths, independent loss ${p * 100}% each, path 1 10 ms behind: every packet once and in order; both-lost counted lost; per-path loss, duplicates and skew`, async () => {
+    const h = await loadReplicate();
+    const ctx = h.createContext(MERGE);
+    const seq0 = 4000;
+    const N = 3000;
+    const packets = stream(N, seq0);
+    const lossA = rng(seed * 7919);
+    const lossB = rng(seed * 104729);
+    const lostA = new Set<number>();
+    const lostB = new Set<number>();
+    const items = arrivals(packets, [
+      { leg: 0, delayUs: 2000, lose: (i) => lossA() < p && lostA.add(i) !== undefined },
+      { leg: 1, delayUs: 12_000, lose: (i) => lossB() < p && lostB.add(i) !== undefined },
+    ], h.nowUs);
+    const m = run(h, ctx, items, 2000, 100_000);
+    const both = new Set([...lostA].filter((i) => lostB.has(i)));
+    assert.ok(both.size > 0 || p < 0.1, `some packets both paths lost (${both.size})`);
+    assertStream(m.out, packets, both, seq0);
+    // A gap is known only once a later packet came: both paths losing the stream's last packets
+    // leaves nothing to show them missing.
+    const lastDelivered = Math.max(...packets.map((_, i) => i).filter((i) => !both.has(i)));
+    assert.is(metric(h, "merged_lost", ctx), [...both].filter((i) => i < lastDelivered).length);
+    assert.is(metric(h, "merged_late", ctx), 0);
+    assert.is(metric(h, "path0_received", ctx), N - lostA.size);
+    assert.is(metric(h, "path1_received", ctx), N - lostB.size);
+    // Path 1 comes later: its copy of every packet path 0 brought too is the duplicate.
+    const delivered = (lost: Set<number>, i: number): boolean => !lost.has(i);
+    const bothDelivered = packets.filter((_, i) => delivered(lostA, i) && delivered(lostB, i)).length;
+    assert.is(metric(h, "path1_duplicates", ctx), bothDelivered);
+    assert.is(metric(h, "path0_duplicates", ctx), 0);
+    assert.is(m.verdicts.filter((v) => v === "filter_256").length, bothDelivered);
+    assert.ok(m.verdicts.every((v) => v === "pass" || v === "hold" || v === "filter_256"), `verdicts: ${[...new Set(m.verdicts)]}`);
+    // A path's loss is counted once its place leaves the window (RING packets behind the newest).
+    const counted = (lost: Set<number>): number => [...lost].filter((i) => i < N - RING && !both.has(i)).length;
+    assert.is(metric(h, "path0_missed", ctx), counted(lostA));
+    assert.is(metric(h, "path1_missed", ctx), counted(lostB));
+    assert.is(metric(h, "path1_skew_us", ctx), 10_000, "path 1 is 10 ms behind path 0");
+    assert.is(metric(h, "path1_skew_max_us", ctx), 10_000);
+    assert.ok(metric(h, "merged_held", ctx) > 0, "packets after a gap were held");
+    assert.is(h.instance.failure, undefined);
+  });
+}
+
+test("path 0 ahead of path 1 by 30 ms, then path 1 ahead by 20 ms: skew changes sign", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const packets = stream(400);
+  const items = arrivals(packets.slice(0, 200), [{ leg: 0, delayUs: 0, lose: () => false }, { leg: 1, delayUs: 30_000, lose: () => false }], h.nowUs);
+  run(h, ctx, items, 1000, 50_000);
+  assert.is(metric(h, "path1_skew_us", ctx), 30_000);
+  h.advanceTime(1_000_000); // the extreme is kept over a window of a second
+  const later = arrivals(packets.slice(200), [{ leg: 0, delayUs: 20_000, lose: () => false }, { leg: 1, delayUs: 0, lose: () => false }], h.nowUs)
+    .map((a) => ({ ...a, index: a.index + 200 }));
+  const m = run(h, ctx, later, 1000, 50_000);
+  assert.ok(metric(h, "path1_skew_us", ctx) < -15_000, `mean skew turned negative: ${metric(h, "path1_skew_us", ctx)}`);
+  assert.is(metric(h, "path1_skew_max_us", ctx), -20_000);
+  assert.is(m.out.length, 200);
+  assert.is(metric(h, "path0_duplicates", ctx), 200);
+});
+
+test("a path cut for 2 seconds loses nothing; its loss is counted on it alone", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const seq0 = 100;
+  const packets = stream(4000, seq0);
+  const cut = (i: number): boolean => i >= 1000 && i < 3000;
+  const items = arrivals(packets, [{ leg: 0, delayUs: 1000, lose: cut }, { leg: 1, delayUs: 5000, lose: () => false }], h.nowUs);
+  const m = run(h, ctx, items, 2000, 100_000);
+  assertStream(m.out, packets, new Set(), seq0);
+  assert.is(metric(h, "merged_lost", ctx), 0);
+  assert.is(metric(h, "path0_missed", ctx), 2000);
+  assert.is(metric(h, "path1_missed", ctx), 0);
+});
+
+test("across the sequence wrap, with loss on both paths", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const seq0 = 65_000;
+  const packets = stream(1200, seq0);
+  const lostA = new Set([10, 535, 536, 537, 600]);
+  const lostB = new Set([535, 700, 701]);
+  const items = arrivals(packets, [{ leg: 0, delayUs: 0, lose: (i) => lostA.has(i) }, { leg: 1, delayUs: 3000, lose: (i) => lostB.has(i) }], h.nowUs);
+  const m = run(h, ctx, items, 2000, 100_000);
+  assertStream(m.out, packets, new Set([535]), seq0);
+  assert.is(metric(h, "merged_lost", ctx), 1);
+});
+
+test("a sender restart (new SSRC, new sequence numbers) on both paths, path 1 late: resync once, nothing lost or repeated, the old stream's late copies dropped as stale", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const first = stream(300, 1000);
+  const second = stream(300, 40_000, 0xabcdef01);
+  const packets = [...first, ...second];
+  const items = arrivals(packets, [{ leg: 0, delayUs: 0, lose: () => false }, { leg: 1, delayUs: 8000, lose: () => false }], h.nowUs);
+  const m = run(h, ctx, items, 2000, 100_000);
+  assert.equal(m.out.map((b) => `${ssrcOf(b).toString(16)}:${seqOf(b)}`), packets.map((b) => `${ssrcOf(b).toString(16)}:${seqOf(b)}`));
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.is(metric(h, "merged_lost", ctx), 0);
+  assert.ok(metric(h, "merged_stale", ctx) > 0, "path 1's old packets after the restart");
+  assert.ok(m.verdicts.every((v) => ["pass", "hold", "filter_256", "filter_257"].includes(v)));
+});
+
+test("a sender restart with the same SSRC and a sequence jump back, on one path only: resync, nothing held for ever", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const packets = [...stream(200, 30_000), ...stream(200, 100)];
+  const items = arrivals(packets, [{ leg: 0, delayUs: 0, lose: () => false }], h.nowUs);
+  const m = run(h, ctx, items, 2000, 100_000);
+  assert.equal(m.out.map(seqOf), packets.map(seqOf));
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.is(metric(h, "path1_missed", ctx) > 0, true, "path 1 carried nothing");
+});
+
+test("duplicates on one path and across paths are dropped and counted (filter_256)", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const p = stream(5);
+  const r = h.runBatch([
+    { ctx, bytes: p[0]!, leg: 0 }, { ctx, bytes: p[0]!, leg: 0 }, { ctx, bytes: p[1]!, leg: 1 }, { ctx, bytes: p[1]!, leg: 0 },
+    { ctx, bytes: p[0]!, leg: 1 }, { ctx, bytes: p[2]!, leg: 1 },
+  ]);
+  assert.equal(r.packets.map((x) => x.verdict === "drop" ? x.reasonName : `${x.verdict}@${x.leg}`), ["pass@0", "filter_256", "pass@0", "filter_256", "filter_256", "pass@0"]);
+  assert.is(metric(h, "path0_duplicates", ctx), 2);
+  assert.is(metric(h, "path1_duplicates", ctx), 1);
+});
+
+test("bufferMs: packets after a gap wait for it exactly bufferMs (harness timers), then go on; the missing one arriving later passes as late", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const p = stream(6);
+  const first = h.runBatch([0, 1, 3, 4].map((i) => ({ ctx, bytes: p[i]!, leg: 0 })));
+  assert.equal(first.packets.map((x) => x.verdict), ["pass", "pass", "hold", "hold"]);
+  assert.is(first.outputs.length, 0);
+  assert.equal(h.timers().map((t) => t.dueUs - h.nowUs), [50_000]);
+  assert.is(h.advanceTime(49_999).length, 0, "still waiting for packet 2");
+  const released = h.advanceTime(1);
+  assert.equal(released.map((o) => seqOf(o.bytes) - 1000), [3, 4]);
+  assert.is(metric(h, "merged_lost", ctx), 1);
+  const late = h.run({ ctx, bytes: p[2]!, leg: 1 });
+  assert.is(late.verdict, "pass");
+  assert.is(metric(h, "merged_late", ctx), 1);
+  assert.is(h.run({ ctx, bytes: p[2]!, leg: 0 }).reasonName, "filter_256", "after a late copy went on, the next is a duplicate");
+  assert.is(h.run({ ctx, bytes: p[5]!, leg: 1 }).verdict, "pass");
+});
+
+test("a gap filled by the other path: held packets leave behind it in order, through the output area", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const p = stream(6);
+  h.runBatch([0, 2, 3].map((i) => ({ ctx, bytes: p[i]!, leg: 0 })));
+  const r = h.runBatch([{ ctx, bytes: p[1]!, leg: 1 }, { ctx, bytes: p[4]!, leg: 0 }, { ctx, bytes: p[2]!, leg: 1 }]);
+  assert.equal(r.packets.map((x) => x.verdict === "drop" ? x.reasonName : `${x.verdict}@${x.leg}`), ["pass@0", "hold@0", "filter_256"]);
+  assert.equal(r.outputs.map((o) => `${seqOf(o.bytes) - 1000}@${o.leg}`), ["2@0", "3@0", "4@0"]);
+  assert.equal(h.timers().length, 0, "nothing waits");
+  assert.is(metric(h, "merged_lost", ctx), 0);
+});
+
+test("RTCP on leg 0, upstream packets and packets on legs the merge does not list pass untouched", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const rr = buildRtcpReceiverReport();
+  const r = h.runBatch([
+    { ctx, bytes: rr, leg: 0, flags: PacketFlag.Rtcp },
+    { ctx, bytes: rr, leg: 0, flags: PacketFlag.Rtcp | PacketFlag.Upstream },
+    { ctx, bytes: packet(0), leg: 2 },
+    { ctx, bytes: packet(7), leg: 0, flags: PacketFlag.Upstream },
+  ]);
+  r.packets.forEach((x, k) => assert.is(`${x.verdict}@${x.leg}`, `pass@${k === 2 ? 2 : 0}`));
+  assert.ok(equalBytes(r.packets[0]!.bytes, rr));
+  assert.is(metric(h, "path0_received", ctx), 0);
+});
+
+test("malformed RTP on a merged leg is dropped with the RFC 3550 A.1 reason", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const bad = packet(0).slice(0, 8);
+  assert.is(h.run({ ctx, bytes: bad, leg: 1 }).reasonName, "too_short");
+});
+
+test("a 3-path merge (legs 0, 2, 3): the stream survives any two paths missing a packet", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 2, 3], bufferMs: 40, maxHeld: 128 } });
+  const packets = stream(900, 7);
+  const items: Arrival[] = arrivals(packets, [
+    { leg: 0, delayUs: 0, lose: (i) => i % 3 !== 0 },
+    { leg: 2, delayUs: 4000, lose: (i) => i % 3 !== 1 },
+    { leg: 3, delayUs: 9000, lose: (i) => i % 3 !== 2 },
+  ], h.nowUs);
+  const m = run(h, ctx, items, 2000, 100_000);
+  assertStream(m.out, packets, new Set(), 7);
+  assert.is(metric(h, "path2_received", ctx), 300);
+  assert.is(metric(h, "merged_lost", ctx), 0);
+});
+
+test("drain: what is held goes out in order, the gap given up", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const p = stream(5);
+  h.runBatch([0, 2, 3].map((i) => ({ ctx, bytes: p[i]!, leg: 0 })));
+  assert.equal(h.drainContext(ctx).map((o) => seqOf(o.bytes) - 1000), [2, 3]);
+  assert.is(metric(h, "merged_lost", ctx), 1);
+  h.destroyContext(ctx);
+  assert.is(SSRC, ssrcOf(p[0]!));
+});
+
+test.run();

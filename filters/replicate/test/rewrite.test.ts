@@ -1,0 +1,131 @@
+// The translator (RFC 3550 section 7): one output SSRC and payload type, sequence numbers and
+// timestamps continuous across an input switch, the sender's RTCP rewritten to match, and
+// receivers' feedback about the output mapped back to the input before it goes to the sender.
+import * as assert from "uvu/assert";
+import { PacketFlag, buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
+import { suite } from "../../../test/lib/suite.js";
+import { loadReplicate, metric, ptOf, seqOf, ssrcOf, stream, tsOf } from "./replicate-lib.js";
+
+const test = suite("replicate translator");
+
+const view = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+/** An RTCP SR (no report blocks) from `ssrc` with RTP timestamp `rtpTs`, then an SDES CNAME chunk. */
+function senderReport(ssrc: number, rtpTs: number): Uint8Array {
+  const b = new Uint8Array(28 + 12);
+  const v = view(b);
+  b[0] = 0x80;
+  b[1] = 200;
+  v.setUint16(2, 6);
+  v.setUint32(4, ssrc);
+  v.setUint32(8, 0xe0000000);
+  v.setUint32(16, rtpTs);
+  b[28] = 0x81;
+  b[29] = 202;
+  v.setUint16(30, 2);
+  v.setUint32(32, ssrc);
+  b[36] = 1; // CNAME, 1 byte "a", then End
+  b[37] = 1;
+  b[38] = 0x61;
+  return b;
+}
+
+/** RR from a receiver with one block about `media` (highest seq `seq`), then a generic NACK for `pid` and a PLI. */
+function receiverFeedback(media: number, seq: number, pid: number): Uint8Array {
+  const b = new Uint8Array(32 + 16 + 12);
+  const v = view(b);
+  b[0] = 0x81;
+  b[1] = 201;
+  v.setUint16(2, 7);
+  v.setUint32(4, 0x55);
+  v.setUint32(8, media);
+  v.setUint32(16, 0x10000 + seq);
+  b[32] = 0x81; // RTPFB NACK
+  b[33] = 205;
+  v.setUint16(34, 3);
+  v.setUint32(36, 0x55);
+  v.setUint32(40, media);
+  v.setUint16(44, pid);
+  v.setUint16(46, 0b101);
+  b[48] = 0x81; // PSFB PLI
+  b[49] = 206;
+  v.setUint16(50, 2);
+  v.setUint32(52, 0x55);
+  v.setUint32(56, media);
+  return b;
+}
+
+function send(h: FilterHarness, ctx: number, packets: readonly Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < packets.length; at += 32) {
+    const r = h.runBatch(packets.slice(at, at + 32).map((bytes) => ({ ctx, bytes })));
+    for (const p of r.packets) {
+      assert.is(p.verdict, "pass");
+      out.push(p.bytes);
+    }
+  }
+  return out;
+}
+
+test("one output SSRC and payload type; across an SSRC switch, sequence numbers go on at last + 1 and timestamps at last + one frame", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ rewrite: { ssrc: 0x0a0b0c0d, payloadType: 111 } });
+  const a = stream(90, 1000, 0x1111); // 3 packets a frame, 3000 ticks a frame
+  const b = stream(90, 50_000, 0x2222).map((x) => { const y = x.slice(); view(y).setUint32(4, tsOf(x) + 777_777); return y; });
+  const out = send(h, ctx, [...a, ...b]);
+  assert.ok(out.every((x) => ssrcOf(x) === 0x0a0b0c0d && ptOf(x) === 111));
+  assert.equal(out.map(seqOf), out.map((_, i) => 1000 + i), "sequence numbers continue");
+  const ts = out.map(tsOf);
+  assert.is(ts[90]! - ts[89]!, 3000, "the first packet of the new input is one frame after the last");
+  for (let i = 91; i < 180; i++) assert.is(ts[i]! - ts[i - 1]!, tsOf(b[i - 90]!) - tsOf(b[i - 91]!), "the new input's own steps are kept");
+  assert.is(metric(h, "rewrite_switches", ctx), 1);
+});
+
+test("a sequence jump beyond MAX_DROPOUT (3000) on the same SSRC is a switch; a smaller one is a gap, passed as it is; a reordered packet keeps its offset", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ rewrite: {} });
+  const out = send(h, ctx, [...stream(10, 100), ...stream(10, 2100), ...stream(10, 9000)]);
+  assert.equal(out.map(seqOf), [...stream(10, 100), ...stream(10, 2100)].map(seqOf).concat(Array.from({ length: 10 }, (_, i) => 2110 + i)));
+  assert.ok(out.every((x) => ssrcOf(x) === 0x2022_0007), "the first input's SSRC");
+  const reordered = send(h, ctx, [buildRtp({ seq: 9011, timestamp: 1, ssrc: 0x2022_0007 }), buildRtp({ seq: 9010, timestamp: 1, ssrc: 0x2022_0007 })]);
+  assert.equal(reordered.map(seqOf), [2121, 2120]);
+  assert.is(metric(h, "rewrite_switches", ctx), 1);
+});
+
+test("continuity: false keeps the input's numbering and rewrites only the SSRC", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ rewrite: { ssrc: 9, continuity: false } });
+  const input = [...stream(5, 10, 1), ...stream(5, 40_000, 2)];
+  const out = send(h, ctx, input);
+  assert.equal(out.map(seqOf), input.map(seqOf));
+  assert.equal(out.map(tsOf), input.map(tsOf));
+  assert.ok(out.every((x) => ssrcOf(x) === 9));
+});
+
+test("the sender's SR and SDES name the output SSRC, the SR's RTP timestamp moves by the stream's offset; receivers' RR, NACK and PLI are mapped back to the input", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ rewrite: { ssrc: 0x77 } });
+  const a = stream(30, 1000, 0x1111);
+  const b = stream(30, 30_000, 0x2222);
+  const out = send(h, ctx, [...a, ...b]);
+  const tsOffset = (tsOf(out[30]!) - tsOf(b[0]!)) >>> 0;
+  const seqOffset = (seqOf(out[30]!) - seqOf(b[0]!)) & 0xffff;
+  const sr = h.run({ ctx, bytes: senderReport(0x2222, 123_456), flags: PacketFlag.Rtcp });
+  assert.is(view(sr.bytes).getUint32(4), 0x77);
+  assert.is(view(sr.bytes).getUint32(16), (123_456 + tsOffset) >>> 0);
+  assert.is(view(sr.bytes).getUint32(32), 0x77, "SDES chunk");
+  const fb = h.run({ ctx, bytes: receiverFeedback(0x77, seqOf(out[40]!), seqOf(out[45]!)), flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+  assert.is(fb.verdict, "pass");
+  const v = view(fb.bytes);
+  assert.is(v.getUint32(8), 0x2222, "report block names the input");
+  assert.is(v.getUint16(18), seqOf(b[10]!), "highest sequence number in input numbering");
+  assert.is(v.getUint32(40), 0x2222, "NACK media source");
+  assert.is(v.getUint16(44), seqOf(b[15]!), "NACKed packet in input numbering");
+  assert.is(v.getUint16(46), 0b101, "the bitmask is relative, unchanged");
+  assert.is(v.getUint32(56), 0x2222, "PLI media source");
+  assert.is(metric(h, "rtcp_rewritten", ctx), 1);
+  assert.is(metric(h, "feedback_mapped", ctx), 1);
+  assert.ok(seqOffset !== 0);
+});
+
+test.run();
