@@ -167,15 +167,18 @@ export class Feedback {
     }
   }
 
-  /** The report blocks of an SR or RR (starting `blocksAt` bytes into it) join the aggregate. */
+  /**
+   * The report blocks of an SR or RR (starting `blocksAt` bytes into it) join the aggregate. The
+   * rest of an SR (the receiver's own sending) is of no use to the sender and goes no further.
+   */
   private reports(q: usize, blocksAt: i32, now: i64): void {
-    this.outcome |= USED;
     const receiver = Rtcp.ssrc(q);
     for (let i = 0, n = Rtcp.count(q); i < n; i++) {
       const b = q + <usize>(blocksAt + i * REPORT_BLOCK_SIZE);
       this.counts.add(FbCount.ReportBlocksIn);
       const m = this.source(ReportBlock.ssrc(b), now);
       if (m === null) continue;
+      this.outcome |= USED;
       if (!this.receivers.put(receiver, b, now)) {
         // No room to track this receiver: it counts, as the worst case, in the next report only.
         m.overflow.addBlock(b, now);

@@ -19,13 +19,18 @@ const FIR_ENTRY: i32 = 8;
 const CUMULATIVE_MAX: i32 = 0x7fffff;
 const CUMULATIVE_MIN: i32 = -0x800000;
 
-/** One compound under construction, shared by every context (a call builds and sends it before returning). */
-const BUF: usize = changetype<usize>(new StaticArray<u8>(MAX_COMPOUND));
+/**
+ * One compound under construction, shared by every context (a call builds and sends it before
+ * returning). Unmanaged: a managed array known only by its address would be collected.
+ */
+const BUF: usize = heap.alloc(MAX_COMPOUND);
 
 export class RtcpWriter {
   private len: i32 = 0;
-  /** Offset of the RR's header, whose count and length grow with each block. */
+  /** Offset of the RR's header, whose count and length grow with each block (-1: no compound). */
   private rrAt: i32 = -1;
+  /** Whether the SDES after the RR is written (no more report blocks then). */
+  private sdesDone: bool = false;
   /** Offset of the NACK packet being filled (-1: none), its media source and its last entry. */
   private nackAt: i32 = -1;
   private nackMedia: u32 = 0;
@@ -44,7 +49,7 @@ export class RtcpWriter {
    * Blocks go into a compound of their own: call flush() after the last one (as after requests).
    */
   reportBlock(ctx: u32, media: u32, w: WorstReport, nowUs: i64): void {
-    if (this.rrAt < 0 || this.len + REPORT_BLOCK_SIZE + this.sdesSize() > MAX_COMPOUND || rrCount(this.rrAt) == 31) {
+    if (this.rrAt < 0 || this.sdesDone || this.len + REPORT_BLOCK_SIZE + this.sdesSize() > MAX_COMPOUND || rrCount(this.rrAt) == 31) {
       this.flush(ctx);
       this.start();
     }
@@ -90,16 +95,17 @@ export class RtcpWriter {
         storeBe16(blp, loadBe16(blp) | <u16>(1 << <u16>(d - 1)));
         return;
       }
-      if (this.len + NACK_ENTRY + this.sdesSize() <= MAX_COMPOUND) {
-        this.nackEntry(seq);
+      if (this.len + NACK_ENTRY <= MAX_COMPOUND) {
+        this.len += NACK_ENTRY;
+        this.nackEntry(this.len - NACK_ENTRY, seq);
         return;
       }
     }
-    const at = this.room(ctx, FEEDBACK_HEADER);
-    feedbackHeader(at, RtcpType.RTPFB, RtpfbFmt.Nack, FEEDBACK_HEADER, this.reporter, media);
+    const at = this.room(ctx, FEEDBACK_HEADER + NACK_ENTRY);
+    feedbackHeader(at, RtcpType.RTPFB, RtpfbFmt.Nack, FEEDBACK_HEADER + NACK_ENTRY, this.reporter, media);
     this.nackAt = <i32>(at - BUF);
     this.nackMedia = media;
-    this.nackEntry(seq);
+    this.nackEntry(this.nackAt + FEEDBACK_HEADER, seq);
   }
 
   // ---- sending ----
@@ -110,19 +116,20 @@ export class RtcpWriter {
    */
   flush(ctx: u32): bool {
     if (this.len == 0) return false;
-    const sdes = this.len;
-    this.len += writeSdes(BUF + <usize>sdes, this.reporter, this.cname);
+    this.endReport();
     const sent = Output.emit(ctx, BUF, this.len, PacketFlag.Rtcp | PacketFlag.Upstream, Dest.Forward);
     if (!sent) this.counts.add(FbCount.OutputFull);
     this.len = 0;
     this.rrAt = -1;
+    this.sdesDone = false;
     this.nackAt = -1;
     return sent;
   }
 
-  /** Starts a compound with an RR of no blocks (the SDES goes after the RR's blocks, at flush). */
+  /** Starts a compound with an RR of no blocks (the SDES goes after the RR's blocks: endReport()). */
   private start(): void {
     this.rrAt = 0;
+    this.sdesDone = false;
     storeBe32(BUF, 0x80000000 | (<u32>RtcpType.RR << 16) | 1);
     storeBe32(BUF + 4, this.reporter);
     this.len = RR_HEADER;
@@ -131,23 +138,31 @@ export class RtcpWriter {
   /** The address where `size` more bytes of feedback go (a new compound when this one is full). */
   private room(ctx: u32, size: i32): usize {
     this.nackAt = -1;
-    if (this.len == 0 || this.len + size + this.sdesSize() > MAX_COMPOUND) {
+    if (this.len == 0 || this.len + size + (this.sdesDone ? 0 : this.sdesSize()) > MAX_COMPOUND) {
       this.flush(ctx);
       this.start();
     }
+    this.endReport();
     const at = BUF + <usize>this.len;
     this.len += size;
     return at;
   }
 
-  private nackEntry(seq: i32): void {
-    const at = BUF + <usize>this.len;
+  /** Closes the RR with the SDES CNAME after it, once per compound. */
+  private endReport(): void {
+    if (this.sdesDone) return;
+    this.len += writeSdes(BUF + <usize>this.len, this.reporter, this.cname);
+    this.sdesDone = true;
+  }
+
+  /** Writes a NACK entry for `seq` alone at offset `entryAt` (room taken) and the open NACK's length. */
+  private nackEntry(entryAt: i32, seq: i32): void {
+    const at = BUF + <usize>entryAt;
     storeBe16(at, <u16>seq);
     storeBe16(at + 2, 0);
-    this.entryAt = this.len;
+    this.entryAt = entryAt;
     this.entryPid = seq;
-    this.len += NACK_ENTRY;
-    storeBe16(BUF + <usize>this.nackAt + 2, <u16>((this.len - this.nackAt) / 4 - 1));
+    storeBe16(BUF + <usize>this.nackAt + 2, <u16>((entryAt + NACK_ENTRY - this.nackAt) / 4 - 1));
   }
 
   private sdesSize(): i32 {
