@@ -243,6 +243,15 @@ test("a NACK of scattered sequence numbers too long for one packet goes out in s
   assert.equal(r.sent.flatMap((s) => s.nacks.get(VIDEO)!), seqs.slice(0, 300));
 });
 
+test("an output area too full for the filter's compounds: each one lost is counted, none is half written", async () => {
+  const { h, ctx } = await feedbackContext({ maxNacksPerSecond: 1_000_000, nackIntervalMs: 0 });
+  // 64 NACKs of 300 numbers 20 apart (an entry each): two compounds apiece, 128 for the 64 output slots.
+  const batch = Array.from({ length: 64 }, (_, k) => nack(receiver(k), VIDEO, Array.from({ length: 300 }, (_, i) => (i * 20 + k) & 0xffff)));
+  const r = upstream(h, ctx, ...batch);
+  assert.is(r.sent.length, 64);
+  assert.is(h.metric("feedback_output_full", ctx), 64);
+});
+
 // ---- everything else ----
 
 test("SDES, APP, XR, REMB, transport-cc and unknown types never reach the sender; each type is counted", async () => {
