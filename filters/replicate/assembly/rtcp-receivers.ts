@@ -63,16 +63,16 @@ export class ReceiverTable {
 
   /** Forgets every block of `receiver` (it said BYE); returns how many. */
   removeReceiver(receiver: u32): i32 {
-    return this.removeWhere(receiver, i64.MIN_VALUE);
+    return this.removeWhere(true, receiver, 0);
   }
 
   /** Forgets the blocks that arrived before `oldestUs` (their receivers went silent); returns how many. */
   expire(oldestUs: i64): i32 {
-    return this.removeWhere(0, oldestUs, false);
+    return this.removeWhere(false, 0, oldestUs);
   }
 
-  /** Removes the entries of `receiver` (byReceiver) or those that arrived before `oldestUs`, then re-indexes. */
-  private removeWhere(receiver: u32, oldestUs: i64, byReceiver: bool = true): i32 {
+  /** Removes the entries of `receiver` (byReceiver) or else those that arrived before `oldestUs`, then re-indexes. */
+  private removeWhere(byReceiver: bool, receiver: u32, oldestUs: i64): i32 {
     let kept = 0;
     for (let i = 0, n = this.count; i < n; i++) {
       const gone = byReceiver ? unchecked(this.receivers[i]) == receiver : unchecked(this.arrivedUs[i]) < oldestUs;
