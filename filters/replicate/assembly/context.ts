@@ -3,7 +3,7 @@
 // the feedback hook set), TAKE holds it (the merge kept a copy), anything else drops it with
 // that reason.
 import { Packet, RtpError, RtpPacket } from "../../../sdk/assembly";
-import { FEEDBACK_TIMER, Feedback } from "./feedback-hook";
+import { FEEDBACK_TIMER, Feedback } from "./feedback";
 import { Merge, PASS } from "./merge";
 import { Counts } from "./metrics";
 import { Translator } from "./rewrite";
@@ -17,7 +17,7 @@ export class ReplicateContext {
   readonly translator: Translator | null;
   readonly sender: Sender;
   merge: Merge | null = null;
-  // ---- feedback part (feedback-hook.ts): set by index.ts createContext ----
+  // ---- feedback part (feedback.ts): set by index.ts createContext ----
   feedback: Feedback | null = null;
 
   constructor(readonly id: u32, s: Settings) {

@@ -1,7 +1,7 @@
 // replicate: the live-live merge of SMPTE ST 2022-7 (one stream over two to four paths in, one
 // clean stream out), dual-path send (a copy of the media on other legs), and an RFC 3550
 // translator (one SSRC, sequence and timestamp continuity across input switches). Feedback from
-// many receivers is the feedback part's (feedback-hook.ts stands in for it). README.md lists the config keys,
+// many receivers is the feedback part's (feedback.ts). README.md lists the config keys,
 // legs, metrics, drop reasons and limits.
 import {
   Config, ContextMap, Filter, Packet, Status, StateReader, StateWriter, nowUs, register, setError,
@@ -10,7 +10,7 @@ import {
   CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure,
 } from "../../../sdk/assembly/chunks";
 import { ReplicateContext } from "./context";
-import { Feedback } from "./feedback-hook";
+import { Feedback } from "./feedback";
 import { PASS, TAKE, mergeChunks, newMerge } from "./merge";
 import { defineMetrics } from "./metrics";
 import { Settings } from "./settings";
