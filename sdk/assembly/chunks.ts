@@ -1,5 +1,4 @@
-// A filter's packet buffers, in chunks of CHUNK_SIZE bytes (the scheme filters/fec/assembly/chunks.ts
-// introduced, shared here so that other filters need not copy it). One instance serves every
+// A filter's packet buffers, in chunks of CHUNK_SIZE bytes (fec and replicate use it). One instance serves every
 // segment of a worker, and segments of every size come and go: buffers of many sizes allocated
 // and freed in turn fragment a general-purpose heap until an allocation traps, which takes every
 // segment of the instance down. So buffers are made of equal chunks, recycled through a free list

@@ -15,7 +15,7 @@ import {
   MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, StateReader, StateWriter, storeBe16, storeBe32,
   nowUs, timerCancel, timerSet,
 } from "../../../sdk/assembly";
-import { CHUNK_SIZE, giveBack, take } from "./chunks";
+import { CHUNK_SIZE, giveBack, take } from "../../../sdk/assembly/chunks";
 import { FecContext, PASS, TAKE, currentCall } from "./context";
 import { readDecoderState, writeDecoderState } from "./decoder-state";
 import { ABSENT, MediaRing, PASSED, PLACES_PER_CHUNK, PLACE_META, PRESENT, REBUILT } from "./media-ring";

@@ -16,7 +16,7 @@ import {
 import {
   ACC_SIZE, accAdd, accAdd2, accCount, accMaxLen, accRecovery, accReset, setAccSnBase, accData,
 } from "./accumulator";
-import { CHUNK_SIZE, giveBack, take } from "./chunks";
+import { CHUNK_SIZE, giveBack, take } from "../../../sdk/assembly/chunks";
 import { FecContext, PASS } from "./context";
 import { Count } from "./metrics";
 import { Settings } from "./settings";

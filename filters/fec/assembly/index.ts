@@ -5,7 +5,7 @@
 import {
   Config, ContextMap, Filter, Packet, Status, StateReader, StateWriter, nowUs, register, setError,
 } from "../../../sdk/assembly";
-import { CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure } from "./chunks";
+import { CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure } from "../../../sdk/assembly/chunks";
 import { FecContext, PASS, TAKE, currentCall, startCall } from "./context";
 import { decoderChunks, newDecoder } from "./decoder";
 import { encoderChunks, newEncoder } from "./encoder";

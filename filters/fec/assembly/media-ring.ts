@@ -4,7 +4,7 @@
 // repair may need them. Each place also links the FEC groups whose first packet it is (one row,
 // one column), so that the groups of any packet are found by arithmetic, without a search.
 import { MAX_PACKET } from "../../../sdk/assembly";
-import { CHUNK_SIZE } from "./chunks";
+import { CHUNK_SIZE } from "../../../sdk/assembly/chunks";
 
 /** Claimed, no packet (yet): missing once a later packet came. */
 export const ABSENT: u8 = 0;

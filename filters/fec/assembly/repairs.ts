@@ -2,7 +2,7 @@
 // group's recovery fields and the XOR payload. An entry lives only while its group misses two or
 // more packets, or one that is not known missing yet; a repair that can act at once is never
 // stored. When the table is full the entry of the oldest group makes room.
-import { CHUNK_SIZE } from "./chunks";
+import { CHUNK_SIZE } from "../../../sdk/assembly/chunks";
 import { FEC_PAYLOAD_ROOM, Recovery } from "./wire";
 
 const E_BASE: usize = 0; //    i64  extended sequence number of the group's first packet

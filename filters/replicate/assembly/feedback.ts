@@ -1,4 +1,4 @@
-// Feedback from many receivers (FEEDBACK.md): the RTCP that N receivers of a fanned-out stream send
+// Feedback from many receivers (README.md): the RTCP that N receivers of a fanned-out stream send
 // back up is taken in here and never reaches the sender as it is. Keyframe requests and NACKs go on
 // de-duplicated and rate limited, receiver reports as one aggregate RR per interval (RFC 3550
 // section 7: the filter reports as a translator that answers for all its receivers), all from the

@@ -1,4 +1,4 @@
-// The feedback part's counters and drop reasons (FEEDBACK.md "Metrics", "Drop reasons"). Counts
+// The feedback part's counters and drop reasons (README.md "Metrics", "Drop reasons"). Counts
 // gather per context during a call and go to the host once at its end, one host call per counter
 // that moved.
 import { DropReason, defineCounter, defineGauge, metricAdd, metricSet } from "../../../sdk/assembly";

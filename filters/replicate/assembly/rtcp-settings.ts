@@ -1,4 +1,4 @@
-// The feedback part's settings: the `feedback` object of a context's config (FEEDBACK.md
+// The feedback part's settings: the `feedback` object of a context's config (README.md
 // "Config"), every limit checked here, at config time.
 import { Config, randomU32 } from "../../../sdk/assembly";
 

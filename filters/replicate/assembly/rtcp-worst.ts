@@ -1,5 +1,5 @@
 // The worst of many receivers' report blocks about one media source: what the filter reports to
-// the sender for all of them (FEEDBACK.md "Receiver reports").
+// the sender for all of them (README.md "Feedback from many receivers").
 import { ReportBlock } from "../../../sdk/assembly";
 
 const MICROS_PER_SECOND: i64 = 1_000_000;

@@ -1,5 +1,5 @@
 // The replicate filter's feedback part: RTCP from many receivers reaches the sender as one
-// receiver's would (FEEDBACK.md). Reports aggregate into one RR per interval with the worst
+// receiver's would (README.md). Reports aggregate into one RR per interval with the worst
 // numbers and a DLSR that covers the time held; keyframe requests and NACKs go on de-duplicated
 // and rate limited; everything else, and anything malformed, is dropped and counted. All timing
 // runs on the harness clock.
@@ -14,7 +14,7 @@ import {
 
 const test = suite("replicate feedback");
 
-// Drop reasons (FEEDBACK.md "Drop reasons").
+// Drop reasons (README.md "Drop reasons").
 const MALFORMED = 270;
 const MERGED = 271;
 const DUPLICATE = 272;
