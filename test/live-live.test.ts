@@ -10,11 +10,11 @@
 // Every packet is accounted for: each path's packets out of A = into B + the link's drops + B's
 // socket drops; what B received on both legs = what it sent on + duplicates it dropped; the sink's
 // missing packets = gaps B's merge gave up (both copies lost) + drops after B.
-// Then: one path cut for 2 s loses nothing, and a path delay difference inside the merge buffer
-// is absorbed (a user-space delay on path 1: this kernel may lack netem's delay).
+// Then: one path cut for 2 s loses nothing, a path that never delivers costs nothing but its own
+// counters, and a path delay difference inside the merge buffer is absorbed (a user-space delay on path 1: this kernel may lack netem's delay).
 import * as assert from "uvu/assert";
 import type { ProxySnapshot } from "../runtime/index.js";
-import { clearImpairment, impair, impairmentBackend, impairmentPeer, linkCounters, type LinkCounters } from "./lib/link-impairment.js";
+import { clearImpairment, cutLink, impair, impairmentBackend, impairmentPeer, linkCounters, type LinkCounters } from "./lib/link-impairment.js";
 import { settled, DropWatch } from "./lib/kernel-drops.js";
 import { NetnsLab, netnsPeer } from "./lib/netns.js";
 import { startNsProxy, type NsProxy } from "./lib/ns-proxy.js";
@@ -86,7 +86,10 @@ const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b
  * Runs the stream through A and B with loss p0, p1 on the paths; `during` runs while it flows
  * (a cut). Fresh proxies per trial: a proxy latches its first sender.
  */
-async function dualTrial(label: string, p: readonly [number, number], opts: { count: number; rate: number; delayMs?: number; during?: (l: NetnsLab) => Promise<void> }): Promise<DualTrial> {
+async function dualTrial(
+  label: string, p: readonly [number, number],
+  opts: { count: number; rate: number; delayMs?: number; during?: (l: NetnsLab) => Promise<void> },
+): Promise<DualTrial> {
   const l = theLab();
   const configs = proxies(l, opts.delayMs !== undefined);
   const started: NsProxy[] = [];
@@ -102,7 +105,7 @@ async function dualTrial(label: string, p: readonly [number, number], opts: { co
     for (const path of [0, 1]) impair(l, "a", "b", { loss: { kind: "random", p: p[path]! } }, path);
     const bSockets = [new DropWatch([PORT], l.procNet("b")), new DropWatch([PATH1_PORT], l.procNet("b"))];
     const linksBefore = [linkCounters(l, "a", "b", 0), linkCounters(l, "a", "b", 1)];
-    const [sending] = [runNsSender(l, "sender", { address: l.address("a", "sender"), port: PORT, count: opts.count, rate: opts.rate })];
+    const sending = runNsSender(l, "sender", { address: l.address("a", "sender"), port: PORT, count: opts.count, rate: opts.rate });
     if (opts.during) await opts.during(l);
     const { sent } = await sending;
     await settled(() => sink.received(), 500, 20_000);
@@ -140,11 +143,12 @@ function assertAccounted(t: DualTrial): number {
     assert.is(out, bSeg.legs[k]!.packetsIn + path.lost + path.queueDrops + path.interfaceDrops + t.bSocketDrops[k],
       `path ${k}: A sent = B received + the link's and B's socket's drops (${JSON.stringify({ path, b: t.bSocketDrops[k], aOut: aSeg.legs[k]!.packetsOut, bIn: bSeg.legs[k]!.packetsIn })})`);
   }
-  const duplicates = metric(t.b, "duplicates");
-  const lost = metric(t.b, "lost");
+  const duplicates = metric(t.b, "path0_duplicates") + metric(t.b, "path1_duplicates");
+  const lost = metric(t.b, "merged_lost");
   const bIn = bSeg.legs[0]!.packetsIn + bSeg.legs[1]!.packetsIn;
-  assert.is(bSeg.legs[0]!.packetsOut + duplicates + sum(bSeg.drops) - (bSeg.drops.filter_256 ?? 0), bIn,
-    `B: received on both legs = sent on + duplicates (${JSON.stringify({ legs: bSeg.legs, drops: bSeg.drops, duplicates })})`);
+  assert.is(bSeg.legs[0]!.packetsOut + sum(bSeg.drops), bIn,
+    `B: what both legs brought = what went on + what was dropped (${JSON.stringify({ legs: bSeg.legs, drops: bSeg.drops })})`);
+  assert.is(bSeg.drops.filter_256 ?? 0, duplicates, "every drop of a copy is a duplicate the merge counted");
   const sinkDrops = t.sink.kernelDrops;
   assert.is(t.sink.missing, lost + sinkDrops + (bSeg.drops.host_send_failed ?? 0),
     `the sink's missing packets are the merge's given-up gaps and drops after B (${JSON.stringify({ sink: t.sink, lost, bDrops: bSeg.drops })})`);
@@ -163,7 +167,7 @@ for (const p of [0.05, 0.1, 0.2]) {
     const lost = assertAccounted(t);
     const measured = t.paths.map((x) => x.lost / Math.max(1, x.offered)) as [number, number];
     const expected = measured[0] * measured[1] * t.sent;
-    rows.push(`| ${t.label} | ${impairmentBackend()} | ${t.sent} | ${pct(measured[0])} | ${pct(measured[1])} | ${pct(measured[0] * measured[1])} | ${t.sink.missing} | ${pct(t.sink.missing / t.sent)} | ${lost} | ${metric(t.b, "duplicates")} | ${t.sink.reordered} |`);
+    rows.push(`| ${t.label} | ${impairmentBackend()} | ${t.sent} | ${pct(measured[0])} | ${pct(measured[1])} | ${pct(measured[0] * measured[1])} | ${t.sink.missing} | ${pct(t.sink.missing / t.sent)} | ${lost} | ${metric(t.b, "path0_duplicates") + metric(t.b, "path1_duplicates")} | ${t.sink.reordered} |`);
     console.log(rows.at(-1));
     // both copies of a packet lost is p0 * p1 for independent paths: within 5 standard deviations
     const sd = Math.sqrt(expected);
@@ -177,9 +181,9 @@ peerTest(test, PEERS, "path 0 cut entirely for 2 seconds: the merged stream lose
     count: 8000, rate: 2000,
     during: async (l) => {
       await sleep(1000);
-      impair(l, "a", "b", { loss: { kind: "random", p: 1 } }, 0);
+      cutLink(l, "a", "b", true, 0);
       await sleep(2000);
-      impair(l, "a", "b", { loss: { kind: "random", p: 0 } }, 0);
+      cutLink(l, "a", "b", false, 0);
     },
   });
   const lost = assertAccounted(t);
@@ -195,6 +199,16 @@ peerTest(test, PEERS, `path 1 ${BUFFER_MS - 20} ms behind path 0, and path 0 los
   assert.ok(t.paths[0].lost > 100, `path 0 lost ${t.paths[0].lost}`);
   assert.is(lost, 0, "every gap path 0 left was filled from path 1 within the buffer");
   assert.is(t.sink.reordered, 0);
+});
+
+peerTest(test, PEERS, "path 1 never delivers: the merged stream is path 0's, whole, and path 1's loss shows in its own counters", async () => {
+  const t = await dualTrial("path 1 dead", [0, 1], { count: 4000, rate: 2000 });
+  const lost = assertAccounted(t);
+  assert.is(lost, 0);
+  assert.is(t.sink.missing - t.sink.kernelDrops, 0);
+  assert.is(metric(t.b, "path1_received"), 0);
+  assert.ok(metric(t.b, "path1_missed") >= t.sent - 1024, `path 1 missed ${metric(t.b, "path1_missed")} of ${t.sent} (the newest maxHeld are not counted yet)`);
+  assert.is(metric(t.b, "path0_missed"), 0);
 });
 
 test.after(() => {

@@ -127,6 +127,7 @@ export function impair(lab: NetnsLab, from: string, to: string, impairment: Impa
     tc("qdisc", "add", "dev", link.from.dev, ...parent, "tbf", "rate", `${impairment.rateKbit}kbit`, "burst", String(burst), "limit", String(limit));
   };
   if (which === "netem") {
+    netemOf.set(`${link.from.ns}/${link.from.dev}`, netemArgs(impairment));
     tc("qdisc", "add", "dev", link.from.dev, "root", "handle", "1:", "netem", "limit", "100000", ...netemArgs(impairment));
     if (impairment.rateKbit !== undefined) tbf(["parent", "1:1", "handle", "10:"]);
     return;
@@ -138,8 +139,28 @@ export function impair(lab: NetnsLab, from: string, to: string, impairment: Impa
   const ipt = (...args: string[]): string => lab.execSync(to, "iptables", ["-w", "-t", "raw", ...args]);
   const chain = chainName(link.to.dev);
   ipt("-N", chain);
+  // the cut (cutLink): dormant until its xt_recent list holds the (masked, so single) address
+  ipt("-A", chain, "-m", "recent", "--name", cutList(link.to.dev), "--mask", "0.0.0.0", "--rsource", "--rcheck", "-m", "comment", "--comment", `msm-lost-${link.to.dev}`, "-j", "DROP");
   for (const rule of iptablesRules(chain, link.to.dev, impairment.loss)) ipt(...rule);
   ipt("-A", "PREROUTING", "-i", link.to.dev, "-m", "comment", "--comment", `msm-offered-${link.to.dev}`, "-j", chain);
+}
+
+const cutList = (dev: string): string => `msm_cut_${dev}`;
+/** The netem arguments each impaired link end runs with, to restore after a cut. */
+const netemOf = new Map<string, string[]>();
+
+/**
+ * Cuts an impaired link (every packet lost, counted as the link's loss) or restores it, without
+ * replacing the impairment: its counters go on (replacing it would lose what it counted meanwhile).
+ */
+export function cutLink(lab: NetnsLab, from: string, to: string, cut: boolean, path = 0): void {
+  const link = lab.link(from, to, path);
+  if (impairmentBackend() === "netem") {
+    const args = cut ? ["loss", "100%"] : netemOf.get(`${link.from.ns}/${link.from.dev}`) ?? [];
+    runSync("tc", ["-n", link.from.ns, "qdisc", "change", "dev", link.from.dev, "root", "handle", "1:", "netem", "limit", "100000", ...args]);
+    return;
+  }
+  lab.execSync(to, "sh", ["-c", `echo ${cut ? "+0.0.0.0" : "/"} > /proc/net/xt_recent/${cutList(link.to.dev)}`]);
 }
 
 /** netem's arguments for an impairment (without the rate limit, which a tbf child gives). */
