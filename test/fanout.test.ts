@@ -77,4 +77,30 @@ test("100 destinations, one leaving and one joining every 100 ms: every receiver
   }
 });
 
+test("a burst of 64 packets to 1000 destinations: every copy is sent, none refused as backpressure", async () => {
+  const N = 1000, BURST = 64;
+  const sink = await bindUdp(0, "0.0.0.0"); // every 127.x.y.z is local: one socket hears all destinations
+  const port = sink.address().port;
+  let received = 0;
+  sink.on("message", () => received++);
+  const listen = await freePortPair();
+  const destinations = Array.from({ length: N }, (_, k) => ({ address: `127.1.${(k + 1) >> 8}.${(k + 1) & 0xff}`, port }));
+  const kernel = new DropWatch([port]);
+  const { proxy } = await startProxy({ segments: [{ name: "wide", listen: { address: LO, port: listen }, destinations }] });
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < BURST; i++) tx.send(streamPacket(i, SEQ0), listen, LO); // back to back, as a keyframe's packets come
+    await settled(() => received, 500, 20_000);
+    const stats = await segmentStats(proxy, "wide");
+    const drops = kernel.since().total;
+    assert.equal(stats.drops, {}, "the proxy refused no copy");
+    assert.is(stats.legs[0]!.packetsOut, N * BURST, "every copy sent");
+    assert.is(received + drops, N * BURST, `every copy received or dropped by the sink's kernel (${received} + ${drops})`);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test.run();

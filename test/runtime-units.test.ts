@@ -14,7 +14,7 @@ import {
 } from "../runtime/chain/filter-pool.js";
 import { PacketList } from "../runtime/chain/packet-list.js";
 import { SegmentStats } from "../runtime/chain/stats.js";
-import { EgressRing, RING_SLOT_SIZE, SendTracker } from "../runtime/dataplane/egress-ring.js";
+import { EgressRing, pendingAllowance, RING_SLOT_SIZE, SendTracker } from "../runtime/dataplane/egress-ring.js";
 import { checkArena, dropReasonName, FilterFailure } from "../runtime/index.js";
 import {
   AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_HEADROOM, AH_MAGIC, AH_OUT_CAPACITY, AH_OUT_SLOT_BASE, AH_OUT_TABLE,
@@ -533,9 +533,16 @@ class RecordingRing extends EgressRing {
   }
 }
 
+ring("a fan-out's allowance of sends in flight: four batches to every destination, never less than 16384", () => {
+  assert.is(pendingAllowance(1, 64), 16384);
+  assert.is(pendingAllowance(1000, 64), 256_000);
+  assert.is(pendingAllowance(4096, 1024), 4 * 1024 * 4096);
+});
+
 ring("SendTracker grows past its first 32 entries with the send order kept, and is full at its bound", () => {
   const r = new RecordingRing(256);
-  const t = new SendTracker(r, 200);
+  const t = new SendTracker(r);
+  t.maxPending = 200;
   const send = (): number => {
     const a = r.put(bytes(1, 1), 0, 1);
     assert.ok(a >= 0 && r.hold(a));

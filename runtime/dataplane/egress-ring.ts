@@ -47,6 +47,18 @@ export class EgressRing {
   }
 }
 
+/** A socket's allowance of sends in flight before it counts as far behind. */
+const MIN_PENDING = 16384;
+
+/**
+ * The allowance for a socket that sends each packet to `destinations`: no completion is reported
+ * while a batch is being sent, so a batch of a fan-out puts batch x destinations in flight at
+ * once; four batches of that (a keyframe's burst) must not count as a socket far behind.
+ */
+export function pendingAllowance(destinations: number, batchSize: number): number {
+  return Math.max(MIN_PENDING, 4 * batchSize * destinations);
+}
+
 /**
  * The sends of one socket whose completion has not been reported yet, in order (a socket
  * completes its sends in the order they were made): which ring slot each holds (-1: none), so
@@ -63,7 +75,10 @@ export class SendTracker {
   /** The callback every send of this socket passes: one closure, made once. */
   readonly onSent: (err: Error | null) => void;
 
-  constructor(private readonly ring: EgressRing, private readonly maxPending = 16384, onFailure: () => void = () => {}) {
+  /** Sends that may be waiting for completion before more are refused (HostBackpressure). */
+  maxPending = MIN_PENDING;
+
+  constructor(private readonly ring: EgressRing, onFailure: () => void = () => {}) {
     this.onSent = (err) => {
       if (err) {
         this.failed++;

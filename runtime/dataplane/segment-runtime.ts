@@ -9,7 +9,7 @@ import type { ChainStage } from "../chain/filter-pool.js";
 import { PacketList } from "../chain/packet-list.js";
 import { SegmentStats } from "../chain/stats.js";
 import type { SegmentConfig } from "../config/proxy-config.js";
-import { RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
+import { pendingAllowance, RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
 import { allSockets, closeSockets, legDestinations, type SegmentSockets } from "./segment-sockets.js";
 import { SourceGate } from "./source-gate.js";
 import { rewriteRtcpSsrc, rewriteRtp, rtpSsrc } from "./ssrc-rewrite.js";
@@ -79,21 +79,22 @@ export class SegmentRuntime {
     readonly sockets: SegmentSockets,
     private readonly runner: ChainRunner,
     private readonly ring: EgressRing,
-    batchSize: number,
+    private readonly batchSize: number,
   ) {
     this.config = config;
     this.gate = new SourceGate(config);
     this.pending = new PacketList(batchSize);
     // a send the kernel refused after the fact (its callback's error) is a drop of this segment
     const failed = (): void => this.stats.drops.add(DropReason.HostSendFailed);
-    this.ingressRtpSends = new SendTracker(ring, undefined, failed);
-    this.ingressRtcpSends = new SendTracker(ring, undefined, failed);
-    this.egressRtpSends = new SendTracker(ring, undefined, failed);
-    this.egressRtcpSends = new SendTracker(ring, undefined, failed);
+    this.ingressRtpSends = new SendTracker(ring, failed);
+    this.ingressRtcpSends = new SendTracker(ring, failed);
+    this.egressRtpSends = new SendTracker(ring, failed);
+    this.egressRtcpSends = new SendTracker(ring, failed);
     this.legGates = config.legs.map((_, k) => new SourceGate(legGateConfig(config, k)));
-    this.legSends = config.legs.map(() => new SendTracker(ring, undefined, failed));
+    this.legSends = config.legs.map(() => new SendTracker(ring, failed));
     this.legTargets = config.legs.map((l) => legDestinations(config, l));
     this.setRewrites(config);
+    this.setAllowances(config);
     const mux = config.rtcpMux;
     sockets.ingressRtp.on("message", (msg, rinfo) => this.receive(msg, rinfo, mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0, true));
     sockets.ingressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Rtcp, true));
@@ -154,9 +155,16 @@ export class SegmentRuntime {
     });
     this.legTargets = targets;
     this.setRewrites(config);
+    this.setAllowances(config);
     this.config = config;
     this.gate.update(config);
     this.legGates.forEach((g, k) => g.update(legGateConfig(config, k)));
+  }
+
+  /** Sends in flight each egress socket may have: a fan-out's batch puts one per destination in flight at once. */
+  private setAllowances(config: SegmentConfig): void {
+    this.egressRtpSends.maxPending = this.egressRtcpSends.maxPending = pendingAllowance(config.destinations.length, this.batchSize);
+    this.legSends.forEach((t, k) => (t.maxPending = pendingAllowance(this.legTargets[k]!.length, this.batchSize)));
   }
 
   private setRewrites(config: SegmentConfig): void {
