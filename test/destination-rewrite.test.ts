@@ -95,6 +95,10 @@ test("config: a payload type that looks like RTCP, or an SSRC out of range, name
   assert.throws(() => validateProxyConfig(seg({ payloadType: 128 })), /segments\[0\]\.destinations\[0\]\.payloadType/);
   assert.throws(() => validateProxyConfig(seg({ ssrc: 2 ** 32 })), /segments\[0\]\.destinations\[0\]\.ssrc/);
   assert.throws(() => validateProxyConfig(seg({ ssrc: -1 })), /segments\[0\]\.destinations\[0\]\.ssrc/);
+  const muxed = (payloadType: number) => ({ segments: [{ name: "x", rtcpMux: true, listen: { address: LO, port: 5000 }, destinations: [{ address: LO, port: 6000, payloadType }] }] });
+  assert.throws(() => validateProxyConfig(muxed(77)), /segments\[0\]\.destinations\[0\]\.payloadType: 77 with rtcpMux: 64-95 read as RTCP/);
+  validateProxyConfig(muxed(96));
+  validateProxyConfig(seg({ payloadType: 77 })); // without rtcpMux, only 72-76 clash
 });
 
 test("through the control plane: a manifest's ssrc and payloadType reach the stored record, the listing and the proxy's config; elsewhere refused", () => {
@@ -120,6 +124,56 @@ spec:
     assert.unreachable("an ssrc on the source was accepted");
   } catch (err) {
     assert.match((err as Error).message, /segments\[0\]\.source: only a segment destination takes ssrc and payload_type/);
+  }
+});
+
+test("a segment with a second SSRC (an RFC 4588 retransmission stream): the translated destination gets the media under its SSRC and the other stream as it is; a restarted sender is followed", async () => {
+  const RTX = 0x5555aaaa, RESTARTED = 0x77777777;
+  const listen = await freePortPair();
+  const b = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    segments: [{ name: "tr", listen: { address: LO, port: listen }, source: { strict: false }, destinations: [{ address: LO, port: b.port, ssrc: B_SSRC, payloadType: 100 }] }],
+  });
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 10; i++) {
+      tx.send(indexedRtp(i, 100, SSRC, 96), listen, LO);
+      tx.send(indexedRtp(i + 5000, 200, RTX, 97), listen, LO);
+    }
+    await waitFor(() => b.received === 20, 5000, "20 packets at the receiver");
+    const seen = (from: number) => b.packets.slice(from).map(({ bytes }) => `${bytes.readUInt32BE(8).toString(16)}/${bytes[1]! & 0x7f}/${bytes.readUInt32BE(12)}`);
+    const got = seen(0);
+    assert.equal(got.filter((x) => x.startsWith("b0b0b0b0/100/")).map((x) => Number(x.split("/")[2])), Array.from({ length: 10 }, (_, i) => i), "the media, translated");
+    assert.equal(got.filter((x) => x.startsWith("5555aaaa/97/")).map((x) => Number(x.split("/")[2])), Array.from({ length: 10 }, (_, i) => i + 5000), "the retransmission stream, as it is");
+    // the sender restarts under a new SSRC: after half a second of silence the new one is the media
+    await new Promise((r) => setTimeout(r, 700));
+    for (let i = 0; i < 5; i++) tx.send(indexedRtp(100 + i, 100, RESTARTED, 96), listen, LO);
+    await waitFor(() => b.received === 25, 5000, "the restarted sender's packets");
+    assert.ok(seen(20).every((x) => x.startsWith("b0b0b0b0/100/")), `the restarted sender's media translated: ${seen(20)}`);
+  } finally {
+    tx.close();
+    b.close();
+    await proxy.close();
+  }
+});
+
+test("a translated destination gets a datagram over 2048 bytes, as an untranslated one does", async () => {
+  const listen = await freePortPair();
+  const [a, b] = [await Sink.open(0, { keep: true }), await Sink.open(0, { keep: true })];
+  const { proxy } = await startProxy({
+    segments: [{ name: "big", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: a.port }, { address: LO, port: b.port, ssrc: B_SSRC }] }],
+  });
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 5; i++) tx.send(indexedRtp(i, 3000, SSRC, 96), listen, LO);
+    await waitFor(() => a.received === 5 && b.received === 5, 5000, "5 jumbo packets at each receiver");
+    assert.ok(b.packets.every(({ bytes }) => bytes.length === 3000 && bytes.readUInt32BE(8) === B_SSRC));
+    assert.ok(a.packets.every(({ bytes }) => bytes.readUInt32BE(8) === SSRC), "the plain receiver's copies untouched");
+  } finally {
+    tx.close();
+    a.close();
+    b.close();
+    await proxy.close();
   }
 });
 

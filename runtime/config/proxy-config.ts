@@ -224,6 +224,9 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     const from = seg.egress ? "egress.address" : "listen.address";
     seg.destinations.forEach((d, k) => {
       if (isIP(d.address) !== family) problems.push(`${at}.destinations[${k}].address: IPv${isIP(d.address)}, but the segment sends from IPv${family} (${from}); give an egress.address of the destinations' family`);
+      if (seg.rtcpMux && d.payloadType !== undefined && d.payloadType >= 64 && d.payloadType <= 95) {
+        problems.push(`${at}.destinations[${k}].payloadType: ${d.payloadType} with rtcpMux: 64-95 read as RTCP packet types 192-223 on a muxed port (RFC 5761 section 4)`);
+      }
     });
     if (seg.source.address !== undefined && isIP(seg.source.address) !== isIP(seg.listen.address)) {
       problems.push(`${at}.source.address: IPv${isIP(seg.source.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);

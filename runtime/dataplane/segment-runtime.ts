@@ -31,6 +31,8 @@ function looksLikeRtcp(msg: Buffer): boolean {
 }
 
 const NO_SLOT = -1;
+/** How long the translated media source may be silent before another SSRC takes its place (a restarted sender). */
+const MEDIA_IDLE_MS = 500;
 
 /** Disconnects a connected egress socket and records that it sends unconnected from now on. */
 function unconnect(socket: Socket | null, holder: { connectedTo: number }): void {
@@ -69,9 +71,15 @@ export class SegmentRuntime {
   private rewrites: ({ payloadType: number; ssrc: number } | null)[] = [];
   /** The SSRCs destinations get instead of the source's: their feedback is mapped back (null: none). */
   private translatedSsrcs: Set<number> | null = null;
-  private readonly isTranslatedSsrc = (ssrc: number): boolean => this.translatedSsrcs!.has(ssrc);
-  /** The SSRC of the media last sent downstream: what translated RTCP maps from and to (-1: none yet). */
+  /**
+   * The media source translation applies to (-1: none yet): the first SSRC sent downstream, or the
+   * next one once it has been silent for MEDIA_IDLE_MS (a restarted sender). Other SSRCs of the
+   * segment (RFC 4588 retransmission, FEC, a bundled second stream) go to translated destinations as they are.
+   */
   private mediaSsrc = -1;
+  private mediaSeenMs = 0;
+  /** Whether any destination is translated (the media source is tracked only then). */
+  private translating = false;
   private closed = false;
 
   constructor(
@@ -170,6 +178,7 @@ export class SegmentRuntime {
   private setRewrites(config: SegmentConfig): void {
     this.rewrites = config.destinations.map((d) =>
       d.ssrc === undefined && d.payloadType === undefined ? null : { payloadType: d.payloadType ?? -1, ssrc: d.ssrc ?? -1 });
+    this.translating = this.rewrites.some((r) => r !== null);
     const ssrcs = config.destinations.flatMap((d) => (d.ssrc === undefined ? [] : [d.ssrc]));
     this.translatedSsrcs = ssrcs.length > 0 ? new Set(ssrcs) : null;
   }
@@ -278,7 +287,7 @@ export class SegmentRuntime {
         return;
       }
       // a translated destination reports under the SSRC it was given: the chain and the sender see their own
-      if (this.translatedSsrcs !== null && rtcp && this.mediaSsrc >= 0) rewriteRtcpSsrc(msg, 0, msg.length, -1, this.mediaSsrc, this.isTranslatedSsrc);
+      if (this.translatedSsrcs !== null && rtcp && this.mediaSsrc >= 0) rewriteRtcpSsrc(msg, 0, msg.length, -1, this.mediaSsrc, this.translatedSsrcs);
     }
     if (rinfo.family === "IPv6") flags |= PacketFlag.Ipv6;
     this.enqueue(msg, rinfo, flags, 0, nowMs);
@@ -325,6 +334,7 @@ export class SegmentRuntime {
 
   private sendAll(list: PacketList): void {
     const stats = this.stats;
+    const nowMs = this.translating ? performance.now() : 0;
     const destinations = this.config.destinations;
     const mux = this.config.rtcpMux;
     const s = this.sockets;
@@ -378,7 +388,9 @@ export class SegmentRuntime {
       const sends = useRtcp ? this.egressRtcpSends : this.egressRtpSends;
       const first = only >= 0 ? only : 0;
       const last = only >= 0 ? only : destinations.length - 1;
-      if (!rtcp) this.mediaSsrc = rtpSsrc(buf, at, length);
+      const ssrc = rtcp ? -1 : rtpSsrc(buf, at, length);
+      if (this.translating && !rtcp) this.noteMedia(ssrc, nowMs);
+      const translatable = rtcp || ssrc === this.mediaSsrc;
       for (let k = first; k <= last; k++) {
         const d = destinations[k]!;
         const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port;
@@ -388,7 +400,7 @@ export class SegmentRuntime {
           else this.disconnect(); // another destination: send unconnected from now on
         }
         const rewrite = this.rewrites[k];
-        const sent = rewrite
+        const sent = rewrite && translatable
           ? this.sendTranslated(rewrite, rtcp, sock, sends, buf, at, length, port, address)
           : this.send(sock, sends, buf, at, slot, length, port, address);
         if (sent && !rtcp) stats.legPacketsOut[0]++;
@@ -396,20 +408,38 @@ export class SegmentRuntime {
     }
   }
 
-  /** A copy of the packet for one translated destination: its own ring slot, rewritten there, then sent. */
+  /** The media source translation applies to: kept while it sends, replaced after MEDIA_IDLE_MS of silence. */
+  private noteMedia(ssrc: number, nowMs: number): void {
+    if (ssrc === this.mediaSsrc) this.mediaSeenMs = nowMs;
+    else if (ssrc >= 0 && (this.mediaSsrc < 0 || nowMs - this.mediaSeenMs > MEDIA_IDLE_MS)) {
+      this.mediaSsrc = ssrc;
+      this.mediaSeenMs = nowMs;
+    }
+  }
+
+  /** A copy of the packet for one translated destination: its own ring slot (a jumbo datagram: a buffer of its own), rewritten there, then sent. */
   private sendTranslated(
     rewrite: { payloadType: number; ssrc: number }, rtcp: boolean, sock: Socket, sends: SendTracker,
     buf: Buffer, at: number, length: number, port: number, address: string | null,
   ): boolean {
-    const copy = length <= RING_SLOT_SIZE ? this.ring.put(buf, at, length) : -1;
-    if (copy < 0) {
-      this.stats.drops.add(DropReason.HostBackpressure);
-      return false;
+    let target: Buffer;
+    let copy: number;
+    let slot = NO_SLOT;
+    if (length > RING_SLOT_SIZE) {
+      target = Buffer.from(buf.subarray(at, at + length)); // rare: jumbo datagram, as sendAll does
+      copy = 0;
+    } else {
+      copy = this.ring.put(buf, at, length);
+      if (copy < 0) {
+        this.stats.drops.add(DropReason.HostBackpressure);
+        return false;
+      }
+      target = this.ring.buffer;
+      slot = copy;
     }
-    const ring = this.ring.buffer;
-    if (!rtcp) rewriteRtp(ring, copy, length, rewrite.payloadType, rewrite.ssrc);
-    else if (rewrite.ssrc >= 0 && this.mediaSsrc >= 0) rewriteRtcpSsrc(ring, copy, length, this.mediaSsrc, rewrite.ssrc);
-    return this.send(sock, sends, ring, copy, copy, length, port, address);
+    if (!rtcp) rewriteRtp(target, copy, length, rewrite.payloadType, rewrite.ssrc);
+    else if (rewrite.ssrc >= 0 && this.mediaSsrc >= 0) rewriteRtcpSsrc(target, copy, length, this.mediaSsrc, rewrite.ssrc);
+    return this.send(sock, sends, target, copy, slot, length, port, address);
   }
 
   /**

@@ -25,18 +25,12 @@ export function rtpSsrc(buf: Uint8Array, at: number, length: number): number {
 }
 
 /**
- * In a compound RTCP packet, replaces every SSRC field equal to `from` by `to`. `isFrom` decides
- * instead of `from` when given (upstream: any of several destinations' SSRCs). Returns the fields changed.
+ * In a compound RTCP packet, replaces every SSRC field equal to `from` by `to`, or, when `fromAny`
+ * is given, every field holding one of its SSRCs (upstream: any of several destinations' SSRCs).
+ * Returns the fields changed.
  */
-export function rewriteRtcpSsrc(buf: Uint8Array, at: number, length: number, from: number, to: number, isFrom?: (ssrc: number) => boolean): number {
+export function rewriteRtcpSsrc(buf: Uint8Array, at: number, length: number, from: number, to: number, fromAny?: ReadonlySet<number>): number {
   let changed = 0;
-  const swap = (p: number): void => {
-    const v = readU32(buf, p);
-    if (isFrom ? isFrom(v) : v === from) {
-      writeU32(buf, p, to);
-      changed++;
-    }
-  };
   const end = at + length;
   let p = at;
   while (p + 4 <= end) {
@@ -49,26 +43,25 @@ export function rewriteRtcpSsrc(buf: Uint8Array, at: number, length: number, fro
       case PT_SR:
       case PT_RR: {
         if (size < 8) break;
-        swap(body);
+        changed += swap(buf, body, from, to, fromAny);
         const blocks = body + 4 + (pt === PT_SR ? 20 : 0);
-        for (let k = 0; k < count && blocks + (k + 1) * 24 <= p + size; k++) swap(blocks + k * 24);
+        for (let k = 0; k < count && blocks + (k + 1) * 24 <= p + size; k++) changed += swap(buf, blocks + k * 24, from, to, fromAny);
         break;
       }
       case PT_SDES:
-        rewriteSdesChunks(buf, p, p + size, count, swap);
+        changed += rewriteSdesChunks(buf, p, p + size, count, from, to, fromAny);
         break;
       case PT_BYE:
-        for (let k = 0; k < count && body + (k + 1) * 4 <= p + size; k++) swap(body + k * 4);
+        for (let k = 0; k < count && body + (k + 1) * 4 <= p + size; k++) changed += swap(buf, body + k * 4, from, to, fromAny);
         break;
       case PT_APP:
-        if (size >= 8) swap(body);
+        if (size >= 8) changed += swap(buf, body, from, to, fromAny);
         break;
       case PT_RTPFB:
       case PT_PSFB:
         if (size < 12) break;
-        swap(body);
-        swap(body + 4);
-        if (pt === PT_PSFB && count === PSFB_FIR) for (let e = body + 8; e + 8 <= p + size; e += 8) swap(e);
+        changed += swap(buf, body, from, to, fromAny) + swap(buf, body + 4, from, to, fromAny);
+        if (pt === PT_PSFB && count === PSFB_FIR) for (let e = body + 8; e + 8 <= p + size; e += 8) changed += swap(buf, e, from, to, fromAny);
         break;
     }
     p += size;
@@ -76,18 +69,28 @@ export function rewriteRtcpSsrc(buf: Uint8Array, at: number, length: number, fro
   return changed;
 }
 
+/** Rewrites the SSRC field at `p` when it names the source; 1 when it did. */
+function swap(buf: Uint8Array, p: number, from: number, to: number, fromAny: ReadonlySet<number> | undefined): number {
+  const v = readU32(buf, p);
+  if (fromAny ? !fromAny.has(v) : v !== from) return 0;
+  writeU32(buf, p, to);
+  return 1;
+}
+
 /** SDES: `count` chunks, each an SSRC then items up to an END item, padded to 32 bits. */
-function rewriteSdesChunks(buf: Uint8Array, packet: number, end: number, count: number, swap: (p: number) => void): void {
+function rewriteSdesChunks(buf: Uint8Array, packet: number, end: number, count: number, from: number, to: number, fromAny: ReadonlySet<number> | undefined): number {
+  let changed = 0;
   let p = packet + 4;
   for (let c = 0; c < count && p + 4 <= end; c++) {
-    swap(p);
+    changed += swap(buf, p, from, to, fromAny);
     let q = p + 4;
     while (q < end && buf[q] !== 0) {
-      if (q + 2 > end) return;
+      if (q + 2 > end) return changed;
       q += 2 + buf[q + 1]!;
     }
     p = packet + ((q - packet + 4) & ~3); // past the END octet, to the next 32-bit boundary of the packet
   }
+  return changed;
 }
 
 function readU32(buf: Uint8Array, p: number): number {
