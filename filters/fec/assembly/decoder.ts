@@ -169,8 +169,8 @@ export class Decoder extends FecContext {
     this.release(nowUs, -1);
   }
 
-  exportState(out: StateWriter): Status {
-    return writeDecoderState(this, out, nowUs());
+  exportState(out: StateWriter, now: i64): Status {
+    return writeDecoderState(this, out, now);
   }
 
   importState(blob: StateReader, nowUs: i64): Status {

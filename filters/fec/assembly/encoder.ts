@@ -220,7 +220,7 @@ export class Encoder extends FecContext {
     this.sendPending(this.lastTs);
   }
 
-  exportState(out: StateWriter): Status {
+  exportState(out: StateWriter, now: i64): Status {
     return writeEncoderState(this, out);
   }
 

@@ -1,0 +1,147 @@
+// A filter that keeps one object per segment (context) and hands every call to it: the shape of a
+// filter with real per-stream state (fec, replicate). The object answers each packet with PASS,
+// TAKE (the filter keeps a copy and holds the packet) or a drop reason; the filter gathers the
+// contexts a call touched and lets each send its counts to the host once, at the call's end, so
+// that a batch of 64 packets makes a handful of metric calls, not hundreds.
+import { Status } from "../abi/constants";
+import { ContextMap } from "./contexts";
+import { Filter } from "./filter";
+import { nowUs } from "./host";
+import { Packet } from "./packet";
+import { StateReader, StateWriter } from "./state";
+
+/** onPacket's answer: pass in place, or take the packet (held, copied); else a drop reason. */
+export const PASS: u32 = 0;
+export const TAKE: u32 = 0x10000; // above every drop reason (u16 range)
+
+/** Counts the calls into the filter, so that a context can tell whether it did something in this one. */
+let callEpoch: u32 = 1;
+
+/** The number of the call in progress (never 0: a new context's "never"). */
+@inline export function currentCall(): u32 {
+  return callEpoch;
+}
+
+function startCall(): void {
+  callEpoch++;
+  if (callEpoch == 0) callEpoch = 1;
+}
+
+/** One segment's state. Override what the filter does; the defaults pass and hold nothing. */
+export class SegmentContext {
+  /** The call in which the context was last queued for flushing its counts. */
+  touchedCall: u32 = 0;
+
+  constructor(readonly id: u32) {}
+
+  /** The verdict for one packet of this context: PASS, TAKE or a drop reason. */
+  onPacket(p: Packet, nowUs: i64): u32 {
+    return PASS;
+  }
+
+  onTimer(timer: i32, nowUs: i64): void {}
+
+  /** The segment goes: emit what is held (called again while it emits). */
+  drain(nowUs: i64): void {}
+
+  exportState(out: StateWriter, nowUs: i64): Status {
+    return Status.Ok;
+  }
+
+  importState(blob: StateReader, nowUs: i64): Status {
+    return blob.length == 0 ? Status.Ok : Status.BadState;
+  }
+
+  /** Sends the counts gathered since the last flush to the host. */
+  flush(): void {}
+
+  /** Frees the context's buffers (destroy). */
+  free(): void {}
+}
+
+/**
+ * A Filter whose contexts are objects of class C. Subclasses implement configureRoot and
+ * createContext (which puts the new context in `contexts`); everything else is dispatched here.
+ */
+export class ContextFilter<C extends SegmentContext> extends Filter {
+  protected contexts: ContextMap<C> = new ContextMap<C>(64);
+  /** Contexts the call touched (a batch holds at most 1024 packets). */
+  private touched: StaticArray<C | null> = new StaticArray<C | null>(1024);
+  private touchedCount: i32 = 0;
+
+  destroyContext(ctx: u32): void {
+    const c = this.contexts.delete(ctx);
+    if (c !== null) c.free();
+  }
+
+  drainContext(ctx: u32): void {
+    const c = this.contexts.get(ctx);
+    if (c === null) return;
+    this.begin();
+    c.drain(nowUs());
+    this.touch(c);
+    this.end();
+  }
+
+  onBatch(count: i32): void {
+    this.begin();
+    const now = nowUs();
+    for (let i = 0; i < count; i++) {
+      const p = Packet.at(i);
+      const c = this.contexts.get(p.context);
+      if (c === null) continue; // not ours (the host never does this): leave it be
+      const verdict = c.onPacket(p, now);
+      if (verdict == TAKE) p.hold();
+      else if (verdict != PASS) p.drop(verdict);
+      this.touch(c);
+    }
+    this.end();
+  }
+
+  onTimer(ctx: u32, timer: i32): void {
+    const c = this.contexts.get(ctx);
+    if (c === null) return;
+    this.begin();
+    c.onTimer(timer, nowUs());
+    this.touch(c);
+    this.end();
+  }
+
+  exportState(ctx: u32, out: StateWriter): Status {
+    const c = this.contexts.get(ctx);
+    return c === null ? Status.BadArgument : c.exportState(out, nowUs());
+  }
+
+  importState(ctx: u32, blob: StateReader): Status {
+    const c = this.contexts.get(ctx);
+    if (c === null) return Status.BadArgument;
+    this.begin();
+    const status = c.importState(blob, nowUs());
+    this.touch(c);
+    this.end();
+    return status;
+  }
+
+  /** Starts a call that may touch contexts outside the dispatch above (createContext, say). */
+  protected begin(): void {
+    startCall();
+    this.touchedCount = 0;
+  }
+
+  /** Queues `c`'s counts for the end of the call. */
+  protected touch(c: C): void {
+    if (c.touchedCall == currentCall()) return;
+    c.touchedCall = currentCall();
+    if (this.touchedCount < this.touched.length) unchecked((this.touched[this.touchedCount++] = c));
+    else c.flush(); // cannot happen with the SDK's batch of 64: flush at once
+  }
+
+  /** Ends the call: every touched context sends its counts. */
+  protected end(): void {
+    for (let k = 0; k < this.touchedCount; k++) {
+      unchecked(this.touched[k])!.flush();
+      unchecked((this.touched[k] = null));
+    }
+    this.touchedCount = 0;
+  }
+}
