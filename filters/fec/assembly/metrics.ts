@@ -1,6 +1,7 @@
 // The filter's counters and drop reasons. Counts are gathered per context during a call and sent
 // to the host once at its end (one host call per counter that moved, not one per packet).
-import { DropReason, defineCounter, metricAdd } from "../../../sdk/assembly";
+import { DropReason } from "../../../sdk/assembly";
+import { CounterBatch, defineCounters } from "../../../sdk/assembly/counter-batch";
 
 // Drop reasons of the filter's own (README "Drop reasons").
 /** A media packet held, sent or rebuilt already; a FEC packet for a group already held. */
@@ -43,32 +44,16 @@ const NAMES: string[] = [
   "fec_malformed", "fec_shape", "fec_out_of_window", "fec_bad_length", "fec_expired",
   "passed_unkept", "resyncs", "swap_lost",
 ];
-const ids = new StaticArray<i32>(COUNTS);
+let ids = new StaticArray<i32>(COUNTS);
 
 /** Defines every counter (configure_root). */
 export function defineMetrics(): void {
-  for (let i = 0; i < COUNTS; i++) unchecked((ids[i] = defineCounter(NAMES[i])));
+  ids = defineCounters(NAMES);
 }
 
 /** One context's counts not yet sent to the host. */
-export class Counts {
-  private readonly pending: StaticArray<i32> = new StaticArray<i32>(COUNTS);
-  private dirty: bool = false;
-
-  @inline add(which: Count, n: i32 = 1): void {
-    unchecked((this.pending[which] += n));
-    this.dirty = true;
-  }
-
-  /** Sends what was counted as context `ctx`'s. */
-  flush(ctx: u32): void {
-    if (!this.dirty) return;
-    for (let i = 0; i < COUNTS; i++) {
-      const n = unchecked(this.pending[i]);
-      if (n == 0) continue;
-      metricAdd(unchecked(ids[i]), ctx, n);
-      unchecked((this.pending[i] = 0));
-    }
-    this.dirty = false;
+export class Counts extends CounterBatch {
+  constructor() {
+    super(ids);
   }
 }
