@@ -2,7 +2,7 @@
 // timestamps continuous across an input switch, the sender's RTCP rewritten to match, and
 // receivers' feedback about the output mapped back to the input before it goes to the sender.
 import * as assert from "uvu/assert";
-import { PacketFlag, buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
+import { FilterConfigError, PacketFlag, Status, buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import { loadReplicate, metric, ptOf, seqOf, ssrcOf, stream, tsOf } from "./replicate-lib.js";
 
@@ -213,6 +213,31 @@ test("a NACK for a packet from before the last switch is mapped with that input'
   // MAX_DROPOUT (3000) packets of the new input later, the previous mapping is gone.
   send(h, ctx, stream(3000, 30_030, 0x2222));
   assert.equal(nackFields(upstreamRtcp(h, ctx, nackOf(0x77, [[1020, 0]]))), [0x2222, (1020 - 1030 + 30_000) & 0xffff]);
+});
+
+test("rewrite.payloadType 72-76 is refused naming the key (with the marker bit they read as RTCP SR to APP, RFC 5761 section 4), in a segment's and the root config; 71 and 77 are used", async () => {
+  const h = await loadReplicate();
+  for (const payloadType of [72, 74, 76]) {
+    let reason = "";
+    try {
+      h.createContext({ rewrite: { payloadType } });
+    } catch (err) {
+      assert.ok(err instanceof FilterConfigError && err.status === Status.BadConfig, String(err));
+      reason = err.reason;
+    }
+    assert.match(reason, /config key 'rewrite.payloadType' must not be 72-76 .*RFC 5761/, `payloadType ${payloadType}`);
+  }
+  let rootFailure: unknown;
+  try {
+    await loadReplicate({ rootConfig: { rewrite: { payloadType: 75 } } });
+  } catch (err) {
+    rootFailure = err;
+  }
+  assert.ok(rootFailure instanceof FilterConfigError && /'rewrite.payloadType' must not be 72-76/.test(rootFailure.reason), String(rootFailure));
+  for (const payloadType of [71, 77]) {
+    const ctx = h.createContext({ rewrite: { payloadType } });
+    assert.equal(send(h, ctx, stream(3)).map(ptOf), [payloadType, payloadType, payloadType]);
+  }
 });
 
 test.run();
