@@ -110,7 +110,7 @@ export class Feedback {
       m.overflow.reset();
       for (let i = 0, count = this.receivers.count; i < count; i++) {
         const b = this.receivers.blockAt(i);
-        if (ReportBlock.ssrc(b) == m.ssrc) worst.addBlock(b, this.receivers.arrivedAt(i));
+        if (ReportBlock.ssrc(b) == m.ssrc) worst.addBlock(b, this.receivers.arrivedAt(i), this.receivers.extendedAt(i));
       }
       if (worst.count > 0) this.writer.reportBlock(ctx, m.ssrc, worst, now);
     }
@@ -179,9 +179,10 @@ export class Feedback {
       const m = this.source(ReportBlock.ssrc(b), now);
       if (m === null) continue;
       this.outcome |= USED;
-      if (!this.receivers.put(receiver, b, now)) {
+      if (!this.receivers.put(receiver, b, now, m.sequences)) {
         // No room to track this receiver: it counts, as the worst case, in the next report only.
-        m.overflow.addBlock(b, now);
+        const extended = ReportBlock.extendedHighestSequence(b);
+        m.overflow.addBlock(b, now, extended + m.sequences.biasFor(extended));
         this.counts.add(FbCount.ReceiversOverflow);
       }
     }

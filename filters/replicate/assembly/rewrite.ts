@@ -10,7 +10,9 @@
 //
 // The sender's RTCP is rewritten to match (SR, SDES and BYE name the output SSRC, the SR's RTP
 // timestamp moves by the same offset), and feedback from receivers about the output SSRC is
-// mapped back to the input (mapFeedbackToSender) before it goes upstream.
+// mapped back to the input (mapFeedbackToSender) before it goes upstream. For MAX_DROPOUT packets
+// after a switch, the previous input's mapping is kept for the output numbers it used, so that a
+// NACK for one of its packets still names that packet.
 import {
   Feedback, PsfbFmt, Rtcp, RtcpCompound, RtcpError, RtcpType, RtpPacket, RtpfbFmt, Sdes,
   ReportBlock, REPORT_BLOCK_SIZE, loadBe16, loadBe32, storeBe16, storeBe32,
@@ -33,6 +35,12 @@ export class Translator {
   lastOutSeq: u16 = 0;
   lastOutTs: u32 = 0;
   interval: u32 = DEFAULT_INTERVAL;
+  // The input before the last switch (with continuity): its SSRC and sequence offset, and the
+  // first output sequence number of the input after it (its packets are the MAX_DROPOUT before).
+  hasPrevious: bool = false;
+  prevInSsrc: u32 = 0;
+  prevSeqOffset: u16 = 0;
+  switchOutSeq: u16 = 0;
 
   constructor(
     /** The configured output SSRC, or -1. */
@@ -79,6 +87,7 @@ export class Translator {
     if (newest) {
       this.lastOutSeq = outSeq;
       this.lastOutTs = outTs;
+      if (<u16>(outSeq - this.switchOutSeq) >= <u16>MAX_DROPOUT) this.hasPrevious = false;
     }
   }
 
@@ -91,8 +100,13 @@ export class Translator {
 
   private switchTo(ssrc: u32, seq: u16, ts: u32): void {
     this.counts.add(Count.RewriteSwitches);
+    const from = this.inSsrc;
     this.inSsrc = ssrc;
     if (!this.continuity) return;
+    this.hasPrevious = true;
+    this.prevInSsrc = from;
+    this.prevSeqOffset = this.seqOffset;
+    this.switchOutSeq = <u16>(this.lastOutSeq + 1);
     this.seqOffset = <u16>(this.lastOutSeq + 1 - seq);
     this.tsOffset = this.lastOutTs + this.interval - ts;
   }
@@ -130,11 +144,26 @@ export class Translator {
   }
 
   /**
+   * Whether output sequence number `outSeq` is one of the previous input's: among the MAX_DROPOUT
+   * before the switch, while the current input has sent fewer than MAX_DROPOUT since.
+   */
+  private fromPrevious(outSeq: u16): bool {
+    if (!this.hasPrevious) return false;
+    const back = <u16>(this.switchOutSeq - outSeq);
+    return back != 0 && back <= <u16>MAX_DROPOUT;
+  }
+
+  /** Output sequence number `outSeq` in its input's numbering. */
+  private inputSeq(outSeq: u16): u16 {
+    return <u16>(outSeq - (this.fromPrevious(outSeq) ? this.prevSeqOffset : this.seqOffset));
+  }
+
+  /**
    * mapFeedbackToSender: upstream RTCP from receivers that names the output SSRC as media source
-   * is mapped back to the input SSRC, and NACKed sequence numbers and report blocks' highest
-   * sequence numbers back by the sequence offset (the current one: a NACK for a packet from
-   * before the last switch maps with the new offset). Report blocks, NACK, PLI and FIR are
-   * mapped; other feedback (REMB's SSRC list, TMMBR) passes as it came.
+   * is mapped back to the input SSRC, report blocks' extended highest sequence numbers back by the
+   * sequence offset, and NACKed sequence numbers back by the offset of the input that sent them
+   * (the one before the last switch for its packets, see fromPrevious). Report blocks, NACK, PLI
+   * and FIR are mapped; other feedback (REMB's SSRC list, TMMBR) passes as it came.
    */
   mapFeedbackToSender(ptr: usize, len: i32): void {
     if (!this.started || RtcpCompound.validate(ptr, len, true) != RtcpError.None) return;
@@ -150,7 +179,7 @@ export class Translator {
           const b = first + <usize>k * REPORT_BLOCK_SIZE;
           if (ReportBlock.ssrc(b) != from) continue;
           storeBe32(b, to);
-          storeBe16(b + 10, <u16>(loadBe16(b + 10) - this.seqOffset));
+          storeBe32(b + 8, this.inputExtended(loadBe32(b + 8)));
           changed = true;
         }
       } else if (type == RtcpType.RTPFB || type == RtcpType.PSFB) {
@@ -163,7 +192,7 @@ export class Translator {
         const fciLen = Feedback.fciLength(p);
         const fmt = Feedback.fmt(p);
         if (type == RtcpType.RTPFB && fmt == RtpfbFmt.Nack && ours) {
-          for (let k = 0; k + 4 <= fciLen; k += 4) storeBe16(fci + <usize>k, <u16>(loadBe16(fci + <usize>k) - this.seqOffset));
+          this.mapNack(p, fci, fciLen);
         } else if (type == RtcpType.PSFB && fmt == PsfbFmt.Fir) {
           for (let k = 0; k + 8 <= fciLen; k += 8) {
             if (loadBe32(fci + <usize>k) != from) continue;
@@ -174,5 +203,31 @@ export class Translator {
       }
     }
     if (changed) this.counts.add(Count.FeedbackMapped);
+  }
+
+  /**
+   * A report block's extended highest sequence number (output numbering) in the current input's:
+   * back by the offset, done as a step forward of 65536 - offset so that the cycle count never goes
+   * below 0. Where the low 16 bits wrap under the offset the cycles move by one less, so the number
+   * goes on exactly as the receiver's does (also across the switch: one offset for all of it).
+   */
+  private inputExtended(extended: u32): u32 {
+    return extended + <u32>(<u16>(0 - this.seqOffset));
+  }
+
+  /**
+   * The NACK at `p` (its media SSRC already the input's): each entry's packet ID in the numbering
+   * of the input that sent it (the bitmask is relative and stays). A NACK all of whose entries are
+   * the previous input's names the previous input's SSRC.
+   */
+  private mapNack(p: usize, fci: usize, fciLen: i32): void {
+    let allPrevious = fciLen >= 4;
+    for (let k = 0; k + 4 <= fciLen; k += 4) {
+      const at = fci + <usize>k;
+      const pid = loadBe16(at);
+      if (!this.fromPrevious(pid)) allPrevious = false;
+      storeBe16(at, this.inputSeq(pid));
+    }
+    if (allPrevious) storeBe32(p + 8, this.prevInSsrc);
   }
 }

@@ -1,8 +1,9 @@
 // What the feedback part keeps per media source (an SSRC of the sender that receivers report on or
 // ask about): its keyframe-request limiter, its own FIR sequence, the NACKed sequence numbers it
-// forwarded lately, and the worst report of receivers the receiver table had no room for.
+// forwarded lately, the worst report of receivers the receiver table had no room for, and the
+// numbering its receivers' extended highest sequence numbers are compared in.
 import { randomU32 } from "../../../sdk/assembly";
-import { WorstReport } from "./rtcp-worst";
+import { SequenceFrame, WorstReport } from "./rtcp-worst";
 
 /** A time before any other. */
 export const NEVER: i64 = i64.MIN_VALUE;
@@ -20,6 +21,8 @@ export class MediaSource {
   firSeq: u8 = 0;
   /** The worst of the receivers the receiver table had no room for, since the last report sent. */
   readonly overflow: WorstReport = new WorstReport();
+  /** Its receivers' extended highest sequence numbers in one numbering. */
+  readonly sequences: SequenceFrame = new SequenceFrame();
   // NACK memory, made at the source's first NACK: slot seq & (NACK_WINDOW-1) holds a sequence number
   // (-1: none) and when the filter forwarded a NACK for it.
   private nackSeqs: StaticArray<i32> | null = null;
@@ -33,6 +36,7 @@ export class MediaSource {
     // A random start: after a restart the sender must not take the first FIR for a repeat.
     this.firSeq = <u8>randomU32();
     this.overflow.reset();
+    this.sequences.reset();
     const seqs = this.nackSeqs;
     if (seqs !== null) seqs.fill(-1);
   }

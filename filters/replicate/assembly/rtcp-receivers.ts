@@ -1,9 +1,12 @@
 // The last report block of each (receiver, media source) pair, at most maxReceivers of them: what
 // the aggregate report is made of. Blocks are kept as the receiver sent them (24 bytes, read with
-// the SDK's ReportBlock) beside the receiver's SSRC and their arrival time. The arrays start small
+// the SDK's ReportBlock) beside the receiver's SSRC, their arrival time and what moves the
+// receiver's extended highest sequence numbers into its media source's common numbering
+// (SequenceFrame). The arrays start small
 // and double up to the maximum, so that a segment with few receivers costs little; a hash index
 // finds a pair without a scan.
 import { REPORT_BLOCK_SIZE, ReportBlock } from "../../../sdk/assembly";
+import { SequenceFrame } from "./rtcp-worst";
 
 const FIRST_CAPACITY: i32 = 8;
 const EMPTY: i32 = -1;
@@ -15,6 +18,8 @@ export class ReceiverTable {
   private receivers: StaticArray<u32>;
   private blocks: StaticArray<u8>;
   private arrivedUs: StaticArray<i64>;
+  /** Added to each entry's extended highest sequence number (a multiple of 65536). */
+  private biases: StaticArray<u32>;
   /** Open addressing, linear probing: entry numbers, EMPTY where none; twice the capacity or more. */
   private index: StaticArray<i32>;
 
@@ -24,6 +29,7 @@ export class ReceiverTable {
     this.receivers = new StaticArray<u32>(capacity);
     this.blocks = new StaticArray<u8>(capacity * REPORT_BLOCK_SIZE);
     this.arrivedUs = new StaticArray<i64>(capacity);
+    this.biases = new StaticArray<u32>(capacity);
     const index = new StaticArray<i32>(indexSize(capacity));
     index.fill(EMPTY);
     this.index = index;
@@ -38,11 +44,17 @@ export class ReceiverTable {
     return unchecked(this.arrivedUs[i]);
   }
 
+  /** Entry `i`'s extended highest sequence number in its media source's common numbering. */
+  @inline extendedAt(i: i32): u32 {
+    return ReportBlock.extendedHighestSequence(this.blockAt(i)) + unchecked(this.biases[i]);
+  }
+
   /**
-   * Keeps the report block at `b` as receiver `receiver`'s latest about its media source; false,
-   * keeping nothing, when the pair is new and the table holds `max` pairs already.
+   * Keeps the report block at `b` as receiver `receiver`'s latest about its media source, whose
+   * common numbering is `frame` (a new pair is placed in it); false, keeping nothing, when the
+   * pair is new and the table holds `max` pairs already.
    */
-  put(receiver: u32, b: usize, arrivedUs: i64): bool {
+  put(receiver: u32, b: usize, arrivedUs: i64, frame: SequenceFrame): bool {
     const media = ReportBlock.ssrc(b);
     let slot = this.slotOf(receiver, media);
     let i = unchecked(this.index[slot]);
@@ -55,9 +67,11 @@ export class ReceiverTable {
       i = this.count++;
       unchecked((this.index[slot] = i));
       unchecked((this.receivers[i] = receiver));
+      unchecked((this.biases[i] = frame.biasFor(ReportBlock.extendedHighestSequence(b))));
     }
     memory.copy(this.blockAt(i), b, <usize>REPORT_BLOCK_SIZE);
     unchecked((this.arrivedUs[i] = arrivedUs));
+    frame.saw(this.extendedAt(i));
     return true;
   }
 
@@ -80,6 +94,7 @@ export class ReceiverTable {
       if (kept != i) {
         unchecked((this.receivers[kept] = unchecked(this.receivers[i])));
         unchecked((this.arrivedUs[kept] = unchecked(this.arrivedUs[i])));
+        unchecked((this.biases[kept] = unchecked(this.biases[i])));
         memory.copy(this.blockAt(kept), this.blockAt(i), <usize>REPORT_BLOCK_SIZE);
       }
       kept++;
@@ -107,12 +122,15 @@ export class ReceiverTable {
     const receivers = new StaticArray<u32>(capacity);
     const blocks = new StaticArray<u8>(capacity * REPORT_BLOCK_SIZE);
     const arrived = new StaticArray<i64>(capacity);
+    const biases = new StaticArray<u32>(capacity);
     memory.copy(changetype<usize>(receivers), changetype<usize>(this.receivers), <usize>this.count << 2);
     memory.copy(changetype<usize>(blocks), changetype<usize>(this.blocks), <usize>(this.count * REPORT_BLOCK_SIZE));
     memory.copy(changetype<usize>(arrived), changetype<usize>(this.arrivedUs), <usize>this.count << 3);
+    memory.copy(changetype<usize>(biases), changetype<usize>(this.biases), <usize>this.count << 2);
     this.receivers = receivers;
     this.blocks = blocks;
     this.arrivedUs = arrived;
+    this.biases = biases;
     this.capacity = capacity;
     if (indexSize(capacity) != this.index.length) this.index = new StaticArray<i32>(indexSize(capacity));
     this.reindex();

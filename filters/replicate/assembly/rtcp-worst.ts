@@ -11,7 +11,10 @@ export class WorstReport {
   fractionLost: i32 = 0;
   /** The highest cumulative lost. */
   cumulativeLost: i32 = 0;
-  /** The lowest extended highest sequence number (modulo 2^32: the one furthest behind). */
+  /**
+   * The extended highest sequence number of the receiver furthest behind, in the media source's
+   * common numbering (SequenceFrame; serial-number arithmetic on 32 bits).
+   */
   extendedHighest: u32 = 0;
   /** The highest jitter. */
   jitter: u32 = 0;
@@ -25,10 +28,13 @@ export class WorstReport {
     this.count = 0;
   }
 
-  /** Folds in the report block at `b`, which arrived at `receivedUs`. */
-  addBlock(b: usize, receivedUs: i64): void {
+  /**
+   * Folds in the report block at `b`, which arrived at `receivedUs`, with its extended highest
+   * sequence number `extended` in the common numbering.
+   */
+  addBlock(b: usize, receivedUs: i64, extended: u32): void {
     this.add(
-      <i32>ReportBlock.fractionLost(b), ReportBlock.cumulativeLost(b), ReportBlock.extendedHighestSequence(b),
+      <i32>ReportBlock.fractionLost(b), ReportBlock.cumulativeLost(b), extended,
       ReportBlock.jitter(b), ReportBlock.lastSr(b), ReportBlock.delaySinceLastSr(b), receivedUs, 1,
     );
   }
@@ -82,5 +88,36 @@ export class WorstReport {
     if (fraction != this.fractionLost) return fraction > this.fractionLost;
     if ((lsr != 0) != (this.lsr != 0)) return lsr != 0;
     return receivedUs > this.receivedUs;
+  }
+}
+
+/**
+ * One media source's common numbering of extended highest sequence numbers. Each receiver counts
+ * sequence cycles from when it joined (RFC 3550 A.1), so at the same packet a late joiner's
+ * extended number is a multiple of 65536 below an early one's. A receiver's numbers are moved by
+ * the multiple of 65536 that puts its first one nearest (serial-number arithmetic on the low 16
+ * bits) to the most advanced position any receiver reported; from then on its own cycle count
+ * carries it. The first receiver's numbering is the common one, so the aggregate the sender sees
+ * goes on without a jump of a wrap when receivers join or leave.
+ */
+export class SequenceFrame {
+  private known: bool = false;
+  /** The most advanced position reported, in the common numbering. */
+  private latest: u32 = 0;
+
+  reset(): void {
+    this.known = false;
+  }
+
+  /** What to add to the extended numbers of a receiver whose first report says `extended`. */
+  biasFor(extended: u32): u32 {
+    if (!this.known) return 0;
+    return this.latest + <u32>(<i32>(<i16>(<u16>extended - <u16>this.latest))) - extended;
+  }
+
+  /** Notes a receiver's position, in the common numbering. */
+  saw(position: u32): void {
+    if (!this.known || <i32>(position - this.latest) > 0) this.latest = position;
+    this.known = true;
   }
 }

@@ -84,7 +84,7 @@ test("a worst block with no LSR is reported with LSR and DLSR 0 (the sender gets
   assert.equal([b.fractionLost, b.lsr, b.dlsr], [9, 0, 0]);
 });
 
-test("extended highest sequence: the lowest modulo 2^32 (a receiver past the wrap is ahead); cumulative lost: the highest, negative ones too", async () => {
+test("extended highest sequence: the furthest behind (a receiver past the wrap is ahead); cumulative lost: the highest, negative ones too", async () => {
   const { h, ctx } = await feedbackContext();
   upstream(h, ctx,
     rr(receiver(1), [{ ssrc: VIDEO, extendedHighest: 0x0001_0005, cumulativeLost: -7 }]),
@@ -92,6 +92,49 @@ test("extended highest sequence: the lowest modulo 2^32 (a receiver past the wra
   );
   const b = readSent(h.advanceTime(1000 * MS)[0]!).blocks[0]!;
   assert.equal([b.extendedHighest, b.cumulativeLost], [0x0000_fff0, -2]);
+});
+
+test("a late joiner counts fewer sequence cycles (RFC 3550 A.1): the aggregate keeps the early receivers' cycles, behind or ahead of them", async () => {
+  const { h, ctx } = await feedbackContext();
+  const cycles = (k: number, seq: number): number => k * 0x10000 + seq;
+  // Receiver 1 joined three wraps ago; receiver 2 joined after the last wrap, 20 packets ahead.
+  upstream(h, ctx, rr(receiver(1), [{ ssrc: VIDEO, extendedHighest: cycles(3, 100) }]), rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(0, 120) }]));
+  assert.is(readSent(h.advanceTime(1000 * MS)[0]!).blocks[0]!.extendedHighest, cycles(3, 100), "not the late joiner's 120");
+  // Now the late joiner is the one behind: its position, in receiver 1's cycles.
+  upstream(h, ctx, rr(receiver(1), [{ ssrc: VIDEO, extendedHighest: cycles(3, 300) }]), rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(0, 250) }]));
+  assert.is(readSent(h.advanceTime(1000 * MS)[0]!).blocks[0]!.extendedHighest, cycles(3, 250));
+  // Receiver 1 just past a wrap, the late joiner just before it: one cycle fewer than receiver 1's.
+  upstream(h, ctx, rr(receiver(1), [{ ssrc: VIDEO, extendedHighest: cycles(4, 5) }]), rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(0, 65_530) }]));
+  assert.is(readSent(h.advanceTime(1000 * MS)[0]!).blocks[0]!.extendedHighest, cycles(3, 65_530));
+});
+
+test("a late joiner past maxReceivers (not tracked) is also counted in the early receivers' cycles", async () => {
+  const { h, ctx } = await feedbackContext({ maxReceivers: 1 });
+  upstream(h, ctx, rr(receiver(1), [{ ssrc: VIDEO, extendedHighest: 0x3_0064 }]), rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: 90 }]));
+  assert.is(h.metric("feedback_receivers_overflow", ctx), 1);
+  assert.is(readSent(h.advanceTime(1000 * MS)[0]!).blocks[0]!.extendedHighest, 0x3_0000 + 90);
+});
+
+test("the extended highest sequence the sender sees never drops by a wrap: when the receivers that count more cycles leave, it goes on in the numbering of the first receiver, across the next wrap too, with steps of more than half a wrap between reports", async () => {
+  const { h, ctx } = await feedbackContext();
+  const cycles = (k: number, seq: number): number => k * 0x10000 + seq;
+  const report = (): number => readSent(h.advanceTime(1000 * MS)[0]!).blocks[0]!.extendedHighest;
+  const seen: number[] = [];
+  upstream(h, ctx, rr(receiver(1), [{ ssrc: VIDEO, extendedHighest: cycles(2, 65_520) }]), rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(0, 65_530) }]));
+  seen.push(report());
+  upstream(h, ctx, rr(receiver(1), [{ ssrc: VIDEO, extendedHighest: cycles(3, 16) }]), rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(1, 20) }]));
+  seen.push(report());
+  // The early receiver leaves: only the late joiner (one cycle) is left.
+  upstream(h, ctx, compound(rr(receiver(1)), bye(receiver(1))), rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(1, 40_000) }]));
+  seen.push(report());
+  upstream(h, ctx, rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(1, 65_535) }]));
+  seen.push(report());
+  upstream(h, ctx, rr(receiver(2), [{ ssrc: VIDEO, extendedHighest: cycles(2, 30) }]));
+  seen.push(report());
+  // A receiver that joins now, a little behind and with no cycles, moves it back a little only.
+  upstream(h, ctx, rr(receiver(3), [{ ssrc: VIDEO, extendedHighest: cycles(0, 10) }]));
+  seen.push(report());
+  assert.equal(seen, [cycles(2, 65_520), cycles(3, 16), cycles(3, 40_000), cycles(3, 65_535), cycles(4, 30), cycles(4, 10)]);
 });
 
 test("a receiver silent for receiverTimeoutMs leaves the aggregate; with none left, reports and the timer stop", async () => {

@@ -2,7 +2,7 @@
 // timestamps continuous across an input switch, the sender's RTCP rewritten to match, and
 // receivers' feedback about the output mapped back to the input before it goes to the sender.
 import * as assert from "uvu/assert";
-import { PacketFlag, buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
+import { FilterConfigError, PacketFlag, Status, buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import { loadReplicate, metric, ptOf, seqOf, ssrcOf, stream, tsOf } from "./replicate-lib.js";
 
@@ -126,6 +126,118 @@ test("the sender's SR and SDES name the output SSRC, the SR's RTP timestamp move
   assert.is(metric(h, "rtcp_rewritten", ctx), 1);
   assert.is(metric(h, "feedback_mapped", ctx), 1);
   assert.ok(seqOffset !== 0);
+});
+
+/** An RR from a receiver with one report block about `media` whose extended highest sequence number is `extended`. */
+function receiverReport(media: number, extended: number): Uint8Array {
+  const b = new Uint8Array(32);
+  const v = view(b);
+  b[0] = 0x81;
+  b[1] = 201;
+  v.setUint16(2, 7);
+  v.setUint32(4, 0x55);
+  v.setUint32(8, media);
+  v.setUint32(16, extended);
+  return b;
+}
+
+/** A generic NACK about `media` with one entry (packet ID and bitmask) per pair. */
+function nackOf(media: number, entries: readonly [pid: number, blp: number][]): Uint8Array {
+  const b = new Uint8Array(12 + 4 * entries.length);
+  const v = view(b);
+  b[0] = 0x81;
+  b[1] = 205;
+  v.setUint16(2, 2 + entries.length);
+  v.setUint32(4, 0x55);
+  v.setUint32(8, media);
+  entries.forEach(([pid, blp], k) => {
+    v.setUint16(12 + 4 * k, pid);
+    v.setUint16(14 + 4 * k, blp);
+  });
+  return b;
+}
+
+const upstreamRtcp = (h: FilterHarness, ctx: number, bytes: Uint8Array): DataView =>
+  view(h.run({ ctx, bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream }).bytes);
+
+/** A receiver's two extended highest sequence numbers (output numbering), mapped back to the input. */
+function mappedPair(h: FilterHarness, ctx: number, first: number, second: number): [number, number] {
+  return [upstreamRtcp(h, ctx, receiverReport(0x77, first)).getUint32(16), upstreamRtcp(h, ctx, receiverReport(0x77, second)).getUint32(16)];
+}
+
+test("a report block's extended highest sequence is mapped back as 32 bits: where the input wraps and the output does not, and the other way round, the cycle count moves with the low 16 bits", async () => {
+  const h = await loadReplicate();
+  // Input 2 starts at 65520: it wraps at output 1046 (offset 1046), the output does not.
+  const ctx = h.createContext({ rewrite: { ssrc: 0x77 } });
+  send(h, ctx, [...stream(30, 1000, 0x1111), ...stream(40, 65_520, 0x2222)]);
+  // A receiver that joined at output 1000 (no cycles) reports output 1040 (input 65530), then 1060 (input 14).
+  const [a, b] = mappedPair(h, ctx, 1040, 1060);
+  assert.is(a & 0xffff, 65_530);
+  assert.is(b & 0xffff, 14);
+  assert.is(b - a, 20, "on by the 20 packets the receiver counted, across the input's wrap");
+  // Output wraps (input 2 starts at 5000, output goes on at 65530), the input does not.
+  const ctx2 = h.createContext({ rewrite: { ssrc: 0x77 } });
+  send(h, ctx2, [...stream(30, 65_500, 0x1111), ...stream(40, 5000, 0x2222)]);
+  const [c, d] = mappedPair(h, ctx2, 65_533, 0x1_0000 + 3);
+  assert.equal([c & 0xffff, d & 0xffff], [5003, 5009]);
+  assert.is(d - c, 6, "on by 6, not by 6 + 65536");
+  assert.ok(c >= 0 && c < 0x2_0000, "the cycle count stays small, never below 0");
+});
+
+test("NACKs are mapped back across the input's wrap: the packet ID moves, the bitmask stays relative", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ rewrite: { ssrc: 0x77 } });
+  const input = [...stream(30, 1000, 0x1111), ...stream(40, 65_520, 0x2222)];
+  const out = send(h, ctx, input);
+  const v = upstreamRtcp(h, ctx, nackOf(0x77, [[1040, 0xffff]]));
+  assert.equal([v.getUint32(8), v.getUint16(12), v.getUint16(14)], [0x2222, 65_530, 0xffff]);
+  // The 17 packets it names are, in the input, those that left as output 1040-1056.
+  const asked = [v.getUint16(12), ...Array.from({ length: 16 }, (_, i) => (v.getUint16(12) + i + 1) & 0xffff)];
+  assert.equal(asked, out.slice(40, 57).map((_, i) => seqOf(input[40 + i]!)));
+});
+
+test("a NACK for a packet from before the last switch is mapped with that input's offset and SSRC, for MAX_DROPOUT packets after the switch", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ rewrite: { ssrc: 0x77 } });
+  const out = send(h, ctx, [...stream(30, 1000, 0x1111), ...stream(30, 30_000, 0x2222)]);
+  assert.is(seqOf(out[30]!), 1030, "input 2 goes on at output 1030");
+  const nackFields = (v: DataView): number[] => [v.getUint32(8), ...Array.from({ length: (v.byteLength - 12) / 4 }, (_, k) => v.getUint16(12 + 4 * k))];
+  assert.equal(nackFields(upstreamRtcp(h, ctx, nackOf(0x77, [[1020, 0], [1025, 0]]))), [0x1111, 1020, 1025], "the first input's packets, its SSRC");
+  assert.equal(nackFields(upstreamRtcp(h, ctx, nackOf(0x77, [[1040, 0]]))), [0x2222, 30_010]);
+  assert.equal(nackFields(upstreamRtcp(h, ctx, nackOf(0x77, [[1025, 0], [1035, 0]]))), [0x2222, 1025, 30_005], "mixed: each entry by its input, the current SSRC");
+  // A switch on the same SSRC (a sequence jump): the packets before it keep their numbers.
+  const same = h.createContext({ rewrite: {} });
+  send(h, same, [...stream(20, 100), ...stream(20, 9000)]);
+  assert.equal(nackFields(upstreamRtcp(h, same, nackOf(0x2022_0007, [[110, 0b11]]))), [0x2022_0007, 110]);
+  assert.equal(nackFields(upstreamRtcp(h, same, nackOf(0x2022_0007, [[125, 0]]))), [0x2022_0007, 9005]);
+  // MAX_DROPOUT (3000) packets of the new input later, the previous mapping is gone.
+  send(h, ctx, stream(3000, 30_030, 0x2222));
+  assert.equal(nackFields(upstreamRtcp(h, ctx, nackOf(0x77, [[1020, 0]]))), [0x2222, (1020 - 1030 + 30_000) & 0xffff]);
+});
+
+test("rewrite.payloadType 72-76 is refused naming the key (with the marker bit they read as RTCP SR to APP, RFC 5761 section 4), in a segment's and the root config; 71 and 77 are used", async () => {
+  const h = await loadReplicate();
+  for (const payloadType of [72, 74, 76]) {
+    let reason = "";
+    try {
+      h.createContext({ rewrite: { payloadType } });
+    } catch (err) {
+      assert.ok(err instanceof FilterConfigError && err.status === Status.BadConfig, String(err));
+      reason = err.reason;
+    }
+    assert.match(reason, /config key 'rewrite.payloadType' must not be 72-76 .*RFC 5761/, `payloadType ${payloadType}`);
+  }
+  let rootFailure: unknown;
+  try {
+    await loadReplicate({ rootConfig: { rewrite: { payloadType: 75 } } });
+  } catch (err) {
+    rootFailure = err;
+  }
+  assert.ok(rootFailure instanceof FilterConfigError && /'rewrite.payloadType' must not be 72-76/.test(rootFailure.reason), String(rootFailure));
+  for (const payloadType of [71, 77]) {
+    const ctx = h.createContext({ rewrite: { payloadType } });
+    assert.equal(send(h, ctx, stream(3)).map(ptOf), [payloadType, payloadType, payloadType]);
+  }
 });
 
 test.run();
