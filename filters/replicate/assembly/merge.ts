@@ -20,8 +20,8 @@
 // A restart that keeps its SSRC and goes back by less than the window lands on places already
 // sent: a path repeating its OWN copy of a place more than bufferMs old is a candidate too
 // (dropped as a duplicate, its bytes kept aside), confirmed the same way. A lagging path never
-// trips this: its copies are of places another path brought. After a restart, a path going on
-// with the old stream's sequence is stale, whatever its SSRC.
+// trips this: its copies are of places another path brought. For a second after a restart, a
+// path going on with its own old sequence is stale, whatever its SSRC.
 // When the restart finds the output area full (the old stream's held packets cannot go yet), the
 // confirming packet is kept too and the restart waits for the next call; the new stream's next
 // packets on that path pass meanwhile (out of order, nothing lost, counted as passed unkept).
@@ -44,6 +44,14 @@ export const TIMER_FLUSH = 1;
 /** onPacket's answer: pass (in place), or take (held: a copy is kept); else a drop reason. */
 export const PASS: u32 = 0;
 export const TAKE: u32 = 0x10000; // above every drop reason
+
+/**
+ * How long after a restart a path going on with its own old sequence is taken for the old
+ * stream: longer than any path lags (a lagging path's old packets come within its lag), and a
+ * bound for a path that was silent across the restart and whose new packets happen to continue
+ * its old numbering (it joins the new stream then).
+ */
+const OLD_STREAM_US: i64 = 1_000_000;
 
 /** Places remembered beyond the newest (a power of two above MAX_DROPOUT: no two alias). */
 const AHEAD: i32 = 4096;
@@ -79,6 +87,7 @@ export class Merge {
   /** Restarts so far, and per path the restart its last packet belongs to. */
   generation: u32 = 0;
   readonly lastGeneration: StaticArray<u32> = new StaticArray<u32>(MAX_PATHS);
+  private restartAt: i64 = 0;
   /** A restart waiting for room in the output area: the path (-1: none), its confirmation's length, packets passed since. */
   private pendingPath: i32 = -1;
   private pendingLength: i32 = 0;
@@ -133,7 +142,7 @@ export class Merge {
     if (this.pendingPath >= 0 && !this.finishRestart(now) && path == this.pendingPath && this.follows(path, ssrc, seq)) {
       return this.passPending(p, path, ssrc, seq);
     }
-    if (unchecked(this.lastGeneration[path]) != this.generation && this.continuesPath(path, ssrc, seq)) {
+    if (unchecked(this.lastGeneration[path]) != this.generation && now - this.restartAt < OLD_STREAM_US && this.continuesPath(path, ssrc, seq)) {
       return this.stale(path, ssrc, seq); // the stream before the last restart
     }
     let ext: i64 = -1;
@@ -428,7 +437,7 @@ export class Merge {
 
   private dropCandidate(path: i32): void {
     if (path == this.pendingPath) {
-      // the restart waiting for the output area is abandoned: its two packets are lost
+      // the restart waiting for the output area is abandoned: its confirmation is lost (the candidate counts below)
       this.pendingPath = -1;
       this.counts.add(Count.MergedStray);
     }
@@ -496,6 +505,7 @@ export class Merge {
     const len = unchecked(this.candLength[path]);
     unchecked((this.candLength[path] = 0));
     this.generation++;
+    this.restartAt = now;
     unchecked((this.lastGeneration[path] = this.generation));
     for (let k = 0; k < this.paths; k++) {
       // another path whose candidate is of the new stream is already on it

@@ -170,6 +170,25 @@ test("a restart keeping its SSRC, 40 back, while path 1 (20 ms behind) still del
   assert.is(metric(h, "merged_lost", ctx), 0);
 });
 
+test("a path silent across a restart whose new packets happen to continue its old numbering is taken for the old stream for a second only, then fills the other path's gaps again", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const first = stream(300, 1000);
+  const second = stream(3000, 1260); // same SSRC, 40 back; path 1 was silent from 1100 on
+  const items = [
+    ...arrivals(first, [{ leg: 0, delayUs: 0, lose: () => false }, { leg: 1, delayUs: 0, lose: (i) => i >= 100 }], h.nowUs),
+    ...arrivals(second, [{ leg: 0, delayUs: 0, lose: (i) => i % 10 === 5 }, { leg: 1, delayUs: 5000, lose: () => false }], h.nowUs + 315_000),
+  ].sort((a, b) => a.atUs - b.atUs || a.leg - b.leg);
+  const m = run(h, ctx, items, 1000, 100_000);
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.is(m.out.length - 3000 + metric(h, "merged_lost", ctx), 300, "the old stream whole; the new one less what no path brought");
+  // path 0 loses one in ten of the new stream: path 1 fills them from one second after the restart on
+  const lost = metric(h, "merged_lost", ctx);
+  assert.ok(lost >= 90 && lost <= 101, `the losses of the first second only (about 100 of 300): ${lost}`);
+  const stale = metric(h, "merged_stale", ctx);
+  assert.ok(stale >= 990 && stale <= 1001, `path 1 stale for a second (1000 packets), not for ever: ${stale}`);
+});
+
 test("a path lagging 100 ms (more than bufferMs) delivers, in sequence, places the other path sent long ago: duplicates, never a restart", async () => {
   const h = await loadReplicate();
   const ctx = h.createContext({ merge: { legs: [0, 1], bufferMs: 50, maxHeld: 256 } });
