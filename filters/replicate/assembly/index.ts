@@ -4,7 +4,7 @@
 // many receivers is the feedback part's (feedback.ts). README.md lists the config keys,
 // legs, metrics, drop reasons and limits.
 import {
-  Config, ContextMap, Filter, Packet, Status, StateReader, StateWriter, nowUs, register, setError,
+  Config, ContextMap, Filter, Packet, Status, StateReader, StateWriter, nowUs, register, setError, wallUs,
 } from "../../../sdk/assembly";
 import {
   CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure,
@@ -130,14 +130,14 @@ class ReplicateFilter extends Filter {
 
   exportState(ctx: u32, out: StateWriter): Status {
     const c = this.contexts.get(ctx);
-    return c === null ? Status.BadArgument : writeState(out, c.translator, c.merge, nowUs());
+    return c === null ? Status.BadArgument : writeState(out, c.translator, c.merge, nowUs(), wallUs());
   }
 
   importState(ctx: u32, blob: StateReader): Status {
     const c = this.contexts.get(ctx);
     if (c === null) return Status.BadArgument;
     beginCall();
-    const status = readState(blob, c.translator, c.merge, c.counts, nowUs());
+    const status = readState(blob, c.translator, c.merge, c.counts, nowUs(), wallUs());
     touch(c);
     endCall();
     return status;

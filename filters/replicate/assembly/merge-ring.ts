@@ -1,7 +1,9 @@
 // The merge's window: a ring of `size` (a power of two) places indexed by extended sequence
 // number. Every place of the window has metadata (its state, which paths brought a copy and when:
 // for duplicates, per-path loss and skew); only held packets use its bytes. Memory comes from
-// the SDK's chunk pool: the metadata chunks first, then the bytes, then the per-path candidate slots.
+// the SDK's chunk pool: the metadata chunks first, then the bytes, then the per-path candidate
+// slots (two a path: a new stream's first packet, and the one that confirmed it while the output
+// area was full).
 import { MAX_PACKET } from "../../../sdk/assembly";
 import { CHUNK_SIZE } from "../../../sdk/assembly/chunks";
 import { MAX_PATHS } from "./settings";
@@ -28,7 +30,7 @@ const PLACES_SHIFT: i32 = 3;
 /** Places' bytes per chunk. */
 export const PLACES_PER_CHUNK: i32 = 1 << PLACES_SHIFT;
 assert(PLACES_PER_CHUNK * PLACE_DATA <= CHUNK_SIZE);
-assert(MAX_PATHS * PLACE_DATA <= CHUNK_SIZE);
+assert(2 * MAX_PATHS * PLACE_DATA <= CHUNK_SIZE);
 assert(M_ARRIVAL + <usize>MAX_PATHS * 8 <= <usize>PLACE_META);
 
 /** Places rounded up to a power of two. */
@@ -46,7 +48,7 @@ export function ringChunks(size: i32): i32 {
 export class MergeRing {
   readonly mask: i32;
   private readonly dataFirst: i32;
-  /** MAX_PATHS slots of PLACE_DATA bytes: one candidate packet per path (see Merge). */
+  /** 2 x MAX_PATHS slots of PLACE_DATA bytes: per path, a candidate and its confirmation (see Merge). */
   readonly candidates: usize;
 
   constructor(readonly size: i32, private readonly chunks: StaticArray<usize>) {
@@ -131,5 +133,10 @@ export class MergeRing {
   /** Candidate slot of `path`. */
   @inline candidate(path: i32): usize {
     return this.candidates + <usize>path * <usize>PLACE_DATA;
+  }
+
+  /** Slot of the packet that confirmed `path`'s candidate while the restart had to wait. */
+  @inline confirmation(path: i32): usize {
+    return this.candidates + <usize>(MAX_PATHS + path) * <usize>PLACE_DATA;
   }
 }

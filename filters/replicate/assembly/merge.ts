@@ -17,6 +17,18 @@
 // its path's sequence is a candidate for a new stream, kept aside; the next packet of that path
 // in sequence with it confirms it, and the merge sends on what it holds and starts again there
 // (`merged_resyncs`), losing nothing. A candidate not confirmed is discarded (`merged_stray`).
+// A restart that keeps its SSRC and goes back by less than the window lands on places already
+// sent: a path repeating its OWN copy of a place more than bufferMs old is a candidate too
+// (dropped as a duplicate, its bytes kept aside), confirmed the same way. A lagging path never
+// trips this: its copies are of places another path brought. For a second after a restart, a
+// path going on with its own old sequence is stale, whatever its SSRC.
+// When the restart finds the output area full (the old stream's held packets cannot go yet), the
+// confirming packet is kept too and the restart waits for the next call; the new stream's next
+// packets on that path pass meanwhile (out of order, nothing lost, counted as passed unkept).
+//
+// A packet newer than the window can hold while the output area is full passes unkept; the
+// places so passed are remembered (`ahead`) until the window reaches them, so that another
+// path's copy is a duplicate and the place no gap.
 import {
   Packet, RtpError, RtpPacket, Status, timerSet, timerCancel,
 } from "../../../sdk/assembly";
@@ -32,6 +44,18 @@ export const TIMER_FLUSH = 1;
 /** onPacket's answer: pass (in place), or take (held: a copy is kept); else a drop reason. */
 export const PASS: u32 = 0;
 export const TAKE: u32 = 0x10000; // above every drop reason
+
+/**
+ * How long after a restart a path going on with its own old sequence is taken for the old
+ * stream: longer than any path lags (a lagging path's old packets come within its lag), and a
+ * bound for a path that was silent across the restart and whose new packets happen to continue
+ * its old numbering (it joins the new stream then).
+ */
+const OLD_STREAM_US: i64 = 1_000_000;
+
+/** Places remembered beyond the newest (a power of two above MAX_DROPOUT: no two alias). */
+const AHEAD: i32 = 4096;
+assert(AHEAD > MAX_DROPOUT);
 
 /** Chunks a merge of these settings takes. */
 export function mergeChunks(s: Settings): i32 {
@@ -58,6 +82,21 @@ export class Merge {
   /** Per path: the candidate of a new stream (length 0: none). */
   private readonly candLength: StaticArray<i32> = new StaticArray<i32>(MAX_PATHS);
   private readonly candArrival: StaticArray<i64> = new StaticArray<i64>(MAX_PATHS);
+  /** Per path: its candidate was a repeat of a place already sent (counted a duplicate, not stray). */
+  private readonly candRepeat: StaticArray<bool> = new StaticArray<bool>(MAX_PATHS);
+  /** Restarts so far, and per path the restart its last packet belongs to. */
+  generation: u32 = 0;
+  readonly lastGeneration: StaticArray<u32> = new StaticArray<u32>(MAX_PATHS);
+  private restartAt: i64 = 0;
+  /** A restart waiting for room in the output area: the path (-1: none), its confirmation's length, packets passed since. */
+  private pendingPath: i32 = -1;
+  private pendingLength: i32 = 0;
+  private pendingPassed: i32 = 0;
+  /** Per place beyond maxSeq (ext & (AHEAD-1)): the paths whose copy passed unkept (0: none). */
+  private readonly ahead: StaticArray<u8> = new StaticArray<u8>(AHEAD);
+  private aheadCount: i32 = 0;
+  /** Restored from a checkpoint: the places between the window and the next packet went out before. */
+  restored: bool = false;
 
   private waitDue: i64 = 0;
   private flushArmed: bool = false;
@@ -100,24 +139,34 @@ export class Merge {
     const ssrc = RtpPacket.ssrc(ptr);
     const seq = RtpPacket.sequence(ptr);
     if (!this.started) this.start(ssrc, seq);
+    if (this.pendingPath >= 0 && !this.finishRestart(now) && path == this.pendingPath && this.follows(path, ssrc, seq)) {
+      return this.passPending(p, path, ssrc, seq);
+    }
+    if (unchecked(this.lastGeneration[path]) != this.generation && now - this.restartAt < OLD_STREAM_US && this.continuesPath(path, ssrc, seq)) {
+      return this.stale(path, ssrc, seq); // the stream before the last restart
+    }
     let ext: i64 = -1;
     if (ssrc == this.ssrc) {
       const e = this.extend(seq);
       if (e > this.maxSeq - <i64>this.ring.size && e <= this.maxSeq + <i64>MAX_DROPOUT) ext = e;
     }
-    if (ext < 0) {
+    const repeat = ext >= 0 && this.repeatsOwn(path, ext, now);
+    if (ext < 0 || repeat) {
       if (this.confirms(path, ssrc, seq)) {
-        if (!this.resync(path, now)) return this.keepCandidate(p, path, ssrc, seq);
+        if (!this.resync(path, now)) return this.holdPending(p, path, ssrc, seq);
         ext = this.extend(seq);
+      } else if (repeat) {
+        this.keepCandidate(p, path, ssrc, seq, true);
+        this.counts.addPath(path, PATH_DUPLICATES);
+        return DROP_DUPLICATE;
       } else if (this.continuesPath(path, ssrc, seq)) {
-        this.setLast(path, ssrc, seq);
-        this.counts.add(Count.MergedStale);
-        return DROP_STALE;
+        return this.stale(path, ssrc, seq);
       } else {
-        return this.keepCandidate(p, path, ssrc, seq);
+        return this.keepCandidate(p, path, ssrc, seq, false);
       }
     }
     this.setLast(path, ssrc, seq);
+    unchecked((this.lastGeneration[path] = this.generation));
     this.dropCandidate(path);
     if (ext > this.maxSeq) return this.takeNewest(p, path, ext, now);
     const ring = this.ring;
@@ -145,9 +194,18 @@ export class Merge {
   /** A packet newer than any: the places it skips are missing from now on. */
   private takeNewest(p: Packet, path: i32, ext: i64, now: i64): u32 {
     const ring = this.ring;
+    if (this.restored) this.skipSentBefore(ext, now);
     const limit = ext - <i64>ring.size + 1;
     if (this.nextOut < limit && !this.releaseBelow(limit)) {
-      // The output area is full and the ring needs those places: this one goes on unkept.
+      // The output area is full and the ring needs those places: this one goes on unkept, once.
+      const a = <i32>ext & (AHEAD - 1);
+      const paths = <i32>unchecked(this.ahead[a]);
+      unchecked((this.ahead[a] = <u8>(paths | (1 << path))));
+      if (paths != 0) {
+        this.counts.addPath(path, PATH_DUPLICATES);
+        return DROP_DUPLICATE;
+      }
+      this.aheadCount++;
       this.counts.add(Count.MergedPassedUnkept);
       this.armFlush();
       this.sender.inPlace(p);
@@ -157,12 +215,49 @@ export class Merge {
     for (let q = from; q <= ext; q++) {
       const i = ring.place(q);
       this.forget(i);
-      ring.claim(i, q, ABSENT, now);
+      const passed = this.takeAhead(q);
+      ring.claim(i, q, passed != 0 ? SENT : ABSENT, now);
+      for (let k = 0; k < this.paths; k++) if (passed & (1 << k)) ring.arrive(i, k, now);
     }
     this.maxSeq = ext;
     const i = ring.place(ext);
+    if (ring.state(i) == SENT) { // passed unkept before, by another path
+      this.arrive(i, path, p.arrivalUs, now);
+      this.counts.addPath(path, PATH_DUPLICATES);
+      this.release(now);
+      return DROP_DUPLICATE;
+    }
     this.arrive(i, path, p.arrivalUs, now);
     return this.place(p, i, ext, now);
+  }
+
+  /** The paths whose copy of `ext` passed unkept (0: none); forgets it. */
+  private takeAhead(ext: i64): i32 {
+    if (this.aheadCount == 0) return 0;
+    const a = <i32>ext & (AHEAD - 1);
+    const paths = <i32>unchecked(this.ahead[a]);
+    if (paths != 0) {
+      unchecked((this.ahead[a] = 0));
+      this.aheadCount--;
+    }
+    return paths;
+  }
+
+  /**
+   * The first packet newer than a window restored from a checkpoint: the places between went out
+   * before the failure (or were lost with it), so none is a gap; who brought them is not known.
+   */
+  private skipSentBefore(ext: i64, now: i64): void {
+    this.restored = false;
+    const ring = this.ring;
+    const low = ext - <i64>ring.size + 1;
+    for (let q = this.maxSeq + 1 > low ? this.maxSeq + 1 : low; q < ext; q++) {
+      const i = ring.place(q);
+      this.forget(i);
+      ring.claim(i, q, SENT, now);
+    }
+    this.maxSeq = ext - 1;
+    this.nextOut = ext;
   }
 
   /** The first copy of `ext` (place `i`, ABSENT): in place if it is next and may, else kept. */
@@ -201,6 +296,7 @@ export class Merge {
     const ring = this.ring;
     if (ring.ext(i) < 0 || ring.state(i) != SENT) return;
     const seen = <i32>ring.seen(i);
+    if (seen == 0) return; // sent before a restore: who brought it is not known
     for (let k = 0; k < this.paths; k++) {
       if ((seen & (1 << k)) == 0) this.counts.addPath(k, PATH_MISSED);
     }
@@ -240,7 +336,8 @@ export class Merge {
     while (this.nextOut < limit) {
       const i = ring.place(this.nextOut);
       if (!ring.holds(i, this.nextOut)) {
-        this.counts.add(Count.MergedLost); // skipped by a jump, never claimed
+        // skipped by a jump, never claimed: lost, unless a copy passed unkept
+        if (this.takeAhead(this.nextOut) == 0) this.counts.add(Count.MergedLost);
       } else if (ring.state(i) == HELD) {
         if (!this.sender.emit(ring.bytes(i), ring.length(i))) return false;
         ring.setState(i, SENT);
@@ -267,12 +364,14 @@ export class Merge {
   onTimer(timer: i32, now: i64): void {
     if (timer == TIMER_WAIT) this.waitDue = 0;
     else if (timer == TIMER_FLUSH) this.flushArmed = false;
+    if (this.pendingPath >= 0 && !this.finishRestart(now)) return;
     this.release(now);
   }
 
   /** The segment goes: what is held goes on in order, gaps are given up, candidates discarded. */
   drain(now: i64): void {
     this.draining = true;
+    if (this.pendingPath >= 0 && !this.finishRestart(now)) return; // the next drain call goes on
     for (let k = 0; k < this.paths; k++) this.dropCandidate(k);
     this.release(now);
   }
@@ -287,6 +386,20 @@ export class Merge {
     this.nextOut = ext;
   }
 
+  private stale(path: i32, ssrc: u32, seq: u16): u32 {
+    this.setLast(path, ssrc, seq);
+    this.counts.add(Count.MergedStale);
+    return DROP_STALE;
+  }
+
+  /** Whether path `path` repeats its own copy of place `ext`, sent more than bufferMs ago (a restart, RFC 3550 A.1's resync). */
+  private repeatsOwn(path: i32, ext: i64, now: i64): bool {
+    const ring = this.ring;
+    const i = ring.place(ext);
+    return ring.holds(i, ext) && ring.state(i) == SENT && (<i32>ring.seen(i) & (1 << path)) != 0 &&
+      now - ring.arrival(i, path) > this.bufferUs;
+  }
+
   private setLast(path: i32, ssrc: u32, seq: u16): void {
     unchecked((this.lastSsrc[path] = ssrc));
     unchecked((this.lastSeq[path] = seq));
@@ -299,6 +412,11 @@ export class Merge {
       <u16>(seq - unchecked(this.lastSeq[path])) < <u16>MAX_DROPOUT;
   }
 
+  /** Whether (ssrc, seq) is the very next of path `path`'s last packet. */
+  private follows(path: i32, ssrc: u32, seq: u16): bool {
+    return unchecked(this.lastValid[path]) && unchecked(this.lastSsrc[path]) == ssrc && <u16>(unchecked(this.lastSeq[path]) + 1) == seq;
+  }
+
   /** Whether (ssrc, seq) follows path `path`'s candidate. */
   private confirms(path: i32, ssrc: u32, seq: u16): bool {
     if (unchecked(this.candLength[path]) == 0) return false;
@@ -306,19 +424,70 @@ export class Merge {
     return RtpPacket.ssrc(c) == ssrc && <u16>(RtpPacket.sequence(c) + 1) == seq;
   }
 
-  private keepCandidate(p: Packet, path: i32, ssrc: u32, seq: u16): u32 {
+  /** Keeps `p` aside as path `path`'s candidate; `repeat`: it repeats a place sent (and is counted a duplicate). */
+  private keepCandidate(p: Packet, path: i32, ssrc: u32, seq: u16, repeat: bool): u32 {
     this.dropCandidate(path);
     memory.copy(this.ring.candidate(path), p.ptr, <usize>p.length);
     unchecked((this.candLength[path] = p.length));
     unchecked((this.candArrival[path] = p.arrivalUs));
+    unchecked((this.candRepeat[path] = repeat));
     this.setLast(path, ssrc, seq);
     return TAKE;
   }
 
   private dropCandidate(path: i32): void {
+    if (path == this.pendingPath) {
+      // the restart waiting for the output area is abandoned: its confirmation is lost (the candidate counts below)
+      this.pendingPath = -1;
+      this.counts.add(Count.MergedStray);
+    }
     if (unchecked(this.candLength[path]) == 0) return;
     unchecked((this.candLength[path] = 0));
-    this.counts.add(Count.MergedStray);
+    if (!unchecked(this.candRepeat[path])) this.counts.add(Count.MergedStray);
+  }
+
+  /** `p` confirmed path `path`'s candidate, but the output area is full: both wait for the next call. */
+  private holdPending(p: Packet, path: i32, ssrc: u32, seq: u16): u32 {
+    if (this.pendingPath >= 0) return this.keepCandidate(p, path, ssrc, seq, false); // one restart waits at a time
+    memory.copy(this.ring.confirmation(path), p.ptr, <usize>p.length);
+    this.pendingPath = path;
+    this.pendingLength = p.length;
+    this.pendingPassed = 0;
+    this.setLast(path, ssrc, seq);
+    this.armFlush();
+    return TAKE;
+  }
+
+  /** The waiting restart's next packet on its path: it passes (its place is recorded once the restart is made). */
+  private passPending(p: Packet, path: i32, ssrc: u32, seq: u16): u32 {
+    this.setLast(path, ssrc, seq);
+    this.counts.add(Count.MergedPassedUnkept);
+    if (this.pendingPassed + 2 < this.ring.size) this.pendingPassed++;
+    this.sender.inPlace(p);
+    return PASS;
+  }
+
+  /** Makes the waiting restart, if the output area now has room: false when it still waits. */
+  private finishRestart(now: i64): bool {
+    const path = this.pendingPath;
+    const passed = this.pendingPassed;
+    if (!this.resync(path, now)) return false;
+    // resync dropped the candidates; the pending restart is made (its confirmation goes next)
+    const ring = this.ring;
+    let ext = this.maxSeq + 1;
+    let i = ring.place(ext);
+    ring.claim(i, ext, ABSENT, now);
+    this.arrive(i, path, now, now);
+    ring.keep(i, ring.confirmation(path), this.pendingLength);
+    for (let k = 0; k < passed; k++) {
+      ext++;
+      i = ring.place(ext);
+      ring.claim(i, ext, SENT, now);
+      ring.arrive(i, path, now);
+    }
+    this.maxSeq = ext;
+    this.release(now);
+    return true;
   }
 
   /**
@@ -335,7 +504,16 @@ export class Merge {
     const c = this.ring.candidate(path);
     const len = unchecked(this.candLength[path]);
     unchecked((this.candLength[path] = 0));
-    for (let k = 0; k < this.paths; k++) this.dropCandidate(k);
+    this.generation++;
+    this.restartAt = now;
+    unchecked((this.lastGeneration[path] = this.generation));
+    for (let k = 0; k < this.paths; k++) {
+      // another path whose candidate is of the new stream is already on it
+      if (unchecked(this.candLength[k]) != 0 && RtpPacket.ssrc(this.ring.candidate(k)) == RtpPacket.ssrc(c)) {
+        unchecked((this.lastGeneration[k] = this.generation));
+      }
+      this.dropCandidate(k);
+    }
     this.start(RtpPacket.ssrc(c), RtpPacket.sequence(c));
     const ext = this.nextOut;
     const i = this.ring.place(ext);
@@ -352,6 +530,12 @@ export class Merge {
     const ring = this.ring;
     for (let i = 0; i < ring.size; i++) this.forget(i);
     ring.clear();
+    if (this.aheadCount != 0) {
+      memory.fill(changetype<usize>(this.ahead), 0, <usize>AHEAD);
+      this.aheadCount = 0;
+    }
+    this.restored = false;
+    this.pendingPath = -1;
     if (this.waitDue != 0) this.cancelWait();
   }
 

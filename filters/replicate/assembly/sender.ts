@@ -41,9 +41,13 @@ export class Sender {
     this.prepare(p.ptr, p.length);
   }
 
-  /** The RTP packet at [ptr, ptr+len) leaves through the output area on leg 0; false (changing nothing) when it is full. */
+  /**
+   * The RTP packet at [ptr, ptr+len) leaves through the output area on leg 0, with its copies;
+   * false (changing nothing) when the area has no room for all of them: the caller keeps the
+   * packet for the next call rather than send it without its copies.
+   */
   emit(ptr: usize, len: i32): bool {
-    if (Output.remaining() < 1) return false;
+    if (Output.remaining() < 1 + this.copyLegs.length) return false;
     const t = this.translator;
     if (t !== null) t.rtp(ptr);
     Output.emit(this.ctx, ptr, len, 0, Dest.Forward, 0);

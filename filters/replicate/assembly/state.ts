@@ -1,6 +1,7 @@
 // The context's state blob for hot swap (docs/abi.md msm_state_export / msm_state_import).
 // Layout (little-endian):
-//   u32 STATE_MAGIC "MREP", u16 STATE_VERSION
+//   u32 STATE_MAGIC "MREP", u16 STATE_VERSION (2; 1 had no wall clock)
+//   i64 wall clock (unix us) when written                                   (version 2)
 //   translator: u8 started, u32 in SSRC, u32 out SSRC, u16 last in seq, u32 last in ts,
 //               u16 seq offset, u32 ts offset, u16 last out seq, u32 last out ts, u32 interval
 //   merge:      u8 started, u32 SSRC, i64 maxSeq, i64 nextOut,
@@ -13,23 +14,36 @@
 // Places already sent carry which paths brought them, so that a late path's copies after the swap
 // are still dropped as duplicates. A place's time travels as an age: a restarted worker's clock
 // starts again. Candidates of a new stream are not carried (the next packet makes a new one).
+//
+// The same blob is the host's checkpoint, imported after a failure up to stateCheckpointMs (1 s)
+// later: by then the old instance may have sent what the blob holds, and more. The wall clock
+// tells the two apart: a hot swap exports and imports in one step (microseconds apart), a restore
+// comes at least the restart backoff (100 ms by default) after the failure. A blob older than
+// RESTORE_AGE (20 ms, or bufferMs/2 when shorter: a held packet's wait is over within bufferMs,
+// so by then the old instance has likely sent it), or of unknown age, is a restore: every place of
+// its window counts as sent, nothing is sent again, and the next packet starts afresh (the
+// places since went out before the failure, or were lost with it). A crash may so lose packets
+// it held; it never makes the merge send one twice.
 import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
 import { Merge } from "./merge";
-import { ABSENT, HELD, LOST, PLACE_DATA, SENT } from "./merge-ring";
+import { ABSENT, HELD, LOST, MergeRing, PLACE_DATA, SENT } from "./merge-ring";
 import { Count, Counts } from "./metrics";
 import { Translator } from "./rewrite";
 import { MAX_HELD, MAX_PATHS } from "./settings";
 
 const STATE_MAGIC: u32 = 0x5045524d; // "MREP"
-const STATE_VERSION: u16 = 1;
+const STATE_VERSION: u16 = 2;
+/** Oldest blob taken for a hot swap rather than a restore. */
+const RESTORE_AGE_US: i64 = 20_000;
 const TRANSLATOR_BYTES = 1 + 4 + 4 + 2 + 4 + 2 + 4 + 2 + 4 + 4;
 const MERGE_HEADER = 1 + 4 + 8 + 8 + MAX_PATHS * 7 + 4;
 const PLACE_RECORD = 8 + 8 + 1 + 1 + MAX_PATHS * 8 + 2 + 1;
 const MAX_AGE_US: i64 = 3_600_000_000;
 
-export function writeState(out: StateWriter, t: Translator | null, m: Merge | null, nowUs: i64): Status {
+export function writeState(out: StateWriter, t: Translator | null, m: Merge | null, nowUs: i64, wallUs: i64): Status {
   out.u32(STATE_MAGIC);
   out.u16(STATE_VERSION);
+  out.u64(<u64>wallUs);
   writeTranslator(out, t);
   if (m === null || !m.started) {
     zeros(out, MERGE_HEADER);
@@ -100,16 +114,21 @@ function writeTranslator(out: StateWriter, t: Translator | null): void {
 }
 
 /** Reads a blob into the context's parts; BadState (taking nothing) for one it does not understand. */
-export function readState(blob: StateReader, t: Translator | null, m: Merge | null, counts: Counts, nowUs: i64): Status {
+export function readState(blob: StateReader, t: Translator | null, m: Merge | null, counts: Counts, nowUs: i64, wallUs: i64): Status {
   if (blob.length == 0) return Status.Ok;
-  if (blob.length < 6 + TRANSLATOR_BYTES + MERGE_HEADER || blob.u32() != STATE_MAGIC || blob.u16() != STATE_VERSION) {
-    return Status.BadState;
-  }
+  if (blob.length < 6 || blob.u32() != STATE_MAGIC) return Status.BadState;
+  const version = blob.u16();
+  if (version != 1 && version != STATE_VERSION) return Status.BadState;
+  const written = version == 1 ? 0 : <i64>blob.u64(); // 0: unknown
+  if (blob.remaining < TRANSLATOR_BYTES + MERGE_HEADER) return Status.BadState;
   const start = blob.position;
   if (!wellFormed(blob)) return Status.BadState;
   blob.position = start;
   readTranslator(blob, t);
   if (blob.u8() == 0 || m === null) return Status.Ok; // a merge that was not running, or is not configured now
+  const maxFreshUs = m.bufferUs / 2 < RESTORE_AGE_US ? m.bufferUs / 2 : RESTORE_AGE_US;
+  const age = wallUs - written;
+  const restore = written <= 0 || age < 0 || age > maxFreshUs;
   m.reset();
   m.started = true;
   m.ssrc = blob.u32();
@@ -123,11 +142,13 @@ export function readState(blob: StateReader, t: Translator | null, m: Merge | nu
     m.lastValid[k] = valid;
     m.lastSsrc[k] = ssrc;
     m.lastSeq[k] = seq;
+    m.lastGeneration[k] = m.generation;
   }
   const ring = m.ring;
   const low = m.lowSeq(); // the new ring may be smaller than the old one
-  m.nextOut = nextOut > low ? nextOut : low;
-  for (let q = low; q <= m.maxSeq; q++) ring.claim(ring.place(q), q, q < m.nextOut ? LOST : ABSENT, nowUs);
+  m.nextOut = restore ? m.maxSeq + 1 : nextOut > low ? nextOut : low;
+  m.restored = restore;
+  for (let q = low; q <= m.maxSeq; q++) ring.claim(ring.place(q), q, restore ? SENT : q < m.nextOut ? LOST : ABSENT, nowUs);
   let lost = 0;
   const n = <i32>blob.u32();
   for (let k = 0; k < n; k++) {
@@ -139,24 +160,34 @@ export function readState(blob: StateReader, t: Translator | null, m: Merge | nu
     const len = <i32>blob.u16();
     const bytes = blob.u8() != 0 ? blob.take(len) : 0;
     if (ext < low) {
-      if (state == HELD) lost++;
+      if (state == HELD && !restore) lost++;
       continue;
     }
     const i = ring.place(ext);
+    if (restore) { // sent, or lost with the failure: who brought it still tells duplicates
+      ring.claim(i, ext, SENT, since);
+      arrivals(ring, i, seen, m.paths, arrivalsAt, nowUs);
+      continue;
+    }
     if (state == HELD && bytes == 0) {
       ring.claim(i, ext, ABSENT, since); // missing from now: another path may still bring it
       lost++;
       continue;
     }
     ring.claim(i, ext, ext < m.nextOut && state != SENT ? LOST : state, since);
-    for (let p = 0; p < m.paths; p++) {
-      if (seen & (1 << p)) ring.arrive(i, p, timeOf(nowUs, load<i64>(arrivalsAt + (<usize>p << 3))));
-    }
+    arrivals(ring, i, seen, m.paths, arrivalsAt, nowUs);
     if (bytes != 0) ring.keep(i, bytes, len);
   }
   if (lost > 0) counts.add(Count.SwapLost, lost);
-  m.armFlush(); // what is due goes on from a timer: the output area is not ours here
+  if (!restore) m.armFlush(); // what is due goes on from a timer: the output area is not ours here
   return Status.Ok;
+}
+
+/** Records the copies of place `i` the blob's paths `seen` brought, at the ages stored at `ages`. */
+function arrivals(ring: MergeRing, i: i32, seen: i32, paths: i32, ages: usize, nowUs: i64): void {
+  for (let p = 0; p < paths; p++) {
+    if (seen & (1 << p)) ring.arrive(i, p, timeOf(nowUs, load<i64>(ages + (<usize>p << 3))));
+  }
 }
 
 function readTranslator(blob: StateReader, t: Translator | null): void {

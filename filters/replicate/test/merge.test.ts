@@ -135,6 +135,121 @@ test("a sender restart with the same SSRC and a sequence jump back, on one path 
   assert.is(metric(h, "path1_missed", ctx) > 0, true, "path 1 carried nothing");
 });
 
+test("a sender restart that keeps its SSRC and starts its sequence 150 back loses nothing (RFC 3550 A.1 resyncs after two packets)", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 1], bufferMs: 50, maxHeld: 256 } });
+  const old = stream(151, 1000); // seq 1000..1150
+  for (const b of old) h.runBatch([{ ctx, bytes: b, leg: 0 }, { ctx, bytes: b, leg: 1 }]);
+  h.advanceTime(500_000);
+  const fresh = stream(300, 1000); // the encoder restarts: same SSRC, sequence from 1000 again
+  const out: Uint8Array[] = [];
+  for (const b of fresh) {
+    const r = h.runBatch([{ ctx, bytes: b, leg: 0 }, { ctx, bytes: b, leg: 1 }]);
+    for (const x of r.packets) if (x.verdict === "pass" && x.leg === 0) out.push(x.bytes);
+    for (const o of r.outputs) if (o.leg === 0) out.push(o.bytes);
+  }
+  for (const o of h.advanceTime(100_000)) if (o.leg === 0) out.push(o.bytes);
+  assertStream(out, fresh, new Set(), 1000);
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.is(metric(h, "merged_stray", ctx), 0);
+});
+
+test("a restart keeping its SSRC, 40 back, while path 1 (20 ms behind) still delivers the old stream: the old stream's last copies on path 1 are stale, both streams go out whole and once", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const first = stream(300, 1000); // 1000..1299, one a millisecond
+  const second = stream(300, 1260); // 15 ms after the last: 1260 was sent 55 ms before (more than bufferMs)
+  const paths = [{ leg: 0, delayUs: 0, lose: () => false }, { leg: 1, delayUs: 20_000, lose: () => false }];
+  const items = [...arrivals(first, paths, h.nowUs), ...arrivals(second, paths, h.nowUs + 315_000)].sort((a, b) => a.atUs - b.atUs || a.leg - b.leg);
+  const m = run(h, ctx, items, 1000, 100_000);
+  const want = [...first, ...second];
+  assert.is(m.out.length, want.length, "each packet of both streams once");
+  m.out.forEach((b, k) => assert.ok(equalBytes(b, want[k]!), `packet ${k} in order, unchanged`));
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.ok(metric(h, "merged_stale", ctx) > 0, "path 1's old packets after the restart");
+  assert.is(metric(h, "merged_lost", ctx), 0);
+});
+
+test("a path silent across a restart whose new packets happen to continue its old numbering is taken for the old stream for a second only, then fills the other path's gaps again", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const first = stream(300, 1000);
+  const second = stream(3000, 1260); // same SSRC, 40 back; path 1 was silent from 1100 on
+  const items = [
+    ...arrivals(first, [{ leg: 0, delayUs: 0, lose: () => false }, { leg: 1, delayUs: 0, lose: (i) => i >= 100 }], h.nowUs),
+    ...arrivals(second, [{ leg: 0, delayUs: 0, lose: (i) => i % 10 === 5 }, { leg: 1, delayUs: 5000, lose: () => false }], h.nowUs + 315_000),
+  ].sort((a, b) => a.atUs - b.atUs || a.leg - b.leg);
+  const m = run(h, ctx, items, 1000, 100_000);
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.is(m.out.length - 3000 + metric(h, "merged_lost", ctx), 300, "the old stream whole; the new one less what no path brought");
+  // path 0 loses one in ten of the new stream: path 1 fills them from one second after the restart on
+  const lost = metric(h, "merged_lost", ctx);
+  assert.ok(lost >= 90 && lost <= 101, `the losses of the first second only (about 100 of 300): ${lost}`);
+  const stale = metric(h, "merged_stale", ctx);
+  assert.ok(stale >= 990 && stale <= 1001, `path 1 stale for a second (1000 packets), not for ever: ${stale}`);
+});
+
+test("a path lagging 100 ms (more than bufferMs) delivers, in sequence, places the other path sent long ago: duplicates, never a restart", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 1], bufferMs: 50, maxHeld: 256 } });
+  const packets = stream(1000, 100);
+  const items = arrivals(packets, [{ leg: 0, delayUs: 0, lose: (i) => i % 50 === 7 }, { leg: 1, delayUs: 100_000, lose: () => false }], h.nowUs);
+  const m = run(h, ctx, items, 1000, 200_000);
+  assert.equal(m.out.map(seqOf).sort((a, b) => a - b), packets.map(seqOf), "every packet once (path 0's losses come late, from path 1)");
+  assert.is(metric(h, "merged_resyncs", ctx), 0);
+  assert.is(metric(h, "merged_stray", ctx), 0);
+  assert.is(metric(h, "path1_duplicates", ctx), 980);
+});
+
+test("packets passed unkept while the output area was full (the window needed their places) are remembered: the other path's copies are duplicates and their places no gap", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 1], bufferMs: 50, maxHeld: 64 }, copyToLegs: [2] });
+  const p = stream(120);
+  const leg0: number[] = [];
+  const take = (r: { packets: readonly { verdict: string; leg: number; bytes: Uint8Array }[]; outputs: readonly { leg: number; bytes: Uint8Array }[] }): void => {
+    for (const x of r.packets) if (x.verdict === "pass" && x.leg === 0) leg0.push(seqOf(x.bytes) - 1000);
+    for (const o of r.outputs) if (o.leg === 0) leg0.push(seqOf(o.bytes) - 1000);
+  };
+  const batch = (idx: number[], leg: number): void => take(h.runBatch(idx.map((i) => ({ ctx, bytes: p[i]!, leg }))));
+  const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, k) => a + k);
+  batch([0], 0);
+  batch(range(2, 64), 0); // held behind packet 1, lost on both paths: the window is full
+  // 65 gives 1 up and releases 2..33 (32 packets and their copies fill the output area); 66..97
+  // are held; 98..105 need places still held and go on unkept
+  batch(range(65, 105), 0);
+  assert.is(metric(h, "merged_passed_unkept", ctx), 8);
+  batch([...range(98, 105), 66, 70], 1); // path 1's copies: duplicates
+  batch(range(106, 119), 0);
+  for (const o of h.advanceTime(100_000)) if (o.leg === 0) leg0.push(seqOf(o.bytes) - 1000);
+  assert.equal([...leg0].sort((a, b) => a - b), range(0, 119).filter((i) => i !== 1), "each once, only 1 missing");
+  assert.is(metric(h, "merged_lost", ctx), 1);
+  assert.is(metric(h, "path1_duplicates", ctx), 10);
+});
+
+test("a restart confirmed while the output area is full waits for the next call: the new stream's first packets are neither lost nor stray", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 1], bufferMs: 50, maxHeld: 64 }, copyToLegs: [2] });
+  const p = stream(66);
+  const n = stream(10, 5000, 0xabcdef01);
+  const leg0: string[] = [];
+  const name = (b: Uint8Array): string => `${ssrcOf(b) === SSRC ? "old" : "new"}:${seqOf(b)}`;
+  const take = (r: { packets: readonly { verdict: string; leg: number; bytes: Uint8Array }[]; outputs: readonly { leg: number; bytes: Uint8Array }[] }): void => {
+    for (const x of r.packets) if (x.verdict === "pass" && x.leg === 0) leg0.push(name(x.bytes));
+    for (const o of r.outputs) if (o.leg === 0) leg0.push(name(o.bytes));
+  };
+  take(h.runBatch([{ ctx, bytes: p[0]!, leg: 0 }]));
+  take(h.runBatch(p.slice(2, 65).map((bytes) => ({ ctx, bytes, leg: 0 })))); // held behind packet 1
+  // 65 releases 2..33 with their copies (a full output area); then the sender restarts
+  take(h.runBatch([p[65]!, ...n.slice(0, 4)].map((bytes) => ({ ctx, bytes, leg: 0 }))));
+  take(h.runBatch(n.slice(4).map((bytes) => ({ ctx, bytes, leg: 0 }))));
+  for (const o of h.advanceTime(100_000)) if (o.leg === 0) leg0.push(name(o.bytes));
+  const want = [...[0, ...Array.from({ length: 64 }, (_, k) => k + 2)].map((i) => name(p[i]!)), ...n.map(name)];
+  assert.equal([...leg0].sort(), [...want].sort(), "each once");
+  assert.is(metric(h, "merged_stray", ctx), 0);
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.is(metric(h, "merged_lost", ctx), 1);
+});
+
 test("duplicates on one path and across paths are dropped and counted (filter_256)", async () => {
   const h = await loadReplicate();
   const ctx = h.createContext(MERGE);

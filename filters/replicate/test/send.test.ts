@@ -59,4 +59,21 @@ test("merge and copy together: the merged stream, in order, is copied to leg 2",
   assert.equal(m.copies.filter((o) => o.leg === 2).map((o) => seqOf(o.bytes)), packets.map(seqOf));
 });
 
+test("merge + copyToLegs: a release of 99 held packets sends every one with its copies, over as many calls as the output area needs", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 1], bufferMs: 50, maxHeld: 256 }, copyToLegs: [2, 3] });
+  const p = stream(120);
+  // packet 1 lost on both paths; 2..100 held behind it
+  h.runBatch([{ ctx, bytes: p[0]!, leg: 0 }]);
+  for (let i = 2; i <= 100; i += 33) h.runBatch(Array.from({ length: Math.min(33, 101 - i) }, (_, k) => ({ ctx, bytes: p[i + k]!, leg: 0 })));
+  const out = h.advanceTime(60_000); // the wait ends: 99 packets and 198 copies, 64 outputs a call
+  const on = (leg: number): number[] => out.filter((o) => o.leg === leg).map((o) => seqOf(o.bytes) - 1000);
+  const want = Array.from({ length: 99 }, (_, k) => k + 2);
+  assert.equal(on(0), want);
+  assert.equal(on(2), want);
+  assert.equal(on(3), want);
+  assert.is(metric(h, "copies_not_sent", ctx), 0);
+  assert.is(metric(h, "copies_sent", ctx), 200, "packets 0 and 2..100, on two legs");
+});
+
 test.run();

@@ -1,7 +1,8 @@
 // Hot swap of the replicate filter (msm_state_export from one instance, msm_state_import into a
 // new one, as the proxy does between batches): a merge waiting in a gap keeps its held packets,
 // its wait (as an age: the new worker's clock starts elsewhere) and what each path brought; the
-// translator keeps its numbering. A blob of another kind or a damaged one is refused.
+// translator keeps its numbering. A checkpoint restored after a failure (older than the hot-swap
+// threshold on the wall clock) sends nothing again. A blob of another kind or a damaged one is refused.
 import * as assert from "uvu/assert";
 import { pseudoRandomBytes, type FilterHarness } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
@@ -13,10 +14,11 @@ const MERGE = { merge: { legs: [0, 1], bufferMs: 50, maxHeld: 256 } };
 
 /** A new instance whose clock starts at `startUs`, with context config `config` and `h`'s context state. */
 async function swap(h: FilterHarness, ctx: number, config: Record<string, unknown>, startUs = 7_000_000): Promise<{ h: FilterHarness; ctx: number; blob: Uint8Array }> {
-  const blob = h.exportState(ctx);
-  assert.ok(blob && blob.length > 0, "a state blob");
+  // as the proxy: the new instance is ready first, then export and import follow each other
   const next = await loadReplicate({ startUs });
   const nctx = next.createContext(config);
+  const blob = h.exportState(ctx);
+  assert.ok(blob && blob.length > 0, "a state blob");
   const r = next.importState(nctx, blob);
   assert.ok(r.ok, `import: ${r.reason}`);
   return { h: next, ctx: nctx, blob };
@@ -76,6 +78,59 @@ test("held packets that do not fit the 64 KiB blob come back missing (swap_lost)
   assert.is(metric(b.h, "merged_lost", b.ctx), 0);
 });
 
+/** Waits longer than the hot-swap threshold of the wall clock (20 ms): a restart comes at least the restart backoff (100 ms) after the failure. */
+const restartBackoff = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 30));
+
+test("a checkpoint restored after a failure sends nothing again: what it held went out before, the places since are no gaps, the late path's copies are duplicates", async () => {
+  const a = await loadReplicate();
+  const actx = a.createContext(MERGE);
+  const p = stream(400);
+  const sent: number[] = [];
+  const take = (r: { packets: readonly { verdict: string; leg: number; bytes: Uint8Array }[]; outputs: readonly { leg: number; bytes: Uint8Array }[] }): void => {
+    for (const x of r.packets) if (x.verdict === "pass" && x.leg === 0) sent.push(seqOf(x.bytes));
+    for (const o of r.outputs) if (o.leg === 0) sent.push(seqOf(o.bytes));
+  };
+  // path 0 lost packet 2; 3..5 are held waiting for path 1 (10 ms behind)
+  take(a.runBatch([0, 1, 3, 4, 5].map((i) => ({ ctx: actx, bytes: p[i]!, leg: 0 }))));
+  const checkpoint = a.exportState(actx)!; // the host's periodic checkpoint
+  a.advanceTime(10_000);
+  take(a.runBatch([{ ctx: actx, bytes: p[2]!, leg: 1 }])); // gap filled: 2..5 go out
+  for (let i = 6; i < 200; i++) take(a.runBatch([{ ctx: actx, bytes: p[i]!, leg: 0 }]));
+  // the filter traps; the host restores the context from its last checkpoint
+  await restartBackoff();
+  const b = await loadReplicate({ startUs: 9_000_000 });
+  const bctx = b.createContext(MERGE);
+  assert.ok(b.importState(bctx, checkpoint).ok);
+  for (const o of b.advanceTime(0)) if (o.leg === 0) sent.push(seqOf(o.bytes));
+  for (let i = 200; i < 210; i++) take(b.runBatch([{ ctx: bctx, bytes: p[i]!, leg: 0 }]));
+  const late = b.runBatch([4, 5, 190, 199].map((i) => ({ ctx: bctx, bytes: p[i]!, leg: 1 }))); // path 1, behind
+  assert.ok(late.packets.every((x) => x.reasonName === "filter_256"), "duplicates");
+  for (const o of b.advanceTime(100_000)) if (o.leg === 0) sent.push(seqOf(o.bytes));
+  const seen = new Map<number, number>();
+  for (const s of sent) seen.set(s, (seen.get(s) ?? 0) + 1);
+  const dups = [...seen].filter(([, n]) => n > 1).map(([s]) => s - 1000);
+  assert.equal(dups, [], `packets sent twice downstream: ${dups}`);
+  assert.is(sent.length, 210);
+  assert.is(metric(b, "merged_lost", bctx), 0, "packets 6..199 were sent before the failure, not lost");
+  assert.is(metric(b, "swap_lost", bctx), 0);
+});
+
+test("a version 1 blob (no wall clock: its age unknown) is taken as a restore: its held packets are not sent again", async () => {
+  const a = await loadReplicate();
+  const actx = a.createContext(MERGE);
+  const p = stream(8);
+  a.runBatch([0, 1, 3, 4].map((i) => ({ ctx: actx, bytes: p[i]!, leg: 0 })));
+  const b = await loadReplicate();
+  const bctx = b.createContext(MERGE);
+  const v2 = a.exportState(actx)!;
+  const v1 = Uint8Array.from([...v2.subarray(0, 4), 1, 0, ...v2.subarray(14)]);
+  assert.ok(b.importState(bctx, v1).ok);
+  assert.is(b.advanceTime(100_000).length, 0, "3 and 4 are not sent again");
+  assert.is(b.run({ ctx: bctx, bytes: p[5]!, leg: 0 }).verdict, "pass", "the next packet starts afresh");
+  assert.is(b.run({ ctx: bctx, bytes: p[3]!, leg: 1 }).reasonName, "filter_256");
+  assert.is(metric(b, "merged_lost", bctx), 0);
+});
+
 test("the translator's numbering continues across a swap", async () => {
   const config = { rewrite: { ssrc: 42 } };
   const a = await loadReplicate();
@@ -97,7 +152,7 @@ test("a damaged or foreign blob is refused (BadState) and the context starts fre
     blob.slice(0, blob.length - 1),
     Uint8Array.from([...blob, 0]),
     (() => { const x = blob.slice(); x[4] = 9; return x; })(), // version
-    (() => { const x = blob.slice(); new DataView(x.buffer).setUint32(86, 5, true); return x; })(), // place count
+    (() => { const x = blob.slice(); new DataView(x.buffer).setUint32(94, 5, true); return x; })(), // place count
   ];
   for (const x of bad) {
     const ctx = b.createContext(MERGE);
