@@ -299,6 +299,7 @@ export class FilterPool {
     stage.checkpoint = state;
     let result: { ok: boolean; reason: string };
     try {
+      instance.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the checkpoint's age
       result = instance.importState(stage.ctx, state);
     } catch (err) {
       // the failed hook handled the failure; imported again at every restart, a blob the filter

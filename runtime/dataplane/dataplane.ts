@@ -398,6 +398,7 @@ export class DataPlane {
       }
       let result: { ok: boolean; reason: string };
       try {
+        to.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the blob's age
         result = to.importState(st.ctx, blob);
       } catch (err) {
         fresh.push(st.filterName); // a failure: the failed hook handled it

@@ -8,6 +8,7 @@ import { suite } from "../../../test/lib/suite.js";
 import { filterWasm } from "../../../test/lib/paths.js";
 import { segmentStats, startProxy } from "../../../test/lib/proxy.js";
 import { DropWatch, settled } from "../../../test/lib/kernel-drops.js";
+import { Proxy, validateProxyConfig } from "../../../runtime/index.js";
 import { Sink, bindUdp, freePortRun, indexedRtp, sleep } from "../../../test/lib/udp.js";
 import { rng } from "./replicate-lib.js";
 
@@ -99,6 +100,38 @@ test("receive side: two lossy paths 5 ms apart merge into one stream missing exa
     assert.ok(m("path1_duplicates") > n / 2, `path B's copies were duplicates (${m("path1_duplicates")})`);
     assert.ok(m("path1_skew_us") > 1000, `path B measured behind path A (${m("path1_skew_us")} us)`);
     assert.ok(both.size > 10, `the seeds make packets both paths lost (${both.size})`);
+  } finally {
+    sink.close();
+    txA.close();
+    txB.close();
+    await proxy.close();
+  }
+});
+
+test("a hot swap in the middle of a gap carries what the merge holds: the other path fills the gap after the swap, nothing lost or sent twice", async () => {
+  const listenA = await freePortRun(2);
+  const listenB = await freePortRun(1, B_NET);
+  const sink = await Sink.open(0, { keep: true, keyOf: key });
+  const txA = await bindUdp();
+  const txB = await bindUdp(0, B_NET);
+  // another filter entry (its limits) is another instance: the state moves between two modules' memories
+  const config = (generatedPerSecond: number) => validateProxyConfig({
+    filters: { replicate: { ...FILTERS.replicate, limits: { generatedPerSecond } } },
+    segments: [{
+      name: "merge", listen: { address: LO, port: listenA }, source: { address: LO }, destinations: [{ address: LO, port: sink.port }],
+      legs: [{ name: "path-b", listen: { address: B_NET, port: listenB }, source: { address: B_NET }, send: false }],
+      chain: [{ filter: "replicate", config: { merge: { legs: [0, 1], bufferMs: 3000 } } }],
+    }],
+  });
+  const proxy = await Proxy.start(config(100_000));
+  try {
+    for (let i = 0; i < 10; i++) if (i !== 5) txA.send(indexedRtp(i), listenA, LO); // path A lost 5
+    await settled(() => sink.received, 300, 5000);
+    assert.equal(sink.packets.map((p) => key(p.bytes)), [0, 1, 2, 3, 4], "6-9 held behind the gap");
+    await proxy.apply(config(90_000)); // a hot swap to a new instance, the merge's state exported and imported
+    txB.send(indexedRtp(5), listenB, B_NET); // path B brings 5
+    await settled(() => sink.received, 300, 5000);
+    assert.equal(sink.packets.map((p) => key(p.bytes)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "the held packets came across the swap");
   } finally {
     sink.close();
     txA.close();
