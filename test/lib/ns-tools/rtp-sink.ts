@@ -17,6 +17,8 @@ export interface SinkReport {
   readonly duplicates: number;
   /** Packets that arrived after a later packet of the stream (out of order). */
   readonly reordered: number;
+  /** The highest packet index received (-1: none). */
+  readonly highest: number;
   /** Datagrams that were not an intact packet of the stream (wrong SSRC, sequence, length or bytes). */
   readonly corrupt: number;
   /** Runs of consecutive missing packets: how many, their mean and longest length, and how many of each length. */
@@ -81,7 +83,7 @@ function stop(): void {
   stopped = true;
   clearInterval(progress);
   const { missing, duplicates } = sink.tally(count);
-  const report: SinkReport = { received: sink.received, missing, duplicates, reordered, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
+  const report: SinkReport = { received: sink.received, missing, duplicates, reordered, highest, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
   console.log(`report ${JSON.stringify(report)}`);
   sink.close();
   process.exit(0);
