@@ -2,25 +2,26 @@
 // and where each packet goes. Verdicts: PASS leaves the packet's verdict as it is (pass, or what
 // the feedback hook set), TAKE holds it (the merge kept a copy), anything else drops it with
 // that reason.
-import { Packet, RtpError, RtpPacket } from "../../../sdk/assembly";
+import { Packet, RtpError, RtpPacket, Status, StateReader, StateWriter, wallUs } from "../../../sdk/assembly";
+import { SegmentContext } from "../../../sdk/assembly/context-filter";
 import { FEEDBACK_TIMER, Feedback } from "./feedback";
 import { Merge, PASS } from "./merge";
 import { Counts } from "./metrics";
 import { Translator } from "./rewrite";
 import { Sender } from "./sender";
 import { Settings } from "./settings";
+import { readState, writeState } from "./state";
 
-export class ReplicateContext {
+export class ReplicateContext extends SegmentContext {
   readonly counts: Counts;
-  /** The call in which the context's counts were last queued for flushing. */
-  touchedCall: u32 = 0;
   readonly translator: Translator | null;
   readonly sender: Sender;
   merge: Merge | null = null;
   // ---- feedback part (feedback.ts): set by index.ts createContext ----
   feedback: Feedback | null = null;
 
-  constructor(readonly id: u32, s: Settings) {
+  constructor(id: u32, s: Settings) {
+    super(id);
     const counts = new Counts();
     const translator = s.rewrite ? new Translator(s.rewriteSsrc, s.rewritePayloadType, s.continuity, counts) : null;
     this.counts = counts;
@@ -67,6 +68,14 @@ export class ReplicateContext {
   drain(now: i64): void {
     const m = this.merge;
     if (m !== null) m.drain(now);
+  }
+
+  exportState(out: StateWriter, now: i64): Status {
+    return writeState(out, this.translator, this.merge, now, wallUs());
+  }
+
+  importState(blob: StateReader, now: i64): Status {
+    return readState(blob, this.translator, this.merge, this.counts, now, wallUs());
   }
 
   /** Sends the counts gathered in this call (the feedback part sends its own). */

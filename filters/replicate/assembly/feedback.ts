@@ -80,7 +80,7 @@ export class Feedback {
     if (RtcpCompound.validate(ptr, len, true) != RtcpError.None || !requestsWhole(ptr, len)) {
       this.counts.add(FbCount.Malformed);
       p.drop(DROP_MALFORMED);
-      this.counts.flush(ctx, this.receivers.count);
+      this.counts.flushWith(ctx, this.receivers.count);
       return;
     }
     const now = p.arrivalUs;
@@ -91,7 +91,7 @@ export class Feedback {
     this.writer.flush(ctx);
     p.drop(this.verdict());
     this.armTimer(ctx);
-    this.counts.flush(ctx, this.receivers.count);
+    this.counts.flushWith(ctx, this.receivers.count);
   }
 
   /** FEEDBACK_TIMER: forgets silent receivers, then sends the aggregate report. */
@@ -116,7 +116,7 @@ export class Feedback {
     }
     if (this.writer.flush(ctx)) this.counts.add(FbCount.ReportsSent);
     this.armTimer(ctx);
-    this.counts.flush(ctx, this.receivers.count);
+    this.counts.flushWith(ctx, this.receivers.count);
   }
 
   // ---- one packet of a receiver's compound ----

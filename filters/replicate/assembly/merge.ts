@@ -41,9 +41,8 @@ import { MAX_DROPOUT, MAX_PATHS, Settings } from "./settings";
 export const TIMER_WAIT = 0;
 export const TIMER_FLUSH = 1;
 
-/** onPacket's answer: pass (in place), or take (held: a copy is kept); else a drop reason. */
-export const PASS: u32 = 0;
-export const TAKE: u32 = 0x10000; // above every drop reason
+import { PASS, TAKE } from "../../../sdk/assembly/context-filter";
+export { PASS, TAKE };
 
 /**
  * How long after a restart a path going on with its own old sequence is taken for the old

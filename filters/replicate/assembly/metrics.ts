@@ -1,7 +1,8 @@
 // The filter's metrics and drop reasons. Counts are gathered per context during a call and sent to
 // the host once at its end (one host call per metric that moved, not one per packet). Paths are
 // numbered by their place in `merge.legs` (path 0 is the first leg listed, the skew reference).
-import { DropReason, defineCounter, defineGauge, metricAdd, metricSet } from "../../../sdk/assembly";
+import { DropReason, defineCounter, defineGauge, metricSet } from "../../../sdk/assembly";
+import { CounterBatch } from "../../../sdk/assembly/counter-batch";
 import { MAX_PATHS } from "./settings";
 
 // Drop reasons of the filter's own (README "Drop reasons").
@@ -61,9 +62,7 @@ export function defineMetrics(): void {
 const SKEW_WINDOW_US: i64 = 1_000_000;
 
 /** One context's counts not yet sent to the host, and its skew gauges. */
-export class Counts {
-  private readonly pending: StaticArray<i32> = new StaticArray<i32>(COUNTS);
-  private dirty: bool = false;
+export class Counts extends CounterBatch {
   /** Per path: the skew's running mean (gain 1/16, as RFC 3550 A.8's jitter), x16. */
   private readonly skewMean16: StaticArray<i64> = new StaticArray<i64>(MAX_PATHS);
   private readonly skewExtreme: StaticArray<i64> = new StaticArray<i64>(MAX_PATHS);
@@ -71,9 +70,8 @@ export class Counts {
   private readonly skewSeen: StaticArray<bool> = new StaticArray<bool>(MAX_PATHS);
   private skewDirty: bool = false;
 
-  @inline add(which: i32, n: i32 = 1): void {
-    unchecked((this.pending[which] += n));
-    this.dirty = true;
+  constructor() {
+    super(ids);
   }
 
   @inline addPath(path: i32, which: i32, n: i32 = 1): void {
@@ -107,15 +105,7 @@ export class Counts {
 
   /** Sends what was counted as context `ctx`'s. */
   flush(ctx: u32): void {
-    if (this.dirty) {
-      for (let i = 0; i < COUNTS; i++) {
-        const n = unchecked(this.pending[i]);
-        if (n == 0) continue;
-        metricAdd(unchecked(ids[i]), ctx, n);
-        unchecked((this.pending[i] = 0));
-      }
-      this.dirty = false;
-    }
+    super.flush(ctx);
     if (this.skewDirty) {
       for (let p = 1; p < MAX_PATHS; p++) {
         if (!unchecked(this.skewSeen[p])) continue;

@@ -1,7 +1,8 @@
 // The feedback part's counters and drop reasons (README.md "Metrics", "Drop reasons"). Counts
 // gather per context during a call and go to the host once at its end, one host call per counter
 // that moved.
-import { DropReason, defineCounter, defineGauge, metricAdd, metricSet } from "../../../sdk/assembly";
+import { DropReason, defineCounter, defineGauge, metricSet } from "../../../sdk/assembly";
+import { CounterBatch } from "../../../sdk/assembly/counter-batch";
 
 // Drop reasons of a receiver's RTCP compound (codes 270-279 are the feedback part's). The compound
 // never reaches the sender as it is: what it carried goes on inside the filter's own packets.
@@ -58,29 +59,19 @@ for (let i = 0; i < COUNTS; i++) unchecked((ids[i] = defineCounter(NAMES[i])));
 receiversGauge = defineGauge("feedback_receivers");
 
 /** One context's counts not yet sent to the host. */
-export class FbCounts {
-  private readonly pending: StaticArray<i32> = new StaticArray<i32>(COUNTS);
-  private dirty: bool = false;
+export class FbCounts extends CounterBatch {
   private lastReceivers: i32 = -1;
 
-  @inline add(which: FbCount, n: i32 = 1): void {
-    unchecked((this.pending[which] += n));
-    this.dirty = true;
+  constructor() {
+    super(ids);
   }
 
   /** Sends what was counted, and the receivers tracked, as context `ctx`'s. */
-  flush(ctx: u32, receivers: i32): void {
+  flushWith(ctx: u32, receivers: i32): void {
     if (receivers != this.lastReceivers) {
       metricSet(receiversGauge, ctx, receivers);
       this.lastReceivers = receivers;
     }
-    if (!this.dirty) return;
-    for (let i = 0; i < COUNTS; i++) {
-      const n = unchecked(this.pending[i]);
-      if (n == 0) continue;
-      metricAdd(unchecked(ids[i]), ctx, n);
-      unchecked((this.pending[i] = 0));
-    }
-    this.dirty = false;
+    this.flush(ctx);
   }
 }

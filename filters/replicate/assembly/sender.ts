@@ -4,20 +4,9 @@
 // anything through the output area in this call: a packet passed in place leaves before every
 // output packet of the call, so after one of those the stream's next packet must follow it there.
 import { Dest, Output, Packet } from "../../../sdk/assembly";
+import { currentCall } from "../../../sdk/assembly/context-filter";
 import { Count, Counts } from "./metrics";
 import { Translator } from "./rewrite";
-
-/** Counts the calls into the filter, so that a context can tell whether it emitted in this one. */
-let callEpoch: u32 = 1;
-
-export function startCall(): void {
-  callEpoch++;
-  if (callEpoch == 0) callEpoch = 1; // 0 is a new context's "never"
-}
-
-@inline export function currentCall(): u32 {
-  return callEpoch;
-}
 
 export class Sender {
   /** The call in which the context last sent on leg 0 through the output area. */
@@ -32,7 +21,7 @@ export class Sender {
 
   /** Whether a packet may still pass in place without overtaking one sent through the output area. */
   @inline get mayPassInPlace(): bool {
-    return this.emitCall != callEpoch;
+    return this.emitCall != currentCall();
   }
 
   /** Batch packet `p` (valid RTP) leaves in place, on leg 0. */
@@ -51,7 +40,7 @@ export class Sender {
     const t = this.translator;
     if (t !== null) t.rtp(ptr);
     Output.emit(this.ctx, ptr, len, 0, Dest.Forward, 0);
-    this.emitCall = callEpoch;
+    this.emitCall = currentCall();
     this.copy(ptr, len);
     return true;
   }
