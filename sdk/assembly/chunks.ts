@@ -9,6 +9,8 @@
 // code and small per-context objects (the general heap gets a reserve of its own at load, since
 // chunks taken up to the cap would leave it nothing to grow into).
 
+import { Config } from "./config";
+
 export const CHUNK_SIZE: i32 = 16384;
 const SLAB_PAGES: i32 = 16; // 1 MiB: 64 chunks
 /** Kept free in the general heap for small objects, so that chunks can never starve it. */
@@ -35,6 +37,27 @@ export function setBudget(kib: i64): void {
 
 @inline export function budgetBytes(): i64 {
   return <i64>budgetChunks * CHUNK_SIZE;
+}
+
+/** Reads the root config's `bufferBudgetKiB` (256 KiB to 4 GiB); apply it with setBudget once the config is accepted. */
+export function readBudgetKiB(cfg: Config): i64 {
+  return cfg.getInt("bufferBudgetKiB", DEFAULT_BUDGET_KIB, 256, 4 * 1024 * 1024);
+}
+
+/**
+ * The error for a context that did not fit, after take() failed: "no room for another `what`: it
+ * needs N KiB, and" what ran out, with what to raise; `orLower` names one more way out (", or lower X").
+ */
+export function noRoomMessage(what: string, needBytes: i64, orLower: string = ""): string {
+  const head = "no room for another " + what + ": it needs " + kib(needBytes) + " KiB, and ";
+  return lastFailure == NO_MEMORY
+    ? head + "the instance's memory is at its cap (raise the filter's maxMemoryPages, or lower bufferBudgetKiB)"
+    : head + kib(budgetUsedBytes()) + " of the instance's " + kib(budgetBytes()) +
+      " KiB are taken (raise the root config's bufferBudgetKiB, and the filter's maxMemoryPages with it" + orLower + ")";
+}
+
+function kib(bytes: i64): string {
+  return ((bytes + 1023) / 1024).toString();
 }
 
 /** Why take() failed. */

@@ -4,7 +4,7 @@
 // README.md lists the config keys, legs, metrics, drop reasons and limits.
 import { Config, Status, register, setError } from "../../../sdk/assembly";
 import { ContextFilter } from "../../../sdk/assembly/context-filter";
-import { CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure } from "../../../sdk/assembly/chunks";
+import { CHUNK_SIZE, noRoomMessage, readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
 import { FecContext } from "./context";
 import { decoderChunks, newDecoder } from "./decoder";
 import { encoderChunks, newEncoder } from "./encoder";
@@ -19,7 +19,7 @@ class FecFilter extends ContextFilter<FecContext> {
   configureRoot(cfg: Config): Status {
     defineMetrics();
     this.defaults.apply(cfg, true);
-    const budgetKiB = cfg.getInt("bufferBudgetKiB", DEFAULT_BUDGET_KIB, 256, 4 * 1024 * 1024);
+    const budgetKiB = readBudgetKiB(cfg);
     const status = cfg.finish();
     if (status == Status.Ok) setBudget(budgetKiB);
     return status;
@@ -39,21 +39,12 @@ class FecFilter extends ContextFilter<FecContext> {
     const c: FecContext | null = s.mode == MODE_ENCODE ? newEncoder(ctx, s) : newDecoder(ctx, s);
     if (c === null) {
       const need = <i64>(s.mode == MODE_ENCODE ? encoderChunks(s) : decoderChunks(s)) * CHUNK_SIZE;
-      const what = "no room for another " + (s.mode == MODE_ENCODE ? "encoder" : "decoder") + " of " +
-        s.columns.toString() + " x " + s.rows.toString() + ": it needs " + kib(need) + " KiB, and ";
-      setError(takeFailure() == NO_MEMORY
-        ? what + "the instance's memory is at its cap (raise the filter's maxMemoryPages, or lower bufferBudgetKiB)"
-        : what + kib(budgetUsedBytes()) + " of the instance's " + kib(budgetBytes()) +
-          " KiB are taken (raise the root config's bufferBudgetKiB, and the filter's maxMemoryPages with it)");
+      setError(noRoomMessage((s.mode == MODE_ENCODE ? "encoder" : "decoder") + " of " + s.columns.toString() + " x " + s.rows.toString(), need));
       return Status.NoSpace;
     }
     this.contexts.set(ctx, c);
     return Status.Ok;
   }
-}
-
-function kib(bytes: i64): string {
-  return ((bytes + 1023) / 1024).toString();
 }
 
 const parsed = new Settings();

@@ -5,9 +5,7 @@
 // legs, metrics, drop reasons and limits.
 import { Config, Status, register, setError } from "../../../sdk/assembly";
 import { ContextFilter } from "../../../sdk/assembly/context-filter";
-import {
-  CHUNK_SIZE, DEFAULT_BUDGET_KIB, NO_MEMORY, budgetBytes, budgetUsedBytes, setBudget, takeFailure,
-} from "../../../sdk/assembly/chunks";
+import { CHUNK_SIZE, noRoomMessage, readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
 import { ReplicateContext } from "./context";
 import { Feedback } from "./feedback";
 import { mergeChunks, newMerge } from "./merge";
@@ -22,7 +20,7 @@ class ReplicateFilter extends ContextFilter<ReplicateContext> {
   configureRoot(cfg: Config): Status {
     defineMetrics();
     this.defaults.apply(cfg, true);
-    const budgetKiB = cfg.getInt("bufferBudgetKiB", DEFAULT_BUDGET_KIB, 256, 4 * 1024 * 1024);
+    const budgetKiB = readBudgetKiB(cfg);
     const status = cfg.finish();
     if (status == Status.Ok) setBudget(budgetKiB);
     return status;
@@ -48,12 +46,7 @@ class ReplicateFilter extends ContextFilter<ReplicateContext> {
     if (s.merge) {
       const m = newMerge(ctx, s, c.counts, c.sender);
       if (m === null) {
-        const what = "no room for another merge of maxHeld " + s.maxHeld.toString() + ": it needs " +
-          kib(<i64>mergeChunks(s) * CHUNK_SIZE) + " KiB, and ";
-        setError(takeFailure() == NO_MEMORY
-          ? what + "the instance's memory is at its cap (raise the filter's maxMemoryPages, or lower bufferBudgetKiB)"
-          : what + kib(budgetUsedBytes()) + " of the instance's " + kib(budgetBytes()) +
-            " KiB are taken (raise the root config's bufferBudgetKiB, and the filter's maxMemoryPages with it, or lower merge.maxHeld)");
+        setError(noRoomMessage("merge of maxHeld " + s.maxHeld.toString(), <i64>mergeChunks(s) * CHUNK_SIZE, ", or lower merge.maxHeld"));
         return Status.NoSpace;
       }
       c.merge = m;
@@ -61,10 +54,6 @@ class ReplicateFilter extends ContextFilter<ReplicateContext> {
     this.contexts.set(ctx, c);
     return Status.Ok;
   }
-}
-
-function kib(bytes: i64): string {
-  return ((bytes + 1023) / 1024).toString();
 }
 
 const parsed = new Settings();
