@@ -4,7 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { LogLevel, MetricKind, Verdict } from "../abi/constants.js";
 import {
-  compileFilterModule, dropReasonName, FilterInstance, type FilterHostServices, type HistogramValue,
+  compileFilterModule, dropReasonName, FilterConfigError, FilterInstance, type FilterHostServices, type HistogramValue,
 } from "./runtime.js";
 
 export interface HarnessPacket {
@@ -102,6 +102,20 @@ export class FilterHarness {
     this.instance.setClock(this.clockUs, Date.now() * 1000);
     this.instance.createContext(ctx, config);
     return ctx;
+  }
+
+  /**
+   * How the filter refuses a context config: its status and message. Throws if the config is
+   * accepted (a config test expects a refusal) or the filter fails otherwise.
+   */
+  refusal(config: unknown): { status: number; reason: string } {
+    try {
+      this.createContext(config);
+    } catch (err) {
+      if (err instanceof FilterConfigError) return { status: err.status, reason: err.reason };
+      throw err;
+    }
+    throw new Error(`config ${JSON.stringify(config)} was accepted`);
   }
 
   /**
