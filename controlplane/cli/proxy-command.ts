@@ -198,8 +198,8 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   }
   const segments = (await proxy.stats()).segments;
   const io = proxy.io;
-  console.error(`${stamp()} proxy running: ${segments.length} segment(s) on ${config.workers} worker(s), ${ioText(io)}`);
   if (io.note) console.error(`${stamp()} WARNING: ${io.note}`);
+  console.error(`${stamp()} proxy running: ${segments.length} segment(s) on ${config.workers} worker(s), ${ioText(io)}`);
   for (const s of segments) {
     console.error(`  ${s.name}: listen ${s.ports.listen}${s.ports.listenRtcp ? `/${s.ports.listenRtcp}` : ""}, egress ${s.ports.egress}, chain ${s.stages.map((t) => t.filter).join(" -> ") || "(empty)"}`);
   }
