@@ -80,6 +80,9 @@ typedef struct {
   uint32_t q_count;
   int watching;
   int closing;
+  // closed: its resources are released; orphaned: JS no longer holds it. Freed when both.
+  int closed;
+  int orphaned;
   int receiving;
   double recv_errors;
 } Port;
@@ -138,10 +141,13 @@ static napi_value create_arena(napi_env env, napi_callback_info info) {
     return NULL;
   }
   Arena* a = calloc(1, sizeof *a);
-  a->msgs = calloc(slots, sizeof *a->msgs);
-  a->iovs = calloc(slots, sizeof *a->iovs);
-  a->names = calloc(slots, sizeof *a->names);
+  if (a) {
+    a->msgs = calloc(slots, sizeof *a->msgs);
+    a->iovs = calloc(slots, sizeof *a->iovs);
+    a->names = calloc(slots, sizeof *a->names);
+  }
   if (!a || !a->msgs || !a->iovs || !a->names) {
+    if (a) arena_finalize(env, a, NULL);
     napi_throw_error(env, NULL, "createArena: out of memory");
     return NULL;
   }
@@ -271,6 +277,8 @@ static void on_poll(uv_poll_t* handle, int status, int events) {
   if (events & UV_READABLE) receive(p);
 }
 
+static void start_close(Port* p);
+
 static void on_closed(uv_handle_t* handle) {
   Port* p = handle->data;
   napi_env env = p->env;
@@ -283,7 +291,21 @@ static void on_closed(uv_handle_t* handle) {
   free(p->queue);
   free(p->peers);
   free(p->peer_len);
-  free(p);
+  p->queue = NULL;
+  p->peers = NULL;
+  p->peer_len = NULL;
+  p->q_count = 0;
+  p->closed = 1;
+  if (p->orphaned) free(p);
+}
+
+// JS dropped the port: freed now if it was closed, else once its close completes (never while
+// JS could still pass it in: a closed port stays a valid "port closed" error until then).
+static void port_finalize(napi_env env, void* data, void* hint) {
+  Port* p = data;
+  p->orphaned = 1;
+  if (p->closed) free(p);
+  else start_close(p);
 }
 
 static void start_close(Port* p) {
@@ -333,10 +355,8 @@ static napi_value attach(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int own = fd;
-  Port* p = calloc(1, sizeof *p);
-  if (p) p->queue = calloc(QUEUE_PACKETS, sizeof *p->queue);
-  if (!p || !p->queue) {
-    free(p);
+  Port* p = calloc(1, sizeof *p);  // its queue is made when first needed: 10,000 idle sockets keep none
+  if (!p) {
     napi_throw_error(env, NULL, "attach: out of memory");
     return NULL;
   }
@@ -348,7 +368,6 @@ static napi_value attach(napi_env env, napi_callback_info info) {
     uv_loop_t* loop;
     int err = 0;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || (err = uv_poll_init(loop, &p->poll, own)) != 0) {
-      free(p->queue);
       free(p);
       char text[120];
       snprintf(text, sizeof text, "attach: cannot watch the socket on this runtime's event loop (%s)", err ? uv_strerror(err) : "no loop");
@@ -368,7 +387,7 @@ static napi_value attach(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[1], 1, &p->arena_ref);
   restart_poll(p);
   napi_value out;
-  CHECK(napi_create_external(env, p, NULL, NULL, &out));
+  CHECK(napi_create_external(env, p, port_finalize, NULL, &out));
   return out;
 }
 
@@ -442,7 +461,8 @@ static napi_value set_peer(napi_env env, napi_callback_info info) {
 
 // Copies a packet the socket cannot take now; false when it does not fit (backpressure).
 static bool enqueue(Port* p, const uint8_t* data, uint32_t length, int32_t peer, int32_t* result) {
-  if (p->q_count >= QUEUE_PACKETS) {
+  if (!p->queue) p->queue = calloc(QUEUE_PACKETS, sizeof *p->queue);
+  if (!p->queue || p->q_count >= QUEUE_PACKETS) {
     result[RESULT_BACKPRESSURE]++;
     return false;
   }
