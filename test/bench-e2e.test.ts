@@ -69,13 +69,27 @@ test("relays are charged CPU and memory from /proc; the harness is not", () => {
   assert.ok(t.stageMeanBatch! >= 1);
 });
 
-test("targets name what was not measured instead of passing it", () => {
-  const targets = e2eTargets(result.hosts, { filterName: "validate", latencyRates: result.latencyRates });
-  const byWhat = (s: string) => targets.find((t) => t.what.includes(s))!;
-  assert.is(byWhat("(Bun)").met, null);
-  assert.is(byWhat("rtpengine").met, null);
-  assert.is(byWhat("(Node)").met === null, false);
-  assert.is(byWhat("latency").met === null, false);
+test("targets name what was not run or not measured instead of passing it", () => {
+  const targets = e2eTargets(result, "validate");
+  const byWhat = (s: string) => {
+    const t = targets.find((x) => x.what.includes(s));
+    assert.ok(t, `no target ${s}`);
+    return t!;
+  };
+  // relays outside this run's hosts: not run, with the relay named
+  const bun = byWhat("95% of the plain relay's max rate (Bun)");
+  assert.is(bun.met, null);
+  assert.is(bun.verdict, "not run");
+  assert.match(bun.value, /node:dgram relay \(Bun\)/);
+  assert.is(byWhat("rtpengine").verdict, "not run");
+  assert.is(byWhat("C recvmmsg/sendmmsg relay's (Node)").verdict, "not run");
+  assert.is(byWhat("srtp protect at least 1 Gbit/s").verdict, "not run");
+  // measured: a verdict either way
+  assert.is(byWhat("95% of the plain relay's max rate (Node)").met === null, false);
+  assert.is(byWhat("added p99 latency").met === null, false);
+  assert.is(byWhat("p99.9 latency at 2.0k pps").met === null, false);
+  // the part did not run at all: every end-to-end target says so
+  for (const t of e2eTargets(undefined, "validate")) assert.is(t.verdict, "not run", t.what);
 });
 
 test("a relay that cannot start is left out with a warning, and the run goes on", async () => {

@@ -14,14 +14,23 @@ export interface ProxySegmentSpec {
   readonly destinationPort: number;
   /** The destinations' addresses, all at destinationPort (default: 127.0.0.1 alone). */
   readonly destinationAddresses?: readonly string[];
+  /** The worker the segment is pinned to (default: the proxy spreads segments by name). */
+  readonly worker?: number;
+  /** Send from the listen socket (RFC 4961 symmetric RTP): one socket per segment, no egress socket. */
+  readonly symmetricRtp?: boolean;
 }
+
+/** The proxy's socket I/O (its `io` key): "auto" is its default, "dgram" the node:dgram path it had before batched I/O. */
+export type ProxyIo = "auto" | "native" | "dgram";
 
 export interface ProxyProcessOptions {
   readonly runtime: Runtime;
   readonly segments: readonly ProxySegmentSpec[];
-  /** Filters by name -> .wasm path; the chain uses them in this order. */
-  readonly chain: readonly { readonly name: string; readonly path: string }[];
+  /** Filters by name -> .wasm path, and each stage's config; the chain uses them in this order. */
+  readonly chain: readonly { readonly name: string; readonly path: string; readonly config?: Readonly<Record<string, unknown>> }[];
   readonly workers?: number;
+  /** The proxy's `io` key (absent: the proxy's default). */
+  readonly io?: ProxyIo;
   /** The proxy's batchSize (its default when absent). */
   readonly batchSize?: number;
   /** How long to wait for "proxy running" (large configs take a while). */
@@ -29,6 +38,8 @@ export interface ProxyProcessOptions {
 }
 
 export interface ProxyProcess extends RelayProcess {
+  /** Every segment's listen port, in the order of the options' segments. */
+  readonly ports: readonly number[];
   /** Milliseconds from spawn to the proxy's "proxy running" line (process start included). */
   readonly startMs: number;
   stats(): Promise<ProxySnapshot>;
@@ -41,14 +52,17 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
   writeFileSync(file, JSON.stringify({
     workers: opts.workers ?? 1,
     ...(opts.batchSize !== undefined && { batchSize: opts.batchSize }),
+    ...(opts.io !== undefined && { io: opts.io }),
     filters: Object.fromEntries(opts.chain.map((f) => [f.name, { path: f.path }])),
     segments: opts.segments.map((s) => ({
       name: s.name,
       listen: { address: "127.0.0.1", port: s.listenPort },
       rtcpMux: true,
-      egress: { address: "127.0.0.1" },
+      // a symmetric segment sends from its listen socket: it has no egress of its own
+      ...(s.symmetricRtp ? { symmetricRtp: true } : { egress: { address: "127.0.0.1" } }),
       destinations: (s.destinationAddresses ?? ["127.0.0.1"]).map((address) => ({ address, port: s.destinationPort })),
-      chain: opts.chain.map((f) => ({ filter: f.name })),
+      chain: opts.chain.map((f) => ({ filter: f.name, ...(f.config && { config: f.config }) })),
+      ...(s.worker !== undefined && { worker: s.worker }),
     })),
   }));
   const t0 = performance.now();
@@ -73,6 +87,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
   return {
     name: `msm proxy (${opts.runtime})`,
     port: opts.segments[0]!.listenPort,
+    ports: opts.segments.map((s) => s.listenPort),
     startMs,
     pids: () => [child.pid!],
     stats: async () => {
