@@ -127,6 +127,8 @@ export interface Trial {
   readonly deliveredPps: number;
   readonly sent: number;
   readonly received: number;
+  /** UDP payload bytes of the packets received (a protect stage adds its tag to each). */
+  readonly receivedBytes: number;
   readonly lossPct: number;
   readonly pass: boolean;
   /** The generator fell short of the rate: the trial says nothing about the relay. */
@@ -148,6 +150,8 @@ export interface Trial {
   readonly latencyUs: LatencySummary | null;
   /** Proxy only: packets its segment dropped (counted by reason) during the trial. */
   readonly proxyDrops?: number;
+  /** Proxy with several workers only: packets its segments took in during the trial, per worker. */
+  readonly packetsInByWorker?: number[];
   /** Proxy with a filter only (runtime stats): time in the stage per packet and mean batch. */
   readonly stageNsPerPacket?: number;
   readonly stageMeanBatch?: number;
@@ -310,6 +314,7 @@ async function startHost(kind: HostKind, sinkPort: number, opts: E2eOptions): Pr
 
 interface ProxyCounters {
   dropsTotal: number;
+  packetsInByWorker: number[];
   stage: { packetsIn: number; calls: number; busyNs: number } | null;
 }
 
@@ -318,9 +323,11 @@ async function proxyCounters(relay: RelayProcess | null): Promise<ProxyCounters 
   if (!relay || !("stats" in relay)) return undefined;
   const segments = (await (relay as ProxyProcess).stats()).segments;
   let dropsTotal = 0;
+  const packetsInByWorker: number[] = [];
   let stage: ProxyCounters["stage"] = null;
   for (const seg of segments) {
     dropsTotal += seg.dropsTotal;
+    packetsInByWorker[seg.worker] = (packetsInByWorker[seg.worker] ?? 0) + seg.packetsIn;
     const first = seg.stages[0];
     if (!first) continue;
     stage ??= { packetsIn: 0, calls: 0, busyNs: 0 };
@@ -328,7 +335,7 @@ async function proxyCounters(relay: RelayProcess | null): Promise<ProxyCounters 
     stage.calls += first.calls;
     stage.busyNs += first.busyNs;
   }
-  return { dropsTotal, stage };
+  return { dropsTotal, packetsInByWorker: Array.from(packetsInByWorker, (n) => n ?? 0), stage };
 }
 
 // ---- trials, the search and the sweep ----
@@ -375,6 +382,7 @@ async function runTrial(h: Harness, relay: RelayProcess | null, rate: number, du
     deliveredPps: Math.round(got.received / (ran.sendMs / 1000)),
     sent: ran.sent,
     received: got.received,
+    receivedBytes: got.bytes,
     lossPct: round(lossFraction * 100, 4),
     pass: lossFraction < opts.maxLoss && !generatorShort && got.duplicates === 0,
     generatorShort,
@@ -389,7 +397,8 @@ async function runTrial(h: Harness, relay: RelayProcess | null, rate: number, du
   };
   opts.onTrial?.(relay?.name ?? "direct", result);
   if (!before || !after) return result;
-  const withDrops = { ...result, proxyDrops: after.dropsTotal - before.dropsTotal };
+  const byWorker = after.packetsInByWorker.map((n, w) => n - (before.packetsInByWorker[w] ?? 0));
+  const withDrops = { ...result, proxyDrops: after.dropsTotal - before.dropsTotal, ...(byWorker.length > 1 && { packetsInByWorker: byWorker }) };
   const b = before.stage;
   const a = after.stage;
   if (!a || !b || a.packetsIn === b.packetsIn || a.calls === b.calls) return withDrops;

@@ -37,7 +37,8 @@ export type LoadgenReply =
   /** firstSeq: the RTP sequence number of the trial's first packet on the first port. */
   | { type: "ran"; trial: number; sent: number; sendMs: number; cpuUs: number; sendErrors: number; lateTicks: number; firstSeq: number }
   | { type: "armed"; trial: number }
-  | { type: "collected"; trial: number; received: number; duplicates: number; stray: number; cpuUs: number; latency: LatencySummary | null };
+  /** bytes: the UDP payload bytes of the packets counted as received. */
+  | { type: "collected"; trial: number; received: number; bytes: number; duplicates: number; stray: number; cpuUs: number; latency: LatencySummary | null };
 
 /** One-way latency of the delivered packets of a trial, microseconds. */
 export interface LatencySummary {
@@ -176,10 +177,12 @@ class TrialCount {
   readonly seen: Uint8Array;
   readonly latencyUs: Float64Array;
   received = 0;
+  bytes = 0;
   duplicates = 0;
   stray = 0;
-  /** bySequence: the sequence numbers in arrival order, counted at collect once the first is known. */
+  /** bySequence: the sequence numbers and lengths in arrival order, counted at collect once the first is known. */
   private readonly sequences: Uint16Array;
+  private readonly lengths: Uint16Array;
   private logged = 0;
 
   constructor(readonly trial: number, expect: number, readonly bySequence: boolean) {
@@ -187,19 +190,23 @@ class TrialCount {
     this.latencyUs = new Float64Array(bySequence ? 0 : expect);
     // room for stragglers of the trial before too
     this.sequences = new Uint16Array(bySequence ? expect * 2 + 1024 : 0);
+    this.lengths = new Uint16Array(this.sequences.length);
   }
 
   add(msg: Buffer, now: bigint): void {
     if (this.bySequence) {
       if (msg.length < 12 || this.logged === this.sequences.length) this.stray++;
-      else this.sequences[this.logged++] = msg.readUInt16BE(2);
+      else {
+        this.lengths[this.logged] = msg.length;
+        this.sequences[this.logged++] = msg.readUInt16BE(2);
+      }
       return;
     }
     if (msg.length < MIN_PACKET || msg.readUInt32BE(12) !== this.trial) {
       this.stray++;
       return;
     }
-    this.mark(msg.readUInt32BE(16), Number(now - msg.readBigUInt64BE(20)) / 1000);
+    this.mark(msg.readUInt32BE(16), msg.length, Number(now - msg.readBigUInt64BE(20)) / 1000);
   }
 
   /**
@@ -214,16 +221,17 @@ class TrialCount {
       const step = ((rel - (highest & 0xffff) + 0x8000) & 0xffff) - 0x8000;
       const index = highest + step;
       if (index >= 0 && index < this.seen.length) highest = Math.max(highest, index);
-      this.mark(index, NaN);
+      this.mark(index, this.lengths[i]!, NaN);
     }
     this.logged = 0;
   }
 
-  private mark(index: number, latencyUs: number): void {
+  private mark(index: number, length: number, latencyUs: number): void {
     if (index < 0 || index >= this.seen.length) this.stray++;
     else if (this.seen[index] !== 0) this.duplicates++;
     else {
       this.seen[index] = 1;
+      this.bytes += length;
       if (!this.bySequence) this.latencyUs[this.received] = latencyUs;
       this.received++;
     }
@@ -243,7 +251,7 @@ function sink(sock: Socket): void {
     } else if (m.cmd === "collect") {
       if (count.bySequence) count.countSequences(m.firstSeq ?? 0);
       const latency = count.bySequence ? null : summarize(count.latencyUs.subarray(0, count.received));
-      replyToParent({ type: "collected", trial: m.trial, received: count.received, duplicates: count.duplicates, stray: count.stray, cpuUs: cpuUsSince(cpu0), latency });
+      replyToParent({ type: "collected", trial: m.trial, received: count.received, bytes: count.bytes, duplicates: count.duplicates, stray: count.stray, cpuUs: cpuUsSince(cpu0), latency });
     } else if (m.cmd === "exit") sock.close(() => process.exit(0));
   });
 }

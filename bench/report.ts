@@ -211,10 +211,10 @@ function e2eNotes(e: E2eResult): string[] {
 
 export function workersRows(w: WorkersResult): string[][] {
   const first = w.rows[0];
-  const rows = [["workers", "segments", "max pps (median)", "range", "per worker pps", `/ ${first ? `${first.workers} worker${first.workers === 1 ? "" : "s"}` : "first"}`, "CPU us/pkt near max", "proxy CPU % near max", "generator / sink CPU %"]];
+  const rows = [["workers", "segments", "max pps (median)", "range", "per worker pps", `/ ${first ? `${first.workers} worker${first.workers === 1 ? "" : "s"}` : "first"}`, "CPU us/pkt near max", "proxy CPU % near max", "generator / sink CPU %", "busiest worker's share"]];
   for (const r of w.rows) {
     rows.push([String(r.workers) + (r.boundLimited ? " (a lower bound)" : ""), String(w.segments), kpps(r.maxPps), `${kpps(r.minPps)}-${kpps(r.maxOfRepeatsPps)}`, kpps(r.perWorkerPps),
-      r.vsFirst === null ? "-" : `${r.vsFirst.toFixed(2)}x`, fmt(r.cpuUsPerPacket, 2), fmt(r.proxyCpuPct, 0), `${fmt(r.generatorCpuPct, 0)} / ${fmt(r.sinkCpuPct, 0)}`]);
+      r.vsFirst === null ? "-" : `${r.vsFirst.toFixed(2)}x`, fmt(r.cpuUsPerPacket, 2), fmt(r.proxyCpuPct, 0), `${fmt(r.generatorCpuPct, 0)} / ${fmt(r.sinkCpuPct, 0)}`, r.busiestWorkerPct === null ? "-" : `${fmt(r.busiestWorkerPct, 0)}%`]);
   }
   return rows;
 }
@@ -222,6 +222,7 @@ export function workersRows(w: WorkersResult): string[][] {
 function workersNotes(w: WorkersResult): string[] {
   return [
     w.method,
+    "busiest worker's share: of the packets the proxy's segments took in near the max, the share of the worker that took the most (50% on 2 workers is an even spread).",
     `This machine has ${w.cores} cores, shared by the proxy (its workers and its main thread), the generator and the sink; the harness alone reaches ${w.ceilingPps === null ? "?" : kpps(w.ceilingPps)} pps. Where the proxy's workers outnumber the cores left to them, per-worker figures show the machine, not the proxy.`,
     ...w.warnings.map((x) => `warning: ${x}`),
   ];

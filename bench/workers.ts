@@ -36,6 +36,8 @@ export interface WorkersRow extends Pick<HostSummary, "maxPps" | "minPps" | "max
   readonly proxyCpuPct: number | null;
   readonly generatorCpuPct: number | null;
   readonly sinkCpuPct: number | null;
+  /** Near the max (median over repeats): the busiest worker's share of the packets the segments took in, % (null: one worker). */
+  readonly busiestWorkerPct: number | null;
   readonly repeats: SearchResult[];
 }
 
@@ -77,6 +79,12 @@ async function startWorkersProxy(sinkPort: number, workers: number, segments: nu
       if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
     }
   }
+}
+
+/** The busiest worker's share of the packets in, %; undefined without per-worker counts. */
+function busiestShare(byWorker: readonly number[] | undefined): number | undefined {
+  const total = byWorker?.reduce((a, b) => a + b, 0) ?? 0;
+  return byWorker && total > 0 ? (Math.max(...byWorker) / total) * 100 : undefined;
 }
 
 function medianOrNull(xs: readonly (number | null | undefined)[], digits: number): number | null {
@@ -126,6 +134,7 @@ export async function runWorkers(opts: WorkersOptions): Promise<WorkersResult> {
       proxyCpuPct: medianOrNull(near.map((t) => t.relayCpuPct), 0),
       generatorCpuPct: medianOrNull(near.map((t) => t.generatorCpuPct), 0),
       sinkCpuPct: medianOrNull(near.map((t) => t.sinkCpuPct), 0),
+      busiestWorkerPct: medianOrNull(near.map((t) => busiestShare(t.packetsInByWorker)), 0),
       repeats: rs,
     };
   });
