@@ -29,12 +29,12 @@
 // rate, loss, latency percentiles and CPU per packet at equal rates (and so at equal batching).
 // Latency is the sink's receive time minus the send time the generator wrote into the packet.
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import type { LatencySummary, LoadgenReply, LoadgenRequest } from "./loadgen.js";
 import { NOISY_CPU_PCT, machineBusyUs, median, progress, round, sleep, udpDrops } from "./common.js";
 import { LoadProcess } from "./load-process.js";
-import { randomBytes } from "node:crypto";
 import { startCRelay } from "./hosts/c-relay.js";
 import { startGstreamerRelay } from "./hosts/gstreamer.js";
 import { startPlainRelay } from "./hosts/plain-relay.js";
