@@ -167,6 +167,8 @@ export interface SearchResult {
   readonly sweep: Trial[];
   /** The relay's peak resident memory over the repeat (sum over its processes), bytes. */
   readonly peakRssBytes: number | null;
+  /** A proxy: the socket I/O it said it uses when it started. */
+  readonly io?: string;
 }
 
 export interface SweepPoint {
@@ -475,7 +477,8 @@ export async function measureRelay(h: Harness, subject: Subject, upper: number, 
       sweep.push(t);
       progress(`  ${label} sweep: ${describe(t)}`);
     }
-    return { maxPps: lo, atMax: best, boundLimited: lo >= harnessCap * 0.95, trials, sweep, peakRssBytes: peakRss };
+    const io = relay && "io" in relay ? (relay as ProxyProcess).io : null;
+    return { maxPps: lo, atMax: best, boundLimited: lo >= harnessCap * 0.95, trials, sweep, peakRssBytes: peakRss, ...(io && { io }) };
   } finally {
     await relay?.close();
   }
@@ -658,6 +661,16 @@ export function harnessWarnings(relays: readonly { readonly label: string; reado
     }
   }
   return out;
+}
+
+/** What each proxy said about its socket I/O when it started (the first repeat's; a change between repeats is named). */
+export function ioNotes(relays: readonly { readonly label: string; readonly repeats: readonly SearchResult[] }[]): string[] {
+  const out: string[] = [];
+  for (const h of relays) {
+    const said = [...new Set(h.repeats.map((s) => s.io).filter((x): x is string => x !== undefined))];
+    if (said.length > 0) out.push(`${h.label}: ${said.join(", then ")}`);
+  }
+  return out.length > 0 ? [`socket I/O, as each proxy's start line named it: ${out.join("; ")}`] : [];
 }
 
 /** A warning when trials ran while the rest of the machine was busy. */

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderLineChart } from "./chart.js";
 import { markdownTable, median, table } from "./common.js";
-import { e2eTargets, fasterRuntime, gbps, type E2eResult, type HostSummary, type Target } from "./e2e.js";
+import { e2eTargets, fasterRuntime, gbps, ioNotes, type E2eResult, type HostSummary, type Target } from "./e2e.js";
 import type { MicroResult } from "./micro.js";
 import { scaleTables, scaleTargetText, scaleVerdict, TARGET_RATE_PER_STREAM, TARGET_SEGMENTS, type ScaleResult } from "./scale.js";
 import type { SrtpResult } from "./srtp.js";
@@ -204,7 +204,7 @@ function srtpNote(e: E2eResult): string | undefined {
 }
 
 function e2eNotes(e: E2eResult): string[] {
-  return [stageNote(e), runtimeNote(e), ioNote(e), srtpNote(e), ...e.warnings.map((w) => `warning: ${w}`)].filter((x): x is string => x !== undefined);
+  return [stageNote(e), runtimeNote(e), ioNote(e), ...ioNotes(e.hosts), srtpNote(e), ...e.warnings.map((w) => `warning: ${w}`)].filter((x): x is string => x !== undefined);
 }
 
 // ---- (g) workers ----
@@ -222,6 +222,7 @@ export function workersRows(w: WorkersResult): string[][] {
 function workersNotes(w: WorkersResult): string[] {
   return [
     w.method,
+    ...ioNotes(w.rows),
     "busiest worker's share: of the packets the proxy's segments took in near the max, the share of the worker that took the most (50% on 2 workers is an even spread).",
     `This machine has ${w.cores} cores, shared by the proxy (its workers and its main thread), the generator and the sink; the harness alone reaches ${w.ceilingPps === null ? "?" : kpps(w.ceilingPps)} pps. Where the proxy's workers outnumber the cores left to them, per-worker figures show the machine, not the proxy.`,
     ...w.warnings.map((x) => `warning: ${x}`),

@@ -42,6 +42,8 @@ export interface ProxyProcess extends RelayProcess {
   readonly ports: readonly number[];
   /** Milliseconds from spawn to the proxy's "proxy running" line (process start included). */
   readonly startMs: number;
+  /** The socket I/O its "proxy running" line names ("batched I/O (recvmmsg/sendmmsg)", ...), null where it names none. */
+  readonly io: string | null;
   stats(): Promise<ProxySnapshot>;
 }
 
@@ -71,7 +73,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
     started = await spawnUntilReady(
       runtimeBinary(opts.runtime),
       [join(ROOT, "dist", "controlplane", "cli", "msm.js"), "proxy", "--config", file, "--admin", "127.0.0.1:0"],
-      /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running/,
+      /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running: ([^\n]*)\n/,
       opts.readyTimeoutMs ?? 20_000,
     );
   } catch (err) {
@@ -81,6 +83,8 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
   const startMs = performance.now() - t0;
   const { child, match } = started;
   const adminPort = Number(match[1]);
+  // "N segment(s) on W worker(s), <its I/O>"
+  const io = /worker\(s\), (.+)$/.exec(match[2]!)?.[1] ?? null;
   // keep draining its output so that a chatty proxy never blocks on a full pipe
   child.stdout!.resume();
   child.stderr!.resume();
@@ -89,6 +93,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
     port: opts.segments[0]!.listenPort,
     ports: opts.segments.map((s) => s.listenPort),
     startMs,
+    io,
     pids: () => [child.pid!],
     stats: async () => {
       const res = await fetch(`http://127.0.0.1:${adminPort}/stats`);
