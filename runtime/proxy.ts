@@ -9,6 +9,7 @@ import type { DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane/
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
+import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 
 /**
  * A config change that could not be applied. Before the commit (`committed` false) nothing of it
@@ -45,6 +46,8 @@ function workerFor(seg: SegmentConfig, workers: number): number {
 export interface ProxySnapshot {
   workers: number;
   workerMode: "thread" | "process";
+  /** How the workers move packets (docs/batched-io.md). */
+  io: IoPlan;
   segments: (SegmentSnapshot & { worker: number })[];
   watchdogRestarts: number;
 }
@@ -87,9 +90,17 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private readonly answeredAt: number[] = [];
   private readonly downSince: number[] = [];
 
+  /** How the workers move packets, planned once at start (a plan that cannot hold throws there). */
+  readonly io: IoPlan;
+
   private constructor(config: ProxyConfig) {
     super();
     this.config = config;
+    try {
+      this.io = planIo(config.io);
+    } catch (err) {
+      throw new ApplyError([{ segment: "", message: (err as Error).message }]);
+    }
   }
 
   /** Starts workers and applies the config. Throws ApplyError (and stops) if it cannot. */
@@ -125,6 +136,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return {
       workers: this.workers.length,
       workerMode: WORKER_MODE,
+      io: this.io,
       segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker }))),
       watchdogRestarts: this.watchdogRestarts,
     };
@@ -180,7 +192,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private spawn(index: number): WorkerHandle {
     const handle = new WorkerHandle(
       index,
-      { batchSize: this.config.batchSize, socketReceiveBuffer: this.config.socketReceiveBuffer },
+      { batchSize: this.config.batchSize, io: this.io, socketReceiveBuffer: this.config.socketReceiveBuffer },
       (event) => this.emit("event", event),
       (code) => {
         if (this.closed || this.workers[index] !== handle) return;
@@ -214,6 +226,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
 
   private async applyNow(config: ProxyConfig): Promise<void> {
     if (this.closed) throw new ApplyError([{ segment: "", message: "the proxy is shutting down" }]);
+    if (config.io !== this.config.io) {
+      throw new ApplyError([{ segment: "", message: `io: cannot change from ${this.config.io} to ${config.io} while running; restart the proxy` }]);
+    }
     if (config.workers !== this.workers.length) {
       throw new ApplyError([{ segment: "", message: `workers: cannot change from ${this.workers.length} to ${config.workers} while running; restart the proxy` }]);
     }

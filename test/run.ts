@@ -1,4 +1,4 @@
-// Runs every test file in its own process (under Node, and the proxy's tests again under Bun),
+// Runs every test file in its own process (under Node; the proxy's tests again under Bun, and on node:dgram I/O),
 // each with a time limit, and ends with the line CI reads: `N passed, N failed`.
 // Usage: node dist/test/run.js [filter-substring ...]
 import { spawn } from "node:child_process";
@@ -11,7 +11,10 @@ const dist = join(root, "dist");
 const FILE_TIMEOUT_MS = 240_000;
 const BUN = join(root, "node_modules", "bun", "bin", "bun.exe");
 /** Test files that exercise the proxy and so run under Bun too. */
-const BUN_TESTS = /\/test\/((proxy|hot-swap|filter-host|failures|failure-paths|apply|output-timers|hostile-filter|source-gate|runtime-units|legs|fec-hot-swap)[^/]*|fanout|destination-rewrite|feedback-fanout|multicast)\.test\.js$/;
+const BUN_TESTS = /\/test\/((proxy|hot-swap|filter-host|failures|failure-paths|apply|output-timers|hostile-filter|source-gate|runtime-units|legs|fec-hot-swap)[^/]*|fanout|destination-rewrite|feedback-fanout|multicast|batched-io)\.test\.js$/;
+
+/** Test files that run once more under Node with the proxy on node:dgram I/O (io: dgram), the fallback path. */
+const DGRAM_TESTS = /\/test\/(proxy|hot-swap|legs|fanout|destination-rewrite|feedback-fanout|failures|output-timers)\.test\.js$/;
 
 function findTests(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -41,10 +44,10 @@ function summary(text: string, name: string): number {
   return Number(lines.at(-1)?.[1] ?? 0);
 }
 
-function runFile(runtime: string, file: string, label: string): Promise<Outcome> {
+function runFile(runtime: string, file: string, label: string, env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(runtime, [file], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } });
+    const child = spawn(runtime, [file], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0", ...env } });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
@@ -80,6 +83,12 @@ let failed = 0;
 let skipped = 0;
 for (const file of files) {
   const r = await runFile(process.execPath, file, "[node]");
+  passed += r.passed;
+  failed += r.failed;
+  skipped += r.skipped;
+}
+for (const file of files.filter((f) => DGRAM_TESTS.test(f))) {
+  const r = await runFile(process.execPath, file, "[dgram]", { MSM_TEST_IO: "dgram" });
   passed += r.passed;
   failed += r.failed;
   skipped += r.skipped;

@@ -4,6 +4,7 @@
 // - `--control-plane HOST:PORT[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
+import type { IoPlan } from "../../runtime/dataplane/batched-io.js";
 import { Agent } from "../agent/index.js";
 import { printable } from "../security/terminal.js";
 import { ConfigWatch, configFingerprint } from "./config-watch.js";
@@ -16,6 +17,13 @@ export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
 
 const FLAGS = ["config", "admin", "control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers"];
 const AGENT_ONLY = ["control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers"];
+
+/** The I/O path, as the start line names it. */
+function ioText(io: IoPlan): string {
+  if (io.receive === "native") return "batched I/O (recvmmsg/sendmmsg)";
+  if (io.send === "native") return "batched sends (sendmmsg), node:dgram receive";
+  return "node:dgram I/O";
+}
 
 function stamp(): string {
   return new Date().toISOString();
@@ -189,7 +197,9 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     console.error(`${stamp()} admin: http://${config.admin.address}:${admin.port}/metrics`);
   }
   const segments = (await proxy.stats()).segments;
-  console.error(`${stamp()} proxy running: ${segments.length} segment(s) on ${config.workers} worker(s)`);
+  const io = proxy.io;
+  console.error(`${stamp()} proxy running: ${segments.length} segment(s) on ${config.workers} worker(s), ${ioText(io)}`);
+  if (io.note) console.error(`${stamp()} WARNING: ${io.note}`);
   for (const s of segments) {
     console.error(`  ${s.name}: listen ${s.ports.listen}${s.ports.listenRtcp ? `/${s.ports.listenRtcp}` : ""}, egress ${s.ports.egress}, chain ${s.stages.map((t) => t.filter).join(" -> ") || "(empty)"}`);
   }

@@ -129,6 +129,11 @@ const segment = z.strictObject({
   rtcpMux: z.boolean().default(false),
   /** The local address (and optionally port) the proxy sends from; receivers send feedback here. */
   egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
+  /**
+   * Send to the destinations from the listen socket(s) (symmetric RTP, RFC 4961): half the
+   * sockets. Receivers send feedback to the listen port, from the port they receive on.
+   */
+  symmetricRtp: z.boolean().default(false),
   destinations: destinationList(destination),
   /** How multicast destinations are sent to. */
   multicast: multicast.default(() => ({ ...MULTICAST_DEFAULTS })),
@@ -161,6 +166,8 @@ export const proxyConfigSchema = z.strictObject({
   workers: z.number().int().min(1).max(64).default(1),
   /** Largest batch handed to a chain at once. */
   batchSize: z.number().int().min(1).max(1024).default(64),
+  /** Socket I/O: batched through the addon (docs/batched-io.md), node:dgram, or the addon where it is built. */
+  io: z.enum(["auto", "native", "dgram"]).default("auto"),
   watchdog: z.strictObject({ stuckMs: z.number().int().min(10).max(60_000).default(500) }).default({ stuckMs: 500 }),
   admin: z.strictObject({ address: address.default("127.0.0.1"), port: portOrZero }).optional(),
   /** Kernel receive buffer per socket, bytes. */
@@ -231,6 +238,8 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     if (seg.source.address !== undefined && isIP(seg.source.address) !== isIP(seg.listen.address)) {
       problems.push(`${at}.source.address: IPv${isIP(seg.source.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);
     }
+    if (seg.symmetricRtp && seg.egress) problems.push(`${at}.egress: with symmetricRtp the segment sends from its listen socket; remove egress or symmetricRtp`);
+    if (seg.symmetricRtp && isMulticast(seg.listen.address)) problems.push(`${at}.symmetricRtp: the listen address ${seg.listen.address} is a multicast group, which cannot be a source; use an egress socket`);
     problems.push(...multicastProblems(seg, at, family));
     problems.push(...legProblems(seg, at, family));
     for (const bind of fixedBinds(seg)) claim(bind.address, bind.port, `${at}.${bind.what}`);
@@ -357,7 +366,7 @@ export function fixedBinds(seg: SegmentConfig): { address: string; port: number;
 /** What about a segment forces new sockets (and so a brief gap): where it listens and sends from. */
 export function socketsKey(seg: SegmentConfig): string {
   const legs = seg.legs.map((l, k) => [legListen(seg, l), l.send, l.egress ?? null, groupJoin(seg, k)]);
-  return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null, legs, groupJoin(seg), seg.multicast]);
+  return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null, seg.symmetricRtp, legs, groupJoin(seg), seg.multicast]);
 }
 
 /** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */

@@ -9,6 +9,7 @@ import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEv
 import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
+import { BatchedIo, type IoPlan } from "./batched-io.js";
 import { EgressRing } from "./egress-ring.js";
 import { SegmentRuntime } from "./segment-runtime.js";
 import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
@@ -18,6 +19,8 @@ import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 
 export interface DataPlaneOptions {
   readonly batchSize: number;
+  /** Batched I/O where the plan says so (docs/batched-io.md); node:dgram when absent. */
+  readonly io?: IoPlan;
   readonly socketReceiveBuffer: number;
   readonly beacon?: WatchdogBeacon;
   readonly onEvent?: (event: DataPlaneEvent) => void;
@@ -71,6 +74,9 @@ interface Plan {
   stuck: ApplyRequest["stuck"];
 }
 
+/** Most packets one batched read takes. */
+const MAX_RECEIVE_SLOTS = 256;
+
 const checkpointKey = (segment: string, filter: string): string => `${segment}\0${filter}`;
 
 /** What the pool needs of a filter entry of the config. */
@@ -91,6 +97,8 @@ async function closeWhenSent(seg: SegmentRuntime): Promise<void> {
 export class DataPlane {
   readonly segments = new Map<string, SegmentRuntime>();
   private readonly ring = new EgressRing();
+  /** The worker's batched I/O, or null (node:dgram). */
+  private readonly io: BatchedIo | null;
   private readonly pool: FilterPool;
   private readonly runner: ChainRunner;
   private readonly timers = new Map<FilterInstance, Map<number, NodeJS.Timeout>>();
@@ -116,6 +124,8 @@ export class DataPlane {
       emit,
     );
     this.runner = new ChainRunner();
+    // a receive arena slot per packet of a batch, at most 256 (64 KiB each, touched only as far as packets reach)
+    this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS)) : null;
     if (options.beacon) this.runner.beacon = options.beacon;
   }
 
@@ -336,7 +346,7 @@ export class DataPlane {
   }
 
   private addSegment(config: SegmentConfig, sockets: SegmentSockets, stages: ChainStage[]): void {
-    const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize);
+    const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize, this.io);
     seg.stages = stages;
     for (const st of stages) this.stageOwner.set(st.ctx, seg);
     this.segments.set(config.name, seg);

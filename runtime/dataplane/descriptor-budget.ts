@@ -8,11 +8,14 @@ import type { SegmentConfig } from "../config/proxy-config.js";
 /** Descriptors a process keeps for itself beyond segment sockets (runtime, admin, pipes, files). */
 export const DESCRIPTOR_RESERVE = 64;
 
-/** Sockets a segment binds: RTP in and out, RTCP in and out unless RTCP is multiplexed, and one per leg per direction it uses. */
+/**
+ * Sockets a segment binds: RTP in and out (one with symmetricRtp), RTCP in and out unless RTCP is
+ * multiplexed, and one per leg per direction it uses.
+ */
 export function socketsFor(segments: readonly SegmentConfig[]): number {
   let n = 0;
   for (const s of segments) {
-    n += s.rtcpMux ? 2 : 4;
+    n += (s.rtcpMux ? 1 : 2) * (s.symmetricRtp ? 1 : 2);
     for (const l of s.legs) n += (l.receive ? 1 : 0) + (l.send ? 1 : 0);
   }
   return n;
@@ -46,5 +49,5 @@ export function descriptorShortfall(needed: number, other: number, where: string
   if (limit === null || needed + other <= limit) return null;
   return `${where} need ${needed} sockets, but the open-files limit is ${limit} (ulimit -n) and ${other} descriptors are kept ` +
     "for the rest of the process: raise the limit (ulimit -n, systemd LimitNOFILE=, the container's nofile), " +
-    "use rtcpMux (2 sockets per segment instead of 4), or spread the segments over more proxies";
+    "use rtcpMux and symmetricRtp (1 socket per segment instead of 4), or spread the segments over more proxies";
 }

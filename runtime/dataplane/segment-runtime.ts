@@ -2,7 +2,7 @@
 // and where packets go when they leave the chain. Media flows downstream from the sender (who
 // sends to `listen`) to the destinations (from the egress sockets); RTCP feedback from the
 // receivers arrives on the egress sockets and flows upstream, back to the sender.
-import type { RemoteInfo, Socket } from "node:dgram";
+import type { Socket } from "node:dgram";
 import { Dest, DropReason, PacketFlag } from "../../sdk/abi/constants.js";
 import type { ChainRunner } from "../chain/chain-runner.js";
 import type { ChainStage } from "../chain/filter-pool.js";
@@ -10,7 +10,9 @@ import { PacketList } from "../chain/packet-list.js";
 import { SegmentStats } from "../chain/stats.js";
 import type { SegmentConfig } from "../config/proxy-config.js";
 import { pendingAllowance, RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
+import { RECEIVE_SLOT, type BatchedIo, type NativePort } from "./batched-io.js";
 import { allSockets, closeSockets, legDestinations, type SegmentSockets } from "./segment-sockets.js";
+import { canonicalAddress } from "../config/endpoints.js";
 import { SourceGate } from "./source-gate.js";
 import { rewriteRtcpSsrc, rewriteRtp, rtpSsrc } from "./ssrc-rewrite.js";
 
@@ -24,11 +26,29 @@ function legGateConfig(config: SegmentConfig, leg: number): SegmentConfig {
 }
 
 /** RFC 5761 section 4: with RTCP multiplexed on the RTP port, RTCP packet types are 192-223. */
-function looksLikeRtcp(msg: Buffer): boolean {
-  if (msg.length < 2) return false;
-  const pt = msg[1]!;
+function looksLikeRtcp(buf: Uint8Array, at: number, length: number): boolean {
+  if (length < 2) return false;
+  const pt = buf[at + 1]!;
   return pt >= 192 && pt <= 223;
 }
+
+/**
+ * A socket packets leave from: node:dgram's send with its tracker, or (batched I/O) the addon's
+ * port, whose peer table holds the sender at SENDER_RTP / SENDER_RTCP and destination k at
+ * destinationPeer(k) (RTP) and destinationPeer(k) + 1 (RTCP).
+ */
+interface Outlet {
+  readonly socket: Socket;
+  readonly sends: SendTracker;
+  port: NativePort | null;
+  /** The sender addresses the port's peer table holds (the gate replaces its objects when they change). */
+  senderRtp: { address: string; port: number } | null;
+  senderRtcp: { address: string; port: number } | null;
+}
+
+const SENDER_RTP = 0;
+const SENDER_RTCP = 1;
+const destinationPeer = (k: number): number => 2 + 2 * k;
 
 const NO_SLOT = -1;
 /** How long the translated media source may be silent before another SSRC takes its place (a restarted sender). */
@@ -50,6 +70,14 @@ function peerText(p: { address: string; port: number } | null): string | null {
 
 export class SegmentRuntime {
   readonly stats = new SegmentStats();
+  /** The segment's sockets as packets leave them (legs: index k - 1; null where a leg does not send). */
+  private readonly outlets: { ingressRtp: Outlet; ingressRtcp: Outlet | null; egressRtp: Outlet; egressRtcp: Outlet | null; legs: (Outlet | null)[] };
+  /** Every attached port, to pause and close. */
+  private readonly nativePorts: NativePort[] = [];
+  // the packet sendAll is sending: where it is (dgram: a ring slot or a received Buffer)
+  private outMemory: Uint8Array = new Uint8Array(0);
+  private outAt = 0;
+  private outSlot = NO_SLOT;
   stages: ChainStage[] = [];
   config: SegmentConfig;
   readonly gate: SourceGate;
@@ -78,6 +106,8 @@ export class SegmentRuntime {
    */
   private mediaSsrc = -1;
   private mediaSeenMs = 0;
+  /** Per UDP port, the destination addresses that receive on it (symmetricRtp's demultiplexing). */
+  private readonly destinationPorts = new Map<number, string[]>();
   /** Whether any destination is translated (the media source is tracked only then). */
   private translating = false;
   private closed = false;
@@ -88,6 +118,8 @@ export class SegmentRuntime {
     private readonly runner: ChainRunner,
     private readonly ring: EgressRing,
     private readonly batchSize: number,
+    /** Batched I/O (docs/batched-io.md); null: node:dgram both ways. */
+    private readonly io: BatchedIo | null = null,
   ) {
     this.config = config;
     this.gate = new SourceGate(config);
@@ -101,16 +133,109 @@ export class SegmentRuntime {
     this.legGates = config.legs.map((_, k) => new SourceGate(legGateConfig(config, k)));
     this.legSends = config.legs.map(() => new SendTracker(ring, failed));
     this.legTargets = config.legs.map((l) => legDestinations(config, l));
+    const outlet = (socket: Socket, sends: SendTracker): Outlet => ({ socket, sends, port: null, senderRtp: null, senderRtcp: null });
+    this.outlets = {
+      ingressRtp: outlet(sockets.ingressRtp, this.ingressRtpSends),
+      ingressRtcp: sockets.ingressRtcp ? outlet(sockets.ingressRtcp, this.ingressRtcpSends) : null,
+      egressRtp: outlet(sockets.egressRtp, this.egressRtpSends),
+      egressRtcp: sockets.egressRtcp ? outlet(sockets.egressRtcp, this.egressRtcpSends) : null,
+      legs: sockets.legs.map((l, k) => (l.egress ? outlet(l.egress, this.legSends[k]!) : null)),
+    };
     this.setRewrites(config);
     this.setAllowances(config);
+    this.setDestinationPorts(config);
     const mux = config.rtcpMux;
-    sockets.ingressRtp.on("message", (msg, rinfo) => this.receive(msg, rinfo, mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0, true));
-    sockets.ingressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Rtcp, true));
-    sockets.egressRtp.on("message", (msg, rinfo) =>
-      this.receive(msg, rinfo, PacketFlag.Upstream | (mux && looksLikeRtcp(msg) ? PacketFlag.Rtcp : 0), false));
-    sockets.egressRtcp?.on("message", (msg, rinfo) => this.receive(msg, rinfo, PacketFlag.Upstream | PacketFlag.Rtcp, false));
-    sockets.legs.forEach((l, k) => l.ingress?.on("message", (msg, rinfo) => this.receiveOnLeg(msg, rinfo, k + 1)));
+    const ingressRtp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
+      this.receive(buf, at, len, address, port, ipv6, mux && looksLikeRtcp(buf, at, len) ? PacketFlag.Rtcp : 0, true);
+    const ingressRtcp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Rtcp, true);
+    const egressRtp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (mux && looksLikeRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
+    const egressRtcp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | PacketFlag.Rtcp, false);
+    try {
+      if (config.symmetricRtp) {
+        // one socket each way: a packet from a destination's port is its feedback, anything else the sender's
+        this.listen(sockets.ingressRtp, (buf, at, len, address, port, ipv6) =>
+          (this.fromDestination(address, port) ? egressRtp : ingressRtp)(buf, at, len, address, port, ipv6));
+        if (sockets.ingressRtcp) {
+          this.listen(sockets.ingressRtcp, (buf, at, len, address, port, ipv6) =>
+            (this.fromDestination(address, port) ? egressRtcp : ingressRtcp)(buf, at, len, address, port, ipv6));
+        }
+      } else {
+        this.listen(sockets.ingressRtp, ingressRtp);
+        if (sockets.ingressRtcp) this.listen(sockets.ingressRtcp, ingressRtcp);
+        this.listen(sockets.egressRtp, egressRtp);
+        if (sockets.egressRtcp) this.listen(sockets.egressRtcp, egressRtcp);
+      }
+      sockets.legs.forEach((l, k) => {
+        if (l.ingress) this.listen(l.ingress, (buf, at, len, address, port, ipv6) => this.receiveOnLeg(buf, at, len, address, port, ipv6, k + 1));
+      });
+      if (io) this.attachSenders(io);
+    } catch (err) {
+      // a port attached to a socket that closes would watch a descriptor number the next socket may get
+      for (const p of this.nativePorts) io?.close(p);
+      throw err;
+    }
     for (const s of allSockets(sockets)) s?.on("error", () => this.stats.drops.add(DropReason.HostSendFailed));
+  }
+
+  /**
+   * Hands a socket's packets to `handle`: through node:dgram's message events, or (batched
+   * receive) a batch at a time from the worker's arena, the chain running once per batch.
+   */
+  private listen(socket: Socket, handle: (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean) => void): void {
+    const io = this.io;
+    if (!io || io.plan.receive === "dgram") {
+      socket.on("message", (msg, rinfo) => handle(msg, 0, msg.length, rinfo.address, rinfo.port, rinfo.family === "IPv6"));
+      return;
+    }
+    const data = io.data;
+    const port = io.attach(socket, (count) => {
+      for (let i = 0; i < count; i++) {
+        if (io.truncated(i)) {
+          this.stats.drops.add(DropReason.TooLarge);
+          continue;
+        }
+        handle(data, i * RECEIVE_SLOT, io.length(i), io.sourceAddress(i), io.sourcePort(i), io.ipv6(i));
+      }
+      this.flush(); // the arena is read again for the next batch (of any socket of the worker)
+    });
+    this.nativePorts.push(port);
+    for (const o of this.allOutlets()) if (o.socket === socket) o.port = port;
+  }
+
+  /** Batched sends from sockets that do not receive through the addon (Bun), and the destinations of every port. */
+  private attachSenders(io: BatchedIo): void {
+    for (const o of this.allOutlets()) {
+      if (o.port !== null) continue;
+      const port = io.attach(o.socket, null);
+      this.nativePorts.push(port);
+      for (const same of this.allOutlets()) if (same.socket === o.socket) same.port = port; // symmetricRtp: one socket, one port
+    }
+    this.setPeers();
+  }
+
+  private allOutlets(): Outlet[] {
+    const o = this.outlets;
+    return [o.ingressRtp, o.ingressRtcp, o.egressRtp, o.egressRtcp, ...o.legs].filter((x): x is Outlet => x !== null);
+  }
+
+  /** Writes the destinations into the ports' peer tables (at start and when they change). */
+  private setPeers(): void {
+    const io = this.io;
+    if (!io) return;
+    const mux = this.config.rtcpMux;
+    for (const o of [this.outlets.egressRtp, this.outlets.egressRtcp]) {
+      if (!o) continue;
+      this.config.destinations.forEach((d, k) => {
+        io.setPeer(o.port!, destinationPeer(k), d.address, d.port);
+        io.setPeer(o.port!, destinationPeer(k) + 1, d.address, d.rtcpPort ?? (mux ? d.port : d.port + 1));
+      });
+    }
+    this.outlets.legs.forEach((o, k) => {
+      if (o) this.legTargets[k]!.forEach((d, j) => io.setPeer(o.port!, destinationPeer(j), d.address, d.port));
+    });
   }
 
   get name(): string {
@@ -144,6 +269,7 @@ export class SegmentRuntime {
   get pendingSends(): number {
     let n = this.ingressRtpSends.count + this.ingressRtcpSends.count + this.egressRtpSends.count + this.egressRtcpSends.count;
     for (const t of this.legSends) n += t.count;
+    if (this.io && !this.closed) for (const p of this.nativePorts) n += this.io.queued(p);
     return n;
   }
 
@@ -165,6 +291,8 @@ export class SegmentRuntime {
     this.setRewrites(config);
     this.setAllowances(config);
     this.config = config;
+    this.setDestinationPorts(config);
+    this.setPeers();
     this.gate.update(config);
     this.legGates.forEach((g, k) => g.update(legGateConfig(config, k)));
   }
@@ -173,6 +301,25 @@ export class SegmentRuntime {
   private setAllowances(config: SegmentConfig): void {
     this.egressRtpSends.maxPending = this.egressRtcpSends.maxPending = pendingAllowance(config.destinations.length, this.batchSize);
     this.legSends.forEach((t, k) => (t.maxPending = pendingAllowance(this.legTargets[k]!.length, this.batchSize)));
+  }
+
+  /** Whether `address:port` is a destination's RTP or RTCP port (symmetricRtp: its packets are feedback). */
+  private fromDestination(address: string, port: number): boolean {
+    const addresses = this.destinationPorts.get(port);
+    return addresses !== undefined && addresses.includes(address);
+  }
+
+  private setDestinationPorts(config: SegmentConfig): void {
+    this.destinationPorts.clear();
+    const add = (port: number, address: string): void => {
+      const list = this.destinationPorts.get(port);
+      if (!list) this.destinationPorts.set(port, [address]);
+      else if (!list.includes(address)) list.push(address);
+    };
+    for (const d of config.destinations) {
+      add(d.port, canonicalAddress(d.address));
+      add(d.rtcpPort ?? (config.rtcpMux ? d.port : d.port + 1), canonicalAddress(d.address));
+    }
   }
 
   private setRewrites(config: SegmentConfig): void {
@@ -230,29 +377,31 @@ export class SegmentRuntime {
   /** Stops taking packets in (the sockets stay open for the sends in flight). */
   stopReceiving(): void {
     for (const sock of allSockets(this.sockets)) sock?.removeAllListeners("message");
+    if (this.io && !this.closed) for (const p of this.nativePorts) this.io.pause(p);
   }
 
   /** Closes the sockets (after drain(): what was waiting has been sent). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.io) for (const p of this.nativePorts) this.io.close(p);
     closeSockets(this.sockets);
     for (const t of [this.ingressRtpSends, this.ingressRtcpSends, this.egressRtpSends, this.egressRtcpSends, ...this.legSends]) t.abandon();
   }
 
   /** A packet on leg `leg` (1..): RTP from the sender's address, admitted by the leg's own gate. */
-  private receiveOnLeg(msg: Buffer, rinfo: RemoteInfo, leg: number): void {
+  private receiveOnLeg(buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean, leg: number): void {
     if (this.closed) return;
     const stats = this.stats;
     stats.packetsIn++;
-    stats.bytesIn += msg.length;
+    stats.bytesIn += len;
     stats.legPacketsIn[leg]++;
     const nowMs = performance.now();
-    if (!this.legSenderKnown(leg, rinfo.address) || !this.legGates[leg - 1]!.admitSender(rinfo.address, rinfo.port, false, nowMs)) {
+    if (!this.legSenderKnown(leg, address) || !this.legGates[leg - 1]!.admitSender(address, port, false, nowMs)) {
       stats.drops.add(DropReason.HostSourceRefused);
       return;
     }
-    this.enqueue(msg, rinfo, rinfo.family === "IPv6" ? PacketFlag.Ipv6 : 0, leg, nowMs);
+    this.enqueue(buf, at, len, port, ipv6 ? PacketFlag.Ipv6 : 0, leg, nowMs);
   }
 
   /**
@@ -266,37 +415,38 @@ export class SegmentRuntime {
     return media !== null && media.address === address;
   }
 
-  private receive(msg: Buffer, rinfo: RemoteInfo, flags: number, fromSender: boolean): void {
+  private receive(buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean, flags: number, fromSender: boolean): void {
     if (this.closed) return;
     const stats = this.stats;
     stats.packetsIn++;
-    stats.bytesIn += msg.length;
+    stats.bytesIn += len;
     if (fromSender && (flags & PacketFlag.Rtcp) === 0) stats.legPacketsIn[0]++; // per leg: media downstream, as legPacketsOut
     const rtcp = (flags & PacketFlag.Rtcp) !== 0;
     if (rtcp) stats.rtcpIn++;
     const nowMs = performance.now();
     if (fromSender) {
-      if (!this.gate.admitSender(rinfo.address, rinfo.port, rtcp, nowMs)) {
+      if (!this.gate.admitSender(address, port, rtcp, nowMs)) {
         stats.drops.add(DropReason.HostSourceRefused);
         return;
       }
     } else {
       stats.upstreamIn++;
-      if (!this.gate.admitFeedback(rinfo.address)) {
+      if (!this.gate.admitFeedback(address)) {
         stats.drops.add(DropReason.HostFeedbackRefused);
         return;
       }
       // a translated destination reports under the SSRC it was given: the chain and the sender see their own
-      if (this.translatedSsrcs !== null && rtcp && this.mediaSsrc >= 0) rewriteRtcpSsrc(msg, 0, msg.length, -1, this.mediaSsrc, this.translatedSsrcs);
+      if (this.translatedSsrcs !== null && rtcp && this.mediaSsrc >= 0) rewriteRtcpSsrc(buf, at, len, -1, this.mediaSsrc, this.translatedSsrcs);
     }
-    if (rinfo.family === "IPv6") flags |= PacketFlag.Ipv6;
-    this.enqueue(msg, rinfo, flags, 0, nowMs);
+    if (ipv6) flags |= PacketFlag.Ipv6;
+    this.enqueue(buf, at, len, port, flags, 0, nowMs);
   }
 
-  private enqueue(msg: Buffer, rinfo: RemoteInfo, flags: number, leg: number, nowMs: number): void {
-    this.pending.push(msg, 0, msg.length, flags, Dest.Forward, rinfo.port, leg, nowMs * 1000);
+  private enqueue(buf: Uint8Array, at: number, len: number, port: number, flags: number, leg: number, nowMs: number): void {
+    this.pending.push(buf, at, len, flags, Dest.Forward, port, leg, nowMs * 1000);
     if (this.pending.full) this.flush();
-    else if (!this.flushScheduled) {
+    else if (!this.flushScheduled && this.io?.plan.receive !== "native") {
+      // node:dgram hands over one datagram per event: the batch is what arrived before the loop idles
       this.flushScheduled = true;
       setImmediate(this.flushNow);
     }
@@ -312,7 +462,7 @@ export class SegmentRuntime {
     unconnect(l.egress, l);
   }
 
-  /** One send, tracked: `slot` is the ring offset the buffer holds (NO_SLOT for one outside the ring). */
+  /** One node:dgram send, tracked: `slot` is the ring offset the buffer holds (NO_SLOT for one outside the ring). */
   private send(sock: Socket, sends: SendTracker, buf: Buffer, at: number, slot: number, length: number, port: number, address: string | null): boolean {
     if (sends.full || (slot !== NO_SLOT && !this.ring.hold(slot))) {
       this.stats.drops.add(DropReason.HostBackpressure);
@@ -332,12 +482,63 @@ export class SegmentRuntime {
     }
   }
 
+  /**
+   * Makes packet i of `list` the one to send. node:dgram sends later, from memory that must not
+   * change until then: a received datagram no filter touched is sent as it is, anything else is
+   * copied into the ring. Batched sends are made before the chain runs again: none is copied.
+   */
+  private takePacket(list: PacketList, i: number): boolean {
+    const length = list.length[i]!;
+    const mem = list.memory[i]!;
+    this.outSlot = NO_SLOT;
+    if (this.io || (Buffer.isBuffer(mem) && list.offset[i] === 0 && mem.length === length)) {
+      this.outMemory = mem;
+      this.outAt = list.offset[i]!;
+    } else if (length > RING_SLOT_SIZE) {
+      this.outMemory = Buffer.from(mem.subarray(list.offset[i]!, list.offset[i]! + length)); // rare: jumbo datagram
+      this.outAt = 0;
+    } else {
+      const at = this.ring.put(mem, list.offset[i]!, length);
+      if (at < 0) {
+        this.stats.drops.add(DropReason.HostBackpressure);
+        return false;
+      }
+      this.outMemory = this.ring.buffer;
+      this.outAt = at;
+      this.outSlot = at;
+    }
+    return true;
+  }
+
+  /**
+   * Sends the packet takePacket chose from `outlet` to its peer `peer` (batched) or port/address
+   * (node:dgram; address null: the connected peer). `leg` >= 0: counted in that leg's media out.
+   */
+  private emit(outlet: Outlet, length: number, peer: number, port: number, address: string | null, leg: number): void {
+    if (this.io) {
+      this.io.add(outlet.port!, this.outMemory, this.outAt, length, address === null ? -1 : peer, leg);
+    } else if (this.send(outlet.socket, outlet.sends, this.outMemory as Buffer, this.outAt, this.outSlot, length, port, address) && leg >= 0) {
+      this.stats.legPacketsOut[leg]++;
+    }
+  }
+
   private sendAll(list: PacketList): void {
+    this.io?.begin(this.stats);
+    try {
+      this.route(list);
+    } finally {
+      this.io?.flush();
+    }
+  }
+
+  /** Where each packet of `list` goes: back to the sender, to the destinations (all or one), or out on a leg. */
+  private route(list: PacketList): void {
     const stats = this.stats;
     const nowMs = this.translating ? performance.now() : 0;
     const destinations = this.config.destinations;
     const mux = this.config.rtcpMux;
     const s = this.sockets;
+    const o = this.outlets;
     for (let i = 0; i < list.count; i++) {
       const flags = list.flags[i]!;
       const dest = list.dest[i]!;
@@ -354,41 +555,22 @@ export class SegmentRuntime {
         continue;
       }
       const length = list.length[i]!;
-      const mem = list.memory[i]!;
-      let buf: Buffer;
-      let at: number;
-      let slot = NO_SLOT;
-      if (Buffer.isBuffer(mem) && list.offset[i] === 0 && mem.length === length) {
-        buf = mem; // a received datagram no filter touched: send it as it is
-        at = 0;
-      } else if (length > RING_SLOT_SIZE) {
-        buf = Buffer.from(mem.subarray(list.offset[i]!, list.offset[i]! + length)); // rare: jumbo datagram
-        at = 0;
-      } else {
-        at = this.ring.put(mem, list.offset[i]!, length);
-        if (at < 0) {
-          stats.drops.add(DropReason.HostBackpressure);
-          continue;
-        }
-        buf = this.ring.buffer;
-        slot = at;
-      }
+      if (!this.takePacket(list, i)) continue;
       if (leg !== 0) {
-        this.sendOnLeg(leg, only, buf, at, slot, length);
+        this.sendOnLeg(leg, only, length);
         continue;
       }
       if (toSender) {
+        const outlet = rtcp && o.ingressRtcp !== null ? o.ingressRtcp : o.ingressRtp;
         const peer = (rtcp ? this.gate.rtcp : this.gate.rtp)!;
-        const useRtcp = rtcp && s.ingressRtcp !== null;
-        this.send(useRtcp ? s.ingressRtcp! : s.ingressRtp, useRtcp ? this.ingressRtcpSends : this.ingressRtpSends, buf, at, slot, length, peer.port, peer.address);
+        this.emit(outlet, length, this.senderPeer(outlet, rtcp), peer.port, peer.address, -1);
         continue;
       }
-      const useRtcp = rtcp && s.egressRtcp !== null;
-      const sock = useRtcp ? s.egressRtcp! : s.egressRtp;
-      const sends = useRtcp ? this.egressRtcpSends : this.egressRtpSends;
+      const useRtcp = rtcp && o.egressRtcp !== null;
+      const outlet = useRtcp ? o.egressRtcp! : o.egressRtp;
       const first = only >= 0 ? only : 0;
       const last = only >= 0 ? only : destinations.length - 1;
-      const ssrc = rtcp ? -1 : rtpSsrc(buf, at, length);
+      const ssrc = this.translating && !rtcp ? rtpSsrc(this.outMemory, this.outAt, length) : -1;
       if (this.translating && !rtcp) this.noteMedia(ssrc, nowMs);
       const translatable = rtcp || ssrc === this.mediaSsrc;
       for (let k = first; k <= last; k++) {
@@ -399,13 +581,25 @@ export class SegmentRuntime {
           if (k === s.connectedTo) address = null;
           else this.disconnect(); // another destination: send unconnected from now on
         }
+        const peer = destinationPeer(k) + (rtcp ? 1 : 0);
         const rewrite = this.rewrites[k];
-        const sent = rewrite && translatable
-          ? this.sendTranslated(rewrite, rtcp, sock, sends, buf, at, length, port, address)
-          : this.send(sock, sends, buf, at, slot, length, port, address);
-        if (sent && !rtcp) stats.legPacketsOut[0]++;
+        if (rewrite && translatable) this.emitTranslated(rewrite, rtcp, outlet, length, peer, port, address);
+        else this.emit(outlet, length, peer, port, address, rtcp ? -1 : 0);
       }
     }
+  }
+
+  /** The peer-table index of the sender's RTP or RTCP address on `outlet`, written there when the gate learned a new one. */
+  private senderPeer(outlet: Outlet, rtcp: boolean): number {
+    if (!this.io) return -1;
+    const peer = (rtcp ? this.gate.rtcp : this.gate.rtp)!;
+    if (rtcp ? outlet.senderRtcp !== peer : outlet.senderRtp !== peer) {
+      this.io.flush(); // sends already collected go to the address they were collected for
+      this.io.setPeer(outlet.port!, rtcp ? SENDER_RTCP : SENDER_RTP, peer.address, peer.port);
+      if (rtcp) outlet.senderRtcp = peer;
+      else outlet.senderRtp = peer;
+    }
+    return rtcp ? SENDER_RTCP : SENDER_RTP;
   }
 
   /** The media source translation applies to: kept while it sends, replaced after MEDIA_IDLE_MS of silence. */
@@ -418,28 +612,37 @@ export class SegmentRuntime {
   }
 
   /** A copy of the packet for one translated destination: its own ring slot (a jumbo datagram: a buffer of its own), rewritten there, then sent. */
-  private sendTranslated(
-    rewrite: { payloadType: number; ssrc: number }, rtcp: boolean, sock: Socket, sends: SendTracker,
-    buf: Buffer, at: number, length: number, port: number, address: string | null,
-  ): boolean {
+  private emitTranslated(
+    rewrite: { payloadType: number; ssrc: number }, rtcp: boolean, outlet: Outlet, length: number, peer: number, port: number, address: string | null,
+  ): void {
+    const memory = this.outMemory;
+    const at = this.outAt;
+    const slot = this.outSlot;
     let target: Buffer;
     let copy: number;
-    let slot = NO_SLOT;
+    let copySlot = NO_SLOT;
     if (length > RING_SLOT_SIZE) {
-      target = Buffer.from(buf.subarray(at, at + length)); // rare: jumbo datagram, as sendAll does
+      target = Buffer.from(memory.subarray(at, at + length)); // rare: jumbo datagram, as takePacket does
       copy = 0;
     } else {
-      copy = this.ring.put(buf, at, length);
+      // batched sends reach the kernel before the ring comes round again (a batch holds far fewer than its slots)
+      copy = this.ring.put(memory, at, length);
       if (copy < 0) {
         this.stats.drops.add(DropReason.HostBackpressure);
-        return false;
+        return;
       }
       target = this.ring.buffer;
-      slot = copy;
+      copySlot = copy;
     }
     if (!rtcp) rewriteRtp(target, copy, length, rewrite.payloadType, rewrite.ssrc);
     else if (rewrite.ssrc >= 0 && this.mediaSsrc >= 0) rewriteRtcpSsrc(target, copy, length, this.mediaSsrc, rewrite.ssrc);
-    return this.send(sock, sends, target, copy, slot, length, port, address);
+    this.outMemory = target;
+    this.outAt = copy;
+    this.outSlot = copySlot;
+    this.emit(outlet, length, peer, port, address, rtcp ? -1 : 0);
+    this.outMemory = memory;
+    this.outAt = at;
+    this.outSlot = slot;
   }
 
   /**
@@ -453,11 +656,10 @@ export class SegmentRuntime {
   }
 
   /** Sends on leg `leg` (legCanSend said yes) from its socket to its destinations: all, or destination `only`. */
-  private sendOnLeg(leg: number, only: number, buf: Buffer, at: number, slot: number, length: number): void {
+  private sendOnLeg(leg: number, only: number, length: number): void {
     const sockets = this.sockets.legs[leg - 1]!;
     const targets = this.legTargets[leg - 1]!;
-    const sock = sockets.egress!;
-    const sends = this.legSends[leg - 1]!;
+    const outlet = this.outlets.legs[leg - 1]!;
     const first = only >= 0 ? only : 0;
     const last = only >= 0 ? only : targets.length - 1;
     for (let k = first; k <= last; k++) {
@@ -467,7 +669,7 @@ export class SegmentRuntime {
         if (k === sockets.connectedTo) address = null;
         else this.disconnectLeg(leg - 1);
       }
-      if (this.send(sock, sends, buf, at, slot, length, d.port, address)) this.stats.legPacketsOut[leg]++;
+      this.emit(outlet, length, destinationPeer(k), d.port, address, leg);
     }
   }
 }

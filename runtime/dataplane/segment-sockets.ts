@@ -164,6 +164,8 @@ export async function openFixedSockets(config: SegmentConfig, receiveBuffer: num
     const egress = l.send && out.port !== 0 ? await bind(out.address, out.port, `leg '${l.name}' egress`) : null;
     legs.push({ ingress, egress, connectedTo: -1 });
   }
+  // symmetric RTP: the listen sockets send too
+  if (config.symmetricRtp) return { ingressRtp, ingressRtcp, egressRtp: ingressRtp, egressRtcp: ingressRtcp, legs };
   const egress = egressOf(config);
   if (egress.port === 0) return { ingressRtp, ingressRtcp, legs };
   const egressRtp = await bind(egress.address, egress.port, "egress");
@@ -175,8 +177,7 @@ export async function openFixedSockets(config: SegmentConfig, receiveBuffer: num
 export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets> {
   let egressRtp = partial.egressRtp;
   let egressRtcp = partial.egressRtcp ?? null;
-  const opened = [partial.ingressRtp, partial.ingressRtcp, partial.egressRtp, partial.egressRtcp, ...partial.legs.flatMap((l) => [l.ingress, l.egress])]
-    .filter((x): x is Socket => x !== null && x !== undefined);
+  const opened = [...new Set(allSockets(partial))].filter((x): x is Socket => x !== null && x !== undefined);
   const bind = binder(config, receiveBuffer, opened);
   if (!egressRtp) {
     const egress = egressOf(config);
@@ -195,7 +196,8 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
     if (leg.egress && to.length === 1 && (await connectToOnly(leg.egress, to[0]))) leg.connectedTo = 0;
   }
   const only = config.destinations.length === 1 ? config.destinations[0]! : undefined;
-  if (await connectToOnly(egressRtp, only)) sockets.connectedTo = 0;
+  // a listen socket that sends (symmetricRtp) still hears the sender: never connected
+  if (!config.symmetricRtp && (await connectToOnly(egressRtp, only))) sockets.connectedTo = 0;
   return sockets;
 }
 
@@ -211,7 +213,7 @@ export function allSockets(s: Pick<SegmentSockets, "ingressRtp" | "ingressRtcp">
 
 /** Closes a segment's sockets (each at most once). */
 export function closeSockets(s: Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets>): void {
-  for (const sock of allSockets(s)) {
+  for (const sock of new Set(allSockets(s))) {
     if (!sock) continue;
     sock.removeAllListeners("message");
     try {

@@ -20,6 +20,7 @@ function openBeacon(init: WorkerInit): WatchdogBeacon | undefined {
 function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequest) => void) => void, exit: () => void): void {
   const plane = new DataPlane({
     batchSize: init.batchSize,
+    io: init.io,
     socketReceiveBuffer: init.socketReceiveBuffer,
     beacon: openBeacon(init),
     onEvent: (event) => send({ type: "event", event }),

@@ -1,10 +1,13 @@
 // Messages between the proxy's main thread and its data-plane workers.
+import type { IoPlan } from "./batched-io.js";
 import type { ApplyRequest, DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane.js";
 import type { SegmentSnapshot } from "./snapshot.js";
 
 export interface WorkerInit {
   readonly index: number;
   readonly batchSize: number;
+  /** How the worker's sockets move packets (planned once by the proxy). */
+  readonly io: IoPlan;
   readonly socketReceiveBuffer: number;
   /** Thread mode: the watchdog beacon's memory. */
   readonly beacon?: SharedArrayBuffer;

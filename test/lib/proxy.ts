@@ -6,8 +6,16 @@ export interface TestProxy {
   events: ProxyEvent[];
 }
 
+/** MSM_TEST_IO=dgram runs a test file's proxies on node:dgram I/O (test/run.ts does, for the proxy's tests). */
+const TEST_IO = process.env.MSM_TEST_IO as ProxyConfigInput["io"];
+
 export async function startProxy(input: ProxyConfigInput): Promise<TestProxy> {
-  const proxy = await Proxy.start(validateProxyConfig(input));
+  const proxy = await Proxy.start(validateProxyConfig(TEST_IO && input.io === undefined ? { ...input, io: TEST_IO } : input));
+  if (TEST_IO) {
+    // the tests' reloads name no io: they keep the one the proxy started with, as a file that names it would
+    const apply = proxy.apply.bind(proxy);
+    proxy.apply = (config) => apply({ ...config, io: TEST_IO });
+  }
   const events: ProxyEvent[] = [];
   proxy.on("event", (e) => events.push(e));
   return { proxy, events };

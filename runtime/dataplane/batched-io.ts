@@ -1,0 +1,254 @@
+// The batched-I/O addon (runtime/native, docs/batched-io.md) as a worker uses it: one receive
+// arena for all its sockets, one send batch, and the choice between it and node:dgram.
+import type { Socket } from "node:dgram";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { DropReason } from "../../sdk/abi/constants.js";
+import type { SegmentStats } from "../chain/stats.js";
+
+/** An attached socket, opaque to JS. */
+export type NativePort = { readonly __nativePort: unique symbol };
+type Arena = { readonly __arena: unique symbol };
+
+interface Addon {
+  createArena(data: Uint8Array, meta: Int32Array, slotSize: number, result: Int32Array): Arena;
+  attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null): NativePort;
+  setPeer(port: NativePort, index: number, address: string, udpPort: number): boolean;
+  send(port: NativePort, memory: Uint8Array, entries: Int32Array, count: number): number;
+  flush(port: NativePort): number;
+  queued(port: NativePort): number;
+  pause(port: NativePort): void;
+  resume(port: NativePort): void;
+  addressOf(meta: Int32Array, index: number): string;
+  close(port: NativePort): void;
+}
+
+/** Where install builds the addon; MSM_NATIVE_ADDON names another build. */
+const ADDON_PATH = process.env.MSM_NATIVE_ADDON ?? fileURLToPath(new URL("../../../runtime/native/build/Release/msm_udp.node", import.meta.url));
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+let addon: Addon | null | undefined;
+let addonError = "";
+
+/** The addon, or null (addonLoadError() says why). */
+function loadAddon(): Addon | null {
+  if (addon !== undefined) return addon;
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  } catch (err) {
+    addon = null;
+    addonError = `the batched-I/O addon did not load (${(err as Error).message.split("\n")[0]}); build it with \`node scripts/build-native.mjs\``;
+  }
+  return addon;
+}
+
+/** The `io` setting of the proxy config. */
+export type IoSetting = "auto" | "native" | "dgram";
+
+/** How a worker moves packets: `receive` and `send` each through the addon or node:dgram. */
+export interface IoPlan {
+  readonly receive: "native" | "dgram";
+  readonly send: "native" | "dgram";
+  /** Why the addon is not used although the setting allowed it (empty when nothing fell back). */
+  readonly note: string;
+}
+
+/**
+ * Picks the I/O path. Under Node both directions go through the addon. Under Bun only sends do:
+ * Bun has no libuv poll handles for an addon to watch a socket with, and its node:dgram already
+ * reads with recvmmsg. "native" where the addon is missing is an error; "auto" falls back loudly.
+ */
+export function planIo(setting: IoSetting): IoPlan {
+  if (setting === "dgram") return { receive: "dgram", send: "dgram", note: "" };
+  const native = process.platform === "linux" ? loadAddon() : null;
+  if (native === null) {
+    const why = process.platform === "linux" ? addonError : `batched I/O needs Linux, this is ${process.platform}`;
+    if (setting === "native") throw new Error(`io: native: ${why}`);
+    return { receive: "dgram", send: "dgram", note: `falling back to node:dgram I/O: ${why}` };
+  }
+  return isBun ? { receive: "dgram", send: "native", note: "" } : { receive: "native", send: "native", note: "" };
+}
+
+/** The descriptor behind a node:dgram socket, and its handle (Node's can stop reading). */
+interface DgramHandle {
+  fd: number;
+  recvStop?: () => number;
+  recvStart?: () => number;
+}
+
+function socketHandle(socket: Socket): DgramHandle {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
+  const handle = state && (socket as unknown as Record<symbol, { handle?: DgramHandle }>)[state]?.handle;
+  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) throw new Error("batched I/O: cannot reach the socket's descriptor");
+  return handle;
+}
+
+/** Bytes per received packet: any UDP datagram fits, so none is ever truncated. */
+export const RECEIVE_SLOT = 65536;
+/** Words per received packet in `meta`: length, truncated, family, port, address [4]. */
+const META_STRIDE = 8;
+/** Send entries a batch collects before it goes to the kernel. */
+const SEND_CAPACITY = 1024;
+/** Source addresses remembered as text (a segment hears few: its sender, its destinations). */
+const ADDRESS_CACHE = 8;
+/** How often a send-only port (Bun) retries what its socket could not take. */
+const RETRY_MS = 1;
+
+/** Where the addon writes the last send's outcome. */
+const enum Result { Sent, Queued, Backpressure, Failed }
+
+/**
+ * One worker's batched I/O: the receive arena every attached socket reads into (a batch is
+ * handled before the next read, so one suffices), the text of recent source addresses, and the
+ * send batch. Nothing here allocates per packet.
+ */
+export class BatchedIo {
+  readonly data: Uint8Array;
+  readonly meta: Int32Array;
+  private readonly result = new Int32Array(4);
+  private readonly arena: Arena;
+  private readonly addon: Addon;
+  private readonly cacheWords = new Int32Array(ADDRESS_CACHE * 5);
+  private readonly cacheText: string[] = new Array<string>(ADDRESS_CACHE).fill("");
+  private cacheNext = 0;
+  // the send batch: one socket and one memory at a time
+  private readonly entries = new Int32Array(SEND_CAPACITY * 3);
+  private readonly counted = new Int16Array(SEND_CAPACITY);
+  private count = 0;
+  private port: NativePort | null = null;
+  private memory: Uint8Array | null = null;
+  private stats: SegmentStats | null = null;
+  /** Send-only ports with packets waiting for their socket (retried on a timer). */
+  private readonly waiting = new Set<NativePort>();
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly plan: IoPlan, slots: number) {
+    this.addon = loadAddon()!;
+    this.data = new Uint8Array(slots * RECEIVE_SLOT);
+    this.meta = new Int32Array(slots * META_STRIDE);
+    this.arena = this.addon.createArena(this.data, this.meta, RECEIVE_SLOT, this.result);
+  }
+
+  /**
+   * Takes over a bound socket. With `onBatch` (native receive) node:dgram stops reading it and
+   * each batch read goes to onBatch(count); packet i is at data[i * RECEIVE_SLOT], length(i) long.
+   */
+  attach(socket: Socket, onBatch: ((count: number) => void) | null): NativePort {
+    const handle = socketHandle(socket);
+    // the loop watches a descriptor through one handle: node:dgram's lets go of it first
+    if (onBatch) handle.recvStop?.();
+    try {
+      return this.addon.attach(handle.fd, this.arena, onBatch);
+    } catch (err) {
+      if (onBatch) handle.recvStart?.();
+      throw err;
+    }
+  }
+
+  setPeer(port: NativePort, index: number, address: string, udpPort: number): void {
+    if (!this.addon.setPeer(port, index, address, udpPort)) throw new Error(`batched I/O: ${address} is not an IP address`);
+  }
+
+  pause(port: NativePort): void {
+    this.addon.pause(port);
+  }
+
+  queued(port: NativePort): number {
+    return this.addon.queued(port);
+  }
+
+  close(port: NativePort): void {
+    this.waiting.delete(port);
+    this.addon.close(port);
+  }
+
+  length(i: number): number {
+    return this.meta[i * META_STRIDE]!;
+  }
+
+  truncated(i: number): boolean {
+    return this.meta[i * META_STRIDE + 1] !== 0;
+  }
+
+  ipv6(i: number): boolean {
+    return this.meta[i * META_STRIDE + 2] === 6;
+  }
+
+  sourcePort(i: number): number {
+    return this.meta[i * META_STRIDE + 3]!;
+  }
+
+  /** Packet i's source address as node:dgram writes it; text made only for an address not seen lately. */
+  sourceAddress(i: number): string {
+    const m = this.meta;
+    const at = i * META_STRIDE + 2;
+    const w = this.cacheWords;
+    for (let k = 0; k < ADDRESS_CACHE; k++) {
+      const c = k * 5;
+      if (w[c] === m[at] && w[c + 1] === m[at + 2] && w[c + 2] === m[at + 3] && w[c + 3] === m[at + 4] && w[c + 4] === m[at + 5]) return this.cacheText[k]!;
+    }
+    const text = this.addon.addressOf(m, i);
+    const k = this.cacheNext;
+    this.cacheNext = (k + 1) % ADDRESS_CACHE;
+    w[k * 5] = m[at]!;
+    for (let j = 1; j < 5; j++) w[k * 5 + j] = m[at + j + 1]!;
+    this.cacheText[k] = text;
+    return text;
+  }
+
+  /** Starts collecting a segment's sends: counters go to `stats`. */
+  begin(stats: SegmentStats): void {
+    this.stats = stats;
+  }
+
+  /**
+   * Adds a send of memory[offset, offset + length) from `port` to its peer `peer` (-1: the
+   * connected one). `leg` >= 0 counts it in that leg's media packets out once sent.
+   */
+  add(port: NativePort, memory: Uint8Array, offset: number, length: number, peer: number, leg: number): void {
+    if (this.count > 0 && (port !== this.port || memory !== this.memory || this.count === SEND_CAPACITY)) this.flush();
+    this.port = port;
+    this.memory = memory;
+    const e = this.count * 3;
+    this.entries[e] = offset;
+    this.entries[e + 1] = length;
+    this.entries[e + 2] = peer;
+    this.counted[this.count++] = leg;
+  }
+
+  /** Sends what was added; every send is counted (out, or a drop of the segment). */
+  flush(): void {
+    const count = this.count;
+    if (count === 0) return;
+    this.count = 0;
+    const port = this.port!;
+    const stats = this.stats!;
+    const accepted = this.addon.send(port, this.memory!, this.entries, count);
+    for (let i = 0; i < count; i++) {
+      const length = this.entries[i * 3 + 1]!;
+      if (length < 0) continue;
+      stats.packetsOut++;
+      stats.bytesOut += length;
+      const leg = this.counted[i]!;
+      if (leg >= 0) stats.legPacketsOut[leg]!++;
+    }
+    if (accepted < count) {
+      const r = this.result;
+      if (r[Result.Backpressure]! > 0) stats.drops.add(DropReason.HostBackpressure, r[Result.Backpressure]!);
+      if (r[Result.Failed]! > 0) stats.drops.add(DropReason.HostSendFailed, r[Result.Failed]!);
+    }
+    if (this.result[Result.Queued]! > 0 && this.plan.receive === "dgram") this.retryLater(port);
+    this.memory = null;
+  }
+
+  /** A send-only port's socket was full: its queue is retried until it empties. */
+  private retryLater(port: NativePort): void {
+    this.waiting.add(port);
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      for (const p of this.waiting) if (this.addon.flush(p) === 0) this.waiting.delete(p);
+      if (this.waiting.size > 0) this.retryLater(this.waiting.values().next().value!);
+    }, RETRY_MS);
+  }
+}

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "msm_udp",
+      "sources": ["msm_udp.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

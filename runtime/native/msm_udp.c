@@ -1,0 +1,643 @@
+// Batched UDP I/O for the proxy's data plane (docs/batched-io.md).
+//
+// Receive: recvmmsg into one preallocated arena per worker, then one call into JS per batch with
+// the count; lengths and source addresses are in a typed array beside the arena, so no JS object
+// is made per packet. Send: sendmmsg straight from the memory the chain's last stage wrote (a
+// filter's linear memory or the receive arena), to destinations registered once per socket. The
+// send is synchronous: when it returns, the kernel has the bytes (or this module has a copy,
+// queued until the socket is writable again), so the caller may overwrite that memory at once.
+//
+// Sockets are made, bound, connected and joined to groups by node:dgram; this module works on
+// their descriptors (no duplicate: 10,000 segments must fit in 20,000 of them). node:dgram no
+// longer reads a socket attached here (the caller stops it) and never sends on it, so the loop
+// watches the descriptor through this module's poll handle alone; the port is closed before
+// node:dgram closes the socket.
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_SLOTS 1024
+#define SEND_CHUNK 256
+// A wakeup reads at most this many batches before letting the loop serve other sockets and timers.
+#define ROUNDS_PER_WAKE 8
+// Most packets one socket keeps while it cannot send (then the sends are refused: backpressure).
+#define QUEUE_PACKETS 4096
+#define MAX_PEERS 8192
+// meta words per received packet: length, truncated, family (4 or 6), port, address words [4]
+#define META_STRIDE 8
+
+// The last send call's outcome, in a caller-given Int32Array.
+enum { RESULT_SENT, RESULT_QUEUED, RESULT_BACKPRESSURE, RESULT_FAILED, RESULT_WORDS };
+
+typedef struct {
+  uint8_t* data;
+  int32_t* meta;
+  int32_t* result;
+  uint32_t slot_size;
+  uint32_t slots;
+  struct mmsghdr* msgs;
+  struct iovec* iovs;
+  struct sockaddr_storage* names;
+  struct mmsghdr send_msgs[SEND_CHUNK];
+  struct iovec send_iovs[SEND_CHUNK];
+  uint32_t send_entry[SEND_CHUNK];
+  napi_ref keep[3];
+} Arena;
+
+typedef struct {
+  uint8_t* data;
+  uint32_t length;
+  int32_t peer;
+} Queued;
+
+typedef struct {
+  napi_env env;
+  int fd;
+  uv_poll_t poll;
+  Arena* arena;
+  napi_ref arena_ref;
+  napi_ref callback;
+  napi_ref resource;
+  napi_async_context async;
+  int polled;
+  napi_async_cleanup_hook_handle cleanup;
+  struct sockaddr_storage* peers;
+  socklen_t* peer_len;
+  uint32_t peer_cap;
+  Queued* queue;
+  uint32_t q_head;
+  uint32_t q_count;
+  int watching;
+  int closing;
+  int receiving;
+  double recv_errors;
+} Port;
+
+#define CHECK(call)                                          \
+  do {                                                       \
+    if ((call) != napi_ok) return throw_last(env, #call);    \
+  } while (0)
+
+static napi_value throw_last(napi_env env, const char* what) {
+  const napi_extended_error_info* info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, NULL, info && info->error_message ? info->error_message : what);
+  return NULL;
+}
+
+static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset) != napi_ok) return 0;
+  return want == (napi_typedarray_type)-1 || type == want;
+}
+
+static void arena_finalize(napi_env env, void* data, void* hint) {
+  Arena* a = data;
+  for (int i = 0; i < 3; i++) napi_delete_reference(env, a->keep[i]);
+  free(a->msgs);
+  free(a->iovs);
+  free(a->names);
+  free(a);
+}
+
+// createArena(data: Uint8Array, meta: Int32Array, slotSize: number, result: Int32Array): Arena
+static napi_value create_arena(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *data, *meta, *result;
+  size_t data_len, meta_len, result_len;
+  uint32_t slot_size;
+  if (argc < 4 || !typed_array(env, argv[0], napi_uint8_array, &data, &data_len) ||
+      !typed_array(env, argv[1], napi_int32_array, &meta, &meta_len) ||
+      napi_get_value_uint32(env, argv[2], &slot_size) != napi_ok ||
+      !typed_array(env, argv[3], napi_int32_array, &result, &result_len) || result_len < RESULT_WORDS) {
+    napi_throw_type_error(env, NULL, "createArena(data: Uint8Array, meta: Int32Array, slotSize, result: Int32Array)");
+    return NULL;
+  }
+  uint32_t slots = slot_size == 0 ? 0 : (uint32_t)(data_len / slot_size);
+  if (slots == 0 || slots > MAX_SLOTS || meta_len < (size_t)slots * META_STRIDE) {
+    napi_throw_range_error(env, NULL, "createArena: 1..1024 slots, and meta needs 8 words per slot");
+    return NULL;
+  }
+  Arena* a = calloc(1, sizeof *a);
+  a->msgs = calloc(slots, sizeof *a->msgs);
+  a->iovs = calloc(slots, sizeof *a->iovs);
+  a->names = calloc(slots, sizeof *a->names);
+  if (!a || !a->msgs || !a->iovs || !a->names) {
+    napi_throw_error(env, NULL, "createArena: out of memory");
+    return NULL;
+  }
+  a->data = data;
+  a->meta = meta;
+  a->result = result;
+  a->slot_size = slot_size;
+  a->slots = slots;
+  for (uint32_t i = 0; i < slots; i++) {
+    a->iovs[i].iov_base = a->data + (size_t)i * slot_size;
+    a->iovs[i].iov_len = slot_size;
+    a->msgs[i].msg_hdr.msg_iov = &a->iovs[i];
+    a->msgs[i].msg_hdr.msg_iovlen = 1;
+    a->msgs[i].msg_hdr.msg_name = &a->names[i];
+  }
+  for (int i = 0; i < 3; i++) CHECK(napi_create_reference(env, argv[i == 2 ? 3 : i], 1, &a->keep[i]));
+  napi_value out;
+  CHECK(napi_create_external(env, a, arena_finalize, NULL, &out));
+  return out;
+}
+
+static void on_poll(uv_poll_t* handle, int status, int events);
+
+static void restart_poll(Port* p) {
+  if (!p->polled) return;  // a send-only port: the caller retries its queue with flush()
+  int events = (p->receiving ? UV_READABLE : 0) | (p->q_count > 0 ? UV_WRITABLE : 0);
+  if (p->closing || p->watching == events) return;
+  p->watching = events;
+  if (events == 0) uv_poll_stop(&p->poll);
+  else uv_poll_start(&p->poll, events, on_poll);
+}
+
+static int would_block(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+}
+
+static void drop_queue(Port* p) {
+  while (p->q_count > 0) {
+    free(p->queue[p->q_head].data);
+    p->q_head = (p->q_head + 1) % QUEUE_PACKETS;
+    p->q_count--;
+  }
+}
+
+// Sends what waits in the queue, in order, until the socket would block again.
+static void flush_queue(Port* p) {
+  while (p->q_count > 0) {
+    Queued* q = &p->queue[p->q_head];
+    struct iovec iov = {q->data, q->length};
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (q->peer >= 0) {
+      m.msg_name = &p->peers[q->peer];
+      m.msg_namelen = p->peer_len[q->peer];
+    }
+    if (sendmsg(p->fd, &m, MSG_DONTWAIT) < 0) {
+      if (errno == EINTR) continue;
+      if (would_block(errno)) break;
+      // anything else loses this one packet only (it was counted as queued, not as failed)
+    }
+    free(q->data);
+    p->q_head = (p->q_head + 1) % QUEUE_PACKETS;
+    p->q_count--;
+  }
+  restart_poll(p);
+}
+
+static void call_js(Port* p, uint32_t count) {
+  napi_env env = p->env;
+  napi_value cb, recv, arg, ignored;
+  if (napi_get_reference_value(env, p->callback, &cb) != napi_ok || cb == NULL) return;
+  if (napi_get_reference_value(env, p->resource, &recv) != napi_ok || recv == NULL) return;
+  napi_create_uint32(env, count, &arg);
+  napi_status status = napi_make_callback(env, p->async, recv, cb, 1, &arg, &ignored);
+  if (status == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);  // the process's uncaughtException, as from any other callback
+  }
+}
+
+static void receive(Port* p) {
+  Arena* a = p->arena;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
+  for (int round = 0; round < ROUNDS_PER_WAKE && !p->closing && p->receiving; round++) {
+    for (uint32_t i = 0; i < a->slots; i++) a->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    int n = recvmmsg(p->fd, a->msgs, a->slots, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (would_block(errno)) break;
+      p->recv_errors++;  // an ICMP error reported on this socket (a connected peer's port was closed): go on
+      continue;
+    }
+    if (n == 0) break;
+    for (int i = 0; i < n; i++) {
+      int32_t* m = a->meta + (size_t)i * META_STRIDE;
+      struct mmsghdr* h = &a->msgs[i];
+      m[0] = (int32_t)(h->msg_len > a->slot_size ? a->slot_size : h->msg_len);
+      m[1] = (h->msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
+      const struct sockaddr_storage* from = &a->names[i];
+      if (from->ss_family == AF_INET6) {
+        const struct sockaddr_in6* s6 = (const void*)from;
+        m[2] = 6;
+        m[3] = ntohs(s6->sin6_port);
+        memcpy(&m[4], &s6->sin6_addr, 16);
+      } else {
+        const struct sockaddr_in* s4 = (const void*)from;
+        m[2] = 4;
+        m[3] = ntohs(s4->sin_port);
+        memcpy(&m[4], &s4->sin_addr, 4);
+        m[5] = m[6] = m[7] = 0;
+      }
+    }
+    call_js(p, (uint32_t)n);
+    if ((uint32_t)n < a->slots) break;
+  }
+  napi_close_handle_scope(p->env, scope);
+}
+
+static void on_poll(uv_poll_t* handle, int status, int events) {
+  Port* p = handle->data;
+  if (p->closing) return;
+  if (status < 0) return;  // a socket error; the next read or send reports it
+  if (events & UV_WRITABLE) flush_queue(p);
+  if (events & UV_READABLE) receive(p);
+}
+
+static void on_closed(uv_handle_t* handle) {
+  Port* p = handle->data;
+  napi_env env = p->env;
+  drop_queue(p);
+  if (p->callback) napi_delete_reference(env, p->callback);
+  if (p->resource) napi_delete_reference(env, p->resource);
+  if (p->arena_ref) napi_delete_reference(env, p->arena_ref);
+  if (p->async) napi_async_destroy(env, p->async);
+  if (p->cleanup) napi_remove_async_cleanup_hook(p->cleanup);
+  free(p->queue);
+  free(p->peers);
+  free(p->peer_len);
+  free(p);
+}
+
+static void start_close(Port* p) {
+  if (p->closing) return;
+  p->closing = 1;
+  if (p->polled) {
+    uv_poll_stop(&p->poll);
+    uv_close((uv_handle_t*)&p->poll, on_closed);
+  } else {
+    on_closed((uv_handle_t*)&p->poll);
+  }
+}
+
+// The environment (a worker thread) is going away with the socket still open.
+static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void* arg) {
+  start_close(arg);
+}
+
+static Port* port_of(napi_env env, napi_value v) {
+  void* data = NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "not a port");
+    return NULL;
+  }
+  Port* p = data;
+  if (p->closing) {
+    napi_throw_error(env, NULL, "port closed");
+    return NULL;
+  }
+  return p;
+}
+
+// attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null): Port
+// With a callback the socket is watched on the runtime's libuv loop and every batch read goes to
+// it; with null the port only sends (a runtime without libuv poll handles: Bun), and packets the
+// socket could not take wait until flush(port).
+static napi_value attach(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  Arena* a = NULL;
+  napi_valuetype cb_type = napi_undefined;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_external(env, argv[1], (void**)&a) != napi_ok ||
+      a == NULL || napi_typeof(env, argv[2], &cb_type) != napi_ok || (cb_type != napi_function && cb_type != napi_null)) {
+    napi_throw_type_error(env, NULL, "attach(fd, arena, onBatch | null)");
+    return NULL;
+  }
+  int own = fd;
+  Port* p = calloc(1, sizeof *p);
+  if (p) p->queue = calloc(QUEUE_PACKETS, sizeof *p->queue);
+  if (!p || !p->queue) {
+    free(p);
+    napi_throw_error(env, NULL, "attach: out of memory");
+    return NULL;
+  }
+  p->env = env;
+  p->fd = own;
+  p->arena = a;
+  p->poll.data = p;
+  if (cb_type == napi_function) {
+    uv_loop_t* loop;
+    int err = 0;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || (err = uv_poll_init(loop, &p->poll, own)) != 0) {
+      free(p->queue);
+      free(p);
+      char text[120];
+      snprintf(text, sizeof text, "attach: cannot watch the socket on this runtime's event loop (%s)", err ? uv_strerror(err) : "no loop");
+      napi_throw_error(env, NULL, text);
+      return NULL;
+    }
+    p->polled = 1;
+    napi_value name, resource;
+    napi_create_reference(env, argv[2], 1, &p->callback);
+    napi_create_object(env, &resource);
+    napi_create_reference(env, resource, 1, &p->resource);
+    napi_create_string_utf8(env, "msm:udp", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, resource, name, &p->async);
+    napi_add_async_cleanup_hook(env, on_env_cleanup, p, &p->cleanup);
+    p->receiving = 1;
+  }
+  napi_create_reference(env, argv[1], 1, &p->arena_ref);
+  restart_poll(p);
+  napi_value out;
+  CHECK(napi_create_external(env, p, NULL, NULL, &out));
+  return out;
+}
+
+// flush(port): sends what waits in the queue (a send-only port's retry); returns what still waits.
+static napi_value flush(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Port* p = argc == 1 ? port_of(env, argv[0]) : NULL;
+  if (!p) return NULL;
+  flush_queue(p);
+  napi_value out;
+  napi_create_uint32(env, p->q_count, &out);
+  return out;
+}
+
+// setPeer(port, index, address: string, port: number): boolean (false: not an address)
+static napi_value set_peer(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Port* p = argc == 4 ? port_of(env, argv[0]) : NULL;
+  if (!p) return NULL;
+  uint32_t index, udp_port;
+  char text[64];
+  size_t len;
+  if (napi_get_value_uint32(env, argv[1], &index) != napi_ok || index >= MAX_PEERS ||
+      napi_get_value_string_utf8(env, argv[2], text, sizeof text, &len) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &udp_port) != napi_ok || udp_port > 65535) {
+    napi_throw_type_error(env, NULL, "setPeer(port, index < 8192, address, port)");
+    return NULL;
+  }
+  if (index >= p->peer_cap) {
+    uint32_t cap = p->peer_cap ? p->peer_cap : 4;
+    while (cap <= index) cap *= 2;
+    void* peers = realloc(p->peers, cap * sizeof *p->peers);
+    if (peers) p->peers = peers;
+    void* lens = realloc(p->peer_len, cap * sizeof *p->peer_len);
+    if (lens) p->peer_len = lens;
+    if (!peers || !lens) {
+      napi_throw_error(env, NULL, "setPeer: out of memory");
+      return NULL;
+    }
+    memset(p->peer_len + p->peer_cap, 0, (cap - p->peer_cap) * sizeof *p->peer_len);
+    p->peer_cap = cap;
+  }
+  struct sockaddr_storage* s = &p->peers[index];
+  memset(s, 0, sizeof *s);
+  char* scope = strchr(text, '%');  // fe80::1%eth0
+  if (scope) *scope = 0;
+  struct sockaddr_in6* s6 = (void*)s;
+  struct sockaddr_in* s4 = (void*)s;
+  bool ok = true;
+  if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)udp_port);
+    p->peer_len[index] = sizeof *s4;
+  } else if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)udp_port);
+    if (scope) s6->sin6_scope_id = if_nametoindex(scope + 1);
+    p->peer_len[index] = sizeof *s6;
+  } else {
+    p->peer_len[index] = 0;
+    ok = false;
+  }
+  napi_value out;
+  napi_get_boolean(env, ok, &out);
+  return out;
+}
+
+// Copies a packet the socket cannot take now; false when it does not fit (backpressure).
+static bool enqueue(Port* p, const uint8_t* data, uint32_t length, int32_t peer, int32_t* result) {
+  if (p->q_count >= QUEUE_PACKETS) {
+    result[RESULT_BACKPRESSURE]++;
+    return false;
+  }
+  uint8_t* copy = malloc(length ? length : 1);
+  if (!copy) {
+    result[RESULT_BACKPRESSURE]++;
+    return false;
+  }
+  memcpy(copy, data, length);
+  Queued* q = &p->queue[(p->q_head + p->q_count) % QUEUE_PACKETS];
+  q->data = copy;
+  q->length = length;
+  q->peer = peer;
+  p->q_count++;
+  result[RESULT_QUEUED]++;
+  return true;
+}
+
+// send(port, memory: TypedArray, entries: Int32Array, count): number
+// entries: [offset, length, peer] per packet (peer -1: the socket's connected peer). Writes the
+// outcome to the arena's result array, sets the length of each entry neither sent nor queued to
+// -1, and returns how many were sent or queued.
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Port* p = argc == 4 ? port_of(env, argv[0]) : NULL;
+  if (!p) return NULL;
+  void *mem, *ent;
+  size_t mem_len, ent_len;
+  uint32_t count;
+  bool is_typed = false;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t byte_offset;
+  if (napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[1], &type, &mem_len, &mem, &ab, &byte_offset) != napi_ok || type != napi_uint8_array ||
+      !typed_array(env, argv[2], napi_int32_array, &ent, &ent_len) || napi_get_value_uint32(env, argv[3], &count) != napi_ok ||
+      (size_t)count * 3 > ent_len) {
+    napi_throw_type_error(env, NULL, "send(port, memory: Uint8Array, entries: Int32Array, count)");
+    return NULL;
+  }
+  Arena* a = p->arena;
+  int32_t* result = a->result;
+  memset(result, 0, RESULT_WORDS * sizeof *result);
+  int32_t* e = ent;
+  const uint8_t* bytes = mem;
+  uint32_t i = 0;
+  while (i < count) {
+    // one chunk of valid entries
+    uint32_t k = 0;
+    while (i < count && k < SEND_CHUNK) {
+      int32_t* x = e + (size_t)i * 3;
+      uint32_t entry = i++;
+      int32_t off = x[0], len = x[1], peer = x[2];
+      if (off < 0 || len < 0 || (size_t)off + (size_t)len > mem_len || peer >= (int32_t)p->peer_cap ||
+          (peer >= 0 && p->peer_len[peer] == 0)) {
+        result[RESULT_FAILED]++;
+        x[1] = -1;
+        continue;
+      }
+      if (p->q_count > 0) {  // keep the order: behind what already waits
+        if (!enqueue(p, bytes + off, (uint32_t)len, peer, result)) x[1] = -1;
+        continue;
+      }
+      a->send_entry[k] = entry;
+      struct mmsghdr* m = &a->send_msgs[k];
+      a->send_iovs[k].iov_base = (void*)(bytes + off);
+      a->send_iovs[k].iov_len = (size_t)len;
+      m->msg_hdr.msg_iov = &a->send_iovs[k];
+      m->msg_hdr.msg_iovlen = 1;
+      m->msg_hdr.msg_name = peer >= 0 ? &p->peers[peer] : NULL;
+      m->msg_hdr.msg_namelen = peer >= 0 ? p->peer_len[peer] : 0;
+      m->msg_hdr.msg_control = NULL;
+      m->msg_hdr.msg_controllen = 0;
+      m->msg_hdr.msg_flags = 0;
+      k++;
+    }
+    uint32_t done = 0;
+    while (done < k) {
+      int n = sendmmsg(p->fd, &a->send_msgs[done], k - done, MSG_DONTWAIT);
+      if (n > 0) {
+        done += (uint32_t)n;
+        result[RESULT_SENT] += n;
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && would_block(errno)) {
+        for (; done < k; done++) {
+          struct mmsghdr* m = &a->send_msgs[done];
+          int32_t peer = -1;
+          if (m->msg_hdr.msg_name) peer = (int32_t)((struct sockaddr_storage*)m->msg_hdr.msg_name - p->peers);
+          if (!enqueue(p, m->msg_hdr.msg_iov->iov_base, (uint32_t)m->msg_hdr.msg_iov->iov_len, peer, result)) e[(size_t)a->send_entry[done] * 3 + 1] = -1;
+        }
+      } else {
+        result[RESULT_FAILED]++;  // this message only (a refused destination, a pending ICMP error)
+        e[(size_t)a->send_entry[done] * 3 + 1] = -1;
+        done++;
+      }
+    }
+  }
+  if (p->q_count > 0) restart_poll(p);
+  napi_value out;
+  napi_create_uint32(env, (uint32_t)(result[RESULT_SENT] + result[RESULT_QUEUED]), &out);
+  return out;
+}
+
+// pause(port) / resume(port): stop and start receiving (the socket still sends).
+static napi_value set_receiving(napi_env env, napi_callback_info info, int on) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Port* p = argc == 1 ? port_of(env, argv[0]) : NULL;
+  if (!p) return NULL;
+  p->receiving = on;
+  restart_poll(p);
+  return NULL;
+}
+
+static napi_value pause_port(napi_env env, napi_callback_info info) {
+  return set_receiving(env, info, 0);
+}
+
+static napi_value resume_port(napi_env env, napi_callback_info info) {
+  return set_receiving(env, info, 1);
+}
+
+// queued(port): packets waiting for the socket to become writable.
+static napi_value queued(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void* data = NULL;
+  napi_value out;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "queued(port)");
+    return NULL;
+  }
+  Port* p = data;
+  napi_create_uint32(env, p->closing ? 0 : p->q_count, &out);
+  return out;
+}
+
+// close(port): stops and frees it; what is still queued is dropped. Safe to call twice.
+static napi_value close_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void* data = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "close(port)");
+    return NULL;
+  }
+  start_close(data);
+  return NULL;
+}
+
+// addressOf(meta: Int32Array, index): the source address of received packet `index`, as text
+// (inet_ntop's, which is also node:dgram's).
+static napi_value address_of(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void* meta;
+  size_t len;
+  uint32_t index;
+  if (argc < 2 || !typed_array(env, argv[0], napi_int32_array, &meta, &len) || napi_get_value_uint32(env, argv[1], &index) != napi_ok ||
+      ((size_t)index + 1) * META_STRIDE > len) {
+    napi_throw_type_error(env, NULL, "addressOf(meta: Int32Array, index)");
+    return NULL;
+  }
+  const int32_t* m = (const int32_t*)meta + (size_t)index * META_STRIDE;
+  char text[INET6_ADDRSTRLEN];
+  if (!inet_ntop(m[2] == 6 ? AF_INET6 : AF_INET, &m[4], text, sizeof text)) text[0] = 0;
+  napi_value out;
+  CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"createArena", NULL, create_arena, NULL, NULL, NULL, napi_default, NULL},
+      {"attach", NULL, attach, NULL, NULL, NULL, napi_default, NULL},
+      {"setPeer", NULL, set_peer, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"pause", NULL, pause_port, NULL, NULL, NULL, napi_default, NULL},
+      {"resume", NULL, resume_port, NULL, NULL, NULL, napi_default, NULL},
+      {"addressOf", NULL, address_of, NULL, NULL, NULL, napi_default, NULL},
+      {"flush", NULL, flush, NULL, NULL, NULL, napi_default, NULL},
+      {"queued", NULL, queued, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, close_port, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE_INIT() {
+  return init(env, exports);
+}

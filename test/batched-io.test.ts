@@ -1,0 +1,205 @@
+// Batched socket I/O (docs/batched-io.md): the addon built at install is what the proxy uses,
+// a proxy that cannot have it says so (or refuses, when the config insists), datagrams of every
+// size cross it whole, a send it cannot make is counted, and symmetric RTP makes a segment one
+// socket so that 10,000 fit under a 20,000 open-files limit.
+import * as assert from "uvu/assert";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildRtcpReceiverReport } from "../sdk/harness/index.js";
+import { SegmentStats } from "../runtime/chain/stats.js";
+import { BatchedIo, planIo } from "../runtime/dataplane/batched-io.js";
+import { validateProxyConfig } from "../runtime/index.js";
+import { DropReason } from "../sdk/abi/constants.js";
+import { peer, peerTest } from "./lib/peers.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { suite } from "./lib/suite.js";
+import { ROOT } from "./lib/paths.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+
+const test = suite("batched I/O", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+const CLI = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+
+const addon = peer("the batched-I/O addon", "built by `npm install` (python3, make, a C compiler; node scripts/build-native.mjs)", () => planIo("auto").send === "native");
+
+peerTest(test, addon, "the proxy moves packets through the addon: batched both ways under Node, batched sends under Bun", async () => {
+  const plan = planIo("auto");
+  assert.equal(plan, isBun ? { receive: "dgram", send: "native", note: "" } : { receive: "native", send: "native", note: "" });
+  const listen = await freePortPair();
+  const dest = await Sink.open(0, { keep: true });
+  const sender = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    io: "native",
+    segments: [{ name: "native", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: dest.port }] }],
+  });
+  try {
+    assert.equal((await proxy.stats()).io, plan);
+    for (let i = 0; i < 2000; i++) sender.socket.send(indexedRtp(i), listen, LO);
+    await waitFor(() => dest.received >= 2000, 5000, "2000 packets through the proxy");
+    assert.equal(dest.tally(2000), { missing: 0, duplicates: 0 });
+    // feedback the other way, from the egress port the media came from, to the sender's port
+    const egress = dest.packets[0]!.from.port;
+    dest.socket.send(buildRtcpReceiverReport(0xfeed), egress, LO);
+    await waitFor(() => sender.received >= 1, 3000, "feedback at the sender");
+    assert.is(sender.packets[0]!.from.port, listen);
+    const seg = await segmentStats(proxy, "native");
+    assert.is(seg.packetsOut, 2001);
+    assert.is(seg.upstreamIn, 1);
+  } finally {
+    dest.close();
+    sender.close();
+    await proxy.close();
+  }
+});
+
+peerTest(test, addon, "a datagram of any size crosses whole: empty, 1 byte, 65,507 bytes (the largest IPv4 UDP payload)", async () => {
+  const listen = await freePortPair();
+  const dest = await Sink.open(0, { keep: true });
+  const sender = await bindUdp();
+  const { proxy } = await startProxy({
+    io: "native",
+    segments: [{ name: "sizes", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: dest.port }] }],
+  });
+  try {
+    const sizes = [0, 1, 1500, 9000, 65_507];
+    for (const size of sizes) sender.send(Buffer.alloc(size, size & 0xff), listen, LO);
+    await waitFor(() => dest.received >= sizes.length, 3000, "every size");
+    assert.equal(dest.packets.map((p) => p.bytes.length).sort((a, b) => a - b), sizes);
+    for (const p of dest.packets) assert.ok(p.bytes.every((b) => b === (p.bytes.length & 0xff)), `bytes of the ${p.bytes.length}-byte datagram intact`);
+  } finally {
+    dest.close();
+    sender.close();
+    await proxy.close();
+  }
+});
+
+peerTest(test, addon, "a send the kernel refuses is counted as a drop of the segment, the rest of the batch still goes", async () => {
+  const plan = planIo("native");
+  const io = new BatchedIo(plan, 4);
+  const from = await bindUdp();
+  const to = await Sink.open(0, { keep: true });
+  const port = io.attach(from, null);
+  try {
+    io.setPeer(port, 0, LO, to.port);
+    io.setPeer(port, 1, LO, 0); // port 0: the kernel refuses to send there
+    const stats = new SegmentStats();
+    const memory = Buffer.from("aaaabbbbcccc");
+    io.begin(stats);
+    io.add(port, memory, 0, 4, 0, 0);
+    io.add(port, memory, 4, 4, 1, 0);
+    io.add(port, memory, 8, 100, 0, 0); // past the end of its memory: refused before the kernel sees it
+    io.add(port, memory, 8, 4, 0, 0);
+    io.flush();
+    await waitFor(() => to.received >= 2, 2000, "the two good sends");
+    assert.equal(to.packets.map((p) => p.bytes.toString()).sort(), ["aaaa", "cccc"]);
+    assert.is(stats.packetsOut, 2);
+    assert.is(stats.bytesOut, 8);
+    assert.is(stats.legPacketsOut[0], 2);
+    assert.is(stats.drops.byReason.get(DropReason.HostSendFailed), 2);
+  } finally {
+    io.close(port);
+    from.close();
+    to.close();
+  }
+});
+
+/** Runs `msm proxy` on `config` until it prints that it runs (or exits); returns its exit code (null: it ran) and stderr. */
+function runProxyCli(config: object, env: Record<string, string>, shellPrefix = ""): Promise<{ code: number | null; stderr: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "msm-io-"));
+  const file = join(dir, "proxy.json");
+  writeFileSync(file, JSON.stringify(config));
+  const child = spawn("bash", ["-c", `${shellPrefix} exec "$0" "$1" proxy --config "$2"`, process.execPath, CLI, file], {
+    stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env },
+  });
+  let stderr = "";
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (/proxy running/.test(stderr)) child.kill("SIGTERM");
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ code: signal ? null : code, stderr });
+    });
+  });
+}
+
+test("without the addon: io auto runs on node:dgram and warns at start; io native refuses to start, naming io", async () => {
+  const listen = await freePortPair();
+  const config = (io: string) => ({ io, segments: [{ name: "s", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }] }] });
+  const missing = { MSM_NATIVE_ADDON: join(tmpdir(), "no-such-addon.node") };
+  const auto = await runProxyCli(config("auto"), missing);
+  assert.is(auto.code, null, auto.stderr);
+  assert.match(auto.stderr, /proxy running: 1 segment\(s\) on 1 worker\(s\), node:dgram I\/O/);
+  assert.match(auto.stderr, /WARNING: falling back to node:dgram I\/O: the batched-I\/O addon did not load/);
+  const native = await runProxyCli(config("native"), missing);
+  assert.is(native.code, 1, native.stderr);
+  assert.match(native.stderr, /io: native: the batched-I\/O addon did not load/);
+});
+
+test("symmetricRtp: one socket per segment; media leaves from the listen port, a destination's packets are feedback, anyone else's the sender's", async () => {
+  const listen = await freePortPair();
+  const dest = await Sink.open(0, { keep: true });
+  const sender = await Sink.open(0, { keep: true });
+  const stranger = await bindUdp();
+  const openFds = (): number => readdirSync("/proc/self/fd").length;
+  const sym = {
+    name: "sym", rtcpMux: true, symmetricRtp: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: dest.port }],
+    source: { address: LO, port: sender.port },
+  };
+  const { proxy } = await startProxy({ segments: [sym] });
+  try {
+    // a second segment like it costs one descriptor (a segment with an egress socket: two; four without rtcpMux)
+    const before = openFds();
+    const other = await freePortPair();
+    await proxy.apply(validateProxyConfig({ segments: [sym, { ...sym, name: "sym2", listen: { address: LO, port: other }, source: {} }] }));
+    const sockets = isBun ? null : openFds() - before;
+    for (let i = 0; i < 100; i++) sender.socket.send(indexedRtp(i), listen, LO);
+    await waitFor(() => dest.received >= 100, 3000, "media");
+    assert.ok(dest.packets.every((p) => p.from.port === listen), "media leaves from the listen port");
+    dest.socket.send(buildRtcpReceiverReport(0xfeed), listen, LO);
+    await waitFor(() => sender.received >= 1, 3000, "the destination's feedback at the sender");
+    assert.is(sender.packets[0]!.bytes[1], 201);
+    stranger.send(indexedRtp(5000), listen, LO); // neither the sender nor a destination: refused by the source policy
+    await waitFor(async () => (await segmentStats(proxy, "sym")).drops.host_source_refused === 1, 3000, "the stranger refused");
+    const seg = await segmentStats(proxy, "sym");
+    assert.is(seg.upstreamIn, 1);
+    assert.is(seg.ports.egress, listen);
+    if (sockets !== null) assert.is(sockets, 1, "descriptors a second symmetric segment opened");
+  } finally {
+    for (const s of [dest, sender]) s.close();
+    stranger.close();
+    await proxy.close();
+  }
+});
+
+test("symmetricRtp with rtcpMux fits 1000 segments under an open-files limit of 1100; without it the proxy refuses, saying what to change", async () => {
+  const ulimit = "ulimit -n 1100;";
+  const probe = spawnSync("bash", ["-c", `${ulimit} ulimit -n`], { encoding: "utf8" });
+  assert.is(probe.stdout.trim(), "1100");
+  const base = await freePortRun(1000);
+  const segments = (symmetricRtp: boolean) => Array.from({ length: 1000 }, (_, i) => ({
+    name: `s${i}`, rtcpMux: true, symmetricRtp, listen: { address: LO, port: base + i }, destinations: [{ address: LO, port: 9 }],
+  }));
+  const fits = await runProxyCli({ segments: segments(true) }, {}, ulimit);
+  assert.is(fits.code, null, fits.stderr.slice(-2000));
+  assert.match(fits.stderr, /proxy running: 1000 segment\(s\)/);
+  const refused = await runProxyCli({ segments: segments(false) }, {}, ulimit);
+  assert.is(refused.code, 1);
+  assert.match(refused.stderr, /need 2000 sockets, but the open-files limit is 1100/);
+  assert.match(refused.stderr, /symmetricRtp/);
+});
+
+test("symmetricRtp refuses an egress socket and a multicast listen address, naming the field", async () => {
+  assert.throws(() => validateProxyConfig({ segments: [{ name: "a", symmetricRtp: true, listen: { address: LO, port: 5000 }, egress: { address: LO }, destinations: [{ address: LO, port: 5002 }] }] }),
+    /segments\[0\]\.egress: with symmetricRtp/);
+  assert.throws(() => validateProxyConfig({ segments: [{ name: "a", symmetricRtp: true, listen: { address: "239.1.1.1", port: 5000 }, destinations: [{ address: LO, port: 5002 }] }] }),
+    /segments\[0\]\.symmetricRtp: the listen address 239\.1\.1\.1 is a multicast group/);
+});
+
+test.run();
