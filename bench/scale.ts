@@ -101,6 +101,11 @@ const DRAIN_MS = 300;
 /** ...and then, while packets keep arriving at the sink, poll this often, at most this much longer. */
 const DRAIN_POLL_MS = 200;
 const MAX_EXTRA_DRAIN_MS = 10_000;
+/**
+ * ...until nothing has arrived for this long: a proxy with 10,000 segments on a busy machine
+ * can pause longer than a poll interval and then send what it holds (late, not lost).
+ */
+const DRAIN_QUIET_MS = 1000;
 /** Starts of a level's proxy when a listen port is taken by another program (then the level fails). */
 const START_ATTEMPTS = 3;
 const START_RETRY_MS = 2000;
@@ -167,22 +172,26 @@ export function reducedRateFor(segments: number, ratePerStream: number): number 
 }
 
 /**
- * Waits DRAIN_MS, then while datagrams keep arriving at the sink (polled every DRAIN_POLL_MS, at
- * most MAX_EXTRA_DRAIN_MS more): a busy proxy may still hold packets in its sockets' buffers, and
- * those are late, not lost. Stops early once `expected` packets of the armed trial are in (during a warm-up, which is not the armed trial, it waits while anything arrives).
- * Returns the time waited, ms.
+ * Waits DRAIN_MS, then while packets are missing and datagrams arrived at the sink in the last
+ * DRAIN_QUIET_MS (polled every DRAIN_POLL_MS, at most MAX_EXTRA_DRAIN_MS more): a busy proxy may
+ * still hold packets, and those are late, not lost. Stops early once `expected` packets of the
+ * armed trial are in (during a warm-up, which is not the armed trial, it waits while anything
+ * arrives). Returns when the last datagram arrived, ms after the generator stopped (at most
+ * DRAIN_MS when none came after the first look).
  */
 async function drain(sink: Load, expected: number): Promise<number> {
   const t0 = performance.now();
   await sleep(DRAIN_MS);
   let last = await sink.request({ cmd: "peek" }, "peeked", 10_000);
+  let lastArrival = DRAIN_MS;
   while (last.received < expected && performance.now() - t0 < DRAIN_MS + MAX_EXTRA_DRAIN_MS) {
     await sleep(DRAIN_POLL_MS);
     const now = await sink.request({ cmd: "peek" }, "peeked", 10_000);
-    if (now.arrived === last.arrived) break; // nothing more in the last poll interval
+    if (now.arrived !== last.arrived) lastArrival = performance.now() - t0;
+    else if (performance.now() - t0 - lastArrival >= DRAIN_QUIET_MS) break;
     last = now;
   }
-  return performance.now() - t0;
+  return lastArrival;
 }
 
 let trialCounter = 0;
@@ -232,7 +241,7 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
     const warmRan = await gen.request({ cmd: "run", trial: warm, perStream: warmPerStream }, "ran", opts.warmupMs * 2 + 10_000);
     // the measured window starts once the proxy has caught up with the warm-up
     const warmDrainMs = await drain(sink, warmRan.sent);
-    if (warmDrainMs > DRAIN_MS + 2 * DRAIN_POLL_MS) progress(`scale: ${label}: the warm-up took ${Math.round(warmDrainMs)} ms to drain`);
+    if (warmDrainMs > DRAIN_MS) progress(`scale: ${label}: the warm-up took ${Math.round(warmDrainMs)} ms to drain`);
     const statsTimeout = 30_000;
     const before = await withTimeout(proxy.stats(), statsTimeout, "proxy /stats");
     const kernel0 = udpDrops(opts.basePort, lastPort);
@@ -244,7 +253,7 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
     const t0 = performance.now();
     const ran = await gen.request({ cmd: "run", trial, perStream }, "ran", opts.measureMs * 2 + 10_000);
     const drainMs = await drain(sink, ran.sent);
-    if (drainMs > DRAIN_MS + 2 * DRAIN_POLL_MS) warnings.push(`${label}: packets kept arriving for ${Math.round(drainMs)} ms after the generator stopped: the proxy was behind (a backlog in its socket buffers)`);
+    if (drainMs > DRAIN_MS) warnings.push(`${label}: packets kept arriving for ${Math.round(drainMs)} ms after the generator stopped: the proxy was behind (a backlog in its sockets or its own queues), and those packets count as late, not lost`);
     const cpu1 = treeCpuUs(proxy.pids());
     const wallMs = performance.now() - t0;
     const busy1 = machineBusyUs();
@@ -311,7 +320,7 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
       const fmt = (x: number | null): string => (x === null ? "?" : String(x));
       warnings.push(`${label}: ${ran.sent - got.received} of ${ran.sent} packets missing. The proxy's segments took in ${p1.in - p0.in} and sent ${p1.out - p0.out} ` +
         `(their drop counters: ${row.proxyDrops}; kernel drops at its listen sockets: ${fmt(row.kernelDrops)}); ` +
-        `the sink's socket dropped ${fmt(row.sinkDrops)}; ` +
+        `the sink's socket dropped ${fmt(row.sinkDrops)} and set aside ${got.stray} datagrams not of this trial or out of its range; ` +
         `the kernel's per-CPU input backlog dropped ${fmt(row.backlogDrops)} (machine-wide, /proc/net/softnet_stat)`);
     }
     const other = busy0 === null || busy1 === null ? null : ((busy1 - busy0 - proxyCpuUs - ran.cpuUs - got.cpuUs) / 1000 / wallMs) * 100;
@@ -383,7 +392,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       `(listen 127.0.0.1:${opts.basePort}+i, rtcpMux, ${opts.symmetricRtp ? "symmetricRtp: sending from the listen socket, one socket per segment" : "an egress socket of its own"}, one destination: the sink), chain [${chain}]; a forked generator sends one RTP stream per segment ` +
       `(distinct SSRC, in-order sequence numbers, ${opts.size}-byte packets, streams interleaved evenly in time) and a forked sink counts each stream's packets. ` +
       `Warm-up ${opts.warmupMs} ms (not counted: probation), drained, then one measured trial of ${opts.measureMs} ms, then a drain of ${DRAIN_MS} ms ` +
-      `extended while packets still arrive (polled every ${DRAIN_POLL_MS} ms, at most ${MAX_EXTRA_DRAIN_MS} ms more), so a backlog in the proxy counts as late, not lost. ` +
+      `extended while packets are missing until none has arrived for ${DRAIN_QUIET_MS} ms (polled every ${DRAIN_POLL_MS} ms, at most ${MAX_EXTRA_DRAIN_MS} ms more), so a backlog in the proxy counts as late, not lost. ` +
       `Setup = spawn to "proxy running" (process start, compile, every segment's sockets and chain contexts); ` +
       `setup per segment = (setup - setup at 1 segment) / (N - 1), and for the 1-segment row its whole setup. ` +
       `CPU = the proxy's process tree (per-thread schedstat) over the trial and the drain, % of one core and per delivered packet. ` +
