@@ -6,14 +6,18 @@
 // process tree alone, whatever the runtime or language. This process only orchestrates.
 //
 // Relays, searched in this order in every repeat (bench/hosts/):
-//   direct            generator -> sink, no relay: the harness's own ceiling and latency floor;
-//   node-relay        bench/relay.ts under Node: the plainest node:dgram relay, the baseline;
-//   bun-relay         the same file under Bun;
-//   gstreamer         gst-launch-1.0 udpsrc ! udpsink;
-//   rtpengine         rtpengine's user-space forwarding, one call set up through its ng protocol;
-//   proxy             `msm proxy` with an empty chain (what the runtime costs without a filter);
-//   proxy+filter      `msm proxy` with a one-stage chain of the filter under test, under Node;
-//   proxy+filter@bun  the same proxy and chain under Bun.
+//   direct              generator -> sink, no relay: the harness's own ceiling and latency floor;
+//   node-relay          bench/relay.ts under Node: the plainest node:dgram relay, the baseline;
+//   bun-relay           the same file under Bun;
+//   c-relay             bench/hosts/c-relay.c: recvmmsg/sendmmsg in C, the ceiling of any relay;
+//   gstreamer           gst-launch-1.0 udpsrc ! udpsink;
+//   rtpengine           rtpengine's user-space forwarding, one call set up through its ng protocol;
+//   proxy               `msm proxy` with an empty chain (what the runtime costs without a filter);
+//   proxy+filter        `msm proxy` with a one-stage chain of the filter under test, under Node;
+//   proxy+filter@dgram  the same with the proxy's node:dgram socket I/O (`io: dgram`);
+//   proxy+filter@bun    the same proxy and chain under Bun;
+//   proxy+srtp          the filter under test, then srtp protect, under Node (the sink counts by
+//                       sequence number: the stamp is encrypted; no latency).
 //
 // Search: a trial offers a rate for a bounded time (rate x duration packets), then waits a fixed
 // drain. It passes when loss < 0.1% and the generator achieved >= 98% of the rate. One trial at
@@ -25,21 +29,28 @@
 // rate, loss, latency percentiles and CPU per packet at equal rates (and so at equal batching).
 // Latency is the sink's receive time minus the send time the generator wrote into the packet.
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import type { LatencySummary, LoadgenReply, LoadgenRequest } from "./loadgen.js";
 import { NOISY_CPU_PCT, machineBusyUs, median, progress, round, sleep, udpDrops } from "./common.js";
 import { LoadProcess } from "./load-process.js";
+import { startCRelay } from "./hosts/c-relay.js";
 import { startGstreamerRelay } from "./hosts/gstreamer.js";
 import { startPlainRelay } from "./hosts/plain-relay.js";
 import { processTree, treeCpuUs, treeMemory } from "./hosts/process-stats.js";
-import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
+import { startProxyProcess, type ProxyIo, type ProxyProcess, type ProxyProcessOptions } from "./hosts/proxy-process.js";
 import type { RelayProcess } from "./hosts/relay-process.js";
-import { freeUdpPort } from "./hosts/spawn.js";
+import { freeUdpPort, whyNotStarted } from "./hosts/spawn.js";
 import { startRtpengineRelay } from "./hosts/rtpengine.js";
+import { SRTP_FILTER } from "./srtp.js";
 
-export type HostKind = "direct" | "node-relay" | "bun-relay" | "gstreamer" | "rtpengine" | "proxy" | "proxy+filter" | "proxy+filter@bun";
-export const HOST_KINDS: readonly HostKind[] = ["direct", "node-relay", "bun-relay", "gstreamer", "rtpengine", "proxy", "proxy+filter", "proxy+filter@bun"];
+export type HostKind =
+  | "direct" | "node-relay" | "bun-relay" | "c-relay" | "gstreamer" | "rtpengine"
+  | "proxy" | "proxy+filter" | "proxy+filter@dgram" | "proxy+filter@bun" | "proxy+srtp";
+export const HOST_KINDS: readonly HostKind[] = [
+  "direct", "node-relay", "bun-relay", "c-relay", "gstreamer", "rtpengine", "proxy", "proxy+filter", "proxy+filter@dgram", "proxy+filter@bun", "proxy+srtp",
+];
 /** Names accepted by --hosts. */
 export const HOST_NAMES: Readonly<Record<string, HostKind>> = {
   direct: "direct",
@@ -47,11 +58,15 @@ export const HOST_NAMES: Readonly<Record<string, HostKind>> = {
   "node-relay": "node-relay",
   bun: "bun-relay",
   "bun-relay": "bun-relay",
+  c: "c-relay",
+  "c-relay": "c-relay",
   gstreamer: "gstreamer",
   rtpengine: "rtpengine",
   proxy: "proxy",
   filter: "proxy+filter",
+  "filter@dgram": "proxy+filter@dgram",
   "filter@bun": "proxy+filter@bun",
+  srtp: "proxy+srtp",
 };
 
 export function hostLabel(kind: HostKind, filter: string): string {
@@ -59,17 +74,19 @@ export function hostLabel(kind: HostKind, filter: string): string {
     case "direct": return "generator -> sink (harness ceiling)";
     case "node-relay": return "node:dgram relay (Node)";
     case "bun-relay": return "node:dgram relay (Bun)";
+    case "c-relay": return "C recvmmsg/sendmmsg relay (ceiling)";
     case "gstreamer": return "GStreamer udpsrc ! udpsink";
     case "rtpengine": return "rtpengine (user space)";
     case "proxy": return "msm proxy, empty chain (Node)";
     case "proxy+filter": return `msm proxy + ${filter} (Node)`;
+    case "proxy+filter@dgram": return `msm proxy + ${filter} (Node, node:dgram I/O)`;
     case "proxy+filter@bun": return `msm proxy + ${filter} (Bun)`;
+    case "proxy+srtp": return `msm proxy + ${filter} -> srtp protect (Node)`;
   }
 }
 
-export interface E2eOptions {
-  readonly filterPath: string;
-  readonly filterName: string;
+/** What a search for a relay's max rate and its sweep need (the end-to-end and the workers parts). */
+export interface SearchOptions {
   readonly size: number;
   readonly repeats: number;
   readonly trialMs: number;
@@ -80,14 +97,8 @@ export interface E2eOptions {
   readonly maxPps: number;
   /** Loss threshold, as a fraction (0.001 = 0.1%). */
   readonly maxLoss: number;
-  /** Offered rates of the sweep, the same for every relay (include the latency rates). */
+  /** Offered rates of the sweep, the same for every relay (none: no sweep). */
   readonly sweepRates: readonly number[];
-  /** The rates whose latency the tables and targets quote (10,000 and 50,000). */
-  readonly latencyRates: readonly number[];
-  /** The rate whose CPU per packet the tables quote for every relay. */
-  readonly cpuRatePps: number;
-  /** Which relays to measure (default all). */
-  readonly hosts?: readonly HostKind[];
   /** Pin the relay to CPU 0 and the generator and sink to the other CPUs (taskset). */
   readonly pin: boolean;
   /** The proxy's batchSize (its default when absent). */
@@ -98,6 +109,17 @@ export interface E2eOptions {
   readonly onTrial?: (label: string, t: Trial) => void;
 }
 
+export interface E2eOptions extends SearchOptions {
+  readonly filterPath: string;
+  readonly filterName: string;
+  /** The rates whose latency the tables and targets quote (10,000 and 50,000); the sweep includes them. */
+  readonly latencyRates: readonly number[];
+  /** The rate whose CPU per packet the tables quote for every relay. */
+  readonly cpuRatePps: number;
+  /** Which relays to measure (default all). */
+  readonly hosts?: readonly HostKind[];
+}
+
 export interface Trial {
   readonly offeredPps: number;
   readonly achievedPps: number;
@@ -105,6 +127,8 @@ export interface Trial {
   readonly deliveredPps: number;
   readonly sent: number;
   readonly received: number;
+  /** UDP payload bytes of the packets received (a protect stage adds its tag to each). */
+  readonly receivedBytes: number;
   readonly lossPct: number;
   readonly pass: boolean;
   /** The generator fell short of the rate: the trial says nothing about the relay. */
@@ -126,6 +150,8 @@ export interface Trial {
   readonly latencyUs: LatencySummary | null;
   /** Proxy only: packets its segment dropped (counted by reason) during the trial. */
   readonly proxyDrops?: number;
+  /** Proxy with several workers only: packets its segments took in during the trial, per worker. */
+  readonly packetsInByWorker?: number[];
   /** Proxy with a filter only (runtime stats): time in the stage per packet and mean batch. */
   readonly stageNsPerPacket?: number;
   readonly stageMeanBatch?: number;
@@ -141,6 +167,8 @@ export interface SearchResult {
   readonly sweep: Trial[];
   /** The relay's peak resident memory over the repeat (sum over its processes), bytes. */
   readonly peakRssBytes: number | null;
+  /** A proxy: the socket I/O it said it uses when it started. */
+  readonly io?: string;
 }
 
 export interface SweepPoint {
@@ -185,6 +213,8 @@ export interface E2eResult {
   readonly pinned: boolean;
   /** The proxy's batchSize when the run set one (--batch-size), else null: the proxy's default. */
   readonly batchSize: number | null;
+  /** The relays the run was asked to measure (absent in older results: those in hosts). */
+  readonly requested?: readonly HostKind[];
   readonly hosts: HostSummary[];
   readonly warnings: string[];
 }
@@ -193,6 +223,13 @@ export interface E2eResult {
 
 type Load = LoadProcess<LoadgenRequest, LoadgenReply>;
 const startLoad = (role: "gen" | "sink"): Load => new LoadProcess<LoadgenRequest, LoadgenReply>(new URL("./loadgen.js", import.meta.url), role);
+
+/** The generator and the sink, and whether they are pinned away from the relays' CPU. */
+export interface Harness {
+  readonly gen: Load;
+  readonly sink: Load;
+  readonly pinned: boolean;
+}
 
 function pinTo(pids: readonly number[], cpus: string): boolean {
   try {
@@ -203,17 +240,49 @@ function pinTo(pids: readonly number[], cpus: string): boolean {
   }
 }
 
+/** Starts the generator and the sink (pinned if asked, with a warning when that cannot be), runs `work`, stops them. */
+export async function withHarness<T>(pin: boolean, warnings: string[], work: (h: Harness) => Promise<T>): Promise<T> {
+  const gen = startLoad("gen");
+  const sink = startLoad("sink");
+  try {
+    await Promise.all([gen.ready, sink.ready]);
+    let pinned = false;
+    if (pin) {
+      const cpus = availableParallelism();
+      if (cpus < 2) warnings.push("--pin ignored: only one CPU");
+      else {
+        const rest = cpus === 2 ? "1" : `1-${cpus - 1}`;
+        pinned = pinTo([gen.child.pid!, sink.child.pid!], rest);
+        if (!pinned) warnings.push("--pin failed (is taskset installed?): running unpinned");
+        else progress(`pinned: relays on CPU 0, generator and sink on CPU ${rest}`);
+      }
+    }
+    return await work({ gen, sink, pinned });
+  } finally {
+    await Promise.all([gen.exit(), sink.exit()]);
+  }
+}
+
 // ---- relays under test ----
 
+export type ChainSpec = ProxyProcessOptions["chain"];
+
 /** The proxy with one segment "bench" on a free port, toward `destinationAddresses` (default 127.0.0.1) at `sinkPort`. */
-export async function startProxy(sinkPort: number, runtime: "node" | "bun", filter: { name: string; path: string } | null, batchSize: number | undefined, destinationAddresses?: readonly string[]): Promise<ProxyProcess> {
+export async function startProxy(
+  sinkPort: number,
+  runtime: "node" | "bun",
+  chain: ChainSpec,
+  batchSize: number | undefined,
+  more: { readonly destinationAddresses?: readonly string[]; readonly io?: ProxyIo } = {},
+): Promise<ProxyProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await startProxyProcess({
         runtime,
         ...(batchSize !== undefined && { batchSize }),
-        segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort, ...(destinationAddresses && { destinationAddresses }) }],
-        chain: filter ? [filter] : [],
+        ...(more.io !== undefined && { io: more.io }),
+        segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort, ...(more.destinationAddresses && { destinationAddresses: more.destinationAddresses }) }],
+        chain,
       });
     } catch (err) {
       // the free port was taken in between: try another; anything else is a real failure
@@ -222,58 +291,88 @@ export async function startProxy(sinkPort: number, runtime: "node" | "bun", filt
   }
 }
 
+/** The srtp protect stage of the proxy+srtp relay: the default suite, a fresh key per run. */
+function srtpProtectStage(): ChainSpec[number] {
+  return { name: "srtp", path: SRTP_FILTER, config: { direction: "protect", key: `inline:${randomBytes(30).toString("base64")}` } };
+}
+
 /** null is the direct path: the generator sends to the sink itself. */
 async function startHost(kind: HostKind, sinkPort: number, opts: E2eOptions): Promise<RelayProcess | null> {
-  const filter = { name: opts.filterName, path: opts.filterPath };
+  const filter = [{ name: opts.filterName, path: opts.filterPath }];
   switch (kind) {
     case "direct": return null;
     case "node-relay": return startPlainRelay(sinkPort, "node");
     case "bun-relay": return startPlainRelay(sinkPort, "bun");
+    case "c-relay": return startCRelay(sinkPort);
     case "gstreamer": return startGstreamerRelay(sinkPort);
     case "rtpengine": return startRtpengineRelay(sinkPort);
-    case "proxy": return startProxy(sinkPort, "node", null, opts.batchSize);
+    case "proxy": return startProxy(sinkPort, "node", [], opts.batchSize);
     case "proxy+filter": return startProxy(sinkPort, "node", filter, opts.batchSize);
+    case "proxy+filter@dgram": return startProxy(sinkPort, "node", filter, opts.batchSize, { io: "dgram" });
     case "proxy+filter@bun": return startProxy(sinkPort, "bun", filter, opts.batchSize);
+    case "proxy+srtp": return startProxy(sinkPort, "node", [...filter, srtpProtectStage()], opts.batchSize);
   }
 }
 
 interface ProxyCounters {
   dropsTotal: number;
+  packetsInByWorker: number[];
   stage: { packetsIn: number; calls: number; busyNs: number } | null;
 }
 
+/** Drops summed over the proxy's segments, and its segments' first stages together. */
 async function proxyCounters(relay: RelayProcess | null): Promise<ProxyCounters | undefined> {
   if (!relay || !("stats" in relay)) return undefined;
-  const seg = (await (relay as ProxyProcess).stats()).segments.find((s) => s.name === "bench");
-  const stage = seg?.stages[0];
-  return {
-    dropsTotal: seg?.dropsTotal ?? 0,
-    stage: stage ? { packetsIn: stage.packetsIn, calls: stage.calls, busyNs: stage.busyNs } : null,
-  };
+  const segments = (await (relay as ProxyProcess).stats()).segments;
+  let dropsTotal = 0;
+  const packetsInByWorker: number[] = [];
+  let stage: ProxyCounters["stage"] = null;
+  for (const seg of segments) {
+    dropsTotal += seg.dropsTotal;
+    packetsInByWorker[seg.worker] = (packetsInByWorker[seg.worker] ?? 0) + seg.packetsIn;
+    const first = seg.stages[0];
+    if (!first) continue;
+    stage ??= { packetsIn: 0, calls: 0, busyNs: 0 };
+    stage.packetsIn += first.packetsIn;
+    stage.calls += first.calls;
+    stage.busyNs += first.busyNs;
+  }
+  return { dropsTotal, packetsInByWorker: Array.from(packetsInByWorker, (n) => n ?? 0), stage };
 }
 
 // ---- trials, the search and the sweep ----
 
 let trialCounter = 0;
 
-async function runTrial(gen: Load, sink: Load, relay: RelayProcess | null, rate: number, durationMs: number, opts: E2eOptions): Promise<Trial> {
+/** A relay to measure: how to start it (null: the direct path), and how the sink counts what it delivers. */
+export interface Subject {
+  readonly label: string;
+  readonly start: () => Promise<RelayProcess | null>;
+  /** The relay encrypts the payload (and with it the stamp): the sink counts by sequence number, no latency. */
+  readonly bySequence?: boolean;
+}
+
+async function runTrial(h: Harness, relay: RelayProcess | null, rate: number, durationMs: number, opts: SearchOptions, bySequence: boolean): Promise<Trial> {
+  const { gen, sink } = h;
   await relay?.beforeTrial?.();
   const trial = ++trialCounter;
   const expect = Math.max(1, Math.round((rate * durationMs) / 1000));
-  const port = relay ? relay.port : sink.port;
+  const ports = relay ? (relay.ports ?? [relay.port]) : [sink.port];
+  // sequence numbers are per stream: counting by them needs the one stream
+  if (bySequence && ports.length !== 1) throw new Error("counting by sequence number needs a relay with one listen port");
   const pids = relay ? relay.pids() : [];
-  await sink.request({ cmd: "arm", trial, expect }, "armed", 5000);
+  await sink.request({ cmd: "arm", trial, expect, ...(bySequence && { bySequence }) }, "armed", 5000);
   const before = await proxyCounters(relay);
   const sinkDrops0 = udpDrops(sink.port);
   const busy0 = machineBusyUs();
   const relayCpu0 = relay ? treeCpuUs(pids) : 0;
   const t0 = performance.now();
-  const ran = await gen.request({ cmd: "run", trial, port, rate, durationMs, size: opts.size }, "ran", durationMs * 2 + 10_000);
+  const ran = await gen.request({ cmd: "run", trial, ports, rate, durationMs, size: opts.size }, "ran", durationMs * 2 + 10_000);
   await sleep(opts.drainMs);
   const relayCpuUs = relay ? treeCpuUs(pids) - relayCpu0 : 0;
   const busy1 = machineBusyUs();
   const wallMs = performance.now() - t0;
-  const got = await sink.request({ cmd: "collect", trial }, "collected", 5000);
+  const got = await sink.request({ cmd: "collect", trial, ...(bySequence && { firstSeq: ran.firstSeq }) }, "collected", 5000);
   const sinkDrops1 = udpDrops(sink.port);
   const after = await proxyCounters(relay);
   const achievedPps = ran.sent / (ran.sendMs / 1000);
@@ -285,6 +384,7 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess | null, rate:
     deliveredPps: Math.round(got.received / (ran.sendMs / 1000)),
     sent: ran.sent,
     received: got.received,
+    receivedBytes: got.bytes,
     lossPct: round(lossFraction * 100, 4),
     pass: lossFraction < opts.maxLoss && !generatorShort && got.duplicates === 0,
     generatorShort,
@@ -299,7 +399,8 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess | null, rate:
   };
   opts.onTrial?.(relay?.name ?? "direct", result);
   if (!before || !after) return result;
-  const withDrops = { ...result, proxyDrops: after.dropsTotal - before.dropsTotal };
+  const byWorker = after.packetsInByWorker.map((n, w) => n - (before.packetsInByWorker[w] ?? 0));
+  const withDrops = { ...result, proxyDrops: after.dropsTotal - before.dropsTotal, ...(byWorker.length > 1 && { packetsInByWorker: byWorker }) };
   const b = before.stage;
   const a = after.stage;
   if (!a || !b || a.packetsIn === b.packetsIn || a.calls === b.calls) return withDrops;
@@ -323,8 +424,10 @@ function describe(t: Trial): string {
  * Searches one relay's max rate below `upper`, then sweeps. `ceiling` is the harness's own max:
  * a relay within 5% of it, or one the generator could not keep up with, has a lower bound only.
  */
-async function measureHost(gen: Load, sink: Load, kind: HostKind, label: string, upper: number, ceiling: number, opts: E2eOptions, pinned: boolean): Promise<SearchResult> {
-  const relay = await startHost(kind, sink.port, opts);
+export async function measureRelay(h: Harness, subject: Subject, upper: number, ceiling: number, opts: SearchOptions): Promise<SearchResult> {
+  const { label } = subject;
+  const bySequence = subject.bySequence === true;
+  const relay = await subject.start();
   let peakRss: number | null = null;
   const notePeak = (): void => {
     if (!relay) return;
@@ -332,13 +435,13 @@ async function measureHost(gen: Load, sink: Load, kind: HostKind, label: string,
     if (m > 0) peakRss = Math.max(peakRss ?? 0, m);
   };
   try {
-    if (relay && pinned) pinTo(processTree(relay.pids()), "0");
+    if (relay && h.pinned) pinTo(processTree(relay.pids()), "0");
     // priming, not counted: JIT warm-up, and a validating filter's probation for the stream's SSRC
-    await runTrial(gen, sink, relay, Math.min(20_000, opts.floorPps * 2), 300, opts);
+    await runTrial(h, relay, Math.min(20_000, opts.floorPps * 2), 300, opts, bySequence);
     const trials: Trial[] = [];
     const attempt = async (rate: number): Promise<Trial> => {
       for (let retry = 0; ; retry++) {
-        const t = await runTrial(gen, sink, relay, rate, opts.trialMs, opts);
+        const t = await runTrial(h, relay, rate, opts.trialMs, opts, bySequence);
         notePeak();
         trials.push(t);
         const noisy = t.otherCpuPct !== null && t.otherCpuPct > NOISY_CPU_PCT;
@@ -369,12 +472,13 @@ async function measureHost(gen: Load, sink: Load, kind: HostKind, label: string,
     }
     const sweep: Trial[] = [];
     for (const rate of opts.sweepRates) {
-      const t = await runTrial(gen, sink, relay, rate, opts.trialMs, opts);
+      const t = await runTrial(h, relay, rate, opts.trialMs, opts, bySequence);
       notePeak();
       sweep.push(t);
       progress(`  ${label} sweep: ${describe(t)}`);
     }
-    return { maxPps: lo, atMax: best, boundLimited: lo >= harnessCap * 0.95, trials, sweep, peakRssBytes: peakRss };
+    const io = relay && "io" in relay ? (relay as ProxyProcess).io : null;
+    return { maxPps: lo, atMax: best, boundLimited: lo >= harnessCap * 0.95, trials, sweep, peakRssBytes: peakRss, ...(io && { io }) };
   } finally {
     await relay?.close();
   }
@@ -417,126 +521,212 @@ export function fasterRuntime(hosts: readonly HostSummary[]): { readonly faster:
   return bun > node ? { faster: "bun", ratio: round(bun / node, 3) } : { faster: "node", ratio: round(node / bun, 3) };
 }
 
-/** The end-to-end targets, from the relays' summaries (the report derives them, they are not stored). */
-export function e2eTargets(hosts: readonly HostSummary[], opts: { readonly filterName: string; readonly latencyRates: readonly number[] }): Target[] {
-  const by = (k: HostKind): HostSummary | undefined => hosts.find((h) => h.host === k);
-  const out: Target[] = [];
-  const filter = by("proxy+filter");
-  const node = by("node-relay");
-  const f = opts.filterName;
-  const ratioTarget = (proxy: HostSummary | undefined, relay: HostSummary | undefined, runtime: string): Target => {
-    const what = `proxy + ${f} >= 95% of the plain relay's max rate (${runtime})`;
-    if (!proxy || !relay || relay.maxPps === 0) return { what, value: "not measured", met: null };
-    const r = proxy.maxPps / relay.maxPps;
-    return { what, value: pct(r), met: r >= 0.95 };
+function kpps(n: number): string {
+  return `${(n / 1000).toFixed(1)}k`;
+}
+
+/** Gigabits per second of `size`-byte UDP payloads at `pps`. */
+export function gbps(pps: number, size: number): number {
+  return (pps * size * 8) / 1e9;
+}
+
+/**
+ * The end-to-end targets, from the relays' summaries (the report derives them, they are not
+ * stored). `e` undefined: the part did not run. A target whose relays were not in the run says
+ * "not run"; one whose relays were asked for but could not start, "not measured".
+ */
+export function e2eTargets(e: E2eResult | undefined, filterName: string): Target[] {
+  const f = filterName;
+  const requested = e ? (e.requested ?? e.hosts.map((h) => h.host)) : [];
+  const judge = (what: string, needs: readonly HostKind[], compute: (hs: HostSummary[]) => Omit<Target, "what">): Target => {
+    if (!e) return { what, value: "the e2e part did not run", met: null, verdict: "not run" };
+    const absent = needs.filter((k) => !requested.includes(k));
+    if (absent.length > 0) return { what, value: `${absent.map((k) => hostLabel(k, f)).join(", ")}: not in this run's --hosts`, met: null, verdict: "not run" };
+    const hs = needs.map((k) => e.hosts.find((h) => h.host === k));
+    const failed = needs.filter((_, i) => hs[i] === undefined);
+    if (failed.length > 0) return { what, value: `${failed.map((k) => hostLabel(k, f)).join(", ")}: could not run (see the warnings)`, met: null };
+    return { what, ...compute(hs as HostSummary[]) };
   };
-  out.push(ratioTarget(filter, node, "Node"));
-  out.push(ratioTarget(by("proxy+filter@bun"), by("bun-relay"), "Bun"));
-  const rate = opts.latencyRates[0] ?? 10_000;
-  const at = (h: HostSummary | undefined): LatencySummary | null => h?.sweep.find((p) => p.offeredPps === rate)?.latencyUs ?? null;
-  const what = `added p99 latency at ${rate / 1000}k pps: proxy + ${f} at most 200 us over the plain relay`;
-  const lp = at(filter);
-  const lr = at(node);
-  out.push(lp && lr ? { what, value: `${round(lp.p99 - lr.p99, 1)} us (${lp.p99} against ${lr.p99})`, met: lp.p99 - lr.p99 <= 200 } : { what, value: "not measured", met: null });
-  const rtp = by("rtpengine");
-  const what2 = `proxy + ${f} at least 2x rtpengine's user-space max rate`;
+  const lowerBound = (h: HostSummary): string => (h.boundLimited ? `; ${h.label}'s max is a lower bound (the harness's limit)` : "");
+  const cpuRate = e?.cpuRatePps ?? 50_000;
+  const latencyRate = e?.latencyRates[0] ?? 10_000;
+  const maxLossPct = e?.maxLossPct ?? 0.1;
+  const point = (h: HostSummary, rate: number): SweepPoint | undefined => h.sweep.find((p) => p.offeredPps === rate);
+  const lossNote = (h: HostSummary, p: SweepPoint): string => (p.lossPct >= maxLossPct ? `; ${h.label} lost ${p.lossPct}% there` : "");
+  const runtimes = [["Node", "proxy+filter", "node-relay"], ["Bun", "proxy+filter@bun", "bun-relay"]] as const;
+  const out: Target[] = [];
+
+  // issue #14: batched socket I/O
+  for (const [runtime, proxy] of runtimes) {
+    out.push(judge(`CPU per packet at ${kpps(cpuRate)} pps: proxy + ${f} at most GStreamer udpsrc ! udpsink's (${runtime})`, [proxy, "gstreamer"], ([p, g]) => {
+      const a = point(p!, cpuRate);
+      const b = point(g!, cpuRate);
+      if (a?.cpuUsPerPacket == null || b?.cpuUsPerPacket == null) return { value: `no CPU figure at ${kpps(cpuRate)} pps (not in the sweep)`, met: null };
+      return {
+        value: `${a.cpuUsPerPacket} against ${b.cpuUsPerPacket} us (${(a.cpuUsPerPacket / b.cpuUsPerPacket).toFixed(2)}x)${lossNote(p!, a)}${lossNote(g!, b)}`,
+        met: a.cpuUsPerPacket <= b.cpuUsPerPacket,
+      };
+    }));
+  }
+  for (const [runtime, proxy] of runtimes) {
+    out.push(judge(`max rate at loss < ${maxLossPct}%: proxy + ${f} at least 1.2x GStreamer's (${runtime})`, [proxy, "gstreamer"], ([p, g]) => (g!.maxPps === 0
+      ? { value: "GStreamer's max is 0", met: null }
+      : { value: `${(p!.maxPps / g!.maxPps).toFixed(2)}x (${kpps(p!.maxPps)} against ${kpps(g!.maxPps)} pps)${lowerBound(p!)}${lowerBound(g!)}`, met: p!.maxPps / g!.maxPps >= 1.2 })));
+  }
+  for (const [runtime, proxy] of runtimes) {
+    out.push(judge(`max rate at loss < ${maxLossPct}%: proxy + ${f} at least 70% of the C recvmmsg/sendmmsg relay's (${runtime})`, [proxy, "c-relay"], ([p, c]) => {
+      if (c!.maxPps === 0) return { value: "the C relay's max is 0", met: null };
+      // a C relay held back by the harness has a higher true max: the ratio is then an upper bound
+      const capped = c!.boundLimited ? "; the C relay reached the harness's limit, so this ratio is an upper bound" : "";
+      return { value: `${pct(p!.maxPps / c!.maxPps)} (${kpps(p!.maxPps)} against ${kpps(c!.maxPps)} pps)${capped}`, met: p!.maxPps / c!.maxPps >= 0.7 };
+    }));
+  }
+  out.push(judge(`proxy + ${f} -> srtp protect at least 1 Gbit/s end to end on one worker (Node)`, ["proxy+srtp"], ([p]) => {
+    const g = gbps(p!.maxPps, e!.size);
+    return { value: `${g.toFixed(2)} Gbit/s (${kpps(p!.maxPps)} pps of ${e!.size} B)${lowerBound(p!)}`, met: g >= 1 };
+  }));
+  for (const [runtime, proxy, relay] of runtimes) {
+    out.push(judge(`p99.9 latency at ${kpps(latencyRate)} pps: proxy + ${f} no worse than the plain node:dgram relay's (${runtime})`, [proxy, relay], ([p, r]) => {
+      const a = point(p!, latencyRate);
+      const b = point(r!, latencyRate);
+      if (!a?.latencyUs || !b?.latencyUs) return { value: `no latency at ${kpps(latencyRate)} pps (not in the sweep)`, met: null };
+      return { value: `${a.latencyUs.p999} against ${b.latencyUs.p999} us${lossNote(p!, a)}${lossNote(r!, b)}`, met: a.latencyUs.p999 <= b.latencyUs.p999 };
+    }));
+  }
+
+  // earlier targets
+  for (const [runtime, proxy, relay] of runtimes) {
+    out.push(judge(`proxy + ${f} >= 95% of the plain relay's max rate (${runtime})`, [proxy, relay], ([p, r]) => (r!.maxPps === 0
+      ? { value: "the plain relay's max is 0", met: null }
+      : { value: pct(p!.maxPps / r!.maxPps), met: p!.maxPps / r!.maxPps >= 0.95 })));
+  }
+  out.push(judge(`added p99 latency at ${kpps(latencyRate)} pps: proxy + ${f} at most 200 us over the plain relay`, ["proxy+filter", "node-relay"], ([p, r]) => {
+    const lp = point(p!, latencyRate)?.latencyUs;
+    const lr = point(r!, latencyRate)?.latencyUs;
+    if (!lp || !lr) return { value: `no latency at ${kpps(latencyRate)} pps (not in the sweep)`, met: null };
+    return { value: `${round(lp.p99 - lr.p99, 1)} us (${lp.p99} against ${lr.p99})`, met: lp.p99 - lr.p99 <= 200 };
+  }));
   // rtpengine's max here is set by the generator's 1 ms bursts (docs/benchmarks.md), so the value says so
-  out.push(filter && rtp && rtp.maxPps > 0
-    ? { what: what2, value: `${(filter.maxPps / rtp.maxPps).toFixed(2)}x (rtpengine limited by the 1 ms bursts of this generator, not its CPU)`, met: filter.maxPps / rtp.maxPps >= 2 }
-    : { what: what2, value: "not measured", met: null });
+  out.push(judge(`proxy + ${f} at least 2x rtpengine's user-space max rate`, ["proxy+filter", "rtpengine"], ([p, r]) => (r!.maxPps === 0
+    ? { value: "rtpengine's max is 0", met: null }
+    : { value: `${(p!.maxPps / r!.maxPps).toFixed(2)}x (rtpengine limited by the 1 ms bursts of this generator, not its CPU)`, met: p!.maxPps / r!.maxPps >= 2 })));
   return out;
+}
+
+/**
+ * measureRelay, except that a relay that cannot start (a peer not installed, a config the proxy
+ * refuses) is not measured: null, and a warning (once) that says why. The others go on.
+ */
+export async function tryMeasureRelay(h: Harness, subject: Subject, upper: number, ceiling: number, opts: SearchOptions, warnings: string[], part: string): Promise<SearchResult | null> {
+  const { label } = subject;
+  let s: SearchResult;
+  try {
+    s = await measureRelay(h, subject, upper, ceiling, opts);
+  } catch (err) {
+    const why = whyNotStarted(err as Error);
+    if (!warnings.some((w) => w.startsWith(`${label}: not measured`))) warnings.push(`${label}: not measured: ${why}`);
+    progress(`${part}: ${label}: not measured: ${why}`);
+    return null;
+  }
+  progress(`${part}: ${label}: max ${s.maxPps} pps${s.boundLimited ? " (a lower bound: the harness's limit)" : ""}`);
+  return s;
+}
+
+/** The search's upper bound for a relay: a little over what the harness itself sustains. */
+export function relayUpperBound(ceiling: number, opts: SearchOptions): number {
+  return Math.max(Math.round(ceiling * 1.05), opts.floorPps * 2);
+}
+
+/** The figures of a relay over its repeats: medians, range, CPU near the max, peak memory. */
+export function summarizeRepeats(rs: readonly SearchResult[]): Pick<HostSummary, "maxPps" | "minPps" | "maxOfRepeatsPps" | "cpuUsPerPacket" | "peakRssBytes" | "boundLimited"> {
+  const peaks = rs.map((s) => s.peakRssBytes).filter((x): x is number => x !== null);
+  return {
+    maxPps: median(rs.map((s) => s.maxPps)),
+    minPps: Math.min(...rs.map((s) => s.maxPps)),
+    maxOfRepeatsPps: Math.max(...rs.map((s) => s.maxPps)),
+    cpuUsPerPacket: medianOf(rs.map((s) => s.atMax?.relayCpuUsPerPacket), 2),
+    peakRssBytes: peaks.length > 0 ? Math.max(...peaks) : null,
+    boundLimited: rs.some((s) => s.boundLimited),
+  };
+}
+
+/** What the trials of the measured relays say about the harness and the machine. */
+export function harnessWarnings(relays: readonly { readonly label: string; readonly boundLimited: boolean; readonly repeats: readonly SearchResult[] }[]): string[] {
+  const out: string[] = [];
+  for (const h of relays) {
+    if (h.boundLimited) out.push(`${h.label} reached the harness's limit (within 5% of its ceiling, or the generator fell short): its max is a lower bound`);
+    const near = h.repeats.map((s) => s.atMax).filter((t): t is Trial => t !== undefined);
+    if (near.some((t) => t.generatorCpuPct >= 90 || t.sinkCpuPct >= 90)) {
+      out.push(`${h.label}: generator or sink above 90% CPU near the max: the harness may be the bottleneck`);
+    }
+  }
+  return out;
+}
+
+/** What each proxy said about its socket I/O when it started (the first repeat's; a change between repeats is named). */
+export function ioNotes(relays: readonly { readonly label: string; readonly repeats: readonly SearchResult[] }[]): string[] {
+  const out: string[] = [];
+  for (const h of relays) {
+    const said = [...new Set(h.repeats.map((s) => s.io).filter((x): x is string => x !== undefined))];
+    if (said.length > 0) out.push(`${h.label}: ${said.join(", then ")}`);
+  }
+  return out.length > 0 ? [`socket I/O, as each proxy's start line named it: ${out.join("; ")}`] : [];
+}
+
+/** A warning when trials ran while the rest of the machine was busy. */
+export function noisyWarning(searches: readonly SearchResult[]): string[] {
+  const all = searches.flatMap((s) => [...s.trials, ...s.sweep]);
+  const noisy = all.filter((t) => t.otherCpuPct !== null && t.otherCpuPct > NOISY_CPU_PCT).length;
+  return noisy > 0 ? [`${noisy} of ${all.length} trials ran while other processes used more than ${NOISY_CPU_PCT}% of a core: the machine was not quiet`] : [];
 }
 
 export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
   if (opts.size < 28) throw new TypeError("e2e packets must be at least 28 bytes (RTP header and the stamp)");
   const warnings: string[] = [];
-  const gen = startLoad("gen");
-  const sink = startLoad("sink");
-  let pinned = false;
-  try {
-    await Promise.all([gen.ready, sink.ready]);
-    if (opts.pin) {
-      const cpus = availableParallelism();
-      if (cpus < 2) warnings.push("--pin ignored: only one CPU");
-      else {
-        const rest = cpus === 2 ? "1" : `1-${cpus - 1}`;
-        pinned = pinTo([gen.child.pid!, sink.child.pid!], rest);
-        if (!pinned) warnings.push("--pin failed (is taskset installed?): running unpinned");
-        else progress(`pinned: relays on CPU 0, generator and sink on CPU ${rest}`);
-      }
-    }
-    const kinds = HOST_KINDS.filter((k) => !opts.hosts || opts.hosts.includes(k));
+  const kinds = HOST_KINDS.filter((k) => !opts.hosts || opts.hosts.includes(k));
+  const { runs, pinned } = await withHarness(opts.pin, warnings, async (h) => {
     const runs = new Map<HostKind, SearchResult[]>(kinds.map((k) => [k, []]));
     for (let r = 0; r < opts.repeats; r++) {
       progress(`e2e: repeat ${r + 1}/${opts.repeats}`);
       let ceiling = opts.maxPps;
       for (const kind of kinds) {
-        const label = hostLabel(kind, opts.filterName);
+        const subject: Subject = { label: hostLabel(kind, opts.filterName), start: () => startHost(kind, h.sink.port, opts), bySequence: kind === "proxy+srtp" };
         // relays cannot be measured above what the harness itself sustains
-        const upper = kind === "direct" ? opts.maxPps : Math.max(Math.round(ceiling * 1.05), opts.floorPps * 2);
-        let s: SearchResult;
-        try {
-          s = await measureHost(gen, sink, kind, label, upper, ceiling, opts, pinned);
-        } catch (err) {
-          // a relay that cannot start (a peer not installed, say) is not measured; the others are
-          const why = (err as Error).message.split("\n")[0];
-          if (!warnings.some((w) => w.startsWith(`${label}: not measured`))) warnings.push(`${label}: not measured: ${why}`);
-          progress(`e2e: ${label}: not measured: ${why}`);
-          continue;
-        }
+        const upper = kind === "direct" ? opts.maxPps : relayUpperBound(ceiling, opts);
+        const s = await tryMeasureRelay(h, subject, upper, ceiling, opts, warnings, "e2e");
+        if (!s) continue;
         runs.get(kind)!.push(s);
-        progress(`e2e: ${label}: max ${s.maxPps} pps${s.boundLimited ? " (a lower bound: the harness's limit)" : ""}`);
         if (kind === "direct") ceiling = s.maxPps;
       }
     }
-    const measured = kinds.filter((k) => runs.get(k)!.length > 0);
-    const hosts = measured.map((kind): HostSummary => {
-      const rs = runs.get(kind)!;
-      const peaks = rs.map((s) => s.peakRssBytes).filter((x): x is number => x !== null);
-      return {
-        host: kind,
-        label: hostLabel(kind, opts.filterName),
-        maxPps: median(rs.map((s) => s.maxPps)),
-        minPps: Math.min(...rs.map((s) => s.maxPps)),
-        maxOfRepeatsPps: Math.max(...rs.map((s) => s.maxPps)),
-        cpuUsPerPacket: medianOf(rs.map((s) => s.atMax?.relayCpuUsPerPacket), 2),
-        peakRssBytes: peaks.length > 0 ? Math.max(...peaks) : null,
-        boundLimited: rs.some((s) => s.boundLimited),
-        sweep: summarizeSweep(rs, opts.sweepRates),
-        repeats: rs,
-      };
-    });
-    for (const h of hosts) {
-      if (h.host !== "direct" && h.boundLimited) warnings.push(`${h.label} reached the harness's limit (within 5% of its ceiling, or the generator fell short): its max is a lower bound`);
-      const near = h.repeats.map((s) => s.atMax).filter((t): t is Trial => t !== undefined);
-      if (h.host !== "direct" && near.some((t) => t.generatorCpuPct >= 90 || t.sinkCpuPct >= 90)) {
-        warnings.push(`${h.label}: generator or sink above 90% CPU near the max: the harness may be the bottleneck`);
-      }
-    }
-    const all = hosts.flatMap((h) => h.repeats.flatMap((s) => [...s.trials, ...s.sweep]));
-    const noisy = all.filter((t) => t.otherCpuPct !== null && t.otherCpuPct > NOISY_CPU_PCT).length;
-    if (noisy > 0) warnings.push(`${noisy} of ${all.length} trials ran while other processes used more than ${NOISY_CPU_PCT}% of a core: the machine was not quiet`);
-    const direct = hosts.find((h) => h.host === "direct");
-    const fastestRelay = Math.max(0, ...hosts.filter((h) => h.host !== "direct").map((h) => h.maxPps));
-    if (direct && direct.maxPps < fastestRelay * 1.5) {
-      warnings.push(`the harness ceiling (${direct.maxPps} pps) is under 1.5x the fastest relay's max: the relays compete with it for CPU`);
-    }
-    return {
-      size: opts.size,
-      trialMs: opts.trialMs,
-      repeats: opts.repeats,
-      maxLossPct: opts.maxLoss * 100,
-      sweepRates: opts.sweepRates,
-      latencyRates: opts.latencyRates,
-      cpuRatePps: opts.cpuRatePps,
-      pinned,
-      batchSize: opts.batchSize ?? null,
-      hosts,
-      warnings,
-    };
-  } finally {
-    await Promise.all([gen.exit(), sink.exit()]);
+    return { runs, pinned: h.pinned };
+  });
+  const measured = kinds.filter((k) => runs.get(k)!.length > 0);
+  const hosts = measured.map((kind): HostSummary => {
+    const rs = runs.get(kind)!;
+    return { host: kind, label: hostLabel(kind, opts.filterName), ...summarizeRepeats(rs), sweep: summarizeSweep(rs, opts.sweepRates), repeats: rs };
+  });
+  warnings.push(...harnessWarnings(hosts.filter((h) => h.host !== "direct")));
+  warnings.push(...noisyWarning(hosts.flatMap((h) => h.repeats)));
+  const direct = hosts.find((h) => h.host === "direct");
+  const fastestRelay = Math.max(0, ...hosts.filter((h) => h.host !== "direct").map((h) => h.maxPps));
+  if (direct && direct.maxPps < fastestRelay * 1.5) {
+    warnings.push(`the harness ceiling (${direct.maxPps} pps) is under 1.5x the fastest relay's max: the relays compete with it for CPU`);
   }
+  return {
+    size: opts.size,
+    trialMs: opts.trialMs,
+    repeats: opts.repeats,
+    maxLossPct: opts.maxLoss * 100,
+    sweepRates: opts.sweepRates,
+    latencyRates: opts.latencyRates,
+    cpuRatePps: opts.cpuRatePps,
+    pinned,
+    batchSize: opts.batchSize ?? null,
+    requested: kinds,
+    hosts,
+    warnings,
+  };
 }
 
 /** Name of a filter from its .wasm path (what the proxy config calls it). */

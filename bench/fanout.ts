@@ -130,8 +130,8 @@ export function destinationAddresses(n: number): string[] {
 /** Starts `relay` sending everything it receives to each of `addresses` at `port`. */
 export function startFanoutRelay(relay: FanoutRelay, addresses: readonly string[], port: number): Promise<RelayProcess> {
   switch (relay) {
-    case "proxy": return startProxy(port, "node", null, undefined, addresses);
-    case "proxy@bun": return startProxy(port, "bun", null, undefined, addresses);
+    case "proxy": return startProxy(port, "node", [], undefined, { destinationAddresses: addresses });
+    case "proxy@bun": return startProxy(port, "bun", [], undefined, { destinationAddresses: addresses });
     case "multiudpsink": return startGstreamerFanout(addresses.map((address) => ({ address, port })));
   }
 }
@@ -165,7 +165,7 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess, kind: Fanout
   const cpu0 = treeCpuUs(pids);
   const split0 = treeUserSystemUs(pids);
   const t0 = performance.now();
-  const ran = await gen.request({ cmd: "run", trial, port: relay.port, rate, durationMs, size: o.size }, "ran", durationMs * 2 + 10_000);
+  const ran = await gen.request({ cmd: "run", trial, ports: [relay.port], rate, durationMs, size: o.size }, "ran", durationMs * 2 + 10_000);
   await sleep(o.drainMs);
   const relayCpuUs = treeCpuUs(pids) - cpu0;
   const split1 = treeUserSystemUs(pids);

@@ -3,12 +3,13 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderLineChart } from "./chart.js";
 import { markdownTable, median, table } from "./common.js";
-import { e2eTargets, fasterRuntime, type E2eResult, type HostSummary, type Target } from "./e2e.js";
+import { e2eTargets, fasterRuntime, gbps, ioNotes, type E2eResult, type HostSummary, type Target } from "./e2e.js";
 import type { MicroResult } from "./micro.js";
-import { scaleTables, scaleVerdict, type ScaleResult } from "./scale.js";
+import { scaleTables, scaleTargetText, scaleVerdict, TARGET_RATE_PER_STREAM, TARGET_SEGMENTS, type ScaleResult } from "./scale.js";
 import type { SrtpResult } from "./srtp.js";
 import type { FecResult } from "./fec.js";
 import { fanoutLabel, fanoutTargets, type FanoutResult } from "./fanout.js";
+import type { WorkersResult } from "./workers.js";
 
 export interface Machine {
   readonly cpu: string;
@@ -38,6 +39,7 @@ export interface BenchResults {
   /** The largest scale level again under Bun (full runs). */
   readonly scaleBun?: ScaleResult;
   readonly fanout?: FanoutResult;
+  readonly workers?: WorkersResult;
 }
 
 function fmt(n: number | null | undefined, digits = 1): string {
@@ -88,13 +90,13 @@ function proxyOf(e: E2eResult): HostSummary | undefined {
 
 export function e2eRows(e: E2eResult): string[][] {
   const proxy = proxyOf(e);
-  const rows = [["relay", "max pps (median)", "range", `${proxy?.label ?? "proxy"} / this`, "CPU us/pkt near max", `CPU us/pkt at ${kpps(e.cpuRatePps)} pps`, "peak RSS MiB"]];
+  const rows = [["relay", "max pps (median)", "range", "max Gbit/s", `${proxy?.label ?? "proxy"} / this`, "CPU us/pkt near max", `CPU us/pkt at ${kpps(e.cpuRatePps)} pps`, "peak RSS MiB"]];
   for (const h of e.hosts) {
     const vs = h.host === "direct" || !proxy || h.maxPps === 0 ? "" : `${(proxy.maxPps / h.maxPps).toFixed(2)}x`;
     const atRate = h.sweep.find((p) => p.offeredPps === e.cpuRatePps);
     const cpuAt = fmt(atRate?.cpuUsPerPacket, 2) + (atRate && atRate.lossPct >= e.maxLossPct ? ` (loss ${atRate.lossPct}%)` : "");
     const batch = e.batchSize && h.host.startsWith("proxy") ? ` [batchSize ${e.batchSize}]` : "";
-    rows.push([h.label + batch + (h.boundLimited && h.host !== "direct" ? " (a lower bound)" : ""), kpps(h.maxPps), `${kpps(h.minPps)}-${kpps(h.maxOfRepeatsPps)}`, vs,
+    rows.push([h.label + batch + (h.boundLimited && h.host !== "direct" ? " (a lower bound)" : ""), kpps(h.maxPps), `${kpps(h.minPps)}-${kpps(h.maxOfRepeatsPps)}`, fmt(gbps(h.maxPps, e.size), 2), vs,
       fmt(h.cpuUsPerPacket, 2), h.host === "direct" ? "-" : cpuAt, h.peakRssBytes === null ? "-" : fmt(h.peakRssBytes / 2 ** 20, 0)]);
   }
   return rows;
@@ -126,17 +128,29 @@ function targetRows(targets: readonly Target[]): string[][] {
   return [["target", "where we stand", "verdict"], ...targets.map((t) => [t.what, t.value, t.verdict ?? (t.met === null ? "not measured" : t.met ? "met" : "NOT MET")])];
 }
 
-function allTargets(r: BenchResults): Target[] {
+export function allTargets(r: BenchResults): Target[] {
   const targets = measuredTargets(r);
   // a quick run's 4-step search lands on a coarse grid of rates: its ratios judge nothing
-  return r.mode === "quick" ? targets.map((t) => ({ ...t, verdict: t.met === null ? "not measured" : "not judged (quick run)" })) : targets;
+  return r.mode === "quick" ? targets.map((t) => ({ ...t, verdict: t.met === null ? (t.verdict ?? "not measured") : "not judged (quick run)" })) : targets;
 }
 
+/**
+ * Every target, issue #14's first: each from this run's figures, "not run" when its part (or
+ * its relay) was not in the run. Older targets follow, for the parts that ran.
+ */
 function measuredTargets(r: BenchResults): Target[] {
-  const out: Target[] = r.e2e ? e2eTargets(r.e2e.hosts, { filterName: r.filter, latencyRates: r.e2e.latencyRates }) : [];
-  for (const sc of [r.scale, r.scaleBun]) {
-    if (sc) out.push({ what: `${sc.target.segments} segments in one proxy within ${sc.target.rssLimitBytes / 2 ** 30} GiB RSS, no stream losing packets (${sc.runtime === "bun" ? "Bun" : "Node"})`, value: scaleSummary(sc), met: sc.target.met, verdict: scaleVerdict(sc).replace(/^MET$/, "met") });
-  }
+  const out: Target[] = e2eTargets(r.e2e, r.filter);
+  const scaleTarget = (sc: ScaleResult): Target => ({
+    what: `${scaleTargetText(sc)} (${sc.runtime === "bun" ? "Bun" : "Node"})`,
+    value: scaleSummary(sc),
+    met: sc.target.met,
+    ...(sc.target.met !== null && { verdict: scaleVerdict(sc).replace(/^MET$/, "met") }),
+  });
+  const nodeScaleWhat = `${TARGET_SEGMENTS.toLocaleString("en-US")} segments x ${TARGET_RATE_PER_STREAM} pps in one proxy within 1 GiB RSS, no stream losing packets (Node)`;
+  if (!r.scale) out.push({ what: nodeScaleWhat, value: "the scale part did not run", met: null, verdict: "not run" });
+  else if (r.scale.target.met === null) out.push({ what: nodeScaleWhat, value: r.scale.target.why, met: null, verdict: "not run" });
+  else out.push(scaleTarget(r.scale));
+  if (r.scaleBun) out.push(scaleTarget(r.scaleBun));
   if (r.srtp) out.push({ what: r.srtp.target.what, value: `${r.srtp.target.msmGbps.toFixed(2)} Gbit/s; ${fmt(r.srtp.target.vsLibsrtpCrypto, 2)}x libsrtp's crypto time`, met: r.srtp.target.met });
   if (r.fec) out.push({ what: r.fec.target.what, value: `worst ${fmt(r.fec.target.worstNs)} ns`, met: r.fec.target.met });
   if (r.fanout) out.push(...fanoutTargets(r.fanout));
@@ -145,7 +159,8 @@ function measuredTargets(r: BenchResults): Target[] {
 
 /** The target's levels in a line: per rate, RSS and streams that lost packets; or why none ran. */
 function scaleSummary(sc: ScaleResult): string {
-  const rows = sc.rows.filter((x) => x.segments === sc.target.segments);
+  const rate = sc.target.ratePerStream;
+  const rows = sc.rows.filter((x) => x.segments === sc.target.segments && (rate === undefined || x.ratePerStream === rate));
   if (rows.length === 0) {
     const why = sc.target.why;
     return /^\d+ segments not run/.test(why) ? why : `not run: ${why.replace(/^the proxy did not run \d+ segments: /, "").split(":").slice(0, 3).join(":")}`;
@@ -170,8 +185,52 @@ function runtimeNote(e: E2eResult): string | undefined {
   return `runtime: with the same chain the proxy's max rate under ${faster} is ${runtime.ratio.toFixed(2)}x that under ${other}`;
 }
 
+/** The proxy with batched I/O against the same proxy with node:dgram I/O: max rate and CPU per packet. */
+function ioNote(e: E2eResult): string | undefined {
+  const batched = proxyOf(e);
+  const dgram = e.hosts.find((h) => h.host === "proxy+filter@dgram");
+  if (!batched || !dgram || dgram.maxPps === 0) return undefined;
+  const cpu = (h: HostSummary): number | null | undefined => h.sweep.find((p) => p.offeredPps === e.cpuRatePps)?.cpuUsPerPacket;
+  const a = cpu(batched);
+  const b = cpu(dgram);
+  const cpuPart = a != null && b != null ? `, ${a} against ${b} us CPU per packet at ${kpps(e.cpuRatePps)} pps` : "";
+  return `I/O: the proxy with its default I/O (io: auto) reaches ${(batched.maxPps / dgram.maxPps).toFixed(2)}x the max rate of the same proxy with node:dgram I/O (io: dgram)${cpuPart}`;
+}
+
+/** Why a relay counted by sequence number has no latency. */
+function srtpNote(e: E2eResult): string | undefined {
+  const h = e.hosts.find((x) => x.host === "proxy+srtp");
+  return h ? `${h.label}: the srtp stage encrypts the send stamp, so the sink counts its packets by RTP sequence number and it has no latency; Gbit/s counts the ${e.size}-byte packets offered (the tag adds 10 bytes on the wire)` : undefined;
+}
+
 function e2eNotes(e: E2eResult): string[] {
-  return [stageNote(e), runtimeNote(e), ...e.warnings.map((w) => `warning: ${w}`)].filter((x): x is string => x !== undefined);
+  return [stageNote(e), runtimeNote(e), ioNote(e), ...ioNotes(e.hosts), srtpNote(e), ...e.warnings.map((w) => `warning: ${w}`)].filter((x): x is string => x !== undefined);
+}
+
+// ---- (g) workers ----
+
+export function workersRows(w: WorkersResult): string[][] {
+  const first = w.rows[0];
+  const rows = [["workers", "segments", "max pps (median)", "range", "per worker pps", `/ ${first ? `${first.workers} worker${first.workers === 1 ? "" : "s"}` : "first"}`, "CPU us/pkt near max", "proxy CPU % near max", "generator / sink CPU %", "busiest worker's share"]];
+  for (const r of w.rows) {
+    rows.push([String(r.workers) + (r.boundLimited ? " (a lower bound)" : ""), String(w.segments), kpps(r.maxPps), `${kpps(r.minPps)}-${kpps(r.maxOfRepeatsPps)}`, kpps(r.perWorkerPps),
+      r.vsFirst === null ? "-" : `${r.vsFirst.toFixed(2)}x`, fmt(r.cpuUsPerPacket, 2), fmt(r.proxyCpuPct, 0), `${fmt(r.generatorCpuPct, 0)} / ${fmt(r.sinkCpuPct, 0)}`, r.busiestWorkerPct === null ? "-" : `${fmt(r.busiestWorkerPct, 0)}%`]);
+  }
+  return rows;
+}
+
+function workersNotes(w: WorkersResult): string[] {
+  return [
+    w.method,
+    ...ioNotes(w.rows),
+    "busiest worker's share: of the packets the proxy's segments took in near the max, the share of the worker that took the most (50% on 2 workers is an even spread).",
+    `This machine has ${w.cores} cores, shared by the proxy (its workers and its main thread), the generator and the sink; the harness alone reaches ${w.ceilingPps === null ? "?" : kpps(w.ceilingPps)} pps. Where the proxy's workers outnumber the cores left to them, per-worker figures show the machine, not the proxy.`,
+    ...w.warnings.map((x) => `warning: ${x}`),
+  ];
+}
+
+function workersHeading(w: WorkersResult): string {
+  return `(g) Workers: the chain [${w.chain}] on 1 to ${Math.max(...w.rows.map((r) => r.workers), 1)} workers, ${w.segments} segments, ${w.size} B, max aggregate rate at loss < ${w.maxLossPct}% (${w.trialMs} ms trials, median of ${w.repeats})`;
 }
 
 /** Charts of the sweep: delivered rate, p50 and p99 latency against the offered rate. */
@@ -302,6 +361,7 @@ export function printText(r: BenchResults): string {
   if (r.fanout) {
     out.push("", "(f) Fan-out, CPU per packet against the number of destinations:", table(fanoutRows(r.fanout), 2), ...fanoutNotes(r.fanout));
   }
+  if (r.workers) out.push("", `${workersHeading(r.workers)}:`, table(workersRows(r.workers), 1), ...workersNotes(r.workers));
   return out.join("\n");
 }
 
@@ -359,6 +419,10 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
     const x = r.fanout;
     out.push(`### (f) Fan-out: CPU per packet sent against the number of destinations (median of ${x.rounds} rounds of ${x.trialMs} ms)`, "");
     out.push(reproduce(r, "fanout"), "", markdownTable(fanoutRows(x), 2), "", ...fanoutNotes(x).map((n) => `- ${n}`), "");
+  }
+  if (r.workers) {
+    const w = r.workers;
+    out.push(`### ${workersHeading(w)}`, "", reproduce(r, "workers"), "", markdownTable(workersRows(w), 1), "", ...workersNotes(w).map((n) => `- ${n}`), "");
   }
   return out.join("\n");
 }

@@ -2,9 +2,10 @@
 //
 //   --quick            the whole suite in under two minutes: fewer samples, short trials, one
 //                      repeat, scale up to 1,000 segments (a smoke run, not figures to quote)
-//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale, fanout (default all)
-//   --hosts LIST       end-to-end relays (default all): direct, plain, bun, gstreamer, rtpengine,
-//                      proxy, filter, filter@bun
+//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale, fanout, workers
+//                      (default all)
+//   --hosts LIST       end-to-end relays (default all): direct, plain, bun, c, gstreamer, rtpengine,
+//                      proxy, filter, filter@dgram, filter@bun, srtp
 //   --repeats N        end-to-end repeats (default 3, quick 1)
 //   --scale LIST       segment counts of the scale part (default 1,100,1000,10000; quick 1,100,1000)
 //   --filter PATH      the filter under test (default filters/validate/build/validate.wasm)
@@ -31,9 +32,10 @@ import { runScale } from "./scale.js";
 import { runSrtp, SRTP_FILTER, SRTP_SUITES } from "./srtp.js";
 import { runFec } from "./fec.js";
 import { FANOUT_RELAYS, runFanout } from "./fanout.js";
+import { runWorkers, workerCountsFor } from "./workers.js";
 
 const FEC_FILTER = join(ROOT, "filters", "fec", "build", "fec.wasm");
-const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout"] as const;
+const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout", "workers"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -50,7 +52,7 @@ interface Args {
   batchSize: number | undefined;
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout,workers] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
@@ -124,7 +126,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [60, 900], scale: [15, 150], fanout: [25, 150] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [25, 150], workers: [30, 240] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -148,10 +150,11 @@ async function main(): Promise<void> {
   if (args.render) return render();
   const q = args.quick;
   const has = (p: Part): boolean => args.only.includes(p);
-  if ((has("micro") || has("e2e") || has("scale")) && !existsSync(args.filter)) {
+  if ((has("micro") || has("e2e") || has("scale") || has("workers")) && !existsSync(args.filter)) {
     throw new Error(`filter ${args.filter} not found: build it (npm run build:filters) or pass --filter PATH`);
   }
-  if ((has("micro") || has("srtp")) && !existsSync(SRTP_FILTER)) throw new Error(`${SRTP_FILTER} not found: build it (npm run build:filters)`);
+  const srtpHost = has("e2e") && (args.hosts ?? HOST_KINDS).includes("proxy+srtp");
+  if ((has("micro") || has("srtp") || srtpHost) && !existsSync(SRTP_FILTER)) throw new Error(`${SRTP_FILTER} not found: build it (npm run build:filters)`);
   const filterName = filterNameOf(args.filter);
   const started = Date.now();
   const date = new Date().toISOString().slice(0, 10);
@@ -258,6 +261,7 @@ async function main(): Promise<void> {
       workers: Math.min(2, availableParallelism()),
       filter: { name: filterName, path: args.filter },
       basePort: 20_000,
+      symmetricRtp: true,
     });
     results = { ...results, scale: await scaleUnder("node", counts) };
     // the largest level again under Bun, whose workers are processes with descriptors of their own
@@ -282,6 +286,36 @@ async function main(): Promise<void> {
         rounds,
         primeMs: 300,
         onTrial: () => bar.advance(++trials / (counts.length * FANOUT_RELAYS.length * (rounds + 1))),
+      }),
+    };
+  }
+  if (has("workers")) {
+    bar.begin("workers");
+    const workerCounts = workerCountsFor(availableParallelism());
+    const repeats = args.repeats ?? (q ? 1 : 3);
+    const steps = q ? 4 : 7;
+    let trials = 0;
+    results = {
+      ...results,
+      workers: await runWorkers({
+        filterPath: args.filter,
+        filterName,
+        workerCounts,
+        segments: 2 * Math.max(...workerCounts),
+        size: 1200,
+        repeats,
+        trialMs: q ? 400 : 2000,
+        drainMs: q ? 100 : 250,
+        noisyRetries: q ? 0 : 3,
+        steps,
+        floorPps: 10_000,
+        maxPps: 400_000,
+        maxLoss: 0.001,
+        sweepRates: [],
+        pin: args.pin,
+        ...(args.batchSize !== undefined && { batchSize: args.batchSize }),
+        // a prime, the floor and the steps of the search, per worker count and the ceiling, per repeat
+        onTrial: () => bar.advance(++trials / (repeats * (workerCounts.length + 1) * (2 + steps))),
       }),
     };
   }

@@ -4,7 +4,7 @@
 // segment, every packet lost must be accounted for by a drop counter (the proxy's, or the
 // kernel's on the sockets involved), and every figure must be present and sane.
 import * as assert from "uvu/assert";
-import { runScale, scaleTables, type ScaleResult, type ScaleRow } from "../bench/scale.js";
+import { runScale, scaleTables, scaleTarget, type ScaleResult, type ScaleRow } from "../bench/scale.js";
 import { filterWasm } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
 
@@ -26,6 +26,7 @@ test("runScale with 1 and 20 segments through the real proxy", async () => {
     workers: 1,
     filter: { name: "validate", path: filterWasm("validate") },
     basePort: BASE_PORT,
+    symmetricRtp: true,
   });
   const r = result;
   assert.is(r.chain, "validate");
@@ -74,17 +75,41 @@ test("scaleTables shows every row and the verdict", () => {
   }
 });
 
+const row = (segments: number, over: Partial<ScaleRow> = {}): ScaleRow => ({
+  segments, ratePerStream: 50, reducedRate: false, offeredPps: segments * 50, achievedPps: segments * 50, generatorShort: false,
+  setupMs: 100, setupMsPerSegment: 1, rssBytes: 50 << 20, rssBytesPerSegment: segments === 1 ? null : 4096, cpuPct: 10,
+  cpuUsPerPacket: 5, sent: 1000, received: 1000, lossPct: 0, streamsWithLoss: 0, worstStreamLossPct: 0, proxyDrops: 0, kernelDrops: 0, sinkDrops: 0, backlogDrops: 0, ...over,
+});
+
+test("the target reads the 10,000 x 5 pps row, whatever the full-rate row did", () => {
+  const overloaded = row(10_000, { achievedPps: 150_000, generatorShort: true, lossPct: 40, streamsWithLoss: 9000, worstStreamLossPct: 60 });
+  const atFive = (over: Partial<ScaleRow> = {}): ScaleRow => row(10_000, { ratePerStream: 5, reducedRate: true, offeredPps: 50_000, achievedPps: 50_000, ...over });
+  const counts = [1, 10_000];
+  const met = scaleTarget(counts, [row(1), overloaded, atFive()], new Map());
+  assert.is(met.met, true, met.why);
+  assert.is(met.ratePerStream, 5);
+  assert.match(met.why, /^met at 5 pps per stream: RSS 50 MiB <= 1 GiB, no stream lost packets \(also at 50 pps per stream: .*9000 of 10000 streams lost/);
+  const lossy = scaleTarget(counts, [row(1), overloaded, atFive({ streamsWithLoss: 3, worstStreamLossPct: 2 })], new Map());
+  assert.is(lossy.met, false);
+  assert.match(lossy.why, /^not met at 5 pps per stream: .*3 of 10000 streams lost packets/);
+  const big = scaleTarget(counts, [row(1), atFive({ rssBytes: 1100 * 2 ** 20 })], new Map());
+  assert.is(big.met, false);
+  assert.match(big.why, /RSS 1100 MiB > 1 GiB/);
+  // only the full-rate row: no verdict from it
+  assert.is(scaleTarget(counts, [row(1), row(10_000)], new Map()).met, false);
+  assert.match(scaleTarget(counts, [row(1), row(10_000)], new Map()).why, /^no row at 5 pps per stream/);
+  const refused = scaleTarget(counts, [row(1)], new Map([[10_000, "exited (code 1) before it was ready: EMFILE"]]));
+  assert.is(refused.met, false);
+  assert.match(refused.why, /did not run 10000 segments: exited .*EMFILE/);
+  assert.is(scaleTarget([1, 100], [row(1), row(100)], new Map()).met, null);
+});
+
 test("scaleTables labels reduced rows and a missed target", () => {
-  const row = (segments: number, over: Partial<ScaleRow> = {}): ScaleRow => ({
-    segments, ratePerStream: 50, reducedRate: false, offeredPps: segments * 50, achievedPps: segments * 50, generatorShort: false,
-    setupMs: 100, setupMsPerSegment: 1, rssBytes: 50 << 20, rssBytesPerSegment: segments === 1 ? null : 4096, cpuPct: 10,
-    cpuUsPerPacket: 5, sent: 1000, received: 1000, lossPct: 0, streamsWithLoss: 0, worstStreamLossPct: 0, proxyDrops: 0, kernelDrops: 0, sinkDrops: 0, backlogDrops: 0, ...over,
-  });
   const synthetic: ScaleResult = {
     method: "synthetic", size: 200, workers: 2, runtime: "node", chain: "validate",
     rows: [row(1), row(10_000, { achievedPps: 250_000, generatorShort: true, lossPct: 40, streamsWithLoss: 9000 }),
       row(10_000, { ratePerStream: 5, reducedRate: true, offeredPps: 50_000, achievedPps: 50_000 })],
-    target: { segments: 10_000, rssLimitBytes: 1 << 30, met: false, why: "not met: example" },
+    target: { segments: 10_000, ratePerStream: 5, rssLimitBytes: 1 << 30, met: false, why: "not met: example" },
     warnings: ["a warning"],
   };
   const { text, markdown } = scaleTables(synthetic);

@@ -14,14 +14,23 @@ export interface ProxySegmentSpec {
   readonly destinationPort: number;
   /** The destinations' addresses, all at destinationPort (default: 127.0.0.1 alone). */
   readonly destinationAddresses?: readonly string[];
+  /** The worker the segment is pinned to (default: the proxy spreads segments by name). */
+  readonly worker?: number;
+  /** Send from the listen socket (RFC 4961 symmetric RTP): one socket per segment, no egress socket. */
+  readonly symmetricRtp?: boolean;
 }
+
+/** The proxy's socket I/O (its `io` key): "auto" is its default, "dgram" the node:dgram path it had before batched I/O. */
+export type ProxyIo = "auto" | "native" | "dgram";
 
 export interface ProxyProcessOptions {
   readonly runtime: Runtime;
   readonly segments: readonly ProxySegmentSpec[];
-  /** Filters by name -> .wasm path; the chain uses them in this order. */
-  readonly chain: readonly { readonly name: string; readonly path: string }[];
+  /** Filters by name -> .wasm path, and each stage's config; the chain uses them in this order. */
+  readonly chain: readonly { readonly name: string; readonly path: string; readonly config?: Readonly<Record<string, unknown>> }[];
   readonly workers?: number;
+  /** The proxy's `io` key (absent: the proxy's default). */
+  readonly io?: ProxyIo;
   /** The proxy's batchSize (its default when absent). */
   readonly batchSize?: number;
   /** How long to wait for "proxy running" (large configs take a while). */
@@ -29,8 +38,12 @@ export interface ProxyProcessOptions {
 }
 
 export interface ProxyProcess extends RelayProcess {
+  /** Every segment's listen port, in the order of the options' segments. */
+  readonly ports: readonly number[];
   /** Milliseconds from spawn to the proxy's "proxy running" line (process start included). */
   readonly startMs: number;
+  /** The socket I/O its "proxy running" line names ("batched I/O (recvmmsg/sendmmsg)", ...), null where it names none. */
+  readonly io: string | null;
   stats(): Promise<ProxySnapshot>;
 }
 
@@ -41,14 +54,17 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
   writeFileSync(file, JSON.stringify({
     workers: opts.workers ?? 1,
     ...(opts.batchSize !== undefined && { batchSize: opts.batchSize }),
+    ...(opts.io !== undefined && { io: opts.io }),
     filters: Object.fromEntries(opts.chain.map((f) => [f.name, { path: f.path }])),
     segments: opts.segments.map((s) => ({
       name: s.name,
       listen: { address: "127.0.0.1", port: s.listenPort },
       rtcpMux: true,
-      egress: { address: "127.0.0.1" },
+      // a symmetric segment sends from its listen socket: it has no egress of its own
+      ...(s.symmetricRtp ? { symmetricRtp: true } : { egress: { address: "127.0.0.1" } }),
       destinations: (s.destinationAddresses ?? ["127.0.0.1"]).map((address) => ({ address, port: s.destinationPort })),
-      chain: opts.chain.map((f) => ({ filter: f.name })),
+      chain: opts.chain.map((f) => ({ filter: f.name, ...(f.config && { config: f.config }) })),
+      ...(s.worker !== undefined && { worker: s.worker }),
     })),
   }));
   const t0 = performance.now();
@@ -57,7 +73,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
     started = await spawnUntilReady(
       runtimeBinary(opts.runtime),
       [join(ROOT, "dist", "controlplane", "cli", "msm.js"), "proxy", "--config", file, "--admin", "127.0.0.1:0"],
-      /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running/,
+      /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running: ([^\n]*)\n/,
       opts.readyTimeoutMs ?? 20_000,
     );
   } catch (err) {
@@ -67,13 +83,17 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
   const startMs = performance.now() - t0;
   const { child, match } = started;
   const adminPort = Number(match[1]);
+  // "N segment(s) on W worker(s), <its I/O>"
+  const io = /worker\(s\), (.+)$/.exec(match[2]!)?.[1] ?? null;
   // keep draining its output so that a chatty proxy never blocks on a full pipe
   child.stdout!.resume();
   child.stderr!.resume();
   return {
     name: `msm proxy (${opts.runtime})`,
     port: opts.segments[0]!.listenPort,
+    ports: opts.segments.map((s) => s.listenPort),
     startMs,
+    io,
     pids: () => [child.pid!],
     stats: async () => {
       const res = await fetch(`http://127.0.0.1:${adminPort}/stats`);

@@ -5,6 +5,8 @@ export interface RelayProcess {
   readonly name: string;
   /** The loopback UDP port the generator sends to (may change after beforeTrial). */
   readonly port: number;
+  /** Several listen ports (a proxy's segments): the generator spreads its packets evenly over them. */
+  readonly ports?: readonly number[];
   /** The processes whose CPU and RSS are the relay's (their descendants are included too). */
   pids(): number[];
   /**

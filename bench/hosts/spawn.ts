@@ -54,6 +54,19 @@ export function spawnUntilReady(command: string, args: readonly string[], ready:
   });
 }
 
+/**
+ * One line on why a process did not get ready (an error of spawnUntilReady): its own error line
+ * (a proxy's "segment '...': ..." when it names one, else its last line), after how it ended.
+ */
+export function whyNotStarted(err: Error): string {
+  const [head, output = ""] = err.message.split("--- its output ---");
+  const lines = output.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !/^msm proxy: config not applied/.test(l));
+  // the output is its tail (the first line may be cut): prefer a whole "segment '...': ..." line
+  const first = lines.find((l) => /^segment '/.test(l)) ?? lines[lines.length - 1] ?? head!.trim().split("\n")[0]!;
+  const exited = /exited \(([^)]*)\) before it was ready|not ready within \d+ ms/.exec(head!)?.[0];
+  return exited ? `${exited}: ${first}` : first;
+}
+
 /** The process has exited (or never started). */
 export function isGone(child: ChildProcess): boolean {
   return child.pid === undefined || child.exitCode !== null || child.signalCode !== null;
