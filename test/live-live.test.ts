@@ -176,7 +176,10 @@ for (const p of [0.05, 0.1, 0.2]) {
     // both copies of a packet lost is p0 * p1 for independent paths: within 5 standard deviations
     const sd = Math.sqrt(expected);
     assert.ok(Math.abs(lost - expected) <= 5 * sd + 3, `merged losses ${lost}, expected about ${expected.toFixed(1)} (sd ${sd.toFixed(1)})`);
-    assert.is(t.sink.reordered, 0, "the merge releases in sequence order");
+    // in sequence order, but for the two documented exceptions: a copy later than bufferMs, and a
+    // packet passed unkept while the output area was full (a starved proxy reading big batches)
+    const outOfOrder = metric(t.b, "merged_late") + metric(t.b, "merged_passed_unkept");
+    assert.ok(t.sink.reordered <= outOfOrder, `the merge releases in sequence order (reordered ${t.sink.reordered}, late or passed unkept ${outOfOrder})`);
   });
 }
 
