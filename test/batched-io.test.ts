@@ -16,7 +16,7 @@ import { peer, peerTest } from "./lib/peers.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
 import { ROOT } from "./lib/paths.js";
-import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("batched I/O", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
@@ -103,6 +103,41 @@ peerTest(test, addon, "a send the kernel refuses is counted as a drop of the seg
     io.close(port);
     from.close();
     to.close();
+  }
+});
+
+peerTest(test, addon, "a connected egress socket that got an ICMP error (its receiver was down for a moment) still hears that receiver's feedback", async () => {
+  const listen = await freePortPair();
+  let dest = await Sink.open(0, { keep: true });
+  const destPort = dest.port;
+  const sender = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    io: "native",
+    segments: [{ name: "icmp", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: destPort }] }],
+  });
+  try {
+    sender.socket.send(indexedRtp(0), listen, LO);
+    await waitFor(() => dest.received >= 1, 3000, "the first packet");
+    const egress = dest.packets[0]!.from.port;
+    assert.ok((await segmentStats(proxy, "icmp")).ports.egressConnected, "the egress socket is connected to its one destination");
+    // the receiver goes away: the proxy's next send draws an ICMP port unreachable onto its connected socket
+    dest.close();
+    for (let i = 1; i <= 5; i++) {
+      sender.socket.send(indexedRtp(i), listen, LO);
+      await sleep(20);
+    }
+    await waitFor(async () => (await segmentStats(proxy, "icmp")).packetsIn >= 6, 3000, "the packets sent while the receiver was away");
+    await sleep(100);
+    dest = await Sink.open(destPort, { keep: true }); // the receiver is back, on its port
+    for (let i = 6; i < 10; i++) sender.socket.send(indexedRtp(i), listen, LO);
+    await waitFor(() => dest.received >= 1, 3000, "media after the receiver came back");
+    dest.socket.send(buildRtcpReceiverReport(0xfeed), egress, LO);
+    await waitFor(() => sender.received >= 1, 3000, "the receiver's feedback at the sender");
+    assert.is(sender.packets[0]!.bytes[1], 201);
+  } finally {
+    dest.close();
+    sender.close();
+    await proxy.close();
   }
 });
 

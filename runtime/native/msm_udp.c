@@ -272,7 +272,17 @@ static void receive(Port* p) {
 static void on_poll(uv_poll_t* handle, int status, int events) {
   Port* p = handle->data;
   if (p->closing) return;
-  if (status < 0) return;  // a socket error; the next read or send reports it
+  if (status < 0) {
+    // libuv stopped the handle on POLLERR: a pending socket error, such as an ICMP port
+    // unreachable on a connected socket. Reading SO_ERROR clears it; then the socket is watched again.
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    p->recv_errors++;
+    p->watching = 0;
+    restart_poll(p);
+    return;
+  }
   if (events & UV_WRITABLE) flush_queue(p);
   if (events & UV_READABLE) receive(p);
 }
