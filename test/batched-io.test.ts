@@ -12,7 +12,11 @@ import { SegmentStats } from "../runtime/chain/stats.js";
 import { BatchedIo, planIo } from "../runtime/dataplane/batched-io.js";
 import { validateProxyConfig } from "../runtime/index.js";
 import { DropReason } from "../sdk/abi/constants.js";
-import { peer, peerTest } from "./lib/peers.js";
+import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
+import { NetnsLab, netnsPeer } from "./lib/netns.js";
+import { startNsProxy } from "./lib/ns-proxy.js";
+import { runNsSender, startNsSink } from "./lib/ns-rtp.js";
+import { allOf, peer, peerTest } from "./lib/peers.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
 import { ROOT } from "./lib/paths.js";
@@ -140,6 +144,41 @@ peerTest(test, addon, "a connected egress socket that got an ICMP error (its rec
     await proxy.close();
   }
 });
+
+peerTest(test, allOf(addon, netnsPeer), "a send-only socket (a leg's egress) sends what its socket could not take at once, once it can", async () => {
+  // a slow loopback in the namespace (tbf, with a queue longer than any socket's send buffer) holds
+  // datagrams charged to the socket that sent them: a burst fills the leg's egress socket, and the
+  // rest wait in the addon's queue
+  const lab = NetnsLab.create(["px"]);
+  try {
+    lab.execSync("px", "tc", ["qdisc", "add", "dev", "lo", "root", "tbf", "rate", "20mbit", "burst", "20000", "limit", "16000000"]);
+    const listen = 20000;
+    const dest = 30000;
+    const count = 3000;
+    const proxy = await startNsProxy(lab, "px", {
+      segments: [{
+        name: "leg", rtcpMux: true, listen: { address: LO, port: listen }, source: { address: LO },
+        destinations: [{ address: LO, port: dest }], legs: [{ name: "fec", portOffset: 2 }],
+      }],
+    });
+    try {
+      const kernel = new DropWatch([listen + 2], lab.procNet("px"));
+      const sink = await startNsSink(lab, "px", { port: dest + 2, count, address: LO });
+      const { sent } = await runNsSender(lab, "px", { address: LO, port: listen + 2, count, rate: 30_000 });
+      await settled(() => sink.received(), 1000, 15_000);
+      const report = await sink.stop();
+      const kernelAtSink = report.kernelDrops;
+      const seg = (await proxy.stats()).segments[0]!;
+      const proxyDrops = Object.values(seg.drops).reduce((a, b) => a + b, 0);
+      const loss = unexplainedLoss({ sent, received: report.received + kernelAtSink, proxyDrops, kernel });
+      assert.is(loss, null, `${loss}; leg out ${JSON.stringify(seg.legs)}`);
+    } finally {
+      await proxy.stop();
+    }
+  } finally {
+    lab.close();
+  }
+}, { timeoutMs: 90_000 });
 
 /** Runs `msm proxy` on `config` until it prints that it runs (or exits); returns its exit code (null: it ran) and stderr. */
 function runProxyCli(config: object, env: Record<string, string>, shellPrefix = ""): Promise<{ code: number | null; stderr: string }> {

@@ -91,7 +91,7 @@ const META_STRIDE = 8;
 const SEND_CAPACITY = 1024;
 /** Source addresses remembered as text (a segment hears few: its sender, its destinations). */
 const ADDRESS_CACHE = 8;
-/** How often a send-only port (Bun) retries what its socket could not take. */
+/** How often a send-only port (every port under Bun; a leg's egress socket under Node) retries what its socket could not take. */
 const RETRY_MS = 1;
 
 /** Where the addon writes the last send's outcome. */
@@ -118,6 +118,8 @@ export class BatchedIo {
   private port: NativePort | null = null;
   private memory: Uint8Array | null = null;
   private stats: SegmentStats | null = null;
+  /** Ports attached without onBatch: the addon does not watch them, so their queues are retried on a timer. */
+  private readonly sendOnly = new WeakSet<NativePort>();
   /** Send-only ports with packets waiting for their socket (retried on a timer). */
   private readonly waiting = new Set<NativePort>();
   private retryTimer: NodeJS.Timeout | undefined;
@@ -138,7 +140,9 @@ export class BatchedIo {
     // the loop watches a descriptor through one handle: node:dgram's lets go of it first
     if (onBatch) handle.recvStop?.();
     try {
-      return this.addon.attach(handle.fd, this.arena, onBatch);
+      const port = this.addon.attach(handle.fd, this.arena, onBatch);
+      if (!onBatch) this.sendOnly.add(port);
+      return port;
     } catch (err) {
       if (onBatch) handle.recvStart?.();
       throw err;
@@ -237,7 +241,7 @@ export class BatchedIo {
       if (r[Result.Backpressure]! > 0) stats.drops.add(DropReason.HostBackpressure, r[Result.Backpressure]!);
       if (r[Result.Failed]! > 0) stats.drops.add(DropReason.HostSendFailed, r[Result.Failed]!);
     }
-    if (this.result[Result.Queued]! > 0 && this.plan.receive === "dgram") this.retryLater(port);
+    if (this.result[Result.Queued]! > 0 && this.sendOnly.has(port)) this.retryLater(port);
     this.memory = null;
   }
 
