@@ -11,6 +11,7 @@ import { buildRtcpReceiverReport } from "../sdk/harness/index.js";
 import { SegmentStats } from "../runtime/chain/stats.js";
 import { BatchedIo, planIo } from "../runtime/dataplane/batched-io.js";
 import { validateProxyConfig } from "../runtime/index.js";
+import { MAX_DESTINATIONS } from "../runtime/config/proxy-config.js";
 import { DropReason } from "../sdk/abi/constants.js";
 import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
 import { NetnsLab, netnsPeer } from "./lib/netns.js";
@@ -179,6 +180,26 @@ peerTest(test, allOf(addon, netnsPeer), "a send-only socket (a leg's egress) sen
     lab.close();
   }
 }, { timeoutMs: 90_000 });
+
+peerTest(test, addon, "a segment with the most destinations a config allows (4096) runs on batched I/O and reaches the last of them", async () => {
+  const listen = await freePortPair();
+  const last = await Sink.open(0, { keep: true });
+  const destinations = Array.from({ length: MAX_DESTINATIONS }, (_, k) => ({ address: LO, port: k === MAX_DESTINATIONS - 1 ? last.port : 9 }));
+  const sender = await bindUdp();
+  const { proxy } = await startProxy({
+    io: "native",
+    segments: [{ name: "wide", rtcpMux: true, listen: { address: LO, port: listen }, destinations }],
+  });
+  try {
+    sender.send(indexedRtp(7), listen, LO);
+    await waitFor(() => last.received >= 1, 5000, "the packet at the last destination");
+    assert.is(last.keys.get(7), 1);
+  } finally {
+    last.close();
+    sender.close();
+    await proxy.close();
+  }
+});
 
 /** Runs `msm proxy` on `config` until it prints that it runs (or exits); returns its exit code (null: it ran) and stderr. */
 function runProxyCli(config: object, env: Record<string, string>, shellPrefix = ""): Promise<{ code: number | null; stderr: string }> {

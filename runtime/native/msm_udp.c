@@ -33,7 +33,8 @@
 #define ROUNDS_PER_WAKE 8
 // Most packets one socket keeps while it cannot send (then the sends are refused: backpressure).
 #define QUEUE_PACKETS 4096
-#define MAX_PEERS 8192
+// the sender's RTP and RTCP, then RTP and RTCP of each of a segment's at most 4096 destinations
+#define MAX_PEERS (2 + 2 * 4096)
 // meta words per received packet: length, truncated, family (4 or 6), port, address words [4]
 #define META_STRIDE 8
 
@@ -427,7 +428,7 @@ static napi_value set_peer(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[1], &index) != napi_ok || index >= MAX_PEERS ||
       napi_get_value_string_utf8(env, argv[2], text, sizeof text, &len) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &udp_port) != napi_ok || udp_port > 65535) {
-    napi_throw_type_error(env, NULL, "setPeer(port, index < 8192, address, port)");
+    napi_throw_type_error(env, NULL, "setPeer(port, index < 8194, address, port)");
     return NULL;
   }
   if (index >= p->peer_cap) {
