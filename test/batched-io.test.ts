@@ -201,6 +201,40 @@ peerTest(test, addon, "a segment with the most destinations a config allows (409
   }
 });
 
+peerTest(test, allOf(addon, netnsPeer), "a link-local IPv6 sender's address carries its zone, as node:dgram writes it: a source policy naming it admits it", async () => {
+  const lab = NetnsLab.create(["snd", "px"]);
+  try {
+    lab.execSync("snd", "ip", ["addr", "add", "fe80::a/64", "dev", "ln0", "nodad"]);
+    lab.execSync("px", "ip", ["addr", "add", "fe80::b/64", "dev", "ln0", "nodad"]);
+    const listen = 20000;
+    const dest = 30000;
+    const count = 200;
+    const receiver = lab.address("snd", "px", 6);
+    const proxy = await startNsProxy(lab, "px", {
+      segments: [{
+        name: "ll", rtcpMux: true, listen: { address: "::", port: listen }, source: { address: "fe80::a%ln0" },
+        destinations: [{ address: receiver, port: dest }],
+      }],
+    });
+    try {
+      const kernel = new DropWatch([listen], lab.procNet("px"));
+      const sink = await startNsSink(lab, "snd", { port: dest, count, address: "::" });
+      const { sent } = await runNsSender(lab, "snd", { address: "fe80::b%ln0", port: listen, count, rate: 2000 });
+      await settled(() => sink.received(), 500, 10_000);
+      const report = await sink.stop();
+      const seg = (await proxy.stats()).segments[0]!;
+      assert.is(seg.drops.host_source_refused ?? 0, 0, `the link-local sender refused: ${JSON.stringify(seg.drops)}`);
+      const proxyDrops = Object.values(seg.drops).reduce((a, b) => a + b, 0);
+      const loss = unexplainedLoss({ sent, received: report.received + report.kernelDrops, proxyDrops, kernel });
+      assert.is(loss, null, loss ?? "");
+    } finally {
+      await proxy.stop();
+    }
+  } finally {
+    lab.close();
+  }
+}, { timeoutMs: 90_000 });
+
 /** Runs `msm proxy` on `config` until it prints that it runs (or exits); returns its exit code (null: it ran) and stderr. */
 function runProxyCli(config: object, env: Record<string, string>, shellPrefix = ""): Promise<{ code: number | null; stderr: string }> {
   const dir = mkdtempSync(join(tmpdir(), "msm-io-"));
