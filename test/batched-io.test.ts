@@ -11,12 +11,17 @@ import { buildRtcpReceiverReport } from "../sdk/harness/index.js";
 import { SegmentStats } from "../runtime/chain/stats.js";
 import { BatchedIo, planIo } from "../runtime/dataplane/batched-io.js";
 import { validateProxyConfig } from "../runtime/index.js";
+import { MAX_DESTINATIONS } from "../runtime/config/proxy-config.js";
 import { DropReason } from "../sdk/abi/constants.js";
-import { peer, peerTest } from "./lib/peers.js";
+import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
+import { NetnsLab, netnsPeer } from "./lib/netns.js";
+import { startNsProxy } from "./lib/ns-proxy.js";
+import { runNsSender, startNsSink } from "./lib/ns-rtp.js";
+import { allOf, peer, peerTest } from "./lib/peers.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
 import { ROOT } from "./lib/paths.js";
-import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("batched I/O", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
@@ -105,6 +110,130 @@ peerTest(test, addon, "a send the kernel refuses is counted as a drop of the seg
     to.close();
   }
 });
+
+peerTest(test, addon, "a connected egress socket that got an ICMP error (its receiver was down for a moment) still hears that receiver's feedback", async () => {
+  const listen = await freePortPair();
+  let dest = await Sink.open(0, { keep: true });
+  const destPort = dest.port;
+  const sender = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    io: "native",
+    segments: [{ name: "icmp", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: destPort }] }],
+  });
+  try {
+    sender.socket.send(indexedRtp(0), listen, LO);
+    await waitFor(() => dest.received >= 1, 3000, "the first packet");
+    const egress = dest.packets[0]!.from.port;
+    assert.ok((await segmentStats(proxy, "icmp")).ports.egressConnected, "the egress socket is connected to its one destination");
+    // the receiver goes away: the proxy's next send draws an ICMP port unreachable onto its connected socket
+    dest.close();
+    for (let i = 1; i <= 5; i++) {
+      sender.socket.send(indexedRtp(i), listen, LO);
+      await sleep(20);
+    }
+    await waitFor(async () => (await segmentStats(proxy, "icmp")).packetsIn >= 6, 3000, "the packets sent while the receiver was away");
+    await sleep(100);
+    dest = await Sink.open(destPort, { keep: true }); // the receiver is back, on its port
+    for (let i = 6; i < 10; i++) sender.socket.send(indexedRtp(i), listen, LO);
+    await waitFor(() => dest.received >= 1, 3000, "media after the receiver came back");
+    dest.socket.send(buildRtcpReceiverReport(0xfeed), egress, LO);
+    await waitFor(() => sender.received >= 1, 3000, "the receiver's feedback at the sender");
+    assert.is(sender.packets[0]!.bytes[1], 201);
+  } finally {
+    dest.close();
+    sender.close();
+    await proxy.close();
+  }
+});
+
+peerTest(test, allOf(addon, netnsPeer), "a send-only socket (a leg's egress) sends what its socket could not take at once, once it can", async () => {
+  // a slow loopback in the namespace (tbf, with a queue longer than any socket's send buffer) holds
+  // datagrams charged to the socket that sent them: a burst fills the leg's egress socket, and the
+  // rest wait in the addon's queue
+  const lab = NetnsLab.create(["px"]);
+  try {
+    lab.execSync("px", "tc", ["qdisc", "add", "dev", "lo", "root", "tbf", "rate", "20mbit", "burst", "20000", "limit", "16000000"]);
+    const listen = 20000;
+    const dest = 30000;
+    const count = 3000;
+    const proxy = await startNsProxy(lab, "px", {
+      segments: [{
+        name: "leg", rtcpMux: true, listen: { address: LO, port: listen }, source: { address: LO },
+        destinations: [{ address: LO, port: dest }], legs: [{ name: "fec", portOffset: 2 }],
+      }],
+    });
+    try {
+      const kernel = new DropWatch([listen + 2], lab.procNet("px"));
+      const sink = await startNsSink(lab, "px", { port: dest + 2, count, address: LO });
+      const { sent } = await runNsSender(lab, "px", { address: LO, port: listen + 2, count, rate: 30_000 });
+      await settled(() => sink.received(), 1000, 15_000);
+      const report = await sink.stop();
+      const kernelAtSink = report.kernelDrops;
+      const seg = (await proxy.stats()).segments[0]!;
+      const proxyDrops = Object.values(seg.drops).reduce((a, b) => a + b, 0);
+      const loss = unexplainedLoss({ sent, received: report.received + kernelAtSink, proxyDrops, kernel });
+      assert.is(loss, null, `${loss}; leg out ${JSON.stringify(seg.legs)}`);
+    } finally {
+      await proxy.stop();
+    }
+  } finally {
+    lab.close();
+  }
+}, { timeoutMs: 90_000 });
+
+peerTest(test, addon, "a segment with the most destinations a config allows (4096) runs on batched I/O and reaches the last of them", async () => {
+  const listen = await freePortPair();
+  const last = await Sink.open(0, { keep: true });
+  const destinations = Array.from({ length: MAX_DESTINATIONS }, (_, k) => ({ address: LO, port: k === MAX_DESTINATIONS - 1 ? last.port : 9 }));
+  const sender = await bindUdp();
+  const { proxy } = await startProxy({
+    io: "native",
+    segments: [{ name: "wide", rtcpMux: true, listen: { address: LO, port: listen }, destinations }],
+  });
+  try {
+    sender.send(indexedRtp(7), listen, LO);
+    await waitFor(() => last.received >= 1, 5000, "the packet at the last destination");
+    assert.is(last.keys.get(7), 1);
+  } finally {
+    last.close();
+    sender.close();
+    await proxy.close();
+  }
+});
+
+peerTest(test, allOf(addon, netnsPeer), "a link-local IPv6 sender's address carries its zone, as node:dgram writes it: a source policy naming it admits it", async () => {
+  const lab = NetnsLab.create(["snd", "px"]);
+  try {
+    lab.execSync("snd", "ip", ["addr", "add", "fe80::a/64", "dev", "ln0", "nodad"]);
+    lab.execSync("px", "ip", ["addr", "add", "fe80::b/64", "dev", "ln0", "nodad"]);
+    const listen = 20000;
+    const dest = 30000;
+    const count = 200;
+    const receiver = lab.address("snd", "px", 6);
+    const proxy = await startNsProxy(lab, "px", {
+      segments: [{
+        name: "ll", rtcpMux: true, listen: { address: "::", port: listen }, source: { address: "fe80::a%ln0" },
+        destinations: [{ address: receiver, port: dest }],
+      }],
+    });
+    try {
+      const kernel = new DropWatch([listen], lab.procNet("px"));
+      const sink = await startNsSink(lab, "snd", { port: dest, count, address: "::" });
+      const { sent } = await runNsSender(lab, "snd", { address: "fe80::b%ln0", port: listen, count, rate: 2000 });
+      await settled(() => sink.received(), 500, 10_000);
+      const report = await sink.stop();
+      const seg = (await proxy.stats()).segments[0]!;
+      assert.is(seg.drops.host_source_refused ?? 0, 0, `the link-local sender refused: ${JSON.stringify(seg.drops)}`);
+      const proxyDrops = Object.values(seg.drops).reduce((a, b) => a + b, 0);
+      const loss = unexplainedLoss({ sent, received: report.received + report.kernelDrops, proxyDrops, kernel });
+      assert.is(loss, null, loss ?? "");
+    } finally {
+      await proxy.stop();
+    }
+  } finally {
+    lab.close();
+  }
+}, { timeoutMs: 90_000 });
 
 /** Runs `msm proxy` on `config` until it prints that it runs (or exits); returns its exit code (null: it ran) and stderr. */
 function runProxyCli(config: object, env: Record<string, string>, shellPrefix = ""): Promise<{ code: number | null; stderr: string }> {

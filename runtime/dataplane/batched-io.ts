@@ -85,13 +85,15 @@ function socketHandle(socket: Socket): DgramHandle {
 
 /** Bytes per received packet: any UDP datagram fits, so none is ever truncated. */
 export const RECEIVE_SLOT = 65536;
-/** Words per received packet in `meta`: length, truncated, family, port, address [4]. */
-const META_STRIDE = 8;
+/** Words per received packet in `meta`: length, truncated, family, port, address [4], IPv6 scope id. */
+const META_STRIDE = 9;
 /** Send entries a batch collects before it goes to the kernel. */
 const SEND_CAPACITY = 1024;
 /** Source addresses remembered as text (a segment hears few: its sender, its destinations). */
 const ADDRESS_CACHE = 8;
-/** How often a send-only port (Bun) retries what its socket could not take. */
+/** What a remembered address is known by: family, address [4], scope id. */
+const CACHE_KEY = 6;
+/** How often a send-only port (every port under Bun; a leg's egress socket under Node) retries what its socket could not take. */
 const RETRY_MS = 1;
 
 /** Where the addon writes the last send's outcome. */
@@ -108,7 +110,7 @@ export class BatchedIo {
   private readonly result = new Int32Array(4);
   private readonly arena: Arena;
   private readonly addon: Addon;
-  private readonly cacheWords = new Int32Array(ADDRESS_CACHE * 5);
+  private readonly cacheWords = new Int32Array(ADDRESS_CACHE * CACHE_KEY);
   private readonly cacheText: string[] = new Array<string>(ADDRESS_CACHE).fill("");
   private cacheNext = 0;
   // the send batch: one socket and one memory at a time
@@ -118,6 +120,8 @@ export class BatchedIo {
   private port: NativePort | null = null;
   private memory: Uint8Array | null = null;
   private stats: SegmentStats | null = null;
+  /** Ports attached without onBatch: the addon does not watch them, so their queues are retried on a timer. */
+  private readonly sendOnly = new WeakSet<NativePort>();
   /** Send-only ports with packets waiting for their socket (retried on a timer). */
   private readonly waiting = new Set<NativePort>();
   private retryTimer: NodeJS.Timeout | undefined;
@@ -138,7 +142,9 @@ export class BatchedIo {
     // the loop watches a descriptor through one handle: node:dgram's lets go of it first
     if (onBatch) handle.recvStop?.();
     try {
-      return this.addon.attach(handle.fd, this.arena, onBatch);
+      const port = this.addon.attach(handle.fd, this.arena, onBatch);
+      if (!onBatch) this.sendOnly.add(port);
+      return port;
     } catch (err) {
       if (onBatch) handle.recvStart?.();
       throw err;
@@ -184,14 +190,16 @@ export class BatchedIo {
     const at = i * META_STRIDE + 2;
     const w = this.cacheWords;
     for (let k = 0; k < ADDRESS_CACHE; k++) {
-      const c = k * 5;
-      if (w[c] === m[at] && w[c + 1] === m[at + 2] && w[c + 2] === m[at + 3] && w[c + 3] === m[at + 4] && w[c + 4] === m[at + 5]) return this.cacheText[k]!;
+      const c = k * CACHE_KEY;
+      if (w[c] === m[at] && w[c + 1] === m[at + 2] && w[c + 2] === m[at + 3] && w[c + 3] === m[at + 4] && w[c + 4] === m[at + 5] && w[c + 5] === m[at + 6]) {
+        return this.cacheText[k]!;
+      }
     }
     const text = this.addon.addressOf(m, i);
     const k = this.cacheNext;
     this.cacheNext = (k + 1) % ADDRESS_CACHE;
-    w[k * 5] = m[at]!;
-    for (let j = 1; j < 5; j++) w[k * 5 + j] = m[at + j + 1]!;
+    w[k * CACHE_KEY] = m[at]!;
+    for (let j = 1; j < CACHE_KEY; j++) w[k * CACHE_KEY + j] = m[at + j + 1]!;
     this.cacheText[k] = text;
     return text;
   }
@@ -237,7 +245,7 @@ export class BatchedIo {
       if (r[Result.Backpressure]! > 0) stats.drops.add(DropReason.HostBackpressure, r[Result.Backpressure]!);
       if (r[Result.Failed]! > 0) stats.drops.add(DropReason.HostSendFailed, r[Result.Failed]!);
     }
-    if (this.result[Result.Queued]! > 0 && this.plan.receive === "dgram") this.retryLater(port);
+    if (this.result[Result.Queued]! > 0 && this.sendOnly.has(port)) this.retryLater(port);
     this.memory = null;
   }
 

@@ -33,9 +33,10 @@
 #define ROUNDS_PER_WAKE 8
 // Most packets one socket keeps while it cannot send (then the sends are refused: backpressure).
 #define QUEUE_PACKETS 4096
-#define MAX_PEERS 8192
-// meta words per received packet: length, truncated, family (4 or 6), port, address words [4]
-#define META_STRIDE 8
+// the sender's RTP and RTCP, then RTP and RTCP of each of a segment's at most 4096 destinations
+#define MAX_PEERS (2 + 2 * 4096)
+// meta words per received packet: length, truncated, family (4 or 6), port, address words [4], IPv6 scope id
+#define META_STRIDE 9
 
 // The last send call's outcome, in a caller-given Int32Array.
 enum { RESULT_SENT, RESULT_QUEUED, RESULT_BACKPRESSURE, RESULT_FAILED, RESULT_WORDS };
@@ -137,7 +138,7 @@ static napi_value create_arena(napi_env env, napi_callback_info info) {
   }
   uint32_t slots = slot_size == 0 ? 0 : (uint32_t)(data_len / slot_size);
   if (slots == 0 || slots > MAX_SLOTS || meta_len < (size_t)slots * META_STRIDE) {
-    napi_throw_range_error(env, NULL, "createArena: 1..1024 slots, and meta needs 8 words per slot");
+    napi_throw_range_error(env, NULL, "createArena: 1..1024 slots, and meta needs 9 words per slot");
     return NULL;
   }
   Arena* a = calloc(1, sizeof *a);
@@ -255,12 +256,13 @@ static void receive(Port* p) {
         m[2] = 6;
         m[3] = ntohs(s6->sin6_port);
         memcpy(&m[4], &s6->sin6_addr, 16);
+        m[8] = (int32_t)s6->sin6_scope_id;
       } else {
         const struct sockaddr_in* s4 = (const void*)from;
         m[2] = 4;
         m[3] = ntohs(s4->sin_port);
         memcpy(&m[4], &s4->sin_addr, 4);
-        m[5] = m[6] = m[7] = 0;
+        m[5] = m[6] = m[7] = m[8] = 0;
       }
     }
     call_js(p, (uint32_t)n);
@@ -272,7 +274,17 @@ static void receive(Port* p) {
 static void on_poll(uv_poll_t* handle, int status, int events) {
   Port* p = handle->data;
   if (p->closing) return;
-  if (status < 0) return;  // a socket error; the next read or send reports it
+  if (status < 0) {
+    // libuv stopped the handle on POLLERR: a pending socket error, such as an ICMP port
+    // unreachable on a connected socket. Reading SO_ERROR clears it; then the socket is watched again.
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    p->recv_errors++;
+    p->watching = 0;
+    restart_poll(p);
+    return;
+  }
   if (events & UV_WRITABLE) flush_queue(p);
   if (events & UV_READABLE) receive(p);
 }
@@ -417,7 +429,7 @@ static napi_value set_peer(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[1], &index) != napi_ok || index >= MAX_PEERS ||
       napi_get_value_string_utf8(env, argv[2], text, sizeof text, &len) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &udp_port) != napi_ok || udp_port > 65535) {
-    napi_throw_type_error(env, NULL, "setPeer(port, index < 8192, address, port)");
+    napi_throw_type_error(env, NULL, "setPeer(port, index < 8194, address, port)");
     return NULL;
   }
   if (index >= p->peer_cap) {
@@ -620,7 +632,7 @@ static napi_value close_port(napi_env env, napi_callback_info info) {
 }
 
 // addressOf(meta: Int32Array, index): the source address of received packet `index`, as text
-// (inet_ntop's, which is also node:dgram's).
+// (inet_ntop's, and a link-local address's zone as %interface: node:dgram's).
 static napi_value address_of(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -634,8 +646,13 @@ static napi_value address_of(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const int32_t* m = (const int32_t*)meta + (size_t)index * META_STRIDE;
-  char text[INET6_ADDRSTRLEN];
-  if (!inet_ntop(m[2] == 6 ? AF_INET6 : AF_INET, &m[4], text, sizeof text)) text[0] = 0;
+  char text[INET6_ADDRSTRLEN + 1 + IF_NAMESIZE];
+  if (!inet_ntop(m[2] == 6 ? AF_INET6 : AF_INET, &m[4], text, INET6_ADDRSTRLEN)) text[0] = 0;
+  if (m[2] == 6 && m[8] != 0 && IN6_IS_ADDR_LINKLOCAL((const struct in6_addr*)&m[4])) {
+    size_t at = strlen(text);
+    text[at] = '%';
+    if (!if_indextoname((unsigned)m[8], text + at + 1)) snprintf(text + at + 1, IF_NAMESIZE, "%u", (unsigned)m[8]);
+  }
   napi_value out;
   CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out));
   return out;
