@@ -311,7 +311,7 @@ test("symmetricRtp with rtcpMux fits 1000 segments under an open-files limit of 
   const ulimit = "ulimit -n 1100;";
   const probe = spawnSync("bash", ["-c", `${ulimit} ulimit -n`], { encoding: "utf8" });
   assert.is(probe.stdout.trim(), "1100");
-  const base = await freePortRun(1000);
+  const base = await freePortRun(1000, LO, 32768); // below Linux's ephemeral range: no socket the kernel numbers takes one meanwhile
   const segments = (symmetricRtp: boolean) => Array.from({ length: 1000 }, (_, i) => ({
     name: `s${i}`, rtcpMux: true, symmetricRtp, listen: { address: LO, port: base + i }, destinations: [{ address: LO, port: 9 }],
   }));
@@ -324,11 +324,13 @@ test("symmetricRtp with rtcpMux fits 1000 segments under an open-files limit of 
   assert.match(refused.stderr, /symmetricRtp/);
 });
 
-test("symmetricRtp refuses an egress socket and a multicast listen address, naming the field", async () => {
+test("symmetricRtp refuses an egress socket, a multicast listen address and feedbackFrom: any, naming the field", async () => {
   assert.throws(() => validateProxyConfig({ segments: [{ name: "a", symmetricRtp: true, listen: { address: LO, port: 5000 }, egress: { address: LO }, destinations: [{ address: LO, port: 5002 }] }] }),
     /segments\[0\]\.egress: with symmetricRtp/);
   assert.throws(() => validateProxyConfig({ segments: [{ name: "a", symmetricRtp: true, listen: { address: "239.1.1.1", port: 5000 }, destinations: [{ address: LO, port: 5002 }] }] }),
     /segments\[0\]\.symmetricRtp: the listen address 239\.1\.1\.1 is a multicast group/);
+  assert.throws(() => validateProxyConfig({ segments: [{ name: "a", symmetricRtp: true, feedbackFrom: "any", listen: { address: LO, port: 5000 }, destinations: [{ address: LO, port: 5002 }] }] }),
+    /segments\[0\]\.feedbackFrom: 'any' with symmetricRtp/);
 });
 
 test.run();

@@ -239,6 +239,7 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
       problems.push(`${at}.source.address: IPv${isIP(seg.source.address)}, but the segment listens on IPv${isIP(seg.listen.address)}`);
     }
     if (seg.symmetricRtp && seg.egress) problems.push(`${at}.egress: with symmetricRtp the segment sends from its listen socket; remove egress or symmetricRtp`);
+    if (seg.symmetricRtp && seg.feedbackFrom === "any") problems.push(`${at}.feedbackFrom: 'any' with symmetricRtp: on the listen socket feedback is told from the sender's packets by the destinations' ports, so it can only come from a destination; remove one of the two`);
     if (seg.symmetricRtp && isMulticast(seg.listen.address)) problems.push(`${at}.symmetricRtp: the listen address ${seg.listen.address} is a multicast group, which cannot be a source; use an egress socket`);
     problems.push(...multicastProblems(seg, at, family));
     problems.push(...legProblems(seg, at, family));

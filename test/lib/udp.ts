@@ -25,9 +25,9 @@ export function freePortPair(address = "127.0.0.1"): Promise<number> {
 }
 
 /** An even port P with P to P + count - 1 free (RTP, RTCP, and legs at P + 2, P + 4...). */
-export async function freePortRun(count: number, address = "127.0.0.1"): Promise<number> {
+export async function freePortRun(count: number, address = "127.0.0.1", below = 60000): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const p = 20000 + 2 * Math.floor(Math.random() * 20000);
+    const p = 20000 + 2 * Math.floor(Math.random() * ((below - count - 20000) / 2));
     const held: Socket[] = [];
     try {
       for (let k = 0; k < count; k++) held.push(await bindUdp(p + k, address));
