@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { availableParallelism, release, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { DEFAULT_FILTER, ROOT, progress, useProgressBar } from "./common.js";
-import { filterNameOf, HOST_KINDS, HOST_NAMES, runE2e, type HostKind } from "./e2e.js";
+import { filterNameOf, HOST_KINDS, HOST_NAMES, runE2e, type HostKind, type SearchOptions } from "./e2e.js";
 import { BUN } from "./hosts/spawn.js";
 import { runMicro } from "./micro.js";
 import { ProgressBar, type Phase } from "./progress-bar.js";
@@ -50,6 +50,26 @@ interface Args {
   scale: number[] | undefined;
   render: boolean;
   batchSize: number | undefined;
+}
+
+/** The max-rate search and sweep of the end-to-end and workers parts, as the arguments set them. */
+function search(args: Args, repeats: number, steps: number, sweepRates: readonly number[]): SearchOptions & { filterPath: string } {
+  const q = args.quick;
+  return {
+    filterPath: args.filter,
+    size: 1200,
+    repeats,
+    trialMs: q ? 400 : 2000,
+    drainMs: q ? 100 : 250,
+    noisyRetries: q ? 0 : 3,
+    steps,
+    floorPps: 10_000,
+    maxPps: 400_000,
+    maxLoss: 0.001,
+    sweepRates,
+    pin: args.pin,
+    ...(args.batchSize !== undefined && { batchSize: args.batchSize }),
+  };
 }
 
 const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout,workers] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
@@ -227,23 +247,11 @@ async function main(): Promise<void> {
     results = {
       ...results,
       e2e: await runE2e({
-        filterPath: args.filter,
+        ...search(args, repeats, steps, sweepRates),
         filterName,
-        size: 1200,
-        repeats,
-        trialMs: q ? 400 : 2000,
-        drainMs: q ? 100 : 250,
-        noisyRetries: q ? 0 : 3,
-        steps,
-        floorPps: 10_000,
-        maxPps: 400_000,
-        maxLoss: 0.001,
-        sweepRates,
         latencyRates: [10_000, 50_000],
         cpuRatePps: 50_000,
-        pin: args.pin,
         ...(args.hosts && { hosts: args.hosts }),
-        ...(args.batchSize !== undefined && { batchSize: args.batchSize }),
         onTrial: () => bar.advance(++trials / expectedTrials),
       }),
     };
@@ -298,22 +306,10 @@ async function main(): Promise<void> {
     results = {
       ...results,
       workers: await runWorkers({
-        filterPath: args.filter,
+        ...search(args, repeats, steps, []),
         filterName,
         workerCounts,
         segments: 2 * Math.max(...workerCounts),
-        size: 1200,
-        repeats,
-        trialMs: q ? 400 : 2000,
-        drainMs: q ? 100 : 250,
-        noisyRetries: q ? 0 : 3,
-        steps,
-        floorPps: 10_000,
-        maxPps: 400_000,
-        maxLoss: 0.001,
-        sweepRates: [],
-        pin: args.pin,
-        ...(args.batchSize !== undefined && { batchSize: args.batchSize }),
         // a prime, the floor and the steps of the search, per worker count and the ceiling, per repeat
         onTrial: () => bar.advance(++trials / (repeats * (workerCounts.length + 1) * (2 + steps))),
       }),

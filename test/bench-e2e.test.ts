@@ -8,9 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
-import { DEFAULT_FILTER } from "../bench/common.js";
 import { e2eTargets, runE2e, type E2eResult, type HostKind, type HostSummary } from "../bench/e2e.js";
 import { e2eCharts, printText, renderResultsMarkdown, type BenchResults } from "../bench/report.js";
+import { TINY_SEARCH } from "./lib/bench-search.js";
 import { suite } from "./lib/suite.js";
 
 const test = suite("bench e2e", { timeoutMs: 120_000 });
@@ -19,21 +19,10 @@ let result: E2eResult;
 
 test.before(async () => {
   result = await runE2e({
-    filterPath: DEFAULT_FILTER,
-    filterName: "validate",
-    size: 1200,
-    repeats: 1,
-    trialMs: 300,
-    drainMs: 100,
-    steps: 1,
-    floorPps: 2000,
-    maxPps: 20_000,
-    maxLoss: 0.001,
+    ...TINY_SEARCH,
     sweepRates: [2000, 5000],
     latencyRates: [2000],
     cpuRatePps: 5000,
-    noisyRetries: 0,
-    pin: false,
     hosts: ["direct", "node-relay", "c-relay", "proxy+filter", "proxy+filter@dgram", "proxy+srtp"],
   });
 });
@@ -129,9 +118,8 @@ test("a relay that cannot start is left out with a warning, and the run goes on"
   let r: E2eResult;
   try {
     r = await runE2e({
-      filterPath: DEFAULT_FILTER, filterName: "validate", size: 1200, repeats: 1, trialMs: 200, drainMs: 50, steps: 0,
-      floorPps: 2000, maxPps: 10_000, maxLoss: 0.001, sweepRates: [2000], latencyRates: [2000], cpuRatePps: 2000,
-      noisyRetries: 0, pin: false, hosts: ["direct", "gstreamer"],
+      ...TINY_SEARCH, trialMs: 200, drainMs: 50, steps: 0, maxPps: 10_000,
+      sweepRates: [2000], latencyRates: [2000], cpuRatePps: 2000, hosts: ["direct", "gstreamer"],
     });
   } finally {
     process.env.PATH = path;

@@ -3,9 +3,9 @@
 // machine): that every proxy was searched, packets went through, both workers of the 2-worker
 // proxy took their share, and the report shows it.
 import * as assert from "uvu/assert";
-import { DEFAULT_FILTER } from "../bench/common.js";
 import { printText, type BenchResults } from "../bench/report.js";
 import { runWorkers, workerCountsFor, type WorkersResult } from "../bench/workers.js";
+import { TINY_SEARCH } from "./lib/bench-search.js";
 import { suite } from "./lib/suite.js";
 
 const test = suite("bench workers", { timeoutMs: 90_000 });
@@ -13,23 +13,7 @@ const test = suite("bench workers", { timeoutMs: 90_000 });
 let result: WorkersResult;
 
 test.before(async () => {
-  result = await runWorkers({
-    filterPath: DEFAULT_FILTER,
-    filterName: "validate",
-    workerCounts: [1, 2],
-    segments: 4,
-    size: 1200,
-    repeats: 1,
-    trialMs: 300,
-    drainMs: 100,
-    steps: 1,
-    floorPps: 2000,
-    maxPps: 20_000,
-    maxLoss: 0.001,
-    sweepRates: [],
-    noisyRetries: 0,
-    pin: false,
-  });
+  result = await runWorkers({ ...TINY_SEARCH, workerCounts: [1, 2], segments: 4 });
 });
 
 test("each worker count was searched through a real proxy, and the segments shared the load", () => {
@@ -74,18 +58,11 @@ test("worker counts follow the cores: 1 and 2, then up to 4", () => {
 
 test("too few segments for the workers is refused", async () => {
   try {
-    await runWorkers({ ...baseOptions(), workerCounts: [1, 2], segments: 3 });
+    await runWorkers({ ...TINY_SEARCH, workerCounts: [1, 2], segments: 3 });
     assert.unreachable("3 segments on 2 workers was accepted");
   } catch (err) {
     assert.match((err as Error).message, /3 segments, fewer than 2 per worker at 2 workers/);
   }
 });
-
-function baseOptions() {
-  return {
-    filterPath: DEFAULT_FILTER, filterName: "validate", size: 1200, repeats: 1, trialMs: 300, drainMs: 100, steps: 1, floorPps: 2000,
-    maxPps: 20_000, maxLoss: 0.001, sweepRates: [], noisyRetries: 0, pin: false,
-  };
-}
 
 test.run();

@@ -350,6 +350,21 @@ static Port* port_of(napi_env env, napi_value v) {
   return p;
 }
 
+// The arguments of a call whose first is an open port: `want` of them into argv, and the port
+// (NULL with a JS exception pending when they are not there or the port is closed).
+static Port* port_call(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_last(env, "napi_get_cb_info");
+    return NULL;
+  }
+  if (argc < want) {
+    napi_throw_type_error(env, NULL, "missing arguments");
+    return NULL;
+  }
+  return port_of(env, argv[0]);
+}
+
 // attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null): Port
 // With a callback the socket is watched on the runtime's libuv loop and every batch read goes to
 // it; with null the port only sends (a runtime without libuv poll handles: Bun), and packets the
@@ -405,10 +420,8 @@ static napi_value attach(napi_env env, napi_callback_info info) {
 
 // flush(port): sends what waits in the queue (a send-only port's retry); returns what still waits.
 static napi_value flush(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Port* p = argc == 1 ? port_of(env, argv[0]) : NULL;
+  Port* p = port_call(env, info, 1, argv);
   if (!p) return NULL;
   flush_queue(p);
   napi_value out;
@@ -418,10 +431,8 @@ static napi_value flush(napi_env env, napi_callback_info info) {
 
 // setPeer(port, index, address: string, port: number): boolean (false: not an address)
 static napi_value set_peer(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Port* p = argc == 4 ? port_of(env, argv[0]) : NULL;
+  Port* p = port_call(env, info, 4, argv);
   if (!p) return NULL;
   uint32_t index, udp_port;
   char text[64];
@@ -498,10 +509,8 @@ static bool enqueue(Port* p, const uint8_t* data, uint32_t length, int32_t peer,
 // outcome to the arena's result array, sets the length of each entry neither sent nor queued to
 // -1, and returns how many were sent or queued.
 static napi_value send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Port* p = argc == 4 ? port_of(env, argv[0]) : NULL;
+  Port* p = port_call(env, info, 4, argv);
   if (!p) return NULL;
   void *mem, *ent;
   size_t mem_len, ent_len;
@@ -583,10 +592,8 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
 
 // pause(port) / resume(port): stop and start receiving (the socket still sends).
 static napi_value set_receiving(napi_env env, napi_callback_info info, int on) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Port* p = argc == 1 ? port_of(env, argv[0]) : NULL;
+  Port* p = port_call(env, info, 1, argv);
   if (!p) return NULL;
   p->receiving = on;
   restart_poll(p);
