@@ -63,6 +63,27 @@ test("RTP and RTCP reach every destination; receiver RTCP flows back to the send
   }
 });
 
+test("rtcpMux with a destination's own rtcpPort: its RTCP goes there, though the egress socket was connected to its RTP port", async () => {
+  const listen = await freePortPair();
+  const [rtp, rtcp] = await Promise.all([Sink.open(0), Sink.open(0, { keep: true })]);
+  const sender = await bindUdp();
+  const { proxy } = await startProxy({
+    segments: [{ name: "own-rtcp", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: rtp.port, rtcpPort: rtcp.port }] }],
+  });
+  try {
+    sender.send(indexedRtp(0), listen, LO);
+    await waitFor(() => rtp.received >= 1, 3000, "RTP at the RTP port");
+    sender.send(buildRtcpReceiverReport(0x55), listen, LO);
+    await waitFor(() => rtcp.received >= 1, 3000, "RTCP at the destination's rtcpPort");
+    assert.is(rtcp.packets[0]!.bytes[1], 201);
+    assert.is(rtp.received, 1, "no RTCP at the RTP port");
+  } finally {
+    for (const s of [rtp, rtcp]) s.close();
+    sender.close();
+    await proxy.close();
+  }
+});
+
 test("RFC 5761: RTP and RTCP multiplexed on one port, both directions, over IPv6", async () => {
   const listen = await freePortPair("::1");
   const dest = await Sink.open(0, { address: "::1", keep: true });

@@ -578,8 +578,8 @@ export class SegmentRuntime {
         const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port;
         let address: string | null = d.address;
         if (!useRtcp && s.connectedTo >= 0) {
-          if (k === s.connectedTo) address = null;
-          else this.disconnect(); // another destination: send unconnected from now on
+          if (k === s.connectedTo && port === d.port) address = null;
+          else this.disconnect(); // another destination, or its own RTCP port (rtcpMux with rtcpPort): send unconnected from now on
         }
         const peer = destinationPeer(k) + (rtcp ? 1 : 0);
         const rewrite = this.rewrites[k];
