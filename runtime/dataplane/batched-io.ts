@@ -252,11 +252,15 @@ export class BatchedIo {
   /** A send-only port's socket was full: its queue is retried until it empties. */
   private retryLater(port: NativePort): void {
     this.waiting.add(port);
-    if (this.retryTimer) return;
+    this.armRetry();
+  }
+
+  private armRetry(): void {
+    if (this.retryTimer || this.waiting.size === 0) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       for (const p of this.waiting) if (this.addon.flush(p) === 0) this.waiting.delete(p);
-      if (this.waiting.size > 0) this.retryLater(this.waiting.values().next().value!);
+      this.armRetry();
     }, RETRY_MS);
   }
 }
