@@ -1,0 +1,68 @@
+// A stream's path across the mesh as the control plane states it: the segments one RTP stream
+// (one SSRC) crosses, joined proxy to proxy (a segment's destination is the next proxy's listen),
+// with what each point measured and what each hop between two points adds. docs/streams.md.
+import type { StreamDirection, ReceiverReport } from "../../runtime/streams/types.js";
+
+/** Where a stream is measured: a segment's ingress or egress on one proxy. */
+export interface StreamPoint {
+  proxy: string;
+  segment: string;
+  direction: "ingress" | "egress";
+  /** What the proxy reported for this SSRC there (null: it reported nothing for it). */
+  stats: StreamDirection | null;
+  /** When the report arrived at the control plane (ms since the epoch). */
+  reportedAtMs: number;
+}
+
+/**
+ * What one step of the path adds, from `from` to `to`: a network link (egress of one proxy to the
+ * ingress of the next), a proxy itself (its ingress to its egress), the first link (the sender
+ * to the first proxy: from null) or the last (the last proxy to a receiver that reports: to null).
+ */
+export interface StreamHop {
+  kind: "link" | "proxy" | "first-link" | "last-link";
+  from: StreamPoint | null;
+  to: StreamPoint | null;
+  /** For the last link: the receiver's own report. */
+  receiver: ReceiverReport | null;
+  /** Short label, e.g. "proxy-b -> proxy-c" or "sender -> proxy-a". */
+  label: string;
+  /** Loss this step adds over the last window, 0..1 (null: not measured at both ends). */
+  lossFraction: number | null;
+  /** Packets this step lost, cumulative where both ends count from the same start, else null. */
+  lost: number | null;
+  /** Jitter at the step's far end, and how much above the near end's it is (ms). */
+  jitterMs: number | null;
+  jitterAddedMs: number | null;
+  /** Mean one-way delay of the step (ms; clocks in step), or half the round trip for the last link. */
+  delayMs: number | null;
+  /** This step breaks a threshold (lossFraction, jitterAddedMs); why says which. */
+  bad: boolean;
+  why: string | null;
+}
+
+export interface StreamPath {
+  /** The stream's name: its first segment's name, then /ssrc in hex when the segment carries more than one SSRC. */
+  name: string;
+  ssrc: number;
+  /** Every segment on the path in order, and their proxies. */
+  segments: { proxy: string; segment: string }[];
+  hops: StreamHop[];
+  /** Index into hops of the worst bad hop, or -1: none breaks a threshold. */
+  worst: number;
+  /** End to end over the last window, where the ends are measured. */
+  lossFraction: number | null;
+  jitterMs: number | null;
+  bitrateBps: number | null;
+  packetRate: number | null;
+}
+
+/** When a step is called bad (msm control-plane flags --bad-loss / --bad-jitter-ms). */
+export interface BadHopThresholds {
+  /** Loss fraction a step adds, default 0.005 (0.5%). */
+  loss: number;
+  /** Jitter a step adds, ms, default 5. */
+  jitterMs: number;
+}
+
+export const DEFAULT_BAD_HOP: BadHopThresholds = { loss: 0.005, jitterMs: 5 };
