@@ -758,7 +758,7 @@ test("msm control-plane: refuses to start without TLS files unless --insecure; r
     await waitFor(() => /listening on 127\.0\.0\.1:\d+/.test(ok.output()), 10_000, "the control plane to start");
     assert.match(ok.output(), /control plane cli-cp listening .*INSECURE/);
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(ok.output())![1]);
-    const client = admin({ port, name: "cli-cp", close: async () => {} }, "insecure");
+    const client = admin({ port, name: "cli-cp", proxies: async () => [], close: async () => {} }, "insecure");
     assert.equal(await listSegments(client), []);
   } finally {
     ok.child.kill("SIGTERM");

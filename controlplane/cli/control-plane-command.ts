@@ -1,20 +1,21 @@
 // `msm control-plane`: runs one control-plane replica until SIGINT/SIGTERM. Several replicas
 // sharing one etcd serve the same segments and filters; each proxy connects to any of them.
 import { existsSync } from "node:fs";
+import { parseListen, startDashboard } from "../dashboard/index.js";
 import { startControlPlane } from "../server/index.js";
 import type { TlsFiles } from "../security/tls.js";
 import { parseFlags, UsageError } from "./usage.js";
 
 export const CONTROL_PLANE_USAGE =
   "usage: msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
-  "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)";
+  "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure) [--dashboard HOST:PORT]";
 
 export async function runControlPlane(args: readonly string[]): Promise<number> {
   // --insecure is the one flag without a value
   const insecure = args.includes("--insecure");
   const { flags, rest } = parseFlags(
     args.filter((a) => a !== "--insecure"),
-    ["listen", "store", "name", "trust-domain", "tls-ca", "tls-cert", "tls-key"],
+    ["listen", "store", "name", "trust-domain", "tls-ca", "tls-cert", "tls-key", "dashboard"],
   );
   const listen = flags.get("listen");
   const store = flags.get("store");
@@ -31,6 +32,15 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
     }
     for (const f of files) if (!existsSync(f!)) throw new UsageError(`no such file: ${f}`);
     tls = { ca: files[0]!, cert: files[1]!, key: files[2]! };
+  }
+
+  const dashboardAt = flags.get("dashboard");
+  if (dashboardAt !== undefined) {
+    try {
+      parseListen(dashboardAt);
+    } catch (err) {
+      throw new UsageError(`--dashboard: ${(err as Error).message}`);
+    }
   }
 
   const stamp = (): string => new Date().toISOString();
@@ -53,7 +63,27 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
   });
   const host = listen.replace(/:\d+$/, "");
   console.error(`${stamp()} control plane ${cp.name} listening on ${host}:${cp.port} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
+  const dashboard = dashboardAt
+    ? await startDashboard({
+        listen: dashboardAt,
+        tls,
+        trustDomain: flags.get("trust-domain"),
+        // MERGE: the stream paths come from the control plane's join of its proxies' reports
+        // (controlplane/server/stream-paths.ts, another branch of issue #13): cp.streamPaths()
+        getPaths: () => Promise.reject(new Error("this control plane does not join stream paths yet")),
+        getProxies: () => cp.proxies(),
+        log: (message) => console.error(`${stamp()} ${message}`),
+      }).catch(async (err: Error) => {
+        await cp.close();
+        throw err;
+      })
+    : undefined;
+  if (dashboard) {
+    const how = tls === "insecure" ? "INSECURE: plain HTTP, anyone who reaches it reads the mesh's streams" : "HTTPS, admin client certificates only";
+    console.error(`${stamp()} dashboard on ${dashboard.url} (${how})`);
+  }
   await stopped;
+  await dashboard?.close();
   await cp.close();
   return 0;
 }
