@@ -14,7 +14,7 @@ const BUN = join(root, "node_modules", "bun", "bin", "bun.exe");
 const BUN_TESTS = /\/test\/((proxy|hot-swap|filter-host|failures|failure-paths|apply|output-timers|hostile-filter|source-gate|runtime-units|legs|fec-hot-swap)[^/]*|fanout|destination-rewrite|feedback-fanout|multicast|batched-io)\.test\.js$/;
 
 /** Test files that run once more under Node with the proxy on node:dgram I/O (io: dgram), the fallback path. */
-const DGRAM_TESTS = /\/test\/(proxy|hot-swap|legs|fanout|destination-rewrite|feedback-fanout|failures|output-timers)\.test\.js$/;
+const DGRAM_TESTS = /\/test\/(proxy|streams|hot-swap|legs|fanout|destination-rewrite|feedback-fanout|failures|output-timers)\.test\.js$/;
 
 function findTests(dir: string): string[] {
   if (!existsSync(dir)) return [];
