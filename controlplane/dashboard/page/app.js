@@ -144,7 +144,8 @@ function renderTable(state, stream) {
   const rows = state.streams.map((s) => {
     const worst = s.hops[s.worst];
     return h("tr", { class: [worst && "bad", stream && s.name === stream.name && "selected"], "data-stream": s.name, onclick: () => pick(s.name) }, [
-      h("td", {}, [h("button", { class: "link", type: "button", text: s.name, onclick: () => pick(s.name) })]),
+      // a button for the keyboard; its click reaches the row's
+      h("td", {}, [h("button", { class: "link", type: "button", text: s.name })]),
       h("td", { class: "mono", text: ssrcHex(s.ssrc) }),
       h("td", { class: "path-cell", text: s.segments.map((x) => x.proxy).join(" \u2192 ") }),
       h("td", { text: worst ? worst.label : "\u2013" }),
