@@ -43,7 +43,8 @@ class Chart {
         scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(floor, (max ?? 0) * 1.15)] } },
         legend: { live: false },
         axes: [
-          { ...AXIS, space: 70, values: (_u, ticks) => ticks.map((t) => clock(t)) },
+          // whole seconds and up: a tick each 100 ms would print the same clock time twice
+          { ...AXIS, space: 70, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300], values: (_u, ticks) => ticks.map((t) => clock(t)) },
           { ...AXIS, size: 56, values: (_u, ticks) => ticks.map((t) => `${t} ${unit}`) },
         ],
         series: [
