@@ -25,7 +25,8 @@ type Op =
   | { op: "item"; type: number; text: string }
   | { op: "BYE"; ssrc: number; reason?: string }
   | { op: "NACK"; sender: number; media: number; lost: number[] }
-  | { op: "PLI"; sender: number; media: number };
+  | { op: "PLI"; sender: number; media: number }
+  | { op: "SR now"; ssrc: number; delayUs: bigint };
 
 function script(ops: readonly Op[], capacity = 0, reducedSize = false): Uint8Array {
   const parts: Buffer[] = [Buffer.from([capacity >> 8, capacity & 0xff, reducedSize ? 1 : 0, 0])];
@@ -71,6 +72,12 @@ function script(ops: readonly Op[], capacity = 0, reducedSize = false): Uint8Arr
       case "PLI":
         parts.push(Buffer.from([8]), u32(o.sender, o.media));
         break;
+      case "SR now": {
+        const delay = Buffer.alloc(8);
+        delay.writeBigUInt64BE(o.delayUs);
+        parts.push(Buffer.from([9]), u32(o.ssrc), delay);
+        break;
+      }
     }
   }
   return new Uint8Array(Buffer.concat(parts));
@@ -378,6 +385,23 @@ test("rules broken are errors, never a malformed compound", () => {
   });
   // the same rules hold when building in the output area
   assert.equal(write([script([rr], 0)]).map((w) => w.result), [-E.NoCname]);
+});
+
+test("RTCP's clocks: ntpFromUnixUs(wallUs()) is the NTP time of now, ntpMiddle its LSR, dlsrFromUs 1/65536 s", () => {
+  const sdes: Op = { op: "SDES", ssrc: 1, cname: "c" };
+  const delays: [bigint, number][] = [[0n, 0], [1_500_000n, 98_304], [15n, 0], [16n, 1], [65_535_999_984n, 0xfffffffe], [65_535_999_985n, 0xffffffff], [100_000_000_000n, 0xffffffff]];
+  const before = Date.now();
+  const written = write(delays.map(([us]) => script([{ op: "SR now", ssrc: 1, delayUs: us }, sdes], 1500)));
+  const after = Date.now();
+  written.forEach((w, i) => {
+    const sr = decodeRtcp(w.compound!)[0] as Extract<DecodedRtcp, { type: "SR" }>;
+    const seconds = Number(sr.ntp >> 32n) - 2_208_988_800; // NTP counts from 1900
+    const ms = seconds * 1000 + (Number(sr.ntp & 0xffffffffn) / 2 ** 32) * 1000;
+    // the harness's wall clock is Date.now() in whole milliseconds: the fraction holds it to well under a microsecond
+    assert.ok(Math.abs(ms - Math.round(ms)) < 0.001 && Math.round(ms) >= before && Math.round(ms) <= after, `${ms} in [${before}, ${after}]`);
+    assert.is(sr.blocks[0]!.lastSr, Number((sr.ntp >> 16n) & 0xffffffffn), "LSR: the middle 32 bits");
+    assert.is(sr.blocks[0]!.delaySinceLastSr, delays[i]![1], `DLSR of ${delays[i]![0]} us`);
+  });
 });
 
 test("a full output area: beginOutput() and emit() fail with OutputFull and nothing is half-written", () => {

@@ -132,7 +132,7 @@ test("a labelled counter and a plain one survive a hot swap that moves the stage
 
     // the reports: every one an RR from the reporter with a block per source, then its CNAME
     const got = reports.slice(); // the timer goes on sending
-    assert.ok(got.length >= 10, `${got.length} reports`);
+    assert.ok(got.length >= 5, `${got.length} reports`);
     const decoded = got.map((r) => decodeRtcp(r.bytes));
     for (const d of decoded) {
       assert.is(d.length, 2);
@@ -151,11 +151,11 @@ test("a labelled counter and a plain one survive a hot swap that moves the stage
       const expected = block(ssrc).highestSeq - first + 1;
       assert.is(block(ssrc).cumulativeLost, expected - series.get(String(ssrc))!, `SSRC ${ssrc}: the RR's loss is what the filter counted short of the range (state and counters carried alike)`);
     }
-    const gapsA = Math.floor((PER_SOURCE - 1) / 10);
     // every sequence number missing is a gap the test made or a datagram the kernel dropped (a
-    // dropped tail is not missing: it is past the highest)
+    // dropped tail is not missing: it is past the highest, and so are the gaps in it)
+    const gapsA = Array.from({ length: PER_SOURCE - 1 }, (_, k) => k + 1).filter((i) => i % 10 === 0 && A_FIRST + i <= block(A).highestSeq).length;
     const missing = block(A).cumulativeLost + block(B).cumulativeLost;
-    assert.ok(missing >= gapsA && missing <= gapsA + kernelDrops, `${missing} missing: ${gapsA} gaps sent, ${kernelDrops} dropped by the kernel`);
+    assert.ok(missing >= gapsA && missing <= gapsA + kernelDrops, `${missing} missing: ${gapsA} gaps sent below A's highest, ${kernelDrops} dropped by the kernel`);
     if (kernelDrops === 0) assert.equal([block(A).cumulativeLost, block(B).cumulativeLost], [gapsA, 0]);
     const highest = new Map(metric("highest_seq").series!.map((s) => [s.labelValue, s.value]));
     assert.equal(highest, new Map([[String(A), block(A).highestSeq], [String(B), block(B).highestSeq]]), "the labelled gauge, set by the new instance");

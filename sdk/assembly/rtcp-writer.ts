@@ -54,11 +54,11 @@ export function ntpFromUnixUs(unixUs: i64): u64 {
   return <u32>(ntp >> 16);
 }
 
-/** A delay in microseconds as DLSR units of 1/65536 s (RFC 3550 6.4.1). */
+/** A delay in microseconds as DLSR units of 1/65536 s (RFC 3550 6.4.1); past 65536 s, the largest. */
 export function dlsrFromUs(us: i64): u32 {
   if (us <= 0) return 0;
-  const units = (<u64>us << 16) / 1_000_000;
-  return units > <u64>u32.MAX_VALUE ? u32.MAX_VALUE : <u32>units;
+  if (us >= 65_536_000_000) return u32.MAX_VALUE;
+  return <u32>((<u64>us << 16) / 1_000_000);
 }
 
 /**
