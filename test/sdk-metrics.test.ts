@@ -8,6 +8,7 @@ import { FilterHarness, MAX_LABEL_VALUES, MetricKind, Status } from "../sdk/harn
 import type { HistogramValue } from "../runtime/index.js";
 import { FilterMetrics, type FilterMetricSnapshot } from "../runtime/filter-host/metrics.js";
 import { withCarriedCounters, type SegmentSnapshot, type StageSnapshot } from "../runtime/dataplane/snapshot.js";
+import { renderPrometheus, type ProxySnapshot } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
 
@@ -252,6 +253,29 @@ test("a worker restart: the filters' counters and histograms carry on (labelled 
   // a stage of another filter at that position is not the same stage
   const swapped = withCarriedCounters(segment([stage("other", [{ name: "packets", kind: "counter", value: 1 }])]), before);
   assert.is(swapped.stages[0]!.metrics[0]!.value, 1);
+});
+
+test("/metrics: a labelled series per label value with the segment and the stage, histograms too, one TYPE per family", () => {
+  const h: HistogramValue = { buckets: [1, 0, 1, ...Array<number>(17).fill(0)], count: 2, sum: 4 };
+  const seg = segment([stage("x", []), stage("stream-meter", [
+    { name: "by_ssrc", kind: "counter", label: "ssrc", series: [{ labelValue: "305419896", value: 7 }, { labelValue: "other", value: 2 }] },
+    { name: "size", kind: "histogram", label: "pt", series: [{ labelValue: "96", histogram: h }] },
+    { name: "plain", kind: "gauge", value: 3 },
+  ])]);
+  const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0 } as unknown as ProxySnapshot);
+  const lines = text.split("\n").filter((l) => l.startsWith("msm_filter_stream_meter_") || l.startsWith("# TYPE msm_filter_stream_meter_"));
+  assert.equal(lines.slice(0, 3), [
+    "# TYPE msm_filter_stream_meter_by_ssrc counter",
+    'msm_filter_stream_meter_by_ssrc{segment="s",stage="1",ssrc="305419896"} 7',
+    'msm_filter_stream_meter_by_ssrc{segment="s",stage="1",ssrc="other"} 2',
+  ]);
+  assert.ok(lines.includes("# TYPE msm_filter_stream_meter_size histogram"));
+  assert.ok(lines.includes('msm_filter_stream_meter_size_bucket{segment="s",stage="1",pt="96",le="1"} 1'));
+  assert.ok(lines.includes('msm_filter_stream_meter_size_bucket{segment="s",stage="1",pt="96",le="5"} 2'));
+  assert.ok(lines.includes('msm_filter_stream_meter_size_bucket{segment="s",stage="1",pt="96",le="+Inf"} 2'));
+  assert.ok(lines.includes('msm_filter_stream_meter_size_sum{segment="s",stage="1",pt="96"} 4'));
+  assert.ok(lines.includes('msm_filter_stream_meter_size_count{segment="s",stage="1",pt="96"} 2'));
+  assert.ok(lines.includes('msm_filter_stream_meter_plain{segment="s",stage="1"} 3'));
 });
 
 test.run();
