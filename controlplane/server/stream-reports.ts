@@ -1,0 +1,54 @@
+// Every proxy's latest report as buildStreamPaths reads it, put back together from the stats
+// pages the store holds (api/stats-pages.ts: a report is stored page by page, whole segments per page).
+import type { ProxyStats } from "../api/proto.js";
+import type { Store } from "../store/index.js";
+import { readStats } from "./status.js";
+import type { ProxyReport, ReportedSegment } from "./stream-paths.js";
+
+/**
+ * Each proxy's report from its pages: the segments of every readable page, the newest of each name
+ * (a page left over from a longer report may repeat one), the addresses of the newest page. Its
+ * time is the oldest of the pages it took segments from, so that a report is never fresher than
+ * any part of it. Unreadable pages are left out.
+ */
+export function reportsFromPages(pages: readonly ProxyStats[]): Map<string, ProxyReport> {
+  const byNode = new Map<string, { atMs: number; addresses?: string[]; segments: ReportedSegment[] }[]>();
+  for (const p of pages) {
+    let snap: { addresses?: unknown; segments?: unknown };
+    try {
+      snap = JSON.parse(p.statsJson) as typeof snap;
+    } catch {
+      continue;
+    }
+    if (typeof snap !== "object" || snap === null) continue;
+    const segments = Array.isArray(snap.segments) ? (snap.segments as ReportedSegment[]).filter((s) => typeof s?.name === "string") : [];
+    const addresses = Array.isArray(snap.addresses) ? snap.addresses.filter((a): a is string => typeof a === "string") : undefined;
+    let list = byNode.get(p.nodeId);
+    if (!list) byNode.set(p.nodeId, (list = []));
+    list.push({ atMs: p.atMs, ...(addresses ? { addresses } : {}), segments });
+  }
+  const reports = new Map<string, ProxyReport>();
+  for (const [node, list] of byNode) {
+    const newest = new Map<string, { atMs: number; segment: ReportedSegment }>();
+    for (const page of list) {
+      for (const s of page.segments) if ((newest.get(s.name)?.atMs ?? -1) < page.atMs) newest.set(s.name, { atMs: page.atMs, segment: s });
+    }
+    const latest = list.reduce((a, b) => (b.atMs > a.atMs ? b : a));
+    const atMs = newest.size > 0 ? Math.min(...[...newest.values()].map((n) => n.atMs)) : latest.atMs;
+    const addresses = [...list].sort((a, b) => b.atMs - a.atMs).find((p) => p.addresses)?.addresses;
+    reports.set(node, { atMs, snapshot: { ...(addresses ? { addresses } : {}), segments: [...newest.values()].map((n) => n.segment) } });
+  }
+  return reports;
+}
+
+/** Reads every stored page of every proxy (in answers of about 2 MiB each) and puts the reports together. */
+export async function latestReports(store: Store): Promise<Map<string, ProxyReport>> {
+  const pages: ProxyStats[] = [];
+  let token = "";
+  do {
+    const { pages: got, next } = await readStats(store, "", token);
+    pages.push(...got);
+    token = next;
+  } while (token !== "");
+  return reportsFromPages(pages);
+}
