@@ -11,6 +11,7 @@ import { DEFAULT_BAD_HOP, type StreamHop, type StreamPath } from "../controlplan
 import { buildStreamPaths, closeNames, pathsNamed, type ProxyReport, type ReportedSegment } from "../controlplane/server/stream-paths.js";
 import type { ReceiverReport, StreamDirection, StreamStats } from "../runtime/streams/types.js";
 import { suite } from "./lib/suite.js";
+import { direction, receiverReport, streamStats, type DirectionFigures } from "./lib/stream-stats.js";
 
 const test = suite("stream paths", { timeoutMs: 10_000 });
 
@@ -33,25 +34,9 @@ function segment(name: string, proxy: string, listen: Endpoint, destinations: En
   return { name, proxy, listen, rtcpMux: false, egress: null, destinations, source: null, chain: [], failure: null, revision: 1, legs: [] };
 }
 
-/** One direction's figures: packets at 50/s over the last window, its loss fraction, jitter and mean transit. */
-function dir(o: { lost?: number; fraction?: number; jitter?: number; transit?: number | null; base?: number; rate?: number } = {}): StreamDirection {
-  const expected = 1000;
-  const lost = o.lost ?? 0;
-  const base = o.base ?? 100;
-  return {
-    packets: expected - lost, bytes: (expected - lost) * 1200, expected, lost, duplicates: 0, reordered: 0,
-    jitterMs: o.jitter ?? 1, highestSeq: base + expected - 1, lastMs: NOW - 100,
-    window: { ms: 1000, endMs: NOW - 500, expected: 50, lost: Math.round(50 * (o.fraction ?? 0)), fractionLost: o.fraction ?? 0, packetRate: o.rate ?? 50, bitrateBps: 480_000, transitMs: o.transit === undefined ? 0 : o.transit },
-  };
-}
-
-function stream(ingress: StreamDirection | null, egress: StreamDirection | null, receivers: ReceiverReport[] = [], ssrc = SSRC): StreamStats {
-  return { ssrc, payloadType: 96, clockRate: 90000, clockRateFrom: "assumed", ingress, egress, receivers };
-}
-
-function receiver(reporterSsrc: number, o: { fraction?: number; jitter?: number; rtt?: number | null; atMs?: number } = {}): ReceiverReport {
-  return { reporterSsrc, fractionLost: o.fraction ?? 0, cumulativeLost: 0, highestSeq: 1099, jitterMs: o.jitter ?? 2, rttMs: o.rtt === undefined ? 10 : o.rtt, xr: null, atMs: o.atMs ?? NOW - 1000 };
-}
+const dir = (o: DirectionFigures = {}): StreamDirection => direction(NOW, o);
+const stream = (ingress: StreamDirection | null, egress: StreamDirection | null, receivers: ReceiverReport[] = [], ssrc = SSRC): StreamStats => streamStats(ssrc, ingress, egress, receivers);
+const receiver = (ssrc: number, o: { fraction?: number; jitter?: number; rtt?: number | null; atMs?: number } = {}): ReceiverReport => receiverReport(ssrc, o.atMs ?? NOW - 1000, o);
 
 function report(segments: ReportedSegment[], o: { atMs?: number; addresses?: string[] } = {}): ProxyReport {
   return { atMs: o.atMs ?? NOW - 1000, snapshot: { ...(o.addresses ? { addresses: o.addresses } : {}), segments } };

@@ -535,7 +535,7 @@ class ControlPlaneServer {
         const found = pathsNamed(all, req.name);
         if (found.length === 0) {
           const close = closeNames(req.name, all.map((p) => p.name));
-          const hint = close.length > 0 ? `; close names: ${close.join(", ")}` : all.length > 0 ? ` (${all.length} streams: msmctl get streams lists them)` : " (no proxy reports any stream yet)";
+          const hint = close.length > 0 ? ` (close names: ${close.join(", ")})` : all.length > 0 ? ` (${all.length} streams: msmctl get streams lists them)` : " (no proxy reports any stream yet)";
           throw new RpcError(status.NOT_FOUND, `no stream named '${req.name}'${hint}`);
         }
         const { json, taken } = jsonArray(found);
