@@ -1,6 +1,7 @@
 // The proxy: data-plane workers, the segments assigned to them, all-or-nothing config changes,
 // the watchdog that restarts a worker stuck inside a filter, state checkpoints that a restarted
 // worker starts from, and the health the admin endpoint reports.
+import { networkInterfaces } from "node:os";
 import { EventEmitter } from "node:events";
 import { endpointsClash, type Endpoint } from "./config/endpoints.js";
 import { fixedBinds, socketsKey, type ProxyConfig, type SegmentConfig } from "./config/proxy-config.js";
@@ -50,6 +51,15 @@ export interface ProxySnapshot {
   io: IoPlan;
   segments: (SegmentSnapshot & { worker: number })[];
   watchdogRestarts: number;
+  /** The host's interface addresses: how the control plane tells that a destination is this proxy's wildcard listen. */
+  addresses: string[];
+  /** When the snapshot was taken (wall clock, ms). */
+  atMs: number;
+}
+
+/** Every address of the host's interfaces, loopback included, as node:dgram writes them. */
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
 /** What /healthz (live) and /readyz (ready) answer, with the reasons when not. */
@@ -139,6 +149,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       io: this.io,
       segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker }))),
       watchdogRestarts: this.watchdogRestarts,
+      addresses: localAddresses(),
+      atMs: Date.now(),
     };
   }
 
@@ -192,7 +204,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private spawn(index: number): WorkerHandle {
     const handle = new WorkerHandle(
       index,
-      { batchSize: this.config.batchSize, io: this.io, socketReceiveBuffer: this.config.socketReceiveBuffer },
+      {
+        batchSize: this.config.batchSize, io: this.io, socketReceiveBuffer: this.config.socketReceiveBuffer,
+        streams: { max: this.config.streams.max, idleMs: this.config.streams.idleSeconds * 1000 },
+      },
       (event) => this.emit("event", event),
       (code) => {
         if (this.closed || this.workers[index] !== handle) return;
@@ -228,6 +243,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (this.closed) throw new ApplyError([{ segment: "", message: "the proxy is shutting down" }]);
     if (config.io !== this.config.io) {
       throw new ApplyError([{ segment: "", message: `io: cannot change from ${this.config.io} to ${config.io} while running; restart the proxy` }]);
+    }
+    if (config.streams.max !== this.config.streams.max || config.streams.idleSeconds !== this.config.streams.idleSeconds) {
+      throw new ApplyError([{ segment: "", message: "streams: cannot change while running (each worker sized its stream table at start); restart the proxy" }]);
     }
     if (config.workers !== this.workers.length) {
       throw new ApplyError([{ segment: "", message: `workers: cannot change from ${this.workers.length} to ${config.workers} while running; restart the proxy` }]);

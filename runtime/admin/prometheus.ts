@@ -1,6 +1,7 @@
 // Renders a proxy snapshot in the Prometheus text exposition format (version 0.0.4).
 import { HISTOGRAM_BOUNDS } from "../filter-host/metrics.js";
 import type { ProxySnapshot } from "../proxy.js";
+import type { ReceiverReport, StreamDirection } from "../streams/types.js";
 
 function esc(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
@@ -8,6 +9,48 @@ function esc(value: string): string {
 
 function labels(pairs: Record<string, string | number>): string {
   return `{${Object.entries(pairs).map(([k, v]) => `${k}="${esc(String(v))}"`).join(",")}}`;
+}
+
+type Family = (name: string, type: string, help: string, rows: [Record<string, string | number>, number][]) => void;
+type Segments = ProxySnapshot["segments"];
+
+/** An SSRC as a label value: 0x and 8 hex digits, as Wireshark and RTCP tools show it. */
+export const ssrcLabel = (ssrc: number): string => `0x${ssrc.toString(16).padStart(8, "0")}`;
+
+/**
+ * Per-stream families (docs/streams.md). Labels: segment, ssrc, direction (ingress | egress);
+ * the receivers' families add reporter. Streams beyond streams.max are one series with ssrc="other".
+ */
+function streamFamilies(segs: Segments, family: Family): void {
+  type Row = [Record<string, string | number>, number];
+  const directions = (pick: (d: StreamDirection) => number | null): Row[] =>
+    segs.flatMap((s) => s.streams.flatMap((st) => (["ingress", "egress"] as const).flatMap((direction): Row[] => {
+      const d = st[direction];
+      const v = d ? pick(d) : null;
+      return v === null ? [] : [[{ segment: s.name, ssrc: ssrcLabel(st.ssrc), direction }, v]];
+    })));
+  const receivers = (pick: (r: ReceiverReport) => number | null): Row[] =>
+    segs.flatMap((s) => s.streams.flatMap((st) => st.receivers.flatMap((r): Row[] => {
+      const v = pick(r);
+      return v === null ? [] : [[{ segment: s.name, ssrc: ssrcLabel(st.ssrc), reporter: ssrcLabel(r.reporterSsrc) }, v]];
+    })));
+  const overflow: Row[] = segs.flatMap((s) => (s.streamsOverflow
+    ? [[{ segment: s.name, ssrc: "other", direction: "ingress" }, s.streamsOverflow.ingressPackets], [{ segment: s.name, ssrc: "other", direction: "egress" }, s.streamsOverflow.egressPackets]]
+    : []));
+  family("msm_stream_packets_total", "counter", "RTP packets of the stream, duplicates excluded (ingress: from the sender; egress: out of the chain, once per packet). ssrc=\"other\": streams beyond streams.max.", [...directions((d) => d.packets), ...overflow]);
+  family("msm_stream_bytes_total", "counter", "RTP bytes of the stream, duplicates excluded.", directions((d) => d.bytes));
+  family("msm_stream_expected_packets_total", "counter", "Packets the sequence numbers say were sent (RFC 3550 A.3).", directions((d) => d.expected));
+  family("msm_stream_lost_packets", "gauge", "Packets expected but not seen (RFC 3550 A.3; a late packet lowers it).", directions((d) => d.lost));
+  family("msm_stream_duplicates_total", "counter", "Packets whose sequence number was already seen.", directions((d) => d.duplicates));
+  family("msm_stream_reordered_total", "counter", "Packets that came after a higher sequence number.", directions((d) => d.reordered));
+  family("msm_stream_jitter_seconds", "gauge", "Interarrival jitter (RFC 3550 A.8).", directions((d) => d.jitterMs / 1000));
+  family("msm_stream_window_loss_ratio", "gauge", "Fraction of the packets expected in the last window (about 1 s) that were lost.", directions((d) => d.window?.fractionLost ?? null));
+  family("msm_stream_window_bits_per_second", "gauge", "Bit rate over the last window.", directions((d) => d.window?.bitrateBps ?? null));
+  family("msm_stream_window_packets_per_second", "gauge", "Packet rate over the last window.", directions((d) => d.window?.packetRate ?? null));
+  family("msm_stream_receiver_loss_ratio", "gauge", "Fraction lost a receiver reported in its last RTCP report block.", receivers((r) => r.fractionLost));
+  family("msm_stream_receiver_lost_packets", "gauge", "Cumulative packets lost a receiver reported.", receivers((r) => r.cumulativeLost));
+  family("msm_stream_receiver_jitter_seconds", "gauge", "Interarrival jitter a receiver reported.", receivers((r) => r.jitterMs / 1000));
+  family("msm_stream_receiver_rtt_seconds", "gauge", "Round trip proxy -> receiver -> proxy, from LSR/DLSR.", receivers((r) => (r.rttMs === null ? null : r.rttMs / 1000)));
 }
 
 export function renderPrometheus(snap: ProxySnapshot): string {
@@ -60,6 +103,7 @@ export function renderPrometheus(snap: ProxySnapshot): string {
     });
   }
   for (const [name, f] of own) out.push(`# TYPE ${name} ${f.type}`, ...f.lines);
+  streamFamilies(segs, family);
   family("msm_watchdog_restarts_total", "counter", "Workers restarted because a filter call was stuck.", [[{}, snap.watchdogRestarts]]);
   return out.join("\n") + "\n";
 }

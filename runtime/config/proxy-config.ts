@@ -146,7 +146,11 @@ const segment = z.strictObject({
   failure: failurePolicy.default(() => ({ ...DEFAULT_FAILURE_POLICY })),
   /** Pin the segment to a worker; default: spread by name. */
   worker: z.number().int().min(0).optional(),
+  /** RTP clock rates (Hz) by payload type, for the per-stream jitter; default: RFC 3551's static types, else 90000. */
+  clockRates: z.record(z.string().regex(/^(12[0-7]|1[01][0-9]|[1-9]?[0-9])$/, "payload types are 0-127"), z.number().int().min(1000).max(10_000_000)).optional(),
 });
+
+export const STREAMS_DEFAULTS = { max: 10_000, idleSeconds: 30 };
 
 const filterEntry = z.strictObject({
   path: z.string().min(1),
@@ -172,6 +176,11 @@ export const proxyConfigSchema = z.strictObject({
   admin: z.strictObject({ address: address.default("127.0.0.1"), port: portOrZero }).optional(),
   /** Kernel receive buffer per socket, bytes. */
   socketReceiveBuffer: z.number().int().min(65_536).max(64 << 20).default(4 << 20),
+  /** Per-stream (SSRC) stats (docs/streams.md): how many streams each worker counts one by one (0: none), and when a silent one is forgotten. */
+  streams: z.strictObject({
+    max: z.number().int().min(0).max(1_000_000).default(STREAMS_DEFAULTS.max),
+    idleSeconds: z.number().int().min(1).max(86_400).default(STREAMS_DEFAULTS.idleSeconds),
+  }).default(() => ({ ...STREAMS_DEFAULTS })),
   /** How often every stage's state is saved, for a filter or worker restart to carry it; 0: never. */
   stateCheckpointMs: z.number().int().min(0).max(3_600_000).default(1000),
   filters: z.record(z.string(), filterEntry).default({}),

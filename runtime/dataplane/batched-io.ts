@@ -85,8 +85,8 @@ function socketHandle(socket: Socket): DgramHandle {
 
 /** Bytes per received packet: any UDP datagram fits, so none is ever truncated. */
 export const RECEIVE_SLOT = 65536;
-/** Words per received packet in `meta`: length, truncated, family, port, address [4], IPv6 scope id. */
-const META_STRIDE = 9;
+/** Words per received packet in `meta`: length, truncated, family, port, address [4], IPv6 scope id, kernel receive time (s, ns). */
+const META_STRIDE = 11;
 /** Send entries a batch collects before it goes to the kernel. */
 const SEND_CAPACITY = 1024;
 /** Source addresses remembered as text (a segment hears few: its sender, its destinations). */
@@ -182,6 +182,12 @@ export class BatchedIo {
 
   sourcePort(i: number): number {
     return this.meta[i * META_STRIDE + 3]!;
+  }
+
+  /** When the kernel received packet i (wall clock, ms), or 0 when it did not say. */
+  arrivalMs(i: number): number {
+    const seconds = this.meta[i * META_STRIDE + 9]! >>> 0;
+    return seconds === 0 ? 0 : seconds * 1000 + this.meta[i * META_STRIDE + 10]! / 1e6;
   }
 
   /** Packet i's source address as node:dgram writes it; text made only for an address not seen lately. */

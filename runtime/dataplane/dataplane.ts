@@ -16,12 +16,19 @@ import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, ty
 import { checkMulticast } from "./multicast-sockets.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
 import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
+import { StreamTable } from "../streams/stream-table.js";
+import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
+
+/** How often per-stream windows end (rates and loss fractions cover one). */
+const STREAM_WINDOW_MS = 1000;
 
 export interface DataPlaneOptions {
   readonly batchSize: number;
   /** Batched I/O where the plan says so (docs/batched-io.md); node:dgram when absent. */
   readonly io?: IoPlan;
   readonly socketReceiveBuffer: number;
+  /** Per-stream stats (docs/streams.md); absent: none. */
+  readonly streams?: { readonly max: number; readonly idleMs: number };
   readonly beacon?: WatchdogBeacon;
   readonly onEvent?: (event: DataPlaneEvent) => void;
 }
@@ -101,6 +108,9 @@ export class DataPlane {
   private readonly io: BatchedIo | null;
   private readonly pool: FilterPool;
   private readonly runner: ChainRunner;
+  /** The worker's per-stream counters (null: off), and the timer that ends their windows each second. */
+  private readonly streams: StreamTable | null;
+  private readonly streamTimer: NodeJS.Timeout | undefined;
   private readonly timers = new Map<FilterInstance, Map<number, NodeJS.Timeout>>();
   private readonly stageOwner = new Map<number, SegmentRuntime>();
   /** Per segment: its chain, filter entries and module digests, to tell whether a change touches the chain. */
@@ -127,6 +137,16 @@ export class DataPlane {
     // a receive arena slot per packet of a batch, at most 256 (64 KiB each, touched only as far as packets reach)
     this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS)) : null;
     if (options.beacon) this.runner.beacon = options.beacon;
+    const streams = options.streams;
+    this.streams = streams && streams.max > 0 ? new StreamTable(streams.max, streams.idleMs) : null;
+    if (this.streams) {
+      const table = this.streams;
+      this.streamTimer = setInterval(() => {
+        resyncWallClock();
+        table.roll(wallClockMs());
+      }, STREAM_WINDOW_MS);
+      this.streamTimer.unref();
+    }
   }
 
   /** Builds everything a new config needs without touching what runs. Returns the errors; none means commit may follow. */
@@ -311,6 +331,7 @@ export class DataPlane {
     this.pool.close();
     for (const m of this.timers.values()) for (const t of m.values()) clearTimeout(t);
     this.timers.clear();
+    clearInterval(this.streamTimer);
   }
 
   /** The chain as it runs: stages with their configs, the filters' entries, and their modules' digests. */
@@ -346,7 +367,7 @@ export class DataPlane {
   }
 
   private addSegment(config: SegmentConfig, sockets: SegmentSockets, stages: ChainStage[]): void {
-    const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize, this.io);
+    const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize, this.io, this.streams);
     seg.stages = stages;
     for (const st of stages) this.stageOwner.set(st.ctx, seg);
     this.segments.set(config.name, seg);

@@ -15,6 +15,9 @@ import { allSockets, closeSockets, legDestinations, type SegmentSockets } from "
 import { canonicalAddress } from "../config/endpoints.js";
 import { SourceGate } from "./source-gate.js";
 import { rewriteRtcpSsrc, rewriteRtp, rtpSsrc } from "./ssrc-rewrite.js";
+import { SegmentStreams } from "../streams/segment-streams.js";
+import type { StreamTable } from "../streams/stream-table.js";
+import { wallClockMs } from "../streams/wall-clock.js";
 
 /**
  * A leg's gate: the leg's own sender address when its config names one, else the segment's
@@ -111,6 +114,9 @@ export class SegmentRuntime {
   /** Whether any destination is translated (the media source is tracked only then). */
   private translating = false;
   private closed = false;
+  /** Per-stream stats (null: off), and the kernel's receive time of the datagram being received (0: not known). */
+  readonly streams: SegmentStreams | null;
+  private kernelArrivalMs = 0;
 
   constructor(
     config: SegmentConfig,
@@ -120,8 +126,10 @@ export class SegmentRuntime {
     private readonly batchSize: number,
     /** Batched I/O (docs/batched-io.md); null: node:dgram both ways. */
     private readonly io: BatchedIo | null = null,
+    streamTable: StreamTable | null = null,
   ) {
     this.config = config;
+    this.streams = streamTable ? new SegmentStreams(streamTable, config.clockRates) : null;
     this.gate = new SourceGate(config);
     this.pending = new PacketList(batchSize);
     // a send the kernel refused after the fact (its callback's error) is a drop of this segment
@@ -197,8 +205,10 @@ export class SegmentRuntime {
           this.stats.drops.add(DropReason.TooLarge);
           continue;
         }
+        this.kernelArrivalMs = io.arrivalMs(i);
         handle(data, i * RECEIVE_SLOT, io.length(i), io.sourceAddress(i), io.sourcePort(i), io.ipv6(i));
       }
+      this.kernelArrivalMs = 0;
       this.flush(); // the arena is read again for the next batch (of any socket of the worker)
     });
     this.nativePorts.push(port);
@@ -295,6 +305,7 @@ export class SegmentRuntime {
     this.setPeers();
     this.gate.update(config);
     this.legGates.forEach((g, k) => g.update(legGateConfig(config, k)));
+    if (this.streams) this.streams.clockRates = SegmentStreams.rates(config.clockRates);
   }
 
   /** Sends in flight each egress socket may have: a fan-out's batch puts one per destination in flight at once. */
@@ -386,6 +397,7 @@ export class SegmentRuntime {
     this.closed = true;
     if (this.io) for (const p of this.nativePorts) this.io.close(p);
     closeSockets(this.sockets);
+    this.streams?.close();
     for (const t of [this.ingressRtpSends, this.ingressRtcpSends, this.egressRtpSends, this.egressRtcpSends, ...this.legSends]) t.abandon();
   }
 
@@ -429,6 +441,7 @@ export class SegmentRuntime {
         stats.drops.add(DropReason.HostSourceRefused);
         return;
       }
+      if (!rtcp && this.streams) this.streams.ingress(buf, at, len, this.kernelArrivalMs || wallClockMs());
     } else {
       stats.upstreamIn++;
       if (!this.gate.admitFeedback(address)) {
@@ -535,6 +548,8 @@ export class SegmentRuntime {
   private route(list: PacketList): void {
     const stats = this.stats;
     const nowMs = this.translating ? performance.now() : 0;
+    const streams = this.streams;
+    const wallMs = streams ? wallClockMs() : 0;
     const destinations = this.config.destinations;
     const mux = this.config.rtcpMux;
     const s = this.sockets;
@@ -559,6 +574,13 @@ export class SegmentRuntime {
       if (leg !== 0) {
         this.sendOnLeg(leg, only, length);
         continue;
+      }
+      if (streams) {
+        // what receivers report is read as it goes to the sender, after the chain (which may have unprotected it)
+        if (toSender) {
+          if (rtcp) streams.upstreamRtcp(this.outMemory, this.outAt, length, wallMs);
+        } else if (rtcp) streams.downstreamRtcp(this.outMemory, this.outAt, length, wallMs);
+        else streams.egress(this.outMemory, this.outAt, length, wallMs);
       }
       if (toSender) {
         const outlet = rtcp && o.ingressRtcp !== null ? o.ingressRtcp : o.ingressRtp;

@@ -2,6 +2,7 @@
 import { MetricKind } from "../../sdk/abi/constants.js";
 import type { HistogramValue } from "../filter-host/metrics.js";
 import type { SegmentRuntime } from "./segment-runtime.js";
+import type { StreamOverflow, StreamStats } from "../streams/types.js";
 
 export interface FilterMetricSnapshot {
   name: string;
@@ -47,6 +48,10 @@ export interface SegmentSnapshot {
   drops: Record<string, number>;
   dropsTotal: number;
   stages: StageSnapshot[];
+  /** Per RTP stream (SSRC), docs/streams.md; [] when per-stream stats are off. */
+  streams: StreamStats[];
+  /** Packets of streams beyond the proxy's streams.max, counted together; null: none. */
+  streamsOverflow: StreamOverflow | null;
 }
 
 export interface LegSnapshot {
@@ -71,6 +76,7 @@ export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
     legs: ["media", ...seg.config.legs.map((l) => l.name)].map((name, k) => ({ name, packetsIn: s.legPacketsIn[k]!, packetsOut: s.legPacketsOut[k]! })),
     drops: s.drops.toJSON(),
     dropsTotal: s.drops.total,
+    ...(seg.streams?.snapshot() ?? { streams: [], streamsOverflow: null }),
     stages: seg.stages.map((st) => {
       const t = st.stats;
       const inst = st.slot.instance;

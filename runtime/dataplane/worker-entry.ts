@@ -22,6 +22,7 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
     batchSize: init.batchSize,
     io: init.io,
     socketReceiveBuffer: init.socketReceiveBuffer,
+    streams: init.streams,
     beacon: openBeacon(init),
     onEvent: (event) => send({ type: "event", event }),
   });

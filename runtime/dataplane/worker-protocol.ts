@@ -9,6 +9,8 @@ export interface WorkerInit {
   /** How the worker's sockets move packets (planned once by the proxy). */
   readonly io: IoPlan;
   readonly socketReceiveBuffer: number;
+  /** Per-stream stats: streams counted one by one (0: none), and how long a silent one is kept. */
+  readonly streams: { readonly max: number; readonly idleMs: number };
   /** Thread mode: the watchdog beacon's memory. */
   readonly beacon?: SharedArrayBuffer;
   /** Process mode (Bun): a file in /dev/shm both sides map. */

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_SLOTS 1024
@@ -35,8 +36,11 @@
 #define QUEUE_PACKETS 4096
 // the sender's RTP and RTCP, then RTP and RTCP of each of a segment's at most 4096 destinations
 #define MAX_PEERS (2 + 2 * 4096)
-// meta words per received packet: length, truncated, family (4 or 6), port, address words [4], IPv6 scope id
-#define META_STRIDE 9
+// meta words per received packet: length, truncated, family (4 or 6), port, address words [4], IPv6 scope id,
+// the kernel's receive time (SO_TIMESTAMPNS, CLOCK_REALTIME): seconds (low 32 bits) and nanoseconds; 0, 0 when absent
+#define META_STRIDE 11
+// room for one SCM_TIMESTAMPNS control message per received packet
+#define CONTROL_BYTES CMSG_SPACE(sizeof(struct timespec))
 
 // The last send call's outcome, in a caller-given Int32Array.
 enum { RESULT_SENT, RESULT_QUEUED, RESULT_BACKPRESSURE, RESULT_FAILED, RESULT_WORDS };
@@ -50,6 +54,7 @@ typedef struct {
   struct mmsghdr* msgs;
   struct iovec* iovs;
   struct sockaddr_storage* names;
+  uint8_t* control;
   struct mmsghdr send_msgs[SEND_CHUNK];
   struct iovec send_iovs[SEND_CHUNK];
   uint32_t send_entry[SEND_CHUNK];
@@ -118,6 +123,7 @@ static void arena_finalize(napi_env env, void* data, void* hint) {
   free(a->msgs);
   free(a->iovs);
   free(a->names);
+  free(a->control);
   free(a);
 }
 
@@ -138,7 +144,7 @@ static napi_value create_arena(napi_env env, napi_callback_info info) {
   }
   uint32_t slots = slot_size == 0 ? 0 : (uint32_t)(data_len / slot_size);
   if (slots == 0 || slots > MAX_SLOTS || meta_len < (size_t)slots * META_STRIDE) {
-    napi_throw_range_error(env, NULL, "createArena: 1..1024 slots, and meta needs 9 words per slot");
+    napi_throw_range_error(env, NULL, "createArena: 1..1024 slots, and meta needs 11 words per slot");
     return NULL;
   }
   Arena* a = calloc(1, sizeof *a);
@@ -146,8 +152,9 @@ static napi_value create_arena(napi_env env, napi_callback_info info) {
     a->msgs = calloc(slots, sizeof *a->msgs);
     a->iovs = calloc(slots, sizeof *a->iovs);
     a->names = calloc(slots, sizeof *a->names);
+    a->control = calloc(slots, CONTROL_BYTES);
   }
-  if (!a || !a->msgs || !a->iovs || !a->names) {
+  if (!a || !a->msgs || !a->iovs || !a->names || !a->control) {
     if (a) arena_finalize(env, a, NULL);
     napi_throw_error(env, NULL, "createArena: out of memory");
     return NULL;
@@ -236,7 +243,11 @@ static void receive(Port* p) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
   for (int round = 0; round < ROUNDS_PER_WAKE && !p->closing && p->receiving; round++) {
-    for (uint32_t i = 0; i < a->slots; i++) a->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    for (uint32_t i = 0; i < a->slots; i++) {
+      a->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+      a->msgs[i].msg_hdr.msg_control = a->control + (size_t)i * CONTROL_BYTES;
+      a->msgs[i].msg_hdr.msg_controllen = CONTROL_BYTES;
+    }
     int n = recvmmsg(p->fd, a->msgs, a->slots, MSG_DONTWAIT, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -263,6 +274,15 @@ static void receive(Port* p) {
         m[3] = ntohs(s4->sin_port);
         memcpy(&m[4], &s4->sin_addr, 4);
         m[5] = m[6] = m[7] = m[8] = 0;
+      }
+      m[9] = m[10] = 0;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&h->msg_hdr); c; c = CMSG_NXTHDR(&h->msg_hdr, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+          struct timespec ts;
+          memcpy(&ts, CMSG_DATA(c), sizeof ts);
+          m[9] = (int32_t)(uint32_t)ts.tv_sec;
+          m[10] = (int32_t)ts.tv_nsec;
+        }
       }
     }
     call_js(p, (uint32_t)n);
@@ -402,6 +422,9 @@ static napi_value attach(napi_env env, napi_callback_info info) {
       return NULL;
     }
     p->polled = 1;
+    // the kernel stamps each datagram as it arrives: the stats' arrival times do not wait for the loop
+    int on = 1;
+    setsockopt(own, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     napi_value name, resource;
     napi_create_reference(env, argv[2], 1, &p->callback);
     napi_create_object(env, &resource);

@@ -1,0 +1,164 @@
+// One segment's streams: finds (or makes) the table slot of a packet's SSRC and counts it, and
+// reads the RTCP that passes: SRs forwarded downstream (remembered for round trips) and what
+// receivers report upstream (RR and SR report blocks, XR Statistics Summary).
+import { clockRateOf } from "./clock-rates.js";
+import { EGRESS, INGRESS, type StreamTable } from "./stream-table.js";
+import type { StreamOverflow, StreamStats } from "./types.js";
+
+const RTP_HEADER = 12;
+const RTCP_SR = 200;
+const RTCP_RR = 201;
+const RTCP_XR = 207;
+/** RFC 3611 4.6: Statistics Summary Report Block, and its flags (lost, duplicates, jitter present). */
+const XR_STATISTICS_SUMMARY = 6;
+const XR_SUMMARY_WORDS = 9;
+const XR_FLAG_LOST = 0x80;
+const XR_FLAG_DUP = 0x40;
+const XR_FLAG_JITTER = 0x20;
+
+function u32(buf: Uint8Array, at: number): number {
+  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+}
+
+/**
+ * Whether buf[at, at + len) is a whole compound RTCP packet in the clear: each packet version 2
+ * and the lengths adding up exactly. SRTCP (encrypted, with its index and tag after the last
+ * packet) is not, so its ciphertext is never read as reports.
+ */
+function plainCompound(buf: Uint8Array, at: number, len: number): boolean {
+  const end = at + len;
+  let p = at;
+  while (p + 4 <= end) {
+    if (buf[p]! >> 6 !== 2) return false;
+    p += ((buf[p + 2]! << 8) | buf[p + 3]!) * 4 + 4;
+  }
+  return p === end && len >= 8;
+}
+
+export class SegmentStreams {
+  private readonly slots = new Map<number, number>();
+  private lastSsrc = -1;
+  private lastSlot = -1;
+  private readonly id: number;
+  /** Packets of streams beyond the table's limit: counted, never per SSRC. */
+  private overflowIn = 0;
+  private overflowOut = 0;
+  /** The segment's clockRates by payload type (null: none configured). */
+  clockRates: ReadonlyMap<number, number> | null;
+
+  constructor(private readonly table: StreamTable, clockRates: Readonly<Record<string, number>> | undefined) {
+    this.id = table.register(this);
+    this.clockRates = SegmentStreams.rates(clockRates);
+  }
+
+  static rates(config: Readonly<Record<string, number>> | undefined): ReadonlyMap<number, number> | null {
+    const entries = Object.entries(config ?? {});
+    return entries.length === 0 ? null : new Map(entries.map(([pt, rate]) => [Number(pt), rate]));
+  }
+
+  /** An RTP packet from the sender, admitted, at `atMs` (wall clock: the kernel's receive time where the I/O path has it). */
+  ingress(buf: Uint8Array, at: number, len: number, atMs: number): void {
+    this.rtp(INGRESS, buf, at, len, atMs);
+  }
+
+  /** An RTP packet leaving the chain toward the destinations (once, whatever the fan-out). */
+  egress(buf: Uint8Array, at: number, len: number, atMs: number): void {
+    this.rtp(EGRESS, buf, at, len, atMs);
+  }
+
+  private rtp(dir: number, buf: Uint8Array, at: number, len: number, atMs: number): void {
+    if (len < RTP_HEADER || buf[at]! >> 6 !== 2) return; // not RTP: the chain's validate counts those
+    const ssrc = u32(buf, at + 8);
+    let slot = ssrc === this.lastSsrc ? this.lastSlot : this.slots.get(ssrc) ?? -1;
+    if (slot < 0) {
+      const pt = buf[at + 1]! & 0x7f;
+      slot = this.table.alloc(ssrc, pt, clockRateOf(pt, this.clockRates), this.id);
+      if (slot < 0) {
+        if (dir === INGRESS) this.overflowIn++;
+        else this.overflowOut++;
+        return;
+      }
+      this.slots.set(ssrc, slot);
+    }
+    this.lastSsrc = ssrc;
+    this.lastSlot = slot;
+    this.table.record(slot, dir, (buf[at + 2]! << 8) | buf[at + 3]!, u32(buf, at + 4), len, atMs);
+  }
+
+  /** RTCP going downstream: its SRs are what receivers' LSR fields will name. */
+  downstreamRtcp(buf: Uint8Array, at: number, len: number, atMs: number): void {
+    if (!plainCompound(buf, at, len)) return;
+    const end = at + len;
+    for (let p = at; p < end; p += ((buf[p + 2]! << 8) | buf[p + 3]!) * 4 + 4) {
+      if (buf[p + 1] !== RTCP_SR || p + 28 > end) continue;
+      const slot = this.slots.get(u32(buf, p + 4));
+      if (slot !== undefined) this.table.noteSenderReport(slot, u32(buf, p + 8), u32(buf, p + 12), atMs);
+    }
+  }
+
+  /** RTCP going upstream from a receiver: report blocks and XR summaries about this segment's streams. */
+  upstreamRtcp(buf: Uint8Array, at: number, len: number, atMs: number): void {
+    if (!plainCompound(buf, at, len)) return;
+    const end = at + len;
+    for (let p = at; p < end; ) {
+      const next = p + ((buf[p + 2]! << 8) | buf[p + 3]!) * 4 + 4;
+      const type = buf[p + 1]!;
+      if (type === RTCP_SR || type === RTCP_RR) {
+        const reporter = u32(buf, p + 4);
+        const count = buf[p]! & 0x1f;
+        let b = p + (type === RTCP_SR ? 28 : 8);
+        for (let k = 0; k < count && b + 24 <= next; k++, b += 24) this.reportBlock(buf, b, reporter, atMs);
+      } else if (type === RTCP_XR && next - p >= 8) {
+        this.extendedReport(buf, p + 8, next, u32(buf, p + 4), atMs);
+      }
+      p = next;
+    }
+  }
+
+  private reportBlock(buf: Uint8Array, b: number, reporter: number, atMs: number): void {
+    const slot = this.slots.get(u32(buf, b));
+    if (slot === undefined) return;
+    const lostField = (buf[b + 5]! << 16) | (buf[b + 6]! << 8) | buf[b + 7]!;
+    const cumulativeLost = lostField & 0x800000 ? lostField - 0x1000000 : lostField; // 24-bit signed
+    this.table.noteReceiverReport(slot, reporter, buf[b + 4]!, cumulativeLost, u32(buf, b + 8), u32(buf, b + 12), u32(buf, b + 16), u32(buf, b + 20), atMs);
+  }
+
+  private extendedReport(buf: Uint8Array, p: number, end: number, reporter: number, atMs: number): void {
+    while (p + 4 <= end) {
+      const words = (buf[p + 2]! << 8) | buf[p + 3]!;
+      const next = p + 4 + words * 4;
+      if (next > end) return;
+      if (buf[p] === XR_STATISTICS_SUMMARY && words === XR_SUMMARY_WORDS) {
+        const slot = this.slots.get(u32(buf, p + 4));
+        const flags = buf[p + 1]!;
+        if (slot !== undefined) {
+          this.table.noteReceiverSummary(slot, reporter,
+            flags & XR_FLAG_LOST ? u32(buf, p + 12) : NaN,
+            flags & XR_FLAG_DUP ? u32(buf, p + 16) : NaN,
+            flags & XR_FLAG_JITTER ? u32(buf, p + 28) : NaN, atMs);
+        }
+      }
+      p = next;
+    }
+  }
+
+  /** The table took back an idle stream's slot. */
+  forget(ssrc: number): void {
+    this.slots.delete(ssrc);
+    if (ssrc === this.lastSsrc) this.lastSsrc = this.lastSlot = -1;
+  }
+
+  /** The segment is gone: its slots go back to the table. */
+  close(): void {
+    for (const slot of this.slots.values()) this.table.free(slot);
+    this.slots.clear();
+    this.lastSsrc = this.lastSlot = -1;
+    this.table.unregister(this.id);
+  }
+
+  snapshot(): { streams: StreamStats[]; streamsOverflow: StreamOverflow | null } {
+    const streams = [...this.slots.values()].map((slot) => this.table.snapshot(slot)).sort((a, b) => a.ssrc - b.ssrc);
+    const overflow = this.overflowIn + this.overflowOut > 0 ? { ingressPackets: this.overflowIn, egressPackets: this.overflowOut } : null;
+    return { streams, streamsOverflow: overflow };
+  }
+}

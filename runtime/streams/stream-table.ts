@@ -1,0 +1,430 @@
+// Per-stream (SSRC) counters of one worker, in columns of typed arrays indexed by slot (and by
+// slot * 2 + direction), so that counting a packet allocates nothing. Sequence accounting follows
+// RFC 3550 appendix A.1 and A.3, jitter A.8; windows of about a second give rates and the loss
+// fraction. Slots are handed out up to `limit`; the arrays grow by doubling, never per packet.
+import { CLOCK_FROM_NAMES } from "./clock-rates.js";
+import type { ReceiverReport, StreamDirection, StreamStats } from "./types.js";
+
+export const INGRESS = 0;
+export const EGRESS = 1;
+
+/** RFC 3550 A.1: a jump of more than this is a restart or a stray packet, not loss. */
+const MAX_DROPOUT = 3000;
+/** RFC 3550 A.1: a packet at most this far behind the highest is late, not a restart. */
+const MAX_MISORDER = 100;
+const SEQ_MOD = 65536;
+/** Sequence numbers remembered behind the highest, to tell a duplicate from a late packet (>= MAX_MISORDER). */
+const HISTORY_WORDS = 4;
+const HISTORY_MASK = HISTORY_WORDS * 32 - 1;
+/** Receivers remembered per stream, and SRs forwarded per stream (for LSR/DLSR round trips). */
+export const RECEIVERS_PER_STREAM = 4;
+const SRS_PER_STREAM = 4;
+const FIRST_CAPACITY = 16;
+/** A window shorter than this (a stream that began just before the roll) is not ended yet: its rates would be noise. */
+const MIN_WINDOW_MS = 200;
+
+type Column = Float64Array | Uint32Array | Int32Array | Uint8Array;
+
+function grown<T extends Column>(old: T, size: number): T {
+  const next = new (old.constructor as new (n: number) => T)(size);
+  next.set(old);
+  return next;
+}
+
+export class StreamTable {
+  private capacity = 0;
+  private freeHead = -1;
+  private nextUnused = 0;
+  /** Slots in use. */
+  used = 0;
+  /** Who owns each slot: told when an idle stream's slot is taken back. */
+  private readonly owners = new Map<number, { forget(ssrc: number): void }>();
+  private nextOwner = 1;
+
+  // per slot
+  ssrc = new Uint32Array(0);
+  private owner = new Int32Array(0);
+  private nextFree = new Int32Array(0);
+  payloadType = new Int32Array(0);
+  /** rate * 4 + ClockFrom (clock-rates.ts). */
+  private clock = new Float64Array(0);
+  // per slot * 2 + direction
+  private started = new Uint8Array(0);
+  private packets = new Float64Array(0);
+  private bytes = new Float64Array(0);
+  private baseExt = new Float64Array(0);
+  private cycles = new Float64Array(0);
+  private maxSeq = new Int32Array(0);
+  private badSeq = new Int32Array(0);
+  private duplicates = new Float64Array(0);
+  private reordered = new Float64Array(0);
+  private jitterMs = new Float64Array(0);
+  private lastMs = new Float64Array(0);
+  private lastTs = new Uint32Array(0);
+  private history = new Uint32Array(0);
+  // the window being counted, and the last whole one
+  private winStartMs = new Float64Array(0);
+  private winExpected = new Float64Array(0);
+  private winPackets = new Float64Array(0);
+  private winBytes = new Float64Array(0);
+  private winTransitSum = new Float64Array(0);
+  private winTransitCount = new Float64Array(0);
+  private wMs = new Float64Array(0);
+  private wEndMs = new Float64Array(0);
+  private wExpected = new Float64Array(0);
+  private wLost = new Float64Array(0);
+  private wPackets = new Float64Array(0);
+  private wBytes = new Float64Array(0);
+  private wTransit = new Float64Array(0);
+  // per slot * RECEIVERS_PER_STREAM
+  private rSsrc = new Uint32Array(0);
+  private rAtMs = new Float64Array(0);
+  private rFraction = new Float64Array(0);
+  private rCumLost = new Float64Array(0);
+  private rHighest = new Float64Array(0);
+  private rJitterMs = new Float64Array(0);
+  private rRttMs = new Float64Array(0);
+  private rXrLost = new Float64Array(0);
+  private rXrDup = new Float64Array(0);
+  private rXrJitterMs = new Float64Array(0);
+  // per slot * SRS_PER_STREAM: the SRs this proxy forwarded downstream, by their LSR value
+  private srLsr = new Uint32Array(0);
+  private srAtMs = new Float64Array(0);
+  private srNext = new Uint8Array(0);
+
+  constructor(
+    /** Most slots (streams) at once; 0 turns per-stream stats off. */
+    readonly limit: number,
+    /** A stream silent this long gives its slot back. */
+    readonly idleMs: number,
+  ) {}
+
+  /** An id for a new owner (a segment), and where to tell it that a slot was taken back. */
+  register(owner: { forget(ssrc: number): void }): number {
+    const id = this.nextOwner++;
+    this.owners.set(id, owner);
+    return id;
+  }
+
+  unregister(id: number): void {
+    this.owners.delete(id);
+  }
+
+  /** A slot for a new stream, or -1 when `limit` streams are counted already. */
+  alloc(ssrc: number, payloadType: number, clock: number, owner: number): number {
+    let slot: number;
+    if (this.freeHead >= 0) {
+      slot = this.freeHead;
+      this.freeHead = this.nextFree[slot]!;
+    } else {
+      if (this.nextUnused >= this.limit) return -1;
+      if (this.nextUnused >= this.capacity) this.grow(Math.min(this.limit, Math.max(FIRST_CAPACITY, this.capacity * 2)));
+      slot = this.nextUnused++;
+    }
+    this.used++;
+    this.ssrc[slot] = ssrc;
+    this.owner[slot] = owner;
+    this.payloadType[slot] = payloadType;
+    this.clock[slot] = clock;
+    for (let d = 0; d < 2; d++) this.started[slot * 2 + d] = 0;
+    this.rSsrc.fill(0, slot * RECEIVERS_PER_STREAM, (slot + 1) * RECEIVERS_PER_STREAM);
+    this.rAtMs.fill(0, slot * RECEIVERS_PER_STREAM, (slot + 1) * RECEIVERS_PER_STREAM);
+    this.srAtMs.fill(0, slot * SRS_PER_STREAM, (slot + 1) * SRS_PER_STREAM);
+    this.srNext[slot] = 0;
+    return slot;
+  }
+
+  free(slot: number): void {
+    this.owner[slot] = 0;
+    this.nextFree[slot] = this.freeHead;
+    this.freeHead = slot;
+    this.used--;
+  }
+
+  /** Counts one RTP packet of the stream in `slot`, direction `dir`, that arrived (or left) at `atMs` (wall clock). */
+  record(slot: number, dir: number, seq: number, ts: number, bytes: number, atMs: number): void {
+    const i = slot * 2 + dir;
+    if (this.started[i] === 0) {
+      this.start(i, seq, atMs);
+      this.count(slot, i, ts, bytes, atMs, true);
+      return;
+    }
+    const max = this.maxSeq[i]!;
+    const udelta = (seq - max) & 0xffff;
+    if (udelta === 0) {
+      this.duplicates[i]++;
+      return;
+    }
+    if (udelta < MAX_DROPOUT) {
+      if (seq < max) this.cycles[i] += SEQ_MOD;
+      this.advanceHistory(i, max, udelta);
+      this.maxSeq[i] = seq;
+      this.badSeq[i] = -1;
+    } else if (udelta <= SEQ_MOD - MAX_MISORDER) {
+      if (seq !== this.badSeq[i]) {
+        // a stray packet, or the first of a restarted sender: counted only if the next follows it (A.1)
+        this.badSeq[i] = (seq + 1) & 0xffff;
+        return;
+      }
+      // the sender restarted its sequence: carry on from here, counting the jump as neither loss nor packets
+      const oldExt = this.cycles[i]! + max;
+      this.cycles[i] += SEQ_MOD;
+      this.baseExt[i] += this.cycles[i]! + seq - oldExt - 1;
+      this.history.fill(0, i * HISTORY_WORDS, (i + 1) * HISTORY_WORDS);
+      this.maxSeq[i] = seq;
+      this.badSeq[i] = -1;
+    } else {
+      // behind the highest by fewer than MAX_MISORDER: late, or a duplicate
+      const word = i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5);
+      const bit = 1 << (seq & 31);
+      if ((this.history[word]! & bit) !== 0) {
+        this.duplicates[i]++;
+        return;
+      }
+      this.history[word] |= bit;
+      this.reordered[i]++;
+      this.count(slot, i, ts, bytes, atMs, false);
+      return;
+    }
+    this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] |= 1 << (seq & 31);
+    this.count(slot, i, ts, bytes, atMs, false);
+  }
+
+  private start(i: number, seq: number, atMs: number): void {
+    this.started[i] = 1;
+    this.packets[i] = this.bytes[i] = this.duplicates[i] = this.reordered[i] = this.jitterMs[i] = 0;
+    this.baseExt[i] = seq;
+    this.cycles[i] = 0;
+    this.maxSeq[i] = seq;
+    this.badSeq[i] = -1;
+    this.history.fill(0, i * HISTORY_WORDS, (i + 1) * HISTORY_WORDS);
+    this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] = 1 << (seq & 31);
+    this.winStartMs[i] = atMs;
+    this.winExpected[i] = this.winPackets[i] = this.winBytes[i] = this.winTransitSum[i] = this.winTransitCount[i] = 0;
+    this.wMs[i] = 0;
+  }
+
+  /** Clears the history bits of the sequence numbers skipped between `max` and `max + udelta`. */
+  private advanceHistory(i: number, max: number, udelta: number): void {
+    const base = i * HISTORY_WORDS;
+    if (udelta > HISTORY_MASK) {
+      this.history.fill(0, base, base + HISTORY_WORDS);
+      return;
+    }
+    for (let k = 1; k <= udelta; k++) {
+      const s = (max + k) & HISTORY_MASK;
+      this.history[base + (s >>> 5)] &= ~(1 << (s & 31));
+    }
+  }
+
+  /** A packet that counts: totals, A.8 jitter (in ms: the same recurrence scaled by 1000 / clock rate), transit. */
+  private count(slot: number, i: number, ts: number, bytes: number, atMs: number, first: boolean): void {
+    this.packets[i]++;
+    this.bytes[i] += bytes;
+    const rate = Math.floor(this.clock[slot]! / 4);
+    if (!first) {
+      const d = atMs - this.lastMs[i]! - (((ts - this.lastTs[i]!) | 0) * 1000) / rate;
+      this.jitterMs[i] += (Math.abs(d) - this.jitterMs[i]!) / 16;
+    }
+    this.lastMs[i] = atMs;
+    this.lastTs[i] = ts;
+    this.winTransitSum[i] += atMs - (ts * 1000) / rate;
+    this.winTransitCount[i]++;
+  }
+
+  /** Ends every stream's window at `nowMs` (called about once a second) and gives idle streams' slots back. */
+  roll(nowMs: number): void {
+    for (let slot = 0; slot < this.nextUnused; slot++) {
+      const owner = this.owner[slot]!;
+      if (owner === 0) continue;
+      let last = 0;
+      for (let d = 0; d < 2; d++) {
+        const i = slot * 2 + d;
+        if (this.started[i] === 0) continue;
+        last = Math.max(last, this.lastMs[i]!);
+        if (nowMs - this.winStartMs[i]! < MIN_WINDOW_MS) continue; // a stream that just began: its first window goes on
+        const expected = this.expectedOf(i);
+        this.wMs[i] = nowMs - this.winStartMs[i]!;
+        this.wEndMs[i] = nowMs;
+        this.wExpected[i] = expected - this.winExpected[i]!;
+        this.wPackets[i] = this.packets[i]! - this.winPackets[i]!;
+        this.wLost[i] = Math.max(0, this.wExpected[i]! - this.wPackets[i]!);
+        this.wBytes[i] = this.bytes[i]! - this.winBytes[i]!;
+        this.wTransit[i] = this.winTransitCount[i]! > 0 ? this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
+        this.winStartMs[i] = nowMs;
+        this.winExpected[i] = expected;
+        this.winPackets[i] = this.packets[i]!;
+        this.winBytes[i] = this.bytes[i]!;
+        this.winTransitSum[i] = this.winTransitCount[i] = 0;
+      }
+      for (let r = slot * RECEIVERS_PER_STREAM; r < (slot + 1) * RECEIVERS_PER_STREAM; r++) last = Math.max(last, this.rAtMs[r]!);
+      if (last > 0 && nowMs - last > this.idleMs) {
+        this.owners.get(owner)?.forget(this.ssrc[slot]!);
+        this.free(slot);
+      }
+    }
+  }
+
+  private expectedOf(i: number): number {
+    return this.cycles[i]! + this.maxSeq[i]! - this.baseExt[i]! + 1;
+  }
+
+  /** Remembers an SR forwarded downstream: a receiver's LSR will name it (RFC 3550 6.4.1). */
+  noteSenderReport(slot: number, ntpSeconds: number, ntpFraction: number, atMs: number): void {
+    const k = slot * SRS_PER_STREAM + this.srNext[slot]!;
+    this.srLsr[k] = (((ntpSeconds & 0xffff) << 16) | (ntpFraction >>> 16)) >>> 0;
+    this.srAtMs[k] = atMs;
+    this.srNext[slot] = (this.srNext[slot]! + 1) % SRS_PER_STREAM;
+  }
+
+  /** The row for `reporter` among the stream's receivers: its own, a free one, or the one heard from longest ago. */
+  private receiverRow(slot: number, reporter: number): number {
+    const first = slot * RECEIVERS_PER_STREAM;
+    let oldest = first;
+    for (let r = first; r < first + RECEIVERS_PER_STREAM; r++) {
+      if (this.rAtMs[r]! > 0 && this.rSsrc[r] === reporter) return r;
+      if (this.rAtMs[r]! < this.rAtMs[oldest]!) oldest = r;
+    }
+    this.rSsrc[oldest] = reporter;
+    this.rXrLost[oldest] = this.rXrDup[oldest] = this.rXrJitterMs[oldest] = NaN;
+    this.rRttMs[oldest] = NaN;
+    return oldest;
+  }
+
+  /** A report block about this stream from receiver `reporter` (RFC 3550 6.4.1), read at `atMs`. */
+  noteReceiverReport(slot: number, reporter: number, fraction: number, cumulativeLost: number, highest: number, jitter: number, lsr: number, dlsr: number, atMs: number): void {
+    const r = this.receiverRow(slot, reporter);
+    this.rAtMs[r] = atMs;
+    this.rFraction[r] = fraction / 256;
+    this.rCumLost[r] = cumulativeLost;
+    this.rHighest[r] = highest;
+    this.rJitterMs[r] = (jitter * 1000) / Math.floor(this.clock[slot]! / 4);
+    if (lsr !== 0) {
+      for (let k = slot * SRS_PER_STREAM; k < (slot + 1) * SRS_PER_STREAM; k++) {
+        if (this.srAtMs[k]! > 0 && this.srLsr[k] === lsr) {
+          this.rRttMs[r] = Math.max(0, atMs - this.srAtMs[k]! - dlsr / 65.536);
+          break;
+        }
+      }
+    }
+  }
+
+  /** An XR Statistics Summary block (RFC 3611 4.6) about this stream; NaN for what the block does not carry. */
+  noteReceiverSummary(slot: number, reporter: number, lost: number, duplicates: number, meanJitter: number, atMs: number): void {
+    const r = this.receiverRow(slot, reporter);
+    this.rAtMs[r] = atMs;
+    this.rXrLost[r] = lost;
+    this.rXrDup[r] = duplicates;
+    this.rXrJitterMs[r] = Number.isNaN(meanJitter) ? NaN : (meanJitter * 1000) / Math.floor(this.clock[slot]! / 4);
+  }
+
+  /** A plain-object copy of one stream's counters (for /stats, the control plane and /metrics). */
+  snapshot(slot: number): StreamStats {
+    const clock = this.clock[slot]!;
+    const receivers: ReceiverReport[] = [];
+    for (let r = slot * RECEIVERS_PER_STREAM; r < (slot + 1) * RECEIVERS_PER_STREAM; r++) {
+      if (this.rAtMs[r] === 0) continue;
+      const xr = Number.isNaN(this.rXrLost[r]!) && Number.isNaN(this.rXrDup[r]!) && Number.isNaN(this.rXrJitterMs[r]!)
+        ? null
+        : { lost: this.rXrLost[r]!, duplicates: this.rXrDup[r]!, jitterMeanMs: Number.isNaN(this.rXrJitterMs[r]!) ? null : this.rXrJitterMs[r]! };
+      receivers.push({
+        reporterSsrc: this.rSsrc[r]!,
+        fractionLost: this.rFraction[r]!,
+        cumulativeLost: this.rCumLost[r]!,
+        highestSeq: this.rHighest[r]!,
+        jitterMs: this.rJitterMs[r]!,
+        rttMs: Number.isNaN(this.rRttMs[r]!) ? null : this.rRttMs[r]!,
+        xr,
+        atMs: this.rAtMs[r]!,
+      });
+    }
+    return {
+      ssrc: this.ssrc[slot]!,
+      payloadType: this.payloadType[slot]!,
+      clockRate: Math.floor(clock / 4),
+      clockRateFrom: CLOCK_FROM_NAMES[clock % 4]!,
+      ingress: this.direction(slot * 2 + INGRESS),
+      egress: this.direction(slot * 2 + EGRESS),
+      receivers,
+    };
+  }
+
+  private direction(i: number): StreamDirection | null {
+    if (this.started[i] === 0) return null;
+    const expected = this.expectedOf(i);
+    const w = this.wMs[i]!;
+    return {
+      packets: this.packets[i]!,
+      bytes: this.bytes[i]!,
+      expected,
+      lost: Math.max(0, expected - this.packets[i]!),
+      duplicates: this.duplicates[i]!,
+      reordered: this.reordered[i]!,
+      jitterMs: this.jitterMs[i]!,
+      highestSeq: this.cycles[i]! + this.maxSeq[i]!,
+      lastMs: this.lastMs[i]!,
+      window: w <= 0 ? null : {
+        ms: w,
+        endMs: this.wEndMs[i]!,
+        expected: this.wExpected[i]!,
+        lost: this.wLost[i]!,
+        fractionLost: this.wExpected[i]! > 0 ? this.wLost[i]! / this.wExpected[i]! : 0,
+        packetRate: (this.wPackets[i]! * 1000) / w,
+        bitrateBps: (this.wBytes[i]! * 8000) / w,
+        transitMs: Number.isNaN(this.wTransit[i]!) ? null : this.wTransit[i]!,
+      },
+    };
+  }
+
+  private grow(size: number): void {
+    const s = size;
+    const d = size * 2;
+    const r = size * RECEIVERS_PER_STREAM;
+    const q = size * SRS_PER_STREAM;
+    this.ssrc = grown(this.ssrc, s);
+    this.owner = grown(this.owner, s);
+    this.nextFree = grown(this.nextFree, s);
+    this.payloadType = grown(this.payloadType, s);
+    this.clock = grown(this.clock, s);
+    this.srNext = grown(this.srNext, s);
+    this.started = grown(this.started, d);
+    this.packets = grown(this.packets, d);
+    this.bytes = grown(this.bytes, d);
+    this.baseExt = grown(this.baseExt, d);
+    this.cycles = grown(this.cycles, d);
+    this.maxSeq = grown(this.maxSeq, d);
+    this.badSeq = grown(this.badSeq, d);
+    this.duplicates = grown(this.duplicates, d);
+    this.reordered = grown(this.reordered, d);
+    this.jitterMs = grown(this.jitterMs, d);
+    this.lastMs = grown(this.lastMs, d);
+    this.lastTs = grown(this.lastTs, d);
+    this.history = grown(this.history, d * HISTORY_WORDS);
+    this.winStartMs = grown(this.winStartMs, d);
+    this.winExpected = grown(this.winExpected, d);
+    this.winPackets = grown(this.winPackets, d);
+    this.winBytes = grown(this.winBytes, d);
+    this.winTransitSum = grown(this.winTransitSum, d);
+    this.winTransitCount = grown(this.winTransitCount, d);
+    this.wMs = grown(this.wMs, d);
+    this.wEndMs = grown(this.wEndMs, d);
+    this.wExpected = grown(this.wExpected, d);
+    this.wLost = grown(this.wLost, d);
+    this.wPackets = grown(this.wPackets, d);
+    this.wBytes = grown(this.wBytes, d);
+    this.wTransit = grown(this.wTransit, d);
+    this.rSsrc = grown(this.rSsrc, r);
+    this.rAtMs = grown(this.rAtMs, r);
+    this.rFraction = grown(this.rFraction, r);
+    this.rCumLost = grown(this.rCumLost, r);
+    this.rHighest = grown(this.rHighest, r);
+    this.rJitterMs = grown(this.rJitterMs, r);
+    this.rRttMs = grown(this.rRttMs, r);
+    this.rXrLost = grown(this.rXrLost, r);
+    this.rXrDup = grown(this.rXrDup, r);
+    this.rXrJitterMs = grown(this.rXrJitterMs, r);
+    this.srLsr = grown(this.srLsr, q);
+    this.srAtMs = grown(this.srAtMs, q);
+    this.capacity = size;
+  }
+}

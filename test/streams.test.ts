@@ -1,0 +1,322 @@
+// Per-stream stats (docs/streams.md): the table against hand-worked sequences (RFC 3550 A.1/A.3
+// loss, duplicates, reordering, wrap, restart; A.8 jitter against a plain transcription of the
+// RFC's integer recurrence), RTCP read from what passes (RR/SR report blocks, XR summaries, round
+// trips from LSR/DLSR, SRTCP left alone), bounded cardinality; then a real proxy over UDP: what
+// its /stats and /metrics say of a stream with known losses, duplicates, reordering and a
+// receiver's reports.
+import * as assert from "uvu/assert";
+import { renderPrometheus } from "../runtime/admin/prometheus.js";
+import { SegmentStreams } from "../runtime/streams/segment-streams.js";
+import { StreamTable } from "../runtime/streams/stream-table.js";
+import { suite } from "./lib/suite.js";
+import { DropWatch } from "./lib/kernel-drops.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+
+const SSRC = 0x1234abcd;
+
+function rtp(seq: number, ts: number, ssrc = SSRC, pt = 96, size = 200): Uint8Array {
+  const b = Buffer.alloc(size);
+  b[0] = 0x80;
+  b[1] = pt;
+  b.writeUInt16BE(seq & 0xffff, 2);
+  b.writeUInt32BE(ts >>> 0, 4);
+  b.writeUInt32BE(ssrc >>> 0, 8);
+  return b;
+}
+
+/** A segment's streams over a fresh table; packets go in as (seq, arrival ms) with ts = seq * 3000 (90 kHz, 30 fps). */
+function streamsOf(limit = 100, idleMs = 30_000): { table: StreamTable; streams: SegmentStreams } {
+  const table = new StreamTable(limit, idleMs);
+  return { table, streams: new SegmentStreams(table, undefined) };
+}
+
+function feed(streams: SegmentStreams, packets: [seq: number, atMs: number][], ts = (seq: number) => seq * 3000): void {
+  for (const [seq, at] of packets) {
+    const p = rtp(seq, ts(seq));
+    streams.ingress(p, 0, p.length, at);
+  }
+}
+
+const T0 = 1_800_000_000_000; // a wall-clock time (ms)
+const frame = (i: number): number => T0 + (i * 1000) / 30; // wall-clock ms carry ~0.2 us of float precision at this size
+
+const table = suite("stream table: RFC 3550 A.1, A.3, A.8");
+
+table("in order across the sequence wrap: nothing lost, jitter 0 at a steady pace", () => {
+  const { streams } = streamsOf();
+  const seqs = Array.from({ length: 100 }, (_, i) => (65_500 + i) & 0xffff);
+  feed(streams, seqs.map((s, i) => [s, frame(i)]), (s) => ((s - 65_500) & 0xffff) * 3000);
+  const st = streams.snapshot().streams[0]!;
+  assert.is(st.ingress!.packets, 100);
+  assert.is(st.ingress!.expected, 100);
+  assert.is(st.ingress!.lost, 0);
+  assert.is(st.ingress!.highestSeq, 65_536 + 63);
+  assert.ok(st.ingress!.jitterMs < 1e-3, `jitter ${st.ingress!.jitterMs}`);
+  assert.is(st.clockRate, 90000);
+  assert.is(st.clockRateFrom, "assumed");
+  assert.is(st.egress, null);
+});
+
+table("loss, a duplicate and a swapped pair: each counted as what it is", () => {
+  const { streams } = streamsOf();
+  const order = [0, 1, 2, 3, 4, 10, 11, 12, 13, 12, 15, 14, 16, 17]; // 5..9 lost, 12 twice, 14/15 swapped
+  feed(streams, order.map((s, i) => [s, frame(i)]));
+  const d = streams.snapshot().streams[0]!.ingress!;
+  assert.is(d.expected, 18);
+  assert.is(d.packets, 13);
+  assert.is(d.lost, 5);
+  assert.is(d.duplicates, 1);
+  assert.is(d.reordered, 1);
+});
+
+table("a stray packet far off is not counted; a sender that restarts its sequence is followed without loss", () => {
+  const { streams } = streamsOf();
+  feed(streams, [[0, frame(0)], [1, frame(1)], [40_000, frame(2)], [2, frame(3)], [3, frame(4)]]);
+  let d = streams.snapshot().streams[0]!.ingress!;
+  assert.is(d.packets, 4, "the stray is left out (A.1)");
+  assert.is(d.lost, 0);
+  feed(streams, [[30_000, frame(5)], [30_001, frame(6)], [30_002, frame(7)]]);
+  d = streams.snapshot().streams[0]!.ingress!;
+  assert.is(d.packets, 6, "the first of the new sequence is the probe, its successors count");
+  assert.is(d.lost, 0);
+});
+
+table("jitter: the RFC's integer recurrence on the same arrivals agrees", () => {
+  const { streams } = streamsOf();
+  const offsets = [0, 7, -3, 12, 0, 25, -8, 4, 0, 30, 1, -2, 18, 0, 9, 3]; // ms off the frame grid
+  const packets: [number, number][] = offsets.map((o, i) => [i, frame(i) + o]);
+  feed(streams, packets);
+  // RFC 3550 A.8 as written: arrival in timestamp units, transit, d = |transit - last|, J += (d - J) / 16
+  let jitter = 0;
+  let last = 0;
+  packets.forEach(([seq, at], i) => {
+    const arrival = ((at - T0) * 90000) / 1000;
+    const transit = arrival - seq * 3000;
+    if (i > 0) jitter += (Math.abs(transit - last) - jitter) / 16;
+    last = transit;
+  });
+  const got = streams.snapshot().streams[0]!.ingress!.jitterMs;
+  assert.ok(Math.abs(got - (jitter * 1000) / 90000) < 1e-6, `jitter ${got} ms, the RFC's ${(jitter * 1000) / 90000} ms`);
+  assert.ok(got > 1);
+});
+
+table("clock rate: the segment's clockRates first, then RFC 3551's static types", () => {
+  const t = new StreamTable(10, 30_000);
+  const configured = new SegmentStreams(t, { "111": 48000 });
+  const opus = rtp(1, 960, 1, 111);
+  configured.ingress(opus, 0, opus.length, T0);
+  const pcmu = rtp(1, 160, 2, 0);
+  configured.ingress(pcmu, 0, pcmu.length, T0);
+  const [a, b] = configured.snapshot().streams;
+  assert.equal([a!.clockRate, a!.clockRateFrom], [48000, "config"]);
+  assert.equal([b!.clockRate, b!.clockRateFrom], [8000, "payload-type"]);
+});
+
+table("windows: the last whole window's loss fraction, rates and transit", () => {
+  const { table: t, streams } = streamsOf();
+  const packets: [number, number][] = [];
+  for (let i = 0; i < 30; i++) if (i % 10 !== 3) packets.push([i, frame(i) + 5]); // 3 of 30 lost, 5 ms late each
+  feed(streams, packets);
+  t.roll(frame(30));
+  const w = streams.snapshot().streams[0]!.ingress!.window!;
+  assert.is(w.expected, 30);
+  assert.is(w.lost, 3);
+  assert.ok(Math.abs(w.fractionLost - 0.1) < 1e-9);
+  assert.ok(Math.abs(w.packetRate - 27 / (frame(30) - frame(0) - 5) * 1000) < 1e-6, `rate ${w.packetRate}`);
+  assert.ok(w.transitMs !== null && Math.abs(w.transitMs - (T0 + 5)) < 1e-3, `transit ${w.transitMs}`);
+});
+
+table("bounded: streams past the limit are counted together; an idle stream gives its slot back", () => {
+  const { table: t, streams } = streamsOf(2, 1000);
+  for (const ssrc of [1, 2, 3, 4]) {
+    const p = rtp(0, 0, ssrc);
+    streams.ingress(p, 0, p.length, T0);
+    streams.egress(p, 0, p.length, T0);
+  }
+  let snap = streams.snapshot();
+  assert.equal(snap.streams.map((s) => s.ssrc), [1, 2]);
+  assert.equal(snap.streamsOverflow, { ingressPackets: 2, egressPackets: 2 });
+  t.roll(T0 + 5000);
+  assert.is(t.used, 0);
+  const p = rtp(0, 0, 9);
+  streams.ingress(p, 0, p.length, T0 + 5000);
+  snap = streams.snapshot();
+  assert.equal(snap.streams.map((s) => s.ssrc), [9]);
+});
+
+// ---- RTCP read as it passes ----
+
+function senderReport(ssrc: number, ntpSeconds: number, ntpFraction: number): Buffer {
+  const b = Buffer.alloc(28);
+  b[0] = 0x80;
+  b[1] = 200;
+  b.writeUInt16BE(6, 2);
+  b.writeUInt32BE(ssrc, 4);
+  b.writeUInt32BE(ntpSeconds, 8);
+  b.writeUInt32BE(ntpFraction, 12);
+  return b;
+}
+
+/** An RR from `reporter` with one block about `about`. */
+function receiverReport(reporter: number, about: number, fraction: number, cumulative: number, highest: number, jitter: number, lsr: number, dlsr: number): Buffer {
+  const b = Buffer.alloc(32);
+  b[0] = 0x81;
+  b[1] = 201;
+  b.writeUInt16BE(7, 2);
+  b.writeUInt32BE(reporter, 4);
+  b.writeUInt32BE(about, 8);
+  b[12] = fraction;
+  b.writeUIntBE(cumulative & 0xffffff, 13, 3);
+  b.writeUInt32BE(highest, 16);
+  b.writeUInt32BE(jitter, 20);
+  b.writeUInt32BE(lsr, 24);
+  b.writeUInt32BE(dlsr, 28);
+  return b;
+}
+
+/** An XR with one Statistics Summary block (RFC 3611 4.6), lost and jitter flagged, duplicates not. */
+function xrSummary(reporter: number, about: number, lost: number, meanJitter: number): Buffer {
+  const b = Buffer.alloc(8 + 40);
+  b[0] = 0x80;
+  b[1] = 207;
+  b.writeUInt16BE(11, 2);
+  b.writeUInt32BE(reporter, 4);
+  b[8] = 6;
+  b[9] = 0x80 | 0x20;
+  b.writeUInt16BE(9, 10);
+  b.writeUInt32BE(about, 12);
+  b.writeUInt32BE(lost, 20);
+  b.writeUInt32BE(meanJitter, 36);
+  return b;
+}
+
+const rtcp = suite("stream table: RTCP");
+
+rtcp("a receiver's RR block: loss, jitter in ms, the round trip from the SR this proxy forwarded", () => {
+  const { streams } = streamsOf();
+  feed(streams, [[0, T0]]);
+  const sr = senderReport(SSRC, 0xe0001234, 0x56780000);
+  streams.downstreamRtcp(sr, 0, sr.length, T0 + 100);
+  const lsr = 0x12345678; // middle 32 bits of the SR's NTP time
+  const rr = receiverReport(0xbeef, SSRC, 64, -1, 70_000, 900, lsr, 0x8000); // DLSR 0.5 s
+  streams.upstreamRtcp(rr, 0, rr.length, T0 + 100 + 520);
+  const r = streams.snapshot().streams[0]!.receivers[0]!;
+  assert.is(r.reporterSsrc, 0xbeef);
+  assert.is(r.fractionLost, 0.25);
+  assert.is(r.cumulativeLost, -1);
+  assert.is(r.highestSeq, 70_000);
+  assert.ok(Math.abs(r.jitterMs - 10) < 1e-9, "900 at 90 kHz is 10 ms");
+  assert.ok(r.rttMs !== null && Math.abs(r.rttMs - 20) < 1e-6, `rtt ${r.rttMs}`);
+  assert.is(r.xr, null);
+});
+
+rtcp("an XR Statistics Summary joins the same receiver's row; an unknown LSR gives no round trip", () => {
+  const { streams } = streamsOf();
+  feed(streams, [[0, T0]]);
+  const compound = Buffer.concat([receiverReport(0xbeef, SSRC, 0, 3, 10, 0, 0xdead, 0), xrSummary(0xbeef, SSRC, 7, 1800)]);
+  streams.upstreamRtcp(compound, 0, compound.length, T0 + 10);
+  const [r] = streams.snapshot().streams[0]!.receivers;
+  assert.is(r!.rttMs, null);
+  assert.equal(r!.xr, { lost: 7, duplicates: NaN, jitterMeanMs: 20 });
+});
+
+rtcp("SRTCP (an index and tag after the packets) and reports about other SSRCs are not read", () => {
+  const { streams } = streamsOf();
+  feed(streams, [[0, T0]]);
+  const srtcp = Buffer.concat([receiverReport(0xbeef, SSRC, 200, 5, 10, 0, 0, 0), Buffer.alloc(14, 0x80)]);
+  streams.upstreamRtcp(srtcp, 0, srtcp.length, T0);
+  const other = receiverReport(0xbeef, 0x999, 200, 5, 10, 0, 0, 0);
+  streams.upstreamRtcp(other, 0, other.length, T0);
+  assert.equal(streams.snapshot().streams[0]!.receivers, []);
+});
+
+// ---- a real proxy ----
+
+const proxySuite = suite("per-stream stats through a proxy", { timeoutMs: 30_000 });
+
+proxySuite("a stream with known loss, a duplicate, a swapped pair and a receiver's RR: /stats and /metrics say so", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open(0, { keep: false });
+  const receiverRtcp = await bindUdp();
+  const { proxy } = await startProxy({
+    streams: { max: 100 },
+    segments: [{
+      name: "cam", listen: { address: "127.0.0.1", port: listen },
+      destinations: [{ address: "127.0.0.1", port: sink.port, rtcpPort: receiverRtcp.address().port }],
+      egress: { address: "127.0.0.1", port: 0 },
+    }],
+  });
+  const sender = await bindUdp();
+  const drops = new DropWatch([listen]);
+  try {
+    const order: number[] = [];
+    for (let i = 0; i < 300; i++) if (i < 100 || i > 104) order.push(i); // 100..104 never sent
+    order.splice(order.indexOf(200) + 1, 0, 200); // 200 twice
+    const a = order.indexOf(250);
+    [order[a], order[a + 1]] = [order[a + 1]!, order[a]!]; // 251 before 250
+    for (let k = 0; k < order.length; k++) {
+      sender.send(indexedRtp(order[k]!), listen, "127.0.0.1");
+      if (k % 20 === 19) await sleep(2);
+    }
+    // an SR downstream, and the receiver's RR naming it, 50 ms later by its own account
+    let lsr = 0;
+    receiverRtcp.once("message", (sr) => {
+      lsr = sr.readUInt32BE(10); // middle of the NTP time
+      const ports = proxy.stats().then((snap) => snap.segments[0]!.ports);
+      void ports.then((p) => receiverRtcp.send(receiverReport(0xbeef, 0x1234abcd, 12, 5, 299, 450, lsr, 0x0ccc), p.egressRtcp!, "127.0.0.1"));
+    });
+    sender.send(senderReport(0x1234abcd, 0xe0000001, 0x00020000), listen + 1, "127.0.0.1");
+    await waitFor(async () => (await segmentStats(proxy, "cam")).streams[0]?.receivers.length === 1, 5000, "the receiver's report");
+    const kernelDropped = drops.since().total;
+    const seg = await segmentStats(proxy, "cam");
+    const st = seg.streams[0]!;
+    assert.is(st.ssrc, 0x1234abcd);
+    const inn = st.ingress!;
+    assert.is(inn.expected, 300);
+    // 5 never sent; each kernel drop is one more lost, unless it was a copy of the duplicate
+    assert.is(inn.lost + (1 - inn.duplicates), 5 + kernelDropped, `lost ${inn.lost}, duplicates ${inn.duplicates}, ${kernelDropped} dropped by the kernel`);
+    if (kernelDropped === 0) assert.equal([inn.lost, inn.duplicates, inn.reordered], [5, 1, 1]);
+    const out = st.egress!;
+    assert.is(out.packets, inn.packets - seg.dropsTotal, "egress: what came in, less what the segment dropped");
+    assert.is(out.duplicates, inn.duplicates, "the proxy forwards duplicates (no validate in this chain)");
+    const r = st.receivers[0]!;
+    assert.is(r.reporterSsrc, 0xbeef);
+    assert.ok(Math.abs(r.fractionLost - 12 / 256) < 1e-9);
+    assert.ok(Math.abs(r.jitterMs - 5) < 1e-9);
+    assert.ok(r.rttMs !== null && r.rttMs >= 0 && r.rttMs < 5000, `rtt ${r.rttMs}`);
+    const metrics = renderPrometheus(await proxy.stats());
+    assert.match(metrics, `msm_stream_packets_total{segment="cam",ssrc="0x1234abcd",direction="ingress"} ${inn.packets}\n`);
+    assert.match(metrics, `msm_stream_lost_packets{segment="cam",ssrc="0x1234abcd",direction="ingress"} ${inn.lost}\n`);
+    assert.match(metrics, `msm_stream_receiver_loss_ratio{segment="cam",ssrc="0x1234abcd",reporter="0x0000beef"} ${12 / 256}\n`);
+    assert.match(metrics, /msm_stream_receiver_rtt_seconds\{segment="cam",ssrc="0x1234abcd",reporter="0x0000beef"\} \d/);
+  } finally {
+    sender.close();
+    receiverRtcp.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+proxySuite("streams.max 0 turns them off; streams.max is fixed while running", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const segments = [{ name: "s", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }] }];
+  const { proxy } = await startProxy({ streams: { max: 0 }, segments });
+  const sender = await bindUdp();
+  try {
+    sender.send(indexedRtp(0), listen, "127.0.0.1");
+    await waitFor(() => sink.received === 1, 3000, "the packet");
+    assert.equal((await segmentStats(proxy, "s")).streams, []);
+    const err = await proxy.apply({ ...proxy.currentConfig, streams: { max: 10, idleSeconds: 30 } }).then(() => null, (e: Error) => e);
+    assert.ok(err && /streams: cannot change while running/.test(err.message), String(err));
+  } finally {
+    sender.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+table.run();
+rtcp.run();
+proxySuite.run();
