@@ -10,6 +10,7 @@ import type { Endpoint, Segment } from "../controlplane/api/proto.js";
 import { DEFAULT_BAD_HOP, type StreamHop, type StreamPath } from "../controlplane/api/streams.js";
 import { buildStreamPaths, closeNames, pathsNamed, type ProxyReport, type ReportedSegment } from "../controlplane/server/stream-paths.js";
 import type { ReceiverReport, StreamDirection, StreamStats } from "../runtime/streams/types.js";
+import { reportsFromPages } from "../controlplane/server/stream-reports.js";
 import { suite } from "./lib/suite.js";
 import { direction, receiverReport, streamStats, type DirectionFigures } from "./lib/stream-stats.js";
 
@@ -39,7 +40,8 @@ const stream = (ingress: StreamDirection | null, egress: StreamDirection | null,
 const receiver = (ssrc: number, o: { fraction?: number; jitter?: number; rtt?: number | null; atMs?: number } = {}): ReceiverReport => receiverReport(ssrc, o.atMs ?? NOW - 1000, o);
 
 function report(segments: ReportedSegment[], o: { atMs?: number; addresses?: string[] } = {}): ProxyReport {
-  return { atMs: o.atMs ?? NOW - 1000, snapshot: { ...(o.addresses ? { addresses: o.addresses } : {}), segments } };
+  // taken after the last windows ended (NOW - 500): what did not arrive by then is lost
+  return { atMs: o.atMs ?? NOW - 200, snapshot: { ...(o.addresses ? { addresses: o.addresses } : {}), segments } };
 }
 
 function build(segments: Segment[], reports: Record<string, ProxyReport>, thresholds = DEFAULT_BAD_HOP): StreamPath[] {
@@ -230,7 +232,7 @@ test("no data: a proxy in the middle that never reported keeps its place, its ho
     assert.equal([h.lossFraction, h.jitterAddedMs, h.delayMs, h.bad], [null, null, null, false], label);
     assert.is(h.note, "proxy-b has not reported", label);
   }
-  assert.is(hop(p, "proxy-b -> proxy-c").to!.reportedAtMs, NOW - 1000);
+  assert.is(hop(p, "proxy-b -> proxy-c").to!.reportedAtMs, NOW - 200);
   assert.is(hop(p, "within proxy-b").from!.reportedAtMs, 0);
   assert.is(p.worst, -1, "loss that cannot be placed is not pinned on a hop");
   assert.is(p.lossFraction, 0.5, "end to end still measured");
@@ -263,7 +265,7 @@ test("all of it lost: a link whose far proxy reports no packet of the stream, or
   const bc = hop(p!, "proxy-b -> proxy-c");
   assert.ok(Math.abs(bc.lossFraction! - 0.99) < 1e-9, "all that left B");
   assert.ok(bc.bad);
-  assert.match(bc.note!, /none of it arrived \(proxy-c reported nothing of SSRC 0x1234abcd\)/);
+  assert.is(bc.note, "none of it arrived: proxy-c reported nothing of SSRC 0x1234abcd, while proxy-b sent 50 packets/s");
   assert.is(p!.hops[p!.worst], bc);
   assert.is(p!.lossFraction, 1, "end to end: nothing gets through");
   assert.is(hop(p!, "within proxy-c").note, "proxy-c reported nothing of SSRC 0x1234abcd there");
@@ -276,6 +278,25 @@ test("all of it lost: a link whose far proxy reports no packet of the stream, or
   // the proxy that drops all of it itself: ingress measured, nothing out
   const [r] = build(CHAIN, { ...reports, "proxy-b": report([{ name: "relay", streams: [stream(dir(), null)] }]) });
   assert.is(r!.hops[r!.worst]!.label, "within proxy-b");
+  // C still knows the stream, but heard nothing of it during B's last window (nor since)
+  const silent = { ...dir(), lastMs: NOW - 5000 };
+  const [quiet] = build(CHAIN, { ...reports, "proxy-c": report([{ name: "edge", streams: [stream({ ...silent, window: { ...silent.window!, expected: 0, lost: 0, packetRate: 0, bitrateBps: 0 } }, null)] }]) });
+  const dead = hop(quiet!, "proxy-b -> proxy-c");
+  assert.ok(dead.bad);
+  assert.ok(Math.abs(dead.lossFraction! - 0.99) < 1e-9);
+  assert.match(dead.note!, /^none of it arrived: proxy-c heard nothing of SSRC 0x1234abcd since \S+Z, while proxy-b sent 50 packets\/s$/);
+  // ...in a report taken before B's last window ended: not compared (the stream may be just starting)
+  const early = build(CHAIN, { ...reports, "proxy-c": report([{ name: "edge", streams: [] }], { atMs: NOW - 450 }) });
+  const notYet = hop(early[0]!, "proxy-b -> proxy-c");
+  assert.equal([notYet.lossFraction, notYet.bad], [null, false]);
+  assert.match(notYet.note!, /^not compared: proxy-c reported nothing of SSRC 0x1234abcd, in a report taken before proxy-b's last window could reach it$/);
+  // the proxy's own time of the report counts, where it gives one
+  const taken = build(CHAIN, { ...reports, "proxy-c": { atMs: NOW - 100, snapshot: { atMs: NOW - 450, segments: [{ name: "edge", streams: [] }] } } });
+  assert.is(hop(taken[0]!, "proxy-b -> proxy-c").lossFraction, null);
+  // per-stream stats off at C (packets, yet no stream and no overflow): not known, not blamed
+  const [off] = build(CHAIN, { ...reports, "proxy-c": report([{ name: "edge", packetsIn: 5000, streams: [] }]) });
+  assert.equal([hop(off!, "proxy-b -> proxy-c").lossFraction, hop(off!, "proxy-b -> proxy-c").bad], [null, false]);
+  assert.is(hop(off!, "proxy-b -> proxy-c").note, "proxy-c lists no stream of segment edge though it received packets (per-stream stats off, or its streams idle)");
   // a stream the far proxy may count among its overflow: not known, not blamed
   const [s] = build(CHAIN, { ...reports, "proxy-c": report([{ name: "edge", streams: [], streamsOverflow: { ingressPackets: 500, egressPackets: 500 } }]) });
   assert.is(hop(s!, "proxy-b -> proxy-c").lossFraction, null);
@@ -337,6 +358,25 @@ test("DescribeStream's names: the path itself, or every path of a stream or segm
   assert.equal(closeNames("lobyb", paths.map((p) => p.name)), ["lobby"]);
   assert.equal(closeNames("to-c", paths.map((p) => p.name)), ["cam:to-c"]);
   assert.equal(closeNames("zzzzzzz", paths.map((p) => p.name)), []);
+});
+
+test("reports from stored pages: each proxy's segments from all its pages (the newest of a name), its addresses, the oldest page's times; unreadable pages left out", () => {
+  const page = (nodeId: string, atMs: number, page: number, pages: number, body: object | string) => ({ nodeId, atMs, page, pages, statsJson: typeof body === "string" ? body : JSON.stringify(body) });
+  const reports = reportsFromPages(frozen([
+    page("p1", NOW - 300, 0, 2, { atMs: NOW - 320, addresses: ["10.0.0.1"], segments: [{ name: "a", streams: [stream(dir(), dir())] }] }),
+    page("p1", NOW - 200, 1, 2, { atMs: NOW - 220, addresses: ["10.0.0.1"], segments: [{ name: "b", streams: [] }] }),
+    // left over from an older, longer report: its "a" is older than page 0's
+    page("p1", NOW - 9000, 2, 3, { atMs: NOW - 9020, segments: [{ name: "a", streams: [] }, { name: "c", streams: [] }] }),
+    page("p2", NOW - 100, 0, 1, "{not json"),
+    page("p3", NOW - 100, 0, 1, { segments: [{ name: "z" }, { nameless: true }] }),
+  ]));
+  assert.equal([...reports.keys()], ["p1", "p3"]);
+  const p1 = reports.get("p1")!;
+  assert.equal(p1.snapshot.segments.map((s) => [s.name, s.streams?.length]), [["a", 1], ["b", 0], ["c", 0]]);
+  assert.equal(p1.snapshot.addresses, ["10.0.0.1"]);
+  assert.equal([p1.atMs, p1.snapshot.atMs], [NOW - 9000, NOW - 9020], "c came from the old page: the report is as old as it");
+  assert.equal(reports.get("p3")!.snapshot.segments.map((s) => s.name), ["z"]);
+  assert.is(reports.get("p3")!.snapshot.addresses, undefined);
 });
 
 test.run();

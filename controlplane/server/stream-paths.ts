@@ -14,6 +14,8 @@ import type { BadHopThresholds, StreamHop, StreamPath, StreamPoint } from "../ap
 /** A segment as a proxy reports it; the per-stream fields are absent in an older proxy's report. */
 export interface ReportedSegment {
   readonly name: string;
+  /** The segment's own packet counter: packets with no stream listed mean per-stream stats are off (or idle). */
+  readonly packetsIn?: number;
   readonly streams?: readonly StreamStats[];
   readonly streamsOverflow?: StreamOverflow | null;
 }
@@ -22,6 +24,8 @@ export interface ReportedSegment {
 export interface ReportedProxy {
   /** The host's interface addresses; absent in an older proxy's report. */
   readonly addresses?: readonly string[];
+  /** When the proxy took the report (its wall clock); absent in an older proxy's report. */
+  readonly atMs?: number;
   readonly segments: readonly ReportedSegment[];
 }
 
@@ -34,6 +38,12 @@ export interface ProxyReport {
 /** A report older than this is shown as stale: no figure of a hop is computed from it. */
 export const STALE_REPORT_MS = 10_000;
 
+/**
+ * "Nothing arrived" is concluded only from a report taken at least this long after the near end's
+ * last window ended (the packets of that window have had time to arrive), else it is not compared.
+ */
+const SETTLE_MS = 100;
+
 export interface StreamPathOptions {
   readonly nowMs?: number;
   readonly staleAfterMs?: number;
@@ -42,9 +52,11 @@ export interface StreamPathOptions {
 /**
  * What the control plane knows of one segment now: `fresh` (its proxy's recent report has its
  * streams), `stale`, `unreported` (no report from its proxy), `no-stream-stats` (a proxy that does
- * not report streams), `not-running` (its proxy's recent report does not have the segment).
+ * not report streams), `streams-off` (the segment received packets, yet lists no stream and no
+ * overflow: per-stream stats are off, streams.max 0, or its streams went idle), `not-running` (its
+ * proxy's recent report does not have the segment).
  */
-type Knowledge = "fresh" | "stale" | "unreported" | "no-stream-stats" | "not-running";
+type Knowledge = "fresh" | "stale" | "unreported" | "no-stream-stats" | "streams-off" | "not-running";
 
 interface Place {
   readonly segment: Segment;
@@ -141,6 +153,7 @@ function place(segment: Segment, report: ProxyReport | undefined, nowMs: number,
   else if (nowMs - report.atMs > staleAfterMs) knowledge = "stale";
   else if (!reported) knowledge = "not-running";
   else if (!Array.isArray(reported.streams)) knowledge = "no-stream-stats";
+  else if (streams.size === 0 && !reported.streamsOverflow && (reported.packetsIn ?? 0) > 0) knowledge = "streams-off";
   else knowledge = "fresh";
   return { segment, report, knowledge, streams, overflow: reported?.streamsOverflow ?? null };
 }
@@ -165,6 +178,8 @@ function unknownWhy(p: Place, nowMs: number): string | null {
       return `${who}'s last report is ${Math.round((nowMs - p.report!.atMs) / 1000)} s old (stale)`;
     case "no-stream-stats":
       return `${who} reports no per-stream stats (an older proxy)`;
+    case "streams-off":
+      return `${who} lists no stream of segment ${p.segment.name} though it received packets (per-stream stats off, or its streams idle)`;
     case "not-running":
       return `${who} does not run segment ${p.segment.name} (it is not in its report)`;
   }
@@ -192,10 +207,6 @@ function baseSeq(d: StreamDirection): number {
   return (d.highestSeq - d.expected + 1) & 0xffff;
 }
 
-function sending(d: StreamDirection | null): boolean {
-  return d?.window != null && d.window.packetRate > 0;
-}
-
 /** What the step from `near` to `far` adds, both measured. */
 function delta(near: StreamDirection, far: StreamDirection): Figures {
   const transit = (d: StreamDirection): number | null => d.window?.transitMs ?? null;
@@ -211,29 +222,41 @@ function delta(near: StreamDirection, far: StreamDirection): Figures {
   };
 }
 
+/** When a place's report was taken: the proxy's own time, else when it reached the control plane. */
+function takenAt(p: Place): number {
+  return p.report?.snapshot.atMs ?? p.report?.atMs ?? 0;
+}
+
 /**
- * A step between two points of the path (`from` null: the sender). Figures need both ends known;
- * a far end that is known not to carry the stream while the near end sends it lost all of it.
+ * A step between two points of the path (`near` null: the sender). Figures need both ends known.
+ * All of the stream is lost on the step when the near end sent it over its last window and the far
+ * end, in a report taken after that window, heard none of it (or does not run the segment at all).
  */
 function stepFigures(near: { place: Place; stats: StreamDirection | null } | null, far: { place: Place; stats: StreamDirection | null; ssrc: number }, what: string, nowMs: number): Figures {
+  const farWho = far.place.segment.proxy;
+  const sent = near?.place.knowledge === "fresh" ? near.stats?.window : undefined;
+  if (far.place.knowledge === "not-running" && sent && sent.packetRate > 0) {
+    return { ...NONE, lossFraction: 1 - sent.fractionLost, note: `${unknownWhy(far.place, nowMs)}: none of it arrives` };
+  }
   const unknown = (near && unknownWhy(near.place, nowMs)) ?? unknownWhy(far.place, nowMs);
-  if (far.place.knowledge === "not-running" && near && near.place.knowledge === "fresh" && sending(near.stats)) {
-    return { ...NONE, lossFraction: 1 - near.stats!.window!.fractionLost, note: `${unknownWhy(far.place, nowMs)}: none of it arrives` };
-  }
   if (unknown) return { ...NONE, note: unknown };
-  if (near && !near.stats) return { ...NONE, note: `${near.place.segment.proxy} reported nothing of SSRC ${hex(far.ssrc)} there` };
-  if (!far.stats) {
-    if (carries(far.place, far.ssrc) === "unknown") {
-      return { ...NONE, note: `${far.place.segment.proxy} counts SSRC ${hex(far.ssrc)} among the streams beyond its streams.max, if at all` };
-    }
-    if (near && sending(near.stats)) return { ...NONE, lossFraction: 1 - near.stats!.window!.fractionLost, note: `none of it ${what} (${far.place.segment.proxy} reported nothing of SSRC ${hex(far.ssrc)})` };
-    return { ...NONE, note: `${far.place.segment.proxy} reported nothing of SSRC ${hex(far.ssrc)} there` };
-  }
+  const f = far.stats;
+  if (!f && carries(far.place, far.ssrc) === "unknown") return { ...NONE, note: `${farWho} counts SSRC ${hex(far.ssrc)} among the streams beyond its streams.max, if at all` };
   if (!near) {
-    const f = far.stats;
+    if (!f) return { ...NONE, note: `${farWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
     return { lossFraction: f.window?.fractionLost ?? null, lost: f.lost, jitterMs: f.jitterMs, jitterAddedMs: f.jitterMs, delayMs: null, note: null };
   }
-  return delta(near.stats!, far.stats);
+  const n = near.stats;
+  const nearWho = near.place.segment.proxy;
+  if (!n) return { ...NONE, note: `${nearWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
+  const w = n.window;
+  if (w && w.packetRate > 0 && (!f || f.lastMs < w.endMs - w.ms)) {
+    const heard = f ? `heard nothing of SSRC ${hex(far.ssrc)} since ${new Date(f.lastMs).toISOString()}` : `reported nothing of SSRC ${hex(far.ssrc)}`;
+    if (takenAt(far.place) < w.endMs + SETTLE_MS) return { ...NONE, note: `not compared: ${farWho} ${heard}, in a report taken before ${nearWho}'s last window could reach it` };
+    return { ...NONE, lossFraction: 1 - w.fractionLost, note: `none of it ${what}: ${farWho} ${heard}, while ${nearWho} sent ${Math.round(w.packetRate)} packets/s` };
+  }
+  if (!f) return { ...NONE, note: `${farWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
+  return delta(n, f);
 }
 
 /** The last link, to one receiver, from what it reports in RTCP. */

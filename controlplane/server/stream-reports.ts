@@ -8,13 +8,13 @@ import type { ProxyReport, ReportedSegment } from "./stream-paths.js";
 /**
  * Each proxy's report from its pages: the segments of every readable page, the newest of each name
  * (a page left over from a longer report may repeat one), the addresses of the newest page. Its
- * time is the oldest of the pages it took segments from, so that a report is never fresher than
- * any part of it. Unreadable pages are left out.
+ * times (when it reached the control plane, when the proxy took it) are the oldest page's it took
+ * segments from, so that a report is never fresher than any part of it. Unreadable pages are left out.
  */
 export function reportsFromPages(pages: readonly ProxyStats[]): Map<string, ProxyReport> {
-  const byNode = new Map<string, { atMs: number; addresses?: string[]; segments: ReportedSegment[] }[]>();
+  const byNode = new Map<string, { atMs: number; takenAtMs?: number; addresses?: string[]; segments: ReportedSegment[] }[]>();
   for (const p of pages) {
-    let snap: { addresses?: unknown; segments?: unknown };
+    let snap: { addresses?: unknown; atMs?: unknown; segments?: unknown };
     try {
       snap = JSON.parse(p.statsJson) as typeof snap;
     } catch {
@@ -25,18 +25,22 @@ export function reportsFromPages(pages: readonly ProxyStats[]): Map<string, Prox
     const addresses = Array.isArray(snap.addresses) ? snap.addresses.filter((a): a is string => typeof a === "string") : undefined;
     let list = byNode.get(p.nodeId);
     if (!list) byNode.set(p.nodeId, (list = []));
-    list.push({ atMs: p.atMs, ...(addresses ? { addresses } : {}), segments });
+    const takenAtMs = typeof snap.atMs === "number" && Number.isFinite(snap.atMs) ? snap.atMs : undefined;
+    list.push({ atMs: p.atMs, ...(takenAtMs !== undefined ? { takenAtMs } : {}), ...(addresses ? { addresses } : {}), segments });
   }
   const reports = new Map<string, ProxyReport>();
   for (const [node, list] of byNode) {
-    const newest = new Map<string, { atMs: number; segment: ReportedSegment }>();
+    const newest = new Map<string, { page: (typeof list)[number]; segment: ReportedSegment }>();
     for (const page of list) {
-      for (const s of page.segments) if ((newest.get(s.name)?.atMs ?? -1) < page.atMs) newest.set(s.name, { atMs: page.atMs, segment: s });
+      for (const s of page.segments) if ((newest.get(s.name)?.page.atMs ?? -1) < page.atMs) newest.set(s.name, { page, segment: s });
     }
-    const latest = list.reduce((a, b) => (b.atMs > a.atMs ? b : a));
-    const atMs = newest.size > 0 ? Math.min(...[...newest.values()].map((n) => n.atMs)) : latest.atMs;
+    const used = newest.size > 0 ? [...new Set([...newest.values()].map((n) => n.page))] : [list.reduce((a, b) => (b.atMs > a.atMs ? b : a))];
+    const oldest = used.reduce((a, b) => (b.atMs < a.atMs ? b : a));
     const addresses = [...list].sort((a, b) => b.atMs - a.atMs).find((p) => p.addresses)?.addresses;
-    reports.set(node, { atMs, snapshot: { ...(addresses ? { addresses } : {}), segments: [...newest.values()].map((n) => n.segment) } });
+    reports.set(node, {
+      atMs: oldest.atMs,
+      snapshot: { ...(oldest.takenAtMs !== undefined ? { atMs: oldest.takenAtMs } : {}), ...(addresses ? { addresses } : {}), segments: [...newest.values()].map((n) => n.segment) },
+    });
   }
   return reports;
 }
