@@ -5,7 +5,7 @@
 // real proxies and real RTP is test/streams-e2e.test.ts.
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
@@ -176,6 +176,17 @@ test("describe stream: the path hop by hop, the bad hop marked with why, what ea
   const far = await msmctl("describe", "stream", "zzzzzzzz");
   assert.is(far.err, 'msmctl: stream "zzzzzzzz" not found (2 streams: msmctl get streams lists them)\n');
   assert.is((await msmctl("describe", "stream")).code, 2);
+});
+
+test("the examples in docs/control-plane.md are what msmctl prints (ages aside)", async () => {
+  const doc = readFileSync(join(ROOT, "docs", "control-plane.md"), "utf8");
+  const ages = (text: string): string => text.replace(/\b\d+s ago\b/g, "Ns ago");
+  for (const command of ["get streams", "describe stream cam"]) {
+    const example = new RegExp(`\`\`\`\\n\\$ msmctl ${command}\\n([\\s\\S]*?)\`\`\``).exec(doc)?.[1];
+    assert.ok(example, `docs/control-plane.md shows msmctl ${command}`);
+    const r = await msmctl(...command.split(" "));
+    assert.is(ages(r.out), ages(example!), command);
+  }
 });
 
 test("top streams --once: worst first; -o json the same order", async () => {
