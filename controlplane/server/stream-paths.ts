@@ -101,9 +101,11 @@ class Mesh {
     for (const [node, r] of reports) {
       if (Array.isArray(r.snapshot.addresses)) this.addresses.set(node, new Set(r.snapshot.addresses.map(canonicalAddress)));
     }
+    const reported = new Map<string, Map<string, ReportedSegment>>(); // node -> its report's segments by name
+    for (const [node, r] of reports) reported.set(node, new Map(r.snapshot.segments.map((s) => [s.name, s])));
     const byListenPort = new Map<number, Segment[]>();
     for (const seg of segments) {
-      this.places.set(seg.name, place(seg, reports.get(seg.proxy), nowMs, staleAfterMs));
+      this.places.set(seg.name, place(seg, reports.get(seg.proxy), reported.get(seg.proxy)?.get(seg.name), nowMs, staleAfterMs));
       this.outgoing.set(seg.name, []);
       this.incoming.set(seg.name, []);
       if (!seg.listen) continue;
@@ -144,8 +146,7 @@ class Mesh {
   }
 }
 
-function place(segment: Segment, report: ProxyReport | undefined, nowMs: number, staleAfterMs: number): Place {
-  const reported = report?.snapshot.segments.find((s) => s.name === segment.name);
+function place(segment: Segment, report: ProxyReport | undefined, reported: ReportedSegment | undefined, nowMs: number, staleAfterMs: number): Place {
   const streams = new Map<number, StreamStats>();
   for (const st of reported?.streams ?? []) streams.set(st.ssrc >>> 0, st);
   let knowledge: Knowledge;
