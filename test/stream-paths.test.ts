@@ -275,6 +275,13 @@ test("all of it lost: a link whose far proxy reports no packet of the stream, or
   assert.ok(gone.bad);
   assert.is(gone.note, "proxy-c does not run segment edge (it is not in its report): none of it arrives");
 
+  // ...but not when its report is incomplete (a page not read, segments left out), nor when the segment's counters were left out
+  const [partial] = build(CHAIN, { ...reports, "proxy-c": { atMs: NOW - 200, snapshot: { segments: [], incomplete: true } } });
+  assert.equal([hop(partial!, "proxy-b -> proxy-c").lossFraction, hop(partial!, "proxy-b -> proxy-c").bad], [null, false]);
+  assert.is(hop(partial!, "proxy-b -> proxy-c").note, "proxy-c left segment edge out of its report (the report is incomplete)");
+  const [stub] = build(CHAIN, { ...reports, "proxy-c": report([{ name: "edge", truncated: "its counters are 300000 bytes" }]) });
+  assert.is(hop(stub!, "proxy-b -> proxy-c").note, "proxy-c left segment edge out of its report (its counters do not fit a stats page)");
+
   // the proxy that drops all of it itself: ingress measured, nothing out
   const [r] = build(CHAIN, { ...reports, "proxy-b": report([{ name: "relay", streams: [stream(dir(), null)] }]) });
   assert.is(r!.hops[r!.worst]!.label, "within proxy-b");
@@ -377,6 +384,11 @@ test("reports from stored pages: each proxy's segments from all its pages (the n
   assert.equal([p1.atMs, p1.snapshot.atMs], [NOW - 9000, NOW - 9020], "c came from the old page: the report is as old as it");
   assert.equal(reports.get("p3")!.snapshot.segments.map((s) => s.name), ["z"]);
   assert.is(reports.get("p3")!.snapshot.addresses, undefined);
+  assert.is(p1.snapshot.incomplete, undefined, "pages 0 to 2 of 3: all there");
+  const missing = reportsFromPages([page("p1", NOW, 0, 3, { segments: [] }), page("p1", NOW, 2, 3, { segments: [] })]);
+  assert.is(missing.get("p1")!.snapshot.incomplete, true, "page 1 of 3 not read");
+  const cut = reportsFromPages([page("p1", NOW, 0, 1, { truncated: { segmentsReported: 10, segmentsTotal: 20 }, segments: [] })]);
+  assert.is(cut.get("p1")!.snapshot.incomplete, true, "the proxy left segments out");
 });
 
 test.run();

@@ -18,6 +18,8 @@ export interface ReportedSegment {
   readonly packetsIn?: number;
   readonly streams?: readonly StreamStats[];
   readonly streamsOverflow?: StreamOverflow | null;
+  /** Set when the proxy left this segment's counters out of its report (too large for a page): why. */
+  readonly truncated?: string;
 }
 
 /** What the join reads of a proxy's report (a ProxySnapshot is one). */
@@ -27,6 +29,8 @@ export interface ReportedProxy {
   /** When the proxy took the report (its wall clock); absent in an older proxy's report. */
   readonly atMs?: number;
   readonly segments: readonly ReportedSegment[];
+  /** Some segments may be missing from `segments`: the proxy left them out, or pages of the report were not read. */
+  readonly incomplete?: boolean;
 }
 
 export interface ProxyReport {
@@ -53,10 +57,11 @@ export interface StreamPathOptions {
  * What the control plane knows of one segment now: `fresh` (its proxy's recent report has its
  * streams), `stale`, `unreported` (no report from its proxy), `no-stream-stats` (a proxy that does
  * not report streams), `streams-off` (the segment received packets, yet lists no stream and no
- * overflow: per-stream stats are off, streams.max 0, or its streams went idle), `not-running` (its
- * proxy's recent report does not have the segment).
+ * overflow: per-stream stats are off, streams.max 0, or its streams went idle), `left-out` (its
+ * counters are not in its proxy's report: too large, or a page not read), `not-running` (its
+ * proxy's recent, complete report does not have the segment).
  */
-type Knowledge = "fresh" | "stale" | "unreported" | "no-stream-stats" | "streams-off" | "not-running";
+type Knowledge = "fresh" | "stale" | "unreported" | "no-stream-stats" | "streams-off" | "left-out" | "not-running";
 
 interface Place {
   readonly segment: Segment;
@@ -152,6 +157,7 @@ function place(segment: Segment, report: ProxyReport | undefined, reported: Repo
   let knowledge: Knowledge;
   if (!report) knowledge = "unreported";
   else if (nowMs - report.atMs > staleAfterMs) knowledge = "stale";
+  else if (reported?.truncated !== undefined || (!reported && report.snapshot.incomplete)) knowledge = "left-out";
   else if (!reported) knowledge = "not-running";
   else if (!Array.isArray(reported.streams)) knowledge = "no-stream-stats";
   else if (streams.size === 0 && !reported.streamsOverflow && (reported.packetsIn ?? 0) > 0) knowledge = "streams-off";
@@ -181,6 +187,8 @@ function unknownWhy(p: Place, nowMs: number): string | null {
       return `${who} reports no per-stream stats (an older proxy)`;
     case "streams-off":
       return `${who} lists no stream of segment ${p.segment.name} though it received packets (per-stream stats off, or its streams idle)`;
+    case "left-out":
+      return `${who} left segment ${p.segment.name} out of its report${p.report?.snapshot.incomplete ? " (the report is incomplete)" : " (its counters do not fit a stats page)"}`;
     case "not-running":
       return `${who} does not run segment ${p.segment.name} (it is not in its report)`;
   }

@@ -12,9 +12,9 @@ import type { ProxyReport, ReportedSegment } from "./stream-paths.js";
  * segments from, so that a report is never fresher than any part of it. Unreadable pages are left out.
  */
 export function reportsFromPages(pages: readonly ProxyStats[]): Map<string, ProxyReport> {
-  const byNode = new Map<string, { atMs: number; takenAtMs?: number; addresses?: string[]; segments: ReportedSegment[] }[]>();
+  const byNode = new Map<string, { atMs: number; page: number; pages: number; truncated: boolean; takenAtMs?: number; addresses?: string[]; segments: ReportedSegment[] }[]>();
   for (const p of pages) {
-    let snap: { addresses?: unknown; atMs?: unknown; segments?: unknown };
+    let snap: { addresses?: unknown; atMs?: unknown; segments?: unknown; truncated?: unknown };
     try {
       snap = JSON.parse(p.statsJson) as typeof snap;
     } catch {
@@ -26,7 +26,7 @@ export function reportsFromPages(pages: readonly ProxyStats[]): Map<string, Prox
     let list = byNode.get(p.nodeId);
     if (!list) byNode.set(p.nodeId, (list = []));
     const takenAtMs = typeof snap.atMs === "number" && Number.isFinite(snap.atMs) ? snap.atMs : undefined;
-    list.push({ atMs: p.atMs, ...(takenAtMs !== undefined ? { takenAtMs } : {}), ...(addresses ? { addresses } : {}), segments });
+    list.push({ atMs: p.atMs, page: p.page, pages: Math.max(1, p.pages), truncated: snap.truncated !== undefined, ...(takenAtMs !== undefined ? { takenAtMs } : {}), ...(addresses ? { addresses } : {}), segments });
   }
   const reports = new Map<string, ProxyReport>();
   for (const [node, list] of byNode) {
@@ -37,9 +37,16 @@ export function reportsFromPages(pages: readonly ProxyStats[]): Map<string, Prox
     const used = newest.size > 0 ? [...new Set([...newest.values()].map((n) => n.page))] : [list.reduce((a, b) => (b.atMs > a.atMs ? b : a))];
     const oldest = used.reduce((a, b) => (b.atMs < a.atMs ? b : a));
     const addresses = [...list].sort((a, b) => b.atMs - a.atMs).find((p) => p.addresses)?.addresses;
+    // segments left out by the proxy, or pages of the report not read (written while they were read)
+    const incomplete = list.some((p) => p.truncated) || new Set(list.map((p) => p.page)).size < Math.max(...list.map((p) => p.pages));
     reports.set(node, {
       atMs: oldest.atMs,
-      snapshot: { ...(oldest.takenAtMs !== undefined ? { atMs: oldest.takenAtMs } : {}), ...(addresses ? { addresses } : {}), segments: [...newest.values()].map((n) => n.segment) },
+      snapshot: {
+        ...(oldest.takenAtMs !== undefined ? { atMs: oldest.takenAtMs } : {}),
+        ...(addresses ? { addresses } : {}),
+        segments: [...newest.values()].map((n) => n.segment),
+        ...(incomplete ? { incomplete } : {}),
+      },
     });
   }
   return reports;
