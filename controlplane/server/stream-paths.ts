@@ -199,7 +199,7 @@ interface Stop {
   readonly ssrc: number;
 }
 
-/** One figure per hop kind, computed where both ends are known. */
+/** What one hop adds, where both its ends are known; `note` says why a figure is missing. */
 interface Figures {
   lossFraction: number | null;
   lost: number | null;
