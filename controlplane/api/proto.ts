@@ -87,3 +87,6 @@ export interface ProxyStatus {
 export interface ApplySegmentsResponse { created: string[]; configured: string[]; unchanged: string[]; revision: number }
 export interface DeleteSegmentsResponse { deleted: string[]; revision: number }
 export interface ProxyStats { nodeId: string; atMs: number; statsJson: string; page: number; pages: number }
+
+export interface ListStreamsResponse { pathsJson: string; nextPageToken: string; badLoss: number; badJitterMs: number }
+export interface DescribeStreamResponse { pathsJson: string; omitted: number; badLoss: number; badJitterMs: number }
