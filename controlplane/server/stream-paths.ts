@@ -5,9 +5,7 @@
 // Pure: the server and the tests hand it segments and reports. docs/control-plane.md, "Streams
 // across proxies", explains every rule here.
 import { isIP } from "node:net";
-// not exported by the runtime's entry point yet: the one spelling of an address, shared with the config's clash check
-import { canonicalAddress } from "../../runtime/config/endpoints.js";
-import type { ReceiverReport, StreamDirection, StreamOverflow, StreamStats } from "../../runtime/streams/types.js";
+import { canonicalAddress, type ReceiverReport, type StreamDirection, type StreamOverflow, type StreamStats } from "../../runtime/index.js";
 import type { Endpoint, Segment } from "../api/proto.js";
 import type { BadHopThresholds, StreamHop, StreamPath, StreamPoint } from "../api/streams.js";
 
