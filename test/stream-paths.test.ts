@@ -37,7 +37,7 @@ function segment(name: string, proxy: string, listen: Endpoint, destinations: En
 
 const dir = (o: DirectionFigures = {}): StreamDirection => direction(NOW, o);
 const stream = (ingress: StreamDirection | null, egress: StreamDirection | null, receivers: ReceiverReport[] = [], ssrc = SSRC): StreamStats => streamStats(ssrc, ingress, egress, receivers);
-const receiver = (ssrc: number, o: { fraction?: number; jitter?: number; rtt?: number | null; atMs?: number } = {}): ReceiverReport => receiverReport(ssrc, o.atMs ?? NOW - 1000, o);
+const receiver = (ssrc: number, o: { fraction?: number; link?: number | null; jitter?: number; rtt?: number | null; atMs?: number } = {}): ReceiverReport => receiverReport(ssrc, o.atMs ?? NOW - 1000, o);
 
 function report(segments: ReportedSegment[], o: { atMs?: number; addresses?: string[] } = {}): ProxyReport {
   // taken after the last windows ended (NOW - 500): what did not arrive by then is lost
@@ -65,7 +65,7 @@ test("a chain of three proxies: one path, every hop in order, the loss of the mi
   const paths = build(CHAIN, {
     "proxy-a": report([{ name: "cam", streams: [stream(dir({ transit: 100, jitter: 1 }), dir({ transit: 101, jitter: 1.2 }))] }]),
     "proxy-b": report([{ name: "relay", streams: [stream(dir({ transit: 103, jitter: 1.5 }), dir({ transit: 104, jitter: 1.6 }))] }]),
-    "proxy-c": report([{ name: "edge", streams: [stream(dir({ lost: 30, fraction: 0.04, transit: 110, jitter: 2.5 }), dir({ lost: 30, fraction: 0.04, transit: 111, jitter: 2.6 }), [receiver(0xbeef, { fraction: 0.045, jitter: 3, rtt: 8 })])] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(dir({ lost: 30, fraction: 0.04, transit: 110, jitter: 2.5 }), dir({ lost: 30, fraction: 0.04, transit: 111, jitter: 2.6 }), [receiver(0xbeef, { fraction: 0.045, link: 0.005, jitter: 3, rtt: 8 })])] }]),
   });
   assert.is(paths.length, 1);
   const p = paths[0]!;
@@ -93,7 +93,7 @@ test("a chain of three proxies: one path, every hop in order, the loss of the mi
   assert.is(hop(p, "proxy-a -> proxy-b").delayMs, 2);
   assert.is(hop(p, "within proxy-b").delayMs, 1, "the proxy's dwell");
   const last = hop(p, "proxy-c -> receiver 0x0000beef");
-  assert.ok(Math.abs(last.lossFraction! - 0.005) < 1e-9, "the receiver's loss minus what was missing when it left C");
+  assert.ok(Math.abs(last.lossFraction! - 0.005) < 1e-9, "the last link's loss as the proxy paired the receiver's reports with its egress");
   assert.is(last.delayMs, 4, "half the round trip");
   assert.is(last.receiver!.reporterSsrc, 0xbeef);
   assert.is(last.to, null);

@@ -272,7 +272,8 @@ function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverR
   if (unknown) return { ...NONE, note: unknown };
   if (nowMs - r.atMs > staleAfterMs) return { ...NONE, note: `the receiver's last report is ${Math.round((nowMs - r.atMs) / 1000)} s old (stale)` };
   return {
-    lossFraction: near?.window ? Math.max(0, r.fractionLost - near.window.fractionLost) : null,
+    // the receiver's own fraction covers its report interval (seconds) and upstream loss: the proxy pairs it with its egress over the same span
+    lossFraction: r.linkFractionLost ?? null,
     lost: null,
     jitterMs: r.jitterMs,
     jitterAddedMs: near ? r.jitterMs - near.jitterMs : null,

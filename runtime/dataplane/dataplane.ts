@@ -277,10 +277,14 @@ export class DataPlane {
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
   }
 
-  /** Counters of every segment (asked for once a second, which also closes the filters' log windows). */
-  snapshot(): SegmentSnapshot[] {
+  /**
+   * Counters of every segment (asked for once a second, which also closes the filters' log
+   * windows); `streams` false leaves the per-stream stats out (the refresh that only keeps counters
+   * to carry across a worker restart: 10,000 streams' objects every second are not free).
+   */
+  snapshot(streams = true): SegmentSnapshot[] {
     this.pool.endLogWindows();
-    return [...this.segments.values()].map(snapshotSegment);
+    return [...this.segments.values()].map((seg) => snapshotSegment(seg, streams));
   }
 
   /**

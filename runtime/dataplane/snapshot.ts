@@ -55,7 +55,7 @@ export interface LegSnapshot {
   packetsOut: number;
 }
 
-export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
+export function snapshotSegment(seg: SegmentRuntime, withStreams = true): SegmentSnapshot {
   const s = seg.stats;
   return {
     name: seg.name,
@@ -69,7 +69,7 @@ export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
     legs: ["media", ...seg.config.legs.map((l) => l.name)].map((name, k) => ({ name, packetsIn: s.legPacketsIn[k]!, packetsOut: s.legPacketsOut[k]! })),
     drops: s.drops.toJSON(),
     dropsTotal: s.drops.total,
-    ...(seg.streams?.snapshot() ?? { streams: [], streamsOverflow: null }),
+    ...((withStreams ? seg.streams?.snapshot() : undefined) ?? { streams: [], streamsOverflow: null }),
     stages: seg.stages.map((st) => {
       const t = st.stats;
       const metrics = st.slot.instance?.metrics.snapshot(st.ctx) ?? [];
