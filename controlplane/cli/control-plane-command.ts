@@ -2,11 +2,12 @@
 // sharing one etcd serve the same segments and filters; each proxy connects to any of them.
 import { existsSync } from "node:fs";
 import { startControlPlane } from "../server/index.js";
+import { isUnixSocketAddress } from "../api/unix-socket.js";
 import type { TlsFiles } from "../security/tls.js";
 import { parseFlags, UsageError } from "./usage.js";
 
 export const CONTROL_PLANE_USAGE =
-  "usage: msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
+  "usage: msm control-plane --listen HOST:PORT|unix:PATH --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
   "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)";
 
 export async function runControlPlane(args: readonly string[]): Promise<number> {
@@ -51,8 +52,8 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
     name: flags.get("name"),
     log: (message) => console.error(`${stamp()} ${message}`),
   });
-  const host = listen.replace(/:\d+$/, "");
-  console.error(`${stamp()} control plane ${cp.name} listening on ${host}:${cp.port} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
+  const where = isUnixSocketAddress(listen) ? listen : `${listen.replace(/:\d+$/, "")}:${cp.port}`;
+  console.error(`${stamp()} control plane ${cp.name} listening on ${where} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
   await stopped;
   await cp.close();
   return 0;
