@@ -27,8 +27,10 @@
 //   (both read the kernel's receive timestamp, SO_TIMESTAMPNS under batched I/O; what is left is
 //   dumpcap's microsecond resolution: measured under 0.0001 ms);
 // - jitter at b's egress: proxy b's estimate = tshark's at b's interface, within
-//   EGRESS_TOLERANCE_MS (a proxy stamps a batch as it leaves the chain, in user space, before the
-//   kernel sends it: measured 0.001 to 0.03 ms, more on a busy machine);
+//   EGRESS_TOLERANCE_MS: a proxy stamps a batch as it leaves the chain, in user space, before the
+//   kernel sends it; a send delayed by d after its stamp moves one step of A.8 by d and the
+//   estimate by d / 16, so 0.5 ms allows a send held 8 ms (measured: up to 0.03 ms on an idle
+//   machine, 0.22 ms beside stress-ng --cpu 2);
 // - per hop: what the link b -> c adds at each report (lost: c's minus b's; jitter: c's minus b's)
 //   = the same difference of tshark's figures after the same packets, within the sum of both.
 // Every loss on the path is attributed (link counters, queues, veths, sockets, proxy drops), and
@@ -69,7 +71,7 @@ const CROSS = { burst: 30, gapMs: [80, 160] as const, format: { ...DEFAULT_STREA
 /** Proxy c's jitter (kernel receive times) vs tshark's at c's interface, after the same packet. */
 const JITTER_TOLERANCE_MS = 0.05;
 /** Proxy b's egress jitter (user-space send times) vs tshark's at b's interface, after the same packet. */
-const EGRESS_TOLERANCE_MS = 0.25;
+const EGRESS_TOLERANCE_MS = 0.5;
 const ROLES = ["a", "b", "c"] as const;
 
 /** The three segments as msmctl applies them (a manifest of three documents), and each proxy's share as a config (for PathWatch). */
@@ -209,8 +211,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     assert.is(c.payloadType, MP2T_PAYLOAD_TYPE);
     assert.is(c.clockRateFrom, "payload-type");
     assert.is(capturedB.dropped + capturedC.dropped, 0, "dumpcap kept every packet (a 64 MiB buffer)");
-    const atB = analyseStream(capturedB.file, PORT, c.ssrc, c.clockRate);
-    const atC = analyseStream(capturedC.file, PORT, c.ssrc, c.clockRate);
+    const [atB, atC] = await Promise.all([capturedB, capturedC].map((cap) => analyseStream(cap.file, PORT, c.ssrc, c.clockRate)));
     const cSocket = path.kernel[`c:${PORT}`] ?? 0;
     const ci = c.ingress!;
     const be = b.egress!;

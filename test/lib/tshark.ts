@@ -5,9 +5,12 @@
 // timestamp), from which the A.8 estimate after every packet is computed the same way tshark does.
 // tshark knows the clock rate of static payload types only (RFC 3551: 33 MP2T is 90 kHz); for a
 // dynamic one it computes no jitter.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import type { NetnsLab, NsProcess } from "./netns.js";
-import { runSync } from "./netns.js";
 import { allOf, peer, runsOk } from "./peers.js";
+
+const execFileAsync = promisify(execFile);
 
 export const tsharkPeer = allOf(
   peer("tshark", "Debian package tshark", () => runsOk("tshark", ["--version"])),
@@ -81,14 +84,6 @@ export function parseRtpStreams(text: string): TsharkRtpStream[] {
   return rows;
 }
 
-/** tshark's RTP stream analysis of a capture, UDP to `port` decoded as RTP. */
-export function rtpStreams(file: string, port: number): TsharkRtpStream[] {
-  const text = runSync("tshark", ["-r", file, "-d", `udp.port==${port},rtp`, "-q", "-z", "rtp,streams"]);
-  const rows = parseRtpStreams(text);
-  if (rows.length === 0 && /RTP Streams/.test(text) === false) throw new Error(`tshark printed no RTP stream table:\n${text.slice(-2000)}`);
-  return rows;
-}
-
 /** One RTP packet of a capture: arrival time (s since the epoch, as the kernel stamped it), sequence number, timestamp. */
 export interface RtpArrival {
   readonly atS: number;
@@ -98,20 +93,33 @@ export interface RtpArrival {
   readonly timestamp: number;
 }
 
-/** The packets of SSRC `ssrc` in a capture, in arrival order (no packet more than 32767 behind the highest). */
-export function rtpArrivals(file: string, port: number, ssrc: number): RtpArrival[] {
-  const text = runSync("tshark", [
-    "-r", file, "-d", `udp.port==${port},rtp`, "-Y", `rtp.ssrc == 0x${(ssrc >>> 0).toString(16)}`,
-    "-T", "fields", "-e", "frame.time_epoch", "-e", "rtp.seq", "-e", "rtp.timestamp",
-  ]);
-  let highest = -1;
-  return text.trim().split("\n").filter(Boolean).map((line) => {
-    const [t, seq, ts] = line.split("\t").map(Number) as [number, number, number];
+/**
+ * tshark over a capture once, UDP to `port` decoded as RTP: its RTP stream analysis (`-z
+ * rtp,streams`), and every RTP packet's arrival time, sequence number and timestamp, by SSRC, in
+ * arrival order (none more than 32767 behind the highest).
+ */
+export async function readRtp(file: string, port: number): Promise<{ rows: TsharkRtpStream[]; packets: Map<number, RtpArrival[]> }> {
+  const { stdout } = await execFileAsync("tshark", [
+    "-r", file, "-d", `udp.port==${port},rtp`,
+    "-T", "fields", "-e", "rtp.ssrc", "-e", "frame.time_epoch", "-e", "rtp.seq", "-e", "rtp.timestamp", "-z", "rtp,streams",
+  ], { maxBuffer: 256 << 20, timeout: 60_000 });
+  const rows = parseRtpStreams(stdout);
+  if (!/RTP Streams/.test(stdout)) throw new Error(`tshark printed no RTP stream table:\n${stdout.slice(-2000)}`);
+  const packets = new Map<number, RtpArrival[]>();
+  const highest = new Map<number, number>();
+  for (const line of stdout.split("\n")) {
+    const f = /^0x([0-9a-f]+)\t([\d.]+)\t(\d+)\t(\d+)$/.exec(line);
+    if (!f) continue;
+    const [ssrc, atS, seq, timestamp] = [parseInt(f[1]!, 16), Number(f[2]), Number(f[3]), Number(f[4])];
     // the extension nearest the highest so far
-    const extSeq = highest < 0 ? seq : highest + ((((seq - highest) & 0xffff) ^ 0x8000) - 0x8000);
-    highest = Math.max(highest, extSeq);
-    return { atS: t, seq, extSeq, timestamp: ts };
-  });
+    const top = highest.get(ssrc);
+    const extSeq = top === undefined ? seq : top + ((((seq - top) & 0xffff) ^ 0x8000) - 0x8000);
+    highest.set(ssrc, Math.max(top ?? extSeq, extSeq));
+    let list = packets.get(ssrc);
+    if (!list) packets.set(ssrc, (list = []));
+    list.push({ atS, seq, extSeq, timestamp });
+  }
+  return { rows, packets };
 }
 
 /** Packets missing in the capture among the sequence numbers from its first packet's to `extSeq`: RFC 3550 A.3's loss up to there. */
@@ -157,11 +165,12 @@ export interface StreamAnalysis {
  * per-packet fields, checked to be tshark's (its mean, over every packet but the first, and its
  * maximum, to the 3 decimals it prints) so that figures after one packet are tshark's too.
  */
-export function analyseStream(file: string, port: number, ssrc: number, clockRate: number): StreamAnalysis {
-  const rows = rtpStreams(file, port).filter((r) => r.ssrc === ssrc >>> 0);
+export async function analyseStream(file: string, port: number, ssrc: number, clockRate: number): Promise<StreamAnalysis> {
+  const read = await readRtp(file, port);
+  const rows = read.rows.filter((r) => r.ssrc === ssrc >>> 0);
   if (rows.length !== 1) throw new Error(`tshark shows SSRC ${ssrc} ${rows.length} times in ${file}: ${JSON.stringify(rows)}`);
   const row = rows[0]!;
-  const arrivals = rtpArrivals(file, port, ssrc);
+  const arrivals = read.packets.get(ssrc >>> 0) ?? [];
   const jitter = jitterSeries(arrivals, clockRate);
   const mean = jitter.slice(1).reduce((x, y) => x + y, 0) / Math.max(1, jitter.length - 1);
   const max = Math.max(...jitter);
