@@ -1,10 +1,11 @@
 // Wireshark's view of an RTP stream, as a referee for the proxy's own figures: a capture taken by
-// dumpcap on one interface of a lab's namespace, then tshark's RTP stream analysis of the file
-// (`-z rtp,streams`: per stream its packets, Lost, and the RFC 3550 A.8 jitter's mean and maximum
-// over the stream) and the stream's packets one by one (arrival time, sequence number, RTP
-// timestamp), from which the A.8 estimate after every packet is computed the same way tshark does.
-// tshark knows the clock rate of static payload types only (RFC 3551: 33 MP2T is 90 kHz); for a
-// dynamic one it computes no jitter.
+// dumpcap on one interface of a lab's namespace, then one pass of tshark over the file for its RTP
+// stream analysis (`-z rtp,streams`: per stream its packets, Lost, and the RFC 3550 A.8 jitter's
+// mean and maximum) and the stream's packets one by one (arrival time, sequence number, RTP
+// timestamp), from which the A.8 estimate after every packet is computed as tshark computes it
+// (checked against its mean and maximum), so that it can be read after any one packet. tshark
+// knows the clock rate of static payload types only (RFC 3551: 33 MP2T is 90 kHz); for a dynamic
+// one it computes no jitter.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { NetnsLab, NsProcess } from "./netns.js";
@@ -38,7 +39,6 @@ export async function startCapture(lab: NetnsLab, role: string, opts: { dev: str
   return {
     process: proc,
     stop: async () => {
-      proc.signalGroup("SIGINT");
       await proc.stop("SIGINT", 5000);
       const packets = /Packets captured: (\d+)/.exec(proc.stderr());
       const onInterface = /Packets received\/dropped on interface [^:]*: (\d+)\/(\d+)/.exec(proc.stderr());
