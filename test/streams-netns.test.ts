@@ -25,14 +25,15 @@
 //   over the whole stream and at every report;
 // - jitter at c: proxy c's estimate = tshark's after the same packet, within JITTER_TOLERANCE_MS
 //   (both read the kernel's receive timestamp, SO_TIMESTAMPNS under batched I/O; what is left is
-//   dumpcap's microsecond resolution: measured under 0.0001 ms);
+//   rounding: measured under 0.0001 ms);
 // - jitter at b's egress: proxy b's estimate = tshark's at b's interface, within
 //   EGRESS_TOLERANCE_MS: a proxy stamps a batch as it leaves the chain, in user space, before the
 //   kernel sends it; a send delayed by d after its stamp moves one step of A.8 by d and the
 //   estimate by d / 16, so 0.5 ms allows a send held 8 ms (measured: up to 0.05 ms on an idle
 //   machine, 0.08 ms beside stress-ng --cpu 2, 0.22 ms once with a build running too);
-// - per hop: what the link b -> c adds at each report (lost: c's minus b's; jitter: c's minus b's)
-//   = the same difference of tshark's figures after the same packets, within the sum of both.
+// - the hop b -> c: the jitter it adds at each report (c's minus b's) = the same difference of
+//   tshark's figures after the same packets, within the sum of both tolerances; the packets it
+//   lost over the stream (b's egress minus c's ingress) = what tshark saw enter it and not leave.
 // Every loss on the path is attributed (link counters, queues, veths, sockets, proxy drops), and
 // only b -> c loses more than nothing: a busy machine changes the numbers, not the verdict.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
