@@ -15,7 +15,7 @@ import { SegmentRuntime } from "./segment-runtime.js";
 import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
 import { checkMulticast } from "./multicast-sockets.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
-import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
+import { carryFilterCounters, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 import { StreamTable } from "../streams/stream-table.js";
 import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
 
@@ -405,6 +405,7 @@ export class DataPlane {
       const later = new Set(old.slice(k + 1).map((o) => o.filterName));
       seg.drainLeaving(st, next.filter((n) => later.has(n.filterName)));
     });
+    carryFilterCounters(old, next);
     for (const st of old) {
       this.stageOwner.delete(st.ctx);
       this.pool.detach(st);

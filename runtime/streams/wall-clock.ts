@@ -1,22 +1,19 @@
-// Wall-clock milliseconds with sub-millisecond resolution: the monotonic clock plus an offset to
-// the wall clock (Date.now() alone has 1 ms steps, too coarse for jitter). It compares with the
-// kernel's CLOCK_REALTIME receive stamps and with other hosts kept in step by NTP or PTP.
-// resync() follows a stepped wall clock: each sample of Date.now() - performance.now() is up to
-// 1 ms low (Date.now() truncates), so the offset is the highest of the recent samples.
-const SAMPLES = 8;
-const samples = new Float64Array(SAMPLES).fill(Date.now() - performance.now());
-let next = 0;
-let offset = Date.now() - performance.now();
+// Wall-clock milliseconds with sub-millisecond resolution: the monotonic clock plus the wall-clock
+// time it started from (performance.timeOrigin, taken with microseconds when the thread began).
+// Date.now() alone has 1 ms steps, too coarse for jitter and for comparing with the kernel's
+// CLOCK_REALTIME receive stamps. NTP slews both clocks alike; a step of the wall clock (set by
+// hand, or NTP stepping) is followed by resyncWallClock(), from Date.now(), which truncates to the
+// millisecond: hence the tolerance, and half a millisecond added back when it re-anchors.
+let offset = performance.timeOrigin;
+/** Differences up to this are Date.now()'s truncation, not a step of the wall clock. */
+const STEP_MS = 2;
 
 export function wallClockMs(): number {
   return offset + performance.now();
 }
 
-/** Takes another sample of the wall clock (called about once a second). */
+/** Checks the wall clock for a step (called about once a second). */
 export function resyncWallClock(): void {
-  samples[next] = Date.now() - performance.now();
-  next = (next + 1) % SAMPLES;
-  let best = samples[0]!;
-  for (let i = 1; i < SAMPLES; i++) best = Math.max(best, samples[i]!);
-  offset = best;
+  const sample = Date.now() - performance.now();
+  if (Math.abs(sample + 0.5 - offset) > STEP_MS) offset = sample + 0.5;
 }

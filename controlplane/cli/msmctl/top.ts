@@ -7,6 +7,7 @@ import { flag, flagSet, secondsFlag, UsageError } from "./flags.js";
 import { bytes, rate, render, table } from "./format.js";
 import { escapeSerialized, printable } from "../../security/terminal.js";
 import { resourceOf } from "./resources.js";
+import { topStreams } from "./streams.js";
 import { mergeStatsPages, segmentRate, type ProxyCounters, type SegmentCounters, type SegmentRates } from "./stats.js";
 
 export const TOP_HEADERS = ["PROXY", "SEGMENT", "PKTS-IN/S", "PKTS-OUT/S", "DROPS/S", "BYTES-IN/S", "BYTES-OUT/S"];
@@ -62,10 +63,12 @@ function sleep(ms: number, stop: Promise<void>): Promise<void> {
 }
 
 export async function topCommand(ctx: Context): Promise<number> {
-  if (ctx.words.length > 1) throw new UsageError("usage: msmctl top [segments] [--proxy NODE] [--once] [--interval SECONDS]");
-  if (ctx.words.length === 1) resourceOf(ctx.words[0], ["segments"], "top");
+  if (ctx.words.length > 1) throw new UsageError("usage: msmctl top [segments|streams] [--proxy NODE] [--once] [--interval SECONDS]");
+  const resource = ctx.words.length === 1 ? resourceOf(ctx.words[0], ["segments", "streams"], "top") : "segments";
   const proxy = flag(ctx.args, "proxy") ?? "";
   const intervalMs = secondsFlag(ctx.args, "interval", 1, 0.1, 3600);
+  if (resource === "streams") return topStreams(ctx, { proxy, badOnly: flagSet(ctx.args, "bad"), intervalMs, once: flagSet(ctx.args, "once") });
+  if (flagSet(ctx.args, "bad")) throw new UsageError("--bad applies to top streams");
   const api = ctx.api();
   let notes: string[] = [];
   const poll = async (): Promise<ProxyCounters[]> => {
