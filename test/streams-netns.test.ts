@@ -151,10 +151,10 @@ function dropsPerStep(path: PathCounters): Record<string, number> {
   };
 }
 
-/** tshark's figures after the packet a proxy counted last; fails when the capture lacks it. */
-function sharkAfter(at: StreamAnalysis, d: StreamDirection, where: string): { lost: number; jitterMs: number } {
-  const f = at.after(d.highestSeq);
-  assert.ok(f, `the capture at ${where} holds the packet the proxy counted last (extended sequence ${d.highestSeq})`);
+/** tshark's figures after the packet with extended sequence number `extSeq` (the last one a proxy or a receiver counted); fails when the capture lacks it. */
+function sharkAfter(at: StreamAnalysis, extSeq: number, where: string): { lost: number; jitterMs: number } {
+  const f = at.after(extSeq);
+  assert.ok(f, `the capture at ${where} holds packet ${extSeq}, the last one counted`);
   return f!;
 }
 
@@ -262,7 +262,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     // at every description: loss and jitter at c, jitter at b, and the hop b -> c as msmctl states it
     const perReport = reports.map(({ path: d, points }) => {
       const [sb, sc] = [points.get("b")!.egress, points.get("c")!.ingress];
-      const [tb, tc] = [sharkAfter(atB, sb, "b"), sharkAfter(atC, sc, "c")];
+      const [tb, tc] = [sharkAfter(atB, sb.highestSeq, "b"), sharkAfter(atC, sc.highestSeq, "c")];
       const hop = hopNamed(d, "b -> c");
       return { seq: sc.highestSeq, sb, sc, tb, tc, hop };
     });
@@ -291,7 +291,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     // what tshark saw lost before c, up to the same packet (and what the sink's socket dropped)
     const rr = stream.receivers[0];
     assert.ok(rr, "the receiver's RTCP reports reached proxy c");
-    const beforeC = sharkAfter(atC, { highestSeq: rr!.highestSeq } as StreamDirection, "c").lost;
+    const beforeC = sharkAfter(atC, rr!.highestSeq, "c").lost;
     console.log(`receiver ${rr!.reporterSsrc.toString(16)}: ${rr!.cumulativeLost} lost up to ${rr!.highestSeq}, of which ${beforeC} before c (tshark); its socket dropped ${sinkDrops}\n`);
     assert.ok(rr!.cumulativeLost - beforeC <= sinkDrops, `the last link lost ${rr!.cumulativeLost - beforeC} packets, the sink's socket dropped ${sinkDrops}`);
 
