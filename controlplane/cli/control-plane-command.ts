@@ -2,12 +2,13 @@
 // sharing one etcd serve the same segments and filters; each proxy connects to any of them.
 import { existsSync } from "node:fs";
 import { startControlPlane } from "../server/index.js";
+import { isUnixSocketAddress } from "../api/unix-socket.js";
 import type { TlsFiles } from "../security/tls.js";
 import { DEFAULT_BAD_HOP } from "../api/streams.js";
 import { numberFlag, parseFlags, UsageError } from "./usage.js";
 
 export const CONTROL_PLANE_USAGE =
-  "usage: msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
+  "usage: msm control-plane --listen HOST:PORT|unix:PATH --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
   "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)\n" +
   "                         [--bad-loss FRACTION] [--bad-jitter-ms MS]   (when a hop of a stream is bad; default 0.005, 5)";
 
@@ -59,8 +60,8 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
     badHop,
     log: (message) => console.error(`${stamp()} ${message}`),
   });
-  const host = listen.replace(/:\d+$/, "");
-  console.error(`${stamp()} control plane ${cp.name} listening on ${host}:${cp.port} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
+  const where = isUnixSocketAddress(listen) ? listen : `${listen.replace(/:\d+$/, "")}:${cp.port}`;
+  console.error(`${stamp()} control plane ${cp.name} listening on ${where} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
   await stopped;
   await cp.close();
   return 0;

@@ -22,6 +22,7 @@ import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./regist
 import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
 import { listProxies, readStats, updateStatus, writeStats, type StatsPage } from "./status.js";
+import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { STATS_BYTES_PER_SEC, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../api/stats-pages.js";
 import { DEFAULT_BAD_HOP, type BadHopThresholds, type StreamPath } from "../api/streams.js";
 import { buildStreamPaths, closeNames, pathsNamed } from "./stream-paths.js";
@@ -58,7 +59,7 @@ export const DEFAULT_TIMING: ControlPlaneTiming = {
 };
 
 export interface ControlPlaneOptions {
-  /** "HOST:PORT"; port 0 picks a free one (see ControlPlane.port). IPv6 as "[::1]:PORT". */
+  /** "HOST:PORT"; port 0 picks a free one (see ControlPlane.port). IPv6 as "[::1]:PORT". Or "unix:PATH": a unix-domain socket. */
   readonly listen: string;
   /** "file:DIR" (embedded) or "etcd:URL[,URL...]" (shared by replicas). */
   readonly store: string;
@@ -66,7 +67,7 @@ export interface ControlPlaneOptions {
   readonly tls: TlsFiles | "insecure";
   /** SPIFFE trust domain of peers' identities; default "msm.local". */
   readonly trustDomain?: string;
-  /** This replica's name, shown in ProxyStatus.server; default "<hostname>:<port>". */
+  /** This replica's name, shown in ProxyStatus.server; default "<hostname>:<port>" ("<hostname>:unix:PATH" on a unix socket). */
   readonly name?: string;
   /** Where the server reports what goes wrong; default stderr. */
   readonly log?: (message: string) => void;
@@ -76,6 +77,7 @@ export interface ControlPlaneOptions {
 }
 
 export interface ControlPlane {
+  /** The TCP port it listens on; 0 on a unix socket. */
   readonly port: number;
   readonly name: string;
   /** Every stream's path across the proxies, as ListStreams answers it (built at most once a second). */
@@ -360,10 +362,11 @@ class ControlPlaneServer {
 
   async start(listen: string, name: string | undefined): Promise<number> {
     await this.mirror.start();
-    const port = await new Promise<number>((resolve, reject) => {
+    const bound = await new Promise<number>((resolve, reject) => {
       this.grpc.bindAsync(listen, serverCredentials(this.tls), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p)));
     });
-    this.name = name ?? `${hostname()}:${port}`;
+    const port = isUnixSocketAddress(listen) ? 0 : bound; // grpc-js says 1 for a unix socket
+    this.name = name ?? `${hostname()}:${port === 0 ? listen : port}`;
     this.heartbeatTimer = setInterval(() => {
       for (const s of this.sessions) s.heartbeat();
     }, this.timing.heartbeatMs);
@@ -608,8 +611,8 @@ function jsonArray(paths: readonly StreamPath[]): { json: string; taken: number 
 
 /** Starts a control-plane replica: opens the store, mirrors its desired state, serves gRPC. */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
-  if (!/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d{1,5}$/.test(options.listen)) {
-    throw new Error(`listen address '${options.listen}' must be HOST:PORT (IPv6 as [ADDR]:PORT)`);
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d{1,5}$/.test(options.listen) && !isUnixSocketAddress(options.listen)) {
+    throw new Error(`listen address '${options.listen}' must be HOST:PORT (IPv6 as [ADDR]:PORT) or unix:PATH`);
   }
   const log = options.log ?? ((message: string) => console.error(`${new Date().toISOString()} control-plane: ${message}`));
   const store = await openStore(options.store);

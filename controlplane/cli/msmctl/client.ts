@@ -14,6 +14,7 @@ import {
   type Segment,
 } from "../../api/proto.js";
 import { connectionFailure } from "../../api/status-text.js";
+import { isUnixSocketAddress } from "../../api/unix-socket.js";
 import type { BadHopThresholds, StreamPath } from "../../api/streams.js";
 import { channelCredentials, type TlsFiles } from "../../security/tls.js";
 import { UsageError } from "../usage.js";
@@ -31,7 +32,7 @@ export class CliError extends Error {
 }
 
 export interface ConnectOptions {
-  /** HOST:PORT */
+  /** HOST:PORT or unix:PATH */
   readonly server: string;
   readonly tls: TlsFiles | "insecure";
   readonly timeoutMs: number;
@@ -120,10 +121,11 @@ export function explainError(err: unknown, server: string, method: string, timeo
   }
 }
 
-/** Checks HOST:PORT (IPv6 in brackets); a bare host gets port 7400. */
+/** Checks HOST:PORT (IPv6 in brackets; a bare host gets port 7400) or unix:PATH. */
 export function normalizeServer(server: string): string {
+  if (isUnixSocketAddress(server.trim())) return server.trim();
   const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+)(?::(\d+))?$/.exec(server.trim());
-  if (!m) throw new UsageError(`--server must be HOST:PORT (IPv6 as [ADDR]:PORT), got '${server}'`);
+  if (!m) throw new UsageError(`--server must be HOST:PORT (IPv6 as [ADDR]:PORT) or unix:PATH, got '${server}'`);
   const port = m[2] === undefined ? 7400 : Number(m[2]);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--server: port must be 1-65535, got '${m[2]}'`);
   return `${m[1]}:${port}`;

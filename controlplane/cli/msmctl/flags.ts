@@ -19,7 +19,7 @@ export interface FlagSpec {
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: "server", value: "HOST:PORT", help: "the control plane (env MSM_SERVER; default 127.0.0.1:7400)" },
+  { name: "server", value: "HOST:PORT|unix:PATH", help: "the control plane (env MSM_SERVER; default 127.0.0.1:7400)" },
   { name: "tls-ca", value: "FILE", help: "CA bundle that signs the control plane (env MSM_TLS_CA)" },
   { name: "tls-cert", value: "FILE", help: "your admin certificate (env MSM_TLS_CERT)" },
   { name: "tls-key", value: "FILE", help: "its key (env MSM_TLS_KEY)" },
