@@ -21,7 +21,7 @@ import type { ProxySnapshot } from "../runtime/index.js";
 import { renderPrometheus } from "../runtime/index.js";
 import { STREAMS_DEFAULTS } from "../runtime/config/proxy-config.js";
 import { pageStats, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../controlplane/api/stats-pages.js";
-import { median, NOISY_CPU_PCT, progress, round } from "./common.js";
+import { median, NOISY_CPU_PCT, progress, round, sleep } from "./common.js";
 import { runTrial, startProxy, withHarness, type Harness, type SearchOptions } from "./e2e.js";
 import { treeCpuUs } from "./hosts/process-stats.js";
 import type { ProxyProcess } from "./hosts/proxy-process.js";
@@ -51,6 +51,8 @@ export interface StreamsOptions {
   readonly scaleRounds: number;
   readonly warmupMs: number;
   readonly measureMs: number;
+  /** After the window: how long the proxy's CPU is read with no traffic (its once-a-second work). */
+  readonly idleMs: number;
   readonly workers: number;
   readonly basePort: number;
   // 3. in process
@@ -142,6 +144,8 @@ export interface StreamsScaleLevel {
   readonly row: ScaleRow;
   readonly listing: StreamListing;
   readonly report: StatsReportSize;
+  /** The proxy's CPU with no traffic after the window (streams still listed), % of one core. */
+  readonly idleCpuPct: number;
   /** One /stats (snapshot, transfer, JSON) after the window: wall ms, and the proxy's CPU ms. */
   readonly snapshotMs: number;
   readonly snapshotCpuMs: number;
@@ -154,6 +158,10 @@ export interface StreamsScaleRow {
   readonly cpuUsPerPacket: number | null;
   /** CPU per packet over the "off" level's, within each round, the median. */
   readonly vsOff: number | null;
+  /** With no traffic, % of one core (the median), and CPU per packet less that (what the packets themselves cost). */
+  readonly idleCpuPct: number | null;
+  readonly busyUsPerPacket: number | null;
+  readonly busyVsOff: number | null;
   readonly rssBytes: number | null;
   /** RSS - the "off" level's, within each round, the median. */
   readonly rssOverOffBytes: number | null;
@@ -283,8 +291,10 @@ async function measureCpu(opts: StreamsOptions, warnings: string[], step: () => 
       }
       const noisy = trials.filter((t) => t.otherCpuPct !== null && t.otherCpuPct > NOISY_CPU_PCT).length;
       if (noisy > 0) warnings.push(`CPU per packet: ${noisy} of ${trials.length} trials ran while other processes used more than ${NOISY_CPU_PCT}% of a core: the machine was not quiet (the ratios within a round are what count)`);
-      const lossy = trials.filter((t) => t.lossPct >= 0.1 || t.generatorShort).length;
-      if (lossy > 0) warnings.push(`CPU per packet: ${lossy} of ${trials.length} trials lost 0.1% or more or the generator fell short: CPU per delivered packet there includes work on packets that did not arrive`);
+      const lossy = trials.filter((t) => t.lossPct >= 0.1).length;
+      if (lossy > 0) warnings.push(`CPU per packet: ${lossy} of ${trials.length} trials lost 0.1% or more: CPU per delivered packet there includes work on packets that did not arrive`);
+      const short = trials.filter((t) => t.generatorShort).length;
+      if (short > 0) warnings.push(`CPU per packet: in ${short} of ${trials.length} trials the generator fell short of ${opts.cpuRatePps} pps (the machine was busy): those trials ran at a lower rate`);
       return { ratePps: opts.cpuRatePps, size: opts.size, trialMs: opts.trialMs, rounds: opts.rounds, rows, trials };
     } finally {
       await Promise.all(variants.map((v) => v.proxy.close()));
@@ -400,16 +410,22 @@ async function measureScale(opts: StreamsOptions, micro: StreamsMicroResult, war
         // the default is what "on" measures: the proxy's own, not this config's copy of it
         ...(v.streamsMax !== STREAMS_DEFAULTS.max && { streamsMax: v.streamsMax }),
         afterWindow: async (proxy) => {
-          // the generator has stopped: the proxy's CPU meanwhile is the snapshot's
+          // the generator has stopped: what the proxy spends now is its once-a-second work (windows, the snapshot it keeps)
+          const idle0 = treeCpuUs(proxy.pids());
+          const i0 = performance.now();
+          await sleep(opts.idleMs);
+          const idleCpuPct = ((treeCpuUs(proxy.pids()) - idle0) / 1000 / (performance.now() - i0)) * 100;
+          // and then what one /stats costs it
           const cpu0 = treeCpuUs(proxy.pids());
           const t0 = performance.now();
           const snap = await proxy.stats();
           const snapshotMs = performance.now() - t0;
           const snapshotCpuMs = (treeCpuUs(proxy.pids()) - cpu0) / 1000;
-          seen = { listing: streamListing(snap), report: reportSize(snap), snapshotMs: round(snapshotMs, 1), snapshotCpuMs: round(snapshotCpuMs, 1) };
+          seen = { listing: streamListing(snap), report: reportSize(snap), idleCpuPct: round(idleCpuPct, 2), snapshotMs: round(snapshotMs, 1), snapshotCpuMs: round(snapshotCpuMs, 1) };
         },
       });
-      warnings.push(...result.warnings.map((w) => `${v.label}: ${w}`));
+      // (the scale part's per-segment figures need its 1-segment level, which this part does not use)
+      warnings.push(...result.warnings.filter((w) => !w.startsWith("no 1-segment level")).map((w) => `${v.label}: ${w}`));
       const row = result.rows.find((x) => x.segments === opts.segments && x.ratePerStream === opts.ratePerStream);
       if (row && seen) levels.get(v)!.push({ round: r, row, ...seen });
       step();
@@ -427,6 +443,13 @@ async function measureScale(opts: StreamsOptions, micro: StreamsMicroResult, war
       streamsMax: v.streamsMax,
       cpuUsPerPacket: med(ls.map((l) => l.row.cpuUsPerPacket), 2),
       vsOff: med(paired.map(([a, b]) => (a.row.cpuUsPerPacket && b.row.cpuUsPerPacket ? b.row.cpuUsPerPacket / a.row.cpuUsPerPacket : null)), 3),
+      idleCpuPct: med(ls.map((l) => l.idleCpuPct), 2),
+      busyUsPerPacket: med(ls.map(busyUsPerPacket), 2),
+      busyVsOff: med(paired.map(([a, b]) => {
+        const x = busyUsPerPacket(a);
+        const y = busyUsPerPacket(b);
+        return x !== null && y !== null && x > 0 ? y / x : null;
+      }), 3),
       rssBytes: med(ls.map((l) => l.row.rssBytes), 0),
       rssOverOffBytes: med(paired.map(([a, b]) => b.row.rssBytes - a.row.rssBytes), 0),
       expectedBytes,
@@ -463,6 +486,13 @@ async function measureScale(opts: StreamsOptions, micro: StreamsMicroResult, war
     streamsPerSegmentPage: perStream === null || perSegment === null ? null : Math.floor((STATS_PAGE_BYTES - 1024 - perSegment) / perStream),
     streamsPerReport: perStream === null || perSegment === null ? null : Math.floor((STATS_MAX_PAGES * (STATS_PAGE_BYTES - 1024)) / (perStream + perSegment)),
   };
+}
+
+/** CPU per packet less what the proxy spends with no traffic at all (null: not measured). */
+function busyUsPerPacket(l: StreamsScaleLevel): number | null {
+  const { cpuUsPerPacket, cpuPct } = l.row;
+  if (cpuUsPerPacket === null || !(cpuPct > 0)) return null;
+  return round(cpuUsPerPacket * Math.max(0, 1 - l.idleCpuPct / cpuPct), 2);
 }
 
 /** Streams a proxy lists: each worker at most streamsMax of the streams of its segments (one each). */
@@ -540,10 +570,11 @@ export function streamsTables(r: StreamsResult): StreamsTable[] {
       `${x.offLossPct} / ${x.onLossPct}`, `${x.offStreamsListed} / ${x.onStreamsListed}`]);
   }
   const s = r.scale;
-  const scaleRows = [["variant", "CPU us/pkt", "/ off", "RSS MiB", "RSS - off MiB", "expected MiB", "streams listed", "with ingress + egress", "segments aggregated", "overflow packets in / out", "/stats ms", "/stats CPU ms", "streams w/ loss"]];
+  const scaleRows = [["variant", "CPU us/pkt", "/ off", "idle CPU %", "less idle us/pkt", "/ off", "RSS MiB", "RSS - off MiB", "expected MiB", "streams listed", "with ingress + egress", "segments aggregated", "overflow packets in / out", "/stats ms", "/stats CPU ms", "streams w/ loss"]];
   for (const x of s.rows) {
     const l = x.listing;
-    scaleRows.push([x.label, fmt(x.cpuUsPerPacket, 2), x.vsOff === null || x.streamsMax === 0 ? "-" : `${x.vsOff.toFixed(3)}x`, mib(x.rssBytes), x.streamsMax === 0 ? "-" : mib(x.rssOverOffBytes), mib(x.expectedBytes, 2),
+    const ratio = (y: number | null): string => (y === null || x.streamsMax === 0 ? "-" : `${y.toFixed(3)}x`);
+    scaleRows.push([x.label, fmt(x.cpuUsPerPacket, 2), ratio(x.vsOff), fmt(x.idleCpuPct, 1), fmt(x.busyUsPerPacket, 2), ratio(x.busyVsOff), mib(x.rssBytes), x.streamsMax === 0 ? "-" : mib(x.rssOverOffBytes), mib(x.expectedBytes, 2),
       l ? String(l.streamsListed) : "-", l ? String(l.withIngressAndEgress) : "-", l ? String(l.overflowSegments) : "-",
       l ? `${l.overflowIngressPackets} / ${l.overflowEgressPackets}` : "-", fmt(x.snapshotMs, 0), fmt(x.snapshotCpuMs, 0), String(x.streamsWithLoss)]);
   }
@@ -574,6 +605,7 @@ export function streamsTables(r: StreamsResult): StreamsTable[] {
       notes: [
         "Each variant is the scale part's level in a proxy of its own (setup as in (d)). streams.max counts per worker: the bounded variant lists at most that many streams on each worker and aggregates the other segments' packets in their streamsOverflow.",
         `RSS - off: within each round, the median (RSS varies by a few MiB between identical proxies). expected: each worker's stream table at its capacity (${m.tableBytesPerSlot} B per slot, doubling from 16 slots up to streams.max) plus ${m.heapBytesPerSegment ?? "?"} B of bookkeeping per segment, both measured in process.`,
+        "idle CPU %: the proxy's CPU over a while with no traffic after the window (the streams still listed), % of one core: its once-a-second work, which includes every worker's snapshot of its segments (and their streams) for the main thread (runtime/proxy.ts refresh). less idle: CPU per packet less that share (what the packets themselves cost), and its ratio to off.",
         "/stats ms and CPU ms: one /stats after the window (traffic stopped): the workers' snapshots, their transfer to the main thread and its JSON, wall time and the proxy's CPU. The agent takes such a snapshot every second (controlplane/agent).",
       ],
     },

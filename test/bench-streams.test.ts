@@ -39,6 +39,7 @@ test.before(async () => {
     scaleRounds: 1,
     warmupMs: 600,
     measureMs: 1000,
+    idleMs: 500,
     workers: 2,
     basePort: BASE_PORT,
     microStreams: 200,
@@ -79,6 +80,8 @@ test("many streams: off lists none, on lists every stream with both directions, 
     assert.ok(row.snapshotMs !== null && row.snapshotMs > 0 && row.snapshotCpuMs !== null && row.snapshotCpuMs >= 0, `${row.label}: /stats cost`);
     assert.ok(row.report && row.report.pages >= 1 && row.report.segmentsReported === SEGMENTS, `${row.label}: the report holds every segment`);
     assert.is(row.levels.length, 1, `${row.label}: one round`);
+    assert.ok(row.idleCpuPct !== null && row.idleCpuPct >= 0 && Number.isFinite(row.idleCpuPct), `${row.label}: idle CPU ${row.idleCpuPct}`);
+    assert.ok(row.busyUsPerPacket !== null && row.busyUsPerPacket >= 0 && row.busyUsPerPacket <= row.cpuUsPerPacket!, `${row.label}: CPU per packet less idle ${row.busyUsPerPacket}`);
   }
   assert.is(off.listing!.streamsListed, 0);
   assert.is(off.listing!.overflowSegments, 0);
