@@ -82,8 +82,9 @@ export interface StreamsCpuRow {
   /** Medians over the rounds. */
   readonly offUsPerPacket: number | null;
   readonly onUsPerPacket: number | null;
-  /** on / off within each round, the median. */
+  /** on / off within each round: the median, and the lowest and highest round's. */
   readonly onOverOff: number | null;
+  readonly onOverOffRange: readonly [number, number] | null;
   /** on - off within each round, the median, ns. */
   readonly addedNsPerPacket: number | null;
   /** The worst round's loss, %. */
@@ -158,10 +159,11 @@ export interface StreamsScaleRow {
   readonly cpuUsPerPacket: number | null;
   /** CPU per packet over the "off" level's, within each round, the median. */
   readonly vsOff: number | null;
-  /** With no traffic, % of one core (the median), and CPU per packet less that (what the packets themselves cost). */
+  /** The proxy's CPU over the window, % of one core (the median). */
+  readonly cpuPct: number | null;
+  /** With no traffic after the window, % of one core (the median), and less the "off" level's within each round (the median). */
   readonly idleCpuPct: number | null;
-  readonly busyUsPerPacket: number | null;
-  readonly busyVsOff: number | null;
+  readonly idleOverOffPct: number | null;
   readonly rssBytes: number | null;
   /** RSS - the "off" level's, within each round, the median. */
   readonly rssOverOffBytes: number | null;
@@ -169,7 +171,8 @@ export interface StreamsScaleRow {
   readonly expectedBytes: number;
   readonly snapshotMs: number | null;
   readonly snapshotCpuMs: number | null;
-  readonly streamsWithLoss: number;
+  /** Packets the proxy dropped in the window, the worst round (loss at the sink on a busy machine is the harness's: see the warnings). */
+  readonly proxyDrops: number;
   /** The last round's listing and report. */
   readonly listing: StreamListing | null;
   readonly report: StatsReportSize | null;
@@ -280,6 +283,7 @@ async function measureCpu(opts: StreamsOptions, warnings: string[], step: () => 
           offUsPerPacket: med(mine("off").map((t) => t.usPerPacket), 3),
           onUsPerPacket: med(mine("on").map((t) => t.usPerPacket), 3),
           onOverOff: med(pairs.map(([a, b]) => b / a), 3),
+          onOverOffRange: pairs.length === 0 ? null : [round(Math.min(...pairs.map(([a, b]) => b / a)), 3), round(Math.max(...pairs.map(([a, b]) => b / a)), 3)],
           addedNsPerPacket: med(pairs.map(([a, b]) => (b - a) * 1000), 0),
           offLossPct: Math.max(0, ...mine("off").map((t) => t.lossPct)),
           onLossPct: Math.max(0, ...mine("on").map((t) => t.lossPct)),
@@ -443,19 +447,15 @@ async function measureScale(opts: StreamsOptions, micro: StreamsMicroResult, war
       streamsMax: v.streamsMax,
       cpuUsPerPacket: med(ls.map((l) => l.row.cpuUsPerPacket), 2),
       vsOff: med(paired.map(([a, b]) => (a.row.cpuUsPerPacket && b.row.cpuUsPerPacket ? b.row.cpuUsPerPacket / a.row.cpuUsPerPacket : null)), 3),
-      idleCpuPct: med(ls.map((l) => l.idleCpuPct), 2),
-      busyUsPerPacket: med(ls.map(busyUsPerPacket), 2),
-      busyVsOff: med(paired.map(([a, b]) => {
-        const x = busyUsPerPacket(a);
-        const y = busyUsPerPacket(b);
-        return x !== null && y !== null && x > 0 ? y / x : null;
-      }), 3),
+      cpuPct: med(ls.map((l) => l.row.cpuPct), 1),
+      idleCpuPct: med(ls.map((l) => l.idleCpuPct), 1),
+      idleOverOffPct: med(paired.map(([a, b]) => b.idleCpuPct - a.idleCpuPct), 1),
       rssBytes: med(ls.map((l) => l.row.rssBytes), 0),
       rssOverOffBytes: med(paired.map(([a, b]) => b.row.rssBytes - a.row.rssBytes), 0),
       expectedBytes,
       snapshotMs: med(ls.map((l) => l.snapshotMs), 1),
       snapshotCpuMs: med(ls.map((l) => l.snapshotCpuMs), 1),
-      streamsWithLoss: Math.max(0, ...ls.map((l) => l.row.streamsWithLoss)),
+      proxyDrops: Math.max(0, ...ls.map((l) => l.row.proxyDrops)),
       listing: last?.listing ?? null,
       report: last?.report ?? null,
       levels: ls,
@@ -486,13 +486,6 @@ async function measureScale(opts: StreamsOptions, micro: StreamsMicroResult, war
     streamsPerSegmentPage: perStream === null || perSegment === null ? null : Math.floor((STATS_PAGE_BYTES - 1024 - perSegment) / perStream),
     streamsPerReport: perStream === null || perSegment === null ? null : Math.floor((STATS_MAX_PAGES * (STATS_PAGE_BYTES - 1024)) / (perStream + perSegment)),
   };
-}
-
-/** CPU per packet less what the proxy spends with no traffic at all (null: not measured). */
-function busyUsPerPacket(l: StreamsScaleLevel): number | null {
-  const { cpuUsPerPacket, cpuPct } = l.row;
-  if (cpuUsPerPacket === null || !(cpuPct > 0)) return null;
-  return round(cpuUsPerPacket * Math.max(0, 1 - l.idleCpuPct / cpuPct), 2);
 }
 
 /** Streams a proxy lists: each worker at most streamsMax of the streams of its segments (one each). */
@@ -564,30 +557,34 @@ export interface StreamsTable {
 /** The part's tables: CPU at a fixed rate, many streams on one proxy, in process. */
 export function streamsTables(r: StreamsResult): StreamsTable[] {
   const c = r.cpu;
-  const cpuRows = [["runtime", "stats off us/pkt", "stats on us/pkt", "on / off", "added ns/pkt", "worst loss off / on %", "streams listed off / on"]];
+  const cpuRows = [["runtime", "stats off us/pkt", "stats on us/pkt", "on / off", "rounds' range", "added ns/pkt", "worst loss off / on %", "streams listed off / on"]];
   for (const x of c.rows) {
-    cpuRows.push([runtimeName(x.runtime), fmt(x.offUsPerPacket, 2), fmt(x.onUsPerPacket, 2), x.onOverOff === null ? "-" : `${x.onOverOff.toFixed(3)}x`, fmt(x.addedNsPerPacket, 0),
+    cpuRows.push([runtimeName(x.runtime), fmt(x.offUsPerPacket, 2), fmt(x.onUsPerPacket, 2), x.onOverOff === null ? "-" : `${x.onOverOff.toFixed(3)}x`,
+      x.onOverOffRange ? `${x.onOverOffRange[0].toFixed(2)}-${x.onOverOffRange[1].toFixed(2)}x` : "-", fmt(x.addedNsPerPacket, 0),
       `${x.offLossPct} / ${x.onLossPct}`, `${x.offStreamsListed} / ${x.onStreamsListed}`]);
   }
   const s = r.scale;
-  const scaleRows = [["variant", "CPU us/pkt", "/ off", "idle CPU %", "less idle us/pkt", "/ off", "RSS MiB", "RSS - off MiB", "expected MiB", "streams listed", "with ingress + egress", "segments aggregated", "overflow packets in / out", "/stats ms", "/stats CPU ms", "streams w/ loss"]];
+  const scaleRows = [["variant", "CPU %", "CPU us/pkt", "/ off", "idle CPU %", "idle - off", "RSS MiB", "RSS - off MiB", "expected MiB", "streams listed", "with ingress + egress", "segments aggregated", "overflow packets in / out", "proxy drops"]];
   for (const x of s.rows) {
     const l = x.listing;
-    const ratio = (y: number | null): string => (y === null || x.streamsMax === 0 ? "-" : `${y.toFixed(3)}x`);
-    scaleRows.push([x.label, fmt(x.cpuUsPerPacket, 2), ratio(x.vsOff), fmt(x.idleCpuPct, 1), fmt(x.busyUsPerPacket, 2), ratio(x.busyVsOff), mib(x.rssBytes), x.streamsMax === 0 ? "-" : mib(x.rssOverOffBytes), mib(x.expectedBytes, 2),
+    const on = x.streamsMax > 0;
+    scaleRows.push([x.label, fmt(x.cpuPct, 1), fmt(x.cpuUsPerPacket, 2), on && x.vsOff !== null ? `${x.vsOff.toFixed(3)}x` : "-", fmt(x.idleCpuPct, 1), on ? fmt(x.idleOverOffPct, 1) : "-",
+      mib(x.rssBytes), on ? mib(x.rssOverOffBytes) : "-", mib(x.expectedBytes, 2),
       l ? String(l.streamsListed) : "-", l ? String(l.withIngressAndEgress) : "-", l ? String(l.overflowSegments) : "-",
-      l ? `${l.overflowIngressPackets} / ${l.overflowEgressPackets}` : "-", fmt(x.snapshotMs, 0), fmt(x.snapshotCpuMs, 0), String(x.streamsWithLoss)]);
+      l ? `${l.overflowIngressPackets} / ${l.overflowEgressPackets}` : "-", String(x.proxyDrops)]);
   }
-  const reportRows = [["variant", "/stats bytes", "compact JSON bytes", "/metrics bytes", `agent pages (of ${STATS_MAX_PAGES})`, "segments in the report"]];
+  const reportRows = [["variant", "/stats bytes", "compact JSON bytes", "/metrics bytes", `agent pages (of ${STATS_MAX_PAGES})`, "segments in the report", "one /stats: wall ms", "proxy CPU ms"]];
   for (const x of s.rows) {
     const p = x.report;
-    reportRows.push([x.label, p ? String(p.statsBytes) : "-", p ? String(p.compactBytes) : "-", p ? String(p.metricsBytes) : "-", p ? String(p.pages) : "-", p ? `${p.segmentsReported} of ${p.segmentsTotal}` : "-"]);
+    reportRows.push([x.label, p ? String(p.statsBytes) : "-", p ? String(p.compactBytes) : "-", p ? String(p.metricsBytes) : "-", p ? String(p.pages) : "-", p ? `${p.segmentsReported} of ${p.segmentsTotal}` : "-",
+      fmt(x.snapshotMs, 0), fmt(x.snapshotCpuMs, 0)]);
   }
   const m = r.micro;
   const microRows = [["loop", "ns/packet", "range", "over the empty loop", "heap B/packet"]];
   for (const x of m.rows) microRows.push([x.name, fmt(x.nsPerPacket), `${fmt(x.minNs)}-${fmt(x.maxNs)}`, x.overLoopNs === null ? "-" : fmt(x.overLoopNs), fmt(x.heapBytesPerPacket, 2)]);
   const io = c.rows.map((x) => `${runtimeName(x.runtime)}: ${x.io ?? "?"}`).join("; ");
   const fits = s.rows[1]?.report;
+  const offFits = s.rows[0]?.report;
   return [
     {
       title: `(h) Streams: CPU per packet with per-stream stats off and on, ${c.ratePps} pps of ${c.size} B, one stream, chain [${r.chain}] (${c.trialMs} ms trials, ${c.rounds} rounds)`,
@@ -605,8 +602,9 @@ export function streamsTables(r: StreamsResult): StreamsTable[] {
       notes: [
         "Each variant is the scale part's level in a proxy of its own (setup as in (d)). streams.max counts per worker: the bounded variant lists at most that many streams on each worker and aggregates the other segments' packets in their streamsOverflow.",
         `RSS - off: within each round, the median (RSS varies by a few MiB between identical proxies). expected: each worker's stream table at its capacity (${m.tableBytesPerSlot} B per slot, doubling from 16 slots up to streams.max) plus ${m.heapBytesPerSegment ?? "?"} B of bookkeeping per segment, both measured in process.`,
-        "idle CPU %: the proxy's CPU over a while with no traffic after the window (the streams still listed), % of one core: its once-a-second work, which includes every worker's snapshot of its segments (and their streams) for the main thread (runtime/proxy.ts refresh). less idle: CPU per packet less that share (what the packets themselves cost), and its ratio to off.",
-        "/stats ms and CPU ms: one /stats after the window (traffic stopped): the workers' snapshots, their transfer to the main thread and its JSON, wall time and the proxy's CPU. The agent takes such a snapshot every second (controlplane/agent).",
+        "CPU %: the proxy's process tree over the window, % of one core; us/pkt: per delivered packet (at 5 pps per stream most of it is per-second work spread over few packets; on a busy machine the generator may offer less than asked, which the warnings say, and then us/pkt rises). / off: within each round, then the median.",
+        "idle CPU %: the proxy's CPU over a while with no traffic after the window (the streams still listed), % of one core: its once-a-second work, which includes every worker's snapshot of all its segments (and their streams) sent to the main thread (runtime/proxy.ts refresh) and each worker's roll of its streams' windows. idle - off: within each round, then the median, in % of one core.",
+        "proxy drops: the proxy's own drop counters over the window, the worst round (packets missing at the sink with none dropped by the proxy are the harness's on a busy machine: see the warnings).",
       ],
     },
     {
@@ -614,11 +612,13 @@ export function streamsTables(r: StreamsResult): StreamsTable[] {
       rows: reportRows,
       alignLeft: 1,
       notes: [
-        `The agent sends a report as pages of whole segments, at most ${STATS_PAGE_BYTES >> 10} KiB each and ${STATS_MAX_PAGES} pages (controlplane/api/stats-pages.ts); the segments beyond are left out and the report says so.`,
+        `/stats bytes: as served (indented JSON); compact: what the agent pages, at most ${STATS_PAGE_BYTES >> 10} KiB a page and ${STATS_MAX_PAGES} pages (controlplane/api/stats-pages.ts), whole segments, those beyond left out (the report says so); /metrics: the Prometheus text of the same snapshot.`,
+        "one /stats: after the idle reading, one /stats: the workers' snapshots, their transfer to the main thread, its JSON, the HTTP answer; wall time and the proxy's CPU. The agent takes such a snapshot every second (without the JSON indent; controlplane/agent), and the proxy's own refresh does the workers' part every second too.",
         s.reportBytesPerStream === null ? "bytes per stream: not measured" :
           `One stream adds ${s.reportBytesPerStream} B of compact JSON. So a report of one-stream segments holds about ${s.streamsPerReport} streams, ` +
           `and one segment can list about ${s.streamsPerSegmentPage} streams before its counters pass a page (it is then reported as a stub without counters).` +
-          (fits ? ` At ${s.segments.toLocaleString("en-US")} streams: ${fits.segmentsReported === fits.segmentsTotal ? "they fit" : `they do not fit: ${fits.segmentsReported} of ${fits.segmentsTotal} segments are reported`}.` : ""),
+          (fits ? ` At ${s.segments.toLocaleString("en-US")} streams: ${fits.segmentsReported === fits.segmentsTotal ? "they fit" : `they do not fit: ${fits.segmentsReported} of ${fits.segmentsTotal} segments are reported`}` +
+            (offFits && offFits.segmentsReported < offFits.segmentsTotal ? ` (without streams ${offFits.segmentsReported}: the segments alone pass the limit)` : "") + "." : ""),
       ],
     },
     {

@@ -59,6 +59,7 @@ test("CPU per packet: a proxy with stats off and one with stats on, each measure
   finitePositive(row.offUsPerPacket, "off us/packet");
   finitePositive(row.onUsPerPacket, "on us/packet");
   finitePositive(row.onOverOff, "on / off");
+  assert.equal(row.onOverOffRange, [row.onOverOff, row.onOverOff], "one round: the range is its ratio");
   assert.ok(Number.isFinite(row.addedNsPerPacket), `added ns: ${row.addedNsPerPacket}`);
   assert.is(row.onStreamsListed, 1, "stats on: the one stream is listed");
   assert.is(row.offStreamsListed, 0, "stats off: nothing listed");
@@ -81,7 +82,8 @@ test("many streams: off lists none, on lists every stream with both directions, 
     assert.ok(row.report && row.report.pages >= 1 && row.report.segmentsReported === SEGMENTS, `${row.label}: the report holds every segment`);
     assert.is(row.levels.length, 1, `${row.label}: one round`);
     assert.ok(row.idleCpuPct !== null && row.idleCpuPct >= 0 && Number.isFinite(row.idleCpuPct), `${row.label}: idle CPU ${row.idleCpuPct}`);
-    assert.ok(row.busyUsPerPacket !== null && row.busyUsPerPacket >= 0 && row.busyUsPerPacket <= row.cpuUsPerPacket!, `${row.label}: CPU per packet less idle ${row.busyUsPerPacket}`);
+    finitePositive(row.cpuPct, `${row.label}: CPU %`);
+    assert.ok(Number.isInteger(row.proxyDrops) && row.proxyDrops >= 0, `${row.label}: proxy drops ${row.proxyDrops}`);
   }
   assert.is(off.listing!.streamsListed, 0);
   assert.is(off.listing!.overflowSegments, 0);

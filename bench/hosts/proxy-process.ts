@@ -99,7 +99,10 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
     io,
     pids: () => [child.pid!],
     stats: async () => {
-      const res = await fetch(`http://127.0.0.1:${adminPort}/stats`);
+      const url = `http://127.0.0.1:${adminPort}/stats`;
+      // a kept-alive connection that the proxy closed meanwhile (a /stats of many segments keeps its
+      // loop busy for seconds, past its keep-alive timeout) resets the next request: once more, anew
+      const res = await fetch(url).catch(() => fetch(url));
       if (!res.ok) throw new Error(`proxy /stats: HTTP ${res.status}`);
       return (await res.json()) as ProxySnapshot;
     },
