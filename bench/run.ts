@@ -339,7 +339,7 @@ async function main(): Promise<void> {
         scaleRounds: q ? 1 : 3,
         warmupMs: q ? 1000 : 1500,
         measureMs: q ? 1500 : 5000,
-        idleMs: q ? 1500 : 3000,
+        idleMs: q ? 2000 : 5000,
         workers: Math.min(2, cores),
         basePort: 20_000,
         microStreams: 10_000,

@@ -51,7 +51,7 @@ export interface StreamsOptions {
   readonly scaleRounds: number;
   readonly warmupMs: number;
   readonly measureMs: number;
-  /** After the window: how long the proxy's CPU is read with no traffic (its once-a-second work). */
+  /** After the window: how long the proxy's CPU is read with no traffic (its once-a-second work), in one-second readings. */
   readonly idleMs: number;
   readonly workers: number;
   readonly basePort: number;
@@ -415,10 +415,7 @@ async function measureScale(opts: StreamsOptions, micro: StreamsMicroResult, war
         ...(v.streamsMax !== STREAMS_DEFAULTS.max && { streamsMax: v.streamsMax }),
         afterWindow: async (proxy) => {
           // the generator has stopped: what the proxy spends now is its once-a-second work (windows, the snapshot it keeps)
-          const idle0 = treeCpuUs(proxy.pids());
-          const i0 = performance.now();
-          await sleep(opts.idleMs);
-          const idleCpuPct = ((treeCpuUs(proxy.pids()) - idle0) / 1000 / (performance.now() - i0)) * 100;
+          const idleCpuPct = await idleCpu(proxy, opts.idleMs);
           // and then what one /stats costs it
           const cpu0 = treeCpuUs(proxy.pids());
           const t0 = performance.now();
@@ -486,6 +483,24 @@ async function measureScale(opts: StreamsOptions, micro: StreamsMicroResult, war
     streamsPerSegmentPage: perStream === null || perSegment === null ? null : Math.floor((STATS_PAGE_BYTES - 1024 - perSegment) / perStream),
     streamsPerReport: perStream === null || perSegment === null ? null : Math.floor((STATS_MAX_PAGES * (STATS_PAGE_BYTES - 1024)) / (perStream + perSegment)),
   };
+}
+
+/**
+ * The proxy's CPU with no traffic, % of one core: the median of one-second readings over `ms`,
+ * after a second to settle, so that a collection of what the last /stats left behind does not
+ * make the figure.
+ */
+async function idleCpu(proxy: ProxyProcess, ms: number): Promise<number> {
+  const sampleMs = Math.min(1000, ms);
+  await sleep(sampleMs);
+  const readings: number[] = [];
+  for (let k = 0; k < Math.max(1, Math.round(ms / sampleMs)); k++) {
+    const cpu0 = treeCpuUs(proxy.pids());
+    const t0 = performance.now();
+    await sleep(sampleMs);
+    readings.push(((treeCpuUs(proxy.pids()) - cpu0) / 1000 / (performance.now() - t0)) * 100);
+  }
+  return median(readings);
 }
 
 /** Streams a proxy lists: each worker at most streamsMax of the streams of its segments (one each). */
@@ -603,7 +618,7 @@ export function streamsTables(r: StreamsResult): StreamsTable[] {
         "Each variant is the scale part's level in a proxy of its own (setup as in (d)). streams.max counts per worker: the bounded variant lists at most that many streams on each worker and aggregates the other segments' packets in their streamsOverflow.",
         `RSS - off: within each round, the median (RSS varies by a few MiB between identical proxies). expected: each worker's stream table at its capacity (${m.tableBytesPerSlot} B per slot, doubling from 16 slots up to streams.max) plus ${m.heapBytesPerSegment ?? "?"} B of bookkeeping per segment, both measured in process.`,
         "CPU %: the proxy's process tree over the window, % of one core; us/pkt: per delivered packet (at 5 pps per stream most of it is per-second work spread over few packets; on a busy machine the generator may offer less than asked, which the warnings say, and then us/pkt rises). / off: within each round, then the median.",
-        "idle CPU %: the proxy's CPU over a while with no traffic after the window (the streams still listed), % of one core: its once-a-second work, which includes every worker's snapshot of all its segments (and their streams) sent to the main thread (runtime/proxy.ts refresh) and each worker's roll of its streams' windows. idle - off: within each round, then the median, in % of one core.",
+        "idle CPU %: the proxy's CPU with no traffic after the window (the streams still listed; a second to settle, then the median of one-second readings), % of one core: its once-a-second work, which includes every worker's snapshot of all its segments (and their streams) sent to the main thread (runtime/proxy.ts refresh) and each worker's roll of its streams' windows. idle - off: within each round, then the median, in % of one core.",
         "proxy drops: the proxy's own drop counters over the window, the worst round (packets missing at the sink with none dropped by the proxy are the harness's on a busy machine: see the warnings).",
       ],
     },
