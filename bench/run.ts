@@ -6,7 +6,7 @@
 //                      streams (default all)
 //   --hosts LIST       end-to-end relays (default all): direct, plain, bun, c, gstreamer, rtpengine,
 //                      proxy, filter, filter@dgram, filter@bun, srtp
-//   --repeats N        end-to-end and workers repeats (default 3, quick 1); the streams part runs 3N rounds
+//   --repeats N        end-to-end and workers repeats (default 3, quick 1); the streams part runs 5N rounds
 //   --scale LIST       segment counts of the scale part (default 1,100,1000,10000; quick 1,100,1000)
 //   --filter PATH      the filter under test (default filters/validate/build/validate.wasm)
 //   --batch-size N     the proxy's batchSize in the end-to-end part (default: the proxy's own)
@@ -328,8 +328,8 @@ async function main(): Promise<void> {
         size: 1200,
         trialMs: q ? 400 : 2000,
         drainMs: q ? 100 : 250,
-        // a round is one trial per variant: three of them per end-to-end repeat
-        rounds: 3 * (args.repeats ?? (q ? 1 : 3)),
+        // a round is one trial per variant: five of them per end-to-end repeat
+        rounds: 5 * (args.repeats ?? (q ? 1 : 3)),
         runtimes: ["node", "bun"],
         pin: args.pin,
         ...(args.batchSize !== undefined && { batchSize: args.batchSize }),

@@ -87,9 +87,12 @@ export interface StreamsCpuRow {
   readonly onOverOffRange: readonly [number, number] | null;
   /** on - off within each round, the median, ns. */
   readonly addedNsPerPacket: number | null;
-  /** The worst round's loss, %. */
+  /** The worst loss of the rounds counted, %. */
   readonly offLossPct: number;
   readonly onLossPct: number;
+  /** Rounds counted, and of all rounds those whose two trials ran at the rate and lost under 0.1% (counted when there are enough). */
+  readonly rounds: number;
+  readonly cleanRounds: number;
   /** Streams the "on" proxy listed in /stats after the trials (1 expected), and the "off" one (0). */
   readonly onStreamsListed: number;
   readonly offStreamsListed: number;
@@ -204,6 +207,15 @@ export interface StreamsResult {
 
 type Load = LoadProcess<LoadgenRequest, LoadgenReply>;
 
+/** A CPU trial counts when the generator reached the rate and less than this was lost, %. */
+const CLEAN_LOSS_PCT = 0.1;
+/** Fewer clean rounds than this: every round counts (and the run says so). */
+const MIN_CLEAN_ROUNDS = 3;
+
+function cleanTrial(t: StreamsCpuTrial): boolean {
+  return !t.generatorShort && t.lossPct < CLEAN_LOSS_PCT;
+}
+
 function med(xs: readonly (number | null | undefined)[], digits: number): number | null {
   const v = xs.filter((x): x is number => typeof x === "number" && Number.isFinite(x));
   return v.length === 0 ? null : round(median(v), digits);
@@ -274,9 +286,15 @@ async function measureCpu(opts: StreamsOptions, warnings: string[], step: () => 
         const on = variants.find((v) => v.runtime === runtime && v.streams === "on");
         if (!off || !on) continue;
         const of = (s: StatsSwitch, r: number): StreamsCpuTrial | undefined => trials.find((t) => t.runtime === runtime && t.streams === s && t.round === r);
-        const pairs = Array.from({ length: opts.rounds }, (_, r) => [of("off", r)?.usPerPacket, of("on", r)?.usPerPacket] as const)
-          .filter((p): p is readonly [number, number] => typeof p[0] === "number" && typeof p[1] === "number" && p[0] > 0);
-        const mine = (s: StatsSwitch): StreamsCpuTrial[] => trials.filter((t) => t.runtime === runtime && t.streams === s);
+        const all = Array.from({ length: opts.rounds }, (_, r) => [of("off", r), of("on", r)] as const)
+          .filter((p): p is readonly [StreamsCpuTrial, StreamsCpuTrial] => (p[0]?.usPerPacket ?? 0) > 0 && (p[1]?.usPerPacket ?? 0) > 0);
+        // a round counts where both trials ran at the rate and lost nothing: one that fell short ran
+        // smaller batches, and its CPU per packet says so rather than what the stats cost
+        const clean = all.filter((p) => p.every(cleanTrial));
+        const chosen = clean.length >= MIN_CLEAN_ROUNDS ? clean : all;
+        if (chosen === all && all.length > 0) warnings.push(`CPU per packet under ${runtime}: only ${clean.length} of ${all.length} rounds ran clean (both trials at the rate, loss < ${CLEAN_LOSS_PCT}%): the ratio is over every round`);
+        const pairs = chosen.map(([a, b]) => [a.usPerPacket!, b.usPerPacket!] as const);
+        const mine = (s: StatsSwitch): StreamsCpuTrial[] => chosen.map((p) => p[s === "off" ? 0 : 1]);
         rows.push({
           runtime,
           io: on.proxy.io,
@@ -287,6 +305,8 @@ async function measureCpu(opts: StreamsOptions, warnings: string[], step: () => 
           addedNsPerPacket: med(pairs.map(([a, b]) => (b - a) * 1000), 0),
           offLossPct: Math.max(0, ...mine("off").map((t) => t.lossPct)),
           onLossPct: Math.max(0, ...mine("on").map((t) => t.lossPct)),
+          rounds: pairs.length,
+          cleanRounds: clean.length,
           onStreamsListed: listed.get(on)!,
           offStreamsListed: listed.get(off)!,
         });
@@ -572,9 +592,9 @@ export interface StreamsTable {
 /** The part's tables: CPU at a fixed rate, many streams on one proxy, in process. */
 export function streamsTables(r: StreamsResult): StreamsTable[] {
   const c = r.cpu;
-  const cpuRows = [["runtime", "stats off us/pkt", "stats on us/pkt", "on / off", "rounds' range", "added ns/pkt", "worst loss off / on %", "streams listed off / on"]];
+  const cpuRows = [["runtime", "rounds counted", "stats off us/pkt", "stats on us/pkt", "on / off", "rounds' range", "added ns/pkt", "worst loss off / on %", "streams listed off / on"]];
   for (const x of c.rows) {
-    cpuRows.push([runtimeName(x.runtime), fmt(x.offUsPerPacket, 2), fmt(x.onUsPerPacket, 2), x.onOverOff === null ? "-" : `${x.onOverOff.toFixed(3)}x`,
+    cpuRows.push([runtimeName(x.runtime), `${x.rounds} of ${c.rounds}${x.rounds === x.cleanRounds ? " (clean)" : ` (${x.cleanRounds} clean)`}`, fmt(x.offUsPerPacket, 2), fmt(x.onUsPerPacket, 2), x.onOverOff === null ? "-" : `${x.onOverOff.toFixed(3)}x`,
       x.onOverOffRange ? `${x.onOverOffRange[0].toFixed(2)}-${x.onOverOffRange[1].toFixed(2)}x` : "-", fmt(x.addedNsPerPacket, 0),
       `${x.offLossPct} / ${x.onLossPct}`, `${x.offStreamsListed} / ${x.onStreamsListed}`]);
   }
@@ -606,7 +626,8 @@ export function streamsTables(r: StreamsResult): StreamsTable[] {
       rows: cpuRows,
       alignLeft: 1,
       notes: [
-        "Off: the proxy config's streams.max 0; on: its default. us/pkt: the proxy's process tree CPU per delivered packet, median of the rounds; on / off and added ns: within each round, then the median (the same run on a shared machine: the ratio is the figure to read).",
+        "Off: the proxy config's streams.max 0; on: its default. us/pkt: the proxy's process tree CPU per delivered packet, median of the rounds counted; on / off and added ns: within each round, then the median (the same run on a shared machine: the ratio is the figure to read).",
+        `Rounds counted: those whose two trials ran clean (the generator at the rate, loss under ${CLEAN_LOSS_PCT}%: a trial that fell short ran smaller batches, which moves CPU per packet more than the stats do), when at least ${MIN_CLEAN_ROUNDS} did; else every round.`,
         `socket I/O, as the proxies' start lines named it: ${io}`,
       ],
     },
