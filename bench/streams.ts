@@ -70,6 +70,8 @@ export interface StreamsCpuTrial {
   readonly streams: StatsSwitch;
   readonly round: number;
   readonly usPerPacket: number | null;
+  /** The rate the generator reached, packets/s. */
+  readonly achievedPps: number;
   readonly lossPct: number;
   readonly otherCpuPct: number | null;
   readonly generatorShort: boolean;
@@ -273,8 +275,8 @@ async function measureCpu(opts: StreamsOptions, warnings: string[], step: () => 
         for (let k = 0; k < variants.length; k++) {
           const v = variants[(k + r) % variants.length]!;
           const t = await runTrial(v.h, v.proxy, opts.cpuRatePps, opts.trialMs, search, false);
-          trials.push({ runtime: v.runtime, streams: v.streams, round: r, usPerPacket: t.relayCpuUsPerPacket, lossPct: t.lossPct, otherCpuPct: t.otherCpuPct, generatorShort: t.generatorShort });
-          progress(`streams: ${v.runtime}, stats ${v.streams}, round ${r + 1}/${opts.rounds}: ${t.relayCpuUsPerPacket ?? "-"} us/packet, loss ${t.lossPct}%, other ${t.otherCpuPct ?? "?"}%`);
+          trials.push({ runtime: v.runtime, streams: v.streams, round: r, usPerPacket: t.relayCpuUsPerPacket, achievedPps: t.achievedPps, lossPct: t.lossPct, otherCpuPct: t.otherCpuPct, generatorShort: t.generatorShort });
+          progress(`streams: ${v.runtime}, stats ${v.streams}, round ${r + 1}/${opts.rounds}: ${t.relayCpuUsPerPacket ?? "-"} us/packet at ${t.achievedPps} pps, loss ${t.lossPct}%, other ${t.otherCpuPct ?? "?"}%`);
           step();
         }
       }
