@@ -15,7 +15,7 @@
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { SegmentStreams } from "../runtime/streams/segment-streams.js";
-import { INGRESS, StreamTable } from "../runtime/streams/stream-table.js";
+import { INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, StreamTable } from "../runtime/streams/stream-table.js";
 import { machineBusyUs, median, progress, round } from "./common.js";
 import { heapBytesPerPacket } from "./micro.js";
 
@@ -139,7 +139,12 @@ function recordLoop(v: Variant, packets: number): void {
   for (let k = 0; k < packets; k++) {
     stamp(v, i);
     atMs += v.msPerPacket;
-    table.record(slots[i]!, INGRESS, v.seq[i]!, v.ts[i]!, SIZE, atMs);
+    const p = table.packet;
+    p[PKT_SEQ] = v.seq[i]!;
+    p[PKT_TS] = v.ts[i]!;
+    p[PKT_BYTES] = SIZE;
+    p[PKT_AT_MS] = atMs;
+    table.record(slots[i]!, INGRESS);
     if (++i === v.streams) i = 0;
   }
   v.next = i;
@@ -155,8 +160,9 @@ function countLoop(v: Variant, packets: number): void {
     stamp(v, i);
     atMs += v.msPerPacket;
     const s = one ? segs[0]! : segs[i]!;
-    s.ingress(v.packet, 0, SIZE, atMs);
-    s.egress(v.packet, 0, SIZE, atMs);
+    s.time[0] = atMs;
+    s.ingress(v.packet, 0, SIZE);
+    s.egress(v.packet, 0, SIZE);
     if (++i === v.streams) i = 0;
   }
   v.next = i;
@@ -222,7 +228,8 @@ function heapPerSegment(gc: (() => void) | null, segments: number): number | nul
     const s = new SegmentStreams(table, undefined);
     v.packet[8] = i >>> 8;
     v.packet[9] = i & 0xff;
-    s.ingress(v.packet, 0, SIZE, v.atMs);
+    s.time[0] = v.atMs;
+    s.ingress(v.packet, 0, SIZE);
     return s;
   });
   gc();
