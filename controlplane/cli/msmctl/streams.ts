@@ -8,6 +8,7 @@ import { escapeSerialized, printable } from "../../security/terminal.js";
 import { closeNames, pathsNamed } from "../../server/stream-paths.js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
+import { drawScreen, untilInterrupted } from "./live.js";
 import { age, fields, rate, render, table } from "./format.js";
 import { API_VERSION } from "./manifest.js";
 
@@ -172,11 +173,6 @@ export async function describeStream(ctx: Context, name: string): Promise<number
   return 0;
 }
 
-function sleep(ms: number, stop: Promise<void>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([new Promise<void>((r) => (timer = setTimeout(r, ms))), stop]).finally(() => clearTimeout(timer));
-}
-
 /** `top streams`: worst first, redrawn every interval until Ctrl-C, or once. The figures are the proxies' last windows: one poll is enough. */
 export async function topStreams(ctx: Context, opts: { proxy: string; badOnly: boolean; intervalMs: number; once: boolean }): Promise<number> {
   const api = ctx.api();
@@ -187,15 +183,7 @@ export async function topStreams(ctx: Context, opts: { proxy: string; badOnly: b
     else ctx.io.out((paths.length ? table(TOP_STREAM_HEADERS, topStreamRows(paths)) : "no streams: no proxy reports one yet\n") + (incomplete ? `note: ${incomplete}\n` : ""));
     return 0;
   }
-  let stopped = false;
-  const stop = new Promise<void>((resolve) => {
-    const off = ctx.io.onInterrupt(() => {
-      stopped = true;
-      off();
-      resolve();
-    });
-  });
-  while (!stopped) {
+  await untilInterrupted(ctx, opts.intervalMs, async () => {
     let paths: StreamPath[] = [];
     let note = "";
     try {
@@ -210,9 +198,8 @@ export async function topStreams(ctx: Context, opts: { proxy: string; badOnly: b
     } else {
       const head = `msmctl top streams: ${api.server}, every ${opts.intervalMs / 1000} s, worst first, Ctrl-C to stop${note ? `\n${printable(note)}` : ""}\n\n`;
       const body = paths.length ? table(TOP_STREAM_HEADERS, topStreamRows(paths)) : "no streams: no proxy reports one yet\n";
-      ctx.io.out(ctx.io.isTty ? `\x1b[H\x1b[2J${head}${body}` : `${head}${body}\n`);
+      drawScreen(ctx, head, body);
     }
-    await sleep(opts.intervalMs, stop);
-  }
+  });
   return 0;
 }
