@@ -1,6 +1,7 @@
 // `msm control-plane`: runs one control-plane replica until SIGINT/SIGTERM. Several replicas
 // sharing one etcd serve the same segments and filters; each proxy connects to any of them.
 import { existsSync } from "node:fs";
+import { parseListen, startDashboard } from "../dashboard/index.js";
 import { startControlPlane } from "../server/index.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
 import type { TlsFiles } from "../security/tls.js";
@@ -9,7 +10,7 @@ import { numberFlag, parseFlags, UsageError } from "./usage.js";
 
 export const CONTROL_PLANE_USAGE =
   "usage: msm control-plane --listen HOST:PORT|unix:PATH --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
-  "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)\n" +
+  "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure) [--dashboard HOST:PORT]\n" +
   "                         [--bad-loss FRACTION] [--bad-jitter-ms MS]   (when a hop of a stream is bad; default 0.005, 5)";
 
 export async function runControlPlane(args: readonly string[]): Promise<number> {
@@ -17,7 +18,7 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
   const insecure = args.includes("--insecure");
   const { flags, rest } = parseFlags(
     args.filter((a) => a !== "--insecure"),
-    ["listen", "store", "name", "trust-domain", "tls-ca", "tls-cert", "tls-key", "bad-loss", "bad-jitter-ms"],
+    ["listen", "store", "name", "trust-domain", "tls-ca", "tls-cert", "tls-key", "bad-loss", "bad-jitter-ms", "dashboard"],
   );
   const listen = flags.get("listen");
   const store = flags.get("store");
@@ -41,6 +42,15 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
     tls = { ca: files[0]!, cert: files[1]!, key: files[2]! };
   }
 
+  const dashboardAt = flags.get("dashboard");
+  if (dashboardAt !== undefined) {
+    try {
+      parseListen(dashboardAt);
+    } catch (err) {
+      throw new UsageError(`--dashboard: ${(err as Error).message}`);
+    }
+  }
+
   const stamp = (): string => new Date().toISOString();
   // handlers first: a signal that comes while starting (or right after the line below) stops it cleanly
   const stopped = new Promise<void>((resolve) => {
@@ -62,7 +72,25 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
   });
   const where = isUnixSocketAddress(listen) ? listen : `${listen.replace(/:\d+$/, "")}:${cp.port}`;
   console.error(`${stamp()} control plane ${cp.name} listening on ${where} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
+  const dashboard = dashboardAt
+    ? await startDashboard({
+        listen: dashboardAt,
+        tls,
+        trustDomain: flags.get("trust-domain"),
+        getPaths: () => cp.streamPaths(),
+        getProxies: () => cp.proxies(),
+        log: (message) => console.error(`${stamp()} ${message}`),
+      }).catch(async (err: Error) => {
+        await cp.close();
+        throw err;
+      })
+    : undefined;
+  if (dashboard) {
+    const how = tls === "insecure" ? "INSECURE: plain HTTP, anyone who reaches it reads the mesh's streams" : "HTTPS, admin client certificates only";
+    console.error(`${stamp()} dashboard on ${dashboard.url} (${how})`);
+  }
   await stopped;
+  await dashboard?.close();
   await cp.close();
   return 0;
 }

@@ -100,14 +100,16 @@ export function parseSpiffeId(uri: string, trustDomain: string): Identity | unde
 
 type AnyCall = ServerUnaryCall<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
 
-/** The verified peer's identity from its client certificate, or undefined (no TLS, no or foreign ID). */
-export function peerIdentity(call: AnyCall, trustDomain: string): Identity | undefined {
-  const cert = call.getAuthContext()?.sslPeerCertificate;
-  const san = cert?.subjectaltname ?? "";
-  for (const part of san.split(/,\s*/)) {
-    if (!part.startsWith("URI:")) continue;
-    const id = parseSpiffeId(part.slice(4), trustDomain);
+/** The first SPIFFE ID of this trust domain in a certificate's subjectAltName text, or undefined. */
+export function identityIn(subjectAltName: string, trustDomain: string): Identity | undefined {
+  for (const uri of spiffeIds(subjectAltName)) {
+    const id = parseSpiffeId(uri, trustDomain);
     if (id) return id;
   }
   return undefined;
+}
+
+/** The verified peer's identity from its client certificate, or undefined (no TLS, no or foreign ID). */
+export function peerIdentity(call: AnyCall, trustDomain: string): Identity | undefined {
+  return identityIn(call.getAuthContext()?.sslPeerCertificate?.subjectaltname ?? "", trustDomain);
 }

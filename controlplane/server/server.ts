@@ -82,6 +82,8 @@ export interface ControlPlane {
   readonly name: string;
   /** Every stream's path across the proxies, as ListStreams answers it (built at most once a second). */
   streamPaths(): Promise<StreamPath[]>;
+  /** Every proxy the replica knows, as ListProxies answers (for the dashboard). */
+  proxies(): Promise<ProxyStatus[]>;
   /** Ends every proxy stream (UNAVAILABLE, so proxies move to another replica), stops serving, closes the store. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -459,6 +461,10 @@ class ControlPlaneServer {
     return run;
   }
 
+  async proxies(): Promise<ProxyStatus[]> {
+    return listProxies(this.store, await this.readDesired(), this.timing.staleAfterMs);
+  }
+
   private async readDesired(): Promise<DesiredState> {
     const listing = await this.store.list(DESIRED);
     return DesiredState.from(listing.items, listing.revision);
@@ -512,9 +518,7 @@ class ControlPlaneServer {
           .filter((s) => req.proxy === "" || s.proxy === req.proxy);
         return { segments: req.showSecrets ? segments : segments.map(withoutSecrets) };
       }),
-      ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({
-        proxies: await listProxies(this.store, await this.readDesired(), this.timing.staleAfterMs),
-      })),
+      ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({ proxies: await this.proxies() })),
       GetStats: this.unary<{ proxy: string; pageToken: string }, { proxies: ProxyStats[]; nextPageToken: string }>("admin", async (req) => {
         if (req.pageToken !== "" && !req.pageToken.startsWith(req.proxy === "" ? STATS : `${STATS}${req.proxy}/`)) throw invalid(["page_token: not a token of this listing"]);
         const { pages, next } = await readStats(this.store, req.proxy, req.pageToken);
@@ -624,5 +628,5 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await cp.close().catch(() => undefined);
     throw err;
   }
-  return { port, name: cp.name, streamPaths: () => cp.streamPaths(), close: () => cp.close() };
+  return { port, name: cp.name, streamPaths: () => cp.streamPaths(), proxies: () => cp.proxies(), close: () => cp.close() };
 }

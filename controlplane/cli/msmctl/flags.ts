@@ -35,6 +35,9 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "show-secrets", boolean: true, commands: ["get", "describe"], help: "print keys and other secret-looking config values (hidden as <redacted> by default)" },
   { name: "once", boolean: true, commands: ["top"], help: "print one sample (after two polls) and exit" },
   { name: "interval", value: "SECONDS", commands: ["top"], help: "between samples (default 1)" },
+  { name: "dashboard-url", value: "URL", commands: ["dashboard"], help: "the control plane's dashboard, https://HOST:PORT as its --dashboard (env MSM_DASHBOARD_URL)" },
+  { name: "port", value: "N", commands: ["dashboard"], help: "the local port to serve it on (default 7480; 0 picks one)" },
+  { name: "address", value: "ADDR", commands: ["dashboard"], help: "the local address (default 127.0.0.1)" },
 ];
 
 export interface ParsedArgs {

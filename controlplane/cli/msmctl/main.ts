@@ -2,6 +2,7 @@
 import { applyCommand, deleteCommand } from "./apply.js";
 import { CliError } from "./client.js";
 import { makeContext, type Context, type Io } from "./context.js";
+import { dashboardCommand } from "./dashboard.js";
 import { describeCommand } from "./describe.js";
 import { filterCommand } from "./filter.js";
 import { checkFlagsFor, flagHelp, flagSet, parseArgs, UsageError, type ParsedArgs } from "./flags.js";
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, Command> = {
   delete: { run: deleteCommand, synopsis: "delete segment NAME... | -f FILE", summary: "remove segments" },
   filter: { run: filterCommand, synopsis: "filter push NAME@VERSION FILE.wasm", summary: "add a module to the registry" },
   top: { run: topCommand, synopsis: "top [segments|streams] [--once] [--interval S]", summary: "live rates per segment, or streams worst first" },
+  dashboard: { run: dashboardCommand, synopsis: "dashboard --dashboard-url URL [--port N]", summary: "the control plane's live dashboard on http://127.0.0.1 (as kubectl proxy)" },
 };
 
 const WIDTH = Math.max(...Object.values(COMMANDS).map((c) => c.synopsis.length));
