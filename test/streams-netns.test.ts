@@ -41,7 +41,7 @@
 //   tshark's loss before c, up to the same packet.
 // Every loss on the path is attributed (link counters, queues, veths, sockets, proxy drops), and
 // only b -> c loses more than those: a busy machine changes the numbers, not the verdict.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
@@ -56,7 +56,8 @@ import { NetnsLab, netnsPeer } from "./lib/netns.js";
 import { startNsAgent, type NsProxy } from "./lib/ns-proxy.js";
 import { runNsBursts, startNsSink } from "./lib/ns-rtp.js";
 import { DEFAULT_STREAM } from "./lib/ns-tools/rtp-stream.js";
-import { allOf, peerTest } from "./lib/peers.js";
+import { ROOT } from "./lib/paths.js";
+import { allOf, peer, peerTest, runsOk } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
 import { MP2T_PAYLOAD_TYPE, rtpbinPeer, sendTsOverRtp, startRtpbinReceiver } from "./lib/ts-over-rtp.js";
 import { analyseStream, startCapture, tsharkPeer, type StreamAnalysis } from "./lib/tshark.js";
@@ -79,6 +80,34 @@ const JITTER_TOLERANCE_MS = 0.05;
 /** Proxy b's egress jitter (user-space send times) vs tshark's at b's interface, after the same packet. */
 const EGRESS_TOLERANCE_MS = 0.5;
 const ROLES = ["a", "b", "c"] as const;
+const CHROMIUM = "/usr/bin/chromium";
+const chromiumPeer = peer("Chromium", "Debian package chromium, npm playwright-core", () => existsSync(CHROMIUM) && runsOk(CHROMIUM, ["--version"]));
+
+/**
+ * The control plane's dashboard in Chromium while the stream flows: waits until the mesh marks
+ * the link b -> c bad and no other (the figures move window by window: a moment is asked for, as
+ * of msmctl's descriptions), then saves a screenshot. Returns what it saw.
+ */
+async function dashboardNamesTheLink(url: string): Promise<string[]> {
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 1100 } });
+    await page.goto(`${url}/`);
+    await page.waitForFunction(() => {
+      const bad = Array.from(document.querySelectorAll("#mesh g.edge.bad")).map((e) => `${e.getAttribute("data-from")} -> ${e.getAttribute("data-to")}`);
+      return bad.length === 1 && bad[0] === "b -> c";
+    }, null, { timeout: 20_000 });
+    const seen = await page.locator("#mesh g.edge.bad").evaluateAll((edges) => edges.map((e) => `${e.getAttribute("data-from")} -> ${e.getAttribute("data-to")}`));
+    mkdirSync(join(ROOT, "test-output"), { recursive: true });
+    const shot = join(ROOT, "test-output", "streams-netns-dashboard.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`the dashboard during the impaired run: ${shot}`);
+    return seen;
+  } finally {
+    await browser.close();
+  }
+}
 
 /** The three segments as msmctl applies them (a manifest of three documents), and each proxy's share as a config (for PathWatch). */
 function segments(lab: NetnsLab): { manifest: string; configs: Map<string, Record<string, unknown>> } {
@@ -162,10 +191,12 @@ const table = (head: string[], rows: (string | number)[][]): string =>
   [`| ${head.join(" | ")} |`, `|${head.map(() => "--:|").join("")}`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 const ms = (x: number): string => x.toFixed(4);
 
-peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpbinPeer), "three proxies, a real stream, one impaired link: the per-hop figures name it and agree with tshark", async () => {
+peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpbinPeer, chromiumPeer), "three proxies, a real stream, one impaired link: the per-hop figures (msmctl and the dashboard) name it and agree with tshark", async () => {
   const lab = NetnsLab.create(["sender", "a", "b", "wan", "c", "sink"]);
   const dir = mkdtempSync(join(tmpdir(), "msm-streams-netns-"));
-  const cp = await startControlPlaneProcess();
+  const cp = await startControlPlaneProcess(["--dashboard", "127.0.0.1:0"]);
+  await waitFor(() => /dashboard on http:/.test(cp.child.stderr), 10_000, "the control plane's dashboard").catch(() => {});
+  const dashboardUrl = /dashboard on (http:\/\/\S+)/.exec(cp.child.stderr)?.[1];
   const proxies: NsProxy[] = [];
   try {
     const { manifest, configs } = segments(lab);
@@ -198,11 +229,13 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     const described: StreamPath[] = [];
     let describedText = "";
     let sending = true;
+    let dashboard: Promise<string[] | Error> | undefined;
     const describing = (async () => {
       while (sending) {
         const d = await describeStream(cp);
         if (d && d.hops.map((h) => h.to?.reportedAtMs).join() !== described.at(-1)?.hops.map((h) => h.to?.reportedAtMs).join()) described.push(d);
         if (described.length === 4 && !describedText) describedText = (await cp.msmctl(["describe", "stream", "cam"])).out;
+        if (described.length === 2 && !dashboard && dashboardUrl) dashboard = dashboardNamesTheLink(dashboardUrl).catch((err: Error) => err);
         await sleep(500);
       }
     })();
@@ -215,6 +248,11 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       sending = false;
       await describing;
     }
+    assert.ok(dashboardUrl, `the control plane said where its dashboard is:\n${cp.child.stderr.slice(-500)}`);
+    const onPage = await dashboard;
+    assert.ok(onPage !== undefined, "the dashboard was opened while the stream flowed");
+    assert.ok(!(onPage instanceof Error), `the dashboard marks the link b -> c bad, and no other: ${onPage instanceof Error ? onPage.message.split("\n")[0] : ""}`);
+    assert.equal(onPage, ["b -> c"]);
     await sleep(1000); // the last packets through the bottleneck and the proxies
     const [capturedB, capturedC] = await Promise.all(captures.map((cap) => cap.stop()));
     const path = await watch.since();
