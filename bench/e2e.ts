@@ -273,7 +273,7 @@ export async function startProxy(
   runtime: "node" | "bun",
   chain: ChainSpec,
   batchSize: number | undefined,
-  more: { readonly destinationAddresses?: readonly string[]; readonly io?: ProxyIo } = {},
+  more: { readonly destinationAddresses?: readonly string[]; readonly io?: ProxyIo; readonly streams?: ProxyProcessOptions["streams"] } = {},
 ): Promise<ProxyProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -281,6 +281,7 @@ export async function startProxy(
         runtime,
         ...(batchSize !== undefined && { batchSize }),
         ...(more.io !== undefined && { io: more.io }),
+        ...(more.streams !== undefined && { streams: more.streams }),
         segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort, ...(more.destinationAddresses && { destinationAddresses: more.destinationAddresses }) }],
         chain,
       });
@@ -352,7 +353,8 @@ export interface Subject {
   readonly bySequence?: boolean;
 }
 
-async function runTrial(h: Harness, relay: RelayProcess | null, rate: number, durationMs: number, opts: SearchOptions, bySequence: boolean): Promise<Trial> {
+/** One trial: `rate` packets/s for `durationMs` through `relay` (null: direct), then the drain; what it cost and lost. */
+export async function runTrial(h: Harness, relay: RelayProcess | null, rate: number, durationMs: number, opts: SearchOptions, bySequence: boolean): Promise<Trial> {
   const { gen, sink } = h;
   await relay?.beforeTrial?.();
   const trial = ++trialCounter;

@@ -230,7 +230,7 @@ export async function runMicro(opts: MicroOptions): Promise<MicroResult> {
 }
 
 /** V8 heap bytes allocated per packet over one run (GCs in between are added back). */
-function heapBytesPerPacket(run: () => void, packets: number): number {
+export function heapBytesPerPacket(run: () => void, packets: number): number {
   const profiler = new v8.GCProfiler();
   profiler.start();
   const before = v8.getHeapStatistics().used_heap_size;

@@ -10,6 +10,7 @@ import type { SrtpResult } from "./srtp.js";
 import type { FecResult } from "./fec.js";
 import { fanoutLabel, fanoutTargets, type FanoutResult } from "./fanout.js";
 import type { WorkersResult } from "./workers.js";
+import { streamsTables, type StreamsResult } from "./streams.js";
 
 export interface Machine {
   readonly cpu: string;
@@ -40,6 +41,7 @@ export interface BenchResults {
   readonly scaleBun?: ScaleResult;
   readonly fanout?: FanoutResult;
   readonly workers?: WorkersResult;
+  readonly streams?: StreamsResult;
 }
 
 function fmt(n: number | null | undefined, digits = 1): string {
@@ -362,6 +364,10 @@ export function printText(r: BenchResults): string {
     out.push("", "(f) Fan-out, CPU per packet against the number of destinations:", table(fanoutRows(r.fanout), 2), ...fanoutNotes(r.fanout));
   }
   if (r.workers) out.push("", `${workersHeading(r.workers)}:`, table(workersRows(r.workers), 1), ...workersNotes(r.workers));
+  if (r.streams) {
+    for (const t of streamsTables(r.streams)) out.push("", `${t.title}:`, table(t.rows, t.alignLeft), ...t.notes);
+    out.push(r.streams.method, ...r.streams.warnings.map((w) => `warning: ${w}`));
+  }
   return out.join("\n");
 }
 
@@ -423,6 +429,11 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
   if (r.workers) {
     const w = r.workers;
     out.push(`### ${workersHeading(w)}`, "", reproduce(r, "workers"), "", markdownTable(workersRows(w), 1), "", ...workersNotes(w).map((n) => `- ${n}`), "");
+  }
+  if (r.streams) {
+    out.push("### (h) Streams: what per-stream stats cost", "", reproduce(r, "streams"), "", r.streams.method, "");
+    for (const t of streamsTables(r.streams)) out.push(`#### ${t.title.replace(/^\(h\) Streams: /, "")}`, "", markdownTable(t.rows, t.alignLeft), "", ...t.notes.map((n) => `- ${n}`), "");
+    if (r.streams.warnings.length > 0) out.push(...r.streams.warnings.map((w) => `- warning: ${w}`), "");
   }
   return out.join("\n");
 }

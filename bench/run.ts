@@ -2,11 +2,11 @@
 //
 //   --quick            the whole suite in under two minutes: fewer samples, short trials, one
 //                      repeat, scale up to 1,000 segments (a smoke run, not figures to quote)
-//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale, fanout, workers
-//                      (default all)
+//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale, fanout, workers,
+//                      streams (default all)
 //   --hosts LIST       end-to-end relays (default all): direct, plain, bun, c, gstreamer, rtpengine,
 //                      proxy, filter, filter@dgram, filter@bun, srtp
-//   --repeats N        end-to-end repeats (default 3, quick 1)
+//   --repeats N        end-to-end and workers repeats (default 3, quick 1); the streams part runs 5N rounds
 //   --scale LIST       segment counts of the scale part (default 1,100,1000,10000; quick 1,100,1000)
 //   --filter PATH      the filter under test (default filters/validate/build/validate.wasm)
 //   --batch-size N     the proxy's batchSize in the end-to-end part (default: the proxy's own)
@@ -33,9 +33,10 @@ import { runSrtp, SRTP_FILTER, SRTP_SUITES } from "./srtp.js";
 import { runFec } from "./fec.js";
 import { FANOUT_RELAYS, runFanout } from "./fanout.js";
 import { runWorkers, workerCountsFor } from "./workers.js";
+import { runStreams } from "./streams.js";
 
 const FEC_FILTER = join(ROOT, "filters", "fec", "build", "fec.wasm");
-const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout", "workers"] as const;
+const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout", "workers", "streams"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Args {
@@ -72,7 +73,7 @@ function search(args: Args, repeats: number, steps: number, sweepRates: readonly
   };
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout,workers] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout,workers,streams] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
@@ -146,7 +147,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [25, 150], workers: [30, 240] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [25, 150], workers: [30, 240], streams: [60, 750] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
   if (args.render) return render();
   const q = args.quick;
   const has = (p: Part): boolean => args.only.includes(p);
-  if ((has("micro") || has("e2e") || has("scale") || has("workers")) && !existsSync(args.filter)) {
+  if ((has("micro") || has("e2e") || has("scale") || has("workers") || has("streams")) && !existsSync(args.filter)) {
     throw new Error(`filter ${args.filter} not found: build it (npm run build:filters) or pass --filter PATH`);
   }
   const srtpHost = has("e2e") && (args.hosts ?? HOST_KINDS).includes("proxy+srtp");
@@ -312,6 +313,39 @@ async function main(): Promise<void> {
         segments: 2 * Math.max(...workerCounts),
         // a prime, the floor and the steps of the search, per worker count and the ceiling, per repeat
         onTrial: () => bar.advance(++trials / (repeats * (workerCounts.length + 1) * (2 + steps))),
+      }),
+    };
+  }
+  if (has("streams")) {
+    bar.begin("streams");
+    const cores = availableParallelism();
+    results = {
+      ...results,
+      streams: await runStreams({
+        filterPath: args.filter,
+        filterName,
+        cpuRatePps: 50_000,
+        size: 1200,
+        trialMs: q ? 400 : 2000,
+        drainMs: q ? 100 : 250,
+        // a round is one trial per variant: five of them per end-to-end repeat
+        rounds: 5 * (args.repeats ?? (q ? 1 : 3)),
+        runtimes: ["node", "bun"],
+        pin: args.pin,
+        ...(args.batchSize !== undefined && { batchSize: args.batchSize }),
+        segments: q ? 1000 : 10_000,
+        ratePerStream: 5,
+        boundedMax: q ? 100 : 1000,
+        scaleRounds: q ? 1 : 3,
+        warmupMs: q ? 1000 : 1500,
+        measureMs: q ? 1500 : 5000,
+        idleMs: q ? 2000 : 5000,
+        workers: Math.min(2, cores),
+        basePort: 20_000,
+        microStreams: 10_000,
+        sampleMs: q ? 4 : 20,
+        microRepeats: q ? 5 : 15,
+        onStep: (done, total) => bar.advance(done / total),
       }),
     };
   }

@@ -41,6 +41,10 @@ export interface ScaleOptions {
   readonly basePort: number;
   /** Segments send from their listen socket (segment key symmetricRtp): one socket each. */
   readonly symmetricRtp: boolean;
+  /** The proxy's streams.max (per-stream stats; absent: the proxy's default). */
+  readonly streamsMax?: number;
+  /** Called after a level's measured window, its proxy still running and the generator stopped. */
+  readonly afterWindow?: (proxy: ProxyProcess) => Promise<void>;
 }
 
 export interface ScaleRow {
@@ -214,6 +218,7 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
         runtime: opts.runtime,
         workers: opts.workers,
         chain: opts.filter ? [opts.filter] : [],
+        ...(opts.streamsMax !== undefined && { streams: { max: opts.streamsMax } }),
         segments: Array.from({ length: n }, (_, i) => ({ name: `s${i}`, listenPort: opts.basePort + i, destinationPort: sink.port, ...(opts.symmetricRtp && { symmetricRtp: true }) })),
         // setting up a segment costs milliseconds: allow for the big levels, but bounded
         readyTimeoutMs: 30_000 + 20 * n,
@@ -328,6 +333,7 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
     progress(`scale: ${label}: sent ${row.sent} (${row.achievedPps} pps${generatorShort ? ", generator short" : ""}), received ${row.received}, ` +
       `loss ${row.lossPct}% on ${streamsWithLoss} streams, proxy ${row.cpuPct}% cpu, rss ${round(mem.rssBytes / MIB, 1)} MiB, ` +
       `drops proxy ${row.proxyDrops} kernel ${row.kernelDrops ?? "?"}; gen ${round(genPct, 0)}% sink ${round(sinkPct, 0)}%`);
+    await opts.afterWindow?.(proxy);
     return { row };
   } finally {
     progress(`scale: ${label}: stopping the proxy`);

@@ -6,6 +6,8 @@ export {
   type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
 } from "./config/proxy-config.js";
 export { isMulticast } from "./config/multicast.js";
+export { canonicalAddress } from "./config/endpoints.js";
+export type { StreamStats, StreamDirection, StreamWindow, ReceiverReport, StreamOverflow } from "./streams/types.js";
 export { FilterInstance, type FilterHostServices } from "./filter-host/filter-instance.js";
 export { checkArena, type ArenaLayout } from "./filter-host/arena-check.js";
 export { loadFilterModule, compileFilterModule, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";

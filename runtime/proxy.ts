@@ -334,7 +334,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if (checkpoint) {
         for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
       } else {
-        await w.stats();
+        await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
       }
       if (w.alive && this.workers[i] === w) this.answeredAt[i] = Date.now();
     }));

@@ -269,6 +269,12 @@ test("without the addon: io auto runs on node:dgram and warns at start; io nativ
   const native = await runProxyCli(config("native"), missing);
   assert.is(native.code, 1, native.stderr);
   assert.match(native.stderr, /io: native: the batched-I\/O addon did not load/);
+  // an addon built from an older source (a checkout updated without npm install) is not used either
+  const stalePath = join(mkdtempSync(join(tmpdir(), "msm-stale-addon-")), "msm_udp.cjs");
+  writeFileSync(stalePath, "module.exports = { metaStride: 9 };\n");
+  const stale = await runProxyCli(config("auto"), { MSM_NATIVE_ADDON: stalePath });
+  assert.is(stale.code, null, stale.stderr);
+  assert.match(stale.stderr, /WARNING: falling back to node:dgram I\/O: the batched-I\/O addon at \S+ is stale/);
 });
 
 test("symmetricRtp: one socket per segment; media leaves from the listen port, a destination's packets are feedback, anyone else's the sender's", async () => {

@@ -35,7 +35,7 @@ const TD = "msm.test";
 
 // ---------------------------------------------------------------- fixtures: stream paths as the control plane states them
 
-const point = (proxy: string, segment: string, direction: StreamPoint["direction"]): StreamPoint => ({ proxy, segment, direction, stats: null, reportedAtMs: Date.now() });
+const point = (proxy: string, segment: string, direction: StreamPoint["direction"]): StreamPoint => ({ proxy, segment, direction, stats: null, reportedAtMs: Date.now(), stale: false });
 
 interface Figures {
   loss?: number;
@@ -54,7 +54,7 @@ function chain(name: string, ssrc: number, through: [proxy: string, segment: str
     const f = bad[label] ?? {};
     hops.push({
       kind, from, to, label,
-      receiver: kind === "last-link" ? { reporterSsrc: 0xfeed, fractionLost: 0, cumulativeLost: 0, highestSeq: 1000, jitterMs: 1.2, rttMs: 0.8, xr: null, atMs: Date.now() } : null,
+      receiver: kind === "last-link" ? { reporterSsrc: 0xfeed, fractionLost: 0, cumulativeLost: 0, highestSeq: 1000, jitterMs: 1.2, rttMs: 0.8, linkFractionLost: 0, xr: null, atMs: Date.now() } : null,
       lossFraction: f.loss ?? 0,
       lost: f.loss ? Math.round(f.loss * 1000) : 0,
       jitterMs: 1 + (f.jitterAdded ?? 0.1),
@@ -62,6 +62,7 @@ function chain(name: string, ssrc: number, through: [proxy: string, segment: str
       delayMs: f.delay ?? 0.4,
       bad: f.why !== undefined,
       why: f.why ?? null,
+      note: null,
     });
   };
   const [first] = through;

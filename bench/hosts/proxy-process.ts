@@ -33,6 +33,8 @@ export interface ProxyProcessOptions {
   readonly io?: ProxyIo;
   /** The proxy's batchSize (its default when absent). */
   readonly batchSize?: number;
+  /** The proxy's per-stream stats (its `streams` key; absent: the proxy's default). */
+  readonly streams?: { readonly max: number };
   /** How long to wait for "proxy running" (large configs take a while). */
   readonly readyTimeoutMs?: number;
 }
@@ -55,6 +57,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
     workers: opts.workers ?? 1,
     ...(opts.batchSize !== undefined && { batchSize: opts.batchSize }),
     ...(opts.io !== undefined && { io: opts.io }),
+    ...(opts.streams !== undefined && { streams: opts.streams }),
     filters: Object.fromEntries(opts.chain.map((f) => [f.name, { path: f.path }])),
     segments: opts.segments.map((s) => ({
       name: s.name,
@@ -96,7 +99,10 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
     io,
     pids: () => [child.pid!],
     stats: async () => {
-      const res = await fetch(`http://127.0.0.1:${adminPort}/stats`);
+      const url = `http://127.0.0.1:${adminPort}/stats`;
+      // a kept-alive connection that the proxy closed meanwhile (a /stats of many segments keeps its
+      // loop busy for seconds, past its keep-alive timeout) resets the next request: once more, anew
+      const res = await fetch(url).catch(() => fetch(url));
       if (!res.ok) throw new Error(`proxy /stats: HTTP ${res.status}`);
       return (await res.json()) as ProxySnapshot;
     },

@@ -14,6 +14,7 @@ import {
 import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
 import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
+import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { channelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
@@ -149,7 +150,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   constructor(private readonly options: AgentOptions) {
     super();
     if (options.controlPlanes.length === 0) throw new TypeError("controlPlanes: at least one HOST:PORT is needed");
-    for (const cp of options.controlPlanes) if (!/^.+:\d+$/.test(cp)) throw new TypeError(`controlPlanes: '${cp}' is not HOST:PORT`);
+    for (const cp of options.controlPlanes) if (!/^.+:\d+$/.test(cp) && !isUnixSocketAddress(cp)) throw new TypeError(`controlPlanes: '${cp}' is not HOST:PORT or unix:PATH`);
     if (!/^[A-Za-z0-9._-]+$/.test(options.nodeId)) throw new TypeError(`nodeId: '${options.nodeId}' must be letters, digits, '.', '_' or '-'`);
     const workers = options.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new TypeError(`workers: must be an integer from 1 to 64, got ${workers}`);

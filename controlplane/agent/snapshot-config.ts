@@ -3,6 +3,7 @@
 // because that path is what an operator reads in a NACK.
 import { join } from "node:path";
 import type { ChainStage, FilterRef, Segment, Snapshot } from "../api/proto.js";
+import { clockRatesOf } from "../api/proto.js";
 import { destinationInput, isEmptyEndpoint, legInput, multicastInput } from "../api/segment-input.js";
 import type { ProxyConfigInput } from "../../runtime/index.js";
 
@@ -114,6 +115,7 @@ function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, r
     }),
     legs: seg.legs.map((l, k) => legInput(l, at(i, `.legs[${k}]`), issues)),
     multicast: multicastInput(seg.multicast),
+    ...(clockRatesOf(seg) ? { clockRates: clockRatesOf(seg) } : {}),
   };
   if (!isEmptyEndpoint(seg.egress)) {
     const e = seg.egress!;

@@ -3,7 +3,7 @@ import type { ProxyEvent } from "../../runtime/index.js";
 import type { TlsFiles } from "../security/tls.js";
 
 export interface AgentOptions {
-  /** Control-plane replicas as "host:port", tried in this order; the next one when one fails. */
+  /** Control-plane replicas as "host:port" or "unix:PATH", tried in this order; the next one when one fails. */
   readonly controlPlanes: readonly string[];
   /** This proxy's node id (the name in its certificate's spiffe://<td>/proxy/<node-id>). */
   readonly nodeId: string;

@@ -37,6 +37,14 @@ export interface Segment {
   legs: Leg[];
   /** Absent (or null) for the defaults. */
   multicast?: Multicast | null;
+  /** Payload type (as text: a proto map's key) -> RTP clock rate, Hz; absent or {} for none. */
+  clockRates?: Record<string, number>;
+}
+
+/** A segment's clock rates as the proxy's config and the store take them: undefined when there are none. */
+export function clockRatesOf(seg: Pick<Segment, "clockRates">): Record<string, number> | undefined {
+  const entries = Object.entries(seg.clockRates ?? {});
+  return entries.length > 0 ? Object.fromEntries(entries.map(([pt, hz]) => [String(Number(pt)), hz])) : undefined;
 }
 /**
  * A segment's leg. The optional fields are proto3 `optional`: absent when unset (decoded messages
@@ -87,3 +95,6 @@ export interface ProxyStatus {
 export interface ApplySegmentsResponse { created: string[]; configured: string[]; unchanged: string[]; revision: number }
 export interface DeleteSegmentsResponse { deleted: string[]; revision: number }
 export interface ProxyStats { nodeId: string; atMs: number; statsJson: string; page: number; pages: number }
+
+export interface ListStreamsResponse { pathsJson: string; nextPageToken: string; badLoss: number; badJitterMs: number }
+export interface DescribeStreamResponse { pathsJson: string; omitted: number; badLoss: number; badJitterMs: number }

@@ -10,8 +10,10 @@ export interface StreamPoint {
   direction: "ingress" | "egress";
   /** What the proxy reported for this SSRC there (null: it reported nothing for it). */
   stats: StreamDirection | null;
-  /** When the report arrived at the control plane (ms since the epoch). */
+  /** When the report arrived at the control plane (ms since the epoch; 0: the proxy never reported). */
   reportedAtMs: number;
+  /** The report is older than the control plane's stale limit: shown, but no hop figure is computed from it. */
+  stale: boolean;
 }
 
 /**
@@ -39,6 +41,8 @@ export interface StreamHop {
   /** This step breaks a threshold (lossFraction, jitterAddedMs); why says which. */
   bad: boolean;
   why: string | null;
+  /** Why figures are missing or what they rest on (a stale report, no report, the stream absent at one end), else null. */
+  note: string | null;
 }
 
 export interface StreamPath {

@@ -3,23 +3,31 @@
 import { existsSync } from "node:fs";
 import { parseListen, startDashboard } from "../dashboard/index.js";
 import { startControlPlane } from "../server/index.js";
+import { isUnixSocketAddress } from "../api/unix-socket.js";
 import type { TlsFiles } from "../security/tls.js";
-import { parseFlags, UsageError } from "./usage.js";
+import { DEFAULT_BAD_HOP } from "../api/streams.js";
+import { numberFlag, parseFlags, UsageError } from "./usage.js";
 
 export const CONTROL_PLANE_USAGE =
-  "usage: msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
-  "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure) [--dashboard HOST:PORT]";
+  "usage: msm control-plane --listen HOST:PORT|unix:PATH --store file:DIR|etcd:URL[,URL...] [--name NAME] [--trust-domain TD]\n" +
+  "                         (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure) [--dashboard HOST:PORT]\n" +
+  "                         [--bad-loss FRACTION] [--bad-jitter-ms MS]   (when a hop of a stream is bad; default 0.005, 5)";
 
 export async function runControlPlane(args: readonly string[]): Promise<number> {
   // --insecure is the one flag without a value
   const insecure = args.includes("--insecure");
   const { flags, rest } = parseFlags(
     args.filter((a) => a !== "--insecure"),
-    ["listen", "store", "name", "trust-domain", "tls-ca", "tls-cert", "tls-key", "dashboard"],
+    ["listen", "store", "name", "trust-domain", "tls-ca", "tls-cert", "tls-key", "bad-loss", "bad-jitter-ms", "dashboard"],
   );
   const listen = flags.get("listen");
   const store = flags.get("store");
   if (!listen || !store || rest.length > 0) throw new UsageError(CONTROL_PLANE_USAGE);
+  // a hop of a stream's path is bad when it adds more loss (a fraction) or more jitter (ms) than these
+  const badHop = {
+    loss: numberFlag(flags, "bad-loss", DEFAULT_BAD_HOP.loss, 0, 1),
+    jitterMs: numberFlag(flags, "bad-jitter-ms", DEFAULT_BAD_HOP.jitterMs, 0, 60_000),
+  };
   const files = ["tls-ca", "tls-cert", "tls-key"].map((f) => flags.get(f));
   const given = files.filter((f) => f !== undefined).length;
   let tls: TlsFiles | "insecure";
@@ -59,18 +67,17 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
     tls,
     trustDomain: flags.get("trust-domain"),
     name: flags.get("name"),
+    badHop,
     log: (message) => console.error(`${stamp()} ${message}`),
   });
-  const host = listen.replace(/:\d+$/, "");
-  console.error(`${stamp()} control plane ${cp.name} listening on ${host}:${cp.port} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
+  const where = isUnixSocketAddress(listen) ? listen : `${listen.replace(/:\d+$/, "")}:${cp.port}`;
+  console.error(`${stamp()} control plane ${cp.name} listening on ${where} (store ${store}, ${tls === "insecure" ? "INSECURE: no TLS, no identity checks" : "mutual TLS"})`);
   const dashboard = dashboardAt
     ? await startDashboard({
         listen: dashboardAt,
         tls,
         trustDomain: flags.get("trust-domain"),
-        // MERGE: the stream paths come from the control plane's join of its proxies' reports
-        // (controlplane/server/stream-paths.ts, another branch of issue #13): cp.streamPaths()
-        getPaths: () => Promise.reject(new Error("this control plane does not join stream paths yet")),
+        getPaths: () => cp.streamPaths(),
         getProxies: () => cp.proxies(),
         log: (message) => console.error(`${stamp()} ${message}`),
       }).catch(async (err: Error) => {

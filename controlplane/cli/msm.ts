@@ -20,6 +20,7 @@ Usage:
                                                with malformed packets, a sink, live counters
   msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME]
       [--trust-domain TD] (--tls-ca F --tls-cert F --tls-key F | --insecure)
+      [--bad-loss FRACTION] [--bad-jitter-ms MS]
                                                run a control-plane replica (gRPC: admin + proxies)
   msm filter new NAME DIR                      scaffold a standalone filter project in DIR
   msm help                                     this text

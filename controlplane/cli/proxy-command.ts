@@ -1,17 +1,18 @@
 // `msm proxy`: runs a proxy until SIGINT/SIGTERM, in one of two modes.
 // - `--config FILE`: from a file. SIGHUP, or a change of the file, reloads it through a hot swap;
 //   a bad file is reported with the field and changes nothing.
-// - `--control-plane HOST:PORT[,...]`: from the control plane, through the agent
+// - `--control-plane HOST:PORT|unix:PATH[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
 import type { IoPlan } from "../../runtime/dataplane/batched-io.js";
 import { Agent } from "../agent/index.js";
+import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { printable } from "../security/terminal.js";
 import { ConfigWatch, configFingerprint } from "./config-watch.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
-       msm proxy --control-plane HOST:PORT[,HOST:PORT...] --node-id ID --state-dir DIR
+       msm proxy --control-plane HOST:PORT|unix:PATH[,...] --node-id ID --state-dir DIR
                  (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)
                  [--workers N] [--admin HOST:PORT]`;
 
@@ -87,7 +88,10 @@ export async function runProxy(args: readonly string[]): Promise<number> {
 async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<number> {
   const controlPlanes = flags.get("control-plane")!.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (controlPlanes.length === 0) throw new UsageError(`--control-plane needs at least one HOST:PORT\n${PROXY_USAGE}`);
-  for (const cp of controlPlanes) hostPort("control-plane", cp);
+  for (const cp of controlPlanes) {
+    const m = /^(.+):(\d+)$/.exec(cp);
+    if (!isUnixSocketAddress(cp) && !(m && Number(m[2]) <= 65535)) throw new UsageError(`--control-plane takes HOST:PORT or unix:PATH, got '${cp}'`);
+  }
   const nodeId = flags.get("node-id");
   const stateDir = flags.get("state-dir");
   if (!nodeId || !stateDir) throw new UsageError(`--control-plane needs --node-id and --state-dir\n${PROXY_USAGE}`);

@@ -6,6 +6,7 @@
 // runtime's field paths back to the request's (`segments[2].listen.port`, proto field names).
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
 import type { Endpoint, FailurePolicy, Segment } from "../api/proto.js";
+import { clockRatesOf } from "../api/proto.js";
 import {
   destinationInput, endpointCopy, isEmptyEndpoint, legInput, legRecord, multicastInput, multicastRecord, noInterface, noTranslation,
 } from "../api/segment-input.js";
@@ -95,6 +96,8 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
   seg.destinations.forEach((d, k) => noInterface(d, `${at}.destinations[${k}]`, issues));
   input.legs = seg.legs.map((l, k) => legInput(l, `${at}.legs[${k}]`, issues));
   input.multicast = multicastInput(seg.multicast);
+  const clockRates = clockRatesOf(seg);
+  if (clockRates) input.clockRates = clockRates;
   if (!isEmptyEndpoint(seg.source)) {
     const s = seg.source!;
     noInterface(s, `${at}.source`, issues);
@@ -143,6 +146,8 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     legs: seg.legs.map(legRecord),
     // after legs, and only when not the defaults: a record stored before multicast existed compares equal
     ...(multicastRecord(seg.multicast) ? { multicast: multicastRecord(seg.multicast) } : {}),
+    // likewise: only when given
+    ...(clockRates ? { clockRates } : {}),
   };
   return { input: input as SegmentInput, record };
 }

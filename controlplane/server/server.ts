@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import {
   adminService, proxyService,
-  type ApplySegmentsResponse, type DeleteSegmentsResponse, type FilterModule, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
+  type ApplySegmentsResponse, type DeleteSegmentsResponse, type DescribeStreamResponse, type FilterModule, type ListStreamsResponse, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
 } from "../api/proto.js";
 import { printable } from "../security/terminal.js";
 import { peerIdentity, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
@@ -22,7 +22,11 @@ import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./regist
 import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
 import { listProxies, readStats, updateStatus, writeStats, type StatsPage } from "./status.js";
+import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { STATS_BYTES_PER_SEC, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../api/stats-pages.js";
+import { DEFAULT_BAD_HOP, type BadHopThresholds, type StreamPath } from "../api/streams.js";
+import { buildStreamPaths, closeNames, pathsNamed } from "./stream-paths.js";
+import { latestReports } from "./stream-reports.js";
 
 export interface ControlPlaneTiming {
   /** How often a replica refreshes last_seen of the proxies connected to it. */
@@ -55,7 +59,7 @@ export const DEFAULT_TIMING: ControlPlaneTiming = {
 };
 
 export interface ControlPlaneOptions {
-  /** "HOST:PORT"; port 0 picks a free one (see ControlPlane.port). IPv6 as "[::1]:PORT". */
+  /** "HOST:PORT"; port 0 picks a free one (see ControlPlane.port). IPv6 as "[::1]:PORT". Or "unix:PATH": a unix-domain socket. */
   readonly listen: string;
   /** "file:DIR" (embedded) or "etcd:URL[,URL...]" (shared by replicas). */
   readonly store: string;
@@ -63,16 +67,21 @@ export interface ControlPlaneOptions {
   readonly tls: TlsFiles | "insecure";
   /** SPIFFE trust domain of peers' identities; default "msm.local". */
   readonly trustDomain?: string;
-  /** This replica's name, shown in ProxyStatus.server; default "<hostname>:<port>". */
+  /** This replica's name, shown in ProxyStatus.server; default "<hostname>:<port>" ("<hostname>:unix:PATH" on a unix socket). */
   readonly name?: string;
   /** Where the server reports what goes wrong; default stderr. */
   readonly log?: (message: string) => void;
   readonly timing?: Partial<ControlPlaneTiming>;
+  /** When a hop of a stream's path is called bad; default DEFAULT_BAD_HOP. */
+  readonly badHop?: BadHopThresholds;
 }
 
 export interface ControlPlane {
+  /** The TCP port it listens on; 0 on a unix socket. */
   readonly port: number;
   readonly name: string;
+  /** Every stream's path across the proxies, as ListStreams answers it (built at most once a second). */
+  streamPaths(): Promise<StreamPath[]>;
   /** Every proxy the replica knows, as ListProxies answers (for the dashboard). */
   proxies(): Promise<ProxyStatus[]>;
   /** Ends every proxy stream (UNAVAILABLE, so proxies move to another replica), stops serving, closes the store. Safe to call twice. */
@@ -80,6 +89,10 @@ export interface ControlPlane {
 }
 
 const CONFLICT = Symbol("conflict");
+/** About how much JSON one ListStreams or DescribeStream answer carries, under a client's 4 MiB default. */
+const STREAMS_ANSWER_BYTES = 2 << 20;
+/** Paths are rebuilt from the store at most this often: a listing read page by page, and a dashboard polling, share one build. */
+const STREAM_PATHS_MAX_AGE_MS = 1000;
 const MAX_NACK_ERROR = 4096;
 const MAX_NOT_RUNNING = 1000;
 
@@ -322,6 +335,8 @@ class ControlPlaneServer {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private paths: { atMs: number; paths: Promise<StreamPath[]> } | undefined;
+  readonly badHop: BadHopThresholds;
 
   constructor(
     readonly store: Store,
@@ -332,6 +347,7 @@ class ControlPlaneServer {
     const given = Object.entries(options.timing ?? {}).filter(([, v]) => v !== undefined);
     this.timing = { ...DEFAULT_TIMING, ...Object.fromEntries(given) };
     this.trustDomain = options.trustDomain ?? "msm.local";
+    this.badHop = options.badHop ?? DEFAULT_BAD_HOP;
     this.mirror = new DesiredMirror(store, (state) => {
       for (const s of this.sessions) s.push(state);
     }, log);
@@ -348,10 +364,11 @@ class ControlPlaneServer {
 
   async start(listen: string, name: string | undefined): Promise<number> {
     await this.mirror.start();
-    const port = await new Promise<number>((resolve, reject) => {
+    const bound = await new Promise<number>((resolve, reject) => {
       this.grpc.bindAsync(listen, serverCredentials(this.tls), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p)));
     });
-    this.name = name ?? `${hostname()}:${port}`;
+    const port = isUnixSocketAddress(listen) ? 0 : bound; // grpc-js says 1 for a unix socket
+    this.name = name ?? `${hostname()}:${port === 0 ? listen : port}`;
     this.heartbeatTimer = setInterval(() => {
       for (const s of this.sessions) s.heartbeat();
     }, this.timing.heartbeatMs);
@@ -411,6 +428,22 @@ class ControlPlaneServer {
           (err: unknown) => answer(toStatus(err, this.log)),
         );
     };
+  }
+
+  /** Every stream's path: the mirrored segments joined with every proxy's latest stored report. */
+  streamPaths(): Promise<StreamPath[]> {
+    const now = Date.now();
+    if (!this.paths || now - this.paths.atMs > STREAM_PATHS_MAX_AGE_MS) {
+      const paths = latestReports(this.store).then((reports) => {
+        const segments = [...this.mirror.state.segments.values()].map((s) => s.segment);
+        return buildStreamPaths(segments, reports, this.badHop);
+      });
+      this.paths = { atMs: now, paths };
+      paths.catch(() => {
+        if (this.paths?.paths === paths) this.paths = undefined; // a failed read is not kept
+      });
+    }
+    return this.paths.paths;
   }
 
   /** Runs writes of this replica one at a time (fewer conflicts), each retried on a conflict with other replicas. */
@@ -496,6 +529,25 @@ class ControlPlaneServer {
         pushFilter(this.store, req.name, req.version, req.wasm), true,
       ),
       ListFilters: this.unary<unknown, { filters: FilterRef[] }>("admin", async () => ({ filters: await listFilters(this.store) })),
+      ListStreams: this.unary<{ proxy: string; badOnly: boolean; pageToken: string }, ListStreamsResponse>("admin", async (req) => {
+        const chosen = (await this.streamPaths()).filter((p) => (req.proxy === "" || p.segments.some((s) => s.proxy === req.proxy)) && (!req.badOnly || p.worst >= 0));
+        // paths are sorted by name: the token is the last name given
+        const rest = req.pageToken === "" ? chosen : chosen.filter((p) => p.name > req.pageToken);
+        const { json, taken } = jsonArray(rest);
+        return { pathsJson: json, nextPageToken: taken < rest.length ? rest[taken - 1]!.name : "", badLoss: this.badHop.loss, badJitterMs: this.badHop.jitterMs };
+      }),
+      DescribeStream: this.unary<{ name: string }, DescribeStreamResponse>("admin", async (req) => {
+        if (req.name === "") throw invalid(["name: required (a stream's name, as msmctl get streams lists it)"]);
+        const all = await this.streamPaths();
+        const found = pathsNamed(all, req.name);
+        if (found.length === 0) {
+          const close = closeNames(req.name, all.map((p) => p.name));
+          const hint = close.length > 0 ? ` (close names: ${close.join(", ")})` : all.length > 0 ? ` (${all.length} streams: msmctl get streams lists them)` : " (no proxy reports any stream yet)";
+          throw new RpcError(status.NOT_FOUND, `no stream named '${req.name}'${hint}`);
+        }
+        const { json, taken } = jsonArray(found);
+        return { pathsJson: json, omitted: found.length - taken, badLoss: this.badHop.loss, badJitterMs: this.badHop.jitterMs };
+      }),
     };
   }
 
@@ -548,10 +600,23 @@ class ControlPlaneServer {
   }
 }
 
+/** Paths as a JSON array of about STREAMS_ANSWER_BYTES at most (at least one path), and how many it holds. */
+function jsonArray(paths: readonly StreamPath[]): { json: string; taken: number } {
+  const parts: string[] = [];
+  let bytes = 2;
+  for (const p of paths) {
+    const json = JSON.stringify(p);
+    if (parts.length > 0 && bytes + json.length + 1 > STREAMS_ANSWER_BYTES) break;
+    parts.push(json);
+    bytes += json.length + 1;
+  }
+  return { json: `[${parts.join(",")}]`, taken: parts.length };
+}
+
 /** Starts a control-plane replica: opens the store, mirrors its desired state, serves gRPC. */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
-  if (!/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d{1,5}$/.test(options.listen)) {
-    throw new Error(`listen address '${options.listen}' must be HOST:PORT (IPv6 as [ADDR]:PORT)`);
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):\d{1,5}$/.test(options.listen) && !isUnixSocketAddress(options.listen)) {
+    throw new Error(`listen address '${options.listen}' must be HOST:PORT (IPv6 as [ADDR]:PORT) or unix:PATH`);
   }
   const log = options.log ?? ((message: string) => console.error(`${new Date().toISOString()} control-plane: ${message}`));
   const store = await openStore(options.store);
@@ -563,5 +628,5 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await cp.close().catch(() => undefined);
     throw err;
   }
-  return { port, name: cp.name, proxies: () => cp.proxies(), close: () => cp.close() };
+  return { port, name: cp.name, streamPaths: () => cp.streamPaths(), proxies: () => cp.proxies(), close: () => cp.close() };
 }

@@ -1,5 +1,5 @@
 // Renders a proxy snapshot in the Prometheus text exposition format (version 0.0.4).
-import { HISTOGRAM_BOUNDS } from "../filter-host/metrics.js";
+import { HISTOGRAM_BOUNDS, type HistogramValue } from "../filter-host/metrics.js";
 import type { ProxySnapshot } from "../proxy.js";
 import type { ReceiverReport, StreamDirection } from "../streams/types.js";
 
@@ -53,6 +53,21 @@ function streamFamilies(segs: Segments, family: Family): void {
   family("msm_stream_receiver_rtt_seconds", "gauge", "Round trip proxy -> receiver -> proxy, from LSR/DLSR.", receivers((r) => (r.rttMs === null ? null : r.rttMs / 1000)));
 }
 
+/** One series of a filter's own metric: a value, or a histogram's buckets, sum and count. */
+function sample(lines: string[], name: string, l: Record<string, string | number>, v: { value?: number; histogram?: HistogramValue }): void {
+  const h = v.histogram;
+  if (!h) {
+    lines.push(`${name}${labels(l)} ${v.value}`);
+    return;
+  }
+  let cumulative = 0;
+  HISTOGRAM_BOUNDS.forEach((b, k) => {
+    cumulative += h.buckets[k]!;
+    lines.push(`${name}_bucket${labels({ ...l, le: b })} ${cumulative}`);
+  });
+  lines.push(`${name}_bucket${labels({ ...l, le: "+Inf" })} ${h.count}`, `${name}_sum${labels(l)} ${h.sum}`, `${name}_count${labels(l)} ${h.count}`);
+}
+
 export function renderPrometheus(snap: ProxySnapshot): string {
   const out: string[] = [];
   const family = (name: string, type: string, help: string, rows: [Record<string, string | number>, number][]): void => {
@@ -81,7 +96,7 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   family("msm_filter_up", "gauge", "1 while the filter stage runs, 0 while it is down or given up.", stageRows((st) => (st.state === "running" ? 1 : 0)));
   family("msm_filter_drops_total", "counter", "Packets the filter stage dropped, by reason.",
     segs.flatMap((s) => s.stages.flatMap((st, i) => Object.entries(st.drops).map(([reason, n]) => [{ segment: s.name, stage: i, filter: st.filter, reason }, n] as [Record<string, string | number>, number]))));
-  // metrics the filters defined themselves
+  // metrics the filters defined themselves: msm_filter_<filter>_<name>{segment,stage[,<label>]}
   const own = new Map<string, { type: string; lines: string[] }>();
   for (const s of segs) {
     s.stages.forEach((st, i) => {
@@ -90,15 +105,8 @@ export function renderPrometheus(snap: ProxySnapshot): string {
         let f = own.get(name);
         if (!f) own.set(name, (f = { type: m.kind, lines: [] }));
         const base = { segment: s.name, stage: i };
-        if (m.histogram) {
-          let cumulative = 0;
-          HISTOGRAM_BOUNDS.forEach((b, k) => {
-            cumulative += m.histogram!.buckets[k]!;
-            f!.lines.push(`${name}_bucket${labels({ ...base, le: b })} ${cumulative}`);
-          });
-          f.lines.push(`${name}_bucket${labels({ ...base, le: "+Inf" })} ${m.histogram.count}`);
-          f.lines.push(`${name}_sum${labels(base)} ${m.histogram.sum}`, `${name}_count${labels(base)} ${m.histogram.count}`);
-        } else f.lines.push(`${name}${labels(base)} ${m.value}`);
+        if (m.series) for (const one of m.series) sample(f.lines, name, { ...base, [m.label!]: one.labelValue }, one);
+        else sample(f.lines, name, base, m);
       }
     });
   }

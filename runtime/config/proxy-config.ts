@@ -147,7 +147,11 @@ const segment = z.strictObject({
   /** Pin the segment to a worker; default: spread by name. */
   worker: z.number().int().min(0).optional(),
   /** RTP clock rates (Hz) by payload type, for the per-stream jitter; default: RFC 3551's static types, else 90000. */
-  clockRates: z.record(z.string().regex(/^(12[0-7]|1[01][0-9]|[1-9]?[0-9])$/, "payload types are 0-127"), z.number().int().min(1000).max(10_000_000)).optional(),
+  clockRates: z.record(z.string(), z.number().int().min(1000).max(10_000_000)).superRefine((rates, ctx) => {
+    for (const pt of Object.keys(rates)) {
+      if (!/^(12[0-7]|1[01][0-9]|[1-9]?[0-9])$/.test(pt)) ctx.addIssue({ code: "custom", path: [pt], message: `'${pt}' is not a payload type (0-127)` });
+    }
+  }).optional(),
 });
 
 export const STREAMS_DEFAULTS = { max: 10_000, idleSeconds: 30 };

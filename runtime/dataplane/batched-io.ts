@@ -20,6 +20,8 @@ interface Addon {
   pause(port: NativePort): void;
   resume(port: NativePort): void;
   addressOf(meta: Int32Array, index: number): string;
+  /** Words of metadata per received packet in this build (META_STRIDE below when current). */
+  readonly metaStride: number;
   close(port: NativePort): void;
 }
 
@@ -38,6 +40,12 @@ function loadAddon(): Addon | null {
   } catch (err) {
     addon = null;
     addonError = `the batched-I/O addon did not load (${(err as Error).message.split("\n")[0]}); build it with \`node scripts/build-native.mjs\``;
+    return addon;
+  }
+  if (addon.metaStride !== META_STRIDE) {
+    // built from an older msm_udp.c (a checkout updated without `npm install`): its packet metadata would be misread
+    addon = null;
+    addonError = `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`;
   }
   return addon;
 }

@@ -15,7 +15,7 @@ import { SegmentRuntime } from "./segment-runtime.js";
 import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
 import { checkMulticast } from "./multicast-sockets.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
-import { snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
+import { carryFilterCounters, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 import { StreamTable } from "../streams/stream-table.js";
 import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
 
@@ -277,10 +277,14 @@ export class DataPlane {
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
   }
 
-  /** Counters of every segment (asked for once a second, which also closes the filters' log windows). */
-  snapshot(): SegmentSnapshot[] {
+  /**
+   * Counters of every segment (asked for once a second, which also closes the filters' log
+   * windows); `streams` false leaves the per-stream stats out (the refresh that only keeps counters
+   * to carry across a worker restart: 10,000 streams' objects every second are not free).
+   */
+  snapshot(streams = true): SegmentSnapshot[] {
     this.pool.endLogWindows();
-    return [...this.segments.values()].map(snapshotSegment);
+    return [...this.segments.values()].map((seg) => snapshotSegment(seg, streams));
   }
 
   /**
@@ -405,6 +409,7 @@ export class DataPlane {
       const later = new Set(old.slice(k + 1).map((o) => o.filterName));
       seg.drainLeaving(st, next.filter((n) => later.has(n.filterName)));
     });
+    carryFilterCounters(old, next);
     for (const st of old) {
       this.stageOwner.delete(st.ctx);
       this.pool.detach(st);

@@ -441,7 +441,11 @@ export class SegmentRuntime {
         stats.drops.add(DropReason.HostSourceRefused);
         return;
       }
-      if (!rtcp && this.streams) this.streams.ingress(buf, at, len, this.kernelArrivalMs || wallClockMs());
+      const streams = this.streams;
+      if (!rtcp && streams) {
+        streams.time[0] = this.kernelArrivalMs || wallClockMs();
+        streams.ingress(buf, at, len);
+      }
     } else {
       stats.upstreamIn++;
       if (!this.gate.admitFeedback(address)) {
@@ -550,6 +554,7 @@ export class SegmentRuntime {
     const nowMs = this.translating ? performance.now() : 0;
     const streams = this.streams;
     const wallMs = streams ? wallClockMs() : 0;
+    if (streams) streams.time[0] = wallMs;
     const destinations = this.config.destinations;
     const mux = this.config.rtcpMux;
     const s = this.sockets;
@@ -580,7 +585,7 @@ export class SegmentRuntime {
         if (toSender) {
           if (rtcp) streams.upstreamRtcp(this.outMemory, this.outAt, length, wallMs);
         } else if (rtcp) streams.downstreamRtcp(this.outMemory, this.outAt, length, wallMs);
-        else streams.egress(this.outMemory, this.outAt, length, wallMs);
+        else streams.egress(this.outMemory, this.outAt, length);
       }
       if (toSender) {
         const outlet = rtcp && o.ingressRtcp !== null ? o.ingressRtcp : o.ingressRtp;

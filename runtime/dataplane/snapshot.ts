@@ -1,15 +1,10 @@
 // Plain-object snapshots of a segment's counters, for the main thread, metrics and the CLI.
-import { MetricKind } from "../../sdk/abi/constants.js";
-import type { HistogramValue } from "../filter-host/metrics.js";
+import { addMetricSnapshots, type FilterMetricSnapshot } from "../filter-host/metrics.js";
+import type { ChainStage } from "../chain/filter-pool.js";
 import type { SegmentRuntime } from "./segment-runtime.js";
 import type { StreamOverflow, StreamStats } from "../streams/types.js";
 
-export interface FilterMetricSnapshot {
-  name: string;
-  kind: "counter" | "gauge" | "histogram";
-  value?: number;
-  histogram?: HistogramValue;
-}
+export type { FilterMetricSnapshot, LabelledSeries } from "../filter-host/metrics.js";
 
 export interface StageSnapshot {
   filter: string;
@@ -60,9 +55,7 @@ export interface LegSnapshot {
   packetsOut: number;
 }
 
-const KIND_NAMES = { [MetricKind.Counter]: "counter", [MetricKind.Gauge]: "gauge", [MetricKind.Histogram]: "histogram" } as const;
-
-export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
+export function snapshotSegment(seg: SegmentRuntime, withStreams = true): SegmentSnapshot {
   const s = seg.stats;
   return {
     name: seg.name,
@@ -76,21 +69,10 @@ export function snapshotSegment(seg: SegmentRuntime): SegmentSnapshot {
     legs: ["media", ...seg.config.legs.map((l) => l.name)].map((name, k) => ({ name, packetsIn: s.legPacketsIn[k]!, packetsOut: s.legPacketsOut[k]! })),
     drops: s.drops.toJSON(),
     dropsTotal: s.drops.total,
-    ...(seg.streams?.snapshot() ?? { streams: [], streamsOverflow: null }),
+    ...((withStreams ? seg.streams?.snapshot() : undefined) ?? { streams: [], streamsOverflow: null }),
     stages: seg.stages.map((st) => {
       const t = st.stats;
-      const inst = st.slot.instance;
-      const values = inst?.metrics.forContext(st.ctx);
-      const metrics: FilterMetricSnapshot[] = [];
-      if (inst && values) {
-        for (const def of inst.metrics.definitions) {
-          const kind = KIND_NAMES[def.kind];
-          if (def.kind === MetricKind.Histogram) {
-            const h = values.histograms[def.id];
-            if (h) metrics.push({ name: def.name, kind, histogram: { buckets: [...h.buckets], count: h.count, sum: h.sum } });
-          } else metrics.push({ name: def.name, kind, value: values.values[def.id]! });
-        }
-      }
+      const metrics = st.slot.instance?.metrics.snapshot(st.ctx) ?? [];
       return {
         filter: st.filterName,
         digest: st.slot.module.digest,
@@ -123,7 +105,8 @@ function addCounts(a: Record<string, number>, b: Record<string, number>): Record
 
 /**
  * Adds the counters a segment had before its worker restarted (`base`) to what the new worker
- * counted since, so that counters never go back. Stages are matched by position and filter.
+ * counted since, so that counters never go back. Stages are matched by position and filter; the
+ * filters' own counters and histograms are carried too (their gauges are the new worker's).
  */
 export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot | undefined): SegmentSnapshot {
   if (!base) return now;
@@ -161,7 +144,25 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
         busyNs,
         calls: st.calls + b.calls,
         nsPerPacket: packetsIn > 0 ? busyNs / packetsIn : 0,
+        metrics: addMetricSnapshots(st.metrics, b.metrics),
       };
     }),
   };
+}
+
+/**
+ * At a hot swap, after the old stages handed over what they held: each new stage goes on from the
+ * counters and histograms (labelled or not) that the filter counted in the old stage it succeeds,
+ * the k-th stage of a filter succeeding the old chain's k-th stage of that filter, wherever it
+ * stands now. Gauges start afresh: the new context sets its own.
+ */
+export function carryFilterCounters(old: readonly ChainStage[], next: readonly ChainStage[]): void {
+  const seen = new Map<string, number>();
+  for (const st of next) {
+    const k = seen.get(st.filterName) ?? 0;
+    seen.set(st.filterName, k + 1);
+    const before = old.filter((o) => o.filterName === st.filterName)[k];
+    const from = before?.slot.instance;
+    if (before && from) st.slot.instance?.metrics.carryFrom(from.metrics, before.ctx, st.ctx);
+  }
 }

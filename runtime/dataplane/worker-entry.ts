@@ -46,7 +46,7 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
           break;
         case "stats":
           send({
-            type: "reply", id: m.id, errors: [], segments: plane.snapshot(), instances: plane.instanceMap(),
+            type: "reply", id: m.id, errors: [], segments: plane.snapshot(m.streams !== false), instances: plane.instanceMap(),
             ...(m.checkpoint ? { checkpoints: plane.checkpoint() } : {}),
           });
           break;

@@ -107,8 +107,9 @@ export class WorkerHandle {
     return reply.errors;
   }
 
-  async stats(): Promise<SegmentSnapshot[]> {
-    const reply = await this.request({ type: "stats" });
+  /** Every segment's counters; `streams` false: without the per-stream stats (the proxy's once-a-second refresh). */
+  async stats(streams = true): Promise<SegmentSnapshot[]> {
+    const reply = await this.request({ type: "stats", streams });
     if (reply.instances) this.instances = reply.instances;
     if (reply.segments) this.lastSegments = reply.segments;
     return this.lastSegments;
@@ -116,7 +117,7 @@ export class WorkerHandle {
 
   /** Counters and every running stage's state (see DataPlane.checkpoint). */
   async checkpoint(): Promise<StateCheckpoint[]> {
-    const reply = await this.request({ type: "stats", checkpoint: true });
+    const reply = await this.request({ type: "stats", checkpoint: true, streams: false });
     if (reply.instances) this.instances = reply.instances;
     if (reply.segments) this.lastSegments = reply.segments;
     return reply.checkpoints ?? [];

@@ -23,7 +23,7 @@ export type WorkerRequest =
   | { type: "open"; id: number }
   | { type: "abort"; id: number }
   /** Counters; with `checkpoint`, also every running stage's state. */
-  | { type: "stats"; id: number; checkpoint?: boolean }
+  | { type: "stats"; id: number; checkpoint?: boolean; streams?: boolean }
   | { type: "close"; id: number };
 
 export interface InstanceUsers {

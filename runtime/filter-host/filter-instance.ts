@@ -382,6 +382,11 @@ export class FilterInstance {
     return utf8.decode(new Uint8Array(this.memory.buffer, ptr, len));
   }
 
+  /** A metric or label name: at most 64 bytes are valid, so no more than 65 are read (a longer one stays invalid). */
+  private readName(ptr: number, len: number): string {
+    return this.readString(ptr, Math.min(len, 65));
+  }
+
   /** AssemblyScript string: UTF-16LE, byte length stored at ptr - 4. */
   private readAsString(ptr: number): string {
     const buf = this.memory.buffer;
@@ -439,14 +444,17 @@ export class FilterInstance {
         now_us: () => BigInt(Math.trunc(this.nowUs)),
         wall_us: () => BigInt(Math.trunc(this.wallUs)),
         features: () => HOST_FEATURES_V1,
-        metric_define: (kind: number, ptr: number, len: number) => {
-          if (!this.metricsOpen) return -Status.NotAllowed;
-          const id = this.metrics.define(kind, this.readString(ptr, len));
-          return id === -2 ? -Status.BadArgument : id === -3 ? -Status.NoSpace : id;
-        },
+        metric_define: (kind: number, ptr: number, len: number) =>
+          this.metricsOpen ? this.metrics.define(kind, this.readName(ptr, len)) : -Status.NotAllowed,
         metric_add: (id: number, ctx: number, delta: number) => this.metrics.add(id, ctx, delta),
         metric_set: (id: number, ctx: number, value: number) => this.metrics.set(id, ctx, value),
         metric_record: (id: number, ctx: number, value: number) => this.metrics.record(id, ctx, value),
+        // ABI 1.3: one label, whose value is a u32 (an SSRC, say)
+        metric_define_labelled: (kind: number, ptr: number, len: number, labelPtr: number, labelLen: number) =>
+          this.metricsOpen ? this.metrics.define(kind, this.readName(ptr, len), this.readName(labelPtr, labelLen)) : -Status.NotAllowed,
+        metric_add_labelled: (id: number, ctx: number, label: number, delta: number) => this.metrics.addLabelled(id, ctx, label, delta),
+        metric_set_labelled: (id: number, ctx: number, label: number, value: number) => this.metrics.setLabelled(id, ctx, label, value),
+        metric_record_labelled: (id: number, ctx: number, label: number, value: number) => this.metrics.recordLabelled(id, ctx, label, value),
         timer_set: (ctx: number, timer: number, delayUs: bigint) => {
           const delay = Number(delayUs);
           if (!this.validTimer(ctx, timer) || !(delay >= 0)) return Status.BadArgument;

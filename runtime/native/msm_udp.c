@@ -702,6 +702,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, close_port, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  // the layout JS reads received packets' metadata with: an addon built from an older source says so
+  napi_value stride;
+  napi_create_uint32(env, META_STRIDE, &stride);
+  napi_set_named_property(env, exports, "metaStride", stride);
   return exports;
 }
 

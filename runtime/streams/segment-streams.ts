@@ -2,7 +2,7 @@
 // reads the RTCP that passes: SRs forwarded downstream (remembered for round trips) and what
 // receivers report upstream (RR and SR report blocks, XR Statistics Summary).
 import { clockRateOf } from "./clock-rates.js";
-import { EGRESS, INGRESS, type StreamTable } from "./stream-table.js";
+import { EGRESS, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, type StreamTable } from "./stream-table.js";
 import type { StreamOverflow, StreamStats } from "./types.js";
 
 const RTP_HEADER = 12;
@@ -56,17 +56,23 @@ export class SegmentStreams {
     return entries.length === 0 ? null : new Map(entries.map(([pt, rate]) => [Number(pt), rate]));
   }
 
-  /** An RTP packet from the sender, admitted, at `atMs` (wall clock: the kernel's receive time where the I/O path has it). */
-  ingress(buf: Uint8Array, at: number, len: number, atMs: number): void {
-    this.rtp(INGRESS, buf, at, len, atMs);
+  /**
+   * When the packets given next arrived or left (wall clock, ms: the kernel's receive time where
+   * the I/O path has it). Set here, not passed per packet: a time crossing a call is boxed by V8.
+   */
+  readonly time = new Float64Array(1);
+
+  /** An RTP packet from the sender, admitted, at `time[0]`. */
+  ingress(buf: Uint8Array, at: number, len: number): void {
+    this.rtp(INGRESS, buf, at, len);
   }
 
-  /** An RTP packet leaving the chain toward the destinations (once, whatever the fan-out). */
-  egress(buf: Uint8Array, at: number, len: number, atMs: number): void {
-    this.rtp(EGRESS, buf, at, len, atMs);
+  /** An RTP packet leaving the chain toward the destinations (once, whatever the fan-out), at `time[0]`. */
+  egress(buf: Uint8Array, at: number, len: number): void {
+    this.rtp(EGRESS, buf, at, len);
   }
 
-  private rtp(dir: number, buf: Uint8Array, at: number, len: number, atMs: number): void {
+  private rtp(dir: number, buf: Uint8Array, at: number, len: number): void {
     if (len < RTP_HEADER || buf[at]! >> 6 !== 2) return; // not RTP: the chain's validate counts those
     const ssrc = u32(buf, at + 8);
     let slot = ssrc === this.lastSsrc ? this.lastSlot : this.slots.get(ssrc) ?? -1;
@@ -82,7 +88,12 @@ export class SegmentStreams {
     }
     this.lastSsrc = ssrc;
     this.lastSlot = slot;
-    this.table.record(slot, dir, (buf[at + 2]! << 8) | buf[at + 3]!, u32(buf, at + 4), len, atMs);
+    const p = this.table.packet;
+    p[PKT_SEQ] = (buf[at + 2]! << 8) | buf[at + 3]!;
+    p[PKT_TS] = u32(buf, at + 4);
+    p[PKT_BYTES] = len;
+    p[PKT_AT_MS] = this.time[0]!;
+    this.table.record(slot, dir);
   }
 
   /** RTCP going downstream: its SRs are what receivers' LSR fields will name. */

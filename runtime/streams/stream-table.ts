@@ -23,6 +23,9 @@ const FIRST_CAPACITY = 16;
 /** A window shorter than this (a stream that began just before the roll) is not ended yet: its rates would be noise. */
 const MIN_WINDOW_MS = 200;
 
+/** Milliseconds to the microsecond: what the clocks resolve, and a report a third the size. */
+const us = (ms: number): number => Math.round(ms * 1000) / 1000;
+
 type Column = Float64Array | Uint32Array | Int32Array | Uint8Array;
 
 function grown<T extends Column>(old: T, size: number): T {
@@ -31,7 +34,19 @@ function grown<T extends Column>(old: T, size: number): T {
   return next;
 }
 
+/** Where the packet being counted is described (see StreamTable.packet). */
+export const PKT_SEQ = 0;
+export const PKT_TS = 1;
+export const PKT_BYTES = 2;
+export const PKT_AT_MS = 3;
+
 export class StreamTable {
+  /**
+   * The packet record() counts: sequence number, RTP timestamp, bytes, time (ms). Written here
+   * rather than passed as arguments: a timestamp or a time is no small integer, and V8 would box
+   * each one crossing a call, an allocation per packet.
+   */
+  readonly packet = new Float64Array(4);
   private capacity = 0;
   private freeHead = -1;
   private nextUnused = 0;
@@ -87,6 +102,11 @@ export class StreamTable {
   private rXrLost = new Float64Array(0);
   private rXrDup = new Float64Array(0);
   private rXrJitterMs = new Float64Array(0);
+  // the previous report block's highest sequence and cumulative loss, this proxy's egress loss when it came, and the link's loss between the two
+  private rPrevHighest = new Float64Array(0);
+  private rPrevCumLost = new Float64Array(0);
+  private rPrevEgressLost = new Float64Array(0);
+  private rLinkLoss = new Float64Array(0);
   // per slot * SRS_PER_STREAM: the SRs this proxy forwarded downstream, by their LSR value
   private srLsr = new Uint32Array(0);
   private srAtMs = new Float64Array(0);
@@ -141,12 +161,13 @@ export class StreamTable {
     this.used--;
   }
 
-  /** Counts one RTP packet of the stream in `slot`, direction `dir`, that arrived (or left) at `atMs` (wall clock). */
-  record(slot: number, dir: number, seq: number, ts: number, bytes: number, atMs: number): void {
+  /** Counts the RTP packet `packet` describes, of the stream in `slot`, direction `dir`. */
+  record(slot: number, dir: number): void {
     const i = slot * 2 + dir;
+    const seq = this.packet[PKT_SEQ]!;
     if (this.started[i] === 0) {
-      this.start(i, seq, atMs);
-      this.count(slot, i, ts, bytes, atMs, true);
+      this.start(i, seq);
+      this.count(slot, i, true);
       return;
     }
     const max = this.maxSeq[i]!;
@@ -183,14 +204,14 @@ export class StreamTable {
       }
       this.history[word] |= bit;
       this.reordered[i]++;
-      this.count(slot, i, ts, bytes, atMs, false);
+      this.count(slot, i, false);
       return;
     }
     this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] |= 1 << (seq & 31);
-    this.count(slot, i, ts, bytes, atMs, false);
+    this.count(slot, i, false);
   }
 
-  private start(i: number, seq: number, atMs: number): void {
+  private start(i: number, seq: number): void {
     this.started[i] = 1;
     this.packets[i] = this.bytes[i] = this.duplicates[i] = this.reordered[i] = this.jitterMs[i] = 0;
     this.baseExt[i] = seq;
@@ -199,7 +220,7 @@ export class StreamTable {
     this.badSeq[i] = -1;
     this.history.fill(0, i * HISTORY_WORDS, (i + 1) * HISTORY_WORDS);
     this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] = 1 << (seq & 31);
-    this.winStartMs[i] = atMs;
+    this.winStartMs[i] = this.packet[PKT_AT_MS]!;
     this.winExpected[i] = this.winPackets[i] = this.winBytes[i] = this.winTransitSum[i] = this.winTransitCount[i] = 0;
     this.wMs[i] = 0;
   }
@@ -218,9 +239,12 @@ export class StreamTable {
   }
 
   /** A packet that counts: totals, A.8 jitter (in ms: the same recurrence scaled by 1000 / clock rate), transit. */
-  private count(slot: number, i: number, ts: number, bytes: number, atMs: number, first: boolean): void {
+  private count(slot: number, i: number, first: boolean): void {
+    const p = this.packet;
+    const ts = p[PKT_TS]!;
+    const atMs = p[PKT_AT_MS]!;
     this.packets[i]++;
-    this.bytes[i] += bytes;
+    this.bytes[i] += p[PKT_BYTES]!;
     const rate = Math.floor(this.clock[slot]! / 4);
     if (!first) {
       const d = atMs - this.lastMs[i]! - (((ts - this.lastTs[i]!) | 0) * 1000) / rate;
@@ -288,12 +312,14 @@ export class StreamTable {
     this.rSsrc[oldest] = reporter;
     this.rXrLost[oldest] = this.rXrDup[oldest] = this.rXrJitterMs[oldest] = NaN;
     this.rRttMs[oldest] = NaN;
+    this.rPrevHighest[oldest] = this.rLinkLoss[oldest] = NaN;
     return oldest;
   }
 
   /** A report block about this stream from receiver `reporter` (RFC 3550 6.4.1), read at `atMs`. */
   noteReceiverReport(slot: number, reporter: number, fraction: number, cumulativeLost: number, highest: number, jitter: number, lsr: number, dlsr: number, atMs: number): void {
     const r = this.receiverRow(slot, reporter);
+    this.noteLinkLoss(slot, r, cumulativeLost, highest);
     this.rAtMs[r] = atMs;
     this.rFraction[r] = fraction / 256;
     this.rCumLost[r] = cumulativeLost;
@@ -307,6 +333,27 @@ export class StreamTable {
         }
       }
     }
+  }
+
+  /**
+   * The loss between this proxy and the receiver over the receiver's last report interval: what it
+   * says it lost since its previous report, less what this proxy's egress was already missing over
+   * the same span (read when each report came). Its own fraction lost covers its whole interval,
+   * seconds long, and mixes in losses upstream: neither compares with this proxy's last window.
+   */
+  private noteLinkLoss(slot: number, r: number, cumulativeLost: number, highest: number): void {
+    const e = slot * 2 + EGRESS;
+    const egressLost = this.started[e] === 0 ? NaN : Math.max(0, this.expectedOf(e) - this.packets[e]!);
+    const expected = highest - this.rPrevHighest[r]!;
+    if (expected > 0 && !Number.isNaN(egressLost) && !Number.isNaN(this.rPrevEgressLost[r]!)) {
+      const lost = cumulativeLost - this.rPrevCumLost[r]! - (egressLost - this.rPrevEgressLost[r]!);
+      this.rLinkLoss[r] = Math.min(1, Math.max(0, lost / expected));
+    } else if (expected !== 0) {
+      this.rLinkLoss[r] = NaN; // a first report, a receiver that went back, or no egress to compare with
+    }
+    this.rPrevHighest[r] = highest;
+    this.rPrevCumLost[r] = cumulativeLost;
+    this.rPrevEgressLost[r] = egressLost;
   }
 
   /** An XR Statistics Summary block (RFC 3611 4.6) about this stream; NaN for what the block does not carry. */
@@ -326,16 +373,17 @@ export class StreamTable {
       if (this.rAtMs[r] === 0) continue;
       const xr = Number.isNaN(this.rXrLost[r]!) && Number.isNaN(this.rXrDup[r]!) && Number.isNaN(this.rXrJitterMs[r]!)
         ? null
-        : { lost: this.rXrLost[r]!, duplicates: this.rXrDup[r]!, jitterMeanMs: Number.isNaN(this.rXrJitterMs[r]!) ? null : this.rXrJitterMs[r]! };
+        : { lost: this.rXrLost[r]!, duplicates: this.rXrDup[r]!, jitterMeanMs: Number.isNaN(this.rXrJitterMs[r]!) ? null : us(this.rXrJitterMs[r]!) };
       receivers.push({
         reporterSsrc: this.rSsrc[r]!,
         fractionLost: this.rFraction[r]!,
         cumulativeLost: this.rCumLost[r]!,
         highestSeq: this.rHighest[r]!,
-        jitterMs: this.rJitterMs[r]!,
-        rttMs: Number.isNaN(this.rRttMs[r]!) ? null : this.rRttMs[r]!,
+        jitterMs: us(this.rJitterMs[r]!),
+        rttMs: Number.isNaN(this.rRttMs[r]!) ? null : us(this.rRttMs[r]!),
+        linkFractionLost: Number.isNaN(this.rLinkLoss[r]!) ? null : this.rLinkLoss[r]!,
         xr,
-        atMs: this.rAtMs[r]!,
+        atMs: us(this.rAtMs[r]!),
       });
     }
     return {
@@ -360,18 +408,18 @@ export class StreamTable {
       lost: Math.max(0, expected - this.packets[i]!),
       duplicates: this.duplicates[i]!,
       reordered: this.reordered[i]!,
-      jitterMs: this.jitterMs[i]!,
+      jitterMs: us(this.jitterMs[i]!),
       highestSeq: this.cycles[i]! + this.maxSeq[i]!,
-      lastMs: this.lastMs[i]!,
+      lastMs: us(this.lastMs[i]!),
       window: w <= 0 ? null : {
-        ms: w,
-        endMs: this.wEndMs[i]!,
+        ms: us(w),
+        endMs: us(this.wEndMs[i]!),
         expected: this.wExpected[i]!,
         lost: this.wLost[i]!,
         fractionLost: this.wExpected[i]! > 0 ? this.wLost[i]! / this.wExpected[i]! : 0,
-        packetRate: (this.wPackets[i]! * 1000) / w,
-        bitrateBps: (this.wBytes[i]! * 8000) / w,
-        transitMs: Number.isNaN(this.wTransit[i]!) ? null : this.wTransit[i]!,
+        packetRate: Math.round((this.wPackets[i]! * 1000 * 10) / w) / 10,
+        bitrateBps: Math.round((this.wBytes[i]! * 8000) / w),
+        transitMs: Number.isNaN(this.wTransit[i]!) ? null : us(this.wTransit[i]!),
       },
     };
   }
@@ -423,6 +471,10 @@ export class StreamTable {
     this.rXrLost = grown(this.rXrLost, r);
     this.rXrDup = grown(this.rXrDup, r);
     this.rXrJitterMs = grown(this.rXrJitterMs, r);
+    this.rPrevHighest = grown(this.rPrevHighest, r);
+    this.rPrevCumLost = grown(this.rPrevCumLost, r);
+    this.rPrevEgressLost = grown(this.rPrevEgressLost, r);
+    this.rLinkLoss = grown(this.rLinkLoss, r);
     this.srLsr = grown(this.srLsr, q);
     this.srAtMs = grown(this.srAtMs, q);
     this.capacity = size;

@@ -53,6 +53,12 @@ export interface ReceiverReport {
   jitterMs: number;
   /** Round trip proxy -> receiver -> proxy from LSR/DLSR against the SRs this proxy forwarded; null: not known. */
   rttMs: number | null;
+  /**
+   * Loss between this proxy and the receiver over the receiver's last report interval (0..1): what
+   * it reports lost since its previous report, less what this proxy's egress was missing over the
+   * same span. null until two reports have come.
+   */
+  linkFractionLost: number | null;
   /** From its last XR Statistics Summary block (RFC 3611 4.6), or null. */
   xr: { lost: number; duplicates: number; jitterMeanMs: number | null } | null;
   atMs: number;

@@ -1,22 +1,30 @@
 // Wall-clock milliseconds with sub-millisecond resolution: the monotonic clock plus an offset to
-// the wall clock (Date.now() alone has 1 ms steps, too coarse for jitter). It compares with the
-// kernel's CLOCK_REALTIME receive stamps and with other hosts kept in step by NTP or PTP.
-// resync() follows a stepped wall clock: each sample of Date.now() - performance.now() is up to
-// 1 ms low (Date.now() truncates), so the offset is the highest of the recent samples.
-const SAMPLES = 8;
-const samples = new Float64Array(SAMPLES).fill(Date.now() - performance.now());
-let next = 0;
-let offset = Date.now() - performance.now();
+// the wall clock. Date.now() alone has 1 ms steps, too coarse for jitter and for comparing with
+// the kernel's CLOCK_REALTIME receive stamps (and other hosts' clocks, kept in step by NTP or
+// PTP); performance.timeOrigin was measured off by more than a millisecond in worker threads. So
+// the offset is taken at the instant Date.now() ticks over to its next millisecond (a spin of at
+// most a millisecond), and taken again only when the wall clock steps.
+/** Differences beyond Date.now()'s truncation and this are a step of the wall clock. */
+const STEP_MS = 2;
+
+function calibrate(): number {
+  const start = Date.now();
+  const limit = performance.now() + 5;
+  for (;;) {
+    const mono = performance.now();
+    const wall = Date.now();
+    if (wall !== start || mono > limit) return wall - mono;
+  }
+}
+
+let offset = calibrate();
 
 export function wallClockMs(): number {
   return offset + performance.now();
 }
 
-/** Takes another sample of the wall clock (called about once a second). */
+/** Checks the wall clock for a step (called about once a second): a sample lies in (offset - 1, offset] unless it stepped. */
 export function resyncWallClock(): void {
-  samples[next] = Date.now() - performance.now();
-  next = (next + 1) % SAMPLES;
-  let best = samples[0]!;
-  for (let i = 1; i < SAMPLES; i++) best = Math.max(best, samples[i]!);
-  offset = best;
+  const sample = Date.now() - performance.now();
+  if (sample > offset + STEP_MS || sample < offset - 1 - STEP_MS) offset = calibrate();
 }

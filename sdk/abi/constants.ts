@@ -5,9 +5,9 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 2;
+export const ABI_VERSION_MINOR = 3;
 /** Name of the version marker export a module built on this SDK carries. */
-export const ABI_VERSION_EXPORT = "msm_abi_version_1_2";
+export const ABI_VERSION_EXPORT = "msm_abi_version_1_3";
 
 /** Verdict a filter writes into a packet's descriptor. */
 export enum Verdict {
@@ -142,9 +142,11 @@ export enum HostFeature {
   OutputArea = 64,
   /** ABI 1.2: descriptors carry the packet's leg (multi-port segments: FEC, dual path). */
   Legs = 128,
+  /** ABI 1.3: metrics with one label (metric_define_labelled and the *_labelled updates). */
+  LabelledMetrics = 256,
 }
 /** Every feature this host implements. */
-export const HOST_FEATURES_V1 = 255;
+export const HOST_FEATURES_V1 = 511;
 
 // ---- arena layout (little-endian; byte offsets) ----
 /** Arena header: the structure whose address msm_arena() returns. */
@@ -179,4 +181,9 @@ export const D_ARRIVAL = 24; // i64  arrival time, microseconds on the host's mo
 /** Limits. */
 export const MAX_TIMERS_PER_CONTEXT = 8;
 export const MAX_METRICS = 64;
+/**
+ * Label values a labelled metric keeps per context (ABI 1.3); values beyond are counted together
+ * under the label value "other", so that a metric has at most MAX_LABEL_VALUES + 1 series per context.
+ */
+export const MAX_LABEL_VALUES = 64;
 export const ROOT_CONTEXT = 0;

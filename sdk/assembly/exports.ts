@@ -1,4 +1,4 @@
-// The module side of ABI v1.0 (docs/abi.md "Exported by the module"). A filter's entry file
+// The module side of ABI v1.3 (docs/abi.md "Exported by the module"). A filter's entry file
 // re-exports this file: `export * from "<sdk>/exports";`. Export nothing else from here: every
 // export of this file becomes a wasm export.
 import { Status } from "../abi/constants";
@@ -53,7 +53,7 @@ function filter(): Filter {
 }
 
 /** The ABI version marker (never called). */
-export function msm_abi_version_1_2(): void {}
+export function msm_abi_version_1_3(): void {}
 
 export function msm_policy(): i32 {
   return filter().policy();

@@ -22,6 +22,14 @@ export declare function msm_metric_add(id: i32, ctx: u32, delta: f64): i32;
 export declare function msm_metric_set(id: i32, ctx: u32, value: f64): i32;
 @external("msm", "metric_record")
 export declare function msm_metric_record(id: i32, ctx: u32, value: f64): i32;
+@external("msm", "metric_define_labelled")
+export declare function msm_metric_define_labelled(kind: i32, namePtr: usize, nameLen: i32, labelPtr: usize, labelLen: i32): i32;
+@external("msm", "metric_add_labelled")
+export declare function msm_metric_add_labelled(id: i32, ctx: u32, label: u32, delta: f64): i32;
+@external("msm", "metric_set_labelled")
+export declare function msm_metric_set_labelled(id: i32, ctx: u32, label: u32, value: f64): i32;
+@external("msm", "metric_record_labelled")
+export declare function msm_metric_record_labelled(id: i32, ctx: u32, label: u32, value: f64): i32;
 @external("msm", "timer_set")
 export declare function msm_timer_set(ctx: u32, timer: i32, delayUs: i64): i32;
 @external("msm", "timer_cancel")
@@ -34,19 +42,22 @@ export declare function msm_random_bytes(ptr: usize, len: i32): i32;
 /** Bytes of UTF-8 a log line or error message may take; the host keeps 1024 of an error. */
 export const TEXT_MAX_BYTES: i32 = 2048;
 const TEXT_BUF: usize = heap.alloc(TEXT_MAX_BYTES);
+/** A metric's name and its label's name share TEXT_BUF; names are valid up to 64 bytes anyway. */
+const NAME_MAX_BYTES: i32 = TEXT_MAX_BYTES / 2;
+const LABEL_BUF: usize = TEXT_BUF + <usize>NAME_MAX_BYTES;
 
-/** Encodes `s` as UTF-8 into the static text buffer (truncating) and returns the byte count. */
-function encodeText(s: string): i32 {
+/** Encodes `s` as UTF-8 at `at` (truncating at `maxBytes`) and returns the byte count. */
+function encodeText(s: string, at: usize = TEXT_BUF, maxBytes: i32 = TEXT_MAX_BYTES): i32 {
   // Each UTF-16 unit is at most 3 UTF-8 bytes; a surrogate pair (2 units) is 4.
   let units = s.length;
-  const maxUnits = TEXT_MAX_BYTES / 3;
+  const maxUnits = maxBytes / 3;
   if (units > maxUnits) {
     units = maxUnits;
     // Do not cut a surrogate pair in half (that would encode a lone surrogate).
     const last = s.charCodeAt(units - 1);
     if (last >= 0xd800 && last < 0xdc00) units--;
   }
-  return <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), units, TEXT_BUF, false);
+  return <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), units, at, false);
 }
 
 /** Writes a log line at `level` (rate-limited by the host). */
@@ -85,7 +96,7 @@ export function setError(message: string): void {
  * negative Status. The name must match [a-z][a-z0-9_]*, at most 64 bytes.
  */
 export function defineMetric(kind: MetricKind, name: string): i32 {
-  const len = encodeText(name);
+  const len = encodeText(name, TEXT_BUF, NAME_MAX_BYTES);
   return msm_metric_define(kind, TEXT_BUF, len);
 }
 
@@ -101,6 +112,30 @@ export function defineHistogram(name: string): i32 {
   return defineMetric(MetricKind.Histogram, name);
 }
 
+/**
+ * Defines a metric with one label (ABI 1.3), as defineMetric does; `label` is the label's name
+ * (same rules as a metric name; not segment, stage, filter or le). Update it with the *Labelled
+ * functions, which take the label's value as a u32 (an SSRC, say). The host keeps
+ * MAX_LABEL_VALUES values per metric per context and counts the values past those under "other".
+ */
+export function defineLabelledMetric(kind: MetricKind, name: string, label: string): i32 {
+  const len = encodeText(name, TEXT_BUF, NAME_MAX_BYTES);
+  const labelLen = encodeText(label, LABEL_BUF, NAME_MAX_BYTES);
+  return msm_metric_define_labelled(kind, TEXT_BUF, len, LABEL_BUF, labelLen);
+}
+
+export function defineLabelledCounter(name: string, label: string): i32 {
+  return defineLabelledMetric(MetricKind.Counter, name, label);
+}
+
+export function defineLabelledGauge(name: string, label: string): i32 {
+  return defineLabelledMetric(MetricKind.Gauge, name, label);
+}
+
+export function defineLabelledHistogram(name: string, label: string): i32 {
+  return defineLabelledMetric(MetricKind.Histogram, name, label);
+}
+
 /** Adds `delta` (>= 0) to counter `id` of context `ctx`. */
 @inline export function metricAdd(id: i32, ctx: u32, delta: i64 = 1): Status {
   return msm_metric_add(id, ctx, <f64>delta);
@@ -114,6 +149,21 @@ export function defineHistogram(name: string): i32 {
 /** Records one observation in histogram `id` of context `ctx`. */
 @inline export function metricRecord(id: i32, ctx: u32, value: i64): Status {
   return msm_metric_record(id, ctx, <f64>value);
+}
+
+/** Adds `delta` (>= 0) to labelled counter `id` of context `ctx`, for label value `label`. */
+@inline export function metricAddLabelled(id: i32, ctx: u32, label: u32, delta: i64 = 1): Status {
+  return msm_metric_add_labelled(id, ctx, label, <f64>delta);
+}
+
+/** Sets labelled gauge `id` of context `ctx`, for label value `label`. */
+@inline export function metricSetLabelled(id: i32, ctx: u32, label: u32, value: i64): Status {
+  return msm_metric_set_labelled(id, ctx, label, <f64>value);
+}
+
+/** Records one observation in labelled histogram `id` of context `ctx`, for label value `label`. */
+@inline export function metricRecordLabelled(id: i32, ctx: u32, label: u32, value: i64): Status {
+  return msm_metric_record_labelled(id, ctx, label, <f64>value);
 }
 
 // ---- timers ----

@@ -2,7 +2,7 @@
 // entry file. docs/sdk.md is the guide, docs/abi.md the contract.
 export {
   Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature, FilterPolicy,
-  MAX_TIMERS_PER_CONTEXT, MAX_METRICS, MAX_LEGS, ROOT_CONTEXT,
+  MAX_TIMERS_PER_CONTEXT, MAX_METRICS, MAX_LABEL_VALUES, MAX_LEGS, ROOT_CONTEXT,
 } from "../abi/constants";
 export {
   BATCH_CAPACITY, OUT_CAPACITY, SLOT_SIZE, HEADROOM, MAX_PACKET, SCRATCH_SIZE, SCRATCH,
@@ -15,6 +15,8 @@ export { loadBe16, loadBe24, loadBe32, loadBe64, storeBe16, storeBe32, storeBe64
 export {
   log, setError, nowUs, wallUs, hostFeatures,
   defineMetric, defineCounter, defineGauge, defineHistogram, metricAdd, metricSet, metricRecord,
+  defineLabelledMetric, defineLabelledCounter, defineLabelledGauge, defineLabelledHistogram,
+  metricAddLabelled, metricSetLabelled, metricRecordLabelled,
   timerSet, timerCancel, randomBytes, randomU32, TEXT_MAX_BYTES,
 } from "./host";
 export { Config } from "./config";
@@ -30,4 +32,5 @@ export {
   SenderReport, ReceiverReport, ReportBlock, Sdes, Bye, App, Feedback,
   RTCP_HEADER_SIZE, RTCP_MIN_COMPOUND, REPORT_BLOCK_SIZE,
 } from "./rtcp";
+export { RtcpWriter, RtcpWriteError, ntpFromUnixUs, ntpMiddle, dlsrFromUs } from "./rtcp-writer";
 export { StateReader, StateWriter } from "./state";

@@ -194,13 +194,30 @@ export class FilterHarness {
     return [...this.pending.values()].sort((a, b) => a.dueUs - b.dueUs).map((t) => ({ ...t }));
   }
 
-  /** A metric's value for a context: a number (counter, gauge), a histogram, or undefined if not defined. */
-  metric(name: string, ctx: number): number | HistogramValue | undefined {
+  /**
+   * A metric's value for a context: a number (counter, gauge), a histogram, or undefined if not
+   * defined. A labelled metric needs `labelValue` (the u32 the filter gave, or "other"); a label
+   * value it never used reads as 0 or an empty histogram.
+   */
+  metric(name: string, ctx: number, labelValue?: number | "other"): number | HistogramValue | undefined {
     const def = this.instance.metrics.definitions.find((d) => d.name === name);
     const values = this.instance.metrics.forContext(ctx);
     if (!def || !values) return undefined;
-    if (def.kind === MetricKind.Histogram) return values.histograms[def.id] ?? { buckets: [], count: 0, sum: 0 };
+    const empty = (): HistogramValue => ({ buckets: [], count: 0, sum: 0 });
+    if (def.label !== undefined) {
+      if (labelValue === undefined) throw new TypeError(`metric '${name}' has the label '${def.label}': give its value`);
+      const series = this.metricSeries(name, ctx)?.get(String(labelValue));
+      return series ?? (def.kind === MetricKind.Histogram ? empty() : 0);
+    }
+    if (def.kind === MetricKind.Histogram) return values.histograms[def.id] ?? empty();
     return values.values[def.id];
+  }
+
+  /** A labelled metric's series for a context, in the order of first use ("other" last): label value -> value or histogram. */
+  metricSeries(name: string, ctx: number): Map<string, number | HistogramValue> | undefined {
+    const m = this.instance.metrics.snapshot(ctx).find((x) => x.name === name);
+    if (!m?.series) return undefined;
+    return new Map(m.series.map((s) => [s.labelValue, s.histogram ?? s.value!]));
   }
 
   /** Names of the metrics the filter defined. */

@@ -1,5 +1,6 @@
-// `msm proxy --config FILE` as users run it, in a process inside one of a lab's namespaces, with
-// its admin endpoint on 127.0.0.1 there (read through ns-tools/http-get.ts in the same namespace).
+// `msm proxy` as users run it, in a process inside one of a lab's namespaces: from a config file
+// (--config) or from a control plane (--control-plane, the agent), with its admin endpoint on
+// 127.0.0.1 there (read through ns-tools/http-get.ts in the same namespace).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +8,8 @@ import type { ProxySnapshot } from "../../runtime/index.js";
 import type { NetnsLab, NsProcess } from "./netns.js";
 import { nsTool } from "./ns-rtp.js";
 import { ROOT } from "./paths.js";
+
+const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
 
 export interface NsProxy {
   readonly role: string;
@@ -23,10 +26,28 @@ export async function startNsProxy(lab: NetnsLab, role: string, config: Record<s
   const dir = mkdtempSync(join(tmpdir(), "msm-netns-proxy-"));
   const file = join(dir, "proxy.json"); // the CLI reads YAML, of which JSON is a subset
   writeFileSync(file, JSON.stringify(config, null, 2));
-  const proc = lab.spawn(role, process.execPath, [join(ROOT, "dist", "controlplane", "cli", "msm.js"), "proxy", "--config", file, "--admin", "127.0.0.1:0"]);
+  const proc = lab.spawn(role, process.execPath, [MSM, "proxy", "--config", file, "--admin", "127.0.0.1:0"]);
+  return running(lab, role, proc, config, dir, /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running/);
+}
+
+/**
+ * Starts `msm proxy --control-plane ADDRESS` in `role`'s namespace (plain text: --insecure), node
+ * id `role`; waits until it runs the control plane's first snapshot. `config`: the segments the
+ * control plane gives it, as a proxy config ({ segments }), for what reads NsProxy.config.
+ */
+export async function startNsAgent(lab: NetnsLab, role: string, opts: { controlPlane: string; config: Record<string, unknown> }): Promise<NsProxy> {
+  const dir = mkdtempSync(join(tmpdir(), "msm-netns-agent-"));
+  const proc = lab.spawn(role, process.execPath, [
+    MSM, "proxy", "--control-plane", opts.controlPlane, "--node-id", role, "--state-dir", dir, "--insecure", "--admin", "127.0.0.1:0",
+  ]);
+  return running(lab, role, proc, opts.config, dir, /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/);
+}
+
+/** The proxy once `ready` matches its output (the admin port its first group); `dir` is removed when it stops. */
+async function running(lab: NetnsLab, role: string, proc: NsProcess, config: Record<string, unknown>, dir: string, ready: RegExp): Promise<NsProxy> {
   let adminPort: number;
   try {
-    adminPort = Number((await proc.ready(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running/, 30_000))[1]);
+    adminPort = Number((await proc.ready(ready, 30_000))[1]);
   } catch (err) {
     proc.kill();
     rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // The lab's test stream from the test's side: a sink and a sender, each a process in a namespace
-// (ns-tools/rtp-sink.ts and rtp-send.ts), and a fixed delay on a flow (ns-tools/udp-delay.ts).
+// (ns-tools/rtp-sink.ts and rtp-send.ts), the same stream sent in bursts as cross traffic
+// (ns-tools/rtp-bursts.ts), and a fixed delay on a flow (ns-tools/udp-delay.ts).
 import { join } from "node:path";
 import type { NetnsLab, NsProcess } from "./netns.js";
 import { DEFAULT_STREAM, formatArgs, type StreamFormat } from "./ns-tools/rtp-stream.js";
@@ -45,17 +46,37 @@ export async function startNsSink(lab: NetnsLab, role: string, opts: { port: num
 }
 
 /** Sends `count` packets at `rate` packets/s from `role`'s namespace to address:port; resolves with how many it sent. */
-export async function runNsSender(lab: NetnsLab, role: string, opts: { address: string; port: number; count: number; rate: number; format?: StreamFormat }): Promise<{ sent: number; ms: number }> {
-  const proc = lab.spawn(role, process.execPath, [
+export function runNsSender(lab: NetnsLab, role: string, opts: { address: string; port: number; count: number; rate: number; format?: StreamFormat }): Promise<{ sent: number; ms: number }> {
+  // the sender bounds itself (count / rate + 5 s)
+  return runSending(lab, role, "the sender", (opts.count / opts.rate) * 1000, [
     nsTool("rtp-send"), "--address", opts.address, "--port", String(opts.port), "--count", String(opts.count), "--rate", String(opts.rate),
     ...formatArgs(opts.format ?? DEFAULT_STREAM),
   ]);
-  // the sender bounds itself (count / rate + 5 s); this is the backstop
-  const backstop = setTimeout(() => proc.kill(), (opts.count / opts.rate) * 1000 + 15_000);
+}
+
+/**
+ * Sends `count` packets of the test stream from `role`'s namespace to address:port in bursts of
+ * `burst`, each after a pause drawn from `gapMs` (ns-tools/rtp-bursts.ts); resolves with how many it sent.
+ */
+export function runNsBursts(
+  lab: NetnsLab, role: string,
+  opts: { address: string; port: number; count: number; burst: number; gapMs: readonly [number, number]; seed?: number; format?: StreamFormat },
+): Promise<{ sent: number; ms: number }> {
+  // the tool bounds itself (its pauses at their longest + 5 s)
+  return runSending(lab, role, "the bursts", Math.ceil(opts.count / opts.burst) * opts.gapMs[1], [
+    nsTool("rtp-bursts"), "--address", opts.address, "--port", String(opts.port), "--count", String(opts.count), "--burst", String(opts.burst),
+    "--gap-ms", `${opts.gapMs[0]}-${opts.gapMs[1]}`, "--seed", String(opts.seed ?? 1), ...formatArgs(opts.format ?? DEFAULT_STREAM),
+  ]);
+}
+
+/** Runs a sending tool (node `args`) that bounds itself to about `expectedMs` + 5 s, and reads the JSON line it ends with; kills it 15 s late as a backstop. */
+async function runSending(lab: NetnsLab, role: string, what: string, expectedMs: number, args: string[]): Promise<{ sent: number; ms: number }> {
+  const proc = lab.spawn(role, process.execPath, args);
+  const backstop = setTimeout(() => proc.kill(), expectedMs + 15_000);
   const code = await proc.exited;
   clearTimeout(backstop);
   const m = /^(\{.*\})$/m.exec(proc.stdout());
-  if (code !== 0 || !m) throw new Error(`the sender in ${role} failed (exit ${code}):\n${proc.output().slice(-2000)}`);
+  if (code !== 0 || !m) throw new Error(`${what} in ${role} failed (exit ${code}):\n${proc.output().slice(-2000)}`);
   return JSON.parse(m[1]!) as { sent: number; ms: number };
 }
 

@@ -6,12 +6,16 @@ import {
   AdminServiceClient,
   type ApplySegmentsResponse,
   type DeleteSegmentsResponse,
+  type DescribeStreamResponse,
   type FilterRef,
+  type ListStreamsResponse,
   type ProxyStats,
   type ProxyStatus,
   type Segment,
 } from "../../api/proto.js";
 import { connectionFailure } from "../../api/status-text.js";
+import { isUnixSocketAddress } from "../../api/unix-socket.js";
+import type { BadHopThresholds, StreamPath } from "../../api/streams.js";
 import { channelCredentials, type TlsFiles } from "../../security/tls.js";
 import { UsageError } from "../usage.js";
 
@@ -28,7 +32,7 @@ export class CliError extends Error {
 }
 
 export interface ConnectOptions {
-  /** HOST:PORT */
+  /** HOST:PORT or unix:PATH */
   readonly server: string;
   readonly tls: TlsFiles | "insecure";
   readonly timeoutMs: number;
@@ -48,6 +52,10 @@ export interface AdminApi {
   getStats(req: { proxy: string }): Promise<{ proxies: ProxyStats[]; incomplete?: string }>;
   pushFilter(req: { name: string; version: string; wasm: Buffer }): Promise<{ ref: FilterRef | null; alreadyPresent: boolean }>;
   listFilters(): Promise<{ filters: FilterRef[] }>;
+  /** Every stream's path (or those crossing one proxy, or with a bad hop), read page by page; `incomplete` as getStats's. */
+  listStreams(req: { proxy: string; badOnly: boolean }): Promise<{ paths: StreamPath[]; thresholds: BadHopThresholds; incomplete?: string }>;
+  /** The paths of one stream; `omitted` paths matched but did not fit the answer. */
+  describeStream(name: string): Promise<{ paths: StreamPath[]; omitted: number; thresholds: BadHopThresholds }>;
   close(): void;
 }
 
@@ -113,10 +121,11 @@ export function explainError(err: unknown, server: string, method: string, timeo
   }
 }
 
-/** Checks HOST:PORT (IPv6 in brackets); a bare host gets port 7400. */
+/** Checks HOST:PORT (IPv6 in brackets; a bare host gets port 7400) or unix:PATH. */
 export function normalizeServer(server: string): string {
+  if (isUnixSocketAddress(server.trim())) return server.trim();
   const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+)(?::(\d+))?$/.exec(server.trim());
-  if (!m) throw new UsageError(`--server must be HOST:PORT (IPv6 as [ADDR]:PORT), got '${server}'`);
+  if (!m) throw new UsageError(`--server must be HOST:PORT (IPv6 as [ADDR]:PORT) or unix:PATH, got '${server}'`);
   const port = m[2] === undefined ? 7400 : Number(m[2]);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--server: port must be 1-65535, got '${m[2]}'`);
   return `${m[1]}:${port}`;
@@ -124,6 +133,20 @@ export function normalizeServer(server: string): string {
 
 /** How much stats msmctl reads in one poll, in all (each answer is about 2 MiB). */
 const MAX_STATS_BYTES = 64 << 20;
+
+function parsePaths(json: string, server: string): StreamPath[] {
+  try {
+    const paths = JSON.parse(json) as unknown;
+    if (Array.isArray(paths)) return paths as StreamPath[];
+  } catch {
+    // said below
+  }
+  throw new CliError(`the control plane at ${server} sent stream paths that are not a JSON array`);
+}
+
+function thresholdsOf(res: { badLoss: number; badJitterMs: number }): BadHopThresholds {
+  return { loss: res.badLoss, jitterMs: res.badJitterMs };
+}
 
 type Callback = (err: ServiceError | null, res: unknown) => void;
 type Unary = (req: unknown, options: { deadline: number }, cb: Callback) => unknown;
@@ -187,6 +210,26 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
     },
     pushFilter: (req) => call("PushFilter", req),
     listFilters: () => call("ListFilters", {}),
+    listStreams: async (req) => {
+      const paths: StreamPath[] = [];
+      let bytes = 0;
+      let pageToken = "";
+      let res: ListStreamsResponse;
+      do {
+        res = await call<ListStreamsResponse>("ListStreams", { ...req, pageToken });
+        paths.push(...parsePaths(res.pathsJson, opts.server));
+        bytes += res.pathsJson.length;
+        pageToken = res.nextPageToken;
+        if (pageToken !== "" && bytes > MAX_STATS_BYTES) {
+          return { paths, thresholds: thresholdsOf(res), incomplete: `stopped reading streams after ${MAX_STATS_BYTES >> 20} MiB: give --proxy NODE to see the streams crossing one proxy` };
+        }
+      } while (pageToken !== "");
+      return { paths, thresholds: thresholdsOf(res) };
+    },
+    describeStream: async (name) => {
+      const res = await call<DescribeStreamResponse>("DescribeStream", { name });
+      return { paths: parsePaths(res.pathsJson, opts.server), omitted: res.omitted, thresholds: thresholdsOf(res) };
+    },
     close: () => client.close(),
   };
 }

@@ -11,6 +11,7 @@ import { age, bytes, endpoint, fields, hostPort, render, table } from "./format.
 import { noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
+import { describeStream } from "./streams.js";
 import { mergeStatsPages, type ProxyCounters, type SegmentCounters } from "./stats.js";
 
 function when(ms: number, now: number): string {
@@ -188,9 +189,10 @@ async function latestStats(api: AdminApi, proxy: string): Promise<ProxyCounters 
 }
 
 export async function describeCommand(ctx: Context): Promise<number> {
-  const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies"], "describe");
-  if (names.length !== 1) throw new UsageError(`describe ${resource === "segments" ? "segment NAME" : "proxy NODE"}: one name`);
+  const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies", "streams"], "describe");
+  if (names.length !== 1) throw new UsageError(`describe ${resource === "segments" ? "segment NAME" : resource === "streams" ? "stream NAME" : "proxy NODE"}: one name`);
   const name = names[0]!;
+  if (resource === "streams") return describeStream(ctx, name);
   const api = ctx.api();
   const showSecrets = flagSet(ctx.args, "show-secrets");
   if (resource === "segments") {

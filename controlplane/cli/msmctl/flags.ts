@@ -19,7 +19,7 @@ export interface FlagSpec {
 }
 
 export const FLAGS: readonly FlagSpec[] = [
-  { name: "server", value: "HOST:PORT", help: "the control plane (env MSM_SERVER; default 127.0.0.1:7400)" },
+  { name: "server", value: "HOST:PORT|unix:PATH", help: "the control plane (env MSM_SERVER; default 127.0.0.1:7400)" },
   { name: "tls-ca", value: "FILE", help: "CA bundle that signs the control plane (env MSM_TLS_CA)" },
   { name: "tls-cert", value: "FILE", help: "your admin certificate (env MSM_TLS_CERT)" },
   { name: "tls-key", value: "FILE", help: "its key (env MSM_TLS_KEY)" },
@@ -30,7 +30,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "filename", short: "f", value: "FILE", repeated: true, commands: ["apply", "delete"], help: "a YAML or JSON file of segments; - reads stdin" },
   { name: "dry-run", boolean: true, commands: ["apply"], help: "check with the server, change nothing" },
   { name: "ignore-not-found", boolean: true, commands: ["delete"], help: "a name that does not exist is not an error" },
-  { name: "proxy", value: "NODE", commands: ["get", "top"], help: "only this proxy's segments" },
+  { name: "proxy", value: "NODE", commands: ["get", "top"], help: "only this proxy's segments (streams: those crossing it)" },
+  { name: "bad", boolean: true, commands: ["get", "top"], help: "streams only: those with a bad hop" },
   { name: "show-secrets", boolean: true, commands: ["get", "describe"], help: "print keys and other secret-looking config values (hidden as <redacted> by default)" },
   { name: "once", boolean: true, commands: ["top"], help: "print one sample (after two polls) and exit" },
   { name: "interval", value: "SECONDS", commands: ["top"], help: "between samples (default 1)" },

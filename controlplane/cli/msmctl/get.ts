@@ -1,4 +1,4 @@
-// `msmctl get segments|proxies|filters [NAME...]`: a table, or whole objects with -o json|yaml.
+// `msmctl get segments|proxies|filters|streams [NAME...]`: a table, or whole objects with -o json|yaml.
 import type { FilterRef, ProxyStatus, Segment } from "../../api/proto.js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
@@ -7,6 +7,7 @@ import { REDACTED } from "../../security/secrets.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
 import { API_VERSION, toManifest } from "./manifest.js";
 import { resourceAndNames, SINGULAR } from "./resources.js";
+import { getStreams } from "./streams.js";
 
 export function chainCell(seg: Segment): string {
   if (seg.chain.length === 0) return "-";
@@ -70,10 +71,11 @@ function print(ctx: Context, headers: string[], rows: string[][], objects: unkno
 }
 
 export async function getCommand(ctx: Context): Promise<number> {
-  const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies", "filters"], "get");
+  const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies", "filters", "streams"], "get");
   const single = names.length === 1;
   const proxyFilter = flag(ctx.args, "proxy");
-  if (proxyFilter !== undefined && resource !== "segments") throw new CliError("--proxy applies to get segments");
+  if (proxyFilter !== undefined && resource !== "segments" && resource !== "streams") throw new CliError("--proxy applies to get segments and get streams");
+  if (flagSet(ctx.args, "bad") && resource !== "streams") throw new CliError("--bad applies to get streams");
   switch (resource) {
     case "segments": {
       const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
@@ -95,6 +97,8 @@ export async function getCommand(ctx: Context): Promise<number> {
       print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters");
       return 0;
     }
+    case "streams":
+      return getStreams(ctx, names, proxyFilter ?? "", flagSet(ctx.args, "bad"));
   }
 }
 

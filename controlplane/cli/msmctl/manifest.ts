@@ -7,6 +7,7 @@ import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { proxyConfigSchema } from "../../../runtime/index.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../api/proto.js";
+import { clockRatesOf } from "../../api/proto.js";
 
 export const API_VERSION = "msm/v1";
 
@@ -53,6 +54,7 @@ const specSchema = z.strictObject({
   egress: z.strictObject({ address, port: portOrZero.optional() }).optional(),
   destinations: segmentShape.destinations,
   multicast: segmentShape.multicast.unwrap().optional(),
+  clockRates: segmentShape.clockRates,
   legs: legsSchema,
   source: z.strictObject({ address, port, rtcpPort: port.optional() }).optional(),
   chain: z.array(z.strictObject({ filter: filterRef, config: z.record(z.string(), z.unknown()).optional() })).optional(),
@@ -293,6 +295,7 @@ export function toSegment(m: SegmentManifest): Segment {
     revision: 0,
     legs: s.legs.map(toLeg),
     ...(s.multicast ? { multicast: { ttl: s.multicast.ttl, interface: s.multicast.interface ?? "", loopback: s.multicast.loopback } satisfies Multicast } : {}),
+    ...(s.clockRates ? { clockRates: s.clockRates } : {}),
   };
 }
 
@@ -321,6 +324,7 @@ export function toManifest(seg: Segment): Record<string, unknown> {
   }));
   if (seg.multicast) spec.multicast = { ttl: seg.multicast.ttl ?? 16, ...(seg.multicast.interface ? { interface: seg.multicast.interface } : {}), loopback: seg.multicast.loopback };
   if (seg.legs.length > 0) spec.legs = seg.legs.map(legManifest);
+  if (clockRatesOf(seg)) spec.clockRates = clockRatesOf(seg);
   if (seg.source) spec.source = seg.source.rtcpPort ? { address: seg.source.address, port: seg.source.port, rtcpPort: seg.source.rtcpPort } : { address: seg.source.address, port: seg.source.port };
   if (seg.chain.length > 0) {
     spec.chain = seg.chain.map((st) => {

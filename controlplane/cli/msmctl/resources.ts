@@ -2,7 +2,7 @@
 // `seg`), and `TYPE/NAME` as well as `TYPE NAME`.
 import { UsageError } from "./flags.js";
 
-export type Resource = "segments" | "proxies" | "filters";
+export type Resource = "segments" | "proxies" | "filters" | "streams";
 
 const ALIASES: Record<string, Resource> = {
   segment: "segments",
@@ -14,9 +14,11 @@ const ALIASES: Record<string, Resource> = {
   px: "proxies",
   filter: "filters",
   filters: "filters",
+  stream: "streams",
+  streams: "streams",
 };
 
-export const SINGULAR: Record<Resource, string> = { segments: "segment", proxies: "proxy", filters: "filter" };
+export const SINGULAR: Record<Resource, string> = { segments: "segment", proxies: "proxy", filters: "filter", streams: "stream" };
 
 /** The resource a word names, or a UsageError listing the ones that exist. */
 export function resourceOf(word: string | undefined, allowed: readonly Resource[], command: string): Resource {

@@ -2,11 +2,13 @@
 // the time of each proxy's own report, so a slow poll does not inflate them; while a proxy has
 // sent nothing new, its last rates stay on screen.
 import type { Context } from "./context.js";
+import { drawScreen, untilInterrupted } from "./live.js";
 import { CliError } from "./client.js";
 import { flag, flagSet, secondsFlag, UsageError } from "./flags.js";
 import { bytes, rate, render, table } from "./format.js";
 import { escapeSerialized, printable } from "../../security/terminal.js";
 import { resourceOf } from "./resources.js";
+import { topStreams } from "./streams.js";
 import { mergeStatsPages, segmentRate, type ProxyCounters, type SegmentCounters, type SegmentRates } from "./stats.js";
 
 export const TOP_HEADERS = ["PROXY", "SEGMENT", "PKTS-IN/S", "PKTS-OUT/S", "DROPS/S", "BYTES-IN/S", "BYTES-OUT/S"];
@@ -56,16 +58,13 @@ export class RateTracker {
   }
 }
 
-function sleep(ms: number, stop: Promise<void>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([new Promise<void>((r) => (timer = setTimeout(r, ms))), stop]).finally(() => clearTimeout(timer));
-}
-
 export async function topCommand(ctx: Context): Promise<number> {
-  if (ctx.words.length > 1) throw new UsageError("usage: msmctl top [segments] [--proxy NODE] [--once] [--interval SECONDS]");
-  if (ctx.words.length === 1) resourceOf(ctx.words[0], ["segments"], "top");
+  if (ctx.words.length > 1) throw new UsageError("usage: msmctl top [segments|streams] [--proxy NODE] [--once] [--interval SECONDS]");
+  const resource = ctx.words.length === 1 ? resourceOf(ctx.words[0], ["segments", "streams"], "top") : "segments";
   const proxy = flag(ctx.args, "proxy") ?? "";
   const intervalMs = secondsFlag(ctx.args, "interval", 1, 0.1, 3600);
+  if (resource === "streams") return topStreams(ctx, { proxy, badOnly: flagSet(ctx.args, "bad"), intervalMs, once: flagSet(ctx.args, "once") });
+  if (flagSet(ctx.args, "bad")) throw new UsageError("--bad applies to top streams");
   const api = ctx.api();
   let notes: string[] = [];
   const poll = async (): Promise<ProxyCounters[]> => {
@@ -81,9 +80,8 @@ export async function topCommand(ctx: Context): Promise<number> {
     // own schedule), up to five intervals or five seconds.
     tracker.update(await poll());
     const deadline = Date.now() + Math.max(5 * intervalMs, 5000);
-    const never = new Promise<void>(() => {});
     for (;;) {
-      await sleep(intervalMs, never);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
       if (tracker.update(await poll()) || Date.now() >= deadline) break;
     }
     const rates = tracker.rates();
@@ -93,15 +91,7 @@ export async function topCommand(ctx: Context): Promise<number> {
     return 0;
   }
 
-  let stopped = false;
-  const stop = new Promise<void>((resolve) => {
-    const off = ctx.io.onInterrupt(() => {
-      stopped = true;
-      off();
-      resolve();
-    });
-  });
-  while (!stopped) {
+  await untilInterrupted(ctx, intervalMs, async () => {
     let note = "";
     try {
       tracker.update(await poll());
@@ -114,9 +104,8 @@ export async function topCommand(ctx: Context): Promise<number> {
     } else {
       const head = `msmctl top segments: ${api.server}, every ${intervalMs / 1000} s, Ctrl-C to stop${note ? `\n${printable(note)}` : ""}\n\n`;
       const body = (rates.length ? table(TOP_HEADERS, topRows(rates)) : "no stats yet: no proxy has reported segments\n") + notes.map((n) => `note: ${printable(n)}\n`).join("");
-      ctx.io.out(ctx.io.isTty ? `\x1b[H\x1b[2J${head}${body}` : `${head}${body}\n`);
+      drawScreen(ctx, head, body);
     }
-    await sleep(intervalMs, stop);
-  }
+  });
   return 0;
 }

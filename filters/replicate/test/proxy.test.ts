@@ -90,13 +90,17 @@ test("receive side: two lossy paths 5 ms apart merge into one stream missing exa
     const k = kernel.since();
     const both = new Set([...lostA].filter((i) => lostB.has(i)));
     const got = sink.packets.map((p) => key(p.bytes));
-    assert.equal(got.filter((x, j) => j > 0 && x <= got[j - 1]!), [], "in order, once each");
+    const seg = await segmentStats(proxy, "merge");
+    const m = (name: string): number => seg.stages[0]!.metrics.find((x) => x.name === name)?.value ?? -1;
+    // once each; in order but for the merge's two documented exceptions (a copy later than bufferMs,
+    // a packet passed unkept while the output area was full: a starved proxy reading big batches)
+    assert.equal(got.filter((x, j) => got.indexOf(x) !== j), [], "once each");
+    const outOfOrder = got.filter((x, j) => j > 0 && x < got[j - 1]!).length;
+    assert.ok(outOfOrder <= m("merged_late") + m("merged_passed_unkept"), `in order (${outOfOrder} out of order, late or passed unkept ${m("merged_late") + m("merged_passed_unkept")})`);
     const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !sink.keys.has(i));
     const unexplained = missing.filter((i) => !both.has(i));
     assert.ok(unexplained.length <= k.total, `missing beyond what both paths lost: ${unexplained.slice(0, 10)} (${unexplained.length}), kernel drops ${JSON.stringify(k.byPort)}`);
     if (k.total === 0) assert.equal(missing.filter((i) => i < n - 1), [...both].filter((i) => i < n - 1).sort((x, y) => x - y));
-    const seg = await segmentStats(proxy, "merge");
-    const m = (name: string): number => seg.stages[0]!.metrics.find((x) => x.name === name)?.value ?? -1;
     assert.ok(m("path1_duplicates") > n / 2, `path B's copies were duplicates (${m("path1_duplicates")})`);
     assert.ok(m("path1_skew_us") > 1000, `path B measured behind path A (${m("path1_skew_us")} us)`);
     assert.ok(both.size > 10, `the seeds make packets both paths lost (${both.size})`);
