@@ -42,6 +42,8 @@ interface Figures {
   jitterAdded?: number;
   delay?: number;
   why?: string;
+  /** Not measured, and why (the figures null). */
+  note?: string;
 }
 
 /**
@@ -52,17 +54,18 @@ function chain(name: string, ssrc: number, through: [proxy: string, segment: str
   const hops: StreamHop[] = [];
   const add = (kind: StreamHop["kind"], from: StreamPoint | null, to: StreamPoint | null, label: string): void => {
     const f = bad[label] ?? {};
+    const measured = f.note === undefined;
     hops.push({
       kind, from, to, label,
       receiver: kind === "last-link" ? { reporterSsrc: 0xfeed, fractionLost: 0, cumulativeLost: 0, highestSeq: 1000, jitterMs: 1.2, rttMs: 0.8, linkFractionLost: 0, xr: null, atMs: Date.now() } : null,
-      lossFraction: f.loss ?? 0,
-      lost: f.loss ? Math.round(f.loss * 1000) : 0,
-      jitterMs: 1 + (f.jitterAdded ?? 0.1),
-      jitterAddedMs: f.jitterAdded ?? 0.1,
-      delayMs: f.delay ?? 0.4,
+      lossFraction: measured ? f.loss ?? 0 : null,
+      lost: measured ? (f.loss ? Math.round(f.loss * 1000) : 0) : null,
+      jitterMs: measured ? 1 + (f.jitterAdded ?? 0.1) : null,
+      jitterAddedMs: measured ? f.jitterAdded ?? 0.1 : null,
+      delayMs: measured ? f.delay ?? 0.4 : null,
       bad: f.why !== undefined,
       why: f.why ?? null,
-      note: null,
+      note: f.note ?? null,
     });
   };
   const [first] = through;
@@ -89,11 +92,12 @@ const CAM1 = [["proxy-a", "cam-1"], ["proxy-b", "cam-1-b"], ["proxy-c", "cam-1-c
 const HOSTILE = `<img src=x onerror="window.__pwned=1">"\\\nend`;
 const LOSS_BC = "loss 5.0% > 0.5% (proxy-b -> proxy-c)";
 const JITTER_AB = "jitter +12.0 ms > 5 ms (proxy-a -> proxy-b)";
+const STALE_RR = "the receiver's last report is 12 s old (stale)";
 
 /** The first state: loss between proxy B and proxy C on cam-1. */
 function lossOnBC(): StreamPath[] {
   return [
-    chain("cam-2", 0x2222, [["proxy-a", "cam-2"], ["proxy-c", "cam-2-c"]]),
+    chain("cam-2", 0x2222, [["proxy-a", "cam-2"], ["proxy-c", "cam-2-c"]], { "proxy-c -> receiver": { note: STALE_RR } }),
     chain("cam-1", 0x1111, CAM1, { "proxy-b -> proxy-c": { loss: 0.05, why: LOSS_BC } }),
     chain(HOSTILE, 0x3333, [["proxy-a", `<b>seg</b>`]]),
   ];
@@ -102,7 +106,7 @@ function lossOnBC(): StreamPath[] {
 /** The second: B to C recovered, jitter between A and B. */
 function jitterOnAB(): StreamPath[] {
   return [
-    chain("cam-2", 0x2222, [["proxy-a", "cam-2"], ["proxy-c", "cam-2-c"]]),
+    chain("cam-2", 0x2222, [["proxy-a", "cam-2"], ["proxy-c", "cam-2-c"]], { "proxy-c -> receiver": { note: STALE_RR } }),
     chain("cam-1", 0x1111, CAM1, { "proxy-a -> proxy-b": { jitterAdded: 12, why: JITTER_AB } }),
     chain(HOSTILE, 0x3333, [["proxy-a", `<b>seg</b>`]]),
   ];
@@ -536,6 +540,11 @@ peerTest(test, chromium, "the page in Chromium (through msmctl dashboard): the m
   await page.selectOption("#picker", "cam-2");
   await page.waitForFunction(() => document.querySelectorAll("#path g.node.segment").length === 2);
   assert.match((await page.textContent("#verdict")) ?? "", /No hop breaks a threshold/);
+  // a hop not measured says why under it, all of it in its tooltip
+  const unmeasured = page.locator('#path g.hop[data-label="proxy-c -> receiver"]');
+  assert.equal(await unmeasured.locator(".hop-label").allTextContents(), ["not measured"]);
+  assert.equal(await unmeasured.locator(".note").allTextContents(), ["the receiver's last report", "is 12 s old (stale)"]);
+  assert.match((await unmeasured.locator("title").textContent()) ?? "", new RegExp(`${STALE_RR.replace(/[()]/g, "\\$&")}$`));
   await page.selectOption("#picker", "cam-1");
   await page.waitForSelector('#path g.hop.bad[data-label="proxy-a -> proxy-b"]');
   await sleep(1500); // a few more points on the charts for the screenshot

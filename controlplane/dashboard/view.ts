@@ -17,6 +17,8 @@ export interface HopView {
   delayMs: number | null;
   bad: boolean;
   why: string | null;
+  /** Why figures are missing, or what they rest on. */
+  note: string | null;
 }
 
 export interface StreamView {
@@ -71,7 +73,7 @@ function hopView(h: StreamHop): HopView {
   return {
     kind: h.kind, label: h.label, from: endOf(h.from), to: endOf(h.to),
     lossFraction: h.lossFraction, lost: h.lost, jitterMs: h.jitterMs, jitterAddedMs: h.jitterAddedMs, delayMs: h.delayMs,
-    bad: h.bad, why: h.why,
+    bad: h.bad, why: h.why, note: h.note,
   };
 }
 

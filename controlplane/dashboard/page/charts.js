@@ -40,7 +40,8 @@ class Chart {
         width: Math.max(240, this.container.clientWidth),
         height: 190,
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(floor, (max ?? 0) * 1.15)] } },
+        // at least the last minute across, so that the first samples do not make a zero-width chart
+        scales: { x: { time: true, range: (_u, min, max) => [Math.min(min ?? max, (max ?? 0) - 60), max ?? 0] }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(floor, (max ?? 0) * 1.15)] } },
         legend: { live: false },
         axes: [
           // whole seconds and up: a tick each 100 ms would print the same clock time twice
@@ -53,7 +54,6 @@ class Chart {
             label: s.label,
             stroke: s.bad ? BAD : PALETTE[i % PALETTE.length],
             width: s.bad ? 2.5 : 1.5,
-            points: { show: false },
           })),
         ],
       },

@@ -137,6 +137,21 @@ function clip(text, n) {
   return text.length > n ? `${text.slice(0, n - 1)}\u2026` : text;
 }
 
+/** Words in lines of at most `width` characters, at most `most` lines (the last one clipped). */
+function wrap(text, width, most) {
+  const out = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  if (out.length <= most) return out.map((l) => clip(l, width));
+  return [...out.slice(0, most - 1), clip(`${out.slice(most - 1).join(" ")}`, width)];
+}
+
 /** The figures of one hop, one line each; empty when nothing was measured. */
 function hopLines(hop) {
   const lines = [];
@@ -206,9 +221,11 @@ export function drawPath(stream) {
     const shown = figures.length > 0 ? figures : ["not measured"];
     svg.append(
       s("g", { class: ["hop", hop.kind, hop.bad && "bad", e.worst && "worst"], "data-hop": e.index, "data-label": hop.label }, [
-        s("title", { text: [hop.label, ...figures, hop.why ?? ""].join("\n").trim() }),
+        s("title", { text: [hop.label, ...figures, hop.why ?? "", hop.note ?? ""].join("\n").trim() }),
         s("path", { d: p.d, "marker-end": hop.bad ? "url(#arrow-bad)" : "url(#arrow)" }),
         ...lines(p.mx, p.my - 10 - 14 * (shown.length - 1), shown, { "text-anchor": "middle", class: "hop-label" }),
+        // why a figure is missing: the first words under the edge, all of it in the tooltip
+        ...(hop.note && !hop.bad ? lines(p.mx, p.my + 18, wrap(hop.note, 28, 2), { "text-anchor": "middle", class: "note" }) : []),
         hop.bad ? s("text", { x: p.mx, y: ROW_Y + SEG_H + 30, "text-anchor": "middle", class: "why", text: hop.why ?? "bad" }) : null,
       ]),
     );
@@ -229,11 +246,11 @@ export function drawPath(stream) {
     const figures = inside ? hopLines(inside.hop) : [];
     svg.append(
       s("g", { class: ["node", "proxy", "segment", bad && "bad"], "data-id": seg.proxy, "data-segment": seg.segment, "data-hop": inside?.index }, [
-        s("title", { text: [`proxy ${seg.proxy}, segment ${seg.segment}`, ...figures, inside?.hop.why ?? ""].join("\n").trim() }),
+        s("title", { text: [`proxy ${seg.proxy}, segment ${seg.segment}`, ...figures, inside?.hop.why ?? "", inside?.hop.note ?? ""].join("\n").trim() }),
         s("rect", { x: b.x, y: b.y, width: b.w, height: b.h, rx: 6 }),
         s("text", { x: b.x + 12, y: b.y + 20, class: "node-name", text: clip(seg.proxy, 22) }),
         s("text", { x: b.x + 12, y: b.y + 36, class: "node-sub", text: `segment ${clip(seg.segment, 20)}` }),
-        s("text", { x: b.x + 12, y: b.y + 56, class: "node-sub figures", text: figures.length > 0 ? figures.slice(0, 2).join(" \u00b7 ") : "inside: not measured" }),
+        s("text", { x: b.x + 12, y: b.y + 56, class: "node-sub figures", text: figures.length > 0 ? figures.slice(0, 2).join(" \u00b7 ") : clip(`inside: ${inside?.hop.note ?? "not measured"}`, 28) }),
         figures[2] ? s("text", { x: b.x + 12, y: b.y + 72, class: "node-sub figures", text: figures[2] }) : null,
         bad ? s("text", { x: b.x + b.w / 2, y: ROW_Y + SEG_H + 30, "text-anchor": "middle", class: "why", text: inside.hop.why ?? "bad" }) : null,
       ]),
