@@ -30,6 +30,7 @@ class Chart {
     const data = [times, ...series.map((s) => s.values)];
     if (this.plot && key === this.key) {
       this.plot.setData(data);
+      this.span(times);
       return;
     }
     this.plot?.destroy();
@@ -40,8 +41,7 @@ class Chart {
         width: Math.max(240, this.container.clientWidth),
         height: 190,
         cursor: { drag: { x: false, y: false } },
-        // at least the last minute across, so that the first samples do not make a zero-width chart
-        scales: { x: { time: true, range: (_u, min, max) => [Math.min(min ?? max, (max ?? 0) - 60), max ?? 0] }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(floor, (max ?? 0) * 1.15)] } },
+        scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(floor, (max ?? 0) * 1.15)] } },
         legend: { live: false },
         axes: [
           // whole seconds and up: a tick each 100 ms would print the same clock time twice
@@ -60,6 +60,14 @@ class Chart {
       data,
       this.container,
     );
+    this.span(times);
+  }
+
+  /** At least the last minute across: the first samples alone would make a chart of zero width. */
+  span(times) {
+    if (times.length === 0) return;
+    const last = times[times.length - 1];
+    this.plot.setScale("x", { min: Math.min(times[0], last - 60), max: last });
   }
 
   resize() {
