@@ -149,7 +149,7 @@ function wrap(text, width, most) {
   }
   if (line) out.push(line);
   if (out.length <= most) return out.map((l) => clip(l, width));
-  return [...out.slice(0, most - 1), clip(`${out.slice(most - 1).join(" ")}`, width)];
+  return [...out.slice(0, most - 1), clip(out.slice(most - 1).join(" "), width)];
 }
 
 /** The figures of one hop, one line each; empty when nothing was measured. */
