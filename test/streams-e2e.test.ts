@@ -18,6 +18,7 @@ import { startControlPlane } from "../controlplane/server/index.js";
 import { Child } from "./lib/child.js";
 import { DropWatch, settled } from "./lib/kernel-drops.js";
 import { filterWasm, ROOT } from "./lib/paths.js";
+import { receiverReport } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
 import { bindUdp, freePortPair, sleep, waitFor } from "./lib/udp.js";
 
@@ -110,20 +111,10 @@ class Receiver {
       this.expectedPrior = expected;
       this.receivedPrior = this.received;
       const fraction = expectedInterval > 0 && lostInterval > 0 ? Math.min(255, Math.floor((lostInterval * 256) / expectedInterval)) : 0;
-      const b = Buffer.alloc(32);
-      b[0] = 0x81;
-      b[1] = 201;
-      b.writeUInt16BE(7, 2);
-      b.writeUInt32BE(RECEIVER_SSRC, 4);
-      b.writeUInt32BE(SSRC, 8);
-      b[12] = fraction;
-      b.writeUIntBE(Math.max(0, expected - this.received) & 0xffffff, 13, 3);
-      b.writeUInt32BE(this.highest, 16);
-      b.writeUInt32BE(0, 20); // jitter: this receiver does not measure it
-      if (this.lastSr) {
-        b.writeUInt32BE(this.lastSr.middle, 24);
-        b.writeUInt32BE(Math.round(((Date.now() - this.lastSr.atMs) / 1000) * 65536) >>> 0, 28);
-      }
+      const lsr = this.lastSr?.middle ?? 0;
+      const dlsr = this.lastSr ? Math.round(((Date.now() - this.lastSr.atMs) / 1000) * 65536) : 0;
+      // Jitter 0: this receiver does not measure it.
+      const b = receiverReport(RECEIVER_SSRC, SSRC, fraction, Math.max(0, expected - this.received), this.highest, 0, lsr, dlsr);
       this.rtcp.send(b, port, "127.0.0.1");
     }, 1000);
   }

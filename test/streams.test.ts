@@ -8,6 +8,7 @@ import * as assert from "uvu/assert";
 import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { SegmentStreams } from "../runtime/streams/segment-streams.js";
 import { StreamTable } from "../runtime/streams/stream-table.js";
+import { receiverReport, senderReport, xrSummary } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
 import { DropWatch } from "./lib/kernel-drops.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
@@ -152,50 +153,6 @@ table("bounded: streams past the limit are counted together; an idle stream give
 });
 
 // ---- RTCP read as it passes ----
-
-function senderReport(ssrc: number, ntpSeconds: number, ntpFraction: number): Buffer {
-  const b = Buffer.alloc(28);
-  b[0] = 0x80;
-  b[1] = 200;
-  b.writeUInt16BE(6, 2);
-  b.writeUInt32BE(ssrc, 4);
-  b.writeUInt32BE(ntpSeconds, 8);
-  b.writeUInt32BE(ntpFraction, 12);
-  return b;
-}
-
-/** An RR from `reporter` with one block about `about`. */
-function receiverReport(reporter: number, about: number, fraction: number, cumulative: number, highest: number, jitter: number, lsr: number, dlsr: number): Buffer {
-  const b = Buffer.alloc(32);
-  b[0] = 0x81;
-  b[1] = 201;
-  b.writeUInt16BE(7, 2);
-  b.writeUInt32BE(reporter, 4);
-  b.writeUInt32BE(about, 8);
-  b[12] = fraction;
-  b.writeUIntBE(cumulative & 0xffffff, 13, 3);
-  b.writeUInt32BE(highest, 16);
-  b.writeUInt32BE(jitter, 20);
-  b.writeUInt32BE(lsr, 24);
-  b.writeUInt32BE(dlsr, 28);
-  return b;
-}
-
-/** An XR with one Statistics Summary block (RFC 3611 4.6), lost and jitter flagged, duplicates not. */
-function xrSummary(reporter: number, about: number, lost: number, meanJitter: number): Buffer {
-  const b = Buffer.alloc(8 + 40);
-  b[0] = 0x80;
-  b[1] = 207;
-  b.writeUInt16BE(11, 2);
-  b.writeUInt32BE(reporter, 4);
-  b[8] = 6;
-  b[9] = 0x80 | 0x20;
-  b.writeUInt16BE(9, 10);
-  b.writeUInt32BE(about, 12);
-  b.writeUInt32BE(lost, 20);
-  b.writeUInt32BE(meanJitter, 36);
-  return b;
-}
 
 const rtcp = suite("stream table: RTCP");
 

@@ -1,26 +1,18 @@
 // The control plane's /metrics: what each hop of each stream adds, as Prometheus gauges (text
 // exposition format 0.0.4) in base units. Only the worst `limit` streams get series of their own,
 // so that 10,000 streams do not become 300,000 series; msm_paths counts them all.
+import { familyLines, type LabelSet, type Sample } from "../../runtime/index.js";
 import type { StreamPath } from "../api/streams.js";
 import { worstFirst } from "./view.js";
 
-type Labels = Record<string, string>;
-type Row = [Labels, number];
-
-/** A label value as the exposition format wants it: backslash, double quote and newline escaped. */
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
+type Labels = LabelSet;
+type Row = Sample;
 
 class Exposition {
   private readonly lines: string[] = [];
 
   family(name: string, type: "gauge" | "counter", help: string, rows: readonly Row[]): void {
-    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of rows) {
-      const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
-      this.lines.push(`${name}${pairs.length > 0 ? `{${pairs.join(",")}}` : ""} ${value}`);
-    }
+    this.lines.push(...familyLines(name, type, help, rows));
   }
 
   text(): string {

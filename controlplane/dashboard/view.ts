@@ -4,34 +4,14 @@
 import type { ProxyStatus } from "../api/proto.js";
 import type { StreamHop, StreamPath } from "../api/streams.js";
 
-export interface HopView {
-  kind: StreamHop["kind"];
-  label: string;
-  /** The proxy and segment at each end (null: the sender, or the receiver). */
+/** A hop as the page draws it: the contract's figures, each end cut to its proxy and segment (null: the sender, or the receiver). */
+export type HopView = Omit<StreamHop, "from" | "to" | "receiver"> & {
   from: { proxy: string; segment: string } | null;
   to: { proxy: string; segment: string } | null;
-  lossFraction: number | null;
-  lost: number | null;
-  jitterMs: number | null;
-  jitterAddedMs: number | null;
-  delayMs: number | null;
-  bad: boolean;
-  why: string | null;
-  /** Why figures are missing, or what they rest on. */
-  note: string | null;
-}
+};
 
-export interface StreamView {
-  name: string;
-  ssrc: number;
-  segments: { proxy: string; segment: string }[];
-  hops: HopView[];
-  worst: number;
-  lossFraction: number | null;
-  jitterMs: number | null;
-  bitrateBps: number | null;
-  packetRate: number | null;
-}
+/** A stream as the page draws it: the contract's path with its hops cut down. */
+export type StreamView = Omit<StreamPath, "hops"> & { hops: HopView[] };
 
 /** Pseudo-nodes for where streams come from and go to; '@' is never in a proxy's node id. */
 export const SENDERS = "@senders";

@@ -3,13 +3,7 @@ import { HISTOGRAM_BOUNDS, type HistogramValue } from "../filter-host/metrics.js
 import type { ProxySnapshot } from "../proxy.js";
 import type { ReceiverReport, StreamDirection } from "../streams/types.js";
 
-function esc(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
-function labels(pairs: Record<string, string | number>): string {
-  return `{${Object.entries(pairs).map(([k, v]) => `${k}="${esc(String(v))}"`).join(",")}}`;
-}
+import { familyLines, labelText as labels } from "./exposition.js";
 
 type Family = (name: string, type: string, help: string, rows: [Record<string, string | number>, number][]) => void;
 type Segments = ProxySnapshot["segments"];
@@ -70,10 +64,7 @@ function sample(lines: string[], name: string, l: Record<string, string | number
 
 export function renderPrometheus(snap: ProxySnapshot): string {
   const out: string[] = [];
-  const family = (name: string, type: string, help: string, rows: [Record<string, string | number>, number][]): void => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [l, v] of rows) out.push(`${name}${labels(l)} ${v}`);
-  };
+  const family: Family = (name, type, help, rows) => void out.push(...familyLines(name, type, help, rows));
   const segs = snap.segments;
   family("msm_segment_packets_in_total", "counter", "Packets received by the segment, both directions.", segs.map((s) => [{ segment: s.name }, s.packetsIn]));
   family("msm_segment_bytes_in_total", "counter", "Bytes received by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesIn]));
