@@ -5,6 +5,7 @@
 // behaviour under a bottleneck; this one checks the wiring through the host.
 import * as assert from "uvu/assert";
 import { rtcpPackets, tmmbrBps } from "../filters/congestion/test/cc-lib.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
 import { filterWasm } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
@@ -19,18 +20,19 @@ const RATE = 400; // packets/s: 2.9 Mbit/s, under the 4 Mbit/s start target
 const metric = (stats: Awaited<ReturnType<typeof segmentStats>>, name: string): number =>
   (stats.stages[0]!.metrics.find((m) => m.name === name)?.value as number | undefined) ?? NaN;
 
-test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, the sink gets the origin's bytes", async () => {
+async function run(swapMidway: boolean): Promise<void> {
   const aListen = await freePortPair();
   const bListen = await freePortPair();
   const sink = await Sink.open(0, { keep: true });
   const filters = { congestion: { path: filterWasm("congestion") } };
-  const { proxy: a } = await startProxy({
+  const aConfig = (maxBps: number): ProxyConfigInput => ({
     filters,
     segments: [{
       name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: bListen }],
-      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000, maxBps: 20_000_000 } }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000, maxBps } }],
     }],
   });
+  const { proxy: a } = await startProxy(aConfig(20_000_000));
   const { proxy: b } = await startProxy({
     filters,
     segments: [{
@@ -50,11 +52,16 @@ test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, th
     sr.writeUInt32BE(0x80c80006, 0);
     sr.writeUInt32BE(0x1234abcd, 4);
     rtcp.send(sr, aListen + 1, LO);
+    let swap: Promise<unknown> | undefined;
     await sendPaced(rtp, aListen, LO, COUNT, RATE, (i) => {
       const p = indexedRtp(i, 900);
       sent.push(p);
       return p;
+    }, (n) => {
+      // a new config for A's stage mid-stream: a hot swap to a new instance, state carried
+      if (swapMidway && n >= COUNT / 2 && !swap) swap = a.apply(validateProxyConfig(aConfig(19_000_000)));
     });
+    await swap;
     await sleep(500);
     await settled(() => sink.received);
     const sa = await segmentStats(a, "a");
@@ -80,6 +87,10 @@ test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, th
       const i = got.bytes.readUInt32BE(12);
       assert.equal(Buffer.compare(got.bytes, Buffer.from(sent[i]!)), 0, `packet ${i} arrived as the origin sent it`);
     }
+    if (swapMidway) {
+      assert.ok(feedbackUsed >= feedbackSent * 0.9, "the new instance took the feedback about what the old one sent: the numbering went on");
+      assert.ok(metric(sa, "target_bps") <= 19_000_000);
+    }
   } finally {
     rtp.close();
     rtcp.close();
@@ -87,6 +98,10 @@ test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, th
     await a.close();
     await b.close();
   }
-});
+}
+
+test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, the sink gets the origin's bytes", () => run(false));
+
+test("a hot swap of A's stage mid-stream loses nothing, and the new instance goes on with the numbering and the counts", () => run(true));
 
 test.run();
