@@ -94,6 +94,11 @@ export class FrameGate {
     return verdict;
   }
 
+  /** Whether the last decided packet's frame is a keyframe (IDR or parameter sets first). */
+  @inline get currentIsKeyframe(): bool {
+    return unchecked(this.classes[this.source]) == CLASS_IDR;
+  }
+
   /**
    * The admitted frame of the last decided packet could not be queued (the queue was full): the
    * rest of it goes too, and what depends on it.

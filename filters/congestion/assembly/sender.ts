@@ -115,11 +115,11 @@ export class SenderContext extends SegmentContext {
     const pacer = this.pacer;
     pacer.refill(now);
     const s = this.s;
-    const verdict = this.gate.decide(ptr, len, s.isH264(<i32>RtpPacket.payloadType(ptr)), pacer.queueMs, s.nonReferenceMs, s.referenceMs, s.maxQueueMs);
+    const verdict = this.gate.decide(ptr, len, s.isH264(<i32>RtpPacket.payloadType(ptr)), pacer.queueMsBesideKeyframes, s.nonReferenceMs, s.referenceMs, s.maxQueueMs);
     if (this.gate.startedWaiting) this.wantPli = true;
     if (verdict != 0) return this.dropped(verdict, true);
     if (pacer.count == 0 && pacer.mayLeave) return this.passNow(p, now);
-    if (!pacer.push(ptr, len)) {
+    if (!pacer.push(ptr, len, this.gate.currentIsKeyframe)) {
       this.gate.cutCurrent();
       if (this.gate.startedWaiting) this.wantPli = true;
       return this.dropped(DROP_QUEUE_FULL, true);
@@ -216,7 +216,10 @@ export class SenderContext extends SegmentContext {
     if (this.tickArmed) return;
     timerSet(this.id, TICK_TIMER, TICK_US);
     this.tickArmed = true;
-    if (this.lastIntervalUs < 0) this.lastIntervalUs = now;
+    if (this.lastIntervalUs < 0) {
+      this.lastIntervalUs = now;
+      this.setGauges(); // from the first packet on, not from the first tick
+    }
   }
 
   private dropped(reason: u32, countsAsLoss: bool): u32 {
@@ -423,7 +426,7 @@ export class SenderContext extends SegmentContext {
         this.counts.add(Count.CircuitBreakerTrips);
         log(LogLevel.Warn, "circuit breaker tripped (RFC 8083): the origin sends " + kbps(this.breaker.lastRateBps) +
           " kbit/s with " + (<i64>Math.round(this.breaker.lastLoss * 100)).toString() + "% loss and a " + (<i64>Math.round(this.rttMs)).toString() +
-          " ms round trip, over " + this.s.breakerFactor.toString() + "x the " + kbps(this.breaker.lastTcpBps) +
+          " ms round trip, " + (<i64>Math.round(this.breaker.lastRateBps / this.breaker.lastTcpBps)).toString() + "x the " + kbps(this.breaker.lastTcpBps) +
           " kbit/s a TCP flow would get and above the " + kbps(this.rate.target) + " kbit/s the path carries, for " +
           this.s.breakerIntervals.toString() + " s; its media is dropped" +
           (this.s.breakerCooldownS > 0 ? " for " + this.s.breakerCooldownS.toString() + " s" : " until the segment is reconfigured"));

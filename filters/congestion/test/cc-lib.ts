@@ -70,7 +70,7 @@ export interface HopRecord {
  */
 export class Bottleneck {
   private queue: { bytes: Uint8Array; sentUs: number }[] = [];
-  private queued = 0;
+  queued = 0;
   private busyUntil = 0;
   private inFlight: { bytes: Uint8Array; sentUs: number; arriveUs: number }[] = [];
   lost = 0;

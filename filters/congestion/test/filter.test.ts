@@ -210,6 +210,24 @@ test("the receiver follows a sending proxy that starts its numbering again (a re
   assert.equal(reports, [{ base: 20000, count: 50 }, { base: 0, count: 50 }]);
 });
 
+test("a keyframe that takes long to leave at a low rate does not cost the frames after it", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 300_000, priority: { h264PayloadTypes: [96] } });
+  // a 22 KB IDR: 590 ms at the 330 kbit/s pacing rate, far above referenceMs (120) and maxQueueMs (300)
+  let seq = 0;
+  const idr = h.runBatch(Array.from({ length: 20 }, (_, k) => ({ ctx: s, bytes: h264Packet(seq++, 0, "idr", { first: k === 0, last: k === 19, size: 1100 }) })));
+  assert.ok(idr.packets.every((p) => p.verdict !== "drop"), "the keyframe is admitted whole");
+  const verdicts: string[] = [];
+  for (let f = 1; f <= 10; f++) {
+    h.advanceTime(33_000);
+    const r = h.run({ ctx: s, bytes: h264Packet(seq++, f * 3000, f % 2 ? "ref" : "nonref", { first: true, last: true, size: 300 }) });
+    verdicts.push(r.verdict === "drop" ? r.reasonName : "kept");
+  }
+  // reference frames all go; non-reference ones may give way to the backlog the keyframe left
+  assert.equal(verdicts.filter((_, k) => k % 2 === 0), Array(5).fill("kept"), `the reference frames behind it go: ${verdicts.join(" ")}`);
+  assert.ok(verdicts.every((v) => v === "kept" || v === "filter_256"), "nothing but non-reference frames dropped");
+});
+
 /** An RR from a plain receiver about SSRC with `fraction` lost (in 1/256) and LSR/DLSR. */
 function receiverReport(fraction: number, lsr = 0, dlsr = 0): Uint8Array {
   const b = Buffer.alloc(32);
