@@ -13,10 +13,11 @@
 // - MSM: A runs the congestion filter in `sender` mode, B in `receiver` mode. Plain: empty chains;
 //   the origin then hears no TMMBR and sends at its maximum rate, as an origin without congestion
 //   control would.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NetnsLab, runSync, type NsProcess } from "./netns.js";
+import { NETNS_PREFIX, NetnsLab, runSync, type NsProcess } from "./netns.js";
 import { startNsProxy, type NsProxy } from "./ns-proxy.js";
 import { nsTool } from "./ns-rtp.js";
 import { PathWatch, type PathCounters } from "./loss-trial.js";
@@ -24,6 +25,18 @@ import type { RelayReport } from "./ns-tools/cc-relay.js";
 import type { SenderTimeline } from "./ns-tools/cc-sender.js";
 import type { SinkPackets } from "./ns-tools/cc-sink.js";
 import { filterWasm } from "./paths.js";
+import { peer } from "./peers.js";
+
+/** `tc tbf` in a namespace (iproute2's tc, a kernel with sch_tbf). */
+export const tbfPeer = peer("tc tbf in a network namespace (root, iproute2's tc, sch_tbf)", "run as root; Debian package iproute2; a kernel with CONFIG_NET_SCH_TBF", () => {
+  const ns = `${NETNS_PREFIX}${process.pid}-tbfprobe`;
+  if (process.getuid?.() !== 0 || spawnSync("ip", ["netns", "add", ns]).status !== 0) return false;
+  try {
+    return spawnSync("tc", ["-n", ns, "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst", "3000", "limit", "30000"], { stdio: "ignore", timeout: 15_000 }).status === 0;
+  } finally {
+    spawnSync("ip", ["netns", "del", ns]);
+  }
+});
 
 /** One capacity step of a case's schedule. */
 export interface Phase {
@@ -204,6 +217,11 @@ export function jainIndex(xs: readonly number[]): number {
   return squares === 0 ? 1 : (sum * sum) / (xs.length * squares);
 }
 
+/** The congestion filter's drop reasons (filters/congestion/README.md, "Drop reasons"), as /stats names them by code. */
+const FILTER_DROPS: Record<string, string> = {
+  filter_256: "non_reference", filter_257: "reference", filter_258: "dependent", filter_259: "queue_full", filter_260: "circuit_breaker",
+};
+
 /** Every drop of the path in one flat record, zeros left out. */
 function dropsOf(path: PathCounters, sinks: readonly SinkPackets[], relays: readonly RelayReport[], senders: readonly SenderTimeline[]): Record<string, number> {
   const drops: Record<string, number> = {};
@@ -216,7 +234,7 @@ function dropsOf(path: PathCounters, sinks: readonly SinkPackets[], relays: read
     add(`link ${link}`, c.lost);
   }
   for (const [where, n] of Object.entries(path.kernel)) add(`socket ${where}`, n);
-  for (const [role, byReason] of Object.entries(path.proxyDrops)) for (const [reason, n] of Object.entries(byReason)) add(`${role}/${reason}`, n);
+  for (const [role, byReason] of Object.entries(path.proxyDrops)) for (const [reason, n] of Object.entries(byReason)) add(`${role}/${FILTER_DROPS[reason] ?? reason}`, n);
   add("socket relay", relays.reduce((s, r) => s + r.kernelDrops, 0));
   add("socket sink", sinks.reduce((s, r) => s + r.kernelDrops, 0));
   add("origin send errors", senders.reduce((s, r) => s + r.sendErrors, 0));
