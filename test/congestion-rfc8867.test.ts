@@ -4,7 +4,9 @@
 // filter (A sender, B receiver) against the same path with plain forwarding. The full-length
 // profiles run, the four labs side by side. The issue's target, per case: loss and p95 queuing
 // delay both lower than plain forwarding, at a utilisation of at least 80% (received over usable
-// capacity: the capacity, or the flows' maximum rate where that is lower; see docs/congestion-eval.md).
+// capacity: the capacity, or the flows' maximum rate where that is lower; counted from the end of
+// the start-up ramp from the RFC's 150 kbps, which must end within the first phase; see
+// docs/congestion-eval.md).
 // Every lost packet must be attributed (tbf, veths, sockets, the proxies' drop counters).
 import * as assert from "uvu/assert";
 import { CASE_5_1, CASE_5_2, resultsTable, runCase, tbfPeer, type RunResult } from "./lib/cc-lab.js";
@@ -24,10 +26,11 @@ peerTest(test, allOf(netnsPeer, tbfPeer), "5.1 and 5.2: lower loss and p95 queui
   for (const r of runs) assert.is(r.loss.unexplained, 0, `${r.caseId} ${r.forwarding}: lost packets nothing explains: ${JSON.stringify(r.loss)}`);
   for (const c of cases) {
     const [msm, plain] = (["msm", "plain"] as const).map((f) => runs.find((r) => r.caseId === c.id && r.forwarding === f)!) as [RunResult, RunResult];
-    const about = `${c.id} (msm ${JSON.stringify({ utilisation: msm.utilisation, queue: msm.queueDelayMs, loss: msm.loss })}; plain ${JSON.stringify({ queue: plain.queueDelayMs, loss: plain.loss.ratio })})`;
+    const about = `${c.id} (msm ${JSON.stringify({ utilisation: msm.utilisation, rampUpS: msm.rampUpS, queue: msm.queueDelayMs, loss: msm.loss })}; plain ${JSON.stringify({ queue: plain.queueDelayMs, loss: plain.loss.ratio })})`;
     assert.ok(msm.flows.every((f) => (f.rtcpIn.tmmbr ?? 0) > 0 && f.rateChanges > 0), `${c.id}: every origin heard TMMBR and changed its rate: ${JSON.stringify(msm.flows)}`);
     assert.ok(msm.loss.ratio < plain.loss.ratio, `${c.id}: loss lower than plain forwarding: ${about}`);
     assert.ok(msm.queueDelayMs.p95 < plain.queueDelayMs.p95, `${c.id}: p95 queuing delay lower than plain forwarding: ${about}`);
+    assert.ok(msm.rampUpS < c.phases[1]!.startS, `${c.id}: the start-up ramp ends within the first phase: ${about}`);
     assert.ok(msm.utilisation >= MIN_UTILISATION, `${c.id}: utilisation at least ${MIN_UTILISATION * 100}%: ${about}`);
   }
 });

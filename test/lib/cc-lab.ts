@@ -89,6 +89,9 @@ export const CASE_5_2: CaseSpec = {
 
 export type Forwarding = "msm" | "plain";
 
+/** The share of the usable capacity at which the start-up ramp counts as done. */
+const CONVERGED = 0.8;
+
 /** Bytes a packet takes on the bottleneck beyond its RTP bytes: UDP 8, IPv4 20, Ethernet 14 (tbf on a veth counts the frame). */
 export const WIRE_OVERHEAD = 42;
 
@@ -140,8 +143,16 @@ export interface RunResult {
   readonly forwarding: Forwarding;
   readonly durationS: number;
   readonly phases: readonly PhaseResult[];
-  /** Received bits over usable bits, summed over the phases. */
+  /**
+   * Received bits over usable bits, from the end of the start-up ramp (rampUpS) to the end: the
+   * RFC's start rate (150 kbps) is far below the capacity, and a sender that grows 8% a second
+   * needs tens of seconds to get there; rampUpS says how long.
+   */
   readonly utilisation: number;
+  /** The same over the whole run, the ramp included. */
+  readonly utilisationWholeRun: number;
+  /** Seconds from the start to the first second in which the sinks got at least 80% of the usable capacity. */
+  readonly rampUpS: number;
   readonly queueDelayMs: { readonly p50: number; readonly p95: number; readonly minOwd: number };
   readonly loss: LossResult;
   readonly flows: readonly FlowResult[];
@@ -279,6 +290,15 @@ export function measure(m: Measured): RunResult {
   });
   const usableBits = phases.reduce((s, p) => s + p.usableBps * (p.endS - p.startS), 0);
   const receivedBits = phases.reduce((s, p) => s + p.receivedBps * (p.endS - p.startS), 0);
+  const capacityAt = (ms: number): number => [...m.steps].reverse().find((s) => s.atMs <= ms)?.capacityBps ?? m.steps[0]!.capacityBps;
+  // whole seconds only: the last, partial one would read low
+  const wholeSeconds = Array.from({ length: Math.floor((m.endMs - t0) / 1000) }, (_, k) => ({
+    usable: Math.min(capacityAt(t0 + k * 1000 + 500), maxWireBps),
+    received: m.sinks.reduce((sum, s) => sum + wireBits(s, t0 + k * 1000, t0 + (k + 1) * 1000), 0),
+  }));
+  const rampEnd = wholeSeconds.findIndex((b) => b.received >= CONVERGED * b.usable);
+  const afterRamp = rampEnd < 0 ? [] : wholeSeconds.slice(rampEnd);
+  const afterRampUsable = afterRamp.reduce((s, b) => s + b.usable, 0);
 
   const owds = m.sinks.flatMap((s) => s.packets.map((p) => p[3]));
   const minOwd = owds.reduce((a, b) => Math.min(a, b), Infinity);
@@ -291,9 +311,7 @@ export function measure(m: Measured): RunResult {
   const attributed = Object.values(drops).reduce((a, b) => a + b, 0);
   const lost = sent - receivedAll;
 
-  const seconds = Math.ceil((m.endMs - t0) / 1000);
-  const bins = Array.from({ length: seconds }, (_, k) => k);
-  const capacityAt = (ms: number): number => [...m.steps].reverse().find((s) => s.atMs <= ms)?.capacityBps ?? m.steps[0]!.capacityBps;
+  const bins = Array.from({ length: Math.ceil((m.endMs - t0) / 1000) }, (_, k) => k);
   const queueBins = bins.map((k) => m.sinks.flatMap((s) => s.packets.filter((p) => p[0] >= t0 + k * 1000 && p[0] < t0 + (k + 1) * 1000).map((p) => (p[3] - minOwd) / 1000)).sort((a, b) => a - b));
   const meanBps = m.sinks.map((s) => wireBits(s, t0, m.endMs) / ((m.endMs - t0) / 1000));
   return {
@@ -301,7 +319,9 @@ export function measure(m: Measured): RunResult {
     forwarding: m.forwarding,
     durationS: (m.endMs - t0) / 1000,
     phases,
-    utilisation: receivedBits / usableBits,
+    utilisation: afterRampUsable > 0 ? afterRamp.reduce((s, b) => s + b.received, 0) / afterRampUsable : 0,
+    utilisationWholeRun: receivedBits / usableBits,
+    rampUpS: rampEnd < 0 ? Infinity : rampEnd,
     queueDelayMs: { p50: percentile(queue, 0.5), p95: percentile(queue, 0.95), minOwd: minOwd / 1000 },
     loss: { sent, received: receivedAll, lost, ratio: sent > 0 ? lost / sent : 0, drops, unexplained: Math.max(0, lost - attributed) },
     flows: m.senders.map((t, i) => ({ ssrc: t.ssrc, sent: t.sent, received: received[i]!, meanBps: meanBps[i]!, rateChanges: t.rates.length - 1, rtcpIn: t.rtcpIn })),
@@ -388,13 +408,13 @@ const mbps = (bps: number): string => (bps / 1e6).toFixed(2);
 /** The runs as a markdown table: one row per case and forwarding. */
 export function resultsTable(results: readonly RunResult[]): string {
   const rows = [
-    "| case | forwarding | utilisation | per phase (capacity Mbps: utilisation) | queuing delay p50 / p95 (ms) | loss | lost packets, where | unexplained | flows' mean rate (Mbps) | Jain |",
-    "|---|---|--:|---|--:|--:|---|--:|---|--:|",
+    "| case | forwarding | utilisation after start-up (whole run) | start-up (s) | per phase (capacity Mbps: utilisation) | queuing delay p50 / p95 (ms) | loss | lost packets, where | unexplained | flows' mean rate (Mbps) | Jain |",
+    "|---|---|--:|--:|---|--:|--:|---|--:|---|--:|",
   ];
   for (const r of results) {
     const phases = r.phases.map((p) => `${mbps(p.capacityBps)}: ${pct(p.utilisation)}`).join(", ");
     const where = Object.entries(r.loss.drops).map(([k, n]) => `${k} ${n}`).join(", ") || "-";
-    rows.push(`| ${r.caseId} | ${r.forwarding} | ${pct(r.utilisation)} | ${phases} | ${r.queueDelayMs.p50.toFixed(1)} / ${r.queueDelayMs.p95.toFixed(1)} | ${pct(r.loss.ratio)} (${r.loss.lost}/${r.loss.sent}) | ${where} | ${r.loss.unexplained} | ${r.flows.map((f) => mbps(f.meanBps)).join(", ")} | ${r.jain.toFixed(3)} |`);
+    rows.push(`| ${r.caseId} | ${r.forwarding} | ${pct(r.utilisation)} (${pct(r.utilisationWholeRun)}) | ${r.rampUpS} | ${phases} | ${r.queueDelayMs.p50.toFixed(1)} / ${r.queueDelayMs.p95.toFixed(1)} | ${pct(r.loss.ratio)} (${r.loss.lost}/${r.loss.sent}) | ${where} | ${r.loss.unexplained} | ${r.flows.map((f) => mbps(f.meanBps)).join(", ")} | ${r.jain.toFixed(3)} |`);
   }
   return rows.join("\n");
 }
