@@ -45,6 +45,7 @@ export async function runCongestion(options: { command: string; save: boolean })
   progress(`congestion: RFC 8867 ${cases.map((c) => c.id).join(" and ")}, MSM and plain, side by side (about ${Math.max(...cases.map((c) => c.durationS)) + 15} s)`);
   const runs = await Promise.all(cases.flatMap((c) => [runCase(c, "msm"), runCase(c, "plain")]));
   const result: CongestionResult = { date: new Date().toISOString().slice(0, 10), command: options.command, runs };
+  console.log(`\nRFC 8867 (docs/congestion-eval.md):\n${resultsTable(runs)}\n`);
   if (!options.save) return result;
   const dir = join(ROOT, "bench", "results");
   const images: string[] = [];
