@@ -28,6 +28,12 @@ peerTest(test, allOf(netnsPeer, tbfPeer), "5.1 and 5.2: lower loss and p95 queui
     const [msm, plain] = (["msm", "plain"] as const).map((f) => runs.find((r) => r.caseId === c.id && r.forwarding === f)!) as [RunResult, RunResult];
     const about = `${c.id} (msm ${JSON.stringify({ utilisation: msm.utilisation, rampUpS: msm.rampUpS, queue: msm.queueDelayMs, loss: msm.loss })}; plain ${JSON.stringify({ queue: plain.queueDelayMs, loss: plain.loss.ratio })})`;
     assert.ok(msm.flows.every((f) => (f.rtcpIn.tmmbr ?? 0) > 0 && f.rateChanges > 0), `${c.id}: every origin heard TMMBR and changed its rate: ${JSON.stringify(msm.flows)}`);
+    for (const [segment, metrics] of Object.entries(msm.filterMetrics).filter(([k]) => k.startsWith("a/"))) {
+      const what = `${c.id} ${segment}: ${JSON.stringify(metrics)}`;
+      assert.ok((metrics.feedback_packets ?? 0) > 0, `the sender used B's feedback: ${what}`);
+      assert.is(metrics.feedback_rejected, 0, `no feedback refused: ${what}`);
+      assert.is(metrics.circuit_breaker_trips, 0, `the circuit breaker stays closed: ${what}`);
+    }
     assert.ok(msm.loss.ratio < plain.loss.ratio, `${c.id}: loss lower than plain forwarding: ${about}`);
     assert.ok(msm.queueDelayMs.p95 < plain.queueDelayMs.p95, `${c.id}: p95 queuing delay lower than plain forwarding: ${about}`);
     // in 5.2 the flows are still ramping toward the first phase's 3 Mbps when it ends at 25 s

@@ -162,6 +162,8 @@ export interface RunResult {
   readonly relays: readonly RelayReport[];
   /** Each proxy segment's packets in and out ("a/flow0"). */
   readonly segments: PathCounters["segments"];
+  /** The congestion filter's metrics at the end, by proxy segment ("a/flow0": { target_bps, ... }); {} for plain forwarding. */
+  readonly filterMetrics: Readonly<Record<string, Readonly<Record<string, number>>>>;
   readonly wallMs: number;
 }
 
@@ -338,6 +340,8 @@ export function measure(m: Measured): RunResult {
     },
     relays: m.relays,
     segments: m.path.segments,
+    filterMetrics: Object.fromEntries([...m.path.stats].flatMap(([role, snap]) => snap.segments.flatMap((seg) =>
+      seg.stages.length > 0 ? [[`${role}/${seg.name}`, Object.fromEntries(seg.stages[0]!.metrics.flatMap((x) => (x.value === undefined ? [] : [[x.name, x.value]])))]] : []))),
     wallMs: m.wallMs,
   };
 }
