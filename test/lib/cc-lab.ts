@@ -7,7 +7,7 @@
 // - Origins are ns-tools/cc-sender.ts (H.264-like RTP that follows TMMBR/REMB), sinks
 //   ns-tools/cc-sink.ts (one-way delay of every packet, RTCP RRs back).
 // - The bottleneck is `tc tbf` on A's veth toward B, its rate changed on the case's schedule, its
-//   queue 300 ms at the current rate (RFC 8867 section 4.2: drop-tail, 300 ms).
+//   queue 300 ms at the current rate (the RFC's drop-tail queue of 300 ms).
 // - The propagation delay (50 ms each way) is ns-tools/cc-relay.ts in B's namespace: this kernel
 //   has no sch_netem. The relay is A's destination, so A's feedback gate admits what comes back.
 // - MSM: A runs the congestion filter in `sender` mode, B in `receiver` mode. Plain: empty chains;
@@ -93,7 +93,7 @@ export type Forwarding = "msm" | "plain";
 const CONVERGED = 0.8;
 
 /** Bytes a packet takes on the bottleneck beyond its RTP bytes: UDP 8, IPv4 20, Ethernet 14 (tbf on a veth counts the frame). */
-export const WIRE_OVERHEAD = 42;
+const WIRE_OVERHEAD = 42;
 
 export interface PhaseResult {
   readonly startS: number;
@@ -232,7 +232,7 @@ async function stopReporting<T>(proc: NsProcess, what: string): Promise<T> {
   return JSON.parse(m[1]!) as T;
 }
 
-export function percentile(sorted: readonly number[], p: number): number {
+function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
 }
