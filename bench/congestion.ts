@@ -4,6 +4,7 @@
 // (received rate against capacity, queuing delay, per second) into docs/congestion-eval.md, between
 // its "congestion-bench" markers, and bench/results/congestion-*.svg / congestion-results.json.
 import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { CASE_5_1, CASE_5_2, resultsTable, runCase, type CaseSpec, type RunResult } from "../test/lib/cc-lab.js";
 import { renderLineChart, type ChartSeries } from "./chart.js";
@@ -64,7 +65,7 @@ export async function runCongestion(options: { command: string; save: boolean })
   if (head < 0 || rest < head) throw new Error(`${doc}: the markers ${BEGIN} and ${END} are missing`);
   const generated = [
     BEGIN,
-    `Measured ${result.date} with \`${options.command}\` (generated; do not edit by hand).`,
+    `Measured ${result.date} with \`${options.command}\` on ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" / ")} (1, 5, 15 min) as it ended (generated; do not edit by hand).`,
     "",
     resultsTable(runs),
     "",
