@@ -3,7 +3,8 @@
 //   --quick            the whole suite in under two minutes: fewer samples, short trials, one
 //                      repeat, scale up to 1,000 segments (a smoke run, not figures to quote)
 //   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale, fanout, workers,
-//                      streams (default all)
+//                      streams, congestion (default all but congestion, which needs root: RFC 8867
+//                      in network namespaces, full length in --quick too; docs/congestion-eval.md)
 //   --hosts LIST       end-to-end relays (default all): direct, plain, bun, c, gstreamer, rtpengine,
 //                      proxy, filter, filter@dgram, filter@bun, srtp
 //   --repeats N        end-to-end and workers repeats (default 3, quick 1); the streams part runs 5N rounds
@@ -34,10 +35,13 @@ import { runFec } from "./fec.js";
 import { FANOUT_RELAYS, runFanout } from "./fanout.js";
 import { runWorkers, workerCountsFor } from "./workers.js";
 import { runStreams } from "./streams.js";
+import { runCongestion } from "./congestion.js";
 
 const FEC_FILTER = join(ROOT, "filters", "fec", "build", "fec.wasm");
-const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout", "workers", "streams"] as const;
+const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout", "workers", "streams", "congestion"] as const;
 type Part = (typeof PARTS)[number];
+/** What a run without --only runs: congestion needs root and runs for minutes. */
+const DEFAULT_PARTS = PARTS.filter((p) => p !== "congestion");
 
 interface Args {
   quick: boolean;
@@ -73,10 +77,10 @@ function search(args: Args, repeats: number, steps: number, sweepRates: readonly
   };
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout,workers,streams] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout,workers,streams,congestion] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: [...PARTS], repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
+  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: DEFAULT_PARTS, repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -147,7 +151,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [25, 150], workers: [30, 240], streams: [60, 750] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [25, 150], workers: [30, 240], streams: [60, 750], congestion: [150, 150] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -349,18 +353,23 @@ async function main(): Promise<void> {
       }),
     };
   }
+  if (has("congestion")) {
+    bar.begin("congestion");
+    await runCongestion({ command, save: args.save });
+  }
   bar.finish();
   useProgressBar(null);
   results = { ...results, durationS: Math.round((Date.now() - started) / 1000) };
   console.log(printText(results));
   const json = `${JSON.stringify(results, null, 2)}\n`;
-  if (args.save) {
+  // congestion alone saved its own results (bench/congestion.ts)
+  if (args.save && args.only.some((p) => p !== "congestion")) {
     const dir = join(ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });
     // a run of some parts only gets its own name, so that it does not replace the day's whole run
     // the stem names what differs from a default run, so that such a run replaces no other
     const variant = [
-      ...(args.only.length < PARTS.length ? args.only : []),
+      ...(args.only.join() !== DEFAULT_PARTS.join() ? args.only : []),
       ...(args.hosts ? ["hosts", ...args.hosts.map(shortHostName)] : []),
       ...(args.batchSize !== undefined ? [`batch${args.batchSize}`] : []),
       ...(args.repeats !== undefined ? [`r${args.repeats}`] : []),
