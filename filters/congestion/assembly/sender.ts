@@ -26,6 +26,8 @@ const INTERVAL_US: i64 = 1_000_000;
 /** Without transport-wide feedback for this long, receiver reports drive the loss-based part. */
 const FEEDBACK_STALE_US: i64 = 2_000_000;
 const PLI_SPACING_US: i64 = 1_000_000;
+/** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
+const SILENCE_US: i64 = 2_000_000;
 const STATE_VERSION: u8 = 1;
 const SR_MEMORY = 4;
 
@@ -47,6 +49,9 @@ export class SenderContext extends SegmentContext {
 
   // feedback bookkeeping
   private lastFeedbackUs: i64 = -1;
+  /** The last feedback or receiver report about the media (-1: never), and the last cut for silence. */
+  private lastHeardUs: i64 = -1;
+  private lastSilenceCutUs: i64 = -1;
   private lastFeedbackCount: i32 = -1;
   private refTicks: i32 = -1;
   private refWrapUs: i64 = 0;
@@ -294,6 +299,7 @@ export class SenderContext extends SegmentContext {
     }
     this.counts.add(Count.FeedbackPackets);
     this.lastFeedbackUs = now;
+    this.lastHeardUs = now;
     // round trip: the shortest time from a send to the feedback about it (the receiver holds
     // feedback up to its interval, so this bounds it from above), followed slowly upward
     if (newestSendUs >= 0) this.noteRtt(<f64>(now - newestSendUs) / 1000, true);
@@ -321,6 +327,7 @@ export class SenderContext extends SegmentContext {
       const b = q + <usize>(blocksAt + i * REPORT_BLOCK_SIZE);
       if (blocksAt + (i + 1) * REPORT_BLOCK_SIZE > size) return;
       if (!this.haveMedia || ReportBlock.ssrc(b) != this.mediaSsrc) continue;
+      this.lastHeardUs = now;
       const lsr = ReportBlock.lastSr(b);
       if (lsr != 0) {
         for (let k = 0; k < SR_MEMORY; k++) {
@@ -363,6 +370,15 @@ export class SenderContext extends SegmentContext {
     const s = this.s;
     if (this.breaker.maybeClose(now)) {
       log(LogLevel.Info, "circuit breaker closed after " + s.breakerCooldownS.toString() + " s: the flow is forwarded again");
+    }
+    // the receiver went quiet while media goes out (the hop died, or its proxy went): do not go on
+    // at the last estimate; halve it each second, down to minBps
+    if (this.lastHeardUs >= 0 && this.forwardedInterval > 0 && now - this.lastHeardUs > SILENCE_US &&
+      (this.lastSilenceCutUs < 0 || now - this.lastSilenceCutUs >= INTERVAL_US)) {
+      this.rate.onSilence();
+      this.pacer.rateBps = this.rate.target * s.pacingFactor;
+      this.lastSilenceCutUs = now;
+      this.counts.add(Count.FeedbackTimeouts);
     }
     if (this.lastIntervalUs >= 0 && now - this.lastIntervalUs >= INTERVAL_US) this.interval(now);
     this.signal(now);
@@ -440,6 +456,9 @@ export class SenderContext extends SegmentContext {
     metricSet(unchecked(gaugeIds[Gauge.QueuePackets]), id, this.pacer.count);
     metricSet(unchecked(gaugeIds[Gauge.QueueMs]), id, <i64>this.pacer.queueMs);
     metricSet(unchecked(gaugeIds[Gauge.BreakerOpen]), id, this.breaker.open ? 1 : 0);
+    metricSet(unchecked(gaugeIds[Gauge.DetectorState]), id, this.trend.state);
+    metricSet(unchecked(gaugeIds[Gauge.TrendUs]), id, <i64>(this.trend.trend * 1000));
+    metricSet(unchecked(gaugeIds[Gauge.ThresholdUs]), id, <i64>(this.trend.threshold * 1000));
   }
 
   // ---- hot swap ----

@@ -23,7 +23,7 @@ interface LoopResult {
  * Runs `seconds` of a 30 fps origin that starts at `originBps` and follows TMMBR (when `follows`)
  * through sender -> bottleneck -> receiver, feedback back to the sender with the same delay.
  */
-async function closedLoop(seconds: number, capacity: (tUs: number) => number, opts: { originBps: number; follows: boolean; senderConfig?: object }): Promise<LoopResult> {
+async function closedLoop(seconds: number, capacity: (tUs: number) => number, opts: { originBps: number; follows: boolean; senderConfig?: object; originSchedule?: (tUs: number) => number; feedbackUntilUs?: number }): Promise<LoopResult> {
   const sender = await loadCongestion({ startUs: 0 });
   const receiver = await loadCongestion({ startUs: 0 });
   const senderCtx = sender.createContext({ mode: "sender", priority: { h264PayloadTypes: [96] }, ...(opts.senderConfig ?? {}) });
@@ -50,6 +50,7 @@ async function closedLoop(seconds: number, capacity: (tUs: number) => number, op
   };
   for (let t = 0; t < seconds * 1e6; t += 1000) {
     // the origin: a frame every 33.3 ms, its size from the rate; an IDR every 2 s, every other frame non-reference
+    if (opts.originSchedule) originBps = opts.originSchedule(t);
     if (t >= (frame * 1e6) / 30) {
       const kind: FrameKind = frame % 60 === 0 ? "idr" : frame % 2 === 1 ? "nonref" : "ref";
       const bytes = Math.max(200, Math.round(originBps / 8 / 30) * (kind === "idr" ? 2 : 1));
@@ -74,6 +75,7 @@ async function closedLoop(seconds: number, capacity: (tUs: number) => number, op
     }
     while (feedback.length > 0 && feedback[0]!.dueUs <= t + 1000) {
       const f = feedback.shift()!;
+      if (opts.feedbackUntilUs !== undefined && t > opts.feedbackUntilUs) continue; // the way back is cut
       const r = sender.runBatch([{ ctx: senderCtx, bytes: f.bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream }]);
       assert.equal(r.packets[0]!.verdict, "hold", "the sender consumes the receiver's feedback");
       fromSender(r.outputs, [], t + 1000);
@@ -119,6 +121,50 @@ test("an origin that ignores the signals loses non-reference frames first, not r
   assert.ok(nonRef > 0, "non-reference frames dropped");
   assert.ok(nonRef > ref + full, "mostly non-reference");
   assert.ok(r.link.lost < nonRef, `the bottleneck tail-dropped ${r.link.lost}`);
+});
+
+test("when the receiver goes quiet, the target halves each second down to minBps instead of staying put", async () => {
+  const r = await closedLoop(16, () => 2_000_000, { originBps: 1_000_000, follows: true, feedbackUntilUs: 8e6 });
+  const before = r.samples.find(([s]) => s === 8)![1];
+  const end = r.sender.metric("target_bps", r.senderCtx) as number;
+  console.log(`  feedback cut at 8 s: target ${Math.round(before / 1000)} kbit/s then ${Math.round(end / 1000)} kbit/s at 16 s, ${r.sender.metric("feedback_timeouts", r.senderCtx)} cuts`);
+  assert.ok(before > 500_000);
+  assert.equal(end, 150_000, "minBps");
+  assert.ok((r.sender.metric("feedback_timeouts", r.senderCtx) as number) >= 3);
+});
+
+test("the circuit breaker trips on a persistent overload, once, and the flow's media stops", async () => {
+  const r = await closedLoop(12, () => 1_000_000, { originBps: 3_000_000, follows: false, senderConfig: { circuitBreaker: { cooldownSeconds: 0 } } });
+  const trips = r.sender.metric("circuit_breaker_trips", r.senderCtx);
+  const open = r.sender.metric("circuit_breaker_open", r.senderCtx);
+  const dropped = r.sender.metric("dropped_circuit_breaker", r.senderCtx) as number;
+  const warning = r.sender.logs.find((l) => /circuit breaker tripped/.test(l.message));
+  console.log(`  3 Mbit/s into 1 Mbit/s: trips ${trips}, open ${open}, dropped by the breaker ${dropped}; ${warning?.message}`);
+  assert.equal(trips, 1);
+  assert.equal(open, 1);
+  assert.ok(dropped > 1000, "the flow's media is dropped once it is open");
+  assert.ok(warning, "a warning names the figures");
+  assert.match(warning!.message, /kbit\/s with \d+% loss/);
+  const lastDelivered = Math.max(...r.link.delivered.map((d) => d.sentUs));
+  assert.ok(lastDelivered < 8e6, `nothing crosses the hop after the breaker opened (last at ${lastDelivered / 1e6} s)`);
+});
+
+test("the circuit breaker does not trip on a short overload", async () => {
+  const schedule = (t: number): number => (t >= 3e6 && t < 5e6 ? 3_000_000 : 500_000);
+  const r = await closedLoop(12, () => 1_000_000, { originBps: 500_000, follows: false, originSchedule: schedule });
+  assert.equal(r.sender.metric("circuit_breaker_trips", r.senderCtx), 0);
+  assert.equal(r.sender.metric("dropped_circuit_breaker", r.senderCtx), 0);
+  const late = r.link.delivered.filter((d) => d.sentUs > 10e6).length;
+  assert.ok(late > 100, `the flow goes on after the overload (${late} packets in its last 2 s)`);
+});
+
+test("the circuit breaker closes after its cooldown", async () => {
+  const schedule = (t: number): number => (t < 6e6 ? 3_000_000 : 400_000);
+  const r = await closedLoop(14, () => 1_000_000, { originBps: 3_000_000, follows: false, originSchedule: schedule, senderConfig: { circuitBreaker: { cooldownSeconds: 4 } } });
+  assert.equal(r.sender.metric("circuit_breaker_trips", r.senderCtx), 1);
+  assert.equal(r.sender.metric("circuit_breaker_open", r.senderCtx), 0);
+  assert.ok(r.sender.logs.some((l) => /circuit breaker closed after 4 s/.test(l.message)));
+  assert.ok(r.link.delivered.some((d) => d.sentUs > 12e6), "forwarded again");
 });
 
 test.run();
