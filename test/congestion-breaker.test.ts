@@ -3,7 +3,7 @@
 //
 //   rate-stepping sender -> proxy A (congestion: sender) ==tbf 1 Mbit/s==> proxy B (congestion: receiver) -> sink
 //
-// (a) 3x the bottleneck for 8 s (more than 3 one-second intervals, and margin): the breaker trips
+// (a) 3x the bottleneck for 10 s (more than the default 5 one-second intervals, and margin): the breaker trips
 // once, A drops the flow's media (dropped_circuit_breaker), the sink stops getting it, A's log
 // warns with the figures. (b) 3x for 2 s, then 0.4x: no trip (at this path's round trip of a few ms,
 // RFC 5348's rate needs a loss near half before 10x of it is below the origin's), and
@@ -28,8 +28,9 @@ const PEERS = allOf(netnsPeer, impairmentPeer);
 
 const PORT = 5004;
 const SINK_PORT = 6000;
-const EGRESS_PORT = 7004;
 const CAPACITY_KBIT = 1000;
+/** circuitBreaker.intervals: its default. */
+const INTERVALS = 5;
 /** The test stream's mean packet on the wire (RTP + UDP + IPv4 + Ethernet), in bits. */
 const MEAN_BITS = (() => {
   let bytes = 0;
@@ -48,10 +49,8 @@ const metric = congestionMetric;
 
 function proxyConfigs(l: NetnsLab): { role: string; config: Record<string, unknown> }[] {
   const filters = { congestion: { path: filterWasm("congestion") } };
-  // A's egress port pinned: B sends its feedback to the port A's RTP comes from + 1 (it learns no
-  // other, the origin sending no RTCP), and only a pinned egress has its RTCP socket there
   const segment = (to: string, port: number, stage: Record<string, unknown>) => ({
-    name: "media", listen: { address: "0.0.0.0", port: PORT }, egress: { address: "0.0.0.0", port: EGRESS_PORT }, destinations: [{ address: to, port }], chain: [{ filter: "congestion", config: stage }],
+    name: "media", listen: { address: "0.0.0.0", port: PORT }, destinations: [{ address: to, port }], chain: [{ filter: "congestion", config: stage }],
   });
   return [
     { role: "a", config: { filters, segments: [segment(l.address("b", "a"), PORT, { mode: "sender", circuitBreaker: { cooldownSeconds: 0 } })] } },
@@ -167,9 +166,9 @@ function figures(r: Run): string {
     `; B feedback_sent ${metric(b, "feedback_sent")}; A upstreamIn ${r.a.segments[0]!.upstreamIn}, B upstreamIn ${b.segments[0]!.upstreamIn}`;
 }
 
-peerTest(test, PEERS, "(a) persistent overload (3x for 8 s): the breaker trips once and the media stops", async () => {
+peerTest(test, PEERS, "(a) persistent overload (3x for 10 s): the breaker trips once and the media stops", async () => {
   const overload = atCapacity(3);
-  const r = await runSteps([[overload, 8]]);
+  const r = await runSteps([[overload, 10]]);
   const tripped = r.samples.find((s) => s.open === 1);
   const warning = r.aLog.split("\n").find((line) => /circuit.breaker/i.test(line));
   // the warning's time stamp, from the start of the overload
@@ -182,8 +181,8 @@ peerTest(test, PEERS, "(a) persistent overload (3x for 8 s): the breaker trips o
   assert.is(metric(r.a, "circuit_breaker_trips"), 1);
   assert.ok(warning, `A logged nothing about the circuit breaker:\n${r.aLog.slice(-2000)}`);
   assert.ok((warning.match(/\d+(\.\d+)?/g) ?? []).length >= 3, `the warning names no figures: ${warning}`);
-  // 3 one-second intervals in a row (the first may have begun before the overload did), and margin
-  assert.ok(trippedAfterMs >= 2000 && trippedAfterMs <= 6000, `tripped ${trippedAfterMs} ms into the overload`);
+  // INTERVALS one-second intervals in a row (the first may have begun before the overload did), and margin
+  assert.ok(trippedAfterMs >= (INTERVALS - 1) * 1000 && trippedAfterMs <= (INTERVALS + 3) * 1000, `tripped ${trippedAfterMs} ms into the overload`);
   // once open, A drops the flow, and the sink gets nothing after what was already past A (the tbf's 100 ms queue)
   const settledAt = r.samples.find((s) => s.atMs >= tripped.atMs + 1000);
   assert.ok(settledAt, "no sample a second after the trip");

@@ -37,7 +37,6 @@ const PEERS = allOf(netnsPeer, impairmentPeer, ffmpegX264Peer, tsharkPeer);
 
 const PORT = 5004;
 const SINK_PORT = 6000;
-const EGRESS_PORT = 7004;
 const CAPACITY_KBIT = 600;
 /** 10 s, 250 frames, an IDR frame every second, 2 B frames after each reference frame; ~850 kbit/s. */
 const STREAM: H264Stream = { ...DEFAULT_H264, seconds: 10, bitrateKbit: 2000, bFrames: 2 };
@@ -52,10 +51,8 @@ test.after(() => {
 
 function proxyConfigs(l: NetnsLab, withFilter: boolean): { role: string; config: Record<string, unknown> }[] {
   const filters = withFilter ? { congestion: { path: filterWasm("congestion") } } : {};
-  // A's egress port pinned: until B learns A's RTCP address (from the origin's reports A forwards),
-  // B sends its feedback to the port A's RTP comes from + 1, and only a pinned egress has its RTCP socket there
   const segment = (to: string, port: number, stage: Record<string, unknown>) => ({
-    name: "media", listen: { address: "0.0.0.0", port: PORT }, egress: { address: "0.0.0.0", port: EGRESS_PORT }, destinations: [{ address: to, port }],
+    name: "media", listen: { address: "0.0.0.0", port: PORT }, destinations: [{ address: to, port }],
     ...(withFilter && { chain: [{ filter: "congestion", config: stage }] }),
   });
   return [
