@@ -94,7 +94,9 @@ async function runTrial(label: string, withFilter: boolean): Promise<Trial> {
     const atOrigin = await startCapture(l, "a", { dev: l.link("a", "sender").from.dev, filter: `udp dst port ${PORT}`, file: files.origin });
     const atReceiver = await startCapture(l, "sink", { dev: l.link("sink", "b").from.dev, filter: `udp dst port ${SINK_PORT}`, file: files.received });
     const watch = await PathWatch.start(l, "a", "sink", proxies);
-    const quality = await runH264Trial(l, { from: "sender", to: { address: l.address("a", "sender"), port: PORT }, receiver: "sink", port: SINK_PORT, stream: STREAM });
+    const decoding = runH264Trial(l, { from: "sender", to: { address: l.address("a", "sender"), port: PORT }, receiver: "sink", port: SINK_PORT, stream: STREAM });
+    if (withFilter) await sampleFilter(proxies[0]!, decoding);
+    const quality = await decoding;
     const path = await watch.since();
     for (const c of [atOrigin, atReceiver]) {
       const r = await c.stop();
@@ -135,6 +137,31 @@ async function runTrial(label: string, withFilter: boolean): Promise<Trial> {
     const failed = stops.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failed) throw failed.reason;
   }
+}
+
+/** Prints A's estimate, queue and drops every 500 ms while `until` runs (at most 60 samples): how the filter came to its drops. */
+async function sampleFilter(a: NsProxy, until: Promise<unknown>): Promise<void> {
+  let done = false;
+  until.then(() => (done = true), () => (done = true));
+  const names = ["target_bps", "acked_bps", "pacing_queue_ms", "dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full"];
+  const rows: string[] = [];
+  const started = Date.now();
+  for (let i = 0; i < 60 && !done; i++) {
+    const snap = await a.stats();
+    rows.push(`${Date.now() - started}ms ${names.map((n) => congestionMetric(snap, n)).join("/")}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  console.log(`A (${names.join("/")}): ${rows.join(", ")}`);
+}
+
+/** Decodable frames in each GOP received (from one IDR frame to the next). */
+function perGop(c: FrameCensus): number[] {
+  const counts: number[] = [];
+  for (const f of c.frames) {
+    if (f.kind === "idr" || counts.length === 0) counts.push(0);
+    if (f.decodable) counts[counts.length - 1]!++;
+  }
+  return counts;
 }
 
 const summary = (c: FrameCensus): object => ({ total: c.total, complete: c.complete, decodable: c.decodable, byKind: c.byKind, missingPackets: c.missingPackets });
@@ -184,6 +211,7 @@ peerTest(test, PEERS, "the congestion filter's priority drop: more decodable fra
   console.log(`decodable frames at the receiver: ${t.received.decodable} of ${t.origin.total} with priority drop, ${plain.received.decodable} with tail drop ` +
     `(${t.received.decodable - plain.received.decodable >= 0 ? "+" : ""}${t.received.decodable - plain.received.decodable}); ` +
     `FFmpeg's corrupt frames ${t.quality.corruptFrames} vs ${plain.quality.corruptFrames}`);
+  for (const x of [plain, t]) console.log(`${x.label}, decodable frames per GOP (of ${STREAM.gop}): ${perGop(x.received).join(" ")}`);
   assert.ok(t.received.decodable > plain.received.decodable, `priority drop: ${t.received.decodable} decodable frames, tail drop: ${plain.received.decodable}`);
 });
 
