@@ -14,6 +14,16 @@
 // since the last IDR whole too). FFmpeg's decoder judges the same stream (corrupt frames). Every
 // packet lost between the two captures is attributed: A's drops by cause, the tbf queue, the veth
 // pairs, the proxies' sockets, B's drops.
+//
+// Seen here with the filter's defaults: the first GOP decodes in both runs (the queues are still
+// short); after it, tail drop leaves no GOP decodable, priority drop leaves each GOP's IDR frame and
+// nothing else. An IDR frame (~26 KB) alone takes ~350 ms to pace out at the ~600 kbit/s target,
+// above priority.referenceMs (120): the P frame after it is dropped as reference, the rest of the
+// GOP as dependent. With referenceMs 600 and pacing.maxQueueMs 800, only non-reference frames go
+// and about 129 frames decode.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as assert from "uvu/assert";
 import type { ProxySnapshot } from "../runtime/index.js";
 import { capturedRtp } from "./lib/cc-capture.js";
@@ -28,9 +38,6 @@ import { filterWasm } from "./lib/paths.js";
 import { allOf, peerTest } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
 import { startCapture, tsharkPeer } from "./lib/tshark.js";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 
 const test = suite("congestion: priority drop of H.264 frames", { timeoutMs: 60_000 });
 const PEERS = allOf(netnsPeer, impairmentPeer, ffmpegX264Peer, tsharkPeer);
