@@ -30,6 +30,8 @@ const PLI_SPACING_US: i64 = 1_000_000;
 const SILENCE_US: i64 = 2_000_000;
 const STATE_VERSION: u8 = 1;
 const SR_MEMORY = 4;
+/** SSRCs remembered per segment (audio and video, a few simulcast layers). */
+const SOURCES = 8;
 
 export class SenderContext extends SegmentContext {
   readonly counts: CounterBatch = new CounterBatch(counterIds);
@@ -43,6 +45,8 @@ export class SenderContext extends SegmentContext {
   private nextSeq: i64 = 0;
   private mediaSsrc: u32 = 0;
   private haveMedia: bool = false;
+  private readonly sources: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  private sourceCount: i32 = 0;
   private pacerArmed: bool = false;
   private tickArmed: bool = false;
   private lastIntervalUs: i64 = -1;
@@ -99,10 +103,12 @@ export class SenderContext extends SegmentContext {
     const ptr = p.ptr;
     const len = p.length;
     this.armTick(now);
+    const ssrc = RtpPacket.ssrc(ptr);
     if (!this.haveMedia) {
-      this.mediaSsrc = RtpPacket.ssrc(ptr);
+      this.mediaSsrc = ssrc;
       this.haveMedia = true;
     }
+    this.noteSource(ssrc);
     this.originPackets++;
     this.originBytes += len;
     if (this.breaker.open) return this.dropped(DROP_CIRCUIT_BREAKER, false);
@@ -246,7 +252,8 @@ export class SenderContext extends SegmentContext {
   }
 
   private onFeedback(q: usize, now: i64): void {
-    if (!report.read(q)) {
+    // feedback about a stream this segment never carried is not ours (0: the receiver names none)
+    if (!report.read(q) || (report.mediaSsrc != 0 && !this.carries(report.mediaSsrc))) {
       this.counts.add(Count.FeedbackRejected);
       return;
     }
@@ -317,6 +324,21 @@ export class SenderContext extends SegmentContext {
       this.lastLossUs = now;
     }
     this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
+  }
+
+  /** Remembers the SSRCs the segment carries (the first SOURCES; feedback must name one of them). */
+  private noteSource(ssrc: u32): void {
+    const n = this.sourceCount;
+    for (let i = 0; i < n; i++) if (unchecked(this.sources[i]) == ssrc) return;
+    if (n < SOURCES) {
+      unchecked((this.sources[n] = ssrc));
+      this.sourceCount = n + 1;
+    }
+  }
+
+  private carries(ssrc: u32): bool {
+    for (let i = 0; i < this.sourceCount; i++) if (unchecked(this.sources[i]) == ssrc) return true;
+    return false;
   }
 
   /** A receiver report (or the blocks of an SR) from downstream: loss and round trip of the media. */

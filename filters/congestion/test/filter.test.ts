@@ -156,6 +156,37 @@ test("TMMBR and REMB go to the origin with the target, behind an empty receiver 
   assert.equal(outs[0]!.flags & PacketFlag.Rtcp, PacketFlag.Rtcp);
 });
 
+test("the receiver follows a sending proxy that starts its numbering again (a restart without state)", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const r = h.createContext({ mode: "receiver" });
+  const stampedBy = async (count: number, state?: Uint8Array): Promise<Uint8Array[]> => {
+    const a = await loadCongestion({ startUs: 0 });
+    const s = a.createContext({ mode: "sender", startBps: 100_000_000, maxBps: 100_000_000 });
+    if (state) a.importState(s, state);
+    return Array.from({ length: count }, (_, i) => a.run({ ctx: s, bytes: buildRtp({ seq: i, payloadSize: 100 }) }).bytes);
+  };
+  // the first sender had reached 20000 (a state blob with nextSeq 20000), the second starts at 0
+  const blob = new Uint8Array(1 + 8 * 5 + 1 + 8);
+  const v = new DataView(blob.buffer);
+  blob[0] = 1;
+  v.setFloat64(1, 1e6, true);
+  v.setFloat64(9, 1e6, true);
+  v.setFloat64(17, 1e6, true);
+  v.setFloat64(25, 50, true);
+  v.setBigUint64(33, 20000n, true);
+  const reports: { base: number; count: number }[] = [];
+  const feed = (packets: Uint8Array[]): void => {
+    for (const p of packets) h.run({ ctx: r, bytes: p });
+    for (const o of h.advanceTime(60_000)) {
+      const fb = rtcpPackets(o.bytes).find((q) => q.type === 205 && q.fmt === 15)!;
+      reports.push({ base: (fb.bytes[12]! << 8) | fb.bytes[13]!, count: (fb.bytes[14]! << 8) | fb.bytes[15]! });
+    }
+  };
+  feed(await stampedBy(50, blob));
+  feed(await stampedBy(50));
+  assert.equal(reports, [{ base: 20000, count: 50 }, { base: 0, count: 50 }]);
+});
+
 /** An RR from a plain receiver about SSRC with `fraction` lost (in 1/256) and LSR/DLSR. */
 function receiverReport(fraction: number, lsr = 0, dlsr = 0): Uint8Array {
   const b = Buffer.alloc(32);
