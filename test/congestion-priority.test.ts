@@ -20,7 +20,7 @@
 // nothing else. An IDR frame (~26 KB) alone takes ~350 ms to pace out at the ~600 kbit/s target,
 // above priority.referenceMs (120): the P frame after it is dropped as reference, the rest of the
 // GOP as dependent. With referenceMs 600 and pacing.maxQueueMs 800, only non-reference frames go
-// and about 129 frames decode.
+// and about half the frames decode (129 of 250 in a 10 s run: every IDR and P frame, 39 B frames).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
