@@ -39,7 +39,7 @@ import { allOf, peerTest } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
 import { startCapture, tsharkPeer } from "./lib/tshark.js";
 
-const test = suite("congestion: priority drop of H.264 frames", { timeoutMs: 60_000 });
+const test = suite("congestion: priority drop of H.264 frames", { timeoutMs: 90_000 });
 const PEERS = allOf(netnsPeer, impairmentPeer, ffmpegX264Peer, tsharkPeer);
 
 const PORT = 5004;
