@@ -36,7 +36,7 @@ const SOURCES = 8;
 export class SenderContext extends SegmentContext {
   readonly counts: CounterBatch = new CounterBatch(counterIds);
   private readonly ourSsrc: u32 = randomU32();
-  private readonly history: SendHistory = new SendHistory();
+
   private readonly acked: AckedRate = new AckedRate();
   private readonly trend: Trendline = new Trendline();
   private readonly rate: RateControl;
@@ -86,7 +86,7 @@ export class SenderContext extends SegmentContext {
   private readonly srAtUs: StaticArray<i64> = new StaticArray<i64>(SR_MEMORY);
   private srNext: i32 = 0;
 
-  constructor(id: u32, private readonly s: Settings, readonly pacer: Pacer) {
+  constructor(id: u32, private readonly s: Settings, readonly pacer: Pacer, private readonly history: SendHistory) {
     super(id);
     this.rate = new RateControl(s.startBps, s.minBps, s.maxBps);
     this.breaker = new Breaker(s.breakerFactor, s.breakerIntervals, <i64>s.breakerCooldownS * 1_000_000);
@@ -148,6 +148,7 @@ export class SenderContext extends SegmentContext {
 
   free(): void {
     this.pacer.free();
+    this.history.free();
   }
 
   // ---- media out ----
@@ -417,13 +418,14 @@ export class SenderContext extends SegmentContext {
     this.incomingBps = <f64>this.originBytes * 8 / seconds;
     if (this.s.breakerEnabled) {
       const lost = this.droppedHere + this.hopLost;
-      if (this.breaker.evaluate(this.originPackets, this.originBytes, lost, seconds, this.rttMs / 1000)) {
+      if (this.breaker.evaluate(this.originPackets, this.originBytes, lost, seconds, this.rttMs / 1000, this.rate.target)) {
         this.breaker.trip(now);
         this.counts.add(Count.CircuitBreakerTrips);
         log(LogLevel.Warn, "circuit breaker tripped (RFC 8083): the origin sends " + kbps(this.breaker.lastRateBps) +
           " kbit/s with " + (<i64>Math.round(this.breaker.lastLoss * 100)).toString() + "% loss and a " + (<i64>Math.round(this.rttMs)).toString() +
           " ms round trip, over " + this.s.breakerFactor.toString() + "x the " + kbps(this.breaker.lastTcpBps) +
-          " kbit/s a TCP flow would get, for " + this.s.breakerIntervals.toString() + " s; its media is dropped" +
+          " kbit/s a TCP flow would get and above the " + kbps(this.rate.target) + " kbit/s the path carries, for " +
+          this.s.breakerIntervals.toString() + " s; its media is dropped" +
           (this.s.breakerCooldownS > 0 ? " for " + this.s.breakerCooldownS.toString() + " s" : " until the segment is reconfigured"));
         this.dropQueue();
       }
