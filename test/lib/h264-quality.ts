@@ -33,6 +33,8 @@ export interface H264Stream {
   readonly bitrateKbit: number;
   readonly payloadType: number;
   readonly ssrc: number;
+  /** B frames between reference frames, all non-reference (b-pyramid off); default none. */
+  readonly bFrames?: number;
 }
 
 /** 4 s of 640x480 at 25 fps and 2 Mbit/s: about 470 RTP packets of up to 1200 bytes, an IDR frame every second. */
@@ -59,6 +61,7 @@ export async function sendH264(lab: NetnsLab, role: string, to: { address: strin
     "-re", "-f", "lavfi", "-i", `testsrc=size=${s.width}x${s.height}:rate=${s.fps}`, "-t", String(s.seconds),
     "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-threads", "1",
     "-g", String(s.gop), "-keyint_min", String(s.gop), "-sc_threshold", "0", "-b:v", `${s.bitrateKbit}k`,
+    ...(s.bFrames ? ["-bf", String(s.bFrames), "-x264-params", "b-pyramid=none"] : []),
     "-flags", "+bitexact", "-fflags", "+bitexact",
     "-payload_type", String(s.payloadType), "-ssrc", String(s.ssrc),
     "-f", "rtp", `rtp://${host}:${to.port}?pkt_size=1200${to.query ? `&${to.query}` : ""}`,
