@@ -1,0 +1,124 @@
+// Priority drop: which frames go when the pacer's queue grows. A frame is the packets of one RTP
+// timestamp of one SSRC; its first packet decides for all of it, so a frame is never cut in half
+// by a decision. For H.264 (RFC 6184 packetisation) the first packet's NAL header says how much
+// the frame matters: IDR (or parameter sets) > reference (nal_ref_idc > 0) > non-reference.
+import { RtpPacket } from "../../../sdk/assembly";
+import { DROP_DEPENDENT, DROP_NON_REFERENCE, DROP_QUEUE_FULL, DROP_REFERENCE } from "./metrics";
+
+export const CLASS_OTHER = 0;
+export const CLASS_NON_REFERENCE = 1;
+export const CLASS_REFERENCE = 2;
+export const CLASS_IDR = 3;
+
+/** Sources followed per segment (audio and video, simulcast layers); more share the last slot. */
+const SOURCES = 4;
+
+/** The class of the H.264 frame whose first packet's payload is [payload, payload+len). */
+export function h264Class(payload: usize, len: i32): i32 {
+  if (len < 1) return CLASS_OTHER;
+  const header = <i32>load<u8>(payload);
+  const type = header & 0x1f;
+  const nri = (header >> 5) & 3;
+  if (type >= 1 && type <= 23) return nalClass(type, nri);
+  if (type == 24) {
+    // STAP-A: the most important of its NAL units
+    let best = CLASS_OTHER;
+    let at = 1;
+    while (at + 3 <= len) {
+      const size = (<i32>load<u8>(payload + <usize>at) << 8) | <i32>load<u8>(payload + <usize>at + 1);
+      if (size == 0 || at + 2 + size > len) break;
+      const h = <i32>load<u8>(payload + <usize>at + 2);
+      best = max(best, nalClass(h & 0x1f, (h >> 5) & 3));
+      at += 2 + size;
+    }
+    return best;
+  }
+  if (type == 28 && len >= 2) return nalClass(<i32>load<u8>(payload + 1) & 0x1f, nri); // FU-A
+  return CLASS_OTHER;
+}
+
+function nalClass(type: i32, nri: i32): i32 {
+  if (type == 5 || type == 7 || type == 8) return CLASS_IDR;
+  if (type >= 1 && type <= 4) return nri > 0 ? CLASS_REFERENCE : CLASS_NON_REFERENCE;
+  return CLASS_OTHER; // SEI, AUD, ...: goes with its frame's next packet's decision if it is first
+}
+
+export class FrameGate {
+  private readonly ssrcs: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  private readonly timestamps: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  private readonly used: StaticArray<bool> = new StaticArray<bool>(SOURCES);
+  /** The current frame's verdict per source: 0 admitted, else the drop reason of all its packets. */
+  private readonly verdicts: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  /** The current frame's class per source. */
+  private readonly classes: StaticArray<i32> = new StaticArray<i32>(SOURCES);
+  /** Per source: a reference frame was lost here; frames up to the next IDR cannot be decoded. */
+  private readonly waitingIdr: StaticArray<bool> = new StaticArray<bool>(SOURCES);
+  /** Set when the last decision started waiting for an IDR (the caller may ask the origin for one). */
+  startedWaiting: bool = false;
+  private source: i32 = 0;
+
+  /**
+   * The verdict for one RTP packet: 0 (admit) or a drop reason. `h264` says whether its payload
+   * type is H.264; `queueMs` is the pacer's queue now; the limits come from the config.
+   */
+  decide(ptr: usize, len: i32, h264: bool, queueMs: f64, nonReferenceMs: f64, referenceMs: f64, maxQueueMs: f64): u32 {
+    this.startedWaiting = false;
+    const s = this.sourceOf(RtpPacket.ssrc(ptr));
+    this.source = s;
+    const ts = RtpPacket.timestamp(ptr);
+    if (unchecked(this.timestamps[s]) == ts && unchecked(this.verdicts[s]) != 0xffffffff) return unchecked(this.verdicts[s]);
+    // a new frame
+    unchecked((this.timestamps[s] = ts));
+    let cls = CLASS_OTHER;
+    if (h264) {
+      const off = RtpPacket.payloadOffset(ptr);
+      if (off > 0 && off < len) cls = h264Class(ptr + <usize>off, len - off - RtpPacket.paddingLength(ptr, len));
+    }
+    unchecked((this.classes[s] = cls));
+    let verdict: u32 = 0;
+    if (cls == CLASS_IDR) {
+      unchecked((this.waitingIdr[s] = false));
+    } else if (unchecked(this.waitingIdr[s])) {
+      verdict = DROP_DEPENDENT;
+    } else if (cls == CLASS_NON_REFERENCE && queueMs > nonReferenceMs) {
+      verdict = DROP_NON_REFERENCE;
+    } else if (cls == CLASS_REFERENCE && queueMs > referenceMs) {
+      verdict = DROP_REFERENCE;
+      this.waitFor(s);
+    }
+    if (verdict == 0 && queueMs > maxQueueMs) {
+      verdict = DROP_QUEUE_FULL;
+      if (cls >= CLASS_REFERENCE) this.waitFor(s);
+    }
+    unchecked((this.verdicts[s] = verdict));
+    return verdict;
+  }
+
+  /**
+   * The admitted frame of the last decided packet could not be queued (the queue was full): the
+   * rest of it goes too, and what depends on it.
+   */
+  cutCurrent(): void {
+    const s = this.source;
+    unchecked((this.verdicts[s] = DROP_QUEUE_FULL));
+    if (unchecked(this.classes[s]) >= CLASS_REFERENCE) this.waitFor(s);
+  }
+
+  private waitFor(s: i32): void {
+    if (!unchecked(this.waitingIdr[s])) this.startedWaiting = true;
+    unchecked((this.waitingIdr[s] = true));
+  }
+
+  private sourceOf(ssrc: u32): i32 {
+    for (let i = 0; i < SOURCES; i++) {
+      if (!unchecked(this.used[i])) {
+        unchecked((this.used[i] = true));
+        unchecked((this.ssrcs[i] = ssrc));
+        unchecked((this.verdicts[i] = 0xffffffff)); // no frame yet
+        return i;
+      }
+      if (unchecked(this.ssrcs[i]) == ssrc) return i;
+    }
+    return SOURCES - 1;
+  }
+}

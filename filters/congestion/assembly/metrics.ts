@@ -1,0 +1,65 @@
+// The filter's metrics and drop reasons (README "Metrics", "Drop reasons"). Counters are gathered
+// per context during a call and sent once at its end; gauges are set on the context's tick.
+import { DropReason, defineGauge } from "../../../sdk/assembly";
+import { defineCounters } from "../../../sdk/assembly/counter-batch";
+
+export const DROP_NON_REFERENCE: u32 = DropReason.FilterDefinedBase;
+export const DROP_REFERENCE: u32 = DropReason.FilterDefinedBase + 1;
+export const DROP_DEPENDENT: u32 = DropReason.FilterDefinedBase + 2;
+export const DROP_QUEUE_FULL: u32 = DropReason.FilterDefinedBase + 3;
+export const DROP_CIRCUIT_BREAKER: u32 = DropReason.FilterDefinedBase + 4;
+
+export enum Count {
+  DroppedNonReference,
+  DroppedReference,
+  DroppedDependent,
+  DroppedQueueFull,
+  DroppedCircuitBreaker,
+  OveruseSignals,
+  FeedbackPackets,
+  FeedbackRejected,
+  TmmbrSent,
+  RembSent,
+  PliSent,
+  CircuitBreakerTrips,
+  FeedbackSent,
+  StampFailed,
+}
+
+const COUNTER_NAMES: string[] = [
+  "dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker",
+  "overuse_signals", "feedback_packets", "feedback_rejected", "tmmbr_sent", "remb_sent", "pli_sent",
+  "circuit_breaker_trips", "feedback_sent", "stamp_failed",
+];
+
+export enum Gauge {
+  TargetBps,
+  DelayBasedBps,
+  LossBasedBps,
+  AckedBps,
+  IncomingBps,
+  RttMs,
+  LossPerMille,
+  QueuePackets,
+  QueueMs,
+  BreakerOpen,
+}
+
+const GAUGE_NAMES: string[] = [
+  "target_bps", "delay_based_bps", "loss_based_bps", "acked_bps", "incoming_bps", "rtt_ms", "loss_per_mille",
+  "pacing_queue_packets", "pacing_queue_ms", "circuit_breaker_open",
+];
+
+export let counterIds: StaticArray<i32> = new StaticArray<i32>(0);
+export const gaugeIds = new StaticArray<i32>(GAUGE_NAMES.length);
+
+/** The drop reason's counter. */
+export function dropCount(reason: u32): i32 {
+  return <i32>(reason - DropReason.FilterDefinedBase) + Count.DroppedNonReference;
+}
+
+/** Defines every metric (configure_root). */
+export function defineMetrics(): void {
+  counterIds = defineCounters(COUNTER_NAMES);
+  for (let i = 0; i < GAUGE_NAMES.length; i++) unchecked((gaugeIds[i] = defineGauge(GAUGE_NAMES[i])));
+}

@@ -1,0 +1,116 @@
+// The pacer: a leaky bucket (tokens in bytes, filled at the pacing rate, at most `burst` deep) in
+// front of a FIFO of packets that had to wait. Queued packets live in chunks of the SDK's
+// budgeted memory, one 2 KiB cell each; nothing is allocated per packet.
+import { CHUNK_SIZE, take, giveBack } from "../../../sdk/assembly/chunks";
+
+export const CELL = 2048;
+const CELLS_PER_CHUNK = CHUNK_SIZE / CELL;
+
+export class Pacer {
+  /** Bytes the bucket holds (may dip below 0 by one packet). */
+  tokens: f64 = 0;
+  rateBps: f64;
+  private burstMs: f64;
+  private lastRefillUs: i64 = -1;
+
+  readonly capacity: i32;
+  private readonly chunks: StaticArray<usize>;
+  private readonly lengths: StaticArray<i32>;
+  private head: i32 = 0;
+  count: i32 = 0;
+  /** Bytes queued. */
+  bytes: i64 = 0;
+
+  private constructor(chunks: StaticArray<usize>, capacity: i32, rateBps: f64, burstMs: f64) {
+    this.chunks = chunks;
+    this.capacity = capacity;
+    this.lengths = new StaticArray<i32>(capacity);
+    this.rateBps = rateBps;
+    this.burstMs = burstMs;
+    this.tokens = this.burstBytes();
+  }
+
+  /** A pacer whose queue holds `packets` (rounded up to whole chunks); null when the memory budget is spent. */
+  static create(packets: i32, rateBps: f64, burstMs: f64): Pacer | null {
+    const chunkCount = (packets + CELLS_PER_CHUNK - 1) / CELLS_PER_CHUNK;
+    const chunks = take(chunkCount);
+    if (chunks === null) return null;
+    return new Pacer(chunks, chunkCount * CELLS_PER_CHUNK, rateBps, burstMs);
+  }
+
+  /** Memory a queue of `packets` takes. */
+  static bytesFor(packets: i32): i64 {
+    return <i64>((packets + CELLS_PER_CHUNK - 1) / CELLS_PER_CHUNK) * CHUNK_SIZE;
+  }
+
+  free(): void {
+    giveBack(this.chunks);
+  }
+
+  /** Adds the tokens earned since the last refill. */
+  refill(nowUs: i64): void {
+    if (this.lastRefillUs >= 0 && nowUs > this.lastRefillUs) {
+      this.tokens += (this.rateBps / 8) * <f64>(nowUs - this.lastRefillUs) / 1e6;
+      const burst = this.burstBytes();
+      if (this.tokens > burst) this.tokens = burst;
+    }
+    this.lastRefillUs = nowUs;
+  }
+
+  /** Whether a packet may leave now (the bucket is not in debt). */
+  @inline get mayLeave(): bool {
+    return this.tokens >= 0;
+  }
+
+  @inline spend(bytes: i32): void {
+    this.tokens -= <f64>bytes;
+  }
+
+  /** Microseconds until the bucket is out of debt (0 if it is). */
+  waitUs(): i64 {
+    if (this.tokens >= 0) return 0;
+    return <i64>Math.ceil((-this.tokens * 8 / this.rateBps) * 1e6);
+  }
+
+  /** How long the queue takes to leave at the pacing rate, in ms. */
+  @inline get queueMs(): f64 {
+    return <f64>this.bytes * 8 / this.rateBps * 1000;
+  }
+
+  @inline get full(): bool {
+    return this.count >= this.capacity;
+  }
+
+  /** Copies a packet to the queue's tail; false when full or too long for a cell. */
+  push(ptr: usize, len: i32): bool {
+    if (this.count >= this.capacity || len > CELL || len < 0) return false;
+    const i = (this.head + this.count) % this.capacity;
+    memory.copy(this.cell(i), ptr, <usize>len);
+    unchecked((this.lengths[i] = len));
+    this.count++;
+    this.bytes += len;
+    return true;
+  }
+
+  /** The head packet's address and length (count > 0). */
+  @inline headPtr(): usize {
+    return this.cell(this.head);
+  }
+  @inline headLength(): i32 {
+    return unchecked(this.lengths[this.head]);
+  }
+
+  pop(): void {
+    this.bytes -= unchecked(this.lengths[this.head]);
+    this.head = (this.head + 1) % this.capacity;
+    this.count--;
+  }
+
+  @inline private cell(i: i32): usize {
+    return unchecked(this.chunks[i / CELLS_PER_CHUNK]) + <usize>((i % CELLS_PER_CHUNK) * CELL);
+  }
+
+  @inline private burstBytes(): f64 {
+    return Math.max((this.rateBps / 8) * this.burstMs / 1000, 1500);
+  }
+}

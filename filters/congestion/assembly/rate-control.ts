@@ -1,0 +1,110 @@
+// Turns the detector's state and the feedback's figures into a target rate: GCC's AIMD for the
+// delay-based rate (draft-ietf-rmcat-gcc-02 section 5.5), its loss-based controller (section 6),
+// and the target = the smaller, clamped to [minBps, maxBps]. Rates in bits per second, times in
+// microseconds on the sender's clock.
+import { NORMAL, OVERUSE, UNDERUSE } from "./trendline";
+
+const HOLD = 0;
+const INCREASE = 1;
+const DECREASE = 2;
+
+const BETA: f64 = 0.85;
+const MULTIPLICATIVE_PER_S: f64 = 1.08;
+const LOSS_LOW: f64 = 0.02;
+const LOSS_HIGH: f64 = 0.1;
+
+export class RateControl {
+  delayBased: f64;
+  lossBased: f64;
+  target: f64;
+  /** Whether a delay-based estimate exists (transport-wide feedback has come). */
+  haveDelayBased: bool = false;
+  private state: i32 = INCREASE;
+  private lastDelayUpdateUs: i64 = -1;
+  private lastLossUpdateUs: i64 = -1;
+  private lastDecreaseUs: i64 = -1;
+  /** Mean and variance of the acknowledged rate at over-use (GCC's "near convergence"), -1: unknown. */
+  private avgMaxKbps: f64 = -1;
+  private varMax: f64 = 0.4;
+
+  constructor(startBps: f64, private minBps: f64, private maxBps: f64) {
+    this.delayBased = startBps;
+    this.lossBased = startBps;
+    this.target = startBps;
+  }
+
+  /** After a feedback packet: the detector's state, the acknowledged rate, the round trip. */
+  onDelaySignal(signal: i32, ackedBps: f64, nowUs: i64, rttMs: f64): void {
+    this.haveDelayBased = true;
+    if (signal == OVERUSE) this.state = DECREASE;
+    else if (signal == UNDERUSE) this.state = HOLD;
+    else if (this.state == HOLD) this.state = INCREASE;
+    const dt = this.lastDelayUpdateUs < 0 ? 0 : <f64>(nowUs - this.lastDelayUpdateUs) / 1e6;
+    this.lastDelayUpdateUs = nowUs;
+    let rate = this.delayBased;
+    if (this.state == INCREASE) {
+      const ackedKbps = ackedBps / 1000;
+      if (this.avgMaxKbps >= 0 && ackedKbps > this.avgMaxKbps + 3 * Math.sqrt(this.varMax * this.avgMaxKbps)) this.avgMaxKbps = -1;
+      const step = Math.min(dt, 1);
+      if (this.avgMaxKbps >= 0) {
+        // near the last over-use point: about one packet more per response time
+        const responseS = (rttMs + 100) / 1000;
+        rate += Math.max(1000, (1200 * 8 / responseS) * step);
+      } else {
+        rate *= Math.pow(MULTIPLICATIVE_PER_S, step);
+      }
+      if (ackedBps > 0) rate = Math.min(rate, 1.5 * ackedBps + 10_000);
+    } else if (this.state == DECREASE) {
+      const spacingUs = <i64>((rttMs + 50) * 1000);
+      if (ackedBps > 0 && (this.lastDecreaseUs < 0 || nowUs - this.lastDecreaseUs >= spacingUs)) {
+        rate = Math.min(rate, BETA * ackedBps);
+        this.noteMax(ackedBps / 1000);
+        this.lastDecreaseUs = nowUs;
+      }
+      this.state = HOLD;
+    }
+    this.delayBased = this.clamp(rate);
+    this.update();
+  }
+
+  /**
+   * After an interval's loss is known (from feedback or a receiver report): grow the loss-based
+   * rate below 2% loss, cut it from the target above 10%.
+   */
+  onLoss(lossRatio: f64, nowUs: i64): void {
+    const dt = this.lastLossUpdateUs < 0 ? 0 : <f64>(nowUs - this.lastLossUpdateUs) / 1e6;
+    this.lastLossUpdateUs = nowUs;
+    if (lossRatio < LOSS_LOW) this.lossBased = this.clamp(Math.max(this.lossBased, this.target) * Math.pow(MULTIPLICATIVE_PER_S, Math.min(dt, 1)) + 1000);
+    else if (lossRatio > LOSS_HIGH) this.lossBased = this.clamp(this.target * (1 - 0.5 * Math.min(lossRatio, 1)));
+    this.update();
+  }
+
+  /** The rates after a hot swap (checked: nothing outside the limits comes in). */
+  restore(target: f64, delayBased: f64, lossBased: f64): void {
+    this.delayBased = this.clamp(delayBased);
+    this.lossBased = this.clamp(lossBased);
+    this.target = this.clamp(target);
+  }
+
+  /** GCC's running mean and normalised variance of the rate at over-use, in kbit/s. */
+  private noteMax(kbps: f64): void {
+    const alpha: f64 = 0.05;
+    if (this.avgMaxKbps < 0) this.avgMaxKbps = kbps;
+    else this.avgMaxKbps = (1 - alpha) * this.avgMaxKbps + alpha * kbps;
+    const norm = Math.max(this.avgMaxKbps, 1);
+    this.varMax = (1 - alpha) * this.varMax + alpha * (this.avgMaxKbps - kbps) * (this.avgMaxKbps - kbps) / norm;
+    this.varMax = Math.min(Math.max(this.varMax, 0.4), 2.5);
+  }
+
+  private update(): void {
+    const delay = this.haveDelayBased ? this.delayBased : this.maxBps;
+    this.target = this.clamp(Math.min(delay, this.lossBased));
+  }
+
+  @inline private clamp(bps: f64): f64 {
+    if (!(bps >= this.minBps)) return this.minBps; // NaN too
+    return bps > this.maxBps ? this.maxBps : bps;
+  }
+}
+
+export { NORMAL };

@@ -1,0 +1,485 @@
+// The sending proxy's side (README "What the sender does"): frame admission, pacing, stamping,
+// the estimators fed by feedback and receiver reports, signals to the origin, the circuit breaker.
+import {
+  Dest, LogLevel, Output, Packet, RtpError, RtpPacket, Rtcp, RtcpCompound, RtcpType, ReportBlock,
+  REPORT_BLOCK_SIZE, Status, StateReader, StateWriter, log, loadBe32, metricSet,
+  randomU32, timerSet,
+} from "../../../sdk/assembly";
+import { PASS, SegmentContext, TAKE } from "../../../sdk/assembly/context-filter";
+import { CounterBatch } from "../../../sdk/assembly/counter-batch";
+import { Breaker } from "./breaker";
+import { planStamp, plan, writeStamped } from "./extension";
+import { FMT_TRANSPORT_CC, NOT_ARRIVED, report } from "./feedback-read";
+import { FrameGate } from "./frames";
+import { AckedRate, RING, SendHistory } from "./history";
+import { Count, DROP_CIRCUIT_BREAKER, DROP_QUEUE_FULL, Gauge, counterIds, dropCount, gaugeIds } from "./metrics";
+import { Pacer } from "./pacer";
+import { RateControl } from "./rate-control";
+import { writeSignals } from "./signals";
+import { Settings } from "./settings";
+import { Trendline } from "./trendline";
+
+export const PACER_TIMER = 0;
+export const TICK_TIMER = 1;
+const TICK_US: i64 = 250_000;
+const INTERVAL_US: i64 = 1_000_000;
+/** Without transport-wide feedback for this long, receiver reports drive the loss-based part. */
+const FEEDBACK_STALE_US: i64 = 2_000_000;
+const PLI_SPACING_US: i64 = 1_000_000;
+const STATE_VERSION: u8 = 1;
+const SR_MEMORY = 4;
+
+export class SenderContext extends SegmentContext {
+  readonly counts: CounterBatch = new CounterBatch(counterIds);
+  private readonly ourSsrc: u32 = randomU32();
+  private readonly history: SendHistory = new SendHistory();
+  private readonly acked: AckedRate = new AckedRate();
+  private readonly trend: Trendline = new Trendline();
+  private readonly rate: RateControl;
+  private readonly gate: FrameGate = new FrameGate();
+  private readonly breaker: Breaker;
+  private nextSeq: i64 = 0;
+  private mediaSsrc: u32 = 0;
+  private haveMedia: bool = false;
+  private pacerArmed: bool = false;
+  private tickArmed: bool = false;
+  private lastIntervalUs: i64 = -1;
+
+  // feedback bookkeeping
+  private lastFeedbackUs: i64 = -1;
+  private lastFeedbackCount: i32 = -1;
+  private refTicks: i32 = -1;
+  private refWrapUs: i64 = 0;
+  private rttMs: f64 = 100;
+  private haveRtt: bool = false;
+
+  // per interval (1 s): what the origin sent, what went missing, what the hop reported
+  private originPackets: i64 = 0;
+  private originBytes: i64 = 0;
+  private droppedHere: i64 = 0;
+  private hopReceived: i64 = 0;
+  private hopLost: i64 = 0;
+  private lossWindowReceived: i64 = 0;
+  private lossWindowLost: i64 = 0;
+  private lastLossUs: i64 = -1;
+  private lastLoss: f64 = 0;
+  private incomingBps: f64 = 0;
+  private forwardedInterval: i64 = 0;
+
+  // signals to the origin
+  private signalledBps: f64 = 0;
+  private lastSignalUs: i64 = -1;
+  private wantPli: bool = false;
+  private lastPliUs: i64 = -1;
+
+  // the origin's SRs as they passed (for the round trip from receiver reports)
+  private readonly srMiddle: StaticArray<u32> = new StaticArray<u32>(SR_MEMORY);
+  private readonly srAtUs: StaticArray<i64> = new StaticArray<i64>(SR_MEMORY);
+  private srNext: i32 = 0;
+
+  constructor(id: u32, private readonly s: Settings, readonly pacer: Pacer) {
+    super(id);
+    this.rate = new RateControl(s.startBps, s.minBps, s.maxBps);
+    this.breaker = new Breaker(s.breakerFactor, s.breakerIntervals, <i64>s.breakerCooldownS * 1_000_000);
+    pacer.rateBps = s.startBps * s.pacingFactor;
+  }
+
+  onPacket(p: Packet, now: i64): u32 {
+    if (p.isUpstream) return p.isRtcp ? this.upstreamRtcp(p, now) : PASS;
+    if (p.isRtcp) {
+      this.rememberSr(p.ptr, p.length, now);
+      return PASS;
+    }
+    if (p.leg != 0 || RtpPacket.validate(p.ptr, p.length) != RtpError.None) return PASS;
+    const ptr = p.ptr;
+    const len = p.length;
+    this.armTick(now);
+    if (!this.haveMedia) {
+      this.mediaSsrc = RtpPacket.ssrc(ptr);
+      this.haveMedia = true;
+    }
+    this.originPackets++;
+    this.originBytes += len;
+    if (this.breaker.open) return this.dropped(DROP_CIRCUIT_BREAKER, false);
+    const pacer = this.pacer;
+    pacer.refill(now);
+    const s = this.s;
+    const verdict = this.gate.decide(ptr, len, s.isH264(<i32>RtpPacket.payloadType(ptr)), pacer.queueMs, s.nonReferenceMs, s.referenceMs, s.maxQueueMs);
+    if (this.gate.startedWaiting) this.wantPli = true;
+    if (verdict != 0) return this.dropped(verdict, true);
+    if (pacer.count == 0 && pacer.mayLeave) return this.passNow(p, now);
+    if (!pacer.push(ptr, len)) {
+      this.gate.cutCurrent();
+      if (this.gate.startedWaiting) this.wantPli = true;
+      return this.dropped(DROP_QUEUE_FULL, true);
+    }
+    this.armPacer(now);
+    return TAKE;
+  }
+
+  onTimer(timer: i32, now: i64): void {
+    if (timer == PACER_TIMER) {
+      this.pacerArmed = false;
+      this.release(now, false);
+    } else if (timer == TICK_TIMER) {
+      this.tickArmed = false;
+      this.tick(now);
+    }
+  }
+
+  drain(now: i64): void {
+    this.release(now, true);
+  }
+
+  flush(): void {
+    this.counts.flush(this.id);
+  }
+
+  free(): void {
+    this.pacer.free();
+  }
+
+  // ---- media out ----
+
+  /** Stamps the packet in place and lets it go (the queue is empty and the bucket has room). */
+  private passNow(p: Packet, now: i64): u32 {
+    const ptr = p.ptr;
+    const len = p.length;
+    if (!planStamp(ptr, len, this.s.extensionId) || ptr - <usize>plan.grow < p.slotStart) {
+      this.counts.add(Count.StampFailed);
+      this.pacer.spend(len);
+      this.forwardedInterval++;
+      return PASS;
+    }
+    const seq = this.nextSeq;
+    const n = writeStamped(ptr - <usize>plan.grow, ptr, len, this.s.extensionId, <u16>seq);
+    if (!p.resize(ptr - <usize>plan.grow, n)) {
+      this.counts.add(Count.StampFailed);
+      return PASS;
+    }
+    this.sent(seq, now, n);
+    return PASS;
+  }
+
+  /** Sends queued packets as the bucket allows (all of them when draining), in the output area. */
+  private release(now: i64, draining: bool): void {
+    const pacer = this.pacer;
+    pacer.refill(now);
+    // keep one output slot for a signal to the origin
+    while (pacer.count > 0 && (draining || pacer.mayLeave) && Output.remaining() > 1) {
+      const src = pacer.headPtr();
+      const len = pacer.headLength();
+      const out = Output.reserve();
+      let n = len;
+      const stamp = planStamp(src, len, this.s.extensionId) && len + plan.grow <= Output.maxPacket;
+      if (stamp) n = writeStamped(out, src, len, this.s.extensionId, <u16>this.nextSeq);
+      else memory.copy(out, src, <usize>len);
+      if (!Output.commit(this.id, n, 0, Dest.Forward, 0)) break;
+      if (stamp) this.sent(this.nextSeq, now, n);
+      else {
+        this.counts.add(Count.StampFailed);
+        pacer.spend(n);
+        this.forwardedInterval++;
+      }
+      pacer.pop();
+    }
+    if (pacer.count > 0 && !draining) this.armPacer(now);
+  }
+
+  private sent(seq: i64, now: i64, size: i32): void {
+    this.history.record(seq, now, size);
+    this.nextSeq = seq + 1;
+    this.pacer.spend(size);
+    this.forwardedInterval++;
+  }
+
+  private armPacer(now: i64): void {
+    if (this.pacerArmed) return;
+    const wait = this.pacer.waitUs();
+    timerSet(this.id, PACER_TIMER, wait < 1000 ? 1000 : wait > 5000 ? 5000 : wait);
+    this.pacerArmed = true;
+  }
+
+  private armTick(now: i64): void {
+    if (this.tickArmed) return;
+    timerSet(this.id, TICK_TIMER, TICK_US);
+    this.tickArmed = true;
+    if (this.lastIntervalUs < 0) this.lastIntervalUs = now;
+  }
+
+  private dropped(reason: u32, countsAsLoss: bool): u32 {
+    this.counts.add(dropCount(reason));
+    if (countsAsLoss) this.droppedHere++;
+    return reason;
+  }
+
+  // ---- what comes back ----
+
+  private upstreamRtcp(p: Packet, now: i64): u32 {
+    const ptr = p.ptr;
+    const len = p.length;
+    if (len < 8 || (len & 3) != 0) return PASS;
+    let onlyOurs = true;
+    let off = RtcpCompound.first(len);
+    while (off >= 0) {
+      const q = ptr + <usize>off;
+      const size = Rtcp.byteLength(q);
+      if (size > len - off || (load<u8>(q) >> 6) != 2) return PASS; // not well-formed: not ours to read
+      const type = <i32>Rtcp.type(q);
+      if (type == RtcpType.RTPFB && Rtcp.count(q) == FMT_TRANSPORT_CC) {
+        this.onFeedback(q, now);
+      } else if (type == RtcpType.RR || type == RtcpType.SR) {
+        this.onReport(q, type == RtcpType.SR ? 28 : 8, now);
+        if (Rtcp.count(q) > 0) onlyOurs = false;
+      } else {
+        onlyOurs = false;
+      }
+      off = RtcpCompound.next(ptr, len, off);
+    }
+    // a compound of feedback for this filter alone goes no further
+    return onlyOurs ? TAKE : PASS;
+  }
+
+  private onFeedback(q: usize, now: i64): void {
+    if (!report.read(q)) {
+      this.counts.add(Count.FeedbackRejected);
+      return;
+    }
+    // out of order or repeated (the 8-bit feedback count did not move forward)
+    if (this.lastFeedbackCount >= 0) {
+      const step = (report.feedbackCount - this.lastFeedbackCount) & 0xff;
+      if (step == 0 || step >= 128) {
+        this.counts.add(Count.FeedbackRejected);
+        return;
+      }
+    }
+    // the base sequence number, extended: the nearest at or before the next one we send
+    if (this.nextSeq == 0) {
+      this.counts.add(Count.FeedbackRejected);
+      return;
+    }
+    const latest = this.nextSeq - 1;
+    const base = latest - <i64>((<u16>latest - report.baseSeq) & 0xffff);
+    const count = report.count;
+    if (base + <i64>count - 1 > latest || base < this.nextSeq - RING) {
+      // about packets never sent, or older than anything remembered
+      this.counts.add(Count.FeedbackRejected);
+      return;
+    }
+    this.lastFeedbackCount = report.feedbackCount;
+    // the 24-bit reference time wraps every 12 days of the receiver's clock
+    if (this.refTicks >= 0 && report.referenceTicks < this.refTicks - (1 << 23)) this.refWrapUs += <i64>(1 << 24) * 64_000;
+    this.refTicks = report.referenceTicks;
+    let received: i64 = 0;
+    let lost: i64 = 0;
+    let newestSendUs: i64 = -1;
+    for (let k = 0; k < count; k++) {
+      const ext = base + k;
+      if (!this.history.has(ext)) continue; // sent by an instance before a swap: nothing to compare
+      const arrival = unchecked(report.arrivalUs[k]);
+      if (arrival == NOT_ARRIVED) {
+        if (!this.history.isAcked(ext)) lost++;
+        continue;
+      }
+      if (this.history.isAcked(ext)) continue;
+      this.history.markAcked(ext);
+      received++;
+      const sentUs = this.history.sentAt(ext);
+      const arrivalUs = arrival + this.refWrapUs;
+      this.acked.add(arrivalUs, this.history.size(ext));
+      const before = this.trend.state;
+      const state = this.trend.onPacket(<f64>sentUs / 1000, <f64>arrivalUs / 1000);
+      if (state == 1 && before != 1) this.counts.add(Count.OveruseSignals);
+      if (sentUs > newestSendUs) newestSendUs = sentUs;
+    }
+    this.counts.add(Count.FeedbackPackets);
+    this.lastFeedbackUs = now;
+    // round trip: the shortest time from a send to the feedback about it (the receiver holds
+    // feedback up to its interval, so this bounds it from above), followed slowly upward
+    if (newestSendUs >= 0) this.noteRtt(<f64>(now - newestSendUs) / 1000, true);
+    this.hopReceived += received;
+    this.hopLost += lost;
+    this.lossWindowReceived += received;
+    this.lossWindowLost += lost;
+    this.rate.onDelaySignal(this.trend.state, this.acked.bps, now, this.rttMs);
+    if (this.lastLossUs < 0) this.lastLossUs = now;
+    if (now - this.lastLossUs >= 500_000 && this.lossWindowReceived + this.lossWindowLost >= 20) {
+      this.lastLoss = <f64>this.lossWindowLost / <f64>(this.lossWindowReceived + this.lossWindowLost);
+      this.rate.onLoss(this.lastLoss, now);
+      this.lossWindowReceived = 0;
+      this.lossWindowLost = 0;
+      this.lastLossUs = now;
+    }
+    this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
+  }
+
+  /** A receiver report (or the blocks of an SR) from downstream: loss and round trip of the media. */
+  private onReport(q: usize, blocksAt: i32, now: i64): void {
+    const n = Rtcp.count(q);
+    const size = Rtcp.byteLength(q);
+    for (let i = 0; i < n; i++) {
+      const b = q + <usize>(blocksAt + i * REPORT_BLOCK_SIZE);
+      if (blocksAt + (i + 1) * REPORT_BLOCK_SIZE > size) return;
+      if (!this.haveMedia || ReportBlock.ssrc(b) != this.mediaSsrc) continue;
+      const lsr = ReportBlock.lastSr(b);
+      if (lsr != 0) {
+        for (let k = 0; k < SR_MEMORY; k++) {
+          if (unchecked(this.srMiddle[k]) != lsr) continue;
+          const rtt = <f64>(now - unchecked(this.srAtUs[k])) / 1000 - <f64>ReportBlock.delaySinceLastSr(b) * 1000 / 65536;
+          if (rtt >= 0 && rtt < 60_000) this.noteRtt(rtt, false);
+          break;
+        }
+      }
+      // only without transport-wide feedback do receiver reports drive the loss-based part
+      if (this.lastFeedbackUs < 0 || now - this.lastFeedbackUs > FEEDBACK_STALE_US) {
+        const fraction = <f64>ReportBlock.fractionLost(b) / 256;
+        this.lastLoss = fraction;
+        this.rate.onLoss(fraction, now);
+        this.hopLost += <i64>Math.round(fraction * <f64>this.forwardedInterval);
+        this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
+      }
+    }
+  }
+
+  private noteRtt(ms: f64, fromFeedback: bool): void {
+    if (!(ms >= 0) || ms > 60_000) return;
+    if (!this.haveRtt || ms < this.rttMs || !fromFeedback) this.rttMs = ms;
+    else this.rttMs += (ms - this.rttMs) * 0.01;
+    this.haveRtt = true;
+  }
+
+  /** Notes an SR from the origin as it passes (its NTP time's middle, and when). */
+  private rememberSr(ptr: usize, len: i32, now: i64): void {
+    if (len < 28 || Rtcp.type(ptr) != RtcpType.SR) return;
+    const middle = loadBe32(ptr + 10); // the middle 32 bits of its NTP timestamp (RFC 3550 6.4.1)
+    unchecked((this.srMiddle[this.srNext] = middle));
+    unchecked((this.srAtUs[this.srNext] = now));
+    this.srNext = (this.srNext + 1) % SR_MEMORY;
+  }
+
+  // ---- every TICK_US while media flows ----
+
+  private tick(now: i64): void {
+    const s = this.s;
+    if (this.breaker.maybeClose(now)) {
+      log(LogLevel.Info, "circuit breaker closed after " + s.breakerCooldownS.toString() + " s: the flow is forwarded again");
+    }
+    if (this.lastIntervalUs >= 0 && now - this.lastIntervalUs >= INTERVAL_US) this.interval(now);
+    this.signal(now);
+    this.setGauges();
+    // ticks go on while media comes (armTick re-arms on the next packet)
+    if (this.originPackets > 0 || this.pacer.count > 0) {
+      timerSet(this.id, TICK_TIMER, TICK_US);
+      this.tickArmed = true;
+    }
+  }
+
+  private interval(now: i64): void {
+    const seconds = <f64>(now - this.lastIntervalUs) / 1e6;
+    this.incomingBps = <f64>this.originBytes * 8 / seconds;
+    if (this.s.breakerEnabled) {
+      const lost = this.droppedHere + this.hopLost;
+      if (this.breaker.evaluate(this.originPackets, this.originBytes, lost, seconds, this.rttMs / 1000)) {
+        this.breaker.trip(now);
+        this.counts.add(Count.CircuitBreakerTrips);
+        log(LogLevel.Warn, "circuit breaker tripped (RFC 8083): the origin sends " + kbps(this.breaker.lastRateBps) +
+          " kbit/s with " + (<i64>Math.round(this.breaker.lastLoss * 100)).toString() + "% loss and a " + (<i64>Math.round(this.rttMs)).toString() +
+          " ms round trip, over " + this.s.breakerFactor.toString() + "x the " + kbps(this.breaker.lastTcpBps) +
+          " kbit/s a TCP flow would get, for " + this.s.breakerIntervals.toString() + " s; its media is dropped" +
+          (this.s.breakerCooldownS > 0 ? " for " + this.s.breakerCooldownS.toString() + " s" : " until the segment is reconfigured"));
+        this.dropQueue();
+      }
+    }
+    this.originPackets = 0;
+    this.originBytes = 0;
+    this.droppedHere = 0;
+    this.hopLost = 0;
+    this.hopReceived = 0;
+    this.forwardedInterval = 0;
+    this.lastIntervalUs = now;
+  }
+
+  /** Empties the queue (the breaker opened: nothing of the flow goes on). */
+  private dropQueue(): void {
+    this.counts.add(Count.DroppedCircuitBreaker, this.pacer.count);
+    while (this.pacer.count > 0) this.pacer.pop();
+  }
+
+  private signal(now: i64): void {
+    const s = this.s;
+    if (!this.haveMedia) return;
+    const target = this.rate.target;
+    const moved = this.signalledBps <= 0 || Math.abs(target - this.signalledBps) > 0.05 * this.signalledBps;
+    const refresh = this.lastSignalUs >= 0 && now - this.lastSignalUs >= <i64>s.signalIntervalMs * 1000 && this.incomingBps > target * 1.05;
+    const pli = this.wantPli && (this.lastPliUs < 0 || now - this.lastPliUs >= PLI_SPACING_US);
+    const rate = (moved || refresh) && (s.tmmbr || s.remb);
+    if (!rate && !pli) return;
+    if (!writeSignals(this.id, this.ourSsrc, this.mediaSsrc, target, rate && s.tmmbr, rate && s.remb, pli)) return;
+    if (rate) {
+      this.signalledBps = target;
+      this.lastSignalUs = now;
+      if (s.tmmbr) this.counts.add(Count.TmmbrSent);
+      if (s.remb) this.counts.add(Count.RembSent);
+    }
+    if (pli) {
+      this.wantPli = false;
+      this.lastPliUs = now;
+      this.counts.add(Count.PliSent);
+    }
+  }
+
+  private setGauges(): void {
+    const id = this.id;
+    metricSet(unchecked(gaugeIds[Gauge.TargetBps]), id, <i64>this.rate.target);
+    metricSet(unchecked(gaugeIds[Gauge.DelayBasedBps]), id, this.rate.haveDelayBased ? <i64>this.rate.delayBased : 0);
+    metricSet(unchecked(gaugeIds[Gauge.LossBasedBps]), id, <i64>this.rate.lossBased);
+    metricSet(unchecked(gaugeIds[Gauge.AckedBps]), id, <i64>this.acked.bps);
+    metricSet(unchecked(gaugeIds[Gauge.IncomingBps]), id, <i64>this.incomingBps);
+    metricSet(unchecked(gaugeIds[Gauge.RttMs]), id, <i64>this.rttMs);
+    metricSet(unchecked(gaugeIds[Gauge.LossPerMille]), id, <i64>(this.lastLoss * 1000));
+    metricSet(unchecked(gaugeIds[Gauge.QueuePackets]), id, this.pacer.count);
+    metricSet(unchecked(gaugeIds[Gauge.QueueMs]), id, <i64>this.pacer.queueMs);
+    metricSet(unchecked(gaugeIds[Gauge.BreakerOpen]), id, this.breaker.open ? 1 : 0);
+  }
+
+  // ---- hot swap ----
+
+  exportState(out: StateWriter, now: i64): Status {
+    out.u8(STATE_VERSION);
+    out.u64(reinterpret<u64>(this.rate.target));
+    out.u64(reinterpret<u64>(this.rate.delayBased));
+    out.u64(reinterpret<u64>(this.rate.lossBased));
+    out.u64(reinterpret<u64>(this.rttMs));
+    out.u64(<u64>this.nextSeq);
+    out.u8(this.breaker.open ? 1 : 0);
+    out.u64(<u64>(this.breaker.open ? now - this.breaker.openedUs : 0));
+    return out.overflow ? Status.NoSpace : Status.Ok;
+  }
+
+  importState(blob: StateReader, now: i64): Status {
+    if (blob.length == 0) return Status.Ok;
+    if (blob.u8() != STATE_VERSION) return Status.BadState;
+    const target = reinterpret<f64>(blob.u64());
+    const delayBased = reinterpret<f64>(blob.u64());
+    const lossBased = reinterpret<f64>(blob.u64());
+    const rtt = reinterpret<f64>(blob.u64());
+    const nextSeq = <i64>blob.u64();
+    const open = blob.u8() != 0;
+    const ageUs = <i64>blob.u64();
+    if (blob.overflow || nextSeq < 0 || ageUs < 0) return Status.BadState;
+    this.rate.restore(target, delayBased, lossBased);
+    this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
+    if (rtt >= 0 && rtt < 60_000) {
+      this.rttMs = rtt;
+      this.haveRtt = true;
+    }
+    this.nextSeq = nextSeq;
+    if (open) this.breaker.trip(now - ageUs);
+    this.signalledBps = this.rate.target; // the origin was told already
+    return Status.Ok;
+  }
+}
+
+function kbps(bps: f64): string {
+  return isFinite(bps) ? (<i64>Math.round(bps / 1000)).toString() : "unlimited";
+}

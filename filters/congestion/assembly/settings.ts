@@ -1,0 +1,137 @@
+// The congestion filter's settings: built-in defaults, overridden key by key by the root config,
+// then by each context's config. Every limit is checked here, at config time, never per packet.
+import { Config } from "../../../sdk/assembly";
+
+export const MODE_SENDER = 0;
+export const MODE_RECEIVER = 1;
+
+/** The most H.264 payload types one segment lists. */
+export const MAX_H264_TYPES = 8;
+
+const KEYS: string[] = [
+  "mode", "extensionId", "startBps", "minBps", "maxBps", "pacing", "priority", "signal", "circuitBreaker",
+  "feedbackIntervalMs", "stripExtension",
+];
+/** Keys only the root config may set: they size what the whole instance shares. */
+const ROOT_ONLY_KEYS: string[] = ["bufferBudgetKiB"];
+const ROOT_KEYS: string[] = KEYS.concat(ROOT_ONLY_KEYS);
+const PACING_KEYS: string[] = ["factor", "burstMs", "maxQueuePackets", "maxQueueMs"];
+const PRIORITY_KEYS: string[] = ["h264PayloadTypes", "nonReferenceMs", "referenceMs"];
+const SIGNAL_KEYS: string[] = ["tmmbr", "remb", "intervalMs"];
+const BREAKER_KEYS: string[] = ["enabled", "factor", "intervals", "cooldownSeconds"];
+
+export class Settings {
+  mode: i32 = MODE_SENDER;
+  extensionId: i32 = 5;
+  startBps: f64 = 1_000_000;
+  minBps: f64 = 150_000;
+  maxBps: f64 = 10_000_000;
+  pacingFactor: f64 = 1.1;
+  burstMs: f64 = 10;
+  maxQueuePackets: i32 = 128;
+  maxQueueMs: f64 = 300;
+  h264Types: StaticArray<i32> = new StaticArray<i32>(0);
+  nonReferenceMs: f64 = 30;
+  referenceMs: f64 = 120;
+  tmmbr: bool = true;
+  remb: bool = true;
+  signalIntervalMs: i32 = 1000;
+  breakerEnabled: bool = true;
+  breakerFactor: f64 = 10;
+  breakerIntervals: i32 = 3;
+  breakerCooldownS: i32 = 30;
+  feedbackIntervalMs: i32 = 50;
+  stripExtension: bool = true;
+
+  copyFrom(o: Settings): void {
+    this.mode = o.mode;
+    this.extensionId = o.extensionId;
+    this.startBps = o.startBps;
+    this.minBps = o.minBps;
+    this.maxBps = o.maxBps;
+    this.pacingFactor = o.pacingFactor;
+    this.burstMs = o.burstMs;
+    this.maxQueuePackets = o.maxQueuePackets;
+    this.maxQueueMs = o.maxQueueMs;
+    this.h264Types = o.h264Types;
+    this.nonReferenceMs = o.nonReferenceMs;
+    this.referenceMs = o.referenceMs;
+    this.tmmbr = o.tmmbr;
+    this.remb = o.remb;
+    this.signalIntervalMs = o.signalIntervalMs;
+    this.breakerEnabled = o.breakerEnabled;
+    this.breakerFactor = o.breakerFactor;
+    this.breakerIntervals = o.breakerIntervals;
+    this.breakerCooldownS = o.breakerCooldownS;
+    this.feedbackIntervalMs = o.feedbackIntervalMs;
+    this.stripExtension = o.stripExtension;
+  }
+
+  /** Overrides the keys `cfg` sets; problems are recorded in `cfg`, naming the key. `root`: the filter's root config. */
+  apply(cfg: Config, root: bool): void {
+    cfg.rootOnly(ROOT_ONLY_KEYS, root);
+    cfg.rejectUnknown(root ? ROOT_KEYS : KEYS);
+    if (cfg.has("mode")) {
+      const mode = cfg.getString("mode", "");
+      if (mode == "sender") this.mode = MODE_SENDER;
+      else if (mode == "receiver") this.mode = MODE_RECEIVER;
+      else cfg.fail("config key 'mode' must be 'sender' or 'receiver'");
+    }
+    // RFC 8285 4.2: one-byte IDs 1-14 (0 is padding, 15 reserved)
+    this.extensionId = <i32>cfg.getInt("extensionId", this.extensionId, 1, 14);
+    this.startBps = cfg.getNumber("startBps", this.startBps, 10_000, 10_000_000_000);
+    this.minBps = cfg.getNumber("minBps", this.minBps, 10_000, 10_000_000_000);
+    this.maxBps = cfg.getNumber("maxBps", this.maxBps, 10_000, 10_000_000_000);
+    const pacing = cfg.getObject("pacing");
+    if (pacing !== null) {
+      pacing.rejectUnknown(PACING_KEYS);
+      this.pacingFactor = pacing.getNumber("factor", this.pacingFactor, 1, 10);
+      this.burstMs = pacing.getNumber("burstMs", this.burstMs, 1, 1000);
+      this.maxQueuePackets = <i32>pacing.getInt("maxQueuePackets", this.maxQueuePackets, 8, 4096);
+      this.maxQueueMs = pacing.getNumber("maxQueueMs", this.maxQueueMs, 10, 10_000);
+    }
+    const priority = cfg.getObject("priority");
+    if (priority !== null) {
+      priority.rejectUnknown(PRIORITY_KEYS);
+      const types = priority.getIntArray("h264PayloadTypes", 0, 127);
+      if (types !== null) {
+        if (types.length > MAX_H264_TYPES) cfg.fail("config key 'priority.h264PayloadTypes' lists more than " + MAX_H264_TYPES.toString() + " payload types");
+        const out = new StaticArray<i32>(min(types.length, MAX_H264_TYPES));
+        for (let i = 0; i < out.length; i++) out[i] = <i32>types[i];
+        this.h264Types = out;
+      }
+      this.nonReferenceMs = priority.getNumber("nonReferenceMs", this.nonReferenceMs, 0, 10_000);
+      this.referenceMs = priority.getNumber("referenceMs", this.referenceMs, 0, 10_000);
+    }
+    const signal = cfg.getObject("signal");
+    if (signal !== null) {
+      signal.rejectUnknown(SIGNAL_KEYS);
+      this.tmmbr = signal.getBool("tmmbr", this.tmmbr);
+      this.remb = signal.getBool("remb", this.remb);
+      this.signalIntervalMs = <i32>signal.getInt("intervalMs", this.signalIntervalMs, 100, 60_000);
+    }
+    const breaker = cfg.getObject("circuitBreaker");
+    if (breaker !== null) {
+      breaker.rejectUnknown(BREAKER_KEYS);
+      this.breakerEnabled = breaker.getBool("enabled", this.breakerEnabled);
+      this.breakerFactor = breaker.getNumber("factor", this.breakerFactor, 1, 1000);
+      this.breakerIntervals = <i32>breaker.getInt("intervals", this.breakerIntervals, 1, 600);
+      this.breakerCooldownS = <i32>breaker.getInt("cooldownSeconds", this.breakerCooldownS, 0, 86_400);
+    }
+    this.feedbackIntervalMs = <i32>cfg.getInt("feedbackIntervalMs", this.feedbackIntervalMs, 10, 1000);
+    this.stripExtension = cfg.getBool("stripExtension", this.stripExtension);
+  }
+
+  /** Rules across keys, checked once the context's config is complete. */
+  check(cfg: Config): void {
+    if (this.minBps > this.maxBps) cfg.fail("config key 'minBps' (" + this.minBps.toString() + ") is above 'maxBps' (" + this.maxBps.toString() + ")");
+    if (this.startBps < this.minBps || this.startBps > this.maxBps) cfg.fail("config key 'startBps' must lie between 'minBps' and 'maxBps'");
+    if (this.nonReferenceMs > this.referenceMs) cfg.fail("config key 'priority.nonReferenceMs' is above 'priority.referenceMs': non-reference frames must go first");
+  }
+
+  isH264(pt: i32): bool {
+    const t = this.h264Types;
+    for (let i = 0; i < t.length; i++) if (unchecked(t[i]) == pt) return true;
+    return false;
+  }
+}
