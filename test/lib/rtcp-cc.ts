@@ -496,3 +496,63 @@ export function decodeCcCompound(compound: Uint8Array): CcRtcp[] {
     return decodeRtcp(piece.bytes)[0]!;
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// A model feedback receiver: what a receiving proxy (or any transport-cc peer) would report
+
+/** An empty receiver report (RFC 3550 6.4.2, no blocks): the head of a feedback compound. */
+export function emptyReceiverReport(ssrc: number): Uint8Array {
+  const b = new Uint8Array(8);
+  header(b, 0, 201, 8);
+  put32(b, 4, ssrc >>> 0);
+  return b;
+}
+
+/**
+ * Records the arrival of stamped packets and writes the feedback about them with this file's
+ * encoder: every number from the first not reported yet to the highest seen, deltas from the
+ * arrival times rounded to 250 us, behind an empty RR as a receiving proxy sends it.
+ */
+export class TwccRecorder {
+  private readonly arrivals = new Map<number, number>();
+  private highest = -1;
+  private nextToReport = -1;
+  fbCount = 0;
+
+  constructor(readonly senderSsrc: number, readonly mediaSsrc: number) {}
+
+  /** Packet with transport-wide number `seq` (16 bits) arrived at `arrivalUs`. */
+  record(seq: number, arrivalUs: number): void {
+    const ext = this.highest < 0 ? seq : this.highest + ((((seq - this.highest) & 0xffff) ^ 0x8000) - 0x8000);
+    if (this.nextToReport < 0) this.nextToReport = ext;
+    if (ext < this.nextToReport) return; // reported already as lost: too late
+    this.arrivals.set(ext, arrivalUs);
+    this.highest = Math.max(this.highest, ext);
+  }
+
+  /** The compound [empty RR][feedback] about what is new, or null when nothing is. */
+  feedback(): Uint8Array | null {
+    if (this.nextToReport < 0 || this.highest < this.nextToReport) return null;
+    const first = this.nextToReport;
+    const count = Math.min(this.highest - first + 1, 0xffff);
+    const received = [...Array(count).keys()].map((k) => this.arrivals.get(first + k)).filter((a): a is number => a !== undefined);
+    const refUnits = received.length > 0 ? Math.floor(received[0]! / 64_000) : 0;
+    let prevTick = refUnits * 256;
+    const reports = Array.from({ length: count }, (_, k) => {
+      const at = this.arrivals.get(first + k);
+      if (at === undefined) return null;
+      const tick = Math.round(at / 250);
+      const delta = tick - prevTick;
+      prevTick = tick;
+      return delta;
+    });
+    for (let k = 0; k < count; k++) this.arrivals.delete(first + k);
+    this.nextToReport = first + count;
+    const fb = encodeTwcc({ senderSsrc: this.senderSsrc, mediaSsrc: this.mediaSsrc, baseSeq: first & 0xffff, referenceTime: ((refUnits % 2 ** 24) << 8) >> 8, fbCount: this.fbCount++ & 0xff, reports });
+    const rr = emptyReceiverReport(this.senderSsrc);
+    const out = new Uint8Array(rr.length + fb.length);
+    out.set(rr);
+    out.set(fb, rr.length);
+    return out;
+  }
+}

@@ -1,0 +1,255 @@
+// The congestion filter's bytes, read by an independent decoder (test/lib/rtcp-cc.ts, written from
+// the specs) and by tshark: the transport-wide sequence number the sender stamps, the feedback
+// the receiver builds, the TMMBR and REMB the sender sends to the origin; and the receiver taking
+// the extension off again so that a packet leaves as the origin sent it. docs/congestion-wire.md
+// describes every layout.
+import * as assert from "uvu/assert";
+import { PacketFlag, buildRtp, type OutputPacket } from "../sdk/harness/index.js";
+import { SSRC, loadCongestion } from "../filters/congestion/test/cc-lib.js";
+import { drive } from "../filters/congestion/test/twcc-drive.js";
+import { peerTest } from "./lib/peers.js";
+import {
+  TwccRecorder, decodeCcCompound, decodeTwcc, encodeChunk, oneByteElements, rtcpPieces, transportSeqOf, withTransportSeq,
+  type TwccFeedback,
+} from "./lib/rtcp-cc.js";
+import { suite } from "./lib/suite.js";
+import { tshark, tsharkDecode, tsharkRtcp } from "./lib/tshark-rtcp.js";
+
+const test = suite("congestion filter on the wire", { timeoutMs: 120_000 });
+
+const ID = 5;
+const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+const metric = (h: Awaited<ReturnType<typeof loadCongestion>>, name: string, ctx: number): number => (h.metric(name, ctx) as number | undefined) ?? NaN;
+
+/** Media of four shapes, in turn: plain; two CSRCs; a one-byte extension already (ID 1); RTP padding. */
+function shaped(k: number): Uint8Array {
+  const base = { seq: 100 + k, timestamp: 9000 * Math.floor(k / 4), ssrc: SSRC, payloadSize: 200, payloadByte: k };
+  switch (k % 4) {
+    case 0: return buildRtp(base);
+    case 1: return buildRtp({ ...base, csrcs: [0xc0, 0xc1] });
+    case 2: return buildRtp({ ...base, extensions: [[1, new Uint8Array([0x80 | k])]] });
+    default: return buildRtp({ ...base, padding: 4 });
+  }
+}
+
+/** The RTP payload (after header, CSRCs, extension; padding included). */
+function payloadOf(b: Uint8Array): Uint8Array {
+  let at = 12 + 4 * (b[0]! & 0x0f);
+  if (b[0]! & 0x10) at += 4 + ((b[at + 2]! << 8) | b[at + 3]!) * 4;
+  return b.subarray(at);
+}
+
+test("the sender stamps consecutive transport-wide numbers as RFC 8285 one-byte elements; a plain packet's bytes are exactly the spec's 8-byte form", async () => {
+  const h = await loadCongestion();
+  const ctx = h.createContext({ mode: "sender", extensionId: ID });
+  const inputs = Array.from({ length: 40 }, (_, k) => shaped(k));
+  const out: Uint8Array[] = [];
+  for (const bytes of inputs) {
+    const r = h.run({ ctx, bytes, leg: 0 });
+    assert.is(r.verdict, "pass", "slow media leaves at once (the pacer's bucket has room)");
+    out.push(r.bytes);
+    h.advanceTime(10_000); // 200-byte packets every 10 ms: 160 kbit/s, far below the start rate
+  }
+  out.forEach((b, k) => {
+    const input = inputs[k]!;
+    assert.is(transportSeqOf(b, ID), k, `packet ${k} carries number ${k}`);
+    const others = oneByteElements(b).filter((e) => e.id !== ID).map((e) => [e.id, hex(e.data)]);
+    const before = input[0]! & 0x10 ? oneByteElements(input).map((e) => [e.id, hex(e.data)]) : [];
+    assert.equal(others, before, `packet ${k}: the other elements are kept`);
+    assert.is(hex(b.subarray(1, 12)), hex(input.subarray(1, 12)), `packet ${k}: header fields unchanged`);
+    assert.is(b[0]!, input[0]! | 0x10, `packet ${k}: only the X bit set in the first byte`);
+    assert.is(hex(b.subarray(12, 12 + 4 * (input[0]! & 0x0f))), hex(input.subarray(12, 12 + 4 * (input[0]! & 0x0f))), `packet ${k}: CSRCs kept`);
+    assert.is(hex(payloadOf(b)), hex(payloadOf(input)), `packet ${k}: payload and padding untouched`);
+    if (!(input[0]! & 0x10)) assert.is(hex(b), hex(withTransportSeq(input, ID, k)), `packet ${k}: 8 bytes more, BE DE 00 01 ${(ID << 4) | 1} seq 00`);
+    else assert.is(b.length, input.length + 4, `packet ${k}: one word more in its one-byte extension`);
+  });
+});
+
+peerTest(test, tshark, "tshark reads the stamped packets: no warning, the element's ID and the number, the payload intact", async () => {
+  const h = await loadCongestion();
+  const ctx = h.createContext({ mode: "sender", extensionId: ID });
+  const inputs = Array.from({ length: 8 }, (_, k) => shaped(k));
+  const out = inputs.map((bytes) => {
+    const r = h.run({ ctx, bytes, leg: 0 });
+    h.advanceTime(10_000);
+    return r.bytes;
+  });
+  const d = await tsharkDecode(out, "rtp");
+  assert.equal(d.problems, []);
+  d.frames.forEach((f, k) => {
+    const rtp = f[0]!;
+    const ids = rtp.all("rtp.ext.rfc5285.id");
+    const data = rtp.all("rtp.ext.rfc5285.data");
+    assert.is(rtp.one("rtp.ext.profile"), "0xbede", `frame ${k}`);
+    assert.is(data[ids.indexOf(String(ID))], `00:${k.toString(16).padStart(2, "0")}`, `frame ${k}: element ${ID} holds ${k}`);
+    assert.is(rtp.one("rtp.payload").replace(/:/g, ""), hex(payloadOf(inputs[k]!).subarray(0, 200)), `frame ${k}: payload`);
+  });
+});
+
+/** Arrivals fed to a receiver context: which of 0..39 arrive, when (us after the start), in which order. */
+function hopArrivals(): { seq: number; atUs: number }[] {
+  const lost = new Set([7, 8, 20]);
+  const list = [];
+  for (let s = 0; s < 40; s++) {
+    if (lost.has(s)) continue;
+    let at = s * 2000 + (s % 3) * 130; // not multiples of 250 us
+    if (s >= 35) at += 100_000; // a 100 ms gap
+    list.push({ seq: s, atUs: at });
+  }
+  // 30 and 31 arrive swapped: 31 first (a negative delta for 30)
+  const i30 = list.findIndex((x) => x.seq === 30);
+  [list[i30], list[i30 + 1]] = [{ seq: 31, atUs: list[i30]!.atUs }, { seq: 30, atUs: list[i30 + 1]!.atUs }];
+  return list;
+}
+
+/** A receiver context fed the stamped (by this codec) plain packets of hopArrivals(); what it passes and the feedback it sends. */
+async function receiverRun(config: Record<string, unknown> = {}) {
+  const h = await loadCongestion();
+  const ctx = h.createContext({ mode: "receiver", extensionId: ID, ...config });
+  const start = h.nowUs;
+  const originals = new Map<number, Uint8Array>();
+  const passed = new Map<number, Uint8Array>();
+  const outputs: OutputPacket[] = [];
+  for (const a of hopArrivals()) {
+    outputs.push(...h.advanceTime(start + a.atUs - h.nowUs));
+    const original = shaped(a.seq);
+    originals.set(a.seq, original);
+    const r = h.runBatch([{ ctx, bytes: withTransportSeq(original, ID, (65_520 + a.seq) & 0xffff), leg: 0, arrivalUs: start + a.atUs }]);
+    assert.is(r.packets[0]!.verdict, "pass");
+    passed.set(a.seq, r.packets[0]!.bytes);
+    outputs.push(...r.outputs);
+  }
+  outputs.push(...h.advanceTime(200_000));
+  return { h, ctx, start, originals, passed, outputs };
+}
+
+test("the receiver's feedback, decoded: an empty RR then FMT 15; every number once, lost ones as lost, arrival spacing to 250 us, counts consecutive", async () => {
+  const { h, ctx, start, outputs } = await receiverRun();
+  assert.ok(outputs.length >= 2, `feedback went out (${outputs.length} compounds)`);
+  const feedback: TwccFeedback[] = [];
+  for (const o of outputs) {
+    assert.is(o.flags & (PacketFlag.Rtcp | PacketFlag.Upstream), PacketFlag.Rtcp | PacketFlag.Upstream, "RTCP, upstream toward the sending proxy");
+    const pieces = decodeCcCompound(o.bytes);
+    assert.equal(pieces.map((p) => p.type), ["RR", "TWCC"], `compound ${hex(o.bytes)}`);
+    const rr = pieces[0]!;
+    assert.ok(rr.type === "RR" && rr.blocks.length === 0, "an empty receiver report");
+    const second = pieces[1]!;
+    if (second.type !== "TWCC") throw new Error("no feedback");
+    const fb = second.twcc;
+    assert.is(fb.senderSsrc, rr.type === "RR" ? rr.ssrc : -1, "the RR and the feedback share the reporter SSRC");
+    assert.is(fb.mediaSsrc, SSRC, "media source: the stream's SSRC");
+    feedback.push(fb);
+  }
+  assert.is(metric(h, "feedback_sent", ctx), outputs.length);
+  feedback.forEach((f, i) => i > 0 && assert.is(f.fbCount, (feedback[0]!.fbCount + i) & 0xff, "feedback counts go up by one"));
+  const status = new Map<number, number | null>();
+  const arrivals = new Map<number, number>();
+  for (const f of feedback) {
+    for (const r of f.reports) {
+      const seq = (r.seq - 65_520) & 0xffff; // the numbers wrapped through 65535
+      assert.not.ok(status.has(seq) && status.get(seq) !== null, `number ${seq} reported received twice`);
+      if (!status.has(seq) || r.deltaTicks !== null) status.set(seq, r.deltaTicks);
+    }
+    for (const [seq, at] of f.arrivalsUs) arrivals.set((seq - 65_520) & 0xffff, at);
+  }
+  assert.equal([...status.keys()].sort((a, b) => a - b), [...Array(40).keys()], "every number 0..39 reported");
+  assert.equal([...status].filter(([, d]) => d === null).map(([s]) => s).sort((a, b) => a - b), [7, 8, 20], "lost ones as not received");
+  const truth = new Map(hopArrivals().map((a) => [a.seq, start + a.atUs]));
+  const offset = arrivals.get(0)! - truth.get(0)!;
+  for (const [seq, at] of truth) {
+    assert.ok(Math.abs(arrivals.get(seq)! - offset - at) <= 250, `number ${seq}: arrival ${arrivals.get(seq)! - offset} for ${at} (250 us resolution)`);
+  }
+  const negative = feedback.flatMap((f) => f.reports).filter((r) => r.deltaTicks !== null && r.deltaTicks < 0);
+  assert.is(negative.length, 1, "the reordered pair: one negative (large) delta");
+});
+
+peerTest(test, tshark, "tshark reads the receiver's feedback as the decoder does, with no warning", async () => {
+  const { outputs } = await receiverRun();
+  const d = await tsharkRtcp(outputs.map((o) => o.bytes));
+  assert.equal(d.problems, []);
+  d.frames.forEach((f, i) => {
+    const mine = decodeTwcc(rtcpPieces(outputs[i]!.bytes)[1]!.bytes);
+    assert.is(f[0]!.one("rtcp.pt"), "201");
+    const t = f[1]!;
+    assert.equal(["baseseq", "statuscount", "reftime", "pktcount"].map((x) => Number(t.one(`rtcp.rtpfb.transportcc.${x}`))), [mine.baseSeq, mine.statusCount, mine.referenceTime, mine.fbCount]);
+    assert.equal(t.all("rtcp.rtpfb.transportcc.pktchunk").map(Number), mine.chunks.map(encodeChunk));
+    assert.is(t.all("rtcp.rtpfb.transportcc.recv_delta").length, mine.reports.filter((r) => r.deltaTicks !== null).length);
+  });
+});
+
+test("the receiver strips the extension: a packet the origin sent without one leaves byte for byte as it came; other elements stay", async () => {
+  const { originals, passed } = await receiverRun();
+  for (const [seq, out] of passed) {
+    const original = originals.get(seq)!;
+    assert.is(transportSeqOf(out, ID), undefined, `number ${seq}: no element ${ID} left`);
+    if (!(original[0]! & 0x10)) {
+      assert.is(hex(out), hex(original), `packet ${seq} leaves as the origin sent it`);
+    } else {
+      assert.equal(oneByteElements(out).map((e) => [e.id, hex(e.data)]), oneByteElements(original).map((e) => [e.id, hex(e.data)]), `packet ${seq}: its own element kept`);
+      assert.is(hex(payloadOf(out)), hex(payloadOf(original)), `packet ${seq}: payload`);
+      if (hex(out) !== hex(original)) console.log(`note: packet ${seq} leaves as ${hex(out.subarray(0, 24))}..., the origin sent ${hex(original.subarray(0, 24))}... (same elements, other layout)`);
+    }
+  }
+});
+
+test("stripExtension false: the packet goes on with the number in it", async () => {
+  const { passed } = await receiverRun({ stripExtension: false });
+  for (const [seq, out] of passed) assert.is(transportSeqOf(out, ID), (65_520 + seq) & 0xffff);
+});
+
+/** A sender whose hop queues up (one-way delay growing 1 ms per packet after 1 s): the target falls and the origin is told. */
+async function congestedSender() {
+  const h = await loadCongestion();
+  const ctx = h.createContext({ mode: "sender", extensionId: ID, startBps: 2_000_000 });
+  const recorder = new TwccRecorder(0xfeed0001, SSRC);
+  const run = drive(h, ctx, recorder, { packets: 1200, intervalUs: 5000, size: 1000, delayUs: (k) => (k < 200 ? 20_000 : 20_000 + (k - 200) * 1000) });
+  return { h, ctx, run };
+}
+
+test("TMMBR and REMB to the origin, decoded: behind an empty RR, media source 0, the stream's SSRC, overhead 40, the target's rate", async () => {
+  const { h, ctx, run } = await congestedSender();
+  assert.ok(metric(h, "overuse_signals", ctx) > 0, "the growing delay was seen as over-use");
+  assert.ok(metric(h, "feedback_packets", ctx) > 10, "feedback used");
+  assert.is(metric(h, "feedback_rejected", ctx), 0, "none refused");
+  const signals = run.upstream.map((u) => ({ pieces: decodeCcCompound(u.packet.bytes), targetBps: u.targetBps, hex: hex(u.packet.bytes) }));
+  assert.ok(signals.length >= 1, "signals went to the origin");
+  assert.ok(metric(h, "tmmbr_sent", ctx) >= 1 && metric(h, "remb_sent", ctx) >= 1);
+  for (const s of signals) {
+    assert.is(s.pieces[0]!.type, "RR", `starts with a report: ${s.hex}`);
+    const tmmbr = s.pieces.find((p) => p.type === "TMMBR");
+    const remb = s.pieces.find((p) => p.type === "REMB");
+    if (tmmbr?.type === "TMMBR") {
+      assert.equal(tmmbr.tmmb.entries.map((e) => [e.ssrc, e.overhead]), [[SSRC, 40]], s.hex);
+      const bps = tmmbr.tmmb.entries[0]!.bps;
+      assert.ok(bps <= s.targetBps && bps > s.targetBps * (1 - 2 ** -16), `TMMBR ${bps} for a target of ${s.targetBps} (${s.hex})`);
+    }
+    if (remb?.type === "REMB") {
+      assert.equal(remb.remb.ssrcs, [SSRC], s.hex);
+      assert.ok(remb.remb.bps <= s.targetBps && remb.remb.bps > s.targetBps * (1 - 2 ** -17), `REMB ${remb.remb.bps} for a target of ${s.targetBps} (${s.hex})`);
+    }
+  }
+  const last = signals.at(-1)!;
+  assert.ok(last.targetBps < 2_000_000 * 0.95, `the last signal asks for less than the start (${last.targetBps})`);
+});
+
+peerTest(test, tshark, "tshark reads the signals to the origin as the decoder does, with no warning", async () => {
+  const { run } = await congestedSender();
+  const d = await tsharkRtcp(run.upstream.map((u) => u.packet.bytes));
+  assert.equal(d.problems, []);
+  d.frames.forEach((f, i) => {
+    const pieces = decodeCcCompound(run.upstream[i]!.packet.bytes);
+    pieces.forEach((p, k) => {
+      const t = f[k]!;
+      if (p.type === "TMMBR") {
+        const e = p.tmmb.entries[0]!;
+        assert.equal(["exp", "mantissa", "measuredoverhead"].map((x) => Number(t.one(`rtcp.rtpfb.tmmbr.fci.${x}`))), [e.exp, e.mantissa, e.overhead]);
+      }
+      if (p.type === "REMB") {
+        assert.equal(["fci.br_exp", "fci.br_mantissa"].map((x) => Number(t.one(`rtcp.psfb.remb.${x}`))), [p.remb.exp, p.remb.mantissa]);
+        assert.is(t.one("rtcp.psfb.remb.identifier"), "REMB");
+      }
+    });
+  });
+});
+
+test.run();
