@@ -53,6 +53,34 @@ async function bindPinned(address: string, receiveBuffer: number): Promise<Socke
   throw lastError;
 }
 
+/**
+ * An ephemeral egress RTP socket and its RTCP socket on the next port (RFC 3550 section 11's
+ * pair): a receiver, or the next proxy, that has heard no RTCP from us yet sends its feedback to
+ * our RTP port + 1. When the kernel keeps handing out ports whose neighbour is taken, the RTCP
+ * socket gets any port (its RTCP then tells the receiver where it is).
+ */
+async function bindPinnedPair(address: string, receiveBuffer: number): Promise<[Socket, Socket]> {
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const rtp = await bindPinned(address, receiveBuffer);
+    const port = rtp.address().port;
+    if (port < 65535) {
+      try {
+        return [rtp, await bindSocket(address, port + 1, receiveBuffer)];
+      } catch {
+        // taken: another pair
+      }
+    }
+    rtp.close();
+  }
+  const rtp = await bindPinned(address, receiveBuffer);
+  try {
+    return [rtp, await bindPinned(address, receiveBuffer)];
+  } catch (err) {
+    rtp.close();
+    throw err;
+  }
+}
+
 /** Connects `socket` to its one peer; false where the runtime cannot (the socket then stays unconnected). */
 function connectSocket(socket: Socket, port: number, address: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -181,8 +209,15 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
   const bind = binder(config, receiveBuffer, opened);
   if (!egressRtp) {
     const egress = egressOf(config);
-    egressRtp = await bind(egress.address, 0, "egress");
-    egressRtcp = config.rtcpMux ? null : await bind(egress.address, 0, "egress RTCP");
+    if (config.rtcpMux) egressRtp = await bind(egress.address, 0, "egress");
+    else {
+      try {
+        [egressRtp, egressRtcp] = await bindPinnedPair(egress.address, receiveBuffer);
+      } catch (err) {
+        failSegment(config, opened, `cannot bind egress ${egress.address}:0 and its RTCP port: ${(err as Error).message}`);
+      }
+      opened.push(egressRtp, egressRtcp!);
+    }
   }
   for (const [k, l] of config.legs.entries()) {
     const sockets = partial.legs[k]!;

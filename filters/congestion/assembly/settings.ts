@@ -38,7 +38,7 @@ export class Settings {
   signalIntervalMs: i32 = 1000;
   breakerEnabled: bool = true;
   breakerFactor: f64 = 10;
-  breakerIntervals: i32 = 3;
+  breakerIntervals: i32 = 5;
   breakerCooldownS: i32 = 30;
   feedbackIntervalMs: i32 = 50;
   stripExtension: bool = true;

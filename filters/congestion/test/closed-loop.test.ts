@@ -1,0 +1,159 @@
+// The sender and receiver modes in a closed loop over a simulated bottleneck (cc-lib.ts): the
+// feedback the receiver writes drives the sender's estimate toward the capacity, TMMBR tells the
+// origin, and the pacer and priority drop keep the queue short. Deterministic: no sockets, the
+// harness clocks advance together in 1 ms steps.
+import * as assert from "uvu/assert";
+import { PacketFlag, type FilterHarness, type OutputPacket } from "../../../sdk/harness/index.js";
+import { suite } from "../../../test/lib/suite.js";
+import { Bottleneck, h264Packet, loadCongestion, tmmbrBps, type FrameKind } from "./cc-lib.js";
+
+const test = suite("congestion closed loop");
+
+interface LoopResult {
+  /** [seconds, target bps, capacity bps, origin bps] once per 500 ms. */
+  readonly samples: [number, number, number, number][];
+  readonly link: Bottleneck;
+  readonly sender: FilterHarness;
+  readonly senderCtx: number;
+  readonly originSent: number;
+  readonly tmmbrs: number;
+}
+
+/**
+ * Runs `seconds` of a 30 fps origin that starts at `originBps` and follows TMMBR (when `follows`)
+ * through sender -> bottleneck -> receiver, feedback back to the sender with the same delay.
+ */
+async function closedLoop(seconds: number, capacity: (tUs: number) => number, opts: { originBps: number; follows: boolean; senderConfig?: object; originSchedule?: (tUs: number) => number }): Promise<LoopResult> {
+  const sender = await loadCongestion({ startUs: 0 });
+  const receiver = await loadCongestion({ startUs: 0 });
+  const senderCtx = sender.createContext({ mode: "sender", priority: { h264PayloadTypes: [96] }, ...(opts.senderConfig ?? {}) });
+  const receiverCtx = receiver.createContext({ mode: "receiver" });
+  const link = new Bottleneck({ capacity, delayUs: 20_000, queueBytes: 60_000 });
+  const feedback: { bytes: Uint8Array; dueUs: number }[] = [];
+  let originBps = opts.originBps;
+  let seq = 0;
+  let frame = 0;
+  let originSent = 0;
+  let tmmbrs = 0;
+  const samples: [number, number, number, number][] = [];
+  const fromSender = (outs: OutputPacket[], passed: Uint8Array[], t: number): void => {
+    for (const b of passed) link.enqueue(b, t);
+    for (const o of outs) {
+      if (o.flags & PacketFlag.Upstream) {
+        const bps = tmmbrBps(o.bytes);
+        if (bps !== undefined) {
+          tmmbrs++;
+          if (opts.follows) originBps = bps;
+        }
+      } else link.enqueue(o.bytes, t);
+    }
+  };
+  for (let t = 0; t < seconds * 1e6; t += 1000) {
+    // the origin: a frame every 33.3 ms, its size from the rate; an IDR every 2 s, every other frame non-reference
+    if (opts.originSchedule) originBps = opts.originSchedule(t);
+    if (t >= (frame * 1e6) / 30) {
+      const kind: FrameKind = frame % 60 === 0 ? "idr" : frame % 2 === 1 ? "nonref" : "ref";
+      const bytes = Math.max(200, Math.round(originBps / 8 / 30) * (kind === "idr" ? 2 : 1));
+      const n = Math.ceil(bytes / 1100);
+      const batch = [];
+      for (let k = 0; k < n; k++) {
+        batch.push({ ctx: senderCtx, bytes: h264Packet(seq++ & 0xffff, (frame * 3000) >>> 0, kind, { first: k === 0, last: k === n - 1, size: Math.ceil(bytes / n) }) });
+      }
+      originSent += n;
+      for (let i = 0; i < batch.length; i += 64) {
+        const r = sender.runBatch(batch.slice(i, i + 64));
+        fromSender(r.outputs, r.packets.filter((p) => p.verdict === "pass").map((p) => p.bytes), t);
+      }
+      frame++;
+    }
+    fromSender(sender.advanceTime(1000), [], t + 1000);
+    for (const o of receiver.advanceTime(1000)) feedback.push({ bytes: o.bytes, dueUs: t + 1000 + 20_000 });
+    const arrived = link.advance(t + 1000);
+    for (const a of arrived) {
+      const r = receiver.runBatch([{ ctx: receiverCtx, bytes: a.bytes, arrivalUs: a.arriveUs }]);
+      for (const o of r.outputs) feedback.push({ bytes: o.bytes, dueUs: t + 1000 + 20_000 });
+    }
+    while (feedback.length > 0 && feedback[0]!.dueUs <= t + 1000) {
+      const f = feedback.shift()!;
+      const r = sender.runBatch([{ ctx: senderCtx, bytes: f.bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream }]);
+      assert.equal(r.packets[0]!.verdict, "hold", "the sender consumes the receiver's feedback");
+      fromSender(r.outputs, [], t + 1000);
+    }
+    if (t % 500_000 === 0) samples.push([t / 1e6, sender.metric("target_bps", senderCtx) as number, capacity(t), originBps]);
+  }
+  if (process.env.CC_DEBUG) for (const m of sender.metricNames()) console.log("   ", m, sender.metric(m, senderCtx));
+  return { samples, link, sender, senderCtx, originSent, tmmbrs };
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+test("the target settles near a steady capacity, the origin follows it, and the link barely loses", async () => {
+  const r = await closedLoop(30, () => 1_000_000, { originBps: 2_000_000, follows: true });
+  const late = r.samples.filter(([s]) => s >= 15).map(([, target]) => target);
+  const settled = mean(late);
+  console.log(`  steady 1 Mbit/s: target over 15-30 s ${Math.round(settled / 1000)} kbit/s (min ${Math.round(Math.min(...late) / 1000)}, max ${Math.round(Math.max(...late) / 1000)}); link lost ${r.link.lost} of ${r.originSent}; TMMBR ${r.tmmbrs}`);
+  assert.ok(settled > 600_000 && settled < 1_300_000, `target ${settled} should settle near the 1 Mbit/s capacity`);
+  assert.ok(r.tmmbrs > 0, "TMMBR sent to the origin");
+  assert.ok(r.link.lost < r.originSent * 0.05, `link lost ${r.link.lost} of ${r.originSent}`);
+  const delivered = r.link.delivered.filter((d) => d.sentUs >= 15e6);
+  const bytes = delivered.reduce((a, d) => a + d.size, 0);
+  assert.ok(bytes * 8 / 15 > 0.7 * 1_000_000, `utilisation ${(bytes * 8 / 15 / 1e6).toFixed(2)} of 1 Mbit/s`);
+});
+
+test("the target follows the capacity down and back up", async () => {
+  const capacity = (t: number): number => (t < 15e6 ? 2_000_000 : t < 30e6 ? 700_000 : 2_000_000);
+  const r = await closedLoop(50, capacity, { originBps: 3_000_000, follows: true });
+  const phase = (a: number, b: number): number => mean(r.samples.filter(([s]) => s >= a && s < b).map(([, t]) => t));
+  const [high, low, back] = [phase(8, 15), phase(22, 30), phase(43, 50)];
+  console.log(`  2 -> 0.7 -> 2 Mbit/s: target ${Math.round(high / 1000)} / ${Math.round(low / 1000)} / ${Math.round(back / 1000)} kbit/s`);
+  assert.ok(high > 1_200_000, `first phase ${high}`);
+  assert.ok(low < 900_000 && low > 350_000, `low phase ${low}`);
+  assert.ok(back > 1_200_000, `recovered ${back}`);
+});
+
+test("an origin that ignores the signals loses non-reference frames first, not reference ones", async () => {
+  const r = await closedLoop(20, () => 1_000_000, { originBps: 1_600_000, follows: false, senderConfig: { circuitBreaker: { enabled: false } } });
+  const nonRef = r.sender.metric("dropped_non_reference", r.senderCtx) as number;
+  const ref = r.sender.metric("dropped_reference", r.senderCtx) as number;
+  const full = r.sender.metric("dropped_queue_full", r.senderCtx) as number;
+  console.log(`  1.6 Mbit/s into 1 Mbit/s: dropped non-reference ${nonRef}, reference ${ref}, dependent ${r.sender.metric("dropped_dependent", r.senderCtx)}, queue full ${full}; link lost ${r.link.lost}`);
+  assert.ok(nonRef > 0, "non-reference frames dropped");
+  assert.ok(nonRef > ref + full, "mostly non-reference");
+  assert.ok(r.link.lost < nonRef, `the bottleneck tail-dropped ${r.link.lost}`);
+});
+
+test("the circuit breaker trips on a persistent overload, once, and the flow's media stops", async () => {
+  const r = await closedLoop(12, () => 1_000_000, { originBps: 3_000_000, follows: false, senderConfig: { circuitBreaker: { cooldownSeconds: 0 } } });
+  const trips = r.sender.metric("circuit_breaker_trips", r.senderCtx);
+  const open = r.sender.metric("circuit_breaker_open", r.senderCtx);
+  const dropped = r.sender.metric("dropped_circuit_breaker", r.senderCtx) as number;
+  const warning = r.sender.logs.find((l) => /circuit breaker tripped/.test(l.message));
+  console.log(`  3 Mbit/s into 1 Mbit/s: trips ${trips}, open ${open}, dropped by the breaker ${dropped}; ${warning?.message}`);
+  assert.equal(trips, 1);
+  assert.equal(open, 1);
+  assert.ok(dropped > 1000, "the flow's media is dropped once it is open");
+  assert.ok(warning, "a warning names the figures");
+  assert.match(warning!.message, /kbit\/s with \d+% loss/);
+  const lastDelivered = Math.max(...r.link.delivered.map((d) => d.sentUs));
+  assert.ok(lastDelivered < 8e6, `nothing crosses the hop after the breaker opened (last at ${lastDelivered / 1e6} s)`);
+});
+
+test("the circuit breaker does not trip on a short overload", async () => {
+  const schedule = (t: number): number => (t >= 3e6 && t < 5e6 ? 3_000_000 : 500_000);
+  const r = await closedLoop(12, () => 1_000_000, { originBps: 500_000, follows: false, originSchedule: schedule });
+  assert.equal(r.sender.metric("circuit_breaker_trips", r.senderCtx), 0);
+  assert.equal(r.sender.metric("dropped_circuit_breaker", r.senderCtx), 0);
+  const late = r.link.delivered.filter((d) => d.sentUs > 10e6).length;
+  assert.ok(late > 100, `the flow goes on after the overload (${late} packets in its last 2 s)`);
+});
+
+test("the circuit breaker closes after its cooldown", async () => {
+  const schedule = (t: number): number => (t < 6e6 ? 3_000_000 : 400_000);
+  const r = await closedLoop(14, () => 1_000_000, { originBps: 3_000_000, follows: false, originSchedule: schedule, senderConfig: { circuitBreaker: { cooldownSeconds: 4 } } });
+  assert.equal(r.sender.metric("circuit_breaker_trips", r.senderCtx), 1);
+  assert.equal(r.sender.metric("circuit_breaker_open", r.senderCtx), 0);
+  assert.ok(r.sender.logs.some((l) => /circuit breaker closed after 4 s/.test(l.message)));
+  assert.ok(r.link.delivered.some((d) => d.sentUs > 12e6), "forwarded again");
+});
+
+test.run();

@@ -1,0 +1,159 @@
+// The congestion filter piece by piece through the harness: config refusals that name the key,
+// the sequence number stamped into every kind of RTP header and removed again byte for byte,
+// pacing (a burst queued and released at the rate), drain at a swap, and state across a swap.
+import * as assert from "uvu/assert";
+import { PacketFlag, Status, buildRtp } from "../../../sdk/harness/index.js";
+import { suite } from "../../../test/lib/suite.js";
+import { h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
+
+const test = suite("congestion filter");
+
+const BAD: readonly [Record<string, unknown>, RegExp][] = [
+  [{ mode: "both" }, /config key 'mode' must be 'sender' or 'receiver'/],
+  [{ extensionId: 15 }, /config key 'extensionId' must be between 1 and 14/],
+  [{ minBps: 2_000_000, maxBps: 1_000_000, startBps: 1_500_000 }, /'minBps' \(2000000(\.0)?\) is above 'maxBps'/],
+  [{ startBps: 50_000 }, /'startBps' must lie between 'minBps' and 'maxBps'/],
+  [{ pacing: { factor: 0.5 } }, /config key 'pacing.factor' must be between 1(\.0)? and 10(\.0)?/],
+  [{ pacing: { maxQueuePackets: 5000 } }, /config key 'pacing.maxQueuePackets' must be between 8 and 4096/],
+  [{ pacing: { burst: 3 } }, /unknown config key 'pacing.burst'/],
+  [{ priority: { h264PayloadTypes: [96, 200] } }, /'priority.h264PayloadTypes'/],
+  [{ priority: { nonReferenceMs: 200, referenceMs: 100 } }, /'priority.nonReferenceMs' is above 'priority.referenceMs'/],
+  [{ circuitBreaker: { intervals: 0 } }, /config key 'circuitBreaker.intervals' must be between 1 and 600/],
+  [{ feedbackIntervalMs: 5 }, /config key 'feedbackIntervalMs' must be between 10 and 1000/],
+  [{ bufferBudgetKiB: 1024 }, /'bufferBudgetKiB' can only be set in the filter's root config/],
+  [{ tmmbr: true }, /unknown config key 'tmmbr'/],
+];
+
+for (const [config, message] of BAD) {
+  test(`refused, naming the key: ${JSON.stringify(config)}`, async () => {
+    const { status, reason } = (await loadCongestion()).refusal(config);
+    assert.equal(status, Status.BadConfig);
+    assert.match(reason, message);
+  });
+}
+
+test("a pacing queue beyond the memory budget is refused with what it needs", async () => {
+  const h = await loadCongestion({ rootConfig: { bufferBudgetKiB: 256 } });
+  h.createContext({ pacing: { maxQueuePackets: 64 } }); // 128 KiB
+  const { status, reason } = h.refusal({ pacing: { maxQueuePackets: 128 } });
+  assert.equal(status, Status.NoSpace);
+  assert.match(reason, /pacing queue of 128 packets/);
+});
+
+/** One packet through a sender and a receiver context: what left each. */
+async function roundTrip(packet: Uint8Array, receiverConfig: object = {}): Promise<{ stamped: Uint8Array; out: Uint8Array }> {
+  const h = await loadCongestion();
+  const s = h.createContext({ mode: "sender" });
+  const r = h.createContext({ mode: "receiver", ...receiverConfig });
+  const stamped = h.run({ ctx: s, bytes: packet });
+  assert.equal(stamped.verdict, "pass");
+  const out = h.run({ ctx: r, bytes: stamped.bytes });
+  assert.equal(out.verdict, "pass");
+  return { stamped: stamped.bytes, out: out.bytes };
+}
+
+test("a packet without a header extension gets a one-byte one with the sequence number, and leaves B as it came to A", async () => {
+  const p = buildRtp({ seq: 7, payloadSize: 300 });
+  const { stamped, out } = await roundTrip(p);
+  assert.equal(stamped.length, p.length + 8);
+  assert.equal(stamped[0]! & 0x10, 0x10, "X set");
+  assert.equal(Buffer.from(stamped.subarray(12, 20)).toString("hex"), "bede000151000000", "profile, one word, ID 5 length 2, sequence 0, padding");
+  assert.equal(Buffer.from(out), Buffer.from(p));
+});
+
+test("an existing one-byte extension keeps its elements; ours is appended and removed again", async () => {
+  const p = buildRtp({ seq: 9, payloadSize: 200, csrcs: [0xabcdef01], extensions: [[3, new Uint8Array([0xaa, 0xbb, 0xcc])]] });
+  const { stamped, out } = await roundTrip(p);
+  assert.equal(stamped.length, p.length + 4);
+  const ext = 16;
+  assert.equal((stamped[ext + 2]! << 8) | stamped[ext + 3]!, 2, "the block grew by a word");
+  assert.equal(Buffer.from(stamped.subarray(ext + 4, ext + 8)).toString("hex"), "32aabbcc", "the origin's element first");
+  assert.equal(Buffer.from(stamped.subarray(ext + 8, ext + 12)).toString("hex"), "51000000", "then ours");
+  // B cannot remove a word from a block it shares: our element becomes padding
+  assert.equal(out.length, stamped.length);
+  assert.equal(Buffer.from(out.subarray(ext + 4, ext + 8)).toString("hex"), "32aabbcc");
+  assert.equal(Buffer.from(out.subarray(ext + 8, ext + 12)).toString("hex"), "00000000");
+  assert.equal(Buffer.from(out.subarray(ext + 12)), Buffer.from(p.subarray(ext + 8)), "payload unchanged");
+});
+
+test("a two-byte-header extension gets a two-byte element", async () => {
+  const p = buildRtp({ seq: 1, payloadSize: 100 });
+  const withExt = new Uint8Array(p.length + 8);
+  withExt.set(p.subarray(0, 12));
+  withExt[0]! |= 0x10;
+  withExt.set([0x10, 0x00, 0x00, 0x01, 0x07, 0x01, 0x99, 0x00], 12); // RFC 8285 4.3: ID 7, length 1
+  withExt.set(p.subarray(12), 20);
+  const { stamped, out } = await roundTrip(withExt);
+  assert.equal(Buffer.from(stamped.subarray(12, 24)).toString("hex"), "10000002" + "07019900" + "05020000");
+  assert.equal(Buffer.from(out.subarray(20, 24)).toString("hex"), "00000000");
+});
+
+test("stripExtension: false leaves the sequence number in", async () => {
+  const p = buildRtp({ seq: 3, payloadSize: 100 });
+  const { stamped, out } = await roundTrip(p, { stripExtension: false });
+  assert.equal(Buffer.from(out), Buffer.from(stamped));
+});
+
+test("a burst is paced out at the target rate, in order, each packet stamped in sequence", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 1_000_000, pacing: { factor: 1, burstMs: 10 } });
+  const burst = Array.from({ length: 40 }, (_, i) => ({ ctx: s, bytes: buildRtp({ seq: 100 + i, timestamp: 9000, payloadSize: 1188 }) }));
+  const first = h.runBatch(burst);
+  const passed = first.packets.filter((p) => p.verdict === "pass").length;
+  const held = first.packets.filter((p) => p.verdict === "hold").length;
+  assert.ok(passed >= 1 && passed <= 2, `the bucket's 10 ms (1250 bytes) lets ${passed} through at once`);
+  assert.equal(passed + held, 40);
+  const released: { atUs: number; seq: number; tw: number }[] = [];
+  for (let t = 0; t < 600; t++) {
+    for (const o of h.advanceTime(1000).filter((o) => !(o.flags & PacketFlag.Upstream))) released.push({ atUs: h.nowUs, seq: seqOf(o.bytes), tw: (o.bytes[17]! << 8) | o.bytes[18]! });
+  }
+  assert.equal(released.length, held);
+  assert.equal(released.map((r) => r.seq), Array.from({ length: held }, (_, i) => 100 + passed + i), "in order");
+  assert.equal(released.map((r) => r.tw), Array.from({ length: held }, (_, i) => passed + i), "transport-wide numbers in sending order");
+  const spanS = (released.at(-1)!.atUs - released[0]!.atUs) / 1e6;
+  const bps = ((released.length - 1) * 1208 * 8) / spanS;
+  assert.ok(bps > 800_000 && bps < 1_250_000, `released at ${Math.round(bps / 1000)} kbit/s for a 1 Mbit/s target`);
+});
+
+test("draining hands over every queued packet, stamped", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 200_000 });
+  const r = h.runBatch(Array.from({ length: 30 }, (_, i) => ({ ctx: s, bytes: buildRtp({ seq: i, timestamp: 1, payloadSize: 1000 }) })));
+  const held = r.packets.filter((p) => p.verdict === "hold").length;
+  assert.ok(held > 20);
+  const drained = h.drainContext(s);
+  assert.equal(drained.length, held);
+  assert.equal(drained.map((o) => seqOf(o.bytes)), Array.from({ length: held }, (_, i) => 30 - held + i));
+  h.destroyContext(s);
+});
+
+test("state goes to the new instance: the target, the sequence numbers, an open breaker", async () => {
+  const old = await loadCongestion({ startUs: 0 });
+  const s = old.createContext({ mode: "sender", startBps: 700_000 });
+  for (let i = 0; i < 10; i++) old.run({ ctx: s, bytes: buildRtp({ seq: i, payloadSize: 100 }) });
+  const blob = old.exportState(s)!;
+  assert.ok(blob.length > 0);
+  const fresh = await loadCongestion({ startUs: 0 });
+  const n = fresh.createContext({ mode: "sender" });
+  assert.equal(fresh.importState(n, blob), { ok: true, reason: "" });
+  const p = fresh.run({ ctx: n, bytes: buildRtp({ seq: 10, payloadSize: 100 }) });
+  assert.equal((p.bytes[17]! << 8) | p.bytes[18]!, 10, "transport-wide numbers go on where the old instance stopped");
+  fresh.advanceTime(300_000);
+  assert.equal(fresh.metric("target_bps", n), 700_000);
+  const bad = fresh.importState(fresh.createContext({ mode: "sender" }), new Uint8Array([9, 1, 2]));
+  assert.equal(bad.ok, false);
+});
+
+test("TMMBR and REMB go to the origin with the target, behind an empty receiver report", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 640_000 });
+  h.run({ ctx: s, bytes: h264Packet(1, 3000, "idr", { first: true, last: true, size: 500 }) });
+  const outs = h.advanceTime(300_000).filter((o) => o.flags & PacketFlag.Upstream);
+  assert.equal(outs.length, 1);
+  const packets = rtcpPackets(outs[0]!.bytes);
+  assert.equal(packets.map((p) => [p.type, p.fmt]), [[201, 0], [205, 3], [206, 15]]);
+  assert.equal(tmmbrBps(outs[0]!.bytes), 640_000);
+  assert.equal(outs[0]!.flags & PacketFlag.Rtcp, PacketFlag.Rtcp);
+});
+
+test.run();

@@ -1,0 +1,107 @@
+// The congestion filter's two halves in two real proxies on loopback: origin -> A (sender mode)
+// -> B (receiver mode) -> sink. B's feedback must find its way back to A's egress and be
+// consumed there, A's TMMBR and REMB must reach the origin's RTCP socket, and the sink must get
+// the origin's packets byte for byte (the extension A adds, B removes). The netns tests measure
+// behaviour under a bottleneck; this one checks the wiring through the host.
+import * as assert from "uvu/assert";
+import { rtcpPackets, tmmbrBps } from "../filters/congestion/test/cc-lib.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
+import { filterWasm } from "./lib/paths.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { suite } from "./lib/suite.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep } from "./lib/udp.js";
+
+const test = suite("congestion filter between two proxies", { timeoutMs: 40_000 });
+const LO = "127.0.0.1";
+const COUNT = 1200;
+const RATE = 400; // packets/s: 2.9 Mbit/s, under the 4 Mbit/s start target
+
+const metric = (stats: Awaited<ReturnType<typeof segmentStats>>, name: string): number =>
+  (stats.stages[0]!.metrics.find((m) => m.name === name)?.value as number | undefined) ?? NaN;
+
+async function run(swapMidway: boolean): Promise<void> {
+  const aListen = await freePortPair();
+  const bListen = await freePortPair();
+  const sink = await Sink.open(0, { keep: true });
+  const filters = { congestion: { path: filterWasm("congestion") } };
+  const aConfig = (maxBps: number): ProxyConfigInput => ({
+    filters,
+    segments: [{
+      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: bListen }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000, maxBps } }],
+    }],
+  });
+  const { proxy: a } = await startProxy(aConfig(20_000_000));
+  const { proxy: b } = await startProxy({
+    filters,
+    segments: [{
+      name: "b", listen: { address: LO, port: bListen }, destinations: [{ address: LO, port: sink.port }],
+      chain: [{ filter: "congestion", config: { mode: "receiver" } }],
+    }],
+  });
+  const rtp = await bindUdp();
+  const rtcp = await bindUdp(rtp.address().port + 1).catch(() => bindUdp());
+  const fromProxy: Buffer[] = [];
+  rtcp.on("message", (m: Buffer) => fromProxy.push(m));
+  const drops = new DropWatch([sink.port, aListen, bListen]);
+  const sent: Uint8Array[] = [];
+  try {
+    // the origin's RTCP address: A learns it from the origin's first RTCP packet
+    const sr = Buffer.alloc(28);
+    sr.writeUInt32BE(0x80c80006, 0);
+    sr.writeUInt32BE(0x1234abcd, 4);
+    rtcp.send(sr, aListen + 1, LO);
+    let swap: Promise<unknown> | undefined;
+    await sendPaced(rtp, aListen, LO, COUNT, RATE, (i) => {
+      const p = indexedRtp(i, 900);
+      sent.push(p);
+      return p;
+    }, (n) => {
+      // a new config for A's stage mid-stream: a hot swap to a new instance, state carried
+      if (swapMidway && n >= COUNT / 2 && !swap) swap = a.apply(validateProxyConfig(aConfig(19_000_000)));
+    });
+    await swap;
+    await sleep(500);
+    await settled(() => sink.received);
+    const sa = await segmentStats(a, "a");
+    const sb = await segmentStats(b, "b");
+    if (process.env.CC_DEBUG) console.log(JSON.stringify({ a: { ports: sa.ports, drops: sa.drops, upstreamIn: sa.upstreamIn }, b: { ports: sb.ports, drops: sb.drops, s: sb } }, null, 1));
+    const feedbackUsed = metric(sa, "feedback_packets");
+    const feedbackSent = metric(sb, "feedback_sent");
+    console.log(`  A: feedback used ${feedbackUsed}, rejected ${metric(sa, "feedback_rejected")}, acked ${Math.round(metric(sa, "acked_bps") / 1000)} kbit/s, target ${Math.round(metric(sa, "target_bps") / 1000)} kbit/s, rtt ${metric(sa, "rtt_ms")} ms; B: feedback sent ${feedbackSent}; sink ${sink.received}/${COUNT}; to the origin ${fromProxy.length} RTCP packets`);
+    assert.ok(feedbackSent >= 40, `B sent feedback (${feedbackSent}) about 3 s of media, every 50 ms`);
+    assert.ok(feedbackUsed >= feedbackSent * 0.9, `A used ${feedbackUsed} of the ${feedbackSent} B sent`);
+    assert.equal(metric(sa, "feedback_rejected"), 0);
+    // the feedback stopped at A: the origin saw only A's own signals
+    const types = fromProxy.flatMap((m) => rtcpPackets(new Uint8Array(m)).map((p) => `${p.type}/${p.fmt}`));
+    assert.not.ok(types.includes("205/15"), "no transport-wide feedback reached the origin");
+    assert.ok(types.includes("205/3") && types.includes("206/15"), `TMMBR and REMB reached the origin (${[...new Set(types)].join(", ")})`);
+    const asked = fromProxy.map((m) => tmmbrBps(new Uint8Array(m))).filter((x): x is number => x !== undefined);
+    assert.ok(asked.every((bps) => bps >= 150_000 && bps <= 20_000_000), `TMMBR within the limits: ${asked.join(", ")}`);
+    // byte for byte, every packet that arrived (loss on loopback is the kernel's, attributed)
+    const proxyDrops = Object.values(sa.drops).reduce((x, y) => x + y, 0) + Object.values(sb.drops).reduce((x, y) => x + y, 0);
+    const lost = unexplainedLoss({ sent: COUNT, received: sink.received, proxyDrops, kernel: drops });
+    assert.is(lost, null, lost ?? "");
+    for (const got of sink.packets) {
+      const i = got.bytes.readUInt32BE(12);
+      assert.equal(Buffer.compare(got.bytes, Buffer.from(sent[i]!)), 0, `packet ${i} arrived as the origin sent it`);
+    }
+    if (swapMidway) {
+      assert.ok(feedbackUsed >= feedbackSent * 0.9, "the new instance took the feedback about what the old one sent: the numbering went on");
+      assert.ok(metric(sa, "target_bps") <= 19_000_000);
+    }
+  } finally {
+    rtp.close();
+    rtcp.close();
+    sink.close();
+    await a.close();
+    await b.close();
+  }
+}
+
+test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, the sink gets the origin's bytes", () => run(false));
+
+test("a hot swap of A's stage mid-stream loses nothing, and the new instance goes on with the numbering and the counts", () => run(true));
+
+test.run();
