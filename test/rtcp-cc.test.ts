@@ -9,7 +9,7 @@ import { rng } from "./lib/random.js";
 import { tshark, tsharkRtcp } from "./lib/tshark-rtcp.js";
 import {
   chunksFor, decodeCcCompound, decodeRemb, decodeTmmb, decodeTwcc, encodeChunk, encodeRemb, encodeTmmb, encodeTwcc, encodeTwccWire,
-  expMantissa, oneByteElements, transportSeqOf, withTransportSeq, type TwccWire,
+  expMantissa, extensionElements, transportSeqOf, withTransportSeq, type TwccWire,
 } from "./lib/rtcp-cc.js";
 
 const test = suite("rtcp-cc codec", { timeoutMs: 60_000 });
@@ -34,15 +34,28 @@ test("extension added to an existing one-byte extension: one word more (RFC 8285
   assert.is(hex(rtp.subarray(12)), "bede0001" + "10800000" + "aaaa");
   const stamped = withTransportSeq(rtp, 5, 0x0102);
   assert.is(hex(stamped.subarray(12)), "bede0002" + "10805101" + "02000000" + "aaaa");
-  assert.equal(oneByteElements(stamped).map((e) => [e.id, hex(e.data)]), [[1, "80"], [5, "0102"]]);
+  assert.equal(extensionElements(stamped).map((e) => [e.id, hex(e.data)]), [[1, "80"], [5, "0102"]]);
 });
 
-test("one-byte parse: padding skipped, ID 15 stops it, two-byte profile and overruns refused (RFC 8285 4.2)", () => {
+test("one-byte parse: padding skipped, ID 15 stops it, other profiles and overruns refused (RFC 8285 4.2)", () => {
   const rtp = bytes("9060 0001 00000000 11223344 bede0002 00 2101ff f0 aa bb cc");
-  assert.equal(oneByteElements(rtp).map((e) => [e.id, hex(e.data)]), [[2, "01ff"]]);
-  assert.throws(() => oneByteElements(bytes("9060 0001 00000000 11223344 1000 0001 05 01 1234")), /not one-byte/);
-  assert.throws(() => oneByteElements(bytes("9060 0001 00000000 11223344 bede0001 5f 12 34 00")), /runs past/);
-  assert.throws(() => transportSeqOf(bytes("9060 0001 00000000 11223344 bede0001 52 12 34 56"), 5), /L must be 1/);
+  assert.equal(extensionElements(rtp).map((e) => [e.id, hex(e.data)]), [[2, "01ff"]]);
+  assert.throws(() => extensionElements(bytes("9060 0001 00000000 11223344 2000 0001 05 01 1234")), /neither one-byte/);
+  assert.throws(() => extensionElements(bytes("9060 0001 00000000 11223344 bede0001 5f 12 34 00")), /runs past/);
+  assert.throws(() => transportSeqOf(bytes("9060 0001 00000000 11223344 bede0001 52 12 34 56"), 5), /2 expected/);
+});
+
+test("two-byte form (RFC 8285 4.3): ID byte, length byte, data; the number appended as 4 bytes", () => {
+  // profile 0x1000 (app bits 0), one word: ID 7, length 1, 0x99, padding
+  const rtp = bytes("9060 0001 00000000 11223344 10000001 07019900 aaaa");
+  assert.equal(extensionElements(rtp).map((e) => [e.id, hex(e.data)]), [[7, "99"]]);
+  const stamped = withTransportSeq(rtp, 5, 0x0203);
+  // 07 01 99, then 05 02 02 03, then a zero: two words
+  assert.is(hex(stamped.subarray(12)), "10000002" + "07019905" + "02020300" + "aaaa");
+  assert.is(transportSeqOf(stamped, 5), 0x0203);
+  // a length-0 element and padding between elements are allowed in this form
+  assert.equal(extensionElements(bytes("9060 0001 00000000 11223344 10000002 0900 0000 05020102")).map((e) => [e.id, hex(e.data)]), [[9, ""], [5, "0102"]]);
+  assert.throws(() => extensionElements(bytes("9060 0001 00000000 11223344 10000001 050a0102")), /runs past/);
 });
 
 test("feedback, hand-computed (draft-holmer-01 3.1): one two-bit vector chunk, a small, a lost and a large delta, zero fill", () => {

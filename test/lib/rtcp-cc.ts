@@ -1,7 +1,7 @@
 // The congestion-control wire formats, encoded and decoded from their specifications alone (not
 // from the congestion filter's code), so that tests can check the filter's bytes against a second
 // reading of the specs and feed it packets built independently of it:
-// - the transport-wide sequence number in an RFC 8285 one-byte header extension
+// - the transport-wide sequence number in an RFC 8285 header extension, one-byte or two-byte
 //   (draft-holmer-rmcat-transport-wide-cc-extensions-01 section 2);
 // - its feedback, RTPFB PT 205 FMT 15 (the same draft, section 3.1);
 // - TMMBR and TMMBN, RTPFB FMT 3 and 4 (RFC 5104 sections 4.2.1 and 4.2.2);
@@ -36,21 +36,29 @@ export function rtpExtensionBlock(rtp: Uint8Array): RtpExtensionBlock | null {
   return { at, profile: (rtp[at]! << 8) | rtp[at + 1]!, length };
 }
 
-export interface OneByteElement {
+export interface ExtensionElement {
   readonly id: number;
   readonly data: Uint8Array;
 }
 
+/** The form of a header extension block (RFC 8285 4.2, 4.3): one-byte (0xBEDE) or two-byte (0x100 and 4 app bits). */
+export function extensionForm(profile: number): "one-byte" | "two-byte" {
+  if (profile === 0xbede) return "one-byte";
+  if ((profile & 0xfff0) === 0x1000) return "two-byte";
+  throw new Error(`extension profile 0x${profile.toString(16)} is neither one-byte (0xBEDE) nor two-byte (0x100x)`);
+}
+
 /**
- * The elements of a one-byte-header extension (RFC 8285 4.2): each a byte of ID (4 bits) and
- * length - 1 (4 bits), then its data; a 0 byte is padding; ID 15 ends the parse. Throws when the
- * packet's extension is not one-byte (profile 0xBEDE) or an element runs past it.
+ * The elements of an RFC 8285 header extension. One-byte form (4.2): a byte of ID (4 bits) and
+ * length - 1 (4 bits), then the data; ID 15 ends the parse. Two-byte form (4.3): a byte of ID, a
+ * byte of length (0 allowed), then the data. In both a 0 byte where an ID would be is padding.
+ * Throws on another profile or an element running past the block.
  */
-export function oneByteElements(rtp: Uint8Array): OneByteElement[] {
+export function extensionElements(rtp: Uint8Array): ExtensionElement[] {
   const block = rtpExtensionBlock(rtp);
   if (!block) return [];
-  if (block.profile !== 0xbede) throw new Error(`extension profile 0x${block.profile.toString(16)} is not one-byte (0xBEDE)`);
-  const out: OneByteElement[] = [];
+  const twoByte = extensionForm(block.profile) === "two-byte";
+  const out: ExtensionElement[] = [];
   const end = block.at + 4 + block.length;
   for (let p = block.at + 4; p < end;) {
     const b = rtp[p]!;
@@ -58,49 +66,51 @@ export function oneByteElements(rtp: Uint8Array): OneByteElement[] {
       p++;
       continue;
     }
-    const id = b >> 4;
-    if (id === 15) break;
-    const n = (b & 0x0f) + 1;
-    if (p + 1 + n > end) throw new Error(`element ID ${id} (${n} bytes) runs past the extension`);
-    out.push({ id, data: rtp.slice(p + 1, p + 1 + n) });
-    p += 1 + n;
+    const id = twoByte ? b : b >> 4;
+    if (!twoByte && id === 15) break;
+    if (twoByte && p + 1 >= end) throw new Error(`element ID ${id} has no length byte`);
+    const n = twoByte ? rtp[p + 1]! : (b & 0x0f) + 1;
+    const at = p + (twoByte ? 2 : 1);
+    if (at + n > end) throw new Error(`element ID ${id} (${n} bytes) runs past the extension`);
+    out.push({ id, data: rtp.slice(at, at + n) });
+    p = at + n;
   }
   return out;
 }
 
-/** The transport-wide sequence number in element `id` (draft section 2: L = 1, 16 bits), or undefined. */
+/** The transport-wide sequence number in element `id` (draft section 2: 2 bytes of data), or undefined. */
 export function transportSeqOf(rtp: Uint8Array, id: number): number | undefined {
-  const found = oneByteElements(rtp).filter((e) => e.id === id);
+  const found = extensionElements(rtp).filter((e) => e.id === id);
   if (found.length === 0) return undefined;
   if (found.length > 1) throw new Error(`element ID ${id} appears ${found.length} times`);
   const e = found[0]!;
-  if (e.data.length !== 2) throw new Error(`transport-wide sequence number element of ${e.data.length} bytes (L must be 1)`);
+  if (e.data.length !== 2) throw new Error(`transport-wide sequence number element of ${e.data.length} bytes (2 expected)`);
   return (e.data[0]! << 8) | e.data[1]!;
 }
 
 /**
  * `rtp` with a transport-wide sequence number element (ID `id`, value `seq`) added: a new
  * one-byte-header extension (8 bytes: 0xBEDE, length 1, the element, one padding byte) when it had
- * none, or the element appended to its one-byte extension (4 bytes more: its data grows by one word).
+ * none, or the element appended after the last element of its extension, in the block's own form
+ * (one-byte: 3 bytes, two-byte: 4), the block padded with zeros to a whole word.
  */
 export function withTransportSeq(rtp: Uint8Array, id: number, seq: number): Uint8Array {
-  const element = [(id << 4) | 1, (seq >> 8) & 0xff, seq & 0xff];
   const block = rtpExtensionBlock(rtp);
   if (!block) {
     const at = csrcEnd(rtp);
     const out = new Uint8Array(rtp.length + 8);
     out.set(rtp.subarray(0, at));
     out[0] = out[0]! | 0x10;
-    out.set([0xbe, 0xde, 0x00, 0x01, ...element, 0x00], at);
+    out.set([0xbe, 0xde, 0x00, 0x01, (id << 4) | 1, (seq >> 8) & 0xff, seq & 0xff, 0x00], at);
     out.set(rtp.subarray(at), at + 8);
     return out;
   }
-  if (block.profile !== 0xbede) throw new Error("cannot add a one-byte element to a two-byte extension");
-  // the used part of the old data (padding trimmed), the element, then zeros to a word
+  const element = extensionForm(block.profile) === "one-byte" ? [(id << 4) | 1, (seq >> 8) & 0xff, seq & 0xff] : [id, 2, (seq >> 8) & 0xff, seq & 0xff];
+  // the used part of the old data (trailing padding trimmed), the element, then zeros to a word
   const data = rtp.subarray(block.at + 4, block.at + 4 + block.length);
   let used = data.length;
   while (used > 0 && data[used - 1] === 0) used--;
-  const words = Math.ceil((used + 3) / 4);
+  const words = Math.ceil((used + element.length) / 4);
   const grown = new Uint8Array(words * 4);
   grown.set(data.subarray(0, used));
   grown.set(element, used);
