@@ -262,4 +262,43 @@ peerTest(test, tshark, "tshark reads the signals to the origin as the decoder do
   });
 });
 
+/**
+ * A sender and a receiver context on one harness whose clock starts at `startUs`, 1000 packets of
+ * 500 bytes every 4 ms through both (20 ms of hop), the receiver's feedback handed to the sender:
+ * the reference times it carried (decoded) and the sender's figures at the end.
+ */
+async function loop(startUs: number) {
+  const h = await loadCongestion({ startUs });
+  const sender = h.createContext({ mode: "sender", extensionId: ID });
+  const receiver = h.createContext({ mode: "receiver", extensionId: ID });
+  const references: number[] = [];
+  const toReceiver = (bytes: Uint8Array): OutputPacket[] => h.runBatch([{ ctx: receiver, bytes, leg: 0, arrivalUs: h.nowUs + 20_000 }]).outputs;
+  for (let i = 0; i < 1000; i++) {
+    const r = h.runBatch([{ ctx: sender, bytes: buildRtp({ seq: i, timestamp: Math.floor(i / 3) * 3000, ssrc: SSRC, payloadSize: 500 }), leg: 0 }]);
+    const back = r.packets.filter((p) => p.verdict === "pass").flatMap((p) => toReceiver(p.bytes));
+    for (const o of h.advanceTime(4000)) {
+      if (o.ctx === receiver) back.push(o);
+      else if (!(o.flags & PacketFlag.Upstream)) back.push(...toReceiver(o.bytes));
+    }
+    for (const o of back) {
+      const fb = decodeCcCompound(o.bytes).find((p) => p.type === "TWCC");
+      if (fb?.type === "TWCC") references.push(fb.twcc.referenceTime);
+      h.run({ ctx: sender, bytes: o.bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+    }
+  }
+  const figures = ["feedback_packets", "feedback_rejected", "acked_bps", "target_bps", "overuse_signals"].map((n) => metric(h, n, sender));
+  return { references, figures };
+}
+
+test("the 24-bit reference time wraps (signed at 2^23 x 64 ms, at 2^24 x 64 ms): the sender reads feedback across either wrap exactly as far from it", async () => {
+  const far = await loop(1_000_000);
+  const signed = await loop(2 ** 23 * 64_000 - 2_000_000);
+  const whole = await loop(2 ** 24 * 64_000 - 2_000_000);
+  assert.ok(signed.references.includes(2 ** 23 - 1) && signed.references.includes(-(2 ** 23)), `the receiver's reference time went from 2^23 - 1 to -2^23: ${signed.references.slice(25, 40)}`);
+  assert.ok(whole.references.includes(-1) && whole.references.includes(0), `and from -1 to 0: ${whole.references.slice(25, 40)}`);
+  assert.ok(far.figures[0]! > 50 && far.figures[1] === 0, `feedback used, none refused: ${far.figures}`);
+  assert.equal(signed.figures, far.figures, "across the sign change");
+  assert.equal(whole.figures, far.figures, "across the 24-bit wrap");
+});
+
 test.run();
