@@ -9,9 +9,10 @@ import { SSRC, loadCongestion } from "../filters/congestion/test/cc-lib.js";
 import { drive } from "../filters/congestion/test/twcc-drive.js";
 import { peerTest } from "./lib/peers.js";
 import {
-  TwccRecorder, decodeCcCompound, decodeTwcc, encodeChunk, extensionElements, rtcpPieces, transportSeqOf, withTransportSeq,
+  TwccRecorder, decodeCcCompound, decodeTwcc, emptyReceiverReport, encodeChunk, encodeTmmb, encodeTwcc, extensionElements, rtcpPieces, transportSeqOf, withTransportSeq,
   type TwccFeedback,
 } from "./lib/rtcp-cc.js";
+import { receiverReport } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
 import { tshark, tsharkDecode, tsharkRtcp } from "./lib/tshark-rtcp.js";
 
@@ -260,6 +261,33 @@ peerTest(test, tshark, "tshark reads the signals to the origin as the decoder do
       }
     });
   });
+});
+
+test("feedback alone behind an empty RR is consumed; in a compound with a report block it is read and the compound goes on whole", async () => {
+  const h = await loadCongestion();
+  const ctx = h.createContext({ mode: "sender", extensionId: ID });
+  for (let k = 0; k < 10; k++) {
+    h.run({ ctx, bytes: shaped(5 * k), leg: 0 });
+    h.advanceTime(10_000);
+  }
+  const fb = (count: number) => encodeTwcc({ senderSsrc: 0xfeed0001, mediaSsrc: SSRC, baseSeq: 0, referenceTime: 100, fbCount: count, reports: Array(10).fill(4) });
+  const alone = Buffer.concat([emptyReceiverReport(0xfeed0001), fb(0)]);
+  assert.is(h.run({ ctx, bytes: alone, flags: PacketFlag.Rtcp | PacketFlag.Upstream }).verdict, "hold", "consumed");
+  const withBlock = Buffer.concat([receiverReport(0xfeed0001, SSRC, 0, 0, 109, 0, 0, 0), fb(1)]);
+  const r = h.run({ ctx, bytes: withBlock, flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+  assert.is(r.verdict, "pass");
+  assert.is(hex(r.bytes), hex(withBlock), "goes on whole");
+  assert.is(metric(h, "feedback_packets", ctx), 2, "both feedback packets read");
+});
+
+test("the origin's TMMBN passes the sender on downstream untouched", async () => {
+  const h = await loadCongestion();
+  const ctx = h.createContext({ mode: "sender", extensionId: ID });
+  h.run({ ctx, bytes: shaped(0), leg: 0 });
+  const tmmbn = encodeTmmb("TMMBN", SSRC, [{ ssrc: 0x7e570001, bps: 800_000, overhead: 40 }]);
+  const r = h.run({ ctx, bytes: tmmbn, flags: PacketFlag.Rtcp });
+  assert.is(r.verdict, "pass");
+  assert.is(hex(r.bytes), hex(tmmbn));
 });
 
 /**
