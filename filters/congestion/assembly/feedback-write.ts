@@ -46,10 +46,22 @@ export class ArrivalLog {
       if (ext - this.nextToReport >= RING) this.nextToReport = ext - RING / 2;
       this.highest = ext;
     }
+    if (ext < this.nextToReport - RING) {
+      // far behind what was reported: the sending proxy started its numbering again (a restart
+      // without its state); follow the new numbering rather than wait for it to catch up
+      this.restart(seq);
+      ext = <i64>seq;
+    }
     if (ext < this.nextToReport) return; // already reported (as lost): too late
     const slot = <i32>(ext & (RING - 1));
     unchecked((this.seqOf[slot] = ext));
     unchecked((this.arrivalUs[slot] = nowUs));
+  }
+
+  private restart(seq: u16): void {
+    for (let i = 0; i < RING; i++) unchecked((this.seqOf[i] = -1));
+    this.highest = <i64>seq;
+    this.nextToReport = <i64>seq;
   }
 
   /** Packets waiting to be reported. */

@@ -24,12 +24,13 @@ export enum Count {
   CircuitBreakerTrips,
   FeedbackSent,
   StampFailed,
+  FeedbackTimeouts,
 }
 
 const COUNTER_NAMES: string[] = [
   "dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker",
   "overuse_signals", "feedback_packets", "feedback_rejected", "tmmbr_sent", "remb_sent", "pli_sent",
-  "circuit_breaker_trips", "feedback_sent", "stamp_failed",
+  "circuit_breaker_trips", "feedback_sent", "stamp_failed", "feedback_timeouts",
 ];
 
 export enum Gauge {
@@ -43,11 +44,14 @@ export enum Gauge {
   QueuePackets,
   QueueMs,
   BreakerOpen,
+  DetectorState,
+  TrendUs,
+  ThresholdUs,
 }
 
 const GAUGE_NAMES: string[] = [
   "target_bps", "delay_based_bps", "loss_based_bps", "acked_bps", "incoming_bps", "rtt_ms", "loss_per_mille",
-  "pacing_queue_packets", "pacing_queue_ms", "circuit_breaker_open",
+  "pacing_queue_packets", "pacing_queue_ms", "circuit_breaker_open", "detector_state", "delay_trend_us", "delay_threshold_us",
 ];
 
 export let counterIds: StaticArray<i32> = new StaticArray<i32>(0);

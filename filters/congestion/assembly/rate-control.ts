@@ -79,6 +79,12 @@ export class RateControl {
     this.update();
   }
 
+  /** Nothing heard from the receiver for a while although media goes out: halve the target. */
+  onSilence(): void {
+    this.lossBased = this.clamp(this.target / 2);
+    this.update();
+  }
+
   /** The rates after a hot swap (checked: nothing outside the limits comes in). */
   restore(target: f64, delayBased: f64, lossBased: f64): void {
     this.delayBased = this.clamp(delayBased);

@@ -26,8 +26,12 @@ const INTERVAL_US: i64 = 1_000_000;
 /** Without transport-wide feedback for this long, receiver reports drive the loss-based part. */
 const FEEDBACK_STALE_US: i64 = 2_000_000;
 const PLI_SPACING_US: i64 = 1_000_000;
+/** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
+const SILENCE_US: i64 = 2_000_000;
 const STATE_VERSION: u8 = 1;
 const SR_MEMORY = 4;
+/** SSRCs remembered per segment (audio and video, a few simulcast layers). */
+const SOURCES = 8;
 
 export class SenderContext extends SegmentContext {
   readonly counts: CounterBatch = new CounterBatch(counterIds);
@@ -41,12 +45,17 @@ export class SenderContext extends SegmentContext {
   private nextSeq: i64 = 0;
   private mediaSsrc: u32 = 0;
   private haveMedia: bool = false;
+  private readonly sources: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  private sourceCount: i32 = 0;
   private pacerArmed: bool = false;
   private tickArmed: bool = false;
   private lastIntervalUs: i64 = -1;
 
   // feedback bookkeeping
   private lastFeedbackUs: i64 = -1;
+  /** The last feedback or receiver report about the media (-1: never), and the last cut for silence. */
+  private lastHeardUs: i64 = -1;
+  private lastSilenceCutUs: i64 = -1;
   private lastFeedbackCount: i32 = -1;
   private refTicks: i32 = -1;
   private refWrapUs: i64 = 0;
@@ -94,10 +103,12 @@ export class SenderContext extends SegmentContext {
     const ptr = p.ptr;
     const len = p.length;
     this.armTick(now);
+    const ssrc = RtpPacket.ssrc(ptr);
     if (!this.haveMedia) {
-      this.mediaSsrc = RtpPacket.ssrc(ptr);
+      this.mediaSsrc = ssrc;
       this.haveMedia = true;
     }
+    this.noteSource(ssrc);
     this.originPackets++;
     this.originBytes += len;
     if (this.breaker.open) return this.dropped(DROP_CIRCUIT_BREAKER, false);
@@ -241,7 +252,8 @@ export class SenderContext extends SegmentContext {
   }
 
   private onFeedback(q: usize, now: i64): void {
-    if (!report.read(q)) {
+    // feedback about a stream this segment never carried is not ours (0: the receiver names none)
+    if (!report.read(q) || (report.mediaSsrc != 0 && !this.carries(report.mediaSsrc))) {
       this.counts.add(Count.FeedbackRejected);
       return;
     }
@@ -294,6 +306,7 @@ export class SenderContext extends SegmentContext {
     }
     this.counts.add(Count.FeedbackPackets);
     this.lastFeedbackUs = now;
+    this.lastHeardUs = now;
     // round trip: the shortest time from a send to the feedback about it (the receiver holds
     // feedback up to its interval, so this bounds it from above), followed slowly upward
     if (newestSendUs >= 0) this.noteRtt(<f64>(now - newestSendUs) / 1000, true);
@@ -313,6 +326,21 @@ export class SenderContext extends SegmentContext {
     this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
   }
 
+  /** Remembers the SSRCs the segment carries (the first SOURCES; feedback must name one of them). */
+  private noteSource(ssrc: u32): void {
+    const n = this.sourceCount;
+    for (let i = 0; i < n; i++) if (unchecked(this.sources[i]) == ssrc) return;
+    if (n < SOURCES) {
+      unchecked((this.sources[n] = ssrc));
+      this.sourceCount = n + 1;
+    }
+  }
+
+  private carries(ssrc: u32): bool {
+    for (let i = 0; i < this.sourceCount; i++) if (unchecked(this.sources[i]) == ssrc) return true;
+    return false;
+  }
+
   /** A receiver report (or the blocks of an SR) from downstream: loss and round trip of the media. */
   private onReport(q: usize, blocksAt: i32, now: i64): void {
     const n = Rtcp.count(q);
@@ -321,6 +349,7 @@ export class SenderContext extends SegmentContext {
       const b = q + <usize>(blocksAt + i * REPORT_BLOCK_SIZE);
       if (blocksAt + (i + 1) * REPORT_BLOCK_SIZE > size) return;
       if (!this.haveMedia || ReportBlock.ssrc(b) != this.mediaSsrc) continue;
+      this.lastHeardUs = now;
       const lsr = ReportBlock.lastSr(b);
       if (lsr != 0) {
         for (let k = 0; k < SR_MEMORY; k++) {
@@ -363,6 +392,15 @@ export class SenderContext extends SegmentContext {
     const s = this.s;
     if (this.breaker.maybeClose(now)) {
       log(LogLevel.Info, "circuit breaker closed after " + s.breakerCooldownS.toString() + " s: the flow is forwarded again");
+    }
+    // the receiver went quiet while media goes out (the hop died, or its proxy went): do not go on
+    // at the last estimate; halve it each second, down to minBps
+    if (this.lastHeardUs >= 0 && this.forwardedInterval > 0 && now - this.lastHeardUs > SILENCE_US &&
+      (this.lastSilenceCutUs < 0 || now - this.lastSilenceCutUs >= INTERVAL_US)) {
+      this.rate.onSilence();
+      this.pacer.rateBps = this.rate.target * s.pacingFactor;
+      this.lastSilenceCutUs = now;
+      this.counts.add(Count.FeedbackTimeouts);
     }
     if (this.lastIntervalUs >= 0 && now - this.lastIntervalUs >= INTERVAL_US) this.interval(now);
     this.signal(now);
@@ -440,6 +478,9 @@ export class SenderContext extends SegmentContext {
     metricSet(unchecked(gaugeIds[Gauge.QueuePackets]), id, this.pacer.count);
     metricSet(unchecked(gaugeIds[Gauge.QueueMs]), id, <i64>this.pacer.queueMs);
     metricSet(unchecked(gaugeIds[Gauge.BreakerOpen]), id, this.breaker.open ? 1 : 0);
+    metricSet(unchecked(gaugeIds[Gauge.DetectorState]), id, this.trend.state);
+    metricSet(unchecked(gaugeIds[Gauge.TrendUs]), id, <i64>(this.trend.trend * 1000));
+    metricSet(unchecked(gaugeIds[Gauge.ThresholdUs]), id, <i64>(this.trend.threshold * 1000));
   }
 
   // ---- hot swap ----

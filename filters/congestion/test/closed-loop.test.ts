@@ -23,7 +23,7 @@ interface LoopResult {
  * Runs `seconds` of a 30 fps origin that starts at `originBps` and follows TMMBR (when `follows`)
  * through sender -> bottleneck -> receiver, feedback back to the sender with the same delay.
  */
-async function closedLoop(seconds: number, capacity: (tUs: number) => number, opts: { originBps: number; follows: boolean; senderConfig?: object; originSchedule?: (tUs: number) => number }): Promise<LoopResult> {
+async function closedLoop(seconds: number, capacity: (tUs: number) => number, opts: { originBps: number; follows: boolean; senderConfig?: object; originSchedule?: (tUs: number) => number; feedbackUntilUs?: number }): Promise<LoopResult> {
   const sender = await loadCongestion({ startUs: 0 });
   const receiver = await loadCongestion({ startUs: 0 });
   const senderCtx = sender.createContext({ mode: "sender", priority: { h264PayloadTypes: [96] }, ...(opts.senderConfig ?? {}) });
@@ -75,6 +75,7 @@ async function closedLoop(seconds: number, capacity: (tUs: number) => number, op
     }
     while (feedback.length > 0 && feedback[0]!.dueUs <= t + 1000) {
       const f = feedback.shift()!;
+      if (opts.feedbackUntilUs !== undefined && t > opts.feedbackUntilUs) continue; // the way back is cut
       const r = sender.runBatch([{ ctx: senderCtx, bytes: f.bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream }]);
       assert.equal(r.packets[0]!.verdict, "hold", "the sender consumes the receiver's feedback");
       fromSender(r.outputs, [], t + 1000);
@@ -120,6 +121,16 @@ test("an origin that ignores the signals loses non-reference frames first, not r
   assert.ok(nonRef > 0, "non-reference frames dropped");
   assert.ok(nonRef > ref + full, "mostly non-reference");
   assert.ok(r.link.lost < nonRef, `the bottleneck tail-dropped ${r.link.lost}`);
+});
+
+test("when the receiver goes quiet, the target halves each second down to minBps instead of staying put", async () => {
+  const r = await closedLoop(16, () => 2_000_000, { originBps: 1_000_000, follows: true, feedbackUntilUs: 8e6 });
+  const before = r.samples.find(([s]) => s === 8)![1];
+  const end = r.sender.metric("target_bps", r.senderCtx) as number;
+  console.log(`  feedback cut at 8 s: target ${Math.round(before / 1000)} kbit/s then ${Math.round(end / 1000)} kbit/s at 16 s, ${r.sender.metric("feedback_timeouts", r.senderCtx)} cuts`);
+  assert.ok(before > 500_000);
+  assert.equal(end, 150_000, "minBps");
+  assert.ok((r.sender.metric("feedback_timeouts", r.senderCtx) as number) >= 3);
 });
 
 test("the circuit breaker trips on a persistent overload, once, and the flow's media stops", async () => {

@@ -4,7 +4,7 @@
 import * as assert from "uvu/assert";
 import { PacketFlag, Status, buildRtp } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
-import { h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
+import { SSRC, h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
 
 const test = suite("congestion filter");
 
@@ -154,6 +154,110 @@ test("TMMBR and REMB go to the origin with the target, behind an empty receiver 
   assert.equal(packets.map((p) => [p.type, p.fmt]), [[201, 0], [205, 3], [206, 15]]);
   assert.equal(tmmbrBps(outs[0]!.bytes), 640_000);
   assert.equal(outs[0]!.flags & PacketFlag.Rtcp, PacketFlag.Rtcp);
+});
+
+test("the receiver follows a sending proxy that starts its numbering again (a restart without state)", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const r = h.createContext({ mode: "receiver" });
+  const stampedBy = async (count: number, state?: Uint8Array): Promise<Uint8Array[]> => {
+    const a = await loadCongestion({ startUs: 0 });
+    const s = a.createContext({ mode: "sender", startBps: 100_000_000, maxBps: 100_000_000 });
+    if (state) a.importState(s, state);
+    return Array.from({ length: count }, (_, i) => a.run({ ctx: s, bytes: buildRtp({ seq: i, payloadSize: 100 }) }).bytes);
+  };
+  // the first sender had reached 20000 (a state blob with nextSeq 20000), the second starts at 0
+  const blob = new Uint8Array(1 + 8 * 5 + 1 + 8);
+  const v = new DataView(blob.buffer);
+  blob[0] = 1;
+  v.setFloat64(1, 1e6, true);
+  v.setFloat64(9, 1e6, true);
+  v.setFloat64(17, 1e6, true);
+  v.setFloat64(25, 50, true);
+  v.setBigUint64(33, 20000n, true);
+  const reports: { base: number; count: number }[] = [];
+  const feed = (packets: Uint8Array[]): void => {
+    for (const p of packets) h.run({ ctx: r, bytes: p });
+    for (const o of h.advanceTime(60_000)) {
+      const fb = rtcpPackets(o.bytes).find((q) => q.type === 205 && q.fmt === 15)!;
+      reports.push({ base: (fb.bytes[12]! << 8) | fb.bytes[13]!, count: (fb.bytes[14]! << 8) | fb.bytes[15]! });
+    }
+  };
+  feed(await stampedBy(50, blob));
+  feed(await stampedBy(50));
+  assert.equal(reports, [{ base: 20000, count: 50 }, { base: 0, count: 50 }]);
+});
+
+/** An RR from a plain receiver about SSRC with `fraction` lost (in 1/256) and LSR/DLSR. */
+function receiverReport(fraction: number, lsr = 0, dlsr = 0): Uint8Array {
+  const b = Buffer.alloc(32);
+  b.writeUInt32BE(0x81c90007, 0);
+  b.writeUInt32BE(0x5ece1fe0, 4);
+  b.writeUInt32BE(SSRC, 8);
+  b[12] = fraction;
+  b.writeUInt32BE(lsr >>> 0, 24);
+  b.writeUInt32BE(dlsr >>> 0, 28);
+  return b;
+}
+
+test("toward a plain receiver, receiver reports alone drive the target: down under heavy loss, up without, never below minBps; the round trip from LSR/DLSR", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 2_000_000 });
+  const media = (i: number): Uint8Array => h264Packet(i, i * 3000, "ref", { first: true, last: true, size: 200 });
+  // the origin's SR passes downstream: its NTP middle 0x00010002 is what the receiver echoes
+  const sr = Buffer.alloc(28);
+  sr.writeUInt32BE(0x80c80006, 0);
+  sr.writeUInt32BE(SSRC, 4);
+  sr.writeUInt32BE(0x00000001, 8);
+  sr.writeUInt32BE(0x00020000, 12);
+  let i = 0;
+  h.run({ ctx: s, bytes: media(i++) });
+  h.run({ ctx: s, bytes: sr, flags: PacketFlag.Rtcp });
+  const targets: number[] = [];
+  for (let second = 0; second < 8; second++) {
+    for (let k = 0; k < 20; k++) {
+      h.run({ ctx: s, bytes: media(i++) });
+      h.advanceTime(50_000);
+    }
+    // 30% lost for 4 s, then none; 80 ms after the SR plus the receiver's 10 ms hold
+    const held = Math.round(0.01 * 65536);
+    const rr = h.run({ ctx: s, bytes: receiverReport(second < 4 ? 77 : 0, 0x00010002, held), flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+    assert.equal(rr.verdict, "pass", "receiver reports go on to the origin");
+    targets.push(h.metric("loss_based_bps", s) as number);
+  }
+  h.advanceTime(250_000);
+  console.log(`  loss-based over 8 s (30% loss for 4 s, then none): ${targets.map((t) => Math.round(t / 1000)).join(" ")} kbit/s`);
+  assert.ok(targets[3]! < 1_300_000, "heavy loss cut it (by half the loss at each report)");
+  assert.ok(targets[3]! >= 150_000);
+  assert.ok(targets[7]! > targets[4]!, "it grows again without loss");
+  const rtt = h.metric("rtt_ms", s) as number;
+  assert.ok(rtt > 0 && rtt < 60_000, `round trip from the reports: ${rtt} ms`);
+});
+
+test("never half a frame: every packet of a frame gets the frame's verdict, and a reference frame dropped takes the frames up to the next IDR with it", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 1_000_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 20, referenceMs: 60 } });
+  // 10 packets of 1100 bytes a frame at 30 fps: 2.6 Mbit/s into 1.1, 1.3 without the non-reference frames
+  const gop: ("ref" | "nonref")[] = Array.from({ length: 18 }, (_, k) => (k % 2 === 0 ? "ref" : "nonref"));
+  const kinds = ["idr", ...gop, "idr", "nonref", "ref"] as const;
+  const nextIdr = kinds.indexOf("idr", 1);
+  let seq = 0;
+  const byFrame: string[][] = [];
+  kinds.forEach((kind, f) => {
+    const packets = Array.from({ length: 10 }, (_, k) => ({ ctx: s, bytes: h264Packet(seq++, f * 3000, kind, { first: k === 0, last: k === 9, size: 1100 }) }));
+    const r = h.runBatch(packets);
+    byFrame.push(r.packets.map((p) => (p.verdict === "drop" ? p.reasonName : "kept")));
+    h.advanceTime(33_000);
+  });
+  const summary = byFrame.map((v, f) => `${kinds[f]}:${[...new Set(v)].join("/")}`);
+  console.log(`  ${summary.join("  ")}`);
+  for (const [f, verdicts] of byFrame.entries()) assert.is(new Set(verdicts).size, 1, `frame ${f} (${kinds[f]}) is all one: ${verdicts.join(",")}`);
+  const first = (name: string): number => byFrame.findIndex((v) => v[0] === name);
+  assert.ok(first("filter_256") >= 0, "non-reference frames went first");
+  const refDropped = first("filter_257");
+  assert.ok(refDropped > first("filter_256"), "reference frames only after non-reference ones");
+  for (let f = refDropped + 1; f < nextIdr; f++) assert.equal(byFrame[f]![0], "filter_258", `frame ${f} depends on the dropped reference`);
+  assert.equal(byFrame[nextIdr]![0], "kept", "the next IDR goes");
+  assert.equal(h.metric("pli_sent", s), 1, "the origin is asked for an IDR, once");
 });
 
 test.run();
