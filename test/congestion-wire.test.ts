@@ -189,6 +189,23 @@ peerTest(test, tshark, "tshark reads the receiver's feedback as the decoder does
   });
 });
 
+test("the receiver's numbers jump by thousands (an outage, a sender's restart): every packet that arrived is still reported received, in feedback the decoder reads", async () => {
+  const h = await loadCongestion();
+  const ctx = h.createContext({ mode: "receiver", extensionId: ID });
+  const arrived = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 6000, 6001, 6002, 6003, 6004, 20_000, 20_001];
+  const outputs: OutputPacket[] = [];
+  for (const n of arrived) {
+    outputs.push(...h.runBatch([{ ctx, bytes: withTransportSeq(shaped(0), ID, n & 0xffff), leg: 0 }]).outputs);
+    outputs.push(...h.advanceTime(1000)); // all within one feedback interval
+  }
+  outputs.push(...h.advanceTime(200_000));
+  const feedback = outputs.map((o) => decodeTwcc(rtcpPieces(o.bytes)[1]!.bytes));
+  for (const f of feedback) assert.ok(f.statusCount <= 4096, `at most 4096 statuses a packet (the sender refuses more): ${f.statusCount}`);
+  const reported = feedback.flatMap((f) => f.reports.filter((r) => r.deltaTicks !== null).map((r) => r.seq));
+  const summary = feedback.map((f) => `base ${f.baseSeq} count ${f.statusCount}`).join("; ");
+  assert.equal(reported.sort((a, b) => a - b), arrived, `reported received (${summary})`);
+});
+
 test("the receiver strips the extension: a packet the origin sent without one leaves byte for byte as it came; in a block it shares, the other elements stay (ours becomes padding)", async () => {
   const { originals, passed } = await receiverRun();
   for (const [seq, out] of passed) {
