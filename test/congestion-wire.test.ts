@@ -13,6 +13,7 @@ import {
   type TwccFeedback,
 } from "./lib/rtcp-cc.js";
 import { receiverReport } from "./lib/rtcp-build.js";
+import { rng } from "./lib/random.js";
 import { suite } from "./lib/suite.js";
 import { tshark, tsharkDecode, tsharkRtcp } from "./lib/tshark-rtcp.js";
 
@@ -96,6 +97,58 @@ peerTest(test, tshark, "tshark reads the stamped packets: no warning, the elemen
     assert.is(data[ids.indexOf(String(ID))], `00:${k.toString(16).padStart(2, "0")}`, `frame ${k}: element ${ID} holds ${k}`);
     assert.is(rtp.one("rtp.payload").replace(/:/g, ""), hex(payloadOf(inputs[k]!).subarray(0, 200)), `frame ${k}: payload`);
   });
+});
+
+/**
+ * A packet whose header extension holds `elements` (none of them ID `ID` unless given), in the
+ * one-byte or two-byte form, with zero padding bytes scattered between them; payload 0xab.
+ */
+function withBlock(seq: number, twoByte: boolean, appBits: number, elements: readonly [number, number[]][], r: () => number): Uint8Array {
+  const body: number[] = [];
+  for (const [id, data] of elements) {
+    while (r() < 0.3) body.push(0);
+    body.push(...(twoByte ? [id, data.length] : [(id << 4) | (data.length - 1)]), ...data);
+  }
+  while (body.length % 4) body.push(0);
+  const rtp = buildRtp({ seq, ssrc: SSRC, payloadSize: 60, payloadByte: 0xab });
+  const out = new Uint8Array(rtp.length + 4 + body.length);
+  out.set(rtp.subarray(0, 12));
+  out[0] = out[0]! | 0x10;
+  out.set([twoByte ? 0x10 : 0xbe, twoByte ? appBits : 0xde, (body.length / 4) >> 8, (body.length / 4) & 0xff, ...body], 12);
+  out.set(rtp.subarray(12), 16 + body.length);
+  return out;
+}
+
+test("seeded fuzz, 3000 well-formed extension blocks (one-byte and two-byte): the sender adds exactly its element, the receiver removes exactly it, nothing else moves", async () => {
+  const h = await loadCongestion();
+  const sender = h.createContext({ mode: "sender", extensionId: ID, startBps: 50_000_000, maxBps: 100_000_000 });
+  const receiver = h.createContext({ mode: "receiver", extensionId: ID });
+  const r = rng(0x8285);
+  const int = (n: number): number => Math.floor(r() * n);
+  const list = (b: Uint8Array) => extensionElements(b).map((e) => [e.id, hex(e.data)]);
+  for (let n = 0; n < 3000; n++) {
+    const twoByte = r() < 0.5;
+    const ids = twoByte ? [...Array(255).keys()].map((k) => k + 1) : [...Array(14).keys()].map((k) => k + 1);
+    const others = Array.from({ length: int(5) }, (): [number, number[]] => {
+      let id = ID;
+      while (id === ID) id = ids[int(ids.length)]!;
+      return [id, Array.from({ length: twoByte ? int(21) : 1 + int(16) }, () => int(256))];
+    });
+    const origin = withBlock(n, twoByte, int(16), others, r);
+    const out = h.run({ ctx: sender, bytes: origin, leg: 0 });
+    h.advanceTime(1000);
+    const what = `case ${n}: ${hex(origin.subarray(12, origin.length - 60))} -> ${hex(out.bytes.subarray(12, out.bytes.length - 60))}`;
+    assert.is(out.verdict, "pass", what);
+    assert.equal(list(out.bytes), [...list(origin), [ID, (n & 0xffff).toString(16).padStart(4, "0")]], what);
+    assert.is(hex(out.bytes.subarray(out.bytes.length - 60)), "ab".repeat(60), what);
+    // the receiver, given our element anywhere among the others
+    const at = int(others.length + 1);
+    const stamped = withBlock(n, twoByte, int(16), [...others.slice(0, at), [ID, [n >> 8, n & 0xff]], ...others.slice(at)], r);
+    const back = h.runBatch([{ ctx: receiver, bytes: stamped, leg: 0 }]).packets[0]!;
+    const where = `case ${n}: ${hex(stamped.subarray(12, stamped.length - 60))} -> ${hex(back.bytes.subarray(12, back.bytes.length - 60))}`;
+    assert.equal(list(back.bytes), list(origin), where);
+    assert.is(hex(back.bytes.subarray(back.bytes.length - 60)), "ab".repeat(60), where);
+  }
 });
 
 /** Arrivals fed to a receiver context: which of 0..39 arrive, when (us after the start), in which order. */

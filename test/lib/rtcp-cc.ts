@@ -51,8 +51,9 @@ export function extensionForm(profile: number): "one-byte" | "two-byte" {
 /**
  * The elements of an RFC 8285 header extension. One-byte form (4.2): a byte of ID (4 bits) and
  * length - 1 (4 bits), then the data; ID 15 ends the parse. Two-byte form (4.3): a byte of ID, a
- * byte of length (0 allowed), then the data. In both a 0 byte where an ID would be is padding.
- * Throws on another profile or an element running past the block.
+ * byte of length (0 allowed), then the data. ID 0 is reserved for padding, whose bytes are 0: a
+ * one-byte header of ID 0 with length bits set is neither, and refused. Throws on that, another
+ * profile, or an element running past the block.
  */
 export function extensionElements(rtp: Uint8Array): ExtensionElement[] {
   const block = rtpExtensionBlock(rtp);
@@ -62,11 +63,12 @@ export function extensionElements(rtp: Uint8Array): ExtensionElement[] {
   const end = block.at + 4 + block.length;
   for (let p = block.at + 4; p < end;) {
     const b = rtp[p]!;
-    if (b === 0) {
+    const id = twoByte ? b : b >> 4;
+    if (id === 0) {
+      if (b !== 0) throw new Error(`byte 0x${b.toString(16)} at ${p}: ID 0 (padding) with a length`);
       p++;
       continue;
     }
-    const id = twoByte ? b : b >> 4;
     if (!twoByte && id === 15) break;
     if (twoByte && p + 1 >= end) throw new Error(`element ID ${id} has no length byte`);
     const n = twoByte ? rtp[p + 1]! : (b & 0x0f) + 1;
