@@ -151,6 +151,18 @@ test("seeded fuzz, 3000 well-formed extension blocks (one-byte and two-byte): th
   }
 });
 
+test("an origin that already uses extensionId for an element of its own: the number still reaches the receiver, or stamp_failed says it did not", async () => {
+  const h = await loadCongestion();
+  const sender = h.createContext({ mode: "sender", extensionId: ID });
+  const receiver = h.createContext({ mode: "receiver", extensionId: ID });
+  const origin = buildRtp({ seq: 1, ssrc: SSRC, payloadSize: 8, extensions: [[ID, new Uint8Array([0x80])]] });
+  const out = h.run({ ctx: sender, bytes: origin, leg: 0 });
+  h.run({ ctx: receiver, bytes: out.bytes, leg: 0 });
+  const reported = h.advanceTime(200_000).filter((o) => o.ctx === receiver).length;
+  const failed = metric(h, "stamp_failed", sender);
+  assert.ok(reported > 0 || failed > 0, `the origin's ${hex(origin.subarray(12, 20))} left the sender as ${hex(out.bytes.subarray(12, 24))}: no feedback came of it and stamp_failed is ${failed}`);
+});
+
 /** Arrivals fed to a receiver context: which of 0..39 arrive, when (us after the start), in which order. */
 function hopArrivals(): { seq: number; atUs: number }[] {
   const lost = new Set([7, 8, 20]);
