@@ -20,6 +20,9 @@ const CONFIGS: Record<string, { good: unknown; bad: unknown }> = {
   fec: { good: { mode: "encode", columns: 5, rows: 5 }, bad: { mode: "encode", columns: 30, rows: 5 } },
   // 300 merges do not fit the default budget: merges come and go in filters/replicate/test/config.test.ts
   replicate: { good: { copyToLegs: [2], rewrite: { ssrc: 7 } }, bad: { merge: { bufferMs: 0 } } },
+  // 300 senders (64 KiB of history and a queue each) do not fit the default budget: receivers
+  // churn here, senders in filters/congestion/test/filter.test.ts
+  congestion: { good: { mode: "receiver", feedbackIntervalMs: 20 }, bad: { mode: "sender", minBps: 5_000_000, maxBps: 1_000_000 } },
 };
 
 const CHANGES = 100_000;

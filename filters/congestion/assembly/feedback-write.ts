@@ -3,31 +3,32 @@
 // into the output area, as a compound that starts with an empty receiver report (RFC 3550 6.1:
 // any RTCP parser along the way accepts it).
 import { Output, PacketFlag, Dest, storeBe16, storeBe32 } from "../../../sdk/assembly";
+import { Records } from "./records";
 
 /** Arrivals remembered, by sequence number modulo this (a power of two). */
-const RING = 4096;
+export const RING = 2048;
+/** Per packet: arrival (i64), sequence tag (ext + 1, 0: empty; i64). */
+export const RECORD = 16;
 /** Largest feedback compound written (fits any path's MTU). */
 const MAX_FEEDBACK_BYTES = 1200;
 const RR_BYTES = 8;
 const HEADER_BYTES = 20; // RTCP header, sender and media SSRC, base, count, reference time, count
 /** Statuses in one feedback (fewer than a run-length chunk's 13 bits can say, and than the ring). */
 const MAX_STATUSES = 2048;
+// One feedback's statuses and staged deltas while it is written (shared: calls never overlap).
+const symbols = new StaticArray<u8>(MAX_STATUSES);
+const deltaStage = new StaticArray<u8>(MAX_FEEDBACK_BYTES);
 
 export class ArrivalLog {
-  /** Arrival time per slot, microseconds (our clock). */
-  private readonly arrivalUs: StaticArray<i64> = new StaticArray<i64>(RING);
-  /** Which extended sequence number a slot holds (-1: none). */
-  private readonly seqOf: StaticArray<i64> = new StaticArray<i64>(RING);
   /** Extended sequence numbers: the highest seen and the first not yet reported (-1: none yet). */
   highest: i64 = -1;
   nextToReport: i64 = -1;
   feedbackCount: i32 = 0;
-  /** One feedback's statuses and staged deltas, while it is written. */
-  private readonly symbols: StaticArray<u8> = new StaticArray<u8>(MAX_STATUSES);
-  private readonly deltas: StaticArray<u8> = new StaticArray<u8>(MAX_FEEDBACK_BYTES);
 
-  constructor() {
-    for (let i = 0; i < RING; i++) unchecked((this.seqOf[i] = -1));
+  constructor(private readonly records: Records) {}
+
+  free(): void {
+    this.records.free();
   }
 
   /** Notes packet `seq` (16-bit, as on the wire) arriving at `nowUs`. */
@@ -53,13 +54,13 @@ export class ArrivalLog {
       ext = <i64>seq;
     }
     if (ext < this.nextToReport) return; // already reported (as lost): too late
-    const slot = <i32>(ext & (RING - 1));
-    unchecked((this.seqOf[slot] = ext));
-    unchecked((this.arrivalUs[slot] = nowUs));
+    const r = this.records.at(<i32>(ext & (RING - 1)));
+    store<i64>(r, nowUs);
+    store<i64>(r, ext + 1, 8);
   }
 
   private restart(seq: u16): void {
-    for (let i = 0; i < RING; i++) unchecked((this.seqOf[i] = -1));
+    for (let i = 0; i < RING; i++) store<i64>(this.records.at(i), 0, 8);
     this.highest = <i64>seq;
     this.nextToReport = <i64>seq;
   }
@@ -87,8 +88,7 @@ export class ArrivalLog {
 
     // pass 1: each packet's status and delta, while the compound stays under MAX_FEEDBACK_BYTES
     // (chunk space counted as if every status took a 2-bit vector: 7 per chunk)
-    const symbols = this.symbols;
-    const deltas = changetype<usize>(this.deltas);
+    const deltas = changetype<usize>(deltaStage);
     let deltaBytes: i32 = 0;
     let count: i32 = 0;
     let t = ref64 * 64_000;
@@ -161,10 +161,10 @@ export class ArrivalLog {
   }
 
   @inline private has(ext: i64): bool {
-    return unchecked(this.seqOf[<i32>(ext & (RING - 1))]) == ext;
+    return load<i64>(this.records.at(<i32>(ext & (RING - 1))), 8) == ext + 1;
   }
 
   @inline private arrival(ext: i64): i64 {
-    return unchecked(this.arrivalUs[<i32>(ext & (RING - 1))]);
+    return load<i64>(this.records.at(<i32>(ext & (RING - 1))));
   }
 }

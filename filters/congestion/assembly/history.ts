@@ -1,47 +1,46 @@
 // What the sender remembers of each packet it stamped: when it left and how long it was, by
-// extended transport-wide sequence number, for the feedback to match. A ring: feedback about a
-// packet older than RING packets finds nothing.
-export const RING = 8192;
+// extended transport-wide sequence number, for the feedback to match. A ring in budgeted memory
+// (records.ts): feedback about a packet older than RING packets finds nothing.
+import { Records } from "./records";
+export const RING = 4096;
+/** Per packet: sent at (i64), sequence tag (ext + 1, 0: empty; u32), size (u16), acknowledged (u8). */
+export const RECORD = 16;
 
 export class SendHistory {
-  private readonly sentUs: StaticArray<i64> = new StaticArray<i64>(RING);
-  private readonly sizes: StaticArray<i32> = new StaticArray<i32>(RING);
-  private readonly seqOf: StaticArray<i64> = new StaticArray<i64>(RING);
-  /** Whether feedback already said the packet arrived (its bytes are counted once). */
-  private readonly acked: StaticArray<bool> = new StaticArray<bool>(RING);
-
-  constructor() {
-    for (let i = 0; i < RING; i++) unchecked((this.seqOf[i] = -1));
-  }
+  constructor(private readonly records: Records) {}
 
   @inline record(ext: i64, nowUs: i64, size: i32): void {
-    const i = <i32>(ext & (RING - 1));
-    unchecked((this.seqOf[i] = ext));
-    unchecked((this.sentUs[i] = nowUs));
-    unchecked((this.sizes[i] = size));
-    unchecked((this.acked[i] = false));
+    const r = this.records.at(<i32>(ext & (RING - 1)));
+    store<i64>(r, nowUs);
+    store<u32>(r, <u32>(ext + 1), 8);
+    store<u16>(r, <u16>size, 12);
+    store<u8>(r, 0, 14);
   }
 
   @inline has(ext: i64): bool {
-    return unchecked(this.seqOf[<i32>(ext & (RING - 1))]) == ext;
+    return load<u32>(this.records.at(<i32>(ext & (RING - 1))), 8) == <u32>(ext + 1);
   }
   @inline sentAt(ext: i64): i64 {
-    return unchecked(this.sentUs[<i32>(ext & (RING - 1))]);
+    return load<i64>(this.records.at(<i32>(ext & (RING - 1))));
   }
   @inline size(ext: i64): i32 {
-    return unchecked(this.sizes[<i32>(ext & (RING - 1))]);
+    return <i32>load<u16>(this.records.at(<i32>(ext & (RING - 1))), 12);
   }
   @inline isAcked(ext: i64): bool {
-    return unchecked(this.acked[<i32>(ext & (RING - 1))]);
+    return load<u8>(this.records.at(<i32>(ext & (RING - 1))), 14) != 0;
   }
   @inline markAcked(ext: i64): void {
-    unchecked((this.acked[<i32>(ext & (RING - 1))] = true));
+    store<u8>(this.records.at(<i32>(ext & (RING - 1))), 1, 14);
+  }
+
+  free(): void {
+    this.records.free();
   }
 }
 
 /** Bytes acknowledged over the last WINDOW_US of the receiver's clock, as a rate. */
 const WINDOW_US: i64 = 500_000;
-const ENTRIES = 2048;
+const ENTRIES = 512;
 
 export class AckedRate {
   private readonly at: StaticArray<i64> = new StaticArray<i64>(ENTRIES);

@@ -16,13 +16,17 @@ const STATE_VERSION: u8 = 1;
 
 export class ReceiverContext extends SegmentContext {
   readonly counts: CounterBatch = new CounterBatch(counterIds);
-  private readonly log: ArrivalLog = new ArrivalLog();
+
   private readonly ourSsrc: u32 = randomU32();
   private mediaSsrc: u32 = 0;
   private armed: bool = false;
 
-  constructor(id: u32, private readonly s: Settings) {
+  constructor(id: u32, private readonly s: Settings, private readonly log: ArrivalLog) {
     super(id);
+  }
+
+  free(): void {
+    this.log.free();
   }
 
   onPacket(p: Packet, now: i64): u32 {

@@ -36,7 +36,7 @@ const SOURCES = 8;
 export class SenderContext extends SegmentContext {
   readonly counts: CounterBatch = new CounterBatch(counterIds);
   private readonly ourSsrc: u32 = randomU32();
-  private readonly history: SendHistory = new SendHistory();
+
   private readonly acked: AckedRate = new AckedRate();
   private readonly trend: Trendline = new Trendline();
   private readonly rate: RateControl;
@@ -86,7 +86,7 @@ export class SenderContext extends SegmentContext {
   private readonly srAtUs: StaticArray<i64> = new StaticArray<i64>(SR_MEMORY);
   private srNext: i32 = 0;
 
-  constructor(id: u32, private readonly s: Settings, readonly pacer: Pacer) {
+  constructor(id: u32, private readonly s: Settings, readonly pacer: Pacer, private readonly history: SendHistory) {
     super(id);
     this.rate = new RateControl(s.startBps, s.minBps, s.maxBps);
     this.breaker = new Breaker(s.breakerFactor, s.breakerIntervals, <i64>s.breakerCooldownS * 1_000_000);
@@ -148,6 +148,7 @@ export class SenderContext extends SegmentContext {
 
   free(): void {
     this.pacer.free();
+    this.history.free();
   }
 
   // ---- media out ----

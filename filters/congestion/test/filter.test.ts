@@ -32,12 +32,35 @@ for (const [config, message] of BAD) {
   });
 }
 
-test("a pacing queue beyond the memory budget is refused with what it needs", async () => {
-  const h = await loadCongestion({ rootConfig: { bufferBudgetKiB: 256 } });
-  h.createContext({ pacing: { maxQueuePackets: 64 } }); // 128 KiB
+test("a context beyond the memory budget is refused with what it needs, and one that goes gives its memory back", async () => {
+  const h = await loadCongestion({ rootConfig: { bufferBudgetKiB: 512 } });
+  const first = h.createContext({ pacing: { maxQueuePackets: 64 } }); // 64 KiB of history, 128 of queue
+  h.createContext({ pacing: { maxQueuePackets: 64 } });
   const { status, reason } = h.refusal({ pacing: { maxQueuePackets: 128 } });
   assert.equal(status, Status.NoSpace);
-  assert.match(reason, /pacing queue of 128 packets/);
+  assert.match(reason, /no room for another sender context \(a send history of 4096 packets and a pacing queue of 128 packets\): it needs 320 KiB, and 384 of the instance's 512 KiB are taken/);
+  h.destroyContext(first);
+  h.createContext({ pacing: { maxQueuePackets: 64 } });
+});
+
+test("senders come and go without the memory growing", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const memory = (): number => h.instance.memory.buffer.byteLength;
+  const live: number[] = [];
+  const cycle = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      if (live.length >= 20) h.destroyContext(live.shift()!);
+      const c = h.createContext({ mode: "sender", pacing: { maxQueuePackets: 16 } });
+      // a little traffic, so that history, queue and timers are in use when it goes
+      h.runBatch(Array.from({ length: 8 }, (_, k) => ({ ctx: c, bytes: buildRtp({ seq: k, payloadSize: 1100 }) })));
+      live.push(c);
+    }
+  };
+  cycle(500);
+  const settled = memory();
+  cycle(3000);
+  assert.is(h.instance.failure, undefined);
+  assert.ok(memory() - settled <= 65_536, `memory grew by ${memory() - settled} bytes`);
 });
 
 /** One packet through a sender and a receiver context: what left each. */
