@@ -28,7 +28,11 @@ export interface Driven {
   readonly feedbackVerdicts: string[];
 }
 
-/** Runs `o.packets` media packets through context `ctx` of `h`, feedback every 50 ms from `recorder`. */
+/**
+ * Runs `o.packets` media packets through context `ctx` of `h`, feedback every 50 ms from
+ * `recorder`. A packet the pacer sends from a timer counts as sent at the end of that step (up to
+ * `intervalUs` late): keep the media below the target where the timing matters.
+ */
 export function drive(h: FilterHarness, ctx: number, recorder: TwccRecorder, o: DriveOptions): Driven {
   const id = o.extensionId ?? 5;
   const every = o.feedbackEveryUs ?? 50_000;
