@@ -2,6 +2,9 @@
 // round trip R give the rate X a TCP flow would get on the path (RFC 5348 section 3.1, b = 1,
 // t_RTO = 4R). A flow sending more than `factor` x X for `intervals` intervals in a row trips it.
 
+/** How far above the path's estimate the origin must send for an interval to count against it. */
+const OVER_PATH: f64 = 1.25;
+
 export class Breaker {
   open: bool = false;
   /** When it opened (sender's clock, microseconds). */
@@ -17,10 +20,10 @@ export class Breaker {
 
   /**
    * One interval: `packets` and `bytes` the origin sent in `seconds`, of which `lost` never
-   * reached the receiver (dropped here or lost on the hop); `rttS` the round trip. Returns true
-   * when this interval trips the breaker.
+   * reached the receiver (dropped here or lost on the hop); `rttS` the round trip; `pathBps` what
+   * the path is estimated to carry (the target). Returns true when this interval trips the breaker.
    */
-  evaluate(packets: i64, bytes: i64, lost: i64, seconds: f64, rttS: f64): bool {
+  evaluate(packets: i64, bytes: i64, lost: i64, seconds: f64, rttS: f64, pathBps: f64): bool {
     if (this.open || packets < 10 || seconds <= 0) return false; // too little to judge either way
     const p = Math.min(<f64>lost / <f64>packets, 1);
     const rate = <f64>bytes * 8 / seconds;
@@ -36,7 +39,10 @@ export class Breaker {
     const denominator = r * Math.sqrt(2 * p / 3) + 4 * r * (3 * Math.sqrt(3 * p / 8)) * p * (1 + 32 * p * p);
     const tcpBps = (s / denominator) * 8;
     this.lastTcpBps = tcpBps;
-    if (rate > this.factor * tcpBps) this.strikes++;
+    // a strike needs both: far above what a TCP flow would get with this loss, and above what the
+    // path carries (an origin that has come down to the estimate is not the cause, even while the
+    // losses of the fall that made it come down still count)
+    if (rate > this.factor * tcpBps && rate > OVER_PATH * pathBps) this.strikes++;
     else this.strikes = 0;
     return this.strikes >= this.intervals;
   }

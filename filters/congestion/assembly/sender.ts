@@ -418,13 +418,14 @@ export class SenderContext extends SegmentContext {
     this.incomingBps = <f64>this.originBytes * 8 / seconds;
     if (this.s.breakerEnabled) {
       const lost = this.droppedHere + this.hopLost;
-      if (this.breaker.evaluate(this.originPackets, this.originBytes, lost, seconds, this.rttMs / 1000)) {
+      if (this.breaker.evaluate(this.originPackets, this.originBytes, lost, seconds, this.rttMs / 1000, this.rate.target)) {
         this.breaker.trip(now);
         this.counts.add(Count.CircuitBreakerTrips);
         log(LogLevel.Warn, "circuit breaker tripped (RFC 8083): the origin sends " + kbps(this.breaker.lastRateBps) +
           " kbit/s with " + (<i64>Math.round(this.breaker.lastLoss * 100)).toString() + "% loss and a " + (<i64>Math.round(this.rttMs)).toString() +
           " ms round trip, over " + this.s.breakerFactor.toString() + "x the " + kbps(this.breaker.lastTcpBps) +
-          " kbit/s a TCP flow would get, for " + this.s.breakerIntervals.toString() + " s; its media is dropped" +
+          " kbit/s a TCP flow would get and above the " + kbps(this.rate.target) + " kbit/s the path carries, for " +
+          this.s.breakerIntervals.toString() + " s; its media is dropped" +
           (this.s.breakerCooldownS > 0 ? " for " + this.s.breakerCooldownS.toString() + " s" : " until the segment is reconfigured"));
         this.dropQueue();
       }

@@ -23,7 +23,7 @@ interface LoopResult {
  * Runs `seconds` of a 30 fps origin that starts at `originBps` and follows TMMBR (when `follows`)
  * through sender -> bottleneck -> receiver, feedback back to the sender with the same delay.
  */
-async function closedLoop(seconds: number, capacity: (tUs: number) => number, opts: { originBps: number; follows: boolean; senderConfig?: object; originSchedule?: (tUs: number) => number; feedbackUntilUs?: number }): Promise<LoopResult> {
+async function closedLoop(seconds: number, capacity: (tUs: number) => number, opts: { originBps: number; follows: boolean; senderConfig?: object; originSchedule?: (tUs: number) => number; feedbackUntilUs?: number; idrFactor?: number; maxOriginBps?: number }): Promise<LoopResult> {
   const sender = await loadCongestion({ startUs: 0 });
   const receiver = await loadCongestion({ startUs: 0 });
   const senderCtx = sender.createContext({ mode: "sender", priority: { h264PayloadTypes: [96] }, ...(opts.senderConfig ?? {}) });
@@ -43,7 +43,7 @@ async function closedLoop(seconds: number, capacity: (tUs: number) => number, op
         const bps = tmmbrBps(o.bytes);
         if (bps !== undefined) {
           tmmbrs++;
-          if (opts.follows) originBps = bps;
+          if (opts.follows) originBps = Math.min(bps, opts.maxOriginBps ?? Infinity);
         }
       } else link.enqueue(o.bytes, t);
     }
@@ -53,7 +53,7 @@ async function closedLoop(seconds: number, capacity: (tUs: number) => number, op
     if (opts.originSchedule) originBps = opts.originSchedule(t);
     if (t >= (frame * 1e6) / 30) {
       const kind: FrameKind = frame % 60 === 0 ? "idr" : frame % 2 === 1 ? "nonref" : "ref";
-      const bytes = Math.max(200, Math.round(originBps / 8 / 30) * (kind === "idr" ? 2 : 1));
+      const bytes = Math.max(200, Math.round(originBps / 8 / 30) * (kind === "idr" ? (opts.idrFactor ?? 2) : 1));
       const n = Math.ceil(bytes / 1100);
       const batch = [];
       for (let k = 0; k < n; k++) {
@@ -131,6 +131,16 @@ test("when the receiver goes quiet, the target halves each second down to minBps
   assert.ok(before > 500_000);
   assert.equal(end, 150_000, "minBps");
   assert.ok((r.sender.metric("feedback_timeouts", r.senderCtx) as number) >= 3);
+});
+
+test("RFC 8867 5.1's fall from 2.5 to 0.6 Mbit/s with large IDR frames: no breaker trip, and dependent drops end", async () => {
+  const capacity = (t: number): number => (t < 20e6 ? 2_500_000 : 600_000);
+  const r = await closedLoop(50, capacity, { originBps: 1_500_000, follows: true, idrFactor: 4, maxOriginBps: 1_500_000 });
+  const m = (name: string): number => r.sender.metric(name, r.senderCtx) as number;
+  const late = r.link.delivered.filter((d) => d.sentUs > 35e6).reduce((a, d) => a + d.size, 0) * 8 / 15;
+  console.log(`  2.5 -> 0.6 Mbit/s: trips ${m("circuit_breaker_trips")}, dropped non-ref ${m("dropped_non_reference")} ref ${m("dropped_reference")} dependent ${m("dropped_dependent")} queue-full ${m("dropped_queue_full")}; link lost ${r.link.lost}; delivered over 35-50 s ${Math.round(late / 1000)} kbit/s; target ${Math.round(m("target_bps") / 1000)}`);
+  assert.equal(m("circuit_breaker_trips"), 0);
+  assert.ok(late > 0.6 * 600_000, "the flow goes on near the new capacity");
 });
 
 test("the circuit breaker trips on a persistent overload, once, and the flow's media stops", async () => {
