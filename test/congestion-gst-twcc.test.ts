@@ -9,6 +9,10 @@
 //
 // The relay reads every RTCP packet rtpbin sends with test/lib/rtcp-cc.ts before passing it on, so
 // the filter's counts can be held against what GStreamer sent.
+//
+// And the other way round: rtpbin as the sender (its send caps naming the extension, it stamps
+// every packet) to a proxy whose filter runs in receiver mode; rtpbin reads the filter's feedback
+// and computes its TWCC statistics from it (logged at rtpsession DEBUG level).
 import * as assert from "uvu/assert";
 import type { Socket } from "node:dgram";
 import { buildRtp } from "../sdk/harness/index.js";
@@ -124,6 +128,61 @@ peerTest(test, GST_TWCC, "rtpbin's transport-wide feedback reaches the sender-mo
   } finally {
     await gst?.stop();
     for (const s of sockets) s.close();
+    await proxy.close();
+  }
+});
+
+/** rtpbin sending raw video (about 0.9 Mbit/s) to `to` with the extension on every packet, reading RTCP on `rtcpPort`. */
+function senderPipeline(to: number, rtcpPort: number): string[] {
+  return [
+    "rtpbin", "name=rb", "rtp-profile=avpf",
+    "videotestsrc", "is-live=true", "!", "video/x-raw,format=I420,width=64,height=48,framerate=25/1", "!", "rtpvrawpay", "!",
+    `application/x-rtp,extmap-${EXTENSION_ID}=(string)${TWCC_URI}`, "!", "rb.send_rtp_sink_0",
+    "rb.send_rtp_src_0", "!", "udpsink", `host=${LO}`, `port=${to}`, "sync=false", "async=false",
+    "udpsrc", `address=${LO}`, `port=${rtcpPort}`, "!", "rb.recv_rtcp_sink_0",
+  ];
+}
+
+peerTest(test, GST_TWCC, "the receiver-mode filter's feedback is read by rtpbin as a transport-wide sender: every packet parsed, its stats show what was sent arrived; the media leaves without the extension", async () => {
+  const listen = await freePortPair();
+  const gstRtcp = await freePortPair();
+  const sink = await bindUdp();
+  const { proxy } = await startProxy({
+    filters: { congestion: { path: filterWasm("congestion") } },
+    segments: [{
+      name: "hop", listen: { address: LO, port: listen },
+      // rtpbin sends no RTCP here, so its feedback address is given
+      source: { address: LO, rtcpPort: gstRtcp },
+      destinations: [{ address: LO, port: sink.address().port }],
+      chain: [{ filter: "congestion", config: { mode: "receiver", extensionId: EXTENSION_ID } }],
+    }],
+  });
+  let gst: GstPipeline | undefined;
+  try {
+    const arrived: Buffer[] = [];
+    sink.on("message", (m: Buffer) => arrived.push(m));
+    // DEBUG for rtpsession: "Parsed TWCC feedback" per packet read, and its TWCC stats
+    gst = await GstPipeline.start(senderPipeline(listen, gstRtcp), [gstRtcp], "*:1,rtpsession:5");
+    await sleep(4000);
+    gst.assertRunning();
+    await gst.stop();
+    const stats = await segmentStats(proxy, "hop");
+    const sent = metric(stats, "feedback_sent");
+    const log = gst.child.stderr;
+    const parsed = (log.match(/Parsed TWCC feedback/g) ?? []).length;
+    const last = [...log.matchAll(/Current TWCC stats.*bitrate-sent=\(uint\)(\d+), bitrate-recv=\(uint\)(\d+).*packet-loss-pct=\(double\)([\d.e+-]+)/g)].at(-1);
+    console.log(`the filter sent ${sent} feedback packets, rtpbin parsed ${parsed}; its last stats: ${last?.[0].replace(/^.*Current/, "")}; ${arrived.length} packets at the sink`);
+    assert.ok(sent > 10, `feedback went out (${sent})`);
+    assert.ok(parsed >= 0.8 * sent && parsed <= sent, `rtpbin parsed ${parsed} of the ${sent} feedback packets`);
+    assert.ok(last, "rtpbin computed TWCC stats from it");
+    const [bitrateSent, bitrateRecv, lossPct] = [Number(last![1]), Number(last![2]), Number(last![3])];
+    assert.ok(bitrateRecv > 0.75 * bitrateSent && bitrateRecv < 1.25 * bitrateSent, `received ${bitrateRecv} bit/s of ${bitrateSent} sent, by its stats`);
+    assert.ok(lossPct < 5, `loss ${lossPct}% by its stats (loopback)`);
+    assert.ok(arrived.length > 100, `the media reached the sink (${arrived.length} packets)`);
+    assert.ok(arrived.every((b) => (b[0]! & 0x10) === 0), "without the extension (rtpbin added no other)");
+  } finally {
+    await gst?.stop();
+    sink.close();
     await proxy.close();
   }
 });
