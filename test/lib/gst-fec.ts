@@ -55,11 +55,11 @@ const udpsink = (port: number): string[] => ["udpsink", `host=${LO}`, `port=${po
 export class GstPipeline {
   private constructor(readonly child: Child, readonly listens: readonly number[]) {}
 
-  /** Starts `pipeline` and waits until it plays with its `listens` ports bound; throws with its log otherwise. */
-  static async start(pipeline: readonly string[], listens: readonly number[]): Promise<GstPipeline> {
+  /** Starts `pipeline` and waits until it plays with its `listens` ports bound; throws with its log otherwise. `debug`: GST_DEBUG. */
+  static async start(pipeline: readonly string[], listens: readonly number[], debug = "*:1,rtpst2022-1-fecdec:5"): Promise<GstPipeline> {
     const child = new Child("gst-launch-1.0", ["--no-fault", ...pipeline], {
       limitMs: LIFE_MS,
-      env: { GST_DEBUG: "*:1,rtpst2022-1-fecdec:5", GST_DEBUG_NO_COLOR: "1" },
+      env: { GST_DEBUG: debug, GST_DEBUG_NO_COLOR: "1" },
     });
     const p = new GstPipeline(child, listens);
     const deadline = Date.now() + START_MS;

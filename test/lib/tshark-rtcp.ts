@@ -10,7 +10,7 @@ import { peer, runsOk } from "./peers.js";
 
 export const tshark = peer("tshark", "Debian package tshark", () => runsOk("tshark", ["--version"]));
 
-/** One RTCP packet as tshark dissected it: its fields in order, name and shown value. */
+/** One RTCP (or RTP) packet as tshark dissected it: its fields in order, name and shown value. */
 export interface TsharkRtcpPacket {
   fields: [string, string][];
   /** The values of every field called `name`, in order. */
@@ -81,15 +81,18 @@ function packet(fields: [string, string][]): TsharkRtcpPacket {
 }
 
 /** Decodes `compounds` with tshark. */
-export async function tsharkRtcp(compounds: readonly Uint8Array[]): Promise<TsharkDecoding> {
+export const tsharkRtcp = (compounds: readonly Uint8Array[]): Promise<TsharkDecoding> => tsharkDecode(compounds, "rtcp");
+
+/** Decodes `datagrams` with tshark as `protocol` (its RTP or RTCP dissector): per frame, that protocol's layers. */
+export async function tsharkDecode(datagrams: readonly Uint8Array[], protocol: "rtp" | "rtcp"): Promise<TsharkDecoding> {
   const dir = await mkdtemp(join(tmpdir(), "msm-tshark-"));
   try {
-    const file = join(dir, "rtcp.pcap");
-    await writeFile(file, pcap(compounds));
-    const { stdout } = await promisify(execFile)("tshark", ["-r", file, "-d", `udp.port==${PORT},rtcp`, "-T", "pdml"], { maxBuffer: 64 << 20, timeout: 60_000 });
+    const file = join(dir, `${protocol}.pcap`);
+    await writeFile(file, pcap(datagrams));
+    const { stdout } = await promisify(execFile)("tshark", ["-r", file, "-d", `udp.port==${PORT},${protocol}`, "-T", "pdml"], { maxBuffer: 64 << 20, timeout: 60_000 });
     const problems = [...stdout.matchAll(/<field name="(_ws\.expert\.message|_ws\.malformed[^"]*)"[^>]*show="([^"]*)"/g)].map((m) => `${m[1]}: ${unescape(m[2]!)}`);
     const frames = [...stdout.matchAll(/<packet>([\s\S]*?)<\/packet>/g)].map((frame) =>
-      [...frame[1]!.matchAll(/<proto name="rtcp"[\s\S]*?<\/proto>/g)].map((proto) =>
+      [...frame[1]!.matchAll(new RegExp(`<proto name="${protocol}"[\\s\\S]*?<\\/proto>`, "g"))].map((proto) =>
         packet([...proto[0].matchAll(/<field name="([^"]+)"[^>]*?show="([^"]*)"/g)].map((m): [string, string] => [m[1]!, unescape(m[2]!)])),
       ),
     );
