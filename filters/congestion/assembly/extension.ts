@@ -41,6 +41,7 @@ export function planStamp(ptr: usize, len: i32, id: i32): bool {
   if (profile != EXT_PROFILE_ONE_BYTE && (profile & TWO_BYTE_MASK) != TWO_BYTE_PROFILE) return false; // another profile: leave it be
   plan.twoByte = profile != EXT_PROFILE_ONE_BYTE;
   const at = findElement(ptr, fixed + 4, blockEnd, id, plan.twoByte);
+  if (at == TAKEN) return false; // the origin uses our ID for something else: a second one would hide ours
   if (at >= 0) {
     plan.grow = 0;
     plan.overwriteAt = at;
@@ -138,7 +139,10 @@ export function strip(ptr: usize, len: i32, at: i32): i32 {
   return block;
 }
 
-/** Offset of the data of element `id` in [from, end), or -1 (RFC 8285 4.2 and 4.3 walks). */
+/** findElement's answer when the ID is there with another length than ours (2 bytes). */
+const TAKEN = -2;
+
+/** Offset of the data of element `id` in [from, end), -1 if absent, TAKEN if there with another length (RFC 8285 4.2 and 4.3 walks). */
 function findElement(ptr: usize, from: i32, end: i32, id: i32, twoByte: bool): i32 {
   let k = from;
   while (k < end) {
@@ -150,13 +154,13 @@ function findElement(ptr: usize, from: i32, end: i32, id: i32, twoByte: bool): i
     if (twoByte) {
       if (k + 2 > end) return -1;
       const n = <i32>load<u8>(ptr + <usize>k + 1);
-      if (b == id) return n == 2 && k + 4 <= end ? k + 2 : -1;
+      if (b == id) return n != 2 ? TAKEN : k + 4 <= end ? k + 2 : -1;
       k += 2 + n;
     } else {
       const elementId = b >> 4;
       if (elementId == 15) return -1; // RFC 8285 4.2: stop
       const n = (b & 15) + 1;
-      if (elementId == id) return n == 2 && k + 3 <= end ? k + 1 : -1;
+      if (elementId == id) return n != 2 ? TAKEN : k + 3 <= end ? k + 1 : -1;
       k += 1 + n;
     }
   }

@@ -15,6 +15,8 @@ const RR_BYTES = 8;
 const HEADER_BYTES = 20; // RTCP header, sender and media SSRC, base, count, reference time, count
 /** Statuses in one feedback (fewer than a run-length chunk's 13 bits can say, and than the ring). */
 const MAX_STATUSES = 2048;
+/** A jump forward this far starts the numbering afresh rather than report everything between as lost. */
+const JUMP: i64 = 1024;
 // One feedback's statuses and staged deltas while it is written (shared: calls never overlap).
 const symbols = new StaticArray<u8>(MAX_STATUSES);
 const deltaStage = new StaticArray<u8>(MAX_FEEDBACK_BYTES);
@@ -31,28 +33,34 @@ export class ArrivalLog {
     this.records.free();
   }
 
+  /** `seq` extended against the highest seen: forward or back by the shortest way. */
+  @inline private extend(seq: u16): i64 {
+    return this.highest < 0 ? <i64>seq : this.highest + <i64>(<i16>(seq - <u16>this.highest));
+  }
+
+  /**
+   * Whether noting `seq` starts the numbering afresh: a jump forward of more than one feedback
+   * can cover (the numbers between were never sent to us), or far back (the sending proxy
+   * restarted without its state). The caller sends what is pending first: it would be lost.
+   */
+  breaksNumbering(seq: u16): bool {
+    if (this.highest < 0) return false;
+    const ext = this.extend(seq);
+    return ext - this.nextToReport >= JUMP || ext < this.nextToReport - RING;
+  }
+
   /** Notes packet `seq` (16-bit, as on the wire) arriving at `nowUs`. */
   record(seq: u16, nowUs: i64): void {
-    let ext: i64;
-    if (this.highest < 0) {
-      ext = <i64>seq;
-      this.nextToReport = ext;
-    } else {
-      const delta = <i16>(seq - <u16>this.highest); // forward or back, by the shortest way
-      ext = this.highest + <i64>delta;
-      if (ext < 0) return;
-    }
-    if (ext > this.highest) {
-      // a jump of more than the ring: what was not reported is too old to matter
-      if (ext - this.nextToReport >= RING) this.nextToReport = ext - RING / 2;
-      this.highest = ext;
-    }
-    if (ext < this.nextToReport - RING) {
-      // far behind what was reported: the sending proxy started its numbering again (a restart
-      // without its state); follow the new numbering rather than wait for it to catch up
+    let ext = this.extend(seq);
+    if (this.highest < 0) this.nextToReport = ext;
+    else if (ext - this.nextToReport >= JUMP) {
+      this.nextToReport = ext; // what was pending has been sent (breaksNumbering)
+    } else if (ext < this.nextToReport - RING) {
       this.restart(seq);
       ext = <i64>seq;
     }
+    if (ext < 0) return;
+    if (ext > this.highest) this.highest = ext;
     if (ext < this.nextToReport) return; // already reported (as lost): too late
     const r = this.records.at(<i32>(ext & (RING - 1)));
     store<i64>(r, nowUs);

@@ -38,7 +38,9 @@ export class ReceiverContext extends SegmentContext {
     if (at < 0) return PASS; // not stamped: nothing to report
     this.mediaSsrc = RtpPacket.ssrc(ptr);
     const arrival = p.arrivalUs > 0 ? p.arrivalUs : now;
-    this.log.record(loadBe16(ptr + <usize>at), arrival);
+    const seq = loadBe16(ptr + <usize>at);
+    if (this.log.breaksNumbering(seq)) this.sendFeedback();
+    this.log.record(seq, arrival);
     if (this.s.stripExtension) {
       const moved = strip(ptr, len, at);
       if (moved > 0) p.resize(ptr + <usize>moved, len - moved);

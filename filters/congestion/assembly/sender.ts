@@ -48,6 +48,7 @@ export class SenderContext extends SegmentContext {
   private readonly sources: StaticArray<u32> = new StaticArray<u32>(SOURCES);
   private sourceCount: i32 = 0;
   private pacerArmed: bool = false;
+  private warnedUnstamped: bool = false;
   private tickArmed: bool = false;
   private lastIntervalUs: i64 = -1;
 
@@ -158,7 +159,7 @@ export class SenderContext extends SegmentContext {
     const ptr = p.ptr;
     const len = p.length;
     if (!planStamp(ptr, len, this.s.extensionId) || ptr - <usize>plan.grow < p.slotStart) {
-      this.counts.add(Count.StampFailed);
+      this.unstamped();
       this.pacer.spend(len);
       this.forwardedInterval++;
       return PASS;
@@ -166,7 +167,7 @@ export class SenderContext extends SegmentContext {
     const seq = this.nextSeq;
     const n = writeStamped(ptr - <usize>plan.grow, ptr, len, this.s.extensionId, <u16>seq);
     if (!p.resize(ptr - <usize>plan.grow, n)) {
-      this.counts.add(Count.StampFailed);
+      this.unstamped();
       return PASS;
     }
     this.sent(seq, now, n);
@@ -189,7 +190,7 @@ export class SenderContext extends SegmentContext {
       if (!Output.commit(this.id, n, 0, Dest.Forward, 0)) break;
       if (stamp) this.sent(this.nextSeq, now, n);
       else {
-        this.counts.add(Count.StampFailed);
+        this.unstamped();
         pacer.spend(n);
         this.forwardedInterval++;
       }
@@ -222,6 +223,16 @@ export class SenderContext extends SegmentContext {
     }
   }
 
+  /** Counts a packet sent without a sequence number, and says why once per context. */
+  private unstamped(): void {
+    this.counts.add(Count.StampFailed);
+    if (this.warnedUnstamped) return;
+    this.warnedUnstamped = true;
+    log(LogLevel.Warn, "a packet left without the transport-wide sequence number: its header extension uses ID " +
+      this.s.extensionId.toString() + " for something else (set another extensionId on both proxies), has a profile RFC 8285 does not define, " +
+      "or leaves no room; the estimator does not see such packets (stamp_failed counts them)");
+  }
+
   private dropped(reason: u32, countsAsLoss: bool): u32 {
     this.counts.add(dropCount(reason));
     if (countsAsLoss) this.droppedHere++;
@@ -239,7 +250,11 @@ export class SenderContext extends SegmentContext {
     while (off >= 0) {
       const q = ptr + <usize>off;
       const size = Rtcp.byteLength(q);
-      if (size > len - off || (load<u8>(q) >> 6) != 2) return PASS; // not well-formed: not ours to read
+      if (size > len - off || (load<u8>(q) >> 6) != 2) {
+        // not well-formed: not ours to read; a transport-wide feedback header in it is counted
+        if (Rtcp.type(q) == RtcpType.RTPFB && Rtcp.count(q) == FMT_TRANSPORT_CC) this.counts.add(Count.FeedbackRejected);
+        return PASS;
+      }
       const type = <i32>Rtcp.type(q);
       if (type == RtcpType.RTPFB && Rtcp.count(q) == FMT_TRANSPORT_CC) {
         this.onFeedback(q, now);
