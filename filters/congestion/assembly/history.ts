@@ -82,3 +82,33 @@ export class AckedRate {
     this.count--;
   }
 }
+
+/** Bytes over the last 500 ms of our clock, in five 100 ms buckets: what the sender put on the hop. */
+const BUCKET_US: i64 = 100_000;
+const BUCKETS = 5;
+
+export class SentRate {
+  private readonly bytes: StaticArray<i64> = new StaticArray<i64>(BUCKETS);
+  private bucketOf: i64 = -1;
+
+  add(nowUs: i64, size: i32): void {
+    this.roll(nowUs);
+    unchecked((this.bytes[<i32>(this.bucketOf % BUCKETS)] += size));
+  }
+
+  /** Bits per second over the last 500 ms. */
+  bps(nowUs: i64): f64 {
+    this.roll(nowUs);
+    let sum: i64 = 0;
+    for (let i = 0; i < BUCKETS; i++) sum += unchecked(this.bytes[i]);
+    return <f64>sum * 8 / (<f64>(BUCKETS * BUCKET_US) / 1e6);
+  }
+
+  private roll(nowUs: i64): void {
+    const b = nowUs / BUCKET_US;
+    if (this.bucketOf < 0) this.bucketOf = b;
+    const steps = min(b - this.bucketOf, <i64>BUCKETS);
+    for (let k: i64 = 1; k <= steps; k++) unchecked((this.bytes[<i32>((this.bucketOf + k) % BUCKETS)] = 0));
+    if (b > this.bucketOf) this.bucketOf = b;
+  }
+}

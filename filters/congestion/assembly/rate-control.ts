@@ -9,6 +9,8 @@ const INCREASE = 1;
 const DECREASE = 2;
 
 const BETA: f64 = 0.85;
+/** Sending below this share of the estimate makes the acknowledged rate no measure of the path. */
+const APP_LIMITED: f64 = 0.6;
 /** GCC's 8% a second, raised: a relay cannot probe, and the origin rises only when told. */
 const MULTIPLICATIVE_PER_S: f64 = 1.12;
 const LOSS_LOW: f64 = 0.02;
@@ -34,8 +36,11 @@ export class RateControl {
     this.target = startBps;
   }
 
-  /** After a feedback packet: the detector's state, the acknowledged rate, the round trip. */
-  onDelaySignal(signal: i32, ackedBps: f64, nowUs: i64, rttMs: f64): void {
+  /**
+   * After a feedback packet: the detector's state, the acknowledged rate, what we sent over the
+   * same time, the round trip.
+   */
+  onDelaySignal(signal: i32, ackedBps: f64, sentBps: f64, nowUs: i64, rttMs: f64): void {
     this.haveDelayBased = true;
     if (signal == OVERUSE) this.state = DECREASE;
     else if (signal == UNDERUSE) this.state = HOLD;
@@ -58,8 +63,14 @@ export class RateControl {
     } else if (this.state == DECREASE) {
       const spacingUs = <i64>((rttMs + 50) * 1000);
       if (ackedBps > 0 && (this.lastDecreaseUs < 0 || nowUs - this.lastDecreaseUs >= spacingUs)) {
-        rate = Math.min(rate, BETA * ackedBps);
-        this.noteMax(ackedBps / 1000);
+        if (sentBps < APP_LIMITED * rate) {
+          // we sent far less than the estimate (the origin paused, or frames were dropped here):
+          // what came through says nothing of the path's capacity; step down from the estimate
+          rate *= BETA;
+        } else {
+          rate = Math.min(rate, BETA * ackedBps);
+          this.noteMax(ackedBps / 1000);
+        }
         this.lastDecreaseUs = nowUs;
       }
       this.state = HOLD;

@@ -11,7 +11,7 @@ import { Breaker } from "./breaker";
 import { planStamp, plan, writeStamped } from "./extension";
 import { FMT_TRANSPORT_CC, NOT_ARRIVED, report } from "./feedback-read";
 import { FrameGate } from "./frames";
-import { AckedRate, RING, SendHistory } from "./history";
+import { AckedRate, RING, SendHistory, SentRate } from "./history";
 import { Count, DROP_CIRCUIT_BREAKER, DROP_QUEUE_FULL, Gauge, counterIds, dropCount, gaugeIds } from "./metrics";
 import { Pacer } from "./pacer";
 import { RateControl } from "./rate-control";
@@ -38,6 +38,7 @@ export class SenderContext extends SegmentContext {
   private readonly ourSsrc: u32 = randomU32();
 
   private readonly acked: AckedRate = new AckedRate();
+  private readonly sentRate: SentRate = new SentRate();
   private readonly trend: Trendline = new Trendline();
   private readonly rate: RateControl;
   private readonly gate: FrameGate = new FrameGate();
@@ -201,6 +202,7 @@ export class SenderContext extends SegmentContext {
 
   private sent(seq: i64, now: i64, size: i32): void {
     this.history.record(seq, now, size);
+    this.sentRate.add(now, size);
     this.nextSeq = seq + 1;
     this.pacer.spend(size);
     this.forwardedInterval++;
@@ -333,7 +335,7 @@ export class SenderContext extends SegmentContext {
     this.hopLost += lost;
     this.lossWindowReceived += received;
     this.lossWindowLost += lost;
-    this.rate.onDelaySignal(this.trend.state, this.acked.bps, now, this.rttMs);
+    this.rate.onDelaySignal(this.trend.state, this.acked.bps, this.sentRate.bps(now), now, this.rttMs);
     if (this.lastLossUs < 0) this.lastLossUs = now;
     if (now - this.lastLossUs >= 500_000 && this.lossWindowReceived + this.lossWindowLost >= 20) {
       this.lastLoss = <f64>this.lossWindowLost / <f64>(this.lossWindowReceived + this.lossWindowLost);
