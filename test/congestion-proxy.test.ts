@@ -2,7 +2,8 @@
 // -> B (receiver mode) -> sink. B's feedback must find its way back to A's egress and be
 // consumed there, A's TMMBR and REMB must reach the origin's RTCP socket, and the sink must get
 // the origin's packets byte for byte (the extension A adds, B removes). The netns tests measure
-// behaviour under a bottleneck; this one checks the wiring through the host.
+// behaviour under a bottleneck; this one checks the wiring through the host. And A alone toward
+// a plain receiver, whose receiver reports are then all the filter has.
 import * as assert from "uvu/assert";
 import { rtcpPackets, tmmbrBps } from "../filters/congestion/test/cc-lib.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
@@ -10,6 +11,7 @@ import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
 import { filterWasm } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
+import { receiverReport, senderReport } from "./lib/rtcp-build.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep } from "./lib/udp.js";
 
 const test = suite("congestion filter between two proxies", { timeoutMs: 40_000 });
@@ -103,5 +105,58 @@ async function run(swapMidway: boolean): Promise<void> {
 test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, the sink gets the origin's bytes", () => run(false));
 
 test("a hot swap of A's stage mid-stream loses nothing, and the new instance goes on with the numbering and the counts", () => run(true));
+
+test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-based rate down, and the origin hears it", async () => {
+  const aListen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort);
+  const sinkRtcp = await bindUdp(sinkPort + 1);
+  const { proxy: a } = await startProxy({
+    filters: { congestion: { path: filterWasm("congestion") } },
+    segments: [{
+      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000, maxBps: 20_000_000 } }],
+    }],
+  });
+  const rtp = await bindUdp();
+  const rtcp = await bindUdp(rtp.address().port + 1).catch(() => bindUdp());
+  const fromProxy: Buffer[] = [];
+  rtcp.on("message", (m: Buffer) => fromProxy.push(m));
+  // the receiver answers every SR it gets with an RR: 25% lost, LSR/DLSR for the round trip
+  let egressRtcp: { address: string; port: number } | undefined;
+  sinkRtcp.on("message", (m: Buffer, from) => {
+    if (m.length < 28 || m[1] !== 200) return;
+    egressRtcp = from;
+    const lsr = m.readUInt32BE(10);
+    setTimeout(() => sinkRtcp.send(receiverReport(0x5ece1fe0, 0x1234abcd, 64, 10, 100, 0, lsr, Math.round(0.005 * 65536)), from.port, from.address), 5);
+  });
+  try {
+    const srFrom = (): Buffer => {
+      const now = Date.now() / 1000 + 2208988800;
+      return senderReport(0x1234abcd, Math.floor(now) >>> 0, Math.floor((now % 1) * 2 ** 32) >>> 0);
+    };
+    await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), async (n) => {
+      if (n % 200 === 0) rtcp.send(srFrom(), aListen + 1, LO); // an SR twice a second, as the receiver's reports answer
+    });
+    await sleep(600);
+    const sa = await segmentStats(a, "a");
+    const lossBased = metric(sa, "loss_based_bps");
+    const asked = fromProxy.map((m) => tmmbrBps(new Uint8Array(m))).filter((x): x is number => x !== undefined);
+    console.log(`  plain receiver: loss-based ${Math.round(lossBased / 1000)} kbit/s, target ${Math.round(metric(sa, "target_bps") / 1000)} kbit/s, rtt ${metric(sa, "rtt_ms")} ms, feedback used ${metric(sa, "feedback_packets")}; TMMBR ${asked.map((b) => Math.round(b / 1000)).join(", ")} kbit/s`);
+    assert.ok(egressRtcp, "the receiver got SRs");
+    assert.ok(lossBased < 4_000_000 * 0.7, "25% loss reported cut the loss-based rate");
+    assert.is(metric(sa, "feedback_packets"), 0, "no transport-wide feedback: reports alone");
+    assert.ok(asked.length >= 2 && asked.at(-1)! < asked[0]!, `TMMBR to the origin came down: ${asked.join(", ")}`);
+    const rtt = metric(sa, "rtt_ms");
+    assert.ok(rtt >= 0 && rtt < 100, `round trip from LSR/DLSR on loopback: ${rtt} ms`);
+    assert.ok(sink.received > 1000, "the media reached the receiver");
+  } finally {
+    rtp.close();
+    rtcp.close();
+    sink.close();
+    sinkRtcp.close();
+    await a.close();
+  }
+});
 
 test.run();
