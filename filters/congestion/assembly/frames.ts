@@ -4,14 +4,14 @@
 // the frame matters: IDR (or parameter sets) > reference (nal_ref_idc > 0) > non-reference.
 import { RtpPacket } from "../../../sdk/assembly";
 import { DROP_DEPENDENT, DROP_NON_REFERENCE, DROP_QUEUE_FULL, DROP_REFERENCE } from "./metrics";
+import { MAX_SOURCES } from "./settings";
 
 export const CLASS_OTHER = 0;
 export const CLASS_NON_REFERENCE = 1;
 export const CLASS_REFERENCE = 2;
 export const CLASS_IDR = 3;
 
-/** Sources followed per segment (audio and video, simulcast layers); more share the last slot. */
-const SOURCES = 4;
+const SOURCES = MAX_SOURCES;
 
 /** The class of the H.264 frame whose first packet's payload is [payload, payload+len). */
 export function h264Class(payload: usize, len: i32): i32 {
@@ -92,6 +92,11 @@ export class FrameGate {
     }
     unchecked((this.verdicts[s] = verdict));
     return verdict;
+  }
+
+  /** The SSRC of the last decided packet (the one a keyframe request is about). */
+  @inline get currentSsrc(): u32 {
+    return unchecked(this.ssrcs[this.source]);
   }
 
   /** Whether the last decided packet's frame is a keyframe (IDR or parameter sets first). */

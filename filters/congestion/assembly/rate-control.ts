@@ -99,6 +99,7 @@ export class RateControl {
 
   /** The rates after a hot swap (checked: nothing outside the limits comes in). */
   restore(target: f64, delayBased: f64, lossBased: f64): void {
+    this.haveDelayBased = delayBased < this.maxBps; // it was limiting: feedback had come
     this.delayBased = this.clamp(delayBased);
     this.lossBased = this.clamp(lossBased);
     this.target = this.clamp(target);

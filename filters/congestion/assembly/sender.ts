@@ -16,7 +16,7 @@ import { Count, DROP_CIRCUIT_BREAKER, DROP_QUEUE_FULL, Gauge, counterIds, dropCo
 import { Pacer } from "./pacer";
 import { RateControl } from "./rate-control";
 import { writeSignals } from "./signals";
-import { Settings } from "./settings";
+import { MAX_SOURCES, Settings } from "./settings";
 import { Trendline } from "./trendline";
 
 export const PACER_TIMER = 0;
@@ -30,8 +30,9 @@ const PLI_SPACING_US: i64 = 1_000_000;
 const SILENCE_US: i64 = 2_000_000;
 const STATE_VERSION: u8 = 1;
 const SR_MEMORY = 4;
-/** SSRCs remembered per segment (audio and video, a few simulcast layers). */
-const SOURCES = 8;
+const SOURCES = MAX_SOURCES;
+/** Refused feedback counts in a row, each one on from the last, that mean proxy B started again. */
+const RESTART_RUN = 3;
 
 export class SenderContext extends SegmentContext {
   readonly counts: CounterBatch = new CounterBatch(counterIds);
@@ -47,7 +48,15 @@ export class SenderContext extends SegmentContext {
   private mediaSsrc: u32 = 0;
   private haveMedia: bool = false;
   private readonly sources: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  /** Bytes per source this interval: the busiest is the one TMMBR names. */
+  private readonly sourceBytes: StaticArray<i64> = new StaticArray<i64>(SOURCES);
   private sourceCount: i32 = 0;
+  private pliSsrc: u32 = 0;
+  // refused feedback counts in a row that follow each other (proxy B restarted)
+  private refusedCount: i32 = -1;
+  private refusedRun: i32 = 0;
+  // the worst receiver report of the interval, when reports drive the loss-based part
+  private reportLossWorst: f64 = -1;
   private pacerArmed: bool = false;
   private warnedUnstamped: bool = false;
   private tickArmed: bool = false;
@@ -110,20 +119,23 @@ export class SenderContext extends SegmentContext {
       this.mediaSsrc = ssrc;
       this.haveMedia = true;
     }
-    this.noteSource(ssrc);
+    this.noteSource(ssrc, len);
     this.originPackets++;
     this.originBytes += len;
-    if (this.breaker.open) return this.dropped(DROP_CIRCUIT_BREAKER, false);
+    if (this.breaker.open) {
+      if (!this.breaker.maybeClose(now)) return this.dropped(DROP_CIRCUIT_BREAKER, false);
+      this.closedLog();
+    }
     const pacer = this.pacer;
     pacer.refill(now);
     const s = this.s;
     const verdict = this.gate.decide(ptr, len, s.isH264(<i32>RtpPacket.payloadType(ptr)), pacer.queueMsBesideKeyframes, s.nonReferenceMs, s.referenceMs, s.maxQueueMs);
-    if (this.gate.startedWaiting) this.wantPli = true;
+    if (this.gate.startedWaiting) this.askKeyframe();
     if (verdict != 0) return this.dropped(verdict, true);
     if (pacer.count == 0 && pacer.mayLeave) return this.passNow(p, now);
     if (!pacer.push(ptr, len, this.gate.currentIsKeyframe)) {
       this.gate.cutCurrent();
-      if (this.gate.startedWaiting) this.wantPli = true;
+      if (this.gate.startedWaiting) this.askKeyframe();
       return this.dropped(DROP_QUEUE_FULL, true);
     }
     this.armPacer(now);
@@ -167,7 +179,7 @@ export class SenderContext extends SegmentContext {
     }
     const seq = this.nextSeq;
     const n = writeStamped(ptr - <usize>plan.grow, ptr, len, this.s.extensionId, <u16>seq);
-    if (!p.resize(ptr - <usize>plan.grow, n)) {
+    if (!p.resize(ptr - <usize>plan.grow, n)) { // cannot fail: the range was checked against the slot above
       this.unstamped();
       return PASS;
     }
@@ -274,7 +286,7 @@ export class SenderContext extends SegmentContext {
 
   private onFeedback(q: usize, now: i64): void {
     // feedback about a stream this segment never carried is not ours (0: the receiver names none)
-    if (!report.read(q) || (report.mediaSsrc != 0 && !this.carries(report.mediaSsrc))) {
+    if (!report.read(q) || (report.mediaSsrc != 0 && !this.carries(report.mediaSsrc) && this.sourceCount < SOURCES)) {
       this.counts.add(Count.FeedbackRejected);
       return;
     }
@@ -282,10 +294,19 @@ export class SenderContext extends SegmentContext {
     if (this.lastFeedbackCount >= 0) {
       const step = (report.feedbackCount - this.lastFeedbackCount) & 0xff;
       if (step == 0 || step >= 128) {
-        this.counts.add(Count.FeedbackRejected);
-        return;
+        // repeated or out of order, unless several in a row follow each other: then proxy B
+        // started again (a restart, a new context) and counts from anew
+        const follows = this.refusedCount >= 0 && ((report.feedbackCount - this.refusedCount) & 0xff) == 1;
+        this.refusedRun = follows ? this.refusedRun + 1 : 1;
+        this.refusedCount = report.feedbackCount;
+        if (this.refusedRun < RESTART_RUN) {
+          this.counts.add(Count.FeedbackRejected);
+          return;
+        }
       }
     }
+    this.refusedRun = 0;
+    this.refusedCount = -1;
     // the base sequence number, extended: the nearest at or before the next one we send
     if (this.nextSeq == 0) {
       this.counts.add(Count.FeedbackRejected);
@@ -348,13 +369,41 @@ export class SenderContext extends SegmentContext {
   }
 
   /** Remembers the SSRCs the segment carries (the first SOURCES; feedback must name one of them). */
-  private noteSource(ssrc: u32): void {
+  private noteSource(ssrc: u32, bytes: i32): void {
     const n = this.sourceCount;
-    for (let i = 0; i < n; i++) if (unchecked(this.sources[i]) == ssrc) return;
+    for (let i = 0; i < n; i++) {
+      if (unchecked(this.sources[i]) == ssrc) {
+        unchecked((this.sourceBytes[i] += bytes));
+        return;
+      }
+    }
     if (n < SOURCES) {
       unchecked((this.sources[n] = ssrc));
+      unchecked((this.sourceBytes[n] = bytes));
       this.sourceCount = n + 1;
     }
+  }
+
+  /** The interval's busiest source becomes the one TMMBR names (video, not audio). */
+  private pickMainSource(): void {
+    let best: i64 = 0;
+    for (let i = 0; i < this.sourceCount; i++) {
+      const b = unchecked(this.sourceBytes[i]);
+      if (b > best) {
+        best = b;
+        this.mediaSsrc = unchecked(this.sources[i]);
+      }
+      unchecked((this.sourceBytes[i] = 0));
+    }
+  }
+
+  private askKeyframe(): void {
+    this.wantPli = true;
+    this.pliSsrc = this.gate.currentSsrc;
+  }
+
+  private closedLog(): void {
+    log(LogLevel.Info, "circuit breaker closed after " + this.s.breakerCooldownS.toString() + " s: the flow is forwarded again");
   }
 
   private carries(ssrc: u32): bool {
@@ -369,7 +418,7 @@ export class SenderContext extends SegmentContext {
     for (let i = 0; i < n; i++) {
       const b = q + <usize>(blocksAt + i * REPORT_BLOCK_SIZE);
       if (blocksAt + (i + 1) * REPORT_BLOCK_SIZE > size) return;
-      if (!this.haveMedia || ReportBlock.ssrc(b) != this.mediaSsrc) continue;
+      if (!this.haveMedia || !this.carries(ReportBlock.ssrc(b))) continue;
       this.lastHeardUs = now;
       const lsr = ReportBlock.lastSr(b);
       if (lsr != 0) {
@@ -381,12 +430,10 @@ export class SenderContext extends SegmentContext {
         }
       }
       // only without transport-wide feedback do receiver reports drive the loss-based part
+      // (the worst block of the interval, applied once at its end: many receivers, or reports
+      // more often than a second, must not count the same loss again)
       if (this.lastFeedbackUs < 0 || now - this.lastFeedbackUs > FEEDBACK_STALE_US) {
-        const fraction = <f64>ReportBlock.fractionLost(b) / 256;
-        this.lastLoss = fraction;
-        this.rate.onLoss(fraction, now);
-        this.hopLost += <i64>Math.round(fraction * <f64>this.forwardedInterval);
-        this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
+        this.reportLossWorst = Math.max(this.reportLossWorst, <f64>ReportBlock.fractionLost(b) / 256);
       }
     }
   }
@@ -411,9 +458,7 @@ export class SenderContext extends SegmentContext {
 
   private tick(now: i64): void {
     const s = this.s;
-    if (this.breaker.maybeClose(now)) {
-      log(LogLevel.Info, "circuit breaker closed after " + s.breakerCooldownS.toString() + " s: the flow is forwarded again");
-    }
+    if (this.breaker.maybeClose(now)) this.closedLog();
     // the receiver went quiet while media goes out (the hop died, or its proxy went): do not go on
     // at the last estimate; halve it each second, down to minBps
     if (this.lastHeardUs >= 0 && this.forwardedInterval > 0 && now - this.lastHeardUs > SILENCE_US &&
@@ -436,6 +481,15 @@ export class SenderContext extends SegmentContext {
   private interval(now: i64): void {
     const seconds = <f64>(now - this.lastIntervalUs) / 1e6;
     this.incomingBps = <f64>this.originBytes * 8 / seconds;
+    this.pickMainSource();
+    if (this.reportLossWorst >= 0) {
+      const fraction = this.reportLossWorst;
+      this.lastLoss = fraction;
+      this.rate.onLoss(fraction, now);
+      this.hopLost += <i64>Math.round(fraction * <f64>this.forwardedInterval);
+      this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
+      this.reportLossWorst = -1;
+    }
     if (this.s.breakerEnabled) {
       const lost = this.droppedHere + this.hopLost;
       if (this.breaker.evaluate(this.originPackets, this.originBytes, lost, seconds, this.rttMs / 1000, this.rate.target)) {
@@ -474,7 +528,7 @@ export class SenderContext extends SegmentContext {
     const pli = this.wantPli && (this.lastPliUs < 0 || now - this.lastPliUs >= PLI_SPACING_US);
     const rate = (moved || refresh) && (s.tmmbr || s.remb);
     if (!rate && !pli) return;
-    if (!writeSignals(this.id, this.ourSsrc, this.mediaSsrc, target, rate && s.tmmbr, rate && s.remb, pli)) return;
+    if (!writeSignals(this.id, this.ourSsrc, this.mediaSsrc, this.pliSsrc, target, rate && s.tmmbr, rate && s.remb, pli)) return;
     if (rate) {
       this.signalledBps = target;
       this.lastSignalUs = now;

@@ -5,6 +5,9 @@ import { Config } from "../../../sdk/assembly";
 export const MODE_SENDER = 0;
 export const MODE_RECEIVER = 1;
 
+/** SSRCs followed per segment (audio and video, a few simulcast layers); more share the last slot. */
+export const MAX_SOURCES = 8;
+
 /** The most H.264 payload types one segment lists. */
 export const MAX_H264_TYPES = 8;
 

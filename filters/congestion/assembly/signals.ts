@@ -6,8 +6,8 @@ import { Dest, Output, PacketFlag, storeBe32 } from "../../../sdk/assembly";
 /** IPv4 + UDP + RTP fixed header: TMMBR's "measured overhead" (RFC 5104 4.2.1.2). */
 const OVERHEAD_BYTES: u32 = 40;
 
-/** Writes [empty RR][TMMBR][REMB][PLI] as asked; false when the output area is full or nothing was asked. */
-export function writeSignals(ctx: u32, ourSsrc: u32, mediaSsrc: u32, bps: f64, tmmbr: bool, remb: bool, pli: bool): bool {
+/** Writes [empty RR][TMMBR][REMB][PLI] as asked (TMMBR and REMB about `mediaSsrc`, PLI about `pliSsrc`); false when the output area is full or nothing was asked. */
+export function writeSignals(ctx: u32, ourSsrc: u32, mediaSsrc: u32, pliSsrc: u32, bps: f64, tmmbr: bool, remb: bool, pli: bool): bool {
   if (!tmmbr && !remb && !pli) return false;
   const out = Output.reserve();
   if (out == 0) return false;
@@ -48,7 +48,7 @@ export function writeSignals(ctx: u32, ourSsrc: u32, mediaSsrc: u32, bps: f64, t
   if (pli) {
     storeBe32(at, 0x81ce0002); // PSFB FMT 1, length 2
     storeBe32(at + 4, ourSsrc);
-    storeBe32(at + 8, mediaSsrc);
+    storeBe32(at + 8, pliSsrc);
     at += 12;
   }
   return Output.commit(ctx, <i32>(at - out), PacketFlag.Rtcp | PacketFlag.Upstream, Dest.Forward);

@@ -228,6 +228,50 @@ test("a keyframe that takes long to leave at a low rate does not cost the frames
   assert.ok(verdicts.every((v) => v === "kept" || v === "filter_256"), "nothing but non-reference frames dropped");
 });
 
+test("feedback from a proxy B that started again is refused twice, then followed (its count begins anew)", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 50_000_000, maxBps: 100_000_000 });
+  let seq = 0;
+  /** Ten rounds of 5 packets through a receiver context, its feedback back to the sender. */
+  const rounds = (r: number, n: number): void => {
+    for (let k = 0; k < n; k++) {
+      const sent = Array.from({ length: 5 }, () => h.run({ ctx: s, bytes: buildRtp({ seq: seq++ & 0xffff, payloadSize: 200 }) }).bytes);
+      for (const b of sent) h.run({ ctx: r, bytes: b });
+      for (const o of h.advanceTime(60_000).filter((o) => o.ctx === r)) h.run({ ctx: s, bytes: o.bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+    }
+  };
+  rounds(h.createContext({ mode: "receiver" }), 10);
+  assert.is(h.metric("feedback_packets", s), 10);
+  rounds(h.createContext({ mode: "receiver" }), 5); // counts 0..4 again
+  assert.is(h.metric("feedback_rejected", s), 2, "the first two look repeated");
+  assert.is(h.metric("feedback_packets", s), 13, "the third in a row that follows the last is taken as a restart");
+});
+
+test("with audio first and video after, TMMBR names the busier video and the keyframe request the stream that lost a reference", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 300_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 10, referenceMs: 20 } });
+  const AUDIO = 0xa0d10000;
+  let aseq = 0;
+  let vseq = 0;
+  const pli: number[] = [];
+  const tmmbr: number[] = [];
+  for (let f = 0; f < 60; f++) {
+    h.run({ ctx: s, bytes: buildRtp({ seq: aseq++, timestamp: f * 960, ssrc: AUDIO, payloadType: 111, payloadSize: 80 }) });
+    const kind = f === 0 ? "idr" : f % 2 ? "nonref" : "ref";
+    h.runBatch(Array.from({ length: 4 }, (_, k) => ({ ctx: s, bytes: h264Packet(vseq++, f * 3000, kind, { first: k === 0, last: k === 3, size: 1100 }) })));
+    for (const o of h.advanceTime(33_000).filter((o) => o.flags & PacketFlag.Upstream)) {
+      for (const p of rtcpPackets(o.bytes)) {
+        const v = new DataView(p.bytes.buffer, p.bytes.byteOffset);
+        if (p.type === 206 && p.fmt === 1) pli.push(v.getUint32(8));
+        if (p.type === 205 && p.fmt === 3) tmmbr.push(v.getUint32(12));
+      }
+    }
+  }
+  assert.ok(pli.length >= 1, "a keyframe was asked for");
+  assert.ok(pli.every((x) => x === SSRC), `PLI about the video: ${pli.map((x) => x.toString(16))}`);
+  assert.ok(tmmbr.length >= 2 && tmmbr.at(-1) === SSRC, `TMMBR about the video once it is the busier: ${tmmbr.map((x) => x.toString(16))}`);
+});
+
 /** An RR from a plain receiver about SSRC with `fraction` lost (in 1/256) and LSR/DLSR. */
 function receiverReport(fraction: number, lsr = 0, dlsr = 0): Uint8Array {
   const b = Buffer.alloc(32);
