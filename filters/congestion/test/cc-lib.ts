@@ -4,6 +4,7 @@
 // harnesses' clocks, with an origin that follows TMMBR. No sockets: the netns tests do that.
 import { FilterHarness, PacketFlag, buildRtp, type HarnessOptions, type OutputPacket } from "../../../sdk/harness/index.js";
 import { filterWasm } from "../../../test/lib/paths.js";
+import { decodeTmmb, rtcpPieces } from "../../../test/lib/rtcp-cc.js";
 
 export const SSRC = 0x0cc0_0001;
 export const PT_H264 = 96;
@@ -26,26 +27,15 @@ export function h264Packet(seq: number, timestamp: number, kind: FrameKind, opts
 export const seqOf = (b: Uint8Array): number => (b[2]! << 8) | b[3]!;
 export const tsOf = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset).getUint32(4);
 
-/** RTCP packets of a compound: [type, fmt, bytes]. */
+/** RTCP packets of a compound (test/lib/rtcp-cc.ts reads them): type, FMT, bytes. */
 export function rtcpPackets(b: Uint8Array): { type: number; fmt: number; bytes: Uint8Array }[] {
-  const out: { type: number; fmt: number; bytes: Uint8Array }[] = [];
-  let at = 0;
-  while (at + 4 <= b.length) {
-    const size = (((b[at + 2]! << 8) | b[at + 3]!) + 1) * 4;
-    out.push({ type: b[at + 1]!, fmt: b[at]! & 0x1f, bytes: b.subarray(at, at + size) });
-    at += size;
-  }
-  return out;
+  return rtcpPieces(b).map((p) => ({ type: p.pt, fmt: p.fmt, bytes: p.bytes }));
 }
 
-/** The rate a TMMBR (RFC 5104 4.2.1) in `b` asks for, or undefined. */
+/** The rate the TMMBR (RFC 5104 4.2.1) in compound `b` asks for, or undefined. */
 export function tmmbrBps(b: Uint8Array): number | undefined {
-  for (const p of rtcpPackets(b)) {
-    if (p.type !== 205 || p.fmt !== 3) continue;
-    const v = new DataView(p.bytes.buffer, p.bytes.byteOffset).getUint32(16);
-    return ((v >>> 9) & 0x1ffff) * 2 ** (v >>> 26);
-  }
-  return undefined;
+  const p = rtcpPieces(b).find((x) => x.pt === 205 && x.fmt === 3);
+  return p ? decodeTmmb(p.bytes).entries[0]!.bps : undefined;
 }
 
 export interface HopOptions {
