@@ -171,9 +171,12 @@ export class Merge {
     const ring = this.ring;
     const i = ring.place(ext);
     if (!ring.holds(i, ext)) {
-      // Before the first packet the merge saw (reordered before it): no copy went out yet.
+      // Before the first packet the merge saw (reordered before it): no copy went out yet. Its
+      // place was passed when the merge started: counted as given up, and below as late, so
+      // that every merged_late has its merged_lost (what is missing = lost - late).
       this.forget(i);
       ring.claim(i, ext, LOST, now);
+      this.counts.add(Count.MergedLost);
     }
     this.arrive(i, path, p.arrivalUs, now);
     const state = ring.state(i);
