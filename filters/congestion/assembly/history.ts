@@ -69,13 +69,6 @@ export class AckedRate {
     return <f64>this.sum * 8 / (<f64>span / 1e6);
   }
 
-  reset(): void {
-    this.head = 0;
-    this.count = 0;
-    this.sum = 0;
-    this.newest = i64.MIN_VALUE;
-  }
-
   private dropOldest(): void {
     this.sum -= unchecked(this.bytes[this.head]);
     this.head = (this.head + 1) % ENTRIES;

@@ -1,7 +1,8 @@
 // The pacer: a leaky bucket (tokens in bytes, filled at the pacing rate, at most `burst` deep) in
-// front of a FIFO of packets that had to wait. Queued packets live in chunks of the SDK's
-// budgeted memory, one 2 KiB cell each; nothing is allocated per packet.
-import { CHUNK_SIZE, take, giveBack } from "../../../sdk/assembly/chunks";
+// front of a FIFO of packets that had to wait. Queued packets live in budgeted records
+// (records.ts), one 2 KiB cell each; nothing is allocated per packet.
+import { CHUNK_SIZE } from "../../../sdk/assembly/chunks";
+import { Records } from "./records";
 
 export const CELL = 2048;
 const CELLS_PER_CHUNK = CHUNK_SIZE / CELL;
@@ -14,7 +15,7 @@ export class Pacer {
   private lastRefillUs: i64 = -1;
 
   readonly capacity: i32;
-  private readonly chunks: StaticArray<usize>;
+  private readonly cells: Records;
   private readonly lengths: StaticArray<i32>;
   /** Per cell: the packet belongs to a keyframe (IDR), whose bytes the priority decisions leave out. */
   private readonly keyframe: StaticArray<bool>;
@@ -24,8 +25,8 @@ export class Pacer {
   bytes: i64 = 0;
   keyframeBytes: i64 = 0;
 
-  private constructor(chunks: StaticArray<usize>, capacity: i32, rateBps: f64, burstMs: f64) {
-    this.chunks = chunks;
+  private constructor(cells: Records, capacity: i32, rateBps: f64, burstMs: f64) {
+    this.cells = cells;
     this.capacity = capacity;
     this.lengths = new StaticArray<i32>(capacity);
     this.keyframe = new StaticArray<bool>(capacity);
@@ -36,19 +37,19 @@ export class Pacer {
 
   /** A pacer whose queue holds `packets` (rounded up to whole chunks); null when the memory budget is spent. */
   static create(packets: i32, rateBps: f64, burstMs: f64): Pacer | null {
-    const chunkCount = (packets + CELLS_PER_CHUNK - 1) / CELLS_PER_CHUNK;
-    const chunks = take(chunkCount);
-    if (chunks === null) return null;
-    return new Pacer(chunks, chunkCount * CELLS_PER_CHUNK, rateBps, burstMs);
+    const capacity = (packets + CELLS_PER_CHUNK - 1) / CELLS_PER_CHUNK * CELLS_PER_CHUNK;
+    const cells = Records.create(capacity, CELL);
+    if (cells === null) return null;
+    return new Pacer(cells, capacity, rateBps, burstMs);
   }
 
   /** Memory a queue of `packets` takes. */
   static bytesFor(packets: i32): i64 {
-    return <i64>((packets + CELLS_PER_CHUNK - 1) / CELLS_PER_CHUNK) * CHUNK_SIZE;
+    return Records.bytesFor(packets, CELL);
   }
 
   free(): void {
-    giveBack(this.chunks);
+    this.cells.free();
   }
 
   /** Adds the tokens earned since the last refill. */
@@ -124,7 +125,7 @@ export class Pacer {
   }
 
   @inline private cell(i: i32): usize {
-    return unchecked(this.chunks[i / CELLS_PER_CHUNK]) + <usize>((i % CELLS_PER_CHUNK) * CELL);
+    return this.cells.at(i);
   }
 
   @inline private burstBytes(): f64 {

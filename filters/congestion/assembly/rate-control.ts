@@ -2,7 +2,7 @@
 // delay-based rate (draft-ietf-rmcat-gcc-02 section 5.5), its loss-based controller (section 6),
 // and the target = the smaller, clamped to [minBps, maxBps]. Rates in bits per second, times in
 // microseconds on the sender's clock.
-import { NORMAL, OVERUSE, UNDERUSE } from "./trendline";
+import { OVERUSE, UNDERUSE } from "./trendline";
 
 const HOLD = 0;
 const INCREASE = 1;
@@ -126,4 +126,3 @@ export class RateControl {
   }
 }
 
-export { NORMAL };

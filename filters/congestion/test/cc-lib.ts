@@ -60,7 +60,7 @@ export interface HopRecord {
  */
 export class Bottleneck {
   private queue: { bytes: Uint8Array; sentUs: number }[] = [];
-  queued = 0;
+  private queued = 0;
   private busyUntil = 0;
   private inFlight: { bytes: Uint8Array; sentUs: number; arriveUs: number }[] = [];
   lost = 0;
