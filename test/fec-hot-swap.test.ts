@@ -5,7 +5,7 @@
 // what crossed the relay, in order, once).
 import * as assert from "uvu/assert";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
-import { freeLegBase, legPorts, LEGS, type LegPorts } from "./lib/fec-wire.js";
+import { freeLegBase, freeLegBases, legPorts, LEGS, type LegPorts } from "./lib/fec-wire.js";
 import { recoverable } from "./lib/fec-recovery.js";
 import { DropWatch, settled } from "./lib/kernel-drops.js";
 import { LossyRelay } from "./lib/lossy-relay.js";
@@ -47,9 +47,14 @@ function config(encBase: number, decBase: number, relay: LegPorts, sink: number,
 test("two hot swaps of encoder and decoder mid-stream: every matrix keeps its repair, the output is a perfect decoder's", async () => {
   const count = 3000;
   const sink = await RtpSink.open();
-  const [encBase, decBase] = [await freeLegBase(), await freeLegBase()];
-  const relay = await LossyRelay.start({ targets: [legPorts(decBase)], loss: { kind: "bernoulli", p: 0.05, seed: 42 } });
-  const { proxy, events } = await startProxy(config(encBase, decBase, relay.listen, sink.port, 0));
+  const [encBase, decBase, relayBase] = (await freeLegBases(3)) as [number, number, number];
+  const relay = await LossyRelay.start({ targets: [legPorts(decBase)], loss: { kind: "bernoulli", p: 0.05, seed: 42 }, listen: legPorts(relayBase) });
+  const started = await startProxy(config(encBase, decBase, relay.listen, sink.port, 0)).catch((e: unknown) => {
+    sink.close();
+    relay.close();
+    throw e;
+  });
+  const { proxy, events } = started;
   const tx = await bindUdp();
   try {
     const path = new DropWatch([encBase, ...relay.ports, ...LEGS.map((l) => legPorts(decBase)[l]), sink.port]);

@@ -13,7 +13,7 @@
 // attributed: then only what still holds is checked, loudly.
 import * as assert from "uvu/assert";
 import type { Proxy } from "../runtime/index.js";
-import { freeLegBase, legPorts, LEGS, type LegPorts } from "./lib/fec-wire.js";
+import { freeLegBase, freeLegBases, legPorts, LEGS, type LegPorts } from "./lib/fec-wire.js";
 import { recoverable, type Recovery } from "./lib/fec-recovery.js";
 import { GST_FEC, startGstFecDecoder, startGstFecEncoder, type GstFecShape } from "./lib/gst-fec.js";
 import { DropWatch, settled } from "./lib/kernel-drops.js";
@@ -180,9 +180,8 @@ for (const [name, shape, loss] of SHAPES) {
     cleanups.push(() => oursSink.close(), () => gstSink.close());
     const gstDec = await startGstFecDecoder({ output: gstSink.port });
     cleanups.push(() => gstDec.pipeline.stop());
-    const decBase = await freeLegBase();
-    const encBase = await freeLegBase();
-    const relayListen = legPorts(await freeLegBase());
+    const [decBase, encBase, relayBase] = (await freeLegBases(3)) as [number, number, number];
+    const relayListen = legPorts(relayBase);
     const relay = await LossyRelay.start({ targets: [gstDec.listen, legPorts(decBase)], loss, listen: relayListen });
     cleanups.push(() => relay.close());
     const { proxy } = await startProxy({

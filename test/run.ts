@@ -9,6 +9,8 @@ import { fileURLToPath } from "node:url";
 const root = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
 const dist = join(root, "dist");
 const FILE_TIMEOUT_MS = 240_000;
+/** How long a file may take to exit after its tests are done. */
+const LINGER_MS = 30_000;
 const BUN = join(root, "node_modules", "bun", "bin", "bun.exe");
 /** Test files that exercise the proxy and so run under Bun too. */
 const BUN_TESTS = /\/test\/((proxy|hot-swap|filter-host|failures|failure-paths|apply|output-timers|hostile-filter|source-gate|runtime-units|legs|fec-hot-swap)[^/]*|fanout|destination-rewrite|feedback-fanout|multicast|batched-io|streams|sdk-stream-meter)\.test\.js$/;
@@ -49,14 +51,28 @@ function runFile(runtime: string, file: string, label: string, env: Record<strin
     const started = Date.now();
     const child = spawn(runtime, [file], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0", ...env } });
     let output = "";
-    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    // uvu prints "Duration:" once every suite of the file is done; a file still alive long after
+    // that left a socket, timer or child open (a failed test that skipped its cleanup): stop it
+    // then rather than at the file's time limit.
+    let linger: NodeJS.Timeout | undefined;
+    const collect = (d: Buffer): void => {
+      output += d.toString();
+      if (linger === undefined && /^\s*Duration:\s+[\d.]+m?s\s*$/m.test(strip(output))) {
+        linger = setTimeout(() => {
+          output += `\n[runner] killed: the tests finished but the file did not exit within ${LINGER_MS} ms (something left open)\n`;
+          child.kill("SIGKILL");
+        }, LINGER_MS);
+      }
+    };
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
     const timer = setTimeout(() => {
       output += `\n[runner] killed after ${FILE_TIMEOUT_MS} ms\n`;
       child.kill("SIGKILL");
     }, FILE_TIMEOUT_MS);
     child.on("close", (code) => {
       clearTimeout(timer);
+      clearTimeout(linger);
       const text = strip(output);
       const total = summary(text, "Total");
       const passed = summary(text, "Passed");

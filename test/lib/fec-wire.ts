@@ -1,6 +1,6 @@
 // SMPTE ST 2022-1 FEC on the wire, for tests: the three legs of a stream (media on port P, column
 // FEC on P+2, row FEC on P+4) and the 16-byte FEC header that follows a FEC packet's RTP header.
-import { bindUdp } from "./udp.js";
+import { freePortRun, freePortRuns } from "./udp.js";
 
 export type Leg = "media" | "column" | "row";
 export const LEGS: readonly Leg[] = ["media", "column", "row"];
@@ -13,19 +13,12 @@ export const legPorts = (base: number): LegPorts => ({ media: base, column: base
 
 /** A base port P whose legs P, P+2, P+4 (and their RTCP ports P+1, P+3, P+5) are free on `address` now. */
 export async function freeLegBase(address = "127.0.0.1"): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const base = 20000 + 2 * Math.floor(Math.random() * 20000);
-    const held = [];
-    try {
-      for (let p = base; p < base + 6; p++) held.push(await bindUdp(p, address));
-      return base;
-    } catch {
-      // one of them is taken: try another base
-    } finally {
-      for (const s of held) s.close();
-    }
-  }
-  throw new Error("no six consecutive free UDP ports for a media/column/row endpoint");
+  return freePortRun(6, address);
+}
+
+/** `count` such bases whose ports do not overlap, for the endpoints of one test. */
+export function freeLegBases(count: number, address = "127.0.0.1"): Promise<number[]> {
+  return freePortRuns(count, 6, address);
 }
 
 /** The FEC header's fields (ST 2022-1 section 8, after RFC 2733), as received. */

@@ -26,19 +26,33 @@ export function freePortPair(address = "127.0.0.1"): Promise<number> {
 
 /** An even port P with P to P + count - 1 free (RTP, RTCP, and legs at P + 2, P + 4...). */
 export async function freePortRun(count: number, address = "127.0.0.1", below = 60000): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const p = 20000 + 2 * Math.floor(Math.random() * ((below - count - 20000) / 2));
-    const held: Socket[] = [];
-    try {
-      for (let k = 0; k < count; k++) held.push(await bindUdp(p + k, address));
-      return p;
-    } catch {
-      // taken
-    } finally {
-      for (const s of held) s.close();
+  return (await freePortRuns(1, count, address, below))[0]!;
+}
+
+/**
+ * `runs` such ports, their runs apart: each run stays bound until all are found, so two picks for
+ * one test cannot overlap (two separate picks did, once in a CI run).
+ */
+export async function freePortRuns(runs: number, count: number, address = "127.0.0.1", below = 60000): Promise<number[]> {
+  const found: number[] = [];
+  const held: Socket[] = [];
+  try {
+    for (let attempt = 0; attempt < 100 * runs && found.length < runs; attempt++) {
+      const p = 20000 + 2 * Math.floor(Math.random() * ((below - count - 20000) / 2));
+      const these: Socket[] = [];
+      try {
+        for (let k = 0; k < count; k++) these.push(await bindUdp(p + k, address));
+        held.push(...these);
+        found.push(p);
+      } catch {
+        for (const s of these) s.close(); // taken: try another
+      }
     }
+  } finally {
+    for (const s of held) s.close();
   }
-  throw new Error(`no ${count} free ports in a row`);
+  if (found.length < runs) throw new Error(`no ${runs} x ${count} free ports in a row`);
+  return found;
 }
 
 /** A base port P, even, with sinks bound at P + each offset (retrying where one is taken). */
