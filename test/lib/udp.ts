@@ -29,9 +29,12 @@ export async function freePortRun(count: number, address = "127.0.0.1", below = 
   return (await freePortRuns(1, count, address, below))[0]!;
 }
 
+/** Port runs this process was handed: a later pick avoids them even once their probe sockets closed. */
+const handedOut: [first: number, end: number][] = [];
+
 /**
- * `runs` such ports, their runs apart: each run stays bound until all are found, so two picks for
- * one test cannot overlap (two separate picks did, once in a CI run).
+ * `runs` such ports, their runs apart and apart from every run handed out before in this process
+ * (two picks in one test overlapped once in CI: the first was free again when the second probed).
  */
 export async function freePortRuns(runs: number, count: number, address = "127.0.0.1", below = 60000): Promise<number[]> {
   const found: number[] = [];
@@ -39,11 +42,13 @@ export async function freePortRuns(runs: number, count: number, address = "127.0
   try {
     for (let attempt = 0; attempt < 100 * runs && found.length < runs; attempt++) {
       const p = 20000 + 2 * Math.floor(Math.random() * ((below - count - 20000) / 2));
+      if (handedOut.some(([first, end]) => p < end && first < p + count)) continue;
       const these: Socket[] = [];
       try {
         for (let k = 0; k < count; k++) these.push(await bindUdp(p + k, address));
         held.push(...these);
         found.push(p);
+        handedOut.push([p, p + count]);
       } catch {
         for (const s of these) s.close(); // taken: try another
       }
