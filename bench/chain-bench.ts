@@ -4,10 +4,7 @@
 // and time the calls; there is no second copy of the packet loop.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ChainRunner, type EgressFn } from "../runtime/chain/chain-runner.js";
-import { DEFAULT_FAILURE_POLICY, FilterPool, type ChainStage, type FilterSpec, type InstanceSlot } from "../runtime/chain/filter-pool.js";
-import { PacketList } from "../runtime/chain/packet-list.js";
-import { SegmentStats } from "../runtime/chain/stats.js";
+import { ChainRunner, type EgressFn, DEFAULT_FAILURE_POLICY, FilterPool, type ChainStage, type FilterSpec, type InstanceSlot, PacketList, SegmentStats } from "../runtime/index.js";
 import { ROOT, progress } from "./common.js";
 
 export type { ChainStage, InstanceSlot };

@@ -13,7 +13,7 @@
 // column), so that the difference over the packets rebuilt is the cost of a recovery. Overhead
 // is the repair's share of the bytes on the wire. Variants of one cell are sampled round-robin,
 // the median reported.
-import { PacketList } from "../runtime/chain/packet-list.js";
+import { PacketList } from "../runtime/index.js";
 import { ChainBench, compileNoop, type ChainStage, type InstanceSlot } from "./chain-bench.js";
 import { median, progress, round } from "./common.js";
 

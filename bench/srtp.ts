@@ -28,7 +28,7 @@ import {
   createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject,
 } from "node:crypto";
 import { join } from "node:path";
-import { PacketList } from "../runtime/chain/packet-list.js";
+import { PacketList } from "../runtime/index.js";
 import { ChainBench, compileNoop, packetRow, stampSequence, type ChainStage, type PacketRow, type InstanceSlot } from "./chain-bench.js";
 import { ROOT, machineBusyUs, median, progress, round } from "./common.js";
 

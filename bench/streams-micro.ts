@@ -14,8 +14,7 @@
 // streams (its SegmentStreams and SSRC map).
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
-import { SegmentStreams } from "../runtime/streams/segment-streams.js";
-import { INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, StreamTable } from "../runtime/streams/stream-table.js";
+import { SegmentStreams, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, StreamTable } from "../runtime/index.js";
 import { machineBusyUs, median, progress, round } from "./common.js";
 import { heapBytesPerPacket } from "./micro.js";
 

@@ -17,9 +17,7 @@
 //    agent's pages (controlplane/api/stats-pages.ts), and what a /stats snapshot costs the proxy.
 // 3. In process (bench/streams-micro.ts): ns per packet of the counting itself, and bytes per stream.
 import { availableParallelism } from "node:os";
-import type { ProxySnapshot } from "../runtime/index.js";
-import { renderPrometheus } from "../runtime/index.js";
-import { STREAMS_DEFAULTS } from "../runtime/config/proxy-config.js";
+import { type ProxySnapshot, renderPrometheus, STREAMS_DEFAULTS } from "../runtime/index.js";
 import { pageStats, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../controlplane/api/stats-pages.js";
 import { median, NOISY_CPU_PCT, progress, round, sleep } from "./common.js";
 import { runTrial, startProxy, withHarness, type Harness, type SearchOptions } from "./e2e.js";

@@ -2,7 +2,7 @@
 // benchmarks may import. Everything else under runtime/ is internal.
 export { Proxy, ApplyError, type ProxyEvent, type ProxySnapshot, type ProxyHealth } from "./proxy.js";
 export {
-  ConfigError, loadProxyConfigFile, validateProxyConfig, proxyConfigSchema,
+  ConfigError, loadProxyConfigFile, validateProxyConfig, proxyConfigSchema, STREAMS_DEFAULTS,
   type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
 } from "./config/proxy-config.js";
 export { isMulticast } from "./config/multicast.js";
@@ -13,11 +13,18 @@ export { checkArena, type ArenaLayout } from "./filter-host/arena-check.js";
 export { loadFilterModule, compileFilterModule, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./filter-host/errors.js";
 export { HISTOGRAM_BOUNDS, type HistogramValue } from "./filter-host/metrics.js";
-export { dropReasonName } from "./chain/stats.js";
+export { dropReasonName, SegmentStats } from "./chain/stats.js";
+// The packet loop's parts, for benchmarks that drive a chain without sockets.
+export { ChainRunner, type EgressFn } from "./chain/chain-runner.js";
+export { DEFAULT_FAILURE_POLICY, FilterPool, type ChainStage, type FilterSpec, type InstanceSlot } from "./chain/filter-pool.js";
+export { PacketList } from "./chain/packet-list.js";
+export { SegmentStreams } from "./streams/segment-streams.js";
+export { INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, StreamTable } from "./streams/stream-table.js";
+export type { IoPlan } from "./dataplane/batched-io.js";
 export { DataPlane, type ApplyRequest, type DataPlaneEvent } from "./dataplane/dataplane.js";
 export type { SegmentSnapshot, StageSnapshot } from "./dataplane/snapshot.js";
 export { WORKER_MODE } from "./dataplane/worker-handle.js";
 export { renderPrometheus } from "./admin/prometheus.js";
 export { familyLines, escapeLabelValue, type LabelSet, type Sample } from "./admin/exposition.js";
 export { startAdminServer, type AdminServer, type AdminOptions } from "./admin/admin-server.js";
-export * as abi from "../sdk/abi/constants.js";
+export * as abi from "./abi.js";

@@ -637,7 +637,7 @@ test("a replica that goes silent without closing -> keepalive notices, the other
 });
 
 test("msm proxy --control-plane: runs the agent, logs what it applies, stops on SIGTERM; usage errors", async () => {
-  const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+  const MSM = join(ROOT, "dist", "cli", "msm.js");
   const usage = (args: string[]): { code: number | null; out: string } => {
     const r = spawnSync(process.execPath, [MSM, "proxy", ...args], { encoding: "utf8", timeout: 10_000 });
     return { code: r.status, out: r.stderr + r.stdout };

@@ -12,7 +12,7 @@ import { SegmentStats } from "../runtime/chain/stats.js";
 import { BatchedIo, planIo } from "../runtime/dataplane/batched-io.js";
 import { validateProxyConfig } from "../runtime/index.js";
 import { MAX_DESTINATIONS } from "../runtime/config/proxy-config.js";
-import { DropReason } from "../sdk/abi/constants.js";
+import { DropReason } from "../runtime/abi.js";
 import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
 import { NetnsLab, netnsPeer } from "./lib/netns.js";
 import { startNsProxy } from "./lib/ns-proxy.js";
@@ -26,7 +26,7 @@ import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, sleep, waitFor } 
 const test = suite("batched I/O", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-const CLI = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+const CLI = join(ROOT, "dist", "cli", "msm.js");
 
 const addon = peer("the batched-I/O addon", "built by `npm install` (python3, make, a C compiler; node scripts/build-native.mjs)", () => planIo("auto").send === "native");
 

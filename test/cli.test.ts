@@ -11,7 +11,7 @@ import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
 
 const test = suite("msm CLI", { timeoutMs: 60_000 });
-const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+const MSM = join(ROOT, "dist", "cli", "msm.js");
 
 function run(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [MSM, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });

@@ -22,7 +22,7 @@ import { StreamReceiver } from "./lib/stream-receiver.js";
 import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("control plane end to end", { timeoutMs: 90_000 });
-const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
+const MSMCTL = join(ROOT, "dist", "cli", "msmctl.js");
 
 function msmctl(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {

@@ -736,7 +736,7 @@ test("connections that never begin TLS (silent, or plain text that stops) are cl
 }, { timeoutMs: 40_000 });
 
 test("msm control-plane: refuses to start without TLS files unless --insecure; runs and stops on SIGTERM", async () => {
-  const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+  const MSM = join(ROOT, "dist", "cli", "msm.js");
   const run = (args: string[]) => {
     const child = spawn(process.execPath, [MSM, "control-plane", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

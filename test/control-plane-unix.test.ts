@@ -14,8 +14,8 @@ import { suite } from "./lib/suite.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 
 const test = suite("control plane on a unix socket", { timeoutMs: 60_000 });
-const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
-const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
+const MSM = join(ROOT, "dist", "cli", "msm.js");
+const MSMCTL = join(ROOT, "dist", "cli", "msmctl.js");
 
 test("msm control-plane, msm proxy and msmctl over unix:PATH: a segment applied runs and forwards", async () => {
   const cp = await startControlPlaneProcess();

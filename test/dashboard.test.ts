@@ -23,8 +23,8 @@ import { startDashboard, type Dashboard, type DashboardOptions } from "../contro
 import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
-import { runMsmctl } from "../controlplane/cli/msmctl/main.js";
-import type { Io } from "../controlplane/cli/msmctl/context.js";
+import { runMsmctl } from "../cli/msmctl/main.js";
+import type { Io } from "../cli/msmctl/context.js";
 
 const test = suite("dashboard", { timeoutMs: 30_000 });
 
@@ -561,7 +561,7 @@ peerTest(test, chromium, "the page in Chromium (through msmctl dashboard): the m
 // ---------------------------------------------------------------- msm control-plane --dashboard
 
 test("msm control-plane --dashboard: serves the dashboard, says loudly when it is plain HTTP, stops on SIGTERM", async () => {
-  const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+  const MSM = join(ROOT, "dist", "cli", "msm.js");
   const child = new Child(process.execPath, [MSM, "control-plane", "--listen", "127.0.0.1:0", "--store", `file:${tmp("msm-dash-cli-")}`, "--insecure", "--dashboard", "127.0.0.1:0"], { limitMs: 30_000 });
   try {
     await waitFor(() => /dashboard on http:\/\/127\.0\.0\.1:\d+/.test(child.stderr) || child.exit !== null, 15_000, "the dashboard to start");

@@ -6,7 +6,7 @@
 import * as assert from "uvu/assert";
 import { planSnapshot } from "../controlplane/agent/snapshot-config.js";
 import type { Segment } from "../controlplane/api/proto.js";
-import { parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
+import { parseManifests, toManifest, toSegment } from "../cli/msmctl/manifest.js";
 import { planApply } from "../controlplane/server/segments.js";
 import { DesiredState } from "../controlplane/server/state.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";

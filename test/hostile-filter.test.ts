@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import { request } from "node:http";
 import type { Socket } from "node:dgram";
 import { startAdminServer, type Proxy, type ProxyEvent } from "../runtime/index.js";
-import { DropReason, MAX_FILTER_DROP_REASONS } from "../sdk/abi/constants.js";
+import { DropReason, MAX_FILTER_DROP_REASONS } from "../runtime/abi.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
 import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";

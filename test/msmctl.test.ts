@@ -12,21 +12,21 @@ import { adminService, ProxyServiceClient, type ControlMessage, type FilterRef, 
 import { createPki } from "../controlplane/security/pki.js";
 import { channelCredentials, serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
-import { runMsmctl } from "../controlplane/cli/msmctl/main.js";
-import type { Io } from "../controlplane/cli/msmctl/context.js";
-import { parseArgs } from "../controlplane/cli/msmctl/flags.js";
-import { age, bytes, table } from "../controlplane/cli/msmctl/format.js";
-import { ManifestError, parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
-import { mergeStatsPages, parseProxyStats, segmentRates } from "../controlplane/cli/msmctl/stats.js";
-import { mixedReports } from "../controlplane/cli/msmctl/client.js";
-import { configState, describeProxy, describeSegment } from "../controlplane/cli/msmctl/describe.js";
-import { proxyRows } from "../controlplane/cli/msmctl/get.js";
+import { runMsmctl } from "../cli/msmctl/main.js";
+import type { Io } from "../cli/msmctl/context.js";
+import { parseArgs } from "../cli/msmctl/flags.js";
+import { age, bytes, table } from "../cli/msmctl/format.js";
+import { ManifestError, parseManifests, toManifest, toSegment } from "../cli/msmctl/manifest.js";
+import { mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
+import { mixedReports } from "../cli/msmctl/client.js";
+import { configState, describeProxy, describeSegment } from "../cli/msmctl/describe.js";
+import { proxyRows } from "../cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
 import { pageStats, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../controlplane/api/stats-pages.js";
 import type { ProxySnapshot } from "../runtime/index.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 
-const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
+const MSMCTL = join(ROOT, "dist", "cli", "msmctl.js");
 
 const SEGMENTS_YAML = `# two cameras on one node, one on another
 kind: Segment

@@ -4,7 +4,7 @@
 import * as assert from "uvu/assert";
 import { planSnapshot } from "../controlplane/agent/snapshot-config.js";
 import type { Segment } from "../controlplane/api/proto.js";
-import { ManifestError, parseManifests, toManifest, toSegment } from "../controlplane/cli/msmctl/manifest.js";
+import { ManifestError, parseManifests, toManifest, toSegment } from "../cli/msmctl/manifest.js";
 import { planApply } from "../controlplane/server/segments.js";
 import { DesiredState } from "../controlplane/server/state.js";
 import { validateProxyConfig } from "../runtime/index.js";

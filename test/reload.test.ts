@@ -12,7 +12,7 @@ import { fixture, ROOT } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("msm proxy reloads and stops", { timeoutMs: 60_000 });
-const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+const MSM = join(ROOT, "dist", "cli", "msm.js");
 
 function startMsm(file: string, admin?: number) {
   const args = [MSM, "proxy", "--config", file, ...(admin !== undefined ? ["--admin", `127.0.0.1:${admin}`] : [])];

@@ -19,7 +19,7 @@ import { checkArena, dropReasonName, FilterFailure } from "../runtime/index.js";
 import {
   AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_HEADROOM, AH_MAGIC, AH_OUT_CAPACITY, AH_OUT_SLOT_BASE, AH_OUT_TABLE,
   ABI_VERSION_EXPORT, AH_SCRATCH, AH_SCRATCH_SIZE, AH_SLOT_BASE, AH_SLOT_SIZE, ARENA_MAGIC, Dest, DropReason, MAX_FILTER_DROP_REASONS, PacketFlag,
-} from "../sdk/abi/constants.js";
+} from "../runtime/abi.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { indexedRtp, waitFor } from "./lib/udp.js";

@@ -33,7 +33,7 @@ function walkthroughSection(readme: string): string {
   const next = readme.indexOf("\n## ", start + SECTION.length);
   return next < 0 ? readme.slice(start) : readme.slice(start, next);
 }
-const CLI = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+const CLI = join(ROOT, "dist", "cli", "msm.js");
 const STEP_MS = 240_000;
 /** Step 4: packets the walkthrough's sender sends into the proxy, and the bound on that (50 a second, on a busy machine). */
 const SENT = 60;

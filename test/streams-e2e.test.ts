@@ -23,8 +23,8 @@ import { suite } from "./lib/suite.js";
 import { bindUdp, freePortPair, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("streams across proxies end to end", { timeoutMs: 120_000 });
-const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
-const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
+const MSM = join(ROOT, "dist", "cli", "msm.js");
+const MSMCTL = join(ROOT, "dist", "cli", "msmctl.js");
 
 const SSRC = 0x5eed0001;
 const RECEIVER_SSRC = 0x0000beef;

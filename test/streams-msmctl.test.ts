@@ -12,9 +12,9 @@ import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
 import { ProxyServiceClient, type ControlMessage } from "../controlplane/api/proto.js";
 import { pageStats } from "../controlplane/api/stats-pages.js";
 import type { StreamPath } from "../controlplane/api/streams.js";
-import { runMsmctl } from "../controlplane/cli/msmctl/main.js";
-import { connectAdmin } from "../controlplane/cli/msmctl/client.js";
-import type { Io } from "../controlplane/cli/msmctl/context.js";
+import { runMsmctl } from "../cli/msmctl/main.js";
+import { connectAdmin } from "../cli/msmctl/client.js";
+import type { Io } from "../cli/msmctl/context.js";
 import { channelCredentials } from "../controlplane/security/tls.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import type { ProxySnapshot } from "../runtime/index.js";
@@ -223,7 +223,7 @@ test("ListStreams pages by name: a page token is the last name given", async () 
 
 /** `msm control-plane` as an operator starts it. */
 function startCli(args: string[]): { exited: Promise<number | null>; output: () => string; stop: () => void } {
-  const child = spawn(process.execPath, [join(ROOT, "dist", "controlplane", "cli", "msm.js"), "control-plane", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "msm.js"), "control-plane", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));

@@ -75,7 +75,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
   try {
     started = await spawnUntilReady(
       runtimeBinary(opts.runtime),
-      [join(ROOT, "dist", "controlplane", "cli", "msm.js"), "proxy", "--config", file, "--admin", "127.0.0.1:0"],
+      [join(ROOT, "dist", "cli", "msm.js"), "proxy", "--config", file, "--admin", "127.0.0.1:0"],
       /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running: ([^\n]*)\n/,
       opts.readyTimeoutMs ?? 20_000,
     );

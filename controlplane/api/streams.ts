@@ -1,7 +1,7 @@
 // A stream's path across the mesh as the control plane states it: the segments one RTP stream
 // (one SSRC) crosses, joined proxy to proxy (a segment's destination is the next proxy's listen),
 // with what each point measured and what each hop between two points adds. docs/streams.md.
-import type { StreamDirection, ReceiverReport } from "../../runtime/streams/types.js";
+import type { StreamDirection, ReceiverReport } from "../../runtime/index.js";
 
 /** Where a stream is measured: a segment's ingress or egress on one proxy. */
 export interface StreamPoint {

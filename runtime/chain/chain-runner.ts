@@ -1,7 +1,7 @@
 // Pushes a batch of packets through a segment's chain, stage by stage: copy into the stage's
 // arena, one call, read verdicts and output packets, go on with what passed. Depth first, so
 // that a stage's memory is read by the next stage before the stage is called again.
-import { Dest, DropReason, MAX_FILTER_DROP_REASONS, MAX_LEGS, PacketFlag, Verdict } from "../../sdk/abi/constants.js";
+import { Dest, DropReason, MAX_FILTER_DROP_REASONS, MAX_LEGS, PacketFlag, Verdict } from "../abi.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import type { ChainStage } from "./filter-pool.js";

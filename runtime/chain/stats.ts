@@ -1,6 +1,6 @@
 // Counters per segment and per chain stage. Plain numbers and Maps keyed by small integers, so
 // that counting on the hot path allocates nothing.
-import { DropReason, MAX_LEGS } from "../../sdk/abi/constants.js";
+import { DropReason, MAX_LEGS } from "../abi.js";
 
 export class DropCounts {
   readonly byReason = new Map<number, number>();

@@ -8,7 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
-import { MAX_LEGS } from "../../sdk/abi/constants.js";
+import { MAX_LEGS } from "../abi.js";
 import { EndpointClaims } from "./endpoints.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";

@@ -6,7 +6,12 @@
 // for example). The filter sees the value, as if it had been written inline.
 import { readFile } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
-import type { ProxyConfig } from "./proxy-config.js";
+
+/** The parts of a proxy config that carry filter configs (ProxyConfig has them; proxy-config.ts calls in here). */
+interface WithFilterConfigs {
+  readonly filters: Readonly<Record<string, { readonly config: Record<string, unknown> }>>;
+  readonly segments: readonly { readonly chain: readonly { readonly config: Record<string, unknown> }[] }[];
+}
 
 type Reference = { kind: "$file" | "$env"; target: string };
 
@@ -34,14 +39,14 @@ function walk(value: unknown, at: string, visit: (ref: Reference | string, at: s
 }
 
 /** Every config the filters get, with the field path that names it in messages. */
-function filterConfigs(config: ProxyConfig): { config: Record<string, unknown>; at: string }[] {
+function filterConfigs(config: WithFilterConfigs): { config: Record<string, unknown>; at: string }[] {
   const out = Object.entries(config.filters).map(([name, f]) => ({ config: f.config, at: `filters.${name}.config` }));
   config.segments.forEach((seg, i) => seg.chain.forEach((st, j) => out.push({ config: st.config, at: `segments[${i}].chain[${j}].config` })));
   return out;
 }
 
 /** Checks every reference's form and makes relative $file paths absolute (against baseDir). Returns problems. */
-export function checkSecretReferences(config: ProxyConfig, baseDir: string): string[] {
+export function checkSecretReferences(config: WithFilterConfigs, baseDir: string): string[] {
   const problems: string[] = [];
   for (const { config: c, at } of filterConfigs(config)) {
     walk(c, at, (ref, path, replace) => {
@@ -56,7 +61,7 @@ export function checkSecretReferences(config: ProxyConfig, baseDir: string): str
  * A copy of `config` with every reference replaced by what it names, or the problems (naming the
  * field and the file or variable, never a value). The original is left as it is.
  */
-export async function resolveSecrets(config: ProxyConfig): Promise<{ config: ProxyConfig; problems: string[] }> {
+export async function resolveSecrets<C extends WithFilterConfigs>(config: C): Promise<{ config: C; problems: string[] }> {
   const copy = structuredClone(config);
   const problems: string[] = [];
   const reads: Promise<void>[] = [];

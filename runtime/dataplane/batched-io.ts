@@ -3,7 +3,7 @@
 import type { Socket } from "node:dgram";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { DropReason } from "../../sdk/abi/constants.js";
+import { DropReason } from "../abi.js";
 import type { SegmentStats } from "../chain/stats.js";
 
 /** An attached socket, opaque to JS. */

@@ -3,7 +3,7 @@
 // prepare (bind new sockets, build and configure new chains; nothing running is touched), commit
 // (between two batches: remove, swap, add), and open (bind what had to wait for a port that a
 // removed segment, maybe on another worker, released in the commit).
-import { LogLevel, MAX_TIMERS_PER_CONTEXT } from "../../sdk/abi/constants.js";
+import { LogLevel, MAX_TIMERS_PER_CONTEXT } from "../abi.js";
 import { ChainRunner } from "../chain/chain-runner.js";
 import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
 import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";

@@ -3,7 +3,7 @@
 // sends to `listen`) to the destinations (from the egress sockets); RTCP feedback from the
 // receivers arrives on the egress sockets and flows upstream, back to the sender.
 import type { Socket } from "node:dgram";
-import { Dest, DropReason, PacketFlag } from "../../sdk/abi/constants.js";
+import { Dest, DropReason, PacketFlag } from "../abi.js";
 import type { ChainRunner } from "../chain/chain-runner.js";
 import type { ChainStage } from "../chain/filter-pool.js";
 import { PacketList } from "../chain/packet-list.js";

@@ -5,7 +5,7 @@ import {
   D_ARRIVAL, D_CONTEXT, D_LEG, D_PORT, D_RESERVED, D_DEST, D_FLAGS, D_LENGTH, D_OFFSET, D_REASON, D_VERDICT, Verdict,
   DESC_SIZE, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT,
   ROOT_CONTEXT, Status,
-} from "../../sdk/abi/constants.js";
+} from "../abi.js";
 import { randomFillSync } from "node:crypto";
 import { checkArena, type ArenaLayout } from "./arena-check.js";
 import { FilterConfigError, FilterFailure, FilterLoadError } from "./errors.js";

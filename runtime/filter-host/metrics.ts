@@ -2,7 +2,7 @@
 // kept per context. Values are plain numbers in preallocated arrays so that metric_add on the hot
 // path allocates nothing. A labelled metric's series of a context are made on first use: at most
 // MAX_LABEL_VALUES label values each, and every value past those shares the series "other".
-import { MAX_LABEL_VALUES, MAX_METRICS, MetricKind, Status } from "../../sdk/abi/constants.js";
+import { MAX_LABEL_VALUES, MAX_METRICS, MetricKind, Status } from "../abi.js";
 
 /** Histogram bucket upper bounds: 1-2-5 steps from 1 to 1,000,000 (microsecond-friendly). */
 export const HISTOGRAM_BOUNDS: readonly number[] = (() => {

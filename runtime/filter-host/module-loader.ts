@@ -2,7 +2,7 @@
 // that can be checked before it runs (ABI marker, imports, exports, memory import).
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { ABI_VERSION_MAJOR, ABI_VERSION_MINOR } from "../../sdk/abi/constants.js";
+import { ABI_VERSION_MAJOR, ABI_VERSION_MINOR } from "../abi.js";
 import { FilterLoadError } from "./errors.js";
 import { importedMemories } from "./wasm-inspect.js";
 

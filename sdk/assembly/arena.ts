@@ -9,7 +9,7 @@ import {
   AH_MAGIC, AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_SLOT_BASE, AH_SLOT_SIZE, AH_HEADROOM,
   AH_OUT_CAPACITY, AH_OUT_TABLE, AH_OUT_SLOT_BASE, AH_SCRATCH, AH_SCRATCH_SIZE,
   D_OFFSET, D_LENGTH, D_CONTEXT, D_FLAGS, D_VERDICT, D_DEST, D_REASON, D_PORT, D_LEG, D_RESERVED, D_ARRIVAL,
-} from "../abi/constants";
+} from "../../runtime/abi";
 
 /** Descriptors in the batch table. */
 export const BATCH_CAPACITY: i32 = 64;

@@ -5,7 +5,7 @@
 //
 // Errors do not throw: the first one is kept (naming the key) and finish() turns it into
 // setError(...) + Status.BadConfig. A key whose value is null reads as absent.
-import { Status } from "../abi/constants";
+import { Status } from "../../runtime/abi";
 import { SCRATCH } from "./arena";
 import { setError } from "./host";
 

@@ -3,7 +3,7 @@
 // TAKE (the filter keeps a copy and holds the packet) or a drop reason; the filter gathers the
 // contexts a call touched and lets each send its counts to the host once, at the call's end, so
 // that a batch of 64 packets makes a handful of metric calls, not hundreds.
-import { Status } from "../abi/constants";
+import { Status } from "../../runtime/abi";
 import { ContextMap } from "./contexts";
 import { Filter } from "./filter";
 import { nowUs } from "./host";

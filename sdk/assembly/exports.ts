@@ -1,7 +1,7 @@
 // The module side of ABI v1.3 (docs/abi.md "Exported by the module"). A filter's entry file
 // re-exports this file: `export * from "<sdk>/exports";`. Export nothing else from here: every
 // export of this file becomes a wasm export.
-import { Status } from "../abi/constants";
+import { Status } from "../../runtime/abi";
 import { ARENA_HEADER, SCRATCH_SIZE } from "./arena";
 import { Config } from "./config";
 import { Filter, registeredFilter } from "./filter";

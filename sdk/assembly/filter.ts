@@ -1,6 +1,6 @@
 // The filter skeleton. A filter extends Filter, overrides what it needs, and registers one
 // instance at top level; exports.ts turns the ABI calls into calls on that instance.
-import { Status } from "../abi/constants";
+import { Status } from "../../runtime/abi";
 import { Config } from "./config";
 import { Packet } from "./packet";
 import { StateReader, StateWriter } from "./state";

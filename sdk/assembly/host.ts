@@ -1,6 +1,6 @@
 // Host imports (docs/abi.md "Provided by the host") and friendly wrappers.
 // Only the imports a filter actually calls end up in its .wasm.
-import { LogLevel, MetricKind, Status } from "../abi/constants";
+import { LogLevel, MetricKind, Status } from "../../runtime/abi";
 
 // ---- raw imports: exactly the ABI ----
 

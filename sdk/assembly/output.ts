@@ -1,6 +1,6 @@
 // The output area (docs/abi.md "Output area"): packets a filter creates during on_batch or
 // on_timer. The SDK counts them and returns the count from the export.
-import { Dest, MAX_LEGS } from "../abi/constants";
+import { Dest, MAX_LEGS } from "../../runtime/abi";
 import {
   OUT_CAPACITY, HEADROOM, MAX_PACKET, outDesc, outSlot,
   setDescOffset, setDescLength, setDescContext, setDescFlags, setDescDest, setDescLegOnly,

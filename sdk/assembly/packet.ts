@@ -1,6 +1,6 @@
 // Packet: a view over one batch descriptor (docs/abi.md "Descriptor"). The object *is* the
 // descriptor's address, so Packet.at(i) allocates nothing.
-import { PacketFlag, Verdict, DESC_SIZE, MAX_LEGS } from "../abi/constants";
+import { PacketFlag, Verdict, DESC_SIZE, MAX_LEGS } from "../../runtime/abi";
 import {
   DESC_TABLE, SLOT_SIZE, batchDesc, batchSlot,
   descOffset, setDescOffset, descLength, setDescLength, descContext, descFlags,

@@ -4,7 +4,7 @@
 // rule sets `error` and nothing is written from then on, so a filter checks once, at finish() or
 // emit(). Each packet's count and length fields are written when the next one starts or at
 // finish(). rtcp.ts reads what this writes.
-import { Dest, PacketFlag } from "../abi/constants";
+import { Dest, PacketFlag } from "../../runtime/abi";
 import { loadBe16, storeBe16, storeBe32, storeBe64 } from "./bytes";
 import { Output } from "./output";
 import { REPORT_BLOCK_SIZE, PsfbFmt, RtcpType, RtpfbFmt, SdesItem } from "./rtcp";

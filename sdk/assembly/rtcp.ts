@@ -2,7 +2,7 @@
 // A compound packet is (ptr, len). RtcpCompound.validate() checks it once (RFC 3550 A.2 plus
 // every packet's own structure); afterwards the readers below read raw. Readers take `p`, the
 // address of one packet inside the compound (ptr + an offset from first()/next()).
-import { DropReason } from "../abi/constants";
+import { DropReason } from "../../runtime/abi";
 import { loadBe16, loadBe24, loadBe32, loadBe64 } from "./bytes";
 
 export const RTCP_HEADER_SIZE: i32 = 4;

@@ -1,7 +1,7 @@
 // Zero-copy RTP header view (RFC 3550 section 5.1) with RFC 8285 header-extension elements.
 // A packet is (ptr, len) in linear memory. Call RtpPacket.validate() once; after it returns
 // RtpError.None every accessor below reads inside [ptr, ptr+len) without further checks.
-import { DropReason } from "../abi/constants";
+import { DropReason } from "../../runtime/abi";
 import { loadBe16, loadBe32, storeBe16, storeBe32 } from "./bytes";
 
 /** Fixed RTP header size. */

@@ -2,7 +2,7 @@
 // output packets, metrics and timers, with a clock the test controls and no sockets. It drives
 // the runtime's own FilterInstance, so a filter behaves here exactly as in the proxy.
 import { readFile } from "node:fs/promises";
-import { LogLevel, MetricKind, Verdict } from "../abi/constants.js";
+import { LogLevel, MetricKind, Verdict } from "../../runtime/abi.js";
 import {
   compileFilterModule, dropReasonName, FilterConfigError, FilterInstance, type FilterHostServices, type HistogramValue,
 } from "./runtime.js";
@@ -255,5 +255,5 @@ export class FilterHarness {
 }
 
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./runtime.js";
-export * from "../abi/constants.js";
+export * from "../../runtime/abi.js";
 export * from "./packets.js";

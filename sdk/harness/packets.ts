@@ -1,6 +1,6 @@
 // Packet builders for tests, demos and benchmarks: well-formed RTP and RTCP, and a catalogue of
 // hostile packets, each named and paired with the drop reason a conformant validator gives it.
-import { DropReason } from "../abi/constants.js";
+import { DropReason } from "../../runtime/abi.js";
 
 export interface RtpFields {
   seq: number;

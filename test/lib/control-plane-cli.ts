@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { Child } from "./child.js";
 import { ROOT } from "./paths.js";
 
-const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
-const MSMCTL = join(ROOT, "dist", "controlplane", "cli", "msmctl.js");
+const MSM = join(ROOT, "dist", "cli", "msm.js");
+const MSMCTL = join(ROOT, "dist", "cli", "msmctl.js");
 
 export interface ControlPlaneProcess {
   /** Where proxies and msmctl reach it: unix:PATH. */

@@ -9,7 +9,7 @@ import type { NetnsLab, NsProcess } from "./netns.js";
 import { nsTool } from "./ns-rtp.js";
 import { ROOT } from "./paths.js";
 
-const MSM = join(ROOT, "dist", "controlplane", "cli", "msm.js");
+const MSM = join(ROOT, "dist", "cli", "msm.js");
 
 export interface NsProxy {
   readonly role: string;

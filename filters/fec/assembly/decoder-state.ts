@@ -14,7 +14,9 @@
 // A held packet whose bytes did not fit comes back missing (it may still be rebuilt), counted
 // in `swap_lost`.
 import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
-import { Decoder } from "./decoder";
+import { decoderChunks, Decoder } from "./decoder";
+import { take } from "../../../sdk/assembly/chunks";
+import { Settings } from "./settings";
 import { ABSENT, PASSED, PLACE_DATA, PRESENT, REBUILT } from "./media-ring";
 import { Count } from "./metrics";
 import { KIND_DECODER, readStateHeader, writeStateHeader } from "./state-format";
@@ -214,4 +216,23 @@ function placesWellFormed(blob: StateReader, maxSeq: i64, lowSeq: i64): bool {
     }
   }
   return !blob.overflow;
+}
+
+/** The decoder with its state carried across a hot swap (the blob above): the class the filter makes. */
+class DecoderWithState extends Decoder {
+  exportState(out: StateWriter, now: i64): Status {
+    return writeDecoderState(this, out, now);
+  }
+
+  importState(blob: StateReader, nowUs: i64): Status {
+    const status = readDecoderState(this, blob, nowUs);
+    if (status == Status.Ok && this.started) this.armFlush(); // the output area is not ours here
+    return status;
+  }
+}
+
+/** A new decoder for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
+export function newDecoder(id: u32, s: Settings): Decoder | null {
+  const chunks = take(decoderChunks(s));
+  return chunks === null ? null : new DecoderWithState(id, s, chunks);
 }

@@ -12,12 +12,11 @@
 // A place counts as missing only once a later packet arrived: GStreamer's encoder sends a row's
 // FEC before the row's last packet, which must not be "rebuilt" before it comes.
 import {
-  MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, StateReader, StateWriter, storeBe16, storeBe32,
+  MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, storeBe16, storeBe32,
   nowUs, timerCancel, timerSet,
 } from "../../../sdk/assembly";
-import { CHUNK_SIZE, giveBack, take } from "../../../sdk/assembly/chunks";
+import { CHUNK_SIZE, giveBack } from "../../../sdk/assembly/chunks";
 import { FecContext, PASS, TAKE, currentCall } from "./context";
-import { readDecoderState, writeDecoderState } from "./decoder-state";
 import { ABSENT, MediaRing, PASSED, PLACES_PER_CHUNK, PLACE_META, PRESENT, REBUILT } from "./media-ring";
 import {
   Count, DROP_DUPLICATE, DROP_FEC_MALFORMED, DROP_FEC_OUT_OF_WINDOW, DROP_FEC_SHAPE,
@@ -169,15 +168,6 @@ export class Decoder extends FecContext {
     this.release(nowUs, -1);
   }
 
-  exportState(out: StateWriter, now: i64): Status {
-    return writeDecoderState(this, out, now);
-  }
-
-  importState(blob: StateReader, nowUs: i64): Status {
-    const status = readDecoderState(this, blob, nowUs);
-    if (status == Status.Ok && this.started) this.armFlush(); // the output area is not ours here
-    return status;
-  }
 
   // ---- media ----
 
@@ -641,10 +631,4 @@ export class Decoder extends FecContext {
     }
     return true;
   }
-}
-
-/** A new decoder for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
-export function newDecoder(id: u32, s: Settings): Decoder | null {
-  const chunks = take(decoderChunks(s));
-  return chunks === null ? null : new Decoder(id, s, chunks);
 }

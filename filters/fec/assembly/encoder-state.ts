@@ -10,7 +10,9 @@
 // sequence numbers.
 import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
 import { ACC_META, accCount, accData, accMaxLen, accReset } from "./accumulator";
-import { Encoder } from "./encoder";
+import { encoderChunks, Encoder } from "./encoder";
+import { take } from "../../../sdk/assembly/chunks";
+import { Settings } from "./settings";
 import { KIND_ENCODER, readStateHeader, writeStateHeader } from "./state-format";
 import { MAX_FEC_PAYLOAD } from "./wire";
 
@@ -105,4 +107,21 @@ function groupsWellFormed(e: Encoder, blob: StateReader): bool {
   blob.position = start;
   blob.overflow = false;
   return ok;
+}
+
+/** The encoder with its state carried across a hot swap (the blob above): the class the filter makes. */
+class EncoderWithState extends Encoder {
+  exportState(out: StateWriter, now: i64): Status {
+    return writeEncoderState(this, out);
+  }
+
+  importState(blob: StateReader, nowUs: i64): Status {
+    return readEncoderState(this, blob);
+  }
+}
+
+/** A new encoder for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
+export function newEncoder(id: u32, s: Settings): Encoder | null {
+  const chunks = take(encoderChunks(s));
+  return chunks === null ? null : new EncoderWithState(id, s, chunks);
 }

@@ -11,17 +11,16 @@
 // The same for a packet too large to protect. A packet from behind (reordered, duplicate) passes
 // unprotected; a jump of more than a matrix forward, or far back, starts a new matrix there.
 import {
-  Dest, Output, Packet, RtpError, RtpPacket, Status, StateReader, StateWriter,
+  Dest, Output, Packet, RtpError, RtpPacket,
 } from "../../../sdk/assembly";
 import {
   ACC_SIZE, accAdd, accAdd2, accCount, accMaxLen, accRecovery, accReset, setAccSnBase, accData,
 } from "./accumulator";
-import { CHUNK_SIZE, giveBack, take } from "../../../sdk/assembly/chunks";
+import { CHUNK_SIZE, giveBack } from "../../../sdk/assembly/chunks";
 import { FecContext, PASS } from "./context";
 import { Count } from "./metrics";
 import { Settings } from "./settings";
 import { MAX_FEC_PAYLOAD, RTP_SIZE, FEC_HEADER_SIZE, Recovery, writeFecHeaders } from "./wire";
-import { readEncoderState, writeEncoderState } from "./encoder-state";
 
 const scratch = new Recovery();
 
@@ -220,13 +219,6 @@ export class Encoder extends FecContext {
     this.sendPending(this.lastTs);
   }
 
-  exportState(out: StateWriter, now: i64): Status {
-    return writeEncoderState(this, out);
-  }
-
-  importState(blob: StateReader, nowUs: i64): Status {
-    return readEncoderState(this, blob);
-  }
 
   /** Every group, for the state blob: the row, the current bank's columns, the previous bank's. */
   @inline groupCount(): i32 {
@@ -240,10 +232,4 @@ export class Encoder extends FecContext {
     if (k < this.columns) return this.columnGroup(this.bank, k);
     return this.columnGroup(this.bank ^ 1, k - this.columns);
   }
-}
-
-/** A new encoder for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
-export function newEncoder(id: u32, s: Settings): Encoder | null {
-  const chunks = take(encoderChunks(s));
-  return chunks === null ? null : new Encoder(id, s, chunks);
 }

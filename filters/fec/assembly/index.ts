@@ -6,8 +6,10 @@ import { Config, Status, register, setError } from "../../../sdk/assembly";
 import { ContextFilter } from "../../../sdk/assembly/context-filter";
 import { CHUNK_SIZE, noRoomMessage, readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
 import { FecContext } from "./context";
-import { decoderChunks, newDecoder } from "./decoder";
-import { encoderChunks, newEncoder } from "./encoder";
+import { decoderChunks } from "./decoder";
+import { newDecoder } from "./decoder-state";
+import { encoderChunks } from "./encoder";
+import { newEncoder } from "./encoder-state";
 import { defineMetrics } from "./metrics";
 import { MODE_ENCODE, Settings } from "./settings";
 

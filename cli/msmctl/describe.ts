@@ -1,12 +1,12 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { status } from "@grpc/grpc-js";
-import type { Endpoint, Leg, ProxyStatus, Segment } from "../../api/proto.js";
-import { isMulticast } from "../../../runtime/index.js";
+import type { Endpoint, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
+import { isMulticast } from "../../runtime/index.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
 import { flagSet, UsageError } from "./flags.js";
-import { printable } from "../../security/terminal.js";
+import { printable } from "../../controlplane/security/terminal.js";
 import { age, bytes, endpoint, fields, hostPort, render, table } from "./format.js";
 import { noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { toManifest } from "./manifest.js";

@@ -7,8 +7,8 @@ import { Agent as HttpAgent, createServer, request as httpRequest, type Incoming
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { printable } from "../../security/terminal.js";
-import { checkControlPlane, trustDomainOf, type TlsFiles } from "../../security/tls.js";
+import { printable } from "../../controlplane/security/terminal.js";
+import { checkControlPlane, trustDomainOf, type TlsFiles } from "../../controlplane/security/tls.js";
 import { CliError } from "./client.js";
 import { connectOptions, type Context } from "./context.js";
 import { flag, UsageError } from "./flags.js";

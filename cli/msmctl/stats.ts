@@ -1,9 +1,9 @@
 // A proxy's stats as msmctl reads them: GetStats gives pages of each proxy's latest report, each
 // page's stats_json a ProxySnapshot (runtime/) with that page's segments (counters that only
 // grow); the pages of a proxy are merged, and rates come from two reports of each segment.
-import type { ProxyStats } from "../../api/proto.js";
-import type { ProxySnapshot } from "../../../runtime/index.js";
-import type { StatsTruncation } from "../../api/stats-pages.js";
+import type { ProxyStats } from "../../controlplane/api/proto.js";
+import type { ProxySnapshot } from "../../runtime/index.js";
+import type { StatsTruncation } from "../../controlplane/api/stats-pages.js";
 
 export interface StageCounters {
   filter: string;

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import type { ProxyConfig } from "../../runtime/index.js";
+import type { ProxyConfig } from "../runtime/index.js";
 
 /** A digest of the config file's text and of every filter module it names. */
 export async function configFingerprint(file: string, config: ProxyConfig): Promise<string> {

@@ -6,7 +6,7 @@ import { flagSet, flagValues, UsageError } from "./flags.js";
 import { render } from "./format.js";
 import { ManifestError, manifestPath, parseManifests, toSegment, type ManifestOrigin, type SegmentManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
-import { REDACTED, secretValues } from "../../security/secrets.js";
+import { REDACTED, secretValues } from "../../controlplane/security/secrets.js";
 
 interface Loaded {
   readonly manifest: SegmentManifest;

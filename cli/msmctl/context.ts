@@ -1,7 +1,7 @@
 // What every msmctl command gets: its words and flags, where to print, the output format, and a
 // connection to the control plane made from the flags and the environment when first needed.
 import { readFile } from "node:fs/promises";
-import type { TlsFiles } from "../../security/tls.js";
+import type { TlsFiles } from "../../controlplane/security/tls.js";
 import { CliError, connectAdmin, normalizeServer, type AdminApi } from "./client.js";
 import { flag, flagSet, secondsFlag, UsageError, type ParsedArgs } from "./flags.js";
 import { OUTPUT_FORMATS, type OutputFormat } from "./format.js";

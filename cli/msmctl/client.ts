@@ -12,11 +12,11 @@ import {
   type ProxyStats,
   type ProxyStatus,
   type Segment,
-} from "../../api/proto.js";
-import { connectionFailure } from "../../api/status-text.js";
-import { isUnixSocketAddress } from "../../api/unix-socket.js";
-import type { BadHopThresholds, StreamPath } from "../../api/streams.js";
-import { channelCredentials, type TlsFiles } from "../../security/tls.js";
+} from "../../controlplane/api/proto.js";
+import { connectionFailure } from "../../controlplane/api/status-text.js";
+import { isUnixSocketAddress } from "../../controlplane/api/unix-socket.js";
+import type { BadHopThresholds, StreamPath } from "../../controlplane/api/streams.js";
+import { channelCredentials, type TlsFiles } from "../../controlplane/security/tls.js";
 import { UsageError } from "../usage.js";
 
 /** A failure the operator should read; msmctl prints its message and exits 1. */

@@ -5,12 +5,12 @@ import { createSocket, type Socket } from "node:dgram";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { dropReasonName, Proxy, startAdminServer, validateProxyConfig } from "../../runtime/index.js";
-import { buildRtp, hostileRtp } from "../../sdk/harness/packets.js";
+import { dropReasonName, Proxy, startAdminServer, validateProxyConfig } from "../runtime/index.js";
+import { buildRtp, hostileRtp } from "../sdk/harness/packets.js";
 import { describeEvent } from "./proxy-command.js";
 import { numberFlag, parseFlags, UsageError } from "./usage.js";
 
-const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "..");
+const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..");
 const VALIDATE = join(ROOT, "filters", "validate", "build", "validate.wasm");
 
 async function bindUdp(port: number): Promise<Socket> {

@@ -6,7 +6,7 @@ import { drawScreen, untilInterrupted } from "./live.js";
 import { CliError } from "./client.js";
 import { flag, flagSet, secondsFlag, UsageError } from "./flags.js";
 import { bytes, rate, render, table } from "./format.js";
-import { escapeSerialized, printable } from "../../security/terminal.js";
+import { escapeSerialized, printable } from "../../controlplane/security/terminal.js";
 import { resourceOf } from "./resources.js";
 import { topStreams } from "./streams.js";
 import { mergeStatsPages, segmentRate, type ProxyCounters, type SegmentCounters, type SegmentRates } from "./stats.js";

@@ -2,10 +2,10 @@
 // proxies as the control plane joins it (ListStreams, DescribeStream), hop by hop with the loss,
 // jitter and delay each adds and the bad hop named. docs/control-plane.md, "Streams across proxies".
 import { status } from "@grpc/grpc-js";
-import type { ReceiverReport, StreamDirection } from "../../../runtime/streams/types.js";
-import type { BadHopThresholds, StreamHop, StreamPath, StreamPoint } from "../../api/streams.js";
-import { escapeSerialized, printable } from "../../security/terminal.js";
-import { closeNames, pathsNamed } from "../../server/stream-paths.js";
+import type { ReceiverReport, StreamDirection } from "../../runtime/index.js";
+import type { BadHopThresholds, StreamHop, StreamPath, StreamPoint } from "../../controlplane/api/streams.js";
+import { escapeSerialized, printable } from "../../controlplane/security/terminal.js";
+import { closeNames, pathsNamed } from "../../controlplane/server/stream-paths.js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
 import { drawScreen, untilInterrupted } from "./live.js";

@@ -1,6 +1,6 @@
 // `msm filter new NAME DIR`
 import { resolve } from "node:path";
-import { scaffoldFilter } from "../../sdk/scaffold/index.js";
+import { scaffoldFilter } from "../sdk/scaffold/index.js";
 import { UsageError } from "./usage.js";
 
 export async function scaffoldCommand(args: readonly string[]): Promise<number> {

@@ -5,9 +5,9 @@
 import { isIP } from "node:net";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { proxyConfigSchema } from "../../../runtime/index.js";
-import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../api/proto.js";
-import { clockRatesOf } from "../../api/proto.js";
+import { proxyConfigSchema } from "../../runtime/index.js";
+import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../controlplane/api/proto.js";
+import { clockRatesOf } from "../../controlplane/api/proto.js";
 
 export const API_VERSION = "msm/v1";
 

@@ -8,7 +8,7 @@ import { filterCommand } from "./filter.js";
 import { checkFlagsFor, flagHelp, flagSet, parseArgs, UsageError, type ParsedArgs } from "./flags.js";
 import { getCommand } from "./get.js";
 import { ManifestError } from "./manifest.js";
-import { printable } from "../../security/terminal.js";
+import { printable } from "../../controlplane/security/terminal.js";
 import { topCommand } from "./top.js";
 
 interface Command {

@@ -1,9 +1,9 @@
 // `msmctl get segments|proxies|filters|streams [NAME...]`: a table, or whole objects with -o json|yaml.
-import type { FilterRef, ProxyStatus, Segment } from "../../api/proto.js";
+import type { FilterRef, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
 import { flag, flagSet } from "./flags.js";
-import { REDACTED } from "../../security/secrets.js";
+import { REDACTED } from "../../controlplane/security/secrets.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
 import { API_VERSION, toManifest } from "./manifest.js";
 import { resourceAndNames, SINGULAR } from "./resources.js";

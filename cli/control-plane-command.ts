@@ -1,11 +1,11 @@
 // `msm control-plane`: runs one control-plane replica until SIGINT/SIGTERM. Several replicas
 // sharing one etcd serve the same segments and filters; each proxy connects to any of them.
 import { existsSync } from "node:fs";
-import { parseListen, startDashboard } from "../dashboard/index.js";
-import { startControlPlane } from "../server/index.js";
-import { isUnixSocketAddress } from "../api/unix-socket.js";
-import type { TlsFiles } from "../security/tls.js";
-import { DEFAULT_BAD_HOP } from "../api/streams.js";
+import { parseListen, startDashboard } from "../controlplane/dashboard/index.js";
+import { startControlPlane } from "../controlplane/server/index.js";
+import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
+import type { TlsFiles } from "../controlplane/security/tls.js";
+import { DEFAULT_BAD_HOP } from "../controlplane/api/streams.js";
 import { numberFlag, parseFlags, UsageError } from "./usage.js";
 
 export const CONTROL_PLANE_USAGE =

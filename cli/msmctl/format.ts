@@ -1,8 +1,8 @@
 // How msmctl prints: aligned tables in kubectl's manner, ages, sizes, endpoints, and the json and
 // yaml forms of whole objects.
 import { stringify as toYaml } from "yaml";
-import type { Endpoint } from "../../api/proto.js";
-import { escapeSerialized, hasRawUnsafe, printable } from "../../security/terminal.js";
+import type { Endpoint } from "../../controlplane/api/proto.js";
+import { escapeSerialized, hasRawUnsafe, printable } from "../../controlplane/security/terminal.js";
 
 export type OutputFormat = "table" | "json" | "yaml";
 

@@ -3,11 +3,10 @@
 //   a bad file is reported with the field and changes nothing.
 // - `--control-plane HOST:PORT|unix:PATH[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
-import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent } from "../../runtime/index.js";
-import type { IoPlan } from "../../runtime/dataplane/batched-io.js";
-import { Agent } from "../agent/index.js";
-import { isUnixSocketAddress } from "../api/unix-socket.js";
-import { printable } from "../security/terminal.js";
+import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent, type IoPlan } from "../runtime/index.js";
+import { Agent } from "../controlplane/agent/index.js";
+import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
+import { printable } from "../controlplane/security/terminal.js";
 import { ConfigWatch, configFingerprint } from "./config-watch.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
