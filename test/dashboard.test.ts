@@ -513,7 +513,18 @@ peerTest(test, chromium, "the page in Chromium (through msmctl dashboard): the m
   assert.is(await badHop.count(), 1);
   assert.is(await badHop.getAttribute("data-label"), "proxy-b -> proxy-c");
   assert.is(await badHop.locator(".why").textContent(), LOSS_BC);
-  assert.is(await badHop.locator("path").evaluate((el) => getComputedStyle(el).stroke), "rgb(242, 73, 92)", "drawn red");
+  // a live update may redraw the hop between finding it and reading its style (a detached node
+  // reads ""): wait for the red on whichever node is current, then read it for the message
+  const RED = "rgb(242, 73, 92)";
+  const strokeOfBadHop = (): string => {
+    const el = document.querySelector("#path g.hop.bad path");
+    return el ? getComputedStyle(el).stroke : "";
+  };
+  await page.waitForFunction((red) => {
+    const el = document.querySelector("#path g.hop.bad path");
+    return el !== null && getComputedStyle(el).stroke === red;
+  }, RED, { timeout: 5000 }).catch(() => undefined);
+  assert.is(await page.evaluate(strokeOfBadHop), RED, "drawn red");
   assert.match((await page.textContent("#verdict")) ?? "", /Bad hop: proxy-b -> proxy-c/);
   assert.is(await page.locator("#path g.node.segment").count(), 3, "a box per segment");
   // the table, worst first; the hostile name shown as text, never run
