@@ -67,7 +67,9 @@ test("100 destinations, one leaving and one joining every 100 ms: every receiver
     }
     console.log(`fan-out: ${changes} changes while sending ${COUNT} packets to 100 destinations; ` +
       `proxy drops ${proxyDrops}, kernel drops ${Object.values(drops).reduce((a, b) => a + b, 0)}`);
-    assert.ok(changes >= 20, `only ${changes} config changes happened while the stream ran: the test did not test joins and leaves`);
+    // about 50 on a quiet machine; on a loaded one an apply of 100 destinations took 2 s (4 in a
+    // CI run): a few suffice to test joins and leaves, none would not
+    assert.ok(changes >= 3, `only ${changes} config changes happened while the stream ran: the test did not test joins and leaves`);
     assert.equal(problems, []);
   } finally {
     tx.close();
