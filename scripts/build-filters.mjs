@@ -1,8 +1,9 @@
 // Compiles every AssemblyScript filter (filters/<name>/assembly/index.ts) and the test
-// fixture filters (test/fixtures/filters/assembly/*.ts) to .wasm with the SDK's flags.
+// fixture filters (test/fixtures/filters/assembly/*.ts) to .wasm with the SDK's flags, and the
+// hand-written WebAssembly text fixtures (test/fixtures/filters/wat/*.wat) with binaryen.
 // Usage: node scripts/build-filters.mjs [--checked]
 //   --checked  also build <name>.checked.wasm with --uncheckedBehavior never (used by tests)
-import { readdirSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readdirSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import asc from "assemblyscript/asc";
@@ -20,6 +21,26 @@ async function compile(entry, outFile, extra = []) {
   }
 }
 
+/** Assembles a .wat file as it stands (no optimization: the fixture is what its author wrote). */
+async function assembleWat(file, outFile) {
+  // binaryen comes with assemblyscript; loaded only here, since only the WAT fixtures need it
+  const { default: binaryen } = await import("binaryen");
+  let module;
+  try {
+    module = binaryen.parseText(readFileSync(file, "utf8"));
+  } catch (err) {
+    // binaryen throws a plain object whose message is "line:column: error: ..."
+    throw new Error(`${file}:${err?.message ?? err}`);
+  }
+  try {
+    if (!module.validate()) throw new Error(`binaryen found ${file} invalid (see above)`);
+    mkdirSync(dirname(outFile), { recursive: true });
+    writeFileSync(outFile, module.emitBinary());
+  } finally {
+    module.dispose();
+  }
+}
+
 const jobs = [];
 const filtersDir = join(root, "filters");
 for (const name of existsSync(filtersDir) ? readdirSync(filtersDir) : []) {
@@ -34,6 +55,11 @@ const fixtureSources = join(fixturesDir, "assembly");
 for (const file of existsSync(fixtureSources) ? readdirSync(fixtureSources) : []) {
   if (!file.endsWith(".ts")) continue;
   jobs.push(compile(join(fixtureSources, file), join(fixturesDir, "build", basename(file, ".ts") + ".wasm")));
+}
+const watSources = join(fixturesDir, "wat");
+for (const file of existsSync(watSources) ? readdirSync(watSources) : []) {
+  if (!file.endsWith(".wat")) continue;
+  jobs.push(assembleWat(join(watSources, file), join(fixturesDir, "build", basename(file, ".wat") + ".wasm")));
 }
 await Promise.all(jobs);
 console.log(`built ${jobs.length} wasm modules`);
