@@ -78,10 +78,17 @@ test("a labelled counter and a plain one survive a hot swap that moves the stage
       tx.send(rtp(ssrc, seq), listen, "127.0.0.1");
       sent.set(ssrc, sent.get(ssrc)! + 1);
     };
+    // the stats may lag a packet the filter has seen: a first packet sent again is a duplicate,
+    // received twice, one less "lost" in RFC 3550's count (counted here to explain the RR below)
+    let firstRepeats = 0;
+    const sendFirst = (ssrc: number, seq: number): void => {
+      if (sent.get(ssrc)! > 0) firstRepeats++;
+      send(ssrc, seq);
+    };
     await waitFor(async () => {
       const seen = await bySsrc();
-      if (!seen.has(String(A))) send(A, A_FIRST);
-      if (!seen.has(String(B))) send(B, B_FIRST);
+      if (!seen.has(String(A))) sendFirst(A, A_FIRST);
+      if (!seen.has(String(B))) sendFirst(B, B_FIRST);
       return seen.has(String(A)) && seen.has(String(B));
     }, 10_000, "the filter to see both sources");
 
@@ -155,7 +162,8 @@ test("a labelled counter and a plain one survive a hot swap that moves the stage
     // dropped tail is not missing: it is past the highest, and so are the gaps in it)
     const gapsA = Array.from({ length: PER_SOURCE - 1 }, (_, k) => k + 1).filter((i) => i % 10 === 0 && A_FIRST + i <= block(A).highestSeq).length;
     const missing = block(A).cumulativeLost + block(B).cumulativeLost;
-    assert.ok(missing >= gapsA && missing <= gapsA + kernelDrops, `${missing} missing: ${gapsA} gaps sent below A's highest, ${kernelDrops} dropped by the kernel`);
+    assert.ok(missing >= gapsA - firstRepeats && missing <= gapsA + kernelDrops,
+      `${missing} missing: ${gapsA} gaps sent below A's highest, ${kernelDrops} dropped by the kernel, ${firstRepeats} first packets sent again`);
     if (kernelDrops === 0) assert.equal([block(A).cumulativeLost, block(B).cumulativeLost], [gapsA, 0]);
     const highest = new Map(metric("highest_seq").series!.map((s) => [s.labelValue, s.value]));
     assert.equal(highest, new Map([[String(A), block(A).highestSeq], [String(B), block(B).highestSeq]]), "the labelled gauge, set by the new instance");
