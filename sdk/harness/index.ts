@@ -350,7 +350,12 @@ export class FilterHarness {
     const configs = new Map(ctxs.map((ctx) => [ctx, newContextConfig(change, ctx, this.configs.get(ctx))]));
     // every new context first: a refused config leaves the old instance running, as in the proxy
     next.setClock(this.clockUs, Date.now() * 1000);
-    for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx)));
+    try {
+      for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx)));
+    } catch (err) {
+      this.dropTimersOf(next);
+      throw err;
+    }
 
     const carried: number[] = [];
     const fresh: { ctx: number; reason: string }[] = [];
@@ -359,19 +364,35 @@ export class FilterHarness {
       if (reason === "") carried.push(ctx);
       else fresh.push({ ctx, reason });
     }
+    // the old instance's way out, in the proxy's order; a failure on it does not undo the swap
     const drained: OutputPacket[] = [];
-    this.current = old; // drain and destroy read the old instance's outputs
-    for (const { ctx } of fresh) if (!old.failure) drained.push(...this.drainContext(ctx));
-    for (const ctx of ctxs) {
-      next.metrics.carryFrom(old.metrics, ctx, ctx);
-      if (!old.failure) this.destroyIn(old, ctx);
-    }
-    for (const [key, t] of this.pending) if (t.instance === old) this.pending.delete(key);
+    this.whileAlive(old, () => {
+      for (const { ctx } of fresh) drained.push(...this.drainContext(ctx)); // reads the old instance's outputs
+    });
+    for (const ctx of ctxs) next.metrics.carryFrom(old.metrics, ctx, ctx); // what the drain counted too; before destroy closes them
+    this.whileAlive(old, () => {
+      for (const ctx of ctxs) this.destroyIn(old, ctx);
+    });
+    this.dropTimersOf(old);
     this.current = next;
     this.module = module;
     this.rootConfig = rootConfig;
     for (const [ctx, config] of configs) this.configs.set(ctx, config);
     return { carried, fresh, drained };
+  }
+
+  /** Runs `fn` unless `inst` has failed; a FilterFailure in it ends it quietly. */
+  private whileAlive(inst: FilterInstance, fn: () => void): void {
+    if (inst.failure) return;
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof FilterFailure)) throw err;
+    }
+  }
+
+    private dropTimersOf(inst: FilterInstance): void {
+    for (const [key, t] of this.pending) if (t.instance === inst) this.pending.delete(key);
   }
 
   /** Moves one context's state; "" when it moved, else why not. */
