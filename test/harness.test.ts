@@ -136,6 +136,20 @@ test("swap: state the old instance cannot give or the new one refuses starts fre
   assert.is(seen(t, trapping, 2), 1, "the new instance serves the context, from scratch");
 });
 
+test("swap: a context with no state to carry starts fresh, and what the old instance held is handed over", async () => {
+  // delay holds RTP until its timer, and exports no state
+  const h = await FilterHarness.load(fixture("delay"));
+  const ctx = h.createContext({ delayMs: 1000 });
+  const sent = [1, 2, 3].map((seq) => buildRtp({ seq }));
+  for (const bytes of sent) assert.is(h.run({ ctx, bytes }).verdict, "hold");
+  const result = await h.swap();
+  assert.equal(result.carried, []);
+  assert.equal(result.fresh, [{ ctx, reason: "the old instance exported no state" }]);
+  assert.equal(result.drained.map((o) => [o.ctx, o.bytes]), sent.map((bytes) => [ctx, bytes]), "the held packets, in order");
+  assert.equal(h.advanceTime(2_000_000), [], "nothing is released twice");
+  assert.is(h.run({ ctx, bytes: buildRtp({ seq: 4 }) }).verdict, "hold", "the new instance holds as before");
+});
+
 test("swap: a config the new instance refuses throws and leaves the old instance serving; a new config applies", async () => {
   const h = await FilterHarness.load(filterWasm("validate", true));
   const ctx = h.createContext({ allowedPayloadTypes: [96] });
