@@ -6,12 +6,15 @@
 // document cannot drift from what works. The ports are the only thing changed (free ones
 // instead of 5004/5006/8090, so that the test never collides with something on the machine).
 //
+// Step 5 does the same for docs/sdk.md's "Testing": its test, in a project made by the CLI whose
+// entry file is the guide's PtMap, passes under the project's own `npm test` (both builds).
+//
 // A second suite covers what scaffoldFilter refuses.
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
@@ -190,8 +193,9 @@ walk.before(async () => {
 walk.after(async () => {
   if (!state.tmp) return;
   // node_modules/msm links to this checkout: unlink it first, whatever rm does with links.
-  const link = join(state.project, "node_modules", "msm");
-  if (state.project && (await lstat(link).catch(() => null))?.isSymbolicLink()) await unlink(link);
+  for (const link of [join(state.tmp, "ptmap", "node_modules"), join(state.project, "node_modules", "msm")]) {
+    if (state.project && (await lstat(link).catch(() => null))?.isSymbolicLink()) await unlink(link);
+  }
   await rm(state.tmp, { recursive: true, force: true });
 });
 
@@ -225,8 +229,9 @@ walk("2. `npm install` then `npm test` pass in the new project", async () => {
   await mustRun("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline"], state.project);
   state.installed = true;
   const out = await mustRun("npm", ["test"], state.project);
-  assert.match(out, /Passed:\s+5\b/);
+  assert.match(out, /Passed:\s+6\b/);
   assert.ok(existsSync(join(state.project, "build", `${state.name}.wasm`)), "npm test did not build the .wasm");
+  assert.ok(existsSync(join(state.project, "build", `${state.name}.checked.wasm`)), "npm test did not build the .checked.wasm the tests run");
   state.tested = true;
 });
 
@@ -243,7 +248,7 @@ walk("3. the walkthrough's edit builds and its test passes", async () => {
     await writeFile(file, lines.join("\n"));
   }
   const out = await mustRun("npm", ["test"], state.project);
-  assert.match(out, /Passed:\s+5\b/);
+  assert.match(out, /Passed:\s+6\b/);
   state.edited = true;
 });
 
@@ -339,6 +344,29 @@ walk("4. the proxy runs msm.yaml: the receiver gets payload type 96 only, the dr
   }
 });
 
+walk("5. docs/sdk.md \"Testing\": the guide's test of its PtMap filter passes in a project made by `msm filter new`", async () => {
+  needs("installed", "npm install");
+  const guide = await readFile(join(ROOT, "docs", "sdk.md"), "utf8");
+  const testing = guide.slice(guide.indexOf("## Testing\n"));
+  const entry = codeBlocks(guide).filter((b) => b.lang === "ts" && b.body.includes("class PtMap extends Filter"));
+  const tests = codeBlocks(testing).filter((b) => b.lang === "js");
+  assert.is(entry.length, 1, "docs/sdk.md has one PtMap entry file");
+  assert.is(tests.length, 1, "docs/sdk.md \"Testing\" has one test file");
+  assert.not.match(tests[0]!.body, /\.\.\/\.\.\/|test\/lib/, "the guide's test imports only what a project has");
+
+  const project = join(state.tmp, "ptmap");
+  await mustRun(process.execPath, [CLI, "filter", "new", "ptmap", project], state.tmp);
+  // the same dependencies as the first project: share its node_modules instead of a second install
+  await symlink(join(state.project, "node_modules"), join(project, "node_modules"), "dir");
+  // the guide's imports are those of filters/<name>/assembly/index.ts; a project's file reaches the SDK through node_modules
+  await writeFile(join(project, "assembly", "index.ts"), entry[0]!.body.replaceAll('"../../../sdk/assembly', '"../node_modules/msm/sdk/assembly'));
+  await writeFile(join(project, "test", "ptmap.test.mjs"), tests[0]!.body);
+  const out = await mustRun("npm", ["test"], project);
+  assert.match(out, /Passed:\s+3\b/);
+  assert.match(out, /Total:\s+3\b/);
+  for (const f of ["ptmap.wasm", "ptmap.checked.wasm"]) assert.ok(existsSync(join(project, "build", f)), `npm test did not build ${f}`);
+});
+
 walk.run();
 
 // ---- scaffoldFilter's refusals ----
@@ -375,9 +403,12 @@ refuse("the longest allowed name works, and every placeholder is filled", async 
   const pkg = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { name: string; type: string; scripts: Record<string, string> };
   assert.is(pkg.name, name);
   assert.is(pkg.type, "module");
-  for (const flag of ["--runtime minimal", "--importMemory", "--initialMemory 4", "--maximumMemory 256", "--exportStart _initialize", "--enable simd", "--optimizeLevel 3", `--outFile build/${name}.wasm`]) {
-    assert.ok(pkg.scripts.build!.includes(flag), `build script lacks ${flag}`);
+  const sdkFlags = ["--runtime minimal", "--importMemory", "--initialMemory 4", "--maximumMemory 256", "--exportStart _initialize", "--enable simd", "--optimizeLevel 3"];
+  for (const flag of [...sdkFlags, `--outFile build/${name}.wasm`]) assert.ok(pkg.scripts["build:release"]!.includes(flag), `build:release lacks ${flag}`);
+  for (const flag of [...sdkFlags, "--uncheckedBehavior never --debug", `--outFile build/${name}.checked.wasm`]) {
+    assert.ok(pkg.scripts["build:checked"]!.includes(flag), `build:checked lacks ${flag}`);
   }
+  assert.is(pkg.scripts.build, "npm run build:release && npm run build:checked");
   const yaml = await readFile(join(dir, "msm.yaml"), "utf8");
   assert.match(yaml, new RegExp(`path: build/${name}\\.wasm`));
 });

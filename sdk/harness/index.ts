@@ -1,11 +1,15 @@
 // Host-side test harness for filter authors: load a filter, feed it packets, and read verdicts,
 // output packets, metrics and timers, with a clock the test controls and no sockets. It drives
-// the runtime's own FilterInstance, so a filter behaves here exactly as in the proxy.
+// the runtime's own FilterInstance, so a filter behaves here exactly as in the proxy. On top of
+// that: a watchdog on every call (watchdog.ts), a hot swap in one call (swap), and a check that
+// memory stays flat (expectNoMemoryGrowth).
 import { readFile } from "node:fs/promises";
 import { LogLevel, MetricKind, Verdict } from "../../runtime/abi.js";
 import {
-  compileFilterModule, dropReasonName, FilterConfigError, FilterInstance, type FilterHostServices, type HistogramValue,
+  compileFilterModule, dropReasonName, FilterConfigError, FilterFailure, FilterInstance,
+  type FilterHostServices, type HistogramValue, type LoadedFilterModule,
 } from "./runtime.js";
+import { CallKind, CallWatchdog, DEFAULT_CALL_TIMEOUT_MS } from "./watchdog.js";
 
 export interface HarnessPacket {
   readonly ctx: number;
@@ -53,9 +57,47 @@ export interface HarnessOptions {
   readonly maxMemoryPages?: number;
   /** Start of the harness clock, microseconds. */
   readonly startUs?: number;
+  /**
+   * The longest one call into the filter may take, in milliseconds (default 5000; 0: no limit).
+   * A call that takes longer (an endless loop) ends the test process with a message naming the
+   * filter, the call and the context: nothing can interrupt WebAssembly on the test's thread.
+   */
+  readonly timeoutMs?: number;
+}
+
+/** What changes at a hot swap (`swap`); what is left out stays as it was. */
+export interface SwapChange {
+  /** The new module (a new build of the filter); default: the same one. */
+  readonly wasm?: string | Uint8Array;
+  /** The new instance's root config; default: the old one's. */
+  readonly rootConfig?: unknown;
+  /** Every context's new config; default: each keeps its own. */
+  readonly contextConfig?: unknown;
+  /** Or each context's new config from its id and its old config. */
+  readonly contextConfigFor?: (ctx: number, old: unknown) => unknown;
+}
+
+/** What a hot swap did to each context, as the proxy's "swap" event tells per stage. */
+export interface SwapResult {
+  /** Contexts whose state the new instance imported. */
+  readonly carried: number[];
+  /** Contexts that start fresh in the new instance, and why. */
+  readonly fresh: { ctx: number; reason: string }[];
+  /** What the old instance handed over (msm_context_drain) for the contexts whose state did not move. */
+  readonly drained: OutputPacket[];
+}
+
+export interface MemoryGrowthOptions {
+  /** Rounds measured (default 1000). */
+  readonly rounds?: number;
+  /** Rounds run first so that free lists and the collector's interval settle (default rounds / 10, at least 1). */
+  readonly warmupRounds?: number;
+  /** Growth still taken as flat (default 65,536: one WebAssembly page). */
+  readonly allowBytes?: number;
 }
 
 interface PendingTimer {
+  instance: FilterInstance;
   ctx: number;
   timer: number;
   dueUs: number;
@@ -68,27 +110,66 @@ export class FilterHarness {
   readonly logs: { level: LogLevel; message: string }[] = [];
   private nextContext = 1;
   private clockUs: number;
+  /** Armed timers by "instance:ctx:timer" (both instances have timers during a swap). */
   private readonly pending = new Map<string, PendingTimer>();
+  private readonly configs = new Map<number, unknown>();
+  private readonly watchdog: CallWatchdog;
+  private current!: FilterInstance;
+  private module!: LoadedFilterModule;
+  private rootConfig: unknown;
+  private readonly instanceIds = new WeakMap<FilterInstance, number>();
+  private instanceCount = 0;
 
-  private constructor(readonly instance: FilterInstance, startUs: number) {
-    this.clockUs = startUs;
+  private constructor(private readonly options: HarnessOptions, name: string) {
+    this.clockUs = options.startUs ?? 1_000_000;
+    this.watchdog = new CallWatchdog(name, options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+  }
+
+  /** The filter instance the harness drives (a new one after `swap`). */
+  get instance(): FilterInstance {
+    return this.current;
   }
 
   /** Loads a filter from a .wasm path or bytes. Throws FilterLoadError / FilterConfigError as the proxy would. */
   static async load(wasm: string | Uint8Array, options: HarnessOptions = {}): Promise<FilterHarness> {
-    const bytes = typeof wasm === "string" ? new Uint8Array(await readFile(wasm)) : wasm;
     const name = options.name ?? (typeof wasm === "string" ? wasm.replace(/^.*\//, "").replace(/(\.checked)?\.wasm$/, "") : "filter");
-    const module = await compileFilterModule(name, bytes, options.sha256, options.maxMemoryPages);
-    let harness: FilterHarness | undefined;
-    const services: FilterHostServices = {
-      log: (_filter, level, message) => harness?.logs.push({ level, message }),
-      timerSet: (_inst, ctx, timer, delayUs) => harness?.pending.set(`${ctx}:${timer}`, { ctx, timer, dueUs: harness.clockUs + delayUs }),
-      timerCancel: (_inst, ctx, timer) => harness?.pending.delete(`${ctx}:${timer}`),
-    };
-    const startUs = options.startUs ?? 1_000_000;
-    const instance = await FilterInstance.create(module, options.rootConfig ?? {}, services);
-    harness = new FilterHarness(instance, startUs);
+    const harness = new FilterHarness(options, name);
+    harness.module = await harness.compile(wasm, name);
+    harness.rootConfig = options.rootConfig ?? {};
+    harness.current = await harness.instantiate(harness.module, harness.rootConfig);
     return harness;
+  }
+
+  private async compile(wasm: string | Uint8Array, name: string): Promise<LoadedFilterModule> {
+    const bytes = typeof wasm === "string" ? new Uint8Array(await readFile(wasm)) : wasm;
+    return compileFilterModule(name, bytes, this.options.sha256, this.options.maxMemoryPages);
+  }
+
+  private instantiate(module: LoadedFilterModule, rootConfig: unknown): Promise<FilterInstance> {
+    const key = (inst: FilterInstance, ctx: number, timer: number): string => `${this.instanceId(inst)}:${ctx}:${timer}`;
+    const services: FilterHostServices = {
+      log: (_filter, level, message) => this.logs.push({ level, message }),
+      timerSet: (instance, ctx, timer, delayUs) => this.pending.set(key(instance, ctx, timer), { instance, ctx, timer, dueUs: this.clockUs + delayUs }),
+      timerCancel: (instance, ctx, timer) => this.pending.delete(key(instance, ctx, timer)),
+    };
+    this.watchdog.enter(CallKind.Load, 0, 0); // _initialize and configureRoot, after the instantiation
+    return FilterInstance.create(module, rootConfig, services).finally(() => this.watchdog.leave());
+  }
+
+  private instanceId(inst: FilterInstance): number {
+    let id = this.instanceIds.get(inst);
+    if (id === undefined) this.instanceIds.set(inst, (id = ++this.instanceCount));
+    return id;
+  }
+
+  /** A call into the filter, watched: `ctx` and `arg` (timer, packet count) name it if it never returns. */
+  private guarded<T>(kind: CallKind, ctx: number, arg: number, fn: () => T): T {
+    this.watchdog.enter(kind, ctx, arg);
+    try {
+      return fn();
+    } finally {
+      this.watchdog.leave();
+    }
   }
 
   /** The harness clock (what now_us returns), microseconds. */
@@ -99,8 +180,9 @@ export class FilterHarness {
   /** Creates a context with this config and returns its id. Throws FilterConfigError with the filter's message. */
   createContext(config: unknown = {}): number {
     const ctx = this.nextContext++;
-    this.instance.setClock(this.clockUs, Date.now() * 1000);
-    this.instance.createContext(ctx, config);
+    this.current.setClock(this.clockUs, Date.now() * 1000);
+    this.guarded(CallKind.CreateContext, ctx, 0, () => this.current.createContext(ctx, config));
+    this.configs.set(ctx, config);
     return ctx;
   }
 
@@ -125,8 +207,8 @@ export class FilterHarness {
   drainContext(ctx: number): OutputPacket[] {
     const all: OutputPacket[] = [];
     for (let call = 0; call < 64; call++) {
-      this.instance.setClock(this.clockUs, Date.now() * 1000);
-      const n = this.instance.drainContext(ctx);
+      this.current.setClock(this.clockUs, Date.now() * 1000);
+      const n = this.guarded(CallKind.DrainContext, ctx, 0, () => this.current.drainContext(ctx));
       if (n === 0) break;
       all.push(...this.readOutputs(n));
     }
@@ -134,13 +216,18 @@ export class FilterHarness {
   }
 
   destroyContext(ctx: number): void {
-    this.instance.destroyContext(ctx);
-    for (const [key, t] of this.pending) if (t.ctx === ctx) this.pending.delete(key);
+    this.destroyIn(this.current, ctx);
+    this.configs.delete(ctx);
+  }
+
+  private destroyIn(inst: FilterInstance, ctx: number): void {
+    this.guarded(CallKind.DestroyContext, ctx, 0, () => inst.destroyContext(ctx));
+    for (const [key, t] of this.pending) if (t.instance === inst && t.ctx === ctx) this.pending.delete(key);
   }
 
   /** Runs one batch (at most the filter's batch capacity). Throws FilterFailure if the filter traps. */
   runBatch(packets: readonly HarnessPacket[]): BatchResult {
-    const inst = this.instance;
+    const inst = this.current;
     if (packets.length > inst.arena.batchCapacity) {
       throw new RangeError(`batch of ${packets.length} exceeds the filter's capacity of ${inst.arena.batchCapacity}`);
     }
@@ -149,7 +236,7 @@ export class FilterHarness {
       inst.putBatchPacket(k, p.bytes, 0, p.bytes.length, p.ctx, p.flags ?? 0, p.sourcePort ?? 0, p.leg ?? 0, p.arrivalUs ?? this.clockUs);
     });
     inst.setClock(this.clockUs, Date.now() * 1000);
-    const outCount = inst.runBatch(packets.length);
+    const outCount = this.guarded(CallKind.OnPacket, packets[0]?.ctx ?? 0, packets.length, () => inst.runBatch(packets.length));
     const results = packets.map((_, k): PacketResult => {
       const verdict = VERDICTS[inst.batchVerdict(k)];
       if (verdict === undefined) throw new RangeError(`packet ${k}: invalid verdict ${inst.batchVerdict(k)}`);
@@ -182,8 +269,9 @@ export class FilterHarness {
       if (!next) break;
       this.pending.delete(next[0]);
       this.clockUs = Math.max(this.clockUs, next[1].dueUs);
-      this.instance.setClock(this.clockUs, Date.now() * 1000);
-      outputs.push(...this.readOutputs(this.instance.onTimer(next[1].ctx, next[1].timer)));
+      const { ctx, timer } = next[1];
+      this.current.setClock(this.clockUs, Date.now() * 1000);
+      outputs.push(...this.readOutputs(this.guarded(CallKind.OnTimer, ctx, timer, () => this.current.onTimer(ctx, timer))));
     }
     this.clockUs = target;
     return outputs;
@@ -191,7 +279,7 @@ export class FilterHarness {
 
   /** Armed timers, soonest first. */
   timers(): { ctx: number; timer: number; dueUs: number }[] {
-    return [...this.pending.values()].sort((a, b) => a.dueUs - b.dueUs).map((t) => ({ ...t }));
+    return [...this.pending.values()].sort((a, b) => a.dueUs - b.dueUs).map((t) => ({ ctx: t.ctx, timer: t.timer, dueUs: t.dueUs }));
   }
 
   /**
@@ -200,8 +288,8 @@ export class FilterHarness {
    * value it never used reads as 0 or an empty histogram.
    */
   metric(name: string, ctx: number, labelValue?: number | "other"): number | HistogramValue | undefined {
-    const def = this.instance.metrics.definitions.find((d) => d.name === name);
-    const values = this.instance.metrics.forContext(ctx);
+    const def = this.current.metrics.definitions.find((d) => d.name === name);
+    const values = this.current.metrics.forContext(ctx);
     if (!def || !values) return undefined;
     const empty = (): HistogramValue => ({ buckets: [], count: 0, sum: 0 });
     if (def.label !== undefined) {
@@ -215,29 +303,147 @@ export class FilterHarness {
 
   /** A labelled metric's series for a context, in the order of first use ("other" last): label value -> value or histogram. */
   metricSeries(name: string, ctx: number): Map<string, number | HistogramValue> | undefined {
-    const m = this.instance.metrics.snapshot(ctx).find((x) => x.name === name);
+    const m = this.current.metrics.snapshot(ctx).find((x) => x.name === name);
     if (!m?.series) return undefined;
     return new Map(m.series.map((s) => [s.labelValue, s.histogram ?? s.value!]));
   }
 
   /** Names of the metrics the filter defined. */
   metricNames(): string[] {
-    return this.instance.metrics.definitions.map((d) => d.name);
+    return this.current.metrics.definitions.map((d) => d.name);
   }
 
   /** msm_state_export at the harness clock (as the proxy, which sets the clock first). */
   exportState(ctx: number): Uint8Array | undefined {
-    this.instance.setClock(this.clockUs, Date.now() * 1000);
-    return this.instance.exportState(ctx);
+    return this.exportFrom(this.current, ctx);
   }
 
   importState(ctx: number, blob: Uint8Array): { ok: boolean; reason: string } {
-    this.instance.setClock(this.clockUs, Date.now() * 1000);
-    return this.instance.importState(ctx, blob);
+    return this.importInto(this.current, ctx, blob);
+  }
+
+  private exportFrom(inst: FilterInstance, ctx: number): Uint8Array | undefined {
+    inst.setClock(this.clockUs, Date.now() * 1000);
+    return this.guarded(CallKind.ExportState, ctx, 0, () => inst.exportState(ctx));
+  }
+
+  private importInto(inst: FilterInstance, ctx: number, blob: Uint8Array): { ok: boolean; reason: string } {
+    inst.setClock(this.clockUs, Date.now() * 1000); // a filter may judge the blob's age
+    return this.guarded(CallKind.ImportState, ctx, 0, () => inst.importState(ctx, blob));
+  }
+
+  /**
+   * A hot swap, as the proxy does it when a chain's filter or config changes: a new instance
+   * (of `change.wasm`, or the same module) takes every context, with its new config; each
+   * context's state is exported from the old instance and imported into the new one. A context
+   * whose state does not move (nothing exported, refused, a failure) starts fresh, and the old
+   * instance drains it. Counters and histograms go on; gauges are the new instance's to set.
+   * Timers of the old instance are gone. The harness then drives the new instance.
+   * Throws FilterConfigError if the new instance refuses a config: the old one stays, untouched.
+   */
+  async swap(change: SwapChange = {}): Promise<SwapResult> {
+    const old = this.current;
+    const module = change.wasm === undefined ? this.module : await this.compile(change.wasm, old.name);
+    const rootConfig = "rootConfig" in change ? change.rootConfig : this.rootConfig;
+    const next = await this.instantiate(module, rootConfig);
+    const ctxs = [...this.configs.keys()];
+    const configs = new Map(ctxs.map((ctx) => [ctx, newContextConfig(change, ctx, this.configs.get(ctx))]));
+    // every new context first: a refused config leaves the old instance running, as in the proxy
+    next.setClock(this.clockUs, Date.now() * 1000);
+    try {
+      for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx)));
+    } catch (err) {
+      this.dropTimersOf(next);
+      throw err;
+    }
+
+    const carried: number[] = [];
+    const fresh: { ctx: number; reason: string }[] = [];
+    for (const ctx of ctxs) {
+      const reason = this.carry(old, next, ctx);
+      if (reason === "") carried.push(ctx);
+      else fresh.push({ ctx, reason });
+    }
+    // the old instance's way out, in the proxy's order; a failure on it does not undo the swap
+    const drained: OutputPacket[] = [];
+    this.whileAlive(old, () => {
+      for (const { ctx } of fresh) drained.push(...this.drainContext(ctx)); // reads the old instance's outputs
+    });
+    for (const ctx of ctxs) next.metrics.carryFrom(old.metrics, ctx, ctx); // what the drain counted too; before destroy closes them
+    this.whileAlive(old, () => {
+      for (const ctx of ctxs) this.destroyIn(old, ctx);
+    });
+    this.dropTimersOf(old);
+    this.current = next;
+    this.module = module;
+    this.rootConfig = rootConfig;
+    for (const [ctx, config] of configs) this.configs.set(ctx, config);
+    return { carried, fresh, drained };
+  }
+
+  /** Runs `fn` unless `inst` has failed; a FilterFailure in it ends it quietly. */
+  private whileAlive(inst: FilterInstance, fn: () => void): void {
+    if (inst.failure) return;
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof FilterFailure)) throw err;
+    }
+  }
+
+    private dropTimersOf(inst: FilterInstance): void {
+    for (const [key, t] of this.pending) if (t.instance === inst) this.pending.delete(key);
+  }
+
+  /** Moves one context's state; "" when it moved, else why not. */
+  private carry(from: FilterInstance, to: FilterInstance, ctx: number): string {
+    let blob: Uint8Array | undefined;
+    try {
+      blob = this.exportFrom(from, ctx);
+    } catch (err) {
+      if (err instanceof FilterFailure) return `state transfer failed: ${err.message}`;
+      throw err;
+    }
+    if (!blob) return "the old instance exported no state";
+    try {
+      const result = this.importInto(to, ctx, blob);
+      return result.ok ? "" : `state not carried over: ${result.reason}`;
+    } catch (err) {
+      if (err instanceof FilterFailure) return `state transfer failed: ${err.message}`;
+      throw err;
+    }
+  }
+
+  /** The filter's memory now, in bytes (WebAssembly memory only grows, by 64 KiB pages). */
+  get memoryBytes(): number {
+    return this.current.memory.buffer.byteLength;
+  }
+
+  /**
+   * Runs `round` (which drives the filter: packets, contexts, swaps...) `warmupRounds` times, then
+   * `rounds` times, and throws if memory grew by more than `allowBytes` over the measured rounds:
+   * a leak. Returns the memory after the warm-up and the growth.
+   */
+  async expectNoMemoryGrowth(round: (i: number) => void | Promise<void>, options: MemoryGrowthOptions = {}): Promise<{ settledBytes: number; grownBytes: number }> {
+    const rounds = options.rounds ?? 1000;
+    const warmup = options.warmupRounds ?? Math.max(1, Math.floor(rounds / 10));
+    const allow = options.allowBytes ?? 65_536;
+    if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`rounds must be an integer >= 1, got ${rounds}`);
+    for (let i = 0; i < warmup; i++) await round(i);
+    const settledBytes = this.memoryBytes;
+    for (let i = 0; i < rounds; i++) await round(warmup + i);
+    const grownBytes = this.memoryBytes - settledBytes;
+    if (grownBytes > allow) {
+      throw new Error(
+        `filter '${this.current.name}': memory grew by ${grownBytes} bytes over ${rounds} rounds (from ${settledBytes} to ${this.memoryBytes}, ` +
+          `after ${warmup} warm-up rounds; allowed ${allow}): a leak? Something allocated per round is still referenced (docs/sdk.md "Per-context state and memory")`,
+      );
+    }
+    return { settledBytes, grownBytes };
   }
 
   private readOutputs(count: number): OutputPacket[] {
-    const inst = this.instance;
+    const inst = this.current;
     const out: OutputPacket[] = [];
     for (let j = 0; j < count; j++) {
       const offset = inst.outputOffset(j);
@@ -254,6 +460,12 @@ export class FilterHarness {
   }
 }
 
+function newContextConfig(change: SwapChange, ctx: number, old: unknown): unknown {
+  if (change.contextConfigFor) return change.contextConfigFor(ctx, old);
+  return "contextConfig" in change ? change.contextConfig : old;
+}
+
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./runtime.js";
+export { DEFAULT_CALL_TIMEOUT_MS } from "./watchdog.js";
 export * from "../../runtime/abi.js";
 export * from "./packets.js";

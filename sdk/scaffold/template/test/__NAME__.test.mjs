@@ -1,12 +1,14 @@
-// Tests for the __NAME__ filter. FilterHarness runs build/__NAME__.wasm in the proxy's own filter
-// host, without sockets: give it packets, read back verdicts and metrics.
+// Tests for the __NAME__ filter. FilterHarness runs the filter in the proxy's own filter host,
+// without sockets: give it packets, read back verdicts and metrics. They test
+// build/__NAME__.checked.wasm, the build whose every unchecked() access is bounds-checked again,
+// so that an out-of-range index traps here instead of corrupting memory in the proxy.
 // Run with `npm test` (it builds the filter first).
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { FilterHarness, FilterConfigError, DropReason, PacketFlag } from "msm/dist/sdk/harness/index.js";
 
-const WASM = fileURLToPath(new URL("../build/__NAME__.wasm", import.meta.url));
+const WASM = fileURLToPath(new URL("../build/__NAME__.checked.wasm", import.meta.url));
 
 /** A minimal RTP packet (RFC 3550 5.1): version 2, payload type `pt`, `size` bytes in all. */
 function rtp(pt, seq, size = 100) {
@@ -57,6 +59,16 @@ test("each segment has its own list", async () => {
   const video = h.createContext({ payloadTypes: [96] });
   assert.is(h.run({ ctx: audio, bytes: rtp(96, 1) }).verdict, "drop");
   assert.is(h.run({ ctx: video, bytes: rtp(96, 1) }).verdict, "pass");
+});
+
+test("memory stays flat while segments come and go", async () => {
+  const h = await FilterHarness.load(WASM);
+  let seq = 0;
+  await h.expectNoMemoryGrowth(() => {
+    const ctx = h.createContext({ payloadTypes: [96] });
+    h.run({ ctx, bytes: rtp(96, seq++ & 0xffff) });
+    h.destroyContext(ctx);
+  }, { rounds: 2000 });
 });
 
 test("a bad config is refused with a message naming the key", async () => {
