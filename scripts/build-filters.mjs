@@ -11,6 +11,8 @@ import asc from "assemblyscript/asc";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // The SDK's flags, one list for every build of a filter (sdk/build-flags.json, docs/abi.md appendix)
 const sdkFlags = JSON.parse(readFileSync(join(root, "sdk", "build-flags.json"), "utf8"));
+// What a test build (<name>.checked.wasm) adds: every unchecked() bounds-checked again, debug names
+const checkedFlags = JSON.parse(readFileSync(join(root, "sdk", "checked-build-flags.json"), "utf8"));
 
 async function compile(entry, outFile, extra = []) {
   mkdirSync(dirname(outFile), { recursive: true });
@@ -48,7 +50,7 @@ for (const name of existsSync(filtersDir) ? readdirSync(filtersDir) : []) {
   if (!existsSync(entry)) continue;
   const out = join(filtersDir, name, "build");
   jobs.push(compile(entry, join(out, `${name}.wasm`)));
-  jobs.push(compile(entry, join(out, `${name}.checked.wasm`), ["--uncheckedBehavior", "never", "--debug"]));
+  jobs.push(compile(entry, join(out, `${name}.checked.wasm`), checkedFlags));
 }
 const fixturesDir = join(root, "test", "fixtures", "filters");
 const fixtureSources = join(fixturesDir, "assembly");

@@ -7,7 +7,7 @@
 //   __NAME_SNAKE__  the name as it appears in Prometheus metric names (my_filter)
 //   __MSM_PATH__    absolute path of the msm package the project depends on (`file:` dependency)
 //   __SDK_FLAGS__   the asc flags every filter is built with (sdk/build-flags.json)
-//   __CHECKED_FLAGS__ what the .checked.wasm adds to them: every `unchecked()` bounds-checked again
+//   __CHECKED_FLAGS__ what the .checked.wasm adds to them (sdk/checked-build-flags.json): every `unchecked()` bounds-checked again
 //                   and debug names in a trap's stack (as scripts/build-filters.mjs builds the checkout's)
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
@@ -28,8 +28,6 @@ export interface ScaffoldOptions {
 /** Template files whose name differs in the project (npm leaves these out of packages). */
 const RENAMES: Readonly<Record<string, string>> = { gitignore: ".gitignore", npmrc: ".npmrc" };
 const LEFTOVER_PLACEHOLDER = /__[A-Z][A-Z_]*__/;
-/** The flags a test build (`<name>.checked.wasm`) adds to the SDK's: the same as scripts/build-filters.mjs. */
-export const CHECKED_BUILD_FLAGS: readonly string[] = ["--uncheckedBehavior", "never", "--debug"];
 
 /** The root of the msm package this module is part of (from sdk/scaffold/ or dist/sdk/scaffold/). */
 function packageRoot(): string {
@@ -107,7 +105,7 @@ export async function scaffoldFilter(name: string, dir: string, options: Scaffol
     ["__NAME__", name],
     ["__MSM_PATH__", msmPath],
     ["__SDK_FLAGS__", (JSON.parse(await readFile(join(root, "sdk", "build-flags.json"), "utf8")) as string[]).join(" ")],
-    ["__CHECKED_FLAGS__", CHECKED_BUILD_FLAGS.join(" ")],
+    ["__CHECKED_FLAGS__", (JSON.parse(await readFile(join(root, "sdk", "checked-build-flags.json"), "utf8")) as string[]).join(" ")],
   ];
   const fill = (text: string, json: boolean): string => {
     let out = text;
