@@ -5,10 +5,12 @@
 import { credentials, loadPackageDefinition, status, type Client, type ClientReadableStream, type ServiceClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath } from "grpc-health-check";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
+import { createPki } from "../controlplane/security/pki.js";
+import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { startEtcdCluster } from "./lib/etcd.js";
 import { suite } from "./lib/suite.js";
@@ -22,8 +24,8 @@ const Health = (loadPackageDefinition(loadSync(protoPath, { enums: String, defau
 
 type HealthClient = Client & Record<string, (...args: unknown[]) => unknown>;
 
-function client(cp: ControlPlane): HealthClient {
-  return new Health(`127.0.0.1:${cp.port}`, credentials.createInsecure()) as HealthClient;
+function client(cp: ControlPlane, tls: TlsFiles | "insecure" = "insecure"): HealthClient {
+  return new Health(`127.0.0.1:${cp.port}`, tls === "insecure" ? credentials.createInsecure() : channelCredentials(tls)) as HealthClient;
 }
 
 function check(c: HealthClient, service: string): Promise<string> {
@@ -67,6 +69,25 @@ test("a file store: the server and both services are SERVING; an unknown name is
     w.stream.cancel();
   } finally {
     c.close();
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("mTLS: a proxy's certificate may ask (no role needed), a client without a certificate is refused at the handshake", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-health-tls-"));
+  const pki = createPki(join(dir, "pki"));
+  const cp = await startControlPlane({ listen: "127.0.0.1:0", store: `file:${join(dir, "store")}`, tls: pki.issue("cp", "spiffe://msm.local/control-plane/cp"), log: () => {} });
+  const proxy = client(cp, pki.issue("node-1", "spiffe://msm.local/proxy/node-1"));
+  const anonymous = new Health(`127.0.0.1:${cp.port}`, credentials.createSsl(readFileSync(pki.ca), null, null, { checkServerIdentity: () => undefined })) as HealthClient;
+  try {
+    assert.is(await check(proxy, "msm.v1.AdminService"), "SERVING");
+    const err = await check(anonymous, "").then(() => undefined, (e: ServiceError) => e);
+    assert.is(err?.code, status.UNAVAILABLE, `refused: ${err?.details}`);
+    assert.match(err?.details ?? "", /certificate required/i, `for the missing certificate (the server's is taken as it is): ${err?.details}`);
+  } finally {
+    proxy.close();
+    anonymous.close();
     await cp.close();
     rmSync(dir, { recursive: true, force: true });
   }
