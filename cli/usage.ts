@@ -1,23 +1,31 @@
-// Flag parsing shared by the msm commands.
+// Flag parsing shared by the msm commands: node:util's parseArgs splits the words, and the
+// errors here name the flag (parseArgs' own strict errors do not say what value was expected).
+import { parseArgs } from "node:util";
 
 export class UsageError extends Error {}
 
-/** Parses `--flag value` and `--flag=value`; returns the flags and the positional words. */
+/** One flag or word of a command line, as node:util's parseArgs (tokens mode) reports it. */
+export type ArgToken = NonNullable<ReturnType<typeof parseArgs>["tokens"]>[number];
+
+/**
+ * The tokens of `args`: `--flag value`, `--flag=value`, short forms for `short`, `--` ends the
+ * flags. Not strict: an unknown flag or a missing value is left to the caller to name.
+ */
+export function argTokens(args: readonly string[], options: Record<string, { type: "string" | "boolean"; short?: string }>): ArgToken[] {
+  return parseArgs({ args: [...args], options, strict: false, allowPositionals: true, tokens: true }).tokens;
+}
+
+/** Parses `--flag value` and `--flag=value` (every flag takes a value); returns the flags and the positional words. */
 export function parseFlags(args: readonly string[], known: readonly string[]): { flags: Map<string, string>; rest: string[] } {
+  const options = Object.fromEntries(known.map((name) => [name, { type: "string" as const }]));
   const flags = new Map<string, string>();
   const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith("--")) {
-      rest.push(a);
-      continue;
-    }
-    const eq = a.indexOf("=");
-    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-    if (!known.includes(name)) throw new UsageError(`unknown flag --${name}`);
-    const value = eq < 0 ? args[++i] : a.slice(eq + 1);
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    flags.set(name, value);
+  for (const t of argTokens(args, options)) {
+    if (t.kind === "positional") rest.push(t.value);
+    if (t.kind !== "option") continue;
+    if (!known.includes(t.name)) throw new UsageError(`unknown flag ${t.rawName}`);
+    if (t.value === undefined) throw new UsageError(`--${t.name} needs a value`);
+    flags.set(t.name, t.value);
   }
   return { flags, rest };
 }

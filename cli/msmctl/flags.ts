@@ -1,6 +1,6 @@
 // msmctl's command line, parsed the way kubectl users expect: flags anywhere among the words,
 // `--flag value`, `--flag=value`, short forms (`-f FILE`, `-o json`, `-ojson`), `--` to end flags.
-import { UsageError } from "../usage.js";
+import { argTokens, UsageError } from "../usage.js";
 
 export { UsageError };
 
@@ -46,51 +46,33 @@ export interface ParsedArgs {
   readonly flags: ReadonlyMap<string, readonly string[]>;
 }
 
-function findSpec(name: string, byShort: boolean): FlagSpec {
-  const spec = FLAGS.find((f) => (byShort ? f.short === name : f.name === name));
-  if (!spec) throw new UsageError(`unknown flag ${byShort ? "-" : "--"}${name}`);
-  return spec;
+function findSpec(name: string): FlagSpec | undefined {
+  return FLAGS.find((f) => f.name === name);
 }
+
+/** Every flag for node:util's parseArgs: its type and short form (what it means stays in FLAGS). */
+const PARSE_OPTIONS = Object.fromEntries(
+  FLAGS.map((f) => [f.name, { type: f.boolean ? ("boolean" as const) : ("string" as const), ...(f.short ? { short: f.short } : {}) }]),
+);
 
 /** Splits argv into words and flags. Throws UsageError for an unknown flag or a missing value. */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const words: string[] = [];
   const flags = new Map<string, string[]>();
-  const add = (spec: FlagSpec, value: string): void => {
+  for (const t of argTokens(argv, PARSE_OPTIONS)) {
+    if (t.kind === "positional") words.push(t.value);
+    if (t.kind !== "option") continue;
+    const spec = findSpec(t.name);
+    if (!spec) throw new UsageError(`unknown flag ${t.rawName}`);
+    const shown = t.rawName.startsWith("--") ? `--${spec.name}` : `-${spec.short}`;
+    // parseArgs keeps the "=" of `-o=json` in the value; `--output=json` and `-ojson` have none
+    const value = t.inlineValue && !t.rawName.startsWith("--") && t.value?.startsWith("=") ? t.value.slice(1) : t.value;
+    if (spec.boolean && value !== undefined) throw new UsageError(`${shown} takes no value`);
+    if (!spec.boolean && value === undefined) throw new UsageError(`${shown} needs a value${spec.value ? ` (${spec.value})` : ""}`);
     const list = flags.get(spec.name) ?? [];
     if (list.length > 0 && !spec.repeated && !spec.boolean) throw new UsageError(`--${spec.name} given twice`);
-    list.push(value);
+    list.push(value ?? "");
     flags.set(spec.name, list);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") {
-      words.push(...argv.slice(i + 1));
-      break;
-    }
-    if (a === "-" || !a.startsWith("-")) {
-      words.push(a);
-      continue;
-    }
-    let spec: FlagSpec;
-    let inline: string | undefined;
-    if (a.startsWith("--")) {
-      const eq = a.indexOf("=");
-      spec = findSpec(eq < 0 ? a.slice(2) : a.slice(2, eq), false);
-      if (eq >= 0) inline = a.slice(eq + 1);
-    } else {
-      spec = findSpec(a[1]!, true);
-      if (a.length > 2) inline = a[2] === "=" ? a.slice(3) : a.slice(2);
-    }
-    const shown = a.startsWith("--") ? `--${spec.name}` : `-${spec.short}`;
-    if (spec.boolean) {
-      if (inline !== undefined) throw new UsageError(`${shown} takes no value`);
-      add(spec, "");
-      continue;
-    }
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new UsageError(`${shown} needs a value${spec.value ? ` (${spec.value})` : ""}`);
-    add(spec, value);
   }
   return { words, flags };
 }
@@ -98,8 +80,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 /** Refuses flags that belong to other commands. */
 export function checkFlagsFor(command: string, args: ParsedArgs): void {
   for (const name of args.flags.keys()) {
-    const spec = findSpec(name, false);
-    if (spec.commands && !spec.commands.includes(command)) throw new UsageError(`--${name} does not apply to '${command}'`);
+    const spec = findSpec(name);
+    if (spec?.commands && !spec.commands.includes(command)) throw new UsageError(`--${name} does not apply to '${command}'`);
   }
 }
 

@@ -1,10 +1,30 @@
 // Loads controlplane/proto/msm.proto (the one source of truth for the wire format) and exposes
 // its services and the TypeScript shapes of its messages, as @grpc/proto-loader decodes them:
-// camelCase fields, uint64 as number, oneofs named by `kind`, defaults filled in.
+// camelCase fields, uint64 as number, oneofs named by `kind`, defaults filled in. The options
+// here and in controlplane/proto/generate-types.mjs must agree.
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import type { Endpoint__Output } from "./generated/msm/v1/Endpoint.js";
+import type { Multicast__Output } from "./generated/msm/v1/Multicast.js";
+import type { ChainStage__Output } from "./generated/msm/v1/ChainStage.js";
+import type { FailurePolicy__Output } from "./generated/msm/v1/FailurePolicy.js";
+import type { Segment__Output } from "./generated/msm/v1/Segment.js";
+import type { Leg__Output } from "./generated/msm/v1/Leg.js";
+import type { FilterRef__Output } from "./generated/msm/v1/FilterRef.js";
+import type { Ack__Output } from "./generated/msm/v1/Ack.js";
+import type { Register__Output } from "./generated/msm/v1/Register.js";
+import type { ProxyMessage__Output } from "./generated/msm/v1/ProxyMessage.js";
+import type { Snapshot__Output } from "./generated/msm/v1/Snapshot.js";
+import type { ControlMessage__Output } from "./generated/msm/v1/ControlMessage.js";
+import type { FilterModule__Output } from "./generated/msm/v1/FilterModule.js";
+import type { ProxyStatus__Output } from "./generated/msm/v1/ProxyStatus.js";
+import type { ApplySegmentsResponse__Output } from "./generated/msm/v1/ApplySegmentsResponse.js";
+import type { DeleteSegmentsResponse__Output } from "./generated/msm/v1/DeleteSegmentsResponse.js";
+import type { ProxyStats__Output } from "./generated/msm/v1/ProxyStats.js";
+import type { ListStreamsResponse__Output } from "./generated/msm/v1/ListStreamsResponse.js";
+import type { DescribeStreamResponse__Output } from "./generated/msm/v1/DescribeStreamResponse.js";
 
 const PROTO = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "..", "controlplane", "proto", "msm.proto");
 
@@ -18,28 +38,30 @@ export const AdminServiceClient = pkg.msm.v1.AdminService;
 export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
 export const adminService: ServiceDefinition = pkg.msm.v1.AdminService.service;
 
+// The messages' shapes are generated from msm.proto (npm run build:proto, controlplane/api/generated/):
+// the __Output types, as the decoder hands messages over. Where this code builds records itself
+// they are loosened: a stored segment leaves out the fields an older version did not write, and
+// a oneof is a union discriminated by `kind`.
+type Optional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+/** A oneof as a union: `kind` names the field that is set, and that field is not null. */
+type OneOf<T, K extends keyof T & string> = { [P in K]: { kind: P } & { [Q in P]: NonNullable<T[Q]> } }[K];
+
 /** `interface`: a listen endpoint's multicast interface ("" or absent: none); a message decoded from the wire always has it. */
-export interface Endpoint { address: string; port: number; rtcpPort: number; interface?: string; ssrc?: number; payloadType?: number }
-export interface Multicast { ttl?: number; interface: string; loopback: boolean }
-export interface ChainStage { filter: string; version: string; configJson: string }
-export interface FailurePolicy { mode: string; restartBackoffMs: number; maxBackoffMs: number; maxFailures: number }
-export interface Segment {
-  name: string;
-  proxy: string;
+export type Endpoint = Optional<Endpoint__Output, "interface">;
+export type Multicast = Multicast__Output;
+export type ChainStage = ChainStage__Output;
+export type FailurePolicy = FailurePolicy__Output;
+export type Segment = Omit<Segment__Output, "listen" | "egress" | "source" | "destinations" | "legs" | "multicast" | "clockRates"> & {
   listen: Endpoint | null;
-  rtcpMux: boolean;
   egress: Endpoint | null;
   destinations: Endpoint[];
   source: Endpoint | null;
-  chain: ChainStage[];
-  failure: FailurePolicy | null;
-  revision: number;
   legs: Leg[];
   /** Absent (or null) for the defaults. */
   multicast?: Multicast | null;
   /** Payload type (as text: a proto map's key) -> RTP clock rate, Hz; absent or {} for none. */
   clockRates?: Record<string, number>;
-}
+};
 
 /** A segment's clock rates as the proxy's config and the store take them: undefined when there are none. */
 export function clockRatesOf(seg: Pick<Segment, "clockRates">): Record<string, number> | undefined {
@@ -49,52 +71,27 @@ export function clockRatesOf(seg: Pick<Segment, "clockRates">): Record<string, n
 /**
  * A segment's leg. The optional fields are proto3 `optional`: absent when unset (decoded messages
  * then also carry the oneof's virtual `_receive`-style fields; build records field by field).
+ * `sourceAddress` "" (or absent): the leg hears the media's sender; else its own sender's address.
  */
-export interface Leg {
-  name: string;
-  portOffset?: number;
+export type Leg = Optional<Omit<Leg__Output, "listen" | "destinations" | "egress">, "sourceAddress"> & {
   listen: Endpoint | null;
-  receive?: boolean;
   destinations: Endpoint[];
   egress: Endpoint | null;
-  send?: boolean;
-  /** "" (or absent): the leg hears the media's sender; else its own sender's address. */
-  sourceAddress?: string;
-}
-export interface FilterRef { name: string; version: string; sha256: string; size: number; pushedAtMs: number }
+};
+export type FilterRef = FilterRef__Output;
 
-export interface Ack { version: number; notRunning: string[]; error: string }
-export interface Register { nodeId: string; capabilities: string[]; abiVersions: string[]; runningVersion: number }
-export type ProxyMessage =
-  | { kind: "register"; register: Register }
-  | { kind: "ack"; ack: Ack }
-  | { kind: "nack"; nack: { version: number; error: string } }
-  | { kind: "stats"; stats: { statsJson: string; page: number; pages: number } };
+export type Ack = Ack__Output;
+export type Register = Register__Output;
+export type ProxyMessage = OneOf<ProxyMessage__Output, "register" | "ack" | "nack" | "stats">;
 
-export interface Snapshot { version: number; segments: Segment[]; filters: FilterRef[] }
-export type ControlMessage = { kind: "snapshot"; snapshot: Snapshot };
+export type Snapshot = Omit<Snapshot__Output, "segments"> & { segments: Segment[] };
+export type ControlMessage = OneOf<Omit<ControlMessage__Output, "snapshot"> & { snapshot: Snapshot }, "snapshot">;
 
-export interface FilterModule { ref: FilterRef; wasm: Buffer }
+export type FilterModule = Omit<FilterModule__Output, "ref"> & { ref: FilterRef };
 
-export interface ProxyStatus {
-  nodeId: string;
-  connected: boolean;
-  peer: string;
-  desiredVersion: number;
-  ackedVersion: number;
-  nackedVersion: number;
-  nackError: string;
-  lastSeenMs: number;
-  capabilities: string[];
-  abiVersions: string[];
-  server: string;
-  notRunning: string[];
-  notRunningError: string;
-}
-
-export interface ApplySegmentsResponse { created: string[]; configured: string[]; unchanged: string[]; revision: number }
-export interface DeleteSegmentsResponse { deleted: string[]; revision: number }
-export interface ProxyStats { nodeId: string; atMs: number; statsJson: string; page: number; pages: number }
-
-export interface ListStreamsResponse { pathsJson: string; nextPageToken: string; badLoss: number; badJitterMs: number }
-export interface DescribeStreamResponse { pathsJson: string; omitted: number; badLoss: number; badJitterMs: number }
+export type ProxyStatus = ProxyStatus__Output;
+export type ApplySegmentsResponse = ApplySegmentsResponse__Output;
+export type DeleteSegmentsResponse = DeleteSegmentsResponse__Output;
+export type ProxyStats = ProxyStats__Output;
+export type ListStreamsResponse = ListStreamsResponse__Output;
+export type DescribeStreamResponse = DescribeStreamResponse__Output;

@@ -25,6 +25,7 @@ import { listProxies, readStats, updateStatus, writeStats, type StatsPage } from
 import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { STATS_BYTES_PER_SEC, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../api/stats-pages.js";
 import { DEFAULT_BAD_HOP, type BadHopThresholds, type StreamPath } from "../api/streams.js";
+import { StoreHealth } from "./health.js";
 import { buildStreamPaths, closeNames, pathsNamed } from "./stream-paths.js";
 import { latestReports } from "./stream-reports.js";
 
@@ -46,6 +47,8 @@ export interface ControlPlaneTiming {
    */
   readonly compactEveryMs: number;
   readonly compactKeepRevisions: number;
+  /** How often the health service (grpc.health.v1) asks the store whether it answers. */
+  readonly healthCheckMs: number;
 }
 
 export const DEFAULT_TIMING: ControlPlaneTiming = {
@@ -56,6 +59,7 @@ export const DEFAULT_TIMING: ControlPlaneTiming = {
   writeRetryMs: 20_000,
   compactEveryMs: 300_000,
   compactKeepRevisions: 10_000,
+  healthCheckMs: 5_000,
 };
 
 export interface ControlPlaneOptions {
@@ -330,6 +334,7 @@ class ControlPlaneServer {
   readonly trustDomain: string;
   readonly mirror: DesiredMirror;
   readonly grpc: Server;
+  private readonly health: StoreHealth;
   name = "";
   private writeQueue: Promise<unknown> = Promise.resolve();
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -360,10 +365,14 @@ class ControlPlaneServer {
     });
     this.grpc.addService(adminService, this.adminHandlers());
     this.grpc.addService(proxyService, this.proxyHandlers());
+    // no role check: a probe may call it with any certificate the TLS handshake accepts
+    this.health = new StoreHealth(store, this.timing.healthCheckMs, log);
+    this.health.addTo(this.grpc);
   }
 
   async start(listen: string, name: string | undefined): Promise<number> {
     await this.mirror.start();
+    await this.health.start();
     const bound = await new Promise<number>((resolve, reject) => {
       this.grpc.bindAsync(listen, serverCredentials(this.tls), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p)));
     });
@@ -578,6 +587,7 @@ class ControlPlaneServer {
     this.closing ??= (async () => {
       clearInterval(this.heartbeatTimer);
       clearInterval(this.compactTimer);
+      this.health.stop();
       const sessions = [...this.sessions];
       for (const s of sessions) s.fail(status.UNAVAILABLE, `control plane ${this.name} is shutting down`);
       // the disconnections recorded, if the store lets us within a moment

@@ -1,0 +1,12 @@
+// Generated from controlplane/proto/msm.proto by npm run build:proto: do not edit.
+// Original file: controlplane/proto/msm.proto
+
+import type { FilterRef as _msm_v1_FilterRef, FilterRef__Output as _msm_v1_FilterRef__Output } from '../../msm/v1/FilterRef.js';
+
+export interface ListFiltersResponse {
+  'filters'?: (_msm_v1_FilterRef)[];
+}
+
+export interface ListFiltersResponse__Output {
+  'filters': (_msm_v1_FilterRef__Output)[];
+}

@@ -1,0 +1,9 @@
+// Generated from controlplane/proto/msm.proto by npm run build:proto: do not edit.
+// Original file: controlplane/proto/msm.proto
+
+
+export interface ListProxiesRequest {
+}
+
+export interface ListProxiesRequest__Output {
+}

@@ -1,0 +1,14 @@
+// Generated from controlplane/proto/msm.proto by npm run build:proto: do not edit.
+// Original file: controlplane/proto/msm.proto
+
+import type { FilterRef as _msm_v1_FilterRef, FilterRef__Output as _msm_v1_FilterRef__Output } from '../../msm/v1/FilterRef.js';
+
+export interface PushFilterResponse {
+  'ref'?: (_msm_v1_FilterRef | null);
+  'alreadyPresent'?: (boolean);
+}
+
+export interface PushFilterResponse__Output {
+  'ref': (_msm_v1_FilterRef__Output | null);
+  'alreadyPresent': (boolean);
+}

@@ -1,0 +1,68 @@
+// The standard gRPC health service (grpc.health.v1.Health: Check and Watch) on the control
+// plane's port, so that Kubernetes gRPC probes and grpc_health_probe work. The status follows the
+// store: every few seconds the store is asked its revision; an answer means SERVING, an error or
+// no answer within the interval (etcd unreachable or without a quorum) means NOT_SERVING. The
+// service itself is grpc-health-check's, kept by the gRPC authors to the spec.
+import type { Server } from "@grpc/grpc-js";
+import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import type { Store } from "../store/index.js";
+
+/** The names a probe may ask about: "" is the whole server. */
+export const HEALTH_SERVICES = ["", "msm.v1.AdminService", "msm.v1.ProxyService"] as const;
+
+export class StoreHealth {
+  private readonly health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, "NOT_SERVING"])));
+  private timer: NodeJS.Timeout | undefined;
+  private current: ServingStatus = "NOT_SERVING";
+  private stopped = false;
+  private everServing = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly intervalMs: number,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  addTo(server: Server): void {
+    this.health.addToServer(server);
+  }
+
+  /** Probes now, then every intervalMs. */
+  async start(): Promise<void> {
+    await this.probe();
+    if (this.stopped) return;
+    this.timer = setInterval(() => void this.probe(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** NOT_SERVING from now on (the replica is shutting down): watchers hear it before the port closes. */
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.set("NOT_SERVING");
+  }
+
+  private async probe(): Promise<void> {
+    let timeout: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timeout = setTimeout(() => reject(new Error(`no answer within ${this.intervalMs} ms`)), this.intervalMs);
+    });
+    try {
+      await Promise.race([this.store.revision(), silent]);
+      if (!this.stopped) this.set("SERVING", this.everServing ? "the store answers again" : undefined);
+    } catch (err) {
+      if (!this.stopped) this.set("NOT_SERVING", `store ${this.store.description}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  /** Sets every name's status; a change with a reason is logged. */
+  private set(status: ServingStatus, why?: string): void {
+    if (status === this.current) return;
+    this.current = status;
+    if (status === "SERVING") this.everServing = true;
+    if (why !== undefined) this.log(`health: ${status} (${why})`);
+    for (const s of HEALTH_SERVICES) this.health.setStatus(s, status);
+  }
+}
