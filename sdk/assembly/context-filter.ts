@@ -1,18 +1,18 @@
 // A filter that keeps one object per segment (context) and hands every call to it: the shape of a
-// filter with real per-stream state (fec, replicate). The object answers each packet with PASS,
-// TAKE (the filter keeps a copy and holds the packet) or a drop reason; the filter gathers the
-// contexts a call touched and lets each send its counts to the host once, at the call's end, so
-// that a batch of 64 packets makes a handful of metric calls, not hundreds.
+// filter with real per-stream state (fec, replicate, congestion). The contexts are made by the
+// ContextFactory this class extends (readConfig and newContext are the filter's part). The object
+// answers each packet with PASS, TAKE (the filter keeps a copy and holds the packet) or a drop
+// reason; the filter gathers the contexts a call touched and lets each send its counts to the
+// host once, at the call's end, so that a batch of 64 packets makes a handful of metric calls,
+// not hundreds.
 import { Status } from "../../runtime/abi";
-import { ContextMap } from "./contexts";
-import { Filter } from "./filter";
+import { Config } from "./config";
+import { ContextFactory, PASS, SegmentContext, TAKE } from "./context-factory";
 import { nowUs } from "./host";
 import { Packet } from "./packet";
-import { StateReader, StateWriter } from "./state";
+import { StateReader } from "./state";
 
-/** onPacket's answer: pass in place, or take the packet (held, copied); else a drop reason. */
-export const PASS: u32 = 0;
-export const TAKE: u32 = 0x10000; // above every drop reason (u16 range)
+export { PASS, SegmentContext, TAKE } from "./context-factory";
 
 /** Counts the calls into the filter, so that a context can tell whether it did something in this one. */
 let callEpoch: u32 = 1;
@@ -27,51 +27,25 @@ function startCall(): void {
   if (callEpoch == 0) callEpoch = 1;
 }
 
-/** One segment's state. Override what the filter does; the defaults pass and hold nothing. */
-export class SegmentContext {
-  /** The call in which the context was last queued for flushing its counts. */
-  touchedCall: u32 = 0;
-
-  constructor(readonly id: u32) {}
-
-  /** The verdict for one packet of this context: PASS, TAKE or a drop reason. */
-  onPacket(p: Packet, nowUs: i64): u32 {
-    return PASS;
-  }
-
-  onTimer(timer: i32, nowUs: i64): void {}
-
-  /** The segment goes: emit what is held (called again while it emits). */
-  drain(nowUs: i64): void {}
-
-  exportState(out: StateWriter, nowUs: i64): Status {
-    return Status.Ok;
-  }
-
-  importState(blob: StateReader, nowUs: i64): Status {
-    return blob.length == 0 ? Status.Ok : Status.BadState;
-  }
-
-  /** Sends the counts gathered since the last flush to the host. */
-  flush(): void {}
-
-  /** Frees the context's buffers (destroy). */
-  free(): void {}
-}
-
 /**
- * A Filter whose contexts are objects of class C. Subclasses implement configureRoot and
- * createContext (which puts the new context in `contexts`); everything else is dispatched here.
+ * A ContextFactory that also hands every packet, timer and drain to the context's object. A
+ * filter implements configureRoot, readConfig and newContext; the rest is done here.
  */
-export class ContextFilter<C extends SegmentContext> extends Filter {
-  protected contexts: ContextMap<C> = new ContextMap<C>(64);
+export class ContextFilter<C extends SegmentContext, S = Object> extends ContextFactory<C, S> {
   /** Contexts the call touched (a batch holds at most 1024 packets). */
   private touched: StaticArray<C | null> = new StaticArray<C | null>(1024);
   private touchedCount: i32 = 0;
 
-  destroyContext(ctx: u32): void {
-    const c = this.contexts.delete(ctx);
-    if (c !== null) c.free();
+  /** Default: a context takes no keys (its config must be {}); S is made with `new S()` (S defaults to Object). */
+  protected readConfig(cfg: Config): S {
+    cfg.rejectUnknown([]);
+    return instantiate<S>();
+  }
+
+  /** There is no default context: override this (or createContext, and fill `contexts` yourself). */
+  protected newContext(id: u32, s: S, cfg: Config): C | null {
+    abort("ContextFilter: override newContext to make the filter's contexts");
+    return null;
   }
 
   drainContext(ctx: u32): void {
@@ -107,11 +81,6 @@ export class ContextFilter<C extends SegmentContext> extends Filter {
     this.end();
   }
 
-  exportState(ctx: u32, out: StateWriter): Status {
-    const c = this.contexts.get(ctx);
-    return c === null ? Status.BadArgument : c.exportState(out, nowUs());
-  }
-
   importState(ctx: u32, blob: StateReader): Status {
     const c = this.contexts.get(ctx);
     if (c === null) return Status.BadArgument;
@@ -122,7 +91,7 @@ export class ContextFilter<C extends SegmentContext> extends Filter {
     return status;
   }
 
-  /** Starts a call that may touch contexts outside the dispatch above (createContext, say). */
+  /** Starts a call that may touch contexts outside the dispatch above (newContext, say). */
   protected begin(): void {
     startCall();
     this.touchedCount = 0;

@@ -21,6 +21,9 @@ export {
 } from "./host";
 export { Config } from "./config";
 export { ContextMap } from "./contexts";
+export { ContextFactory, SegmentContext, PASS, TAKE } from "./context-factory";
+export { ContextFilter, currentCall } from "./context-filter";
+export { ContextPool, sizeClass } from "./context-pool";
 export { Filter, register } from "./filter";
 export { Output } from "./output";
 export { Packet } from "./packet";

@@ -2,9 +2,9 @@
 // `mode: encode` passes media untouched and sends column and row FEC on their legs;
 // `mode: decode` rebuilds lost media from the FEC legs and sends it on in sequence order.
 // README.md lists the config keys, legs, metrics, drop reasons and limits.
-import { Config, Status, register, setError } from "../../../sdk/assembly";
+import { Config, Status, register } from "../../../sdk/assembly";
 import { ContextFilter } from "../../../sdk/assembly/context-filter";
-import { CHUNK_SIZE, noRoomMessage, readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
+import { CHUNK_SIZE, readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
 import { FecContext } from "./context";
 import { decoderChunks } from "./decoder";
 import { newDecoder } from "./decoder-state";
@@ -15,7 +15,7 @@ import { MODE_ENCODE, Settings } from "./settings";
 
 export * from "../../../sdk/assembly/exports";
 
-class FecFilter extends ContextFilter<FecContext> {
+class FecFilter extends ContextFilter<FecContext, Settings> {
   private defaults: Settings = new Settings();
 
   configureRoot(cfg: Config): Status {
@@ -27,28 +27,24 @@ class FecFilter extends ContextFilter<FecContext> {
     return status;
   }
 
-  createContext(ctx: u32, cfg: Config): Status {
+  protected readConfig(cfg: Config): Settings {
     const s = parsed;
     s.copyFrom(this.defaults);
     s.apply(cfg, false);
     s.check(cfg);
-    const status = cfg.finish();
-    if (status != Status.Ok) return status;
-    if (this.contexts.get(ctx) !== null) {
-      setError("context " + ctx.toString() + " already exists");
-      return Status.BadArgument;
-    }
-    const c: FecContext | null = s.mode == MODE_ENCODE ? newEncoder(ctx, s) : newDecoder(ctx, s);
-    if (c === null) {
-      const need = <i64>(s.mode == MODE_ENCODE ? encoderChunks(s) : decoderChunks(s)) * CHUNK_SIZE;
-      setError(noRoomMessage((s.mode == MODE_ENCODE ? "encoder" : "decoder") + " of " + s.columns.toString() + " x " + s.rows.toString(), need));
-      return Status.NoSpace;
-    }
-    this.contexts.set(ctx, c);
-    return Status.Ok;
+    return s;
+  }
+
+  protected newContext(id: u32, s: Settings, cfg: Config): FecContext | null {
+    const encode = s.mode == MODE_ENCODE;
+    const c: FecContext | null = encode ? newEncoder(id, s) : newDecoder(id, s);
+    if (c !== null) return c;
+    const what = (encode ? "encoder" : "decoder") + " of " + s.columns.toString() + " x " + s.rows.toString();
+    return this.noRoom(what, <i64>(encode ? encoderChunks(s) : decoderChunks(s)) * CHUNK_SIZE);
   }
 }
 
+/** The config being read (the encoder and decoder copy what they keep). */
 const parsed = new Settings();
 
 register(new FecFilter());

@@ -3,9 +3,9 @@
 // translator (one SSRC, sequence and timestamp continuity across input switches). Feedback from
 // many receivers is the feedback part's (feedback.ts). README.md lists the config keys,
 // legs, metrics, drop reasons and limits.
-import { Config, Status, register, setError } from "../../../sdk/assembly";
+import { Config, Status, register } from "../../../sdk/assembly";
 import { ContextFilter } from "../../../sdk/assembly/context-filter";
-import { CHUNK_SIZE, noRoomMessage, readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
+import { CHUNK_SIZE, readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
 import { ReplicateContext } from "./context";
 import { Feedback } from "./feedback";
 import { mergeChunks, newMerge } from "./merge";
@@ -14,7 +14,7 @@ import { Settings } from "./settings";
 
 export * from "../../../sdk/assembly/exports";
 
-class ReplicateFilter extends ContextFilter<ReplicateContext> {
+class ReplicateFilter extends ContextFilter<ReplicateContext, Settings> {
   private defaults: Settings = new Settings();
 
   configureRoot(cfg: Config): Status {
@@ -26,36 +26,33 @@ class ReplicateFilter extends ContextFilter<ReplicateContext> {
     return status;
   }
 
-  createContext(ctx: u32, cfg: Config): Status {
+  protected readConfig(cfg: Config): Settings {
     const s = parsed;
     s.copyFrom(this.defaults);
     s.apply(cfg, false);
-    const wantsFeedback = cfg.has("feedback");
-    s.check(cfg, wantsFeedback);
-    const status = cfg.finish();
-    if (status != Status.Ok) return status;
+    s.check(cfg, cfg.has("feedback"));
+    return s;
+  }
+
+  protected newContext(id: u32, s: Settings, cfg: Config): ReplicateContext | null {
     // ---- feedback part: only for a context whose config has the `feedback` key ----
-    const feedback = wantsFeedback ? Feedback.configure(cfg, ctx) : null;
-    if (wantsFeedback && feedback === null) return Status.BadConfig; // it set the error, naming the field
-    if (this.contexts.get(ctx) !== null) {
-      setError("context " + ctx.toString() + " already exists");
-      return Status.BadArgument;
+    let feedback: Feedback | null = null;
+    if (cfg.has("feedback")) {
+      feedback = Feedback.configure(cfg, id);
+      if (feedback === null) return null; // it failed the config, naming the field
     }
-    const c = new ReplicateContext(ctx, s);
+    const c = new ReplicateContext(id, s);
     c.feedback = feedback;
     if (s.merge) {
-      const m = newMerge(ctx, s, c.counts, c.sender);
-      if (m === null) {
-        setError(noRoomMessage("merge of maxHeld " + s.maxHeld.toString(), <i64>mergeChunks(s) * CHUNK_SIZE, ", or lower merge.maxHeld"));
-        return Status.NoSpace;
-      }
+      const m = newMerge(id, s, c.counts, c.sender);
+      if (m === null) return this.noRoom("merge of maxHeld " + s.maxHeld.toString(), <i64>mergeChunks(s) * CHUNK_SIZE, ", or lower merge.maxHeld");
       c.merge = m;
     }
-    this.contexts.set(ctx, c);
-    return Status.Ok;
+    return c;
   }
 }
 
+/** The config being read (the context copies what it keeps). */
 const parsed = new Settings();
 
 register(new ReplicateFilter());

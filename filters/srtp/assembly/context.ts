@@ -1,21 +1,32 @@
 // One segment's SRTP state: the sessions (downstream and, optionally, the reverse direction for
 // RTCP feedback going back upstream), their source tables, and the settings. Contexts are
 // pooled: a context's tables and key schedules are large, and reusing them spares the collector.
+import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
+import { SegmentContext } from "../../../sdk/assembly/context-factory";
+import { Status, StateReader, StateWriter, setError } from "../../../sdk/assembly";
 import { ReplayState } from "./replay";
 import { Session } from "./session";
+
+const STATE_VERSION: u32 = 1;
 
 export const PROTECT = 0;
 export const UNPROTECT = 1;
 
-/** The per-SSRC states of one session, looked up by SSRC; recycled least recently seen first. */
+/**
+ * The per-SSRC states of one session, looked up by SSRC; recycled least recently seen first.
+ * A pooled table is reused for any `capacity` up to its size (a power of two).
+ */
 export class SourceTable {
   readonly states: StaticArray<ReplayState>;
   /** Scratch state for a source seen for the first time, kept only if its packet authenticates. */
   readonly scratch: ReplayState = new ReplayState();
+  /** The sources tracked (the segment's maxSources): the first `capacity` states. */
+  capacity: i32;
 
-  constructor(readonly capacity: i32) {
-    this.states = new StaticArray<ReplayState>(capacity);
-    for (let i = 0; i < capacity; i++) unchecked((this.states[i] = new ReplayState()));
+  constructor(size: i32) {
+    this.states = new StaticArray<ReplayState>(size);
+    for (let i = 0; i < size; i++) unchecked((this.states[i] = new ReplayState()));
+    this.capacity = size;
   }
 
   find(ssrc: u32): ReplayState | null {
@@ -59,7 +70,7 @@ export class SourceTable {
   }
 
   clear(): void {
-    for (let i = 0; i < this.capacity; i++) unchecked(this.states[i]).used = false;
+    for (let i = 0; i < this.states.length; i++) unchecked(this.states[i]).used = false;
   }
 
   count(): i32 {
@@ -69,8 +80,7 @@ export class SourceTable {
   }
 }
 
-export class SrtpContext {
-  id: u32 = 0;
+export class SrtpContext extends SegmentContext {
   /** What happens to downstream packets; upstream ones get the opposite with the reverse session. */
   direction: i32 = PROTECT;
   hasReverse: bool = false;
@@ -79,7 +89,6 @@ export class SrtpContext {
   allowed: StaticArray<u32> = new StaticArray<u32>(0);
   readonly forward: Session = new Session();
   readonly reverse: Session = new Session();
-  nextFree: SrtpContext | null = null;
   /** Counts of this batch, reported once at its end. */
   rtpProtected: i64 = 0;
   rtpUnprotected: i64 = 0;
@@ -87,7 +96,9 @@ export class SrtpContext {
   rtcpUnprotected: i64 = 0;
   touched: bool = false;
 
-  constructor(readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {}
+  constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
+    super(id);
+  }
 
   admits(ssrc: u32): bool {
     const n = this.allowed.length;
@@ -95,33 +106,91 @@ export class SrtpContext {
     for (let i = 0; i < n; i++) if (unchecked(this.allowed[i]) == ssrc) return true;
     return false;
   }
-}
 
-let freeList: SrtpContext | null = null;
-
-export function takeContext(maxSources: i32): SrtpContext {
-  let prev: SrtpContext | null = null;
-  let c = freeList;
-  while (c !== null) {
-    if (c.forwardSources.capacity >= maxSources) {
-      if (prev === null) freeList = c.nextFree;
-      else prev.nextFree = c.nextFree;
-      c.nextFree = null;
-      c.forwardSources.clear();
-      c.reverseSources.clear();
-      return c;
-    }
-    prev = c;
-    c = c.nextFree;
+  exportState(out: StateWriter, nowUs: i64): Status {
+    out.u32(STATE_VERSION);
+    writeTable(this.forwardSources, out);
+    writeTable(this.reverseSources, out);
+    return Status.Ok;
   }
-  return new SrtpContext(new SourceTable(maxSources), new SourceTable(maxSources));
+
+  importState(blob: StateReader, nowUs: i64): Status {
+    if (blob.length == 0) return Status.Ok;
+    if (blob.u32() != STATE_VERSION) {
+      setError("srtp state blob of an unknown version");
+      return Status.BadState;
+    }
+    if (!readTable(this.forwardSources, blob) || !readTable(this.reverseSources, blob)) {
+      this.forwardSources.clear();
+      this.reverseSources.clear();
+      setError("srtp state blob is truncated");
+      return Status.BadState;
+    }
+    return Status.Ok;
+  }
+
+  /** The segment is gone: its keys are wiped and the context goes back to the pool. */
+  free(): void {
+    this.forward.wipe();
+    this.reverse.wipe();
+    this.forwardSources.clear();
+    this.reverseSources.clear();
+    pool.give(this, sizeClass(this.forwardSources.states.length));
+  }
 }
 
-export function releaseContext(c: SrtpContext): void {
-  c.forward.wipe();
-  c.reverse.wipe();
-  c.forwardSources.clear();
-  c.reverseSources.clear();
-  c.nextFree = freeList;
-  freeList = c;
+/** Destroyed contexts, by the size of their source tables. */
+const pool = new ContextPool<SrtpContext>();
+
+/** Context `id` tracking `maxSources` sources per direction: recycled if possible, else new. */
+export function takeContext(id: u32, maxSources: i32): SrtpContext {
+  const cls = sizeClass(maxSources);
+  let c = pool.take(cls, id);
+  if (c === null) c = new SrtpContext(id, new SourceTable(1 << cls), new SourceTable(1 << cls));
+  c.forwardSources.capacity = maxSources;
+  c.reverseSources.capacity = maxSources;
+  return c;
+}
+
+// State blob, per table: u32 count, then per source: ssrc, roc, highestSeq (u16), flags (u8:
+// rtpSeen, started, rtcpSeen), highest (u64), rtcpHighest (u64), rtcpNextIndex, the two windows.
+function writeTable(t: SourceTable, out: StateWriter): void {
+  out.u32(<u32>t.count());
+  for (let i = 0; i < t.capacity; i++) {
+    const s = t.states[i];
+    if (!s.used) continue;
+    out.u32(s.ssrc);
+    out.u32(s.roc);
+    out.u16(s.highestSeq);
+    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0)));
+    out.u64(s.highest);
+    out.u64(s.rtcpHighest);
+    out.u32(s.rtcpNextIndex);
+    for (let w = 0; w < s.bits.length; w++) out.u64(s.bits[w]);
+    for (let w = 0; w < s.rtcpBits.length; w++) out.u64(s.rtcpBits[w]);
+  }
+}
+
+function readTable(t: SourceTable, blob: StateReader): bool {
+  const n = <i32>blob.u32();
+  for (let i = 0; i < n; i++) {
+    const ssrc = blob.u32();
+    if (blob.overflow) return false;
+    // a smaller table than before keeps the first sources; the rest start again when they authenticate
+    const s: ReplayState = i < t.capacity ? t.claim(ssrc) : t.scratch;
+    s.reset(ssrc);
+    s.roc = blob.u32();
+    s.highestSeq = blob.u16();
+    const flags = blob.u8();
+    s.rtpSeen = (flags & 1) != 0;
+    s.started = (flags & 2) != 0;
+    s.rtcpSeen = (flags & 4) != 0;
+    s.highest = blob.u64();
+    s.rtcpHighest = blob.u64();
+    s.rtcpNextIndex = blob.u32();
+    for (let w = 0; w < s.bits.length; w++) s.bits[w] = blob.u64();
+    for (let w = 0; w < s.rtcpBits.length; w++) s.rtcpBits[w] = blob.u64();
+    if (i >= t.capacity) t.scratch.used = false;
+  }
+  return !blob.overflow;
 }

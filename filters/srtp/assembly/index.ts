@@ -5,12 +5,12 @@
 // errors, not in metrics and not in the hot-swap state (which carries only ROC, indexes and
 // replay windows). README.md lists the config keys and drop reasons.
 import {
-  Config, ContextMap, DropReason, Filter, FilterPolicy, Packet, Status, StateReader, StateWriter,
-  defineCounter, loadBe32, metricAdd, register, setError,
+  Config, DropReason, FilterPolicy, Packet, Status, defineCounter, loadBe32, metricAdd, register,
 } from "../../../sdk/assembly";
-import { PROTECT, SourceTable, SrtpContext, UNPROTECT, releaseContext, takeContext } from "./context";
+import { ContextFactory } from "../../../sdk/assembly/context-factory";
+import { PROTECT, SrtpContext, UNPROTECT, takeContext } from "./context";
 import { decodeKey } from "./keys";
-import { MAX_WINDOW, ReplayState } from "./replay";
+import { MAX_WINDOW } from "./replay";
 import { Session } from "./session";
 import { findSuite, suiteNames } from "./suites";
 import { protectRtcp, protectRtp, resultLength, unprotectRtcp, unprotectRtp } from "./transform";
@@ -18,7 +18,6 @@ import { protectRtcp, protectRtp, resultLength, unprotectRtcp, unprotectRtp } fr
 export * from "../../../sdk/assembly/exports";
 
 const MAX_SOURCES = 1024;
-const STATE_VERSION: u32 = 1;
 /** Decoded master key || salt, wiped after the session keys are derived. */
 const master = memory.data(64);
 
@@ -65,9 +64,16 @@ function flushCounts(c: SrtpContext): void {
   c.touched = false;
 }
 
-class SrtpFilter extends Filter {
-  private contexts: ContextMap<SrtpContext> = new ContextMap<SrtpContext>(64);
+/** One segment's config, read before anything is taken from the pool. */
+class SrtpSettings {
+  direction: i32 = PROTECT;
+  suiteName: string = "";
+  replayWindow: i32 = 128;
+  maxSources: i32 = 16;
+  ssrcs: i64[] | null = null;
+}
 
+class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
   /** Without this stage, protect would send plaintext and unprotect would pass unauthenticated packets. */
   policy(): i32 {
     return FilterPolicy.MustFailClosed;
@@ -82,51 +88,42 @@ class SrtpFilter extends Filter {
     return cfg.finish();
   }
 
-  createContext(ctx: u32, cfg: Config): Status {
+  protected readConfig(cfg: Config): SrtpSettings {
     cfg.rejectUnknown(["direction", "suite", "key", "reverseKey", "replayWindow", "nackHistory", "maxSources", "ssrcs"]);
+    const s = parsed;
+    s.direction = PROTECT;
     const directionName = cfg.getString("direction", "");
-    const suiteName = cfg.getString("suite", "AES_CM_128_HMAC_SHA1_80");
-    const window = <i32>cfg.getInt("replayWindow", 128, 64, MAX_WINDOW);
+    s.suiteName = cfg.getString("suite", "AES_CM_128_HMAC_SHA1_80");
+    s.replayWindow = <i32>cfg.getInt("replayWindow", 128, 64, MAX_WINDOW);
     const nackHistory = <i32>cfg.getInt("nackHistory", 0, 0, MAX_WINDOW);
-    const maxSources = <i32>cfg.getInt("maxSources", 16, 1, MAX_SOURCES);
-    const ssrcs = cfg.getIntArray("ssrcs", 0, 0xffffffff);
+    s.maxSources = <i32>cfg.getInt("maxSources", 16, 1, MAX_SOURCES);
+    s.ssrcs = cfg.getIntArray("ssrcs", 0, 0xffffffff);
     if (!cfg.has("key")) cfg.fail("config key 'key' is required");
-    let direction = PROTECT;
-    if (directionName == "unprotect") direction = UNPROTECT;
+    if (directionName == "unprotect") s.direction = UNPROTECT;
     else if (directionName != "protect") cfg.fail("config key 'direction' must be 'protect' or 'unprotect'");
-    if (nackHistory > window) {
+    if (nackHistory > s.replayWindow) {
       // RFC 4588 retransmissions reuse old indexes: a window smaller than the NACK history would drop them as replays
-      cfg.fail("config key 'replayWindow' (" + window.toString() + ") must be at least 'nackHistory' (" + nackHistory.toString() + ")");
+      cfg.fail("config key 'replayWindow' (" + s.replayWindow.toString() + ") must be at least 'nackHistory' (" + nackHistory.toString() + ")");
     }
-    if (cfg.ok && this.contexts.get(ctx) !== null) {
-      setError("context " + ctx.toString() + " already exists");
-      return Status.BadArgument;
-    }
-    const status0 = cfg.finish();
-    if (status0 != Status.Ok) return status0;
+    return s;
+  }
 
-    const c = takeContext(maxSources);
-    const ok = deriveSession(cfg, "key", suiteName, c.forward) &&
-      (!cfg.has("reverseKey") || deriveSession(cfg, "reverseKey", suiteName, c.reverse));
-    const status = cfg.finish();
-    if (!ok || status != Status.Ok) {
-      releaseContext(c);
-      return status != Status.Ok ? status : Status.BadConfig;
+  protected newContext(id: u32, s: SrtpSettings, cfg: Config): SrtpContext | null {
+    const c = takeContext(id, s.maxSources);
+    const hasReverse = cfg.has("reverseKey");
+    if (!deriveSession(cfg, "key", s.suiteName, c.forward) ||
+      (hasReverse && !deriveSession(cfg, "reverseKey", s.suiteName, c.reverse))) {
+      c.free(); // wipes what was derived
+      return null; // deriveSession failed the config, naming the key
     }
-    c.id = ctx;
-    c.direction = direction;
-    c.hasReverse = cfg.has("reverseKey");
-    c.replayWindow = window;
+    c.direction = s.direction;
+    c.hasReverse = hasReverse;
+    c.replayWindow = s.replayWindow;
+    const ssrcs = s.ssrcs;
     const n = ssrcs === null ? 0 : ssrcs.length;
     c.allowed = new StaticArray<u32>(n);
     for (let i = 0; i < n; i++) c.allowed[i] = <u32>ssrcs![i];
-    this.contexts.set(ctx, c);
-    return Status.Ok;
-  }
-
-  destroyContext(ctx: u32): void {
-    const c = this.contexts.delete(ctx);
-    if (c !== null) releaseContext(c);
+    return c;
   }
 
   /** Runs every packet, then reports each touched context's counts once: one host call per batch, not per packet. */
@@ -195,75 +192,9 @@ class SrtpFilter extends Filter {
     if (reason != 0) p.drop(reason);
     else p.resize(ptr, resultLength);
   }
-
-  exportState(ctx: u32, out: StateWriter): Status {
-    const c = this.contexts.get(ctx);
-    if (c === null) return Status.BadArgument;
-    out.u32(STATE_VERSION);
-    writeTable(c.forwardSources, out);
-    writeTable(c.reverseSources, out);
-    return Status.Ok;
-  }
-
-  importState(ctx: u32, blob: StateReader): Status {
-    const c = this.contexts.get(ctx);
-    if (c === null) return Status.BadArgument;
-    if (blob.length == 0) return Status.Ok;
-    if (blob.u32() != STATE_VERSION) {
-      setError("srtp state blob of an unknown version");
-      return Status.BadState;
-    }
-    if (!readTable(c.forwardSources, blob) || !readTable(c.reverseSources, blob)) {
-      c.forwardSources.clear();
-      c.reverseSources.clear();
-      setError("srtp state blob is truncated");
-      return Status.BadState;
-    }
-    return Status.Ok;
-  }
 }
 
-// State blob, per table: u32 count, then per source: ssrc, roc, highestSeq (u16), flags (u8:
-// rtpSeen, started, rtcpSeen), highest (u64), rtcpHighest (u64), rtcpNextIndex, the two windows.
-function writeTable(t: SourceTable, out: StateWriter): void {
-  out.u32(<u32>t.count());
-  for (let i = 0; i < t.capacity; i++) {
-    const s = t.states[i];
-    if (!s.used) continue;
-    out.u32(s.ssrc);
-    out.u32(s.roc);
-    out.u16(s.highestSeq);
-    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0)));
-    out.u64(s.highest);
-    out.u64(s.rtcpHighest);
-    out.u32(s.rtcpNextIndex);
-    for (let w = 0; w < s.bits.length; w++) out.u64(s.bits[w]);
-    for (let w = 0; w < s.rtcpBits.length; w++) out.u64(s.rtcpBits[w]);
-  }
-}
-
-function readTable(t: SourceTable, blob: StateReader): bool {
-  const n = <i32>blob.u32();
-  for (let i = 0; i < n; i++) {
-    const ssrc = blob.u32();
-    if (blob.overflow) return false;
-    // a smaller table than before keeps the first sources; the rest start again when they authenticate
-    const s: ReplayState = i < t.capacity ? t.claim(ssrc) : t.scratch;
-    s.reset(ssrc);
-    s.roc = blob.u32();
-    s.highestSeq = blob.u16();
-    const flags = blob.u8();
-    s.rtpSeen = (flags & 1) != 0;
-    s.started = (flags & 2) != 0;
-    s.rtcpSeen = (flags & 4) != 0;
-    s.highest = blob.u64();
-    s.rtcpHighest = blob.u64();
-    s.rtcpNextIndex = blob.u32();
-    for (let w = 0; w < s.bits.length; w++) s.bits[w] = blob.u64();
-    for (let w = 0; w < s.rtcpBits.length; w++) s.rtcpBits[w] = blob.u64();
-    if (i >= t.capacity) t.scratch.used = false;
-  }
-  return !blob.overflow;
-}
+/** The config being read (newContext copies what the context keeps). */
+const parsed = new SrtpSettings();
 
 register(new SrtpFilter());

@@ -182,6 +182,23 @@ test("forged packets with new SSRCs create no state: a known source's window sur
   assert.is(rx.run({ ctx: b, bytes: first }).reasonName, "srtp_replay", "the source's state was not evicted");
 });
 
+test("a recycled context tracks exactly its own maxSources, and none of the sources of the segment before", async () => {
+  const master = masterFor(CM80);
+  const { tx, rx, a } = await pair(CM80, master);
+  const config = { direction: "unprotect", suite: CM80.name, key: inline(master) };
+  const protect = (seq: number, ssrc: number): Uint8Array => tx.run({ ctx: a, bytes: buildRtp({ seq, ssrc, payloadSize: 20 }) }).bytes;
+  const firstOf = [1, 2, 3, 4].map((ssrc) => protect(1, ssrc));
+  // a segment with a table of 4 sources comes and goes: its context goes back to the pool
+  const before = rx.createContext({ ...config, maxSources: 4 });
+  for (const p of firstOf) assert.is(rx.run({ ctx: before, bytes: p }).verdict, "pass");
+  rx.destroyContext(before);
+  // the next segment gets that context: the old sources are gone, and it tracks 3, not 4
+  const b = rx.createContext({ ...config, maxSources: 3 });
+  for (const p of firstOf) assert.is(rx.run({ ctx: b, bytes: p }).verdict, "pass", "a new segment starts with no sources");
+  assert.is(rx.run({ ctx: b, bytes: firstOf[3]! }).reasonName, "srtp_replay", "the newest source is tracked");
+  assert.is(rx.run({ ctx: b, bytes: firstOf[0]! }).verdict, "pass", "the fourth source took the first one's place: 3 tracked");
+});
+
 test("hot swap / restart: ROC, indexes and windows carry over through state export/import, keys do not", async () => {
   const master = masterFor(CM80, 42);
   const { tx, rx, a, b } = await pair(CM80, master);

@@ -1,12 +1,13 @@
-// One context's state, and a pool that recycles the state of destroyed contexts: the source
+// One context's state, and the pool that recycles the state of destroyed contexts: the source
 // records are raw memory (heap.alloc), which the collector does not free, so reuse is what keeps
 // memory bounded under segment churn.
+import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
+import { SegmentContext } from "../../../sdk/assembly/context-factory";
 import { QUEUE_SIZE, initQueue } from "./hold-store";
 import { Settings } from "./settings";
 import { SourceTable } from "./sources";
 
-export class ValidateContext {
-  id: u32 = 0;
+export class ValidateContext extends SegmentContext {
   settings: Settings = new Settings();
   /** Gauge value last reported for `sources` (to report only changes). */
   reportedSources: i32 = -1;
@@ -24,9 +25,9 @@ export class ValidateContext {
   /** Timer armed: expire held packets / send more of `release`. */
   expiryArmed: bool = false;
   drainArmed: bool = false;
-  nextFree: ValidateContext | null = null;
 
-  constructor(readonly sources: SourceTable) {
+  constructor(id: u32, readonly sources: SourceTable) {
+    super(id);
     initQueue(this.release);
   }
 
@@ -43,33 +44,22 @@ export class ValidateContext {
   }
 }
 
-// Tables come in power-of-two capacities; free lists are kept per capacity class, so a
-// recycled table always fits and never wastes more than half of itself.
-const CLASSES = 11; // 1, 2, 4, ... 1024 (MAX_SOURCES_LIMIT)
-const freeLists = new StaticArray<ValidateContext | null>(CLASSES);
+// Tables come in power-of-two capacities, pooled by capacity: a recycled table always fits and
+// never wastes more than half of itself.
+const pool = new ContextPool<ValidateContext>();
 
-function classOf(maxSources: i32): i32 {
-  let c = 0;
-  while ((1 << c) < maxSources) c++;
-  return c;
-}
-
-/** A context with room for `maxSources` sources: recycled if possible, else new. */
-export function takeContext(maxSources: i32): ValidateContext {
-  const c = classOf(maxSources);
-  const free = unchecked(freeLists[c]);
+/** Context `id` with room for `maxSources` sources: recycled if possible, else new. */
+export function takeContext(id: u32, maxSources: i32): ValidateContext {
+  const cls = sizeClass(maxSources);
+  const free = pool.take(cls, id);
   if (free !== null) {
-    unchecked((freeLists[c] = free.nextFree));
-    free.nextFree = null;
     free.reset();
     return free;
   }
-  return new ValidateContext(new SourceTable(1 << c));
+  return new ValidateContext(id, new SourceTable(1 << cls));
 }
 
 /** Returns a destroyed context's state to the pool. */
-export function releaseContext(ctx: ValidateContext): void {
-  const c = classOf(ctx.sources.capacity);
-  ctx.nextFree = unchecked(freeLists[c]);
-  unchecked((freeLists[c] = ctx));
+export function releaseContext(c: ValidateContext): void {
+  pool.give(c, sizeClass(c.sources.capacity));
 }

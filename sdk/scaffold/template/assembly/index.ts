@@ -5,17 +5,18 @@
 //   payloadTypes: [96, 97]    required: the RTP payload types (0-127) to pass
 // Any other key is refused, so a typo in msm.yaml is an error instead of a silent no-op.
 //
-// The SDK guide is node_modules/msm/docs/sdk.md, its API node_modules/msm/sdk/assembly/index.ts;
-// the contract between a filter and the proxy is node_modules/msm/docs/abi.md.
+// The SDK guide is node_modules/msm/docs/sdk.md (per-segment state: docs/sdk-contexts.md), its
+// API node_modules/msm/sdk/assembly/index.ts; the contract between a filter and the proxy is
+// node_modules/msm/docs/abi.md.
 import {
-  Config, ContextMap, DropReason, Filter, Packet, RtpError, RtpPacket, Status,
+  Config, ContextFactory, DropReason, Packet, RtpError, RtpPacket, SegmentContext, Status,
   defineCounter, metricAdd, register,
 } from "../node_modules/msm/sdk/assembly/index";
 // The ABI's exports (msm_on_batch, ...). Every filter's entry file has this line.
 export * from "../node_modules/msm/sdk/assembly/exports";
 
-/** A set of RTP payload types (0-127) in two 64-bit words. */
-class PayloadTypes {
+/** One segment's state: the RTP payload types (0-127) it allows, a set in two 64-bit words. */
+class PayloadTypes extends SegmentContext {
   low: u64 = 0; // 0..63
   high: u64 = 0; // 64..127
 
@@ -35,10 +36,12 @@ class PayloadTypes {
 let passedMetric: i32 = -1;
 let droppedMetric: i32 = -1;
 
-class PayloadTypeFilter extends Filter {
-  /** Context id (one per segment using the filter) -> that segment's allowed payload types. */
-  private allowed: ContextMap<PayloadTypes> = new ContextMap<PayloadTypes>();
-
+/**
+ * The SDK's ContextFactory makes one PayloadTypes per segment: it reads the config with
+ * readConfig, refuses a bad one with the message naming the key, and keeps the object made by
+ * newContext in `this.contexts` until the segment goes.
+ */
+class PayloadTypeFilter extends ContextFactory<PayloadTypes, i64[]> {
   configureRoot(cfg: Config): Status {
     passedMetric = defineCounter("passed");
     droppedMetric = defineCounter("dropped");
@@ -46,31 +49,30 @@ class PayloadTypeFilter extends Filter {
     return cfg.finish();
   }
 
-  createContext(ctx: u32, cfg: Config): Status {
+  /** A segment's config: the payload types listed. */
+  protected readConfig(cfg: Config): i64[] {
     cfg.rejectUnknown(["payloadTypes"]);
     const list = cfg.getIntArray("payloadTypes", 0, 127);
     if (list === null) {
       // absent (if the key was there but wrong, getIntArray already recorded why)
       cfg.fail("config key 'payloadTypes' is required: the RTP payload types (0-127) to pass");
-    } else if (list.length == 0) {
-      cfg.fail("config key 'payloadTypes' must list at least one payload type");
+      return [];
     }
-    const status = cfg.finish(); // BadConfig with the first problem, naming the key
-    if (status != Status.Ok) return status;
-    const set = new PayloadTypes();
-    for (let i = 0; i < list!.length; i++) set.add(<u8>list![i]);
-    this.allowed.set(ctx, set);
-    return Status.Ok;
+    if (list.length == 0) cfg.fail("config key 'payloadTypes' must list at least one payload type");
+    return list;
   }
 
-  destroyContext(ctx: u32): void {
-    this.allowed.delete(ctx);
+  /** Called only for a config that passed. */
+  protected newContext(id: u32, list: i64[], cfg: Config): PayloadTypes | null {
+    const set = new PayloadTypes(id);
+    for (let i = 0; i < list.length; i++) set.add(<u8>list[i]);
+    return set;
   }
 
   onPacket(pkt: Packet): void {
     if (pkt.isRtcp || pkt.isUpstream) return; // not ours to judge: it passes
     const ctx = pkt.context;
-    const set = this.allowed.get(ctx);
+    const set = this.contexts.get(ctx);
     if (set === null) return; // the host only sends contexts createContext accepted
     const ptr = pkt.ptr;
     const error = RtpPacket.validate(ptr, pkt.length);
