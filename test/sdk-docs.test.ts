@@ -14,9 +14,9 @@ const test = suite("sdk docs examples", { timeoutMs: 240_000 });
 
 const SDK_FLAGS = JSON.parse(await readFile(join(ROOT, "sdk", "build-flags.json"), "utf8")) as string[];
 
-/** The ```ts blocks of docs/sdk.md written in AssemblyScript (they import the SDK's assembly). */
+/** The ```ts blocks of docs/sdk.md and docs/sdk-contexts.md written in AssemblyScript (they import the SDK's assembly). */
 async function examples(): Promise<string[]> {
-  const doc = await readFile(join(ROOT, "docs", "sdk.md"), "utf8");
+  const doc = (await Promise.all(["sdk.md", "sdk-contexts.md"].map((f) => readFile(join(ROOT, "docs", f), "utf8")))).join("\n");
   return [...doc.matchAll(/^```ts\n([\s\S]*?)^```/gm)].map((m) => m[1]!).filter((b) => b.includes('from "../../../sdk/assembly'));
 }
 
@@ -50,14 +50,14 @@ test("every AssemblyScript example compiles; every filter among them loads and t
   assert.ok(blocks.length >= 7, `${blocks.length} examples`);
   for (const source of blocks) {
     const wasm = await compile(source);
-    const name = /^class (\w+) extends/m.exec(source)?.[1];
+    const name = /register\(new (\w+)\(/.exec(source)?.[1];
     if (!source.includes("register(")) continue; // a helper, not a filter
     assert.ok(name, "a filter example names its class");
     built.set(name!, wasm);
     const h = await FilterHarness.load(wasm, { name: name!.toLowerCase() });
     assert.ok(h.createContext({}) > 0, name);
   }
-  assert.ok(built.has("SsrcCounter") && built.has("Reporter"), `the labelled-metric and RTCP examples are there: ${[...built.keys()].join(", ")}`);
+  assert.ok(built.has("SsrcCounter") && built.has("Reporter") && built.has("GapCount"), `the labelled-metric, RTCP and context-factory examples are there: ${[...built.keys()].join(", ")}`);
 });
 
 test("\"Metrics with a label\": packets counted per SSRC", async () => {
@@ -80,6 +80,20 @@ test("\"Writing RTCP\": every second an RR about the stream heard and the SDES C
     { type: "RR", ssrc: me, blocks: [{ ssrc: 0xcafe, fractionLost: 0, cumulativeLost: 0, highestSeq: 4242, jitter: 0, lastSr: 0, delaySinceLastSr: 0 }] },
     { type: "SDES", chunks: [{ ssrc: me, items: [{ type: 1, text: "reporter@msm.example" }] }] },
   ]);
+});
+
+test("sdk-contexts.md's GapCount: gaps counted, too-large dropped, a bad maxSize refused by name, the last sequence number carried across a swap", async () => {
+  const h = await FilterHarness.load(built.get("GapCount")!, { name: "gapcount" });
+  const ctx = h.createContext({ maxSize: 200 });
+  h.runBatch([1, 2, 5, 6].map((seq) => ({ ctx, bytes: buildRtp({ seq, ssrc: 7 }) })));
+  assert.is(h.metric("sequence_gaps", ctx), 1, "2 -> 5 is one gap");
+  assert.is(h.run({ ctx, bytes: buildRtp({ seq: 7, ssrc: 7, payloadSize: 300 }) }).reasonName, "too_large");
+  assert.match(h.refusal({ maxSize: 5 }).reason, /maxSize/);
+  const swapped = await h.swap();
+  assert.equal(swapped.carried, [ctx]);
+  // the dropped 7 did not move the last sequence number (6): 9 is a gap only to an instance that knew 6
+  h.run({ ctx, bytes: buildRtp({ seq: 9, ssrc: 7 }) });
+  assert.is(h.metric("sequence_gaps", ctx), 2, "6 -> 9 after the swap: the new instance took the old one's last sequence number");
 });
 
 test.run();

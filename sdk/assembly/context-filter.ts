@@ -31,22 +31,10 @@ function startCall(): void {
  * A ContextFactory that also hands every packet, timer and drain to the context's object. A
  * filter implements configureRoot, readConfig and newContext; the rest is done here.
  */
-export class ContextFilter<C extends SegmentContext, S = Object> extends ContextFactory<C, S> {
+export abstract class ContextFilter<C extends SegmentContext, S> extends ContextFactory<C, S> {
   /** Contexts the call touched (a batch holds at most 1024 packets). */
   private touched: StaticArray<C | null> = new StaticArray<C | null>(1024);
   private touchedCount: i32 = 0;
-
-  /** Default: a context takes no keys (its config must be {}); S is made with `new S()` (S defaults to Object). */
-  protected readConfig(cfg: Config): S {
-    cfg.rejectUnknown([]);
-    return instantiate<S>();
-  }
-
-  /** There is no default context: override this (or createContext, and fill `contexts` yourself). */
-  protected newContext(id: u32, s: S, cfg: Config): C | null {
-    abort("ContextFilter: override newContext to make the filter's contexts");
-    return null;
-  }
 
   drainContext(ctx: u32): void {
     const c = this.contexts.get(ctx);
