@@ -15,14 +15,18 @@ import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 /**
  * A config change that could not be applied. Before the commit (`committed` false) nothing of it
  * was applied and the running config is unchanged. After it (`committed` true) the new config
- * runs except for the segments named, which could not be (re)started and do not run.
+ * runs except for the segments named, which could not be (re)started and do not run. At start
+ * (`starting`) there was no running config, and the proxy stopped again: nothing runs, `committed`
+ * is false.
  */
 export class ApplyError extends Error {
   override readonly name = "ApplyError";
-  constructor(readonly errors: readonly SegmentError[], readonly committed = false) {
-    const lead = committed
-      ? "config applied, except these segments, which are NOT running"
-      : "config not applied, the running config is unchanged";
+  constructor(readonly errors: readonly SegmentError[], readonly committed = false, readonly starting = false) {
+    const lead = starting
+      ? "the proxy did not start: its config could not be applied (nothing was running yet, and nothing runs now)"
+      : committed
+        ? "config applied, except these segments, which are NOT running"
+        : "config not applied, the running config is unchanged";
     super(`${lead}:\n  ${errors.map((e) => (e.segment ? `segment '${e.segment}': ` : "") + e.message.replace(`segment '${e.segment}': `, "")).join("\n  ")}`);
   }
 }
@@ -109,7 +113,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     try {
       this.io = planIo(config.io);
     } catch (err) {
-      throw new ApplyError([{ segment: "", message: (err as Error).message }]);
+      throw new ApplyError([{ segment: "", message: (err as Error).message }], false, true);
     }
   }
 
@@ -122,7 +126,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       await proxy.apply(config);
     } catch (err) {
       await proxy.close();
-      throw err;
+      throw err instanceof ApplyError ? new ApplyError(err.errors, false, true) : err; // closed: nothing of it runs
     }
     proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
     proxy.watchdogTimer.unref();
