@@ -229,6 +229,7 @@ export class DataPlane {
       if (p.existing) {
         p.existing.flush();
         this.carryState(p.existing, p.stages ?? []);
+        carryFilterCounters(p.existing.stages, p.stages ?? []); // before the old contexts, and their counts, go
         this.removeSegment(p.existing, false);
       }
       p.existing = undefined;
