@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import { endpointsClash, type Endpoint } from "./config/endpoints.js";
 import { fixedBinds, socketsKey, type ProxyConfig, type SegmentConfig } from "./config/proxy-config.js";
 import { resolveSecrets } from "./config/secrets.js";
-import type { DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
+import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
@@ -54,6 +54,8 @@ export interface ProxySnapshot {
   /** How the workers move packets (docs/batched-io.md). */
   io: IoPlan;
   segments: (SegmentSnapshot & { worker: number })[];
+  /** The filter instances of every worker (one serves each segment there whose chain uses its filter, module and root config). */
+  instances: (InstanceUsers & { worker: number })[];
   watchdogRestarts: number;
   /** The host's interface addresses: how the control plane tells that a destination is this proxy's wildcard listen. */
   addresses: string[];
@@ -152,6 +154,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       workerMode: WORKER_MODE,
       io: this.io,
       segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker }))),
+      instances: this.workers.flatMap((w, worker) => w.instances.map((i) => ({ ...i, worker }))),
       watchdogRestarts: this.watchdogRestarts,
       addresses: localAddresses(),
       atMs: Date.now(),

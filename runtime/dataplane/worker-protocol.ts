@@ -1,6 +1,8 @@
 // Messages between the proxy's main thread and its data-plane workers.
 import type { IoPlan } from "./batched-io.js";
-import type { ApplyRequest, DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane.js";
+import type { ApplyRequest, DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane.js";
+
+export type { InstanceUsers } from "./dataplane.js";
 import type { SegmentSnapshot } from "./snapshot.js";
 
 export interface WorkerInit {
@@ -26,11 +28,6 @@ export type WorkerRequest =
   | { type: "stats"; id: number; checkpoint?: boolean; streams?: boolean }
   | { type: "close"; id: number };
 
-export interface InstanceUsers {
-  id: number;
-  filter: string;
-  users: { segment: string; stage: number }[];
-}
 
 export type WorkerReply =
   | { type: "ready" }
