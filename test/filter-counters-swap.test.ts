@@ -6,7 +6,7 @@
 import * as assert from "uvu/assert";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
-import { filterWasm } from "./lib/paths.js";
+import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 
@@ -74,6 +74,54 @@ test("validate's counters carry on through a new context and a new instance, mat
     const swaps = events.filter((e) => e.type === "swap");
     assert.is(swaps.length, 3, "every change carried the chain's state");
     assert.is(third.digest, first.digest);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test("a stage that is down keeps showing its counts, and a swap then carries them to its successor", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const config = (root: Record<string, unknown>): ProxyConfigInput => ({
+    workers: 1,
+    filters: { teach: { path: fixture("teach"), config: root } },
+    segments: [{
+      name: "cam", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }],
+      chain: [{ filter: "teach" }], failure: { mode: "open", restartBackoffMs: 600_000 }, // down until the change
+    }],
+  });
+  const { proxy } = await startProxy(config({}));
+  const tx = await bindUdp();
+  const stage = async (): Promise<Stage> => (await segmentStats(proxy, "cam")).stages[0]!;
+  let seq = 0;
+  const send = (n: number, firstByte?: number): void => {
+    for (let i = 0; i < n; i++) {
+      const p = indexedRtp(seq++);
+      if (firstByte !== undefined) p[12] = firstByte;
+      tx.send(p, listen, "127.0.0.1");
+    }
+  };
+  try {
+    send(100);
+    await waitFor(async () => (await stage()).packetsIn === 100, 5000, "100 packets through teach").catch(() => {});
+    const counted = metric(await stage(), "packets");
+    assert.is(counted, (await stage()).packetsIn, "teach counted every packet the stage saw");
+    assert.ok(counted > 50, `most of the 100 arrived: ${counted}`);
+
+    send(1, 0xde); // teach traps: the stage is down, its instance gone
+    await waitFor(async () => (await stage()).state === "down", 5000, "the stage to go down");
+    assert.is(metric(await stage(), "packets"), counted, "while down, its count still shows");
+
+    await proxy.apply(validateProxyConfig(config({ silentRefusal: false }))); // a new root config: a new instance takes over
+    const up = await stage();
+    assert.is(up.state, "running");
+    assert.is(metric(up, "packets"), counted, "the new stage went on from the failed one's count");
+    send(100);
+    await waitFor(async () => (await stage()).packetsIn >= up.packetsIn + 100, 5000, "100 more packets").catch(() => {});
+    const last = await stage();
+    assert.is(metric(last, "packets"), counted + (last.packetsIn - up.packetsIn), "and kept counting, as the host's counter did");
   } finally {
     tx.close();
     sink.close();
