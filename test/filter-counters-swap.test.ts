@@ -42,7 +42,6 @@ test("validate's counters carry on through a new context and a new instance, mat
     return (await segmentStats(proxy, "cam")).stages[0]!;
   };
   const agrees = (st: Stage, label: string): void => {
-    if (process.env.DEBUG_SWAP) console.log(label, JSON.stringify({ out: st.packetsOut, in: st.packetsIn, held: st.held, drops: st.drops, m: st.metrics.map((m) => [m.name, m.value]) }));
     // every packet validate passed (released ones included) left the stage
     assert.is(metric(st, "packets_passed"), st.packetsOut, `${label}: passed = the host's packets out`);
     assert.is(metric(st, "drops_bad_version"), st.drops.bad_version ?? 0, `${label}: bad_version drops = the host's`);
