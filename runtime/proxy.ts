@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import { endpointsClash, type Endpoint } from "./config/endpoints.js";
 import { fixedBinds, socketsKey, type ProxyConfig, type SegmentConfig } from "./config/proxy-config.js";
 import { resolveSecrets } from "./config/secrets.js";
-import type { DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
+import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
@@ -15,14 +15,18 @@ import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 /**
  * A config change that could not be applied. Before the commit (`committed` false) nothing of it
  * was applied and the running config is unchanged. After it (`committed` true) the new config
- * runs except for the segments named, which could not be (re)started and do not run.
+ * runs except for the segments named, which could not be (re)started and do not run. At start
+ * (`starting`) there was no running config, and the proxy stopped again: nothing runs, `committed`
+ * is false.
  */
 export class ApplyError extends Error {
   override readonly name = "ApplyError";
-  constructor(readonly errors: readonly SegmentError[], readonly committed = false) {
-    const lead = committed
-      ? "config applied, except these segments, which are NOT running"
-      : "config not applied, the running config is unchanged";
+  constructor(readonly errors: readonly SegmentError[], readonly committed = false, readonly starting = false) {
+    const lead = starting
+      ? "the proxy did not start: its config could not be applied (nothing was running yet, and nothing runs now)"
+      : committed
+        ? "config applied, except these segments, which are NOT running"
+        : "config not applied, the running config is unchanged";
     super(`${lead}:\n  ${errors.map((e) => (e.segment ? `segment '${e.segment}': ` : "") + e.message.replace(`segment '${e.segment}': `, "")).join("\n  ")}`);
   }
 }
@@ -50,6 +54,8 @@ export interface ProxySnapshot {
   /** How the workers move packets (docs/batched-io.md). */
   io: IoPlan;
   segments: (SegmentSnapshot & { worker: number })[];
+  /** The filter instances of every worker (one serves each segment there whose chain uses its filter, module and root config). */
+  instances: (InstanceUsers & { worker: number })[];
   watchdogRestarts: number;
   /** The host's interface addresses: how the control plane tells that a destination is this proxy's wildcard listen. */
   addresses: string[];
@@ -109,7 +115,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     try {
       this.io = planIo(config.io);
     } catch (err) {
-      throw new ApplyError([{ segment: "", message: (err as Error).message }]);
+      throw new ApplyError([{ segment: "", message: (err as Error).message }], false, true);
     }
   }
 
@@ -122,7 +128,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       await proxy.apply(config);
     } catch (err) {
       await proxy.close();
-      throw err;
+      throw err instanceof ApplyError ? new ApplyError(err.errors, false, true) : err; // closed: nothing of it runs
     }
     proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
     proxy.watchdogTimer.unref();
@@ -148,6 +154,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       workerMode: WORKER_MODE,
       io: this.io,
       segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker }))),
+      instances: this.workers.flatMap((w, worker) => w.instances.map((i) => ({ ...i, worker }))),
       watchdogRestarts: this.watchdogRestarts,
       addresses: localAddresses(),
       atMs: Date.now(),

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { FilterConfigError } from "../filter-host/errors.js";
 import type { FilterFailure } from "../filter-host/errors.js";
 import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
+import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
 import { TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
@@ -89,6 +90,11 @@ export class InstanceSlot {
   instance: FilterInstance | null = null;
   readonly users = new Set<ChainStage>();
   restartTimer: NodeJS.Timeout | undefined;
+  /**
+   * The metrics of the instance that failed, until a new one took its stages over: while a stage
+   * is down its counts still show, and a swap then still carries them to its successor.
+   */
+  retiredMetrics: FilterMetrics | undefined;
 
   constructor(
     readonly id: number,
@@ -102,6 +108,12 @@ export class InstanceSlot {
 
   get name(): string {
     return this.module.name;
+  }
+
+  /** The metrics holding context `ctx`'s values: the instance's, or the failed one's while the stage is down. */
+  metricsOf(ctx: number): FilterMetrics | undefined {
+    if (this.instance?.metrics.forContext(ctx)) return this.instance.metrics;
+    return this.retiredMetrics?.forContext(ctx) ? this.retiredMetrics : undefined;
   }
 }
 
@@ -198,6 +210,7 @@ export class FilterPool {
       this.timerCancelAll(dead);
       this.slotOf.delete(dead);
       slot.instance = null;
+      slot.retiredMetrics = dead.metrics;
     }
     if (slot.users.size === 0) {
       this.dropSlot(slot);
@@ -286,6 +299,7 @@ export class FilterPool {
       if (instance.failure) return;
       restarted.push(stage.segment);
     }
+    slot.retiredMetrics = undefined; // the new instance adopted every running stage's values
     this.onEvent({ type: "restarted", filter: slot.name, segments: restarted });
   }
 

@@ -22,6 +22,17 @@ import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
 /** How often per-stream windows end (rates and loss fractions cover one). */
 const STREAM_WINDOW_MS = 1000;
 
+/** A filter instance of the worker: which segments' stages it serves, and its memory. */
+export interface InstanceUsers {
+  id: number;
+  filter: string;
+  users: { segment: string; stage: number }[];
+  /** The instance's linear memory now, in bytes; null while it is down. */
+  memoryBytes: number | null;
+  /** Its memory cap (maxMemoryPages), in bytes. */
+  memoryMaxBytes: number;
+}
+
 export interface DataPlaneOptions {
   readonly batchSize: number;
   /** Batched I/O where the plan says so (docs/batched-io.md); node:dgram when absent. */
@@ -229,6 +240,7 @@ export class DataPlane {
       if (p.existing) {
         p.existing.flush();
         this.carryState(p.existing, p.stages ?? []);
+        carryFilterCounters(p.existing.stages, p.stages ?? []); // before the old contexts, and their counts, go
         this.removeSegment(p.existing, false);
       }
       p.existing = undefined;
@@ -312,13 +324,16 @@ export class DataPlane {
     return out;
   }
 
-  /** Which filter instances (by slot id) serve which segments: the watchdog's map. */
-  instanceMap(): { id: number; filter: string; users: { segment: string; stage: number }[] }[] {
-    const out = new Map<number, { id: number; filter: string; users: { segment: string; stage: number }[] }>();
+  /** Which filter instances (by slot id) serve which segments, and their memory: the watchdog's map and /metrics'. */
+  instanceMap(): InstanceUsers[] {
+    const out = new Map<number, InstanceUsers>();
     for (const seg of this.segments.values()) {
       seg.stages.forEach((st, i) => {
         let e = out.get(st.slot.id);
-        if (!e) out.set(st.slot.id, (e = { id: st.slot.id, filter: st.filterName, users: [] }));
+        if (!e) {
+          const memoryBytes = st.slot.instance?.memoryBytes ?? null;
+          out.set(st.slot.id, (e = { id: st.slot.id, filter: st.filterName, users: [], memoryBytes, memoryMaxBytes: st.slot.module.memoryMaximumPages * 65536 }));
+        }
         e.users.push({ segment: seg.name, stage: i });
       });
     }

@@ -72,7 +72,7 @@ export function snapshotSegment(seg: SegmentRuntime, withStreams = true): Segmen
     ...((withStreams ? seg.streams?.snapshot() : undefined) ?? { streams: [], streamsOverflow: null }),
     stages: seg.stages.map((st) => {
       const t = st.stats;
-      const metrics = st.slot.instance?.metrics.snapshot(st.ctx) ?? [];
+      const metrics = st.slot.metricsOf(st.ctx)?.snapshot(st.ctx) ?? [];
       return {
         filter: st.filterName,
         digest: st.slot.module.digest,
@@ -154,7 +154,7 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
  * At a hot swap, after the old stages handed over what they held: each new stage goes on from the
  * counters and histograms (labelled or not) that the filter counted in the old stage it succeeds,
  * the k-th stage of a filter succeeding the old chain's k-th stage of that filter, wherever it
- * stands now. Gauges start afresh: the new context sets its own.
+ * stands now, and whether it was running or down. Gauges start afresh: the new context sets its own.
  */
 export function carryFilterCounters(old: readonly ChainStage[], next: readonly ChainStage[]): void {
   const seen = new Map<string, number>();
@@ -162,7 +162,7 @@ export function carryFilterCounters(old: readonly ChainStage[], next: readonly C
     const k = seen.get(st.filterName) ?? 0;
     seen.set(st.filterName, k + 1);
     const before = old.filter((o) => o.filterName === st.filterName)[k];
-    const from = before?.slot.instance;
-    if (before && from) st.slot.instance?.metrics.carryFrom(from.metrics, before.ctx, st.ctx);
+    const from = before?.slot.metricsOf(before.ctx); // a stage that is down: what its failed instance counted
+    if (before && from) st.slot.instance?.metrics.carryFrom(from, before.ctx, st.ctx);
   }
 }

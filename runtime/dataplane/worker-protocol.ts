@@ -1,7 +1,9 @@
 // Messages between the proxy's main thread and its data-plane workers.
 import type { IoPlan } from "./batched-io.js";
-import type { ApplyRequest, DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane.js";
+import type { ApplyRequest, DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane.js";
 import type { SegmentSnapshot } from "./snapshot.js";
+
+export type { InstanceUsers } from "./dataplane.js";
 
 export interface WorkerInit {
   readonly index: number;
@@ -25,12 +27,6 @@ export type WorkerRequest =
   /** Counters; with `checkpoint`, also every running stage's state. */
   | { type: "stats"; id: number; checkpoint?: boolean; streams?: boolean }
   | { type: "close"; id: number };
-
-export interface InstanceUsers {
-  id: number;
-  filter: string;
-  users: { segment: string; stage: number }[];
-}
 
 export type WorkerReply =
   | { type: "ready" }

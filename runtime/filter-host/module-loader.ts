@@ -57,6 +57,20 @@ export const OPTIONAL_EXPORTS: Readonly<Record<string, number>> = {
 
 const MARKER = /^msm_abi_version_(\d+)_(\d+)$/;
 
+/** Imports AssemblyScript's standard library adds for a call the ABI has its own way for. */
+const STDLIB_IMPORTS: Readonly<Record<string, string>> = {
+  "env.seed": ": Math.random() needs it; use the SDK's randomU32() (or randomBytes()) instead",
+  "env.Date.now": ": Date.now() needs it; use the SDK's wallUs() (or nowUs() for intervals) instead",
+  "env.trace": ": trace() needs it; use the SDK's log() instead",
+};
+
+/** Why a module may lack the marker: an SDK filter whose entry file does not re-export the SDK's exports. */
+function noMarkerCause(exports: readonly WebAssembly.ModuleExportDescriptor[]): string {
+  if (exports.some((e) => e.name.startsWith("msm_"))) return "";
+  return " (and no msm_* export at all: the likely cause is that the filter's entry file does not re-export the SDK's"
+    + " exports; add `export * from \"<path to sdk>/assembly/exports\";` to it)";
+}
+
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
@@ -102,7 +116,7 @@ export async function compileFilterModule(
     throw new FilterLoadError(
       name,
       markers.length === 0
-        ? `ABI mismatch: module has no msm_abi_version_X_Y export, host implements ${ABI_VERSION_MAJOR}.${ABI_VERSION_MINOR}`
+        ? `ABI mismatch: module has no msm_abi_version_X_Y export, host implements ${ABI_VERSION_MAJOR}.${ABI_VERSION_MINOR}${noMarkerCause(exports)}`
         : `ABI mismatch: module declares several versions (${markers.map((m) => m[0]).join(", ")})`,
     );
   }
@@ -123,7 +137,7 @@ export async function compileFilterModule(
 
   for (const imp of WebAssembly.Module.imports(module)) {
     const key = `${imp.module}.${imp.name}`;
-    if (!HOST_IMPORTS.has(key)) throw new FilterLoadError(name, `imports ${key}, which the host does not provide`);
+    if (!HOST_IMPORTS.has(key)) throw new FilterLoadError(name, `imports ${key}, which the host does not provide${STDLIB_IMPORTS[key] ?? ""}`);
   }
   const memories = importedMemories(bytes);
   const memory = memories.find((m) => m.module === "env" && m.name === "memory");

@@ -1,0 +1,103 @@
+// The functions a filter module imports from the host (docs/abi.md "Imported from the host"):
+// env.abort and env.memory, and the msm.* calls. Each reads the module's memory defensively: a
+// pointer or length out of bounds gives "<out of bounds>" or BadArgument, never a host exception.
+import { randomFillSync } from "node:crypto";
+import { HOST_FEATURES_V1, LogLevel, MAX_TIMERS_PER_CONTEXT, Status } from "../abi.js";
+import type { FilterMetrics } from "./metrics.js";
+
+const MAX_LOG_BYTES = 1024;
+export const MAX_ERROR_BYTES = 1024;
+const utf8 = new TextDecoder();
+
+/** What the imports act on: one instance's memory, metrics, clock, log, error and timers. */
+export interface ImportTarget {
+  readonly memory: WebAssembly.Memory;
+  readonly metrics: FilterMetrics;
+  /** The clock the module sees, frozen per call. */
+  readonly nowUs: number;
+  readonly wallUs: number;
+  /** Whether context `ctx` exists (timers belong to one). */
+  hasContext(ctx: number): boolean;
+  log(level: LogLevel, message: string): void;
+  setError(message: string): void;
+  /** Records the abort's text and unwinds the module's stack (throws). */
+  abort(message: string): never;
+  /** msm.metric_define(_labelled): the id, or a negative Status. */
+  defineMetric(kind: number, name: string, label?: string): number;
+  timerSet(ctx: number, timer: number, delayUs: number): void;
+  timerCancel(ctx: number, timer: number): void;
+}
+
+/** Text a filter wrote, with control characters shown as \xNN: a log line cannot forge others or drive a terminal. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function readString(memory: WebAssembly.Memory, ptr: number, len: number): string {
+  if (ptr < 0 || len < 0 || ptr + len > memory.buffer.byteLength) return "<out of bounds>";
+  return utf8.decode(new Uint8Array(memory.buffer, ptr, len));
+}
+
+/** A metric or label name: at most 64 bytes are valid, so no more than 65 are read (a longer one stays invalid). */
+function readName(memory: WebAssembly.Memory, ptr: number, len: number): string {
+  return readString(memory, ptr, Math.min(len, 65));
+}
+
+/** AssemblyScript string: UTF-16LE, byte length stored at ptr - 4. */
+function readAsString(memory: WebAssembly.Memory, ptr: number): string {
+  const buf = memory.buffer;
+  if (ptr < 4 || ptr > buf.byteLength) return "";
+  const byteLength = new DataView(buf).getUint32(ptr - 4, true);
+  if (ptr + byteLength > buf.byteLength) return "";
+  return Buffer.from(buf, ptr, byteLength & ~1).toString("utf16le");
+}
+
+export function hostImports(t: ImportTarget): WebAssembly.Imports {
+  const { memory, metrics } = t;
+  const validTimer = (ctx: number, timer: number): boolean =>
+    t.hasContext(ctx) && Number.isInteger(timer) && timer >= 0 && timer < MAX_TIMERS_PER_CONTEXT;
+  return {
+    env: {
+      memory,
+      abort: (msg: number, file: number, line: number, column: number) => {
+        const text = (ptr: number): string => printable(readAsString(memory, ptr).slice(0, MAX_ERROR_BYTES));
+        t.abort(`abort: ${text(msg) || "(no message)"} at ${text(file) || "?"}:${line}:${column}`);
+      },
+    },
+    msm: {
+      log: (level: number, ptr: number, len: number) => t.log(level, len > MAX_LOG_BYTES
+        ? `${printable(readString(memory, ptr, MAX_LOG_BYTES))}... (${len} bytes, cut at ${MAX_LOG_BYTES})`
+        : printable(readString(memory, ptr, len))),
+      set_error: (ptr: number, len: number) => t.setError(printable(readString(memory, ptr, Math.min(len, MAX_ERROR_BYTES)))),
+      now_us: () => BigInt(Math.trunc(t.nowUs)),
+      wall_us: () => BigInt(Math.trunc(t.wallUs)),
+      features: () => HOST_FEATURES_V1,
+      metric_define: (kind: number, ptr: number, len: number) => t.defineMetric(kind, readName(memory, ptr, len)),
+      metric_add: (id: number, ctx: number, delta: number) => metrics.add(id, ctx, delta),
+      metric_set: (id: number, ctx: number, value: number) => metrics.set(id, ctx, value),
+      metric_record: (id: number, ctx: number, value: number) => metrics.record(id, ctx, value),
+      // ABI 1.3: one label, whose value is a u32 (an SSRC, say)
+      metric_define_labelled: (kind: number, ptr: number, len: number, labelPtr: number, labelLen: number) =>
+        t.defineMetric(kind, readName(memory, ptr, len), readName(memory, labelPtr, labelLen)),
+      metric_add_labelled: (id: number, ctx: number, label: number, delta: number) => metrics.addLabelled(id, ctx, label, delta),
+      metric_set_labelled: (id: number, ctx: number, label: number, value: number) => metrics.setLabelled(id, ctx, label, value),
+      metric_record_labelled: (id: number, ctx: number, label: number, value: number) => metrics.recordLabelled(id, ctx, label, value),
+      timer_set: (ctx: number, timer: number, delayUs: bigint) => {
+        const delay = Number(delayUs);
+        if (!validTimer(ctx, timer) || !(delay >= 0)) return Status.BadArgument;
+        t.timerSet(ctx, timer, delay);
+        return Status.Ok;
+      },
+      timer_cancel: (ctx: number, timer: number) => {
+        if (!validTimer(ctx, timer)) return Status.BadArgument;
+        t.timerCancel(ctx, timer);
+        return Status.Ok;
+      },
+      random_bytes: (ptr: number, len: number) => {
+        if (len < 0 || len > 65536 || ptr < 0 || ptr + len > memory.buffer.byteLength) return Status.BadArgument;
+        randomFillSync(new Uint8Array(memory.buffer, ptr, len));
+        return Status.Ok;
+      },
+    },
+  };
+}

@@ -1,0 +1,52 @@
+// Instantiating a loaded module and the checks that need an instance: the exports' arities and
+// the host features the module says it requires.
+import { HOST_FEATURES_V1, HostFeature } from "../abi.js";
+import { FilterLoadError } from "./errors.js";
+import type { LoadedFilterModule } from "./module-loader.js";
+
+/** What a module exports (docs/abi.md "Exported by the module"). */
+export interface ModuleExports {
+  _initialize?: () => void;
+  msm_required_features?: () => number;
+  msm_policy?: () => number;
+  msm_arena: () => number;
+  msm_configure_root: (len: number) => number;
+  msm_context_create: (ctx: number, len: number) => number;
+  msm_context_destroy: (ctx: number) => void;
+  msm_on_batch: (count: number) => number;
+  msm_on_timer?: (ctx: number, timer: number) => number;
+  msm_context_drain?: (ctx: number) => number;
+  msm_state_export: (ctx: number) => number;
+  msm_state_import: (ctx: number, len: number) => number;
+}
+
+const ARITY: Readonly<Record<string, number>> = {
+  msm_arena: 0, msm_configure_root: 1, msm_context_create: 2, msm_context_destroy: 1, msm_on_batch: 1,
+  msm_state_export: 1, msm_state_import: 2, _initialize: 0, msm_required_features: 0, msm_on_timer: 2, msm_policy: 0, msm_context_drain: 1,
+};
+
+/** Instantiates the module with these imports; throws FilterLoadError. */
+export async function instantiate(source: LoadedFilterModule, imports: WebAssembly.Imports): Promise<ModuleExports> {
+  let instance: WebAssembly.Instance;
+  try {
+    instance = await WebAssembly.instantiate(source.module, imports);
+  } catch (err) {
+    throw new FilterLoadError(source.name, `instantiation failed: ${(err as Error).message}`);
+  }
+  for (const [name, arity] of Object.entries(ARITY)) {
+    const fn = instance.exports[name];
+    if (fn === undefined) continue;
+    if (typeof fn !== "function" || fn.length !== arity) {
+      throw new FilterLoadError(source.name, `export ${name} must be a function of ${arity} parameters (see docs/abi.md)`);
+    }
+  }
+  return instance.exports as unknown as ModuleExports;
+}
+
+/** Throws FilterLoadError when the module requires (msm_required_features) what this host lacks. */
+export function checkRequiredFeatures(filter: string, required: number): void {
+  const missing = required & ~HOST_FEATURES_V1;
+  if (missing === 0) return;
+  const names = Object.entries(HostFeature).filter(([, bit]) => typeof bit === "number" && (missing & bit) !== 0).map(([n]) => n);
+  throw new FilterLoadError(filter, `requires host features the host lacks: ${names.join(", ") || `bits 0x${missing.toString(16)}`}`);
+}

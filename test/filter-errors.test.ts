@@ -1,0 +1,105 @@
+// Errors that teach: each mistake a filter author makes gets a message that names its cause and
+// the fix, asserted on real filter modules (test/fixtures/filters/assembly/teach.ts and friends).
+import * as assert from "uvu/assert";
+import { FilterHarness, FilterConfigError, FilterFailure, FilterLoadError, LogLevel } from "../sdk/harness/index.js";
+import { ApplyError, Proxy, validateProxyConfig } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { rejects } from "./lib/expect.js";
+import { fixture } from "./lib/paths.js";
+import { freePortPair } from "./lib/udp.js";
+
+const test = suite("filter errors");
+
+function rtp(firstPayloadByte: number): Uint8Array {
+  const b = new Uint8Array(100);
+  b[0] = 0x80;
+  b[1] = 96;
+  b[12] = firstPayloadByte;
+  return b;
+}
+
+test("out of memory: the trap names the memory cap and the instance's usage, not a bare 'unreachable'", async () => {
+  const near = await FilterHarness.load(fixture("teach"), { maxMemoryPages: 16 });
+  await rejects(
+    Promise.resolve().then(() => near.createContext({ allocateKiB: 4096, chunkKiB: 32 })),
+    FilterFailure,
+    // V8 says "unreachable", JavaScriptCore (Bun) "Unreachable code should not be executed"
+    /failed in msm_context_create: (unreachable|Unreachable code should not be executed.*) \(most likely out of memory: the instance uses 16 of its 16 pages of 64 KiB \(1 MiB of 1 MiB\); raise the filter's maxMemoryPages/,
+  );
+  // one allocation larger than what the cap leaves, with memory far from it: the numbers still say why
+  const far = await FilterHarness.load(fixture("teach"), { maxMemoryPages: 64 });
+  await rejects(
+    Promise.resolve().then(() => far.createContext({ allocateKiB: 8192, chunkKiB: 8192 })),
+    FilterFailure,
+    /nreachable.* \(an unreachable\(\) in the filter, or an allocation larger than the [\d.]+ MiB its memory cap leaves: the instance uses \d+ of its 64 pages of 64 KiB \([\d.]+ KiB of 4 MiB\)\)/,
+  );
+});
+
+test("an entry file without the SDK's exports: the missing re-export is named as the likely cause", async () => {
+  await rejects(
+    FilterHarness.load(fixture("no_reexport")),
+    FilterLoadError,
+    /ABI mismatch: module has no msm_abi_version_X_Y export, host implements 1\.3 \(and no msm_\* export at all: the likely cause is that the filter's entry file does not re-export the SDK's exports; add `export \* from "<path to sdk>\/assembly\/exports";` to it\)/,
+  );
+});
+
+test("Math.random() (an env.seed import): the error points to the SDK's randomU32()", async () => {
+  await rejects(
+    FilterHarness.load(fixture("math_random")),
+    FilterLoadError,
+    /imports env\.seed, which the host does not provide: Math\.random\(\) needs it; use the SDK's randomU32\(\) \(or randomBytes\(\)\) instead/,
+  );
+});
+
+test("a refusal without setError: the message says the filter gave no reason, and the status's name", async () => {
+  try {
+    await FilterHarness.load(fixture("teach"), { rootConfig: { silentRefusal: true } });
+    assert.unreachable("accepted");
+  } catch (err) {
+    assert.instance(err, FilterConfigError);
+    const e = err as FilterConfigError;
+    assert.is(e.message, "filter 'teach' rejected its config: the filter gave no reason (status BadConfig, returned without calling setError)");
+    assert.is(e.reason, "", "the filter's own reason stays empty");
+    assert.is(e.status, 1);
+  }
+});
+
+test("a metric defined in createContext refuses the context, naming the metric and where to define it", async () => {
+  const h = await FilterHarness.load(fixture("teach"));
+  const refusal = h.refusal({ lateMetric: true });
+  assert.is(refusal.status, 5, "NotAllowed");
+  assert.match(refusal.reason, /^metric 'per_context_packets' is defined in createContext \(msm_context_create\), after the filter was configured, so it does not exist and its updates are lost: define every metric in configureRoot \(msm_configure_root\)/);
+  assert.is(h.instance.contexts.size, 0, "the refused context is gone");
+  assert.ok(h.createContext({}) > 0, "the instance still serves other contexts");
+});
+
+test("a metric defined while handling packets is logged as an error, once per name; the packet still passes", async () => {
+  const h = await FilterHarness.load(fixture("teach"));
+  const ctx = h.createContext({});
+  for (let i = 0; i < 3; i++) assert.is(h.runBatch([{ ctx, bytes: rtp(0x4d), sourcePort: 5004 }]).packets[0]!.verdict, "pass");
+  const errors = h.logs.filter((l) => l.level === LogLevel.Error);
+  assert.is(errors.length, 1, "logged once");
+  assert.match(errors[0]!.message, /^metric 'late_packets' is defined in onPacket\/onBatch \(msm_on_batch\), after the filter was configured, so it does not exist and its updates are lost: define every metric in configureRoot/);
+});
+
+test("a config refused at proxy start-up says the proxy did not start, not that a running config is unchanged", async () => {
+  const port = await freePortPair();
+  const config = validateProxyConfig({
+    workers: 1,
+    filters: { teach: { path: fixture("teach") } },
+    segments: [{ name: "cam", listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: port + 1 }], chain: [{ filter: "teach", config: { lateMetric: true } }] }],
+  });
+  try {
+    const proxy = await Proxy.start(config);
+    await proxy.close();
+    assert.unreachable("started");
+  } catch (err) {
+    assert.instance(err, ApplyError);
+    const e = err as ApplyError;
+    assert.ok(e.starting && !e.committed, "nothing runs");
+    assert.match(e.message, /^the proxy did not start: its config could not be applied \(nothing was running yet, and nothing runs now\):\n {2}segment 'cam': .*metric 'per_context_packets' is defined in createContext/, e.message);
+    assert.not.match(e.message, /running config is unchanged/);
+  }
+});
+
+test.run();
