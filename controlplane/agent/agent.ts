@@ -532,7 +532,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     } catch (err) {
       if (!(err instanceof ApplyError)) return { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
       const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message)).join("; ");
-      if (!err.committed) return { kind: "refused", error: `snapshot ${version} not applied, the running config is unchanged: ${lines}`, retry: true };
+      if (!err.committed) {
+        const state = err.starting ? "the proxy did not start, nothing runs" : "the running config is unchanged";
+        return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: true };
+      }
       // committed: the new version runs, without the segments named
       const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];
       return { ...applied, notRunning: { segments, error: `snapshot ${version} applied, except these segments, which are NOT running: ${lines}` } };

@@ -2,7 +2,7 @@
 // the host features the module says it requires.
 import { HOST_FEATURES_V1, HostFeature } from "../abi.js";
 import { FilterLoadError } from "./errors.js";
-import type { LoadedFilterModule } from "./module-loader.js";
+import { OPTIONAL_EXPORTS, REQUIRED_EXPORTS, type LoadedFilterModule } from "./module-loader.js";
 
 /** What a module exports (docs/abi.md "Exported by the module"). */
 export interface ModuleExports {
@@ -20,10 +20,7 @@ export interface ModuleExports {
   msm_state_import: (ctx: number, len: number) => number;
 }
 
-const ARITY: Readonly<Record<string, number>> = {
-  msm_arena: 0, msm_configure_root: 1, msm_context_create: 2, msm_context_destroy: 1, msm_on_batch: 1,
-  msm_state_export: 1, msm_state_import: 2, _initialize: 0, msm_required_features: 0, msm_on_timer: 2, msm_policy: 0, msm_context_drain: 1,
-};
+const ARITY: Readonly<Record<string, number>> = { ...REQUIRED_EXPORTS, ...OPTIONAL_EXPORTS };
 
 /** Instantiates the module with these imports; throws FilterLoadError. */
 export async function instantiate(source: LoadedFilterModule, imports: WebAssembly.Imports): Promise<ModuleExports> {

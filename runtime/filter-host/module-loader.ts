@@ -49,10 +49,13 @@ export const REQUIRED_EXPORTS: Readonly<Record<string, number>> = {
   msm_state_export: 1,
   msm_state_import: 2,
 };
+/** Exports a module may have, with their parameter counts. */
 export const OPTIONAL_EXPORTS: Readonly<Record<string, number>> = {
   _initialize: 0,
   msm_required_features: 0,
   msm_on_timer: 2,
+  msm_policy: 0,
+  msm_context_drain: 1,
 };
 
 const MARKER = /^msm_abi_version_(\d+)_(\d+)$/;
