@@ -5,7 +5,6 @@
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { request } from "node:http";
 import * as abi from "../runtime/abi.js";
 import { dropReasonName } from "../runtime/chain/stats.js";
 import { startAdminServer } from "../runtime/index.js";
@@ -13,21 +12,13 @@ import { suite } from "./lib/suite.js";
 import { ROOT, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { httpBody } from "./lib/http-get.js";
 
 const test = suite("ABI from the page alone (WAT filter)", { timeoutMs: 30_000 });
 const LO = "127.0.0.1";
 /** The WAT filter's own drop reason: FilterDefinedBase + 1. */
 const WAT_REASON = "filter_257";
 
-function httpGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request({ host: LO, port, path }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve(body));
-    }).on("error", reject).end();
-  });
-}
 
 test("the WAT filter passes the stream, drops payload type 0x7f with its own reason, and counts every packet", async () => {
   const listen = await freePortPair();
@@ -60,7 +51,7 @@ test("the WAT filter passes the stream, drops payload type 0x7f with its own rea
     assert.is(stage.packetsIn, n);
     assert.is(stage.packetsOut, n - drops);
     assert.equal(stage.metrics, [{ name: "packets", kind: "counter", value: n }], "/stats shows the filter's counter");
-    const body = await httpGet(admin.port, "/metrics");
+    const body = await httpBody(admin.port, "/metrics");
     // the names docs/abi.md "Metrics" promises
     assert.match(body, /^# TYPE msm_filter_abi_wat_packets counter$/m);
     assert.match(body, new RegExp(`^msm_filter_abi_wat_packets\\{segment="wat",stage="0"\\} ${n}$`, "m"));

@@ -4,7 +4,6 @@
 // through a shared instance, cannot starve the segments of its worker with a timer at 0 delay,
 // and cannot forge log lines or flood the log.
 import * as assert from "uvu/assert";
-import { request } from "node:http";
 import type { Socket } from "node:dgram";
 import { startAdminServer, type Proxy, type ProxyEvent } from "../runtime/index.js";
 import { DropReason, MAX_FILTER_DROP_REASONS } from "../runtime/abi.js";
@@ -13,6 +12,7 @@ import { fixture } from "./lib/paths.js";
 import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sinksAt, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { httpBody } from "./lib/http-get.js";
 
 const test = suite("hostile filter", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
@@ -43,15 +43,6 @@ async function sendInWindows(tx: Socket, port: number, packets: readonly Uint8Ar
   }
 }
 
-function httpGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request({ host: LO, port, path }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve(body));
-    }).on("error", reject).end();
-  });
-}
 
 const SHARED_NAMES = new Map(
   Object.entries(DropReason)
@@ -96,7 +87,7 @@ test("forged host reasons and codes out of the filter's range count as host_bad_
     assert.equal(seg.stages[0]!.drops, expected);
     assert.is(expected.host_bad_reason, codes.length - SHARED_NAMES.size - MAX_FILTER_DROP_REASONS);
     assert.is(sink.received, 0);
-    const metrics = await httpGet(admin.port, "/metrics");
+    const metrics = await httpBody(admin.port, "/metrics");
     const reasons = (family: string): Set<string> =>
       new Set([...metrics.matchAll(new RegExp(`^${family}\\{[^}]*segment="forger"[^}]*reason="([^"]+)"\\} (\\d+)$`, "gm"))].map((m) => m[1]!));
     for (const family of ["msm_segment_drops_total", "msm_filter_drops_total"]) {

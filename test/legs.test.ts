@@ -10,13 +10,11 @@ import { bindUdp, freePortRun, indexedRtp, Sink, sinksAt, waitFor } from "./lib/
 import { DropWatch } from "./lib/kernel-drops.js";
 import { readdirSync } from "node:fs";
 import { openSegmentSockets } from "../runtime/dataplane/segment-sockets.js";
+import { httpBody } from "./lib/http-get.js";
 
 const test = suite("legs");
 const LO = "127.0.0.1";
 
-function httpGet(port: number, path: string): Promise<string> {
-  return fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.text());
-}
 
 test("FEC-style legs at +2 and +4: each leg's packets arrive on its port and leave to each destination's port + offset", async () => {
   const listen = await freePortRun(6);
@@ -52,7 +50,7 @@ test("FEC-style legs at +2 and +4: each leg's packets arrive on its port and lea
     assert.equal(seg.ports.legs.map((l) => [l.name, l.listen, l.egressConnected]), [["fec-column", listen + 2, true], ["fec-row", listen + 4, true]]);
     assert.is(seg.ports.legs[0]!.sender, `${LO}:${tx.col.address().port}`, "each leg latches its own sender port");
     assert.is(col!.packets.length, 0);
-    const metrics = await httpGet(admin.port, "/metrics");
+    const metrics = await httpBody(admin.port, "/metrics");
     assert.match(metrics, new RegExp(`^msm_segment_leg_packets_in_total\\{segment="fec",leg="fec-row"\\} ${seg.legs[2]!.packetsIn}$`, "m"));
     assert.match(metrics, new RegExp(`^msm_segment_leg_packets_out_total\\{segment="fec",leg="media"\\} ${seg.legs[0]!.packetsOut}$`, "m"));
   } finally {

@@ -2,26 +2,17 @@
 // feedback upstream to the sender, RFC 5761 multiplexing, IPv6, hostile packets counted by
 // reason, and the Prometheus endpoint.
 import * as assert from "uvu/assert";
-import { request } from "node:http";
 import { startAdminServer, validateProxyConfig, Proxy } from "../runtime/index.js";
 import { buildRtcpReceiverReport, hostileRtp, pseudoRandomBytes } from "../sdk/harness/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { httpGet } from "./lib/http-get.js";
 
 const test = suite("proxy over UDP", { timeoutMs: 30_000 });
 const LO = "127.0.0.1";
 
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: LO, port, path }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on("error", reject).end();
-  });
-}
 
 test("RTP and RTCP reach every destination; receiver RTCP flows back to the sender's RTCP port", async () => {
   const listen = await freePortPair();

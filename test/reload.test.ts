@@ -4,12 +4,12 @@
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "./lib/suite.js";
 import { fixture, ROOT } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+import { httpGet } from "./lib/http-get.js";
 
 const test = suite("msm proxy reloads and stops", { timeoutMs: 60_000 });
 const MSM = join(ROOT, "dist", "cli", "msm.js");
@@ -36,15 +36,6 @@ segments:
 `;
 }
 
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: "127.0.0.1", port, path }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on("error", reject).end();
-  });
-}
 
 test("editor saves (rename over the file), twice: both reload; an unrelated file in the folder does not", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-reload-"));

@@ -4,15 +4,15 @@
 // the text says they do. So the guide cannot drift from the SDK.
 import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { FilterHarness, PacketFlag, buildRtp } from "../sdk/harness/index.js";
 import { suite } from "./lib/suite.js";
 import { ROOT } from "./lib/paths.js";
 import { decodeRtcp } from "./lib/rtcp-decode.js";
+import { compileFilterSource } from "./lib/compile-source.js";
 
 const test = suite("sdk docs examples", { timeoutMs: 240_000 });
 
-const SDK_FLAGS = JSON.parse(await readFile(join(ROOT, "sdk", "build-flags.json"), "utf8")) as string[];
 
 /** The ```ts blocks of docs/sdk.md and docs/sdk-contexts.md written in AssemblyScript (they import the SDK's assembly). */
 async function examples(): Promise<string[]> {
@@ -20,28 +20,6 @@ async function examples(): Promise<string[]> {
   return [...doc.matchAll(/^```ts\n([\s\S]*?)^```/gm)].map((m) => m[1]!).filter((b) => b.includes('from "../../../sdk/assembly'));
 }
 
-/** Compiles `source` as if it were filters/docexample/assembly/index.ts, where its imports point. */
-async function compile(source: string): Promise<Uint8Array> {
-  const { default: asc } = await import("assemblyscript/asc");
-  const entry = join(ROOT, "filters", "docexample", "assembly", "index.ts");
-  let binary: Uint8Array | undefined;
-  const result = await asc.main([entry, "--outFile", "docexample.wasm", ...SDK_FLAGS], {
-    readFile: async (name: string, baseDir: string) => {
-      const path = resolve(baseDir, name);
-      if (path === entry) return source;
-      try {
-        return await readFile(path, "utf8");
-      } catch {
-        return null;
-      }
-    },
-    writeFile: (name: string, contents: Uint8Array | string) => {
-      if (name.endsWith(".wasm") && typeof contents !== "string") binary = contents;
-    },
-  });
-  if (result.error || !binary) throw new Error(`${result.error?.message ?? "no output"}\n${result.stderr.toString()}\n---\n${source}`);
-  return binary;
-}
 
 const built = new Map<string, Uint8Array>();
 
@@ -49,7 +27,7 @@ test("every AssemblyScript example compiles; every filter among them loads and t
   const blocks = await examples();
   assert.ok(blocks.length >= 7, `${blocks.length} examples`);
   for (const source of blocks) {
-    const wasm = await compile(source);
+    const wasm = await compileFilterSource(source, "docexample");
     const name = /register\(new (\w+)\(/.exec(source)?.[1];
     if (!source.includes("register(")) continue; // a helper, not a filter
     assert.ok(name, "a filter example names its class");

@@ -1,0 +1,18 @@
+// A plain HTTP GET on loopback for the admin endpoint's /stats and /metrics in tests.
+import { request } from "node:http";
+
+/** The status and body of GET `path` on 127.0.0.1:`port`. */
+export function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: "127.0.0.1", port, path }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on("error", reject).end();
+  });
+}
+
+/** The body of GET `path` on 127.0.0.1:`port`. */
+export async function httpBody(port: number, path: string): Promise<string> {
+  return (await httpGet(port, path)).body;
+}
