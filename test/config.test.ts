@@ -41,6 +41,8 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg that does nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, send: false }] })] }), /segments\[0\]\.legs\[0\]: a leg that neither receives nor sends/],
   ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
+  ["filter names that read the same in /metrics", base({ filters: { "a-b": { path: "x.wasm" }, a_b: { path: "y.wasm" } } }), /filters\.a_b: its metrics would share the names msm_filter_a_b_\* with filters\.a-b's/],
+  ["a filter named like a host metric family", base({ filters: { drops: { path: "x.wasm" } } }), /filters\.drops: 'drops' is a word of the host's own metric names/],
   // multicast (docs/proxy.md "Multicast")
   ["a unicast address given as the group to join", base({ segments: [seg({ listen: { address: "10.0.0.5", port: 5004, interface: "10.0.0.1" } })] }), /segments\[0\]\.listen\.interface: only a multicast group is joined, and listen\.address 10\.0\.0\.5 is not one/],
   ["an IPv4 group joined on a name, not an address", base({ segments: [seg({ listen: { address: "239.1.1.1", port: 5004, interface: "eth0" } })] }), /segments\[0\]\.listen\.interface: 'eth0': an IPv4 group is joined .* from a local IPv4 address/],

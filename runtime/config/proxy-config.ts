@@ -211,6 +211,9 @@ function pathString(path: readonly PropertyKey[]): string {
   return out || "(top level)";
 }
 
+/** The words after msm_filter_ in the host's per-stage metric families (runtime/admin/prometheus.ts). */
+const HOST_METRIC_WORDS: ReadonlySet<string> = new Set(["packets", "bytes", "drops", "busy", "failures", "memory"]);
+
 /** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError. */
 export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config"): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input ?? {});
@@ -227,8 +230,16 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
   const problems: string[] = [];
   const names = new Set<string>();
   const ports = new EndpointClaims<string>();
+  const metricPrefixes = new Map<string, string>();
   for (const name of Object.keys(config.filters)) {
     if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name)) problems.push(`filters.${name}: filter names are lower-case letters, digits, '_' and '-', starting with a letter`);
+    // a filter's metrics are msm_filter_<name, '-' as '_'>_<metric> in /metrics: two names that
+    // read the same there, or a host family's word, would mix families (a second # TYPE line)
+    const prefix = name.replace(/-/g, "_");
+    const twin = metricPrefixes.get(prefix);
+    if (twin !== undefined) problems.push(`filters.${name}: its metrics would share the names msm_filter_${prefix}_* with filters.${twin}'s; rename one`);
+    else if (HOST_METRIC_WORDS.has(prefix)) problems.push(`filters.${name}: '${prefix}' is a word of the host's own metric names (msm_filter_${prefix}_*); choose another filter name`);
+    metricPrefixes.set(prefix, name);
   }
   const claim = (address: string, port: number, what: string): void => {
     const owner = ports.claim({ address, port }, what);
