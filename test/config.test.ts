@@ -1,6 +1,10 @@
 // A bad proxy config names the field; each rule of the schema as a table.
 import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { HOST_FILTER_FAMILIES } from "../runtime/config/proxy-config.js";
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
 
 const test = suite("proxy config");
@@ -42,7 +46,8 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
   ["filter names that read the same in /metrics", base({ filters: { "a-b": { path: "x.wasm" }, a_b: { path: "y.wasm" } } }), /filters\.a_b: its metrics would share the names msm_filter_a_b_\* with filters\.a-b's/],
-  ["a filter named like a host metric family", base({ filters: { drops: { path: "x.wasm" } } }), /filters\.drops: 'drops' is a word of the host's own metric names/],
+  ["a filter named like a host metric family", base({ filters: { drops: { path: "x.wasm" } } }), /filters\.drops: its metrics could take the name of the host's msm_filter_drops_total/],
+  ["a filter named like the start of a host metric family", base({ filters: { memory_max: { path: "x.wasm" } } }), /filters\.memory_max: .*msm_filter_memory_max_bytes/],
   // multicast (docs/proxy.md "Multicast")
   ["a unicast address given as the group to join", base({ segments: [seg({ listen: { address: "10.0.0.5", port: 5004, interface: "10.0.0.1" } })] }), /segments\[0\]\.listen\.interface: only a multicast group is joined, and listen\.address 10\.0\.0\.5 is not one/],
   ["an IPv4 group joined on a name, not an address", base({ segments: [seg({ listen: { address: "239.1.1.1", port: 5004, interface: "eth0" } })] }), /segments\[0\]\.listen\.interface: 'eth0': an IPv4 group is joined .* from a local IPv4 address/],
@@ -66,6 +71,13 @@ for (const [label, input, pattern] of cases) {
     assert.throws(() => validateProxyConfig(input), (err: unknown) => err instanceof ConfigError && pattern.test((err as Error).message));
   });
 }
+
+test("the filter-name check knows every msm_filter_* family the exporter writes", () => {
+  const source = readFileSync(join(ROOT, "runtime", "admin", "prometheus.ts"), "utf8");
+  const written = [...source.matchAll(/family\("msm_filter_([a-z_]+)"/g)].map((m) => m[1]!).sort();
+  assert.ok(written.length >= 10, written.join());
+  assert.equal([...HOST_FILTER_FAMILIES].sort(), written);
+});
 
 test("IPv4 in, IPv6 out: the destinations follow the egress address's family", () => {
   const c = validateProxyConfig(base({ segments: [seg({ egress: { address: "::1" }, destinations: [{ address: "::1", port: 6004 }] })] }));

@@ -211,8 +211,11 @@ function pathString(path: readonly PropertyKey[]): string {
   return out || "(top level)";
 }
 
-/** The words after msm_filter_ in the host's per-stage metric families (runtime/admin/prometheus.ts). */
-const HOST_METRIC_WORDS: ReadonlySet<string> = new Set(["packets", "bytes", "drops", "busy", "failures", "memory"]);
+/** The host's own msm_filter_* families (runtime/admin/prometheus.ts; test/config.test.ts keeps the two lists alike). */
+export const HOST_FILTER_FAMILIES: readonly string[] = [
+  "packets_in_total", "packets_out_total", "bytes_in_total", "bytes_out_total", "failures_total",
+  "busy_seconds_total", "up", "memory_bytes", "memory_max_bytes", "drops_total",
+];
 
 /** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError. */
 export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config"): ProxyConfig {
@@ -238,7 +241,10 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     const prefix = name.replace(/-/g, "_");
     const twin = metricPrefixes.get(prefix);
     if (twin !== undefined) problems.push(`filters.${name}: its metrics would share the names msm_filter_${prefix}_* with filters.${twin}'s; rename one`);
-    else if (HOST_METRIC_WORDS.has(prefix)) problems.push(`filters.${name}: '${prefix}' is a word of the host's own metric names (msm_filter_${prefix}_*); choose another filter name`);
+    else {
+      const host = HOST_FILTER_FAMILIES.find((f) => f.startsWith(`${prefix}_`));
+      if (host !== undefined) problems.push(`filters.${name}: its metrics could take the name of the host's msm_filter_${host}; choose another filter name`);
+    }
     metricPrefixes.set(prefix, name);
   }
   const claim = (address: string, port: number, what: string): void => {

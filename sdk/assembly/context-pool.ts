@@ -18,6 +18,7 @@ export class ContextPool<C extends SegmentContext> {
 
   /** A pooled context of class `cls`, now with id `id`, or null (make a new one). Reset it before use. */
   take(cls: i32, id: u32): C | null {
+    assert(<u32>cls < <u32>CLASSES, "ContextPool: size class out of range (sizeClass of at most 32768)");
     const c = unchecked(this.heads[cls]);
     if (c === null) return null;
     unchecked((this.heads[cls] = c.pooledNext));
@@ -29,6 +30,7 @@ export class ContextPool<C extends SegmentContext> {
 
   /** Keeps `c` (a destroyed segment's, of class `cls`) for reuse. */
   give(c: C, cls: i32): void {
+    assert(<u32>cls < <u32>CLASSES, "ContextPool: size class out of range (sizeClass of at most 32768)");
     c.pooledNext = unchecked(this.heads[cls]);
     unchecked((this.heads[cls] = c));
   }

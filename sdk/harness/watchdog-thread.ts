@@ -25,7 +25,7 @@ function describe(kind: number, ctx: number, arg: number): string {
 let seenSeq = -1;
 let since = 0;
 setInterval(() => {
-  const now = Date.now();
+  const now = performance.now(); // monotonic: a wall-clock step must not look like a stuck call
   const seq = Atomics.load(beacon, B_SEQ);
   if (Atomics.load(beacon, B_ACTIVE) === 0 || seq !== seenSeq) {
     seenSeq = seq;
