@@ -210,6 +210,15 @@ export class FilterPool {
       this.timerCancelAll(dead);
       this.slotOf.delete(dead);
       slot.instance = null;
+      // a restart that failed part way holds only the stages it got to: the others' values stay
+      // with the instance before it
+      const older = slot.retiredMetrics;
+      if (older && older !== dead.metrics) {
+        for (const st of slot.users) {
+          const kept = older.forContext(st.ctx);
+          if (kept && !dead.metrics.forContext(st.ctx)) dead.metrics.adopt(st.ctx, kept);
+        }
+      }
       slot.retiredMetrics = dead.metrics;
     }
     if (slot.users.size === 0) {
@@ -299,7 +308,8 @@ export class FilterPool {
       if (instance.failure) return;
       restarted.push(stage.segment);
     }
-    slot.retiredMetrics = undefined; // the new instance adopted every running stage's values
+    // the new instance adopted every running stage's values; a stage that gave up keeps showing its own
+    if ([...slot.users].every((st) => !st.gaveUp)) slot.retiredMetrics = undefined;
     this.onEvent({ type: "restarted", filter: slot.name, segments: restarted });
   }
 
