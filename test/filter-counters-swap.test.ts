@@ -128,4 +128,37 @@ test("a stage that is down keeps showing its counts, and a swap then carries the
   }
 });
 
+test("one instance, two stages: the one that gives up keeps showing its counts after the other restarted", async () => {
+  const [quitter, stayer] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const segment = (name: string, port: number, maxFailures: number) => ({
+    name, listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: sink.port }],
+    chain: [{ filter: "teach" }], failure: { mode: "open" as const, maxFailures, restartBackoffMs: 50 },
+  });
+  const { proxy } = await startProxy({
+    workers: 1,
+    filters: { teach: { path: fixture("teach") } },
+    segments: [segment("quitter", quitter, 1), segment("stayer", stayer, 5)],
+  });
+  const tx = await bindUdp();
+  const stage = async (name: string): Promise<Stage> => (await segmentStats(proxy, name)).stages[0]!;
+  try {
+    for (let i = 0; i < 40; i++) tx.send(indexedRtp(i), quitter, "127.0.0.1");
+    await waitFor(async () => (await stage("quitter")).packetsIn === 40, 5000, "40 packets through the quitter").catch(() => {});
+    const counted = metric(await stage("quitter"), "packets");
+    assert.ok(counted > 20, `most of the 40 arrived: ${counted}`);
+    const trap = indexedRtp(0);
+    trap[12] = 0xde; // teach traps: the instance both stages share is gone
+    tx.send(trap, stayer, "127.0.0.1");
+    await waitFor(async () => (await stage("stayer")).state === "running" && (await stage("stayer")).failures === 1, 5000, "the stayer restarted");
+    const gone = await stage("quitter");
+    assert.is(gone.state, "gave-up");
+    assert.is(metric(gone, "packets"), counted, "the stage that gave up still shows what it counted");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test.run();
