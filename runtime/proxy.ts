@@ -149,11 +149,22 @@ export class Proxy extends EventEmitter<ProxyEvents> {
 
   async stats(): Promise<ProxySnapshot> {
     const perWorker = await Promise.all(this.workers.map((w) => w.stats()));
+    const segments = perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker })));
+    // a worker being replaced has no segments to report yet: they still show, with what they had
+    // counted and their stages down, rather than vanish from /stats and msmctl for a moment
+    const reported = new Set(segments.map((s) => s.name));
+    this.workers.forEach((_, worker) => {
+      if ((this.downSince[worker] ?? 0) === 0) return;
+      for (const { name } of this.segmentsOf(this.config, worker)) {
+        const last = this.carried.get(name);
+        if (last && !reported.has(name)) segments.push({ ...last, stages: last.stages.map((st) => ({ ...st, state: "down" as const })), worker });
+      }
+    });
     return {
       workers: this.workers.length,
       workerMode: WORKER_MODE,
       io: this.io,
-      segments: perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker }))),
+      segments,
       instances: this.workers.flatMap((w, worker) => w.instances.map((i) => ({ ...i, worker }))),
       watchdogRestarts: this.watchdogRestarts,
       addresses: localAddresses(),

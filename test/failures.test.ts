@@ -108,9 +108,8 @@ test("an endless loop: the watchdog restarts that worker; the other worker's str
     assert.ok(wd, "the watchdog fired");
     assert.equal(wd!.type === "watchdog" && [wd.filter, wd.segments], ["misbehave", ["bad"]]);
     // the restarted worker serves the bad segment again
-    // while the new worker takes its segments the stats leave "bad" out: wait for it to come back running
-    const badStage = async () => (await proxy.stats()).segments.find((s) => s.name === "bad")?.stages[0];
-    await waitFor(async () => (await badStage())?.state === "running", 5000, "bad segment running again");
+    // while the new worker takes its segments "bad" still shows (its stage down), then runs again
+    await waitFor(async () => (await segmentStats(proxy, "bad")).stages[0]?.state === "running", 5000, "bad segment running again");
     const before = sa.received;
     for (let i = 0; i < 10; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
     await waitFor(() => sa.received >= before + 10, 3000, "traffic through the restarted worker");
