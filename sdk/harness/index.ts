@@ -416,7 +416,7 @@ export class FilterHarness {
 
   /** The filter's memory now, in bytes (WebAssembly memory only grows, by 64 KiB pages). */
   get memoryBytes(): number {
-    return this.current.memory.buffer.byteLength;
+    return this.current.memoryBytes;
   }
 
   /**
