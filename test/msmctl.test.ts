@@ -17,8 +17,7 @@ import type { Io } from "../cli/msmctl/context.js";
 import { parseArgs } from "../cli/msmctl/flags.js";
 import { age, bytes, table } from "../cli/msmctl/format.js";
 import { ManifestError, parseManifests, toManifest, toSegment } from "../cli/msmctl/manifest.js";
-import { mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
-import { mixedReports } from "../cli/msmctl/client.js";
+import { incompleteReports, mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
 import { configState, describeProxy, describeSegment } from "../cli/msmctl/describe.js";
 import { proxyRows } from "../cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
@@ -286,8 +285,15 @@ local("stats pages: a large report in pages of at most 256 KiB, merged back whol
   const [newest] = mergeStatsPages([...asStats(pageStats(report(3)), 900), ...older]);
   assert.equal(newest!.segments.map((x) => [x.name, x.atMs]), [["s0", 900], ["s1", 900], ["s2", 900]]);
   // pages read while a report was written mix two reports (told apart by their time): such a proxy is read again
-  assert.equal(mixedReports([...asStats(pages, 1000), ...asStats(pageStats(report(3)), 1000).map((p) => ({ ...p, nodeId: "m" }))]), []);
-  assert.equal(mixedReports([...asStats(pages, 1000).slice(0, 2), ...asStats(pages, 2000).slice(2)]), ["n"]);
+  assert.equal(incompleteReports([...asStats(pages, 1000), ...asStats(pageStats(report(3)), 1000).map((p) => ({ ...p, nodeId: "m" }))]), []);
+  const mixed = [...asStats(pages, 1000).slice(0, 2), ...asStats(pages, 2000).slice(2)];
+  assert.equal(incompleteReports(mixed), ["n"]);
+  assert.match(mergeStatsPages(mixed)[0]!.note!, "its pages were read while it stored a newer report: some segments may be missing");
+  // the pages of a second read complete a report: whole again, each segment from its newest page
+  const reread = [...mixed, ...asStats(pages, 2000).slice(0, 2)];
+  assert.equal(incompleteReports(reread), []);
+  const [whole2] = mergeStatsPages(reread);
+  assert.equal([whole2!.segments.length, whole2!.note, whole2!.segments.every((x) => x.atMs === 2000)], [2000, undefined, true]);
 });
 
 local("a version that runs without some segments is shown as such, not as refused nor as whole", () => {

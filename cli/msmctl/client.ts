@@ -18,6 +18,7 @@ import { isUnixSocketAddress } from "../../controlplane/api/unix-socket.js";
 import type { BadHopThresholds, StreamPath } from "../../controlplane/api/streams.js";
 import { channelCredentials, type TlsFiles } from "../../controlplane/security/tls.js";
 import { UsageError } from "../usage.js";
+import { incompleteReports } from "./stats.js";
 
 /** A failure the operator should read; msmctl prints its message and exits 1. */
 export class CliError extends Error {
@@ -78,19 +79,9 @@ function isServiceError(err: unknown): err is ServiceError {
 }
 
 /** One line for a failed call: what happened, with the server's own words when it gave any. */
-/** Proxies whose pages, as read, belong to more than one report (their times differ). */
-export function mixedReports(pages: readonly ProxyStats[]): string[] {
-  const times = new Map<string, Set<number>>();
-  for (const p of pages) {
-    let set = times.get(p.nodeId);
-    if (!set) times.set(p.nodeId, (set = new Set()));
-    set.add(p.atMs);
-  }
-  return [...times].filter(([, set]) => set.size > 1).map(([node]) => node);
-}
-
-/** How often a proxy whose pages mixed two reports is read again. */
-const MIXED_REREADS = 5;
+/** How often, and how far apart, a proxy whose pages hold no whole report is read again. */
+const INCOMPLETE_REREADS = 10;
+const REREAD_GAP_MS = 150;
 
 export function explainError(err: unknown, server: string, method: string, timeoutMs: number): string {
   if (!isServiceError(err)) return (err as Error)?.message ?? String(err);
@@ -194,16 +185,19 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
         return { proxies };
       };
       const first = await readAll(req.proxy);
-      // a report is written page by page: pages read while one is written mix two reports, whose
-      // page boundaries differ, so a segment can be on neither page read. Read such a proxy again.
+      // a report is stored page by page, so a read can catch one half written. Read such a proxy
+      // again and keep every page read: the pages of the reads together hold a whole report once
+      // one read saw the rest of it (each segment is shown from the newest page that has it).
       let proxies = first.proxies;
-      for (const node of mixedReports(proxies)) {
-        for (let attempt = 0; attempt < MIXED_REREADS; attempt++) {
-          await new Promise((r) => setTimeout(r, 100));
-          const again = (await readAll(node)).proxies.filter((p) => p.nodeId === node);
-          if (mixedReports(again).length > 0 && attempt < MIXED_REREADS - 1) continue;
-          proxies = [...proxies.filter((p) => p.nodeId !== node), ...again];
-          break;
+      for (const node of incompleteReports(proxies)) {
+        const seen = new Set(proxies.filter((p) => p.nodeId === node).map((p) => `${p.atMs}/${p.page}`));
+        for (let attempt = 0; attempt < INCOMPLETE_REREADS && incompleteReports(proxies).includes(node); attempt++) {
+          await new Promise((r) => setTimeout(r, REREAD_GAP_MS));
+          for (const p of (await readAll(node)).proxies) {
+            if (p.nodeId !== node || seen.has(`${p.atMs}/${p.page}`)) continue;
+            seen.add(`${p.atMs}/${p.page}`);
+            proxies = [...proxies, p];
+          }
         }
       }
       return { proxies, ...(first.incomplete ? { incomplete: first.incomplete } : {}) };

@@ -120,6 +120,27 @@ export interface SegmentRates {
 }
 
 /**
+ * Proxies whose pages, as read, hold no whole report: for no report time are all its pages there.
+ * Pages read while a proxy's report was being stored mix two reports, whose page boundaries differ,
+ * so a segment can be on neither page read.
+ */
+export function incompleteReports(pages: readonly ProxyStats[]): string[] {
+  const byNode = new Map<string, Map<number, Set<number>>>();
+  const pageCount = new Map<string, number>();
+  for (const p of pages) {
+    let reports = byNode.get(p.nodeId);
+    if (!reports) byNode.set(p.nodeId, (reports = new Map()));
+    let got = reports.get(p.atMs);
+    if (!got) reports.set(p.atMs, (got = new Set()));
+    got.add(p.page);
+    pageCount.set(`${p.nodeId}\n${p.atMs}`, Math.max(1, p.pages));
+  }
+  return [...byNode]
+    .filter(([node, reports]) => ![...reports].some(([atMs, got]) => got.size >= pageCount.get(`${node}\n${atMs}`)!))
+    .map(([node]) => node);
+}
+
+/**
  * Each proxy's report from its pages, as GetStats gives them (in order, a proxy's pages together):
  * the segments of every page, the newest of each name (a page left over from a longer report may
  * repeat a segment), and a note when pages are missing.
@@ -143,6 +164,7 @@ export function mergeStatsPages(pages: readonly ProxyStats[]): ProxyCounters[] {
     const notes = [
       newest.note,
       got < expected ? `${got} of ${expected} pages of its report were read` : undefined,
+      got >= expected && incompleteReports(list).length > 0 ? "its pages were read while it stored a newer report: some segments may be missing" : undefined,
       readable.length < parsed.length ? `${parsed.length - readable.length} page(s) unreadable: ${parsed.find((c) => c.error)!.error}` : undefined,
     ].filter((n): n is string => n !== undefined);
     return {
