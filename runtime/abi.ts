@@ -5,9 +5,9 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 3;
+export const ABI_VERSION_MINOR = 4;
 /** Name of the version marker export a module built on this SDK carries. */
-export const ABI_VERSION_EXPORT = "msm_abi_version_1_3";
+export const ABI_VERSION_EXPORT = "msm_abi_version_1_4";
 
 /** Verdict a filter writes into a packet's descriptor. */
 export enum Verdict {
@@ -144,9 +144,25 @@ export enum HostFeature {
   Legs = 128,
   /** ABI 1.3: metrics with one label (metric_define_labelled and the *_labelled updates). */
   LabelledMetrics = 256,
+  /** ABI 1.4: AES and HMAC-SHA1 computed by the host (crypto_key_create and the calls on its keys). */
+  Crypto = 512,
 }
-/** Every feature this host implements. */
-export const HOST_FEATURES_V1 = 511;
+/** Every feature this host can implement (features() leaves Crypto out where the host has no native crypto). */
+export const HOST_FEATURES_V1 = 1023;
+
+/** Algorithms of crypto_key_create (ABI 1.4). */
+export enum CryptoAlg {
+  /** AES in counter mode (RFC 3711 AES-CM, SP 800-38A CTR); 16- or 32-byte key. */
+  AesCtr = 1,
+  /** HMAC-SHA1 (RFC 2104); 1- to 64-byte key. */
+  HmacSha1 = 2,
+  /** AES-GCM (SP 800-38D) with a 12-byte IV and a 16-byte tag; 16- or 32-byte key. */
+  AesGcm = 3,
+}
+/** Live crypto keys per filter instance (ABI 1.4). */
+export const MAX_CRYPTO_KEYS = 4096;
+/** The most bytes one crypto call reads or writes (ABI 1.4). */
+export const MAX_CRYPTO_BYTES = 65536;
 
 // ---- arena layout (little-endian; byte offsets) ----
 /** Arena header: the structure whose address msm_arena() returns. */

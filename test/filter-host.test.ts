@@ -23,7 +23,7 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
 
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
-  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.3/);
+  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.4/);
 });
 
 /** A built module with its version marker renamed (same length, so the export section stays valid). */
@@ -35,13 +35,13 @@ async function withMarker(marker: string): Promise<Uint8Array> {
   return new Uint8Array(bytes);
 }
 
-test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.4 module is refused", async () => {
+test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.5 module is refused", async () => {
   const old = await FilterHarness.load(await withMarker("msm_abi_version_1_1"));
   const ctx = old.createContext({});
   const r = old.runBatch([{ ctx, bytes: rtp(1), sourcePort: 5004 }]);
   assert.is(r.packets[0]!.verdict, "pass");
   assert.is(r.packets[0]!.leg, 0);
-  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_4")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_4, host implements 1\.3/);
+  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_5")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_5, host implements 1\.4/);
 });
 
 test("a digest mismatch is refused before compiling", async () => {

@@ -364,6 +364,7 @@ export class FilterPool {
     if (slot.instance) {
       this.timerCancelAll(slot.instance);
       this.slotOf.delete(slot.instance);
+      slot.instance.close();
     }
     slot.instance = null;
     if (this.slots.get(slot.key) === slot) this.slots.delete(slot.key);

@@ -2,10 +2,11 @@
 // errors, metrics). Every call into the module goes through here, so that a trap becomes a
 // FilterFailure and the instance is never called again. Its memory and arena views are
 // ArenaViews', its imports host-imports', its log budget LogLimiter's.
-import { FilterPolicy, LogLevel, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, Status } from "../abi.js";
+import { FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, Status } from "../abi.js";
 import { checkArena } from "./arena-check.js";
 import { ArenaViews } from "./arena-views.js";
 import { explainTrap, FilterConfigError, FilterFailure, FilterLoadError, noReason } from "./errors.js";
+import { createCryptoKeyTable, type CryptoKeyTable } from "./host-crypto.js";
 import { hostImports, type ImportTarget } from "./host-imports.js";
 import { checkRequiredFeatures, instantiate, type ModuleExports } from "./instantiate.js";
 import { LogLimiter } from "./log-limiter.js";
@@ -20,6 +21,8 @@ export interface FilterHostServices {
   timerCancel(instance: FilterInstance, ctx: number, timer: number): void;
   /** The instance failed (in any call); it is never called again. The one path to failure handling. */
   failed?(instance: FilterInstance, failure: FilterFailure): void;
+  /** false: the crypto calls (ABI 1.4) are not offered, as on a host without native crypto (tests of a filter's fallback). */
+  readonly hostCrypto?: boolean;
 }
 
 const utf8Encoder = new TextEncoder();
@@ -58,12 +61,25 @@ export class FilterInstance extends ArenaViews {
   private lateMetric = "";
   private readonly lateMetricsLogged = new Set<string>();
   private readonly logs: LogLimiter;
+  /** Native keys the module made (ABI 1.4 crypto calls), wiped and freed by close(). */
+  private readonly cryptoKeys: CryptoKeyTable | null;
 
   private constructor(readonly source: LoadedFilterModule, private readonly services: FilterHostServices) {
     super(source.memoryMinimumPages, source.memoryMaximumPages, source.abiMinor);
     this.name = source.name;
     this.digest = source.digest;
     this.logs = new LogLimiter((level, message) => services.log(this.name, level, message));
+    this.cryptoKeys = services.hostCrypto === false ? null : createCryptoKeyTable();
+  }
+
+  /** The HostFeature bits this instance is offered (features()). */
+  get features(): number {
+    return this.cryptoKeys ? HOST_FEATURES_V1 : HOST_FEATURES_V1 & ~HostFeature.Crypto;
+  }
+
+  /** Frees what the instance holds outside its memory (its crypto keys). It is not called again. */
+  close(): void {
+    this.cryptoKeys?.close();
   }
 
   /** Instantiates, initializes and configures the root context. Throws FilterLoadError / FilterConfigError. */
@@ -72,7 +88,7 @@ export class FilterInstance extends ArenaViews {
     self.exports = await instantiate(source, hostImports(self.importTarget()));
     try {
       self.call("_initialize", () => self.exports._initialize?.());
-      checkRequiredFeatures(source.name, self.call("msm_required_features", () => self.exports.msm_required_features?.() ?? 0));
+      checkRequiredFeatures(source.name, self.call("msm_required_features", () => self.exports.msm_required_features?.() ?? 0), self.features);
       const policy = self.call("msm_policy", () => self.exports.msm_policy?.() ?? 0);
       self.mustFailClosed = (policy & FilterPolicy.MustFailClosed) !== 0;
       self.arena = checkArena(self.view, self.call("msm_arena", () => self.exports.msm_arena()), (why) => new FilterLoadError(source.name, why));
@@ -213,6 +229,7 @@ export class FilterInstance extends ArenaViews {
     const reason = this.abortMessage
       || explainTrap(err instanceof Error ? err.message : String(err), this.memory.buffer.byteLength, this.source.memoryMaximumPages);
     this.failure = new FilterFailure(this.name, during, reason);
+    this.close();
     this.services.failed?.(this, this.failure);
     return this.failure;
   }
@@ -265,6 +282,8 @@ export class FilterInstance extends ArenaViews {
     return {
       memory: this.memory,
       metrics: this.metrics,
+      cryptoKeys: this.cryptoKeys,
+      features: this.features,
       get nowUs() {
         return self.nowUs;
       },

@@ -2,7 +2,8 @@
 // env.abort and env.memory, and the msm.* calls. Each reads the module's memory defensively: a
 // pointer or length out of bounds gives "<out of bounds>" or BadArgument, never a host exception.
 import { randomFillSync } from "node:crypto";
-import { HOST_FEATURES_V1, LogLevel, MAX_TIMERS_PER_CONTEXT, Status } from "../abi.js";
+import { LogLevel, MAX_TIMERS_PER_CONTEXT, Status } from "../abi.js";
+import type { CryptoKeyTable } from "./host-crypto.js";
 import type { FilterMetrics } from "./metrics.js";
 
 const MAX_LOG_BYTES = 1024;
@@ -13,6 +14,10 @@ const utf8 = new TextDecoder();
 export interface ImportTarget {
   readonly memory: WebAssembly.Memory;
   readonly metrics: FilterMetrics;
+  /** The instance's keys for the crypto calls (ABI 1.4); null where the host has no native crypto. */
+  readonly cryptoKeys: CryptoKeyTable | null;
+  /** The HostFeature bits features() returns. */
+  readonly features: number;
   /** The clock the module sees, frozen per call. */
   readonly nowUs: number;
   readonly wallUs: number;
@@ -53,7 +58,7 @@ function readAsString(memory: WebAssembly.Memory, ptr: number): string {
 }
 
 export function hostImports(t: ImportTarget): WebAssembly.Imports {
-  const { memory, metrics } = t;
+  const { memory, metrics, cryptoKeys: keys } = t;
   const validTimer = (ctx: number, timer: number): boolean =>
     t.hasContext(ctx) && Number.isInteger(timer) && timer >= 0 && timer < MAX_TIMERS_PER_CONTEXT;
   return {
@@ -71,7 +76,7 @@ export function hostImports(t: ImportTarget): WebAssembly.Imports {
       set_error: (ptr: number, len: number) => t.setError(printable(readString(memory, ptr, Math.min(len, MAX_ERROR_BYTES)))),
       now_us: () => BigInt(Math.trunc(t.nowUs)),
       wall_us: () => BigInt(Math.trunc(t.wallUs)),
-      features: () => HOST_FEATURES_V1,
+      features: () => t.features,
       metric_define: (kind: number, ptr: number, len: number) => t.defineMetric(kind, readName(memory, ptr, len)),
       metric_add: (id: number, ctx: number, delta: number) => metrics.add(id, ctx, delta),
       metric_set: (id: number, ctx: number, value: number) => metrics.set(id, ctx, value),
@@ -98,6 +103,16 @@ export function hostImports(t: ImportTarget): WebAssembly.Imports {
         randomFillSync(new Uint8Array(memory.buffer, ptr, len));
         return Status.Ok;
       },
+      // ABI 1.4: AES and HMAC-SHA1 in native code (host-crypto.ts); the table checks every range
+      crypto_key_create: (alg: number, keyPtr: number, keyLen: number) => (keys ? keys.create(alg, memory.buffer, keyPtr, keyLen) : -Status.Failed),
+      crypto_key_drop: (key: number) => (keys ? keys.drop(key) : Status.BadArgument),
+      aes_ctr_xor: (key: number, iv: number, data: number, len: number) => (keys ? keys.ctrXor(key, memory.buffer, iv, data, len) : Status.BadArgument),
+      hmac_sha1: (key: number, msg: number, msgLen: number, suffix: number, suffixLen: number, out: number) =>
+        (keys ? keys.hmacSha1(key, memory.buffer, msg, msgLen, suffix, suffixLen, out) : Status.BadArgument),
+      aes_gcm_seal: (key: number, iv: number, aad: number, aadLen: number, data: number, len: number, tag: number) =>
+        (keys ? keys.gcmSeal(key, memory.buffer, iv, aad, aadLen, data, len, tag) : Status.BadArgument),
+      aes_gcm_open: (key: number, iv: number, aad: number, aadLen: number, data: number, len: number, tag: number) =>
+        (keys ? keys.gcmOpen(key, memory.buffer, iv, aad, aadLen, data, len, tag) : Status.BadArgument),
     },
   };
 }

@@ -41,8 +41,8 @@ export async function instantiate(source: LoadedFilterModule, imports: WebAssemb
 }
 
 /** Throws FilterLoadError when the module requires (msm_required_features) what this host lacks. */
-export function checkRequiredFeatures(filter: string, required: number): void {
-  const missing = required & ~HOST_FEATURES_V1;
+export function checkRequiredFeatures(filter: string, required: number, offered: number = HOST_FEATURES_V1): void {
+  const missing = required & ~offered;
   if (missing === 0) return;
   const names = Object.entries(HostFeature).filter(([, bit]) => typeof bit === "number" && (missing & bit) !== 0).map(([n]) => n);
   throw new FilterLoadError(filter, `requires host features the host lacks: ${names.join(", ") || `bits 0x${missing.toString(16)}`}`);

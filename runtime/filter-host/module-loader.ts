@@ -36,6 +36,7 @@ const HOST_IMPORTS = new Set([
   "msm.metric_define", "msm.metric_add", "msm.metric_set", "msm.metric_record",
   "msm.metric_define_labelled", "msm.metric_add_labelled", "msm.metric_set_labelled", "msm.metric_record_labelled",
   "msm.timer_set", "msm.timer_cancel", "msm.random_bytes",
+  "msm.crypto_key_create", "msm.crypto_key_drop", "msm.aes_ctr_xor", "msm.hmac_sha1", "msm.aes_gcm_seal", "msm.aes_gcm_open",
   "env.abort", "env.memory",
 ]);
 

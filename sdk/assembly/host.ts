@@ -1,6 +1,6 @@
 // Host imports (docs/abi.md "Provided by the host") and friendly wrappers.
 // Only the imports a filter actually calls end up in its .wasm.
-import { LogLevel, MetricKind, Status } from "../../runtime/abi";
+import { CryptoAlg, HostFeature, LogLevel, MetricKind, Status } from "../../runtime/abi";
 
 // ---- raw imports: exactly the ABI ----
 
@@ -36,6 +36,19 @@ export declare function msm_timer_set(ctx: u32, timer: i32, delayUs: i64): i32;
 export declare function msm_timer_cancel(ctx: u32, timer: i32): i32;
 @external("msm", "random_bytes")
 export declare function msm_random_bytes(ptr: usize, len: i32): i32;
+// ABI 1.4: crypto computed by the host
+@external("msm", "crypto_key_create")
+export declare function msm_crypto_key_create(alg: i32, keyPtr: usize, keyLen: i32): i32;
+@external("msm", "crypto_key_drop")
+export declare function msm_crypto_key_drop(key: i32): i32;
+@external("msm", "aes_ctr_xor")
+export declare function msm_aes_ctr_xor(key: i32, iv: usize, data: usize, len: i32): i32;
+@external("msm", "hmac_sha1")
+export declare function msm_hmac_sha1(key: i32, msg: usize, msgLen: i32, suffix: usize, suffixLen: i32, out: usize): i32;
+@external("msm", "aes_gcm_seal")
+export declare function msm_aes_gcm_seal(key: i32, iv: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): i32;
+@external("msm", "aes_gcm_open")
+export declare function msm_aes_gcm_open(key: i32, iv: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): i32;
 
 // ---- text ----
 
@@ -191,4 +204,49 @@ const RANDOM_WORD: usize = heap.alloc(8);
 export function randomU32(): u32 {
   msm_random_bytes(RANDOM_WORD, 4);
   return load<u32>(RANDOM_WORD);
+}
+
+// ---- crypto (ABI 1.4) ----
+// AES and HMAC-SHA1 computed by the host: hardware AES and SHA where the CPU has them, and
+// constant-time. A host without native crypto leaves HostFeature.Crypto out of hostFeatures() and
+// refuses keys (-Status.Failed): keep a WebAssembly implementation to fall back on.
+
+/** Whether the host computes crypto for this instance (HostFeature.Crypto). */
+export function hostHasCrypto(): bool {
+  return (msm_features() & HostFeature.Crypto) != 0;
+}
+
+/**
+ * Hands the host a key of `alg` (CryptoAlg) from [key, key+len); returns its handle (> 0) or a
+ * negative Status (Failed: no host crypto; NoSpace: MAX_CRYPTO_KEYS live; BadArgument: a wrong
+ * length). The host keeps a copy: wipe yours when you no longer need it; drop the handle with
+ * cryptoKeyDrop when the key retires (the host frees an instance's keys when it goes).
+ */
+@inline export function cryptoKeyCreate(alg: CryptoAlg, key: usize, len: i32): i32 {
+  return msm_crypto_key_create(alg, key, len);
+}
+
+/** Wipes and frees a key the host holds. */
+@inline export function cryptoKeyDrop(key: i32): Status {
+  return msm_crypto_key_drop(key);
+}
+
+/** XORs the AES-CTR keystream from the 16-byte counter block at `iv` into [data, data+len), in place. */
+@inline export function aesCtrXor(key: i32, iv: usize, data: usize, len: i32): Status {
+  return msm_aes_ctr_xor(key, iv, data, len);
+}
+
+/** Writes the 20-byte HMAC-SHA1 of msg || suffix to `out` (suffixLen may be 0). */
+@inline export function hmacSha1Host(key: i32, msg: usize, msgLen: i32, suffix: usize, suffixLen: i32, out: usize): Status {
+  return msm_hmac_sha1(key, msg, msgLen, suffix, suffixLen, out);
+}
+
+/** AES-GCM encryption in place under the 12-byte `iv`, authenticating `aad` too; writes the 16-byte tag to `tag`. */
+@inline export function aesGcmSeal(key: i32, iv: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): Status {
+  return msm_aes_gcm_seal(key, iv, aad, aadLen, data, len, tag);
+}
+
+/** AES-GCM decryption in place after checking the 16-byte tag at `tag`: Failed (data untouched) when it does not match. */
+@inline export function aesGcmOpen(key: i32, iv: usize, aad: usize, aadLen: i32, data: usize, len: i32, tag: usize): Status {
+  return msm_aes_gcm_open(key, iv, aad, aadLen, data, len, tag);
 }

@@ -3,6 +3,7 @@
 export {
   Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature, FilterPolicy,
   MAX_TIMERS_PER_CONTEXT, MAX_METRICS, MAX_LABEL_VALUES, MAX_LEGS, ROOT_CONTEXT,
+  CryptoAlg, MAX_CRYPTO_KEYS, MAX_CRYPTO_BYTES,
 } from "../../runtime/abi";
 export {
   BATCH_CAPACITY, OUT_CAPACITY, SLOT_SIZE, HEADROOM, MAX_PACKET, SCRATCH_SIZE, SCRATCH,
@@ -18,6 +19,7 @@ export {
   defineLabelledMetric, defineLabelledCounter, defineLabelledGauge, defineLabelledHistogram,
   metricAddLabelled, metricSetLabelled, metricRecordLabelled,
   timerSet, timerCancel, randomBytes, randomU32, TEXT_MAX_BYTES,
+  hostHasCrypto, cryptoKeyCreate, cryptoKeyDrop, aesCtrXor, hmacSha1Host, aesGcmSeal, aesGcmOpen,
 } from "./host";
 export { Config } from "./config";
 export { ContextMap } from "./contexts";

@@ -2,7 +2,9 @@
 // section 8) and SRTCP (RFC 3711 section 3.4, RFC 7714 section 9). Each works in place on a
 // packet at `ptr` and returns 0 or a DropReason; the new length is left in `resultLength`.
 // A receiver's state changes only after a packet authenticated.
-import { DropReason, loadBe16, loadBe32, storeBe32 } from "../../../sdk/assembly";
+import {
+  DropReason, Status, aesCtrXor, aesGcmOpen, aesGcmSeal, hmacSha1Host, loadBe16, loadBe32, storeBe32,
+} from "../../../sdk/assembly";
 import {
   GCM_TAG_SIZE, aesCmXor, ctEqual, gcmDecrypt, gcmEncrypt, gcmSrtcpIv, gcmSrtpIv, hmacSha1, srtpCmIv,
 } from "./crypto/index";
@@ -20,6 +22,31 @@ const aad = memory.data(12);
 const E_FLAG: u32 = 0x80000000;
 const SRTCP_INDEX_MASK: u32 = 0x7fffffff;
 const SRTCP_HEADER = 8; // the first RTCP header and the sender's SSRC stay in the clear
+
+// Each primitive runs in the host where the session holds a host key for it (see session.ts), and
+// in WebAssembly otherwise, or if the host refuses the call (it then has touched nothing).
+
+@inline function ctrXor(hostKey: i32, schedule: usize, iv16: usize, data: usize, len: i32): void {
+  if (hostKey == 0 || aesCtrXor(hostKey, iv16, data, len) != Status.Ok) aesCmXor(schedule, iv16, data, len);
+}
+
+@inline function mac(hostKey: i32, state: usize, msg: usize, msgLen: i32, suffix: usize, suffixLen: i32, out: usize): void {
+  if (hostKey == 0 || hmacSha1Host(hostKey, msg, msgLen, suffix, suffixLen, out) != Status.Ok) hmacSha1(state, msg, msgLen, suffix, suffixLen, out);
+}
+
+@inline function gcmSeal(hostKey: i32, state: usize, iv12: usize, aadPtr: usize, aadLen: i32, data: usize, len: i32, tagPtr: usize): void {
+  if (hostKey == 0 || aesGcmSeal(hostKey, iv12, aadPtr, aadLen, data, len, tagPtr) != Status.Ok) gcmEncrypt(state, iv12, aadPtr, aadLen, data, len, tagPtr);
+}
+
+/** True when the tag matched (and the data is now plaintext). */
+@inline function gcmOpen(hostKey: i32, state: usize, iv12: usize, aadPtr: usize, aadLen: i32, data: usize, len: i32, tagPtr: usize): bool {
+  if (hostKey != 0) {
+    const status = aesGcmOpen(hostKey, iv12, aadPtr, aadLen, data, len, tagPtr);
+    if (status == Status.Ok) return true;
+    if (status == Status.Failed) return false; // the tag did not match
+  }
+  return gcmDecrypt(state, iv12, aadPtr, aadLen, data, len, tagPtr);
+}
 
 /**
  * Length of the RTP header (fixed part, CSRCs, extension), or a negative DropReason. The padding
@@ -52,12 +79,12 @@ export function protectRtp(sess: Session, s: ReplayState, ptr: usize, len: i32, 
   const payloadLength = len - h;
   if (suite.aead) {
     gcmSrtpIv(iv, sess.srtpSalt, ssrc, <u32>(index >> 16), seq);
-    gcmEncrypt(sess.srtpCipher, iv, ptr, h, payload, payloadLength, ptr + <usize>len);
+    gcmSeal(sess.srtpCipherKey, sess.srtpCipher, iv, ptr, h, payload, payloadLength, ptr + <usize>len);
   } else {
     srtpCmIv(iv, sess.srtpSalt, ssrc, index);
-    aesCmXor(sess.srtpCipher, iv, payload, payloadLength);
+    ctrXor(sess.srtpCipherKey, sess.srtpCipher, iv, payload, payloadLength);
     storeBe32(rocBytes, <u32>(index >> 16));
-    hmacSha1(sess.srtpAuth, ptr, len, rocBytes, 4, tag); // RFC 3711 4.2: M = header || payload || ROC
+    mac(sess.srtpAuthKey, sess.srtpAuth, ptr, len, rocBytes, 4, tag); // RFC 3711 4.2: M = header || payload || ROC
     memory.copy(ptr + <usize>len, tag, <usize>suite.rtpTag);
   }
   resultLength = len + suite.rtpTag;
@@ -83,13 +110,13 @@ export function unprotectRtp(sess: Session, s: ReplayState, known: bool, ptr: us
   const payload = ptr + <usize>h;
   if (suite.aead) {
     gcmSrtpIv(iv, sess.srtpSalt, ssrc, <u32>(index >> 16), seq);
-    if (!gcmDecrypt(sess.srtpCipher, iv, ptr, h, payload, body - h, ptr + <usize>body)) return DropReason.SrtpAuthFailed;
+    if (!gcmOpen(sess.srtpCipherKey, sess.srtpCipher, iv, ptr, h, payload, body - h, ptr + <usize>body)) return DropReason.SrtpAuthFailed;
   } else {
     storeBe32(rocBytes, <u32>(index >> 16));
-    hmacSha1(sess.srtpAuth, ptr, body, rocBytes, 4, tag);
+    mac(sess.srtpAuthKey, sess.srtpAuth, ptr, body, rocBytes, 4, tag);
     if (!ctEqual(tag, ptr + <usize>body, t)) return DropReason.SrtpAuthFailed;
     srtpCmIv(iv, sess.srtpSalt, ssrc, index);
-    aesCmXor(sess.srtpCipher, iv, payload, body - h);
+    ctrXor(sess.srtpCipherKey, sess.srtpCipher, iv, payload, body - h);
   }
   acceptIndex(s, index);
   resultLength = body;
@@ -112,14 +139,14 @@ export function protectRtcp(sess: Session, s: ReplayState, ptr: usize, len: i32,
     memory.copy(aad, ptr, SRTCP_HEADER);
     storeBe32(aad + SRTCP_HEADER, eIndex);
     gcmSrtcpIv(iv, sess.srtcpSalt, ssrc, index);
-    gcmEncrypt(sess.srtcpCipher, iv, aad, 12, body, bodyLength, ptr + <usize>len);
+    gcmSeal(sess.srtcpCipherKey, sess.srtcpCipher, iv, aad, 12, body, bodyLength, ptr + <usize>len);
     storeBe32(ptr + <usize>len + GCM_TAG_SIZE, eIndex);
     resultLength = len + GCM_TAG_SIZE + 4;
   } else {
     srtpCmIv(iv, sess.srtcpSalt, ssrc, <u64>index);
-    aesCmXor(sess.srtcpCipher, iv, body, bodyLength);
+    ctrXor(sess.srtcpCipherKey, sess.srtcpCipher, iv, body, bodyLength);
     storeBe32(ptr + <usize>len, eIndex);
-    hmacSha1(sess.srtcpAuth, ptr, len + 4, 0, 0, tag); // RFC 3711 3.4: the tag covers E || index too
+    mac(sess.srtcpAuthKey, sess.srtcpAuth, ptr, len + 4, 0, 0, tag); // RFC 3711 3.4: the tag covers E || index too
     memory.copy(ptr + <usize>len + 4, tag, <usize>suite.rtcpTag);
     resultLength = len + 4 + suite.rtcpTag;
   }
@@ -146,14 +173,14 @@ export function unprotectRtcp(sess: Session, s: ReplayState, known: bool, ptr: u
     storeBe32(aad + SRTCP_HEADER, eIndex);
     gcmSrtcpIv(iv, sess.srtcpSalt, ssrc, index);
     const cipherLength = trailer - GCM_TAG_SIZE - SRTCP_HEADER;
-    if (!gcmDecrypt(sess.srtcpCipher, iv, aad, 12, body, cipherLength, body + <usize>cipherLength)) return DropReason.SrtpAuthFailed;
+    if (!gcmOpen(sess.srtcpCipherKey, sess.srtcpCipher, iv, aad, 12, body, cipherLength, body + <usize>cipherLength)) return DropReason.SrtpAuthFailed;
     resultLength = SRTCP_HEADER + cipherLength;
   } else {
-    hmacSha1(sess.srtcpAuth, ptr, len - t, 0, 0, tag);
+    mac(sess.srtcpAuthKey, sess.srtcpAuth, ptr, len - t, 0, 0, tag);
     if (!ctEqual(tag, ptr + <usize>(len - t), t)) return DropReason.SrtpAuthFailed;
     if (encrypted) {
       srtpCmIv(iv, sess.srtcpSalt, ssrc, <u64>index);
-      aesCmXor(sess.srtcpCipher, iv, body, trailer - SRTCP_HEADER);
+      ctrXor(sess.srtcpCipherKey, sess.srtcpCipher, iv, body, trailer - SRTCP_HEADER);
     }
     resultLength = trailer;
   }
