@@ -9,6 +9,7 @@ export { isMulticast } from "./config/multicast.js";
 export { canonicalAddress } from "./config/endpoints.js";
 export type { StreamStats, StreamDirection, StreamWindow, ReceiverReport, StreamOverflow } from "./streams/types.js";
 export { FilterInstance, type FilterHostServices } from "./filter-host/filter-instance.js";
+export { hostCryptoUnavailable, hostCryptoDescription } from "./filter-host/host-crypto.js";
 export { checkArena, type ArenaLayout } from "./filter-host/arena-check.js";
 export { loadFilterModule, compileFilterModule, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./filter-host/errors.js";

@@ -77,6 +77,11 @@ export class FilterInstance extends ArenaViews {
     return this.cryptoKeys ? HOST_FEATURES_V1 : HOST_FEATURES_V1 & ~HostFeature.Crypto;
   }
 
+  /** Crypto keys the module holds in the host (ABI 1.4). */
+  get cryptoKeyCount(): number {
+    return this.cryptoKeys?.size ?? 0;
+  }
+
   /** Frees what the instance holds outside its memory (its crypto keys). It is not called again. */
   close(): void {
     this.cryptoKeys?.close();

@@ -63,6 +63,11 @@ export interface HarnessOptions {
    * filter, the call and the context: nothing can interrupt WebAssembly on the test's thread.
    */
   readonly timeoutMs?: number;
+  /**
+   * false: the host offers no crypto (ABI 1.4 `HostFeature.Crypto`), as a proxy whose native addon
+   * was not built: tests a filter's fallback. Default: the host's crypto where this machine has it.
+   */
+  readonly hostCrypto?: boolean;
 }
 
 /** What changes at a hot swap (`swap`); what is left out stays as it was. */
@@ -151,6 +156,7 @@ export class FilterHarness {
       log: (_filter, level, message) => this.logs.push({ level, message }),
       timerSet: (instance, ctx, timer, delayUs) => this.pending.set(key(instance, ctx, timer), { instance, ctx, timer, dueUs: this.clockUs + delayUs }),
       timerCancel: (instance, ctx, timer) => this.pending.delete(key(instance, ctx, timer)),
+      ...(this.options.hostCrypto === false && { hostCrypto: false }),
     };
     this.watchdog.enter(CallKind.Load, 0, 0); // _initialize and configureRoot, after the instantiation
     return FilterInstance.create(module, rootConfig, services).finally(() => this.watchdog.leave());
@@ -374,6 +380,7 @@ export class FilterHarness {
       for (const ctx of ctxs) this.destroyIn(old, ctx);
     });
     this.dropTimersOf(old);
+    old.close(); // its crypto keys, as the proxy frees a dropped instance's
     this.current = next;
     this.module = module;
     this.rootConfig = rootConfig;
@@ -465,7 +472,7 @@ function newContextConfig(change: SwapChange, ctx: number, old: unknown): unknow
   return "contextConfig" in change ? change.contextConfig : old;
 }
 
-export { FilterLoadError, FilterConfigError, FilterFailure } from "./runtime.js";
+export { FilterLoadError, FilterConfigError, FilterFailure, hostCryptoUnavailable } from "./runtime.js";
 export { DEFAULT_CALL_TIMEOUT_MS } from "./watchdog.js";
 export * from "../../runtime/abi.js";
 export * from "./packets.js";

@@ -5,7 +5,8 @@
 import * as assert from "uvu/assert";
 import { createCipheriv, createHmac, randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { FilterHarness, FilterConfigError, PacketFlag, buildRtp, pseudoRandomBytes } from "../../../sdk/harness/index.js";
+import { FilterHarness, FilterConfigError, HostFeature, PacketFlag, buildRtp, hostCryptoUnavailable, pseudoRandomBytes } from "../../../sdk/harness/index.js";
+import { peer, peerTest } from "../../../test/lib/peers.js";
 import { suite } from "../../../test/lib/suite.js";
 import { ROOT } from "../../../test/lib/paths.js";
 
@@ -28,9 +29,10 @@ function masterFor(s: SuiteInfo, seed = 1): Buffer {
 }
 const inline = (b: Buffer): string => `inline:${b.toString("base64")}`;
 
-async function pair(s: SuiteInfo, master: Buffer, extra: Record<string, unknown> = {}) {
-  const tx = await FilterHarness.load(WASM);
-  const rx = await FilterHarness.load(WASM);
+/** `host`: each side computes its crypto in the host (true) or in WebAssembly (false). */
+async function pair(s: SuiteInfo, master: Buffer, extra: Record<string, unknown> = {}, host: { tx: boolean; rx: boolean } = { tx: true, rx: true }) {
+  const tx = await FilterHarness.load(WASM, { hostCrypto: host.tx });
+  const rx = await FilterHarness.load(WASM, { hostCrypto: host.rx });
   const a = tx.createContext({ direction: "protect", suite: s.name, key: inline(master) });
   const b = rx.createContext({ direction: "unprotect", suite: s.name, key: inline(master), ...extra });
   return { tx, rx, a, b };
@@ -110,6 +112,43 @@ for (const s of SUITES) {
     assert.equal(Buffer.from(ur.bytes), Buffer.from(rr));
     assert.is(tx.metric("rtp_protected", a), 4);
     assert.is(rx.metric("rtcp_unprotected", b), 1);
+  });
+}
+
+// The host's crypto (ABI 1.4) where this machine has it, the filter's WebAssembly crypto where it
+// has not: the same bytes on the wire, each side reads the other's, and the host holds the keys.
+const hostCrypto = peer("the host's native crypto (runtime/native msm_crypto)", "npm install (builds runtime/native), with libcrypto.so.3", () => hostCryptoUnavailable() === "");
+for (const s of SUITES) {
+  peerTest(test, hostCrypto, `${s.name}: host crypto and WebAssembly crypto give the same wire bytes and read each other's, SRTP and SRTCP, every length`, async () => {
+    const master = masterFor(s, 7);
+    for (const host of [{ tx: true, rx: false }, { tx: false, rx: true }]) {
+      const { tx, rx, a, b } = await pair(s, master, {}, host);
+      const side = host.tx ? "host -> wasm" : "wasm -> host";
+      assert.is((tx.instance.features & HostFeature.Crypto) !== 0, host.tx, `${side}: features() of the sender`);
+      // every key the session uses is in the host (4 for AES-CM: SRTP and SRTCP cipher and auth; 2 for GCM), per direction
+      assert.is(tx.instance.cryptoKeyCount, host.tx ? (s.gcm ? 2 : 4) : 0, `${side}: keys the sender holds in the host`);
+      for (let size = 0; size <= 1400; size += size < 40 ? 1 : 97) {
+        const plain = buildRtp({ seq: 100 + size, ssrc: 0xcafe0002, payloadSize: size });
+        const p = tx.run({ ctx: a, bytes: plain });
+        assert.is(p.verdict, "pass", `${side}, ${size} B`);
+        assert.is(Buffer.from(p.bytes).toString("hex"), referenceProtectRtp(s, master, plain, 0).toString("hex"), `${side}, ${size} B on the wire`);
+        const u = rx.run({ ctx: b, bytes: p.bytes });
+        assert.is(u.verdict, "pass", `${side}, ${size} B: ${u.reasonName}`);
+        assert.equal(Buffer.from(u.bytes), Buffer.from(plain));
+        const rr = Buffer.concat([rtcpRr(), Buffer.alloc(size % 200 & ~3)]);
+        rr.writeUInt16BE(rr.length / 4 - 1, 2);
+        const pr = tx.run({ ctx: a, bytes: rr, flags: PacketFlag.Rtcp });
+        const ur = rx.run({ ctx: b, bytes: pr.bytes, flags: PacketFlag.Rtcp });
+        assert.is(ur.verdict, "pass", `${side}, RTCP of ${rr.length} B: ${ur.reasonName}`);
+        assert.equal(Buffer.from(ur.bytes), rr);
+      }
+      // a forged tag is refused by either side's check, and the packet is left alone
+      const forged = Buffer.from(tx.run({ ctx: a, bytes: buildRtp({ seq: 9000, ssrc: 0xcafe0002, payloadSize: 300 }) }).bytes);
+      forged[forged.length - 1]! ^= 1;
+      assert.is(rx.run({ ctx: b, bytes: forged }).reasonName, "srtp_auth_failed", `${side}: a forged tag`);
+      tx.destroyContext(a);
+      assert.is(tx.instance.cryptoKeyCount, 0, `${side}: the segment's keys are dropped with it`);
+    }
   });
 }
 
