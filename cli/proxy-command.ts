@@ -3,7 +3,10 @@
 //   a bad file is reported with the field and changes nothing.
 // - `--control-plane HOST:PORT|unix:PATH[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
-import { ApplyError, ConfigError, loadProxyConfigFile, Proxy, startAdminServer, type AdminServer, type ProxyEvent, type IoPlan } from "../runtime/index.js";
+import {
+  ApplyError, ConfigError, hostCryptoDescription, hostCryptoUnavailable, loadProxyConfigFile, Proxy, startAdminServer,
+  type AdminServer, type ProxyEvent, type IoPlan,
+} from "../runtime/index.js";
 import { Agent } from "../controlplane/agent/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
 import { printable } from "../controlplane/security/terminal.js";
@@ -202,7 +205,9 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   const segments = (await proxy.stats()).segments;
   const io = proxy.io;
   if (io.note) console.error(`${stamp()} WARNING: ${io.note}`);
-  console.error(`${stamp()} proxy running: ${segments.length} segment(s) on ${config.workers} worker(s), ${ioText(io)}`);
+  const noCrypto = hostCryptoUnavailable();
+  if (noCrypto) console.error(`${stamp()} note: no host crypto (${noCrypto}): filters that use it (srtp) compute their own, slower and not constant-time`);
+  console.error(`${stamp()} proxy running: ${segments.length} segment(s) on ${config.workers} worker(s), ${ioText(io)}${noCrypto ? "" : `, ${hostCryptoDescription()}`}`);
   for (const s of segments) {
     console.error(`  ${s.name}: listen ${s.ports.listen}${s.ports.listenRtcp ? `/${s.ports.listenRtcp}` : ""}, egress ${s.ports.egress}, chain ${s.stages.map((t) => t.filter).join(" -> ") || "(empty)"}`);
   }
