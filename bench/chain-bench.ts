@@ -34,17 +34,23 @@ export class ChainBench {
   out = 0;
   private clockUs = 1_000_000;
   private nextCtx = 1;
-  private readonly pool = new FilterPool({
-    log: (filter, _level, message) => progress(`${filter}: ${message}`),
-    timerSet: () => {},
-    timerCancel: () => {},
-    timerCancelAll: () => {},
-  });
+  private readonly pool: FilterPool;
   private readonly runner = new ChainRunner();
   private readonly segment = new SegmentStats();
   private readonly countOut: EgressFn = (list) => {
     this.out += list.count;
   };
+
+  /** `hostCrypto: false`: the filters get no host crypto (ABI 1.4), as on a host without the addon. */
+  constructor(options: { readonly hostCrypto?: boolean } = {}) {
+    this.pool = new FilterPool({
+      log: (filter, _level, message) => progress(`${filter}: ${message}`),
+      timerSet: () => {},
+      timerCancel: () => {},
+      timerCancelAll: () => {},
+      ...(options.hostCrypto === false && { hostCrypto: false }),
+    });
+  }
 
   /**
    * The instance of a filter. It holds one idle context of its own, so that it stays up while

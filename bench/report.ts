@@ -253,19 +253,20 @@ export function e2eCharts(e: E2eResult): Record<string, string> {
 // ---- (c) SRTP ----
 
 export function srtpRows(r: SrtpResult): string[][] {
-  const rows = [["suite", "size", "op", "msm ns", "node ns", "libsrtp ns", "libsrtp crypto ns", "msm Gbit/s", "node Gbit/s", "libsrtp Gbit/s", "msm/node", "msm/libsrtp"]];
+  const rows = [["suite", "size", "op", "msm ns", "msm wasm ns", "node ns", "libsrtp ns", "libsrtp crypto ns", "msm Gbit/s", "node Gbit/s", "libsrtp Gbit/s", "msm/node", "msm/libsrtp"]];
   const keys = [...new Set(r.cells.map((c) => `${c.suite}|${c.size}|${c.op}`))];
   for (const key of keys) {
     const [suite, size, op] = key.split("|") as [string, string, string];
     const get = (impl: string) => r.cells.find((c) => c.suite === suite && String(c.size) === size && c.op === op && c.impl === impl);
     const msm = get("msm");
+    const wasm = get("msm-wasm");
     const node = get("node");
     const lib = get("libsrtp");
     const crypto = get("libsrtp-crypto");
     const ratioOf = (a: number | undefined, b: number | undefined): string | undefined => (a === undefined || b === undefined || b <= 0 ? undefined : (a / b).toFixed(2));
     const vsLib = ratioOf(msm?.nsPerPacket, lib?.nsPerPacket);
     const vsCrypto = ratioOf(msm?.nsPerPacket, crypto?.nsPerPacket);
-    rows.push([suite, `${size} B`, op, fmt(msm?.nsPerPacket), fmt(node?.nsPerPacket), fmt(lib?.nsPerPacket), fmt(crypto?.nsPerPacket),
+    rows.push([suite, `${size} B`, op, fmt(msm?.nsPerPacket), fmt(wasm?.nsPerPacket), fmt(node?.nsPerPacket), fmt(lib?.nsPerPacket), fmt(crypto?.nsPerPacket),
       fmt(msm?.gbps, 2), fmt(node?.gbps, 2), fmt(lib?.gbps, 2), ratioOf(msm?.nsPerPacket, node?.nsPerPacket) ? `${ratioOf(msm?.nsPerPacket, node?.nsPerPacket)}x` : "-",
       vsLib === undefined ? "-" : `${vsLib}x${vsCrypto === undefined ? "" : ` (${vsCrypto}x)`}`]);
   }
@@ -275,7 +276,7 @@ export function srtpRows(r: SrtpResult): string[][] {
 function srtpNotes(r: SrtpResult): string[] {
   const noop = Object.entries(r.noopNs).map(([size, ns]) => `${size} B ${fmt(ns)} ns`).join(", ");
   const out = [
-    `msm = the srtp filter as a one-stage chain in the runtime's chain runner at batch ${r.batch}, the host's share included (a no-op stage: ${noop}); node = the same transform on node:crypto, a cipher per packet; libsrtp = ${r.libsrtp}: the element's cost (libsrtp plus buffer handling), and "crypto" = that minus the same element with the null cipher (a lower bound).`,
+    `msm = the srtp filter as a one-stage chain in the runtime's chain runner at batch ${r.batch}, the host's share included (a no-op stage: ${noop}), with ${r.hostCrypto}; msm wasm = the same filter given no host crypto (its WebAssembly AES and SHA-1, the fallback); node = the same transform on node:crypto, a cipher per packet; libsrtp = ${r.libsrtp}: the element's cost (libsrtp plus buffer handling), and "crypto" = that minus the same element with the null cipher (a lower bound).`,
     "Gbit/s counts the plaintext RTP packet (12-byte header + payload) per second on one core (libsrtp: the element's figure); msm/x > 1 means the filter is slower; msm/libsrtp in parentheses is against the crypto-only figure.",
   ];
   if (r.otherCpuPct !== null && r.otherCpuPct > 15) out.push(`warning: other processes used ${r.otherCpuPct}% of a core during the in-process SRTP runs: the machine was not quiet`);

@@ -3,7 +3,9 @@
 //
 //   msm srtp     filters/srtp/build/srtp.wasm as a one-stage chain in the runtime's own chain
 //                code (bench/chain-bench.ts: FilterPool and ChainRunner, as in bench/micro.ts),
-//                beside a one-stage chain of the no-op filter, the host's own share;
+//                beside a one-stage chain of the no-op filter, the host's own share; with the
+//                host's native crypto (ABI 1.4, where the addon is built), and again with none
+//                ("msm wasm": the filter's own WebAssembly AES and SHA-1, its fallback);
 //   node:crypto  the same SRTP transform written here on node:crypto (OpenSSL): AES-CTR plus a
 //                truncated HMAC-SHA1, or AES-GCM, one cipher object per packet with a KeyObject
 //                (Node has no way to reset a cipher's IV; the ways to reuse a key schedule that
@@ -28,7 +30,7 @@ import {
   createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject,
 } from "node:crypto";
 import { join } from "node:path";
-import { PacketList } from "../runtime/index.js";
+import { PacketList, hostCryptoDescription, hostCryptoUnavailable } from "../runtime/index.js";
 import { ChainBench, compileNoop, packetRow, stampSequence, type ChainStage, type PacketRow, type InstanceSlot } from "./chain-bench.js";
 import { ROOT, machineBusyUs, median, progress, round } from "./common.js";
 
@@ -48,7 +50,7 @@ export interface SrtpOptions {
   readonly gstRepeats: number;
 }
 
-export type SrtpImpl = "msm" | "node" | "libsrtp" | "libsrtp-crypto";
+export type SrtpImpl = "msm" | "msm-wasm" | "node" | "libsrtp" | "libsrtp-crypto";
 
 export interface SrtpCell {
   readonly suite: string;
@@ -85,6 +87,8 @@ export interface SrtpResult {
   readonly gstRepeats: number;
   /** A one-stage chain of the no-op filter (the host's share of msm's figure), ns per packet, by size. */
   readonly noopNs: Record<string, number>;
+  /** The host crypto "msm" ran with (runtime hostCryptoDescription()), or why there was none. */
+  readonly hostCrypto: string;
   readonly cells: SrtpCell[];
   /** Why libsrtp was not measured, or what it is (version, crypto backend). */
   readonly libsrtp: string;
@@ -436,6 +440,13 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
     srtp: await bench.acquire({ name: "srtp", path: opts.filterPath }, { direction: "protect", key: `inline:${randomBytes(30).toString("base64")}` }),
     noop: await bench.acquire({ name: "noop", bytes: await compileNoop() }),
   };
+  // the same filter without host crypto: its WebAssembly fallback
+  const wasmBench = new ChainBench({ hostCrypto: false });
+  const fw: FilterSide = {
+    bench: wasmBench,
+    srtp: await wasmBench.acquire({ name: "srtp", path: opts.filterPath }, { direction: "protect", key: `inline:${randomBytes(30).toString("base64")}` }),
+    noop: await wasmBench.acquire({ name: "noop", bytes: await compileNoop() }),
+  };
   const batch = Math.min(opts.batch, f.srtp.instance!.arena.batchCapacity);
   const noopStage = bench.attach(f.noop, {});
   const poolSize = Math.max(batch, Math.floor(4096 / batch) * batch);
@@ -465,6 +476,8 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
       const template = plainRtp(size, SEQ0);
       const row = packetRow(template, batch);
       const protectStage = bench.attach(f.srtp, { ...config, direction: "protect" });
+      const wasmProtectStage = wasmBench.attach(fw.srtp, { ...config, direction: "protect" });
+      const seqWasm = { v: SEQ0 };
       const seqMsm = { v: SEQ0 };
       const seqNoop = { v: SEQ0 };
       const seqNode = { v: SEQ0 };
@@ -472,15 +485,16 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
       const warm = Math.max(10_000, opts.packetsPerSample / 2);
       for (let w = 0; w < 2; w++) {
         filterProtectLoop(f, protectStage, row, batch, warm, seqMsm);
+        filterProtectLoop(fw, wasmProtectStage, row, batch, warm, seqWasm);
         filterProtectLoop(f, noopStage, row, batch, warm, seqNoop);
         nodeProtectLoop(ref, Buffer.from(template), Math.min(warm, 20_000), seqNode, indexNode);
       }
-      const samples = { msm: [] as number[], noop: [] as number[], node: [] as number[] };
+      const samples = { msm: [] as number[], wasm: [] as number[], noop: [] as number[], node: [] as number[] };
       let passed = 0;
       let seen = 0;
       const nodeTemplate = Buffer.from(template);
       for (let r = 0; r < opts.repeats; r++) {
-        const order = [0, 1, 2].map((k) => (k + r) % 3);
+        const order = [0, 1, 2, 3].map((k) => (k + r) % 4);
         for (const k of order) {
           if (k === 0) {
             const x = filterProtectLoop(f, protectStage, row, batch, opts.packetsPerSample, seqMsm);
@@ -488,26 +502,30 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
             passed += x.passed;
             seen += Math.ceil(opts.packetsPerSample / batch) * batch;
           } else if (k === 1) samples.noop.push(filterProtectLoop(f, noopStage, row, batch, opts.packetsPerSample, seqNoop).ns);
-          else samples.node.push(nodeProtectLoop(ref, nodeTemplate, opts.packetsPerSample, seqNode, indexNode));
+          else if (k === 2) samples.node.push(nodeProtectLoop(ref, nodeTemplate, opts.packetsPerSample, seqNode, indexNode));
+          else samples.wasm.push(filterProtectLoop(fw, wasmProtectStage, row, batch, opts.packetsPerSample, seqWasm).ns);
         }
       }
       bench.detach(protectStage);
+      wasmBench.detach(wasmProtectStage);
       if (passed !== seen) progress(`srtp: warning: the filter passed ${passed} of ${seen} packets protecting ${spec.name} ${size} B`);
-      cells.push(cell(spec.name, size, "protect", "msm", samples.msm), cell(spec.name, size, "protect", "node", samples.node));
+      cells.push(cell(spec.name, size, "protect", "msm", samples.msm), cell(spec.name, size, "protect", "msm-wasm", samples.wasm), cell(spec.name, size, "protect", "node", samples.node));
       if (noopNs[String(size)] === undefined) noopNs[String(size)] = round(median(samples.noop), 1);
 
       // unprotect: msm, node
       const unprotectConfig = { ...config, direction: "unprotect" };
       for (let w = 0; w < 2; w++) {
         filterUnprotectLoop(f, unprotectConfig, pool, batch, warm);
+        filterUnprotectLoop(fw, unprotectConfig, pool, batch, warm);
         nodeUnprotectLoop(ref, pool, SEQ0, Math.min(warm, 20_000));
       }
-      const un = { msm: [] as number[], node: [] as number[] };
+      const un = { msm: [] as number[], wasm: [] as number[], node: [] as number[] };
       let uPassed = 0;
       let uSeen = 0;
       for (let r = 0; r < opts.repeats; r++) {
-        for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) {
-          if (k === 0) {
+        for (const k of [0, 1, 2].map((x) => (x + r) % 3)) {
+          if (k === 2) un.wasm.push(filterUnprotectLoop(fw, unprotectConfig, pool, batch, opts.packetsPerSample).ns);
+          else if (k === 0) {
             const x = filterUnprotectLoop(f, unprotectConfig, pool, batch, opts.packetsPerSample);
             un.msm.push(x.ns);
             uPassed += x.passed;
@@ -520,9 +538,9 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
         }
       }
       if (uPassed !== uSeen) progress(`srtp: warning: the filter passed ${uPassed} of ${uSeen} packets unprotecting ${spec.name} ${size} B`);
-      cells.push(cell(spec.name, size, "unprotect", "msm", un.msm), cell(spec.name, size, "unprotect", "node", un.node));
+      cells.push(cell(spec.name, size, "unprotect", "msm", un.msm), cell(spec.name, size, "unprotect", "msm-wasm", un.wasm), cell(spec.name, size, "unprotect", "node", un.node));
       const ns = (op: SrtpCell["op"], impl: SrtpImpl) => cells.find((c) => c.suite === spec.name && c.size === size && c.op === op && c.impl === impl)!.nsPerPacket;
-      progress(`srtp: ${spec.name} ${size} B: protect msm ${ns("protect", "msm")} ns, node ${ns("protect", "node")} ns; unprotect msm ${ns("unprotect", "msm")} ns, node ${ns("unprotect", "node")} ns`);
+      progress(`srtp: ${spec.name} ${size} B: protect msm ${ns("protect", "msm")} ns (wasm ${ns("protect", "msm-wasm")}), node ${ns("protect", "node")} ns; unprotect msm ${ns("unprotect", "msm")} ns (wasm ${ns("unprotect", "msm-wasm")}), node ${ns("unprotect", "node")} ns`);
     }
   }
 
@@ -598,6 +616,7 @@ export async function runSrtp(opts: SrtpOptions): Promise<SrtpResult> {
     gstPackets: opts.gstPackets,
     gstRepeats: opts.gstRepeats,
     noopNs,
+    hostCrypto: hostCryptoUnavailable() === "" ? hostCryptoDescription() : `no host crypto (${hostCryptoUnavailable()}): "msm" is the WebAssembly fallback too`,
     cells,
     libsrtp,
     target: {
