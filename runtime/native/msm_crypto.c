@@ -109,12 +109,18 @@ static int resolve(void* handle, const char* where) {
   return 1;
 }
 
-static void cpu_features(int* aes, int* sha) {
-  *aes = *sha = 0;
+// What the CPU offers OpenSSL, for the description; OpenSSL makes its own choice the same way.
+static const char* cpu_features(void) {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned a, b, c, d;
-  if (__get_cpuid(1, &a, &b, &c, &d)) *aes = (c >> 25) & 1;
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) *sha = (b >> 29) & 1;
+  int aes = __get_cpuid(1, &a, &b, &c, &d) && (c >> 25) & 1;
+  int sha = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29) & 1;
+  if (aes && sha) return "AES-NI and SHA";
+  if (aes) return "AES-NI, SHA-1 without SHA extensions,";
+  if (sha) return "SHA, AES without AES-NI (OpenSSL's vector-permute AES where SSSE3 is present),";
+  return "AES without AES-NI and SHA-1 without SHA extensions";
+#else
+  return "AES and SHA-1 (CPU extensions not inspected on this architecture)";
 #endif
 }
 
@@ -144,12 +150,9 @@ static void load(void) {
     const char* slash = strrchr(path, '/');
     from = slash ? slash + 1 : path;
   }
-  int aes, sha;
-  cpu_features(&aes, &sha);
   unsigned long v = ossl.version_num();
-  snprintf(description, sizeof description, "%s and %s via OpenSSL %lu.%lu.%lu (%s)",
-           aes ? "AES-NI" : "AES without AES-NI (bit-sliced or vector-permute, constant-time)",
-           sha ? "SHA" : "SHA-1 without SHA extensions", (v >> 28) & 0xf, (v >> 20) & 0xff, (v >> 4) & 0xff, from);
+  snprintf(description, sizeof description, "%s via OpenSSL %lu.%lu.%lu (%s)", cpu_features(), (v >> 28) & 0xf, (v >> 20) & 0xff,
+           (v >> 4) & 0xff, from);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,15 +224,20 @@ static void finalize_table(napi_env env, void* data, void* hint) {
   free(data);
 }
 
-// The key of a live handle with this alg, or NULL.
-static Key* find_key(Table* t, double handle, int32_t alg) {
+// The key of a live handle, or NULL.
+static Key* find_live(Table* t, double handle) {
   if (!(handle >= 1 && handle <= INT32_MAX) || handle != (double)(int32_t)handle) return NULL;
   uint32_t h = (uint32_t)handle - 1;
   uint32_t slot = h % SLOT_SPAN;
   if (slot >= t->max_keys) return NULL;
   Key* k = &t->keys[slot];
-  if (k->alg != alg || k->generation != h / SLOT_SPAN) return NULL;
-  return k;
+  return k->alg != 0 && k->generation == h / SLOT_SPAN ? k : NULL;
+}
+
+// The key of a live handle made for this alg, or NULL.
+static Key* find_key(Table* t, double handle, int32_t alg) {
+  Key* k = find_live(t, handle);
+  return k != NULL && k->alg == alg ? k : NULL;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,10 +415,7 @@ static napi_value drop(napi_env env, napi_callback_info info) {
   Call c;
   if (!begin(env, info, &c)) return NULL;
   if (c.table->closed) return int_result(env, ST_FAILED);
-  double handle = number_arg(&c, 1);
-  Key* k = find_key(c.table, handle, ALG_AES_CTR);
-  if (k == NULL) k = find_key(c.table, handle, ALG_HMAC_SHA1);
-  if (k == NULL) k = find_key(c.table, handle, ALG_AES_GCM);
+  Key* k = find_live(c.table, number_arg(&c, 1));
   if (k == NULL) return int_result(env, ST_BAD_ARGUMENT);
   drop_key(c.table, (uint32_t)(k - c.table->keys));
   return int_result(env, ST_OK);
