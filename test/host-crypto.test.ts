@@ -316,6 +316,34 @@ peerTest(test, addon, "hostile arguments get BadArgument, touch nothing and neve
   table.close();
 });
 
+peerTest(test, addon, "random arguments from the edges: a call refused touches nothing, none throws", () => {
+  const { mem, u8, table } = setup();
+  const end = mem.byteLength;
+  const handles = [CryptoAlg.AesCtr, CryptoAlg.HmacSha1, CryptoAlg.AesGcm].map((alg) => key(table, mem, u8, alg, randomBytes(16), 0));
+  const edges = [-1, 0, 1, 12, 15, 16, 19, 20, 1200, end - 20, end - 16, end - 12, end - 1, end, end + 1, 65536, 65537, 2 ** 31 - 1, -(2 ** 31), 0.5];
+  const pick = (): number => (randomInt(0, 4) === 0 ? randomInt(-4, 70000) : edges[randomInt(0, edges.length)]!);
+  const handle = (): number => (randomInt(0, 4) === 0 ? pick() : handles[randomInt(0, 3)]!);
+  const calls = [
+    () => table.ctrXor(handle(), mem, pick(), pick(), pick()),
+    () => table.hmacSha1(handle(), mem, pick(), pick(), pick(), pick(), pick()),
+    () => table.gcmSeal(handle(), mem, pick(), pick(), pick(), pick(), pick(), pick()),
+    () => table.gcmOpen(handle(), mem, pick(), pick(), pick(), pick(), pick(), pick()),
+  ];
+  const statuses = new Map<number, number>();
+  for (let i = 0; i < 20_000; i++) {
+    u8.set(randomBytes(64), randomInt(0, end - 64));
+    const before = Buffer.from(u8);
+    const status = calls[randomInt(0, calls.length)]!();
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    assert.ok([Status.Ok, Status.BadArgument, Status.Failed].includes(status), `status ${status}`);
+    if (status !== Status.Ok) assert.ok(before.equals(u8), `call ${i} returned ${status} but changed memory`);
+  }
+  // both outcomes were reached: the edges are not all out of range
+  assert.ok((statuses.get(Status.Ok) ?? 0) > 100 && (statuses.get(Status.BadArgument) ?? 0) > 100, JSON.stringify([...statuses]));
+  assert.is(table.size, 3);
+  table.close();
+});
+
 peerTest(test, addon, "a table holds at most its keys (4096 by default), then NoSpace; a freed slot's old handle stays invalid", () => {
   const { mem, u8, table } = setup();
   u8.set(randomBytes(16), 0);
