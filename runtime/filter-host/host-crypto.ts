@@ -4,15 +4,9 @@
 // addon checks every range against that buffer.
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { MAX_CRYPTO_KEYS as MAX_KEYS } from "../abi.js";
 
-export enum CryptoAlg {
-  AesCtr = 1,
-  HmacSha1 = 2,
-  AesGcm = 3,
-}
-
-/** Most live keys in one table, and the default. */
-const MAX_KEYS = 4096;
+export { CryptoAlg } from "../abi.js";
 
 type Table = { readonly __cryptoTable: unique symbol };
 
