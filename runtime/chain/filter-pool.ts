@@ -141,6 +141,7 @@ export class FilterPool {
       log: services.log,
       timerSet: services.timerSet,
       timerCancel: services.timerCancel,
+      ...(services.hostCrypto === false && { hostCrypto: false }),
       failed: (instance, failure) => {
         const slot = this.slotOf.get(instance);
         if (slot) this.handleFailure(slot, failure);
