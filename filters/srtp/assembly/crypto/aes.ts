@@ -13,10 +13,9 @@
 // sibling VM without cache partitioning) can in principle recover keys by cache-timing
 // (Bernstein 2005; Osvik-Shamir-Tromer 2006). A remote attacker sees the lookups only through
 // network timing blurred by the JIT, the batch loop and the kernel, which is far harder but has
-// been shown not impossible in the lab. We accept this for a proxy that runs on hosts we control
-// and whose SRTP keys are per session. It is not acceptable on shared hosts with untrusted
-// co-tenants; the fix there is a constant-time AES (bitsliced, or vector-permute AES built on
-// i8x16.swizzle), at a cost in speed, behind this same interface.
+// been shown not impossible in the lab. This is why the filter hands its keys to the host where
+// it can (ABI 1.4 crypto, session.ts): the host's AES-NI is constant-time, and this code runs only
+// on a host without native crypto, which says so when it starts.
 //
 // SIMD: the round function is 16 scalar table lookups per round with no gather instruction in
 // wasm, so it stays scalar; v128 is used where it pays (the keystream XOR in ctr.ts).
