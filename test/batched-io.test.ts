@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { buildRtcpReceiverReport } from "../sdk/harness/index.js";
 import { SegmentStats } from "../runtime/chain/stats.js";
 import { BatchedIo, planIo } from "../runtime/dataplane/batched-io.js";
-import { validateProxyConfig } from "../runtime/index.js";
+import { hostCryptoUnavailable, validateProxyConfig } from "../runtime/index.js";
 import { MAX_DESTINATIONS } from "../runtime/config/proxy-config.js";
 import { DropReason } from "../runtime/abi.js";
 import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
@@ -258,14 +258,15 @@ function runProxyCli(config: object, env: Record<string, string>, shellPrefix = 
   });
 }
 
-test("without the addon: io auto runs on node:dgram and warns at start; io native refuses to start, naming io", async () => {
+test("without the addons: io auto runs on node:dgram and warns at start, no host crypto is said; io native refuses to start, naming io", async () => {
   const listen = await freePortPair();
   const config = (io: string) => ({ io, segments: [{ name: "s", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }] }] });
-  const missing = { MSM_NATIVE_ADDON: join(tmpdir(), "no-such-addon.node") };
+  const missing = { MSM_NATIVE_ADDON: join(tmpdir(), "no-such-addon.node"), MSM_CRYPTO_ADDON: join(tmpdir(), "no-such-crypto.node") };
   const auto = await runProxyCli(config("auto"), missing);
   assert.is(auto.code, null, auto.stderr);
-  assert.match(auto.stderr, /proxy running: 1 segment\(s\) on 1 worker\(s\), node:dgram I\/O/);
+  assert.match(auto.stderr, /proxy running: 1 segment\(s\) on 1 worker\(s\), node:dgram I\/O\n/);
   assert.match(auto.stderr, /WARNING: falling back to node:dgram I\/O: the batched-I\/O addon did not load/);
+  assert.match(auto.stderr, /note: no host crypto \(.+\): filters that use it \(srtp\) compute their own, slower and not constant-time/);
   const native = await runProxyCli(config("native"), missing);
   assert.is(native.code, 1, native.stderr);
   assert.match(native.stderr, /io: native: the batched-I\/O addon did not load/);
@@ -275,6 +276,7 @@ test("without the addon: io auto runs on node:dgram and warns at start; io nativ
   const stale = await runProxyCli(config("auto"), { MSM_NATIVE_ADDON: stalePath });
   assert.is(stale.code, null, stale.stderr);
   assert.match(stale.stderr, /WARNING: falling back to node:dgram I\/O: the batched-I\/O addon at \S+ is stale/);
+  if (hostCryptoUnavailable() === "" || process.env.CI) assert.match(stale.stderr, /proxy running: 1 segment\(s\) on 1 worker\(s\), node:dgram I\/O, .*via OpenSSL 3/, "the start line names the host crypto");
 });
 
 test("symmetricRtp: one socket per segment; media leaves from the listen port, a destination's packets are feedback, anyone else's the sender's", async () => {
