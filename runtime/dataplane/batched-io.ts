@@ -1,9 +1,9 @@
 // The batched-I/O addon (runtime/native, docs/batched-io.md) as a worker uses it: one receive
 // arena for all its sockets, one send batch, and the choice between it and node:dgram.
 import type { Socket } from "node:dgram";
-import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { DropReason } from "../abi.js";
+import { loadNativeAddon, type LoadedAddon } from "../native-addon.js";
 import type { SegmentStats } from "../chain/stats.js";
 
 /** An attached socket, opaque to JS. */
@@ -29,25 +29,14 @@ interface Addon {
 const ADDON_PATH = process.env.MSM_NATIVE_ADDON ?? fileURLToPath(new URL("../../../runtime/native/build/Release/msm_udp.node", import.meta.url));
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
-let addon: Addon | null | undefined;
-let addonError = "";
+let loaded: LoadedAddon<Addon> | undefined;
 
-/** The addon, or null (addonLoadError() says why). */
+/** The addon, or null (loaded.error says why). */
 function loadAddon(): Addon | null {
-  if (addon !== undefined) return addon;
-  try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-  } catch (err) {
-    addon = null;
-    addonError = `the batched-I/O addon did not load (${(err as Error).message.split("\n")[0]}); build it with \`node scripts/build-native.mjs\``;
-    return addon;
-  }
-  if (addon.metaStride !== META_STRIDE) {
-    // built from an older msm_udp.c (a checkout updated without `npm install`): its packet metadata would be misread
-    addon = null;
-    addonError = `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`;
-  }
-  return addon;
+  // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
+  loaded ??= loadNativeAddon<Addon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE ? ""
+    : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
+  return loaded.addon;
 }
 
 /** The `io` setting of the proxy config. */
@@ -70,7 +59,7 @@ export function planIo(setting: IoSetting): IoPlan {
   if (setting === "dgram") return { receive: "dgram", send: "dgram", note: "" };
   const native = process.platform === "linux" ? loadAddon() : null;
   if (native === null) {
-    const why = process.platform === "linux" ? addonError : `batched I/O needs Linux, this is ${process.platform}`;
+    const why = process.platform === "linux" ? loaded!.error : `batched I/O needs Linux, this is ${process.platform}`;
     if (setting === "native") throw new Error(`io: native: ${why}`);
     return { receive: "dgram", send: "dgram", note: `falling back to node:dgram I/O: ${why}` };
   }

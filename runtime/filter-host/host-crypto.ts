@@ -2,9 +2,9 @@
 // key tables the msm.* crypto imports use, one table per filter instance. Every call passes its
 // numbers and the filter's ArrayBuffer straight through, so a packet allocates nothing here; the
 // addon checks every range against that buffer.
-import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { MAX_CRYPTO_KEYS as MAX_KEYS } from "../abi.js";
+import { loadNativeAddon, type LoadedAddon } from "../native-addon.js";
 
 export { CryptoAlg } from "../abi.js";
 
@@ -28,41 +28,27 @@ interface Addon {
 /** Where install builds the addon; MSM_CRYPTO_ADDON names another build. */
 const ADDON_PATH = process.env.MSM_CRYPTO_ADDON ?? fileURLToPath(new URL("../../../runtime/native/build/Release/msm_crypto.node", import.meta.url));
 
-let addon: Addon | null | undefined;
-let addonError = "";
+let loaded: LoadedAddon<Addon> | undefined;
 
-/** The addon with OpenSSL found, or null (addonError says why). */
+/** The addon with OpenSSL found, or null (loaded.error says why). */
 function loadAddon(): Addon | null {
-  if (addon !== undefined) return addon;
-  try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-  } catch (err) {
-    addon = null;
-    addonError = `the host-crypto addon did not load (${(err as Error).message.split("\n")[0]}); build it with \`node scripts/build-native.mjs\``;
-    return addon;
-  }
-  if (typeof addon.unavailable !== "function") {
-    addon = null;
-    addonError = `the host-crypto addon at ${ADDON_PATH} is stale or not msm_crypto; rebuild it with \`node scripts/build-native.mjs\``;
-    return addon;
-  }
-  const why = addon.unavailable();
-  if (why !== "") {
-    addon = null;
-    addonError = `no OpenSSL for host crypto: ${why}`;
-  }
-  return addon;
+  loaded ??= loadNativeAddon<Addon>(ADDON_PATH, "the host-crypto addon", (a) => {
+    if (typeof a.unavailable !== "function") return `the host-crypto addon at ${ADDON_PATH} is stale or not msm_crypto; rebuild it with \`node scripts/build-native.mjs\``;
+    const why = a.unavailable();
+    return why === "" ? "" : `no OpenSSL for host crypto: ${why}`;
+  });
+  return loaded.addon;
 }
 
 /** Why host crypto is unavailable in this process, or "" when it is available. */
 export function hostCryptoUnavailable(): string {
-  return loadAddon() === null ? addonError : "";
+  return loadAddon() === null ? loaded!.error : "";
 }
 
 /** One line for logs: e.g. "AES-NI and SHA via OpenSSL 3.0.19 (node)" or the reason it is unavailable. */
 export function hostCryptoDescription(): string {
   const native = loadAddon();
-  return native === null ? addonError : native.describe();
+  return native === null ? loaded!.error : native.describe();
 }
 
 export interface CryptoKeyTable {
