@@ -75,7 +75,7 @@ function descriptorOf(socket: Socket): { fd: number; recvStop?: () => number } {
 }
 
 /**
- * The generator's sends: one connected socket per stream, each burst one `sendmmsg` per stream
+ * The generator's sends: one connected socket per stream, each chunk of a burst one `sendmmsg`
  * straight from the caller's memory (the call is synchronous: the memory is free again when it
  * returns). What the kernel cannot take at once waits in the addon's queue, flushed on each tick.
  */

@@ -131,6 +131,7 @@ function generator(first: Socket): void {
   batched?.attach(0, first);
   // node:dgram: a ring of buffers, each held until its send completes; batched: one chunk's region
   let ring: Buffer[] = [];
+  let next = 0; // the ring's next buffer, on across runs: the last run's may still be in flight
   let region = new Uint8Array(0);
   let sendErrors = 0;
   const onSent = (err: Error | null): void => {
@@ -166,7 +167,8 @@ function generator(first: Socket): void {
   const sendEach = (m: Run, index: number, stream: number, burst: number): void => {
     const streams = m.ports.length;
     for (let i = 0; i < burst; i++) {
-      const b = ring[(index + i) % RING]!;
+      const b = ring[next]!;
+      next = next + 1 === RING ? 0 : next + 1;
       const t = monotonicNs();
       const hi = Math.floor(t / TWO_32);
       writePacket(b, 0, seq[stream]!, rtpTime[stream]!, SSRC + stream, m.trial, index + i, hi, t - hi * TWO_32);
