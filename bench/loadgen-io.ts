@@ -154,8 +154,8 @@ const PROBES = 32;
  * The sink's receive: `recvmmsg` into one arena, and onBatch(count) with packet i at
  * data[i * slot], length(i) bytes long, received at receivedNs(i) (CLOCK_MONOTONIC, ns).
  *
- * The receive time is the kernel's (SO_TIMESTAMPNS, taken as the datagram is queued to the
- * socket), which is CLOCK_REALTIME: `calibrate` finds its offset from CLOCK_MONOTONIC by sending
+ * The receive time is the kernel's (SO_TIMESTAMPNS, taken as the datagram enters the receive
+ * path toward the socket), which is CLOCK_REALTIME: `calibrate` finds its offset from CLOCK_MONOTONIC by sending
  * probes to itself, each stamped with process.hrtime just before its sendmmsg; the smallest
  * (kernel time - stamp) is the offset plus the shortest loopback hop (a few microseconds), so the
  * latencies may read that much short. Without kernel timestamps every packet of a batch gets
