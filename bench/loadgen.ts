@@ -5,11 +5,11 @@
 // sent to any address of 127/8 on one socket).
 //
 // Packets are RTP (V=2, PT 96) with a stamp after the 12-byte header:
-// [trial id u32][index u32][send time u64], big-endian. The send time is process.hrtime.bigint()
-// in nanoseconds: CLOCK_MONOTONIC, which both processes share, so the sink's receive time minus
-// it is the one-way latency through the relay (and through both processes' event loops, which
-// the direct path measures alone). The sink counts each index of the current trial once;
-// loss = sent - counted.
+// [trial id u32][index u32][send time u64], big-endian. The send time is CLOCK_MONOTONIC in
+// nanoseconds (process.hrtime), which both processes share, taken just before the packet (or its
+// chunk of 16: see I/O) goes to the kernel; the sink's receive time minus it is the one-way
+// latency through the relay.
+// The sink counts each index of the current trial once; loss = sent - counted.
 //
 // Destinations: a trial sends to one port or spreads its packets evenly (round robin) over
 // several, the listen ports of a proxy's segments. Each port is a stream of its own: its own
@@ -22,8 +22,17 @@
 // Pacing: every millisecond or so (setTimeout 1) the generator sends what is due by the clock,
 // in one burst, at most four milliseconds' worth at once, so a late timer cannot turn into a huge
 // burst; if it falls behind, the achieved rate it reports is lower than asked and the trial says so.
+//
+// I/O: through the project's batched-I/O addon (bench/loadgen-io.ts) where it is built: a burst
+// is built in a preallocated region and leaves in one sendmmsg per stream and 16 packets (a
+// larger call would stamp its last packets too early, by the time the first take); the sink reads with
+// recvmmsg, counts from the arena in place and takes each packet's receive time from the kernel
+// (SO_TIMESTAMPNS), so the sink's event loop is no part of the latency. Without the addon both
+// fall back to node:dgram (one system call, and on receive one Buffer, per packet; the receive
+// time is then when the packet's event ran), print a line saying so, and say so in `io`.
 import { createSocket, type Socket } from "node:dgram";
 import { cpuUsSince, replyToParent, tuneSocket } from "./load-process.js";
+import { BatchedReceive, BatchedSend, ioFallbackNote, monotonicNs, readU32, receiveFallback, sendFallback, udpAddon, writeU32 } from "./loadgen-io.js";
 
 export type LoadgenRequest =
   | { cmd: "run"; trial: number; ports: readonly number[]; rate: number; durationMs: number; size: number }
@@ -32,13 +41,25 @@ export type LoadgenRequest =
   | { cmd: "collect"; trial: number; firstSeq?: number }
   | { cmd: "exit" };
 
+/**
+ * How a load process moves packets: "batched" (sendmmsg / recvmmsg through the addon) or
+ * "dgram" (node:dgram, when the addon cannot be used: `note` says why).
+ */
+export interface LoadgenIo {
+  readonly io: "batched" | "dgram";
+  readonly note?: string;
+}
+
 export type LoadgenReply =
-  | { type: "ready"; port: number }
+  | ({ type: "ready"; port: number } & LoadgenIo)
   /** firstSeq: the RTP sequence number of the trial's first packet on the first port. */
-  | { type: "ran"; trial: number; sent: number; sendMs: number; cpuUs: number; sendErrors: number; lateTicks: number; firstSeq: number }
+  | ({ type: "ran"; trial: number; sent: number; sendMs: number; cpuUs: number; sendErrors: number; lateTicks: number; firstSeq: number } & LoadgenIo)
   | { type: "armed"; trial: number }
-  /** bytes: the UDP payload bytes of the packets counted as received. */
-  | { type: "collected"; trial: number; received: number; bytes: number; duplicates: number; stray: number; cpuUs: number; latency: LatencySummary | null };
+  /**
+   * bytes: the UDP payload bytes of the packets counted as received. receiveClock: where the
+   * latency's receive times came from: "kernel" (SO_TIMESTAMPNS) or "loop" (when JS saw the packet).
+   */
+  | ({ type: "collected"; trial: number; received: number; bytes: number; duplicates: number; stray: number; cpuUs: number; latency: LatencySummary | null; receiveClock: "kernel" | "loop" } & LoadgenIo);
 
 /** One-way latency of the delivered packets of a trial, microseconds. */
 export interface LatencySummary {
@@ -52,10 +73,20 @@ export interface LatencySummary {
 export const MIN_PACKET = 28;
 
 const SSRC = 0x4d534d42;
-/** Packets in flight the generator may have queued; each has its own buffer. */
+/** node:dgram path: packets in flight the generator may have queued; each has its own buffer. */
 const RING = 4096;
+/** Packets waiting to be sent (node:dgram's or the addon's queues) above which a tick sends none. */
+const QUEUE_LIMIT = RING / 2;
 /** Largest burst, in milliseconds' worth of packets: how far a late timer may catch up at once. */
 const MAX_BURST_MS = 4;
+const TWO_32 = 4294967296;
+/**
+ * Packets per sendmmsg, each chunk stamped as it goes: a packet's stamp is at most a chunk's
+ * sending (some 16 x 2 us on loopback) early, while the call's cost is shared by 16.
+ */
+const SEND_CHUNK = 16;
+
+type Run = Extract<LoadgenRequest, { cmd: "run" }>;
 
 /** A socket bound to a loopback port of its own, with the benchmark's buffer sizes. */
 function boundSocket(): Promise<Socket> {
@@ -66,13 +97,42 @@ function boundSocket(): Promise<Socket> {
   }));
 }
 
+/** Writes the RTP header and the stamp of one packet at bytes[at]. */
+function writePacket(bytes: Uint8Array, at: number, seq: number, rtpTime: number, ssrc: number, trial: number, index: number, sentHi: number, sentLo: number): void {
+  bytes[at] = 0x80;
+  bytes[at + 1] = 96;
+  bytes[at + 2] = seq >>> 8;
+  bytes[at + 3] = seq;
+  writeU32(bytes, at + 4, rtpTime >>> 0);
+  writeU32(bytes, at + 8, ssrc >>> 0);
+  writeU32(bytes, at + 12, trial);
+  writeU32(bytes, at + 16, index);
+  writeU32(bytes, at + 20, sentHi);
+  writeU32(bytes, at + 24, sentLo);
+}
+
+/** How a fallback is reported: a line on stderr once, and the note in every reply that carries `io`. */
+function ioOf(role: string, why: string): LoadgenIo {
+  const note = ioFallbackNote(role, why);
+  if (note === "") return { io: "batched" };
+  process.stderr.write(`${note}\n`);
+  return { io: "dgram", note };
+}
+
 function generator(first: Socket): void {
+  const addon = udpAddon();
+  const io = ioOf("generator", sendFallback());
+  const batched = addon ? new BatchedSend(addon) : null;
   // stream i: its socket, the port it is connected to (0: none), its sequence number and RTP time
   const socks: Socket[] = [first];
   const connectedTo: number[] = [0];
   const seq: number[] = [0];
   const rtpTime: number[] = [0];
+  batched?.attach(0, first);
+  // node:dgram: a ring of buffers, each held until its send completes; batched: one chunk's region
   let ring: Buffer[] = [];
+  let next = 0; // the ring's next buffer, on across runs: the last run's may still be in flight
+  let region = new Uint8Array(0);
   let sendErrors = 0;
   const onSent = (err: Error | null): void => {
     if (err) sendErrors++;
@@ -81,7 +141,9 @@ function generator(first: Socket): void {
   const connect = async (ports: readonly number[]): Promise<void> => {
     for (let i = 0; i < ports.length; i++) {
       if (i === socks.length) {
-        socks.push(await boundSocket());
+        const sock = await boundSocket();
+        socks.push(sock);
+        batched?.attach(i, sock);
         connectedTo.push(0);
         seq.push(0);
         rtpTime.push(0);
@@ -95,31 +157,68 @@ function generator(first: Socket): void {
   };
 
   const queued = (n: number): number => {
+    if (batched) return batched.queued(n);
     let q = 0;
     for (let i = 0; i < n; i++) q += socks[i]!.getSendQueueCount();
     return q;
   };
 
-  const run = async (m: Extract<LoadgenRequest, { cmd: "run" }>): Promise<void> => {
+  /** node:dgram: one send per packet, each from a ring buffer of its own and stamped just before its send. */
+  const sendEach = (m: Run, index: number, stream: number, burst: number): void => {
+    const streams = m.ports.length;
+    for (let i = 0; i < burst; i++) {
+      const b = ring[next]!;
+      next = next + 1 === RING ? 0 : next + 1;
+      const t = monotonicNs();
+      const hi = Math.floor(t / TWO_32);
+      writePacket(b, 0, seq[stream]!, rtpTime[stream]!, SSRC + stream, m.trial, index + i, hi, t - hi * TWO_32);
+      seq[stream] = (seq[stream]! + 1) & 0xffff;
+      rtpTime[stream] = rtpTime[stream]! + 90;
+      socks[stream]!.send(b, onSent);
+      if (++stream === streams) stream = 0;
+    }
+  };
+
+  /**
+   * Batched: per stream, its packets of the burst (indexes index + first, + streams, ...) in
+   * chunks of SEND_CHUNK, each built in the region and stamped just before its one sendmmsg.
+   */
+  const sendBatch = (m: Run, index: number, stream: number, burst: number): void => {
+    const streams = m.ports.length;
+    for (let s = 0; s < streams; s++) {
+      const first = (s - stream + streams) % streams; // the burst's packet i goes to stream (stream + i) % streams
+      for (let i = first; i < burst; ) {
+        const t = monotonicNs();
+        const hi = Math.floor(t / TWO_32);
+        const lo = t - hi * TWO_32;
+        let n = 0;
+        for (; n < SEND_CHUNK && i < burst; n++, i += streams) {
+          writePacket(region, n * m.size, seq[s]!, rtpTime[s]!, SSRC + s, m.trial, index + i, hi, lo);
+          seq[s] = (seq[s]! + 1) & 0xffff;
+          rtpTime[s] = rtpTime[s]! + 90;
+        }
+        sendErrors += batched!.send(s, region, m.size, n);
+      }
+    }
+  };
+
+  const run = async (m: Run): Promise<void> => {
     const streams = m.ports.length;
     await connect(m.ports);
-    if (ring.length === 0 || ring[0]!.length !== m.size) {
-      ring = Array.from({ length: RING }, () => {
-        const b = Buffer.alloc(m.size);
-        b[0] = 0x80;
-        b[1] = 96;
-        return b;
-      });
-    }
     const total = Math.max(1, Math.round((m.rate * m.durationMs) / 1000));
     const perMs = m.rate / 1000;
     const maxBurst = Math.max(1, Math.ceil(perMs * MAX_BURST_MS));
+    if (batched) {
+      if (region.length < SEND_CHUNK * m.size) region = new Uint8Array(SEND_CHUNK * m.size);
+    } else if (ring.length === 0 || ring[0]!.length !== m.size) {
+      ring = Array.from({ length: RING }, () => Buffer.alloc(m.size));
+    }
+    const sendBurst = batched ? sendBatch : sendEach;
     const deadline = m.durationMs * 1.5 + 50; // bounded even when the generator cannot keep up
     const firstSeq = seq[0]!;
     sendErrors = 0;
     let sent = 0;
     let lateTicks = 0;
-    let next = 0;
     let stream = 0;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -134,38 +233,31 @@ function generator(first: Socket): void {
           burst = maxBurst;
           lateTicks++;
         }
-        // never overwrite a buffer a socket may still be sending
-        if (queued(streams) > RING / 2) burst = 0;
-        for (let i = 0; i < burst; i++) {
-          const b = ring[next]!;
-          next = next + 1 === RING ? 0 : next + 1;
-          b.writeUInt16BE(seq[stream]!, 2);
-          b.writeUInt32BE(rtpTime[stream]! >>> 0, 4);
-          b.writeUInt32BE((SSRC + stream) >>> 0, 8);
-          b.writeUInt32BE(m.trial, 12);
-          b.writeUInt32BE(sent, 16);
-          b.writeBigUInt64BE(process.hrtime.bigint(), 20);
-          seq[stream] = (seq[stream]! + 1) & 0xffff;
-          rtpTime[stream] = rtpTime[stream]! + 90;
-          socks[stream]!.send(b, onSent);
-          sent++;
-          if (++stream === streams) stream = 0;
+        batched?.flush(streams);
+        // bounded queues (and never overwrite a ring buffer a socket may still be sending)
+        if (queued(streams) > QUEUE_LIMIT) burst = 0;
+        if (burst > 0) {
+          sendBurst(m, sent, stream, burst);
+          sent += burst;
+          stream = (stream + burst) % streams;
+          tLast = performance.now();
         }
-        if (burst > 0) tLast = performance.now();
         if (sent >= total || elapsed >= deadline) resolve();
         else setTimeout(tick, 1);
       };
       tick();
     });
+    batched?.drain(streams);
     // the measured send window: first to last burst, plus the mean gap of one packet
     const sendMs = tLast - t0 + 1 / perMs;
-    replyToParent({ type: "ran", trial: m.trial, sent, sendMs, cpuUs: cpuUsSince(cpu0), sendErrors, lateTicks, firstSeq });
+    replyToParent({ type: "ran", trial: m.trial, sent, sendMs, cpuUs: cpuUsSince(cpu0), sendErrors, lateTicks, firstSeq, ...io } satisfies LoadgenReply);
   };
 
-  replyToParent({ type: "ready", port: first.address().port });
+  replyToParent({ type: "ready", port: first.address().port, ...io } satisfies LoadgenReply);
   process.on("message", (m: LoadgenRequest) => {
     if (m.cmd === "run") void run(m);
     else if (m.cmd === "exit") {
+      batched?.close();
       for (const s of socks) s.close();
       process.exit(0);
     }
@@ -193,20 +285,22 @@ class TrialCount {
     this.lengths = new Uint16Array(this.sequences.length);
   }
 
-  add(msg: Buffer, now: bigint): void {
+  /** The packet at bytes[at], `length` bytes long, received at `receivedNs` (CLOCK_MONOTONIC). */
+  add(bytes: Uint8Array, at: number, length: number, receivedNs: number): void {
     if (this.bySequence) {
-      if (msg.length < 12 || this.logged === this.sequences.length) this.stray++;
+      if (length < 12 || this.logged === this.sequences.length) this.stray++;
       else {
-        this.lengths[this.logged] = msg.length;
-        this.sequences[this.logged++] = msg.readUInt16BE(2);
+        this.lengths[this.logged] = length;
+        this.sequences[this.logged++] = (bytes[at + 2]! << 8) | bytes[at + 3]!;
       }
       return;
     }
-    if (msg.length < MIN_PACKET || msg.readUInt32BE(12) !== this.trial) {
+    if (length < MIN_PACKET || readU32(bytes, at + 12) !== this.trial) {
       this.stray++;
       return;
     }
-    this.mark(msg.readUInt32BE(16), msg.length, Number(now - msg.readBigUInt64BE(20)) / 1000);
+    const sentNs = readU32(bytes, at + 20) * TWO_32 + readU32(bytes, at + 24);
+    this.mark(readU32(bytes, at + 16), length, (receivedNs - sentNs) / 1000);
   }
 
   /**
@@ -238,21 +332,50 @@ class TrialCount {
   }
 }
 
-function sink(sock: Socket): void {
+async function sink(sock: Socket): Promise<void> {
   let count = new TrialCount(-1, 0, false);
   let cpu0 = process.cpuUsage();
-  sock.on("message", (msg) => count.add(msg, process.hrtime.bigint()));
-  replyToParent({ type: "ready", port: sock.address().port });
+  const addon = udpAddon();
+  const why = receiveFallback();
+  const io = ioOf("sink", why);
+  const batched = addon && why === "" ? new BatchedReceive(addon) : null;
+  // a socket of the sink's own, bound and connected to itself: it probes the kernel clock's offset
+  const probe = batched ? await boundSocket() : null;
+  let receiveClock: "kernel" | "loop" = "loop";
+  if (batched && probe) {
+    await new Promise<void>((resolve) => probe.connect(probe.address().port, "127.0.0.1", resolve));
+    receiveClock = await batched.calibrate(probe);
+    if (receiveClock === "loop") process.stderr.write("loadgen sink: the kernel gives no receive timestamps: latencies include the sink's event loop\n");
+    const data = batched.data;
+    const slot = batched.slot;
+    batched.attach(sock, (n) => {
+      for (let i = 0; i < n; i++) {
+        if (batched.truncated(i)) count.stray++;
+        else count.add(data, i * slot, batched.length(i), batched.receivedNs(i));
+      }
+    });
+  } else {
+    sock.on("message", (msg) => count.add(msg, 0, msg.length, Number(process.hrtime.bigint())));
+  }
+  replyToParent({ type: "ready", port: sock.address().port, ...io } satisfies LoadgenReply);
   process.on("message", (m: LoadgenRequest) => {
     if (m.cmd === "arm") {
-      count = new TrialCount(m.trial, m.expect, m.bySequence === true);
-      cpu0 = process.cpuUsage();
-      replyToParent({ type: "armed", trial: m.trial });
+      void (async () => {
+        // again before every trial: a step of the wall clock moves the kernel's timestamps
+        if (batched && probe && receiveClock === "kernel") receiveClock = await batched.calibrate(probe);
+        count = new TrialCount(m.trial, m.expect, m.bySequence === true);
+        cpu0 = process.cpuUsage();
+        replyToParent({ type: "armed", trial: m.trial } satisfies LoadgenReply);
+      })();
     } else if (m.cmd === "collect") {
       if (count.bySequence) count.countSequences(m.firstSeq ?? 0);
       const latency = count.bySequence ? null : summarize(count.latencyUs.subarray(0, count.received));
-      replyToParent({ type: "collected", trial: m.trial, received: count.received, bytes: count.bytes, duplicates: count.duplicates, stray: count.stray, cpuUs: cpuUsSince(cpu0), latency });
-    } else if (m.cmd === "exit") sock.close(() => process.exit(0));
+      replyToParent({ type: "collected", trial: m.trial, received: count.received, bytes: count.bytes, duplicates: count.duplicates, stray: count.stray, cpuUs: cpuUsSince(cpu0), latency, receiveClock, ...io } satisfies LoadgenReply);
+    } else if (m.cmd === "exit") {
+      batched?.close();
+      probe?.close();
+      sock.close(() => process.exit(0));
+    }
   });
 }
 
@@ -274,7 +397,7 @@ else if (process.argv[2] === "sink") {
   const sock = createSocket("udp4");
   sock.bind(0, process.argv[3] ?? "127.0.0.1", () => {
     tuneSocket(sock);
-    sink(sock);
+    void sink(sock);
   });
 } else {
   process.stderr.write(`loadgen: unknown role '${process.argv[2]}' (gen | sink)\n`);
