@@ -1,46 +1,24 @@
 // Batched socket I/O for the end-to-end benchmark's generator and sink (bench/loadgen.ts): the
 // project's own addon (runtime/native/msm_udp.c, docs/batched-io.md), so that the harness spends
 // one system call per 16 packets sent and per batch received rather than one per packet, and leaves the CPU to the relay under test.
-// The runtime does not export its addon wrapper (runtime/dataplane/batched-io.ts), so this loads
-// the same .node file by itself.
 import type { Socket } from "node:dgram";
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { META_STRIDE, RECEIVE_SLOT, loadUdpAddon, socketHandle, udpAddonError, type UdpAddon } from "../runtime/index.js";
 
-type Port = { readonly __loadgenPort: unique symbol };
-type Arena = { readonly __loadgenArena: unique symbol };
+type Port = ReturnType<UdpAddon["attach"]>;
+type Arena = ReturnType<UdpAddon["createArena"]>;
 
-interface UdpAddon {
-  createArena(data: Uint8Array, meta: Int32Array, slotSize: number, result: Int32Array): Arena;
-  attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null): Port;
-  send(port: Port, memory: Uint8Array, entries: Int32Array, count: number): number;
-  flush(port: Port): number;
-  queued(port: Port): number;
-  close(port: Port): void;
-  readonly metaStride: number;
-}
-
-/** Words per received packet in `meta` (msm_udp.c's META_STRIDE): length, truncated, ..., kernel receive time (s, ns) at 9 and 10. */
-const META_STRIDE = 11;
 /** Where the addon writes a send's outcome: sent, queued, backpressure, failed. */
 const RESULT_BACKPRESSURE = 2;
 const RESULT_FAILED = 3;
 
-const ADDON_PATH = process.env.MSM_NATIVE_ADDON ?? fileURLToPath(new URL("../../runtime/native/build/Release/msm_udp.node", import.meta.url));
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
-/** The addon, or why not. MSM_LOADGEN_IO=dgram turns it off (to compare with the node:dgram harness). */
+/** The runtime's batched-I/O addon, or why not. MSM_LOADGEN_IO=dgram turns it off (to compare with the node:dgram harness). */
 function loadAddon(): { addon: UdpAddon | null; why: string } {
   if (process.env.MSM_LOADGEN_IO === "dgram") return { addon: null, why: "MSM_LOADGEN_IO=dgram" };
   if (process.platform !== "linux") return { addon: null, why: `batched I/O needs Linux, this is ${process.platform}` };
-  let addon: UdpAddon;
-  try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as UdpAddon;
-  } catch (err) {
-    return { addon: null, why: `the batched-I/O addon did not load (${(err as Error).message.split("\n")[0]}); build it with \`node scripts/build-native.mjs\`` };
-  }
-  if (addon.metaStride !== META_STRIDE) return { addon: null, why: `the batched-I/O addon at ${ADDON_PATH} is stale; rebuild it with \`node scripts/build-native.mjs\`` };
-  return { addon, why: "" };
+  const addon = loadUdpAddon();
+  return { addon, why: addon === null ? udpAddonError() : "" };
 }
 
 const loaded = loadAddon();
@@ -66,14 +44,6 @@ export function receiveFallback(): string {
   return loaded.why;
 }
 
-/** The descriptor behind a node:dgram socket (how runtime/dataplane/batched-io.ts reaches it). */
-function descriptorOf(socket: Socket): { fd: number; recvStop?: () => number } {
-  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
-  const handle = state && (socket as unknown as Record<symbol, { handle?: { fd: number; recvStop?: () => number } }>)[state]?.handle;
-  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) throw new Error("loadgen: cannot reach a socket's descriptor for batched I/O");
-  return handle;
-}
-
 /**
  * The generator's sends: one connected socket per stream, each chunk of a burst one `sendmmsg`
  * straight from the caller's memory (the call is synchronous: the memory is free again when it
@@ -95,7 +65,7 @@ export class BatchedSend {
 
   /** Takes over sending on stream `i`'s socket (bound and connected by node:dgram). */
   attach(i: number, socket: Socket): void {
-    this.ports[i] = this.addon.attach(descriptorOf(socket).fd, this.arena, null);
+    this.ports[i] = this.addon.attach(socketHandle(socket).fd, this.arena, null);
   }
 
   /** Packets queued in the addon (sent when the socket takes them) over the first `streams` streams. */
@@ -143,8 +113,6 @@ export class BatchedSend {
   }
 }
 
-/** Bytes per receive slot: any UDP datagram fits, so none is truncated. */
-const RECEIVE_SLOT = 65536;
 /** Datagrams one recvmmsg reads at most. */
 const RECEIVE_SLOTS = 256;
 /** Self-sent probes per calibration of the kernel's clock against CLOCK_MONOTONIC. */
@@ -184,7 +152,7 @@ export class BatchedReceive {
 
   /** Takes over reading `socket` (node:dgram stops reading it). */
   attach(socket: Socket, onBatch: (count: number) => void): void {
-    const handle = descriptorOf(socket);
+    const handle = socketHandle(socket);
     handle.recvStop?.();
     this.port = this.addon.attach(handle.fd, this.arena, (count) => {
       this.batchNs = monotonicNs();
@@ -211,7 +179,7 @@ export class BatchedReceive {
    * own (`probe`: bound and connected to itself). Resolves how packets will be timed.
    */
   async calibrate(probe: Socket): Promise<"kernel" | "loop"> {
-    const handle = descriptorOf(probe);
+    const handle = socketHandle(probe);
     handle.recvStop?.();
     const packet = new Uint8Array(8);
     const entries = Int32Array.of(0, 8, -1);

@@ -10,7 +10,8 @@ import type { SegmentStats } from "../chain/stats.js";
 export type NativePort = { readonly __nativePort: unique symbol };
 type Arena = { readonly __arena: unique symbol };
 
-interface Addon {
+/** The batched-I/O addon's functions (runtime/native/msm_udp.c, docs/batched-io.md). */
+export interface UdpAddon {
   createArena(data: Uint8Array, meta: Int32Array, slotSize: number, result: Int32Array): Arena;
   attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null): NativePort;
   setPeer(port: NativePort, index: number, address: string, udpPort: number): boolean;
@@ -29,12 +30,12 @@ interface Addon {
 const ADDON_PATH = process.env.MSM_NATIVE_ADDON ?? fileURLToPath(new URL("../../../runtime/native/build/Release/msm_udp.node", import.meta.url));
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
-let loaded: LoadedAddon<Addon> | undefined;
+let loaded: LoadedAddon<UdpAddon> | undefined;
 
-/** The addon, or null (loaded.error says why). */
-function loadAddon(): Addon | null {
+/** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
+export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
-  loaded ??= loadNativeAddon<Addon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE ? ""
+  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE ? ""
     : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
   return loaded.addon;
 }
@@ -66,14 +67,19 @@ export function planIo(setting: IoSetting): IoPlan {
   return isBun ? { receive: "dgram", send: "native", note: "" } : { receive: "native", send: "native", note: "" };
 }
 
+/** Why loadAddon() returned null ("" when it did not, or has not been asked). */
+export function udpAddonError(): string {
+  return loaded?.error ?? "";
+}
+
 /** The descriptor behind a node:dgram socket, and its handle (Node's can stop reading). */
-interface DgramHandle {
+export interface DgramHandle {
   fd: number;
   recvStop?: () => number;
   recvStart?: () => number;
 }
 
-function socketHandle(socket: Socket): DgramHandle {
+export function socketHandle(socket: Socket): DgramHandle {
   const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
   const handle = state && (socket as unknown as Record<symbol, { handle?: DgramHandle }>)[state]?.handle;
   if (!handle || typeof handle.fd !== "number" || handle.fd < 0) throw new Error("batched I/O: cannot reach the socket's descriptor");
@@ -83,7 +89,7 @@ function socketHandle(socket: Socket): DgramHandle {
 /** Bytes per received packet: any UDP datagram fits, so none is ever truncated. */
 export const RECEIVE_SLOT = 65536;
 /** Words per received packet in `meta`: length, truncated, family, port, address [4], IPv6 scope id, kernel receive time (s, ns). */
-const META_STRIDE = 11;
+export const META_STRIDE = 11;
 /** Send entries a batch collects before it goes to the kernel. */
 const SEND_CAPACITY = 1024;
 /** Source addresses remembered as text (a segment hears few: its sender, its destinations). */
@@ -106,7 +112,7 @@ export class BatchedIo {
   readonly meta: Int32Array;
   private readonly result = new Int32Array(4);
   private readonly arena: Arena;
-  private readonly addon: Addon;
+  private readonly addon: UdpAddon;
   private readonly cacheWords = new Int32Array(ADDRESS_CACHE * CACHE_KEY);
   private readonly cacheText: string[] = new Array<string>(ADDRESS_CACHE).fill("");
   private cacheNext = 0;
