@@ -231,6 +231,9 @@ export interface Harness {
   readonly pinned: boolean;
 }
 
+/** What the generator and the sink said of their own I/O (a fallback to node:dgram, loop-timed latency), once each. */
+const harnessIoNotes = new Set<string>();
+
 function pinTo(pids: readonly number[], cpus: string): boolean {
   try {
     for (const pid of pids) execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
@@ -377,6 +380,9 @@ export async function runTrial(h: Harness, relay: RelayProcess | null, rate: num
   const got = await sink.request({ cmd: "collect", trial, ...(bySequence && { firstSeq: ran.firstSeq }) }, "collected", 5000);
   const sinkDrops1 = udpDrops(sink.port);
   const after = await proxyCounters(relay);
+  if (ran.io === "dgram") harnessIoNotes.add(`the generator sends through node:dgram (a lower ceiling): ${ran.note ?? "?"}`);
+  if (got.io === "dgram") harnessIoNotes.add(`the sink receives through node:dgram (a lower ceiling): ${got.note ?? "?"}`);
+  if (got.receiveClock === "loop") harnessIoNotes.add("the sink has no kernel receive stamps: latencies include its event loop");
   const achievedPps = ran.sent / (ran.sendMs / 1000);
   const lossFraction = ran.sent === 0 ? 1 : (ran.sent - got.received) / ran.sent;
   const generatorShort = ran.sent < expect * 0.98 || achievedPps < rate * 0.98;
@@ -708,7 +714,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
     const rs = runs.get(kind)!;
     return { host: kind, label: hostLabel(kind, opts.filterName), ...summarizeRepeats(rs), sweep: summarizeSweep(rs, opts.sweepRates), repeats: rs };
   });
-  warnings.push(...harnessWarnings(hosts.filter((h) => h.host !== "direct")));
+  warnings.push(...harnessWarnings(hosts.filter((h) => h.host !== "direct")), ...harnessIoNotes);
   warnings.push(...noisyWarning(hosts.flatMap((h) => h.repeats)));
   const direct = hosts.find((h) => h.host === "direct");
   const fastestRelay = Math.max(0, ...hosts.filter((h) => h.host !== "direct").map((h) => h.maxPps));

@@ -97,6 +97,29 @@ test("the sink counts by sequence number across wraps, and stragglers of the tri
   const kernel = drops.since().total;
   assert.is(got.received + got.stray + kernel, ran.sent + before.sent, `received ${got.received}, stray ${got.stray}, kernel drops ${kernel}`);
   assert.ok(got.stray <= before.sent, `stray ${got.stray} > ${before.sent} sent before`);
+  // both on the addon's batched I/O here, the sink timing arrivals by the kernel's stamps
+  assert.equal([ran.io, got.io, got.receiveClock], ["batched", "batched", "kernel"], `${ran.note ?? ""} ${got.note ?? ""}`);
+});
+
+test("MSM_LOADGEN_IO=dgram: the generator and the sink fall back to node:dgram, say why, and count the same", async () => {
+  process.env.MSM_LOADGEN_IO = "dgram";
+  const g = start("gen");
+  const k = start("sink");
+  delete process.env.MSM_LOADGEN_IO;
+  try {
+    await Promise.all([g.ready, k.ready]);
+    const drops = new DropWatch([k.port]);
+    await k.request({ cmd: "arm", trial: 301, expect: 2000 }, "armed", 5000);
+    const ran = await g.request({ cmd: "run", trial: 301, ports: [k.port], rate: 10_000, durationMs: 200, size: 200 }, "ran", 10_000);
+    await new Promise((r) => setTimeout(r, 200));
+    const got = await k.request({ cmd: "collect", trial: 301 }, "collected", 5000);
+    assert.equal([ran.io, got.io, got.receiveClock], ["dgram", "dgram", "loop"]);
+    assert.match(ran.note ?? "", /MSM_LOADGEN_IO=dgram/);
+    assert.is(got.received + drops.since().total, ran.sent, `received ${got.received} of ${ran.sent}`);
+    assert.ok(got.latency !== null, "latency from the stamps");
+  } finally {
+    await Promise.all([g.exit(), k.exit()]);
+  }
 });
 
 test("the C relay compiles and relays datagrams unchanged", async () => {
