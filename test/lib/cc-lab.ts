@@ -149,7 +149,7 @@ export interface RunResult {
   readonly phases: readonly PhaseResult[];
   /**
    * Received bits over usable bits, from the end of the start-up ramp (rampUpS) to the end: the
-   * RFC's start rate (150 kbps) is far below the capacity, and a sender that grows 8% a second
+   * RFC's start rate (150 kbps) is far below the capacity, and a sender that grows 12% a second
    * needs tens of seconds to get there; rampUpS says how long.
    */
   readonly utilisation: number;
