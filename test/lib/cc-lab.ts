@@ -24,6 +24,7 @@ import { PathWatch, type PathCounters } from "./loss-trial.js";
 import type { RelayReport } from "./ns-tools/cc-relay.js";
 import type { SenderTimeline } from "./ns-tools/cc-sender.js";
 import type { SinkPackets } from "./ns-tools/cc-sink.js";
+import type { ProxySnapshot } from "../../runtime/index.js";
 import { filterWasm } from "./paths.js";
 import { peer } from "./peers.js";
 
@@ -118,6 +119,9 @@ export interface LossResult {
   readonly drops: Readonly<Record<string, number>>;
   /** Lost packets no counter explains (counters include RTCP, so this is a floor at 0). */
   readonly unexplained: number;
+  /** Where the lost packets went missing: between the origins and the relay (A's side, the bottleneck), and after it (B's side). */
+  readonly lostBeforeRelay: number;
+  readonly lostAfterRelay: number;
 }
 
 export interface FlowResult {
@@ -145,7 +149,7 @@ export interface RunResult {
   readonly phases: readonly PhaseResult[];
   /**
    * Received bits over usable bits, from the end of the start-up ramp (rampUpS) to the end: the
-   * RFC's start rate (150 kbps) is far below the capacity, and a sender that grows 8% a second
+   * RFC's start rate (150 kbps) is far below the capacity, and a sender that grows 12% a second
    * needs tens of seconds to get there; rampUpS says how long.
    */
   readonly utilisation: number;
@@ -164,6 +168,8 @@ export interface RunResult {
   readonly segments: PathCounters["segments"];
   /** The congestion filter's metrics at the end, by proxy segment ("a/flow0": { target_bps, ... }); {} for plain forwarding. */
   readonly filterMetrics: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Each proxy's watchdog restarts ("a": 0): a restart loses what its worker held, uncounted. */
+  readonly watchdogRestarts: Readonly<Record<string, number>>;
   readonly wallMs: number;
 }
 
@@ -180,6 +186,9 @@ const LAB_NICE = -10;
 function favour(proc: NsProcess): void {
   runSync("renice", ["-n", String(LAB_NICE), "-g", String(proc.pid)]);
 }
+
+/** The proxies' watchdog bound in the lab (see proxyConfigs). */
+const LAB_WATCHDOG_MS = 5000;
 
 const port = {
   origin: (i: number) => 4000 + 4 * i,
@@ -203,8 +212,13 @@ function proxyConfigs(lab: NetnsLab, spec: CaseSpec, forwarding: Forwarding): { 
   const filters = msm ? { congestion: { path: filterWasm("congestion") } } : {};
   const flows = Array.from({ length: spec.flows }, (_, i) => i);
   const sender = { mode: "sender", ...spec.media, priority: { h264PayloadTypes: [96] } };
+  // a watchdog restart of a worker loses what it held (the pacer's queue, its socket's backlog)
+  // where no counter sees it: on a loaded machine the lab gives it more room than the default
+  // 500 ms, and measure() still names any restart that happened
+  const watchdog = { stuckMs: LAB_WATCHDOG_MS };
   return {
     a: {
+      watchdog,
       filters,
       segments: flows.map((i) => ({
         name: `flow${i}`, listen: { address: "0.0.0.0", port: port.proxy(i) },
@@ -213,6 +227,7 @@ function proxyConfigs(lab: NetnsLab, spec: CaseSpec, forwarding: Forwarding): { 
       })),
     },
     b: {
+      watchdog,
       filters,
       segments: flows.map((i) => ({
         name: `flow${i}`, listen: { address: "0.0.0.0", port: port.proxy(i) },
@@ -221,6 +236,24 @@ function proxyConfigs(lab: NetnsLab, spec: CaseSpec, forwarding: Forwarding): { 
       })),
     },
   };
+}
+
+/** The packet counts of a cc-sink's `second` lines so far. */
+const sinkSeconds = (sink: NsProcess): number[] =>
+  [...sink.stdout().matchAll(/^second (\{.*\})$/gm)].map((m) => (JSON.parse(m[1]!) as { packets: number }).packets);
+
+/** Waits until every sink has printed two seconds in a row without a packet after this call (at most `timeoutMs`). */
+async function pathDrained(sinks: readonly NsProcess[], timeoutMs: number): Promise<void> {
+  const from = sinks.map((s) => sinkSeconds(s).length);
+  const until = Date.now() + timeoutMs;
+  const quiet = (s: NsProcess, i: number): boolean => {
+    const since = sinkSeconds(s).slice(from[i]!);
+    return since.length >= 2 && since.at(-1) === 0 && since.at(-2) === 0;
+  };
+  while (!sinks.every(quiet)) {
+    if (Date.now() > until) throw new Error(`the path did not drain within ${timeoutMs} ms of the origins' end: the sinks' last seconds ${sinks.map((s) => JSON.stringify(sinkSeconds(s).slice(-5))).join(", ")}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Stops a tool that reports on "stop" (cc-sink, cc-relay) and returns its `report` line's JSON. */
@@ -249,8 +282,28 @@ const FILTER_DROPS: Record<string, string> = {
   filter_256: "non_reference", filter_257: "reference", filter_258: "dependent", filter_259: "queue_full", filter_260: "circuit_breaker",
 };
 
-/** Every drop of the path in one flat record, zeros left out. */
-function dropsOf(path: PathCounters, sinks: readonly SinkPackets[], relays: readonly RelayReport[], senders: readonly SenderTimeline[]): Record<string, number> {
+/**
+ * The congestion filter's own drop counters of a proxy, summed over its segments, by reason
+ * ("non_reference": n). They count what the proxy's drop counters miss: packets the filter held
+ * in its pacer's queue (the proxy saw them held, not dropped) and dropped later.
+ */
+function filterDropsOf(snap: ProxySnapshot): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const seg of snap.segments) {
+    for (const m of seg.stages[0]?.metrics ?? []) {
+      const reason = /^dropped_(.+)$/.exec(m.name)?.[1];
+      if (reason && typeof m.value === "number") out[reason] = (out[reason] ?? 0) + m.value;
+    }
+  }
+  return out;
+}
+
+/**
+ * Every drop of the path in one flat record, zeros left out. With the filter, proxy A's filter
+ * drops come from the filter's own counters (filterDropsOf), its other drops from the proxy's.
+ */
+function dropsOf(path: PathCounters, sinks: readonly SinkPackets[], relays: readonly RelayReport[], senders: readonly SenderTimeline[], withFilter: boolean): Record<string, number> {
+  const filterRole = withFilter ? "a" : undefined;
   const drops: Record<string, number> = {};
   const add = (key: string, n: number): void => {
     if (n > 0) drops[key] = (drops[key] ?? 0) + n;
@@ -261,8 +314,13 @@ function dropsOf(path: PathCounters, sinks: readonly SinkPackets[], relays: read
     add(`link ${link}`, c.lost);
   }
   for (const [where, n] of Object.entries(path.kernel)) add(`socket ${where}`, n);
-  for (const [role, byReason] of Object.entries(path.proxyDrops)) for (const [reason, n] of Object.entries(byReason)) add(`${role}/${FILTER_DROPS[reason] ?? reason}`, n);
+  for (const [role, byReason] of Object.entries(path.proxyDrops)) {
+    for (const [reason, n] of Object.entries(byReason)) if (!(role === filterRole && reason in FILTER_DROPS)) add(`${role}/${FILTER_DROPS[reason] ?? reason}`, n);
+  }
+  const sender = filterRole && path.stats.get(filterRole);
+  if (sender) for (const [reason, n] of Object.entries(filterDropsOf(sender))) add(`${filterRole}/${reason}`, n);
   add("socket relay", relays.reduce((s, r) => s + r.kernelDrops, 0));
+  add("relay, held at its stop", relays.reduce((s, r) => s + r.heldAtStop, 0));
   add("socket sink", sinks.reduce((s, r) => s + r.kernelDrops, 0));
   add("origin send errors", senders.reduce((s, r) => s + r.sendErrors, 0));
   return drops;
@@ -323,9 +381,10 @@ export function measure(m: Measured): RunResult {
   const received = m.sinks.map((s) => new Set(s.packets.map((p) => p[1])).size);
   const sent = m.senders.reduce((s, t) => s + t.sent, 0);
   const receivedAll = received.reduce((a, b) => a + b, 0);
-  const drops = dropsOf(m.path, m.sinks, m.relays, m.senders);
+  const drops = dropsOf(m.path, m.sinks, m.relays, m.senders, m.forwarding === "msm");
   const attributed = Object.values(drops).reduce((a, b) => a + b, 0);
   const lost = sent - receivedAll;
+  const relayedRtp = m.relays.reduce((sum, r) => sum + r.forwardRtp, 0);
 
   const bins = Array.from({ length: Math.ceil((m.endMs - t0) / 1000) }, (_, k) => k);
   const queueBins = bins.map((k) => m.sinks.flatMap((s) => s.packets.filter((p) => p[0] >= t0 + k * 1000 && p[0] < t0 + (k + 1) * 1000).map((p) => (p[3] - minOwd) / 1000)).sort((a, b) => a - b));
@@ -339,7 +398,7 @@ export function measure(m: Measured): RunResult {
     utilisationWholeRun: receivedBits / usableBits,
     rampUpS: rampEnd < 0 ? Infinity : rampEnd,
     queueDelayMs: { p50: percentile(queue, 0.5), p95: percentile(queue, 0.95), minOwd: minOwd / 1000 },
-    loss: { sent, received: receivedAll, lost, ratio: sent > 0 ? lost / sent : 0, drops, unexplained: Math.max(0, lost - attributed) },
+    loss: { sent, received: receivedAll, lost, ratio: sent > 0 ? lost / sent : 0, drops, unexplained: Math.max(0, lost - attributed), lostBeforeRelay: sent - relayedRtp, lostAfterRelay: relayedRtp - receivedAll },
     flows: m.senders.map((t, i) => ({ ssrc: t.ssrc, sent: t.sent, received: received[i]!, meanBps: meanBps[i]!, rateChanges: t.rates.length - 1, rtcpIn: t.rtcpIn })),
     jain: jainIndex(meanBps),
     series: {
@@ -356,6 +415,7 @@ export function measure(m: Measured): RunResult {
     segments: m.path.segments,
     filterMetrics: Object.fromEntries([...m.path.stats].flatMap(([role, snap]) => snap.segments.flatMap((seg) =>
       seg.stages.length > 0 ? [[`${role}/${seg.name}`, Object.fromEntries(seg.stages[0]!.metrics.flatMap((x) => (x.value === undefined ? [] : [[x.name, x.value]])))]] : []))),
+    watchdogRestarts: Object.fromEntries([...m.path.stats].map(([role, snap]) => [role, snap.watchdogRestarts])),
     wallMs: m.wallMs,
   };
 }
@@ -403,8 +463,9 @@ export async function runCase(spec: CaseSpec, forwarding: Forwarding): Promise<R
     codes.forEach((code, i) => {
       if (code !== 0) throw new Error(`origin ${i} exited with ${code}:\n${origins[i]!.output().slice(-2000)}`);
     });
-    // what is still queued (pacer, tbf, the relay's delay) arrives
-    await new Promise((r) => setTimeout(r, spec.queueMs + 2 * spec.oneWayDelayMs + 1000));
+    // what is still queued (pacer, tbf, the relay's delay) arrives: every sink has had two whole
+    // seconds without a packet (a fixed wait was too short on a loaded machine)
+    await pathDrained(sinks, 30_000);
     const path = await watch.since();
     const relayReports = await Promise.all(relays.map((r, i) => stopReporting<RelayReport>(r, `relay ${i}`)));
     await Promise.all(sinks.map((s, i) => stopReporting(s, `sink ${i}`)));

@@ -1,10 +1,13 @@
 // The pacer: a leaky bucket (tokens in bytes, filled at the pacing rate, at most `burst` deep) in
 // front of a FIFO of packets that had to wait. Queued packets live in budgeted records
 // (records.ts), one 2 KiB cell each; nothing is allocated per packet.
+import { RtpPacket } from "../../../sdk/assembly";
 import { CHUNK_SIZE } from "../../../sdk/assembly/chunks";
 import { Records } from "./records";
 
 export const CELL = 2048;
+/** A discarded cell's length. */
+const VOID: i32 = -1;
 const CELLS_PER_CHUNK = CHUNK_SIZE / CELL;
 
 export class Pacer {
@@ -14,20 +17,27 @@ export class Pacer {
   private burstMs: f64;
   private lastRefillUs: i64 = -1;
 
+  /** Cells (whole chunks' worth); the queue holds at most `limit` packets of them. */
   readonly capacity: i32;
+  /** pacing.maxQueuePackets. */
+  readonly limit: i32;
   private readonly cells: Records;
+  /** Per cell: the packet's length, or VOID when it was discarded where it stood (discardFrame). */
   private readonly lengths: StaticArray<i32>;
   /** Per cell: the packet belongs to a keyframe (IDR), whose bytes the priority decisions leave out. */
   private readonly keyframe: StaticArray<bool>;
   private head: i32 = 0;
+  /** Cells in use, discarded ones that wait to reach the head included. */
   count: i32 = 0;
+  private voided: i32 = 0;
   /** Bytes queued, and how many of them are keyframes'. */
   bytes: i64 = 0;
   keyframeBytes: i64 = 0;
 
-  private constructor(cells: Records, capacity: i32, rateBps: f64, burstMs: f64) {
+  private constructor(cells: Records, capacity: i32, limit: i32, rateBps: f64, burstMs: f64) {
     this.cells = cells;
     this.capacity = capacity;
+    this.limit = limit;
     this.lengths = new StaticArray<i32>(capacity);
     this.keyframe = new StaticArray<bool>(capacity);
     this.rateBps = rateBps;
@@ -35,12 +45,12 @@ export class Pacer {
     this.tokens = this.burstBytes();
   }
 
-  /** A pacer whose queue holds `packets` (rounded up to whole chunks); null when the memory budget is spent. */
+  /** A pacer whose queue holds `packets` (its memory rounded up to whole chunks); null when the memory budget is spent. */
   static create(packets: i32, rateBps: f64, burstMs: f64): Pacer | null {
     const capacity = (packets + CELLS_PER_CHUNK - 1) / CELLS_PER_CHUNK * CELLS_PER_CHUNK;
     const cells = Records.create(capacity, CELL);
     if (cells === null) return null;
-    return new Pacer(cells, capacity, rateBps, burstMs);
+    return new Pacer(cells, capacity, packets, rateBps, burstMs);
   }
 
   /** Memory a queue of `packets` takes. */
@@ -91,13 +101,14 @@ export class Pacer {
     return <f64>(this.bytes - this.keyframeBytes) * 8 / this.rateBps * 1000;
   }
 
-  @inline get full(): bool {
-    return this.count >= this.capacity;
+  /** Packets queued to leave. */
+  @inline get packets(): i32 {
+    return this.count - this.voided;
   }
 
   /** Copies a packet to the queue's tail; false when full or too long for a cell. */
   push(ptr: usize, len: i32, keyframe: bool): bool {
-    if (this.count >= this.capacity || len > CELL || len < 0) return false;
+    if (this.count >= this.limit || len > CELL || len < 0) return false;
     const i = (this.head + this.count) % this.capacity;
     memory.copy(this.cell(i), ptr, <usize>len);
     unchecked((this.lengths[i] = len));
@@ -108,7 +119,53 @@ export class Pacer {
     return true;
   }
 
-  /** The head packet's address and length (count > 0). */
+  /**
+   * Discards the queued packets of one frame (its SSRC and RTP timestamp) where they stand, so that
+   * none of it leaves; returns how many. Rare (a frame the queue could not take whole): it walks
+   * the queue. Cells at the tail are freed at once, others when they reach the head (popVoid).
+   */
+  discardFrame(ssrc: u32, timestamp: u32): i32 {
+    let n = 0;
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.head + k) % this.capacity;
+      const len = unchecked(this.lengths[i]);
+      if (len == VOID) continue;
+      const cell = this.cell(i);
+      if (RtpPacket.ssrc(cell) != ssrc || RtpPacket.timestamp(cell) != timestamp) continue;
+      this.bytes -= len;
+      if (unchecked(this.keyframe[i])) this.keyframeBytes -= len;
+      unchecked((this.lengths[i] = VOID));
+      n++;
+    }
+    this.voided += n;
+    while (this.count > 0 && unchecked(this.lengths[(this.head + this.count - 1) % this.capacity]) == VOID) {
+      this.count--;
+      this.voided--;
+    }
+    return n;
+  }
+
+  /** Empties the queue; returns how many packets it held. */
+  clear(): i32 {
+    const n = this.packets;
+    this.head = 0;
+    this.count = 0;
+    this.voided = 0;
+    this.bytes = 0;
+    this.keyframeBytes = 0;
+    return n;
+  }
+
+  /** Pops discarded packets at the head; after it the head (if any) is one to send. */
+  popVoid(): void {
+    while (this.count > 0 && unchecked(this.lengths[this.head]) == VOID) {
+      this.head = (this.head + 1) % this.capacity;
+      this.count--;
+      this.voided--;
+    }
+  }
+
+  /** The head packet's address and length (count > 0, after popVoid). */
   @inline headPtr(): usize {
     return this.cell(this.head);
   }

@@ -134,8 +134,13 @@ export class SenderContext extends SegmentContext {
     if (verdict != 0) return this.dropped(verdict, true);
     if (pacer.count == 0 && pacer.mayLeave) return this.passNow(p, now);
     if (!pacer.push(ptr, len, this.gate.currentIsKeyframe)) {
+      // the rest of the frame goes, and the part of it already queued: never half a frame (what
+      // already left cannot be called back: a frame of more packets than the queue holds)
       this.gate.cutCurrent();
       if (this.gate.startedWaiting) this.askKeyframe();
+      const queued = pacer.discardFrame(ssrc, RtpPacket.timestamp(ptr));
+      this.counts.add(Count.DroppedQueueFull, queued);
+      this.droppedHere += queued;
       return this.dropped(DROP_QUEUE_FULL, true);
     }
     this.armPacer(now);
@@ -192,6 +197,7 @@ export class SenderContext extends SegmentContext {
     const pacer = this.pacer;
     pacer.refill(now);
     // keep one output slot for a signal to the origin
+    pacer.popVoid();
     while (pacer.count > 0 && (draining || pacer.mayLeave) && Output.remaining() > 1) {
       const src = pacer.headPtr();
       const len = pacer.headLength();
@@ -208,6 +214,7 @@ export class SenderContext extends SegmentContext {
         this.forwardedInterval++;
       }
       pacer.pop();
+      pacer.popVoid();
     }
     if (pacer.count > 0 && !draining) this.armPacer(now);
   }
@@ -515,8 +522,7 @@ export class SenderContext extends SegmentContext {
 
   /** Empties the queue (the breaker opened: nothing of the flow goes on). */
   private dropQueue(): void {
-    this.counts.add(Count.DroppedCircuitBreaker, this.pacer.count);
-    while (this.pacer.count > 0) this.pacer.pop();
+    this.counts.add(Count.DroppedCircuitBreaker, this.pacer.clear());
   }
 
   private signal(now: i64): void {
@@ -551,7 +557,7 @@ export class SenderContext extends SegmentContext {
     metricSet(unchecked(gaugeIds[Gauge.IncomingBps]), id, <i64>this.incomingBps);
     metricSet(unchecked(gaugeIds[Gauge.RttMs]), id, <i64>this.rttMs);
     metricSet(unchecked(gaugeIds[Gauge.LossPerMille]), id, <i64>(this.lastLoss * 1000));
-    metricSet(unchecked(gaugeIds[Gauge.QueuePackets]), id, this.pacer.count);
+    metricSet(unchecked(gaugeIds[Gauge.QueuePackets]), id, this.pacer.packets);
     metricSet(unchecked(gaugeIds[Gauge.QueueMs]), id, <i64>this.pacer.queueMs);
     metricSet(unchecked(gaugeIds[Gauge.BreakerOpen]), id, this.breaker.open ? 1 : 0);
     metricSet(unchecked(gaugeIds[Gauge.DetectorState]), id, this.trend.state);

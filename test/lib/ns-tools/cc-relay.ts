@@ -14,6 +14,10 @@ import { parseFlags } from "./rtp-stream.js";
 
 export interface RelayReport {
   readonly forward: number;
+  /** Of `forward`, the datagrams that came to the first port (the RTP of the lab's flow). */
+  readonly forwardRtp: number;
+  /** Datagrams toward B still in the delay line at the stop: never sent on (the lab counts them as lost here). */
+  readonly heldAtStop: number;
   readonly back: number;
   /** Datagrams that came back before anyone had sent on that port: nowhere to go. */
   readonly backUnrouted: number;
@@ -26,6 +30,10 @@ class DelayLine {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly delayMs: number) {}
+
+  get length(): number {
+    return this.queue.length;
+  }
 
   push(send: () => void): void {
     this.queue.push({ due: performance.now() + this.delayMs, send });
@@ -50,6 +58,7 @@ const [toAddress, toPort] = [to[1]!, Number(to[2])];
 const forwardLine = new DelayLine(delayMs);
 const backLine = new DelayLine(delayMs);
 let forward = 0;
+let forwardRtp = 0;
 let back = 0;
 let backUnrouted = 0;
 
@@ -59,6 +68,7 @@ for (let i = 0; i < count; i++) {
   pair.near.on("message", (b: Buffer, from) => {
     pair.lastSender = { address: from.address, port: from.port };
     forward++;
+    if (i === 0) forwardRtp++;
     forwardLine.push(() => pair.far.send(b, toPort + i, toAddress));
   });
   pair.far.on("message", (b: Buffer) => {
@@ -80,7 +90,9 @@ let stopped = false;
 function stop(): void {
   if (stopped) return;
   stopped = true;
-  const report: RelayReport = { forward, back, backUnrouted, kernelDrops: kernel.since().total };
+  const report: RelayReport = {
+    forward, forwardRtp, heldAtStop: forwardLine.length, back, backUnrouted, kernelDrops: kernel.since().total,
+  };
   console.log(`report ${JSON.stringify(report)}`);
   for (const p of pairs) {
     p.near.close();
