@@ -342,7 +342,11 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     const said = (h: StreamHop): string => `${h.label} (${h.why}${h.receiver ? `: the receiver's report says ${(h.receiver.fractionLost * 100).toFixed(2)}% lost since its last, c's egress window ${((h.from?.stats?.window?.fractionLost ?? NaN) * 100).toFixed(2)}%` : ""})`;
     for (const d of judged) {
       const bad = d.hops.filter((h) => h.bad);
-      assert.equal(bad.map((h) => h.label), ["b -> c"], `msmctl describe stream marks b -> c bad, and no other hop: ${bad.map(said).join("; ")}`);
+      // the receiver's own socket dropping packets (a busy machine, counted above) is loss on the
+      // last link, which msmctl then rightly names too; without such drops only b -> c is bad
+      const excused = (h: StreamHop): boolean => sinkDrops > 0 && h.label.startsWith("c -> receiver");
+      assert.equal(bad.filter((h) => !excused(h)).map((h) => h.label), ["b -> c"],
+        `msmctl describe stream marks b -> c bad, and no other hop (the receiver's socket dropped ${sinkDrops}): ${bad.map(said).join("; ")}`);
       assert.is(d.hops[d.worst]?.label, "b -> c");
     }
 
