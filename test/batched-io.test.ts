@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildRtcpReceiverReport } from "../sdk/harness/index.js";
 import { SegmentStats } from "../runtime/chain/stats.js";
-import { BatchedIo, planIo } from "../runtime/dataplane/batched-io.js";
+import { BatchedIo, planIo, RECEIVE_SLOT } from "../runtime/dataplane/batched-io.js";
 import { hostCryptoUnavailable, validateProxyConfig } from "../runtime/index.js";
 import { MAX_DESTINATIONS } from "../runtime/config/proxy-config.js";
 import { DropReason } from "../runtime/abi.js";
@@ -30,9 +30,9 @@ const CLI = join(ROOT, "dist", "cli", "msm.js");
 
 const addon = peer("the batched-I/O addon", "built by `npm install` (python3, make, a C compiler; node scripts/build-native.mjs)", () => planIo("auto").send === "native");
 
-peerTest(test, addon, "the proxy moves packets through the addon: batched both ways under Node, batched sends under Bun", async () => {
+peerTest(test, addon, "the proxy moves packets through the addon both ways: watched by libuv under Node, by the addon's thread under Bun", async () => {
   const plan = planIo("auto");
-  assert.equal(plan, isBun ? { receive: "dgram", send: "native", note: "" } : { receive: "native", send: "native", note: "" });
+  assert.equal(plan, { receive: "native", send: "native", watch: isBun ? "thread" : "loop", note: "" });
   const listen = await freePortPair();
   const dest = await Sink.open(0, { keep: true });
   const sender = await Sink.open(0, { keep: true });
@@ -57,6 +57,62 @@ peerTest(test, addon, "the proxy moves packets through the addon: batched both w
     dest.close();
     sender.close();
     await proxy.close();
+  }
+});
+
+peerTest(test, addon, "the watcher thread (Bun's path, here on this runtime): sockets opened and closed while packets arrive lose none on the others, and a closed one hears nothing more", async () => {
+  const io = new BatchedIo({ receive: "native", send: "native", watch: "thread", note: "" }, 64);
+  const view = new DataView(io.data.buffer, io.data.byteOffset, io.data.byteLength);
+  type Watched = { id: number; port: ReturnType<BatchedIo["attach"]>; socket: ReturnType<BatchedIo["take"]>; address: number; sent: number; got: number; closed: boolean };
+  const open: Watched[] = [];
+  const closed: Watched[] = [];
+  let late = 0;
+  let next = 0;
+  const watch = async (): Promise<void> => {
+    const raw = await bindUdp();
+    const address = raw.address().port;
+    const socket = io.take(raw);
+    const w: Watched = { id: next++, port: null!, socket, address, sent: 0, got: 0, closed: false };
+    w.port = io.attach(socket, (count) => {
+      for (let i = 0; i < count; i++) {
+        if (w.closed) late++;
+        else if (view.getUint32(i * RECEIVE_SLOT) === w.id) w.got++;
+      }
+    });
+    open.push(w);
+  };
+  const sender = await bindUdp();
+  try {
+    for (let i = 0; i < 24; i++) await watch();
+    const steady = open.slice(0, 8); // never closed
+    for (let round = 0; round < 40; round++) {
+      for (const w of open) {
+        const packet = Buffer.alloc(200); // node:dgram may send after this returns: one buffer per socket
+        packet.writeUInt32BE(w.id, 0);
+        for (let k = 0; k < 10; k++) sender.send(packet, w.address, LO);
+        w.sent += 10;
+      }
+      // close four of the others at once, some with wakeups for them queued, and open four
+      for (let k = 0; k < 4; k++) {
+        const victim = open.splice(8 + ((round * 7 + k * 3) % (open.length - 8)), 1)[0]!;
+        victim.closed = true;
+        io.close(victim.port);
+        victim.socket.close();
+        closed.push(victim);
+      }
+      for (let k = 0; k < 4; k++) await watch();
+      await sleep(5);
+    }
+    await waitFor(() => steady.every((w) => w.got === w.sent), 5000, "every packet at the sockets never closed");
+    for (const w of open) await waitFor(() => w.got === w.sent, 5000, `every packet at socket ${w.id}, opened during the run`);
+    assert.is(late, 0, "packets handed over for a closed socket");
+    assert.ok(closed.length === 160 && steady.every((w) => w.sent === 400));
+  } finally {
+    for (const w of open) {
+      io.close(w.port);
+      w.socket.close();
+    }
+    sender.close();
   }
 });
 

@@ -5,6 +5,8 @@ import { fileURLToPath } from "node:url";
 import { DropReason } from "../abi.js";
 import { loadNativeAddon, type LoadedAddon } from "../native-addon.js";
 import type { SegmentStats } from "../chain/stats.js";
+import type { UdpSocket } from "./segment-sockets.js";
+import { TakenSocket } from "./taken-socket.js";
 
 /** An attached socket, opaque to JS. */
 export type NativePort = { readonly __nativePort: unique symbol };
@@ -13,7 +15,7 @@ type Arena = { readonly __arena: unique symbol };
 /** The batched-I/O addon's functions (runtime/native/msm_udp.c, docs/batched-io.md). */
 export interface UdpAddon {
   createArena(data: Uint8Array, meta: Int32Array, slotSize: number, result: Int32Array): Arena;
-  attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null): NativePort;
+  attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null, thread?: boolean): NativePort;
   setPeer(port: NativePort, index: number, address: string, udpPort: number): boolean;
   send(port: NativePort, memory: Uint8Array, entries: Int32Array, count: number): number;
   flush(port: NativePort): number;
@@ -24,6 +26,10 @@ export interface UdpAddon {
   /** Words of metadata per received packet in this build (META_STRIDE below when current). */
   readonly metaStride: number;
   close(port: NativePort): void;
+  /** A duplicate of a socket's descriptor (close-on-exec), for taking a socket over from its runtime. */
+  takeSocket(fd: number): number;
+  closeSocket(fd: number): void;
+  disconnectSocket(fd: number): void;
 }
 
 /** Where install builds the addon; MSM_NATIVE_ADDON names another build. */
@@ -35,7 +41,7 @@ let loaded: LoadedAddon<UdpAddon> | undefined;
 /** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
 export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
-  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE ? ""
+  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.takeSocket === "function" ? ""
     : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
   return loaded.addon;
 }
@@ -47,24 +53,32 @@ export type IoSetting = "auto" | "native" | "dgram";
 export interface IoPlan {
   readonly receive: "native" | "dgram";
   readonly send: "native" | "dgram";
+  /**
+   * Who tells the addon a socket is readable: the runtime's libuv loop (Node), or the addon's
+   * watcher thread (Bun, whose node:dgram cannot stop reading a socket: the worker takes its
+   * sockets over, segment-sockets.ts takeOverSockets).
+   */
+  readonly watch: "loop" | "thread";
   /** Why the addon is not used although the setting allowed it (empty when nothing fell back). */
   readonly note: string;
 }
 
 /**
- * Picks the I/O path. Under Node both directions go through the addon. Under Bun only sends do:
- * Bun has no libuv poll handles for an addon to watch a socket with, and its node:dgram already
- * reads with recvmmsg. "native" where the addon is missing is an error; "auto" falls back loudly.
+ * Picks the I/O path: both directions through the addon, watched by libuv under Node and by the
+ * addon's own thread under Bun, which has no libuv poll handles (measured: Bun's node:dgram
+ * receive makes a Buffer per packet, and the garbage, its page faults and TLB shootdowns cost
+ * more than the reads; docs/batched-io.md). "native" where the addon is missing is an error;
+ * "auto" falls back loudly.
  */
 export function planIo(setting: IoSetting): IoPlan {
-  if (setting === "dgram") return { receive: "dgram", send: "dgram", note: "" };
+  if (setting === "dgram") return { receive: "dgram", send: "dgram", watch: "loop", note: "" };
   const native = process.platform === "linux" ? loadAddon() : null;
   if (native === null) {
     const why = process.platform === "linux" ? loaded!.error : `batched I/O needs Linux, this is ${process.platform}`;
     if (setting === "native") throw new Error(`io: native: ${why}`);
-    return { receive: "dgram", send: "dgram", note: `falling back to node:dgram I/O: ${why}` };
+    return { receive: "dgram", send: "dgram", watch: "loop", note: `falling back to node:dgram I/O: ${why}` };
   }
-  return isBun ? { receive: "dgram", send: "native", note: "" } : { receive: "native", send: "native", note: "" };
+  return { receive: "native", send: "native", watch: isBun ? "thread" : "loop", note: "" };
 }
 
 /** Why loadAddon() returned null ("" when it did not, or has not been asked). */
@@ -140,8 +154,13 @@ export class BatchedIo {
    * Takes over a bound socket. With `onBatch` (native receive) node:dgram stops reading it and
    * each batch read goes to onBatch(count); packet i is at data[i * RECEIVE_SLOT], length(i) long.
    */
-  attach(socket: Socket, onBatch: ((count: number) => void) | null): NativePort {
-    const handle = socketHandle(socket);
+  attach(socket: UdpSocket, onBatch: ((count: number) => void) | null): NativePort {
+    if (socket instanceof TakenSocket) {
+      const port = this.addon.attach(socket.fd, this.arena, onBatch, onBatch !== null);
+      if (!onBatch) this.sendOnly.add(port);
+      return port;
+    }
+    const handle = socketHandle(socket as Socket);
     // the loop watches a descriptor through one handle: node:dgram's lets go of it first
     if (onBatch) handle.recvStop?.();
     try {
@@ -152,6 +171,11 @@ export class BatchedIo {
       if (onBatch) handle.recvStart?.();
       throw err;
     }
+  }
+
+  /** Takes a socket over from node:dgram, for the watcher thread (plan.watch "thread"). */
+  take(socket: Socket): TakenSocket {
+    return TakenSocket.take(socket, this.addon);
   }
 
   setPeer(port: NativePort, index: number, address: string, udpPort: number): void {

@@ -2,7 +2,6 @@
 // and where packets go when they leave the chain. Media flows downstream from the sender (who
 // sends to `listen`) to the destinations (from the egress sockets); RTCP feedback from the
 // receivers arrives on the egress sockets and flows upstream, back to the sender.
-import type { Socket } from "node:dgram";
 import { Dest, DropReason, PacketFlag } from "../abi.js";
 import type { ChainRunner } from "../chain/chain-runner.js";
 import type { ChainStage } from "../chain/filter-pool.js";
@@ -11,7 +10,7 @@ import { SegmentStats } from "../chain/stats.js";
 import type { SegmentConfig } from "../config/proxy-config.js";
 import { pendingAllowance, RING_SLOT_SIZE, SendTracker, type EgressRing } from "./egress-ring.js";
 import { RECEIVE_SLOT, type BatchedIo, type NativePort } from "./batched-io.js";
-import { allSockets, closeSockets, legDestinations, type SegmentSockets } from "./segment-sockets.js";
+import { allSockets, closeSockets, legDestinations, takeOverSockets, type SegmentSockets, type UdpSocket } from "./segment-sockets.js";
 import { canonicalAddress } from "../config/endpoints.js";
 import { SourceGate } from "./source-gate.js";
 import { rewriteRtcpSsrc, rewriteRtp, rtpSsrc } from "./ssrc-rewrite.js";
@@ -41,7 +40,7 @@ function looksLikeRtcp(buf: Uint8Array, at: number, length: number): boolean {
  * destinationPeer(k) (RTP) and destinationPeer(k) + 1 (RTCP).
  */
 interface Outlet {
-  readonly socket: Socket;
+  readonly socket: UdpSocket;
   readonly sends: SendTracker;
   port: NativePort | null;
   /** The sender addresses the port's peer table holds (the gate replaces its objects when they change). */
@@ -58,7 +57,7 @@ const NO_SLOT = -1;
 const MEDIA_IDLE_MS = 500;
 
 /** Disconnects a connected egress socket and records that it sends unconnected from now on. */
-function unconnect(socket: Socket | null, holder: { connectedTo: number }): void {
+function unconnect(socket: UdpSocket | null, holder: { connectedTo: number }): void {
   try {
     socket?.disconnect();
   } catch {
@@ -129,6 +128,8 @@ export class SegmentRuntime {
     streamTable: StreamTable | null = null,
   ) {
     this.config = config;
+    // Bun's node:dgram cannot stop reading a socket: the addon's watcher thread needs it alone
+    if (io?.plan.watch === "thread") takeOverSockets(sockets, (s) => io.take(s));
     this.streams = streamTable ? new SegmentStreams(streamTable, config.clockRates) : null;
     this.gate = new SourceGate(config);
     this.pending = new PacketList(batchSize);
@@ -141,7 +142,7 @@ export class SegmentRuntime {
     this.legGates = config.legs.map((_, k) => new SourceGate(legGateConfig(config, k)));
     this.legSends = config.legs.map(() => new SendTracker(ring, failed));
     this.legTargets = config.legs.map((l) => legDestinations(config, l));
-    const outlet = (socket: Socket, sends: SendTracker): Outlet => ({ socket, sends, port: null, senderRtp: null, senderRtcp: null });
+    const outlet = (socket: UdpSocket, sends: SendTracker): Outlet => ({ socket, sends, port: null, senderRtp: null, senderRtcp: null });
     this.outlets = {
       ingressRtp: outlet(sockets.ingressRtp, this.ingressRtpSends),
       ingressRtcp: sockets.ingressRtcp ? outlet(sockets.ingressRtcp, this.ingressRtcpSends) : null,
@@ -192,7 +193,7 @@ export class SegmentRuntime {
    * Hands a socket's packets to `handle`: through node:dgram's message events, or (batched
    * receive) a batch at a time from the worker's arena, the chain running once per batch.
    */
-  private listen(socket: Socket, handle: (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean) => void): void {
+  private listen(socket: UdpSocket, handle: (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean) => void): void {
     const io = this.io;
     if (!io || io.plan.receive === "dgram") {
       socket.on("message", (msg, rinfo) => handle(msg, 0, msg.length, rinfo.address, rinfo.port, rinfo.family === "IPv6"));
@@ -480,7 +481,7 @@ export class SegmentRuntime {
   }
 
   /** One node:dgram send, tracked: `slot` is the ring offset the buffer holds (NO_SLOT for one outside the ring). */
-  private send(sock: Socket, sends: SendTracker, buf: Buffer, at: number, slot: number, length: number, port: number, address: string | null): boolean {
+  private send(sock: UdpSocket, sends: SendTracker, buf: Buffer, at: number, slot: number, length: number, port: number, address: string | null): boolean {
     if (sends.full || (slot !== NO_SLOT && !this.ring.hold(slot))) {
       this.stats.drops.add(DropReason.HostBackpressure);
       return false;

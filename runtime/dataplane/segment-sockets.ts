@@ -5,8 +5,8 @@
 // nothing ever comes from a group's address, so a socket connected to one would refuse every
 // receiver's feedback (RTCP multiplexed on the RTP port). A listen socket bound to a multicast
 // group joins it (multicast-sockets.ts).
-import { createSocket, type Socket } from "node:dgram";
-import { isIP, isIPv6 } from "node:net";
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { isIP, isIPv6, type AddressInfo } from "node:net";
 import { isMulticast } from "../config/multicast.js";
 import { groupJoin, legListen, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
 import { applyMulticastOptions, joinGroup } from "./multicast-sockets.js";
@@ -92,27 +92,43 @@ function connectSocket(socket: Socket, port: number, address: string): Promise<b
   });
 }
 
+/**
+ * What the data plane asks of a socket once its segment runs: node:dgram's socket, or one a
+ * worker took over from it (taken-socket.ts). Sockets are set up (bound, joined, connected) as
+ * node:dgram sockets, here.
+ */
+export interface UdpSocket {
+  address(): AddressInfo;
+  disconnect(): void;
+  close(): unknown;
+  on(event: "message", listener: (msg: Buffer, rinfo: RemoteInfo) => void): unknown;
+  on(event: "error", listener: (err: Error) => void): unknown;
+  removeAllListeners(event?: string): unknown;
+  send(msg: Uint8Array, offset: number, length: number, callback: (error: Error | null, bytes: number) => void): void;
+  send(msg: Uint8Array, offset: number, length: number, port: number, address: string, callback: (error: Error | null, bytes: number) => void): void;
+}
+
 /** A leg's sockets (docs/proxy.md "Legs"): each only where the leg receives or sends. */
-export interface LegSockets {
-  ingress: Socket | null;
-  egress: Socket | null;
+export interface LegSockets<S extends UdpSocket = UdpSocket> {
+  ingress: S | null;
+  egress: S | null;
   /** The destination index the egress socket is connected to, or -1. */
   connectedTo: number;
 }
 
-export interface SegmentSockets {
-  ingressRtp: Socket;
-  ingressRtcp: Socket | null;
-  egressRtp: Socket;
-  egressRtcp: Socket | null;
+export interface SegmentSockets<S extends UdpSocket = UdpSocket> {
+  ingressRtp: S;
+  ingressRtcp: S | null;
+  egressRtp: S;
+  egressRtcp: S | null;
   /** The destination index the egress RTP socket is connected to, or -1. */
   connectedTo: number;
   /** Legs 1.. in config order (legs[0] is leg 1). */
-  legs: LegSockets[];
+  legs: LegSockets<S>[];
 }
 
 /** Sockets bound so far: the fixed-port ones first, the ephemeral egress ones after. */
-export type PartialSockets = Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<Pick<SegmentSockets, "egressRtp" | "egressRtcp">> & { legs: LegSockets[] };
+export type PartialSockets = Pick<SegmentSockets<Socket>, "ingressRtp" | "ingressRtcp"> & Partial<Pick<SegmentSockets<Socket>, "egressRtp" | "egressRtcp">> & { legs: LegSockets<Socket>[] };
 
 /** Closes what a failed step opened and throws `message` for the segment. */
 function failSegment(config: SegmentConfig, opened: Socket[], message: string): never {
@@ -140,7 +156,7 @@ function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) 
 }
 
 /** Gives every egress socket the segment's multicast options; on failure closes every socket of the segment. */
-function setMulticastOptions(config: SegmentConfig, sockets: SegmentSockets, opened: Socket[]): void {
+function setMulticastOptions(config: SegmentConfig, sockets: SegmentSockets<Socket>, opened: Socket[]): void {
   const family = isIP(egressOf(config).address);
   try {
     for (const s of [sockets.egressRtp, sockets.egressRtcp]) if (s) applyMulticastOptions(s, config, family);
@@ -184,7 +200,7 @@ export async function openFixedSockets(config: SegmentConfig, receiveBuffer: num
   const ingressRtp = await bind(listen.address, listen.port, "listen", join);
   // a multicast session's RTCP goes to the group at port + 1 (RFC 3550 section 11): joined too
   const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP", join);
-  const legs: LegSockets[] = [];
+  const legs: LegSockets<Socket>[] = [];
   for (const [k, l] of config.legs.entries()) {
     const at = legListen(config, l);
     const ingress = at ? await bind(at.address, at.port, `leg '${l.name}' listen`, groupJoin(config, k)) : null;
@@ -202,7 +218,7 @@ export async function openFixedSockets(config: SegmentConfig, receiveBuffer: num
 }
 
 /** Binds what openFixedSockets left (ephemeral egress) and connects a single destination; on failure closes everything. */
-export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets> {
+export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets<Socket>> {
   let egressRtp = partial.egressRtp;
   let egressRtcp = partial.egressRtcp ?? null;
   const opened = [...new Set(allSockets(partial))].filter((x): x is Socket => x !== null && x !== undefined);
@@ -223,7 +239,7 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
     const sockets = partial.legs[k]!;
     if (l.send && !sockets.egress) sockets.egress = await bind(legEgressOf(config, l).address, 0, `leg '${l.name}' egress`);
   }
-  const sockets: SegmentSockets = { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: -1, legs: partial.legs };
+  const sockets: SegmentSockets<Socket> = { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: -1, legs: partial.legs };
   setMulticastOptions(config, sockets, opened);
   for (const [k, l] of config.legs.entries()) {
     const to = legDestinations(config, l);
@@ -237,17 +253,40 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
 }
 
 /** Binds a segment's sockets; on failure closes what it opened and names the port. */
-export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number): Promise<SegmentSockets> {
+export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number): Promise<SegmentSockets<Socket>> {
   return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer));
 }
 
 /** Every socket of a segment, legs included. */
-export function allSockets(s: Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets>): (Socket | null | undefined)[] {
+export function allSockets<S extends UdpSocket>(s: Pick<SegmentSockets<S>, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets<S>>): (S | null | undefined)[] {
   return [s.ingressRtp, s.ingressRtcp, s.egressRtp, s.egressRtcp, ...(s.legs ?? []).flatMap((l) => [l.ingress, l.egress])];
 }
 
+/**
+ * Replaces every node:dgram socket of a running segment by one taken over for the addon
+ * (batched-io.ts, watch "thread"), in place: whoever holds `sockets` sees the new ones. A socket
+ * a segment uses twice (symmetricRtp) is taken once.
+ */
+export function takeOverSockets(sockets: SegmentSockets, take: (s: Socket) => UdpSocket): void {
+  const taken = new Map<UdpSocket, UdpSocket>();
+  const swap = <T extends UdpSocket | null>(s: T): T => {
+    if (s === null) return s;
+    let t = taken.get(s);
+    if (!t) taken.set(s, (t = take(s as unknown as Socket)));
+    return t as T;
+  };
+  sockets.ingressRtp = swap(sockets.ingressRtp);
+  sockets.ingressRtcp = swap(sockets.ingressRtcp);
+  sockets.egressRtp = swap(sockets.egressRtp);
+  sockets.egressRtcp = swap(sockets.egressRtcp);
+  for (const l of sockets.legs) {
+    l.ingress = swap(l.ingress);
+    l.egress = swap(l.egress);
+  }
+}
+
 /** Closes a segment's sockets (each at most once). */
-export function closeSockets(s: Pick<SegmentSockets, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets>): void {
+export function closeSockets<S extends UdpSocket>(s: Pick<SegmentSockets<S>, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets<S>>): void {
   for (const sock of new Set(allSockets(s))) {
     if (!sock) continue;
     sock.removeAllListeners("message");

@@ -12,12 +12,22 @@
 // longer reads a socket attached here (the caller stops it) and never sends on it, so the loop
 // watches the descriptor through this module's poll handle alone; the port is closed before
 // node:dgram closes the socket.
+//
+// A runtime without libuv poll handles (Bun) cannot watch a descriptor for us, and its
+// node:dgram cannot stop reading one. There the caller takes the socket over (takeSocket: a
+// duplicate, then node:dgram's socket is closed) and attaches it in thread mode: one watcher
+// thread per environment waits in epoll (one-shot) and only says "readable" or "writable" through
+// a thread-safe function; the reads, the sends and the arena stay on the JS thread, as with libuv.
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <uv.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -91,7 +101,35 @@ typedef struct {
   int orphaned;
   int receiving;
   double recv_errors;
+  // thread mode (threaded): the watcher's wakeups not yet handled on the JS thread, and the
+  // epoll events they carry; both under the watcher's lock. The port is freed only at pending 0.
+  int threaded;
+  int pending;
+  uint32_t ready;
+  uint64_t key;  // its watcher slot and that slot's generation: what epoll hands back
 } Port;
+
+// A threaded port as the watcher finds it: epoll hands back a slot and generation, never a
+// pointer, so a wakeup that raced with the port's close finds an empty or newer slot.
+typedef struct {
+  Port* port;
+  uint32_t gen;
+} WatchSlot;
+
+// The watcher thread of one environment (thread mode), made at its first threaded port.
+typedef struct {
+  int epfd;
+  int stopfd;
+  pthread_t thread;
+  pthread_mutex_t lock;  // the slots, and every port's pending/ready/closing as the thread sees them
+  napi_threadsafe_function wake;
+  WatchSlot* slots;
+  uint32_t cap;
+  uint32_t* free_slots;
+  uint32_t free_count;
+} Watcher;
+
+#define STOP_KEY UINT64_MAX
 
 #define CHECK(call)                                          \
   do {                                                       \
@@ -179,8 +217,19 @@ static napi_value create_arena(napi_env env, napi_callback_info info) {
 
 static void on_poll(uv_poll_t* handle, int status, int events);
 
+static Watcher* watcher_of(napi_env env);
+
 static void restart_poll(Port* p) {
   if (!p->polled) return;  // a send-only port: the caller retries its queue with flush()
+  if (p->threaded) {
+    uint32_t events = (p->receiving ? EPOLLIN : 0) | (p->q_count > 0 ? EPOLLOUT : 0);
+    if (p->closing || (uint32_t)p->watching == events) return;
+    p->watching = (int)events;
+    // one-shot even with no events: a pending socket error then wakes the watcher once, not forever
+    struct epoll_event ev = {.events = events | EPOLLONESHOT, .data.u64 = p->key};
+    epoll_ctl(watcher_of(p->env)->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+    return;
+  }
   int events = (p->receiving ? UV_READABLE : 0) | (p->q_count > 0 ? UV_WRITABLE : 0);
   if (p->closing || p->watching == events) return;
   p->watching = events;
@@ -309,6 +358,154 @@ static void on_poll(uv_poll_t* handle, int status, int events) {
   if (events & UV_READABLE) receive(p);
 }
 
+// ---- thread mode: the watcher ----
+
+static Watcher* watcher_of(napi_env env) {
+  void* data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
+static void* watch_loop(void* arg) {
+  Watcher* w = arg;
+  struct epoll_event events[64];
+  for (;;) {
+    int n = epoll_wait(w->epfd, events, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+      uint64_t key = events[i].data.u64;
+      if (key == STOP_KEY) return NULL;
+      uint32_t slot = (uint32_t)(key >> 32);
+      pthread_mutex_lock(&w->lock);
+      Port* p = slot < w->cap && w->slots[slot].gen == (uint32_t)key ? w->slots[slot].port : NULL;
+      if (p && !p->closing) {
+        p->pending++;  // the port outlives the wakeup: freed only once pending is back at 0
+        p->ready |= events[i].events;
+      } else {
+        p = NULL;
+      }
+      pthread_mutex_unlock(&w->lock);
+      if (p && napi_call_threadsafe_function(w->wake, p, napi_tsfn_nonblocking) != napi_ok) {
+        pthread_mutex_lock(&w->lock);  // the environment is going away: nothing will handle it
+        p->pending--;
+        pthread_mutex_unlock(&w->lock);
+      }
+    }
+  }
+}
+
+// On the JS thread: what the watcher saw on a port, handled as on_poll handles libuv's events.
+static void on_ready(napi_env env, napi_value js_callback, void* context, void* data) {
+  Watcher* w = context;
+  Port* p = data;
+  pthread_mutex_lock(&w->lock);
+  uint32_t events = p->ready;
+  p->ready = 0;
+  pthread_mutex_unlock(&w->lock);
+  if (env != NULL && !p->closing) {
+    p->watching = -1;  // the one-shot fired: nothing is watched until restart_poll arms it again
+    if ((events & EPOLLERR) && !(events & EPOLLIN)) {
+      // a pending socket error (an ICMP port unreachable on a connected socket): reading it clears it
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      p->recv_errors++;
+    }
+    if (events & EPOLLOUT) flush_queue(p);
+    if ((events & EPOLLIN) && !p->closing) receive(p);
+    restart_poll(p);
+  }
+  pthread_mutex_lock(&w->lock);
+  int left = --p->pending;
+  pthread_mutex_unlock(&w->lock);
+  if (left == 0 && p->closed && p->orphaned) free(p);
+}
+
+static void stop_watcher(napi_env env, void* data, void* hint) {
+  Watcher* w = data;
+  if (w->thread) {
+    uint64_t one = 1;
+    if (write(w->stopfd, &one, sizeof one) == sizeof one) pthread_join(w->thread, NULL);
+  }
+  if (w->wake) napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
+  if (w->epfd >= 0) close(w->epfd);
+  if (w->stopfd >= 0) close(w->stopfd);
+  pthread_mutex_destroy(&w->lock);
+  free(w->slots);
+  free(w->free_slots);
+  free(w);
+}
+
+// The environment's watcher, started at the first call; NULL with `why` filled when it cannot be.
+static Watcher* start_watcher(napi_env env, char* why, size_t why_len) {
+  Watcher* w = watcher_of(env);
+  if (w) return w;
+  w = calloc(1, sizeof *w);
+  if (!w) {
+    snprintf(why, why_len, "out of memory");
+    return NULL;
+  }
+  pthread_mutex_init(&w->lock, NULL);
+  w->epfd = epoll_create1(EPOLL_CLOEXEC);
+  w->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct epoll_event stop = {.events = EPOLLIN, .data.u64 = STOP_KEY};
+  napi_value name;
+  napi_create_string_utf8(env, "msm:udp-watcher", NAPI_AUTO_LENGTH, &name);
+  if (w->epfd < 0 || w->stopfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stopfd, &stop) != 0) {
+    snprintf(why, why_len, "epoll: %s", strerror(errno));
+  } else if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, w, on_ready, &w->wake) != napi_ok) {
+    snprintf(why, why_len, "no thread-safe functions on this runtime");
+  } else if (pthread_create(&w->thread, NULL, watch_loop, w) != 0) {
+    w->thread = 0;
+    snprintf(why, why_len, "cannot start the watcher thread");
+  } else if (napi_set_instance_data(env, w, stop_watcher, NULL) != napi_ok) {
+    snprintf(why, why_len, "cannot keep the watcher with the environment");
+  } else {
+    napi_unref_threadsafe_function(env, w->wake);  // the sockets, not the watcher, keep a process alive
+    return w;
+  }
+  stop_watcher(env, w, NULL);
+  return NULL;
+}
+
+// Gives a port a slot of the watcher and adds its descriptor, watching nothing yet.
+static int watch_port(Watcher* w, Port* p, char* why, size_t why_len) {
+  pthread_mutex_lock(&w->lock);
+  if (w->free_count == 0) {
+    uint32_t cap = w->cap ? w->cap * 2 : 64;
+    WatchSlot* slots = realloc(w->slots, cap * sizeof *slots);
+    if (slots) w->slots = slots;
+    uint32_t* free_slots = realloc(w->free_slots, cap * sizeof *free_slots);
+    if (free_slots) w->free_slots = free_slots;
+    if (!slots || !free_slots) {
+      pthread_mutex_unlock(&w->lock);
+      snprintf(why, why_len, "out of memory");
+      return 0;
+    }
+    for (uint32_t i = w->cap; i < cap; i++) {
+      w->slots[i].port = NULL;
+      w->slots[i].gen = 0;
+      w->free_slots[w->free_count++] = cap - 1 - (i - w->cap);
+    }
+    w->cap = cap;
+  }
+  uint32_t slot = w->free_slots[--w->free_count];
+  p->key = ((uint64_t)slot << 32) | w->slots[slot].gen;
+  struct epoll_event ev = {.events = EPOLLONESHOT, .data.u64 = p->key};
+  if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, p->fd, &ev) != 0) {
+    w->free_slots[w->free_count++] = slot;
+    pthread_mutex_unlock(&w->lock);
+    snprintf(why, why_len, "epoll: %s", strerror(errno));
+    return 0;
+  }
+  w->slots[slot].port = p;
+  pthread_mutex_unlock(&w->lock);
+  return 1;
+}
+
 static void start_close(Port* p);
 
 static void on_closed(uv_handle_t* handle) {
@@ -328,7 +525,7 @@ static void on_closed(uv_handle_t* handle) {
   p->peer_len = NULL;
   p->q_count = 0;
   p->closed = 1;
-  if (p->orphaned) free(p);
+  if (p->orphaned && p->pending == 0) free(p);
 }
 
 // JS dropped the port: freed now if it was closed, else once its close completes (never while
@@ -336,12 +533,29 @@ static void on_closed(uv_handle_t* handle) {
 static void port_finalize(napi_env env, void* data, void* hint) {
   Port* p = data;
   p->orphaned = 1;
-  if (p->closed) free(p);
-  else start_close(p);
+  if (p->closed) {
+    if (p->pending == 0) free(p);
+  } else {
+    start_close(p);
+  }
 }
 
 static void start_close(Port* p) {
   if (p->closing) return;
+  if (p->threaded) {
+    Watcher* w = watcher_of(p->env);
+    // after this the watcher makes no new wakeup for the port; those queued see it closing
+    pthread_mutex_lock(&w->lock);
+    p->closing = 1;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    uint32_t slot = (uint32_t)(p->key >> 32);
+    w->slots[slot].port = NULL;
+    w->slots[slot].gen++;
+    w->free_slots[w->free_count++] = slot;
+    pthread_mutex_unlock(&w->lock);
+    on_closed((uv_handle_t*)&p->poll);
+    return;
+  }
   p->closing = 1;
   if (p->polled) {
     uv_poll_stop(&p->poll);
@@ -385,20 +599,23 @@ static Port* port_call(napi_env env, napi_callback_info info, size_t want, napi_
   return port_of(env, argv[0]);
 }
 
-// attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null): Port
-// With a callback the socket is watched on the runtime's libuv loop and every batch read goes to
-// it; with null the port only sends (a runtime without libuv poll handles: Bun), and packets the
-// socket could not take wait until flush(port).
+// attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null, thread?: boolean): Port
+// With a callback every batch read goes to it, the socket watched on the runtime's libuv loop or,
+// with `thread`, by the environment's watcher thread (a runtime without libuv poll handles: Bun;
+// the descriptor must then be this module's alone: takeSocket). With null the port only sends,
+// and packets the socket could not take wait until flush(port).
 static napi_value attach(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   Arena* a = NULL;
   napi_valuetype cb_type = napi_undefined;
+  bool threaded = false;
   if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_external(env, argv[1], (void**)&a) != napi_ok ||
-      a == NULL || napi_typeof(env, argv[2], &cb_type) != napi_ok || (cb_type != napi_function && cb_type != napi_null)) {
-    napi_throw_type_error(env, NULL, "attach(fd, arena, onBatch | null)");
+      a == NULL || napi_typeof(env, argv[2], &cb_type) != napi_ok || (cb_type != napi_function && cb_type != napi_null) ||
+      (argc > 3 && napi_get_value_bool(env, argv[3], &threaded) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "attach(fd, arena, onBatch | null, thread?: boolean)");
     return NULL;
   }
   int own = fd;
@@ -411,7 +628,19 @@ static napi_value attach(napi_env env, napi_callback_info info) {
   p->fd = own;
   p->arena = a;
   p->poll.data = p;
-  if (cb_type == napi_function) {
+  if (cb_type == napi_function && threaded) {
+    char why[100] = "";
+    Watcher* w = start_watcher(env, why, sizeof why);
+    if (!w || !watch_port(w, p, why, sizeof why)) {
+      free(p);
+      char text[160];
+      snprintf(text, sizeof text, "attach: cannot watch the socket from a thread (%s)", why);
+      napi_throw_error(env, NULL, text);
+      return NULL;
+    }
+    p->threaded = 1;
+    p->polled = 1;
+  } else if (cb_type == napi_function) {
     uv_loop_t* loop;
     int err = 0;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || (err = uv_poll_init(loop, &p->poll, own)) != 0) {
@@ -422,6 +651,8 @@ static napi_value attach(napi_env env, napi_callback_info info) {
       return NULL;
     }
     p->polled = 1;
+  }
+  if (cb_type == napi_function) {
     // the kernel stamps each datagram as it arrives: the stats' arrival times do not wait for the loop
     int on = 1;
     setsockopt(own, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
@@ -661,6 +892,56 @@ static napi_value close_port(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// takeSocket(fd): a duplicate of the descriptor (close-on-exec), for the caller to close the
+// original's owner (Bun's node:dgram, which cannot stop reading it) and keep the socket itself.
+static napi_value take_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "takeSocket(fd)");
+    return NULL;
+  }
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) {
+    char text[100];
+    snprintf(text, sizeof text, "takeSocket: %s", strerror(errno));
+    napi_throw_error(env, NULL, text);
+    return NULL;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, own, &out));
+  return out;
+}
+
+static int fd_arg(napi_env env, napi_callback_info info, const char* usage, int32_t* fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return 1;
+}
+
+// closeSocket(fd): closes a descriptor takeSocket made (after close(port) of every port on it).
+static napi_value close_socket(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!fd_arg(env, info, "closeSocket(fd)", &fd)) return NULL;
+  close(fd);
+  return NULL;
+}
+
+// disconnectSocket(fd): forgets a connected peer (connect to AF_UNSPEC, as node:dgram's disconnect).
+static napi_value disconnect_socket(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!fd_arg(env, info, "disconnectSocket(fd)", &fd)) return NULL;
+  struct sockaddr none = {.sa_family = AF_UNSPEC};
+  connect(fd, &none, sizeof none);
+  return NULL;
+}
+
 // addressOf(meta: Int32Array, index): the source address of received packet `index`, as text
 // (inet_ntop's, and a link-local address's zone as %interface: node:dgram's).
 static napi_value address_of(napi_env env, napi_callback_info info) {
@@ -700,6 +981,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"flush", NULL, flush, NULL, NULL, NULL, napi_default, NULL},
       {"queued", NULL, queued, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_port, NULL, NULL, NULL, napi_default, NULL},
+      {"takeSocket", NULL, take_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"closeSocket", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"disconnectSocket", NULL, disconnect_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   // the layout JS reads received packets' metadata with: an addon built from an older source says so
