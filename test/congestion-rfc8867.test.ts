@@ -21,8 +21,8 @@ const test = suite("congestion: RFC 8867 test cases", { timeoutMs: 220_000 });
 /** The bar for the filter's runs. */
 const MIN_UTILISATION = 0.8;
 /**
- * The filter's start-up phase takes the rate from 150 kbps to the capacity in a few seconds (5 to
- * 8 s in the runs of docs/congestion-eval.md; 15 to 24 s before it had one).
+ * The filter's start-up phase takes the rate from 150 kbps to 80% of the usable capacity in a few
+ * seconds (3 to 4 s in the runs of docs/congestion-eval.md; 15 to 24 s before it had one).
  */
 const MAX_RAMP_UP_S = 10;
 
