@@ -1,8 +1,8 @@
 // Turns the detector's state and the feedback's figures into a target rate: GCC's AIMD for the
 // delay-based rate (draft-ietf-rmcat-gcc-02 section 5.5), its loss-based controller (section 6),
-// and the target = the smaller, clamped to [minBps, maxBps]; before all of them a start-up phase
-// that grows faster until the first over-use or loss. Rates in bits per second, times in
-// microseconds on the sender's clock.
+// and the target = the smaller, clamped to [minBps, maxBps]; from the start until the first
+// over-use or loss, a start-up phase in which the delay-based rate grows faster. Rates in bits per
+// second, times in microseconds on the sender's clock.
 import { OVERUSE, UNDERUSE } from "./trendline";
 
 const HOLD = 0;
