@@ -4,9 +4,9 @@
 // filter (A sender, B receiver) against the same path with plain forwarding. The full-length
 // profiles run, the four labs side by side. The issue's target, per case: loss and p95 queuing
 // delay both lower than plain forwarding, at a utilisation of at least 80% (received over usable
-// capacity: the capacity, or the flows' maximum rate where that is lower; counted from the end of
-// the start-up ramp from the RFC's 150 kbps, which must end within 5 s of the first capacity change; see
-// docs/congestion-eval.md).
+// capacity: the capacity, or the flows' maximum rate where that is lower) over the whole run, the
+// start-up from the RFC's 150 kbps included; and, as before, from the end of that start-up ramp
+// on (see docs/congestion-eval.md).
 // Every lost packet must be attributed (tbf, veths, sockets, the relay, A's filter's own drop
 // counters, which also count what it held in its pacer and dropped later, and the proxies' other
 // drop counters); every figure is judged and all misses reported together.
@@ -20,8 +20,13 @@ const test = suite("congestion: RFC 8867 test cases", { timeoutMs: 220_000 });
 
 /** The issue's bar for the filter's runs. */
 const MIN_UTILISATION = 0.8;
+/**
+ * The filter's start-up phase takes the rate from 150 kbps to 80% of the usable capacity in a few
+ * seconds (3 to 4 s in the runs of docs/congestion-eval.md; 15 to 24 s before it had one).
+ */
+const MAX_RAMP_UP_S = 10;
 
-peerTest(test, allOf(netnsPeer, tbfPeer), "5.1 and 5.2: lower loss and p95 queuing delay than plain forwarding, at >= 80% utilisation, every loss attributed", async () => {
+peerTest(test, allOf(netnsPeer, tbfPeer), "5.1 and 5.2: lower loss and p95 queuing delay than plain forwarding, at >= 80% utilisation over the whole run, every loss attributed", async () => {
   const cases = [CASE_5_1, CASE_5_2];
   const runs = await Promise.all(cases.flatMap((c) => [runCase(c, "msm"), runCase(c, "plain")]));
   console.log(`\n${resultsTable(runs)}\n`);
@@ -37,7 +42,7 @@ peerTest(test, allOf(netnsPeer, tbfPeer), "5.1 and 5.2: lower loss and p95 queui
   }
   for (const c of cases) {
     const [msm, plain] = (["msm", "plain"] as const).map((f) => runs.find((r) => r.caseId === c.id && r.forwarding === f)!) as [RunResult, RunResult];
-    const about = `${c.id} (msm ${JSON.stringify({ utilisation: msm.utilisation, rampUpS: msm.rampUpS, queue: msm.queueDelayMs, loss: msm.loss })}; plain ${JSON.stringify({ queue: plain.queueDelayMs, loss: plain.loss.ratio })})`;
+    const about = `${c.id} (msm ${JSON.stringify({ utilisationWholeRun: msm.utilisationWholeRun, utilisation: msm.utilisation, rampUpS: msm.rampUpS, queue: msm.queueDelayMs, loss: msm.loss })}; plain ${JSON.stringify({ queue: plain.queueDelayMs, loss: plain.loss.ratio })})`;
     check(msm.flows.every((f) => (f.rtcpIn.tmmbr ?? 0) > 0 && f.rateChanges > 0), `${c.id}: every origin heard TMMBR and changed its rate: ${JSON.stringify(msm.flows)}`);
     for (const [segment, metrics] of Object.entries(msm.filterMetrics).filter(([k]) => k.startsWith("a/"))) {
       const what = `${c.id} ${segment}: ${JSON.stringify(metrics)}`;
@@ -47,9 +52,9 @@ peerTest(test, allOf(netnsPeer, tbfPeer), "5.1 and 5.2: lower loss and p95 queui
     }
     check(msm.loss.ratio < plain.loss.ratio, `${c.id}: loss lower than plain forwarding: ${about}`);
     check(msm.queueDelayMs.p95 < plain.queueDelayMs.p95, `${c.id}: p95 queuing delay lower than plain forwarding: ${about}`);
-    // in 5.2 the flows are still ramping toward the first phase's 3 Mbps when it ends at 25 s
-    check(msm.rampUpS <= c.phases[1]!.startS + 5, `${c.id}: the start-up ramp ends within 5 s of the first capacity change: ${about}`);
-    check(msm.utilisation >= MIN_UTILISATION, `${c.id}: utilisation at least ${MIN_UTILISATION * 100}%: ${about}`);
+    check(msm.rampUpS <= MAX_RAMP_UP_S, `${c.id}: the start-up ramp ends within ${MAX_RAMP_UP_S} s: ${about}`);
+    check(msm.utilisationWholeRun >= MIN_UTILISATION, `${c.id}: utilisation over the whole run, start-up included, at least ${MIN_UTILISATION * 100}%: ${about}`);
+    check(msm.utilisation >= MIN_UTILISATION, `${c.id}: utilisation after the start-up ramp at least ${MIN_UTILISATION * 100}%: ${about}`);
   }
   assert.equal(failures, [], `${failures.length} of the figures missed:\n${failures.join("\n")}`);
 });

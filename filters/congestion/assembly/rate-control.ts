@@ -1,7 +1,8 @@
 // Turns the detector's state and the feedback's figures into a target rate: GCC's AIMD for the
 // delay-based rate (draft-ietf-rmcat-gcc-02 section 5.5), its loss-based controller (section 6),
-// and the target = the smaller, clamped to [minBps, maxBps]. Rates in bits per second, times in
-// microseconds on the sender's clock.
+// and the target = the smaller, clamped to [minBps, maxBps]; from the start until the first
+// over-use or loss, a start-up phase in which the delay-based rate grows faster. Rates in bits per
+// second, times in microseconds on the sender's clock.
 import { OVERUSE, UNDERUSE } from "./trendline";
 
 const HOLD = 0;
@@ -17,6 +18,15 @@ const LOSS_LOW: f64 = 0.02;
 const LOSS_HIGH: f64 = 0.1;
 
 export class RateControl {
+  /**
+   * Start-up: from the start until the first over-use, loss or silence, the delay-based rate grows
+   * by `startupGrowth` a second instead of MULTIPLICATIVE_PER_S, and the loss-based one does not
+   * hold it back. GCC's implementations find the path's rate at the start by probing exponentially
+   * (each probe twice the last result) until a probe falls short; a relay cannot send probes, so it
+   * lets the origin's own media rise fast instead, with the detector watching. It never comes
+   * back by itself: after the first sign of congestion the path's rate is known roughly.
+   */
+  startup: bool;
   delayBased: f64;
   lossBased: f64;
   target: f64;
@@ -30,7 +40,8 @@ export class RateControl {
   private avgMaxKbps: f64 = -1;
   private varMax: f64 = 0.4;
 
-  constructor(startBps: f64, private minBps: f64, private maxBps: f64) {
+  constructor(startBps: f64, private minBps: f64, private maxBps: f64, private startupGrowth: f64) {
+    this.startup = startupGrowth > MULTIPLICATIVE_PER_S;
     this.delayBased = startBps;
     this.lossBased = startBps;
     this.target = startBps;
@@ -38,12 +49,15 @@ export class RateControl {
 
   /**
    * After a feedback packet: the detector's state, the acknowledged rate, what we sent over the
-   * same time, the round trip.
+   * same time, the round trip, and whether the pacer's queue is near empty (`pacerClear`: start-up
+   * grows fast only then).
    */
-  onDelaySignal(signal: i32, ackedBps: f64, sentBps: f64, nowUs: i64, rttMs: f64): void {
+  onDelaySignal(signal: i32, ackedBps: f64, sentBps: f64, nowUs: i64, rttMs: f64, pacerClear: bool): void {
     this.haveDelayBased = true;
-    if (signal == OVERUSE) this.state = DECREASE;
-    else if (signal == UNDERUSE) this.state = HOLD;
+    if (signal == OVERUSE) {
+      this.state = DECREASE;
+      this.startup = false;
+    } else if (signal == UNDERUSE) this.state = HOLD;
     else if (this.state == HOLD) this.state = INCREASE;
     const dt = this.lastDelayUpdateUs < 0 ? 0 : <f64>(nowUs - this.lastDelayUpdateUs) / 1e6;
     this.lastDelayUpdateUs = nowUs;
@@ -57,7 +71,7 @@ export class RateControl {
         const responseS = (rttMs + 100) / 1000;
         rate += Math.max(1000, (1200 * 8 / responseS) * step);
       } else {
-        rate *= Math.pow(MULTIPLICATIVE_PER_S, step);
+        rate *= Math.pow(this.startup && pacerClear ? this.startupGrowth : MULTIPLICATIVE_PER_S, step);
       }
       if (ackedBps > 0) rate = Math.min(rate, 1.5 * ackedBps + 10_000);
     } else if (this.state == DECREASE) {
@@ -76,6 +90,9 @@ export class RateControl {
       this.state = HOLD;
     }
     this.delayBased = this.clamp(rate);
+    // no loss seen yet: the loss-based rate does not hold the delay-based one back (GCC's
+    // implementations trust the delay-based estimate alone in their start phase, until a loss)
+    if (this.startup && this.lossBased < this.delayBased) this.lossBased = this.delayBased;
     this.update();
   }
 
@@ -86,6 +103,7 @@ export class RateControl {
   onLoss(lossRatio: f64, nowUs: i64): void {
     const dt = this.lastLossUpdateUs < 0 ? 0 : <f64>(nowUs - this.lastLossUpdateUs) / 1e6;
     this.lastLossUpdateUs = nowUs;
+    if (lossRatio > 0) this.startup = false;
     if (lossRatio < LOSS_LOW) this.lossBased = this.clamp(Math.max(this.lossBased, this.target) * Math.pow(MULTIPLICATIVE_PER_S, Math.min(dt, 1)) + 1000);
     else if (lossRatio > LOSS_HIGH) this.lossBased = this.clamp(this.target * (1 - 0.5 * Math.min(lossRatio, 1)));
     this.update();
@@ -93,12 +111,14 @@ export class RateControl {
 
   /** Nothing heard from the receiver for a while although media goes out: halve the target. */
   onSilence(): void {
+    this.startup = false;
     this.lossBased = this.clamp(this.target / 2);
     this.update();
   }
 
-  /** The rates after a hot swap (checked: nothing outside the limits comes in). */
-  restore(target: f64, delayBased: f64, lossBased: f64): void {
+  /** The rates after a hot swap (checked: nothing outside the limits comes in); `startup`: the old instance was still in it. */
+  restore(target: f64, delayBased: f64, lossBased: f64, startup: bool): void {
+    this.startup = this.startup && startup;
     this.haveDelayBased = delayBased < this.maxBps; // it was limiting: feedback had come
     this.delayBased = this.clamp(delayBased);
     this.lossBased = this.clamp(lossBased);

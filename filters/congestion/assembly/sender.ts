@@ -28,7 +28,8 @@ const FEEDBACK_STALE_US: i64 = 2_000_000;
 const PLI_SPACING_US: i64 = 1_000_000;
 /** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
 const SILENCE_US: i64 = 2_000_000;
-const STATE_VERSION: u8 = 1;
+/** 2: with the start-up flag; 1 (before it) is still read, as after start-up. */
+const STATE_VERSION: u8 = 2;
 const SR_MEMORY = 4;
 const SOURCES = MAX_SOURCES;
 /** Refused feedback counts in a row, each one on from the last, that mean proxy B started again. */
@@ -99,7 +100,7 @@ export class SenderContext extends SegmentContext {
 
   constructor(id: u32, private readonly s: Settings, readonly pacer: Pacer, private readonly history: SendHistory) {
     super(id);
-    this.rate = new RateControl(s.startBps, s.minBps, s.maxBps);
+    this.rate = new RateControl(s.startBps, s.minBps, s.maxBps, s.startupEnabled ? s.startupGrowth : 1);
     this.breaker = new Breaker(s.breakerFactor, s.breakerIntervals, <i64>s.breakerCooldownS * 1_000_000);
     pacer.rateBps = s.startBps * s.pacingFactor;
   }
@@ -363,7 +364,11 @@ export class SenderContext extends SegmentContext {
     this.hopLost += lost;
     this.lossWindowReceived += received;
     this.lossWindowLost += lost;
-    this.rate.onDelaySignal(this.trend.state, this.acked.bps, this.sentRate.bps(now), now, this.rttMs);
+    // start-up grows fast only while the pacer holds no backlog beyond what the priority drop
+    // tolerates: a backlog is delay the detector does not see (it measures from when packets
+    // leave), and a fast-rising pacing rate would pour it onto the path at once
+    const pacerClear = this.pacer.queueMsBesideKeyframes <= this.s.nonReferenceMs;
+    this.rate.onDelaySignal(this.trend.state, this.acked.bps, this.sentRate.bps(now), now, this.rttMs, pacerClear);
     if (this.lastLossUs < 0) this.lastLossUs = now;
     if (now - this.lastLossUs >= 500_000 && this.lossWindowReceived + this.lossWindowLost >= 20) {
       this.lastLoss = <f64>this.lossWindowLost / <f64>(this.lossWindowReceived + this.lossWindowLost);
@@ -563,6 +568,7 @@ export class SenderContext extends SegmentContext {
     metricSet(unchecked(gaugeIds[Gauge.DetectorState]), id, this.trend.state);
     metricSet(unchecked(gaugeIds[Gauge.TrendUs]), id, <i64>(this.trend.trend * 1000));
     metricSet(unchecked(gaugeIds[Gauge.ThresholdUs]), id, <i64>(this.trend.threshold * 1000));
+    metricSet(unchecked(gaugeIds[Gauge.Startup]), id, this.rate.startup ? 1 : 0);
   }
 
   // ---- hot swap ----
@@ -576,12 +582,14 @@ export class SenderContext extends SegmentContext {
     out.u64(<u64>this.nextSeq);
     out.u8(this.breaker.open ? 1 : 0);
     out.u64(<u64>(this.breaker.open ? now - this.breaker.openedUs : 0));
+    out.u8(this.rate.startup ? 1 : 0);
     return out.overflow ? Status.NoSpace : Status.Ok;
   }
 
   importState(blob: StateReader, now: i64): Status {
     if (blob.length == 0) return Status.Ok;
-    if (blob.u8() != STATE_VERSION) return Status.BadState;
+    const version = blob.u8();
+    if (version != 1 && version != STATE_VERSION) return Status.BadState;
     const target = reinterpret<f64>(blob.u64());
     const delayBased = reinterpret<f64>(blob.u64());
     const lossBased = reinterpret<f64>(blob.u64());
@@ -589,8 +597,9 @@ export class SenderContext extends SegmentContext {
     const nextSeq = <i64>blob.u64();
     const open = blob.u8() != 0;
     const ageUs = <i64>blob.u64();
+    const startup = version >= 2 && blob.u8() != 0;
     if (blob.overflow || nextSeq < 0 || ageUs < 0) return Status.BadState;
-    this.rate.restore(target, delayBased, lossBased);
+    this.rate.restore(target, delayBased, lossBased, startup);
     this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
     if (rtt >= 0 && rtt < 60_000) {
       this.rttMs = rtt;

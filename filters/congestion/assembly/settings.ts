@@ -12,12 +12,13 @@ export const MAX_SOURCES = 8;
 export const MAX_H264_TYPES = 8;
 
 const KEYS: string[] = [
-  "mode", "extensionId", "startBps", "minBps", "maxBps", "pacing", "priority", "signal", "circuitBreaker",
+  "mode", "extensionId", "startBps", "minBps", "maxBps", "startup", "pacing", "priority", "signal", "circuitBreaker",
   "feedbackIntervalMs", "stripExtension",
 ];
 /** Keys only the root config may set: they size what the whole instance shares. */
 const ROOT_ONLY_KEYS: string[] = ["bufferBudgetKiB"];
 const ROOT_KEYS: string[] = KEYS.concat(ROOT_ONLY_KEYS);
+const STARTUP_KEYS: string[] = ["enabled", "growthPerSecond"];
 const PACING_KEYS: string[] = ["factor", "burstMs", "maxQueuePackets", "maxQueueMs"];
 const PRIORITY_KEYS: string[] = ["h264PayloadTypes", "nonReferenceMs", "referenceMs"];
 const SIGNAL_KEYS: string[] = ["tmmbr", "remb", "intervalMs"];
@@ -29,6 +30,8 @@ export class Settings {
   startBps: f64 = 1_000_000;
   minBps: f64 = 150_000;
   maxBps: f64 = 10_000_000;
+  startupEnabled: bool = true;
+  startupGrowth: f64 = 2;
   pacingFactor: f64 = 1.1;
   burstMs: f64 = 10;
   maxQueuePackets: i32 = 128;
@@ -52,6 +55,8 @@ export class Settings {
     this.startBps = o.startBps;
     this.minBps = o.minBps;
     this.maxBps = o.maxBps;
+    this.startupEnabled = o.startupEnabled;
+    this.startupGrowth = o.startupGrowth;
     this.pacingFactor = o.pacingFactor;
     this.burstMs = o.burstMs;
     this.maxQueuePackets = o.maxQueuePackets;
@@ -85,6 +90,14 @@ export class Settings {
     this.startBps = cfg.getNumber("startBps", this.startBps, 10_000, 10_000_000_000);
     this.minBps = cfg.getNumber("minBps", this.minBps, 10_000, 10_000_000_000);
     this.maxBps = cfg.getNumber("maxBps", this.maxBps, 10_000, 10_000_000_000);
+    const startup = cfg.getObject("startup");
+    if (startup !== null) {
+      startup.rejectUnknown(STARTUP_KEYS);
+      this.startupEnabled = startup.getBool("enabled", this.startupEnabled);
+      // above the 12% a second of the steady increase, and at most 4x: the increase is capped at
+      // 1.5 x what the receiver acknowledged anyway
+      this.startupGrowth = startup.getNumber("growthPerSecond", this.startupGrowth, 1.2, 4);
+    }
     const pacing = cfg.getObject("pacing");
     if (pacing !== null) {
       pacing.rejectUnknown(PACING_KEYS);

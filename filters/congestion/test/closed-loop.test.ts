@@ -9,9 +9,11 @@ import { Bottleneck, h264Packet, loadCongestion, tmmbrBps, type FrameKind } from
 
 const test = suite("congestion closed loop");
 
+type Sample = [number, number, number, number, number, number];
+
 interface LoopResult {
-  /** [seconds, target bps, capacity bps, origin bps] once per 500 ms. */
-  readonly samples: [number, number, number, number][];
+  /** [seconds, target bps, capacity bps, origin bps, start-up gauge, over-use signals so far] once per 500 ms. */
+  readonly samples: Sample[];
   readonly link: Bottleneck;
   readonly sender: FilterHarness;
   readonly senderCtx: number;
@@ -35,7 +37,7 @@ async function closedLoop(seconds: number, capacity: (tUs: number) => number, op
   let frame = 0;
   let originSent = 0;
   let tmmbrs = 0;
-  const samples: [number, number, number, number][] = [];
+  const samples: Sample[] = [];
   const fromSender = (outs: OutputPacket[], passed: Uint8Array[], t: number): void => {
     for (const b of passed) link.enqueue(b, t);
     for (const o of outs) {
@@ -80,7 +82,10 @@ async function closedLoop(seconds: number, capacity: (tUs: number) => number, op
       assert.equal(r.packets[0]!.verdict, "hold", "the sender consumes the receiver's feedback");
       fromSender(r.outputs, [], t + 1000);
     }
-    if (t % 500_000 === 0) samples.push([t / 1e6, sender.metric("target_bps", senderCtx) as number, capacity(t), originBps]);
+    if (t % 500_000 === 0) {
+      const m = (name: string): number => sender.metric(name, senderCtx) as number;
+      samples.push([t / 1e6, m("target_bps"), capacity(t), originBps, m("startup"), m("overuse_signals")]);
+    }
   }
   if (process.env.CC_DEBUG) for (const m of sender.metricNames()) console.log("   ", m, sender.metric(m, senderCtx));
   return { samples, link, sender, senderCtx, originSent, tmmbrs };
@@ -110,6 +115,35 @@ test("the target follows the capacity down and back up", async () => {
   assert.ok(high > 1_200_000, `first phase ${high}`);
   assert.ok(low < 900_000 && low > 350_000, `low phase ${low}`);
   assert.ok(back > 1_200_000, `recovered ${back}`);
+});
+
+// RFC 8867's start rate (150 kbit/s) on a path that carries far more: the origin at the start rate,
+// following TMMBR, up to 1.5 Mbit/s
+const LOW_START = { originBps: 150_000, follows: true, maxOriginBps: 1_500_000 };
+const LOW_START_CONFIG = { startBps: 150_000, minBps: 150_000, maxBps: 1_500_000 };
+const at = (r: LoopResult, s: number): Sample => r.samples.find(([x]) => x === s)!;
+
+test("start-up: with clean feedback the target grows several times faster than the steady increase", async () => {
+  const [fast, slow] = await Promise.all([{}, { startup: { enabled: false } }].map((extra) =>
+    closedLoop(4, () => 5_000_000, { ...LOW_START, senderConfig: { ...LOW_START_CONFIG, ...extra } })));
+  const [fastAt3, slowAt3] = [at(fast!, 3)[1], at(slow!, 3)[1]];
+  console.log(`  150 kbit/s start on 5 Mbit/s: target at 3 s ${Math.round(fastAt3 / 1000)} kbit/s with start-up, ${Math.round(slowAt3 / 1000)} without`);
+  assert.ok(fast!.samples.every(([, , , , startup, overuse]) => startup === 1 && overuse === 0), "no over-use, and start-up all along");
+  assert.ok(fastAt3 > 3 * 150_000, `with start-up, more than 3x the start rate after 3 s (${fastAt3})`);
+  assert.ok(slowAt3 < 1.5 * 150_000, `without it, the steady 12% a second (${slowAt3})`);
+  assert.ok(slow!.samples.every(([, , , , startup]) => startup === 0), "start-up disabled");
+});
+
+test("start-up ends at the first over-use and does not come back when the path clears", async () => {
+  // 1 Mbit/s for 10 s, then 5 Mbit/s: clean feedback again, but start-up is over
+  const r = await closedLoop(16, (t) => (t < 10e6 ? 1_000_000 : 5_000_000), { ...LOW_START, senderConfig: LOW_START_CONFIG });
+  const end = r.samples.findIndex(([, , , , startup]) => startup === 0);
+  console.log(`  150 kbit/s start on 1 Mbit/s: start-up over at ${r.samples[end]?.[0]} s, target ${Math.round(r.samples[end]![1] / 1000)} kbit/s; after the rise to 5 Mbit/s at 10 s: ${Math.round(at(r, 10)[1] / 1000)} -> ${Math.round(at(r, 13)[1] / 1000)} kbit/s at 13 s`);
+  assert.ok(end > 0 && r.samples[end]![0] <= 6, `start-up ends within 6 s (at ${r.samples[end]?.[0]} s)`);
+  assert.ok(r.samples[end]![5] >= 1, "ended by an over-use");
+  assert.ok(r.samples.slice(end).every(([, , , , startup]) => startup === 0), "and never comes back");
+  assert.ok(at(r, 13)[1] < 1.6 * at(r, 10)[1], "after it the target grows at the steady rate, not the start-up's");
+  assert.equal(r.link.lost, 0, "the bottleneck's queue never overflowed");
 });
 
 test("an origin that ignores the signals loses non-reference frames first, not reference ones", async () => {

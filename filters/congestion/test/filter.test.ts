@@ -18,6 +18,8 @@ const BAD: readonly [Record<string, unknown>, RegExp][] = [
   [{ pacing: { burst: 3 } }, /unknown config key 'pacing.burst'/],
   [{ priority: { h264PayloadTypes: [96, 200] } }, /'priority.h264PayloadTypes'/],
   [{ priority: { nonReferenceMs: 200, referenceMs: 100 } }, /'priority.nonReferenceMs' is above 'priority.referenceMs'/],
+  [{ startup: { growthPerSecond: 1.1 } }, /config key 'startup.growthPerSecond' must be between 1.2 and 4(\.0)?/],
+  [{ startup: { growth: 2 } }, /unknown config key 'startup.growth'/],
   [{ circuitBreaker: { intervals: 0 } }, /config key 'circuitBreaker.intervals' must be between 1 and 600/],
   [{ feedbackIntervalMs: 5 }, /config key 'feedbackIntervalMs' must be between 10 and 1000/],
   [{ bufferBudgetKiB: 1024 }, /'bufferBudgetKiB' can only be set in the filter's root config/],
@@ -163,6 +165,16 @@ test("state goes to the new instance: the target, the sequence numbers, an open 
   assert.equal((p.bytes[17]! << 8) | p.bytes[18]!, 10, "transport-wide numbers go on where the old instance stopped");
   fresh.advanceTime(300_000);
   assert.equal(fresh.metric("target_bps", n), 700_000);
+  assert.equal(fresh.metric("startup", n), 1, "the old instance was still in start-up, and so is the new one");
+  // a blob of the first version (before start-up existed) comes from a flow past its start
+  const v1 = fresh.createContext({ mode: "sender" });
+  const blobV1 = new Uint8Array(1 + 8 * 5 + 1 + 8);
+  blobV1[0] = 1;
+  for (const at of [1, 9, 17]) new DataView(blobV1.buffer).setFloat64(at, 700_000, true);
+  assert.equal(fresh.importState(v1, blobV1), { ok: true, reason: "" });
+  fresh.run({ ctx: v1, bytes: buildRtp({ seq: 1, payloadSize: 100 }) });
+  fresh.advanceTime(300_000);
+  assert.equal(fresh.metric("startup", v1), 0);
   const bad = fresh.importState(fresh.createContext({ mode: "sender" }), new Uint8Array([9, 1, 2]));
   assert.equal(bad.ok, false);
 });
