@@ -173,9 +173,13 @@ export class BatchedIo {
     }
   }
 
-  /** Takes a socket over from node:dgram, for the watcher thread (plan.watch "thread"). */
+  /** Takes a socket over from node:dgram for the watcher thread (plan.watch "thread"): its descriptor duplicated, node:dgram's socket closed. */
   take(socket: Socket): TakenSocket {
-    return TakenSocket.take(socket, this.addon);
+    const local = socket.address();
+    const fd = this.addon.takeSocket(socketHandle(socket).fd);
+    socket.removeAllListeners("message");
+    socket.close();
+    return new TakenSocket(fd, local, this.addon);
   }
 
   setPeer(port: NativePort, index: number, address: string, udpPort: number): void {

@@ -3,25 +3,21 @@
 // the addon and closes node:dgram's socket. What the data plane still asks of a socket once its
 // segment runs (its address, a disconnect, a close) is answered here; the rest was set before the
 // take-over (bind, buffer sizes, groups joined, a connected peer) and stays with the socket.
-import type { Socket } from "node:dgram";
 import { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
-import { socketHandle, type UdpAddon } from "./batched-io.js";
+
+/** What a taken socket needs of the addon that holds its descriptor. */
+export interface DescriptorOwner {
+  disconnectSocket(fd: number): void;
+  closeSocket(fd: number): void;
+}
 
 export class TakenSocket extends EventEmitter {
   private closed = false;
 
-  private constructor(readonly fd: number, private readonly local: AddressInfo, private readonly addon: UdpAddon) {
+  /** `fd`: the addon's duplicate (BatchedIo.take made it and closed node:dgram's socket). */
+  constructor(readonly fd: number, private readonly local: AddressInfo, private readonly addon: DescriptorOwner) {
     super();
-  }
-
-  /** Takes `socket` over: its descriptor duplicated, node:dgram's socket closed. */
-  static take(socket: Socket, addon: UdpAddon): TakenSocket {
-    const local = socket.address();
-    const fd = addon.takeSocket(socketHandle(socket).fd);
-    socket.removeAllListeners("message");
-    socket.close();
-    return new TakenSocket(fd, local, addon);
   }
 
   address(): AddressInfo {
