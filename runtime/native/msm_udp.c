@@ -29,7 +29,8 @@
 #include <unistd.h>
 
 #define MAX_SLOTS 1024
-#define SEND_CHUNK 256
+// messages per sendmmsg: the most one call takes (UIO_MAXIOV), so a packet sent to 1,000 destinations costs one
+#define SEND_CHUNK 1024
 // A wakeup reads at most this many batches before letting the loop serve other sockets and timers.
 #define ROUNDS_PER_WAKE 8
 // Most packets one socket keeps while it cannot send (then the sends are refused: backpressure).
