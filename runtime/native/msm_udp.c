@@ -614,9 +614,14 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
       }
       a->send_entry[k] = entry;
       struct mmsghdr* m = &a->send_msgs[k];
-      a->send_iovs[k].iov_base = (void*)(bytes + off);
-      a->send_iovs[k].iov_len = (size_t)len;
-      m->msg_hdr.msg_iov = &a->send_iovs[k];
+      // the copies of a packet sent to many destinations share one iovec: less for the kernel to read
+      struct iovec* iov = k > 0 ? a->send_msgs[k - 1].msg_hdr.msg_iov : NULL;
+      if (!iov || iov->iov_base != bytes + off || iov->iov_len != (size_t)len) {
+        iov = &a->send_iovs[k];
+        iov->iov_base = (void*)(bytes + off);
+        iov->iov_len = (size_t)len;
+      }
+      m->msg_hdr.msg_iov = iov;
       m->msg_hdr.msg_iovlen = 1;
       // the kernel copies each message's address from user memory: side by side here, a chunk's
       // addresses span two pages, where read from the peer table (a destination every 256 bytes)
