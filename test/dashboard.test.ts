@@ -57,7 +57,7 @@ function chain(name: string, ssrc: number, through: [proxy: string, segment: str
     const measured = f.note === undefined;
     hops.push({
       kind, from, to, label,
-      receiver: kind === "last-link" ? { reporterSsrc: 0xfeed, fractionLost: 0, cumulativeLost: 0, highestSeq: 1000, jitterMs: 1.2, rttMs: 0.8, linkFractionLost: 0, xr: null, atMs: Date.now() } : null,
+      receiver: kind === "last-link" ? { reporterSsrc: 0xfeed, fractionLost: 0, cumulativeLost: 0, highestSeq: 1000, jitterMs: 1.2, egressJitterMs: 1.1, rttMs: 0.8, linkFractionLost: 0, xr: null, atMs: Date.now() } : null,
       lossFraction: measured ? f.loss ?? 0 : null,
       lost: measured ? (f.loss ? Math.round(f.loss * 1000) : 0) : null,
       jitterMs: measured ? 1 + (f.jitterAdded ?? 0.1) : null,

@@ -37,7 +37,7 @@ function segment(name: string, proxy: string, listen: Endpoint, destinations: En
 
 const dir = (o: DirectionFigures = {}): StreamDirection => direction(NOW, o);
 const stream = (ingress: StreamDirection | null, egress: StreamDirection | null, receivers: ReceiverReport[] = [], ssrc = SSRC): StreamStats => streamStats(ssrc, ingress, egress, receivers);
-const receiver = (ssrc: number, o: { fraction?: number; link?: number | null; jitter?: number; rtt?: number | null; atMs?: number } = {}): ReceiverReport => receiverReport(ssrc, o.atMs ?? NOW - 1000, o);
+const receiver = (ssrc: number, o: { fraction?: number; link?: number | null; jitter?: number; egressJitter?: number | null; rtt?: number | null; atMs?: number } = {}): ReceiverReport => receiverReport(ssrc, o.atMs ?? NOW - 1000, o);
 
 function report(segments: ReportedSegment[], o: { atMs?: number; addresses?: string[] } = {}): ProxyReport {
   // taken after the last windows ended (NOW - 500): what did not arrive by then is lost
@@ -60,6 +60,21 @@ const CHAIN = [
   segment("relay", "proxy-b", ep("10.0.0.2", 6000), [ep("10.0.0.3", 7000)]),
   segment("edge", "proxy-c", ep("10.0.0.3", 7000), [ep("10.0.0.9", 8000)]),
 ];
+
+test("the last link's jitter added: the receiver's jitter against the proxy's egress jitter as of its report, not as of the read (a congested path moves both within seconds)", () => {
+  const paths = (egressJitter: number | null) => build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ jitter: 1 }), dir({ jitter: 1 }))] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ jitter: 1 }), dir({ jitter: 1 }))] }]),
+    // now c's egress jitter is 1 ms; when the receiver's report came (9 ms) it was 8.5 ms
+    "proxy-c": report([{ name: "edge", streams: [stream(dir({ jitter: 1 }), dir({ jitter: 1 }), [receiver(0xbeef, { jitter: 9, egressJitter })])] }]),
+  });
+  const aligned = hop(paths(8.5)[0]!, "proxy-c -> receiver 0x0000beef");
+  assert.ok(Math.abs(aligned.jitterAddedMs! - 0.5) < 1e-9);
+  assert.not.ok(aligned.bad);
+  const older = hop(paths(null)[0]!, "proxy-c -> receiver 0x0000beef"); // a proxy that does not say: compared with now
+  assert.ok(Math.abs(older.jitterAddedMs! - 8) < 1e-9);
+  assert.ok(older.bad);
+});
 
 test("a chain of three proxies: one path, every hop in order, the loss of the middle link named as the bad hop", () => {
   const paths = build(CHAIN, {

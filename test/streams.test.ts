@@ -172,6 +172,25 @@ rtcp("a receiver's RR block: loss, jitter in ms, the round trip from the SR this
   assert.ok(Math.abs(r.jitterMs - 10) < 1e-9, "900 at 90 kHz is 10 ms");
   assert.ok(r.rttMs !== null && Math.abs(r.rttMs - 20) < 1e-6, `rtt ${r.rttMs}`);
   assert.is(r.xr, null);
+  assert.is(r.egressJitterMs, null, "this proxy had sent none of the stream");
+});
+
+rtcp("a receiver's report keeps this proxy's egress jitter as of its arrival: later packets change the egress jitter, not the report's", () => {
+  const { streams } = streamsOf();
+  const out = (seq: number, lateMs: number): void => {
+    const p = rtp(seq, seq * 3000);
+    streams.time[0] = frame(seq) + lateMs;
+    streams.egress(p, 0, p.length);
+  };
+  for (let seq = 0; seq < 50; seq++) out(seq, seq % 2 === 0 ? 0 : 8); // every other packet 8 ms late: jitter builds up
+  const rr = receiverReport(0xbeef, SSRC, 0, 0, 49, 900, 0, 0);
+  streams.upstreamRtcp(rr, 0, rr.length, frame(50));
+  const atReport = streams.snapshot().streams[0]!.egress!.jitterMs;
+  assert.ok(atReport > 3, `egress jitter ${atReport}`);
+  for (let seq = 50; seq < 150; seq++) out(seq, 0); // then steady: it decays
+  const s = streams.snapshot().streams[0]!;
+  assert.ok(s.egress!.jitterMs < atReport / 2, `egress jitter now ${s.egress!.jitterMs}`);
+  assert.is(s.receivers[0]!.egressJitterMs, atReport);
 });
 
 rtcp("the last link's loss: the receiver's reported loss between two reports, less what the proxy's egress already missed over the same span", () => {

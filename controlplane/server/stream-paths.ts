@@ -276,7 +276,8 @@ function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverR
     lossFraction: r.linkFractionLost ?? null,
     lost: null,
     jitterMs: r.jitterMs,
-    jitterAddedMs: near ? r.jitterMs - near.jitterMs : null,
+    // against the proxy's egress jitter as of the report, else (an older proxy) as of now
+    jitterAddedMs: r.egressJitterMs !== undefined && r.egressJitterMs !== null ? r.jitterMs - r.egressJitterMs : near ? r.jitterMs - near.jitterMs : null,
     delayMs: r.rttMs !== null ? r.rttMs / 2 : null,
     note: null,
   };

@@ -98,6 +98,8 @@ export class StreamTable {
   private rCumLost = new Float64Array(0);
   private rHighest = new Float64Array(0);
   private rJitterMs = new Float64Array(0);
+  /** This proxy's egress jitter for the stream when the receiver's report came (NaN: no egress yet). */
+  private rEgressJitterMs = new Float64Array(0);
   private rRttMs = new Float64Array(0);
   private rXrLost = new Float64Array(0);
   private rXrDup = new Float64Array(0);
@@ -325,6 +327,8 @@ export class StreamTable {
     this.rCumLost[r] = cumulativeLost;
     this.rHighest[r] = highest;
     this.rJitterMs[r] = (jitter * 1000) / Math.floor(this.clock[slot]! / 4);
+    // the receiver's jitter is compared with ours as of its report, not as of a later read
+    this.rEgressJitterMs[r] = this.started[slot * 2 + EGRESS] === 0 ? NaN : this.jitterMs[slot * 2 + EGRESS]!;
     if (lsr !== 0) {
       for (let k = slot * SRS_PER_STREAM; k < (slot + 1) * SRS_PER_STREAM; k++) {
         if (this.srAtMs[k]! > 0 && this.srLsr[k] === lsr) {
@@ -380,6 +384,7 @@ export class StreamTable {
         cumulativeLost: this.rCumLost[r]!,
         highestSeq: this.rHighest[r]!,
         jitterMs: us(this.rJitterMs[r]!),
+        egressJitterMs: Number.isNaN(this.rEgressJitterMs[r]!) ? null : us(this.rEgressJitterMs[r]!),
         rttMs: Number.isNaN(this.rRttMs[r]!) ? null : us(this.rRttMs[r]!),
         linkFractionLost: Number.isNaN(this.rLinkLoss[r]!) ? null : this.rLinkLoss[r]!,
         xr,
@@ -467,6 +472,7 @@ export class StreamTable {
     this.rCumLost = grown(this.rCumLost, r);
     this.rHighest = grown(this.rHighest, r);
     this.rJitterMs = grown(this.rJitterMs, r);
+    this.rEgressJitterMs = grown(this.rEgressJitterMs, r);
     this.rRttMs = grown(this.rRttMs, r);
     this.rXrLost = grown(this.rXrLost, r);
     this.rXrDup = grown(this.rXrDup, r);

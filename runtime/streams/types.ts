@@ -51,6 +51,12 @@ export interface ReceiverReport {
   cumulativeLost: number;
   highestSeq: number;
   jitterMs: number;
+  /**
+   * This proxy's egress jitter for the stream (ms) when the report arrived: what the receiver's
+   * jitter is compared with, as of the same moment (the estimates move within seconds on a
+   * congested path). null: the proxy had sent none of the stream.
+   */
+  egressJitterMs: number | null;
   /** Round trip proxy -> receiver -> proxy from LSR/DLSR against the SRs this proxy forwarded; null: not known. */
   rttMs: number | null;
   /**

@@ -36,9 +36,9 @@ export function streamStats(ssrc: number, ingress: StreamDirection | null, egres
   return { ssrc, payloadType: 96, clockRate: 90000, clockRateFrom: "assumed", ingress, egress, receivers };
 }
 
-export function receiverReport(reporterSsrc: number, atMs: number, o: { fraction?: number; link?: number | null; jitter?: number; rtt?: number | null } = {}): ReceiverReport {
+export function receiverReport(reporterSsrc: number, atMs: number, o: { fraction?: number; link?: number | null; jitter?: number; egressJitter?: number | null; rtt?: number | null } = {}): ReceiverReport {
   return {
-    reporterSsrc, fractionLost: o.fraction ?? 0, cumulativeLost: 0, highestSeq: 1099, jitterMs: o.jitter ?? 2, rttMs: o.rtt === undefined ? 10 : o.rtt,
+    reporterSsrc, fractionLost: o.fraction ?? 0, cumulativeLost: 0, highestSeq: 1099, jitterMs: o.jitter ?? 2, egressJitterMs: o.egressJitter ?? null, rttMs: o.rtt === undefined ? 10 : o.rtt,
     linkFractionLost: o.link === undefined ? 0 : o.link, xr: null, atMs,
   };
 }
