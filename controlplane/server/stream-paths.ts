@@ -271,13 +271,14 @@ function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverR
   const unknown = unknownWhy(from, nowMs);
   if (unknown) return { ...NONE, note: unknown };
   if (nowMs - r.atMs > staleAfterMs) return { ...NONE, note: `the receiver's last report is ${Math.round((nowMs - r.atMs) / 1000)} s old (stale)` };
+  // the proxy's egress jitter as of the report; from a proxy that does not say (older), as of now
+  const egressJitter = r.egressJitterMs ?? near?.jitterMs ?? null;
   return {
     // the receiver's own fraction covers its report interval (seconds) and upstream loss: the proxy pairs it with its egress over the same span
     lossFraction: r.linkFractionLost ?? null,
     lost: null,
     jitterMs: r.jitterMs,
-    // against the proxy's egress jitter as of the report, else (an older proxy) as of now
-    jitterAddedMs: r.egressJitterMs !== undefined && r.egressJitterMs !== null ? r.jitterMs - r.egressJitterMs : near ? r.jitterMs - near.jitterMs : null,
+    jitterAddedMs: egressJitter === null ? null : r.jitterMs - egressJitter,
     delayMs: r.rttMs !== null ? r.rttMs / 2 : null,
     note: null,
   };

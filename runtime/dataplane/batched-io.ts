@@ -155,18 +155,17 @@ export class BatchedIo {
    * each batch read goes to onBatch(count); packet i is at data[i * RECEIVE_SLOT], length(i) long.
    */
   attach(socket: UdpSocket, onBatch: ((count: number) => void) | null): NativePort {
-    if (socket instanceof TakenSocket) {
-      const port = this.addon.attach(socket.fd, this.arena, onBatch, onBatch !== null);
-      if (!onBatch) this.sendOnly.add(port);
-      return port;
-    }
-    const handle = socketHandle(socket as Socket);
-    // the loop watches a descriptor through one handle: node:dgram's lets go of it first
+    const port = socket instanceof TakenSocket ? this.addon.attach(socket.fd, this.arena, onBatch, onBatch !== null) : this.attachDgram(socket as Socket, onBatch);
+    if (!onBatch) this.sendOnly.add(port);
+    return port;
+  }
+
+  /** A node:dgram socket the libuv loop watches: node:dgram's handle lets go of the descriptor first. */
+  private attachDgram(socket: Socket, onBatch: ((count: number) => void) | null): NativePort {
+    const handle = socketHandle(socket);
     if (onBatch) handle.recvStop?.();
     try {
-      const port = this.addon.attach(handle.fd, this.arena, onBatch);
-      if (!onBatch) this.sendOnly.add(port);
-      return port;
+      return this.addon.attach(handle.fd, this.arena, onBatch);
     } catch (err) {
       if (onBatch) handle.recvStart?.();
       throw err;

@@ -601,15 +601,6 @@ export class SegmentRuntime {
       const ssrc = this.translating && !rtcp ? rtpSsrc(this.outMemory, this.outAt, length) : -1;
       if (this.translating && !rtcp) this.noteMedia(ssrc, nowMs);
       const translatable = rtcp || ssrc === this.mediaSsrc;
-      const io = this.io;
-      if (io !== null && !this.translating && (useRtcp || s.connectedTo < 0)) {
-        // batched and unconnected, no destination translated: each copy is one entry of the batch
-        const port = outlet.port!;
-        const peerBase = destinationPeer(0) + (rtcp ? 1 : 0);
-        const leg = rtcp ? -1 : 0;
-        for (let k = first; k <= last; k++) io.add(port, this.outMemory, this.outAt, length, peerBase + 2 * k, leg);
-        continue;
-      }
       for (let k = first; k <= last; k++) {
         const d = destinations[k]!;
         const port = rtcp ? (d.rtcpPort ?? (mux ? d.port : d.port + 1)) : d.port;
