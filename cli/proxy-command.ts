@@ -23,7 +23,7 @@ const AGENT_ONLY = ["control-plane", "node-id", "state-dir", "tls-ca", "tls-cert
 
 /** The I/O path, as the start line names it. */
 function ioText(io: IoPlan): string {
-  if (io.receive === "native") return io.watch === "thread" ? "batched I/O (recvmmsg/sendmmsg, watcher thread)" : "batched I/O (recvmmsg/sendmmsg)";
+  if (io.receive === "native") return `batched I/O (recvmmsg/sendmmsg${io.gso ? ", UDP GSO" : ""}${io.watch === "thread" ? ", watcher thread" : ""})`;
   return "node:dgram I/O";
 }
 

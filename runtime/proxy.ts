@@ -113,7 +113,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     super();
     this.config = config;
     try {
-      this.io = planIo(config.io);
+      this.io = planIo(config.io, config.gso);
     } catch (err) {
       throw new ApplyError([{ segment: "", message: (err as Error).message }], false, true);
     }

@@ -32,7 +32,7 @@ const addon = peer("the batched-I/O addon", "built by `npm install` (python3, ma
 
 peerTest(test, addon, "the proxy moves packets through the addon both ways: watched by libuv under Node, by the addon's thread under Bun", async () => {
   const plan = planIo("auto");
-  assert.equal(plan, { receive: "native", send: "native", watch: isBun ? "thread" : "loop", note: "" });
+  assert.equal(plan, { receive: "native", send: "native", watch: isBun ? "thread" : "loop", gso: true, note: "" });
   const listen = await freePortPair();
   const dest = await Sink.open(0, { keep: true });
   const sender = await Sink.open(0, { keep: true });
@@ -61,7 +61,7 @@ peerTest(test, addon, "the proxy moves packets through the addon both ways: watc
 });
 
 peerTest(test, addon, "the watcher thread (Bun's path, here on this runtime): sockets opened and closed while packets arrive lose none on the others, and a closed one hears nothing more", async () => {
-  const io = new BatchedIo({ receive: "native", send: "native", watch: "thread", note: "" }, 64);
+  const io = new BatchedIo({ receive: "native", send: "native", watch: "thread", gso: true, note: "" }, 64);
   const view = new DataView(io.data.buffer, io.data.byteOffset, io.data.byteLength);
   type Watched = { id: number; port: ReturnType<BatchedIo["attach"]>; socket: ReturnType<BatchedIo["take"]>; address: number; sent: number; got: number; closed: boolean };
   const open: Watched[] = [];
@@ -333,6 +333,20 @@ test("without the addons: io auto runs on node:dgram and warns at start, no host
   assert.is(stale.code, null, stale.stderr);
   assert.match(stale.stderr, /WARNING: falling back to node:dgram I\/O: the batched-I\/O addon at \S+ is stale/);
   if (hostCryptoUnavailable() === "" || process.env.CI) assert.match(stale.stderr, /proxy running: 1 segment\(s\) on 1 worker\(s\), node:dgram I\/O, .*via OpenSSL 3/, "the start line names the host crypto");
+});
+
+peerTest(test, addon, "the start line says whether sends use UDP GSO (gso: auto, the default) or not (gso: off); another value names the field", async () => {
+  const listen = await freePortPair();
+  const config = (gso?: string) => ({ ...(gso && { gso }), segments: [{ name: "s", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }] }] });
+  const on = await runProxyCli(config(), {});
+  assert.is(on.code, null, on.stderr);
+  assert.match(on.stderr, /proxy running: 1 segment\(s\) on 1 worker\(s\), batched I\/O \(recvmmsg\/sendmmsg, UDP GSO(, watcher thread)?\)/);
+  const off = await runProxyCli(config("off"), {});
+  assert.is(off.code, null, off.stderr);
+  assert.match(off.stderr, /proxy running: 1 segment\(s\) on 1 worker\(s\), batched I\/O \(recvmmsg\/sendmmsg(, watcher thread)?\)/);
+  const bad = await runProxyCli(config("always"), {});
+  assert.is(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /gso/);
 });
 
 test("symmetricRtp: one socket per segment; media leaves from the listen port, a destination's packets are feedback, anyone else's the sender's", async () => {

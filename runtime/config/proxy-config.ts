@@ -176,6 +176,11 @@ export const proxyConfigSchema = z.strictObject({
   batchSize: z.number().int().min(1).max(1024).default(64),
   /** Socket I/O: batched through the addon (docs/batched-io.md), node:dgram, or the addon where it is built. */
   io: z.enum(["auto", "native", "dgram"]).default("auto"),
+  /**
+   * UDP generic segmentation offload on batched sends (Linux 4.18+), where the kernel has it;
+   * "off" sends every datagram as its own message (docs/batched-io.md: what tc on the sending host sees).
+   */
+  gso: z.enum(["auto", "off"]).default("auto"),
   watchdog: z.strictObject({ stuckMs: z.number().int().min(10).max(60_000).default(500) }).default({ stuckMs: 500 }),
   admin: z.strictObject({ address: address.default("127.0.0.1"), port: portOrZero }).optional(),
   /** Kernel receive buffer per socket, bytes. */

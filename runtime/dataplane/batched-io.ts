@@ -30,6 +30,10 @@ export interface UdpAddon {
   takeSocket(fd: number): number;
   closeSocket(fd: number): void;
   disconnectSocket(fd: number): void;
+  /** Sends with UDP GSO from now on where the kernel has it (true), or without (false). */
+  setSegmentation(port: NativePort, on: boolean): boolean;
+  /** Whether this kernel has UDP GSO. */
+  segmentationSupported(): boolean;
 }
 
 /** Where install builds the addon; MSM_NATIVE_ADDON names another build. */
@@ -41,13 +45,15 @@ let loaded: LoadedAddon<UdpAddon> | undefined;
 /** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
 export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
-  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.takeSocket === "function" ? ""
+  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.segmentationSupported === "function" ? ""
     : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
   return loaded.addon;
 }
 
 /** The `io` setting of the proxy config. */
 export type IoSetting = "auto" | "native" | "dgram";
+/** The `gso` setting of the proxy config. */
+export type GsoSetting = "auto" | "off";
 
 /** How a worker moves packets: `receive` and `send` each through the addon or node:dgram. */
 export interface IoPlan {
@@ -59,6 +65,11 @@ export interface IoPlan {
    * sockets over, segment-sockets.ts takeOverSockets).
    */
   readonly watch: "loop" | "thread";
+  /**
+   * Whether sends use UDP generic segmentation offload: consecutive packets of one size to one
+   * destination leave as one message, cut apart after the IP stack (docs/batched-io.md).
+   */
+  readonly gso: boolean;
   /** Why the addon is not used although the setting allowed it (empty when nothing fell back). */
   readonly note: string;
 }
@@ -70,15 +81,15 @@ export interface IoPlan {
  * more than the reads; docs/batched-io.md). "native" where the addon is missing is an error;
  * "auto" falls back loudly.
  */
-export function planIo(setting: IoSetting): IoPlan {
-  if (setting === "dgram") return { receive: "dgram", send: "dgram", watch: "loop", note: "" };
+export function planIo(setting: IoSetting, gso: GsoSetting = "auto"): IoPlan {
+  if (setting === "dgram") return { receive: "dgram", send: "dgram", watch: "loop", gso: false, note: "" };
   const native = process.platform === "linux" ? loadAddon() : null;
   if (native === null) {
     const why = process.platform === "linux" ? loaded!.error : `batched I/O needs Linux, this is ${process.platform}`;
     if (setting === "native") throw new Error(`io: native: ${why}`);
-    return { receive: "dgram", send: "dgram", watch: "loop", note: `falling back to node:dgram I/O: ${why}` };
+    return { receive: "dgram", send: "dgram", watch: "loop", gso: false, note: `falling back to node:dgram I/O: ${why}` };
   }
-  return { receive: "native", send: "native", watch: isBun ? "thread" : "loop", note: "" };
+  return { receive: "native", send: "native", watch: isBun ? "thread" : "loop", gso: gso === "auto" && native.segmentationSupported(), note: "" };
 }
 
 /** Why loadAddon() returned null ("" when it did not, or has not been asked). */
@@ -114,7 +125,7 @@ const CACHE_KEY = 6;
 const RETRY_MS = 1;
 
 /** Where the addon writes the last send's outcome. */
-const enum Result { Sent, Queued, Backpressure, Failed }
+const enum Result { Sent, Queued, Backpressure, Failed, Messages }
 
 /**
  * One worker's batched I/O: the receive arena every attached socket reads into (a batch is
@@ -124,7 +135,7 @@ const enum Result { Sent, Queued, Backpressure, Failed }
 export class BatchedIo {
   readonly data: Uint8Array;
   readonly meta: Int32Array;
-  private readonly result = new Int32Array(4);
+  private readonly result = new Int32Array(5);
   private readonly arena: Arena;
   private readonly addon: UdpAddon;
   private readonly cacheWords = new Int32Array(ADDRESS_CACHE * CACHE_KEY);
@@ -157,6 +168,7 @@ export class BatchedIo {
   attach(socket: UdpSocket, onBatch: ((count: number) => void) | null): NativePort {
     const port = socket instanceof TakenSocket ? this.addon.attach(socket.fd, this.arena, onBatch, onBatch !== null) : this.attachDgram(socket as Socket, onBatch);
     if (!onBatch) this.sendOnly.add(port);
+    if (this.plan.gso) this.addon.setSegmentation(port, true);
     return port;
   }
 

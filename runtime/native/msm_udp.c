@@ -30,6 +30,7 @@
 #include <sys/eventfd.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,15 +53,37 @@
 #define META_STRIDE 11
 // room for one SCM_TIMESTAMPNS control message per received packet
 #define CONTROL_BYTES CMSG_SPACE(sizeof(struct timespec))
+// UDP generic segmentation offload (Linux 4.18): one message carries up to GSO_SEGMENTS datagrams
+// of one size to one destination (the last may be shorter), GSO_BYTES in all (under an IP
+// packet's 65,535, headers included); the kernel cuts them apart after the IP stack, or the NIC does.
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#define GSO_SEGMENTS 64
+#define GSO_BYTES 65000
+#define GSO_CONTROL CMSG_SPACE(sizeof(uint16_t))
 
-// The last send call's outcome, in a caller-given Int32Array.
-enum { RESULT_SENT, RESULT_QUEUED, RESULT_BACKPRESSURE, RESULT_FAILED, RESULT_WORDS };
+// The last send call's outcome, in a caller-given Int32Array: packets sent, queued, refused for
+// backpressure, failed; and the messages the kernel took for those sent (fewer with GSO).
+enum { RESULT_SENT, RESULT_QUEUED, RESULT_BACKPRESSURE, RESULT_FAILED, RESULT_MESSAGES, RESULT_WORDS };
 
 // A destination's address as a send passes it to the kernel (see send_batch).
 typedef union {
   struct sockaddr_in v4;
   struct sockaddr_in6 v6;
 } SendName;
+
+// One message of a send: consecutive packets to one peer, `count` of them, all `seg` bytes long
+// but the last (which closes the run when shorter). Without GSO every packet is a run of one.
+typedef struct {
+  int32_t peer;
+  uint32_t seg;
+  uint32_t count;
+  uint32_t bytes;
+  uint32_t first;  // its packets' iovecs start here in send_iovs
+  uint32_t filled;
+  int closed;
+} Run;
 
 typedef struct {
   uint8_t* data;
@@ -72,10 +95,17 @@ typedef struct {
   struct iovec* iovs;
   struct sockaddr_storage* names;
   uint8_t* control;
+  // a send chunk: per run its message, address and GSO control message; per packet its iovec
+  // (a run's side by side) and entry index in that order; per packet in the caller's order its
+  // entry and run
   struct mmsghdr send_msgs[SEND_CHUNK];
-  struct iovec send_iovs[SEND_CHUNK];
   SendName send_names[SEND_CHUNK];
+  uint8_t send_control[SEND_CHUNK][GSO_CONTROL];
+  Run runs[SEND_CHUNK];
+  struct iovec send_iovs[SEND_CHUNK];
   uint32_t send_entry[SEND_CHUNK];
+  uint32_t chunk_entry[SEND_CHUNK];
+  uint16_t chunk_run[SEND_CHUNK];
   napi_ref keep[3];
 } Arena;
 
@@ -117,6 +147,13 @@ typedef struct {
   uint64_t key;  // its watcher slot and that slot's generation: what epoll hands back
   // an IPv4 socket that sends to its peer table with DF set (see send_unfragmented)
   int df;
+  // UDP GSO on (setSegmentation), the largest packet it still tries it for (lowered when the
+  // kernel refuses a size: larger than the path's MTU), and per peer (index + 1) its open run in
+  // the chunk being built
+  int gso;
+  uint32_t gso_max;
+  int32_t* open_run;
+  uint32_t open_cap;
 } Port;
 
 // A threaded port as the watcher finds it: epoll hands back a slot and generation, never a
@@ -533,6 +570,7 @@ static void on_closed(uv_handle_t* handle) {
   free(p->queue);
   free(p->peers);
   free(p->peer_len);
+  free(p->open_run);
   p->queue = NULL;
   p->peers = NULL;
   p->peer_len = NULL;
@@ -798,10 +836,64 @@ static bool enqueue(Port* p, const uint8_t* data, uint32_t length, int32_t peer,
   return true;
 }
 
+// The packets of runs [run, runs) from the packet `from` of the first on, in order, onto the
+// socket's queue (it would block); entries that do not fit get length -1.
+static void enqueue_runs(Port* p, Arena* a, uint32_t run, uint32_t from, uint32_t runs, int32_t* e, int32_t* result) {
+  for (; run < runs; run++, from = 0) {
+    Run* x = &a->runs[run];
+    for (uint32_t s = from; s < x->count; s++) {
+      struct iovec* v = &a->send_iovs[x->first + s];
+      uint32_t entry = a->send_entry[x->first + s];
+      if (!enqueue(p, v->iov_base, (uint32_t)v->iov_len, x->peer, result)) e[(size_t)entry * 3 + 1] = -1;
+    }
+  }
+}
+
+// A run the kernel refused as one GSO message, sent a datagram at a time. Returns 1 when the
+// socket would block (the rest of the run is then queued), else 0.
+static int send_run_singly(Port* p, Arena* a, uint32_t run, int32_t* e, int32_t* result) {
+  Run* x = &a->runs[run];
+  struct msghdr* whole = &a->send_msgs[run].msg_hdr;
+  for (uint32_t s = 0; s < x->count; s++) {
+    struct msghdr m = {0};
+    m.msg_name = whole->msg_name;
+    m.msg_namelen = whole->msg_namelen;
+    m.msg_iov = &a->send_iovs[x->first + s];
+    m.msg_iovlen = 1;
+    ssize_t n;
+    do n = sendmsg(p->fd, &m, MSG_DONTWAIT); while (n < 0 && errno == EINTR);
+    if (n >= 0 || (errno == EMSGSIZE && p->df && send_fragmentable(p, &m) == 0)) {
+      result[RESULT_SENT]++;
+      result[RESULT_MESSAGES]++;
+    } else if (would_block(errno)) {
+      enqueue_runs(p, a, run, s, run + 1, e, result);
+      return 1;
+    } else {
+      result[RESULT_FAILED]++;
+      e[(size_t)a->send_entry[x->first + s] * 3 + 1] = -1;
+    }
+  }
+  return 0;
+}
+
+// Makes room to remember an open run per peer (the peer table's size, plus the connected peer).
+static bool open_runs_fit(Port* p) {
+  if (p->open_cap >= p->peer_cap + 1) return true;
+  int32_t* grown = realloc(p->open_run, (p->peer_cap + 1) * sizeof *grown);
+  if (!grown) return false;
+  p->open_run = grown;
+  p->open_cap = p->peer_cap + 1;
+  return true;
+}
+
 // send(port, memory: TypedArray, entries: Int32Array, count): number
 // entries: [offset, length, peer] per packet (peer -1: the socket's connected peer). Writes the
 // outcome to the arena's result array, sets the length of each entry neither sent nor queued to
 // -1, and returns how many were sent or queued.
+//
+// With GSO on, consecutive packets of one size to one peer leave as one message; a fan-out's
+// entries (each packet to every destination in turn) become a message per destination. Each
+// peer's packets keep their order; across peers the order does not matter.
 static napi_value send_batch(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   Port* p = port_call(env, info, 4, argv);
@@ -825,10 +917,11 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   memset(result, 0, RESULT_WORDS * sizeof *result);
   int32_t* e = ent;
   const uint8_t* bytes = mem;
+  int gso = p->gso && open_runs_fit(p);
   uint32_t i = 0;
   while (i < count) {
-    // one chunk of valid entries
-    uint32_t k = 0;
+    // one chunk of valid entries, each packet given to a run
+    uint32_t k = 0, runs = 0;
     while (i < count && k < SEND_CHUNK) {
       int32_t* x = e + (size_t)i * 3;
       uint32_t entry = i++;
@@ -843,53 +936,112 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
         if (!enqueue(p, bytes + off, (uint32_t)len, peer, result)) x[1] = -1;
         continue;
       }
-      a->send_entry[k] = entry;
-      struct mmsghdr* m = &a->send_msgs[k];
+      uint32_t run = runs;
+      if (gso) {
+        // a peer's open run is one made in this chunk (any other value is below 0 or past `runs`)
+        uint32_t open = (uint32_t)p->open_run[peer + 1];
+        Run* o = open < runs ? &a->runs[open] : NULL;
+        if (o && o->peer == peer && !o->closed && len > 0 && (uint32_t)len <= o->seg && o->count < GSO_SEGMENTS &&
+            o->bytes + (uint32_t)len <= GSO_BYTES) {
+          run = open;
+        }
+      }
+      Run* r = &a->runs[run];
+      if (run == runs) {
+        runs++;
+        *r = (Run){.peer = peer, .seg = (uint32_t)len};
+        // a packet GSO will not carry (empty, or larger than the kernel took) ends its peer's run
+        r->closed = !gso || len == 0 || (uint32_t)len > p->gso_max;
+        if (gso) p->open_run[peer + 1] = (int32_t)run;
+      }
+      r->count++;
+      r->bytes += (uint32_t)len;
+      if ((uint32_t)len < r->seg) r->closed = 1;
+      a->chunk_entry[k] = entry;
+      a->chunk_run[k] = (uint16_t)run;
+      k++;
+    }
+    // each run's iovecs side by side, then its message
+    uint32_t first = 0;
+    for (uint32_t r = 0; r < runs; r++) {
+      a->runs[r].first = first;
+      a->runs[r].filled = 0;
+      first += a->runs[r].count;
+    }
+    for (uint32_t j = 0; j < k; j++) {
+      Run* r = &a->runs[a->chunk_run[j]];
+      uint32_t at = r->first + r->filled++;
+      int32_t* x = e + (size_t)a->chunk_entry[j] * 3;
+      a->send_iovs[at] = (struct iovec){(void*)(bytes + x[0]), (size_t)x[1]};
+      a->send_entry[at] = a->chunk_entry[j];
+    }
+    for (uint32_t r = 0; r < runs; r++) {
+      Run* x = &a->runs[r];
+      struct mmsghdr* m = &a->send_msgs[r];
+      struct iovec* iov = &a->send_iovs[x->first];
       // the copies of a packet sent to many destinations share one iovec: less for the kernel to read
-      struct iovec* iov = k > 0 ? a->send_msgs[k - 1].msg_hdr.msg_iov : NULL;
-      if (!iov || iov->iov_base != bytes + off || iov->iov_len != (size_t)len) {
-        iov = &a->send_iovs[k];
-        iov->iov_base = (void*)(bytes + off);
-        iov->iov_len = (size_t)len;
+      if (x->count == 1 && r > 0 && a->runs[r - 1].count == 1) {
+        struct iovec* before = a->send_msgs[r - 1].msg_hdr.msg_iov;
+        if (before->iov_base == iov->iov_base && before->iov_len == iov->iov_len) iov = before;
       }
       m->msg_hdr.msg_iov = iov;
-      m->msg_hdr.msg_iovlen = 1;
+      m->msg_hdr.msg_iovlen = x->count;
       // the kernel copies each message's address from user memory: side by side here, a chunk's
       // addresses span a few pages; read from the peer table (a destination every 256 bytes) they
       // spanned a page per 16 destinations, and that copy took five times GStreamer's share (perf)
-      if (peer >= 0) {
-        memcpy(&a->send_names[k], &p->peers[peer], p->peer_len[peer]);
-        m->msg_hdr.msg_name = &a->send_names[k];
-        m->msg_hdr.msg_namelen = p->peer_len[peer];
+      if (x->peer >= 0) {
+        memcpy(&a->send_names[r], &p->peers[x->peer], p->peer_len[x->peer]);
+        m->msg_hdr.msg_name = &a->send_names[r];
+        m->msg_hdr.msg_namelen = p->peer_len[x->peer];
       } else {
         m->msg_hdr.msg_name = NULL;
         m->msg_hdr.msg_namelen = 0;
       }
-      m->msg_hdr.msg_control = NULL;
-      m->msg_hdr.msg_controllen = 0;
+      if (x->count > 1) {
+        m->msg_hdr.msg_control = a->send_control[r];
+        m->msg_hdr.msg_controllen = GSO_CONTROL;
+        struct cmsghdr* c = CMSG_FIRSTHDR(&m->msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg = (uint16_t)x->seg;
+        memcpy(CMSG_DATA(c), &seg, sizeof seg);
+      } else {
+        m->msg_hdr.msg_control = NULL;
+        m->msg_hdr.msg_controllen = 0;
+      }
       m->msg_hdr.msg_flags = 0;
-      k++;
     }
     uint32_t done = 0;
-    while (done < k) {
-      int n = sendmmsg(p->fd, &a->send_msgs[done], k - done, MSG_DONTWAIT);
+    while (done < runs) {
+      int n = sendmmsg(p->fd, &a->send_msgs[done], runs - done, MSG_DONTWAIT);
       if (n > 0) {
+        for (uint32_t r = done; r < done + (uint32_t)n; r++) result[RESULT_SENT] += (int32_t)a->runs[r].count;
+        result[RESULT_MESSAGES] += n;
         done += (uint32_t)n;
-        result[RESULT_SENT] += n;
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && would_block(errno)) {
-        for (; done < k; done++) {
-          struct mmsghdr* m = &a->send_msgs[done];
-          int32_t peer = e[(size_t)a->send_entry[done] * 3 + 2];
-          if (!enqueue(p, m->msg_hdr.msg_iov->iov_base, (uint32_t)m->msg_hdr.msg_iov->iov_len, peer, result)) e[(size_t)a->send_entry[done] * 3 + 1] = -1;
+        enqueue_runs(p, a, done, 0, runs, e, result);
+        done = runs;
+      } else if (a->runs[done].count > 1) {
+        // GSO refused: no checksum offload on the route (EIO: never on this socket again), or a
+        // size over the path's MTU (EINVAL, EMSGSIZE: not at this size again); sent one by one
+        if (errno == EIO) p->gso = gso = 0;
+        else if (a->runs[done].seg - 1 < p->gso_max) p->gso_max = a->runs[done].seg - 1;
+        if (send_run_singly(p, a, done, e, result)) {
+          enqueue_runs(p, a, done + 1, 0, runs, e, result);
+          done = runs;
+        } else {
+          done++;
         }
       } else if (n < 0 && errno == EMSGSIZE && p->df && send_fragmentable(p, &a->send_msgs[done].msg_hdr) == 0) {
         result[RESULT_SENT]++;  // larger than the MTU: sent fragmented, as without DF
+        result[RESULT_MESSAGES]++;
         done++;
       } else {
         result[RESULT_FAILED]++;  // this message only (a refused destination, a pending ICMP error)
-        e[(size_t)a->send_entry[done] * 3 + 1] = -1;
+        e[(size_t)a->send_entry[a->runs[done].first] * 3 + 1] = -1;
         done++;
       }
     }
@@ -897,6 +1049,37 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   if (p->q_count > 0) restart_poll(p);
   napi_value out;
   napi_create_uint32(env, (uint32_t)(result[RESULT_SENT] + result[RESULT_QUEUED]), &out);
+  return out;
+}
+
+// setSegmentation(port, on): boolean. Sends with UDP GSO from now on where the kernel has it
+// (true), or without (false: asked off, or not there).
+// segmentationSupported(): boolean. Whether this kernel has UDP GSO (the probe setSegmentation makes).
+static napi_value segmentation_supported(napi_env env, napi_callback_info info) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), zero = 0;
+  bool ok = fd >= 0 && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  if (fd >= 0) close(fd);
+  napi_value out;
+  napi_get_boolean(env, ok, &out);
+  return out;
+}
+
+static napi_value set_segmentation(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Port* p = port_call(env, info, 2, argv);
+  if (!p) return NULL;
+  bool on = false;
+  if (napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setSegmentation(port, on: boolean)");
+    return NULL;
+  }
+  // a kernel without UDP GSO would not refuse the control message: it would send one large
+  // datagram, fragmented. Setting the socket option (0: no default size) is the probe.
+  int zero = 0;
+  p->gso = on && setsockopt(p->fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  p->gso_max = GSO_BYTES;
+  napi_value out;
+  napi_get_boolean(env, p->gso != 0, &out);
   return out;
 }
 
@@ -948,8 +1131,25 @@ static napi_value close_port(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Bun's node:dgram asks for the destination address, the TOS byte and the error queue on every
+// socket it makes. This data plane reads none of them, and they are not free: each datagram
+// received then keeps its route referenced and carries two more control messages, and an ICMP
+// error would wait on a queue nobody drains (measured: the worker's kernel time per packet at
+// 100k pps fell by about half once they were off). Off for both families; a call that does not
+// apply to the socket's family fails harmlessly.
+static void drop_ancillary_options(int fd) {
+  int off = 0;
+  setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &off, sizeof off);
+  setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &off, sizeof off);
+  setsockopt(fd, IPPROTO_IP, IP_RECVERR, &off, sizeof off);
+  setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &off, sizeof off);
+  setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &off, sizeof off);
+  setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &off, sizeof off);
+}
+
 // takeSocket(fd): a duplicate of the descriptor (close-on-exec), for the caller to close the
-// original's owner (Bun's node:dgram, which cannot stop reading it) and keep the socket itself.
+// original's owner (Bun's node:dgram, which cannot stop reading it) and keep the socket itself,
+// without the ancillary data that node:dgram asked for (drop_ancillary_options).
 static napi_value take_socket(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -966,6 +1166,7 @@ static napi_value take_socket(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, text);
     return NULL;
   }
+  drop_ancillary_options(own);
   napi_value out;
   CHECK(napi_create_int32(env, own, &out));
   return out;
@@ -1038,6 +1239,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"queued", NULL, queued, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_port, NULL, NULL, NULL, napi_default, NULL},
       {"takeSocket", NULL, take_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"setSegmentation", NULL, set_segmentation, NULL, NULL, NULL, napi_default, NULL},
+      {"segmentationSupported", NULL, segmentation_supported, NULL, NULL, NULL, napi_default, NULL},
       {"closeSocket", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
       {"disconnectSocket", NULL, disconnect_socket, NULL, NULL, NULL, napi_default, NULL},
   };
