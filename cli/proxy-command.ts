@@ -16,10 +16,10 @@ import { parseFlags, numberFlag, UsageError } from "./usage.js";
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
        msm proxy --control-plane HOST:PORT|unix:PATH[,...] --node-id ID --state-dir DIR
                  (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)
-                 [--workers N] [--admin HOST:PORT]`;
+                 [--workers N] [--gso auto|off] [--admin HOST:PORT]`;
 
-const FLAGS = ["config", "admin", "control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers"];
-const AGENT_ONLY = ["control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers"];
+const FLAGS = ["config", "admin", "control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers", "gso"];
+const AGENT_ONLY = ["control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers", "gso"];
 
 /** The I/O path, as the start line names it. */
 function ioText(io: IoPlan): string {
@@ -102,12 +102,14 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   const tls = insecure ? ("insecure" as const) : { ca: flags.get("tls-ca")!, cert: flags.get("tls-cert")!, key: flags.get("tls-key")! };
   const workers = numberFlag(flags, "workers", 1, 1, 64);
   if (!Number.isInteger(workers)) throw new UsageError(`--workers must be a whole number, got '${flags.get("workers")}'`);
+  const gso = flags.get("gso") ?? "auto";
+  if (gso !== "auto" && gso !== "off") throw new UsageError(`--gso must be auto or off, got '${gso}'`);
   const adminFlag = flags.get("admin");
   const admin = adminFlag ? hostPort("admin", adminFlag) : undefined;
 
   let agent: Agent;
   try {
-    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, workers, ...(admin ? { admin } : {}) });
+    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, workers, gso, ...(admin ? { admin } : {}) });
   } catch (err) {
     if (err instanceof TypeError) throw new UsageError(err.message);
     console.error(`msm proxy: ${(err as Error).message}`);

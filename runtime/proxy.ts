@@ -262,6 +262,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (config.io !== this.config.io) {
       throw new ApplyError([{ segment: "", message: `io: cannot change from ${this.config.io} to ${config.io} while running; restart the proxy` }]);
     }
+    if (config.gso !== this.config.gso) {
+      throw new ApplyError([{ segment: "", message: `gso: cannot change from ${this.config.gso} to ${config.gso} while running; restart the proxy` }]);
+    }
     if (config.streams.max !== this.config.streams.max || config.streams.idleSeconds !== this.config.streams.idleSeconds) {
       throw new ApplyError([{ segment: "", message: "streams: cannot change while running (each worker sized its stream table at start); restart the proxy" }]);
     }

@@ -661,7 +661,7 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
   // a dead replica listed first: the agent moves on to the live one; an unusable last-good.json is said
   const stateDir = tempDir("state");
   writeFileSync(join(stateDir, "last-good.json"), "not json");
-  const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", `127.0.0.1:1,${cp.address}`, "--node-id", "node-a", "--state-dir", stateDir, "--insecure", "--workers", "2", "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", `127.0.0.1:1,${cp.address}`, "--node-id", "node-a", "--state-dir", stateDir, "--insecure", "--workers", "2", "--gso", "off", "--admin", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));

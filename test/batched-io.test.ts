@@ -347,6 +347,17 @@ peerTest(test, addon, "the start line says whether sends use UDP GSO (gso: auto,
   const bad = await runProxyCli(config("always"), {});
   assert.is(bad.code, 1, bad.stderr);
   assert.match(bad.stderr, /gso/);
+  // an agent's gso is its --gso flag (the control plane does not set it)
+  const flag = spawnSync(process.execPath, [CLI, "proxy", "--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", tmpdir(), "--insecure", "--gso", "always"], { encoding: "utf8", timeout: 20_000 });
+  assert.is(flag.status, 2, flag.stderr);
+  assert.match(flag.stderr, /--gso must be auto or off, got 'always'/);
+  const { proxy } = await startProxy({ ...config(), gso: "auto" });
+  try {
+    const err = await proxy.apply({ ...proxy.currentConfig, gso: "off" }).then(() => null, (e: Error) => e);
+    assert.ok(err && /gso: cannot change from auto to off while running; restart the proxy/.test(err.message), String(err));
+  } finally {
+    await proxy.close();
+  }
 });
 
 test("symmetricRtp: one socket per segment; media leaves from the listen port, a destination's packets are feedback, anyone else's the sender's", async () => {

@@ -8,7 +8,8 @@
 // A namespace has no default route, so an IPv4 group needs one (224.0.0.0/4 dev <veth>) where a
 // process joins or sends without naming the interface; IPv6 has ff00::/8 on every interface. Every
 // missing packet is attributed (the proxy's drops, kernel drops on its listen sockets and on the
-// receiver's) instead of asserting none: the machine may be busy.
+// receiver's) instead of asserting none: the machine may be busy. The proxy sends with UDP GSO,
+// as by default, across the namespaces (multicast out included).
 import * as assert from "uvu/assert";
 import { abi, dropReasonName } from "../runtime/index.js";
 import { DropWatch } from "./lib/kernel-drops.js";
@@ -49,7 +50,8 @@ interface Trial {
 
 /** Runs the H.264 stream snd -> px (one segment) -> rx and collects what every hop dropped. */
 async function trial(segment: Record<string, unknown>, send: { address: string; port: number; query?: string }, receiverAddress: string, during?: () => Promise<void>): Promise<Trial> {
-  const proxy = await startNsProxy(lab, "px", { segments: [{ name: "m", ...segment }] });
+  // with UDP GSO (the default; no impairment here): the decoders see the datagrams it cuts
+  const proxy = await startNsProxy(lab, "px", { gso: "auto", segments: [{ name: "m", ...segment }] });
   const kernel = new DropWatch([LISTEN, LISTEN + 1], lab.procNet("px"));
   try {
     const [quality] = await Promise.all([

@@ -123,6 +123,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly credentials: ChannelCredentials;
   private readonly channelOptions: ChannelOptions;
   private readonly workers: number;
+  private readonly gso: "auto" | "off";
   private readonly stateDir: string;
   private readonly addresses: readonly string[];
   private session: Session | null = null;
@@ -155,6 +156,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const workers = options.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new TypeError(`workers: must be an integer from 1 to 64, got ${workers}`);
     this.workers = workers;
+    const gso = options.gso ?? "auto";
+    if (gso !== "auto" && gso !== "off") throw new TypeError(`gso: must be auto or off, got ${String(gso)}`);
+    this.gso = gso;
     this.addresses = [...options.controlPlanes];
     this.stateDir = resolve(options.stateDir);
     this.cache = new ModuleCache(this.stateDir);
@@ -239,7 +243,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       return;
     }
     try {
-      const config = validateProxyConfig({ ...record.config, workers: this.workers }, this.stateDir, "last-good.json");
+      const config = validateProxyConfig({ ...record.config, workers: this.workers, gso: this.gso }, this.stateDir, "last-good.json");
       await this.startProxy(config);
       this.runningVersion = record.version;
       this.emit("restored", { version: record.version, segments: config.segments.length });
@@ -503,6 +507,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     let plan: SnapshotPlan;
     try {
       plan = planSnapshot(snapshot, MODULES_DIR, this.workers);
+      plan = { ...plan, config: { ...plan.config, gso: this.gso } };
     } catch (err) {
       if (err instanceof SnapshotError) return { kind: "refused", error: err.message, retry: false };
       throw err;

@@ -13,6 +13,8 @@ export interface AgentOptions {
   readonly tls: TlsFiles | "insecure";
   /** Data-plane workers (fixed for the agent's life). Default 1. */
   readonly workers?: number;
+  /** UDP GSO on the data plane's sends (the proxy config's `gso`; fixed for the agent's life). Default "auto". */
+  readonly gso?: "auto" | "off";
   /** The proxy's admin HTTP endpoint (/metrics, /stats, /healthz), started with the proxy. */
   readonly admin?: { readonly address: string; readonly port: number };
 }

@@ -11,6 +11,12 @@ import { ROOT } from "./paths.js";
 
 const MSM = join(ROOT, "dist", "cli", "msm.js");
 
+// A lab proxy sends without UDP GSO unless its config says otherwise: the lab impairs links and
+// counts their drops per packet at the sending veth's qdisc (test/lib/link-impairment.ts), which
+// would see a GSO message of many datagrams as one packet, where a real path's loss hits datagrams
+// one by one (docs/batched-io.md, "What tc sees"). GSO itself: batched-io-gso, multicast-netns.
+const LAB_GSO = "off";
+
 export interface NsProxy {
   readonly role: string;
   readonly process: NsProcess;
@@ -25,7 +31,7 @@ export interface NsProxy {
 export async function startNsProxy(lab: NetnsLab, role: string, config: Record<string, unknown>): Promise<NsProxy> {
   const dir = mkdtempSync(join(tmpdir(), "msm-netns-proxy-"));
   const file = join(dir, "proxy.json"); // the CLI reads YAML, of which JSON is a subset
-  writeFileSync(file, JSON.stringify(config, null, 2));
+  writeFileSync(file, JSON.stringify({ gso: LAB_GSO, ...config }, null, 2));
   const proc = lab.spawn(role, process.execPath, [MSM, "proxy", "--config", file, "--admin", "127.0.0.1:0"]);
   return running(lab, role, proc, config, dir, /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics[\s\S]*proxy running/);
 }
@@ -35,10 +41,11 @@ export async function startNsProxy(lab: NetnsLab, role: string, config: Record<s
  * id `role`; waits until it runs the control plane's first snapshot. `config`: the segments the
  * control plane gives it, as a proxy config ({ segments }), for what reads NsProxy.config.
  */
-export async function startNsAgent(lab: NetnsLab, role: string, opts: { controlPlane: string; config: Record<string, unknown> }): Promise<NsProxy> {
+export async function startNsAgent(lab: NetnsLab, role: string, opts: { controlPlane: string; config: Record<string, unknown>; gso?: "auto" | "off" }): Promise<NsProxy> {
   const dir = mkdtempSync(join(tmpdir(), "msm-netns-agent-"));
   const proc = lab.spawn(role, process.execPath, [
     MSM, "proxy", "--control-plane", opts.controlPlane, "--node-id", role, "--state-dir", dir, "--insecure", "--admin", "127.0.0.1:0",
+    "--gso", opts.gso ?? LAB_GSO,
   ]);
   return running(lab, role, proc, opts.config, dir, /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/);
 }
