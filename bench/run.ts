@@ -366,7 +366,6 @@ async function main(): Promise<void> {
   if (args.save && args.only.some((p) => p !== "congestion")) {
     const dir = join(ROOT, "bench", "results");
     mkdirSync(dir, { recursive: true });
-    // a run of some parts only gets its own name, so that it does not replace the day's whole run
     // the stem names what differs from a default run, so that such a run replaces no other
     const variant = [
       ...(args.only.join() !== DEFAULT_PARTS.join() ? args.only : []),
@@ -377,7 +376,10 @@ async function main(): Promise<void> {
       ...(args.filter !== DEFAULT_FILTER ? [filterName] : []),
       ...(args.pin ? ["pin"] : []),
     ];
-    const stem = `${date}${q ? "-quick" : ""}${variant.length > 0 ? `-${variant.join("-")}` : ""}`;
+    const base = `${date}${q ? "-quick" : ""}${variant.length > 0 ? `-${variant.join("-")}` : ""}`;
+    // the same run again the same day is kept beside the first (-run2, -run3...), never over it
+    let stem = base;
+    for (let k = 2; existsSync(join(dir, `${stem}.json`)); k++) stem = `${base}-run${k}`;
     writeFileSync(join(dir, `${stem}.json`), json);
     if (results.e2e) for (const [suffix, svg] of Object.entries(e2eCharts(results.e2e))) writeFileSync(join(dir, `${stem}-${suffix}.svg`), svg);
     writeFileSync(join(ROOT, "bench", "RESULTS.md"), renderResultsMarkdown(dir));
