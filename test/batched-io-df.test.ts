@@ -4,6 +4,7 @@
 // namespace of its own whose loopback has a 1,400-byte MTU (needs root and iproute2).
 import * as assert from "uvu/assert";
 import { fileURLToPath } from "node:url";
+import { ADDON_CHILD_PRELUDE } from "./lib/addon-child.js";
 import { NetnsLab, netnsPeer } from "./lib/netns.js";
 import { peerTest } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
@@ -14,25 +15,12 @@ const MTU = 1400;
 
 // Runs in the namespace: one send call of a datagram that fits the MTU and one that does not, from
 // an attached send-only socket to its peer 0; prints what arrived and the namespace's IP counters.
-const CHILD = `
-import { createSocket } from "node:dgram";
-import { readFileSync } from "node:fs";
-const { loadAddon, socketHandle } = await import(process.argv[1]);
+const CHILD = `${ADDON_CHILD_PRELUDE}
 const fragOks = () => {
   const lines = readFileSync("/proc/net/snmp", "utf8").split("\\n").filter((l) => l.startsWith("Ip:"));
   const names = lines[0].split(/\\s+/), values = lines[1].split(/\\s+/);
   return Number(values[names.indexOf("FragOKs")]);
 };
-const addon = loadAddon();
-const rx = createSocket("udp4");
-const lengths = [];
-rx.on("message", (m) => lengths.push(m.length));
-await new Promise((r) => rx.bind(0, "127.0.0.1", r));
-const tx = createSocket("udp4");
-await new Promise((r) => tx.bind(0, "127.0.0.1", r));
-const result = new Int32Array(5);
-const arena = addon.createArena(new Uint8Array(65536), new Int32Array(11), 65536, result);
-const port = addon.attach(socketHandle(tx).fd, arena, null);
 addon.setPeer(port, 0, "127.0.0.1", rx.address().port);
 const memory = new Uint8Array(4000).fill(7);
 const before = fragOks();

@@ -7,6 +7,7 @@ import * as assert from "uvu/assert";
 import { createSocket, type Socket } from "node:dgram";
 import { fileURLToPath } from "node:url";
 import { loadAddon, socketHandle } from "../runtime/dataplane/batched-io.js";
+import { ADDON_CHILD_PRELUDE } from "./lib/addon-child.js";
 import { NetnsLab, netnsPeer } from "./lib/netns.js";
 import { allOf, peer, peerTest } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
@@ -168,19 +169,7 @@ peerTest(test, gsoPeer, "with GSO off every datagram is its own message", async 
 // Runs in the namespace (loopback MTU 1,000): datagrams over the MTU in a GSO message are refused
 // by the kernel and must leave one by one, fragmented as without GSO; the size is then not tried
 // with GSO again, while smaller packets still are.
-const CHILD = `
-import { createSocket } from "node:dgram";
-const { loadAddon, socketHandle } = await import(process.argv[1]);
-const addon = loadAddon();
-const rx = createSocket("udp4");
-const lengths = [];
-rx.on("message", (m) => lengths.push(m.length));
-await new Promise((r) => rx.bind(0, "127.0.0.1", r));
-const tx = createSocket("udp4");
-await new Promise((r) => tx.bind(0, "127.0.0.1", r));
-const result = new Int32Array(5);
-const arena = addon.createArena(new Uint8Array(64), new Int32Array(11), 64, result);
-const port = addon.attach(socketHandle(tx).fd, arena, null);
+const CHILD = `${ADDON_CHILD_PRELUDE}
 const on = addon.setSegmentation(port, true);
 addon.setPeer(port, 0, "127.0.0.1", rx.address().port);
 const memory = new Uint8Array(12000).fill(9);
