@@ -158,11 +158,14 @@ function assertAccounted(t: DualTrial): number {
   // packets both paths lost after the last one B got leave no gap for the merge to see
   const tail = t.sent - 1 - t.sink.highest;
   assert.ok(tail <= Math.min(t.paths[0].lost, t.paths[1].lost) + sinkDrops, `a tail of ${tail} missing: more than both paths lost`);
+  // nor do packets both paths lost before the first one B got: the merge starts at its first packet
+  const head = Math.max(t.sink.first, 0);
+  assert.ok(head <= Math.min(t.paths[0].lost, t.paths[1].lost) + sinkDrops, `a head of ${head} missing: more than both paths lost`);
   // a gap given up whose copy came later anyway passed late (merged_late): given up, yet not missing
   const givenUp = lost - metric(t.b, "merged_late");
-  const afterB = t.sink.missing - givenUp - tail; // what only the sink's socket or B's sends can have lost (a tail packet may be either)
+  const afterB = t.sink.missing - givenUp - tail - head; // what only the sink's socket or B's sends can have lost (a head or tail packet may be either)
   assert.ok(afterB >= 0 && afterB <= sinkDrops + (bSeg.drops.host_send_failed ?? 0) + t.toSinkDrops,
-    `the sink's missing packets are the merge's given-up gaps, drops after B and a tail both paths lost (${JSON.stringify({ sink: t.sink, lost, tail, givenUp, bDrops: bSeg.drops, toSinkDrops: t.toSinkDrops })})`);
+    `the sink's missing packets are the merge's given-up gaps, drops after B and a tail both paths lost (${JSON.stringify({ sink: t.sink, lost, head, tail, givenUp, bDrops: bSeg.drops, toSinkDrops: t.toSinkDrops })})`);
   assert.is(t.sink.duplicates, 0, "the merged stream has no duplicates");
   assert.is(t.sink.corrupt, 0);
   return lost;
