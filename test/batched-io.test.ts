@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildRtcpReceiverReport } from "../sdk/harness/index.js";
 import { SegmentStats } from "../runtime/chain/stats.js";
-import { BatchedIo, planIo, RECEIVE_SLOT } from "../runtime/dataplane/batched-io.js";
+import { BatchedIo, loadAddon, planIo, RECEIVE_SLOT } from "../runtime/dataplane/batched-io.js";
 import { hostCryptoUnavailable, validateProxyConfig } from "../runtime/index.js";
 import { MAX_DESTINATIONS } from "../runtime/config/proxy-config.js";
 import { DropReason } from "../runtime/abi.js";
@@ -113,6 +113,69 @@ peerTest(test, addon, "the watcher thread (Bun's path, here on this runtime): so
       w.socket.close();
     }
     sender.close();
+  }
+});
+
+peerTest(test, addon, "the watcher thread's dwell (the JS thread reading the next packets itself): a batch handler that closes one socket and pauses another meanwhile loses nothing, and the closed one hears nothing more", async () => {
+  const io = new BatchedIo({ receive: "native", send: "native", watch: "thread", gso: false, note: "" }, 64);
+  const view = new DataView(io.data.buffer, io.data.byteOffset, io.data.byteLength);
+  type Watched = { port: ReturnType<BatchedIo["attach"]>; socket: ReturnType<BatchedIo["take"]>; address: number; got: number; closed: boolean };
+  let late = 0;
+  const watch = async (id: number, onPacket: () => void): Promise<Watched> => {
+    const raw = await bindUdp();
+    const address = raw.address().port;
+    const w: Watched = { port: null!, socket: io.take(raw), address, got: 0, closed: false };
+    w.port = io.attach(w.socket, (count) => {
+      for (let i = 0; i < count; i++) {
+        if (w.closed) late++;
+        else if (view.getUint32(i * RECEIVE_SLOT) === id) {
+          w.got++;
+          onPacket();
+        }
+      }
+    });
+    return w;
+  };
+  const ROUNDS = 300;
+  // A's handler closes B at its 50th packet and pauses C from its 20th to its 60th: both happen
+  // while the JS thread dwells, with packets for B and C arriving meanwhile (those C's socket
+  // cannot hold while paused are the kernel's drops)
+  const b = await watch(2, () => undefined);
+  const c = await watch(3, () => undefined);
+  const a = await watch(1, () => {
+    if (a.got === 50) {
+      b.closed = true;
+      io.close(b.port);
+      b.socket.close();
+    }
+    if (a.got === 20) io.pause(c.port);
+    if (a.got === 60) loadAddon()!.resume(c.port);
+  });
+  const kernel = new DropWatch([a.address, c.address]);
+  // a sender each: the ICMP errors B's closed port brings back would fail the next send of a
+  // shared socket under Bun (its sockets have IP_RECVERR on)
+  const senders = [await bindUdp(), await bindUdp(), await bindUdp()];
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [id, w] of [[1, a], [2, b], [3, c]] as const) {
+        const packet = Buffer.alloc(100);
+        packet.writeUInt32BE(id, 0);
+        senders[id - 1]!.send(packet, w.address, LO);
+      }
+      if (round % 5 === 4) await sleep(1);
+    }
+    const drops = (w: Watched): number => kernel.since().byPort[w.address]!;
+    await waitFor(() => a.got + drops(a) === ROUNDS && c.got + drops(c) === ROUNDS, 5000, "every packet at the sockets not closed, or the kernel's drop")
+      .catch((err: Error) => assert.unreachable(`${err.message}: A ${a.got} + ${drops(a)}, C ${c.got} + ${drops(c)} of ${ROUNDS}`));
+    assert.ok(c.got > 0 && a.got > 60, "both read after the pause");
+    assert.ok(b.got >= 1 && b.got < ROUNDS, `B heard packets until its close (${b.got})`);
+    assert.is(late, 0, "packets handed over for a closed socket");
+  } finally {
+    for (const w of [a, c]) {
+      io.close(w.port);
+      w.socket.close();
+    }
+    for (const s of senders) s.close();
   }
 });
 
