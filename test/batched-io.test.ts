@@ -116,7 +116,7 @@ peerTest(test, addon, "the watcher thread (Bun's path, here on this runtime): so
   }
 });
 
-peerTest(test, addon, "the watcher thread's dwell (the JS thread reading the next packets itself): a batch handler that closes one socket and pauses another meanwhile loses nothing, and the closed one hears nothing more", async () => {
+peerTest(test, addon, "the watcher thread: a batch handler that closes one socket and pauses another while packets arrive for both loses nothing, and the closed one hears nothing more", async () => {
   const io = new BatchedIo({ receive: "native", send: "native", watch: "thread", gso: false, note: "" }, 64);
   const view = new DataView(io.data.buffer, io.data.byteOffset, io.data.byteLength);
   type Watched = { port: ReturnType<BatchedIo["attach"]>; socket: ReturnType<BatchedIo["take"]>; address: number; got: number; closed: boolean };
@@ -137,9 +137,9 @@ peerTest(test, addon, "the watcher thread's dwell (the JS thread reading the nex
     return w;
   };
   const ROUNDS = 300;
-  // A's handler closes B at its 50th packet and pauses C from its 20th to its 60th: both happen
-  // while the JS thread dwells, with packets for B and C arriving meanwhile (those C's socket
-  // cannot hold while paused are the kernel's drops)
+  // A's handler closes B at its 50th packet and pauses C from its 20th to its 60th, with packets
+  // for B and C arriving meanwhile, some with wakeups for them queued (those C's socket cannot
+  // hold while paused are the kernel's drops)
   const b = await watch(2, () => undefined);
   const c = await watch(3, () => undefined);
   const a = await watch(1, () => {

@@ -28,7 +28,6 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -45,12 +44,6 @@
 #define SEND_CHUNK 1024
 // A wakeup reads at most this many batches before letting the loop serve other sockets and timers.
 #define ROUNDS_PER_WAKE 8
-// Thread mode: after a wakeup that brought packets, the JS thread itself waits for the next ones
-// on its receiving sockets (dwell) until none came for DWELL_IDLE_NS, and for DWELL_MAX_NS at most
-// (what the loop's timers and other handles may be kept waiting), so that a steady stream costs one
-// wakeup per packet, not two (watcher, then JS thread): docs/batched-io.md.
-#define DWELL_IDLE_NS 250000
-#define DWELL_MAX_NS 1000000
 // Most packets one socket keeps while it cannot send (then the sends are refused: backpressure).
 #define QUEUE_PACKETS 4096
 // the sender's RTP and RTCP, then RTP and RTCP of each of a segment's at most 4096 destinations
@@ -173,9 +166,6 @@ typedef struct {
 // The watcher thread of one environment (thread mode), made at its first threaded port.
 typedef struct {
   int epfd;
-  // the JS thread's own wait set for dwelling: every receiving threaded port, level-triggered, by
-  // its key (as epfd); -1 when this kernel cannot wait less than a millisecond (no epoll_pwait2)
-  int dwell_epfd;
   int stopfd;
   pthread_t thread;
   pthread_mutex_t lock;  // the slots, and every port's pending/ready/closing as the thread sees them
@@ -347,12 +337,10 @@ static void call_js(Port* p, uint32_t count) {
   }
 }
 
-// Reads and hands batches to JS until the socket is empty (or ROUNDS_PER_WAKE); returns the packets read.
-static uint32_t receive(Port* p) {
+static void receive(Port* p) {
   Arena* a = p->arena;
-  uint32_t total = 0;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return 0;
+  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
   for (int round = 0; round < ROUNDS_PER_WAKE && !p->closing && p->receiving; round++) {
     for (uint32_t i = 0; i < a->slots; i++) {
       a->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
@@ -396,12 +384,10 @@ static uint32_t receive(Port* p) {
         }
       }
     }
-    total += (uint32_t)n;
     call_js(p, (uint32_t)n);
     if ((uint32_t)n < a->slots) break;
   }
   napi_close_handle_scope(p->env, scope);
-  return total;
 }
 
 static void on_poll(uv_poll_t* handle, int status, int events) {
@@ -461,74 +447,6 @@ static void* watch_loop(void* arg) {
   }
 }
 
-// The port behind a watcher key, held (pending) so that JS closing it meanwhile cannot free it;
-// NULL when it is closing or gone.
-static Port* hold_port(Watcher* w, uint64_t key) {
-  uint32_t slot = (uint32_t)(key >> 32);
-  pthread_mutex_lock(&w->lock);
-  Port* p = slot < w->cap && w->slots[slot].gen == (uint32_t)key ? w->slots[slot].port : NULL;
-  if (p && p->closing) p = NULL;
-  if (p) p->pending++;
-  pthread_mutex_unlock(&w->lock);
-  return p;
-}
-
-static void release_port(Watcher* w, Port* p) {
-  pthread_mutex_lock(&w->lock);
-  int left = --p->pending;
-  pthread_mutex_unlock(&w->lock);
-  if (left == 0 && p->closed && p->orphaned) free(p);
-}
-
-static uint64_t monotonic_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-#ifndef SYS_epoll_pwait2
-#define SYS_epoll_pwait2 441  // the same number on every Linux architecture
-#endif
-
-// epoll_wait with a timeout finer than a millisecond (Linux 5.11); glibc before 2.35 lacks the wrapper.
-static int epoll_wait_ns(int epfd, struct epoll_event* events, int max, uint64_t ns) {
-  struct timespec t = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
-  return (int)syscall(SYS_epoll_pwait2, epfd, events, max, &t, NULL, (size_t)0);
-}
-
-// Adds a threaded port to the dwell set, or takes it out.
-static void dwell_watch(Port* p, int on) {
-  Watcher* w = p->threaded ? watcher_of(p->env) : NULL;
-  if (!w || w->dwell_epfd < 0) return;
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = p->key};
-  epoll_ctl(w->dwell_epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, p->fd, &ev);
-}
-
-// On the JS thread, after a wakeup that brought packets: reads what comes next on any receiving
-// port itself, waiting in the kernel (no CPU), until DWELL_IDLE_NS pass without a packet or
-// DWELL_MAX_NS in all. The ports' watcher registrations are left as they are: one that fires
-// meanwhile costs a wakeup that finds nothing to read.
-static void dwell(Watcher* w) {
-  if (w->dwell_epfd < 0) return;
-  uint64_t start = monotonic_ns();
-  uint64_t last = start;
-  struct epoll_event events[16];
-  for (;;) {
-    uint64_t until = last + DWELL_IDLE_NS < start + DWELL_MAX_NS ? last + DWELL_IDLE_NS : start + DWELL_MAX_NS;
-    uint64_t now = monotonic_ns();
-    if (now >= until) return;
-    int n = epoll_wait_ns(w->dwell_epfd, events, 16, until - now);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    for (int i = 0; i < n; i++) {
-      Port* q = hold_port(w, events[i].data.u64);
-      if (!q) continue;
-      if (q->receiving && receive(q) > 0) last = monotonic_ns();
-      release_port(w, q);
-    }
-  }
-}
-
 // On the JS thread: what the watcher saw on a port, handled as on_poll handles libuv's events.
 static void on_ready(napi_env env, napi_value js_callback, void* context, void* data) {
   Watcher* w = context;
@@ -547,10 +465,13 @@ static void on_ready(napi_env env, napi_value js_callback, void* context, void* 
       p->recv_errors++;
     }
     if (events & EPOLLOUT) flush_queue(p);
-    if ((events & EPOLLIN) && !p->closing && receive(p) > 0) dwell(w);
+    if ((events & EPOLLIN) && !p->closing) receive(p);
     restart_poll(p);
   }
-  release_port(w, p);
+  pthread_mutex_lock(&w->lock);
+  int left = --p->pending;
+  pthread_mutex_unlock(&w->lock);
+  if (left == 0 && p->closed && p->orphaned) free(p);
 }
 
 static void stop_watcher(napi_env env, void* data, void* hint) {
@@ -561,7 +482,6 @@ static void stop_watcher(napi_env env, void* data, void* hint) {
   }
   if (w->wake) napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
   if (w->epfd >= 0) close(w->epfd);
-  if (w->dwell_epfd >= 0) close(w->dwell_epfd);
   if (w->stopfd >= 0) close(w->stopfd);
   pthread_mutex_destroy(&w->lock);
   free(w->slots);
@@ -580,12 +500,6 @@ static Watcher* start_watcher(napi_env env, char* why, size_t why_len) {
   }
   pthread_mutex_init(&w->lock, NULL);
   w->epfd = epoll_create1(EPOLL_CLOEXEC);
-  w->dwell_epfd = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event probe;
-  if (w->dwell_epfd >= 0 && epoll_wait_ns(w->dwell_epfd, &probe, 1, 0) < 0) {
-    close(w->dwell_epfd);  // no epoll_pwait2: the watcher alone wakes the JS thread
-    w->dwell_epfd = -1;
-  }
   w->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   struct epoll_event stop = {.events = EPOLLIN, .data.u64 = STOP_KEY};
   napi_value name;
@@ -682,7 +596,6 @@ static void start_close(Port* p) {
   if (p->threaded) {
     Watcher* w = watcher_of(p->env);
     // after this the watcher makes no new wakeup for the port; those queued see it closing
-    if (p->receiving) dwell_watch(p, 0);
     pthread_mutex_lock(&w->lock);
     p->closing = 1;
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, p->fd, NULL);
@@ -802,7 +715,6 @@ static napi_value attach(napi_env env, napi_callback_info info) {
     napi_async_init(env, resource, name, &p->async);
     napi_add_async_cleanup_hook(env, on_env_cleanup, p, &p->cleanup);
     p->receiving = 1;
-    dwell_watch(p, 1);
   }
   napi_create_reference(env, argv[1], 1, &p->arena_ref);
   restart_poll(p);
@@ -1176,7 +1088,6 @@ static napi_value set_receiving(napi_env env, napi_callback_info info, int on) {
   napi_value argv[1];
   Port* p = port_call(env, info, 1, argv);
   if (!p) return NULL;
-  if (p->receiving != on) dwell_watch(p, on);
   p->receiving = on;
   restart_poll(p);
   return NULL;
