@@ -20,6 +20,11 @@
 // trial, from the generator's first packet to the end of the drain. Per N, all relays run side by
 // side (the idle ones cost nothing) and trials go round-robin, who goes first rotating, for a
 // number of rounds; figures are medians over rounds, and ratios are taken within a round.
+//
+// A relay's CPU has a part that runs by the clock, not by the packet (timers, a collector, helper
+// threads): at N = 1,000 the input is 50 packets/s, so 10 ms of it per second would add 0.2 us to
+// every destination's share. Before each trial the relay's CPU is taken over a quiet window with
+// no input (idle), and the slope per extra destination is computed with that rate taken out.
 import type { LoadgenReply, LoadgenRequest } from "./loadgen.js";
 import { NOISY_CPU_PCT, machineBusyUs, median, progress, round, sleep, udpDrops } from "./common.js";
 import { startProxy, type Target } from "./e2e.js";
@@ -52,6 +57,8 @@ export interface FanoutOptions {
   /** Trials per relay and N (interleaved); the first, a priming one, is extra and not counted. */
   readonly rounds: number;
   readonly primeMs: number;
+  /** The quiet window before each trial over which the relay's idle CPU is taken. */
+  readonly idleMs: number;
   /** Called after every trial, for the progress bar. */
   readonly onTrial?: () => void;
 }
@@ -82,6 +89,10 @@ export interface FanoutTrial {
   /** CPU per packet that reached the relay, and per packet it sent (arrivals + sink kernel drops). */
   readonly usPerInputPacket: number;
   readonly usPerPacketSent: number;
+  /** The relay's CPU with no input just before the trial, us per second. */
+  readonly idleCpuUsPerS: number;
+  /** usPerInputPacket with the idle rate over the trial's wall time taken out. */
+  readonly usPerInputPacketNet: number;
   readonly relayCpuPct: number;
   readonly otherCpuPct: number | null;
   readonly generatorShort: boolean;
@@ -100,7 +111,9 @@ export interface FanoutCell {
   readonly deliveredPct: number;
   /** The worst round's copies missing that no kernel or proxy drop counter explains. */
   readonly unexplainedLoss: number;
-  /** Marginal cost of one more destination: the slope of us per input packet from the previous N. */
+  /** The relay's idle CPU, ms per second (median; absent in results made before it was measured). */
+  readonly idleMsPerS?: number;
+  /** Marginal cost of one more destination: the slope of us per input packet, idle taken out, from the previous N. */
   readonly usPerExtraDestination: number | null;
   /** us per packet sent over multiudpsink's at the same N, the median of the rounds' ratios. */
   readonly vsMultiudpsink: number | null;
@@ -157,6 +170,10 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess, kind: Fanout
   const rate = o.sendsPerSecond / n;
   const expect = Math.max(1, Math.round((rate * durationMs) / 1000));
   const pids = relay.pids();
+  const idle0 = treeCpuUs(pids);
+  const idleT0 = performance.now();
+  await sleep(o.idleMs);
+  const idleUsPerMs = (treeCpuUs(pids) - idle0) / (performance.now() - idleT0);
   await sink.request({ cmd: "arm", trial, expect }, "armed", 5000);
   const proxy0 = await proxyCount(relay);
   const sinkDrops0 = udpDrops(sink.port);
@@ -201,6 +218,8 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess, kind: Fanout
     relaySystemUs: split1.systemUs - split0.systemUs,
     usPerInputPacket: input > 0 ? round(relayCpuUs / input, 2) : NaN,
     usPerPacketSent: sentOn > 0 ? round(relayCpuUs / sentOn, 3) : NaN,
+    idleCpuUsPerS: Math.round(idleUsPerMs * 1000),
+    usPerInputPacketNet: input > 0 ? round(Math.max(0, relayCpuUs - idleUsPerMs * wallMs) / input, 2) : NaN,
     relayCpuPct: round((relayCpuUs / 1000 / wallMs) * 100, 0),
     otherCpuPct: busy0 === null || busy1 === null ? null
       : round(Math.max(0, (busy1 - busy0 - relayCpuUs - ran.cpuUs - got.cpuUs) / 1000 / wallMs) * 100, 0),
@@ -212,7 +231,7 @@ async function runTrial(gen: Load, sink: Load, relay: RelayProcess, kind: Fanout
 
 function describe(t: FanoutTrial): string {
   const loss = t.missing === 0 ? "all delivered" : `${t.missing} of ${t.sent * t.destinations} copies missing (kernel drops: sink ${t.sinkKernelDrops ?? "?"}, relay ${t.relayKernelDrops ?? "?"}${t.proxyDrops ? `; proxy drops ${JSON.stringify(t.proxyDropReasons)}` : ""})`;
-  return `${t.inputPps} pps in x ${t.destinations}: ${t.usPerInputPacket} us/input pkt, ${t.usPerPacketSent} us/pkt sent (${t.relayCpuPct}% cpu), ${loss}` +
+  return `${t.inputPps} pps in x ${t.destinations}: ${t.usPerInputPacket} us/input pkt (${t.usPerInputPacketNet} without idle ${t.idleCpuUsPerS / 1000} ms/s), ${t.usPerPacketSent} us/pkt sent (${t.relayCpuPct}% cpu), ${loss}` +
     `${t.generatorShort ? ", generator short" : ""}, other ${t.otherCpuPct ?? "?"}%`;
 }
 
@@ -224,11 +243,12 @@ function unexplained(t: FanoutTrial): number {
 function summarize(trials: readonly FanoutTrial[], o: FanoutOptions): FanoutCell[] {
   const cells: FanoutCell[] = [];
   for (const relay of o.relays) {
-    let previous: { n: number; us: number } | null = null;
+    let previous: { n: number; net: number } | null = null;
     for (const n of o.counts) {
       const ts = trials.filter((t) => t.relay === relay && t.destinations === n);
       if (ts.length === 0) continue;
       const us = median(ts.map((t) => t.usPerInputPacket));
+      const net = median(ts.map((t) => t.usPerInputPacketNet));
       const user = ts.reduce((sum, t) => sum + t.relayUserUs, 0);
       const system = ts.reduce((sum, t) => sum + t.relaySystemUs, 0);
       const ratios = ts.flatMap((t) => {
@@ -240,14 +260,15 @@ function summarize(trials: readonly FanoutTrial[], o: FanoutOptions): FanoutCell
         destinations: n,
         inputPps: Math.round(median(ts.map((t) => t.inputPps))),
         usPerInputPacket: round(us, 2),
+        idleMsPerS: round(median(ts.map((t) => t.idleCpuUsPerS)) / 1000, 2),
         usPerPacketSent: round(median(ts.map((t) => t.usPerPacketSent)), 3),
         systemPct: user + system > 0 ? round((100 * system) / (user + system), 0) : null,
         deliveredPct: round(Math.min(...ts.map((t) => (100 * t.arrivals) / (t.sent * n))), 3),
         unexplainedLoss: Math.max(...ts.map(unexplained)),
-        usPerExtraDestination: previous ? round((us - previous.us) / (n - previous.n), 3) : null,
+        usPerExtraDestination: previous ? round((net - previous.net) / (n - previous.n), 3) : null,
         vsMultiudpsink: ratios.length > 0 ? round(median(ratios), 2) : null,
       });
-      previous = { n, us };
+      previous = { n, net };
     }
   }
   return cells;
@@ -318,7 +339,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
   const short = trials.filter((t) => t.generatorShort).length;
   if (short > 0) warnings.push(`in ${short} of ${trials.length} trials the generator fell short of its rate`);
   return {
-    method: "per N, the relays side by side; trials round-robin; CPU of the relay's process tree (schedstat) from the first packet to the end of the drain, over the packets that reached the relay (per input packet) and over the copies that reached the sink's socket (per packet sent)",
+    method: "per N, the relays side by side; trials round-robin; CPU of the relay's process tree (schedstat) from the first packet to the end of the drain, over the packets that reached the relay (per input packet) and over the copies that reached the sink's socket (per packet sent); the slope per extra destination with the relay's idle CPU rate (a quiet window before each trial) taken out",
     size: o.size,
     sendsPerSecond: o.sendsPerSecond,
     trialMs: o.trialMs,

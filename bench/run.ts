@@ -151,7 +151,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [25, 150], workers: [30, 240], streams: [60, 750], congestion: [150, 150] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [30, 230], workers: [30, 240], streams: [60, 750], congestion: [150, 150] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -298,6 +298,7 @@ async function main(): Promise<void> {
         drainMs: 250,
         rounds,
         primeMs: 300,
+        idleMs: q ? 200 : 1000,
         onTrial: () => bar.advance(++trials / (counts.length * FANOUT_RELAYS.length * (rounds + 1))),
       }),
     };

@@ -78,7 +78,7 @@ let result: FanoutResult;
 const COUNTS = [1, 10, 1000];
 
 peerTest(test, GSTREAMER, "a tiny run: every copy reaches the one wildcard sink socket or a counter says where it went", async () => {
-  result = await runFanout({ counts: COUNTS, relays: FANOUT_RELAYS, sendsPerSecond: 10_000, size: 1200, trialMs: 300, drainMs: 1000, rounds: 1, primeMs: 100 });
+  result = await runFanout({ counts: COUNTS, relays: FANOUT_RELAYS, sendsPerSecond: 10_000, size: 1200, trialMs: 300, drainMs: 1000, rounds: 1, primeMs: 100, idleMs: 200 });
   assert.equal(result.warnings.filter((w) => /not measured|no drop counter/.test(w)), []);
   assert.equal(result.cells.map((c) => `${c.relay} ${c.destinations}`), FANOUT_RELAYS.flatMap((r) => COUNTS.map((n) => `${r} ${n}`)));
   for (const c of result.cells) assert.is(c.unexplainedLoss, 0, `${c.relay} x ${c.destinations}`);
@@ -87,6 +87,7 @@ peerTest(test, GSTREAMER, "a tiny run: every copy reaches the one wildcard sink 
     assert.ok(t.sent > 0 && t.distinctArrived > 0, `${what}: nothing flowed`);
     assert.ok(t.arrivals <= t.sent * t.destinations, `${what}: more copies than sent x N`);
     assert.ok(t.relayCpuUs > 0 && t.usPerPacketSent > 0, `${what}: no CPU charged`);
+    assert.ok(t.idleCpuUsPerS >= 0 && t.usPerInputPacketNet <= t.usPerInputPacket, `${what}: idle ${t.idleCpuUsPerS} us/s, net ${t.usPerInputPacketNet} of ${t.usPerInputPacket} us per input packet`);
     // with nothing dropped, a packet in costs N packets sent
     if (t.missing === 0 && t.relayKernelDrops === 0) {
       const n = t.usPerInputPacket / t.usPerPacketSent;
