@@ -318,8 +318,11 @@ function fanoutNotes(r: FanoutResult): string[] {
   return [
     `${r.size} B RTP in; the relay sends ${kpps(r.sendsPerSecond)} packets/s whatever the number of destinations (input = that / N). CPU is the relay's process tree over a ${r.trialMs} ms trial and its drain; per input packet, and per packet sent (every copy that reached the sink's socket). Median of ${r.rounds} interleaved rounds; "/ multiudpsink" is the median of the rounds' ratios (below 1: cheaper than GStreamer).`,
     "us per extra destination: the slope of us per input packet from the same relay's previous N: what one more destination costs once the receive is paid. " +
-      "Idle CPU: the relay's CPU over a quiet window before each trial, with no input (its timers, collector and helper threads; median); the slope takes that rate over each trial out first, since at N = 1000 the input is only " +
-      `${Math.round(r.sendsPerSecond / 1000)} packets/s and what runs by the clock would otherwise count per destination (a result without the idle column has it in). Kernel share: the relay's system time over its user + system time (/proc/PID/stat), all rounds together: the rest is the relay's own code. Delivered: copies that arrived over input x N, the worst round; loss no kernel or proxy counter explains is shown.`,
+      (r.cells.some((c) => c.idleMsPerS !== undefined)
+        ? "Idle CPU: the relay's CPU over a quiet window before each trial, with no input (its timers, collector and helper threads; median); the slope takes that rate over each trial out first, since at N = 1000 the input is only " +
+          `${Math.round(r.sendsPerSecond / 1000)} packets/s and what runs by the clock would otherwise count per destination. `
+        : "Idle CPU was not measured in this run: the slope has it in. ") +
+      `Kernel share: the relay's system time over its user + system time (/proc/PID/stat), all rounds together: the rest is the relay's own code. Delivered: copies that arrived over input x N, the worst round; loss no kernel or proxy counter explains is shown.`,
     ...lossNote(r),
     ...r.warnings.map((w) => `warning: ${w}`),
   ];
