@@ -6,7 +6,8 @@
 import * as assert from "uvu/assert";
 import { createSocket, type Socket } from "node:dgram";
 import { fileURLToPath } from "node:url";
-import { loadAddon, socketHandle } from "../runtime/dataplane/batched-io.js";
+import { BatchedIo, loadAddon, socketHandle } from "../runtime/dataplane/batched-io.js";
+import { SegmentStats } from "../runtime/chain/stats.js";
 import { ADDON_CHILD_PRELUDE } from "./lib/addon-child.js";
 import { NetnsLab, netnsPeer } from "./lib/netns.js";
 import { allOf, peer, peerTest } from "./lib/peers.js";
@@ -109,6 +110,34 @@ peerTest(test, gsoPeer, "100 same-size packets to one destination: 2 messages (6
   } finally {
     tx.close();
     rx.socket.close();
+  }
+});
+
+peerTest(test, gsoPeer, "a segment counts the messages its sends took (msm_segment_send_messages_total): 2 for 100 same-size packets with GSO, 100 without", async () => {
+  for (const gso of [true, false]) {
+    const rx = await receiver();
+    const tx = createSocket("udp4");
+    await new Promise<void>((r) => tx.bind(0, LO, r));
+    const io = new BatchedIo({ receive: "native", send: "native", watch: "loop", gso, note: "" }, 1);
+    const port = io.attach(tx, null);
+    io.setPeer(port, 0, LO, rx.port);
+    try {
+      const stats = new SegmentStats();
+      const memory = new Uint8Array(100 * 1200);
+      io.begin(stats);
+      for (let i = 0; i < 100; i++) {
+        packetAt(memory, i * 1200, 1200, i);
+        io.add(port, memory, i * 1200, 1200, 0, 0);
+      }
+      io.flush();
+      assert.equal([stats.packetsOut, stats.messagesOut], [100, gso ? 2 : 100], `GSO ${gso ? "on" : "off"}: packets out, messages`);
+      await waitFor(() => rx.got.length >= 100);
+      assert.is(rx.got.length, 100);
+    } finally {
+      io.close(port);
+      tx.close();
+      rx.socket.close();
+    }
   }
 });
 

@@ -174,6 +174,9 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
     assert.match(body, /^msm_filter_counter_packets\{segment="cam-1",stage="0"\} 10$/m);
     assert.match(body, /^msm_filter_counter_tag\{segment="cam-1",stage="0"\} 4$/m);
     assert.match(body, /^# TYPE msm_segment_drops_total counter$/m);
+    // 10 packets out: as many messages without UDP GSO, fewer where GSO joined some
+    const messages = Number(/^msm_segment_send_messages_total\{segment="cam-1"\} (\d+)$/m.exec(body)?.[1]);
+    assert.ok(messages >= 1 && messages <= 10, `send messages ${messages}`);
     assert.is((await httpGet(admin.port, "/healthz")).status, 200);
     assert.is((await httpGet(admin.port, "/nope")).status, 404);
   } finally {

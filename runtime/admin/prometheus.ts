@@ -70,6 +70,8 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   family("msm_segment_bytes_in_total", "counter", "Bytes received by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesIn]));
   family("msm_segment_packets_out_total", "counter", "Packets sent by the segment (one per destination).", segs.map((s) => [{ segment: s.name }, s.packetsOut]));
   family("msm_segment_bytes_out_total", "counter", "Bytes sent by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesOut]));
+  family("msm_segment_send_messages_total", "counter", "Messages the segment's sends handed to the kernel: with UDP GSO a run of packets to one destination is one.",
+    segs.map((s) => [{ segment: s.name }, s.messagesOut ?? s.packetsOut]));
   const legRows = (pick: (l: ProxySnapshot["segments"][number]["legs"][number]) => number): [Record<string, string | number>, number][] =>
     segs.filter((s) => s.legs.length > 1).flatMap((s) => s.legs.map((l) => [{ segment: s.name, leg: l.name }, pick(l)] as [Record<string, string>, number]));
   family("msm_segment_leg_packets_in_total", "counter", "Packets received per leg of a segment with legs (media, FEC, second path).", legRows((l) => l.packetsIn));

@@ -40,6 +40,8 @@ export class SegmentStats {
   bytesIn = 0;
   packetsOut = 0;
   bytesOut = 0;
+  /** Messages the sends handed to the kernel: with UDP GSO a run of packets to one destination is one. */
+  messagesOut = 0;
   rtcpIn = 0;
   upstreamIn = 0;
   /** Packets received and sent per leg (0: the media). */

@@ -288,6 +288,8 @@ export class BatchedIo {
       const leg = this.counted[i]!;
       if (leg >= 0) stats.legPacketsOut[leg]!++;
     }
+    // a queued packet leaves later in a message of its own
+    stats.messagesOut += this.result[Result.Messages]! + this.result[Result.Queued]!;
     if (accepted < count) {
       const r = this.result;
       if (r[Result.Backpressure]! > 0) stats.drops.add(DropReason.HostBackpressure, r[Result.Backpressure]!);

@@ -491,6 +491,7 @@ export class SegmentRuntime {
       if (address === null) sock.send(buf, at, length, sends.onSent); // connected
       else sock.send(buf, at, length, port, address, sends.onSent);
       this.stats.packetsOut++;
+      this.stats.messagesOut++;
       this.stats.bytesOut += length;
       return true;
     } catch {

@@ -36,6 +36,8 @@ export interface SegmentSnapshot {
   bytesIn: number;
   packetsOut: number;
   bytesOut: number;
+  /** Messages the sends took (fewer than packetsOut with UDP GSO; absent from a proxy older than it). */
+  messagesOut?: number;
   rtcpIn: number;
   upstreamIn: number;
   /** Per leg, the media (leg 0, named "media") first; only the media for a segment without legs. */
@@ -64,6 +66,7 @@ export function snapshotSegment(seg: SegmentRuntime, withStreams = true): Segmen
     bytesIn: s.bytesIn,
     packetsOut: s.packetsOut,
     bytesOut: s.bytesOut,
+    messagesOut: s.messagesOut,
     rtcpIn: s.rtcpIn,
     upstreamIn: s.upstreamIn,
     legs: ["media", ...seg.config.legs.map((l) => l.name)].map((name, k) => ({ name, packetsIn: s.legPacketsIn[k]!, packetsOut: s.legPacketsOut[k]! })),
@@ -116,6 +119,7 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
     bytesIn: now.bytesIn + base.bytesIn,
     packetsOut: now.packetsOut + base.packetsOut,
     bytesOut: now.bytesOut + base.bytesOut,
+    messagesOut: (now.messagesOut ?? 0) + (base.messagesOut ?? 0),
     rtcpIn: now.rtcpIn + base.rtcpIn,
     upstreamIn: now.upstreamIn + base.upstreamIn,
     legs: now.legs.map((l) => {
