@@ -938,7 +938,8 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
       }
       uint32_t run = runs;
       if (gso) {
-        // a peer's open run is one made in this chunk (any other value is below 0 or past `runs`)
+        // a peer's open run is one made in this chunk: a value left from an earlier chunk or call
+        // is past `runs` or names a run of another peer (this peer's latest run would have replaced it)
         uint32_t open = (uint32_t)p->open_run[peer + 1];
         Run* o = open < runs ? &a->runs[open] : NULL;
         if (o && o->peer == peer && !o->closed && len > 0 && (uint32_t)len <= o->seg && o->count < GSO_SEGMENTS &&
@@ -1052,17 +1053,26 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// setSegmentation(port, on): boolean. Sends with UDP GSO from now on where the kernel has it
-// (true), or without (false: asked off, or not there).
-// segmentationSupported(): boolean. Whether this kernel has UDP GSO (the probe setSegmentation makes).
+// Whether the socket can send with UDP GSO. A kernel without it would not refuse the control
+// message: it would send one large datagram, fragmented. Setting the socket option (0: no
+// default size) is the probe.
+static bool gso_works(int fd) {
+  int zero = 0;
+  return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+}
+
+// segmentationSupported(): boolean. Whether this kernel has UDP GSO.
 static napi_value segmentation_supported(napi_env env, napi_callback_info info) {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), zero = 0;
-  bool ok = fd >= 0 && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  bool ok = fd >= 0 && gso_works(fd);
   if (fd >= 0) close(fd);
   napi_value out;
   napi_get_boolean(env, ok, &out);
   return out;
 }
+
+// setSegmentation(port, on): boolean. Sends with UDP GSO from now on where the kernel has it
+// (true), or without (false: asked off, or not there).
 
 static napi_value set_segmentation(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -1073,10 +1083,7 @@ static napi_value set_segmentation(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "setSegmentation(port, on: boolean)");
     return NULL;
   }
-  // a kernel without UDP GSO would not refuse the control message: it would send one large
-  // datagram, fragmented. Setting the socket option (0: no default size) is the probe.
-  int zero = 0;
-  p->gso = on && setsockopt(p->fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  p->gso = on && gso_works(p->fd);
   p->gso_max = GSO_BYTES;
   napi_value out;
   napi_get_boolean(env, p->gso != 0, &out);
@@ -1134,9 +1141,8 @@ static napi_value close_port(napi_env env, napi_callback_info info) {
 // Bun's node:dgram asks for the destination address, the TOS byte and the error queue on every
 // socket it makes. This data plane reads none of them, and they are not free: each datagram
 // received then keeps its route referenced and carries two more control messages, and an ICMP
-// error would wait on a queue nobody drains (measured: the worker's kernel time per packet at
-// 100k pps fell by about half once they were off). Off for both families; a call that does not
-// apply to the socket's family fails harmlessly.
+// error would wait on a queue nobody drains, making the socket report an error to epoll at every
+// look. Off for both families; a call that does not apply to the socket's family fails harmlessly.
 static void drop_ancillary_options(int fd) {
   int off = 0;
   setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &off, sizeof off);
