@@ -195,6 +195,56 @@ peerTest(test, gsoPeer, "with GSO off every datagram is its own message", async 
   }
 });
 
+peerTest(test, gsoPeer, "a connected socket's pending ICMP error fails one GSO message, which then leaves one by one; the next run is one message again", async () => {
+  const addon = loadAddon()!;
+  const gone = createSocket("udp4");
+  await new Promise<void>((r) => gone.bind(0, LO, r));
+  const deadPort = gone.address().port;
+  await new Promise<void>((r) => gone.close(() => r()));
+  const tx = createSocket("udp4");
+  await new Promise<void>((r) => tx.bind(0, LO, r));
+  await new Promise<void>((r) => tx.connect(deadPort, LO, () => r()));
+  const result = new Int32Array(5);
+  const arena = addon.createArena(new Uint8Array(64), new Int32Array(11), 64, result);
+  const port = addon.attach(socketHandle(tx).fd, arena, null);
+  // node:dgram must not read the error off the socket first
+  socketHandle(tx).recvStop?.();
+  tx.on("error", () => undefined);
+  let rx: Receiver | undefined;
+  try {
+    assert.ok(addon.setSegmentation(port, true));
+    const run = (first: number): number => {
+      const memory = new Uint8Array(10 * 1200);
+      const entries = new Int32Array(30);
+      for (let i = 0; i < 10; i++) {
+        packetAt(memory, i * 1200, 1200, first + i);
+        entries.set([i * 1200, 1200, -1], i * 3);
+      }
+      return addon.send(port, memory, entries, 10);
+    };
+    // nobody at the connected port: the kernel's port unreachable leaves an error on the socket
+    run(0);
+    await new Promise((r) => setTimeout(r, 100));
+    rx = await new Promise<Receiver>((resolve) => {
+      const socket = createSocket("udp4");
+      const got: Buffer[] = [];
+      socket.on("message", (m) => got.push(m));
+      socket.bind(deadPort, LO, () => resolve({ socket, got, port: deadPort }));
+    });
+    assert.is(run(10), 10);
+    assert.equal([result[R.Sent], result[R.Failed], result[R.Messages]], [10, 0, 10], "the message the error failed, sent one by one");
+    assert.is(run(20), 10);
+    assert.equal([result[R.Sent], result[R.Messages]], [10, 1], "the same size still goes as one message");
+    const r = rx;
+    await waitFor(() => r.got.length >= 20);
+    assertArrived(r, Array.from({ length: 20 }, (_, i) => [1200, 10 + i]), "after the error");
+  } finally {
+    addon.close(port);
+    tx.close();
+    rx?.socket.close();
+  }
+});
+
 // Runs in the namespace (loopback MTU 1,000): datagrams over the MTU in a GSO message are refused
 // by the kernel and must leave one by one, fragmented as without GSO; the size is then not tried
 // with GSO again, while smaller packets still are.

@@ -1027,9 +1027,10 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
         done = runs;
       } else if (a->runs[done].count > 1) {
         // GSO refused: no checksum offload on the route (EIO: never on this socket again), or a
-        // size over the path's MTU (EINVAL, EMSGSIZE: not at this size again); sent one by one
+        // size over the path's MTU (EINVAL, EMSGSIZE: not at this size again); any other error
+        // (a pending ICMP error on a connected socket) is this call's alone. Sent one by one.
         if (errno == EIO) p->gso = gso = 0;
-        else if (a->runs[done].seg - 1 < p->gso_max) p->gso_max = a->runs[done].seg - 1;
+        else if ((errno == EINVAL || errno == EMSGSIZE) && a->runs[done].seg - 1 < p->gso_max) p->gso_max = a->runs[done].seg - 1;
         if (send_run_singly(p, a, done, e, result)) {
           enqueue_runs(p, a, done + 1, 0, runs, e, result);
           done = runs;
