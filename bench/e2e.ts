@@ -356,8 +356,11 @@ export interface Subject {
   readonly bySequence?: boolean;
 }
 
-/** One trial: `rate` packets/s for `durationMs` through `relay` (null: direct), then the drain; what it cost and lost. */
-export async function runTrial(h: Harness, relay: RelayProcess | null, rate: number, durationMs: number, opts: SearchOptions, bySequence: boolean): Promise<Trial> {
+/**
+ * One trial: `rate` packets/s for `durationMs` through `relay` (null: direct), then the drain; what
+ * it cost and lost. `latencyFrom`: the index of the first packet whose latency counts.
+ */
+export async function runTrial(h: Harness, relay: RelayProcess | null, rate: number, durationMs: number, opts: SearchOptions, bySequence: boolean, latencyFrom = 0): Promise<Trial> {
   const { gen, sink } = h;
   await relay?.beforeTrial?.();
   const trial = ++trialCounter;
@@ -366,7 +369,7 @@ export async function runTrial(h: Harness, relay: RelayProcess | null, rate: num
   // sequence numbers are per stream: counting by them needs the one stream
   if (bySequence && ports.length !== 1) throw new Error("counting by sequence number needs a relay with one listen port");
   const pids = relay ? relay.pids() : [];
-  await sink.request({ cmd: "arm", trial, expect, ...(bySequence && { bySequence }) }, "armed", 5000);
+  await sink.request({ cmd: "arm", trial, expect, ...(bySequence && { bySequence }), ...(latencyFrom > 0 && { latencyFrom }) }, "armed", 5000);
   const before = await proxyCounters(relay);
   const sinkDrops0 = udpDrops(sink.port);
   const busy0 = machineBusyUs();

@@ -36,8 +36,11 @@ import { BatchedReceive, BatchedSend, ioFallbackNote, monotonicNs, readU32, rece
 
 export type LoadgenRequest =
   | { cmd: "run"; trial: number; ports: readonly number[]; rate: number; durationMs: number; size: number }
-  /** bySequence: count by the RTP sequence number (the payload is encrypted); collect then names the trial's first. */
-  | { cmd: "arm"; trial: number; expect: number; bySequence?: boolean }
+  /**
+   * bySequence: count by the RTP sequence number (the payload is encrypted); collect then names the trial's first.
+   * latencyFrom: the index of the first packet whose latency counts (a trial's start-up left out; default 0).
+   */
+  | { cmd: "arm"; trial: number; expect: number; bySequence?: boolean; latencyFrom?: number }
   | { cmd: "collect"; trial: number; firstSeq?: number }
   | { cmd: "exit" };
 
@@ -67,6 +70,8 @@ export interface LatencySummary {
   readonly p99: number;
   readonly p999: number;
   readonly max: number;
+  /** Packets later than 1 ms (absent in results made before it was counted). */
+  readonly over1ms?: number;
 }
 
 /** The stamp's end: the smallest packet the generator can send. */
@@ -269,6 +274,8 @@ class TrialCount {
   readonly seen: Uint8Array;
   readonly latencyUs: Float64Array;
   received = 0;
+  /** How many of latencyUs hold a sample (packets from latencyFrom on). */
+  timed = 0;
   bytes = 0;
   duplicates = 0;
   stray = 0;
@@ -277,7 +284,7 @@ class TrialCount {
   private readonly lengths: Uint16Array;
   private logged = 0;
 
-  constructor(readonly trial: number, expect: number, readonly bySequence: boolean) {
+  constructor(readonly trial: number, expect: number, readonly bySequence: boolean, private readonly latencyFrom = 0) {
     this.seen = new Uint8Array(expect);
     this.latencyUs = new Float64Array(bySequence ? 0 : expect);
     // room for stragglers of the trial before too
@@ -326,7 +333,7 @@ class TrialCount {
     else {
       this.seen[index] = 1;
       this.bytes += length;
-      if (!this.bySequence) this.latencyUs[this.received] = latencyUs;
+      if (!this.bySequence && index >= this.latencyFrom) this.latencyUs[this.timed++] = latencyUs;
       this.received++;
     }
   }
@@ -363,13 +370,13 @@ async function sink(sock: Socket): Promise<void> {
       void (async () => {
         // again before every trial: a step of the wall clock moves the kernel's timestamps
         if (batched && probe && receiveClock === "kernel") receiveClock = await batched.calibrate(probe);
-        count = new TrialCount(m.trial, m.expect, m.bySequence === true);
+        count = new TrialCount(m.trial, m.expect, m.bySequence === true, m.latencyFrom ?? 0);
         cpu0 = process.cpuUsage();
         replyToParent({ type: "armed", trial: m.trial } satisfies LoadgenReply);
       })();
     } else if (m.cmd === "collect") {
       if (count.bySequence) count.countSequences(m.firstSeq ?? 0);
-      const latency = count.bySequence ? null : summarize(count.latencyUs.subarray(0, count.received));
+      const latency = count.bySequence ? null : summarize(count.latencyUs.subarray(0, count.timed));
       replyToParent({ type: "collected", trial: m.trial, received: count.received, bytes: count.bytes, duplicates: count.duplicates, stray: count.stray, cpuUs: cpuUsSince(cpu0), latency, receiveClock, ...io } satisfies LoadgenReply);
     } else if (m.cmd === "exit") {
       batched?.close();
@@ -384,7 +391,9 @@ function summarize(samples: Float64Array): LatencySummary | null {
   const sorted = Float64Array.from(samples).sort();
   // nearest rank: the smallest sample at or above the fraction
   const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10;
-  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: at(1) };
+  let over1ms = 0;
+  for (let i = sorted.length - 1; i >= 0 && sorted[i]! > 1000; i--) over1ms++;
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: at(1), over1ms };
 }
 
 if (!process.send) {

@@ -11,6 +11,7 @@ import type { FecResult } from "./fec.js";
 import { fanoutLabel, fanoutTargets, type FanoutResult } from "./fanout.js";
 import type { WorkersResult } from "./workers.js";
 import { streamsTables, type StreamsResult } from "./streams.js";
+import { tailNotes, tailRows, tailTargets, type TailResult } from "./tail.js";
 
 export interface Machine {
   readonly cpu: string;
@@ -36,6 +37,8 @@ export interface BenchResults {
   readonly srtp?: SrtpResult;
   readonly fec?: FecResult;
   readonly e2e?: E2eResult;
+  /** p99.9 at 10k pps in paired, interleaved trials (judges the tail target when present). */
+  readonly tail?: TailResult;
   readonly scale?: ScaleResult;
   /** The largest scale level again under Bun (full runs). */
   readonly scaleBun?: ScaleResult;
@@ -141,7 +144,7 @@ export function allTargets(r: BenchResults): Target[] {
  * its relay) was not in the run. Older targets follow, for the parts that ran.
  */
 function measuredTargets(r: BenchResults): Target[] {
-  const out: Target[] = e2eTargets(r.e2e, r.filter);
+  const out: Target[] = withTailTargets(e2eTargets(r.e2e, r.filter), r.tail);
   const scaleTarget = (sc: ScaleResult): Target => ({
     what: `${scaleTargetText(sc)} (${sc.runtime === "bun" ? "Bun" : "Node"})`,
     value: scaleSummary(sc),
@@ -157,6 +160,18 @@ function measuredTargets(r: BenchResults): Target[] {
   if (r.fec) out.push({ what: r.fec.target.what, value: `worst ${fmt(r.fec.target.worstNs)} ns`, met: r.fec.target.met });
   if (r.fanout) out.push(...fanoutTargets(r.fanout));
   return out;
+}
+
+/**
+ * The p99.9 targets from the tail part's paired trials when it ran (a p99.9 from one trial per
+ * relay, minutes apart, compares moments more than relays), else the end-to-end sweep's.
+ */
+function withTailTargets(targets: Target[], tail: TailResult | undefined): Target[] {
+  if (!tail) return targets;
+  const at = targets.findIndex((t) => t.what.startsWith("p99.9 latency"));
+  const rest = targets.filter((t) => !t.what.startsWith("p99.9 latency"));
+  rest.splice(at < 0 ? rest.length : at, 0, ...tailTargets(tail));
+  return rest;
 }
 
 /** The target's levels in a line: per rate, RSS and streams that lost packets; or why none ran. */
@@ -365,6 +380,7 @@ export function printText(r: BenchResults): string {
     out.push("", "One-way latency, microseconds (send stamp in the packet to the sink's receive):", table(latencyRows(e), 1));
     out.push(...e2eNotes(e));
   }
+  if (r.tail) out.push("", `(i) Tail latency at ${r.tail.ratePps} pps, paired interleaved trials:`, table(tailRows(r.tail), 2), ...tailNotes(r.tail));
   for (const sc of [r.scale, r.scaleBun]) if (sc) out.push("", scaleTables(sc).text);
   if (r.fanout) {
     out.push("", "(f) Fan-out, CPU per packet against the number of destinations:", table(fanoutRows(r.fanout), 2), ...fanoutNotes(r.fanout));
@@ -410,6 +426,12 @@ function section(r: BenchResults, file: string, resultsDir: string): string {
       out.push(`Charts: the sweep, ${e.trialMs} ms per point, median of ${e.repeats}; a relay's line bends away from y = x where it starts losing packets, and its latency there is queueing.`, "");
       for (const c of charts) out.push(`![${c}](results/${stem}-${c}.svg)`, "");
     }
+  }
+  if (r.tail) {
+    const x = r.tail;
+    const rounds = x.runtimes[0]?.rounds.length ?? 0;
+    out.push(`### (i) Tail latency at ${x.ratePps} pps: the proxy against the plain relay in paired, interleaved trials (${rounds} rounds of ${x.trialMs} ms)`, "");
+    out.push(reproduce(r, "tail"), "", markdownTable(tailRows(x), 2), "", ...tailNotes(x).map((n) => `- ${n}`), "");
   }
   if (r.srtp) {
     const x = r.srtp;

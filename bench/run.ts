@@ -2,7 +2,7 @@
 //
 //   --quick            the whole suite in under two minutes: fewer samples, short trials, one
 //                      repeat, scale up to 1,000 segments (a smoke run, not figures to quote)
-//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, scale, fanout, workers,
+//   --only LIST        parts to run, comma-separated: micro, srtp, fec, e2e, tail, scale, fanout, workers,
 //                      streams, congestion (default all but congestion, which needs root: RFC 8867
 //                      in network namespaces, full length in --quick too; docs/congestion-eval.md)
 //   --hosts LIST       end-to-end relays (default all): direct, plain, bun, c, gstreamer, rtpengine,
@@ -36,9 +36,10 @@ import { FANOUT_RELAYS, runFanout } from "./fanout.js";
 import { runWorkers, workerCountsFor } from "./workers.js";
 import { runStreams } from "./streams.js";
 import { runCongestion } from "./congestion.js";
+import { runTail } from "./tail.js";
 
 const FEC_FILTER = join(ROOT, "filters", "fec", "build", "fec.wasm");
-const PARTS = ["micro", "srtp", "fec", "e2e", "scale", "fanout", "workers", "streams", "congestion"] as const;
+const PARTS = ["micro", "srtp", "fec", "e2e", "tail", "scale", "fanout", "workers", "streams", "congestion"] as const;
 type Part = (typeof PARTS)[number];
 /** What a run without --only runs: congestion needs root and runs for minutes. */
 const DEFAULT_PARTS = PARTS.filter((p) => p !== "congestion");
@@ -77,7 +78,7 @@ function search(args: Args, repeats: number, steps: number, sweepRates: readonly
   };
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,scale,fanout,workers,streams,congestion] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,tail,scale,fanout,workers,streams,congestion] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: DEFAULT_PARTS, repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
@@ -151,7 +152,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], scale: [15, 200], fanout: [30, 230], workers: [30, 240], streams: [60, 750], congestion: [150, 150] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], tail: [25, 220], scale: [15, 200], fanout: [30, 230], workers: [30, 240], streams: [60, 750], congestion: [150, 150] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -258,6 +259,29 @@ async function main(): Promise<void> {
         cpuRatePps: 50_000,
         ...(args.hosts && { hosts: args.hosts }),
         onTrial: () => bar.advance(++trials / expectedTrials),
+      }),
+    };
+  }
+  if (has("tail")) {
+    bar.begin("tail");
+    const rounds = q ? 2 : 7;
+    const runtimes = ["node", "bun"] as const;
+    let trials = 0;
+    results = {
+      ...results,
+      tail: await runTail({
+        filterPath: args.filter,
+        filterName,
+        runtimes,
+        ratePps: 10_000,
+        size: 1200,
+        // 40,000 packets timed a trial: the p99.9 is the 40th slowest
+        trialMs: q ? 1000 : 4500,
+        settleMs: q ? 200 : 500,
+        drainMs: 250,
+        rounds,
+        pin: args.pin,
+        onTrial: () => bar.advance(++trials / (runtimes.length * rounds * 3)),
       }),
     };
   }
