@@ -276,7 +276,7 @@ export async function startProxy(
   runtime: "node" | "bun",
   chain: ChainSpec,
   batchSize: number | undefined,
-  more: { readonly destinationAddresses?: readonly string[]; readonly io?: ProxyIo; readonly streams?: ProxyProcessOptions["streams"] } = {},
+  more: { readonly destinationAddresses?: readonly string[]; readonly io?: ProxyIo; readonly streams?: ProxyProcessOptions["streams"]; readonly sourceIdleMs?: number } = {},
 ): Promise<ProxyProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -285,7 +285,11 @@ export async function startProxy(
         ...(batchSize !== undefined && { batchSize }),
         ...(more.io !== undefined && { io: more.io }),
         ...(more.streams !== undefined && { streams: more.streams }),
-        segments: [{ name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort, ...(more.destinationAddresses && { destinationAddresses: more.destinationAddresses }) }],
+        segments: [{
+          name: "bench", listenPort: await freeUdpPort(), destinationPort: sinkPort,
+          ...(more.destinationAddresses && { destinationAddresses: more.destinationAddresses }),
+          ...(more.sourceIdleMs !== undefined && { sourceIdleMs: more.sourceIdleMs }),
+        }],
         chain,
       });
     } catch (err) {

@@ -59,10 +59,11 @@ export type LoadgenReply =
   | ({ type: "ran"; trial: number; sent: number; sendMs: number; cpuUs: number; sendErrors: number; lateTicks: number; firstSeq: number } & LoadgenIo)
   | { type: "armed"; trial: number }
   /**
-   * bytes: the UDP payload bytes of the packets counted as received. receiveClock: where the
+   * bytes: the UDP payload bytes of the packets counted as received. timed: how many of them the
+   * latency rests on (those from the arm's latencyFrom on). receiveClock: where the
    * latency's receive times came from: "kernel" (SO_TIMESTAMPNS) or "loop" (when JS saw the packet).
    */
-  | ({ type: "collected"; trial: number; received: number; bytes: number; duplicates: number; stray: number; cpuUs: number; latency: LatencySummary | null; receiveClock: "kernel" | "loop" } & LoadgenIo);
+  | ({ type: "collected"; trial: number; received: number; timed: number; bytes: number; duplicates: number; stray: number; cpuUs: number; latency: LatencySummary | null; receiveClock: "kernel" | "loop" } & LoadgenIo);
 
 /** One-way latency of the delivered packets of a trial, microseconds. */
 export interface LatencySummary {
@@ -377,7 +378,7 @@ async function sink(sock: Socket): Promise<void> {
     } else if (m.cmd === "collect") {
       if (count.bySequence) count.countSequences(m.firstSeq ?? 0);
       const latency = count.bySequence ? null : summarize(count.latencyUs.subarray(0, count.timed));
-      replyToParent({ type: "collected", trial: m.trial, received: count.received, bytes: count.bytes, duplicates: count.duplicates, stray: count.stray, cpuUs: cpuUsSince(cpu0), latency, receiveClock, ...io } satisfies LoadgenReply);
+      replyToParent({ type: "collected", trial: m.trial, received: count.received, timed: count.timed, bytes: count.bytes, duplicates: count.duplicates, stray: count.stray, cpuUs: cpuUsSince(cpu0), latency, receiveClock, ...io } satisfies LoadgenReply);
     } else if (m.cmd === "exit") {
       batched?.close();
       probe?.close();

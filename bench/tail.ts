@@ -116,7 +116,9 @@ export async function runTail(o: TailOptions): Promise<TailResult> {
       let proxy: RelayProcess | undefined;
       let relay: RelayProcess | undefined;
       try {
-        proxy = await startProxy(h.sink.port, runtime, [{ name: o.filterName, path: o.filterPath }], undefined);
+        // the generator takes a new source port each time it moves from one relay to the other, and
+        // a relay trial lies between two of the proxy's: a second of silence lets the gate take it
+        proxy = await startProxy(h.sink.port, runtime, [{ name: o.filterName, path: o.filterPath }], undefined, { sourceIdleMs: 1000 });
         relay = await startPlainRelay(h.sink.port, runtime);
         // a priming trial each: JIT, page faults and the source gate's learning are not the tail
         for (const r of [proxy, relay]) await runTrial(h, r, o.ratePps, Math.min(1000, o.trialMs), search, false);

@@ -101,6 +101,26 @@ test("the sink counts by sequence number across wraps, and stragglers of the tri
   assert.equal([ran.io, got.io, got.receiveClock], ["batched", "batched", "kernel"], `${ran.note ?? ""} ${got.note ?? ""}`);
 });
 
+test("latencyFrom: the sink counts every packet but times only those from that index on", async () => {
+  // 1,000 packets; the first 900 are left out of the latency, so its percentiles rest on the last 100
+  const time = async (trial: number, latencyFrom: number | undefined) => {
+    await sink.request({ cmd: "arm", trial, expect: 1000, ...(latencyFrom !== undefined && { latencyFrom }) }, "armed", 5000);
+    const ran = await gen.request({ cmd: "run", trial, ports: [sink.port], rate: 10_000, durationMs: 100, size: 200 }, "ran", 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    return { ran, got: await sink.request({ cmd: "collect", trial }, "collected", 5000) };
+  };
+  const all = await time(401, 1000);
+  assert.ok(all.got.received > 0, "nothing arrived");
+  assert.is(all.got.timed, 0);
+  assert.is(all.got.latency, null, "every packet left out of the latency: none timed");
+  const tail = await time(402, 900);
+  assert.ok(tail.got.timed > 0 && tail.got.timed <= 100, `timed ${tail.got.timed}: only packets 900-999`);
+  assert.ok(tail.got.received > tail.got.timed, `received ${tail.got.received}: the packets before 900 are counted as received too`);
+  assert.ok(tail.got.latency !== null && tail.got.latency.over1ms !== undefined && tail.got.latency.over1ms <= tail.got.timed);
+  const whole = await time(403, undefined);
+  assert.is(whole.got.timed, whole.got.received, "without latencyFrom every packet is timed");
+});
+
 test("MSM_LOADGEN_IO=dgram: the generator and the sink fall back to node:dgram, say why, and count the same", async () => {
   process.env.MSM_LOADGEN_IO = "dgram";
   const g = start("gen");

@@ -18,6 +18,8 @@ export interface ProxySegmentSpec {
   readonly worker?: number;
   /** Send from the listen socket (RFC 4961 symmetric RTP): one socket per segment, no egress socket. */
   readonly symmetricRtp?: boolean;
+  /** The source gate's `idleMs`: how long the latched sender must be silent before another is taken (absent: the proxy's default). */
+  readonly sourceIdleMs?: number;
 }
 
 /** The proxy's socket I/O (its `io` key): "auto" is its default, "dgram" the node:dgram path it had before batched I/O. */
@@ -68,6 +70,7 @@ export async function startProxyProcess(opts: ProxyProcessOptions): Promise<Prox
       destinations: (s.destinationAddresses ?? ["127.0.0.1"]).map((address) => ({ address, port: s.destinationPort })),
       chain: opts.chain.map((f) => ({ filter: f.name, ...(f.config && { config: f.config }) })),
       ...(s.worker !== undefined && { worker: s.worker }),
+      ...(s.sourceIdleMs !== undefined && { source: { idleMs: s.sourceIdleMs } }),
     })),
   }));
   const t0 = performance.now();

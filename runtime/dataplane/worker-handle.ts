@@ -19,6 +19,17 @@ type WorkerRequestBody = WorkerRequest extends infer R ? (R extends WorkerReques
 /** How workers run: threads under Node; processes under Bun (its threads cannot be terminated inside WebAssembly). */
 export const WORKER_MODE: "thread" | "process" = isBun ? "process" : "thread";
 
+/**
+ * A worker process's environment: the proxy's, with Bun's idle-GC timer off. That timer starts a
+ * collection every second in which the heap grew at all, and a data plane's heap always grows a
+ * little (its IPC, its timers): measured, an idle worker collected about once a second, pauses of
+ * about 1 ms each, and the idle proxy spent 8-9 ms of CPU a second against 2-3 without the timer
+ * (docs/batched-io.md). JavaScriptCore's own collections, paced by allocation, go on.
+ */
+export function workerProcessEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, BUN_GC_TIMER_DISABLE: "1" };
+}
+
 export class WorkerHandle {
   readonly beacon: WatchdogBeacon;
   instances: InstanceUsers[] = [];
@@ -69,7 +80,7 @@ export class WorkerHandle {
       writeFileSync(this.beaconFile, new Uint8Array(BEACON_BYTES));
       const bun = (globalThis as unknown as { Bun: { mmap(path: string): Uint8Array } }).Bun;
       this.beacon = new WatchdogBeacon(bun.mmap(this.beaconFile));
-      this.child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      this.child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: workerProcessEnv() });
       this.child.on("message", (m) => onMessage(m as WorkerReply));
       this.child.on("exit", (code) => exit(code));
       this.child.send({ ...init, index, beaconFile: this.beaconFile } satisfies WorkerInit);
