@@ -9,8 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { e2eTargets, runE2e, type E2eResult, type HostKind, type HostSummary } from "../bench/e2e.js";
-import { e2eCharts, printText, renderResultsMarkdown, type BenchResults } from "../bench/report.js";
+import { e2eCharts, printText, renderResultsMarkdown } from "../bench/report.js";
 import { TINY_SEARCH } from "./lib/bench-search.js";
+import { benchResults } from "./lib/bench-results.js";
 import { suite } from "./lib/suite.js";
 
 const test = suite("bench e2e", { timeoutMs: 120_000 });
@@ -135,11 +136,7 @@ test("a relay that cannot start is left out with a warning, and the run goes on"
 });
 
 test("the report, the charts and RESULTS.md are made from the result", () => {
-  const results: BenchResults = {
-    version: 2, date: "2026-01-02", mode: "full", command: "test", filter: "validate", parts: ["micro", "srtp", "e2e", "scale"], durationS: 1,
-    machine: { cpu: "test cpu", cores: 2, memoryGiB: 1, kernel: "k", node: process.version, bun: null, gstreamer: null, rtpengine: null },
-    e2e: result,
-  };
+  const results = benchResults(["micro", "srtp", "e2e", "scale"], { e2e: result });
   const text = printText(results);
   for (const h of result.hosts) assert.ok(text.includes(h.label), `text report lacks ${h.label}`);
   assert.ok(text.includes("One-way latency"));

@@ -14,9 +14,10 @@ import * as assert from "uvu/assert";
 import { destinationAddresses, FANOUT_RELAYS, fanoutLabel, fanoutTargets, runFanout, startFanoutRelay, type FanoutRelay, type FanoutResult } from "../bench/fanout.js";
 import { GST_LAUNCH } from "../bench/hosts/gstreamer.js";
 import type { ProxyProcess } from "../bench/hosts/proxy-process.js";
-import { printText, renderResultsMarkdown, type BenchResults } from "../bench/report.js";
+import { printText, renderResultsMarkdown } from "../bench/report.js";
 import { DropWatch, settled, unexplainedLoss } from "./lib/kernel-drops.js";
 import { peer, peerTest, runsOk } from "./lib/peers.js";
+import { benchResults } from "./lib/bench-results.js";
 import { suite } from "./lib/suite.js";
 import { bindUdp, indexedRtp, sendPaced, Sink } from "./lib/udp.js";
 
@@ -106,11 +107,7 @@ peerTest(test, GSTREAMER, "slopes, ratios, the target and the report are made fr
   const targets = fanoutTargets(result);
   assert.equal(targets.map((t) => typeof t.met), ["boolean", "boolean"]);
   assert.ok(targets.every((t) => t.value.includes("(10 to 1000)")), targets.map((t) => t.value).join("; "));
-  const results: BenchResults = {
-    version: 2, date: "2026-01-02", mode: "full", command: "node dist/bench/run.js --only fanout", filter: "validate", parts: ["fanout"], durationS: 1,
-    machine: { cpu: "test cpu", cores: 2, memoryGiB: 1, kernel: "k", node: process.version, bun: null, gstreamer: null, rtpengine: null },
-    fanout: result,
-  };
+  const results = benchResults(["fanout"], { fanout: result }, { command: "node dist/bench/run.js --only fanout" });
   const text = printText(results);
   assert.ok(text.includes("(f) Fan-out"), text);
   for (const r of FANOUT_RELAYS) assert.ok(text.includes(fanoutLabel(r)), `text report lacks ${r}`);

@@ -5,9 +5,10 @@
 // /stats with both directions counted; bounded, each worker lists at most its limit and every
 // other segment's packets are in its streamsOverflow; and the report shows it.
 import * as assert from "uvu/assert";
-import { printText, renderResultsMarkdown, type BenchResults } from "../bench/report.js";
+import { printText, renderResultsMarkdown } from "../bench/report.js";
 import { expectedListed, runStreams, tableCapacity, type StreamsResult } from "../bench/streams.js";
 import { TINY_SEARCH } from "./lib/bench-search.js";
+import { benchResults } from "./lib/bench-results.js";
 import { suite } from "./lib/suite.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -141,11 +142,7 @@ test("the table grows by doubling from 16 up to its limit; each worker lists up 
 });
 
 test("the report shows every table, and RESULTS.md the part with its command", () => {
-  const results: BenchResults = {
-    version: 2, date: "2026-01-02", mode: "full", command: "node dist/bench/run.js --only streams", filter: "validate", parts: ["streams"], durationS: 1,
-    machine: { cpu: "test cpu", cores: 2, memoryGiB: 1, kernel: "k", node: process.version, bun: null, gstreamer: null, rtpengine: null },
-    streams: result,
-  };
+  const results = benchResults(["streams"], { streams: result }, { command: "node dist/bench/run.js --only streams" });
   const text = printText(results);
   assert.match(text, /\(h\) Streams: CPU per packet with per-stream stats off and on/);
   assert.match(text, /\(h\) Streams: 20 streams on one proxy/);

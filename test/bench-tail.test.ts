@@ -6,9 +6,10 @@
 import { readFileSync } from "node:fs";
 import * as assert from "uvu/assert";
 import { startProxy } from "../bench/e2e.js";
-import { printText, allTargets, type BenchResults } from "../bench/report.js";
+import { printText, allTargets } from "../bench/report.js";
 import { roundOrder, runTail, type TailResult, type TailSample } from "../bench/tail.js";
 import { DEFAULT_FILTER } from "../bench/common.js";
+import { benchResults } from "./lib/bench-results.js";
 import { suite } from "./lib/suite.js";
 
 const test = suite("bench tail", { timeoutMs: 120_000 });
@@ -51,11 +52,7 @@ test("each runtime: every round measured the proxy once and the relay twice, and
 });
 
 test("the report shows the part, and its paired ratio judges the p99.9 targets in place of the sweep's", () => {
-  const results: BenchResults = {
-    version: 2, date: "2026-01-02", mode: "full", command: "node dist/bench/run.js --only tail", filter: "validate", parts: ["tail"], durationS: 1,
-    machine: { cpu: "test cpu", cores: 2, memoryGiB: 1, kernel: "k", node: process.version, bun: null, gstreamer: null, rtpengine: null },
-    tail: result,
-  };
+  const results = benchResults(["tail"], { tail: result }, { command: "node dist/bench/run.js --only tail" });
   const text = printText(results);
   assert.match(text, /\(i\) Tail latency at 2000 pps/);
   assert.match(text, /A\/A ratio/);

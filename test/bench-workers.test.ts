@@ -3,9 +3,10 @@
 // machine): that every proxy was searched, packets went through, both workers of the 2-worker
 // proxy took their share, and the report shows it.
 import * as assert from "uvu/assert";
-import { printText, type BenchResults } from "../bench/report.js";
+import { printText } from "../bench/report.js";
 import { runWorkers, workerCountsFor, type WorkersResult } from "../bench/workers.js";
 import { TINY_SEARCH } from "./lib/bench-search.js";
+import { benchResults } from "./lib/bench-results.js";
 import { suite } from "./lib/suite.js";
 
 const test = suite("bench workers", { timeoutMs: 90_000 });
@@ -38,11 +39,7 @@ test("each worker count was searched through a real proxy, and the segments shar
 });
 
 test("the report shows the rows and says how many cores the harness shared", () => {
-  const results: BenchResults = {
-    version: 2, date: "2026-01-02", mode: "quick", command: "test", filter: "validate", parts: ["workers"], durationS: 1,
-    machine: { cpu: "test cpu", cores: 2, memoryGiB: 1, kernel: "k", node: process.version, bun: null, gstreamer: null, rtpengine: null },
-    workers: result,
-  };
+  const results = benchResults(["workers"], { workers: result }, { mode: "quick" });
   const text = printText(results);
   assert.match(text, /\(g\) Workers: the chain \[validate\] on 1 to 2 workers, 4 segments/);
   assert.match(text, new RegExp(`This machine has ${result.cores} cores`));
