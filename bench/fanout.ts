@@ -56,7 +56,15 @@ export interface FanoutOptions {
   readonly drainMs: number;
   /** Trials per relay and N (interleaved); the first, a priming one, is extra and not counted. */
   readonly rounds: number;
+  /**
+   * The priming trial before the rounds, not counted: it lasts as long as `primeInputPackets`
+   * take at the trial's input rate, within [primeMs, primeMaxMs]. A JIT warms up by how often its
+   * code runs, and the input rate differs 1,000-fold from N = 1 to N = 1,000: primed for a fixed
+   * time, the proxy at N = 1,000 was still compiling through its first rounds.
+   */
   readonly primeMs: number;
+  readonly primeInputPackets: number;
+  readonly primeMaxMs: number;
   /** The quiet window before each trial over which the relay's idle CPU is taken. */
   readonly idleMs: number;
   /** Called after every trial, for the progress bar. */
@@ -290,6 +298,12 @@ export function fanoutTargets(r: FanoutResult): Target[] {
   });
 }
 
+/** How long the priming trial at N destinations lasts (see FanoutOptions.primeInputPackets). */
+export function primeDuration(n: number, o: Pick<FanoutOptions, "sendsPerSecond" | "primeMs" | "primeInputPackets" | "primeMaxMs">): number {
+  const inputPps = o.sendsPerSecond / n;
+  return Math.round(Math.min(o.primeMaxMs, Math.max(o.primeMs, (o.primeInputPackets / inputPps) * 1000)));
+}
+
 export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
   const warnings: string[] = [];
   const trials: FanoutTrial[] = [];
@@ -313,7 +327,8 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
           }
         }
         // priming, not counted: JIT warm-up, the proxy latching its sender
-        for (const { kind, relay } of running) await runTrial(gens.get(kind)!, sink, relay, kind, n, -1, o.primeMs, o);
+        const primeMs = primeDuration(n, o);
+        for (const { kind, relay } of running) await runTrial(gens.get(kind)!, sink, relay, kind, n, -1, primeMs, o);
         for (let r = 0; r < o.rounds; r++) {
           for (let i = 0; i < running.length; i++) {
             const { kind, relay } = running[(i + r) % running.length]!;

@@ -152,7 +152,7 @@ function machine(): Machine {
 }
 
 /** The bar's plan: estimated seconds per part (quick, full). */
-const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], tail: [25, 220], scale: [15, 200], fanout: [30, 230], workers: [30, 240], streams: [60, 750], congestion: [150, 150] };
+const ESTIMATES: Record<Part, [number, number]> = { micro: [5, 60], srtp: [10, 240], fec: [10, 90], e2e: [80, 1200], tail: [25, 220], scale: [15, 200], fanout: [35, 280], workers: [30, 240], streams: [60, 750], congestion: [150, 150] };
 
 /** The --hosts name of a relay (the first that maps to it), for file names. */
 function shortHostName(kind: HostKind): string {
@@ -321,7 +321,10 @@ async function main(): Promise<void> {
         trialMs: q ? 400 : 1500,
         drainMs: 250,
         rounds,
+        // 2,000 input packets: 0.3 s at N = 1 and 10, 4 s at 100, 10 s (500 packets) at 1,000
         primeMs: 300,
+        primeInputPackets: q ? 200 : 2000,
+        primeMaxMs: q ? 1000 : 10_000,
         idleMs: q ? 200 : 1000,
         onTrial: () => bar.advance(++trials / (counts.length * FANOUT_RELAYS.length * (rounds + 1))),
       }),

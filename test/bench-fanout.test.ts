@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
-import { destinationAddresses, FANOUT_RELAYS, fanoutLabel, fanoutTargets, runFanout, startFanoutRelay, type FanoutRelay, type FanoutResult } from "../bench/fanout.js";
+import { destinationAddresses, FANOUT_RELAYS, fanoutLabel, fanoutTargets, primeDuration, runFanout, startFanoutRelay, type FanoutRelay, type FanoutResult } from "../bench/fanout.js";
 import { GST_LAUNCH } from "../bench/hosts/gstreamer.js";
 import type { ProxyProcess } from "../bench/hosts/proxy-process.js";
 import { printText, renderResultsMarkdown } from "../bench/report.js";
@@ -79,7 +79,7 @@ let result: FanoutResult;
 const COUNTS = [1, 10, 1000];
 
 peerTest(test, GSTREAMER, "a tiny run: every copy reaches the one wildcard sink socket or a counter says where it went", async () => {
-  result = await runFanout({ counts: COUNTS, relays: FANOUT_RELAYS, sendsPerSecond: 10_000, size: 1200, trialMs: 300, drainMs: 1000, rounds: 1, primeMs: 100, idleMs: 200 });
+  result = await runFanout({ counts: COUNTS, relays: FANOUT_RELAYS, sendsPerSecond: 10_000, size: 1200, trialMs: 300, drainMs: 1000, rounds: 1, primeMs: 100, primeInputPackets: 100, primeMaxMs: 500, idleMs: 200 });
   assert.equal(result.warnings.filter((w) => /not measured|no drop counter/.test(w)), []);
   assert.equal(result.cells.map((c) => `${c.relay} ${c.destinations}`), FANOUT_RELAYS.flatMap((r) => COUNTS.map((n) => `${r} ${n}`)));
   for (const c of result.cells) assert.is(c.unexplainedLoss, 0, `${c.relay} x ${c.destinations}`);
@@ -122,6 +122,13 @@ peerTest(test, GSTREAMER, "slopes, ratios, the target and the report are made fr
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the priming trial lasts what a number of input packets take at N's rate, within its bounds", () => {
+  const o = { sendsPerSecond: 50_000, primeMs: 300, primeInputPackets: 2000, primeMaxMs: 10_000 };
+  assert.is(primeDuration(1, o), 300, "50,000 packets/s in: the floor");
+  assert.is(primeDuration(100, o), 4000, "500 packets/s in: 2,000 of them");
+  assert.is(primeDuration(1000, o), 10_000, "50 packets/s in: the cap");
 });
 
 test.run();
