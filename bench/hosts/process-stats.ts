@@ -33,24 +33,40 @@ export function processTree(roots: readonly number[]): number[] {
   return out;
 }
 
+/** Per process (pid and start time, so that a reused pid starts afresh): each thread's CPU at its last reading, and its exited threads'. */
+const threadsSeen = new Map<string, { threads: Map<string, number>; exitedNs: number }>();
+
 /**
  * CPU time used so far by the processes and their descendants, microseconds. From each thread's
- * schedstat (nanoseconds, unlike the 10 ms ticks of /proc/PID/stat); threads that have exited no
- * longer count, which is fine for relays whose threads live as long as they do.
+ * schedstat (nanoseconds, unlike the 10 ms ticks of /proc/PID/stat). A thread that exits takes its
+ * schedstat with it, and JavaScriptCore's helper threads come and go: without care, a reading
+ * after one exited was lower than the one before (negative CPU over an idle second under Bun). So
+ * a thread's time as last read stays in its process's account after it exits; only what it used
+ * between that reading and its exit is missed.
  */
 export function treeCpuUs(roots: readonly number[]): number {
   let ns = 0;
   for (const pid of processTree(roots)) {
+    const stat = read(`/proc/${pid}/stat`);
     let tasks: string[];
     try {
       tasks = readdirSync(`/proc/${pid}/task`);
     } catch {
       continue;
     }
+    // starttime is field 22: the 20th after the command's ')'
+    const key = `${pid}@${stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "?"}`;
+    const before = threadsSeen.get(key) ?? { threads: new Map<string, number>(), exitedNs: 0 };
+    const now = new Map<string, number>();
     for (const tid of tasks) {
       const s = read(`/proc/${pid}/task/${tid}/schedstat`);
-      if (s !== null) ns += Number(s.split(" ")[0]);
+      if (s !== null) now.set(tid, Number(s.split(" ")[0]));
     }
+    let exitedNs = before.exitedNs;
+    for (const [tid, last] of before.threads) if (!now.has(tid)) exitedNs += last;
+    threadsSeen.set(key, { threads: now, exitedNs });
+    ns += exitedNs;
+    for (const v of now.values()) ns += v;
   }
   return ns / 1000;
 }
