@@ -168,10 +168,12 @@ function measuredTargets(r: BenchResults): Target[] {
  */
 function withTailTargets(targets: Target[], tail: TailResult | undefined): Target[] {
   if (!tail) return targets;
-  const at = targets.findIndex((t) => t.what.startsWith("p99.9 latency"));
-  const rest = targets.filter((t) => !t.what.startsWith("p99.9 latency"));
-  rest.splice(at < 0 ? rest.length : at, 0, ...tailTargets(tail));
-  return rest;
+  const paired = tailTargets(tail);
+  const runtimeOf = (t: Target): string => t.what.slice(t.what.lastIndexOf("("));
+  // a runtime the part could not measure keeps the sweep's target
+  const out = targets.map((t) => (t.what.startsWith("p99.9 latency") ? (paired.find((p) => runtimeOf(p) === runtimeOf(t)) ?? t) : t));
+  for (const p of paired) if (!out.includes(p)) out.push(p);
+  return out;
 }
 
 /** The target's levels in a line: per rate, RSS and streams that lost packets; or why none ran. */

@@ -65,6 +65,8 @@ export interface TailRuntimeResult {
   readonly relay: Omit<TailSample, "otherCpuPct">;
   readonly medianRatio: number;
   readonly ratioRange: readonly [number, number];
+  /** Rounds whose ratio is at most 1: near half of them when proxy and relay are alike. */
+  readonly roundsAtMostOne: number;
   /** The A/A ratio's median and range over the rounds. */
   readonly medianAa: number;
   readonly aaRange: readonly [number, number];
@@ -82,7 +84,7 @@ export interface TailResult {
 }
 
 type Slot = "proxy" | "relay";
-/** Round r's order: the three slots rotated by r, so each relay runs first, second and third equally often. */
+/** Round r's order: the three slots rotated by r; over a multiple of 3 rounds the proxy runs first, second and third equally often. */
 export function roundOrder(r: number): Slot[] {
   const base: Slot[] = ["proxy", "relay", "relay"];
   return base.map((_, i) => base[(i + r) % base.length]!);
@@ -130,16 +132,21 @@ export async function runTail(o: TailOptions): Promise<TailResult> {
             const t = await runTrial(h, slot === "proxy" ? proxy : relay, o.ratePps, o.trialMs, search, false, latencyFrom);
             o.onTrial?.();
             const s = sample(t);
-            if (!s) throw new Error(`${runtime} ${slot}: the sink measured no latency (nothing arrived)`);
+            if (!s) throw new Error(`${runtime} ${slot}: the sink timed no packet (none arrived after the first ${o.settleMs} ms)`);
             if (slot === "proxy") got.proxy = s;
             else got.relay.push(s);
           }
           const [a, b] = got.relay as [TailSample, TailSample];
+          if (!(a.p999 > 0 && b.p999 > 0)) {
+            warnings.push(`tail ${runtime} round ${r + 1}: a relay p99.9 of 0 us, left out`);
+            continue;
+          }
           const ratio = round(got.proxy!.p999 / Math.sqrt(a.p999 * b.p999), 3);
           const aa = round(b.p999 / a.p999, 3);
           rounds.push({ order, proxy: got.proxy!, relay: [a, b], ratio, aa });
           progress(`tail ${runtime} round ${r + 1}/${o.rounds}: proxy p99.9 ${got.proxy!.p999} us, relay ${a.p999} and ${b.p999} us: ratio ${ratio}, A/A ${aa}`);
         }
+        if (rounds.length === 0) throw new Error("no round could be measured");
         const ratios = rounds.map((x) => x.ratio);
         const aas = rounds.map((x) => x.aa);
         out.push({
@@ -149,6 +156,7 @@ export async function runTail(o: TailOptions): Promise<TailResult> {
           relay: medianSample(rounds.flatMap((x) => x.relay)),
           medianRatio: round(median(ratios), 3),
           ratioRange: range(ratios),
+          roundsAtMostOne: ratios.filter((x) => x <= 1).length,
           medianAa: round(median(aas), 3),
           aaRange: range(aas),
         });
@@ -179,18 +187,16 @@ export async function runTail(o: TailOptions): Promise<TailResult> {
 
 const RUNTIME_LABEL: Record<TailRuntime, string> = { node: "Node", bun: "Bun" };
 
-/** Issue #14's tail target per runtime: the median paired ratio at most 1. */
+/**
+ * Issue #14's tail target for each runtime the part measured: the median paired ratio at most 1.
+ * Worded as the end-to-end part words it, whose target it replaces.
+ */
 export function tailTargets(t: TailResult): Target[] {
-  return (["node", "bun"] as const).map((runtime) => {
-    const what = `p99.9 latency at ${t.ratePps / 1000}k pps: proxy + ${t.filter} no worse than the plain node:dgram relay's (${RUNTIME_LABEL[runtime]})`;
-    const r = t.runtimes.find((x) => x.runtime === runtime);
-    if (!r) return { what, value: "the tail part did not measure this runtime (see its warnings)", met: null };
-    return {
-      what,
-      value: `median ratio ${r.medianRatio} over ${r.rounds.length} paired rounds (range ${r.ratioRange[0]}-${r.ratioRange[1]}; A/A ${r.medianAa}, ${r.aaRange[0]}-${r.aaRange[1]}); ${r.proxy.p999} against ${r.relay.p999} us`,
-      met: r.medianRatio <= 1,
-    };
-  });
+  return t.runtimes.map((r) => ({
+    what: `p99.9 latency at ${(t.ratePps / 1000).toFixed(1)}k pps: proxy + ${t.filter} no worse than the plain node:dgram relay's (${RUNTIME_LABEL[r.runtime]})`,
+    value: `median ratio ${r.medianRatio} over ${r.rounds.length} paired rounds, ${r.roundsAtMostOne} of them at most 1 (range ${r.ratioRange[0]}-${r.ratioRange[1]}; A/A ${r.medianAa}, ${r.aaRange[0]}-${r.aaRange[1]}); ${r.proxy.p999} against ${r.relay.p999} us`,
+    met: r.medianRatio <= 1,
+  }));
 }
 
 export function tailRows(t: TailResult): string[][] {
@@ -210,8 +216,8 @@ function cells(s: Omit<TailSample, "otherCpuPct">): string[] {
 export function tailNotes(t: TailResult): string[] {
   const timed = Math.round((t.ratePps * (t.trialMs - t.settleMs)) / 1000);
   return [
-    `${t.size} B RTP at ${t.ratePps} packets/s, ${t.trialMs} ms a trial; latency counts from ${t.settleMs} ms in (${timed} packets: the p99.9 is the ${Math.ceil(timed / 1000)}th slowest). Latency: the sink's kernel receive time minus the generator's stamp. Figures per relay are medians over the rounds (the relay's over both its trials).`,
-    "p99.9 ratio: per round, the proxy's p99.9 over the geometric mean of the relay's two trials of that round; the median over rounds judges the target (at most 1). A/A: the relay's second trial over its first, the same relay twice: a ratio's spread from noise alone.",
+    `${t.size} B RTP at ${t.ratePps} packets/s, ${t.trialMs} ms a trial; latency counts from ${t.settleMs} ms in (${timed} packets: ${Math.floor(timed / 1000)} are slower than the p99.9). Latency: the sink's kernel receive time minus the generator's stamp. Figures per relay are medians over the rounds (the relay's over both its trials).`,
+    "p99.9 ratio: per round, the proxy's p99.9 over the geometric mean of the relay's two trials of that round; the median over rounds judges the target (at most 1). A/A: the relay's second trial over its first, the same relay twice: a ratio's spread from noise alone (one trial over one: somewhat wider than the ratio's, over a mean of two).",
     ...t.warnings.map((w) => `warning: ${w}`),
   ];
 }

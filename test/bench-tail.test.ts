@@ -19,7 +19,7 @@ let result: TailResult;
 test.before(async () => {
   result = await runTail({
     filterPath: DEFAULT_FILTER, filterName: "validate", runtimes: ["node", "bun"],
-    ratePps: 2000, size: 200, trialMs: 600, settleMs: 100, drainMs: 100, rounds: 2, pin: false,
+    ratePps: 2000, size: 200, trialMs: 600, settleMs: 100, drainMs: 100, rounds: 3, pin: false,
   });
 });
 
@@ -33,7 +33,8 @@ test("each runtime: every round measured the proxy once and the relay twice, and
   assert.equal(result.runtimes.map((r) => r.runtime), ["node", "bun"], result.warnings.join("; "));
   const ordered = (s: TailSample): boolean => s.p50 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max;
   for (const r of result.runtimes) {
-    assert.is(r.rounds.length, 2);
+    assert.is(r.rounds.length, 3);
+    assert.equal(r.rounds.map((x) => x.order.indexOf("proxy")).sort(), [0, 1, 2], "three rounds: the proxy first, second and third once each");
     r.rounds.forEach((round, i) => {
       assert.equal(round.order, roundOrder(i));
       for (const s of [round.proxy, ...round.relay]) {
@@ -45,9 +46,10 @@ test("each runtime: every round measured the proxy once and the relay twice, and
       assert.ok(Math.abs(round.ratio - round.proxy.p999 / Math.sqrt(a.p999 * b.p999)) < 0.001, `ratio ${round.ratio}`);
       assert.ok(Math.abs(round.aa - b.p999 / a.p999) < 0.001, `A/A ${round.aa}`);
     });
-    const ratios = r.rounds.map((x) => x.ratio);
-    assert.ok(r.ratioRange[0] <= r.medianRatio && r.medianRatio <= r.ratioRange[1], `${r.medianRatio} outside ${r.ratioRange}`);
-    assert.ok(Math.abs(r.medianRatio - (ratios[0]! + ratios[1]!) / 2) < 0.002);
+    const ratios = r.rounds.map((x) => x.ratio).sort((x, y) => x - y);
+    assert.ok(Math.abs(r.medianRatio - ratios[1]!) < 0.002, `median ${r.medianRatio} of ${ratios}`);
+    assert.equal(r.ratioRange, [Math.round(ratios[0]! * 100) / 100, Math.round(ratios[2]! * 100) / 100]);
+    assert.is(r.roundsAtMostOne, ratios.filter((x) => x <= 1).length);
   }
 });
 
@@ -56,12 +58,29 @@ test("the report shows the part, and its paired ratio judges the p99.9 targets i
   const text = printText(results);
   assert.match(text, /\(i\) Tail latency at 2000 pps/);
   assert.match(text, /A\/A ratio/);
-  const p999 = allTargets(results).filter((t) => t.what.startsWith("p99.9 latency"));
+  const targets = allTargets(results);
+  const p999 = targets.filter((t) => t.what.startsWith("p99.9 latency"));
   assert.is(p999.length, 2, "one per runtime, the sweep's not beside them");
   for (const [t, r] of p999.map((t, i) => [t, result.runtimes[i]!] as const)) {
-    assert.match(t.value, /median ratio .* over 2 paired rounds/);
+    assert.match(t.what, /^p99\.9 latency at 2\.0k pps/);
+    assert.match(t.value, /median ratio .* over 3 paired rounds, \d of them at most 1/);
     assert.is(t.met, r.medianRatio <= 1);
   }
+  // in the sweep's place: after the srtp target, before the earlier targets
+  const at = targets.findIndex((t) => t.what.startsWith("p99.9 latency"));
+  assert.match(targets[at - 1]!.what, /srtp protect/);
+  assert.match(targets[at + 2]!.what, /95% of the plain relay's max rate/);
+});
+
+test("a runtime the tail part could not measure keeps the sweep's target", () => {
+  const nodeOnly: TailResult = { ...result, runtimes: result.runtimes.filter((r) => r.runtime === "node") };
+  const targets = allTargets(benchResults(["tail"], { tail: nodeOnly }));
+  const p999 = targets.filter((t) => t.what.startsWith("p99.9 latency"));
+  assert.is(p999.length, 2);
+  assert.match(p999[0]!.value, /median ratio/);
+  assert.match(p999[0]!.what, /\(Node\)$/);
+  assert.match(p999[1]!.what, /\(Bun\)$/);
+  assert.is(p999[1]!.value, "the e2e part did not run");
 });
 
 test("a Bun proxy's worker process runs with Bun's idle-GC timer off", async () => {
