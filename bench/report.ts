@@ -170,10 +170,8 @@ function withTailTargets(targets: Target[], tail: TailResult | undefined): Targe
   if (!tail) return targets;
   const paired = tailTargets(tail);
   const runtimeOf = (t: Target): string => t.what.slice(t.what.lastIndexOf("("));
-  // a runtime the part could not measure keeps the sweep's target
-  const out = targets.map((t) => (t.what.startsWith("p99.9 latency") ? (paired.find((p) => runtimeOf(p) === runtimeOf(t)) ?? t) : t));
-  for (const p of paired) if (!out.includes(p)) out.push(p);
-  return out;
+  // e2eTargets always has one per runtime; a runtime the part could not measure keeps the sweep's
+  return targets.map((t) => (t.what.startsWith("p99.9 latency") ? (paired.find((p) => runtimeOf(p) === runtimeOf(t)) ?? t) : t));
 }
 
 /** The target's levels in a line: per rate, RSS and streams that lost packets; or why none ran. */

@@ -10,12 +10,13 @@
 // the geometric mean of the round's two relay trials; the two relay trials against each other
 // (an A/A pair: the same relay, the same chain of nothing) show how far a ratio moves by noise
 // alone.
-import { median, progress, round } from "./common.js";
+import { NOISY_CPU_PCT, median, progress, round } from "./common.js";
 import { runTrial, startProxy, withHarness, type SearchOptions, type Target, type Trial } from "./e2e.js";
 import { startPlainRelay } from "./hosts/plain-relay.js";
 import type { RelayProcess } from "./hosts/relay-process.js";
 
 export type TailRuntime = "node" | "bun";
+type Slot = "proxy" | "relay";
 
 export interface TailOptions {
   readonly filterPath: string;
@@ -47,7 +48,7 @@ export interface TailSample {
 }
 
 export interface TailRound {
-  readonly order: readonly ("proxy" | "relay")[];
+  readonly order: readonly Slot[];
   readonly proxy: TailSample;
   /** The plain relay's two trials, in the order they ran. */
   readonly relay: readonly [TailSample, TailSample];
@@ -83,7 +84,6 @@ export interface TailResult {
   readonly warnings: string[];
 }
 
-type Slot = "proxy" | "relay";
 /** Round r's order: the three slots rotated by r; over a multiple of 3 rounds the proxy runs first, second and third equally often. */
 export function roundOrder(r: number): Slot[] {
   const base: Slot[] = ["proxy", "relay", "relay"];
@@ -169,10 +169,11 @@ export async function runTail(o: TailOptions): Promise<TailResult> {
     }
     return out;
   });
-  const lossy = runtimes.flatMap((r) => r.rounds.flatMap((x) => [x.proxy, ...x.relay])).filter((s) => s.lossPct >= 0.1).length;
+  const samples = runtimes.flatMap((r) => r.rounds.flatMap((x) => [x.proxy, ...x.relay]));
+  const lossy = samples.filter((s) => s.lossPct >= 0.1).length;
   if (lossy > 0) warnings.push(`${lossy} trials lost 0.1% or more: their p99.9 leaves out what never arrived`);
-  const noisy = runtimes.flatMap((r) => r.rounds.flatMap((x) => [x.proxy, ...x.relay])).filter((s) => (s.otherCpuPct ?? 0) > 15).length;
-  if (noisy > 0) warnings.push(`${noisy} trials ran while other processes used more than 15% of a core`);
+  const noisy = samples.filter((s) => (s.otherCpuPct ?? 0) > NOISY_CPU_PCT).length;
+  if (noisy > 0) warnings.push(`${noisy} trials ran while other processes used more than ${NOISY_CPU_PCT}% of a core`);
   return {
     method: "per runtime, the proxy (one segment, the filter under test) and the plain node:dgram relay run side by side; each round measures the proxy once and the relay twice, the order rotating; ratio = proxy p99.9 / geometric mean of the round's two relay p99.9s; A/A = relay's second p99.9 / its first",
     ratePps: o.ratePps,
