@@ -29,7 +29,7 @@ const PLI_SPACING_US: i64 = 1_000_000;
 /** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
 const SILENCE_US: i64 = 2_000_000;
 /** 2: with the start-up flag; 1 (before it) is still read, as after start-up. */
-const STATE_VERSION: u8 = 2;
+const STATE_VERSION: u8 = 3;
 const SR_MEMORY = 4;
 const SOURCES = MAX_SOURCES;
 /** Refused feedback counts in a row, each one on from the last, that mean proxy B started again. */
@@ -583,6 +583,12 @@ export class SenderContext extends SegmentContext {
     out.u8(this.breaker.open ? 1 : 0);
     out.u64(<u64>(this.breaker.open ? now - this.breaker.openedUs : 0));
     out.u8(this.rate.startup ? 1 : 0);
+    // the SSRCs carried (version 3): feedback and reports that reach the new instance before its
+    // first media packet name them, and would otherwise be refused as about another stream
+    out.u8(this.haveMedia ? 1 : 0);
+    out.u32(this.mediaSsrc);
+    out.u8(<u8>this.sourceCount);
+    for (let i = 0; i < this.sourceCount; i++) out.u32(unchecked(this.sources[i]));
     return out.overflow ? Status.NoSpace : Status.Ok;
   }
 
@@ -598,7 +604,16 @@ export class SenderContext extends SegmentContext {
     const open = blob.u8() != 0;
     const ageUs = <i64>blob.u64();
     const startup = version >= 2 && blob.u8() != 0;
+    const haveMedia = version >= 3 && blob.u8() != 0;
+    const mediaSsrc = version >= 3 ? blob.u32() : 0;
+    const sourceCount = version >= 3 ? <i32>blob.u8() : 0;
+    if (sourceCount > SOURCES) return Status.BadState;
+    for (let i = 0; i < sourceCount; i++) unchecked((this.sources[i] = blob.u32()));
     if (blob.overflow || nextSeq < 0 || ageUs < 0) return Status.BadState;
+    this.haveMedia = haveMedia;
+    this.mediaSsrc = mediaSsrc;
+    this.sourceCount = sourceCount;
+    for (let i = 0; i < sourceCount; i++) unchecked((this.sourceBytes[i] = 0));
     this.rate.restore(target, delayBased, lossBased, startup);
     this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
     if (rtt >= 0 && rtt < 60_000) {

@@ -1,10 +1,13 @@
 // The congestion filter piece by piece through the harness: config refusals that name the key,
 // the sequence number stamped into every kind of RTP header and removed again byte for byte,
-// pacing (a burst queued and released at the rate), drain at a swap, and state across a swap.
+// pacing (a burst queued and released at the rate), drain at a swap, and state across a swap
+// (feedback that reaches the new instance before its first media packet included).
 import * as assert from "uvu/assert";
 import { PacketFlag, Status, buildRtp } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
+import { TwccRecorder, emptyReceiverReport, encodeTwcc, transportSeqOf } from "../../../test/lib/rtcp-cc.js";
 import { SSRC, h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
+import { drive } from "./twcc-drive.js";
 
 const test = suite("congestion filter");
 
@@ -177,6 +180,30 @@ test("state goes to the new instance: the target, the sequence numbers, an open 
   assert.equal(fresh.metric("startup", v1), 0);
   const bad = fresh.importState(fresh.createContext({ mode: "sender" }), new Uint8Array([9, 1, 2]));
   assert.equal(bad.ok, false);
+});
+
+test("after a swap, feedback that comes before the new instance's first media packet is used, not refused as about another stream", async () => {
+  const old = await loadCongestion({ startUs: 0 });
+  const s = old.createContext({ mode: "sender", extensionId: 5 });
+  const recorder = new TwccRecorder(0xfeed0001, SSRC);
+  const run = drive(old, s, recorder, { packets: 200, intervalUs: 5000, size: 500, delayUs: () => 20_000 });
+  assert.is(old.metric("feedback_rejected", s), 0);
+  const fresh = await loadCongestion({ startUs: old.nowUs });
+  const n = fresh.createContext({ mode: "sender", extensionId: 5 });
+  assert.equal(fresh.importState(n, old.exportState(s)!), { ok: true, reason: "" });
+  // the feedback B was about to send, about the old instance's last packets, with the next count
+  const latest = transportSeqOf(run.stamped.at(-1)!, 5)!;
+  const fb = encodeTwcc({
+    senderSsrc: 0xfeed0001, mediaSsrc: SSRC, baseSeq: (latest - 9) & 0xffff, referenceTime: 1000, fbCount: recorder.fbCount,
+    reports: Array.from({ length: 10 }, () => 20),
+  });
+  const rr = emptyReceiverReport(0xfeed0001);
+  const compound = new Uint8Array(rr.length + fb.length);
+  compound.set(rr);
+  compound.set(fb, rr.length);
+  fresh.run({ ctx: n, bytes: compound, flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+  assert.is(fresh.metric("feedback_rejected", n), 0, "the new instance knows the stream the feedback names");
+  assert.is(fresh.metric("feedback_packets", n), 1);
 });
 
 test("TMMBR and REMB go to the origin with the target, behind an empty receiver report", async () => {
