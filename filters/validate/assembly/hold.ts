@@ -9,11 +9,18 @@
 // Held packets of a source that never validates are dropped after holdTimeoutMs (timer
 // TIMER_EXPIRE) and counted as `drops_probation`: the host counted them as held, not dropped.
 // When the output area is full, what waits goes out from timer TIMER_DRAIN.
-import { DropReason, Output, Packet, Status, timerSet } from "../../../sdk/assembly";
+//
+// The same for A.1's other receiver's rule: a valid source's packet that jumps by maxDropout or
+// more is "bad" until the next one follows it (the sender restarted: the source resyncs). A
+// restarted encoder's first packet is what a receiver needs most too (a keyframe's start), so
+// it is held, one per source, and goes out ahead of the packet that confirms the restart; the
+// next packet of the old numbering shows it was a stray, and then it is dropped, as is one that
+// waits holdTimeoutMs, counted as `drops_bad_sequence`.
+import { Output, Packet, Status, timerSet } from "../../../sdk/assembly";
 import { ValidateContext } from "./context";
 import { NONE, heldPackets, queueCount } from "./hold-store";
 import { countDrops, countHeld, countPassed, countReleased, countReordered } from "./metrics";
-import { heldQueue } from "./sources";
+import { heldQueue, heldReason } from "./sources";
 
 export const TIMER_EXPIRE = 0;
 export const TIMER_DRAIN = 1;
@@ -26,8 +33,8 @@ export function startBatch(): void {
   if (batchEpoch == 0) batchEpoch = 1; // 0 is a new context's "never"
 }
 
-/** Holds probation packet `p` of source record `r`. False when it may not: drop it then. */
-export function holdProbation(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
+/** Holds probation (or jump) packet `p` of source record `r`. False when it may not: drop it then. */
+export function hold(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
   const s = c.settings;
   const q = heldQueue(r);
   if (queueCount(q) >= s.holdPackets) return false;
@@ -36,6 +43,20 @@ export function holdProbation(c: ValidateContext, r: usize, p: Packet, nowUs: i6
   countHeld();
   if (!c.expiryArmed) c.expiryArmed = timerSet(c.id, TIMER_EXPIRE, s.holdTimeoutMs * 1000) == Status.Ok;
   return true;
+}
+
+/** Drops what source record `r` holds (a jump that was no restart), counted as `reason`. */
+export function dropHeld(c: ValidateContext, r: usize, reason: u32): void {
+  const n = heldPackets.clear(heldQueue(r));
+  if (n == 0) return;
+  c.held -= n;
+  countDrops(reason, n);
+}
+
+/** Source record `r` resynced on a restart: the jump it held goes out first, ahead of anything of its after. */
+export function releaseHeld(c: ValidateContext, r: usize): void {
+  const q = heldQueue(r);
+  if (queueCount(q) > 0) heldPackets.moveAll(c.release, q);
 }
 
 /**
@@ -85,8 +106,8 @@ export function scheduleDrain(c: ValidateContext): void {
 }
 
 /**
- * Drops (counted as probation) the held packets older than holdTimeoutMs of sources that have
- * not sent them on, and arms TIMER_EXPIRE for the oldest one left.
+ * Drops (counted as probation, or bad sequence for a jump) the held packets older than
+ * holdTimeoutMs of sources that have not sent them on, and arms TIMER_EXPIRE for the oldest one left.
  */
 export function expire(c: ValidateContext, nowUs: i64): void {
   const timeoutUs = c.settings.holdTimeoutMs * 1000;
@@ -103,7 +124,7 @@ export function expire(c: ValidateContext, nowUs: i64): void {
     }
     if (dropped > 0) {
       c.held -= dropped;
-      countDrops(DropReason.Probation, dropped);
+      countDrops(heldReason(t.record(k)), dropped);
     }
     if (i != NONE && heldPackets.arrival(i) < oldest) oldest = heldPackets.arrival(i);
   }

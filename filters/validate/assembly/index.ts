@@ -11,12 +11,12 @@ import {
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
 import { ValidateContext, releaseContext, takeContext } from "./context";
 import {
-  TIMER_DRAIN, TIMER_EXPIRE, discardHeld, drain, expire, holdProbation, scheduleDrain, sendAfterHeld, startBatch,
+  TIMER_DRAIN, TIMER_EXPIRE, discardHeld, drain, dropHeld, expire, hold, releaseHeld, scheduleDrain, sendAfterHeld, startBatch,
 } from "./hold";
-import { MAX_STORE_PACKETS, heldPackets } from "./hold-store";
+import { MAX_STORE_PACKETS, heldPackets, queueCount } from "./hold-store";
 import { countDrop, countDrops, countPassed, defineMetrics, flushCounts, reportHeld, reportSources } from "./metrics";
 import { Protected, Settings } from "./settings";
-import { chargeRate, touch, updateSequence } from "./sources";
+import { chargeRate, followsJump, heldQueue, heldReason, touch, updateSequence } from "./sources";
 import { checkSrtcpClear } from "./srtcp";
 import { readState, writeState } from "./state";
 
@@ -174,13 +174,21 @@ function check(c: ValidateContext, p: Packet, batchNowUs: i64): u32 {
     const freed = c.sources.recycledHeld; // held packets of the silent source it replaced
     if (freed > 0) {
       c.held -= freed;
-      countDrops(DropReason.Probation, freed);
+      countDrops(c.sources.recycledReason, freed);
     }
   } else {
     touch(r, now, s);
   }
+  // a valid source holds at most the packet of its last large jump (hold.ts)
+  const jumpHeld = queueCount(heldQueue(r)) > 0 && heldReason(r) == DropReason.BadSequence;
+  const restart = followsJump(r, seq);
   const seqReason = updateSequence(r, seq, s);
-  if (seqReason == DropReason.Probation) return holdProbation(c, r, p, now) ? TAKEN : seqReason;
+  if (seqReason == DropReason.Probation) return hold(c, r, p, now) ? TAKEN : seqReason;
+  if (jumpHeld) {
+    if (restart) releaseHeld(c, r);
+    else dropHeld(c, r, DropReason.BadSequence); // a stray, or a newer jump that replaces it (as bad_seq does)
+  }
+  if (seqReason == DropReason.BadSequence) return hold(c, r, p, now) ? TAKEN : seqReason;
   if (seqReason != 0) return seqReason;
   const rateReason = chargeRate(r, len, s);
   if (rateReason != 0) return rateReason;

@@ -41,6 +41,8 @@ export class SourceTable {
   count: i32 = 0;
   /** Held packets freed by the last add() that recycled a record. */
   recycledHeld: i32 = 0;
+  /** Why the recycled record's held packets were dropped: probation, or a jump (bad sequence) of a valid source. */
+  recycledReason: u32 = DropReason.Probation;
   private lastHit: i32 = 0;
   private records: usize;
 
@@ -89,6 +91,7 @@ export class SourceTable {
     } else if (s.sourceTimeoutMs > 0) {
       r = this.oldest();
       if (nowUs - load<i64>(r, R_LAST_US) < s.sourceTimeoutMs * 1000) return 0;
+      this.recycledReason = heldReason(r);
       this.recycledHeld = heldPackets.clear(heldQueue(r));
     } else {
       return 0;
@@ -145,6 +148,19 @@ function initSequence(r: usize, seq: u16): void {
   store<u32>(r, 0, R_CYCLES);
   store<u32>(r, 0, R_RECEIVED);
   store<u8>(r, 0, R_PROBATION);
+}
+
+/**
+ * What the packets a source holds are: probation packets while it is on probation, else the
+ * packet of a large jump (bad_seq) waiting for the next to tell a restart from a stray.
+ */
+export function heldReason(r: usize): u32 {
+  return load<u8>(r, R_PROBATION) > 0 ? DropReason.Probation : DropReason.BadSequence;
+}
+
+/** Whether `seq` follows the source's last large jump: update_seq takes it as a restart and resyncs. */
+export function followsJump(r: usize, seq: u16): bool {
+  return load<u8>(r, R_PROBATION) == 0 && <u32>seq == load<u32>(r, R_BAD_SEQ);
 }
 
 /**

@@ -2,7 +2,8 @@
 // ahead of the packet that validated the source, instead of dropping them: a forwarder must not
 // lose a stream's first packets (H.264 SPS/PPS with ffmpeg). Held packets of a source that never
 // validates expire, counted; the store is bounded per source and per instance; hot swap carries
-// what fits. Through the harness, against the checked build.
+// what fits. A valid source's large jump is held the same way until the next packet tells a
+// restart (sent on) from a stray (dropped). Through the harness, against the checked build.
 import * as assert from "uvu/assert";
 import { FilterHarness, buildRtp, type BatchResult, type HarnessOptions, type OutputPacket } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
@@ -128,6 +129,59 @@ test("expiry is per packet: the younger held packets of a source wait their own 
   assert.is(metric(h, "held", ctx), 1);
   h.advanceTime(60_000);
   assert.is(metric(h, "drops_probation", ctx), 2);
+});
+
+test("a sender that restarts its numbering: the jump is held and goes out ahead of the packet that confirms the restart", async () => {
+  const h = await load();
+  const ctx = h.createContext({});
+  batch(h, ctx, [100, 101, 102]);
+  const restarted = rtp(40000, SSRC, 300);
+  assert.equal(verdicts(h.runBatch([{ ctx, bytes: restarted }])), ["hold"], "a jump of maxDropout or more: held, not dropped");
+  assert.is(metric(h, "held", ctx), 1);
+  const r = batch(h, ctx, [40001, 40002]);
+  assert.equal(r.outputs.map((o) => seqOf(o.bytes)), [40000, 40001, 40002], "the restart's first packet first");
+  assert.equal(r.outputs[0]!.bytes, restarted, "unchanged");
+  assert.equal(verdicts(batch(h, ctx, [40003])), ["pass"], "then in place again");
+  assert.is(metric(h, "drops_bad_sequence", ctx), 0);
+  assert.is(metric(h, "held", ctx), 0);
+  assert.equal(verdicts(batch(h, ctx, [103])), ["hold"], "after the resync the old numbers are the jump");
+});
+
+test("a jump the old numbering goes on after is a stray: dropped, counted as bad sequence; a newer jump replaces an older one", async () => {
+  const h = await load();
+  const ctx = h.createContext({});
+  batch(h, ctx, [100, 101]);
+  batch(h, ctx, [30000]);
+  const r = batch(h, ctx, [102, 103]);
+  assert.equal(verdicts(r), ["pass", "pass"]);
+  assert.is(r.outputs.length, 0, "the stray is not sent");
+  assert.is(metric(h, "drops_bad_sequence", ctx), 1);
+  assert.is(metric(h, "held", ctx), 0);
+  // two jumps: the second replaces the first (RFC 3550 A.1 keeps one bad_seq), and its follower confirms it
+  assert.equal(verdicts(batch(h, ctx, [50000, 60000])), ["hold", "hold"]);
+  assert.is(metric(h, "drops_bad_sequence", ctx), 2);
+  assert.equal(batch(h, ctx, [60001]).outputs.map((o) => seqOf(o.bytes)), [60000, 60001]);
+  // one no packet follows waits holdTimeoutMs (default 1000 ms), then is dropped, counted
+  batch(h, ctx, [20000]);
+  h.advanceTime(999_000);
+  assert.is(metric(h, "held", ctx), 1);
+  h.advanceTime(1_000);
+  assert.is(metric(h, "held", ctx), 0);
+  assert.is(metric(h, "drops_bad_sequence", ctx), 3);
+  assert.is(metric(h, "drops_probation", ctx), 0);
+  assert.equal(h.timers(), []);
+});
+
+test("a held jump crosses a hot swap, and the new instance sends it when the restart is confirmed", async () => {
+  const oldH = await load();
+  const oldCtx = oldH.createContext({});
+  batch(oldH, oldCtx, [7, 8, 9]);
+  batch(oldH, oldCtx, [9000]);
+  const newH = await load({ startUs: oldH.nowUs });
+  const ctx = newH.createContext({});
+  assert.equal(newH.importState(ctx, oldH.exportState(oldCtx)!), { ok: true, reason: "" });
+  assert.is(metric(newH, "held", ctx), 1);
+  assert.equal(batch(newH, ctx, [9001]).outputs.map((o) => seqOf(o.bytes)), [9000, 9001]);
 });
 
 test("per-source bound: past holdPackets, probation packets are dropped; the oldest stay held", async () => {
