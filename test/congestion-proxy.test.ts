@@ -92,6 +92,7 @@ async function run(swapMidway: boolean): Promise<void> {
     if (swapMidway) {
       assert.ok(feedbackUsed >= feedbackSent * 0.9, "the new instance took the feedback about what the old one sent: the numbering went on");
       assert.ok(metric(sa, "target_bps") <= 19_000_000);
+      assert.is(metric(sa, "swap_lost"), 0, "the pacer's queue went to the new instance");
     }
   } finally {
     rtp.close();

@@ -25,12 +25,13 @@ export enum Count {
   FeedbackSent,
   StampFailed,
   FeedbackTimeouts,
+  SwapLost,
 }
 
 const COUNTER_NAMES: string[] = [
   "dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker",
   "overuse_signals", "feedback_packets", "feedback_rejected", "tmmbr_sent", "remb_sent", "pli_sent",
-  "circuit_breaker_trips", "feedback_sent", "stamp_failed", "feedback_timeouts",
+  "circuit_breaker_trips", "feedback_sent", "stamp_failed", "feedback_timeouts", "swap_lost",
 ];
 
 export enum Gauge {

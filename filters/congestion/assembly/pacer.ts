@@ -1,7 +1,7 @@
 // The pacer: a leaky bucket (tokens in bytes, filled at the pacing rate, at most `burst` deep) in
 // front of a FIFO of packets that had to wait. Queued packets live in budgeted records
 // (records.ts), one 2 KiB cell each; nothing is allocated per packet.
-import { RtpPacket } from "../../../sdk/assembly";
+import { RtpPacket, StateWriter } from "../../../sdk/assembly";
 import { CHUNK_SIZE } from "../../../sdk/assembly/chunks";
 import { Records } from "./records";
 
@@ -141,6 +141,25 @@ export class Pacer {
     while (this.count > 0 && unchecked(this.lengths[(this.head + this.count - 1) % this.capacity]) == VOID) {
       this.count--;
       this.voided--;
+    }
+    return n;
+  }
+
+  /**
+   * Writes the queued packets, oldest first, each as [u8 keyframe][u16 length][bytes], while they
+   * fit in `out` (state export); returns how many it wrote.
+   */
+  writeTo(out: StateWriter): i32 {
+    let n = 0;
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.head + k) % this.capacity;
+      const len = unchecked(this.lengths[i]);
+      if (len == VOID) continue;
+      if (out.remaining < 3 + len) break;
+      out.u8(unchecked(this.keyframe[i]) ? 1 : 0);
+      out.u16(<u16>len);
+      memory.copy(out.reserve(len), this.cell(i), <usize>len);
+      n++;
     }
     return n;
   }

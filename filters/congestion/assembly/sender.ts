@@ -3,7 +3,7 @@
 import {
   Dest, LogLevel, Output, Packet, RtpError, RtpPacket, Rtcp, RtcpCompound, RtcpType, ReportBlock,
   REPORT_BLOCK_SIZE, Status, StateReader, StateWriter, log, loadBe32, metricSet,
-  randomU32, timerSet,
+  randomU32, timerSet, wallUs,
 } from "../../../sdk/assembly";
 import { PASS, SegmentContext, TAKE } from "../../../sdk/assembly/context-filter";
 import { CounterBatch } from "../../../sdk/assembly/counter-batch";
@@ -28,8 +28,14 @@ const FEEDBACK_STALE_US: i64 = 2_000_000;
 const PLI_SPACING_US: i64 = 1_000_000;
 /** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
 const SILENCE_US: i64 = 2_000_000;
-/** 2: with the start-up flag; 1 (before it) is still read, as after start-up. */
+/** 3: the SSRCs carried and the pacer's queue; 2: the start-up flag; 1 (before it) is still read, as after start-up. */
 const STATE_VERSION: u8 = 3;
+/**
+ * A blob imported this long after its export (wall clock) is a checkpoint restored after a
+ * failure, not a hot swap (export and import in one step): the failed instance may have sent
+ * the queue it holds, so it is not sent again.
+ */
+const RESTORE_AGE_US: i64 = 20_000;
 const SR_MEMORY = 4;
 const SOURCES = MAX_SOURCES;
 /** Refused feedback counts in a row, each one on from the last, that mean proxy B started again. */
@@ -589,7 +595,16 @@ export class SenderContext extends SegmentContext {
     out.u32(this.mediaSsrc);
     out.u8(<u8>this.sourceCount);
     for (let i = 0; i < this.sourceCount; i++) out.u32(unchecked(this.sources[i]));
-    return out.overflow ? Status.NoSpace : Status.Ok;
+    // the pacer's queue (version 3): the new instance paces it on; what the blob cannot hold is
+    // counted there as swap_lost
+    out.u64(<u64>wallUs());
+    const carriedAt = out.reserve(4);
+    const leftAt = out.reserve(4);
+    if (out.overflow) return Status.NoSpace;
+    const carried = this.pacer.writeTo(out);
+    store<u32>(carriedAt, <u32>carried);
+    store<u32>(leftAt, <u32>(this.pacer.packets - carried));
+    return Status.Ok;
   }
 
   importState(blob: StateReader, now: i64): Status {
@@ -609,7 +624,15 @@ export class SenderContext extends SegmentContext {
     const sourceCount = version >= 3 ? <i32>blob.u8() : 0;
     if (sourceCount > SOURCES) return Status.BadState;
     for (let i = 0; i < sourceCount; i++) unchecked((this.sources[i] = blob.u32()));
-    if (blob.overflow || nextSeq < 0 || ageUs < 0) return Status.BadState;
+    const exportedWallUs = version >= 3 ? <i64>blob.u64() : 0;
+    const carried = version >= 3 ? <i32>blob.u32() : 0;
+    const left = version >= 3 ? <i32>blob.u32() : 0;
+    const packetsAt = blob.position;
+    for (let k = 0; k < carried && !blob.overflow; k++) {
+      blob.u8();
+      blob.take(<i32>blob.u16());
+    }
+    if (blob.overflow || nextSeq < 0 || ageUs < 0 || carried < 0 || left < 0) return Status.BadState;
     this.haveMedia = haveMedia;
     this.mediaSsrc = mediaSsrc;
     this.sourceCount = sourceCount;
@@ -623,7 +646,22 @@ export class SenderContext extends SegmentContext {
     this.nextSeq = nextSeq;
     if (open) this.breaker.trip(now - ageUs);
     this.signalledBps = this.rate.target; // the origin was told already
+    const age = wallUs() - exportedWallUs;
+    if (exportedWallUs > 0 && age >= 0 && age <= RESTORE_AGE_US) this.requeue(blob, packetsAt, carried, left, now);
     return Status.Ok;
+  }
+
+  /** A hot swap's queue: the old instance's packets go first, paced, stamped as they leave. */
+  private requeue(blob: StateReader, at: i32, carried: i32, left: i32, now: i64): void {
+    blob.position = at;
+    let lost = left;
+    for (let k = 0; k < carried; k++) {
+      const keyframe = blob.u8() != 0;
+      const len = <i32>blob.u16();
+      if (!this.pacer.push(blob.take(len), len, keyframe)) lost++; // a smaller queue in the new config
+    }
+    this.counts.add(Count.SwapLost, lost);
+    if (this.pacer.packets > 0) this.armPacer(now);
   }
 }
 

@@ -206,6 +206,56 @@ test("after a swap, feedback that comes before the new instance's first media pa
   assert.is(fresh.metric("feedback_packets", n), 1);
 });
 
+/** Media (not upstream signals) the harness's context lets go over `ms` of its clock, 1 ms at a time. */
+function releasedOver(h: Awaited<ReturnType<typeof loadCongestion>>, ms: number): { seq: number; tw: number }[] {
+  const out: { seq: number; tw: number }[] = [];
+  for (let t = 0; t < ms; t++) {
+    for (const o of h.advanceTime(1000).filter((o) => !(o.flags & PacketFlag.Upstream))) out.push({ seq: seqOf(o.bytes), tw: transportSeqOf(o.bytes, 5)! });
+  }
+  return out;
+}
+
+test("a hot swap hands the pacer's queue to the new instance: paced on, in order, numbered on; a restore after a failure does not send it again", async () => {
+  const old = await loadCongestion({ startUs: 0 });
+  const s = old.createContext({ mode: "sender", extensionId: 5, startBps: 200_000 });
+  const r = old.runBatch(Array.from({ length: 30 }, (_, i) => ({ ctx: s, bytes: buildRtp({ seq: i, timestamp: 1, payloadSize: 1000 }) })));
+  const passed = r.packets.filter((p) => p.verdict === "pass").length;
+  assert.ok(30 - passed > 20, "most of the burst waits in the pacer");
+  // the new instance is ready before the export: a swap imports in the same step (RESTORE_AGE_US)
+  const fresh = await loadCongestion({ startUs: old.nowUs });
+  const n = fresh.createContext({ mode: "sender", extensionId: 5, startBps: 200_000 });
+  const blob = old.exportState(s)!;
+  assert.equal(fresh.importState(n, blob), { ok: true, reason: "" });
+  const released = releasedOver(fresh, 3000);
+  assert.equal(released.map((x) => x.seq), Array.from({ length: 30 - passed }, (_, i) => passed + i), "every queued packet, in order");
+  assert.equal(released.map((x) => x.tw), Array.from({ length: 30 - passed }, (_, i) => passed + i), "stamped by the new instance, numbered on");
+  assert.is(fresh.metric("swap_lost", n), 0);
+
+  // the same blob imported 50 ms later is a checkpoint restored after a failure: the failed instance may have sent the queue
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const restored = fresh.createContext({ mode: "sender", extensionId: 5, startBps: 200_000 });
+  assert.equal(fresh.importState(restored, blob), { ok: true, reason: "" });
+  assert.equal(releasedOver(fresh, 1000).length, 0, "nothing of the queue again");
+  assert.is(fresh.metric("swap_lost", restored), 0);
+});
+
+test("a queue larger than the state blob: what fits goes on, the rest is counted as swap_lost", async () => {
+  const old = await loadCongestion({ startUs: 0 });
+  const s = old.createContext({ mode: "sender", extensionId: 5, startBps: 150_000, minBps: 150_000, pacing: { maxQueuePackets: 256 } });
+  const results = [0, 60].flatMap((from) => old.runBatch(Array.from({ length: 60 }, (_, i) => ({ ctx: s, bytes: buildRtp({ seq: from + i, timestamp: 1, payloadSize: 1100 }) }))).packets);
+  const passed = results.filter((p) => p.verdict === "pass").length;
+  const queued = results.filter((p) => p.verdict === "hold").length;
+  assert.is(passed + queued, 120);
+  const fresh = await loadCongestion({ startUs: old.nowUs });
+  const n = fresh.createContext({ mode: "sender", extensionId: 5, startBps: 150_000, minBps: 150_000, pacing: { maxQueuePackets: 256 } });
+  assert.equal(fresh.importState(n, old.exportState(s)!), { ok: true, reason: "" });
+  const lost = fresh.metric("swap_lost", n) as number;
+  assert.ok(lost > 0 && lost < queued, `a 64 KiB blob holds some of ${queued} packets of 1112 bytes: ${lost} left out`);
+  const released = releasedOver(fresh, 10_000);
+  assert.is(released.length + lost, queued, "every queued packet sent or counted");
+  assert.equal(released.map((x) => x.seq), Array.from({ length: released.length }, (_, i) => passed + i), "the oldest first");
+});
+
 test("TMMBR and REMB go to the origin with the target, behind an empty receiver report", async () => {
   const h = await loadCongestion({ startUs: 0 });
   const s = h.createContext({ mode: "sender", startBps: 640_000 });
