@@ -350,6 +350,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       d.hops.filter((h) => h.bad).map((h) => `${h.label} (${h.why})`).join("; ")])));
     assert.ok(judged.length >= 3, `descriptions that judge b -> c while the stream flowed: ${judged.length} of ${described.length}`);
     const said = (h: StreamHop): string => `${h.label} (${h.why}${h.receiver ? `: the receiver's report says ${(h.receiver.fractionLost * 100).toFixed(2)}% lost since its last, c's egress window ${((h.from?.stats?.window?.fractionLost ?? NaN) * 100).toFixed(2)}%` : ""})`;
+    let receiverExcused = 0;
     for (const d of judged) {
       const bad = d.hops.filter((h) => h.bad);
       // the receiver's own socket dropping packets (a busy machine, counted above) is loss on the
@@ -369,6 +370,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       };
       const excused = (h: StreamHop): boolean => (sinkDrops > 0 && h.label.startsWith("c -> receiver")) || stalledUpstream(h) || stalledReceiver(h);
       for (const h of bad.filter(stalledUpstream)) console.log(`!!! ${h.label} named bad for ${h.why}: tshark at b's interface saw jitter up to ${atB.row.maxJitterMs} ms (a stall upstream of the impaired link), so it is excused`);
+      if (bad.some(stalledReceiver)) receiverExcused++;
       for (const h of bad.filter(stalledReceiver)) {
         console.log(`!!! ${h.label} named bad for ${h.why}: the receiver reported ${h.receiver!.jitterMs.toFixed(3)} ms, tshark at its interface ${sharkAfter(atSink, h.receiver!.highestSeq, "the sink").jitterMs.toFixed(3)} ms after the same packet (the receiver's own stamps, a stall at the sink), so it is excused`);
       }
@@ -376,6 +378,9 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
         `msmctl describe stream marks b -> c bad, and no other hop (the receiver's socket dropped ${sinkDrops}): ${bad.map(said).join("; ")}`);
       assert.is(d.hops[d.worst]?.label, "b -> c");
     }
+    // a stall is a moment: a last link the receiver calls jittery in most descriptions, while the
+    // kernel's times at its interface say otherwise, is how the receiver's reports are read (a bug)
+    assert.ok(receiverExcused <= judged.length / 2, `the last link excused for the receiver's own stamps in ${receiverExcused} of ${judged.length} descriptions`);
 
     // every step of the path, attributed: only b -> c loses more than nothing, and what it loses the counters on its way dropped
     const drops = dropsPerStep(path);

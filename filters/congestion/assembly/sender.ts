@@ -36,6 +36,8 @@ const STATE_VERSION: u8 = 3;
  * the queue it holds, so it is not sent again.
  */
 const RESTORE_AGE_US: i64 = 20_000;
+/** More packets left out of a blob than any queue holds (pacing.maxQueuePackets <= 4096): a forged blob. */
+const MAX_LEFT_OUT: i32 = 4096;
 const SR_MEMORY = 4;
 const SOURCES = MAX_SOURCES;
 /** Refused feedback counts in a row, each one on from the last, that mean proxy B started again. */
@@ -610,7 +612,7 @@ export class SenderContext extends SegmentContext {
   importState(blob: StateReader, now: i64): Status {
     if (blob.length == 0) return Status.Ok;
     const version = blob.u8();
-    if (version != 1 && version != STATE_VERSION) return Status.BadState;
+    if (version < 1 || version > STATE_VERSION) return Status.BadState;
     const target = reinterpret<f64>(blob.u64());
     const delayBased = reinterpret<f64>(blob.u64());
     const lossBased = reinterpret<f64>(blob.u64());
@@ -623,7 +625,8 @@ export class SenderContext extends SegmentContext {
     const mediaSsrc = version >= 3 ? blob.u32() : 0;
     const sourceCount = version >= 3 ? <i32>blob.u8() : 0;
     if (sourceCount > SOURCES) return Status.BadState;
-    for (let i = 0; i < sourceCount; i++) unchecked((this.sources[i] = blob.u32()));
+    const sourcesAt = blob.position;
+    blob.take(sourceCount * 4);
     const exportedWallUs = version >= 3 ? <i64>blob.u64() : 0;
     const carried = version >= 3 ? <i32>blob.u32() : 0;
     const left = version >= 3 ? <i32>blob.u32() : 0;
@@ -632,7 +635,11 @@ export class SenderContext extends SegmentContext {
       blob.u8();
       blob.take(<i32>blob.u16());
     }
-    if (blob.overflow || nextSeq < 0 || ageUs < 0 || carried < 0 || left < 0) return Status.BadState;
+    if (blob.overflow || nextSeq < 0 || ageUs < 0 || carried < 0 || left < 0 || left > MAX_LEFT_OUT) return Status.BadState;
+    const afterAt = blob.position;
+    blob.position = sourcesAt;
+    for (let i = 0; i < sourceCount; i++) unchecked((this.sources[i] = blob.u32()));
+    blob.position = afterAt;
     this.haveMedia = haveMedia;
     this.mediaSsrc = mediaSsrc;
     this.sourceCount = sourceCount;
@@ -661,7 +668,10 @@ export class SenderContext extends SegmentContext {
       if (!this.pacer.push(blob.take(len), len, keyframe)) lost++; // a smaller queue in the new config
     }
     this.counts.add(Count.SwapLost, lost);
-    if (this.pacer.packets > 0) this.armPacer(now);
+    if (this.pacer.packets > 0) {
+      this.armPacer(now);
+      this.armTick(now); // the gauges move while only the old instance's queue flows
+    }
   }
 }
 

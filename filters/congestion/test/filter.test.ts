@@ -178,6 +178,17 @@ test("state goes to the new instance: the target, the sequence numbers, an open 
   fresh.run({ ctx: v1, bytes: buildRtp({ seq: 1, payloadSize: 100 }) });
   fresh.advanceTime(300_000);
   assert.equal(fresh.metric("startup", v1), 0);
+  // a blob of version 2 (the build before: no SSRCs, no queue) still carries the numbering and start-up
+  const v2 = fresh.createContext({ mode: "sender" });
+  const blobV2 = new Uint8Array(1 + 8 * 5 + 1 + 8 + 1);
+  const view2 = new DataView(blobV2.buffer);
+  blobV2[0] = 2;
+  for (const at of [1, 9, 17]) view2.setFloat64(at, 700_000, true);
+  view2.setBigUint64(33, 1234n, true);
+  blobV2[50] = 1;
+  assert.equal(fresh.importState(v2, blobV2), { ok: true, reason: "" });
+  const q = fresh.run({ ctx: v2, bytes: buildRtp({ seq: 1, payloadSize: 100 }) });
+  assert.equal((q.bytes[17]! << 8) | q.bytes[18]!, 1234, "a version-2 blob's numbering goes on");
   const bad = fresh.importState(fresh.createContext({ mode: "sender" }), new Uint8Array([9, 1, 2]));
   assert.equal(bad.ok, false);
 });

@@ -47,6 +47,11 @@ export class HoldStore {
     this.free = 0;
   }
 
+  /** Every slot is taken. */
+  @inline get full(): bool {
+    return this.free == NONE;
+  }
+
   /** Copies the packet to the end of queue `q`; false when every slot is taken. */
   push(q: usize, ptr: usize, len: i32, arrivalUs: i64): bool {
     const i = this.free;

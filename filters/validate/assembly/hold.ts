@@ -16,11 +16,11 @@
 // it is held, one per source, and goes out ahead of the packet that confirms the restart; the
 // next packet of the old numbering shows it was a stray, and then it is dropped, as is one that
 // waits holdTimeoutMs, counted as `drops_bad_sequence`.
-import { Output, Packet, Status, timerSet } from "../../../sdk/assembly";
+import { DropReason, Output, Packet, Status, timerSet } from "../../../sdk/assembly";
 import { ValidateContext } from "./context";
 import { NONE, heldPackets, queueCount } from "./hold-store";
 import { countDrops, countHeld, countPassed, countReleased, countReordered } from "./metrics";
-import { heldQueue, heldReason } from "./sources";
+import { heldQueue, heldReason, setJumpHeld } from "./sources";
 
 export const TIMER_EXPIRE = 0;
 export const TIMER_DRAIN = 1;
@@ -31,6 +31,11 @@ let batchEpoch: u32 = 1;
 export function startBatch(): void {
   batchEpoch++;
   if (batchEpoch == 0) batchEpoch = 1; // 0 is a new context's "never"
+}
+
+/** Whether hold() would take a packet of source record `r`. */
+export function canHold(c: ValidateContext, r: usize): bool {
+  return queueCount(heldQueue(r)) < c.settings.holdPackets && !heldPackets.full;
 }
 
 /** Holds probation (or jump) packet `p` of source record `r`. False when it may not: drop it then. */
@@ -45,28 +50,31 @@ export function hold(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool 
   return true;
 }
 
-/** Drops what source record `r` holds (a jump that was no restart), counted as `reason`. */
-export function dropHeld(c: ValidateContext, r: usize, reason: u32): void {
+/** Drops the jump source record `r` holds (it was no restart), counted as a bad sequence. */
+export function dropHeldJump(c: ValidateContext, r: usize): void {
   const n = heldPackets.clear(heldQueue(r));
+  setJumpHeld(r, false);
   if (n == 0) return;
   c.held -= n;
-  countDrops(reason, n);
-}
-
-/** Source record `r` resynced on a restart: the jump it held goes out first, ahead of anything of its after. */
-export function releaseHeld(c: ValidateContext, r: usize): void {
-  const q = heldQueue(r);
-  if (queueCount(q) > 0) heldPackets.moveAll(c.release, q);
+  countDrops(DropReason.BadSequence, n);
 }
 
 /**
- * Valid packet `p` of source record `r`: the source's held packets (if it just validated) go
- * out first, and `p` behind everything of its context that is on its way out. True when `p`
- * was taken (sent through the output area, or queued), false when it passes in place.
+ * Source record `r` validated, or resynced on a restart: what it holds goes out first, ahead of
+ * its later packets (whatever becomes of the one that validated it).
  */
-export function sendAfterHeld(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
+export function releaseHeld(c: ValidateContext, r: usize): void {
   const q = heldQueue(r);
   if (queueCount(q) > 0) heldPackets.moveAll(c.release, q);
+  setJumpHeld(r, false);
+}
+
+/**
+ * Valid packet `p`: it goes behind everything of its context that is on its way out (released
+ * held packets). True when `p` was taken (sent through the output area, or queued), false when
+ * it passes in place.
+ */
+export function sendAfterHeld(c: ValidateContext, p: Packet, nowUs: i64): bool {
   if (queueCount(c.release) == 0 && c.emitEpoch != batchEpoch) return false;
   drain(c);
   if (queueCount(c.release) == 0 && Output.emit(c.id, p.ptr, p.length)) {
@@ -125,6 +133,7 @@ export function expire(c: ValidateContext, nowUs: i64): void {
     if (dropped > 0) {
       c.held -= dropped;
       countDrops(heldReason(t.record(k)), dropped);
+      if (i == NONE) setJumpHeld(t.record(k), false);
     }
     if (i != NONE && heldPackets.arrival(i) < oldest) oldest = heldPackets.arrival(i);
   }

@@ -11,12 +11,12 @@ import {
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
 import { ValidateContext, releaseContext, takeContext } from "./context";
 import {
-  TIMER_DRAIN, TIMER_EXPIRE, discardHeld, drain, dropHeld, expire, hold, releaseHeld, scheduleDrain, sendAfterHeld, startBatch,
+  TIMER_DRAIN, TIMER_EXPIRE, canHold, discardHeld, drain, dropHeldJump, expire, hold, releaseHeld, scheduleDrain, sendAfterHeld, startBatch,
 } from "./hold";
-import { MAX_STORE_PACKETS, heldPackets, queueCount } from "./hold-store";
+import { MAX_STORE_PACKETS, heldPackets } from "./hold-store";
 import { countDrop, countDrops, countPassed, defineMetrics, flushCounts, reportHeld, reportSources } from "./metrics";
 import { Protected, Settings } from "./settings";
-import { chargeRate, followsJump, heldQueue, heldReason, touch, updateSequence } from "./sources";
+import { SequenceStep, chargeRate, isJumpHeld, sequenceStep, setJumpHeld, touch, updateSequence } from "./sources";
 import { checkSrtcpClear } from "./srtcp";
 import { readState, writeState } from "./state";
 
@@ -180,19 +180,27 @@ function check(c: ValidateContext, p: Packet, batchNowUs: i64): u32 {
     touch(r, now, s);
   }
   // a valid source holds at most the packet of its last large jump (hold.ts)
-  const jumpHeld = queueCount(heldQueue(r)) > 0 && heldReason(r) == DropReason.BadSequence;
-  const restart = followsJump(r, seq);
+  const jumpHeld = isJumpHeld(r);
   const seqReason = updateSequence(r, seq, s);
+  const step = sequenceStep;
   if (seqReason == DropReason.Probation) return hold(c, r, p, now) ? TAKEN : seqReason;
-  if (jumpHeld) {
-    if (restart) releaseHeld(c, r);
-    else dropHeld(c, r, DropReason.BadSequence); // a stray, or a newer jump that replaces it (as bad_seq does)
+  if (step == SequenceStep.Validated || (jumpHeld && step == SequenceStep.Resynced)) {
+    releaseHeld(c, r);
+  } else if (jumpHeld && step != SequenceStep.Reordered) {
+    dropHeldJump(c, r); // the old numbering went on (a stray), or a newer jump replaces it (one bad_seq)
   }
-  if (seqReason == DropReason.BadSequence) return hold(c, r, p, now) ? TAKEN : seqReason;
-  if (seqReason != 0) return seqReason;
+  if (seqReason == DropReason.BadSequence) {
+    if (!canHold(c, r)) return seqReason;
+    // charged as if it passed: holding must not let a source past its rate
+    const rateReason = chargeRate(r, len, s);
+    if (rateReason != 0) return rateReason;
+    if (!hold(c, r, p, now)) return seqReason;
+    setJumpHeld(r, true);
+    return TAKEN;
+  }
   const rateReason = chargeRate(r, len, s);
   if (rateReason != 0) return rateReason;
-  return sendAfterHeld(c, r, p, now) ? TAKEN : 0;
+  return sendAfterHeld(c, p, now) ? TAKEN : 0;
 }
 
 register(new ValidateFilter());

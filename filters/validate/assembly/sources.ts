@@ -17,6 +17,7 @@ export const STATE_RECORD_SIZE: i32 = 48;
 export const RECORD_SIZE: i32 = 64;
 const R_SSRC = 0; //        u32
 const R_PROBATION = 4; //   u8   packets still needed in sequence (0: valid source)
+const R_JUMP = 5; //        u8   1: what the source holds is the packet of its last large jump (state version 3)
 const R_MAX_SEQ = 6; //     u16  highest sequence number seen
 const R_BAD_SEQ = 8; //     u32  last 'bad' sequence number + 1 (SEQ_MOD + 1: none)
 const R_CYCLES = 12; //     u32  shifted count of sequence-number cycles
@@ -97,6 +98,7 @@ export class SourceTable {
       return 0;
     }
     store<u32>(r, ssrc, R_SSRC);
+    store<u8>(r, 0, R_JUMP);
     initSequence(r, seq);
     if (s.probation > 0) {
       // RFC 3550 A.1: "s->max_seq = seq - 1; s->probation = MIN_SEQUENTIAL;"
@@ -124,7 +126,7 @@ export class SourceTable {
    * not allowed. When the table is full it replaces the least recent record if `src` is more
    * recent. Call it before any packet is held in this table (the import's order).
    */
-  insertCopy(src: usize, s: Settings): void {
+  insertCopy(src: usize, s: Settings, jumpKnown: bool): void {
     if (!s.ssrcAllowed(load<u32>(src, R_SSRC))) return;
     if (this.find(load<u32>(src, R_SSRC)) != 0) return;
     let r: usize;
@@ -135,6 +137,7 @@ export class SourceTable {
       if (load<i64>(r, R_LAST_US) >= load<i64>(src, R_LAST_US)) return;
     }
     memory.copy(r, src, STATE_RECORD_SIZE);
+    if (!jumpKnown) store<u8>(r, 0, R_JUMP); // a blob from before held jumps: the byte meant nothing
     initQueue(heldQueue(r));
     if (<i32>load<u8>(r, R_PROBATION) > s.probation) store<u8>(r, <u8>s.probation, R_PROBATION);
   }
@@ -151,17 +154,41 @@ function initSequence(r: usize, seq: u16): void {
 }
 
 /**
- * What the packets a source holds are: probation packets while it is on probation, else the
- * packet of a large jump (bad_seq) waiting for the next to tell a restart from a stray.
+ * What the packets a source holds are: probation packets, or the packet of its last large jump
+ * (bad_seq) waiting for the next to tell a restart from a stray.
  */
 export function heldReason(r: usize): u32 {
-  return load<u8>(r, R_PROBATION) > 0 ? DropReason.Probation : DropReason.BadSequence;
+  return load<u8>(r, R_JUMP) != 0 ? DropReason.BadSequence : DropReason.Probation;
 }
 
-/** Whether `seq` follows the source's last large jump: update_seq takes it as a restart and resyncs. */
-export function followsJump(r: usize, seq: u16): bool {
-  return load<u8>(r, R_PROBATION) == 0 && <u32>seq == load<u32>(r, R_BAD_SEQ);
+@inline export function isJumpHeld(r: usize): bool {
+  return load<u8>(r, R_JUMP) != 0;
 }
+
+/** Marks (or unmarks) what source record `r` holds as the packet of a large jump. */
+@inline export function setJumpHeld(r: usize, held: bool): void {
+  store<u8>(r, held ? 1 : 0, R_JUMP);
+}
+
+@inline export function isValidSource(r: usize): bool {
+  return load<u8>(r, R_PROBATION) == 0;
+}
+
+/** Which of update_seq's branches the last packet took (set by updateSequence). */
+export enum SequenceStep {
+  Probation,
+  /** The packet completed probation: the source is valid from it on. */
+  Validated,
+  InOrder,
+  /** A duplicate or a packet reordered by less than maxMisorder. */
+  Reordered,
+  /** A large jump (or step back), remembered as bad_seq. */
+  Jump,
+  /** The packet followed the last jump: the sender restarted, the source resynced. */
+  Resynced,
+}
+
+export let sequenceStep: SequenceStep = SequenceStep.InOrder;
 
 /**
  * RFC 3550 A.1 update_seq, statement for statement. Returns 0 for a valid packet, else
@@ -181,6 +208,7 @@ export function updateSequence(r: usize, seq: u16, s: Settings): u32 {
       if (probation == 0) {
         initSequence(r, seq);
         store<u32>(r, 1, R_RECEIVED);
+        sequenceStep = SequenceStep.Validated;
         return 0;
       }
     } else {
@@ -188,9 +216,11 @@ export function updateSequence(r: usize, seq: u16, s: Settings): u32 {
       store<u16>(r, seq, R_MAX_SEQ);
     }
     store<u8>(r, <u8>probation, R_PROBATION);
+    sequenceStep = SequenceStep.Probation;
     return DropReason.Probation;
   } else if (udelta < <u32>s.maxDropout) {
     // In order, with a permissible gap.
+    sequenceStep = SequenceStep.InOrder;
     if (seq < maxSeq) store<u32>(r, load<u32>(r, R_CYCLES) + SEQ_MOD, R_CYCLES);
     store<u16>(r, seq, R_MAX_SEQ);
   } else if (udelta <= SEQ_MOD - <u32>s.maxMisorder) {
@@ -198,12 +228,15 @@ export function updateSequence(r: usize, seq: u16, s: Settings): u32 {
     if (<u32>seq == load<u32>(r, R_BAD_SEQ)) {
       // Two sequential packets: assume the other side restarted without telling us.
       initSequence(r, seq);
+      sequenceStep = SequenceStep.Resynced;
     } else {
       store<u32>(r, (<u32>seq + 1) & (SEQ_MOD - 1), R_BAD_SEQ);
+      sequenceStep = SequenceStep.Jump;
       return DropReason.BadSequence;
     }
   } else {
     // Duplicate or reordered packet: valid, as in the RFC.
+    sequenceStep = SequenceStep.Reordered;
   }
   store<u32>(r, load<u32>(r, R_RECEIVED) + 1, R_RECEIVED);
   return 0;

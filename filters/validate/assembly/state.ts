@@ -2,21 +2,23 @@
 // and rate state survive, and the held packets, so that a swap loses none that fit.
 // Layout (little-endian):
 //   u32 STATE_MAGIC, u16 version, u16 record size, u32 count, count x record (STATE_RECORD_SIZE)
-//   version 2 only: u32 lost (held packets left out: no room in the blob), u32 n, n x packet
+//   versions 2 and 3: u32 lost (held packets left out: no room in the blob), u32 n, n x packet
 //   packet: u8 queue (RELEASE, or SOURCE: held for the source `ssrc`), u32 ssrc, u16 length,
 //           i64 arrival (now_us clock), length bytes
-// Version 1 (no packets) is still read.
+// Version 3 gives a record's byte 5 its meaning (what the source holds is a jump, sources.ts);
+// versions 1 (no packets) and 2 are still read.
 import { DropReason, Status, StateReader, StateWriter } from "../../../sdk/assembly";
 import { MAX_PACKET } from "../../../sdk/assembly";
 import { ValidateContext } from "./context";
 import { NONE, heldPackets, queueCount } from "./hold-store";
-import { discardHeld } from "./hold";
+import { discardHeld, releaseHeld } from "./hold";
 import { countDrops } from "./metrics";
-import { STATE_RECORD_SIZE, heldQueue, recordSsrc } from "./sources";
+import { STATE_RECORD_SIZE, heldQueue, heldReason, isJumpHeld, isValidSource, recordSsrc } from "./sources";
 
 const STATE_MAGIC: u32 = 0x4c41564d; // "MVAL"
 const VERSION_RECORDS: u16 = 1;
 const VERSION_HELD: u16 = 2;
+const VERSION_JUMPS: u16 = 3;
 const STATE_HEADER = 12;
 const PACKET_HEADER = 15;
 const RELEASE: u8 = 0;
@@ -25,7 +27,7 @@ const SOURCE: u8 = 1;
 export function writeState(c: ValidateContext, out: StateWriter): Status {
   const t = c.sources;
   out.u32(STATE_MAGIC);
-  out.u16(VERSION_HELD);
+  out.u16(VERSION_JUMPS);
   out.u16(<u16>STATE_RECORD_SIZE);
   out.u32(<u32>t.count);
   for (let i = 0; i < t.count; i++) out.bytes(t.record(i), STATE_RECORD_SIZE);
@@ -67,7 +69,7 @@ export function readState(c: ValidateContext, blob: StateReader): Status {
   if (blob.length == 0) return Status.Ok;
   if (blob.length < STATE_HEADER || blob.u32() != STATE_MAGIC) return Status.BadState;
   const version = blob.u16();
-  if ((version != VERSION_RECORDS && version != VERSION_HELD) || blob.u16() != <u16>STATE_RECORD_SIZE) {
+  if (version < VERSION_RECORDS || version > VERSION_JUMPS || blob.u16() != <u16>STATE_RECORD_SIZE) {
     return Status.BadState;
   }
   const count = <i32>blob.u32();
@@ -85,8 +87,13 @@ export function readState(c: ValidateContext, blob: StateReader): Status {
   if (before > 0) countDrops(DropReason.Probation, before);
   c.sources.clear();
   blob.position = recordsAt;
-  for (let i = 0; i < count; i++) c.sources.insertCopy(blob.take(STATE_RECORD_SIZE), c.settings);
-  if (version == VERSION_HELD) readPackets(c, blob);
+  for (let i = 0; i < count; i++) c.sources.insertCopy(blob.take(STATE_RECORD_SIZE), c.settings, version >= VERSION_JUMPS);
+  if (version >= VERSION_HELD) readPackets(c, blob);
+  // a source the new config's probation made valid at once sends what it held for probation
+  for (let k = 0; k < c.sources.count; k++) {
+    const r = c.sources.record(k);
+    if (isValidSource(r) && !isJumpHeld(r)) releaseHeld(c, r);
+  }
   return Status.Ok;
 }
 
@@ -126,8 +133,13 @@ function readPackets(c: ValidateContext, blob: StateReader): void {
       const r = c.sources.find(ssrc);
       if (r != 0 && queueCount(heldQueue(r)) < c.settings.holdPackets) q = heldQueue(r);
     }
-    if (q != 0 && heldPackets.push(q, ptr, len, arrival)) c.held++;
-    else lost++;
+    if (q != 0 && heldPackets.push(q, ptr, len, arrival)) {
+      c.held++;
+    } else if (queue == SOURCE && c.sources.find(ssrc) != 0) {
+      countDrops(heldReason(c.sources.find(ssrc)), 1);
+    } else {
+      lost++;
+    }
   }
   if (lost > 0) countDrops(DropReason.Probation, lost);
 }

@@ -172,6 +172,42 @@ test("a jump the old numbering goes on after is a stray: dropped, counted as bad
   assert.equal(h.timers(), []);
 });
 
+test("a late packet of the old numbering between a restart's first packet and the next keeps the jump held", async () => {
+  const h = await load();
+  const ctx = h.createContext({});
+  batch(h, ctx, [100, 101, 102]);
+  const r = batch(h, ctx, [40000, 101, 40001]);
+  assert.equal(verdicts(r), ["hold", "pass", "hold"], "101 again: a duplicate, valid as in the RFC, passes; 40001 confirms the restart");
+  assert.equal(r.outputs.map((o) => seqOf(o.bytes)), [40000, 40001], "the restart's first packet was still held, and goes first");
+  assert.is(metric(h, "drops_bad_sequence", ctx), 0, "the jump was not taken for a stray");
+});
+
+test("holding a jump does not let a source past its rate: the jump is charged as if it passed", async () => {
+  const h = await load();
+  const ctx = h.createContext({ probation: 0, rate: { packetsPerSecond: 1, burstPackets: 2 } });
+  assert.equal(verdicts(batch(h, ctx, [10, 11])), ["pass", "pass"]);
+  assert.equal(verdicts(batch(h, ctx, [30000])), ["rate_limit_packets"], "the bucket is empty: the jump is dropped for the rate, not held");
+  assert.is(metric(h, "held", ctx), 0);
+  h.advanceTime(1_000_000); // one token
+  assert.equal(verdicts(batch(h, ctx, [40000, 40001])), ["hold", "rate_limit_packets"], "the held jump took the token");
+  assert.is(metric(h, "held", ctx), 1);
+});
+
+test("probation packets go out when the source validates, even when the packet that validated it is dropped for its rate", async () => {
+  const h = await load();
+  // a bit bucket one 52-byte packet deep: the 212-byte packet that validates the source cannot pass
+  const ctx = h.createContext({ rate: { bitsPerSecond: 8 * 52, burstBits: 8 * 52 } });
+  assert.equal(verdicts(batch(h, ctx, [500])), ["hold"]);
+  const r = h.runBatch([{ ctx, bytes: rtp(501, SSRC, 200) }]);
+  assert.equal(verdicts(r), ["rate_limit_bits"]);
+  const released = [...r.outputs, ...h.advanceTime(1000)];
+  assert.equal(released.map((o) => seqOf(o.bytes)), [500], "the held packet leaves although 501 did not");
+  assert.is(metric(h, "held", ctx), 0);
+  h.advanceTime(2_000_000);
+  assert.equal(verdicts(batch(h, ctx, [502])), ["pass"]);
+  assert.is(metric(h, "drops_bad_sequence", ctx) + metric(h, "drops_probation", ctx), 0, "nothing held was dropped, nor taken for a jump");
+});
+
 test("a held jump crosses a hot swap, and the new instance sends it when the restart is confirmed", async () => {
   const oldH = await load();
   const oldCtx = oldH.createContext({});
