@@ -21,6 +21,8 @@ export interface SinkReport {
   readonly highest: number;
   /** The index of the first packet that arrived (-1: none). */
   readonly first: number;
+  /** The lowest packet index received (-1: none): every packet before it is missing. */
+  readonly lowest: number;
   /** Datagrams that were not an intact packet of the stream (wrong SSRC, sequence, length or bytes). */
   readonly corrupt: number;
   /** Runs of consecutive missing packets: how many, their mean and longest length, and how many of each length. */
@@ -39,10 +41,12 @@ let corrupt = 0;
 let reordered = 0;
 let highest = -1;
 let first = -1;
+let lowest = -1;
 const sink = await Sink.open(port, {
   address: flags.get("address") ?? "0.0.0.0",
   keyOf: (b) => {
     const i = streamIndex(b, format);
+    if (i >= 0 && (lowest < 0 || i < lowest)) lowest = i;
     if (i < 0) corrupt++;
     else if (first < 0) first = highest = i;
     else if (i < highest) reordered++;
@@ -87,7 +91,7 @@ function stop(): void {
   stopped = true;
   clearInterval(progress);
   const { missing, duplicates } = sink.tally(count);
-  const report: SinkReport = { received: sink.received, missing, duplicates, reordered, highest, first, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
+  const report: SinkReport = { received: sink.received, missing, duplicates, reordered, highest, first, lowest, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
   console.log(`report ${JSON.stringify(report)}`);
   sink.close();
   process.exit(0);
