@@ -286,6 +286,8 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     assert.is(capturedB!.dropped + capturedC!.dropped + capturedSink!.dropped, 0, "dumpcap kept every packet (a 64 MiB buffer)");
     const [atB, atC] = await Promise.all([capturedB!, capturedC!].map((cap) => analyseStream(cap.file, PORT, stream.ssrc, stream.clockRate)));
     const atSink = await analyseStream(capturedSink!.file, SINK_PORT, stream.ssrc, stream.clockRate);
+    /** The kernel's view of the last link: tshark's jitter at the receiver's interface after packet `seq`. */
+    const sinkJitterAfter = (seq: number): number => sharkAfter(atSink, seq, "the sink").jitterMs;
     const cSocket = path.kernel[`c:${PORT}`] ?? 0;
     const ci = c.ingress;
     const be = b.egress;
@@ -340,7 +342,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     assert.ok(rr, "the receiver's RTCP reports reached proxy c");
     const beforeC = sharkAfter(atC, rr!.highestSeq, "c").lost;
     console.log(`receiver ${rr!.reporterSsrc.toString(16)}: ${rr!.cumulativeLost} lost up to ${rr!.highestSeq}, of which ${beforeC} before c (tshark); its socket dropped ${sinkDrops}; `
-      + `jitter ${rr!.jitterMs.toFixed(3)} ms, tshark at its interface ${sharkAfter(atSink, rr!.highestSeq, "the sink").jitterMs.toFixed(3)} ms after the same packet\n`);
+      + `jitter ${rr!.jitterMs.toFixed(3)} ms, tshark at its interface ${sinkJitterAfter(rr!.highestSeq).toFixed(3)} ms after the same packet\n`);
     assert.ok(rr!.cumulativeLost - beforeC <= sinkDrops, `the last link lost ${rr!.cumulativeLost - beforeC} packets, the sink's socket dropped ${sinkDrops}`);
 
     // the bad hop: every description while the stream flowed that judges b -> c (figures at both
@@ -366,13 +368,13 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       const stalledReceiver = (h: StreamHop): boolean => {
         if (!h.label.startsWith("c -> receiver") || !h.receiver || !/^jitter [^;]*$/.test(h.why ?? "")) return false;
         const egress = h.receiver.egressJitterMs ?? h.from?.stats?.jitterMs;
-        return egress !== undefined && egress !== null && sharkAfter(atSink, h.receiver.highestSeq, "the sink").jitterMs - egress <= BAD_JITTER_MS;
+        return egress !== undefined && egress !== null && sinkJitterAfter(h.receiver.highestSeq) - egress <= BAD_JITTER_MS;
       };
       const excused = (h: StreamHop): boolean => (sinkDrops > 0 && h.label.startsWith("c -> receiver")) || stalledUpstream(h) || stalledReceiver(h);
       for (const h of bad.filter(stalledUpstream)) console.log(`!!! ${h.label} named bad for ${h.why}: tshark at b's interface saw jitter up to ${atB.row.maxJitterMs} ms (a stall upstream of the impaired link), so it is excused`);
       if (bad.some(stalledReceiver)) receiverExcused++;
       for (const h of bad.filter(stalledReceiver)) {
-        console.log(`!!! ${h.label} named bad for ${h.why}: the receiver reported ${h.receiver!.jitterMs.toFixed(3)} ms, tshark at its interface ${sharkAfter(atSink, h.receiver!.highestSeq, "the sink").jitterMs.toFixed(3)} ms after the same packet (the receiver's own stamps, a stall at the sink), so it is excused`);
+        console.log(`!!! ${h.label} named bad for ${h.why}: the receiver reported ${h.receiver!.jitterMs.toFixed(3)} ms, tshark at its interface ${sinkJitterAfter(h.receiver!.highestSeq).toFixed(3)} ms after the same packet (the receiver's own stamps, a stall at the sink), so it is excused`);
       }
       assert.equal(bad.filter((h) => !excused(h)).map((h) => h.label), ["b -> c"],
         `msmctl describe stream marks b -> c bad, and no other hop (the receiver's socket dropped ${sinkDrops}): ${bad.map(said).join("; ")}`);

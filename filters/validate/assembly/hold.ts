@@ -41,9 +41,7 @@ export function canHold(c: ValidateContext, r: usize): bool {
 /** Holds probation (or jump) packet `p` of source record `r`. False when it may not: drop it then. */
 export function hold(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
   const s = c.settings;
-  const q = heldQueue(r);
-  if (queueCount(q) >= s.holdPackets) return false;
-  if (!heldPackets.push(q, p.ptr, p.length, nowUs)) return false;
+  if (!canHold(c, r) || !heldPackets.push(heldQueue(r), p.ptr, p.length, nowUs)) return false;
   c.held++;
   countHeld();
   if (!c.expiryArmed) c.expiryArmed = timerSet(c.id, TIMER_EXPIRE, s.holdTimeoutMs * 1000) == Status.Ok;
