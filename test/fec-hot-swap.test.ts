@@ -87,8 +87,8 @@ test("two hot swaps of encoder and decoder mid-stream: every matrix keeps its re
       if (sink.copies(seq) !== want) wrong.push(`${i}: ${sink.copies(seq)} copies, want ${want}`);
       else if (want === 1 && !sink.identical(seq, streamPacket(i, SEQ0))) wrong.push(`${i}: bytes differ`);
     }
-    // (a rare failure beside stress-ng, not understood: the decoder's own account helps; suspect
-    // repairs read ahead of a stalled backlog's media, refused as out of window or expired)
+    // (a rare failure beside stress-ng came from repairs read ahead of a stalled media backlog, now
+    // read in arrival order: test/fec-stall.test.ts; the decoder's own account says if it is back)
     if (wrong.length > 0) console.error(`!!! decoder: ${JSON.stringify(dec.stages[0]!.metrics.map((x) => [x.name, x.value]))}; encoder: ${JSON.stringify(enc.stages[0]!.metrics.map((x) => [x.name, x.value]))}`);
     assert.equal(wrong, [], "each packet a perfect decoder delivers, once and intact; none it cannot");
     let last = -1;

@@ -15,7 +15,8 @@ type Arena = { readonly __arena: unique symbol };
 /** The batched-I/O addon's functions (runtime/native/msm_udp.c, docs/batched-io.md). */
 export interface UdpAddon {
   createArena(data: Uint8Array, meta: Int32Array, slotSize: number, result: Int32Array): Arena;
-  attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null, thread?: boolean): NativePort;
+  /** onBatch(count, first): packets first .. first + count - 1 of the arena (first is 0 but for grouped ports). */
+  attach(fd: number, arena: Arena, onBatch: ((count: number, first: number) => void) | null, thread?: boolean): NativePort;
   setPeer(port: NativePort, index: number, address: string, udpPort: number): boolean;
   send(port: NativePort, memory: Uint8Array, entries: Int32Array, count: number): number;
   flush(port: NativePort): number;
@@ -34,6 +35,8 @@ export interface UdpAddon {
   setSegmentation(port: NativePort, on: boolean): boolean;
   /** Whether this kernel has UDP GSO. */
   segmentationSupported(): boolean;
+  /** Sockets read together after a stall, in the kernel's arrival order (2 to 8 receiving ports of one arena). */
+  setGroup(ports: NativePort[]): void;
 }
 
 /** Where install builds the addon; MSM_NATIVE_ADDON names another build. */
@@ -45,7 +48,7 @@ let loaded: LoadedAddon<UdpAddon> | undefined;
 /** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
 export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
-  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.segmentationSupported === "function" ? ""
+  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.setGroup === "function" ? ""
     : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
   return loaded.addon;
 }
@@ -163,9 +166,10 @@ export class BatchedIo {
 
   /**
    * Takes over a bound socket. With `onBatch` (native receive) node:dgram stops reading it and
-   * each batch read goes to onBatch(count); packet i is at data[i * RECEIVE_SLOT], length(i) long.
+   * each batch read goes to onBatch(count, first); packet i (first <= i < first + count) is at
+   * data[i * RECEIVE_SLOT], length(i) long. `first` is 0 but for ports in a group().
    */
-  attach(socket: UdpSocket, onBatch: ((count: number) => void) | null): NativePort {
+  attach(socket: UdpSocket, onBatch: ((count: number, first: number) => void) | null): NativePort {
     const port = socket instanceof TakenSocket ? this.addon.attach(socket.fd, this.arena, onBatch, onBatch !== null) : this.attachDgram(socket as Socket, onBatch);
     if (!onBatch) this.sendOnly.add(port);
     if (this.plan.gso) this.addon.setSegmentation(port, true);
@@ -173,7 +177,7 @@ export class BatchedIo {
   }
 
   /** A node:dgram socket the libuv loop watches: node:dgram's handle lets go of the descriptor first. */
-  private attachDgram(socket: Socket, onBatch: ((count: number) => void) | null): NativePort {
+  private attachDgram(socket: Socket, onBatch: ((count: number, first: number) => void) | null): NativePort {
     const handle = socketHandle(socket);
     if (onBatch) handle.recvStop?.();
     try {
@@ -199,6 +203,16 @@ export class BatchedIo {
 
   pause(port: NativePort): void {
     this.addon.pause(port);
+  }
+
+  /**
+   * A segment's receiving sockets (media, then its legs'), read together after a stall: then each
+   * has a backlog and, read one after another, a leg's few packets (FEC repair) would reach the
+   * chain ahead of the media backlog they follow, or behind all of it. When a wakeup finds packets
+   * that waited over 1 ms in the kernel, the group's packets are handed over in arrival order.
+   */
+  group(ports: NativePort[]): void {
+    this.addon.setGroup(ports);
   }
 
   queued(port: NativePort): number {

@@ -163,23 +163,27 @@ export class SegmentRuntime {
     const egressRtcp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
       this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | PacketFlag.Rtcp, false);
     try {
+      let media: NativePort | null;
       if (config.symmetricRtp) {
         // one socket each way: a packet from a destination's port is its feedback, anything else the sender's
-        this.listen(sockets.ingressRtp, (buf, at, len, address, port, ipv6) =>
+        media = this.listen(sockets.ingressRtp, (buf, at, len, address, port, ipv6) =>
           (this.fromDestination(address, port) ? egressRtp : ingressRtp)(buf, at, len, address, port, ipv6));
         if (sockets.ingressRtcp) {
           this.listen(sockets.ingressRtcp, (buf, at, len, address, port, ipv6) =>
             (this.fromDestination(address, port) ? egressRtcp : ingressRtcp)(buf, at, len, address, port, ipv6));
         }
       } else {
-        this.listen(sockets.ingressRtp, ingressRtp);
+        media = this.listen(sockets.ingressRtp, ingressRtp);
         if (sockets.ingressRtcp) this.listen(sockets.ingressRtcp, ingressRtcp);
         this.listen(sockets.egressRtp, egressRtp);
         if (sockets.egressRtcp) this.listen(sockets.egressRtcp, egressRtcp);
       }
+      const group = [media];
       sockets.legs.forEach((l, k) => {
-        if (l.ingress) this.listen(l.ingress, (buf, at, len, address, port, ipv6) => this.receiveOnLeg(buf, at, len, address, port, ipv6, k + 1));
+        if (l.ingress) group.push(this.listen(l.ingress, (buf, at, len, address, port, ipv6) => this.receiveOnLeg(buf, at, len, address, port, ipv6, k + 1)));
       });
+      // after a stall, the legs' packets reach the chain in arrival order with the media's
+      if (io && group.length > 1 && group.every((p) => p !== null)) io.group(group as NativePort[]); // at most MAX_LEGS sockets: the addon takes 8
       if (io) this.attachSenders(io);
     } catch (err) {
       // a port attached to a socket that closes would watch a descriptor number the next socket may get
@@ -193,15 +197,15 @@ export class SegmentRuntime {
    * Hands a socket's packets to `handle`: through node:dgram's message events, or (batched
    * receive) a batch at a time from the worker's arena, the chain running once per batch.
    */
-  private listen(socket: UdpSocket, handle: (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean) => void): void {
+  private listen(socket: UdpSocket, handle: (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean) => void): NativePort | null {
     const io = this.io;
     if (!io || io.plan.receive === "dgram") {
       socket.on("message", (msg, rinfo) => handle(msg, 0, msg.length, rinfo.address, rinfo.port, rinfo.family === "IPv6"));
-      return;
+      return null;
     }
     const data = io.data;
-    const port = io.attach(socket, (count) => {
-      for (let i = 0; i < count; i++) {
+    const port = io.attach(socket, (count, first) => {
+      for (let i = first; i < first + count; i++) {
         if (io.truncated(i)) {
           this.stats.drops.add(DropReason.TooLarge);
           continue;
@@ -214,6 +218,7 @@ export class SegmentRuntime {
     });
     this.nativePorts.push(port);
     for (const o of this.allOutlets()) if (o.socket === socket) o.port = port;
+    return port;
   }
 
   /** Batched sends from sockets that do not receive through the addon (Bun), and the destinations of every port. */

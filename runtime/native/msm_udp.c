@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_SLOTS 1024
@@ -44,6 +45,11 @@
 #define SEND_CHUNK 1024
 // A wakeup reads at most this many batches before letting the loop serve other sockets and timers.
 #define ROUNDS_PER_WAKE 8
+// A segment's sockets read together (setGroup: its media socket and its legs'), at most this many.
+#define GROUP_MAX 8
+// A datagram that waited this long in the kernel means the loop stalled: a grouped port's wakeup
+// then reads the whole group and hands the packets over in the kernel's arrival order.
+#define STALE_NS 1000000
 // Most packets one socket keeps while it cannot send (then the sends are refused: backpressure).
 #define QUEUE_PACKETS 4096
 // the sender's RTP and RTCP, then RTP and RTCP of each of a segment's at most 4096 destinations
@@ -115,7 +121,9 @@ typedef struct {
   int32_t peer;
 } Queued;
 
-typedef struct {
+typedef struct Group Group;
+
+typedef struct Port {
   napi_env env;
   int fd;
   uv_poll_t poll;
@@ -154,7 +162,14 @@ typedef struct {
   uint32_t gso_max;
   int32_t* open_run;
   uint32_t open_cap;
+  Group* group;  // setGroup: the sockets read with this one after a stall; left when the port closes
 } Port;
+
+// Ports read together after a stall. A port leaves at its close; the last one out frees it.
+struct Group {
+  Port* members[GROUP_MAX];
+  uint32_t count;
+};
 
 // A threaded port as the watcher finds it: epoll hands back a slot and generation, never a
 // pointer, so a wakeup that raced with the port's close finds an empty or newer slot.
@@ -323,13 +338,15 @@ static void flush_queue(Port* p) {
   restart_poll(p);
 }
 
-static void call_js(Port* p, uint32_t count) {
+// Hands packets first .. first + count - 1 of the arena to the port's callback: onBatch(count, first).
+static void call_js(Port* p, uint32_t first, uint32_t count) {
   napi_env env = p->env;
-  napi_value cb, recv, arg, ignored;
+  napi_value cb, recv, args[2], ignored;
   if (napi_get_reference_value(env, p->callback, &cb) != napi_ok || cb == NULL) return;
   if (napi_get_reference_value(env, p->resource, &recv) != napi_ok || recv == NULL) return;
-  napi_create_uint32(env, count, &arg);
-  napi_status status = napi_make_callback(env, p->async, recv, cb, 1, &arg, &ignored);
+  napi_create_uint32(env, count, &args[0]);
+  napi_create_uint32(env, first, &args[1]);
+  napi_status status = napi_make_callback(env, p->async, recv, cb, 2, args, &ignored);
   if (status == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
@@ -337,55 +354,154 @@ static void call_js(Port* p, uint32_t count) {
   }
 }
 
+// Reads at most `max` datagrams into arena slots first .. first + max - 1, their metadata beside
+// them; returns how many (0: none waiting, or the socket reported an error, counted).
+static uint32_t read_batch(Port* p, uint32_t first, uint32_t max) {
+  Arena* a = p->arena;
+  for (uint32_t i = first; i < first + max; i++) {
+    a->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    a->msgs[i].msg_hdr.msg_control = a->control + (size_t)i * CONTROL_BYTES;
+    a->msgs[i].msg_hdr.msg_controllen = CONTROL_BYTES;
+  }
+  int n;
+  do {
+    n = recvmmsg(p->fd, a->msgs + first, max, MSG_DONTWAIT, NULL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (!would_block(errno)) p->recv_errors++;  // an ICMP error reported on this socket (a connected peer's port was closed)
+    return 0;
+  }
+  for (uint32_t i = first; i < first + (uint32_t)n; i++) {
+    int32_t* m = a->meta + (size_t)i * META_STRIDE;
+    struct mmsghdr* h = &a->msgs[i];
+    m[0] = (int32_t)(h->msg_len > a->slot_size ? a->slot_size : h->msg_len);
+    m[1] = (h->msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
+    const struct sockaddr_storage* from = &a->names[i];
+    if (from->ss_family == AF_INET6) {
+      const struct sockaddr_in6* s6 = (const void*)from;
+      m[2] = 6;
+      m[3] = ntohs(s6->sin6_port);
+      memcpy(&m[4], &s6->sin6_addr, 16);
+      m[8] = (int32_t)s6->sin6_scope_id;
+    } else {
+      const struct sockaddr_in* s4 = (const void*)from;
+      m[2] = 4;
+      m[3] = ntohs(s4->sin_port);
+      memcpy(&m[4], &s4->sin_addr, 4);
+      m[5] = m[6] = m[7] = m[8] = 0;
+    }
+    m[9] = m[10] = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&h->msg_hdr); c; c = CMSG_NXTHDR(&h->msg_hdr, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        m[9] = (int32_t)(uint32_t)ts.tv_sec;
+        m[10] = (int32_t)ts.tv_nsec;
+      }
+    }
+  }
+  return (uint32_t)n;
+}
+
+// The kernel's receive time of arena slot i, in ns (0 when the kernel gave none).
+static int64_t arrival_ns(const Arena* a, uint32_t i) {
+  const int32_t* m = a->meta + (size_t)i * META_STRIDE;
+  return (int64_t)(uint32_t)m[9] * 1000000000 + m[10];
+}
+
+// Reads up to `rounds` full batches of a port's socket, one callback each.
+static void receive_rounds(Port* p, int rounds) {
+  Arena* a = p->arena;
+  for (int round = 0; round < rounds && !p->closing && p->receiving; round++) {
+    uint32_t n = read_batch(p, 0, a->slots);
+    if (n == 0) break;
+    call_js(p, 0, n);
+    if (n < a->slots) break;
+  }
+}
+
+// A group's socket as a merge reads it: its share of the arena, what was read there, what was handed over.
+typedef struct {
+  Port* port;
+  uint32_t base;
+  uint32_t count;
+  uint32_t next;
+  int more;  // the last read filled the share: the socket may hold more
+} Lane;
+
+static int lane_open(const Lane* l) {
+  return l->port && !l->port->closing && l->port->receiving;
+}
+
+// After a stall every socket of the group has a backlog: reads them all (each into its share of
+// the arena) and hands the packets over in the kernel's arrival order, a run of one socket's per
+// callback. Read one socket after another, a leg's few packets (FEC repair) would reach the chain
+// ahead of the media backlog they follow, or behind all of it. At most ROUNDS_PER_WAKE batches' worth.
+// The woken port (member `w`) has read `woken_count` into its share already.
+static void receive_merged(Group* g, uint32_t w, uint32_t woken_count) {
+  Arena* a = g->members[w]->arena;
+  uint32_t k = g->count;
+  uint32_t share = a->slots / k;
+  Lane lanes[GROUP_MAX];
+  for (uint32_t i = 0; i < k; i++) lanes[i] = (Lane){g->members[i], i * share, 0, 0, 1};
+  lanes[w].count = woken_count;
+  lanes[w].more = woken_count == share;
+  int64_t budget = (int64_t)ROUNDS_PER_WAKE * a->slots - woken_count;
+  for (;;) {
+    for (uint32_t i = 0; i < k; i++) {
+      Lane* l = &lanes[i];
+      if (l->next < l->count || !l->more || budget <= 0 || !lane_open(l)) continue;
+      l->count = read_batch(l->port, l->base, share);
+      l->next = 0;
+      l->more = l->count == share;
+      budget -= l->count;
+    }
+    // the lane whose next packet arrived first, and the earliest next arrival among the others
+    int best = -1;
+    for (uint32_t i = 0; i < k; i++) {
+      Lane* l = &lanes[i];
+      if (l->next >= l->count || !lane_open(l)) continue;
+      if (best < 0 || arrival_ns(a, l->base + l->next) < arrival_ns(a, lanes[best].base + lanes[best].next)) best = (int)i;
+    }
+    if (best < 0) break;
+    int64_t until = INT64_MAX;
+    for (uint32_t i = 0; i < k; i++) {
+      Lane* l = &lanes[i];
+      if ((int)i != best && l->next < l->count && lane_open(l)) {
+        int64_t t = arrival_ns(a, l->base + l->next);
+        if (t < until) until = t;
+      }
+    }
+    Lane* b = &lanes[best];
+    uint32_t end = b->next + 1;
+    while (end < b->count && arrival_ns(a, b->base + end) <= until) end++;
+    call_js(b->port, b->base + b->next, end - b->next);
+    b->next = end;
+  }
+}
+
 static void receive(Port* p) {
   Arena* a = p->arena;
   napi_handle_scope scope;
   if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
-  for (int round = 0; round < ROUNDS_PER_WAKE && !p->closing && p->receiving; round++) {
-    for (uint32_t i = 0; i < a->slots; i++) {
-      a->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-      a->msgs[i].msg_hdr.msg_control = a->control + (size_t)i * CONTROL_BYTES;
-      a->msgs[i].msg_hdr.msg_controllen = CONTROL_BYTES;
+  Group* g = p->group;
+  if (g && g->count > 1 && !p->closing && p->receiving) {
+    // a grouped port reads into its share first: packets that waited long say the loop stalled
+    uint32_t w = 0;
+    while (g->members[w] != p) w++;
+    uint32_t share = a->slots / g->count;
+    uint32_t n = read_batch(p, w * share, share);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t waited = ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec) - arrival_ns(a, w * share);
+    if (n > 0 && waited > STALE_NS) {
+      receive_merged(g, w, n);
+    } else if (n > 0) {
+      call_js(p, w * share, n);
+      if (n == share) receive_rounds(p, ROUNDS_PER_WAKE - 1);
     }
-    int n = recvmmsg(p->fd, a->msgs, a->slots, MSG_DONTWAIT, NULL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (would_block(errno)) break;
-      p->recv_errors++;  // an ICMP error reported on this socket (a connected peer's port was closed): go on
-      continue;
-    }
-    if (n == 0) break;
-    for (int i = 0; i < n; i++) {
-      int32_t* m = a->meta + (size_t)i * META_STRIDE;
-      struct mmsghdr* h = &a->msgs[i];
-      m[0] = (int32_t)(h->msg_len > a->slot_size ? a->slot_size : h->msg_len);
-      m[1] = (h->msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
-      const struct sockaddr_storage* from = &a->names[i];
-      if (from->ss_family == AF_INET6) {
-        const struct sockaddr_in6* s6 = (const void*)from;
-        m[2] = 6;
-        m[3] = ntohs(s6->sin6_port);
-        memcpy(&m[4], &s6->sin6_addr, 16);
-        m[8] = (int32_t)s6->sin6_scope_id;
-      } else {
-        const struct sockaddr_in* s4 = (const void*)from;
-        m[2] = 4;
-        m[3] = ntohs(s4->sin_port);
-        memcpy(&m[4], &s4->sin_addr, 4);
-        m[5] = m[6] = m[7] = m[8] = 0;
-      }
-      m[9] = m[10] = 0;
-      for (struct cmsghdr* c = CMSG_FIRSTHDR(&h->msg_hdr); c; c = CMSG_NXTHDR(&h->msg_hdr, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-          struct timespec ts;
-          memcpy(&ts, CMSG_DATA(c), sizeof ts);
-          m[9] = (int32_t)(uint32_t)ts.tv_sec;
-          m[10] = (int32_t)ts.tv_nsec;
-        }
-      }
-    }
-    call_js(p, (uint32_t)n);
-    if ((uint32_t)n < a->slots) break;
+  } else {
+    receive_rounds(p, ROUNDS_PER_WAKE);
   }
   napi_close_handle_scope(p->env, scope);
 }
@@ -558,6 +674,17 @@ static int watch_port(Watcher* w, Port* p, char* why, size_t why_len) {
 
 static void start_close(Port* p);
 
+static void leave_group(Port* p) {
+  Group* g = p->group;
+  if (!g) return;
+  uint32_t i = 0;
+  while (g->members[i] != p) i++;
+  memmove(&g->members[i], &g->members[i + 1], (g->count - i - 1) * sizeof(Port*));
+  g->members[--g->count] = NULL;
+  p->group = NULL;
+  if (g->count == 0) free(g);
+}
+
 static void on_closed(uv_handle_t* handle) {
   Port* p = handle->data;
   napi_env env = p->env;
@@ -567,6 +694,7 @@ static void on_closed(uv_handle_t* handle) {
   if (p->arena_ref) napi_delete_reference(env, p->arena_ref);
   if (p->async) napi_async_destroy(env, p->async);
   if (p->cleanup) napi_remove_async_cleanup_hook(p->cleanup);
+  leave_group(p);
   free(p->queue);
   free(p->peers);
   free(p->peer_len);
@@ -1091,6 +1219,50 @@ static napi_value set_segmentation(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// setGroup(ports): sockets read together after a stall, in the kernel's arrival order (a
+// segment's media socket and its legs'). All receive through the addon on one arena, none is in
+// a group yet, 2 to GROUP_MAX of them. Each leaves the group when it closes.
+static napi_value set_group(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_array = false;
+  uint32_t n = 0;
+  if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[0], &n) != napi_ok ||
+      n < 2 || n > GROUP_MAX) {
+    napi_throw_type_error(env, NULL, "setGroup(ports): an array of 2 to 8 ports");
+    return NULL;
+  }
+  Port* members[GROUP_MAX];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok) return NULL;
+    Port* p = port_of(env, v);
+    if (!p) return NULL;
+    members[i] = p;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    Port* p = members[i];
+    int repeated = 0;
+    for (uint32_t j = 0; j < i; j++) repeated |= members[j] == p;
+    if (p->group || !p->callback || p->arena != members[0]->arena || repeated || p->arena->slots < n) {
+      napi_throw_error(env, NULL, "setGroup: each port receives through the addon, on one arena, in no other group, once");
+      return NULL;
+    }
+  }
+  Group* g = calloc(1, sizeof *g);
+  if (!g) {
+    napi_throw_error(env, NULL, "setGroup: out of memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    g->members[i] = members[i];
+    members[i]->group = g;
+  }
+  g->count = n;
+  return NULL;
+}
+
 // pause(port) / resume(port): stop and start receiving (the socket still sends).
 static napi_value set_receiving(napi_env env, napi_callback_info info, int on) {
   napi_value argv[1];
@@ -1247,6 +1419,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, close_port, NULL, NULL, NULL, napi_default, NULL},
       {"takeSocket", NULL, take_socket, NULL, NULL, NULL, napi_default, NULL},
       {"setSegmentation", NULL, set_segmentation, NULL, NULL, NULL, napi_default, NULL},
+      {"setGroup", NULL, set_group, NULL, NULL, NULL, napi_default, NULL},
       {"segmentationSupported", NULL, segmentation_supported, NULL, NULL, NULL, napi_default, NULL},
       {"closeSocket", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
       {"disconnectSocket", NULL, disconnect_socket, NULL, NULL, NULL, napi_default, NULL},

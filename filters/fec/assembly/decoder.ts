@@ -30,8 +30,9 @@ export const TIMER_WAIT = 0;
 export const TIMER_FLUSH = 1;
 /**
  * FEC packets whose group starts past the newest media packet, kept unlinked until media claims
- * the group's first place. The legs are sockets of their own: after a stall the host reads each
- * in turn, and the few FEC packets of a backlog get ahead of its many media packets.
+ * the group's first place. The legs are sockets of their own and race the media's: a few packets
+ * ahead is usual. (After a stall, the proxy hands a segment's sockets' backlogs over in arrival
+ * order, docs/batched-io.md; a host that read one socket's backlog after another's would overflow this.)
  */
 const FUTURE_MAX: i32 = 32;
 /** Packets sent on without being kept, remembered so that their places are not taken as lost. */
