@@ -48,9 +48,9 @@ function stall(ms: number): void {
   while (performance.now() < until);
 }
 
-async function group(mode: "loop" | "thread", members: number) {
-  // 16 slots: a share of 5 per socket, so a backlog of 30 takes several reads of each
-  const io = new BatchedIo({ receive: "native", send: "native", watch: mode, gso: false, note: "" }, 16);
+/** `members` sockets on an arena of `slots` (16: a share of 5 each for 3, so a backlog of 30 takes several reads of each). */
+async function group(mode: "loop" | "thread", members: number, slots = 16, onPacket?: (member: number, k: number) => void) {
+  const io = new BatchedIo({ receive: "native", send: "native", watch: mode, gso: false, note: "" }, slots);
   const view = new DataView(io.data.buffer, io.data.byteOffset, io.data.byteLength);
   const got: { member: number; k: number; waitedMs: number }[] = [];
   const sockets: { close(): void }[] = [];
@@ -62,7 +62,10 @@ async function group(mode: "loop" | "thread", members: number) {
     const socket = mode === "thread" ? io.take(raw) : raw;
     sockets.push(socket);
     ports.push(io.attach(socket, (count, first) => {
-      for (let i = first; i < first + count; i++) got.push({ member: m, k: view.getUint32(i * RECEIVE_SLOT), waitedMs: Date.now() - io.arrivalMs(i) });
+      for (let i = first; i < first + count; i++) {
+        got.push({ member: m, k: view.getUint32(i * RECEIVE_SLOT), waitedMs: Date.now() - io.arrivalMs(i) });
+        onPacket?.(m, got.at(-1)!.k);
+      }
     }));
   }
   return {
@@ -85,6 +88,7 @@ async function group(mode: "loop" | "thread", members: number) {
       }
       got.length = 0;
     },
+    sockets,
     close(): void {
       for (const p of ports) io.close(p);
       for (const s of sockets) s.close();
@@ -117,6 +121,53 @@ for (const mode of MODES) {
     } finally {
       tx.close();
       g.close();
+    }
+  });
+
+  peerTest(test, addon, `${mode}: a backlog far past a wakeup's budget (8 batches) still comes in arrival order`, async () => {
+    // 4 slots: a share of 1 per socket, a budget of 32 packets and at most 256 in all, against a backlog of 240
+    const g = await group(mode, 3, 4);
+    const tx = await sender(g.addresses);
+    try {
+      await g.stampsArrivals(tx);
+      g.io.group(g.ports);
+      const to = Array.from({ length: 240 }, (_, k) => (k % 3 === 0 ? 1 : k % 5 === 0 ? 2 : 0));
+      tx.send(to);
+      stall(5);
+      await waitFor(() => g.got.length >= 240, 5000, "240 packets");
+      assert.equal(g.got.map((x) => x.k), Array.from({ length: 240 }, (_, k) => k), "in the order they arrived");
+    } finally {
+      tx.close();
+      g.close();
+    }
+  });
+
+  peerTest(test, addon, `${mode}: a callback that closes another socket of the group in the middle of a merge: the others go on in order`, async () => {
+    let g: Awaited<ReturnType<typeof group>> | null = null;
+    let closedAt = -1;
+    g = await group(mode, 3, 16, (member, k) => {
+      if (member === 0 && k >= 10 && closedAt < 0) {
+        closedAt = k;
+        g!.io.close(g!.ports[2]!); // its packets already read are not handed over
+      }
+    });
+    const tx = await sender(g.addresses);
+    try {
+      await g.stampsArrivals(tx);
+      g.io.group(g.ports);
+      const to = Array.from({ length: 30 }, (_, k) => (k % 3 === 0 ? 1 : k % 5 === 0 ? 2 : 0));
+      tx.send(to);
+      stall(5);
+      const expected = to.map((m, k) => [m, k] as const).filter(([m]) => m !== 2).map(([, k]) => k);
+      await waitFor(() => g!.got.filter((x) => x.member !== 2).length >= expected.length, 5000, "the packets of the sockets left open");
+      assert.ok(closedAt >= 10, "the callback closed socket 2");
+      assert.equal(g.got.filter((x) => x.member !== 2).map((x) => x.k), expected, "the open sockets' packets in arrival order");
+      assert.ok(g.got.filter((x) => x.member === 2).every((x) => x.k < closedAt), "nothing of the closed socket after its close");
+    } finally {
+      tx.close();
+      g.io.close(g.ports[0]!);
+      g.io.close(g.ports[1]!);
+      for (const s of g.sockets) s.close();
     }
   });
 }

@@ -157,7 +157,7 @@ export class BatchedIo {
   private readonly waiting = new Set<NativePort>();
   private retryTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly plan: IoPlan, slots: number) {
+  constructor(readonly plan: IoPlan, readonly slots: number) {
     this.addon = loadAddon()!;
     this.data = new Uint8Array(slots * RECEIVE_SLOT);
     this.meta = new Int32Array(slots * META_STRIDE);

@@ -183,7 +183,8 @@ export class SegmentRuntime {
         if (l.ingress) group.push(this.listen(l.ingress, (buf, at, len, address, port, ipv6) => this.receiveOnLeg(buf, at, len, address, port, ipv6, k + 1)));
       });
       // after a stall, the legs' packets reach the chain in arrival order with the media's
-      if (io && group.length > 1 && group.every((p) => p !== null)) io.group(group as NativePort[]); // at most MAX_LEGS sockets: the addon takes 8
+      // (at most MAX_LEGS sockets, as the addon takes; each needs a slot of the arena: batchSize 1 or 2 merges nothing)
+      if (io && group.length > 1 && group.length <= io.slots && group.every((p) => p !== null)) io.group(group as NativePort[]);
       if (io) this.attachSenders(io);
     } catch (err) {
       // a port attached to a socket that closes would watch a descriptor number the next socket may get

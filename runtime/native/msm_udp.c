@@ -37,7 +37,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_SLOTS 1024
@@ -50,6 +49,8 @@
 // A datagram that waited this long in the kernel means the loop stalled: a grouped port's wakeup
 // then reads the whole group and hands the packets over in the kernel's arrival order.
 #define STALE_NS 1000000
+// A merge reads on past ROUNDS_PER_WAKE batches only to keep the order, up to this many.
+#define MERGE_ROUNDS_MAX 64
 // Most packets one socket keeps while it cannot send (then the sends are refused: backpressure).
 #define QUEUE_PACKETS 4096
 // the sender's RTP and RTCP, then RTP and RTCP of each of a segment's at most 4096 destinations
@@ -429,28 +430,60 @@ typedef struct {
   int more;  // the last read filled the share: the socket may hold more
 } Lane;
 
-static int lane_open(const Lane* l) {
-  return l->port && !l->port->closing && l->port->receiving;
+// A lane's packets already read go to JS unless its port closed; it is read again only while it receives.
+static int lane_live(const Lane* l) {
+  return !l->port->closing;
+}
+
+static int lane_readable(const Lane* l) {
+  return !l->port->closing && l->port->receiving;
+}
+
+static Watcher* watcher_of(napi_env env);
+
+// Keeps a port from being freed while a merge holds it (a callback may close it, and a finalizer
+// run inside a later callback would then free it): counted in `pending`, as a queued wakeup is.
+static void hold_port(Port* p) {
+  Watcher* w = p->threaded ? watcher_of(p->env) : NULL;
+  if (w) pthread_mutex_lock(&w->lock);
+  p->pending++;
+  if (w) pthread_mutex_unlock(&w->lock);
+}
+
+static void release_port(Port* p) {
+  Watcher* w = p->threaded ? watcher_of(p->env) : NULL;
+  if (w) pthread_mutex_lock(&w->lock);
+  int left = --p->pending;
+  if (w) pthread_mutex_unlock(&w->lock);
+  if (left == 0 && p->closed && p->orphaned) free(p);
 }
 
 // After a stall every socket of the group has a backlog: reads them all (each into its share of
 // the arena) and hands the packets over in the kernel's arrival order, a run of one socket's per
 // callback. Read one socket after another, a leg's few packets (FEC repair) would reach the chain
-// ahead of the media backlog they follow, or behind all of it. At most ROUNDS_PER_WAKE batches' worth.
+// ahead of the media backlog they follow, or behind all of it. After ROUNDS_PER_WAKE batches' worth
+// a socket is read again only while another's packets already read wait behind what it may hold.
 // The woken port (member `w`) has read `woken_count` into its share already.
 static void receive_merged(Group* g, uint32_t w, uint32_t woken_count) {
   Arena* a = g->members[w]->arena;
   uint32_t k = g->count;
   uint32_t share = a->slots / k;
   Lane lanes[GROUP_MAX];
-  for (uint32_t i = 0; i < k; i++) lanes[i] = (Lane){g->members[i], i * share, 0, 0, 1};
+  for (uint32_t i = 0; i < k; i++) {
+    lanes[i] = (Lane){g->members[i], i * share, 0, 0, 1};
+    hold_port(lanes[i].port);
+  }
   lanes[w].count = woken_count;
   lanes[w].more = woken_count == share;
   int64_t budget = (int64_t)ROUNDS_PER_WAKE * a->slots - woken_count;
   for (;;) {
+    uint32_t waiting = 0;  // lanes with packets read and not yet handed over
+    for (uint32_t i = 0; i < k; i++) waiting += lanes[i].next < lanes[i].count && lane_live(&lanes[i]);
     for (uint32_t i = 0; i < k; i++) {
       Lane* l = &lanes[i];
-      if (l->next < l->count || !l->more || budget <= 0 || !lane_open(l)) continue;
+      // past the budget, read on only for the order of packets already read (a backlog read
+      // faster than it grows ends; MERGE_ROUNDS_MAX batches' worth in all, whatever comes)
+      if (l->next < l->count || !l->more || !lane_readable(l) || (budget <= 0 && (waiting == 0 || budget <= -(int64_t)(MERGE_ROUNDS_MAX - ROUNDS_PER_WAKE) * a->slots))) continue;
       l->count = read_batch(l->port, l->base, share);
       l->next = 0;
       l->more = l->count == share;
@@ -460,14 +493,14 @@ static void receive_merged(Group* g, uint32_t w, uint32_t woken_count) {
     int best = -1;
     for (uint32_t i = 0; i < k; i++) {
       Lane* l = &lanes[i];
-      if (l->next >= l->count || !lane_open(l)) continue;
+      if (l->next >= l->count || !lane_live(l)) continue;
       if (best < 0 || arrival_ns(a, l->base + l->next) < arrival_ns(a, lanes[best].base + lanes[best].next)) best = (int)i;
     }
     if (best < 0) break;
     int64_t until = INT64_MAX;
     for (uint32_t i = 0; i < k; i++) {
       Lane* l = &lanes[i];
-      if ((int)i != best && l->next < l->count && lane_open(l)) {
+      if ((int)i != best && l->next < l->count && lane_live(l)) {
         int64_t t = arrival_ns(a, l->base + l->next);
         if (t < until) until = t;
       }
@@ -478,6 +511,7 @@ static void receive_merged(Group* g, uint32_t w, uint32_t woken_count) {
     call_js(b->port, b->base + b->next, end - b->next);
     b->next = end;
   }
+  for (uint32_t i = 0; i < k; i++) release_port(lanes[i].port);
 }
 
 static void receive(Port* p) {
@@ -493,8 +527,9 @@ static void receive(Port* p) {
     uint32_t n = read_batch(p, w * share, share);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int64_t waited = ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec) - arrival_ns(a, w * share);
-    if (n > 0 && waited > STALE_NS) {
+    int64_t arrived = arrival_ns(a, w * share);  // 0: the kernel gave no time, no sign of a stall
+    int64_t waited = ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec) - arrived;
+    if (n > 0 && arrived > 0 && waited > STALE_NS) {
       receive_merged(g, w, n);
     } else if (n > 0) {
       call_js(p, w * share, n);
@@ -778,8 +813,8 @@ static Port* port_call(napi_env env, napi_callback_info info, size_t want, napi_
   return port_of(env, argv[0]);
 }
 
-// attach(fd: number, arena: Arena, onBatch: ((count: number) => void) | null, thread?: boolean): Port
-// With a callback every batch read goes to it, the socket watched on the runtime's libuv loop or,
+// attach(fd: number, arena: Arena, onBatch: ((count: number, first: number) => void) | null, thread?: boolean): Port
+// With a callback every batch read goes to it (first: its first slot, 0 but for a group's ports), the socket watched on the runtime's libuv loop or,
 // with `thread`, by the environment's watcher thread (a runtime without libuv poll handles: Bun;
 // the descriptor must then be this module's alone: takeSocket). With null the port only sends,
 // and packets the socket could not take wait until flush(port).
