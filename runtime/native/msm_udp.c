@@ -365,12 +365,15 @@ static uint32_t read_batch(Port* p, uint32_t first, uint32_t max) {
     a->msgs[i].msg_hdr.msg_controllen = CONTROL_BYTES;
   }
   int n;
-  do {
+  for (int errors = 0;;) {
     n = recvmmsg(p->fd, a->msgs + first, max, MSG_DONTWAIT, NULL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (!would_block(errno)) p->recv_errors++;  // an ICMP error reported on this socket (a connected peer's port was closed)
-    return 0;
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (would_block(errno)) return 0;
+    // an ICMP error reported on this socket (a connected peer's port was closed): the datagrams
+    // behind it are read by the next call
+    p->recv_errors++;
+    if (++errors == ROUNDS_PER_WAKE) return 0;
   }
   for (uint32_t i = first; i < first + (uint32_t)n; i++) {
     int32_t* m = a->meta + (size_t)i * META_STRIDE;
@@ -1281,7 +1284,7 @@ static napi_value set_group(napi_env env, napi_callback_info info) {
     int repeated = 0;
     for (uint32_t j = 0; j < i; j++) repeated |= members[j] == p;
     if (p->group || !p->callback || p->arena != members[0]->arena || repeated || p->arena->slots < n) {
-      napi_throw_error(env, NULL, "setGroup: each port receives through the addon, on one arena, in no other group, once");
+      napi_throw_error(env, NULL, "setGroup: each port receives through the addon, on one arena with a slot for each, in no other group, once");
       return NULL;
     }
   }
