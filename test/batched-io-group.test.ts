@@ -96,6 +96,17 @@ async function group(mode: "loop" | "thread", members: number, slots = 16, onPac
   };
 }
 
+/** Packet k's socket, of `n`: media on socket 0, every third packet on socket 1, every fifth of the rest on socket 2. */
+const spread = (n: number): number[] => Array.from({ length: n }, (_, k) => (k % 3 === 0 ? 1 : k % 5 === 0 ? 2 : 0));
+const inOrder = (n: number): number[] => Array.from({ length: n }, (_, k) => k);
+
+/** Sends packet k to socket to[k] while the loop is stalled, then lets it run until `done`. */
+async function afterStall(tx: { send(to: number[]): void }, to: number[], done: () => boolean): Promise<void> {
+  tx.send(to);
+  stall(5);
+  await waitFor(done, 5000, `the ${to.length} packets sent during a stall`);
+}
+
 for (const mode of MODES) {
   peerTest(test, addon, `${mode}: a stalled loop gets three sockets' backlogs in arrival order, not one socket's after another's`, async () => {
     const g = await group(mode, 3);
@@ -103,21 +114,15 @@ for (const mode of MODES) {
     try {
       await g.stampsArrivals(tx);
       g.io.group(g.ports);
-      // media on socket 0, every third packet on socket 1, every fifth of the rest on socket 2
-      const to = Array.from({ length: 30 }, (_, k) => (k % 3 === 0 ? 1 : k % 5 === 0 ? 2 : 0));
-      tx.send(to);
-      stall(5);
-      await waitFor(() => g.got.length >= 30, 5000, "30 packets");
-      assert.equal(g.got.map((x) => x.k), Array.from({ length: 30 }, (_, k) => k), "in the order they arrived");
+      const to = spread(30);
+      await afterStall(tx, to, () => g.got.length >= 30);
+      assert.equal(g.got.map((x) => x.k), inOrder(30), "in the order they arrived");
       assert.equal(g.got.map((x) => x.member), to, "each from its socket");
       // a member that closes leaves the group; the others go on merged
       g.io.close(g.ports[1]!);
       g.got.length = 0;
-      const rest = to.map((m) => (m === 1 ? 2 : m));
-      tx.send(rest);
-      stall(5);
-      await waitFor(() => g.got.length >= 30, 5000, "30 more packets");
-      assert.equal(g.got.map((x) => x.k), Array.from({ length: 30 }, (_, k) => k), "in order with one member gone");
+      await afterStall(tx, to.map((m) => (m === 1 ? 2 : m)), () => g.got.length >= 30);
+      assert.equal(g.got.map((x) => x.k), inOrder(30), "in order with one member gone");
     } finally {
       tx.close();
       g.close();
@@ -131,11 +136,8 @@ for (const mode of MODES) {
     try {
       await g.stampsArrivals(tx);
       g.io.group(g.ports);
-      const to = Array.from({ length: 240 }, (_, k) => (k % 3 === 0 ? 1 : k % 5 === 0 ? 2 : 0));
-      tx.send(to);
-      stall(5);
-      await waitFor(() => g.got.length >= 240, 5000, "240 packets");
-      assert.equal(g.got.map((x) => x.k), Array.from({ length: 240 }, (_, k) => k), "in the order they arrived");
+      await afterStall(tx, spread(240), () => g.got.length >= 240);
+      assert.equal(g.got.map((x) => x.k), inOrder(240), "in the order they arrived");
     } finally {
       tx.close();
       g.close();
@@ -155,11 +157,9 @@ for (const mode of MODES) {
     try {
       await g.stampsArrivals(tx);
       g.io.group(g.ports);
-      const to = Array.from({ length: 30 }, (_, k) => (k % 3 === 0 ? 1 : k % 5 === 0 ? 2 : 0));
-      tx.send(to);
-      stall(5);
-      const expected = to.map((m, k) => [m, k] as const).filter(([m]) => m !== 2).map(([, k]) => k);
-      await waitFor(() => g!.got.filter((x) => x.member !== 2).length >= expected.length, 5000, "the packets of the sockets left open");
+      const to = spread(30);
+      const expected = inOrder(30).filter((k) => to[k] !== 2);
+      await afterStall(tx, to, () => g!.got.filter((x) => x.member !== 2).length >= expected.length);
       assert.ok(closedAt >= 10, "the callback closed socket 2");
       assert.equal(g.got.filter((x) => x.member !== 2).map((x) => x.k), expected, "the open sockets' packets in arrival order");
       assert.ok(g.got.filter((x) => x.member === 2).every((x) => x.k < closedAt), "nothing of the closed socket after its close");
