@@ -5,9 +5,9 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 4;
+export const ABI_VERSION_MINOR = 5;
 /** Name of the version marker export a module built on this SDK carries. */
-export const ABI_VERSION_EXPORT = "msm_abi_version_1_4";
+export const ABI_VERSION_EXPORT = "msm_abi_version_1_5";
 
 /** Verdict a filter writes into a packet's descriptor. */
 export enum Verdict {
@@ -75,6 +75,19 @@ export enum DropReason {
 }
 /** How many codes from FilterDefinedBase a filter may use (256-319): labels stay bounded. */
 export const MAX_FILTER_DROP_REASONS = 64;
+
+/** Where the blob msm_state_import is given comes from (ABI 1.5: the state_origin import). */
+export enum StateOrigin {
+  /** Not in msm_state_import. */
+  None = 0,
+  /** A hot swap: exported by the instance being replaced, which has sent nothing since. */
+  Swap = 1,
+  /**
+   * A checkpoint restored after a failure or a worker restart: exported up to stateCheckpointMs
+   * before the old context stopped, which may have sent, or lost, what the blob holds.
+   */
+  Checkpoint = 2,
+}
 
 /** Status codes returned by module exports and host imports. */
 export enum Status {

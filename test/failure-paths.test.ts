@@ -7,6 +7,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApplyError, validateProxyConfig, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
+import { StateOrigin } from "../runtime/abi.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
@@ -148,6 +149,7 @@ test("a watchdog restart carries each stage's state from its last checkpoint", a
     const counted = await segmentStats(proxy, "counted");
     // the new instance's count starts from the checkpoint (300), not from 0
     assert.is(counted.stages[0]!.metrics.find((m) => m.name === "packets")?.value, 400);
+    assert.is(counted.stages[0]!.metrics.find((m) => m.name === "import_origin")?.value, StateOrigin.Checkpoint, "the host told the filter: a checkpoint's blob");
   } finally {
     tx.close();
     sink.close();

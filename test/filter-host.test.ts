@@ -2,7 +2,7 @@
 // turns a trapping filter into a FilterFailure instead of an exception that escapes.
 import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
-import { ABI_VERSION_EXPORT, FilterHarness, FilterConfigError, FilterFailure, FilterLoadError } from "../sdk/harness/index.js";
+import { ABI_VERSION_EXPORT, FilterHarness, FilterConfigError, FilterFailure, FilterLoadError, StateOrigin } from "../sdk/harness/index.js";
 import { sha256Hex } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
@@ -23,7 +23,7 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
 
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
-  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.4/);
+  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.5/);
 });
 
 /** A built module with its version marker renamed (same length, so the export section stays valid). */
@@ -35,13 +35,13 @@ async function withMarker(marker: string): Promise<Uint8Array> {
   return new Uint8Array(bytes);
 }
 
-test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.5 module is refused", async () => {
+test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.6 module is refused", async () => {
   const old = await FilterHarness.load(await withMarker("msm_abi_version_1_1"));
   const ctx = old.createContext({});
   const r = old.runBatch([{ ctx, bytes: rtp(1), sourcePort: 5004 }]);
   assert.is(r.packets[0]!.verdict, "pass");
   assert.is(r.packets[0]!.leg, 0);
-  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_5")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_5, host implements 1\.4/);
+  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_6")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_6, host implements 1\.5/);
 });
 
 test("a digest mismatch is refused before compiling", async () => {
@@ -102,6 +102,10 @@ test("metrics and state export/import work through the harness", async () => {
   const b = h2.createContext({ tag: 8 });
   assert.equal(h2.importState(b, blob!), { ok: true, reason: "" });
   assert.is(h2.metric("imported", b), 5, "the state travelled");
+  assert.is(h2.metric("import_origin", b), StateOrigin.Swap, "the harness imports as a hot swap by default");
+  const c = h2.createContext({ tag: 9 });
+  assert.ok(h2.importState(c, blob!, StateOrigin.Checkpoint).ok);
+  assert.is(h2.metric("import_origin", c), StateOrigin.Checkpoint);
   h2.run({ ctx: b, bytes: rtp(6) });
   assert.is(h2.metric("packets", b), 1, "a counter is the host's to carry (the proxy does, the harness has one instance)");
   assert.equal(h2.importState(b, new Uint8Array([9, 0, 0, 0])).ok, false);

@@ -4,6 +4,7 @@
 // counted per socket and are the only loss allowed.
 import * as assert from "uvu/assert";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { StateOrigin } from "../runtime/abi.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
@@ -55,6 +56,7 @@ test("two chain swaps under a 10,000 packets/s stream: zero loss, zero duplicate
     const counter = seg.stages[0]!;
     assert.is(counter.filter, "counter");
     assert.is(counter.metrics.find((m) => m.name === "tag")?.value, 3, "the last chain handles the stream");
+    assert.is(counter.metrics.find((m) => m.name === "import_origin")?.value, StateOrigin.Swap, "the host told the filter: a swap's blob");
     // the count started under chain 1 and went on through both swaps
     assert.is(counter.metrics.find((m) => m.name === "packets")?.value, n + 2 - kernelDrops - (await badSequence()));
     assert.is(seg.dropsTotal, await badSequence(), "nothing dropped, the probation packet included (but what long kernel gaps cause)");

@@ -12,6 +12,7 @@ import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
 import { TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
+import { StateOrigin } from "../abi.js";
 
 export interface FilterSpec extends FilterSource {
   /** Root config (msm_configure_root). */
@@ -325,7 +326,7 @@ export class FilterPool {
     let result: { ok: boolean; reason: string };
     try {
       instance.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the checkpoint's age
-      result = instance.importState(stage.ctx, state);
+      result = instance.importState(stage.ctx, state, StateOrigin.Checkpoint);
     } catch (err) {
       // the failed hook handled the failure; imported again at every restart, a blob the filter
       // traps on would take the instance down until every stage on it gave up

@@ -3,7 +3,7 @@
 // prepare (bind new sockets, build and configure new chains; nothing running is touched), commit
 // (between two batches: remove, swap, add), and open (bind what had to wait for a port that a
 // removed segment, maybe on another worker, released in the commit).
-import { LogLevel, MAX_TIMERS_PER_CONTEXT } from "../abi.js";
+import { LogLevel, MAX_TIMERS_PER_CONTEXT, StateOrigin } from "../abi.js";
 import { ChainRunner } from "../chain/chain-runner.js";
 import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
 import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
@@ -450,7 +450,7 @@ export class DataPlane {
       let result: { ok: boolean; reason: string };
       try {
         to.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the blob's age
-        result = to.importState(st.ctx, blob);
+        result = to.importState(st.ctx, blob, from ? StateOrigin.Swap : StateOrigin.Checkpoint);
       } catch (err) {
         fresh.push(st.filterName); // a failure: the failed hook handled it
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });

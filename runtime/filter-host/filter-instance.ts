@@ -2,7 +2,7 @@
 // errors, metrics). Every call into the module goes through here, so that a trap becomes a
 // FilterFailure and the instance is never called again. Its memory and arena views are
 // ArenaViews', its imports host-imports', its log budget LogLimiter's.
-import { FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, Status } from "../abi.js";
+import { FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, StateOrigin, Status } from "../abi.js";
 import { checkArena } from "./arena-check.js";
 import { ArenaViews } from "./arena-views.js";
 import { explainTrap, FilterConfigError, FilterFailure, FilterLoadError, noReason } from "./errors.js";
@@ -46,6 +46,8 @@ export class FilterInstance extends ArenaViews {
   /** Clock the module sees, frozen per call (set by the caller through setClock). */
   nowUs = 0;
   wallUs = 0;
+  /** What the blob of the msm_state_import under way is (state_origin). */
+  private stateOrigin = StateOrigin.None;
   /** Set once the instance failed; it is never called again. */
   failure: FilterFailure | undefined;
   /** The filter declared (msm_policy) that its packets must never pass without it. */
@@ -198,11 +200,20 @@ export class FilterInstance extends ArenaViews {
     return this.bytes.slice(this.arena.scratch, this.arena.scratch + len);
   }
 
-  /** Returns false when the module refused the blob (BadState); the context then starts fresh. */
-  importState(ctx: number, blob: Uint8Array): { ok: boolean; reason: string } {
+  /**
+   * Returns false when the module refused the blob (BadState); the context then starts fresh.
+   * `origin`: a hot swap's blob, or a checkpoint's (the module asks through state_origin).
+   */
+  importState(ctx: number, blob: Uint8Array, origin: StateOrigin.Swap | StateOrigin.Checkpoint): { ok: boolean; reason: string } {
     if (blob.length > this.arena.scratchSize) return { ok: false, reason: "state blob larger than the scratch area" };
     this.bytes.set(blob, this.arena.scratch);
-    const status = this.call("msm_state_import", () => this.exports.msm_state_import(ctx, blob.length));
+    this.stateOrigin = origin;
+    let status: number;
+    try {
+      status = this.call("msm_state_import", () => this.exports.msm_state_import(ctx, blob.length));
+    } finally {
+      this.stateOrigin = StateOrigin.None;
+    }
     return status === Status.Ok ? { ok: true, reason: "" } : { ok: false, reason: this.takeError() || noReason(status) };
   }
 
@@ -294,6 +305,9 @@ export class FilterInstance extends ArenaViews {
       },
       get wallUs() {
         return self.wallUs;
+      },
+      get stateOrigin() {
+        return self.stateOrigin;
       },
       hasContext: (ctx) => this.contexts.has(ctx),
       log: (level, message) => this.logs.line(level, message),

@@ -2,7 +2,7 @@
 // env.abort and env.memory, and the msm.* calls. Each reads the module's memory defensively: a
 // pointer or length out of bounds gives "<out of bounds>" or BadArgument, never a host exception.
 import { randomFillSync } from "node:crypto";
-import { LogLevel, MAX_TIMERS_PER_CONTEXT, Status } from "../abi.js";
+import { LogLevel, MAX_TIMERS_PER_CONTEXT, StateOrigin, Status } from "../abi.js";
 import type { CryptoKeyTable } from "./host-crypto.js";
 import type { FilterMetrics } from "./metrics.js";
 
@@ -21,6 +21,8 @@ export interface ImportTarget {
   /** The clock the module sees, frozen per call. */
   readonly nowUs: number;
   readonly wallUs: number;
+  /** What the blob of the msm_state_import under way is (None outside one). */
+  readonly stateOrigin: StateOrigin;
   /** Whether context `ctx` exists (timers belong to one). */
   hasContext(ctx: number): boolean;
   log(level: LogLevel, message: string): void;
@@ -77,6 +79,8 @@ export function hostImports(t: ImportTarget): WebAssembly.Imports {
       now_us: () => BigInt(Math.trunc(t.nowUs)),
       wall_us: () => BigInt(Math.trunc(t.wallUs)),
       features: () => t.features,
+      // ABI 1.5: whether msm_state_import's blob is a hot swap's or a checkpoint's
+      state_origin: () => t.stateOrigin,
       metric_define: (kind: number, ptr: number, len: number) => t.defineMetric(kind, readName(memory, ptr, len)),
       metric_add: (id: number, ctx: number, delta: number) => metrics.add(id, ctx, delta),
       metric_set: (id: number, ctx: number, value: number) => metrics.set(id, ctx, value),

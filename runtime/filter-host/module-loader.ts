@@ -32,7 +32,7 @@ export interface LoadedFilterModule {
 }
 
 const HOST_IMPORTS = new Set([
-  "msm.log", "msm.set_error", "msm.now_us", "msm.wall_us", "msm.features",
+  "msm.log", "msm.set_error", "msm.now_us", "msm.wall_us", "msm.features", "msm.state_origin",
   "msm.metric_define", "msm.metric_add", "msm.metric_set", "msm.metric_record",
   "msm.metric_define_labelled", "msm.metric_add_labelled", "msm.metric_set_labelled", "msm.metric_record_labelled",
   "msm.timer_set", "msm.timer_cancel", "msm.random_bytes",

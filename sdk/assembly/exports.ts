@@ -53,7 +53,7 @@ function filter(): Filter {
 }
 
 /** The ABI version marker (never called). */
-export function msm_abi_version_1_4(): void {}
+export function msm_abi_version_1_5(): void {}
 
 export function msm_policy(): i32 {
   return filter().policy();

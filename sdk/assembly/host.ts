@@ -1,6 +1,6 @@
 // Host imports (docs/abi.md "Provided by the host") and friendly wrappers.
 // Only the imports a filter actually calls end up in its .wasm.
-import { CryptoAlg, HostFeature, LogLevel, MetricKind, Status } from "../../runtime/abi";
+import { CryptoAlg, HostFeature, LogLevel, MetricKind, StateOrigin, Status } from "../../runtime/abi";
 
 // ---- raw imports: exactly the ABI ----
 
@@ -14,6 +14,9 @@ export declare function msm_now_us(): i64;
 export declare function msm_wall_us(): i64;
 @external("msm", "features")
 export declare function msm_features(): i32;
+// ABI 1.5
+@external("msm", "state_origin")
+export declare function msm_state_origin(): i32;
 @external("msm", "metric_define")
 export declare function msm_metric_define(kind: i32, namePtr: usize, nameLen: i32): i32;
 @external("msm", "metric_add")
@@ -100,6 +103,15 @@ export function setError(message: string): void {
 /** The HostFeature bits this host implements. */
 @inline export function hostFeatures(): i32 {
   return msm_features();
+}
+
+/**
+ * In importState: whether the blob is a hot swap's (the old context stopped when it exported,
+ * so what the blob holds was never sent) or a checkpoint's (restored after a failure: what it
+ * holds may have gone out since). StateOrigin.None anywhere else.
+ */
+@inline export function stateOrigin(): StateOrigin {
+  return <StateOrigin>msm_state_origin();
 }
 
 // ---- metrics ----

@@ -3,7 +3,7 @@
 export {
   Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature, FilterPolicy,
   MAX_TIMERS_PER_CONTEXT, MAX_METRICS, MAX_LABEL_VALUES, MAX_LEGS, ROOT_CONTEXT,
-  CryptoAlg, MAX_CRYPTO_KEYS, MAX_CRYPTO_BYTES,
+  CryptoAlg, MAX_CRYPTO_KEYS, MAX_CRYPTO_BYTES, StateOrigin,
 } from "../../runtime/abi";
 export {
   BATCH_CAPACITY, OUT_CAPACITY, SLOT_SIZE, HEADROOM, MAX_PACKET, SCRATCH_SIZE, SCRATCH,
@@ -14,7 +14,7 @@ export {
 } from "./arena";
 export { loadBe16, loadBe24, loadBe32, loadBe64, storeBe16, storeBe32, storeBe64 } from "./bytes";
 export {
-  log, setError, nowUs, wallUs, hostFeatures,
+  log, setError, nowUs, wallUs, hostFeatures, stateOrigin,
   defineMetric, defineCounter, defineGauge, defineHistogram, metricAdd, metricSet, metricRecord,
   defineLabelledMetric, defineLabelledCounter, defineLabelledGauge, defineLabelledHistogram,
   metricAddLabelled, metricSetLabelled, metricRecordLabelled,

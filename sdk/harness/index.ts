@@ -4,7 +4,7 @@
 // that: a watchdog on every call (watchdog.ts), a hot swap in one call (swap), and a check that
 // memory stays flat (expectNoMemoryGrowth).
 import { readFile } from "node:fs/promises";
-import { LogLevel, MetricKind, Verdict } from "../../runtime/abi.js";
+import { LogLevel, MetricKind, StateOrigin, Verdict } from "../../runtime/abi.js";
 import {
   compileFilterModule, dropReasonName, FilterConfigError, FilterFailure, FilterInstance,
   type FilterHostServices, type HistogramValue, type LoadedFilterModule,
@@ -324,8 +324,12 @@ export class FilterHarness {
     return this.exportFrom(this.current, ctx);
   }
 
-  importState(ctx: number, blob: Uint8Array): { ok: boolean; reason: string } {
-    return this.importInto(this.current, ctx, blob);
+  /**
+   * msm_state_import at the harness clock. `origin`: a hot swap's blob (the default: exported by
+   * an instance that has stopped), or a checkpoint's, as the proxy restores after a failure.
+   */
+  importState(ctx: number, blob: Uint8Array, origin: StateOrigin.Swap | StateOrigin.Checkpoint = StateOrigin.Swap): { ok: boolean; reason: string } {
+    return this.importInto(this.current, ctx, blob, origin);
   }
 
   private exportFrom(inst: FilterInstance, ctx: number): Uint8Array | undefined {
@@ -333,9 +337,9 @@ export class FilterHarness {
     return this.guarded(CallKind.ExportState, ctx, 0, () => inst.exportState(ctx));
   }
 
-  private importInto(inst: FilterInstance, ctx: number, blob: Uint8Array): { ok: boolean; reason: string } {
+  private importInto(inst: FilterInstance, ctx: number, blob: Uint8Array, origin: StateOrigin.Swap | StateOrigin.Checkpoint): { ok: boolean; reason: string } {
     inst.setClock(this.clockUs, Date.now() * 1000); // a filter may judge the blob's age
-    return this.guarded(CallKind.ImportState, ctx, 0, () => inst.importState(ctx, blob));
+    return this.guarded(CallKind.ImportState, ctx, 0, () => inst.importState(ctx, blob, origin));
   }
 
   /**
@@ -413,7 +417,7 @@ export class FilterHarness {
     }
     if (!blob) return "the old instance exported no state";
     try {
-      const result = this.importInto(to, ctx, blob);
+      const result = this.importInto(to, ctx, blob, StateOrigin.Swap);
       return result.ok ? "" : `state not carried over: ${result.reason}`;
     } catch (err) {
       if (err instanceof FilterFailure) return `state transfer failed: ${err.message}`;

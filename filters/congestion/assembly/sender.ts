@@ -3,7 +3,7 @@
 import {
   Dest, LogLevel, Output, Packet, RtpError, RtpPacket, Rtcp, RtcpCompound, RtcpType, ReportBlock,
   REPORT_BLOCK_SIZE, Status, StateReader, StateWriter, log, loadBe32, metricSet,
-  randomU32, timerSet, wallUs,
+  StateOrigin, randomU32, stateOrigin, timerSet, wallUs,
 } from "../../../sdk/assembly";
 import { PASS, SegmentContext, TAKE } from "../../../sdk/assembly/context-filter";
 import { CounterBatch } from "../../../sdk/assembly/counter-batch";
@@ -30,12 +30,6 @@ const PLI_SPACING_US: i64 = 1_000_000;
 const SILENCE_US: i64 = 2_000_000;
 /** 3: the SSRCs carried and the pacer's queue; 2: the start-up flag; 1 (before it) is still read, as after start-up. */
 const STATE_VERSION: u8 = 3;
-/**
- * A blob imported this long after its export (wall clock) is a checkpoint restored after a
- * failure, not a hot swap (export and import in one step): the failed instance may have sent
- * the queue it holds, so it is not sent again.
- */
-const RESTORE_AGE_US: i64 = 20_000;
 /** More packets left out of a blob than any queue holds (pacing.maxQueuePackets <= 4096): a forged blob. */
 const MAX_LEFT_OUT: i32 = 4096;
 const SR_MEMORY = 4;
@@ -627,7 +621,7 @@ export class SenderContext extends SegmentContext {
     if (sourceCount > SOURCES) return Status.BadState;
     const sourcesAt = blob.position;
     blob.take(sourceCount * 4);
-    const exportedWallUs = version >= 3 ? <i64>blob.u64() : 0;
+    if (version >= 3) blob.u64(); // the export's wall clock: filters before ABI 1.5 told a swap by its age
     const carried = version >= 3 ? <i32>blob.u32() : 0;
     const left = version >= 3 ? <i32>blob.u32() : 0;
     const packetsAt = blob.position;
@@ -653,8 +647,8 @@ export class SenderContext extends SegmentContext {
     this.nextSeq = nextSeq;
     if (open) this.breaker.trip(now - ageUs);
     this.signalledBps = this.rate.target; // the origin was told already
-    const age = wallUs() - exportedWallUs;
-    if (exportedWallUs > 0 && age >= 0 && age <= RESTORE_AGE_US) this.requeue(blob, packetsAt, carried, left, now);
+    // a swap's queue was never sent; a checkpoint's may have been (the failed instance ran on)
+    if (stateOrigin() == StateOrigin.Swap) this.requeue(blob, packetsAt, carried, left, now);
     return Status.Ok;
   }
 

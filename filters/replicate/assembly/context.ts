@@ -2,7 +2,7 @@
 // and where each packet goes. Verdicts: PASS leaves the packet's verdict as it is (pass, or what
 // the feedback hook set), TAKE holds it (the merge kept a copy), anything else drops it with
 // that reason.
-import { Packet, RtpError, RtpPacket, Status, StateReader, StateWriter, wallUs } from "../../../sdk/assembly";
+import { Packet, RtpError, RtpPacket, Status, StateReader, StateWriter, stateOrigin, wallUs } from "../../../sdk/assembly";
 import { SegmentContext } from "../../../sdk/assembly/context-filter";
 import { FEEDBACK_TIMER, Feedback } from "./feedback";
 import { Merge, PASS } from "./merge";
@@ -75,7 +75,7 @@ export class ReplicateContext extends SegmentContext {
   }
 
   importState(blob: StateReader, now: i64): Status {
-    return readState(blob, this.translator, this.merge, this.counts, now, wallUs());
+    return readState(blob, this.translator, this.merge, this.counts, now, stateOrigin());
   }
 
   /** Sends the counts gathered in this call (the feedback part sends its own). */

@@ -16,15 +16,13 @@
 // starts again. Candidates of a new stream are not carried (the next packet makes a new one).
 //
 // The same blob is the host's checkpoint, imported after a failure up to stateCheckpointMs (1 s)
-// later: by then the old instance may have sent what the blob holds, and more. The wall clock
-// tells the two apart: a hot swap exports and imports in one step (microseconds apart), a restore
-// comes at least the restart backoff (100 ms by default) after the failure. A blob older than
-// RESTORE_AGE (20 ms, or bufferMs/2 when shorter: a held packet's wait is over within bufferMs,
-// so by then the old instance has likely sent it), or of unknown age, is a restore: every place of
-// its window counts as sent, nothing is sent again, and the next packet starts afresh (the
-// places since went out before the failure, or were lost with it). A crash may so lose packets
-// it held; it never makes the merge send one twice.
-import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
+// later: by then the old instance may have sent what the blob holds, and more. The host says
+// which it is (ABI 1.5 state_origin). A checkpoint's blob is a restore: every place of its window
+// counts as sent, nothing is sent again, and the next packet starts afresh (the places since went
+// out before the failure, or were lost with it). A crash may so lose packets it held; it never
+// makes the merge send one twice. (The wall clock stays in the blob for filters before ABI 1.5,
+// which told a swap by the blob's age.)
+import { StateOrigin, Status, StateReader, StateWriter } from "../../../sdk/assembly";
 import { Merge } from "./merge";
 import { ABSENT, HELD, LOST, MergeRing, PLACE_DATA, SENT } from "./merge-ring";
 import { Count, Counts } from "./metrics";
@@ -33,8 +31,6 @@ import { MAX_HELD, MAX_PATHS } from "./settings";
 
 const STATE_MAGIC: u32 = 0x5045524d; // "MREP"
 const STATE_VERSION: u16 = 2;
-/** Oldest blob taken for a hot swap rather than a restore. */
-const RESTORE_AGE_US: i64 = 20_000;
 const TRANSLATOR_BYTES = 1 + 4 + 4 + 2 + 4 + 2 + 4 + 2 + 4 + 4;
 const MERGE_HEADER = 1 + 4 + 8 + 8 + MAX_PATHS * 7 + 4;
 const PLACE_RECORD = 8 + 8 + 1 + 1 + MAX_PATHS * 8 + 2 + 1;
@@ -114,21 +110,19 @@ function writeTranslator(out: StateWriter, t: Translator | null): void {
 }
 
 /** Reads a blob into the context's parts; BadState (taking nothing) for one it does not understand. */
-export function readState(blob: StateReader, t: Translator | null, m: Merge | null, counts: Counts, nowUs: i64, wallUs: i64): Status {
+export function readState(blob: StateReader, t: Translator | null, m: Merge | null, counts: Counts, nowUs: i64, origin: StateOrigin): Status {
   if (blob.length == 0) return Status.Ok;
   if (blob.length < 6 || blob.u32() != STATE_MAGIC) return Status.BadState;
   const version = blob.u16();
   if (version != 1 && version != STATE_VERSION) return Status.BadState;
-  const written = version == 1 ? 0 : <i64>blob.u64(); // 0: unknown
+  if (version >= 2) blob.u64(); // the wall clock when written
   if (blob.remaining < TRANSLATOR_BYTES + MERGE_HEADER) return Status.BadState;
   const start = blob.position;
   if (!wellFormed(blob)) return Status.BadState;
   blob.position = start;
   readTranslator(blob, t);
   if (blob.u8() == 0 || m === null) return Status.Ok; // a merge that was not running, or is not configured now
-  const maxFreshUs = m.bufferUs / 2 < RESTORE_AGE_US ? m.bufferUs / 2 : RESTORE_AGE_US;
-  const age = wallUs - written;
-  const restore = written <= 0 || age < 0 || age > maxFreshUs;
+  const restore = origin != StateOrigin.Swap;
   m.reset();
   m.started = true;
   m.ssrc = blob.u32();

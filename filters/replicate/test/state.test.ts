@@ -1,10 +1,10 @@
 // Hot swap of the replicate filter (msm_state_export from one instance, msm_state_import into a
 // new one, as the proxy does between batches): a merge waiting in a gap keeps its held packets,
 // its wait (as an age: the new worker's clock starts elsewhere) and what each path brought; the
-// translator keeps its numbering. A checkpoint restored after a failure (older than the hot-swap
-// threshold on the wall clock) sends nothing again. A blob of another kind or a damaged one is refused.
+// translator keeps its numbering. A checkpoint restored after a failure (the host says so: ABI 1.5
+// state_origin) sends nothing again. A blob of another kind or a damaged one is refused.
 import * as assert from "uvu/assert";
-import { pseudoRandomBytes, type FilterHarness } from "../../../sdk/harness/index.js";
+import { StateOrigin, pseudoRandomBytes, type FilterHarness } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import { arrivals, loadReplicate, metric, packet, run, seqOf, stream } from "./replicate-lib.js";
 
@@ -78,9 +78,6 @@ test("held packets that do not fit the 64 KiB blob come back missing (swap_lost)
   assert.is(metric(b.h, "merged_lost", b.ctx), 0);
 });
 
-/** Waits longer than the hot-swap threshold of the wall clock (20 ms): a restart comes at least the restart backoff (100 ms) after the failure. */
-const restartBackoff = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 30));
-
 test("a checkpoint restored after a failure sends nothing again: what it held went out before, the places since are no gaps, the late path's copies are duplicates", async () => {
   const a = await loadReplicate();
   const actx = a.createContext(MERGE);
@@ -96,11 +93,10 @@ test("a checkpoint restored after a failure sends nothing again: what it held we
   a.advanceTime(10_000);
   take(a.runBatch([{ ctx: actx, bytes: p[2]!, leg: 1 }])); // gap filled: 2..5 go out
   for (let i = 6; i < 200; i++) take(a.runBatch([{ ctx: actx, bytes: p[i]!, leg: 0 }]));
-  // the filter traps; the host restores the context from its last checkpoint
-  await restartBackoff();
+  // the filter traps; the host restores the context from its last checkpoint (at once: a short restart backoff)
   const b = await loadReplicate({ startUs: 9_000_000 });
   const bctx = b.createContext(MERGE);
-  assert.ok(b.importState(bctx, checkpoint).ok);
+  assert.ok(b.importState(bctx, checkpoint, StateOrigin.Checkpoint).ok);
   for (const o of b.advanceTime(0)) if (o.leg === 0) sent.push(seqOf(o.bytes));
   for (let i = 200; i < 210; i++) take(b.runBatch([{ ctx: bctx, bytes: p[i]!, leg: 0 }]));
   const late = b.runBatch([4, 5, 190, 199].map((i) => ({ ctx: bctx, bytes: p[i]!, leg: 1 }))); // path 1, behind
@@ -115,7 +111,7 @@ test("a checkpoint restored after a failure sends nothing again: what it held we
   assert.is(metric(b, "swap_lost", bctx), 0);
 });
 
-test("a version 1 blob (no wall clock: its age unknown) is taken as a restore: its held packets are not sent again", async () => {
+test("a version 1 blob (no wall clock) is read as version 2: restored from a checkpoint its held packets are not sent again, at a swap they are", async () => {
   const a = await loadReplicate();
   const actx = a.createContext(MERGE);
   const p = stream(8);
@@ -124,11 +120,16 @@ test("a version 1 blob (no wall clock: its age unknown) is taken as a restore: i
   const bctx = b.createContext(MERGE);
   const v2 = a.exportState(actx)!;
   const v1 = Uint8Array.from([...v2.subarray(0, 4), 1, 0, ...v2.subarray(14)]);
-  assert.ok(b.importState(bctx, v1).ok);
+  assert.ok(b.importState(bctx, v1, StateOrigin.Checkpoint).ok);
   assert.is(b.advanceTime(100_000).length, 0, "3 and 4 are not sent again");
   assert.is(b.run({ ctx: bctx, bytes: p[5]!, leg: 0 }).verdict, "pass", "the next packet starts afresh");
   assert.is(b.run({ ctx: bctx, bytes: p[3]!, leg: 1 }).reasonName, "filter_256");
   assert.is(metric(b, "merged_lost", bctx), 0);
+  // the same blob at a hot swap: the old instance never sent 3 and 4
+  const c = await loadReplicate();
+  const cctx = c.createContext(MERGE);
+  assert.ok(c.importState(cctx, v1, StateOrigin.Swap).ok);
+  assert.equal(c.advanceTime(100_000).map((o) => seqOf(o.bytes) - 1000), [3, 4], "held, then sent behind the gap");
 });
 
 test("the translator's numbering continues across a swap", async () => {
