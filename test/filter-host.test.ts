@@ -104,6 +104,7 @@ test("metrics and state export/import work through the harness", async () => {
   assert.is(h2.metric("imported", b), 5, "the state travelled");
   assert.is(h2.metric("import_origin", b), StateOrigin.Swap, "the harness imports as a hot swap by default");
   const c = h2.createContext({ tag: 9 });
+  assert.is(h2.metric("import_origin", c), StateOrigin.None, "outside an import, none");
   assert.ok(h2.importState(c, blob!, StateOrigin.Checkpoint).ok);
   assert.is(h2.metric("import_origin", c), StateOrigin.Checkpoint);
   h2.run({ ctx: b, bytes: rtp(6) });

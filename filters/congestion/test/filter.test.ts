@@ -243,10 +243,12 @@ test("a hot swap hands the pacer's queue to the new instance: paced on, in order
   assert.equal(released.map((x) => x.tw), Array.from({ length: 30 - passed }, (_, i) => passed + i), "stamped by the new instance, numbered on");
   assert.is(fresh.metric("swap_lost", n), 0);
 
-  // the same blob as a checkpoint restored after a failure, at once (a short restart backoff): the
-  // failed instance may have sent the queue
+  // a checkpoint restored after a failure at once (a short restart backoff: the old rule took a
+  // blob this fresh for a swap): the failed instance may have sent the queue
+  const checkpoint = old.exportState(s)!; // the old context still holds its queue
+  assert.ok(checkpoint.length > 20 * 1000, "a queue in the checkpoint");
   const restored = fresh.createContext({ mode: "sender", extensionId: 5, startBps: 200_000 });
-  assert.equal(fresh.importState(restored, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.equal(fresh.importState(restored, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
   assert.equal(releasedOver(fresh, 1000).length, 0, "nothing of the queue again");
   assert.is(fresh.metric("swap_lost", restored), 0);
 });
