@@ -7,13 +7,13 @@
 //           i64 arrival (now_us clock), length bytes
 // Version 3 gives a record's byte 5 its meaning (what the source holds is a jump, sources.ts);
 // versions 1 (no packets) and 2 are still read.
-import { DropReason, Status, StateReader, StateWriter } from "../../../sdk/assembly";
+import { DropReason, StateOrigin, Status, StateReader, StateWriter, stateOrigin } from "../../../sdk/assembly";
 import { MAX_PACKET } from "../../../sdk/assembly";
 import { ValidateContext } from "./context";
 import { NONE, heldPackets, queueCount } from "./hold-store";
 import { discardHeld, releaseHeld } from "./hold";
 import { countDrops } from "./metrics";
-import { STATE_RECORD_SIZE, heldQueue, heldReason, isJumpHeld, isValidSource, recordSsrc } from "./sources";
+import { STATE_RECORD_SIZE, heldQueue, heldReason, isJumpHeld, isValidSource, recordSsrc, setJumpHeld } from "./sources";
 
 const STATE_MAGIC: u32 = 0x4c41564d; // "MVAL"
 const VERSION_RECORDS: u16 = 1;
@@ -88,7 +88,13 @@ export function readState(c: ValidateContext, blob: StateReader): Status {
   c.sources.clear();
   blob.position = recordsAt;
   for (let i = 0; i < count; i++) c.sources.insertCopy(blob.take(STATE_RECORD_SIZE), c.settings, version >= VERSION_JUMPS);
-  if (version >= VERSION_HELD) readPackets(c, blob);
+  if (stateOrigin() != StateOrigin.Swap) {
+    // a checkpoint restored after a failure: the failed instance ran on after it and has likely
+    // sent what the blob holds; sending it again would repeat packets, so it is taken as sent
+    for (let k = 0; k < c.sources.count; k++) setJumpHeld(c.sources.record(k), false);
+  } else if (version >= VERSION_HELD) {
+    readPackets(c, blob);
+  }
   // a source the new config's probation made valid at once sends what it held for probation
   for (let k = 0; k < c.sources.count; k++) {
     const r = c.sources.record(k);

@@ -5,7 +5,7 @@
 // what fits. A valid source's large jump is held the same way until the next packet tells a
 // restart (sent on) from a stray (dropped). Through the harness, against the checked build.
 import * as assert from "uvu/assert";
-import { FilterHarness, buildRtp, type BatchResult, type HarnessOptions, type OutputPacket } from "../../../sdk/harness/index.js";
+import { FilterHarness, StateOrigin, buildRtp, type BatchResult, type HarnessOptions, type OutputPacket } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import { filterWasm } from "../../../test/lib/paths.js";
 
@@ -318,6 +318,16 @@ test("hot swap carries held packets: the new instance sends them once the source
   const r = batch(newH, ctx, [701]);
   assert.equal(r.outputs.map((o) => seqOf(o.bytes)), [700, 701]);
   assert.equal(r.outputs[0]!.bytes, first);
+
+  // the same blob as a checkpoint restored after a failure: the failed instance ran on and sent 700
+  const restoredH = await load({ startUs: oldH.nowUs });
+  const restored = restoredH.createContext({});
+  assert.equal(restoredH.importState(restored, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(metric(restoredH, "held", restored), 0, "nothing held again");
+  const after = batch(restoredH, restored, [701, 702]);
+  assert.equal(verdicts(after), ["pass", "pass"], "the source goes on (its record came across)");
+  assert.equal(after.outputs.map((o) => seqOf(o.bytes)), [], "700 is not sent twice");
+  assert.is(metric(restoredH, "drops_probation", restored), 0);
 
   // and expiry goes on: held in the old instance 600 ms before the swap, 1000 ms timeout
   const again = await load();
