@@ -13,7 +13,7 @@
 //           u16 payload length, payload
 // A held packet whose bytes did not fit comes back missing (it may still be rebuilt), counted
 // in `swap_lost`.
-import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
+import { StateOrigin, Status, StateReader, StateWriter, stateOrigin } from "../../../sdk/assembly";
 import { decoderChunks, Decoder } from "./decoder";
 import { take } from "../../../sdk/assembly/chunks";
 import { Settings } from "./settings";
@@ -225,6 +225,9 @@ class DecoderWithState extends Decoder {
   }
 
   importState(blob: StateReader, nowUs: i64): Status {
+    // a checkpoint's held packets have most likely gone out since (the failed instance ran on):
+    // the decoder starts afresh from the next packet rather than send them again
+    if (stateOrigin() != StateOrigin.Swap) return Status.Ok;
     const status = readDecoderState(this, blob, nowUs);
     if (status == Status.Ok && this.started) this.armFlush(); // the output area is not ours here
     return status;

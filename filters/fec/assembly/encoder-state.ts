@@ -8,7 +8,7 @@
 // A group left out for want of room starts empty; its count then never reaches the group size,
 // so no FEC is sent for it (never a wrong one). A blob of another shape carries only the FEC
 // sequence numbers.
-import { Status, StateReader, StateWriter } from "../../../sdk/assembly";
+import { StateOrigin, Status, StateReader, StateWriter, stateOrigin } from "../../../sdk/assembly";
 import { ACC_META, accCount, accData, accMaxLen, accReset } from "./accumulator";
 import { encoderChunks, Encoder } from "./encoder";
 import { take } from "../../../sdk/assembly/chunks";
@@ -116,6 +116,9 @@ class EncoderWithState extends Encoder {
   }
 
   importState(blob: StateReader, nowUs: i64): Status {
+    // a checkpoint's matrix is up to a second old and the failed instance ran on past it: a fresh
+    // matrix from the next packet, rather than repair over packets it may never have covered
+    if (stateOrigin() != StateOrigin.Swap) return Status.Ok;
     return readEncoderState(this, blob);
   }
 }

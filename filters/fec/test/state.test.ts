@@ -3,7 +3,7 @@
 // still to send, the decoder's held packets and waiting repairs. A swap at any point gives the
 // same packets as no swap; what does not fit the 64 KiB blob is never sent wrong.
 import * as assert from "uvu/assert";
-import { buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
+import { StateOrigin, buildRtp, type FilterHarness } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import {
   decode, drain, encode, equalBytes, indexOf, loadFec, mediaOut, mediaStream, members, metric, parseFec, referenceFec, rng,
@@ -204,6 +204,38 @@ test("encoder: a blob of another matrix shape carries only the FEC sequence numb
   assert.equal(rows.map((f) => f.snBase), [40, 45, 50, 55, 60, 65], "a new 5 x 5 matrix from the next packet");
   assert.is(rows[0]!.seq, 10, "row FEC numbering goes on (10 rows sent before)");
   assert.equal([rows[0]!.offset, rows[0]!.na], [1, 5]);
+});
+
+test("a checkpoint restored after a failure starts afresh: the decoder does not send its held packets again, the encoder opens a new matrix", async () => {
+  const config = { mode: "decode", columns: 4, rows: 4, maxDelayMs: 100 };
+  const media = mediaStream(12, 1000);
+  const a = await loadFec();
+  const actx = a.createContext(config);
+  const r = a.runBatch([0, 1, 3, 4].map((i) => ({ ctx: actx, bytes: media[i]! })));
+  assert.equal(r.packets.map((p) => p.verdict), ["pass", "pass", "hold", "hold"], "3 and 4 wait for 2");
+  const blob = a.exportState(actx)!;
+  // as a swap's blob, the held packets go on (after the wait for 2)
+  const swapped = await loadFec({ startUs: a.nowUs });
+  const sctx = swapped.createContext(config);
+  assert.ok(swapped.importState(sctx, blob, StateOrigin.Swap).ok);
+  assert.equal(swapped.advanceTime(200_000).map((o) => seqOf(o.bytes) - 1000), [3, 4]);
+  // as a checkpoint's, they were most likely sent by the instance that failed: not again
+  const restored = await loadFec({ startUs: a.nowUs });
+  const rctx = restored.createContext(config);
+  assert.ok(restored.importState(rctx, blob, StateOrigin.Checkpoint).ok);
+  const next = restored.runBatch([8, 9].map((i) => ({ ctx: rctx, bytes: media[i]! })));
+  assert.equal(next.packets.map((p) => p.verdict), ["pass", "pass"], "the stream goes on from its next packet");
+  assert.equal(restored.advanceTime(200_000).map((o) => seqOf(o.bytes) - 1000), [], "3 and 4 not sent twice");
+  assert.is(metric(restored, "unrecoverable", rctx), 0, "the places before the restore are no losses of its own");
+  // the encoder: a checkpoint's blob is not taken (its matrix is a second old)
+  const enc = await loadFec();
+  const ectx = enc.createContext({ mode: "encode", columns: 4, rows: 4 });
+  enc.runBatch([0, 1, 2].map((i) => ({ ctx: ectx, bytes: media[i]! })));
+  const encRestored = await loadFec();
+  const ertx = encRestored.createContext({ mode: "encode", columns: 4, rows: 4 });
+  assert.ok(encRestored.importState(ertx, enc.exportState(ectx)!, StateOrigin.Checkpoint).ok);
+  const out = encRestored.runBatch([3].map((i) => ({ ctx: ertx, bytes: media[i]! })));
+  assert.is(out.outputs.length, 0, "no row repair over packets 0..2 it never saw");
 });
 
 test.run();
