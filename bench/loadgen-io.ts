@@ -51,7 +51,7 @@ export function receiveFallback(): string {
  */
 export class BatchedSend {
   private readonly addon: UdpAddon;
-  private readonly result = new Int32Array(5);
+  private readonly result = new Int32Array(7);
   private readonly arena: Arena;
   private readonly ports: Port[] = [];
   private entries = new Int32Array(0);
@@ -133,7 +133,7 @@ export class BatchedReceive {
   readonly data = new Uint8Array(RECEIVE_SLOTS * RECEIVE_SLOT);
   readonly slot = RECEIVE_SLOT;
   private readonly meta = new Int32Array(RECEIVE_SLOTS * META_STRIDE);
-  private readonly result = new Int32Array(5);
+  private readonly result = new Int32Array(7);
   private readonly addon: UdpAddon;
   private readonly arena: Arena;
   private port: Port | null = null;

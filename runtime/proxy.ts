@@ -90,6 +90,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private readonly carried = new Map<string, SegmentSnapshot>();
   /** The last state of every running stage, by segment and filter: a restarted worker starts from it. */
   private readonly checkpoints = new Map<string, StateCheckpoint>();
+  /**
+   * Workers spawned in place of one that died and not yet given their segments. Whichever sets one
+   * up first, its restart or an apply queued ahead of it, gives it the last checkpoints: a worker
+   * that already runs a segment would not import them.
+   */
+  private readonly unseeded = new Set<WorkerHandle>();
   private lastCheckpointAt = 0;
   private statsTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
@@ -247,6 +253,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return config.segments.filter((s) => workerFor(s, config.workers) === worker);
   }
 
+  /** What a replacement worker gets with its segments: their watchdog history and last checkpoints. */
+  private restoreFor(segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number }[]; checkpoints: StateCheckpoint[] } {
+    const names = new Set(segments.map((s) => s.name));
+    return { stuck: this.stuckFor(segments), checkpoints: [...this.checkpoints.values()].filter((c) => names.has(c.segment)) };
+  }
+
   private stuckFor(segments: SegmentConfig[]): { segment: string; stage: number; count: number }[] {
     const names = new Set(segments.map((s) => s.name));
     const out: { segment: string; stage: number; count: number }[] = [];
@@ -277,9 +289,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (secrets.problems.length > 0) throw new ApplyError(secrets.problems.map((message) => ({ segment: "", message })));
     const resolved = secrets.config;
     const deferBind = this.portsReleasedFor(config);
-    const prepared = await Promise.all(
-      this.workers.map((w, i) => w.prepare({ filters: resolved.filters, segments: this.segmentsOf(resolved, i), deferBind })),
-    );
+    const workers = [...this.workers];
+    const seeding = workers.filter((w) => this.unseeded.has(w));
+    const prepared = await Promise.all(workers.map((w, i) => {
+      const segments = this.segmentsOf(resolved, i);
+      return w.prepare({ filters: resolved.filters, segments, deferBind, ...(seeding.includes(w) ? this.restoreFor(segments) : {}) });
+    }));
     const errors = prepared.flat();
     if (errors.length > 0) {
       await Promise.all(this.workers.map((w) => w.request({ type: "abort" })));
@@ -291,6 +306,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.running = config.segments;
     this.applied = true;
     committed.push(...(await Promise.all(this.workers.map((w) => w.open()))).flat());
+    for (const w of seeding) {
+      this.unseeded.delete(w);
+      const index = workers.indexOf(w);
+      if (w.alive && this.workers[index] === w) this.downSince[index] = 0;
+      const segments = this.segmentsOf(resolved, index);
+      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: this.restoreFor(segments).checkpoints.length });
+    }
     // forget the history of segments that are gone
     const names = new Set(config.segments.map((s) => s.name));
     for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
@@ -397,25 +419,26 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const replacement = this.spawn(index);
     this.downSince[index] = Date.now(); // until it serves its segments again
     this.workers[index] = replacement; // from now on, the old one's exit is not news
+    this.unseeded.add(replacement);
     await old.kill();
     await this.serially(async () => {
-      if (this.closed || this.workers[index] !== replacement) return;
+      if (this.closed || this.workers[index] !== replacement || !this.unseeded.has(replacement)) return; // an apply set it up
       await replacement.ready;
       const secrets = await resolveSecrets(this.config);
       for (const message of secrets.problems) this.emit("event", { type: "error", segment: "", message: `after worker restart: ${message}` });
       const segments = this.segmentsOf(secrets.config, index);
-      const names = new Set(segments.map((s) => s.name));
-      const checkpoints = [...this.checkpoints.values()].filter((c) => names.has(c.segment));
-      const errors = await replacement.prepare({ filters: secrets.config.filters, segments, stuck: this.stuckFor(segments), checkpoints });
+      const restore = this.restoreFor(segments);
+      const errors = await replacement.prepare({ filters: secrets.config.filters, segments, ...restore });
       if (errors.length > 0) {
         for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
         await replacement.request({ type: "abort" });
         return;
       }
       const late = [...(await replacement.commit()), ...(await replacement.open())];
+      this.unseeded.delete(replacement);
       for (const e of late) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
       if (replacement.alive) this.downSince[index] = 0;
-      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: checkpoints.length });
+      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length });
     });
   }
 }

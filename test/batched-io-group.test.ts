@@ -20,7 +20,7 @@ async function sender(peers: number[]) {
   const a = loadAddon()!;
   const tx = createSocket("udp4");
   await new Promise<void>((r) => tx.bind(0, LO, r));
-  const arena = a.createArena(new Uint8Array(64), new Int32Array(11), 64, new Int32Array(5));
+  const arena = a.createArena(new Uint8Array(64), new Int32Array(11), 64, new Int32Array(7));
   const port = a.attach(socketHandle(tx).fd, arena, null);
   peers.forEach((p, i) => a.setPeer(port, i, LO, p));
   return {
@@ -52,7 +52,7 @@ function stall(ms: number): void {
 async function group(mode: "loop" | "thread", members: number, slots = 16, onPacket?: (member: number, k: number) => void) {
   const io = new BatchedIo({ receive: "native", send: "native", watch: mode, gso: false, note: "" }, slots);
   const view = new DataView(io.data.buffer, io.data.byteOffset, io.data.byteLength);
-  const got: { member: number; k: number; waitedMs: number }[] = [];
+  const got: { member: number; k: number; waitedMs: number; waitedUs: number }[] = [];
   const sockets: { close(): void }[] = [];
   const ports: NativePort[] = [];
   const addresses: number[] = [];
@@ -63,7 +63,7 @@ async function group(mode: "loop" | "thread", members: number, slots = 16, onPac
     sockets.push(socket);
     ports.push(io.attach(socket, (count, first) => {
       for (let i = first; i < first + count; i++) {
-        got.push({ member: m, k: view.getUint32(i * RECEIVE_SLOT), waitedMs: Date.now() - io.arrivalMs(i) });
+        got.push({ member: m, k: view.getUint32(i * RECEIVE_SLOT), waitedMs: Date.now() - io.arrivalMs(i), waitedUs: io.waitedUs(i) });
         onPacket?.(m, got.at(-1)!.k);
       }
     }));
@@ -123,6 +123,63 @@ for (const mode of MODES) {
       g.got.length = 0;
       await afterStall(tx, to.map((m) => (m === 1 ? 2 : m)), () => g.got.length >= 30);
       assert.equal(g.got.map((x) => x.k), inOrder(30), "in order with one member gone");
+    } finally {
+      tx.close();
+      g.close();
+    }
+  });
+
+  peerTest(test, addon, `${mode}: receiveNow reads a group's backlogs at once, in arrival order, and a lone port's; each packet says how long it waited`, async () => {
+    const g = await group(mode, 3);
+    const tx = await sender(g.addresses);
+    try {
+      await g.stampsArrivals(tx);
+      g.io.group([g.ports[0]!, g.ports[1]!]);
+      // all in one turn of the loop: no wakeup can hand anything over before receiveNow does
+      const to = spread(30);
+      tx.send(to);
+      stall(5);
+      g.io.receiveNow(g.ports[0]!);
+      const grouped = to.flatMap((m, k) => (m === 2 ? [] : [k]));
+      assert.equal(g.got.map((x) => x.k), grouped, "the group's packets at once, in the order they arrived");
+      for (const x of g.got) assert.ok(x.waitedUs >= 4000 && x.waitedUs < 1e6, `packet ${x.k} waited ${x.waitedUs} us (stalled 5 ms)`);
+      g.got.length = 0;
+      g.io.receiveNow(g.ports[2]!);
+      assert.equal(g.got.map((x) => x.k), to.flatMap((m, k) => (m === 2 ? [k] : [])), "the lone port's");
+      g.got.length = 0;
+      g.io.receiveNow(g.ports[0]!);
+      assert.equal(g.got, [], "nothing left");
+    } finally {
+      tx.close();
+      g.close();
+    }
+  });
+
+  peerTest(test, addon, `${mode}: receiveNow reads a wakeup's worth and says when more waits; from inside a callback it refuses`, async () => {
+    // 4 slots: a wakeup reads 8 batches of 4
+    let inside: string | undefined;
+    const g = await group(mode, 1, 4, () => {
+      if (inside !== undefined) return;
+      try {
+        g.io.receiveNow(g.ports[0]!);
+        inside = "read";
+      } catch (err) {
+        inside = (err as Error).message;
+      }
+    });
+    const tx = await sender(g.addresses);
+    try {
+      await g.stampsArrivals(tx);
+      inside = undefined;
+      tx.send(Array.from({ length: 100 }, () => 0));
+      stall(5);
+      assert.ok(g.io.receiveNow(g.ports[0]!), "more waits after the first 32");
+      assert.is(g.got.length, 32);
+      assert.match(inside ?? "", /inside a callback/, "receiveNow inside onBatch throws");
+      let calls = 1;
+      while (g.io.receiveNow(g.ports[0]!)) calls++;
+      assert.equal(g.got.map((x) => x.k), inOrder(100), "all of it, in order, by repeated calls");
+      assert.is(calls, 3, "three reads of 32 found more waiting; the fourth read the last 4");
     } finally {
       tx.close();
       g.close();

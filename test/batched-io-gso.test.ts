@@ -60,7 +60,7 @@ async function sender(peers: number[], gso: boolean) {
   const addon = loadAddon()!;
   const tx = createSocket("udp4");
   await new Promise<void>((r) => tx.bind(0, LO, r));
-  const result = new Int32Array(5);
+  const result = new Int32Array(7);
   const arena = addon.createArena(new Uint8Array(64), new Int32Array(11), 64, result);
   const port = addon.attach(socketHandle(tx).fd, arena, null);
   const on = addon.setSegmentation(port, gso);
@@ -204,7 +204,7 @@ peerTest(test, gsoPeer, "a connected socket's pending ICMP error fails one GSO m
   const tx = createSocket("udp4");
   await new Promise<void>((r) => tx.bind(0, LO, r));
   await new Promise<void>((r) => tx.connect(deadPort, LO, () => r()));
-  const result = new Int32Array(5);
+  const result = new Int32Array(7);
   const arena = addon.createArena(new Uint8Array(64), new Int32Array(11), 64, result);
   const port = addon.attach(socketHandle(tx).fd, arena, null);
   // node:dgram must not read the error off the socket first

@@ -50,8 +50,8 @@ async function sharedInstance(otherChain: Chain | null) {
   return { ...t, config, flows, cleanup };
 }
 
-function failureOf(events: ProxyEvent[], during: string): ProxyEvent | undefined {
-  return events.find((e) => e.type === "failure" && e.filter === "misbehave" && e.reason.includes(during));
+function failureOf(events: ProxyEvent[], during: string, filter = "misbehave"): ProxyEvent | undefined {
+  return events.find((e) => e.type === "failure" && e.filter === filter && e.reason.includes(during));
 }
 
 async function restartedWithSteady(events: ProxyEvent[]): Promise<void> {
@@ -150,6 +150,85 @@ test("a watchdog restart carries each stage's state from its last checkpoint", a
     // the new instance's count starts from the checkpoint (300), not from 0
     assert.is(counted.stages[0]!.metrics.find((m) => m.name === "packets")?.value, 400);
     assert.is(counted.stages[0]!.metrics.find((m) => m.name === "import_origin")?.value, StateOrigin.Checkpoint, "the host told the filter: a checkpoint's blob");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+for (const instance of ["shared", "new"] as const) {
+  test(`a hot swap whose state export traps (${instance === "shared" ? "the new context on the same instance" : "onto a new instance"}): the new context starts from the last checkpoint, told it is one`, async () => {
+    const listen = await freePortPair();
+    const sink = await Sink.open();
+    const config = (generation: number, counter: Record<string, number>): ProxyConfigInput => ({
+      workers: 1,
+      stateCheckpointMs: 1000,
+      filters: { counter: { path: fixture("counter"), config: { generation } } },
+      segments: [{ name: "counted", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "counter", config: counter }] }],
+    });
+    const { proxy, events } = await startProxy(config(1, { tag: 1, exportTrapsAbove: 300 }));
+    const tx = await bindUdp();
+    try {
+      for (let i = 0; i < 300; i++) tx.send(indexedRtp(i), listen, LO);
+      await waitFor(() => sink.received >= 300, 3000, "the first packets");
+      await sleep(1300); // a checkpoint (every second) of the 300: the export does not trap yet
+      for (let i = 300; i < 400; i++) tx.send(indexedRtp(i), listen, LO);
+      await waitFor(() => sink.received >= 400, 3000, "100 more: the export traps from now on");
+      await proxy.apply(validateProxyConfig(config(instance === "shared" ? 1 : 2, { tag: 2 })));
+      await waitFor(() => failureOf(events, "msm_state_export", "counter") !== undefined, 3000, `a failure event for msm_state_export: ${JSON.stringify(events)}`);
+      const stage = async () => (await segmentStats(proxy, "counted")).stages[0]!;
+      const gauge = async (name: string) => (await stage()).metrics.find((m) => m.name === name)?.value;
+      await waitFor(async () => (await stage()).state === "running" && (await gauge("tag")) === 2, 5000, "the new context running");
+      assert.is(await gauge("imported"), 300, "the count of the last checkpoint, not 0 (fresh)");
+      assert.is(await gauge("import_origin"), StateOrigin.Checkpoint, "the host told the filter: a checkpoint's blob");
+    } finally {
+      tx.close();
+      sink.close();
+      await proxy.close();
+    }
+  });
+}
+
+test("a change that reaches the replacement worker before its restart does: the worker still starts from the last checkpoints", async () => {
+  const [pc, pb, pn] = [await freePortPair(), await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const input = (extra: object[]): ProxyConfigInput => ({
+    workers: 1,
+    watchdog: { stuckMs: 300 },
+    stateCheckpointMs: 1000,
+    filters: { counter: { path: fixture("counter") }, misbehave: { path: fixture("misbehave") } },
+    segments: [
+      { name: "counted", listen: { address: LO, port: pc }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "counter" }] },
+      { name: "bad", listen: { address: LO, port: pb }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave" }], failure: { mode: "open" } },
+      ...extra,
+    ] as ProxyConfigInput["segments"],
+  });
+  const { proxy, events } = await startProxy(input([]));
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 300; i++) tx.send(indexedRtp(i), pc, LO);
+    await waitFor(() => sink.received >= 300, 3000, "the first packets");
+    await sleep(1300); // a checkpoint (every second) after the last of them
+    // the change is asked for as the watchdog restarts the worker: it runs before the restart sets the worker up
+    const added = { name: "added", listen: { address: LO, port: pn }, destinations: [{ address: LO, port: sink.port }] };
+    let applied: Promise<void> | undefined;
+    proxy.once("event", function onWatchdog(e) {
+      if (e.type !== "watchdog") return void proxy.once("event", onWatchdog);
+      applied = proxy.apply(validateProxyConfig(input([added])));
+    });
+    const loop = indexedRtp(0);
+    loop[12] = 0xad;
+    tx.send(loop, pb, LO);
+    await waitFor(() => applied !== undefined, 5000, "the watchdog");
+    await applied;
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 5000, "the worker to restart");
+    const restarted = events.find((e) => e.type === "worker-restarted");
+    assert.ok(restarted?.type === "worker-restarted" && restarted.carried >= 1, `state carried: ${JSON.stringify(restarted)}`);
+    assert.equal((await proxy.stats()).segments.map((s) => s.name).sort(), ["added", "bad", "counted"]);
+    const counter = (await segmentStats(proxy, "counted")).stages[0]!;
+    assert.is(counter.metrics.find((m) => m.name === "imported")?.value, 300, "the count of the last checkpoint, not 0 (fresh)");
+    assert.is(counter.metrics.find((m) => m.name === "import_origin")?.value, StateOrigin.Checkpoint);
   } finally {
     tx.close();
     sink.close();

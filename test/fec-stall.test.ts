@@ -1,18 +1,19 @@
 // A decoding proxy that stalls (stopped with SIGSTOP, as a busy machine or a long pause would
 // stop it) while media and repair packets queue on its three sockets, the repair legs' first:
 // once it runs again, every packet a perfect decoder rebuilds comes out, in order. Without the
-// host reading a segment's media socket before its legs (runtime/native/msm_udp.c, "lead"), the
-// repairs of the whole backlog reach the decoder ahead of its media and fall outside its window.
+// host handing a segment's sockets' backlogs over in arrival order (runtime/native/msm_udp.c,
+// receive_merged), the repairs reach the decoder far ahead of their media, or behind all of it.
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import type { Socket } from "node:dgram";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ProxyConfigInput } from "../runtime/index.js";
 import { freeLegBases, legPorts } from "./lib/fec-wire.js";
 import { DropWatch, settled } from "./lib/kernel-drops.js";
 import { filterWasm, ROOT } from "./lib/paths.js";
+import { resumeTree, stopTree } from "./lib/process-tree.js";
 import { startProxy } from "./lib/proxy.js";
 import { RtpSink } from "./lib/rtp-sink.js";
 import { sendStream, streamPacket, streamSeq } from "./lib/rtp-stream.js";
@@ -28,24 +29,6 @@ const D = 4;
 /** Packets of the backlog: 25 matrices, far more than the decoder's window of repairs ahead. */
 const COUNT = 400;
 const WARM = L * D;
-
-/** `pid` and every process below it (the proxy's worker processes under Bun). */
-function processTree(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out = [pid];
-  for (let k = 0; k < out.length; k++) out.push(...(children.get(out[k]!) ?? []));
-  return out;
-}
 
 type Leg = "media" | "column" | "row";
 interface WirePacket {
@@ -140,12 +123,11 @@ test("a stall with media and repair queued on the decoder's sockets: every lost 
     }
     await waitFor(() => sink.received >= before.filter((p) => p.leg === "media").length, 5000, "the packets before the stall");
     const watch = new DropWatch([ports.media, ports.column, ports.row, sink.port]);
-    stopped = processTree(child.pid!);
-    for (const pid of stopped) process.kill(pid, "SIGSTOP");
+    stopped = stopTree(child.pid!);
     await sleep(20);
     for (const p of during) if (!lost.has(p.index)) send(p);
     await sleep(50);
-    for (const pid of [...stopped].reverse()) process.kill(pid, "SIGCONT");
+    resumeTree(stopped);
     stopped = [];
     await settled(() => sink.received, 1000, 10_000);
     const drops = watch.since();
@@ -161,7 +143,7 @@ test("a stall with media and repair queued on the decoder's sockets: every lost 
     const order = sink.order.map((seq) => (seq - SEQ0) & 0xffff);
     assert.equal(order, Array.from({ length: COUNT }, (_, i) => i), "in order");
   } finally {
-    for (const pid of stopped) process.kill(pid, "SIGCONT");
+    resumeTree(stopped);
     for (const s of senders) s.close();
     sink.close();
     child.kill("SIGTERM");

@@ -37,6 +37,8 @@ export interface UdpAddon {
   segmentationSupported(): boolean;
   /** Sockets read together after a stall, in the kernel's arrival order (2 to 8 receiving ports of one arena). */
   setGroup(ports: NativePort[]): void;
+  /** Reads what the port's socket (a grouped port: its group) holds now, through its onBatch; true when it stopped at its budget with more waiting. */
+  receiveNow(port: NativePort): boolean;
 }
 
 /** Where install builds the addon; MSM_NATIVE_ADDON names another build. */
@@ -48,7 +50,7 @@ let loaded: LoadedAddon<UdpAddon> | undefined;
 /** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
 export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
-  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.setGroup === "function" ? ""
+  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.receiveNow === "function" ? ""
     : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
   return loaded.addon;
 }
@@ -124,11 +126,13 @@ const SEND_CAPACITY = 1024;
 const ADDRESS_CACHE = 8;
 /** What a remembered address is known by: family, address [4], scope id. */
 const CACHE_KEY = 6;
+/** A wait longer than this is taken for a step of the wall clock, not a wait (a stall that long has lost more than time). */
+const MAX_WAIT_US = 10e6;
 /** How often a send-only port (every port under Bun; a leg's egress socket under Node) retries what its socket could not take. */
 const RETRY_MS = 1;
 
-/** Where the addon writes the last send's outcome. */
-const enum Result { Sent, Queued, Backpressure, Failed, Messages }
+/** Where the addon writes the last send's outcome, and the wall clock when it last handed packets over (s, ns). */
+const enum Result { Sent, Queued, Backpressure, Failed, Messages, ClockS, ClockNs, Words }
 
 /**
  * One worker's batched I/O: the receive arena every attached socket reads into (a batch is
@@ -138,7 +142,7 @@ const enum Result { Sent, Queued, Backpressure, Failed, Messages }
 export class BatchedIo {
   readonly data: Uint8Array;
   readonly meta: Int32Array;
-  private readonly result = new Int32Array(5);
+  private readonly result = new Int32Array(Result.Words);
   private readonly arena: Arena;
   private readonly addon: UdpAddon;
   private readonly cacheWords = new Int32Array(ADDRESS_CACHE * CACHE_KEY);
@@ -244,6 +248,29 @@ export class BatchedIo {
   arrivalMs(i: number): number {
     const seconds = this.meta[i * META_STRIDE + 9]! >>> 0;
     return seconds === 0 ? 0 : seconds * 1000 + this.meta[i * META_STRIDE + 10]! / 1e6;
+  }
+
+  /**
+   * How long packet i waited between the kernel's receive and its batch's callback, in us (0 when
+   * the kernel gave no time). Both times are the wall clock's, so a clock step between them is
+   * clamped, not believed.
+   */
+  waitedUs(i: number): number {
+    const m = this.meta;
+    const seconds = m[i * META_STRIDE + 9]! >>> 0;
+    if (seconds === 0) return 0;
+    const r = this.result;
+    const waited = ((r[Result.ClockS]! >>> 0) - seconds) * 1e6 + (r[Result.ClockNs]! - m[i * META_STRIDE + 10]!) / 1000;
+    return waited > 0 && waited < MAX_WAIT_US ? waited : 0;
+  }
+
+  /**
+   * Reads what a receiving port's socket holds now (a grouped port: its whole group, in arrival
+   * order), through its onBatch, without waiting for a wakeup: as much as a wakeup reads; true when
+   * more may wait. A closed or paused port reads nothing. Never from inside an onBatch (throws).
+   */
+  receiveNow(port: NativePort): boolean {
+    return this.addon.receiveNow(port);
   }
 
   /** Packet i's source address as node:dgram writes it; text made only for an address not seen lately. */

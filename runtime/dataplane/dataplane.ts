@@ -21,6 +21,17 @@ import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
 
 /** How often per-stream windows end (rates and loss fractions cover one). */
 const STREAM_WINDOW_MS = 1000;
+/** A filter timer this late fires after the segment's sockets are read (the addon's stall threshold too). */
+const LATE_TIMER_MS = 1;
+
+/** exportFrom's answer when msm_state_export failed. */
+const EXPORT_FAILED = Symbol("export failed");
+
+/** A filter's armed timer: when it is due, on performance.now()'s clock. */
+interface ArmedTimer {
+  handle: NodeJS.Timeout | undefined;
+  readonly dueMs: number;
+}
 
 /** A filter instance of the worker: which segments' stages it serves, and its memory. */
 export interface InstanceUsers {
@@ -122,7 +133,7 @@ export class DataPlane {
   /** The worker's per-stream counters (null: off), and the timer that ends their windows each second. */
   private readonly streams: StreamTable | null;
   private readonly streamTimer: NodeJS.Timeout | undefined;
-  private readonly timers = new Map<FilterInstance, Map<number, NodeJS.Timeout>>();
+  private readonly timers = new Map<FilterInstance, Map<number, ArmedTimer>>();
   private readonly stageOwner = new Map<number, SegmentRuntime>();
   /** Per segment: its chain, filter entries and module digests, to tell whether a change touches the chain. */
   private chainKeys = new Map<string, string>();
@@ -348,7 +359,7 @@ export class DataPlane {
     for (const seg of [...this.segments.values()]) this.removeSegment(seg);
     await Promise.all(this.closing);
     this.pool.close();
-    for (const m of this.timers.values()) for (const t of m.values()) clearTimeout(t);
+    for (const m of this.timers.values()) for (const t of m.values()) clearTimeout(t.handle);
     this.timers.clear();
     clearInterval(this.streamTimer);
   }
@@ -440,17 +451,22 @@ export class DataPlane {
       const before = old.find((o) => o.filterName === st.filterName);
       if (before) st.stats = before.stats;
       const from = before?.live;
-      // a stage that is down carries its last checkpoint, if it has one
-      const blob = from ? this.exportFrom(seg, st, from, before!.ctx) : before?.checkpoint;
+      // a stage that is down, or whose export failed (its instance is down now), carries its last
+      // checkpoint, if it has one: what a restart after the failure would restore
+      const exported = from ? this.exportFrom(seg, st, from, before!.ctx) : EXPORT_FAILED;
+      const swapped = exported !== EXPORT_FAILED;
+      const blob = swapped ? exported : before?.checkpoint;
       const to = st.live;
       if (!blob || !to) {
+        // the new stage down too (its instance is the one that failed): its restart imports it
+        if (blob) st.checkpoint = blob;
         fresh.push(st.filterName);
         continue;
       }
       let result: { ok: boolean; reason: string };
       try {
         to.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the blob's age
-        result = to.importState(st.ctx, blob, from ? StateOrigin.Swap : StateOrigin.Checkpoint);
+        result = to.importState(st.ctx, blob, swapped ? StateOrigin.Swap : StateOrigin.Checkpoint);
       } catch (err) {
         fresh.push(st.filterName); // a failure: the failed hook handled it
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
@@ -468,13 +484,14 @@ export class DataPlane {
     return new Set(carried);
   }
 
-  private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance, ctx: number): Uint8Array | undefined {
+  /** The stage's state (undefined: it keeps none), or EXPORT_FAILED when the export failed. */
+  private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance, ctx: number): Uint8Array | undefined | typeof EXPORT_FAILED {
     from.setClock(performance.now() * 1000, Date.now() * 1000);
     try {
       return from.exportState(ctx);
     } catch (err) {
       this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
-      return undefined;
+      return EXPORT_FAILED;
     }
   }
 
@@ -484,17 +501,20 @@ export class DataPlane {
     let m = this.timers.get(instance);
     if (!m) this.timers.set(instance, (m = new Map()));
     const key = ctx * MAX_TIMERS_PER_CONTEXT + timer;
-    clearTimeout(m.get(key));
-    const handle = setTimeout(() => this.timerFired(instance, ctx, timer, key), Math.max(0, delayUs / 1000));
-    m.set(key, handle);
+    clearTimeout(m.get(key)?.handle);
+    const delayMs = Math.max(0, delayUs / 1000);
+    // Node and Bun fire a timer of under 1 ms after 1 ms
+    const armed: ArmedTimer = { handle: undefined, dueMs: performance.now() + Math.max(1, delayMs) };
+    armed.handle = setTimeout(() => this.timerFired(instance, ctx, timer, key, armed), delayMs);
+    m.set(key, armed);
   }
 
   private timerCancel(instance: FilterInstance, ctx: number, timer: number): void {
     const m = this.timers.get(instance);
     const key = ctx * MAX_TIMERS_PER_CONTEXT + timer;
-    const handle = m?.get(key);
-    if (handle !== undefined) {
-      clearTimeout(handle);
+    const armed = m?.get(key);
+    if (armed !== undefined) {
+      clearTimeout(armed.handle);
       m!.delete(key);
     }
   }
@@ -502,13 +522,20 @@ export class DataPlane {
   private timerCancelAll(instance: FilterInstance): void {
     const m = this.timers.get(instance);
     if (!m) return;
-    for (const t of m.values()) clearTimeout(t);
+    for (const t of m.values()) clearTimeout(t.handle);
     this.timers.delete(instance);
   }
 
-  private timerFired(instance: FilterInstance, ctx: number, timer: number, key: number): void {
-    this.timers.get(instance)?.delete(key);
+  private timerFired(instance: FilterInstance, ctx: number, timer: number, key: number, armed: ArmedTimer): void {
     const seg = this.stageOwner.get(ctx);
+    if (seg && performance.now() - armed.dueMs > LATE_TIMER_MS) {
+      // late (a stall): the packets that came meanwhile go first, as they would have without it
+      // (the loop runs timers before it polls; a poll since may have read only a wakeup's worth);
+      // they may cancel or re-arm this timer, and then it does not fire
+      seg.receiveBacklog();
+      if (this.timers.get(instance)?.get(key) !== armed) return;
+    }
+    this.timers.get(instance)?.delete(key);
     if (!seg || instance.failure) return;
     const index = seg.stages.findIndex((s) => s.ctx === ctx && s.slot.instance === instance);
     const stage = seg.stages[index];

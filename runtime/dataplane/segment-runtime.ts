@@ -53,6 +53,8 @@ const SENDER_RTCP = 1;
 const destinationPeer = (k: number): number => 2 + 2 * k;
 
 const NO_SLOT = -1;
+/** A late timer's reads of one socket (each as much as a wakeup reads) before it fires regardless. */
+const BACKLOG_READS_MAX = 16;
 /** How long the translated media source may be silent before another SSRC takes its place (a restarted sender). */
 const MEDIA_IDLE_MS = 500;
 
@@ -116,6 +118,12 @@ export class SegmentRuntime {
   /** Per-stream stats (null: off), and the kernel's receive time of the datagram being received (0: not known). */
   readonly streams: SegmentStreams | null;
   private kernelArrivalMs = 0;
+  /** How long the datagram being received waited in the kernel before its batch was handed over, in us (0: not known). */
+  private waitedUs = 0;
+  /** When the batch being received was handed over (performance.now(); 0: node:dgram's packet by packet). */
+  private batchAtMs = 0;
+  /** The ports a late timer reads before it fires (a group counts once, by its first port). */
+  private readonly backlogPorts: NativePort[] = [];
 
   constructor(
     config: SegmentConfig,
@@ -184,7 +192,9 @@ export class SegmentRuntime {
       });
       // after a stall, the legs' packets reach the chain in arrival order with the media's
       // (at most MAX_LEGS sockets, as the addon takes; each needs a slot of the arena: batchSize 1 or 2 merges nothing)
-      if (io && group.length > 1 && group.length <= io.slots && group.every((p) => p !== null)) io.group(group as NativePort[]);
+      const grouped = io !== null && group.length > 1 && group.length <= io.slots && group.every((p) => p !== null);
+      if (grouped) io.group(group as NativePort[]);
+      for (const p of this.nativePorts) if (!grouped || p === group[0] || !group.includes(p)) this.backlogPorts.push(p);
       if (io) this.attachSenders(io);
     } catch (err) {
       // a port attached to a socket that closes would watch a descriptor number the next socket may get
@@ -206,15 +216,19 @@ export class SegmentRuntime {
     }
     const data = io.data;
     const port = io.attach(socket, (count, first) => {
+      this.batchAtMs = performance.now();
       for (let i = first; i < first + count; i++) {
         if (io.truncated(i)) {
           this.stats.drops.add(DropReason.TooLarge);
           continue;
         }
         this.kernelArrivalMs = io.arrivalMs(i);
+        this.waitedUs = io.waitedUs(i);
         handle(data, i * RECEIVE_SLOT, io.length(i), io.sourceAddress(i), io.sourcePort(i), io.ipv6(i));
       }
       this.kernelArrivalMs = 0;
+      this.waitedUs = 0;
+      this.batchAtMs = 0;
       this.flush(); // the arena is read again for the next batch (of any socket of the worker)
     });
     this.nativePorts.push(port);
@@ -392,6 +406,21 @@ export class SegmentRuntime {
     this.runner.drainStage([stage, ...after], 0, this.stats, this.egress);
   }
 
+  /**
+   * Reads what the segment's sockets hold now, for a timer of its chain that fires late: after a
+   * stall the event loop runs timers before it polls, and a timer that gives up waiting (a merge's
+   * gap, FEC's repair) would otherwise give up on packets that came meanwhile. node:dgram cannot.
+   */
+  receiveBacklog(): void {
+    const io = this.io;
+    if (this.closed || !io) return;
+    for (const p of this.backlogPorts) {
+      // a wakeup's worth at a time, until the socket is empty (bounded: a sender faster than the
+      // reads must not keep the timer from firing)
+      for (let round = 0; round < BACKLOG_READS_MAX && !this.closed && io.receiveNow(p); round++);
+    }
+  }
+
   /** Stops taking packets in (the sockets stay open for the sends in flight). */
   stopReceiving(): void {
     for (const sock of allSockets(this.sockets)) sock?.removeAllListeners("message");
@@ -467,7 +496,10 @@ export class SegmentRuntime {
   }
 
   private enqueue(buf: Uint8Array, at: number, len: number, port: number, flags: number, leg: number, nowMs: number): void {
-    this.pending.push(buf, at, len, flags, Dest.Forward, port, leg, nowMs * 1000);
+    // arrival: when the kernel received it (a stalled loop reads a backlog late; filters that time
+    // arrivals, such as congestion's feedback or a merge's wait, see when packets came)
+    const arrivalUs = this.batchAtMs > 0 ? this.batchAtMs * 1000 - this.waitedUs : nowMs * 1000;
+    this.pending.push(buf, at, len, flags, Dest.Forward, port, leg, arrivalUs);
     if (this.pending.full) this.flush();
     else if (!this.flushScheduled && this.io?.plan.receive !== "native") {
       // node:dgram hands over one datagram per event: the batch is what arrived before the loop idles

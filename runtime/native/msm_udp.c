@@ -73,6 +73,9 @@
 // The last send call's outcome, in a caller-given Int32Array: packets sent, queued, refused for
 // backpressure, failed; and the messages the kernel took for those sent (fewer with GSO).
 enum { RESULT_SENT, RESULT_QUEUED, RESULT_BACKPRESSURE, RESULT_FAILED, RESULT_MESSAGES, RESULT_WORDS };
+// Behind them, the wall clock (s, ns) when the packets a callback hands over went to JS: with each
+// packet's kernel receive time it says how long the packet waited before the chain saw it.
+enum { CLOCK_S = RESULT_WORDS, CLOCK_NS, ARENA_RESULT_WORDS };
 
 // A destination's address as a send passes it to the kernel (see send_batch).
 typedef union {
@@ -114,6 +117,7 @@ typedef struct {
   uint32_t chunk_entry[SEND_CHUNK];
   uint16_t chunk_run[SEND_CHUNK];
   napi_ref keep[3];
+  int in_callback;  // a callback of this arena is running: its packets are in the slots
 } Arena;
 
 typedef struct {
@@ -239,8 +243,8 @@ static napi_value create_arena(napi_env env, napi_callback_info info) {
   if (argc < 4 || !typed_array(env, argv[0], napi_uint8_array, &data, &data_len) ||
       !typed_array(env, argv[1], napi_int32_array, &meta, &meta_len) ||
       napi_get_value_uint32(env, argv[2], &slot_size) != napi_ok ||
-      !typed_array(env, argv[3], napi_int32_array, &result, &result_len) || result_len < RESULT_WORDS) {
-    napi_throw_type_error(env, NULL, "createArena(data: Uint8Array, meta: Int32Array, slotSize, result: Int32Array)");
+      !typed_array(env, argv[3], napi_int32_array, &result, &result_len) || result_len < ARENA_RESULT_WORDS) {
+    napi_throw_type_error(env, NULL, "createArena(data: Uint8Array, meta: Int32Array, slotSize, result: Int32Array(7))");
     return NULL;
   }
   uint32_t slots = slot_size == 0 ? 0 : (uint32_t)(data_len / slot_size);
@@ -345,9 +349,15 @@ static void call_js(Port* p, uint32_t first, uint32_t count) {
   napi_value cb, recv, args[2], ignored;
   if (napi_get_reference_value(env, p->callback, &cb) != napi_ok || cb == NULL) return;
   if (napi_get_reference_value(env, p->resource, &recv) != napi_ok || recv == NULL) return;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  p->arena->result[CLOCK_S] = (int32_t)(uint32_t)now.tv_sec;
+  p->arena->result[CLOCK_NS] = (int32_t)now.tv_nsec;
   napi_create_uint32(env, count, &args[0]);
   napi_create_uint32(env, first, &args[1]);
+  p->arena->in_callback++;
   napi_status status = napi_make_callback(env, p->async, recv, cb, 2, args, &ignored);
+  p->arena->in_callback--;
   if (status == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
@@ -413,15 +423,17 @@ static int64_t arrival_ns(const Arena* a, uint32_t i) {
   return (int64_t)(uint32_t)m[9] * 1000000000 + m[10];
 }
 
-// Reads up to `rounds` full batches of a port's socket, one callback each.
-static void receive_rounds(Port* p, int rounds) {
+// Reads up to `rounds` full batches of a port's socket, one callback each; true when the last
+// filled the arena (the socket may hold more).
+static int receive_rounds(Port* p, int rounds) {
   Arena* a = p->arena;
   for (int round = 0; round < rounds && !p->closing && p->receiving; round++) {
     uint32_t n = read_batch(p, 0, a->slots);
-    if (n == 0) break;
+    if (n == 0) return 0;
     call_js(p, 0, n);
-    if (n < a->slots) break;
+    if (n < a->slots) return 0;
   }
+  return !p->closing && p->receiving;
 }
 
 // A group's socket as a merge reads it: its share of the arena, what was read there, what was handed over.
@@ -466,9 +478,10 @@ static void release_port(Port* p) {
 // callback. Read one socket after another, a leg's few packets (FEC repair) would reach the chain
 // ahead of the media backlog they follow, or behind all of it. After ROUNDS_PER_WAKE batches' worth
 // a socket is read again only while another's packets already read wait behind what it may hold.
-// The woken port (member `w`) has read `woken_count` into its share already.
-static void receive_merged(Group* g, uint32_t w, uint32_t woken_count) {
-  Arena* a = g->members[w]->arena;
+// The woken port (member `w`) has read `woken_count` into its share already; w = -1: none has.
+// Returns true when the budget ended it while a socket may hold more.
+static int receive_merged(Group* g, int w, uint32_t woken_count) {
+  Arena* a = g->members[0]->arena;
   uint32_t k = g->count;
   uint32_t share = a->slots / k;
   Lane lanes[GROUP_MAX];
@@ -476,8 +489,10 @@ static void receive_merged(Group* g, uint32_t w, uint32_t woken_count) {
     lanes[i] = (Lane){g->members[i], i * share, 0, 0, 1};
     hold_port(lanes[i].port);
   }
-  lanes[w].count = woken_count;
-  lanes[w].more = woken_count == share;
+  if (w >= 0) {
+    lanes[w].count = woken_count;
+    lanes[w].more = woken_count == share;
+  }
   int64_t budget = (int64_t)ROUNDS_PER_WAKE * a->slots - woken_count;
   for (;;) {
     uint32_t waiting = 0;  // lanes with packets read and not yet handed over
@@ -514,7 +529,12 @@ static void receive_merged(Group* g, uint32_t w, uint32_t woken_count) {
     call_js(b->port, b->base + b->next, end - b->next);
     b->next = end;
   }
-  for (uint32_t i = 0; i < k; i++) release_port(lanes[i].port);
+  int more = 0;
+  for (uint32_t i = 0; i < k; i++) {
+    more |= lanes[i].more && lane_readable(&lanes[i]);
+    release_port(lanes[i].port);
+  }
+  return more;
 }
 
 static void receive(Port* p) {
@@ -524,18 +544,18 @@ static void receive(Port* p) {
   Group* g = p->group;
   if (g && g->count > 1 && !p->closing && p->receiving) {
     // a grouped port reads into its share first: packets that waited long say the loop stalled
-    uint32_t w = 0;
+    int w = 0;
     while (g->members[w] != p) w++;
     uint32_t share = a->slots / g->count;
-    uint32_t n = read_batch(p, w * share, share);
+    uint32_t n = read_batch(p, (uint32_t)w * share, share);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int64_t arrived = arrival_ns(a, w * share);  // 0: the kernel gave no time, no sign of a stall
+    int64_t arrived = arrival_ns(a, (uint32_t)w * share);  // 0: the kernel gave no time, no sign of a stall
     int64_t waited = ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec) - arrived;
     if (n > 0 && arrived > 0 && waited > STALE_NS) {
       receive_merged(g, w, n);
     } else if (n > 0) {
-      call_js(p, w * share, n);
+      call_js(p, (uint32_t)w * share, n);
       if (n == share) receive_rounds(p, ROUNDS_PER_WAKE - 1);
     }
   } else {
@@ -1301,6 +1321,38 @@ static napi_value set_group(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// receiveNow(port): reads what the socket holds now, as a wakeup would, without waiting for one;
+// a grouped port reads its whole group in arrival order. For a timer that fires late after a stall
+// (the loop runs timers before it polls): the packets that came meanwhile reach the chain first.
+// Not from inside a callback of the same arena: its packets would be overwritten.
+// Returns true when it stopped at its budget (a wakeup's) and the socket may hold more; a port
+// that is closing or paused reads nothing.
+static napi_value receive_now(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void* data = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "receiveNow(port)");
+    return NULL;
+  }
+  Port* p = data;
+  if (p->arena->in_callback) {
+    napi_throw_error(env, NULL, "receiveNow: called from inside a callback of the same arena (its packets would be overwritten)");
+    return NULL;
+  }
+  int more = 0;
+  if (!p->closing && p->callback && p->receiving) {
+    napi_handle_scope scope;
+    CHECK(napi_open_handle_scope(env, &scope));
+    more = p->group && p->group->count > 1 ? receive_merged(p->group, -1, 0) : receive_rounds(p, ROUNDS_PER_WAKE);
+    napi_close_handle_scope(env, scope);
+  }
+  napi_value out;
+  CHECK(napi_get_boolean(env, more, &out));
+  return out;
+}
+
 // pause(port) / resume(port): stop and start receiving (the socket still sends).
 static napi_value set_receiving(napi_env env, napi_callback_info info, int on) {
   napi_value argv[1];
@@ -1458,6 +1510,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"takeSocket", NULL, take_socket, NULL, NULL, NULL, napi_default, NULL},
       {"setSegmentation", NULL, set_segmentation, NULL, NULL, NULL, napi_default, NULL},
       {"setGroup", NULL, set_group, NULL, NULL, NULL, napi_default, NULL},
+      {"receiveNow", NULL, receive_now, NULL, NULL, NULL, napi_default, NULL},
       {"segmentationSupported", NULL, segmentation_supported, NULL, NULL, NULL, napi_default, NULL},
       {"closeSocket", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
       {"disconnectSocket", NULL, disconnect_socket, NULL, NULL, NULL, napi_default, NULL},

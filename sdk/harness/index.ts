@@ -283,6 +283,15 @@ export class FilterHarness {
     return outputs;
   }
 
+  /**
+   * The host stalls for `us` (a busy machine, a long pause): the clock moves on and no timer fires.
+   * Packets that arrived meanwhile carry their `arrivalUs`; the host hands them over before the
+   * timers that came due (runBatch, then advanceTime(0)), as the proxy does after a stall.
+   */
+  stall(us: number): void {
+    this.clockUs += us;
+  }
+
   /** Armed timers, soonest first. */
   timers(): { ctx: number; timer: number; dueUs: number }[] {
     return [...this.pending.values()].sort((a, b) => a.dueUs - b.dueUs).map((t) => ({ ctx: t.ctx, timer: t.timer, dueUs: t.dueUs }));

@@ -13,7 +13,7 @@ rx.on("message", (m) => lengths.push(m.length));
 await new Promise((r) => rx.bind(0, "127.0.0.1", r));
 const tx = createSocket("udp4");
 await new Promise((r) => tx.bind(0, "127.0.0.1", r));
-const result = new Int32Array(5);
+const result = new Int32Array(7);
 const arena = addon.createArena(new Uint8Array(64), new Int32Array(11), 64, result);
 const port = addon.attach(socketHandle(tx).fd, arena, null);
 `;

@@ -152,8 +152,11 @@ export class Decoder extends FecContext {
   onPacket(p: Packet, nowUs: i64): u32 {
     if (p.isRtcp || p.isUpstream) return PASS;
     const leg = p.leg;
-    if (leg == 0) return this.onMedia(p, nowUs);
-    if (leg == this.columnLeg || leg == this.rowLeg) return this.onFec(p, nowUs);
+    // the decoder's clock is the packet's arrival: a backlog read late after a stall is judged by
+    // when it came, so repair queued behind it still rebuilds what it covers
+    const at = p.arrivalUs > 0 && p.arrivalUs < nowUs ? p.arrivalUs : nowUs;
+    if (leg == 0) return this.onMedia(p, at);
+    if (leg == this.columnLeg || leg == this.rowLeg) return this.onFec(p, at);
     return PASS; // another leg (a second path): not ours
   }
 
@@ -327,7 +330,7 @@ export class Decoder extends FecContext {
       } else if (state == ABSENT) {
         const due = ring.since(i) + this.maxDelayUs;
         if (now < due && !this.draining) {
-          this.armWait(due, now);
+          this.armWait(due);
           break;
         }
         this.counts.add(Count.Unrecoverable);
@@ -361,9 +364,11 @@ export class Decoder extends FecContext {
     return true;
   }
 
-  private armWait(due: i64, now: i64): void {
+  /** `now` may be a packet's arrival: the timer's delay counts from the host's clock. */
+  private armWait(due: i64): void {
     if (this.waitDue == due) return;
-    if (timerSet(this.id, TIMER_WAIT, due - now) == Status.Ok) this.waitDue = due;
+    const delay = due - nowUs();
+    if (timerSet(this.id, TIMER_WAIT, delay > 0 ? delay : 0) == Status.Ok) this.waitDue = due;
   }
 
   armFlush(): void {

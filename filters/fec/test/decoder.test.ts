@@ -181,6 +181,28 @@ test("the release policy: in place while nothing is missing; behind a loss, held
   assert.equal(run(8), { verdict: "pass", out: [] }, "in order again: in place");
 });
 
+test("a stall past maxDelayMs: the backlog is judged by when its packets arrived, so a repair that came in time rebuilds its packet, in order", async () => {
+  const shape = { columns: 4, rows: 4, rowFec: false };
+  const c = await encoded(shape, 2, 300);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 50 });
+  const t0 = h.nowUs;
+  h.runBatch([0, 1, 3].map((i) => ({ ctx, bytes: c.media[i]!, leg: 0 }))); // 2 missing from t0
+  h.stall(80_000); // the host stops: the wait for 2 ends at t0 + 50 ms, unseen
+  // then reads what waited in the kernel, in arrival order (the column repair of 2 came with the
+  // matrix's last packet, 15), before the late timer
+  const repair = c.fec.find((f) => !f.group.row && f.group.base === 2)!;
+  const backlog = h.runBatch([
+    ...Array.from({ length: 12 }, (_, k) => ({ ctx, bytes: c.media[4 + k]!, leg: 0, arrivalUs: t0 + 1000 * (k + 1) })),
+    { ctx, bytes: repair.bytes, leg: repair.leg, arrivalUs: t0 + 20_000 },
+  ]);
+  const out = mediaOut(backlog.outputs).map((b) => indexOf(seqOf(b), 300));
+  assert.equal(out, Array.from({ length: 14 }, (_, k) => 2 + k), "2 rebuilt, then 3 to 15 in order");
+  assert.is(metric(h, "unrecoverable", ctx), 0);
+  assert.is(metric(h, "late", ctx), 0);
+  assert.equal(mediaOut(h.advanceTime(0)), [], "nothing left for the late timer");
+});
+
 test("a repair that comes after its packet was given up sends the packet on at once, out of order (late), never dropped", async () => {
   const shape = { columns: 4, rows: 4, rowFec: true };
   const c = await encoded(shape, 3, 200);

@@ -30,7 +30,7 @@
 // places so passed are remembered (`ahead`) until the window reaches them, so that another
 // path's copy is a duplicate and the place no gap.
 import {
-  Packet, RtpError, RtpPacket, Status, timerSet, timerCancel,
+  Packet, RtpError, RtpPacket, Status, nowUs, timerSet, timerCancel,
 } from "../../../sdk/assembly";
 import { giveBack, take } from "../../../sdk/assembly/chunks";
 import { ABSENT, HELD, LOST, MergeRing, SENT, ringChunks, ringSize } from "./merge-ring";
@@ -321,7 +321,7 @@ export class Merge {
       } else if (state == ABSENT) {
         const due = ring.since(i) + this.bufferUs;
         if (now < due && !this.draining) {
-          this.armWait(due, now);
+          this.armWait(due);
           return;
         }
         ring.setState(i, LOST);
@@ -352,9 +352,11 @@ export class Merge {
     return true;
   }
 
-  private armWait(due: i64, now: i64): void {
+  /** `now` may be a packet's arrival: the timer's delay counts from the host's clock. */
+  private armWait(due: i64): void {
     if (this.waitDue == due) return;
-    if (timerSet(this.id, TIMER_WAIT, due - now) == Status.Ok) this.waitDue = due;
+    const delay = due - nowUs();
+    if (timerSet(this.id, TIMER_WAIT, delay > 0 ? delay : 0) == Status.Ok) this.waitDue = due;
   }
 
   /** A zero-delay timer to go on where a full output area stopped (the next call has a fresh one). */

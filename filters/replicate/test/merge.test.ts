@@ -282,6 +282,28 @@ test("bufferMs: packets after a gap wait for it exactly bufferMs (harness timers
   assert.is(h.run({ ctx, bytes: p[5]!, leg: 1 }).verdict, "pass");
 });
 
+test("a stall past bufferMs: the backlog is judged by when its packets arrived, so a copy that came in time fills its gap; what never came is given up by the late timer", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const p = stream(8);
+  const t0 = h.nowUs;
+  h.runBatch([0, 1, 3].map((i) => ({ ctx, bytes: p[i]!, leg: 0 }))); // 2 missing from t0
+  h.stall(80_000); // the host stops: the wait for 2 ends at t0 + 50 ms, unseen
+  // then reads what waited in the kernel, in arrival order, before the late timer
+  const backlog = h.runBatch([
+    { ctx, bytes: p[4]!, leg: 0, arrivalUs: t0 + 10_000 },
+    { ctx, bytes: p[6]!, leg: 0, arrivalUs: t0 + 20_000 }, // 5 missing from t0 + 20 ms
+    { ctx, bytes: p[2]!, leg: 1, arrivalUs: t0 + 30_000 }, // 2 in time
+  ]);
+  assert.equal(backlog.packets.map((x) => x.verdict), ["hold", "hold", "pass"]);
+  assert.equal(backlog.outputs.map((o) => seqOf(o.bytes) - 1000), [3, 4], "2 filled its gap: 2 (in place), 3 and 4 go on, 6 waits for 5");
+  assert.is(metric(h, "merged_lost", ctx), 0);
+  const late = h.advanceTime(0);
+  assert.equal(late.map((o) => seqOf(o.bytes) - 1000), [6], "the late timer: 5's wait (from t0 + 20 ms) is over too");
+  assert.is(metric(h, "merged_lost", ctx), 1);
+  assert.is(metric(h, "merged_late", ctx), 0);
+});
+
 test("a gap filled by the other path: held packets leave behind it in order, through the output area", async () => {
   const h = await loadReplicate();
   const ctx = h.createContext(MERGE);
