@@ -19,6 +19,7 @@ import { settled, DropWatch } from "./lib/kernel-drops.js";
 import { NetnsLab, netnsPeer } from "./lib/netns.js";
 import { startNsProxy, type NsProxy } from "./lib/ns-proxy.js";
 import { runNsSender, startNsDelay, startNsSink, type NsDelay, type SinkReport } from "./lib/ns-rtp.js";
+import type { DelayReport } from "./lib/ns-tools/udp-delay.js";
 import { filterWasm } from "./lib/paths.js";
 import { allOf, peerTest } from "./lib/peers.js";
 import { suite } from "./lib/suite.js";
@@ -74,7 +75,7 @@ interface DualTrial {
   readonly bSocketDrops: readonly [number, number];
   /** Drops on the link B -> sink (its veths' own, a full input backlog on a busy machine). */
   readonly toSinkDrops: number;
-  readonly delay?: { received: number; forwarded: number; kernelDrops: number };
+  readonly delay?: DelayReport;
 }
 
 const metric = (snap: ProxySnapshot, name: string): number => {
@@ -216,8 +217,13 @@ peerTest(test, PEERS, `path 1 ${BUFFER_MS - 20} ms behind path 0, and path 0 los
   const t = await dualTrial(`path 1 +${BUFFER_MS - 20} ms, path 0 5%`, [0.05, 0], { count: 6000, rate: 2000, delayMs: BUFFER_MS - 20 });
   const lost = assertAccounted(t);
   assert.ok(t.paths[0].lost > 100, `path 0 lost ${t.paths[0].lost}`);
-  assert.is(lost, 0, "every gap path 0 left was filled from path 1 within the buffer");
-  assert.is(t.sink.reordered, 0);
+  // every gap path 0 left is filled from path 1 within the buffer; but the delay itself runs on
+  // this busy machine, and a copy it held more than 5 ms too long (the margin is 20) may come too
+  // late: then the gap is given up and the copy passes late, out of order. Only such copies may
+  // (and a packet before the first one that arrived: see assertAccounted's head).
+  const late = new Set(t.delay!.lateSeqs);
+  assert.equal(t.sink.reorderedSeqs.filter((seq) => !late.has(seq)), [], `out of order at the sink: only copies the delay held too long (${t.delay!.late} of them)`);
+  assert.is(lost, t.sink.reordered, `every gap given up (${lost}) is a late copy that came after it`);
 });
 
 peerTest(test, PEERS, "path 1 never delivers: the merged stream is path 0's, whole, and path 1's loss shows in its own counters", async () => {

@@ -17,6 +17,8 @@ export interface SinkReport {
   readonly duplicates: number;
   /** Packets that arrived after a later packet of the stream (out of order). */
   readonly reordered: number;
+  /** Their RTP sequence numbers (the first 1000), but for those before the first packet that arrived. */
+  readonly reorderedSeqs: readonly number[];
   /** The highest packet index received (-1: none). */
   readonly highest: number;
   /** The index of the first packet that arrived (-1: none). */
@@ -39,6 +41,7 @@ if (!(port > 0 && port < 65536) || !(count > 0)) throw new TypeError("needs --po
 
 let corrupt = 0;
 let reordered = 0;
+const reorderedSeqs: number[] = [];
 let highest = -1;
 let first = -1;
 let lowest = -1;
@@ -49,7 +52,10 @@ const sink = await Sink.open(port, {
     if (i >= 0 && (lowest < 0 || i < lowest)) lowest = i;
     if (i < 0) corrupt++;
     else if (first < 0) first = highest = i;
-    else if (i < highest) reordered++;
+    else if (i < highest) {
+      reordered++;
+      if (i > first && reorderedSeqs.length < 1000) reorderedSeqs.push(b.readUInt16BE(2));
+    }
     else highest = i;
     return i;
   },
@@ -91,7 +97,7 @@ function stop(): void {
   stopped = true;
   clearInterval(progress);
   const { missing, duplicates } = sink.tally(count);
-  const report: SinkReport = { received: sink.received, missing, duplicates, reordered, highest, first, lowest, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
+  const report: SinkReport = { received: sink.received, missing, duplicates, reordered, reorderedSeqs, highest, first, lowest, corrupt, bursts: bursts(), kernelDrops: kernel.since().total };
   console.log(`report ${JSON.stringify(report)}`);
   sink.close();
   process.exit(0);

@@ -1,7 +1,8 @@
 // A fixed delay on one UDP flow, for a kernel without tc netem: every datagram that arrives on
 // --port leaves for --to after --delay-ms, in arrival order. Runs inside a namespace (one end of
 // the longer path of a dual-path test). Prints "ready" once bound; on SIGTERM or a "stop" line,
-// `report {JSON}` with what it forwarded and its socket's kernel drops, and exits.
+// `report {JSON}` with what it forwarded, its socket's kernel drops and how many datagrams it may
+// have delayed by more than --delay-ms + LATE_MS (a busy machine stalls it too), and exits.
 // usage: udp-delay.js --port P --to ADDRESS:PORT --delay-ms D [--address A]
 import { createInterface } from "node:readline";
 import { DropWatch } from "../kernel-drops.js";
@@ -12,7 +13,14 @@ export interface DelayReport {
   readonly received: number;
   readonly forwarded: number;
   readonly kernelDrops: number;
+  /** Datagrams sent more than LATE_MS after their due time, or read right after a stall of the loop (they may have waited that long in the kernel). */
+  readonly late: number;
+  /** Their RTP sequence numbers (the first 1000). */
+  readonly lateSeqs: readonly number[];
 }
+
+/** Lateness this tool owns up to: a dual-path test's margin is larger. */
+const LATE_MS = 5;
 
 const flags = parseFlags(process.argv.slice(2), ["port", "to", "delay-ms", "address"]);
 const port = Number(flags.get("port"));
@@ -26,21 +34,42 @@ const socket = await bindUdp(port, flags.get("address") ?? "0.0.0.0");
 const kernel = new DropWatch([port]);
 let received = 0;
 let forwarded = 0;
+let late = 0;
+const lateSeqs: number[] = [];
+function markLate(packet: Buffer): void {
+  late++;
+  if (lateSeqs.length < 1000 && packet.length >= 4) lateSeqs.push(packet.readUInt16BE(2));
+}
+// The loop's stalls, seen from a 1 ms tick: after one, the loop runs its timers before it reads,
+// so the datagrams read within a tick of it may have waited as long in the kernel (node:dgram
+// gives no receive time).
+let tick = performance.now();
+let stallSeenAt = -Infinity;
+setInterval(() => {
+  const now = performance.now();
+  if (now - tick > LATE_MS) stallSeenAt = now;
+  tick = now;
+}, 1).unref();
 // a queue in arrival order; one timer for its head keeps the order whatever the timers' jitter
-const queue: { due: number; packet: Buffer }[] = [];
+const queue: { due: number; packet: Buffer; late: boolean }[] = [];
 let timer: NodeJS.Timeout | undefined;
 function drain(): void {
   timer = undefined;
   const now = performance.now();
   while (queue.length > 0 && queue[0]!.due <= now) {
-    socket.send(queue.shift()!.packet, toPort, toAddress);
+    const head = queue.shift()!;
+    if (now - head.due > LATE_MS && !head.late) markLate(head.packet);
+    socket.send(head.packet, toPort, toAddress);
     forwarded++;
   }
   if (queue.length > 0) timer = setTimeout(drain, queue[0]!.due - now);
 }
 socket.on("message", (packet: Buffer) => {
   received++;
-  queue.push({ due: performance.now() + delayMs, packet });
+  const now = performance.now();
+  const stalled = now - stallSeenAt < 2 || now - tick > LATE_MS;
+  if (stalled) markLate(packet);
+  queue.push({ due: now + delayMs, packet, late: stalled });
   timer ??= setTimeout(drain, delayMs);
 });
 console.log("ready");
@@ -49,7 +78,7 @@ let stopped = false;
 function stop(): void {
   if (stopped) return;
   stopped = true;
-  const report: DelayReport = { received, forwarded, kernelDrops: kernel.since().total };
+  const report: DelayReport = { received, forwarded, kernelDrops: kernel.since().total, late, lateSeqs };
   console.log(`report ${JSON.stringify(report)}`);
   socket.close();
   process.exit(0);
