@@ -4,16 +4,12 @@
 // host handing a segment's sockets' backlogs over in arrival order (runtime/native/msm_udp.c,
 // receive_merged), the repairs reach the decoder far ahead of their media, or behind all of it.
 import * as assert from "uvu/assert";
-import { spawn } from "node:child_process";
 import type { Socket } from "node:dgram";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type ProxyConfigInput } from "../runtime/index.js";
 import { freeLegBases, legPorts } from "./lib/fec-wire.js";
 import { DropWatch, settled } from "./lib/kernel-drops.js";
-import { filterWasm, ROOT } from "./lib/paths.js";
-import { resumeTree, stopTree } from "./lib/process-tree.js";
+import { resumeTree, startCliProxy, stopTree } from "./lib/cli-proxy.js";
+import { filterWasm } from "./lib/paths.js";
 import { startProxy } from "./lib/proxy.js";
 import { RtpSink } from "./lib/rtp-sink.js";
 import { sendStream, streamPacket, streamSeq } from "./lib/rtp-stream.js";
@@ -22,7 +18,6 @@ import { bindUdp, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("fec: a stalled decoder", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
-const MSM = join(ROOT, "dist", "cli", "msm.js");
 const SEQ0 = 1000;
 const L = 4;
 const D = 4;
@@ -86,25 +81,18 @@ test("a stall with media and repair queued on the decoder's sockets: every lost 
   const lost = new Set<number>();
   const firstIndex = during.find((p) => p.leg === "media")!.index;
   for (let m = Math.ceil(firstIndex / (L * D)); m < COUNT / (L * D) - 1; m++) lost.add(m * L * D + ((m * 5) % (L * D)));
-  const dir = mkdtempSync(join(tmpdir(), "msm-fec-stall-"));
   const sink = await RtpSink.open();
   const decBase = (await freeLegBases(1))[0]!;
   const ports = legPorts(decBase);
-  const file = join(dir, "proxy.yaml");
-  // JSON is YAML: the CLI reads it as a user's file
-  writeFileSync(file, JSON.stringify({
+  // the proxy in a process of its own, so that it can be stopped
+  const proxy = startCliProxy({
     filters: { fec: { path: filterWasm("fec") } },
     segments: [{
       name: "dec", listen: { address: LO, port: decBase }, destinations: [{ address: LO, port: sink.port }],
       legs: [{ name: "fec-column", portOffset: 2, send: false }, { name: "fec-row", portOffset: 4, send: false }],
       chain: [{ filter: "fec", config: { mode: "decode", columns: L, rows: D, maxDelayMs: 300 } }],
     }],
-  }));
-  // the proxy in a process of its own (under the runtime running this test), so that it can be stopped
-  const child = spawn(process.execPath, [MSM, "proxy", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  });
   const senders = await Promise.all([0, 1, 2].map(() => bindUdp()));
   const from: Record<Leg, Socket> = { media: senders[0]!, column: senders[1]!, row: senders[2]! };
   const send = (p: WirePacket): void => void from[p.leg].send(p.bytes, ports[p.leg], LO);
@@ -115,7 +103,7 @@ test("a stall with media and repair queued on the decoder's sockets: every lost 
       send(wire.find((p) => p.index === 0)!);
       await sleep(100);
       return sink.received > 0;
-    }, 15_000, `the proxy to start and pass packet 0\n${output}`);
+    }, 15_000, `the proxy to start and pass packet 0\n${proxy.output()}`);
     for (const p of before) {
       if (p.index === 0) continue;
       send(p);
@@ -123,7 +111,7 @@ test("a stall with media and repair queued on the decoder's sockets: every lost 
     }
     await waitFor(() => sink.received >= before.filter((p) => p.leg === "media").length, 5000, "the packets before the stall");
     const watch = new DropWatch([ports.media, ports.column, ports.row, sink.port]);
-    stopped = stopTree(child.pid!);
+    stopped = stopTree(proxy.pid);
     await sleep(20);
     for (const p of during) if (!lost.has(p.index)) send(p);
     await sleep(50);
@@ -139,16 +127,14 @@ test("a stall with media and repair queued on the decoder's sockets: every lost 
       else if (!sink.identical(seq, streamPacket(i, SEQ0))) wrong.push(`${i}: bytes differ`);
     }
     assert.ok(lost.size >= 20, `losses to rebuild (${lost.size})`);
-    assert.equal(wrong, [], `every packet once and intact, the ${lost.size} lost rebuilt (${sink.received} received)\n${output}`);
+    assert.equal(wrong, [], `every packet once and intact, the ${lost.size} lost rebuilt (${sink.received} received)\n${proxy.output()}`);
     const order = sink.order.map((seq) => (seq - SEQ0) & 0xffff);
     assert.equal(order, Array.from({ length: COUNT }, (_, i) => i), "in order");
   } finally {
     resumeTree(stopped);
     for (const s of senders) s.close();
     sink.close();
-    child.kill("SIGTERM");
-    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
-    rmSync(dir, { recursive: true, force: true });
+    await proxy.stop();
   }
 });
 

@@ -6,14 +6,10 @@
 // Without the first, the timer gives the gap up before the copy is read; without the second, the
 // first packet of the backlog does.
 import * as assert from "uvu/assert";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { httpBody } from "./lib/http-get.js";
 import { DropWatch, settled } from "./lib/kernel-drops.js";
-import { filterWasm, ROOT } from "./lib/paths.js";
-import { resumeTree, stopTree } from "./lib/process-tree.js";
+import { resumeTree, startCliProxy, stopTree } from "./lib/cli-proxy.js";
+import { filterWasm } from "./lib/paths.js";
 import { RtpSink } from "./lib/rtp-sink.js";
 import { streamIndex, streamPacket } from "./lib/rtp-stream.js";
 import { suite } from "./lib/suite.js";
@@ -21,7 +17,6 @@ import { bindUdp, freePortRun, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("live-live: a stalled merge", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
-const MSM = join(ROOT, "dist", "cli", "msm.js");
 const SEQ0 = 5000;
 const BUFFER_MS = 1000;
 /** The gap: path 0 never brings it, path 1 brings it while the proxy is stopped. */
@@ -37,25 +32,18 @@ async function mergeCounter(adminPort: number, name: string): Promise<number> {
 }
 
 test("a gap's copy that came while the proxy was stopped, past the merge's wait: it fills the gap, in order", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "msm-live-live-stall-"));
   const sink = await RtpSink.open();
   const base = await freePortRun(6);
   const adminPort = base + 4;
-  const file = join(dir, "proxy.yaml");
-  // JSON is YAML: the CLI reads it as a user's file
-  writeFileSync(file, JSON.stringify({
+  // the proxy in a process of its own, so that it can be stopped
+  const proxy = startCliProxy({
     filters: { replicate: { path: filterWasm("replicate") } },
     segments: [{
       name: "merged", listen: { address: LO, port: base }, destinations: [{ address: LO, port: sink.port }],
       legs: [{ name: "path1", portOffset: 2, send: false }],
       chain: [{ filter: "replicate", config: { merge: { legs: [0, 1], bufferMs: BUFFER_MS } } }],
     }],
-  }));
-  // the proxy in a process of its own (under the runtime running this test), so that it can be stopped
-  const child = spawn(process.execPath, [MSM, "proxy", "--config", file, "--admin", `${LO}:${adminPort}`], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  }, ["--admin", `${LO}:${adminPort}`]);
   const path0 = await bindUdp();
   const path1 = await bindUdp();
   const send = (path: 0 | 1, i: number): void => void (path === 0 ? path0 : path1).send(streamPacket(i, SEQ0), base + 2 * path, LO);
@@ -66,7 +54,7 @@ test("a gap's copy that came while the proxy was stopped, past the merge's wait:
       send(0, 0);
       await sleep(100);
       return sink.received > 0;
-    }, 15_000, `the proxy to start and pass packet 0\n${output}`);
+    }, 15_000, `the proxy to start and pass packet 0\n${proxy.output()}`);
     for (let i = 1; i < GAP; i++) {
       send(0, i);
       send(1, i);
@@ -78,7 +66,7 @@ test("a gap's copy that came while the proxy was stopped, past the merge's wait:
     const gapSeenAt = performance.now();
     for (let i = GAP + 1; i <= 50; i++) send(0, i);
     await waitFor(async () => (await mergeCounter(adminPort, "merged_held")) >= 50 - GAP, 5000, "the merge to hold the packets after the gap");
-    stopped = stopTree(child.pid!);
+    stopped = stopTree(proxy.pid);
     const stoppedAfterMs = performance.now() - gapSeenAt;
     assert.ok(stoppedAfterMs < BUFFER_MS / 3, `the proxy stopped ${stoppedAfterMs.toFixed(0)} ms after the gap: well inside the merge's wait`);
     // while it is stopped: path 0's next packets, then the gap's copy on path 1, both inside the wait
@@ -94,7 +82,7 @@ test("a gap's copy that came while the proxy was stopped, past the merge's wait:
     const drops = watch.since();
     assert.is(drops.total, 0, `no kernel drop (the count below would be unknowable): ${JSON.stringify(drops.byPort)}`);
     const order = sink.order.map((seq) => streamIndex(seq, SEQ0));
-    assert.equal(order, Array.from({ length: COUNT }, (_, i) => i), `every packet once, in order: the gap filled by path 1's copy\n${output}`);
+    assert.equal(order, Array.from({ length: COUNT }, (_, i) => i), `every packet once, in order: the gap filled by path 1's copy\n${proxy.output()}`);
     assert.is(await mergeCounter(adminPort, "merged_lost"), 0, "no gap given up");
     assert.is(await mergeCounter(adminPort, "merged_late"), 0, "nothing passed late");
   } finally {
@@ -102,9 +90,7 @@ test("a gap's copy that came while the proxy was stopped, past the merge's wait:
     path0.close();
     path1.close();
     sink.close();
-    child.kill("SIGTERM");
-    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
-    rmSync(dir, { recursive: true, force: true });
+    await proxy.stop();
   }
 });
 

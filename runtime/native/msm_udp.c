@@ -821,6 +821,20 @@ static Port* port_of(napi_env env, napi_value v) {
   return p;
 }
 
+// The port of a call whose only argument is a port, closed or not (NULL with a JS exception
+// pending when it is not one; `usage` names the call).
+static Port* any_port_call(napi_env env, napi_callback_info info, const char* usage) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return data;
+}
+
 // The arguments of a call whose first is an open port: `want` of them into argv, and the port
 // (NULL with a JS exception pending when they are not there or the port is closed).
 static Port* port_call(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
@@ -1328,15 +1342,8 @@ static napi_value set_group(napi_env env, napi_callback_info info) {
 // Returns true when it stopped at its budget (a wakeup's) and the socket may hold more; a port
 // that is closing or paused reads nothing.
 static napi_value receive_now(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void* data = NULL;
-  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
-    napi_throw_type_error(env, NULL, "receiveNow(port)");
-    return NULL;
-  }
-  Port* p = data;
+  Port* p = any_port_call(env, info, "receiveNow(port)");
+  if (!p) return NULL;
   if (p->arena->in_callback) {
     napi_throw_error(env, NULL, "receiveNow: called from inside a callback of the same arena (its packets would be overwritten)");
     return NULL;
@@ -1373,31 +1380,17 @@ static napi_value resume_port(napi_env env, napi_callback_info info) {
 
 // queued(port): packets waiting for the socket to become writable.
 static napi_value queued(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void* data = NULL;
+  Port* p = any_port_call(env, info, "queued(port)");
+  if (!p) return NULL;
   napi_value out;
-  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
-    napi_throw_type_error(env, NULL, "queued(port)");
-    return NULL;
-  }
-  Port* p = data;
   napi_create_uint32(env, p->closing ? 0 : p->q_count, &out);
   return out;
 }
 
 // close(port): stops and frees it; what is still queued is dropped. Safe to call twice.
 static napi_value close_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void* data = NULL;
-  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
-    napi_throw_type_error(env, NULL, "close(port)");
-    return NULL;
-  }
-  start_close(data);
+  Port* p = any_port_call(env, info, "close(port)");
+  if (p) start_close(p);
   return NULL;
 }
 
