@@ -91,11 +91,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** The last state of every running stage, by segment and filter: a restarted worker starts from it. */
   private readonly checkpoints = new Map<string, StateCheckpoint>();
   /**
-   * Workers spawned in place of one that died and not yet given their segments. Whichever sets one
-   * up first, its restart or an apply queued ahead of it, gives it the last checkpoints: a worker
-   * that already runs a segment would not import them.
+   * Workers spawned in place of one that died and not yet given their segments, with the old
+   * one's end (its ports are free after it). Whichever sets one up first, its restart or an apply
+   * queued ahead of it, gives it the last checkpoints: a worker that already runs a segment would
+   * not import them.
    */
-  private readonly unseeded = new Set<WorkerHandle>();
+  private readonly unseeded = new Map<WorkerHandle, Promise<void>>();
   private lastCheckpointAt = 0;
   private statsTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
@@ -253,10 +254,22 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return config.segments.filter((s) => workerFor(s, config.workers) === worker);
   }
 
-  /** What a replacement worker gets with its segments: their watchdog history and last checkpoints. */
-  private restoreFor(segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number }[]; checkpoints: StateCheckpoint[] } {
-    const names = new Set(segments.map((s) => s.name));
-    return { stuck: this.stuckFor(segments), checkpoints: [...this.checkpoints.values()].filter((c) => names.has(c.segment)) };
+  /**
+   * What worker `index`'s replacement gets with `segments` (of the config it is set up with): the
+   * last checkpoints and watchdog history of the segments the worker ran in the running config,
+   * the history only where the stage at that place is still the same filter. A segment moved in
+   * from another worker, which goes on running there until the change commits, starts fresh.
+   */
+  private restoreFor(index: number, segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number }[]; checkpoints: StateCheckpoint[] } {
+    const ran = new Map(this.segmentsOf(this.config, index).map((s) => [s.name, s]));
+    const kept = segments.filter((s) => ran.has(s.name));
+    const names = new Set(kept.map((s) => s.name));
+    const sameFilter = (segment: string, stage: number): boolean =>
+      ran.get(segment)?.chain[stage]?.filter === kept.find((s) => s.name === segment)?.chain[stage]?.filter;
+    return {
+      stuck: this.stuckFor(kept).filter((e) => sameFilter(e.segment, e.stage)),
+      checkpoints: [...this.checkpoints.values()].filter((c) => names.has(c.segment)),
+    };
   }
 
   private stuckFor(segments: SegmentConfig[]): { segment: string; stage: number; count: number }[] {
@@ -290,28 +303,35 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const resolved = secrets.config;
     const deferBind = this.portsReleasedFor(config);
     const workers = [...this.workers];
-    const seeding = workers.filter((w) => this.unseeded.has(w));
-    const prepared = await Promise.all(workers.map((w, i) => {
+    // a worker replaced meanwhile is set up by its own restart, from the config then running
+    const current = (): WorkerHandle[] => workers.filter((w, i) => this.workers[i] === w);
+    const seeding = new Map<WorkerHandle, ReturnType<Proxy["restoreFor"]>>();
+    const prepared = await Promise.all(workers.map(async (w, i) => {
       const segments = this.segmentsOf(resolved, i);
-      return w.prepare({ filters: resolved.filters, segments, deferBind, ...(seeding.includes(w) ? this.restoreFor(segments) : {}) });
+      const oldWorkerGone = this.unseeded.get(w);
+      if (oldWorkerGone) {
+        await Promise.all([oldWorkerGone, w.ready]); // its ports are the old worker's until then
+        seeding.set(w, this.restoreFor(i, segments));
+      }
+      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seeding.get(w) });
     }));
     const errors = prepared.flat();
     if (errors.length > 0) {
-      await Promise.all(this.workers.map((w) => w.request({ type: "abort" })));
+      await Promise.all(current().map((w) => w.request({ type: "abort" })));
       throw new ApplyError(errors);
     }
     // the point of no return: from here the new config is the one running, whatever fails
-    const committed = (await Promise.all(this.workers.map((w) => w.commit()))).flat();
+    const committed = (await Promise.all(current().map((w) => w.commit()))).flat();
     this.config = config;
     this.running = config.segments;
     this.applied = true;
-    committed.push(...(await Promise.all(this.workers.map((w) => w.open()))).flat());
-    for (const w of seeding) {
+    committed.push(...(await Promise.all(current().map((w) => w.open()))).flat());
+    for (const [w, restore] of seeding) {
       this.unseeded.delete(w);
       const index = workers.indexOf(w);
-      if (w.alive && this.workers[index] === w) this.downSince[index] = 0;
-      const segments = this.segmentsOf(resolved, index);
-      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: this.restoreFor(segments).checkpoints.length });
+      if (!w.alive || this.workers[index] !== w) continue; // gone again: its own restart reports
+      this.downSince[index] = 0;
+      this.emit("event", { type: "worker-restarted", worker: index, segments: this.segmentsOf(resolved, index).length, carried: restore.checkpoints.length });
     }
     // forget the history of segments that are gone
     const names = new Set(config.segments.map((s) => s.name));
@@ -414,20 +434,23 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private async restartWorker(index: number): Promise<void> {
     if (this.closed) return;
     const old = this.workers[index]!;
-    if (this.downSince[index] === 0) this.downSince[index] = Date.now();
+    // down since its first failure: a crash loop must not look fresh at every restart
+    const downSince = this.downSince[index] || Date.now();
     for (const s of old.lastSegments) this.carried.set(s.name, withCarriedCounters(s, this.carried.get(s.name)));
     const replacement = this.spawn(index);
-    this.downSince[index] = Date.now(); // until it serves its segments again
+    this.downSince[index] = downSince; // until it serves its segments again
     this.workers[index] = replacement; // from now on, the old one's exit is not news
-    this.unseeded.add(replacement);
-    await old.kill();
+    this.unseeded.delete(old);
+    const oldGone = old.kill();
+    this.unseeded.set(replacement, oldGone);
+    await oldGone;
     await this.serially(async () => {
       if (this.closed || this.workers[index] !== replacement || !this.unseeded.has(replacement)) return; // an apply set it up
       await replacement.ready;
       const secrets = await resolveSecrets(this.config);
       for (const message of secrets.problems) this.emit("event", { type: "error", segment: "", message: `after worker restart: ${message}` });
       const segments = this.segmentsOf(secrets.config, index);
-      const restore = this.restoreFor(segments);
+      const restore = this.restoreFor(index, segments);
       const errors = await replacement.prepare({ filters: secrets.config.filters, segments, ...restore });
       if (errors.length > 0) {
         for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
@@ -437,7 +460,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const late = [...(await replacement.commit()), ...(await replacement.open())];
       this.unseeded.delete(replacement);
       for (const e of late) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
-      if (replacement.alive) this.downSince[index] = 0;
+      if (!replacement.alive || this.workers[index] !== replacement) return; // gone again: its own restart reports
+      this.downSince[index] = 0;
       this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length });
     });
   }

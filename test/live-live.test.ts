@@ -222,8 +222,13 @@ peerTest(test, PEERS, `path 1 ${BUFFER_MS - 20} ms behind path 0, and path 0 los
   // late: then the gap is given up and the copy passes late, out of order. Only such copies may
   // (and a packet before the first one that arrived: see assertAccounted's head).
   const late = new Set(t.delay!.lateSeqs);
-  assert.equal(t.sink.reorderedSeqs.filter((seq) => !late.has(seq)), [], `out of order at the sink: only copies the delay held too long (${t.delay!.late} of them)`);
-  assert.is(lost, t.sink.reordered, `every gap given up (${lost}) is a late copy that came after it`);
+  const unkept = metric(t.b, "merged_passed_unkept"); // the documented other exception
+  const unexplained = t.sink.reorderedSeqs.filter((seq) => !late.has(seq));
+  assert.ok(unexplained.length <= unkept, `out of order at the sink: only copies the delay held too long (${t.delay!.late}) or passed unkept (${unkept}), not ${unexplained}`);
+  // a gap given up is a late copy, or one path 1 lost on the way (its drops are accounted above)
+  const path1Drops = t.delay!.kernelDrops + t.bSocketDrops[1] + t.paths[1].lost + t.paths[1].queueDrops + t.paths[1].interfaceDrops;
+  assert.ok(lost <= t.delay!.late + path1Drops, `gaps given up (${lost}): at most the late copies (${t.delay!.late}) and path 1's drops (${path1Drops})`);
+  assert.ok(lost - metric(t.b, "merged_late") <= path1Drops, `gaps never filled: only where path 1 dropped the copy (${path1Drops})`);
 });
 
 peerTest(test, PEERS, "path 1 never delivers: the merged stream is path 0's, whole, and path 1's loss shows in its own counters", async () => {

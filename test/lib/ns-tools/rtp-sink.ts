@@ -17,7 +17,7 @@ export interface SinkReport {
   readonly duplicates: number;
   /** Packets that arrived after a later packet of the stream (out of order). */
   readonly reordered: number;
-  /** Their RTP sequence numbers (the first 1000), but for those before the first packet that arrived. */
+  /** Their RTP sequence numbers (the first 100,000), but for those before the first packet that arrived. */
   readonly reorderedSeqs: readonly number[];
   /** The highest packet index received (-1: none). */
   readonly highest: number;
@@ -54,7 +54,7 @@ const sink = await Sink.open(port, {
     else if (first < 0) first = highest = i;
     else if (i < highest) {
       reordered++;
-      if (i > first && reorderedSeqs.length < 1000) reorderedSeqs.push(b.readUInt16BE(2));
+      if (i > first && reorderedSeqs.length < 100_000) reorderedSeqs.push(b.readUInt16BE(2));
     }
     else highest = i;
     return i;

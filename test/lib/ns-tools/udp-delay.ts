@@ -15,7 +15,7 @@ export interface DelayReport {
   readonly kernelDrops: number;
   /** Datagrams sent more than LATE_MS after their due time, or read right after a stall of the loop (they may have waited that long in the kernel). */
   readonly late: number;
-  /** Their RTP sequence numbers (the first 1000). */
+  /** Their RTP sequence numbers (the first 100,000). */
   readonly lateSeqs: readonly number[];
 }
 
@@ -38,7 +38,7 @@ let late = 0;
 const lateSeqs: number[] = [];
 function markLate(packet: Buffer): void {
   late++;
-  if (lateSeqs.length < 1000 && packet.length >= 4) lateSeqs.push(packet.readUInt16BE(2));
+  if (lateSeqs.length < 100_000 && packet.length >= 4) lateSeqs.push(packet.readUInt16BE(2));
 }
 // The loop's stalls, seen from a 1 ms tick: after one, the loop runs its timers before it reads,
 // so the datagrams read within a tick of it may have waited as long in the kernel (node:dgram
