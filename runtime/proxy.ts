@@ -241,7 +241,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         const now = Date.now();
         this.crashDelay = now - this.lastCrash > 10_000 ? 100 : Math.min(this.crashDelay * 2, 5000);
         this.lastCrash = now;
-        this.downSince[index] = now;
+        if (!this.downSince[index]) this.downSince[index] = now; // a crash before it served keeps the first failure's time
         setTimeout(() => void this.restartWorker(index), this.crashDelay).unref();
       },
     );
