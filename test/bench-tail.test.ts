@@ -19,7 +19,7 @@ let result: TailResult;
 test.before(async () => {
   result = await runTail({
     filterPath: DEFAULT_FILTER, filterName: "validate", runtimes: ["node", "bun"],
-    ratePps: 2000, size: 200, trialMs: 600, settleMs: 100, drainMs: 100, rounds: 3, pin: false,
+    ratePps: 2000, size: 200, trialMs: 600, settleMs: 100, primeMs: 600, drainMs: 100, rounds: 3, pin: false,
   });
 });
 
