@@ -58,7 +58,8 @@ export interface DataPlaneOptions {
 export type DataPlaneEvent =
   | PoolEvent
   | { type: "log"; filter: string; level: LogLevel; message: string }
-  | { type: "swap"; segment: string; carried: string[]; fresh: string[] }
+  /** carried: state moved over; awaitingRestart: the new stage is down, its restart imports the state; fresh: no state. */
+  | { type: "swap"; segment: string; carried: string[]; awaitingRestart: string[]; fresh: string[] }
   | { type: "error"; segment: string; message: string };
 
 /** A stage's state blob, as a checkpoint carries it across a worker restart. */
@@ -445,6 +446,7 @@ export class DataPlane {
   /** Moves each stage's state (and counters) from `seg`'s chain to the stage of the same filter in `next`; returns the filters whose state moved. */
   private carryState(seg: SegmentRuntime, next: ChainStage[]): Set<string> {
     const carried: string[] = [];
+    const awaitingRestart: string[] = [];
     const fresh: string[] = [];
     const old = seg.stages;
     for (const st of next) {
@@ -460,7 +462,7 @@ export class DataPlane {
       if (!blob || !to) {
         // the new stage down too (its instance is the one that failed): its restart imports it
         if (blob) st.checkpoint = blob;
-        fresh.push(st.filterName);
+        (blob ? awaitingRestart : fresh).push(st.filterName);
         continue;
       }
       let result: { ok: boolean; reason: string };
@@ -480,7 +482,7 @@ export class DataPlane {
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state not carried over: ${result.reason}` });
       }
     }
-    this.options.onEvent?.({ type: "swap", segment: seg.name, carried, fresh });
+    this.options.onEvent?.({ type: "swap", segment: seg.name, carried, awaitingRestart, fresh });
     return new Set(carried);
   }
 
