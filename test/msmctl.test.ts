@@ -320,6 +320,9 @@ local("describe segment: where each leg receives and sends, ports worked out; pe
   assert.match(text, /^\s+per leg: media in 10, out 20; fec-col in 2, out 4; fec-row in 2, out 0; path-b in 0, out 0; repair in 0, out 3$/m);
   text = describeSegment(seg, undefined, report(undefined));
   assert.not.match(text, /per leg/, "a proxy older than legs reports none");
+  assert.not.match(text, /GSO/, "a proxy older than GSO's counter: its packets are its messages");
+  const joined = parseProxyStats({ nodeId: "node-4", atMs: Date.now(), page: 0, pages: 1, statsJson: JSON.stringify({ segments: [{ ...fakeSegment("fec-1", 64), messagesOut: 2 }] }) });
+  assert.match(describeSegment(seg, undefined, joined), /, out 64 \([^)]* in 2 UDP GSO messages\);/, "the packets out and the kernel messages they took");
   text = describeSegment({ ...toSegment(parseManifests(SEGMENTS_YAML, "x").manifests[0]!), revision: 1 }, undefined, undefined);
   assert.match(text, /^Legs:\s+none \(media only\)$/m);
 });

@@ -82,9 +82,14 @@ function failureText(seg: Segment): string {
   return `mode ${f.mode || "open (default)"}, restart backoff ${d(f.restartBackoffMs, " ms")}, max backoff ${d(f.maxBackoffMs, " ms")}, give up after ${d(f.maxFailures)} failures`;
 }
 
+/** How many kernel messages the packets out took, when UDP GSO joined some (what qdiscs and firewalls count). */
+function joined(s: SegmentCounters): string {
+  return s.messagesOut < s.packetsOut ? ` in ${s.messagesOut} UDP GSO messages` : "";
+}
+
 export function segmentStatsLines(s: SegmentCounters): string {
   const lines = [
-    `packets in ${s.packetsIn} (${bytes(s.bytesIn)}), out ${s.packetsOut} (${bytes(s.bytesOut)}); RTCP in ${s.rtcpIn}, feedback in ${s.upstreamIn}`,
+    `packets in ${s.packetsIn} (${bytes(s.bytesIn)}), out ${s.packetsOut} (${bytes(s.bytesOut)}${joined(s)}); RTCP in ${s.rtcpIn}, feedback in ${s.upstreamIn}`,
     `dropped ${s.dropsTotal}: ${dropList(s.drops)}`,
   ];
   if (s.legs.length > 1) lines.push(`per leg: ${s.legs.map((l) => `${l.name} in ${l.packetsIn}, out ${l.packetsOut}`).join("; ")}`);

@@ -19,6 +19,8 @@ export interface SegmentCounters {
   name: string;
   packetsIn: number;
   packetsOut: number;
+  /** What the sends handed to the kernel: with UDP GSO a run of packets to one destination is one (a proxy older than GSO: packetsOut). */
+  messagesOut: number;
   bytesIn: number;
   bytesOut: number;
   rtcpIn: number;
@@ -84,6 +86,7 @@ export function parseProxyStats(p: ProxyStats): ProxyCounters {
       name: String(s.name ?? "?"),
       packetsIn: num(s.packetsIn),
       packetsOut: num(s.packetsOut),
+      messagesOut: num(s.messagesOut ?? s.packetsOut),
       bytesIn: num(s.bytesIn),
       bytesOut: num(s.bytesOut),
       rtcpIn: num(s.rtcpIn),
