@@ -182,6 +182,11 @@ for (const instance of ["shared", "new"] as const) {
       await waitFor(async () => (await stage()).state === "running" && (await gauge("tag")) === 2, 5000, "the new context running");
       assert.is(await gauge("imported"), 300, "the count of the last checkpoint, not 0 (fresh)");
       assert.is(await gauge("import_origin"), StateOrigin.Checkpoint, "the host told the filter: a checkpoint's blob");
+      // the swap says where the state went: into the new instance, or kept for the shared one's restart
+      const swap = events.find((e) => e.type === "swap");
+      assert.ok(swap?.type === "swap", JSON.stringify(events));
+      const said = { carried: swap.carried, awaitingRestart: swap.awaitingRestart, fresh: swap.fresh };
+      assert.equal(said, instance === "shared" ? { carried: [], awaitingRestart: ["counter"], fresh: [] } : { carried: ["counter"], awaitingRestart: [], fresh: [] });
     } finally {
       tx.close();
       sink.close();
@@ -298,6 +303,41 @@ test("health: ready until a worker is down; not live once it cannot come back", 
     tx.close();
     await proxy.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("health: a worker that crashes again before it serves stays down since its first crash (a crash loop is not live after 30 s)", async () => {
+  const pc = await freePortPair();
+  const { proxy, events } = await startProxy({
+    workers: 1,
+    segments: [{ name: "plain", listen: { address: LO, port: pc }, destinations: [{ address: LO, port: 9 }] }],
+  });
+  // the crash: the worker ends from outside (the OOM killer, a signal), as a test can make it
+  const current = () => (proxy as unknown as { workers: { kill(): Promise<void> }[] }).workers[0]!;
+  try {
+    const firstCrash = Date.now();
+    await current().kill();
+    let lastCrash = firstCrash;
+    // the restarts back off 100, 200, 400 ms...: each replacement is killed before it is set up
+    while (lastCrash - firstCrash < 1000) {
+      const exits = events.filter((e) => e.type === "worker-exit").length;
+      const before = current();
+      await waitFor(() => current() !== before, 5000, "the replacement worker");
+      lastCrash = Date.now();
+      await current().kill();
+      await waitFor(() => events.filter((e) => e.type === "worker-exit").length > exits, 3000, "its exit");
+    }
+    assert.not.ok(events.some((e) => e.type === "worker-restarted"), "no replacement served in between");
+    // 30.5 s after the first crash and under 30 s after the last: down that long since the first
+    assert.ok(firstCrash + 30_500 - lastCrash < 30_000);
+    const h = proxy.health(firstCrash + 30_500);
+    assert.is(h.live, false, JSON.stringify(h));
+    assert.match(h.problems.join("\n"), /worker 0 is down since 3[01] s/);
+    // and it comes back: the next replacement is left to serve
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "a restart that served");
+    assert.equal(proxy.health(), { live: true, ready: true, problems: [] });
+  } finally {
+    await proxy.close();
   }
 });
 
