@@ -47,9 +47,18 @@ import {
   @inline get isGenerated(): bool {
     return (descFlags(this.desc) & PacketFlag.Generated) != 0;
   }
-  /** Arrival time, microseconds on the nowUs() clock. */
+  /** Arrival time, microseconds on the nowUs() clock (a packet a stage before made: when it was made). */
   @inline get arrivalUs(): i64 {
     return descArrival(this.desc);
+  }
+  /**
+   * The arrival time to judge the packet by: arrivalUs, or `nowUs` when it is unset (0) or later
+   * (a test's input). A filter that waits for packets measures from this, so that a backlog read
+   * late after a stall counts from when each packet came.
+   */
+  @inline arrivalOr(nowUs: i64): i64 {
+    const at = descArrival(this.desc);
+    return at > 0 && at < nowUs ? at : nowUs;
   }
   /** The UDP port the packet came from. */
   @inline get sourcePort(): u32 {

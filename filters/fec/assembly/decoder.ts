@@ -154,7 +154,7 @@ export class Decoder extends FecContext {
     const leg = p.leg;
     // the decoder's clock is the packet's arrival: a backlog read late after a stall is judged by
     // when it came, so repair queued behind it still rebuilds what it covers
-    const at = p.arrivalUs > 0 && p.arrivalUs < nowUs ? p.arrivalUs : nowUs;
+    const at = p.arrivalOr(nowUs);
     if (leg == 0) return this.onMedia(p, at);
     if (leg == this.columnLeg || leg == this.rowLeg) return this.onFec(p, at);
     return PASS; // another leg (a second path): not ours

@@ -49,7 +49,7 @@ export class ReplicateContext extends SegmentContext {
       const path = m.pathOf(p.leg);
       // the merge's clock is the packet's arrival: a backlog read late after a stall is judged by
       // when it came, so a gap's copy queued behind it still fills it
-      if (path >= 0) return m.onPacket(p, path, p.arrivalUs > 0 && p.arrivalUs < now ? p.arrivalUs : now);
+      if (path >= 0) return m.onPacket(p, path, p.arrivalOr(now));
     }
     // Not merged: the media leaves as it came (rewritten, copied); other legs are not ours.
     if (p.leg == 0 && RtpPacket.validate(p.ptr, p.length) == RtpError.None) this.sender.inPlace(p);
