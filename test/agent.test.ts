@@ -28,6 +28,8 @@ import { DeliveryWatch } from "./lib/delivery.js";
 import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("agent", { timeoutMs: 30_000 });
+/** Bound on an agent's start to a running config (connect, fetch the modules, compile, start the workers, apply): about a second here, far more on a loaded machine. */
+const AGENT_START_MS = 15_000;
 
 // ---------------------------------------------------------------- the control plane, driven as msmctl does
 
@@ -252,7 +254,7 @@ test("changed chain and filter upgrade -> lossless hot swaps at 10,000 packets/s
   agent.on("proxy-event", (e) => void (e.type === "swap" && swaps.push(e.carried)));
   agent.on("applied", (e) => void fetched.push(e.fetched));
   try {
-    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
     // the validate filter holds a new source's first packet until it validates (probation): settle it first
     tx.send(indexedRtp(0xfffffff0), listen, "127.0.0.1");
     tx.send(indexedRtp(0xfffffff1), listen, "127.0.0.1");
@@ -265,7 +267,7 @@ test("changed chain and filter upgrade -> lossless hot swaps at 10,000 packets/s
       if (sent >= 20_000 && changes.length === 1) changes.push(ops.apply(seg([{ filter: "counter", config: { tag: 3 } }])));
     });
     const [v2, v3] = await Promise.all(changes);
-    await waitFor(() => agent.runningVersion === v3, 5000, `version ${v3} running`);
+    await waitFor(() => agent.runningVersion === v3, AGENT_START_MS, `version ${v3} running`);
     // zero loss and zero duplicates across two swaps: whatever is missing, a busy machine's kernel dropped
     const delivery = await watch.expectDelivered(sink, n, 2);
     if (delivery.missing > 0) console.log(`    ${delivery.missing} packets missing, all explained: kernel ${JSON.stringify(delivery.kernel.byPort)}, proxy ${delivery.proxyLoadDrops}`);
@@ -297,7 +299,7 @@ test("refused snapshot -> Nack with the filter's message and the field path, the
   const v1 = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 1 } }]));
   const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir, tls: "insecure" });
   try {
-    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
     const refusedEvent = nextEvent(agent, "refused");
     const v2 = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter", config: { tag: 2 } }, { filter: "misbehave", config: { reject: "why" } }]));
     const [refused] = await refusedEvent;
@@ -340,7 +342,7 @@ test("a snapshot refused because its port is briefly held -> Nack, tried again w
   agent.on("refused", (e) => void refusals.push(e));
   try {
     await agent.start();
-    await waitFor(() => refusals.length >= 1, 5000, "the first refusal");
+    await waitFor(() => refusals.length >= 1, AGENT_START_MS, "the first refusal");
     assert.is(refusals[0]!.version, v);
     assert.match(refusals[0]!.error, "segments[0]");
     assert.ok(refusals[0]!.retryInMs !== undefined && refusals[0]!.retryInMs >= 800 && refusals[0]!.retryInMs <= 1200, `first retry in about 1 s, got ${refusals[0]!.retryInMs}`);
@@ -370,7 +372,7 @@ test("a change committed except one segment whose new port is held -> Ack naming
   const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-m", stateDir: tempDir("state"), tls: "insecure" });
   const squatter = await holdPort(moved);
   try {
-    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
     // seg-b moves to a port another process holds: its old sockets close at the commit, its new port cannot be bound
     const applied = nextEvent(agent, "applied", (e) => e.notRunning.length > 0);
     const v2 = await ops.apply(segment("node-m", "seg-b", moved, sink.port, [{ filter: "counter" }]));
@@ -412,7 +414,7 @@ test("control plane stopped -> forwarding continues; restarted without control p
   let agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir, tls: "insecure" });
   const tx = await bindUdp();
   try {
-    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
     const disconnected = nextEvent(agent, "disconnected");
     ops.close();
     await cp.close();
@@ -483,7 +485,7 @@ test("a moved state directory still restores: last-good.json names modules relat
   const v = await ops.apply(segment("node-v", "live", listen, sink.port, [{ filter: "counter", config: { tag: 9 } }]));
   let agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-v", stateDir: first, tls: "insecure" });
   try {
-    await waitFor(() => agent.runningVersion === v, 5000, "the version running");
+    await waitFor(() => agent.runningVersion === v, AGENT_START_MS, "the version running");
     await agent.close();
     ops.close();
     await cp.close();
@@ -553,7 +555,7 @@ test("three replicas on etcd: the connected one stops -> another within 2 s, the
   const agent = await startAgent({ controlPlanes: [a.address, b.address, c.address], nodeId: "node-f", stateDir: tempDir("state"), tls: "insecure" });
   const tx = await bindUdp();
   try {
-    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
     assert.is(agent.connectedTo, a.address, "the first listed replica first");
     const n = 15_000;
     const watch = await DeliveryWatch.start(() => agent.proxy, "live-f", [listen, sink.port]);
@@ -576,7 +578,7 @@ test("three replicas on etcd: the connected one stops -> another within 2 s, the
     assert.ok(reconnectMs >= 0 && reconnectMs < 2000, `connected to the other replica ${reconnectMs} ms after the stop`);
     assert.ok(agent.connectedTo === b.address || agent.connectedTo === c.address, `connected to ${agent.connectedTo}`);
     const version2 = await v2!;
-    await waitFor(async () => agent.runningVersion === version2 && (await opsB.proxy("node-f"))?.ackedVersion === version2, 5000, "the newer version applied and acknowledged");
+    await waitFor(async () => agent.runningVersion === version2 && (await opsB.proxy("node-f"))?.ackedVersion === version2, AGENT_START_MS, "the newer version applied and acknowledged");
     assert.ok(["cp-b", "cp-c"].includes((await opsB.proxy("node-f"))!.server), "any replica shows where the proxy is");
     assert.is(metric(await stage(agent, "live-f", "counter"), "tag"), 11);
     await watch.expectDelivered(sink, n); // the stream never stopped
@@ -607,7 +609,7 @@ test("a replica that goes silent without closing -> keepalive notices, the other
   const agent = await startAgent({ controlPlanes: [relay.address, b.address], nodeId: "node-g", stateDir: tempDir("state"), tls: "insecure" });
   const tx = await bindUdp();
   try {
-    await waitFor(() => agent.runningVersion === v1, 5000, "version 1 running");
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
     assert.is(agent.connectedTo, relay.address);
     let frozenAt = 0;
     let tookMs = -1;
@@ -763,7 +765,7 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
   cp.snapshot = { version: 1, segments: [seg([{ filter: "counter", version: "1.0.0" }])], filters: [counter] };
   const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir, tls: "insecure" });
   try {
-    await waitFor(() => cp.acks.includes(1), 5000, "Ack 1");
+    await waitFor(() => cp.acks.includes(1), AGENT_START_MS, "Ack 1");
     cp.publish({ version: 2, segments: [{ ...seg([]), listen: { address: "localhost", port: listen, rtcpPort: 0 } }], filters: [] });
     await waitFor(() => cp.nacks.length === 1, 3000, "Nack 2");
     assert.match(cp.nacks[0]!.error, "segments[0].listen.address: must be an IPv4 or IPv6 address");
@@ -814,7 +816,7 @@ test("legs in a snapshot: the proxy binds each leg's port (its /stats ports.legs
   const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: "insecure", admin: { address: "127.0.0.1", port: 0 } });
   const legPorts = async () => (await adminStats(agent)).segments.find((s) => s.name === "fec")!.ports.legs.map((l) => [l.name, l.listen, l.egress !== null]);
   try {
-    await waitFor(() => cp.acks.includes(1) && agent.adminPort !== null, 5000, "Ack 1");
+    await waitFor(() => cp.acks.includes(1) && agent.adminPort !== null, AGENT_START_MS, "Ack 1");
     assert.equal(await legPorts(), [["fec-col", listen + 2, true], ["fec-row", listen + 4, false]], "fec-row only receives: no egress socket");
     cp.publish({ version: 2, segments: [seg([...fec, legMsg("fec-col", { portOffset: 6 })])], filters: [] });
     await waitFor(() => cp.nacks.length === 1, 3000, "Nack 2");
