@@ -28,7 +28,7 @@ export interface TailOptions {
   /** The start of every trial whose latencies do not count: a stream's first packets meet cold caches and sleeping CPUs under any relay. */
   readonly settleMs: number;
   /**
-   * Traffic each relay gets before the first round, in trials of trialMs (at least one). Under Bun
+   * Traffic each relay gets before the first round, in trials of at most trialMs. Under Bun
    * the proxy's JIT keeps compiling its packet path for about 25 s at 10,000 packets/s, and its
    * p99.9 is 2-6 ms until it is done: warm-up, not the tail.
    */
