@@ -22,6 +22,7 @@ export {
   hostHasCrypto, cryptoKeyCreate, cryptoKeyDrop, aesCtrXor, hmacSha1Host, aesGcmSeal, aesGcmOpen,
 } from "./host";
 export { Config } from "./config";
+export { Deadline } from "./deadline";
 export { ContextMap } from "./contexts";
 export { ContextFactory, SegmentContext, PASS, TAKE } from "./context-factory";
 export { ContextFilter, currentCall } from "./context-filter";

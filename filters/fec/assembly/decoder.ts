@@ -12,8 +12,7 @@
 // A place counts as missing only once a later packet arrived: GStreamer's encoder sends a row's
 // FEC before the row's last packet, which must not be "rebuilt" before it comes.
 import {
-  MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, storeBe16, storeBe32,
-  nowUs, timerCancel, timerSet,
+  Deadline, MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, storeBe16, storeBe32, timerSet,
 } from "../../../sdk/assembly";
 import { CHUNK_SIZE, giveBack } from "../../../sdk/assembly/chunks";
 import { FecContext, PASS, TAKE, currentCall } from "./context";
@@ -102,14 +101,15 @@ export class Decoder extends FecContext {
   badSeq: i32 = -1;
   /** The call in which the context last sent through the output area. */
   private emitCall: u32 = 0;
-  /** When TIMER_WAIT fires (0: not armed). */
-  private waitDue: i64 = 0;
+  /** When the oldest missing packet is given up. */
+  private readonly wait: Deadline;
   private flushArmed: bool = false;
   private draining: bool = false;
 
   /** `chunks`: decoderChunks(s) chunks. */
   constructor(id: u32, s: Settings, chunks: StaticArray<usize>) {
     super(id);
+    this.wait = new Deadline(id, TIMER_WAIT);
     this.columns = s.columns;
     this.rows = s.rows;
     this.maxDelayUs = <i64>s.maxDelayMs * 1000;
@@ -161,7 +161,7 @@ export class Decoder extends FecContext {
   }
 
   onTimer(timer: i32, nowUs: i64): void {
-    if (timer == TIMER_WAIT) this.waitDue = 0;
+    if (timer == TIMER_WAIT) this.wait.fired();
     else if (timer == TIMER_FLUSH) this.flushArmed = false;
     this.release(nowUs, -1);
   }
@@ -280,10 +280,7 @@ export class Decoder extends FecContext {
     this.started = false;
     this.maxSeq = -1;
     this.nextOut = 0;
-    if (this.waitDue != 0) {
-      timerCancel(this.id, TIMER_WAIT);
-      this.waitDue = 0;
-    }
+    this.wait.cancel();
   }
 
   /** Sends the packet on now without keeping it (no room, or too large to keep). */
@@ -330,7 +327,7 @@ export class Decoder extends FecContext {
       } else if (state == ABSENT) {
         const due = ring.since(i) + this.maxDelayUs;
         if (now < due && !this.draining) {
-          this.armWait(due);
+          this.wait.arm(due); // `due` counts from arrivals: the delay from the host's clock
           break;
         }
         this.counts.add(Count.Unrecoverable);
@@ -364,12 +361,6 @@ export class Decoder extends FecContext {
     return true;
   }
 
-  /** `now` may be a packet's arrival: the timer's delay counts from the host's clock. */
-  private armWait(due: i64): void {
-    if (this.waitDue == due) return;
-    const delay = due - nowUs();
-    if (timerSet(this.id, TIMER_WAIT, delay > 0 ? delay : 0) == Status.Ok) this.waitDue = due;
-  }
 
   armFlush(): void {
     if (this.flushArmed) return;

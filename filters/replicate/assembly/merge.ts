@@ -30,7 +30,7 @@
 // places so passed are remembered (`ahead`) until the window reaches them, so that another
 // path's copy is a duplicate and the place no gap.
 import {
-  Packet, RtpError, RtpPacket, Status, nowUs, timerSet, timerCancel,
+  Deadline, Packet, RtpError, RtpPacket, Status, timerSet,
 } from "../../../sdk/assembly";
 import { giveBack, take } from "../../../sdk/assembly/chunks";
 import { ABSENT, HELD, LOST, MergeRing, SENT, ringChunks, ringSize } from "./merge-ring";
@@ -97,7 +97,8 @@ export class Merge {
   /** Restored from a checkpoint: the places between the window and the next packet went out before. */
   restored: bool = false;
 
-  private waitDue: i64 = 0;
+  /** When the oldest gap is given up. */
+  private readonly wait: Deadline;
   private flushArmed: bool = false;
   private draining: bool = false;
 
@@ -109,6 +110,7 @@ export class Merge {
     private readonly sender: Sender,
   ) {
     this.ring = new MergeRing(ringSize(s.maxHeld), chunks);
+    this.wait = new Deadline(id, TIMER_WAIT);
     this.paths = s.mergeLegs.length;
     this.bufferUs = <i64>s.bufferMs * 1000;
     for (let leg = 0; leg < 8; leg++) unchecked((this.pathOfLeg[leg] = -1));
@@ -321,7 +323,7 @@ export class Merge {
       } else if (state == ABSENT) {
         const due = ring.since(i) + this.bufferUs;
         if (now < due && !this.draining) {
-          this.armWait(due);
+          this.wait.arm(due); // `due` counts from arrivals: the delay from the host's clock
           return;
         }
         ring.setState(i, LOST);
@@ -329,7 +331,7 @@ export class Merge {
       }
       this.nextOut++;
     }
-    if (this.waitDue != 0) this.cancelWait(); // nothing waits any more
+    this.wait.cancel(); // nothing waits any more
   }
 
   /** Sends on everything before `limit` now, gaps given up; false when the output area filled. */
@@ -352,13 +354,6 @@ export class Merge {
     return true;
   }
 
-  /** `now` may be a packet's arrival: the timer's delay counts from the host's clock. */
-  private armWait(due: i64): void {
-    if (this.waitDue == due) return;
-    const delay = due - nowUs();
-    if (timerSet(this.id, TIMER_WAIT, delay > 0 ? delay : 0) == Status.Ok) this.waitDue = due;
-  }
-
   /** A zero-delay timer to go on where a full output area stopped (the next call has a fresh one). */
   armFlush(): void {
     if (this.flushArmed) return;
@@ -366,7 +361,7 @@ export class Merge {
   }
 
   onTimer(timer: i32, now: i64): void {
-    if (timer == TIMER_WAIT) this.waitDue = 0;
+    if (timer == TIMER_WAIT) this.wait.fired();
     else if (timer == TIMER_FLUSH) this.flushArmed = false;
     if (this.pendingPath >= 0 && !this.finishRestart(now)) return;
     this.release(now);
@@ -540,12 +535,7 @@ export class Merge {
     }
     this.restored = false;
     this.pendingPath = -1;
-    if (this.waitDue != 0) this.cancelWait();
-  }
-
-  private cancelWait(): void {
-    timerCancel(this.id, TIMER_WAIT);
-    this.waitDue = 0;
+    this.wait.cancel();
   }
 
   /** The oldest sequence number the window covers. */
