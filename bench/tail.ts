@@ -36,7 +36,7 @@ export interface TailOptions {
   readonly drainMs: number;
   readonly rounds: number;
   readonly pin: boolean;
-  /** Called after every trial, for the progress bar. */
+  /** Called after every trial (priming ones too), for the progress bar. */
   readonly onTrial?: () => void;
 }
 
@@ -132,7 +132,10 @@ export async function runTail(o: TailOptions): Promise<TailResult> {
         relay = await startPlainRelay(h.sink.port, runtime);
         // priming: JIT, page faults and the source gate's learning are not the tail
         for (let primed = 0; primed < o.primeMs; primed += o.trialMs) {
-          for (const r of [proxy, relay]) await runTrial(h, r, o.ratePps, Math.min(o.primeMs - primed, o.trialMs), search, false);
+          for (const r of [proxy, relay]) {
+            await runTrial(h, r, o.ratePps, Math.min(o.primeMs - primed, o.trialMs), search, false);
+            o.onTrial?.();
+          }
         }
         const rounds: TailRound[] = [];
         for (let r = 0; r < o.rounds; r++) {

@@ -46,7 +46,7 @@ export function describeEvent(e: ProxyEvent): string {
     case "state-lost":
       return `filter ${e.filter}: the state of segment ${e.segment} was not carried over (${e.reason}); it starts fresh`;
     case "swap":
-      return `segment ${e.segment}: chain swapped (state carried: ${e.carried.join(", ") || "none"}; ${e.awaitingRestart.length > 0 ? `kept for the filter's restart: ${e.awaitingRestart.join(", ")}; ` : ""}fresh: ${e.fresh.join(", ") || "none"})`;
+      return `segment ${e.segment}: chain swapped (state carried: ${e.carried.join(", ") || "none"}; ${e.awaitingRestart.length > 0 ? `kept, imported if the filter restarts: ${e.awaitingRestart.join(", ")}; ` : ""}fresh: ${e.fresh.join(", ") || "none"})`;
     case "error":
       return `${e.segment ? `segment ${e.segment}: ` : ""}${e.message}`;
     case "watchdog":

@@ -58,7 +58,7 @@ export interface DataPlaneOptions {
 export type DataPlaneEvent =
   | PoolEvent
   | { type: "log"; filter: string; level: LogLevel; message: string }
-  /** carried: state moved over; awaitingRestart: the new stage is down, its restart imports the state; fresh: no state. */
+  /** carried: state moved over; awaitingRestart: the new stage is down, a restart of it imports the state (none comes if the filter gave up); fresh: no state. */
   | { type: "swap"; segment: string; carried: string[]; awaitingRestart: string[]; fresh: string[] }
   | { type: "error"; segment: string; message: string };
 

@@ -15,8 +15,8 @@ export class Deadline {
 
   /**
    * Fires at `dueUs`, at once if that has passed (a deadline from a packet's arrival can lie before
-   * nowUs() after a stall). Arming again for the same time asks the host nothing. False, and not
-   * armed, when the host refused the timer.
+   * nowUs() after a stall). Arming again for the same time asks the host nothing. False when the
+   * host refused the timer: the time it was armed for before, if any, stands.
    */
   arm(dueUs: i64): bool {
     if (this.dueUs == dueUs) return true;

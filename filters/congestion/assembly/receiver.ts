@@ -37,7 +37,7 @@ export class ReceiverContext extends SegmentContext {
     const at = findSequence(ptr, len, this.s.extensionId);
     if (at < 0) return PASS; // not stamped: nothing to report
     this.mediaSsrc = RtpPacket.ssrc(ptr);
-    const arrival = p.arrivalOr(now);
+    const arrival = p.arrivalUs > 0 ? p.arrivalUs : now; // not arrivalOr: a test may model a hop with a later stamp
     const seq = loadBe16(ptr + <usize>at);
     if (this.log.breaksNumbering(seq)) this.sendFeedback();
     this.log.record(seq, arrival);
