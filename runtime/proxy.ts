@@ -262,13 +262,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private restoreFor(index: number, segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number }[]; checkpoints: StateCheckpoint[] } {
     const ran = new Map(this.segmentsOf(this.config, index).map((s) => [s.name, s]));
-    const kept = segments.filter((s) => ran.has(s.name));
-    const names = new Set(kept.map((s) => s.name));
+    const kept = new Map(segments.filter((s) => ran.has(s.name)).map((s) => [s.name, s]));
     const sameFilter = (segment: string, stage: number): boolean =>
-      ran.get(segment)?.chain[stage]?.filter === kept.find((s) => s.name === segment)?.chain[stage]?.filter;
+      ran.get(segment)?.chain[stage]?.filter === kept.get(segment)?.chain[stage]?.filter;
     return {
-      stuck: this.stuckFor(kept).filter((e) => sameFilter(e.segment, e.stage)),
-      checkpoints: [...this.checkpoints.values()].filter((c) => names.has(c.segment)),
+      stuck: this.stuckFor([...kept.values()]).filter((e) => sameFilter(e.segment, e.stage)),
+      checkpoints: [...this.checkpoints.values()].filter((c) => kept.has(c.segment)),
     };
   }
 

@@ -361,7 +361,6 @@ export class Decoder extends FecContext {
     return true;
   }
 
-
   armFlush(): void {
     if (this.flushArmed) return;
     this.flushArmed = timerSet(this.id, TIMER_FLUSH, 0) == Status.Ok || timerSet(this.id, TIMER_FLUSH, 1000) == Status.Ok;
