@@ -5,7 +5,6 @@
 // brings up a new one with backoff, following each segment's policy, with each context's state
 // from its last checkpoint.
 import { createHash } from "node:crypto";
-import { FilterConfigError } from "../filter-host/errors.js";
 import type { FilterFailure } from "../filter-host/errors.js";
 import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
 import type { FilterMetrics } from "../filter-host/metrics.js";
@@ -91,6 +90,8 @@ export class InstanceSlot {
   instance: FilterInstance | null = null;
   readonly users = new Set<ChainStage>();
   restartTimer: NodeJS.Timeout | undefined;
+  /** A new instance is being made (restart): stages attached meanwhile get their contexts in it. */
+  restarting = false;
   /**
    * The metrics of the instance that failed, until a new one took its stages over: while a stage
    * is down its counts still show, and a swap then still carries them to its successor.
@@ -105,10 +106,17 @@ export class InstanceSlot {
     /** From the module's msm_policy: its stages drop packets while it is down, whatever the config says. */
     readonly mustFailClosed: boolean,
     readonly limits: StageLimits,
+    /** The config change that made the slot: one made earlier may have segments running on it. */
+    readonly change: number,
   ) {}
 
   get name(): string {
     return this.module.name;
+  }
+
+  /** Down with nothing to bring it back: every stage on it gave up. */
+  get abandoned(): boolean {
+    return this.instance === null && this.restartTimer === undefined && !this.restarting;
   }
 
   /** The metrics holding context `ctx`'s values: the instance's, or the failed one's while the stage is down. */
@@ -129,6 +137,14 @@ export class FilterPool {
   private readonly slotOf = new Map<FilterInstance, InstanceSlot>();
   /** Compiled modules of the current config change, by path, name, digest pin and memory cap. */
   private readonly modules = new Map<string, Promise<LoadedFilterModule>>();
+  /**
+   * Instances a new context's config is tried in first, one per slot, for one config change: a
+   * context that traps while it is created takes its instance down, and the running segments on a
+   * shared instance must not pay for a change that is then refused.
+   */
+  private readonly probes = new Map<InstanceSlot, Promise<FilterInstance>>();
+  private readonly probeServices: FilterHostServices;
+  private change = 0;
   private nextSlotId = 1;
   private readonly services: FilterHostServices;
   private readonly timerCancelAll: (instance: FilterInstance) => void;
@@ -148,6 +164,13 @@ export class FilterPool {
         if (slot) this.handleFailure(slot, failure);
       },
     };
+    // a probe's timers never fire and its logs are not the running filter's: its answer is the call's
+    this.probeServices = {
+      log: () => {},
+      timerSet: () => {},
+      timerCancel: () => {},
+      ...(services.hostCrypto === false && { hostCrypto: false }),
+    };
   }
 
   /** The slot for a filter, loading and instantiating it if no segment uses it yet. */
@@ -159,21 +182,45 @@ export class FilterPool {
     const instance = await FilterInstance.create(module, spec.config, this.services);
     slot = this.slots.get(key); // another acquire may have finished meanwhile
     if (slot?.instance) return slot;
-    slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config, instance.mustFailClosed, spec.limits ?? DEFAULT_STAGE_LIMITS);
+    slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config, instance.mustFailClosed, spec.limits ?? DEFAULT_STAGE_LIMITS, this.change);
     this.install(slot, instance);
     this.slots.set(key, slot);
     return slot;
   }
 
   /**
+   * A stage for a config change: its config tried first where a failure would reach running
+   * segments (see `probes`), and a filter every stage had given up on brought up again for it.
+   * Throws FilterConfigError, or FilterFailure (nothing running was touched).
+   */
+  async prepareStage(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array): Promise<ChainStage> {
+    if (slot.change !== this.change || slot.instance === null) await this.tryOnProbe(slot, ctx, config);
+    const stage = this.attach(slot, ctx, config, policy, segment, state);
+    if (!stage.active && slot.abandoned) {
+      await this.restart(slot, null); // a fixed config after the others gave up: a new instance, for it
+      if (stage.gaveUp) {
+        this.detach(stage);
+        throw new Error(`filter '${slot.name}' refused the context when it was brought up again (see the proxy's log)`);
+      }
+    }
+    return stage;
+  }
+
+  /**
    * Creates a stage: a context for the segment in the slot's instance, with `state` imported when
-   * given (a worker restarted from checkpoints). Throws FilterConfigError, or FilterFailure when
-   * the instance failed (the pool has then already handled the failure for the others on it).
+   * given (a worker restarted from checkpoints). While the instance is down the stage waits for
+   * its restart, inactive, its `state` the checkpoint the restart imports. Throws
+   * FilterConfigError, or FilterFailure when the instance failed (the pool has then already
+   * handled the failure for the others on it).
    */
   attach(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array): ChainStage {
     const effective = slot.mustFailClosed && policy.mode !== "closed" ? { ...policy, mode: "closed" as const } : policy;
     const stage = new ChainStage(slot, ctx, config, effective, segment);
-    if (!slot.instance) throw new FilterConfigError(slot.name, 6, "the filter is down (restarting after a failure)");
+    if (!slot.instance) {
+      slot.users.add(stage);
+      stage.checkpoint = state;
+      return stage;
+    }
     slot.instance.createContext(ctx, config);
     slot.users.add(stage);
     stage.active = true;
@@ -230,6 +277,7 @@ export class FilterPool {
     const affected: string[] = [];
     let delay = Infinity;
     for (const stage of slot.users) {
+      if (stage.gaveUp) continue; // it had no context in this instance
       if (!stage.active && dead === null) continue; // already counted for this instance
       stage.active = false;
       stage.failures++;
@@ -281,16 +329,22 @@ export class FilterPool {
 
   private async restart(slot: InstanceSlot, previous: FilterInstance | null): Promise<void> {
     slot.restartTimer = undefined;
-    if (slot.users.size === 0 || slot.instance) return;
+    if (slot.users.size === 0 || slot.instance || slot.restarting) return;
     let instance: FilterInstance;
+    slot.restarting = true;
     try {
       instance = await FilterInstance.create(slot.module, slot.rootConfig, this.services);
     } catch (err) {
+      slot.restarting = false;
       this.onEvent({ type: "restart-failed", filter: slot.name, reason: (err as Error).message });
       this.handleFailure(slot, err as Error);
       return;
     }
-    if (slot.instance || slot.users.size === 0) return;
+    slot.restarting = false;
+    if (slot.instance || slot.users.size === 0) {
+      instance.close();
+      return;
+    }
     this.install(slot, instance);
     const restarted: string[] = [];
     for (const stage of slot.users) {
@@ -340,7 +394,7 @@ export class FilterPool {
   /**
    * The compiled module of a filter, read and compiled once per config change: a config of 10,000
    * segments names the same .wasm 10,000 times. The cache lives for one change only (see
-   * forgetModules), so that a file replaced for the next reload is read again, and nothing of an
+   * beginChange), so that a file replaced for the next reload is read again, and nothing of an
    * old rollout stays in memory once no instance uses it.
    */
   module(spec: FilterSpec): Promise<LoadedFilterModule> {
@@ -356,9 +410,38 @@ export class FilterPool {
     return module;
   }
 
-  /** Ends the current config change's module cache; called when the next change starts. */
-  forgetModules(): void {
+  /** Starts a config change: its module cache is fresh (the last change's ends here). */
+  beginChange(): void {
+    this.closeProbes();
     this.modules.clear();
+    this.change++;
+  }
+
+  /** The change is prepared: its probes go. */
+  closeProbes(): void {
+    for (const probe of this.probes.values()) void probe.then((p) => p.close(), () => {});
+    this.probes.clear();
+  }
+
+  /**
+   * Creates the context in the slot's probe and destroys it again. A trap there is the change's
+   * error alone; the probe is discarded and the next stage gets a fresh one.
+   */
+  private async tryOnProbe(slot: InstanceSlot, ctx: number, config: unknown): Promise<void> {
+    let pending = this.probes.get(slot);
+    if (!pending) {
+      pending = FilterInstance.create(slot.module, slot.rootConfig, this.probeServices);
+      this.probes.set(slot, pending);
+      pending.catch(() => this.probes.delete(slot));
+    }
+    const probe = await pending;
+    try {
+      probe.createContext(ctx, config);
+      probe.destroyContext(ctx);
+    } catch (err) {
+      if (probe.failure && this.probes.get(slot) === pending) this.probes.delete(slot);
+      throw err;
+    }
   }
 
   private dropSlot(slot: InstanceSlot): void {

@@ -175,7 +175,7 @@ export class DataPlane {
   /** Builds everything a new config needs without touching what runs. Returns the errors; none means commit may follow. */
   async prepare(request: ApplyRequest): Promise<SegmentError[]> {
     if (this.plan) this.abort();
-    this.pool.forgetModules(); // each change reads its files afresh
+    this.pool.beginChange(); // each change reads its files afresh
     const plan: Plan = { segments: [], removed: [], acquired: [], stuck: request.stuck };
     this.plan = plan;
     const errors: SegmentError[] = [];
@@ -213,6 +213,7 @@ export class DataPlane {
         errors.push({ segment: config.name, message: (err as Error).message });
       }
     }
+    this.pool.closeProbes();
     if (errors.length > 0) this.abort();
     return errors;
   }
@@ -387,11 +388,11 @@ export class DataPlane {
         const slot = await this.pool.acquire(filterSpec(st.filter, entry));
         plan.acquired.push(slot);
         const state = states.get(checkpointKey(config.name, st.filter));
-        stages.push(this.pool.attach(slot, this.nextContext++, st.config, config.failure, config.name, state));
+        stages.push(await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state));
       }
     } catch (err) {
       for (const st of stages) this.pool.detach(st);
-      const crashed = err instanceof FilterFailure ? "; the segments already on that filter instance follow their failure policy" : "";
+      const crashed = err instanceof FilterFailure ? " (while its context was created; no running segment was touched)" : "";
       throw new Error(`segment '${config.name}': ${(err as Error).message}${crashed}`);
     }
     return stages;
