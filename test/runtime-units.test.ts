@@ -412,6 +412,20 @@ pool("a checkpoint whose import traps is not imported again: the others on the i
     assert.ok(rig.events.some((e) => e.type === "state-lost" && e.segment === "b"), "and that was said");
   }));
 
+pool("a stage attached while its instance waits to restart joins the restart, with the state it was given", () =>
+  withRig(async (rig) => {
+    const slot = await rig.slot();
+    const a = rig.attach(slot, {}, { ...POLICY, restartBackoffMs: 50 }, "a");
+    rig.run([a], [command(0, Cmd.trap)]);
+    assert.is(slot.instance, null, "down, its restart pending");
+    const state = Uint8Array.of(1, 0, 0, 0, 3, 0, 0, 0); // the hostile fixture's count blob: 3 packets
+    const b = rig.attach(slot, {}, POLICY, "b", state);
+    assert.is(b.live, null, "waits for the restart");
+    await waitFor(() => rig.events.some((e) => e.type === "restarted"), 5000, "a restart");
+    assert.ok(a.live && b.live, "both run on the new instance");
+    assert.is(rig.report(b), 3 + 1, "b's state was imported at the restart");
+  }));
+
 pool("restarts back off (doubling, capped, the soonest stage's delay), then give up after maxFailures", () =>
   withRig(async (rig) => {
     const slot = await rig.slot();
