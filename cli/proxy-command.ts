@@ -5,7 +5,7 @@
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import {
   ApplyError, ConfigError, hostCryptoDescription, hostCryptoUnavailable, loadProxyConfigFile, Proxy, startAdminServer,
-  type AdminServer, type ProxyEvent, type IoPlan,
+  type AdminServer, type ProxyConfig, type ProxyEvent, type IoPlan,
 } from "../runtime/index.js";
 import { Agent } from "../controlplane/agent/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
@@ -160,6 +160,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     throw err;
   }
   const adminFlag = flags.get("admin");
+  const fileAdmin = JSON.stringify(config.admin ?? null);
   if (adminFlag) config.admin = hostPort("admin", adminFlag);
   let proxy: Proxy;
   try {
@@ -172,25 +173,42 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     throw err;
   }
   proxy.on("event", (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
-  // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what runs
-  let applied = await configFingerprint(file, config);
+  // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what was last
+  // tried. A refused file is not tried again until it changes: a log written into the config's
+  // folder would otherwise retry it at every line the refusal logs.
+  let running = config;
+  let tried = await configFingerprint(file, config);
   let reloading = Promise.resolve();
   const reload = (why: string, onlyIfChanged: boolean): void => {
     reloading = reloading.then(async () => {
       try {
-        const next = await loadProxyConfigFile(file);
-        const fingerprint = await configFingerprint(file, next);
-        if (onlyIfChanged && fingerprint === applied) return;
+        let next: ProxyConfig | undefined;
+        let invalid: unknown;
+        try {
+          next = await loadProxyConfigFile(file);
+        } catch (err) {
+          invalid = err;
+        }
+        // a file that does not validate names no modules: its text and the running ones are what changes
+        const fingerprint = await configFingerprint(file, next ?? running);
+        if (onlyIfChanged && fingerprint === tried) return;
+        tried = fingerprint;
+        if (!next) throw invalid;
+        // the admin endpoint is the CLI's, bound once (--admin overrides the file's for good)
+        if (!adminFlag && JSON.stringify(next.admin ?? null) !== fileAdmin) {
+          throw new ConfigError([`admin: cannot change from ${fileAdmin} to ${JSON.stringify(next.admin ?? null)} while running; restart the proxy`]);
+        }
         next.admin = config.admin;
         await proxy.apply(next);
-        applied = fingerprint;
+        running = next;
         watch.follow(next);
         console.error(`${stamp()} config reloaded (${why})`);
       } catch (err) {
         if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
-          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(err.message, { keepNewlines: true })}`);
+          const what = err instanceof ApplyError ? `\n  ${err.detail}` : err.message;
+          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(what, { keepNewlines: true })}`);
         } else if (err instanceof ApplyError) {
-          console.error(`${stamp()} config reloaded (${why}) with errors: ${printable(err.message, { keepNewlines: true })}`);
+          console.error(`${stamp()} config reloaded (${why}), but these segments are NOT running:\n  ${printable(err.detail, { keepNewlines: true })}`);
         } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
       }
     });

@@ -27,7 +27,16 @@ export class ApplyError extends Error {
       : committed
         ? "config applied, except these segments, which are NOT running"
         : "config not applied, the running config is unchanged";
-    super(`${lead}:\n  ${errors.map((e) => (e.segment ? `segment '${e.segment}': ` : "") + e.message.replace(`segment '${e.segment}': `, "")).join("\n  ")}`);
+    super(`${lead}:\n  ${ApplyError.list(errors)}`);
+  }
+
+  /** The errors alone, a line each, without the lead (for a caller that says what happened itself). */
+  get detail(): string {
+    return ApplyError.list(this.errors);
+  }
+
+  private static list(errors: readonly SegmentError[]): string {
+    return errors.map((e) => (e.segment ? `segment '${e.segment}': ` : "") + e.message.replace(`segment '${e.segment}': `, "")).join("\n  ");
   }
 }
 

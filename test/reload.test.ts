@@ -63,6 +63,65 @@ test("editor saves (rename over the file), twice: both reload; an unrelated file
   }
 });
 
+test("a refused file is tried once: writes in its folder (the proxy's own log there) do not retry it until it changes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-refused-"));
+  const file = join(dir, "proxy.yaml");
+  const listen = await freePortPair();
+  writeFileSync(file, yaml(listen, 9, fixture("counter"), 1));
+  const p = startMsm(file);
+  const unrelatedWrites = async (): Promise<void> => {
+    for (let k = 0; k < 3; k++) {
+      writeFileSync(join(dir, "proxy.log"), `line ${k}\n`, { flag: "a" });
+      await sleep(400); // past the watch's debounce each time
+    }
+  };
+  try {
+    await waitFor(() => p.output().includes("proxy running"), 15_000, "the proxy to start");
+    // one that does not validate, then one the filter refuses (tag out of its range)
+    writeFileSync(file, yaml(listen, 9, fixture("counter"), 1).replace("port: 9 }", "port: 70000 }"));
+    await waitFor(() => p.count("NOT reloaded") === 1, 5000, `the invalid file refused\n${p.output()}`);
+    await unrelatedWrites();
+    assert.is(p.count("NOT reloaded"), 1, `tried once\n${p.output()}`);
+    writeFileSync(file, yaml(listen, 9, fixture("counter"), 2_000_000));
+    await waitFor(() => p.count("NOT reloaded") === 2, 5000, `the refused config\n${p.output()}`);
+    assert.match(p.output(), /NOT reloaded \(file changed\), the running config stays: \n  segment 'cam': filter 'counter' rejected its config/);
+    assert.not.match(p.output(), /running config is unchanged/, "said once, not twice");
+    await unrelatedWrites();
+    assert.is(p.count("NOT reloaded"), 2, `tried once\n${p.output()}`);
+    p.child.kill("SIGHUP"); // an operator's SIGHUP tries it again
+    await waitFor(() => p.count("NOT reloaded (SIGHUP)") === 1, 5000, "SIGHUP retries");
+    writeFileSync(file, yaml(listen, 9, fixture("counter"), 3));
+    await waitFor(() => p.count("config reloaded (file changed)") === 1, 5000, `the fixed file applies\n${p.output()}`);
+  } finally {
+    p.child.kill("SIGTERM");
+    await p.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the admin endpoint is fixed while running: a changed admin is refused, not ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-admin-"));
+  const file = join(dir, "proxy.yaml");
+  const listen = await freePortPair();
+  const admin = (await freePortPair()) + 1;
+  const withAdmin = (port: number, tag: number): string => `admin: { address: 127.0.0.1, port: ${port} }\n${yaml(listen, 9, fixture("counter"), tag)}`;
+  writeFileSync(file, withAdmin(admin, 1));
+  const p = startMsm(file);
+  try {
+    await waitFor(() => p.output().includes("proxy running"), 15_000, "the proxy to start");
+    writeFileSync(file, withAdmin(admin - 1, 2));
+    await waitFor(() => p.count("NOT reloaded") === 1, 5000, `the admin change refused\n${p.output()}`);
+    assert.match(p.output(), /admin: cannot change from .* while running; restart the proxy/);
+    assert.is((await httpGet(admin, "/healthz")).status, 200, "still where it was");
+    writeFileSync(file, withAdmin(admin, 3));
+    await waitFor(() => p.count("config reloaded (file changed)") === 1, 5000, `the same admin applies\n${p.output()}`);
+  } finally {
+    p.child.kill("SIGTERM");
+    await p.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a ConfigMap volume's symlink swap reloads, and so does a filter rebuilt at the same path", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-configmap-"));
   const listen = await freePortPair();
