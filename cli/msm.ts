@@ -30,6 +30,10 @@ Docs: README.md, docs/abi.md (filter ABI), docs/sdk.md (AssemblyScript SDK), doc
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
+  if (command !== undefined && (args.includes("--help") || args.includes("-h"))) {
+    console.log(USAGE); // every command's flags are on the one page
+    return 0;
+  }
   switch (command) {
     case "proxy":
       return runProxy(args);

@@ -218,7 +218,15 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   process.on("SIGHUP", () => reload("SIGHUP", false));
   let admin: AdminServer | undefined;
   if (config.admin) {
-    admin = await startAdminServer(proxy, config.admin.address, config.admin.port);
+    try {
+      admin = await startAdminServer(proxy, config.admin.address, config.admin.port);
+    } catch (err) {
+      // probes and scrapes would find nothing: a proxy without its admin endpoint does not run
+      watch.close();
+      await proxy.close();
+      console.error(`msm proxy: admin endpoint ${config.admin.address}:${config.admin.port}: ${(err as Error).message}; the proxy did not start`);
+      return 1;
+    }
     console.error(`${stamp()} admin: http://${config.admin.address}:${admin.port}/metrics`);
   }
   const segments = (await proxy.stats()).segments;
@@ -230,6 +238,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   for (const s of segments) {
     console.error(`  ${s.name}: listen ${s.ports.listen}${s.ports.listenRtcp ? `/${s.ports.listenRtcp}` : ""}, egress ${s.ports.egress}, chain ${s.stages.map((t) => t.filter).join(" -> ") || "(empty)"}`);
   }
+  console.error(`${stamp()} reload: edit ${file}, or kill -HUP ${process.pid}; stop: kill ${process.pid} (or Ctrl-C)`);
 
   await waitForSignal();
   watch.close();

@@ -3,6 +3,8 @@
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "./lib/suite.js";
@@ -156,6 +158,35 @@ test("msm proxy: segments needing more sockets than ulimit -n allows are refused
     assert.is(code, 0, p.output());
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("msm proxy: an admin port another process holds stops the start with exit 1, naming the endpoint", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-"));
+  const file = join(dir, "proxy.yaml");
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+  const taken = (holder.address() as AddressInfo).port;
+  const listen = await freePortPair();
+  writeFileSync(file, `admin: { address: 127.0.0.1, port: ${taken} }\n${yaml(listen, 9, 1)}`);
+  try {
+    const p = run(["proxy", "--config", file]);
+    assert.is(await p.exited, 1, p.output());
+    assert.match(p.output(), new RegExp(`admin endpoint 127\\.0\\.0\\.1:${taken}: .*EADDRINUSE.*; the proxy did not start`));
+    // its RTP port is free again: nothing of the half-started proxy stays behind
+    const again = await bindUdp(listen);
+    again.close();
+  } finally {
+    holder.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("msm COMMAND --help prints usage and exits 0", async () => {
+  for (const cmd of ["proxy", "demo", "control-plane"]) {
+    const p = run([cmd, "--help"]);
+    assert.is(await p.exited, 0, cmd);
+    assert.match(p.output(), /Usage:\n  msm proxy --config FILE/, cmd);
   }
 });
 
