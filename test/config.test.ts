@@ -61,6 +61,15 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg joining on a unicast address", base({ segments: [seg({ legs: [{ name: "b", listen: { port: 7000, interface: "127.0.0.1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.listen\.interface: only a multicast group is joined, and the leg listens on 127\.0\.0\.1/],
   ["a leg's source-specific sender of the other family", base({ segments: [seg({ legs: [{ name: "b", listen: { address: "239.1.1.1", port: 7000 }, source: { address: "::1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.source\.address: IPv6, but the leg listens on IPv4/],
   ["a leg sending from the other family than the multicast interface", base({ segments: [seg({ multicast: { interface: "127.0.0.1" }, legs: [{ name: "b", receive: false, egress: { address: "::1" }, destinations: [{ address: "ff15::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.egress\.address: IPv6, but multicast\.interface names an IPv4 interface/],
+  // forwarding loops: packets that would come back into the proxy's own sockets
+  ["a destination that is the segment's own listen port", base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 5004 }] })] }), /segments\[0\]\.destinations\[0\]: 127\.0\.0\.1:5004 is this segment's own listen: every packet would come back to it/],
+  ["a destination whose RTCP port is the segment's own", base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 5003 }] })] }), /segments\[0\]\.destinations\[0\] \(RTCP, port \+ 1\): 127\.0\.0\.1:5004 is this segment's own listen/],
+  ["a loopback destination on a wildcard listen's port", base({ segments: [seg({ listen: { address: "0.0.0.0", port: 5004 }, destinations: [{ address: "127.0.0.2", port: 5004 }] })] }), /segments\[0\]\.destinations\[0\]: 127\.0\.0\.2:5004 is this segment's own listen/],
+  ["a leg sending into its own segment's listen", base({ segments: [seg({ rtcpMux: true, legs: [{ name: "fec", receive: false, destinations: [{ address: "127.0.0.1", port: 5004 }] }] })] }), /segments\[0\]\.legs\[0\]\.destinations\[0\]: 127\.0\.0\.1:5004 is this segment's own listen/],
+  ["two segments sending to each other", base({ segments: [
+    seg({ rtcpMux: true, destinations: [{ address: "127.0.0.1", port: 7000 }] }),
+    seg({ name: "s2", rtcpMux: true, listen: { address: "127.0.0.1", port: 7000 }, destinations: [{ address: "127.0.0.1", port: 5004 }] }),
+  ] }), /segments\[1\]\.destinations\[0\]: 127\.0\.0\.1:5004 is segments\[0\]\.listen \('s1'\), which closes a loop: s1 -> s2 -> s1/],
   // the destination limit
   ["100,000 destinations", base({ segments: [seg({ destinations: Array.from({ length: 100_000 }, (_, k) => ({ address: "10.1.0.1", port: 1024 + (k % 60_000) })) })] }), /segments\[0\]\.destinations: 100000 destinations, at most 4096 per segment/],
   ["a leg with 4,097 destinations", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: Array.from({ length: 4097 }, (_, k) => ({ address: "10.1.0.1", port: 1024 + k })) }] })] }), /segments\[0\]\.legs\[0\]\.destinations: 4097 destinations, at most 4096 per segment/],
@@ -71,6 +80,20 @@ for (const [label, input, pattern] of cases) {
     assert.throws(() => validateProxyConfig(input), (err: unknown) => err instanceof ConfigError && pattern.test((err as Error).message));
   });
 }
+
+test("a chain of segments on one proxy is no loop, nor a destination on another address or a multicast group", () => {
+  validateProxyConfig(base({ segments: [
+    seg({ rtcpMux: true, destinations: [{ address: "127.0.0.1", port: 7000 }] }),
+    seg({ name: "s2", rtcpMux: true, listen: { address: "127.0.0.1", port: 7000 }, destinations: [{ address: "127.0.0.1", port: 8000 }] }),
+    seg({ name: "s3", rtcpMux: true, listen: { address: "127.0.0.2", port: 9000 }, destinations: [{ address: "127.0.0.3", port: 9000 }] }),
+    seg({ name: "s4", rtcpMux: true, listen: { address: "239.1.1.1", port: 9100 }, destinations: [{ address: "239.1.1.1", port: 9100 }] }),
+  ] }));
+  // 10,000 segments in a line (each to the next): checked without exhausting the stack
+  const line = Array.from({ length: 10_000 }, (_, k) => seg({ name: `s${k}`, rtcpMux: true, listen: { address: "127.0.0.1", port: 20_000 + k }, destinations: [{ address: "127.0.0.1", port: 20_001 + k }] }));
+  validateProxyConfig(base({ segments: line }));
+  line[9_999] = seg({ name: "s9999", rtcpMux: true, listen: { address: "127.0.0.1", port: 29_999 }, destinations: [{ address: "127.0.0.1", port: 20_000 }] });
+  assert.throws(() => validateProxyConfig(base({ segments: line })), (err: unknown) => /segments\[9999\]\.destinations\[0\]: .* closes a loop: s0 -> s1 -> .* -> s9999 -> s0/.test((err as Error).message));
+});
 
 test("the filter-name check knows every msm_filter_* family the exporter writes", () => {
   const source = readFileSync(join(ROOT, "runtime", "admin", "prometheus.ts"), "utf8");

@@ -9,7 +9,8 @@ import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../abi.js";
-import { EndpointClaims } from "./endpoints.js";
+import { EndpointClaims, type Endpoint } from "./endpoints.js";
+import { forwardingLoopProblems, type LoopNode } from "./forwarding-loops.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";
 
@@ -289,6 +290,7 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
       seen.add(st.filter);
     });
   });
+  problems.push(...forwardingLoopProblems(config.segments.map((seg, i) => ({ name: seg.name, receives: receiveEndpoints(seg), sends: sendTargets(seg, `segments[${i}]`) }))));
   problems.push(...checkSecretReferences(config, baseDir));
   if (problems.length > 0) throw new ConfigError(problems, source);
   for (const entry of Object.values(config.filters)) {
@@ -353,6 +355,35 @@ function legProblems(seg: SegmentConfig, at: string, egressFamily: number): stri
     }
   });
   return problems;
+}
+
+/** Where a segment receives: its listen socket (and RTCP's), its legs'. */
+function receiveEndpoints(seg: SegmentConfig): LoopNode["receives"] {
+  const out: { endpoint: Endpoint; what: string }[] = [{ endpoint: seg.listen, what: "listen" }];
+  if (!seg.rtcpMux && seg.listen.port < 65535) out.push({ endpoint: { address: seg.listen.address, port: seg.listen.port + 1 }, what: "listen (RTCP, port + 1)" });
+  seg.legs.forEach((l, k) => {
+    const listen = legListen(seg, l);
+    if (listen) out.push({ endpoint: listen, what: `legs[${k}] (${l.name}) listen` });
+  });
+  return out;
+}
+
+/** Where a segment sends: each destination (and its RTCP port), each sending leg's. */
+function sendTargets(seg: SegmentConfig, at: string): LoopNode["sends"] {
+  const out: { endpoint: Endpoint; field: string }[] = [];
+  seg.destinations.forEach((d, k) => {
+    const field = `${at}.destinations[${k}]`;
+    out.push({ endpoint: d, field });
+    if (!seg.rtcpMux) out.push({ endpoint: { address: d.address, port: d.port + 1 }, field: `${field} (RTCP, port + 1)` });
+  });
+  seg.legs.forEach((l, k) => {
+    if (!l.send) return;
+    if (l.destinations) l.destinations.forEach((d, j) => out.push({ endpoint: d, field: `${at}.legs[${k}].destinations[${j}]` }));
+    else if (l.portOffset !== undefined) {
+      seg.destinations.forEach((d, j) => out.push({ endpoint: { address: d.address, port: d.port + l.portOffset! }, field: `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})` }));
+    }
+  });
+  return out;
 }
 
 /** Where a leg receives (null: it does not). */
