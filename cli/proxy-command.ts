@@ -179,6 +179,21 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   let running = config;
   let tried = await configFingerprint(file, config);
   let reloading = Promise.resolve();
+  // segments that did not start after a commit (a port taken meanwhile) are tried again, backing off
+  let retryMs = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  const retryIfNotRunning = (): void => {
+    clearTimeout(retryTimer);
+    const down = proxy.segmentsNotRunning;
+    if (down.length === 0) {
+      retryMs = 0;
+      return;
+    }
+    retryMs = Math.min(retryMs === 0 ? 1000 : retryMs * 2, 30_000);
+    console.error(`${stamp()} ${down.length} segment(s) NOT running (${down.slice(0, 5).join(", ")}${down.length > 5 ? ", ..." : ""}): next try in ${retryMs / 1000} s`);
+    retryTimer = setTimeout(() => reload("retry", false), retryMs);
+    retryTimer.unref();
+  };
   const reload = (why: string, onlyIfChanged: boolean): void => {
     reloading = reloading.then(async () => {
       try {
@@ -211,6 +226,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
           console.error(`${stamp()} config reloaded (${why}), but these segments are NOT running:\n  ${printable(err.detail, { keepNewlines: true })}`);
         } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
       }
+      retryIfNotRunning();
     });
   };
   const watch = new ConfigWatch(file, () => reload("file changed", true));
@@ -241,6 +257,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   console.error(`${stamp()} reload: edit ${file}, or kill -HUP ${process.pid}; stop: kill ${process.pid} (or Ctrl-C)`);
 
   await waitForSignal();
+  clearTimeout(retryTimer);
   watch.close();
   console.error(`${stamp()} stopping: draining the segments`);
   await admin?.close();

@@ -9,6 +9,7 @@ import { resolveSecrets } from "./config/secrets.js";
 import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
+import { bindProblem } from "./dataplane/segment-sockets.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 
@@ -66,6 +67,8 @@ export interface ProxySnapshot {
   /** The filter instances of every worker (one serves each segment there whose chain uses its filter, module and root config). */
   instances: (InstanceUsers & { worker: number })[];
   watchdogRestarts: number;
+  /** Segments of the running config that do not run (a port taken after the change was committed), with why. */
+  notRunning: { segment: string; reason: string }[];
   /** The host's interface addresses: how the control plane tells that a destination is this proxy's wildcard listen. */
   addresses: string[];
   /** When the snapshot was taken (wall clock, ms). */
@@ -116,6 +119,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** The segments whose sockets are bound (none before the first apply). */
   private running: readonly SegmentConfig[] = [];
   private applied = false;
+  /** Segments of the running config that do not run (their sockets failed after the commit), with why. */
+  private notRunning = new Map<string, string>();
   private crashDelay = 100;
   private lastCrash = 0;
   /** Per worker: when it last answered, and since when it has been down (0: up). */
@@ -183,9 +188,15 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       segments,
       instances: this.workers.flatMap((w, worker) => w.instances.map((i) => ({ ...i, worker }))),
       watchdogRestarts: this.watchdogRestarts,
+      notRunning: [...this.notRunning].map(([segment, reason]) => ({ segment, reason })),
       addresses: localAddresses(),
       atMs: Date.now(),
     };
+  }
+
+  /** Segments of the running config that do not run (see notRunning in stats). */
+  get segmentsNotRunning(): string[] {
+    return [...this.notRunning.keys()];
   }
 
   /** Liveness and readiness, for the admin endpoint's probes. */
@@ -195,6 +206,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     let ready = this.applied && !this.closed;
     if (this.closed) problems.push("the proxy is shutting down");
     if (!this.applied) problems.push("no config applied yet");
+    for (const [segment, reason] of this.notRunning) {
+      ready = false; // a configured segment that does not run: the node does not do its job
+      problems.push(`segment '${segment}' is NOT running: ${reason}`);
+    }
     this.workers.forEach((w, i) => {
       const down = this.downSince[i] ?? 0;
       if (!w.alive || down > 0) {
@@ -310,6 +325,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (secrets.problems.length > 0) throw new ApplyError(secrets.problems.map((message) => ({ segment: "", message })));
     const resolved = secrets.config;
     const deferBind = this.portsReleasedFor(config);
+    const taken = await this.portsTakenBeforeCommit(config, deferBind);
+    if (taken.length > 0) throw new ApplyError(taken);
     const workers = [...this.workers];
     // a worker replaced meanwhile is set up by its own restart, from the config then running
     const current = (): WorkerHandle[] => workers.filter((w, i) => this.workers[i] === w);
@@ -346,6 +363,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
     for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
+    this.notRunning = new Map(committed.map((e) => [e.segment, e.message.replace(`segment '${e.segment}': `, "")]));
     if (committed.length > 0) throw new ApplyError(committed, true);
   }
 
@@ -365,6 +383,27 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return config.segments
       .filter((s) => !running.has(s.name) && fixedBinds(s).some((b) => released.some((e) => endpointsClash(b, e))))
       .map((s) => s.name);
+  }
+
+  /**
+   * The segments that bind after the commit (new sockets for a running segment, or ports this
+   * change frees) would fail there, and be down, if another process holds a port they name: each
+   * such port is bound for a moment now, while the change can still be refused. Ports this proxy
+   * holds are left out (the change frees them).
+   */
+  private async portsTakenBeforeCommit(config: ProxyConfig, deferBind: readonly string[]): Promise<SegmentError[]> {
+    const running = new Map(this.running.map((s) => [s.name, s]));
+    const held = this.running.filter((s) => !this.notRunning.has(s.name)).flatMap(fixedBinds);
+    const late = config.segments.filter((s) => {
+      const r = running.get(s.name);
+      return deferBind.includes(s.name) || (r !== undefined && socketsKey(r) !== socketsKey(s)) || (r !== undefined && this.notRunning.has(s.name));
+    });
+    const errors: SegmentError[] = [];
+    for (const seg of late) {
+      const problem = await bindProblem(seg, (b) => held.some((h) => endpointsClash(b, h)));
+      if (problem) errors.push({ segment: seg.name, message: problem });
+    }
+    return errors;
   }
 
   /**

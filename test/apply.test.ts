@@ -9,7 +9,7 @@ import { ApplyError, sha256Hex, validateProxyConfig, type ProxyConfigInput } fro
 import { readFileSync } from "node:fs";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
-import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 
 const test = suite("config changes", { timeoutMs: 60_000 });
@@ -146,7 +146,7 @@ test("an error after the commit says the change was applied, and which segment d
 });
 
 test("srtp must fail closed: with failure mode 'open', an srtp instance that runs out of memory sends no plaintext", async () => {
-  const [pe, pbig] = [await freePortPair(), await freePortPair()];
+  const [pe, pbig] = [await freePortPair(), await freePortRun(4)];
   const sink = await Sink.open(0, { keep: true });
   const key = "inline:" + Buffer.alloc(30, 3).toString("base64");
   const secure = {
@@ -160,10 +160,11 @@ test("srtp must fail closed: with failure mode 'open', an srtp instance that run
     assert.is((await segmentStats(proxy, "secure")).stages[0]!.failureMode, "closed", "the filter's policy overrides the segment's mode");
     tx.send(indexedRtp(0), pe, LO);
     await waitFor(() => sink.received === 1, 2000, "the first protected packet");
-    // a segment whose context does not fit the instance's memory: the shared instance traps
-    const big = { name: "big", listen: { address: LO, port: pbig }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "srtp", config: { direction: "protect", key, maxSources: 1024 } }] };
+    // two segments whose contexts each fit a fresh instance (so the change's probe lets each
+    // through) but not both beside secure's: the shared instance runs out of memory and traps
+    const big = (k: number) => ({ name: `big${k}`, listen: { address: LO, port: pbig + 2 * k }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "srtp", config: { direction: "protect", key, maxSources: 384 } }] });
     try {
-      await proxy.apply(validateProxyConfig(input([big])));
+      await proxy.apply(validateProxyConfig(input([big(0), big(1)])));
       assert.unreachable("applied");
     } catch (err) {
       assert.match((err as Error).message, /failed in msm_context_create: .*most likely out of memory: the instance uses \d+ of its 16 pages/);

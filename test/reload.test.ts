@@ -99,6 +99,33 @@ test("a refused file is tried once: writes in its folder (the proxy's own log th
   }
 });
 
+test("a listen port moved onto one another process holds: the change is refused before anything closes, the segment runs on", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-taken-"));
+  const file = join(dir, "proxy.yaml");
+  const [listen, moved] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const holder = await bindUdp(moved); // another program on the port the edit moves to
+  writeFileSync(file, yaml(listen, sink.port, fixture("counter"), 1));
+  const p = startMsm(file, (await freePortPair()) + 1);
+  const tx = await bindUdp();
+  try {
+    await waitFor(() => p.output().includes("proxy running"), 15_000, "the proxy to start");
+    writeFileSync(file, yaml(moved, sink.port, fixture("counter"), 1));
+    await waitFor(() => p.count("NOT reloaded") === 1, 5000, `the move refused\n${p.output()}`);
+    assert.match(p.output(), new RegExp(`segment 'cam': cannot bind listen\\.port 127\\.0\\.0\\.1:${moved}: .*EADDRINUSE.* \\(another process holds it\\)`));
+    assert.not.match(p.output(), /NOT running/);
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, "127.0.0.1");
+    await waitFor(() => sink.received >= 20, 3000, `cam still runs on its old port (${sink.received}/20)`);
+  } finally {
+    tx.close();
+    holder.close();
+    sink.close();
+    p.child.kill("SIGTERM");
+    await p.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("the admin endpoint is fixed while running: a changed admin is refused, not ignored", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-admin-"));
   const file = join(dir, "proxy.yaml");

@@ -113,5 +113,6 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   for (const [name, f] of own) out.push(`# TYPE ${name} ${f.type}`, ...f.lines);
   streamFamilies(segs, family);
   family("msm_watchdog_restarts_total", "counter", "Workers restarted because a filter call was stuck.", [[{}, snap.watchdogRestarts]]);
+  family("msm_segments_not_running", "gauge", "Segments of the running config that do not run (a port taken after the change was committed); /readyz says why.", [[{}, snap.notRunning.length]]);
   return out.join("\n") + "\n";
 }

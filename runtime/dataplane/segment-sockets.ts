@@ -8,7 +8,7 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIP, isIPv6, type AddressInfo } from "node:net";
 import { isMulticast } from "../config/multicast.js";
-import { groupJoin, legListen, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
+import { fixedBinds, groupJoin, legListen, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
 import { applyMulticastOptions, joinGroup } from "./multicast-sockets.js";
 
 async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
@@ -185,6 +185,24 @@ function legEgressOf(config: SegmentConfig, l: LegConfig): { address: string; po
 /** Where a leg sends: its own destinations, or the segment's at port + portOffset. */
 export function legDestinations(config: SegmentConfig, l: LegConfig): { address: string; port: number }[] {
   return l.destinations ?? config.destinations.map((d) => ({ address: d.address, port: d.port + l.portOffset! }));
+}
+
+/**
+ * Binds each port the segment names for a moment and closes it again: a segment that binds only
+ * after its change is committed (on a port the change frees) learns before the commit that
+ * another process holds one. `ours` says which binds this proxy holds itself (left out).
+ */
+export async function bindProblem(config: SegmentConfig, ours: (bind: { address: string; port: number }) => boolean): Promise<string | null> {
+  for (const b of fixedBinds(config)) {
+    if (ours(b)) continue;
+    try {
+      (await bindSocket(b.address, b.port, 0)).close();
+    } catch (err) {
+      const held = (err as NodeJS.ErrnoException).code === "EADDRINUSE" ? " (another process holds it)" : "";
+      return `cannot bind ${b.what} ${b.address}:${b.port}: ${(err as Error).message}${held}`;
+    }
+  }
+  return null;
 }
 
 /**
