@@ -2,10 +2,12 @@
 // change removes (also across workers), a .wasm rebuilt at the same path, secrets given by
 // reference, and a removed segment that still held packets in a filter.
 import * as assert from "uvu/assert";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ApplyError, sha256Hex, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { ApplyError, renderPrometheus, sha256Hex, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { readFileSync } from "node:fs";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
@@ -127,21 +129,74 @@ test("a removed segment, and a proxy that stops, hand over what their filters ho
   }
 });
 
-test("an error after the commit says the change was applied, and which segment does not run", async () => {
+test("a port another program holds refuses a move before anything closes: the segment runs on where it was", async () => {
   const [pa, pb] = [await freePortPair(), await freePortPair()];
-  const { proxy } = await startProxy({ segments: [{ name: "moving", listen: { address: LO, port: pa }, destinations: [{ address: LO, port: 9 }] }] });
-  const squatter = await bindUdp(pb, LO); // another program holds the port the segment moves to
+  const sink = await Sink.open();
+  const config = (port: number) => validateProxyConfig({ segments: [{ name: "moving", listen: { address: LO, port }, destinations: [{ address: LO, port: sink.port }] }] });
+  const { proxy } = await startProxy(config(pa));
+  const squatter = await bindUdp(pb + 1, LO); // another program holds the RTCP port of where the segment moves
+  const tx = await bindUdp();
   try {
-    await proxy.apply(validateProxyConfig({ segments: [{ name: "moving", listen: { address: LO, port: pb }, destinations: [{ address: LO, port: 9 }] }] }));
+    await proxy.apply(config(pb));
     assert.unreachable("applied");
   } catch (err) {
+    assert.instance(err, ApplyError);
+    assert.is((err as ApplyError).committed, false);
+    assert.match((err as Error).message, new RegExp(`segment 'moving': cannot bind listen\\.port \\(RTCP, port \\+ 1\\) 127\\.0\\.0\\.1:${pb + 1}: bind EADDRINUSE.*\\(another process holds it\\)`));
+    tx.send(indexedRtp(0), pa, LO);
+    await waitFor(() => sink.received === 1, 3000, "the segment on its old port");
+    assert.ok(proxy.health().ready);
+  } finally {
+    tx.close();
+    squatter.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test("a port taken after the check, before the bind: the change says which segment is NOT running, /readyz and /metrics show it until an apply binds it", async () => {
+  const [pa, pb] = [await freePortPair(), await freePortPair()];
+  const dir = mkdtempSync(join(tmpdir(), "msm-race-"));
+  // the module's file is a FIFO: the worker's prepare (after the port check) waits on it, so the
+  // test takes the port exactly between the check and the bind that follows the commit
+  const fifo = join(dir, "counter.wasm");
+  execFileSync("mkfifo", [fifo]);
+  const config = (port: number, path: string) => validateProxyConfig({
+    filters: { counter: { path } },
+    segments: [{ name: "moving", listen: { address: LO, port }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "counter" }] }],
+  });
+  const { proxy } = await startProxy(config(pa, fixture("counter")));
+  let squatter: Awaited<ReturnType<typeof bindUdp>> | undefined;
+  try {
+    const applying = proxy.apply(config(pb, fifo)).then(() => null, (err: unknown) => err);
+    const writer = await open(fifo, "w"); // returns once the worker opened it to read: the check is done
+    squatter = await bindUdp(pb, LO);
+    await writer.writeFile(readFileSync(fixture("counter")));
+    await writer.close();
+    const err = await applying;
     assert.instance(err, ApplyError);
     assert.is((err as ApplyError).committed, true);
     assert.match((err as Error).message, /^config applied, except these segments, which are NOT running:\n {2}segment 'moving': cannot bind listen 127\.0\.0\.1:\d+: bind EADDRINUSE/);
     assert.equal((await proxy.stats()).segments, []);
-  } finally {
+    const health = proxy.health();
+    assert.is(health.ready, false);
+    assert.ok(health.live, "the proxy itself is fine");
+    assert.match(health.problems.join("\n"), /segment 'moving' is NOT running: cannot bind listen 127\.0\.0\.1:\d+/);
+    assert.match(renderPrometheus(await proxy.stats()), /\nmsm_segments_not_running 1\n/);
+    assert.equal(proxy.segmentsNotRunning, ["moving"]);
+    // still taken: the next apply of the same config is refused, and nothing changes
+    await proxy.apply(config(pb, fixture("counter"))).then(() => assert.unreachable("applied"), (e: unknown) => assert.is((e as ApplyError).committed, false));
+    assert.equal(proxy.segmentsNotRunning, ["moving"]);
     squatter.close();
+    squatter = undefined;
+    await proxy.apply(config(pb, fixture("counter")));
+    assert.ok(proxy.health().ready);
+    assert.match(renderPrometheus(await proxy.stats()), /\nmsm_segments_not_running 0\n/);
+    assert.equal((await proxy.stats()).segments.map((x) => x.name), ["moving"]);
+  } finally {
+    squatter?.close();
     await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
