@@ -10,6 +10,7 @@ import {
 import { Agent } from "../controlplane/agent/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
 import { printable } from "../controlplane/security/terminal.js";
+import { applyErrorLines } from "./apply-errors.js";
 import { ConfigWatch, configFingerprint } from "./config-watch.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
@@ -167,7 +168,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     proxy = await Proxy.start(config);
   } catch (err) {
     if (err instanceof ApplyError) {
-      console.error(`msm proxy: ${printable(err.message, { keepNewlines: true })}`);
+      console.error(`msm proxy: the proxy did not start: its config could not be applied:\n  ${printable(applyErrorLines(err, config), { keepNewlines: true })}`);
       return 1;
     }
     throw err;
@@ -196,8 +197,8 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   };
   const reload = (why: string, onlyIfChanged: boolean): void => {
     reloading = reloading.then(async () => {
+      let next: ProxyConfig | undefined;
       try {
-        let next: ProxyConfig | undefined;
         let invalid: unknown;
         try {
           next = await loadProxyConfigFile(file);
@@ -220,10 +221,10 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
         console.error(`${stamp()} config reloaded (${why})`);
       } catch (err) {
         if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
-          const what = err instanceof ApplyError ? `\n  ${err.detail}` : err.message;
+          const what = err instanceof ApplyError ? `\n  ${applyErrorLines(err, next ?? running)}` : err.message;
           console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(what, { keepNewlines: true })}`);
         } else if (err instanceof ApplyError) {
-          console.error(`${stamp()} config reloaded (${why}), but these segments are NOT running:\n  ${printable(err.detail, { keepNewlines: true })}`);
+          console.error(`${stamp()} config reloaded (${why}), but these segments are NOT running:\n  ${printable(applyErrorLines(err, running), { keepNewlines: true })}`);
         } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
       }
       retryIfNotRunning();

@@ -115,6 +115,19 @@ test("msm proxy: a bad file at start names the field and exits 1", async () => {
   }
 });
 
+test("msm proxy: a filter's root config refused at start is named as the filter entry's, not the segment's", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-"));
+  const file = join(dir, "root.yaml");
+  writeFileSync(file, yaml(await freePortPair(), 9, 1).replace(`path: ${fixture("counter")}`, `path: ${fixture("counter")}\n    config: { generation: -1 }`));
+  try {
+    const p = run(["proxy", "--config", file]);
+    assert.is(await p.exited, 1);
+    assert.match(p.output(), /the proxy did not start: its config could not be applied:\n {2}segments\[0\] \(segment 'cam'\): filter 'counter' rejected its root config \(filters\.counter\.config\): /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("msm proxy: segments needing more sockets than ulimit -n allows are refused up front, with what to change", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-cli-"));
   const file = join(dir, "many.yaml");

@@ -7,7 +7,7 @@ import { LogLevel, MAX_TIMERS_PER_CONTEXT, StateOrigin } from "../abi.js";
 import { ChainRunner } from "../chain/chain-runner.js";
 import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
 import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
-import { FilterFailure } from "../filter-host/errors.js";
+import { FilterConfigError, FilterFailure, noReason } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { BatchedIo, type IoPlan } from "./batched-io.js";
 import { EgressRing } from "./egress-ring.js";
@@ -385,7 +385,11 @@ export class DataPlane {
       for (const [i, st] of config.chain.entries()) {
         const entry = filters[st.filter];
         if (!entry) throw new Error(`chain[${i}].filter: unknown filter '${st.filter}'`);
-        const slot = await this.pool.acquire(filterSpec(st.filter, entry));
+        const slot = await this.pool.acquire(filterSpec(st.filter, entry)).catch((err: unknown) => {
+          // the module-wide config is the filter entry's, not the stage's: say so
+          if (err instanceof FilterConfigError) throw new Error(`filter '${st.filter}' rejected its root config (filters.${st.filter}.config): ${err.reason || noReason(err.status)}`);
+          throw err;
+        });
         plan.acquired.push(slot);
         const state = states.get(checkpointKey(config.name, st.filter));
         stages.push(await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state));
