@@ -15,7 +15,9 @@ const seg = (over: Record<string, unknown> = {}) => ({
 const base = (over: Record<string, unknown> = {}): unknown => ({ filters: { v: { path: "v.wasm" } }, segments: [seg()], ...over });
 
 const cases: [string, unknown, RegExp][] = [
-  ["unknown top-level key", base({ wrokers: 2 }), /\(top level\): Unrecognized key.*wrokers/],
+  ["unknown top-level key", base({ wrokers: 2 }), /\(top level\): unknown key 'wrokers'; did you mean 'workers'\?/],
+  ["a misspelt key: one line, naming the key meant", base({ segments: [seg({ listen: { adress: "127.0.0.1", port: 5004 } })] }), /^config: segments\[0\]\.listen: unknown key 'adress'; did you mean 'address'\?$/],
+  ["a missing key", base({ segments: [seg({ listen: { port: 5004 } })] }), /segments\[0\]\.listen\.address: required \(string\)/],
   ["port out of range", base({ segments: [seg({ listen: { address: "127.0.0.1", port: 70000 } })] }), /segments\[0\]\.listen\.port:/],
   ["not an IP address", base({ segments: [seg({ destinations: [{ address: "example.com", port: 1 }] })] }), /segments\[0\]\.destinations\[0\]\.address: must be an IPv4 or IPv6 address/],
   ["no destinations", base({ segments: [seg({ destinations: [] })] }), /segments\[0\]\.destinations:/],
@@ -57,7 +59,7 @@ const cases: [string, unknown, RegExp][] = [
   ["a group as the egress address", base({ segments: [seg({ egress: { address: "239.1.1.1" }, destinations: [{ address: "239.1.1.1", port: 6004 }] })] }), /segments\[0\]\.egress\.address: 239\.1\.1\.1 is a multicast group/],
   ["a multicast interface of the wrong family", base({ segments: [seg({ destinations: [{ address: "239.1.1.1", port: 6004 }], multicast: { interface: "veth0" } })] }), /segments\[0\]\.multicast\.interface: 'veth0': an IPv4 group .*\(the segment sends from IPv4\)/],
   ["a TTL past 255", base({ segments: [seg({ multicast: { ttl: 256 } })] }), /segments\[0\]\.multicast\.ttl:/],
-  ["an unknown multicast key", base({ segments: [seg({ multicast: { hops: 3 } })] }), /segments\[0\]\.multicast: Unrecognized key.*hops/],
+  ["an unknown multicast key", base({ segments: [seg({ multicast: { hops: 3 } })] }), /segments\[0\]\.multicast: unknown key 'hops'$/m],
   ["a leg joining on a unicast address", base({ segments: [seg({ legs: [{ name: "b", listen: { port: 7000, interface: "127.0.0.1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.listen\.interface: only a multicast group is joined, and the leg listens on 127\.0\.0\.1/],
   ["a leg's source-specific sender of the other family", base({ segments: [seg({ legs: [{ name: "b", listen: { address: "239.1.1.1", port: 7000 }, source: { address: "::1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.source\.address: IPv6, but the leg listens on IPv4/],
   ["a leg sending from the other family than the multicast interface", base({ segments: [seg({ multicast: { interface: "127.0.0.1" }, legs: [{ name: "b", receive: false, egress: { address: "::1" }, destinations: [{ address: "ff15::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.egress\.address: IPv6, but multicast\.interface names an IPv4 interface/],

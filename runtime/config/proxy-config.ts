@@ -11,6 +11,7 @@ import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../abi.js";
 import { EndpointClaims, type Endpoint } from "./endpoints.js";
 import { forwardingLoopProblems, type LoopNode } from "./forwarding-loops.js";
+import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";
 
@@ -227,13 +228,7 @@ export const HOST_FILTER_FAMILIES: readonly string[] = [
 export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config"): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input ?? {});
   if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((i) => {
-        const keys = i.code === "unrecognized_keys" ? ` (${(i as { keys: string[] }).keys.join(", ")})` : "";
-        return `${pathString(i.path)}: ${i.message}${keys}`;
-      }),
-      source,
-    );
+    throw new ConfigError(schemaProblems(result.error.issues, pathString, proxyConfigSchema), source);
   }
   const config = result.data;
   const problems: string[] = [];
