@@ -96,10 +96,14 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   }
   const nodeId = flags.get("node-id");
   const stateDir = flags.get("state-dir");
-  if (!nodeId || !stateDir) throw new UsageError(`--control-plane needs --node-id and --state-dir\n${PROXY_USAGE}`);
+  const lacking = [!nodeId && "--node-id", !stateDir && "--state-dir"].filter(Boolean);
+  if (!nodeId || !stateDir) throw new UsageError(`--control-plane needs ${lacking.join(" and ")} (missing)\n${PROXY_USAGE}`);
   const tlsFlags = ["tls-ca", "tls-cert", "tls-key"].filter((f) => flags.has(f));
   if (insecure && tlsFlags.length > 0) throw new UsageError(`--insecure and --${tlsFlags[0]} exclude each other`);
-  if (!insecure && tlsFlags.length !== 3) throw new UsageError(`give --tls-ca, --tls-cert and --tls-key (or --insecure for plain text)\n${PROXY_USAGE}`);
+  if (!insecure && tlsFlags.length !== 3) {
+    const absent = ["tls-ca", "tls-cert", "tls-key"].filter((f) => !flags.has(f)).map((f) => `--${f}`);
+    throw new UsageError(`give --tls-ca, --tls-cert and --tls-key (missing: ${absent.join(", ")}), or --insecure for plain text\n${PROXY_USAGE}`);
+  }
   const tls = insecure ? ("insecure" as const) : { ca: flags.get("tls-ca")!, cert: flags.get("tls-cert")!, key: flags.get("tls-key")! };
   const workers = numberFlag(flags, "workers", 1, 1, 64);
   if (!Number.isInteger(workers)) throw new UsageError(`--workers must be a whole number, got '${flags.get("workers")}'`);

@@ -210,6 +210,12 @@ test("msm with an unknown command or flag prints usage and exits 2", async () =>
   const b = run(["demo", "--nope", "1"]);
   assert.is(await b.exited, 2);
   assert.match(b.output(), /unknown flag --nope/);
+  const c = run(["proxy", "--control-plane", "127.0.0.1:9", "--node-id", "n2", "--insecure"]);
+  assert.is(await c.exited, 2);
+  assert.match(c.output(), /--control-plane needs --state-dir \(missing\)/, "the one missing is named");
+  const d = run(["proxy", "--control-plane", "127.0.0.1:9", "--node-id", "n2", "--state-dir", "/tmp/x", "--tls-ca", "ca.pem"]);
+  assert.is(await d.exited, 2);
+  assert.match(d.output(), /missing: --tls-cert, --tls-key\), or --insecure/);
 });
 
 test("msm demo: every good packet delivered, every malformed one dropped and counted", async () => {
