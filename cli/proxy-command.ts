@@ -133,7 +133,10 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
     if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, next try in ${e.retryInMs} ms: ${e.error}`);
     if (e.started && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
   });
-  agent.on("refused", (e) => log(`snapshot ${e.version} REFUSED, the running config stays${e.retryInMs !== undefined ? ` (next try in ${e.retryInMs} ms)` : ""}: ${e.error}`));
+  agent.on("refused", (e) => {
+    const notes = [...(e.retryInMs !== undefined ? [`next try in ${e.retryInMs} ms`] : []), ...(e.repeats > 0 ? [`${e.repeats} more tries refused alike since the last report`] : [])];
+    log(`snapshot ${e.version} REFUSED, the running config stays${notes.length > 0 ? ` (${notes.join("; ")})` : ""}: ${e.error}`);
+  });
   agent.on("warning", (e) => log(`warning: ${e.message}`));
   log(`node ${nodeId}: state in ${stateDir}, connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
   try {

@@ -21,6 +21,8 @@ import { channelCredentials, serverCredentials, type TlsFiles } from "../control
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent, AGENT_TIMING, startAgent, planSnapshot, SnapshotError, type AgentEvents } from "../controlplane/agent/index.js";
+import { configState } from "../cli/msmctl/describe.js";
+import { proxyRows } from "../cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
@@ -457,6 +459,41 @@ test("control plane stopped -> forwarding continues; restarted without control p
   }
 });
 
+test("a filter that refuses its config -> NACK, not tried again (same module, same config); a later version's ACK clears the NACK shown", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  await ops.push("validate", "1.0.0", filterWasm("validate"));
+  const cam = (allowedPayloadTypes: number[]): Segment => segment("node-c", "cam", listen, sink.port, [{ filter: "validate", config: { allowedPayloadTypes } }]);
+  const v1 = await ops.apply(cam([96]));
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-c", stateDir: tempDir("state"), tls: "insecure" });
+  const refusals: AgentEvents["refused"][0][] = [];
+  agent.on("refused", (e) => void refusals.push(e));
+  try {
+    await agent.start();
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
+    const v2 = await ops.apply(cam([960]));
+    await waitFor(() => refusals.length > 0, 10_000, "the refusal");
+    assert.is(refusals[0]!.version, v2);
+    assert.match(refusals[0]!.error, "segments[0].chain[0].config_json: filter validate@1.0.0 rejected its config");
+    assert.is(refusals[0]!.retryInMs, undefined, "the filter would answer the same: no retry");
+    const refused = await waitForStatus(ops, "node-c", (p) => p.nackedVersion === v2, "the NACK recorded");
+    assert.match(proxyRows([refused])[0]![5]!, `${v2}: segments[0].chain[0].config_json`);
+    const v3 = await ops.apply(cam([96, 97]));
+    const fixed = await waitForStatus(ops, "node-c", (p) => p.ackedVersion === v3, "the ACK of the fixed version");
+    assert.equal([fixed.nackedVersion, fixed.nackError], [0, ""], "the ACK of a newer version clears the NACK");
+    assert.is(proxyRows([fixed])[0]![5], "-");
+    assert.is(configState(fixed), `runs the newest config (version ${v3})`);
+    assert.is(refusals.length, 1);
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
 test("a state directory shared with other files is not made 0700 (that is said instead); last-good.json in it is 0600 all the same", async () => {
   const shared = tempDir("shared");
   chmodSync(shared, 0o755);
@@ -788,6 +825,34 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
     assert.is(agent.runningVersion, 1);
     await flows(listen, sink, "packets through the first chain");
   } finally {
+    await agent.close();
+    cp.stop();
+    sink.close();
+  }
+});
+
+test("a refusal tried again and again is reported once, though every try is NACKed; once it runs, a new refusal is reported at once", async () => {
+  const cp = await LooseReplica.start();
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const squatter = await holdPort(listen); // another process holds the port for a while
+  cp.snapshot = { version: 1, segments: [segment("node-a", "live", listen, sink.port, [])], filters: [] };
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: "insecure" });
+  const refusals: AgentEvents["refused"][0][] = [];
+  agent.on("refused", (e) => void refusals.push(e));
+  try {
+    await agent.start();
+    await waitFor(() => cp.nacks.length >= 3, 15_000, "three tries NACKed"); // after about 1 s and 2 s more
+    assert.ok(cp.nacks.every((n) => n.version === 1));
+    assert.is(refusals.length, 1, `reported once: ${refusals.map((r) => r.error).join(" | ")}`);
+    assert.equal([refusals[0]!.version, refusals[0]!.repeats], [1, 0]);
+    squatter.release();
+    await waitFor(() => cp.acks.includes(1), 10_000, "Ack 1 once the port is free");
+    cp.publish({ version: 2, segments: [{ ...segment("node-a", "live", listen, sink.port, []), listen: { address: "localhost", port: listen, rtcpPort: 0 } }], filters: [] });
+    await waitFor(() => refusals.length === 2, 5000, "a new refusal reported");
+    assert.match(refusals[1]!.error, "segments[0].listen.address");
+  } finally {
+    squatter.release();
     await agent.close();
     cp.stop();
     sink.close();

@@ -532,15 +532,21 @@ live("apply -f: several documents, then unchanged, --dry-run, configured", async
   let r = await msmctl(["apply", "-f", file], { env });
   assert.is(r.code, 0, r.err);
   assert.is(r.out, "segment/cam-1 created\nsegment/cam-2 created\nsegment/cam-3 created\n");
+  // stored is not accepted: a filter checks its config on the proxy only (the server runs no filters)
+  const revision = JSON.parse((await msmctl(["get", "segment", "cam-1", "-o", "json"], { env })).out).metadata.revision;
+  assert.is(r.err, `msmctl: note: stored as revision ${revision}; proxies node-1, node-2 have not accepted it yet, and a filter may still refuse its config there: 'msmctl get proxies' shows ACKED ${revision} or NACKED\n`);
   r = await msmctl(["apply", "-f", file], { env });
   assert.is(r.out, "segment/cam-1 unchanged\nsegment/cam-2 unchanged\nsegment/cam-3 unchanged\n");
+  assert.is(r.err, "", "nothing changed: nothing to accept");
   writeFileSync(file, SEGMENTS_YAML.replace("port: 6008", "port: 6010"));
   r = await msmctl(["apply", "-f", file, "--dry-run"], { env });
   assert.is(r.out, "segment/cam-1 unchanged (dry run)\nsegment/cam-2 unchanged (dry run)\nsegment/cam-3 configured (dry run)\n");
+  assert.is(r.err, "msmctl: note: a dry run checks what the control plane can; each filter checks its own config only on its proxy, when the change is applied\n");
   r = await msmctl(["get", "segment", "cam-3", "-o", "json"], { env });
   assert.is(JSON.parse(r.out).spec.destinations[0].port, 6008, "a dry run changes nothing");
   r = await msmctl(["apply", "-f", file], { env });
   assert.is(r.out, "segment/cam-1 unchanged\nsegment/cam-2 unchanged\nsegment/cam-3 configured\n");
+  assert.match(r.err, /^msmctl: note: stored as revision \d+; proxy node-2 has not accepted it yet/);
   r = await msmctl(["get", "segment", "cam-3", "-o", "json"], { env });
   assert.is(JSON.parse(r.out).spec.destinations[0].port, 6010);
 });
@@ -669,7 +675,7 @@ spec:
   writeFileSync(file, manifest);
   let r = await msmctl(["apply", "-f", file], { env });
   assert.is(r.code, 0, r.err);
-  assert.is(r.err, `msmctl: warning: ${file}: document 1: spec.chain[0].config.key: a secret given inline is kept by the control plane; prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")\n`, "one warning: references are not secrets");
+  assert.is(r.err.split("\n").filter((l) => l.includes("warning")).join("\n"), `msmctl: warning: ${file}: document 1: spec.chain[0].config.key: a secret given inline is kept by the control plane; prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")`, "one warning: references are not secrets");
 
   r = await msmctl(["get", "segment", "cam-key", "-o", "yaml"], { env });
   assert.is(r.code, 0, r.err);
@@ -754,6 +760,11 @@ live("get proxies and describe: a proxy's refusal, truncated in the table and wh
   });
   r = await msmctl(["describe", "proxy", "node-1"], { env });
   assert.match(r.out, /^Config:\s+runs the newest config \(version \d+\)$/m);
+  // the ACK of the newer version superseded the refusal: not shown as if the proxy were unhealthy
+  assert.match(r.out, /^Versions:\s+desired (\d+), acked \1, nacked -$/m);
+  assert.not.match(r.out, /Last refusal/);
+  r = await msmctl(["get", "proxies", "node-1"], { env });
+  assert.match(r.out.split("\n")[1]!, /^node-1\s+yes\s+cp-0\s+(\d+)\s+\1\s+-\s+\d+s$/, r.out);
   r = await msmctl(["describe", "proxy", "node-9"], { env });
   assert.is(r.code, 1);
   assert.match(r.err, /proxy "node-9" not found/);

@@ -101,8 +101,10 @@ export async function applyCommand(ctx: Context): Promise<number> {
     }
     throw err;
   }
+  const note = pendingNote(manifests, [...res.created, ...res.configured], res.revision, dryRun);
   if (ctx.output !== "table") {
     ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun }, ctx.output));
+    if (note) ctx.io.err(note);
     return 0;
   }
   const outcome = new Map<string, string>();
@@ -113,7 +115,21 @@ export async function applyCommand(ctx: Context): Promise<number> {
   let lines = "";
   for (const m of manifests) lines += `segment/${m.metadata.name} ${outcome.get(m.metadata.name) ?? "applied"}${suffix}\n`;
   ctx.io.out(lines);
+  if (note) ctx.io.err(note);
   return 0;
+}
+
+/**
+ * What an apply does not tell: the control plane checks a segment with the proxy's rules, but a
+ * filter checks its own config only on the proxy, when it applies the snapshot (the server runs no
+ * filters). So a change is stored, not yet accepted; the proxy's ACK or NACK says so later.
+ */
+function pendingNote(manifests: readonly SegmentManifest[], changed: readonly string[], revision: number, dryRun: boolean): string | undefined {
+  const proxies = [...new Set(manifests.filter((m) => changed.includes(m.metadata.name)).map((m) => m.spec.proxy))].sort();
+  if (proxies.length === 0) return undefined;
+  if (dryRun) return "msmctl: note: a dry run checks what the control plane can; each filter checks its own config only on its proxy, when the change is applied\n";
+  const who = proxies.length === 1 ? `proxy ${proxies[0]} has` : `proxies ${proxies.join(", ")} have`;
+  return `msmctl: note: stored as revision ${revision}; ${who} not accepted it yet, and a filter may still refuse its config there: 'msmctl get proxies' shows ACKED ${revision} or NACKED\n`;
 }
 
 export async function deleteCommand(ctx: Context): Promise<number> {

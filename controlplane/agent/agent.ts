@@ -18,6 +18,7 @@ import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { channelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
+import { ReportLimiter } from "./report-limiter.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
 import type { AgentEvents, AgentOptions } from "./types.js";
 
@@ -48,6 +49,8 @@ export const AGENT_TIMING = {
   retryMaxMs: 30_000,
   /** A connection failure that repeats with the same reason is reported again after this long. */
   failureReportMs: 60_000,
+  /** A refusal that repeats with the same reason (a retried snapshot) is reported again after this long. */
+  refusalReportMs: 600_000,
 } as const;
 
 const CHANNEL_OPTIONS: ChannelOptions = {
@@ -77,7 +80,15 @@ interface NotRunning {
 /** What one attempt to apply a snapshot came to. */
 type Outcome =
   | { readonly kind: "applied"; readonly segments: number; readonly fetched: number; readonly started: boolean; readonly config: ProxyConfigInput; readonly notRunning?: NotRunning }
-  | { readonly kind: "refused"; readonly error: string; /** false when the same snapshot can only fail again (a bad field) */ readonly retry: boolean };
+  | { readonly kind: "refused"; readonly error: string; /** false when the same snapshot can only fail again (a bad field, a filter refusing its config) */ readonly retry: boolean };
+
+/** A filter's refusal of its config (runtime/filter-host/errors.ts, FilterConfigError). */
+const FILTER_REFUSED_CONFIG = /rejected its config/;
+
+/** Whether a chain stage's config reads a {"$file"} or {"$env"} reference, whose contents may change on the node. */
+function readsReferences(snapshot: Snapshot): boolean {
+  return snapshot.segments.some((s) => s.chain.some((st) => /"\$(?:file|env)"\s*:/.test(st.configJson)));
+}
 
 /** Module paths in a config are relative to the state directory, so that a moved directory still works. */
 const MODULES_DIR = "modules";
@@ -142,6 +153,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private nextStatsAt = 0;
   /** The last connection failure reported per replica, so that one that repeats is not logged every second. */
   private readonly failures = new Map<string, { reason: string; atMs: number; repeats: number }>();
+  /** Refusals and segments still not running, so that a retried snapshot does not log every try. */
+  private readonly refusalReports = new ReportLimiter(AGENT_TIMING.refusalReportMs);
 
   /**
    * Checks the options (TypeError); nothing starts before start(). Listen to the events first to
@@ -453,6 +466,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     return ms;
   }
 
+  /** A refusal, reported when its reason is new and then once every refusalReportMs (each try is NACKed all the same). */
+  private reportRefusal(version: number, error: string, retryInMs: number | undefined): void {
+    const repeats = this.refusalReports.admit("refused", error);
+    if (repeats !== undefined) this.emit("refused", { version, error, repeats, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+  }
+
   private async handle(snapshot: Snapshot): Promise<void> {
     const version = snapshot.version;
     if (this.proxy && version === this.runningVersion && !this.notRunning) {
@@ -476,15 +495,20 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.notRunning = { segments: this.notRunning.segments, error: outcome.error };
         this.ack(version);
         const retryInMs = this.scheduleRetry(snapshot);
-        this.emit("warning", { message: `snapshot ${version}: segments ${this.notRunning.segments.join(", ")} still not running (next try in ${retryInMs} ms): ${outcome.error}` });
+        const repeats = this.refusalReports.admit("not-running", outcome.error);
+        if (repeats !== undefined) {
+          const more = repeats > 0 ? `; ${repeats} more tries failed alike since the last report` : "";
+          this.emit("warning", { message: `snapshot ${version}: segments ${this.notRunning.segments.join(", ")} still not running (next try in ${retryInMs} ms${more}): ${outcome.error}` });
+        }
         return;
       }
       this.reply({ nack: { version, error: outcome.error } });
-      const retryInMs = outcome.retry ? this.scheduleRetry(snapshot) : undefined;
-      this.emit("refused", { version, error: outcome.error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+      this.reportRefusal(version, outcome.error, outcome.retry ? this.scheduleRetry(snapshot) : undefined);
       return;
     }
 
+    this.refusalReports.forget("refused");
+    this.refusalReports.forget("not-running");
     this.runningVersion = version;
     this.notRunning = outcome.notRunning;
     try {
@@ -539,7 +563,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message)).join("; ");
       if (!err.committed) {
         const state = err.starting ? "the proxy did not start, nothing runs" : "the running config is unchanged";
-        return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: true };
+        // a filter answers the same module and config the same way: only what a reference reads may change
+        const final = err.errors.some((e) => FILTER_REFUSED_CONFIG.test(e.message)) && !readsReferences(snapshot);
+        return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: !final };
       }
       // committed: the new version runs, without the segments named
       const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];

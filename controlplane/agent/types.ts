@@ -43,8 +43,10 @@ export interface AgentEvents {
   /**
    * A snapshot was refused (NACK); what ran before runs on. `retryInMs` is set when the same
    * snapshot will be tried again (a refusal that may pass: a port held, a fetch that failed).
+   * Every try is NACKed, but a refusal is reported here when its reason is new, and then once
+   * every 10 minutes with `repeats`, the tries refused alike meanwhile.
    */
-  refused: [{ readonly version: number; readonly error: string; readonly retryInMs?: number }];
+  refused: [{ readonly version: number; readonly error: string; readonly retryInMs?: number; readonly repeats: number }];
   /** A control-plane replica answered the Register. */
   connected: [{ readonly address: string }];
   /**

@@ -7,3 +7,8 @@ export function connectionFailure(details: string): string {
     .replace(/\.? Resolution note: .*$/s, "")
     .trim();
 }
+
+/** `text` without the ISO timestamps grpc-js adds in parentheses: two failures for the same reason read the same. */
+export function withoutTimestamps(text: string): string {
+  return text.replace(/\s*\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\)/g, "");
+}

@@ -193,7 +193,13 @@ class ProxySession {
         const notRunning = msg.ack.notRunning.slice(0, MAX_NOT_RUNNING);
         const error = bounded(msg.ack.error);
         if (notRunning.length > 0) this.logOnce(`proxy ${this.nodeId} runs version ${version} without segments ${notRunning.join(", ")}: ${error}`);
-        this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, ackedVersion: version, notRunning, notRunningError: error, lastSeenMs: now })));
+        // an ACK of a version this replica sent, as new as the refused one, supersedes the refusal; not
+        // an ACK of what the proxy ran before (it refused an older version from a new store: still refused)
+        const supersedes = version <= this.lastSent;
+        this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({
+          ...s, ackedVersion: version, notRunning, notRunningError: error, lastSeenMs: now,
+          ...(supersedes && version >= s.nackedVersion ? { nackedVersion: 0, nackError: "" } : {}),
+        })));
         return;
       }
       case "nack": {
