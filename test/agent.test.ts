@@ -1,12 +1,13 @@
 // The proxy-side control-plane agent against the real control plane (controlplane/server/) over
 // real gRPC: snapshots start the proxy and swap chains without loss, a refused config is NACKed
 // with its field path while the old chain runs on, the data plane outlives the control plane, a
-// restart without control plane starts from last-good.json, losing a replica (stopped, or silent
-// behind a frozen link) moves the agent to the other one within 2 s with the stream unbroken.
+// restart without control plane starts from last-good.json, a lower version (a control plane on a
+// new store) is refused, losing a replica (stopped, or silent behind a frozen link) moves the
+// agent to the other one within 2 s with the stream unbroken.
 // One test uses a small ProxyService written here, to send what the real server never would
 // (snapshots it refuses at ApplySegments, a module whose bytes are not its digest).
 import * as assert from "uvu/assert";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, connect, type Socket as TcpSocket } from "node:net";
@@ -22,7 +23,7 @@ import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent, AGENT_TIMING, startAgent, planSnapshot, SnapshotError, type AgentEvents } from "../controlplane/agent/index.js";
 import { configState } from "../cli/msmctl/describe.js";
-import { proxyRows } from "../cli/msmctl/get.js";
+import { hasNack, proxyRows } from "../cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
@@ -455,6 +456,76 @@ test("control plane stopped -> forwarding continues; restarted without control p
     await agent.close();
     ops.close();
     await cp.close();
+    sink.close();
+  }
+});
+
+test("a control plane on a new, empty store sends a lower version -> refused and reported once, NACK shown, the running config and last-good.json untouched; without last-good.json the proxy takes it", async () => {
+  let cp = await replica(`file:${tempDir("store")}`);
+  const port = cp.port;
+  let ops = admin(port);
+  const [a, b] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const stateDir = tempDir("state");
+  const lastGoodFile = join(stateDir, "last-good.json");
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  await ops.apply(segment("node-o", "seg-a", a, sink.port, [{ filter: "counter" }]));
+  const v = await ops.apply(segment("node-o", "seg-b", b, sink.port, [{ filter: "counter" }]));
+  const empty = await startEtcd();
+  const refusals: AgentEvents["refused"][0][] = [];
+  let agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-o", stateDir, tls: "insecure" });
+  agent.on("refused", (e) => void refusals.push(e));
+  try {
+    const running = nextEvent(agent, "applied", (e) => e.version === v, AGENT_START_MS); // after last-good.json is written
+    await agent.start();
+    await running;
+    const saved = readFileSync(lastGoodFile);
+    // the control plane comes back on the same address, but on an empty etcd: its version for node-o is 0
+    ops.close();
+    await cp.close();
+    cp = await replica(empty.spec, { port });
+    ops = admin(port);
+    await waitFor(() => refusals.length > 0, 10_000, "the lower version refused");
+    assert.is(refusals[0]!.version, 0);
+    assert.match(refusals[0]!.error, `version 0 is older than the running ${v}: a control plane on a new or wrong store?`);
+    assert.match(refusals[0]!.error, `delete ${lastGoodFile} and start it again`);
+    assert.is(refusals[0]!.retryInMs, undefined, "it can only be refused again");
+    assert.is(agent.runningVersion, v);
+    assert.ok(readFileSync(lastGoodFile).equals(saved), "last-good.json untouched");
+    await flows(a, sink, "seg-a still forwards");
+    await flows(b, sink, "seg-b still forwards");
+    // the new control plane, and so msmctl, show the refusal though its version is 0
+    const status = await waitForStatus(ops, "node-o", (p) => p.nackError !== "", "the NACK recorded");
+    assert.equal([status.desiredVersion, status.ackedVersion, status.nackedVersion], [0, v, 0]);
+    assert.ok(hasNack(status));
+    assert.is(configState(status), `REFUSED version 0; runs version ${v}`);
+    assert.match(proxyRows([status])[0]![5]!, /^0: version 0 is older than the running/);
+    assert.ok(cp.log.some((l) => l.includes("proxy node-o refused version 0: ")), cp.log.join("\n"));
+
+    // another connection: the same snapshot refused (NACKed) again, not reported again
+    ops.close();
+    await cp.close();
+    cp = await replica(empty.spec, { port });
+    ops = admin(port);
+    await waitFor(() => cp.log.some((l) => l.includes("proxy node-o refused version 0: ")), 10_000, "the second NACK");
+    assert.is(refusals.length, 1, "the same reason is reported once");
+    assert.is(agent.runningVersion, v);
+
+    // the deliberate reset: without last-good.json the proxy takes what this control plane has
+    await agent.close();
+    unlinkSync(lastGoodFile);
+    agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-o", stateDir, tls: "insecure" });
+    const applied = nextEvent(agent, "applied", () => true, AGENT_START_MS);
+    await agent.start();
+    const [e] = await applied;
+    assert.equal([e.version, e.segments], [0, 0]);
+    const reset = await waitForStatus(ops, "node-o", (p) => p.ackedVersion === 0 && !hasNack(p), "the ACK of version 0, which clears the refusal");
+    assert.is(configState(reset), "no config sent yet");
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    await empty.stop();
     sink.close();
   }
 });

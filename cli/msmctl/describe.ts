@@ -8,7 +8,7 @@ import type { Context } from "./context.js";
 import { flagSet, UsageError } from "./flags.js";
 import { printable } from "../../controlplane/security/terminal.js";
 import { age, bytes, endpoint, fields, hostPort, render, table } from "./format.js";
-import { noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
+import { hasNack, noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
 import { describeStream } from "./streams.js";
@@ -20,10 +20,11 @@ function when(ms: number, now: number): string {
 
 /** Where the proxy is with its config: running the newest, applying, or refusing it. */
 export function configState(p: ProxyStatus): string {
-  if (p.desiredVersion === 0) return "no config sent yet";
-  if (p.nackedVersion >= p.desiredVersion && p.nackedVersion > p.ackedVersion) {
+  // a refusal below the acked version: the proxy runs a newer one than this store has (a new or wrong store)
+  if (hasNack(p) && p.nackedVersion >= p.desiredVersion && p.nackedVersion !== p.ackedVersion) {
     return `REFUSED version ${p.nackedVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
   }
+  if (p.desiredVersion === 0) return "no config sent yet";
   const without = p.notRunning.length > 0 ? `, except ${p.notRunning.length} segment(s) that do NOT run: ${p.notRunning.join(", ")}` : "";
   if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})${without}`;
   if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion}${without} when last seen` : "it has run nothing from the control plane"}`;
@@ -126,7 +127,7 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     const link = proxy.connected ? "connected" : proxy.lastSeenMs ? `not connected (last seen ${when(proxy.lastSeenMs, now)})` : "never connected";
     rows.push(["Proxy status", `${link}; ${configState(proxy)}`]);
     if (proxy.notRunning.includes(seg.name)) rows.push(["NOT running", proxy.notRunningError || "(no reason given)"]);
-    if (proxy.nackedVersion) rows.push(["Last refusal", `version ${proxy.nackedVersion}: ${proxy.nackError || "(no reason given)"}`]);
+    if (hasNack(proxy)) rows.push(["Last refusal", `version ${proxy.nackedVersion}: ${proxy.nackError || "(no reason given)"}`]);
   }
   const counters = stats?.segments.find((s) => s.name === seg.name);
   if (stats?.error) rows.push(["Stats", stats.error]);
@@ -144,10 +145,10 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
     ["Connected", connection(p)],
     ["Last seen", when(p.lastSeenMs, now)],
     ["Config", configState(p)],
-    ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${p.nackedVersion || "-"}`],
+    ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${hasNack(p) ? p.nackedVersion : "-"}`],
   ];
   if (p.notRunning.length > 0) rows.push(["NOT running", `${p.notRunning.join(", ")}: ${p.notRunningError || "(no reason given)"}`]);
-  if (p.nackedVersion) rows.push(["Last refusal", `version ${p.nackedVersion}: ${p.nackError || "(no reason given)"}`]);
+  if (hasNack(p)) rows.push(["Last refusal", `version ${p.nackedVersion}: ${p.nackError || "(no reason given)"}`]);
   rows.push(["Capabilities", p.capabilities.join(", ") || "-"], ["ABI versions", p.abiVersions.join(", ") || "-"]);
   let text = fields(rows) + "\n";
   text += `\nSegments (${segments.length}):\n`;

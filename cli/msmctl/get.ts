@@ -25,6 +25,15 @@ export function nackReason(error: string): string {
   return error.replace(/^snapshot \d+(?: not applied[^:]*)?: /, "");
 }
 
+/**
+ * Whether the proxy's last refusal stands. The control plane clears it when the proxy acknowledges
+ * a version as new; a refusal of version 0 (a control plane on an empty store, older than what the
+ * proxy runs) is one too, known by its reason.
+ */
+export function hasNack(p: ProxyStatus): boolean {
+  return p.nackedVersion > 0 || p.nackError !== "";
+}
+
 export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now()): string[][] {
   return proxies.map((p) => [
     p.nodeId,
@@ -32,7 +41,7 @@ export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now()): st
     p.server || "-",
     String(p.desiredVersion),
     p.notRunning.length > 0 ? `${p.ackedVersion} (${p.notRunning.length} not running)` : String(p.ackedVersion),
-    p.nackedVersion ? `${p.nackedVersion}${p.nackError ? `: ${truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
+    hasNack(p) ? `${p.nackedVersion}${p.nackError ? `: ${truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
     age(p.lastSeenMs, now),
   ]);
 }

@@ -155,6 +155,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly failures = new Map<string, { reason: string; atMs: number; repeats: number }>();
   /** Refusals and segments still not running, so that a retried snapshot does not log every try. */
   private readonly refusalReports = new ReportLimiter(AGENT_TIMING.refusalReportMs);
+  /** The snapshot a retry waits for, re-armed if a snapshot that cannot replace it came meanwhile. */
+  private retrying: Snapshot | undefined;
 
   /**
    * Checks the options (TypeError); nothing starts before start(). Listen to the events first to
@@ -459,6 +461,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const base = Math.min(AGENT_TIMING.retryStartMs * 2 ** (this.attempts.count - 1), AGENT_TIMING.retryMaxMs);
     const ms = Math.round(base * (0.8 + 0.4 * Math.random()));
     clearTimeout(this.retryTimer);
+    this.retrying = snapshot;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (!this.closing && !this.pending) this.enqueue(snapshot);
@@ -472,12 +475,30 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (repeats !== undefined) this.emit("refused", { version, error, repeats, ...(retryInMs !== undefined ? { retryInMs } : {}) });
   }
 
+  /**
+   * Versions only grow on one store, so a lower one comes from a control plane on another store (a
+   * new, empty etcd; a restored backup; the wrong --store): applying it would remove what runs.
+   * Refused, without a retry; what runs and last-good.json stay. An operator who means to start
+   * over from that control plane removes last-good.json and restarts the proxy.
+   */
+  private refuseOlder(snapshot: Snapshot): void {
+    const { version } = snapshot;
+    const running = this.runningVersion;
+    const error = `snapshot ${version} not applied: version ${version} is older than the running ${running}: a control plane on a new or wrong store? ` +
+      `The proxy keeps running version ${running}; to take this control plane's config instead, stop the proxy, delete ${lastGoodPath(this.stateDir)} and start it again`;
+    this.reply({ nack: { version, error } });
+    this.reportRefusal(version, error, undefined);
+    // its arrival cancelled a retry of the running version's missing segments: that one still holds
+    if (this.notRunning && this.retrying?.version === running && !this.retryTimer) this.scheduleRetry(this.retrying);
+  }
+
   private async handle(snapshot: Snapshot): Promise<void> {
     const version = snapshot.version;
     if (this.proxy && version === this.runningVersion && !this.notRunning) {
       this.ack(version); // already running it (a reconnect, or a restart from last-good.json)
       return;
     }
+    if (this.proxy && version < this.runningVersion) return this.refuseOlder(snapshot);
     if (this.attempts.version !== version) this.attempts = { version, count: 0 };
     this.attempts.count++;
     const startedAt = performance.now();
