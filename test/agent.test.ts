@@ -22,6 +22,7 @@ import { channelCredentials, serverCredentials, type TlsFiles } from "../control
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent, AGENT_TIMING, startAgent, planSnapshot, SnapshotError, type AgentEvents } from "../controlplane/agent/index.js";
+import { SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../controlplane/api/transport.js";
 import { configState } from "../cli/msmctl/describe.js";
 import { hasNack, proxyRows } from "../cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
@@ -162,10 +163,12 @@ test.after(async () => {
  * A TCP relay in front of a replica that can go silent without closing anything: the network
  * failure (or a stopped host) that only keepalive pings reveal.
  */
-async function freezableRelay(targetPort: number): Promise<{ address: string; freeze(): void; close(): void }> {
+async function freezableRelay(targetPort: number): Promise<{ address: string; readonly connections: number; freeze(): void; close(): void }> {
   const sockets = new Set<TcpSocket>();
   let frozen = false;
+  let connections = 0;
   const server = createServer((client) => {
+    connections++;
     sockets.add(client);
     client.on("error", () => {});
     if (frozen) return;
@@ -181,6 +184,10 @@ async function freezableRelay(targetPort: number): Promise<{ address: string; fr
   const port = (server.address() as { port: number }).port;
   return {
     address: `127.0.0.1:${port}`,
+    /** TCP connections accepted so far: one per attempt of a client that cannot get through. */
+    get connections() {
+      return connections;
+    },
     freeze: () => void (frozen = true),
     close: () => {
       for (const s of sockets) s.destroy();
@@ -927,6 +934,32 @@ test("a refusal tried again and again is reported once, though every try is NACK
     await agent.close();
     cp.stop();
     sink.close();
+  }
+});
+
+test("TLS on one side, plain text on the other -> the cause named; a failure that repeats (grpc-js stamps each with the time) is reported once", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  const plain = await replica(`file:${tempDir("store")}`);
+  const tls = await replica(`file:${tempDir("store")}`, { tls: pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"), name: "cp-1" });
+  const relay = await freezableRelay(tls.port); // counts the attempts
+  const insecureAgent = new Agent({ controlPlanes: [relay.address], nodeId: "node-p", stateDir: tempDir("state"), tls: "insecure" });
+  const tlsAgent = new Agent({ controlPlanes: [plain.address], nodeId: "node-t", stateDir: tempDir("state"), tls: pki.issue("node-t", "spiffe://msm.test/proxy/node-t") });
+  const failed: Record<string, AgentEvents["connect-failed"][0][]> = { insecure: [], tls: [] };
+  insecureAgent.on("connect-failed", (f) => void failed.insecure!.push(f));
+  tlsAgent.on("connect-failed", (f) => void failed.tls!.push(f));
+  try {
+    await insecureAgent.start();
+    await tlsAgent.start();
+    await waitFor(() => relay.connections >= 6 && failed.tls!.length > 0, 15_000, "several attempts at the TLS replica");
+    assert.equal(failed.insecure!.map((f) => f.reason), [SERVER_SPEAKS_TLS], "one report, naming the cause");
+    assert.is(failed.tls![0]!.reason, `${SERVER_IS_PLAIN_TEXT} (wrong version number)`);
+    assert.is(failed.tls!.length, 1);
+  } finally {
+    await insecureAgent.close();
+    await tlsAgent.close();
+    relay.close();
+    await plain.close();
+    await tls.close();
   }
 });
 

@@ -935,7 +935,16 @@ tlsSuite("another trust domain, plain text against TLS, a missing key file: each
   assert.match(r.err, /^msmctl: refusing the server at 127\.0\.0\.1:\d+: the server is not a control plane: its certificate has spiffe:\/\/msm\.test\/control-plane\/cp-0, not spiffe:\/\/elsewhere\.test\/control-plane\/<name>/, r.err);
   r = await msmctl(["get", "segments", "--server", server, "--insecure", "--timeout", "5"]);
   assert.is(r.code, 1);
-  assert.match(r.err, /^msmctl: .*control plane at 127\.0\.0\.1:\d+/, r.err);
+  assert.is(r.err, `msmctl: cannot talk to the control plane at ${server}: the server speaks TLS: drop --insecure and give --tls-ca, --tls-cert and --tls-key (or MSM_TLS_*)\n`);
+  // and the reverse: TLS files given to a plain-text control plane, one clean line
+  const plain = await startControlPlane({ listen: "127.0.0.1:0", store: `file:${join(tlsDir, "plain-store")}`, tls: "insecure", log: () => {} });
+  try {
+    r = await msmctl(["get", "segments", "--server", `127.0.0.1:${plain.port}`, ...tlsFlags(adminCert)]);
+    assert.is(r.code, 1);
+    assert.is(r.err, `msmctl: cannot talk to the control plane at 127.0.0.1:${plain.port}: the server is plain text (started --insecure): give msmctl --insecure (or MSM_INSECURE=1) instead of --tls-ca, --tls-cert and --tls-key, or start the control plane with TLS\n`);
+  } finally {
+    await plain.close();
+  }
   r = await msmctl(["get", "segments", "--server", server, "--tls-ca", adminCert.ca, "--tls-cert", adminCert.cert, "--tls-key", join(tlsDir, "nope.key")]);
   assert.is(r.code, 1);
   assert.match(r.err, /cannot read the TLS files: .*nope\.key/);

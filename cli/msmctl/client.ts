@@ -14,6 +14,7 @@ import {
   type Segment,
 } from "../../controlplane/api/proto.js";
 import { connectionFailure } from "../../controlplane/api/status-text.js";
+import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../../controlplane/api/transport.js";
 import { isUnixSocketAddress } from "../../controlplane/api/unix-socket.js";
 import type { BadHopThresholds, StreamPath } from "../../controlplane/api/streams.js";
 import { channelCredentials, type TlsFiles } from "../../controlplane/security/tls.js";
@@ -78,26 +79,30 @@ function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number";
 }
 
-/** One line for a failed call: what happened, with the server's own words when it gave any. */
 /** How often, and how far apart, a proxy whose pages hold no whole report is read again. */
 const INCOMPLETE_REREADS = 10;
 const REREAD_GAP_MS = 150;
+/** How long msmctl --insecure may spend finding out whether a server it could not reach speaks TLS. */
+const PROBE_MS = 2000;
 
-export function explainError(err: unknown, server: string, method: string, timeoutMs: number): string {
+/** One line for a failed call: what happened, with the server's own words when it gave any. `tls`: how msmctl spoke to it. */
+export function explainError(err: unknown, server: string, method: string, timeoutMs: number, tls: "tls" | "insecure" = "tls"): string {
   if (!isServiceError(err)) return (err as Error)?.message ?? String(err);
   const details = err.details || "";
   switch (err.code) {
     case status.UNAVAILABLE: {
-      if (/not a control plane/.test(details)) return `refusing the server at ${server}: ${connectionFailure(details)} (is --server right?)`;
-      if (/ECONNREFUSED/.test(details)) return `cannot connect to the control plane at ${server}: connection refused (is it running? see --server or MSM_SERVER)`;
-      if (/ENOTFOUND|EAI_AGAIN/.test(details)) return `cannot connect to the control plane at ${server}: unknown host`;
-      if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT/.test(details)) return `cannot connect to the control plane at ${server}: unreachable`;
-      if (/certificate|SSL|TLS|handshake|alert/i.test(details)) return `TLS with the control plane at ${server} failed: ${details} (check --tls-ca, --tls-cert, --tls-key)`;
-      if (/Connection dropped|Protocol error|wrong version number|Received RST|ECONNRESET/i.test(details)) {
-        return `the control plane at ${server} closed the connection (${details}): does it use TLS while you use --insecure, or the reverse?`;
-      }
       if (/^store: /.test(details)) return `the control plane at ${server} cannot reach its store (nothing was changed): ${details.slice(7)}`;
-      return `the control plane at ${server} is unavailable: ${details || "no connection"}`;
+      const cause = connectionFailure(details);
+      if (/not a control plane/.test(cause)) return `refusing the server at ${server}: ${cause} (is --server right?)`;
+      if (/ECONNREFUSED/.test(cause)) return `cannot connect to the control plane at ${server}: connection refused (is it running? see --server or MSM_SERVER)`;
+      if (/ENOTFOUND|EAI_AGAIN/.test(cause)) return `cannot connect to the control plane at ${server}: unknown host`;
+      if (/EHOSTUNREACH|ENETUNREACH|ETIMEDOUT/.test(cause)) return `cannot connect to the control plane at ${server}: unreachable`;
+      if (tls === "tls" && plainTextServer(cause)) return `cannot talk to the control plane at ${server}: ${SERVER_IS_PLAIN_TEXT.replace("give --insecure", "give msmctl --insecure (or MSM_INSECURE=1)")}`;
+      if (/certificate|SSL|TLS|handshake|alert/i.test(cause)) return `TLS with the control plane at ${server} failed: ${cause} (check --tls-ca, --tls-cert, --tls-key)`;
+      if (/Connection dropped|Protocol error|Received RST|ECONNRESET/i.test(cause)) {
+        return `the control plane at ${server} closed the connection (${cause}): does it use TLS while you use --insecure, or the reverse?`;
+      }
+      return `the control plane at ${server} is unavailable: ${cause || "no connection"}`;
     }
     case status.DEADLINE_EXCEEDED:
       return `no answer from the control plane at ${server} within ${Math.round(timeoutMs / 100) / 10} s (see --timeout)`;
@@ -158,8 +163,14 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
     new Promise<Res>((resolve, reject) => {
       const fn = client[method[0]!.toLowerCase() + method.slice(1)]!;
       fn.call(client, req, { deadline: Date.now() + opts.timeoutMs }, (err, res) => {
-        if (err) reject(new CliError(explainError(err, opts.server, method, opts.timeoutMs), { code: err.code, details: err.details ?? "" }));
-        else resolve(res as Res);
+        if (!err) return resolve(res as Res);
+        const rpc = { code: err.code, details: err.details ?? "" };
+        const message = explainError(err, opts.server, method, opts.timeoutMs, opts.tls === "insecure" ? "insecure" : "tls");
+        // plain text to a TLS server fails with grpc-js's bare "Failed to connect": ask the server
+        if (opts.tls !== "insecure" || err.code !== status.UNAVAILABLE || !bareConnectFailure(connectionFailure(rpc.details))) return reject(new CliError(message, rpc));
+        void probeTransport(opts.server, Math.min(PROBE_MS, opts.timeoutMs)).then((speaks) =>
+          reject(new CliError(speaks === "tls" ? `cannot talk to the control plane at ${opts.server}: ${SERVER_SPEAKS_TLS} (or MSM_TLS_*)` : message, rpc)),
+        );
       });
     });
   return {

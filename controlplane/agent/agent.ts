@@ -14,6 +14,7 @@ import {
 import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
 import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
+import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../api/transport.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { channelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
@@ -51,6 +52,8 @@ export const AGENT_TIMING = {
   failureReportMs: 60_000,
   /** A refusal that repeats with the same reason (a retried snapshot) is reported again after this long. */
   refusalReportMs: 600_000,
+  /** How long a plain-text agent's probe may take to tell whether a replica speaks TLS. */
+  probeTimeoutMs: 1000,
 } as const;
 
 const CHANNEL_OPTIONS: ChannelOptions = {
@@ -151,8 +154,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private closed: Promise<void> | undefined;
   private statsBusy = false;
   private nextStatsAt = 0;
-  /** The last connection failure reported per replica, so that one that repeats is not logged every second. */
-  private readonly failures = new Map<string, { reason: string; atMs: number; repeats: number }>();
+  /** Connection failures per replica, so that one that repeats is not logged every second. */
+  private readonly connectReports = new ReportLimiter(AGENT_TIMING.failureReportMs);
   /** Refusals and segments still not running, so that a retried snapshot does not log every try. */
   private readonly refusalReports = new ReportLimiter(AGENT_TIMING.refusalReportMs);
   /** The snapshot a retry waits for, re-armed if a snapshot that cannot replace it came meanwhile. */
@@ -335,7 +338,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (session.ended) return;
         if (!session.connected) {
           session.connected = true;
-          this.failures.delete(address);
+          this.connectReports.forget(address);
           clearTimeout(timer);
           this.emit("connected", { address });
           statsTimer = setInterval(() => this.sendStats(session), AGENT_TIMING.statsIntervalMs);
@@ -359,17 +362,16 @@ export class Agent extends EventEmitter<AgentEvents> {
   /**
    * Every failed attempt (refused connection, TLS failure, a server that is not a control plane,
    * a Register refused) is reported: at once when its reason is new for that replica, and then
-   * once a minute with the number of repeats.
+   * once a minute with the number of repeats. TLS on one side and plain text on the other is
+   * named as such; a plain-text agent's bare "Failed to connect" is probed for it first.
    */
   private reportConnectFailure(address: string, reason: string): void {
-    const now = Date.now();
-    const last = this.failures.get(address);
-    if (last && last.reason === reason && now - last.atMs < AGENT_TIMING.failureReportMs) {
-      last.repeats++;
-      return;
-    }
-    this.failures.set(address, { reason, atMs: now, repeats: 0 });
-    this.emit("connect-failed", { address, reason, repeats: last?.reason === reason ? last.repeats : 0 });
+    const repeats = this.connectReports.admit(address, reason);
+    if (repeats === undefined) return;
+    const report = (why: string): void => void (this.closing || this.emit("connect-failed", { address, reason: why, repeats }));
+    if (this.options.tls !== "insecure") return report(plainTextServer(reason) ? `${SERVER_IS_PLAIN_TEXT} (${reason})` : reason);
+    if (!bareConnectFailure(reason)) return report(reason);
+    void probeTransport(address, AGENT_TIMING.probeTimeoutMs).then((speaks) => report(speaks === "tls" ? SERVER_SPEAKS_TLS : reason));
   }
 
   private send(session: Session, message: Outgoing): void {
