@@ -760,6 +760,10 @@ test("msm control-plane: refuses to start without TLS files unless --insecure; r
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(ok.output())![1]);
     const client = admin({ port }, "insecure");
     assert.equal(await listSegments(client), []);
+    // a second one on the same port: msm's own message, not grpc-js's log line before it
+    const taken = run(["--listen", `127.0.0.1:${port}`, "--store", `file:${tmp("msm-cp-cli-taken-")}`, "--insecure"]);
+    assert.is(await taken.exited, 1);
+    assert.is(taken.output(), `msm: cannot listen on 127.0.0.1:${port}: the address is in use (another control plane, or another program, listens there)\n`);
   } finally {
     ok.child.kill("SIGTERM");
   }

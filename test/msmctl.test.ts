@@ -582,12 +582,14 @@ live("what only the server can refuse is reported in the file's terms, and nothi
   const file = join(dir, "clash.yaml");
   const clash = SEGMENTS_YAML.split("---")[0]!.replace("cam-1", "cam-4");
   const unknown = SEGMENTS_YAML.split("---")[1]!.replace("cam-2", "cam-5").replace("port: 5006", "port: 5306").replace('destinations: [{ address: "::1", port: 6006 }]', 'destinations: [{ address: "::1", port: 6006 }]\n  chain: [{ filter: validate@9.9 }]');
-  writeFileSync(file, `${clash}---${unknown}`);
+  const neverPushed = unknown.replace("cam-5", "cam-6").replace("port: 5306", "port: 5406").replace("validate@9.9", "srtp");
+  writeFileSync(file, `${clash}---${unknown}---${neverPushed}`);
   const r = await msmctl(["apply", "-f", file], { env });
   assert.is(r.code, 1);
   assert.match(r.err, /^msmctl: the control plane at 127\.0\.0\.1:\d+ refused the segments; nothing was applied:$/m);
   assert.match(r.err, new RegExp(`^msmctl: ${file.replace(/[.]/g, "\\.")}: document 1: spec\\.listen\\.port: .*cam-1`, "m"));
   assert.match(r.err, new RegExp(`^msmctl: ${file.replace(/[.]/g, "\\.")}: document 2: spec\\.chain\\[0\\]\\.filter: unknown filter 'validate@9\\.9' \\(pushed versions: 1\\.0\\.0\\)$`, "m"));
+  assert.ok(r.err.includes(`msmctl: ${file}: document 3: spec.chain[0].filter: unknown filter 'srtp' (push it first: msmctl filter push srtp@VERSION FILE.wasm)\n`), r.err);
   assert.is((await msmctl(["get", "segment", "cam-5"], { env })).code, 1);
 });
 
@@ -877,6 +879,8 @@ live("errors: a refused connection names the server; usage errors exit 2", async
     [["top", "proxies"], /unknown resource type 'proxies'/],
     [["get", "segments", "--insecure", "--tls-ca", "x"], /--insecure and --tls-ca exclude each other/],
     [["get", "segments", "--server", "a:b:c"], /--server must be HOST:PORT/],
+    [["get", "segments", "--bogus"], /^msmctl: unknown flag --bogus\nSee 'msmctl help get'\.\n$/],
+    [["--bogus", "describe", "proxy", "x"], /^msmctl: unknown flag --bogus\nSee 'msmctl help describe'\.\n$/],
   ] as [string[], RegExp][]) {
     r = await msmctl(args, { env });
     assert.is(r.code, 2, `${args.join(" ")}: ${r.err}`);

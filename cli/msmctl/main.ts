@@ -79,7 +79,8 @@ export async function runMsmctl(argv: readonly string[], io: Io): Promise<number
     if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'`);
     checkFlagsFor(name, args);
   } catch (err) {
-    return fail(io, err, name);
+    // a flag parseArgs refused comes before the words are known: the first word that is a command is meant
+    return fail(io, err, name ?? argv.find((a) => Object.hasOwn(COMMANDS, a)));
   }
   const command = COMMANDS[name]!;
   let ctx: ReturnType<typeof makeContext> | undefined;

@@ -118,7 +118,7 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     const where = `${at}.chain[${j}]`;
     if (stage.filter !== "" && !state.resolve(stage.filter, stage.version)) {
       const known = [...(state.filters.get(stage.filter)?.keys() ?? [])];
-      const hint = known.length > 0 ? ` (pushed versions: ${known.join(", ")})` : " (push it with PushFilter first)";
+      const hint = known.length > 0 ? ` (pushed versions: ${known.join(", ")})` : ` (push it first: msmctl filter push ${stage.filter}@VERSION FILE.wasm)`;
       issues.push(`${where}.filter: unknown filter '${stage.filter}${stage.version !== "" ? `@${stage.version}` : ""}'${hint}`);
     }
     const config = parseConfig(stage.configJson, `${where}.config_json`, issues);

@@ -15,6 +15,7 @@ import {
 import { printable } from "../security/terminal.js";
 import { peerIdentity, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
 import { openStore, type Op, type Store } from "../store/index.js";
+import { bindServer } from "./bind.js";
 import { invalid, RpcError, toStatus } from "./errors.js";
 import { DESIRED, SEGMENTS, STATS } from "./keys.js";
 import { DesiredMirror } from "./mirror.js";
@@ -379,9 +380,7 @@ class ControlPlaneServer {
   async start(listen: string, name: string | undefined): Promise<number> {
     await this.mirror.start();
     await this.health.start();
-    const bound = await new Promise<number>((resolve, reject) => {
-      this.grpc.bindAsync(listen, serverCredentials(this.tls), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p)));
-    });
+    const bound = await bindServer(this.grpc, listen, serverCredentials(this.tls));
     const port = isUnixSocketAddress(listen) ? 0 : bound; // grpc-js says 1 for a unix socket
     this.name = name ?? `${hostname()}:${port === 0 ? listen : port}`;
     this.heartbeatTimer = setInterval(() => {
