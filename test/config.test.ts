@@ -65,7 +65,8 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg sending from the other family than the multicast interface", base({ segments: [seg({ multicast: { interface: "127.0.0.1" }, legs: [{ name: "b", receive: false, egress: { address: "::1" }, destinations: [{ address: "ff15::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.egress\.address: IPv6, but multicast\.interface names an IPv4 interface/],
   // forwarding loops: packets that would come back into the proxy's own sockets
   ["a destination that is the segment's own listen port", base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 5004 }] })] }), /segments\[0\]\.destinations\[0\]: 127\.0\.0\.1:5004 is this segment's own listen: every packet would come back to it/],
-  ["a destination whose RTCP port is the segment's own", base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 5003 }] })] }), /segments\[0\]\.destinations\[0\] \(RTCP, port \+ 1\): 127\.0\.0\.1:5004 is this segment's own listen/],
+  ["a muxed destination that is the segment's own listen", base({ segments: [seg({ rtcpMux: true, destinations: [{ address: "127.0.0.1", port: 5004 }] })] }), /segments\[0\]\.destinations\[0\]: 127\.0\.0\.1:5004 is this segment's own listen: every packet would come back to it/],
+  ["one of several destinations is the segment's own listen", base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 6004 }, { address: "127.0.0.1", port: 5004 }] })] }), /segments\[0\]\.destinations\[1\]: 127\.0\.0\.1:5004 is this segment's own listen/],
   ["a loopback destination on a wildcard listen's port", base({ segments: [seg({ listen: { address: "0.0.0.0", port: 5004 }, destinations: [{ address: "127.0.0.2", port: 5004 }] })] }), /segments\[0\]\.destinations\[0\]: 127\.0\.0\.2:5004 is this segment's own listen/],
   ["a leg sending into its own segment's listen", base({ segments: [seg({ rtcpMux: true, legs: [{ name: "fec", receive: false, destinations: [{ address: "127.0.0.1", port: 5004 }] }] })] }), /segments\[0\]\.legs\[0\]\.destinations\[0\]: 127\.0\.0\.1:5004 is this segment's own listen/],
   ["two segments sending to each other", base({ segments: [
@@ -84,6 +85,9 @@ for (const [label, input, pattern] of cases) {
 }
 
 test("a chain of segments on one proxy is no loop, nor a destination on another address or a multicast group", () => {
+  // RTCP sent to port + 1 of a destination one below the listen lands on the media socket: it
+  // goes out once, as media, to that destination, and stops there
+  validateProxyConfig(base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 5003 }] })] }));
   validateProxyConfig(base({ segments: [
     seg({ rtcpMux: true, destinations: [{ address: "127.0.0.1", port: 7000 }] }),
     seg({ name: "s2", rtcpMux: true, listen: { address: "127.0.0.1", port: 7000 }, destinations: [{ address: "127.0.0.1", port: 8000 }] }),

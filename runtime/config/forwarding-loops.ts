@@ -7,19 +7,34 @@ import { networkInterfaces } from "node:os";
 import { canonicalAddress, type Endpoint } from "./endpoints.js";
 import { isMulticast } from "./multicast.js";
 
-/** A segment as far as loops go: where it receives, where it sends. */
+/**
+ * What a segment's sockets carry. Media (RTP, and what legs carry) that arrives goes out to the
+ * media destinations and legs; RTCP goes out to the destinations' RTCP ports. An rtcpMux socket
+ * carries both, told apart per packet. So RTCP that lands on a media socket goes out once as
+ * media and stops (no loop), while media landing on a media socket of its own segment circles.
+ */
+export type Channel = "media" | "rtcp";
+
+/** A segment as far as loops go: where it receives, where it sends, on which channel. */
 export interface LoopNode {
   readonly name: string;
-  /** `what`: the socket, as the segment's config calls it ("listen", "legs[0] (fec) listen"). */
-  readonly receives: readonly { readonly endpoint: Endpoint; readonly what: string }[];
+  /** `what`: the socket, as the segment's config calls it ("listen", "legs[0] (fec) listen"); `carries` "both" for rtcpMux. */
+  readonly receives: readonly { readonly endpoint: Endpoint; readonly what: string; readonly carries: Channel | "both" }[];
   /** `field`: the config field that sends there ("segments[2].destinations[0]"). */
-  readonly sends: readonly { readonly endpoint: Endpoint; readonly field: string }[];
+  readonly sends: readonly { readonly endpoint: Endpoint; readonly field: string; readonly channel: Channel }[];
+}
+
+interface Edge {
+  readonly to: number;
+  readonly field: string;
+  readonly what: string;
+  readonly endpoint: Endpoint;
 }
 
 /** The problems, one per loop, each naming the destination that closes it. */
 export function forwardingLoopProblems(segments: readonly LoopNode[]): string[] {
   const isLocal = localAddressTest();
-  const receivers = new Map<number, { endpoint: Endpoint; what: string; segment: number }[]>();
+  const receivers = new Map<number, { endpoint: Endpoint; what: string; carries: Channel | "both"; segment: number }[]>();
   segments.forEach((seg, i) => {
     for (const r of seg.receives) {
       let list = receivers.get(r.endpoint.port);
@@ -27,20 +42,23 @@ export function forwardingLoopProblems(segments: readonly LoopNode[]): string[] 
       list.push({ ...r, segment: i });
     }
   });
-  // edges: segment i sends into segment j's socket (field names the destination)
-  const edges = segments.map((seg) => {
-    const out: { to: number; field: string; what: string; endpoint: Endpoint }[] = [];
+  // a node per segment and channel (2i media, 2i + 1 RTCP); an edge where what leaves on a
+  // channel lands on a socket of this proxy, on the channel that socket reads it as
+  const node = (segment: number, channel: Channel): number => 2 * segment + (channel === "rtcp" ? 1 : 0);
+  const edges: Edge[][] = Array.from({ length: 2 * segments.length }, () => []);
+  segments.forEach((seg, i) => {
     for (const t of seg.sends) {
       for (const r of receivers.get(t.endpoint.port) ?? []) {
-        if (delivers(t.endpoint, r.endpoint, isLocal)) out.push({ to: r.segment, field: t.field, what: r.what, endpoint: t.endpoint });
+        if (!delivers(t.endpoint, r.endpoint, isLocal)) continue;
+        const lands = r.carries === "both" ? t.channel : r.carries;
+        edges[node(i, t.channel)]!.push({ to: node(r.segment, lands), field: t.field, what: r.what, endpoint: t.endpoint });
       }
     }
-    return out;
   });
   const problems: string[] = [];
   // depth-first, iterative (a chain of 10,000 segments must not exhaust the stack)
-  const state = new Uint8Array(segments.length); // 0 unseen, 1 on the path, 2 done
-  for (let start = 0; start < segments.length; start++) {
+  const state = new Uint8Array(edges.length); // 0 unseen, 1 on the path, 2 done
+  for (let start = 0; start < edges.length; start++) {
     if (state[start] !== 0) continue;
     const path: { node: number; next: number }[] = [{ node: start, next: 0 }];
     state[start] = 1;
@@ -56,21 +74,22 @@ export function forwardingLoopProblems(segments: readonly LoopNode[]): string[] 
         state[edge.to] = 1;
         path.push({ node: edge.to, next: 0 });
       } else if (state[edge.to] === 1) {
-        problems.push(loopText(segments, path.map((p) => p.node), edge));
+        problems.push(loopText(segments, path.map((p) => p.node >> 1), edge));
       }
     }
   }
   return problems;
 }
 
-function loopText(segments: readonly LoopNode[], path: number[], edge: { to: number; field: string; what: string; endpoint: Endpoint }): string {
+function loopText(segments: readonly LoopNode[], path: number[], edge: Edge): string {
   const at = `${edge.endpoint.address}:${edge.endpoint.port}`;
-  if (path[path.length - 1] === edge.to) {
+  const to = edge.to >> 1;
+  const ring = [...path.slice(path.indexOf(to)), to].filter((k, i, all) => i === 0 || all[i - 1] !== k).map((k) => segments[k]!.name);
+  if (ring.length <= 2) {
     return `${edge.field}: ${at} is this segment's own ${edge.what}: every packet would come back to it; did you mean another port?`;
   }
-  const ring = [...path.slice(path.indexOf(edge.to)), edge.to].map((k) => segments[k]!.name);
   const shown = ring.length <= 8 ? ring : [...ring.slice(0, 3), `(${ring.length - 6} more)`, ...ring.slice(-3)];
-  return `${edge.field}: ${at} is segments[${edge.to}].${edge.what} ('${segments[edge.to]!.name}'), which closes a loop: ${shown.join(" -> ")}`;
+  return `${edge.field}: ${at} is segments[${to}].${edge.what} ('${segments[to]!.name}'), which closes a loop: ${shown.join(" -> ")}`;
 }
 
 /** True when a datagram sent to `to` reaches a socket bound to `bind` on this host. */

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../abi.js";
-import { EndpointClaims, type Endpoint } from "./endpoints.js";
+import { EndpointClaims } from "./endpoints.js";
 import { forwardingLoopProblems, type LoopNode } from "./forwarding-loops.js";
 import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
@@ -354,28 +354,28 @@ function legProblems(seg: SegmentConfig, at: string, egressFamily: number): stri
 
 /** Where a segment receives: its listen socket (and RTCP's), its legs'. */
 function receiveEndpoints(seg: SegmentConfig): LoopNode["receives"] {
-  const out: { endpoint: Endpoint; what: string }[] = [{ endpoint: seg.listen, what: "listen" }];
-  if (!seg.rtcpMux && seg.listen.port < 65535) out.push({ endpoint: { address: seg.listen.address, port: seg.listen.port + 1 }, what: "listen (RTCP, port + 1)" });
+  const out: LoopNode["receives"][number][] = [{ endpoint: seg.listen, what: "listen", carries: seg.rtcpMux ? "both" : "media" }];
+  if (!seg.rtcpMux && seg.listen.port < 65535) out.push({ endpoint: { address: seg.listen.address, port: seg.listen.port + 1 }, what: "listen (RTCP, port + 1)", carries: "rtcp" });
   seg.legs.forEach((l, k) => {
     const listen = legListen(seg, l);
-    if (listen) out.push({ endpoint: listen, what: `legs[${k}] (${l.name}) listen` });
+    if (listen) out.push({ endpoint: listen, what: `legs[${k}] (${l.name}) listen`, carries: "media" });
   });
   return out;
 }
 
-/** Where a segment sends: each destination (and its RTCP port), each sending leg's. */
+/** Where a segment sends: each destination (media, and RTCP at port + 1 or muxed), each sending leg's. */
 function sendTargets(seg: SegmentConfig, at: string): LoopNode["sends"] {
-  const out: { endpoint: Endpoint; field: string }[] = [];
+  const out: LoopNode["sends"][number][] = [];
   seg.destinations.forEach((d, k) => {
     const field = `${at}.destinations[${k}]`;
-    out.push({ endpoint: d, field });
-    if (!seg.rtcpMux) out.push({ endpoint: { address: d.address, port: d.port + 1 }, field: `${field} (RTCP, port + 1)` });
+    out.push({ endpoint: d, field, channel: "media" });
+    out.push(seg.rtcpMux ? { endpoint: d, field, channel: "rtcp" } : { endpoint: { address: d.address, port: d.port + 1 }, field: `${field} (RTCP, port + 1)`, channel: "rtcp" });
   });
   seg.legs.forEach((l, k) => {
     if (!l.send) return;
-    if (l.destinations) l.destinations.forEach((d, j) => out.push({ endpoint: d, field: `${at}.legs[${k}].destinations[${j}]` }));
+    if (l.destinations) l.destinations.forEach((d, j) => out.push({ endpoint: d, field: `${at}.legs[${k}].destinations[${j}]`, channel: "media" }));
     else if (l.portOffset !== undefined) {
-      seg.destinations.forEach((d, j) => out.push({ endpoint: { address: d.address, port: d.port + l.portOffset! }, field: `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})` }));
+      seg.destinations.forEach((d, j) => out.push({ endpoint: { address: d.address, port: d.port + l.portOffset! }, field: `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})`, channel: "media" }));
     }
   });
   return out;
