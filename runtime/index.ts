@@ -13,6 +13,7 @@ export { hostCryptoUnavailable, hostCryptoDescription } from "./filter-host/host
 export { checkArena, type ArenaLayout } from "./filter-host/arena-check.js";
 export { loadFilterModule, compileFilterModule, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./filter-host/errors.js";
+export { acceptOutput, batchProblem, filterReason, judgeBatch, outputProblem, validOutputTarget, PASSED, HELD } from "./filter-host/judge.js";
 export { HISTOGRAM_BOUNDS, type HistogramValue } from "./filter-host/metrics.js";
 export { dropReasonName, SegmentStats } from "./chain/stats.js";
 // The packet loop's parts, for benchmarks that drive a chain without sockets.

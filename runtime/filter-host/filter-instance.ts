@@ -9,6 +9,7 @@ import { explainTrap, FilterConfigError, FilterFailure, FilterLoadError, noReaso
 import { createCryptoKeyTable, type CryptoKeyTable } from "./host-crypto.js";
 import { hostImports, type ImportTarget } from "./host-imports.js";
 import { checkRequiredFeatures, instantiate, type ModuleExports } from "./instantiate.js";
+import { acceptOutput, batchProblem, isHostVerdict, judgeBatch, outputProblem } from "./judge.js";
 import { LogLimiter } from "./log-limiter.js";
 import { FilterMetrics } from "./metrics.js";
 import type { LoadedFilterModule } from "./module-loader.js";
@@ -34,6 +35,8 @@ const SDK_NAMES: Readonly<Record<string, string>> = {
 };
 /** Distinct late metric names logged per instance: a filter defining a new name per packet logs no more. */
 const MAX_LATE_METRICS_LOGGED = 16;
+/** Lines a second about packets the host dropped for a broken descriptor or a forged reason (a counter says how many). */
+const BAD_PACKET_LINES_PER_SECOND = 10;
 
 /** Thrown from env.abort so that the module's stack unwinds; caught by call(). */
 class FilterAbort extends Error {}
@@ -63,6 +66,8 @@ export class FilterInstance extends ArenaViews {
   private lateMetric = "";
   private readonly lateMetricsLogged = new Set<string>();
   private readonly logs: LogLimiter;
+  /** The host's own lines about this filter's broken descriptors, on a budget of their own. */
+  private readonly badPacketLines: LogLimiter;
   /** Native keys the module made (ABI 1.4 crypto calls), wiped and freed by close(). */
   private readonly cryptoKeys: CryptoKeyTable | null;
 
@@ -71,6 +76,7 @@ export class FilterInstance extends ArenaViews {
     this.name = source.name;
     this.digest = source.digest;
     this.logs = new LogLimiter((level, message) => services.log(this.name, level, message));
+    this.badPacketLines = new LogLimiter((level, message) => services.log(this.name, level, message), BAD_PACKET_LINES_PER_SECOND, "lines about dropped packets");
     this.cryptoKeys = services.hostCrypto === false ? null : createCryptoKeyTable();
   }
 
@@ -223,6 +229,28 @@ export class FilterInstance extends ArenaViews {
    */
   endLogWindow(now = Date.now()): void {
     this.logs.endWindow(now);
+    this.badPacketLines.endWindow(now);
+  }
+
+  /**
+   * Batch packet k after runBatch, judged as the host does (judge.ts): PASSED, HELD, or the
+   * DropReason it counts. A broken descriptor or a forged reason is logged, rate-limited, naming
+   * what was wrong. Allocates nothing unless it logs.
+   */
+  judgeBatch(k: number): number {
+    const outcome = judgeBatch(this, k);
+    if (isHostVerdict(outcome) && this.badPacketLines.admit()) this.services.log(this.name, LogLevel.Warn, batchProblem(this, k));
+    return outcome;
+  }
+
+  /**
+   * Whether the host takes output j of a call made for context `ctx` (judge.ts); one it refuses
+   * (counted as HostBadDescriptor) is logged, rate-limited, naming what was wrong.
+   */
+  acceptOutput(j: number, ctx: number): boolean {
+    if (acceptOutput(this, j, ctx)) return true;
+    if (this.badPacketLines.admit()) this.services.log(this.name, LogLevel.Warn, outputProblem(this, j, ctx));
+    return false;
   }
 
   // ---- internals ----

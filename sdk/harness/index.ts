@@ -4,9 +4,9 @@
 // that: a watchdog on every call (watchdog.ts), a hot swap in one call (swap), and a check that
 // memory stays flat (expectNoMemoryGrowth).
 import { readFile } from "node:fs/promises";
-import { LogLevel, MetricKind, StateOrigin, Verdict } from "../../runtime/abi.js";
+import { DropReason, LogLevel, MetricKind, StateOrigin } from "../../runtime/abi.js";
 import {
-  compileFilterModule, dropReasonName, FilterConfigError, FilterFailure, FilterInstance,
+  batchProblem, compileFilterModule, dropReasonName, FilterConfigError, FilterFailure, FilterInstance, HELD, outputProblem, PASSED,
   type FilterHostServices, type HistogramValue, type LoadedFilterModule,
 } from "./runtime.js";
 import { CallKind, CallWatchdog, DEFAULT_CALL_TIMEOUT_MS } from "./watchdog.js";
@@ -25,12 +25,15 @@ export interface HarnessPacket {
 }
 
 export interface PacketResult {
+  /** As the proxy judges it: a broken descriptor (an unknown verdict, a packet out of its slot) is a drop. */
   readonly verdict: "pass" | "drop" | "hold";
-  /** DropReason code (0 unless dropped). */
+  /** The DropReason the proxy counts (0 unless dropped): a code the filter may not use is HostBadReason. */
   readonly reason: number;
   /** snake_case name of the reason (`bad_version`), `filter_<code>` for the filter's own codes. */
   readonly reasonName: string;
-  /** The packet's bytes after the filter (a copy). */
+  /** Why the host dropped it, when the reason is HostBadDescriptor or HostBadReason (a filter bug); else "". */
+  readonly problem: string;
+  /** The packet's bytes after the filter (a copy; empty when its descriptor left its slot). */
   readonly bytes: Uint8Array;
   /** The leg it leaves on. */
   readonly leg: number;
@@ -47,7 +50,23 @@ export interface OutputPacket {
 
 export interface BatchResult {
   readonly packets: PacketResult[];
+  /** The output packets the host takes (those it refuses are in `hostDrops`). */
   readonly outputs: OutputPacket[];
+}
+
+/** A packet or output packet the host dropped for a filter bug (HostBadDescriptor, HostBadReason). */
+export interface HostDrop {
+  /** The call that made it: "onPacket", "onTimer" or "drainContext". */
+  readonly call: string;
+  readonly kind: "packet" | "output";
+  /** Its index in the batch or in the output area. */
+  readonly index: number;
+  /** The context of the call. */
+  readonly ctx: number;
+  readonly reason: number;
+  readonly reasonName: string;
+  /** What was wrong, as the proxy logs it. */
+  readonly problem: string;
 }
 
 export interface HarnessOptions {
@@ -108,11 +127,11 @@ interface PendingTimer {
   dueUs: number;
 }
 
-const VERDICTS: Record<number, PacketResult["verdict"]> = { [Verdict.Pass]: "pass", [Verdict.Drop]: "drop", [Verdict.Hold]: "hold" };
-
 export class FilterHarness {
-  /** Every line the filter logged. */
+  /** Every line the filter logged, and the host's lines about it (packets it dropped for a broken descriptor), as the proxy logs them. */
   readonly logs: { level: LogLevel; message: string }[] = [];
+  /** Every packet and output packet the host dropped for a filter bug, in every call, unlike `logs` not rate-limited. */
+  readonly hostDrops: HostDrop[] = [];
   private nextContext = 1;
   private clockUs: number;
   /** Armed timers by "instance:ctx:timer" (both instances have timers during a swap). */
@@ -216,7 +235,7 @@ export class FilterHarness {
       this.current.setClock(this.clockUs, Date.now() * 1000);
       const n = this.guarded(CallKind.DrainContext, ctx, 0, () => this.current.drainContext(ctx));
       if (n === 0) break;
-      all.push(...this.readOutputs(n));
+      all.push(...this.readOutputs(n, "drainContext", () => ctx));
     }
     return all;
   }
@@ -243,21 +262,21 @@ export class FilterHarness {
     });
     inst.setClock(this.clockUs, Date.now() * 1000);
     const outCount = this.guarded(CallKind.OnPacket, packets[0]?.ctx ?? 0, packets.length, () => inst.runBatch(packets.length));
-    const results = packets.map((_, k): PacketResult => {
-      const verdict = VERDICTS[inst.batchVerdict(k)];
-      if (verdict === undefined) throw new RangeError(`packet ${k}: invalid verdict ${inst.batchVerdict(k)}`);
-      const reason = verdict === "drop" ? inst.batchReason(k) : 0;
+    const results = packets.map((p, k): PacketResult => {
+      const outcome = inst.judgeBatch(k); // as the proxy: logs a broken descriptor
       const offset = inst.batchOffset(k);
-      if (offset < 0) throw new RangeError(`packet ${k}: the filter moved it outside its slot`);
-      return {
-        verdict,
-        reason,
-        reasonName: verdict === "drop" ? dropReasonName(reason) : "",
-        bytes: inst.bytes.slice(offset, offset + inst.batchLength(k)),
-        leg: inst.batchLeg(k),
-      };
+      const bytes = offset < 0 ? new Uint8Array(0) : inst.bytes.slice(offset, offset + inst.batchLength(k));
+      const leg = inst.batchLeg(k);
+      if (outcome === PASSED) return { verdict: "pass", reason: 0, reasonName: "", problem: "", bytes, leg };
+      if (outcome === HELD) return { verdict: "hold", reason: 0, reasonName: "", problem: "", bytes, leg };
+      const problem = batchProblem(inst, k);
+      if (problem !== "") this.hostDrops.push({ call: "onPacket", kind: "packet", index: k, ctx: p.ctx, reason: outcome, reasonName: dropReasonName(outcome), problem });
+      return { verdict: "drop", reason: outcome, reasonName: dropReasonName(outcome), problem, bytes, leg };
     });
-    return { packets: results, outputs: this.readOutputs(outCount) };
+    // the proxy runs one context per batch and takes outputs of that context; here a batch may mix them
+    const ctxs = new Set(packets.map((p) => p.ctx));
+    const first = packets[0]?.ctx ?? 0;
+    return { packets: results, outputs: this.readOutputs(outCount, "onPacket", (j) => (ctxs.has(inst.outputContext(j)) ? inst.outputContext(j) : first)) };
   }
 
   /** Runs a single packet and returns its result. */
@@ -277,7 +296,7 @@ export class FilterHarness {
       this.clockUs = Math.max(this.clockUs, next[1].dueUs);
       const { ctx, timer } = next[1];
       this.current.setClock(this.clockUs, Date.now() * 1000);
-      outputs.push(...this.readOutputs(this.guarded(CallKind.OnTimer, ctx, timer, () => this.current.onTimer(ctx, timer))));
+      outputs.push(...this.readOutputs(this.guarded(CallKind.OnTimer, ctx, timer, () => this.current.onTimer(ctx, timer)), "onTimer", () => ctx));
     }
     this.clockUs = target;
     return outputs;
@@ -462,12 +481,21 @@ export class FilterHarness {
     return { settledBytes, grownBytes };
   }
 
-  private readOutputs(count: number): OutputPacket[] {
+  /**
+   * The output packets of a call that the host takes, judged as the proxy judges them: `ctxOf(j)`
+   * is the context output j must name. Those refused go to hostDrops (and the log).
+   */
+  private readOutputs(count: number, call: string, ctxOf: (j: number) => number): OutputPacket[] {
     const inst = this.current;
     const out: OutputPacket[] = [];
     for (let j = 0; j < count; j++) {
+      const ctx = ctxOf(j);
+      if (!inst.acceptOutput(j, ctx)) {
+        const reason = DropReason.HostBadDescriptor;
+        this.hostDrops.push({ call, kind: "output", index: j, ctx, reason, reasonName: dropReasonName(reason), problem: outputProblem(inst, j, ctx) });
+        continue;
+      }
       const offset = inst.outputOffset(j);
-      if (offset < 0) throw new RangeError(`output ${j}: descriptor points outside its output slot`);
       out.push({
         ctx: inst.outputContext(j),
         bytes: inst.bytes.slice(offset, offset + inst.outputLength(j)),
