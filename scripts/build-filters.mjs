@@ -11,7 +11,8 @@ import asc from "assemblyscript/asc";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // The SDK's flags, one list for every build of a filter (sdk/build-flags.json, docs/abi.md appendix)
 const sdkFlags = JSON.parse(readFileSync(join(root, "sdk", "build-flags.json"), "utf8"));
-// What a test build (<name>.checked.wasm) adds: every unchecked() bounds-checked again, debug names
+// What a test build (<name>.checked.wasm) adds: every unchecked() bounds-checked again, debug names,
+// and --optimizeLevel 0 (asc takes the last) so that nothing is inlined: a trap names the author's functions
 const checkedFlags = JSON.parse(readFileSync(join(root, "sdk", "checked-build-flags.json"), "utf8"));
 
 async function compile(entry, outFile, extra = []) {

@@ -5,6 +5,7 @@ import { FilterHarness, FilterConfigError, FilterFailure, FilterLoadError, LogLe
 import { ApplyError, Proxy, validateProxyConfig } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
+import { compileFilterSource } from "./lib/compile-source.js";
 import { fixture } from "./lib/paths.js";
 import { freePortPair } from "./lib/udp.js";
 
@@ -48,6 +49,20 @@ test("Math.random() (an env.seed import): the error points to the SDK's randomU3
     FilterHarness.load(fixture("math_random")),
     FilterLoadError,
     /imports env\.seed, which the host does not provide: Math\.random\(\) needs it; use the SDK's randomU32\(\) \(or randomBytes\(\)\) instead/,
+  );
+});
+
+test("a filter that never calls register(): the load error says so once, without a made-up location", async () => {
+  const source = `
+    import { Filter } from "../../../sdk/assembly";
+    export * from "../../../sdk/assembly/exports";
+    class Forgotten extends Filter {}
+    const f = new Forgotten(); // register(f) forgotten
+  `;
+  await rejects(
+    FilterHarness.load(await compileFilterSource(source, "forgotten"), { name: "forgotten" }),
+    FilterLoadError,
+    /^filter 'forgotten': failed in msm_required_features: abort: no filter registered: call register\(new YourFilter\(\)\) at top level$/,
   );
 });
 

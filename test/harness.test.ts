@@ -8,8 +8,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { FilterConfigError, FilterHarness, buildRtp } from "../sdk/harness/index.js";
-import { compileFilterSource } from "./lib/compile-source.js";
+import { FilterConfigError, FilterFailure, FilterHarness, buildRtp } from "../sdk/harness/index.js";
+import { authorFrames } from "../runtime/filter-host/errors.js";
+import { CHECKED_FLAGS, compileFilterSource } from "./lib/compile-source.js";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
 import { ROOT, filterWasm, fixture } from "./lib/paths.js";
@@ -207,6 +208,58 @@ test("expectNoMemoryGrowth: a filter that keeps nothing passes, one that keeps e
     /filter 'leaky': memory grew by \d+ bytes over 500 rounds .*a leak\?/,
   );
   assert.ok(leaky.memoryBytes > before + 65_536, `${before} -> ${leaky.memoryBytes}`);
+});
+
+// ---- a trap ----
+
+/** An index out of range two calls below onPacket: the checked build aborts in StaticArray. */
+const TRAP = `
+import { Filter, Packet, register } from "../../../sdk/assembly";
+export * from "../../../sdk/assembly/exports";
+
+const table = new StaticArray<i32>(2);
+
+function lookUp(i: i32): i32 {
+  return table[i];
+}
+
+class Trap extends Filter {
+  onPacket(p: Packet): void {
+    if (lookUp(p.length) == 7) p.drop(257);
+  }
+}
+
+register(new Trap());
+`;
+
+test("a trap in the checked build names the author's functions; its cause is the trap, with the whole stack", async () => {
+  const h = await FilterHarness.load(await compileFilterSource(TRAP, "trap", CHECKED_FLAGS), { name: "trap" });
+  const ctx = h.createContext();
+  try {
+    h.run({ ctx, bytes: buildRtp({ seq: 1 }) });
+    assert.unreachable("it trapped");
+  } catch (err) {
+    assert.instance(err, FilterFailure);
+    const e = err as FilterFailure;
+    assert.equal(e.frames, ["filters/trap/assembly/index/lookUp", "filters/trap/assembly/index/Trap#onPacket"]);
+    assert.match(e.message, /^filter 'trap' failed in msm_on_batch: abort: Index out of range at ~lib\/staticarray\.ts:\d+:\d+ \(in filters\/trap\/assembly\/index\/lookUp, called from filters\/trap\/assembly\/index\/Trap#onPacket\)$/);
+    assert.instance(e.cause, Error);
+    assert.match((e.cause as Error).stack ?? "", /at filters\/trap\/assembly\/index\/lookUp \(wasm:\/\//);
+  }
+});
+
+test("the frames a failure names are bounded (the proxy logs the message): 4, each cut at 120 characters", () => {
+  const cause = new Error("trap");
+  const long = "assembly/index/" + "x".repeat(300);
+  cause.stack = ["Error: trap", "    at ~lib/rt/itcms/__new (wasm://wasm/1:wasm-function[1]:0x1)",
+    ...Array.from({ length: 8 }, (_, i) => `    at ${long}${i} (wasm://wasm/1:wasm-function[${i + 2}]:0x1)`),
+    "    at node_modules/msm/sdk/assembly/exports/msm_on_batch (wasm://wasm/1:wasm-function[20]:0x1)"].join("\n");
+  const frames = authorFrames(cause);
+  assert.is(frames.length, 4);
+  for (const f of frames) assert.is(f, `${long.slice(0, 120)}...`);
+  const failure = new FilterFailure("f", "msm_on_batch", "unreachable", { cause });
+  assert.ok(failure.message.length < 700, `${failure.message.length} characters`);
+  assert.ok(failure.cause === cause);
 });
 
 test.run();

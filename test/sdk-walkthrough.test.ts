@@ -405,9 +405,11 @@ refuse("the longest allowed name works, and every placeholder is filled", async 
   assert.is(pkg.type, "module");
   const sdkFlags = ["--runtime minimal", "--importMemory", "--initialMemory 4", "--maximumMemory 256", "--exportStart _initialize", "--enable simd", "--optimizeLevel 3"];
   for (const flag of [...sdkFlags, `--outFile build/${name}.wasm`]) assert.ok(pkg.scripts["build:release"]!.includes(flag), `build:release lacks ${flag}`);
-  for (const flag of [...sdkFlags, "--uncheckedBehavior never --debug", `--outFile build/${name}.checked.wasm`]) {
+  for (const flag of [...sdkFlags, "--uncheckedBehavior never --debug --optimizeLevel 0", `--outFile build/${name}.checked.wasm`]) {
     assert.ok(pkg.scripts["build:checked"]!.includes(flag), `build:checked lacks ${flag}`);
   }
+  // asc takes the last --optimizeLevel: the checked build's 0 comes after the SDK's 3
+  assert.ok(pkg.scripts["build:checked"]!.lastIndexOf("--optimizeLevel 0") > pkg.scripts["build:checked"]!.lastIndexOf("--optimizeLevel 3"));
   assert.is(pkg.scripts.build, "npm run build:release && npm run build:checked");
   const yaml = await readFile(join(dir, "msm.yaml"), "utf8");
   assert.match(yaml, new RegExp(`path: build/${name}\\.wasm`));

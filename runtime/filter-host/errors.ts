@@ -7,8 +7,8 @@ const PAGE_BYTES = 65536;
 /** A module was refused at load: bad digest, bad ABI, bad imports or exports, bad arena. */
 export class FilterLoadError extends Error {
   override readonly name = "FilterLoadError";
-  constructor(readonly filter: string, message: string) {
-    super(`filter '${filter}': ${message}`);
+  constructor(readonly filter: string, message: string, options?: ErrorOptions) {
+    super(`filter '${filter}': ${message}`, options);
   }
 }
 
@@ -30,12 +30,49 @@ export class FilterConfigError extends Error {
   }
 }
 
+/** Wasm frames a failure names at most, and the characters kept of each: the proxy logs the message. */
+const MAX_FRAMES = 4;
+const MAX_FRAME_CHARS = 120;
+
+/**
+ * The filter author's functions on a trap's stack, innermost first: the wasm frames (V8 names
+ * them `at <function> (wasm://...)` where the module has a name section: a --debug build), less
+ * AssemblyScript's library (`~lib/`) and the SDK's (`sdk/assembly/`). Empty when the engine gives
+ * no names, or the optimizer inlined the author's code into the SDK's exports.
+ */
+export function authorFrames(err: unknown): string[] {
+  const stack = err instanceof Error && typeof err.stack === "string" ? err.stack : "";
+  const frames: string[] = [];
+  for (const m of stack.matchAll(/^\s*at (\S+) \(wasm:\/\//gm)) {
+    const name = m[1]!;
+    if (name.startsWith("~lib/") || name.includes("sdk/assembly/")) continue;
+    frames.push(name.length > MAX_FRAME_CHARS ? `${name.slice(0, MAX_FRAME_CHARS)}...` : name);
+    if (frames.length === MAX_FRAMES) break;
+  }
+  return frames;
+}
+
 /** A filter trapped, aborted or returned a negative count; the instance is no longer usable. */
 export class FilterFailure extends Error {
   override readonly name = "FilterFailure";
-  constructor(readonly filter: string, readonly during: string, readonly reason: string) {
-    super(`filter '${filter}' failed in ${during}: ${reason}`);
+  /** The author's functions on the stack (authorFrames), innermost first. */
+  readonly frames: readonly string[];
+  /** `cause`: the trap or abort itself, whose stack has every frame. */
+  constructor(readonly filter: string, readonly during: string, readonly reason: string, options?: ErrorOptions) {
+    const frames = authorFrames(options?.cause);
+    super(`filter '${filter}' ${failureText(during, reason, frames)}`, options);
+    this.frames = frames;
   }
+
+  /** The message without the filter's name: `failed in <export>: <reason> (in <function>, called from ...)`. */
+  get detail(): string {
+    return failureText(this.during, this.reason, this.frames);
+  }
+}
+
+function failureText(during: string, reason: string, frames: readonly string[]): string {
+  const where = frames.length === 0 ? "" : ` (in ${frames[0]}${frames.length > 1 ? `, called from ${frames.slice(1).join(", then ")}` : ""})`;
+  return `failed in ${during}: ${reason}${where}`;
 }
 
 const size = (bytes: number): string => (bytes >= 1 << 20 ? `${+(bytes / (1 << 20)).toFixed(2)} MiB` : `${+(bytes / 1024).toFixed(1)} KiB`);

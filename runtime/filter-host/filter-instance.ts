@@ -40,6 +40,8 @@ const BAD_PACKET_LINES_PER_SECOND = 10;
 
 /** Thrown from env.abort so that the module's stack unwinds; caught by call(). */
 class FilterAbort extends Error {}
+/** Frames an abort's stack keeps: the library's and the SDK's frames above the author's must not crowd them out. */
+const ABORT_STACK_FRAMES = 32;
 
 export class FilterInstance extends ArenaViews {
   readonly name: string;
@@ -109,7 +111,7 @@ export class FilterInstance extends ArenaViews {
       const status = self.call("msm_configure_root", () => self.exports.msm_configure_root(len));
       if (status !== Status.Ok) throw new FilterConfigError(source.name, status, self.takeError());
     } catch (err) {
-      if (err instanceof FilterFailure) throw new FilterLoadError(source.name, err.message);
+      if (err instanceof FilterFailure) throw new FilterLoadError(source.name, err.detail, { cause: err });
       throw err;
     } finally {
       self.metricsOpen = false;
@@ -272,7 +274,7 @@ export class FilterInstance extends ArenaViews {
     if (this.failure) return this.failure;
     const reason = this.abortMessage
       || explainTrap(err instanceof Error ? err.message : String(err), this.memory.buffer.byteLength, this.source.memoryMaximumPages);
-    this.failure = new FilterFailure(this.name, during, reason);
+    this.failure = new FilterFailure(this.name, during, reason, { cause: err });
     this.close();
     this.services.failed?.(this, this.failure);
     return this.failure;
@@ -344,7 +346,11 @@ export class FilterInstance extends ArenaViews {
       },
       abort: (message) => {
         this.abortMessage = message;
-        throw new FilterAbort(message);
+        const limit = Error.stackTraceLimit;
+        Error.stackTraceLimit = Math.max(limit, ABORT_STACK_FRAMES);
+        const error = new FilterAbort(message);
+        Error.stackTraceLimit = limit;
+        throw error;
       },
       defineMetric: (kind, name, label) => this.defineMetric(kind, name, label),
       timerSet: (ctx, timer, delayUs) => this.services.timerSet(this, ctx, timer, delayUs),

@@ -68,7 +68,9 @@ export function hostImports(t: ImportTarget): WebAssembly.Imports {
       memory,
       abort: (msg: number, file: number, line: number, column: number) => {
         const text = (ptr: number): string => printable(readAsString(memory, ptr).slice(0, MAX_ERROR_BYTES));
-        t.abort(`abort: ${text(msg) || "(no message)"} at ${text(file) || "?"}:${line}:${column}`);
+        // an abort() called by hand has no file or line: no "at ?:0:0"
+        const at = text(file) === "" && line === 0 ? "" : ` at ${text(file) || "?"}:${line}:${column}`;
+        t.abort(`abort: ${text(msg) || "(no message)"}${at}`);
       },
     },
     msm: {
