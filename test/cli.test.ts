@@ -2,7 +2,7 @@
 // on file change; a bad file names the field and the running config stays; the demo's verdict.
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -216,6 +216,18 @@ test("msm with an unknown command or flag prints usage and exits 2", async () =>
   const d = run(["proxy", "--control-plane", "127.0.0.1:9", "--node-id", "n2", "--state-dir", "/tmp/x", "--tls-ca", "ca.pem"]);
   assert.is(await d.exited, 2);
   assert.match(d.output(), /missing: --tls-cert, --tls-key\), or --insecure/);
+});
+
+test("msm filter new refuses a name whose metrics the proxy would refuse (drops), before writing anything, and exits 1", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-new-"));
+  try {
+    const p = run(["filter", "new", "drops", join(dir, "x")]);
+    assert.is(await p.exited, 1);
+    assert.match(p.output(), /^msm: invalid filter name "drops": its metrics could take the name of the host's msm_filter_drops_total; choose another filter name$/m);
+    assert.not.ok(existsSync(join(dir, "x")));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("msm demo: every good packet delivered, every malformed one dropped and counted", async () => {

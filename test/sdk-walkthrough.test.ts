@@ -18,7 +18,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFil
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
-  Proxy, loadProxyConfigFile, startAdminServer, type AdminServer, type ProxyEvent, type ProxySnapshot, type StageSnapshot,
+  Proxy, loadProxyConfigFile, startAdminServer, validateProxyConfig, type AdminServer, type ProxyEvent, type ProxySnapshot, type StageSnapshot,
 } from "../runtime/index.js";
 import { FILTER_NAME_PATTERN, scaffoldFilter } from "../sdk/scaffold/index.js";
 import { suite } from "./lib/suite.js";
@@ -387,6 +387,16 @@ refuse("bad names are refused before anything is written", async () => {
     const dir = join(scratch, `bad-${bad.indexOf(name)}`);
     await rejects(scaffoldFilter(name, dir), TypeError, /invalid filter name .*lower-case letters, digits and '-', starting with a letter/);
     assert.not.ok(existsSync(dir), `${dir} was created for the bad name ${JSON.stringify(name)}`);
+  }
+});
+
+refuse("names whose metrics would take a host family's name are refused as the proxy's config refuses them", async () => {
+  for (const [name, family] of [["drops", "drops_total"], ["busy", "busy_seconds_total"], ["memory", "memory_bytes"], ["memory-max", "memory_max_bytes"], ["packets-in", "packets_in_total"]] as const) {
+    const dir = join(scratch, `clash-${name}`);
+    const why = `its metrics could take the name of the host's msm_filter_${family}; choose another filter name`;
+    await rejects(scaffoldFilter(name, dir), TypeError, new RegExp(`^invalid filter name "${name}": ${why.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`));
+    assert.not.ok(existsSync(dir), `${dir} was created for ${name}`);
+    assert.throws(() => validateProxyConfig({ filters: { [name]: { path: "x.wasm" } } }), (err: Error) => err.message.includes(`filters.${name}: ${why}`));
   }
 });
 

@@ -224,6 +224,18 @@ export const HOST_FILTER_FAMILIES: readonly string[] = [
   "busy_seconds_total", "up", "memory_bytes", "memory_max_bytes", "drops_total",
 ];
 
+/**
+ * Why a filter name would put its metrics under one of the host's own families, or undefined.
+ * A filter's metrics are msm_filter_<name, '-' as '_'>_<metric> in /metrics: a filter `drops`
+ * with a metric `total` would repeat msm_filter_drops_total (a second # TYPE line). Shared by
+ * the config check and `msm filter new`.
+ */
+export function hostFamilyClash(name: string): string | undefined {
+  const prefix = name.replace(/-/g, "_");
+  const host = HOST_FILTER_FAMILIES.find((f) => f.startsWith(`${prefix}_`));
+  return host === undefined ? undefined : `its metrics could take the name of the host's msm_filter_${host}; choose another filter name`;
+}
+
 /** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError. */
 export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config"): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input ?? {});
@@ -243,8 +255,8 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     const twin = metricPrefixes.get(prefix);
     if (twin !== undefined) problems.push(`filters.${name}: its metrics would share the names msm_filter_${prefix}_* with filters.${twin}'s; rename one`);
     else {
-      const host = HOST_FILTER_FAMILIES.find((f) => f.startsWith(`${prefix}_`));
-      if (host !== undefined) problems.push(`filters.${name}: its metrics could take the name of the host's msm_filter_${host}; choose another filter name`);
+      const clash = hostFamilyClash(name);
+      if (clash !== undefined) problems.push(`filters.${name}: ${clash}`);
     }
     metricPrefixes.set(prefix, name);
   }

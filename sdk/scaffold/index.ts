@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { hostFamilyClash } from "../../runtime/index.js";
 
 /** What a filter name may be: it names the package, the .wasm, and the filter in msm.yaml. */
 export const FILTER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,40}$/;
@@ -77,7 +78,8 @@ async function checkTarget(target: string): Promise<void> {
  * Creates a filter project named `name` in `dir` (created if missing; it must be empty) that
  * builds and tests out of the box: `npm install && npm test`. Returns the files written,
  * relative to `dir`, '/'-separated.
- * Throws TypeError for a bad name, Error for a directory it will not write into.
+ * Throws TypeError for a bad name (also one the proxy's config would refuse), Error for a
+ * directory it will not write into.
  */
 export async function scaffoldFilter(name: string, dir: string, options: ScaffoldOptions = {}): Promise<string[]> {
   if (typeof name !== "string" || !FILTER_NAME_PATTERN.test(name)) {
@@ -85,6 +87,9 @@ export async function scaffoldFilter(name: string, dir: string, options: Scaffol
       `invalid filter name ${JSON.stringify(name)}: use 1-41 lower-case letters, digits and '-', starting with a letter (for example my-filter)`,
     );
   }
+  // the proxy would refuse the project's own msm.yaml for it
+  const clash = hostFamilyClash(name);
+  if (clash !== undefined) throw new TypeError(`invalid filter name ${JSON.stringify(name)}: ${clash}`);
   const root = packageRoot();
   const msmPath = resolve(options.sdkPath ?? root);
   if (!existsSync(join(msmPath, "sdk", "assembly", "index.ts"))) {
