@@ -55,36 +55,64 @@ export declare function msm_aes_gcm_open(key: i32, iv: usize, aad: usize, aadLen
 
 // ---- text ----
 
-/** Bytes of UTF-8 a log line or error message may take; the host keeps 1024 of an error. */
-export const TEXT_MAX_BYTES: i32 = 2048;
+/**
+ * Bytes of UTF-8 a log line or an error message may take: what the host keeps of one (docs/abi.md
+ * "Limits"). Longer text is cut here, at a character, and ends in "..." within the limit.
+ */
+export const TEXT_MAX_BYTES: i32 = 1024;
 const TEXT_BUF: usize = heap.alloc(TEXT_MAX_BYTES);
 /** A metric's name and its label's name share TEXT_BUF; names are valid up to 64 bytes anyway. */
 const NAME_MAX_BYTES: i32 = TEXT_MAX_BYTES / 2;
 const LABEL_BUF: usize = TEXT_BUF + <usize>NAME_MAX_BYTES;
+const ELLIPSIS_BYTES: i32 = 3;
 
-/** Encodes `s` as UTF-8 at `at` (truncating at `maxBytes`) and returns the byte count. */
-function encodeText(s: string, at: usize = TEXT_BUF, maxBytes: i32 = TEXT_MAX_BYTES): i32 {
-  // Each UTF-16 unit is at most 3 UTF-8 bytes; a surrogate pair (2 units) is 4.
-  let units = s.length;
-  const maxUnits = maxBytes / 3;
-  if (units > maxUnits) {
-    units = maxUnits;
-    // Do not cut a surrogate pair in half (that would encode a lone surrogate).
-    const last = s.charCodeAt(units - 1);
-    if (last >= 0xd800 && last < 0xdc00) units--;
+/**
+ * UTF-16 units of `s` whose UTF-8 fits in `room` bytes, never half a surrogate pair. Counts as
+ * String.UTF8.encodeUnsafe writes: a pair is 4 bytes, a lone surrogate 3.
+ */
+function unitsWithin(s: string, room: i32): i32 {
+  const n = s.length;
+  let units = 0;
+  let bytes = 0;
+  while (units < n) {
+    const c = s.charCodeAt(units);
+    let width = 1;
+    let size = c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+    if ((c & 0xfc00) == 0xd800 && units + 1 < n && (s.charCodeAt(units + 1) & 0xfc00) == 0xdc00) {
+      width = 2;
+      size = 4;
+    }
+    if (bytes + size > room) break;
+    bytes += size;
+    units += width;
   }
-  return <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), units, at, false);
+  return units;
 }
 
-/** Writes a log line at `level` (rate-limited by the host). */
+/**
+ * Encodes `s` as UTF-8 at `at`, at most `maxBytes` bytes, and returns the byte count. Text that
+ * does not fit is cut at a character; `mark` ends it in "..." (within maxBytes). Allocates nothing.
+ */
+function encodeText(s: string, at: usize, maxBytes: i32, mark: bool): i32 {
+  if (String.UTF8.byteLength(s) <= maxBytes) return <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), s.length, at, false);
+  const room = mark ? maxBytes - ELLIPSIS_BYTES : maxBytes;
+  let len = <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), unitsWithin(s, room), at, false);
+  if (mark) {
+    memory.fill(at + <usize>len, 0x2e /* . */, ELLIPSIS_BYTES);
+    len += ELLIPSIS_BYTES;
+  }
+  return len;
+}
+
+/** Writes a log line at `level` (rate-limited by the host); past TEXT_MAX_BYTES it is cut and ends in "...". */
 export function log(level: LogLevel, message: string): void {
-  const len = encodeText(message);
+  const len = encodeText(message, TEXT_BUF, TEXT_MAX_BYTES, true);
   msm_log(level, TEXT_BUF, len);
 }
 
-/** Sets the message that explains the non-Ok Status the current export is about to return. */
+/** Sets the message that explains the non-Ok Status the current export is about to return (cut as log's). */
 export function setError(message: string): void {
-  const len = encodeText(message);
+  const len = encodeText(message, TEXT_BUF, TEXT_MAX_BYTES, true);
   msm_set_error(TEXT_BUF, len);
 }
 
@@ -121,7 +149,7 @@ export function setError(message: string): void {
  * negative Status. The name must match [a-z][a-z0-9_]*, at most 64 bytes.
  */
 export function defineMetric(kind: MetricKind, name: string): i32 {
-  const len = encodeText(name, TEXT_BUF, NAME_MAX_BYTES);
+  const len = encodeText(name, TEXT_BUF, NAME_MAX_BYTES, false);
   return msm_metric_define(kind, TEXT_BUF, len);
 }
 
@@ -144,8 +172,8 @@ export function defineHistogram(name: string): i32 {
  * MAX_LABEL_VALUES values per metric per context and counts the values past those under "other".
  */
 export function defineLabelledMetric(kind: MetricKind, name: string, label: string): i32 {
-  const len = encodeText(name, TEXT_BUF, NAME_MAX_BYTES);
-  const labelLen = encodeText(label, LABEL_BUF, NAME_MAX_BYTES);
+  const len = encodeText(name, TEXT_BUF, NAME_MAX_BYTES, false);
+  const labelLen = encodeText(label, LABEL_BUF, NAME_MAX_BYTES, false);
   return msm_metric_define_labelled(kind, TEXT_BUF, len, LABEL_BUF, labelLen);
 }
 
