@@ -66,6 +66,67 @@ test("a filter that never calls register(): the load error says so once, without
   );
 });
 
+test("register() called twice: the load fails, saying to register one filter once", async () => {
+  const source = `
+    import { Filter, Packet, register } from "../../../sdk/assembly";
+    export * from "../../../sdk/assembly/exports";
+    class A extends Filter { onPacket(p: Packet): void { p.drop(257); } }
+    class B extends Filter { onPacket(p: Packet): void { p.drop(258); } }
+    register(new A());
+    register(new B());
+  `;
+  await rejects(
+    FilterHarness.load(await compileFilterSource(source, "twice"), { name: "twice" }),
+    FilterLoadError,
+    /^filter 'twice': failed in _initialize: abort: register\(\) was called twice: a module serves one filter; call register\(new YourFilter\(\)\) once, at top level$/,
+  );
+});
+
+/** Emits a copy of each packet with the dest and leg its bytes 12 and 13 name, three ways; writes what each said at bytes 14-16. */
+const EMITTER = `
+  import { Filter, Output, Packet, RtcpWriter, register } from "../../../sdk/assembly";
+  export * from "../../../sdk/assembly/exports";
+  const writer = new RtcpWriter();
+  class Emitter extends Filter {
+    onPacket(p: Packet): void {
+      const dest = <i32>load<u8>(p.ptr + 12);
+      const leg = <i32>load<u8>(p.ptr + 13);
+      store<u8>(p.ptr + 14, Output.emit(p.context, p.ptr, p.length, 0, dest, leg) ? 1 : 0);
+      memory.copy(Output.reserve(), p.ptr, <usize>p.length);
+      store<u8>(p.ptr + 15, Output.commit(p.context, p.length, 0, dest, leg) ? 1 : 0);
+      writer.beginOutput();
+      writer.receiverReport(1);
+      writer.sdes(1, "me@example");
+      store<u8>(p.ptr + 16, <u8>writer.emit(p.context, 0, dest, leg));
+    }
+  }
+  register(new Emitter());
+`;
+
+test("Output.emit, Output.commit and RtcpWriter.emit refuse a dest of 2-15 and a leg past 7; the first refusal is logged", async () => {
+  const h = await FilterHarness.load(await compileFilterSource(EMITTER, "emitter"), { name: "emitter" });
+  const ctx = h.createContext({});
+  const said = (dest: number, leg: number): { results: number[]; outputs: number } => {
+    const bytes = rtp(dest);
+    bytes[13] = leg;
+    const r = h.runBatch([{ ctx, bytes }]);
+    const b = r.packets[0]!.bytes;
+    return { results: [b[14]!, b[15]!, b[16]!], outputs: r.outputs.length };
+  };
+  for (const [dest, leg] of [[0, 0], [1, 0], [16, 0], [255, 0], [0, 7]]) {
+    assert.equal(said(dest!, leg!), { results: [1, 1, 0], outputs: 3 }, `dest ${dest}, leg ${leg}`);
+  }
+  assert.equal(h.logs, []);
+  for (const [dest, leg] of [[5, 0], [2, 0], [15, 0], [0, 8], [16, 255]]) {
+    assert.equal(said(dest!, leg!), { results: [0, 0, 10 /* RtcpWriteError.BadTarget */], outputs: 0 }, `dest ${dest}, leg ${leg}`);
+  }
+  assert.equal(h.logs, [{
+    level: LogLevel.Error,
+    message: "Output.emit refused dest 5 on leg 0: a dest is Dest.Forward (0), Dest.Reverse (1) or Dest.DestinationIndexBase (16) + k (2-15 are invalid), a leg 0 to 7; nothing was sent (said once)",
+  }]);
+  assert.equal(h.hostDrops, [], "the host saw none of them");
+});
+
 test("a refusal without setError: the message says the filter gave no reason, and the status's name", async () => {
   try {
     await FilterHarness.load(fixture("teach"), { rootConfig: { silentRefusal: true } });

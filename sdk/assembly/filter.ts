@@ -81,8 +81,11 @@ export class Filter {
 
 let registered: Filter | null = null;
 
-/** Registers the filter instance the ABI exports call. Call once, at top level. */
+/** Registers the filter instance the ABI exports call. Call once, at top level: a second call aborts. */
 export function register(filter: Filter): void {
+  if (registered !== null) {
+    abort("register() was called twice: a module serves one filter; call register(new YourFilter()) once, at top level");
+  }
   registered = filter;
 }
 

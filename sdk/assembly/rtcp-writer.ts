@@ -30,6 +30,8 @@ export enum RtcpWriteError {
   Empty = 8,
   /** beginOutput() or emit(): the output area is full. */
   OutputFull = 9,
+  /** emit(): `dest` or `leg` is one the host does not take (Output.validTarget); nothing was sent. */
+  BadTarget = 10,
 }
 
 const SR_HEADER: i32 = 28;
@@ -280,11 +282,16 @@ export function dlsrFromUs(us: i64): u32 {
   /**
    * finish(), then the compound goes out as an output packet of context `ctx` (PacketFlag.Rtcp
    * added to `flags`): published in place after beginOutput(), copied from a buffer of your own
-   * after begin(). Returns None or the error, OutputFull when the output area is full.
+   * after begin(). Returns None or the error: OutputFull when the output area is full, BadTarget
+   * for an invalid dest or leg.
    */
   emit(ctx: u32, flags: i32 = 0, dest: i32 = Dest.Forward, leg: i32 = 0, reducedSize: bool = false): RtcpWriteError {
     const len = this.finish(reducedSize);
     if (len < 0) return this.error;
+    if (!Output.validTarget(dest, leg)) {
+      this.error = RtcpWriteError.BadTarget;
+      return this.error;
+    }
     const sent = this.base == Output.reserve()
       ? Output.commit(ctx, len, flags | PacketFlag.Rtcp, dest, leg)
       : Output.emit(ctx, this.base, len, flags | PacketFlag.Rtcp, dest, leg);
