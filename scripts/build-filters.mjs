@@ -1,8 +1,9 @@
 // Compiles every AssemblyScript filter (filters/<name>/assembly/index.ts) and the test
 // fixture filters (test/fixtures/filters/assembly/*.ts) to .wasm with the SDK's flags, and the
 // hand-written WebAssembly text fixtures (test/fixtures/filters/wat/*.wat) with binaryen.
-// Usage: node scripts/build-filters.mjs [--checked]
-//   --checked  also build <name>.checked.wasm with --uncheckedBehavior never (used by tests)
+// Each filter gets both builds: <name>.wasm (what the proxy runs) and <name>.checked.wasm (what
+// the tests run: sdk/checked-build-flags.json added); the fixtures only the first.
+// Usage: node scripts/build-filters.mjs
 import { readdirSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
