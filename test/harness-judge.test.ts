@@ -28,17 +28,19 @@ function command(cmd: number, a = 0, b = 0): Uint8Array {
   return p;
 }
 
-/** What became of one packet and the packets the filter made: drops by reason label, what went on. */
+/** What became of one packet and the packets the filter made: drops by reason label, what went on, what the host logged. */
 interface Ledger {
   drops: Record<string, number>;
   passed: number;
   held: number;
   outputs: number;
+  logs: string[];
 }
 
 /** The packet through the proxy's chain, as stage 0 of a segment whose instance also serves a second context. */
 async function throughProxy(packet: Uint8Array): Promise<Ledger> {
-  const pool = new FilterPool({ log: () => {}, timerSet: () => {}, timerCancel: () => {}, timerCancelAll: () => {} });
+  const logs: string[] = [];
+  const pool = new FilterPool({ log: (_filter, _level, message) => logs.push(message), timerSet: () => {}, timerCancel: () => {}, timerCancelAll: () => {} });
   try {
     const slot = await pool.acquire({ name: "hostile", path: fixture("hostile") });
     const stage: ChainStage = pool.attach(slot, 1, {}, DEFAULT_FAILURE_POLICY, "seg");
@@ -49,7 +51,7 @@ async function throughProxy(packet: Uint8Array): Promise<Ledger> {
     input.push(packet, 0, packet.length, 0, Dest.Forward, 5004, 0, 1_000_000);
     runner.run([stage], 0, input, new SegmentStats(), () => {});
     const s = stage.stats;
-    return { drops: s.drops.toJSON(), passed: s.packetsOut - s.generated, held: s.held, outputs: s.generated };
+    return { drops: s.drops.toJSON(), passed: s.packetsOut - s.generated, held: s.held, outputs: s.generated, logs };
   } finally {
     pool.close();
   }
@@ -72,12 +74,15 @@ async function throughHarness(packet: Uint8Array): Promise<{ ledger: Ledger; res
     passed: result.packets.filter((p) => p.verdict === "pass").length,
     held: result.packets.filter((p) => p.verdict === "hold").length,
     outputs: result.outputs.length,
+    logs: h.logs.map((l) => l.message),
   };
   return { ledger, result, h };
 }
 
 const none = { passed: 0, held: 0, outputs: 0 };
-const CASES: [string, Uint8Array, Ledger][] = [
+/** The host's lines about the case: one per drop for a broken descriptor or a forged reason. */
+const logged = (ledger: Omit<Ledger, "logs">): number => (ledger.drops.host_bad_descriptor ?? 0) + (ledger.drops.host_bad_reason ?? 0);
+const CASES: [string, Uint8Array, Omit<Ledger, "logs">][] = [
   ["drop with a host reason (201)", command(Cmd.drop, DropReason.HostBadDescriptor), { ...none, drops: { host_bad_reason: 1 } }],
   ["drop with a shared code the ABI does not name (100)", command(Cmd.drop, 100), { ...none, drops: { host_bad_reason: 1 } }],
   ["drop past the filter's codes (356)", command(Cmd.drop, 356), { ...none, drops: { host_bad_reason: 1 } }],
@@ -100,7 +105,8 @@ const CASES: [string, Uint8Array, Ledger][] = [
 test("each broken descriptor and forged reason: the harness counts what the proxy's chain counts", async () => {
   for (const [what, packet, expected] of CASES) {
     const proxy = await throughProxy(packet);
-    assert.equal(proxy, expected, `the proxy: ${what}`);
+    assert.equal({ ...proxy, logs: [] }, { ...expected, logs: [] }, `the proxy: ${what}`);
+    assert.is(proxy.logs.length, logged(proxy), `the proxy logs each: ${what}`);
     const { ledger } = await throughHarness(packet);
     assert.equal(ledger, proxy, `the harness, as the proxy: ${what}`);
   }

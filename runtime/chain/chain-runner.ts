@@ -1,9 +1,10 @@
 // Pushes a batch of packets through a segment's chain, stage by stage: copy into the stage's
 // arena, one call, read verdicts and output packets, go on with what passed. Depth first, so
 // that a stage's memory is read by the next stage before the stage is called again.
-import { Dest, DropReason, MAX_FILTER_DROP_REASONS, MAX_LEGS, PacketFlag, Verdict } from "../abi.js";
+import { DropReason, PacketFlag } from "../abi.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
+import { HELD, PASSED } from "../filter-host/judge.js";
 import type { ChainStage } from "./filter-pool.js";
 import { PacketList } from "./packet-list.js";
 import type { SegmentStats } from "./stats.js";
@@ -12,22 +13,6 @@ export const MAX_CHAIN_LENGTH = 16;
 const LIST_CAPACITY = 2048;
 /** Most msm_context_drain calls per stage when a segment goes. */
 const DRAIN_CALLS = 64;
-
-/** Shared reason codes a filter may write (1-199 that the ABI names); built once. */
-const SHARED_REASONS = new Uint8Array(DropReason.HostFilterFailed);
-for (const v of Object.values(DropReason)) if (typeof v === "number" && v < DropReason.HostFilterFailed) SHARED_REASONS[v] = 1;
-
-/** A filter's drop reason, or HostBadReason when the code is not the filter's to use (no forged host reasons, bounded labels). */
-function filterReason(code: number): number {
-  if (code < DropReason.HostFilterFailed) return SHARED_REASONS[code] === 1 ? code : DropReason.HostBadReason;
-  if (code >= DropReason.FilterDefinedBase && code < DropReason.FilterDefinedBase + MAX_FILTER_DROP_REASONS) return code;
-  return DropReason.HostBadReason;
-}
-
-/** Whether an output descriptor's dest and leg are ones the ABI knows (whether the segment has the leg is egress's business). */
-function validOutput(dest: number, leg: number): boolean {
-  return (dest === Dest.Forward || dest === Dest.Reverse || dest >= Dest.DestinationIndexBase) && leg < MAX_LEGS;
-}
 
 /** Where packets go when they leave the chain. */
 export type EgressFn = (list: PacketList) => void;
@@ -185,29 +170,20 @@ export class ChainRunner {
     this.beacon?.leave();
     const bytes = inst.bytes;
     for (let k = 0; k < count; k++) {
-      const verdict = inst.batchVerdict(k);
-      if (verdict === Verdict.Pass) {
+      // the filter host's judgment (filter-host/judge.ts), shared with the SDK's harness
+      const outcome = inst.judgeBatch(k);
+      if (outcome === PASSED) {
         const offset = inst.batchOffset(k);
-        const leg = inst.batchLeg(k);
-        if (offset < 0 || leg >= MAX_LEGS) {
-          stats.drops.add(DropReason.HostBadDescriptor);
-          segment.drops.add(DropReason.HostBadDescriptor);
-          continue;
-        }
         const length = inst.batchLength(k);
         const i = this.slotSource[k]!;
-        output.push(bytes, offset, length, input.flags[i]!, input.dest[i]!, input.port[i]!, leg, input.arrivalUs[i]!);
+        output.push(bytes, offset, length, input.flags[i]!, input.dest[i]!, input.port[i]!, inst.batchLeg(k), input.arrivalUs[i]!);
         stats.packetsOut++;
         stats.bytesOut += length;
-      } else if (verdict === Verdict.Drop) {
-        const reason = filterReason(inst.batchReason(k));
-        stats.drops.add(reason);
-        segment.drops.add(reason);
-      } else if (verdict === Verdict.Hold) {
+      } else if (outcome === HELD) {
         stats.held++;
       } else {
-        stats.drops.add(DropReason.HostBadDescriptor);
-        segment.drops.add(DropReason.HostBadDescriptor);
+        stats.drops.add(outcome);
+        segment.drops.add(outcome);
       }
     }
     this.collectOutputs(stage, inst, outCount, output, segment);
@@ -216,16 +192,14 @@ export class ChainRunner {
   }
 
   /**
-   * Takes what the stage wrote into its output area. A packet must name the stage's own context
-   * (a shared instance cannot slip one segment's packets into another), a known dest and leg, and fit the stage's budget of generated packets.
+   * Takes what the stage wrote into its output area. The filter host judges each (a packet must
+   * name the stage's own context, a known dest and leg: filter-host/judge.ts), and it must fit the
+   * stage's budget of generated packets.
    */
   private collectOutputs(stage: ChainStage, inst: FilterInstance, outCount: number, output: PacketList, segment: SegmentStats): void {
     const stats = stage.stats;
     for (let j = 0; j < outCount; j++) {
-      const offset = inst.outputOffset(j);
-      const dest = inst.outputDest(j);
-      const leg = inst.outputLeg(j);
-      if (offset < 0 || output.full || inst.outputContext(j) !== stage.ctx || !validOutput(dest, leg) || !inst.outputPortFieldClear(j)) {
+      if (output.full || !inst.acceptOutput(j, stage.ctx)) {
         stats.drops.add(DropReason.HostBadDescriptor);
         segment.drops.add(DropReason.HostBadDescriptor);
         continue;
@@ -237,7 +211,7 @@ export class ChainRunner {
       }
       const length = inst.outputLength(j);
       const flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
-      output.push(inst.bytes, offset, length, flags, dest, 0, leg, this.nowUs);
+      output.push(inst.bytes, inst.outputOffset(j), length, flags, inst.outputDest(j), 0, inst.outputLeg(j), this.nowUs);
       stats.generated++;
       stats.packetsOut++;
       stats.bytesOut += length;
