@@ -70,7 +70,7 @@ test("a trap in msm_context_create: the change is refused, and the segments runn
       } catch (err) {
         assert.instance(err, ApplyError);
         assert.is((err as ApplyError).committed, false);
-        assert.match((err as Error).message, /segment 'other': filter 'misbehave' failed in msm_context_create: .*\(while its context was created; no running segment was touched\)/);
+        assert.match((err as Error).message, /segment 'other': filter 'misbehave' failed in msm_context_create: .*; tried in an instance of its own, so no running segment was touched \(while its context was created\)/);
       }
       await s.flows(20); // steady delivers between the tries, on its own instance
     }

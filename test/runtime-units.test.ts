@@ -426,6 +426,21 @@ pool("a stage attached while its instance waits to restart joins the restart, wi
     assert.is(rig.report(b), 3 + 1, "b's state was imported at the restart");
   }));
 
+pool("a stage given up by a restored count while it ran (a watchdog restart) goes down with the instance and stays down after the others' restart", () =>
+  withRig(async (rig) => {
+    const slot = await rig.slot();
+    const a = rig.attach(slot, {}, { ...POLICY, maxFailures: 1 }, "a");
+    const b = rig.attach(slot, {}, POLICY, "b");
+    rig.pool.restoreFailureCount(a, 1); // what a worker restart carries over: a's limit is reached
+    assert.ok(a.gaveUp && a.active, "given up, its context still in the instance");
+    rig.pool.handleFailure(slot, new Error("stuck in a filter call"));
+    assert.is(a.live, null, "down with the instance");
+    await waitFor(() => rig.events.some((e) => e.type === "restarted"), 5000, "the restart for b");
+    assert.ok(b.live, "b runs again");
+    assert.is(a.live, null, "a stays down: the new instance has no context for it");
+    assert.is(rig.run([a], [indexedRtp(0, 64)]).length, 0, "closed: nothing passes a given-up stage");
+  }));
+
 pool("restarts back off (doubling, capped, the soonest stage's delay), then give up after maxFailures", () =>
   withRig(async (rig) => {
     const slot = await rig.slot();

@@ -5,7 +5,7 @@
 // brings up a new one with backoff, following each segment's policy, with each context's state
 // from its last checkpoint.
 import { createHash } from "node:crypto";
-import type { FilterFailure } from "../filter-host/errors.js";
+import { FilterFailure } from "../filter-host/errors.js";
 import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
 import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
@@ -194,7 +194,14 @@ export class FilterPool {
    * Throws FilterConfigError, or FilterFailure (nothing running was touched).
    */
   async prepareStage(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array): Promise<ChainStage> {
-    if (slot.change !== this.change || slot.instance === null) await this.tryOnProbe(slot, ctx, config);
+    if (slot.change !== this.change || slot.instance === null) {
+      try {
+        await this.tryOnProbe(slot, ctx, config);
+      } catch (err) {
+        if (!(err instanceof FilterFailure)) throw err;
+        throw new FilterFailure(err.filter, err.during, `${err.reason}; tried in an instance of its own, so no running segment was touched`);
+      }
+    }
     const stage = this.attach(slot, ctx, config, policy, segment, state);
     if (!stage.active && slot.abandoned) {
       await this.restart(slot, null); // a fixed config after the others gave up: a new instance, for it
@@ -253,7 +260,7 @@ export class FilterPool {
    * An instance failed (or, with `failure` an Error, its worker was restarted by the watchdog):
    * discard it, count the failure against every stage on it, schedule a restart.
    */
-  handleFailure(slot: InstanceSlot, failure: FilterFailure | Error): void {
+  handleFailure(slot: InstanceSlot, failure: FilterFailure | Error, restartFailed = false): void {
     const dead = slot.instance;
     if (dead) {
       this.timerCancelAll(dead);
@@ -277,8 +284,18 @@ export class FilterPool {
     const affected: string[] = [];
     let delay = Infinity;
     for (const stage of slot.users) {
-      if (stage.gaveUp) continue; // it had no context in this instance
-      if (!stage.active && dead === null) continue; // already counted for this instance
+      if (stage.gaveUp) {
+        // no restart brings it back; one still active (given up by a restored count) had a
+        // context in the dead instance: it goes down with it and counts this failure
+        if (!stage.active) continue;
+        stage.active = false;
+        stage.failures++;
+        stage.stats.failures++;
+        affected.push(stage.segment);
+        continue;
+      }
+      // a stage already down was counted for the instance it was on, unless a new one failed to start
+      if (!stage.active && dead === null && !restartFailed) continue;
       stage.active = false;
       stage.failures++;
       stage.stats.failures++;
@@ -337,7 +354,7 @@ export class FilterPool {
     } catch (err) {
       slot.restarting = false;
       this.onEvent({ type: "restart-failed", filter: slot.name, reason: (err as Error).message });
-      this.handleFailure(slot, err as Error);
+      this.handleFailure(slot, err as Error, true); // each stage waiting for it counts the try, and the next is scheduled
       return;
     }
     slot.restarting = false;

@@ -396,7 +396,7 @@ export class DataPlane {
       }
     } catch (err) {
       for (const st of stages) this.pool.detach(st);
-      const crashed = err instanceof FilterFailure ? " (while its context was created; no running segment was touched)" : "";
+      const crashed = err instanceof FilterFailure ? " (while its context was created)" : "";
       throw new Error(`segment '${config.name}': ${(err as Error).message}${crashed}`);
     }
     return stages;
