@@ -363,7 +363,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
     for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
-    this.notRunning = new Map(committed.map((e) => [e.segment, e.message.replace(`segment '${e.segment}': `, "")]));
+    this.recordNotRunning(config.segments, committed);
     if (committed.length > 0) throw new ApplyError(committed, true);
   }
 
@@ -383,6 +383,15 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return config.segments
       .filter((s) => !running.has(s.name) && fixedBinds(s).some((b) => released.some((e) => endpointsClash(b, e))))
       .map((s) => s.name);
+  }
+
+  /** After `segments` were (re)started: those the errors name do not run, the others do. */
+  private recordNotRunning(segments: readonly SegmentConfig[], errors: readonly SegmentError[]): void {
+    for (const s of segments) this.notRunning.delete(s.name);
+    for (const e of errors) if (e.segment !== "") this.notRunning.set(e.segment, e.message.replace(`segment '${e.segment}': `, ""));
+    // a segment the config no longer has is not missing
+    const names = new Set(this.running.map((s) => s.name));
+    for (const name of [...this.notRunning.keys()]) if (!names.has(name)) this.notRunning.delete(name);
   }
 
   /**
@@ -505,6 +514,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         return;
       }
       const late = [...(await replacement.commit()), ...(await replacement.open())];
+      this.recordNotRunning(segments, late);
       this.unseeded.delete(replacement);
       for (const e of late) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
       if (!replacement.alive || this.workers[index] !== replacement) return; // gone again: its own restart reports

@@ -189,7 +189,14 @@ test("a port taken after the check, before the bind: the change says which segme
     assert.equal(proxy.segmentsNotRunning, ["moving"]);
     squatter.close();
     squatter = undefined;
-    await proxy.apply(config(pb, fixture("counter")));
+    // the worker restarts (crash) with the port free: it binds the segment, which runs again
+    await (proxy as unknown as { workers: { kill(): Promise<void> }[] }).workers[0]!.kill();
+    const again = await open(fifo, "w"); // the restarted worker reads the running config's module
+    await again.writeFile(readFileSync(fixture("counter")));
+    await again.close();
+    await waitFor(() => proxy.health().ready, 10_000, `ready after the restart: ${proxy.health().problems.join("; ")}`);
+    assert.equal(proxy.segmentsNotRunning, []);
+    await proxy.apply(config(pb, fixture("counter"))); // and a change applies (a stale entry refused every one)
     assert.ok(proxy.health().ready);
     assert.match(renderPrometheus(await proxy.stats()), /\nmsm_segments_not_running 0\n/);
     assert.equal((await proxy.stats()).segments.map((x) => x.name), ["moving"]);
