@@ -1,6 +1,7 @@
 // A bad proxy config names the field; each rule of the schema as a table.
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { HOST_FILTER_FAMILIES } from "../runtime/config/proxy-config.js";
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
@@ -18,6 +19,8 @@ const cases: [string, unknown, RegExp][] = [
   ["unknown top-level key", base({ wrokers: 2 }), /\(top level\): unknown key 'wrokers'; did you mean 'workers'\?/],
   ["a misspelt key: one line, naming the key meant", base({ segments: [seg({ listen: { adress: "127.0.0.1", port: 5004 } })] }), /^config: segments\[0\]\.listen: unknown key 'adress'; did you mean 'address'\?$/],
   ["a missing key", base({ segments: [seg({ listen: { port: 5004 } })] }), /segments\[0\]\.listen\.address: required \(string\)/],
+  ["a value of the wrong type is not 'required'", base({ segments: [seg({ listen: { address: "127.0.0.1", port: "5004" } })] }), /segments\[0\]\.listen\.port: Invalid input: expected number, received string/],
+  ["a group sent to with loopback on, where the segment listens", base({ segments: [seg({ listen: { address: "239.1.1.1", port: 5004 }, rtcpMux: true, multicast: { loopback: true }, destinations: [{ address: "239.1.1.1", port: 5004 }] })] }), /^config: segments\[0\]\.destinations\[0\]: 239\.1\.1\.1:5004 is this segment's own listen: every packet would come back to it; did you mean another port\?$/],
   ["port out of range", base({ segments: [seg({ listen: { address: "127.0.0.1", port: 70000 } })] }), /segments\[0\]\.listen\.port:/],
   ["not an IP address", base({ segments: [seg({ destinations: [{ address: "example.com", port: 1 }] })] }), /segments\[0\]\.destinations\[0\]\.address: must be an IPv4 or IPv6 address/],
   ["no destinations", base({ segments: [seg({ destinations: [] })] }), /segments\[0\]\.destinations:/],
@@ -94,6 +97,13 @@ test("a chain of segments on one proxy is no loop, nor a destination on another 
     seg({ name: "s3", rtcpMux: true, listen: { address: "127.0.0.2", port: 9000 }, destinations: [{ address: "127.0.0.3", port: 9000 }] }),
     seg({ name: "s4", rtcpMux: true, listen: { address: "239.1.1.1", port: 9100 }, destinations: [{ address: "239.1.1.1", port: 9100 }] }),
   ] }));
+  // a control plane validating for a proxy elsewhere knows only loopback as the proxy's own
+  const here = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+  if (here) {
+    const wild = base({ segments: [seg({ listen: { address: "0.0.0.0", port: 5004 }, destinations: [{ address: here, port: 5004 }] })] });
+    assert.throws(() => validateProxyConfig(wild), /is this segment's own listen/, "on the proxy's host: its own address");
+    validateProxyConfig(wild, "/", "request", "unknown");
+  }
   // 10,000 segments in a line (each to the next): checked without exhausting the stack
   const line = Array.from({ length: 10_000 }, (_, k) => seg({ name: `s${k}`, rtcpMux: true, listen: { address: "127.0.0.1", port: 20_000 + k }, destinations: [{ address: "127.0.0.1", port: 20_001 + k }] }));
   validateProxyConfig(base({ segments: line }));

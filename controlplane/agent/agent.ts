@@ -86,7 +86,7 @@ type Outcome =
   | { readonly kind: "refused"; readonly error: string; /** false when the same snapshot can only fail again (a bad field, a filter refusing its config) */ readonly retry: boolean };
 
 /** A filter's refusal of its config (runtime/filter-host/errors.ts, FilterConfigError). */
-const FILTER_REFUSED_CONFIG = /rejected its config/;
+const FILTER_REFUSED_CONFIG = /rejected its (root )?config/;
 
 /** Whether a chain stage's config reads a {"$file"} or {"$env"} reference, whose contents may change on the node. */
 function readsReferences(snapshot: Snapshot): boolean {

@@ -166,7 +166,7 @@ function validateProxySet(inputs: readonly SegmentInput[], origin: readonly stri
   const filters: Record<string, { path: string }> = {};
   for (const seg of inputs) for (const stage of seg.chain ?? []) if (stage.filter !== "") filters[stage.filter] = { path: "registry" };
   try {
-    validateProxyConfig({ filters, segments: inputs as SegmentInput[] }, "/", "request");
+    validateProxyConfig({ filters, segments: inputs as SegmentInput[] }, "/", "request", "unknown"); // the proxy's addresses are not this host's
     return [];
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

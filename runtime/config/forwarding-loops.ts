@@ -20,9 +20,15 @@ export interface LoopNode {
   readonly name: string;
   /** `what`: the socket, as the segment's config calls it ("listen", "legs[0] (fec) listen"); `carries` "both" for rtcpMux. */
   readonly receives: readonly { readonly endpoint: Endpoint; readonly what: string; readonly carries: Channel | "both" }[];
-  /** `field`: the config field that sends there ("segments[2].destinations[0]"). */
-  readonly sends: readonly { readonly endpoint: Endpoint; readonly field: string; readonly channel: Channel }[];
+  /** `field`: the config field that sends there ("segments[2].destinations[0]"); `loopback`: multicast sent with loopback on. */
+  readonly sends: readonly { readonly endpoint: Endpoint; readonly field: string; readonly channel: Channel; readonly loopback: boolean }[];
 }
+
+/**
+ * Which addresses are the proxy host's: "this host" (validated where the proxy runs: loopback and
+ * every interface's) or "unknown" (a control plane validating for a proxy elsewhere: loopback only).
+ */
+export type HostAddresses = "this host" | "unknown";
 
 interface Edge {
   readonly to: number;
@@ -32,8 +38,8 @@ interface Edge {
 }
 
 /** The problems, one per loop, each naming the destination that closes it. */
-export function forwardingLoopProblems(segments: readonly LoopNode[]): string[] {
-  const isLocal = localAddressTest();
+export function forwardingLoopProblems(segments: readonly LoopNode[], host: HostAddresses = "this host"): string[] {
+  const isLocal = localAddressTest(host);
   const receivers = new Map<number, { endpoint: Endpoint; what: string; carries: Channel | "both"; segment: number }[]>();
   segments.forEach((seg, i) => {
     for (const r of seg.receives) {
@@ -49,13 +55,13 @@ export function forwardingLoopProblems(segments: readonly LoopNode[]): string[] 
   segments.forEach((seg, i) => {
     for (const t of seg.sends) {
       for (const r of receivers.get(t.endpoint.port) ?? []) {
-        if (!delivers(t.endpoint, r.endpoint, isLocal)) continue;
+        if (!delivers(t.endpoint, t.loopback, r.endpoint, isLocal)) continue;
         const lands = r.carries === "both" ? t.channel : r.carries;
         edges[node(i, t.channel)]!.push({ to: node(r.segment, lands), field: t.field, what: r.what, endpoint: t.endpoint });
       }
     }
   });
-  const problems: string[] = [];
+  const problems = new Map<string, string>(); // by destination: a typo is one line, whichever channel found it
   // depth-first, iterative (a chain of 10,000 segments must not exhaust the stack)
   const state = new Uint8Array(edges.length); // 0 unseen, 1 on the path, 2 done
   for (let start = 0; start < edges.length; start++) {
@@ -74,11 +80,12 @@ export function forwardingLoopProblems(segments: readonly LoopNode[]): string[] 
         state[edge.to] = 1;
         path.push({ node: edge.to, next: 0 });
       } else if (state[edge.to] === 1) {
-        problems.push(loopText(segments, path.map((p) => p.node >> 1), edge));
+        const field = edge.field.replace(/ \(.*$/, "");
+        if (!problems.has(field)) problems.set(field, loopText(segments, path.map((p) => p.node >> 1), edge));
       }
     }
   }
-  return problems;
+  return [...problems.values()];
 }
 
 function loopText(segments: readonly LoopNode[], path: number[], edge: Edge): string {
@@ -93,18 +100,19 @@ function loopText(segments: readonly LoopNode[], path: number[], edge: Edge): st
 }
 
 /** True when a datagram sent to `to` reaches a socket bound to `bind` on this host. */
-function delivers(to: Endpoint, bind: Endpoint, isLocal: (address: string) => boolean): boolean {
+function delivers(to: Endpoint, loopback: boolean, bind: Endpoint, isLocal: (address: string) => boolean): boolean {
   if (to.port !== bind.port || to.port === 0 || isIP(to.address) !== isIP(bind.address)) return false;
-  if (isMulticast(to.address)) return false; // sent with multicast loopback off: not to this host's sockets
   const dest = canonicalAddress(to.address);
   const at = canonicalAddress(bind.address);
+  // a group reaches this host's sockets on it only with multicast loopback on
+  if (isMulticast(to.address)) return loopback && dest === at;
   if (dest === at) return true;
   return (at === "0.0.0.0" || at === "::") && isLocal(dest);
 }
 
-/** Whether an address (canonical) is this host's: 127/8, ::1, or an interface's. */
-function localAddressTest(): (address: string) => boolean {
+/** Whether an address (canonical) is the proxy host's: 127/8, ::1, or (on that host) an interface's. */
+function localAddressTest(host: HostAddresses): (address: string) => boolean {
   const own = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) own.add(canonicalAddress(a.address));
+  if (host === "this host") for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) own.add(canonicalAddress(a.address));
   return (a) => a.startsWith("127.") || a === "::1" || own.has(a);
 }

@@ -10,7 +10,7 @@ import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-po
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../abi.js";
 import { EndpointClaims } from "./endpoints.js";
-import { forwardingLoopProblems, type LoopNode } from "./forwarding-loops.js";
+import { forwardingLoopProblems, type HostAddresses, type LoopNode } from "./forwarding-loops.js";
 import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";
@@ -237,7 +237,7 @@ export function hostFamilyClash(name: string): string | undefined {
 }
 
 /** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError. */
-export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config"): ProxyConfig {
+export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config", host: HostAddresses = "this host"): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input ?? {});
   if (!result.success) {
     throw new ConfigError(schemaProblems(result.error.issues, pathString, proxyConfigSchema), source);
@@ -297,7 +297,7 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
       seen.add(st.filter);
     });
   });
-  problems.push(...forwardingLoopProblems(config.segments.map((seg, i) => ({ name: seg.name, receives: receiveEndpoints(seg), sends: sendTargets(seg, `segments[${i}]`) }))));
+  problems.push(...forwardingLoopProblems(config.segments.map((seg, i) => ({ name: seg.name, receives: receiveEndpoints(seg), sends: sendTargets(seg, `segments[${i}]`) })), host));
   problems.push(...checkSecretReferences(config, baseDir));
   if (problems.length > 0) throw new ConfigError(problems, source);
   for (const entry of Object.values(config.filters)) {
@@ -378,16 +378,17 @@ function receiveEndpoints(seg: SegmentConfig): LoopNode["receives"] {
 /** Where a segment sends: each destination (media, and RTCP at port + 1 or muxed), each sending leg's. */
 function sendTargets(seg: SegmentConfig, at: string): LoopNode["sends"] {
   const out: LoopNode["sends"][number][] = [];
+  const loopback = seg.multicast.loopback;
   seg.destinations.forEach((d, k) => {
     const field = `${at}.destinations[${k}]`;
-    out.push({ endpoint: d, field, channel: "media" });
-    out.push(seg.rtcpMux ? { endpoint: d, field, channel: "rtcp" } : { endpoint: { address: d.address, port: d.port + 1 }, field: `${field} (RTCP, port + 1)`, channel: "rtcp" });
+    out.push({ endpoint: d, field, channel: "media", loopback });
+    out.push(seg.rtcpMux ? { endpoint: d, field, channel: "rtcp", loopback } : { endpoint: { address: d.address, port: d.port + 1 }, field: `${field} (RTCP, port + 1)`, channel: "rtcp", loopback });
   });
   seg.legs.forEach((l, k) => {
     if (!l.send) return;
-    if (l.destinations) l.destinations.forEach((d, j) => out.push({ endpoint: d, field: `${at}.legs[${k}].destinations[${j}]`, channel: "media" }));
+    if (l.destinations) l.destinations.forEach((d, j) => out.push({ endpoint: d, field: `${at}.legs[${k}].destinations[${j}]`, channel: "media", loopback }));
     else if (l.portOffset !== undefined) {
-      seg.destinations.forEach((d, j) => out.push({ endpoint: { address: d.address, port: d.port + l.portOffset! }, field: `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})`, channel: "media" }));
+      seg.destinations.forEach((d, j) => out.push({ endpoint: { address: d.address, port: d.port + l.portOffset! }, field: `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})`, channel: "media", loopback }));
     }
   });
   return out;

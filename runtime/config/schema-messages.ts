@@ -52,8 +52,9 @@ function defOf(node: unknown): { shape?: Record<string, unknown>; element?: unkn
   return (node as { _zod?: { def?: never } } | undefined)?._zod?.def;
 }
 
+/** A key the object lacks: zod 4 says so only in its message (issues carry no input by default). */
 function isMissing(issue: Issue): issue is Extract<Issue, { code: "invalid_type" }> {
-  return issue.code === "invalid_type" && issue.input === undefined;
+  return issue.code === "invalid_type" && /received undefined$/.test(issue.message);
 }
 
 function sameParent(path: readonly PropertyKey[], parent: readonly PropertyKey[]): boolean {
