@@ -199,8 +199,20 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     }
     retryMs = Math.min(retryMs === 0 ? 1000 : retryMs * 2, 30_000);
     console.error(`${stamp()} ${down.length} segment(s) NOT running (${down.slice(0, 5).join(", ")}${down.length > 5 ? ", ..." : ""}): next try in ${retryMs / 1000} s`);
-    retryTimer = setTimeout(() => reload("retry", false), retryMs);
+    retryTimer = setTimeout(retryRunning, retryMs);
     retryTimer.unref();
+  };
+  // the config that runs is applied again (not the file, which may since hold a refused edit)
+  const retryRunning = (): void => {
+    reloading = reloading.then(async () => {
+      try {
+        await proxy.apply(running);
+        console.error(`${stamp()} retry: every segment runs`);
+      } catch (err) {
+        if (!(err instanceof ApplyError)) console.error(`${stamp()} retry failed: ${(err as Error).stack ?? err}`);
+      }
+      retryIfNotRunning();
+    });
   };
   const reload = (why: string, onlyIfChanged: boolean): void => {
     reloading = reloading.then(async () => {
@@ -231,6 +243,9 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
           const what = err instanceof ApplyError ? `\n  ${applyErrorLines(err, next ?? running)}` : err.message;
           console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(what, { keepNewlines: true })}`);
         } else if (err instanceof ApplyError) {
+          // committed: the new config runs, without the segments named
+          running = next!;
+          watch.follow(running);
           console.error(`${stamp()} config reloaded (${why}), but these segments are NOT running:\n  ${printable(applyErrorLines(err, running), { keepNewlines: true })}`);
         } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
       }

@@ -28,8 +28,8 @@ export interface UdpAddon {
   readonly metaStride: number;
   close(port: NativePort): void;
   /** A duplicate of a socket's descriptor (close-on-exec), for taking a socket over from its runtime. */
-  takeSocket(fd: number): number;
-  closeSocket(fd: number): void;
+  takeSocket(fd: number, closeAtExit?: boolean): number;
+  closeSocket(fd: number, closeAtExit?: boolean): void;
   disconnectSocket(fd: number): void;
   /** Sends with UDP GSO from now on where the kernel has it (true), or without (false). */
   setSegmentation(port: NativePort, on: boolean): boolean;
@@ -174,7 +174,9 @@ export class BatchedIo {
    * data[i * RECEIVE_SLOT], length(i) long. `first` is 0 but for ports in a group().
    */
   attach(socket: UdpSocket, onBatch: ((count: number, first: number) => void) | null): NativePort {
-    const port = socket instanceof TakenSocket ? this.addon.attach(socket.fd, this.arena, onBatch, onBatch !== null) : this.attachDgram(socket as Socket, onBatch);
+    const port = socket instanceof TakenSocket
+      ? this.addon.attach(socket.fd, this.arena, onBatch, onBatch !== null && this.plan.watch === "thread")
+      : this.attachDgram(socket as Socket, onBatch);
     if (!onBatch) this.sendOnly.add(port);
     if (this.plan.gso) this.addon.setSegmentation(port, true);
     return port;
@@ -192,13 +194,21 @@ export class BatchedIo {
     }
   }
 
-  /** Takes a socket over from node:dgram for the watcher thread (plan.watch "thread"): its descriptor duplicated, node:dgram's socket closed. */
+  /**
+   * Takes a socket over from node:dgram: its descriptor duplicated, node:dgram's socket closed.
+   * Under Bun for the watcher thread (its node:dgram cannot stop reading); under Node because
+   * node:dgram's handle, closed when a worker thread ends, would close the descriptor under the
+   * addon's libuv poll handle, and libuv aborts the process on a watcher whose descriptor is gone.
+   * A worker thread's taken descriptors close with it (Bun's workers are processes).
+   */
   take(socket: Socket): TakenSocket {
     const local = socket.address();
-    const fd = this.addon.takeSocket(socketHandle(socket).fd);
+    const atExit = this.plan.watch === "loop";
+    const fd = this.addon.takeSocket(socketHandle(socket).fd, atExit);
     socket.removeAllListeners("message");
     socket.close();
-    return new TakenSocket(fd, local, this.addon);
+    const addon = this.addon;
+    return new TakenSocket(fd, local, { disconnectSocket: (d) => addon.disconnectSocket(d), closeSocket: (d) => addon.closeSocket(d, atExit) });
   }
 
   setPeer(port: NativePort, index: number, address: string, udpPort: number): void {

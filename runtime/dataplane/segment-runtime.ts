@@ -136,8 +136,9 @@ export class SegmentRuntime {
     streamTable: StreamTable | null = null,
   ) {
     this.config = config;
-    // Bun's node:dgram cannot stop reading a socket: the addon's watcher thread needs it alone
-    if (io?.plan.watch === "thread") takeOverSockets(sockets, (s) => io.take(s));
+    // the addon holds the sockets alone (BatchedIo.take: Bun's node:dgram cannot stop reading,
+    // Node's closes the descriptor under the addon when a worker thread ends)
+    if (io) takeOverSockets(sockets, (s) => io.take(s));
     this.streams = streamTable ? new SegmentStreams(streamTable, config.clockRates) : null;
     this.gate = new SourceGate(config);
     this.pending = new PacketList(batchSize);

@@ -1,6 +1,7 @@
-// A socket a worker took over from Bun's node:dgram (batched-io.ts, watch "thread"): Bun's
-// node:dgram cannot stop reading a socket, so the worker keeps a duplicate of its descriptor for
-// the addon and closes node:dgram's socket. What the data plane still asks of a socket once its
+// A socket a worker took over from node:dgram for the batched-I/O addon (batched-io.ts take():
+// Bun's node:dgram cannot stop reading a socket, and Node's closes its descriptor under the
+// addon's poll handle when a worker thread ends): the worker keeps a duplicate of its descriptor
+// for the addon and closes node:dgram's socket. What the data plane still asks of a socket once its
 // segment runs (its address, a disconnect, a close) is answered here; the rest was set before the
 // take-over (bind, buffer sizes, groups joined, a connected peer) and stays with the socket.
 import { EventEmitter } from "node:events";

@@ -1409,16 +1409,24 @@ static void drop_ancillary_options(int fd) {
   setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &off, sizeof off);
 }
 
-// takeSocket(fd): a duplicate of the descriptor (close-on-exec), for the caller to close the
-// original's owner (Bun's node:dgram, which cannot stop reading it) and keep the socket itself,
-// without the ancillary data that node:dgram asked for (drop_ancillary_options).
+// A taken descriptor still open when its environment (a worker thread) ends: nobody else knows it.
+static void close_taken_at_exit(void* arg) {
+  close((int)(intptr_t)arg);
+}
+
+// takeSocket(fd, closeAtExit?): a duplicate of the descriptor (close-on-exec), for the caller to
+// close the original's owner (node:dgram: Bun's cannot stop reading it, and Node's closes it under
+// a libuv poll handle when a worker thread ends) and keep the socket itself, without the ancillary
+// data that node:dgram asked for (drop_ancillary_options). With closeAtExit the environment's end
+// closes it if closeSocket has not (a worker thread's sockets must not outlive it).
 static napi_value take_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "takeSocket(fd)");
+  bool at_exit = false;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || (argc > 1 && napi_get_value_bool(env, argv[1], &at_exit) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "takeSocket(fd, closeAtExit?: boolean)");
     return NULL;
   }
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -1429,6 +1437,11 @@ static napi_value take_socket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   drop_ancillary_options(own);
+  if (at_exit && napi_add_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)own) != napi_ok) {
+    close(own);
+    napi_throw_error(env, NULL, "takeSocket: cannot register the descriptor's cleanup");
+    return NULL;
+  }
   napi_value out;
   CHECK(napi_create_int32(env, own, &out));
   return out;
@@ -1444,10 +1457,19 @@ static int fd_arg(napi_env env, napi_callback_info info, const char* usage, int3
   return 1;
 }
 
-// closeSocket(fd): closes a descriptor takeSocket made (after close(port) of every port on it).
+// closeSocket(fd, closeAtExit?): closes a descriptor takeSocket made (after close(port) of every
+// port on it); closeAtExit as given to takeSocket.
 static napi_value close_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  if (!fd_arg(env, info, "closeSocket(fd)", &fd)) return NULL;
+  bool at_exit = false;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || (argc > 1 && napi_get_value_bool(env, argv[1], &at_exit) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "closeSocket(fd, closeAtExit?: boolean)");
+    return NULL;
+  }
+  if (at_exit) napi_remove_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)fd);
   close(fd);
   return NULL;
 }
