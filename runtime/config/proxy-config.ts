@@ -382,7 +382,9 @@ function sendTargets(seg: SegmentConfig, at: string): LoopNode["sends"] {
   seg.destinations.forEach((d, k) => {
     const field = `${at}.destinations[${k}]`;
     out.push({ endpoint: d, field, channel: "media", loopback });
-    out.push(seg.rtcpMux ? { endpoint: d, field, channel: "rtcp", loopback } : { endpoint: { address: d.address, port: d.port + 1 }, field: `${field} (RTCP, port + 1)`, channel: "rtcp", loopback });
+    // where the segment sends a destination's RTCP (segment-runtime.ts): rtcpPort, else muxed or port + 1
+    const rtcp = d.rtcpPort ?? (seg.rtcpMux ? d.port : d.port + 1);
+    out.push({ endpoint: { address: d.address, port: rtcp }, field: rtcp === d.port ? field : `${field} (RTCP, port ${rtcp})`, channel: "rtcp", loopback });
   });
   seg.legs.forEach((l, k) => {
     if (!l.send) return;
