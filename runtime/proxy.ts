@@ -402,14 +402,20 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private async portsTakenBeforeCommit(config: ProxyConfig, deferBind: readonly string[]): Promise<SegmentError[]> {
     const running = new Map(this.running.map((s) => [s.name, s]));
-    const held = this.running.filter((s) => !this.notRunning.has(s.name)).flatMap(fixedBinds);
+    const deferred = new Set(deferBind);
+    // by port: a change that moves 10,000 segments looks each bind up among its port's only
+    const held = new Map<number, Endpoint[]>();
+    for (const s of this.running) {
+      if (this.notRunning.has(s.name)) continue;
+      for (const b of fixedBinds(s)) held.set(b.port, [...(held.get(b.port) ?? []), b]);
+    }
     const late = config.segments.filter((s) => {
       const r = running.get(s.name);
-      return deferBind.includes(s.name) || (r !== undefined && socketsKey(r) !== socketsKey(s)) || (r !== undefined && this.notRunning.has(s.name));
+      return deferred.has(s.name) || (r !== undefined && (socketsKey(r) !== socketsKey(s) || this.notRunning.has(s.name)));
     });
     const errors: SegmentError[] = [];
     for (const seg of late) {
-      const problem = await bindProblem(seg, (b) => held.some((h) => endpointsClash(b, h)));
+      const problem = await bindProblem(seg, (b) => (held.get(b.port) ?? []).some((h) => endpointsClash(b, h)));
       if (problem) errors.push({ segment: seg.name, message: problem });
     }
     return errors;
