@@ -270,6 +270,32 @@ test("no data: a first proxy without a report still starts the path; no reports 
   assert.is(hop(old[0]!, "proxy-a -> proxy-b").note, "proxy-a reports no per-stream stats (an older proxy)");
 });
 
+test("a hop's lost: a far end that counted from a later packet (the first ones lost on the way) has the packets it never counted lost on the hop", () => {
+  const lostOnLink = (far: { base: number; expected: number; lost: number }): number | null => {
+    const [p] = build(CHAIN, {
+      "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),
+      // b's egress counted 1000 from 100, 2 of them lost before it
+      "proxy-b": report([{ name: "relay", streams: [stream(dir({ lost: 2 }), dir({ lost: 2 }))] }]),
+      "proxy-c": report([{ name: "edge", streams: [stream(dir(far), dir(far))] }]),
+    });
+    return hop(p!, "proxy-b -> proxy-c").lost;
+  };
+  assert.is(lostOnLink({ base: 100, expected: 1000, lost: 9 }), 7, "the same first packet: c's lost less b's");
+  // c's first packet was 105 (up to the same 1099): 100..104 never reached it
+  assert.is(lostOnLink({ base: 105, expected: 995, lost: 9 }), 12);
+  // across the wrap: b counted from 65530, c from 3 (9 packets later)
+  const wrapped = build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ base: 65530 }), dir({ base: 65530 }))] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(dir({ base: 65539, expected: 991, lost: 1 }), dir({ base: 65539, expected: 991, lost: 1 }))] }]),
+  });
+  assert.is(hop(wrapped[0]!, "proxy-b -> proxy-c").lost, 10);
+  // c counted from before b (b restarted its count): not compared
+  assert.is(lostOnLink({ base: 90, expected: 1010, lost: 0 }), null);
+  // c's first packet beyond all b counted: not the same run of the stream, not compared
+  assert.is(lostOnLink({ base: 1200, expected: 1000, lost: 0 }), null);
+});
+
 test("all of it lost: a link whose far proxy reports no packet of the stream, or does not run the segment, is the bad hop", () => {
   const reports = {
     "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),

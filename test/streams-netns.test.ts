@@ -9,7 +9,8 @@
 // The proxies are agents of a control plane in the root namespace, reached over a unix-domain
 // socket (no control traffic crosses a link), their segments applied with msmctl, and the stream
 // read back with `msmctl describe stream cam -o json` while it flows: every description that
-// judges the hop b -> c must mark it bad and worst, and no other hop bad (but for a hop before b's
+// judges the hop b -> c must mark it bad and worst (but for at most one whose window's random loss
+// fell under the threshold, as its figures then say), and no other hop bad (but for a hop before b's
 // interface named for jitter that tshark there saw too, and for the last link named for jitter
 // the receiver stamped but the kernel at its interface did not see: stalls of the busy machine). The stream is
 // real: H.264 in MPEG-TS over RTP (static payload type 33, 90 kHz: tshark needs no SDP), about
@@ -35,8 +36,8 @@
 //   kernel sends it; a send delayed by d after its stamp moves one step of A.8 by d and the
 //   estimate by d / 16, so 0.5 ms allows a send held 8 ms (measured: up to 0.05 ms on an idle
 //   machine, 0.08 ms beside stress-ng --cpu 2, 0.22 ms once with a build running too);
-// - the hop b -> c as msmctl describes it: its lost (c's minus b's, cumulative) = tshark's at c
-//   minus at b, and the jitter it adds = the same difference of tshark's figures, after the same
+// - the hop b -> c as msmctl describes it: its lost (c's minus b's, cumulative, and the stream's
+//   first packets if the link lost them before c began counting) = tshark's at c minus at b, and the jitter it adds = the same difference of tshark's figures, after the same
 //   packets (within the sum of both tolerances); over the stream, the packets it lost (b's egress
 //   minus c's ingress) = what tshark saw enter the link and not leave it;
 // - the last link c -> sink loses nothing: the receiver's own cumulative count (RTCP RR) is
@@ -65,8 +66,9 @@ import { MP2T_PAYLOAD_TYPE, rtpbinPeer, sendTsOverRtp, startRtpbinReceiver } fro
 import { analyseStream, startCapture, tsharkPeer, type StreamAnalysis } from "./lib/tshark.js";
 import { sleep, waitFor } from "./lib/udp.js";
 
-/** The control plane's default bad-hop jitter threshold (msm control-plane --bad-jitter-ms). */
+/** The control plane's default bad-hop thresholds (msm control-plane --bad-jitter-ms, --bad-loss). */
 const BAD_JITTER_MS = 5;
+const BAD_LOSS = 0.005;
 /** The hops before b's interface, where tshark's capture at b sees what they did to the stream. */
 const UPSTREAM_HOPS = ["sender -> a", "within a", "a -> b", "within b"];
 const test = suite("per-stream stats across namespaces: the bad hop named, the figures against tshark", { timeoutMs: 90_000 });
@@ -309,6 +311,10 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     assert.is(ci.lost, atC.row.lost + cSocket, "proxy c's loss: tshark's at c's interface and c's socket drops");
     assert.is(ci.packets + cSocket, atC.row.packets, "proxy c's packets: tshark's, less c's socket drops");
     // at every description: loss and jitter at c, jitter at b, and the hop b -> c as msmctl states it
+    // the stream's first packets lost on the link: c counts from a later one, and the hop counts
+    // those it never saw as lost on it (tshark's captures at both ends begin before the stream)
+    const cLater = (atC.arrivals[0]!.seq - atB.arrivals[0]!.seq) & 0xffff;
+    if (cLater > 0) console.log(`the link lost the stream's first ${cLater} packets: c counts from a later one`);
     const perReport = reports.map(({ path: d, points }) => {
       const [sb, sc] = [points.get("b")!.egress, points.get("c")!.ingress];
       const [tb, tc] = [sharkAfter(atB, sb.highestSeq, "b"), sharkAfter(atC, sc.highestSeq, "c")];
@@ -317,7 +323,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     });
     console.log(`\n${table(["proxy c counted up to (ext. seq)", "lost at c: proxy / tshark", "jitter at b: proxy / tshark", "jitter at c: proxy / tshark", "hop b -> c lost: msmctl / tshark", "hop b -> c adds jitter: msmctl / tshark"],
       perReport.map((r) => [r.seq, `${r.sc.lost} / ${r.tc.lost}`, `${ms(r.sb.jitterMs)} / ${ms(r.tb.jitterMs)}`, `${ms(r.sc.jitterMs)} / ${ms(r.tc.jitterMs)}`,
-        `${r.hop.lost ?? "-"} / ${r.tc.lost - r.tb.lost}`, `${r.hop.jitterAddedMs === null ? "-" : ms(r.hop.jitterAddedMs)} / ${ms(r.tc.jitterMs - r.tb.jitterMs)}`]))}\n`);
+        `${r.hop.lost ?? "-"} / ${r.tc.lost + cLater - r.tb.lost}`, `${r.hop.jitterAddedMs === null ? "-" : ms(r.hop.jitterAddedMs)} / ${ms(r.tc.jitterMs - r.tb.jitterMs)}`]))}\n`);
     assert.ok(reports.length >= 4, `descriptions with every proxy's figures during the stream: ${reports.length - 1}`);
     // a packet c's socket dropped is missing from the proxy's estimate, not from tshark's: the two
     // estimates part there, by an amount nothing bounds, so then only the loss is compared
@@ -326,7 +332,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       assert.ok(Math.abs(r.sc.lost - r.tc.lost) <= cSocket, `at ${r.seq}: proxy c lost ${r.sc.lost}, tshark ${r.tc.lost}`);
       assert.ok(Math.abs(r.sb.jitterMs - r.tb.jitterMs) <= EGRESS_TOLERANCE_MS, `at ${r.seq}: jitter at b's egress ${r.sb.jitterMs} ms, tshark ${r.tb.jitterMs} ms`);
       // (a hop without figures says why in its note: reports of b and c too far apart in time)
-      if (r.hop.lost !== null) assert.ok(Math.abs(r.hop.lost - (r.tc.lost - r.tb.lost)) <= cSocket, `at ${r.seq}: msmctl's b -> c lost ${r.hop.lost}, tshark ${r.tc.lost - r.tb.lost}`);
+      if (r.hop.lost !== null) assert.ok(Math.abs(r.hop.lost - (r.tc.lost + cLater - r.tb.lost)) <= cSocket, `at ${r.seq}: msmctl's b -> c lost ${r.hop.lost}, tshark ${r.tc.lost + cLater - r.tb.lost}`);
       if (cSocket > 0) continue;
       assert.ok(Math.abs(r.sc.jitterMs - r.tc.jitterMs) <= JITTER_TOLERANCE_MS, `at ${r.seq}: jitter at c ${r.sc.jitterMs} ms, tshark ${r.tc.jitterMs} ms`);
       if (r.hop.jitterAddedMs !== null) {
@@ -353,6 +359,8 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     assert.ok(judged.length >= 3, `descriptions that judge b -> c while the stream flowed: ${judged.length} of ${described.length}`);
     const said = (h: StreamHop): string => `${h.label} (${h.why}${h.receiver ? `: the receiver's report says ${(h.receiver.fractionLost * 100).toFixed(2)}% lost since its last, c's egress window ${((h.from?.stats?.window?.fractionLost ?? NaN) * 100).toFixed(2)}%` : ""})`;
     let receiverExcused = 0;
+    let quietWindows = 0;
+    const percent = (f: number): string => `${(f * 100).toFixed(2)}%`;
     for (const d of judged) {
       const bad = d.hops.filter((h) => h.bad);
       // the receiver's own socket dropping packets (a busy machine, counted above) is loss on the
@@ -376,10 +384,20 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       for (const h of bad.filter(stalledReceiver)) {
         console.log(`!!! ${h.label} named bad for ${h.why}: the receiver reported ${h.receiver!.jitterMs.toFixed(3)} ms, tshark at its interface ${sinkJitterAfter(h.receiver!.highestSeq).toFixed(3)} ms after the same packet (the receiver's own stamps, a stall at the sink), so it is excused`);
       }
-      assert.equal(bad.filter((h) => !excused(h)).map((h) => h.label), ["b -> c"],
+      // 3% random loss of about 280 packets a window is 8 +- 3 lost: a window of one lost packet
+      // or none (under the 0.5% threshold) comes about once in a few hundred. Such a description
+      // must then say so with its figures, and stay rare
+      const bc = hopNamed(d, "b -> c");
+      if (!bc.bad) {
+        quietWindows++;
+        console.log(`!!! b -> c not named bad in one description: its window lost ${percent(bc.lossFraction!)} (threshold ${percent(BAD_LOSS)}), jitter +${bc.jitterAddedMs?.toFixed(3)} ms`);
+        assert.ok(bc.lossFraction! <= BAD_LOSS && (bc.jitterAddedMs ?? 0) <= BAD_JITTER_MS, `b -> c not bad, with figures over the thresholds: ${said(bc)}`);
+      }
+      assert.equal(bad.filter((h) => !excused(h)).map((h) => h.label), bc.bad ? ["b -> c"] : [],
         `msmctl describe stream marks b -> c bad, and no other hop (the receiver's socket dropped ${sinkDrops}): ${bad.map(said).join("; ")}`);
-      assert.is(d.hops[d.worst]?.label, "b -> c");
+      if (bc.bad) assert.is(d.hops[d.worst]?.label, "b -> c");
     }
+    assert.ok(quietWindows <= 1, `b -> c not named bad in ${quietWindows} of ${judged.length} descriptions`);
     // a stall is a moment: a last link the receiver calls jittery in most descriptions, while the
     // kernel's times at its interface say otherwise, is how the receiver's reports are read (a bug)
     assert.ok(receiverExcused <= judged.length / 2, `the last link excused for the receiver's own stamps in ${receiverExcused} of ${judged.length} descriptions`);

@@ -214,6 +214,19 @@ function baseSeq(d: StreamDirection): number {
   return (d.highestSeq - d.expected + 1) & 0xffff;
 }
 
+/**
+ * Packets lost between `near` and `far` since both began counting. The far end may have counted
+ * from a later packet than the near end: the first packets were lost on the way (or it joined
+ * late). Those it never counted are lost on the hop too, so long as its first packet falls within
+ * what the near end counted; a far end that counted from earlier (the near end restarted) is not
+ * compared.
+ */
+function hopLost(near: StreamDirection, far: StreamDirection): number | null {
+  const later = (baseSeq(far) - baseSeq(near)) & 0xffff;
+  if (later >= 0x8000 || later >= near.expected) return null;
+  return Math.max(0, far.lost + later - near.lost);
+}
+
 /** What the step from `near` to `far` adds, both measured. */
 function delta(near: StreamDirection, far: StreamDirection): Figures {
   const transit = (d: StreamDirection): number | null => d.window?.transitMs ?? null;
@@ -221,7 +234,7 @@ function delta(near: StreamDirection, far: StreamDirection): Figures {
   const b = transit(far);
   return {
     lossFraction: near.window && far.window ? Math.max(0, far.window.fractionLost - near.window.fractionLost) : null,
-    lost: baseSeq(near) === baseSeq(far) ? Math.max(0, far.lost - near.lost) : null,
+    lost: hopLost(near, far),
     jitterMs: far.jitterMs,
     jitterAddedMs: far.jitterMs - near.jitterMs,
     delayMs: a !== null && b !== null ? b - a : null,

@@ -12,13 +12,15 @@ export interface DirectionFigures {
   transit?: number | null;
   /** The first sequence number counted. */
   base?: number;
+  /** Packets expected since then (1000). */
+  expected?: number;
   /** The last window's packets per second. */
   rate?: number;
 }
 
-/** One direction after 1000 packets expected, its last window of 1 s at `rate` packets/s (50) ending at `nowMs`. */
+/** One direction after 1000 packets expected (or `expected`), its last window of 1 s at `rate` packets/s (50) ending at `nowMs`. */
 export function direction(nowMs: number, o: DirectionFigures = {}): StreamDirection {
-  const expected = 1000;
+  const expected = o.expected ?? 1000;
   const lost = o.lost ?? 0;
   const base = o.base ?? 100;
   const rate = o.rate ?? 50;
