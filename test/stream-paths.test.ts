@@ -296,6 +296,22 @@ test("a hop's lost: a far end that counted from a later packet (the first ones l
   assert.is(lostOnLink({ base: 1200, expected: 1000, lost: 0 }), null);
 });
 
+test("a delay only over the same second at both ends: over two different seconds the mean transits differ by the sender's drift too", () => {
+  const paths = (farEndMs: number) => build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ transit: 100 }), dir({ transit: 101 }))] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ transit: 103 }), dir({ transit: 104 }))] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(...[0, 1].map(() => {
+      const d = dir({ transit: 110 });
+      return { ...d, window: { ...d.window!, endMs: farEndMs } };
+    }) as [StreamDirection, StreamDirection])] }]),
+  });
+  assert.is(hop(paths(NOW - 500)[0]!, "proxy-b -> proxy-c").delayMs, 6);
+  const apart = paths(NOW - 1500)[0]!;
+  assert.is(hop(apart, "proxy-b -> proxy-c").delayMs, null, "c's last second is an earlier one");
+  assert.is(hop(apart, "within proxy-c").delayMs, 0, "c's own two windows are the same second");
+  assert.is(hop(apart, "proxy-a -> proxy-b").delayMs, 2);
+});
+
 test("all of it lost: a link whose far proxy reports no packet of the stream, or does not run the segment, is the bad hop", () => {
   const reports = {
     "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),

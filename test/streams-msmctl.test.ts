@@ -99,7 +99,9 @@ test.before(async () => {
   writeFileSync(file, SEGMENTS);
   const applied = await msmctl("apply", "-f", file);
   assert.is(applied.code, 0, applied.err);
-  const d = (o: Parameters<typeof direction>[1] = {}) => direction(Date.now(), o);
+  // every proxy's last window the same second, as real proxies' reports are (docs/streams.md)
+  const windowEndMs = Math.floor(Date.now() / 1000) * 1000;
+  const d = (o: Parameters<typeof direction>[1] = {}) => direction(Date.now(), { windowEndMs, ...o });
   reporters.push(
     new Reporter(cp.port, "proxy-a", () => ({ cam: [streamStats(CAM, d({ transit: 100 }), d({ transit: 101 }))], lobby: [streamStats(LOBBY, d({ jitter: 0.5 }), d({ jitter: 0.6 }))] })),
     new Reporter(cp.port, "proxy-b", () => ({ relay: [streamStats(CAM, d({ transit: 103 }), d({ transit: 104 }))] })),

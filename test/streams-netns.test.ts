@@ -40,6 +40,8 @@
 //   first packets if the link lost them before c began counting) = tshark's at c minus at b, and the jitter it adds = the same difference of tshark's figures, after the same
 //   packets (within the sum of both tolerances); over the stream, the packets it lost (b's egress
 //   minus c's ingress) = what tshark saw enter the link and not leave it;
+// - no hop's mean delay is below zero (one host: one clock), and the link's is given in most
+//   descriptions (both proxies' last windows the same second);
 // - the last link c -> sink loses nothing: the receiver's own cumulative count (RTCP RR) is
 //   tshark's loss before c, up to the same packet.
 // Every loss on the path is attributed (link counters, queues, veths, sockets, proxy drops), and
@@ -401,6 +403,16 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     // a stall is a moment: a last link the receiver calls jittery in most descriptions, while the
     // kernel's times at its interface say otherwise, is how the receiver's reports are read (a bug)
     assert.ok(receiverExcused <= judged.length / 2, `the last link excused for the receiver's own stamps in ${receiverExcused} of ${judged.length} descriptions`);
+
+    // delays: on one host every stamp is the same clock's (the kernel's arrival times, the proxies'
+    // wall clock), so no hop's mean delay is below zero, but for the packets in flight across a
+    // second's edges; the proxies report the same second (agents report just after each), so most
+    // descriptions give the link its delay, the bottleneck's queue in it
+    const delays = described.flatMap((d) => d.hops.filter((h) => h.delayMs !== null).map((h) => ({ label: h.label, ms: h.delayMs! })));
+    console.log(`delays msmctl gave: ${delays.map((x) => `${x.label} ${x.ms.toFixed(2)} ms`).join("; ")}`);
+    for (const x of delays) assert.ok(x.ms >= -0.1, `${x.label}: a mean delay of ${x.ms} ms`);
+    const bcDelays = delays.filter((x) => x.label === "b -> c").length;
+    assert.ok(bcDelays >= described.length / 2, `b -> c given a delay in ${bcDelays} of ${described.length} descriptions`);
 
     // every step of the path, attributed: only b -> c loses more than nothing, and what it loses the counters on its way dropped
     const drops = dropsPerStep(path);

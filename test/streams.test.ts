@@ -131,6 +131,28 @@ table("windows: the last whole window's loss fraction, rates and transit", () =>
   assert.ok(w.transitMs !== null && Math.abs(w.transitMs - (T0 + 5)) < 1e-3, `transit ${w.transitMs}`);
 });
 
+table("windows end on the wall clock's seconds, each packet counted in its own: the same second at two points covers the same packets", () => {
+  const { table: t, streams } = streamsOf();
+  // 10 packets a second from T0 + 950 ms (50 ms before a second ends: the first window runs on to the next end)
+  const at = (k: number): number => T0 + 950 + k * 100;
+  feed(streams, Array.from({ length: 16 }, (_, k): [number, number] => [k, at(k)]).filter(([k]) => k !== 12));
+  let w = streams.snapshot().streams[0]!.ingress!.window!;
+  assert.is(w.endMs, T0 + 2000, "the packet at T0 + 2050 ended the first window, at T0 + 2000");
+  assert.is(w.ms, 1050, "from the first packet");
+  assert.is(w.expected, 11);
+  // a roll late after the next second's end (T0 + 3000) ends it at that end, not at the roll
+  t.roll(T0 + 3400);
+  w = streams.snapshot().streams[0]!.ingress!.window!;
+  assert.equal([w.endMs, w.ms, w.expected, w.lost], [T0 + 3000, 1000, 5, 1]);
+  // seconds without a packet: the last whole one is empty
+  t.roll(T0 + 5200);
+  w = streams.snapshot().streams[0]!.ingress!.window!;
+  assert.equal([w.endMs, w.ms, w.expected, w.packetRate, w.transitMs], [T0 + 5000, 1000, 0, 0, null]);
+  feed(streams, [[16, T0 + 5300], [17, T0 + 6100]]);
+  w = streams.snapshot().streams[0]!.ingress!.window!;
+  assert.equal([w.endMs, w.expected, w.packetRate], [T0 + 6000, 1, 1]);
+});
+
 table("bounded: streams past the limit are counted together; an idle stream gives its slot back", () => {
   const { table: t, streams } = streamsOf(2, 1000);
   for (const ssrc of [1, 2, 3, 4]) {

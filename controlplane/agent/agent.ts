@@ -29,6 +29,21 @@ import type { AgentEvents, AgentOptions } from "./types.js";
  * answer), leaving time to reach another replica within 2 s. Between full rounds of
  * failed attempts the agent waits from 100 ms up to 1 s, so a replica that comes back is found fast.
  */
+/**
+ * Stats go out at STATS_PHASE_MS past each multiple of statsIntervalMs by the wall clock, so that
+ * every proxy's report holds the same last whole second of each stream (runtime/streams: windows
+ * end on the wall clock's seconds) and the control plane compares like with like across a hop.
+ */
+const STATS_PHASE_MS = 100;
+
+/** Milliseconds from `nowMs` to the next moment stats are due. */
+function msToStatsPhase(nowMs: number): number {
+  const every = AGENT_TIMING.statsIntervalMs;
+  const phase = STATS_PHASE_MS % every;
+  const wait = (((phase - nowMs) % every) + every) % every;
+  return wait < every / 10 ? wait + every : wait; // not twice in a moment
+}
+
 export const AGENT_TIMING = {
   keepaliveMs: 500,
   keepaliveTimeoutMs: 1000,
@@ -319,7 +334,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           if (session.ended) return;
           session.ended = true;
           clearTimeout(timer);
-          clearInterval(statsTimer);
+          clearTimeout(statsTimer);
           call.cancel();
           client.close();
           if (this.session === session) this.session = null;
@@ -341,7 +356,11 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.connectReports.forget(address);
           clearTimeout(timer);
           this.emit("connected", { address });
-          statsTimer = setInterval(() => this.sendStats(session), AGENT_TIMING.statsIntervalMs);
+          const tick = (): void => {
+            this.sendStats(session);
+            statsTimer = setTimeout(tick, msToStatsPhase(Date.now()));
+          };
+          statsTimer = setTimeout(tick, msToStatsPhase(Date.now()));
         }
         if (msg.snapshot) this.enqueue(msg.snapshot);
       });

@@ -230,8 +230,11 @@ function hopLost(near: StreamDirection, far: StreamDirection): number | null {
 /** What the step from `near` to `far` adds, both measured. */
 function delta(near: StreamDirection, far: StreamDirection): Figures {
   const transit = (d: StreamDirection): number | null => d.window?.transitMs ?? null;
-  const a = transit(near);
-  const b = transit(far);
+  // the mean transit of the same second at both ends (windows end on the wall clock's seconds):
+  // over two different seconds the difference is the sender's drift, not the delay
+  const sameSecond = near.window !== null && far.window !== null && near.window.endMs === far.window.endMs;
+  const a = sameSecond ? transit(near) : null;
+  const b = sameSecond ? transit(far) : null;
   return {
     lossFraction: near.window && far.window ? Math.max(0, far.window.fractionLost - near.window.fractionLost) : null,
     lost: hopLost(near, far),

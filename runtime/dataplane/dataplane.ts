@@ -309,6 +309,9 @@ export class DataPlane {
    */
   snapshot(streams = true): SegmentSnapshot[] {
     this.pool.endLogWindows();
+    // every stream's last whole window as of now, whatever the roll timer's phase: two proxies'
+    // reports then hold the same second (a quiet stream's windows end only here or by the timer)
+    if (streams && this.streams) this.streams.roll(wallClockMs());
     return [...this.segments.values()].map((seg) => snapshotSegment(seg, streams));
   }
 

@@ -1,7 +1,10 @@
 // Per-stream (SSRC) counters of one worker, in columns of typed arrays indexed by slot (and by
 // slot * 2 + direction), so that counting a packet allocates nothing. Sequence accounting follows
-// RFC 3550 appendix A.1 and A.3, jitter A.8; windows of about a second give rates and the loss
-// fraction. Slots are handed out up to `limit`; the arrays grow by doubling, never per packet.
+// RFC 3550 appendix A.1 and A.3, jitter A.8; windows give rates and the loss fraction. A window is
+// a whole second of the wall clock, by each packet's own time: two proxies (kept in step by NTP or
+// PTP) count the same second over nearly the same packets, so the mean transit of one less the
+// other's is the delay between them, not the sender's drift between two unrelated seconds. Slots
+// are handed out up to `limit`; the arrays grow by doubling, never per packet.
 import { CLOCK_FROM_NAMES } from "./clock-rates.js";
 import type { ReceiverReport, StreamDirection, StreamStats } from "./types.js";
 
@@ -20,8 +23,13 @@ const HISTORY_MASK = HISTORY_WORDS * 32 - 1;
 export const RECEIVERS_PER_STREAM = 4;
 const SRS_PER_STREAM = 4;
 const FIRST_CAPACITY = 16;
-/** A window shorter than this (a stream that began just before the roll) is not ended yet: its rates would be noise. */
+/** A window's length: it ends on a multiple of this, by the wall clock. */
+export const WINDOW_MS = 1000;
+/** A stream that began less than this before a window's end counts on to the next end: its rates would be noise. */
 const MIN_WINDOW_MS = 200;
+
+/** The end of the window a packet at `atMs` belongs to. */
+const windowEnd = (atMs: number): number => (Math.floor(atMs / WINDOW_MS) + 1) * WINDOW_MS;
 
 /** Milliseconds to the microsecond: what the clocks resolve, and a report a third the size. */
 const us = (ms: number): number => Math.round(ms * 1000) / 1000;
@@ -79,6 +87,7 @@ export class StreamTable {
   private history = new Uint32Array(0);
   // the window being counted, and the last whole one
   private winStartMs = new Float64Array(0);
+  private winEndMs = new Float64Array(0);
   private winExpected = new Float64Array(0);
   private winPackets = new Float64Array(0);
   private winBytes = new Float64Array(0);
@@ -167,6 +176,7 @@ export class StreamTable {
   record(slot: number, dir: number): void {
     const i = slot * 2 + dir;
     const seq = this.packet[PKT_SEQ]!;
+    if (this.started[i] !== 0 && this.packet[PKT_AT_MS]! >= this.winEndMs[i]!) this.endWindow(i, this.packet[PKT_AT_MS]!);
     if (this.started[i] === 0) {
       this.start(i, seq);
       this.count(slot, i, true);
@@ -222,9 +232,42 @@ export class StreamTable {
     this.badSeq[i] = -1;
     this.history.fill(0, i * HISTORY_WORDS, (i + 1) * HISTORY_WORDS);
     this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] = 1 << (seq & 31);
-    this.winStartMs[i] = this.packet[PKT_AT_MS]!;
+    const atMs = this.packet[PKT_AT_MS]!;
+    this.winStartMs[i] = atMs;
+    const end = windowEnd(atMs);
+    this.winEndMs[i] = end - atMs < MIN_WINDOW_MS ? end + WINDOW_MS : end;
     this.winExpected[i] = this.winPackets[i] = this.winBytes[i] = this.winTransitSum[i] = this.winTransitCount[i] = 0;
     this.wMs[i] = 0;
+  }
+
+  /**
+   * Ends the window being counted, at its end (`nowMs` is at or past it). Seconds after it that
+   * passed with no packet make the last whole window an empty one: the stream stopped.
+   */
+  private endWindow(i: number, nowMs: number): void {
+    const end = this.winEndMs[i]!;
+    const expected = this.expectedOf(i);
+    const next = windowEnd(nowMs) - WINDOW_MS; // the start of the window `nowMs` is in
+    if (next > end) {
+      this.wMs[i] = WINDOW_MS;
+      this.wEndMs[i] = next;
+      this.wExpected[i] = this.wLost[i] = this.wPackets[i] = this.wBytes[i] = 0;
+      this.wTransit[i] = NaN;
+    } else {
+      this.wMs[i] = end - this.winStartMs[i]!;
+      this.wEndMs[i] = end;
+      this.wExpected[i] = expected - this.winExpected[i]!;
+      this.wPackets[i] = this.packets[i]! - this.winPackets[i]!;
+      this.wLost[i] = Math.max(0, this.wExpected[i]! - this.wPackets[i]!);
+      this.wBytes[i] = this.bytes[i]! - this.winBytes[i]!;
+      this.wTransit[i] = this.winTransitCount[i]! > 0 ? this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
+    }
+    this.winStartMs[i] = next;
+    this.winEndMs[i] = next + WINDOW_MS;
+    this.winExpected[i] = expected;
+    this.winPackets[i] = this.packets[i]!;
+    this.winBytes[i] = this.bytes[i]!;
+    this.winTransitSum[i] = this.winTransitCount[i] = 0;
   }
 
   /** Clears the history bits of the sequence numbers skipped between `max` and `max + udelta`. */
@@ -258,7 +301,10 @@ export class StreamTable {
     this.winTransitCount[i]++;
   }
 
-  /** Ends every stream's window at `nowMs` (called about once a second) and gives idle streams' slots back. */
+  /**
+   * Ends the windows that ended by `nowMs` (the wall clock: called about once a second, and before
+   * a snapshot) and gives idle streams' slots back. A stream's packets end its windows as they come.
+   */
   roll(nowMs: number): void {
     for (let slot = 0; slot < this.nextUnused; slot++) {
       const owner = this.owner[slot]!;
@@ -268,20 +314,7 @@ export class StreamTable {
         const i = slot * 2 + d;
         if (this.started[i] === 0) continue;
         last = Math.max(last, this.lastMs[i]!);
-        if (nowMs - this.winStartMs[i]! < MIN_WINDOW_MS) continue; // a stream that just began: its first window goes on
-        const expected = this.expectedOf(i);
-        this.wMs[i] = nowMs - this.winStartMs[i]!;
-        this.wEndMs[i] = nowMs;
-        this.wExpected[i] = expected - this.winExpected[i]!;
-        this.wPackets[i] = this.packets[i]! - this.winPackets[i]!;
-        this.wLost[i] = Math.max(0, this.wExpected[i]! - this.wPackets[i]!);
-        this.wBytes[i] = this.bytes[i]! - this.winBytes[i]!;
-        this.wTransit[i] = this.winTransitCount[i]! > 0 ? this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
-        this.winStartMs[i] = nowMs;
-        this.winExpected[i] = expected;
-        this.winPackets[i] = this.packets[i]!;
-        this.winBytes[i] = this.bytes[i]!;
-        this.winTransitSum[i] = this.winTransitCount[i] = 0;
+        if (nowMs >= this.winEndMs[i]!) this.endWindow(i, nowMs);
       }
       for (let r = slot * RECEIVERS_PER_STREAM; r < (slot + 1) * RECEIVERS_PER_STREAM; r++) last = Math.max(last, this.rAtMs[r]!);
       if (last > 0 && nowMs - last > this.idleMs) {
@@ -454,6 +487,7 @@ export class StreamTable {
     this.lastTs = grown(this.lastTs, d);
     this.history = grown(this.history, d * HISTORY_WORDS);
     this.winStartMs = grown(this.winStartMs, d);
+    this.winEndMs = grown(this.winEndMs, d);
     this.winExpected = grown(this.winExpected, d);
     this.winPackets = grown(this.winPackets, d);
     this.winBytes = grown(this.winBytes, d);

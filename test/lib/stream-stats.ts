@@ -16,6 +16,8 @@ export interface DirectionFigures {
   expected?: number;
   /** The last window's packets per second. */
   rate?: number;
+  /** When the last window ended (nowMs - 500): proxies' windows end on the same second when their figures compare. */
+  windowEndMs?: number;
 }
 
 /** One direction after 1000 packets expected (or `expected`), its last window of 1 s at `rate` packets/s (50) ending at `nowMs`. */
@@ -28,7 +30,7 @@ export function direction(nowMs: number, o: DirectionFigures = {}): StreamDirect
     packets: expected - lost, bytes: (expected - lost) * 1200, expected, lost, duplicates: 0, reordered: 0,
     jitterMs: o.jitter ?? 1, highestSeq: base + expected - 1, lastMs: nowMs - 100,
     window: {
-      ms: 1000, endMs: nowMs - 500, expected: rate, lost: Math.round(rate * (o.fraction ?? 0)), fractionLost: o.fraction ?? 0,
+      ms: 1000, endMs: o.windowEndMs ?? nowMs - 500, expected: rate, lost: Math.round(rate * (o.fraction ?? 0)), fractionLost: o.fraction ?? 0,
       packetRate: rate, bitrateBps: rate * 1200 * 8, transitMs: o.transit === undefined ? 0 : o.transit,
     },
   };
