@@ -131,7 +131,6 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
     if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, next try in ${e.retryInMs} ms: ${e.error}`);
-    if (e.started && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
   });
   agent.on("refused", (e) => {
     const notes = [...(e.retryInMs !== undefined ? [`next try in ${e.retryInMs} ms`] : []), ...(e.repeats > 0 ? [`${e.repeats} more tries refused alike since the last report`] : [])];
@@ -146,7 +145,7 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
     console.error(`msm proxy: ${(err as Error).message}`);
     return 1;
   }
-  if (agent.proxy && agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
+  if (agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
   const onHup = (): void => log("SIGHUP: nothing to reload, the control plane owns this proxy's config");
   process.on("SIGHUP", onHup);
   await waitForSignal();

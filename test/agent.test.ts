@@ -808,6 +808,47 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
   }
 });
 
+test("msm proxy --control-plane --admin: the endpoint is up before the first snapshot (live, not ready, no figures); a port another process holds ends the start", async () => {
+  // no control plane answers: the agent keeps connecting, and says so on /readyz
+  const run = (adminPort: number) => {
+    const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "msm.js"), "proxy", "--control-plane", "127.0.0.1:1", "--node-id", "node-a", "--state-dir", tempDir("state"), "--insecure", "--gso", "off", "--admin", `127.0.0.1:${adminPort}`], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    return { child, exited, out: () => out };
+  };
+  const waiting = run(0);
+  try {
+    await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(waiting.out()), 10_000, "the admin address in the log");
+    const port = Number(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(waiting.out())![1]);
+    const get = async (path: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: r.status, body: await r.text() };
+    };
+    const healthz = await get("/healthz");
+    assert.is(healthz.status, 200, healthz.body);
+    const readyz = await get("/readyz");
+    assert.is(readyz.status, 503);
+    assert.match(readyz.body, "no snapshot from the control plane applied yet (connecting)");
+    for (const path of ["/metrics", "/stats"]) {
+      const r = await get(path);
+      assert.equal([r.status, r.body], [503, "no proxy running yet: no config applied\n"], path);
+    }
+    // the same port for a second agent: it does not start
+    const taken = run(port);
+    const code = await Promise.race([taken.exited, sleep(10_000).then(() => "still running")]);
+    taken.child.kill("SIGKILL");
+    assert.is(code, 1, taken.out());
+    assert.match(taken.out(), `msm proxy: admin endpoint 127.0.0.1:${port}: listen EADDRINUSE`);
+    assert.match(taken.out(), "the proxy did not start");
+    waiting.child.kill("SIGTERM");
+    assert.is(await waiting.exited, 0, waiting.out());
+  } finally {
+    waiting.child.kill("SIGKILL");
+  }
+});
+
 /**
  * A replica that sends whatever snapshot it is given, and serves FetchFilter from a table that may
  * lie: what a buggy or compromised control plane could do, which the real one never does.

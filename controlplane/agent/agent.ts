@@ -213,6 +213,18 @@ export class Agent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     if (this.loop || this.closing) throw new Error("the agent was already started");
     await this.secureStateDir();
+    const admin = this.options.admin;
+    if (admin) {
+      // up before the first snapshot: probes find a live node that is not ready yet, and a port
+      // another process holds ends the start, as it does for a proxy run from a file
+      try {
+        this.admin = await startAdminServer(() => this.proxy, admin.address, admin.port, {
+          notReady: () => (this.proxy ? [] : [`no snapshot from the control plane applied yet (${this.session?.connected ? "connected" : "connecting"})`]),
+        });
+      } catch (err) {
+        throw new Error(`admin endpoint ${admin.address}:${admin.port}: ${(err as Error).message}; the proxy did not start`);
+      }
+    }
     await this.restore();
     this.loop = this.connectLoop();
   }
@@ -289,13 +301,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     const proxy = await Proxy.start(config);
     proxy.on("event", (e) => this.emit("proxy-event", e));
     this.proxy = proxy;
-    if (this.options.admin && !this.admin) {
-      try {
-        this.admin = await startAdminServer(proxy, this.options.admin.address, this.options.admin.port);
-      } catch (err) {
-        this.emit("warning", { message: `admin endpoint ${this.options.admin.address}:${this.options.admin.port} not started: ${(err as Error).message}` });
-      }
-    }
   }
 
   // ---- connection

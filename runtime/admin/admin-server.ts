@@ -1,6 +1,8 @@
 // The proxy's admin HTTP endpoint: /metrics (Prometheus), /stats (JSON), and the probes:
 // /healthz (liveness: 503 when the proxy cannot recover by itself) and /readyz (readiness: 503
 // until a config is applied and while a worker is down). Each probe answers with its reasons.
+// It may start before the proxy does (an agent waiting for its first snapshot): then it is live,
+// not ready, and has no figures yet.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Proxy } from "../proxy.js";
@@ -16,20 +18,27 @@ export interface AdminOptions {
   readonly notReady?: () => string[];
 }
 
-export async function startAdminServer(proxy: Proxy, address: string, port: number, options: AdminOptions = {}): Promise<AdminServer> {
+/** Why there is nothing to report before the proxy starts. */
+const NOT_STARTED = "no proxy running yet: no config applied";
+
+/** `proxy`: the proxy, or where to find it once it runs (null until then). */
+export async function startAdminServer(proxy: Proxy | (() => Proxy | null), address: string, port: number, options: AdminOptions = {}): Promise<AdminServer> {
+  const running = typeof proxy === "function" ? proxy : () => proxy;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const reply = (status: number, type: string, body: string): void => {
       res.writeHead(status, { "content-type": type });
       res.end(body);
     };
+    const proxy = running();
     if (path === "/healthz" || path === "/readyz") {
-      const health = proxy.health();
+      const health = proxy?.health() ?? { live: true, ready: false, problems: [NOT_STARTED] };
       const problems = [...health.problems, ...(path === "/readyz" ? options.notReady?.() ?? [] : [])];
       const ok = path === "/healthz" ? health.live : health.ready && problems.length === health.problems.length;
       return reply(ok ? 200 : 503, "text/plain", ok ? `ok\n${problems.map((p) => `note: ${p}\n`).join("")}` : problems.map((p) => `${p}\n`).join(""));
     }
     if (path !== "/metrics" && path !== "/stats") return reply(404, "text/plain", "not found: try /metrics, /stats, /healthz or /readyz\n");
+    if (!proxy) return reply(503, "text/plain", `${NOT_STARTED}\n`);
     proxy.stats().then(
       (snap) =>
         path === "/metrics"

@@ -47,7 +47,8 @@ export async function startNsAgent(lab: NetnsLab, role: string, opts: { controlP
     MSM, "proxy", "--control-plane", opts.controlPlane, "--node-id", role, "--state-dir", dir, "--insecure", "--admin", "127.0.0.1:0",
     "--gso", opts.gso ?? LAB_GSO,
   ]);
-  return running(lab, role, proc, opts.config, dir, /admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/);
+  // the admin endpoint is up from the start; the first snapshot is applied later
+  return running(lab, role, proc, opts.config, dir, /^(?=[\s\S]*snapshot \d+ applied)[\s\S]*admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/);
 }
 
 /** The proxy once `ready` matches its output (the admin port its first group); `dir` is removed when it stops. */
