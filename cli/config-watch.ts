@@ -5,17 +5,20 @@
 // config's text or a module's bytes (a .wasm rebuilt at the same path).
 import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { ProxyConfig } from "../runtime/index.js";
 
-/** A digest of the config file's text and of every filter module it names. */
+/** A digest of the config file's text and of every filter module it names (a path that is no regular file: by its kind). */
 export async function configFingerprint(file: string, config: ProxyConfig): Promise<string> {
   const hash = createHash("sha256");
   for (const path of [file, ...Object.values(config.filters).map((f) => f.path)]) {
     hash.update(path).update("\0");
     try {
-      hash.update(await readFile(path));
+      // only a regular file's bytes: reading a FIFO or a device here would wait on whatever feeds
+      // it (and take what the proxy was to read)
+      const info = await stat(path);
+      hash.update(info.isFile() ? await readFile(path) : `not a regular file: ${info.mode.toString(8)}`);
     } catch (err) {
       hash.update(`unreadable: ${(err as NodeJS.ErrnoException).code}`);
     }

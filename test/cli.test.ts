@@ -2,7 +2,9 @@
 // on file change; a bad file names the field and the running config stays; the demo's verdict.
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -100,6 +102,66 @@ test("msm proxy: runs a YAML config, reloads on SIGHUP and file change, keeps ru
   }
   // after the finally, so that a failure above is reported as itself
   assert.is(code, 0, `msm proxy exits cleanly on SIGTERM:\n${p.output()}`);
+});
+
+test("msm proxy: a segment NOT running after a reload (its port taken after the check) fails /readyz and runs once a retry finds the port free", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-retry-"));
+  const file = join(dir, "proxy.yaml");
+  // the module's file is a FIFO: the worker's prepare, after the port check, waits on it, so the
+  // test takes the port exactly between the check and the bind after the commit (test/apply.test.ts)
+  const fifo = join(dir, "counter.wasm");
+  execFileSync("mkfifo", [fifo]);
+  const module = readFileSync(fixture("counter"));
+  const [pa, pb] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (listen: number, path: string) => yaml(listen, sink.port, 1).replace(`path: ${fixture("counter")}`, `path: ${path}`) + "admin: { address: 127.0.0.1, port: 0 }\n";
+  writeFileSync(file, config(pa, fixture("counter")));
+  const p = run(["proxy", "--config", file]);
+  let squatter: Awaited<ReturnType<typeof bindUdp>> | undefined;
+  let feeding = true;
+  const tx = await bindUdp();
+  try {
+    await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(p.output()) && /cam: listen/.test(p.output()), 15_000, "the proxy to start");
+    const admin = Number(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(p.output())![1]);
+    const readyz = async () => (await fetch(`http://127.0.0.1:${admin}/readyz`)).status;
+    assert.is(await readyz(), 200);
+    const mark = p.output().length;
+    writeFileSync(file, config(pb, fifo));
+    const writer = await open(fifo, "w"); // returns once the worker opened it to read: the check is done
+    squatter = await bindUdp(pb, "127.0.0.1");
+    await writer.writeFile(module);
+    await writer.close();
+    await printed(p, mark, /1 segment\(s\) NOT running \(cam\): next try in 1 s/, 10_000, "the segment NOT running");
+    assert.match(p.output().slice(mark), /config reloaded \(file changed\), but these segments are NOT running:\n {2}segments\[0\] \(segment 'cam'\): cannot bind listen 127\.0\.0\.1:\d+: bind EADDRINUSE/, p.output().slice(mark));
+    assert.is(await readyz(), 503);
+    // each retry applies the running config again, which reads the module (the FIFO) again
+    const feed = (async () => {
+      while (feeding) {
+        const w = await open(fifo, "w");
+        await w.writeFile(module);
+        await w.close();
+      }
+    })().catch(() => {});
+    squatter.close();
+    squatter = undefined;
+    await printed(p, mark, /retry: every segment runs/, 15_000, "a retry to bind the segment");
+    assert.is(await readyz(), 200);
+    tx.send(indexedRtp(0), pb, "127.0.0.1");
+    await waitFor(() => sink.received === 1, 5000, "a packet through the segment on its new port");
+    feeding = false;
+    void feed;
+  } finally {
+    feeding = false;
+    squatter?.close();
+    tx.close();
+    p.child.kill("SIGTERM");
+    // a feeder waiting on the FIFO for a reader is let go by one
+    const reader = await open(fifo, "r+").catch(() => null);
+    await reader?.close();
+    await p.exited;
+    sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("msm proxy: a bad file at start names the field and exits 1", async () => {
