@@ -466,6 +466,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   private checkWatchdog(): void {
+    // stopping: close() kills a worker that does not answer; there is no restart to announce or count
+    if (this.closed) return;
     const limit = this.config.watchdog.stuckMs;
     this.workers.forEach((w, index) => {
       if (!w.alive) return;

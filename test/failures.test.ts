@@ -8,6 +8,7 @@ import { fixture, filterWasm } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { DeliveryWatch } from "./lib/delivery.js";
+import type { WatchdogBeacon } from "../runtime/dataplane/watchdog-beacon.js";
 
 const test = suite("filter failures in a running proxy", { timeoutMs: 60_000 });
 
@@ -116,6 +117,24 @@ test("an endless loop: the watchdog restarts that worker; the other worker's str
     const bad = await segmentStats(proxy, "bad");
     assert.ok(bad.packetsIn >= 30, `counters carried across the worker restart (${bad.packetsIn})`);
     assert.is(bad.stages[0]!.failures, 1);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a worker stuck in a filter when the proxy stops: close ends it, and no watchdog restart is reported or counted", async () => {
+  const { proxy, events, pa, sa, tx, cleanup } = await twoSegments("open", { watchdog: { stuckMs: 600 } });
+  try {
+    for (let i = 0; i < 5; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
+    await waitFor(() => sa.received >= 5, 3000, "the bad segment's first packets");
+    tx.send(command(5, 0xad), pa, "127.0.0.1");
+    // the beacon the watchdog reads: worker 0 is inside a filter call that does not return
+    const beacon = (proxy as unknown as { workers: { beacon: WatchdogBeacon }[] }).workers[0]!.beacon;
+    await waitFor(() => beacon.stuckSlot(20) !== 0, 3000, "worker 0 stuck in the filter");
+    const closing = events.length;
+    await proxy.close(); // waits up to a second for the stuck worker, then kills it: longer than stuckMs
+    const after = events.slice(closing).filter((e) => e.type === "watchdog");
+    assert.equal(after, [], "no watchdog restart while stopping");
   } finally {
     await cleanup();
   }
