@@ -169,8 +169,15 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   async stats(): Promise<ProxySnapshot> {
-    const perWorker = await Promise.all(this.workers.map((w) => w.stats()));
-    const segments = perWorker.flatMap((segs, worker) => segs.map((s) => ({ ...withCarriedCounters(s, this.carried.get(s.name)), worker })));
+    const handles = [...this.workers];
+    const perWorker = await Promise.all(handles.map((w) => w.stats()));
+    const segments = perWorker.flatMap((segs, worker) => segs.map((s) => {
+      if (this.workers[worker] === handles[worker]) return { ...withCarriedCounters(s, this.carried.get(s.name)), worker };
+      // replaced while it answered (a stuck worker answers only when killed, with its last
+      // snapshot): restartWorker has already added that snapshot to the carried counters
+      const last = this.carried.get(s.name) ?? s;
+      return { ...last, stages: last.stages.map((st) => ({ ...st, state: "down" as const })), worker };
+    }));
     // a worker being replaced has no segments to report yet: they still show, with what they had
     // counted and their stages down, rather than vanish from /stats and msmctl for a moment
     const reported = new Set(segments.map((s) => s.name));

@@ -140,6 +140,28 @@ test("a worker stuck in a filter when the proxy stops: close ends it, and no wat
   }
 });
 
+test("stats asked of a stuck worker that the watchdog then replaces: its counts are not added twice", async () => {
+  const { proxy, events, pa, sa, tx, cleanup } = await twoSegments("open", { watchdog: { stuckMs: 600 } });
+  try {
+    const n = 20;
+    for (let i = 0; i < n; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
+    await waitFor(() => sa.received >= n, 3000, "the bad segment's first packets");
+    assert.is((await segmentStats(proxy, "bad")).packetsIn, n);
+    tx.send(command(n, 0xad), pa, "127.0.0.1");
+    const beacon = (proxy as unknown as { workers: { beacon: WatchdogBeacon }[] }).workers[0]!.beacon;
+    await waitFor(() => beacon.stuckSlot(20) !== 0, 3000, "worker 0 stuck in the filter");
+    // answered once the watchdog has killed the worker, after its counts were carried over
+    const during = await segmentStats(proxy, "bad");
+    assert.ok(events.some((e) => e.type === "watchdog"), "the watchdog replaced the worker meanwhile");
+    assert.ok(during.packetsIn >= n && during.packetsIn <= n + 1, `packets in while the worker is replaced: ${during.packetsIn} (sent ${n + 1})`);
+    await waitFor(async () => (await segmentStats(proxy, "bad")).stages[0]?.state === "running", 5000, "bad segment running again");
+    const after = await segmentStats(proxy, "bad");
+    assert.ok(after.packetsIn >= n && after.packetsIn <= n + 1, `packets in after the restart: ${after.packetsIn} (sent ${n + 1})`);
+  } finally {
+    await cleanup();
+  }
+});
+
 test("wrong ABI, digest mismatch, rejected config: refused with the reason, the running config untouched", async () => {
   const { proxy, input, pb, sb, tx, watch, cleanup } = await twoSegments("open");
   try {
