@@ -40,20 +40,24 @@ test("msm_filter_memory_bytes: one series per instance, its linear memory, growi
   try {
     let text = await scrape();
     assert.match(text, /# TYPE msm_filter_memory_bytes gauge/);
+    // Prometheus sets `instance` and `job` on every series it scrapes: a series' own would be renamed
+    for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
+      assert.not.match(line, /[{,](instance|job)="/, `a target label on a series: ${line}`);
+    }
     const before = samples(text, "msm_filter_memory_bytes");
     assert.is(before.length, 2, "two instances (validate, teach), though four stages use them");
     const teach = before.find((s) => s.labels.filter === "teach")!;
-    assert.equal(Object.keys(teach.labels).sort(), ["filter", "instance", "worker"]);
+    assert.equal(Object.keys(teach.labels).sort(), ["filter", "filter_instance", "worker"]);
     assert.is(teach.labels.worker, "0");
     assert.ok(teach.value >= 4 * 65536 && teach.value % 65536 === 0, `whole pages, at least the module's 4: ${teach.value}`);
-    const cap = samples(text, "msm_filter_memory_max_bytes").find((s) => s.labels.filter === "teach" && s.labels.instance === teach.labels.instance);
+    const cap = samples(text, "msm_filter_memory_max_bytes").find((s) => s.labels.filter === "teach" && s.labels.filter_instance === teach.labels.filter_instance);
     assert.is(cap?.value, 64 * 65536, "the cap from maxMemoryPages");
 
     // segment b's new context takes 2 MiB in the same instance (only the stage's config changed)
     await proxy.apply(config(2048));
     text = await scrape();
     const after = samples(text, "msm_filter_memory_bytes").find((s) => s.labels.filter === "teach")!;
-    assert.is(after.labels.instance, teach.labels.instance, "the same instance");
+    assert.is(after.labels.filter_instance, teach.labels.filter_instance, "the same instance");
     assert.ok(after.value > teach.value && after.value > 2048 * 1024, `grew to hold the 2 MiB: ${teach.value} -> ${after.value}`);
   } finally {
     await admin.close();

@@ -87,10 +87,12 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   family("msm_filter_failures_total", "counter", "Times the filter stage failed (trap, abort, stuck).", stageRows((st) => st.failures));
   family("msm_filter_busy_seconds_total", "counter", "Time spent in the filter stage, including copies in and out.", stageRows((st) => st.busyNs / 1e9));
   family("msm_filter_up", "gauge", "1 while the filter stage runs, 0 while it is down or given up.", stageRows((st) => (st.state === "running" ? 1 : 0)));
-  // per instance, not per stage: one instance serves every segment of its worker that uses it
+  // per instance, not per stage: one instance serves every segment of its worker that uses it. Its
+  // label is filter_instance: Prometheus gives every scraped series its own `instance` (the target),
+  // and renames a series' own to exported_instance
   const instances = (snap.instances ?? []).filter((i) => i.memoryBytes !== null);
-  const instanceLabels = (i: ProxySnapshot["instances"][number]): Record<string, string | number> => ({ filter: i.filter, worker: i.worker, instance: i.id });
-  family("msm_filter_memory_bytes", "gauge", "Linear memory of the filter instance (labels: worker, and instance, its id in the worker).",
+  const instanceLabels = (i: ProxySnapshot["instances"][number]): Record<string, string | number> => ({ filter: i.filter, worker: i.worker, filter_instance: i.id });
+  family("msm_filter_memory_bytes", "gauge", "Linear memory of the filter instance (labels: worker, and filter_instance, its id in the worker).",
     instances.map((i) => [instanceLabels(i), i.memoryBytes!]));
   family("msm_filter_memory_max_bytes", "gauge", "The filter instance's memory cap (its maxMemoryPages); an allocation past it traps.",
     instances.map((i) => [instanceLabels(i), i.memoryMaxBytes]));
