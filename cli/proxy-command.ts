@@ -53,7 +53,7 @@ export function describeEvent(e: ProxyEvent): string {
     case "watchdog":
       return `watchdog: worker ${e.worker} stuck in filter ${e.filter} for over ${e.stuckMs} ms (segments ${e.segments.join(", ")}); restarting it`;
     case "worker-exit":
-      return `worker ${e.worker} exited with code ${e.code}; restarting it`;
+      return `worker ${e.worker} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}; restarting it`;
     case "worker-restarted":
       return `worker ${e.worker} restarted with its ${e.segments} segment(s); state carried from the last checkpoint for ${e.carried} stage(s)`;
   }
@@ -126,7 +126,8 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   agent.on("proxy-event", (e) => log(describeEvent(e)));
   agent.on("restored", ({ version, segments }) => log(`proxy running from last-good.json: snapshot ${version}, ${segments} segment(s)`));
   agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
-  agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason}); trying the next one`));
+  let stopping = false;
+  agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason})${stopping ? "" : "; trying the next one"}`));
   agent.on("connect-failed", ({ address, reason, repeats }) => log(`control plane ${address}: cannot connect: ${reason}${repeats > 0 ? ` (and ${repeats} more times in the last minute)` : ""}`));
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
@@ -150,6 +151,7 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   process.on("SIGHUP", onHup);
   await waitForSignal();
   process.off("SIGHUP", onHup);
+  stopping = true;
   await agent.close();
   log("proxy stopped");
   return 0;
@@ -239,6 +241,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
         console.error(`${stamp()} config reloaded (${why})`);
       } catch (err) {
         if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
+          if (err instanceof ConfigError) proxy.configApplies.refused++; // refused before it reached the proxy
           const what = err instanceof ApplyError ? `\n  ${applyErrorLines(err, next ?? running)}` : err.message;
           console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(what, { keepNewlines: true })}`);
         } else if (err instanceof ApplyError) {

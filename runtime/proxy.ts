@@ -44,7 +44,7 @@ export class ApplyError extends Error {
 export type ProxyEvent =
   | DataPlaneEvent
   | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
-  | { type: "worker-exit"; worker: number; code: number | null }
+  | { type: "worker-exit"; worker: number; code: number | null; signal: string | null }
   | { type: "worker-restarted"; worker: number; segments: number; carried: number };
 
 interface ProxyEvents {
@@ -67,6 +67,10 @@ export interface ProxySnapshot {
   /** The filter instances of every worker (one serves each segment there whose chain uses its filter, module and root config). */
   instances: (InstanceUsers & { worker: number })[];
   watchdogRestarts: number;
+  /** Workers that ended by themselves (a crash, an abort, a kill from outside) and were restarted. */
+  workerExits: number;
+  /** Configs given to apply() since the start (reloads, snapshots, retries): applied (if partly: see notRunning), and refused whole (the running config kept). */
+  configApplies: { applied: number; refused: number };
   /** Segments of the running config that do not run (a port taken after the change was committed), with why. */
   notRunning: { segment: string; reason: string }[];
   /** The host's interface addresses: how the control plane tells that a destination is this proxy's wildcard listen. */
@@ -116,6 +120,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   watchdogRestarts = 0;
+  workerExits = 0;
+  /** Counted by apply(); an owner that refuses a config before it reaches apply() (a file that does not parse) counts it here too. */
+  readonly configApplies = { applied: 0, refused: 0 };
   /** The segments whose sockets are bound (none before the first apply). */
   private running: readonly SegmentConfig[] = [];
   private applied = false;
@@ -165,7 +172,16 @@ export class Proxy extends EventEmitter<ProxyEvents> {
 
   /** Applies a new config: every worker prepares, then all commit; or none does. */
   apply(config: ProxyConfig): Promise<void> {
-    return this.serially(() => this.applyNow(config));
+    return this.serially(async () => {
+      try {
+        await this.applyNow(config);
+        this.configApplies.applied++;
+      } catch (err) {
+        if (err instanceof ApplyError && err.committed) this.configApplies.applied++;
+        else this.configApplies.refused++;
+        throw err;
+      }
+    });
   }
 
   async stats(): Promise<ProxySnapshot> {
@@ -195,6 +211,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       segments,
       instances: this.workers.flatMap((w, worker) => w.instances.map((i) => ({ ...i, worker }))),
       watchdogRestarts: this.watchdogRestarts,
+      workerExits: this.workerExits,
+      configApplies: { ...this.configApplies },
       notRunning: [...this.notRunning].map(([segment, reason]) => ({ segment, reason })),
       addresses: localAddresses(),
       atMs: Date.now(),
@@ -265,9 +283,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         streams: { max: this.config.streams.max, idleMs: this.config.streams.idleSeconds * 1000 },
       },
       (event) => this.emit("event", event),
-      (code) => {
+      (code, signal) => {
         if (this.closed || this.workers[index] !== handle) return;
-        this.emit("event", { type: "worker-exit", worker: index, code });
+        this.workerExits++;
+        this.emit("event", { type: "worker-exit", worker: index, code, signal });
         // a crash loop must not spin: back off from 100 ms up to 5 s
         const now = Date.now();
         this.crashDelay = now - this.lastCrash > 10_000 ? 100 : Math.min(this.crashDelay * 2, 5000);

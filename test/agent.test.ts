@@ -800,6 +800,7 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
     child.kill("SIGTERM");
     assert.is(await exited, 0);
     assert.match(out, "proxy stopped");
+    assert.match(out, /disconnected \(agent closing\)\n/, "stopping: no next control plane tried");
   } finally {
     child.kill("SIGKILL");
     ops.close();

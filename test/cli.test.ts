@@ -52,7 +52,9 @@ test("msm proxy: runs a YAML config, reloads on SIGHUP and file change, keeps ru
   const file = join(dir, "proxy.yaml");
   const listen = await freePortPair();
   const sink = await Sink.open();
-  writeFileSync(file, yaml(listen, sink.port, 1));
+  // with an admin endpoint: what the reloads come to, counted in /metrics
+  const admin = "admin: { address: 127.0.0.1, port: 0 }\n";
+  writeFileSync(file, yaml(listen, sink.port, 1) + admin);
   const p = run(["proxy", "--config", file]);
   let code: number | null = null;
   const tx = await bindUdp();
@@ -71,25 +73,29 @@ test("msm proxy: runs a YAML config, reloads on SIGHUP and file change, keeps ru
 
     // a bad edit: the field is named, nothing changes, traffic keeps flowing
     let mark = p.output().length;
-    writeFileSync(file, yaml(listen, sink.port, 1).replace("port: " + sink.port, "port: 70000"));
+    writeFileSync(file, yaml(listen, sink.port, 1).replace("port: " + sink.port, "port: 70000") + admin);
     await printed(p, mark, /NOT reloaded/, 5000, "the bad file to be refused");
     assert.match(p.output().slice(mark), /segments\[0\]\.destinations\[0\]\.port: .*(65535|too big)/i);
     await pump(20);
 
     mark = p.output().length;
-    writeFileSync(file, yaml(listen, sink.port, 1, "    rtcpMux: false\n    bogus: 1\n"));
+    writeFileSync(file, yaml(listen, sink.port, 1, "    rtcpMux: false\n    bogus: 1\n") + admin);
     await printed(p, mark, /NOT reloaded/, 5000, "unknown key refused");
     assert.match(p.output().slice(mark), /segments\[0\]: unknown key 'bogus'/);
 
     // a good edit: reloaded through a hot swap, and again on SIGHUP
     mark = p.output().length;
-    writeFileSync(file, yaml(listen, sink.port, 2));
+    writeFileSync(file, yaml(listen, sink.port, 2) + admin);
     await printed(p, mark, /config reloaded \(file changed\)/, 5000, "reload on change");
     assert.match(p.output().slice(mark), /segment cam: chain swapped \(state carried: counter/);
     mark = p.output().length;
     p.child.kill("SIGHUP");
     await printed(p, mark, /config reloaded \(SIGHUP\)/, 5000, "reload on SIGHUP");
     await pump(20);
+    const adminPort = Number(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(p.output())![1]);
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    assert.match(metrics, '\nmsm_config_applies_total{result="applied"} 3\n', "the start, the edit and SIGHUP");
+    assert.match(metrics, '\nmsm_config_applies_total{result="refused"} 2\n', "the two bad files");
     const { duplicates } = sink.tally(i);
     const verdict = unexplainedLoss({ sent: i, received: sink.received, proxyDrops: 0, kernel, duplicates });
     assert.is(verdict, null, `packets lost across the reloads: ${verdict}`);

@@ -3,6 +3,7 @@
 // up with each context's last checkpoint. Before (issue #9), a trap in a context change or a state
 // transfer left the segments on that instance bypassed or dropping forever, with no event.
 import * as assert from "uvu/assert";
+import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -383,6 +384,10 @@ test("health: a worker that crashes again before it serves stays down since its 
     // and it comes back: the next replacement is left to serve
     await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "a restart that served");
     assert.equal(proxy.health(), { live: true, ready: true, problems: [] });
+    // every exit counted where an operator's alert looks
+    const exits = events.filter((e) => e.type === "worker-exit").length;
+    assert.ok(exits >= 3);
+    assert.match(renderPrometheus(await proxy.stats()), `\nmsm_worker_exits_total ${exits}\n`);
   } finally {
     await proxy.close();
   }

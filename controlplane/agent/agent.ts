@@ -597,7 +597,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       config = validateProxyConfig(plan.config, this.stateDir, `snapshot ${version}`);
     } catch (err) {
-      if (err instanceof ConfigError) return { kind: "refused", error: err.message, retry: false };
+      if (err instanceof ConfigError) {
+        if (this.proxy) this.proxy.configApplies.refused++; // refused before it reached the proxy
+        return { kind: "refused", error: err.message, retry: false };
+      }
       throw err;
     }
     const started = !this.proxy;

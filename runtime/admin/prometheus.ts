@@ -115,6 +115,9 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   for (const [name, f] of own) out.push(`# TYPE ${name} ${f.type}`, ...f.lines);
   streamFamilies(segs, family);
   family("msm_watchdog_restarts_total", "counter", "Workers restarted because a filter call was stuck.", [[{}, snap.watchdogRestarts]]);
+  family("msm_worker_exits_total", "counter", "Workers that ended by themselves (crash, abort, killed from outside) and were restarted.", [[{}, snap.workerExits]]);
+  family("msm_config_applies_total", "counter", "Configs applied since the start (reloads, snapshots, retries), by result: applied (partly, where msm_segments_not_running says so) or refused (the running config kept).",
+    [[{ result: "applied" }, snap.configApplies.applied], [{ result: "refused" }, snap.configApplies.refused]]);
   family("msm_segments_not_running", "gauge", "Segments of the running config that do not run (a port taken after the change was committed); /readyz says why.", [[{}, snap.notRunning.length]]);
   return out.join("\n") + "\n";
 }

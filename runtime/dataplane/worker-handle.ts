@@ -46,7 +46,7 @@ export class WorkerHandle {
     readonly index: number,
     init: Omit<WorkerInit, "beacon" | "beaconFile" | "index">,
     private readonly onEvent: (event: DataPlaneEvent) => void,
-    private readonly onExit: (code: number | null) => void,
+    private readonly onExit: (code: number | null, signal: string | null) => void,
   ) {
     let resolveReady!: () => void;
     this.ready = new Promise((r) => (resolveReady = r));
@@ -59,14 +59,14 @@ export class WorkerHandle {
         waiter?.(m);
       }
     };
-    const exit = (code: number | null): void => {
+    const exit = (code: number | null, signal: string | null = null): void => {
       if (this.exited) return;
       this.exited = true;
       for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${index} exited` }] });
       this.pending.clear();
       this.cleanupBeacon();
       resolveReady();
-      this.onExit(code);
+      this.onExit(code, signal);
     };
     if (WORKER_MODE === "thread") {
       const sab = new SharedArrayBuffer(BEACON_BYTES);
@@ -82,7 +82,7 @@ export class WorkerHandle {
       this.beacon = new WatchdogBeacon(bun.mmap(this.beaconFile));
       this.child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: workerProcessEnv() });
       this.child.on("message", (m) => onMessage(m as WorkerReply));
-      this.child.on("exit", (code) => exit(code));
+      this.child.on("exit", (code, signal) => exit(code, signal));
       this.child.send({ ...init, index, beaconFile: this.beaconFile } satisfies WorkerInit);
     }
   }
