@@ -623,6 +623,15 @@ live("get segments: an aligned table; -o json and -o yaml give whole objects tha
   r = await msmctl(["get", "segment/nope"], { env });
   assert.is(r.code, 1);
   assert.match(r.err, /segment "nope" not found/);
+  assert.is(r.out, "", "nothing found: nothing printed");
+  // some found: printed, and the missing one is the error (exit 1), as kubectl does
+  r = await msmctl(["get", "segments", "cam-1", "nope"], { env });
+  assert.is(r.code, 1);
+  assert.match(r.out, /^NAME\s.*\ncam-1\s/);
+  assert.match(r.err, /segment "nope" not found/);
+  r = await msmctl(["get", "segments", "cam-1", "nope", "-o", "json"], { env });
+  assert.is(r.code, 1);
+  assert.equal(JSON.parse(r.out).items.map((x: { metadata: { name: string } }) => x.metadata.name), ["cam-1"]);
   r = await msmctl(["get", "segments", "--proxy", "node-2"], { env });
   assert.equal(r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[0]), ["cam-3"]);
 });

@@ -54,18 +54,23 @@ export function filterRows(filters: readonly FilterRef[], now = Date.now()): str
 
 export const FILTER_HEADERS = ["NAME", "VERSION", "SHA256", "SIZE", "AGE"];
 
-/** The chosen items, in the order asked; a name that matches nothing is an error. */
-function pick<T>(items: readonly T[], names: readonly string[], matches: (item: T, name: string) => boolean, kind: string): T[] {
-  if (names.length === 0) return [...items];
-  const out: T[] = [];
+/** The chosen items, in the order asked, and the names that match nothing. */
+function pick<T>(items: readonly T[], names: readonly string[], matches: (item: T, name: string) => boolean): { chosen: T[]; missing: string[] } {
+  if (names.length === 0) return { chosen: [...items], missing: [] };
+  const chosen: T[] = [];
   const missing: string[] = [];
   for (const n of names) {
     const found = items.filter((i) => matches(i, n));
     if (found.length === 0) missing.push(n);
-    for (const f of found) if (!out.includes(f)) out.push(f);
+    for (const f of found) if (!chosen.includes(f)) chosen.push(f);
   }
+  return { chosen, missing };
+}
+
+/** After what was found is printed (as kubectl does): a name that matched nothing is an error. */
+function missingError(missing: readonly string[], kind: string): number {
   if (missing.length > 0) throw new CliError(missing.map((n) => `${kind} "${n}" not found`).join("\n"));
-  return out;
+  return 0;
 }
 
 /** One object as itself; several (or a listing) as a List. */
@@ -88,23 +93,23 @@ export async function getCommand(ctx: Context): Promise<number> {
   switch (resource) {
     case "segments": {
       const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
-      const chosen = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n, SINGULAR.segments);
-      print(ctx, SEGMENT_HEADERS, segmentRows(chosen), chosen.map(toManifest), single, "segments");
+      const { chosen, missing } = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n);
+      if (chosen.length > 0 || missing.length === 0) print(ctx, SEGMENT_HEADERS, segmentRows(chosen), chosen.map(toManifest), single, "segments");
       noteRedacted(ctx, chosen);
-      return 0;
+      return missingError(missing, SINGULAR.segments);
     }
     case "proxies": {
       const { proxies } = await ctx.api().listProxies();
-      const chosen = pick(sortBy(proxies, (p) => p.nodeId), names, (p, n) => p.nodeId === n, SINGULAR.proxies);
-      print(ctx, PROXY_HEADERS, proxyRows(chosen), chosen, single, "proxies");
-      return 0;
+      const { chosen, missing } = pick(sortBy(proxies, (p) => p.nodeId), names, (p, n) => p.nodeId === n);
+      if (chosen.length > 0 || missing.length === 0) print(ctx, PROXY_HEADERS, proxyRows(chosen), chosen, single, "proxies");
+      return missingError(missing, SINGULAR.proxies);
     }
     case "filters": {
       const { filters } = await ctx.api().listFilters();
       const sorted = sortBy(filters, (f) => `${f.name}\u0000${String(f.pushedAtMs).padStart(16, "0")}`);
-      const chosen = pick(sorted, names, (f, n) => f.name === n || `${f.name}@${f.version}` === n, SINGULAR.filters);
-      print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters");
-      return 0;
+      const { chosen, missing } = pick(sorted, names, (f, n) => f.name === n || `${f.name}@${f.version}` === n);
+      if (chosen.length > 0 || missing.length === 0) print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters");
+      return missingError(missing, SINGULAR.filters);
     }
     case "streams":
       return getStreams(ctx, names, proxyFilter ?? "", flagSet(ctx.args, "bad"));

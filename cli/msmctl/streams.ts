@@ -139,18 +139,21 @@ function notFound(name: string, known: readonly string[]): CliError {
 export async function getStreams(ctx: Context, names: readonly string[], proxy: string, badOnly: boolean): Promise<number> {
   const { paths, incomplete } = await ctx.api().listStreams({ proxy, badOnly });
   let chosen = paths;
-  if (names.length > 0) {
-    const missing = names.filter((n) => pathsNamed(paths, n).length === 0);
+  const missing = names.filter((n) => pathsNamed(paths, n).length === 0);
+  if (names.length > 0) chosen = paths.filter((p) => names.some((n) => pathsNamed([p], n).length > 0));
+  // what was found is printed, then a name that matched nothing is an error (as kubectl does)
+  const fail = (): number => {
     if (missing.length > 0) throw new CliError(missing.map((n) => notFound(n, paths.map((p) => p.name)).message).join("\n"));
-    chosen = paths.filter((p) => names.some((n) => pathsNamed([p], n).length > 0));
-  }
+    return 0;
+  };
+  if (chosen.length === 0 && missing.length > 0) return fail();
   if (ctx.output !== "table") {
     ctx.io.out(render(names.length === 1 && chosen.length === 1 ? chosen[0] : { apiVersion: API_VERSION, kind: "List", items: chosen }, ctx.output));
   } else if (chosen.length === 0) {
     ctx.io.err(`No streams found${proxy ? ` crossing proxy ${proxy}` : ""}${badOnly ? " with a bad hop" : ""}.\n`);
   } else ctx.io.out(table(STREAM_HEADERS, streamRows(chosen)));
   if (incomplete) ctx.io.err(`msmctl: note: ${incomplete}\n`);
-  return 0;
+  return fail();
 }
 
 export async function describeStream(ctx: Context, name: string): Promise<number> {
