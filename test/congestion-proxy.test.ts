@@ -160,4 +160,48 @@ test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-
   }
 });
 
+test("an origin far above the start rate on a path that never shows congestion does not trip the circuit breaker", async () => {
+  // Proxy A's own pacer drops (the target ramps up from startBps) are not loss on the path: with no
+  // loss and no over-use on the hop the breaker has nothing to protect, and tripping it would cut
+  // a healthy stream off for cooldownSeconds (seen with FFmpeg at 5 Mbit/s and the default 1 Mbit/s start).
+  const aListen = await freePortPair();
+  const bListen = await freePortPair();
+  const sink = await Sink.open(0);
+  const filters = { congestion: { path: filterWasm("congestion") } };
+  const { proxy: a } = await startProxy({
+    filters,
+    segments: [{
+      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: bListen }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 300_000 } }],
+    }],
+  });
+  const { proxy: b } = await startProxy({
+    filters,
+    segments: [{
+      name: "b", listen: { address: LO, port: bListen }, destinations: [{ address: LO, port: sink.port }],
+      chain: [{ filter: "congestion", config: { mode: "receiver" } }],
+    }],
+  });
+  const rtp = await bindUdp();
+  const count = 8 * RATE; // 8 s at 2.9 Mbit/s, about 10x the start target: more than the breaker's 5 intervals
+  try {
+    await sendPaced(rtp, aListen, LO, count, RATE, (i) => indexedRtp(i, 900));
+    await sleep(500);
+    await settled(() => sink.received);
+    const sa = await segmentStats(a, "a");
+    const hopLoss = metric(sa, "loss_per_mille");
+    console.log(`  uncongested: target ${Math.round(metric(sa, "target_bps") / 1000)} kbit/s, overuse ${metric(sa, "overuse_signals")}, hop loss ${hopLoss}/1000, dropped at A: queue ${metric(sa, "dropped_queue_full")}, breaker ${metric(sa, "dropped_circuit_breaker")}; sink ${sink.received}/${count}`);
+    assert.ok(metric(sa, "dropped_queue_full") + Object.values(sa.drops).reduce((x, y) => x + y, 0) > 0, "A had to drop: the origin was above its target");
+    assert.is(metric(sa, "startup"), 1, "the hop never showed congestion (no over-use, no loss)");
+    assert.is(metric(sa, "circuit_breaker_trips"), 0, "the breaker stayed closed");
+    assert.is(metric(sa, "dropped_circuit_breaker"), 0);
+    assert.ok(sink.keys.has(count - 1) || sink.keys.has(count - 2) || sink.keys.has(count - 3), "the stream still flowed at its end");
+  } finally {
+    rtp.close();
+    sink.close();
+    await a.close();
+    await b.close();
+  }
+});
+
 test.run();

@@ -27,6 +27,12 @@ export class RateControl {
    * back by itself: after the first sign of congestion the path's rate is known roughly.
    */
   startup: bool;
+  /**
+   * Whether the hop has shown congestion at all: an over-use, a loss or a silence (whatever the
+   * start-up setting). Until it has, the circuit breaker does not judge the flow: what this
+   * filter drops while its target ramps up is not loss on the path.
+   */
+  congested: bool = false;
   delayBased: f64;
   lossBased: f64;
   target: f64;
@@ -57,6 +63,7 @@ export class RateControl {
     if (signal == OVERUSE) {
       this.state = DECREASE;
       this.startup = false;
+      this.congested = true;
     } else if (signal == UNDERUSE) this.state = HOLD;
     else if (this.state == HOLD) this.state = INCREASE;
     const dt = this.lastDelayUpdateUs < 0 ? 0 : <f64>(nowUs - this.lastDelayUpdateUs) / 1e6;
@@ -103,7 +110,10 @@ export class RateControl {
   onLoss(lossRatio: f64, nowUs: i64): void {
     const dt = this.lastLossUpdateUs < 0 ? 0 : <f64>(nowUs - this.lastLossUpdateUs) / 1e6;
     this.lastLossUpdateUs = nowUs;
-    if (lossRatio > 0) this.startup = false;
+    if (lossRatio > 0) {
+      this.startup = false;
+      this.congested = true;
+    }
     if (lossRatio < LOSS_LOW) this.lossBased = this.clamp(Math.max(this.lossBased, this.target) * Math.pow(MULTIPLICATIVE_PER_S, Math.min(dt, 1)) + 1000);
     else if (lossRatio > LOSS_HIGH) this.lossBased = this.clamp(this.target * (1 - 0.5 * Math.min(lossRatio, 1)));
     this.update();
@@ -112,6 +122,7 @@ export class RateControl {
   /** Nothing heard from the receiver for a while although media goes out: halve the target. */
   onSilence(): void {
     this.startup = false;
+    this.congested = true;
     this.lossBased = this.clamp(this.target / 2);
     this.update();
   }
@@ -119,6 +130,8 @@ export class RateControl {
   /** The rates after a hot swap (checked: nothing outside the limits comes in); `startup`: the old instance was still in it. */
   restore(target: f64, delayBased: f64, lossBased: f64, startup: bool): void {
     this.startup = this.startup && startup;
+    // an old instance past start-up had seen congestion (or had start-up off): keep the breaker armed
+    if (!startup) this.congested = true;
     this.haveDelayBased = delayBased < this.maxBps; // it was limiting: feedback had come
     this.delayBased = this.clamp(delayBased);
     this.lossBased = this.clamp(lossBased);

@@ -504,7 +504,9 @@ export class SenderContext extends SegmentContext {
       this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
       this.reportLossWorst = -1;
     }
-    if (this.s.breakerEnabled) {
+    // the breaker judges a flow only once the hop has shown congestion: before that, all the "loss"
+    // is this filter's own drops while its target ramps up, and the path is not harmed
+    if (this.s.breakerEnabled && this.rate.congested) {
       const lost = this.droppedHere + this.hopLost;
       if (this.breaker.evaluate(this.originPackets, this.originBytes, lost, seconds, this.rttMs / 1000, this.rate.target)) {
         this.breaker.trip(now);
