@@ -17,6 +17,7 @@ import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep } from "./lib
 const test = suite("congestion filter between two proxies", { timeoutMs: 40_000 });
 const LO = "127.0.0.1";
 const COUNT = 1200;
+const CC_DROPS = ["dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker"];
 const RATE = 400; // packets/s: 2.9 Mbit/s, under the 4 Mbit/s start target
 
 const metric = (stats: Awaited<ReturnType<typeof segmentStats>>, name: string): number =>
@@ -196,6 +197,51 @@ test("an origin far above the start rate on a path that never shows congestion d
     assert.is(metric(sa, "circuit_breaker_trips"), 0, "the breaker stayed closed");
     assert.is(metric(sa, "dropped_circuit_breaker"), 0);
     assert.ok(sink.keys.has(count - 1) || sink.keys.has(count - 2) || sink.keys.has(count - 3), "the stream still flowed at its end");
+  } finally {
+    rtp.close();
+    sink.close();
+    await a.close();
+    await b.close();
+  }
+});
+
+test("a quiet origin does not pull the estimate down: when it rises again within the start rate, nothing is dropped", async () => {
+  // GCC caps the delay-based rate's growth at 1.5x what the receiver acknowledged; what the origin
+  // did not send says nothing of the path, so the cap must not cut an estimate already made.
+  const aListen = await freePortPair();
+  const bListen = await freePortPair();
+  const sink = await Sink.open(0);
+  const filters = { congestion: { path: filterWasm("congestion") } };
+  const { proxy: a } = await startProxy({
+    filters,
+    segments: [{
+      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: bListen }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000 } }],
+    }],
+  });
+  const { proxy: b } = await startProxy({
+    filters,
+    segments: [{
+      name: "b", listen: { address: LO, port: bListen }, destinations: [{ address: LO, port: sink.port }],
+      chain: [{ filter: "congestion", config: { mode: "receiver" } }],
+    }],
+  });
+  const rtp = await bindUdp();
+  const quiet = 3 * 50; // 3 s at 50 packets/s of 900 bytes: 0.36 Mbit/s, a tenth of the start rate
+  const busy = 2 * RATE; // then 2 s at 2.9 Mbit/s, under the 4 Mbit/s start rate
+  try {
+    await sendPaced(rtp, aListen, LO, quiet, 50, (i) => indexedRtp(i, 900));
+    const before = await segmentStats(a, "a");
+    await sendPaced(rtp, aListen, LO, busy, RATE, (i) => indexedRtp(quiet + i, 900));
+    await sleep(500);
+    await settled(() => sink.received);
+    const sa = await segmentStats(a, "a");
+    const dropped = CC_DROPS.reduce((n, d) => n + metric(sa, d), 0);
+    console.log(`  quiet origin: target after the quiet part ${Math.round(metric(before, "target_bps") / 1000)} kbit/s, overuse ${metric(sa, "overuse_signals")}, hop loss ${metric(sa, "loss_per_mille")}/1000; dropped at A ${dropped}; sink ${sink.received}/${quiet + busy}`);
+    assert.is(metric(sa, "overuse_signals"), 0, "the hop never showed over-use");
+    assert.ok(metric(before, "target_bps") >= 4_000_000 * 0.85, `the estimate held while the origin was quiet: ${metric(before, "target_bps")}`);
+    assert.is(dropped, 0, "A dropped nothing when the origin rose within the start rate");
+    assert.is(sink.tally(quiet + busy).missing, 0);
   } finally {
     rtp.close();
     sink.close();

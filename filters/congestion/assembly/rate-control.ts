@@ -80,7 +80,9 @@ export class RateControl {
       } else {
         rate *= Math.pow(this.startup && pacerClear ? this.startupGrowth : MULTIPLICATIVE_PER_S, step);
       }
-      if (ackedBps > 0) rate = Math.min(rate, 1.5 * ackedBps + 10_000);
+      // the acknowledged rate bounds how far the estimate may grow, never cuts it: an origin that
+      // sent less (a quiet scene, frames dropped here) says nothing of the path's capacity
+      if (ackedBps > 0) rate = Math.max(this.delayBased, Math.min(rate, 1.5 * ackedBps + 10_000));
     } else if (this.state == DECREASE) {
       const spacingUs = <i64>((rttMs + 50) * 1000);
       if (ackedBps > 0 && (this.lastDecreaseUs < 0 || nowUs - this.lastDecreaseUs >= spacingUs)) {
