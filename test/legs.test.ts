@@ -154,6 +154,37 @@ test("a filter sends on a leg; a reload that moves the leg's destinations keeps 
   }
 });
 
+test("a filter that sends on a leg the segment lacks: counted as host_no_destination and said once, by leg; said again after a change that still lacks it", async () => {
+  const listen = await freePortRun(2);
+  const sink = await Sink.open();
+  const input = (copyToLeg: number): ProxyConfigInput => ({
+    filters: { delay: { path: fixture("delay") } },
+    segments: [{ name: "fec-out", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }],
+      legs: [{ name: "copies", portOffset: 2, send: false }],
+      chain: [{ filter: "delay", config: { delayMs: 1, copyTo: 0, leg: copyToLeg } }] }],
+  });
+  const { proxy, events } = await startProxy(input(2));
+  const tx = await bindUdp();
+  const said = () => events.filter((e) => e.type === "error" && /a filter sent packets on leg/.test(e.message)).map((e) => (e as { message: string }).message);
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, LO);
+    await waitFor(() => sink.received >= 20, 5000, "the media");
+    await waitFor(async () => (await segmentStats(proxy, "fec-out")).drops.host_no_destination === 20, 5000, "the copies counted as dropped");
+    assert.equal(said(), [`a filter sent packets on leg 2, which the segment does not have (it has 1: 1 copies): they are dropped (host_no_destination); a filter's legs are the segment's legs[] (docs/proxy.md, "Legs")`]);
+    // leg 1 exists but does not send
+    await proxy.apply(validateProxyConfig(input(1)));
+    for (let i = 20; i < 40; i++) tx.send(indexedRtp(i), listen, LO);
+    await waitFor(() => said().length === 2, 5000, "the second notice");
+    assert.match(said()[1]!, /^a filter sent packets on leg 1, which does not send \(send: false\)/);
+    await waitFor(async () => (await segmentStats(proxy, "fec-out")).drops.host_no_destination === 40, 5000, "every copy counted");
+    assert.is(said().length, 2, "once per leg");
+  } finally {
+    sink.close();
+    tx.close();
+    await proxy.close();
+  }
+});
+
 test("a segment whose leg port is taken is refused by name and leaks no descriptor, however often it is tried", async () => {
   const listen = await freePortRun(4);
   const squatter = await bindUdp(listen + 2);

@@ -407,6 +407,7 @@ export class DataPlane {
 
   private addSegment(config: SegmentConfig, sockets: SegmentSockets, stages: ChainStage[]): void {
     const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize, this.io, this.streams);
+    seg.onNotice = (message) => this.options.onEvent?.({ type: "error", segment: config.name, message });
     seg.stages = stages;
     for (const st of stages) this.stageOwner.set(st.ctx, seg);
     this.segments.set(config.name, seg);

@@ -99,6 +99,10 @@ export class SegmentRuntime {
   private readonly legSends: SendTracker[];
   /** Where each leg sends; rebuilt when the destinations change, not per packet. */
   private legTargets: { address: string; port: number }[][] = [];
+  /** Where a mistake in the config that only traffic shows is said (once per leg): a filter sending on a leg the segment lacks. */
+  onNotice: ((message: string) => void) | null = null;
+  /** Legs (bit per leg number) already said to be missing or not sending. */
+  private legsNoticed = 0;
   /** Per destination, what it gets translated (payload type and SSRC, -1: kept), or null; rebuilt with the destinations. */
   private rewrites: ({ payloadType: number; ssrc: number } | null)[] = [];
   /** The SSRCs destinations get instead of the source's: their feedback is mapped back (null: none). */
@@ -320,6 +324,7 @@ export class SegmentRuntime {
       if (l.connectedTo >= 0 && (now.length !== 1 || now[0]!.address !== was?.address || now[0]!.port !== was.port)) this.disconnectLeg(k);
     });
     this.legTargets = targets;
+    this.legsNoticed = 0; // a changed config (legs, chain) is said again if still wrong
     this.setRewrites(config);
     this.setAllowances(config);
     this.config = config;
@@ -613,6 +618,7 @@ export class SegmentRuntime {
         : toSender ? (rtcp ? this.gate.rtcp : this.gate.rtp) === null : only >= destinations.length;
       if (nowhere) {
         stats.drops.add(DropReason.HostNoDestination);
+        if (leg !== 0 && (this.legsNoticed & (1 << leg)) === 0) this.noticeLeg(leg, upstream || dest === Dest.Reverse);
         continue;
       }
       const length = list.length[i]!;
@@ -718,6 +724,16 @@ export class SegmentRuntime {
    * segment lacks, one that only receives, a packet going upstream or a destination index past
    * the leg's list has nowhere to go.
    */
+  /** Says once why packets a filter sends on leg `leg` go nowhere: the filter's config names a leg the segment's does not give it. */
+  private noticeLeg(leg: number, upstream: boolean): void {
+    this.legsNoticed |= 1 << leg;
+    const legs = this.config.legs;
+    const why = leg > legs.length
+      ? `which the segment does not have (it has ${legs.length === 0 ? "no legs" : `${legs.length}: ${legs.map((l, k) => `${k + 1} ${l.name}`).join(", ")}`})`
+      : upstream ? `toward the sender, which legs never carry` : !this.sockets.legs[leg - 1]?.egress ? `which does not send (send: false)` : `to a destination it does not have`;
+    this.onNotice?.(`a filter sent packets on leg ${leg}, ${why}: they are dropped (host_no_destination); a filter's legs are the segment's legs[] (docs/proxy.md, "Legs")`);
+  }
+
   private legCanSend(leg: number, only: number, upstream: boolean): boolean {
     const targets = this.legTargets[leg - 1];
     return !upstream && targets !== undefined && !!this.sockets.legs[leg - 1]?.egress && only < targets.length;
