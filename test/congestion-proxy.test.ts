@@ -161,10 +161,8 @@ test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-
   }
 });
 
-test("an origin far above the start rate on a path that never shows congestion does not trip the circuit breaker", async () => {
-  // Proxy A's own pacer drops (the target ramps up from startBps) are not loss on the path: with no
-  // loss and no over-use on the hop the breaker has nothing to protect, and tripping it would cut
-  // a healthy stream off for cooldownSeconds (seen with FFmpeg at 5 Mbit/s and the default 1 Mbit/s start).
+/** Proxy A (congestion sender, starting at `startBps`) -> proxy B (congestion receiver) -> a sink, on loopback: a hop that never congests. */
+async function senderAndReceiver(startBps: number) {
   const aListen = await freePortPair();
   const bListen = await freePortPair();
   const sink = await Sink.open(0);
@@ -173,7 +171,7 @@ test("an origin far above the start rate on a path that never shows congestion d
     filters,
     segments: [{
       name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: bListen }],
-      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 300_000 } }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps } }],
     }],
   });
   const { proxy: b } = await startProxy({
@@ -183,6 +181,14 @@ test("an origin far above the start rate on a path that never shows congestion d
       chain: [{ filter: "congestion", config: { mode: "receiver" } }],
     }],
   });
+  return { a, b, aListen, sink };
+}
+
+test("an origin far above the start rate on a path that never shows congestion does not trip the circuit breaker", async () => {
+  // Proxy A's own pacer drops (the target ramps up from startBps) are not loss on the path: with no
+  // loss and no over-use on the hop the breaker has nothing to protect, and tripping it would cut
+  // a healthy stream off for cooldownSeconds (seen with FFmpeg at 5 Mbit/s and the default 1 Mbit/s start).
+  const { a, b, aListen, sink } = await senderAndReceiver(300_000);
   const rtp = await bindUdp();
   const count = 8 * RATE; // 8 s at 2.9 Mbit/s, about 10x the start target: more than the breaker's 5 intervals
   try {
@@ -208,24 +214,7 @@ test("an origin far above the start rate on a path that never shows congestion d
 test("a quiet origin does not pull the estimate down: when it rises again within the start rate, nothing is dropped", async () => {
   // GCC caps the delay-based rate's growth at 1.5x what the receiver acknowledged; what the origin
   // did not send says nothing of the path, so the cap must not cut an estimate already made.
-  const aListen = await freePortPair();
-  const bListen = await freePortPair();
-  const sink = await Sink.open(0);
-  const filters = { congestion: { path: filterWasm("congestion") } };
-  const { proxy: a } = await startProxy({
-    filters,
-    segments: [{
-      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: bListen }],
-      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000 } }],
-    }],
-  });
-  const { proxy: b } = await startProxy({
-    filters,
-    segments: [{
-      name: "b", listen: { address: LO, port: bListen }, destinations: [{ address: LO, port: sink.port }],
-      chain: [{ filter: "congestion", config: { mode: "receiver" } }],
-    }],
-  });
+  const { a, b, aListen, sink } = await senderAndReceiver(4_000_000);
   const rtp = await bindUdp();
   const quiet = 3 * 50; // 3 s at 50 packets/s of 900 bytes: 0.36 Mbit/s, a tenth of the start rate
   const busy = 2 * RATE; // then 2 s at 2.9 Mbit/s, under the 4 Mbit/s start rate
