@@ -262,7 +262,7 @@ test("/metrics: a labelled series per label value with the segment and the stage
     { name: "size", kind: "histogram", label: "pt", series: [{ labelValue: "96", histogram: h }] },
     { name: "plain", kind: "gauge", value: 3 },
   ])]);
-  const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0, notRunning: [] } as unknown as ProxySnapshot);
+  const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0, workerExits: 0, configApplies: { applied: 1, refused: 0 }, notRunning: [] } as unknown as ProxySnapshot);
   const lines = text.split("\n").filter((l) => l.startsWith("msm_filter_stream_meter_") || l.startsWith("# TYPE msm_filter_stream_meter_"));
   assert.equal(lines.slice(0, 3), [
     "# TYPE msm_filter_stream_meter_by_ssrc counter",

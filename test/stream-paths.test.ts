@@ -270,16 +270,14 @@ test("no data: a first proxy without a report still starts the path; no reports 
   assert.is(hop(old[0]!, "proxy-a -> proxy-b").note, "proxy-a reports no per-stream stats (an older proxy)");
 });
 
-test("a hop's lost: a far end that counted from a later packet (the first ones lost on the way) has the packets it never counted lost on the hop", () => {
-  const lostOnLink = (far: { base: number; expected: number; lost: number }): number | null => {
-    const [p] = build(CHAIN, {
-      "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),
-      // b's egress counted 1000 from 100, 2 of them lost before it
-      "proxy-b": report([{ name: "relay", streams: [stream(dir({ lost: 2 }), dir({ lost: 2 }))] }]),
-      "proxy-c": report([{ name: "edge", streams: [stream(dir(far), dir(far))] }]),
-    });
-    return hop(p!, "proxy-b -> proxy-c").lost;
-  };
+test("a hop's lost: a far end that counted from a later packet (the first ones lost on the way) has the packets it never counted lost on the hop; one that began afresh later is not compared", () => {
+  const paths = (far: DirectionFigures & { firstMs?: number }, within = far) => build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),
+    // b's egress counted 1000 from 100, 2 of them lost before it
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ lost: 2 }), dir({ lost: 2 }))] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream({ ...dir(far), firstMs: far.firstMs ?? NOW - 20_000 }, dir(within))] }]),
+  })[0]!;
+  const lostOnLink = (far: DirectionFigures & { firstMs?: number }): number | null => hop(paths(far), "proxy-b -> proxy-c").lost;
   assert.is(lostOnLink({ base: 100, expected: 1000, lost: 9 }), 7, "the same first packet: c's lost less b's");
   // c's first packet was 105 (up to the same 1099): 100..104 never reached it
   assert.is(lostOnLink({ base: 105, expected: 995, lost: 9 }), 12);
@@ -292,24 +290,41 @@ test("a hop's lost: a far end that counted from a later packet (the first ones l
   assert.is(hop(wrapped[0]!, "proxy-b -> proxy-c").lost, 10);
   // c counted from before b (b restarted its count): not compared
   assert.is(lostOnLink({ base: 90, expected: 1010, lost: 0 }), null);
-  // c's first packet beyond all b counted: not the same run of the stream, not compared
+  // c's first packet beyond all b counted: not the same run of the stream
   assert.is(lostOnLink({ base: 1200, expected: 1000, lost: 0 }), null);
+  // c began counting 10 s after b (added mid-stream, or its worker restarted): its count starts afresh, nothing was lost
+  assert.is(lostOnLink({ base: 600, expected: 500, lost: 0, firstMs: NOW - 10_000 }), null);
+  // more than RFC 3550's MAX_DROPOUT later: not loss
+  assert.is(lostOnLink({ base: 3200, expected: 0x10000, lost: 0 }), null);
+  // within a proxy the chain may renumber the stream (a translator): egress from another first
+  // sequence number than ingress is not loss there
+  assert.is(hop(paths({ base: 100 }, { base: 140, expected: 960 }), "within proxy-c").lost, null);
 });
 
-test("a delay only over the same second at both ends: over two different seconds the mean transits differ by the sender's drift too", () => {
-  const paths = (farEndMs: number) => build(CHAIN, {
-    "proxy-a": report([{ name: "cam", streams: [stream(dir({ transit: 100 }), dir({ transit: 101 }))] }]),
-    "proxy-b": report([{ name: "relay", streams: [stream(dir({ transit: 103 }), dir({ transit: 104 }))] }]),
-    "proxy-c": report([{ name: "edge", streams: [stream(...[0, 1].map(() => {
-      const d = dir({ transit: 110 });
-      return { ...d, window: { ...d.window!, endMs: farEndMs } };
-    }) as [StreamDirection, StreamDirection])] }]),
+test("loss and delay over the same second at both ends, the latest two windows each report holds; apart, not compared and said why", () => {
+  const at = (endMs: number, o: { transit?: number; fraction?: number; ms?: number } = {}) => ({
+    ms: o.ms ?? 1000, endMs, expected: 50, lost: Math.round(50 * (o.fraction ?? 0)), fractionLost: o.fraction ?? 0, packetRate: 50, bitrateBps: 480_000, transitMs: o.transit ?? 0,
   });
-  assert.is(hop(paths(NOW - 500)[0]!, "proxy-b -> proxy-c").delayMs, 6);
-  const apart = paths(NOW - 1500)[0]!;
-  assert.is(hop(apart, "proxy-b -> proxy-c").delayMs, null, "c's last second is an earlier one");
-  assert.is(hop(apart, "within proxy-c").delayMs, 0, "c's own two windows are the same second");
-  assert.is(hop(apart, "proxy-a -> proxy-b").delayMs, 2);
+  const S = Math.floor(NOW / 1000) * 1000 - 1000; // a whole second before NOW
+  const cWith = (window: ReturnType<typeof at>, previousWindow: ReturnType<typeof at> | null) => build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ transit: 100 }), dir({ transit: 101 }))] }]),
+    // b's last window ended at S (4% lost there), the one before at S - 1000
+    "proxy-b": report([{ name: "relay", streams: [stream(dir(), { ...dir(), window: at(S, { transit: 104 }), previousWindow: at(S - 1000, { transit: 90, fraction: 0.04 }) })] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream({ ...dir(), window, previousWindow }, { ...dir(), window, previousWindow })] }]),
+  })[0]!;
+  // c's report is a second later: its window before the last is b's last
+  let bc = hop(cWith(at(S + 1000, { transit: 130, fraction: 0.5 }), at(S, { transit: 110, fraction: 0.02 })), "proxy-b -> proxy-c");
+  assert.equal([bc.delayMs, bc.lossFraction, bc.note], [6, 0.02, null], "second S at both: 110 - 104 ms, 2% - 0%");
+  // both last windows the same second: that one, the latest
+  bc = hop(cWith(at(S, { transit: 111 }), at(S - 1000, { transit: 95, fraction: 0.06 })), "proxy-b -> proxy-c");
+  assert.ok(Math.abs(bc.delayMs! - 7) < 1e-9 && bc.lossFraction === 0, JSON.stringify(bc));
+  // no second in common: no loss or delay compared, and the note says why
+  bc = hop(cWith(at(S + 2000, { transit: 130, fraction: 0.5 }), at(S + 1000)), "proxy-b -> proxy-c");
+  assert.equal([bc.delayMs, bc.lossFraction, bc.bad], [null, null, false]);
+  assert.match(bc.note!, /^loss and delay not compared: the two ends' last windows are different seconds/);
+  // a stream's first window, longer than a second at one end: not the same span
+  bc = hop(cWith(at(S, { transit: 111, ms: 1195 }), null), "proxy-b -> proxy-c");
+  assert.is(bc.delayMs, null);
 });
 
 test("all of it lost: a link whose far proxy reports no packet of the stream, or does not run the segment, is the bad hop", () => {

@@ -142,15 +142,25 @@ table("windows end on the wall clock's seconds, each packet counted in its own: 
   assert.is(w.expected, 11);
   // a roll late after the next second's end (T0 + 3000) ends it at that end, not at the roll
   t.roll(T0 + 3400);
-  w = streams.snapshot().streams[0]!.ingress!.window!;
+  let d = streams.snapshot().streams[0]!.ingress!;
+  w = d.window!;
   assert.equal([w.endMs, w.ms, w.expected, w.lost], [T0 + 3000, 1000, 5, 1]);
+  assert.equal([d.previousWindow!.endMs, d.previousWindow!.expected], [T0 + 2000, 11], "the window before it, reported too");
+  assert.is(d.firstMs, T0 + 950);
   // seconds without a packet: the last whole one is empty
   t.roll(T0 + 5200);
-  w = streams.snapshot().streams[0]!.ingress!.window!;
+  d = streams.snapshot().streams[0]!.ingress!;
+  w = d.window!;
   assert.equal([w.endMs, w.ms, w.expected, w.packetRate, w.transitMs], [T0 + 5000, 1000, 0, 0, null]);
+  assert.is(d.previousWindow!.endMs, T0 + 3000);
   feed(streams, [[16, T0 + 5300], [17, T0 + 6100]]);
   w = streams.snapshot().streams[0]!.ingress!.window!;
   assert.equal([w.endMs, w.expected, w.packetRate], [T0 + 6000, 1, 1]);
+  // the wall clock stepped back 3 s: the windows start again from the packet's time (they would
+  // have counted the 3 s as one second)
+  feed(streams, [[18, T0 + 3050], [19, T0 + 3500], [20, T0 + 4100]]);
+  d = streams.snapshot().streams[0]!.ingress!;
+  assert.equal([d.window!.endMs, d.window!.ms, d.window!.expected, d.previousWindow], [T0 + 4000, 950, 2, null]);
 });
 
 table("bounded: streams past the limit are counted together; an idle stream gives its slot back", () => {

@@ -24,26 +24,32 @@ import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } 
 import type { AgentEvents, AgentOptions } from "./types.js";
 
 /**
+ * Stats go out at a node's own phase, 100-499 ms past each multiple of statsIntervalMs by the wall
+ * clock: every proxy's report then holds the last whole seconds of each stream as they stood just
+ * after the second ended (runtime/streams: windows end on the wall clock's seconds), so that the
+ * control plane finds a second both ends of a hop counted; and a fleet's reports spread over the
+ * second instead of all arriving at once.
+ */
+function statsPhaseMs(nodeId: string): number {
+  let h = 0;
+  for (let k = 0; k < nodeId.length; k++) h = (h * 31 + nodeId.charCodeAt(k)) >>> 0;
+  return 100 + (h % 400);
+}
+
+/** Milliseconds from `nowMs` to the next moment stats are due at `phaseMs`. */
+function msToStatsPhase(nowMs: number, phaseMs: number): number {
+  const every = AGENT_TIMING.statsIntervalMs;
+  const phase = phaseMs % every;
+  const wait = (((phase - nowMs) % every) + every) % every;
+  return wait < every / 10 ? wait + every : wait; // not twice in a moment
+}
+
+/**
  * Timing. A stopped replica is noticed at once (its connection closes); a peer that is gone
  * without closing is noticed by keepalive pings in 1.0-1.5 s (a ping every 0.5 s, 1 s for its
  * answer), leaving time to reach another replica within 2 s. Between full rounds of
  * failed attempts the agent waits from 100 ms up to 1 s, so a replica that comes back is found fast.
  */
-/**
- * Stats go out at STATS_PHASE_MS past each multiple of statsIntervalMs by the wall clock, so that
- * every proxy's report holds the same last whole second of each stream (runtime/streams: windows
- * end on the wall clock's seconds) and the control plane compares like with like across a hop.
- */
-const STATS_PHASE_MS = 100;
-
-/** Milliseconds from `nowMs` to the next moment stats are due. */
-function msToStatsPhase(nowMs: number): number {
-  const every = AGENT_TIMING.statsIntervalMs;
-  const phase = STATS_PHASE_MS % every;
-  const wait = (((phase - nowMs) % every) + every) % every;
-  return wait < every / 10 ? wait + every : wait; // not twice in a moment
-}
-
 export const AGENT_TIMING = {
   keepaliveMs: 500,
   keepaliveTimeoutMs: 1000,
@@ -363,9 +369,10 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.emit("connected", { address });
           const tick = (): void => {
             this.sendStats(session);
-            statsTimer = setTimeout(tick, msToStatsPhase(Date.now()));
+            statsTimer = setTimeout(tick, msToStatsPhase(Date.now(), phase));
           };
-          statsTimer = setTimeout(tick, msToStatsPhase(Date.now()));
+          const phase = statsPhaseMs(this.options.nodeId);
+          statsTimer = setTimeout(tick, msToStatsPhase(Date.now(), phase));
         }
         if (msg.snapshot) this.enqueue(msg.snapshot);
       });

@@ -5,7 +5,7 @@
 // Pure: the server and the tests hand it segments and reports. docs/control-plane.md, "Streams
 // across proxies", explains every rule here.
 import { isIP } from "node:net";
-import { canonicalAddress, type ReceiverReport, type StreamDirection, type StreamOverflow, type StreamStats } from "../../runtime/index.js";
+import { canonicalAddress, type ReceiverReport, type StreamDirection, type StreamWindow, type StreamOverflow, type StreamStats } from "../../runtime/index.js";
 import type { Endpoint, Segment } from "../api/proto.js";
 import type { BadHopThresholds, StreamHop, StreamPath, StreamPoint } from "../api/streams.js";
 
@@ -214,34 +214,57 @@ function baseSeq(d: StreamDirection): number {
   return (d.highestSeq - d.expected + 1) & 0xffff;
 }
 
+/** RFC 3550 A.1's MAX_DROPOUT: a larger jump of sequence numbers is not loss. */
+const MAX_DROPOUT = 3000;
+/** How much later than the near end the far end may have begun counting and still be the same run of the stream. */
+const SAME_START_MS = 3000;
+
 /**
- * Packets lost between `near` and `far` since both began counting. The far end may have counted
- * from a later packet than the near end: the first packets were lost on the way (or it joined
- * late). Those it never counted are lost on the hop too, so long as its first packet falls within
- * what the near end counted; a far end that counted from earlier (the near end restarted) is not
- * compared.
+ * Packets lost between `near` and `far` since both began counting. Across a link the far end may
+ * have counted from a later packet than the near end: the stream's first packets were lost on the
+ * way. Those it never counted are lost on the hop too, when the far end began within seconds of
+ * the near end and fewer than MAX_DROPOUT packets later. A far end that began counting later (a
+ * segment added mid-stream, a proxy or worker restarted: its count starts afresh) or earlier (the
+ * near end restarted), or the two ends of a proxy whose chain renumbers the stream, are not compared.
  */
-function hopLost(near: StreamDirection, far: StreamDirection): number | null {
+function hopLost(near: StreamDirection, far: StreamDirection, acrossLink: boolean): number | null {
   const later = (baseSeq(far) - baseSeq(near)) & 0xffff;
-  if (later >= 0x8000 || later >= near.expected) return null;
-  return Math.max(0, far.lost + later - near.lost);
+  if (later === 0) return Math.max(0, far.lost - near.lost);
+  const sameRun = acrossLink && later < MAX_DROPOUT && later < near.expected && near.firstMs !== undefined && far.firstMs !== undefined &&
+    far.firstMs >= near.firstMs && far.firstMs - near.firstMs <= SAME_START_MS;
+  return sameRun ? Math.max(0, far.lost + later - near.lost) : null;
+}
+
+/**
+ * The latest second both ends counted whole (each report holds its last two windows; windows end
+ * on the wall clock's seconds), or null. A stream's first window may be longer than a second: the
+ * two must also be equally long.
+ */
+function commonSecond(near: StreamDirection, far: StreamDirection): { near: StreamWindow; far: StreamWindow } | null {
+  let best: { near: StreamWindow; far: StreamWindow } | null = null;
+  for (const n of [near.window, near.previousWindow]) {
+    for (const f of [far.window, far.previousWindow]) {
+      if (n && f && n.endMs === f.endMs && n.ms === f.ms && (!best || n.endMs > best.near.endMs)) best = { near: n, far: f };
+    }
+  }
+  return best;
 }
 
 /** What the step from `near` to `far` adds, both measured. */
-function delta(near: StreamDirection, far: StreamDirection): Figures {
-  const transit = (d: StreamDirection): number | null => d.window?.transitMs ?? null;
-  // the mean transit of the same second at both ends (windows end on the wall clock's seconds):
-  // over two different seconds the difference is the sender's drift, not the delay
-  const sameSecond = near.window !== null && far.window !== null && near.window.endMs === far.window.endMs;
-  const a = sameSecond ? transit(near) : null;
-  const b = sameSecond ? transit(far) : null;
+function delta(near: StreamDirection, far: StreamDirection, acrossLink: boolean): Figures {
+  // loss and delay over the same second at both ends: over two different seconds the difference of
+  // the loss is another second's, and of the mean transit also the sender's drift between them
+  const same = commonSecond(near, far);
+  const a = same?.near.transitMs ?? null;
+  const b = same?.far.transitMs ?? null;
+  const apart = !same && near.window && far.window ? `loss and delay not compared: the two ends' last windows are different seconds (ending ${new Date(near.window.endMs).toISOString()} and ${new Date(far.window.endMs).toISOString()})` : null;
   return {
-    lossFraction: near.window && far.window ? Math.max(0, far.window.fractionLost - near.window.fractionLost) : null,
-    lost: hopLost(near, far),
+    lossFraction: same ? Math.max(0, same.far.fractionLost - same.near.fractionLost) : null,
+    lost: hopLost(near, far, acrossLink),
     jitterMs: far.jitterMs,
     jitterAddedMs: far.jitterMs - near.jitterMs,
     delayMs: a !== null && b !== null ? b - a : null,
-    note: null,
+    note: apart,
   };
 }
 
@@ -255,7 +278,7 @@ function takenAt(p: Place): number {
  * All of the stream is lost on the step when the near end sent it over its last window and the far
  * end, in a report taken after that window, heard none of it (or does not run the segment at all).
  */
-function stepFigures(near: { place: Place; stats: StreamDirection | null } | null, far: { place: Place; stats: StreamDirection | null; ssrc: number }, what: string, nowMs: number): Figures {
+function stepFigures(near: { place: Place; stats: StreamDirection | null } | null, far: { place: Place; stats: StreamDirection | null; ssrc: number }, what: string, nowMs: number, acrossLink: boolean): Figures {
   const farWho = far.place.segment.proxy;
   const sent = near?.place.knowledge === "fresh" ? near.stats?.window : undefined;
   if (far.place.knowledge === "not-running" && sent && sent.packetRate > 0) {
@@ -279,7 +302,7 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
     return { ...NONE, lossFraction: 1 - w.fractionLost, note: `none of it ${what}: ${farWho} ${heard}, while ${nearWho} sent ${Math.round(w.packetRate)} packets/s` };
   }
   if (!f) return { ...NONE, note: `${farWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
-  return delta(n, f);
+  return delta(n, f, acrossLink);
 }
 
 /** The last link, to one receiver, from what it reports in RTCP. */
@@ -336,14 +359,14 @@ function hopsOf(stops: readonly Stop[], receivers: readonly ReceiverReport[], t:
     const ingress = point(stop, "ingress");
     const egress = point(stop, "egress");
     if (i === 0) {
-      add("first-link", null, ingress, `sender -> ${name(stop)}`, stepFigures(null, { place: stop.place, stats: ingress.stats, ssrc: stop.ssrc }, "arrived", nowMs));
+      add("first-link", null, ingress, `sender -> ${name(stop)}`, stepFigures(null, { place: stop.place, stats: ingress.stats, ssrc: stop.ssrc }, "arrived", nowMs, true));
     } else {
       const prev = stops[i - 1]!;
       const near = point(prev, "egress");
-      add("link", near, ingress, `${name(prev)} -> ${name(stop)}`, stepFigures({ place: prev.place, stats: near.stats }, { place: stop.place, stats: ingress.stats, ssrc: stop.ssrc }, "arrived", nowMs));
+      add("link", near, ingress, `${name(prev)} -> ${name(stop)}`, stepFigures({ place: prev.place, stats: near.stats }, { place: stop.place, stats: ingress.stats, ssrc: stop.ssrc }, "arrived", nowMs, true));
     }
     const through = stop.place.segment.destinations.length > 0
-      ? stepFigures({ place: stop.place, stats: ingress.stats }, { place: stop.place, stats: egress.stats, ssrc: stop.ssrc }, "left the proxy", nowMs)
+      ? stepFigures({ place: stop.place, stats: ingress.stats }, { place: stop.place, stats: egress.stats, ssrc: stop.ssrc }, "left the proxy", nowMs, false)
       : { ...NONE, note: `segment ${stop.place.segment.name} has no destinations` };
     add("proxy", ingress, egress, `within ${name(stop)}`, through);
   });

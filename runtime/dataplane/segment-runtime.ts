@@ -719,11 +719,6 @@ export class SegmentRuntime {
     this.outSlot = slot;
   }
 
-  /**
-   * Whether a packet may leave on leg `leg` (1..): legs carry media downstream only, so a leg the
-   * segment lacks, one that only receives, a packet going upstream or a destination index past
-   * the leg's list has nowhere to go.
-   */
   /** Says once why packets a filter sends on leg `leg` go nowhere: the filter's config names a leg the segment's does not give it. */
   private noticeLeg(leg: number, upstream: boolean): void {
     this.legsNoticed |= 1 << leg;
@@ -734,6 +729,11 @@ export class SegmentRuntime {
     this.onNotice?.(`a filter sent packets on leg ${leg}, ${why}: they are dropped (host_no_destination); a filter's legs are the segment's legs[] (docs/proxy.md, "Legs")`);
   }
 
+  /**
+   * Whether a packet may leave on leg `leg` (1..): legs carry media downstream only, so a leg the
+   * segment lacks, one that only receives, a packet going upstream or a destination index past
+   * the leg's list has nowhere to go.
+   */
   private legCanSend(leg: number, only: number, upstream: boolean): boolean {
     const targets = this.legTargets[leg - 1];
     return !upstream && targets !== undefined && !!this.sockets.legs[leg - 1]?.egress && only < targets.length;

@@ -6,7 +6,7 @@
 // other's is the delay between them, not the sender's drift between two unrelated seconds. Slots
 // are handed out up to `limit`; the arrays grow by doubling, never per packet.
 import { CLOCK_FROM_NAMES } from "./clock-rates.js";
-import type { ReceiverReport, StreamDirection, StreamStats } from "./types.js";
+import type { ReceiverReport, StreamDirection, StreamStats, StreamWindow } from "./types.js";
 
 export const INGRESS = 0;
 export const EGRESS = 1;
@@ -27,6 +27,8 @@ const FIRST_CAPACITY = 16;
 export const WINDOW_MS = 1000;
 /** A stream that began less than this before a window's end counts on to the next end: its rates would be noise. */
 const MIN_WINDOW_MS = 200;
+/** A packet or roll this far before the window being counted began: the wall clock stepped back, and the windows start again. */
+const STEP_BACK_MS = 1000;
 
 /** The end of the window a packet at `atMs` belongs to. */
 const windowEnd = (atMs: number): number => (Math.floor(atMs / WINDOW_MS) + 1) * WINDOW_MS;
@@ -83,9 +85,10 @@ export class StreamTable {
   private reordered = new Float64Array(0);
   private jitterMs = new Float64Array(0);
   private lastMs = new Float64Array(0);
+  private firstMs = new Float64Array(0);
   private lastTs = new Uint32Array(0);
   private history = new Uint32Array(0);
-  // the window being counted, and the last whole one
+  // the window being counted; per (slot * 2 + direction) * 2 + k the last whole window (k = 0) and the one before it (k = 1)
   private winStartMs = new Float64Array(0);
   private winEndMs = new Float64Array(0);
   private winExpected = new Float64Array(0);
@@ -176,7 +179,11 @@ export class StreamTable {
   record(slot: number, dir: number): void {
     const i = slot * 2 + dir;
     const seq = this.packet[PKT_SEQ]!;
-    if (this.started[i] !== 0 && this.packet[PKT_AT_MS]! >= this.winEndMs[i]!) this.endWindow(i, this.packet[PKT_AT_MS]!);
+    if (this.started[i] !== 0) {
+      const at = this.packet[PKT_AT_MS]!;
+      if (at >= this.winEndMs[i]!) this.endWindow(i, at);
+      else if (at < this.winStartMs[i]! - STEP_BACK_MS) this.restartWindows(i, at);
+    }
     if (this.started[i] === 0) {
       this.start(i, seq);
       this.count(slot, i, true);
@@ -233,11 +240,20 @@ export class StreamTable {
     this.history.fill(0, i * HISTORY_WORDS, (i + 1) * HISTORY_WORDS);
     this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] = 1 << (seq & 31);
     const atMs = this.packet[PKT_AT_MS]!;
+    this.firstMs[i] = atMs;
+    this.restartWindows(i, atMs, 0); // the first packet, counted next, is in the first window
+  }
+
+  /** Counts a first window from `atMs` on (the stream's start, or a step back of the wall clock), with no whole one before it. */
+  private restartWindows(i: number, atMs: number, expectedBefore = this.expectedOf(i)): void {
     this.winStartMs[i] = atMs;
     const end = windowEnd(atMs);
     this.winEndMs[i] = end - atMs < MIN_WINDOW_MS ? end + WINDOW_MS : end;
-    this.winExpected[i] = this.winPackets[i] = this.winBytes[i] = this.winTransitSum[i] = this.winTransitCount[i] = 0;
-    this.wMs[i] = 0;
+    this.winExpected[i] = expectedBefore;
+    this.winPackets[i] = this.packets[i]!;
+    this.winBytes[i] = this.bytes[i]!;
+    this.winTransitSum[i] = this.winTransitCount[i] = 0;
+    this.wMs[i * 2] = this.wMs[i * 2 + 1] = 0;
   }
 
   /**
@@ -248,19 +264,30 @@ export class StreamTable {
     const end = this.winEndMs[i]!;
     const expected = this.expectedOf(i);
     const next = windowEnd(nowMs) - WINDOW_MS; // the start of the window `nowMs` is in
+    const w = i * 2;
+    // the last whole window becomes the one before: a report holds both, so that the control plane
+    // finds a second that two proxies' reports, taken at different moments, both hold
+    this.wMs[w + 1] = this.wMs[w]!;
+    this.wEndMs[w + 1] = this.wEndMs[w]!;
+    this.wExpected[w + 1] = this.wExpected[w]!;
+    this.wLost[w + 1] = this.wLost[w]!;
+    this.wPackets[w + 1] = this.wPackets[w]!;
+    this.wBytes[w + 1] = this.wBytes[w]!;
+    this.wTransit[w + 1] = this.wTransit[w]!;
     if (next > end) {
-      this.wMs[i] = WINDOW_MS;
-      this.wEndMs[i] = next;
-      this.wExpected[i] = this.wLost[i] = this.wPackets[i] = this.wBytes[i] = 0;
-      this.wTransit[i] = NaN;
+      // seconds passed with no packet: the one before the current is empty, and so the last whole one
+      this.wMs[w] = WINDOW_MS;
+      this.wEndMs[w] = next;
+      this.wExpected[w] = this.wLost[w] = this.wPackets[w] = this.wBytes[w] = 0;
+      this.wTransit[w] = NaN;
     } else {
-      this.wMs[i] = end - this.winStartMs[i]!;
-      this.wEndMs[i] = end;
-      this.wExpected[i] = expected - this.winExpected[i]!;
-      this.wPackets[i] = this.packets[i]! - this.winPackets[i]!;
-      this.wLost[i] = Math.max(0, this.wExpected[i]! - this.wPackets[i]!);
-      this.wBytes[i] = this.bytes[i]! - this.winBytes[i]!;
-      this.wTransit[i] = this.winTransitCount[i]! > 0 ? this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
+      this.wMs[w] = end - this.winStartMs[i]!;
+      this.wEndMs[w] = end;
+      this.wExpected[w] = expected - this.winExpected[i]!;
+      this.wPackets[w] = this.packets[i]! - this.winPackets[i]!;
+      this.wLost[w] = Math.max(0, this.wExpected[w]! - this.wPackets[w]!);
+      this.wBytes[w] = this.bytes[i]! - this.winBytes[i]!;
+      this.wTransit[w] = this.winTransitCount[i]! > 0 ? this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
     }
     this.winStartMs[i] = next;
     this.winEndMs[i] = next + WINDOW_MS;
@@ -315,6 +342,7 @@ export class StreamTable {
         if (this.started[i] === 0) continue;
         last = Math.max(last, this.lastMs[i]!);
         if (nowMs >= this.winEndMs[i]!) this.endWindow(i, nowMs);
+        else if (nowMs < this.winStartMs[i]! - STEP_BACK_MS) this.restartWindows(i, nowMs);
       }
       for (let r = slot * RECEIVERS_PER_STREAM; r < (slot + 1) * RECEIVERS_PER_STREAM; r++) last = Math.max(last, this.rAtMs[r]!);
       if (last > 0 && nowMs - last > this.idleMs) {
@@ -438,7 +466,6 @@ export class StreamTable {
   private direction(i: number): StreamDirection | null {
     if (this.started[i] === 0) return null;
     const expected = this.expectedOf(i);
-    const w = this.wMs[i]!;
     return {
       packets: this.packets[i]!,
       bytes: this.bytes[i]!,
@@ -448,17 +475,25 @@ export class StreamTable {
       reordered: this.reordered[i]!,
       jitterMs: us(this.jitterMs[i]!),
       highestSeq: this.cycles[i]! + this.maxSeq[i]!,
+      firstMs: us(this.firstMs[i]!),
       lastMs: us(this.lastMs[i]!),
-      window: w <= 0 ? null : {
-        ms: us(w),
-        endMs: us(this.wEndMs[i]!),
-        expected: this.wExpected[i]!,
-        lost: this.wLost[i]!,
-        fractionLost: this.wExpected[i]! > 0 ? this.wLost[i]! / this.wExpected[i]! : 0,
-        packetRate: Math.round((this.wPackets[i]! * 1000 * 10) / w) / 10,
-        bitrateBps: Math.round((this.wBytes[i]! * 8000) / w),
-        transitMs: Number.isNaN(this.wTransit[i]!) ? null : us(this.wTransit[i]!),
-      },
+      window: this.windowAt(i * 2),
+      previousWindow: this.windowAt(i * 2 + 1),
+    };
+  }
+
+  private windowAt(k: number): StreamWindow | null {
+    const ms = this.wMs[k]!;
+    if (ms <= 0) return null;
+    return {
+      ms: us(ms),
+      endMs: us(this.wEndMs[k]!),
+      expected: this.wExpected[k]!,
+      lost: this.wLost[k]!,
+      fractionLost: this.wExpected[k]! > 0 ? this.wLost[k]! / this.wExpected[k]! : 0,
+      packetRate: Math.round((this.wPackets[k]! * 1000 * 10) / ms) / 10,
+      bitrateBps: Math.round((this.wBytes[k]! * 8000) / ms),
+      transitMs: Number.isNaN(this.wTransit[k]!) ? null : us(this.wTransit[k]!),
     };
   }
 
@@ -484,6 +519,7 @@ export class StreamTable {
     this.reordered = grown(this.reordered, d);
     this.jitterMs = grown(this.jitterMs, d);
     this.lastMs = grown(this.lastMs, d);
+    this.firstMs = grown(this.firstMs, d);
     this.lastTs = grown(this.lastTs, d);
     this.history = grown(this.history, d * HISTORY_WORDS);
     this.winStartMs = grown(this.winStartMs, d);
@@ -493,13 +529,13 @@ export class StreamTable {
     this.winBytes = grown(this.winBytes, d);
     this.winTransitSum = grown(this.winTransitSum, d);
     this.winTransitCount = grown(this.winTransitCount, d);
-    this.wMs = grown(this.wMs, d);
-    this.wEndMs = grown(this.wEndMs, d);
-    this.wExpected = grown(this.wExpected, d);
-    this.wLost = grown(this.wLost, d);
-    this.wPackets = grown(this.wPackets, d);
-    this.wBytes = grown(this.wBytes, d);
-    this.wTransit = grown(this.wTransit, d);
+    this.wMs = grown(this.wMs, d * 2);
+    this.wEndMs = grown(this.wEndMs, d * 2);
+    this.wExpected = grown(this.wExpected, d * 2);
+    this.wLost = grown(this.wLost, d * 2);
+    this.wPackets = grown(this.wPackets, d * 2);
+    this.wBytes = grown(this.wBytes, d * 2);
+    this.wTransit = grown(this.wTransit, d * 2);
     this.rSsrc = grown(this.rSsrc, r);
     this.rAtMs = grown(this.rAtMs, r);
     this.rFraction = grown(this.rFraction, r);

@@ -18,10 +18,14 @@ export interface StreamDirection {
   jitterMs: number;
   /** The extended highest sequence number seen (cycles << 16 | seq). */
   highestSeq: number;
+  /** Wall-clock time of the first packet counted (the base sequence number's). */
+  firstMs: number;
   /** Wall-clock time of the last packet. */
   lastMs: number;
-  /** The last whole window (about 1 s), or null before the first one ends. */
+  /** The last whole window (a second of the wall clock), or null before the first one ends. */
   window: StreamWindow | null;
+  /** The whole window before it, or null: two proxies' reports taken at different moments share one of the two. */
+  previousWindow: StreamWindow | null;
 }
 
 export interface StreamWindow {

@@ -28,7 +28,7 @@ export function direction(nowMs: number, o: DirectionFigures = {}): StreamDirect
   const rate = o.rate ?? 50;
   return {
     packets: expected - lost, bytes: (expected - lost) * 1200, expected, lost, duplicates: 0, reordered: 0,
-    jitterMs: o.jitter ?? 1, highestSeq: base + expected - 1, lastMs: nowMs - 100,
+    jitterMs: o.jitter ?? 1, highestSeq: base + expected - 1, firstMs: nowMs - 20_000, lastMs: nowMs - 100, previousWindow: null,
     window: {
       ms: 1000, endMs: o.windowEndMs ?? nowMs - 500, expected: rate, lost: Math.round(rate * (o.fraction ?? 0)), fractionLost: o.fraction ?? 0,
       packetRate: rate, bitrateBps: rate * 1200 * 8, transitMs: o.transit === undefined ? 0 : o.transit,
