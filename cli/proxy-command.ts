@@ -241,7 +241,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
         console.error(`${stamp()} config reloaded (${why})`);
       } catch (err) {
         if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
-          if (err instanceof ConfigError) proxy.configApplies.refused++; // refused before it reached the proxy
+          if (err instanceof ConfigError) proxy.noteRefusedConfig();
           const what = err instanceof ApplyError ? `\n  ${applyErrorLines(err, next ?? running)}` : err.message;
           console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(what, { keepNewlines: true })}`);
         } else if (err instanceof ApplyError) {

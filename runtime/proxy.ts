@@ -121,8 +121,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private closed = false;
   watchdogRestarts = 0;
   workerExits = 0;
-  /** Counted by apply(); an owner that refuses a config before it reaches apply() (a file that does not parse) counts it here too. */
-  readonly configApplies = { applied: 0, refused: 0 };
+  /** Counted by apply(); an owner that refuses a config before it reaches apply() says so with noteRefusedConfig(). */
+  private readonly configApplies = { applied: 0, refused: 0 };
   /** The segments whose sockets are bound (none before the first apply). */
   private running: readonly SegmentConfig[] = [];
   private applied = false;
@@ -171,6 +171,16 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   /** Applies a new config: every worker prepares, then all commit; or none does. */
+  /** A config its owner refused before it reached apply() (a file that does not parse, a snapshot that cannot be planned): counted with the refused ones. */
+  noteRefusedConfig(): void {
+    this.configApplies.refused++;
+  }
+
+  /** Configs refused so far, by apply() or noteRefusedConfig(). */
+  get configsRefused(): number {
+    return this.configApplies.refused;
+  }
+
   apply(config: ProxyConfig): Promise<void> {
     return this.serially(async () => {
       try {

@@ -14,6 +14,7 @@ import { createServer, connect, type Socket as TcpSocket } from "node:net";
 import { spawn, spawnSync } from "node:child_process";
 import { Server, status, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type sendUnaryData } from "@grpc/grpc-js";
 import { abi, sha256Hex } from "../runtime/index.js";
+import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import {
   AdminServiceClient, proxyService,
   type ApplySegmentsResponse, type FilterModule, type FilterRef, type Leg, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
@@ -832,10 +833,11 @@ test("msm proxy --control-plane --admin: the endpoint is up before the first sna
     const readyz = await get("/readyz");
     assert.is(readyz.status, 503);
     assert.match(readyz.body, "no snapshot from the control plane applied yet (connecting)");
-    for (const path of ["/metrics", "/stats"]) {
-      const r = await get(path);
-      assert.equal([r.status, r.body], [503, "no proxy running yet: no config applied\n"], path);
-    }
+    const stats = await get("/stats");
+    assert.equal([stats.status, stats.body], [503, "no proxy running yet: no config applied\n"]);
+    const metrics = await get("/metrics");
+    assert.is(metrics.status, 200, "a scrape succeeds");
+    assert.match(metrics.body, /\nmsm_proxy_running 0\n$/);
     // the same port for a second agent: it does not start
     const taken = run(port);
     const code = await Promise.race([taken.exited, sleep(10_000).then(() => "still running")]);
@@ -942,6 +944,12 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
     await waitFor(() => cp.nacks.length === 4, 3000, "Nack 4 again, after a retry");
     assert.is(cp.nacks[3]!.version, 4);
     assert.is(agent.runningVersion, 1);
+    // each refusal counted where an operator's alert looks, though none reached the proxy's apply()
+    // (the module fetch is retried meanwhile: the count lies between the NACKs before and after)
+    const before = cp.nacks.length;
+    const text = renderPrometheus(await agent.proxy!.stats());
+    const refused = Number(/\nmsm_config_applies_total\{result="refused"\} (\d+)\n/.exec(text)?.[1]);
+    assert.ok(refused >= before && refused <= cp.nacks.length + 1, `refused ${refused}, NACKs ${before}..${cp.nacks.length}`);
     await flows(listen, sink, "packets through the first chain");
   } finally {
     await agent.close();

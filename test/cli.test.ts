@@ -96,6 +96,7 @@ test("msm proxy: runs a YAML config, reloads on SIGHUP and file change, keeps ru
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     assert.match(metrics, '\nmsm_config_applies_total{result="applied"} 3\n', "the start, the edit and SIGHUP");
     assert.match(metrics, '\nmsm_config_applies_total{result="refused"} 2\n', "the two bad files");
+    assert.match(metrics, "\nmsm_proxy_running 1\n");
     const { duplicates } = sink.tally(i);
     const verdict = unexplainedLoss({ sent: i, received: sink.received, proxyDrops: 0, kernel, duplicates });
     assert.is(verdict, null, `packets lost across the reloads: ${verdict}`);

@@ -143,6 +143,7 @@ export async function getStreams(ctx: Context, names: readonly string[], proxy: 
   if (names.length > 0) chosen = paths.filter((p) => names.some((n) => pathsNamed([p], n).length > 0));
   // what was found is printed, then a name that matched nothing is an error (as kubectl does)
   const fail = (): number => {
+    if (incomplete && chosen.length === 0) ctx.io.err(`msmctl: note: ${incomplete}\n`); // what may explain a stream not found
     if (missing.length > 0) throw new CliError(missing.map((n) => notFound(n, paths.map((p) => p.name)).message).join("\n"));
     return 0;
   };

@@ -536,12 +536,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.attempts.count++;
     const startedAt = performance.now();
     let outcome: Outcome;
+    const refusedBefore = this.proxy?.configsRefused;
     try {
       outcome = await this.apply(snapshot);
     } catch (err) {
       outcome = { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
     }
     if (this.closing) return;
+    // refused before the proxy saw it (a plan, a module fetch, a field): counted with its refusals
+    if (outcome.kind === "refused" && this.proxy && this.proxy.configsRefused === refusedBefore) this.proxy.noteRefusedConfig();
 
     if (outcome.kind === "refused") {
       if (version === this.runningVersion && this.notRunning) {
@@ -605,7 +608,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       config = validateProxyConfig(plan.config, this.stateDir, `snapshot ${version}`);
     } catch (err) {
       if (err instanceof ConfigError) {
-        if (this.proxy) this.proxy.configApplies.refused++; // refused before it reached the proxy
         return { kind: "refused", error: err.message, retry: false };
       }
       throw err;

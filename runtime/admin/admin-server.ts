@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Proxy } from "../proxy.js";
-import { renderPrometheus } from "./prometheus.js";
+import { renderNotRunning, renderPrometheus } from "./prometheus.js";
 
 export interface AdminServer {
   readonly port: number;
@@ -38,6 +38,7 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
       return reply(ok ? 200 : 503, "text/plain", ok ? `ok\n${problems.map((p) => `note: ${p}\n`).join("")}` : problems.map((p) => `${p}\n`).join(""));
     }
     if (path !== "/metrics" && path !== "/stats") return reply(404, "text/plain", "not found: try /metrics, /stats, /healthz or /readyz\n");
+    if (!proxy && path === "/metrics") return reply(200, "text/plain; version=0.0.4", renderNotRunning()); // Prometheus' up stays 1: the node is there
     if (!proxy) return reply(503, "text/plain", `${NOT_STARTED}\n`);
     proxy.stats().then(
       (snap) =>

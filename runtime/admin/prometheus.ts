@@ -114,10 +114,18 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   }
   for (const [name, f] of own) out.push(`# TYPE ${name} ${f.type}`, ...f.lines);
   streamFamilies(segs, family);
+  family("msm_proxy_running", "gauge", PROXY_RUNNING_HELP, [[{}, 1]]);
   family("msm_watchdog_restarts_total", "counter", "Workers restarted because a filter call was stuck.", [[{}, snap.watchdogRestarts]]);
   family("msm_worker_exits_total", "counter", "Workers that ended by themselves (crash, abort, killed from outside) and were restarted.", [[{}, snap.workerExits]]);
   family("msm_config_applies_total", "counter", "Configs applied since the start (reloads, snapshots, retries), by result: applied (partly, where msm_segments_not_running says so) or refused (the running config kept).",
     [[{ result: "applied" }, snap.configApplies.applied], [{ result: "refused" }, snap.configApplies.refused]]);
   family("msm_segments_not_running", "gauge", "Segments of the running config that do not run (a port taken after the change was committed); /readyz says why.", [[{}, snap.notRunning.length]]);
   return out.join("\n") + "\n";
+}
+
+const PROXY_RUNNING_HELP = "1 while the proxy runs a config; 0 from an admin endpoint up before any (an agent waiting for its first snapshot).";
+
+/** What /metrics says before the proxy runs: a scrape that succeeds, and says so. */
+export function renderNotRunning(): string {
+  return `# HELP msm_proxy_running ${PROXY_RUNNING_HELP}\n# TYPE msm_proxy_running gauge\nmsm_proxy_running 0\n`;
 }
