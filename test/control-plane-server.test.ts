@@ -535,7 +535,7 @@ test("Connect: a snapshot right after Register, a new one for changes applied on
   assert.is(s1.version, applied.revision);
   assert.equal(s1.segments.map((s) => s.name), ["cam1"]);
   assert.is(s1.segments[0]!.revision, applied.revision);
-  assert.equal(s1.segments[0]!.chain[0], { filter: "validate", version: "1.0.0", configJson: '{"probation":0}' }, "the newest version, resolved; config canonical");
+  assert.equal(s1.segments[0]!.chain[0], { filter: "validate", version: "1.0.0", configJson: '{"probation":0}', rootConfigJson: "", limits: null }, "the newest version, resolved; config canonical; no filter entry settings");
   assert.equal(s1.filters.map((f) => [f.name, f.version, f.sha256]), [["validate", "1.0.0", validateRef.sha256]]);
   conn.send({ ack: { version: s1.version } });
 

@@ -47,10 +47,12 @@ async function loadFiles(ctx: Context, files: readonly string[]): Promise<Loaded
 export function inlineSecretWarnings(loaded: readonly Loaded[]): string[] {
   return loaded.flatMap((l) =>
     (l.manifest.spec.chain ?? []).flatMap((stage, j) =>
-      secretValues(stage.config ?? {})
-        .filter((secret) => secret.value !== REDACTED)
-        .map((secret) => `${l.source}: document ${l.origin.document}: ${manifestPath(`.chain[${j}].configJson`, l.origin.prefix)}${secret.path}: a secret given inline is kept by the control plane; ` +
-          'prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")'),
+      ([["configJson", stage.config], ["rootConfigJson", stage.rootConfig]] as const).flatMap(([field, config]) =>
+        secretValues(config ?? {})
+          .filter((secret) => secret.value !== REDACTED)
+          .map((secret) => `${l.source}: document ${l.origin.document}: ${manifestPath(`.chain[${j}].${field}`, l.origin.prefix)}${secret.path}: a secret given inline is kept by the control plane; ` +
+            'prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")'),
+      ),
     ),
   );
 }

@@ -1,7 +1,7 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { status } from "@grpc/grpc-js";
-import type { Endpoint, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
+import type { ChainStage, Endpoint, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
 import { isMulticast } from "../../runtime/index.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
@@ -76,6 +76,34 @@ function dropList(drops: Record<string, number>): string {
   return entries.length ? entries.map(([k, v]) => `${k} ${v}`).join(", ") : "none";
 }
 
+/** Who may send: the sender admitted (or learned), and the gate's windows (docs/proxy.md, "Who may send: strict source"). */
+function sourceText(seg: Segment): string {
+  const s = seg.source;
+  const who = s
+    ? `only ${s.address}, ${s.port ? `port ${s.port}` : "any port"}; RTCP ${s.rtcpPort ? `to ${s.rtcpPort}` : "port learned"}`
+    : "learned from the sender's packets";
+  const set = (v: number | boolean | null | undefined): boolean => v !== undefined && v !== null;
+  const strict = seg.sourceStrict ?? true;
+  const learn = `learn ${seg.sourceLearnMs ?? 3000} ms${set(seg.sourceLearnMs) ? "" : " (default)"}`;
+  const idleMs = seg.sourceIdleMs ?? 5000;
+  const idle = `idle ${idleMs === 0 ? "never" : `${idleMs} ms`}${set(seg.sourceIdleMs) ? "" : " (default)"}`;
+  const gate = strict ? `strict${set(seg.sourceStrict) ? "" : " (default)"}, ${learn}, ${idle}` : "not strict (re-latches on every packet)";
+  return `${who}\n${gate}`;
+}
+
+/** A chain stage: its filter, its config, and its filter entry's settings when any are given. */
+function stageText(st: ChainStage, i: number): string {
+  const parts = [`${i + 1}. ${st.version ? `${st.filter}@${st.version}` : `${st.filter} (newest)`}  ${st.configJson || "{}"}`];
+  if (st.rootConfigJson) parts.push(`root config ${st.rootConfigJson}`);
+  const limits = [
+    ...(st.limits?.generatedPerSecond !== undefined && st.limits.generatedPerSecond !== null ? [`generatedPerSecond ${st.limits.generatedPerSecond}`] : []),
+    ...(st.limits?.timerFiresPerSecond !== undefined && st.limits.timerFiresPerSecond !== null ? [`timerFiresPerSecond ${st.limits.timerFiresPerSecond}`] : []),
+  ];
+  if (limits.length > 0) parts.push(`limits ${limits.join(", ")}`);
+  if (st.maxMemoryPages !== undefined && st.maxMemoryPages !== null) parts.push(`maxMemoryPages ${st.maxMemoryPages}`);
+  return parts.join("; ");
+}
+
 function failureText(seg: Segment): string {
   const f = seg.failure;
   const d = (v: number, unit = ""): string => (v ? `${v}${unit}` : "default");
@@ -109,16 +137,17 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     ["Revision", String(seg.revision)],
     ["Listen", seg.listen ? `${endpoint(seg.listen)} (${rtcpOf(seg.listen, seg.rtcpMux)})${joinText(seg.listen, seg.source?.address)}` : "-"],
     ["RTCP mux", seg.rtcpMux ? "yes" : "no"],
-    ["Egress", seg.egress ? `${seg.egress.address}, ${seg.egress.port ? `port ${seg.egress.port}` : "any port"}` : "any address, any port"],
+    ["Egress", seg.symmetricRtp ? "the listen socket (symmetric RTP)" : seg.egress ? `${seg.egress.address}, ${seg.egress.port ? `port ${seg.egress.port}` : "any port"}` : "any address, any port"],
     ["Destinations", seg.destinations.map((d) => `${endpoint(d)} (${rtcpOf(d, seg.rtcpMux)})${translationText(d)}`).join("\n") || "-"],
     ["Legs", seg.legs.map((l) => legText(seg, l)).join("\n") || "none (media only)"],
     ["Multicast out", seg.multicast ? `TTL ${seg.multicast.ttl ?? 16}, from ${seg.multicast.interface || "the route's interface"}, loopback ${seg.multicast.loopback ? "on" : "off"}` : "TTL 16, from the route's interface, loopback off (defaults)"],
-    ["Source", seg.source ? `${endpoint(seg.source)} (${rtcpOf(seg.source, seg.rtcpMux)})` : "learned from the sender's packets"],
+    ["Source", sourceText(seg)],
+    ["Feedback from", seg.feedbackFrom === "any" ? "anyone" : "the destinations' addresses only"],
     [
       "Chain",
       seg.chain.length === 0
         ? "empty (packets pass untouched)"
-        : seg.chain.map((st, i) => `${i + 1}. ${st.version ? `${st.filter}@${st.version}` : `${st.filter} (newest)`}  ${st.configJson || "{}"}`).join("\n"),
+        : seg.chain.map(stageText).join("\n"),
     ],
     ["Failure", failureText(seg)],
   ];

@@ -118,7 +118,7 @@ export async function getCommand(ctx: Context): Promise<number> {
 
 /** Says on stderr when secret values were hidden (a backup made with -o yaml needs them). */
 export function noteRedacted(ctx: Context, segments: readonly Segment[]): void {
-  if (segments.some((s) => s.chain.some((st) => st.configJson.includes(JSON.stringify(REDACTED))))) {
+  if (segments.some((s) => s.chain.some((st) => `${st.configJson}${st.rootConfigJson ?? ""}`.includes(JSON.stringify(REDACTED))))) {
     ctx.io.err(`msmctl: secret-looking config values are shown as ${REDACTED}; --show-secrets prints them (apply refuses the placeholder)\n`);
   }
 }

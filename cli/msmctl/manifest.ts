@@ -46,6 +46,33 @@ const filterRef = z.string().refine(
 const segmentShape = proxyConfigSchema.shape.segments.unwrap().element.shape;
 const legsSchema = segmentShape.legs;
 
+/**
+ * The proxy file's `source`, `filters.<name>.limits` and `.maxMemoryPages`, with the proxy's own
+ * types and ranges but no defaults filled in: what the operator wrote is what is stored and listed.
+ */
+const sourceShape = segmentShape.source.unwrap().shape;
+const filterEntryShape = proxyConfigSchema.shape.filters.unwrap().valueType.shape;
+const limitsShape = filterEntryShape.limits.unwrap().shape;
+const sourceSchema = z
+  .strictObject({
+    address: address.optional(),
+    port: port.optional(),
+    rtcpPort: port.optional(),
+    strict: sourceShape.strict.unwrap().optional(),
+    learnMs: sourceShape.learnMs.unwrap().optional(),
+    idleMs: sourceShape.idleMs.unwrap().optional(),
+  })
+  .refine((s) => s.address !== undefined || (s.port === undefined && s.rtcpPort === undefined), { message: "port and rtcpPort need an address" });
+const stageSchema = z.strictObject({
+  filter: filterRef,
+  /** The stage's config (the proxy file's chain[].config). */
+  config: z.record(z.string(), z.unknown()).optional(),
+  /** The filter entry's, for this stage: filters.<name>.config (root config), .limits, .maxMemoryPages. */
+  rootConfig: z.record(z.string(), z.unknown()).optional(),
+  limits: z.strictObject({ generatedPerSecond: limitsShape.generatedPerSecond.unwrap().optional(), timerFiresPerSecond: limitsShape.timerFiresPerSecond.unwrap().optional() }).optional(),
+  maxMemoryPages: filterEntryShape.maxMemoryPages.unwrap().optional(),
+});
+
 const specSchema = z.strictObject({
   proxy: z.string().regex(NAME, "must be a node id: 1-63 letters, digits, '.', '_' or '-'"),
   // the proxy's own: a multicast group's interface, at most MAX_DESTINATIONS destinations, multicast's keys and defaults
@@ -56,8 +83,10 @@ const specSchema = z.strictObject({
   multicast: segmentShape.multicast.unwrap().optional(),
   clockRates: segmentShape.clockRates,
   legs: legsSchema,
-  source: z.strictObject({ address, port, rtcpPort: port.optional() }).optional(),
-  chain: z.array(z.strictObject({ filter: filterRef, config: z.record(z.string(), z.unknown()).optional() })).optional(),
+  source: sourceSchema.optional(),
+  feedbackFrom: segmentShape.feedbackFrom.unwrap().optional(),
+  symmetricRtp: z.boolean().optional(),
+  chain: z.array(stageSchema).optional(),
   failure: z
     .strictObject({
       mode: z.enum(["open", "closed"]).optional(),
@@ -216,7 +245,10 @@ const camel = (s: string): string => s.replace(/_([a-z])/g, (_m, c: string) => c
 export function manifestPath(requestPath: string, prefix = ""): string {
   if (requestPath === "") return prefix;
   if (requestPath === ".name") return join(prefix, "metadata.name");
-  const path = camel(requestPath).replace(/\.configJson\b/g, ".config");
+  const path = camel(requestPath)
+    .replace(/\.configJson\b/g, ".config")
+    .replace(/\.rootConfigJson\b/g, ".rootConfig")
+    .replace(/^\.source(Strict|LearnMs|IdleMs)\b/, (_m, f: string) => `.source.${f[0]!.toLowerCase()}${f.slice(1)}`);
   return join(prefix, `spec${path}`);
 }
 
@@ -278,11 +310,15 @@ export function toSegment(m: SegmentManifest): Segment {
     rtcpMux: s.rtcpMux ?? false,
     egress: s.egress ? endpoint(s.egress) : null,
     destinations: s.destinations.map(endpoint),
-    source: s.source ? endpoint(s.source) : null,
+    source: s.source?.address !== undefined ? endpoint({ address: s.source.address, port: s.source.port, rtcpPort: s.source.rtcpPort }) : null,
     chain: (s.chain ?? []).map((st): ChainStage => {
       const { name, version } = splitFilterRef(st.filter);
       const config = st.config ?? {};
-      return { filter: name, version, configJson: Object.keys(config).length > 0 ? JSON.stringify(config) : "" };
+      const stage: ChainStage = { filter: name, version, configJson: Object.keys(config).length > 0 ? JSON.stringify(config) : "" };
+      if (st.rootConfig && Object.keys(st.rootConfig).length > 0) stage.rootConfigJson = JSON.stringify(st.rootConfig);
+      if (st.limits && Object.keys(st.limits).length > 0) stage.limits = { ...st.limits };
+      if (st.maxMemoryPages !== undefined) stage.maxMemoryPages = st.maxMemoryPages;
+      return stage;
     }),
     failure: s.failure
       ? {
@@ -296,8 +332,15 @@ export function toSegment(m: SegmentManifest): Segment {
     legs: s.legs.map(toLeg),
     ...(s.multicast ? { multicast: { ttl: s.multicast.ttl, interface: s.multicast.interface ?? "", loopback: s.multicast.loopback } satisfies Multicast } : {}),
     ...(s.clockRates ? { clockRates: s.clockRates } : {}),
+    ...(s.source?.strict !== undefined ? { sourceStrict: s.source.strict } : {}),
+    ...(s.source?.learnMs !== undefined ? { sourceLearnMs: s.source.learnMs } : {}),
+    ...(s.source?.idleMs !== undefined ? { sourceIdleMs: s.source.idleMs } : {}),
+    ...(s.feedbackFrom !== undefined ? { feedbackFrom: s.feedbackFrom } : {}),
+    ...(s.symmetricRtp !== undefined ? { symmetricRtp: s.symmetricRtp } : {}),
   };
 }
+
+const isSet = <T>(v: T | null | undefined): v is T => v !== undefined && v !== null;
 
 function parseConfig(json: string): Record<string, unknown> | string {
   if (json === "") return {};
@@ -325,12 +368,30 @@ export function toManifest(seg: Segment): Record<string, unknown> {
   if (seg.multicast) spec.multicast = { ttl: seg.multicast.ttl ?? 16, ...(seg.multicast.interface ? { interface: seg.multicast.interface } : {}), loopback: seg.multicast.loopback };
   if (seg.legs.length > 0) spec.legs = seg.legs.map(legManifest);
   if (clockRatesOf(seg)) spec.clockRates = clockRatesOf(seg);
-  if (seg.source) spec.source = seg.source.rtcpPort ? { address: seg.source.address, port: seg.source.port, rtcpPort: seg.source.rtcpPort } : { address: seg.source.address, port: seg.source.port };
+  const source: Record<string, unknown> = {};
+  if (seg.source) {
+    source.address = seg.source.address;
+    if (seg.source.port) source.port = seg.source.port;
+    if (seg.source.rtcpPort) source.rtcpPort = seg.source.rtcpPort;
+  }
+  if (isSet(seg.sourceStrict)) source.strict = seg.sourceStrict;
+  if (isSet(seg.sourceLearnMs)) source.learnMs = seg.sourceLearnMs;
+  if (isSet(seg.sourceIdleMs)) source.idleMs = seg.sourceIdleMs;
+  if (Object.keys(source).length > 0) spec.source = source;
+  if (seg.feedbackFrom) spec.feedbackFrom = seg.feedbackFrom;
+  if (seg.symmetricRtp) spec.symmetricRtp = true;
   if (seg.chain.length > 0) {
     spec.chain = seg.chain.map((st) => {
       const stage: Record<string, unknown> = { filter: st.version ? `${st.filter}@${st.version}` : st.filter };
       const config = parseConfig(st.configJson);
       if (typeof config === "string" || Object.keys(config).length > 0) stage.config = config;
+      const rootConfig = parseConfig(st.rootConfigJson ?? "");
+      if (typeof rootConfig === "string" || Object.keys(rootConfig).length > 0) stage.rootConfig = rootConfig;
+      const limits: Record<string, number> = {};
+      if (isSet(st.limits?.generatedPerSecond)) limits.generatedPerSecond = st.limits.generatedPerSecond;
+      if (isSet(st.limits?.timerFiresPerSecond)) limits.timerFiresPerSecond = st.limits.timerFiresPerSecond;
+      if (Object.keys(limits).length > 0) stage.limits = limits;
+      if (isSet(st.maxMemoryPages)) stage.maxMemoryPages = st.maxMemoryPages;
       return stage;
     });
   }

@@ -109,9 +109,10 @@ type Outcome =
 /** A filter's refusal of its config (runtime/filter-host/errors.ts, FilterConfigError). */
 const FILTER_REFUSED_CONFIG = /rejected its (root )?config/;
 
-/** Whether a chain stage's config reads a {"$file"} or {"$env"} reference, whose contents may change on the node. */
+/** Whether a chain stage's config or root config reads a {"$file"} or {"$env"} reference, whose contents may change on the node. */
 function readsReferences(snapshot: Snapshot): boolean {
-  return snapshot.segments.some((s) => s.chain.some((st) => /"\$(?:file|env)"\s*:/.test(st.configJson)));
+  const reads = (json: string | undefined): boolean => !!json && /"\$(?:file|env)"\s*:/.test(json);
+  return snapshot.segments.some((s) => s.chain.some((st) => reads(st.configJson) || reads(st.rootConfigJson)));
 }
 
 /** Module paths in a config are relative to the state directory, so that a moved directory still works. */

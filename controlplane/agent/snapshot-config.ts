@@ -1,11 +1,12 @@
 // Turns a control-plane Snapshot into the runtime's ProxyConfig, field by field. Every problem is
 // reported with the path of the snapshot field that caused it (`segments[2].chain[0].config_json`),
 // because that path is what an operator reads in a NACK.
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { ChainStage, FilterRef, Segment, Snapshot } from "../api/proto.js";
 import { clockRatesOf } from "../api/proto.js";
-import { destinationInput, isEmptyEndpoint, legInput, multicastInput } from "../api/segment-input.js";
-import type { ProxyConfigInput } from "../../runtime/index.js";
+import { destinationInput, feedbackInput, isEmptyEndpoint, legInput, multicastInput, parseConfigJson, sourceInput, stageEntryInput } from "../api/segment-input.js";
+import { proxyConfigSchema, type ProxyConfigInput } from "../../runtime/index.js";
 
 /** A snapshot the agent cannot turn into a config; `issues` name the snapshot fields. */
 export class SnapshotError extends Error {
@@ -15,10 +16,45 @@ export class SnapshotError extends Error {
   }
 }
 
-/** One module a snapshot needs: the registry's reference and the key it gets in the config. */
+/**
+ * One filter entry a snapshot needs: the key it gets in the config, the registry's module it runs,
+ * and the stage settings it has (root config, limits, maxMemoryPages). Several keys may run one
+ * module, one per distinct settings.
+ */
 export interface ModuleUse {
   readonly key: string;
   readonly ref: FilterRef;
+}
+
+type FilterEntryInput = NonNullable<ProxyConfigInput["filters"]>[string];
+type EntrySettings = Omit<FilterEntryInput, "path" | "sha256">;
+
+/** One module with one set of stage settings: what a filter entry of the proxy's config is. */
+interface Variant {
+  readonly ref: FilterRef;
+  readonly settings: EntrySettings;
+  /** The settings with the proxy's defaults filled in, keys sorted: equal for settings that mean the same. */
+  readonly canonical: string;
+}
+
+const filterEntrySchema = proxyConfigSchema.shape.filters.unwrap().valueType;
+/** The canonical form of a filter entry with no settings given (root config {}, default limits and memory). */
+const DEFAULT_SETTINGS = canonicalSettings({});
+
+/** JSON with every object's keys sorted, so that {a, b} and {b, a} compare equal. */
+function sortedJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(sortedJson).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${sortedJson((value as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function canonicalSettings(settings: EntrySettings): string {
+  const parsed = filterEntrySchema.safeParse({ path: "-", ...settings });
+  if (!parsed.success) return sortedJson(settings); // refused later by validateProxyConfig, naming the field
+  const { config, limits, maxMemoryPages } = parsed.data;
+  return sortedJson({ config, limits, maxMemoryPages });
 }
 
 /** What the agent needs to know about a snapshot before fetching modules and applying it. */
@@ -55,49 +91,47 @@ function resolveStage(stage: ChainStage, filters: readonly FilterRef[]): FilterR
 }
 
 /**
- * Config keys for the modules in use. A filter used in one version only is keyed by its name, so
- * that an upgrade to a new version keeps the key and the running segments' state is carried over
- * by the hot swap (the runtime matches stages by key). Two versions of one filter in use at once
- * get a key each, with the version in it.
+ * Config keys for the filter entries in use. A filter used in one version, with one set of stage
+ * settings, is keyed by its name, so that an upgrade to a new version (or a change of its settings)
+ * keeps the key and the running segments' state is carried over by the hot swap (the runtime
+ * matches stages by key). Two versions of one filter in use at once get a key each, with the
+ * version in it. One version used with different settings (root config, limits, maxMemoryPages)
+ * is an entry per settings: the one with the defaults keeps the key, each other gets the first 8
+ * hex digits of its settings' SHA-256 added (`fec-3b1c09e2`), which stays the same whatever other
+ * segments use.
  */
-function assignKeys(used: readonly FilterRef[]): Map<FilterRef, string> {
+function assignKeys(used: readonly Variant[]): Map<Variant, string> {
   const versionsByName = new Map<string, Set<string>>();
-  for (const ref of used) {
-    let set = versionsByName.get(ref.name);
-    if (!set) versionsByName.set(ref.name, (set = new Set()));
-    set.add(ref.sha256);
+  const variantsByRef = new Map<FilterRef, number>();
+  for (const v of used) {
+    let set = versionsByName.get(v.ref.name);
+    if (!set) versionsByName.set(v.ref.name, (set = new Set()));
+    set.add(v.ref.sha256);
+    variantsByRef.set(v.ref, (variantsByRef.get(v.ref) ?? 0) + 1);
   }
-  const keys = new Map<FilterRef, string>();
-  const taken = new Map<string, FilterRef>();
+  const keys = new Map<Variant, string>();
+  const taken = new Map<string, Variant>();
+  const order = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
   // a stable order, so the same snapshot always gives the same keys
-  const sorted = [...used].sort((a, b) => (a.name === b.name ? (a.version < b.version ? -1 : a.version > b.version ? 1 : 0) : a.name < b.name ? -1 : 1));
-  for (const ref of sorted) {
-    const base = versionsByName.get(ref.name)!.size > 1 ? keyOf(`${ref.name}-${ref.version}`) : keyOf(ref.name);
+  const sorted = [...used].sort((a, b) => order(a.ref.name, b.ref.name) || order(a.ref.version, b.ref.version) || order(a.canonical, b.canonical));
+  for (const v of sorted) {
+    let base = versionsByName.get(v.ref.name)!.size > 1 ? keyOf(`${v.ref.name}-${v.ref.version}`) : keyOf(v.ref.name);
+    if (variantsByRef.get(v.ref)! > 1 && v.canonical !== DEFAULT_SETTINGS) {
+      base = `${base.slice(0, 47)}-${createHash("sha256").update(v.canonical).digest("hex").slice(0, 8)}`;
+    }
     let key = base;
-    for (let n = 2; taken.has(key) && taken.get(key) !== ref; n++) key = `${base}-${n}`;
-    taken.set(key, ref);
-    keys.set(ref, key);
+    for (let n = 2; taken.has(key) && taken.get(key) !== v; n++) key = `${base}-${n}`;
+    taken.set(key, v);
+    keys.set(v, key);
   }
   return keys;
 }
 
 function parseStageConfig(stage: ChainStage, path: string, issues: string[]): Record<string, unknown> {
-  if (stage.configJson.trim() === "") return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(stage.configJson);
-  } catch (err) {
-    issues.push(`${path}.config_json: not valid JSON (${(err as Error).message})`);
-    return {};
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    issues.push(`${path}.config_json: must be a JSON object`);
-    return {};
-  }
-  return value as Record<string, unknown>;
+  return parseConfigJson(stage.configJson, `${path}.config_json`, issues) ?? {};
 }
 
-function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, resolved: (FilterRef | undefined)[], issues: string[]) {
+function convertSegment(seg: Segment, i: number, keys: Map<Variant, string>, resolved: (Variant | undefined)[], issues: string[]) {
   if (isEmptyEndpoint(seg.listen)) issues.push(`${at(i, ".listen")}: required`);
   const listen = seg.listen ?? { address: "", port: 0, rtcpPort: 0 };
   if (listen.rtcpPort !== 0 && listen.rtcpPort !== (seg.rtcpMux ? listen.port : listen.port + 1)) {
@@ -116,6 +150,7 @@ function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, r
     legs: seg.legs.map((l, k) => legInput(l, at(i, `.legs[${k}]`), issues)),
     multicast: multicastInput(seg.multicast),
     ...(clockRatesOf(seg) ? { clockRates: clockRatesOf(seg) } : {}),
+    ...feedbackInput(seg),
   };
   if (!isEmptyEndpoint(seg.egress)) {
     const e = seg.egress!;
@@ -124,10 +159,8 @@ function convertSegment(seg: Segment, i: number, keys: Map<FilterRef, string>, r
     }
     out.egress = { address: e.address, port: e.port };
   }
-  if (!isEmptyEndpoint(seg.source)) {
-    const s = seg.source!;
-    out.source = s.rtcpPort !== 0 ? { address: s.address, port: s.port, rtcpPort: s.rtcpPort } : { address: s.address, port: s.port };
-  }
+  const source = sourceInput(seg);
+  if (source) out.source = source;
   if (seg.failure) {
     const f = seg.failure;
     const failure: Record<string, unknown> = {};
@@ -150,28 +183,35 @@ export function planSnapshot(snapshot: Snapshot, modulesDir: string, workers: nu
   snapshot.filters.forEach((f, k) => {
     if (!SHA256.test(f.sha256.toLowerCase())) issues.push(`filters[${k}].sha256: must be 64 hex digits (filter '${f.name}' version '${f.version}')`);
   });
-  // resolve every stage first: the keys depend on which modules are in use
+  // resolve every stage first: the keys depend on which modules, with which settings, are in use
+  const variants = new Map<string, Variant>(); // by module digest and canonical settings
   const resolvedBySegment = snapshot.segments.map((seg, i) =>
-    seg.chain.map((stage, j) => {
+    seg.chain.map((stage, j): Variant | undefined => {
       const ref = resolveStage(stage, snapshot.filters);
       if (!ref) {
         issues.push(`${at(i, `.chain[${j}].filter`)}: '${stage.filter}'${stage.version ? ` version '${stage.version}'` : ""} is not in the snapshot's filters`);
+        return undefined;
       }
-      return ref;
+      const settings = stageEntryInput(stage, at(i, `.chain[${j}]`), issues);
+      const canonical = canonicalSettings(settings);
+      const id = `${ref.name}@${ref.version}\0${canonical}`;
+      let v = variants.get(id);
+      if (!v) variants.set(id, (v = { ref, settings, canonical }));
+      return v;
     }),
   );
-  const used = [...new Set(resolvedBySegment.flat().filter((r): r is FilterRef => r !== undefined))];
+  const used = [...variants.values()];
   const keys = assignKeys(used);
   const segments = snapshot.segments.map((seg, i) => convertSegment(seg, i, keys, resolvedBySegment[i]!, issues));
   if (issues.length > 0) throw new SnapshotError(issues);
 
   const filters: NonNullable<ProxyConfigInput["filters"]> = {};
   const modules: ModuleUse[] = [];
-  for (const ref of used) {
-    const key = keys.get(ref)!;
-    const sha256 = ref.sha256.toLowerCase();
-    filters[key] = { path: join(modulesDir, `${sha256}.wasm`), sha256, config: {} };
-    modules.push({ key, ref });
+  for (const v of used) {
+    const key = keys.get(v)!;
+    const sha256 = v.ref.sha256.toLowerCase();
+    filters[key] = { path: join(modulesDir, `${sha256}.wasm`), sha256, ...v.settings };
+    modules.push({ key, ref: v.ref });
   }
   return { modules, config: { workers, filters, segments } };
 }
@@ -189,8 +229,11 @@ export function describeApplyFailure(snapshot: Snapshot, plan: SnapshotPlan, seg
   if (use) {
     const chain = plan.config.segments?.[i]?.chain ?? [];
     const j = chain.findIndex((st) => st.filter === use.key);
-    const where = j >= 0 ? (/rejected its config/.test(text) ? at(i, `.chain[${j}].config_json`) : at(i, `.chain[${j}].filter`)) : at(i);
-    return `${where}: filter ${use.ref.name}@${use.ref.version}${text.slice(m![0].length)} (segment '${segment}')`;
+    const field = /rejected its config/.test(text) ? "config_json" : /rejected its root config/.test(text) ? "root_config_json" : "filter";
+    const where = j >= 0 ? at(i, `.chain[${j}].${field}`) : at(i);
+    // the filter entry's key is the agent's own: the operator knows the stage's fields
+    const rest = text.slice(m![0].length).replace(` (filters.${use.key}.config)`, "");
+    return `${where}: filter ${use.ref.name}@${use.ref.version}${rest} (segment '${segment}')`;
   }
   return `${at(i)}: ${text} (segment '${segment}')`;
 }

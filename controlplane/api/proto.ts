@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Endpoint__Output } from "./generated/msm/v1/Endpoint.js";
 import type { Multicast__Output } from "./generated/msm/v1/Multicast.js";
 import type { ChainStage__Output } from "./generated/msm/v1/ChainStage.js";
+import type { StageLimits__Output } from "./generated/msm/v1/StageLimits.js";
 import type { FailurePolicy__Output } from "./generated/msm/v1/FailurePolicy.js";
 import type { Segment__Output } from "./generated/msm/v1/Segment.js";
 import type { Leg__Output } from "./generated/msm/v1/Leg.js";
@@ -49,13 +50,24 @@ type OneOf<T, K extends keyof T & string> = { [P in K]: { kind: P } & { [Q in P]
 /** `interface`: a listen endpoint's multicast interface ("" or absent: none); a message decoded from the wire always has it. */
 export type Endpoint = Optional<Endpoint__Output, "interface">;
 export type Multicast = Multicast__Output;
-export type ChainStage = ChainStage__Output;
+/**
+ * A chain stage. `rootConfigJson` and `limits` are absent (or "" and null) in a record stored before
+ * they existed, and mean the defaults; `maxMemoryPages` is proto3 `optional` (absent: the default).
+ */
+export type ChainStage = Optional<ChainStage__Output, "rootConfigJson" | "limits">;
+export type StageLimits = StageLimits__Output;
 export type FailurePolicy = FailurePolicy__Output;
-export type Segment = Omit<Segment__Output, "listen" | "egress" | "source" | "destinations" | "legs" | "multicast" | "clockRates"> & {
+export type Segment = Omit<Segment__Output, "listen" | "egress" | "source" | "destinations" | "legs" | "multicast" | "clockRates" | "chain" | "feedbackFrom" | "symmetricRtp"> & {
   listen: Endpoint | null;
   egress: Endpoint | null;
   destinations: Endpoint[];
+  /** The one sender admitted: port 0 = any of its ports, rtcpPort 0 = learned from its first RTCP packet. */
   source: Endpoint | null;
+  chain: ChainStage[];
+  /** "destinations" or "any"; "" or absent (a record stored before it existed): destinations. */
+  feedbackFrom?: string;
+  /** Absent (a record stored before it existed): false. */
+  symmetricRtp?: boolean;
   legs: Leg[];
   /** Absent (or null) for the defaults. */
   multicast?: Multicast | null;

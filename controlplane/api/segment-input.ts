@@ -3,10 +3,96 @@
 // proxy's own rules) and the agent (which builds the proxy's config from a snapshot), so that both
 // read a message the same way.
 import type { ProxyConfigInput } from "../../runtime/index.js";
-import type { Endpoint, Leg, Multicast } from "./proto.js";
+import type { ChainStage, Endpoint, Leg, Multicast, Segment, StageLimits } from "./proto.js";
 
 type SegmentInput = NonNullable<ProxyConfigInput["segments"]>[number];
 type LegInput = NonNullable<SegmentInput["legs"]>[number];
+type FilterEntryInput = NonNullable<ProxyConfigInput["filters"]>[string];
+
+/** Whether a proto3 `optional` field is set (a decoded message leaves it undefined; a JSON record may hold null). */
+const isSet = <T>(v: T | null | undefined): v is T => v !== undefined && v !== null;
+
+/**
+ * A segment's `source` as the proxy's config takes it, or undefined for none: the endpoint's
+ * address (port 0: any port of it; rtcp_port 0: learned), and the gate's strict, learnMs and
+ * idleMs when set. A gate without an address is the proxy file's `source: { idleMs: 500 }`.
+ */
+export function sourceInput(seg: Segment): SegmentInput["source"] {
+  const out: Record<string, unknown> = {};
+  if (!isEmptyEndpoint(seg.source)) {
+    const s = seg.source!;
+    out.address = s.address;
+    if (s.port !== 0) out.port = s.port;
+    if (s.rtcpPort !== 0) out.rtcpPort = s.rtcpPort;
+  }
+  if (isSet(seg.sourceStrict)) out.strict = seg.sourceStrict;
+  if (isSet(seg.sourceLearnMs)) out.learnMs = seg.sourceLearnMs;
+  if (isSet(seg.sourceIdleMs)) out.idleMs = seg.sourceIdleMs;
+  return Object.keys(out).length > 0 ? (out as SegmentInput["source"]) : undefined;
+}
+
+/** A segment's `feedbackFrom` and `symmetricRtp` as the proxy's config takes them: only what is set. */
+export function feedbackInput(seg: Segment): Pick<SegmentInput, "feedbackFrom" | "symmetricRtp"> {
+  return {
+    ...(seg.feedbackFrom ? { feedbackFrom: seg.feedbackFrom as SegmentInput["feedbackFrom"] } : {}),
+    ...(seg.symmetricRtp ? { symmetricRtp: true } : {}),
+  };
+}
+
+/**
+ * The source gate, feedbackFrom and symmetricRtp of a segment as stored and listed: only what is
+ * set, so that a record stored before they existed compares equal (put after every older field).
+ */
+export function gateRecord(seg: Segment): Pick<Segment, "sourceStrict" | "sourceLearnMs" | "sourceIdleMs" | "feedbackFrom" | "symmetricRtp"> {
+  return {
+    ...(isSet(seg.sourceStrict) ? { sourceStrict: seg.sourceStrict } : {}),
+    ...(isSet(seg.sourceLearnMs) ? { sourceLearnMs: seg.sourceLearnMs } : {}),
+    ...(isSet(seg.sourceIdleMs) ? { sourceIdleMs: seg.sourceIdleMs } : {}),
+    ...(seg.feedbackFrom ? { feedbackFrom: seg.feedbackFrom } : {}),
+    ...(seg.symmetricRtp ? { symmetricRtp: true } : {}),
+  };
+}
+
+/** A stage's limits, only what is set; undefined when nothing is. */
+export function limitsRecord(l: StageLimits | null | undefined): StageLimits | undefined {
+  if (!l) return undefined;
+  const out: StageLimits = {
+    ...(isSet(l.generatedPerSecond) ? { generatedPerSecond: l.generatedPerSecond } : {}),
+    ...(isSet(l.timerFiresPerSecond) ? { timerFiresPerSecond: l.timerFiresPerSecond } : {}),
+  };
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/**
+ * Parses a config object given as JSON text ("" = {}); pushes `${at}: ...` to `issues` and
+ * returns undefined when it is not a JSON object.
+ */
+export function parseConfigJson(text: string | undefined, at: string, issues: string[]): Record<string, unknown> | undefined {
+  if (text === undefined || text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    issues.push(`${at}: not valid JSON (${(err as Error).message})`);
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    issues.push(`${at}: must be a JSON object`);
+    return undefined;
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * What a stage puts in its filter entry besides the module (the proxy file's
+ * filters.<name>.config, .limits, .maxMemoryPages): only what is set, the root config parsed.
+ * A root config that is not a JSON object is pushed to `issues` as `${at}.root_config_json`.
+ */
+export function stageEntryInput(stage: ChainStage, at: string, issues: string[]): Omit<FilterEntryInput, "path" | "sha256"> {
+  const config = parseConfigJson(stage.rootConfigJson, `${at}.root_config_json`, issues) ?? {};
+  const limits = limitsRecord(stage.limits);
+  return { config, ...(limits ? { limits } : {}), ...(isSet(stage.maxMemoryPages) ? { maxMemoryPages: stage.maxMemoryPages } : {}) };
+}
 
 /** An endpoint message that is absent, or present with every field at its default. */
 export function isEmptyEndpoint(e: Endpoint | null | undefined): boolean {

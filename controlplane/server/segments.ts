@@ -2,13 +2,15 @@
 // revisions. Segment rules are the runtime's own: each proxy's resulting set of segments is
 // converted to the runtime's config and run through validateProxyConfig (ports used twice,
 // names, addresses, failure policy, chain length...); this file adds only what the runtime cannot
-// know (the proxy a segment belongs to, the filter registry, JSON text in config_json) and maps the
+// know (the proxy a segment belongs to, the filter registry, JSON text in config_json and
+// root_config_json, a stage's filter entry settings checked alone) and maps the
 // runtime's field paths back to the request's (`segments[2].listen.port`, proto field names).
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
-import type { Endpoint, FailurePolicy, Segment } from "../api/proto.js";
+import type { ChainStage, Endpoint, FailurePolicy, Segment } from "../api/proto.js";
 import { clockRatesOf } from "../api/proto.js";
 import {
-  destinationInput, endpointCopy, isEmptyEndpoint, legInput, legRecord, multicastInput, multicastRecord, noInterface, noTranslation,
+  destinationInput, endpointCopy, feedbackInput, gateRecord, isEmptyEndpoint, legInput, legRecord, limitsRecord, multicastInput, multicastRecord,
+  noInterface, noTranslation, parseConfigJson, sourceInput, stageEntryInput,
 } from "../api/segment-input.js";
 import type { Compare, Op } from "../store/index.js";
 import { REDACTED, redactSecrets, secretValues } from "../security/secrets.js";
@@ -49,21 +51,27 @@ function failureRecord(f: FailurePolicy | null | undefined): FailurePolicy | nul
   return { mode: f.mode, restartBackoffMs: f.restartBackoffMs, maxBackoffMs: f.maxBackoffMs, maxFailures: f.maxFailures };
 }
 
-/** Parses a stage's config_json (""= {}); pushes an issue and returns undefined when it is not an object. */
-function parseConfig(text: string, at: string, issues: string[]): Record<string, unknown> | undefined {
-  if (text.trim() === "") return {};
-  let value: unknown;
+/**
+ * Checks a stage's filter entry settings (root config, limits, maxMemoryPages) with the proxy's own
+ * rules for a filter entry, and names each problem by the stage's fields (`${at}.limits.generated_per_second`).
+ */
+function checkStageEntry(stage: ChainStage, at: string, issues: string[]): void {
+  const entry = stageEntryInput(stage, at, issues); // a root config that is not an object is checked as {}: the rest still is
   try {
-    value = JSON.parse(text);
+    validateProxyConfig({ filters: { stage: { path: "registry", ...entry } }, segments: [] }, "/", "request", "unknown");
   } catch (err) {
-    issues.push(`${at}: not valid JSON (${(err as Error).message})`);
-    return undefined;
+    if (!(err instanceof ConfigError)) throw err;
+    for (const issue of err.issues) {
+      issues.push(issue.replace(/^filters\.stage\.([A-Za-z.]+)/, (_m, path: string) =>
+        `${at}.${path.replace(/^config\b/, "root_config_json").replace(/^limits\.([A-Za-z]+)/, (_x, f: string) => `limits.${snake(f)}`).replace(/^maxMemoryPages/, "max_memory_pages")}`));
+    }
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    issues.push(`${at}: must be a JSON object`);
-    return undefined;
-  }
-  return value as Record<string, unknown>;
+}
+
+/** The placeholder of a listing that hides secrets, given back as a value: refused, naming where. */
+function redactedIssues(config: Record<string, unknown> | undefined, at: string): string[] {
+  return secretValues(config).filter((secret) => secret.value === REDACTED).map((secret) =>
+    `${at}: '${secret.path.slice(1)}' is the placeholder ${REDACTED} of a listing that hides secrets; give the value itself, a {"$file": PATH} or {"$env": NAME} reference the proxy resolves, or list with show_secrets (msmctl --show-secrets)`);
 }
 
 /**
@@ -99,11 +107,12 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
   const clockRates = clockRatesOf(seg);
   if (clockRates) input.clockRates = clockRates;
   if (!isEmptyEndpoint(seg.source)) {
-    const s = seg.source!;
-    noInterface(s, `${at}.source`, issues);
-    noTranslation(s, `${at}.source`, issues);
-    input.source = s.rtcpPort !== 0 ? { address: s.address, port: s.port, rtcpPort: s.rtcpPort } : { address: s.address, port: s.port };
+    noInterface(seg.source, `${at}.source`, issues);
+    noTranslation(seg.source, `${at}.source`, issues);
   }
+  const source = sourceInput(seg);
+  if (source) input.source = source;
+  Object.assign(input, feedbackInput(seg));
   if (seg.failure) {
     // proto3 has no "unset" for scalars: 0 and "" mean the runtime's default
     const f = seg.failure;
@@ -121,15 +130,18 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
       const hint = known.length > 0 ? ` (pushed versions: ${known.join(", ")})` : ` (push it first: msmctl filter push ${stage.filter}@VERSION FILE.wasm)`;
       issues.push(`${where}.filter: unknown filter '${stage.filter}${stage.version !== "" ? `@${stage.version}` : ""}'${hint}`);
     }
-    const config = parseConfig(stage.configJson, `${where}.config_json`, issues);
-    for (const secret of secretValues(config)) {
-      if (secret.value !== REDACTED) continue;
-      issues.push(`${where}.config_json: '${secret.path.slice(1)}' is the placeholder ${REDACTED} of a listing that hides secrets; give the value itself, a {"$file": PATH} or {"$env": NAME} reference the proxy resolves, or list with show_secrets (msmctl --show-secrets)`);
-    }
-    return {
-      input: { filter: stage.filter, config: config ?? {} },
-      record: { filter: stage.filter, version: stage.version, configJson: config ? JSON.stringify(config) : stage.configJson },
-    };
+    const config = parseConfigJson(stage.configJson, `${where}.config_json`, issues);
+    issues.push(...redactedIssues(config, `${where}.config_json`));
+    checkStageEntry(stage, where, issues);
+    const rootConfig = parseConfigJson(stage.rootConfigJson, `${where}.root_config_json`, []);
+    issues.push(...redactedIssues(rootConfig, `${where}.root_config_json`));
+    const limits = limitsRecord(stage.limits);
+    const record: ChainStage = { filter: stage.filter, version: stage.version, configJson: config ? JSON.stringify(config) : stage.configJson };
+    // only what is set, so that a stage stored before these existed compares equal
+    if (stage.rootConfigJson && stage.rootConfigJson.trim() !== "") record.rootConfigJson = rootConfig ? JSON.stringify(rootConfig) : stage.rootConfigJson;
+    if (limits) record.limits = limits;
+    if (stage.maxMemoryPages !== undefined && stage.maxMemoryPages !== null) record.maxMemoryPages = stage.maxMemoryPages;
+    return { input: { filter: stage.filter, config: config ?? {} }, record };
   });
   input.chain = chain.map((c) => c.input);
   const record: SegmentRecord = {
@@ -148,6 +160,8 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
     ...(multicastRecord(seg.multicast) ? { multicast: multicastRecord(seg.multicast) } : {}),
     // likewise: only when given
     ...(clockRates ? { clockRates } : {}),
+    // the source gate, feedbackFrom and symmetricRtp: likewise
+    ...gateRecord(seg),
   };
   return { input: input as SegmentInput, record };
 }
@@ -172,7 +186,10 @@ function validateProxySet(inputs: readonly SegmentInput[], origin: readonly stri
     if (!(err instanceof ConfigError)) throw err;
     const rewrite = (text: string): string =>
       text.replace(/segments\[(\d+)\]((?:\.[A-Za-z]+|\[\d+\])*)/g, (_m, k: string, rest: string) => {
-        const path = rest.replace(/(\.chain\[\d+\])\.config$/, "$1.configJson").replace(/\.([A-Za-z]+)/g, (_x, f: string) => `.${snake(f)}`);
+        const path = rest
+          .replace(/(\.chain\[\d+\])\.config$/, "$1.configJson")
+          .replace(/^\.source\.(strict|learnMs|idleMs)$/, (_x, f: string) => `.source${f[0]!.toUpperCase()}${f.slice(1)}`) // Segment.source_strict, ...
+          .replace(/\.([A-Za-z]+)/g, (_x, f: string) => `.${snake(f)}`);
         const where = origin[Number(k)]!;
         return where.startsWith("segments[") ? `${where}${path}` : `${where}${path === "" ? "" : ` ${path.slice(1)}`}`;
       });
@@ -279,6 +296,15 @@ export function planDelete(names: readonly string[], state: DesiredState): Delet
 
 /** A stored segment as a listing without show_secrets gives it: secret-looking config values replaced by REDACTED. */
 export function withoutSecrets(seg: Segment): Segment {
-  if (!seg.chain.some((st) => st.configJson !== "" && secretValues(JSON.parse(st.configJson)).length > 0)) return seg;
-  return { ...seg, chain: seg.chain.map((st) => (st.configJson === "" ? st : { ...st, configJson: JSON.stringify(redactSecrets(JSON.parse(st.configJson))) })) };
+  const hides = (json: string | undefined): boolean => !!json && secretValues(JSON.parse(json)).length > 0;
+  const redact = (json: string): string => JSON.stringify(redactSecrets(JSON.parse(json)));
+  if (!seg.chain.some((st) => hides(st.configJson) || hides(st.rootConfigJson))) return seg;
+  return {
+    ...seg,
+    chain: seg.chain.map((st) => ({
+      ...st,
+      ...(hides(st.configJson) ? { configJson: redact(st.configJson) } : {}),
+      ...(hides(st.rootConfigJson) ? { rootConfigJson: redact(st.rootConfigJson!) } : {}),
+    })),
+  };
 }

@@ -39,6 +39,7 @@ import type { PushFilterResponse as _msm_v1_PushFilterResponse, PushFilterRespon
 import type { Register as _msm_v1_Register, Register__Output as _msm_v1_Register__Output } from './msm/v1/Register.js';
 import type { Segment as _msm_v1_Segment, Segment__Output as _msm_v1_Segment__Output } from './msm/v1/Segment.js';
 import type { Snapshot as _msm_v1_Snapshot, Snapshot__Output as _msm_v1_Snapshot__Output } from './msm/v1/Snapshot.js';
+import type { StageLimits as _msm_v1_StageLimits, StageLimits__Output as _msm_v1_StageLimits__Output } from './msm/v1/StageLimits.js';
 import type { StatsReport as _msm_v1_StatsReport, StatsReport__Output as _msm_v1_StatsReport__Output } from './msm/v1/StatsReport.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -85,6 +86,7 @@ export interface ProtoGrpcType {
       Register: MessageTypeDefinition<_msm_v1_Register, _msm_v1_Register__Output>
       Segment: MessageTypeDefinition<_msm_v1_Segment, _msm_v1_Segment__Output>
       Snapshot: MessageTypeDefinition<_msm_v1_Snapshot, _msm_v1_Snapshot__Output>
+      StageLimits: MessageTypeDefinition<_msm_v1_StageLimits, _msm_v1_StageLimits__Output>
       StatsReport: MessageTypeDefinition<_msm_v1_StatsReport, _msm_v1_StatsReport__Output>
     }
   }

@@ -22,6 +22,14 @@ export interface Segment {
   'legs'?: (_msm_v1_Leg)[];
   'multicast'?: (_msm_v1_Multicast | null);
   'clockRates'?: ({[key: number]: number});
+  'sourceStrict'?: (boolean);
+  'sourceLearnMs'?: (number);
+  'sourceIdleMs'?: (number);
+  'feedbackFrom'?: (string);
+  'symmetricRtp'?: (boolean);
+  '_sourceStrict'?: "sourceStrict";
+  '_sourceLearnMs'?: "sourceLearnMs";
+  '_sourceIdleMs'?: "sourceIdleMs";
 }
 
 export interface Segment__Output {
@@ -38,4 +46,12 @@ export interface Segment__Output {
   'legs': (_msm_v1_Leg__Output)[];
   'multicast': (_msm_v1_Multicast__Output | null);
   'clockRates': ({[key: number]: number});
+  'sourceStrict'?: (boolean);
+  'sourceLearnMs'?: (number);
+  'sourceIdleMs'?: (number);
+  'feedbackFrom': (string);
+  'symmetricRtp': (boolean);
+  '_sourceStrict'?: "sourceStrict";
+  '_sourceLearnMs'?: "sourceLearnMs";
+  '_sourceIdleMs'?: "sourceIdleMs";
 }
