@@ -551,7 +551,7 @@ live("apply -f: several documents, then unchanged, --dry-run, configured", async
   assert.is(JSON.parse(r.out).spec.destinations[0].port, 6010);
 });
 
-live("apply -f - reads stdin (the built binary); the examples in docs/control-plane.md pass a dry run", async () => {
+live("apply -f - reads stdin (the built binary); the examples in docs/control-plane.md pass a dry run (the 2022-7 receive side's too)", async () => {
   const one = SEGMENTS_YAML.split("---")[0]!.replace("cam-1", "cam-stdin").replace("port: 5004", "port: 5104");
   let r = await spawnMsmctl(["apply", "-f", "-"], { env, stdin: one });
   assert.is(r.code, 0, r.err);
@@ -567,6 +567,14 @@ live("apply -f - reads stdin (the built binary); the examples in docs/control-pl
   r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: fec });
   assert.is(r.code, 0, r.err);
   assert.is(r.out, "segment/cam-fec created (dry run)\n");
+  // the 2022-7 receive side: sources by address only (any port), a stage's rootConfig and limits
+  const receive = /```yaml\n(# st2022-7-receive\.yaml\n[\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(receive, "docs/control-plane.md has the st2022-7-receive.yaml example");
+  r = await msmctl(["filter", "push", "replicate@1.0.0", filterWasm("replicate")], { env });
+  assert.is(r.code, 0, r.err);
+  r = await msmctl(["apply", "-f", "-", "--dry-run"], { env, stdin: receive });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, "segment/cam1-receive created (dry run)\n");
 });
 
 live("a bad file is refused locally with its path, and nothing is applied", async () => {
