@@ -28,9 +28,10 @@ export class RateControl {
    */
   startup: bool;
   /**
-   * Whether the hop has shown congestion at all: an over-use, a loss or a silence (whatever the
-   * start-up setting). Until it has, the circuit breaker does not judge the flow: what this
-   * filter drops while its target ramps up is not loss on the path.
+   * Whether the hop has shown congestion at all: an over-use, a loss of LOSS_LOW or more (the loss
+   * control's own line: less is not congestion), or a silence, whatever the start-up setting. Until
+   * it has, the circuit breaker does not judge the flow: what this filter drops while its target
+   * ramps up is not loss on the path. Carried across a hot swap.
    */
   congested: bool = false;
   delayBased: f64;
@@ -112,10 +113,8 @@ export class RateControl {
   onLoss(lossRatio: f64, nowUs: i64): void {
     const dt = this.lastLossUpdateUs < 0 ? 0 : <f64>(nowUs - this.lastLossUpdateUs) / 1e6;
     this.lastLossUpdateUs = nowUs;
-    if (lossRatio > 0) {
-      this.startup = false;
-      this.congested = true;
-    }
+    if (lossRatio > 0) this.startup = false;
+    if (lossRatio >= LOSS_LOW) this.congested = true;
     if (lossRatio < LOSS_LOW) this.lossBased = this.clamp(Math.max(this.lossBased, this.target) * Math.pow(MULTIPLICATIVE_PER_S, Math.min(dt, 1)) + 1000);
     else if (lossRatio > LOSS_HIGH) this.lossBased = this.clamp(this.target * (1 - 0.5 * Math.min(lossRatio, 1)));
     this.update();
@@ -129,11 +128,10 @@ export class RateControl {
     this.update();
   }
 
-  /** The rates after a hot swap (checked: nothing outside the limits comes in); `startup`: the old instance was still in it. */
-  restore(target: f64, delayBased: f64, lossBased: f64, startup: bool): void {
+  /** The rates after a hot swap (checked: nothing outside the limits comes in); `startup`: the old instance was still in it; `congested`: its hop had shown congestion. */
+  restore(target: f64, delayBased: f64, lossBased: f64, startup: bool, congested: bool): void {
     this.startup = this.startup && startup;
-    // an old instance past start-up had seen congestion (or had start-up off): keep the breaker armed
-    if (!startup) this.congested = true;
+    this.congested = congested;
     this.haveDelayBased = delayBased < this.maxBps; // it was limiting: feedback had come
     this.delayBased = this.clamp(delayBased);
     this.lossBased = this.clamp(lossBased);

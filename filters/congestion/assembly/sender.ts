@@ -29,7 +29,7 @@ const PLI_SPACING_US: i64 = 1_000_000;
 /** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
 const SILENCE_US: i64 = 2_000_000;
 /** 3: the SSRCs carried and the pacer's queue; 2: the start-up flag; 1 (before it) is still read, as after start-up. */
-const STATE_VERSION: u8 = 3;
+const STATE_VERSION: u8 = 4;
 /** More packets left out of a blob than any queue holds (pacing.maxQueuePackets <= 4096): a forged blob. */
 const MAX_LEFT_OUT: i32 = 4096;
 const SR_MEMORY = 4;
@@ -497,7 +497,12 @@ export class SenderContext extends SegmentContext {
     this.incomingBps = <f64>this.originBytes * 8 / seconds;
     this.pickMainSource();
     if (this.reportLossWorst >= 0) {
-      const fraction = this.reportLossWorst;
+      // the receiver counts missing what this filter dropped (it forwards sequence numbers as
+      // they came): that share of its loss is not the hop's, and must neither cut the rate nor
+      // arm the breaker
+      const sentOrDropped = this.forwardedInterval + this.droppedHere;
+      const ownShare = sentOrDropped > 0 ? <f64>this.droppedHere / <f64>sentOrDropped : 0;
+      const fraction = Math.max(0, this.reportLossWorst - ownShare);
       this.lastLoss = fraction;
       this.rate.onLoss(fraction, now);
       this.hopLost += <i64>Math.round(fraction * <f64>this.forwardedInterval);
@@ -573,6 +578,7 @@ export class SenderContext extends SegmentContext {
     metricSet(unchecked(gaugeIds[Gauge.TrendUs]), id, <i64>(this.trend.trend * 1000));
     metricSet(unchecked(gaugeIds[Gauge.ThresholdUs]), id, <i64>(this.trend.threshold * 1000));
     metricSet(unchecked(gaugeIds[Gauge.Startup]), id, this.rate.startup ? 1 : 0);
+    metricSet(unchecked(gaugeIds[Gauge.BreakerArmed]), id, this.rate.congested ? 1 : 0);
   }
 
   // ---- hot swap ----
@@ -587,6 +593,7 @@ export class SenderContext extends SegmentContext {
     out.u8(this.breaker.open ? 1 : 0);
     out.u64(<u64>(this.breaker.open ? now - this.breaker.openedUs : 0));
     out.u8(this.rate.startup ? 1 : 0);
+    out.u8(this.rate.congested ? 1 : 0); // (version 4) whether the hop had shown congestion: the breaker stays armed or not
     // the SSRCs carried (version 3): feedback and reports that reach the new instance before its
     // first media packet name them, and would otherwise be refused as about another stream
     out.u8(this.haveMedia ? 1 : 0);
@@ -617,6 +624,8 @@ export class SenderContext extends SegmentContext {
     const open = blob.u8() != 0;
     const ageUs = <i64>blob.u64();
     const startup = version >= 2 && blob.u8() != 0;
+    // before version 4 an instance past start-up is taken to have seen congestion
+    const congested = version >= 4 ? blob.u8() != 0 : !startup;
     const haveMedia = version >= 3 && blob.u8() != 0;
     const mediaSsrc = version >= 3 ? blob.u32() : 0;
     const sourceCount = version >= 3 ? <i32>blob.u8() : 0;
@@ -640,7 +649,7 @@ export class SenderContext extends SegmentContext {
     this.mediaSsrc = mediaSsrc;
     this.sourceCount = sourceCount;
     for (let i = 0; i < sourceCount; i++) unchecked((this.sourceBytes[i] = 0));
-    this.rate.restore(target, delayBased, lossBased, startup);
+    this.rate.restore(target, delayBased, lossBased, startup, congested);
     this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
     if (rtt >= 0 && rtt < 60_000) {
       this.rttMs = rtt;

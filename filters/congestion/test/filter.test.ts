@@ -191,6 +191,23 @@ test("state goes to the new instance: the target, the sequence numbers, an open 
   assert.equal((q.bytes[17]! << 8) | q.bytes[18]!, 1234, "a version-2 blob's numbering goes on");
   const bad = fresh.importState(fresh.createContext({ mode: "sender" }), new Uint8Array([9, 1, 2]));
   assert.equal(bad.ok, false);
+  // the version-1 blob (a flow past its start): taken to have seen congestion, the breaker armed
+  fresh.advanceTime(300_000);
+  assert.equal(fresh.metric("circuit_breaker_armed", v1), 1);
+});
+
+test("the breaker is armed only once the hop showed congestion, and a hot swap carries whether it had: start-up off is no congestion", async () => {
+  const old = await loadCongestion({ startUs: 0 });
+  const s = old.createContext({ mode: "sender", startBps: 700_000, startup: { enabled: false } });
+  for (let i = 0; i < 10; i++) old.run({ ctx: s, bytes: buildRtp({ seq: i, payloadSize: 100 }) });
+  old.advanceTime(300_000);
+  assert.equal([old.metric("startup", s), old.metric("circuit_breaker_armed", s)], [0, 0], "no start-up, and no congestion seen");
+  const fresh = await loadCongestion({ startUs: 0 });
+  const n = fresh.createContext({ mode: "sender", startBps: 700_000, startup: { enabled: false } });
+  assert.equal(fresh.importState(n, old.exportState(s)!), { ok: true, reason: "" });
+  fresh.run({ ctx: n, bytes: buildRtp({ seq: 10, payloadSize: 100 }) });
+  fresh.advanceTime(300_000);
+  assert.equal(fresh.metric("circuit_breaker_armed", n), 0, "the swap did not arm it (a version-3 blob from this flow would have)");
 });
 
 test("after a swap, feedback that comes before the new instance's first media packet is used, not refused as about another stream", async () => {
