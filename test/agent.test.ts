@@ -23,6 +23,7 @@ import { channelCredentials, serverCredentials, type TlsFiles } from "../control
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent, AGENT_TIMING, startAgent, planSnapshot, SnapshotError, type AgentEvents } from "../controlplane/agent/index.js";
+import { msToStatsPhase, statsPhaseMs } from "../controlplane/agent/agent.js";
 import { SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../controlplane/api/transport.js";
 import { configState } from "../cli/msmctl/describe.js";
 import { hasNack, proxyRows } from "../cli/msmctl/get.js";
@@ -198,6 +199,17 @@ async function freezableRelay(targetPort: number): Promise<{ address: string; re
 }
 
 // ---------------------------------------------------------------- tests
+
+test("stats go out at a phase of the node's own, 100-499 ms past each second, never twice in a moment", () => {
+  const phases = ["node-a", "node-b", "edge-17", "x"].map(statsPhaseMs);
+  for (const p of phases) assert.ok(p >= 100 && p < 500, `phase ${p}`);
+  assert.is(statsPhaseMs("node-a"), phases[0], "the same node, the same phase");
+  assert.ok(new Set(phases).size > 1, "nodes spread over the second");
+  const second = 1_800_000_000_000;
+  assert.is(msToStatsPhase(second + 50, 300), 250);
+  assert.is(msToStatsPhase(second + 350, 300), 950, "past it: the next second's");
+  assert.is(msToStatsPhase(second + 250, 300), 1050, "50 ms before it (a timer that fired early): the one after, not twice");
+});
 
 test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported, stream forwarded (mTLS)", async () => {
   const pki = createPki(join(tempDir("pki"), "ca"));

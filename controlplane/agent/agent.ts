@@ -30,14 +30,14 @@ import type { AgentEvents, AgentOptions } from "./types.js";
  * control plane finds a second both ends of a hop counted; and a fleet's reports spread over the
  * second instead of all arriving at once.
  */
-function statsPhaseMs(nodeId: string): number {
+export function statsPhaseMs(nodeId: string): number {
   let h = 0;
   for (let k = 0; k < nodeId.length; k++) h = (h * 31 + nodeId.charCodeAt(k)) >>> 0;
   return 100 + (h % 400);
 }
 
 /** Milliseconds from `nowMs` to the next moment stats are due at `phaseMs`. */
-function msToStatsPhase(nowMs: number, phaseMs: number): number {
+export function msToStatsPhase(nowMs: number, phaseMs: number): number {
   const every = AGENT_TIMING.statsIntervalMs;
   const phase = phaseMs % every;
   const wait = (((phase - nowMs) % every) + every) % every;
