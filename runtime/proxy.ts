@@ -202,7 +202,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       // replaced while it answered (a stuck worker answers only when killed, with its last
       // snapshot): restartWorker has already added that snapshot to the carried counters
       const last = this.carried.get(s.name) ?? s;
-      return { ...last, stages: last.stages.map((st) => ({ ...st, state: "down" as const })), worker };
+      return shownDown(last, worker);
     }));
     // a worker being replaced has no segments to report yet: they still show, with what they had
     // counted and their stages down, rather than vanish from /stats and msmctl for a moment
@@ -211,7 +211,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if ((this.downSince[worker] ?? 0) === 0) return;
       for (const { name } of this.segmentsOf(this.config, worker)) {
         const last = this.carried.get(name);
-        if (last && !reported.has(name)) segments.push({ ...last, stages: last.stages.map((st) => ({ ...st, state: "down" as const })), worker });
+        if (last && !reported.has(name)) segments.push(shownDown(last, worker));
       }
     });
     return {
@@ -566,4 +566,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length });
     });
   }
+}
+
+/** A segment as it last counted, its stages down: what /stats shows while its worker is replaced. */
+function shownDown(last: SegmentSnapshot, worker: number): SegmentSnapshot & { worker: number } {
+  return { ...last, stages: last.stages.map((st) => ({ ...st, state: "down" as const })), worker };
 }

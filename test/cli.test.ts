@@ -142,7 +142,7 @@ test("msm proxy: a segment NOT running after a reload (its port taken after the 
     assert.match(p.output().slice(mark), /config reloaded \(file changed\), but these segments are NOT running:\n {2}segments\[0\] \(segment 'cam'\): cannot bind listen 127\.0\.0\.1:\d+: bind EADDRINUSE/, p.output().slice(mark));
     assert.is(await readyz(), 503);
     // each retry applies the running config again, which reads the module (the FIFO) again
-    const feed = (async () => {
+    void (async () => {
       while (feeding) {
         const w = await open(fifo, "w");
         await w.writeFile(module);
@@ -155,8 +155,6 @@ test("msm proxy: a segment NOT running after a reload (its port taken after the 
     assert.is(await readyz(), 200);
     tx.send(indexedRtp(0), pb, "127.0.0.1");
     await waitFor(() => sink.received === 1, 5000, "a packet through the segment on its new port");
-    feeding = false;
-    void feed;
   } finally {
     feeding = false;
     squatter?.close();

@@ -48,8 +48,7 @@ export function gateRecord(seg: Segment): Pick<Segment, "sourceStrict" | "source
     ...(isSet(seg.sourceStrict) ? { sourceStrict: seg.sourceStrict } : {}),
     ...(isSet(seg.sourceLearnMs) ? { sourceLearnMs: seg.sourceLearnMs } : {}),
     ...(isSet(seg.sourceIdleMs) ? { sourceIdleMs: seg.sourceIdleMs } : {}),
-    ...(seg.feedbackFrom ? { feedbackFrom: seg.feedbackFrom } : {}),
-    ...(seg.symmetricRtp ? { symmetricRtp: true } : {}),
+    ...feedbackInput(seg),
   };
 }
 
