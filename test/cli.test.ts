@@ -3,7 +3,7 @@
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -24,6 +24,21 @@ function run(args: string[]): { child: ChildProcess; output: () => string; exite
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, output: () => out, exited };
+}
+
+/** Whether process `pid` has `path` open (its /proc fd links). */
+function holdsOpen(pid: number, path: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+  } catch {
+    return false; // the process ended
+  }
 }
 
 function yaml(listen: number, sink: number, tag: number, extra = ""): string {
@@ -141,14 +156,18 @@ test("msm proxy: a segment NOT running after a reload (its port taken after the 
     await printed(p, mark, /1 segment\(s\) NOT running \(cam\): next try in 1 s/, 10_000, "the segment NOT running");
     assert.match(p.output().slice(mark), /config reloaded \(file changed\), but these segments are NOT running:\n {2}segments\[0\] \(segment 'cam'\): cannot bind listen 127\.0\.0\.1:\d+: bind EADDRINUSE/, p.output().slice(mark));
     assert.is(await readyz(), 503);
-    // each retry applies the running config again, which reads the module (the FIFO) again
+    // each retry applies the running config again, which reads the module (the FIFO) again. The
+    // feeder opens the FIFO anew only once the proxy closed its last reader: a writer reopening
+    // before that reader saw end of file would hand it a second module, and on a busy machine
+    // a slow reader could read modules for ever (the retry never ends).
     void (async () => {
       while (feeding) {
         const w = await open(fifo, "w");
-        await w.writeFile(module);
+        await w.writeFile(module).catch(() => {}); // EPIPE: the reader gave up; the next gets a whole module
         await w.close();
+        while (feeding && holdsOpen(p.child.pid!, realpathSync(fifo))) await new Promise((r) => setTimeout(r, 5));
       }
-    })().catch(() => {});
+    })().catch(() => {}); // an open after the finally removed the directory
     squatter.close();
     squatter = undefined;
     await printed(p, mark, /retry: every segment runs/, 15_000, "a retry to bind the segment");
