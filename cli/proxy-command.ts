@@ -4,8 +4,8 @@
 // - `--control-plane HOST:PORT|unix:PATH[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import {
-  ApplyError, ConfigError, hostCryptoDescription, hostCryptoUnavailable, loadProxyConfigFile, Proxy, startAdminServer,
-  type AdminServer, type ProxyConfig, type ProxyEvent, type IoPlan,
+  ApplyError, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, loadNodeSettingsFile, loadProxyConfigFile,
+  Proxy, startAdminServer, validateNodeSettings, type AdminServer, type NodeSettings, type ProxyConfig, type ProxyEvent, type IoPlan,
 } from "../runtime/index.js";
 import { Agent } from "../controlplane/agent/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
@@ -17,7 +17,9 @@ import { parseFlags, numberFlag, UsageError } from "./usage.js";
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
        msm proxy --control-plane HOST:PORT|unix:PATH[,...] --node-id ID --state-dir DIR
                  (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)
-                 [--workers N] [--gso auto|off] [--admin HOST:PORT]`;
+                 [--config NODE-FILE] [--workers N] [--gso auto|off] [--admin HOST:PORT]
+  With --control-plane, --config names the node's own settings (a proxy file's keys but
+  segments and filters: workers, socketReceiveBuffer, streams...); the flags win over it.`;
 
 const FLAGS = ["config", "admin", "control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers", "gso"];
 const AGENT_ONLY = ["control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers", "gso"];
@@ -80,7 +82,7 @@ export async function runProxy(args: readonly string[]): Promise<number> {
   if (rest.length > 0) throw new UsageError(`unexpected '${rest[0]}'\n${PROXY_USAGE}`);
   const file = flags.get("config");
   const controlPlane = flags.get("control-plane");
-  if ((file === undefined) === (controlPlane === undefined)) throw new UsageError(`give exactly one of --config and --control-plane\n${PROXY_USAGE}`);
+  if (file === undefined && controlPlane === undefined) throw new UsageError(`give --config, or --control-plane\n${PROXY_USAGE}`);
   if (controlPlane !== undefined) return runAgent(flags, insecure);
   const misplaced = [...AGENT_ONLY.filter((f) => flags.has(f)), ...(insecure ? ["insecure"] : [])];
   if (misplaced.length > 0) throw new UsageError(`--${misplaced[0]} goes with --control-plane, not --config\n${PROXY_USAGE}`);
@@ -107,14 +109,29 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   const tls = insecure ? ("insecure" as const) : { ca: flags.get("tls-ca")!, cert: flags.get("tls-cert")!, key: flags.get("tls-key")! };
   const workers = numberFlag(flags, "workers", 1, 1, 64);
   if (!Number.isInteger(workers)) throw new UsageError(`--workers must be a whole number, got '${flags.get("workers")}'`);
-  const gso = flags.get("gso") ?? "auto";
-  if (gso !== "auto" && gso !== "off") throw new UsageError(`--gso must be auto or off, got '${gso}'`);
+  const gso = flags.get("gso");
+  if (gso !== undefined && gso !== "auto" && gso !== "off") throw new UsageError(`--gso must be auto or off, got '${gso}'`);
   const adminFlag = flags.get("admin");
-  const admin = adminFlag ? hostPort("admin", adminFlag) : undefined;
+  // the node's own settings: read once, at start (the flags win over the file's)
+  const nodeFile = flags.get("config");
+  let node: NodeSettings;
+  try {
+    node = nodeFile === undefined ? validateNodeSettings({}) : await loadNodeSettingsFile(nodeFile);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`msm proxy: the node's settings cannot be used, nothing started: ${printable(err.message, { keepNewlines: true })}`);
+    return 1;
+  }
+  const admin = adminFlag ? hostPort("admin", adminFlag) : node.admin;
+  const settings = {
+    workers: flags.has("workers") ? workers : node.workers,
+    gso: gso ?? node.gso,
+    settings: dataPlaneSettings(node),
+  };
 
   let agent: Agent;
   try {
-    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, workers, gso, ...(admin ? { admin } : {}) });
+    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, ...settings, ...(admin ? { admin } : {}) });
   } catch (err) {
     if (err instanceof TypeError) throw new UsageError(err.message);
     console.error(`msm proxy: ${(err as Error).message}`);
@@ -138,7 +155,7 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
     log(`snapshot ${e.version} REFUSED, the running config stays${notes.length > 0 ? ` (${notes.join("; ")})` : ""}: ${e.error}`);
   });
   agent.on("warning", (e) => log(`warning: ${e.message}`));
-  log(`node ${nodeId}: state in ${stateDir}, connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
+  log(`node ${nodeId}: state in ${stateDir}${nodeFile ? `, settings from ${nodeFile}` : ""}, connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
   try {
     await agent.start();
   } catch (err) {
@@ -147,7 +164,7 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
     return 1;
   }
   if (agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
-  const onHup = (): void => log("SIGHUP: nothing to reload, the control plane owns this proxy's config");
+  const onHup = (): void => log(`SIGHUP: nothing to reload: the control plane owns the segments${nodeFile ? `, and the node's settings (${nodeFile}) are read at start only` : ""}`);
   process.on("SIGHUP", onHup);
   await waitForSignal();
   process.off("SIGHUP", onHup);

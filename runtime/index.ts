@@ -5,6 +5,9 @@ export {
   ConfigError, loadProxyConfigFile, validateProxyConfig, proxyConfigSchema, STREAMS_DEFAULTS, hostFamilyClash,
   type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
 } from "./config/proxy-config.js";
+export {
+  loadNodeSettingsFile, validateNodeSettings, dataPlaneSettings, nodeSettingsSchema, type NodeSettings, type NodeDataPlaneSettings,
+} from "./config/node-settings.js";
 export { isMulticast } from "./config/multicast.js";
 export { canonicalAddress } from "./config/endpoints.js";
 export type { StreamStats, StreamDirection, StreamWindow, ReceiverReport, StreamOverflow } from "./streams/types.js";

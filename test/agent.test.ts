@@ -771,9 +771,9 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
     const r = spawnSync(process.execPath, [MSM, "proxy", ...args], { encoding: "utf8", timeout: 10_000 });
     return { code: r.status, out: r.stderr + r.stdout };
   };
-  const both = usage(["--config", "x.yaml", "--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", "/tmp/x", "--insecure"]);
-  assert.is(both.code, 2);
-  assert.match(both.out, "exactly one of --config and --control-plane");
+  const neither = usage(["--workers", "2"]);
+  assert.is(neither.code, 2);
+  assert.match(neither.out, "give --config, or --control-plane");
   const noTls = usage(["--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", "/tmp/x"]);
   assert.is(noTls.code, 2);
   assert.match(noTls.out, "give --tls-ca, --tls-cert and --tls-key (missing: --tls-ca, --tls-cert, --tls-key), or --insecure");
@@ -816,6 +816,80 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
     assert.match(out, /disconnected \(agent closing\)\n/, "stopping: no next control plane tried");
   } finally {
     child.kill("SIGKILL");
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
+test("msm proxy --control-plane --config NODE-FILE: the node's own settings run under every snapshot, the flags win over them; a bad file names the field and starts nothing", async () => {
+  const MSM = join(ROOT, "dist", "cli", "msm.js");
+  const dir = tempDir("node");
+  const start = (file: string, ...flags: string[]) => {
+    const child = spawn(process.execPath, [MSM, "proxy", "--control-plane", cp.address, "--node-id", "node-a", "--state-dir", join(dir, "state"), "--insecure", "--config", file, ...flags], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    return { child, exited, out: () => out };
+  };
+  const refused = async (name: string, text: string): Promise<string> => {
+    writeFileSync(join(dir, name), text);
+    const r = start(join(dir, name));
+    const code = await Promise.race([r.exited, sleep(10_000).then(() => "still running")]);
+    r.child.kill("SIGKILL");
+    assert.is(code, 1, r.out());
+    assert.match(r.out(), "the node's settings cannot be used, nothing started");
+    return r.out();
+  };
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  let proxy: ReturnType<typeof start> | undefined;
+  try {
+    assert.match(await refused("typo.yaml", "socketRecieveBuffer: 65536\n"), "socketRecieveBuffer'; did you mean 'socketReceiveBuffer'?");
+    assert.match(await refused("range.yaml", "streams: { max: -1 }\n"), "streams.max: ");
+    assert.match(await refused("segments.yaml", "segments: []\n"), "segments: not a node's setting: segments come from the control plane");
+    assert.ok(!existsSync(join(dir, "state", "last-good.json")), "nothing ran");
+
+    await ops.push("counter", "1.0.0", fixture("counter"));
+    const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter" }]));
+    // the file's workers (2) lose to --workers 1; its admin address, streams and socket buffer are taken
+    writeFileSync(join(dir, "node.yaml"), "workers: 2\ngso: off\nadmin: { address: 127.0.0.1, port: 0 }\nsocketReceiveBuffer: 65536\nstreams: { max: 0 }\n");
+    proxy = start(join(dir, "node.yaml"), "--workers", "1");
+    await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v, 10_000, "Ack from the msm process");
+    assert.equal((await ops.proxy("node-a"))!.capabilities, ["workers=1", "runtime=node"], "--workers wins over the file");
+    await flows(listen, sink, "packets through the msm process");
+    await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(proxy!.out()), 2000, "the file's admin endpoint in the log");
+    const port = Number(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(proxy.out())![1]);
+    const stats = await (await fetch(`http://127.0.0.1:${port}/stats`)).json() as { segments: { name: string; streams: unknown[]; streamsOverflow: { ingressPackets: number } | null }[] };
+    const live = stats.segments.find((x) => x.name === "live")!;
+    // packets flowed (above), and with streams.max 0 no stream is counted (the default counts this one)
+    assert.equal([live.streams, live.streamsOverflow], [[], null], "streams.max 0: no per-stream stats");
+    // the kernel doubles SO_RCVBUF: 64 KiB asked is 128 KiB of buffer (the default, 4 MiB, is more)
+    const ss = spawnSync("ss", ["-uamnH", "sport", "=", `:${listen}`], { encoding: "utf8" });
+    assert.match(ss.stdout, /skmem:\(r\d+,rb131072,/, `the listen socket's buffer: ${ss.stdout}${ss.stderr}`);
+    proxy.child.kill("SIGHUP");
+    await waitFor(() => /SIGHUP: nothing to reload: .*node's settings \(.*node\.yaml\) are read at start only/.test(proxy!.out()), 5000, "SIGHUP answered");
+    proxy.child.kill("SIGTERM");
+    assert.is(await proxy.exited, 0, proxy.out());
+
+    // last-good.json starts with the settings of today, not those it ran with (streams.max 0)
+    assert.throws(() => new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", settings: { socketReceiveBuffer: 1 } }),
+      /settings: socketReceiveBuffer: /);
+    const restored = new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", gso: "off", settings: { streams: { max: 10, idleSeconds: 30 } } });
+    try {
+      await restored.start();
+      assert.is(restored.runningVersion, v, "started from last-good.json");
+      await flows(listen, sink, "packets through the restored proxy");
+      const seg = (await restored.proxy!.stats()).segments.find((x) => x.name === "live")!;
+      assert.is(seg.streams.length, 1, "streams counted one by one again");
+    } finally {
+      await restored.close();
+    }
+  } finally {
+    proxy?.child.kill("SIGKILL");
     ops.close();
     await cp.close();
     sink.close();

@@ -8,8 +8,8 @@ import { chmod, mkdir, readdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
-  abi, ApplyError, ConfigError, Proxy, startAdminServer, validateProxyConfig,
-  type AdminServer, type ProxyConfig, type ProxyConfigInput,
+  abi, ApplyError, ConfigError, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
+  type AdminServer, type NodeDataPlaneSettings, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
 import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
 import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
@@ -160,6 +160,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly channelOptions: ChannelOptions;
   private readonly workers: number;
   private readonly gso: "auto" | "off";
+  /** The node's data-plane settings, the same in every config applied. */
+  private readonly settings: NodeDataPlaneSettings;
   private readonly stateDir: string;
   private readonly addresses: readonly string[];
   private session: Session | null = null;
@@ -199,6 +201,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     const gso = options.gso ?? "auto";
     if (gso !== "auto" && gso !== "off") throw new TypeError(`gso: must be auto or off, got ${String(gso)}`);
     this.gso = gso;
+    try {
+      this.settings = dataPlaneSettings(validateNodeSettings(options.settings ?? {}, "settings"));
+    } catch (err) {
+      throw new TypeError((err as Error).message);
+    }
     this.addresses = [...options.controlPlanes];
     this.stateDir = resolve(options.stateDir);
     this.cache = new ModuleCache(this.stateDir);
@@ -295,13 +302,20 @@ export class Agent extends EventEmitter<AgentEvents> {
       return;
     }
     try {
-      const config = validateProxyConfig({ ...record.config, workers: this.workers, gso: this.gso }, this.stateDir, "last-good.json");
+      // what ran, with this node's settings of today (the record's were those of its run)
+      const { filters, segments } = record.config;
+      const config = validateProxyConfig({ ...this.nodeConfig(), filters, segments }, this.stateDir, "last-good.json");
       await this.startProxy(config);
       this.runningVersion = record.version;
       this.emit("restored", { version: record.version, segments: config.segments.length });
     } catch (err) {
       this.emit("warning", { message: `cannot start from last-good.json (version ${record.version}): ${(err as Error).message}` });
     }
+  }
+
+  /** The proxy-wide keys of every config this node runs: its own, never a snapshot's. */
+  private nodeConfig(): ProxyConfigInput {
+    return { ...this.settings, workers: this.workers, gso: this.gso };
   }
 
   private async startProxy(config: ProxyConfig): Promise<void> {
@@ -589,7 +603,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     let plan: SnapshotPlan;
     try {
       plan = planSnapshot(snapshot, MODULES_DIR, this.workers);
-      plan = { ...plan, config: { ...plan.config, gso: this.gso } };
+      plan = { ...plan, config: { ...plan.config, ...this.nodeConfig() } };
     } catch (err) {
       if (err instanceof SnapshotError) return { kind: "refused", error: err.message, retry: false };
       throw err;

@@ -1,5 +1,5 @@
 // Types of the proxy-side control-plane agent (type-only: nothing here runs).
-import type { ProxyEvent } from "../../runtime/index.js";
+import type { NodeDataPlaneSettings, ProxyEvent } from "../../runtime/index.js";
 import type { TlsFiles } from "../security/tls.js";
 
 export interface AgentOptions {
@@ -15,6 +15,12 @@ export interface AgentOptions {
   readonly workers?: number;
   /** UDP GSO on the data plane's sends (the proxy config's `gso`; fixed for the agent's life). Default "auto". */
   readonly gso?: "auto" | "off";
+  /**
+   * The node's own data-plane settings, as in a proxy file (`batchSize`, `io`, `watchdog`,
+   * `socketReceiveBuffer`, `streams`, `stateCheckpointMs`; docs/proxy.md "Keys"), in every config
+   * the agent applies, whatever the snapshot (fixed for the agent's life). Unset: the defaults.
+   */
+  readonly settings?: Partial<NodeDataPlaneSettings>;
   /** The proxy's admin HTTP endpoint (/metrics, /stats, /healthz), started with the proxy. */
   readonly admin?: { readonly address: string; readonly port: number };
 }

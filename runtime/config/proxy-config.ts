@@ -212,7 +212,7 @@ export class ConfigError extends Error {
   }
 }
 
-function pathString(path: readonly PropertyKey[]): string {
+export function pathString(path: readonly PropertyKey[]): string {
   let out = "";
   for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? String(p) : `.${String(p)}`;
   return out || "(top level)";
@@ -448,6 +448,11 @@ export function socketsKey(seg: SegmentConfig): string {
 
 /** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */
 export async function loadProxyConfigFile(file: string): Promise<ProxyConfig> {
+  return validateProxyConfig(await readConfigDocument(file), dirname(resolve(file)), file);
+}
+
+/** The document in a YAML or JSON file (by its extension), unchecked. Throws ConfigError naming the file. */
+export async function readConfigDocument(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -460,5 +465,5 @@ export async function loadProxyConfigFile(file: string): Promise<ProxyConfig> {
   } catch (err) {
     throw new ConfigError([`not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(err as Error).message}`], file);
   }
-  return validateProxyConfig(parsed, dirname(resolve(file)), file);
+  return parsed;
 }
