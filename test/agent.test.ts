@@ -9,10 +9,11 @@
 import * as assert from "uvu/assert";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { loadSync as loadProto } from "@grpc/proto-loader";
 import { join } from "node:path";
 import { createServer, connect, type Socket as TcpSocket } from "node:net";
 import { spawn, spawnSync } from "node:child_process";
-import { Server, status, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type sendUnaryData } from "@grpc/grpc-js";
+import { loadPackageDefinition, Server, status, type ServiceDefinition, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type sendUnaryData } from "@grpc/grpc-js";
 import { abi, sha256Hex } from "../runtime/index.js";
 import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import {
@@ -953,10 +954,11 @@ class LooseReplica {
 
   private constructor(private readonly server: Server, readonly address: string) {}
 
-  static async start(tls: TlsFiles | "insecure" = "insecure"): Promise<LooseReplica> {
+  /** `service`: the ProxyService as this replica's msm.proto defines it (a newer one's, say). */
+  static async start(tls: TlsFiles | "insecure" = "insecure", service: ServiceDefinition = proxyService): Promise<LooseReplica> {
     const server = new Server();
     let self: LooseReplica | undefined;
-    server.addService(proxyService, {
+    server.addService(service, {
       Connect: (call: ServerDuplexStream<ProxyMessage, unknown>) => {
         self!.calls++;
         call.on("data", (msg: ProxyMessage) => {
@@ -998,6 +1000,50 @@ class LooseReplica {
     this.server.forceShutdown();
   }
 }
+
+/** ProxyService as a newer msm.proto would define it: Segment and ChainStage with a field this build lacks. */
+function newerProxyService(): ServiceDefinition {
+  const proto = readFileSync(join(ROOT, "controlplane", "proto", "msm.proto"), "utf8")
+    .replace(/^message Segment \{\n/m, "message Segment {\n  uint32 future_setting = 900;\n")
+    .replace(/^message ChainStage \{\n/m, "message ChainStage {\n  string future_stage_key = 901;\n");
+  assert.ok(proto.includes("future_setting") && proto.includes("future_stage_key"), "the newer proto was made");
+  const file = join(tempDir("proto"), "msm.proto");
+  writeFileSync(file, proto);
+  const definition = loadProto(file, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, bytes: Buffer });
+  return (loadPackageDefinition(definition) as unknown as { msm: { v1: { ProxyService: { service: ServiceDefinition } } } }).msm.v1.ProxyService.service;
+}
+
+test("a snapshot from a newer control plane, with settings this proxy does not know, is refused naming them (not run without them); the running config stays", async () => {
+  const cp = await LooseReplica.start("insecure", newerProxyService());
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const counter = cp.ref("counter", "1.0.0", readFileSync(fixture("counter")));
+  const seg = (chain: Parameters<typeof segment>[4]): Segment => segment("node-a", "live", listen, sink.port, chain);
+  cp.snapshot = { version: 1, segments: [seg([{ filter: "counter", version: "1.0.0" }])], filters: [counter] };
+  const agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: "insecure" });
+  try {
+    await waitFor(() => cp.acks.includes(1), AGENT_START_MS, "Ack 1: a newer control plane's snapshot without new settings runs");
+    const future = { ...seg([{ filter: "counter", version: "1.0.0" }]), futureSetting: 7 };
+    future.chain = [{ ...future.chain[0]!, futureStageKey: "x" } as never];
+    cp.publish({ version: 2, segments: [future], filters: [counter] });
+    await waitFor(() => cp.nacks.length === 1, 3000, "Nack 2");
+    assert.is(cp.nacks[0]!.version, 2);
+    assert.match(cp.nacks[0]!.error, "snapshot 2 has settings this proxy does not know, which it would run without: ");
+    assert.match(cp.nacks[0]!.error, "segments[0] ('live'): field 900 of msm.v1.Segment");
+    assert.match(cp.nacks[0]!.error, "segments[0] ('live').chain[0]: field 901 of msm.v1.ChainStage");
+    assert.match(cp.nacks[0]!.error, "upgrade the proxy");
+    await sleep(AGENT_TIMING.retryStartMs * 1.5);
+    assert.is(cp.nacks.length, 1, "not tried again: it can only fail again");
+    assert.is(agent.runningVersion, 1);
+    await flows(listen, sink, "packets through the running config");
+    cp.publish({ version: 3, segments: [seg([])], filters: [] });
+    await waitFor(() => cp.acks.includes(3), 5000, "Ack 3: the next snapshot without them runs");
+  } finally {
+    await agent.close();
+    cp.stop();
+    sink.close();
+  }
+});
 
 test("snapshots the real server would refuse, sent anyway -> Nack naming the field; a module that is not its digest is refused, not cached", async () => {
   const cp = await LooseReplica.start();

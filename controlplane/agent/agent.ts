@@ -11,7 +11,7 @@ import {
   abi, ApplyError, ConfigError, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
   type AdminServer, type NodeDataPlaneSettings, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
-import { ProxyServiceClient, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
+import { ProxyServiceClient, unknownSnapshotFields, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
 import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
 import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../api/transport.js";
@@ -600,6 +600,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** One attempt at a snapshot: plan, fetch what is missing, check, then start or swap. */
   private async apply(snapshot: Snapshot): Promise<Outcome> {
     const version = snapshot.version;
+    const unknown = unknownSnapshotFields(snapshot);
+    if (unknown.length > 0) return { kind: "refused", error: unknownFieldsRefusal(snapshot, unknown), retry: false };
     let plan: SnapshotPlan;
     try {
       plan = planSnapshot(snapshot, MODULES_DIR, this.workers);
@@ -647,6 +649,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     return applied;
   }
+}
+
+/**
+ * Why a snapshot with fields this build does not know is refused: run without them, a segment
+ * would lack what was asked of it (a source policy, a multicast interface) and nobody would know.
+ */
+function unknownFieldsRefusal(snapshot: Snapshot, unknown: readonly string[]): string {
+  const named = unknown.slice(0, 5).map((f) => f.replace(/^segments\[(\d+)\]/, (at, i: string) => `${at} ('${snapshot.segments[Number(i)]?.name ?? "?"}')`));
+  return `snapshot ${snapshot.version} has settings this proxy does not know, which it would run without: ${named.join("; ")}`
+    + `${unknown.length > 5 ? `; and ${unknown.length - 5} more` : ""}. The control plane is newer than this proxy: upgrade the proxy, or apply the segments without those settings`;
 }
 
 /** Creates the state directory, starts the proxy from last-good.json if any, and starts connecting. */

@@ -3,7 +3,9 @@
 // camelCase fields, uint64 as number, oneofs named by `kind`, defaults filled in. The options
 // here and in controlplane/proto/generate-types.mjs must agree.
 import { loadSync } from "@grpc/proto-loader";
-import { loadPackageDefinition, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
+import { loadPackageDefinition, makeClientConstructor, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
+import protobuf from "protobufjs";
+import { unknownFields } from "./unknown-fields.js";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { Endpoint__Output } from "./generated/msm/v1/Endpoint.js";
@@ -34,9 +36,33 @@ const pkg = loadPackageDefinition(definition) as unknown as {
   msm: { v1: { ProxyService: ServiceClientConstructor; AdminService: ServiceClientConstructor } };
 };
 
-export const ProxyServiceClient = pkg.msm.v1.ProxyService;
 export const AdminServiceClient = pkg.msm.v1.AdminService;
 export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
+
+// A proxy's client notes, in each snapshot it receives, the fields this build does not define
+// (a control plane newer than the proxy): unknownSnapshotFields() says which.
+const controlMessageType = protobuf.loadSync(PROTO).lookupType("msm.v1.ControlMessage");
+const unknownInSnapshot = new WeakMap<object, string[]>();
+const connect = proxyService.Connect!;
+export const ProxyServiceClient: ServiceClientConstructor = makeClientConstructor({
+  ...proxyService,
+  Connect: {
+    ...connect,
+    responseDeserialize: (bytes: Buffer) => {
+      const msg = connect.responseDeserialize(bytes) as { snapshot?: object | null };
+      if (msg.snapshot) {
+        const unknown = unknownFields(controlMessageType, bytes).filter((f) => f.startsWith("snapshot")).map((f) => (f.startsWith("snapshot.") ? f.slice(9) : f));
+        if (unknown.length > 0) unknownInSnapshot.set(msg.snapshot, unknown);
+      }
+      return msg;
+    },
+  },
+}, "msm.v1.ProxyService");
+
+/** The fields of a snapshot received by ProxyServiceClient that msm.proto does not define (`segments[0]: field 40 of msm.v1.Segment`). */
+export function unknownSnapshotFields(snapshot: object): readonly string[] {
+  return unknownInSnapshot.get(snapshot) ?? [];
+}
 export const adminService: ServiceDefinition = pkg.msm.v1.AdminService.service;
 
 // The messages' shapes are generated from msm.proto (npm run build:proto, controlplane/api/generated/):
