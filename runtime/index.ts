@@ -21,8 +21,9 @@ export { HISTOGRAM_BOUNDS, type HistogramValue } from "./filter-host/metrics.js"
 export { dropReasonName, SegmentStats } from "./chain/stats.js";
 // The packet loop's parts, for benchmarks that drive a chain without sockets.
 export { ChainRunner, type EgressFn } from "./chain/chain-runner.js";
-export { DEFAULT_FAILURE_POLICY, FilterPool, type ChainStage, type FilterSpec, type InstanceSlot } from "./chain/filter-pool.js";
+export { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS, FilterPool, type ChainStage, type FilterSpec, type InstanceSlot } from "./chain/filter-pool.js";
 export { PacketList } from "./chain/packet-list.js";
+export { stageBudgets, type TokenBucket } from "./chain/budget.js";
 export { SegmentStreams } from "./streams/segment-streams.js";
 export { INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, StreamTable } from "./streams/stream-table.js";
 export type { IoPlan } from "./dataplane/batched-io.js";

@@ -97,6 +97,25 @@ function seen(h: FilterHarness, ctx: number, seq: number): number {
   return new DataView(h.run({ ctx, bytes: command(seq, REPORT) }).bytes.buffer).getUint32(16);
 }
 
+test("budgets: a runaway timer (re-armed at 0 us, filling the output area each time) is held to the stage's limits, as in the proxy", async () => {
+  for (const limits of [undefined, { generatedPerSecond: 1000, timerFiresPerSecond: 100 }]) {
+    const h = await FilterHarness.load(fixture("hostile"), limits ? { limits } : {});
+    const perSecond = limits ?? { generatedPerSecond: 50_000, timerFiresPerSecond: 2000 };
+    const burst = { generated: Math.max(2048, perSecond.generatedPerSecond / 10), fires: Math.max(8, perSecond.timerFiresPerSecond / 10) };
+    const a = h.createContext();
+    h.run({ ctx: a, bytes: command(1, FLOOD, 0) });
+    const out = h.advanceTime(1_000_000); // without the budget of firings this call would never return
+    const fires = h.metric("fires", a) as number;
+    const what = `limits ${JSON.stringify(limits)}: ${fires} firings, ${out.length} packets out, ${h.timersDeferred} firings put off`;
+    assert.ok(fires > perSecond.timerFiresPerSecond * 0.9 && fires <= burst.fires + perSecond.timerFiresPerSecond + 1, what);
+    assert.ok(h.timersDeferred > 0, what);
+    assert.ok(out.length >= perSecond.generatedPerSecond * 0.9 && out.length <= burst.generated + perSecond.generatedPerSecond + 1, what);
+    const over = h.hostDrops.filter((d) => d.reasonName === "host_budget_exceeded");
+    assert.ok(over.length > 0 && over.length === h.hostDrops.length, what);
+    assert.match(over[0]!.problem, `limits.generatedPerSecond ${perSecond.generatedPerSecond}`);
+  }
+});
+
 test("swap: every context's state moves to the new instance, counters go on, the old instance's timers are gone", async () => {
   const h = await FilterHarness.load(fixture("hostile"));
   const a = h.createContext();

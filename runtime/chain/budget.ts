@@ -24,3 +24,11 @@ export class TokenBucket {
     return have >= 1 ? 0 : Math.ceil(((1 - have) * 1e6) / this.perSecond);
   }
 }
+
+/** A stage's two budgets for its limits: a tenth of a second's burst (at least 2,048 packets, 8 firings). */
+export function stageBudgets(limits: { readonly generatedPerSecond: number; readonly timerFiresPerSecond: number }): { generated: TokenBucket; timerFires: TokenBucket } {
+  return {
+    generated: new TokenBucket(limits.generatedPerSecond, Math.max(2048, limits.generatedPerSecond / 10)),
+    timerFires: new TokenBucket(limits.timerFiresPerSecond, Math.max(8, limits.timerFiresPerSecond / 10)),
+  };
+}

@@ -9,7 +9,7 @@ import { FilterFailure } from "../filter-host/errors.js";
 import { FilterInstance, type FilterHostServices } from "../filter-host/filter-instance.js";
 import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
-import { TokenBucket } from "./budget.js";
+import { stageBudgets, type TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
 import { StateOrigin } from "../abi.js";
 
@@ -70,9 +70,7 @@ export class ChainStage {
     readonly policy: FailurePolicy,
     readonly segment: string,
   ) {
-    const l = slot.limits;
-    this.generated = new TokenBucket(l.generatedPerSecond, Math.max(2048, l.generatedPerSecond / 10));
-    this.timerFires = new TokenBucket(l.timerFiresPerSecond, Math.max(8, l.timerFiresPerSecond / 10));
+    ({ generated: this.generated, timerFires: this.timerFires } = stageBudgets(slot.limits));
   }
 
   get filterName(): string {

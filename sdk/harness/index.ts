@@ -6,8 +6,8 @@
 import { readFile } from "node:fs/promises";
 import { DropReason, LogLevel, MetricKind, StateOrigin } from "../../runtime/abi.js";
 import {
-  batchProblem, compileFilterModule, dropReasonName, FilterConfigError, FilterFailure, FilterInstance, HELD, outputProblem, PASSED,
-  type FilterHostServices, type HistogramValue, type LoadedFilterModule,
+  batchProblem, compileFilterModule, DEFAULT_STAGE_LIMITS, dropReasonName, FilterConfigError, FilterFailure, FilterInstance, HELD,
+  outputProblem, PASSED, stageBudgets, type FilterHostServices, type TokenBucket, type HistogramValue, type LoadedFilterModule,
 } from "./runtime.js";
 import { CallKind, CallWatchdog, DEFAULT_CALL_TIMEOUT_MS } from "./watchdog.js";
 
@@ -87,6 +87,14 @@ export interface HarnessOptions {
    * was not built: tests a filter's fallback. Default: the host's crypto where this machine has it.
    */
   readonly hostCrypto?: boolean;
+  /**
+   * Each context's budgets, as a proxy's stage has them (`filters.<name>.limits`, default 50,000
+   * generated packets and 2,000 timer firings a second, a tenth of a second's burst), on the
+   * harness clock: an output over the budget is a `host_budget_exceeded` drop in hostDrops, a timer
+   * over its budget fires later (timersDeferred counts it). Give higher limits to test a filter
+   * that needs them (and configure the proxy alike).
+   */
+  readonly limits?: { readonly generatedPerSecond?: number; readonly timerFiresPerSecond?: number };
 }
 
 /** What changes at a hot swap (`swap`); what is left out stays as it was. */
@@ -143,6 +151,9 @@ export class FilterHarness {
   private rootConfig: unknown;
   private readonly instanceIds = new WeakMap<FilterInstance, number>();
   private instanceCount = 0;
+  /** Timer firings put off because their context's budget of firings was spent, as the proxy does. */
+  timersDeferred = 0;
+  private readonly budgets = new Map<number, { generated: TokenBucket; timerFires: TokenBucket }>();
 
   private constructor(private readonly options: HarnessOptions, name: string) {
     this.clockUs = options.startUs ?? 1_000_000;
@@ -295,6 +306,13 @@ export class FilterHarness {
       this.pending.delete(next[0]);
       this.clockUs = Math.max(this.clockUs, next[1].dueUs);
       const { ctx, timer } = next[1];
+      const fires = this.budget(ctx).timerFires;
+      if (!fires.take(this.clockUs)) {
+        // over its budget of firings: it fires once the budget allows, as in the proxy
+        this.timersDeferred++;
+        this.pending.set(next[0], { ...next[1], dueUs: this.clockUs + fires.waitUs(this.clockUs) });
+        continue;
+      }
       this.current.setClock(this.clockUs, Date.now() * 1000);
       outputs.push(...this.readOutputs(this.guarded(CallKind.OnTimer, ctx, timer, () => this.current.onTimer(ctx, timer)), "onTimer", () => ctx));
     }
@@ -481,6 +499,16 @@ export class FilterHarness {
     return { settledBytes, grownBytes };
   }
 
+  /** A context's budgets, made as a proxy's stage makes them (runtime/chain/filter-pool.ts). */
+  private budget(ctx: number): { generated: TokenBucket; timerFires: TokenBucket } {
+    let b = this.budgets.get(ctx);
+    if (!b) {
+      b = stageBudgets({ ...DEFAULT_STAGE_LIMITS, ...this.options.limits });
+      this.budgets.set(ctx, b);
+    }
+    return b;
+  }
+
   /**
    * The output packets of a call that the host takes, judged as the proxy judges them: `ctxOf(j)`
    * is the context output j must name. Those refused go to hostDrops (and the log).
@@ -493,6 +521,13 @@ export class FilterHarness {
       if (!inst.acceptOutput(j, ctx)) {
         const reason = DropReason.HostBadDescriptor;
         this.hostDrops.push({ call, kind: "output", index: j, ctx, reason, reasonName: dropReasonName(reason), problem: outputProblem(inst, j, ctx) });
+        continue;
+      }
+      const generated = this.budget(ctx).generated;
+      if (!generated.take(this.clockUs)) {
+        const reason = DropReason.HostBudgetExceeded;
+        const problem = `over the context's budget of generated packets (limits.generatedPerSecond ${generated.perSecond}, a burst of ${generated.burst})`;
+        this.hostDrops.push({ call, kind: "output", index: j, ctx, reason, reasonName: dropReasonName(reason), problem });
         continue;
       }
       const offset = inst.outputOffset(j);
