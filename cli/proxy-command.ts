@@ -5,13 +5,13 @@
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import {
   ApplyError, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, loadNodeSettingsFile, loadProxyConfigFile,
-  Proxy, startAdminServer, validateNodeSettings, type AdminServer, type NodeSettings, type ProxyConfig, type ProxyEvent, type IoPlan,
+  Proxy, startAdminServer, validateNodeSettings, type AdminServer, type NodeSettings, type ProxyEvent, type IoPlan,
 } from "../runtime/index.js";
 import { Agent } from "../controlplane/agent/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
 import { printable } from "../controlplane/security/terminal.js";
 import { applyErrorLines } from "./apply-errors.js";
-import { ConfigWatch, configFingerprint } from "./config-watch.js";
+import { FileReloader } from "./file-reloader.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
@@ -186,7 +186,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     throw err;
   }
   const adminFlag = flags.get("admin");
-  const fileAdmin = JSON.stringify(config.admin ?? null);
+  const fileAdmin = config.admin;
   if (adminFlag) config.admin = hostPort("admin", adminFlag);
   let proxy: Proxy;
   try {
@@ -199,88 +199,16 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     throw err;
   }
   proxy.on("event", (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
-  // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what was last
-  // tried. A refused file is not tried again until it changes: a log written into the config's
-  // folder would otherwise retry it at every line the refusal logs.
-  let running = config;
-  let tried = await configFingerprint(file, config);
-  let reloading = Promise.resolve();
-  // segments that did not start after a commit (a port taken meanwhile) are tried again, backing off
-  let retryMs = 0;
-  let retryTimer: NodeJS.Timeout | undefined;
-  const retryIfNotRunning = (): void => {
-    clearTimeout(retryTimer);
-    const down = proxy.segmentsNotRunning;
-    if (down.length === 0) {
-      retryMs = 0;
-      return;
-    }
-    retryMs = Math.min(retryMs === 0 ? 1000 : retryMs * 2, 30_000);
-    console.error(`${stamp()} ${down.length} segment(s) NOT running (${down.slice(0, 5).join(", ")}${down.length > 5 ? ", ..." : ""}): next try in ${retryMs / 1000} s`);
-    retryTimer = setTimeout(retryRunning, retryMs);
-    retryTimer.unref();
-  };
-  // the config that runs is applied again (not the file, which may since hold a refused edit)
-  const retryRunning = (): void => {
-    reloading = reloading.then(async () => {
-      try {
-        await proxy.apply(running);
-        console.error(`${stamp()} retry: every segment runs`);
-      } catch (err) {
-        if (!(err instanceof ApplyError)) console.error(`${stamp()} retry failed: ${(err as Error).stack ?? err}`);
-      }
-      retryIfNotRunning();
-    });
-  };
-  const reload = (why: string, onlyIfChanged: boolean): void => {
-    reloading = reloading.then(async () => {
-      let next: ProxyConfig | undefined;
-      try {
-        let invalid: unknown;
-        try {
-          next = await loadProxyConfigFile(file);
-        } catch (err) {
-          invalid = err;
-        }
-        // a file that does not validate names no modules: its text and the running ones are what changes
-        const fingerprint = await configFingerprint(file, next ?? running);
-        if (onlyIfChanged && fingerprint === tried) return;
-        tried = fingerprint;
-        if (!next) throw invalid;
-        // the admin endpoint is the CLI's, bound once (--admin overrides the file's for good)
-        if (!adminFlag && JSON.stringify(next.admin ?? null) !== fileAdmin) {
-          throw new ConfigError([`admin: cannot change from ${fileAdmin} to ${JSON.stringify(next.admin ?? null)} while running; restart the proxy`]);
-        }
-        next.admin = config.admin;
-        await proxy.apply(next);
-        running = next;
-        watch.follow(next);
-        console.error(`${stamp()} config reloaded (${why})`);
-      } catch (err) {
-        if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
-          if (err instanceof ConfigError) proxy.noteRefusedConfig();
-          const what = err instanceof ApplyError ? `\n  ${applyErrorLines(err, next ?? running)}` : err.message;
-          console.error(`${stamp()} config NOT reloaded (${why}), the running config stays: ${printable(what, { keepNewlines: true })}`);
-        } else if (err instanceof ApplyError) {
-          // committed: the new config runs, without the segments named
-          running = next!;
-          watch.follow(running);
-          console.error(`${stamp()} config reloaded (${why}), but these segments are NOT running:\n  ${printable(applyErrorLines(err, running), { keepNewlines: true })}`);
-        } else console.error(`${stamp()} reload failed: ${(err as Error).stack ?? err}`);
-      }
-      retryIfNotRunning();
-    });
-  };
-  const watch = new ConfigWatch(file, () => reload("file changed", true));
-  watch.follow(config);
-  process.on("SIGHUP", () => reload("SIGHUP", false));
+  // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what it runs
+  const reloader = await FileReloader.start(file, proxy, config, fileAdmin, adminFlag !== undefined, (line) => console.error(`${stamp()} ${line}`));
+  process.on("SIGHUP", () => reloader.reload("SIGHUP", false));
   let admin: AdminServer | undefined;
   if (config.admin) {
     try {
       admin = await startAdminServer(proxy, config.admin.address, config.admin.port);
     } catch (err) {
       // probes and scrapes would find nothing: a proxy without its admin endpoint does not run
-      watch.close();
+      reloader.close();
       await proxy.close();
       console.error(`msm proxy: admin endpoint ${config.admin.address}:${config.admin.port}: ${(err as Error).message}; the proxy did not start`);
       return 1;
@@ -299,8 +227,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   console.error(`${stamp()} reload: edit ${file}, or kill -HUP ${process.pid}; stop: kill ${process.pid} (or Ctrl-C)`);
 
   await waitForSignal();
-  clearTimeout(retryTimer);
-  watch.close();
+  reloader.close();
   console.error(`${stamp()} stopping: draining the segments`);
   await admin?.close();
   await proxy.close();
