@@ -146,6 +146,12 @@ test(`at most ${MAX_LABEL_VALUES} label values per metric per context; the rest 
   assert.equal(h.metricSeries("level", ctx), new Map([["5000", 3]]));
 });
 
+test("label names the host or Prometheus sets on every series are refused", () => {
+  const m = new FilterMetrics();
+  for (const label of ["segment", "stage", "filter", "le", "instance", "job"]) assert.is(m.define(MetricKind.Counter, `by_${label}`, label), -Status.BadArgument, label);
+  assert.ok(m.define(MetricKind.Counter, "by_ssrc", "ssrc") >= 0);
+});
+
 /** Two instances of a filter's metrics, as a hot swap sees them: the successor defines in another order, adds one and drops one. */
 function pair(): { old: FilterMetrics; next: FilterMetrics; ids: Record<string, number> } {
   const old = new FilterMetrics();

@@ -74,7 +74,9 @@ export interface FilterMetricSnapshot {
 
 const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 /** Labels the host puts on every filter metric itself (and `le`, on histogram buckets). */
-const RESERVED_LABELS = new Set(["segment", "stage", "filter", "le"]);
+// the host's own labels, and those Prometheus sets on every scraped series (renamed exported_* if a
+// target has them, which hides them from the queries written for them)
+const RESERVED_LABELS = new Set(["segment", "stage", "filter", "le", "instance", "job"]);
 const KIND_NAMES = { [MetricKind.Counter]: "counter", [MetricKind.Gauge]: "gauge", [MetricKind.Histogram]: "histogram" } as const;
 
 function newHistogram(): HistogramValue {

@@ -167,7 +167,7 @@ export function defineHistogram(name: string): i32 {
 
 /**
  * Defines a metric with one label (ABI 1.3), as defineMetric does; `label` is the label's name
- * (same rules as a metric name; not segment, stage, filter or le). Update it with the *Labelled
+ * (same rules as a metric name; not segment, stage, filter, le, instance or job). Update it with the *Labelled
  * functions, which take the label's value as a u32 (an SSRC, say). The host keeps
  * MAX_LABEL_VALUES values per metric per context and counts the values past those under "other".
  */
