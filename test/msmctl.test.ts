@@ -905,6 +905,48 @@ live("errors: a refused connection names the server; usage errors exit 2", async
   }
 });
 
+// last of this suite: it leaves the control plane knowing a proxy node-9 (get proxies lists it)
+live("apply --wait / delete --wait: until each proxy concerned runs the change; a refusal, a segment's old proxy, a proxy that never answers; exit 1 unless all run it", async () => {
+  const file = join(dir, "wait.yaml");
+  const doc = (name: string, proxy: string, port: number, payloadType = 96): string =>
+    `kind: Segment\nmetadata: { name: ${name} }\nspec:\n  proxy: ${proxy}\n  listen: { address: 127.0.0.1, port: ${port} }\n  destinations: [{ address: 127.0.0.1, port: ${port + 1000} }]\n  chain: [{ filter: validate@1.0.0, config: { allowedPayloadTypes: [${payloadType}] } }]\n`;
+  writeFileSync(file, doc("wait-1", "node-1", 5300));
+  let r = await msmctl(["apply", "-f", file, "--wait"], { env });
+  assert.is(r.code, 0, r.out + r.err);
+  let revision = JSON.parse((await msmctl(["get", "segment", "wait-1", "-o", "json"], { env })).out).metadata.revision;
+  assert.is(r.out, `segment/wait-1 created\nproxy/node-1 runs revision ${revision}\n`);
+  assert.is(r.err, "", "no 'not accepted yet' note: it was");
+  // nothing changed: nothing to wait for
+  r = await msmctl(["apply", "-f", file, "--wait"], { env });
+  assert.equal([r.code, r.out], [0, "segment/wait-1 unchanged\n"]);
+  // the proxy refuses it (a filter's config): exit 1 with its reason
+  writeFileSync(file, doc("wait-1", "node-1", 5300, 200));
+  r = await msmctl(["apply", "-f", file, "--wait", "-o", "json"], { env });
+  assert.is(r.code, 1, r.out + r.err);
+  const refused = JSON.parse(r.out) as { revision: number; proxies: { proxy: string; result: string; detail: string }[] };
+  assert.equal(refused.proxies.map((p) => [p.proxy, p.result]), [["node-1", "refused"]]);
+  assert.match(refused.proxies[0]!.detail, "validate refused its config: allowedPayloadTypes[0]");
+  // moved to a proxy that never connected: the old one answers (it drops the segment), the new one times out
+  writeFileSync(file, doc("wait-1", "node-9", 5300));
+  r = await msmctl(["apply", "-f", file, "--wait", "--wait-timeout", "1"], { env });
+  assert.is(r.code, 1, r.out + r.err);
+  revision = JSON.parse((await msmctl(["get", "segment", "wait-1", "-o", "json"], { env })).out).metadata.revision;
+  assert.is(r.out, `segment/wait-1 configured\nproxy/node-1 runs revision ${revision}\nproxy/node-9 did not answer revision ${revision} within 1 s: it never connected to the control plane\n`);
+  // delete: the proxy that ran it
+  writeFileSync(file, doc("wait-2", "node-1", 5310));
+  assert.is((await msmctl(["apply", "-f", file], { env })).code, 0);
+  r = await msmctl(["delete", "segment", "wait-2", "wait-1", "--wait", "--wait-timeout", "2"], { env });
+  assert.is(r.code, 1, "node-9 still never answers");
+  assert.match(r.out, /^segment\/wait-2 deleted\nsegment\/wait-1 deleted\nproxy\/node-1 runs revision \d+\nproxy\/node-9 did not answer revision \d+ within 2 s/);
+  // usage
+  r = await msmctl(["apply", "-f", file, "--wait", "--dry-run"], { env });
+  assert.is(r.code, 2);
+  assert.match(r.err, /^msmctl: --wait and --dry-run exclude each other: a dry run changes nothing to wait for\n/);
+  r = await msmctl(["apply", "-f", file, "--wait-timeout", "5"], { env });
+  assert.is(r.code, 2);
+  assert.match(r.err, "--wait-timeout goes with --wait");
+});
+
 live.run();
 
 // ---------------------------------------------------------------- mTLS

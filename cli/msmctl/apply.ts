@@ -2,10 +2,11 @@
 import { status } from "@grpc/grpc-js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
-import { flagSet, flagValues, UsageError } from "./flags.js";
+import { flagSet, flagValues, secondsFlag, UsageError } from "./flags.js";
 import { render } from "./format.js";
 import { ManifestError, manifestPath, parseManifests, toSegment, type ManifestOrigin, type SegmentManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
+import { outcomeLines, waitForProxies, type ProxyOutcome } from "./wait.js";
 import { REDACTED, secretValues } from "../../controlplane/security/secrets.js";
 
 interface Loaded {
@@ -91,9 +92,13 @@ export async function applyCommand(ctx: Context): Promise<number> {
   if (files.length === 0) throw new UsageError("apply needs -f FILE (YAML or JSON; - for stdin)");
   if (ctx.words.length > 0) throw new UsageError(`apply takes no arguments besides -f, got '${ctx.words[0]}'`);
   const dryRun = flagSet(ctx.args, "dry-run");
+  const wait = waitOption(ctx);
+  if (wait && dryRun) throw new UsageError("--wait and --dry-run exclude each other: a dry run changes nothing to wait for");
   const loaded = await loadFiles(ctx, files);
   for (const line of inlineSecretWarnings(loaded)) ctx.io.err(`msmctl: warning: ${line}\n`);
   const manifests = loaded.map((l) => l.manifest);
+  // a segment that moves to another proxy leaves its old one: that one must answer too
+  const before = wait ? await proxiesOf(ctx, manifests.map((m) => m.metadata.name)) : new Map<string, string>();
   let res;
   try {
     res = await ctx.api().applySegments({ segments: manifests.map(toSegment), dryRun });
@@ -103,11 +108,14 @@ export async function applyCommand(ctx: Context): Promise<number> {
     }
     throw err;
   }
-  const note = pendingNote(manifests, [...res.created, ...res.configured], res.revision, dryRun);
+  const changed = [...res.created, ...res.configured];
+  const concerned = [...new Set(manifests.filter((m) => changed.includes(m.metadata.name)).flatMap((m) => [m.spec.proxy, before.get(m.metadata.name) ?? m.spec.proxy]))].sort();
+  const outcomes = wait ? await waitForProxies(ctx.api(), concerned, res.revision, wait.timeoutMs) : undefined;
+  const note = outcomes ? undefined : pendingNote(manifests, changed, res.revision, dryRun);
   if (ctx.output !== "table") {
-    ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun }, ctx.output));
+    ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
     if (note) ctx.io.err(note);
-    return 0;
+    return waitExit(outcomes);
   }
   const outcome = new Map<string, string>();
   for (const n of res.created) outcome.set(n, "created");
@@ -116,9 +124,31 @@ export async function applyCommand(ctx: Context): Promise<number> {
   const suffix = dryRun ? " (dry run)" : "";
   let lines = "";
   for (const m of manifests) lines += `segment/${m.metadata.name} ${outcome.get(m.metadata.name) ?? "applied"}${suffix}\n`;
+  if (outcomes) lines += outcomeLines(outcomes, res.revision, wait!.timeoutMs);
   ctx.io.out(lines);
   if (note) ctx.io.err(note);
-  return 0;
+  return waitExit(outcomes);
+}
+
+/** --wait and its timeout, or undefined without --wait. */
+function waitOption(ctx: Context): { timeoutMs: number } | undefined {
+  const timeoutMs = secondsFlag(ctx.args, "wait-timeout", 60, 1, 3600);
+  if (!flagSet(ctx.args, "wait")) {
+    if (ctx.args.flags.has("wait-timeout")) throw new UsageError("--wait-timeout goes with --wait");
+    return undefined;
+  }
+  return { timeoutMs };
+}
+
+/** Each named segment's proxy as stored now (a name not stored yet has none). */
+async function proxiesOf(ctx: Context, names: readonly string[]): Promise<Map<string, string>> {
+  const wanted = new Set(names);
+  return new Map((await ctx.api().listSegments({ proxy: "" })).segments.filter((s) => wanted.has(s.name)).map((s) => [s.name, s.proxy]));
+}
+
+/** 1 when a proxy waited for did not run the change whole. */
+function waitExit(outcomes: readonly ProxyOutcome[] | undefined): number {
+  return outcomes?.some((o) => o.result !== "runs") ? 1 : 0;
 }
 
 /**
@@ -145,7 +175,9 @@ export async function deleteCommand(ctx: Context): Promise<number> {
     if (parsed.names.length === 0) throw new UsageError("delete segment needs at least one NAME (or -f FILE)");
     names = [...new Set(parsed.names)];
   }
+  const wait = waitOption(ctx);
   const api = ctx.api();
+  const before = wait ? await proxiesOf(ctx, names) : new Map<string, string>();
   if (flagSet(ctx.args, "ignore-not-found")) {
     // the server deletes all the names or none: ask only for those that exist
     const existing = new Set((await api.listSegments({ proxy: "" })).segments.map((s) => s.name));
@@ -162,13 +194,15 @@ export async function deleteCommand(ctx: Context): Promise<number> {
     throw err;
   }
   const missing = names.filter((n) => !res.deleted.includes(n));
+  const concerned = [...new Set(res.deleted.map((n) => before.get(n)).filter((p): p is string => p !== undefined))].sort();
+  const outcomes = wait ? await waitForProxies(api, concerned, res.revision, wait.timeoutMs) : undefined;
   if (ctx.output !== "table") {
-    ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision }, ctx.output));
+    ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
   } else if (res.deleted.length > 0) {
-    ctx.io.out(res.deleted.map((n) => `segment/${n} deleted\n`).join(""));
+    ctx.io.out(res.deleted.map((n) => `segment/${n} deleted\n`).join("") + (outcomes ? outcomeLines(outcomes, res.revision, wait!.timeoutMs) : ""));
   }
   if (missing.length > 0 && !flagSet(ctx.args, "ignore-not-found")) {
     throw new CliError(missing.map((n) => `segment "${n}" not found`).join("\n"));
   }
-  return 0;
+  return waitExit(outcomes);
 }

@@ -29,6 +29,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "help", short: "h", boolean: true, help: "usage" },
   { name: "filename", short: "f", value: "FILE", repeated: true, commands: ["apply", "delete"], help: "a YAML or JSON file of segments; - reads stdin" },
   { name: "dry-run", boolean: true, commands: ["apply"], help: "check with the server, change nothing" },
+  { name: "wait", boolean: true, commands: ["apply", "delete"], help: "wait until each proxy concerned runs the change; exit 1 if one refuses it or does not answer" },
+  { name: "wait-timeout", value: "SECONDS", commands: ["apply", "delete"], help: "how long --wait waits (default 60)" },
   { name: "ignore-not-found", boolean: true, commands: ["delete"], help: "a name that does not exist is not an error" },
   { name: "proxy", value: "NODE", commands: ["get", "top"], help: "only this proxy's segments (streams: those crossing it)" },
   { name: "bad", boolean: true, commands: ["get", "top"], help: "streams only: those with a bad hop" },
