@@ -76,10 +76,11 @@ test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a
       assert.is(r.code, 0, r.out);
     }
     writeFileSync(file, manifest(listen, sink.port, "    - { filter: validate, config: {} }\n    - { filter: counter, config: { tag: 1 } }"));
-    const first = await msmctl(["apply", "-f", file], env);
+    // --wait returns once the real agent acknowledged the revision: the proxy runs it then
+    const first = await msmctl(["apply", "-f", file, "--wait"], env);
     assert.is(first.code, 0, first.out);
-    assert.match(first.out, /segment\/live created/);
-    await waitFor(() => agent.proxy !== null && agent.runningVersion > 0, 10_000, "the first snapshot to run");
+    assert.match(first.out, /^segment\/live created\nproxy\/edge-1 runs revision (\d+)\n$/);
+    assert.is(agent.runningVersion, Number(/revision (\d+)/.exec(first.out)![1]), "running when msmctl returned");
 
     // settle the validate filter's probation for this source, then stream 30,000 packets at 10,000/s
     tx.send(indexedRtp(0xfffffff0), listen, "127.0.0.1");
@@ -109,8 +110,9 @@ test("msmctl apply hot-swaps a running 10,000 packets/s stream with zero loss; a
     // a chain the filter refuses: NACKed, the old chain keeps running, msmctl shows why
     const acked = agent.runningVersion;
     writeFileSync(file, manifest(listen, sink.port, "    - { filter: misbehave, config: { reject: \"bitrate cap must be positive\" } }"));
-    const bad = await msmctl(["apply", "-f", file], env);
-    assert.is(bad.code, 0, bad.out);
+    const bad = await msmctl(["apply", "-f", file, "--wait"], env);
+    assert.is(bad.code, 1, bad.out);
+    assert.match(bad.out, /^segment\/live configured\nproxy\/edge-1 REFUSED revision \d+: .*bitrate cap must be positive/);
     let described = "";
     await waitFor(async () => {
       described = (await msmctl(["describe", "proxy", "edge-1"], env)).out;
