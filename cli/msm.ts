@@ -11,9 +11,11 @@ import { UsageError } from "./usage.js";
 const USAGE = `msm: Media Streaming Mesh data plane
 
 Usage:
-  msm proxy --config FILE [--admin HOST:PORT]   run a proxy; SIGHUP or a file change reloads
+  msm proxy --config FILE [--admin HOST:PORT] [--check]
+                                               run a proxy; SIGHUP or a file change reloads;
+                                               --check: check the file as a start would, start nothing
   msm proxy --control-plane HOST:PORT[,...] --node-id ID --state-dir DIR
-      (--tls-ca F --tls-cert F --tls-key F | --insecure) [--workers N] [--admin HOST:PORT]
+      (--tls-ca F --tls-cert F --tls-key F | --insecure) [--config NODE-FILE] [--workers N] [--admin HOST:PORT]
                                                run a proxy managed by the control plane
   msm demo [--seconds N] [--rate PPS] [--bad-percent P]
                                                a proxy with a validate chain, a generated stream

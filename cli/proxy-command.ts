@@ -11,15 +11,17 @@ import { Agent } from "../controlplane/agent/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
 import { printable } from "../controlplane/security/terminal.js";
 import { applyErrorLines } from "./apply-errors.js";
+import { checkProxyConfigFile } from "./config-check.js";
 import { FileReloader } from "./file-reloader.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
 
-export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT]
+export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT] [--check]
        msm proxy --control-plane HOST:PORT|unix:PATH[,...] --node-id ID --state-dir DIR
                  (--tls-ca FILE --tls-cert FILE --tls-key FILE | --insecure)
                  [--config NODE-FILE] [--workers N] [--gso auto|off] [--admin HOST:PORT]
   With --control-plane, --config names the node's own settings (a proxy file's keys but
-  segments and filters: workers, socketReceiveBuffer, streams...); the flags win over it.`;
+  segments and filters: workers, socketReceiveBuffer, streams...); the flags win over it.
+  --check: check the file (the node's, with --control-plane) as a start would, start nothing.`;
 
 const FLAGS = ["config", "admin", "control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers", "gso"];
 const AGENT_ONLY = ["control-plane", "node-id", "state-dir", "tls-ca", "tls-cert", "tls-key", "workers", "gso"];
@@ -76,17 +78,45 @@ function waitForSignal(): Promise<void> {
 }
 
 export async function runProxy(args: readonly string[]): Promise<number> {
-  // --insecure is the one flag without a value
+  // --insecure and --check are the flags without a value
   const insecure = args.includes("--insecure");
-  const { flags, rest } = parseFlags(args.filter((a) => a !== "--insecure"), FLAGS);
+  const check = args.includes("--check");
+  const { flags, rest } = parseFlags(args.filter((a) => a !== "--insecure" && a !== "--check"), FLAGS);
   if (rest.length > 0) throw new UsageError(`unexpected '${rest[0]}'\n${PROXY_USAGE}`);
   const file = flags.get("config");
   const controlPlane = flags.get("control-plane");
   if (file === undefined && controlPlane === undefined) throw new UsageError(`give --config, or --control-plane\n${PROXY_USAGE}`);
+  if (check) return controlPlane === undefined ? checkFile(file!) : checkNodeFile(flags.get("config"));
   if (controlPlane !== undefined) return runAgent(flags, insecure);
   const misplaced = [...AGENT_ONLY.filter((f) => flags.has(f)), ...(insecure ? ["insecure"] : [])];
   if (misplaced.length > 0) throw new UsageError(`--${misplaced[0]} goes with --control-plane, not --config\n${PROXY_USAGE}`);
   return runFromFile(file!, flags);
+}
+
+/** --check: the file as a start would take it, nothing started; 0 when it would start. */
+async function checkFile(file: string): Promise<number> {
+  const { problems, config } = await checkProxyConfigFile(file);
+  if (problems.length > 0) {
+    console.error(`msm proxy: ${file}: NOT valid, a start would refuse it:\n  ${printable(problems.join("\n"), { keepNewlines: true }).replace(/\n/g, "\n  ")}`);
+    return 1;
+  }
+  const filters = new Set(config!.segments.flatMap((s) => s.chain.map((st) => st.filter)));
+  console.log(`${file}: valid: ${config!.segments.length} segment(s), ${filters.size} filter(s) loaded, each of which accepted its root config and every stage's config. Not checked: whether its ports are free here (a start binds them).`);
+  return 0;
+}
+
+/** --check with --control-plane: the node's settings file. */
+async function checkNodeFile(file: string | undefined): Promise<number> {
+  if (file === undefined) throw new UsageError("--check with --control-plane checks the node's file: give --config NODE-FILE");
+  try {
+    await loadNodeSettingsFile(file);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`msm proxy: the node's settings cannot be used: ${printable(err.message, { keepNewlines: true })}`);
+    return 1;
+  }
+  console.log(`${file}: valid node settings`);
+  return 0;
 }
 
 async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<number> {

@@ -5,6 +5,7 @@ export {
   ConfigError, loadProxyConfigFile, validateProxyConfig, proxyConfigSchema, STREAMS_DEFAULTS, hostFamilyClash,
   type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
 } from "./config/proxy-config.js";
+export { resolveSecrets } from "./config/secrets.js";
 export {
   loadNodeSettingsFile, validateNodeSettings, dataPlaneSettings, nodeSettingsSchema, type NodeSettings, type NodeDataPlaneSettings,
 } from "./config/node-settings.js";

@@ -2,7 +2,7 @@
 // on file change; a bad file names the field and the running config stays; the demo's verdict.
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "./lib/suite.js";
-import { fixture, ROOT } from "./lib/paths.js";
+import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
 
@@ -184,6 +184,48 @@ test("msm proxy: a segment NOT running after a reload (its port taken after the 
     await reader?.close();
     await p.exited;
     sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("msm proxy --check: a file a start would take passes without binding a port; what a start would refuse is named, field by field, filters' own refusals included", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-check-"));
+  const file = join(dir, "proxy.yaml");
+  const held = await bindUdp(); // the listen port is taken: a check binds nothing, so it passes
+  const validate = `  validate:\n    path: ${filterWasm("validate")}\n`;
+  const config = (stageConfig: string, extraFilter = "") => yaml(held.address().port, 9, 1)
+    .replace("segments:", `${extraFilter}segments:`)
+    .replace("      - filter: counter\n        config: { tag: 1 }", `      - filter: counter\n        config: { tag: 1 }\n      - filter: validate\n        config: ${stageConfig}`);
+  const check = (...more: string[]) => {
+    const r = spawnSync(process.execPath, [MSM, "proxy", "--config", file, "--check", ...more], { encoding: "utf8", timeout: 30_000 });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  try {
+    writeFileSync(file, config("{ allowedPayloadTypes: [96] }", validate));
+    let r = check();
+    assert.is(r.code, 0, r.err);
+    assert.match(r.out, `${file}: valid: 1 segment(s), 2 filter(s) loaded, each of which accepted its root config and every stage's config`);
+    // a stage config the filter refuses, a secret that is not there: each named
+    writeFileSync(file, config("{ allowedPayloadTypes: [200] }", validate).replace("config: { tag: 1 }", "config: { tag: 1, key: { $env: MSM_CHECK_UNSET } }"));
+    r = check();
+    assert.is(r.code, 1, r.out);
+    assert.match(r.err, `msm proxy: ${file}: NOT valid, a start would refuse it:\n  segments[0].chain[0].config.key: environment variable MSM_CHECK_UNSET is not set`);
+    writeFileSync(file, config("{ allowedPayloadTypes: [200] }", validate));
+    r = check();
+    assert.is(r.code, 1, r.out);
+    assert.match(r.err, /segments\[0\] \(segment 'cam'\)\.chain\[1\]\.config: filter 'validate' rejected its config: config key 'allowedPayloadTypes' must be an array of integers between 0 and 127/);
+    // the file's own rules, as at a start
+    writeFileSync(file, config("{}", validate).replace("filter: validate", "filter: validat"));
+    r = check();
+    assert.is(r.code, 1, r.out);
+    assert.match(r.err, "segments[0].chain[1].filter: unknown filter 'validat'");
+    // with --control-plane, the node's file
+    writeFileSync(file, "socketReceiveBuffer: 1\n");
+    const node = spawnSync(process.execPath, [MSM, "proxy", "--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", dir, "--insecure", "--config", file, "--check"], { encoding: "utf8", timeout: 10_000 });
+    assert.is(node.status, 1, node.stdout);
+    assert.match(node.stderr, "socketReceiveBuffer: ");
+  } finally {
+    held.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
