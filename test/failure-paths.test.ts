@@ -110,6 +110,18 @@ test("a stage the proxy gave up on comes back when its config changes (a new ins
     }
     await waitFor(() => t.events.filter((e) => e.type === "gave-up").length === 2, 3000, "both stages given up");
     assert.is((await segmentStats(t.proxy, "bad")).stages[0]!.state, "gave-up");
+    const misbehaveInstances = async (): Promise<number> => (await t.proxy.stats()).instances.filter((i) => i.filter === "misbehave" && i.memoryBytes !== null).length;
+    assert.is(await misbehaveInstances(), 0, "every stage gave up: no instance");
+    // a fixed config in a change that is then refused (a port another process holds): the
+    // instance brought up for it goes again, nothing runs on it
+    const squatter = await bindUdp(0, LO);
+    const refused = config({ reject: "" });
+    refused.segments!.push({ name: "late", listen: { address: LO, port: squatter.address().port }, destinations: [{ address: LO, port: 9 }], rtcpMux: true });
+    const err = await t.proxy.apply(validateProxyConfig(refused)).catch((e: unknown) => e);
+    squatter.close();
+    assert.ok(err instanceof ApplyError && !err.committed, `refused before the commit: ${String(err)}`);
+    assert.is((await segmentStats(t.proxy, "bad")).stages[0]!.state, "gave-up");
+    assert.is(await misbehaveInstances(), 0, "the instance brought up for the refused change is gone");
     // a changed stage config (the old one's trap was a packet's: any change is the operator's fix)
     await t.proxy.apply(validateProxyConfig(config({ reject: "" })));
     const bad = await segmentStats(t.proxy, "bad");

@@ -247,6 +247,20 @@ export class FilterPool {
     }
     stage.active = false;
     if (slot.users.size === 0) this.dropSlot(slot);
+    else if (slot.instance && [...slot.users].every((st) => st.gaveUp && !st.active)) this.retire(slot);
+  }
+
+  /**
+   * Closes the instance of a slot whose every stage gave up: one brought up again for a new stage
+   * (prepareStage) whose change was then refused would otherwise stay, its memory held for no one.
+   * The slot is abandoned again, and a fixed config brings it up as before.
+   */
+  private retire(slot: InstanceSlot): void {
+    const instance = slot.instance!;
+    this.timerCancelAll(instance);
+    this.slotOf.delete(instance);
+    instance.close();
+    slot.instance = null;
   }
 
   /** Releases a slot acquired for a chain that was then not built. */
