@@ -236,18 +236,54 @@ export function hostFamilyClash(name: string): string | undefined {
   return host === undefined ? undefined : `its metrics could take the name of the host's msm_filter_${host}; choose another filter name`;
 }
 
-/** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError. */
+/** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError naming every problem found. */
 export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config", host: HostAddresses = "this host"): ProxyConfig {
   const result = proxyConfigSchema.safeParse(input ?? {});
   if (!result.success) {
-    throw new ConfigError(schemaProblems(result.error.issues, pathString, proxyConfigSchema), source);
+    // the rules between fields too, over the parts that parse: all of a file's problems at once,
+    // not a second list once the first is fixed
+    const problems = schemaProblems(result.error.issues, pathString, proxyConfigSchema);
+    const parts = partsThatParse(input ?? {});
+    if (parts) problems.push(...ruleProblems(parts, baseDir, host));
+    throw new ConfigError(problems, source);
   }
   const config = result.data;
+  const problems = ruleProblems(config, baseDir, host);
+  if (problems.length > 0) throw new ConfigError(problems, source);
+  for (const entry of Object.values(config.filters)) {
+    if (!isAbsolute(entry.path)) entry.path = resolve(baseDir, entry.path);
+  }
+  return config;
+}
+
+/** A config as far as it parses: a segment that does not is left out (undefined, its index kept), a filter entry that does not is there by name only. */
+interface ConfigParts {
+  readonly workers: number;
+  /** null: `filters` itself did not parse (no chain's filter is judged unknown then). */
+  readonly filters: Readonly<Record<string, FilterEntry | undefined>> | null;
+  readonly segments: readonly (SegmentConfig | undefined)[];
+}
+
+function partsThatParse(input: unknown): ConfigParts | undefined {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) return undefined;
+  const raw = input as Record<string, unknown>;
+  const workers = proxyConfigSchema.shape.workers.safeParse(raw.workers);
+  let filters: Record<string, FilterEntry | undefined> | null = {};
+  if (raw.filters !== null && typeof raw.filters === "object" && !Array.isArray(raw.filters)) {
+    for (const [name, entry] of Object.entries(raw.filters)) filters[name] = filterEntry.safeParse(entry).data;
+  } else if (raw.filters !== undefined) filters = null;
+  const segments = Array.isArray(raw.segments) ? raw.segments.map((s) => segment.safeParse(s).data) : [];
+  // workers that do not parse: no segment's worker is judged against them
+  return { workers: workers.success ? workers.data : 64, filters, segments };
+}
+
+/** The rules between fields, once each field has its type: names, ports, families, chains, loops, secret references. */
+function ruleProblems(config: ConfigParts, baseDir: string, host: HostAddresses): string[] {
   const problems: string[] = [];
   const names = new Set<string>();
   const ports = new EndpointClaims<string>();
   const metricPrefixes = new Map<string, string>();
-  for (const name of Object.keys(config.filters)) {
+  for (const name of Object.keys(config.filters ?? {})) {
     if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name)) problems.push(`filters.${name}: filter names are lower-case letters, digits, '_' and '-', starting with a letter`);
     // a filter's metrics are msm_filter_<name, '-' as '_'>_<metric> in /metrics: two names that
     // read the same there, or a host family's word, would mix families (a second # TYPE line)
@@ -265,6 +301,7 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     if (owner) problems.push(`${what}: port already used by ${owner}`);
   };
   config.segments.forEach((seg, i) => {
+    if (!seg) return;
     const at = `segments[${i}]`;
     if (names.has(seg.name)) problems.push(`${at}.name: duplicate segment name '${seg.name}'`);
     names.add(seg.name);
@@ -292,18 +329,16 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
     }
     const seen = new Set<string>();
     seg.chain.forEach((st, j) => {
-      if (!(st.filter in config.filters)) problems.push(`${at}.chain[${j}].filter: unknown filter '${st.filter}' (not under filters:)`);
+      if (config.filters && !(st.filter in config.filters)) problems.push(`${at}.chain[${j}].filter: unknown filter '${st.filter}' (not under filters:)`);
       if (seen.has(st.filter)) problems.push(`${at}.chain[${j}].filter: '${st.filter}' appears twice in one chain`);
       seen.add(st.filter);
     });
   });
-  problems.push(...forwardingLoopProblems(config.segments.map((seg, i) => ({ name: seg.name, receives: receiveEndpoints(seg), sends: sendTargets(seg, `segments[${i}]`) })), host));
-  problems.push(...checkSecretReferences(config, baseDir));
-  if (problems.length > 0) throw new ConfigError(problems, source);
-  for (const entry of Object.values(config.filters)) {
-    if (!isAbsolute(entry.path)) entry.path = resolve(baseDir, entry.path);
-  }
-  return config;
+  const parsed = config.segments.flatMap((seg, i) => (seg ? [{ seg, at: `segments[${i}]` }] : []));
+  problems.push(...forwardingLoopProblems(parsed.map(({ seg, at }) => ({ name: seg.name, receives: receiveEndpoints(seg), sends: sendTargets(seg, at) })), host));
+  const entries = Object.fromEntries(Object.entries(config.filters ?? {}).filter((e): e is [string, FilterEntry] => e[1] !== undefined));
+  problems.push(...checkSecretReferences({ filters: entries, segments: config.segments.map((seg) => seg ?? { chain: [] }) }, baseDir));
+  return problems;
 }
 
 /** What is wrong with a segment's multicast: groups where a unicast address belongs and the reverse, interfaces of the wrong form. */
