@@ -167,3 +167,22 @@ test("every problem is reported, not only the first", () => {
 });
 
 test.run();
+
+test("type errors and the rules between fields come in one list: a segment that does not parse is left out of the rules, the others are judged", () => {
+  const seg = (name: string, port: number, extra: Record<string, unknown> = {}) => ({ name, listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: 9000 }], chain: [{ filter: "v" }], ...extra });
+  const input = {
+    filters: { v: { path: "v.wasm" }, broken: { path: 5 } },
+    segments: [seg("a", 5004), seg("b", 5006, { rtcpMux: "yes" }), seg("c", 5004), seg("d", 5010, { chain: [{ filter: "nope" }] })],
+  };
+  let issues: readonly string[] = [];
+  assert.throws(() => validateProxyConfig(input), (err: unknown) => err instanceof ConfigError && (issues = err.issues).length > 0);
+  assert.ok(issues.some((m) => m.startsWith("segments[1].rtcpMux: ")), issues.join("\n"));
+  assert.ok(issues.some((m) => m.startsWith("filters.broken.path: ")), issues.join("\n"));
+  assert.ok(issues.some((m) => /^segments\[2\]\.listen\.port: port already used by segments\[0\]/.test(m)), issues.join("\n"));
+  assert.ok(issues.some((m) => m.startsWith("segments[3].chain[0].filter: unknown filter 'nope'")), issues.join("\n"));
+  assert.not.ok(issues.some((m) => m.startsWith("segments[1].") && !m.startsWith("segments[1].rtcpMux")), "the segment that does not parse is judged by its types only");
+  // filters that do not parse as a whole: no chain's filter is called unknown for it
+  let only: readonly string[] = [];
+  assert.throws(() => validateProxyConfig({ filters: 5, segments: [seg("a", 5004)] }), (err: unknown) => err instanceof ConfigError && (only = err.issues).length > 0);
+  assert.equal(only.filter((m) => m.includes("unknown filter")), [], only.join("\n"));
+});
