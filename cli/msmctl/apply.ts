@@ -109,23 +109,31 @@ export async function applyCommand(ctx: Context): Promise<number> {
     throw err;
   }
   const changed = [...res.created, ...res.configured];
-  const concerned = [...new Set(manifests.filter((m) => changed.includes(m.metadata.name)).flatMap((m) => [m.spec.proxy, before.get(m.metadata.name) ?? m.spec.proxy]))].sort();
-  const outcomes = wait ? await waitForProxies(ctx.api(), concerned, res.revision, wait.timeoutMs) : undefined;
-  const note = outcomes ? undefined : pendingNote(manifests, changed, res.revision, dryRun);
+  const note = wait ? undefined : pendingNote(manifests, changed, res.revision, dryRun);
+  if (ctx.output === "table") {
+    const outcome = new Map<string, string>();
+    for (const n of res.created) outcome.set(n, "created");
+    for (const n of res.configured) outcome.set(n, "configured");
+    for (const n of res.unchanged) outcome.set(n, "unchanged");
+    const suffix = dryRun ? " (dry run)" : "";
+    // what was stored shows before the wait: an interrupted or failed wait leaves it said
+    ctx.io.out(manifests.map((m) => `segment/${m.metadata.name} ${outcome.get(m.metadata.name) ?? "applied"}${suffix}\n`).join(""));
+  }
+  let outcomes: ProxyOutcome[] | undefined;
+  if (wait) {
+    // each changed segment's proxy (and the one a moved segment leaves) for this revision; an
+    // unchanged segment's proxy for whatever it is meant to run (a retried apply after a refusal
+    // or a timeout must not pass because nothing changed this time)
+    const targets = new Map<string, number>();
+    for (const m of manifests) {
+      const revision = changed.includes(m.metadata.name) ? res.revision : 0;
+      for (const p of [m.spec.proxy, before.get(m.metadata.name) ?? m.spec.proxy]) targets.set(p, Math.max(targets.get(p) ?? 0, revision));
+    }
+    outcomes = await waitForProxies(ctx.api(), targets, wait.timeoutMs);
+  }
   if (ctx.output !== "table") {
     ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
-    if (note) ctx.io.err(note);
-    return waitExit(outcomes);
-  }
-  const outcome = new Map<string, string>();
-  for (const n of res.created) outcome.set(n, "created");
-  for (const n of res.configured) outcome.set(n, "configured");
-  for (const n of res.unchanged) outcome.set(n, "unchanged");
-  const suffix = dryRun ? " (dry run)" : "";
-  let lines = "";
-  for (const m of manifests) lines += `segment/${m.metadata.name} ${outcome.get(m.metadata.name) ?? "applied"}${suffix}\n`;
-  if (outcomes) lines += outcomeLines(outcomes, res.revision, wait!.timeoutMs);
-  ctx.io.out(lines);
+  } else if (outcomes) ctx.io.out(outcomeLines(outcomes, wait!.timeoutMs));
   if (note) ctx.io.err(note);
   return waitExit(outcomes);
 }
@@ -194,13 +202,12 @@ export async function deleteCommand(ctx: Context): Promise<number> {
     throw err;
   }
   const missing = names.filter((n) => !res.deleted.includes(n));
-  const concerned = [...new Set(res.deleted.map((n) => before.get(n)).filter((p): p is string => p !== undefined))].sort();
-  const outcomes = wait ? await waitForProxies(api, concerned, res.revision, wait.timeoutMs) : undefined;
+  if (ctx.output === "table") ctx.io.out(res.deleted.map((n) => `segment/${n} deleted\n`).join(""));
+  const targets = new Map(res.deleted.map((n) => before.get(n)).filter((p): p is string => p !== undefined).map((p) => [p, res.revision]));
+  const outcomes = wait ? await waitForProxies(api, targets, wait.timeoutMs, true) : undefined;
   if (ctx.output !== "table") {
     ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
-  } else if (res.deleted.length > 0) {
-    ctx.io.out(res.deleted.map((n) => `segment/${n} deleted\n`).join("") + (outcomes ? outcomeLines(outcomes, res.revision, wait!.timeoutMs) : ""));
-  }
+  } else if (outcomes) ctx.io.out(outcomeLines(outcomes, wait!.timeoutMs));
   if (missing.length > 0 && !flagSet(ctx.args, "ignore-not-found")) {
     throw new CliError(missing.map((n) => `segment "${n}" not found`).join("\n"));
   }

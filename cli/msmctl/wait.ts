@@ -12,28 +12,47 @@ export interface ProxyOutcome {
   readonly proxy: string;
   /** runs: acknowledged; partial: acknowledged, some segments NOT running; refused: NACKed; timeout: no answer in time. */
   readonly result: "runs" | "partial" | "refused" | "timeout";
+  /** The version meant for it, that it ran, refused or did not answer. */
+  readonly revision: number;
   /** The proxy's reason (refused, partial) or why no answer came (timeout). */
   readonly detail: string;
   readonly notRunning?: readonly string[];
 }
 
-/** The outcome of a proxy that answered `revision` or later, or undefined while it has not. */
+/**
+ * The outcome of a proxy once it answered the snapshot meant for it (its desired version, at
+ * least `revision`), or undefined while it has not. It runs that version only when its ACKed
+ * version is the desired one: a proxy reports the version it ran before (last-good.json) when it
+ * connects, and after a store reset or restore that is higher than anything the store sends.
+ */
 function answered(s: ProxyStatus, revision: number): ProxyOutcome | undefined {
-  if (s.nackedVersion >= revision && s.nackedVersion > s.ackedVersion) return { proxy: s.nodeId, result: "refused", detail: s.nackError };
-  if (s.ackedVersion < revision) return undefined;
-  if (s.notRunning.length > 0) return { proxy: s.nodeId, result: "partial", detail: s.notRunningError, notRunning: s.notRunning };
-  return { proxy: s.nodeId, result: "runs", detail: "" };
+  const target = Math.max(revision, s.desiredVersion);
+  const runs = s.ackedVersion >= target && s.ackedVersion === s.desiredVersion;
+  if (!runs && s.nackedVersion >= target) return { proxy: s.nodeId, result: "refused", revision: s.nackedVersion, detail: s.nackError };
+  if (!runs) return undefined;
+  if (s.notRunning.length > 0) return { proxy: s.nodeId, result: "partial", revision: s.ackedVersion, detail: s.notRunningError, notRunning: s.notRunning };
+  return { proxy: s.nodeId, result: "runs", revision: s.ackedVersion, detail: "" };
+}
+
+function neverConnected(s: ProxyStatus | undefined): boolean {
+  return !s || (!s.connected && s.lastSeenMs === 0);
 }
 
 /** Why a proxy has not answered: what an operator checks next. */
 function silence(s: ProxyStatus | undefined, revision: number, now: number): string {
-  if (!s || (!s.connected && s.lastSeenMs === 0)) return "it never connected to the control plane";
+  if (neverConnected(s)) return "it never connected to the control plane";
+  if (!s) return "";
   if (!s.connected) return `it is not connected to the control plane${s.lastSeenMs > 0 ? ` (last seen ${Math.round((now - s.lastSeenMs) / 1000)} s ago)` : ""}`;
   return `it is connected and still runs revision ${s.ackedVersion || "-"} (applying ${revision} may take that long: modules to fetch, a filter's start)`;
 }
 
-/** Polls the proxies' status until each of `proxies` answered `revision` (or a later one), or `timeoutMs` passed. */
-export async function waitForProxies(api: AdminApi, proxies: readonly string[], revision: number, timeoutMs: number): Promise<ProxyOutcome[]> {
+/**
+ * Polls the proxies' status until each proxy of `targets` answered the version meant for it (the
+ * revision given or later; 0: whatever it is meant to run now), or `timeoutMs` passed. `nothingToRemove`: a proxy
+ * that never connected had nothing of the change to run (a delete), and counts as done.
+ */
+export async function waitForProxies(api: AdminApi, targets: ReadonlyMap<string, number>, timeoutMs: number, nothingToRemove = false): Promise<ProxyOutcome[]> {
+  const proxies = [...targets.keys()].sort();
   const deadline = Date.now() + timeoutMs;
   const done = new Map<string, ProxyOutcome>();
   for (;;) {
@@ -41,12 +60,19 @@ export async function waitForProxies(api: AdminApi, proxies: readonly string[], 
     for (const p of proxies) {
       if (done.has(p)) continue;
       const s = statuses.get(p);
+      const revision = targets.get(p)!;
+      if (nothingToRemove && neverConnected(s)) done.set(p, { proxy: p, result: "runs", revision, detail: "it never connected: nothing to remove" });
       const outcome = s && answered(s, revision);
-      if (outcome) done.set(p, outcome);
+      if (outcome && !done.has(p)) done.set(p, outcome);
     }
     if (done.size === proxies.length) break;
     if (Date.now() >= deadline) {
-      for (const p of proxies) if (!done.has(p)) done.set(p, { proxy: p, result: "timeout", detail: silence(statuses.get(p), revision, Date.now()) });
+      for (const p of proxies) {
+        if (done.has(p)) continue;
+        const s = statuses.get(p);
+        const target = Math.max(targets.get(p)!, s?.desiredVersion ?? 0);
+        done.set(p, { proxy: p, result: "timeout", revision: target, detail: silence(s, target, Date.now()) });
+      }
       break;
     }
     await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, deadline - Date.now()))));
@@ -55,18 +81,18 @@ export async function waitForProxies(api: AdminApi, proxies: readonly string[], 
 }
 
 /** One line per proxy, as `apply` prints its segments. */
-export function outcomeLines(outcomes: readonly ProxyOutcome[], revision: number, timeoutMs: number): string {
+export function outcomeLines(outcomes: readonly ProxyOutcome[], timeoutMs: number): string {
   return outcomes.map((o) => {
     const head = `proxy/${o.proxy}`;
     switch (o.result) {
       case "runs":
-        return `${head} runs revision ${revision}\n`;
+        return o.detail ? `${head}: ${o.detail}\n` : `${head} runs revision ${o.revision}\n`;
       case "partial":
-        return `${head} runs revision ${revision} WITHOUT segments ${o.notRunning!.join(", ")}: ${printable(o.detail)}\n`;
+        return `${head} runs revision ${o.revision} WITHOUT segments ${o.notRunning!.join(", ")}: ${printable(o.detail)}\n`;
       case "refused":
-        return `${head} REFUSED revision ${revision}: ${printable(o.detail)}\n`;
+        return `${head} REFUSED revision ${o.revision}: ${printable(o.detail)}\n`;
       case "timeout":
-        return `${head} did not answer revision ${revision} within ${timeoutMs / 1000} s: ${o.detail}\n`;
+        return `${head} did not answer revision ${o.revision} within ${timeoutMs / 1000} s: ${o.detail}\n`;
     }
   }).join("");
 }
