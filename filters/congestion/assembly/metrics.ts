@@ -8,6 +8,8 @@ export const DROP_REFERENCE: u32 = DropReason.FilterDefinedBase + 1;
 export const DROP_DEPENDENT: u32 = DropReason.FilterDefinedBase + 2;
 export const DROP_QUEUE_FULL: u32 = DropReason.FilterDefinedBase + 3;
 export const DROP_CIRCUIT_BREAKER: u32 = DropReason.FilterDefinedBase + 4;
+/** Renumbering on: a packet older than the drop history, or a copy of one recorded as dropped (no number fits). */
+export const DROP_RENUMBER_LATE: u32 = DropReason.FilterDefinedBase + 5;
 
 export enum Count {
   DroppedNonReference,
@@ -15,6 +17,7 @@ export enum Count {
   DroppedDependent,
   DroppedQueueFull,
   DroppedCircuitBreaker,
+  DroppedRenumberLate,
   OveruseSignals,
   FeedbackPackets,
   FeedbackRejected,
@@ -26,12 +29,13 @@ export enum Count {
   StampFailed,
   FeedbackTimeouts,
   SwapLost,
+  RenumberNackDropped,
 }
 
 const COUNTER_NAMES: string[] = [
-  "dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker",
+  "dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker", "dropped_renumber_late",
   "overuse_signals", "feedback_packets", "feedback_rejected", "tmmbr_sent", "remb_sent", "pli_sent",
-  "circuit_breaker_trips", "feedback_sent", "stamp_failed", "feedback_timeouts", "swap_lost",
+  "circuit_breaker_trips", "feedback_sent", "stamp_failed", "feedback_timeouts", "swap_lost", "renumber_nack_dropped",
 ];
 
 export enum Gauge {

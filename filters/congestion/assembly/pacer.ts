@@ -164,6 +164,12 @@ export class Pacer {
     return n;
   }
 
+  /** The k-th cell from the head (0 <= k < count): its packet, or 0 when it was discarded. Rare walks (renumber.ts records a discard's numbers). */
+  packetAt(k: i32): usize {
+    const i = (this.head + k) % this.capacity;
+    return unchecked(this.lengths[i]) == VOID ? 0 : this.cell(i);
+  }
+
   /** Empties the queue; returns how many packets it held. */
   clear(): i32 {
     const n = this.packets;

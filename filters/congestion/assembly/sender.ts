@@ -2,7 +2,7 @@
 // the estimators fed by feedback and receiver reports, signals to the origin, the circuit breaker.
 import {
   Dest, LogLevel, Output, Packet, RtpError, RtpPacket, Rtcp, RtcpCompound, RtcpType, ReportBlock,
-  REPORT_BLOCK_SIZE, Status, StateReader, StateWriter, log, loadBe32, metricSet,
+  REPORT_BLOCK_SIZE, Status, StateReader, StateWriter, log, loadBe16, loadBe32, metricSet, storeBe16, storeBe32,
   StateOrigin, randomU32, stateOrigin, timerSet, wallUs,
 } from "../../../sdk/assembly";
 import { PASS, SegmentContext, TAKE } from "../../../sdk/assembly/context-filter";
@@ -12,9 +12,10 @@ import { planStamp, plan, writeStamped } from "./extension";
 import { FMT_TRANSPORT_CC, NOT_ARRIVED, report } from "./feedback-read";
 import { FrameGate } from "./frames";
 import { AckedRate, RING, SendHistory, SentRate } from "./history";
-import { Count, DROP_CIRCUIT_BREAKER, DROP_QUEUE_FULL, Gauge, counterIds, dropCount, gaugeIds } from "./metrics";
+import { Count, DROP_CIRCUIT_BREAKER, DROP_QUEUE_FULL, DROP_RENUMBER_LATE, Gauge, counterIds, dropCount, gaugeIds } from "./metrics";
 import { Pacer } from "./pacer";
 import { RateControl } from "./rate-control";
+import { Renumber, UNMAPPED } from "./renumber";
 import { writeSignals } from "./signals";
 import { MAX_SOURCES, Settings } from "./settings";
 import { Trendline } from "./trendline";
@@ -28,14 +29,23 @@ const FEEDBACK_STALE_US: i64 = 2_000_000;
 const PLI_SPACING_US: i64 = 1_000_000;
 /** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
 const SILENCE_US: i64 = 2_000_000;
-/** 3: the SSRCs carried and the pacer's queue; 2: the start-up flag; 1 (before it) is still read, as after start-up. */
-const STATE_VERSION: u8 = 4;
+/**
+ * 5: the renumbering state; 4: whether the hop showed congestion; 3: the SSRCs carried and the
+ * pacer's queue; 2: the start-up flag; 1 (before it) is still read, as after start-up.
+ */
+const STATE_VERSION: u8 = 5;
 /** More packets left out of a blob than any queue holds (pacing.maxQueuePackets <= 4096): a forged blob. */
 const MAX_LEFT_OUT: i32 = 4096;
 const SR_MEMORY = 4;
 const SOURCES = MAX_SOURCES;
 /** Refused feedback counts in a row, each one on from the last, that mean proxy B started again. */
 const RESTART_RUN = 3;
+/** Generic NACK (RFC 4585 6.2.1). */
+const FMT_NACK = 1;
+/** FCI entries of one NACK translated (1,536 bytes, beyond any MTU); a longer one passes as it came. */
+const MAX_NACK_ENTRIES = 384;
+/** The input numbers a NACK asks for, sorted before they are written back (one module, one call at a time). */
+const nackScratch = new StaticArray<i64>(MAX_NACK_ENTRIES * 17);
 
 export class SenderContext extends SegmentContext {
   readonly counts: CounterBatch = new CounterBatch(counterIds);
@@ -47,6 +57,10 @@ export class SenderContext extends SegmentContext {
   private readonly rate: RateControl;
   private readonly gate: FrameGate = new FrameGate();
   private readonly breaker: Breaker;
+  private readonly renum: Renumber = new Renumber();
+  /** The packet in hand's renumbering slot (-1: not renumbered) and extended input number. */
+  private curSlot: i32 = -1;
+  private curExt: i64 = 0;
   private nextSeq: i64 = 0;
   private mediaSsrc: u32 = 0;
   private haveMedia: bool = false;
@@ -125,6 +139,17 @@ export class SenderContext extends SegmentContext {
     this.noteSource(ssrc, len);
     this.originPackets++;
     this.originBytes += len;
+    this.curSlot = -1;
+    if (this.s.renumber) {
+      const seq = RtpPacket.sequence(ptr);
+      const slot = this.renum.slot(ssrc, seq);
+      if (slot >= 0) {
+        const x = this.renum.arrive(slot, seq);
+        if (!this.renum.mappable(slot, x)) return this.dropped(DROP_RENUMBER_LATE, true);
+        this.curSlot = slot;
+        this.curExt = x;
+      }
+    }
     if (this.breaker.open) {
       if (!this.breaker.maybeClose(now)) return this.dropped(DROP_CIRCUIT_BREAKER, false);
       this.closedLog();
@@ -141,6 +166,7 @@ export class SenderContext extends SegmentContext {
       // already left cannot be called back: a frame of more packets than the queue holds)
       this.gate.cutCurrent();
       if (this.gate.startedWaiting) this.askKeyframe();
+      this.recordQueued(ssrc, RtpPacket.timestamp(ptr), false);
       const queued = pacer.discardFrame(ssrc, RtpPacket.timestamp(ptr));
       this.counts.add(Count.DroppedQueueFull, queued);
       this.droppedHere += queued;
@@ -179,6 +205,7 @@ export class SenderContext extends SegmentContext {
   private passNow(p: Packet, now: i64): u32 {
     const ptr = p.ptr;
     const len = p.length;
+    if (this.curSlot >= 0) RtpPacket.setSequence(ptr, <u16>this.renum.leave(this.curSlot, this.curExt));
     if (!planStamp(ptr, len, this.s.extensionId) || ptr - <usize>plan.grow < p.slotStart) {
       this.unstamped();
       this.pacer.spend(len);
@@ -204,12 +231,30 @@ export class SenderContext extends SegmentContext {
     while (pacer.count > 0 && (draining || pacer.mayLeave) && Output.remaining() > 1) {
       const src = pacer.headPtr();
       const len = pacer.headLength();
+      let slot = -1;
+      let x: i64 = 0;
+      if (this.s.renumber) {
+        slot = this.renum.find(RtpPacket.ssrc(src));
+        if (slot >= 0) {
+          x = this.renum.extend(slot, RtpPacket.sequence(src));
+          if (!this.renum.mappable(slot, x)) {
+            // the history moved past it while it waited: no number fits any more
+            this.counts.add(Count.DroppedRenumberLate);
+            this.droppedHere++;
+            pacer.pop();
+            pacer.popVoid();
+            continue;
+          }
+        }
+      }
       const out = Output.reserve();
       let n = len;
       const stamp = planStamp(src, len, this.s.extensionId) && len + plan.grow <= Output.maxPacket;
       if (stamp) n = writeStamped(out, src, len, this.s.extensionId, <u16>this.nextSeq);
       else memory.copy(out, src, <usize>len);
+      if (slot >= 0) RtpPacket.setSequence(out, <u16>(x - this.renum.droppedBelow(slot, x)));
       if (!Output.commit(this.id, n, 0, Dest.Forward, 0)) break;
+      if (slot >= 0) this.renum.leave(slot, x);
       if (stamp) this.sent(this.nextSeq, now, n);
       else {
         this.unstamped();
@@ -259,15 +304,30 @@ export class SenderContext extends SegmentContext {
 
   private dropped(reason: u32, countsAsLoss: bool): u32 {
     this.counts.add(dropCount(reason));
+    if (reason != DROP_RENUMBER_LATE && this.curSlot >= 0) this.renum.drop(this.curSlot, this.curExt);
     if (countsAsLoss) this.droppedHere++;
     return reason;
+  }
+
+  /** Records as dropped the queued packets about to be discarded: a frame's (ssrc, ts), or `all`. Rare: it walks the queue. */
+  private recordQueued(ssrc: u32, ts: u32, all: bool): void {
+    if (!this.s.renumber) return;
+    const pacer = this.pacer;
+    for (let k = 0; k < pacer.count; k++) {
+      const cell = pacer.packetAt(k);
+      if (cell == 0) continue;
+      const c = RtpPacket.ssrc(cell);
+      if (!all && (c != ssrc || RtpPacket.timestamp(cell) != ts)) continue;
+      const slot = this.renum.find(c);
+      if (slot >= 0) this.renum.drop(slot, this.renum.extend(slot, RtpPacket.sequence(cell)));
+    }
   }
 
   // ---- what comes back ----
 
   private upstreamRtcp(p: Packet, now: i64): u32 {
     const ptr = p.ptr;
-    const len = p.length;
+    let len = p.length;
     if (len < 8 || (len & 3) != 0) return PASS;
     let onlyOurs = true;
     let off = RtcpCompound.first(len);
@@ -285,6 +345,18 @@ export class SenderContext extends SegmentContext {
       } else if (type == RtcpType.RR || type == RtcpType.SR) {
         this.onReport(q, type == RtcpType.SR ? 28 : 8, now);
         if (Rtcp.count(q) > 0) onlyOurs = false;
+      } else if (type == RtcpType.RTPFB && Rtcp.count(q) == FMT_NACK && this.s.renumber) {
+        onlyOurs = false;
+        const removed = this.translateNack(p, off, size);
+        if (removed > 0) {
+          len = p.length;
+          if (len == 0) return TAKE; // a NACK alone, about nothing the origin can still send
+          if (removed == size) {
+            // the packet went (the rest of the compound moved up to it)
+            if (off >= len) break;
+            continue;
+          }
+        }
       } else {
         onlyOurs = false;
       }
@@ -425,30 +497,127 @@ export class SenderContext extends SegmentContext {
     return false;
   }
 
-  /** A receiver report (or the blocks of an SR) from downstream: loss and round trip of the media. */
+  /**
+   * A receiver report (or the blocks of an SR) from downstream: loss and round trip of the media,
+   * read here first (in the numbers the receiver saw), then, with renumbering, rewritten for the origin.
+   */
   private onReport(q: usize, blocksAt: i32, now: i64): void {
     const n = Rtcp.count(q);
     const size = Rtcp.byteLength(q);
     for (let i = 0; i < n; i++) {
       const b = q + <usize>(blocksAt + i * REPORT_BLOCK_SIZE);
       if (blocksAt + (i + 1) * REPORT_BLOCK_SIZE > size) return;
-      if (!this.haveMedia || !this.carries(ReportBlock.ssrc(b))) continue;
-      this.lastHeardUs = now;
-      const lsr = ReportBlock.lastSr(b);
-      if (lsr != 0) {
-        for (let k = 0; k < SR_MEMORY; k++) {
-          if (unchecked(this.srMiddle[k]) != lsr) continue;
-          const rtt = <f64>(now - unchecked(this.srAtUs[k])) / 1000 - <f64>ReportBlock.delaySinceLastSr(b) * 1000 / 65536;
-          if (rtt >= 0 && rtt < 60_000) this.noteRtt(rtt, false);
-          break;
+      if (this.haveMedia && this.carries(ReportBlock.ssrc(b))) this.readBlock(b, now);
+      if (this.s.renumber) this.rewriteBlock(b);
+    }
+  }
+
+  /**
+   * A report block about a renumbered SSRC, back in the origin's numbers: the extended highest
+   * number it names is the input's, and this filter's drops below it count as lost again (the
+   * receiver did not see them as gaps): the origin sees what it saw without renumbering. The
+   * fraction lost stays the receiver's (README "Renumbering").
+   */
+  private rewriteBlock(b: usize): void {
+    const slot = this.renum.find(ReportBlock.ssrc(b));
+    if (slot < 0) return;
+    const highest = ReportBlock.extendedHighestSequence(b);
+    const o = this.renum.extendOutput(slot, <u16>highest);
+    if (o == UNMAPPED) return;
+    const x = this.renum.toInput(slot, o);
+    if (x == UNMAPPED) return;
+    const delta = x - o;
+    if (delta == 0) return;
+    storeBe32(b + 8, <u32>(<i64>highest + delta));
+    let lost = <i64>ReportBlock.cumulativeLost(b) + delta;
+    if (lost > 0x7fffff) lost = 0x7fffff; // RFC 3550 6.4.1: the largest positive value
+    store<u8>(b + 5, <u8>(lost >> 16));
+    storeBe16(b + 6, <u16>lost);
+  }
+
+  /**
+   * A generic NACK (RFC 4585 6.2.1) about a renumbered SSRC names the receiver's (output) numbers:
+   * they are written back as the origin's. Translation only widens the distances, so the set may
+   * need more FCI entries than it came with: what does not fit, and numbers older than the
+   * history, are left out (renumber_nack_dropped) and the packet shrinks to the entries written.
+   * Returns the bytes removed from the compound (0: unchanged length).
+   */
+  private translateNack(p: Packet, off: i32, size: i32): i32 {
+    const q = p.ptr + <usize>off;
+    if (size < 16 || Rtcp.hasPadding(q)) return 0;
+    const slot = this.renum.find(loadBe32(q + 8));
+    if (slot < 0) return 0;
+    const entries = (size - 12) >> 2;
+    if (entries > MAX_NACK_ENTRIES) return 0;
+    const xs = nackScratch;
+    let m = 0;
+    let unmapped = 0;
+    for (let e = 0; e < entries; e++) {
+      const at = q + 12 + <usize>(e << 2);
+      const pid = loadBe16(at);
+      const blp = <i32>loadBe16(at + 2);
+      for (let bit = -1; bit < 16; bit++) {
+        if (bit >= 0 && ((blp >> bit) & 1) == 0) continue;
+        const o = this.renum.extendOutput(slot, <u16>(<i32>pid + bit + 1));
+        const x = o == UNMAPPED ? UNMAPPED : this.renum.toInput(slot, o);
+        if (x == UNMAPPED) {
+          unmapped++;
+          continue;
         }
+        // insertion sort, duplicates skipped: a few dozen numbers at most in practice
+        let k = m;
+        while (k > 0 && unchecked(xs[k - 1]) > x) k--;
+        if (k > 0 && unchecked(xs[k - 1]) == x) continue;
+        for (let j = m; j > k; j--) unchecked((xs[j] = xs[j - 1]));
+        unchecked((xs[k] = x));
+        m++;
       }
-      // only without transport-wide feedback do receiver reports drive the loss-based part
-      // (the worst block of the interval, applied once at its end: many receivers, or reports
-      // more often than a second, must not count the same loss again)
-      if (this.lastFeedbackUs < 0 || now - this.lastFeedbackUs > FEEDBACK_STALE_US) {
-        this.reportLossWorst = Math.max(this.reportLossWorst, <f64>ReportBlock.fractionLost(b) / 256);
+    }
+    let w = 0;
+    let i = 0;
+    while (i < m && w < entries) {
+      const pid = unchecked(xs[i]);
+      let blp = 0;
+      let j = i + 1;
+      while (j < m && unchecked(xs[j]) - pid <= 16) {
+        blp |= 1 << <i32>(unchecked(xs[j]) - pid - 1);
+        j++;
       }
+      const at = q + 12 + <usize>(w << 2);
+      storeBe16(at, <u16>pid);
+      storeBe16(at + 2, <u16>blp);
+      w++;
+      i = j;
+    }
+    const left = unmapped + (m - i);
+    if (left > 0) this.counts.add(Count.RenumberNackDropped, left);
+    if (w == entries) return 0;
+    // fewer entries than it came with: the packet shrinks (none left: it goes) and the rest of the compound moves up
+    const newSize = w == 0 ? 0 : 12 + (w << 2);
+    if (w > 0) storeBe16(q + 2, <u16>((newSize >> 2) - 1));
+    const len = p.length;
+    memory.copy(q + <usize>newSize, q + <usize>size, <usize>(len - off - size));
+    p.resize(p.ptr, len - (size - newSize));
+    return size - newSize;
+  }
+
+  /** One block about the media, for this filter: the receiver's view of loss and the round trip. */
+  private readBlock(b: usize, now: i64): void {
+    this.lastHeardUs = now;
+    const lsr = ReportBlock.lastSr(b);
+    if (lsr != 0) {
+      for (let k = 0; k < SR_MEMORY; k++) {
+        if (unchecked(this.srMiddle[k]) != lsr) continue;
+        const rtt = <f64>(now - unchecked(this.srAtUs[k])) / 1000 - <f64>ReportBlock.delaySinceLastSr(b) * 1000 / 65536;
+        if (rtt >= 0 && rtt < 60_000) this.noteRtt(rtt, false);
+        break;
+      }
+    }
+    // only without transport-wide feedback do receiver reports drive the loss-based part
+    // (the worst block of the interval, applied once at its end: many receivers, or reports
+    // more often than a second, must not count the same loss again)
+    if (this.lastFeedbackUs < 0 || now - this.lastFeedbackUs > FEEDBACK_STALE_US) {
+      this.reportLossWorst = Math.max(this.reportLossWorst, <f64>ReportBlock.fractionLost(b) / 256);
     }
   }
 
@@ -500,8 +669,9 @@ export class SenderContext extends SegmentContext {
       // the receiver counts missing what this filter dropped (it forwards sequence numbers as
       // they came): that share of its loss is not the hop's, and must neither cut the rate nor
       // arm the breaker
+      // (with renumbering the receiver sees no gap where this filter dropped: its loss is the hop's)
       const sentOrDropped = this.forwardedInterval + this.droppedHere;
-      const ownShare = sentOrDropped > 0 ? <f64>this.droppedHere / <f64>sentOrDropped : 0;
+      const ownShare = sentOrDropped > 0 && !this.s.renumber ? <f64>this.droppedHere / <f64>sentOrDropped : 0;
       const fraction = Math.max(0, this.reportLossWorst - ownShare);
       this.lastLoss = fraction;
       this.rate.onLoss(fraction, now);
@@ -536,6 +706,7 @@ export class SenderContext extends SegmentContext {
 
   /** Empties the queue (the breaker opened: nothing of the flow goes on). */
   private dropQueue(): void {
+    this.recordQueued(0, 0, true);
     this.counts.add(Count.DroppedCircuitBreaker, this.pacer.clear());
   }
 
@@ -600,6 +771,8 @@ export class SenderContext extends SegmentContext {
     out.u32(this.mediaSsrc);
     out.u8(<u8>this.sourceCount);
     for (let i = 0; i < this.sourceCount; i++) out.u32(unchecked(this.sources[i]));
+    // (version 5) the renumbering: without it the new instance's numbers would jump back by the drops so far
+    this.renum.writeTo(out);
     // the pacer's queue (version 3): the new instance paces it on; what the blob cannot hold is
     // counted there as swap_lost
     out.u64(<u64>wallUs());
@@ -632,6 +805,8 @@ export class SenderContext extends SegmentContext {
     if (sourceCount > SOURCES) return Status.BadState;
     const sourcesAt = blob.position;
     blob.take(sourceCount * 4);
+    const renumAt = blob.position;
+    if (version >= 5 && !this.renum.readFrom(blob, false)) return Status.BadState;
     if (version >= 3) blob.u64(); // the export's wall clock: filters before ABI 1.5 told a swap by its age
     const carried = version >= 3 ? <i32>blob.u32() : 0;
     const left = version >= 3 ? <i32>blob.u32() : 0;
@@ -644,6 +819,10 @@ export class SenderContext extends SegmentContext {
     const afterAt = blob.position;
     blob.position = sourcesAt;
     for (let i = 0; i < sourceCount; i++) unchecked((this.sources[i] = blob.u32()));
+    if (version >= 5) {
+      blob.position = renumAt;
+      this.renum.readFrom(blob, true);
+    }
     blob.position = afterAt;
     this.haveMedia = haveMedia;
     this.mediaSsrc = mediaSsrc;

@@ -8,6 +8,9 @@ export const MODE_RECEIVER = 1;
 /** SSRCs followed per segment (audio and video, a few simulcast layers); more share the last slot. */
 export const MAX_SOURCES = 8;
 
+/** priority.renumber when not set. */
+export const RENUMBER_DEFAULT = false;
+
 /** The most H.264 payload types one segment lists. */
 export const MAX_H264_TYPES = 8;
 
@@ -20,7 +23,7 @@ const ROOT_ONLY_KEYS: string[] = ["bufferBudgetKiB"];
 const ROOT_KEYS: string[] = KEYS.concat(ROOT_ONLY_KEYS);
 const STARTUP_KEYS: string[] = ["enabled", "growthPerSecond"];
 const PACING_KEYS: string[] = ["factor", "burstMs", "maxQueuePackets", "maxQueueMs"];
-const PRIORITY_KEYS: string[] = ["h264PayloadTypes", "nonReferenceMs", "referenceMs"];
+const PRIORITY_KEYS: string[] = ["h264PayloadTypes", "nonReferenceMs", "referenceMs", "renumber"];
 const SIGNAL_KEYS: string[] = ["tmmbr", "remb", "intervalMs"];
 const BREAKER_KEYS: string[] = ["enabled", "factor", "intervals", "cooldownSeconds"];
 
@@ -39,6 +42,8 @@ export class Settings {
   h264Types: StaticArray<i32> = new StaticArray<i32>(0);
   nonReferenceMs: f64 = 30;
   referenceMs: f64 = 120;
+  /** Close the gaps deliberate drops leave in the sequence numbers (renumber.ts). */
+  renumber: bool = RENUMBER_DEFAULT;
   tmmbr: bool = true;
   remb: bool = true;
   signalIntervalMs: i32 = 1000;
@@ -64,6 +69,7 @@ export class Settings {
     this.h264Types = o.h264Types;
     this.nonReferenceMs = o.nonReferenceMs;
     this.referenceMs = o.referenceMs;
+    this.renumber = o.renumber;
     this.tmmbr = o.tmmbr;
     this.remb = o.remb;
     this.signalIntervalMs = o.signalIntervalMs;
@@ -118,6 +124,7 @@ export class Settings {
       }
       this.nonReferenceMs = priority.getNumber("nonReferenceMs", this.nonReferenceMs, 0, 10_000);
       this.referenceMs = priority.getNumber("referenceMs", this.referenceMs, 0, 10_000);
+      this.renumber = priority.getBool("renumber", this.renumber);
     }
     const signal = cfg.getObject("signal");
     if (signal !== null) {

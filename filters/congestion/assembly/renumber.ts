@@ -1,0 +1,289 @@
+// Renumbering after deliberate drops (README "Renumbering"): per SSRC, the packets this filter
+// dropped on purpose are kept as a short history of ranges of extended input sequence numbers, and
+// a packet leaves numbered `input - drops below it`, so a receiver sees no gap where a whole frame
+// went (libwebrtc would NACK it and its H.264 reference finder would stall). The same history maps
+// numbers from downstream (NACK, receiver reports) back to the origin's.
+//
+// Only drops newer than everything that already left are recorded (a queued packet older than the
+// last drop may still go: a full queue, the breaker's flush): one further back would move numbers
+// already sent (a duplicate on the wire); such a drop is left as a gap instead.
+import { StateReader, StateWriter } from "../../../sdk/assembly";
+import { MAX_SOURCES } from "./settings";
+
+const SOURCES = MAX_SOURCES;
+/** Drop ranges remembered per SSRC, in order; a drop next to one extends it (a GOP cut is one range). */
+export const RANGES = 32;
+const NONE: i64 = i64.MIN_VALUE;
+/** Older than the history: no number can be given without colliding (the caller drops the packet). */
+export const UNMAPPED: i64 = i64.MIN_VALUE;
+
+export class Renumber {
+  private readonly ssrcs: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  private count: i32 = 0;
+  /** Per source: the newest extended input number seen. */
+  private readonly highest: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  /** Per source: the newest input number that left (drops at or below it are not recorded). */
+  private readonly sentHigh: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  /** Per source: the newest output number given (NONE: none yet): what 16-bit numbers from downstream extend against. */
+  private readonly outHigh: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  /** Per source: drops pushed out of the ring, all below `floor`; inputs below `floor` cannot be mapped. */
+  private readonly evicted: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  private readonly floor: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  /** Per source: every drop recorded (evicted ones included). */
+  private readonly total: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  // per source, up to RANGES ranges [start, end) in order, oldest first; `before`: drops below start.
+  // Kept in place (shifted on the rare insertion or eviction), not a ring: drops can land between.
+  private readonly starts: StaticArray<i64> = new StaticArray<i64>(SOURCES * RANGES);
+  private readonly ends: StaticArray<i64> = new StaticArray<i64>(SOURCES * RANGES);
+  private readonly befores: StaticArray<i64> = new StaticArray<i64>(SOURCES * RANGES);
+  private readonly sizes: StaticArray<i32> = new StaticArray<i32>(SOURCES);
+
+  /** The source's slot, added if there is room; -1 beyond MAX_SOURCES (not renumbered). */
+  slot(ssrc: u32, seq: u16): i32 {
+    const s = this.find(ssrc);
+    if (s >= 0 || this.count >= SOURCES) return s;
+    const n = this.count;
+    unchecked((this.ssrcs[n] = ssrc));
+    this.reset(n, <i64>seq);
+    this.count = n + 1;
+    return n;
+  }
+
+  find(ssrc: u32): i32 {
+    for (let i = 0; i < this.count; i++) if (unchecked(this.ssrcs[i]) == ssrc) return i;
+    return -1;
+  }
+
+  private reset(s: i32, first: i64): void {
+    unchecked((this.highest[s] = first));
+    unchecked((this.sentHigh[s] = NONE));
+    unchecked((this.outHigh[s] = NONE));
+    unchecked((this.evicted[s] = 0));
+    unchecked((this.floor[s] = NONE));
+    unchecked((this.total[s] = 0));
+    unchecked((this.sizes[s] = 0));
+  }
+
+  /** The extended number of a 16-bit one, the nearest to the newest seen (RFC 3550 A.1). */
+  @inline extend(s: i32, seq: u16): i64 {
+    const h = unchecked(this.highest[s]);
+    return h + <i64>(<i16>(seq - <u16>h));
+  }
+
+  /** A packet arrived: its extended number, the newest moved on. */
+  arrive(s: i32, seq: u16): i64 {
+    const x = this.extend(s, seq);
+    if (x > unchecked(this.highest[s])) unchecked((this.highest[s] = x));
+    return x;
+  }
+
+  /** Whether input `x` can leave: not older than the history, and not a number recorded as dropped (a duplicate of it). */
+  mappable(s: i32, x: i64): bool {
+    if (x < unchecked(this.floor[s])) return false;
+    const n = unchecked(this.sizes[s]);
+    for (let k = n - 1; k >= 0; k--) {
+      const i = this.at(s, k);
+      if (x >= unchecked(this.ends[i])) return true;
+      if (x >= unchecked(this.starts[i])) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Records a deliberate drop of input `x`; false (a gap left) when something at or above it left
+   * already, or it is older than the history, or it was recorded before.
+   */
+  drop(s: i32, x: i64): bool {
+    if (x <= unchecked(this.sentHigh[s]) || x < unchecked(this.floor[s])) return false;
+    const n = unchecked(this.sizes[s]);
+    // the last range starting at or before x (-1: none); nearly always the newest
+    let k = n - 1;
+    while (k >= 0 && unchecked(this.starts[this.at(s, k)]) > x) k--;
+    if (k >= 0 && x < unchecked(this.ends[this.at(s, k)])) return false;
+    unchecked((this.total[s] += 1));
+    if (k >= 0 && x == unchecked(this.ends[this.at(s, k)])) {
+      const i = this.at(s, k);
+      unchecked((this.ends[i] = x + 1));
+      if (k + 1 < n && unchecked(this.starts[i + 1]) == x + 1) {
+        // it closed the hole between two ranges
+        unchecked((this.ends[i] = unchecked(this.ends[i + 1])));
+        this.removeAt(s, k + 1);
+      }
+      this.bumpFrom(s, k + 1);
+      return true;
+    }
+    if (k + 1 < n && unchecked(this.starts[this.at(s, k + 1)]) == x + 1) {
+      unchecked((this.starts[this.at(s, k + 1)] = x));
+      this.bumpFrom(s, k + 2);
+      return true;
+    }
+    // a range of its own after range k
+    if (n == RANGES) {
+      if (k < 0) {
+        // older than every range remembered, and no room: straight below the floor
+        unchecked((this.evicted[s] += 1));
+        unchecked((this.floor[s] = x + 1));
+        this.bumpFrom(s, 0);
+        return true;
+      }
+      // the oldest range goes: its drops are summed below the floor
+      const old = this.at(s, 0);
+      unchecked((this.evicted[s] += unchecked(this.ends[old]) - unchecked(this.starts[old])));
+      unchecked((this.floor[s] = unchecked(this.ends[old])));
+      this.removeAt(s, 0);
+      k--;
+    }
+    let before = unchecked(this.evicted[s]);
+    if (k >= 0) {
+      const p = this.at(s, k);
+      before = unchecked(this.befores[p]) + unchecked(this.ends[p]) - unchecked(this.starts[p]);
+    }
+    // make room at k + 1
+    const m = unchecked(this.sizes[s]);
+    for (let j = m; j > k + 1; j--) {
+      const to = this.at(s, j);
+      unchecked((this.starts[to] = this.starts[to - 1]));
+      unchecked((this.ends[to] = this.ends[to - 1]));
+      unchecked((this.befores[to] = this.befores[to - 1]));
+    }
+    const i = this.at(s, k + 1);
+    unchecked((this.starts[i] = x));
+    unchecked((this.ends[i] = x + 1));
+    unchecked((this.befores[i] = before));
+    unchecked((this.sizes[s] = m + 1));
+    this.bumpFrom(s, k + 2);
+    return true;
+  }
+
+  /** One more drop below ranges k.. (it landed before them). */
+  private bumpFrom(s: i32, k: i32): void {
+    const n = unchecked(this.sizes[s]);
+    for (let j = k; j < n; j++) unchecked((this.befores[this.at(s, j)] += 1));
+  }
+
+  private removeAt(s: i32, k: i32): void {
+    const n = unchecked(this.sizes[s]);
+    for (let j = k; j < n - 1; j++) {
+      const to = this.at(s, j);
+      unchecked((this.starts[to] = this.starts[to + 1]));
+      unchecked((this.ends[to] = this.ends[to + 1]));
+      unchecked((this.befores[to] = this.befores[to + 1]));
+    }
+    unchecked((this.sizes[s] = n - 1));
+  }
+
+  /** Drops recorded below input `x` (x mappable). */
+  droppedBelow(s: i32, x: i64): i64 {
+    const n = unchecked(this.sizes[s]);
+    for (let k = n - 1; k >= 0; k--) {
+      const i = this.at(s, k);
+      const end = unchecked(this.ends[i]);
+      const start = unchecked(this.starts[i]);
+      if (x >= end) return unchecked(this.befores[i]) + (end - start);
+      if (x >= start) return unchecked(this.befores[i]) + (x - start);
+    }
+    return unchecked(this.evicted[s]);
+  }
+
+  /** Input `x` (mappable) leaves: its output number. */
+  leave(s: i32, x: i64): i64 {
+    const o = x - this.droppedBelow(s, x);
+    if (x > unchecked(this.sentHigh[s])) unchecked((this.sentHigh[s] = x));
+    if (o > unchecked(this.outHigh[s])) unchecked((this.outHigh[s] = o));
+    return o;
+  }
+
+  /** The extended output number of a 16-bit one from downstream (nearest to the newest given); UNMAPPED before any left. */
+  extendOutput(s: i32, seq: u16): i64 {
+    const h = unchecked(this.outHigh[s]);
+    if (h == NONE) return UNMAPPED;
+    return h + <i64>(<i16>(seq - <u16>h));
+  }
+
+  /** The input number whose packet left (or would leave) as output `o`; UNMAPPED when older than the history. */
+  toInput(s: i32, o: i64): i64 {
+    const n = unchecked(this.sizes[s]);
+    for (let k = n - 1; k >= 0; k--) {
+      const i = this.at(s, k);
+      const after = unchecked(this.befores[i]) + unchecked(this.ends[i]) - unchecked(this.starts[i]);
+      // the inputs from this range's end on left as end - after, end - after + 1, ...
+      if (o >= unchecked(this.ends[i]) - after) return o + after;
+    }
+    const x = o + unchecked(this.evicted[s]);
+    return x >= unchecked(this.floor[s]) ? x : UNMAPPED;
+  }
+
+  @inline private at(s: i32, k: i32): i32 {
+    return s * RANGES + k;
+  }
+
+  // ---- hot swap ----
+
+  writeTo(out: StateWriter): void {
+    out.u8(<u8>this.count);
+    for (let s = 0; s < this.count; s++) {
+      out.u32(unchecked(this.ssrcs[s]));
+      out.u64(<u64>unchecked(this.highest[s]));
+      out.u64(<u64>unchecked(this.sentHigh[s]));
+      out.u64(<u64>unchecked(this.outHigh[s]));
+      out.u64(<u64>unchecked(this.evicted[s]));
+      out.u64(<u64>unchecked(this.floor[s]));
+      const n = unchecked(this.sizes[s]);
+      out.u8(<u8>n);
+      for (let k = 0; k < n; k++) {
+        const i = this.at(s, k);
+        out.u64(<u64>unchecked(this.starts[i]));
+        out.u64(<u64>unchecked(this.ends[i]));
+        out.u64(<u64>unchecked(this.befores[i]));
+      }
+    }
+  }
+
+  /**
+   * Reads what writeTo wrote; with `apply` false it only checks it (false: a forged or broken blob)
+   * and nothing changes, so that a refused import leaves the context as it was.
+   */
+  readFrom(blob: StateReader, apply: bool): bool {
+    const count = <i32>blob.u8();
+    if (count > SOURCES) return false;
+    for (let s = 0; s < count; s++) {
+      const ssrc = blob.u32();
+      const highest = <i64>blob.u64();
+      const sentHigh = <i64>blob.u64();
+      const outHigh = <i64>blob.u64();
+      const evicted = <i64>blob.u64();
+      const floor = <i64>blob.u64();
+      const n = <i32>blob.u8();
+      if (n > RANGES || evicted < 0) return false;
+      if (apply) {
+        unchecked((this.ssrcs[s] = ssrc));
+        this.reset(s, highest);
+        unchecked((this.sentHigh[s] = sentHigh));
+        unchecked((this.outHigh[s] = outHigh));
+        unchecked((this.evicted[s] = evicted));
+        unchecked((this.floor[s] = floor));
+        unchecked((this.sizes[s] = n));
+      }
+      let total = evicted;
+      let last = floor;
+      for (let k = 0; k < n; k++) {
+        const start = <i64>blob.u64();
+        const end = <i64>blob.u64();
+        const before = <i64>blob.u64();
+        // ranges in order, each after the last, and counts that add up: the mapping stays one to one
+        if (start < last || end <= start || before != total) return false;
+        total += end - start;
+        last = end;
+        if (apply) {
+          const i = s * RANGES + k;
+          unchecked((this.starts[i] = start));
+          unchecked((this.ends[i] = end));
+          unchecked((this.befores[i] = before));
+        }
+      }
+      if (apply) unchecked((this.total[s] = total));
+    }
+    if (apply) this.count = count;
+    return !blob.overflow;
+  }
+}
