@@ -279,7 +279,7 @@ export function jainIndex(xs: readonly number[]): number {
 
 /** The congestion filter's drop reasons (filters/congestion/README.md, "Drop reasons"), as /stats names them by code. */
 const FILTER_DROPS: Record<string, string> = {
-  filter_256: "non_reference", filter_257: "reference", filter_258: "dependent", filter_259: "queue_full", filter_260: "circuit_breaker",
+  filter_256: "non_reference", filter_257: "reference", filter_258: "dependent", filter_259: "queue_full", filter_260: "circuit_breaker", filter_261: "renumber_late",
 };
 
 /**

@@ -21,6 +21,8 @@ const BAD: readonly [Record<string, unknown>, RegExp][] = [
   [{ pacing: { burst: 3 } }, /unknown config key 'pacing.burst'/],
   [{ priority: { h264PayloadTypes: [96, 200] } }, /'priority.h264PayloadTypes'/],
   [{ priority: { nonReferenceMs: 200, referenceMs: 100 } }, /'priority.nonReferenceMs' is above 'priority.referenceMs'/],
+  [{ priority: { renumber: "yes" } }, /config key 'priority.renumber' must be true or false/],
+  [{ priority: { renumbering: true } }, /unknown config key 'priority.renumbering'/],
   [{ startup: { growthPerSecond: 1.1 } }, /config key 'startup.growthPerSecond' must be between 1.2 and 4(\.0)?/],
   [{ startup: { growth: 2 } }, /unknown config key 'startup.growth'/],
   [{ circuitBreaker: { intervals: 0 } }, /config key 'circuitBreaker.intervals' must be between 1 and 600/],

@@ -284,6 +284,14 @@ test("a NACK whose input numbers need more FCI entries than it had: those that f
   const gone = fresh.upstream(nack([[7, 0]]));
   assert.equal(decodeRtcp(gone.bytes).map((p) => p.type), ["RR"]);
   assert.is(fresh.metric("renumber_nack_dropped"), 1);
+  // in the middle of a compound: what follows it moves up, byte for byte
+  const pli = Buffer.alloc(12);
+  pli.writeUInt32BE(0x81ce0002, 0);
+  pli.writeUInt32BE(REPORTER, 4);
+  pli.writeUInt32BE(SSRC, 8);
+  const middle = fresh.upstream(Buffer.concat([nack([[7, 0]]), pli]));
+  assert.equal(decodeRtcp(middle.bytes).map((p) => p.type), ["RR", "PLI"]);
+  assert.equal(Buffer.from(middle.bytes.subarray(8)), pli);
 });
 
 test("a receiver report's extended highest number and cumulative lost go back to the origin's view, across the wrap", async () => {
