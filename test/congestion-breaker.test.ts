@@ -52,8 +52,11 @@ function proxyConfigs(l: NetnsLab): { role: string; config: Record<string, unkno
   const segment = (to: string, port: number, stage: Record<string, unknown>) => ({
     name: "media", listen: { address: "0.0.0.0", port: PORT }, destinations: [{ address: to, port }], chain: [{ filter: "congestion", config: stage }],
   });
+  // renumbering off: the sink checks each packet's bytes against its sequence number as the origin
+  // gave it, and tells what it missed by those numbers
+  const sender = { mode: "sender", circuitBreaker: { cooldownSeconds: 0 }, priority: { renumber: false } };
   return [
-    { role: "a", config: { filters, segments: [segment(l.address("b", "a"), PORT, { mode: "sender", circuitBreaker: { cooldownSeconds: 0 } })] } },
+    { role: "a", config: { filters, segments: [segment(l.address("b", "a"), PORT, sender)] } },
     { role: "b", config: { filters, segments: [segment(l.address("sink", "b"), SINK_PORT, { mode: "receiver" })] } },
   ];
 }

@@ -17,7 +17,7 @@ import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep } from "./lib
 const test = suite("congestion filter between two proxies", { timeoutMs: 40_000 });
 const LO = "127.0.0.1";
 const COUNT = 1200;
-const CC_DROPS = ["dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker"];
+const CC_DROPS = ["dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker", "dropped_renumber_late"];
 const RATE = 400; // packets/s: 2.9 Mbit/s, under the 4 Mbit/s start target
 
 const metric = (stats: Awaited<ReturnType<typeof segmentStats>>, name: string): number =>

@@ -11,4 +11,4 @@ export function congestionMetric(snap: ProxySnapshot, name: string, segment = "m
 }
 
 /** The filter's media drops, by cause (README "Drop reasons"). */
-export const CONGESTION_DROPS = ["non_reference", "reference", "dependent", "queue_full", "circuit_breaker"] as const;
+export const CONGESTION_DROPS = ["non_reference", "reference", "dependent", "queue_full", "circuit_breaker", "renumber_late"] as const;

@@ -8,8 +8,8 @@ export const MODE_RECEIVER = 1;
 /** SSRCs followed per segment (audio and video, a few simulcast layers); more share the last slot. */
 export const MAX_SOURCES = 8;
 
-/** priority.renumber when not set. */
-export const RENUMBER_DEFAULT = false;
+/** priority.renumber when not set: on, what a WebRTC receiver needs (README "Renumbering"). */
+export const RENUMBER_DEFAULT = true;
 
 /** The most H.264 payload types one segment lists. */
 export const MAX_H264_TYPES = 8;

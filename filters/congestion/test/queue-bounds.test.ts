@@ -38,7 +38,8 @@ test("pacing.maxQueueMs: a frame that finds the queue longer is dropped whole; n
   const h = await loadCongestion({ startUs: 0 });
   const maxQueueMs = 200;
   const rateBps = 400_000; // pacing factor 1: the bucket's rate
-  const s = h.createContext({ mode: "sender", startBps: rateBps, pacing: { factor: 1, maxQueueMs, maxQueuePackets: 1024 } });
+  // renumbering off: a packet that left is told by its sequence number as it came
+  const s = h.createContext({ mode: "sender", startBps: rateBps, pacing: { factor: 1, maxQueueMs, maxQueuePackets: 1024 }, priority: { renumber: false } });
   // 3 x the rate for 3 s: 30 frames a second of 5 packets of 1012 bytes (1.2 Mbit/s)
   const arrived = new Map<number, number>();
   const verdictsByFrame: string[][] = [];

@@ -157,13 +157,16 @@ test("across the 16-bit wrap, for every start near it", async () => {
   }
 });
 
-test("renumber off (the default): the numbers go on as they came, with the gaps", async () => {
+test("on by default; off, the numbers go on as they came, with the gaps", async () => {
   const h = await loadCongestion({ startUs: 0 });
-  const cfg = config(false);
+  const cfg = config(true);
   delete (cfg.priority as Record<string, unknown>).renumber;
-  const run = new Run(h, h.createContext(cfg));
-  refAndDropped(run, 1000, 5);
-  assert.equal(run.out.map(seqOf), keptOf(1000, 5));
+  const byDefault = new Run(h, h.createContext(cfg));
+  refAndDropped(byDefault, 1000, 5);
+  assertContiguous(byDefault, 1000, keptOf(1000, 5));
+  const off = await start(false);
+  refAndDropped(off, 1000, 5);
+  assert.equal(off.out.map(seqOf), keptOf(1000, 5));
 });
 
 test("a frame cut by a full queue (its queued part discarded) leaves no gap", async () => {
@@ -344,6 +347,63 @@ test("a hot swap carries the renumbering: the new instance numbers on, and maps 
   // a blob cut short inside the renumbering section is refused
   const bad = h.importState(h.createContext(config(true)), blob.subarray(0, 70));
   assert.equal(bad.ok, false);
+});
+
+/** A small seeded generator (the sweep fails the same way every run). */
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+test("a sweep of random frames, drops, reordering and pauses across the wrap: no output number given twice, and a NACK for each names its input", async () => {
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    const rand = lcg(seed);
+    const first = 65_536 - 300 - Math.floor(rand() * 400);
+    const run = await start(true, { startBps: 600_000, priority: { ...PRIORITY, nonReferenceMs: 20, referenceMs: 60, renumber: true } });
+    let seq = first;
+    let ts = 0;
+    const reorder = seed % 2 === 0;
+    const given = new Map<number, number>(); // output number -> input number
+    for (let f = 0; f < 300; f++) {
+      const kind: FrameKind = f % 30 === 0 ? "idr" : rand() < 0.5 ? "nonref" : "ref";
+      const n = 1 + Math.floor(rand() * (kind === "idr" ? 8 : 4));
+      const ps = Array.from({ length: n }, (_, i) => packet(seq + i, ts, kind, i === 0, i === n - 1, 600 + Math.floor(rand() * 500)));
+      seq += n;
+      ts += 3000;
+      // swap two neighbours now and then (after the first packet, which decides the frame)
+      if (reorder && n > 2 && rand() < 0.3) [ps[1], ps[2]] = [ps[2]!, ps[1]!];
+      const from = run.out.length;
+      run.send(ps);
+      run.advance(Math.floor(rand() * 40));
+      const fresh = run.out.slice(from);
+      for (const o of fresh) {
+        const out = seqOf(o);
+        assert.not.ok(given.has(out), `seed ${seed}: output ${out} given twice (inputs ${given.get(out)} and ${markerOf(o)})`);
+        given.set(out, markerOf(o));
+      }
+      if (fresh.length > 0) {
+        const r = run.upstream(nack(fresh.map((o) => [seqOf(o), 0])));
+        const back = decodeRtcp(r.bytes).find((p) => p.type === "NACK");
+        assert.ok(back && back.type === "NACK");
+        // in the NACK's order: ascending from the lowest, across the wrap
+        const inputs = fresh.map(markerOf);
+        const low = inputs.reduce((a, x) => (((x - a) << 16) >> 16 < 0 ? x : a));
+        const ordered = [...inputs].sort((a, b) => ((a - low) & 0xffff) - ((b - low) & 0xffff));
+        assert.equal(back.lost, ordered, `seed ${seed}: NACKs back to the inputs`);
+      }
+    }
+    run.advance(2000);
+    assert.is(new Set(run.out.map(seqOf)).size, run.out.length, `seed ${seed}: no output number twice, the queue's last ones included`);
+    const drops = ["non_reference", "reference", "dependent", "queue_full"].reduce((a, k) => a + run.metric(`dropped_${k}`), 0);
+    assert.ok(drops > 50, `seed ${seed}: the sweep dropped (${drops})`);
+    if (!reorder) {
+      const outs = run.out.map(seqOf);
+      assert.equal(outs, outs.map((_, i) => (first + i) & 0xffff), `seed ${seed}: in order, no gap`);
+    }
+  }
 });
 
 test.run();
