@@ -37,6 +37,12 @@ export class Renumber {
   private readonly ends: StaticArray<i64> = new StaticArray<i64>(SOURCES * RANGES);
   private readonly befores: StaticArray<i64> = new StaticArray<i64>(SOURCES * RANGES);
   private readonly sizes: StaticArray<i32> = new StaticArray<i32>(SOURCES);
+  // per source, the last report block rewritten (its reporter, the input's extended highest number
+  // and the cumulative loss as rewritten): the origin's fraction lost is taken between two of them
+  private readonly reporters: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  private readonly reportHigh: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  private readonly reportLost: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  private readonly reported: StaticArray<bool> = new StaticArray<bool>(SOURCES);
 
   /** The source's slot, added if there is room; -1 beyond MAX_SOURCES (not renumbered). */
   slot(ssrc: u32, seq: u16): i32 {
@@ -62,6 +68,7 @@ export class Renumber {
     unchecked((this.floor[s] = NONE));
     unchecked((this.total[s] = 0));
     unchecked((this.sizes[s] = 0));
+    unchecked((this.reported[s] = false));
   }
 
   /** The extended number of a 16-bit one, the nearest to the newest seen (RFC 3550 A.1). */
@@ -211,6 +218,25 @@ export class Renumber {
     }
     const x = o + unchecked(this.evicted[s]);
     return x >= unchecked(this.floor[s]) ? x : UNMAPPED;
+  }
+
+  /**
+   * Notes a report block from `reporter` as rewritten (input's extended highest number, cumulative
+   * lost); returns the fraction lost since that reporter's last block, in 1/256 as RFC 3550 A.3
+   * computes it, or -1 when there is no earlier block of it to count from.
+   */
+  fractionSince(s: i32, reporter: u32, high: i64, lost: i64): i32 {
+    let f = -1;
+    if (unchecked(this.reported[s]) && unchecked(this.reporters[s]) == reporter && high > unchecked(this.reportHigh[s])) {
+      const expected = high - unchecked(this.reportHigh[s]);
+      const interval = lost - unchecked(this.reportLost[s]);
+      f = interval <= 0 ? 0 : <i32>min<i64>(255, (interval << 8) / expected);
+    }
+    unchecked((this.reporters[s] = reporter));
+    unchecked((this.reportHigh[s] = high));
+    unchecked((this.reportLost[s] = lost));
+    unchecked((this.reported[s] = true));
+    return f;
   }
 
   @inline private at(s: i32, k: i32): i32 {

@@ -508,17 +508,18 @@ export class SenderContext extends SegmentContext {
       const b = q + <usize>(blocksAt + i * REPORT_BLOCK_SIZE);
       if (blocksAt + (i + 1) * REPORT_BLOCK_SIZE > size) return;
       if (this.haveMedia && this.carries(ReportBlock.ssrc(b))) this.readBlock(b, now);
-      if (this.s.renumber) this.rewriteBlock(b);
+      if (this.s.renumber) this.rewriteBlock(b, loadBe32(q + 4));
     }
   }
 
   /**
    * A report block about a renumbered SSRC, back in the origin's numbers: the extended highest
    * number it names is the input's, and this filter's drops below it count as lost again (the
-   * receiver did not see them as gaps): the origin sees what it saw without renumbering. The
-   * fraction lost stays the receiver's (README "Renumbering").
+   * receiver did not see them as gaps): the origin sees what it saw without renumbering. So does
+   * the fraction lost, from the reporter's last block to this one (its first one stays the
+   * receiver's: README "Renumbering").
    */
-  private rewriteBlock(b: usize): void {
+  private rewriteBlock(b: usize, reporter: u32): void {
     const slot = this.renum.find(ReportBlock.ssrc(b));
     if (slot < 0) return;
     const highest = ReportBlock.extendedHighestSequence(b);
@@ -527,12 +528,15 @@ export class SenderContext extends SegmentContext {
     const x = this.renum.toInput(slot, o);
     if (x == UNMAPPED) return;
     const delta = x - o;
+    const lost = <i64>ReportBlock.cumulativeLost(b) + delta;
+    const fraction = this.renum.fractionSince(slot, reporter, x, lost);
+    if (fraction >= 0) store<u8>(b + 4, <u8>fraction);
     if (delta == 0) return;
     storeBe32(b + 8, <u32>(<i64>highest + delta));
-    let lost = <i64>ReportBlock.cumulativeLost(b) + delta;
-    if (lost > 0x7fffff) lost = 0x7fffff; // RFC 3550 6.4.1: the largest positive value
-    store<u8>(b + 5, <u8>(lost >> 16));
-    storeBe16(b + 6, <u16>lost);
+    // RFC 3550 6.4.1: the largest positive value when it overflows
+    const written = lost > 0x7fffff ? 0x7fffff : lost;
+    store<u8>(b + 5, <u8>(written >> 16));
+    storeBe16(b + 6, <u16>written);
   }
 
   /**

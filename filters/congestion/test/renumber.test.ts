@@ -316,6 +316,29 @@ test("a receiver report's extended highest number and cumulative lost go back to
   assert.is(b2.blocks[0]!.cumulativeLost, 2);
 });
 
+test("the origin's fraction lost: from the reporter's last block, this filter's drops counted, as RFC 3550 A.3 computes it", async () => {
+  const run = await start();
+  refAndDropped(run, 0, 6);
+  const fractionOf = (r: PacketResult): number => {
+    const rr = decodeRtcp(r.bytes).find((p) => p.type === "RR")!;
+    assert.ok(rr.type === "RR");
+    return rr.blocks[0]!.fractionLost;
+  };
+  // the first block of a reporter: nothing to count from, the receiver's fraction stays
+  assert.is(fractionOf(run.upstream(receiverReport(outputOf(0, 33), 0, 7))), 7);
+  refAndDropped(run, 36, 4, 12);
+  // 24 more numbers up to input 57: 8 dropped here, 2 lost on the path (the receiver's 2 of 16)
+  const r = run.upstream(receiverReport(outputOf(0, 57), 2, 32));
+  const block = decodeRtcp(r.bytes).find((p) => p.type === "RR")!;
+  assert.ok(block.type === "RR");
+  assert.equal([block.blocks[0]!.highestSeq, block.blocks[0]!.cumulativeLost], [57, 2 + 18]);
+  assert.is(fractionOf(r), Math.floor(((2 + 8) * 256) / 24));
+  // another reporter's first block: its own fraction stays
+  const other = Buffer.from(receiverReport(outputOf(0, 57), 2, 32));
+  other.writeUInt32BE(0x5eed0002, 4);
+  assert.is(fractionOf(run.upstream(other)), 32);
+});
+
 test("the filter's own loss from receiver reports is not corrected twice: with renumbering the receiver's loss is the path's", async () => {
   const loss = async (renumber: boolean): Promise<number> => {
     const run = await start(renumber, { startBps: 1_000_000 });
