@@ -370,6 +370,43 @@ test("a hot swap carries the renumbering: the new instance numbers on, and maps 
   // a blob cut short inside the renumbering section is refused
   const bad = h.importState(h.createContext(config(true)), blob.subarray(0, 70));
   assert.equal(bad.ok, false);
+  // a version-4 blob (the build before renumbering: the same without the section) is read: that
+  // instance forwarded numbers as they came, and so does the new one until it drops
+  const sourcesEnd = 58 + 4 * blob[57]!; // the SSRC count at 57, the SSRCs after it
+  const ranges = blob[sourcesEnd + 1 + 4 + 40]!;
+  const v4 = Uint8Array.from([...blob.subarray(0, sourcesEnd), ...blob.subarray(sourcesEnd + 1 + 4 + 40 + 1 + 24 * ranges)]);
+  v4[0] = 4;
+  assert.is(blob[sourcesEnd], 1, "one SSRC renumbered");
+  const older = new Run(h, h.createContext(config(true)));
+  assert.equal(h.importState(older.ctx, v4), { ok: true, reason: "" });
+  older.send([packet(600, 90_000, "ref", true, true)]);
+  assert.equal(older.out.map(seqOf), [600]);
+});
+
+test("hostile NACKs (no FCI, padding, before any media, more entries than translated, every bit set) neither fail the filter nor name a number never asked", async () => {
+  const run = await start();
+  const early = nack([[5, 0xffff]]);
+  assert.equal(Buffer.from(run.upstream(early).bytes), Buffer.from(early), "before any media left: as it came");
+  refAndDropped(run, 100, 5);
+  const shapes: Uint8Array[] = [];
+  const noFci = Buffer.from(nack([[0, 0]])).subarray(0, 8 + 12);
+  noFci.writeUInt16BE(2, 8 + 2);
+  shapes.push(noFci);
+  const padded = Buffer.from(nack([[101, 1]]));
+  padded[8] |= 0x20;
+  shapes.push(padded);
+  shapes.push(nack(Array.from({ length: 400 }, (_, i): [number, number] => [100 + i, 0xffff])));
+  shapes.push(nack(Array.from({ length: 40 }, (_, i): [number, number] => [(i * 1637) & 0xffff, 0xffff])));
+  for (const b of shapes) {
+    const r = run.upstream(b);
+    assert.ok(r.verdict !== "drop", r.verdict);
+  }
+  assert.is(run.h.instance.failure, undefined);
+  // a NACK about every output number: each comes back as the input it left as
+  const all = run.upstream(nack([[100, 0xffff], [117, 0b11]]));
+  const n = decodeRtcp(all.bytes).find((p) => p.type === "NACK");
+  assert.ok(n && n.type === "NACK");
+  assert.equal(n.lost, keptOf(100, 5));
 });
 
 /** A small seeded generator (the sweep fails the same way every run). */
