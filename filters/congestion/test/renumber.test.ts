@@ -383,7 +383,7 @@ test("a hot swap carries the renumbering: the new instance numbers on, and maps 
   assert.equal(older.out.map(seqOf), [600]);
 });
 
-test("hostile NACKs (no FCI, padding, before any media, more entries than translated, every bit set) neither fail the filter nor name a number never asked", async () => {
+test("hostile NACKs (no FCI, padding, before any media, more entries than translated, every bit set) do not fail the filter; a NACK about every output number comes back as their inputs", async () => {
   const run = await start();
   const early = nack([[5, 0xffff]]);
   assert.equal(Buffer.from(run.upstream(early).bytes), Buffer.from(early), "before any media left: as it came");
