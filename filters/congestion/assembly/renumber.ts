@@ -16,6 +16,8 @@ export const RANGES = 32;
 const NONE: i64 = i64.MIN_VALUE;
 /** Older than the history: no number can be given without colliding (the caller drops the packet). */
 export const UNMAPPED: i64 = i64.MIN_VALUE;
+/** Numbers a NACK to the origin asked for, remembered: an RTX packet that answers one is told by its original number. */
+const ASKED = 256;
 
 export class Renumber {
   private readonly ssrcs: StaticArray<u32> = new StaticArray<u32>(SOURCES);
@@ -43,6 +45,10 @@ export class Renumber {
   private readonly reportHigh: StaticArray<i64> = new StaticArray<i64>(SOURCES);
   private readonly reportLost: StaticArray<i64> = new StaticArray<i64>(SOURCES);
   private readonly reported: StaticArray<bool> = new StaticArray<bool>(SOURCES);
+  /** Ring of (slot << 16 | input number) asked for in NACKs to the origin, newest at askedNext - 1. */
+  private readonly asked: StaticArray<i32> = new StaticArray<i32>(ASKED);
+  private askedNext: i32 = 0;
+  private askedCount: i32 = 0;
 
   /** The source's slot, added if there is room; -1 beyond MAX_SOURCES (not renumbered). */
   slot(ssrc: u32, seq: u16): i32 {
@@ -237,6 +243,22 @@ export class Renumber {
     unchecked((this.reportLost[s] = lost));
     unchecked((this.reported[s] = true));
     return f;
+  }
+
+  /** A NACK to the origin asks for input `x` of source `s` (its RTX answer names it). */
+  noteAsked(s: i32, x: i64): void {
+    unchecked((this.asked[this.askedNext] = (s << 16) | <i32>(<u16>x)));
+    this.askedNext = (this.askedNext + 1) % ASKED;
+    if (this.askedCount < ASKED) this.askedCount++;
+  }
+
+  /** The source whose input number `seq` a NACK asked for last (-1: none of the last ASKED). */
+  askedBy(seq: u16): i32 {
+    for (let k = 1; k <= this.askedCount; k++) {
+      const v = unchecked(this.asked[(this.askedNext - k + ASKED) % ASKED]);
+      if ((v & 0xffff) == <i32>seq) return v >> 16;
+    }
+    return -1;
   }
 
   @inline private at(s: i32, k: i32): i32 {

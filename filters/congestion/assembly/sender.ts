@@ -149,6 +149,7 @@ export class SenderContext extends SegmentContext {
         this.curSlot = slot;
         this.curExt = x;
       }
+      if (this.s.isRtx(<i32>RtpPacket.payloadType(ptr)) && !this.translateRtx(ptr, len)) return this.dropped(DROP_RENUMBER_LATE, true);
     }
     if (this.breaker.open) {
       if (!this.breaker.maybeClose(now)) return this.dropped(DROP_CIRCUIT_BREAKER, false);
@@ -307,6 +308,28 @@ export class SenderContext extends SegmentContext {
     if (reason != DROP_RENUMBER_LATE && this.curSlot >= 0) this.renum.drop(this.curSlot, this.curExt);
     if (countsAsLoss) this.droppedHere++;
     return reason;
+  }
+
+  /**
+   * An RTX packet (RFC 4588 4) from the origin: its original sequence number, the origin's, becomes
+   * the one the receiver knows that packet by. Its media stream is the one a NACK to the origin
+   * last asked that number of (the RTX stream's SSRC names no media stream); one that answers no
+   * NACK remembered goes as it came (renumber_rtx_unmatched). False: the packet it repeats has no
+   * number any more (older than the history, or dropped here).
+   */
+  private translateRtx(ptr: usize, len: i32): bool {
+    const off = RtpPacket.payloadOffset(ptr);
+    if (off < 0 || off + 2 > len - RtpPacket.paddingLength(ptr, len)) return true;
+    const osn = loadBe16(ptr + <usize>off);
+    const slot = this.renum.askedBy(osn);
+    if (slot < 0) {
+      this.counts.add(Count.RenumberRtxUnmatched);
+      return true;
+    }
+    const x = this.renum.extend(slot, osn);
+    if (!this.renum.mappable(slot, x)) return false;
+    storeBe16(ptr + <usize>off, <u16>(x - this.renum.droppedBelow(slot, x)));
+    return true;
   }
 
   /** Records as dropped the queued packets about to be discarded: a frame's (ssrc, ts), or `all`. Rare: it walks the queue. */
@@ -568,6 +591,7 @@ export class SenderContext extends SegmentContext {
           unmapped++;
           continue;
         }
+        this.renum.noteAsked(slot, x);
         // insertion sort, duplicates skipped: a few dozen numbers at most in practice
         let k = m;
         while (k > 0 && unchecked(xs[k - 1]) > x) k--;

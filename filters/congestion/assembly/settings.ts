@@ -23,7 +23,7 @@ const ROOT_ONLY_KEYS: string[] = ["bufferBudgetKiB"];
 const ROOT_KEYS: string[] = KEYS.concat(ROOT_ONLY_KEYS);
 const STARTUP_KEYS: string[] = ["enabled", "growthPerSecond"];
 const PACING_KEYS: string[] = ["factor", "burstMs", "maxQueuePackets", "maxQueueMs"];
-const PRIORITY_KEYS: string[] = ["h264PayloadTypes", "nonReferenceMs", "referenceMs", "renumber"];
+const PRIORITY_KEYS: string[] = ["h264PayloadTypes", "nonReferenceMs", "referenceMs", "renumber", "rtxPayloadTypes"];
 const SIGNAL_KEYS: string[] = ["tmmbr", "remb", "intervalMs"];
 const BREAKER_KEYS: string[] = ["enabled", "factor", "intervals", "cooldownSeconds"];
 
@@ -40,6 +40,8 @@ export class Settings {
   maxQueuePackets: i32 = 128;
   maxQueueMs: f64 = 300;
   h264Types: StaticArray<i32> = new StaticArray<i32>(0);
+  /** RTX (RFC 4588) payload types whose original sequence number renumbering translates. */
+  rtxTypes: StaticArray<i32> = new StaticArray<i32>(0);
   nonReferenceMs: f64 = 30;
   referenceMs: f64 = 120;
   /** Close the gaps deliberate drops leave in the sequence numbers (renumber.ts). */
@@ -67,6 +69,7 @@ export class Settings {
     this.maxQueuePackets = o.maxQueuePackets;
     this.maxQueueMs = o.maxQueueMs;
     this.h264Types = o.h264Types;
+    this.rtxTypes = o.rtxTypes;
     this.nonReferenceMs = o.nonReferenceMs;
     this.referenceMs = o.referenceMs;
     this.renumber = o.renumber;
@@ -122,6 +125,13 @@ export class Settings {
         for (let i = 0; i < out.length; i++) out[i] = <i32>types[i];
         this.h264Types = out;
       }
+      const rtx = priority.getIntArray("rtxPayloadTypes", 0, 127);
+      if (rtx !== null) {
+        if (rtx.length > MAX_H264_TYPES) cfg.fail("config key 'priority.rtxPayloadTypes' lists more than " + MAX_H264_TYPES.toString() + " payload types");
+        const out = new StaticArray<i32>(min(rtx.length, MAX_H264_TYPES));
+        for (let i = 0; i < out.length; i++) out[i] = <i32>rtx[i];
+        this.rtxTypes = out;
+      }
       this.nonReferenceMs = priority.getNumber("nonReferenceMs", this.nonReferenceMs, 0, 10_000);
       this.referenceMs = priority.getNumber("referenceMs", this.referenceMs, 0, 10_000);
       this.renumber = priority.getBool("renumber", this.renumber);
@@ -150,6 +160,12 @@ export class Settings {
     if (this.minBps > this.maxBps) cfg.fail("config key 'minBps' (" + this.minBps.toString() + ") is above 'maxBps' (" + this.maxBps.toString() + ")");
     if (this.startBps < this.minBps || this.startBps > this.maxBps) cfg.fail("config key 'startBps' must lie between 'minBps' and 'maxBps'");
     if (this.nonReferenceMs > this.referenceMs) cfg.fail("config key 'priority.nonReferenceMs' is above 'priority.referenceMs': non-reference frames must go first");
+  }
+
+  isRtx(pt: i32): bool {
+    const t = this.rtxTypes;
+    for (let i = 0; i < t.length; i++) if (unchecked(t[i]) == pt) return true;
+    return false;
   }
 
   isH264(pt: i32): bool {

@@ -23,6 +23,7 @@ const BAD: readonly [Record<string, unknown>, RegExp][] = [
   [{ priority: { nonReferenceMs: 200, referenceMs: 100 } }, /'priority.nonReferenceMs' is above 'priority.referenceMs'/],
   [{ priority: { renumber: "yes" } }, /config key 'priority.renumber' must be true or false/],
   [{ priority: { renumbering: true } }, /unknown config key 'priority.renumbering'/],
+  [{ priority: { rtxPayloadTypes: [97, 128] } }, /config key 'priority.rtxPayloadTypes' must be an array of integers between 0 and 127/],
   [{ startup: { growthPerSecond: 1.1 } }, /config key 'startup.growthPerSecond' must be between 1.2 and 4(\.0)?/],
   [{ startup: { growth: 2 } }, /unknown config key 'startup.growth'/],
   [{ circuitBreaker: { intervals: 0 } }, /config key 'circuitBreaker.intervals' must be between 1 and 600/],

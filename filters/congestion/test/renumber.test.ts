@@ -409,6 +409,35 @@ test("hostile NACKs (no FCI, padding, before any media, more entries than transl
   assert.equal(n.lost, keptOf(100, 5));
 });
 
+test("RTX (RFC 4588) answering a translated NACK: its original sequence number becomes the receiver's; one answering no NACK goes as it came, counted", async () => {
+  const run = await start(true, { priority: { ...PRIORITY, renumber: true, rtxPayloadTypes: [97] } });
+  refAndDropped(run, 1000, 6);
+  const back = decodeRtcp(run.upstream(nack([[1004, 0b10]])).bytes).find((p) => p.type === "NACK");
+  assert.ok(back && back.type === "NACK");
+  assert.equal(back.lost, [1006, 1008], "the origin is asked for its 1006 and 1008");
+  const RTX_SSRC = 0x0cc0_0002;
+  const rtx = (rtxSeq: number, osn: number): Uint8Array => {
+    const b = buildRtp({ seq: rtxSeq, timestamp: 6000, ssrc: RTX_SSRC, payloadType: 97, payloadSize: 300 });
+    b[12] = osn >> 8;
+    b[13] = osn & 0xff;
+    return b;
+  };
+  const osnOf = (b: Uint8Array): number => (b[payloadStart(b)]! << 8) | b[payloadStart(b) + 1]!;
+  const from = run.out.length;
+  run.send([rtx(50, 1006), rtx(51, 1008), rtx(52, 1020)]);
+  run.advance(100);
+  const sent = run.out.slice(from);
+  assert.equal(sent.map(osnOf), [1004, 1006, 1020], "1006 and 1008 as the receiver numbered them; 1020, asked by nobody, as it came");
+  assert.equal(sent.map(seqOf), [50, 51, 52], "the RTX stream's own numbers");
+  assert.is(run.metric("renumber_rtx_unmatched"), 1);
+  // without the payload type listed, RTX goes as it came
+  const plain = await start();
+  refAndDropped(plain, 1000, 6);
+  plain.upstream(nack([[1004, 0]]));
+  plain.send([rtx(60, 1006)]);
+  assert.is(osnOf(plain.out.at(-1)!), 1006);
+});
+
 /** A small seeded generator (the sweep fails the same way every run). */
 function lcg(seed: number): () => number {
   let x = seed >>> 0;
