@@ -28,7 +28,7 @@ export class Renumber {
   private readonly sentHigh: StaticArray<i64> = new StaticArray<i64>(SOURCES);
   /** Per source: the newest output number given (NONE: none yet): what 16-bit numbers from downstream extend against. */
   private readonly outHigh: StaticArray<i64> = new StaticArray<i64>(SOURCES);
-  /** Per source: drops pushed out of the ring, all below `floor`; inputs below `floor` cannot be mapped. */
+  /** Per source: drops pushed out of the history, all below `floor`; inputs below `floor` cannot be mapped. */
   private readonly evicted: StaticArray<i64> = new StaticArray<i64>(SOURCES);
   private readonly floor: StaticArray<i64> = new StaticArray<i64>(SOURCES);
   /** Per source: every drop recorded (evicted ones included). */
