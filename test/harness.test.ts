@@ -98,9 +98,9 @@ function seen(h: FilterHarness, ctx: number, seq: number): number {
 }
 
 test("budgets: a runaway timer (re-armed at 0 us, filling the output area each time) is held to the stage's limits, as in the proxy", async () => {
-  for (const limits of [undefined, { generatedPerSecond: 1000, timerFiresPerSecond: 100 }]) {
-    const h = await FilterHarness.load(fixture("hostile"), limits ? { limits } : {});
-    const perSecond = limits ?? { generatedPerSecond: 50_000, timerFiresPerSecond: 2000 };
+  for (const limits of [{ generatedPerSecond: 50_000 }, { generatedPerSecond: 1000, timerFiresPerSecond: 100 }]) {
+    const h = await FilterHarness.load(fixture("hostile"), { limits });
+    const perSecond = { timerFiresPerSecond: 2000, ...limits };
     const burst = { generated: Math.max(2048, perSecond.generatedPerSecond / 10), fires: Math.max(8, perSecond.timerFiresPerSecond / 10) };
     const a = h.createContext();
     h.run({ ctx: a, bytes: command(1, FLOOD, 0) });
@@ -113,6 +113,22 @@ test("budgets: a runaway timer (re-armed at 0 us, filling the output area each t
     const over = h.hostDrops.filter((d) => d.reasonName === "host_budget_exceeded");
     assert.ok(over.length > 0 && over.length === h.hostDrops.length, what);
     assert.match(over[0]!.problem, `limits.generatedPerSecond ${perSecond.generatedPerSecond}`);
+  }
+});
+
+test("budgets: without limits.generatedPerSecond no output is refused for the rate (the harness clock stands still between advanceTime calls); the timers' budget holds anyway; a limit below 1 is refused", async () => {
+  const h = await FilterHarness.load(fixture("hostile"));
+  const a = h.createContext();
+  h.run({ ctx: a, bytes: command(1, FLOOD, 0) });
+  const out = h.advanceTime(1_000_000);
+  assert.ok(out.length > 55_000, `${out.length} packets out`);
+  assert.equal(h.hostDrops, []);
+  assert.ok(h.timersDeferred > 0 && (h.metric("fires", a) as number) <= 200 + 2000 + 1);
+  try {
+    await FilterHarness.load(fixture("hostile"), { limits: { timerFiresPerSecond: 0 } });
+    assert.unreachable("a limit of 0 was taken");
+  } catch (err) {
+    assert.match((err as Error).message, "limits.timerFiresPerSecond: must be at least 1 a second, got 0");
   }
 });
 

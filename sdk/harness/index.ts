@@ -88,11 +88,13 @@ export interface HarnessOptions {
    */
   readonly hostCrypto?: boolean;
   /**
-   * Each context's budgets, as a proxy's stage has them (`filters.<name>.limits`, default 50,000
-   * generated packets and 2,000 timer firings a second, a tenth of a second's burst), on the
-   * harness clock: an output over the budget is a `host_budget_exceeded` drop in hostDrops, a timer
-   * over its budget fires later (timersDeferred counts it). Give higher limits to test a filter
-   * that needs them (and configure the proxy alike).
+   * A proxy stage's budgets (`filters.<name>.limits`), on the harness clock. Timer firings always
+   * have one (default 2,000 a second, a burst of 200): a timer over it fires later
+   * (timersDeferred counts it), so a timer re-armed at 0 us cannot hang advanceTime. Generated
+   * packets have one only when `generatedPerSecond` is given (a burst of a tenth of a second, at
+   * least 2,048): an output over it is a `host_budget_exceeded` drop in hostDrops. Not by default,
+   * because the harness clock stands still between advanceTime calls, and a test's thousands of
+   * packets would spend in no time what the proxy spreads over their real arrival.
    */
   readonly limits?: { readonly generatedPerSecond?: number; readonly timerFiresPerSecond?: number };
 }
@@ -153,9 +155,12 @@ export class FilterHarness {
   private instanceCount = 0;
   /** Timer firings put off because their context's budget of firings was spent, as the proxy does. */
   timersDeferred = 0;
-  private readonly budgets = new Map<number, { generated: TokenBucket; timerFires: TokenBucket }>();
+  private readonly budgets = new Map<number, { generated: TokenBucket | null; timerFires: TokenBucket }>();
 
   private constructor(private readonly options: HarnessOptions, name: string) {
+    for (const [key, value] of Object.entries(options.limits ?? {})) {
+      if (value !== undefined && !(Number.isFinite(value) && value >= 1)) throw new RangeError(`limits.${key}: must be at least 1 a second, got ${value}`);
+    }
     this.clockUs = options.startUs ?? 1_000_000;
     this.watchdog = new CallWatchdog(name, options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
   }
@@ -499,11 +504,12 @@ export class FilterHarness {
     return { settledBytes, grownBytes };
   }
 
-  /** A context's budgets, made as a proxy's stage makes them (runtime/chain/filter-pool.ts). */
-  private budget(ctx: number): { generated: TokenBucket; timerFires: TokenBucket } {
+  /** A context's budgets, made as a proxy's stage makes them (runtime/chain/filter-pool.ts); generated: only when limits give one. */
+  private budget(ctx: number): { generated: TokenBucket | null; timerFires: TokenBucket } {
     let b = this.budgets.get(ctx);
     if (!b) {
-      b = stageBudgets({ ...DEFAULT_STAGE_LIMITS, ...this.options.limits });
+      const made = stageBudgets({ ...DEFAULT_STAGE_LIMITS, ...this.options.limits });
+      b = { generated: this.options.limits?.generatedPerSecond === undefined ? null : made.generated, timerFires: made.timerFires };
       this.budgets.set(ctx, b);
     }
     return b;
@@ -524,7 +530,7 @@ export class FilterHarness {
         continue;
       }
       const generated = this.budget(ctx).generated;
-      if (!generated.take(this.clockUs)) {
+      if (generated && !generated.take(this.clockUs)) {
         const reason = DropReason.HostBudgetExceeded;
         const problem = `over the context's budget of generated packets (limits.generatedPerSecond ${generated.perSecond}, a burst of ${generated.burst})`;
         this.hostDrops.push({ call, kind: "output", index: j, ctx, reason, reasonName: dropReasonName(reason), problem });
