@@ -1,9 +1,18 @@
 // `msm proxy --config FILE --check`: what a start would refuse, found without starting, as
-// `nginx -t` does: the file's keys and rules, its secret references, and each filter's answer to
-// its module-wide config and to every stage's config (the filters run here, in the harness, with
-// its watchdog on every call). Ports are not bound: whether one is free is the start's to find.
-import { ConfigError, loadProxyConfigFile, resolveSecrets, type ProxyConfig } from "../runtime/index.js";
-import { FilterConfigError, FilterFailure, FilterHarness, FilterLoadError } from "../sdk/harness/index.js";
+// `nginx -t` does: the file's keys and rules, its secret references, the I/O it asks for, and each
+// filter's answer to its module-wide config and to every stage's config. The filters run in a
+// process of their own (config-check-child.ts), each call bounded by the file's watchdog.stuckMs
+// as in the proxy. Ports and the open-files limit are not checked: they are the node's at start.
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { ConfigError, loadProxyConfigFile, planIo, resolveSecrets, type ProxyConfig } from "../runtime/index.js";
+import type { CheckMessage, CheckRequest } from "./config-check-child.js";
+
+const CHILD = fileURLToPath(new URL("./config-check-child.js", import.meta.url));
+/** A module's compilation is no filter call: it gets this long at least. */
+const LOAD_MS = 10_000;
+/** A call's bound here, at least: on a busy machine a slow call must not be taken for a stuck one. */
+const MIN_CALL_MS = 2000;
 
 export interface CheckResult {
   readonly problems: readonly string[];
@@ -19,43 +28,47 @@ export async function checkProxyConfigFile(file: string): Promise<CheckResult> {
     if (err instanceof ConfigError) return { problems: err.issues };
     throw err;
   }
-  const secrets = await resolveSecrets(config);
-  if (secrets.problems.length > 0) return { problems: secrets.problems, config };
   const problems: string[] = [];
-  // the filters a chain uses, as a start loads them (an entry no chain names is not loaded)
-  const used = new Set(secrets.config.segments.flatMap((s) => s.chain.map((st) => st.filter)));
-  for (const [name, entry] of Object.entries(secrets.config.filters)) if (used.has(name)) problems.push(...await checkFilter(name, entry, secrets.config));
+  try {
+    planIo(config.io, config.gso);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  const secrets = await resolveSecrets(config);
+  if (secrets.problems.length > 0) return { problems: [...problems, ...secrets.problems], config };
+  problems.push(...await checkFilters(secrets.config));
   return { problems, config };
 }
 
-/** The filter's answers: to its module and root config, then to each stage's config that names it. */
-async function checkFilter(name: string, entry: ProxyConfig["filters"][string], config: ProxyConfig): Promise<string[]> {
-  const load = (): Promise<FilterHarness> => FilterHarness.load(entry.path, {
-    name, rootConfig: entry.config, maxMemoryPages: entry.maxMemoryPages, ...(entry.sha256 ? { sha256: entry.sha256 } : {}),
-  });
-  let harness: FilterHarness;
-  try {
-    harness = await load();
-  } catch (err) {
-    if (err instanceof FilterConfigError) return [`filters.${name}.config: filter '${name}' rejected its root config: ${err.reason || err.message}`];
-    if (err instanceof FilterLoadError || err instanceof FilterFailure) return [`filters.${name}: ${err.message}`];
-    throw err;
-  }
-  const problems: string[] = [];
-  for (const [i, seg] of config.segments.entries()) {
-    for (const [j, stage] of seg.chain.entries()) {
-      if (stage.filter !== name) continue;
-      const at = `segments[${i}] (segment '${seg.name}').chain[${j}].config`;
-      try {
-        harness.destroyContext(harness.createContext(stage.config));
-      } catch (err) {
-        if (err instanceof FilterConfigError) problems.push(`${at}: ${err.message}`);
-        else if (err instanceof FilterFailure) {
-          problems.push(`${at}: ${err.message} (while its context was created)`);
-          harness = await load(); // the failed instance is done: the next stages get a fresh one
-        } else throw err;
+/** Runs the filters' checks in a child process; a call that outlives watchdog.stuckMs is named, and the child ended. */
+function checkFilters(config: ProxyConfig): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = fork(CHILD, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    let current: { at: string; call: string } | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        const at = current?.at ?? "filters";
+        resolve([`${at}: the filter did not return within ${ms} ms from ${current?.call ?? "its load"} (an endless loop?); a start would be stuck there, or its worker restarted by the watchdog again and again. Filters after it were not checked`]);
+      }, ms);
+    };
+    arm(LOAD_MS);
+    child.on("message", (m: CheckMessage) => {
+      if (m.type === "done") {
+        clearTimeout(timer);
+        child.kill();
+        resolve(m.problems);
+        return;
       }
-    }
-  }
-  return problems;
+      current = m;
+      arm(m.call.startsWith("its start") ? LOAD_MS : Math.max(config.watchdog.stuckMs, MIN_CALL_MS));
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (signal !== "SIGKILL") reject(new Error(`the filter check ended before its answer (${signal ?? `exit code ${code}`})`));
+    });
+    child.send({ config } satisfies CheckRequest);
+  });
 }

@@ -86,11 +86,10 @@ export async function runProxy(args: readonly string[]): Promise<number> {
   const file = flags.get("config");
   const controlPlane = flags.get("control-plane");
   if (file === undefined && controlPlane === undefined) throw new UsageError(`give --config, or --control-plane\n${PROXY_USAGE}`);
-  if (check) return controlPlane === undefined ? checkFile(file!) : checkNodeFile(flags.get("config"));
-  if (controlPlane !== undefined) return runAgent(flags, insecure);
+  if (controlPlane !== undefined) return check ? checkNodeFile(flags.get("config")) : runAgent(flags, insecure);
   const misplaced = [...AGENT_ONLY.filter((f) => flags.has(f)), ...(insecure ? ["insecure"] : [])];
   if (misplaced.length > 0) throw new UsageError(`--${misplaced[0]} goes with --control-plane, not --config\n${PROXY_USAGE}`);
-  return runFromFile(file!, flags);
+  return check ? checkFile(file!) : runFromFile(file!, flags);
 }
 
 /** --check: the file as a start would take it, nothing started; 0 when it would start. */
@@ -101,7 +100,7 @@ async function checkFile(file: string): Promise<number> {
     return 1;
   }
   const filters = new Set(config!.segments.flatMap((s) => s.chain.map((st) => st.filter)));
-  console.log(`${file}: valid: ${config!.segments.length} segment(s), ${filters.size} filter(s) loaded, each of which accepted its root config and every stage's config. Not checked: whether its ports are free here (a start binds them).`);
+  console.log(`${file}: valid: ${config!.segments.length} segment(s), ${filters.size} filter(s) loaded, each of which accepted its root config and every stage's config. Not checked: whether its ports are free and the open-files limit (a start on the node finds them).`);
   return 0;
 }
 

@@ -214,6 +214,18 @@ test("msm proxy --check: a file a start would take passes without binding a port
     r = check();
     assert.is(r.code, 1, r.out);
     assert.match(r.err, /segments\[0\] \(segment 'cam'\)\.chain\[1\]\.config: filter 'validate' rejected its config: config key 'allowedPayloadTypes' must be an array of integers between 0 and 127/);
+    // a module that is not there, and a filter that never returns from a context's creation
+    // (ended from outside, named; a start would be stuck there)
+    writeFileSync(file, config("{}", validate).replace(`${filterWasm("validate")}`, join(dir, "nothere.wasm")));
+    r = check();
+    assert.is(r.code, 1, r.out);
+    assert.match(r.err, `filters.validate: filter 'validate': cannot read ${join(dir, "nothere.wasm")}: ENOENT`);
+    writeFileSync(file, config("{}", `  misbehave:\n    path: ${fixture("misbehave")}\n`).replace("filter: validate\n        config: {}", "filter: misbehave\n        config: { loopIn: create }"));
+    const t0 = Date.now();
+    r = check();
+    assert.is(r.code, 1, r.out + r.err);
+    assert.match(r.err, "segments[0] (segment 'cam').chain[1].config: the filter did not return within 2000 ms from msm_context_create (an endless loop?)");
+    assert.ok(Date.now() - t0 < 20_000, `ended in ${Date.now() - t0} ms`);
     // the file's own rules, as at a start
     writeFileSync(file, config("{}", validate).replace("filter: validate", "filter: validat"));
     r = check();
