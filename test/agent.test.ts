@@ -879,6 +879,8 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
     // last-good.json starts with the settings of today, not those it ran with (streams.max 0)
     assert.throws(() => new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", settings: { socketReceiveBuffer: 1 } }),
       /settings: socketReceiveBuffer: /);
+    assert.throws(() => new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", settings: { workers: 2 } as never }),
+      /settings\.workers: give workers as the agent's own option/);
     const restored = new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", gso: "off", settings: { streams: { max: 10, idleSeconds: 30 } } });
     try {
       await restored.start();

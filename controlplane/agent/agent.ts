@@ -201,6 +201,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const gso = options.gso ?? "auto";
     if (gso !== "auto" && gso !== "off") throw new TypeError(`gso: must be auto or off, got ${String(gso)}`);
     this.gso = gso;
+    // workers, gso and admin are options of their own: one given here would be dropped unseen
+    const misplaced = ["workers", "gso", "admin"].find((k) => k in (options.settings ?? {}));
+    if (misplaced) throw new TypeError(`settings.${misplaced}: give ${misplaced} as the agent's own option, not under settings`);
     try {
       this.settings = dataPlaneSettings(validateNodeSettings(options.settings ?? {}, "settings"));
     } catch (err) {
