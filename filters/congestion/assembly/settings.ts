@@ -118,20 +118,10 @@ export class Settings {
     const priority = cfg.getObject("priority");
     if (priority !== null) {
       priority.rejectUnknown(PRIORITY_KEYS);
-      const types = priority.getIntArray("h264PayloadTypes", 0, 127);
-      if (types !== null) {
-        if (types.length > MAX_H264_TYPES) cfg.fail("config key 'priority.h264PayloadTypes' lists more than " + MAX_H264_TYPES.toString() + " payload types");
-        const out = new StaticArray<i32>(min(types.length, MAX_H264_TYPES));
-        for (let i = 0; i < out.length; i++) out[i] = <i32>types[i];
-        this.h264Types = out;
-      }
-      const rtx = priority.getIntArray("rtxPayloadTypes", 0, 127);
-      if (rtx !== null) {
-        if (rtx.length > MAX_H264_TYPES) cfg.fail("config key 'priority.rtxPayloadTypes' lists more than " + MAX_H264_TYPES.toString() + " payload types");
-        const out = new StaticArray<i32>(min(rtx.length, MAX_H264_TYPES));
-        for (let i = 0; i < out.length; i++) out[i] = <i32>rtx[i];
-        this.rtxTypes = out;
-      }
+      const types = payloadTypes(cfg, priority, "h264PayloadTypes");
+      if (types !== null) this.h264Types = types;
+      const rtx = payloadTypes(cfg, priority, "rtxPayloadTypes");
+      if (rtx !== null) this.rtxTypes = rtx;
       this.nonReferenceMs = priority.getNumber("nonReferenceMs", this.nonReferenceMs, 0, 10_000);
       this.referenceMs = priority.getNumber("referenceMs", this.referenceMs, 0, 10_000);
       this.renumber = priority.getBool("renumber", this.renumber);
@@ -173,4 +163,14 @@ export class Settings {
     for (let i = 0; i < t.length; i++) if (unchecked(t[i]) == pt) return true;
     return false;
   }
+}
+
+/** A list of payload types under `priority` (at most MAX_H264_TYPES), or null when it is not given. */
+function payloadTypes(cfg: Config, priority: Config, key: string): StaticArray<i32> | null {
+  const types = priority.getIntArray(key, 0, 127);
+  if (types === null) return null;
+  if (types.length > MAX_H264_TYPES) cfg.fail("config key 'priority." + key + "' lists more than " + MAX_H264_TYPES.toString() + " payload types");
+  const out = new StaticArray<i32>(min(types.length, MAX_H264_TYPES));
+  for (let i = 0; i < out.length; i++) out[i] = <i32>types[i];
+  return out;
 }

@@ -7,6 +7,7 @@ import { PacketFlag, buildRtp, type FilterHarness, type PacketResult } from "../
 import { suite } from "../../../test/lib/suite.js";
 import { emptyReceiverReport } from "../../../test/lib/rtcp-cc.js";
 import { decodeRtcp } from "../../../test/lib/rtcp-decode.js";
+import { receiverReport as rrFrom } from "../../../test/lib/rtcp-build.js";
 import { SSRC, h264Packet, loadCongestion, seqOf, type FrameKind } from "./cc-lib.js";
 
 const test = suite("congestion: renumbering after deliberate drops", { timeoutMs: 60_000 });
@@ -123,17 +124,8 @@ function nack(entries: [number, number][], media = SSRC): Uint8Array {
   return b;
 }
 
-/** A receiver report with one block about SSRC. */
-function receiverReport(highest: number, cumulative: number, fraction = 0): Uint8Array {
-  const b = Buffer.alloc(32);
-  b.writeUInt32BE(0x81c90007, 0);
-  b.writeUInt32BE(REPORTER, 4);
-  b.writeUInt32BE(SSRC, 8);
-  b[12] = fraction;
-  b.writeUIntBE(cumulative & 0xffffff, 13, 3);
-  b.writeUInt32BE(highest >>> 0, 16);
-  return b;
-}
+/** A receiver report with one block about SSRC (jitter, LSR and DLSR 0). */
+const receiverReport = (highest: number, cumulative: number, fraction = 0): Uint8Array => rrFrom(REPORTER, SSRC, fraction, cumulative, highest, 0, 0, 0);
 
 /** The input number of output o in refAndDropped from 0. */
 const outputToInput = (o: number): number => 6 * Math.floor(o / 4) + (o % 4);
