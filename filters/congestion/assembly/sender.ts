@@ -323,8 +323,10 @@ export class SenderContext extends SegmentContext {
     const osn = loadBe16(ptr + <usize>off);
     const slot = this.renum.askedBy(osn);
     if (slot < 0) {
+      // its number is the origin's, which the receiver would take for one of its own: a
+      // retransmission (or a sender's probe) answering no NACK seen here goes, counted
       this.counts.add(Count.RenumberRtxUnmatched);
-      return true;
+      return false;
     }
     const x = this.renum.extend(slot, osn);
     if (!this.renum.mappable(slot, x)) return false;
@@ -571,11 +573,13 @@ export class SenderContext extends SegmentContext {
    */
   private translateNack(p: Packet, off: i32, size: i32): i32 {
     const q = p.ptr + <usize>off;
-    if (size < 16 || Rtcp.hasPadding(q)) return 0;
+    if (size < 16) return 0;
     const slot = this.renum.find(loadBe32(q + 8));
     if (slot < 0) return 0;
     const entries = (size - 12) >> 2;
-    if (entries > MAX_NACK_ENTRIES) return 0;
+    // one this filter cannot read whole (padded, or longer than any receiver's) goes: passed on,
+    // it would ask the origin for the receiver's numbers, which are other packets there
+    if (entries > MAX_NACK_ENTRIES || Rtcp.hasPadding(q)) return this.removeNack(p, off, size, entries * 17);
     const xs = nackScratch;
     let m = 0;
     let unmapped = 0;
@@ -592,15 +596,11 @@ export class SenderContext extends SegmentContext {
           continue;
         }
         this.renum.noteAsked(slot, x);
-        // insertion sort, duplicates skipped: a few dozen numbers at most in practice
-        let k = m;
-        while (k > 0 && unchecked(xs[k - 1]) > x) k--;
-        if (k > 0 && unchecked(xs[k - 1]) == x) continue;
-        for (let j = m; j > k; j--) unchecked((xs[j] = xs[j - 1]));
-        unchecked((xs[k] = x));
-        m++;
+        unchecked((xs[m++] = x));
       }
     }
+    // in order, once each: a heap sort, since a hostile NACK's entries may come in any order
+    m = sortUnique(xs, m);
     let w = 0;
     let i = 0;
     while (i < m && w < entries) {
@@ -623,6 +623,18 @@ export class SenderContext extends SegmentContext {
     // fewer entries than it came with: the packet shrinks (none left: it goes) and the rest of the compound moves up
     const newSize = w == 0 ? 0 : 12 + (w << 2);
     if (w > 0) storeBe16(q + 2, <u16>((newSize >> 2) - 1));
+    return this.shrink(p, off, size, newSize);
+  }
+
+  /** Takes a NACK out of the compound, its `numbers` counted as not passed on. */
+  private removeNack(p: Packet, off: i32, size: i32, numbers: i32): i32 {
+    this.counts.add(Count.RenumberNackDropped, numbers);
+    return this.shrink(p, off, size, 0);
+  }
+
+  /** The RTCP packet at `off` becomes `newSize` bytes long (0: it goes); the rest of the compound moves up. Returns the bytes removed. */
+  private shrink(p: Packet, off: i32, size: i32, newSize: i32): i32 {
+    const q = p.ptr + <usize>off;
     const len = p.length;
     memory.copy(q + <usize>newSize, q + <usize>size, <usize>(len - off - size));
     p.resize(p.ptr, len - (size - newSize));
@@ -889,4 +901,37 @@ export class SenderContext extends SegmentContext {
 
 function kbps(bps: f64): string {
   return isFinite(bps) ? (<i64>Math.round(bps / 1000)).toString() : "unlimited";
+}
+
+/** Sorts xs[0..n) in place and keeps each value once (a heap sort: no allocation, n log n on any input); returns the count kept. */
+function sortUnique(xs: StaticArray<i64>, n: i32): i32 {
+  for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(xs, i, n);
+  for (let end = n - 1; end > 0; end--) {
+    const top = unchecked(xs[0]);
+    unchecked((xs[0] = xs[end]));
+    unchecked((xs[end] = top));
+    siftDown(xs, 0, end);
+  }
+  let kept = 0;
+  for (let i = 0; i < n; i++) {
+    const x = unchecked(xs[i]);
+    if (kept > 0 && unchecked(xs[kept - 1]) == x) continue;
+    unchecked((xs[kept++] = x));
+  }
+  return kept;
+}
+
+function siftDown(xs: StaticArray<i64>, at: i32, n: i32): void {
+  let i = at;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) return;
+    const r = l + 1;
+    const c = r < n && unchecked(xs[r]) > unchecked(xs[l]) ? r : l;
+    if (unchecked(xs[c]) <= unchecked(xs[i])) return;
+    const t = unchecked(xs[c]);
+    unchecked((xs[c] = xs[i]));
+    unchecked((xs[i] = t));
+    i = c;
+  }
 }

@@ -8,8 +8,11 @@ export const MODE_RECEIVER = 1;
 /** SSRCs followed per segment (audio and video, a few simulcast layers); more share the last slot. */
 export const MAX_SOURCES = 8;
 
-/** priority.renumber when not set: on, what a WebRTC receiver needs (README "Renumbering"). */
-export const RENUMBER_DEFAULT = true;
+/**
+ * priority.renumber when not set: off. On, it needs the stream's RTX payload types
+ * (rtxPayloadTypes, [] for none): retransmissions carry the origin's numbers (README "Renumbering").
+ */
+export const RENUMBER_DEFAULT = false;
 
 /** The most H.264 payload types one segment lists. */
 export const MAX_H264_TYPES = 8;
@@ -42,6 +45,8 @@ export class Settings {
   h264Types: StaticArray<i32> = new StaticArray<i32>(0);
   /** RTX (RFC 4588) payload types whose original sequence number renumbering translates. */
   rtxTypes: StaticArray<i32> = new StaticArray<i32>(0);
+  /** Whether rtxPayloadTypes was given (an empty list says: this stream has no RTX). */
+  rtxGiven: bool = false;
   nonReferenceMs: f64 = 30;
   referenceMs: f64 = 120;
   /** Close the gaps deliberate drops leave in the sequence numbers (renumber.ts). */
@@ -70,6 +75,7 @@ export class Settings {
     this.maxQueueMs = o.maxQueueMs;
     this.h264Types = o.h264Types;
     this.rtxTypes = o.rtxTypes;
+    this.rtxGiven = o.rtxGiven;
     this.nonReferenceMs = o.nonReferenceMs;
     this.referenceMs = o.referenceMs;
     this.renumber = o.renumber;
@@ -121,7 +127,10 @@ export class Settings {
       const types = payloadTypes(cfg, priority, "h264PayloadTypes");
       if (types !== null) this.h264Types = types;
       const rtx = payloadTypes(cfg, priority, "rtxPayloadTypes");
-      if (rtx !== null) this.rtxTypes = rtx;
+      if (rtx !== null) {
+        this.rtxTypes = rtx;
+        this.rtxGiven = true;
+      }
       this.nonReferenceMs = priority.getNumber("nonReferenceMs", this.nonReferenceMs, 0, 10_000);
       this.referenceMs = priority.getNumber("referenceMs", this.referenceMs, 0, 10_000);
       this.renumber = priority.getBool("renumber", this.renumber);
@@ -150,6 +159,13 @@ export class Settings {
     if (this.minBps > this.maxBps) cfg.fail("config key 'minBps' (" + this.minBps.toString() + ") is above 'maxBps' (" + this.maxBps.toString() + ")");
     if (this.startBps < this.minBps || this.startBps > this.maxBps) cfg.fail("config key 'startBps' must lie between 'minBps' and 'maxBps'");
     if (this.nonReferenceMs > this.referenceMs) cfg.fail("config key 'priority.nonReferenceMs' is above 'priority.referenceMs': non-reference frames must go first");
+    if (this.renumber && !this.rtxGiven) {
+      cfg.fail("config key 'priority.renumber' needs 'priority.rtxPayloadTypes': list the stream's RTX payload types ([] when it has none); "
+        + "an RTX packet not known as one would reach the receiver with the origin's number for the packet it repeats");
+    }
+    for (let i = 0; i < this.rtxTypes.length; i++) {
+      if (this.isH264(unchecked(this.rtxTypes[i]))) cfg.fail("config key 'priority.rtxPayloadTypes' lists " + unchecked(this.rtxTypes[i]).toString() + ", which 'priority.h264PayloadTypes' lists too");
+    }
   }
 
   isRtx(pt: i32): bool {

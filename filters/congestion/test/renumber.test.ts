@@ -15,8 +15,9 @@ const test = suite("congestion: renumbering after deliberate drops", { timeoutMs
 const REPORTER = 0x5eed0001;
 /** Non-reference frames go whenever anything waits in the queue; reference frames stay. */
 const PRIORITY = { h264PayloadTypes: [96], nonReferenceMs: 0, referenceMs: 10_000 };
+/** renumber on: with rtxPayloadTypes [] (no RTX) unless `more.priority` says otherwise. */
 const config = (renumber: boolean, more: Record<string, unknown> = {}): Record<string, unknown> => ({
-  mode: "sender", startBps: 1_000_000, priority: { ...PRIORITY, renumber }, signal: { tmmbr: false, remb: false }, ...more,
+  mode: "sender", startBps: 1_000_000, priority: { ...PRIORITY, renumber, rtxPayloadTypes: [] }, signal: { tmmbr: false, remb: false }, ...more,
 });
 
 /** Where an RTP packet's payload starts (after CSRCs and header extension). */
@@ -149,16 +150,20 @@ test("across the 16-bit wrap, for every start near it", async () => {
   }
 });
 
-test("on by default; off, the numbers go on as they came, with the gaps", async () => {
+test("off by default: the numbers go on as they came, with the gaps; on needs the stream's RTX payload types, none of them an H.264 one", async () => {
   const h = await loadCongestion({ startUs: 0 });
   const cfg = config(true);
   delete (cfg.priority as Record<string, unknown>).renumber;
   const byDefault = new Run(h, h.createContext(cfg));
   refAndDropped(byDefault, 1000, 5);
-  assertContiguous(byDefault, 1000, keptOf(1000, 5));
+  assert.equal(byDefault.out.map(seqOf), keptOf(1000, 5));
   const off = await start(false);
   refAndDropped(off, 1000, 5);
   assert.equal(off.out.map(seqOf), keptOf(1000, 5));
+  const noRtx = config(true);
+  delete (noRtx.priority as Record<string, unknown>).rtxPayloadTypes;
+  assert.match(h.refusal(noRtx).reason, "config key 'priority.renumber' needs 'priority.rtxPayloadTypes'");
+  assert.match(h.refusal(config(true, { priority: { ...PRIORITY, renumber: true, rtxPayloadTypes: [96] } })).reason, "config key 'priority.rtxPayloadTypes' lists 96, which 'priority.h264PayloadTypes' lists too");
 });
 
 test("a frame cut by a full queue (its queued part discarded) leaves no gap", async () => {
@@ -389,19 +394,23 @@ test("hostile NACKs (no FCI, padding, before any media, more entries than transl
   shapes.push(padded);
   shapes.push(nack(Array.from({ length: 400 }, (_, i): [number, number] => [100 + i, 0xffff])));
   shapes.push(nack(Array.from({ length: 40 }, (_, i): [number, number] => [(i * 1637) & 0xffff, 0xffff])));
-  for (const b of shapes) {
+  for (const [k, b] of shapes.entries()) {
     const r = run.upstream(b);
     assert.ok(r.verdict !== "drop", r.verdict);
+    // padded, or longer than any receiver's: not read whole, so not passed on in the receiver's numbers
+    if (k === 1 || k === 2) assert.not.ok(r.bytes.length > 0 && decodeRtcp(r.bytes).some((p) => p.type === "NACK"), `shape ${k} passed on`);
   }
   assert.is(run.h.instance.failure, undefined);
-  // a NACK about every output number: each comes back as the input it left as
-  const all = run.upstream(nack([[100, 0xffff], [117, 0b11]]));
-  const n = decodeRtcp(all.bytes).find((p) => p.type === "NACK");
-  assert.ok(n && n.type === "NACK");
-  assert.equal(n.lost, keptOf(100, 5));
+  assert.ok((run.metric("renumber_nack_dropped") ?? 0) >= 1 * 17 + 400 * 17, "what was not passed on is counted");
+  // a NACK about every output number, its entries in either order: each comes back as the input it left as
+  for (const entries of [[[100, 0xffff], [117, 0b11]], [[117, 0b11], [100, 0xffff]]] as [number, number][][]) {
+    const n = decodeRtcp(run.upstream(nack(entries)).bytes).find((p) => p.type === "NACK");
+    assert.ok(n && n.type === "NACK");
+    assert.equal(n.lost, keptOf(100, 5));
+  }
 });
 
-test("RTX (RFC 4588) answering a translated NACK: its original sequence number becomes the receiver's; one answering no NACK goes as it came, counted", async () => {
+test("RTX (RFC 4588) answering a translated NACK: its original sequence number becomes the receiver's; one answering no NACK goes, counted (its number is the origin's)", async () => {
   const run = await start(true, { priority: { ...PRIORITY, renumber: true, rtxPayloadTypes: [97] } });
   refAndDropped(run, 1000, 6);
   const back = decodeRtcp(run.upstream(nack([[1004, 0b10]])).bytes).find((p) => p.type === "NACK");
@@ -419,10 +428,10 @@ test("RTX (RFC 4588) answering a translated NACK: its original sequence number b
   run.send([rtx(50, 1006), rtx(51, 1008), rtx(52, 1020)]);
   run.advance(100);
   const sent = run.out.slice(from);
-  assert.equal(sent.map(osnOf), [1004, 1006, 1020], "1006 and 1008 as the receiver numbered them; 1020, asked by nobody, as it came");
-  assert.equal(sent.map(seqOf), [50, 51, 52], "the RTX stream's own numbers");
+  assert.equal(sent.map(osnOf), [1004, 1006], "1006 and 1008 as the receiver numbered them; 1020, asked by nobody, not passed on");
+  assert.equal(sent.map(seqOf), [50, 51], "the RTX stream's own numbers");
   assert.is(run.metric("renumber_rtx_unmatched"), 1);
-  // without the payload type listed, RTX goes as it came
+  // with rtxPayloadTypes [] (the operator says there is no RTX), a packet of payload type 97 is not read as RTX
   const plain = await start();
   refAndDropped(plain, 1000, 6);
   plain.upstream(nack([[1004, 0]]));
@@ -443,7 +452,7 @@ test("a sweep of random frames, drops, reordering and pauses across the wrap: no
   for (const seed of [1, 2, 3, 4, 5, 6]) {
     const rand = lcg(seed);
     const first = 65_536 - 300 - Math.floor(rand() * 400);
-    const run = await start(true, { startBps: 600_000, priority: { ...PRIORITY, nonReferenceMs: 20, referenceMs: 60, renumber: true } });
+    const run = await start(true, { startBps: 600_000, priority: { ...PRIORITY, nonReferenceMs: 20, referenceMs: 60, renumber: true, rtxPayloadTypes: [] } });
     let seq = first;
     let ts = 0;
     const reorder = seed % 2 === 0;
