@@ -116,6 +116,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private lastCheckpointAt = 0;
   private statsTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
+  /** Set while workers prepare a change: a stuck call then is most likely a new stage's context creation. */
+  private preparing = false;
   /** Applies and worker restarts, one at a time, in order. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -152,14 +154,16 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const proxy = new Proxy(config);
     for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
     await Promise.all(proxy.workers.map((w) => w.ready));
+    // watching from the first apply: a filter that never returns from a context's creation must
+    // fail the start, not hang it
+    proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
+    proxy.watchdogTimer.unref();
     try {
       await proxy.apply(config);
     } catch (err) {
       await proxy.close();
       throw err instanceof ApplyError ? new ApplyError(err.errors, false, true) : err; // closed: nothing of it runs
     }
-    proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
-    proxy.watchdogTimer.unref();
     // a recent snapshot and checkpoint per worker, so that a restart loses little of either
     proxy.statsTimer = setInterval(() => void proxy.refresh(), 1000);
     proxy.statsTimer.unref();
@@ -367,6 +371,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // a worker replaced meanwhile is set up by its own restart, from the config then running
     const current = (): WorkerHandle[] => workers.filter((w, i) => this.workers[i] === w);
     const seeding = new Map<WorkerHandle, ReturnType<Proxy["restoreFor"]>>();
+    this.preparing = true;
     const prepared = await Promise.all(workers.map(async (w, i) => {
       const segments = this.segmentsOf(resolved, i);
       const oldWorkerGone = this.unseeded.get(w);
@@ -375,7 +380,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         seeding.set(w, this.restoreFor(i, segments));
       }
       return w.prepare({ filters: resolved.filters, segments, deferBind, ...seeding.get(w) });
-    }));
+    })).finally(() => (this.preparing = false));
     const errors = prepared.flat();
     if (errors.length > 0) {
       await Promise.all(current().map((w) => w.request({ type: "abort" })));
@@ -522,7 +527,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         segments: culprit?.users.map((u) => u.segment) ?? [],
         stuckMs: limit,
       });
-      void this.restartWorker(index);
+      // an instance the worker has not reported yet is one a change is creating contexts in
+      const what = culprit ? `filter '${culprit.filter}'` : "a filter of the change";
+      const when = this.preparing ? " while the change was prepared (an endless loop in a new stage's msm_context_create?)" : "";
+      void this.restartWorker(index, `was stuck in ${what} for over ${limit} ms${when}; the watchdog restarted it`);
     });
   }
 
@@ -531,7 +539,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * it then fails instead of hanging); the new one is set up in turn with applies, from the
    * config that runs and the stages' last checkpoints.
    */
-  private async restartWorker(index: number): Promise<void> {
+  private async restartWorker(index: number, why?: string): Promise<void> {
     if (this.closed) return;
     const old = this.workers[index]!;
     // down since its first failure: a crash loop must not look fresh at every restart
@@ -541,7 +549,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.downSince[index] = downSince; // until it serves its segments again
     this.workers[index] = replacement; // from now on, the old one's exit is not news
     this.unseeded.delete(old);
-    const oldGone = old.kill();
+    const oldGone = old.kill(why);
     this.unseeded.set(replacement, oldGone);
     await oldGone;
     await this.serially(async () => {

@@ -5,7 +5,7 @@
 // and cannot forge log lines or flood the log.
 import * as assert from "uvu/assert";
 import type { Socket } from "node:dgram";
-import { startAdminServer, type Proxy, type ProxyEvent } from "../runtime/index.js";
+import { ApplyError, startAdminServer, validateProxyConfig, type Proxy, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
 import { DropReason, MAX_FILTER_DROP_REASONS } from "../runtime/abi.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
@@ -214,6 +214,45 @@ test("a timer at 0 delay filling the output area stays within its budgets; a seg
     assert.is(good.dropsTotal, 0, `the good segment dropped nothing: ${JSON.stringify(good.drops)}`);
     assert.ok(sf.received <= stage.generated + 2, "the flood's sink got no more than the budget let through (and the two commands)");
   });
+});
+
+test("a filter that never returns from a context's creation: a start fails naming it, a reload is refused, and the running segments keep their stream", async () => {
+  const [ps, pl] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (loop: boolean, name = "steady"): ProxyConfigInput => ({
+    workers: 1,
+    watchdog: { stuckMs: 200 },
+    filters: { misbehave: { path: fixture("misbehave") } },
+    segments: [
+      { name, listen: { address: "127.0.0.1", port: ps }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "misbehave" }] },
+      ...(loop ? [{ name: "looping", listen: { address: "127.0.0.1", port: pl }, destinations: [{ address: "127.0.0.1", port: 9 }], chain: [{ filter: "misbehave", config: { loopIn: "create" } }] }] : []),
+    ],
+  });
+  // a start: refused within the watchdog's time, not hung
+  const t0 = Date.now();
+  const err = await startProxy(config(true)).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof ApplyError, `the start failed: ${String(err)}`);
+  assert.match(err.message, /worker 0 was stuck in a filter of the change for over 200 ms while the change was prepared \(an endless loop in a new stage's msm_context_create\?\); the watchdog restarted it/);
+  assert.ok(Date.now() - t0 < 15_000, `in ${Date.now() - t0} ms`);
+  // a reload: refused; the running segment comes back on the restarted worker and forwards
+  const t = await startProxy(config(false));
+  const tx = await bindUdp();
+  try {
+    const refused = await t.proxy.apply(validateProxyConfig(config(true))).then(() => null, (e: unknown) => e);
+    assert.ok(refused instanceof ApplyError && !refused.committed, `refused before the commit: ${String(refused)}`);
+    assert.match(refused.message, "was stuck in filter 'misbehave' for over 200 ms while the change was prepared");
+    let i = 0;
+    await waitFor(() => {
+      tx.send(indexedRtp(i++), ps, "127.0.0.1");
+      return sink.received > 0;
+    }, 10_000, "steady's stream on the restarted worker");
+    assert.equal((await t.proxy.stats()).segments.map((x) => x.name), ["steady"]);
+    assert.ok(t.events.some((e) => e.type === "watchdog"), "the watchdog said so");
+  } finally {
+    tx.close();
+    sink.close();
+    await t.proxy.close();
+  }
 });
 
 test("log lines: cut at 1024 bytes, control characters escaped; at most 100 a second, the rest counted", async () => {

@@ -130,6 +130,8 @@ function slotKey(name: string, digest: string, rootConfig: unknown, limits: Stag
 }
 
 export class FilterPool {
+  /** The worker's watchdog beacon: a context's creation is a filter call the watchdog must see. */
+  beacon: { enter(slotId: number): void; leave(): void } | undefined;
   private readonly slots = new Map<string, InstanceSlot>();
   /** Which slot each live instance serves, for the instances' `failed` hook. */
   private readonly slotOf = new Map<FilterInstance, InstanceSlot>();
@@ -226,7 +228,8 @@ export class FilterPool {
       stage.checkpoint = state;
       return stage;
     }
-    slot.instance.createContext(ctx, config);
+    const instance = slot.instance;
+    this.watched(slot, () => instance.createContext(ctx, config));
     slot.users.add(stage);
     stage.active = true;
     if (state) this.importCheckpoint(stage, slot.instance, state);
@@ -379,7 +382,7 @@ export class FilterPool {
     for (const stage of slot.users) {
       if (stage.gaveUp) continue;
       try {
-        instance.createContext(stage.ctx, stage.config);
+        this.watched(slot, () => instance.createContext(stage.ctx, stage.config));
       } catch (err) {
         if (instance.failure) return; // the failed hook counted it and scheduled the next try
         stage.gaveUp = true;
@@ -456,6 +459,16 @@ export class FilterPool {
    * Creates the context in the slot's probe and destroys it again. A trap there is the change's
    * error alone; the probe is discarded and the next stage gets a fresh one.
    */
+  /** Runs a filter call of `slot`'s with the watchdog told, as the packet loop's calls are. */
+  private watched(slot: InstanceSlot, call: () => void): void {
+    this.beacon?.enter(slot.id);
+    try {
+      call();
+    } finally {
+      this.beacon?.leave();
+    }
+  }
+
   private async tryOnProbe(slot: InstanceSlot, ctx: number, config: unknown): Promise<void> {
     let pending = this.probes.get(slot);
     if (!pending) {
@@ -465,8 +478,10 @@ export class FilterPool {
     }
     const probe = await pending;
     try {
-      probe.createContext(ctx, config);
-      probe.destroyContext(ctx);
+      this.watched(slot, () => {
+        probe.createContext(ctx, config);
+        probe.destroyContext(ctx);
+      });
     } catch (err) {
       if (probe.failure && this.probes.get(slot) === pending) this.probes.delete(slot);
       throw err;

@@ -159,7 +159,7 @@ export class DataPlane {
     this.runner = new ChainRunner();
     // a receive arena slot per packet of a batch, at most 256 (64 KiB each, touched only as far as packets reach)
     this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS)) : null;
-    if (options.beacon) this.runner.beacon = options.beacon;
+    if (options.beacon) this.runner.beacon = this.pool.beacon = options.beacon;
     const streams = options.streams;
     this.streams = streams && streams.max > 0 ? new StreamTable(streams.max, streams.idleMs) : null;
     if (this.streams) {

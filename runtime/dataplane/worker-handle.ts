@@ -62,7 +62,7 @@ export class WorkerHandle {
     const exit = (code: number | null, signal: string | null = null): void => {
       if (this.exited) return;
       this.exited = true;
-      for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${index} exited` }] });
+      for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${index} ${this.killedFor ?? "exited"}` }] });
       this.pending.clear();
       this.cleanupBeacon();
       resolveReady();
@@ -134,9 +134,13 @@ export class WorkerHandle {
     return reply.checkpoints ?? [];
   }
 
-  /** Ends the worker at once, even inside an endless loop. */
-  async kill(): Promise<void> {
+  /** Why kill() ended it, for the requests it leaves unanswered ("was stuck in filter x ..."). */
+  private killedFor: string | undefined;
+
+  /** Ends the worker at once, even inside an endless loop; `why` is what its unanswered requests are told. */
+  async kill(why?: string): Promise<void> {
     if (this.exited) return;
+    this.killedFor = why;
     if (this.thread) await this.thread.terminate();
     else {
       const child = this.child!;
