@@ -11,6 +11,7 @@ import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { bindProblem } from "./dataplane/segment-sockets.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
+import { STARTING_SLOT } from "./dataplane/watchdog-beacon.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 
 /**
@@ -529,7 +530,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       });
       // an instance the worker has not reported yet is one a change is creating contexts in
       const what = culprit ? `filter '${culprit.filter}'` : "a filter of the change";
-      const when = this.preparing ? " while the change was prepared (an endless loop in a new stage's msm_context_create?)" : "";
+      const call = slot === STARTING_SLOT ? "its _initialize or msm_configure_root" : "a new stage's msm_context_create";
+      const when = this.preparing ? ` while the change was prepared (an endless loop in ${call}?)` : "";
       void this.restartWorker(index, `was stuck in ${what} for over ${limit} ms${when}; the watchdog restarted it`);
     });
   }

@@ -234,6 +234,12 @@ test("a filter that never returns from a context's creation: a start fails namin
   assert.ok(err instanceof ApplyError, `the start failed: ${String(err)}`);
   assert.match(err.message, /worker 0 was stuck in a filter of the change for over 200 ms while the change was prepared \(an endless loop in a new stage's msm_context_create\?\); the watchdog restarted it/);
   assert.ok(Date.now() - t0 < 15_000, `in ${Date.now() - t0} ms`);
+  // the same in the module's own start (its root config)
+  const root = config(false);
+  root.filters!.misbehave!.config = { loopIn: "root" };
+  const rootErr = await startProxy(root).then(() => null, (e: unknown) => e);
+  assert.ok(rootErr instanceof ApplyError, `the start failed: ${String(rootErr)}`);
+  assert.match(rootErr.message, "(an endless loop in its _initialize or msm_configure_root?)");
   // a reload: refused; the running segment comes back on the restarted worker and forwards
   const t = await startProxy(config(false));
   const tx = await bindUdp();

@@ -11,6 +11,7 @@ import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
 import { stageBudgets, type TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
+import { STARTING_SLOT } from "../dataplane/watchdog-beacon.js";
 import { StateOrigin } from "../abi.js";
 
 export interface FilterSpec extends FilterSource {
@@ -179,7 +180,7 @@ export class FilterPool {
     const key = slotKey(spec.name, module.digest, spec.config, spec.limits);
     let slot = this.slots.get(key);
     if (slot && (slot.instance !== null || slot.users.size > 0)) return slot;
-    const instance = await FilterInstance.create(module, spec.config, this.services);
+    const instance = await FilterInstance.create(module, spec.config, this.services, this.startWatch);
     slot = this.slots.get(key); // another acquire may have finished meanwhile
     if (slot?.instance) return slot;
     slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config, instance.mustFailClosed, spec.limits ?? DEFAULT_STAGE_LIMITS, this.change);
@@ -365,7 +366,7 @@ export class FilterPool {
     let instance: FilterInstance;
     slot.restarting = true;
     try {
-      instance = await FilterInstance.create(slot.module, slot.rootConfig, this.services);
+      instance = await FilterInstance.create(slot.module, slot.rootConfig, this.services, this.startWatch);
     } catch (err) {
       slot.restarting = false;
       this.onEvent({ type: "restart-failed", filter: slot.name, reason: (err as Error).message });
@@ -459,6 +460,9 @@ export class FilterPool {
    * Creates the context in the slot's probe and destroys it again. A trap there is the change's
    * error alone; the probe is discarded and the next stage gets a fresh one.
    */
+  /** An instance's start (_initialize, msm_configure_root), told to the watchdog: its slot may not exist yet, so it goes as STARTING_SLOT. */
+  private readonly startWatch = { enter: (): void => this.beacon?.enter(STARTING_SLOT), leave: (): void => this.beacon?.leave() };
+
   /** Runs a filter call of `slot`'s with the watchdog told, as the packet loop's calls are. */
   private watched(slot: InstanceSlot, call: () => void): void {
     this.beacon?.enter(slot.id);
@@ -472,7 +476,7 @@ export class FilterPool {
   private async tryOnProbe(slot: InstanceSlot, ctx: number, config: unknown): Promise<void> {
     let pending = this.probes.get(slot);
     if (!pending) {
-      pending = FilterInstance.create(slot.module, slot.rootConfig, this.probeServices);
+      pending = FilterInstance.create(slot.module, slot.rootConfig, this.probeServices, this.startWatch);
       this.probes.set(slot, pending);
       pending.catch(() => this.probes.delete(slot));
     }

@@ -7,6 +7,9 @@
 
 export const BEACON_BYTES = 16;
 
+/** The slot id while a filter instance starts (_initialize, msm_configure_root; slots count from 1): no instance list names it. */
+export const STARTING_SLOT = -1;
+
 export class WatchdogBeacon {
   private readonly slot: Int32Array;
   private readonly since: Float64Array;

@@ -98,9 +98,14 @@ export class FilterInstance extends ArenaViews {
   }
 
   /** Instantiates, initializes and configures the root context. Throws FilterLoadError / FilterConfigError. */
-  static async create(source: LoadedFilterModule, rootConfig: unknown, services: FilterHostServices): Promise<FilterInstance> {
+  /**
+   * Instantiates the module and runs its start (_initialize, msm_configure_root). `watch` is told
+   * when those calls begin and end, for a watchdog (they may loop for ever like any other call).
+   */
+  static async create(source: LoadedFilterModule, rootConfig: unknown, services: FilterHostServices, watch?: { enter(): void; leave(): void }): Promise<FilterInstance> {
     const self = new FilterInstance(source, services);
     self.exports = await instantiate(source, hostImports(self.importTarget()));
+    watch?.enter();
     try {
       self.call("_initialize", () => self.exports._initialize?.());
       checkRequiredFeatures(source.name, self.call("msm_required_features", () => self.exports.msm_required_features?.() ?? 0), self.features);
@@ -114,6 +119,7 @@ export class FilterInstance extends ArenaViews {
       if (err instanceof FilterFailure) throw new FilterLoadError(source.name, err.detail, { cause: err });
       throw err;
     } finally {
+      watch?.leave();
       self.metricsOpen = false;
     }
     return self;
