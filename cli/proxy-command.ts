@@ -104,16 +104,21 @@ async function checkFile(file: string): Promise<number> {
   return 0;
 }
 
+/** The node's settings from its file (the defaults without one), or null after saying why they cannot be used. */
+async function readNodeSettings(file: string | undefined): Promise<NodeSettings | null> {
+  try {
+    return file === undefined ? validateNodeSettings({}) : await loadNodeSettingsFile(file);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`msm proxy: the node's settings cannot be used, nothing started: ${printable(err.message, { keepNewlines: true })}`);
+    return null;
+  }
+}
+
 /** --check with --control-plane: the node's settings file. */
 async function checkNodeFile(file: string | undefined): Promise<number> {
   if (file === undefined) throw new UsageError("--check with --control-plane checks the node's file: give --config NODE-FILE");
-  try {
-    await loadNodeSettingsFile(file);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`msm proxy: the node's settings cannot be used: ${printable(err.message, { keepNewlines: true })}`);
-    return 1;
-  }
+  if (!(await readNodeSettings(file))) return 1;
   console.log(`${file}: valid node settings`);
   return 0;
 }
@@ -143,16 +148,10 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   const adminFlag = flags.get("admin");
   // the node's own settings: read once, at start (the flags win over the file's)
   const nodeFile = flags.get("config");
-  let node: NodeSettings;
-  try {
-    node = nodeFile === undefined ? validateNodeSettings({}) : await loadNodeSettingsFile(nodeFile);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`msm proxy: the node's settings cannot be used, nothing started: ${printable(err.message, { keepNewlines: true })}`);
-    return 1;
-  }
+  const node = await readNodeSettings(nodeFile);
+  if (!node) return 1;
   const admin = adminFlag ? hostPort("admin", adminFlag) : node.admin;
-  const settings = {
+  const fromNode = {
     workers: flags.has("workers") ? workers : node.workers,
     gso: gso ?? node.gso,
     settings: dataPlaneSettings(node),
@@ -160,7 +159,7 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
 
   let agent: Agent;
   try {
-    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, ...settings, ...(admin ? { admin } : {}) });
+    agent = new Agent({ controlPlanes, nodeId, stateDir, tls, ...fromNode, ...(admin ? { admin } : {}) });
   } catch (err) {
     if (err instanceof TypeError) throw new UsageError(err.message);
     console.error(`msm proxy: ${(err as Error).message}`);

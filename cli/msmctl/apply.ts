@@ -185,11 +185,11 @@ export async function deleteCommand(ctx: Context): Promise<number> {
   }
   const wait = waitOption(ctx);
   const api = ctx.api();
-  const before = wait ? await proxiesOf(ctx, names) : new Map<string, string>();
+  // what is stored now: for --wait, where each segment runs; for --ignore-not-found, what exists
+  const before = wait || flagSet(ctx.args, "ignore-not-found") ? await proxiesOf(ctx, names) : new Map<string, string>();
   if (flagSet(ctx.args, "ignore-not-found")) {
     // the server deletes all the names or none: ask only for those that exist
-    const existing = new Set((await api.listSegments({ proxy: "" })).segments.map((s) => s.name));
-    names = names.filter((n) => existing.has(n));
+    names = names.filter((n) => before.has(n));
     if (names.length === 0) return 0;
   }
   let res;

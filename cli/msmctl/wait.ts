@@ -40,8 +40,7 @@ function neverConnected(s: ProxyStatus | undefined): boolean {
 
 /** Why a proxy has not answered: what an operator checks next. */
 function silence(s: ProxyStatus | undefined, revision: number, now: number): string {
-  if (neverConnected(s)) return "it never connected to the control plane";
-  if (!s) return "";
+  if (!s || neverConnected(s)) return "it never connected to the control plane";
   if (!s.connected) return `it is not connected to the control plane${s.lastSeenMs > 0 ? ` (last seen ${Math.round((now - s.lastSeenMs) / 1000)} s ago)` : ""}`;
   return `it is connected and still runs revision ${s.ackedVersion || "-"} (applying ${revision} may take that long: modules to fetch, a filter's start)`;
 }
@@ -61,9 +60,12 @@ export async function waitForProxies(api: AdminApi, targets: ReadonlyMap<string,
       if (done.has(p)) continue;
       const s = statuses.get(p);
       const revision = targets.get(p)!;
-      if (nothingToRemove && neverConnected(s)) done.set(p, { proxy: p, result: "runs", revision, detail: "it never connected: nothing to remove" });
+      if (nothingToRemove && neverConnected(s)) {
+        done.set(p, { proxy: p, result: "runs", revision, detail: "it never connected: nothing to remove" });
+        continue;
+      }
       const outcome = s && answered(s, revision);
-      if (outcome && !done.has(p)) done.set(p, outcome);
+      if (outcome) done.set(p, outcome);
     }
     if (done.size === proxies.length) break;
     if (Date.now() >= deadline) {

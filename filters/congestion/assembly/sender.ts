@@ -42,7 +42,7 @@ const SOURCES = MAX_SOURCES;
 const RESTART_RUN = 3;
 /** Generic NACK (RFC 4585 6.2.1). */
 const FMT_NACK = 1;
-/** FCI entries of one NACK translated (1,536 bytes, beyond any MTU); a longer one passes as it came. */
+/** FCI entries of one NACK translated (1,536 bytes, beyond any MTU); a longer one is taken out. */
 const MAX_NACK_ENTRIES = 384;
 /** The input numbers a NACK asks for, sorted before they are written back (one module, one call at a time). */
 const nackScratch = new StaticArray<i64>(MAX_NACK_ENTRIES * 17);
@@ -313,8 +313,8 @@ export class SenderContext extends SegmentContext {
   /**
    * An RTX packet (RFC 4588 4) from the origin: its original sequence number, the origin's, becomes
    * the one the receiver knows that packet by. Its media stream is the one a NACK to the origin
-   * last asked that number of (the RTX stream's SSRC names no media stream); one that answers no
-   * NACK remembered goes as it came (renumber_rtx_unmatched). False: the packet it repeats has no
+   * last asked that number of (the RTX stream's SSRC names no media stream). False (the packet
+   * goes): it answers no NACK remembered (renumber_rtx_unmatched), or the packet it repeats has no
    * number any more (older than the history, or dropped here).
    */
   private translateRtx(ptr: usize, len: i32): bool {
@@ -706,10 +706,9 @@ export class SenderContext extends SegmentContext {
     this.incomingBps = <f64>this.originBytes * 8 / seconds;
     this.pickMainSource();
     if (this.reportLossWorst >= 0) {
-      // the receiver counts missing what this filter dropped (it forwards sequence numbers as
-      // they came): that share of its loss is not the hop's, and must neither cut the rate nor
-      // arm the breaker
-      // (with renumbering the receiver sees no gap where this filter dropped: its loss is the hop's)
+      // without renumbering the receiver counts missing what this filter dropped: that share of
+      // its loss is not the hop's, and must neither cut the rate nor arm the breaker (with
+      // renumbering the receiver sees no gap where this filter dropped: its loss is the hop's)
       const sentOrDropped = this.forwardedInterval + this.droppedHere;
       const ownShare = sentOrDropped > 0 && !this.s.renumber ? <f64>this.droppedHere / <f64>sentOrDropped : 0;
       const fraction = Math.max(0, this.reportLossWorst - ownShare);
