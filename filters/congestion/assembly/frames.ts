@@ -56,6 +56,9 @@ export class FrameGate {
   /** Set when the last decision started waiting for an IDR (the caller may ask the origin for one). */
   startedWaiting: bool = false;
   private source: i32 = 0;
+  /** Per source: the decision count at its last packet; a new SSRC beyond SOURCES takes the place of the one unseen longest. */
+  private readonly lastUse: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  private decisions: i64 = 0;
 
   /**
    * The verdict for one RTP packet: 0 (admit) or a drop reason. `h264` says whether its payload
@@ -120,15 +123,29 @@ export class FrameGate {
   }
 
   private sourceOf(ssrc: u32): i32 {
+    const now = ++this.decisions;
+    let oldest = 0;
     for (let i = 0; i < SOURCES; i++) {
       if (!unchecked(this.used[i])) {
         unchecked((this.used[i] = true));
-        unchecked((this.ssrcs[i] = ssrc));
-        unchecked((this.verdicts[i] = 0xffffffff)); // no frame yet
+        return this.start(i, ssrc, now);
+      }
+      if (unchecked(this.ssrcs[i]) == ssrc) {
+        unchecked((this.lastUse[i] = now));
         return i;
       }
-      if (unchecked(this.ssrcs[i]) == ssrc) return i;
+      if (unchecked(this.lastUse[i]) < unchecked(this.lastUse[oldest])) oldest = i;
     }
-    return SOURCES - 1;
+    // a sender that restarted under a new SSRC: its old stream, unseen longest, gives up its place
+    // (shared, a keyframe request would name the old SSRC, and its wait for an IDR the new one's)
+    return this.start(oldest, ssrc, now);
+  }
+
+  private start(i: i32, ssrc: u32, now: i64): i32 {
+    unchecked((this.ssrcs[i] = ssrc));
+    unchecked((this.verdicts[i] = 0xffffffff)); // no frame yet
+    unchecked((this.waitingIdr[i] = false));
+    unchecked((this.lastUse[i] = now));
+    return i;
   }
 }

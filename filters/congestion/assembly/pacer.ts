@@ -26,6 +26,13 @@ export class Pacer {
   private readonly lengths: StaticArray<i32>;
   /** Per cell: the packet belongs to a keyframe (IDR), whose bytes the priority decisions leave out. */
   private readonly keyframe: StaticArray<bool>;
+  /**
+   * Per cell, with renumbering: the packet's slot tag (renumber.ts, NO_TAG when not renumbered) and
+   * extended input number, taken as it came: extended again when it leaves, against a newer number,
+   * it could be read a whole 2^16 off.
+   */
+  private readonly tags: StaticArray<i32>;
+  private readonly exts: StaticArray<i64>;
   private head: i32 = 0;
   /** Cells in use, discarded ones that wait to reach the head included. */
   count: i32 = 0;
@@ -40,6 +47,8 @@ export class Pacer {
     this.limit = limit;
     this.lengths = new StaticArray<i32>(capacity);
     this.keyframe = new StaticArray<bool>(capacity);
+    this.tags = new StaticArray<i32>(capacity);
+    this.exts = new StaticArray<i64>(capacity);
     this.rateBps = rateBps;
     this.burstMs = burstMs;
     this.tokens = this.burstBytes();
@@ -106,13 +115,15 @@ export class Pacer {
     return this.count - this.voided;
   }
 
-  /** Copies a packet to the queue's tail; false when full or too long for a cell. */
-  push(ptr: usize, len: i32, keyframe: bool): bool {
+  /** Copies a packet to the queue's tail, with its renumbering tag and extended number; false when full or too long for a cell. */
+  push(ptr: usize, len: i32, keyframe: bool, tag: i32, ext: i64): bool {
     if (this.count >= this.limit || len > CELL || len < 0) return false;
     const i = (this.head + this.count) % this.capacity;
     memory.copy(this.cell(i), ptr, <usize>len);
     unchecked((this.lengths[i] = len));
     unchecked((this.keyframe[i] = keyframe));
+    unchecked((this.tags[i] = tag));
+    unchecked((this.exts[i] = ext));
     this.count++;
     this.bytes += len;
     if (keyframe) this.keyframeBytes += len;
@@ -168,6 +179,14 @@ export class Pacer {
   packetAt(k: i32): usize {
     const i = (this.head + k) % this.capacity;
     return unchecked(this.lengths[i]) == VOID ? 0 : this.cell(i);
+  }
+
+  /** The k-th cell's renumbering tag and extended number (see push). */
+  tagAt(k: i32): i32 {
+    return unchecked(this.tags[(this.head + k) % this.capacity]);
+  }
+  extAt(k: i32): i64 {
+    return unchecked(this.exts[(this.head + k) % this.capacity]);
   }
 
   /** Empties the queue; returns how many packets it held. */

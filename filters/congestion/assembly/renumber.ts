@@ -7,6 +7,10 @@
 // Only drops newer than everything that already left are recorded (a queued packet older than the
 // last drop may still go: a full queue, the breaker's flush): one further back would move numbers
 // already sent (a duplicate on the wire); such a drop is left as a gap instead.
+//
+// A source's slot is given to a new SSRC only once it has been silent for IDLE_US (a sender that
+// restarted under a new SSRC, a simulcast layer turned off): its drop count is kept aside (RETIRED
+// of them), so that if it comes back its numbers go on where they were.
 import { StateReader, StateWriter } from "../../../sdk/assembly";
 import { MAX_SOURCES } from "./settings";
 
@@ -18,6 +22,14 @@ const NONE: i64 = i64.MIN_VALUE;
 export const UNMAPPED: i64 = i64.MIN_VALUE;
 /** Numbers a NACK to the origin asked for, remembered: an RTX packet that answers one is told by its original number. */
 const ASKED = 256;
+/** A source silent this long may give its slot to a new one. */
+export const IDLE_US: i64 = 5_000_000;
+/** Sources that gave up their slot, remembered with their drop count (their numbers go on if they come back). */
+const RETIRED = 32;
+/** A queued packet's tag when it is not renumbered. */
+export const NO_TAG: i32 = -1;
+/** Bits of a tag that name the slot (SOURCES <= 16); the rest is the slot's epoch. */
+const TAG_SLOT_BITS = 4;
 
 export class Renumber {
   private readonly ssrcs: StaticArray<u32> = new StaticArray<u32>(SOURCES);
@@ -49,16 +61,83 @@ export class Renumber {
   private readonly asked: StaticArray<i32> = new StaticArray<i32>(ASKED);
   private askedNext: i32 = 0;
   private askedCount: i32 = 0;
+  /** Per source: when its last packet came (µs). */
+  private readonly lastSeen: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  /** Per slot: how many times it was given to another source (a queued packet's tag names it). */
+  private readonly epochs: StaticArray<i32> = new StaticArray<i32>(SOURCES);
+  private readonly retiredSsrcs: StaticArray<u32> = new StaticArray<u32>(RETIRED);
+  private readonly retiredDrops: StaticArray<i64> = new StaticArray<i64>(RETIRED);
+  private retiredNext: i32 = 0;
+  private retiredCount: i32 = 0;
 
-  /** The source's slot, added if there is room; -1 beyond MAX_SOURCES (not renumbered). */
-  slot(ssrc: u32, seq: u16): i32 {
-    const s = this.find(ssrc);
-    if (s >= 0 || this.count >= SOURCES) return s;
-    const n = this.count;
-    unchecked((this.ssrcs[n] = ssrc));
-    this.reset(n, <i64>seq);
-    this.count = n + 1;
-    return n;
+  /**
+   * The source's slot (its packet came at `nowUs`), added if there is room or a source has been
+   * silent for IDLE_US; -1 when all are busy (not renumbered).
+   */
+  slot(ssrc: u32, seq: u16, nowUs: i64): i32 {
+    let s = this.find(ssrc);
+    if (s < 0) {
+      if (this.count < SOURCES) s = this.count++;
+      else {
+        s = this.idlest();
+        if (nowUs - unchecked(this.lastSeen[s]) < IDLE_US) return -1;
+        this.retire(s);
+      }
+      unchecked((this.ssrcs[s] = ssrc));
+      this.reset(s, <i64>seq);
+      this.resume(s, ssrc, <i64>seq);
+    }
+    unchecked((this.lastSeen[s] = nowUs));
+    return s;
+  }
+
+  private idlest(): i32 {
+    let s = 0;
+    for (let i = 1; i < this.count; i++) if (unchecked(this.lastSeen[i]) < unchecked(this.lastSeen[s])) s = i;
+    return s;
+  }
+
+  /** Slot s goes to another source: its drop count is kept aside, its NACKs remembered are forgotten, its queued packets' tags go stale. */
+  private retire(s: i32): void {
+    const ssrc = unchecked(this.ssrcs[s]);
+    let k = this.retiredAt(ssrc);
+    if (k < 0) {
+      k = this.retiredNext;
+      this.retiredNext = (k + 1) % RETIRED;
+      if (this.retiredCount < RETIRED) this.retiredCount++;
+    }
+    unchecked((this.retiredSsrcs[k] = ssrc));
+    unchecked((this.retiredDrops[k] = unchecked(this.total[s])));
+    for (let i = 0; i < this.askedCount; i++) if (unchecked(this.asked[i]) >> 16 == s) unchecked((this.asked[i] = -1));
+    unchecked((this.epochs[s] += 1));
+  }
+
+  /** A source that had a slot before comes back at input `first`: its numbers go on, less the drops it had then. */
+  private resume(s: i32, ssrc: u32, first: i64): void {
+    const k = this.retiredAt(ssrc);
+    if (k < 0) return;
+    const drops = unchecked(this.retiredDrops[k]);
+    unchecked((this.evicted[s] = drops));
+    unchecked((this.total[s] = drops));
+    // nothing older than its return can be mapped: the ranges it had are gone
+    unchecked((this.floor[s] = first));
+  }
+
+  private retiredAt(ssrc: u32): i32 {
+    for (let k = 0; k < this.retiredCount; k++) if (unchecked(this.retiredSsrcs[k]) == ssrc) return k;
+    return -1;
+  }
+
+  /** What a queued packet of slot s carries, to find its slot when it leaves (NO_TAG when s < 0). */
+  tag(s: i32): i32 {
+    return s < 0 ? NO_TAG : ((unchecked(this.epochs[s]) & (0x7fffffff >> TAG_SLOT_BITS)) << TAG_SLOT_BITS) | s;
+  }
+
+  /** The slot a tag names, or -1 when that slot went to another source meanwhile (or NO_TAG). */
+  slotOfTag(tag: i32): i32 {
+    if (tag < 0) return -1;
+    const s = tag & ((1 << TAG_SLOT_BITS) - 1);
+    return s < this.count && this.tag(s) == tag ? s : -1;
   }
 
   find(ssrc: u32): i32 {
@@ -256,7 +335,7 @@ export class Renumber {
   askedBy(seq: u16): i32 {
     for (let k = 1; k <= this.askedCount; k++) {
       const v = unchecked(this.asked[(this.askedNext - k + ASKED) % ASKED]);
-      if ((v & 0xffff) == <i32>seq) return v >> 16;
+      if (v >= 0 && (v & 0xffff) == <i32>seq) return v >> 16;
     }
     return -1;
   }
@@ -285,13 +364,20 @@ export class Renumber {
         out.u64(<u64>unchecked(this.befores[i]));
       }
     }
+    out.u8(<u8>this.retiredCount);
+    for (let k = 0; k < this.retiredCount; k++) {
+      const at = (this.retiredNext - this.retiredCount + k + RETIRED) % RETIRED; // oldest first
+      out.u32(unchecked(this.retiredSsrcs[at]));
+      out.u64(<u64>unchecked(this.retiredDrops[at]));
+    }
   }
 
   /**
    * Reads what writeTo wrote; with `apply` false it only checks it (false: a forged or broken blob)
-   * and nothing changes, so that a refused import leaves the context as it was.
+   * and nothing changes, so that a refused import leaves the context as it was. `retired`: the
+   * blob has the retired sources (state version 6 on). Every source counts as seen at `nowUs`.
    */
-  readFrom(blob: StateReader, apply: bool): bool {
+  readFrom(blob: StateReader, apply: bool, retired: bool, nowUs: i64): bool {
     const count = <i32>blob.u8();
     if (count > SOURCES) return false;
     for (let s = 0; s < count; s++) {
@@ -306,6 +392,7 @@ export class Renumber {
       if (apply) {
         unchecked((this.ssrcs[s] = ssrc));
         this.reset(s, highest);
+        unchecked((this.lastSeen[s] = nowUs));
         unchecked((this.sentHigh[s] = sentHigh));
         unchecked((this.outHigh[s] = outHigh));
         unchecked((this.evicted[s] = evicted));
@@ -331,7 +418,22 @@ export class Renumber {
       }
       if (apply) unchecked((this.total[s] = total));
     }
-    if (apply) this.count = count;
+    const retiredCount = retired ? <i32>blob.u8() : 0;
+    if (retiredCount > RETIRED) return false;
+    for (let k = 0; k < retiredCount; k++) {
+      const ssrc = blob.u32();
+      const drops = <i64>blob.u64();
+      if (drops < 0) return false;
+      if (apply) {
+        unchecked((this.retiredSsrcs[k] = ssrc));
+        unchecked((this.retiredDrops[k] = drops));
+      }
+    }
+    if (apply) {
+      this.count = count;
+      this.retiredCount = retiredCount;
+      this.retiredNext = retiredCount % RETIRED;
+    }
     return !blob.overflow;
   }
 }

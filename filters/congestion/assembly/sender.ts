@@ -15,7 +15,7 @@ import { AckedRate, RING, SendHistory, SentRate } from "./history";
 import { Count, DROP_CIRCUIT_BREAKER, DROP_QUEUE_FULL, DROP_RENUMBER_LATE, Gauge, counterIds, dropCount, gaugeIds } from "./metrics";
 import { Pacer } from "./pacer";
 import { RateControl } from "./rate-control";
-import { Renumber, UNMAPPED } from "./renumber";
+import { NO_TAG, Renumber, UNMAPPED } from "./renumber";
 import { writeSignals } from "./signals";
 import { MAX_SOURCES, Settings } from "./settings";
 import { Trendline } from "./trendline";
@@ -30,10 +30,10 @@ const PLI_SPACING_US: i64 = 1_000_000;
 /** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
 const SILENCE_US: i64 = 2_000_000;
 /**
- * 5: the renumbering state; 4: whether the hop showed congestion; 3: the SSRCs carried and the
+ * 6: the renumbering's retired sources; 5: the renumbering state; 4: whether the hop showed congestion; 3: the SSRCs carried and the
  * pacer's queue; 2: the start-up flag; 1 (before it) is still read, as after start-up.
  */
-const STATE_VERSION: u8 = 5;
+const STATE_VERSION: u8 = 6;
 /** More packets left out of a blob than any queue holds (pacing.maxQueuePackets <= 4096): a forged blob. */
 const MAX_LEFT_OUT: i32 = 4096;
 const SR_MEMORY = 4;
@@ -67,6 +67,8 @@ export class SenderContext extends SegmentContext {
   private readonly sources: StaticArray<u32> = new StaticArray<u32>(SOURCES);
   /** Bytes per source this interval: the busiest is the one TMMBR names. */
   private readonly sourceBytes: StaticArray<i64> = new StaticArray<i64>(SOURCES);
+  /** When each source's last packet came: a new SSRC beyond SOURCES takes the place of the one silent longest. */
+  private readonly sourceSeen: StaticArray<i64> = new StaticArray<i64>(SOURCES);
   private sourceCount: i32 = 0;
   private pliSsrc: u32 = 0;
   // refused feedback counts in a row that follow each other (proxy B restarted)
@@ -136,13 +138,13 @@ export class SenderContext extends SegmentContext {
       this.mediaSsrc = ssrc;
       this.haveMedia = true;
     }
-    this.noteSource(ssrc, len);
+    this.noteSource(ssrc, len, now);
     this.originPackets++;
     this.originBytes += len;
     this.curSlot = -1;
     if (this.s.renumber) {
       const seq = RtpPacket.sequence(ptr);
-      const slot = this.renum.slot(ssrc, seq);
+      const slot = this.renum.slot(ssrc, seq, now);
       if (slot >= 0) {
         const x = this.renum.arrive(slot, seq);
         if (!this.renum.mappable(slot, x)) return this.dropped(DROP_RENUMBER_LATE, true);
@@ -162,7 +164,7 @@ export class SenderContext extends SegmentContext {
     if (this.gate.startedWaiting) this.askKeyframe();
     if (verdict != 0) return this.dropped(verdict, true);
     if (pacer.count == 0 && pacer.mayLeave) return this.passNow(p, now);
-    if (!pacer.push(ptr, len, this.gate.currentIsKeyframe)) {
+    if (!pacer.push(ptr, len, this.gate.currentIsKeyframe, this.renum.tag(this.curSlot), this.curExt)) {
       // the rest of the frame goes, and the part of it already queued: never half a frame (what
       // already left cannot be called back: a frame of more packets than the queue holds)
       this.gate.cutCurrent();
@@ -234,18 +236,17 @@ export class SenderContext extends SegmentContext {
       const len = pacer.headLength();
       let slot = -1;
       let x: i64 = 0;
-      if (this.s.renumber) {
-        slot = this.renum.find(RtpPacket.ssrc(src));
-        if (slot >= 0) {
-          x = this.renum.extend(slot, RtpPacket.sequence(src));
-          if (!this.renum.mappable(slot, x)) {
-            // the history moved past it while it waited: no number fits any more
-            this.counts.add(Count.DroppedRenumberLate);
-            this.droppedHere++;
-            pacer.pop();
-            pacer.popVoid();
-            continue;
-          }
+      const tag = pacer.tagAt(0);
+      if (this.s.renumber && tag != NO_TAG) {
+        slot = this.renum.slotOfTag(tag);
+        x = pacer.extAt(0);
+        if (slot < 0 || !this.renum.mappable(slot, x)) {
+          // the history moved past it while it waited (or its slot went to another source): no number fits any more
+          this.counts.add(Count.DroppedRenumberLate);
+          this.droppedHere++;
+          pacer.pop();
+          pacer.popVoid();
+          continue;
         }
       }
       const out = Output.reserve();
@@ -341,10 +342,9 @@ export class SenderContext extends SegmentContext {
     for (let k = 0; k < pacer.count; k++) {
       const cell = pacer.packetAt(k);
       if (cell == 0) continue;
-      const c = RtpPacket.ssrc(cell);
-      if (!all && (c != ssrc || RtpPacket.timestamp(cell) != ts)) continue;
-      const slot = this.renum.find(c);
-      if (slot >= 0) this.renum.drop(slot, this.renum.extend(slot, RtpPacket.sequence(cell)));
+      if (!all && (RtpPacket.ssrc(cell) != ssrc || RtpPacket.timestamp(cell) != ts)) continue;
+      const slot = this.renum.slotOfTag(pacer.tagAt(k));
+      if (slot >= 0) this.renum.drop(slot, pacer.extAt(k));
     }
   }
 
@@ -480,19 +480,26 @@ export class SenderContext extends SegmentContext {
   }
 
   /** Remembers the SSRCs the segment carries (the first SOURCES; feedback must name one of them). */
-  private noteSource(ssrc: u32, bytes: i32): void {
+  private noteSource(ssrc: u32, bytes: i32, now: i64): void {
     const n = this.sourceCount;
     for (let i = 0; i < n; i++) {
       if (unchecked(this.sources[i]) == ssrc) {
         unchecked((this.sourceBytes[i] += bytes));
+        unchecked((this.sourceSeen[i] = now));
         return;
       }
     }
-    if (n < SOURCES) {
-      unchecked((this.sources[n] = ssrc));
-      unchecked((this.sourceBytes[n] = bytes));
-      this.sourceCount = n + 1;
+    // a sender that restarted under a new SSRC: the stream it left is the one silent longest
+    let at = n;
+    if (n < SOURCES) this.sourceCount = n + 1;
+    else {
+      at = 0;
+      for (let i = 1; i < n; i++) if (unchecked(this.sourceSeen[i]) < unchecked(this.sourceSeen[at])) at = i;
+      if (unchecked(this.sources[at]) == this.mediaSsrc) this.mediaSsrc = ssrc;
     }
+    unchecked((this.sources[at] = ssrc));
+    unchecked((this.sourceBytes[at] = bytes));
+    unchecked((this.sourceSeen[at] = now));
   }
 
   /** The interval's busiest source becomes the one TMMBR names (video, not audio). */
@@ -845,7 +852,7 @@ export class SenderContext extends SegmentContext {
     const sourcesAt = blob.position;
     blob.take(sourceCount * 4);
     const renumAt = blob.position;
-    if (version >= 5 && !this.renum.readFrom(blob, false)) return Status.BadState;
+    if (version >= 5 && !this.renum.readFrom(blob, false, version >= 6, now)) return Status.BadState;
     if (version >= 3) blob.u64(); // the export's wall clock: filters before ABI 1.5 told a swap by its age
     const carried = version >= 3 ? <i32>blob.u32() : 0;
     const left = version >= 3 ? <i32>blob.u32() : 0;
@@ -860,13 +867,16 @@ export class SenderContext extends SegmentContext {
     for (let i = 0; i < sourceCount; i++) unchecked((this.sources[i] = blob.u32()));
     if (version >= 5) {
       blob.position = renumAt;
-      this.renum.readFrom(blob, true);
+      this.renum.readFrom(blob, true, version >= 6, now);
     }
     blob.position = afterAt;
     this.haveMedia = haveMedia;
     this.mediaSsrc = mediaSsrc;
     this.sourceCount = sourceCount;
-    for (let i = 0; i < sourceCount; i++) unchecked((this.sourceBytes[i] = 0));
+    for (let i = 0; i < sourceCount; i++) {
+      unchecked((this.sourceBytes[i] = 0));
+      unchecked((this.sourceSeen[i] = now));
+    }
     this.rate.restore(target, delayBased, lossBased, startup, congested);
     this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
     if (rtt >= 0 && rtt < 60_000) {
@@ -888,7 +898,15 @@ export class SenderContext extends SegmentContext {
     for (let k = 0; k < carried; k++) {
       const keyframe = blob.u8() != 0;
       const len = <i32>blob.u16();
-      if (!this.pacer.push(blob.take(len), len, keyframe)) lost++; // a smaller queue in the new config
+      const ptr = blob.take(len);
+      // its number extended against the old instance's newest, as close as it gets
+      let slot = -1;
+      let x: i64 = 0;
+      if (this.s.renumber && RtpPacket.validate(ptr, len) == RtpError.None) {
+        slot = this.renum.find(RtpPacket.ssrc(ptr));
+        if (slot >= 0) x = this.renum.extend(slot, RtpPacket.sequence(ptr));
+      }
+      if (!this.pacer.push(ptr, len, keyframe, this.renum.tag(slot), x)) lost++; // a smaller queue in the new config
     }
     this.counts.add(Count.SwapLost, lost);
     if (this.pacer.packets > 0) {

@@ -5,7 +5,7 @@ import { Config } from "../../../sdk/assembly";
 export const MODE_SENDER = 0;
 export const MODE_RECEIVER = 1;
 
-/** SSRCs followed per segment (audio and video, a few simulcast layers); more share the last slot. */
+/** SSRCs followed per segment (audio and video, a few simulcast layers); a new one beyond them takes the place of one gone silent. */
 export const MAX_SOURCES = 8;
 
 /**

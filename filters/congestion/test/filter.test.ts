@@ -395,6 +395,35 @@ test("with audio first and video after, TMMBR names the busier video and the key
   assert.ok(tmmbr.length >= 2 && tmmbr.at(-1) === SSRC, `TMMBR about the video once it is the busier: ${tmmbr.map((x) => x.toString(16))}`);
 });
 
+test("SSRC churn (a camera restarting under a new SSRC, ten times): the keyframe request and TMMBR name the stream that runs now, not one long gone", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 300_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 10, referenceMs: 20 } });
+  const sources = Array.from({ length: 10 }, (_, i) => 0x7e570000 + i);
+  let pli: number[] = [];
+  let tmmbr: number[] = [];
+  for (const ssrc of sources) {
+    pli = [];
+    tmmbr = [];
+    let seq = 0;
+    for (let f = 0; f < 40; f++) {
+      const kind = f === 0 ? "idr" : f % 2 ? "nonref" : "ref";
+      h.runBatch(Array.from({ length: 4 }, (_, k) => ({ ctx: s, bytes: h264Packet(seq++, f * 3000, kind, { first: k === 0, last: k === 3, size: 1100, ssrc }) })));
+      for (const o of h.advanceTime(33_000).filter((o) => o.flags & PacketFlag.Upstream)) {
+        for (const p of rtcpPackets(o.bytes)) {
+          const v = new DataView(p.bytes.buffer, p.bytes.byteOffset);
+          if (p.type === 206 && p.fmt === 1) pli.push(v.getUint32(8));
+          if (p.type === 205 && p.fmt === 3) tmmbr.push(v.getUint32(12));
+        }
+      }
+    }
+    h.advanceTime(1_000_000); // the camera restarts
+  }
+  const last = sources.at(-1)!;
+  assert.ok(pli.length >= 1, "the tenth stream lost a reference frame: a keyframe was asked for");
+  assert.ok(pli.every((x) => x === last), `PLI about the stream that runs: ${pli.map((x) => x.toString(16))}`);
+  assert.ok(tmmbr.length >= 1 && tmmbr.at(-1) === last, `TMMBR about it: ${tmmbr.map((x) => x.toString(16))}`);
+});
+
 /** An RR from a plain receiver about SSRC with `fraction` lost (in 1/256) and LSR/DLSR. */
 function receiverReport(fraction: number, lsr = 0, dlsr = 0): Uint8Array {
   const b = Buffer.alloc(32);

@@ -28,13 +28,15 @@ function payloadStart(b: Uint8Array): number {
 }
 
 /** A packet of an H.264 frame whose payload carries its own input number (bytes 2-3 after the FU header), to be recognised after. */
-function packet(seq: number, ts: number, kind: FrameKind, first: boolean, last: boolean, size = 1100): Uint8Array {
-  const b = h264Packet(seq & 0xffff, ts >>> 0, kind, { first, last, size });
+function packet(seq: number, ts: number, kind: FrameKind, first: boolean, last: boolean, size = 1100, ssrc = SSRC): Uint8Array {
+  const b = h264Packet(seq & 0xffff, ts >>> 0, kind, { first, last, size, ssrc });
   b[14] = (seq >> 8) & 0xff;
   b[15] = seq & 0xff;
   for (let i = 16; i < b.length; i++) b[i] = (seq * 7 + i) & 0xff;
   return b;
 }
+
+const ssrcOf = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset).getUint32(8);
 
 const markerOf = (b: Uint8Array): number => {
   const at = payloadStart(b);
@@ -59,6 +61,11 @@ class Run {
     for (let t = 0; t < ms; t++) for (const o of this.h.advanceTime(1000)) if (!(o.flags & PacketFlag.Upstream)) this.out.push(o.bytes);
   }
 
+  /** The numbers that left for one SSRC, in order. */
+  seqsOf(ssrc: number): number[] {
+    return this.out.filter((o) => ssrcOf(o) === ssrc).map(seqOf);
+  }
+
   metric(name: string): number {
     const v = this.h.metric(name, this.ctx);
     if (typeof v !== "number") throw new Error(`metric ${name} is ${JSON.stringify(v)}`);
@@ -81,12 +88,12 @@ async function start(renumber = true, more: Record<string, unknown> = {}, startU
  * Input numbers from `first` on (taken mod 2^16): per step, 4 kept, 2 dropped. (No IDR: a queued
  * keyframe does not count toward the queue the priority drop looks at.)
  */
-function refAndDropped(run: Run, first: number, steps: number, tsFrom = 0): void {
+function refAndDropped(run: Run, first: number, steps: number, tsFrom = 0, ssrc = SSRC): void {
   for (let k = 0; k < steps; k++) {
     const base = first + 6 * k;
     const ts = (tsFrom + 2 * k) * 3000;
-    const ref = [0, 1, 2, 3].map((i) => packet(base + i, ts, "ref", i === 0, i === 3));
-    const nonref = [4, 5].map((i) => packet(base + i, ts + 3000, "nonref", i === 4, i === 5, 300));
+    const ref = [0, 1, 2, 3].map((i) => packet(base + i, ts, "ref", i === 0, i === 3, 1100, ssrc));
+    const nonref = [4, 5].map((i) => packet(base + i, ts + 3000, "nonref", i === 4, i === 5, 300, ssrc));
     const verdicts = run.send([...ref, ...nonref]);
     assert.ok(verdicts.slice(0, 4).every((v) => v.verdict !== "drop"), `step ${k}: the reference frame is kept`);
     assert.ok(verdicts.slice(4).every((v) => v.reasonName === "filter_256"), `step ${k}: the non-reference frame is dropped: ${verdicts.map((v) => v.reasonName || v.verdict)}`);
@@ -371,13 +378,62 @@ test("a hot swap carries the renumbering: the new instance numbers on, and maps 
   // instance forwarded numbers as they came, and so does the new one until it drops
   const sourcesEnd = 58 + 4 * blob[57]!; // the SSRC count at 57, the SSRCs after it
   const ranges = blob[sourcesEnd + 1 + 4 + 40]!;
-  const v4 = Uint8Array.from([...blob.subarray(0, sourcesEnd), ...blob.subarray(sourcesEnd + 1 + 4 + 40 + 1 + 24 * ranges)]);
+  const retiredAt = sourcesEnd + 1 + 4 + 40 + 1 + 24 * ranges; // (version 6) the retired sources' count
+  assert.is(blob[retiredAt], 0, "no source retired");
+  const v4 = Uint8Array.from([...blob.subarray(0, sourcesEnd), ...blob.subarray(retiredAt + 1)]);
   v4[0] = 4;
   assert.is(blob[sourcesEnd], 1, "one SSRC renumbered");
+  // a version-5 blob (no retired sources) numbers on as the version-6 one does
+  const v5 = Uint8Array.from([...blob.subarray(0, retiredAt), ...blob.subarray(retiredAt + 1)]);
+  v5[0] = 5;
+  const fromV5 = new Run(h, h.createContext(config(true)));
+  assert.equal(h.importState(fromV5.ctx, v5), { ok: true, reason: "" });
+  refAndDropped(fromV5, 530, 1, 10);
+  assert.equal(fromV5.out.map(seqOf), [520, 521, 522, 523], "on from the old instance's numbers");
   const older = new Run(h, h.createContext(config(true)));
   assert.equal(h.importState(older.ctx, v4), { ok: true, reason: "" });
   older.send([packet(600, 90_000, "ref", true, true)]);
   assert.equal(older.out.map(seqOf), [600]);
+});
+
+test("a packet waiting in the queue while the origin's numbers jump by more than 32768 leaves with the number it came for", async () => {
+  const run = await start(true, { startBps: 300_000 });
+  // 1000-1003 (three of them wait in the pacer), 1004-1005 dropped; then the origin's numbers move
+  // on by 40,000 in two steps (each less than 32768: the newest number moves) while they wait
+  const ref = [0, 1, 2, 3].map((i) => packet(1000 + i, 0, "ref", i === 0, i === 3));
+  const nonref = [4, 5].map((i) => packet(1000 + i, 3000, "nonref", i === 4, i === 5, 300));
+  run.send([...ref, ...nonref]);
+  assert.ok(run.out.length < 4, "some wait");
+  run.send([packet(21_006, 6000, "ref", true, true), packet(41_006, 9000, "ref", true, true)]);
+  run.advance(500);
+  assert.equal(run.out.map(markerOf), [1000, 1001, 1002, 1003, 21_006, 41_006]);
+  // extended against the newest number when it left, a waiting packet read 2^16 on, and the two drops after it counted below it
+  assert.equal(run.out.map(seqOf), [1000, 1001, 1002, 1003, 21_004, 41_004], "each its own number: the jumps passed on less the drops");
+});
+
+test("SSRC churn: a source silent for 5 s gives its slot to a new one, which is renumbered too; one that comes back numbers on where it was", async () => {
+  const run = await start();
+  // ten senders one after another (a camera restarting under a new SSRC), each dropping
+  const sources = Array.from({ length: 10 }, (_, i) => SSRC + 0x100 * (i + 1));
+  sources.forEach((ssrc, i) => {
+    refAndDropped(run, 1000 * (i + 1), 3, 100 * i, ssrc);
+    run.advance(100);
+    run.h.advanceTime(5_000_000); // silent for 5 s
+  });
+  sources.forEach((ssrc, i) => {
+    const first = 1000 * (i + 1);
+    assert.equal(run.seqsOf(ssrc), Array.from({ length: 12 }, (_, k) => first + k), `source ${i + 1} of 10: no gap`);
+  });
+  assert.is(run.metric("dropped_renumber_late"), 0);
+  // the first source, whose slot went to the ninth, comes back where its numbers were: on less its 6 drops
+  refAndDropped(run, 1018, 2, 3000, sources[0]);
+  assert.equal(run.seqsOf(sources[0]!), Array.from({ length: 20 }, (_, k) => 1000 + k), "no jump back by the drops it had");
+  // eight sources busy: a ninth within 5 s of them is not renumbered (its numbers as they came, with the gaps)
+  const busy = await start();
+  const many = Array.from({ length: 9 }, (_, i) => SSRC + 0x10000 * (i + 1));
+  many.forEach((ssrc, i) => refAndDropped(busy, 1000 * (i + 1), 2, 10 * i, ssrc));
+  assert.equal(busy.seqsOf(many[8]!), keptOf(9000, 2), "the ninth with its gaps");
+  assert.equal(busy.seqsOf(many[7]!), Array.from({ length: 8 }, (_, k) => 8000 + k), "the eighth renumbered");
 });
 
 test("hostile NACKs (no FCI, padding, before any media, more entries than translated, every bit set) do not fail the filter; a NACK about every output number comes back as their inputs", async () => {
