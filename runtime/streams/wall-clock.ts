@@ -2,55 +2,102 @@
 // the wall clock. Date.now() alone has 1 ms steps, too coarse for jitter and for comparing with
 // the kernel's CLOCK_REALTIME receive stamps (and other hosts' clocks, kept in step by NTP or
 // PTP); performance.timeOrigin was measured off by more than a millisecond in worker threads. So
-// the offset is taken at the instant Date.now() ticks over to its next millisecond, and taken
-// again only when the wall clock steps.
+// the offset is taken at start at the instant Date.now() ticks over to its next millisecond (a
+// spin of at most SPIN_MS), and again after the wall clock steps, then without spinning: the data
+// plane's thread is the one that checks, and a spin there holds every packet behind it.
 /** Differences beyond Date.now()'s truncation and this are a step of the wall clock. */
 const STEP_MS = 2;
 /** Ticks of Date.now() timed; the best bracketed wins. */
 const TICKS = 4;
-/** The most a calibration spins. */
+/** The most the start's calibration spins. */
 const SPIN_MS = 12;
+/** Samples after a step that settle the offset (the max of n lies about 1/(n+1) ms below it). */
+const SETTLE_SAMPLES = 64;
 
-/**
- * The wall clock's offset from the monotonic clock. A tick of Date.now() is bracketed by two
- * monotonic reads, and the narrowest bracket of a few ticks gives it: one tick alone was measured
- * off by 0.4-0.6 ms (a first call slow to return, a preemption in the loop), and a proxy's dwell
- * then read as negative.
- */
-function calibrate(): number {
-  for (let k = 0; k < 1000; k++) Date.now() + performance.now(); // warm both calls
-  let best = Date.now() + 0.5 - performance.now(); // no tick timed: Date.now() truncates, so half a millisecond on average
-  let bestSpan = Infinity;
-  const limit = performance.now() + SPIN_MS;
-  let twoBefore = performance.now();
-  let wall = Date.now();
-  let before = performance.now();
-  for (let ticks = 0; ticks < TICKS && before < limit; ) {
-    const now = Date.now();
-    const after = performance.now();
-    // the tick came after the previous Date.now() began (after twoBefore) and before this one ended (before after)
-    if (now !== wall) {
-      if (after - twoBefore < bestSpan) {
-        bestSpan = after - twoBefore;
-        best = now - (twoBefore + after) / 2;
-      }
-      ticks++;
-      wall = now;
-    }
-    twoBefore = before;
-    before = after;
-  }
-  return best;
+/** The two clocks read (injectable for tests). */
+export interface Clocks {
+  wall(): number;
+  monotonic(): number;
 }
 
-let offset = calibrate();
+const systemClocks: Clocks = { wall: () => Date.now(), monotonic: () => performance.now() };
+
+export class WallClock {
+  private offset: number;
+  /** After a step: the largest sample since (each lies in (offset - 1, offset]), and how many were taken; 0 when settled. */
+  private stepBest = 0;
+  private stepSamples = 0;
+
+  constructor(private readonly clocks: Clocks = systemClocks) {
+    this.offset = this.calibrate();
+  }
+
+  nowMs(): number {
+    return this.offset + this.clocks.monotonic();
+  }
+
+  /**
+   * Checks the wall clock for a step (called about once a second). After one, the offset is the
+   * sample plus half a millisecond (Date.now() truncates), then the largest sample since, nearer
+   * with each call: the calls fall at unrelated fractions of a millisecond.
+   */
+  resync(): void {
+    const sample = this.clocks.wall() - this.clocks.monotonic();
+    if (sample > this.offset + STEP_MS || sample < this.offset - 1 - STEP_MS) {
+      this.stepBest = sample;
+      this.stepSamples = 1;
+      this.offset = sample + 0.5;
+      return;
+    }
+    if (this.stepSamples === 0) return;
+    if (sample > this.stepBest) this.stepBest = sample;
+    this.stepSamples++;
+    this.offset = this.stepBest + 1 / (this.stepSamples + 1);
+    if (this.stepSamples >= SETTLE_SAMPLES) this.stepSamples = 0;
+  }
+
+  /**
+   * The wall clock's offset from the monotonic clock. A tick of Date.now() is bracketed by two
+   * monotonic reads, and the narrowest bracket of a few ticks gives it: one tick alone was measured
+   * off by 0.4-0.6 ms (a first call slow to return, a preemption in the loop), and a proxy's dwell
+   * then read as negative.
+   */
+  private calibrate(): number {
+    const wall = (): number => this.clocks.wall();
+    const monotonic = (): number => this.clocks.monotonic();
+    for (let k = 0; k < 1000; k++) wall() + monotonic(); // warm both calls
+    let best = wall() + 0.5 - monotonic(); // no tick timed: Date.now() truncates, so half a millisecond on average
+    let bestSpan = Infinity;
+    const limit = monotonic() + SPIN_MS;
+    let twoBefore = monotonic();
+    let last = wall();
+    let before = monotonic();
+    for (let ticks = 0; ticks < TICKS && before < limit; ) {
+      const now = wall();
+      const after = monotonic();
+      // the tick came after the previous Date.now() began (after twoBefore) and before this one ended (before after)
+      if (now !== last) {
+        if (after - twoBefore < bestSpan) {
+          bestSpan = after - twoBefore;
+          best = now - (twoBefore + after) / 2;
+        }
+        ticks++;
+        last = now;
+      }
+      twoBefore = before;
+      before = after;
+    }
+    return best;
+  }
+}
+
+const clock = new WallClock();
 
 export function wallClockMs(): number {
-  return offset + performance.now();
+  return clock.nowMs();
 }
 
-/** Checks the wall clock for a step (called about once a second): a sample lies in (offset - 1, offset] unless it stepped. */
+/** Checks the wall clock for a step (called about once a second). */
 export function resyncWallClock(): void {
-  const sample = Date.now() - performance.now();
-  if (sample > offset + STEP_MS || sample < offset - 1 - STEP_MS) offset = calibrate();
+  clock.resync();
 }
