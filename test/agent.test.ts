@@ -371,6 +371,9 @@ test("a snapshot refused because its port is briefly held -> Nack, tried again w
     assert.match(refusals[0]!.error, "segments[0]");
     assert.ok(refusals[0]!.retryInMs !== undefined && refusals[0]!.retryInMs >= 800 && refusals[0]!.retryInMs <= 1200, `first retry in about 1 s, got ${refusals[0]!.retryInMs}`);
     await waitFor(async () => (await ops.proxy("node-r"))?.nackedVersion === v, 3000, "the Nack recorded");
+    // the NACK said it is tried again: the control plane shows when (msmctl apply --wait waits for that try)
+    const shown = (await ops.proxy("node-r"))!;
+    assert.ok(shown.nackRetryAtMs > shown.lastSeenMs && shown.nackRetryAtMs <= shown.lastSeenMs + 30_000, `a retry time recorded: ${shown.nackRetryAtMs - shown.lastSeenMs} ms after the NACK`);
     squatter.release();
     const [applied] = await nextEvent(agent, "applied", (e) => e.version === v, 10_000);
     assert.equal(applied.notRunning, []);
@@ -570,10 +573,11 @@ test("a filter that refuses its config -> NACK, not tried again (same module, sa
     assert.match(refusals[0]!.error, "segments[0].chain[0].config_json: filter validate@1.0.0 rejected its config");
     assert.is(refusals[0]!.retryInMs, undefined, "the filter would answer the same: no retry");
     const refused = await waitForStatus(ops, "node-c", (p) => p.nackedVersion === v2, "the NACK recorded");
+    assert.is(refused.nackRetryAtMs, 0, "the NACK says it is not tried again");
     assert.match(proxyRows([refused])[0]![5]!, `${v2}: segments[0].chain[0].config_json`);
     const v3 = await ops.apply(cam([96, 97]));
     const fixed = await waitForStatus(ops, "node-c", (p) => p.ackedVersion === v3, "the ACK of the fixed version");
-    assert.equal([fixed.nackedVersion, fixed.nackError], [0, ""], "the ACK of a newer version clears the NACK");
+    assert.equal([fixed.nackedVersion, fixed.nackError, fixed.nackRetryAtMs], [0, "", 0], "the ACK of a newer version clears the NACK");
     assert.is(proxyRows([fixed])[0]![5], "-");
     assert.is(configState(fixed), `runs the newest config (version ${v3})`);
     assert.is(refusals.length, 1);

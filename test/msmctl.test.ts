@@ -147,7 +147,7 @@ local("manifests: toManifest(toSegment(m)) gives back what the operator wrote", 
 });
 
 local("--wait reads a proxy's answer against the version meant for it: a store reset's old ACK is no answer, a refusal then a run is a run", async () => {
-  const status = (over: Partial<ProxyStatus>): ProxyStatus => ({ nodeId: "n", connected: true, peer: "", server: "cp-0", lastSeenMs: Date.now(), capabilities: [], abiVersions: [], desiredVersion: 7, ackedVersion: 0, nackedVersion: 0, nackError: "", notRunning: [], notRunningError: "", ...over });
+  const status = (over: Partial<ProxyStatus>): ProxyStatus => ({ nodeId: "n", connected: true, peer: "", server: "cp-0", lastSeenMs: Date.now(), capabilities: [], abiVersions: [], desiredVersion: 7, ackedVersion: 0, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "", ...over });
   const api = (s: ProxyStatus) => ({ listProxies: async () => ({ proxies: [s] }) }) as unknown as AdminApi;
   const one = async (s: ProxyStatus, revision = 7) => (await waitForProxies(api(s), new Map([["n", revision]]), 300))[0]!;
   // after a reset: the proxy connected saying it runs 10 (last-good.json), then refused 7
@@ -158,6 +158,33 @@ local("--wait reads a proxy's answer against the version meant for it: a store r
   assert.is((await one(status({ ackedVersion: 8, desiredVersion: 8 }))).result, "runs");
   assert.equal(await one(status({ ackedVersion: 7, notRunning: ["cam"], notRunningError: "port taken" })), { proxy: "n", result: "partial", revision: 7, detail: "port taken", notRunning: ["cam"] });
   assert.is((await one(status({ ackedVersion: 5, desiredVersion: 5 }), 0)).result, "runs", "0: whatever it is meant to run now");
+});
+
+local("--wait waits on a refusal the proxy tries again (a port held for a moment): a later try that runs is a run, one still refused when the time is up is a refusal, said once as it goes", async () => {
+  const status = (over: Partial<ProxyStatus>): ProxyStatus => ({ nodeId: "n", connected: true, peer: "", server: "cp-0", lastSeenMs: Date.now(), capabilities: [], abiVersions: [], desiredVersion: 7, ackedVersion: 5, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "", ...over });
+  const held = status({ nackedVersion: 7, nackError: "segments[0]: port 5004 (another process holds it)", nackRetryAtMs: Date.now() + 2000 });
+  // refused and retried twice, then run
+  const answers = [held, held, { ...held, nackRetryAtMs: Date.now() + 4000 }, status({ ackedVersion: 7, nackedVersion: 0 })];
+  let polls = 0;
+  const api = { listProxies: async () => ({ proxies: [answers[Math.min(polls++, answers.length - 1)]!] }) } as unknown as AdminApi;
+  const lines: string[] = [];
+  const [ran] = await waitForProxies(api, new Map([["n", 7]]), 10_000, false, (l) => lines.push(l));
+  assert.equal([ran!.result, ran!.revision], ["runs", 7]);
+  assert.is(lines.length, 1, `said once, not at every poll: ${lines.join("")}`);
+  assert.match(lines[0]!, /^proxy\/n refused revision 7 and tries again in [12] s: segments\[0\]: port 5004 \(another process holds it\)\n$/);
+  // still refused when the time is up
+  const still = { listProxies: async () => ({ proxies: [held] }) } as unknown as AdminApi;
+  const [refused] = await waitForProxies(still, new Map([["n", 7]]), 300);
+  assert.equal(refused, { proxy: "n", result: "refused", revision: 7, detail: "segments[0]: port 5004 (another process holds it) (the proxy keeps trying)" });
+  // a refusal not tried again ends the wait at once; so does a retried one from a proxy no longer connected
+  const final = { listProxies: async () => ({ proxies: [{ ...held, nackRetryAtMs: 0 }] }) } as unknown as AdminApi;
+  const started = Date.now();
+  assert.is((await waitForProxies(final, new Map([["n", 7]]), 5000))[0]!.result, "refused");
+  const gone = { listProxies: async () => ({ proxies: [{ ...held, connected: false }] }) } as unknown as AdminApi;
+  assert.is((await waitForProxies(gone, new Map([["n", 7]]), 5000))[0]!.result, "refused");
+  assert.ok(Date.now() - started < 4000, "neither waited for the time-out");
+  // describe says it
+  assert.match(configState(held), "REFUSED version 7 (the proxy tries it again); runs version 5");
 });
 
 const badCases: [string, string, RegExp][] = [
@@ -314,7 +341,7 @@ local("stats pages: a large report in pages of at most 256 KiB, merged back whol
 
 local("a version that runs without some segments is shown as such, not as refused nor as whole", () => {
   const p: ProxyStatus = {
-    nodeId: "n", connected: true, peer: "", desiredVersion: 7, ackedVersion: 7, nackedVersion: 0, nackError: "", lastSeenMs: 1,
+    nodeId: "n", connected: true, peer: "", desiredVersion: 7, ackedVersion: 7, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, lastSeenMs: 1,
     capabilities: [], abiVersions: [], server: "cp", notRunning: ["cam-2"], notRunningError: "snapshot 7 applied, except these segments, which are NOT running: segments[1]: bind EADDRINUSE",
   };
   assert.is(configState(p), "runs the newest config (version 7), except 1 segment(s) that do NOT run: cam-2");

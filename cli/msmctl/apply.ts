@@ -129,7 +129,7 @@ export async function applyCommand(ctx: Context): Promise<number> {
       const revision = changed.includes(m.metadata.name) ? res.revision : 0;
       for (const p of [m.spec.proxy, before.get(m.metadata.name) ?? m.spec.proxy]) targets.set(p, Math.max(targets.get(p) ?? 0, revision));
     }
-    outcomes = await waitForProxies(ctx.api(), targets, wait.timeoutMs);
+    outcomes = await waitForProxies(ctx.api(), targets, wait.timeoutMs, false, (line) => ctx.io.err(line));
   }
   if (ctx.output !== "table") {
     ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
@@ -204,7 +204,7 @@ export async function deleteCommand(ctx: Context): Promise<number> {
   const missing = names.filter((n) => !res.deleted.includes(n));
   if (ctx.output === "table") ctx.io.out(res.deleted.map((n) => `segment/${n} deleted\n`).join(""));
   const targets = new Map(res.deleted.map((n) => before.get(n)).filter((p): p is string => p !== undefined).map((p) => [p, res.revision]));
-  const outcomes = wait ? await waitForProxies(api, targets, wait.timeoutMs, true) : undefined;
+  const outcomes = wait ? await waitForProxies(api, targets, wait.timeoutMs, true, (line) => ctx.io.err(line)) : undefined;
   if (ctx.output !== "table") {
     ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
   } else if (outcomes) ctx.io.out(outcomeLines(outcomes, wait!.timeoutMs));

@@ -22,13 +22,19 @@ function when(ms: number, now: number): string {
 export function configState(p: ProxyStatus): string {
   // a refusal below the acked version: the proxy runs a newer one than this store has (a new or wrong store)
   if (hasNack(p) && p.nackedVersion >= p.desiredVersion && p.nackedVersion !== p.ackedVersion) {
-    return `REFUSED version ${p.nackedVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
+    return `REFUSED version ${p.nackedVersion}${p.nackRetryAtMs > 0 ? " (the proxy tries it again)" : ""}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
   }
   if (p.desiredVersion === 0) return "no config sent yet";
   const without = p.notRunning.length > 0 ? `, except ${p.notRunning.length} segment(s) that do NOT run: ${p.notRunning.join(", ")}` : "";
   if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})${without}`;
   if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion}${without} when last seen` : "it has run nothing from the control plane"}`;
   return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}${without}` : "nothing yet"}`;
+}
+
+/** The last refusal, its reason and whether the proxy tries that version again. */
+function refusalText(p: ProxyStatus, now: number): string {
+  const again = p.nackRetryAtMs > 0 ? ` (tried again ${p.nackRetryAtMs > now ? `in ${Math.round((p.nackRetryAtMs - now) / 1000)} s` : "now"})` : "";
+  return `version ${p.nackedVersion}${again}: ${p.nackError || "(no reason given)"}`;
 }
 
 function connection(p: ProxyStatus): string {
@@ -156,7 +162,7 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     const link = proxy.connected ? "connected" : proxy.lastSeenMs ? `not connected (last seen ${when(proxy.lastSeenMs, now)})` : "never connected";
     rows.push(["Proxy status", `${link}; ${configState(proxy)}`]);
     if (proxy.notRunning.includes(seg.name)) rows.push(["NOT running", proxy.notRunningError || "(no reason given)"]);
-    if (hasNack(proxy)) rows.push(["Last refusal", `version ${proxy.nackedVersion}: ${proxy.nackError || "(no reason given)"}`]);
+    if (hasNack(proxy)) rows.push(["Last refusal", refusalText(proxy, now)]);
   }
   const counters = stats?.segments.find((s) => s.name === seg.name);
   if (stats?.error) rows.push(["Stats", stats.error]);
@@ -177,7 +183,7 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
     ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${hasNack(p) ? p.nackedVersion : "-"}`],
   ];
   if (p.notRunning.length > 0) rows.push(["NOT running", `${p.notRunning.join(", ")}: ${p.notRunningError || "(no reason given)"}`]);
-  if (hasNack(p)) rows.push(["Last refusal", `version ${p.nackedVersion}: ${p.nackError || "(no reason given)"}`]);
+  if (hasNack(p)) rows.push(["Last refusal", refusalText(p, now)]);
   rows.push(["Capabilities", p.capabilities.join(", ") || "-"], ["ABI versions", p.abiVersions.join(", ") || "-"]);
   let text = fields(rows) + "\n";
   text += `\nSegments (${segments.length}):\n`;

@@ -28,10 +28,23 @@ export interface ProxyOutcome {
 function answered(s: ProxyStatus, revision: number): ProxyOutcome | undefined {
   const target = Math.max(revision, s.desiredVersion);
   const runs = s.ackedVersion >= target && s.ackedVersion === s.desiredVersion;
+  // a refusal the proxy will try again (a port held for a moment) is no answer yet: the try may run it
+  if (!runs && retrying(s, target)) return undefined;
   if (!runs && s.nackedVersion >= target) return { proxy: s.nodeId, result: "refused", revision: s.nackedVersion, detail: s.nackError };
   if (!runs) return undefined;
   if (s.notRunning.length > 0) return { proxy: s.nodeId, result: "partial", revision: s.ackedVersion, detail: s.notRunningError, notRunning: s.notRunning };
   return { proxy: s.nodeId, result: "runs", revision: s.ackedVersion, detail: "" };
+}
+
+/** The proxy refused the version meant for it and tries it again. */
+function retrying(s: ProxyStatus, target: number): boolean {
+  return s.connected && s.nackedVersion >= target && s.nackRetryAtMs > 0;
+}
+
+/** A retried refusal as it stands: when the proxy tries again, and why it refused. */
+function retryText(s: ProxyStatus, now: number): string {
+  const inS = Math.round((s.nackRetryAtMs - now) / 1000);
+  return `${inS > 0 ? `tries again in ${inS} s` : "tries again now"}: ${printable(s.nackError)}`;
 }
 
 function neverConnected(s: ProxyStatus | undefined): boolean {
@@ -49,13 +62,17 @@ function silence(s: ProxyStatus | undefined, revision: number, now: number): str
  * Polls the proxies' status until each proxy of `targets` answered the version meant for it (the
  * revision given or later; 0: whatever it is meant to run now), or `timeoutMs` passed. `nothingToRemove`: a proxy
  * that never connected had nothing of the change to run (a delete), and counts as done.
+ * `progress` hears of each new refusal a proxy will try again, while the wait goes on.
  */
-export async function waitForProxies(api: AdminApi, targets: ReadonlyMap<string, number>, timeoutMs: number, nothingToRemove = false): Promise<ProxyOutcome[]> {
+export async function waitForProxies(api: AdminApi, targets: ReadonlyMap<string, number>, timeoutMs: number, nothingToRemove = false, progress?: (line: string) => void): Promise<ProxyOutcome[]> {
   const proxies = [...targets.keys()].sort();
   const deadline = Date.now() + timeoutMs;
   const done = new Map<string, ProxyOutcome>();
+  /** Per proxy, the retried refusal last said (version and reason), so that each is said once. */
+  const said = new Map<string, string>();
   for (;;) {
     const statuses = new Map((await api.listProxies()).proxies.map((s) => [s.nodeId, s]));
+    const now = Date.now();
     for (const p of proxies) {
       if (done.has(p)) continue;
       const s = statuses.get(p);
@@ -66,14 +83,21 @@ export async function waitForProxies(api: AdminApi, targets: ReadonlyMap<string,
       }
       const outcome = s && answered(s, revision);
       if (outcome) done.set(p, outcome);
+      else if (s && progress && retrying(s, Math.max(revision, s.desiredVersion))) {
+        const key = `${s.nackedVersion} ${s.nackError}`;
+        if (said.get(p) !== key) progress(`proxy/${p} refused revision ${s.nackedVersion} and ${retryText(s, now)}\n`);
+        said.set(p, key);
+      }
     }
     if (done.size === proxies.length) break;
-    if (Date.now() >= deadline) {
+    if (now >= deadline) {
       for (const p of proxies) {
         if (done.has(p)) continue;
         const s = statuses.get(p);
         const target = Math.max(targets.get(p)!, s?.desiredVersion ?? 0);
-        done.set(p, { proxy: p, result: "timeout", revision: target, detail: silence(s, target, Date.now()) });
+        // still refused when the time is up: a refusal, though the proxy goes on trying
+        if (s && retrying(s, target)) done.set(p, { proxy: p, result: "refused", revision: s.nackedVersion, detail: `${s.nackError} (the proxy keeps trying)` });
+        else done.set(p, { proxy: p, result: "timeout", revision: target, detail: silence(s, target, now) });
       }
       break;
     }

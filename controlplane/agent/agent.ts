@@ -93,7 +93,7 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 const TLS_OPTIONS: ChannelOptions = { "grpc.ssl_target_name_override": "msm-control-plane" };
 
 /** What the agent writes on the stream: proto-loader takes the oneof member by its field name. */
-type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string } } | { stats: { statsJson: string; page: number; pages: number } };
+type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string; retryInMs: number } } | { stats: { statsJson: string; page: number; pages: number } };
 
 /** Segments of the running version that do not run, and why (a snapshot applied in part). */
 interface NotRunning {
@@ -537,7 +537,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const running = this.runningVersion;
     const error = `snapshot ${version} not applied: version ${version} is older than the running ${running}: a control plane on a new or wrong store? ` +
       `The proxy keeps running version ${running}; to take this control plane's config instead, stop the proxy, delete ${lastGoodPath(this.stateDir)} and start it again`;
-    this.reply({ nack: { version, error } });
+    this.reply({ nack: { version, error, retryInMs: 0 } });
     this.reportRefusal(version, error, undefined);
     // its arrival cancelled a retry of the running version's missing segments: that one still holds
     if (this.notRunning && this.retrying?.version === running && !this.retryTimer) this.scheduleRetry(this.retrying);
@@ -577,8 +577,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         return;
       }
-      this.reply({ nack: { version, error: outcome.error } });
-      this.reportRefusal(version, outcome.error, outcome.retry ? this.scheduleRetry(snapshot) : undefined);
+      // the NACK says whether it is tried again, so that `msmctl apply --wait` waits for that try
+      const retryInMs = outcome.retry ? this.scheduleRetry(snapshot) : undefined;
+      this.reply({ nack: { version, error: outcome.error, retryInMs: retryInMs ?? 0 } });
+      this.reportRefusal(version, outcome.error, retryInMs);
       return;
     }
 

@@ -100,6 +100,8 @@ const STREAMS_ANSWER_BYTES = 2 << 20;
 const STREAM_PATHS_MAX_AGE_MS = 1000;
 const MAX_NACK_ERROR = 4096;
 const MAX_NOT_RUNNING = 1000;
+/** A retry delay a NACK may announce (the agent backs off to 30 s): a longer one is read as this. */
+const MAX_RETRY_IN_MS = 3_600_000;
 
 /** A proxy's error text, cut to a size the status record can hold. */
 function bounded(error: string): string {
@@ -199,15 +201,17 @@ class ProxySession {
         const supersedes = version <= this.lastSent;
         this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({
           ...s, ackedVersion: version, notRunning, notRunningError: error, lastSeenMs: now,
-          ...(supersedes && version >= s.nackedVersion ? { nackedVersion: 0, nackError: "" } : {}),
+          ...(supersedes && version >= s.nackedVersion ? { nackedVersion: 0, nackError: "", nackRetryAtMs: 0 } : {}),
         })));
         return;
       }
       case "nack": {
         const { version } = msg.nack;
         const text = bounded(msg.nack.error);
+        const retryInMs = Math.min(msg.nack.retryInMs, MAX_RETRY_IN_MS);
+        const nackRetryAtMs = retryInMs > 0 ? now + retryInMs : 0;
         this.logOnce(`proxy ${this.nodeId} refused version ${version}: ${text}`);
-        this.enqueue("recording a NACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, nackedVersion: version, nackError: text, lastSeenMs: now })));
+        this.enqueue("recording a NACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, nackedVersion: version, nackError: text, nackRetryAtMs, lastSeenMs: now })));
         return;
       }
       case "stats": {

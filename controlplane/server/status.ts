@@ -19,13 +19,15 @@ export interface StatusRecord {
   ackedVersion: number;
   nackedVersion: number;
   nackError: string;
+  /** When the proxy tries the refused version again (Unix ms; 0: it does not). */
+  nackRetryAtMs: number;
   /** Segments of the acked version that do not run, and why (see Ack in msm.proto). */
   notRunning: string[];
   notRunningError: string;
 }
 
 export function emptyStatus(nodeId: string): StatusRecord {
-  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "", notRunning: [], notRunningError: "" };
+  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "" };
 }
 
 /**
@@ -71,6 +73,7 @@ export async function listProxies(store: Store, state: DesiredState, staleAfterM
       ackedVersion: r.ackedVersion,
       nackedVersion: r.nackedVersion,
       nackError: r.nackError,
+      nackRetryAtMs: r.nackRetryAtMs,
       lastSeenMs: r.lastSeenMs,
       capabilities: r.capabilities,
       abiVersions: r.abiVersions,

@@ -6,9 +6,11 @@ import type { Long } from '@grpc/proto-loader';
 export interface Nack {
   'version'?: (number | string | Long);
   'error'?: (string);
+  'retryInMs'?: (number);
 }
 
 export interface Nack__Output {
   'version': (number);
   'error': (string);
+  'retryInMs': (number);
 }

@@ -17,6 +17,7 @@ export interface ProxyStatus {
   'server'?: (string);
   'notRunning'?: (string)[];
   'notRunningError'?: (string);
+  'nackRetryAtMs'?: (number | string | Long);
 }
 
 export interface ProxyStatus__Output {
@@ -33,4 +34,5 @@ export interface ProxyStatus__Output {
   'server': (string);
   'notRunning': (string)[];
   'notRunningError': (string);
+  'nackRetryAtMs': (number);
 }
