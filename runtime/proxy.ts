@@ -11,7 +11,7 @@ import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { bindProblem } from "./dataplane/segment-sockets.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
-import { STARTING_SLOT } from "./dataplane/watchdog-beacon.js";
+import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 
 /**
@@ -515,21 +515,27 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if (!w.alive) return;
       const slot = w.beacon.stuckSlot(limit);
       if (slot === 0) return;
-      const culprit = w.instances.find((i) => i.id === slot);
-      for (const u of culprit?.users ?? []) {
-        const key = `${u.segment}#${u.stage}`;
-        this.stuck.set(key, (this.stuck.get(key) ?? 0) + 1);
+      // stuck in a change's probe of a running instance: the change is refused for it; the stages
+      // running on that instance did not fail (the worker's restart is all they pay)
+      const probed = probedSlotOf(slot);
+      const culprit = w.instances.find((i) => i.id === (probed ?? slot));
+      if (probed === undefined) {
+        for (const u of culprit?.users ?? []) {
+          const key = `${u.segment}#${u.stage}`;
+          this.stuck.set(key, (this.stuck.get(key) ?? 0) + 1);
+        }
       }
+      // an instance the worker has not reported yet is one a change is creating contexts in (its name in the beacon)
+      const name = culprit?.filter ?? w.beacon.filterName();
       this.watchdogRestarts++;
       this.emit("event", {
         type: "watchdog",
         worker: index,
-        filter: culprit?.filter ?? `slot ${slot}`,
-        segments: culprit?.users.map((u) => u.segment) ?? [],
+        filter: name || `slot ${slot}`,
+        segments: probed === undefined ? culprit?.users.map((u) => u.segment) ?? [] : [],
         stuckMs: limit,
       });
-      // an instance the worker has not reported yet is one a change is creating contexts in
-      const what = culprit ? `filter '${culprit.filter}'` : "a filter of the change";
+      const what = name ? `filter '${name}'` : "a filter of the change";
       const call = slot === STARTING_SLOT ? "its _initialize or msm_configure_root" : "a new stage's msm_context_create";
       const when = this.preparing ? ` while the change was prepared (an endless loop in ${call}?)` : "";
       void this.restartWorker(index, `was stuck in ${what} for over ${limit} ms${when}; the watchdog restarted it`);

@@ -589,6 +589,39 @@ test("a filter that refuses its config -> NACK, not tried again (same module, sa
   }
 });
 
+test("a filter that never returns from a new context's creation -> NACK naming it, not tried again (each try would restart a worker); the running stage on that filter charged nothing", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const [a, b] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  await ops.push("misbehave", "0.1.0", fixture("misbehave"));
+  await ops.apply(segment("node-s", "steady", a, sink.port, [{ filter: "misbehave" }]));
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-s", stateDir: tempDir("state"), tls: "insecure", settings: { watchdog: { stuckMs: 200 } } });
+  const refusals: AgentEvents["refused"][0][] = [];
+  agent.on("refused", (e) => void refusals.push(e));
+  try {
+    await agent.start();
+    await waitFor(() => agent.runningVersion > 0, AGENT_START_MS, "steady running");
+    const v2 = await ops.apply(segment("node-s", "looping", b, sink.port, [{ filter: "misbehave", config: { loopIn: "create" } }]));
+    await waitFor(() => refusals.length > 0, 15_000, "the refusal");
+    assert.is(refusals[0]!.version, v2);
+    assert.match(refusals[0]!.error, "was stuck in filter 'misbehave' for over 200 ms while the change was prepared");
+    assert.is(refusals[0]!.retryInMs, undefined, "the filter would loop again: no retry");
+    const shown = await waitForStatus(ops, "node-s", (p) => p.nackedVersion === v2, "the NACK recorded");
+    assert.is(shown.nackRetryAtMs, 0);
+    await sleep(2500); // a retry would have come after about 1 s
+    assert.is(refusals.length, 1, "tried once");
+    await flows(a, sink, "steady forwards on the restarted worker");
+    const stage = (await agent.proxy!.stats()).segments.find((x) => x.name === "steady")!.stages[0]!;
+    assert.equal([stage.state, stage.failures], ["running", 0]);
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
 test("a state directory shared with other files is not made 0700 (that is said instead); last-good.json in it is 0600 all the same", async () => {
   const shared = tempDir("shared");
   chmodSync(shared, 0o755);

@@ -232,14 +232,14 @@ test("a filter that never returns from a context's creation: a start fails namin
   const t0 = Date.now();
   const err = await startProxy(config(true)).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof ApplyError, `the start failed: ${String(err)}`);
-  assert.match(err.message, /worker 0 was stuck in a filter of the change for over 200 ms while the change was prepared \(an endless loop in a new stage's msm_context_create\?\); the watchdog restarted it/);
+  assert.match(err.message, /worker 0 was stuck in filter 'misbehave' for over 200 ms while the change was prepared \(an endless loop in a new stage's msm_context_create\?\); the watchdog restarted it/);
   assert.ok(Date.now() - t0 < 15_000, `in ${Date.now() - t0} ms`);
   // the same in the module's own start (its root config)
   const root = config(false);
   root.filters!.misbehave!.config = { loopIn: "root" };
   const rootErr = await startProxy(root).then(() => null, (e: unknown) => e);
   assert.ok(rootErr instanceof ApplyError, `the start failed: ${String(rootErr)}`);
-  assert.match(rootErr.message, "(an endless loop in its _initialize or msm_configure_root?)");
+  assert.match(rootErr.message, "was stuck in filter 'misbehave' for over 200 ms while the change was prepared (an endless loop in its _initialize or msm_configure_root?)");
   // a reload: refused; the running segment comes back on the restarted worker and forwards
   const t = await startProxy(config(false));
   const tx = await bindUdp();
@@ -254,6 +254,22 @@ test("a filter that never returns from a context's creation: a start fails namin
     }, 10_000, "steady's stream on the restarted worker");
     assert.equal((await t.proxy.stats()).segments.map((x) => x.name), ["steady"]);
     assert.ok(t.events.some((e) => e.type === "watchdog"), "the watchdog said so");
+    // refused again and again (an operator's retries, an agent's): the stage running on the same
+    // instance did not fail, so it never reaches its failure limit (5) and keeps forwarding
+    for (let k = 0; k < 6; k++) {
+      const again = await t.proxy.apply(validateProxyConfig(config(true))).then(() => null, (e: unknown) => e);
+      assert.ok(again instanceof ApplyError && !again.committed, `try ${k + 2} refused: ${String(again)}`);
+    }
+    const before = sink.received;
+    await waitFor(() => {
+      tx.send(indexedRtp(i++), ps, "127.0.0.1");
+      return sink.received > before;
+    }, 10_000, "steady's stream after the retries");
+    const stage = (await t.proxy.stats()).segments[0]!.stages[0]!;
+    assert.equal([stage.state, stage.failures], ["running", 0], "no failure charged to the running stage");
+    assert.not.ok(t.events.some((e) => e.type === "gave-up"), "nothing given up");
+    const watchdogs = t.events.filter((e) => e.type === "watchdog");
+    assert.ok(watchdogs.length >= 7 && watchdogs.every((e) => e.type === "watchdog" && e.segments.length === 0), "each stuck probe said, naming no running segment");
   } finally {
     tx.close();
     sink.close();

@@ -106,8 +106,12 @@ type Outcome =
   | { readonly kind: "applied"; readonly segments: number; readonly fetched: number; readonly started: boolean; readonly config: ProxyConfigInput; readonly notRunning?: NotRunning }
   | { readonly kind: "refused"; readonly error: string; /** false when the same snapshot can only fail again (a bad field, a filter refusing its config) */ readonly retry: boolean };
 
-/** A filter's refusal of its config (runtime/filter-host/errors.ts, FilterConfigError). */
-const FILTER_REFUSED_CONFIG = /rejected its (root )?config/;
+/**
+ * A filter's refusal of its config (runtime/filter-host/errors.ts, FilterConfigError), or a filter
+ * that never returned from its start or a new context's creation (the watchdog, runtime/proxy.ts):
+ * the same module given the same config does the same again, and each try would restart a worker.
+ */
+const FILTER_REFUSED_CONFIG = /rejected its (root )?config|while the change was prepared \(an endless loop in/;
 
 /** Whether a chain stage's config or root config reads a {"$file"} or {"$env"} reference, whose contents may change on the node. */
 function readsReferences(snapshot: Snapshot): boolean {

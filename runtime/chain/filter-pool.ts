@@ -11,7 +11,7 @@ import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
 import { stageBudgets, type TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
-import { STARTING_SLOT } from "../dataplane/watchdog-beacon.js";
+import { STARTING_SLOT, probeSlot } from "../dataplane/watchdog-beacon.js";
 import { StateOrigin } from "../abi.js";
 
 export interface FilterSpec extends FilterSource {
@@ -132,7 +132,7 @@ function slotKey(name: string, digest: string, rootConfig: unknown, limits: Stag
 
 export class FilterPool {
   /** The worker's watchdog beacon: a context's creation is a filter call the watchdog must see. */
-  beacon: { enter(slotId: number): void; leave(): void } | undefined;
+  beacon: { enter(slotId: number): void; enterNamed(slotId: number, filter: string): void; leave(): void } | undefined;
   private readonly slots = new Map<string, InstanceSlot>();
   /** Which slot each live instance serves, for the instances' `failed` hook. */
   private readonly slotOf = new Map<FilterInstance, InstanceSlot>();
@@ -180,7 +180,7 @@ export class FilterPool {
     const key = slotKey(spec.name, module.digest, spec.config, spec.limits);
     let slot = this.slots.get(key);
     if (slot && (slot.instance !== null || slot.users.size > 0)) return slot;
-    const instance = await FilterInstance.create(module, spec.config, this.services, this.startWatch);
+    const instance = await FilterInstance.create(module, spec.config, this.services, this.startWatch(module.name));
     slot = this.slots.get(key); // another acquire may have finished meanwhile
     if (slot?.instance) return slot;
     slot = new InstanceSlot(this.nextSlotId++, key, module, spec.config, instance.mustFailClosed, spec.limits ?? DEFAULT_STAGE_LIMITS, this.change);
@@ -366,7 +366,7 @@ export class FilterPool {
     let instance: FilterInstance;
     slot.restarting = true;
     try {
-      instance = await FilterInstance.create(slot.module, slot.rootConfig, this.services, this.startWatch);
+      instance = await FilterInstance.create(slot.module, slot.rootConfig, this.services, this.startWatch(slot.name));
     } catch (err) {
       slot.restarting = false;
       this.onEvent({ type: "restart-failed", filter: slot.name, reason: (err as Error).message });
@@ -461,11 +461,14 @@ export class FilterPool {
    * error alone; the probe is discarded and the next stage gets a fresh one.
    */
   /** An instance's start (_initialize, msm_configure_root), told to the watchdog: its slot may not exist yet, so it goes as STARTING_SLOT. */
-  private readonly startWatch = { enter: (): void => this.beacon?.enter(STARTING_SLOT), leave: (): void => this.beacon?.leave() };
+  private startWatch(filter: string): { enter(): void; leave(): void } {
+    return { enter: (): void => this.beacon?.enterNamed(STARTING_SLOT, filter), leave: (): void => this.beacon?.leave() };
+  }
 
-  /** Runs a filter call of `slot`'s with the watchdog told, as the packet loop's calls are. */
-  private watched(slot: InstanceSlot, call: () => void): void {
-    this.beacon?.enter(slot.id);
+  /** Runs a filter call of `slot`'s with the watchdog told, as the packet loop's calls are (`probe`: a change's call on a probe, not the running instance). */
+  private watched(slot: InstanceSlot, call: () => void, probe = false): void {
+    // (a change's calls: the name goes too, as the main thread may not know the slot yet)
+    this.beacon?.enterNamed(probe ? probeSlot(slot.id) : slot.id, slot.name);
     try {
       call();
     } finally {
@@ -476,7 +479,7 @@ export class FilterPool {
   private async tryOnProbe(slot: InstanceSlot, ctx: number, config: unknown): Promise<void> {
     let pending = this.probes.get(slot);
     if (!pending) {
-      pending = FilterInstance.create(slot.module, slot.rootConfig, this.probeServices, this.startWatch);
+      pending = FilterInstance.create(slot.module, slot.rootConfig, this.probeServices, this.startWatch(slot.name));
       this.probes.set(slot, pending);
       pending.catch(() => this.probes.delete(slot));
     }
@@ -485,7 +488,7 @@ export class FilterPool {
       this.watched(slot, () => {
         probe.createContext(ctx, config);
         probe.destroyContext(ctx);
-      });
+      }, true);
     } catch (err) {
       if (probe.failure && this.probes.get(slot) === pending) this.probes.delete(slot);
       throw err;
