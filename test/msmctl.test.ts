@@ -18,7 +18,7 @@ import { parseArgs } from "../cli/msmctl/flags.js";
 import { age, bytes, table } from "../cli/msmctl/format.js";
 import { ManifestError, parseManifests, toManifest, toSegment } from "../cli/msmctl/manifest.js";
 import { incompleteReports, mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
-import { configState, describeProxy, describeSegment } from "../cli/msmctl/describe.js";
+import { configState, describeProxy, describeSegment, failureText } from "../cli/msmctl/describe.js";
 import { proxyRows } from "../cli/msmctl/get.js";
 import { waitForProxies } from "../cli/msmctl/wait.js";
 import type { AdminApi } from "../cli/msmctl/client.js";
@@ -337,6 +337,13 @@ local("stats pages: a large report in pages of at most 256 KiB, merged back whol
   assert.equal(incompleteReports(reread), []);
   const [whole2] = mergeStatsPages(reread);
   assert.equal([whole2!.segments.length, whole2!.note, whole2!.segments.every((x) => x.atMs === 2000)], [2000, undefined, true]);
+});
+
+local("describe shows a segment's failure policy as the proxy runs it: each unset field with the proxy's default (closed, not open)", () => {
+  const seg = (failure: unknown) => ({ failure }) as unknown as Parameters<typeof failureText>[0];
+  assert.is(failureText(seg(undefined)), "mode closed (default), restart backoff 100 ms (default), max backoff 5000 ms (default), give up after 5 (default) failures");
+  assert.is(failureText(seg({ mode: "", restartBackoffMs: 0, maxBackoffMs: 0, maxFailures: 1 })), "mode closed (default), restart backoff 100 ms (default), max backoff 5000 ms (default), give up after 1 failures");
+  assert.is(failureText(seg({ mode: "open", restartBackoffMs: 250, maxBackoffMs: 0, maxFailures: 0 })), "mode open, restart backoff 250 ms, max backoff 5000 ms (default), give up after 5 (default) failures");
 });
 
 local("a version that runs without some segments is shown as such, not as refused nor as whole", () => {

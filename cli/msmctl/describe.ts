@@ -2,7 +2,7 @@
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { status } from "@grpc/grpc-js";
 import type { ChainStage, Endpoint, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
-import { isMulticast } from "../../runtime/index.js";
+import { DEFAULT_FAILURE_POLICY, isMulticast } from "../../runtime/index.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
 import { flagSet, UsageError } from "./flags.js";
@@ -110,11 +110,13 @@ function stageText(st: ChainStage, i: number): string {
   return parts.join("; ");
 }
 
-function failureText(seg: Segment): string {
+/** The segment's failure policy, each unset field as the proxy fills it (DEFAULT_FAILURE_POLICY). */
+export function failureText(seg: Segment): string {
   const f = seg.failure;
-  const d = (v: number, unit = ""): string => (v ? `${v}${unit}` : "default");
-  if (!f) return "defaults (open)";
-  return `mode ${f.mode || "open (default)"}, restart backoff ${d(f.restartBackoffMs, " ms")}, max backoff ${d(f.maxBackoffMs, " ms")}, give up after ${d(f.maxFailures)} failures`;
+  const d = DEFAULT_FAILURE_POLICY;
+  const either = <T>(v: T | undefined, fallback: T, unit = ""): string => (v ? `${String(v)}${unit}` : `${String(fallback)}${unit} (default)`);
+  return `mode ${either(f?.mode, d.mode)}, restart backoff ${either(f?.restartBackoffMs, d.restartBackoffMs, " ms")}, ` +
+    `max backoff ${either(f?.maxBackoffMs, d.maxBackoffMs, " ms")}, give up after ${either(f?.maxFailures, d.maxFailures)} failures`;
 }
 
 /** How many kernel messages the packets out took, when UDP GSO joined some (what qdiscs and firewalls count). */
