@@ -3,8 +3,8 @@
 // `msm control-plane` a control-plane replica, `msm demo` a validate chain on a live stream,
 // `msm filter new` starts a filter project.
 import { runDemo } from "./demo.js";
-import { runProxy } from "./proxy-command.js";
-import { runControlPlane } from "./control-plane-command.js";
+import { PROXY_USAGE, runProxy } from "./proxy-command.js";
+import { CONTROL_PLANE_USAGE, runControlPlane } from "./control-plane-command.js";
 import { scaffoldCommand } from "./filter-command.js";
 import { UsageError } from "./usage.js";
 
@@ -14,15 +14,16 @@ Usage:
   msm proxy --config FILE [--admin HOST:PORT] [--check]
                                                run a proxy; SIGHUP or a file change reloads;
                                                --check: check the file as a start would, start nothing
-  msm proxy --control-plane HOST:PORT[,...] --node-id ID --state-dir DIR
-      (--tls-ca F --tls-cert F --tls-key F | --insecure) [--config NODE-FILE] [--workers N] [--admin HOST:PORT]
+  msm proxy --control-plane HOST:PORT|unix:PATH[,...] --node-id ID --state-dir DIR
+      (--tls-ca F --tls-cert F --tls-key F | --insecure) [--config NODE-FILE] [--workers N]
+      [--gso auto|off] [--admin HOST:PORT] [--check]
                                                run a proxy managed by the control plane
   msm demo [--seconds N] [--rate PPS] [--bad-percent P]
                                                a proxy with a validate chain, a generated stream
                                                with malformed packets, a sink, live counters
   msm control-plane --listen HOST:PORT --store file:DIR|etcd:URL[,URL...] [--name NAME]
       [--trust-domain TD] (--tls-ca F --tls-cert F --tls-key F | --insecure)
-      [--bad-loss FRACTION] [--bad-jitter-ms MS]
+      [--bad-loss FRACTION] [--bad-jitter-ms MS] [--dashboard HOST:PORT]
                                                run a control-plane replica (gRPC: admin + proxies)
   msm filter new NAME DIR                      scaffold a standalone filter project in DIR
   msm help                                     this text
@@ -30,10 +31,13 @@ Usage:
 Docs: README.md, docs/abi.md (filter ABI), docs/sdk.md (AssemblyScript SDK), docs/proxy.md (config),
       docs/control-plane.md (control plane and msmctl)`;
 
+/** A command's own usage, where it has one longer than its line in USAGE. */
+const COMMAND_USAGE: Record<string, string | undefined> = { proxy: PROXY_USAGE, "control-plane": CONTROL_PLANE_USAGE };
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (command !== undefined && (args.includes("--help") || args.includes("-h"))) {
-    console.log(USAGE); // every command's flags are on the one page
+    console.log(COMMAND_USAGE[command] ?? USAGE);
     return 0;
   }
   switch (command) {
@@ -57,13 +61,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// a reader that went away (`msm demo | head`): nothing more to say, and no stack trace about it;
+// a proxy or a control plane whose log reader died goes on serving (its logs are lost)
+const serving = ["proxy", "control-plane"].includes(process.argv[2] ?? "");
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+    if (!serving) process.exit(process.exitCode ?? 0);
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
     if (err instanceof UsageError) {
-      console.error(`msm: ${err.message}\n\n${USAGE}`);
+      // the message first and alone; a command's usage when it gave one, else where to look
+      const usage = /(^|\n)usage: /.test(err.message) ? "" : "\n(msm help: every command and flag)";
+      console.error(`msm: ${err.message}${usage}`);
       process.exitCode = 2;
     } else {
       console.error(`msm: ${(err as Error).message ?? err}`);

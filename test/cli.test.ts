@@ -335,12 +335,38 @@ test("msm proxy: an admin port another process holds stops the start with exit 1
   }
 });
 
-test("msm COMMAND --help prints usage and exits 0", async () => {
-  for (const cmd of ["proxy", "demo", "control-plane"]) {
+test("msm COMMAND --help prints that command's usage (or the whole, for one without its own) and exits 0", async () => {
+  const expected: [string, RegExp][] = [
+    ["proxy", /^usage: msm proxy --config FILE .*\n.*msm proxy --control-plane/],
+    ["control-plane", /^usage: msm control-plane --listen/],
+    ["demo", /Usage:\n  msm proxy --config FILE/],
+  ];
+  for (const [cmd, usage] of expected) {
     const p = run([cmd, "--help"]);
     assert.is(await p.exited, 0, cmd);
-    assert.match(p.output(), /Usage:\n  msm proxy --config FILE/, cmd);
+    assert.match(p.output(), usage, cmd);
   }
+});
+
+test("a usage error says what is wrong first, and the command's usage or where to find it, not the whole help", async () => {
+  const p = run(["demo", "--nope", "1"]);
+  assert.is(await p.exited, 2);
+  assert.is(p.output(), "msm: unknown flag --nope\n(msm help: every command and flag)\n");
+  const q = run(["proxy"]);
+  assert.is(await q.exited, 2);
+  assert.match(q.output(), /^msm: give --config, or --control-plane\nusage: msm proxy/);
+  assert.not.match(q.output(), "Media Streaming Mesh data plane");
+});
+
+test("msm demo piped into a reader that stops early (| head): exits quietly, no EPIPE stack trace", async () => {
+  const child = spawn(process.execPath, [MSM, "demo", "--seconds", "3"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  await new Promise<void>((resolve) => child.stdout!.once("data", () => resolve()));
+  child.stdout!.destroy(); // as head does after its lines
+  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  assert.is(code, 0, err);
+  assert.not.match(err, /EPIPE|Error|at /, err);
 });
 
 test("msm with an unknown command or flag prints usage and exits 2", async () => {
