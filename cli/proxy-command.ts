@@ -86,9 +86,14 @@ export async function runProxy(args: readonly string[]): Promise<number> {
   const file = flags.get("config");
   const controlPlane = flags.get("control-plane");
   if (file === undefined && controlPlane === undefined) throw new UsageError(`give --config, or --control-plane\n${PROXY_USAGE}`);
-  if (controlPlane !== undefined) return check ? checkNodeFile(flags.get("config")) : runAgent(flags, insecure);
+  if (controlPlane !== undefined) {
+    const parsed = agentFlags(flags, insecure); // --check refuses the flags a start would
+    return check ? checkNodeFile(flags.get("config")) : runAgent(parsed, flags.get("config"));
+  }
   const misplaced = [...AGENT_ONLY.filter((f) => flags.has(f)), ...(insecure ? ["insecure"] : [])];
   if (misplaced.length > 0) throw new UsageError(`--${misplaced[0]} goes with --control-plane, not --config\n${PROXY_USAGE}`);
+  const adminFlag = flags.get("admin");
+  if (adminFlag !== undefined) hostPort("admin", adminFlag);
   return check ? checkFile(file!) : runFromFile(file!, flags);
 }
 
@@ -123,7 +128,19 @@ async function checkNodeFile(file: string | undefined): Promise<number> {
   return 0;
 }
 
-async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<number> {
+interface AgentFlags {
+  controlPlanes: string[];
+  nodeId: string;
+  stateDir: string;
+  tls: "insecure" | { ca: string; cert: string; key: string };
+  insecure: boolean;
+  workers: number | undefined;
+  gso: "auto" | "off" | undefined;
+  admin: { address: string; port: number } | undefined;
+}
+
+/** The flags of a proxy run by the control plane, each checked as a start needs it (UsageError naming the flag). */
+function agentFlags(flags: Map<string, string>, insecure: boolean): AgentFlags {
   const controlPlanes = flags.get("control-plane")!.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (controlPlanes.length === 0) throw new UsageError(`--control-plane needs at least one HOST:PORT\n${PROXY_USAGE}`);
   for (const cp of controlPlanes) {
@@ -146,14 +163,23 @@ async function runAgent(flags: Map<string, string>, insecure: boolean): Promise<
   const gso = flags.get("gso");
   if (gso !== undefined && gso !== "auto" && gso !== "off") throw new UsageError(`--gso must be auto or off, got '${gso}'`);
   const adminFlag = flags.get("admin");
+  return {
+    controlPlanes, nodeId, stateDir, tls, insecure,
+    workers: flags.has("workers") ? workers : undefined,
+    gso,
+    admin: adminFlag ? hostPort("admin", adminFlag) : undefined,
+  };
+}
+
+async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promise<number> {
+  const { controlPlanes, nodeId, stateDir, tls, insecure } = parsed;
   // the node's own settings: read once, at start (the flags win over the file's)
-  const nodeFile = flags.get("config");
   const node = await readNodeSettings(nodeFile);
   if (!node) return 1;
-  const admin = adminFlag ? hostPort("admin", adminFlag) : node.admin;
+  const admin = parsed.admin ?? node.admin;
   const fromNode = {
-    workers: flags.has("workers") ? workers : node.workers,
-    gso: gso ?? node.gso,
+    workers: parsed.workers ?? node.workers,
+    gso: parsed.gso ?? node.gso,
     settings: dataPlaneSettings(node),
   };
 

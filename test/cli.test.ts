@@ -236,6 +236,21 @@ test("msm proxy --check: a file a start would take passes without binding a port
     const node = spawnSync(process.execPath, [MSM, "proxy", "--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", dir, "--insecure", "--config", file, "--check"], { encoding: "utf8", timeout: 10_000 });
     assert.is(node.status, 1, node.stdout);
     assert.match(node.stderr, "socketReceiveBuffer: ");
+    // the flags a start would refuse, --check refuses too (exit 2, naming the flag)
+    writeFileSync(file, "workers: 1\n");
+    const flagged = (more: string[]) => spawnSync(process.execPath, [MSM, "proxy", ...more, "--check"], { encoding: "utf8", timeout: 10_000 });
+    const agent = ["--control-plane", "127.0.0.1:1", "--node-id", "n", "--state-dir", dir, "--insecure", "--config", file];
+    for (const [more, why] of [
+      [[...agent, "--workers", "abc"], "--workers must be a number from 1 to 64, got 'abc'"],
+      [[...agent, "--gso", "maybe"], "--gso must be auto or off, got 'maybe'"],
+      [[...agent, "--admin", "9494"], "--admin takes HOST:PORT, got '9494'"],
+      [["--control-plane", "127.0.0.1:1", "--node-id", "n", "--insecure", "--config", file], "--control-plane needs --state-dir (missing)"],
+      [["--config", file, "--admin", "127.0.0.1:99999"], "--admin takes HOST:PORT, got '127.0.0.1:99999'"],
+    ] as [string[], string][]) {
+      const r2 = flagged(more);
+      assert.is(r2.status, 2, `${more.join(" ")}: ${r2.stdout}`);
+      assert.match(r2.stderr, why);
+    }
   } finally {
     held.close();
     rmSync(dir, { recursive: true, force: true });
