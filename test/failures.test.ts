@@ -3,6 +3,7 @@
 import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
 import { ApplyError, sha256Hex, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { suite } from "./lib/suite.js";
 import { fixture, filterWasm } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
@@ -117,6 +118,37 @@ test("an endless loop: the watchdog restarts that worker; the other worker's str
     const bad = await segmentStats(proxy, "bad");
     assert.ok(bad.packetsIn >= 30, `counters carried across the worker restart (${bad.packetsIn})`);
     assert.is(bad.stages[0]!.failures, 1);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a stage whose config changed starts its count toward maxFailures again, and the failure counter only goes up: 2 watchdog restarts, a swap, a third: running, msm_filter_failures_total 3", async () => {
+  const { proxy, events, input, pa, sa, tx, cleanup } = await twoSegments("open", { watchdog: { stuckMs: 300 } });
+  const stuckOnce = async (from: number, expected: number): Promise<void> => {
+    tx.send(command(from, 0xad), pa, "127.0.0.1");
+    await waitFor(async () => {
+      const st = (await segmentStats(proxy, "bad")).stages[0];
+      return st?.state === "running" && st.failures === expected;
+    }, 10_000, `failure ${expected} counted, the stage running again`);
+    const before = sa.received;
+    tx.send(indexedRtp(from + 1), pa, "127.0.0.1");
+    await waitFor(() => sa.received > before, 3000, "traffic through the restarted worker");
+  };
+  try {
+    for (let i = 0; i < 5; i++) tx.send(indexedRtp(i), pa, "127.0.0.1");
+    await waitFor(() => sa.received >= 5, 3000, "the bad segment's first packets");
+    await stuckOnce(10, 1);
+    await stuckOnce(15, 2); // maxFailures is 3
+    // the stage's config changes: a fresh stage, whose own count toward maxFailures starts again
+    const changed = structuredClone(input);
+    const stage = changed.segments![0]!.chain![0]!;
+    stage.config = { loopIn: "" };
+    await proxy.apply(validateProxyConfig(changed));
+    await stuckOnce(20, 3); // the fresh stage's first: not given up
+    assert.not.ok(events.some((e) => e.type === "gave-up"), "nothing given up");
+    const line = renderPrometheus(await proxy.stats()).split("\n").find((l) => l.startsWith("msm_filter_failures_total{") && l.includes('segment="bad"'));
+    assert.ok(line?.endsWith(" 3"), `the counter: ${line}`);
   } finally {
     await cleanup();
   }

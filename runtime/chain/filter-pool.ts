@@ -327,10 +327,13 @@ export class FilterPool {
     if (delay !== Infinity) this.scheduleRestart(slot, delay, dead);
   }
 
-  /** Marks stages failed without an instance at hand (after a watchdog restart of the worker). */
+  /**
+   * Marks stages failed without an instance at hand (after a watchdog restart of the worker): the
+   * count toward the policy's limit. The stage's failure counter (stats) counts only this worker's
+   * failures: the main thread adds those of the workers before (withCarriedCounters).
+   */
   restoreFailureCount(stage: ChainStage, failures: number): void {
     stage.failures = failures;
-    stage.stats.failures = failures;
     if (failures >= stage.policy.maxFailures) stage.gaveUp = true;
   }
 

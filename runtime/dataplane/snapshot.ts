@@ -144,7 +144,7 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
         bypassed: st.bypassed + b.bypassed,
         timersDeferred: st.timersDeferred + b.timersDeferred,
         drops: addCounts(st.drops, b.drops),
-        failures: Math.max(st.failures, b.failures),
+        failures: st.failures + b.failures, // each worker counts its own (a swap's fresh stage starts at 0)
         busyNs,
         calls: st.calls + b.calls,
         nsPerPacket: packetsIn > 0 ? busyNs / packetsIn : 0,
