@@ -158,7 +158,10 @@ function check(c: ValidateContext, p: Packet, batchNowUs: i64): u32 {
   if (RtpPacket.isRtcpPayloadType(ptr)) return DropReason.RtcpInRtpRange;
   if (len < s.minSize) return DropReason.TooShort;
   if (s.maxSize != 0 && len > s.maxSize) return DropReason.TooLarge;
-  if (!s.payloadTypeAllowed(RtpPacket.payloadType(ptr))) return DropReason.PayloadTypeNotAllowed;
+  // a payload type not allowed from a known source still counts in its sequence (below): audio
+  // with RFC 4733 events, or video with RED/FEC, in one SSRC would otherwise show the allowed
+  // packets gaps and never let them through probation
+  const typeAllowed = s.payloadTypeAllowed(RtpPacket.payloadType(ptr));
 
   // Arrival time is on the now_us clock; fall back to the batch clock if the host left it 0.
   const arrival = p.arrivalUs;
@@ -168,6 +171,7 @@ function check(c: ValidateContext, p: Packet, batchNowUs: i64): u32 {
   let r = c.sources.find(ssrc);
   if (r == 0) {
     // State only for sources that passed every check above (no state for forged junk).
+    if (!typeAllowed) return DropReason.PayloadTypeNotAllowed;
     if (!s.ssrcAllowed(ssrc)) return DropReason.SsrcNotAllowed;
     r = c.sources.add(ssrc, seq, now, s);
     if (r == 0) return DropReason.TooManySources;
@@ -183,12 +187,13 @@ function check(c: ValidateContext, p: Packet, batchNowUs: i64): u32 {
   const jumpHeld = isJumpHeld(r);
   const seqReason = updateSequence(r, seq, s);
   const step = sequenceStep;
-  if (seqReason == DropReason.Probation) return hold(c, r, p, now) ? TAKEN : seqReason;
+  if (seqReason == DropReason.Probation && typeAllowed) return hold(c, r, p, now) ? TAKEN : seqReason;
   if (step == SequenceStep.Validated || (jumpHeld && step == SequenceStep.Resynced)) {
     releaseHeld(c, r);
   } else if (jumpHeld && step != SequenceStep.Reordered) {
     dropHeldJump(c, r); // the old numbering went on (a stray), or a newer jump replaces it (one bad_seq)
   }
+  if (!typeAllowed) return DropReason.PayloadTypeNotAllowed;
   if (seqReason == DropReason.BadSequence) {
     if (!canHold(c, r)) return seqReason;
     // charged as if it passed: holding must not let a source past its rate

@@ -199,6 +199,30 @@ test("allowedSsrcs and allowedPayloadTypes", async () => {
   assert.is(h.metric("drops_payload_type_not_allowed", ctx), 2);
 });
 
+test("a payload type not allowed in the allowed ones' SSRC (DTMF, RED) counts in the sequence: the allowed packets pass probation and go, the others are dropped as not allowed", async () => {
+  for (const holdPackets of [0, 64]) {
+    const h = await load({ rootConfig: { holdPackets } });
+    const ctx = h.createContext({ allowedPayloadTypes: [96] });
+    // 96, 97, 96, 97...: each allowed packet two numbers after the last
+    const r = h.runBatch(Array.from({ length: 20 }, (_, i) => ({ ctx, bytes: buildRtp({ seq: 100 + i, ssrc: SSRC, payloadType: 96 + (i % 2) }) })));
+    const got = r.packets.map(outcome);
+    const allowed = got.filter((_, i) => i % 2 === 0);
+    assert.ok(got.filter((_, i) => i % 2 === 1).every((x) => x === "payload_type_not_allowed"), `holdPackets ${holdPackets}: ${got}`);
+    if (holdPackets === 0) {
+      // RFC 3550 A.1 probation (2 in sequence): the first allowed packet is dropped, the rest go
+      assert.equal(allowed, ["probation", ...new Array<string>(9).fill("")], got.join());
+    } else {
+      // held through probation, then each sent in order behind it: every allowed packet goes
+      const seqs = r.outputs.map((o) => (o.bytes[2]! << 8) | o.bytes[3]!);
+      assert.equal(seqs, Array.from({ length: 10 }, (_, i) => 100 + 2 * i), got.join());
+    }
+    assert.is(h.metric("drops_payload_type_not_allowed", ctx), 10);
+    // a source whose first packet is of a type not allowed gets no state
+    const other = h.run({ ctx, bytes: buildRtp({ seq: 1, ssrc: 0x5eed, payloadType: 97 }) });
+    expectDrop(other, DropReason.PayloadTypeNotAllowed, "unknown source, PT 97");
+  }
+});
+
 test("minSize and maxSize", async () => {
   const h = await load({ rootConfig: { probation: 0 } });
   const ctx = h.createContext({ minSize: 40, maxSize: 200 });
