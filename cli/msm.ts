@@ -7,6 +7,7 @@ import { PROXY_USAGE, runProxy } from "./proxy-command.js";
 import { CONTROL_PLANE_USAGE, runControlPlane } from "./control-plane-command.js";
 import { scaffoldCommand } from "./filter-command.js";
 import { UsageError } from "./usage.js";
+import { versionLine } from "./version.js";
 
 const USAGE = `msm: Media Streaming Mesh data plane
 
@@ -26,6 +27,7 @@ Usage:
       [--bad-loss FRACTION] [--bad-jitter-ms MS] [--dashboard HOST:PORT]
                                                run a control-plane replica (gRPC: admin + proxies)
   msm filter new NAME DIR                      scaffold a standalone filter project in DIR
+  msm version                                  the version and the filter ABI it hosts
   msm help                                     this text
 
 Docs: README.md, docs/abi.md (filter ABI), docs/sdk.md (AssemblyScript SDK), docs/proxy.md (config),
@@ -49,6 +51,10 @@ async function main(argv: string[]): Promise<number> {
       return runControlPlane(args);
     case "filter":
       return scaffoldCommand(args);
+    case "version":
+    case "--version":
+      console.log(versionLine("msm"));
+      return 0;
     case undefined:
     case "help":
     case "--help":

@@ -371,6 +371,12 @@ test("a usage error says what is wrong first, and the command's usage or where t
   assert.is(await q.exited, 2);
   assert.match(q.output(), /^msm: give --config, or --control-plane\nusage: msm proxy/);
   assert.not.match(q.output(), "Media Streaming Mesh data plane");
+  const extra = run(["filter", "new", "a", "/nonexistent/x", "extra"]);
+  assert.is(await extra.exited, 2, "an extra word is refused, not ignored");
+  assert.match(extra.output(), /^msm: unexpected 'extra'\nusage: msm filter new NAME DIR/);
+  const v = run(["version"]);
+  assert.is(await v.exited, 0);
+  assert.match(v.output(), /^msm \d+\.\d+\.\d+ \(filter ABI 1\.\d+, (Node\.js|Bun) [\d.]+\)\n$/);
 });
 
 test("msm demo piped into a reader that stops early (| head): exits quietly, no EPIPE stack trace", async () => {

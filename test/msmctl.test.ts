@@ -4,7 +4,7 @@
 // and with mTLS (an admin certificate works, a proxy's is refused).
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Server, type Client, type ClientDuplexStream } from "@grpc/grpc-js";
@@ -574,6 +574,27 @@ live("filter push: into the registry; again is unchanged; a bad module is refuse
   assert.match(r.err, /has no version/);
   r = await msmctl(["get", "filters"], { env });
   assert.match(r.out, /^NAME\s+VERSION\s+SHA256\s+SIZE\s+AGE\nvalidate\s+1\.0\.0\s+[0-9a-f]{12}\s+[\d.]+KiB\s+\d+s\n$/, r.out);
+});
+
+live("apply -f DIR reads the directory's .yaml, .yml and .json files in name order, as kubectl does; one with none is refused; version", async () => {
+  const folder = join(dir, "segments.d");
+  mkdirSync(join(folder, "nested"), { recursive: true });
+  const docs = SEGMENTS_YAML.split("\n---\n");
+  writeFileSync(join(folder, "b.yml"), docs[1]!);
+  writeFileSync(join(folder, "a.yaml"), docs[0]!);
+  writeFileSync(join(folder, "c.yaml"), docs[2]!);
+  writeFileSync(join(folder, "notes.txt"), "not a manifest");
+  writeFileSync(join(folder, "nested", "d.yaml"), "not read: kubectl reads subdirectories only with -R");
+  const r = await msmctl(["apply", "-f", folder, "--dry-run"], { env });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^segment\/cam-1 \w+ \(dry run\)\nsegment\/cam-2 \w+ \(dry run\)\nsegment\/cam-3 \w+ \(dry run\)\n$/, r.out);
+  const empty = join(dir, "empty.d");
+  mkdirSync(empty, { recursive: true });
+  const e = await msmctl(["apply", "-f", empty], { env });
+  assert.is(e.code, 1);
+  assert.is(e.err, `msmctl: ${empty}: a directory without .yaml, .yml or .json files\n`);
+  const v = await msmctl(["version"], { env });
+  assert.match(v.out, /^msmctl \d+\.\d+\.\d+ \(filter ABI 1\.\d+, (Node\.js|Bun) [\d.]+\)\n$/);
 });
 
 live("apply -f: several documents, then unchanged, --dry-run, configured", async () => {

@@ -1,4 +1,6 @@
 // `msmctl apply -f FILE` and `msmctl delete segment NAME... | -f FILE`.
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
@@ -15,9 +17,29 @@ interface Loaded {
   readonly origin: ManifestOrigin;
 }
 
-/** Every manifest of every -f file, checked; a name in two files is refused too. */
-async function loadFiles(ctx: Context, files: readonly string[]): Promise<Loaded[]> {
-  if (files.filter((f) => f === "-").length > 1) throw new UsageError("-f - (stdin) can be given once");
+/** The files an -f names: a directory's .yaml, .yml and .json files (not its subdirectories), in name order, as kubectl reads one. */
+async function expandDirectories(files: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const file of files) {
+    const isDirectory = file !== "-" && (await stat(file).then((st) => st.isDirectory(), () => false));
+    if (!isDirectory) {
+      out.push(file);
+      continue;
+    }
+    const inside = (await readdir(file, { withFileTypes: true }))
+      .filter((e) => e.isFile() && /\.(ya?ml|json)$/.test(e.name))
+      .map((e) => join(file, e.name))
+      .sort();
+    if (inside.length === 0) throw new CliError(`${file}: a directory without .yaml, .yml or .json files`);
+    out.push(...inside);
+  }
+  return out;
+}
+
+/** Every manifest of every -f file (a directory's files), checked; a name in two files is refused too. */
+async function loadFiles(ctx: Context, named: readonly string[]): Promise<Loaded[]> {
+  if (named.filter((f) => f === "-").length > 1) throw new UsageError("-f - (stdin) can be given once");
+  const files = await expandDirectories(named);
   const all: Loaded[] = [];
   const from = new Map<string, string>();
   const problems: string[] = [];

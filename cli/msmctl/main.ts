@@ -10,6 +10,7 @@ import { getCommand } from "./get.js";
 import { ManifestError } from "./manifest.js";
 import { printable } from "../../controlplane/security/terminal.js";
 import { topCommand } from "./top.js";
+import { versionLine } from "../version.js";
 
 interface Command {
   readonly run: (ctx: Context) => Promise<number>;
@@ -34,6 +35,7 @@ export const USAGE = `msmctl: operate a Media Streaming Mesh control plane
 
 Usage:
 ${Object.values(COMMANDS).map(line).join("\n")}
+  msmctl ${"version".padEnd(WIDTH)}   msmctl's version and the filter ABI it speaks of
   msmctl ${"help [COMMAND]".padEnd(WIDTH)}   this text, or one command's
 
 Global flags:
@@ -67,6 +69,10 @@ export async function runMsmctl(argv: readonly string[], io: Io): Promise<number
   try {
     args = parseArgs(argv);
     name = args.words[0];
+    if (name === "version" || flagSet(args, "version")) {
+      io.out(`${versionLine("msmctl")}\n`);
+      return 0;
+    }
     if (name === undefined || name === "help") {
       const topic = args.words[1];
       io.out((topic && COMMANDS[topic] ? commandUsage(topic) : USAGE) + "\n");
