@@ -17,6 +17,7 @@ import type { Io } from "../cli/msmctl/context.js";
 import { parseArgs } from "../cli/msmctl/flags.js";
 import { age, bytes, table } from "../cli/msmctl/format.js";
 import { ManifestError, parseManifests, toManifest, toSegment } from "../cli/msmctl/manifest.js";
+import { locateProxyRefusal } from "../cli/msmctl/apply.js";
 import { incompleteReports, mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
 import { configState, describeProxy, describeSegment, failureText } from "../cli/msmctl/describe.js";
 import { proxyRows } from "../cli/msmctl/get.js";
@@ -158,6 +159,16 @@ local("--wait reads a proxy's answer against the version meant for it: a store r
   assert.is((await one(status({ ackedVersion: 8, desiredVersion: 8 }))).result, "runs");
   assert.equal(await one(status({ ackedVersion: 7, notRunning: ["cam"], notRunningError: "port taken" })), { proxy: "n", result: "partial", revision: 7, detail: "port taken", notRunning: ["cam"] });
   assert.is((await one(status({ ackedVersion: 5, desiredVersion: 5 }), 0)).result, "runs", "0: whatever it is meant to run now");
+});
+
+local("a proxy's refusal is said in the file's words: file, document, spec path (the agent's snapshot index and config_json are not the operator's)", () => {
+  const { manifests, origins } = parseManifests(SEGMENTS_YAML, "cams.yaml");
+  const loaded = manifests.map((manifest, i) => ({ manifest, source: "cams.yaml", origin: origins[i]! }));
+  const text = "snapshot 42 not applied, the running config is unchanged: segments[1].chain[0].config_json: filter validate@1.0.0 rejected its config: bitrate cap must be positive (segment 'cam-1'); " +
+    "segments[0].listen.rtcp_port: port 5007 (another process holds it) (segment 'cam-3'); segments[2].listen: bind failed (segment 'elsewhere')";
+  assert.is(locateProxyRefusal(text, loaded),
+    "snapshot 42 not applied, the running config is unchanged: cams.yaml: document 1: spec.chain[0].config: filter validate@1.0.0 rejected its config: bitrate cap must be positive; " +
+    "cams.yaml: document 3: spec.listen.rtcpPort: port 5007 (another process holds it); segments[2].listen: bind failed (segment 'elsewhere')");
 });
 
 local("--wait waits on a refusal the proxy tries again (a port held for a moment): a later try that runs is a run, one still refused when the time is up is a refusal, said once as it goes", async () => {

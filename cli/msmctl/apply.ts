@@ -11,7 +11,7 @@ import { resourceAndNames } from "./resources.js";
 import { outcomeLines, waitForProxies, type ProxyOutcome } from "./wait.js";
 import { REDACTED, secretValues } from "../../controlplane/security/secrets.js";
 
-interface Loaded {
+export interface Loaded {
   readonly manifest: SegmentManifest;
   readonly source: string;
   readonly origin: ManifestOrigin;
@@ -109,6 +109,18 @@ export function locateRefusal(details: string, loaded: readonly Loaded[]): strin
     });
 }
 
+/**
+ * A proxy's refusal in the file's words: the agent names the snapshot's field and the segment
+ * (`segments[0].chain[1].config_json: ... (segment 'cam-1')`, snapshot order, not the file's), so
+ * each such part becomes `f.yaml: document 2: spec.chain[1].config: ...` for a segment of the files.
+ */
+export function locateProxyRefusal(text: string, loaded: readonly Loaded[]): string {
+  return text.replace(/segments\[\d+\]((?:\.[a-z_]+|\[\d+\])*)(: (?:(?!; segments\[).)*?) \(segment '([^']*)'\)/g, (m, path: string, rest: string, name: string) => {
+    const l = loaded.find((x) => x.manifest.metadata.name === name);
+    return l ? `${l.source}: document ${l.origin.document}: ${manifestPath(path, l.origin.prefix)}${rest}` : m;
+  });
+}
+
 export async function applyCommand(ctx: Context): Promise<number> {
   const files = flagValues(ctx.args, "filename");
   if (files.length === 0) throw new UsageError("apply needs -f FILE (YAML or JSON; - for stdin)");
@@ -151,7 +163,8 @@ export async function applyCommand(ctx: Context): Promise<number> {
       const revision = changed.includes(m.metadata.name) ? res.revision : 0;
       for (const p of [m.spec.proxy, before.get(m.metadata.name) ?? m.spec.proxy]) targets.set(p, Math.max(targets.get(p) ?? 0, revision));
     }
-    outcomes = await waitForProxies(ctx.api(), targets, wait.timeoutMs, false, (line) => ctx.io.err(line));
+    const inFileTerms = (o: ProxyOutcome): ProxyOutcome => (o.result === "refused" || o.result === "partial" ? { ...o, detail: locateProxyRefusal(o.detail, loaded) } : o);
+    outcomes = (await waitForProxies(ctx.api(), targets, wait.timeoutMs, false, (line) => ctx.io.err(locateProxyRefusal(line, loaded)))).map(inFileTerms);
   }
   if (ctx.output !== "table") {
     ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
