@@ -154,7 +154,7 @@ test("msm proxy: a segment NOT running after a reload (its port taken after the 
     await writer.writeFile(module);
     await writer.close();
     await printed(p, mark, /1 segment\(s\) NOT running \(cam\): next try in 1 s/, 10_000, "the segment NOT running");
-    assert.match(p.output().slice(mark), /config reloaded \(file changed\), but these segments are NOT running:\n {2}segments\[0\] \(segment 'cam'\): cannot bind listen 127\.0\.0\.1:\d+: bind EADDRINUSE/, p.output().slice(mark));
+    assert.match(p.output().slice(mark), /config reloaded \(file changed\), but these segments are NOT running:\n {2}segments\[0\] \(segment 'cam'\): cannot bind listen 127\.0\.0\.1:\d+: the port is taken \(another process holds it\)/, p.output().slice(mark));
     assert.is(await readyz(), 503);
     // each retry applies the running config again, which reads the module (the FIFO) again. The
     // feeder opens the FIFO anew only once the proxy closed its last reader: a writer reopening

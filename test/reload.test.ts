@@ -112,7 +112,7 @@ test("a listen port moved onto one another process holds: the change is refused 
     await waitFor(() => p.output().includes("proxy running"), 15_000, "the proxy to start");
     writeFileSync(file, yaml(moved, sink.port, fixture("counter"), 1));
     await waitFor(() => p.count("NOT reloaded") === 1, 5000, `the move refused\n${p.output()}`);
-    assert.match(p.output(), new RegExp(`segments\\[0\\] \\(segment 'cam'\\): cannot bind listen\\.port 127\\.0\\.0\\.1:${moved}: .*EADDRINUSE.* \\(another process holds it\\)`));
+    assert.match(p.output(), new RegExp(`segments\\[0\\] \\(segment 'cam'\\): cannot bind listen\\.port 127\\.0\\.0\\.1:${moved}: the port is taken \\(another process holds it\\)`));
     assert.not.match(p.output(), /NOT running/);
     for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, "127.0.0.1");
     await waitFor(() => sink.received >= 20, 3000, `cam still runs on its old port (${sink.received}/20)`);

@@ -137,13 +137,27 @@ function failSegment(config: SegmentConfig, opened: Socket[], message: string): 
 }
 
 /** Binds a socket (and joins its group, when `join` names one); on failure closes everything opened so far. */
+/** Why a bind failed, in an operator's words (Node says 'bind EADDRINUSE 127.0.0.1:5004', Bun leaves the port out). */
+export function bindFailure(err: unknown): string {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case "EADDRINUSE":
+      return "the port is taken (another process holds it)";
+    case "EACCES":
+      return "permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)";
+    case "EADDRNOTAVAIL":
+      return "no interface of this host has that address";
+    default:
+      return (err as Error).message;
+  }
+}
+
 function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
   return async (address: string, port: number, what: string, join: GroupJoin | null = null): Promise<Socket> => {
     let s: Socket;
     try {
       s = port === 0 ? await bindPinned(address, receiveBuffer) : await bindSocket(address, port, receiveBuffer);
     } catch (err) {
-      failSegment(config, opened, `cannot bind ${what} ${address}:${port}: ${(err as Error).message}`);
+      failSegment(config, opened, `cannot bind ${what} ${address}:${port}: ${bindFailure(err)}`);
     }
     opened.push(s);
     try {
@@ -198,8 +212,7 @@ export async function bindProblem(config: SegmentConfig, ours: (bind: { address:
     try {
       (await bindSocket(b.address, b.port, 0)).close();
     } catch (err) {
-      const held = (err as NodeJS.ErrnoException).code === "EADDRINUSE" ? " (another process holds it)" : "";
-      return `cannot bind ${b.what} ${b.address}:${b.port}: ${(err as Error).message}${held}`;
+      return `cannot bind ${b.what} ${b.address}:${b.port}: ${bindFailure(err)}`;
     }
   }
   return null;
