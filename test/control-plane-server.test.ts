@@ -392,7 +392,7 @@ test("ApplySegments: created / configured / unchanged, dry_run writes nothing, D
     assert.equal([p?.desiredVersion, p?.connected, p?.ackedVersion], [moved.revision, false, 0], `${node}: known from its segments, never connected`);
   }
 
-  await refused(rpc(adminA, "DeleteSegments", { names: ["d1", "nope"] }), status.NOT_FOUND, /'nope'/);
+  await refused(rpc(adminA, "DeleteSegments", { names: ["d1", "nope"] }), status.NOT_FOUND, /segment "nope" not found; nothing was deleted/);
   assert.is((await listSegments(adminA)).filter((x) => x.name.startsWith("d")).length, 2, "nothing deleted");
   const del = await rpc<{ deleted: string[]; revision: number }>(adminB, "DeleteSegments", { names: ["d1", "d2"] });
   assert.equal(del.deleted, ["d1", "d2"]);

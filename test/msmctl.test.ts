@@ -947,7 +947,7 @@ live("one proxy's large report does not break top or describe, for it or the oth
 live("delete: by name and by file, all or none; --ignore-not-found", async () => {
   let r = await msmctl(["delete", "segment", "cam-stdin", "cam-nope"], { env });
   assert.is(r.code, 1);
-  assert.match(r.err, /^msmctl: no segment named 'cam-nope'; nothing was deleted \(--ignore-not-found deletes those that exist\)$/m);
+  assert.match(r.err, /^msmctl: segment "cam-nope" not found; nothing was deleted \(--ignore-not-found deletes those that exist\)$/m);
   r = await msmctl(["delete", "segment", "cam-stdin", "cam-nope", "--ignore-not-found"], { env });
   assert.is(r.code, 0, r.err);
   assert.is(r.out, "segment/cam-stdin deleted\n");

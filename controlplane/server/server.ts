@@ -523,7 +523,7 @@ class ControlPlaneServer {
         if (req.names.length === 0) throw invalid(["names: nothing to delete"]);
         return this.write("DeleteSegments", async () => {
           const plan = planDelete(req.names, await this.readDesired());
-          if ("missing" in plan) throw new RpcError(status.NOT_FOUND, `no segment named ${plan.missing.map((n) => `'${n}'`).join(", ")}; nothing was deleted`);
+          if ("missing" in plan) throw new RpcError(status.NOT_FOUND, `${plan.missing.map((n) => `segment "${n}" not found`).join(", ")}; nothing was deleted`);
           this.checkTxnSize(plan.ops, plan.compares.length);
           const r = await this.store.txn(plan.compares, plan.ops);
           return r.succeeded ? { deleted: plan.deleted, revision: r.revision } : CONFLICT;
