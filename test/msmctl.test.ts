@@ -217,7 +217,7 @@ const badCases: [string, string, RegExp][] = [
   ["broken YAML", `${SEGMENTS_YAML}---\nkind: [\n`, /document 4: not valid YAML or JSON/],
   ["a list element", JSON.stringify([{ kind: "Segment", metadata: { name: "a" }, spec: { proxy: "n", listen: { address: "127.0.0.1", port: 1 }, destinations: [{ address: "127.0.0.1", port: 2, rtpc: 3 }] } }]), /document 1: \[0\]\.spec\.destinations\[0\]\.rtpc: unknown key/],
   ["nothing at all", "# empty\n", /^f\.yaml: no segments in it$/],
-  ["a typo in a leg", LEGS_YAML.replace("portOffset: 2 }", "portOfset: 2 }"), /^f\.yaml: document 1: spec\.legs\[0\]\.portOfset: unknown key$/m],
+  ["a typo in a leg", LEGS_YAML.replace("portOffset: 2 }", "portOfset: 2 }"), /^f\.yaml: document 1: spec\.legs\[0\]\.portOfset: unknown key; did you mean 'portOffset'\?$/m],
   ["8 legs", LEGS_YAML.replace(/  legs:\n[\s\S]*$/, `  legs:\n${Array.from({ length: 8 }, (_, k) => `    - { name: leg-${k}, portOffset: ${2 + 2 * k} }`).join("\n")}\n`), /^f\.yaml: document 1: spec\.legs: at most 7 items$/m],
   ["a bad leg name", LEGS_YAML.replace("name: fec-col", "name: 'fec col'"), /document 1: spec\.legs\[0\]\.name: must be 1-63 letters/],
   ["a leg port offset of 0", LEGS_YAML.replace("portOffset: 2", "portOffset: 0"), /document 1: spec\.legs\[0\]\.portOffset: must be at least 1/],

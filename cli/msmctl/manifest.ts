@@ -6,6 +6,7 @@ import { isIP } from "node:net";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { proxyConfigSchema } from "../../runtime/index.js";
+import { nearKey } from "../../runtime/config/schema-messages.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../controlplane/api/proto.js";
 import { clockRatesOf } from "../../controlplane/api/proto.js";
 
@@ -127,7 +128,10 @@ function describeIssue(issue: z.core.$ZodIssue, prefix: string): string[] {
   const at = join(prefix, pathString(issue.path));
   switch (issue.code) {
     case "unrecognized_keys":
-      return issue.keys.map((k) => `${join(at, k)}: unknown key`);
+      return issue.keys.map((k) => {
+        const near = nearKey(segmentSchema, issue.path, k);
+        return `${join(at, k)}: unknown key${near ? `; did you mean '${near}'?` : ""}`;
+      });
     case "invalid_type":
       if (/received undefined$/.test(issue.message)) return [`${at}: required`];
       return [`${at}: must be ${issue.expected === "array" ? "a list" : issue.expected === "object" || issue.expected === "record" ? "a mapping" : `a ${issue.expected}`}${/received (\w+)$/.exec(issue.message) ? `, got ${/received (\w+)$/.exec(issue.message)![1]}` : ""}`];

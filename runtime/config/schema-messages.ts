@@ -28,6 +28,11 @@ export function schemaProblems(issues: readonly Issue[], pathString: (path: read
   return out;
 }
 
+/** The key of the schema's object at `path` that `key` likely misspells, if one looks like it. */
+export function nearKey(schema: z.ZodType, path: readonly PropertyKey[], key: string): string | undefined {
+  return keysAt(schema, path).find((k) => k !== key && looksLike(key, k));
+}
+
 /** The keys the schema allows in the object at `path` (best effort: none where it cannot tell). */
 function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
   let node: unknown = schema;
