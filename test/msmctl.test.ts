@@ -851,6 +851,16 @@ live("get proxies and describe: a proxy's refusal, truncated in the table and wh
   r = await msmctl(["describe", "segment", "cam-3"], { env });
   assert.match(r.out, /^Proxy status:\s+never connected; version \d+ waits for it to connect; it has run nothing from the control plane$/m, r.out);
   assert.match(r.out, /^Stats:\s+none reported$/m);
+  // as kubectl: no name describes each, several each in turn, -o json a list of them
+  r = await msmctl(["describe", "segments"], { env });
+  assert.is(r.code, 0, r.err);
+  const described = [...r.out.matchAll(/^Name:\s+(\S+)$/gm)].map((m) => m[1]!);
+  assert.equal(described, [...described].sort(), "in name order");
+  assert.ok(["cam-1", "cam-2", "cam-3"].every((n) => described.includes(n)), described.join());
+  r = await msmctl(["describe", "segment", "cam-3", "cam-1", "-o", "json"], { env });
+  assert.equal(JSON.parse(r.out).items.map((x: { segment: { metadata: { name: string } } }) => x.segment.metadata.name), ["cam-3", "cam-1"]);
+  r = await msmctl(["describe", "proxies"], { env });
+  assert.match(r.out, /^Node:\s+node-1$/m);
 
   writeFileSync(file, SEGMENTS_YAML.split("---")[0]!);
   r = await msmctl(["apply", "-f", file], { env });
@@ -973,7 +983,7 @@ live("errors: a refused connection names the server; usage errors exit 2", async
     [["apply"], /apply needs -f FILE/],
     [["get", "segments", "--dry-run"], /--dry-run does not apply to 'get'/],
     [["get", "segments", "-o", "xml"], /-o must be one of table, json, yaml/],
-    [["describe", "segment"], /one name/],
+    [["describe", "stream"], /one name/],
     [["delete", "segment"], /at least one NAME/],
     [["top", "proxies"], /unknown resource type 'proxies'/],
     [["get", "segments", "--insecure", "--tls-ca", "x"], /--insecure and --tls-ca exclude each other/],

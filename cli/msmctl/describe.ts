@@ -233,31 +233,50 @@ async function latestStats(api: AdminApi, proxy: string): Promise<ProxyCounters 
 
 export async function describeCommand(ctx: Context): Promise<number> {
   const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies", "streams"], "describe");
-  if (names.length !== 1) throw new UsageError(`describe ${resource === "segments" ? "segment NAME" : resource === "streams" ? "stream NAME" : "proxy NODE"}: one name`);
-  const name = names[0]!;
-  if (resource === "streams") return describeStream(ctx, name);
+  if (resource === "streams") {
+    if (names.length !== 1) throw new UsageError("describe stream NAME: one name");
+    return describeStream(ctx, names[0]!);
+  }
   const api = ctx.api();
   const showSecrets = flagSet(ctx.args, "show-secrets");
-  if (resource === "segments") {
-    const { segments } = await api.listSegments({ proxy: "", showSecrets });
-    const seg = segments.find((s) => s.name === name);
-    if (!seg) throw new CliError(`segment "${name}" not found`);
-    const [{ proxies }, report] = await Promise.all([api.listProxies(), latestStats(api, seg.proxy)]);
-    const proxy = proxies.find((p) => p.nodeId === seg.proxy);
-    const counters = report;
-    if (ctx.output !== "table") {
-      ctx.io.out(render({ segment: toManifest(seg), proxy: proxy ?? null, stats: counters?.segments.find((s) => s.name === seg.name) ?? null, statsAtMs: counters?.atMs ?? 0 }, ctx.output));
-    } else ctx.io.out(describeSegment(seg, proxy, counters));
-    noteRedacted(ctx, [seg]);
+  // as kubectl: no name describes every one, several each in turn (-o json|yaml: a list of them then)
+  const [{ proxies }, { segments }] = await Promise.all([api.listProxies(), api.listSegments({ proxy: "", showSecrets })]);
+  const all = resource === "segments" ? segments.map((s) => s.name) : proxies.map((p) => p.nodeId);
+  const chosen = names.length > 0 ? names : [...all].sort();
+  if (chosen.length === 0) {
+    ctx.io.err(`msmctl: no ${resource} to describe\n`);
     return 0;
   }
-  const [{ proxies }, { segments }, report] = await Promise.all([api.listProxies(), api.listSegments({ proxy: name, showSecrets }), latestStats(api, name)]);
-  const proxy = proxies.find((p) => p.nodeId === name);
-  if (!proxy) throw new CliError(`proxy "${name}" not found${segments.length ? ` (${segments.length} segment(s) wait for it: ${segments.map((s) => s.name).join(", ")})` : ""}`);
-  const mine = segments.filter((s) => s.proxy === name).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const counters = report;
-  if (ctx.output !== "table") ctx.io.out(render({ proxy, segments: mine.map(toManifest), stats: counters ?? null }, ctx.output));
-  else ctx.io.out(describeProxy(proxy, mine, counters));
-  if (ctx.output !== "table") noteRedacted(ctx, mine);
+  const reports = new Map<string, Promise<ProxyCounters | undefined>>();
+  const statsOf = (proxy: string): Promise<ProxyCounters | undefined> => {
+    if (!reports.has(proxy)) reports.set(proxy, latestStats(api, proxy));
+    return reports.get(proxy)!;
+  };
+  const texts: string[] = [];
+  const objects: unknown[] = [];
+  const shown: Segment[] = [];
+  for (const name of chosen) {
+    if (resource === "segments") {
+      const seg = segments.find((s) => s.name === name);
+      if (!seg) throw new CliError(`segment "${name}" not found`);
+      const proxy = proxies.find((p) => p.nodeId === seg.proxy);
+      const counters = await statsOf(seg.proxy);
+      objects.push({ segment: toManifest(seg), proxy: proxy ?? null, stats: counters?.segments.find((s) => s.name === seg.name) ?? null, statsAtMs: counters?.atMs ?? 0 });
+      texts.push(describeSegment(seg, proxy, counters));
+      shown.push(seg);
+    } else {
+      const proxy = proxies.find((p) => p.nodeId === name);
+      const waiting = segments.filter((s) => s.proxy === name);
+      if (!proxy) throw new CliError(`proxy "${name}" not found${waiting.length ? ` (${waiting.length} segment(s) wait for it: ${waiting.map((s) => s.name).join(", ")})` : ""}`);
+      const mine = waiting.sort((a, b) => (a.name < b.name ? -1 : 1));
+      const counters = await statsOf(name);
+      objects.push({ proxy, segments: mine.map(toManifest), stats: counters ?? null });
+      texts.push(describeProxy(proxy, mine, counters));
+      if (ctx.output !== "table") shown.push(...mine);
+    }
+  }
+  if (ctx.output !== "table") ctx.io.out(render(objects.length === 1 ? objects[0] : { items: objects }, ctx.output));
+  else ctx.io.out(texts.join("\n"));
+  noteRedacted(ctx, shown);
   return 0;
 }
