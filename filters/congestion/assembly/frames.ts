@@ -4,7 +4,7 @@
 // the frame matters: IDR (or parameter sets) > reference (nal_ref_idc > 0) > non-reference.
 import { RtpPacket } from "../../../sdk/assembly";
 import { DROP_DEPENDENT, DROP_NON_REFERENCE, DROP_QUEUE_FULL, DROP_REFERENCE } from "./metrics";
-import { MAX_SOURCES } from "./settings";
+import { MAX_SOURCES, SOURCE_IDLE_US } from "./settings";
 
 export const CLASS_OTHER = 0;
 export const CLASS_NON_REFERENCE = 1;
@@ -56,17 +56,16 @@ export class FrameGate {
   /** Set when the last decision started waiting for an IDR (the caller may ask the origin for one). */
   startedWaiting: bool = false;
   private source: i32 = 0;
-  /** Per source: the decision count at its last packet; a new SSRC beyond SOURCES takes the place of the one unseen longest. */
+  /** Per source: when its last packet came; a new SSRC beyond SOURCES takes the place of one silent for SOURCE_IDLE_US. */
   private readonly lastUse: StaticArray<i64> = new StaticArray<i64>(SOURCES);
-  private decisions: i64 = 0;
 
   /**
    * The verdict for one RTP packet: 0 (admit) or a drop reason. `h264` says whether its payload
    * type is H.264; `queueMs` is the pacer's queue now; the limits come from the config.
    */
-  decide(ptr: usize, len: i32, h264: bool, queueMs: f64, nonReferenceMs: f64, referenceMs: f64, maxQueueMs: f64): u32 {
+  decide(ptr: usize, len: i32, h264: bool, queueMs: f64, nonReferenceMs: f64, referenceMs: f64, maxQueueMs: f64, nowUs: i64): u32 {
     this.startedWaiting = false;
-    const s = this.sourceOf(RtpPacket.ssrc(ptr));
+    const s = this.sourceOf(RtpPacket.ssrc(ptr), nowUs);
     this.source = s;
     const ts = RtpPacket.timestamp(ptr);
     if (unchecked(this.timestamps[s]) == ts && unchecked(this.verdicts[s]) != 0xffffffff) return unchecked(this.verdicts[s]);
@@ -122,8 +121,7 @@ export class FrameGate {
     unchecked((this.waitingIdr[s] = true));
   }
 
-  private sourceOf(ssrc: u32): i32 {
-    const now = ++this.decisions;
+  private sourceOf(ssrc: u32, now: i64): i32 {
     let oldest = 0;
     for (let i = 0; i < SOURCES; i++) {
       if (!unchecked(this.used[i])) {
@@ -136,8 +134,11 @@ export class FrameGate {
       }
       if (unchecked(this.lastUse[i]) < unchecked(this.lastUse[oldest])) oldest = i;
     }
-    // a sender that restarted under a new SSRC: its old stream, unseen longest, gives up its place
-    // (shared, a keyframe request would name the old SSRC, and its wait for an IDR the new one's)
+    // a sender that restarted under a new SSRC: its old stream, silent, gives up its place (shared,
+    // a keyframe request would name the old SSRC, and its wait for an IDR the new one's); while
+    // all are busy (more live SSRCs than followed), the new one shares the last place, never
+    // taking a live stream's in the middle of its frame
+    if (now - unchecked(this.lastUse[oldest]) < SOURCE_IDLE_US) return SOURCES - 1;
     return this.start(oldest, ssrc, now);
   }
 

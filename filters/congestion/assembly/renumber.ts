@@ -80,7 +80,12 @@ export class Renumber {
       if (this.count < SOURCES) s = this.count++;
       else {
         s = this.idlest();
-        if (nowUs - unchecked(this.lastSeen[s]) < IDLE_US) return -1;
+        if (nowUs - unchecked(this.lastSeen[s]) < IDLE_US) {
+          // not renumbered: its packets leave with the numbers they came with, so the drop count
+          // kept for it no longer applies (given a slot later, it would number back over them)
+          this.forgetRetired(ssrc);
+          return -1;
+        }
         this.retire(s);
       }
       unchecked((this.ssrcs[s] = ssrc));
@@ -121,6 +126,11 @@ export class Renumber {
     unchecked((this.total[s] = drops));
     // nothing older than its return can be mapped: the ranges it had are gone
     unchecked((this.floor[s] = first));
+  }
+
+  private forgetRetired(ssrc: u32): void {
+    const k = this.retiredAt(ssrc);
+    if (k >= 0) unchecked((this.retiredDrops[k] = 0));
   }
 
   private retiredAt(ssrc: u32): i32 {

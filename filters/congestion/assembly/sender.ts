@@ -17,7 +17,7 @@ import { Pacer } from "./pacer";
 import { RateControl } from "./rate-control";
 import { NO_TAG, Renumber, UNMAPPED } from "./renumber";
 import { writeSignals } from "./signals";
-import { MAX_SOURCES, Settings } from "./settings";
+import { MAX_SOURCES, SOURCE_IDLE_US, Settings } from "./settings";
 import { Trendline } from "./trendline";
 
 export const PACER_TIMER = 0;
@@ -160,7 +160,7 @@ export class SenderContext extends SegmentContext {
     const pacer = this.pacer;
     pacer.refill(now);
     const s = this.s;
-    const verdict = this.gate.decide(ptr, len, s.isH264(<i32>RtpPacket.payloadType(ptr)), pacer.queueMsBesideKeyframes, s.nonReferenceMs, s.referenceMs, s.maxQueueMs);
+    const verdict = this.gate.decide(ptr, len, s.isH264(<i32>RtpPacket.payloadType(ptr)), pacer.queueMsBesideKeyframes, s.nonReferenceMs, s.referenceMs, s.maxQueueMs, now);
     if (this.gate.startedWaiting) this.askKeyframe();
     if (verdict != 0) return this.dropped(verdict, true);
     if (pacer.count == 0 && pacer.mayLeave) return this.passNow(p, now);
@@ -489,12 +489,14 @@ export class SenderContext extends SegmentContext {
         return;
       }
     }
-    // a sender that restarted under a new SSRC: the stream it left is the one silent longest
+    // a sender that restarted under a new SSRC: the stream it left is the one silent longest (while
+    // every one followed is live, the new one is not followed)
     let at = n;
     if (n < SOURCES) this.sourceCount = n + 1;
     else {
       at = 0;
       for (let i = 1; i < n; i++) if (unchecked(this.sourceSeen[i]) < unchecked(this.sourceSeen[at])) at = i;
+      if (now - unchecked(this.sourceSeen[at]) < SOURCE_IDLE_US) return;
       if (unchecked(this.sources[at]) == this.mediaSsrc) this.mediaSsrc = ssrc;
     }
     unchecked((this.sources[at] = ssrc));

@@ -5,8 +5,10 @@ import { Config } from "../../../sdk/assembly";
 export const MODE_SENDER = 0;
 export const MODE_RECEIVER = 1;
 
-/** SSRCs followed per segment (audio and video, a few simulcast layers); a new one beyond them takes the place of one gone silent. */
+/** SSRCs followed per segment (audio and video, a few simulcast layers); a new one beyond them takes the place of one gone silent (SOURCE_IDLE_US). */
 export const MAX_SOURCES = 8;
+/** A followed SSRC silent this long gives its place to a new one (while all are busier, a new one is not followed). */
+export const SOURCE_IDLE_US: i64 = 2_000_000;
 
 /**
  * priority.renumber when not set: off. On, it needs the stream's RTX payload types

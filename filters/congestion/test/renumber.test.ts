@@ -436,6 +436,25 @@ test("SSRC churn: a source silent for 5 s gives its slot to a new one, which is 
   assert.equal(busy.seqsOf(many[7]!), Array.from({ length: 8 }, (_, k) => 8000 + k), "the eighth renumbered");
 });
 
+test("a source back while every slot is busy goes with its own numbers, and when it gets a slot later it numbers on from those, never back over them", async () => {
+  const run = await start();
+  const a = SSRC + 0x77;
+  refAndDropped(run, 1000, 2, 0, a); // 1000-1011 in, 4 dropped: out 1000-1007
+  run.advance(100);
+  run.h.advanceTime(5_000_000);
+  // eight others take every slot (a's, idle, among them)
+  for (let i = 0; i < 8; i++) refAndDropped(run, 5000 * (i + 1), 1, 10 * i, SSRC + 0x1000 * (i + 1));
+  refAndDropped(run, 1012, 2, 100, a); // no slot free: as it came, with its gaps
+  run.advance(100);
+  run.h.advanceTime(5_000_000);
+  refAndDropped(run, 1024, 2, 200, a); // a slot again
+  const seqs = run.seqsOf(a);
+  assert.equal(seqs.slice(0, 8), Array.from({ length: 8 }, (_, k) => 1000 + k));
+  assert.equal(seqs.slice(8, 16), keptOf(1012, 2), "with no slot, the numbers it came with");
+  assert.ok(seqs.every((x, i) => i === 0 || x > seqs[i - 1]!), `never back over numbers sent: ${seqs.join()}`);
+  assert.equal(seqs.slice(16), Array.from({ length: 8 }, (_, k) => 1024 + k), "renumbered again, on from its own numbers");
+});
+
 test("hostile NACKs (no FCI, padding, before any media, more entries than translated, every bit set) do not fail the filter; a NACK about every output number comes back as their inputs", async () => {
   const run = await start();
   const early = nack([[5, 0xffff]]);
