@@ -25,10 +25,12 @@ const io: Io = {
 };
 
 // a reader that went away (`msmctl top | head`): nothing more to say, and no stack trace about it
-process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
-  throw err;
-});
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 
 runMsmctl(process.argv.slice(2), io).then((code) => {
   process.exitCode = code;

@@ -167,7 +167,7 @@ function agentFlags(flags: Map<string, string>, insecure: boolean): AgentFlags {
     controlPlanes, nodeId, stateDir, tls, insecure,
     workers: flags.has("workers") ? workers : undefined,
     gso,
-    admin: adminFlag ? hostPort("admin", adminFlag) : undefined,
+    admin: adminFlag !== undefined ? hostPort("admin", adminFlag) : undefined,
   };
 }
 

@@ -297,7 +297,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         batchSize: this.config.batchSize, io: this.io, socketReceiveBuffer: this.config.socketReceiveBuffer,
         streams: { max: this.config.streams.max, idleMs: this.config.streams.idleSeconds * 1000 },
       },
-      (event) => this.emit("event", event),
+      (event) => {
+        if (event.type === "swap") for (const i of event.renewed) this.stuck.delete(`${event.segment}#${i}`);
+        this.emit("event", event);
+      },
       (code, signal) => {
         if (this.closed || this.workers[index] !== handle) return;
         this.workerExits++;
@@ -389,7 +392,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     // the point of no return: from here the new config is the one running, whatever fails
     const committed = (await Promise.all(current().map((w) => w.commit()))).flat();
-    const before = this.config;
     this.config = config;
     this.running = config.segments;
     this.applied = true;
@@ -404,12 +406,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // forget the history of segments that are gone
     const names = new Set(config.segments.map((s) => s.name));
     for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
-    // a stage whose filter or config changed is a fresh one: its count toward maxFailures starts again
-    for (const key of [...this.stuck.keys()]) {
-      const at = key.lastIndexOf("#");
-      const [segment, stage] = [key.slice(0, at), Number(key.slice(at + 1))];
-      if (stageIdentity(before, segment, stage) !== stageIdentity(config, segment, stage)) this.stuck.delete(key);
-    }
+
     for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
@@ -544,7 +541,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       });
       const what = name ? `filter '${name}'` : "a filter of the change";
       const call = slot === STARTING_SLOT ? "its _initialize or msm_configure_root" : "a new stage's msm_context_create";
-      const when = this.preparing ? ` while the change was prepared (an endless loop in ${call}?)` : "";
+      // a change's own call (a probe, an instance's start, or one of an instance the change made):
+      // a running stage's packet call stuck during a change is not the change's
+      const changeCall = probed !== undefined || slot === STARTING_SLOT || !culprit;
+      const when = this.preparing && changeCall ? ` while the change was prepared (an endless loop in ${call}?)` : "";
       void this.restartWorker(index, `was stuck in ${what} for over ${limit} ms${when}; the watchdog restarted it`);
     });
   }
@@ -589,13 +589,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length });
     });
   }
-}
-
-/** What makes a running stage the same one across a change: its filter (module, root config) and its own config. */
-function stageIdentity(config: ProxyConfig, segment: string, index: number): string {
-  const stage = config.segments.find((s) => s.name === segment)?.chain[index];
-  if (!stage) return "";
-  return JSON.stringify([stage.filter, config.filters[stage.filter] ?? null, stage.config ?? null]);
 }
 
 /** A segment as it last counted, its stages down: what /stats shows while its worker is replaced. */

@@ -244,6 +244,7 @@ test("msm proxy --check: a file a start would take passes without binding a port
       [[...agent, "--workers", "abc"], "--workers must be a number from 1 to 64, got 'abc'"],
       [[...agent, "--gso", "maybe"], "--gso must be auto or off, got 'maybe'"],
       [[...agent, "--admin", "9494"], "--admin takes HOST:PORT, got '9494'"],
+      [[...agent, "--admin", ""], "--admin takes HOST:PORT, got ''"],
       [["--control-plane", "127.0.0.1:1", "--node-id", "n", "--insecure", "--config", file], "--control-plane needs --state-dir (missing)"],
       [["--config", file, "--admin", "127.0.0.1:99999"], "--admin takes HOST:PORT, got '127.0.0.1:99999'"],
     ] as [string[], string][]) {

@@ -36,9 +36,9 @@ function answered(s: ProxyStatus, revision: number): ProxyOutcome | undefined {
   return { proxy: s.nodeId, result: "runs", revision: s.ackedVersion, detail: "" };
 }
 
-/** The proxy refused the version meant for it and tries it again. */
+/** The proxy refused the version meant for it and tries it again (also while it reconnects: a replica's failover). */
 function retrying(s: ProxyStatus, target: number): boolean {
-  return s.connected && s.nackedVersion >= target && s.nackRetryAtMs > 0;
+  return s.nackedVersion >= target && s.nackRetryAtMs > 0;
 }
 
 /** A retried refusal as it stands: when the proxy tries again, and why it refused. */

@@ -59,7 +59,7 @@ export type DataPlaneEvent =
   | PoolEvent
   | { type: "log"; filter: string; level: LogLevel; message: string }
   /** carried: state moved over; awaitingRestart: the new stage is down, a restart of it imports the state (none comes if the filter gave up); fresh: no state. */
-  | { type: "swap"; segment: string; carried: string[]; awaitingRestart: string[]; fresh: string[] }
+  | { type: "swap"; segment: string; carried: string[]; awaitingRestart: string[]; fresh: string[]; /** stage indexes whose module, root config or config changed */ renewed: number[] }
   | { type: "error"; segment: string; message: string };
 
 /** A stage's state blob, as a checkpoint carries it across a worker restart. */
@@ -491,7 +491,14 @@ export class DataPlane {
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state not carried over: ${result.reason}` });
       }
     }
-    this.options.onEvent?.({ type: "swap", segment: seg.name, carried, awaitingRestart, fresh });
+    // a stage whose instance (module, root config) or config changed is a new one: the proxy counts
+    // its failures toward the policy's limit from 0 (an operator's fix is not held against it)
+    const renewed: number[] = [];
+    next.forEach((st, i) => {
+      const before = old.find((o) => o.filterName === st.filterName);
+      if (!before || before.slot !== st.slot || JSON.stringify(before.config) !== JSON.stringify(st.config)) renewed.push(i);
+    });
+    this.options.onEvent?.({ type: "swap", segment: seg.name, carried, awaitingRestart, fresh, renewed });
     return new Set(carried);
   }
 

@@ -136,7 +136,6 @@ function failSegment(config: SegmentConfig, opened: Socket[], message: string): 
   throw new Error(`segment '${config.name}': ${message}`);
 }
 
-/** Binds a socket (and joins its group, when `join` names one); on failure closes everything opened so far. */
 /** Why a bind failed, in an operator's words (Node says 'bind EADDRINUSE 127.0.0.1:5004', Bun leaves the port out). */
 export function bindFailure(err: unknown): string {
   switch ((err as NodeJS.ErrnoException).code) {
@@ -151,6 +150,7 @@ export function bindFailure(err: unknown): string {
   }
 }
 
+/** Binds a socket (and joins its group, when `join` names one); on failure closes everything opened so far. */
 function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
   return async (address: string, port: number, what: string, join: GroupJoin | null = null): Promise<Socket> => {
     let s: Socket;

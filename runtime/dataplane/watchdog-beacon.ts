@@ -41,6 +41,7 @@ export class WatchdogBeacon {
   }
 
   enter(slotId: number): void {
+    this.slot[1] = 0; // no name: the main thread knows a packet call's slot
     this.since[0] = Date.now();
     Atomics.store(this.slot, 0, slotId);
   }
@@ -48,8 +49,9 @@ export class WatchdogBeacon {
   /** enter() for a change's call: the filter's name goes too (cut to 80 bytes). */
   enterNamed(slotId: number, filter: string): void {
     const { written } = new TextEncoder().encodeInto(filter, this.name);
+    this.since[0] = Date.now();
     this.slot[1] = written;
-    this.enter(slotId);
+    Atomics.store(this.slot, 0, slotId);
   }
 
   /** For the watchdog: the name the last enterNamed gave ("" if none). */

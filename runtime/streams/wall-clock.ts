@@ -11,7 +11,7 @@ const STEP_MS = 2;
 const TICKS = 4;
 /** The most the start's calibration spins. */
 const SPIN_MS = 12;
-/** Samples after a step that settle the offset (the max of n lies about 1/(n+1) ms below it). */
+/** Samples after a step that settle the offset (the largest of n lies about 1/(n+1) ms below it). */
 const SETTLE_SAMPLES = 64;
 
 /** The two clocks read (injectable for tests). */
@@ -24,8 +24,7 @@ const systemClocks: Clocks = { wall: () => Date.now(), monotonic: () => performa
 
 export class WallClock {
   private offset: number;
-  /** After a step: the largest sample since (each lies in (offset - 1, offset]), and how many were taken; 0 when settled. */
-  private stepBest = 0;
+  /** Samples taken since a step (each lies in (true offset - 1, true offset]); 0 when settled. */
   private stepSamples = 0;
 
   constructor(private readonly clocks: Clocks = systemClocks) {
@@ -38,22 +37,20 @@ export class WallClock {
 
   /**
    * Checks the wall clock for a step (called about once a second). After one, the offset is the
-   * sample plus half a millisecond (Date.now() truncates), then the largest sample since, nearer
-   * with each call: the calls fall at unrelated fractions of a millisecond.
+   * sample (Date.now() truncates: at most a millisecond early), then the largest sample since,
+   * nearer with each call as the calls fall at unrelated fractions of a millisecond. It only
+   * grows while it settles: a time stamped later never reads earlier than one before it.
    */
   resync(): void {
     const sample = this.clocks.wall() - this.clocks.monotonic();
     if (sample > this.offset + STEP_MS || sample < this.offset - 1 - STEP_MS) {
-      this.stepBest = sample;
+      this.offset = sample;
       this.stepSamples = 1;
-      this.offset = sample + 0.5;
       return;
     }
     if (this.stepSamples === 0) return;
-    if (sample > this.stepBest) this.stepBest = sample;
-    this.stepSamples++;
-    this.offset = this.stepBest + 1 / (this.stepSamples + 1);
-    if (this.stepSamples >= SETTLE_SAMPLES) this.stepSamples = 0;
+    if (sample > this.offset) this.offset = sample;
+    if (++this.stepSamples >= SETTLE_SAMPLES) this.stepSamples = 0;
   }
 
   /**
