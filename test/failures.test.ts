@@ -2,6 +2,9 @@
 // handled as docs/abi.md says, and segments on other workers never notice.
 import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ApplyError, sha256Hex, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { suite } from "./lib/suite.js";
@@ -123,8 +126,12 @@ test("an endless loop: the watchdog restarts that worker; the other worker's str
   }
 });
 
-test("a stage whose config changed starts its count toward maxFailures again, and the failure counter only goes up: 2 watchdog restarts, a swap, a third: running, msm_filter_failures_total 3", async () => {
-  const { proxy, events, input, pa, sa, tx, cleanup } = await twoSegments("open", { watchdog: { stuckMs: 300 } });
+test("a stage whose config or module changed starts its count toward maxFailures again, and the failure counter only goes up: 2 stalls, a config swap, 2, a rebuilt module, 1: running, msm_filter_failures_total 5", async () => {
+  // the module from a file of its own, rebuilt in place below (the scaffold's watch-and-reload)
+  const dir = mkdtempSync(join(tmpdir(), "msm-failures-"));
+  const modulePath = join(dir, "misbehave.wasm");
+  copyFileSync(fixture("misbehave"), modulePath);
+  const { proxy, events, input, pa, sa, tx, cleanup } = await twoSegments("open", { watchdog: { stuckMs: 300 }, filters: { misbehave: { path: modulePath }, counter: { path: fixture("counter") } } });
   const stuckOnce = async (from: number, expected: number): Promise<void> => {
     tx.send(command(from, 0xad), pa, "127.0.0.1");
     await waitFor(async () => {
@@ -146,11 +153,18 @@ test("a stage whose config changed starts its count toward maxFailures again, an
     stage.config = { loopIn: "" };
     await proxy.apply(validateProxyConfig(changed));
     await stuckOnce(20, 3); // the fresh stage's first: not given up
+    await stuckOnce(25, 4);
+    // the same path, a new build (a custom section more: another digest, the same code)
+    const wasm = readFileSync(modulePath);
+    writeFileSync(modulePath, Buffer.concat([wasm, Buffer.from([0, 4, 3, 0x6d, 0x73, 0x6d])]));
+    await proxy.apply(validateProxyConfig(changed));
+    await stuckOnce(30, 5); // the new build's first: not given up
     assert.not.ok(events.some((e) => e.type === "gave-up"), "nothing given up");
     const line = renderPrometheus(await proxy.stats()).split("\n").find((l) => l.startsWith("msm_filter_failures_total{") && l.includes('segment="bad"'));
-    assert.ok(line?.endsWith(" 3"), `the counter: ${line}`);
+    assert.ok(line?.endsWith(" 5"), `the counter: ${line}`);
   } finally {
     await cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
