@@ -470,6 +470,28 @@ test("toward a plain receiver, receiver reports alone drive the target: down und
   assert.ok(rtt > 0 && rtt < 60_000, `round trip from the reports: ${rtt} ms`);
 });
 
+test("more live SSRCs than followed: a ninth never takes the place of a live stream (one waiting for an IDR still waits)", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 1_000_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 20, referenceMs: 60 } });
+  let seq = 0;
+  let f = 0;
+  const frame = (kind: "idr" | "ref" | "nonref"): string => {
+    const r = h.runBatch(Array.from({ length: 10 }, (_, k) => ({ ctx: s, bytes: h264Packet(seq++, f * 3000, kind, { first: k === 0, last: k === 9, size: 1100 }) })));
+    f++;
+    h.advanceTime(33_000);
+    return r.packets[0]!.verdict === "drop" ? r.packets[0]!.reasonName : "kept";
+  };
+  frame("idr");
+  let lost = false;
+  for (let k = 0; k < 40 && !lost; k++) lost = frame(k % 2 ? "nonref" : "ref") === "filter_257";
+  assert.ok(lost, "a reference frame was dropped: the stream waits for an IDR");
+  // eight other live streams (audio, other layers) take the other places, and one more
+  for (let i = 1; i <= 8; i++) h.run({ ctx: s, bytes: buildRtp({ seq: i, timestamp: i, ssrc: 0xa0000000 + i, payloadType: 111, payloadSize: 80 }) });
+  h.advanceTime(1_000_000); // the queue drains; nobody silent for 2 s
+  assert.is(frame("ref"), "filter_258", "still waiting for the IDR: its place was not given to the ninth");
+  assert.is(frame("idr"), "kept");
+});
+
 test("never half a frame: every packet of a frame gets the frame's verdict, and a reference frame dropped takes the frames up to the next IDR with it", async () => {
   const h = await loadCongestion({ startUs: 0 });
   const s = h.createContext({ mode: "sender", startBps: 1_000_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 20, referenceMs: 60 } });
