@@ -1,7 +1,7 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { status } from "@grpc/grpc-js";
-import type { ChainStage, Endpoint, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
+import type { ChainStage, Endpoint, FilterRef, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
 import { DEFAULT_FAILURE_POLICY, isMulticast } from "../../runtime/index.js";
 import { CliError, type AdminApi } from "./client.js";
 import type { Context } from "./context.js";
@@ -97,9 +97,21 @@ function sourceText(seg: Segment): string {
   return `${who}\n${gate}`;
 }
 
-/** A chain stage: its filter, its config, and its filter entry's settings when any are given. */
-function stageText(st: ChainStage, i: number): string {
-  const parts = [`${i + 1}. ${st.version ? `${st.filter}@${st.version}` : `${st.filter} (newest)`}  ${st.configJson || "{}"}`];
+/** The registry's newest version of each filter, as the control plane resolves a stage without one (the last pushed). */
+export function newestVersions(filters: readonly FilterRef[]): Map<string, FilterRef> {
+  const newest = new Map<string, FilterRef>();
+  for (const f of filters) {
+    const seen = newest.get(f.name);
+    if (!seen || f.pushedAtMs > seen.pushedAtMs) newest.set(f.name, f);
+  }
+  return newest;
+}
+
+/** A chain stage: its filter (a stage without a version: which one that is now), its config, and its filter entry's settings when any are given. */
+function stageText(st: ChainStage, i: number, newest: ReadonlyMap<string, FilterRef>): string {
+  const now = newest.get(st.filter);
+  const which = st.version ? `${st.filter}@${st.version}` : `${st.filter} (newest${now ? `: ${now.version}, sha256 ${now.sha256.slice(0, 12)}` : ", none pushed"})`;
+  const parts = [`${i + 1}. ${which}  ${st.configJson || "{}"}`];
   if (st.rootConfigJson) parts.push(`root config ${st.rootConfigJson}`);
   const limits = [
     ...(st.limits?.generatedPerSecond !== undefined && st.limits.generatedPerSecond !== null ? [`generatedPerSecond ${st.limits.generatedPerSecond}`] : []),
@@ -138,7 +150,7 @@ export function segmentStatsLines(s: SegmentCounters): string {
 }
 
 /** The human view of a segment, with its proxy's status and its counters when known. */
-export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, stats: ProxyCounters | undefined, now = Date.now()): string {
+export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, stats: ProxyCounters | undefined, now = Date.now(), newest: ReadonlyMap<string, FilterRef> = new Map()): string {
   const rows: [string, string][] = [
     ["Name", seg.name],
     ["Proxy", seg.proxy || "-"],
@@ -155,7 +167,7 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
       "Chain",
       seg.chain.length === 0
         ? "empty (packets pass untouched)"
-        : seg.chain.map(stageText).join("\n"),
+        : seg.chain.map((st, i) => stageText(st, i, newest)).join("\n"),
     ],
     ["Failure", failureText(seg)],
   ];
@@ -240,7 +252,8 @@ export async function describeCommand(ctx: Context): Promise<number> {
   const api = ctx.api();
   const showSecrets = flagSet(ctx.args, "show-secrets");
   // as kubectl: no name describes every one, several each in turn (-o json|yaml: a list of them then)
-  const [{ proxies }, { segments }] = await Promise.all([api.listProxies(), api.listSegments({ proxy: "", showSecrets })]);
+  const [{ proxies }, { segments }, { filters }] = await Promise.all([api.listProxies(), api.listSegments({ proxy: "", showSecrets }), api.listFilters()]);
+  const newest = newestVersions(filters);
   const all = resource === "segments" ? segments.map((s) => s.name) : proxies.map((p) => p.nodeId);
   const chosen = names.length > 0 ? names : [...all].sort();
   if (chosen.length === 0) {
@@ -262,7 +275,7 @@ export async function describeCommand(ctx: Context): Promise<number> {
       const proxy = proxies.find((p) => p.nodeId === seg.proxy);
       const counters = await statsOf(seg.proxy);
       objects.push({ segment: toManifest(seg), proxy: proxy ?? null, stats: counters?.segments.find((s) => s.name === seg.name) ?? null, statsAtMs: counters?.atMs ?? 0 });
-      texts.push(describeSegment(seg, proxy, counters));
+      texts.push(describeSegment(seg, proxy, counters, Date.now(), newest));
       shown.push(seg);
     } else {
       const proxy = proxies.find((p) => p.nodeId === name);
