@@ -168,6 +168,42 @@ test("a stage whose config or module changed starts its count toward maxFailures
   }
 });
 
+test("a stall of an instance two segments share counts once for each of them toward maxFailures: after 2 stalls (maxFailures 2) both give up", async () => {
+  const [p1, p2] = [await freePortPair(), await freePortPair()];
+  const [s1, s2] = [await Sink.open(), await Sink.open()];
+  const seg = (name: string, port: number, sink: number) => ({
+    name, worker: 0, listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: sink }],
+    chain: [{ filter: "misbehave" }], failure: { mode: "open" as const, restartBackoffMs: 50, maxFailures: 2 },
+  });
+  const { proxy } = await startProxy({ workers: 1, watchdog: { stuckMs: 300 }, filters: { misbehave: { path: fixture("misbehave") } }, segments: [seg("one", p1, s1.port), seg("two", p2, s2.port)] });
+  const tx = await bindUdp();
+  try {
+    tx.send(indexedRtp(0), p1, "127.0.0.1");
+    tx.send(indexedRtp(0), p2, "127.0.0.1");
+    await waitFor(() => s1.received >= 1 && s2.received >= 1, 3000, "both segments forwarding");
+    await proxy.stats(); // the main thread knows the instance's users before it stalls
+    tx.send(command(1, 0xad), p1, "127.0.0.1");
+    await waitFor(async () => {
+      const st = await proxy.stats();
+      return st.segments.length === 2 && st.segments.every((x) => x.stages[0]?.state === "running" && x.stages[0].failures > 0);
+    }, 10_000, "both stages running again after the stall");
+    let shown = (await proxy.stats()).segments.map((x) => [x.name, x.stages[0]!.failures]);
+    assert.equal(shown, [["one", 1], ["two", 1]]);
+    tx.send(command(2, 0xad), p1, "127.0.0.1");
+    await waitFor(async () => {
+      const st = await proxy.stats();
+      return st.segments.length === 2 && st.segments.every((x) => x.stages[0]?.state !== "down" && x.stages[0]!.failures === 2);
+    }, 10_000, "the second stall counted for both");
+    shown = (await proxy.stats()).segments.map((x) => [x.name, x.stages[0]!.state]);
+    assert.equal(shown, [["one", "gave-up"], ["two", "gave-up"]], "each reached its limit");
+  } finally {
+    tx.close();
+    s1.close();
+    s2.close();
+    await proxy.close();
+  }
+});
+
 test("a worker stuck in a filter when the proxy stops: close ends it, and no watchdog restart is reported or counted", async () => {
   const { proxy, events, pa, sa, tx, cleanup } = await twoSegments("open", { watchdog: { stuckMs: 600 } });
   try {

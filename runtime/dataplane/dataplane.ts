@@ -236,12 +236,16 @@ export class DataPlane {
       }
     }
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
+    // each stage's stalls so far, then the last one once per instance (it counts for each of its
+    // stages: once per stage of a shared instance would count it twice for the others)
+    const stalled = new Set<InstanceSlot>();
     for (const s of plan.stuck ?? []) {
       const stage = this.segments.get(s.segment)?.stages[s.stage];
       if (!stage) continue;
       this.pool.restoreFailureCount(stage, s.count - 1);
-      this.pool.handleFailure(stage.slot, new Error("stuck in a filter call: the watchdog restarted the worker"));
+      stalled.add(stage.slot);
     }
+    for (const slot of stalled) this.pool.handleFailure(slot, new Error("stuck in a filter call: the watchdog restarted the worker"));
     return errors;
   }
 
