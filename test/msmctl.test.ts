@@ -616,6 +616,14 @@ live("apply -f DIR reads the directory's .yaml, .yml and .json files in name ord
   const e = await msmctl(["apply", "-f", empty], { env });
   assert.is(e.code, 1);
   assert.is(e.err, `msmctl: ${empty}: a directory without .yaml, .yml or .json files\n`);
+  // -o name: kind/name lines, as kubectl prints them for scripts
+  const named = await msmctl(["apply", "-f", folder, "--dry-run", "-o", "name"], { env });
+  assert.is(named.out, "segment/cam-1\nsegment/cam-2\nsegment/cam-3\n", named.err);
+  const got = await msmctl(["get", "filters", "-o", "name"], { env });
+  assert.match(got.out, /^(filter\/[a-z0-9-]+@[\w.-]+\n)+$/, got.out);
+  const refused = await msmctl(["describe", "segments", "-o", "name"], { env });
+  assert.is(refused.code, 2);
+  assert.match(refused.err, "-o name applies to get, apply and delete");
   const v = await msmctl(["version"], { env });
   assert.match(v.out, /^msmctl \d+\.\d+\.\d+ \(filter ABI 1\.\d+, (Node\.js|Bun) [\d.]+\)\n$/);
 });

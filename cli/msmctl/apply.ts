@@ -144,7 +144,8 @@ export async function applyCommand(ctx: Context): Promise<number> {
   }
   const changed = [...res.created, ...res.configured];
   const note = wait ? undefined : pendingNote(manifests, changed, res.revision, dryRun);
-  if (ctx.output === "table") {
+  if (ctx.namesOnly) ctx.io.out(manifests.map((m) => `segment/${m.metadata.name}\n`).join(""));
+  else if (ctx.output === "table") {
     const outcome = new Map<string, string>();
     for (const n of res.created) outcome.set(n, "created");
     for (const n of res.configured) outcome.set(n, "configured");
@@ -168,7 +169,11 @@ export async function applyCommand(ctx: Context): Promise<number> {
   }
   if (ctx.output !== "table") {
     ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
-  } else if (outcomes) ctx.io.out(outcomeLines(outcomes, wait!.timeoutMs));
+  } else if (outcomes) {
+    const lines = outcomeLines(outcomes, wait!.timeoutMs);
+    if (ctx.namesOnly) ctx.io.err(lines); // stdout holds only the names
+    else ctx.io.out(lines);
+  }
   if (note) ctx.io.err(note);
   return waitExit(outcomes);
 }
@@ -237,12 +242,16 @@ export async function deleteCommand(ctx: Context): Promise<number> {
     throw err;
   }
   const missing = names.filter((n) => !res.deleted.includes(n));
-  if (ctx.output === "table") ctx.io.out(res.deleted.map((n) => `segment/${n} deleted\n`).join(""));
+  if (ctx.output === "table") ctx.io.out(res.deleted.map((n) => (ctx.namesOnly ? `segment/${n}\n` : `segment/${n} deleted\n`)).join(""));
   const targets = new Map(res.deleted.map((n) => before.get(n)).filter((p): p is string => p !== undefined).map((p) => [p, res.revision]));
   const outcomes = wait ? await waitForProxies(api, targets, wait.timeoutMs, true, (line) => ctx.io.err(line)) : undefined;
   if (ctx.output !== "table") {
     ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
-  } else if (outcomes) ctx.io.out(outcomeLines(outcomes, wait!.timeoutMs));
+  } else if (outcomes) {
+    const lines = outcomeLines(outcomes, wait!.timeoutMs);
+    if (ctx.namesOnly) ctx.io.err(lines); // stdout holds only the names
+    else ctx.io.out(lines);
+  }
   if (missing.length > 0 && !flagSet(ctx.args, "ignore-not-found")) {
     throw new CliError(missing.map((n) => `segment "${n}" not found`).join("\n"));
   }

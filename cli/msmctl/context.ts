@@ -25,6 +25,8 @@ export interface Context {
   /** The words after the command's name. */
   readonly words: readonly string[];
   readonly output: OutputFormat;
+  /** -o name (get, apply, delete): one `kind/name` line per object, in place of the table. */
+  readonly namesOnly: boolean;
   /** The control plane, connected on first use and closed by the dispatcher. */
   api(): AdminApi;
   /** A file's text ("-" is stdin), or a CliError naming the file (unreadable, or not UTF-8). */
@@ -86,7 +88,8 @@ export function connectOptions(args: ParsedArgs, env: Io["env"]): { server: stri
 
 export function outputFormat(args: ParsedArgs): OutputFormat {
   const o = flag(args, "output") ?? "table";
-  if (!(OUTPUT_FORMATS as readonly string[]).includes(o)) throw new UsageError(`-o must be one of ${OUTPUT_FORMATS.join(", ")}, got '${o}'`);
+  if (o === "name") return "table"; // the table's commands print names instead (namesOnly)
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(o)) throw new UsageError(`-o must be one of ${[...OUTPUT_FORMATS, "name"].join(", ")}, got '${o}'`);
   return o as OutputFormat;
 }
 
@@ -98,6 +101,7 @@ export function makeContext(io: Io, args: ParsedArgs, words: readonly string[]):
     args,
     words,
     output,
+    namesOnly: flag(args, "output") === "name",
     api() {
       api ??= connectAdmin(connectOptions(args, io.env));
       return api;

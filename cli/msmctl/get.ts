@@ -7,6 +7,7 @@ import { REDACTED } from "../../controlplane/security/secrets.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
 import { API_VERSION, toManifest } from "./manifest.js";
 import { resourceAndNames, SINGULAR } from "./resources.js";
+import { UsageError } from "./flags.js";
 import { getStreams } from "./streams.js";
 
 export function chainCell(seg: Segment): string {
@@ -78,8 +79,9 @@ function listOrOne(items: readonly unknown[], single: boolean): unknown {
   return single && items.length === 1 ? items[0] : { apiVersion: API_VERSION, kind: "List", items };
 }
 
-function print(ctx: Context, headers: string[], rows: string[][], objects: unknown[], single: boolean, kind: string): void {
-  if (ctx.output !== "table") ctx.io.out(render(listOrOne(objects, single), ctx.output));
+function print(ctx: Context, headers: string[], rows: string[][], objects: unknown[], single: boolean, kind: string, ids: readonly string[]): void {
+  if (ctx.namesOnly) ctx.io.out(ids.map((id) => `${SINGULAR[kind as keyof typeof SINGULAR]}/${id}\n`).join(""));
+  else if (ctx.output !== "table") ctx.io.out(render(listOrOne(objects, single), ctx.output));
   else if (rows.length === 0) ctx.io.err(`No ${kind} found.\n`);
   else ctx.io.out(table(headers, rows));
 }
@@ -94,24 +96,25 @@ export async function getCommand(ctx: Context): Promise<number> {
     case "segments": {
       const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
       const { chosen, missing } = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n);
-      if (chosen.length > 0 || missing.length === 0) print(ctx, SEGMENT_HEADERS, segmentRows(chosen), chosen.map(toManifest), single, "segments");
+      if (chosen.length > 0 || missing.length === 0) print(ctx, SEGMENT_HEADERS, segmentRows(chosen), chosen.map(toManifest), single, "segments", chosen.map((s) => s.name));
       noteRedacted(ctx, chosen);
       return missingError(missing, SINGULAR.segments);
     }
     case "proxies": {
       const { proxies } = await ctx.api().listProxies();
       const { chosen, missing } = pick(sortBy(proxies, (p) => p.nodeId), names, (p, n) => p.nodeId === n);
-      if (chosen.length > 0 || missing.length === 0) print(ctx, PROXY_HEADERS, proxyRows(chosen), chosen, single, "proxies");
+      if (chosen.length > 0 || missing.length === 0) print(ctx, PROXY_HEADERS, proxyRows(chosen), chosen, single, "proxies", chosen.map((p) => p.nodeId));
       return missingError(missing, SINGULAR.proxies);
     }
     case "filters": {
       const { filters } = await ctx.api().listFilters();
       const sorted = sortBy(filters, (f) => `${f.name}\u0000${String(f.pushedAtMs).padStart(16, "0")}`);
       const { chosen, missing } = pick(sorted, names, (f, n) => f.name === n || `${f.name}@${f.version}` === n);
-      if (chosen.length > 0 || missing.length === 0) print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters");
+      if (chosen.length > 0 || missing.length === 0) print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters", chosen.map((f) => `${f.name}@${f.version}`));
       return missingError(missing, SINGULAR.filters);
     }
     case "streams":
+      if (ctx.namesOnly) throw new UsageError("-o name applies to get segments, proxies and filters");
       return getStreams(ctx, names, proxyFilter ?? "", flagSet(ctx.args, "bad"));
   }
 }

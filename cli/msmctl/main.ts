@@ -5,7 +5,7 @@ import { makeContext, type Context, type Io } from "./context.js";
 import { dashboardCommand } from "./dashboard.js";
 import { describeCommand } from "./describe.js";
 import { filterCommand } from "./filter.js";
-import { checkFlagsFor, flagHelp, flagSet, parseArgs, UsageError, type ParsedArgs } from "./flags.js";
+import { checkFlagsFor, flag, flagHelp, flagSet, parseArgs, UsageError, type ParsedArgs } from "./flags.js";
 import { getCommand } from "./get.js";
 import { ManifestError } from "./manifest.js";
 import { printable } from "../../controlplane/security/terminal.js";
@@ -84,6 +84,7 @@ export async function runMsmctl(argv: readonly string[], io: Io): Promise<number
     }
     if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'`);
     checkFlagsFor(name, args);
+    if (flag(args, "output") === "name" && !["get", "apply", "delete"].includes(name)) throw new UsageError("-o name applies to get, apply and delete");
   } catch (err) {
     // a flag parseArgs refused comes before the words are known: the first word that is a command is meant
     return fail(io, err, name ?? argv.find((a) => Object.hasOwn(COMMANDS, a)));
