@@ -10,6 +10,7 @@ export {
   loadNodeSettingsFile, validateNodeSettings, dataPlaneSettings, nodeSettingsSchema, type NodeSettings, type NodeDataPlaneSettings,
 } from "./config/node-settings.js";
 export { isMulticast } from "./config/multicast.js";
+export { nearKey } from "./config/schema-messages.js";
 export { canonicalAddress } from "./config/endpoints.js";
 export type { StreamStats, StreamDirection, StreamWindow, ReceiverReport, StreamOverflow } from "./streams/types.js";
 export { FilterInstance, type FilterHostServices } from "./filter-host/filter-instance.js";

@@ -5,8 +5,7 @@
 import { isIP } from "node:net";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { proxyConfigSchema } from "../../runtime/index.js";
-import { nearKey } from "../../runtime/config/schema-messages.js";
+import { nearKey, proxyConfigSchema } from "../../runtime/index.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../controlplane/api/proto.js";
 import { clockRatesOf } from "../../controlplane/api/proto.js";
 
