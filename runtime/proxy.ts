@@ -406,7 +406,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // forget the history of segments that are gone
     const names = new Set(config.segments.map((s) => s.name));
     for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
-
     for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
