@@ -8,6 +8,7 @@ import { CONTROL_PLANE_USAGE, runControlPlane } from "./control-plane-command.js
 import { scaffoldCommand } from "./filter-command.js";
 import { UsageError } from "./usage.js";
 import { versionLine } from "./version.js";
+import { quietOnBrokenPipe } from "./broken-pipe.js";
 
 const USAGE = `msm: Media Streaming Mesh data plane
 
@@ -67,15 +68,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// a reader that went away (`msm demo | head`): nothing more to say, and no stack trace about it;
-// a proxy or a control plane whose log reader died goes on serving (its logs are lost)
-const serving = ["proxy", "control-plane"].includes(process.argv[2] ?? "");
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code !== "EPIPE") throw err;
-    if (!serving) process.exit(process.exitCode ?? 0);
-  });
-}
+quietOnBrokenPipe(["proxy", "control-plane"].includes(process.argv[2] ?? ""));
 
 main(process.argv.slice(2)).then(
   (code) => {

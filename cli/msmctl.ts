@@ -3,6 +3,7 @@
 // (apply -f, get, describe, delete, top). The commands live in ./msmctl/.
 import { runMsmctl } from "./msmctl/main.js";
 import type { Io } from "./msmctl/context.js";
+import { quietOnBrokenPipe } from "./broken-pipe.js";
 
 const io: Io = {
   out: (text) => void process.stdout.write(text),
@@ -24,13 +25,7 @@ const io: Io = {
   },
 };
 
-// a reader that went away (`msmctl top | head`): nothing more to say, and no stack trace about it
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw err;
-  });
-}
+quietOnBrokenPipe(false);
 
 runMsmctl(process.argv.slice(2), io).then((code) => {
   process.exitCode = code;

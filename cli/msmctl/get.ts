@@ -6,7 +6,7 @@ import { flag, flagSet } from "./flags.js";
 import { REDACTED } from "../../controlplane/security/secrets.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
 import { API_VERSION, toManifest } from "./manifest.js";
-import { resourceAndNames, SINGULAR } from "./resources.js";
+import { resourceAndNames, SINGULAR, type Resource } from "./resources.js";
 import { UsageError } from "./flags.js";
 import { getStreams } from "./streams.js";
 
@@ -79,8 +79,8 @@ function listOrOne(items: readonly unknown[], single: boolean): unknown {
   return single && items.length === 1 ? items[0] : { apiVersion: API_VERSION, kind: "List", items };
 }
 
-function print(ctx: Context, headers: string[], rows: string[][], objects: unknown[], single: boolean, kind: string, ids: readonly string[]): void {
-  if (ctx.namesOnly) ctx.io.out(ids.map((id) => `${SINGULAR[kind as keyof typeof SINGULAR]}/${id}\n`).join(""));
+function print(ctx: Context, headers: string[], rows: string[][], objects: unknown[], single: boolean, kind: Resource, ids: readonly string[]): void {
+  if (ctx.namesOnly) ctx.io.out(ids.map((id) => `${SINGULAR[kind]}/${id}\n`).join(""));
   else if (ctx.output !== "table") ctx.io.out(render(listOrOne(objects, single), ctx.output));
   else if (rows.length === 0) ctx.io.err(`No ${kind} found.\n`);
   else ctx.io.out(table(headers, rows));

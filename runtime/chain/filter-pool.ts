@@ -11,7 +11,7 @@ import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
 import { stageBudgets, type TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
-import { STARTING_SLOT, probeSlot } from "../dataplane/watchdog-beacon.js";
+import { STARTING_SLOT, probeSlot, type WatchdogBeacon } from "../dataplane/watchdog-beacon.js";
 import { StateOrigin } from "../abi.js";
 
 export interface FilterSpec extends FilterSource {
@@ -132,7 +132,7 @@ function slotKey(name: string, digest: string, rootConfig: unknown, limits: Stag
 
 export class FilterPool {
   /** The worker's watchdog beacon: a context's creation is a filter call the watchdog must see. */
-  beacon: { enter(slotId: number): void; enterNamed(slotId: number, filter: string): void; leave(): void } | undefined;
+  beacon: Pick<WatchdogBeacon, "enter" | "enterNamed" | "leave"> | undefined;
   private readonly slots = new Map<string, InstanceSlot>();
   /** Which slot each live instance serves, for the instances' `failed` hook. */
   private readonly slotOf = new Map<FilterInstance, InstanceSlot>();
@@ -459,10 +459,6 @@ export class FilterPool {
     this.probes.clear();
   }
 
-  /**
-   * Creates the context in the slot's probe and destroys it again. A trap there is the change's
-   * error alone; the probe is discarded and the next stage gets a fresh one.
-   */
   /** An instance's start (_initialize, msm_configure_root), told to the watchdog: its slot may not exist yet, so it goes as STARTING_SLOT. */
   private startWatch(filter: string): { enter(): void; leave(): void } {
     return { enter: (): void => this.beacon?.enterNamed(STARTING_SLOT, filter), leave: (): void => this.beacon?.leave() };
@@ -479,6 +475,10 @@ export class FilterPool {
     }
   }
 
+  /**
+   * Creates the context in the slot's probe and destroys it again. A trap there is the change's
+   * error alone; the probe is discarded and the next stage gets a fresh one.
+   */
   private async tryOnProbe(slot: InstanceSlot, ctx: number, config: unknown): Promise<void> {
     let pending = this.probes.get(slot);
     if (!pending) {

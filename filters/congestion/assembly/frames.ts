@@ -4,7 +4,7 @@
 // the frame matters: IDR (or parameter sets) > reference (nal_ref_idc > 0) > non-reference.
 import { RtpPacket } from "../../../sdk/assembly";
 import { DROP_DEPENDENT, DROP_NON_REFERENCE, DROP_QUEUE_FULL, DROP_REFERENCE } from "./metrics";
-import { MAX_SOURCES, SOURCE_IDLE_US } from "./settings";
+import { MAX_SOURCES, SOURCE_IDLE_US, leastRecent } from "./settings";
 
 export const CLASS_OTHER = 0;
 export const CLASS_NON_REFERENCE = 1;
@@ -122,7 +122,6 @@ export class FrameGate {
   }
 
   private sourceOf(ssrc: u32, now: i64): i32 {
-    let oldest = 0;
     for (let i = 0; i < SOURCES; i++) {
       if (!unchecked(this.used[i])) {
         unchecked((this.used[i] = true));
@@ -132,8 +131,8 @@ export class FrameGate {
         unchecked((this.lastUse[i] = now));
         return i;
       }
-      if (unchecked(this.lastUse[i]) < unchecked(this.lastUse[oldest])) oldest = i;
     }
+    const oldest = leastRecent(this.lastUse, SOURCES);
     // a sender that restarted under a new SSRC: its old stream, silent, gives up its place (shared,
     // a keyframe request would name the old SSRC, and its wait for an IDR the new one's); while
     // all are busy (more live SSRCs than followed), the new one shares the last place, never

@@ -12,7 +12,7 @@
 // restarted under a new SSRC, a simulcast layer turned off): its drop count is kept aside (RETIRED
 // of them), so that if it comes back its numbers go on where they were.
 import { StateReader, StateWriter } from "../../../sdk/assembly";
-import { MAX_SOURCES } from "./settings";
+import { MAX_SOURCES, leastRecent } from "./settings";
 
 const SOURCES = MAX_SOURCES;
 /** Drop ranges remembered per SSRC, in order; a drop next to one extends it (a GOP cut is one range). */
@@ -79,7 +79,7 @@ export class Renumber {
     if (s < 0) {
       if (this.count < SOURCES) s = this.count++;
       else {
-        s = this.idlest();
+        s = leastRecent(this.lastSeen, this.count);
         if (nowUs - unchecked(this.lastSeen[s]) < IDLE_US) {
           // not renumbered: its packets leave with the numbers they came with, so the drop count
           // kept for it no longer applies (given a slot later, it would number back over them)
@@ -93,12 +93,6 @@ export class Renumber {
       this.resume(s, ssrc, <i64>seq);
     }
     unchecked((this.lastSeen[s] = nowUs));
-    return s;
-  }
-
-  private idlest(): i32 {
-    let s = 0;
-    for (let i = 1; i < this.count; i++) if (unchecked(this.lastSeen[i]) < unchecked(this.lastSeen[s])) s = i;
     return s;
   }
 

@@ -17,7 +17,7 @@ import { Pacer } from "./pacer";
 import { RateControl } from "./rate-control";
 import { NO_TAG, Renumber, UNMAPPED } from "./renumber";
 import { writeSignals } from "./signals";
-import { MAX_SOURCES, SOURCE_IDLE_US, Settings } from "./settings";
+import { MAX_SOURCES, SOURCE_IDLE_US, Settings, leastRecent } from "./settings";
 import { Trendline } from "./trendline";
 
 export const PACER_TIMER = 0;
@@ -494,8 +494,7 @@ export class SenderContext extends SegmentContext {
     let at = n;
     if (n < SOURCES) this.sourceCount = n + 1;
     else {
-      at = 0;
-      for (let i = 1; i < n; i++) if (unchecked(this.sourceSeen[i]) < unchecked(this.sourceSeen[at])) at = i;
+      at = leastRecent(this.sourceSeen, n);
       if (now - unchecked(this.sourceSeen[at]) < SOURCE_IDLE_US) return;
       if (unchecked(this.sources[at]) == this.mediaSsrc) this.mediaSsrc = ssrc;
     }

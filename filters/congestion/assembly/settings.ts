@@ -10,6 +10,13 @@ export const MAX_SOURCES = 8;
 /** A followed SSRC silent this long gives its place to a new one (while all are busier, a new one is not followed). */
 export const SOURCE_IDLE_US: i64 = 2_000_000;
 
+/** The index of the smallest of times[0..n): the source silent longest, whose place a new SSRC may take. */
+export function leastRecent(times: StaticArray<i64>, n: i32): i32 {
+  let at = 0;
+  for (let i = 1; i < n; i++) if (unchecked(times[i]) < unchecked(times[at])) at = i;
+  return at;
+}
+
 /**
  * priority.renumber when not set: off. On, it needs the stream's RTX payload types
  * (rtxPayloadTypes, [] for none): retransmissions carry the origin's numbers (README "Renumbering").
