@@ -46,6 +46,13 @@ function summary(text: string, name: string): number {
   return Number(lines.at(-1)?.[1] ?? 0);
 }
 
+/** uvu's reasons, one line per failed test ("suite "name": message"), to head a failed file's output and end the run's: a long log is cut when shown. */
+function reasons(text: string): string[] {
+  return [...text.matchAll(/^\s*FAIL\s+(.*)\n\s*(.*)$/gm)].map((m) => `${m[1]!.trim()}: ${m[2]!.trim().slice(0, 600)}`);
+}
+
+const failures: string[] = [];
+
 function runFile(runtime: string, file: string, label: string, env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve) => {
     const started = Date.now();
@@ -84,6 +91,12 @@ function runFile(runtime: string, file: string, label: string, env: Record<strin
       const status = failed > 0 ? "FAIL" : skipped > 0 ? "SKIP" : "ok  ";
       const skips = skipped > 0 ? `${skipped} SKIPPED, ` : "";
       console.log(`${status} ${label} ${relative(root, file)}  (${passed} passed, ${skips}${failed} failed, ${secs}s)`);
+      if (failed > 0) {
+        const why = reasons(text);
+        if (why.length === 0) why.push(text.includes("[runner] killed") ? "killed (see its output)" : `exited with code ${code} (see its output)`);
+        for (const w of why) console.log(`     why: ${w}`);
+        failures.push(...why.map((w) => `${label} ${relative(root, file)}: ${w}`));
+      }
       if (failed > 0 || skipped > 0 || process.env.MSM_TEST_VERBOSE) console.log(text.split("\n").map((l) => `     | ${l}`).join("\n"));
       resolve({ passed, failed, skipped });
     });
@@ -123,6 +136,7 @@ if (bunFiles.length > 0) {
     }
   }
 }
+if (failures.length > 0) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join("\n")}\n`);
 if (skipped > 0) console.log(`!!! ${skipped} test(s) SKIPPED: not run here, not counted as passed (see SKIP above)`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 ? 1 : 0;

@@ -327,6 +327,19 @@ test("loss and delay over the same second at both ends, the latest two windows e
   assert.is(bc.delayMs, null);
 });
 
+test("delay across an RTP timestamp wrap: two points whose first packets fell either side of it differ by whole wraps beside the delay", () => {
+  const wrapMs = (2 ** 32 * 1000) / 90_000;
+  const paths = build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ transit: 100 }), dir({ transit: 101 }))] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ transit: 103 - wrapMs }), dir({ transit: 104 - wrapMs }))] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(dir({ transit: 110 + 2 * wrapMs }), dir({ transit: 111 + 2 * wrapMs }))] }]),
+  });
+  const p = paths[0]!;
+  assert.ok(Math.abs(hop(p, "proxy-a -> proxy-b").delayMs! - 2) < 1e-6, `a -> b ${hop(p, "proxy-a -> proxy-b").delayMs}`);
+  assert.ok(Math.abs(hop(p, "within proxy-b").delayMs! - 1) < 1e-6);
+  assert.ok(Math.abs(hop(p, "proxy-b -> proxy-c").delayMs! - 6) < 1e-6, `b -> c ${hop(p, "proxy-b -> proxy-c").delayMs}`);
+});
+
 test("all of it lost: a link whose far proxy reports no packet of the stream, or does not run the segment, is the bad hop", () => {
   const reports = {
     "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),

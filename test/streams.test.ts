@@ -131,6 +131,17 @@ table("windows: the last whole window's loss fraction, rates and transit", () =>
   assert.ok(w.transitMs !== null && Math.abs(w.transitMs - (T0 + 5)) < 1e-3, `transit ${w.transitMs}`);
 });
 
+table("transit across the RTP timestamp's wrap: continuous within a window (the wrap is 13.3 h at 90 kHz)", () => {
+  const { table: t, streams } = streamsOf();
+  // 30 frames a second, 5 ms late each, the timestamp wrapping at the 16th
+  const ts = (seq: number): number => (2 ** 32 - 15 * 3000 + seq * 3000) % 2 ** 32;
+  feed(streams, Array.from({ length: 30 }, (_, i): [number, number] => [i, frame(i) + 5]), ts);
+  t.roll(frame(30));
+  const w = streams.snapshot().streams[0]!.ingress!.window!;
+  const first = frame(0) + 5 - (ts(0) * 1000) / 90_000; // the first packet's transit: the others' equal it
+  assert.ok(w.transitMs !== null && Math.abs(w.transitMs - first) < 1e-3, `transit ${w.transitMs}, the first packet's ${first}`);
+});
+
 table("windows end on the wall clock's seconds, each packet counted in its own: the same second at two points covers the same packets", () => {
   const { table: t, streams } = streamsOf();
   // 10 packets a second from T0 + 950 ms (50 ms before a second ends: the first window runs on to the next end)

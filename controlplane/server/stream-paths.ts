@@ -250,8 +250,17 @@ function commonSecond(near: StreamDirection, far: StreamDirection): { near: Stre
   return best;
 }
 
-/** What the step from `near` to `far` adds, both measured. */
-function delta(near: StreamDirection, far: StreamDirection, acrossLink: boolean): Figures {
+/**
+ * Two points' mean transits differ by whole RTP timestamp wraps beside the delay when their first
+ * packets fell either side of a wrap (each point takes its transits near its first): the delay is
+ * the difference within half a wrap (13.3 h at 90 kHz).
+ */
+export function foldWraps(differenceMs: number, wrapMs: number): number {
+  return differenceMs - Math.round(differenceMs / wrapMs) * wrapMs;
+}
+
+/** What the step from `near` to `far` adds, both measured (`wrapMs`: the stream's RTP timestamp wrap, 2^32 / clock rate). */
+function delta(near: StreamDirection, far: StreamDirection, acrossLink: boolean, wrapMs: number): Figures {
   // loss and delay over the same second at both ends: over two different seconds the difference of
   // the loss is another second's, and of the mean transit also the sender's drift between them
   const same = commonSecond(near, far);
@@ -263,7 +272,7 @@ function delta(near: StreamDirection, far: StreamDirection, acrossLink: boolean)
     lost: hopLost(near, far, acrossLink),
     jitterMs: far.jitterMs,
     jitterAddedMs: far.jitterMs - near.jitterMs,
-    delayMs: a !== null && b !== null ? b - a : null,
+    delayMs: a !== null && b !== null ? foldWraps(b - a, wrapMs) : null,
     note: apart,
   };
 }
@@ -279,6 +288,7 @@ function takenAt(p: Place): number {
  * end, in a report taken after that window, heard none of it (or does not run the segment at all).
  */
 function stepFigures(near: { place: Place; stats: StreamDirection | null } | null, far: { place: Place; stats: StreamDirection | null; ssrc: number }, what: string, nowMs: number, acrossLink: boolean): Figures {
+  const clockRate = far.place.streams.get(far.ssrc)?.clockRate ?? 90_000;
   const farWho = far.place.segment.proxy;
   const sent = near?.place.knowledge === "fresh" ? near.stats?.window : undefined;
   if (far.place.knowledge === "not-running" && sent && sent.packetRate > 0) {
@@ -302,7 +312,7 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
     return { ...NONE, lossFraction: 1 - w.fractionLost, note: `none of it ${what}: ${farWho} ${heard}, while ${nearWho} sent ${Math.round(w.packetRate)} packets/s` };
   }
   if (!f) return { ...NONE, note: `${farWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
-  return delta(n, f, acrossLink);
+  return delta(n, f, acrossLink, (2 ** 32 * 1000) / clockRate);
 }
 
 /** The last link, to one receiver, from what it reports in RTCP. */

@@ -16,6 +16,7 @@ const MAX_DROPOUT = 3000;
 /** RFC 3550 A.1: a packet at most this far behind the highest is late, not a restart. */
 const MAX_MISORDER = 100;
 const SEQ_MOD = 65536;
+const TS_MOD = 4294967296;
 /** Sequence numbers remembered behind the highest, to tell a duplicate from a late packet (>= MAX_MISORDER). */
 const HISTORY_WORDS = 4;
 const HISTORY_MASK = HISTORY_WORDS * 32 - 1;
@@ -87,6 +88,8 @@ export class StreamTable {
   private lastMs = new Float64Array(0);
   private firstMs = new Float64Array(0);
   private lastTs = new Uint32Array(0);
+  /** The first packet's transit (ms): the others' are taken within half an RTP timestamp wrap of it. */
+  private transitRef = new Float64Array(0);
   private history = new Uint32Array(0);
   // the window being counted; per (slot * 2 + direction) * 2 + k the last whole window (k = 0) and the one before it (k = 1)
   private winStartMs = new Float64Array(0);
@@ -324,7 +327,17 @@ export class StreamTable {
     }
     this.lastMs[i] = atMs;
     this.lastTs[i] = ts;
-    this.winTransitSum[i] += atMs - (ts * 1000) / rate;
+    // the 32-bit timestamp wraps (every 13.3 h at 90 kHz): a window across the wrap would average
+    // transits 2^32 / rate apart. Taken nearest the stream's first, they stay continuous; two
+    // points whose first packets fell either side of a wrap differ by whole wraps (the control
+    // plane folds the difference)
+    let transit = atMs - (ts * 1000) / rate;
+    if (first) this.transitRef[i] = transit;
+    else {
+      const wrapMs = (TS_MOD * 1000) / rate;
+      transit -= Math.round((transit - this.transitRef[i]!) / wrapMs) * wrapMs;
+    }
+    this.winTransitSum[i] += transit;
     this.winTransitCount[i]++;
   }
 
@@ -521,6 +534,7 @@ export class StreamTable {
     this.lastMs = grown(this.lastMs, d);
     this.firstMs = grown(this.firstMs, d);
     this.lastTs = grown(this.lastTs, d);
+    this.transitRef = grown(this.transitRef, d);
     this.history = grown(this.history, d * HISTORY_WORDS);
     this.winStartMs = grown(this.winStartMs, d);
     this.winEndMs = grown(this.winEndMs, d);
