@@ -131,6 +131,29 @@ table("windows: the last whole window's loss fraction, rates and transit", () =>
   assert.ok(w.transitMs !== null && Math.abs(w.transitMs - (T0 + 5)) < 1e-3, `transit ${w.transitMs}`);
 });
 
+table("a packet leaving counts in the second it arrived in: a proxy's ingress and egress windows hold the same packets, and their transits differ by its dwell", () => {
+  const { table: t, streams } = streamsOf();
+  // 100 packets a second from T0 + 10 ms, each second's 5 ms later on the sender's timestamps (a
+  // queue building upstream); each leaves 0.3 ms after it arrived, but those arriving in the last
+  // 40 ms of a second wait 50 ms (a stall at the second's edge: they leave in the next one)
+  const arrive = (k: number): number => T0 + 10 + k * 10;
+  const dwell = (k: number): number => ((arrive(k) - T0) % 1000 >= 960 ? 50 : 0.3);
+  for (let k = 0; k < 300; k++) {
+    const p = rtp(k, k * 900 - Math.floor(k / 100) * 450);
+    streams.time[0] = arrive(k);
+    streams.ingress(p, 0, p.length);
+    streams.time[0] = arrive(k) + dwell(k);
+    streams.time[1] = arrive(k);
+    streams.egress(p, 0, p.length);
+  }
+  t.roll(T0 + 3100);
+  const st = streams.snapshot().streams[0]!;
+  const [i, e] = [st.ingress!.window!, st.egress!.window!];
+  assert.equal([e.endMs, e.expected, e.packetRate], [i.endMs, i.expected, i.packetRate], "the same second over the same packets");
+  const meanDwell = (96 * 0.3 + 4 * 50) / 100;
+  assert.ok(Math.abs(e.transitMs! - i.transitMs! - meanDwell) < 2e-3, `dwell ${e.transitMs! - i.transitMs!} ms, the packets' mean ${meanDwell}`);
+});
+
 table("transit across the RTP timestamp's wrap: continuous within a window (the wrap is 13.3 h at 90 kHz)", () => {
   const { table: t, streams } = streamsOf();
   // 30 frames a second, 5 ms late each, the timestamp wrapping at the 16th

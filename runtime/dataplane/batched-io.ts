@@ -254,6 +254,13 @@ export class BatchedIo {
     return this.meta[i * META_STRIDE + 3]!;
   }
 
+  /** The wall clock (CLOCK_REALTIME, ms) as the addon read it just before handing this batch over; 0 outside a batch. */
+  callbackWallMs(): number {
+    const r = this.result;
+    const seconds = r[Result.ClockS]! >>> 0;
+    return seconds === 0 ? 0 : seconds * 1000 + r[Result.ClockNs]! / 1e6;
+  }
+
   /** When the kernel received packet i (wall clock, ms), or 0 when it did not say. */
   arrivalMs(i: number): number {
     const seconds = this.meta[i * META_STRIDE + 9]! >>> 0;

@@ -126,6 +126,8 @@ export class SegmentRuntime {
   private waitedUs = 0;
   /** When the batch being received was handed over (performance.now(); 0: node:dgram's packet by packet). */
   private batchAtMs = 0;
+  /** The same moment by the wall clock, as the addon read it (CLOCK_REALTIME, the kernel's receive stamps' clock; 0: not known). */
+  private batchWallMs = 0;
   /** The ports a late timer reads before it fires (a group counts once, by its first port). */
   private readonly backlogPorts: NativePort[] = [];
 
@@ -222,6 +224,7 @@ export class SegmentRuntime {
     const data = io.data;
     const port = io.attach(socket, (count, first) => {
       this.batchAtMs = performance.now();
+      this.batchWallMs = io.callbackWallMs();
       for (let i = first; i < first + count; i++) {
         if (io.truncated(i)) {
           this.stats.drops.add(DropReason.TooLarge);
@@ -234,6 +237,7 @@ export class SegmentRuntime {
       this.kernelArrivalMs = 0;
       this.waitedUs = 0;
       this.batchAtMs = 0;
+      this.batchWallMs = 0;
       this.flush(); // the arena is read again for the next batch (of any socket of the worker)
     });
     this.nativePorts.push(port);
@@ -485,7 +489,7 @@ export class SegmentRuntime {
       }
       const streams = this.streams;
       if (!rtcp && streams) {
-        streams.time[0] = this.kernelArrivalMs || wallClockMs();
+        streams.time[0] = this.kernelArrivalMs || this.wallMs(nowMs);
         streams.ingress(buf, at, len);
       }
     } else {
@@ -594,12 +598,21 @@ export class SegmentRuntime {
     }
   }
 
+  /**
+   * The wall clock at `monotonicMs` (performance.now()): within a batch the addon handed over, from
+   * its CLOCK_REALTIME reading, the clock of the kernel's receive stamps, so that a proxy's dwell
+   * (egress less arrival) has no calibration error in it; else the calibrated wall clock.
+   */
+  private wallMs(monotonicMs: number): number {
+    return this.batchWallMs > 0 ? this.batchWallMs + (monotonicMs - this.batchAtMs) : wallClockMs();
+  }
+
   /** Where each packet of `list` goes: back to the sender, to the destinations (all or one), or out on a leg. */
   private route(list: PacketList): void {
     const stats = this.stats;
-    const nowMs = this.translating ? performance.now() : 0;
     const streams = this.streams;
-    const wallMs = streams ? wallClockMs() : 0;
+    const nowMs = this.translating || streams ? performance.now() : 0;
+    const wallMs = streams ? this.wallMs(nowMs) : 0;
     if (streams) streams.time[0] = wallMs;
     const destinations = this.config.destinations;
     const mux = this.config.rtcpMux;
@@ -632,7 +645,10 @@ export class SegmentRuntime {
         if (toSender) {
           if (rtcp) streams.upstreamRtcp(this.outMemory, this.outAt, length, wallMs);
         } else if (rtcp) streams.downstreamRtcp(this.outMemory, this.outAt, length, wallMs);
-        else streams.egress(this.outMemory, this.outAt, length);
+        else {
+          streams.time[1] = list.arrivalUs[i]! / 1000 + (wallMs - nowMs);
+          streams.egress(this.outMemory, this.outAt, length);
+        }
       }
       if (toSender) {
         const outlet = rtcp && o.ingressRtcp !== null ? o.ingressRtcp : o.ingressRtp;

@@ -2,7 +2,7 @@
 // reads the RTCP that passes: SRs forwarded downstream (remembered for round trips) and what
 // receivers report upstream (RR and SR report blocks, XR Statistics Summary).
 import { clockRateOf } from "./clock-rates.js";
-import { EGRESS, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, type StreamTable } from "./stream-table.js";
+import { EGRESS, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, PKT_WINDOW_MS, type StreamTable } from "./stream-table.js";
 import type { StreamOverflow, StreamStats } from "./types.js";
 
 const RTP_HEADER = 12;
@@ -58,16 +58,25 @@ export class SegmentStreams {
 
   /**
    * When the packets given next arrived or left (wall clock, ms: the kernel's receive time where
-   * the I/O path has it). Set here, not passed per packet: a time crossing a call is boxed by V8.
+   * the I/O path has it), and for one leaving, when it arrived (`time[1]`). Set here, not passed
+   * per packet: a time crossing a call is boxed by V8.
    */
-  readonly time = new Float64Array(1);
+  readonly time = new Float64Array(2);
 
   /** An RTP packet from the sender, admitted, at `time[0]`. */
   ingress(buf: Uint8Array, at: number, len: number): void {
+    this.time[1] = this.time[0]!;
     this.rtp(INGRESS, buf, at, len);
   }
 
-  /** An RTP packet leaving the chain toward the destinations (once, whatever the fan-out), at `time[0]`. */
+  /**
+   * An RTP packet leaving the chain toward the destinations (once, whatever the fan-out), at
+   * `time[0]`, having arrived at `time[1]`: it counts in the second it arrived in, so that a
+   * proxy's ingress and egress windows hold the same packets and the difference of their mean
+   * transits is the time the packets spent in it, not also the transits of those in it at the
+   * second's edges (a stall there read as a negative dwell). A packet a filter made arrived when
+   * the filter sent it.
+   */
   egress(buf: Uint8Array, at: number, len: number): void {
     this.rtp(EGRESS, buf, at, len);
   }
@@ -93,6 +102,7 @@ export class SegmentStreams {
     p[PKT_TS] = u32(buf, at + 4);
     p[PKT_BYTES] = len;
     p[PKT_AT_MS] = this.time[0]!;
+    p[PKT_WINDOW_MS] = this.time[1]!;
     this.table.record(slot, dir);
   }
 

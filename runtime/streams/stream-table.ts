@@ -50,14 +50,17 @@ export const PKT_SEQ = 0;
 export const PKT_TS = 1;
 export const PKT_BYTES = 2;
 export const PKT_AT_MS = 3;
+/** The time whose second the packet counts in: its own, or for a packet leaving a proxy, when it arrived there. */
+export const PKT_WINDOW_MS = 4;
 
 export class StreamTable {
   /**
-   * The packet record() counts: sequence number, RTP timestamp, bytes, time (ms). Written here
+   * The packet record() counts: sequence number, RTP timestamp, bytes, time (ms), the time whose
+   * second it counts in (ms; at most its time). Written here
    * rather than passed as arguments: a timestamp or a time is no small integer, and V8 would box
    * each one crossing a call, an allocation per packet.
    */
-  readonly packet = new Float64Array(4);
+  readonly packet = new Float64Array(5);
   private capacity = 0;
   private freeHead = -1;
   private nextUnused = 0;
@@ -184,7 +187,9 @@ export class StreamTable {
     const seq = this.packet[PKT_SEQ]!;
     if (this.started[i] !== 0) {
       const at = this.packet[PKT_AT_MS]!;
-      if (at >= this.winEndMs[i]!) this.endWindow(i, at);
+      // a packet counts in the second it arrived in, unless a roll ended that second already
+      const second = Math.min(at, Math.max(this.packet[PKT_WINDOW_MS]!, this.winStartMs[i]!));
+      if (second >= this.winEndMs[i]!) this.endWindow(i, second);
       else if (at < this.winStartMs[i]! - STEP_BACK_MS) this.restartWindows(i, at);
     }
     if (this.started[i] === 0) {
@@ -290,7 +295,7 @@ export class StreamTable {
       this.wPackets[w] = this.packets[i]! - this.winPackets[i]!;
       this.wLost[w] = Math.max(0, this.wExpected[w]! - this.wPackets[w]!);
       this.wBytes[w] = this.bytes[i]! - this.winBytes[i]!;
-      this.wTransit[w] = this.winTransitCount[i]! > 0 ? this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
+      this.wTransit[w] = this.winTransitCount[i]! > 0 ? this.transitRef[i]! + this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
     }
     this.winStartMs[i] = next;
     this.winEndMs[i] = next + WINDOW_MS;
@@ -327,17 +332,16 @@ export class StreamTable {
     }
     this.lastMs[i] = atMs;
     this.lastTs[i] = ts;
-    // the 32-bit timestamp wraps (every 13.3 h at 90 kHz): a window across the wrap would average
-    // transits 2^32 / rate apart. Taken nearest the stream's first, they stay continuous; two
-    // points whose first packets fell either side of a wrap differ by whole wraps (the control
-    // plane folds the difference)
-    let transit = atMs - (ts * 1000) / rate;
+    // transits are summed as differences from the stream's first (near 1e12 ms each, 300 a second
+    // summed would keep 0.06 ms of precision), within half a wrap of it: the 32-bit timestamp
+    // wraps every 13.3 h at 90 kHz, and a window across the wrap averaged transits 2^32 / rate
+    // apart. Two points whose first packets fell either side of a wrap differ by whole wraps (the
+    // control plane folds the difference)
+    const transit = atMs - (ts * 1000) / rate;
     if (first) this.transitRef[i] = transit;
-    else {
-      const wrapMs = (TS_MOD * 1000) / rate;
-      transit -= Math.round((transit - this.transitRef[i]!) / wrapMs) * wrapMs;
-    }
-    this.winTransitSum[i] += transit;
+    const fromFirst = transit - this.transitRef[i]!;
+    const wrapMs = (TS_MOD * 1000) / rate;
+    this.winTransitSum[i] += fromFirst - Math.round(fromFirst / wrapMs) * wrapMs;
     this.winTransitCount[i]++;
   }
 
