@@ -202,7 +202,7 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
   agent.on("connect-failed", ({ address, reason, repeats }) => log(`control plane ${address}: cannot connect: ${reason}${repeats > 0 ? ` (and ${repeats} more times in the last minute)` : ""}`));
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
-    if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, next try in ${e.retryInMs} ms: ${e.error}`);
+    if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, ${e.retryInMs === undefined ? "not tried again" : `next try in ${e.retryInMs} ms`}: ${e.error}`);
   });
   agent.on("refused", (e) => {
     const notes = [...(e.retryInMs !== undefined ? [`next try in ${e.retryInMs} ms`] : []), ...(e.repeats > 0 ? [`${e.repeats} more tries refused alike since the last report`] : [])];

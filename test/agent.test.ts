@@ -589,6 +589,65 @@ test("a filter that refuses its config -> NACK, not tried again (same module, sa
   }
 });
 
+test("a segment refused holds back no other: a later change runs, the refused one keeps its previous version (or, new, is not started), ACK naming it, not tried again; fixed, a plain ACK", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const [listenA, listenB, listenC] = await Promise.all([freePortPair(), freePortPair(), freePortPair()]);
+  const [sinkA, sinkB, sinkC] = await Promise.all([Sink.open(), Sink.open(), Sink.open()]);
+  const stateDir = tempDir("state");
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  await ops.push("misbehave", "0.1.0", fixture("misbehave"));
+  const camA = (tag: number, bad = false): Segment => segment("node-h", "cam-a", listenA, sinkA.port, [{ filter: "counter", config: { tag } }, ...(bad ? [{ filter: "misbehave", config: { reject: "cam-a's typo" } }] : [])]);
+  const v1 = await ops.apply(camA(1));
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-h", stateDir, tls: "insecure" });
+  const applied: AgentEvents["applied"][0][] = [];
+  agent.on("applied", (e) => void applied.push(e));
+  try {
+    await agent.start();
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
+    // cam-a's change alone is refused as a whole: nothing else would change
+    const v2 = await ops.apply(camA(2, true));
+    await waitForStatus(ops, "node-h", (p) => p.nackedVersion === v2, "the NACK of cam-a's bad change");
+    // a new camera while cam-a's bad change is still stored: it runs, cam-a keeps version 1's chain
+    const v3 = await ops.apply(segment("node-h", "cam-b", listenB, sinkB.port, [{ filter: "counter", config: { tag: 30 } }]));
+    const partial = await waitForStatus(ops, "node-h", (p) => p.ackedVersion === v3, "the ACK of the new camera");
+    assert.equal(partial.notRunning, ["cam-a"]);
+    assert.match(partial.notRunningError, `snapshot ${v3} applied, except these segments, which are NOT running (cam-a runs its previous version)`);
+    assert.match(partial.notRunningError, "cam-a's typo");
+    assert.equal([partial.nackedVersion, partial.nackError], [0, ""], "the ACK of a newer version clears the NACK");
+    assert.match(proxyRows([partial])[0]![4]!, "(1 not running)");
+    await flows(listenB, sinkB, "the new camera's packets");
+    await flows(listenA, sinkA, "cam-a's packets, through its previous chain");
+    assert.is(metric(await stage(agent, "cam-a", "counter"), "tag"), 1, "cam-a runs version 1's config");
+    assert.is(metric(await stage(agent, "cam-b", "counter"), "tag"), 30);
+    assert.is(applied.at(-1)!.retryInMs, undefined, "a filter's refusal is not tried again");
+    const lastGood = JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8"));
+    assert.equal([lastGood.version, lastGood.notRunning.segments], [v3, ["cam-a"]], "last-good.json: what ran, and what did not");
+    assert.equal(lastGood.config.segments.map((x: { name: string }) => x.name), ["cam-a", "cam-b"]);
+    // a new camera refused as it comes is not started; the others run on
+    const v4 = await ops.apply(segment("node-h", "cam-c", listenC, sinkC.port, [{ filter: "misbehave", config: { reject: "cam-c's typo" } }]));
+    const v5 = await ops.apply(segment("node-h", "cam-b", listenB, sinkB.port, [{ filter: "counter", config: { tag: 31 } }]));
+    const both = await waitForStatus(ops, "node-h", (p) => p.ackedVersion >= v5 && p.notRunning.length === 2, "the ACK with cam-a and cam-c not running");
+    assert.ok(v4 < v5);
+    assert.equal([...both.notRunning].sort(), ["cam-a", "cam-c"]);
+    assert.match(both.notRunningError, "(cam-a runs its previous version)");
+    assert.is(metric(await stage(agent, "cam-b", "counter"), "tag"), 31);
+    assert.is((await agent.proxy!.stats()).segments.some((x) => x.name === "cam-c"), false, "cam-c is not started");
+    // fixed: a plain ACK
+    await ops.apply(segment("node-h", "cam-c", listenC, sinkC.port, [{ filter: "counter", config: { tag: 40 } }]));
+    const v7 = await ops.apply(camA(7));
+    const fixed = await waitForStatus(ops, "node-h", (p) => p.ackedVersion === v7, "the ACK of the fixed cameras");
+    assert.equal([fixed.notRunning, fixed.notRunningError], [[], ""]);
+    await flows(listenC, sinkC, "cam-c's packets");
+    assert.is(metric(await stage(agent, "cam-a", "counter"), "tag"), 7);
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    for (const sink of [sinkA, sinkB, sinkC]) sink.close();
+  }
+});
+
 test("a filter that never returns from a new context's creation -> NACK naming it, not tried again (each try would restart a worker); the running stage on that filter charged nothing", async () => {
   const cp = await replica(`file:${tempDir("store")}`);
   const ops = admin(cp.port);

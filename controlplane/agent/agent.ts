@@ -95,10 +95,11 @@ const TLS_OPTIONS: ChannelOptions = { "grpc.ssl_target_name_override": "msm-cont
 /** What the agent writes on the stream: proto-loader takes the oneof member by its field name. */
 type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string; retryInMs: number } } | { stats: { statsJson: string; page: number; pages: number } };
 
-/** Segments of the running version that do not run, and why (a snapshot applied in part). */
-interface NotRunning {
+/** Segments of the running version that do not run, and why (a snapshot applied in part); `final`: trying again cannot start them. */
+export interface NotRunning {
   readonly segments: readonly string[];
   readonly error: string;
+  readonly final?: boolean;
 }
 
 /** What one attempt to apply a snapshot came to. */
@@ -117,6 +118,30 @@ const FILTER_REFUSED_CONFIG = /rejected its (root )?config|while the change was 
 function readsReferences(snapshot: Snapshot): boolean {
   const reads = (json: string | undefined): boolean => !!json && /"\$(?:file|env)"\s*:/.test(json);
   return snapshot.segments.some((s) => s.chain.some((st) => reads(st.configJson) || reads(st.rootConfigJson)));
+}
+
+/**
+ * `config` with the segments the proxy refused held back: each keeps the version that runs now
+ * (`running`), with the filters it uses, or is left out when it is new. One camera's bad config
+ * must not stop every other change on its node. Undefined when holding back leaves nothing else
+ * to change (the refusal then stands for the whole snapshot, as the proxy keeps what runs).
+ */
+export function holdBack(config: ProxyConfigInput, running: ProxyConfigInput | undefined, refused: readonly string[]): { config: ProxyConfigInput; kept: string[] } | undefined {
+  const kept: string[] = [];
+  const filters = { ...(config.filters ?? {}) };
+  const segments = (config.segments ?? []).flatMap((seg) => {
+    if (!refused.includes(seg.name)) return [seg];
+    const old = running?.segments?.find((s) => s.name === seg.name);
+    if (!old) return [];
+    kept.push(seg.name);
+    for (const stage of old.chain ?? []) {
+      const def = running?.filters?.[stage.filter];
+      if (def && !(stage.filter in filters)) filters[stage.filter] = def;
+    }
+    return [old];
+  });
+  const changes = JSON.stringify(segments) !== JSON.stringify(running?.segments ?? []);
+  return changes && segments.length > 0 ? { config: { ...config, filters, segments }, kept } : undefined;
 }
 
 /** Module paths in a config are relative to the state directory, so that a moved directory still works. */
@@ -176,6 +201,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private attempts = { version: 0, count: 0 };
   /** Set while the running version runs without some of its segments. */
   private notRunning: NotRunning | undefined;
+  /** The config the proxy runs (what a refused segment's previous version is taken from). */
+  private runningInput: ProxyConfigInput | undefined;
   private loop: Promise<void> | undefined;
   private readonly sleeper: { wake?: () => void } = {};
   private closing = false;
@@ -314,6 +341,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       const config = validateProxyConfig({ ...this.nodeConfig(), filters, segments }, this.stateDir, "last-good.json");
       await this.startProxy(config);
       this.runningVersion = record.version;
+      this.runningInput = record.config;
+      this.notRunning = record.notRunning;
       this.emit("restored", { version: record.version, segments: config.segments.length });
     } catch (err) {
       this.emit("warning", { message: `cannot start from last-good.json (version ${record.version}): ${(err as Error).message}` });
@@ -571,13 +600,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (outcome.kind === "refused") {
       if (version === this.runningVersion && this.notRunning) {
         // a retry of the running version's missing segments failed again: it still runs without them
-        this.notRunning = { segments: this.notRunning.segments, error: outcome.error };
+        this.notRunning = { segments: this.notRunning.segments, error: outcome.error, ...(outcome.retry ? {} : { final: true }) };
         this.ack(version);
-        const retryInMs = this.scheduleRetry(snapshot);
+        const retryInMs = outcome.retry ? this.scheduleRetry(snapshot) : undefined;
         const repeats = this.refusalReports.admit("not-running", outcome.error);
         if (repeats !== undefined) {
           const more = repeats > 0 ? `; ${repeats} more tries failed alike since the last report` : "";
-          this.emit("warning", { message: `snapshot ${version}: segments ${this.notRunning.segments.join(", ")} still not running (next try in ${retryInMs} ms${more}): ${outcome.error}` });
+          const next = retryInMs === undefined ? "not tried again" : `next try in ${retryInMs} ms`;
+          this.emit("warning", { message: `snapshot ${version}: segments ${this.notRunning.segments.join(", ")} still not running (${next}${more}): ${outcome.error}` });
         }
         return;
       }
@@ -591,14 +621,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.refusalReports.forget("refused");
     this.refusalReports.forget("not-running");
     this.runningVersion = version;
+    this.runningInput = outcome.config;
     this.notRunning = outcome.notRunning;
     try {
-      await writeLastGood(this.stateDir, { format: LAST_GOOD_FORMAT, nodeId: this.options.nodeId, version, savedAtMs: Date.now(), snapshot, config: outcome.config });
+      await writeLastGood(this.stateDir, {
+        format: LAST_GOOD_FORMAT, nodeId: this.options.nodeId, version, savedAtMs: Date.now(), snapshot, config: outcome.config,
+        ...(outcome.notRunning ? { notRunning: outcome.notRunning } : {}),
+      });
     } catch (err) {
       this.emit("warning", { message: `last-good.json not written: ${(err as Error).message}` });
     }
     this.ack(version);
-    const retryInMs = this.notRunning ? this.scheduleRetry(snapshot) : undefined;
+    const retryInMs = this.notRunning && !this.notRunning.final ? this.scheduleRetry(snapshot) : undefined;
     this.emit("applied", {
       version, segments: outcome.segments, fetched: outcome.fetched, started: outcome.started, ms: Math.round(performance.now() - startedAt),
       notRunning: [...(this.notRunning?.segments ?? [])],
@@ -646,17 +680,47 @@ export class Agent extends EventEmitter<AgentEvents> {
     } catch (err) {
       if (!(err instanceof ApplyError)) return { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
       const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message)).join("; ");
+      // a filter answers the same module and config the same way: only what a reference reads may change
+      const finalFor = (errors: readonly { message: string }[]): boolean => errors.some((e) => FILTER_REFUSED_CONFIG.test(e.message)) && !readsReferences(snapshot);
       if (!err.committed) {
+        const partial = await this.applyHoldingBack(plan.config, err, applied, version, lines, finalFor);
+        if (partial) return partial;
         const state = err.starting ? "the proxy did not start, nothing runs" : "the running config is unchanged";
-        // a filter answers the same module and config the same way: only what a reference reads may change
-        const final = err.errors.some((e) => FILTER_REFUSED_CONFIG.test(e.message)) && !readsReferences(snapshot);
-        return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: !final };
+        return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: !finalFor(err.errors) };
       }
       // committed: the new version runs, without the segments named
       const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];
       return { ...applied, notRunning: { segments, error: `snapshot ${version} applied, except these segments, which are NOT running: ${lines}` } };
     }
     return applied;
+  }
+
+  /**
+   * A snapshot refused for some of its segments runs without them (each keeps the version it
+   * runs, or a new one is not started), so that a bad segment does not hold back the others' changes.
+   * Undefined when that is not possible (a refusal that names no segment, nothing else changes,
+   * or the rest is refused too): the refusal then stands for the whole snapshot.
+   */
+  private async applyHoldingBack(
+    input: ProxyConfigInput, err: ApplyError, applied: Extract<Outcome, { kind: "applied" }>, version: number, lines: string,
+    finalFor: (errors: readonly { message: string }[]) => boolean,
+  ): Promise<Outcome | undefined> {
+    const refused = [...new Set(err.errors.map((e) => e.segment))];
+    if (refused.includes("")) return undefined;
+    const held = holdBack(input, this.runningInput, refused);
+    if (!held) return undefined;
+    const kept = held.kept.length > 0 ? ` (${held.kept.join(", ")} ${held.kept.length > 1 ? "run their" : "runs its"} previous version)` : "";
+    const error = `snapshot ${version} applied, except these segments, which are NOT running${kept}: ${lines}`;
+    try {
+      const config = validateProxyConfig(held.config, this.stateDir, `snapshot ${version}`);
+      if (this.proxy) await this.proxy.apply(config);
+      else await this.startProxy(config);
+      return { ...applied, segments: config.segments.length, config: held.config, notRunning: { segments: refused, error, ...(finalFor(err.errors) ? { final: true } : {}) } };
+    } catch (again) {
+      if (!(again instanceof ApplyError) || !again.committed) return undefined;
+      const more = again.errors.map((e) => e.segment).filter((name) => name !== "" && !refused.includes(name));
+      return { ...applied, config: held.config, notRunning: { segments: [...refused, ...more], error: `${error}; ${again.detail}` } };
+    }
   }
 }
 

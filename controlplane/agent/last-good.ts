@@ -6,6 +6,7 @@ import { open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Snapshot } from "../api/proto.js";
 import type { ProxyConfigInput } from "../../runtime/index.js";
+import type { NotRunning } from "./agent.js";
 
 export const LAST_GOOD_FORMAT = 1;
 
@@ -17,6 +18,8 @@ export interface LastGood {
   readonly snapshot: Snapshot;
   /** The config it ran; module paths are relative to the state directory. */
   readonly config: ProxyConfigInput;
+  /** Segments of the snapshot that did not run (refused, or a port taken), and why. */
+  readonly notRunning?: NotRunning;
 }
 
 export function lastGoodPath(stateDir: string): string {
