@@ -78,6 +78,8 @@ export interface ProxySnapshot {
   addresses: string[];
   /** When the snapshot was taken (wall clock, ms). */
   atMs: number;
+  /** The filters (entries) whose own metrics are named after another name than theirs (`metricsName`). */
+  metricsNames?: Record<string, string>;
 }
 
 /** Every address of the host's interfaces, loopback included, as node:dgram writes them. */
@@ -231,7 +233,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       notRunning: [...this.notRunning].map(([segment, reason]) => ({ segment, reason })),
       addresses: localAddresses(),
       atMs: Date.now(),
+      ...this.metricsNames(),
     };
+  }
+
+  private metricsNames(): { metricsNames?: Record<string, string> } {
+    const named = Object.entries(this.config.filters).filter(([, f]) => f.metricsName !== undefined);
+    return named.length > 0 ? { metricsNames: Object.fromEntries(named.map(([name, f]) => [name, f.metricsName!])) } : {};
   }
 
   /** Segments of the running config that do not run (see notRunning in stats). */

@@ -1373,6 +1373,9 @@ test("snapshot conversion: field by field, field paths in errors, one key per fi
   // two versions at once: a key each
   const two = planSnapshot({ version: 1, segments: [seg("s", [{ filter: "validate", version: "1.0.0", configJson: "" }]), seg("t", [{ filter: "validate", version: "1.1.0", configJson: "" }])], filters: refs }, "/m", 1);
   assert.equal(Object.keys(two.config.filters!).sort(), ["validate-1-0-0", "validate-1-1-0"]);
+  // every key of a filter names its metrics after the filter: a dashboard outlives an upgrade
+  assert.equal(Object.values(two.config.filters!).map((f) => f.metricsName), ["validate", "validate"]);
+  assert.is(one.config.filters!["counter-x"]!.metricsName, "counter-x");
   // errors name the snapshot field
   const cases: [string, Partial<Segment>, string][] = [
     ["bad JSON", { chain: [{ filter: "validate", version: "", configJson: "{" }] }, "segments[0].chain[0].config_json: not valid JSON"],

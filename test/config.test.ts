@@ -51,6 +51,8 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
   ["filter names that read the same in /metrics", base({ filters: { "a-b": { path: "x.wasm" }, a_b: { path: "y.wasm" } } }), /filters\.a_b: its metrics would share the names msm_filter_a_b_\* with filters\.a-b's/],
+  ["a metricsName another filter's metrics have", base({ filters: { fec: { path: "x.wasm" }, "fec-2": { path: "y.wasm", metricsName: "fec" } } }), /filters\.fec-2\.metricsName: its metrics would share the names msm_filter_fec_\* with filters\.fec's/],
+  ["a metricsName like a host metric family", base({ filters: { v: { path: "x.wasm", metricsName: "drops" } } }), /filters\.v\.metricsName: its metrics could take the name of the host's msm_filter_drops_total/],
   ["a filter named like a host metric family", base({ filters: { drops: { path: "x.wasm" } } }), /filters\.drops: its metrics could take the name of the host's msm_filter_drops_total/],
   ["a filter named like the start of a host metric family", base({ filters: { memory_max: { path: "x.wasm" } } }), /filters\.memory_max: .*msm_filter_memory_max_bytes/],
   // multicast (docs/proxy.md "Multicast")

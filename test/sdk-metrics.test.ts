@@ -284,4 +284,12 @@ test("/metrics: a labelled series per label value with the segment and the stage
   assert.ok(lines.includes('msm_filter_stream_meter_plain{segment="s",stage="1"} 3'));
 });
 
+test("/metrics: entries of one filter that share a metricsName (a control plane's versions and settings) share its families, one TYPE line, their series apart by segment and stage", () => {
+  const seg = segment([stage("fec", [{ name: "recovered", kind: "counter", value: 3 }]), stage("fec-3b1c09e2", [{ name: "recovered", kind: "counter", value: 5 }])]);
+  const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0, workerExits: 0, configApplies: { applied: 1, refused: 0 }, notRunning: [],
+    metricsNames: { fec: "fec", "fec-3b1c09e2": "fec" } } as unknown as ProxySnapshot);
+  const lines = text.split("\n").filter((l) => l.includes("_recovered"));
+  assert.equal(lines, ["# TYPE msm_filter_fec_recovered counter", 'msm_filter_fec_recovered{segment="s",stage="0"} 3', 'msm_filter_fec_recovered{segment="s",stage="1"} 5']);
+});
+
 test.run();

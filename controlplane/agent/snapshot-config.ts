@@ -127,6 +127,24 @@ function assignKeys(used: readonly Variant[]): Map<Variant, string> {
   return keys;
 }
 
+/**
+ * Each filter's metrics are named after the filter (`msm_filter_<name>_*`), whatever the version
+ * or settings its key carries (`fec-3b1c09e2`), so that dashboards and alerts outlive an upgrade
+ * or a change of limits; two filters whose names read alike as keys get one each.
+ */
+function metricsNamesOf(used: readonly Variant[]): Map<string, string> {
+  const names = new Map<string, string>();
+  const taken = new Set<string>();
+  for (const filter of [...new Set(used.map((v) => v.ref.name))].sort()) {
+    const base = keyOf(filter);
+    let name = base;
+    for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
+    taken.add(name);
+    names.set(filter, name);
+  }
+  return names;
+}
+
 function parseStageConfig(stage: ChainStage, path: string, issues: string[]): Record<string, unknown> {
   return parseConfigJson(stage.configJson, `${path}.config_json`, issues) ?? {};
 }
@@ -207,10 +225,11 @@ export function planSnapshot(snapshot: Snapshot, modulesDir: string, workers: nu
 
   const filters: NonNullable<ProxyConfigInput["filters"]> = {};
   const modules: ModuleUse[] = [];
+  const metricsNames = metricsNamesOf(used);
   for (const v of used) {
     const key = keys.get(v)!;
     const sha256 = v.ref.sha256.toLowerCase();
-    filters[key] = { path: join(modulesDir, `${sha256}.wasm`), sha256, ...v.settings };
+    filters[key] = { path: join(modulesDir, `${sha256}.wasm`), sha256, ...v.settings, metricsName: metricsNames.get(v.ref.name)! };
     modules.push({ key, ref: v.ref });
   }
   return { modules, config: { workers, filters, segments } };

@@ -98,12 +98,13 @@ export function renderPrometheus(snap: ProxySnapshot): string {
     instances.map((i) => [instanceLabels(i), i.memoryMaxBytes]));
   family("msm_filter_drops_total", "counter", "Packets the filter stage dropped, by reason.",
     segs.flatMap((s) => s.stages.flatMap((st, i) => Object.entries(st.drops).map(([reason, n]) => [{ segment: s.name, stage: i, filter: st.filter, reason }, n] as [Record<string, string | number>, number]))));
-  // metrics the filters defined themselves: msm_filter_<filter>_<name>{segment,stage[,<label>]}
+  // metrics the filters defined themselves: msm_filter_<filter or its metricsName>_<name>{segment,stage[,<label>]}
   const own = new Map<string, { type: string; lines: string[] }>();
   for (const s of segs) {
     s.stages.forEach((st, i) => {
+      const prefix = (snap.metricsNames?.[st.filter] ?? st.filter).replace(/-/g, "_");
       for (const m of st.metrics) {
-        const name = `msm_filter_${st.filter.replace(/-/g, "_")}_${m.name}`;
+        const name = `msm_filter_${prefix}_${m.name}`;
         let f = own.get(name);
         if (!f) own.set(name, (f = { type: m.kind, lines: [] }));
         const base = { segment: s.name, stage: i };

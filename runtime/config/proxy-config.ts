@@ -163,6 +163,13 @@ const filterEntry = z.strictObject({
   sha256: z.string().regex(/^(sha256:)?[0-9a-fA-F]{64}$/, "must be 64 hex digits, optionally prefixed with 'sha256:'").optional(),
   config: jsonObject.default({}),
   maxMemoryPages: z.number().int().min(1).max(65536).default(256),
+  /**
+   * The `<filter>` of its own metrics' names, msm_filter_<metricsName>_<metric> (default: the
+   * entry's name): entries of one filter that give the same one share its families (a control
+   * plane gives every version and setting of a filter the filter's name), their series told apart
+   * by segment and stage, so that a dashboard outlives an upgrade.
+   */
+  metricsName: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, "lower-case letters, digits, '_' and '-', starting with a letter").optional(),
   /** Bounds on what one stage (one segment's use of the filter) may do. */
   limits: z.strictObject({
     /** Packets a stage may create per second (output area), with a tenth of a second's burst. */
@@ -282,19 +289,23 @@ function ruleProblems(config: ConfigParts, baseDir: string, host: HostAddresses)
   const problems: string[] = [];
   const names = new Set<string>();
   const ports = new EndpointClaims<string>();
-  const metricPrefixes = new Map<string, string>();
-  for (const name of Object.keys(config.filters ?? {})) {
+  const metricPrefixes = new Map<string, { name: string; shared: string | undefined }>();
+  for (const [name, entry] of Object.entries(config.filters ?? {})) {
     if (!/^[a-z][a-z0-9_-]{0,62}$/.test(name)) problems.push(`filters.${name}: filter names are lower-case letters, digits, '_' and '-', starting with a letter`);
-    // a filter's metrics are msm_filter_<name, '-' as '_'>_<metric> in /metrics: two names that
-    // read the same there, or a host family's word, would mix families (a second # TYPE line)
-    const prefix = name.replace(/-/g, "_");
+    // a filter's metrics are msm_filter_<metricsName or name, '-' as '_'>_<metric> in /metrics: two
+    // that read the same there, or a host family's word, would mix families (a second # TYPE
+    // line), unless both entries share the name on purpose (one filter's versions and settings)
+    const shared = entry?.metricsName;
+    const prefix = (shared ?? name).replace(/-/g, "_");
+    const what = shared !== undefined ? `filters.${name}.metricsName` : `filters.${name}`;
     const twin = metricPrefixes.get(prefix);
-    if (twin !== undefined) problems.push(`filters.${name}: its metrics would share the names msm_filter_${prefix}_* with filters.${twin}'s; rename one`);
-    else {
-      const clash = hostFamilyClash(name);
-      if (clash !== undefined) problems.push(`filters.${name}: ${clash}`);
+    if (twin !== undefined) {
+      if (shared === undefined || twin.shared !== shared) problems.push(`${what}: its metrics would share the names msm_filter_${prefix}_* with filters.${twin.name}'s; rename one`);
+    } else {
+      const clash = hostFamilyClash(shared ?? name);
+      if (clash !== undefined) problems.push(`${what}: ${clash}`);
     }
-    metricPrefixes.set(prefix, name);
+    metricPrefixes.set(prefix, { name, shared });
   }
   const claim = (address: string, port: number, what: string): void => {
     const owner = ports.claim({ address, port }, what);
