@@ -357,6 +357,10 @@ proxySuite("a stream with known loss, a duplicate, a swapped pair and a receiver
     assert.match(metrics, `msm_stream_lost_packets{segment="cam",ssrc="0x1234abcd",direction="ingress"} ${inn.lost}\n`);
     assert.match(metrics, `msm_stream_receiver_loss_ratio{segment="cam",ssrc="0x1234abcd",reporter="0x0000beef"} ${12 / 256}\n`);
     assert.match(metrics, /msm_stream_receiver_rtt_seconds\{segment="cam",ssrc="0x1234abcd",reporter="0x0000beef"\} \d/);
+    // seconds to the microsecond the stats keep, without binary noise (0.0036160000000000003)
+    for (const line of metrics.split("\n").filter((l) => /^msm_stream_(receiver_)?(jitter|rtt)_seconds/.test(l))) {
+      assert.ok(/ \d+(\.\d{1,6})?(e-\d+)?$/.test(line), line);
+    }
   } finally {
     sender.close();
     receiverRtcp.close();

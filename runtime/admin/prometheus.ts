@@ -11,6 +11,9 @@ type Segments = ProxySnapshot["segments"];
 /** An SSRC as a label value: 0x and 8 hex digits, as Wireshark and RTCP tools show it. */
 export const ssrcLabel = (ssrc: number): string => `0x${ssrc.toString(16).padStart(8, "0")}`;
 
+/** Milliseconds as seconds, to the microsecond the stats keep: 0.003616, not 0.0036160000000000003. */
+const seconds = (ms: number): number => Math.round(ms * 1000) / 1e6;
+
 /**
  * Per-stream families (docs/streams.md). Labels: segment, ssrc, direction (ingress | egress);
  * the receivers' families add reporter. Streams beyond streams.max are one series with ssrc="other".
@@ -37,14 +40,14 @@ function streamFamilies(segs: Segments, family: Family): void {
   family("msm_stream_lost_packets", "gauge", "Packets expected but not seen (RFC 3550 A.3; a late packet lowers it).", directions((d) => d.lost));
   family("msm_stream_duplicates_total", "counter", "Packets whose sequence number was already seen.", directions((d) => d.duplicates));
   family("msm_stream_reordered_total", "counter", "Packets that came after a higher sequence number.", directions((d) => d.reordered));
-  family("msm_stream_jitter_seconds", "gauge", "Interarrival jitter (RFC 3550 A.8).", directions((d) => d.jitterMs / 1000));
+  family("msm_stream_jitter_seconds", "gauge", "Interarrival jitter (RFC 3550 A.8).", directions((d) => seconds(d.jitterMs)));
   family("msm_stream_window_loss_ratio", "gauge", "Fraction of the packets expected in the last window (about 1 s) that were lost.", directions((d) => d.window?.fractionLost ?? null));
   family("msm_stream_window_bits_per_second", "gauge", "Bit rate over the last window.", directions((d) => d.window?.bitrateBps ?? null));
   family("msm_stream_window_packets_per_second", "gauge", "Packet rate over the last window.", directions((d) => d.window?.packetRate ?? null));
   family("msm_stream_receiver_loss_ratio", "gauge", "Fraction lost a receiver reported in its last RTCP report block.", receivers((r) => r.fractionLost));
   family("msm_stream_receiver_lost_packets", "gauge", "Cumulative packets lost a receiver reported.", receivers((r) => r.cumulativeLost));
-  family("msm_stream_receiver_jitter_seconds", "gauge", "Interarrival jitter a receiver reported.", receivers((r) => r.jitterMs / 1000));
-  family("msm_stream_receiver_rtt_seconds", "gauge", "Round trip proxy -> receiver -> proxy, from LSR/DLSR.", receivers((r) => (r.rttMs === null ? null : r.rttMs / 1000)));
+  family("msm_stream_receiver_jitter_seconds", "gauge", "Interarrival jitter a receiver reported.", receivers((r) => seconds(r.jitterMs)));
+  family("msm_stream_receiver_rtt_seconds", "gauge", "Round trip proxy -> receiver -> proxy, from LSR/DLSR.", receivers((r) => (r.rttMs === null ? null : seconds(r.rttMs))));
 }
 
 /** One series of a filter's own metric: a value, or a histogram's buckets, sum and count. */

@@ -173,7 +173,7 @@ export class Config {
     }
     const v = parseFloat(String.UTF8.decodeUnsafe(this.valStart, this.valEnd - this.valStart));
     if (!(v >= min && v <= max)) {
-      this.fail("config key '" + this.path + key + "' must be between " + min.toString() + " and " + max.toString());
+      this.fail("config key '" + this.path + key + "' must be between " + numberText(min) + " and " + numberText(max));
       return def;
     }
     return v;
@@ -273,6 +273,11 @@ export class Config {
 
 @inline function isDigit(c: i32): bool {
   return c >= 0x30 && c <= 0x39;
+}
+
+/** A number as a config error shows it: a whole number without AssemblyScript's ".0" (10000, not 10000.0). */
+export function numberText(v: f64): string {
+  return Math.abs(v) < 9007199254740992 && v == Math.floor(v) ? (<i64>v).toString() : v.toString();
 }
 
 function skipWs(p: usize, end: usize): usize {

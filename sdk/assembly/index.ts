@@ -21,7 +21,7 @@ export {
   timerSet, timerCancel, randomBytes, randomU32, TEXT_MAX_BYTES,
   hostHasCrypto, cryptoKeyCreate, cryptoKeyDrop, aesCtrXor, hmacSha1Host, aesGcmSeal, aesGcmOpen,
 } from "./host";
-export { Config } from "./config";
+export { Config, numberText } from "./config";
 export { Deadline } from "./deadline";
 export { ContextMap } from "./contexts";
 export { ContextFactory, SegmentContext, PASS, TAKE } from "./context-factory";

@@ -1,6 +1,6 @@
 // The congestion filter's settings: built-in defaults, overridden key by key by the root config,
 // then by each context's config. Every limit is checked here, at config time, never per packet.
-import { Config } from "../../../sdk/assembly";
+import { Config, numberText } from "../../../sdk/assembly";
 
 export const MODE_SENDER = 0;
 export const MODE_RECEIVER = 1;
@@ -165,7 +165,7 @@ export class Settings {
 
   /** Rules across keys, checked once the context's config is complete. */
   check(cfg: Config): void {
-    if (this.minBps > this.maxBps) cfg.fail("config key 'minBps' (" + this.minBps.toString() + ") is above 'maxBps' (" + this.maxBps.toString() + ")");
+    if (this.minBps > this.maxBps) cfg.fail("config key 'minBps' (" + numberText(this.minBps) + ") is above 'maxBps' (" + numberText(this.maxBps) + ")");
     if (this.startBps < this.minBps || this.startBps > this.maxBps) cfg.fail("config key 'startBps' must lie between 'minBps' and 'maxBps'");
     if (this.nonReferenceMs > this.referenceMs) cfg.fail("config key 'priority.nonReferenceMs' is above 'priority.referenceMs': non-reference frames must go first");
     if (this.renumber && !this.rtxGiven) {
