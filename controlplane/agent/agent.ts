@@ -21,7 +21,7 @@ import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./l
 import { ModuleCache } from "./module-cache.js";
 import { ReportLimiter } from "./report-limiter.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
-import type { AgentEvents, AgentOptions } from "./types.js";
+import type { AgentEvents, AgentOptions, NotRunning } from "./types.js";
 
 /**
  * Stats go out at a node's own phase, 100-499 ms past each multiple of statsIntervalMs by the wall
@@ -95,12 +95,6 @@ const TLS_OPTIONS: ChannelOptions = { "grpc.ssl_target_name_override": "msm-cont
 /** What the agent writes on the stream: proto-loader takes the oneof member by its field name. */
 type Outgoing = { register: Extract<ProxyMessage, { kind: "register" }>["register"] } | { ack: Ack } | { nack: { version: number; error: string; retryInMs: number } } | { stats: { statsJson: string; page: number; pages: number } };
 
-/** Segments of the running version that do not run, and why (a snapshot applied in part); `final`: trying again cannot start them. */
-export interface NotRunning {
-  readonly segments: readonly string[];
-  readonly error: string;
-  readonly final?: boolean;
-}
 
 /** What one attempt to apply a snapshot came to. */
 type Outcome =

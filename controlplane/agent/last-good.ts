@@ -6,7 +6,7 @@ import { open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Snapshot } from "../api/proto.js";
 import type { ProxyConfigInput } from "../../runtime/index.js";
-import type { NotRunning } from "./agent.js";
+import type { NotRunning } from "./types.js";
 
 export const LAST_GOOD_FORMAT = 1;
 

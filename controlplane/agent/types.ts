@@ -71,3 +71,10 @@ export interface AgentEvents {
   /** Everything the running proxy reports (filter logs, failures, swaps, watchdog). */
   "proxy-event": [ProxyEvent];
 }
+
+/** Segments of the running version that do not run, and why (a snapshot applied in part); `final`: trying again cannot start them. */
+export interface NotRunning {
+  readonly segments: readonly string[];
+  readonly error: string;
+  readonly final?: boolean;
+}
