@@ -17,6 +17,12 @@ const HEADER_BYTES = 20; // RTCP header, sender and media SSRC, base, count, ref
 const MAX_STATUSES = 2048;
 /** A jump forward this far starts the numbering afresh rather than report everything between as lost. */
 const JUMP: i64 = 1024;
+/**
+ * Packets in a row behind what was reported, each one on from the last, that mean the sending
+ * proxy restarted without its state and numbers anew (from 0, or from an older checkpoint): the
+ * numbering starts afresh from the first of them. Fewer is reordering: too late, dropped.
+ */
+export const RESTART_RUN = 8;
 // One feedback's statuses and staged deltas while it is written (shared: calls never overlap).
 const symbols = new StaticArray<u8>(MAX_STATUSES);
 const deltaStage = new StaticArray<u8>(MAX_FEEDBACK_BYTES);
@@ -26,6 +32,10 @@ export class ArrivalLog {
   highest: i64 = -1;
   nextToReport: i64 = -1;
   feedbackCount: i32 = 0;
+  /** The run of packets behind nextToReport, each one on from the last: its length, last number, arrivals. */
+  private lateRun: i32 = 0;
+  private lateLast: i64 = 0;
+  private readonly lateArrivals: StaticArray<i64> = new StaticArray<i64>(RESTART_RUN);
 
   constructor(private readonly records: Records) {}
 
@@ -40,13 +50,20 @@ export class ArrivalLog {
 
   /**
    * Whether noting `seq` starts the numbering afresh: a jump forward of more than one feedback
-   * can cover (the numbers between were never sent to us), or far back (the sending proxy
-   * restarted without its state). The caller sends what is pending first: it would be lost.
+   * can cover (the numbers between were never sent to us), far back (the sending proxy
+   * restarted without its state), or the RESTART_RUN-th packet in a row behind what was
+   * reported (it restarted, numbering from less than we reported). The caller sends what is
+   * pending first: it would be lost.
    */
   breaksNumbering(seq: u16): bool {
     if (this.highest < 0) return false;
     const ext = this.extend(seq);
-    return ext - this.nextToReport >= JUMP || ext < this.nextToReport - RING;
+    return ext - this.nextToReport >= JUMP || ext < this.nextToReport - RING || (ext < this.nextToReport && this.completesRun(ext));
+  }
+
+  /** Whether `ext`, behind nextToReport, is the last of a run that means a restart. */
+  @inline private completesRun(ext: i64): bool {
+    return this.lateRun == RESTART_RUN - 1 && ext == this.lateLast + 1;
   }
 
   /** Notes packet `seq` (16-bit, as on the wire) arriving at `nowUs`. */
@@ -58,10 +75,36 @@ export class ArrivalLog {
     } else if (ext < this.nextToReport - RING) {
       this.restart(seq);
       ext = <i64>seq;
+    } else if (ext < this.nextToReport) {
+      this.late(ext, nowUs);
+      return;
     }
+    this.lateRun = 0; // a packet at or beyond what was reported: the run (reordering) is over
     if (ext < 0) return;
     if (ext > this.highest) this.highest = ext;
-    if (ext < this.nextToReport) return; // already reported (as lost): too late
+    this.put(ext, nowUs);
+  }
+
+  /**
+   * A packet behind what was reported (as received or lost). Alone, or a few in a row, it came
+   * late (reordered past a feedback): too late, dropped. The RESTART_RUN-th in a row, each one on
+   * from the last, with none at or beyond nextToReport between: the sending proxy numbers anew
+   * (restarted without its state, or from an older checkpoint), and the numbering starts afresh
+   * from the first of the run, its arrivals kept.
+   */
+  private late(ext: i64, nowUs: i64): void {
+    if (this.lateRun > 0 && ext == this.lateLast + 1) this.lateRun++;
+    else this.lateRun = 1;
+    this.lateLast = ext;
+    unchecked((this.lateArrivals[this.lateRun - 1] = nowUs));
+    if (this.lateRun < RESTART_RUN) return;
+    const first = <u16>(ext - (RESTART_RUN - 1));
+    this.restart(first);
+    for (let k = 0; k < RESTART_RUN; k++) this.put(<i64>first + k, unchecked(this.lateArrivals[k]));
+    this.highest = <i64>first + (RESTART_RUN - 1);
+  }
+
+  @inline private put(ext: i64, nowUs: i64): void {
     const r = this.records.at(<i32>(ext & (RING - 1)));
     store<i64>(r, nowUs);
     store<i64>(r, ext + 1, 8);
@@ -71,6 +114,7 @@ export class ArrivalLog {
     for (let i = 0; i < RING; i++) store<i64>(this.records.at(i), 0, 8);
     this.highest = <i64>seq;
     this.nextToReport = <i64>seq;
+    this.lateRun = 0;
   }
 
   /** Packets waiting to be reported. */

@@ -83,9 +83,11 @@ export class SenderContext extends SegmentContext {
 
   // feedback bookkeeping
   private lastFeedbackUs: i64 = -1;
-  /** The last feedback or receiver report about the media (-1: never), and the last cut for silence. */
+  /** The last feedback or receiver report about the media (-1: never), and the last cut (or count) for silence. */
   private lastHeardUs: i64 = -1;
   private lastSilenceCutUs: i64 = -1;
+  /** This instance's first media packet (-1: none yet): silence before anything was heard counts from it. */
+  private firstMediaUs: i64 = -1;
   private lastFeedbackCount: i32 = -1;
   private refTicks: i32 = -1;
   private refWrapUs: i64 = 0;
@@ -290,6 +292,7 @@ export class SenderContext extends SegmentContext {
     this.tickArmed = true;
     if (this.lastIntervalUs < 0) {
       this.lastIntervalUs = now;
+      this.firstMediaUs = now;
       this.setGauges(); // from the first packet on, not from the first tick
     }
   }
@@ -691,11 +694,16 @@ export class SenderContext extends SegmentContext {
     const s = this.s;
     if (this.breaker.maybeClose(now)) this.closedLog();
     // the receiver went quiet while media goes out (the hop died, or its proxy went): do not go on
-    // at the last estimate; halve it each second, down to minBps
-    if (this.lastHeardUs >= 0 && this.forwardedInterval > 0 && now - this.lastHeardUs > SILENCE_US &&
+    // at the last estimate; halve it each second, down to minBps. Nothing heard at all since this
+    // instance's media began (a proxy B that does not answer, a receiver that sends no RTCP) is
+    // counted the same, once a second, but cuts nothing: there is no estimate to distrust
+    const heardUs = this.lastHeardUs >= 0 ? this.lastHeardUs : this.firstMediaUs;
+    if (heardUs >= 0 && this.forwardedInterval > 0 && now - heardUs > SILENCE_US &&
       (this.lastSilenceCutUs < 0 || now - this.lastSilenceCutUs >= INTERVAL_US)) {
-      this.rate.onSilence();
-      this.pacer.rateBps = this.rate.target * s.pacingFactor;
+      if (this.lastHeardUs >= 0) {
+        this.rate.onSilence();
+        this.pacer.rateBps = this.rate.target * s.pacingFactor;
+      }
       this.lastSilenceCutUs = now;
       this.counts.add(Count.FeedbackTimeouts);
     }

@@ -5,7 +5,7 @@
 import * as assert from "uvu/assert";
 import { PacketFlag, StateOrigin, Status, buildRtp } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
-import { TwccRecorder, emptyReceiverReport, encodeTwcc, transportSeqOf } from "../../../test/lib/rtcp-cc.js";
+import { TwccRecorder, decodeTwcc, emptyReceiverReport, encodeTwcc, rtcpPieces, transportSeqOf, withTransportSeq } from "../../../test/lib/rtcp-cc.js";
 import { SSRC, h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
 import { drive } from "./twcc-drive.js";
 
@@ -331,6 +331,83 @@ test("the receiver follows a sending proxy that starts its numbering again (a re
   feed(await stampedBy(50, blob));
   feed(await stampedBy(50));
   assert.equal(reports, [{ base: 20000, count: 50 }, { base: 0, count: 50 }]);
+});
+
+for (const restored of [false, true]) {
+  const how = restored ? "restored from a checkpoint 300 packets old" : "restarting without its state (numbering from 0 again)";
+  test(`proxy A ${how}, behind what B reported: B starts its feedback afresh from the new numbers, and A's new instance is fed`, async () => {
+    const h = await loadCongestion({ startUs: 0 });
+    const r = h.createContext({ mode: "receiver" });
+    const feedback: { ctx: number; base: number; received: number[] }[] = [];
+    let checkpoint: Uint8Array | undefined;
+    /** `n` packets, 5 every 10 ms, from sender `s` through the receiver, its feedback back to the sender. */
+    const stream = (s: number, n: number): void => {
+      for (let k = 0; k < n; k += 5) {
+        if (k === 700) checkpoint = h.exportState(s);
+        for (let j = 0; j < 5; j++) {
+          const out = h.run({ ctx: s, bytes: buildRtp({ seq: k + j, payloadSize: 500 }) });
+          assert.is(out.verdict, "pass");
+          h.run({ ctx: r, bytes: out.bytes });
+        }
+        for (const o of h.advanceTime(10_000).filter((o) => o.ctx === r)) {
+          const fb = decodeTwcc(rtcpPieces(o.bytes)[1]!.bytes);
+          feedback.push({ ctx: s, base: fb.baseSeq, received: fb.reports.filter((x) => x.deltaTicks !== null).map((x) => x.seq) });
+          h.run({ ctx: s, bytes: o.bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+        }
+      }
+    };
+    const sender = (): number => h.createContext({ mode: "sender", startBps: 50_000_000, maxBps: 100_000_000 });
+    const a1 = sender();
+    stream(a1, 1000); // numbers 0..999
+    assert.ok((h.metric("feedback_packets", a1) as number) >= 30);
+    const sentBefore = h.metric("feedback_sent", r) as number;
+    h.destroyContext(a1); // proxy A goes
+    h.advanceTime(300_000);
+    const a2 = sender();
+    if (restored) assert.ok(h.importState(a2, checkpoint!, StateOrigin.Checkpoint).ok);
+    const from = restored ? 700 : 0;
+    stream(a2, 600); // numbers from..from+599, starting behind the 999 B already reported
+    const sent = (h.metric("feedback_sent", r) as number) - sentBefore;
+    assert.ok(sent >= 20, `B's feedback goes on for the new stream (${sent} sent)`);
+    const second = feedback.filter((f) => f.ctx === a2);
+    assert.is(second[0]?.base, from, "from the first number of the new stream");
+    assert.equal(second.flatMap((f) => f.received), Array.from({ length: 600 }, (_, i) => from + i), "every packet of the new stream reported received, once");
+    assert.ok((h.metric("feedback_packets", a2) as number) >= 20, `A's new instance uses it (${h.metric("feedback_packets", a2)})`);
+    assert.is(h.metric("feedback_rejected", a2), 0);
+    assert.ok((h.metric("acked_bps", a2) as number) > 0, "the receiver acknowledges a rate");
+    assert.is(h.metric("feedback_timeouts", a2), 0);
+  });
+}
+
+test("a reordered burst of fewer than 8 packets behind what B reported does not restart its numbering", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const r = h.createContext({ mode: "receiver" });
+  const bases: [number, number][] = [];
+  const arrive = (nums: number[]): void => {
+    for (const n of nums) h.run({ ctx: r, bytes: withTransportSeq(buildRtp({ seq: n, payloadSize: 100 }), 5, n) });
+    for (const o of h.advanceTime(60_000)) {
+      const fb = decodeTwcc(rtcpPieces(o.bytes)[1]!.bytes);
+      bases.push([fb.baseSeq, fb.statusCount]);
+    }
+  };
+  const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+  arrive(range(0, 100));
+  arrive([...range(90, 97), ...range(100, 120)]); // 90..96 come after their feedback went: too late
+  arrive([80, 81, 82, 40, 41, 42, 43, 44, ...range(120, 130)]); // not in a row: no restart
+  assert.equal(bases, [[0, 100], [100, 20], [120, 10]]);
+});
+
+test("a sender that hears nothing back while its media goes out counts feedback timeouts, without cutting the rate it never had an answer about", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 2_000_000 });
+  for (let k = 0; k < 200; k++) {
+    h.run({ ctx: s, bytes: buildRtp({ seq: k, payloadSize: 500 }) });
+    h.advanceTime(20_000); // 4 s
+  }
+  const timeouts = h.metric("feedback_timeouts", s) as number;
+  assert.ok(timeouts >= 1 && timeouts <= 2, `counted once a second after 2 s (${timeouts})`);
+  assert.is(h.metric("target_bps", s), 2_000_000, "the target stays: nothing was ever heard to cut it from");
+  assert.is(h.metric("startup", s), 1);
 });
 
 test("a keyframe that takes long to leave at a low rate does not cost the frames after it", async () => {
