@@ -53,8 +53,8 @@ test("the WAT filter passes the stream, drops payload type 0x7f with its own rea
     assert.equal(stage.metrics, [{ name: "packets", kind: "counter", value: n }], "/stats shows the filter's counter");
     const body = await httpBody(admin.port, "/metrics");
     // the names docs/abi.md "Metrics" promises
-    assert.match(body, /^# TYPE msm_filter_abi_wat_packets counter$/m);
-    assert.match(body, new RegExp(`^msm_filter_abi_wat_packets\\{segment="wat",stage="0"\\} ${n}$`, "m"));
+    assert.match(body, /^# TYPE msm_filter_abi_wat_packets_total counter$/m);
+    assert.match(body, new RegExp(`^msm_filter_abi_wat_packets_total\\{segment="wat",stage="0"\\} ${n}$`, "m"));
     assert.match(body, new RegExp(`^msm_filter_drops_total\\{segment="wat",stage="0",filter="abi-wat",reason="${WAT_REASON}"\\} ${drops}$`, "m"));
     assert.match(body, new RegExp(`^msm_segment_drops_total\\{segment="wat",reason="${WAT_REASON}"\\} ${drops}$`, "m"));
   } finally {

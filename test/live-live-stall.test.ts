@@ -23,11 +23,11 @@ const BUFFER_MS = 1000;
 const GAP = 40;
 const COUNT = 61;
 
-/** A counter of the merge stage from the proxy's Prometheus page. */
+/** A counter of the merge stage from the proxy's Prometheus page (a filter's counter ends in _total there). */
 async function mergeCounter(adminPort: number, name: string): Promise<number> {
   const body = await httpBody(adminPort, "/metrics");
-  const line = body.split("\n").find((l) => l.startsWith(`msm_filter_replicate_${name}{`));
-  if (!line) throw new Error(`no msm_filter_replicate_${name} on /metrics`);
+  const line = body.split("\n").find((l) => l.startsWith(`msm_filter_replicate_${name}_total{`));
+  if (!line) throw new Error(`no msm_filter_replicate_${name}_total on /metrics`);
   return Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 

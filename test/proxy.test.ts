@@ -171,7 +171,7 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
     assert.is(status, 200);
     assert.match(body, /^msm_segment_packets_in_total\{segment="cam-1"\} 10$/m);
     assert.match(body, /^msm_filter_packets_in_total\{segment="cam-1",stage="0",filter="counter"\} 10$/m);
-    assert.match(body, /^msm_filter_counter_packets\{segment="cam-1",stage="0"\} 10$/m);
+    assert.match(body, /^msm_filter_counter_packets_total\{segment="cam-1",stage="0"\} 10$/m);
     assert.match(body, /^msm_filter_counter_tag\{segment="cam-1",stage="0"\} 4$/m);
     assert.match(body, /^# TYPE msm_segment_drops_total counter$/m);
     // 10 packets out: as many messages without UDP GSO, fewer where GSO joined some

@@ -271,9 +271,9 @@ test("/metrics: a labelled series per label value with the segment and the stage
   const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0, workerExits: 0, configApplies: { applied: 1, refused: 0 }, notRunning: [] } as unknown as ProxySnapshot);
   const lines = text.split("\n").filter((l) => l.startsWith("msm_filter_stream_meter_") || l.startsWith("# TYPE msm_filter_stream_meter_"));
   assert.equal(lines.slice(0, 3), [
-    "# TYPE msm_filter_stream_meter_by_ssrc counter",
-    'msm_filter_stream_meter_by_ssrc{segment="s",stage="1",ssrc="305419896"} 7',
-    'msm_filter_stream_meter_by_ssrc{segment="s",stage="1",ssrc="other"} 2',
+    "# TYPE msm_filter_stream_meter_by_ssrc_total counter",
+    'msm_filter_stream_meter_by_ssrc_total{segment="s",stage="1",ssrc="305419896"} 7',
+    'msm_filter_stream_meter_by_ssrc_total{segment="s",stage="1",ssrc="other"} 2',
   ]);
   assert.ok(lines.includes("# TYPE msm_filter_stream_meter_size histogram"));
   assert.ok(lines.includes('msm_filter_stream_meter_size_bucket{segment="s",stage="1",pt="96",le="1"} 1'));
@@ -289,7 +289,12 @@ test("/metrics: entries of one filter that share a metricsName (a control plane'
   const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0, workerExits: 0, configApplies: { applied: 1, refused: 0 }, notRunning: [],
     metricsNames: { fec: "fec", "fec-3b1c09e2": "fec" } } as unknown as ProxySnapshot);
   const lines = text.split("\n").filter((l) => l.includes("_recovered"));
-  assert.equal(lines, ["# TYPE msm_filter_fec_recovered counter", 'msm_filter_fec_recovered{segment="s",stage="0"} 3', 'msm_filter_fec_recovered{segment="s",stage="1"} 5']);
+  assert.equal(lines, [
+    "# HELP msm_filter_fec_recovered_total The fec filter's own counter 'recovered' (its docs say what it counts).",
+    "# TYPE msm_filter_fec_recovered_total counter",
+    'msm_filter_fec_recovered_total{segment="s",stage="0"} 3',
+    'msm_filter_fec_recovered_total{segment="s",stage="1"} 5',
+  ]);
 });
 
 test.run();

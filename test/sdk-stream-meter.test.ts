@@ -132,10 +132,10 @@ test("a labelled counter and a plain one survive a hot swap that moves the stage
 
     // /metrics: the labelled series with the segment and the stage
     const text = await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text();
-    for (const [ssrc, n] of series) assert.ok(text.includes(`msm_filter_stream_meter_packets_by_ssrc{segment="meter",stage="1",ssrc="${ssrc}"} ${n}\n`), `/metrics shows SSRC ${ssrc}: ${n}`);
-    assert.ok(text.includes("# TYPE msm_filter_stream_meter_packets_by_ssrc counter\n"));
+    for (const [ssrc, n] of series) assert.ok(text.includes(`msm_filter_stream_meter_packets_by_ssrc_total{segment="meter",stage="1",ssrc="${ssrc}"} ${n}\n`), `/metrics shows SSRC ${ssrc}: ${n}`);
+    assert.ok(text.includes("# TYPE msm_filter_stream_meter_packets_by_ssrc_total counter\n"));
     assert.match(text, new RegExp(`msm_filter_stream_meter_highest_seq\\{segment="meter",stage="1",ssrc="${A}"\\} \\d+\\n`));
-    assert.match(text, /msm_filter_stream_meter_packets\{segment="meter",stage="1"\} \d+\n/);
+    assert.match(text, /msm_filter_stream_meter_packets_total\{segment="meter",stage="1"\} \d+\n/);
 
     // the reports: every one an RR from the reporter with a block per source, then its CNAME
     const got = reports.slice(); // the timer goes on sending

@@ -335,7 +335,7 @@ walk("4. the proxy runs msm.yaml: the receiver gets payload type 96 only, the dr
     const shown = text.split("\n").filter((l) => pattern.test(l));
     const shape = (l: string): string => l.replace(/ [0-9.e+-]+$/, "");
     assert.equal(shown.map(shape).sort(), sample!.body.trim().split("\n").map(shape).sort());
-    assert.ok(shown.includes(`msm_filter_${state.name.replace(/-/g, "_")}_passed{segment="${segName}",stage="0"} ${passed}`), shown.join("\n"));
+    assert.ok(shown.includes(`msm_filter_${state.name.replace(/-/g, "_")}_passed_total{segment="${segName}",stage="0"} ${passed}`), shown.join("\n"));
   } finally {
     await stop(sender);
     await stop(receiver);

@@ -87,6 +87,9 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   family("msm_filter_packets_out_total", "counter", "Packets the filter stage passed or created.", stageRows((st) => st.packetsOut));
   family("msm_filter_bytes_in_total", "counter", "Bytes handed to the filter stage.", stageRows((st) => st.bytesIn));
   family("msm_filter_bytes_out_total", "counter", "Bytes the filter stage passed or created.", stageRows((st) => st.bytesOut));
+  family("msm_filter_held_total", "counter", "Packets the filter stage took and kept (a buffer, a queue, FEC consumed): with drops_total and packets_out_total, where every packet in went.", stageRows((st) => st.held));
+  family("msm_filter_generated_total", "counter", "Packets the filter stage made (FEC, recovered packets, copies, feedback, released from a buffer); counted in packets_out_total too.", stageRows((st) => st.generated));
+  family("msm_filter_bypassed_total", "counter", "Packets that went past the filter stage while it was down (failure mode open).", stageRows((st) => st.bypassed));
   family("msm_filter_failures_total", "counter", "Times the filter stage failed (trap, abort, stuck).", stageRows((st) => st.failures));
   family("msm_filter_busy_seconds_total", "counter", "Time spent in the filter stage, including copies in and out.", stageRows((st) => st.busyNs / 1e9));
   family("msm_filter_up", "gauge", "1 while the filter stage runs, 0 while it is down or given up.", stageRows((st) => (st.state === "running" ? 1 : 0)));
@@ -101,22 +104,24 @@ export function renderPrometheus(snap: ProxySnapshot): string {
     instances.map((i) => [instanceLabels(i), i.memoryMaxBytes]));
   family("msm_filter_drops_total", "counter", "Packets the filter stage dropped, by reason.",
     segs.flatMap((s) => s.stages.flatMap((st, i) => Object.entries(st.drops).map(([reason, n]) => [{ segment: s.name, stage: i, filter: st.filter, reason }, n] as [Record<string, string | number>, number]))));
-  // metrics the filters defined themselves: msm_filter_<filter or its metricsName>_<name>{segment,stage[,<label>]}
-  const own = new Map<string, { type: string; lines: string[] }>();
+  // metrics the filters defined themselves: msm_filter_<filter or its metricsName>_<name>{segment,stage[,<label>]},
+  // a counter's name ending in _total (Prometheus' and OpenMetrics' convention)
+  const own = new Map<string, { type: string; help: string; lines: string[] }>();
   for (const s of segs) {
     s.stages.forEach((st, i) => {
-      const prefix = (snap.metricsNames?.[st.filter] ?? st.filter).replace(/-/g, "_");
+      const filter = snap.metricsNames?.[st.filter] ?? st.filter;
+      const prefix = filter.replace(/-/g, "_");
       for (const m of st.metrics) {
-        const name = `msm_filter_${prefix}_${m.name}`;
+        const name = `msm_filter_${prefix}_${m.name}${m.kind === "counter" && !m.name.endsWith("_total") ? "_total" : ""}`;
         let f = own.get(name);
-        if (!f) own.set(name, (f = { type: m.kind, lines: [] }));
+        if (!f) own.set(name, (f = { type: m.kind, help: `The ${filter} filter's own ${m.kind} '${m.name}' (its docs say what it counts).`, lines: [] }));
         const base = { segment: s.name, stage: i };
         if (m.series) for (const one of m.series) sample(f.lines, name, { ...base, [m.label!]: one.labelValue }, one);
         else sample(f.lines, name, base, m);
       }
     });
   }
-  for (const [name, f] of own) out.push(`# TYPE ${name} ${f.type}`, ...f.lines);
+  for (const [name, f] of own) out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`, ...f.lines);
   streamFamilies(segs, family);
   family("msm_proxy_running", "gauge", PROXY_RUNNING_HELP, [[{}, 1]]);
   family("msm_watchdog_restarts_total", "counter", "Workers restarted because a filter call was stuck.", [[{}, snap.watchdogRestarts]]);
