@@ -9,10 +9,16 @@ import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { ProxyConfig } from "../runtime/index.js";
 
-/** A digest of the config file's text and of every filter module it names (a path that is no regular file: by its kind). */
-export async function configFingerprint(file: string, config: ProxyConfig): Promise<string> {
+/**
+ * A digest of the config file's text and of every filter module it names (a path that is no
+ * regular file: by its kind). `text`: the config's text as read for validation, or why it could
+ * not be read; taken as given, not read again (the file may since hold a newer edit, which must
+ * not count as tried).
+ */
+export async function configFingerprint(file: string, text: string | Error, config: ProxyConfig): Promise<string> {
   const hash = createHash("sha256");
-  for (const path of [file, ...Object.values(config.filters).map((f) => f.path)]) {
+  hash.update(file).update("\0").update(typeof text === "string" ? `text: ${text}` : `unreadable: ${text.message}`).update("\0");
+  for (const path of Object.values(config.filters).map((f) => f.path)) {
     hash.update(path).update("\0");
     try {
       // only a regular file's bytes: reading a FIFO or a device here would wait on whatever feeds

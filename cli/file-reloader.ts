@@ -1,7 +1,7 @@
 // What `msm proxy --config FILE` does after the start: reloads on SIGHUP or a change of what the
 // proxy runs (ConfigWatch), and tries again, backing off, the segments a committed change left
 // NOT running (a port taken meanwhile). Reloads and retries run one at a time, in order.
-import { ApplyError, ConfigError, loadProxyConfigFile, type Proxy, type ProxyConfig } from "../runtime/index.js";
+import { ApplyError, ConfigError, parseProxyConfig, readConfigText, type Proxy, type ProxyConfig } from "../runtime/index.js";
 import { printable } from "../controlplane/security/terminal.js";
 import { applyErrorLines } from "./apply-errors.js";
 import { ConfigWatch, configFingerprint } from "./config-watch.js";
@@ -21,11 +21,15 @@ export class FileReloader {
 
   /**
    * Starts watching. `started`: the config the proxy started with (its admin the endpoint the CLI
-   * bound for good); `fileAdmin`: the file's admin key, which a reload may not change unless
-   * --admin (`adminFromFlag`) set the endpoint.
+   * bound for good), `startedText` the text it was validated from; `fileAdmin`: the file's admin
+   * key, which a reload may not change unless --admin (`adminFromFlag`) set the endpoint.
+   * `read`: how a reload reads the file (a test changes the file as it is read).
    */
-  static async start(file: string, proxy: Proxy, started: ProxyConfig, fileAdmin: ProxyConfig["admin"], adminFromFlag: boolean, log: (line: string) => void): Promise<FileReloader> {
-    return new FileReloader(file, proxy, started, fileAdmin, adminFromFlag, log, await configFingerprint(file, started));
+  static async start(
+    file: string, proxy: Proxy, started: ProxyConfig, startedText: string, fileAdmin: ProxyConfig["admin"], adminFromFlag: boolean,
+    log: (line: string) => void, read: (file: string) => Promise<string> = readConfigText,
+  ): Promise<FileReloader> {
+    return new FileReloader(file, proxy, started, fileAdmin, adminFromFlag, log, read, await configFingerprint(file, startedText, started));
   }
 
   private constructor(
@@ -35,6 +39,7 @@ export class FileReloader {
     fileAdmin: ProxyConfig["admin"],
     private readonly adminFromFlag: boolean,
     private readonly log: (line: string) => void,
+    private readonly read: (file: string) => Promise<string>,
     fingerprint: string,
   ) {
     this.running = started;
@@ -49,25 +54,33 @@ export class FileReloader {
     this.watch.close();
   }
 
-  /** Reloads the file; `onlyIfChanged`: unless what it would run is what was last tried. */
-  reload(why: string, onlyIfChanged: boolean): void {
+  /**
+   * Reloads the file; `onlyIfChanged`: unless what it would run is what was last tried. Queued
+   * after any reload under way (a change written during one is read after it). Resolves when done.
+   */
+  reload(why: string, onlyIfChanged: boolean): Promise<void> {
     this.queue = this.queue.then(async () => {
       await this.reloadNow(why, onlyIfChanged);
       this.retryIfNotRunning();
     });
+    return this.queue;
   }
 
   private async reloadNow(why: string, onlyIfChanged: boolean): Promise<void> {
     let next: ProxyConfig | undefined;
     try {
+      // the file is read once: the fingerprint is of the text validated. Read again, it could be a
+      // newer edit, written during a long validation, that would count as tried and never reload.
+      let text: string | undefined;
       let invalid: unknown;
       try {
-        next = await loadProxyConfigFile(this.file);
+        text = await this.read(this.file);
+        next = parseProxyConfig(text, this.file);
       } catch (err) {
         invalid = err;
       }
       // a file that does not validate names no modules: its text and the running ones are what changes
-      const fingerprint = await configFingerprint(this.file, next ?? this.running);
+      const fingerprint = await configFingerprint(this.file, text ?? (invalid as Error), next ?? this.running);
       if (onlyIfChanged && fingerprint === this.tried) return;
       this.tried = fingerprint;
       if (!next) throw invalid;

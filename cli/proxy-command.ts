@@ -4,7 +4,7 @@
 // - `--control-plane HOST:PORT|unix:PATH[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import {
-  ApplyError, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, loadNodeSettingsFile, loadProxyConfigFile,
+  ApplyError, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, loadNodeSettingsFile, parseProxyConfig, readConfigText,
   Proxy, startAdminServer, validateNodeSettings, type AdminServer, type NodeSettings, type ProxyEvent, type IoPlan,
 } from "../runtime/index.js";
 import { Agent } from "../controlplane/agent/index.js";
@@ -230,8 +230,10 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
 
 async function runFromFile(file: string, flags: Map<string, string>): Promise<number> {
   let config;
+  let text;
   try {
-    config = await loadProxyConfigFile(file);
+    text = await readConfigText(file);
+    config = parseProxyConfig(text, file);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`msm proxy: invalid config ${err.message}`);
@@ -254,7 +256,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   }
   proxy.on("event", (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
   // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what it runs
-  const reloader = await FileReloader.start(file, proxy, config, fileAdmin, adminFlag !== undefined, (line) => console.error(`${stamp()} ${line}`));
+  const reloader = await FileReloader.start(file, proxy, config, text, fileAdmin, adminFlag !== undefined, (line) => console.error(`${stamp()} ${line}`));
   process.on("SIGHUP", () => reloader.reload("SIGHUP", false));
   let admin: AdminServer | undefined;
   if (config.admin) {

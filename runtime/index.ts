@@ -2,7 +2,7 @@
 // benchmarks may import. Everything else under runtime/ is internal.
 export { Proxy, ApplyError, type ProxyEvent, type ProxySnapshot, type ProxyHealth } from "./proxy.js";
 export {
-  ConfigError, loadProxyConfigFile, validateProxyConfig, proxyConfigSchema, STREAMS_DEFAULTS, hostFamilyClash,
+  ConfigError, loadProxyConfigFile, parseProxyConfig, readConfigText, validateProxyConfig, proxyConfigSchema, STREAMS_DEFAULTS, hostFamilyClash,
   type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
 } from "./config/proxy-config.js";
 export { resolveSecrets } from "./config/secrets.js";

@@ -494,22 +494,32 @@ export function socketsKey(seg: SegmentConfig): string {
 
 /** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */
 export async function loadProxyConfigFile(file: string): Promise<ProxyConfig> {
-  return validateProxyConfig(await readConfigDocument(file), dirname(resolve(file)), file);
+  return parseProxyConfig(await readConfigText(file), file);
+}
+
+/** A config file's text, validated as loadProxyConfigFile does (`file`: its path, for the format, the base folder and messages). */
+export function parseProxyConfig(text: string, file: string): ProxyConfig {
+  return validateProxyConfig(parseConfigDocument(text, file), dirname(resolve(file)), file);
 }
 
 /** The document in a YAML or JSON file (by its extension), unchecked. Throws ConfigError naming the file. */
 export async function readConfigDocument(file: string): Promise<unknown> {
-  let text: string;
+  return parseConfigDocument(await readConfigText(file), file);
+}
+
+/** A config file's text. Throws ConfigError naming the file. */
+export async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, "utf8");
+    return await readFile(file, "utf8");
   } catch (err) {
     throw new ConfigError([`cannot read: ${(err as Error).message}`], file);
   }
-  let parsed: unknown;
+}
+
+function parseConfigDocument(text: string, file: string): unknown {
   try {
-    parsed = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+    return file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
     throw new ConfigError([`not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(err as Error).message}`], file);
   }
-  return parsed;
 }
