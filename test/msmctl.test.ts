@@ -866,7 +866,7 @@ live("get proxies and describe: a proxy's refusal, truncated in the table and wh
   assert.match(r.out, /^Proxy status:\s+connected; REFUSED version \d+/m);
   assert.match(r.out, /^Last refusal:\s+version \d+: snapshot \d+ not applied, .*: segments\[0\]\.chain\[0\]\.config_json: validate refused/m);
   assert.match(r.out, /^Stats:\s+reported \d+s ago/m);
-  assert.match(r.out, /^\s+stage 1 validate \(running\): in \d+, out \d+, dropped 0, failures 0, 220 ns\/packet$/m);
+  assert.match(r.out, /^\s+stage 0 validate \(running\): in \d+, out \d+, dropped 0, failures 0, 220 ns\/packet$/m);
 
   r = await msmctl(["describe", "segment", "cam-3"], { env });
   assert.match(r.out, /^Proxy status:\s+never connected; version \d+ waits for it to connect; it has run nothing from the control plane$/m, r.out);

@@ -144,7 +144,9 @@ export function segmentStatsLines(s: SegmentCounters): string {
   if (s.legs.length > 1) lines.push(`per leg: ${s.legs.map((l) => `${l.name} in ${l.packetsIn}, out ${l.packetsOut}`).join("; ")}`);
   s.stages.forEach((t, i) => {
     const drops = Object.values(t.drops).reduce((a, b) => a + b, 0);
-    lines.push(`stage ${i + 1} ${t.filter} (${t.state}): in ${t.packetsIn}, out ${t.packetsOut}, dropped ${drops}${drops ? ` (${dropList(t.drops)})` : ""}, failures ${t.failures}, ${Math.round(t.nsPerPacket)} ns/packet`);
+    // numbered from 0, as /metrics and /stats number stages; held and made packets so that in and out add up
+    const kept = [...(t.held > 0 ? [`held ${t.held}`] : []), ...(t.generated > 0 ? [`made ${t.generated}`] : [])].map((x) => `, ${x}`).join("");
+    lines.push(`stage ${i} ${t.filter} (${t.state}): in ${t.packetsIn}, out ${t.packetsOut}${kept}, dropped ${drops}${drops ? ` (${dropList(t.drops)})` : ""}, failures ${t.failures}, ${Math.round(t.nsPerPacket)} ns/packet`);
   });
   return lines.join("\n");
 }

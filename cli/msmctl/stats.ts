@@ -10,6 +10,9 @@ export interface StageCounters {
   state: string;
   packetsIn: number;
   packetsOut: number;
+  /** Packets the stage took and kept, and made (0 from a proxy that does not say). */
+  held: number;
+  generated: number;
   drops: Record<string, number>;
   failures: number;
   nsPerPacket: number;
@@ -98,6 +101,8 @@ export function parseProxyStats(p: ProxyStats): ProxyCounters {
         state: String(t.state ?? "?"),
         packetsIn: num(t.packetsIn),
         packetsOut: num(t.packetsOut),
+        held: num(t.held),
+        generated: num(t.generated),
         drops: counts(t.drops),
         failures: num(t.failures),
         nsPerPacket: num(t.nsPerPacket),
