@@ -14,7 +14,7 @@
 // streams (its SegmentStreams and SSRC map).
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
-import { SegmentStreams, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, StreamTable } from "../runtime/index.js";
+import { SegmentStreams, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, PKT_WINDOW_MS, StreamTable } from "../runtime/index.js";
 import { machineBusyUs, median, progress, round } from "./common.js";
 import { heapBytesPerPacket } from "./micro.js";
 
@@ -142,7 +142,7 @@ function recordLoop(v: Variant, packets: number): void {
     p[PKT_SEQ] = v.seq[i]!;
     p[PKT_TS] = v.ts[i]!;
     p[PKT_BYTES] = SIZE;
-    p[PKT_AT_MS] = atMs;
+    p[PKT_AT_MS] = p[PKT_WINDOW_MS] = atMs;
     table.record(slots[i]!, INGRESS);
     if (++i === v.streams) i = 0;
   }

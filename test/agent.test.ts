@@ -24,7 +24,7 @@ import { channelCredentials, serverCredentials, type TlsFiles } from "../control
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent, AGENT_TIMING, startAgent, planSnapshot, SnapshotError, type AgentEvents } from "../controlplane/agent/index.js";
-import { msToStatsPhase, statsPhaseMs } from "../controlplane/agent/agent.js";
+import { holdBack, msToStatsPhase, statsPhaseMs } from "../controlplane/agent/agent.js";
 import { SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../controlplane/api/transport.js";
 import { configState } from "../cli/msmctl/describe.js";
 import { hasNack, proxyRows } from "../cli/msmctl/get.js";
@@ -1335,6 +1335,27 @@ test("the delivery check fails on a loss that nothing explains, and on a duplica
     tx.close();
     sink.close();
   }
+});
+
+test("holding back refused segments: each runs its previous version under a key of its own when an upgrade kept the key; only used entries; nothing else changed, no partial apply", () => {
+  const v1 = { path: "m/1.wasm", sha256: "1".repeat(64), metricsName: "fec" };
+  const v2 = { path: "m/2.wasm", sha256: "2".repeat(64), metricsName: "fec" };
+  const seg = (name: string, config: Record<string, unknown> = {}) => ({ name, listen: { address: "127.0.0.1", port: 5000 }, destinations: [], chain: [{ filter: "fec", config }] });
+  const running = { filters: { fec: v1 }, segments: [seg("a", { rows: 4 }), seg("b")] };
+  // an upgrade of fec everywhere, a's new config refused, a new camera c
+  const upgraded = holdBack({ filters: { fec: v2 }, segments: [seg("a", { rows: 40 }), seg("b"), seg("c")] }, running, ["a"])!;
+  assert.equal(upgraded.kept, ["a"]);
+  assert.equal(upgraded.config.segments!.map((x) => [x.name, x.chain![0]!.filter, x.chain![0]!.config]), [["a", "fec-held", { rows: 4 }], ["b", "fec", {}], ["c", "fec", {}]]);
+  assert.equal(upgraded.config.filters, { fec: v2, "fec-held": v1 }, "a runs v1, the others v2");
+  // a refused new camera is left out; the same key and module keep the key
+  const added = holdBack({ filters: { fec: v1 }, segments: [seg("a", { rows: 4 }), seg("b", { rows: 8 }), seg("c", { bad: 1 })] }, running, ["c"])!;
+  assert.equal(added.config.segments!.map((x) => x.name), ["a", "b"]);
+  assert.equal(added.kept, []);
+  assert.equal(added.config.filters, { fec: v1 });
+  // nothing but the refused segment changes: no partial apply (the refusal stands)
+  assert.is(holdBack({ filters: { fec: v1 }, segments: [seg("a", { rows: 40 }), seg("b")] }, running, ["a"]), undefined);
+  // only the others' filter entry changes (an upgrade): that is a change
+  assert.ok(holdBack({ filters: { fec: v2 }, segments: [seg("a", { rows: 40 }), seg("b")] }, running, ["a"]));
 });
 
 test("snapshot conversion: field by field, field paths in errors, one key per filter name unless two versions run", () => {

@@ -85,6 +85,24 @@ test("definitions: names and labels checked, the same definition twice is the sa
   assert.equal(statuses(h, ctx, [command(Op.DefineLate, 0)]), [-Status.NotAllowed], "only while configuring");
 });
 
+test("definitions that would meet in /metrics are refused: a counter x beside a counter x_total, a gauge named x_total, a histogram x beside a gauge x_sum", () => {
+  const m = new FilterMetrics();
+  assert.ok(m.define(MetricKind.Counter, "packets") >= 0);
+  assert.is(m.define(MetricKind.Counter, "packets_total"), -Status.BadArgument, "both are msm_filter_f_packets_total");
+  assert.is(m.define(MetricKind.Gauge, "depth_total"), -Status.BadArgument, "_total is a counter's");
+  assert.ok(m.define(MetricKind.Histogram, "size") >= 0);
+  assert.is(m.define(MetricKind.Gauge, "size_sum"), -Status.BadArgument);
+  assert.ok(m.define(MetricKind.Counter, "bytes_total") >= 0, "a counter may end in _total itself");
+  assert.is(m.define(MetricKind.Counter, "bytes"), -Status.BadArgument);
+});
+
+test("/metrics: two entries sharing a name whose versions define one metric as two kinds: the family keeps its first type, the other's series are left out", () => {
+  const seg = segment([stage("v1", [{ name: "depth", kind: "gauge", value: 3 }]), stage("v2", [{ name: "depth", kind: "histogram", histogram: { buckets: Array<number>(20).fill(0), count: 0, sum: 0 } }])]);
+  const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0, workerExits: 0, configApplies: { applied: 1, refused: 0 }, notRunning: [],
+    metricsNames: { v1: "f", v2: "f" } } as unknown as ProxySnapshot);
+  assert.equal(text.split("\n").filter((l) => l.includes("msm_filter_f_depth")), ["# HELP msm_filter_f_depth The f filter's own gauge 'depth' (its docs say what it counts).", "# TYPE msm_filter_f_depth gauge", 'msm_filter_f_depth{segment="s",stage="0"} 3']);
+});
+
 test("updates: each kind through its labelled import; a wrong import, kind, context or value is BadArgument", async () => {
   const h = await FilterHarness.load(fixture("metric_probe"));
   const ctx = h.createContext();

@@ -12,7 +12,7 @@ import { receiverReport, senderReport, xrSummary } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
 import { DropWatch } from "./lib/kernel-drops.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
-import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const SSRC = 0x1234abcd;
 
@@ -364,6 +364,32 @@ proxySuite("a stream with known loss, a duplicate, a swapped pair and a receiver
   } finally {
     sender.close();
     receiverRtcp.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+proxySuite("through a proxy, its ingress and egress windows of a second hold the same packets and the dwell between them is not below zero", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const segments = [{ name: "s", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }] }];
+  const { proxy } = await startProxy({ segments });
+  const sender = await bindUdp();
+  try {
+    // 200 packets a second for 3.5 s: three whole seconds at both points
+    await sendPaced(sender, listen, "127.0.0.1", 700, 200, (i) => indexedRtp(i));
+    await waitFor(() => sink.received >= 700, 5000, "every packet through");
+    await sleep(1100); // the last second ends
+    const st = (await segmentStats(proxy, "s")).streams[0]!;
+    const pairs = [[st.ingress!.window, st.egress!.window], [st.ingress!.previousWindow, st.egress!.previousWindow]];
+    for (const [i, e] of pairs) {
+      assert.ok(i && e && i.endMs === e.endMs, `windows of the same second: ${i?.endMs} and ${e?.endMs}`);
+      if (i!.expected === 0) continue; // a second after the stream ended
+      assert.equal([e!.expected, e!.lost, e!.packetRate], [i!.expected, i!.lost, i!.packetRate], `the second ending ${i!.endMs}: the same packets at both points`);
+      assert.ok(e!.transitMs! - i!.transitMs! >= 0, `a dwell of ${e!.transitMs! - i!.transitMs!} ms`);
+    }
+  } finally {
+    sender.close();
     sink.close();
     await proxy.close();
   }

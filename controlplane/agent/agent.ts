@@ -116,26 +116,45 @@ function readsReferences(snapshot: Snapshot): boolean {
 
 /**
  * `config` with the segments the proxy refused held back: each keeps the version that runs now
- * (`running`), with the filters it uses, or is left out when it is new. One camera's bad config
- * must not stop every other change on its node. Undefined when holding back leaves nothing else
- * to change (the refusal then stands for the whole snapshot, as the proxy keeps what runs).
+ * (`running`), with the filter entries it uses, or is left out when it is new. One camera's bad
+ * config must not stop every other change on its node. A held segment's entry keeps its key
+ * unless the new config gives that key another module or settings (an upgrade keeps the key): it
+ * then runs under a key of its own, so that it really runs its previous version. Undefined when
+ * holding back leaves nothing else to change (the refusal then stands for the whole snapshot, as
+ * the proxy keeps what runs).
  */
 export function holdBack(config: ProxyConfigInput, running: ProxyConfigInput | undefined, refused: readonly string[]): { config: ProxyConfigInput; kept: string[] } | undefined {
+  type Entry = NonNullable<ProxyConfigInput["filters"]>[string];
+  const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
   const kept: string[] = [];
-  const filters = { ...(config.filters ?? {}) };
+  const filters: Record<string, Entry> = { ...(config.filters ?? {}) };
+  const keyFor = (key: string): string => {
+    const def = running?.filters?.[key];
+    if (!def || same(filters[key], def)) return key;
+    if (!(key in filters)) {
+      filters[key] = def;
+      return key;
+    }
+    let held = `${key.slice(0, 56)}-held`;
+    for (let n = 2; held in filters && !same(filters[held], def); n++) held = `${key.slice(0, 52)}-held${n}`;
+    filters[held] = def;
+    return held;
+  };
   const segments = (config.segments ?? []).flatMap((seg) => {
     if (!refused.includes(seg.name)) return [seg];
     const old = running?.segments?.find((s) => s.name === seg.name);
     if (!old) return [];
     kept.push(seg.name);
-    for (const stage of old.chain ?? []) {
-      const def = running?.filters?.[stage.filter];
-      if (def && !(stage.filter in filters)) filters[stage.filter] = def;
-    }
-    return [old];
+    return [{ ...old, chain: (old.chain ?? []).map((stage) => ({ ...stage, filter: keyFor(stage.filter) })) }];
   });
-  const changes = JSON.stringify(segments) !== JSON.stringify(running?.segments ?? []);
-  return changes && segments.length > 0 ? { config: { ...config, filters, segments }, kept } : undefined;
+  // what runs is the segments and the entries they use
+  const used = (segs: readonly { chain?: readonly { filter: string }[] }[], defs: Record<string, Entry>): [string, Entry][] => {
+    const keys = new Set(segs.flatMap((s) => (s.chain ?? []).map((st) => st.filter)));
+    return Object.entries(defs).filter(([k]) => keys.has(k)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  };
+  const heldFilters = Object.fromEntries(used(segments, filters));
+  const changes = !same([segments, Object.entries(heldFilters)], [running?.segments ?? [], used(running?.segments ?? [], running?.filters ?? {})]);
+  return changes && segments.length > 0 ? { config: { ...config, filters: heldFilters, segments }, kept } : undefined;
 }
 
 /** Module paths in a config are relative to the state directory, so that a moved directory still works. */
@@ -567,7 +586,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.reply({ nack: { version, error, retryInMs: 0 } });
     this.reportRefusal(version, error, undefined);
     // its arrival cancelled a retry of the running version's missing segments: that one still holds
-    if (this.notRunning && this.retrying?.version === running && !this.retryTimer) this.scheduleRetry(this.retrying);
+    if (this.notRunning && !this.notRunning.final && this.retrying?.version === running && !this.retryTimer) this.scheduleRetry(this.retrying);
   }
 
   private async handle(snapshot: Snapshot): Promise<void> {
@@ -675,12 +694,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (!(err instanceof ApplyError)) return { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
       const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message)).join("; ");
       // a filter answers the same module and config the same way: only what a reference reads may change
-      const finalFor = (errors: readonly { message: string }[]): boolean => errors.some((e) => FILTER_REFUSED_CONFIG.test(e.message)) && !readsReferences(snapshot);
+      const final = (e: { message: string }): boolean => FILTER_REFUSED_CONFIG.test(e.message) && !readsReferences(snapshot);
       if (!err.committed) {
-        const partial = await this.applyHoldingBack(plan.config, err, applied, version, lines, finalFor);
+        const partial = await this.applyHoldingBack(plan.config, err, applied, version, lines, final);
         if (partial) return partial;
         const state = err.starting ? "the proxy did not start, nothing runs" : "the running config is unchanged";
-        return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: !finalFor(err.errors) };
+        return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: !err.errors.some(final) };
       }
       // committed: the new version runs, without the segments named
       const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];
@@ -697,7 +716,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   private async applyHoldingBack(
     input: ProxyConfigInput, err: ApplyError, applied: Extract<Outcome, { kind: "applied" }>, version: number, lines: string,
-    finalFor: (errors: readonly { message: string }[]) => boolean,
+    final: (e: { message: string }) => boolean,
   ): Promise<Outcome | undefined> {
     const refused = [...new Set(err.errors.map((e) => e.segment))];
     if (refused.includes("")) return undefined;
@@ -709,11 +728,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       const config = validateProxyConfig(held.config, this.stateDir, `snapshot ${version}`);
       if (this.proxy) await this.proxy.apply(config);
       else await this.startProxy(config);
-      return { ...applied, segments: config.segments.length, config: held.config, notRunning: { segments: refused, error, ...(finalFor(err.errors) ? { final: true } : {}) } };
+      return { ...applied, segments: config.segments.length, config: held.config, notRunning: { segments: refused, error, ...(err.errors.every(final) ? { final: true } : {}) } };
     } catch (again) {
       if (!(again instanceof ApplyError) || !again.committed) return undefined;
       const more = again.errors.map((e) => e.segment).filter((name) => name !== "" && !refused.includes(name));
-      return { ...applied, config: held.config, notRunning: { segments: [...refused, ...more], error: `${error}; ${again.detail}` } };
+      return { ...applied, segments: held.config.segments?.length ?? 0, config: held.config, notRunning: { segments: [...refused, ...more], error: `${error}; ${again.detail}` } };
     }
   }
 }

@@ -115,6 +115,8 @@ export function renderPrometheus(snap: ProxySnapshot): string {
         const name = `msm_filter_${prefix}_${m.name}${m.kind === "counter" && !m.name.endsWith("_total") ? "_total" : ""}`;
         let f = own.get(name);
         if (!f) own.set(name, (f = { type: m.kind, help: `The ${filter} filter's own ${m.kind} '${m.name}' (its docs say what it counts).`, lines: [] }));
+        // two versions of a filter sharing its name may define a metric as two kinds: one family has one type
+        else if (f.type !== m.kind) continue;
         const base = { segment: s.name, stage: i };
         if (m.series) for (const one of m.series) sample(f.lines, name, { ...base, [m.label!]: one.labelValue }, one);
         else sample(f.lines, name, base, m);

@@ -16,7 +16,7 @@ import { SourceGate } from "./source-gate.js";
 import { rewriteRtcpSsrc, rewriteRtp, rtpSsrc } from "./ssrc-rewrite.js";
 import { SegmentStreams } from "../streams/segment-streams.js";
 import type { StreamTable } from "../streams/stream-table.js";
-import { wallClockMs } from "../streams/wall-clock.js";
+import { wallClockAt } from "../streams/wall-clock.js";
 
 /**
  * A leg's gate: the leg's own sender address when its config names one, else the segment's
@@ -126,8 +126,11 @@ export class SegmentRuntime {
   private waitedUs = 0;
   /** When the batch being received was handed over (performance.now(); 0: node:dgram's packet by packet). */
   private batchAtMs = 0;
-  /** The same moment by the wall clock, as the addon read it (CLOCK_REALTIME, the kernel's receive stamps' clock; 0: not known). */
-  private batchWallMs = 0;
+  /**
+   * The wall clock less the monotonic one (performance.now()), from the addon's CLOCK_REALTIME
+   * reading as it last handed a batch over (the kernel's receive stamps' clock); NaN before one.
+   */
+  private realtimeOffsetMs = NaN;
   /** The ports a late timer reads before it fires (a group counts once, by its first port). */
   private readonly backlogPorts: NativePort[] = [];
 
@@ -224,7 +227,8 @@ export class SegmentRuntime {
     const data = io.data;
     const port = io.attach(socket, (count, first) => {
       this.batchAtMs = performance.now();
-      this.batchWallMs = io.callbackWallMs();
+      const wall = io.callbackWallMs();
+      if (wall > 0) this.realtimeOffsetMs = wall - this.batchAtMs;
       for (let i = first; i < first + count; i++) {
         if (io.truncated(i)) {
           this.stats.drops.add(DropReason.TooLarge);
@@ -237,7 +241,6 @@ export class SegmentRuntime {
       this.kernelArrivalMs = 0;
       this.waitedUs = 0;
       this.batchAtMs = 0;
-      this.batchWallMs = 0;
       this.flush(); // the arena is read again for the next batch (of any socket of the worker)
     });
     this.nativePorts.push(port);
@@ -599,12 +602,12 @@ export class SegmentRuntime {
   }
 
   /**
-   * The wall clock at `monotonicMs` (performance.now()): within a batch the addon handed over, from
-   * its CLOCK_REALTIME reading, the clock of the kernel's receive stamps, so that a proxy's dwell
+   * The wall clock at `monotonicMs` (performance.now()): under batched I/O from the addon's
+   * CLOCK_REALTIME reading, the clock of the kernel's receive stamps, so that a proxy's dwell
    * (egress less arrival) has no calibration error in it; else the calibrated wall clock.
    */
   private wallMs(monotonicMs: number): number {
-    return this.batchWallMs > 0 ? this.batchWallMs + (monotonicMs - this.batchAtMs) : wallClockMs();
+    return Number.isNaN(this.realtimeOffsetMs) ? wallClockAt(monotonicMs) : monotonicMs + this.realtimeOffsetMs;
   }
 
   /** Where each packet of `list` goes: back to the sender, to the destinations (all or one), or out on a leg. */

@@ -101,6 +101,16 @@ function copyHistogram(h: HistogramValue): HistogramValue {
   return { buckets: [...h.buckets], count: h.count, sum: h.sum };
 }
 
+/**
+ * The names a metric takes in /metrics after its family prefix: a counter's ends in _total, a
+ * histogram adds _bucket, _sum and _count (runtime/admin/prometheus.ts).
+ */
+function exposedNames(kind: number, name: string): string[] {
+  if (kind === MetricKind.Counter) return [name.endsWith("_total") ? name : `${name}_total`];
+  if (kind === MetricKind.Histogram) return [name, `${name}_bucket`, `${name}_sum`, `${name}_count`];
+  return [name];
+}
+
 export class FilterMetrics {
   readonly definitions: MetricDefinition[] = [];
   private readonly byContext = new Map<number, ContextMetricValues>();
@@ -114,6 +124,10 @@ export class FilterMetrics {
     if (label !== undefined && (!NAME.test(label) || RESERVED_LABELS.has(label))) return -Status.BadArgument;
     const existing = this.definitions.find((d) => d.name === name);
     if (existing) return existing.kind === kind && existing.label === label ? existing.id : -Status.BadArgument;
+    // _total is a counter's (Prometheus), and two metrics may not meet in /metrics (a counter x and a counter x_total)
+    if (kind !== MetricKind.Counter && name.endsWith("_total")) return -Status.BadArgument;
+    const exposed = exposedNames(kind, name);
+    if (this.definitions.some((d) => exposedNames(d.kind, d.name).some((n) => exposed.includes(n)))) return -Status.BadArgument;
     if (this.definitions.length >= MAX_METRICS) return -Status.NoSpace;
     const id = this.definitions.length;
     this.definitions.push(label === undefined ? { id, kind: kind as MetricKind, name } : { id, kind: kind as MetricKind, name, label });

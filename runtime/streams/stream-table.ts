@@ -249,7 +249,8 @@ export class StreamTable {
     this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] = 1 << (seq & 31);
     const atMs = this.packet[PKT_AT_MS]!;
     this.firstMs[i] = atMs;
-    this.restartWindows(i, atMs, 0); // the first packet, counted next, is in the first window
+    // the first packet, counted next, is in the first window: from when it arrived, as the ingress's
+    this.restartWindows(i, Math.min(atMs, this.packet[PKT_WINDOW_MS]!), 0);
   }
 
   /** Counts a first window from `atMs` on (the stream's start, or a step back of the wall clock), with no whole one before it. */

@@ -35,6 +35,11 @@ export class WallClock {
     return this.offset + this.clocks.monotonic();
   }
 
+  /** The wall clock at a reading of the monotonic clock. */
+  atMs(monotonicMs: number): number {
+    return this.offset + monotonicMs;
+  }
+
   /**
    * Checks the wall clock for a step (called about once a second). After one, the offset is the
    * sample (Date.now() truncates: at most a millisecond early), then the largest sample since,
@@ -92,6 +97,11 @@ const clock = new WallClock();
 
 export function wallClockMs(): number {
   return clock.nowMs();
+}
+
+/** The wall clock at `monotonicMs`, a reading of performance.now(): two times taken from one reading agree. */
+export function wallClockAt(monotonicMs: number): number {
+  return clock.atMs(monotonicMs);
 }
 
 /** Checks the wall clock for a step (called about once a second). */

@@ -893,6 +893,9 @@ export class SenderContext extends SegmentContext {
       this.haveRtt = true;
     }
     this.nextSeq = nextSeq;
+    // a carried estimate was heard about: silence from here on is distrusted as the old instance's
+    // would have been (else a receiver gone just before a swap left the target standing for good)
+    if (this.haveRtt || !startup) this.lastHeardUs = now;
     if (open) this.breaker.trip(now - ageUs);
     this.signalledBps = this.rate.target; // the origin was told already
     // a swap's queue was never sent; a checkpoint's may have been (the failed instance ran on)

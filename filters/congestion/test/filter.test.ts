@@ -410,6 +410,23 @@ test("a sender that hears nothing back while its media goes out counts feedback 
   assert.is(h.metric("startup", s), 1);
 });
 
+test("an estimate carried by a hot swap is distrusted when silence follows: the new instance halves it, as the old would have", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender" });
+  // a flow past its start at 700 kbit/s with a round trip (a version-1 blob: target, estimates, rtt)
+  const blob = new Uint8Array(1 + 8 * 5 + 1 + 8);
+  blob[0] = 1;
+  for (const at of [1, 9, 17]) new DataView(blob.buffer).setFloat64(at, 700_000, true);
+  new DataView(blob.buffer).setFloat64(25, 40, true);
+  assert.equal(h.importState(s, blob), { ok: true, reason: "" });
+  for (let k = 0; k < 200; k++) {
+    h.run({ ctx: s, bytes: buildRtp({ seq: k, payloadSize: 500 }) });
+    h.advanceTime(20_000); // 4 s without feedback
+  }
+  assert.ok((h.metric("feedback_timeouts", s) as number) >= 1);
+  assert.ok((h.metric("target_bps", s) as number) < 700_000, `the carried target cut: ${h.metric("target_bps", s)}`);
+});
+
 test("a keyframe that takes long to leave at a low rate does not cost the frames after it", async () => {
   const h = await loadCongestion({ startUs: 0 });
   const s = h.createContext({ mode: "sender", startBps: 300_000, priority: { h264PayloadTypes: [96] } });
