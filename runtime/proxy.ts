@@ -211,11 +211,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const last = this.carried.get(s.name) ?? s;
       return shownDown(last, worker);
     }));
-    // a worker being replaced has no segments to report yet: they still show, with what they had
-    // counted and their stages down, rather than vanish from /stats and msmctl for a moment
+    // a worker being replaced has no segments to report yet, nor one replaced while it answered
+    // (killed, it may answer with nothing, and its replacement is up by now): they still show, with
+    // what they had counted and their stages down, rather than vanish from /stats and msmctl for a moment
     const reported = new Set(segments.map((s) => s.name));
-    this.workers.forEach((_, worker) => {
-      if ((this.downSince[worker] ?? 0) === 0) return;
+    this.workers.forEach((current, worker) => {
+      if ((this.downSince[worker] ?? 0) === 0 && current === handles[worker]) return;
       for (const { name } of this.segmentsOf(this.config, worker)) {
         const last = this.carried.get(name);
         if (last && !reported.has(name)) segments.push(shownDown(last, worker));
