@@ -80,6 +80,41 @@ test("validate's counters carry on through a new context and a new instance, mat
   }
 });
 
+test("an entry keyed anew (a control plane's canary beside it, other limits) carries the stage's state and counters when it names the same filter (metricsName); an unrelated one does not", async () => {
+  const sink = await Sink.open();
+  const listen = await freePortPair();
+  const config = (key: string, metricsName: string | undefined): ProxyConfigInput => ({
+    workers: 1,
+    filters: { [key]: { path: filterWasm("validate"), ...(metricsName ? { metricsName } : {}) } },
+    segments: [{ name: "cam", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: key, config: {} }] }],
+  });
+  const { proxy, events } = await startProxy(config("validate", "validate"));
+  const tx = await bindUdp();
+  let seq = 0;
+  const round = async (n: number): Promise<Stage> => {
+    const before = (await segmentStats(proxy, "cam")).stages[0]!.packetsIn;
+    for (let i = 0; i < n; i++) tx.send(indexedRtp(seq++), listen, "127.0.0.1");
+    await waitFor(async () => (await segmentStats(proxy, "cam")).stages[0]!.packetsIn >= before + n, 3000, "the stage to see the round").catch(() => {});
+    return (await segmentStats(proxy, "cam")).stages[0]!;
+  };
+  try {
+    const first = await round(200);
+    await proxy.apply(validateProxyConfig(config("validate-1-0-0", "validate")));
+    const second = await round(200);
+    const swaps = events.filter((e) => e.type === "swap");
+    assert.equal(swaps.at(-1)!.type === "swap" && swaps.at(-1)!.carried, ["validate-1-0-0"], "the state went to the stage keyed anew");
+    assert.ok(metric(second, "packets_passed") > metric(first, "packets_passed"), `its counters went on: ${metric(first, "packets_passed")} then ${metric(second, "packets_passed")}`);
+    await proxy.apply(validateProxyConfig(config("other", undefined)));
+    const third = await round(50);
+    assert.equal(events.filter((e) => e.type === "swap").at(-1)!.type === "swap" && (events.filter((e) => e.type === "swap").at(-1) as { fresh: string[] }).fresh, ["other"], "another filter's name: a new stage");
+    assert.ok(metric(third, "packets_passed") < metric(second, "packets_passed"), "its counters start afresh");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test("a stage that is down keeps showing its counts, and a swap then carries them to its successor", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open();

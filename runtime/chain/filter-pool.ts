@@ -59,6 +59,11 @@ export class ChainStage {
   stats = new StageStats();
   /** The context's state as last exported (checkpoints, swaps); imported when the instance is replaced. */
   checkpoint: Uint8Array | undefined;
+  /**
+   * Which filter it runs, whatever its entry is keyed (the entry's metricsName, else its name): a
+   * stage keyed anew (a second version beside it, other limits) still takes its predecessor's state.
+   */
+  family = "";
   /** Budgets of packets the stage creates and of its timer firings. */
   readonly generated: TokenBucket;
   readonly timerFires: TokenBucket;
@@ -76,6 +81,10 @@ export class ChainStage {
 
   get filterName(): string {
     return this.slot.name;
+  }
+
+  get filterFamily(): string {
+    return this.family || this.slot.name;
   }
 
   /** The instance to call, or null while the stage is down. */

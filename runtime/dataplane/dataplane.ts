@@ -114,6 +114,37 @@ function filterSpec(name: string, entry: FilterEntry): FilterSpec {
   return { name, path: entry.path, sha256: entry.sha256, config: entry.config, maxMemoryPages: entry.maxMemoryPages, limits: entry.limits };
 }
 
+/**
+ * Each stage of a new chain's predecessor in the old one: the stage of the same filter entry (the
+ * k-th of that entry for the k-th), else the one stage of the same filter (family) both chains
+ * have one of: a canary's second version, or other limits, keys the entry anew
+ * (`validate-1-0-0`), and the stage must still take its state and counters.
+ */
+export function predecessors(old: readonly ChainStage[], next: readonly ChainStage[]): Map<ChainStage, ChainStage> {
+  const found = new Map<ChainStage, ChainStage>();
+  const taken = new Set<ChainStage>();
+  const seen = new Map<string, number>();
+  for (const st of next) {
+    const k = seen.get(st.filterName) ?? 0;
+    seen.set(st.filterName, k + 1);
+    const same = old.filter((o) => o.filterName === st.filterName)[k];
+    if (same) {
+      found.set(st, same);
+      taken.add(same);
+    }
+  }
+  const one = <T>(list: readonly T[]): T | undefined => (list.length === 1 ? list[0] : undefined);
+  for (const st of next) {
+    if (found.has(st) || next.filter((n) => n.filterFamily === st.filterFamily).length !== 1) continue;
+    const before = one(old.filter((o) => o.filterFamily === st.filterFamily));
+    if (before && !taken.has(before)) {
+      found.set(st, before);
+      taken.add(before);
+    }
+  }
+  return found;
+}
+
 /** How long a removed segment's sockets wait for its last sends before they close anyway. */
 const CLOSE_WAIT_MS = 500;
 
@@ -256,8 +287,9 @@ export class DataPlane {
       // every worker has released the ports this change frees; the new chain takes the old one's state
       if (p.existing) {
         p.existing.flush();
-        this.carryState(p.existing, p.stages ?? []);
-        carryFilterCounters(p.existing.stages, p.stages ?? []); // before the old contexts, and their counts, go
+        const before = predecessors(p.existing.stages, p.stages ?? []);
+        this.carryState(p.existing, p.stages ?? [], before);
+        carryFilterCounters(before); // before the old contexts, and their counts, go
         this.removeSegment(p.existing, false);
       }
       p.existing = undefined;
@@ -399,7 +431,9 @@ export class DataPlane {
         });
         plan.acquired.push(slot);
         const state = states.get(checkpointKey(config.name, st.filter));
-        stages.push(await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state));
+        const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state);
+        stage.family = entry.metricsName ?? st.filter;
+        stages.push(stage);
       }
     } catch (err) {
       for (const st of stages) this.pool.detach(st);
@@ -439,31 +473,32 @@ export class DataPlane {
   private swapChain(seg: SegmentRuntime, next: ChainStage[]): void {
     seg.flush(); // what has arrived goes through the old chain, whole
     const old = seg.stages;
-    const carried = this.carryState(seg, next);
+    const before = predecessors(old, next);
+    const carried = this.carryState(seg, next, before);
     seg.stages = next;
     for (const st of next) this.stageOwner.set(st.ctx, seg);
     // a stage whose state did not move (removed, or refused by its successor) hands over what it
     // holds through the new stages that followed it, instead of losing it
     old.forEach((st, k) => {
-      if (carried.has(st.filterName) || !st.live) return;
-      const later = new Set(old.slice(k + 1).map((o) => o.filterName));
-      seg.drainLeaving(st, next.filter((n) => later.has(n.filterName)));
+      if (carried.has(st) || !st.live) return;
+      const later = new Set(old.slice(k + 1));
+      seg.drainLeaving(st, next.filter((n) => later.has(before.get(n)!)));
     });
-    carryFilterCounters(old, next);
+    carryFilterCounters(before);
     for (const st of old) {
       this.stageOwner.delete(st.ctx);
       this.pool.detach(st);
     }
   }
 
-  /** Moves each stage's state (and counters) from `seg`'s chain to the stage of the same filter in `next`; returns the filters whose state moved. */
-  private carryState(seg: SegmentRuntime, next: ChainStage[]): Set<string> {
+  /** Moves each stage's state (and counters) from its predecessor in `seg`'s chain (`predecessor`) to it; returns the old stages whose state moved. */
+  private carryState(seg: SegmentRuntime, next: ChainStage[], predecessor: ReadonlyMap<ChainStage, ChainStage>): Set<ChainStage> {
     const carried: string[] = [];
+    const moved = new Set<ChainStage>();
     const awaitingRestart: string[] = [];
     const fresh: string[] = [];
-    const old = seg.stages;
     for (const st of next) {
-      const before = old.find((o) => o.filterName === st.filterName);
+      const before = predecessor.get(st);
       if (before) st.stats = before.stats;
       const from = before?.live;
       // a stage that is down, or whose export failed (its instance is down now), carries its last
@@ -490,6 +525,7 @@ export class DataPlane {
       if (result.ok) {
         st.checkpoint = blob;
         carried.push(st.filterName);
+        if (before) moved.add(before);
       } else {
         fresh.push(st.filterName);
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state not carried over: ${result.reason}` });
@@ -499,11 +535,11 @@ export class DataPlane {
     // its failures toward the policy's limit from 0 (an operator's fix is not held against it)
     const renewed: number[] = [];
     next.forEach((st, i) => {
-      const before = old.find((o) => o.filterName === st.filterName);
+      const before = predecessor.get(st);
       if (!before || before.slot !== st.slot || JSON.stringify(before.config) !== JSON.stringify(st.config)) renewed.push(i);
     });
     this.options.onEvent?.({ type: "swap", segment: seg.name, carried, awaitingRestart, fresh, renewed });
-    return new Set(carried);
+    return moved;
   }
 
   /** The stage's state (undefined: it keeps none), or EXPORT_FAILED when the export failed. */

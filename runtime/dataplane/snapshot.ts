@@ -156,17 +156,13 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
 
 /**
  * At a hot swap, after the old stages handed over what they held: each new stage goes on from the
- * counters and histograms (labelled or not) that the filter counted in the old stage it succeeds,
- * the k-th stage of a filter succeeding the old chain's k-th stage of that filter, wherever it
- * stands now, and whether it was running or down. Gauges start afresh: the new context sets its own.
+ * counters and histograms (labelled or not) that the filter counted in the old stage it succeeds
+ * (`predecessor`: dataplane.ts predecessors()), wherever it stands now, and whether it was running
+ * or down. Gauges start afresh: the new context sets its own.
  */
-export function carryFilterCounters(old: readonly ChainStage[], next: readonly ChainStage[]): void {
-  const seen = new Map<string, number>();
-  for (const st of next) {
-    const k = seen.get(st.filterName) ?? 0;
-    seen.set(st.filterName, k + 1);
-    const before = old.filter((o) => o.filterName === st.filterName)[k];
-    const from = before?.slot.metricsOf(before.ctx); // a stage that is down: what its failed instance counted
-    if (before && from) st.slot.instance?.metrics.carryFrom(from, before.ctx, st.ctx);
+export function carryFilterCounters(predecessor: ReadonlyMap<ChainStage, ChainStage>): void {
+  for (const [st, before] of predecessor) {
+    const from = before.slot.metricsOf(before.ctx); // a stage that is down: what its failed instance counted
+    if (from) st.slot.instance?.metrics.carryFrom(from, before.ctx, st.ctx);
   }
 }
