@@ -195,13 +195,25 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
   const log = (line: string): void => console.error(`${stamp()} ${printable(line)}`);
   // listening before start(): what it finds in last-good.json (or why it cannot use it) is logged too
   agent.on("proxy-event", (e) => log(describeEvent(e)));
-  agent.on("restored", ({ version, segments }) => log(`proxy running from last-good.json: snapshot ${version}, ${segments} segment(s)`));
+  // what a start from a file says at once: the I/O path (node:dgram when the addon is missing, at 2.3x the CPU) and the crypto
+  const started = (): void => {
+    const io = agent.proxy?.io;
+    if (io?.note) log(`WARNING: ${io.note}`);
+    const noCrypto = hostCryptoUnavailable();
+    if (noCrypto) log(`note: no host crypto (${noCrypto}): filters that use it (srtp) compute their own, slower and not constant-time`);
+    if (io) log(`proxy running on ${ioText(io)}${noCrypto ? "" : `, ${hostCryptoDescription()}`}`);
+  };
+  agent.on("restored", ({ version, segments }) => {
+    log(`proxy running from last-good.json: snapshot ${version}, ${segments} segment(s)`);
+    started();
+  });
   agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
   let stopping = false;
   agent.on("disconnected", ({ address, reason }) => log(`control plane ${address}: disconnected (${reason})${stopping ? "" : "; trying the next one"}`));
   agent.on("connect-failed", ({ address, reason, repeats }) => log(`control plane ${address}: cannot connect: ${reason}${repeats > 0 ? ` (and ${repeats} more times in the last minute)` : ""}`));
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
+    if (e.started) started();
     if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, ${e.retryInMs === undefined ? "not tried again" : `next try in ${e.retryInMs} ms`}: ${e.error}`);
   });
   agent.on("refused", (e) => {

@@ -898,6 +898,7 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
     await flows(listen, sink, "packets through the msm process");
     await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(out), 2000, "the admin address in the log");
     assert.match(out, `snapshot ${v} applied (proxy started; 1 segment(s), 1 module(s) fetched`);
+    assert.match(out, /proxy running on (batched I\/O \(recvmmsg\/sendmmsg|node:dgram I\/O)/, "the I/O path said at the start, as a start from a file says it");
     assert.match(out, /warning: not starting from last-good\.json: .*not valid JSON/);
     assert.match(out, /control plane 127\.0\.0\.1:1: cannot connect: .*ECONNREFUSED/);
     // a filter's words reach the log as one printable line: no terminal escapes, no forged lines
