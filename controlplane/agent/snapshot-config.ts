@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { ChainStage, FilterRef, Segment, Snapshot } from "../api/proto.js";
 import { clockRatesOf } from "../api/proto.js";
+import { newestVersion } from "../api/versions.js";
 import { destinationInput, feedbackInput, isEmptyEndpoint, legInput, multicastInput, parseConfigJson, sourceInput, stageEntryInput } from "../api/segment-input.js";
 import { proxyConfigSchema, type ProxyConfigInput } from "../../runtime/index.js";
 
@@ -80,14 +81,12 @@ const at = (i: number, rest = ""): string => `segments[${i}]${rest}`;
 
 /**
  * Which registry entry each chain stage means: the exact version when the stage names one, the
- * newest pushed one otherwise ("" = the newest, as the proto says).
+ * newest otherwise ("" = the newest, as the proto says: the highest version, api/versions.ts).
  */
 function resolveStage(stage: ChainStage, filters: readonly FilterRef[]): FilterRef | undefined {
   const named = filters.filter((f) => f.name === stage.filter);
   if (stage.version !== "") return named.find((f) => f.version === stage.version);
-  let newest: FilterRef | undefined;
-  for (const f of named) if (!newest || f.pushedAtMs > newest.pushedAtMs) newest = f;
-  return newest;
+  return newestVersion(named, (f) => f.version, (f) => f.pushedAtMs);
 }
 
 /**

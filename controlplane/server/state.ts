@@ -9,6 +9,7 @@
 // Each is a store revision, so the version is the same on every replica, and it grows with every
 // change of the snapshot's content: the change is written at a revision above all earlier ones.
 import type { FilterRef, Segment, Snapshot } from "../api/proto.js";
+import { newestVersion } from "../api/versions.js";
 import type { KeyValue } from "../store/index.js";
 import { FILTERS, PROXIES, SEGMENTS } from "./keys.js";
 
@@ -100,15 +101,13 @@ export class DesiredState {
 
   /**
    * The registry entry a chain stage means: that version, or with version "" the newest, i.e. the
-   * one pushed last (the largest modification revision; pushedAtMs orders them the same way).
+   * highest version (api/versions.ts), else the one pushed last (the largest modification revision).
    */
   resolve(name: string, version: string): StoredFilter | undefined {
     const versions = this.filters.get(name);
     if (!versions) return undefined;
     if (version !== "") return versions.get(version);
-    let newest: StoredFilter | undefined;
-    for (const f of versions.values()) if (!newest || f.modRevision > newest.modRevision) newest = f;
-    return newest;
+    return newestVersion(versions.values(), (f) => f.ref.version, (f) => f.modRevision);
   }
 
   /** Every node id the state knows: with segments now, or with a set key (it had some). */
