@@ -4,8 +4,10 @@
 // Snapshot versions: a proxy's version is the largest of
 //   - the modification revision of its /desired/proxies/<node> key (every apply or delete that
 //     changes the node's set rewrites that key in the same transaction), and
-//   - the modification revision of every filter its chains resolve to (a push of a newer version
-//     of a filter that a chain names without a version changes what the proxy runs).
+//   - the modification revision of every filter its chains resolve to, and for a stage that names
+//     no version, of the last version of that filter pushed (a push of a newer version changes what
+//     the proxy runs; one of a lower version does not, but counting it keeps versions growing
+//     whichever version is the newest: api/versions.ts).
 // Each is a store revision, so the version is the same on every replica, and it grows with every
 // change of the snapshot's content: the change is written at a revision above all earlier ones.
 import type { FilterRef, Segment, Snapshot } from "../api/proto.js";
@@ -110,6 +112,13 @@ export class DesiredState {
     return newestVersion(versions.values(), (f) => f.ref.version, (f) => f.modRevision);
   }
 
+  /** The modification revision of the last version of `name` pushed. */
+  private lastPushed(name: string): number {
+    let last = 0;
+    for (const f of this.filters.get(name)?.values() ?? []) last = Math.max(last, f.modRevision);
+    return last;
+  }
+
   /** Every node id the state knows: with segments now, or with a set key (it had some). */
   nodes(): Set<string> {
     return new Set([...this.proxies.keys(), ...this.byProxy.keys()]);
@@ -128,7 +137,7 @@ export class DesiredState {
       const chain = segment.chain.map((stage) => {
         const found = this.resolve(stage.filter, stage.version);
         if (!found) return stage; // cannot happen (filters are never removed); the proxy will NACK
-        version = Math.max(version, found.modRevision);
+        version = Math.max(version, found.modRevision, stage.version === "" ? this.lastPushed(stage.filter) : 0);
         refs.set(`${found.ref.name}@${found.ref.version}`, found.ref);
         return { ...stage, version: found.ref.version };
       });
