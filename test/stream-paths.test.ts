@@ -12,6 +12,8 @@ import { buildStreamPaths, closeNames, pathsNamed, type ProxyReport, type Report
 import type { ReceiverReport, StreamDirection, StreamStats } from "../runtime/streams/types.js";
 import { reportsFromPages } from "../controlplane/server/stream-reports.js";
 import { suite } from "./lib/suite.js";
+import { describeStreamPath } from "../cli/msmctl/streams.js";
+import { renderMetrics } from "../controlplane/dashboard/metrics.js";
 import { direction, receiverReport, streamStats, type DirectionFigures } from "./lib/stream-stats.js";
 
 const test = suite("stream paths", { timeoutMs: 10_000 });
@@ -251,6 +253,14 @@ test("no data: a proxy in the middle that never reported keeps its place, its ho
   assert.is(hop(p, "within proxy-b").from!.reportedAtMs, 0);
   assert.is(p.worst, -1, "loss that cannot be placed is not pinned on a hop");
   assert.is(p.lossFraction, 0.5, "end to end still measured");
+  // shown as unknown, not as fine: msmctl's STATE and bad-hop line, the dashboard's msm_hop_bad
+  const text = describeStreamPath(p, DEFAULT_BAD_HOP, NOW);
+  assert.match(text, /^\s+within proxy-b\s+proxy\s.*\sunknown$/m);
+  assert.match(text, /^\s+sender -> proxy-a\s+first-link\s.*\sok$/m);
+  assert.match(text, /Bad hop: +none found, but \d+ of \d+ hops have no figures \(see the notes\)/, text);
+  const metrics = renderMetrics(paths, 10, { clients: 0, dropped: 0, refused: 0 });
+  assert.not.ok(metrics.includes('msm_hop_bad{stream="cam",hop="within proxy-b"'), "no sample where nothing was measured");
+  assert.ok(metrics.includes('msm_hop_bad{stream="cam",hop="sender -> proxy-a",kind="first-link"} 0\n'));
 });
 
 test("no data: a first proxy without a report still starts the path; no reports at all, no paths; an older proxy without per-stream stats says so", () => {

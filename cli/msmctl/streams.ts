@@ -3,7 +3,7 @@
 // jitter and delay each adds and the bad hop named. docs/control-plane.md, "Streams across proxies".
 import { status } from "@grpc/grpc-js";
 import type { ReceiverReport, StreamDirection } from "../../runtime/index.js";
-import type { BadHopThresholds, StreamHop, StreamPath, StreamPoint } from "../../controlplane/api/streams.js";
+import { hopJudged, type BadHopThresholds, type StreamHop, type StreamPath, type StreamPoint } from "../../controlplane/api/streams.js";
 import { escapeSerialized, printable } from "../../controlplane/security/terminal.js";
 import { closeNames, pathsNamed } from "../../controlplane/server/stream-paths.js";
 import { CliError } from "./client.js";
@@ -93,7 +93,9 @@ function receiverRow(at: string, r: ReceiverReport, now: number): string[] {
 }
 
 function hopRow(h: StreamHop): string[] {
-  return [h.label, h.kind, percent(h.lossFraction), h.lost === null ? "-" : String(h.lost), ms(h.jitterMs), ms(h.jitterAddedMs, true), ms(h.delayMs), h.bad ? `BAD: ${h.why}` : "ok"];
+  // a hop without figures is not "ok": nothing says so (a proxy gone quiet, reports apart in time)
+  const state = h.bad ? `BAD: ${h.why}` : hopJudged(h) ? "ok" : "unknown";
+  return [h.label, h.kind, percent(h.lossFraction), h.lost === null ? "-" : String(h.lost), ms(h.jitterMs), ms(h.jitterAddedMs, true), ms(h.delayMs), state];
 }
 
 function indent(text: string): string {
@@ -101,6 +103,11 @@ function indent(text: string): string {
     .split("\n")
     .map((l) => (l ? `  ${l}` : l))
     .join("\n");
+}
+
+function unknownHops(p: StreamPath): string {
+  const unknown = p.hops.filter((h) => !hopJudged(h)).length;
+  return unknown === 0 ? "none" : `none found, but ${unknown} of ${p.hops.length} hops have no figures (see the notes)`;
 }
 
 /** One path as a person reads it: where it goes, end to end, the bad hop and why, every hop, every point measured, the receivers' reports. */
@@ -111,7 +118,7 @@ export function describeStreamPath(p: StreamPath, t: BadHopThresholds, now = Dat
     ["SSRC", hexSsrc(p.ssrc)],
     ["Path", ["sender", ...p.segments.map((s) => `${s.proxy}/${s.segment}`)].join(" -> ")],
     ["End to end", `loss ${percent(p.lossFraction)}, jitter ${ms(p.jitterMs)}, ${bitrate(p.bitrateBps)}, ${rate(p.packetRate ?? undefined)} packets/s`],
-    ["Bad hop", worst ? `${worst.label} (${worst.kind}): ${worst.why}` : "none"],
+    ["Bad hop", worst ? `${worst.label} (${worst.kind}): ${worst.why}` : unknownHops(p)],
     ["Thresholds", thresholdText(t)],
   ];
   let text = fields(rows) + "\n";

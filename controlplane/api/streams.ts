@@ -70,3 +70,8 @@ export interface BadHopThresholds {
 }
 
 export const DEFAULT_BAD_HOP: BadHopThresholds = { loss: 0.005, jitterMs: 5 };
+
+/** Whether the hop has a figure it is judged by (loss or jitter added): one without is neither bad nor fine (its note says why). */
+export function hopJudged(h: Pick<StreamHop, "lossFraction" | "jitterAddedMs">): boolean {
+  return h.lossFraction !== null || h.jitterAddedMs !== null;
+}

@@ -2,7 +2,7 @@
 // exposition format 0.0.4) in base units. Only the worst `limit` streams get series of their own,
 // so that 10,000 streams do not become 300,000 series; msm_paths counts them all.
 import { familyLines, type LabelSet, type Sample } from "../../runtime/index.js";
-import type { StreamPath } from "../api/streams.js";
+import { hopJudged, type StreamPath } from "../api/streams.js";
 import { worstFirst } from "./view.js";
 
 type Labels = LabelSet;
@@ -53,7 +53,8 @@ export function renderMetrics(paths: readonly StreamPath[], limit: number, feed:
   out.family("msm_hop_jitter_seconds", "gauge", "RFC 3550 interarrival jitter at the hop's far end.", per((h) => h.jitterMs, 1e-3));
   out.family("msm_hop_jitter_added_seconds", "gauge", "Jitter the hop adds: its far end's minus its near end's.", per((h) => h.jitterAddedMs, 1e-3));
   out.family("msm_hop_delay_seconds", "gauge", "Mean one-way delay of the hop (half the round trip for the last link).", per((h) => h.delayMs, 1e-3));
-  out.family("msm_hop_bad", "gauge", "1 while the hop breaks a threshold (--bad-loss, --bad-jitter-ms), else 0.", per((h) => (h.bad ? 1 : 0)));
+  out.family("msm_hop_bad", "gauge", "1 while the hop breaks a threshold (--bad-loss, --bad-jitter-ms), 0 while its figures are within them; absent while it has none.",
+    per((h) => (h.bad ? 1 : hopJudged(h) ? 0 : null)));
   const perPath = (pick: (p: StreamPath) => number | null, scale = 1): Row[] =>
     shown.flatMap((p) => {
       const v = pick(p);
