@@ -616,6 +616,7 @@ test("a segment refused holds back no other: a later change runs, the refused on
     assert.match(partial.notRunningError, "cam-a's typo");
     assert.equal([partial.nackedVersion, partial.nackError], [0, ""], "the ACK of a newer version clears the NACK");
     assert.match(proxyRows([partial])[0]![4]!, "(1 not running)");
+    assert.match(configState(partial), `runs the newest config (version ${v3}), except 1 segment(s) that do NOT run: cam-a (cam-a runs its previous version)`);
     await flows(listenB, sinkB, "the new camera's packets");
     await flows(listenA, sinkA, "cam-a's packets, through its previous chain");
     assert.is(metric(await stage(agent, "cam-a", "counter"), "tag"), 1, "cam-a runs version 1's config");

@@ -1,5 +1,6 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
+import { heldBackOf, heldBackText } from "../../controlplane/api/held-back.js";
 import { status } from "@grpc/grpc-js";
 import type { ChainStage, Endpoint, FilterRef, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
 import { DEFAULT_FAILURE_POLICY, isMulticast } from "../../runtime/index.js";
@@ -25,7 +26,8 @@ export function configState(p: ProxyStatus): string {
     return `REFUSED version ${p.nackedVersion}${p.nackRetryAtMs > 0 ? " (the proxy tries it again)" : ""}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
   }
   if (p.desiredVersion === 0) return "no config sent yet";
-  const without = p.notRunning.length > 0 ? `, except ${p.notRunning.length} segment(s) that do NOT run: ${p.notRunning.join(", ")}` : "";
+  const held = heldBackOf(p.notRunningError);
+  const without = p.notRunning.length > 0 ? `, except ${p.notRunning.length} segment(s) that do NOT run: ${p.notRunning.join(", ")}${heldBackText(held)}` : "";
   if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})${without}`;
   if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion}${without} when last seen` : "it has run nothing from the control plane"}`;
   return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}${without}` : "nothing yet"}`;
@@ -177,7 +179,11 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
   else {
     const link = proxy.connected ? "connected" : proxy.lastSeenMs ? `not connected (last seen ${when(proxy.lastSeenMs, now)})` : "never connected";
     rows.push(["Proxy status", `${link}; ${configState(proxy)}`]);
-    if (proxy.notRunning.includes(seg.name)) rows.push(["NOT running", proxy.notRunningError || "(no reason given)"]);
+    if (proxy.notRunning.includes(seg.name)) {
+      // refused while the rest of the snapshot runs: the camera forwards on its previous version
+      const previous = heldBackOf(proxy.notRunningError).includes(seg.name);
+      rows.push([previous ? "This revision" : "NOT running", `${previous ? "REFUSED by the proxy, which runs the segment's previous version (the chain above is the refused one): " : ""}${proxy.notRunningError || "(no reason given)"}`]);
+    }
     if (hasNack(proxy)) rows.push(["Last refusal", refusalText(proxy, now)]);
   }
   const counters = stats?.segments.find((s) => s.name === seg.name);

@@ -22,6 +22,7 @@ import { ModuleCache } from "./module-cache.js";
 import { ReportLimiter } from "./report-limiter.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
 import type { AgentEvents, AgentOptions, NotRunning } from "./types.js";
+import { heldBackText } from "../api/held-back.js";
 
 /**
  * Stats go out at a node's own phase, 100-499 ms past each multiple of statsIntervalMs by the wall
@@ -722,7 +723,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (refused.includes("")) return undefined;
     const held = holdBack(input, this.runningInput, refused);
     if (!held) return undefined;
-    const kept = held.kept.length > 0 ? ` (${held.kept.join(", ")} ${held.kept.length > 1 ? "run their" : "runs its"} previous version)` : "";
+    const kept = heldBackText(held.kept);
     const error = `snapshot ${version} applied, except these segments, which are NOT running${kept}: ${lines}`;
     try {
       const config = validateProxyConfig(held.config, this.stateDir, `snapshot ${version}`);
