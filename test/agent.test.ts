@@ -760,6 +760,18 @@ test("every failed start is said: an unusable last-good.json, a refused connecti
     const foreign = await run(tempDir("state"), { ...otherPki.issue("node-a", "spiffe://msm.test/proxy/node-a"), ca: pki.ca }, "node-a", [cp.address]);
     assert.ok(foreign.failures.get(cp.address)!.length > 0, "a handshake refused by the server is reported");
     assert.ok(cp.log.some((l) => /node-a.*node-b|node_id/.test(l)), `the control plane logs the refused Register too:\n${cp.log.join("\n")}`);
+    // the proxy retries every second or so: the control plane logs that refusal once, not each time
+    const refusedLines = (): number => cp.log.filter((l) => l.includes("Register.node_id is 'node-c' but the certificate is for proxy 'node-b'")).length;
+    const retrying = new Agent({ controlPlanes: [cp.address], nodeId: "node-c", stateDir: tempDir("state"), tls: pki.issue("node-b", "spiffe://msm.test/proxy/node-b") });
+    let tries = 0;
+    retrying.on("connect-failed", (f) => void (tries += 1 + f.repeats));
+    try {
+      await retrying.start();
+      await sleep(4000);
+    } finally {
+      await retrying.close();
+    }
+    assert.is(refusedLines(), 1, `one line for the repeated refusal (the proxy said it failed ${tries}+ times):\n${cp.log.join("\n")}`);
   } finally {
     await cp.close();
   }

@@ -19,7 +19,7 @@ import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { channelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
-import { ReportLimiter } from "./report-limiter.js";
+import { ReportLimiter } from "../api/report-limiter.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
 import type { AgentEvents, AgentOptions, NotRunning } from "./types.js";
 import { heldBackText } from "../api/held-back.js";

@@ -2,6 +2,7 @@
 // port, with every piece of state in the store so that replicas sharing an etcd serve the same
 // truth. Each replica keeps a mirror of the desired state (list + watch) and pushes a proxy a new
 // snapshot whenever that proxy's version moves, wherever the change was applied.
+import { ReportLimiter } from "../api/report-limiter.js";
 import {
   Server, status,
   type handleBidiStreamingCall, type handleUnaryCall, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type UntypedServiceImplementation,
@@ -159,7 +160,7 @@ class ProxySession {
 
   /** Refuses a proxy's connection: logged here too, the proxy is told why. */
   private refuse(code: status, details: string): void {
-    this.cp.log(printable(`refused a proxy connection from ${this.call.getPeer()}: ${details}`));
+    this.cp.logRefusal(this.call.getPeer(), details);
     this.fail(code, details);
   }
 
@@ -339,7 +340,20 @@ class ProxySession {
   }
 }
 
+/** A refused proxy connection that repeats (a proxy retries every second or so) is logged again only this often. */
+const REFUSAL_LOG_MS = 60_000;
+
 class ControlPlaneServer {
+  private readonly refusals = new ReportLimiter(REFUSAL_LOG_MS);
+
+  /** A refused proxy connection, logged when its reason is new for that host, then once a minute with the count. */
+  logRefusal(peer: string, details: string): void {
+    const host = peer.replace(/:\d+$/, ""); // each retry comes from a new port
+    const held = this.refusals.admit(host, details);
+    if (held === undefined) return;
+    this.log(printable(`refused a proxy connection from ${peer}: ${details}${held > 0 ? ` (and ${held} more times from ${host} since the last report)` : ""}`));
+  }
+
   readonly sessions = new Set<ProxySession>();
   readonly timing: ControlPlaneTiming;
   readonly trustDomain: string;
@@ -576,7 +590,7 @@ class ControlPlaneServer {
         identity = this.authorize(call as AnyCall, "proxy");
       } catch (err) {
         const refusal = toStatus(err, this.log);
-        this.log(`refused a proxy connection from ${call.getPeer()}: ${refusal.details}`);
+        this.logRefusal(call.getPeer(), refusal.details ?? "refused");
         call.emit("error", refusal);
         return;
       }

@@ -1,6 +1,6 @@
 // Which repeats of a failure are worth a log line. The agent retries what fails (a replica every
 // second or so, a refused snapshot on a backoff), and each try would otherwise be logged again.
-import { withoutTimestamps } from "../api/status-text.js";
+import { withoutTimestamps } from "./status-text.js";
 
 export class ReportLimiter {
   private readonly last = new Map<string, { reason: string; atMs: number; repeats: number }>();
