@@ -649,6 +649,24 @@ test("a segment refused holds back no other: a later change runs, the refused on
   }
 });
 
+test("two proxies started with one node id: the control plane says so (their statuses would mix)", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const first = new Agent({ controlPlanes: [cp.address], nodeId: "node-twin", stateDir: tempDir("state"), tls: "insecure" });
+  const second = new Agent({ controlPlanes: [cp.address], nodeId: "node-twin", stateDir: tempDir("state"), tls: "insecure" });
+  try {
+    await first.start();
+    const ops = admin(cp.port);
+    await waitForStatus(ops, "node-twin", (p) => p.connected, "the first connected");
+    ops.close();
+    await second.start();
+    await waitFor(() => cp.log.some((l) => /proxy node-twin: registered from .* while its connection from .* is live: a reconnect, or two proxies started with one node id/.test(l)), 5000, `the warning:\n${cp.log.join("\n")}`);
+  } finally {
+    await second.close();
+    await first.close();
+    await cp.close();
+  }
+});
+
 test("a filter that never returns from a new context's creation -> NACK naming it, not tried again (each try would restart a worker); the running stage on that filter charged nothing", async () => {
   const cp = await replica(`file:${tempDir("store")}`);
   const ops = admin(cp.port);

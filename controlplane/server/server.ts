@@ -254,7 +254,14 @@ class ProxySession {
     const now = Date.now();
     const peer = this.call.getPeer();
     this.enqueue("recording the connection", () =>
-      updateStatus(this.cp.store, this.nodeId, (s) => ({
+      updateStatus(this.cp.store, this.nodeId, (s) => {
+        // a live connection of the same node: a reconnect whose old stream has not ended yet, or
+        // two proxies started with one node id, whose statuses would mix: say so (the newer takes the record)
+        if (s.connected && s.connectionId !== this.id && s.connectionId !== "" && now - s.lastSeenMs < this.cp.timing.staleAfterMs) {
+          this.logOnce(`proxy ${this.nodeId}: registered from ${peer} while its connection from ${s.peer}${s.server ? ` (to ${s.server})` : ""} seen ${now - s.lastSeenMs} ms ago is live: ` +
+            "a reconnect, or two proxies started with one node id (their statuses would mix: give each its own)");
+        }
+        return {
         ...s,
         connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now,
         capabilities: reg.capabilities, abiVersions: reg.abiVersions,
@@ -262,7 +269,8 @@ class ProxySession {
         ackedVersion: reg.runningVersion > 0 ? reg.runningVersion : s.ackedVersion,
         // and says again, when it acknowledges, which of its segments do not run
         notRunning: [], notRunningError: "",
-      })),
+        };
+      }),
     );
     this.push(this.cp.mirror.state, true);
   }
