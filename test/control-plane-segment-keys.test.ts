@@ -76,6 +76,9 @@ local("the proxy file's keys become Segment and ChainStage fields, and come back
   const bare = toSegment(parseManifests(FULL.replace("source: { address: 127.0.0.1, strict: true, learnMs: 0, idleMs: 250 }", "source: { idleMs: 500 }").replace("feedbackFrom: any", "symmetricRtp: true"), "x").manifests[0]!);
   assert.equal([bare.source, bare.sourceIdleMs, bare.symmetricRtp], [null, 500, true]);
   assert.equal((toManifest({ ...bare, revision: 1 }) as { spec: Record<string, unknown> }).spec.source, { idleMs: 500 });
+  // a key left out stays out: rtcpMux only when it is on
+  assert.not.ok("rtcpMux" in (toManifest({ ...bare, rtcpMux: false, revision: 1 }) as { spec: Record<string, unknown> }).spec);
+  assert.is((toManifest({ ...bare, rtcpMux: true, revision: 1 }) as { spec: Record<string, unknown> }).spec.rtcpMux, true);
 });
 
 local("bad values are refused locally, naming the manifest's field", () => {

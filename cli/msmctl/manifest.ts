@@ -362,7 +362,7 @@ function parseConfig(json: string): Record<string, unknown> | string {
 export function toManifest(seg: Segment): Record<string, unknown> {
   const spec: Record<string, unknown> = { proxy: seg.proxy };
   if (seg.listen) spec.listen = listenManifest(seg.listen);
-  spec.rtcpMux = seg.rtcpMux;
+  if (seg.rtcpMux) spec.rtcpMux = true;
   if (seg.egress) spec.egress = seg.egress.port ? { address: seg.egress.address, port: seg.egress.port } : { address: seg.egress.address };
   spec.destinations = seg.destinations.map((d) => ({
     address: d.address, port: d.port, ...(d.rtcpPort ? { rtcpPort: d.rtcpPort } : {}),
