@@ -191,7 +191,7 @@ export async function topStreams(ctx: Context, opts: { proxy: string; badOnly: b
   if (opts.once) {
     const { paths, incomplete } = await poll();
     if (ctx.output !== "table") ctx.io.out(render({ streams: worstFirst(paths), ...(incomplete ? { notes: [incomplete] } : {}) }, ctx.output));
-    else ctx.io.out((paths.length ? table(TOP_STREAM_HEADERS, topStreamRows(paths)) : "no streams: no proxy reports one yet\n") + (incomplete ? `note: ${incomplete}\n` : ""));
+    else ctx.io.out((paths.length ? table(TOP_STREAM_HEADERS, topStreamRows(paths)) : "no streams: no proxy reports one now (a stream silent for streams.idleSeconds, 30 by default, is forgotten)\n") + (incomplete ? `note: ${incomplete}\n` : ""));
     return 0;
   }
   await untilInterrupted(ctx, opts.intervalMs, async () => {
@@ -208,7 +208,7 @@ export async function topStreams(ctx: Context, opts: { proxy: string; badOnly: b
       ctx.io.out(escapeSerialized(JSON.stringify({ atMs: Date.now(), streams: worstFirst(paths), ...(note ? { error: note } : {}) })) + "\n");
     } else {
       const head = `msmctl top streams: ${api.server}, every ${opts.intervalMs / 1000} s, worst first, Ctrl-C to stop${note ? `\n${printable(note)}` : ""}\n\n`;
-      const body = paths.length ? table(TOP_STREAM_HEADERS, topStreamRows(paths)) : "no streams: no proxy reports one yet\n";
+      const body = paths.length ? table(TOP_STREAM_HEADERS, topStreamRows(paths)) : "no streams: no proxy reports one now (a stream silent for streams.idleSeconds, 30 by default, is forgotten)\n";
       drawScreen(ctx, head, body);
     }
   });
