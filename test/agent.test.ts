@@ -599,7 +599,7 @@ test("a segment refused holds back no other: a later change runs, the refused on
   await ops.push("misbehave", "0.1.0", fixture("misbehave"));
   const camA = (tag: number, bad = false): Segment => segment("node-h", "cam-a", listenA, sinkA.port, [{ filter: "counter", config: { tag } }, ...(bad ? [{ filter: "misbehave", config: { reject: "cam-a's typo" } }] : [])]);
   const v1 = await ops.apply(camA(1));
-  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-h", stateDir, tls: "insecure" });
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-h", stateDir, tls: "insecure", admin: { address: "127.0.0.1", port: 0 } });
   const applied: AgentEvents["applied"][0][] = [];
   agent.on("applied", (e) => void applied.push(e));
   try {
@@ -621,6 +621,11 @@ test("a segment refused holds back no other: a later change runs, the refused on
     await flows(listenA, sinkA, "cam-a's packets, through its previous chain");
     assert.is(metric(await stage(agent, "cam-a", "counter"), "tag"), 1, "cam-a runs version 1's config");
     assert.is(metric(await stage(agent, "cam-b", "counter"), "tag"), 30);
+    // the node's own /metrics say it, for a fleet's alerts
+    const scraped = await (await fetch(`http://127.0.0.1:${agent.adminPort}/metrics`)).text();
+    assert.match(scraped, "\nmsm_control_plane_connected 1\n");
+    assert.match(scraped, `\nmsm_snapshot_version ${v3}\n`);
+    assert.match(scraped, "\nmsm_snapshot_segments_held_back 1\n");
     assert.is(applied.at(-1)!.retryInMs, undefined, "a filter's refusal is not tried again");
     const lastGood = JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8"));
     assert.equal([lastGood.version, lastGood.notRunning.segments], [v3, ["cam-a"]], "last-good.json: what ran, and what did not");
@@ -1054,7 +1059,9 @@ test("msm proxy --control-plane --admin: the endpoint is up before the first sna
     assert.equal([stats.status, stats.body], [503, "no proxy running yet: no config applied\n"]);
     const metrics = await get("/metrics");
     assert.is(metrics.status, 200, "a scrape succeeds");
-    assert.match(metrics.body, /\nmsm_proxy_running 0\n$/);
+    assert.match(metrics.body, /\nmsm_proxy_running 0\n/);
+    assert.match(metrics.body, /\nmsm_control_plane_connected 0\n/, "the agent's own families: not connected");
+    assert.match(metrics.body, /\nmsm_snapshot_version 0\n/);
     // the same port for a second agent: it does not start
     const taken = run(port);
     const code = await Promise.race([taken.exited, sleep(10_000).then(() => "still running")]);

@@ -8,7 +8,7 @@ import { chmod, mkdir, readdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
-  abi, ApplyError, ConfigError, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
+  abi, ApplyError, ConfigError, familyLines, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
   type AdminServer, type NodeDataPlaneSettings, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
 import { ProxyServiceClient, unknownSnapshotFields, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
@@ -282,6 +282,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         this.admin = await startAdminServer(() => this.proxy, admin.address, admin.port, {
           notReady: () => (this.proxy ? [] : [`no snapshot from the control plane applied yet (${this.session?.connected ? "connected" : "connecting"})`]),
+          metrics: () => this.metricsText(),
         });
       } catch (err) {
         throw new Error(`admin endpoint ${admin.address}:${admin.port}: ${(err as Error).message}; the proxy did not start`);
@@ -334,7 +335,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
-  // ---- last-good.json
+  /** The agent's own families on the proxy's /metrics: what a fleet alerts on per node, without asking the control plane. */
+  private metricsText(): string {
+    return [
+      ...familyLines("msm_control_plane_connected", "gauge", "1 while the proxy is connected to a control-plane replica (it forwards with what it runs either way).",
+        [[{}, this.session?.connected ? 1 : 0]]),
+      ...familyLines("msm_snapshot_version", "gauge", "The control plane's snapshot version the proxy runs (0: none yet).", [[{}, this.runningVersion]]),
+      ...familyLines("msm_snapshot_segments_held_back", "gauge", "Segments of the running snapshot that do not run it (refused, or a port taken): msmctl describe proxy says why.",
+        [[{}, this.notRunning?.segments.length ?? 0]]),
+    ].join("\n") + "\n";
+  }
+
+  // ---- last-good.json  // ---- last-good.json
 
   private async restore(): Promise<void> {
     let record;

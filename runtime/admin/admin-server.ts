@@ -16,6 +16,8 @@ export interface AdminServer {
 export interface AdminOptions {
   /** More readiness problems from whoever owns the proxy (the agent: no snapshot applied yet). */
   readonly notReady?: () => string[];
+  /** More /metrics families from whoever owns the proxy (the agent: its control plane, its snapshot), exposition text. */
+  readonly metrics?: () => string;
 }
 
 /** Why there is nothing to report before the proxy starts. */
@@ -38,12 +40,13 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
       return reply(ok ? 200 : 503, "text/plain", ok ? `ok\n${problems.map((p) => `note: ${p}\n`).join("")}` : problems.map((p) => `${p}\n`).join(""));
     }
     if (path !== "/metrics" && path !== "/stats") return reply(404, "text/plain", "not found: try /metrics, /stats, /healthz or /readyz\n");
-    if (!proxy && path === "/metrics") return reply(200, "text/plain; version=0.0.4", renderNotRunning()); // Prometheus' up stays 1: the node is there
+    const more = (): string => options.metrics?.() ?? "";
+    if (!proxy && path === "/metrics") return reply(200, "text/plain; version=0.0.4", renderNotRunning() + more()); // Prometheus' up stays 1: the node is there
     if (!proxy) return reply(503, "text/plain", `${NOT_STARTED}\n`);
     proxy.stats().then(
       (snap) =>
         path === "/metrics"
-          ? reply(200, "text/plain; version=0.0.4", renderPrometheus(snap))
+          ? reply(200, "text/plain; version=0.0.4", renderPrometheus(snap) + more())
           : reply(200, "application/json", JSON.stringify(snap, null, 2)),
       (err: Error) => reply(500, "text/plain", `${err.message}\n`),
     );
