@@ -599,6 +599,21 @@ live("filter push: into the registry; again is unchanged; a bad module is refuse
   assert.match(r.out, /^NAME\s+VERSION\s+SHA256\s+SIZE\s+AGE\nvalidate\s+1\.0\.0\s+[0-9a-f]{12}\s+[\d.]+KiB\s+\d+s\n$/, r.out);
 });
 
+live("filter push says which segments it moves: those naming the filter without a version, when the pushed one is the newest (the highest version)", async () => {
+  const manifest = join(dir, "unpinned.yaml");
+  writeFileSync(manifest, "kind: Segment\nmetadata: { name: cam-unpinned }\nspec:\n  proxy: node-2\n  listen: { address: 127.0.0.1, port: 5090 }\n  destinations: [{ address: 127.0.0.1, port: 6090 }]\n  chain: [{ filter: counter }]\n");
+  let r = await msmctl(["filter", "push", "counter@1.0.0", fixture("counter")], { env });
+  assert.is(r.code, 0, r.err);
+  r = await msmctl(["apply", "-f", manifest], { env });
+  assert.is(r.code, 0, r.err);
+  r = await msmctl(["filter", "push", "counter@1.1.0", fixture("misbehave")], { env });
+  assert.match(r.out, /\n1 segment\(s\) run counter without a version and move to 1\.1\.0 now: cam-unpinned \(name counter@VERSION in a stage to hold it\)\n$/, r.out);
+  r = await msmctl(["filter", "push", "counter@0.9.0", fixture("delay")], { env });
+  assert.match(r.out, /\nthe newest stays counter@1\.1\.0: the 1 segment\(s\) that run counter without a version do not move\n$/, r.out);
+  r = await msmctl(["delete", "segment", "cam-unpinned"], { env });
+  assert.is(r.code, 0, r.err);
+});
+
 live("apply -f DIR reads the directory's .yaml, .yml and .json files in name order, as kubectl does; one with none is refused; version", async () => {
   const folder = join(dir, "segments.d");
   mkdirSync(join(folder, "nested"), { recursive: true });

@@ -6,6 +6,7 @@ import type { Context } from "./context.js";
 import { UsageError } from "./flags.js";
 import { bytes, render } from "./format.js";
 import { splitFilterRef } from "./manifest.js";
+import { newestVersion } from "../../controlplane/api/versions.js";
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
@@ -34,5 +35,17 @@ export async function filterCommand(ctx: Context): Promise<number> {
   const r = res.ref;
   const digest = r ? ` (sha256 ${r.sha256.slice(0, 12)}, ${bytes(r.size)})` : "";
   ctx.io.out(`filter/${name}@${version} ${res.alreadyPresent ? "unchanged, already present" : "pushed"}${digest}\n`);
+  if (!res.alreadyPresent) ctx.io.out(await whatMoves(ctx, name, version));
   return 0;
+}
+
+/** Which segments a push moves: those that name the filter without a version, if the pushed one is now the newest (api/versions.ts). */
+async function whatMoves(ctx: Context, name: string, version: string): Promise<string> {
+  const [{ filters }, { segments }] = await Promise.all([ctx.api().listFilters(), ctx.api().listSegments({ proxy: "" })]);
+  const newest = newestVersion(filters.filter((f) => f.name === name), (f) => f.version, (f) => f.pushedAtMs);
+  const unpinned = segments.filter((s) => s.chain.some((st) => st.filter === name && st.version === "")).map((s) => s.name).sort();
+  if (unpinned.length === 0) return "";
+  const list = `${unpinned.slice(0, 10).join(", ")}${unpinned.length > 10 ? `, and ${unpinned.length - 10} more` : ""}`;
+  if (newest?.version !== version) return `the newest stays ${name}@${newest?.version}: the ${unpinned.length} segment(s) that run ${name} without a version do not move\n`;
+  return `${unpinned.length} segment(s) run ${name} without a version and move to ${version} now: ${list} (name ${name}@VERSION in a stage to hold it)\n`;
 }
