@@ -115,6 +115,26 @@ test("an entry keyed anew (a control plane's canary beside it, other limits) car
   }
 });
 
+test("two stages of one filter (an SRTP edge's unprotect and protect) whose entry is keyed anew: each takes its own predecessor's state", async () => {
+  const sink = await Sink.open();
+  const listen = await freePortPair();
+  // two entries of one filter (a chain names an entry once), both keyed anew
+  const config = (suffix: string): ProxyConfigInput => ({
+    workers: 1,
+    filters: { [`first${suffix}`]: { path: filterWasm("validate"), metricsName: "validate" }, [`second${suffix}`]: { path: filterWasm("validate"), metricsName: "validate", maxMemoryPages: 300 } },
+    segments: [{ name: "cam", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: `first${suffix}`, config: {} }, { filter: `second${suffix}`, config: { maxSize: 1400 } }] }],
+  });
+  const { proxy, events } = await startProxy(config(""));
+  try {
+    await proxy.apply(validateProxyConfig(config("-1-0-0")));
+    const swap = events.filter((e) => e.type === "swap").at(-1)!;
+    assert.equal(swap.type === "swap" && [swap.carried, swap.fresh], [["first-1-0-0", "second-1-0-0"], []], "both stages carried");
+  } finally {
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test("a stage that is down keeps showing its counts, and a swap then carries them to its successor", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open();

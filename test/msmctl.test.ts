@@ -353,12 +353,12 @@ local("stats pages: a large report in pages of at most 256 KiB, merged back whol
   assert.equal([whole2!.segments.length, whole2!.note, whole2!.segments.every((x) => x.atMs === 2000)], [2000, undefined, true]);
 });
 
-local("describe names the version a stage without one runs: the registry's newest (the last pushed)", () => {
+local("describe names the version a stage without one runs: the registry's newest (the highest, not the last pushed)", () => {
   const yaml = SEGMENTS_YAML.split("---")[0]!.replace("filter: validate@1.0.0", "filter: validate");
   const seg = toSegment(parseManifests(yaml, "f.yaml").manifests[0]!);
   const ref = (version: string, pushedAtMs: number, sha: string) => ({ name: "validate", version, sha256: sha.repeat(64), size: 1, pushedAtMs }) as unknown as FilterRef;
   const newest = newestVersions([ref("1.2.0", 2000, "b"), ref("1.10.0", 1000, "a")]);
-  assert.match(describeSegment(seg, undefined, undefined, 5000, newest), /^Chain:\s+1\. validate \(newest: 1\.2\.0, sha256 bbbbbbbbbbbb\)  /m);
+  assert.match(describeSegment(seg, undefined, undefined, 5000, newest), /^Chain:\s+1\. validate \(newest: 1\.10\.0, sha256 aaaaaaaaaaaa\)  /m);
   assert.match(describeSegment(seg, undefined, undefined, 5000, new Map()), /^Chain:\s+1\. validate \(newest, none pushed\)  /m);
 });
 

@@ -30,9 +30,15 @@ test("the newest: the highest version whatever the push order; pushed last where
   const newest = (items: { version: string; order: number }[]) => newestVersion(items, (i) => i.version, (i) => i.order)?.version;
   assert.is(newest(pushed("1.0.0", "1.1.0", "0.9.0")), "1.1.0", "an older build pushed again moves nothing");
   assert.is(newest(pushed("1.1.0", "1.0.1")), "1.1.0", "a hotfix of an older line");
-  assert.is(newest(pushed("1.1.0", "1.2.0-rc1")), "1.2.0-rc1");
+  assert.is(newest(pushed("1.1.0", "1.2.0-rc1")), "1.1.0", "a pre-release is not the newest while a release is pushed");
+  assert.is(newest(pushed("1.2.0-rc1", "1.2.0-rc.10", "1.2.0-rc.9")), "1.2.0-rc1", "pre-releases among themselves: SemVer's identifiers");
+  assert.is(newest(pushed("1.2.0-rc.9", "1.2.0-rc.10")), "1.2.0-rc.10", "numeric identifiers as numbers");
   assert.is(newest(pushed("nightly-a", "nightly-b")), "nightly-b", "no order of their own: the one pushed last");
   assert.is(newest([]), undefined);
+  // one answer whatever order the registry is read in (a replica reads it in push order, another in key order)
+  for (const order of [["1.1.0", "dev", "1.0.0"], ["dev", "1.0.0", "1.1.0"], ["1.0.0", "1.1.0", "dev"]]) {
+    assert.is(newest(order.map((version) => ({ version, order: ["1.0.0", "1.1.0", "dev"].indexOf(version) }))), "1.1.0", order.join(", "));
+  }
 });
 
 test("a proxy's snapshot: an unpinned stage runs the highest version pushed, not the last", () => {

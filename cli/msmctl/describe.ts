@@ -1,6 +1,7 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
 import { heldBackOf, heldBackText } from "../../controlplane/api/held-back.js";
+import { newestVersion } from "../../controlplane/api/versions.js";
 import { status } from "@grpc/grpc-js";
 import type { ChainStage, Endpoint, FilterRef, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
 import { DEFAULT_FAILURE_POLICY, isMulticast } from "../../runtime/index.js";
@@ -102,9 +103,8 @@ function sourceText(seg: Segment): string {
 /** The registry's newest version of each filter, as the control plane resolves a stage without one (the last pushed). */
 export function newestVersions(filters: readonly FilterRef[]): Map<string, FilterRef> {
   const newest = new Map<string, FilterRef>();
-  for (const f of filters) {
-    const seen = newest.get(f.name);
-    if (!seen || f.pushedAtMs > seen.pushedAtMs) newest.set(f.name, f);
+  for (const name of new Set(filters.map((f) => f.name))) {
+    newest.set(name, newestVersion(filters.filter((f) => f.name === name), (f) => f.version, (f) => f.pushedAtMs)!);
   }
   return newest;
 }

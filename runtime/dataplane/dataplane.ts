@@ -116,9 +116,10 @@ function filterSpec(name: string, entry: FilterEntry): FilterSpec {
 
 /**
  * Each stage of a new chain's predecessor in the old one: the stage of the same filter entry (the
- * k-th of that entry for the k-th), else the one stage of the same filter (family) both chains
- * have one of: a canary's second version, or other limits, keys the entry anew
- * (`validate-1-0-0`), and the stage must still take its state and counters.
+ * k-th of that entry for the k-th), else, where both chains have as many stages of the same filter
+ * (family) left unmatched, the k-th of those: a canary's second version, or other limits, keys
+ * the entry anew (`validate-1-0-0`), and the stage (an SRTP edge's unprotect and protect alike)
+ * must still take its state and counters.
  */
 export function predecessors(old: readonly ChainStage[], next: readonly ChainStage[]): Map<ChainStage, ChainStage> {
   const found = new Map<ChainStage, ChainStage>();
@@ -133,14 +134,14 @@ export function predecessors(old: readonly ChainStage[], next: readonly ChainSta
       taken.add(same);
     }
   }
-  const one = <T>(list: readonly T[]): T | undefined => (list.length === 1 ? list[0] : undefined);
-  for (const st of next) {
-    if (found.has(st) || next.filter((n) => n.filterFamily === st.filterFamily).length !== 1) continue;
-    const before = one(old.filter((o) => o.filterFamily === st.filterFamily));
-    if (before && !taken.has(before)) {
-      found.set(st, before);
-      taken.add(before);
-    }
+  for (const family of new Set(next.filter((st) => !found.has(st)).map((st) => st.filterFamily))) {
+    const left = next.filter((st) => !found.has(st) && st.filterFamily === family);
+    const olds = old.filter((o) => !taken.has(o) && o.filterFamily === family);
+    if (left.length !== olds.length) continue; // a stage added or removed: which is which is not known
+    left.forEach((st, k) => {
+      found.set(st, olds[k]!);
+      taken.add(olds[k]!);
+    });
   }
   return found;
 }
