@@ -3,7 +3,7 @@
 // so that 10,000 streams do not become 300,000 series; msm_paths counts them all.
 import { familyLines, type LabelSet, type Sample } from "../../runtime/index.js";
 import { hopJudged, type StreamPath } from "../api/streams.js";
-import { worstFirst } from "./view.js";
+import { unknownHops, worstFirst } from "./view.js";
 
 type Labels = LabelSet;
 type Row = Sample;
@@ -63,10 +63,13 @@ export function renderMetrics(paths: readonly StreamPath[], limit: number, feed:
   out.family("msm_path_loss_ratio", "gauge", "End-to-end loss of the stream over the last window, 0 to 1.", perPath((p) => p.lossFraction));
   out.family("msm_path_jitter_seconds", "gauge", "Jitter at the stream's last measured point.", perPath((p) => p.jitterMs, 1e-3));
   out.family("msm_path_bad_hops", "gauge", "Hops of the stream that break a threshold.", perPath((p) => p.hops.filter((h) => h.bad).length));
+  out.family("msm_path_unknown_hops", "gauge", "Hops of the stream without figures (a proxy gone quiet, reports apart): not known to be fine.", perPath(unknownHops));
   const bad = sorted.filter((p) => p.worst >= 0).length;
-  out.family("msm_paths", "gauge", "Streams the control plane joined into paths, by whether a hop of theirs is bad.", [
+  const unknown = sorted.filter((p) => p.worst < 0 && unknownHops(p) > 0).length;
+  out.family("msm_paths", "gauge", "Streams the control plane joined into paths: with a bad hop, else with a hop without figures (unknown), else ok.", [
     [{ state: "bad" }, bad],
-    [{ state: "ok" }, sorted.length - bad],
+    [{ state: "unknown" }, unknown],
+    [{ state: "ok" }, sorted.length - bad - unknown],
   ]);
   out.family("msm_paths_exported", "gauge", "Streams with series of their own here (the worst ones, at most the dashboard's limit).", [[{}, shown.length]]);
   out.family("msm_dashboard_event_clients", "gauge", "Browsers following the dashboard's live updates now.", [[{}, feed.clients]]);

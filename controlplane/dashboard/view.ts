@@ -2,12 +2,14 @@
 // per-point counters), at most a bounded number of them, and the mesh as one graph of proxies
 // built from every path (so a bad link shows even when its stream is not among those sent).
 import type { ProxyStatus } from "../api/proto.js";
-import type { StreamHop, StreamPath } from "../api/streams.js";
+import { hopJudged, type StreamHop, type StreamPath } from "../api/streams.js";
 
 /** A hop as the page draws it: the contract's figures, each end cut to its proxy and segment (null: the sender, or the receiver). */
 export type HopView = Omit<StreamHop, "from" | "to" | "receiver"> & {
   from: { proxy: string; segment: string } | null;
   to: { proxy: string; segment: string } | null;
+  /** Whether it has a figure it is judged by: one without is neither bad nor fine (api/streams.ts hopJudged). */
+  judged: boolean;
 };
 
 /** A stream as the page draws it: the contract's path with its hops cut down. */
@@ -53,7 +55,7 @@ function hopView(h: StreamHop): HopView {
   return {
     kind: h.kind, label: h.label, from: endOf(h.from), to: endOf(h.to),
     lossFraction: h.lossFraction, lost: h.lost, jitterMs: h.jitterMs, jitterAddedMs: h.jitterAddedMs, delayMs: h.delayMs,
-    bad: h.bad, why: h.why, note: h.note,
+    bad: h.bad, why: h.why, note: h.note, judged: hopJudged(h),
   };
 }
 
@@ -65,18 +67,28 @@ export function streamView(p: StreamPath): StreamView {
 }
 
 /** Descending order of a measure that may be missing (missing last). */
+/** Hops of the path without figures. */
+export function unknownHops(p: StreamPath): number {
+  return p.hops.filter((h) => !hopJudged(h)).length;
+}
+
 function desc(a: number | null, b: number | null): number {
   return (b ?? -1) - (a ?? -1);
 }
 
 /**
- * Worst first: streams with a bad hop before the others; among those, the worst hop's added loss,
- * then its added jitter; then the end-to-end loss and jitter; then by name, so that the order is stable.
+ * Worst first: streams with a bad hop before the others, then those with a hop that has no
+ * figures (a proxy gone quiet: not known to be fine); among those with a bad hop, the worst hop's
+ * added loss, then its added jitter; then the end-to-end loss and jitter; then by name, so that the
+ * order is stable.
  */
 export function worstFirst(a: StreamPath, b: StreamPath): number {
   const wa = a.hops[a.worst];
   const wb = b.hops[b.worst];
   if (!!wa !== !!wb) return wa ? -1 : 1;
+  const ua = unknownHops(a) > 0;
+  const ub = unknownHops(b) > 0;
+  if (!wa && ua !== ub) return ua ? -1 : 1;
   return (
     (wa && wb ? desc(wa.lossFraction, wb.lossFraction) || desc(wa.jitterAddedMs, wb.jitterAddedMs) : 0) ||
     desc(a.lossFraction, b.lossFraction) ||

@@ -128,12 +128,16 @@ function renderStream(stream) {
     return;
   }
   const worst = stream.hops[stream.worst];
-  verdict.className = worst ? "verdict bad" : "verdict ok";
+  // a hop without figures (a proxy gone quiet) is not known to be fine
+  const unknown = stream.hops.filter((x) => !x.judged).length;
+  verdict.className = worst ? "verdict bad" : unknown > 0 ? "verdict unknown" : "verdict ok";
   put(
     verdict,
     ...(worst
       ? [h("strong", { text: "Bad hop: " }), h("span", { class: "hop-name", text: worst.label }), " \u2014 ", h("span", { class: "why", text: worst.why ?? "breaks a threshold" })]
-      : [h("strong", { text: "No hop breaks a threshold." })]),
+      : unknown > 0
+        ? [h("strong", { text: "No hop is known to break a threshold, " }), h("span", { class: "why", text: `but ${unknown} of ${stream.hops.length} hops have no figures (see their notes)` })]
+        : [h("strong", { text: "No hop breaks a threshold." })]),
     h("span", { class: "end-to-end", text: `end to end: loss ${percent(stream.lossFraction)} \u00b7 jitter ${ms(stream.jitterMs)} \u00b7 ${bitrate(stream.bitrateBps)} \u00b7 ${rate(stream.packetRate)} packets/s` }),
   );
   put($("path"), drawPath(stream));
