@@ -366,6 +366,36 @@ test("health: ready until a worker is down; not live once it cannot come back", 
   }
 });
 
+test("a worker restarted after its stage was keyed anew (a canary beside it) restores the stage's last checkpoint, taken under the old key, by the filter's name", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const config = (key: string): ProxyConfigInput => ({
+    workers: 1,
+    stateCheckpointMs: 3_600_000, // one checkpoint, at the first refresh: none under the new key
+    filters: { [key]: { path: fixture("counter"), metricsName: "counter" } },
+    segments: [{ name: "cam", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: key, config: { tag: 1 } }] }],
+  });
+  const { proxy, events } = await startProxy(config("counter"));
+  const tx = await bindUdp();
+  const gauge = async (name: string): Promise<number | undefined> => (await segmentStats(proxy, "cam")).stages[0]?.metrics.find((m) => m.name === name)?.value;
+  try {
+    for (let i = 0; i < 50; i++) tx.send(indexedRtp(i), listen, LO);
+    await waitFor(() => sink.received >= 50, 3000, "the packets through");
+    await sleep(1500); // the first refresh takes the checkpoint (50 packets counted)
+    await proxy.apply(validateProxyConfig(config("counter-1-0-0")));
+    assert.is(await gauge("imported"), 50, "the swap carried the state to the stage keyed anew");
+    const restarts = events.filter((e) => e.type === "worker-restarted").length;
+    await (proxy as unknown as { workers: { kill(): Promise<void> }[] }).workers[0]!.kill();
+    await waitFor(() => events.filter((e) => e.type === "worker-restarted").length > restarts, 10_000, "the replacement worker");
+    await waitFor(async () => (await gauge("import_origin")) === StateOrigin.Checkpoint, 5000, "the checkpoint imported by the new worker's stage");
+    assert.is(await gauge("imported"), 50, "the checkpoint taken under the old key");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test("health: a worker that crashes again before it serves stays down since its first crash (a crash loop is not live after 30 s)", async () => {
   const pc = await freePortPair();
   const { proxy, events } = await startProxy({

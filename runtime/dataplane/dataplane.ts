@@ -66,6 +66,8 @@ export type DataPlaneEvent =
 export interface StateCheckpoint {
   readonly segment: string;
   readonly filter: string;
+  /** The filter the entry runs (ChainStage.filterFamily): a stage keyed anew since finds it by that. */
+  readonly family?: string;
   /** The blob, base64 (it crosses a process boundary under Bun). */
   readonly state: string;
 }
@@ -214,7 +216,15 @@ export class DataPlane {
     const wanted = new Set(request.segments.map((s) => s.name));
     for (const seg of this.segments.values()) if (!wanted.has(seg.name)) plan.removed.push(seg);
     const deferred = new Set(request.deferBind ?? []);
-    const states = new Map((request.checkpoints ?? []).map((c) => [checkpointKey(c.segment, c.filter), Buffer.from(c.state, "base64")]));
+    const states = new Map<string, Uint8Array>((request.checkpoints ?? []).map((c) => [checkpointKey(c.segment, c.filter), Buffer.from(c.state, "base64")]));
+    // a stage keyed anew since the last checkpoint (a canary beside it) finds its state by filter, when that is one
+    const byFamily = new Map<string, Uint8Array | null>();
+    for (const c of request.checkpoints ?? []) {
+      if (c.family === undefined) continue;
+      const key = checkpointKey(c.segment, c.family);
+      byFamily.set(key, byFamily.has(key) ? null : Buffer.from(c.state, "base64"));
+    }
+    for (const [key, blob] of byFamily) if (blob !== null && !states.has(`${key}\0family`)) states.set(`${key}\0family`, blob);
     // every port the config names first, then the ports the kernel picks (see openFixedSockets)
     const partial = new Map<string, PartialSockets>();
     for (const config of request.segments) {
@@ -371,7 +381,7 @@ export class DataPlane {
         }
         if (!blob) continue;
         stage.checkpoint = blob;
-        out.push({ segment: seg.name, filter: stage.filterName, state: Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString("base64") });
+        out.push({ segment: seg.name, filter: stage.filterName, family: stage.filterFamily, state: Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString("base64") });
       }
     }
     return out;
@@ -431,9 +441,11 @@ export class DataPlane {
           throw err;
         });
         plan.acquired.push(slot);
-        const state = states.get(checkpointKey(config.name, st.filter));
+        const family = entry.metricsName ?? st.filter;
+        const ofFamily = config.chain.filter((other) => (filters[other.filter]?.metricsName ?? other.filter) === family).length === 1;
+        const state = states.get(checkpointKey(config.name, st.filter)) ?? (ofFamily ? states.get(`${checkpointKey(config.name, family)}\0family`) : undefined);
         const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state);
-        stage.family = entry.metricsName ?? st.filter;
+        stage.family = family;
         stages.push(stage);
       }
     } catch (err) {
