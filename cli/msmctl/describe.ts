@@ -1,6 +1,6 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
-import { heldBackOf, heldBackText } from "../../controlplane/api/held-back.js";
+import { heldBackOf } from "../../controlplane/api/held-back.js";
 import { newestVersion } from "../../controlplane/api/versions.js";
 import { status } from "@grpc/grpc-js";
 import type { ChainStage, Endpoint, FilterRef, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
@@ -27,8 +27,11 @@ export function configState(p: ProxyStatus): string {
     return `REFUSED version ${p.nackedVersion}${p.nackRetryAtMs > 0 ? " (the proxy tries it again)" : ""}; runs ${p.ackedVersion ? `version ${p.ackedVersion}` : "nothing from the control plane"}`;
   }
   if (p.desiredVersion === 0) return "no config sent yet";
-  const held = heldBackOf(p.notRunningError);
-  const without = p.notRunning.length > 0 ? `, except ${p.notRunning.length} segment(s) that do NOT run: ${p.notRunning.join(", ")}${heldBackText(held)}` : "";
+  // segments whose change the proxy refused run their previous version: not down
+  const held = heldBackOf(p.notRunningError).filter((name) => p.notRunning.includes(name));
+  const down = p.notRunning.filter((name) => !held.includes(name));
+  const without = (down.length > 0 ? `, except ${down.length} segment(s) that do NOT run: ${down.join(", ")}` : "") +
+    (held.length > 0 ? `, except ${held.join(", ")}, whose change it refused: ${held.length > 1 ? "they run their" : "it runs its"} previous version` : "");
   if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})${without}`;
   if (!p.connected) return `version ${p.desiredVersion} waits for it to connect; ${p.ackedVersion ? `it ran version ${p.ackedVersion}${without} when last seen` : "it has run nothing from the control plane"}`;
   return `applying version ${p.desiredVersion}; runs ${p.ackedVersion ? `version ${p.ackedVersion}${without}` : "nothing yet"}`;

@@ -2,7 +2,6 @@
 // proxy concerned acknowledges the snapshot that carries it (or refuses it, or runs it without
 // some segments). This waits for those answers, as `kubectl rollout status` waits for a rollout,
 // so that a script or a pipeline knows the change runs before it goes on.
-import { heldBackOf, heldBackText } from "../../controlplane/api/held-back.js";
 import type { AdminApi } from "./client.js";
 import type { ProxyStatus } from "../../controlplane/api/proto.js";
 import { printable } from "../../controlplane/security/terminal.js";
@@ -115,7 +114,7 @@ export function outcomeLines(outcomes: readonly ProxyOutcome[], timeoutMs: numbe
       case "runs":
         return o.detail ? `${head}: ${o.detail}\n` : `${head} runs revision ${o.revision}\n`;
       case "partial":
-        return `${head} runs revision ${o.revision} WITHOUT segments ${o.notRunning!.join(", ")}${heldBackText(heldBackOf(o.detail ?? ""))}: ${printable(o.detail)}\n`;
+        return `${head} runs revision ${o.revision} WITHOUT segments ${o.notRunning!.join(", ")}: ${printable(o.detail)}\n`;
       case "refused":
         return `${head} REFUSED revision ${o.revision}: ${printable(o.detail)}\n`;
       case "timeout":

@@ -2,6 +2,9 @@
 // second or so, a refused snapshot on a backoff), and each try would otherwise be logged again.
 import { withoutTimestamps } from "./status-text.js";
 
+/** Keys kept before the ones not reported for `everyMs` are let go (a server hears many hosts). */
+const MAX_KEYS = 1024;
+
 export class ReportLimiter {
   private readonly last = new Map<string, { reason: string; atMs: number; repeats: number }>();
 
@@ -13,6 +16,7 @@ export class ReportLimiter {
    * back since the last report of that reason. Timestamps in reasons do not make them new.
    */
   admit(key: string, reason: string, now = Date.now()): number | undefined {
+    if (this.last.size >= MAX_KEYS) for (const [k, v] of this.last) if (now - v.atMs >= this.everyMs) this.last.delete(k); // many sources: the quiet ones go
     const text = withoutTimestamps(reason);
     const last = this.last.get(key);
     if (last && last.reason === text && now - last.atMs < this.everyMs) {

@@ -248,20 +248,21 @@ class ProxySession {
       return this.refuse(status.PERMISSION_DENIED, `Register.node_id is '${reg.nodeId}' but the certificate is for proxy '${this.identity.name}' (${this.identity.spiffeId})`);
     }
     clearTimeout(this.registerTimer);
+    // another live stream of this node on this replica (a failover from another replica is not
+    // one): a reconnect before the old stream ended, or two proxies started with one node id,
+    // whose statuses mix in one record (the newer takes it over): say so
+    const twin = [...this.cp.sessions].find((o) => o !== this && o.serves(reg.nodeId));
+    if (twin) {
+      this.cp.log(printable(`proxy ${reg.nodeId}: registered from ${this.call.getPeer()} while its connection from ${twin.peer} is live: ` +
+        "a reconnect before the old stream ended, or two proxies started with one node id (their statuses mix: give each its own)"));
+    }
     this.registered = true;
     this.nodeId = reg.nodeId;
     this.cp.sessions.add(this);
     const now = Date.now();
     const peer = this.call.getPeer();
     this.enqueue("recording the connection", () =>
-      updateStatus(this.cp.store, this.nodeId, (s) => {
-        // a live connection of the same node: a reconnect whose old stream has not ended yet, or
-        // two proxies started with one node id, whose statuses would mix: say so (the newer takes the record)
-        if (s.connected && s.connectionId !== this.id && s.connectionId !== "" && now - s.lastSeenMs < this.cp.timing.staleAfterMs) {
-          this.logOnce(`proxy ${this.nodeId}: registered from ${peer} while its connection from ${s.peer}${s.server ? ` (to ${s.server})` : ""} seen ${now - s.lastSeenMs} ms ago is live: ` +
-            "a reconnect, or two proxies started with one node id (their statuses would mix: give each its own)");
-        }
-        return {
+      updateStatus(this.cp.store, this.nodeId, (s) => ({
         ...s,
         connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now,
         capabilities: reg.capabilities, abiVersions: reg.abiVersions,
@@ -269,10 +270,18 @@ class ProxySession {
         ackedVersion: reg.runningVersion > 0 ? reg.runningVersion : s.ackedVersion,
         // and says again, when it acknowledges, which of its segments do not run
         notRunning: [], notRunningError: "",
-        };
-      }),
+      })),
     );
     this.push(this.cp.mirror.state, true);
+  }
+
+  /** Whether this stream is node `node`'s, registered and open. */
+  serves(node: string): boolean {
+    return this.registered && !this.closed && this.nodeId === node;
+  }
+
+  get peer(): string {
+    return this.call.getPeer();
   }
 
   /** Sends the proxy its snapshot if its version moved (or always, right after Register). */
@@ -357,7 +366,7 @@ class ControlPlaneServer {
   /** A refused proxy connection, logged when its reason is new for that host, then once a minute with the count. */
   logRefusal(peer: string, details: string): void {
     const host = peer.replace(/:\d+$/, ""); // each retry comes from a new port
-    const held = this.refusals.admit(host, details);
+    const held = this.refusals.admit(`${host}\0${details}`, details); // two proxies behind one address, failing differently, each once
     if (held === undefined) return;
     this.log(printable(`refused a proxy connection from ${peer}: ${details}${held > 0 ? ` (and ${held} more times from ${host} since the last report)` : ""}`));
   }
