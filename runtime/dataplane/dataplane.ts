@@ -148,6 +148,29 @@ export function predecessors(old: readonly ChainStage[], next: readonly ChainSta
   return found;
 }
 
+/**
+ * The states a restarted worker's stages import: by segment and entry, and by segment and filter
+ * (family) where the segment has one checkpoint of that filter (null: several), for a stage keyed
+ * anew since the last checkpoint (a canary beside it).
+ */
+interface CheckpointStates {
+  readonly byEntry: ReadonlyMap<string, Uint8Array>;
+  readonly byFamily: ReadonlyMap<string, Uint8Array | null>;
+}
+
+function checkpointStates(checkpoints: readonly StateCheckpoint[]): CheckpointStates {
+  const byEntry = new Map<string, Uint8Array>();
+  const byFamily = new Map<string, Uint8Array | null>();
+  for (const c of checkpoints) {
+    const blob = Buffer.from(c.state, "base64");
+    byEntry.set(checkpointKey(c.segment, c.filter), blob);
+    if (c.family === undefined) continue;
+    const key = checkpointKey(c.segment, c.family);
+    byFamily.set(key, byFamily.has(key) ? null : blob);
+  }
+  return { byEntry, byFamily };
+}
+
 /** How long a removed segment's sockets wait for its last sends before they close anyway. */
 const CLOSE_WAIT_MS = 500;
 
@@ -216,15 +239,7 @@ export class DataPlane {
     const wanted = new Set(request.segments.map((s) => s.name));
     for (const seg of this.segments.values()) if (!wanted.has(seg.name)) plan.removed.push(seg);
     const deferred = new Set(request.deferBind ?? []);
-    const states = new Map<string, Uint8Array>((request.checkpoints ?? []).map((c) => [checkpointKey(c.segment, c.filter), Buffer.from(c.state, "base64")]));
-    // a stage keyed anew since the last checkpoint (a canary beside it) finds its state by filter, when that is one
-    const byFamily = new Map<string, Uint8Array | null>();
-    for (const c of request.checkpoints ?? []) {
-      if (c.family === undefined) continue;
-      const key = checkpointKey(c.segment, c.family);
-      byFamily.set(key, byFamily.has(key) ? null : Buffer.from(c.state, "base64"));
-    }
-    for (const [key, blob] of byFamily) if (blob !== null && !states.has(`${key}\0family`)) states.set(`${key}\0family`, blob);
+    const states = checkpointStates(request.checkpoints ?? []);
     // every port the config names first, then the ports the kernel picks (see openFixedSockets)
     const partial = new Map<string, PartialSockets>();
     for (const config of request.segments) {
@@ -428,7 +443,7 @@ export class DataPlane {
   }
 
   private async buildStages(
-    config: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>, plan: Plan, states: ReadonlyMap<string, Uint8Array>,
+    config: SegmentConfig, filters: Readonly<Record<string, FilterEntry>>, plan: Plan, states: CheckpointStates,
   ): Promise<ChainStage[]> {
     const stages: ChainStage[] = [];
     try {
@@ -443,7 +458,7 @@ export class DataPlane {
         plan.acquired.push(slot);
         const family = entry.metricsName ?? st.filter;
         const ofFamily = config.chain.filter((other) => (filters[other.filter]?.metricsName ?? other.filter) === family).length === 1;
-        const state = states.get(checkpointKey(config.name, st.filter)) ?? (ofFamily ? states.get(`${checkpointKey(config.name, family)}\0family`) : undefined);
+        const state = states.byEntry.get(checkpointKey(config.name, st.filter)) ?? (ofFamily ? states.byFamily.get(checkpointKey(config.name, family)) ?? undefined : undefined);
         const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state);
         stage.family = family;
         stages.push(stage);
@@ -495,7 +510,10 @@ export class DataPlane {
     old.forEach((st, k) => {
       if (carried.has(st) || !st.live) return;
       const later = new Set(old.slice(k + 1));
-      seg.drainLeaving(st, next.filter((n) => later.has(before.get(n)!)));
+      seg.drainLeaving(st, next.filter((n) => {
+        const was = before.get(n);
+        return was !== undefined && later.has(was);
+      }));
     });
     carryFilterCounters(before);
     for (const st of old) {
