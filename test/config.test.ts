@@ -48,6 +48,7 @@ const cases: [string, unknown, RegExp][] = [
   ["an IPv6 leg destination of an IPv4 segment", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: [{ address: "::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.destinations\[0\]\.address: IPv6, but leg 'b' sends from IPv4/],
   ["a leg named media", base({ segments: [seg({ legs: [{ name: "media", portOffset: 2 }] })] }), /segments\[0\]\.legs\[0\]\.name: 'media' is leg 0's name/],
   ["a leg that does nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, send: false }] })] }), /segments\[0\]\.legs\[0\]: a leg that neither receives nor sends/],
+  ["a redundant leg that receives nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, redundant: true }] })] }), /segments\[0\]\.legs\[0\]\.redundant: a leg.s packets count in the stream.s ingress as they arrive, and this one has receive: false/],
   ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
   ["filter names that read the same in /metrics", base({ filters: { "a-b": { path: "x.wasm" }, a_b: { path: "y.wasm" } } }), /filters\.a_b: its metrics would share the names msm_filter_a_b_\* with filters\.a-b's/],

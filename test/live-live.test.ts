@@ -57,7 +57,7 @@ function proxies(l: NetnsLab, viaDelay: boolean): { a: Record<string, unknown>; 
         name: "merged", listen: { address: l.address("b", "a", 4, 0), port: PORT },
         source: { address: l.address("a", "b", 4, 0) },
         destinations: [{ address: l.address("sink", "b"), port: SINK_PORT }],
-        legs: [{ name: "path1", listen: { address: l.address("b", "a", 4, 1), port: PATH1_PORT }, source: { address: l.address("a", "b", 4, 1) }, send: false }],
+        legs: [{ name: "path1", listen: { address: l.address("b", "a", 4, 1), port: PATH1_PORT }, source: { address: l.address("a", "b", 4, 1) }, send: false, redundant: true }],
         chain: [{ filter: "replicate", config: { merge: { legs: [0, 1], bufferMs: BUFFER_MS } } }],
       }],
     },

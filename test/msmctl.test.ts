@@ -77,6 +77,7 @@ spec:
       listen: { port: 5700 }
       destinations: [{ address: 127.0.0.1, port: 6700 }]
       egress: { address: 127.0.0.1 }
+      redundant: true
     - name: repair
       receive: false
       destinations: [{ address: 127.0.0.1, port: 6800 }]
@@ -126,14 +127,14 @@ local("manifests: legs, in the proxy file's keys, become Leg messages (unset por
   assert.equal(legs, [
     { name: "fec-col", portOffset: 2, listen: null, receive: true, destinations: [], egress: null, send: true },
     { name: "fec-row", portOffset: 4, listen: null, receive: true, destinations: [], egress: null, send: false },
-    { name: "path-b", portOffset: undefined, listen: { ...none, port: 5700 }, receive: true, destinations: [{ address: "127.0.0.1", port: 6700, rtcpPort: 0 }], egress: { ...none, address: "127.0.0.1" }, send: true },
+    { name: "path-b", portOffset: undefined, listen: { ...none, port: 5700 }, receive: true, destinations: [{ address: "127.0.0.1", port: 6700, rtcpPort: 0 }], egress: { ...none, address: "127.0.0.1" }, send: true, redundant: true },
     { name: "repair", portOffset: undefined, listen: null, receive: false, destinations: [{ address: "127.0.0.1", port: 6800, rtcpPort: 0 }], egress: { address: "127.0.0.1", port: 5800, rtcpPort: 0 }, send: true },
   ]);
   const back = toManifest(toSegment(parseManifests(LEGS_YAML, "fec.yaml").manifests[0]!)) as { spec: { legs: unknown } };
   assert.equal(back.spec.legs, [
     { name: "fec-col", portOffset: 2 },
     { name: "fec-row", portOffset: 4, send: false },
-    { name: "path-b", listen: { port: 5700 }, destinations: [{ address: "127.0.0.1", port: 6700 }], egress: { address: "127.0.0.1" } },
+    { name: "path-b", listen: { port: 5700 }, destinations: [{ address: "127.0.0.1", port: 6700 }], egress: { address: "127.0.0.1" }, redundant: true },
     { name: "repair", receive: false, destinations: [{ address: "127.0.0.1", port: 6800 }], egress: { address: "127.0.0.1", port: 5800 } },
   ], "get -o yaml prints what the operator wrote");
   assert.equal(toSegment(parseManifests(SEGMENTS_YAML, "x").manifests[0]!).legs, [], "no legs: none");
@@ -388,7 +389,7 @@ local("describe segment: where each leg receives and sends, ports worked out; pe
   let text = describeSegment(seg, undefined, report([leg("media", 10, 20), leg("fec-col", 2, 4), leg("fec-row", 2, 0), leg("path-b", 0, 0), leg("repair", 0, 3)]));
   assert.match(text, /^Legs:\s+fec-col: receives on 127\.0\.0\.1:5606 \(listen port \+ 2\); sends to 127\.0\.0\.1:6606, 127\.0\.0\.1:6616 \(destination ports \+ 2\)$/m);
   assert.match(text, /^\s+fec-row: receives on 127\.0\.0\.1:5608 \(listen port \+ 4\); sends nothing$/m);
-  assert.match(text, /^\s+path-b: receives on 127\.0\.0\.1:5700; sends to 127\.0\.0\.1:6700 from 127\.0\.0\.1, any port$/m);
+  assert.match(text, /^\s+path-b: receives on 127\.0\.0\.1:5700; sends to 127\.0\.0\.1:6700 from 127\.0\.0\.1, any port \(a redundant path of the media: counted in its streams' ingress\)$/m);
   assert.match(text, /^\s+repair: receives nothing; sends to 127\.0\.0\.1:6800 from 127\.0\.0\.1:5800$/m);
   assert.match(text, /^\s+per leg: media in 10, out 20; fec-col in 2, out 4; fec-row in 2, out 0; path-b in 0, out 0; repair in 0, out 3$/m);
   text = describeSegment(seg, undefined, report(undefined));

@@ -12,7 +12,8 @@ import { receiverReport, senderReport, xrSummary } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
 import { DropWatch } from "./lib/kernel-drops.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { filterWasm } from "./lib/paths.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const SSRC = 0x1234abcd;
 
@@ -388,6 +389,52 @@ proxySuite("through a proxy, its ingress and egress windows of a second hold the
       assert.equal([e!.expected, e!.lost, e!.packetRate], [i!.expected, i!.lost, i!.packetRate], `the second ending ${i!.endMs}: the same packets at both points`);
       assert.ok(e!.transitMs! - i!.transitMs! >= 0, `a dwell of ${e!.transitMs! - i!.transitMs!} ms`);
     }
+  } finally {
+    sender.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+proxySuite("a 2022-7 receiver: a redundant leg's packets count in the ingress, whose loss is then what neither path delivered", async () => {
+  const base = await freePortRun(8);
+  const sink = await Sink.open(0, { keep: false });
+  // the same merge twice: path 1 marked redundant, and path 1 not (the ingress is path 0 alone)
+  const merged = (name: string, listen: number, redundant: boolean) => ({
+    name, listen: { address: "127.0.0.1", port: listen }, rtcpMux: true, destinations: [{ address: "127.0.0.1", port: sink.port }],
+    legs: [{ name: "path1", portOffset: 2, send: false, ...(redundant ? { redundant: true } : {}) }],
+    chain: [{ filter: "replicate", config: { merge: { legs: [0, 1], bufferMs: 50 } } }],
+  });
+  const { proxy } = await startProxy({
+    filters: { replicate: { path: filterWasm("replicate") } },
+    streams: { max: 100 },
+    segments: [merged("both", base, true), merged("path0", base + 4, false)],
+  });
+  const sender = await bindUdp();
+  const drops = new DropWatch([base, base + 2, base + 4, base + 6]);
+  const COUNT = 300;
+  const onPath0 = (i: number): boolean => i % 10 !== 3 && i !== 150;
+  const onPath1 = (i: number): boolean => i % 10 !== 7 && i !== 150;
+  try {
+    for (let i = 0; i < COUNT; i++) {
+      const p = indexedRtp(i);
+      if (onPath0(i)) for (const port of [base, base + 4]) sender.send(p, port, "127.0.0.1");
+      if (onPath1(i)) for (const port of [base + 2, base + 6]) sender.send(p, port, "127.0.0.1");
+      if (i % 10 === 9) await sleep(2);
+    }
+    await waitFor(() => sink.received >= 2 * (COUNT - 1), 5000, "both merges' packets");
+    await sleep(200);
+    assert.is(drops.since().total, 0, "no kernel drop (the counts below would be off by it)");
+    const both = (await segmentStats(proxy, "both")).streams[0]!;
+    const path0 = (await segmentStats(proxy, "path0")).streams[0]!;
+    const delivered = (on: (i: number) => boolean): number => Array.from({ length: COUNT }, (_, i) => i).filter(on).length;
+    assert.equal(
+      [both.ingress!.expected, both.ingress!.packets, both.ingress!.lost, both.ingress!.duplicates],
+      [COUNT, COUNT - 1, 1, delivered(onPath0) + delivered(onPath1) - (COUNT - 1)],
+      "the ingress of both paths: every packet either delivered, one lost on both, the second copies counted as duplicates",
+    );
+    assert.is(both.egress!.packets, COUNT - 1, "the merged stream leaves whole but for the packet neither path had");
+    assert.equal([path0.ingress!.packets, path0.ingress!.lost], [delivered(onPath0), COUNT - delivered(onPath0)], "without redundant: path 0 alone");
   } finally {
     sender.close();
     sink.close();

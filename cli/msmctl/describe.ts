@@ -80,7 +80,8 @@ function legText(seg: Segment, l: Leg): string {
   if (l.send !== false && l.destinations.length > 0) sends = `sends to ${l.destinations.map((d) => endpoint(d)).join(", ")}`;
   else if (l.send !== false) sends = `sends to ${seg.destinations.map((d) => hostPort(d.address, d.port + (offset ?? 0))).join(", ")} (destination ports + ${offset})`;
   if (l.send !== false && l.egress) sends += ` from ${l.egress.port ? endpoint(l.egress) : `${l.egress.address}, any port`}`;
-  return `${l.name}: ${receives}; ${sends}`;
+  const redundant = l.redundant ? " (a redundant path of the media: counted in its streams' ingress)" : "";
+  return `${l.name}: ${receives}; ${sends}${redundant}`;
 }
 
 function dropList(drops: Record<string, number>): string {

@@ -287,6 +287,7 @@ function toLeg(l: LegManifest): Leg {
     egress: l.egress ? endpoint(l.egress) : null,
     send: l.send,
     ...(l.source ? { sourceAddress: l.source.address } : {}),
+    ...(l.redundant ? { redundant: true } : {}),
   };
 }
 
@@ -300,6 +301,7 @@ function legManifest(l: Leg): Record<string, unknown> {
   if (l.egress) out.egress = l.egress.port ? { address: l.egress.address, port: l.egress.port } : { address: l.egress.address };
   if (l.send === false) out.send = false;
   if (l.sourceAddress) out.source = { address: l.sourceAddress };
+  if (l.redundant) out.redundant = true;
   return out;
 }
 

@@ -111,7 +111,7 @@ export function clockRatesOf(seg: Pick<Segment, "clockRates">): Record<string, n
  * then also carry the oneof's virtual `_receive`-style fields; build records field by field).
  * `sourceAddress` "" (or absent): the leg hears the media's sender; else its own sender's address.
  */
-export type Leg = Optional<Omit<Leg__Output, "listen" | "destinations" | "egress">, "sourceAddress"> & {
+export type Leg = Optional<Omit<Leg__Output, "listen" | "destinations" | "egress">, "sourceAddress" | "redundant"> & {
   listen: Endpoint | null;
   destinations: Endpoint[];
   egress: Endpoint | null;

@@ -168,6 +168,7 @@ export function legInput(l: Leg, at: string, issues: string[]): LegInput {
   }
   if (l.send !== undefined) out.send = l.send;
   if (l.sourceAddress) out.source = { address: l.sourceAddress };
+  if (l.redundant) out.redundant = true;
   return out;
 }
 
@@ -186,5 +187,6 @@ export function legRecord(l: Leg): Leg {
     egress: isEmptyEndpoint(l.egress) ? null : endpointCopy(l.egress!),
     send: l.send ?? true,
     ...(l.sourceAddress ? { sourceAddress: l.sourceAddress } : {}),
+    ...(l.redundant ? { redundant: true } : {}),
   };
 }

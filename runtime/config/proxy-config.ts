@@ -117,6 +117,12 @@ const leg = z.strictObject({
   egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
   /** Whether the leg sends (a decoder that strips repair packets only receives them). */
   send: z.boolean().default(true),
+  /**
+   * Whether the leg carries the media stream's own packets over another path (ST 2022-7): its
+   * RTP then counts in the segment's per-stream ingress with the media's, each sequence number
+   * once, so that the ingress is what the paths deliver together.
+   */
+  redundant: z.boolean().default(false),
 });
 
 const stage = z.strictObject({
@@ -384,6 +390,7 @@ function legProblems(seg: SegmentConfig, at: string, egressFamily: number): stri
     if (l.name === "media") problems.push(`${where}.name: 'media' is leg 0's name (the segment's own port)`);
     names.add(l.name);
     if (!l.receive && !l.send) problems.push(`${where}: a leg that neither receives nor sends does nothing (receive and send are both false)`);
+    if (l.redundant && !l.receive) problems.push(`${where}.redundant: a leg's packets count in the stream's ingress as they arrive, and this one has receive: false`);
     if (l.portOffset === 1 && !seg.rtcpMux) problems.push(`${where}.portOffset: port + 1 is RTCP's (without rtcpMux); FEC uses 2 and 4`);
     if (l.receive && l.listen === undefined && l.portOffset === undefined) problems.push(`${where}: a receiving leg needs listen or portOffset (or receive: false)`);
     if (l.send && l.destinations === undefined && l.portOffset === undefined) problems.push(`${where}: a sending leg needs destinations or portOffset (or send: false)`);

@@ -462,6 +462,12 @@ export class SegmentRuntime {
       stats.drops.add(DropReason.HostSourceRefused);
       return;
     }
+    const streams = this.streams;
+    if (streams && this.config.legs[leg - 1]!.redundant && !looksLikeRtcp(buf, at, len)) {
+      // another path of the media's own stream: the ingress is what the paths deliver together
+      streams.time[0] = this.kernelArrivalMs || this.wallMs(nowMs);
+      streams.ingress(buf, at, len);
+    }
     this.enqueue(buf, at, len, port, ipv6 ? PacketFlag.Ipv6 : 0, leg, nowMs);
   }
 

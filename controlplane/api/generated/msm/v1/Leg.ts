@@ -12,6 +12,7 @@ export interface Leg {
   'egress'?: (_msm_v1_Endpoint | null);
   'send'?: (boolean);
   'sourceAddress'?: (string);
+  'redundant'?: (boolean);
   '_portOffset'?: "portOffset";
   '_receive'?: "receive";
   '_send'?: "send";
@@ -26,6 +27,7 @@ export interface Leg__Output {
   'egress': (_msm_v1_Endpoint__Output | null);
   'send'?: (boolean);
   'sourceAddress': (string);
+  'redundant': (boolean);
   '_portOffset'?: "portOffset";
   '_receive'?: "receive";
   '_send'?: "send";
