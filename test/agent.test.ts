@@ -783,18 +783,20 @@ test("every failed start is said: an unusable last-good.json, a refused connecti
     const foreign = await run(tempDir("state"), { ...otherPki.issue("node-a", "spiffe://msm.test/proxy/node-a"), ca: pki.ca }, "node-a", [cp.address]);
     assert.ok(foreign.failures.get(cp.address)!.length > 0, "a handshake refused by the server is reported");
     assert.ok(cp.log.some((l) => /node-a.*node-b|node_id/.test(l)), `the control plane logs the refused Register too:\n${cp.log.join("\n")}`);
-    // the proxy retries every second or so: the control plane logs that refusal once, not each time
+    // a refused proxy tries again after 1 s, then 2 s, doubling up to 30 s (a connection failure:
+    // 100 ms doubling up to 1 s, some 8 tries in 5 s); the control plane logs the refusal once
     const refusedLines = (): number => cp.log.filter((l) => l.includes("Register.node_id is 'node-c' but the certificate is for proxy 'node-b'")).length;
-    const retrying = new Agent({ controlPlanes: [cp.address], nodeId: "node-c", stateDir: tempDir("state"), tls: pki.issue("node-b", "spiffe://msm.test/proxy/node-b") });
-    let tries = 0;
-    retrying.on("connect-failed", (f) => void (tries += 1 + f.repeats));
+    const relay = await freezableRelay(cp.port);
+    const retrying = new Agent({ controlPlanes: [relay.address], nodeId: "node-c", stateDir: tempDir("state"), tls: pki.issue("node-b", "spiffe://msm.test/proxy/node-b") });
     try {
       await retrying.start();
-      await sleep(4000);
+      await sleep(5000);
     } finally {
       await retrying.close();
+      relay.close();
     }
-    assert.is(refusedLines(), 1, `one line for the repeated refusal (the proxy said it failed ${tries}+ times):\n${cp.log.join("\n")}`);
+    assert.ok(relay.connections >= 2 && relay.connections <= 3, `tries at about 0, 1 and 3 s: ${relay.connections} connections in 5 s`);
+    assert.is(refusedLines(), 1, `one line for the repeated refusal (${relay.connections} tries):\n${cp.log.join("\n")}`);
   } finally {
     await cp.close();
   }

@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import { chmod, mkdir, readdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { connectivityState, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import { connectivityState, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   abi, ApplyError, ConfigError, familyLines, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
   type AdminServer, type NodeDataPlaneSettings, type ProxyConfig, type ProxyConfigInput,
@@ -60,6 +60,13 @@ export const AGENT_TIMING = {
   firstSnapshotTimeoutMs: 10_000,
   backoffStartMs: 100,
   backoffMaxMs: 1000,
+  /**
+   * A Register the control plane refused (another node's certificate, a bad node id, no SPIFFE
+   * ID) stays refused until an operator changes something: tried again after 1 s, doubling up to
+   * 30 s, not every second.
+   */
+  refusedBackoffStartMs: 1000,
+  refusedBackoffMaxMs: 30_000,
   statsIntervalMs: 1000,
   fetchTimeoutMs: 15_000,
   fetchAttempts: 3,
@@ -173,8 +180,17 @@ interface Session {
   readonly call: ClientDuplexStream<Outgoing, ControlMessage>;
   connected: boolean;
   ended: boolean;
-  end(reason: string): void;
+  end(reason: string, refused?: boolean): void;
 }
+
+/** How a Connect stream ended: whether the replica answered, and whether it refused this proxy. */
+interface SessionEnd {
+  connected: boolean;
+  refused: boolean;
+}
+
+/** Status codes of a refused Register: no retry soon will pass them. */
+const REFUSALS: ReadonlySet<number> = new Set([grpcStatus.PERMISSION_DENIED, grpcStatus.UNAUTHENTICATED, grpcStatus.INVALID_ARGUMENT]);
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
@@ -392,21 +408,27 @@ export class Agent extends EventEmitter<AgentEvents> {
     const addresses = this.addresses;
     let index = 0;
     let failures = 0; // attempts in a row that never got a snapshot
+    let refusals = 0; // of those, refused Registers in a row
     while (!this.closing) {
-      const connected = await this.runSession(addresses[index]!);
+      const { connected, refused } = await this.runSession(addresses[index]!);
       if (this.closing) break;
       index = (index + 1) % addresses.length;
       failures = connected ? 0 : failures + 1;
-      // every replica gets one immediate try; then back off, capped low
-      if (failures >= addresses.length) {
+      refusals = refused ? refusals + 1 : 0;
+      if (refusals >= addresses.length) {
+        // every replica refused it: they will again until an operator acts
+        const base = Math.min(AGENT_TIMING.refusedBackoffStartMs * 2 ** (refusals - addresses.length), AGENT_TIMING.refusedBackoffMaxMs);
+        await delay(base * (0.8 + 0.4 * Math.random()), this.sleeper);
+      } else if (failures >= addresses.length) {
+        // every replica gets one immediate try; then back off, capped low
         const base = Math.min(AGENT_TIMING.backoffStartMs * 2 ** (failures - addresses.length), AGENT_TIMING.backoffMaxMs);
         await delay(base * (0.8 + 0.4 * Math.random()), this.sleeper);
       }
     }
   }
 
-  /** Runs one Connect stream until it ends. Resolves true if the replica answered. */
-  private runSession(address: string): Promise<boolean> {
+  /** Runs one Connect stream until it ends. */
+  private runSession(address: string): Promise<SessionEnd> {
     return new Promise((done) => {
       const client = new ProxyServiceClient(address, this.credentials, this.channelOptions) as unknown as ProxyClient;
       const call = client.Connect();
@@ -418,7 +440,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         call,
         connected: false,
         ended: false,
-        end: (reason) => {
+        end: (reason, refused = false) => {
           if (session.ended) return;
           session.ended = true;
           clearTimeout(timer);
@@ -428,7 +450,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           if (this.session === session) this.session = null;
           if (session.connected) this.emit("disconnected", { address, reason });
           else this.reportConnectFailure(address, reason);
-          done(session.connected);
+          done({ connected: session.connected, refused: refused && !session.connected });
         },
       };
       this.session = session;
@@ -453,7 +475,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         if (msg.snapshot) this.enqueue(msg.snapshot);
       });
-      call.on("error", (err: ServiceError) => session.end(connectionFailure(err.details || err.message)));
+      call.on("error", (err: ServiceError) => session.end(connectionFailure(err.details || err.message), REFUSALS.has(err.code)));
       call.on("status", (s: { code: number; details: string }) => session.end(s.details || `stream closed (code ${s.code})`));
       call.on("end", () => session.end("stream ended by the control plane"));
       this.send(session, {
