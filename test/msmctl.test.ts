@@ -20,7 +20,7 @@ import { ManifestError, parseManifests, toManifest, toSegment } from "../cli/msm
 import { locateProxyRefusal } from "../cli/msmctl/apply.js";
 import { incompleteReports, mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
 import { configState, describeProxy, describeSegment, failureText, newestVersions } from "../cli/msmctl/describe.js";
-import { proxyRows } from "../cli/msmctl/get.js";
+import { PROXY_WIDE_HEADERS, proxyRows, SEGMENT_WIDE_HEADERS, segmentRows } from "../cli/msmctl/get.js";
 import { waitForProxies } from "../cli/msmctl/wait.js";
 import type { AdminApi } from "../cli/msmctl/client.js";
 import { suite } from "./lib/suite.js";
@@ -138,6 +138,24 @@ local("manifests: legs, in the proxy file's keys, become Leg messages (unset por
     { name: "repair", receive: false, destinations: [{ address: "127.0.0.1", port: 6800 }], egress: { address: "127.0.0.1", port: 5800 } },
   ], "get -o yaml prints what the operator wrote");
   assert.equal(toSegment(parseManifests(SEGMENTS_YAML, "x").manifests[0]!).legs, [], "no legs: none");
+});
+
+local("-o wide: every destination and leg, the source, egress, RTCP and failure of a segment; a proxy's peer, runtime, workers, ABI, segments not running and whole refusal", () => {
+  const seg = { ...toSegment(parseManifests(LEGS_YAML, "fec.yaml").manifests[0]!), revision: 3 };
+  assert.equal(segmentRows([seg])[0], ["fec-1", "node-4", "127.0.0.1:5604", "127.0.0.1:6604,127.0.0.1:6614", "fec-col,fec-row,path-b +1 more", "-", "3"]);
+  assert.equal(segmentRows([seg], true)[0], ["fec-1", "node-4", "127.0.0.1:5604", "127.0.0.1:6604,127.0.0.1:6614", "fec-col,fec-row,path-b,repair", "-", "-", "port+1", "closed", "-", "3"]);
+  assert.is(SEGMENT_WIDE_HEADERS.length, segmentRows([seg], true)[0]!.length);
+  const cam = toSegment(parseManifests(SEGMENTS_YAML, "x").manifests[2]!);
+  assert.equal(segmentRows([cam], true)[0]!.slice(5, 7), ["127.0.0.1:4000", "-"], "a source with its port");
+  const reason = "snapshot 7: segments[0].chain[0]: filter 'validate' refused its config: allowedPayloadTypes[0] must be 0-127";
+  const p = {
+    nodeId: "node-4", connected: true, peer: "127.0.0.1:51234", server: "cp-1", lastSeenMs: 1000, capabilities: ["workers=2", "runtime=bun"], abiVersions: ["1.4"],
+    desiredVersion: 7, ackedVersion: 6, nackedVersion: 7, nackError: reason, nackRetryAtMs: 0, notRunning: ["cam-9"], notRunningError: "port taken",
+  };
+  const row = proxyRows([p], 1000, true)[0]!;
+  assert.equal(row, ["node-4", "yes", "cp-1", "7", "6 (1 not running)", `7: ${reason.replace("snapshot 7: ", "")}`, "127.0.0.1:51234", "bun", "2", "1.4", "cam-9", "0s"]);
+  assert.is(PROXY_WIDE_HEADERS.length, row.length);
+  assert.ok(proxyRows([p], 1000)[0]![5]!.endsWith("…"), "the narrow table cuts the refusal");
 });
 
 local("manifests: toManifest(toSegment(m)) gives back what the operator wrote", () => {
@@ -640,6 +658,13 @@ live("apply -f DIR reads the directory's .yaml, .yml and .json files in name ord
   const refused = await msmctl(["describe", "segments", "-o", "name"], { env });
   assert.is(refused.code, 2);
   assert.match(refused.err, "-o name applies to get, apply and delete");
+  // -o wide: get's tables with more columns; the whole digest of a filter
+  const wide = await msmctl(["get", "filters", "-o", "wide"], { env });
+  assert.is(wide.code, 0, wide.err);
+  assert.match(wide.out, /^NAME\s+VERSION\s+SHA256\s+SIZE\s+AGE\n(\S+\s+\S+\s+[0-9a-f]{64}\s.*\n)+$/, wide.out);
+  const notGet = await msmctl(["top", "--once", "-o", "wide"], { env });
+  assert.is(notGet.code, 2);
+  assert.match(notGet.err, "-o wide applies to get");
   const v = await msmctl(["version"], { env });
   assert.match(v.out, /^msmctl \d+\.\d+\.\d+ \(filter ABI 1\.\d+, (Node\.js|Bun) [\d.]+\)\n$/);
 });

@@ -27,6 +27,8 @@ export interface Context {
   readonly output: OutputFormat;
   /** -o name (get, apply, delete): one `kind/name` line per object, in place of the table. */
   readonly namesOnly: boolean;
+  /** -o wide (get): the table with more columns, and lists in full. */
+  readonly wide: boolean;
   /** The control plane, connected on first use and closed by the dispatcher. */
   api(): AdminApi;
   /** A file's text ("-" is stdin), or a CliError naming the file (unreadable, or not UTF-8). */
@@ -88,8 +90,8 @@ export function connectOptions(args: ParsedArgs, env: Io["env"]): { server: stri
 
 export function outputFormat(args: ParsedArgs): OutputFormat {
   const o = flag(args, "output") ?? "table";
-  if (o === "name") return "table"; // the table's commands print names instead (namesOnly)
-  if (!(OUTPUT_FORMATS as readonly string[]).includes(o)) throw new UsageError(`-o must be one of ${[...OUTPUT_FORMATS, "name"].join(", ")}, got '${o}'`);
+  if (o === "name" || o === "wide") return "table"; // the table's commands print names instead (namesOnly), or more columns (wide)
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(o)) throw new UsageError(`-o must be one of ${[...OUTPUT_FORMATS, "wide", "name"].join(", ")}, got '${o}'`);
   return o as OutputFormat;
 }
 
@@ -102,6 +104,7 @@ export function makeContext(io: Io, args: ParsedArgs, words: readonly string[]):
     words,
     output,
     namesOnly: flag(args, "output") === "name",
+    wide: flag(args, "output") === "wide",
     api() {
       api ??= connectAdmin(connectOptions(args, io.env));
       return api;

@@ -24,7 +24,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "tls-cert", value: "FILE", help: "your admin certificate (env MSM_TLS_CERT)" },
   { name: "tls-key", value: "FILE", help: "its key (env MSM_TLS_KEY)" },
   { name: "insecure", boolean: true, help: "plain text, no TLS (env MSM_INSECURE=1); only for a server started so" },
-  { name: "output", short: "o", value: "FORMAT", help: "table (default), json, yaml, or name (get, apply, delete: kind/name lines)" },
+  { name: "output", short: "o", value: "FORMAT", help: "table (default), json, yaml, wide (get: more columns), or name (get, apply, delete: kind/name lines)" },
   { name: "timeout", value: "SECONDS", help: "how long to wait for each answer (default 10)" },
   { name: "help", short: "h", boolean: true, help: "usage" },
   { name: "version", boolean: true, help: "msmctl's version (as msmctl version)" },

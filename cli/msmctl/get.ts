@@ -15,11 +15,24 @@ export function chainCell(seg: Segment): string {
   return seg.chain.map((st) => (st.version ? `${st.filter}@${st.version}` : st.filter)).join(",");
 }
 
-export function segmentRows(segments: readonly Segment[]): string[][] {
-  return segments.map((s) => [s.name, s.proxy || "-", endpoint(s.listen), listCell(s.destinations.map((d) => endpoint(d))), listCell(s.legs.map((l) => l.name), 3), chainCell(s), String(s.revision)]);
+/** A row per segment; `wide` (-o wide): every destination and leg, and the source, egress, RTCP and failure columns. */
+export function segmentRows(segments: readonly Segment[], wide = false): string[][] {
+  const all = wide ? Infinity : undefined;
+  return segments.map((s) => {
+    const row = [s.name, s.proxy || "-", endpoint(s.listen), listCell(s.destinations.map((d) => endpoint(d)), all), listCell(s.legs.map((l) => l.name), all ?? 3), chainCell(s), String(s.revision)];
+    if (wide) row.splice(5, 0, sourceCell(s), endpoint(s.egress), s.rtcpMux ? "mux" : "port+1", s.failure?.mode || "closed");
+    return row;
+  });
 }
 
 export const SEGMENT_HEADERS = ["NAME", "PROXY", "LISTEN", "DESTINATIONS", "LEGS", "CHAIN", "REVISION"];
+export const SEGMENT_WIDE_HEADERS = ["NAME", "PROXY", "LISTEN", "DESTINATIONS", "LEGS", "SOURCE", "EGRESS", "RTCP", "FAILURE", "CHAIN", "REVISION"];
+
+/** The sender a segment admits: an address (any port), an address and port, or anyone ("-"). */
+function sourceCell(s: Segment): string {
+  if (!s.source || s.source.address === "") return "-";
+  return s.source.port ? endpoint(s.source) : s.source.address;
+}
 
 /** The part of a NACK's text that says what was refused, for a narrow cell: a leading "snapshot N: " or "snapshot N not applied...: " is dropped. */
 export function nackReason(error: string): string {
@@ -35,22 +48,32 @@ export function hasNack(p: ProxyStatus): boolean {
   return p.nackedVersion > 0 || p.nackError !== "";
 }
 
-export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now()): string[][] {
-  return proxies.map((p) => [
-    p.nodeId,
-    p.connected ? "yes" : "no",
-    p.server || "-",
-    String(p.desiredVersion),
-    p.notRunning.length > 0 ? `${p.ackedVersion} (${p.notRunning.length} not running)` : String(p.ackedVersion),
-    hasNack(p) ? `${p.nackedVersion}${p.nackError ? `: ${truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
-    age(p.lastSeenMs, now),
-  ]);
+/** A row per proxy; `wide` (-o wide): the refusal in full, and the peer, runtime, workers, ABI and segments not running. */
+export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now(), wide = false): string[][] {
+  return proxies.map((p) => {
+    const row = [
+      p.nodeId,
+      p.connected ? "yes" : "no",
+      p.server || "-",
+      String(p.desiredVersion),
+      p.notRunning.length > 0 ? `${p.ackedVersion} (${p.notRunning.length} not running)` : String(p.ackedVersion),
+      hasNack(p) ? `${p.nackedVersion}${p.nackError ? `: ${wide ? nackReason(p.nackError).replace(/\s+/g, " ") : truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
+      age(p.lastSeenMs, now),
+    ];
+    if (wide) {
+      const capability = (key: string): string => p.capabilities.find((c) => c.startsWith(`${key}=`))?.slice(key.length + 1) ?? "-";
+      row.splice(6, 0, p.peer || "-", capability("runtime"), capability("workers"), listCell(p.abiVersions, Infinity), listCell(p.notRunning, Infinity));
+    }
+    return row;
+  });
 }
 
 export const PROXY_HEADERS = ["NODE", "CONNECTED", "SERVER", "DESIRED", "ACKED", "NACKED", "LAST-SEEN"];
+export const PROXY_WIDE_HEADERS = ["NODE", "CONNECTED", "SERVER", "DESIRED", "ACKED", "NACKED", "PEER", "RUNTIME", "WORKERS", "ABI", "NOT-RUNNING", "LAST-SEEN"];
 
-export function filterRows(filters: readonly FilterRef[], now = Date.now()): string[][] {
-  return filters.map((f) => [f.name, f.version || "-", f.sha256.slice(0, 12), bytes(f.size), age(f.pushedAtMs, now)]);
+/** A row per filter version; `wide` (-o wide): the whole digest, to compare with sha256sum. */
+export function filterRows(filters: readonly FilterRef[], now = Date.now(), wide = false): string[][] {
+  return filters.map((f) => [f.name, f.version || "-", wide ? f.sha256 : f.sha256.slice(0, 12), bytes(f.size), age(f.pushedAtMs, now)]);
 }
 
 export const FILTER_HEADERS = ["NAME", "VERSION", "SHA256", "SIZE", "AGE"];
@@ -96,21 +119,21 @@ export async function getCommand(ctx: Context): Promise<number> {
     case "segments": {
       const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
       const { chosen, missing } = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n);
-      if (chosen.length > 0 || missing.length === 0) print(ctx, SEGMENT_HEADERS, segmentRows(chosen), chosen.map(toManifest), single, "segments", chosen.map((s) => s.name));
+      if (chosen.length > 0 || missing.length === 0) print(ctx, ctx.wide ? SEGMENT_WIDE_HEADERS : SEGMENT_HEADERS, segmentRows(chosen, ctx.wide), chosen.map(toManifest), single, "segments", chosen.map((s) => s.name));
       noteRedacted(ctx, chosen);
       return missingError(missing, SINGULAR.segments);
     }
     case "proxies": {
       const { proxies } = await ctx.api().listProxies();
       const { chosen, missing } = pick(sortBy(proxies, (p) => p.nodeId), names, (p, n) => p.nodeId === n);
-      if (chosen.length > 0 || missing.length === 0) print(ctx, PROXY_HEADERS, proxyRows(chosen), chosen, single, "proxies", chosen.map((p) => p.nodeId));
+      if (chosen.length > 0 || missing.length === 0) print(ctx, ctx.wide ? PROXY_WIDE_HEADERS : PROXY_HEADERS, proxyRows(chosen, Date.now(), ctx.wide), chosen, single, "proxies", chosen.map((p) => p.nodeId));
       return missingError(missing, SINGULAR.proxies);
     }
     case "filters": {
       const { filters } = await ctx.api().listFilters();
       const sorted = sortBy(filters, (f) => `${f.name}\u0000${String(f.pushedAtMs).padStart(16, "0")}`);
       const { chosen, missing } = pick(sorted, names, (f, n) => f.name === n || `${f.name}@${f.version}` === n);
-      if (chosen.length > 0 || missing.length === 0) print(ctx, FILTER_HEADERS, filterRows(chosen), chosen, single && names[0]!.includes("@"), "filters", chosen.map((f) => `${f.name}@${f.version}`));
+      if (chosen.length > 0 || missing.length === 0) print(ctx, FILTER_HEADERS, filterRows(chosen, Date.now(), ctx.wide), chosen, single && names[0]!.includes("@"), "filters", chosen.map((f) => `${f.name}@${f.version}`));
       return missingError(missing, SINGULAR.filters);
     }
     case "streams":
