@@ -70,6 +70,8 @@ export enum DropReason {
   HostSourceRefused = 207,
   /** Feedback on an egress socket from an address that is none of the segment's destinations. */
   HostFeedbackRefused = 208,
+  /** A packet from a destination that is not RTCP: receivers send the sender feedback, never media or other bytes. */
+  HostUpstreamNotRtcp = 209,
   /** First code a filter may define for itself; it may use MAX_FILTER_DROP_REASONS codes from here. */
   FilterDefinedBase = 256,
 }

@@ -54,6 +54,37 @@ test("RTP and RTCP reach every destination; receiver RTCP flows back to the send
   }
 });
 
+test("a receiver's RTP or other bytes sent back to the egress RTP port are dropped and counted; its RTCP sent there reaches the sender's RTCP port", async () => {
+  const listen = await freePortPair();
+  const receiver = await Sink.open(0, { keep: true });
+  const senderRtp = await Sink.open(0, { keep: true });
+  const senderRtcp = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    segments: [{ name: "one-way", listen: { address: LO, port: listen }, source: { address: LO, port: senderRtp.port, rtcpPort: senderRtcp.port },
+      destinations: [{ address: LO, port: receiver.port }] }],
+  });
+  try {
+    senderRtp.socket.send(indexedRtp(0), listen, LO);
+    await waitFor(() => receiver.received >= 1, 3000, "the media at the receiver");
+    const egress = receiver.packets[0]!.from.port;
+    // from the receiver's own address and port, to the port its media comes from
+    for (let i = 0; i < 5; i++) receiver.socket.send(indexedRtp(i, 200, 0x13371337), egress, LO);
+    receiver.socket.send(Buffer.from("GARBAGE-NOT-RTP-"), egress, LO);
+    receiver.socket.send(buildRtcpReceiverReport(0xfeed), egress, LO);
+    await waitFor(() => senderRtcp.received >= 1, 3000, "the receiver's RTCP at the sender's RTCP port");
+    await waitFor(async () => ((await segmentStats(proxy, "one-way")).drops.host_upstream_not_rtcp ?? 0) >= 6, 3000, "the six refused");
+    await sleep(100);
+    assert.is(senderRtp.received, 0, "nothing a receiver sent reaches the sender's RTP port");
+    assert.is(senderRtcp.packets[0]!.bytes[1], 201);
+    const seg = await segmentStats(proxy, "one-way");
+    assert.is(seg.drops.host_upstream_not_rtcp, 6);
+    assert.is(seg.upstreamIn, 7);
+  } finally {
+    for (const s of [receiver, senderRtp, senderRtcp]) s.close();
+    await proxy.close();
+  }
+});
+
 test("rtcpMux with a destination's own rtcpPort: its RTCP goes there, though the egress socket was connected to its RTP port", async () => {
   const listen = await freePortPair();
   const [rtp, rtcp] = await Promise.all([Sink.open(0), Sink.open(0, { keep: true })]);

@@ -176,8 +176,10 @@ export class SegmentRuntime {
       this.receive(buf, at, len, address, port, ipv6, mux && looksLikeRtcp(buf, at, len) ? PacketFlag.Rtcp : 0, true);
     const ingressRtcp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
       this.receive(buf, at, len, address, port, ipv6, PacketFlag.Rtcp, true);
+    // a receiver's RTCP on the media port (rtcp-mux, or a receiver that sends it there anyway) is
+    // feedback like any; anything else from a receiver is refused in receive()
     const egressRtp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
-      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (mux && looksLikeRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (looksLikeRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
     const egressRtcp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
       this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | PacketFlag.Rtcp, false);
     try {
@@ -505,6 +507,12 @@ export class SegmentRuntime {
       stats.upstreamIn++;
       if (!this.gate.admitFeedback(address)) {
         stats.drops.add(DropReason.HostFeedbackRefused);
+        return;
+      }
+      if (!rtcp) {
+        // receivers send feedback, not media: forwarded, a receiver's RTP would reach the sender
+        // as if from the proxy (and a protect-upstream stage would sign it with the sender's key)
+        stats.drops.add(DropReason.HostUpstreamNotRtcp);
         return;
       }
       // a translated destination reports under the SSRC it was given: the chain and the sender see their own
