@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { describeEvent } from "../cli/proxy-command.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
@@ -424,6 +425,11 @@ test("msm demo: every good packet delivered, every malformed one dropped and cou
   assert.is(code, 0, p.output());
   assert.match(p.output(), /^OK: every good packet arrived once; every malformed packet was dropped and counted\.$/m);
   assert.match(p.output(), /bad_version\s+\d+\s+\d+/);
+});
+
+test("the watchdog's log line names the segments, or says no running segment was in the call", () => {
+  assert.is(describeEvent({ type: "watchdog", worker: 0, filter: "evil", segments: ["cam-1", "cam-2"], stuckMs: 500 }), "watchdog: worker 0 stuck in filter evil for over 500 ms (segments cam-1, cam-2); restarting it");
+  assert.is(describeEvent({ type: "watchdog", worker: 1, filter: "evil", segments: [], stuckMs: 500 }), "watchdog: worker 1 stuck in filter evil for over 500 ms (no running segment: a call a change made); restarting it");
 });
 
 test.run();

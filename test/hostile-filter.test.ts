@@ -277,6 +277,52 @@ test("a filter that never returns from a context's creation: a start fails namin
   }
 });
 
+test("a filter that never returns from a state export (a checkpoint) or a context's destruction: the watchdog restarts the worker, the proxy answers, the other segment forwards", async () => {
+  const [ps, pl] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (loopIn: string | null): ProxyConfigInput => ({
+    workers: 1,
+    watchdog: { stuckMs: 200 },
+    stateCheckpointMs: 100,
+    filters: { misbehave: { path: fixture("misbehave") }, counter: { path: fixture("counter") } },
+    segments: [
+      { name: "steady", listen: { address: "127.0.0.1", port: ps }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "counter" }] },
+      ...(loopIn ? [{ name: "looping", listen: { address: "127.0.0.1", port: pl }, destinations: [{ address: "127.0.0.1", port: 9 }], chain: [{ filter: "misbehave", config: { loopIn } }] }] : []),
+    ],
+  });
+  const stuckIn = (t: { events: ProxyEvent[] }): number => t.events.filter((e) => e.type === "watchdog" && e.filter === "misbehave").length;
+  const tx = await bindUdp();
+  let i = 0;
+  const forwards = async (what: string, proxy: Proxy): Promise<void> => {
+    const before = sink.received;
+    await waitFor(() => {
+      tx.send(indexedRtp(i++), ps, "127.0.0.1");
+      return sink.received > before;
+    }, 10_000, what);
+    assert.ok((await proxy.stats()).segments.some((x) => x.name === "steady"), "the proxy answers");
+  };
+  // every checkpoint exports the looping stage's state
+  const exporting = await startProxy(config("export"));
+  try {
+    await waitFor(() => stuckIn(exporting) > 0, 10_000, "the watchdog to catch the export");
+    await forwards("steady's stream on the restarted worker", exporting.proxy);
+  } finally {
+    await exporting.proxy.close();
+  }
+  // removing the segment destroys its context
+  const destroying = await startProxy(config("destroy"));
+  try {
+    await forwards("steady's stream", destroying.proxy);
+    await destroying.proxy.apply(validateProxyConfig(config(null))).catch(() => {}); // applied or refused: either, as long as it returns
+    await waitFor(() => stuckIn(destroying) > 0, 10_000, "the watchdog to catch the destruction");
+    await forwards("steady's stream after the destruction", destroying.proxy);
+  } finally {
+    tx.close();
+    sink.close();
+    await destroying.proxy.close();
+  }
+});
+
 test("log lines: cut at 1024 bytes, control characters escaped; at most 100 a second, the rest counted", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open();

@@ -253,7 +253,7 @@ export class FilterPool {
     const instance = slot.instance;
     if (stage.active && instance && !instance.failure) {
       try {
-        instance.destroyContext(stage.ctx);
+        this.watched(slot, () => instance.destroyContext(stage.ctx));
       } catch {
         // a failure here went through the failed hook: the others on the instance follow their policy
       }
@@ -425,7 +425,7 @@ export class FilterPool {
     let result: { ok: boolean; reason: string };
     try {
       instance.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the checkpoint's age
-      result = instance.importState(stage.ctx, state, StateOrigin.Checkpoint);
+      result = this.watchedResult(stage.slot, () => instance.importState(stage.ctx, state, StateOrigin.Checkpoint));
     } catch (err) {
       // the failed hook handled the failure; imported again at every restart, a blob the filter
       // traps on would take the instance down until every stage on it gave up
@@ -482,6 +482,13 @@ export class FilterPool {
     } finally {
       this.beacon?.leave();
     }
+  }
+
+  /** watched() for a call with a result. */
+  private watchedResult<T>(slot: InstanceSlot, call: () => T): T {
+    let result: T | undefined;
+    this.watched(slot, () => void (result = call()));
+    return result!;
   }
 
   /**

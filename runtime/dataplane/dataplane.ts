@@ -390,7 +390,7 @@ export class DataPlane {
         let blob: Uint8Array | undefined;
         live.setClock(performance.now() * 1000, Date.now() * 1000);
         try {
-          blob = live.exportState(stage.ctx);
+          blob = this.watched(stage.slot.id, () => live.exportState(stage.ctx));
         } catch {
           continue; // a failure: the failed hook handled it, and the last checkpoint stands
         }
@@ -547,7 +547,7 @@ export class DataPlane {
       let result: { ok: boolean; reason: string };
       try {
         to.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the blob's age
-        result = to.importState(st.ctx, blob, swapped ? StateOrigin.Swap : StateOrigin.Checkpoint);
+        result = this.watched(st.slot.id, () => to.importState(st.ctx, blob, swapped ? StateOrigin.Swap : StateOrigin.Checkpoint));
       } catch (err) {
         fresh.push(st.filterName); // a failure: the failed hook handled it
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
@@ -577,10 +577,20 @@ export class DataPlane {
   private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance, ctx: number): Uint8Array | undefined | typeof EXPORT_FAILED {
     from.setClock(performance.now() * 1000, Date.now() * 1000);
     try {
-      return from.exportState(ctx);
+      return this.watched(st.slot.id, () => from.exportState(ctx));
     } catch (err) {
       this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
       return EXPORT_FAILED;
+    }
+  }
+
+  /** A filter call outside the packet loop (a state export or import), told to the watchdog as the loop's are: an endless one gets the worker restarted. */
+  private watched<T>(slotId: number, call: () => T): T {
+    this.options.beacon?.enter(slotId);
+    try {
+      return call();
+    } finally {
+      this.options.beacon?.leave();
     }
   }
 
