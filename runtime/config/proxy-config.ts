@@ -9,7 +9,7 @@ import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../abi.js";
-import { EndpointClaims } from "./endpoints.js";
+import { canonicalAddress, EndpointClaims } from "./endpoints.js";
 import { forwardingLoopProblems, type HostAddresses, type LoopNode } from "./forwarding-loops.js";
 import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
@@ -327,6 +327,7 @@ function ruleProblems(config: ConfigParts, baseDir: string, host: HostAddresses)
     // a segment's sockets are of one family: IPv4 sockets cannot send to IPv6 addresses, nor the reverse
     const family = isIP(seg.egress?.address ?? seg.listen.address);
     const from = seg.egress ? "egress.address" : "listen.address";
+    problems.push(...destinationListProblems(seg.destinations, `${at}.destinations`));
     seg.destinations.forEach((d, k) => {
       if (isIP(d.address) !== family) problems.push(`${at}.destinations[${k}].address: IPv${isIP(d.address)}, but the segment sends from IPv${family} (${from}); give an egress.address of the destinations' family`);
       if (seg.rtcpMux && d.payloadType !== undefined && d.payloadType >= 64 && d.payloadType <= 95) {
@@ -380,12 +381,32 @@ function multicastProblems(seg: SegmentConfig, at: string, egressFamily: number)
   return problems;
 }
 
+/**
+ * Destinations that are no one's or someone's twice: an unspecified address (0.0.0.0, ::) is
+ * this host on any address, which no loop check can follow (packets sent there came back to the
+ * proxy's own port and went round for ever); a destination listed twice gets every packet twice.
+ */
+function destinationListProblems(list: readonly { address: string; port: number }[], at: string): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  list.forEach((d, k) => {
+    const address = canonicalAddress(d.address);
+    if (address === "0.0.0.0" || address === "::") problems.push(`${at}[${k}].address: ${d.address} is no host to send to (it means any address of this one); name the receiver's address`);
+    const key = `${address}|${d.port}`;
+    const first = seen.get(key);
+    if (first !== undefined) problems.push(`${at}[${k}]: the same as ${at}[${first}] (${d.address}:${d.port}); each packet would go there twice`);
+    else seen.set(key, k);
+  });
+  return problems;
+}
+
 /** What is wrong with a segment's legs: each must say where it receives and sends, in the segment's families. */
 function legProblems(seg: SegmentConfig, at: string, egressFamily: number): string[] {
   const problems: string[] = [];
   const names = new Set<string>();
   seg.legs.forEach((l, k) => {
     const where = `${at}.legs[${k}]`;
+    if (l.destinations) problems.push(...destinationListProblems(l.destinations, `${where}.destinations`));
     if (names.has(l.name)) problems.push(`${where}.name: duplicate leg name '${l.name}'`);
     if (l.name === "media") problems.push(`${where}.name: 'media' is leg 0's name (the segment's own port)`);
     names.add(l.name);
