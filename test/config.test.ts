@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { HOST_FILTER_FAMILIES } from "../runtime/config/proxy-config.js";
+import { HOST_FILTER_FAMILIES, parseProxyConfig } from "../runtime/config/proxy-config.js";
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
@@ -146,6 +146,25 @@ test("multicast: groups in and out, joined on an interface, source-specific; the
   ] }));
   assert.equal(c.segments[0]!.multicast, { ttl: 16, loopback: false });
   assert.equal(c.segments[1]!.multicast, { ttl: 0, interface: "veth1", loopback: true });
+});
+
+test("a file that does not parse: the error says where, and quotes none of it (an SRTP key near a typo stays out of logs)", () => {
+  const key = "inline:NBttrpkAZYjerWFkL3HnHvZMDD7fSECRETSECRET";
+  const yaml = `segments:\n  - name: a\n    chain: [{ filter: srtp, config: { direction: protect, key: "${key}" } }]\nsegments: []\n`;
+  const json = `{"segments": [{"name": "a", "chain": [{"filter": "srtp", "config": {"key": "${key}"}}]}]} x`;
+  const badToken = `{"segments": [{"chain": [{"config": {"key": "${key}", "b": tru }}]}]}`;
+  const messages = ([[yaml, "p.yaml"], [json, "p.json"], [badToken, "p.json"]] as const).map(([text, file]) => {
+    try {
+      parseProxyConfig(text, file);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return "parsed";
+  });
+  assert.match(messages[0]!, /^p\.yaml: not valid YAML: Map keys must be unique at line 4, column 1$/);
+  assert.match(messages[1]!, /^p\.json: not valid JSON: Unexpected non-whitespace character after JSON at position \d+/);
+  assert.match(messages[2]!, /^p\.json: not valid JSON: Unexpected token/);
+  for (const m of messages) assert.not.match(m, "SECRET", m);
 });
 
 test("4,096 destinations are taken", () => {

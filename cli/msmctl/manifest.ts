@@ -5,7 +5,7 @@
 import { isIP } from "node:net";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { nearKey, proxyConfigSchema } from "../../runtime/index.js";
+import { nearKey, parseErrorText, proxyConfigSchema } from "../../runtime/index.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../controlplane/api/proto.js";
 import { clockRatesOf } from "../../controlplane/api/proto.js";
 
@@ -203,7 +203,7 @@ export function parseManifests(text: string, source: string): LoadedManifests {
   list.forEach((doc, d) => {
     const where = `${source}: document ${d + 1}`;
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) problems.push(`${where}: not valid YAML or JSON: ${e.message.split(":\n")[0]}`);
+      for (const e of doc.errors) problems.push(`${where}: not valid YAML or JSON: ${parseErrorText(e)}`);
       return;
     }
     let value: unknown;

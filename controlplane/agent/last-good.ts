@@ -5,7 +5,7 @@
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Snapshot } from "../api/proto.js";
-import type { ProxyConfigInput } from "../../runtime/index.js";
+import { parseErrorText, type ProxyConfigInput } from "../../runtime/index.js";
 import type { NotRunning } from "./types.js";
 
 export const LAST_GOOD_FORMAT = 1;
@@ -56,7 +56,7 @@ export async function readLastGood(stateDir: string): Promise<LastGood | undefin
   try {
     record = JSON.parse(text) as Partial<LastGood>;
   } catch (err) {
-    throw new Error(`${path}: not valid JSON: ${(err as Error).message}`);
+    throw new Error(`${path}: not valid JSON: ${parseErrorText(err)}`);
   }
   if (record.format !== LAST_GOOD_FORMAT) throw new Error(`${path}: format ${String(record.format)}, this agent reads format ${LAST_GOOD_FORMAT}`);
   if (typeof record.version !== "number" || typeof record.config !== "object" || record.config === null || typeof record.snapshot !== "object") {

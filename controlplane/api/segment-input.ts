@@ -2,7 +2,7 @@
 // proto3's absent-or-zero endpoints, and legs. Shared by the server (which checks an apply with the
 // proxy's own rules) and the agent (which builds the proxy's config from a snapshot), so that both
 // read a message the same way.
-import type { ProxyConfigInput } from "../../runtime/index.js";
+import { parseErrorText, type ProxyConfigInput } from "../../runtime/index.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment, StageLimits } from "./proto.js";
 
 type SegmentInput = NonNullable<ProxyConfigInput["segments"]>[number];
@@ -72,7 +72,7 @@ export function parseConfigJson(text: string | undefined, at: string, issues: st
   try {
     value = JSON.parse(text);
   } catch (err) {
-    issues.push(`${at}: not valid JSON (${(err as Error).message})`);
+    issues.push(`${at}: not valid JSON (${parseErrorText(err)})`);
     return undefined;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {

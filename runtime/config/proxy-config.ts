@@ -10,6 +10,7 @@ import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-po
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../abi.js";
 import { canonicalAddress, EndpointClaims } from "./endpoints.js";
+import { parseErrorText } from "./parse-error-text.js";
 import { forwardingLoopProblems, type HostAddresses, type LoopNode } from "./forwarding-loops.js";
 import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
@@ -549,6 +550,6 @@ function parseConfigDocument(text: string, file: string): unknown {
   try {
     return file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError([`not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${(err as Error).message}`], file);
+    throw new ConfigError([`not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${parseErrorText(err)}`], file);
   }
 }
