@@ -3,10 +3,13 @@
 import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
 import { ABI_VERSION_EXPORT, FilterHarness, FilterConfigError, FilterFailure, FilterLoadError, StateOrigin } from "../sdk/harness/index.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { sha256Hex } from "../runtime/index.js";
+import { compileFilterModule, HOST_IMPORT_TYPES, OPTIONAL_EXPORTS, REQUIRED_EXPORTS } from "../runtime/filter-host/module-loader.js";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
-import { fixture } from "./lib/paths.js";
+import { fixture, ROOT } from "./lib/paths.js";
 
 const test = suite("filter host");
 
@@ -24,6 +27,42 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
   await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.5/);
+});
+
+const literal = (text: string): RegExp => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+
+/** The hand-written WAT filter of test/abi-wat.test.ts, edited, assembled. */
+async function editedWat(edit: (text: string) => string): Promise<Uint8Array> {
+  const { default: binaryen } = await import("binaryen");
+  const text = edit(readFileSync(join(ROOT, "test/fixtures/filters/wat/abi_wat.wat"), "utf8"));
+  const module = binaryen.parseText(text);
+  try {
+    assert.ok(module.validate(), "the edited fixture is valid WebAssembly");
+    return module.emitBinary();
+  } finally {
+    module.dispose();
+  }
+}
+
+test("an import or export of the wrong type is refused at load, naming it and both types (a JS host function takes any)", async () => {
+  const i64Metric = await editedWat((t) => t.replace("(import \"msm\" \"metric_add\" (func $metric_add (param i32 i32 f64)", "(import \"msm\" \"metric_add\" (func $metric_add (param i32 i32 i64)").replace("(f64.const 1)", "(i64.const 1)"));
+  await rejects(compileFilterModule("sig", i64Metric), FilterLoadError, literal("filter 'sig': ABI mismatch: imports msm.metric_add as (i32, i32, i64) -> i32; the host's is (i32, i32, f64) -> i32 (see docs/abi.md)"));
+  const destroyResult = await editedWat((t) => t.replace("(func (export \"msm_context_destroy\") (param $ctx i32))", "(func (export \"msm_context_destroy\") (param $ctx i32) (result i64) (i64.const 0))"));
+  await rejects(compileFilterModule("sig", destroyResult), FilterLoadError, literal("ABI mismatch: exports msm_context_destroy as (i32) -> i64; the host calls it as (i32) -> () (see docs/abi.md)"));
+  const unchanged = await compileFilterModule("sig", await editedWat((t) => t));
+  assert.is(unchanged.name, "sig", "the fixture as written loads");
+});
+
+test("docs/abi.md gives every host import and module export the type the host checks", () => {
+  const page = readFileSync(join(ROOT, "docs/abi.md"), "utf8");
+  const documented = new Map<string, string>();
+  for (const m of page.matchAll(/^#{3,4} `([\w.]+): \(([^)]*)\) -> ([^`]+)`/gm)) {
+    const params = m[2]!.split(",").map((p) => p.trim()).filter(Boolean).map((p) => p.replace(/^\w+: /, ""));
+    documented.set(m[1]!, `(${params.join(", ")}) -> ${m[3]!.trim()}`);
+  }
+  for (const [name, type] of Object.entries({ ...HOST_IMPORT_TYPES, ...REQUIRED_EXPORTS, ...OPTIONAL_EXPORTS })) {
+    assert.is(documented.get(name), type, `${name} in docs/abi.md`);
+  }
 });
 
 /** A built module with its version marker renamed (same length, so the export section stays valid). */

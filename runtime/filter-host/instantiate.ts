@@ -2,7 +2,7 @@
 // the host features the module says it requires.
 import { HOST_FEATURES_V1, HostFeature } from "../abi.js";
 import { FilterLoadError } from "./errors.js";
-import { OPTIONAL_EXPORTS, REQUIRED_EXPORTS, type LoadedFilterModule } from "./module-loader.js";
+import type { LoadedFilterModule } from "./module-loader.js";
 
 /** What a module exports (docs/abi.md "Exported by the module"). */
 export interface ModuleExports {
@@ -20,8 +20,6 @@ export interface ModuleExports {
   msm_state_import: (ctx: number, len: number) => number;
 }
 
-const ARITY: Readonly<Record<string, number>> = { ...REQUIRED_EXPORTS, ...OPTIONAL_EXPORTS };
-
 /** Instantiates the module with these imports; throws FilterLoadError. */
 export async function instantiate(source: LoadedFilterModule, imports: WebAssembly.Imports): Promise<ModuleExports> {
   let instance: WebAssembly.Instance;
@@ -30,13 +28,7 @@ export async function instantiate(source: LoadedFilterModule, imports: WebAssemb
   } catch (err) {
     throw new FilterLoadError(source.name, `instantiation failed: ${(err as Error).message}`);
   }
-  for (const [name, arity] of Object.entries(ARITY)) {
-    const fn = instance.exports[name];
-    if (fn === undefined) continue;
-    if (typeof fn !== "function" || fn.length !== arity) {
-      throw new FilterLoadError(source.name, `export ${name} must be a function of ${arity} parameters (see docs/abi.md)`);
-    }
-  }
+  // the exports' types were checked at load (compileFilterModule)
   return instance.exports as unknown as ModuleExports;
 }
 

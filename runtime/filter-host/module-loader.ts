@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { ABI_VERSION_MAJOR, ABI_VERSION_MINOR } from "../abi.js";
 import { FilterLoadError } from "./errors.js";
-import { importedMemories } from "./wasm-inspect.js";
+import { moduleShape } from "./wasm-inspect.js";
 
 /** Default cap on a filter's linear memory: 256 pages of 64 KiB = 16 MiB. */
 export const DEFAULT_MAX_MEMORY_PAGES = 256;
@@ -31,33 +31,54 @@ export interface LoadedFilterModule {
   readonly memoryMaximumPages: number;
 }
 
-const HOST_IMPORTS = new Set([
-  "msm.log", "msm.set_error", "msm.now_us", "msm.wall_us", "msm.features", "msm.state_origin",
-  "msm.metric_define", "msm.metric_add", "msm.metric_set", "msm.metric_record",
-  "msm.metric_define_labelled", "msm.metric_add_labelled", "msm.metric_set_labelled", "msm.metric_record_labelled",
-  "msm.timer_set", "msm.timer_cancel", "msm.random_bytes",
-  "msm.crypto_key_create", "msm.crypto_key_drop", "msm.aes_ctr_xor", "msm.hmac_sha1", "msm.aes_gcm_seal", "msm.aes_gcm_open",
-  "env.abort", "env.memory",
-]);
+/** Every function the host provides, with its type as docs/abi.md gives it (env.memory is checked on its own). */
+export const HOST_IMPORT_TYPES: Readonly<Record<string, string>> = {
+  "msm.log": "(i32, i32, i32) -> ()",
+  "msm.set_error": "(i32, i32) -> ()",
+  "msm.now_us": "() -> i64",
+  "msm.wall_us": "() -> i64",
+  "msm.features": "() -> i32",
+  "msm.state_origin": "() -> i32",
+  "msm.metric_define": "(i32, i32, i32) -> i32",
+  "msm.metric_add": "(i32, i32, f64) -> i32",
+  "msm.metric_set": "(i32, i32, f64) -> i32",
+  "msm.metric_record": "(i32, i32, f64) -> i32",
+  "msm.metric_define_labelled": "(i32, i32, i32, i32, i32) -> i32",
+  "msm.metric_add_labelled": "(i32, i32, i32, f64) -> i32",
+  "msm.metric_set_labelled": "(i32, i32, i32, f64) -> i32",
+  "msm.metric_record_labelled": "(i32, i32, i32, f64) -> i32",
+  "msm.timer_set": "(i32, i32, i64) -> i32",
+  "msm.timer_cancel": "(i32, i32) -> i32",
+  "msm.random_bytes": "(i32, i32) -> i32",
+  "msm.crypto_key_create": "(i32, i32, i32) -> i32",
+  "msm.crypto_key_drop": "(i32) -> i32",
+  "msm.aes_ctr_xor": "(i32, i32, i32, i32) -> i32",
+  "msm.hmac_sha1": "(i32, i32, i32, i32, i32, i32) -> i32",
+  "msm.aes_gcm_seal": "(i32, i32, i32, i32, i32, i32, i32) -> i32",
+  "msm.aes_gcm_open": "(i32, i32, i32, i32, i32, i32, i32) -> i32",
+  "env.abort": "(i32, i32, i32, i32) -> ()",
+};
 
-/** Exports every module must have, with their parameter counts. */
-export const REQUIRED_EXPORTS: Readonly<Record<string, number>> = {
-  msm_arena: 0,
-  msm_configure_root: 1,
-  msm_context_create: 2,
-  msm_context_destroy: 1,
-  msm_on_batch: 1,
-  msm_state_export: 1,
-  msm_state_import: 2,
+/** Exports every module must have, with their types. */
+export const REQUIRED_EXPORTS: Readonly<Record<string, string>> = {
+  msm_arena: "() -> i32",
+  msm_configure_root: "(i32) -> i32",
+  msm_context_create: "(i32, i32) -> i32",
+  msm_context_destroy: "(i32) -> ()",
+  msm_on_batch: "(i32) -> i32",
+  msm_state_export: "(i32) -> i32",
+  msm_state_import: "(i32, i32) -> i32",
 };
-/** Exports a module may have, with their parameter counts. */
-export const OPTIONAL_EXPORTS: Readonly<Record<string, number>> = {
-  _initialize: 0,
-  msm_required_features: 0,
-  msm_on_timer: 2,
-  msm_policy: 0,
-  msm_context_drain: 1,
+/** Exports a module may have, with their types. */
+export const OPTIONAL_EXPORTS: Readonly<Record<string, string>> = {
+  _initialize: "() -> ()",
+  msm_required_features: "() -> i32",
+  msm_on_timer: "(i32, i32) -> i32",
+  msm_policy: "() -> i32",
+  msm_context_drain: "(i32) -> i32",
 };
+/** The version marker's type. */
+const MARKER_TYPE = "() -> ()";
 
 const MARKER = /^msm_abi_version_(\d+)_(\d+)$/;
 
@@ -141,9 +162,23 @@ export async function compileFilterModule(
 
   for (const imp of WebAssembly.Module.imports(module)) {
     const key = `${imp.module}.${imp.name}`;
-    if (!HOST_IMPORTS.has(key)) throw new FilterLoadError(name, `imports ${key}, which the host does not provide${STDLIB_IMPORTS[key] ?? ""}`);
+    if (key !== "env.memory" && !(key in HOST_IMPORT_TYPES)) throw new FilterLoadError(name, `imports ${key}, which the host does not provide${STDLIB_IMPORTS[key] ?? ""}`);
   }
-  const memories = importedMemories(bytes);
+  const shape = moduleShape(bytes);
+  // a JS host function takes any type: a mismatch would show only at the call, as a JS error naming nothing
+  for (const [key, type] of shape.importedFunctions) {
+    const expected = HOST_IMPORT_TYPES[key];
+    if (expected === undefined) throw new FilterLoadError(name, `imports ${key} as a function, which the host does not provide as one`);
+    if (type !== expected) throw new FilterLoadError(name, `ABI mismatch: imports ${key} as ${type}; the host's is ${expected} (see docs/abi.md)`);
+  }
+  const expectedExports: Readonly<Record<string, string>> = { ...REQUIRED_EXPORTS, ...OPTIONAL_EXPORTS, [markers[0]![0]]: MARKER_TYPE };
+  for (const [exported, expected] of Object.entries(expectedExports)) {
+    const type = shape.exportedFunctions.get(exported);
+    if (exportKinds.has(exported) && type !== expected) {
+      throw new FilterLoadError(name, `ABI mismatch: exports ${exported} as ${type ?? `a ${exportKinds.get(exported)}`}; the host calls it as ${expected} (see docs/abi.md)`);
+    }
+  }
+  const memories = shape.memories;
   const memory = memories.find((m) => m.module === "env" && m.name === "memory");
   if (!memory) throw new FilterLoadError(name, "module does not import env.memory (AssemblyScript: --importMemory)");
   if (memory.shared) throw new FilterLoadError(name, "a shared memory is not allowed");
