@@ -2,6 +2,7 @@
 // that never returns is ended from outside, as the proxy's watchdog ends a worker. It says what it
 // calls before each call, so that the parent can name the one that did not return.
 import { FilterConfigError, FilterFailure, FilterInstance, FilterLoadError, loadFilterModule, type FilterHostServices, type ProxyConfig } from "../runtime/index.js";
+import { moduleErrorLine } from "./apply-errors.js";
 
 export type CheckRequest = { readonly config: ProxyConfig };
 export type CheckMessage = { readonly type: "calling"; readonly at: string; readonly call: string } | { readonly type: "done"; readonly problems: string[] };
@@ -31,8 +32,8 @@ async function checkFilter(name: string, entry: ProxyConfig["filters"][string], 
   try {
     instance = await start();
   } catch (err) {
-    if (err instanceof FilterConfigError) return [`filters.${name}.config: filter '${name}' rejected its root config: ${err.reason || err.message}`];
-    if (err instanceof FilterLoadError || err instanceof FilterFailure) return [`filters.${name}: ${err.message}`];
+    if (err instanceof FilterConfigError) return [`filters.${name}.config: ${err.message.replace("rejected its config", "rejected its root config")}`];
+    if (err instanceof FilterLoadError || err instanceof FilterFailure) return [moduleErrorLine(err.message, config.filters) ?? `filters.${name}: ${err.message}`];
     throw err;
   }
   const problems: string[] = [];

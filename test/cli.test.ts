@@ -10,6 +10,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeEvent } from "../cli/proxy-command.js";
+import { applyErrorLines } from "../cli/apply-errors.js";
+import { ApplyError, validateProxyConfig } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
@@ -220,7 +222,7 @@ test("msm proxy --check: a file a start would take passes without binding a port
     writeFileSync(file, config("{}", validate).replace(`${filterWasm("validate")}`, join(dir, "nothere.wasm")));
     r = check();
     assert.is(r.code, 1, r.out);
-    assert.match(r.err, `filters.validate: filter 'validate': cannot read ${join(dir, "nothere.wasm")}: ENOENT`);
+    assert.match(r.err, `filters.validate.path: cannot read ${join(dir, "nothere.wasm")}: ENOENT`);
     writeFileSync(file, config("{}", `  misbehave:\n    path: ${fixture("misbehave")}\n`).replace("filter: validate\n        config: {}", "filter: misbehave\n        config: { loopIn: create }"));
     const t0 = Date.now();
     r = check();
@@ -430,6 +432,23 @@ test("msm demo: every good packet delivered, every malformed one dropped and cou
 test("the watchdog's log line names the segments, or says no running segment was in the call", () => {
   assert.is(describeEvent({ type: "watchdog", worker: 0, filter: "evil", segments: ["cam-1", "cam-2"], stuckMs: 500 }), "watchdog: worker 0 stuck in filter evil for over 500 ms (segments cam-1, cam-2); restarting it");
   assert.is(describeEvent({ type: "watchdog", worker: 1, filter: "evil", segments: [], stuckMs: 500 }), "watchdog: worker 1 stuck in filter evil for over 500 ms (no running segment: a call a change made); restarting it");
+});
+
+test("a filter module that cannot load is its entry's error, at the field it is about, once for the segments that use it", () => {
+  const seg = (name: string, port: number) => ({ name, listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: port + 100 }], chain: [{ filter: "validate" }] });
+  const config = validateProxyConfig({ filters: { validate: { path: "/x/validate.wasm", sha256: "0".repeat(64) } }, segments: [seg("a", 30000), seg("b", 30010), seg("c", 30020)] });
+  const digest = `filter 'validate': digest mismatch: pinned sha256:${"0".repeat(64)}, module is sha256:${"a".repeat(64)}`;
+  const lines = applyErrorLines(new ApplyError([
+    { segment: "a", message: `segment 'a': ${digest}` },
+    { segment: "b", message: digest },
+    { segment: "c", message: "filter 'validate' rejected its config: no" },
+  ], false, true), config).split("\n  ");
+  assert.equal(lines, [
+    `filters.validate.sha256: digest mismatch: pinned sha256:${"0".repeat(64)}, module is sha256:${"a".repeat(64)} (used by segments 'a', 'b')`,
+    "segments[2].chain[0].config: filter 'validate' rejected its config: no (segment 'c')",
+  ]);
+  const unread = new ApplyError([{ segment: "a", message: "filter 'validate': cannot read /x/validate.wasm: ENOENT" }]);
+  assert.is(applyErrorLines(unread, config), "filters.validate.path: cannot read /x/validate.wasm: ENOENT (used by segment 'a')");
 });
 
 test.run();

@@ -183,7 +183,7 @@ export async function compileFilterModule(
   if (!memory) throw new FilterLoadError(name, "module does not import env.memory (AssemblyScript: --importMemory)");
   if (memory.shared) throw new FilterLoadError(name, "a shared memory is not allowed");
   if (memory.minimumPages > maxMemoryPages) {
-    throw new FilterLoadError(name, `memory minimum ${memory.minimumPages} pages exceeds the limit of ${maxMemoryPages} pages`);
+    throw new FilterLoadError(name, `memory minimum ${memory.minimumPages} pages exceeds the limit of ${maxMemoryPages} pages (maxMemoryPages; a page is 64 KiB)`);
   }
   const memoryMaximumPages = Math.min(memory.maximumPages ?? maxMemoryPages, maxMemoryPages);
   return { name, digest, bytes, module, abiMinor: minor, memoryMinimumPages: memory.minimumPages, memoryMaximumPages };
