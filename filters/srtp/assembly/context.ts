@@ -13,8 +13,11 @@ export const PROTECT = 0;
 export const UNPROTECT = 1;
 
 /**
- * The per-SSRC states of one session, looked up by SSRC; recycled least recently seen first.
- * A pooled table is reused for any `capacity` up to its size (a power of two).
+ * The per-SSRC states of one session, looked up by SSRC. A source's state is never recycled while
+ * the segment (its key) lives: once `capacity` sources are tracked, a new one is refused. Forgetting
+ * a sender's state would make protect start its index again at ROC 0 (the same keystream twice,
+ * RFC 3711 section 9.1), and forgetting a receiver's would let its old packets be replayed
+ * (section 3.3.2). A pooled table is reused for any `capacity` up to its size (a power of two).
  */
 export class SourceTable {
   readonly states: StaticArray<ReplayState>;
@@ -37,24 +40,22 @@ export class SourceTable {
     return null;
   }
 
-  /** A slot for a new source: a free one, else the one seen longest ago. */
-  claim(ssrc: u32): ReplayState {
-    let oldest = unchecked(this.states[0]);
+  /** A free slot for a new source, reset; null when all `capacity` slots are taken (the source is refused). */
+  claim(ssrc: u32): ReplayState | null {
     for (let i = 0; i < this.capacity; i++) {
       const s = unchecked(this.states[i]);
       if (!s.used) {
         s.reset(ssrc);
         return s;
       }
-      if (s.lastSeenUs < oldest.lastSeenUs) oldest = s;
     }
-    oldest.reset(ssrc);
-    return oldest;
+    return null;
   }
 
-  /** Copies `from` (the scratch state of a packet that just authenticated) into a claimed slot. */
-  adopt(from: ReplayState): ReplayState {
+  /** Copies `from` (the scratch state of a packet that just authenticated) into a free slot; null when full. */
+  adopt(from: ReplayState): ReplayState | null {
     const s = this.claim(from.ssrc);
+    if (s === null) return null;
     s.roc = from.roc;
     s.highestSeq = from.highestSeq;
     s.highest = from.highest;
@@ -63,7 +64,6 @@ export class SourceTable {
     s.rtcpHighest = from.rtcpHighest;
     s.rtcpSeen = from.rtcpSeen;
     s.rtcpNextIndex = from.rtcpNextIndex;
-    s.lastSeenUs = from.lastSeenUs;
     memory.copy(changetype<usize>(s.bits), changetype<usize>(from.bits), <usize>s.bits.length << 3);
     memory.copy(changetype<usize>(s.rtcpBits), changetype<usize>(from.rtcpBits), <usize>s.rtcpBits.length << 3);
     return s;
@@ -176,8 +176,10 @@ function readTable(t: SourceTable, blob: StateReader): bool {
   for (let i = 0; i < n; i++) {
     const ssrc = blob.u32();
     if (blob.overflow) return false;
-    // a smaller table than before keeps the first sources; the rest start again when they authenticate
-    const s: ReplayState = i < t.capacity ? t.claim(ssrc) : t.scratch;
+    // a smaller table than before keeps the first sources; the rest are refused as new sources
+    // would be (too_many_sources), never started again with a blank state under the same key
+    const claimed = i < t.capacity ? t.claim(ssrc) : null;
+    const s: ReplayState = claimed !== null ? claimed : t.scratch;
     s.reset(ssrc);
     s.roc = blob.u32();
     s.highestSeq = blob.u16();
@@ -190,7 +192,7 @@ function readTable(t: SourceTable, blob: StateReader): bool {
     s.rtcpNextIndex = blob.u32();
     for (let w = 0; w < s.bits.length; w++) s.bits[w] = blob.u64();
     for (let w = 0; w < s.rtcpBits.length; w++) s.rtcpBits[w] = blob.u64();
-    if (i >= t.capacity) t.scratch.used = false;
+    if (claimed === null) t.scratch.used = false;
   }
   return !blob.overflow;
 }

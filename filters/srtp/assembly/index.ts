@@ -170,11 +170,16 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     let reason: u32;
     if (direction == PROTECT) {
       const s = known !== null ? known : table.claim(ssrc);
-      s.lastSeenUs = p.arrivalUs; // the descriptor's clock: no host call per packet
-      reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room);
-      if (reason == 0) {
-        if (rtcp) c.rtcpProtected++;
-        else c.rtpProtected++;
+      if (s === null) {
+        reason = DropReason.TooManySources; // the table is full: refused, no other sender's state is given up
+      } else {
+        reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room);
+        if (reason == 0) {
+          if (rtcp) c.rtcpProtected++;
+          else c.rtpProtected++;
+        } else if (known === null) {
+          s.used = false; // a malformed first packet (nothing protected, the state untouched) takes no slot
+        }
       }
     } else {
       const s = known !== null ? known : table.scratch;
@@ -182,9 +187,9 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       reason = rtcp
         ? unprotectRtcp(session, s, known !== null, ptr, len, c.replayWindow)
         : unprotectRtp(session, s, known !== null, ptr, len, c.replayWindow);
+      // a new source counts only once it authenticated, and only if there is room for it
+      if (reason == 0 && known === null && table.adopt(s) === null) reason = DropReason.TooManySources;
       if (reason == 0) {
-        s.lastSeenUs = p.arrivalUs;
-        if (known === null) table.adopt(s); // a new source counts only once it authenticated
         if (rtcp) c.rtcpUnprotected++;
         else c.rtpUnprotected++;
       }

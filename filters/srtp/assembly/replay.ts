@@ -26,8 +26,6 @@ export class ReplayState {
   rtcpNextIndex: u32 = 0;
   /** Sender side: has this source sent yet (so that the first SEQ sets s_l). */
   started: bool = false;
-  /** Last time the source was seen, for recycling a full table. */
-  lastSeenUs: i64 = 0;
 
   reset(ssrc: u32): void {
     this.ssrc = ssrc;

@@ -221,6 +221,68 @@ test("forged packets with new SSRCs create no state: a known source's window sur
   assert.is(rx.run({ ctx: b, bytes: first }).reasonName, "srtp_replay", "the source's state was not evicted");
 });
 
+test("protect, source table full: a new SSRC is refused (too_many_sources), a live sender keeps its ROC", async () => {
+  const master = masterFor(CM80);
+  const tx = await FilterHarness.load(WASM);
+  const rx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(master), maxSources: 4 });
+  const b = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(master), maxSources: 64 });
+  let now = 0; // each packet later than the one before: the sender L is the least recently seen
+  const send = (seq: number, ssrc: number, fill = 0x41) => {
+    const plain = buildRtp({ seq, ssrc, payloadSize: 40 });
+    plain.fill(fill, 12);
+    return { plain, out: tx.run({ ctx: a, bytes: plain, arrivalUs: (now += 1000) }) };
+  };
+  const L = 0x4c4c4c4c;
+  const before: Uint8Array[] = [];
+  for (let i = 65530; i < 65536 + 10; i++) {
+    const r = send(i & 0xffff, L).out;
+    assert.is(r.verdict, "pass");
+    before.push(r.bytes);
+  }
+  for (let k = 1; k <= 3; k++) assert.is(send(100, 0x0e000000 + k).out.verdict, "pass", "room for 3 more sources");
+  const newcomers: string[] = [];
+  for (let k = 4; k < 24; k++) for (let q = 0; q < 3; q++) newcomers.push(send(100 + q, 0x0e000000 + k).out.reasonName);
+  // L goes on after the wrap: ROC 1, as the receiver expects, not 0 (index 10 of ROC 0 under the same key)
+  const next = send(10, L, 0x42);
+  assert.is(next.out.verdict, "pass");
+  assert.is(Buffer.from(next.out.bytes).toString("hex"), referenceProtectRtp(CM80, master, next.plain, 1).toString("hex"), "seq 10 after the wrap: ROC 1");
+  for (const p of before) assert.is(rx.run({ ctx: b, bytes: p }).verdict, "pass");
+  assert.is(rx.run({ ctx: b, bytes: next.out.bytes }).verdict, "pass", "the receiver reads it");
+  assert.equal(newcomers, new Array<string>(60).fill("too_many_sources"), "20 sources more than the table of 4 holds: each refused");
+  assert.is(tx.metric("rtp_protected", a), 16 + 3 + 1);
+  // a malformed first packet of a new source takes no slot (nothing was protected)
+  const c = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(master), maxSources: 1 });
+  const bad = buildRtp({ seq: 1, ssrc: 0x0bad, payloadSize: 10 });
+  bad[0] = 0x40; // version 1
+  assert.is(tx.run({ ctx: c, bytes: bad }).reasonName, "bad_version");
+  assert.is(tx.run({ ctx: c, bytes: buildRtp({ seq: 1, ssrc: 0x600d, payloadSize: 10 }) }).verdict, "pass", "the one slot is still free");
+});
+
+test("unprotect, source table full: a new SSRC is refused (too_many_sources), a tracked source's packets cannot be replayed", async () => {
+  const master = masterFor(CM80);
+  const tx = await FilterHarness.load(WASM);
+  const rx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(master), maxSources: 64 });
+  const b = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(master), maxSources: 4 });
+  let now = 0;
+  const protect = (seq: number, ssrc: number): Uint8Array => tx.run({ ctx: a, bytes: buildRtp({ seq, ssrc, payloadSize: 30 }) }).bytes;
+  const receive = (bytes: Uint8Array) => rx.run({ ctx: b, bytes, arrivalUs: (now += 1000) });
+  const A = 0x01010101;
+  const captured = [1, 2, 3, 4].map((seq) => protect(seq, A));
+  for (const p of captured) assert.is(receive(p).verdict, "pass");
+  for (let k = 1; k <= 3; k++) assert.is(receive(protect(100, 0x02000000 + k)).verdict, "pass", "room for 3 more sources");
+  const newcomers: string[] = [];
+  for (let k = 4; k < 24; k++) for (let q = 0; q < 3; q++) newcomers.push(receive(protect(100 + q, 0x02000000 + k)).reasonName);
+  for (const p of captured) assert.is(receive(p).reasonName, "srtp_replay", "A's window is still there: its old packets are replays");
+  assert.equal(newcomers, new Array<string>(60).fill("too_many_sources"), "20 authentic sources more than the table of 4 holds: each refused");
+  assert.is(receive(protect(5, A)).verdict, "pass", "A goes on");
+  // a forgery with a new SSRC is still told apart: it does not authenticate
+  const forged = Buffer.from(protect(7, 0x03000000));
+  forged[forged.length - 1]! ^= 1;
+  assert.is(receive(forged).reasonName, "srtp_auth_failed");
+});
+
 test("a recycled context tracks exactly its own maxSources, and none of the sources of the segment before", async () => {
   const master = masterFor(CM80);
   const { tx, rx, a } = await pair(CM80, master);
@@ -233,9 +295,9 @@ test("a recycled context tracks exactly its own maxSources, and none of the sour
   rx.destroyContext(before);
   // the next segment gets that context: the old sources are gone, and it tracks 3, not 4
   const b = rx.createContext({ ...config, maxSources: 3 });
-  for (const p of firstOf) assert.is(rx.run({ ctx: b, bytes: p }).verdict, "pass", "a new segment starts with no sources");
-  assert.is(rx.run({ ctx: b, bytes: firstOf[3]! }).reasonName, "srtp_replay", "the newest source is tracked");
-  assert.is(rx.run({ ctx: b, bytes: firstOf[0]! }).verdict, "pass", "the fourth source took the first one's place: 3 tracked");
+  for (const p of firstOf.slice(0, 3)) assert.is(rx.run({ ctx: b, bytes: p }).verdict, "pass", "a new segment starts with no sources");
+  assert.is(rx.run({ ctx: b, bytes: firstOf[3]! }).reasonName, "too_many_sources", "3 tracked, not 4");
+  assert.is(rx.run({ ctx: b, bytes: firstOf[2]! }).reasonName, "srtp_replay", "the third source is tracked");
 });
 
 test("hot swap / restart: ROC, indexes and windows carry over through state export/import, keys do not", async () => {
