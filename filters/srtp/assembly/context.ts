@@ -94,6 +94,8 @@ export class SrtpContext extends SegmentContext {
   rtpUnprotected: i64 = 0;
   rtcpProtected: i64 = 0;
   rtcpUnprotected: i64 = 0;
+  /** RTP packets protect refused (srtp_replay): their index was protected already, or is too old. */
+  rtpRepeatsRefused: i64 = 0;
   touched: bool = false;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
@@ -154,6 +156,8 @@ export function takeContext(id: u32, maxSources: i32): SrtpContext {
 
 // State blob, per table: u32 count, then per source: ssrc, roc, highestSeq (u16), flags (u8:
 // rtpSeen, started, rtcpSeen), highest (u64), rtcpHighest (u64), rtcpNextIndex, the two windows.
+// A sender's send window is `highest` and the SRTP window (the same fields as a receiver's replay
+// list), so a blob of a build without it imports as a sender that has not marked any index yet.
 function writeTable(t: SourceTable, out: StateWriter): void {
   out.u32(<u32>t.count());
   for (let i = 0; i < t.capacity; i++) {

@@ -25,6 +25,7 @@ let mRtpProtected: i32 = -1;
 let mRtpUnprotected: i32 = -1;
 let mRtcpProtected: i32 = -1;
 let mRtcpUnprotected: i32 = -1;
+let mRtpRepeatsRefused: i32 = -1;
 
 /** Decodes and derives one session from config key `keyName`; false (with cfg.fail) on error. */
 function deriveSession(cfg: Config, keyName: string, suiteName: string, session: Session): bool {
@@ -57,10 +58,12 @@ function flushCounts(c: SrtpContext): void {
   if (c.rtpUnprotected != 0) metricAdd(mRtpUnprotected, c.id, c.rtpUnprotected);
   if (c.rtcpProtected != 0) metricAdd(mRtcpProtected, c.id, c.rtcpProtected);
   if (c.rtcpUnprotected != 0) metricAdd(mRtcpUnprotected, c.id, c.rtcpUnprotected);
+  if (c.rtpRepeatsRefused != 0) metricAdd(mRtpRepeatsRefused, c.id, c.rtpRepeatsRefused);
   c.rtpProtected = 0;
   c.rtpUnprotected = 0;
   c.rtcpProtected = 0;
   c.rtcpUnprotected = 0;
+  c.rtpRepeatsRefused = 0;
   c.touched = false;
 }
 
@@ -84,6 +87,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     mRtpUnprotected = defineCounter("rtp_unprotected");
     mRtcpProtected = defineCounter("rtcp_protected");
     mRtcpUnprotected = defineCounter("rtcp_unprotected");
+    mRtpRepeatsRefused = defineCounter("rtp_repeats_refused");
     cfg.rejectUnknown([]);
     return cfg.finish();
   }
@@ -173,10 +177,12 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       if (s === null) {
         reason = DropReason.TooManySources; // the table is full: refused, no other sender's state is given up
       } else {
-        reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room);
+        reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room, c.replayWindow);
         if (reason == 0) {
           if (rtcp) c.rtcpProtected++;
           else c.rtpProtected++;
+        } else if (reason == DropReason.SrtpReplay) {
+          c.rtpRepeatsRefused++;
         } else if (known === null) {
           s.used = false; // a malformed first packet (nothing protected, the state untouched) takes no slot
         }

@@ -1,6 +1,7 @@
 // Packet index estimation (RFC 3711 section 3.3.1 and Appendix A) and the replay list
 // (section 3.3.2) for one SSRC. A receiver creates this state only for a packet that
-// authenticated (a forged SSRC must not cost us a table entry), and updates it only after.
+// authenticated (a forged SSRC must not cost us a table entry), and updates it only after. A
+// sender keeps the same list of the indexes it protected, and refuses one it used already.
 
 /** Most replay-window bits a source can have (the config's replayWindow is checked against it). */
 export const MAX_WINDOW = 1024;
@@ -12,11 +13,14 @@ export class ReplayState {
   /** Roll-over counter and highest sequence number seen (s_l in the RFC). */
   roc: u32 = 0;
   highestSeq: u16 = 0;
-  /** Highest index accepted: 2^16 * ROC + SEQ. */
+  /** Highest index accepted (receiver) or protected (sender): 2^16 * ROC + SEQ. */
   highest: u64 = 0;
   /** Has any SRTP packet of this source been accepted (receiver) or sent (sender)? */
   rtpSeen: bool = false;
-  /** Bit k set: index (highest - k) was accepted. Word 0 holds k = 0..63. */
+  /**
+   * Bit k set: index (highest - k) was accepted (receiver: the replay list) or protected (sender:
+   * the send window, so that no index is encrypted twice). Word 0 holds k = 0..63.
+   */
   readonly bits: StaticArray<u64> = new StaticArray<u64>(WORDS);
   /** SRTCP: highest index accepted and its window, kept apart from SRTP. */
   rtcpHighest: u64 = 0;
@@ -107,7 +111,10 @@ function shiftWindow(bits: StaticArray<u64>, by: u64): void {
   }
 }
 
-/** After a packet authenticated: update ROC and s_l as RFC 3711 section 3.3.1 says. */
+/**
+ * After a packet authenticated (receiver) or was protected (sender): update ROC and s_l as RFC
+ * 3711 section 3.3.1 says, and mark the index in the window.
+ */
 export function acceptIndex(s: ReplayState, index: u64): void {
   const roc = <u32>(index >> 16);
   const seq = <u16>(index & 0xffff);
@@ -125,18 +132,11 @@ export function acceptIndex(s: ReplayState, index: u64): void {
   s.rtpSeen = true;
 }
 
-/** Sender side: the index of the next packet to protect with sequence `seq`. */
+/**
+ * Sender side: the index a packet with sequence `seq` gets, estimated as the receiver will
+ * (RFC 3711 section 3.3.1); the first packet of a source starts at ROC 0. Changes nothing: once
+ * the packet is protected, acceptIndex records it (ROC, s_l and the send window).
+ */
 export function senderIndex(s: ReplayState, seq: u16): u64 {
-  if (!s.started) {
-    s.started = true;
-    s.highestSeq = seq;
-    return <u64>seq;
-  }
-  const index = estimateIndex(s, seq);
-  const roc = <u32>(index >> 16);
-  if (roc > s.roc || (roc == s.roc && seq > s.highestSeq)) {
-    s.roc = roc;
-    s.highestSeq = seq;
-  }
-  return index;
+  return s.started ? estimateIndex(s, seq) : <u64>seq;
 }

@@ -66,8 +66,13 @@ export function rtpHeaderLength(ptr: usize, len: i32): i32 {
   return h;
 }
 
-/** Encrypts and authenticates an RTP packet; `room` is how far it may grow from `ptr`. */
-export function protectRtp(sess: Session, s: ReplayState, ptr: usize, len: i32, room: i32): u32 {
+/**
+ * Encrypts and authenticates an RTP packet; `room` is how far it may grow from `ptr`. An index
+ * this source protected already (its sequence number came again), or one `window` or more behind
+ * the highest (too old to tell), is refused: encrypting two payloads with the same index under one
+ * key gives away their XOR (RFC 3711 section 9.1). A duplicate of the same packet is refused too.
+ */
+export function protectRtp(sess: Session, s: ReplayState, ptr: usize, len: i32, room: i32, window: i32): u32 {
   const h = rtpHeaderLength(ptr, len);
   if (h < 0) return <u32>-h;
   const suite = changetype<Suite>(sess.suite);
@@ -75,6 +80,7 @@ export function protectRtp(sess: Session, s: ReplayState, ptr: usize, len: i32, 
   const seq = loadBe16(ptr + 2);
   const ssrc = loadBe32(ptr + 8);
   const index = senderIndex(s, seq);
+  if (!isFresh(s.bits, s.highest, s.rtpSeen, index, window)) return DropReason.SrtpReplay;
   const payload = ptr + <usize>h;
   const payloadLength = len - h;
   if (suite.aead) {
@@ -87,6 +93,7 @@ export function protectRtp(sess: Session, s: ReplayState, ptr: usize, len: i32, 
     mac(sess.srtpAuthKey, sess.srtpAuth, ptr, len, rocBytes, 4, tag); // RFC 3711 4.2: M = header || payload || ROC
     memory.copy(ptr + <usize>len, tag, <usize>suite.rtpTag);
   }
+  acceptIndex(s, index);
   resultLength = len + suite.rtpTag;
   return 0;
 }

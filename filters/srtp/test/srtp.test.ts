@@ -283,6 +283,39 @@ test("unprotect, source table full: a new SSRC is refused (too_many_sources), a 
   assert.is(receive(forged).reasonName, "srtp_auth_failed");
 });
 
+test("protect refuses an index it used already (srtp_replay, rtp_repeats_refused): a repeated sequence number, a duplicate, one too old", async () => {
+  const master = masterFor(CM80);
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(master), replayWindow: 64 });
+  const S = 0x5eed0000;
+  const send = (seq: number, fill: number, ssrc = S) => {
+    const plain = buildRtp({ seq, ssrc, payloadSize: 64 });
+    plain.fill(fill, 12);
+    return tx.run({ ctx: a, bytes: plain });
+  };
+  const first = [100, 101, 102, 103].map((seq) => send(seq, 0x41));
+  for (const r of first) assert.is(r.verdict, "pass");
+  // the same sequence number with other content: protected again it would be C1 ^ C2 = P1 ^ P2
+  const again = send(103, 0x42);
+  assert.is(again.reasonName, "srtp_replay", "seq 103 again, other payload");
+  assert.is(send(103, 0x41).reasonName, "srtp_replay", "a duplicate of seq 103 (the same payload)");
+  assert.is(send(101, 0x43).reasonName, "srtp_replay", "an older index, used");
+  // late but never used, inside the window: protected; then refused in turn
+  for (let seq = 104; seq < 160; seq += 2) assert.is(send(seq, 0x44).verdict, "pass");
+  assert.is(send(99, 0x45).verdict, "pass", "seq 99: 59 behind the highest (158), never used");
+  assert.is(send(99, 0x46).reasonName, "srtp_replay");
+  assert.is(send(105, 0x47).verdict, "pass", "seq 105, never used");
+  assert.is(send(90, 0x48).reasonName, "srtp_replay", "seq 90: 68 behind, older than the window of 64: cannot tell, refused");
+  assert.is(send(100, 0x41, 0x5eed0001).verdict, "pass", "another SSRC has its own window");
+  assert.is(tx.metric("rtp_repeats_refused", a), 5);
+  // across a sequence wrap: seq 65530 after the wrap is the late packet of ROC 0, which went out already
+  const wrapped: number[] = [];
+  for (let i = 65530; i < 65536 + 10; i++) wrapped.push(i & 0xffff);
+  for (const seq of wrapped) assert.is(send(seq, 0x41, 0x4c4c4c4c).verdict, "pass");
+  assert.is(send(65530, 0x42, 0x4c4c4c4c).reasonName, "srtp_replay", "seq 65530 again after the wrap");
+  assert.is(send(10, 0x42, 0x4c4c4c4c).verdict, "pass", "the stream goes on");
+});
+
 test("a recycled context tracks exactly its own maxSources, and none of the sources of the segment before", async () => {
   const master = masterFor(CM80);
   const { tx, rx, a } = await pair(CM80, master);
@@ -330,8 +363,9 @@ test("hot swap / restart: ROC, indexes and windows carry over through state expo
     const u = rx2.run({ ctx: b2, bytes: p.bytes });
     assert.is(u.verdict, "pass", `${i}: ${u.reasonName}`);
   }
-  const lastBefore = tx.run({ ctx: a, bytes: buildRtp({ seq: 65535, ssrc: 9, payloadSize: 20 }) });
-  assert.is(lastBefore.reasonName, "");
+  // the send window came along: seq 65535 (index 65535, protected before the swap) is not protected again
+  assert.is(tx2.run({ ctx: a2, bytes: buildRtp({ seq: 65535, ssrc: 9, payloadSize: 20 }) }).reasonName, "srtp_replay", "an index protected before the restart");
+  assert.is(tx.run({ ctx: a, bytes: buildRtp({ seq: 65535, ssrc: 9, payloadSize: 20 }) }).reasonName, "srtp_replay", "nor by the old instance");
   const rr = tx2.run({ ctx: a2, bytes: rtcpRr(9), flags: PacketFlag.Rtcp }).bytes;
   assert.is(Buffer.from(rr).readUInt32BE(rr.length - 14), 0x80000001, "the SRTCP index continues after the restart");
   assert.equal(rx2.importState(b2, new Uint8Array([9, 9, 9, 9])).ok, false);
