@@ -3,11 +3,33 @@
 // pooled: a context's tables and key schedules are large, and reusing them spares the collector.
 import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
 import { SegmentContext } from "../../../sdk/assembly/context-factory";
-import { Status, StateReader, StateWriter, setError } from "../../../sdk/assembly";
-import { ReplayState } from "./replay";
+import { SCRATCH_SIZE, Status, StateReader, StateWriter, setError } from "../../../sdk/assembly";
+import { ReplayState, WORDS } from "./replay";
 import { Session } from "./session";
 
-const STATE_VERSION: u32 = 1;
+/** 2: the windows are cut to the words the context's replayWindow uses (1: all MAX_WINDOW bits, still read). */
+const STATE_VERSION: u32 = 2;
+/** What a state blob holds besides its sources: version, window words, a count per table. */
+const STATE_HEADER_BYTES = 4 + 2 + 4 + 4;
+
+/** Words of 64 bits that a window of `window` packets uses. */
+@inline function windowWords(window: i32): i32 {
+  return (window + 63) >> 6;
+}
+
+/** Bytes one source takes in a state blob with windows of `window` packets. */
+function sourceStateBytes(window: i32): i32 {
+  return 4 + 4 + 2 + 1 + 8 + 8 + 4 + 2 * 8 * windowWords(window);
+}
+
+/**
+ * The most sources (both tables together) whose state fits the state blob with windows of
+ * `window` packets: the config refuses more, as a blob that does not fit is no blob at all, and a
+ * hot swap or restart would then start every source again (protect at ROC 0).
+ */
+export function maxSourcesInState(window: i32): i32 {
+  return (SCRATCH_SIZE - STATE_HEADER_BYTES) / sourceStateBytes(window);
+}
 
 export const PROTECT = 0;
 export const UNPROTECT = 1;
@@ -110,19 +132,28 @@ export class SrtpContext extends SegmentContext {
   }
 
   exportState(out: StateWriter, nowUs: i64): Status {
+    const words = windowWords(this.replayWindow);
     out.u32(STATE_VERSION);
-    writeTable(this.forwardSources, out);
-    writeTable(this.reverseSources, out);
+    out.u16(<u16>words);
+    writeTable(this.forwardSources, out, words);
+    writeTable(this.reverseSources, out, words);
     return Status.Ok;
   }
 
   importState(blob: StateReader, nowUs: i64): Status {
     if (blob.length == 0) return Status.Ok;
-    if (blob.u32() != STATE_VERSION) {
+    const version = blob.u32();
+    let words = WORDS;
+    if (version == 2) words = <i32>blob.u16();
+    else if (version != 1) {
       setError("srtp state blob of an unknown version");
       return Status.BadState;
     }
-    if (!readTable(this.forwardSources, blob) || !readTable(this.reverseSources, blob)) {
+    if (words < 1 || words > WORDS) {
+      setError("srtp state blob with windows of " + words.toString() + " words");
+      return Status.BadState;
+    }
+    if (!readTable(this.forwardSources, blob, words) || !readTable(this.reverseSources, blob, words)) {
       this.forwardSources.clear();
       this.reverseSources.clear();
       setError("srtp state blob is truncated");
@@ -154,11 +185,13 @@ export function takeContext(id: u32, maxSources: i32): SrtpContext {
   return c;
 }
 
-// State blob, per table: u32 count, then per source: ssrc, roc, highestSeq (u16), flags (u8:
-// rtpSeen, started, rtcpSeen), highest (u64), rtcpHighest (u64), rtcpNextIndex, the two windows.
-// A sender's send window is `highest` and the SRTP window (the same fields as a receiver's replay
-// list), so a blob of a build without it imports as a sender that has not marked any index yet.
-function writeTable(t: SourceTable, out: StateWriter): void {
+// State blob: u32 version, u16 words (per window), then per table: u32 count, then per source:
+// ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started, rtcpSeen), highest (u64), rtcpHighest
+// (u64), rtcpNextIndex, the SRTP window and the SRTCP window (`words` u64 each: the replayWindow's;
+// bits past it are never read). A sender's send window is `highest` and the SRTP window (the same
+// fields as a receiver's replay list), so a blob of a build without it imports as a sender that has
+// not marked any index yet. Version 1 had no `words`: its windows were all MAX_WINDOW bits.
+function writeTable(t: SourceTable, out: StateWriter, words: i32): void {
   out.u32(<u32>t.count());
   for (let i = 0; i < t.capacity; i++) {
     const s = t.states[i];
@@ -170,12 +203,12 @@ function writeTable(t: SourceTable, out: StateWriter): void {
     out.u64(s.highest);
     out.u64(s.rtcpHighest);
     out.u32(s.rtcpNextIndex);
-    for (let w = 0; w < s.bits.length; w++) out.u64(s.bits[w]);
-    for (let w = 0; w < s.rtcpBits.length; w++) out.u64(s.rtcpBits[w]);
+    for (let w = 0; w < words; w++) out.u64(s.bits[w]);
+    for (let w = 0; w < words; w++) out.u64(s.rtcpBits[w]);
   }
 }
 
-function readTable(t: SourceTable, blob: StateReader): bool {
+function readTable(t: SourceTable, blob: StateReader, words: i32): bool {
   const n = <i32>blob.u32();
   for (let i = 0; i < n; i++) {
     const ssrc = blob.u32();
@@ -194,8 +227,10 @@ function readTable(t: SourceTable, blob: StateReader): bool {
     s.highest = blob.u64();
     s.rtcpHighest = blob.u64();
     s.rtcpNextIndex = blob.u32();
-    for (let w = 0; w < s.bits.length; w++) s.bits[w] = blob.u64();
-    for (let w = 0; w < s.rtcpBits.length; w++) s.rtcpBits[w] = blob.u64();
+    // past the blob's windows nothing is known (the window grew): taken as seen, so that an old
+    // index there is refused rather than accepted, or protected, a second time
+    for (let w = 0; w < WORDS; w++) s.bits[w] = w < words ? blob.u64() : ~(<u64>0);
+    for (let w = 0; w < WORDS; w++) s.rtcpBits[w] = w < words ? blob.u64() : ~(<u64>0);
     if (claimed === null) t.scratch.used = false;
   }
   return !blob.overflow;

@@ -8,7 +8,7 @@ import {
   Config, DropReason, FilterPolicy, Packet, Status, defineCounter, loadBe32, metricAdd, register,
 } from "../../../sdk/assembly";
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
-import { PROTECT, SrtpContext, UNPROTECT, takeContext } from "./context";
+import { PROTECT, SrtpContext, UNPROTECT, maxSourcesInState, takeContext } from "./context";
 import { decodeKey } from "./keys";
 import { MAX_WINDOW } from "./replay";
 import { Session } from "./session";
@@ -105,6 +105,12 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     if (!cfg.has("key")) cfg.fail("config key 'key' is required");
     if (directionName == "unprotect") s.direction = UNPROTECT;
     else if (directionName != "protect") cfg.fail("config key 'direction' must be 'protect' or 'unprotect'");
+    const fit = maxSourcesInState(s.replayWindow) / (cfg.has("reverseKey") ? 2 : 1);
+    if (s.maxSources > fit) {
+      // a state that does not fit the blob is not carried at all: a hot swap or restart would start protect again at ROC 0
+      cfg.fail("config key 'maxSources' (" + s.maxSources.toString() + ") must be at most " + fit.toString() + " with replayWindow " +
+        s.replayWindow.toString() + (cfg.has("reverseKey") ? " and a reverseKey" : "") + ": the state of more sources would not fit the state a hot swap or restart carries");
+    }
     if (nackHistory > s.replayWindow) {
       // RFC 4588 retransmissions reuse old indexes: a window smaller than the NACK history would drop them as replays
       cfg.fail("config key 'replayWindow' (" + s.replayWindow.toString() + ") must be at least 'nackHistory' (" + nackHistory.toString() + ")");

@@ -5,7 +5,8 @@
 
 /** Most replay-window bits a source can have (the config's replayWindow is checked against it). */
 export const MAX_WINDOW = 1024;
-const WORDS = MAX_WINDOW / 64;
+/** Words of 64 bits in a window of MAX_WINDOW bits. */
+export const WORDS = MAX_WINDOW / 64;
 
 export class ReplayState {
   ssrc: u32 = 0;

@@ -371,6 +371,51 @@ test("hot swap / restart: ROC, indexes and windows carry over through state expo
   assert.equal(rx2.importState(b2, new Uint8Array([9, 9, 9, 9])).ok, false);
 });
 
+test("state blob: every source maxSources allows fits it (1024 protect sources are carried), larger configs are refused, a grown window takes what it cannot know as used", async () => {
+  const master = masterFor(CM80, 5);
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ ...config, maxSources: 1024 });
+  // source 1 wraps (ROC 1), then 1023 more sources fill the table
+  for (const seq of [65534, 65535, 0]) assert.is(tx.run({ ctx: a, bytes: buildRtp({ seq, ssrc: 1, payloadSize: 10 }) }).verdict, "pass");
+  for (let ssrc = 2; ssrc <= 1024; ssrc++) assert.is(tx.run({ ctx: a, bytes: buildRtp({ seq: 7, ssrc, payloadSize: 10 }) }).verdict, "pass");
+  const blob = tx.exportState(a);
+  assert.ok(blob !== undefined, "the state of 1024 sources fits the blob (before: none past 228, and the stage started again with ROC 0)");
+  const tx2 = await FilterHarness.load(WASM);
+  const a2 = tx2.createContext({ ...config, maxSources: 1024 });
+  assert.equal(tx2.importState(a2, blob!), { ok: true, reason: "" });
+  const plain = buildRtp({ seq: 1, ssrc: 1, payloadSize: 10 });
+  assert.is(Buffer.from(tx2.run({ ctx: a2, bytes: plain }).bytes).toString("hex"), referenceProtectRtp(CM80, master, plain, 1).toString("hex"), "source 1 goes on at ROC 1");
+  assert.is(tx2.run({ ctx: a2, bytes: buildRtp({ seq: 7, ssrc: 1024, payloadSize: 10 }) }).reasonName, "srtp_replay", "the last source's window came along");
+  assert.is(tx2.run({ ctx: a2, bytes: buildRtp({ seq: 7, ssrc: 1025, payloadSize: 10 }) }).reasonName, "too_many_sources");
+  // configs whose full tables could not be carried are refused, naming the limit
+  for (const [extra, most] of [[{ maxSources: 1024, reverseKey: inline(master) }, 520], [{ maxSources: 229, replayWindow: 1024 }, 228], [{ maxSources: 115, replayWindow: 1024, reverseKey: inline(master) }, 114]] as const) {
+    const r = tx.refusal({ ...config, ...extra });
+    assert.match(r.reason, new RegExp(`'maxSources' \\(${extra.maxSources}\\) must be at most ${most} with replayWindow`), JSON.stringify(r));
+    assert.ok(tx.createContext({ ...config, ...extra, maxSources: most }) > 0, `${most} sources are fine`);
+  }
+  // a blob with windows of 64 imported where the window is 1024: older indexes are taken as used
+  const small = tx.createContext({ ...config, replayWindow: 64 });
+  for (let seq = 100; seq <= 300; seq++) tx.run({ ctx: small, bytes: buildRtp({ seq, ssrc: 3, payloadSize: 10 }) });
+  const wide = tx2.createContext({ ...config, replayWindow: 1024 });
+  assert.equal(tx2.importState(wide, tx.exportState(small)!), { ok: true, reason: "" });
+  assert.is(tx2.run({ ctx: wide, bytes: buildRtp({ seq: 200, ssrc: 3, payloadSize: 10 }) }).reasonName, "srtp_replay", "seq 200 was protected: 100 behind, past the old window of 64");
+  assert.is(tx2.run({ ctx: wide, bytes: buildRtp({ seq: 301, ssrc: 3, payloadSize: 10 }) }).verdict, "pass");
+  // a version 1 blob (the build before: windows of 1024 bits, a sender without a send window) still imports
+  const v1 = Buffer.alloc(4 + 4 + (31 + 256) + 4);
+  v1.writeUInt32LE(1, 0); // version
+  v1.writeUInt32LE(1, 4); // one source in the forward table
+  v1.writeUInt32LE(9, 8); // ssrc
+  v1.writeUInt32LE(1, 12); // roc
+  v1.writeUInt16LE(5, 16); // highestSeq
+  v1[18] = 2; // started
+  const fromV1 = tx2.createContext(config);
+  assert.equal(tx2.importState(fromV1, v1), { ok: true, reason: "" });
+  const next = buildRtp({ seq: 6, ssrc: 9, payloadSize: 10 });
+  assert.is(Buffer.from(tx2.run({ ctx: fromV1, bytes: next }).bytes).toString("hex"), referenceProtectRtp(CM80, master, next, 1).toString("hex"), "ROC 1 from a version 1 blob");
+  assert.is(tx2.run({ ctx: fromV1, bytes: next }).reasonName, "srtp_replay");
+});
+
 test("reverseKey: upstream RTCP feedback is protected with it, downstream unprotected with key", async () => {
   const down = masterFor(CM80, 3);
   const up = masterFor(CM80, 4);
