@@ -3,7 +3,7 @@
 // pooled: a context's tables and key schedules are large, and reusing them spares the collector.
 import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
 import { SegmentContext } from "../../../sdk/assembly/context-factory";
-import { SCRATCH_SIZE, Status, StateReader, StateWriter, setError } from "../../../sdk/assembly";
+import { SCRATCH_SIZE, StateOrigin, Status, StateReader, StateWriter, setError, stateOrigin } from "../../../sdk/assembly";
 import { ReplayState, WORDS } from "./replay";
 import { Session } from "./session";
 
@@ -159,6 +159,11 @@ export class SrtpContext extends SegmentContext {
       setError("srtp state blob is truncated");
       return Status.BadState;
     }
+    if (stateOrigin() == StateOrigin.Checkpoint) {
+      // A checkpoint is up to stateCheckpointMs older than the failure: the SRTCP packets the old
+      // stage protected since then used indexes the blob does not know. Protect skips past them.
+      skipRtcpIndexes(this.direction == PROTECT ? this.forwardSources : this.reverseSources);
+    }
     return Status.Ok;
   }
 
@@ -183,6 +188,22 @@ export function takeContext(id: u32, maxSources: i32): SrtpContext {
   c.forwardSources.capacity = maxSources;
   c.reverseSources.capacity = maxSources;
   return c;
+}
+
+/**
+ * SRTCP indexes a sender skips after a restore from a checkpoint: more than one SSRC's SRTCP
+ * packets between a checkpoint and a failure (4 s at a million a second), and few enough of the
+ * 2^31 (512 restores) to last the key's life.
+ */
+export const RTCP_CHECKPOINT_SKIP: u32 = 1 << 22;
+
+function skipRtcpIndexes(t: SourceTable): void {
+  for (let i = 0; i < t.capacity; i++) {
+    const s = unchecked(t.states[i]);
+    if (!s.used) continue;
+    const next = <u64>s.rtcpNextIndex + RTCP_CHECKPOINT_SKIP;
+    s.rtcpNextIndex = next > 0x80000000 ? 0x80000000 : <u32>next; // 2^31: all used, refused from then on
+  }
 }
 
 // State blob: u32 version, u16 words (per window), then per table: u32 count, then per source:

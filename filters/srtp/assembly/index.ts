@@ -188,7 +188,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
           if (rtcp) c.rtcpProtected++;
           else c.rtpProtected++;
         } else if (reason == DropReason.SrtpReplay) {
-          c.rtpRepeatsRefused++;
+          if (!rtcp) c.rtpRepeatsRefused++; // SRTCP: its 2^31 indexes are used up
         } else if (known === null) {
           s.used = false; // a malformed first packet (nothing protected, the state untouched) takes no slot
         }

@@ -130,14 +130,19 @@ export function unprotectRtp(sess: Session, s: ReplayState, known: bool, ptr: us
   return 0;
 }
 
-/** Encrypts and authenticates an RTCP compound packet (E flag set). */
+/**
+ * Encrypts and authenticates an RTCP compound packet (E flag set). The SRTCP index is 31 bits
+ * (RFC 3711 section 3.4): once this source used them all under this key, its packets are refused
+ * (section 9.2: re-key) rather than the index starting again at 0 with the same keystream.
+ */
 export function protectRtcp(sess: Session, s: ReplayState, ptr: usize, len: i32, room: i32): u32 {
   if (len < SRTCP_HEADER) return DropReason.TooShort;
   const suite = changetype<Suite>(sess.suite);
   if (len + 4 + suite.rtcpTag > room) return DropReason.TooLarge;
   const ssrc = loadBe32(ptr + 4);
   const index = s.rtcpNextIndex;
-  s.rtcpNextIndex = (index + 1) & SRTCP_INDEX_MASK;
+  if (index > SRTCP_INDEX_MASK) return DropReason.SrtpReplay;
+  s.rtcpNextIndex = index + 1; // 2^31 at most: every index used
   const eIndex = E_FLAG | index;
   const body = ptr + SRTCP_HEADER;
   const bodyLength = len - SRTCP_HEADER;

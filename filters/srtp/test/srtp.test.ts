@@ -5,7 +5,7 @@
 import * as assert from "uvu/assert";
 import { createCipheriv, createHmac, randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { FilterHarness, FilterConfigError, HostFeature, PacketFlag, buildRtp, hostCryptoUnavailable, pseudoRandomBytes } from "../../../sdk/harness/index.js";
+import { FilterHarness, FilterConfigError, HostFeature, PacketFlag, StateOrigin, buildRtp, hostCryptoUnavailable, pseudoRandomBytes } from "../../../sdk/harness/index.js";
 import { peer, peerTest } from "../../../test/lib/peers.js";
 import { suite } from "../../../test/lib/suite.js";
 import { ROOT } from "../../../test/lib/paths.js";
@@ -414,6 +414,45 @@ test("state blob: every source maxSources allows fits it (1024 protect sources a
   const next = buildRtp({ seq: 6, ssrc: 9, payloadSize: 10 });
   assert.is(Buffer.from(tx2.run({ ctx: fromV1, bytes: next }).bytes).toString("hex"), referenceProtectRtp(CM80, master, next, 1).toString("hex"), "ROC 1 from a version 1 blob");
   assert.is(tx2.run({ ctx: fromV1, bytes: next }).reasonName, "srtp_replay");
+});
+
+test("SRTCP indexes are never used twice: refused once all 2^31 are used, skipped ahead after a restore from a checkpoint", async () => {
+  const master = masterFor(CM80, 6);
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const tx = await FilterHarness.load(WASM);
+  const rx = await FilterHarness.load(WASM);
+  const b = rx.createContext({ ...config, direction: "unprotect" });
+  const indexOf = (p: Uint8Array): number => Buffer.from(p).readUInt32BE(p.length - 14) & 0x7fffffff;
+  const sendRr = (ctx: number, h = tx) => h.run({ ctx, bytes: rtcpRr(0x2222), flags: PacketFlag.Rtcp });
+  // a sender near the end of the index space (its state as a hot swap carries it)
+  const a = tx.createContext(config);
+  sendRr(a);
+  const blob = Buffer.from(tx.exportState(a)!);
+  // version, words, the forward count, then the source: rtcpNextIndex after ssrc, roc, seq, flags, two u64
+  const at = 4 + 2 + 4 + 4 + 4 + 2 + 1 + 8 + 8;
+  assert.is(blob.readUInt32LE(at), 1, "the blob layout this test assumes");
+  blob.writeUInt32LE(0x7ffffffe, at);
+  const late = tx.createContext(config);
+  assert.equal(tx.importState(late, blob), { ok: true, reason: "" });
+  const last = [sendRr(late), sendRr(late)];
+  assert.equal(last.map((r) => indexOf(r.bytes)), [0x7ffffffe, 0x7fffffff]);
+  for (const r of last) assert.is(rx.run({ ctx: b, bytes: r.bytes, flags: PacketFlag.Rtcp }).verdict, "pass");
+  assert.is(sendRr(late).reasonName, "srtp_replay", "index 0 again would reuse the keystream of the first SRTCP packet");
+  assert.is(sendRr(late).reasonName, "srtp_replay");
+  assert.is(tx.metric("rtp_repeats_refused", late), 0, "not an RTP repeat");
+  // a checkpoint taken after 3 SRTCP packets; 2 more go out before the stage fails
+  const c = tx.createContext(config);
+  for (let k = 0; k < 3; k++) sendRr(c);
+  const checkpoint = tx.exportState(c)!;
+  const gone = [sendRr(c), sendRr(c)].map((r) => indexOf(r.bytes));
+  assert.equal(gone, [3, 4]);
+  const tx2 = await FilterHarness.load(WASM);
+  const restored = tx2.createContext(config);
+  assert.equal(tx2.importState(restored, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(indexOf(sendRr(restored, tx2).bytes), 3 + (1 << 22), "after a checkpoint: past what the old stage may have sent since");
+  const swapped = tx2.createContext(config);
+  assert.equal(tx2.importState(swapped, tx.exportState(c)!, StateOrigin.Swap), { ok: true, reason: "" });
+  assert.is(indexOf(sendRr(swapped, tx2).bytes), 5, "after a hot swap: the very next one");
 });
 
 test("reverseKey: upstream RTCP feedback is protected with it, downstream unprotected with key", async () => {
