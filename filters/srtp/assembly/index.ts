@@ -20,6 +20,9 @@ export * from "../../../sdk/assembly/exports";
 const MAX_SOURCES = 1024;
 /** Decoded master key || salt, wiped after the session keys are derived. */
 const master = memory.data(64);
+/** The segment's `key` while its `reverseKey` is read, to refuse the same key both ways; wiped after. */
+const forwardMaster = memory.data(64);
+let forwardLength: i32 = 0;
 
 let mRtpProtected: i32 = -1;
 let mRtpUnprotected: i32 = -1;
@@ -42,12 +45,26 @@ function deriveSession(cfg: Config, keyName: string, suiteName: string, session:
   else if (got != want) {
     cfg.fail("config key '" + keyName + "' must hold " + want.toString() + " bytes (master key and salt) for " +
       suite.name + ", it holds " + got.toString());
+  } else if (allZero(master, suite.keyLength)) {
+    cfg.fail("config key '" + keyName + "' has a master key of zeros only: a placeholder, not a key");
+  } else if (keyName == "reverseKey" && got == forwardLength && memory.compare(master, forwardMaster, <usize>got) == 0) {
+    // one key both ways: a receiver's SSRC equal to the sender's would encrypt under the same keystream (RFC 3711 section 9.1)
+    cfg.fail("config key 'reverseKey' is the same as 'key': each direction needs a key of its own");
   } else {
     ok = session.derive(suite, master);
     if (!ok) cfg.fail("key derivation failed for config key '" + keyName + "'");
+    if (ok && keyName == "key") {
+      memory.copy(forwardMaster, master, <usize>got);
+      forwardLength = got;
+    }
   }
   memory.fill(master, 0, 64);
   return ok;
+}
+
+function allZero(at: usize, length: i32): bool {
+  for (let i = 0; i < length; i++) if (load<u8>(at + <usize>i) != 0) return false;
+  return true;
 }
 
 /** The contexts a batch touched, whose counts are reported at its end (a batch holds at most 1024). */
@@ -121,8 +138,11 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
   protected newContext(id: u32, s: SrtpSettings, cfg: Config): SrtpContext | null {
     const c = takeContext(id, s.maxSources);
     const hasReverse = cfg.has("reverseKey");
-    if (!deriveSession(cfg, "key", s.suiteName, c.forward) ||
-      (hasReverse && !deriveSession(cfg, "reverseKey", s.suiteName, c.reverse))) {
+    const derived = deriveSession(cfg, "key", s.suiteName, c.forward) &&
+      (!hasReverse || deriveSession(cfg, "reverseKey", s.suiteName, c.reverse));
+    memory.fill(forwardMaster, 0, 64);
+    forwardLength = 0;
+    if (!derived) {
       c.free(); // wipes what was derived
       return null; // deriveSession failed the config, naming the key
     }

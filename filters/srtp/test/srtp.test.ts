@@ -389,7 +389,7 @@ test("state blob: every source maxSources allows fits it (1024 protect sources a
   assert.is(tx2.run({ ctx: a2, bytes: buildRtp({ seq: 7, ssrc: 1024, payloadSize: 10 }) }).reasonName, "srtp_replay", "the last source's window came along");
   assert.is(tx2.run({ ctx: a2, bytes: buildRtp({ seq: 7, ssrc: 1025, payloadSize: 10 }) }).reasonName, "too_many_sources");
   // configs whose full tables could not be carried are refused, naming the limit
-  for (const [extra, most] of [[{ maxSources: 1024, reverseKey: inline(master) }, 520], [{ maxSources: 229, replayWindow: 1024 }, 228], [{ maxSources: 115, replayWindow: 1024, reverseKey: inline(master) }, 114]] as const) {
+  for (const [extra, most] of [[{ maxSources: 1024, reverseKey: inline(masterFor(CM80, 55)) }, 520], [{ maxSources: 229, replayWindow: 1024 }, 228], [{ maxSources: 115, replayWindow: 1024, reverseKey: inline(masterFor(CM80, 55)) }, 114]] as const) {
     const r = tx.refusal({ ...config, ...extra });
     assert.match(r.reason, new RegExp(`'maxSources' \\(${extra.maxSources}\\) must be at most ${most} with replayWindow`), JSON.stringify(r));
     assert.ok(tx.createContext({ ...config, ...extra, maxSources: most }) > 0, `${most} sources are fine`);
@@ -496,6 +496,8 @@ test("bad configs name the key and never echo key material", async () => {
     [{ direction: "protect", key: inline(secret), replayWindow: 128, nackHistory: 512 }, /'replayWindow' \(128\) must be at least 'nackHistory' \(512\)/],
     [{ direction: "protect", key: inline(secret), replayWindow: 16 }, /replayWindow/],
     [{ direction: "protect", key: inline(secret), colour: "red" }, /unknown config key 'colour'/],
+    [{ direction: "protect", key: inline(Buffer.concat([Buffer.alloc(16), secret.subarray(16)])) }, /'key' has a master key of zeros only/],
+    [{ direction: "unprotect", key: inline(secret), reverseKey: secret.toString("hex") }, /'reverseKey' is the same as 'key': each direction needs a key of its own/],
   ];
   for (const [config, pattern] of cases) {
     let refused: unknown;
