@@ -612,7 +612,7 @@ test("a segment refused holds back no other: a later change runs, the refused on
     const v3 = await ops.apply(segment("node-h", "cam-b", listenB, sinkB.port, [{ filter: "counter", config: { tag: 30 } }]));
     const partial = await waitForStatus(ops, "node-h", (p) => p.ackedVersion === v3, "the ACK of the new camera");
     assert.equal(partial.notRunning, ["cam-a"]);
-    assert.match(partial.notRunningError, `snapshot ${v3} applied, except these segments, which are NOT running (cam-a runs its previous version)`);
+    assert.match(partial.notRunningError, `snapshot ${v3} applied, except the change it refused (cam-a runs its previous version): `);
     assert.match(partial.notRunningError, "cam-a's typo");
     assert.equal([partial.nackedVersion, partial.nackError], [0, ""], "the ACK of a newer version clears the NACK");
     assert.match(proxyRows([partial])[0]![4]!, "(1 not running)");

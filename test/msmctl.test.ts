@@ -21,7 +21,8 @@ import { locateProxyRefusal } from "../cli/msmctl/apply.js";
 import { incompleteReports, mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
 import { configState, describeProxy, describeSegment, failureText, newestVersions } from "../cli/msmctl/describe.js";
 import { PROXY_WIDE_HEADERS, proxyRows, SEGMENT_WIDE_HEADERS, segmentRows } from "../cli/msmctl/get.js";
-import { waitForProxies } from "../cli/msmctl/wait.js";
+import { outcomeLines, waitForProxies } from "../cli/msmctl/wait.js";
+import { refusalInManifestTerms } from "../cli/msmctl/manifest.js";
 import type { AdminApi } from "../cli/msmctl/client.js";
 import { suite } from "./lib/suite.js";
 import { pageStats, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../controlplane/api/stats-pages.js";
@@ -178,6 +179,29 @@ local("--wait reads a proxy's answer against the version meant for it: a store r
   assert.is((await one(status({ ackedVersion: 8, desiredVersion: 8 }))).result, "runs");
   assert.equal(await one(status({ ackedVersion: 7, notRunning: ["cam"], notRunningError: "port taken" })), { proxy: "n", result: "partial", revision: 7, detail: "port taken", notRunning: ["cam"] });
   assert.is((await one(status({ ackedVersion: 5, desiredVersion: 5 }), 0)).result, "runs", "0: whatever it is meant to run now");
+});
+
+local("describe shows a proxy's refusal at the manifest's field: segment/NAME spec.chain[0].rootConfig, not the snapshot's root_config_json", () => {
+  assert.is(
+    refusalInManifestTerms("snapshot 40 applied, except the change it refused (cam runs its previous version): segments[3].chain[0].root_config_json: filter x@1 rejected its root config: unknown key y (segment 'cam'); segments[0].listen: port taken (segment 'b')"),
+    "snapshot 40 applied, except the change it refused (cam runs its previous version): segment/cam spec.chain[0].rootConfig: filter x@1 rejected its root config: unknown key y; segment/b spec.listen: port taken",
+  );
+});
+
+local("--wait's line for a partial run: segments down are NOT running, segments whose change was refused run their previous version; the reasons said once", () => {
+  const partial = (detail: string, notRunning: string[]) => outcomeLines([{ proxy: "n", result: "partial", revision: 40, detail, notRunning }], 60_000);
+  assert.is(
+    partial("snapshot 40 applied, except the change it refused (cam runs its previous version): segments[0].chain[0].root_config_json: unknown key x (segment 'cam')", ["cam"]),
+    "proxy/n runs revision 40 except cam, whose change it refused (it runs its previous version): segments[0].chain[0].root_config_json: unknown key x (segment 'cam')\n",
+  );
+  assert.is(
+    partial("snapshot 40 applied, except the changes it refused; new-cam NOT running (cam runs its previous version): reasons", ["cam", "new-cam"]),
+    "proxy/n runs revision 40 WITHOUT segment new-cam (NOT running) and except cam, whose change it refused (it runs its previous version): reasons\n",
+  );
+  assert.is(
+    partial("snapshot 40 applied, except these segments, which are NOT running: segments[1]: bind EADDRINUSE", ["a", "b"]),
+    "proxy/n runs revision 40 WITHOUT segments a, b (NOT running): segments[1]: bind EADDRINUSE\n",
+  );
 });
 
 local("a proxy's refusal is said in the file's words: file, document, spec path (the agent's snapshot index and config_json are not the operator's)", () => {

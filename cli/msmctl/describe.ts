@@ -11,7 +11,7 @@ import { flagSet, UsageError } from "./flags.js";
 import { printable } from "../../controlplane/security/terminal.js";
 import { age, bytes, endpoint, fields, hostPort, render, table } from "./format.js";
 import { hasNack, noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
-import { toManifest } from "./manifest.js";
+import { refusalInManifestTerms, toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
 import { describeStream } from "./streams.js";
 import { mergeStatsPages, type ProxyCounters, type SegmentCounters } from "./stats.js";
@@ -40,7 +40,7 @@ export function configState(p: ProxyStatus): string {
 /** The last refusal, its reason and whether the proxy tries that version again. */
 function refusalText(p: ProxyStatus, now: number): string {
   const again = p.nackRetryAtMs > 0 ? ` (tried again ${p.nackRetryAtMs > now ? `in ${Math.round((p.nackRetryAtMs - now) / 1000)} s` : "now"})` : "";
-  return `version ${p.nackedVersion}${again}: ${p.nackError || "(no reason given)"}`;
+  return `version ${p.nackedVersion}${again}: ${refusalInManifestTerms(p.nackError) || "(no reason given)"}`;
 }
 
 function connection(p: ProxyStatus): string {
@@ -186,7 +186,7 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     if (proxy.notRunning.includes(seg.name)) {
       // refused while the rest of the snapshot runs: the camera forwards on its previous version
       const previous = heldBackOf(proxy.notRunningError).includes(seg.name);
-      rows.push([previous ? "This revision" : "NOT running", `${previous ? "REFUSED by the proxy, which runs the segment's previous version (the chain above is the refused one): " : ""}${proxy.notRunningError || "(no reason given)"}`]);
+      rows.push([previous ? "This revision" : "NOT running", `${previous ? "REFUSED by the proxy, which runs the segment's previous version (the chain above is the refused one): " : ""}${refusalInManifestTerms(proxy.notRunningError) || "(no reason given)"}`]);
     }
     if (hasNack(proxy)) rows.push(["Last refusal", refusalText(proxy, now)]);
   }
@@ -208,7 +208,7 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
     ["Config", configState(p)],
     ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${hasNack(p) ? p.nackedVersion : "-"}`],
   ];
-  if (p.notRunning.length > 0) rows.push(["NOT running", `${p.notRunning.join(", ")}: ${p.notRunningError || "(no reason given)"}`]);
+  if (p.notRunning.length > 0) rows.push(["NOT running", `${p.notRunning.join(", ")}: ${refusalInManifestTerms(p.notRunningError) || "(no reason given)"}`]);
   if (hasNack(p)) rows.push(["Last refusal", refusalText(p, now)]);
   rows.push(["Capabilities", p.capabilities.join(", ") || "-"], ["ABI versions", p.abiVersions.join(", ") || "-"]);
   let text = fields(rows) + "\n";

@@ -5,6 +5,7 @@
 import type { AdminApi } from "./client.js";
 import type { ProxyStatus } from "../../controlplane/api/proto.js";
 import { printable } from "../../controlplane/security/terminal.js";
+import { heldBackOf } from "../../controlplane/api/held-back.js";
 
 const POLL_MS = 250;
 
@@ -113,8 +114,17 @@ export function outcomeLines(outcomes: readonly ProxyOutcome[], timeoutMs: numbe
     switch (o.result) {
       case "runs":
         return o.detail ? `${head}: ${o.detail}\n` : `${head} runs revision ${o.revision}\n`;
-      case "partial":
-        return `${head} runs revision ${o.revision} WITHOUT segments ${o.notRunning!.join(", ")}: ${printable(o.detail)}\n`;
+      case "partial": {
+        const kept = heldBackOf(o.detail);
+        const down = o.notRunning!.filter((name) => !kept.includes(name));
+        const parts = [
+          ...(down.length > 0 ? [`WITHOUT segment${down.length > 1 ? "s" : ""} ${down.join(", ")} (NOT running)`] : []),
+          ...(kept.length > 0 ? [`except ${kept.join(", ")}, whose change it refused (${kept.length > 1 ? "they run their" : "it runs its"} previous version)`] : []),
+        ];
+        // the detail's own lead says the same again: its reasons are what is left to say
+        const reasons = o.detail.replace(/^snapshot \d+ applied, except [^:]*: /, "");
+        return `${head} runs revision ${o.revision} ${parts.join(" and ")}: ${printable(reasons)}\n`;
+      }
       case "refused":
         return `${head} REFUSED revision ${o.revision}: ${printable(o.detail)}\n`;
       case "timeout":

@@ -757,8 +757,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (refused.includes("")) return undefined;
     const held = holdBack(input, this.runningInput, refused);
     if (!held) return undefined;
-    const kept = heldBackText(held.kept);
-    const error = `snapshot ${version} applied, except these segments, which are NOT running${kept}: ${lines}`;
+    // a segment whose change was refused runs its previous version: it is not called down
+    const down = refused.filter((name) => !held.kept.includes(name));
+    const error = `snapshot ${version} applied, except the change${refused.length > 1 ? "s" : ""} it refused${down.length > 0 ? `; ${down.join(", ")} NOT running` : ""}${heldBackText(held.kept)}: ${lines}`;
     try {
       const config = validateProxyConfig(held.config, this.stateDir, `snapshot ${version}`);
       if (this.proxy) await this.proxy.apply(config);
