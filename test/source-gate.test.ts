@@ -327,7 +327,7 @@ proxyTest("a sender that restarts on a new port is followed once the old one has
   const listen = await freePortPair();
   const sink = await Sink.open();
   const idleMs = 400;
-  const { proxy } = await startProxy({
+  const { proxy, events } = await startProxy({
     segments: [{ name: "restart", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], source: { learnMs: 0, idleMs } }],
   });
   const [first, second] = [await bindUdp(), await bindUdp()];
@@ -349,6 +349,10 @@ proxyTest("a sender that restarts on a new port is followed once the old one has
     assert.is(sink.received, 100, "none of the refused ones");
     assert.is(await sender(), `${LO}:${second.address().port}`);
     assert.is((await segmentStats(proxy, "restart")).drops.host_source_refused, 100);
+    // the log says why, once a minute at most: a restarted sender otherwise sees only a counter move
+    const said = events.flatMap((e) => (e.type === "error" && e.segment === "restart" ? [e.message] : []));
+    assert.is(said.length, 1, said.join("\n"));
+    assert.match(said[0]!, new RegExp(`^refusing RTP from ${LO}:${second.address().port} \\(host_source_refused\\): the sender latched is ${LO}:${first.address().port}, heard \\d+ ms ago; another takes its place once it has been silent for ${idleMs} ms \\(source\\.idleMs; source\\.strict: false admits any\\); said at most once a minute$`));
   } finally {
     first.close();
     second.close();

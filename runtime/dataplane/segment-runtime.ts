@@ -27,6 +27,9 @@ function legGateConfig(config: SegmentConfig, leg: number): SegmentConfig {
   return { ...config, source: { ...config.source, address, port: undefined, rtcpPort: undefined } };
 }
 
+/** How often refused senders are said in the log. */
+const REFUSAL_NOTICE_MS = 60_000;
+
 /** RFC 5761 section 4: with RTCP multiplexed on the RTP port, RTCP packet types are 192-223. */
 function looksLikeRtcp(buf: Uint8Array, at: number, length: number): boolean {
   if (length < 2) return false;
@@ -101,6 +104,8 @@ export class SegmentRuntime {
   private legTargets: { address: string; port: number }[][] = [];
   /** Where a mistake in the config that only traffic shows is said (once per leg): a filter sending on a leg the segment lacks. */
   onNotice: ((message: string) => void) | null = null;
+  /** When a refused sender was last said (noticeRefusal); monotonic ms. */
+  private refusalNoticedAtMs = -Infinity;
   /** Legs (bit per leg number) already said to be missing or not sending. */
   private legsNoticed = 0;
   /** Per destination, what it gets translated (payload type and SSRC, -1: kept), or null; rebuilt with the destinations. */
@@ -496,6 +501,7 @@ export class SegmentRuntime {
     if (fromSender) {
       if (!this.gate.admitSender(address, port, rtcp, nowMs)) {
         stats.drops.add(DropReason.HostSourceRefused);
+        if (nowMs - this.refusalNoticedAtMs >= REFUSAL_NOTICE_MS) this.noticeRefusal(address, port, rtcp, nowMs);
         return;
       }
       const streams = this.streams;
@@ -753,6 +759,12 @@ export class SegmentRuntime {
   }
 
   /** Says once why packets a filter sends on leg `leg` go nowhere: the filter's config names a leg the segment's does not give it. */
+  /** Says once a minute why senders are refused: a sender restarted from a new port sees nothing arrive, and only a counter says why. */
+  private noticeRefusal(address: string, port: number, rtcp: boolean, nowMs: number): void {
+    this.refusalNoticedAtMs = nowMs;
+    this.onNotice?.(`refusing ${rtcp ? "RTCP" : "RTP"} from ${address}:${port} (host_source_refused): ${this.gate.whyRefused(address, port, rtcp, nowMs)}; said at most once a minute`);
+  }
+
   private noticeLeg(leg: number, upstream: boolean): void {
     this.legsNoticed |= 1 << leg;
     const legs = this.config.legs;

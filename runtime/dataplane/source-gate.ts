@@ -50,6 +50,19 @@ export class SourceGate {
     this.destinations = new Set(config.destinations.map((d) => canonicalAddress(d.address)));
   }
 
+  /** Why admitSender refused a packet from `address:port` (called after it did, for the log). */
+  whyRefused(address: string, port: number, rtcp: boolean, nowMs: number): string {
+    const s = this.config.source;
+    if (this.allowAddress !== null && address !== this.allowAddress) return `only ${this.allowAddress} may send (source.address)`;
+    if (rtcp && s.rtcpPort !== undefined && port !== s.rtcpPort) return `its RTCP comes from port ${s.rtcpPort} only (source.rtcpPort)`;
+    if (!rtcp && s.port !== undefined && port !== s.port) return `its RTP comes from port ${s.port} only (source.port)`;
+    const known = this.rtp;
+    if (known === null) return "no sender is latched";
+    if (rtcp) return `RTCP comes from the latched sender's address only (${known.address})`;
+    const silentMs = Math.max(0, Math.round(nowMs - this.lastSeenMs));
+    return `the sender latched is ${known.address}:${known.port}, heard ${silentMs} ms ago; another takes its place once it has been silent for ${s.idleMs} ms (source.idleMs; source.strict: false admits any)`;
+  }
+
   /** Whether a packet from `address:port` may enter downstream; learns the sender. `nowMs`: a monotonic clock. */
   admitSender(address: string, port: number, rtcp: boolean, nowMs: number): boolean {
     const s = this.config.source;
