@@ -8,7 +8,7 @@
 import * as assert from "uvu/assert";
 import type { Endpoint, Segment } from "../controlplane/api/proto.js";
 import { DEFAULT_BAD_HOP, type StreamHop, type StreamPath } from "../controlplane/api/streams.js";
-import { buildStreamPaths, closeNames, pathsNamed, type ProxyReport, type ReportedSegment } from "../controlplane/server/stream-paths.js";
+import { buildStreamPaths, closeNames, pathsNamed, percentAbove, type ProxyReport, type ReportedSegment } from "../controlplane/server/stream-paths.js";
 import type { ReceiverReport, StreamDirection, StreamStats } from "../runtime/streams/types.js";
 import { reportsFromPages } from "../controlplane/server/stream-reports.js";
 import { suite } from "./lib/suite.js";
@@ -234,6 +234,12 @@ test("several SSRCs in a segment: one stream each, named NAME/0xSSRC; a destinat
     "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir(), [], 0xa), stream(dir(), dir(), [], 0xb)] }]),
   });
   assert.equal(two.map((p) => p.name), ["cam/0x0000000a", "cam/0x0000000b"]);
+});
+
+test("a verdict's two figures differ as printed: 0.504% > 0.500%, not 0.50% > 0.50%", () => {
+  assert.is(percentAbove(0.04, 0.005), "4.00% > 0.50%");
+  assert.is(percentAbove(0.00504, 0.005), "0.504% > 0.500%");
+  assert.is(percentAbove(0.0000051, 0.000005), "0.00051% > 0.00050%");
 });
 
 test("no data: a proxy in the middle that never reported keeps its place, its hops without figures and saying why", () => {

@@ -333,13 +333,20 @@ function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverR
   };
 }
 
-function percent(f: number): string {
-  return `${(f * 100).toFixed(f < 0.001 ? 3 : 2)}%`;
+function percent(f: number, digits = f < 0.001 ? 3 : 2): string {
+  return `${(f * 100).toFixed(digits)}%`;
+}
+
+/** `a > b` in percent, with the digits it takes for the two to differ (0.504% > 0.500%, not 0.50% > 0.50%). */
+export function percentAbove(a: number, b: number): string {
+  let digits = a < 0.001 ? 3 : 2;
+  while (digits < 6 && percent(a, digits) === percent(b, digits)) digits++;
+  return `${percent(a, digits)} > ${percent(b, digits)}`;
 }
 
 function judge(f: Figures, t: BadHopThresholds): { bad: boolean; why: string | null } {
   const why: string[] = [];
-  if (f.lossFraction !== null && f.lossFraction > t.loss) why.push(`loss ${percent(f.lossFraction)} > ${percent(t.loss)}`);
+  if (f.lossFraction !== null && f.lossFraction > t.loss) why.push(`loss ${percentAbove(f.lossFraction, t.loss)}`);
   if (f.jitterAddedMs !== null && f.jitterAddedMs > t.jitterMs) why.push(`jitter +${f.jitterAddedMs.toFixed(1)} ms > ${t.jitterMs} ms`);
   return why.length > 0 ? { bad: true, why: why.join("; ") } : { bad: false, why: null };
 }

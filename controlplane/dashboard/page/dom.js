@@ -38,7 +38,8 @@ const DASH = "\u2013";
 export function percent(fraction) {
   if (fraction === null || fraction === undefined) return DASH;
   const p = fraction * 100;
-  return `${p < 1 && p > 0 ? p.toFixed(2) : p.toFixed(1)} %`;
+  // the digits of the verdicts beside it (loss 2.99% > 0.50%): 3.0 there read as another figure
+  return `${p >= 100 ? p.toFixed(1) : p.toFixed(2)} %`;
 }
 
 export function ms(value, signed = false) {
