@@ -53,6 +53,11 @@ test("an import or export of the wrong type is refused at load, naming it and bo
   assert.is(unchanged.name, "sig", "the fixture as written loads");
 });
 
+test("a config too large for the scratch area is refused naming its largest key", async () => {
+  const h = await FilterHarness.load(fixture("misbehave"));
+  await rejects(Promise.resolve().then(() => h.createContext({ reject: "", trapIn: "x".repeat(70_000) })), FilterConfigError, /config of \d+ bytes exceeds the filter's scratch area \(\d+ bytes\); its largest key is 'trapIn' \(70002 bytes\)/);
+});
+
 test("docs/abi.md gives every host import and module export the type the host checks", () => {
   const page = readFileSync(join(ROOT, "docs/abi.md"), "utf8");
   const documented = new Map<string, string>();

@@ -297,7 +297,7 @@ export class FilterInstance extends ArenaViews {
     const text = JSON.stringify(config ?? {});
     const encoded = utf8Encoder.encode(text);
     if (encoded.length > this.arena.scratchSize) {
-      throw new FilterConfigError(this.name, Status.BadConfig, `config of ${encoded.length} bytes exceeds the filter's scratch area (${this.arena.scratchSize} bytes)`);
+      throw new FilterConfigError(this.name, Status.BadConfig, `config of ${encoded.length} bytes exceeds the filter's scratch area (${this.arena.scratchSize} bytes)${largestKeyText(config)}`);
     }
     this.bytes.set(encoded, this.arena.scratch);
     return encoded.length;
@@ -363,4 +363,15 @@ export class FilterInstance extends ArenaViews {
       timerCancel: (ctx, timer) => this.services.timerCancel(this, ctx, timer),
     };
   }
+}
+
+/** For a config too large to hand over: the key that takes most of it, so the message names a field. */
+function largestKeyText(config: unknown): string {
+  if (typeof config !== "object" || config === null || Array.isArray(config)) return "";
+  let largest: [string, number] | undefined;
+  for (const [key, value] of Object.entries(config)) {
+    const size = JSON.stringify(value)?.length ?? 0;
+    if (!largest || size > largest[1]) largest = [key, size];
+  }
+  return largest ? `; its largest key is '${largest[0]}' (${largest[1]} bytes)` : "";
 }
