@@ -85,6 +85,79 @@ table("a stray packet far off is not counted; a sender that restarts its sequenc
   assert.is(d.lost, 0);
 });
 
+/** Packets of a stream at `perSecond` (90 kHz), from sequence number `first` on, fed in the order given by offsets from `first`. */
+function paced(streams: SegmentStreams, first: number, order: readonly number[], perSecond: number, ts = (k: number) => k * (90_000 / perSecond)): void {
+  order.forEach((k, n) => {
+    const p = rtp(first + k, ts(k));
+    streams.time[0] = T0 + (n * 1000) / perSecond;
+    streams.ingress(p, 0, p.length);
+  });
+}
+
+/** 0..count-1, with `late` of them (from `from` on) held back until `after` newer ones passed, then all delivered in order. */
+function heldBack(count: number, from: number, late: number, after: number): number[] {
+  const order: number[] = [];
+  for (let k = 0; k < from; k++) order.push(k);
+  for (let k = from + late; k < from + late + after; k++) order.push(k);
+  for (let k = from; k < from + late; k++) order.push(k);
+  for (let k = from + late + after; k < count; k++) order.push(k);
+  return order;
+}
+
+table("a late burst of 120, and of 300, at 1000 packets/s across the sequence wrap: late, not lost; no restart, no wrap that did not happen", () => {
+  for (const late of [120, 300]) {
+    const { table: t, streams } = streamsOf();
+    paced(streams, 64_000, heldBack(3000, 1000, late, 20), 1000);
+    t.roll(T0 + 3500);
+    const d = streams.snapshot().streams[0]!.ingress!;
+    assert.equal(
+      [d.packets, d.expected, d.lost, d.reordered, d.duplicates, d.highestSeq],
+      [3000, 3000, 0, late, 0, 64_000 + 2999],
+      `held back ${late}: every packet counted once, one wrap of the 16 bits`,
+    );
+    assert.is(d.window!.lost, 0, `held back ${late}: the last window lost nothing`);
+  }
+});
+
+table("late further back than the history (1024): 2000 at 10,000 packets/s are late by their timestamps; a second path's copies that far behind are duplicates", () => {
+  let { streams } = streamsOf();
+  paced(streams, 0, heldBack(12_000, 5000, 2000, 2500), 10_000);
+  let d = streams.snapshot().streams[0]!.ingress!;
+  assert.equal([d.packets, d.expected, d.lost, d.reordered, d.duplicates, d.highestSeq], [12_000, 12_000, 0, 2000, 0, 11_999]);
+  // a 2022-7 merge's two paths, path B 1500 packets behind path A, both whole
+  ({ streams } = streamsOf());
+  const both: number[] = [];
+  for (let k = 0; k < 20_000; k++) both.push(k, ...(k >= 1500 ? [k - 1500] : []));
+  paced(streams, 0, both, 10_000);
+  d = streams.snapshot().streams[0]!.ingress!;
+  assert.equal([d.packets, d.expected, d.lost, d.duplicates, d.highestSeq], [20_000, 20_000, 0, 18_500, 19_999]);
+});
+
+table("duplicates within the history are told from late packets, up to 1023 behind", () => {
+  const { streams } = streamsOf();
+  const order = Array.from({ length: 2000 }, (_, k) => k).filter((k) => k !== 1500);
+  order.push(1000, 980, 1500, 1500, 976); // copies 999 and 1019 behind, the one missing late (and again), a copy 1023 behind
+  paced(streams, 0, order, 1000);
+  const d = streams.snapshot().streams[0]!.ingress!;
+  assert.equal([d.packets, d.expected, d.lost, d.reordered, d.duplicates], [2000, 2000, 0, 1, 4]);
+});
+
+table("a sender that restarts its sequence, back or ahead, with new timestamps: followed without loss, the extended number moved only by what the sender did", () => {
+  const restarted = (k: number): number => k * 90 + 0x7654_3210;
+  for (const [from, to, highest] of [[40_000, 20_000, 20_999], [1_000, 10_000, 10_999], [60_000, 10_000, 65_536 + 10_999], [5_000, 63_000, 63_999]] as const) {
+    const { streams } = streamsOf();
+    paced(streams, from, Array.from({ length: 1000 }, (_, k) => k), 1000);
+    const p = (k: number): void => {
+      const b = rtp(to + k, restarted(k));
+      streams.time[0] = T0 + 1000 + k;
+      streams.ingress(b, 0, b.length);
+    };
+    for (let k = 0; k < 1000; k++) p(k);
+    const d = streams.snapshot().streams[0]!.ingress!;
+    assert.equal([d.packets, d.expected, d.lost, d.highestSeq], [1999, 1999, 0, highest], `${from} -> ${to}: the first of the new sequence is the probe`);
+  }
+});
+
 table("jitter: the RFC's integer recurrence on the same arrivals agrees", () => {
   const { streams } = streamsOf();
   const offsets = [0, 7, -3, 12, 0, 25, -8, 4, 0, 30, 1, -2, 18, 0, 9, 3]; // ms off the frame grid

@@ -13,13 +13,26 @@ export const EGRESS = 1;
 
 /** RFC 3550 A.1: a jump of more than this is a restart or a stray packet, not loss. */
 const MAX_DROPOUT = 3000;
-/** RFC 3550 A.1: a packet at most this far behind the highest is late, not a restart. */
-const MAX_MISORDER = 100;
 const SEQ_MOD = 65536;
 const TS_MOD = 4294967296;
-/** Sequence numbers remembered behind the highest, to tell a duplicate from a late packet (>= MAX_MISORDER). */
-const HISTORY_WORDS = 4;
+/** Sequence numbers remembered up to the highest (a bitmap of 1024 per direction), to tell a duplicate from a late packet. */
+const HISTORY_WORDS = 32;
 const HISTORY_MASK = HISTORY_WORDS * 32 - 1;
+/**
+ * RFC 3550 A.1's MAX_MISORDER: a packet less than this far behind the highest is late (or a
+ * duplicate), not a restart. The RFC suggests 100; a late burst of more than 100 (400 ms of delay
+ * jitter at 200 packets/s) was then taken for a restarted sender, and the packets after it for
+ * loss. Here it is as far back as the history reaches, so that each is told from a duplicate.
+ */
+const MAX_MISORDER = HISTORY_MASK + 1;
+/**
+ * A packet further behind than the history whose RTP timestamp is at most this many seconds
+ * before the highest packet's (or LATE_AHEAD_S after it: B-frames are sent before the frames
+ * they follow) is late, not a restart: a restarted sender's timestamps start at random (RFC 3550
+ * 5.1), seldom within this of the old ones, or, tied to a clock, ahead of them.
+ */
+const LATE_BEHIND_S = 10;
+const LATE_AHEAD_S = 1;
 /** Receivers remembered per stream, and SRs forwarded per stream (for LSR/DLSR round trips). */
 export const RECEIVERS_PER_STREAM = 4;
 const SRS_PER_STREAM = 4;
@@ -91,6 +104,8 @@ export class StreamTable {
   private lastMs = new Float64Array(0);
   private firstMs = new Float64Array(0);
   private lastTs = new Uint32Array(0);
+  /** The RTP timestamp of the packet with the highest sequence number. */
+  private maxTs = new Uint32Array(0);
   /** The first packet's transit (ms): the others' are taken within half an RTP timestamp wrap of it. */
   private transitRef = new Float64Array(0);
   private history = new Uint32Array(0);
@@ -207,19 +222,30 @@ export class StreamTable {
       if (seq < max) this.cycles[i] += SEQ_MOD;
       this.advanceHistory(i, max, udelta);
       this.maxSeq[i] = seq;
+      this.maxTs[i] = this.packet[PKT_TS]!;
       this.badSeq[i] = -1;
     } else if (udelta <= SEQ_MOD - MAX_MISORDER) {
+      if (udelta > SEQ_MOD / 2 && this.lateByTimestamp(slot, i)) {
+        // behind the history, but sent before the highest: late, not a restart
+        this.lateBeyondHistory(slot, i);
+        return;
+      }
       if (seq !== this.badSeq[i]) {
         // a stray packet, or the first of a restarted sender: counted only if the next follows it (A.1)
         this.badSeq[i] = (seq + 1) & 0xffff;
         return;
       }
-      // the sender restarted its sequence: carry on from here, counting the jump as neither loss nor packets
+      // the sender restarted its sequence: carry on from here, counting the jump as neither loss
+      // nor packets. The extended number moves the shorter way round, as a wrap would: a sender
+      // that went back is not 65536 ahead (a wrap that never happened)
       const oldExt = this.cycles[i]! + max;
-      this.cycles[i] += SEQ_MOD;
-      this.baseExt[i] += this.cycles[i]! + seq - oldExt - 1;
+      let ext = udelta < SEQ_MOD / 2 ? oldExt + udelta : oldExt - (SEQ_MOD - udelta);
+      if (ext < 0) ext += SEQ_MOD;
+      this.cycles[i] = ext - seq;
+      this.baseExt[i] += ext - oldExt - 1;
       this.history.fill(0, i * HISTORY_WORDS, (i + 1) * HISTORY_WORDS);
       this.maxSeq[i] = seq;
+      this.maxTs[i] = this.packet[PKT_TS]!;
       this.badSeq[i] = -1;
     } else {
       // behind the highest by fewer than MAX_MISORDER: late, or a duplicate
@@ -238,12 +264,35 @@ export class StreamTable {
     this.count(slot, i, false);
   }
 
+  /** Whether the packet's RTP timestamp is that of one sent shortly before the highest (or just after: B-frames). */
+  private lateByTimestamp(slot: number, i: number): boolean {
+    const rate = Math.floor(this.clock[slot]! / 4);
+    const ts = this.packet[PKT_TS]!;
+    const maxTs = this.maxTs[i]!;
+    return ((maxTs - ts) >>> 0) <= LATE_BEHIND_S * rate || ((ts - maxTs) >>> 0) <= LATE_AHEAD_S * rate;
+  }
+
+  /**
+   * A late packet behind the history: whether it is a copy of one counted already is not known.
+   * It counts as received while the stream is missing packets (expected > packets: it was one of
+   * them), else as a duplicate (a second path's copy, a 2022-7 merge's whose skew is longer).
+   */
+  private lateBeyondHistory(slot: number, i: number): void {
+    if (this.expectedOf(i) > this.packets[i]!) {
+      this.reordered[i]++;
+      this.count(slot, i, false);
+    } else {
+      this.duplicates[i]++;
+    }
+  }
+
   private start(i: number, seq: number): void {
     this.started[i] = 1;
     this.packets[i] = this.bytes[i] = this.duplicates[i] = this.reordered[i] = this.jitterMs[i] = 0;
     this.baseExt[i] = seq;
     this.cycles[i] = 0;
     this.maxSeq[i] = seq;
+    this.maxTs[i] = this.packet[PKT_TS]!;
     this.badSeq[i] = -1;
     this.history.fill(0, i * HISTORY_WORDS, (i + 1) * HISTORY_WORDS);
     this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] = 1 << (seq & 31);
@@ -539,6 +588,7 @@ export class StreamTable {
     this.lastMs = grown(this.lastMs, d);
     this.firstMs = grown(this.firstMs, d);
     this.lastTs = grown(this.lastTs, d);
+    this.maxTs = grown(this.maxTs, d);
     this.transitRef = grown(this.transitRef, d);
     this.history = grown(this.history, d * HISTORY_WORDS);
     this.winStartMs = grown(this.winStartMs, d);

@@ -10,7 +10,7 @@ export interface StreamDirection {
   expected: number;
   /** RFC 3550 A.3: expected - packets (never below 0: duplicates are not counted as received). */
   lost: number;
-  /** Packets whose sequence number was already seen (within the last 1024). */
+  /** Packets whose sequence number was already seen (within the last 1024); a late one further back when none is missing (docs/streams.md). */
   duplicates: number;
   /** Packets that arrived after a higher sequence number (late, but not lost). */
   reordered: number;
