@@ -352,6 +352,33 @@ rtcp("the last link's loss: the receiver's reported loss between two reports, le
   assert.is(r.fractionLost, 18 / 256, "the receiver's own fraction, upstream losses and all, is kept as it said");
 });
 
+rtcp("the last link's loss when duplicates came from upstream: the receiver counts them as received (RFC 3550 A.3), and so does the proxy's side of the difference", () => {
+  const { streams } = streamsOf();
+  const out = (seq: number): void => {
+    const p = rtp(seq, seq * 3000);
+    streams.time[0] = frame(seq);
+    streams.egress(p, 0, p.length);
+  };
+  for (let seq = 0; seq < 100; seq++) out(seq);
+  const first = receiverReport(0xbeef, SSRC, 0, 0, 99, 0, 0, 0);
+  streams.upstreamRtcp(first, 0, first.length, frame(100));
+  // 100..199: 150 and 151 never reached the proxy, 3 came twice (a duplicating hop before it) and
+  // left twice; the last link lost 4 of what the proxy sent
+  const sent: number[] = [];
+  for (let seq = 100; seq < 200; seq++) {
+    if (seq === 150 || seq === 151) continue;
+    sent.push(seq);
+    if (seq === 110 || seq === 120 || seq === 130) sent.push(seq);
+  }
+  sent.forEach(out);
+  const arrived = sent.filter((seq) => seq < 160 || seq > 163).length;
+  const lost = 100 - arrived; // A.3 at the receiver: expected - received, its duplicates received: 3
+  const second = receiverReport(0xbeef, SSRC, 0, lost, 199, 0, 0, 0);
+  streams.upstreamRtcp(second, 0, second.length, frame(200));
+  const r = streams.snapshot().streams[0]!.receivers[0]!;
+  assert.ok(Math.abs(r.linkFractionLost! - 0.04) < 1e-12, `link loss ${r.linkFractionLost}, the link lost 4 of 100`);
+});
+
 rtcp("an XR Statistics Summary joins the same receiver's row; an unknown LSR gives no round trip", () => {
   const { streams } = streamsOf();
   feed(streams, [[0, T0]]);

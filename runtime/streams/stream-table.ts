@@ -472,10 +472,14 @@ export class StreamTable {
    * says it lost since its previous report, less what this proxy's egress was already missing over
    * the same span (read when each report came). Its own fraction lost covers its whole interval,
    * seconds long, and mixes in losses upstream: neither compares with this proxy's last window.
+   * Both sides are counted alike, as RFC 3550 A.3 counts the receiver's: expected - received, the
+   * duplicates received (here, sent) among the received, so below 0 where they outnumber the
+   * losses. The egress's own `lost` leaves duplicates out: less it, duplicates upstream hid as much
+   * loss on the last link.
    */
   private noteLinkLoss(slot: number, r: number, cumulativeLost: number, highest: number): void {
     const e = slot * 2 + EGRESS;
-    const egressLost = this.started[e] === 0 ? NaN : Math.max(0, this.expectedOf(e) - this.packets[e]!);
+    const egressLost = this.started[e] === 0 ? NaN : this.expectedOf(e) - this.packets[e]! - this.duplicates[e]!;
     const expected = highest - this.rPrevHighest[r]!;
     if (expected > 0 && !Number.isNaN(egressLost) && !Number.isNaN(this.rPrevEgressLost[r]!)) {
       const lost = cumulativeLost - this.rPrevCumLost[r]! - (egressLost - this.rPrevEgressLost[r]!);

@@ -66,7 +66,7 @@ export interface ReceiverReport {
   /**
    * Loss between this proxy and the receiver over the receiver's last report interval (0..1): what
    * it reports lost since its previous report, less what this proxy's egress was missing over the
-   * same span. null until two reports have come.
+   * same span, both as RFC 3550 A.3 counts (duplicates among the received). null until two reports have come.
    */
   linkFractionLost: number | null;
   /** From its last XR Statistics Summary block (RFC 3611 4.6), or null. */
