@@ -28,7 +28,7 @@ export { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS, FilterPool, type ChainSta
 export { PacketList } from "./chain/packet-list.js";
 export { stageBudgets, type TokenBucket } from "./chain/budget.js";
 export { SegmentStreams } from "./streams/segment-streams.js";
-export { INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, PKT_WINDOW_MS, StreamTable } from "./streams/stream-table.js";
+export { INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, PKT_WINDOW_MS, RECEIVER_TIMEOUT_MS, StreamTable } from "./streams/stream-table.js";
 export { planIo, type IoPlan } from "./dataplane/batched-io.js";
 // the batched-I/O addon itself, for the bench's load generator and sink
 export { loadAddon as loadUdpAddon, udpAddonError, socketHandle, META_STRIDE, RECEIVE_SLOT, type UdpAddon } from "./dataplane/batched-io.js";

@@ -7,7 +7,7 @@
 // the function must not change them.
 import * as assert from "uvu/assert";
 import type { Endpoint, Segment } from "../controlplane/api/proto.js";
-import { DEFAULT_BAD_HOP, type StreamHop, type StreamPath } from "../controlplane/api/streams.js";
+import { DEFAULT_BAD_HOP, hopJudged, type StreamHop, type StreamPath } from "../controlplane/api/streams.js";
 import { buildStreamPaths, closeNames, pathsNamed, percentAbove, type ProxyReport, type ReportedSegment } from "../controlplane/server/stream-paths.js";
 import type { ReceiverReport, StreamDirection, StreamStats } from "../runtime/streams/types.js";
 import { reportsFromPages } from "../controlplane/server/stream-reports.js";
@@ -444,6 +444,22 @@ test("stale: an old report is shown as stale, its figures not joined with fresh 
   const last = r!.hops.at(-1)!;
   assert.is(last.kind, "last-link");
   assert.equal([last.lossFraction, last.bad, last.note], [null, false, "the receiver's last report is 20 s old (stale)"]);
+});
+
+test("a receiver that left (its last report 25 s before its proxy's report, as an older proxy keeps it) has no last link: the path is judged without one, not unknown for as long as the stream runs", () => {
+  const fresh = [stream(dir(), dir())];
+  const withReceivers = (receivers: ReceiverReport[]): StreamPath => build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: fresh }]),
+    "proxy-b": report([{ name: "relay", streams: fresh }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(dir(), dir(), receivers)] }]),
+  })[0]!;
+  // report taken at NOW - 200: one receiver heard 24.8 s before it (stale, still there), one 25.3 s
+  const p = withReceivers([receiver(0xbeef, { atMs: NOW - 25_000 }), receiver(0xcafe, { atMs: NOW - 25_500 }), receiver(0xf00d)]);
+  assert.equal(p.hops.filter((h) => h.kind === "last-link").map((h) => [h.receiver!.reporterSsrc, h.lossFraction === null]), [[0xbeef, true], [0xf00d, false]]);
+  const gone = withReceivers([receiver(0xcafe, { atMs: NOW - 60_000 })]);
+  assert.equal(gone.hops.map((h) => h.kind), ["first-link", "proxy", "link", "proxy", "link", "proxy"], "no last link");
+  assert.ok(gone.hops.every(hopJudged), "every hop has figures");
+  assert.match(describeStreamPath(gone, DEFAULT_BAD_HOP, NOW), /Bad hop:\s+none\n/);
 });
 
 test("a loop of segments ends; a segment on the path twice on one proxy is labelled proxy/segment", () => {

@@ -7,8 +7,8 @@
 import * as assert from "uvu/assert";
 import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { SegmentStreams } from "../runtime/streams/segment-streams.js";
-import { StreamTable } from "../runtime/streams/stream-table.js";
-import { receiverReport, senderReport, xrSummary } from "./lib/rtcp-build.js";
+import { RECEIVER_TIMEOUT_MS, StreamTable } from "../runtime/streams/stream-table.js";
+import { bye, receiverReport, senderReport, xrSummary } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
 import { DropWatch } from "./lib/kernel-drops.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
@@ -379,6 +379,55 @@ rtcp("the last link's loss when duplicates came from upstream: the receiver coun
   assert.ok(Math.abs(r.linkFractionLost! - 0.04) < 1e-12, `link loss ${r.linkFractionLost}, the link lost 4 of 100`);
 });
 
+rtcp("a receiver not heard from for 25 s has left (RFC 3550 6.3.5): its row goes while the stream runs; back, it starts afresh", () => {
+  assert.is(RECEIVER_TIMEOUT_MS, 25_000);
+  const { table: t, streams } = streamsOf();
+  const out = (seq: number, at: number): void => {
+    const p = rtp(seq, seq * 3000);
+    streams.time[0] = at;
+    streams.egress(p, 0, p.length);
+  };
+  out(0, T0);
+  for (const [k, at] of [[0, T0], [1, T0 + 5000]] as const) {
+    const rr = receiverReport(0xbeef, SSRC, 0, 0, k, 0, 0, 0);
+    streams.upstreamRtcp(rr, 0, rr.length, at);
+  }
+  const reporters = (): number[] => streams.snapshot().streams[0]!.receivers.map((r) => r.reporterSsrc);
+  let seq = 1;
+  for (let at = T0 + 1000; at <= T0 + 30_000; at += 1000) out(seq++, at); // the sender goes on
+  t.roll(T0 + 5000 + 25_000);
+  assert.equal(reporters(), [0xbeef], "25 s after its last report: not yet");
+  out(seq++, T0 + 30_500);
+  t.roll(T0 + 5000 + 25_001);
+  assert.equal(reporters(), [], "past 25 s: gone, the stream still counted");
+  assert.is(streams.snapshot().streams[0]!.egress!.packets, seq);
+  const again = receiverReport(0xbeef, SSRC, 0, 0, seq - 1, 0, 0, 0);
+  streams.upstreamRtcp(again, 0, again.length, T0 + 31_000);
+  const [r] = streams.snapshot().streams[0]!.receivers;
+  assert.equal([r!.reporterSsrc, r!.linkFractionLost], [0xbeef, null], "back: a first report again");
+});
+
+rtcp("an RTCP BYE from a receiver drops it at the next roll (before any snapshot); a report after it brings it back; other receivers and other segments' stay", () => {
+  const table = new StreamTable(100, 30_000);
+  const [a, b] = [new SegmentStreams(table, undefined), new SegmentStreams(table, undefined)];
+  for (const s of [a, b]) feed(s, [[0, T0]]);
+  const report = (s: SegmentStreams, reporter: number, at: number, ...then: Buffer[]): void => {
+    const compound = Buffer.concat([receiverReport(reporter, SSRC, 0, 0, 0, 0, 0, 0), ...then]);
+    s.upstreamRtcp(compound, 0, compound.length, at);
+  };
+  report(a, 0xcafe, T0 + 10);
+  report(b, 0xbeef, T0 + 10);
+  report(a, 0xbeef, T0 + 20, bye(0xbeef, 0xdead)); // RR and BYE in one compound, as RFC 3550 6.1 has it
+  const reporters = (s: SegmentStreams): number[] => s.snapshot().streams[0]!.receivers.map((r) => r.reporterSsrc);
+  table.roll(T0 + 30);
+  assert.equal(reporters(a), [0xcafe], "0xbeef said BYE to a");
+  assert.equal(reporters(b), [0xbeef], "not to b, which it still receives");
+  report(a, 0xbeef, T0 + 40, bye(0xbeef)); // BYE again; then back
+  report(a, 0xbeef, T0 + 50);
+  table.roll(T0 + 60);
+  assert.equal(reporters(a).sort(), [0xbeef, 0xcafe], "its report after its BYE: back");
+});
+
 rtcp("an XR Statistics Summary joins the same receiver's row; an unknown LSR gives no round trip", () => {
   const { streams } = streamsOf();
   feed(streams, [[0, T0]]);
@@ -403,7 +452,7 @@ rtcp("SRTCP (an index and tag after the packets) and reports about other SSRCs a
 
 const proxySuite = suite("per-stream stats through a proxy", { timeoutMs: 30_000 });
 
-proxySuite("a stream with known loss, a duplicate, a swapped pair and a receiver's RR: /stats and /metrics say so", async () => {
+proxySuite("a stream with known loss, a duplicate, a swapped pair and a receiver's RR, then its BYE: /stats and /metrics say so", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open(0, { keep: false });
   const receiverRtcp = await bindUdp();
@@ -462,6 +511,11 @@ proxySuite("a stream with known loss, a duplicate, a swapped pair and a receiver
     for (const line of metrics.split("\n").filter((l) => /^msm_stream_(receiver_)?(jitter|rtt)_seconds/.test(l))) {
       assert.ok(/ \d+(\.\d{1,6})?(e-\d+)?$/.test(line), line);
     }
+    // the receiver leaves: its last RR and a BYE
+    const leaving = Buffer.concat([receiverReport(0xbeef, 0x1234abcd, 0, 5, 299, 450, 0, 0), bye(0xbeef)]);
+    receiverRtcp.send(leaving, seg.ports.egressRtcp!, "127.0.0.1");
+    await waitFor(async () => (await segmentStats(proxy, "cam")).streams[0]?.receivers.length === 0, 5000, "the receiver gone at its BYE");
+    assert.not.ok(/reporter="0x0000beef"/.test(renderPrometheus(await proxy.stats())), "nor in /metrics");
   } finally {
     sender.close();
     receiverRtcp.close();

@@ -5,7 +5,7 @@
 // Pure: the server and the tests hand it segments and reports. docs/control-plane.md, "Streams
 // across proxies", explains every rule here.
 import { isIP } from "node:net";
-import { canonicalAddress, type ReceiverReport, type StreamDirection, type StreamWindow, type StreamOverflow, type StreamStats } from "../../runtime/index.js";
+import { canonicalAddress, RECEIVER_TIMEOUT_MS, type ReceiverReport, type StreamDirection, type StreamWindow, type StreamOverflow, type StreamStats } from "../../runtime/index.js";
 import type { Endpoint, Segment } from "../api/proto.js";
 import type { BadHopThresholds, StreamHop, StreamPath, StreamPoint } from "../api/streams.js";
 
@@ -506,10 +506,14 @@ export function buildStreamPaths(
 
 /**
  * The receivers that report to the path's last segment, each once: at a segment that also sends
- * on to other segments, the reports that came back through them (their receivers') are theirs.
+ * on to other segments, the reports that came back through them (their receivers') are theirs. A
+ * receiver the proxy last heard from RECEIVER_TIMEOUT_MS before its report has left (a proxy drops
+ * it then, or at its BYE; an older one keeps it): it has no last link, rather than one unknown for
+ * as long as the stream runs.
  */
 function receiversAt(mesh: Mesh, last: Stop): ReceiverReport[] {
-  const reports = last.place.streams.get(last.ssrc)?.receivers ?? [];
+  const taken = takenAt(last.place);
+  const reports = (last.place.streams.get(last.ssrc)?.receivers ?? []).filter((r) => taken - r.atMs <= RECEIVER_TIMEOUT_MS);
   if (reports.length === 0) return [];
   const downstream = new Set<number>();
   const seen = new Set<string>([last.place.segment.name]);

@@ -1,6 +1,6 @@
 // One segment's streams: finds (or makes) the table slot of a packet's SSRC and counts it, and
 // reads the RTCP that passes: SRs forwarded downstream (remembered for round trips) and what
-// receivers report upstream (RR and SR report blocks, XR Statistics Summary).
+// receivers report upstream (RR and SR report blocks, XR Statistics Summary, BYE).
 import { clockRateOf } from "./clock-rates.js";
 import { EGRESS, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, PKT_WINDOW_MS, type StreamTable } from "./stream-table.js";
 import type { StreamOverflow, StreamStats } from "./types.js";
@@ -8,6 +8,7 @@ import type { StreamOverflow, StreamStats } from "./types.js";
 const RTP_HEADER = 12;
 const RTCP_SR = 200;
 const RTCP_RR = 201;
+const RTCP_BYE = 203;
 const RTCP_XR = 207;
 /** RFC 3611 4.6: Statistics Summary Report Block, and its flags (lost, duplicates, jitter present). */
 const XR_STATISTICS_SUMMARY = 6;
@@ -131,6 +132,10 @@ export class SegmentStreams {
         for (let k = 0; k < count && b + 24 <= next; k++, b += 24) this.reportBlock(buf, b, reporter, atMs);
       } else if (type === RTCP_XR && next - p >= 8) {
         this.extendedReport(buf, p + 8, next, u32(buf, p + 4), atMs);
+      } else if (type === RTCP_BYE) {
+        // a receiver leaving (RFC 3550 6.6): the SSRCs it names are no longer this segment's receivers
+        const count = buf[p]! & 0x1f;
+        for (let k = 0, s = p + 4; k < count && s + 4 <= next; k++, s += 4) this.table.noteBye(this.id, u32(buf, s), atMs);
       }
       p = next;
     }

@@ -35,6 +35,14 @@ const LATE_BEHIND_S = 10;
 const LATE_AHEAD_S = 1;
 /** Receivers remembered per stream, and SRs forwarded per stream (for LSR/DLSR round trips). */
 export const RECEIVERS_PER_STREAM = 4;
+/**
+ * A receiver not heard from for this long has left: its row goes. RFC 3550 6.3.5 times a member
+ * out after M = 5 report intervals, and 6.2's recommended minimum interval is 5 s. An RTCP BYE
+ * from it (6.6) drops it sooner.
+ */
+export const RECEIVER_TIMEOUT_MS = 25_000;
+/** BYEs kept until the next roll drops their receivers; more in one second are left to time out. */
+const BYES_PER_ROLL = 32;
 const SRS_PER_STREAM = 4;
 const FIRST_CAPACITY = 16;
 /** A window's length: it ends on a multiple of this, by the wall clock. */
@@ -146,6 +154,11 @@ export class StreamTable {
   private srLsr = new Uint32Array(0);
   private srAtMs = new Float64Array(0);
   private srNext = new Uint8Array(0);
+  // BYEs from receivers since the last roll: the segment (owner) it came through, the SSRC it names, when
+  private readonly byeOwner = new Int32Array(BYES_PER_ROLL);
+  private readonly byeSsrc = new Uint32Array(BYES_PER_ROLL);
+  private readonly byeAtMs = new Float64Array(BYES_PER_ROLL);
+  private byes = 0;
 
   constructor(
     /** Most slots (streams) at once; 0 turns per-stream stats off. */
@@ -411,12 +424,35 @@ export class StreamTable {
         if (nowMs >= this.winEndMs[i]!) this.endWindow(i, nowMs);
         else if (nowMs < this.winStartMs[i]! - STEP_BACK_MS) this.restartWindows(i, nowMs);
       }
-      for (let r = slot * RECEIVERS_PER_STREAM; r < (slot + 1) * RECEIVERS_PER_STREAM; r++) last = Math.max(last, this.rAtMs[r]!);
+      for (let r = slot * RECEIVERS_PER_STREAM; r < (slot + 1) * RECEIVERS_PER_STREAM; r++) {
+        const at = this.rAtMs[r]!;
+        if (at === 0) continue;
+        if (nowMs - at > RECEIVER_TIMEOUT_MS || this.saidBye(owner, this.rSsrc[r]!, at)) this.rAtMs[r] = 0; // it left
+        else last = Math.max(last, at);
+      }
       if (last > 0 && nowMs - last > this.idleMs) {
         this.owners.get(owner)?.forget(this.ssrc[slot]!);
         this.free(slot);
       }
     }
+    this.byes = 0;
+  }
+
+  /** A BYE naming `reporter`, come through the segment `owner` (RFC 3550 6.6): its rows go at the next roll (before any snapshot). */
+  noteBye(owner: number, reporter: number, atMs: number): void {
+    if (this.byes >= BYES_PER_ROLL) return; // a flood of them: the rest time out
+    this.byeOwner[this.byes] = owner;
+    this.byeSsrc[this.byes] = reporter;
+    this.byeAtMs[this.byes] = atMs;
+    this.byes++;
+  }
+
+  /** Whether `reporter` said BYE through `owner` since its report at `atMs` (a report after its BYE: it came back). */
+  private saidBye(owner: number, reporter: number, atMs: number): boolean {
+    for (let k = 0; k < this.byes; k++) {
+      if (this.byeSsrc[k] === reporter && this.byeOwner[k] === owner && this.byeAtMs[k]! >= atMs) return true;
+    }
+    return false;
   }
 
   private expectedOf(i: number): number {

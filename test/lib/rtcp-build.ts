@@ -44,3 +44,13 @@ export function xrSummary(reporter: number, about: number, lost: number, meanJit
   b.writeUInt32BE(meanJitter, 36);
   return b;
 }
+
+/** A BYE (RFC 3550 6.6) naming `ssrcs`, without a reason. */
+export function bye(...ssrcs: number[]): Buffer {
+  const b = Buffer.alloc(4 + 4 * ssrcs.length);
+  b[0] = 0x80 | ssrcs.length;
+  b[1] = 203;
+  b.writeUInt16BE(ssrcs.length, 2);
+  ssrcs.forEach((s, k) => b.writeUInt32BE(s >>> 0, 4 + 4 * k));
+  return b;
+}
