@@ -89,6 +89,9 @@ test("fail-closed drops (counted) while the filter is down, then gives up after 
     assert.is(bad.stages[0]!.failures, 3);
     assert.ok((bad.drops.host_filter_failed ?? 0) >= 20, `dropped and counted: ${JSON.stringify(bad.drops)}`);
     assert.is(sa.received, 0, "closed: nothing passes a filter that is down");
+    const st = bad.stages[0]!;
+    const drops = Object.values(st.drops).reduce((a, b) => a + b, 0);
+    assert.is(st.packetsIn, st.packetsOut - st.generated + st.held + drops + st.bypassed, `a stage's counts add up while it is down: ${JSON.stringify({ ...st, metrics: undefined })}`);
   } finally {
     await cleanup();
   }
