@@ -5,6 +5,7 @@ import { ApplyError, ConfigError, parseProxyConfig, readConfigText, type Proxy, 
 import { printable } from "../controlplane/security/terminal.js";
 import { applyErrorLines } from "./apply-errors.js";
 import { ConfigWatch, configFingerprint } from "./config-watch.js";
+import { segmentLine } from "./segment-line.js";
 
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 30_000;
@@ -89,9 +90,10 @@ export class FileReloader {
         throw new ConfigError([`admin: cannot change from ${this.fileAdmin} to ${JSON.stringify(next.admin ?? null)} while running; restart the proxy`]);
       }
       next.admin = this.running.admin;
+      const before = this.running;
       await this.proxy.apply(next);
       this.runs(next);
-      this.log(`config reloaded (${why})`);
+      this.log(`config reloaded (${why})${await this.segmentsChanged(before, next)}`);
     } catch (err) {
       if (err instanceof ConfigError || (err instanceof ApplyError && !err.committed)) {
         if (err instanceof ConfigError) this.proxy.noteRefusedConfig();
@@ -103,6 +105,16 @@ export class FileReloader {
         this.log(`config reloaded (${why}), but these segments are NOT running:\n  ${printable(applyErrorLines(err, next!), { keepNewlines: true })}`);
       } else this.log(`reload failed: ${(err as Error).stack ?? err}`);
     }
+  }
+
+  /** The segments a reload started (with their ports, as at start) and stopped. */
+  private async segmentsChanged(before: ProxyConfig, after: ProxyConfig): Promise<string> {
+    const had = new Set(before.segments.map((s) => s.name));
+    const has = new Set(after.segments.map((s) => s.name));
+    const stopped = [...had].filter((name) => !has.has(name));
+    // the change is applied: a report that cannot be had costs the ports' line, not the reload's
+    const started = (await this.proxy.stats().catch(() => ({ segments: [] }))).segments.filter((s) => !had.has(s.name));
+    return `${stopped.length > 0 ? `; stopped: ${stopped.join(", ")}` : ""}${started.map((s) => `\n  started ${segmentLine(s)}`).join("")}`;
   }
 
   private runs(config: ProxyConfig): void {

@@ -11,6 +11,7 @@ import { Agent } from "../controlplane/agent/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
 import { printable } from "../controlplane/security/terminal.js";
 import { applyErrorLines } from "./apply-errors.js";
+import { segmentLine } from "./segment-line.js";
 import { checkProxyConfigFile } from "./config-check.js";
 import { FileReloader } from "./file-reloader.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
@@ -290,7 +291,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   if (noCrypto) console.error(`${stamp()} note: no host crypto (${noCrypto}): filters that use it (srtp) compute their own, slower and not constant-time`);
   console.error(`${stamp()} proxy running: ${segments.length} segment(s) on ${config.workers} worker(s), ${ioText(io)}${noCrypto ? "" : `, ${hostCryptoDescription()}`}`);
   for (const s of segments) {
-    console.error(`  ${s.name}: listen ${s.ports.listen}${s.ports.listenRtcp ? `/${s.ports.listenRtcp}` : ""}, egress ${s.ports.egress}, chain ${s.stages.map((t) => t.filter).join(" -> ") || "(empty)"}`);
+    console.error(`  ${segmentLine(s)}`);
   }
   console.error(`${stamp()} reload: edit ${file}, or kill -HUP ${process.pid}; stop: kill ${process.pid} (or Ctrl-C)`);
 

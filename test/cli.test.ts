@@ -115,6 +115,16 @@ test("msm proxy: runs a YAML config, reloads on SIGHUP and file change, keeps ru
     assert.match(metrics, '\nmsm_config_applies_total{result="applied"} 3\n', "the start, the edit and SIGHUP");
     assert.match(metrics, '\nmsm_config_applies_total{result="refused"} 2\n', "the two bad files");
     assert.match(metrics, "\nmsm_proxy_running 1\n");
+    // a reload that adds a segment says where it listens, as the start does; one that removes it says so
+    const second = await freePortPair();
+    const cam2 = `  - name: cam-2\n    listen: { address: 127.0.0.1, port: ${second} }\n    destinations: [{ address: 127.0.0.1, port: ${sink.port + 0} }]\n`;
+    mark = p.output().length;
+    writeFileSync(file, yaml(listen, sink.port, 2).replace("segments:\n", `segments:\n${cam2}`) + admin);
+    await printed(p, mark, /config reloaded \(file changed\)\n {2}started cam-2: listen \d+\/\d+, egress \d+, chain \(empty\)/, 5000, "the added segment's ports");
+    mark = p.output().length;
+    writeFileSync(file, yaml(listen, sink.port, 2) + admin);
+    await printed(p, mark, /config reloaded \(file changed\); stopped: cam-2/, 5000, "the removed segment");
+    await pump(20);
     const { duplicates } = sink.tally(i);
     const verdict = unexplainedLoss({ sent: i, received: sink.received, proxyDrops: 0, kernel, duplicates });
     assert.is(verdict, null, `packets lost across the reloads: ${verdict}`);

@@ -27,7 +27,7 @@ async function editDuringReload(second: string): Promise<{ lines: string[]; appl
   const file = join(dir, "proxy.yaml");
   const lines: string[] = [];
   const applied: ProxyConfig[] = [];
-  const proxy = { apply: async (c: ProxyConfig) => void applied.push(c), noteRefusedConfig: () => {}, segmentsNotRunning: [] } as unknown as Proxy;
+  const proxy = { apply: async (c: ProxyConfig) => void applied.push(c), noteRefusedConfig: () => {}, segmentsNotRunning: [], stats: async () => ({ segments: [] }) } as unknown as Proxy;
   let next: Promise<void> | undefined;
   const read = async (path: string): Promise<string> => {
     const text = await readFile(path, "utf8");
