@@ -127,7 +127,7 @@ test("get streams: one row per stream, the bad hop named with why; --bad and --p
   assert.is(r.code, 0, r.err);
   const lines = r.out.trimEnd().split("\n");
   assert.match(lines[0]!, /^NAME\s+SSRC\s+HOPS\s+LOSS\s+JITTER\s+BITRATE\s+BAD HOP$/);
-  assert.match(lines[1]!, /^cam\s+0x1234abcd\s+3\s+4\.00%\s+2\.6ms\s+480kb\/s\s+proxy-b -> proxy-c: loss 4\.00% > 0\.50%$/, r.out);
+  assert.match(lines[1]!, /^cam\s+0x1234abcd\s+3\s+4\.00%\s+3\.0ms\s+480kb\/s\s+proxy-b -> proxy-c: loss 4\.00% > 0\.50%$/, r.out);
   assert.match(lines[2]!, /^lobby\s+0x0000feed\s+1\s+0\.00%\s+0\.6ms\s+480kb\/s\s+-$/, r.out);
   assert.is(lines.length, 3);
 
@@ -157,7 +157,7 @@ test("describe stream: the path hop by hop, the bad hop marked with why, what ea
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /^Name:\s+cam$/m);
   assert.match(r.out, /^Path:\s+sender -> proxy-a\/cam -> proxy-b\/relay -> proxy-c\/edge$/m);
-  assert.match(r.out, /^End to end:\s+loss 4\.00%, jitter 2\.6ms, 480kb\/s, 50 packets\/s$/m);
+  assert.match(r.out, /^End to end:\s+loss 4\.00%, jitter 3\.0ms, 480kb\/s, 50 packets\/s$/m);
   assert.match(r.out, /^Bad hop:\s+proxy-b -> proxy-c \(link\): loss 4\.00% > 0\.50%$/m);
   assert.match(r.out, /^Thresholds:\s+a hop is bad above 0\.50% loss or 5 ms of jitter added$/m);
   assert.match(r.out, /^\s+HOP\s+KIND\s+LOSS\s+LOST\s+JITTER\s+ADDED\s+DELAY\s+STATE$/m);
@@ -196,7 +196,7 @@ test("top streams --once: worst first; -o json the same order", async () => {
   assert.is(r.code, 0, r.err);
   const lines = r.out.trimEnd().split("\n");
   assert.match(lines[0]!, /^NAME\s+SSRC\s+LOSS\s+JITTER\s+BITRATE\s+PKTS\/S\s+WORST HOP$/);
-  assert.match(lines[1]!, /^cam\s+0x1234abcd\s+4\.00%\s+2\.6ms\s+480kb\/s\s+50\s+proxy-b -> proxy-c: loss 4\.00% > 0\.50%$/, r.out);
+  assert.match(lines[1]!, /^cam\s+0x1234abcd\s+4\.00%\s+3\.0ms\s+480kb\/s\s+50\s+proxy-b -> proxy-c: loss 4\.00% > 0\.50%$/, r.out);
   assert.match(lines[2]!, /^lobby\s/);
   const json = JSON.parse((await msmctl("top", "streams", "--once", "-o", "json")).out) as { streams: StreamPath[] };
   assert.equal(json.streams.map((p) => p.name), ["cam", "lobby"]);

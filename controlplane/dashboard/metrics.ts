@@ -60,7 +60,7 @@ export function renderMetrics(paths: readonly StreamPath[], limit: number, feed:
       const v = pick(p);
       return v === null ? [] : [[{ stream: p.name }, v * scale] as Row];
     });
-  out.family("msm_path_loss_ratio", "gauge", "End-to-end loss of the stream over the last window, 0 to 1.", perPath((p) => p.lossFraction));
+  out.family("msm_path_loss_ratio", "gauge", "End-to-end loss of the stream, 0 to 1: the worst receiver's report, else the last proxy's window.", perPath((p) => p.lossFraction));
   out.family("msm_path_jitter_seconds", "gauge", "Jitter at the stream's last measured point.", perPath((p) => p.jitterMs, 1e-3));
   out.family("msm_path_bad_hops", "gauge", "Hops of the stream that break a threshold.", perPath((p) => p.hops.filter((h) => h.bad).length));
   out.family("msm_path_unknown_hops", "gauge", "Hops of the stream without figures (a proxy gone quiet, reports apart): not known to be fine.", perPath(unknownHops));

@@ -406,7 +406,11 @@ function worstOf(hops: readonly StreamHop[]): number {
   return worst;
 }
 
-/** End to end: the loss and jitter at the last point that is measured (all of it lost past a point that stopped receiving it), the rate where the stream enters. */
+/**
+ * End to end: the loss and jitter the receivers report (the worst one's: RFC 3550 6.4.1, counted
+ * from the sender's sequence numbers, so the whole path to it), else at the last point that is
+ * measured (all of it lost past a point that stopped receiving it); the rate where the stream enters.
+ */
 function summary(hops: readonly StreamHop[]): Pick<StreamPath, "lossFraction" | "jitterMs" | "bitrateBps" | "packetRate"> {
   let lossFraction: number | null = null;
   let jitterMs: number | null = null;
@@ -422,6 +426,15 @@ function summary(hops: readonly StreamHop[]): Pick<StreamPath, "lossFraction" | 
       lossFraction = 1;
       jitterMs = null;
     }
+  }
+  let worst: ReceiverReport | null = null;
+  for (const h of hops) {
+    // a receiver with figures (a fresh report): the stream's true end
+    if (h.kind === "last-link" && h.receiver && h.jitterMs !== null && (worst === null || h.receiver.fractionLost > worst.fractionLost)) worst = h.receiver;
+  }
+  if (worst) {
+    lossFraction = worst.fractionLost;
+    jitterMs = worst.jitterMs;
   }
   return { lossFraction, jitterMs, bitrateBps: entry?.window?.bitrateBps ?? null, packetRate: entry?.window?.packetRate ?? null };
 }
