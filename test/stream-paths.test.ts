@@ -141,6 +141,24 @@ test("thresholds: jitter a proxy adds is bad beyond --bad-jitter-ms; the worst i
   assert.ok(lenient!.hops.every((h) => !h.bad && h.why === null));
 });
 
+test("a stream that stopped: its jitter estimates stand still at their last value and are not judged; the hops are fine, not bad, and say why", () => {
+  const reports = {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ jitter: 1, rate: 0 }), dir({ jitter: 9, rate: 0 }))] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ jitter: 9.5, rate: 0 }), dir({ jitter: 10, rate: 0 }))] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(dir({ jitter: 10, rate: 0 }), dir({ jitter: 10, rate: 0 }), [receiver(0xbeef, { jitter: 30, egressJitter: 10 })])] }]),
+  };
+  const [p] = build(CHAIN, reports);
+  assert.is(p!.worst, -1, "no bad hop");
+  for (const label of ["within proxy-a", "proxy-a -> proxy-b", "proxy-c -> receiver 0x0000beef"]) {
+    const h = hop(p!, label);
+    assert.equal([h.bad, h.jitterAddedMs, h.lossFraction], [false, null, 0], label);
+    assert.match(h.note!, "no packets over the last window (the stream stopped?)", label);
+  }
+  // the same stream sending: the jitter proxy-a adds is bad
+  reports["proxy-a"] = report([{ name: "cam", streams: [stream(dir({ jitter: 1 }), dir({ jitter: 9 }))] }]);
+  assert.ok(hop(build(CHAIN, reports)[0]!, "within proxy-a").bad);
+});
+
 test("a wildcard listen is joined by the addresses its proxy reports; not by another host's, nor without addresses", () => {
   const segments = [
     segment("cam", "proxy-a", ep("10.0.0.1", 5000), [ep("10.0.0.2", 6000)]),

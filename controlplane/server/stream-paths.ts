@@ -267,13 +267,16 @@ function delta(near: StreamDirection, far: StreamDirection, acrossLink: boolean,
   const a = same?.near.transitMs ?? null;
   const b = same?.far.transitMs ?? null;
   const apart = !same && near.window && far.window ? `loss and delay not compared: the two ends' last windows are different seconds (ending ${new Date(near.window.endMs).toISOString()} and ${new Date(far.window.endMs).toISOString()})` : null;
+  // a stream that stopped: the jitter estimates stand still at their last value, for the idle
+  // seconds before the stream is forgotten; they are the past, not what the hop does now
+  const stopped = far.window?.packetRate === 0;
   return {
     lossFraction: same ? Math.max(0, same.far.fractionLost - same.near.fractionLost) : null,
     lost: hopLost(near, far, acrossLink),
     jitterMs: far.jitterMs,
-    jitterAddedMs: far.jitterMs - near.jitterMs,
+    jitterAddedMs: stopped ? null : far.jitterMs - near.jitterMs,
     delayMs: a !== null && b !== null ? foldWraps(b - a, wrapMs) : null,
-    note: apart,
+    note: apart ?? (stopped ? STOPPED : null),
   };
 }
 
@@ -316,12 +319,16 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
 }
 
 /** The last link, to one receiver, from what it reports in RTCP. */
+/** The note of a hop whose stream sent nothing over the last window. */
+const STOPPED = "no packets over the last window (the stream stopped?): jitter added not judged";
+
 function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverReport, nowMs: number, staleAfterMs: number): Figures {
   const unknown = unknownWhy(from, nowMs);
   if (unknown) return { ...NONE, note: unknown };
   if (nowMs - r.atMs > staleAfterMs) return { ...NONE, note: `the receiver's last report is ${Math.round((nowMs - r.atMs) / 1000)} s old (stale)` };
   // the proxy's egress jitter as of the report; from a proxy that does not say (older), as of now
   const egressJitter = r.egressJitterMs ?? near?.jitterMs ?? null;
+  if (near?.window?.packetRate === 0) return { ...NONE, lossFraction: r.linkFractionLost ?? null, jitterMs: r.jitterMs, delayMs: r.rttMs !== null ? r.rttMs / 2 : null, note: STOPPED };
   return {
     // the receiver's own fraction covers its report interval (seconds) and upstream loss: the proxy pairs it with its egress over the same span
     lossFraction: r.linkFractionLost ?? null,
