@@ -133,6 +133,24 @@ table("late further back than the history (1024): 2000 at 10,000 packets/s are l
   assert.equal([d.packets, d.expected, d.lost, d.duplicates, d.highestSeq], [20_000, 20_000, 0, 18_500, 19_999]);
 });
 
+table("a redundant leg (2022-7 path B) more than the history behind: its copies fill no hole both paths left", () => {
+  const { streams } = streamsOf();
+  const lostOnBoth = (k: number): boolean => k % 1000 === 7;
+  let n = 0;
+  const send = (k: number, copy: boolean): void => {
+    const p = rtp(k, k * 9);
+    streams.time[0] = T0 + n++ / 10;
+    if (copy) streams.ingressCopy(p, 0, p.length);
+    else streams.ingress(p, 0, p.length);
+  };
+  for (let k = 0; k < 20_000; k++) {
+    if (!lostOnBoth(k)) send(k, false);
+    if (k >= 1500 && !lostOnBoth(k - 1500)) send(k - 1500, true);
+  }
+  const d = streams.snapshot().streams[0]!.ingress!;
+  assert.equal([d.expected, d.lost], [20_000, 20], "the 20 neither path delivered are lost (counted as received, path B's copies hid them)");
+});
+
 table("duplicates within the history are told from late packets, up to 1023 behind", () => {
   const { streams } = streamsOf();
   const order = Array.from({ length: 2000 }, (_, k) => k).filter((k) => k !== 1500);

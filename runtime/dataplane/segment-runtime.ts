@@ -473,7 +473,7 @@ export class SegmentRuntime {
     if (streams && this.config.legs[leg - 1]!.redundant && !looksLikeRtcp(buf, at, len)) {
       // another path of the media's own stream: the ingress is what the paths deliver together
       streams.time[0] = this.kernelArrivalMs || this.wallMs(nowMs);
-      streams.ingress(buf, at, len);
+      streams.ingressCopy(buf, at, len);
     }
     this.enqueue(buf, at, len, port, ipv6 ? PacketFlag.Ipv6 : 0, leg, nowMs);
   }

@@ -2,7 +2,7 @@
 // reads the RTCP that passes: SRs forwarded downstream (remembered for round trips) and what
 // receivers report upstream (RR and SR report blocks, XR Statistics Summary, BYE).
 import { clockRateOf } from "./clock-rates.js";
-import { EGRESS, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_SEQ, PKT_TS, PKT_WINDOW_MS, type StreamTable } from "./stream-table.js";
+import { EGRESS, INGRESS, PKT_AT_MS, PKT_BYTES, PKT_COPY, PKT_SEQ, PKT_TS, PKT_WINDOW_MS, type StreamTable } from "./stream-table.js";
 import type { StreamOverflow, StreamStats } from "./types.js";
 
 const RTP_HEADER = 12;
@@ -67,7 +67,13 @@ export class SegmentStreams {
   /** An RTP packet from the sender, admitted, at `time[0]`. */
   ingress(buf: Uint8Array, at: number, len: number): void {
     this.time[1] = this.time[0]!;
-    this.rtp(INGRESS, buf, at, len);
+    this.rtp(INGRESS, buf, at, len, 0);
+  }
+
+  /** An RTP packet of a redundant leg (a 2022-7 second path), at `time[0]`: the media's stream again, counted in its ingress. */
+  ingressCopy(buf: Uint8Array, at: number, len: number): void {
+    this.time[1] = this.time[0]!;
+    this.rtp(INGRESS, buf, at, len, 1);
   }
 
   /**
@@ -79,10 +85,10 @@ export class SegmentStreams {
    * the filter sent it.
    */
   egress(buf: Uint8Array, at: number, len: number): void {
-    this.rtp(EGRESS, buf, at, len);
+    this.rtp(EGRESS, buf, at, len, 0);
   }
 
-  private rtp(dir: number, buf: Uint8Array, at: number, len: number): void {
+  private rtp(dir: number, buf: Uint8Array, at: number, len: number, copy: number): void {
     if (len < RTP_HEADER || buf[at]! >> 6 !== 2) return; // not RTP: the chain's validate counts those
     const ssrc = u32(buf, at + 8);
     let slot = ssrc === this.lastSsrc ? this.lastSlot : this.slots.get(ssrc) ?? -1;
@@ -104,6 +110,7 @@ export class SegmentStreams {
     p[PKT_BYTES] = len;
     p[PKT_AT_MS] = this.time[0]!;
     p[PKT_WINDOW_MS] = this.time[1]!;
+    p[PKT_COPY] = copy;
     this.table.record(slot, dir);
   }
 

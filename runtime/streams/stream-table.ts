@@ -73,6 +73,8 @@ export const PKT_BYTES = 2;
 export const PKT_AT_MS = 3;
 /** The time whose second the packet counts in: its own, or for a packet leaving a proxy, when it arrived there. */
 export const PKT_WINDOW_MS = 4;
+/** 1 for a packet of a redundant leg (a 2022-7 second path: its packets are copies of the media's), else 0. */
+export const PKT_COPY = 5;
 
 export class StreamTable {
   /**
@@ -81,7 +83,7 @@ export class StreamTable {
    * rather than passed as arguments: a timestamp or a time is no small integer, and V8 would box
    * each one crossing a call, an allocation per packet.
    */
-  readonly packet = new Float64Array(5);
+  readonly packet = new Float64Array(6);
   private capacity = 0;
   private freeHead = -1;
   private nextUnused = 0;
@@ -288,10 +290,12 @@ export class StreamTable {
   /**
    * A late packet behind the history: whether it is a copy of one counted already is not known.
    * It counts as received while the stream is missing packets (expected > packets: it was one of
-   * them), else as a duplicate (a second path's copy, a 2022-7 merge's whose skew is longer).
+   * them), else as a duplicate. One of a redundant leg (a 2022-7 second path slower than the
+   * history is long) is taken as a copy: most of that path's packets are, and counted as received
+   * they would fill the holes both paths left, hiding the loss the ingress is there to show.
    */
   private lateBeyondHistory(slot: number, i: number): void {
-    if (this.expectedOf(i) > this.packets[i]!) {
+    if (this.packet[PKT_COPY] === 0 && this.expectedOf(i) > this.packets[i]!) {
       this.reordered[i]++;
       this.count(slot, i, false);
     } else {
