@@ -21,6 +21,7 @@ import {
   StoreCompactedError, StoreError,
   type Compare, type ListOptions, type KeyValue, type ListResult, type Op, type Store, type TxnResult, type WatchBatch, type WatchEvent, type Watcher, type WatchOptions,
 } from "./types.js";
+import { parseErrorText } from "../../runtime/index.js";
 
 const FORMAT = 1;
 
@@ -148,7 +149,7 @@ export class FileStore implements Store {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
         // a journal is renamed into place whole, so it parses or it is absent
-        throw new StoreError(`corrupt journal ${journalPath}: ${(err as Error).message}`);
+        throw new StoreError(`corrupt journal ${journalPath}: ${err instanceof SyntaxError ? parseErrorText(err) : (err as Error).message}`);
       }
     }
     if (journal) {
@@ -170,7 +171,14 @@ export class FileStore implements Store {
         await rm(join(this.dir, "keys", name), { force: true }); // a temporary file from a crash
         continue;
       }
-      const r = JSON.parse(await readFile(join(this.dir, "keys", name), "utf8")) as RecordFile;
+      const path = join(this.dir, "keys", name);
+      let r: RecordFile;
+      try {
+        r = JSON.parse(await readFile(path, "utf8")) as RecordFile;
+      } catch (err) {
+        // a record may hold a segment's keys: the parser's quote of it stays out of the message
+        throw new StoreError(`corrupt record ${path}: ${err instanceof SyntaxError ? parseErrorText(err) : (err as Error).message}`);
+      }
       this.data.set(r.key, toKeyValue(r));
       maxMod = Math.max(maxMod, r.modRevision);
     }

@@ -548,7 +548,7 @@ export async function readConfigText(file: string): Promise<string> {
 
 function parseConfigDocument(text: string, file: string): unknown {
   try {
-    return file.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+    return file.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { logLevel: "error" }); // its warnings would print excerpts of the file
   } catch (err) {
     throw new ConfigError([`not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${parseErrorText(err)}`], file);
   }
