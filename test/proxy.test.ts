@@ -54,7 +54,7 @@ test("RTP and RTCP reach every destination; receiver RTCP flows back to the send
   }
 });
 
-test("a receiver's RTP or other bytes sent back to the egress RTP port are dropped and counted; its RTCP sent there reaches the sender's RTCP port", async () => {
+test("a receiver's RTP or other bytes sent back to the egress sockets are dropped and counted; its RTCP sent to the RTP port reaches the sender's RTCP port", async () => {
   const listen = await freePortPair();
   const receiver = await Sink.open(0, { keep: true });
   const senderRtp = await Sink.open(0, { keep: true });
@@ -70,15 +70,22 @@ test("a receiver's RTP or other bytes sent back to the egress RTP port are dropp
     // from the receiver's own address and port, to the port its media comes from
     for (let i = 0; i < 5; i++) receiver.socket.send(indexedRtp(i, 200, 0x13371337), egress, LO);
     receiver.socket.send(Buffer.from("GARBAGE-NOT-RTP-"), egress, LO);
+    // on the egress RTCP socket too: bytes, and an RTCP packet type without version 2
+    const rtcpPort = (await segmentStats(proxy, "one-way")).ports.egressRtcp!;
+    receiver.socket.send(Buffer.from("GARBAGE-NOT-RTCP"), rtcpPort, LO);
+    const versionless = Buffer.from(buildRtcpReceiverReport(0xfeed));
+    versionless[0] = versionless[0]! & 0x3f;
+    receiver.socket.send(versionless, rtcpPort, LO);
     receiver.socket.send(buildRtcpReceiverReport(0xfeed), egress, LO);
     await waitFor(() => senderRtcp.received >= 1, 3000, "the receiver's RTCP at the sender's RTCP port");
-    await waitFor(async () => ((await segmentStats(proxy, "one-way")).drops.host_upstream_not_rtcp ?? 0) >= 6, 3000, "the six refused");
+    await waitFor(async () => ((await segmentStats(proxy, "one-way")).drops.host_upstream_not_rtcp ?? 0) >= 8, 3000, "the eight refused");
     await sleep(100);
     assert.is(senderRtp.received, 0, "nothing a receiver sent reaches the sender's RTP port");
+    assert.is(senderRtcp.received, 1, "only the RTCP reaches the sender's RTCP port");
     assert.is(senderRtcp.packets[0]!.bytes[1], 201);
     const seg = await segmentStats(proxy, "one-way");
-    assert.is(seg.drops.host_upstream_not_rtcp, 6);
-    assert.is(seg.upstreamIn, 7);
+    assert.is(seg.drops.host_upstream_not_rtcp, 8);
+    assert.is(seg.upstreamIn, 9);
   } finally {
     for (const s of [receiver, senderRtp, senderRtcp]) s.close();
     await proxy.close();

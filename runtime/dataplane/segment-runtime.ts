@@ -38,6 +38,15 @@ function looksLikeRtcp(buf: Uint8Array, at: number, length: number): boolean {
 }
 
 /**
+ * Whether a receiver's packet is RTCP (or SRTCP, whose header is in the clear): version 2, an
+ * RTCP packet type, at least a header and its sender's SSRC (RFC 3550 6.4). Whatever else a
+ * receiver sends is refused before the chain: it would reach the sender as the proxy's.
+ */
+function isReceiverRtcp(buf: Uint8Array, at: number, length: number): boolean {
+  return length >= 8 && buf[at]! >> 6 === 2 && looksLikeRtcp(buf, at, length);
+}
+
+/**
  * A socket packets leave from: node:dgram's send with its tracker, or (batched I/O) the addon's
  * port, whose peer table holds the sender at SENDER_RTP / SENDER_RTCP and destination k at
  * destinationPeer(k) (RTP) and destinationPeer(k) + 1 (RTCP).
@@ -184,9 +193,9 @@ export class SegmentRuntime {
     // a receiver's RTCP on the media port (rtcp-mux, or a receiver that sends it there anyway) is
     // feedback like any; anything else from a receiver is refused in receive()
     const egressRtp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
-      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (looksLikeRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (isReceiverRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
     const egressRtcp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
-      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | PacketFlag.Rtcp, false);
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (isReceiverRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
     try {
       let media: NativePort | null;
       if (config.symmetricRtp) {
@@ -522,7 +531,7 @@ export class SegmentRuntime {
         return;
       }
       // a translated destination reports under the SSRC it was given: the chain and the sender see their own
-      if (this.translatedSsrcs !== null && rtcp && this.mediaSsrc >= 0) rewriteRtcpSsrc(buf, at, len, -1, this.mediaSsrc, this.translatedSsrcs);
+      if (this.translatedSsrcs !== null && this.mediaSsrc >= 0) rewriteRtcpSsrc(buf, at, len, -1, this.mediaSsrc, this.translatedSsrcs);
     }
     if (ipv6) flags |= PacketFlag.Ipv6;
     this.enqueue(buf, at, len, port, flags, 0, nowMs);
