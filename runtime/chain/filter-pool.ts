@@ -433,7 +433,19 @@ export class FilterPool {
       this.onEvent({ type: "state-lost", filter: stage.filterName, segment: stage.segment, reason: `importing it failed: ${(err as Error).message}` });
       return;
     }
-    if (!result.ok) this.onEvent({ type: "state-lost", filter: stage.filterName, segment: stage.segment, reason: result.reason });
+    if (!result.ok) {
+      this.onEvent({ type: "state-lost", filter: stage.filterName, segment: stage.segment, reason: result.reason });
+      return;
+    }
+    // the restored state at once becomes the checkpoint: a filter may move on from a checkpoint's
+    // state on import (srtp skips SRTCP indexes the failed instance may have used), and a second
+    // failure before the next periodic checkpoint must restore from there, not from the same blob
+    try {
+      const now = this.watchedResult(stage.slot, () => instance.exportState(stage.ctx));
+      if (now) stage.checkpoint = now;
+    } catch {
+      // a failure: the failed hook handled it; the blob imported stays the checkpoint
+    }
   }
 
   /**

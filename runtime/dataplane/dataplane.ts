@@ -390,7 +390,7 @@ export class DataPlane {
         let blob: Uint8Array | undefined;
         live.setClock(performance.now() * 1000, Date.now() * 1000);
         try {
-          blob = this.watched(stage.slot.id, () => live.exportState(stage.ctx));
+          blob = this.watched(stage.slot, () => live.exportState(stage.ctx));
         } catch {
           continue; // a failure: the failed hook handled it, and the last checkpoint stands
         }
@@ -534,7 +534,7 @@ export class DataPlane {
       const from = before?.live;
       // a stage that is down, or whose export failed (its instance is down now), carries its last
       // checkpoint, if it has one: what a restart after the failure would restore
-      const exported = from ? this.exportFrom(seg, st, from, before!.ctx) : EXPORT_FAILED;
+      const exported = from ? this.exportFrom(seg, before!, from) : EXPORT_FAILED;
       const swapped = exported !== EXPORT_FAILED;
       const blob = swapped ? exported : before?.checkpoint;
       const to = st.live;
@@ -547,7 +547,7 @@ export class DataPlane {
       let result: { ok: boolean; reason: string };
       try {
         to.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the blob's age
-        result = this.watched(st.slot.id, () => to.importState(st.ctx, blob, swapped ? StateOrigin.Swap : StateOrigin.Checkpoint));
+        result = this.watched(st.slot, () => to.importState(st.ctx, blob, swapped ? StateOrigin.Swap : StateOrigin.Checkpoint));
       } catch (err) {
         fresh.push(st.filterName); // a failure: the failed hook handled it
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
@@ -574,10 +574,11 @@ export class DataPlane {
   }
 
   /** The stage's state (undefined: it keeps none), or EXPORT_FAILED when the export failed. */
-  private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance, ctx: number): Uint8Array | undefined | typeof EXPORT_FAILED {
+  private exportFrom(seg: SegmentRuntime, st: ChainStage, from: FilterInstance): Uint8Array | undefined | typeof EXPORT_FAILED {
     from.setClock(performance.now() * 1000, Date.now() * 1000);
     try {
-      return this.watched(st.slot.id, () => from.exportState(ctx));
+      // the old stage's call: a stuck export is the old filter's, on its slot
+      return this.watched(st.slot, () => from.exportState(st.ctx));
     } catch (err) {
       this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
       return EXPORT_FAILED;
@@ -585,8 +586,9 @@ export class DataPlane {
   }
 
   /** A filter call outside the packet loop (a state export or import), told to the watchdog as the loop's are: an endless one gets the worker restarted. */
-  private watched<T>(slotId: number, call: () => T): T {
-    this.options.beacon?.enter(slotId);
+  private watched<T>(slot: InstanceSlot, call: () => T): T {
+    // named: a slot new in the change being applied may not be known to the main thread yet
+    this.options.beacon?.enterNamed(slot.id, slot.name);
     try {
       return call();
     } finally {
