@@ -12,6 +12,7 @@ import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
 import { printable } from "../controlplane/security/terminal.js";
 import { applyErrorLines } from "./apply-errors.js";
 import { segmentLine } from "./segment-line.js";
+import { notRunningReasons, notRunningText } from "../controlplane/api/held-back.js";
 import { checkProxyConfigFile } from "./config-check.js";
 import { FileReloader } from "./file-reloader.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
@@ -215,7 +216,7 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
     if (e.started) started();
-    if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${e.notRunning.length} segment(s) NOT running, ${e.retryInMs === undefined ? "not tried again" : `next try in ${e.retryInMs} ms`}: ${e.error}`);
+    if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${notRunningText(e.notRunning, e.error ?? "")}, ${e.retryInMs === undefined ? "not tried again" : `next try in ${e.retryInMs} ms`}: ${notRunningReasons(e.error ?? "")}`);
   });
   agent.on("refused", (e) => {
     const notes = [...(e.retryInMs !== undefined ? [`next try in ${e.retryInMs} ms`] : []), ...(e.repeats > 0 ? [`${e.repeats} more tries refused alike since the last report`] : [])];

@@ -615,7 +615,7 @@ test("a segment refused holds back no other: a later change runs, the refused on
     assert.match(partial.notRunningError, `snapshot ${v3} applied, except the change it refused (cam-a runs its previous version): `);
     assert.match(partial.notRunningError, "cam-a's typo");
     assert.equal([partial.nackedVersion, partial.nackError], [0, ""], "the ACK of a newer version clears the NACK");
-    assert.match(proxyRows([partial])[0]![4]!, "(1 not running)");
+    assert.match(proxyRows([partial])[0]![4]!, "(1 on previous version)", "cam-a runs: not called not running");
     assert.match(configState(partial), `runs the newest config (version ${v3}), except cam-a, whose change it refused: it runs its previous version`);
     await flows(listenB, sinkB, "the new camera's packets");
     await flows(listenA, sinkA, "cam-a's packets, through its previous chain");

@@ -50,6 +50,7 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg that does nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, send: false }] })] }), /segments\[0\]\.legs\[0\]: a leg that neither receives nor sends/],
   ["a destination of 0.0.0.0", base({ segments: [seg({ destinations: [{ address: "0.0.0.0", port: 43000 }] })] }), /segments\[0\]\.destinations\[0\]\.address: 0\.0\.0\.0 is no host to send to/],
   ["a leg's destination of ::", base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::1", port: 6000 }], legs: [{ name: "b", receive: false, destinations: [{ address: "0:0::0", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.destinations\[0\]\.address: 0:0::0 is no host to send to/],
+  ["a destination of ::ffff:0.0.0.0", base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::ffff:0.0.0.0", port: 6000 }] })] }), /segments\[0\]\.destinations\[0\]\.address: ::ffff:0\.0\.0\.0 is no host to send to/],
   ["a destination twice", base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::1", port: 6000 }, { address: "0::1", port: 6000 }] })] }), /segments\[0\]\.destinations\[1\]: the same as segments\[0\]\.destinations\[0\] \(0::1:6000\); each packet would go there twice/],
   ["a redundant leg that receives nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, redundant: true }] })] }), /segments\[0\]\.legs\[0\]\.redundant: a leg.s packets count in the stream.s ingress as they arrive, and this one has receive: false/],
   ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
@@ -170,6 +171,11 @@ test("a file that does not parse: the error says where, and quotes none of it (a
   assert.is(parseErrorText(new SyntaxError(`Unexpected token ' ', ...", "b": tru }" is not valid JSON`)), "Unexpected token ' '");
   assert.is(parseErrorText(new SyntaxError(`JSON Parse error: Unexpected identifier "inline"`)), "JSON Parse error: Unexpected identifier");
   assert.is(parseErrorText(new SyntaxError("Expected ',' or ']' after array element in JSON at position 68")), "Expected ',' or ']' after array element in JSON at position 68");
+});
+
+test("one address and port twice, with other SSRC or payload type rewrites: taken (a receiver that tells them apart)", () => {
+  const config = validateProxyConfig(base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 6000, ssrc: 1 }, { address: "127.0.0.1", port: 6000, ssrc: 2 }] })] }));
+  assert.is(config.segments[0]!.destinations.length, 2);
 });
 
 test("4,096 destinations are taken", () => {

@@ -1,6 +1,6 @@
 // `msmctl describe segment NAME` / `describe proxy NODE`: everything about one object in a form a
 // person reads: its spec, whether its proxy runs it (and why not: the NACK's reason), its counters.
-import { heldBackOf } from "../../controlplane/api/held-back.js";
+import { heldBackOf, notRunningParts } from "../../controlplane/api/held-back.js";
 import { newestVersion } from "../../controlplane/api/versions.js";
 import { status } from "@grpc/grpc-js";
 import type { ChainStage, Endpoint, FilterRef, Leg, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
@@ -28,8 +28,7 @@ export function configState(p: ProxyStatus): string {
   }
   if (p.desiredVersion === 0) return "no config sent yet";
   // segments whose change the proxy refused run their previous version: not down
-  const held = heldBackOf(p.notRunningError).filter((name) => p.notRunning.includes(name));
-  const down = p.notRunning.filter((name) => !held.includes(name));
+  const { down, held } = notRunningParts(p.notRunning, p.notRunningError);
   const without = (down.length > 0 ? `, except ${down.length} segment(s) that do NOT run: ${down.join(", ")}` : "") +
     (held.length > 0 ? `, except ${held.join(", ")}, whose change it refused: ${held.length > 1 ? "they run their" : "it runs its"} previous version` : "");
   if (p.ackedVersion >= p.desiredVersion) return `runs the newest config (version ${p.ackedVersion})${without}`;
@@ -208,7 +207,11 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
     ["Config", configState(p)],
     ["Versions", `desired ${p.desiredVersion}, acked ${p.ackedVersion}, nacked ${hasNack(p) ? p.nackedVersion : "-"}`],
   ];
-  if (p.notRunning.length > 0) rows.push(["NOT running", `${p.notRunning.join(", ")}: ${refusalInManifestTerms(p.notRunningError) || "(no reason given)"}`]);
+  if (p.notRunning.length > 0) {
+    const { down, held } = notRunningParts(p.notRunning, p.notRunningError);
+    const what = [...(down.length > 0 ? [`NOT running: ${down.join(", ")}`] : []), ...(held.length > 0 ? [`previous version: ${held.join(", ")}`] : [])].join("; ");
+    rows.push([down.length > 0 ? "NOT running" : "Refused", `${what}: ${refusalInManifestTerms(p.notRunningError) || "(no reason given)"}`]);
+  }
   if (hasNack(p)) rows.push(["Last refusal", refusalText(p, now)]);
   rows.push(["Capabilities", p.capabilities.join(", ") || "-"], ["ABI versions", p.abiVersions.join(", ") || "-"]);
   let text = fields(rows) + "\n";

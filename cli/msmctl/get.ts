@@ -4,6 +4,7 @@ import { CliError } from "./client.js";
 import type { Context } from "./context.js";
 import { flag, flagSet } from "./flags.js";
 import { REDACTED } from "../../controlplane/security/secrets.js";
+import { notRunningParts } from "../../controlplane/api/held-back.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
 import { API_VERSION, toManifest } from "./manifest.js";
 import { resourceAndNames, SINGULAR, type Resource } from "./resources.js";
@@ -48,6 +49,13 @@ export function hasNack(p: ProxyStatus): boolean {
   return p.nackedVersion > 0 || p.nackError !== "";
 }
 
+/** The version a proxy acked, and how many of its segments run nothing, or their previous version (a refused change). */
+function ackedCell(p: ProxyStatus): string {
+  const { down, held } = notRunningParts(p.notRunning, p.notRunningError);
+  const notes = [...(down.length > 0 ? [`${down.length} not running`] : []), ...(held.length > 0 ? [`${held.length} on previous version`] : [])];
+  return notes.length > 0 ? `${p.ackedVersion} (${notes.join(", ")})` : String(p.ackedVersion);
+}
+
 /** A row per proxy; `wide` (-o wide): the refusal in full, and the peer, runtime, workers, ABI and segments not running. */
 export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now(), wide = false): string[][] {
   return proxies.map((p) => {
@@ -56,13 +64,14 @@ export function proxyRows(proxies: readonly ProxyStatus[], now = Date.now(), wid
       p.connected ? "yes" : "no",
       p.server || "-",
       String(p.desiredVersion),
-      p.notRunning.length > 0 ? `${p.ackedVersion} (${p.notRunning.length} not running)` : String(p.ackedVersion),
+      ackedCell(p),
       hasNack(p) ? `${p.nackedVersion}${p.nackError ? `: ${wide ? nackReason(p.nackError).replace(/\s+/g, " ") : truncate(nackReason(p.nackError), 40)}` : ""}` : "-",
       age(p.lastSeenMs, now),
     ];
     if (wide) {
       const capability = (key: string): string => p.capabilities.find((c) => c.startsWith(`${key}=`))?.slice(key.length + 1) ?? "-";
-      row.splice(6, 0, p.peer || "-", capability("runtime"), capability("workers"), listCell(p.abiVersions, Infinity), listCell(p.notRunning, Infinity));
+      const { down } = notRunningParts(p.notRunning, p.notRunningError);
+      row.splice(6, 0, p.peer || "-", capability("runtime"), capability("workers"), listCell(p.abiVersions, Infinity), listCell(down, Infinity));
     }
     return row;
   });
@@ -138,6 +147,7 @@ export async function getCommand(ctx: Context): Promise<number> {
     }
     case "streams":
       if (ctx.namesOnly) throw new UsageError("-o name applies to get segments, proxies and filters");
+      if (ctx.wide) throw new UsageError("-o wide applies to get segments, proxies and filters (describe stream NAME shows every hop)");
       return getStreams(ctx, names, proxyFilter ?? "", flagSet(ctx.args, "bad"));
   }
 }

@@ -5,7 +5,7 @@
 import type { AdminApi } from "./client.js";
 import type { ProxyStatus } from "../../controlplane/api/proto.js";
 import { printable } from "../../controlplane/security/terminal.js";
-import { heldBackOf } from "../../controlplane/api/held-back.js";
+import { heldBackOf, notRunningReasons } from "../../controlplane/api/held-back.js";
 
 const POLL_MS = 250;
 
@@ -122,8 +122,7 @@ export function outcomeLines(outcomes: readonly ProxyOutcome[], timeoutMs: numbe
           ...(kept.length > 0 ? [`except ${kept.join(", ")}, whose change it refused (${kept.length > 1 ? "they run their" : "it runs its"} previous version)`] : []),
         ];
         // the detail's own lead says the same again: its reasons are what is left to say
-        const reasons = o.detail.replace(/^snapshot \d+ applied, except [^:]*: /, "");
-        return `${head} runs revision ${o.revision} ${parts.join(" and ")}: ${printable(reasons)}\n`;
+        return `${head} runs revision ${o.revision} ${parts.join(" and ")}: ${printable(notRunningReasons(o.detail))}\n`;
       }
       case "refused":
         return `${head} REFUSED revision ${o.revision}: ${printable(o.detail)}\n`;

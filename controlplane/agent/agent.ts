@@ -408,16 +408,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     const addresses = this.addresses;
     let index = 0;
     let failures = 0; // attempts in a row that never got a snapshot
-    let refusals = 0; // of those, refused Registers in a row
+    let refusals = 0; // of those, refused Registers (a replica down among refusing ones must not hide them)
     while (!this.closing) {
       const { connected, refused } = await this.runSession(addresses[index]!);
       if (this.closing) break;
       index = (index + 1) % addresses.length;
       failures = connected ? 0 : failures + 1;
-      refusals = refused ? refusals + 1 : 0;
-      if (refusals >= addresses.length) {
-        // every replica refused it: they will again until an operator acts
-        const base = Math.min(AGENT_TIMING.refusedBackoffStartMs * 2 ** (refusals - addresses.length), AGENT_TIMING.refusedBackoffMaxMs);
+      refusals = connected ? 0 : refusals + (refused ? 1 : 0);
+      if (failures >= addresses.length && refusals > 0) {
+        // every replica tried, and the ones that answered refused it: they will again until an operator acts
+        const base = Math.min(AGENT_TIMING.refusedBackoffStartMs * 2 ** (refusals - 1), AGENT_TIMING.refusedBackoffMaxMs);
         await delay(base * (0.8 + 0.4 * Math.random()), this.sleeper);
       } else if (failures >= addresses.length) {
         // every replica gets one immediate try; then back off, capped low

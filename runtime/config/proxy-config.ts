@@ -387,13 +387,14 @@ function multicastProblems(seg: SegmentConfig, at: string, egressFamily: number)
  * this host on any address, which no loop check can follow (packets sent there came back to the
  * proxy's own port and went round for ever); a destination listed twice gets every packet twice.
  */
-function destinationListProblems(list: readonly { address: string; port: number }[], at: string): string[] {
+function destinationListProblems(list: readonly { address: string; port: number; ssrc?: number | undefined; payloadType?: number | undefined }[], at: string): string[] {
   const problems: string[] = [];
   const seen = new Map<string, number>();
   list.forEach((d, k) => {
     const address = canonicalAddress(d.address);
-    if (address === "0.0.0.0" || address === "::") problems.push(`${at}[${k}].address: ${d.address} is no host to send to (it means any address of this one); name the receiver's address`);
-    const key = `${address}|${d.port}`;
+    if (address === "0.0.0.0" || address === "::" || address === "::ffff:0:0") problems.push(`${at}[${k}].address: ${d.address} is no host to send to (it means any address of this one); name the receiver's address`);
+    // one address and port may take several rewrites of the stream (a receiver that tells them apart by SSRC)
+    const key = `${address}|${d.port}|${d.ssrc ?? ""}|${d.payloadType ?? ""}`;
     const first = seen.get(key);
     if (first !== undefined) problems.push(`${at}[${k}]: the same as ${at}[${first}] (${d.address}:${d.port}); each packet would go there twice`);
     else seen.set(key, k);

@@ -767,12 +767,13 @@ export class SegmentRuntime {
     this.outSlot = slot;
   }
 
-  /** Says once why packets a filter sends on leg `leg` go nowhere: the filter's config names a leg the segment's does not give it. */
   /** Says once a minute why senders are refused: a sender restarted from a new port sees nothing arrive, and only a counter says why. */
   private noticeRefusal(address: string, port: number, rtcp: boolean, nowMs: number): void {
     this.refusalNoticedAtMs = nowMs;
     this.onNotice?.(`refusing ${rtcp ? "RTCP" : "RTP"} from ${address}:${port} (host_source_refused): ${this.gate.whyRefused(address, port, rtcp, nowMs)}; said at most once a minute`);
   }
+
+  /** Says once why packets a filter sends on leg `leg` go nowhere: the filter's config names a leg the segment's does not give it. */
 
   private noticeLeg(leg: number, upstream: boolean): void {
     this.legsNoticed |= 1 << leg;

@@ -60,7 +60,8 @@ export class SourceGate {
     if (known === null) return "no sender is latched";
     if (rtcp) return `RTCP comes from the latched sender's address only (${known.address})`;
     const silentMs = Math.max(0, Math.round(nowMs - this.lastSeenMs));
-    return `the sender latched is ${known.address}:${known.port}, heard ${silentMs} ms ago; another takes its place once it has been silent for ${s.idleMs} ms (source.idleMs; source.strict: false admits any)`;
+    const after = s.idleMs > 0 ? `another takes its place once it has been silent for ${s.idleMs} ms (source.idleMs` : "no other takes its place (source.idleMs is 0";
+    return `the sender latched is ${known.address}:${known.port}, heard ${silentMs} ms ago; ${after}; source.strict: false admits any)`;
   }
 
   /** Whether a packet from `address:port` may enter downstream; learns the sender. `nowMs`: a monotonic clock. */

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { ABI_VERSION_MAJOR, ABI_VERSION_MINOR } from "../abi.js";
 import { FilterLoadError } from "./errors.js";
-import { moduleShape } from "./wasm-inspect.js";
+import { moduleShape, type ModuleShape } from "./wasm-inspect.js";
 
 /** Default cap on a filter's linear memory: 256 pages of 64 KiB = 16 MiB. */
 export const DEFAULT_MAX_MEMORY_PAGES = 256;
@@ -164,7 +164,13 @@ export async function compileFilterModule(
     const key = `${imp.module}.${imp.name}`;
     if (key !== "env.memory" && !(key in HOST_IMPORT_TYPES)) throw new FilterLoadError(name, `imports ${key}, which the host does not provide${STDLIB_IMPORTS[key] ?? ""}`);
   }
-  const shape = moduleShape(bytes);
+  let shape: ModuleShape;
+  try {
+    shape = moduleShape(bytes);
+  } catch (err) {
+    // what WebAssembly compiles but this reader does not know (GC types, typed references): not the ABI's
+    throw new FilterLoadError(name, `cannot read its imports and exports (${(err as Error).message}): the ABI uses plain WebAssembly 1.0 function types`);
+  }
   // a JS host function takes any type: a mismatch would show only at the call, as a JS error naming nothing
   for (const [key, type] of shape.importedFunctions) {
     const expected = HOST_IMPORT_TYPES[key];

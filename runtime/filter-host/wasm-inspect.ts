@@ -15,8 +15,8 @@ export interface MemoryImportLimits {
 /** What the binary says of its imports and exports. */
 export interface ModuleShape {
   readonly memories: MemoryImportLimits[];
-  /** "module.name" of each imported function -> its type, as typeText writes it. */
-  readonly importedFunctions: Map<string, string>;
+  /** "module.name" and type (as typeText writes it) of each imported function, in order (a name may come twice). */
+  readonly importedFunctions: [string, string][];
   /** Name of each exported function -> its type. */
   readonly exportedFunctions: Map<string, string>;
 }
@@ -95,7 +95,7 @@ export function moduleShape(bytes: Uint8Array): ModuleShape {
   const types: string[] = [];
   const functionTypes: number[] = []; // imported functions first, then the module's own: the function index space
   const memories: MemoryImportLimits[] = [];
-  const importedFunctions = new Map<string, string>();
+  const importedFunctions: [string, string][] = [];
   const exportedFunctions = new Map<string, string>();
   const typeOf = (index: number): string => types[index] ?? `type ${index}`;
   while (!r.done) {
@@ -119,7 +119,7 @@ export function moduleShape(bytes: Uint8Array): ModuleShape {
           case KIND_FUNC: {
             const type = r.u32();
             functionTypes.push(type);
-            importedFunctions.set(`${module}.${name}`, typeOf(type));
+            importedFunctions.push([`${module}.${name}`, typeOf(type)]);
             break;
           }
           case KIND_TABLE:
