@@ -303,7 +303,8 @@ peerTest(test, allOf(addon, netnsPeer), "a send-only socket (a leg's egress) sen
 peerTest(test, addon, "a segment with the most destinations a config allows (4096) runs on batched I/O and reaches the last of them", async () => {
   const listen = await freePortPair();
   const last = await Sink.open(0, { keep: true });
-  const destinations = Array.from({ length: MAX_DESTINATIONS }, (_, k) => ({ address: LO, port: k === MAX_DESTINATIONS - 1 ? last.port : 9 }));
+  // distinct addresses of 127/8 (a destination twice is refused), nothing listening but at the last
+  const destinations = Array.from({ length: MAX_DESTINATIONS }, (_, k) => (k === MAX_DESTINATIONS - 1 ? { address: LO, port: last.port } : { address: `127.1.${k >> 8}.${k & 255}`, port: 9 }));
   const sender = await bindUdp();
   const { proxy } = await startProxy({
     io: "native",

@@ -178,6 +178,18 @@ test("one address and port twice, with other SSRC or payload type rewrites: take
   assert.is(config.segments[0]!.destinations.length, 2);
 });
 
+test("a destination list repeating itself is said in a few lines, with the count of the rest", () => {
+  const destinations = Array.from({ length: 100 }, () => ({ address: "127.0.0.1", port: 9 }));
+  let issues: string[] = [];
+  try {
+    validateProxyConfig(base({ segments: [seg({ destinations })] }));
+  } catch (err) {
+    issues = (err as ConfigError).issues;
+  }
+  assert.is(issues.length, 6, issues.join("\n"));
+  assert.is(issues[5], "segments[0].destinations: 94 more destinations the same as an earlier one");
+});
+
 test("4,096 destinations are taken", () => {
   const c = validateProxyConfig(base({ segments: [seg({ destinations: Array.from({ length: 4096 }, (_, k) => ({ address: "10.1.0.1", port: 1024 + k })) })] }));
   assert.is(c.segments[0]!.destinations.length, 4096);

@@ -390,15 +390,18 @@ function multicastProblems(seg: SegmentConfig, at: string, egressFamily: number)
 function destinationListProblems(list: readonly { address: string; port: number; ssrc?: number | undefined; payloadType?: number | undefined }[], at: string): string[] {
   const problems: string[] = [];
   const seen = new Map<string, number>();
+  let twice = 0;
+  const MAX_SAID = 5; // a generated list can repeat thousands of times: a few name the mistake
   list.forEach((d, k) => {
     const address = canonicalAddress(d.address);
     if (address === "0.0.0.0" || address === "::" || address === "::ffff:0:0") problems.push(`${at}[${k}].address: ${d.address} is no host to send to (it means any address of this one); name the receiver's address`);
     // one address and port may take several rewrites of the stream (a receiver that tells them apart by SSRC)
     const key = `${address}|${d.port}|${d.ssrc ?? ""}|${d.payloadType ?? ""}`;
     const first = seen.get(key);
-    if (first !== undefined) problems.push(`${at}[${k}]: the same as ${at}[${first}] (${d.address}:${d.port}); each packet would go there twice`);
-    else seen.set(key, k);
+    if (first === undefined) seen.set(key, k);
+    else if (++twice <= MAX_SAID) problems.push(`${at}[${k}]: the same as ${at}[${first}] (${d.address}:${d.port}); each packet would go there twice`);
   });
+  if (twice > MAX_SAID) problems.push(`${at}: ${twice - MAX_SAID} more destinations the same as an earlier one`);
   return problems;
 }
 
