@@ -180,7 +180,7 @@ test("one address and port twice, with other SSRC or payload type rewrites: take
 
 test("a destination list repeating itself is said in a few lines, with the count of the rest", () => {
   const destinations = Array.from({ length: 100 }, () => ({ address: "127.0.0.1", port: 9 }));
-  let issues: string[] = [];
+  let issues: readonly string[] = [];
   try {
     validateProxyConfig(base({ segments: [seg({ destinations })] }));
   } catch (err) {
