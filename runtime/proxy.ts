@@ -503,17 +503,26 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
+  /** Workers asked by refresh() that have not answered yet. */
+  private readonly refreshing = new Set<WorkerHandle>();
+
   private async refresh(): Promise<void> {
     const every = this.config.stateCheckpointMs;
     const now = Date.now();
     const checkpoint = every > 0 && now - this.lastCheckpointAt >= every;
     if (checkpoint) this.lastCheckpointAt = now;
     await Promise.all(this.workers.map(async (w, i) => {
-      if (!w.alive) return;
-      if (checkpoint) {
-        for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
-      } else {
-        await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
+      // a worker that has not answered the last one yet (busy, or stuck until the watchdog acts) is not asked again: requests would pile up
+      if (!w.alive || this.refreshing.has(w)) return;
+      this.refreshing.add(w);
+      try {
+        if (checkpoint) {
+          for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
+        } else {
+          await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
+        }
+      } finally {
+        this.refreshing.delete(w);
       }
       if (w.alive && this.workers[i] === w) this.answeredAt[i] = Date.now();
     }));
