@@ -351,13 +351,19 @@ rtcp("a receiver's report keeps this proxy's egress jitter as of its arrival: la
   assert.is(s.receivers[0]!.egressJitterMs, atReport);
 });
 
-rtcp("the last link's loss: the receiver's reported loss between two reports, less what the proxy's egress already missed over the same span", () => {
+/** A segment's streams, and a function sending `seq` out of its egress at frame(seq) (ts = seq * 3000). */
+function egressOf(): { streams: SegmentStreams; out: (seq: number) => void } {
   const { streams } = streamsOf();
   const out = (seq: number): void => {
     const p = rtp(seq, seq * 3000);
     streams.time[0] = frame(seq);
     streams.egress(p, 0, p.length);
   };
+  return { streams, out };
+}
+
+rtcp("the last link's loss: the receiver's reported loss between two reports, less what the proxy's egress already missed over the same span", () => {
+  const { streams, out } = egressOf();
   for (let seq = 0; seq < 100; seq++) out(seq);
   const first = receiverReport(0xbeef, SSRC, 0, 0, 99, 0, 0, 0);
   streams.upstreamRtcp(first, 0, first.length, frame(100));
@@ -371,12 +377,7 @@ rtcp("the last link's loss: the receiver's reported loss between two reports, le
 });
 
 rtcp("the last link's loss when duplicates came from upstream: the receiver counts them as received (RFC 3550 A.3), and so does the proxy's side of the difference", () => {
-  const { streams } = streamsOf();
-  const out = (seq: number): void => {
-    const p = rtp(seq, seq * 3000);
-    streams.time[0] = frame(seq);
-    streams.egress(p, 0, p.length);
-  };
+  const { streams, out } = egressOf();
   for (let seq = 0; seq < 100; seq++) out(seq);
   const first = receiverReport(0xbeef, SSRC, 0, 0, 99, 0, 0, 0);
   streams.upstreamRtcp(first, 0, first.length, frame(100));
