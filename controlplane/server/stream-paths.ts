@@ -490,17 +490,8 @@ export function buildStreamPaths(
     for (const ssrc of [...p.streams.keys()].sort((a, b) => a - b)) originsOf({ place: p, ssrc }, new Set([name]));
   }
 
-  // a segment's streams share its name: with several, each is NAME/SSRC, but for the one sending
-  // when it is the only one (a sender that changed SSRC: the old one is kept, idle, until
-  // forgotten), so that a dashboard's series and alerts on `cam` follow the stream across the change
-  const sending = (o: Stop): boolean => (o.place.streams.get(o.ssrc)?.ingress?.window?.packetRate ?? 0) > 0;
   const perSegment = new Map<string, number>();
-  const sendingPerSegment = new Map<string, number>();
-  for (const o of origins.values()) {
-    const segment = o.place.segment.name;
-    perSegment.set(segment, (perSegment.get(segment) ?? 0) + 1);
-    if (sending(o)) sendingPerSegment.set(segment, (sendingPerSegment.get(segment) ?? 0) + 1);
-  }
+  for (const o of origins.values()) perSegment.set(o.place.segment.name, (perSegment.get(o.place.segment.name) ?? 0) + 1);
   const paths: StreamPath[] = [];
   const taken = new Set<string>();
   for (const origin of origins.values()) {
@@ -514,8 +505,7 @@ export function buildStreamPaths(
     };
     walk(origin, []);
     const first = origin.place.segment.name;
-    const alone = (perSegment.get(first) ?? 0) === 1 || (sendingPerSegment.get(first) === 1 && sending(origin));
-    const base = alone ? first : `${first}/${hex(origin.ssrc)}`;
+    const base = (perSegment.get(first) ?? 0) > 1 ? `${first}/${hex(origin.ssrc)}` : first;
     for (const stops of ends) {
       let name = ends.length > 1 ? `${base}:${stops[stops.length - 1]!.place.segment.name}` : base;
       for (let k = 2; taken.has(name); k++) name = `${base}:${stops[stops.length - 1]!.place.segment.name}#${k}`;
