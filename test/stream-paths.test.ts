@@ -143,20 +143,23 @@ test("thresholds: jitter a proxy adds is bad beyond --bad-jitter-ms; the worst i
 
 test("a stream that stopped: its jitter estimates stand still at their last value and are not judged; the hops are fine, not bad, and say why", () => {
   const reports = {
-    "proxy-a": report([{ name: "cam", streams: [stream(dir({ jitter: 1, rate: 0 }), dir({ jitter: 9, rate: 0 }))] }]),
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ jitter: 8, rate: 0 }), dir({ jitter: 9, rate: 0 }))] }]),
     "proxy-b": report([{ name: "relay", streams: [stream(dir({ jitter: 9.5, rate: 0 }), dir({ jitter: 10, rate: 0 }))] }]),
     "proxy-c": report([{ name: "edge", streams: [stream(dir({ jitter: 10, rate: 0 }), dir({ jitter: 10, rate: 0 }), [receiver(0xbeef, { jitter: 30, egressJitter: 10 })])] }]),
   };
   const [p] = build(CHAIN, reports);
   assert.is(p!.worst, -1, "no bad hop");
-  for (const label of ["within proxy-a", "proxy-a -> proxy-b", "proxy-c -> receiver 0x0000beef"]) {
+  for (const label of ["sender -> proxy-a", "within proxy-a", "proxy-a -> proxy-b", "proxy-c -> receiver 0x0000beef"]) {
     const h = hop(p!, label);
     assert.equal([h.bad, h.jitterAddedMs, h.lossFraction], [false, null, 0], label);
-    assert.match(h.note!, "no packets over the last window (the stream stopped?)", label);
+    assert.match(h.note!, "no packets over the last two windows (the stream stopped?)", label);
   }
-  // the same stream sending: the jitter proxy-a adds is bad
+  // the same stream sending: the jitter proxy-a adds is bad; one quiet second (the window before sent) is no stop
   reports["proxy-a"] = report([{ name: "cam", streams: [stream(dir({ jitter: 1 }), dir({ jitter: 9 }))] }]);
   assert.ok(hop(build(CHAIN, reports)[0]!, "within proxy-a").bad);
+  const quietSecond = (d: ReturnType<typeof dir>): ReturnType<typeof dir> => ({ ...d, previousWindow: dir().window });
+  reports["proxy-a"] = report([{ name: "cam", streams: [stream(quietSecond(dir({ jitter: 1, rate: 0 })), quietSecond(dir({ jitter: 9, rate: 0 })))] }]);
+  assert.ok(hop(build(CHAIN, reports)[0]!, "within proxy-a").bad, "a quiet second is judged as any");
 });
 
 test("a wildcard listen is joined by the addresses its proxy reports; not by another host's, nor without addresses", () => {

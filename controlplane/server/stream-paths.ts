@@ -269,14 +269,14 @@ function delta(near: StreamDirection, far: StreamDirection, acrossLink: boolean,
   const apart = !same && near.window && far.window ? `loss and delay not compared: the two ends' last windows are different seconds (ending ${new Date(near.window.endMs).toISOString()} and ${new Date(far.window.endMs).toISOString()})` : null;
   // a stream that stopped: the jitter estimates stand still at their last value, for the idle
   // seconds before the stream is forgotten; they are the past, not what the hop does now
-  const stopped = far.window?.packetRate === 0;
+  const quiet = stopped(far);
   return {
     lossFraction: same ? Math.max(0, same.far.fractionLost - same.near.fractionLost) : null,
     lost: hopLost(near, far, acrossLink),
     jitterMs: far.jitterMs,
-    jitterAddedMs: stopped ? null : far.jitterMs - near.jitterMs,
+    jitterAddedMs: quiet ? null : far.jitterMs - near.jitterMs,
     delayMs: a !== null && b !== null ? foldWraps(b - a, wrapMs) : null,
-    note: apart ?? (stopped ? STOPPED : null),
+    note: apart ?? (quiet ? STOPPED : null),
   };
 }
 
@@ -303,7 +303,8 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
   if (!f && carries(far.place, far.ssrc) === "unknown") return { ...NONE, note: `${farWho} counts SSRC ${hex(far.ssrc)} among the streams beyond its streams.max, if at all` };
   if (!near) {
     if (!f) return { ...NONE, note: `${farWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
-    return { lossFraction: f.window?.fractionLost ?? null, lost: f.lost, jitterMs: f.jitterMs, jitterAddedMs: f.jitterMs, delayMs: null, note: null };
+    const quiet = stopped(f);
+    return { lossFraction: f.window?.fractionLost ?? null, lost: f.lost, jitterMs: f.jitterMs, jitterAddedMs: quiet ? null : f.jitterMs, delayMs: null, note: quiet ? STOPPED : null };
   }
   const n = near.stats;
   const nearWho = near.place.segment.proxy;
@@ -319,8 +320,17 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
 }
 
 /** The last link, to one receiver, from what it reports in RTCP. */
-/** The note of a hop whose stream sent nothing over the last window. */
-const STOPPED = "no packets over the last window (the stream stopped?): jitter added not judged";
+/** The note of a hop whose stream sent nothing over its last two windows. */
+const STOPPED = "no packets over the last two windows (the stream stopped?): jitter added not judged";
+
+/**
+ * A stream that sent nothing over its last two windows at this point: its jitter estimate stands
+ * still at its last value. Two, not one: a stream with quiet seconds (silence suppression, a
+ * paused layer) is not stopped, and its hops' verdicts must not come and go with them.
+ */
+function stopped(d: StreamDirection): boolean {
+  return d.window?.packetRate === 0 && (d.previousWindow?.packetRate ?? 0) === 0;
+}
 
 function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverReport, nowMs: number, staleAfterMs: number): Figures {
   const unknown = unknownWhy(from, nowMs);
@@ -328,7 +338,7 @@ function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverR
   if (nowMs - r.atMs > staleAfterMs) return { ...NONE, note: `the receiver's last report is ${Math.round((nowMs - r.atMs) / 1000)} s old (stale)` };
   // the proxy's egress jitter as of the report; from a proxy that does not say (older), as of now
   const egressJitter = r.egressJitterMs ?? near?.jitterMs ?? null;
-  if (near?.window?.packetRate === 0) return { ...NONE, lossFraction: r.linkFractionLost ?? null, jitterMs: r.jitterMs, delayMs: r.rttMs !== null ? r.rttMs / 2 : null, note: STOPPED };
+  if (near && stopped(near)) return { ...NONE, lossFraction: r.linkFractionLost ?? null, jitterMs: r.jitterMs, delayMs: r.rttMs !== null ? r.rttMs / 2 : null, note: STOPPED };
   return {
     // the receiver's own fraction covers its report interval (seconds) and upstream loss: the proxy pairs it with its egress over the same span
     lossFraction: r.linkFractionLost ?? null,
