@@ -123,6 +123,18 @@ test("a chain of three proxies: one path, every hop in order, the loss of the mi
   for (const h of p.hops) assert.is(h.note, null, `${h.label}: every figure known`);
 });
 
+test("end to end: the worst loss and the worst jitter of the receivers, never less loss than the last proxy saw", () => {
+  const edge = (receivers: ReceiverReport[], fraction = 0.04) => ({
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ transit: 100, jitter: 1 }), dir({ transit: 101, jitter: 1.2 }))] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ transit: 103, jitter: 1.5 }), dir({ transit: 104, jitter: 1.6 }))] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(dir({ fraction, transit: 110, jitter: 2.5 }), dir({ fraction, transit: 111, jitter: 2.6 }), receivers)] }]),
+  });
+  const [p] = build(CHAIN, edge([receiver(0xbeef, { fraction: 0.01, jitter: 10 }), receiver(0xcafe, { fraction: 0.045, jitter: 3 })]));
+  assert.equal([p!.lossFraction, p!.jitterMs], [0.045, 10]);
+  const [hearsNothing] = build(CHAIN, edge([receiver(0xbeef, { fraction: 0, jitter: 1 })]));
+  assert.ok(Math.abs(hearsNothing!.lossFraction! - 0.04) < 1e-9, "a receiver reporting no loss does not hide what proxy-c saw lost");
+});
+
 test("thresholds: jitter a proxy adds is bad beyond --bad-jitter-ms; the worst is the lossiest bad hop, then the most jitter; no bad hop: worst -1", () => {
   const reports = {
     "proxy-a": report([{ name: "cam", streams: [stream(dir({ jitter: 1 }), dir({ jitter: 9 }))] }]),

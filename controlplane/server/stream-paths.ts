@@ -444,15 +444,15 @@ function summary(hops: readonly StreamHop[]): Pick<StreamPath, "lossFraction" | 
       jitterMs = null;
     }
   }
-  let worst: ReceiverReport | null = null;
+  // receivers with figures (a fresh report): the stream's true end, the worst loss and the worst
+  // jitter of any of them; never less loss than a point before them saw (a receiver that hears
+  // nothing reports no loss: RFC 3550 A.3 expects nothing then), nor than a hop that lost all of it
   for (const h of hops) {
-    // a receiver with figures (a fresh report): the stream's true end
-    if (h.kind === "last-link" && h.receiver && h.jitterMs !== null && (worst === null || h.receiver.fractionLost > worst.fractionLost)) worst = h.receiver;
+    if (h.kind !== "last-link" || !h.receiver || h.jitterMs === null) continue;
+    lossFraction = Math.max(lossFraction ?? 0, h.receiver.fractionLost);
+    jitterMs = Math.max(jitterMs ?? 0, h.receiver.jitterMs);
   }
-  if (worst) {
-    lossFraction = worst.fractionLost;
-    jitterMs = worst.jitterMs;
-  }
+  if (hops.some((h) => h.lossFraction === 1)) lossFraction = 1;
   return { lossFraction, jitterMs, bitrateBps: entry?.window?.bitrateBps ?? null, packetRate: entry?.window?.packetRate ?? null };
 }
 

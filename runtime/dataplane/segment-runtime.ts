@@ -113,6 +113,8 @@ export class SegmentRuntime {
   private legTargets: { address: string; port: number }[][] = [];
   /** Where a mistake in the config that only traffic shows is said (once per leg): a filter sending on a leg the segment lacks. */
   onNotice: ((message: string) => void) | null = null;
+  /** The segment has a redundant leg (a 2022-7 receiver): its media leg is one of two paths. */
+  private redundantPaths = false;
   /** When a refused sender was last said (noticeRefusal); monotonic ms. */
   private refusalNoticedAtMs = -Infinity;
   /** Legs (bit per leg number) already said to be missing or not sending. */
@@ -171,6 +173,7 @@ export class SegmentRuntime {
     this.ingressRtcpSends = new SendTracker(ring, failed);
     this.egressRtpSends = new SendTracker(ring, failed);
     this.egressRtcpSends = new SendTracker(ring, failed);
+    this.redundantPaths = config.legs.some((l) => l.redundant);
     this.legGates = config.legs.map((_, k) => new SourceGate(legGateConfig(config, k)));
     this.legSends = config.legs.map(() => new SendTracker(ring, failed));
     this.legTargets = config.legs.map((l) => legDestinations(config, l));
@@ -351,6 +354,7 @@ export class SegmentRuntime {
     this.setRewrites(config);
     this.setAllowances(config);
     this.config = config;
+    this.redundantPaths = config.legs.some((l) => l.redundant);
     this.setDestinationPorts(config);
     this.setPeers();
     this.gate.update(config);
@@ -516,7 +520,9 @@ export class SegmentRuntime {
       const streams = this.streams;
       if (!rtcp && streams) {
         streams.time[0] = this.kernelArrivalMs || this.wallMs(nowMs);
-        streams.ingress(buf, at, len);
+        // with a redundant leg, the media leg is one path of two, and may be the slower one
+        if (this.redundantPaths) streams.ingressCopy(buf, at, len);
+        else streams.ingress(buf, at, len);
       }
     } else {
       stats.upstreamIn++;
