@@ -76,16 +76,20 @@ test("a receiver's RTP or other bytes sent back to the egress sockets are droppe
     const versionless = Buffer.from(buildRtcpReceiverReport(0xfeed));
     versionless[0] = versionless[0]! & 0x3f;
     receiver.socket.send(versionless, rtcpPort, LO);
+    // a valid-looking first word in front of bytes its length field does not cover
+    const overlong = Buffer.from(buildRtcpReceiverReport(0xfeed));
+    overlong.writeUInt16BE(0xffff, 2);
+    receiver.socket.send(overlong, rtcpPort, LO);
     receiver.socket.send(buildRtcpReceiverReport(0xfeed), egress, LO);
     await waitFor(() => senderRtcp.received >= 1, 3000, "the receiver's RTCP at the sender's RTCP port");
-    await waitFor(async () => ((await segmentStats(proxy, "one-way")).drops.host_upstream_not_rtcp ?? 0) >= 8, 3000, "the eight refused");
+    await waitFor(async () => ((await segmentStats(proxy, "one-way")).drops.host_upstream_not_rtcp ?? 0) >= 9, 3000, "the nine refused");
     await sleep(100);
     assert.is(senderRtp.received, 0, "nothing a receiver sent reaches the sender's RTP port");
     assert.is(senderRtcp.received, 1, "only the RTCP reaches the sender's RTCP port");
     assert.is(senderRtcp.packets[0]!.bytes[1], 201);
     const seg = await segmentStats(proxy, "one-way");
-    assert.is(seg.drops.host_upstream_not_rtcp, 8);
-    assert.is(seg.upstreamIn, 9);
+    assert.is(seg.drops.host_upstream_not_rtcp, 9);
+    assert.is(seg.upstreamIn, 10);
   } finally {
     for (const s of [receiver, senderRtp, senderRtcp]) s.close();
     await proxy.close();

@@ -54,7 +54,7 @@ export interface StreamPath {
   hops: StreamHop[];
   /** Index into hops of the worst bad hop, or -1: none breaks a threshold. */
   worst: number;
-  /** End to end over the last window, where the ends are measured. */
+  /** End to end: the receivers' worst reports, else at the last point measured (controlplane/server/stream-paths.ts, summary). */
   lossFraction: number | null;
   jitterMs: number | null;
   bitrateBps: number | null;

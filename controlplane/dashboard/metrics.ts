@@ -61,7 +61,7 @@ export function renderMetrics(paths: readonly StreamPath[], limit: number, feed:
       return v === null ? [] : [[{ stream: p.name }, v * scale] as Row];
     });
   out.family("msm_path_loss_ratio", "gauge", "End-to-end loss of the stream, 0 to 1: the worst receiver's report, else the last proxy's window.", perPath((p) => p.lossFraction));
-  out.family("msm_path_jitter_seconds", "gauge", "Jitter at the stream's last measured point.", perPath((p) => p.jitterMs, 1e-3));
+  out.family("msm_path_jitter_seconds", "gauge", "End-to-end jitter of the stream: the worst receiver's report, else at the last proxy.", perPath((p) => p.jitterMs, 1e-3));
   out.family("msm_path_bad_hops", "gauge", "Hops of the stream that break a threshold.", perPath((p) => p.hops.filter((h) => h.bad).length));
   out.family("msm_path_unknown_hops", "gauge", "Hops of the stream without figures (a proxy gone quiet, reports apart): not known to be fine.", perPath(unknownHops));
   const bad = sorted.filter((p) => p.worst >= 0).length;

@@ -43,7 +43,8 @@ function looksLikeRtcp(buf: Uint8Array, at: number, length: number): boolean {
  * receiver sends is refused before the chain: it would reach the sender as the proxy's.
  */
 function isReceiverRtcp(buf: Uint8Array, at: number, length: number): boolean {
-  return length >= 8 && buf[at]! >> 6 === 2 && looksLikeRtcp(buf, at, length);
+  // the first packet's length field (32-bit words less one) fits the datagram
+  return length >= 8 && buf[at]! >> 6 === 2 && looksLikeRtcp(buf, at, length) && (((buf[at + 2]! << 8) | buf[at + 3]!) + 1) * 4 <= length;
 }
 
 /**
