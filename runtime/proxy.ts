@@ -410,6 +410,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const index = workers.indexOf(w);
       if (!w.alive || this.workers[index] !== w) continue; // gone again: its own restart reports
       this.downSince[index] = 0;
+      void this.checkpointNow(w);
       this.emit("event", { type: "worker-restarted", worker: index, segments: this.segmentsOf(resolved, index).length, carried: restore.checkpoints.length });
     }
     // forget the history of segments that are gone
@@ -503,6 +504,23 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
+  /**
+   * A replacement's state, checkpointed as soon as it runs: a filter may move on from the state it
+   * restored (srtp skips the SRTCP indexes the failed worker may have used), and a second failure
+   * before the next periodic checkpoint must restore from there, not from the same blob again.
+   */
+  private async checkpointNow(w: WorkerHandle): Promise<void> {
+    if (!w.alive || this.refreshing.has(w)) return;
+    this.refreshing.add(w);
+    try {
+      for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
+    } catch {
+      // gone again: its own restart takes over
+    } finally {
+      this.refreshing.delete(w);
+    }
+  }
+
   /** Workers asked by refresh() that have not answered yet. */
   private readonly refreshing = new Set<WorkerHandle>();
 
@@ -603,6 +621,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       for (const e of late) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
       if (!replacement.alive || this.workers[index] !== replacement) return; // gone again: its own restart reports
       this.downSince[index] = 0;
+      void this.checkpointNow(replacement);
       this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length });
     });
   }

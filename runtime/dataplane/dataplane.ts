@@ -554,7 +554,7 @@ export class DataPlane {
         continue;
       }
       if (result.ok) {
-        st.checkpoint = blob;
+        st.checkpoint = swapped ? blob : this.exportAfterRestore(st, to) ?? blob;
         carried.push(st.filterName);
         if (before) moved.add(before);
       } else {
@@ -582,6 +582,15 @@ export class DataPlane {
     } catch (err) {
       this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
       return EXPORT_FAILED;
+    }
+  }
+
+  /** The state a stage holds right after importing a checkpoint (a filter may have moved on from it), or undefined. */
+  private exportAfterRestore(st: ChainStage, instance: FilterInstance): Uint8Array | undefined {
+    try {
+      return this.watched(st.slot, () => instance.exportState(st.ctx));
+    } catch {
+      return undefined; // a failure: the failed hook handled it
     }
   }
 
