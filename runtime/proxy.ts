@@ -177,7 +177,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return this.config;
   }
 
-  /** Applies a new config: every worker prepares, then all commit; or none does. */
   /** A config its owner refused before it reached apply() (a file that does not parse, a snapshot that cannot be planned): counted with the refused ones. */
   noteRefusedConfig(): void {
     this.configApplies.refused++;
@@ -188,6 +187,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return this.configApplies.refused;
   }
 
+  /** Applies a new config: every worker prepares, then all commit; or none does. */
   apply(config: ProxyConfig): Promise<void> {
     return this.serially(async () => {
       try {
@@ -503,7 +503,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return [];
   }
 
-  /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
   /**
    * A replacement's state, checkpointed as soon as it runs: a filter may move on from the state it
    * restored (srtp skips the SRTCP indexes the failed worker may have used), and a second failure
@@ -524,6 +523,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** Workers asked by refresh() that have not answered yet. */
   private readonly refreshing = new Set<WorkerHandle>();
 
+  /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
   private async refresh(): Promise<void> {
     const every = this.config.stateCheckpointMs;
     const now = Date.now();

@@ -22,7 +22,7 @@ import { ModuleCache } from "./module-cache.js";
 import { ReportLimiter } from "../api/report-limiter.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
 import type { AgentEvents, AgentOptions, NotRunning } from "./types.js";
-import { heldBackText } from "../api/held-back.js";
+import { heldBackOf, heldBackText, notRunningText } from "../api/held-back.js";
 
 /**
  * Stats go out at a node's own phase, 100-499 ms past each multiple of statsIntervalMs by the wall
@@ -647,15 +647,18 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     if (outcome.kind === "refused") {
       if (version === this.runningVersion && this.notRunning) {
-        // a retry of the running version's missing segments failed again: it still runs without them
-        this.notRunning = { segments: this.notRunning.segments, error: outcome.error, ...(outcome.retry ? {} : { final: true }) };
+        // a retry of the running version's missing segments failed again: it still runs without them,
+        // those whose change it refused on their previous version still (the ACK keeps saying so)
+        const segments = this.notRunning.segments;
+        const kept = heldBackOf(this.notRunning.error).filter((name) => segments.includes(name));
+        this.notRunning = { segments, error: `${outcome.error}${heldBackText(kept)}`, ...(outcome.retry ? {} : { final: true }) };
         this.ack(version);
         const retryInMs = outcome.retry ? this.scheduleRetry(snapshot) : undefined;
         const repeats = this.refusalReports.admit("not-running", outcome.error);
         if (repeats !== undefined) {
           const more = repeats > 0 ? `; ${repeats} more tries failed alike since the last report` : "";
           const next = retryInMs === undefined ? "not tried again" : `next try in ${retryInMs} ms`;
-          this.emit("warning", { message: `snapshot ${version}: segments ${this.notRunning.segments.join(", ")} still not running (${next}${more}): ${outcome.error}` });
+          this.emit("warning", { message: `snapshot ${version}: ${notRunningText(segments, this.notRunning.error)} still (${next}${more}): ${outcome.error}` });
         }
         return;
       }

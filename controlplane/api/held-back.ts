@@ -18,7 +18,7 @@ export function notRunningReasons(error: string): string {
   return error.replace(/^snapshot \d+ applied, except [^:]*: /, "");
 }
 
-/** What a proxy runs besides the version it acked, in words: `cam-2 NOT running; cam-1's change refused (it runs its previous version)`. */
+/** What a proxy runs besides the version it acked, in words: `cam-2 NOT running; the change of cam-1 refused (it runs its previous version)`. */
 export function notRunningText(notRunning: readonly string[], error: string): string {
   const { down, held } = notRunningParts(notRunning, error);
   return [

@@ -319,7 +319,6 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
   return delta(n, f, acrossLink, (2 ** 32 * 1000) / clockRate);
 }
 
-/** The last link, to one receiver, from what it reports in RTCP. */
 /** The note of a hop whose stream sent nothing over its last two windows. */
 const STOPPED = "no packets over the last two windows (the stream stopped?): jitter added not judged";
 
@@ -332,6 +331,7 @@ function stopped(d: StreamDirection): boolean {
   return d.window?.packetRate === 0 && (d.previousWindow?.packetRate ?? 0) === 0;
 }
 
+/** The last link, to one receiver, from what it reports in RTCP. */
 function receiverFigures(from: Place, near: StreamDirection | null, r: ReceiverReport, nowMs: number, staleAfterMs: number): Figures {
   const unknown = unknownWhy(from, nowMs);
   if (unknown) return { ...NONE, note: unknown };

@@ -781,7 +781,6 @@ export class SegmentRuntime {
   }
 
   /** Says once why packets a filter sends on leg `leg` go nowhere: the filter's config names a leg the segment's does not give it. */
-
   private noticeLeg(leg: number, upstream: boolean): void {
     this.legsNoticed |= 1 << leg;
     const legs = this.config.legs;

@@ -9,6 +9,8 @@
 
 const NAME_AT = 16;
 const NAME_BYTES = 80;
+const encoder = new TextEncoder();
+
 export const BEACON_BYTES = NAME_AT + NAME_BYTES;
 
 /** The slot id while a filter instance starts (_initialize, msm_configure_root; slots count from 1): no instance list names it. */
@@ -48,7 +50,7 @@ export class WatchdogBeacon {
 
   /** enter() for a change's call: the filter's name goes too (cut to 80 bytes). */
   enterNamed(slotId: number, filter: string): void {
-    const { written } = new TextEncoder().encodeInto(filter, this.name);
+    const { written } = encoder.encodeInto(filter, this.name);
     this.since[0] = Date.now();
     this.slot[1] = written;
     Atomics.store(this.slot, 0, slotId);
