@@ -522,19 +522,25 @@ export class Proxy extends EventEmitter<ProxyEvents> {
 
   /** Workers asked by refresh() that have not answered yet. */
   private readonly refreshing = new Set<WorkerHandle>();
+  /** Workers whose periodic checkpoint is due (taken at their next refresh). */
+  private readonly checkpointDue = new Set<WorkerHandle>();
 
   /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
   private async refresh(): Promise<void> {
     const every = this.config.stateCheckpointMs;
     const now = Date.now();
-    const checkpoint = every > 0 && now - this.lastCheckpointAt >= every;
-    if (checkpoint) this.lastCheckpointAt = now;
+    if (every > 0 && now - this.lastCheckpointAt >= every) {
+      this.lastCheckpointAt = now;
+      for (const w of this.workers) this.checkpointDue.add(w);
+    }
+    for (const w of this.checkpointDue) if (!this.workers.includes(w)) this.checkpointDue.delete(w); // replaced meanwhile
     await Promise.all(this.workers.map(async (w, i) => {
       // a worker that has not answered the last one yet (busy, or stuck until the watchdog acts) is not asked again: requests would pile up
       if (!w.alive || this.refreshing.has(w)) return;
       this.refreshing.add(w);
       try {
-        if (checkpoint) {
+        // a checkpoint due while the worker was busy is taken at its next free second, not a whole period later
+        if (this.checkpointDue.delete(w)) {
           for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
         } else {
           await w.stats(false); // counters to carry across a restart: per-stream stats are not carried

@@ -133,7 +133,8 @@ export class EtcdStore implements Store {
       try {
         parsed = JSON.parse(reply);
       } catch {
-        throw new StoreError(`etcd ${endpoint}${path}: HTTP ${res.status}, not JSON: ${reply.slice(0, 200)}`);
+        // not quoted: a range reply holds segments' values, their keys among them
+        throw new StoreError(`etcd ${endpoint}${path}: HTTP ${res.status}, not JSON (${reply.length} bytes)`);
       }
       if (!res.ok) {
         const message = (parsed as { message?: string; error?: string }).message ?? (parsed as { error?: string }).error ?? reply.slice(0, 200);
