@@ -508,21 +508,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * restored (srtp skips the SRTCP indexes the failed worker may have used), and a second failure
    * before the next periodic checkpoint must restore from there, not from the same blob again.
    */
-  private async checkpointNow(w: WorkerHandle): Promise<void> {
-    if (!w.alive || this.refreshing.has(w)) return;
-    this.refreshing.add(w);
-    try {
-      for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
-    } catch {
-      // gone again: its own restart takes over
-    } finally {
-      this.refreshing.delete(w);
-    }
+  private checkpointNow(w: WorkerHandle): void {
+    this.checkpointDue.add(w);
+    this.refreshWorker(w).catch(() => {}); // gone again: its own restart takes over
   }
 
-  /** Workers asked by refresh() that have not answered yet. */
+  /** Workers asked by refreshWorker() that have not answered yet. */
   private readonly refreshing = new Set<WorkerHandle>();
-  /** Workers whose periodic checkpoint is due (taken at their next refresh). */
+  /** Workers whose checkpoint is due (taken at their next refresh). */
   private readonly checkpointDue = new Set<WorkerHandle>();
 
   /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
@@ -534,22 +527,28 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       for (const w of this.workers) this.checkpointDue.add(w);
     }
     for (const w of this.checkpointDue) if (!this.workers.includes(w)) this.checkpointDue.delete(w); // replaced meanwhile
-    await Promise.all(this.workers.map(async (w, i) => {
-      // a worker that has not answered the last one yet (busy, or stuck until the watchdog acts) is not asked again: requests would pile up
-      if (!w.alive || this.refreshing.has(w)) return;
-      this.refreshing.add(w);
-      try {
-        // a checkpoint due while the worker was busy is taken at its next free second, not a whole period later
-        if (this.checkpointDue.delete(w)) {
-          for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
-        } else {
-          await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
-        }
-      } finally {
-        this.refreshing.delete(w);
+    await Promise.all(this.workers.map((w) => this.refreshWorker(w)));
+  }
+
+  /**
+   * One worker's counters, or its state when a checkpoint is due (one due while it was busy is taken
+   * at its next free second, not a whole period later). A worker that has not answered the last
+   * request (busy, or stuck until the watchdog acts) is not asked again: requests would pile up.
+   */
+  private async refreshWorker(w: WorkerHandle): Promise<void> {
+    if (!w.alive || this.refreshing.has(w)) return;
+    this.refreshing.add(w);
+    try {
+      if (this.checkpointDue.delete(w)) {
+        for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
+      } else {
+        await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
       }
-      if (w.alive && this.workers[i] === w) this.answeredAt[i] = Date.now();
-    }));
+    } finally {
+      this.refreshing.delete(w);
+    }
+    const i = this.workers.indexOf(w);
+    if (w.alive && i >= 0) this.answeredAt[i] = Date.now();
   }
 
   private checkWatchdog(): void {
