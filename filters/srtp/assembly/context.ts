@@ -4,7 +4,7 @@
 import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
 import { SegmentContext } from "../../../sdk/assembly/context-factory";
 import { SCRATCH_SIZE, StateOrigin, Status, StateReader, StateWriter, setError, stateOrigin } from "../../../sdk/assembly";
-import { ReplayState, WORDS } from "./replay";
+import { ReplayState, WORDS, resumeFromCheckpoint } from "./replay";
 import { Session } from "./session";
 
 /** 2: the windows are cut to the words the context's replayWindow uses (1: all MAX_WINDOW bits, still read). */
@@ -47,6 +47,11 @@ export class SourceTable {
   readonly scratch: ReplayState = new ReplayState();
   /** The sources tracked (the segment's maxSources): the first `capacity` states. */
   capacity: i32;
+  /**
+   * Set by a restore from a checkpoint: a source new from then on may still be one the failed stage
+   * used after the checkpoint, so it starts resumed (see ReplayState.rtpResumed).
+   */
+  resumeNew: bool = false;
 
   constructor(size: i32) {
     this.states = new StaticArray<ReplayState>(size);
@@ -67,11 +72,32 @@ export class SourceTable {
     for (let i = 0; i < this.capacity; i++) {
       const s = unchecked(this.states[i]);
       if (!s.used) {
-        s.reset(ssrc);
+        this.blank(s, ssrc);
         return s;
       }
     }
     return null;
+  }
+
+  /** The scratch state, blank, for a packet of a source not tracked. */
+  fresh(ssrc: u32): ReplayState {
+    this.blank(this.scratch, ssrc);
+    return this.scratch;
+  }
+
+  private blank(s: ReplayState, ssrc: u32): void {
+    s.reset(ssrc);
+    s.rtpResumed = this.resumeNew;
+    s.rtcpResumed = this.resumeNew;
+  }
+
+  /** After a restore from a checkpoint: no source, tracked or new, goes back behind where it goes on. */
+  resumeFromCheckpoint(): void {
+    for (let i = 0; i < this.capacity; i++) {
+      const s = unchecked(this.states[i]);
+      if (s.used) resumeFromCheckpoint(s);
+    }
+    this.resumeNew = true;
   }
 
   /** Copies `from` (the scratch state of a packet that just authenticated) into a free slot; null when full. */
@@ -86,6 +112,8 @@ export class SourceTable {
     s.rtcpHighest = from.rtcpHighest;
     s.rtcpSeen = from.rtcpSeen;
     s.rtcpNextIndex = from.rtcpNextIndex;
+    s.rtpResumed = from.rtpResumed;
+    s.rtcpResumed = from.rtcpResumed;
     memory.copy(changetype<usize>(s.bits), changetype<usize>(from.bits), <usize>s.bits.length << 3);
     memory.copy(changetype<usize>(s.rtcpBits), changetype<usize>(from.rtcpBits), <usize>s.rtcpBits.length << 3);
     return s;
@@ -93,6 +121,7 @@ export class SourceTable {
 
   clear(): void {
     for (let i = 0; i < this.states.length; i++) unchecked(this.states[i]).used = false;
+    this.resumeNew = false;
   }
 
   count(): i32 {
@@ -160,9 +189,13 @@ export class SrtpContext extends SegmentContext {
       return Status.BadState;
     }
     if (stateOrigin() == StateOrigin.Checkpoint) {
-      // A checkpoint is up to stateCheckpointMs older than the failure: the SRTCP packets the old
-      // stage protected since then used indexes the blob does not know. Protect skips past them.
+      // A checkpoint is up to stateCheckpointMs older than the failure: the packets the old stage
+      // handled since then used indexes the blob does not know. Protect skips past the SRTCP
+      // indexes it counts itself; for the indexes taken from packets, each source goes on only
+      // ahead of its first packet from now on (neither encrypted nor accepted a second time).
       skipRtcpIndexes(this.direction == PROTECT ? this.forwardSources : this.reverseSources);
+      this.forwardSources.resumeFromCheckpoint();
+      this.reverseSources.resumeFromCheckpoint();
     }
     return Status.Ok;
   }
@@ -207,7 +240,8 @@ function skipRtcpIndexes(t: SourceTable): void {
 }
 
 // State blob: u32 version, u16 words (per window), then per table: u32 count, then per source:
-// ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started, rtcpSeen), highest (u64), rtcpHighest
+// ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started, rtcpSeen, rtpResumed, rtcpResumed; a
+// build before the last two ignores them), highest (u64), rtcpHighest
 // (u64), rtcpNextIndex, the SRTP window and the SRTCP window (`words` u64 each: the replayWindow's;
 // bits past it are never read). A sender's send window is `highest` and the SRTP window (the same
 // fields as a receiver's replay list), so a blob of a build without it imports as a sender that has
@@ -220,7 +254,7 @@ function writeTable(t: SourceTable, out: StateWriter, words: i32): void {
     out.u32(s.ssrc);
     out.u32(s.roc);
     out.u16(s.highestSeq);
-    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0)));
+    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0) | (s.rtpResumed ? 8 : 0) | (s.rtcpResumed ? 16 : 0)));
     out.u64(s.highest);
     out.u64(s.rtcpHighest);
     out.u32(s.rtcpNextIndex);
@@ -245,6 +279,8 @@ function readTable(t: SourceTable, blob: StateReader, words: i32): bool {
     s.rtpSeen = (flags & 1) != 0;
     s.started = (flags & 2) != 0;
     s.rtcpSeen = (flags & 4) != 0;
+    s.rtpResumed = (flags & 8) != 0;
+    s.rtcpResumed = (flags & 16) != 0;
     s.highest = blob.u64();
     s.rtcpHighest = blob.u64();
     s.rtcpNextIndex = blob.u32();

@@ -214,8 +214,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
         }
       }
     } else {
-      const s = known !== null ? known : table.scratch;
-      if (known === null) s.reset(ssrc);
+      const s = known !== null ? known : table.fresh(ssrc);
       reason = rtcp
         ? unprotectRtcp(session, s, known !== null, ptr, len, c.replayWindow)
         : unprotectRtp(session, s, known !== null, ptr, len, c.replayWindow);

@@ -31,6 +31,13 @@ export class ReplayState {
   rtcpNextIndex: u32 = 0;
   /** Sender side: has this source sent yet (so that the first SEQ sets s_l). */
   started: bool = false;
+  /**
+   * Restored from a checkpoint (or new after such a restore), SRTP and SRTCP: the failed stage may
+   * have used indexes after the checkpoint that nothing here records, so the first index accepted
+   * from now on also marks every index below it as used. Only newer ones pass after that.
+   */
+  rtpResumed: bool = false;
+  rtcpResumed: bool = false;
 
   reset(ssrc: u32): void {
     this.ssrc = ssrc;
@@ -43,6 +50,8 @@ export class ReplayState {
     this.rtcpSeen = false;
     this.rtcpNextIndex = 0;
     this.started = false;
+    this.rtpResumed = false;
+    this.rtcpResumed = false;
     for (let i = 0; i < WORDS; i++) {
       unchecked((this.bits[i] = 0));
       unchecked((this.rtcpBits[i] = 0));
@@ -131,6 +140,35 @@ export function acceptIndex(s: ReplayState, index: u64): void {
   }
   s.highest = markSeen(s.bits, s.highest, s.rtpSeen, index);
   s.rtpSeen = true;
+  if (s.rtpResumed) {
+    markAllSeen(s.bits);
+    s.rtpResumed = false;
+  }
+}
+
+/** After an SRTCP packet authenticated: marks its index in the SRTCP replay list. */
+export function acceptRtcpIndex(s: ReplayState, index: u64): void {
+  s.rtcpHighest = markSeen(s.rtcpBits, s.rtcpHighest, s.rtcpSeen, index);
+  s.rtcpSeen = true;
+  if (s.rtcpResumed) {
+    markAllSeen(s.rtcpBits);
+    s.rtcpResumed = false;
+  }
+}
+
+/**
+ * After a restore from a checkpoint: every index in the window counts as used, and the first index
+ * taken from now on (ahead of the highest, the only kind that passes) marks all below it too.
+ */
+export function resumeFromCheckpoint(s: ReplayState): void {
+  markAllSeen(s.bits);
+  markAllSeen(s.rtcpBits);
+  s.rtpResumed = true;
+  s.rtcpResumed = true;
+}
+
+function markAllSeen(bits: StaticArray<u64>): void {
+  for (let i = 0; i < WORDS; i++) unchecked((bits[i] = ~(<u64>0)));
 }
 
 /**

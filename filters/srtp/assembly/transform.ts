@@ -8,7 +8,7 @@ import {
 import {
   GCM_TAG_SIZE, aesCmXor, ctEqual, gcmDecrypt, gcmEncrypt, gcmSrtcpIv, gcmSrtpIv, hmacSha1, srtpCmIv,
 } from "./crypto/index";
-import { ReplayState, acceptIndex, estimateIndex, isFresh, markSeen, senderIndex } from "./replay";
+import { ReplayState, acceptIndex, acceptRtcpIndex, estimateIndex, isFresh, senderIndex } from "./replay";
 import { Session } from "./session";
 import { Suite } from "./suites";
 
@@ -196,7 +196,6 @@ export function unprotectRtcp(sess: Session, s: ReplayState, known: bool, ptr: u
     }
     resultLength = trailer;
   }
-  s.rtcpHighest = markSeen(s.rtcpBits, s.rtcpHighest, s.rtcpSeen, <u64>index);
-  s.rtcpSeen = true;
+  acceptRtcpIndex(s, <u64>index);
   return 0;
 }

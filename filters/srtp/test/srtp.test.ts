@@ -455,6 +455,63 @@ test("SRTCP indexes are never used twice: refused once all 2^31 are used, skippe
   assert.is(indexOf(sendRr(swapped, tx2).bytes), 5, "after a hot swap: the very next one");
 });
 
+test("after a restore from a checkpoint no index is encrypted or accepted twice: each source goes on only ahead of its first packet", async () => {
+  const master = masterFor(CM80, 8);
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const rtp = (ssrc: number, seq: number, payloadByte = 0) => buildRtp({ seq, ssrc, payloadSize: 16, payloadByte });
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext(config);
+  for (let seq = 1; seq <= 5; seq++) tx.run({ ctx: a, bytes: rtp(1, seq) });
+  for (const seq of [10, 12]) tx.run({ ctx: a, bytes: rtp(2, seq) });
+  const checkpoint = tx.exportState(a)!;
+  // protected after the checkpoint, before the stage fails: none of it is in the checkpoint
+  for (const [ssrc, seq] of [[1, 6], [1, 7], [2, 11], [3, 100], [3, 101]] as const) assert.is(tx.run({ ctx: a, bytes: rtp(ssrc, seq, 0xaa) }).verdict, "pass");
+  const tx2 = await FilterHarness.load(WASM);
+  const r = tx2.createContext(config);
+  assert.equal(tx2.importState(r, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const reason = (ssrc: number, seq: number) => tx2.run({ ctx: r, bytes: rtp(ssrc, seq, 0xbb) }).reasonName;
+  assert.is(reason(2, 11), "srtp_replay", "a late packet the checkpoint's window had not marked yet");
+  assert.is(reason(1, 8), "", "ahead of the checkpoint: goes on");
+  assert.is(reason(1, 6), "srtp_replay", "seq 6 went out under this index after the checkpoint: the same keystream again");
+  assert.is(reason(1, 7), "srtp_replay", "below the first packet after the restore");
+  assert.is(reason(3, 102), "", "a source the checkpoint does not know starts where its first packet is");
+  assert.is(reason(3, 101), "srtp_replay");
+  // a hot swap before source 2's first packet since the restore keeps it resumed
+  const tx3 = await FilterHarness.load(WASM);
+  const s = tx3.createContext(config);
+  assert.equal(tx3.importState(s, tx2.exportState(r)!, StateOrigin.Swap), { ok: true, reason: "" });
+  assert.is(tx3.run({ ctx: s, bytes: rtp(2, 14) }).verdict, "pass");
+  assert.is(tx3.run({ ctx: s, bytes: rtp(2, 13) }).reasonName, "srtp_replay", "13 may have gone out before the failure");
+  // a hot swap's state is current: a late packet not yet protected still is
+  const tx4 = await FilterHarness.load(WASM);
+  const w = tx4.createContext(config);
+  assert.equal(tx4.importState(w, tx3.exportState(s)!, StateOrigin.Swap), { ok: true, reason: "" });
+  assert.is(tx4.run({ ctx: w, bytes: rtp(2, 16) }).verdict, "pass");
+  assert.is(tx4.run({ ctx: w, bytes: rtp(2, 15) }).verdict, "pass", "after a swap, reordering within the window is fine");
+
+  // unprotect: SRTP and SRTCP accepted after the checkpoint are not accepted again after the restore
+  const sender = tx.createContext({ ...config, key: inline(masterFor(CM80, 9)) });
+  const srtp = Array.from({ length: 9 }, (_, k) => tx.run({ ctx: sender, bytes: rtp(5, k + 1) }).bytes);
+  const srtcp = Array.from({ length: 4 }, () => tx.run({ ctx: sender, bytes: rtcpRr(5), flags: PacketFlag.Rtcp }).bytes);
+  const rx = await FilterHarness.load(WASM);
+  const unprotect = { ...config, direction: "unprotect", key: inline(masterFor(CM80, 9)) };
+  const b = rx.createContext(unprotect);
+  for (const p of srtp.slice(0, 5)) assert.is(rx.run({ ctx: b, bytes: p }).verdict, "pass");
+  for (const p of srtcp.slice(0, 2)) assert.is(rx.run({ ctx: b, bytes: p, flags: PacketFlag.Rtcp }).verdict, "pass");
+  const rxCheckpoint = rx.exportState(b)!;
+  for (const p of srtp.slice(5, 7)) assert.is(rx.run({ ctx: b, bytes: p }).verdict, "pass");
+  assert.is(rx.run({ ctx: b, bytes: srtcp[2]!, flags: PacketFlag.Rtcp }).verdict, "pass");
+  const rx2 = await FilterHarness.load(WASM);
+  const b2 = rx2.createContext(unprotect);
+  assert.equal(rx2.importState(b2, rxCheckpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(rx2.run({ ctx: b2, bytes: srtp[7]! }).verdict, "pass");
+  assert.is(rx2.run({ ctx: b2, bytes: srtp[5]! }).reasonName, "srtp_replay", "a replay of a packet accepted after the checkpoint");
+  assert.is(rx2.run({ ctx: b2, bytes: srtp[6]! }).reasonName, "srtp_replay");
+  assert.is(rx2.run({ ctx: b2, bytes: srtp[8]! }).verdict, "pass");
+  assert.is(rx2.run({ ctx: b2, bytes: srtcp[3]!, flags: PacketFlag.Rtcp }).verdict, "pass");
+  assert.is(rx2.run({ ctx: b2, bytes: srtcp[2]!, flags: PacketFlag.Rtcp }).reasonName, "srtp_replay", "SRTCP too");
+});
+
 test("reverseKey: upstream RTCP feedback is protected with it, downstream unprotected with key", async () => {
   const down = masterFor(CM80, 3);
   const up = masterFor(CM80, 4);
