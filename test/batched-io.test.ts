@@ -364,16 +364,19 @@ function runProxyCli(config: object, env: Record<string, string>, shellPrefix = 
     stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env },
   });
   let stderr = "";
+  let stopped = false;
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
-      if (/proxy running/.test(stderr)) child.kill("SIGTERM");
+      if (!stopped && /proxy running/.test(stderr)) stopped = child.kill("SIGTERM");
     });
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
       rmSync(dir, { recursive: true, force: true });
-      resolve({ code: signal ? null : code, stderr });
+      // null: it ran until stopped here, dying of the signal or, had its handler been set by then, stopping cleanly
+      const ranUntilStopped = stopped && (signal === "SIGTERM" || code === 0);
+      resolve({ code: ranUntilStopped ? null : signal ? -1 : code, stderr });
     });
   });
 }
