@@ -7,7 +7,7 @@
 import { MAX_PACKET } from "../../../sdk/assembly";
 
 /** Most slots a store may have (2 KiB each). */
-export const MAX_STORE_PACKETS: i32 = 2048;
+export const MAX_STORE_PACKETS: i32 = 4096;
 export const QUEUE_SIZE: i32 = 12;
 /** No slot. */
 export const NONE: i32 = -1;

@@ -16,10 +16,10 @@
 // it is held, one per source, and goes out ahead of the packet that confirms the restart; the
 // next packet of the old numbering shows it was a stray, and then it is dropped, as is one that
 // waits holdTimeoutMs, counted as `drops_bad_sequence`.
-import { DropReason, Output, Packet, Status, timerSet } from "../../../sdk/assembly";
+import { DropReason, LogLevel, Output, Packet, Status, log, timerSet } from "../../../sdk/assembly";
 import { ValidateContext } from "./context";
 import { NONE, heldPackets, queueCount } from "./hold-store";
-import { countDrops, countHeld, countPassed, countReleased, countReordered } from "./metrics";
+import { countDrops, countHeld, countPassed, countReleased, countReordered, countStoreFull } from "./metrics";
 import { heldQueue, heldReason, setJumpHeld } from "./sources";
 
 export const TIMER_EXPIRE = 0;
@@ -41,11 +41,28 @@ export function canHold(c: ValidateContext, r: usize): bool {
 /** Holds probation (or jump) packet `p` of source record `r`. False when it may not: drop it then. */
 export function hold(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
   const s = c.settings;
-  if (!canHold(c, r) || !heldPackets.push(heldQueue(r), p.ptr, p.length, nowUs)) return false;
+  if (queueCount(heldQueue(r)) >= s.holdPackets) return false;
+  if (!heldPackets.push(heldQueue(r), p.ptr, p.length, nowUs)) {
+    if (heldPackets.full && heldPackets.capacity > 0) storeFull(nowUs);
+    return false;
+  }
   c.held++;
   countHeld();
   if (!c.expiryArmed) c.expiryArmed = timerSet(c.id, TIMER_EXPIRE, s.holdTimeoutMs * 1000) == Status.Ok;
   return true;
+}
+
+/** When the filter last said that its store was full (now_us), or 0. */
+let storeFullSaidUs: i64 = 0;
+/** A fleet's start fills the store for a moment: said once in this long, counted always. */
+const STORE_FULL_SAY_EVERY_US: i64 = 10_000_000;
+
+/** A probation packet found the store full: it is dropped, as without holding; the operator should hear why. */
+function storeFull(nowUs: i64): void {
+  countStoreFull();
+  if (storeFullSaidUs != 0 && nowUs - storeFullSaidUs < STORE_FULL_SAY_EVERY_US) return;
+  storeFullSaidUs = nowUs;
+  log(LogLevel.Warn, "hold store full (holdStorePackets " + heldPackets.capacity.toString() + ", shared by every segment of this worker): new sources' first packets are dropped as probation until it empties; raise holdStorePackets in the filter's root config (counted in hold_store_full)");
 }
 
 /** Drops the jump source record `r` holds (it was no restart), counted as a bad sequence. */

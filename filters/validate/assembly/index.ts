@@ -31,7 +31,7 @@ class ValidateFilter extends ContextFactory<ValidateContext, Settings> {
   configureRoot(cfg: Config): Status {
     defineMetrics();
     this.defaults.apply(cfg, true);
-    const storePackets = <i32>cfg.getInt("holdStorePackets", 256, 0, MAX_STORE_PACKETS);
+    const storePackets = <i32>cfg.getInt("holdStorePackets", 1024, 0, MAX_STORE_PACKETS);
     const status = cfg.finish();
     if (status == Status.Ok) heldPackets.allocate(storePackets);
     return status;

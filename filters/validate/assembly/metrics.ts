@@ -1,4 +1,4 @@
-// The filter's metrics: packets_passed, packets_held, packets_released, packets_reordered,
+// The filter's metrics: packets_passed, packets_held, packets_released, packets_reordered, hold_store_full,
 // drops_<reason> for every reason it can give, and the gauges sources and held. Counts are
 // gathered per run of same-context packets in a batch (or per timer call) and flushed in one
 // host call per metric, not one per packet.
@@ -12,8 +12,9 @@ const PASSED = 0;
 const HELD = 1;
 const RELEASED = 2;
 const REORDERED = 3;
-const COUNTERS = 4;
-const COUNTER_NAMES: string[] = ["packets_passed", "packets_held", "packets_released", "packets_reordered"];
+const STORE_FULL = 4;
+const COUNTERS = 5;
+const COUNTER_NAMES: string[] = ["packets_passed", "packets_held", "packets_released", "packets_reordered", "hold_store_full"];
 const counterMetric = new StaticArray<i32>(COUNTERS);
 const pendingCounts = new StaticArray<i32>(COUNTERS);
 let pendingCountTotal: i32 = 0;
@@ -73,6 +74,11 @@ function define(reason: i32, name: string): void {
 /** Packets passed in place ahead of released ones still waiting, because the store was full. */
 @inline export function countReordered(): void {
   count(REORDERED, 1);
+}
+
+/** Probation packets dropped because the hold store was full (also in drops_probation). */
+@inline export function countStoreFull(): void {
+  count(STORE_FULL, 1);
 }
 
 @inline export function countDrop(reason: u32): void {

@@ -282,6 +282,36 @@ test("a flood of new SSRCs stays within the store and never grows memory; every 
   assert.is(sum("drops_too_many_sources"), verdictOther);
 });
 
+test("a fleet starting at once: the default store holds 1,024 new sources' first packets; past a full store they are dropped as probation, counted in hold_store_full and said once in 10 s", async () => {
+  const h = await load();
+  const cameras = Array.from({ length: 1024 }, () => h.createContext({ holdTimeoutMs: 60_000 }));
+  // batches of 64, as the host gives them
+  const inBatches = (seq: number): BatchResult[] => Array.from({ length: 16 }, (_, b) => h.runBatch(cameras.slice(b * 64, b * 64 + 64).map((ctx, k) => ({ ctx, bytes: rtp(seq, b * 64 + k + 1) }))));
+  const first = inBatches(0).flatMap((r) => r.packets);
+  assert.ok(first.every((p) => p.verdict === "hold"), "the default store takes 1,024 (it took 256: camera 257 on lost its first packet)");
+  const late = h.createContext({});
+  const past = h.runBatch([1, 2, 3].map((k) => ({ ctx: late, bytes: rtp(0, 5000 + k) })));
+  assert.equal(verdicts(past), ["probation", "probation", "probation"]);
+  assert.is(metric(h, "hold_store_full", late), 3);
+  assert.is(metric(h, "drops_probation", late), 3);
+  const said = (): number => h.logs.filter((l) => /hold store full \(holdStorePackets 1024, shared by every segment of this worker\)/.test(l.message)).length;
+  assert.is(said(), 1, "said once, not per packet");
+  h.advanceTime(11_000_000);
+  h.runBatch([{ ctx: late, bytes: rtp(0, 6000) }]);
+  assert.is(said(), 2, "said again 10 s on, the store still full");
+  // the sources validate: their held packets go out, and the store has room again
+  const second = inBatches(1);
+  const sent = second.reduce((n, r) => n + r.outputs.length + r.packets.filter((p) => p.verdict === "pass").length, 0) + h.advanceTime(10_000).length;
+  assert.is(sent, 2048, "every camera's two packets went out");
+  assert.equal(verdicts(h.runBatch([{ ctx: late, bytes: rtp(0, 7000) }])), ["hold"]);
+  const none = await load({ rootConfig: { holdStorePackets: 0 } });
+  const c = none.createContext({});
+  assert.equal(verdicts(batch(none, c, [0])), ["probation"]);
+  assert.is(metric(none, "hold_store_full", c), 0, "no store by config is not a full one");
+  assert.is(none.logs.length, 0);
+  assert.ok(await load({ rootConfig: { holdStorePackets: 4096 } }), "the largest store fits the default memory cap");
+});
+
 test("a full output area: what does not fit goes out from a timer, in order, before later packets", async () => {
   const h = await load();
   const ctx = h.createContext({ probation: 9, holdPackets: 8 });

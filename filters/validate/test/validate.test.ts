@@ -385,7 +385,7 @@ test("a root config with an unknown key refuses the filter; root keys are defaul
     assert.unreachable(`root config ${JSON.stringify(rootConfig)} accepted`);
   };
   await refused({ nope: true }, /unknown config key 'nope'/);
-  await refused({ holdStorePackets: 2049 }, /config key 'holdStorePackets' must be between 0 and 2048/);
+  await refused({ holdStorePackets: 4097 }, /config key 'holdStorePackets' must be between 0 and 4096/);
   const h = await load({ rootConfig: { probation: 0, rate: { packetsPerSecond: 1, burstPackets: 1 } } });
   const inherits = h.createContext({});
   assert.equal(sequence(h, inherits, [1, 2]), ["", "rate_limit_packets"]);
