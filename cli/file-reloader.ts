@@ -30,7 +30,9 @@ export class FileReloader {
     file: string, proxy: Proxy, started: ProxyConfig, startedText: string, fileAdmin: ProxyConfig["admin"], adminFromFlag: boolean,
     log: (line: string) => void, read: (file: string) => Promise<string> = readConfigText,
   ): Promise<FileReloader> {
-    return new FileReloader(file, proxy, started, fileAdmin, adminFromFlag, log, read, await configFingerprint(file, startedText, started));
+    const reloader = new FileReloader(file, proxy, started, fileAdmin, adminFromFlag, log, read, await configFingerprint(file, startedText, started));
+    reloader.retryIfNotRunning(); // a proxy started without segments whose port was taken
+    return reloader;
   }
 
   private constructor(

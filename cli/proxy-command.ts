@@ -173,6 +173,11 @@ function agentFlags(flags: Map<string, string>, insecure: boolean): AgentFlags {
   };
 }
 
+/** The segments of a running version that do not run, when they are tried again, and why. */
+function notRunningLine(e: { version: number; notRunning: readonly string[]; error?: string; retryInMs?: number }): string {
+  return `snapshot ${e.version}: ${notRunningText(e.notRunning, e.error ?? "")}, ${e.retryInMs === undefined ? "not tried again" : `next try in ${e.retryInMs} ms`}: ${notRunningReasons(e.error ?? "")}`;
+}
+
 async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promise<number> {
   const { controlPlanes, nodeId, stateDir, tls, insecure } = parsed;
   // the node's own settings: read once, at start (the flags win over the file's)
@@ -205,9 +210,10 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
     if (noCrypto) log(`note: no host crypto (${noCrypto}): filters that use it (srtp) compute their own, slower and not constant-time`);
     if (io) log(`proxy running on ${ioText(io)}${noCrypto ? "" : `, ${hostCryptoDescription()}`}`);
   };
-  agent.on("restored", ({ version, segments }) => {
-    log(`proxy running from last-good.json: snapshot ${version}, ${segments} segment(s)`);
+  agent.on("restored", (e) => {
+    log(`proxy running from last-good.json: snapshot ${e.version}, ${e.segments} segment(s)`);
     started();
+    if (e.notRunning.length > 0) log(notRunningLine(e));
   });
   agent.on("connected", ({ address }) => log(`control plane ${address}: connected`));
   let stopping = false;
@@ -216,7 +222,7 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
   agent.on("applied", (e) => {
     log(`snapshot ${e.version} applied (${e.started ? "proxy started" : "hot swap"}; ${e.segments} segment(s), ${e.fetched} module(s) fetched, ${e.ms} ms)`);
     if (e.started) started();
-    if (e.notRunning.length > 0) log(`snapshot ${e.version}: ${notRunningText(e.notRunning, e.error ?? "")}, ${e.retryInMs === undefined ? "not tried again" : `next try in ${e.retryInMs} ms`}: ${notRunningReasons(e.error ?? "")}`);
+    if (e.notRunning.length > 0) log(notRunningLine(e));
   });
   agent.on("refused", (e) => {
     const notes = [...(e.retryInMs !== undefined ? [`next try in ${e.retryInMs} ms`] : []), ...(e.repeats > 0 ? [`${e.repeats} more tries refused alike since the last report`] : [])];
@@ -285,7 +291,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     }
     console.error(`${stamp()} admin: http://${config.admin.address}:${admin.port}/metrics`);
   }
-  const segments = (await proxy.stats()).segments;
+  const { segments, notRunning } = await proxy.stats();
   const io = proxy.io;
   if (io.note) console.error(`${stamp()} WARNING: ${io.note}`);
   const noCrypto = hostCryptoUnavailable();
@@ -294,6 +300,8 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   for (const s of segments) {
     console.error(`  ${segmentLine(s)}`);
   }
+  // started without them (a port another process holds): the reloader tries them again
+  for (const { segment, reason } of notRunning) console.error(`  segment '${segment}' NOT running: ${printable(reason)}`);
   console.error(`${stamp()} reload: edit ${file}, or kill -HUP ${process.pid}; stop: kill ${process.pid} (or Ctrl-C)`);
 
   await waitForSignal();

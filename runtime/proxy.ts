@@ -9,7 +9,7 @@ import { resolveSecrets } from "./config/secrets.js";
 import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
 import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
-import { bindProblem } from "./dataplane/segment-sockets.js";
+import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
@@ -19,7 +19,7 @@ import { planIo, type IoPlan } from "./dataplane/batched-io.js";
  * was applied and the running config is unchanged. After it (`committed` true) the new config
  * runs except for the segments named, which could not be (re)started and do not run. At start
  * (`starting`) there was no running config, and the proxy stopped again: nothing runs, `committed`
- * is false.
+ * is false. (A port another process holds at start does not stop it: see Proxy.start.)
  */
 export class ApplyError extends Error {
   override readonly name = "ApplyError";
@@ -152,7 +152,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
   }
 
-  /** Starts workers and applies the config. Throws ApplyError (and stops) if it cannot. */
+  /**
+   * Starts workers and applies the config. Throws ApplyError (and stops) if it cannot. A segment
+   * whose port another process holds does not stop the start (one camera's port must not keep
+   * every other from forwarding): it is set up like the others, so that a config problem still
+   * refuses the start, and runs as NOT running (segmentsNotRunning, /readyz) for its owner to
+   * apply the config again later.
+   */
   static async start(config: ProxyConfig): Promise<Proxy> {
     const proxy = new Proxy(config);
     for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
@@ -164,8 +170,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     try {
       await proxy.apply(config);
     } catch (err) {
-      await proxy.close();
-      throw err instanceof ApplyError ? new ApplyError(err.errors, false, true) : err; // closed: nothing of it runs
+      // committed: it runs, without the segments whose port was taken (recorded as not running)
+      if (!(err instanceof ApplyError && err.committed)) {
+        await proxy.close();
+        throw err instanceof ApplyError ? new ApplyError(err.errors, false, true) : err; // closed: nothing of it runs
+      }
     }
     // a recent snapshot and checkpoint per worker, so that a restart loses little of either
     proxy.statsTimer = setInterval(() => void proxy.refresh(), 1000);
@@ -377,8 +386,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const secrets = await resolveSecrets(config);
     if (secrets.problems.length > 0) throw new ApplyError(secrets.problems.map((message) => ({ segment: "", message })));
     const resolved = secrets.config;
-    const deferBind = this.portsReleasedFor(config);
-    const taken = await this.portsTakenBeforeCommit(config, deferBind);
+    // at start nothing runs to be kept: a segment whose port is taken binds (and fails) after the commit
+    const deferBind = this.applied ? this.portsReleasedFor(config) : await this.portsTakenAtStart(config);
+    const taken = this.applied ? await this.portsTakenBeforeCommit(config, deferBind) : [];
     if (taken.length > 0) throw new ApplyError(taken);
     const workers = [...this.workers];
     // a worker replaced meanwhile is set up by its own restart, from the config then running
@@ -438,6 +448,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return config.segments
       .filter((s) => !running.has(s.name) && fixedBinds(s).some((b) => released.some((e) => endpointsClash(b, e))))
       .map((s) => s.name);
+  }
+
+  /** The segments of a first config that name a port another process holds (a typo's address still refuses the start). */
+  private async portsTakenAtStart(config: ProxyConfig): Promise<string[]> {
+    const taken: string[] = [];
+    for (const seg of config.segments) if ((await bindProblem(seg, () => false))?.endsWith(PORT_TAKEN)) taken.push(seg.name);
+    return taken;
   }
 
   /** After `segments` were (re)started: those the errors name do not run, the others do. */

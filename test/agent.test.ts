@@ -353,7 +353,7 @@ test("refused snapshot -> Nack with the filter's message and the field path, the
   }
 });
 
-test("a snapshot refused because its port is briefly held -> Nack, tried again with backoff, Ack once the port is free; no new change needed", async () => {
+test("a first snapshot whose port another process holds -> the proxy starts without that segment, ACK naming it, tried again with backoff, a plain ACK once the port is free; no new change needed", async () => {
   const cp = await replica(`file:${tempDir("store")}`);
   const ops = admin(cp.port);
   const listen = await freePortPair();
@@ -362,22 +362,19 @@ test("a snapshot refused because its port is briefly held -> Nack, tried again w
   await ops.push("counter", "1.0.0", fixture("counter"));
   const v = await ops.apply(segment("node-r", "live", listen, sink.port, [{ filter: "counter" }]));
   const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-r", stateDir: tempDir("state"), tls: "insecure" });
-  const refusals: AgentEvents["refused"][0][] = [];
-  agent.on("refused", (e) => void refusals.push(e));
+  const applied: AgentEvents["applied"][0][] = [];
+  agent.on("applied", (e) => void applied.push(e));
   try {
     await agent.start();
-    await waitFor(() => refusals.length >= 1, AGENT_START_MS, "the first refusal");
-    assert.is(refusals[0]!.version, v);
-    assert.match(refusals[0]!.error, "segments[0]");
-    assert.ok(refusals[0]!.retryInMs !== undefined && refusals[0]!.retryInMs >= 800 && refusals[0]!.retryInMs <= 1200, `first retry in about 1 s, got ${refusals[0]!.retryInMs}`);
-    await waitFor(async () => (await ops.proxy("node-r"))?.nackedVersion === v, 3000, "the Nack recorded");
-    // the NACK said it is tried again: the control plane shows when (msmctl apply --wait waits for that try)
-    const shown = (await ops.proxy("node-r"))!;
-    assert.ok(shown.nackRetryAtMs > shown.lastSeenMs && shown.nackRetryAtMs <= shown.lastSeenMs + 30_000, `a retry time recorded: ${shown.nackRetryAtMs - shown.lastSeenMs} ms after the NACK`);
+    await waitFor(() => applied.length >= 1, AGENT_START_MS, "the first apply");
+    assert.equal([applied[0]!.version, applied[0]!.started, applied[0]!.notRunning], [v, true, ["live"]]);
+    assert.match(applied[0]!.error ?? "", `snapshot ${v} applied, except these segments, which are NOT running: segments[0]: cannot bind listen`);
+    const retry = applied[0]!.retryInMs;
+    assert.ok(retry !== undefined && retry >= 800 && retry <= 1200, `first retry in about 1 s, got ${retry}`);
+    await waitForStatus(ops, "node-r", (p) => p.ackedVersion === v && p.notRunning.length === 1, "the ACK naming the segment");
     squatter.release();
-    const [applied] = await nextEvent(agent, "applied", (e) => e.version === v, 10_000);
-    assert.equal(applied.notRunning, []);
-    await waitFor(async () => (await ops.proxy("node-r"))?.ackedVersion === v, 3000, "the Ack recorded without any new change");
+    await nextEvent(agent, "applied", (e) => e.version === v && e.notRunning.length === 0, 10_000);
+    await waitForStatus(ops, "node-r", (p) => p.ackedVersion === v && p.notRunning.length === 0, "a plain ACK without any new change");
     await flows(listen, sink, "packets once the retried snapshot runs");
   } finally {
     squatter.release();
@@ -482,6 +479,64 @@ test("control plane stopped -> forwarding continues; restarted without control p
     sink.close();
   }
 });
+
+test("restarted from last-good.json while another process holds one segment's port -> the others forward at once, the missing one named (event, /readyz, /metrics, the ACK), started by the retry once the port is free", async () => {
+  const store = `file:${tempDir("store")}`;
+  let cp = await replica(store);
+  const port = cp.port;
+  let ops = admin(port);
+  const [listenA, listenB] = [await freePortPair(), await freePortPair()];
+  const [sinkA, sinkB] = [await Sink.open(), await Sink.open()];
+  const stateDir = tempDir("state");
+  await ops.push("counter", "1.0.0", fixture("counter"));
+  await ops.apply(segment("node-g", "cam-a", listenA, sinkA.port, [{ filter: "counter" }]));
+  const v = await ops.apply(segment("node-g", "cam-b", listenB, sinkB.port, [{ filter: "counter" }]));
+  let agent = await startAgent({ controlPlanes: [cp.address], nodeId: "node-g", stateDir, tls: "insecure" });
+  try {
+    await waitFor(() => agent.runningVersion === v, AGENT_START_MS, "the version running");
+    // the control plane stops, the proxy is restarted, and meanwhile another process took cam-b's port
+    await agent.close();
+    ops.close();
+    await cp.close();
+    const held = await holdPort(listenB);
+    agent = new Agent({ controlPlanes: [`127.0.0.1:${port}`], nodeId: "node-g", stateDir, tls: "insecure", admin: { address: "127.0.0.1", port: 0 } });
+    const restored: AgentEvents["restored"][0][] = [];
+    agent.on("restored", (e) => void restored.push(e));
+    try {
+      await agent.start();
+      assert.equal(restored.map((e) => [e.version, e.segments, e.notRunning]), [[v, 2, ["cam-b"]]]);
+      assert.match(restored[0]!.error ?? "", `snapshot ${v} applied, except these segments, which are NOT running: segments[1]: cannot bind listen 127.0.0.1:${listenB}: the port is taken (another process holds it) (segment 'cam-b')`);
+      assert.ok(restored[0]!.retryInMs !== undefined, "tried again, as a snapshot applied without a segment is");
+      await flows(listenA, sinkA, "cam-a forwards with no control plane");
+      const get = async (path: string) => (await fetch(`http://127.0.0.1:${agent.adminPort}${path}`)).text();
+      const readyz = await fetch(`http://127.0.0.1:${agent.adminPort}/readyz`);
+      assert.is(readyz.status, 503);
+      assert.match(await readyz.text(), "segment 'cam-b' is NOT running: cannot bind listen");
+      const metrics = await get("/metrics");
+      for (const line of ["msm_proxy_running 1", `msm_snapshot_version ${v}`, "msm_snapshot_segments_held_back 1", "msm_segments_not_running 1"]) assert.match(metrics, `\n${line}\n`);
+      // the control plane returns: the ACK says what does not run
+      cp = await replica(store, { port });
+      ops = admin(port);
+      const acked = await waitForStatus(ops, "node-g", (p) => p.ackedVersion === v && p.notRunning.length > 0, "the ACK naming cam-b");
+      assert.equal(acked.notRunning, ["cam-b"]);
+      assert.match(acked.notRunningError, "(another process holds it)");
+      // the port is freed: a retry starts cam-b, a plain ACK follows
+      held.release();
+      await nextEvent(agent, "applied", (e) => e.version === v && e.notRunning.length === 0, 30_000); // tries 1, 2, 4, 8 s apart
+      await flows(listenB, sinkB, "cam-b forwards once its port is free");
+      await waitForStatus(ops, "node-g", (p) => p.ackedVersion === v && p.notRunning.length === 0, "a plain ACK");
+      assert.is((await fetch(`http://127.0.0.1:${agent.adminPort}/readyz`)).status, 200);
+    } finally {
+      held.release();
+    }
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sinkA.close();
+    sinkB.close();
+  }
+}, { timeoutMs: 60_000 });
 
 test("a control plane on a new, empty store sends a lower version -> refused and reported once, NACK shown, the running config and last-good.json untouched; without last-good.json the proxy takes it", async () => {
   let cp = await replica(`file:${tempDir("store")}`);
@@ -1231,22 +1286,25 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
 
 test("a refusal tried again and again is reported once, though every try is NACKed; once it runs, a new refusal is reported at once", async () => {
   const cp = await LooseReplica.start();
-  const listen = await freePortPair();
+  const [first, listen] = [await freePortPair(), await freePortPair()];
   const sink = await Sink.open();
   const squatter = await holdPort(listen); // another process holds the port for a while
-  cp.snapshot = { version: 1, segments: [segment("node-a", "live", listen, sink.port, [])], filters: [] };
+  cp.snapshot = { version: 1, segments: [segment("node-a", "live", first, sink.port, [])], filters: [] };
   const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: "insecure" });
   const refusals: AgentEvents["refused"][0][] = [];
   agent.on("refused", (e) => void refusals.push(e));
   try {
     await agent.start();
+    await waitFor(() => cp.acks.includes(1), AGENT_START_MS, "Ack 1");
+    // moved onto the held port: refused before the commit, tried again
+    cp.publish({ version: 2, segments: [segment("node-a", "live", listen, sink.port, [])], filters: [] });
     await waitFor(() => cp.nacks.length >= 3, 15_000, "three tries NACKed"); // after about 1 s and 2 s more
-    assert.ok(cp.nacks.every((n) => n.version === 1));
+    assert.ok(cp.nacks.every((n) => n.version === 2));
     assert.is(refusals.length, 1, `reported once: ${refusals.map((r) => r.error).join(" | ")}`);
-    assert.equal([refusals[0]!.version, refusals[0]!.repeats], [1, 0]);
+    assert.equal([refusals[0]!.version, refusals[0]!.repeats], [2, 0]);
     squatter.release();
-    await waitFor(() => cp.acks.includes(1), 10_000, "Ack 1 once the port is free");
-    cp.publish({ version: 2, segments: [{ ...segment("node-a", "live", listen, sink.port, []), listen: { address: "localhost", port: listen, rtcpPort: 0 } }], filters: [] });
+    await waitFor(() => cp.acks.includes(2), 10_000, "Ack 2 once the port is free");
+    cp.publish({ version: 3, segments: [{ ...segment("node-a", "live", listen, sink.port, []), listen: { address: "localhost", port: listen, rtcpPort: 0 } }], filters: [] });
     await waitFor(() => refusals.length === 2, 5000, "a new refusal reported");
     assert.match(refusals[1]!.error, "segments[0].listen.address");
   } finally {

@@ -139,6 +139,43 @@ test("msm proxy: runs a YAML config, reloads on SIGHUP and file change, keeps ru
   assert.is(code, 0, `msm proxy exits cleanly on SIGTERM:\n${p.output()}`);
 });
 
+test("msm proxy: started while another process holds one segment's port, the others forward, the missing one is named (log, /readyz) and runs once a retry finds the port free", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-taken-"));
+  const file = join(dir, "proxy.yaml");
+  const [pa, pb] = [await freePortPair(), await freePortPair()];
+  const [sinkA, sinkB] = [await Sink.open(), await Sink.open()];
+  const camB = `  - name: cam-b\n    listen: { address: 127.0.0.1, port: ${pb} }\n    destinations:\n      - { address: 127.0.0.1, port: ${sinkB.port} }\n`;
+  writeFileSync(file, yaml(pa, sinkA.port, 1).replace("segments:\n", `segments:\n${camB}`) + "admin: { address: 127.0.0.1, port: 0 }\n");
+  let squatter: Awaited<ReturnType<typeof bindUdp>> | undefined = await bindUdp(pb, "127.0.0.1");
+  const p = run(["proxy", "--config", file]);
+  const tx = await bindUdp();
+  try {
+    await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(p.output()) && /segment 'cam-b' NOT running/.test(p.output()), 15_000, `the proxy to start; it printed:\n${p.output()}`);
+    assert.match(p.output(), `segment 'cam-b' NOT running: cannot bind listen 127.0.0.1:${pb}: the port is taken (another process holds it)`);
+    assert.match(p.output(), "1 segment(s) NOT running (cam-b): next try in 1 s");
+    const admin = Number(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(p.output())![1]);
+    const readyz = await fetch(`http://127.0.0.1:${admin}/readyz`);
+    assert.is(readyz.status, 503);
+    assert.match(await readyz.text(), "segment 'cam-b' is NOT running");
+    tx.send(indexedRtp(0), pa, "127.0.0.1");
+    await waitFor(() => sinkA.received === 1, 5000, "a packet through cam-a");
+    squatter.close();
+    squatter = undefined;
+    await waitFor(() => /retry: every segment runs/.test(p.output()), 40_000, "a retry to bind cam-b");
+    assert.is((await fetch(`http://127.0.0.1:${admin}/readyz`)).status, 200);
+    tx.send(indexedRtp(1), pb, "127.0.0.1");
+    await waitFor(() => sinkB.received === 1, 5000, "a packet through cam-b");
+  } finally {
+    squatter?.close();
+    tx.close();
+    p.child.kill("SIGTERM");
+    await p.exited;
+    sinkA.close();
+    sinkB.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("msm proxy: a segment NOT running after a reload (its port taken after the check) fails /readyz and runs once a retry finds the port free", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-cli-retry-"));
   const file = join(dir, "proxy.yaml");

@@ -377,18 +377,32 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit("warning", { message: `not starting from last-good.json: it was written for node '${record.nodeId}', this is '${this.options.nodeId}'` });
       return;
     }
+    const { version, snapshot } = record;
+    let config: ProxyConfig;
+    let down: NotRunning | undefined;
     try {
       // what ran, with this node's settings of today (the record's were those of its run)
       const { filters, segments } = record.config;
-      const config = validateProxyConfig({ ...this.nodeConfig(), filters, segments }, this.stateDir, "last-good.json");
+      config = validateProxyConfig({ ...this.nodeConfig(), filters, segments }, this.stateDir, "last-good.json");
       await this.startProxy(config);
-      this.runningVersion = record.version;
-      this.runningInput = record.config;
-      this.notRunning = record.notRunning;
-      this.emit("restored", { version: record.version, segments: config.segments.length });
     } catch (err) {
-      this.emit("warning", { message: `cannot start from last-good.json (version ${record.version}): ${(err as Error).message}` });
+      // started without segments whose port another process holds: they are said as a snapshot's would be
+      if (!(err instanceof ApplyError && err.committed && this.proxy)) {
+        this.emit("warning", { message: `cannot start from last-good.json (version ${version}): ${(err as Error).message}` });
+        return;
+      }
+      down = committedWithout(version, err.errors.map((e) => describeApplyFailure(snapshot, { modules: [], config: record.config }, e.segment, e.message)), err);
     }
+    this.runningVersion = version;
+    this.runningInput = record.config;
+    this.notRunning = withSaved(down, record.notRunning);
+    this.attempts = { version, count: 1 }; // the start was the first try
+    // tried again as a snapshot applied without some segments is, before any control plane answers
+    const retryInMs = this.notRunning && !this.notRunning.final ? this.scheduleRetry(snapshot) : undefined;
+    this.emit("restored", {
+      version, segments: config!.segments.length, notRunning: [...(this.notRunning?.segments ?? [])],
+      ...(this.notRunning ? { error: this.notRunning.error, retryInMs } : {}),
+    });
   }
 
   /** The proxy-wide keys of every config this node runs: its own, never a snapshot's. */
@@ -396,10 +410,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     return { ...this.settings, workers: this.workers, gso: this.gso };
   }
 
+  /**
+   * Starts the proxy. One that started without some segments (a port another process holds) runs,
+   * and throws them as an apply committed without them, so that they are said and tried again.
+   */
   private async startProxy(config: ProxyConfig): Promise<void> {
     const proxy = await Proxy.start(config);
     proxy.on("event", (e) => this.emit("proxy-event", e));
     this.proxy = proxy;
+    const down = (await proxy.stats()).notRunning;
+    if (down.length > 0) throw new ApplyError(down.map((d) => ({ segment: d.segment, message: d.reason })), true);
   }
 
   // ---- connection
@@ -739,9 +759,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         const state = err.starting ? "the proxy did not start, nothing runs" : "the running config is unchanged";
         return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: !err.errors.some(final) };
       }
-      // committed: the new version runs, without the segments named
-      const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];
-      return { ...applied, notRunning: { segments, error: `snapshot ${version} applied, except these segments, which are NOT running: ${lines}` } };
+      return { ...applied, notRunning: committedWithout(version, [lines], err) };
     }
     return applied;
   }
@@ -774,6 +792,18 @@ export class Agent extends EventEmitter<AgentEvents> {
       return { ...applied, segments: held.config.segments?.length ?? 0, config: held.config, notRunning: { segments: [...refused, ...more], error: `${error}; ${again.detail}` } };
     }
   }
+}
+
+/** A version committed without the segments `err` names (the ACK's not_running and error); `lines` say why. */
+function committedWithout(version: number, lines: readonly string[], err: ApplyError): NotRunning {
+  const segments = [...new Set(err.errors.map((e) => e.segment).filter((name) => name !== ""))];
+  return { segments, error: `snapshot ${version} applied, except these segments, which are NOT running: ${lines.join("; ")}` };
+}
+
+/** What last-good.json said did not run, with what a start from it could not start besides. */
+function withSaved(down: NotRunning | undefined, saved: NotRunning | undefined): NotRunning | undefined {
+  if (!down || !saved) return down ?? saved;
+  return { segments: [...new Set([...down.segments, ...saved.segments])], error: `${down.error}; ${saved.error}` };
 }
 
 /**

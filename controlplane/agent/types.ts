@@ -64,8 +64,12 @@ export interface AgentEvents {
   "connect-failed": [{ readonly address: string; readonly reason: string; readonly repeats: number }];
   /** The stream to that replica ended; the agent tries the next one. */
   disconnected: [{ readonly address: string; readonly reason: string }];
-  /** The proxy was started from last-good.json. */
-  restored: [{ readonly version: number; readonly segments: number }];
+  /**
+   * The proxy was started from last-good.json. `notRunning`: segments of that version that do not
+   * run (a port another process holds now, or as saved), `error` why, and `retryInMs` when the
+   * version is tried again (as for an applied snapshot).
+   */
+  restored: [{ readonly version: number; readonly segments: number; readonly notRunning: readonly string[]; readonly error?: string; readonly retryInMs?: number }];
   /** Something went wrong that changes nothing that runs (a write of last-good.json, a stats report). */
   warning: [{ readonly message: string }];
   /** Everything the running proxy reports (filter logs, failures, swaps, watchdog). */

@@ -136,11 +136,14 @@ function failSegment(config: SegmentConfig, opened: Socket[], message: string): 
   throw new Error(`segment '${config.name}': ${message}`);
 }
 
+/** What a bind says of a port another process holds: a start runs without such a segment (runtime/proxy.ts). */
+export const PORT_TAKEN = "the port is taken (another process holds it)";
+
 /** Why a bind failed, in an operator's words (Node says 'bind EADDRINUSE 127.0.0.1:5004', Bun leaves the port out). */
 export function bindFailure(err: unknown): string {
   switch ((err as NodeJS.ErrnoException).code) {
     case "EADDRINUSE":
-      return "the port is taken (another process holds it)";
+      return PORT_TAKEN;
     case "EACCES":
       return "permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)";
     case "EADDRNOTAVAIL":
