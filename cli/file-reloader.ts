@@ -63,13 +63,14 @@ export class FileReloader {
    */
   reload(why: string, onlyIfChanged: boolean): Promise<void> {
     this.queue = this.queue.then(async () => {
-      await this.reloadNow(why, onlyIfChanged);
-      this.retryIfNotRunning();
+      // an event that changed nothing (a log written into the config's folder) leaves the retries' back-off be
+      if (await this.reloadNow(why, onlyIfChanged)) this.retryIfNotRunning();
     });
     return this.queue;
   }
 
-  private async reloadNow(why: string, onlyIfChanged: boolean): Promise<void> {
+  /** False when nothing was tried: the file would run what was tried last. */
+  private async reloadNow(why: string, onlyIfChanged: boolean): Promise<boolean> {
     let next: ProxyConfig | undefined;
     try {
       // the file is read once: the fingerprint is of the text validated. Read again, it could be a
@@ -84,7 +85,7 @@ export class FileReloader {
       }
       // a file that does not validate names no modules: its text and the running ones are what changes
       const fingerprint = await configFingerprint(this.file, text ?? (invalid as Error), next ?? this.running);
-      if (onlyIfChanged && fingerprint === this.tried) return;
+      if (onlyIfChanged && fingerprint === this.tried) return false;
       this.tried = fingerprint;
       if (!next) throw invalid;
       // the admin endpoint is the CLI's, bound once (--admin overrides the file's for good)
@@ -107,6 +108,7 @@ export class FileReloader {
         this.log(`config reloaded (${why}), but these segments are NOT running:\n  ${printable(applyErrorLines(err, next!), { keepNewlines: true })}`);
       } else this.log(`reload failed: ${(err as Error).stack ?? err}`);
     }
+    return true;
   }
 
   /** The segments a reload started (with their ports, as at start) and stopped. */

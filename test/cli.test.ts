@@ -159,6 +159,13 @@ test("msm proxy: started while another process holds one segment's port, the oth
     assert.match(await readyz.text(), "segment 'cam-b' is NOT running");
     tx.send(indexedRtp(0), pa, "127.0.0.1");
     await waitFor(() => sinkA.received === 1, 5000, "a packet through cam-a");
+    // a log written into the config's folder changes nothing: the retries go on backing off
+    for (let k = 0; k < 5; k++) {
+      writeFileSync(join(dir, "proxy.log"), `line ${k}\n`, { flag: "a" });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await waitFor(() => /next try in 2 s/.test(p.output()), 15_000, "the second retry's back-off");
+    assert.is(p.output().split("NOT running (cam-b): next try in 1 s").length - 1, 1, `said once, the back-off not reset by the log:\n${p.output()}`);
     squatter.close();
     squatter = undefined;
     await waitFor(() => /retry: every segment runs/.test(p.output()), 40_000, "a retry to bind cam-b");
