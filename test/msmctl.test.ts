@@ -395,6 +395,21 @@ local("stats pages: a large report in pages of at most 256 KiB, merged back whol
   assert.equal([whole2!.segments.length, whole2!.note, whole2!.segments.every((x) => x.atMs === 2000)], [2000, undefined, true]);
 });
 
+local("stats pages: a filter instance every segment shares, and a long notRunning list, still fit a page; each page lists the instance with its own segments as users", () => {
+  // regression: pages were packed as if the fields besides segments took 1 KiB, but `instances` names every user (300 segments: 10.8 KB)
+  const n = 3000;
+  const segments = Array.from({ length: n }, (_, i) => fakeSegment(`camera-with-a-long-name-${i}`, i));
+  const shared = { id: 0, worker: 0, filter: "validate", memoryBytes: 65536, memoryMaxBytes: 1 << 24, users: segments.map((_, i) => ({ segment: `camera-with-a-long-name-${i}`, stage: 0 })) };
+  const notRunning = Array.from({ length: n }, (_, i) => ({ segment: `gone-${i}`, reason: `port ${10_000 + i} is taken by another program on this host` }));
+  const pages = pageStats({ workers: 1, segments, instances: [shared], notRunning } as unknown as ProxySnapshot);
+  for (const p of pages) assert.ok(Buffer.byteLength(p) <= STATS_PAGE_BYTES, `a page of ${Buffer.byteLength(p)} bytes`);
+  const parsed = pages.map((p) => JSON.parse(p) as { segments: { name: string }[]; instances: typeof shared[]; notRunning: unknown[]; notRunningTotal?: number; truncated?: unknown });
+  assert.ok(pages.length > 1 && parsed.every((p) => p.truncated === undefined), `${pages.length} pages, none cut`);
+  assert.equal(parsed.flatMap((p) => p.segments.map((s) => s.name)), shared.users.map((u) => u.segment), "every segment, once, in order");
+  for (const p of parsed) assert.equal(p.instances.map((i) => i.users.map((u) => u.segment)), [p.segments.map((s) => s.name)], "the page's own segments");
+  assert.equal([parsed[0]!.notRunningTotal, parsed[0]!.notRunning.length < n], [n, true], "notRunning cut, and says how long it was");
+});
+
 local("describe names the version a stage without one runs: the registry's newest (the highest, not the last pushed)", () => {
   const yaml = SEGMENTS_YAML.split("---")[0]!.replace("filter: validate@1.0.0", "filter: validate");
   const seg = toSegment(parseManifests(yaml, "f.yaml").manifests[0]!);

@@ -1,0 +1,100 @@
+// A proxy with hundreds of segments reports its stats to the control plane whole: etcd, the
+// control plane, the real agent with its proxy, msmctl in this process. Regression: each full
+// page of a report with 300 segments passed 256 KiB (the filter instance they share lists every
+// one of them) and the control plane dropped it, so msmctl showed a stale or missing report.
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
+import { startAgent, type Agent } from "../controlplane/agent/index.js";
+import { runMsmctl } from "../cli/msmctl/main.js";
+import type { Io } from "../cli/msmctl/context.js";
+import { startEtcd, type TestEtcd } from "./lib/etcd.js";
+import { suite } from "./lib/suite.js";
+import { filterWasm } from "./lib/paths.js";
+import { bindUdp, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+
+const test = suite("stats of a proxy with many segments", { timeoutMs: 120_000 });
+const SEGMENTS = 300;
+
+async function msmctl(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t), readStdin: async () => Buffer.alloc(0), env, isTty: false, onInterrupt: () => () => {} };
+  const code = await runMsmctl(args, io);
+  return { code, out, err };
+}
+
+/** Segments `from` to `to` - 1 of node-1, each chained through validate (one instance serves them all), sending to `sink`. */
+function manifests(from: number, to: number, firstPort: number, sink: number): string {
+  return Array.from({ length: to - from }, (_, k) => from + k).map((i) => `kind: Segment
+metadata: { name: cam-${i} }
+spec:
+  proxy: node-1
+  listen: { address: 127.0.0.1, port: ${firstPort + 2 * i} }
+  destinations: [{ address: 127.0.0.1, port: ${sink} }]
+  chain: [{ filter: validate@1.0.0 }]
+`).join("---\n");
+}
+
+let etcd: TestEtcd;
+let cp: ControlPlane;
+let agent: Agent;
+let env: Record<string, string>;
+const logged: string[] = [];
+const dir = mkdtempSync(join(tmpdir(), "msm-many-"));
+
+test.before(async () => {
+  etcd = await startEtcd();
+  cp = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: "insecure", name: "cp-0", log: (l) => void logged.push(l) });
+  env = { MSM_SERVER: `127.0.0.1:${cp.port}`, MSM_INSECURE: "1" };
+  agent = await startAgent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "node-1", stateDir: join(dir, "state"), tls: "insecure", workers: 1 });
+});
+
+test.after(async () => {
+  await agent?.close();
+  await cp?.close();
+  await etcd?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test(`${SEGMENTS} segments chained through one filter on one proxy: every stats page reaches the control plane; describe and top show figures`, async () => {
+  const sink = await Sink.open();
+  const tx = await bindUdp();
+  try {
+    let r = await msmctl(["filter", "push", "validate@1.0.0", filterWasm("validate")], env);
+    assert.is(r.code, 0, r.err);
+    const first = await freePortRun(2 * SEGMENTS, "127.0.0.1", 32768); // below Linux's ephemeral range: no egress socket takes one between batches
+    // in batches: etcd takes at most 128 operations in one transaction
+    for (let from = 0; from < SEGMENTS; from += 100) {
+      writeFileSync(join(dir, "cams.yaml"), manifests(from, from + 100, first, sink.port));
+      r = await msmctl(["apply", "-f", join(dir, "cams.yaml"), "--wait"], env);
+      assert.is(r.code, 0, r.err + r.out);
+    }
+    const last = SEGMENTS - 1;
+    for (let i = 0; i < 10; i++) for (const cam of [0, last]) tx.send(indexedRtp(i), first + 2 * cam, "127.0.0.1");
+    await waitFor(() => sink.received >= 2, 5000, "packets through cam-0 and the last camera");
+
+    // the last camera is on the report's last page, cam-0 on its first: both with their counters
+    let described = "";
+    await waitFor(async () => {
+      described = (await msmctl(["describe", "segment", `cam-${last}`], env)).out;
+      return /packets in [1-9]/.test(described);
+    }, 20_000, `cam-${last}'s counters in describe`);
+    assert.match(described, /Stats:\s+reported \d+s ago/, described);
+    assert.match((await msmctl(["describe", "segment", "cam-0"], env)).out, /Stats:\s+reported \d+s ago .*\n\s+packets in [1-9]/);
+    const top = await msmctl(["top", "--once"], env);
+    assert.is(top.code, 0, top.err);
+    const rows = top.out.trimEnd().split("\n").filter((l) => l.startsWith("node-1 "));
+    assert.is(rows.length, SEGMENTS, top.out.slice(0, 2000));
+    assert.ok(rows.every((l) => /^node-1\s+cam-\d+\s+[\d.]+k?\s/.test(l)), `every segment has rates:\n${rows.filter((l) => !/^node-1\s+cam-\d+\s+[\d.]+k?\s/.test(l)).slice(0, 3).join("\n")}`);
+    assert.not.match(top.out, /^note:/m);
+    assert.equal(logged.filter((l) => /stats page/.test(l)), [], "no page dropped");
+  } finally {
+    tx.close();
+    sink.close();
+  }
+});
+
+test.run();
