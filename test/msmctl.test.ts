@@ -150,7 +150,7 @@ local("-o wide: every destination and leg, the source, egress, RTCP and failure 
   const reason = "snapshot 7: segments[0].chain[0]: filter 'validate' refused its config: allowedPayloadTypes[0] must be 0-127";
   const p = {
     nodeId: "node-4", connected: true, peer: "127.0.0.1:51234", server: "cp-1", lastSeenMs: 1000, capabilities: ["workers=2", "runtime=bun"], abiVersions: ["1.4"],
-    desiredVersion: 7, ackedVersion: 6, nackedVersion: 7, nackError: reason, nackRetryAtMs: 0, notRunning: ["cam-9"], notRunningError: "port taken",
+    desiredVersion: 7, ackedVersion: 6, nackedVersion: 7, nackError: reason, nackRetryAtMs: 0, notRunning: ["cam-9"], notRunningError: "port taken", statsDropped: "", statsDroppedAtMs: 0,
   };
   const row = proxyRows([p], 1000, true)[0]!;
   assert.equal(row, ["node-4", "yes", "cp-1", "7", "6 (1 not running)", `7: ${reason.replace("snapshot 7: ", "")}`, "127.0.0.1:51234", "bun", "2", "1.4", "cam-9", "0s"]);
@@ -167,7 +167,7 @@ local("manifests: toManifest(toSegment(m)) gives back what the operator wrote", 
 });
 
 local("--wait reads a proxy's answer against the version meant for it: a store reset's old ACK is no answer, a refusal then a run is a run", async () => {
-  const status = (over: Partial<ProxyStatus>): ProxyStatus => ({ nodeId: "n", connected: true, peer: "", server: "cp-0", lastSeenMs: Date.now(), capabilities: [], abiVersions: [], desiredVersion: 7, ackedVersion: 0, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "", ...over });
+  const status = (over: Partial<ProxyStatus>): ProxyStatus => ({ nodeId: "n", connected: true, peer: "", server: "cp-0", lastSeenMs: Date.now(), capabilities: [], abiVersions: [], desiredVersion: 7, ackedVersion: 0, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "", statsDropped: "", statsDroppedAtMs: 0, ...over });
   const api = (s: ProxyStatus) => ({ listProxies: async () => ({ proxies: [s] }) }) as unknown as AdminApi;
   const one = async (s: ProxyStatus, revision = 7) => (await waitForProxies(api(s), new Map([["n", revision]]), 300))[0]!;
   // after a reset: the proxy connected saying it runs 10 (last-good.json), then refused 7
@@ -214,7 +214,7 @@ local("a proxy's refusal is said in the file's words: file, document, spec path 
 });
 
 local("--wait waits on a refusal the proxy tries again (a port held for a moment): a later try that runs is a run, one still refused when the time is up is a refusal, said once as it goes", async () => {
-  const status = (over: Partial<ProxyStatus>): ProxyStatus => ({ nodeId: "n", connected: true, peer: "", server: "cp-0", lastSeenMs: Date.now(), capabilities: [], abiVersions: [], desiredVersion: 7, ackedVersion: 5, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "", ...over });
+  const status = (over: Partial<ProxyStatus>): ProxyStatus => ({ nodeId: "n", connected: true, peer: "", server: "cp-0", lastSeenMs: Date.now(), capabilities: [], abiVersions: [], desiredVersion: 7, ackedVersion: 5, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "", statsDropped: "", statsDroppedAtMs: 0, ...over });
   const held = status({ nackedVersion: 7, nackError: "segments[0]: port 5004 (another process holds it)", nackRetryAtMs: Date.now() + 2000 });
   // refused and retried twice, then run
   const answers = [held, held, { ...held, nackRetryAtMs: Date.now() + 4000 }, status({ ackedVersion: 7, nackedVersion: 0 })];
@@ -429,7 +429,7 @@ local("describe shows a segment's failure policy as the proxy runs it: each unse
 local("a version that runs without some segments is shown as such, not as refused nor as whole", () => {
   const p: ProxyStatus = {
     nodeId: "n", connected: true, peer: "", desiredVersion: 7, ackedVersion: 7, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, lastSeenMs: 1,
-    capabilities: [], abiVersions: [], server: "cp", notRunning: ["cam-2"], notRunningError: "snapshot 7 applied, except these segments, which are NOT running: segments[1]: bind EADDRINUSE",
+    capabilities: [], abiVersions: [], server: "cp", notRunning: ["cam-2"], notRunningError: "snapshot 7 applied, except these segments, which are NOT running: segments[1]: bind EADDRINUSE", statsDropped: "", statsDroppedAtMs: 0,
   };
   assert.is(configState(p), "runs the newest config (version 7), except 1 segment(s) that do NOT run: cam-2");
   assert.is(proxyRows([p], 1)[0]![4], "7 (1 not running)");

@@ -8,6 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { startAgent, type Agent } from "../controlplane/agent/index.js";
+import { ProxyServiceClient, type ControlMessage } from "../controlplane/api/proto.js";
+import { channelCredentials } from "../controlplane/security/tls.js";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
 import { runMsmctl } from "../cli/msmctl/main.js";
 import type { Io } from "../cli/msmctl/context.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
@@ -95,6 +98,52 @@ test(`${SEGMENTS} segments chained through one filter on one proxy: every stats 
     tx.close();
     sink.close();
   }
+});
+
+test("pages the control plane drops are logged once, not per page, and msmctl says the proxy's stats are NOT CURRENT until whole pages come again", async () => {
+  writeFileSync(join(dir, "far.yaml"), "kind: Segment\nmetadata: { name: cam-far }\nspec:\n  proxy: node-2\n  listen: { address: 127.0.0.1, port: 42100 }\n  destinations: [{ address: 127.0.0.1, port: 42102 }]\n");
+  assert.is((await msmctl(["apply", "-f", join(dir, "far.yaml")], env)).code, 0);
+  // an older agent's pages: over 256 KiB each, a different size every time
+  const client = new ProxyServiceClient(`127.0.0.1:${cp.port}`, channelCredentials("insecure")) as unknown as { Connect(): ClientDuplexStream<object, ControlMessage>; close(): void };
+  const call = client.Connect();
+  call.on("error", () => {});
+  call.on("data", () => {});
+  const report = (packetsIn: number, pad = 0) => JSON.stringify({ workers: 1, pad: "x".repeat(pad), segments: [{ name: "cam-far", packetsIn, stages: [] }] });
+  try {
+    call.write({ register: { nodeId: "node-2", capabilities: [], abiVersions: [], runningVersion: 0 } });
+    call.write({ stats: { statsJson: report(5), page: 0, pages: 1 } });
+    await waitFor(async () => /packets in 5 /.test((await msmctl(["describe", "segment", "cam-far"], env)).out), 10_000, "the first report");
+    for (let i = 0; i < 30; i++) call.write({ stats: { statsJson: report(6, 270_000 + i * 100), page: 0, pages: 2 } });
+    let described = "";
+    await waitFor(async () => {
+      described = (await msmctl(["describe", "segment", "cam-far"], env)).out;
+      return /NOT CURRENT/.test(described);
+    }, 10_000, "describe to say the stats are not current");
+    assert.match(described, /Stats:\s+reported \d+s ago .*; NOT CURRENT: the control plane drops this proxy's stats \(a stats page was dropped, too large \(page 0 of 2, \d+ bytes; at most 32 pages of \d+ bytes\); \d+s ago\)\n\s+packets in 5 /);
+    assert.match((await msmctl(["describe", "proxy", "node-2"], env)).out, /\n  note: NOT CURRENT: the control plane drops/);
+    const drops = logged.filter((l) => l.includes("node-2: a stats page was dropped"));
+    assert.is(drops.length, 1, drops.join("\n"));
+    // whole pages again: the mark goes
+    call.write({ stats: { statsJson: report(7), page: 0, pages: 1 } });
+    await waitFor(async () => /Stats:\s+reported \d+s ago .*\n\s+packets in 7 /.test((await msmctl(["describe", "segment", "cam-far"], env)).out), 10_000, "the mark to clear");
+  } finally {
+    call.end();
+    client.close();
+  }
+});
+
+test("a proxy whose reports stop coming: describe and top mark its figures STALE, get streams says its hops are unknown", async () => {
+  await agent.close();
+  let described = "";
+  await waitFor(async () => {
+    described = (await msmctl(["describe", "segment", "cam-0"], env)).out;
+    return /STALE/.test(described);
+  }, 30_000, "describe to mark cam-0's counters stale");
+  assert.match(described, /Stats:\s+reported \d+s ago \(.*\); STALE: no newer report within 10s\n\s+packets in [1-9]/);
+  const top = await msmctl(["top", "--once", "--proxy", "node-1"], env);
+  assert.match(top.out, /^note: node-1: STALE: no newer report within 10s$/m, top.out.slice(-500));
+  const streams = await msmctl(["get", "streams", "--proxy", "node-1"], env);
+  assert.match(streams.out, /^cam-0\s+0x1234abcd\s+1\s+-\s.*\? 2 of 2 hops unknown$/m, streams.out);
 });
 
 test.run();

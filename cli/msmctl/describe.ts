@@ -14,7 +14,7 @@ import { hasNack, noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { refusalInManifestTerms, toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
 import { describeStream } from "./streams.js";
-import { mergeStatsPages, type ProxyCounters, type SegmentCounters } from "./stats.js";
+import { mergeStatsPages, notCurrent, reportCaveat, type ProxyCounters, type SegmentCounters } from "./stats.js";
 
 function when(ms: number, now: number): string {
   return ms ? `${age(ms, now)} ago (${new Date(ms).toISOString()})` : "never";
@@ -190,11 +190,15 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
     if (hasNack(proxy)) rows.push(["Last refusal", refusalText(proxy, now)]);
   }
   const counters = stats?.segments.find((s) => s.name === seg.name);
+  const caveat = notCurrent(counters?.atMs ?? stats?.atMs, proxy, now);
+  const marked = caveat ? `; ${caveat}` : "";
   if (stats?.error) rows.push(["Stats", stats.error]);
-  else if (counters?.note) rows.push(["Stats", `reported ${when(counters.atMs, now)}; ${counters.note}`]);
-  else if (counters) rows.push(["Stats", `reported ${when(counters.atMs, now)}\n${segmentStatsLines(counters)}`]);
-  else if (stats?.note) rows.push(["Stats", `not in the proxy's last report: ${stats.note}`]);
-  else rows.push(["Stats", stats ? `the proxy's last report (${age(stats.atMs, now)} ago) has no such segment` : "none reported"]);
+  else if (counters?.note) rows.push(["Stats", `reported ${when(counters.atMs, now)}; ${counters.note}${marked}`]);
+  else if (counters) rows.push(["Stats", `reported ${when(counters.atMs, now)}${marked}\n${segmentStatsLines(counters)}`]);
+  else if (stats?.note) rows.push(["Stats", `not in the proxy's last report: ${stats.note}${marked}`]);
+  // a report not current may lack a segment only because newer reports did not reach the control plane
+  else if (stats && caveat) rows.push(["Stats", `not in the proxy's last stored report (${age(stats.atMs, now)} ago), which is not current: ${caveat}`]);
+  else rows.push(["Stats", stats ? `the proxy's last report (${age(stats.atMs, now)} ago) has no such segment` : `none reported${marked}`]);
   return fields(rows) + "\n";
 }
 
@@ -220,10 +224,12 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
   const without = (row: readonly string[]): string[] => row.filter((_, i) => i !== 1);
   text += segments.length ? indent(table(without(SEGMENT_HEADERS), segmentRows(segments).map(without))) : "  none\n";
   if (stats?.error) text += `\nStats: ${stats.error}\n`;
-  else if (!stats) text += "\nStats: none reported\n";
+  else if (!stats) text += `\nStats: none reported${p.statsDropped ? `; ${notCurrent(undefined, p, now)}` : ""}\n`;
   else {
     text += `\nStats, reported ${when(stats.atMs, now)}; watchdog restarts: ${stats.watchdogRestarts}\n`;
     if (stats.note) text += `  note: ${printable(stats.note)}\n`;
+    const caveat = reportCaveat(stats, p, now);
+    if (caveat) text += `  note: ${printable(caveat)}\n`;
     const rowsOut = stats.segments.map((s) => [
       s.name,
       String(s.packetsIn),

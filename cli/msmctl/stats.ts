@@ -1,9 +1,11 @@
 // A proxy's stats as msmctl reads them: GetStats gives pages of each proxy's latest report, each
 // page's stats_json a ProxySnapshot (runtime/) with that page's segments (counters that only
 // grow); the pages of a proxy are merged, and rates come from two reports of each segment.
-import type { ProxyStats } from "../../controlplane/api/proto.js";
+import type { ProxyStats, ProxyStatus } from "../../controlplane/api/proto.js";
+import { STALE_REPORT_MS } from "../../controlplane/server/stream-paths.js";
 import type { ProxySnapshot } from "../../runtime/index.js";
 import type { StatsTruncation } from "../../controlplane/api/stats-pages.js";
+import { age } from "./format.js";
 
 export interface StageCounters {
   filter: string;
@@ -209,4 +211,23 @@ export function segmentRate(proxy: string, prev: SegmentCounters | undefined, s:
 /** Rates of each segment in `now` against `before` (the same proxy, an earlier report). */
 export function segmentRates(before: ProxyCounters | undefined, now: ProxyCounters): SegmentRates[] {
   return now.segments.map((s) => segmentRate(now.nodeId, before?.segments.find((p) => p.name === s.name), s));
+}
+
+/**
+ * Why counters reported at `atMs` are not current, in a few words, or undefined when they are:
+ * the control plane drops the proxy's pages (its status says so), or no newer report came within
+ * the limit stream paths call stale (a proxy gone quiet, pages of it dropped by an older server).
+ */
+export function notCurrent(atMs: number | undefined, proxy: Pick<ProxyStatus, "statsDropped" | "statsDroppedAtMs"> | undefined, now = Date.now()): string | undefined {
+  if (proxy?.statsDropped) return `NOT CURRENT: the control plane drops this proxy's stats (${proxy.statsDropped}; ${age(proxy.statsDroppedAtMs, now)} ago)`;
+  if (atMs !== undefined && now - atMs > STALE_REPORT_MS) return `STALE: no newer report within ${STALE_REPORT_MS / 1000}s`;
+  return undefined;
+}
+
+/** What keeps a proxy's merged report from being current: notCurrent for the whole, else how many of its segments' pages are stale. */
+export function reportCaveat(report: ProxyCounters, proxy: Pick<ProxyStatus, "statsDropped" | "statsDroppedAtMs"> | undefined, now = Date.now()): string | undefined {
+  const whole = notCurrent(report.atMs, proxy, now);
+  if (whole) return whole;
+  const stale = report.segments.filter((s) => now - s.atMs > STALE_REPORT_MS).length;
+  return stale > 0 ? `STALE: ${stale} of its ${report.segments.length} segments have no report within ${STALE_REPORT_MS / 1000}s` : undefined;
 }

@@ -32,16 +32,24 @@ export function bitrate(bps: number | null | undefined): string {
   return `${(bps / 1_000_000).toFixed(2)}Mb/s`;
 }
 
-/** The worst hop in a few words, for a table cell. */
+/** The worst hop in a few words, for a table cell; "-" only when every hop has figures (a hop without is not known to be fine). */
 export function badHopCell(p: StreamPath): string {
   const h = p.hops[p.worst];
-  return h ? `${h.label}: ${h.why}` : "-";
+  if (h) return `${h.label}: ${h.why}`;
+  const unknown = p.hops.filter((x) => !hopJudged(x)).length;
+  return unknown > 0 ? `? ${unknown} of ${p.hops.length} hops unknown` : "-";
+}
+
+/** End-to-end loss, marked when a report it may rest on is stale (its figures are the past, not now). */
+export function lossCell(p: StreamPath): string {
+  const stale = p.lossFraction !== null && p.hops.some((h) => h.from?.stale || h.to?.stale);
+  return `${percent(p.lossFraction)}${stale ? " STALE" : ""}`;
 }
 
 export const STREAM_HEADERS = ["NAME", "SSRC", "HOPS", "LOSS", "JITTER", "BITRATE", "BAD HOP"];
 
 export function streamRows(paths: readonly StreamPath[]): string[][] {
-  return paths.map((p) => [p.name, hexSsrc(p.ssrc), String(p.segments.length), percent(p.lossFraction), ms(p.jitterMs), bitrate(p.bitrateBps), badHopCell(p)]);
+  return paths.map((p) => [p.name, hexSsrc(p.ssrc), String(p.segments.length), lossCell(p), ms(p.jitterMs), bitrate(p.bitrateBps), badHopCell(p)]);
 }
 
 /** Worst first: streams with a bad hop (by its loss, then its jitter), then by loss and jitter end to end, then by name. */
@@ -61,7 +69,7 @@ export function worstFirst(paths: readonly StreamPath[]): StreamPath[] {
 export const TOP_STREAM_HEADERS = ["NAME", "SSRC", "LOSS", "JITTER", "BITRATE", "PKTS/S", "WORST HOP"];
 
 export function topStreamRows(paths: readonly StreamPath[]): string[][] {
-  return worstFirst(paths).map((p) => [p.name, hexSsrc(p.ssrc), percent(p.lossFraction), ms(p.jitterMs), bitrate(p.bitrateBps), rate(p.packetRate ?? undefined), badHopCell(p)]);
+  return worstFirst(paths).map((p) => [p.name, hexSsrc(p.ssrc), lossCell(p), ms(p.jitterMs), bitrate(p.bitrateBps), rate(p.packetRate ?? undefined), badHopCell(p)]);
 }
 
 function thresholdText(t: BadHopThresholds): string {

@@ -9,7 +9,7 @@ import { bytes, rate, render, table } from "./format.js";
 import { escapeSerialized, printable } from "../../controlplane/security/terminal.js";
 import { resourceOf } from "./resources.js";
 import { topStreams } from "./streams.js";
-import { mergeStatsPages, segmentRate, type ProxyCounters, type SegmentCounters, type SegmentRates } from "./stats.js";
+import { mergeStatsPages, reportCaveat, segmentRate, type ProxyCounters, type SegmentCounters, type SegmentRates } from "./stats.js";
 
 export const TOP_HEADERS = ["PROXY", "SEGMENT", "PKTS-IN/S", "PKTS-OUT/S", "DROPS/S", "BYTES-IN/S", "BYTES-OUT/S"];
 
@@ -70,7 +70,13 @@ export async function topCommand(ctx: Context): Promise<number> {
   const poll = async (): Promise<ProxyCounters[]> => {
     const { proxies, incomplete } = await api.getStats({ proxy });
     const reports = mergeStatsPages(proxies);
-    notes = [...(incomplete ? [incomplete] : []), ...reports.filter((r) => r.note || r.error).map((r) => `${r.nodeId}: ${r.note ?? r.error}`)];
+    const now = Date.now();
+    notes = [
+      ...(incomplete ? [incomplete] : []),
+      ...reports.filter((r) => r.note || r.error).map((r) => `${r.nodeId}: ${r.note ?? r.error}`),
+      // rates of a proxy whose reports stopped coming would stay on screen as if current
+      ...reports.filter((r) => !r.error && reportCaveat(r, undefined, now)).map((r) => `${r.nodeId}: ${reportCaveat(r, undefined, now)}`),
+    ];
     return reports;
   };
   const tracker = new RateTracker();

@@ -134,6 +134,10 @@ class ProxySession {
   private storedPages: number | undefined;
   /** The next write of stats may start then: at most every statsIntervalMs, and STATS_BYTES_PER_SEC. */
   private nextStatsWrite = 0;
+  /** Stats pages refused: how often that is logged, whether one was since the last write, and whether the status says so. */
+  private readonly statsDrops = new ReportLimiter(DROPPED_STATS_LOG_MS);
+  private statsDroppedSinceFlush = false;
+  private statsDropRecorded = false;
   /** The last line logged for this proxy: a proxy retrying a refused snapshot repeats itself. */
   private lastLogged = "";
   readonly finished: Promise<void>;
@@ -176,6 +180,21 @@ class ProxySession {
     if (line === this.lastLogged) return;
     this.lastLogged = line;
     this.cp.log(printable(line));
+  }
+
+  /**
+   * A stats page refused: logged when its reason is new, then once a minute with the count (a
+   * proxy sends pages every second, their sizes differ), and recorded in the proxy's status so
+   * that msmctl says its stats are not current; flushStats clears that once pages flow again.
+   */
+  private dropStats(reason: string, detail: string): void {
+    this.statsDroppedSinceFlush = true;
+    const held = this.statsDrops.admit("stats", reason);
+    if (held !== undefined) this.cp.log(printable(`proxy ${this.nodeId}: a stats page was dropped, ${reason} (${detail})${held > 0 ? `; and ${held} more since the last report of it` : ""}`));
+    if (held === undefined && this.statsDropRecorded) return;
+    this.statsDropRecorded = true;
+    const now = Date.now();
+    this.enqueue("recording dropped stats", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, statsDropped: `a stats page was dropped, ${reason} (${detail})`, statsDroppedAtMs: now })));
   }
 
   private enqueue(what: string, job: () => Promise<void>): void {
@@ -222,12 +241,12 @@ class ProxySession {
         // a page of a current proxy is at most STATS_PAGE_BYTES; an older proxy's single report may be larger
         const limit = Math.min(this.cp.store.maxValueBytes - 64, pages > 1 ? STATS_PAGE_BYTES : 4 * STATS_PAGE_BYTES);
         if (bytes > limit || page >= pages || pages > STATS_MAX_PAGES) {
-          return this.logOnce(`proxy ${this.nodeId}: a stats page was dropped (page ${page} of ${pages}, ${bytes} bytes; at most ${STATS_MAX_PAGES} pages of ${limit} bytes)`);
+          return this.dropStats(bytes > limit ? "too large" : "out of range", `page ${page} of ${pages}, ${bytes} bytes; at most ${STATS_MAX_PAGES} pages of ${limit} bytes`);
         }
         try {
           JSON.parse(json);
         } catch {
-          return this.logOnce(`proxy ${this.nodeId}: a stats page that is not JSON was dropped`);
+          return this.dropStats("not JSON", `page ${page} of ${pages} is not JSON`);
         }
         // every page of one report carries the time its first page came: a reader tells a whole
         // report from pages of two (written page by page) by that time (msmctl re-reads those)
@@ -328,8 +347,12 @@ class ProxySession {
     let bytes = 0;
     for (const p of pages.values()) bytes += p.json.length;
     this.nextStatsWrite = Date.now() + Math.max(this.cp.timing.statsIntervalMs, (bytes / STATS_BYTES_PER_SEC) * 1000);
+    const clearDropped = this.statsDropRecorded && !this.statsDroppedSinceFlush;
+    if (clearDropped) this.statsDropRecorded = false;
+    this.statsDroppedSinceFlush = false;
     this.enqueue("storing stats", async () => {
       this.storedPages = await writeStats(this.cp.store, this.nodeId, pages, pageCount, this.storedPages);
+      if (clearDropped) await updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, statsDropped: "", statsDroppedAtMs: 0 }));
     });
   }
 
@@ -356,6 +379,9 @@ class ProxySession {
     void this.work.then(() => this.resolveFinished());
   }
 }
+
+/** A proxy's stats pages dropped for one reason are logged again only this often. */
+const DROPPED_STATS_LOG_MS = 60_000;
 
 /** A refused proxy connection that repeats (a proxy retries every second or so) is logged again only this often. */
 const REFUSAL_LOG_MS = 60_000;

@@ -24,10 +24,13 @@ export interface StatusRecord {
   /** Segments of the acked version that do not run, and why (see Ack in msm.proto). */
   notRunning: string[];
   notRunningError: string;
+  /** Why this proxy's stats pages are dropped ("" once a whole report is stored again), and when that was last said. */
+  statsDropped: string;
+  statsDroppedAtMs: number;
 }
 
 export function emptyStatus(nodeId: string): StatusRecord {
-  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "" };
+  return { nodeId, connected: false, connectionId: "", peer: "", server: "", lastSeenMs: 0, capabilities: [], abiVersions: [], ackedVersion: 0, nackedVersion: 0, nackError: "", nackRetryAtMs: 0, notRunning: [], notRunningError: "", statsDropped: "", statsDroppedAtMs: 0 };
 }
 
 /**
@@ -80,6 +83,8 @@ export async function listProxies(store: Store, state: DesiredState, staleAfterM
       server: r.server,
       notRunning: r.notRunning,
       notRunningError: r.notRunningError,
+      statsDropped: r.statsDropped,
+      statsDroppedAtMs: r.statsDroppedAtMs,
     };
   });
 }

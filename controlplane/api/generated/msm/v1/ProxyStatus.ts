@@ -18,6 +18,8 @@ export interface ProxyStatus {
   'notRunning'?: (string)[];
   'notRunningError'?: (string);
   'nackRetryAtMs'?: (number | string | Long);
+  'statsDropped'?: (string);
+  'statsDroppedAtMs'?: (number | string | Long);
 }
 
 export interface ProxyStatus__Output {
@@ -35,4 +37,6 @@ export interface ProxyStatus__Output {
   'notRunning': (string)[];
   'notRunningError': (string);
   'nackRetryAtMs': (number);
+  'statsDropped': (string);
+  'statsDroppedAtMs': (number);
 }
