@@ -82,6 +82,21 @@ test("path 0 ahead of path 1 by 30 ms, then path 1 ahead by 20 ms: skew changes 
   assert.is(metric(h, "path0_duplicates", ctx), 200);
 });
 
+test("a path lagging by more than the window (100 ms, 64 places at 1000 pps): its copies are stale, not a restart, and still give its skew", async () => {
+  // Before: path 1's first copy behind the window was taken for a new stream, the merge resynced on
+  // it, sent 102 packets twice and dropped path 0 as the old stream; the skew gauges read 0.
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const packets = stream(1000);
+  const items = arrivals(packets, [{ leg: 0, delayUs: 0, lose: () => false }, { leg: 1, delayUs: 100_000, lose: () => false }], h.nowUs);
+  const m = run(h, ctx, items, 1000, 300_000);
+  assertStream(m.out, packets, new Set(), 1000);
+  assert.is(metric(h, "merged_resyncs", ctx), 0);
+  assert.is(metric(h, "merged_stale", ctx), 1000 - RING);
+  assert.is(metric(h, "path1_skew_us", ctx), 100_000);
+  assert.is(metric(h, "path1_skew_max_us", ctx), 100_000);
+});
+
 test("a path cut for 2 seconds loses nothing; its loss is counted on it alone", async () => {
   const h = await loadReplicate();
   const ctx = h.createContext(MERGE);
