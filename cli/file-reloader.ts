@@ -106,7 +106,11 @@ export class FileReloader {
         // committed: the new config runs, without the segments named
         this.runs(next!);
         this.log(`config reloaded (${why}), but these segments are NOT running:\n  ${printable(applyErrorLines(err, next!), { keepNewlines: true })}`);
-      } else this.log(`reload failed: ${(err as Error).stack ?? err}`);
+      } else {
+        // a file that failed to read or validate in a way not foreseen: as refused as any other
+        if (!next) this.proxy.noteRefusedConfig();
+        this.log(`reload failed${next ? "" : ", the running config stays"}: ${(err as Error).stack ?? err}`);
+      }
     }
     return true;
   }

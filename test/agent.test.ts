@@ -1500,6 +1500,8 @@ test("snapshot conversion: field by field, field paths in errors, one key per fi
   const cases: [string, Partial<Segment>, string][] = [
     ["bad JSON", { chain: [{ filter: "validate", version: "", configJson: "{" }] }, "segments[0].chain[0].config_json: not valid JSON"],
     ["not an object", { chain: [{ filter: "validate", version: "", configJson: "[1]" }] }, "segments[0].chain[0].config_json: must be a JSON object"],
+    ["a key twice (JSON.parse kept the last)", { chain: [{ filter: "validate", version: "", configJson: '{"a": 1, "a": 2}' }] }, "segments[0].chain[0].config_json: key 'a' appears twice at the top level"],
+    ["nested past 64 levels", { chain: [{ filter: "validate", version: "", configJson: `{"a": ${"[".repeat(5000)}1${"]".repeat(5000)}}` }] }, "segments[0].chain[0].config_json: nested deeper than 64 levels of mappings and lists at line 1, column 70"],
     ["unknown filter", { chain: [{ filter: "fec", version: "", configJson: "" }] }, "segments[0].chain[0].filter: 'fec' is not in the snapshot's filters"],
     ["listen missing", { listen: null }, "segments[0].listen: required"],
     ["rtcp port", { listen: { address: "127.0.0.1", port: 30000, rtcpPort: 30005 } }, "segments[0].listen.rtcp_port"],

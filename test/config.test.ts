@@ -173,6 +173,64 @@ test("a file that does not parse: the error says where, and quotes none of it (a
   assert.is(parseErrorText(new SyntaxError("Expected ',' or ']' after array element in JSON at position 68")), "Expected ',' or ']' after array element in JSON at position 68");
 });
 
+/** A proxy config (JSON text) whose deepest mapping is `levels` deep, in a filter's config. */
+function nestedConfig(levels: number): string {
+  let config: unknown = 1;
+  for (let i = 3; i < levels; i++) config = { a: config }; // the top level, filters and filters.v are 3
+  return JSON.stringify(base({ filters: { v: { path: "v.wasm", config } } }));
+}
+
+/** parseProxyConfig's error message ("parsed" if it took the text). */
+function parseMessage(text: string, file: string): string {
+  try {
+    parseProxyConfig(text, file);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.message;
+  }
+  return "parsed";
+}
+
+test("nesting past 64 levels is refused before any parser runs, in YAML and JSON: a process that reads such a file twice lives on (the yaml library's stack overflow used to abort V8)", () => {
+  const deepFlow = "[".repeat(100_000);
+  const deepBlock = "- ".repeat(100_000) + "x";
+  for (let i = 0; i < 2; i++) {
+    assert.is(parseMessage(deepFlow, "d.yaml"), "d.yaml: nested deeper than 64 levels of mappings and lists at line 1, column 65");
+    assert.is(parseMessage(deepBlock, "d.yaml"), "d.yaml: nested deeper than 64 levels of mappings and lists at line 1, column 129");
+  }
+  // JSON.parse copes, but the secret-reference walk after it overflowed (a RangeError, no ConfigError)
+  const deepStage = JSON.stringify(base({ segments: [seg({ chain: [{ filter: "v", config: { zz: "DEEP" } }] })] })).replace('"DEEP"', `${"[".repeat(5000)}1${"]".repeat(5000)}`);
+  assert.match(parseMessage(deepStage, "d.json"), /^d\.json: nested deeper than 64 levels of mappings and lists at line 1, column \d+$/);
+  for (const file of ["n.json", "n.yaml"]) {
+    assert.is(parseMessage(nestedConfig(64), file), "parsed", file);
+    assert.match(parseMessage(nestedConfig(65), file), /nested deeper than 64 levels/, file);
+  }
+});
+
+test("a text past 16 MiB is refused before parsing", () => {
+  const big = `${" ".repeat(16 << 20)}{}`;
+  for (const file of ["big.json", "big.yaml"]) assert.is(parseMessage(big, file), `${file}: ${(16 << 20) + 2} bytes, more than the 16 MiB a config or manifest may hold`);
+});
+
+test("a JSON key twice in one object is refused as YAML refuses it (JSON.parse kept the last), naming the key and where, not the values", () => {
+  const key = "inline:NBttrpkAZYjerWFkL3HnHvZMDD7fSECRETSECRET";
+  const cases: [string, string][] = [
+    ['{"workers": 1, "workers": 2}', "key 'workers' appears twice at the top level"],
+    [`{"segments": [{"name": "a"}, {"name": "b", "chain": [{"filter": "v", "config": {"key": "${key}", "key": "${key}"}}]}]}`, "key 'key' appears twice in segments[1].chain[0].config"],
+    ['{"w\\u006frkers": 1, "workers": 2}', "key 'workers' appears twice at the top level"], // one key, spelt with an escape
+  ];
+  for (const [text, message] of cases) {
+    const m = parseMessage(text, "p.json");
+    assert.is(m, `p.json: ${message}`);
+    assert.not.match(m, /SECRET/);
+  }
+  // strings that look like keys, quotes and backslashes inside strings, equal keys in sibling objects: no duplicate
+  const fine = '{"segments": [], "filters": {"a": {"path": "x\\"y.wasm", "config": {"k": "\\\\", "m": "\\"k\\": 1, \\"k\\"", "n": [{"k": 1}, {"k": 2}]}}, "b": {"path": "b.wasm", "config": {"k": 1}}}}';
+  assert.is(parseMessage(fine, "p.json"), "parsed");
+  // broken JSON: the parser's own error comes first
+  assert.match(parseMessage('{"a": 1, "a": 2', "p.json"), /^p\.json: not valid JSON: /);
+});
+
 test("one address and port twice, with other SSRC or payload type rewrites: taken (a receiver that tells them apart)", () => {
   const config = validateProxyConfig(base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 6000, ssrc: 1 }, { address: "127.0.0.1", port: 6000, ssrc: 2 }] })] }));
   assert.is(config.segments[0]!.destinations.length, 2);

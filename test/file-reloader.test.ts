@@ -67,4 +67,45 @@ test("an invalid edit written while another is being reloaded is reported too", 
   assert.is(applied.length, 0);
 });
 
+/** Reloads `file` once (its text written by `write`) with `read` as the reloader's read; the log, the configs applied, the refusals counted. */
+async function reloadOnce(write: string, read?: (path: string) => Promise<string>): Promise<{ lines: string[]; applied: ProxyConfig[]; refused: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "msm-file-reloader-"));
+  const file = join(dir, "proxy.json");
+  const lines: string[] = [];
+  const applied: ProxyConfig[] = [];
+  let refused = 0;
+  const proxy = { apply: async (c: ProxyConfig) => void applied.push(c), noteRefusedConfig: () => void refused++, segmentsNotRunning: [], stats: async () => ({ segments: [] }) } as unknown as Proxy;
+  const first = JSON.stringify(parseProxyConfig(yaml(7010), "p.yaml"));
+  writeFileSync(file, first);
+  const reloader = await FileReloader.start(file, proxy, parseProxyConfig(first, file), first, undefined, false, (line) => lines.push(line), read);
+  try {
+    writeFileSync(file, write);
+    await reloader.reload("SIGHUP", false);
+    return { lines, applied, refused };
+  } finally {
+    reloader.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("a file nested 5,000 levels deep is refused and counted refused (it was a RangeError, 'reload failed', refused 0)", async () => {
+  // valid but for the depth of a filter's config
+  const config = { ...JSON.parse(JSON.stringify(parseProxyConfig(yaml(7050), "p.yaml"))), filters: { v: { path: "v.wasm", config: { zz: "DEEP" } } } };
+  const deep = JSON.stringify(config).replace('"DEEP"', `${"[".repeat(5000)}1${"]".repeat(5000)}`);
+  const { lines, applied, refused } = await reloadOnce(deep);
+  assert.is(lines.length, 1, lines.join("\n"));
+  assert.match(lines[0]!, /^config NOT reloaded \(SIGHUP\), the running config stays: .*proxy\.json: nested deeper than 64 levels of mappings and lists at line 1, column \d+$/);
+  assert.is(applied.length, 0);
+  assert.is(refused, 1);
+});
+
+test("a reload that fails in a way not foreseen is counted refused, the running config kept", async () => {
+  const { lines, applied, refused } = await reloadOnce(yaml(7050), async () => {
+    throw new TypeError("a failure of no known kind");
+  });
+  assert.match(lines[0]!, /^reload failed, the running config stays: TypeError: a failure of no known kind/);
+  assert.is(applied.length, 0);
+  assert.is(refused, 1);
+});
+
 test.run();

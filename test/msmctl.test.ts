@@ -282,6 +282,19 @@ for (const [what, text, expected] of badCases) {
   });
 }
 
+local("a manifest nested past 64 levels is refused before it is parsed, naming its document; msmctl exits 1, not aborted by V8", async () => {
+  const deep = "[".repeat(100_000);
+  for (const [text, expected] of [
+    [`${deep}\n---\n${deep}`, "f.yaml: document 1: nested deeper than 64 levels of mappings and lists at line 1, column 65"],
+    [`${SEGMENTS_YAML}---\nspec:\n  ${"- ".repeat(1000)}x\n`, /^f\.yaml: document 4: nested deeper than 64 levels of mappings and lists at line \d+, column 129$/],
+  ] as const) {
+    for (let i = 0; i < 2; i++) assert.throws(() => parseManifests(text, "f.yaml"), (err: unknown) => err instanceof ManifestError && (typeof expected === "string" ? err.message === expected : expected.test(err.message)));
+  }
+  const r = await spawnMsmctl(["apply", "-f", "-", "--server", "127.0.0.1:1", "--insecure"], { stdin: `${deep}\n---\n${deep}` });
+  assert.is(r.code, 1, r.err);
+  assert.is(r.err, "msmctl: stdin: document 1: nested deeper than 64 levels of mappings and lists at line 1, column 65\n");
+});
+
 local("a YAML bomb (aliases of aliases) is refused with a clear message, quickly", () => {
   const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
   for (let i = 1; i < 9; i++) levels.push(`${"abcdefghi"[i]}: &${"abcdefghi"[i]} [${Array(9).fill(`*${"abcdefghi"[i - 1]}`).join(", ")}]`);

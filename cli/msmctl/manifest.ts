@@ -3,9 +3,8 @@
 // (docs/proxy.md), plus the proxy that runs it. Checked here, before anything is sent: an unknown
 // key or a wrong type is reported with the file, the document and the field's path.
 import { isIP } from "node:net";
-import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { nearKey, parseErrorText, proxyConfigSchema } from "../../runtime/index.js";
+import { nearKey, parseErrorText, parseYamlDocuments, proxyConfigSchema, TextLimitError } from "../../runtime/index.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../controlplane/api/proto.js";
 import { clockRatesOf } from "../../controlplane/api/proto.js";
 
@@ -198,9 +197,7 @@ export function parseManifests(text: string, source: string): LoadedManifests {
   const manifests: SegmentManifest[] = [];
   const origins: ManifestOrigin[] = [];
   const seen = new Map<string, number>();
-  const docs = parseAllDocuments(text);
-  const list = Array.isArray(docs) ? docs : [];
-  list.forEach((doc, d) => {
+  documentsOf(text, source).forEach((doc, d) => {
     const where = `${source}: document ${d + 1}`;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) problems.push(`${where}: not valid YAML or JSON: ${parseErrorText(e)}`);
@@ -237,6 +234,16 @@ export function parseManifests(text: string, source: string): LoadedManifests {
   if (problems.length > 0) throw new ManifestError(problems);
   if (manifests.length === 0) throw new ManifestError([`${source}: no segments in it`]);
   return { manifests, origins };
+}
+
+/** The YAML documents in a file's text; throws ManifestError for a text past the parser's limits. */
+function documentsOf(text: string, source: string): ReturnType<typeof parseYamlDocuments> {
+  try {
+    return parseYamlDocuments(text);
+  } catch (err) {
+    if (!(err instanceof TextLimitError)) throw err;
+    throw new ManifestError([`${source}: ${err.document !== undefined ? `document ${err.document}: ` : ""}${err.message}`]);
+  }
 }
 
 const camel = (s: string): string => s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());

@@ -2,7 +2,7 @@
 // proto3's absent-or-zero endpoints, and legs. Shared by the server (which checks an apply with the
 // proxy's own rules) and the agent (which builds the proxy's config from a snapshot), so that both
 // read a message the same way.
-import { parseErrorText, type ProxyConfigInput } from "../../runtime/index.js";
+import { parseErrorText, parseJsonText, TextLimitError, type ProxyConfigInput } from "../../runtime/index.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment, StageLimits } from "./proto.js";
 
 type SegmentInput = NonNullable<ProxyConfigInput["segments"]>[number];
@@ -63,16 +63,17 @@ export function limitsRecord(l: StageLimits | null | undefined): StageLimits | u
 }
 
 /**
- * Parses a config object given as JSON text ("" = {}); pushes `${at}: ...` to `issues` and
+ * Parses a config object given as JSON text ("" = {}), held to a config file's limits (no key twice, no
+ * deep nesting: runtime/config/text-limits.ts); pushes `${at}: ...` to `issues` and
  * returns undefined when it is not a JSON object.
  */
 export function parseConfigJson(text: string | undefined, at: string, issues: string[]): Record<string, unknown> | undefined {
   if (text === undefined || text.trim() === "") return {};
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonText(text);
   } catch (err) {
-    issues.push(`${at}: not valid JSON (${parseErrorText(err)})`);
+    issues.push(err instanceof TextLimitError ? `${at}: ${err.message}` : `${at}: not valid JSON (${parseErrorText(err)})`);
     return undefined;
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {

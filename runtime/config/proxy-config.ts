@@ -4,13 +4,14 @@
 import { isIP } from "node:net";
 import { readFile } from "node:fs/promises";
 import { resolve, dirname, isAbsolute } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
 import { MAX_LEGS } from "../abi.js";
 import { canonicalAddress, EndpointClaims } from "./endpoints.js";
 import { parseErrorText } from "./parse-error-text.js";
+import { pathString } from "./field-path.js";
+import { parseJsonText, parseYamlDocuments, TextLimitError } from "./text-limits.js";
 import { forwardingLoopProblems, type HostAddresses, type LoopNode } from "./forwarding-loops.js";
 import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
@@ -218,18 +219,14 @@ export type FilterEntry = z.infer<typeof filterEntry>;
 export type LegConfig = z.infer<typeof leg>;
 export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
 
+export { pathString };
+
 /** A config that cannot be used; `issues` name each field by path (`segments[0].listen.port`). */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
   constructor(readonly issues: readonly string[], readonly source = "config") {
     super(`${source}: ${issues.length === 1 ? issues[0] : `\n  ${issues.join("\n  ")}`}`);
   }
-}
-
-export function pathString(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? String(p) : `.${String(p)}`;
-  return out || "(top level)";
 }
 
 /** The host's own msm_filter_* families (runtime/admin/prometheus.ts; test/config.test.ts keeps the two lists alike). */
@@ -551,9 +548,20 @@ export async function readConfigText(file: string): Promise<string> {
 }
 
 function parseConfigDocument(text: string, file: string): unknown {
+  const json = file.endsWith(".json");
   try {
-    return file.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { logLevel: "error" }); // its warnings would print excerpts of the file
+    return json ? parseJsonText(text) : yamlDocument(text);
   } catch (err) {
-    throw new ConfigError([`not valid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${parseErrorText(err)}`], file);
+    if (err instanceof TextLimitError) throw new ConfigError([err.message], file);
+    throw new ConfigError([`not valid ${json ? "JSON" : "YAML"}: ${parseErrorText(err)}`], file);
   }
+}
+
+/** The one YAML document in `text` as a value (null if none); throws its first error. */
+function yamlDocument(text: string): unknown {
+  const docs = parseYamlDocuments(text);
+  if (docs.length > 1) throw new Error(`${docs.length} documents (separated by ---); a config is one`);
+  const error = docs[0]?.errors[0];
+  if (error) throw error;
+  return docs[0]?.toJS() ?? null;
 }
