@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { HOST_FILTER_FAMILIES, parseProxyConfig } from "../runtime/config/proxy-config.js";
-import { ConfigError, parseErrorText, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { ConfigError, legMulticast, parseErrorText, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
 
@@ -72,7 +72,14 @@ const cases: [string, unknown, RegExp][] = [
   ["an unknown multicast key", base({ segments: [seg({ multicast: { hops: 3 } })] }), /segments\[0\]\.multicast: unknown key 'hops'$/m],
   ["a leg joining on a unicast address", base({ segments: [seg({ legs: [{ name: "b", listen: { port: 7000, interface: "127.0.0.1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.listen\.interface: only a multicast group is joined, and the leg listens on 127\.0\.0\.1/],
   ["a leg's source-specific sender of the other family", base({ segments: [seg({ legs: [{ name: "b", listen: { address: "239.1.1.1", port: 7000 }, source: { address: "::1" }, send: false }] })] }), /segments\[0\]\.legs\[0\]\.source\.address: IPv6, but the leg listens on IPv4/],
-  ["a leg sending from the other family than the multicast interface", base({ segments: [seg({ multicast: { interface: "127.0.0.1" }, legs: [{ name: "b", receive: false, egress: { address: "::1" }, destinations: [{ address: "ff15::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.egress\.address: IPv6, but multicast\.interface names an IPv4 interface/],
+  // (a leg with its own egress address sends from that address's interface: only an unspecified one inherits the segment's)
+  ["a leg sending from the other family than the multicast interface", base({ segments: [seg({ multicast: { interface: "127.0.0.1" }, legs: [{ name: "b", receive: false, egress: { address: "::" }, destinations: [{ address: "ff15::1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.egress\.address: IPv6, but multicast\.interface names an IPv4 interface .*; give the leg its own multicast\.interface$/m],
+  // a leg's own multicast (docs/proxy.md "A leg's path"): the segment's keys and checks, named under the leg
+  ["an unknown key in a leg's multicast", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: [{ address: "239.1.1.2", port: 7000 }], multicast: { hops: 3 } }] })] }), /segments\[0\]\.legs\[0\]\.multicast: unknown key 'hops'$/m],
+  ["a leg's TTL past 255", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: [{ address: "239.1.1.2", port: 7000 }], multicast: { ttl: 256 } }] })] }), /segments\[0\]\.legs\[0\]\.multicast\.ttl:/],
+  ["a leg's multicast interface of the wrong family", base({ segments: [seg({ legs: [{ name: "b", receive: false, destinations: [{ address: "239.1.1.2", port: 7000 }], multicast: { interface: "veth1" } }] })] }), /segments\[0\]\.legs\[0\]\.multicast\.interface: 'veth1': an IPv4 group .*\(the leg sends from IPv4\)/],
+  ["a leg's IPv6 multicast given an address", base({ segments: [seg({ legs: [{ name: "b", receive: false, egress: { address: "::1" }, destinations: [{ address: "ff15::1", port: 7000 }], multicast: { interface: "fd00::1" } }] })] }), /segments\[0\]\.legs\[0\]\.multicast\.interface: 'fd00::1': an IPv6 group .*\(the leg sends from IPv6\)/],
+  ["multicast on a leg that does not send", base({ segments: [seg({ legs: [{ name: "b", listen: { address: "239.1.1.2", port: 7000 }, send: false, multicast: { interface: "127.0.0.1" } }] })] }), /segments\[0\]\.legs\[0\]\.multicast: the leg does not send \(send: false\).*joined on listen\.interface$/m],
   // forwarding loops: packets that would come back into the proxy's own sockets
   ["a destination that is the segment's own listen port", base({ segments: [seg({ destinations: [{ address: "127.0.0.1", port: 5004 }] })] }), /segments\[0\]\.destinations\[0\]: 127\.0\.0\.1:5004 is this segment's own listen: every packet would come back to it/],
   ["a muxed destination that is the segment's own listen", base({ segments: [seg({ rtcpMux: true, destinations: [{ address: "127.0.0.1", port: 5004 }] })] }), /segments\[0\]\.destinations\[0\]: 127\.0\.0\.1:5004 is this segment's own listen: every packet would come back to it/],
@@ -136,6 +143,28 @@ test("one port on different addresses, or on both families, is no clash", () => 
     seg(), seg({ name: "s2", listen: { address: "127.0.0.2", port: 5004 } }), seg({ name: "s3", listen: { address: "::", port: 5004 }, destinations: [{ address: "::1", port: 6004 }] }),
   ] }));
   assert.is(c.segments.length, 3);
+});
+
+test("a leg's multicast (ST 2022-7 path B): its own keys, else the segment's TTL and loopback, and the interface of its own egress address, not the segment's", () => {
+  const group = (address: string) => [{ address, port: 6200 }];
+  const c = validateProxyConfig(base({ segments: [seg({
+    egress: { address: "10.91.1.1" }, destinations: group("239.10.1.1"), multicast: { ttl: 2, interface: "10.91.1.1", loopback: true },
+    legs: [
+      { name: "path-b", receive: false, egress: { address: "10.91.2.1" }, destinations: group("239.10.2.1") },
+      { name: "path-c", receive: false, egress: { address: "10.91.3.1" }, destinations: group("239.10.3.1"), multicast: { ttl: 5, interface: "10.91.9.1", loopback: false } },
+      { name: "fec", portOffset: 2, receive: false },
+      { name: "any", receive: false, egress: { address: "0.0.0.0" }, destinations: group("239.10.4.1"), multicast: { ttl: 7 } },
+      { name: "v6", receive: false, egress: { address: "fd00::2" }, destinations: group("ff15::2") },
+    ],
+  })] }));
+  const s = c.segments[0]!;
+  assert.equal(s.legs[0]!.multicast, undefined); // nothing filled in: unset keys are the segment's
+  assert.equal(legMulticast(s, 0), { ttl: 2, loopback: true, interface: "10.91.2.1", ofEgress: true, field: "legs[0].egress.address" });
+  assert.equal(legMulticast(s, 1), { ttl: 5, loopback: false, interface: "10.91.9.1", ofEgress: false, field: "legs[1].multicast.interface" });
+  assert.equal(legMulticast(s, 2), { ttl: 2, loopback: true, interface: "10.91.1.1", ofEgress: false, field: "multicast.interface" });
+  assert.equal(legMulticast(s, 3), { ttl: 7, loopback: true, interface: "10.91.1.1", ofEgress: false, field: "multicast.interface" });
+  // IPv6: the interface that has fd00::2, looked up by name when the socket is made
+  assert.equal(legMulticast(s, 4), { ttl: 2, loopback: true, interface: "fd00::2", ofEgress: true, field: "legs[4].egress.address" });
 });
 
 test("multicast: groups in and out, joined on an interface, source-specific; the defaults (TTL 16, loopback off)", () => {

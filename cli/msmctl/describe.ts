@@ -80,7 +80,18 @@ function legText(seg: Segment, l: Leg): string {
   else if (l.send !== false) sends = `sends to ${seg.destinations.map((d) => hostPort(d.address, d.port + (offset ?? 0))).join(", ")} (destination ports + ${offset})`;
   if (l.send !== false && l.egress) sends += ` from ${l.egress.port ? endpoint(l.egress) : `${l.egress.address}, any port`}`;
   const redundant = l.redundant ? " (a redundant path of the media: counted in its streams' ingress)" : "";
-  return `${l.name}: ${receives}; ${sends}${redundant}`;
+  return `${l.name}: ${receives}; ${sends}${legMulticastText(seg, l)}${redundant}`;
+}
+
+/** How a sending leg sends to groups, where it does or has its own settings (docs/proxy.md, "A leg's path"): runtime/config/proxy-config.ts legMulticast. */
+function legMulticastText(seg: Segment, l: Leg): string {
+  const toGroup = (l.destinations.length > 0 ? l.destinations : seg.destinations).some((d) => isMulticast(d.address));
+  if (l.send === false || (!toGroup && !l.multicast)) return "";
+  const own = l.multicast;
+  const ownEgress = l.egress && !/^(0\.0\.0\.0|::|::ffff:0\.0\.0\.0)$/.test(l.egress.address) ? l.egress.address : undefined;
+  const from = own?.interface || (ownEgress ? `the interface of ${ownEgress} (its egress)` : seg.multicast?.interface || "the route's interface");
+  const loopback = own?.loopback ?? seg.multicast?.loopback ?? false;
+  return `; multicast out: TTL ${own?.ttl ?? seg.multicast?.ttl ?? 16}, from ${from}, loopback ${loopback ? "on" : "off"}`;
 }
 
 function dropList(drops: Record<string, number>): string {

@@ -305,6 +305,7 @@ function toLeg(l: LegManifest): Leg {
     send: l.send,
     ...(l.source ? { sourceAddress: l.source.address } : {}),
     ...(l.redundant ? { redundant: true } : {}),
+    ...(l.multicast ? { multicast: { ttl: l.multicast.ttl, interface: l.multicast.interface ?? "", loopback: l.multicast.loopback } satisfies Multicast } : {}),
   };
 }
 
@@ -319,6 +320,11 @@ function legManifest(l: Leg): Record<string, unknown> {
   if (l.send === false) out.send = false;
   if (l.sourceAddress) out.source = { address: l.sourceAddress };
   if (l.redundant) out.redundant = true;
+  if (l.multicast) {
+    const m = l.multicast; // only what is set: an unset key is the segment's (docs/proxy.md, "A leg's path")
+    const own = { ...(isSet(m.ttl) ? { ttl: m.ttl } : {}), ...(m.interface ? { interface: m.interface } : {}), ...(isSet(m.loopback) ? { loopback: m.loopback } : {}) };
+    if (Object.keys(own).length > 0) out.multicast = own;
+  }
   return out;
 }
 
@@ -387,7 +393,7 @@ export function toManifest(seg: Segment): Record<string, unknown> {
     address: d.address, port: d.port, ...(d.rtcpPort ? { rtcpPort: d.rtcpPort } : {}),
     ...(d.ssrc !== undefined && d.ssrc !== null ? { ssrc: d.ssrc } : {}), ...(d.payloadType !== undefined && d.payloadType !== null ? { payloadType: d.payloadType } : {}),
   }));
-  if (seg.multicast) spec.multicast = { ttl: seg.multicast.ttl ?? 16, ...(seg.multicast.interface ? { interface: seg.multicast.interface } : {}), loopback: seg.multicast.loopback };
+  if (seg.multicast) spec.multicast = { ttl: seg.multicast.ttl ?? 16, ...(seg.multicast.interface ? { interface: seg.multicast.interface } : {}), loopback: seg.multicast.loopback ?? false };
   if (seg.legs.length > 0) spec.legs = seg.legs.map(legManifest);
   if (clockRatesOf(seg)) spec.clockRates = clockRatesOf(seg);
   const source: Record<string, unknown> = {};

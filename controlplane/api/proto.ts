@@ -111,10 +111,12 @@ export function clockRatesOf(seg: Pick<Segment, "clockRates">): Record<string, n
  * then also carry the oneof's virtual `_receive`-style fields; build records field by field).
  * `sourceAddress` "" (or absent): the leg hears the media's sender; else its own sender's address.
  */
-export type Leg = Optional<Omit<Leg__Output, "listen" | "destinations" | "egress">, "sourceAddress" | "redundant"> & {
+export type Leg = Optional<Omit<Leg__Output, "listen" | "destinations" | "egress" | "multicast">, "sourceAddress" | "redundant"> & {
   listen: Endpoint | null;
   destinations: Endpoint[];
   egress: Endpoint | null;
+  /** The leg's own multicast settings (unset ttl, loopback: the segment's); absent or null: none (a record stored before it existed too). */
+  multicast?: Multicast | null;
 };
 export type FilterRef = FilterRef__Output;
 

@@ -127,13 +127,28 @@ export function noInterface(e: Endpoint | null | undefined, path: string, issues
 /** A segment's multicast message as the proxy's config takes it (absent: the defaults). */
 export function multicastInput(m: Multicast | null | undefined): SegmentInput["multicast"] {
   if (!m) return undefined;
-  return { ...(m.ttl !== undefined ? { ttl: m.ttl } : {}), ...(m.interface ? { interface: m.interface } : {}), loopback: m.loopback };
+  return { ...(isSet(m.ttl) ? { ttl: m.ttl } : {}), ...(m.interface ? { interface: m.interface } : {}), loopback: m.loopback ?? false };
 }
 
 /** A multicast message as stored and listed: null for the defaults (TTL 16, no interface, loopback off). */
 export function multicastRecord(m: Multicast | null | undefined): Multicast | null {
   if (!m || ((m.ttl ?? 16) === 16 && !m.interface && !m.loopback)) return null;
-  return { ttl: m.ttl ?? 16, interface: m.interface, loopback: m.loopback };
+  return { ttl: m.ttl ?? 16, interface: m.interface, loopback: m.loopback ?? false };
+}
+
+/**
+ * A leg's own multicast message, only what is set (unset ttl and loopback are the segment's,
+ * interface "" is legMulticast's rule: runtime/config/proxy-config.ts); null when nothing is, so
+ * that a leg stored before it existed compares equal. As stored, and as the proxy's config takes it.
+ */
+export function legMulticastRecord(m: Multicast | null | undefined): Multicast | null {
+  if (!m) return null;
+  const out = {
+    ...(isSet(m.ttl) ? { ttl: m.ttl } : {}),
+    ...(m.interface ? { interface: m.interface } : {}),
+    ...(isSet(m.loopback) ? { loopback: m.loopback } : {}),
+  };
+  return Object.keys(out).length > 0 ? { interface: "", ...out } : null;
 }
 
 /**
@@ -170,6 +185,8 @@ export function legInput(l: Leg, at: string, issues: string[]): LegInput {
   if (l.send !== undefined) out.send = l.send;
   if (l.sourceAddress) out.source = { address: l.sourceAddress };
   if (l.redundant) out.redundant = true;
+  const multicast = legMulticastRecord(l.multicast);
+  if (multicast) out.multicast = { ...(isSet(multicast.ttl) ? { ttl: multicast.ttl } : {}), ...(multicast.interface ? { interface: multicast.interface } : {}), ...(isSet(multicast.loopback) ? { loopback: multicast.loopback } : {}) };
   return out;
 }
 
@@ -189,5 +206,7 @@ export function legRecord(l: Leg): Leg {
     send: l.send ?? true,
     ...(l.sourceAddress ? { sourceAddress: l.sourceAddress } : {}),
     ...(l.redundant ? { redundant: true } : {}),
+    // last, and only when set: a leg stored before it existed compares equal
+    ...(legMulticastRecord(l.multicast) ? { multicast: legMulticastRecord(l.multicast) } : {}),
   };
 }

@@ -47,7 +47,7 @@ const listenEndpoint = z.strictObject({
 
 export const MULTICAST_DEFAULTS = { ttl: 16, loopback: false } as const;
 
-/** How the egress sockets send to multicast destinations (applied to every egress socket: media and legs). */
+/** How the egress sockets send to multicast destinations (the media's; a leg's, as legMulticast says). */
 const multicast = z.strictObject({
   /** Hops a multicast packet may cross (IP TTL / IPv6 hop limit); 0 keeps it on this host. */
   ttl: z.number().int().min(0).max(255).default(MULTICAST_DEFAULTS.ttl),
@@ -55,6 +55,17 @@ const multicast = z.strictObject({
   interface: z.string().min(1).optional(),
   /** Whether listeners on this host (and its network namespace) hear the proxy's multicast too. */
   loopback: z.boolean().default(MULTICAST_DEFAULTS.loopback),
+});
+
+/**
+ * A leg's own `multicast` (docs/proxy.md "Multicast", "A leg's path"): the segment's keys, each
+ * unset one taken as legMulticast says (ttl and loopback: the segment's; interface: the one that
+ * has the leg's egress address, when the leg has its own, else the segment's).
+ */
+const legMulticastSchema = z.strictObject({
+  ttl: multicast.shape.ttl.unwrap().optional(),
+  interface: multicast.shape.interface,
+  loopback: multicast.shape.loopback.unwrap().optional(),
 });
 
 const destination = z.strictObject({
@@ -119,6 +130,8 @@ const leg = z.strictObject({
   egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
   /** Whether the leg sends (a decoder that strips repair packets only receives them). */
   send: z.boolean().default(true),
+  /** How the leg's egress socket sends to multicast destinations, where it differs from what legMulticast gives it. */
+  multicast: legMulticastSchema.optional(),
   /**
    * Whether the leg carries the media stream's own packets over another path (ST 2022-7): its
    * RTP then counts in the segment's per-stream ingress with the media's, each sequence number
@@ -429,7 +442,14 @@ function legProblems(seg: SegmentConfig, at: string, egressFamily: number): stri
     if (l.source && isMulticast(l.source.address)) problems.push(`${where}.source.address: ${l.source.address} is a multicast group; a sender's address is unicast`);
     if (l.egress && isMulticast(l.egress.address)) problems.push(`${where}.egress.address: ${l.egress.address} is a multicast group; a leg sends from a local unicast address`);
     const family = l.egress ? isIP(l.egress.address) : egressFamily;
-    if (l.send && family !== egressFamily && seg.multicast.interface !== undefined) problems.push(`${where}.egress.address: IPv${family}, but multicast.interface names an IPv${egressFamily} interface (the leg's egress socket could not send multicast from it)`);
+    const out = legMulticast(seg, k);
+    if (l.multicast && !l.send) problems.push(`${where}.multicast: the leg does not send (send: false), and multicast is how its egress socket sends; a group the leg receives is joined on listen.interface`);
+    else if (l.multicast?.interface !== undefined) {
+      const problem = interfaceProblem(l.multicast.interface, family);
+      if (problem) problems.push(`${where}.multicast.interface: ${problem} (the leg sends from IPv${family})`);
+    } else if (l.send && family !== egressFamily && out.field === "multicast.interface" && out.interface !== undefined) {
+      problems.push(`${where}.egress.address: IPv${family}, but multicast.interface names an IPv${egressFamily} interface (the leg's egress socket could not send multicast from it); give the leg its own multicast.interface`);
+    }
     if (l.send) {
       for (const [j, d] of (l.destinations ?? seg.destinations).entries()) {
         const field = l.destinations ? `${where}.destinations[${j}]` : `${at}.destinations[${j}]`;
@@ -465,9 +485,10 @@ function sendTargets(seg: SegmentConfig, at: string): LoopNode["sends"] {
   });
   seg.legs.forEach((l, k) => {
     if (!l.send) return;
-    if (l.destinations) l.destinations.forEach((d, j) => out.push({ endpoint: d, field: `${at}.legs[${k}].destinations[${j}]`, channel: "media", loopback }));
+    const legLoopback = legMulticast(seg, k).loopback;
+    if (l.destinations) l.destinations.forEach((d, j) => out.push({ endpoint: d, field: `${at}.legs[${k}].destinations[${j}]`, channel: "media", loopback: legLoopback }));
     else if (l.portOffset !== undefined) {
-      seg.destinations.forEach((d, j) => out.push({ endpoint: { address: d.address, port: d.port + l.portOffset! }, field: `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})`, channel: "media", loopback }));
+      seg.destinations.forEach((d, j) => out.push({ endpoint: { address: d.address, port: d.port + l.portOffset! }, field: `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})`, channel: "media", loopback: legLoopback }));
     }
   });
   return out;
@@ -478,6 +499,45 @@ export function legListen(seg: SegmentConfig, l: LegConfig): { address: string; 
   if (!l.receive) return null;
   if (l.listen) return { address: l.listen.address ?? seg.listen.address, port: l.listen.port };
   return l.portOffset === undefined ? null : { address: seg.listen.address, port: seg.listen.port + l.portOffset };
+}
+
+/** How an egress socket sends to multicast destinations, and which config field named its interface (for errors). */
+export interface MulticastOut {
+  readonly ttl: number;
+  readonly loopback: boolean;
+  /** IPv4: a local address; IPv6: an interface name, or with `ofEgress` the address whose interface it is; undefined: the route's. */
+  readonly interface: string | undefined;
+  /** The interface is the one that has the leg's own egress address (`interface` is that address). */
+  readonly ofEgress: boolean;
+  /** `multicast.interface`, `legs[1].multicast.interface` or `legs[1].egress.address`. */
+  readonly field: string;
+}
+
+/** What the segment's own egress sockets (media and RTCP) get: its `multicast`. */
+export function segmentMulticast(seg: SegmentConfig): MulticastOut {
+  const m = seg.multicast;
+  return { ttl: m.ttl, loopback: m.loopback, interface: m.interface, ofEgress: false, field: "multicast.interface" };
+}
+
+/**
+ * What leg `k`'s egress socket gets (docs/proxy.md "Multicast", "A leg's path"): each key of the
+ * leg's own `multicast` when set; else TTL and loopback are the segment's, and the interface is
+ * the one that has the leg's own `egress.address` (a second path leaves on its own network, not
+ * on the media's), or the segment's `multicast.interface` for a leg that sends from the segment's
+ * address (FEC legs) or from an unspecified one.
+ */
+export function legMulticast(seg: SegmentConfig, k: number): MulticastOut {
+  const l = seg.legs[k]!;
+  const own = l.multicast;
+  const base = { ttl: own?.ttl ?? seg.multicast.ttl, loopback: own?.loopback ?? seg.multicast.loopback };
+  if (own?.interface !== undefined) return { ...base, interface: own.interface, ofEgress: false, field: `legs[${k}].multicast.interface` };
+  if (l.egress && !isUnspecified(l.egress.address)) return { ...base, interface: l.egress.address, ofEgress: true, field: `legs[${k}].egress.address` };
+  return { ...base, interface: seg.multicast.interface, ofEgress: false, field: "multicast.interface" };
+}
+
+function isUnspecified(address: string): boolean {
+  const canonical = canonicalAddress(address);
+  return canonical === "0.0.0.0" || canonical === "::" || canonical === "::ffff:0:0";
 }
 
 /** A multicast group a listen socket joins: on which interface (undefined: the kernel's choice), from which sender only (source-specific). */
@@ -519,7 +579,7 @@ export function fixedBinds(seg: SegmentConfig): { address: string; port: number;
 
 /** What about a segment forces new sockets (and so a brief gap): where it listens and sends from. */
 export function socketsKey(seg: SegmentConfig): string {
-  const legs = seg.legs.map((l, k) => [legListen(seg, l), l.send, l.egress ?? null, groupJoin(seg, k)]);
+  const legs = seg.legs.map((l, k) => [legListen(seg, l), l.send, l.egress ?? null, groupJoin(seg, k), l.multicast ?? null]);
   return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null, seg.symmetricRtp, legs, groupJoin(seg), seg.multicast]);
 }
 

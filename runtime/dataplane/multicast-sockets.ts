@@ -1,12 +1,14 @@
 // Multicast on a segment's sockets (docs/proxy.md "Multicast"): a listen socket bound to a group
-// joins it (source-specific when the segment names its sender), and every egress socket gets the
-// segment's TTL, loopback and interface. A join or interface the kernel refuses is an error that
+// joins it (source-specific when the segment names its sender), and every egress socket gets its
+// TTL, loopback and interface: the segment's, or a leg's own (legMulticast: a second path's leg
+// leaves on its own network). A join or interface the kernel refuses is an error that
 // names the config field, so the apply that asked for it is refused.
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
+import { canonicalAddress } from "../config/endpoints.js";
 import { interfaceName, socketInterface } from "../config/multicast.js";
-import { groupJoin, type GroupJoin, type SegmentConfig } from "../config/proxy-config.js";
+import { groupJoin, legMulticast, segmentMulticast, type GroupJoin, type MulticastOut, type SegmentConfig } from "../config/proxy-config.js";
 
 /** What an errno means for a join or an interface, in the operator's words. */
 const HINTS: Record<string, string> = {
@@ -42,17 +44,29 @@ export function joinGroup(socket: Socket, join: GroupJoin): void {
   }
 }
 
-/** Sets the segment's multicast TTL, loopback and interface on an egress socket; throws naming the field. */
-export function applyMulticastOptions(socket: Socket, config: SegmentConfig, family: number, field = "multicast"): void {
-  const m = config.multicast;
-  socket.setMulticastTTL(m.ttl);
-  socket.setMulticastLoopback(m.loopback);
-  if (m.interface === undefined) return;
-  if (family === 6) requireInterface(m.interface, `${field}.interface`);
+/**
+ * The name of the interface that has `address` (an IPv6 leg's own egress address: its socket
+ * names the interface by name); throws naming `field` when none has it.
+ */
+function interfaceWithAddress(address: string, field: string): string {
+  const want = canonicalAddress(address.split("%")[0]!);
+  for (const [name, addresses] of Object.entries(networkInterfaces())) {
+    if (addresses?.some((a) => canonicalAddress(a.address.split("%")[0]!) === want)) return name;
+  }
+  throw new Error(`${field}: no interface of this host has ${address}, so multicast cannot leave from its interface`);
+}
+
+/** Sets an egress socket's multicast TTL, loopback and interface (segmentMulticast, legMulticast); throws naming the field. */
+export function applyMulticastOptions(socket: Socket, out: MulticastOut, family: number): void {
+  socket.setMulticastTTL(out.ttl);
+  socket.setMulticastLoopback(out.loopback);
+  if (out.interface === undefined) return;
+  const iface = out.ofEgress && family === 6 ? interfaceWithAddress(out.interface, out.field) : out.interface;
+  if (family === 6) requireInterface(iface, out.field);
   try {
-    socket.setMulticastInterface(socketInterface(m.interface, family));
+    socket.setMulticastInterface(socketInterface(iface, family));
   } catch (err) {
-    throw new Error(`${field}.interface: cannot send multicast from ${m.interface}: ${reason(err)}`);
+    throw new Error(`${out.field}: cannot send multicast from ${iface}: ${reason(err)}`);
   }
 }
 
@@ -65,7 +79,12 @@ export async function checkMulticast(config: SegmentConfig): Promise<void> {
   const joins = [groupJoin(config), ...config.legs.map((_, k) => groupJoin(config, k))].filter((j): j is GroupJoin => j !== null);
   const family = isIP(config.egress?.address ?? config.listen.address);
   const probes: [Socket, (s: Socket) => void][] = joins.map((j) => [probe(isIP(j.group)), (s) => joinGroup(s, j)]);
-  probes.push([probe(family), (s) => applyMulticastOptions(s, config, family)]);
+  probes.push([probe(family), (s) => applyMulticastOptions(s, segmentMulticast(config), family)]);
+  config.legs.forEach((l, k) => {
+    if (!l.send) return;
+    const legFamily = l.egress ? isIP(l.egress.address) : family;
+    probes.push([probe(legFamily), (s) => applyMulticastOptions(s, legMulticast(config, k), legFamily)]);
+  });
   try {
     for (const [socket, attempt] of probes) {
       await new Promise<void>((resolve, reject) => {

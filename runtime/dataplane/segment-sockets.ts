@@ -8,7 +8,7 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIP, isIPv6, type AddressInfo } from "node:net";
 import { isMulticast } from "../config/multicast.js";
-import { fixedBinds, groupJoin, legListen, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
+import { fixedBinds, groupJoin, legListen, legMulticast, segmentMulticast, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
 import { applyMulticastOptions, joinGroup } from "./multicast-sockets.js";
 
 async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
@@ -172,14 +172,14 @@ function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) 
   };
 }
 
-/** Gives every egress socket the segment's multicast options; on failure closes every socket of the segment. */
+/** Gives every egress socket its multicast options (the segment's, a leg's own); on failure closes every socket of the segment. */
 function setMulticastOptions(config: SegmentConfig, sockets: SegmentSockets<Socket>, opened: Socket[]): void {
   const family = isIP(egressOf(config).address);
   try {
-    for (const s of [sockets.egressRtp, sockets.egressRtcp]) if (s) applyMulticastOptions(s, config, family);
+    for (const s of [sockets.egressRtp, sockets.egressRtcp]) if (s) applyMulticastOptions(s, segmentMulticast(config), family);
     for (const [k, l] of config.legs.entries()) {
       const s = sockets.legs[k]!.egress;
-      if (s) applyMulticastOptions(s, config, isIP(legEgressOf(config, l).address));
+      if (s) applyMulticastOptions(s, legMulticast(config, k), isIP(legEgressOf(config, l).address));
     }
   } catch (err) {
     failSegment(config, opened, (err as Error).message);

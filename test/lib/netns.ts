@@ -9,8 +9,11 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { udpSockets, type ProcNetReader } from "./kernel-drops.js";
 import { peer, runsOk } from "./peers.js";
 
-/** Every namespace a lab makes is named `msmt-<pid>-<lab>-<role>`. */
-export const NETNS_PREFIX = "msmt-";
+/**
+ * Every namespace a lab makes is named `msmt-<pid>-<lab>-<role>`; MSM_NETNS_PREFIX (lowercase
+ * letters, digits, ending in '-') replaces `msmt-` where a host's namespaces must carry another name.
+ */
+export const NETNS_PREFIX = /^[a-z][a-z0-9]{0,7}-$/.test(process.env.MSM_NETNS_PREFIX ?? "") ? process.env.MSM_NETNS_PREFIX! : "msmt-";
 
 export const netnsPeer = peer(
   "network namespaces (root and iproute2's ip)",

@@ -2,6 +2,7 @@
 // Original file: controlplane/proto/msm.proto
 
 import type { Endpoint as _msm_v1_Endpoint, Endpoint__Output as _msm_v1_Endpoint__Output } from '../../msm/v1/Endpoint.js';
+import type { Multicast as _msm_v1_Multicast, Multicast__Output as _msm_v1_Multicast__Output } from '../../msm/v1/Multicast.js';
 
 export interface Leg {
   'name'?: (string);
@@ -13,6 +14,7 @@ export interface Leg {
   'send'?: (boolean);
   'sourceAddress'?: (string);
   'redundant'?: (boolean);
+  'multicast'?: (_msm_v1_Multicast | null);
   '_portOffset'?: "portOffset";
   '_receive'?: "receive";
   '_send'?: "send";
@@ -28,6 +30,7 @@ export interface Leg__Output {
   'send'?: (boolean);
   'sourceAddress': (string);
   'redundant': (boolean);
+  'multicast': (_msm_v1_Multicast__Output | null);
   '_portOffset'?: "portOffset";
   '_receive'?: "receive";
   '_send'?: "send";

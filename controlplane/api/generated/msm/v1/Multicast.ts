@@ -7,11 +7,13 @@ export interface Multicast {
   'interface'?: (string);
   'loopback'?: (boolean);
   '_ttl'?: "ttl";
+  '_loopback'?: "loopback";
 }
 
 export interface Multicast__Output {
   'ttl'?: (number);
   'interface': (string);
-  'loopback': (boolean);
+  'loopback'?: (boolean);
   '_ttl'?: "ttl";
+  '_loopback'?: "loopback";
 }
