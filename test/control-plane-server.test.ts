@@ -428,13 +428,31 @@ test("secrets: listed as <redacted> unless show_secrets, sent to the proxy whole
   await rpc(adminA, "DeleteSegments", { names: ["s1"] });
 });
 
-test("a dry run refuses what the store would refuse: too many operations for one transaction, a value too large", async () => {
+test("a dry run refuses what the store would refuse: too many operations for one transaction (the limit in a trailer, to send it in parts), a value too large (no trailer)", async () => {
   const many = Array.from({ length: 130 }, (_, i) => seg(`t${i}`, "node-t", 30000 + 2 * i));
-  await refused(apply(adminA, many, true), status.INVALID_ARGUMENT, /^segments: this request needs 131 store operations in one transaction; etcd:.* takes at most 128: split it$/);
-  await refused(apply(adminA, many), status.INVALID_ARGUMENT, /takes at most 128: split it/);
+  const limit = (e: ServiceError): unknown[] => e.metadata.get("msm-max-txn-ops");
+  let e = await refused(apply(adminA, many, true), status.INVALID_ARGUMENT, /^segments: this request needs 131 store operations in one transaction; etcd:.* takes at most 128: split it$/);
+  assert.equal(limit(e), ["128"]);
+  e = await refused(apply(adminA, many), status.INVALID_ARGUMENT, /takes at most 128: split it/);
+  assert.equal(limit(e), ["128"]);
+  e = await refused(rpc(adminA, "DeleteSegments", { names: many.map((s) => s.name) }), status.NOT_FOUND);
+  assert.equal(limit(e), [], "not found before too large");
+  // a client that splits: its dry run answers, naming the limit
+  const dry = await rpc<ApplySegmentsResponse>(adminB, "ApplySegments", { segments: many, dryRun: true, clientSplits: true });
+  assert.equal([dry.created.length, dry.maxTxnOps], [130, 128]);
   const huge = seg("t-huge", "node-t", 31000, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify({ allowedPayloadTypes: [96], note: "x".repeat(1.1 * (1 << 20)) }) }] });
-  await refused(apply(adminB, [huge], true), status.INVALID_ARGUMENT, /^segments: segment 't-huge' is \d+ bytes stored; etcd:.* takes at most 1048576 per value/);
+  e = await refused(rpc(adminB, "ApplySegments", { segments: [huge], dryRun: true, clientSplits: true }), status.INVALID_ARGUMENT, /^segments: segment 't-huge' is \d+ bytes stored; etcd:.* takes at most 1048576 per value/);
+  assert.equal(limit(e), [], "splitting would not help");
+  e = await refused(rpc(adminB, "ApplySegments", { segments: [...many, huge], dryRun: true, clientSplits: true }), status.INVALID_ARGUMENT, /takes at most 128: split it\n.*'t-huge'/);
+  assert.equal(limit(e), [], "too many and too large: splitting alone would not help");
   assert.equal(await listSegments(adminA, "node-t"), []);
+  // deleting: the same trailer
+  await apply(adminA, many.slice(0, 100));
+  await apply(adminA, many.slice(100));
+  e = await refused(rpc(adminA, "DeleteSegments", { names: many.map((s) => s.name) }), status.INVALID_ARGUMENT, /^segments: this request needs 131 store operations/);
+  assert.equal(limit(e), ["128"]);
+  await rpc(adminA, "DeleteSegments", { names: many.slice(0, 100).map((s) => s.name) });
+  await rpc(adminA, "DeleteSegments", { names: many.slice(100).map((s) => s.name) });
 });
 
 test("no etcd quorum: calls answer UNAVAILABLE before the caller's deadline, saying whether anything may have changed", async () => {

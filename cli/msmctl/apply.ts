@@ -8,7 +8,9 @@ import { flagSet, flagValues, secondsFlag, UsageError } from "./flags.js";
 import { render } from "./format.js";
 import { ManifestError, manifestPath, parseManifests, toSegment, type ManifestOrigin, type SegmentManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
+import { partFailure, splitNote, splitRequests, type Placed } from "./split.js";
 import { outcomeLines, waitForProxies, type ProxyOutcome } from "./wait.js";
+import type { ApplySegmentsResponse, DeleteSegmentsResponse } from "../../controlplane/api/proto.js";
 import { REDACTED, secretValues } from "../../controlplane/security/secrets.js";
 
 export interface Loaded {
@@ -121,6 +123,100 @@ export function locateProxyRefusal(text: string, loaded: readonly Loaded[]): str
   });
 }
 
+/** What an apply stored, in one request or several. */
+interface Applied {
+  readonly created: string[];
+  readonly configured: string[];
+  readonly unchanged: string[];
+  /** The revision of the last request, and of the first (the same in one request). */
+  readonly revision: number;
+  readonly firstRevision: number;
+  /** Each changed segment's revision: the request that stored it. */
+  readonly revisionOf: Map<string, number>;
+  readonly requests: number;
+  /** The store's limit when the change is, or would be (a dry run), sent in several requests. */
+  readonly maxTxnOps: number;
+}
+
+/** What was applied before (none: undefined) and one more request's answer. */
+function addAnswer(applied: Applied | undefined, res: ApplySegmentsResponse): Applied {
+  const revisionOf = new Map(applied?.revisionOf);
+  for (const n of [...res.created, ...res.configured]) revisionOf.set(n, res.revision);
+  return {
+    created: [...(applied?.created ?? []), ...res.created],
+    configured: [...(applied?.configured ?? []), ...res.configured],
+    unchanged: [...(applied?.unchanged ?? []), ...res.unchanged],
+    revision: res.revision,
+    firstRevision: applied?.firstRevision ?? res.revision,
+    revisionOf,
+    requests: (applied?.requests ?? 0) + 1,
+    maxTxnOps: applied?.maxTxnOps ?? res.maxTxnOps,
+  };
+}
+
+/** Prints, as a request's answer comes, each of its segments' outcome (table) or name (-o name). */
+function printAnswer(ctx: Context, part: readonly Loaded[], res: ApplySegmentsResponse, dryRun: boolean): void {
+  const names = part.map((l) => l.manifest.metadata.name);
+  if (ctx.namesOnly) ctx.io.out(names.map((n) => `segment/${n}\n`).join(""));
+  if (ctx.namesOnly || ctx.output !== "table") return;
+  const outcome = new Map<string, string>();
+  for (const n of res.created) outcome.set(n, "created");
+  for (const n of res.configured) outcome.set(n, "configured");
+  for (const n of res.unchanged) outcome.set(n, "unchanged");
+  const suffix = dryRun ? " (dry run)" : "";
+  ctx.io.out(names.map((n) => `segment/${n} ${outcome.get(n) ?? "applied"}${suffix}\n`).join(""));
+}
+
+/** The server's refusal of a request of `part`'s segments, in the files' words. */
+function refusalText(ctx: Context, err: unknown, part: readonly Loaded[]): string {
+  if (!(err instanceof CliError) || err.rpc?.code !== status.INVALID_ARGUMENT) return (err as Error).message;
+  return [`the control plane at ${ctx.api().server} refused the segments:`, ...locateRefusal(err.rpc.details, part)].join("\n");
+}
+
+/** Each segment placed for splitRequests: its proxy, and the one it leaves (as stored now). */
+async function placeSegments(ctx: Context, loaded: readonly Loaded[]): Promise<Placed<Loaded>[]> {
+  const stored = await proxiesOf(ctx, loaded.map((l) => l.manifest.metadata.name));
+  return loaded.map((l) => {
+    const from = stored.get(l.manifest.metadata.name);
+    return { item: l, proxy: l.manifest.spec.proxy, ...(from !== undefined && from !== l.manifest.spec.proxy ? { leaves: from } : {}) };
+  });
+}
+
+/** Sends the files in requests of at most `maxOps` store operations, one after another; stops at the first that fails. */
+async function applyInParts(ctx: Context, loaded: readonly Loaded[], maxOps: number): Promise<Applied> {
+  const parts = splitRequests(await placeSegments(ctx, loaded), maxOps);
+  let applied: Applied | undefined;
+  for (const [k, part] of parts.entries()) {
+    let res;
+    try {
+      res = await ctx.api().applySegments({ segments: part.map((l) => toSegment(l.manifest)), dryRun: false });
+    } catch (err) {
+      throw partFailure(err, k, parts.map((p) => p.map((l) => l.manifest.metadata.name)), "applied", refusalText(ctx, err, part));
+    }
+    printAnswer(ctx, part, res, false);
+    applied = addAnswer(applied, res);
+  }
+  return { ...applied!, maxTxnOps: maxOps };
+}
+
+/** Sends the files in one request, or, when only the store's limit refuses it, in several. */
+async function applyAll(ctx: Context, loaded: readonly Loaded[], dryRun: boolean): Promise<Applied> {
+  let res;
+  try {
+    res = await ctx.api().applySegments({ segments: loaded.map((l) => toSegment(l.manifest)), dryRun, clientSplits: true });
+  } catch (err) {
+    if (err instanceof CliError && err.rpc?.maxTxnOps !== undefined) return applyInParts(ctx, loaded, err.rpc.maxTxnOps);
+    if (err instanceof CliError && err.rpc?.code === status.INVALID_ARGUMENT) {
+      throw new CliError([`the control plane at ${ctx.api().server} refused the segments; nothing was applied:`, ...locateRefusal(err.rpc.details, loaded)].join("\n"), err.rpc);
+    }
+    throw err;
+  }
+  printAnswer(ctx, loaded, res, dryRun);
+  const applied = addAnswer(undefined, res);
+  // a dry run the store could not take in one transaction: how many a real apply would send
+  return res.maxTxnOps > 0 ? { ...applied, requests: splitRequests(await placeSegments(ctx, loaded), res.maxTxnOps).length } : applied;
+}
+
 export async function applyCommand(ctx: Context): Promise<number> {
   const files = flagValues(ctx.args, "filename");
   if (files.length === 0) throw new UsageError("apply needs -f FILE (YAML or JSON; - for stdin)");
@@ -133,48 +229,32 @@ export async function applyCommand(ctx: Context): Promise<number> {
   const manifests = loaded.map((l) => l.manifest);
   // a segment that moves to another proxy leaves its old one: that one must answer too
   const before = wait ? await proxiesOf(ctx, manifests.map((m) => m.metadata.name)) : new Map<string, string>();
-  let res;
-  try {
-    res = await ctx.api().applySegments({ segments: manifests.map(toSegment), dryRun });
-  } catch (err) {
-    if (err instanceof CliError && err.rpc?.code === status.INVALID_ARGUMENT) {
-      throw new CliError([`the control plane at ${ctx.api().server} refused the segments; nothing was applied:`, ...locateRefusal(err.rpc.details, loaded)].join("\n"), err.rpc);
-    }
-    throw err;
-  }
+  // what was stored shows before the wait: an interrupted or failed wait leaves it said
+  const res = await applyAll(ctx, loaded, dryRun);
   const changed = [...res.created, ...res.configured];
-  const note = wait ? undefined : pendingNote(manifests, changed, res.revision, dryRun);
-  if (ctx.namesOnly) ctx.io.out(manifests.map((m) => `segment/${m.metadata.name}\n`).join(""));
-  else if (ctx.output === "table") {
-    const outcome = new Map<string, string>();
-    for (const n of res.created) outcome.set(n, "created");
-    for (const n of res.configured) outcome.set(n, "configured");
-    for (const n of res.unchanged) outcome.set(n, "unchanged");
-    const suffix = dryRun ? " (dry run)" : "";
-    // what was stored shows before the wait: an interrupted or failed wait leaves it said
-    ctx.io.out(manifests.map((m) => `segment/${m.metadata.name} ${outcome.get(m.metadata.name) ?? "applied"}${suffix}\n`).join(""));
-  }
+  const notes = (res.requests > 1 ? splitNote(res.requests, res.maxTxnOps, dryRun) : "") + (wait ? "" : pendingNote(manifests, changed, res, dryRun) ?? "");
   let outcomes: ProxyOutcome[] | undefined;
   if (wait) {
-    // each changed segment's proxy (and the one a moved segment leaves) for this revision; an
-    // unchanged segment's proxy for whatever it is meant to run (a retried apply after a refusal
-    // or a timeout must not pass because nothing changed this time)
+    // each changed segment's proxy (and the one a moved segment leaves) for the revision that
+    // stored it; an unchanged segment's proxy for whatever it is meant to run (a retried apply
+    // after a refusal or a timeout must not pass because nothing changed this time)
     const targets = new Map<string, number>();
     for (const m of manifests) {
-      const revision = changed.includes(m.metadata.name) ? res.revision : 0;
+      const revision = res.revisionOf.get(m.metadata.name) ?? 0;
       for (const p of [m.spec.proxy, before.get(m.metadata.name) ?? m.spec.proxy]) targets.set(p, Math.max(targets.get(p) ?? 0, revision));
     }
     const inFileTerms = (o: ProxyOutcome): ProxyOutcome => (o.result === "refused" || o.result === "partial" ? { ...o, detail: locateProxyRefusal(o.detail, loaded) } : o);
     outcomes = (await waitForProxies(ctx.api(), targets, wait.timeoutMs, false, (line) => ctx.io.err(locateProxyRefusal(line, loaded)))).map(inFileTerms);
   }
   if (ctx.output !== "table") {
-    ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
+    const requests = res.requests > 1 ? { requests: res.requests } : {};
+    ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...requests, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
   } else if (outcomes) {
     const lines = outcomeLines(outcomes, wait!.timeoutMs);
     if (ctx.namesOnly) ctx.io.err(lines); // stdout holds only the names
     else ctx.io.out(lines);
   }
-  if (note) ctx.io.err(note);
+  if (notes) ctx.io.err(notes);
   return waitExit(outcomes);
 }
 
@@ -204,12 +284,66 @@ function waitExit(outcomes: readonly ProxyOutcome[] | undefined): number {
  * filter checks its own config only on the proxy, when it applies the snapshot (the server runs no
  * filters). So a change is stored, not yet accepted; the proxy's ACK or NACK says so later.
  */
-function pendingNote(manifests: readonly SegmentManifest[], changed: readonly string[], revision: number, dryRun: boolean): string | undefined {
+function pendingNote(manifests: readonly SegmentManifest[], changed: readonly string[], applied: Applied, dryRun: boolean): string | undefined {
   const proxies = [...new Set(manifests.filter((m) => changed.includes(m.metadata.name)).map((m) => m.spec.proxy))].sort();
   if (proxies.length === 0) return undefined;
   if (dryRun) return "msmctl: note: a dry run checks what the control plane can; each filter checks its own config only on its proxy, when the change is applied\n";
   const who = proxies.length === 1 ? `proxy ${proxies[0]} has` : `proxies ${proxies.join(", ")} have`;
-  return `msmctl: note: stored as revision ${revision}; ${who} not accepted it yet, and a filter may still refuse its config there: 'msmctl get proxies' shows ACKED ${revision} or NACKED\n`;
+  const { firstRevision: first, revision: last } = applied;
+  // in several requests, each proxy's DESIRED is the revision of the last request that changed it
+  const stored = first === last ? `revision ${last}` : `revisions ${first} to ${last}`;
+  const shows = first === last ? `ACKED ${last} or NACKED` : "ACKED (its DESIRED revision) or NACKED";
+  return `msmctl: note: stored as ${stored}; ${who} not accepted it yet, and a filter may still refuse its config there: 'msmctl get proxies' shows ${shows}\n`;
+}
+
+/** What a delete removed, in one request or several: each name with the revision of the request that removed it. */
+interface Deleted {
+  readonly deleted: string[];
+  readonly revision: number;
+  readonly revisionOf: Map<string, number>;
+  readonly requests: number;
+  readonly maxTxnOps: number;
+}
+
+/** Prints, as a request's answer comes, each segment it deleted (table and -o name). */
+function printDeleted(ctx: Context, res: DeleteSegmentsResponse): void {
+  if (ctx.output === "table") ctx.io.out(res.deleted.map((n) => (ctx.namesOnly ? `segment/${n}\n` : `segment/${n} deleted\n`)).join(""));
+}
+
+/** Deletes `names` in requests of at most `maxOps` store operations, a proxy's segments together, one after another. */
+async function deleteInParts(ctx: Context, names: readonly string[], maxOps: number): Promise<Deleted> {
+  const stored = await proxiesOf(ctx, names);
+  const parts = splitRequests(names.map((n) => ({ item: n, proxy: stored.get(n) ?? "" })), maxOps);
+  const revisionOf = new Map<string, number>();
+  let revision = 0;
+  for (const [k, part] of parts.entries()) {
+    let res;
+    try {
+      res = await ctx.api().deleteSegments({ names: part });
+    } catch (err) {
+      throw partFailure(err, k, parts, "deleted", (err as Error).message);
+    }
+    printDeleted(ctx, res);
+    for (const n of res.deleted) revisionOf.set(n, res.revision);
+    revision = res.revision;
+  }
+  return { deleted: [...revisionOf.keys()], revision, revisionOf, requests: parts.length, maxTxnOps: maxOps };
+}
+
+/** Deletes `names` in one request, or, when only the store's limit refuses it, in several. */
+async function deleteAll(ctx: Context, names: string[]): Promise<Deleted> {
+  let res;
+  try {
+    res = await ctx.api().deleteSegments({ names });
+  } catch (err) {
+    if (err instanceof CliError && err.rpc?.maxTxnOps !== undefined) return deleteInParts(ctx, names, err.rpc.maxTxnOps);
+    if (err instanceof CliError && err.rpc?.code === status.NOT_FOUND) {
+      throw new CliError(`${err.rpc.details || "not found; nothing was deleted"} (--ignore-not-found deletes those that exist)`, err.rpc);
+    }
+    throw err;
+  }
+  printDeleted(ctx, res);
+  return { deleted: res.deleted, revision: res.revision, revisionOf: new Map(res.deleted.map((n) => [n, res.revision])), requests: 1, maxTxnOps: 0 };
 }
 
 export async function deleteCommand(ctx: Context): Promise<number> {
@@ -232,26 +366,23 @@ export async function deleteCommand(ctx: Context): Promise<number> {
     names = names.filter((n) => before.has(n));
     if (names.length === 0) return 0;
   }
-  let res;
-  try {
-    res = await api.deleteSegments({ names });
-  } catch (err) {
-    if (err instanceof CliError && err.rpc?.code === status.NOT_FOUND) {
-      throw new CliError(`${err.rpc.details || "not found; nothing was deleted"} (--ignore-not-found deletes those that exist)`, err.rpc);
-    }
-    throw err;
-  }
+  const res = await deleteAll(ctx, names);
   const missing = names.filter((n) => !res.deleted.includes(n));
-  if (ctx.output === "table") ctx.io.out(res.deleted.map((n) => (ctx.namesOnly ? `segment/${n}\n` : `segment/${n} deleted\n`)).join(""));
-  const targets = new Map(res.deleted.map((n) => before.get(n)).filter((p): p is string => p !== undefined).map((p) => [p, res.revision]));
+  const targets = new Map<string, number>();
+  for (const [n, revision] of res.revisionOf) {
+    const p = before.get(n);
+    if (p !== undefined) targets.set(p, Math.max(targets.get(p) ?? 0, revision));
+  }
   const outcomes = wait ? await waitForProxies(api, targets, wait.timeoutMs, true, (line) => ctx.io.err(line)) : undefined;
   if (ctx.output !== "table") {
-    ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
+    const requests = res.requests > 1 ? { requests: res.requests } : {};
+    ctx.io.out(render({ deleted: res.deleted, notFound: missing, revision: res.revision, ...requests, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
   } else if (outcomes) {
     const lines = outcomeLines(outcomes, wait!.timeoutMs);
     if (ctx.namesOnly) ctx.io.err(lines); // stdout holds only the names
     else ctx.io.out(lines);
   }
+  if (res.requests > 1) ctx.io.err(splitNote(res.requests, res.maxTxnOps, false));
   if (missing.length > 0 && !flagSet(ctx.args, "ignore-not-found")) {
     throw new CliError(missing.map((n) => `segment "${n}" not found`).join("\n"));
   }

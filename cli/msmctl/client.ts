@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { status, type Client, type ServiceError } from "@grpc/grpc-js";
 import {
   AdminServiceClient,
+  MAX_TXN_OPS_TRAILER,
   type ApplySegmentsResponse,
   type DeleteSegmentsResponse,
   type DescribeStreamResponse,
@@ -26,8 +27,11 @@ export class CliError extends Error {
   override readonly name = "CliError";
   constructor(
     message: string,
-    /** For a failed call: its gRPC status and the server's own words. */
-    readonly rpc?: { readonly code: status; readonly details: string },
+    /**
+     * For a failed call: its gRPC status and the server's own words; `maxTxnOps` when the request
+     * was refused only for being too large for one store transaction (it may be sent in parts).
+     */
+    readonly rpc?: { readonly code: status; readonly details: string; readonly maxTxnOps?: number },
   ) {
     super(message);
   }
@@ -42,7 +46,8 @@ export interface ConnectOptions {
 
 export interface AdminApi {
   readonly server: string;
-  applySegments(req: { segments: Segment[]; dryRun: boolean }): Promise<ApplySegmentsResponse>;
+  /** `clientSplits`: a dry run of a request too large for one transaction answers, with maxTxnOps set. */
+  applySegments(req: { segments: Segment[]; dryRun: boolean; clientSplits?: boolean }): Promise<ApplySegmentsResponse>;
   deleteSegments(req: { names: string[] }): Promise<DeleteSegmentsResponse>;
   /** Secret-looking config values come back as "<redacted>" unless `showSecrets`. */
   listSegments(req: { proxy: string; showSecrets?: boolean }): Promise<{ segments: Segment[] }>;
@@ -144,6 +149,12 @@ function thresholdsOf(res: { badLoss: number; badJitterMs: number }): BadHopThre
   return { loss: res.badLoss, jitterMs: res.badJitterMs };
 }
 
+/** The store's limit a refusal names when only that limit refused the request. */
+function maxTxnOpsOf(err: ServiceError): { maxTxnOps?: number } {
+  const value = Number(err.metadata?.get(MAX_TXN_OPS_TRAILER)[0]);
+  return Number.isInteger(value) && value > 0 ? { maxTxnOps: value } : {};
+}
+
 type Callback = (err: ServiceError | null, res: unknown) => void;
 type Unary = (req: unknown, options: { deadline: number }, cb: Callback) => unknown;
 
@@ -164,7 +175,7 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
       const fn = client[method[0]!.toLowerCase() + method.slice(1)]!;
       fn.call(client, req, { deadline: Date.now() + opts.timeoutMs }, (err, res) => {
         if (!err) return resolve(res as Res);
-        const rpc = { code: err.code, details: err.details ?? "" };
+        const rpc = { code: err.code, details: err.details ?? "", ...maxTxnOpsOf(err) };
         const message = explainError(err, opts.server, method, opts.timeoutMs, opts.tls === "insecure" ? "insecure" : "tls");
         // plain text to a TLS server fails with grpc-js's bare "Failed to connect": ask the server
         if (opts.tls !== "insecure" || err.code !== status.UNAVAILABLE || !bareConnectFailure(connectionFailure(rpc.details))) return reject(new CliError(message, rpc));

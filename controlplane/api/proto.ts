@@ -65,6 +65,9 @@ export function unknownSnapshotFields(snapshot: object): readonly string[] {
 }
 export const adminService: ServiceDefinition = pkg.msm.v1.AdminService.service;
 
+/** The trailing metadata of a request refused only for being too large for one store transaction: the store's limit. */
+export const MAX_TXN_OPS_TRAILER = "msm-max-txn-ops";
+
 // The messages' shapes are generated from msm.proto (npm run build:proto, controlplane/api/generated/):
 // the __Output types, as the decoder hands messages over. Where this code builds records itself
 // they are loosened: a stored segment leaves out the fields an older version did not write, and

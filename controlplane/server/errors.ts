@@ -1,10 +1,10 @@
 // A refusal with its gRPC status code, and how any error becomes a status for the caller.
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { StoreError } from "../store/index.js";
 
 export class RpcError extends Error {
   override readonly name = "RpcError";
-  constructor(readonly code: status, message: string) {
+  constructor(readonly code: status, message: string, readonly trailers: Readonly<Record<string, string>> = {}) {
     super(message);
   }
 }
@@ -15,7 +15,11 @@ export function invalid(issues: readonly string[]): RpcError {
 }
 
 export function toStatus(err: unknown, log: (message: string) => void): Partial<ServiceError> {
-  if (err instanceof RpcError) return { code: err.code, details: err.message };
+  if (err instanceof RpcError) {
+    const metadata = new Metadata();
+    for (const [key, value] of Object.entries(err.trailers)) metadata.set(key, value);
+    return { code: err.code, details: err.message, metadata };
+  }
   if (err instanceof StoreError) {
     log(`store: ${err.message}`);
     return { code: status.UNAVAILABLE, details: `store: ${err.message}` };

@@ -10,7 +10,7 @@ import {
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import {
-  adminService, proxyService,
+  adminService, MAX_TXN_OPS_TRAILER, proxyService,
   type ApplySegmentsResponse, type DeleteSegmentsResponse, type DescribeStreamResponse, type FilterModule, type ListStreamsResponse, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
 } from "../api/proto.js";
 import { printable } from "../security/terminal.js";
@@ -545,11 +545,17 @@ class ControlPlaneServer {
     return DesiredState.from(listing.items, listing.revision);
   }
 
-  /** Refuses, as the request's fault, a change the store would refuse: too many operations, or a value too large. */
-  private checkTxnSize(ops: readonly Op[], compares: number): void {
+  /**
+   * Refuses, as the request's fault, a change the store would refuse: too many operations, or a
+   * value too large. Too many alone (the request validated whole) is refused with the store's
+   * limit in a trailer, for a client to send it again in parts; a dry run that `mayBeSplit` is
+   * not refused for it: true says so.
+   */
+  private checkTxnSize(ops: readonly Op[], compares: number, mayBeSplit = false): boolean {
     const issues: string[] = [];
     const most = Math.max(ops.length, compares);
-    if (most > this.store.maxTxnOps) {
+    const tooMany = most > this.store.maxTxnOps;
+    if (tooMany) {
       issues.push(`segments: this request needs ${most} store operations in one transaction; ${this.store.description} takes at most ${this.store.maxTxnOps}: split it`);
     }
     for (const op of ops) {
@@ -559,17 +565,21 @@ class ControlPlaneServer {
         issues.push(`segments: ${what} is ${bytes} bytes stored; ${this.store.description} takes at most ${this.store.maxValueBytes} per value: make its chain configs smaller`);
       }
     }
-    if (issues.length > 0) throw invalid(issues);
+    if (issues.length === 0) return false;
+    const onlyTooMany = tooMany && issues.length === 1;
+    if (onlyTooMany && mayBeSplit) return true;
+    throw new RpcError(status.INVALID_ARGUMENT, issues.join("\n"), onlyTooMany ? { [MAX_TXN_OPS_TRAILER]: String(this.store.maxTxnOps) } : {});
   }
 
   private adminHandlers(): UntypedServiceImplementation {
     return {
-      ApplySegments: this.unary<{ segments: Segment[]; dryRun: boolean }, ApplySegmentsResponse>("admin", (req) =>
+      ApplySegments: this.unary<{ segments: Segment[]; dryRun: boolean; clientSplits: boolean }, ApplySegmentsResponse>("admin", (req) =>
         this.write("ApplySegments", async () => {
           const state = await this.readDesired();
           const plan = planApply(req.segments, state);
-          const response = { created: plan.created, configured: plan.configured, unchanged: plan.unchanged };
-          this.checkTxnSize(plan.ops, plan.compares.length); // a dry run checks what the store would refuse too
+          // a dry run checks what the store would refuse too
+          const split = this.checkTxnSize(plan.ops, plan.compares.length, req.dryRun && req.clientSplits);
+          const response = { created: plan.created, configured: plan.configured, unchanged: plan.unchanged, maxTxnOps: split ? this.store.maxTxnOps : 0 };
           if (req.dryRun || plan.ops.length === 0) return { ...response, revision: state.revision };
           const r = await this.store.txn(plan.compares, plan.ops);
           return r.succeeded ? { ...response, revision: r.revision } : CONFLICT;

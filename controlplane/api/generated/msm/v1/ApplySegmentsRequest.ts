@@ -6,9 +6,11 @@ import type { Segment as _msm_v1_Segment, Segment__Output as _msm_v1_Segment__Ou
 export interface ApplySegmentsRequest {
   'segments'?: (_msm_v1_Segment)[];
   'dryRun'?: (boolean);
+  'clientSplits'?: (boolean);
 }
 
 export interface ApplySegmentsRequest__Output {
   'segments': (_msm_v1_Segment__Output)[];
   'dryRun': (boolean);
+  'clientSplits': (boolean);
 }

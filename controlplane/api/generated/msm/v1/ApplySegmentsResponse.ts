@@ -8,6 +8,7 @@ export interface ApplySegmentsResponse {
   'configured'?: (string)[];
   'unchanged'?: (string)[];
   'revision'?: (number | string | Long);
+  'maxTxnOps'?: (number);
 }
 
 export interface ApplySegmentsResponse__Output {
@@ -15,4 +16,5 @@ export interface ApplySegmentsResponse__Output {
   'configured': (string)[];
   'unchanged': (string)[];
   'revision': (number);
+  'maxTxnOps': (number);
 }
