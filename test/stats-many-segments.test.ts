@@ -126,8 +126,21 @@ test("pages the control plane drops are logged once, not per page, and msmctl sa
     // whole pages again: the mark goes
     call.write({ stats: { statsJson: report(7), page: 0, pages: 1 } });
     await waitFor(async () => /Stats:\s+reported \d+s ago .*\n\s+packets in 7 /.test((await msmctl(["describe", "segment", "cam-far"], env)).out), 10_000, "the mark to clear");
+    // dropped again, then the proxy reconnects (restarted, or upgraded to whole pages): the new connection's whole pages clear it too
+    call.write({ stats: { statsJson: report(8, 280_000), page: 0, pages: 2 } });
+    await waitFor(async () => /NOT CURRENT/.test((await msmctl(["describe", "segment", "cam-far"], env)).out), 10_000, "the mark again");
   } finally {
     call.end();
+  }
+  const again = client.Connect();
+  again.on("error", () => {});
+  again.on("data", () => {});
+  try {
+    again.write({ register: { nodeId: "node-2", capabilities: [], abiVersions: [], runningVersion: 0 } });
+    again.write({ stats: { statsJson: report(9), page: 0, pages: 1 } });
+    await waitFor(async () => /Stats:\s+reported \d+s ago .*\n\s+packets in 9 /.test((await msmctl(["describe", "segment", "cam-far"], env)).out), 10_000, "the mark to clear on a new connection (it stayed for good)");
+  } finally {
+    again.end();
     client.close();
   }
 });

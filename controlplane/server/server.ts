@@ -289,6 +289,9 @@ class ProxySession {
         ackedVersion: reg.runningVersion > 0 ? reg.runningVersion : s.ackedVersion,
         // and says again, when it acknowledges, which of its segments do not run
         notRunning: [], notRunningError: "",
+        // a mark of pages dropped belongs to a connection: this one records its own (a restart
+        // that fixed the page size would otherwise stay NOT CURRENT, as only a recording connection clears it)
+        statsDropped: "", statsDroppedAtMs: 0,
       })),
     );
     this.push(this.cp.mirror.state, true);

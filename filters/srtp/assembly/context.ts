@@ -9,8 +9,8 @@ import { Session } from "./session";
 
 /** 2: the windows are cut to the words the context's replayWindow uses (1: all MAX_WINDOW bits, still read). */
 const STATE_VERSION: u32 = 2;
-/** What a state blob holds besides its sources: version, window words, a count per table. */
-const STATE_HEADER_BYTES = 4 + 2 + 4 + 4;
+/** What a state blob holds besides its sources: version, window words, a count per table, the tables' flags. */
+const STATE_HEADER_BYTES = 4 + 2 + 4 + 4 + 1;
 
 /** Words of 64 bits that a window of `window` packets uses. */
 @inline function windowWords(window: i32): i32 {
@@ -166,6 +166,7 @@ export class SrtpContext extends SegmentContext {
     out.u16(<u16>words);
     writeTable(this.forwardSources, out, words);
     writeTable(this.reverseSources, out, words);
+    out.u8(<u8>((this.forwardSources.resumeNew ? 1 : 0) | (this.reverseSources.resumeNew ? 2 : 0)));
     return Status.Ok;
   }
 
@@ -187,6 +188,12 @@ export class SrtpContext extends SegmentContext {
       this.reverseSources.clear();
       setError("srtp state blob is truncated");
       return Status.BadState;
+    }
+    if (blob.remaining > 0) {
+      // a blob of a stage restored from a checkpoint: its new sources still start resumed
+      const flags = blob.u8();
+      this.forwardSources.resumeNew = (flags & 1) != 0;
+      this.reverseSources.resumeNew = (flags & 2) != 0;
     }
     if (stateOrigin() == StateOrigin.Checkpoint) {
       // A checkpoint is up to stateCheckpointMs older than the failure: the packets the old stage
@@ -245,7 +252,9 @@ function skipRtcpIndexes(t: SourceTable): void {
 // (u64), rtcpNextIndex, the SRTP window and the SRTCP window (`words` u64 each: the replayWindow's;
 // bits past it are never read). A sender's send window is `highest` and the SRTP window (the same
 // fields as a receiver's replay list), so a blob of a build without it imports as a sender that has
-// not marked any index yet. Version 1 had no `words`: its windows were all MAX_WINDOW bits.
+// not marked any index yet. Version 1 had no `words`: its windows were all MAX_WINDOW bits. After
+// both tables, a u8 of flags (resumeNew: forward 1, reverse 2), absent from older blobs and not
+// read by older builds.
 function writeTable(t: SourceTable, out: StateWriter, words: i32): void {
   out.u32(<u32>t.count());
   for (let i = 0; i < t.capacity; i++) {

@@ -465,7 +465,7 @@ test("after a restore from a checkpoint no index is encrypted or accepted twice:
   for (const seq of [10, 12]) tx.run({ ctx: a, bytes: rtp(2, seq) });
   const checkpoint = tx.exportState(a)!;
   // protected after the checkpoint, before the stage fails: none of it is in the checkpoint
-  for (const [ssrc, seq] of [[1, 6], [1, 7], [2, 11], [3, 100], [3, 101]] as const) assert.is(tx.run({ ctx: a, bytes: rtp(ssrc, seq, 0xaa) }).verdict, "pass");
+  for (const [ssrc, seq] of [[1, 6], [1, 7], [2, 11], [3, 100], [3, 101], [4, 50], [4, 51]] as const) assert.is(tx.run({ ctx: a, bytes: rtp(ssrc, seq, 0xaa) }).verdict, "pass");
   const tx2 = await FilterHarness.load(WASM);
   const r = tx2.createContext(config);
   assert.equal(tx2.importState(r, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
@@ -482,6 +482,8 @@ test("after a restore from a checkpoint no index is encrypted or accepted twice:
   assert.equal(tx3.importState(s, tx2.exportState(r)!, StateOrigin.Swap), { ok: true, reason: "" });
   assert.is(tx3.run({ ctx: s, bytes: rtp(2, 14) }).verdict, "pass");
   assert.is(tx3.run({ ctx: s, bytes: rtp(2, 13) }).reasonName, "srtp_replay", "13 may have gone out before the failure");
+  assert.is(tx3.run({ ctx: s, bytes: rtp(4, 52) }).verdict, "pass");
+  assert.is(tx3.run({ ctx: s, bytes: rtp(4, 51) }).reasonName, "srtp_replay", "a source new since the restore, first seen after a swap, starts resumed too");
   // a hot swap's state is current: a late packet not yet protected still is
   const tx4 = await FilterHarness.load(WASM);
   const w = tx4.createContext(config);

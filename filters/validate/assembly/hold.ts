@@ -33,19 +33,15 @@ export function startBatch(): void {
   if (batchEpoch == 0) batchEpoch = 1; // 0 is a new context's "never"
 }
 
-/** Whether hold() would take a packet of source record `r`. */
+/** Whether source record `r` may hold one more packet (the store may still be full: see storeHasRoom). */
 export function canHold(c: ValidateContext, r: usize): bool {
-  return queueCount(heldQueue(r)) < c.settings.holdPackets && !heldPackets.full;
+  return queueCount(heldQueue(r)) < c.settings.holdPackets;
 }
 
 /** Holds probation (or jump) packet `p` of source record `r`. False when it may not: drop it then. */
 export function hold(c: ValidateContext, r: usize, p: Packet, nowUs: i64): bool {
   const s = c.settings;
-  if (queueCount(heldQueue(r)) >= s.holdPackets) return false;
-  if (!heldPackets.push(heldQueue(r), p.ptr, p.length, nowUs)) {
-    if (heldPackets.full && heldPackets.capacity > 0) storeFull(nowUs);
-    return false;
-  }
+  if (!canHold(c, r) || !storeHasRoom(nowUs) || !heldPackets.push(heldQueue(r), p.ptr, p.length, nowUs)) return false;
   c.held++;
   countHeld();
   if (!c.expiryArmed) c.expiryArmed = timerSet(c.id, TIMER_EXPIRE, s.holdTimeoutMs * 1000) == Status.Ok;
@@ -57,7 +53,16 @@ let storeFullSaidUs: i64 = 0;
 /** A fleet's start fills the store for a moment: said once in this long, counted always. */
 const STORE_FULL_SAY_EVERY_US: i64 = 10_000_000;
 
-/** A probation packet found the store full: it is dropped, as without holding; the operator should hear why. */
+/**
+ * Whether the store can take a packet. A packet it cannot take is dropped, as without holding: that
+ * is counted (hold_store_full) and said, so that the operator hears why. No store by config is not a full one.
+ */
+export function storeHasRoom(nowUs: i64): bool {
+  if (!heldPackets.full) return true;
+  if (heldPackets.capacity > 0) storeFull(nowUs);
+  return false;
+}
+
 function storeFull(nowUs: i64): void {
   countStoreFull();
   if (storeFullSaidUs != 0 && nowUs - storeFullSaidUs < STORE_FULL_SAY_EVERY_US) return;

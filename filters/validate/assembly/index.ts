@@ -11,7 +11,7 @@ import {
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
 import { ValidateContext, releaseContext, takeContext } from "./context";
 import {
-  TIMER_DRAIN, TIMER_EXPIRE, canHold, discardHeld, drain, dropHeldJump, expire, hold, releaseHeld, scheduleDrain, sendAfterHeld, startBatch,
+  TIMER_DRAIN, TIMER_EXPIRE, canHold, discardHeld, drain, dropHeldJump, expire, hold, releaseHeld, scheduleDrain, sendAfterHeld, startBatch, storeHasRoom,
 } from "./hold";
 import { MAX_STORE_PACKETS, heldPackets } from "./hold-store";
 import { countDrop, countDrops, countPassed, defineMetrics, flushCounts, reportHeld, reportSources } from "./metrics";
@@ -195,7 +195,7 @@ function check(c: ValidateContext, p: Packet, batchNowUs: i64): u32 {
   }
   if (!typeAllowed) return DropReason.PayloadTypeNotAllowed;
   if (seqReason == DropReason.BadSequence) {
-    if (!canHold(c, r)) return seqReason;
+    if (!canHold(c, r) || !storeHasRoom(now)) return seqReason;
     // charged as if it passed: holding must not let a source past its rate
     const rateReason = chargeRate(r, len, s);
     if (rateReason != 0) return rateReason;
