@@ -107,6 +107,58 @@ test("two hot swaps of encoder and decoder mid-stream: every matrix keeps its re
   }
 });
 
+test("a hot swap more than 4096 packets into the stream carries the decoder's state, and every loss is counted", async () => {
+  // regression: the decoder's blob spanned its whole run and was refused (no reason given) past
+  // 4096 packets; the fresh decoder lost what was held, uncounted
+  const count = 6000;
+  const swapAfter = 4600;
+  const sink = await RtpSink.open();
+  const [encBase, decBase, relayBase] = (await freeLegBases(3)) as [number, number, number];
+  const relay = await LossyRelay.start({ targets: [legPorts(decBase)], loss: { kind: "bernoulli", p: 0.03, seed: 7 }, listen: legPorts(relayBase) });
+  const started = await startProxy(config(encBase, decBase, relay.listen, sink.port, 0)).catch((e: unknown) => {
+    sink.close();
+    relay.close();
+    throw e;
+  });
+  const { proxy, events } = started;
+  const tx = await bindUdp();
+  try {
+    const path = new DropWatch([encBase, ...relay.ports, ...LEGS.map((l) => legPorts(decBase)[l]), sink.port]);
+    let sent = false;
+    const stream = sendStream(tx, encBase, { seq0: SEQ0, count }, 2000).then(() => (sent = true));
+    while (sink.received < swapAfter && !sent) await sleep(10);
+    const atSwap = sent ? -1 : sink.received;
+    await proxy.apply(validateProxyConfig(config(encBase, decBase, relay.listen, sink.port, 1)));
+    await stream;
+    await settled(() => sink.received + relay.counts.media.received, 1500, 15_000);
+    assert.is(path.since().total + relay.sendErrors, 0, `nothing lost in the kernel (the counts below would be unknowable): ${JSON.stringify(path.since())}`);
+    assert.ok(atSwap >= swapAfter, `the swap came mid-stream, ${atSwap} packets in`);
+    assert.equal(events.filter((e) => e.type === "error"), [], "no state refused");
+    assert.ok(events.some((e) => e.type === "swap" && e.segment === "dec" && e.carried.join() === "fec"), "the decoder's state carried");
+    const dec = await segmentStats(proxy, "dec");
+    const m = (name: string): number => dec.stages[0]!.metrics.find((x) => x.name === name)?.value ?? 0;
+    // a loss before the first packet the decoder sees, or after the last, is no one's to count
+    const lost = new Set(relay.lostMedia(SEQ0));
+    let first = 0;
+    while (lost.has(first)) first++;
+    let last = count - 1;
+    while (lost.has(last)) last--;
+    let delivered = 0;
+    for (let i = first; i <= last; i++) {
+      const copies = sink.copies(streamSeq(i, SEQ0));
+      assert.ok(copies <= 1, `${i} once`);
+      delivered += copies;
+    }
+    assert.is(delivered + m("unrecoverable") + m("swap_lost"), last - first + 1, "every packet delivered, or counted as lost");
+    assert.ok(m("recovered") > 50, `repairs were used (${m("recovered")})`);
+  } finally {
+    tx.close();
+    sink.close();
+    relay.close();
+    await proxy.close();
+  }
+});
+
 test("a reload that takes the decoder out of the chain while it holds packets: they go on, in order, not lost", async () => {
   const sink = await RtpSink.open();
   const base = await freeLegBase();

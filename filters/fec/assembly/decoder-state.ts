@@ -19,7 +19,7 @@ import { take } from "../../../sdk/assembly/chunks";
 import { Settings } from "./settings";
 import { ABSENT, PASSED, PLACE_DATA, PRESENT, REBUILT } from "./media-ring";
 import { Count } from "./metrics";
-import { KIND_DECODER, readStateHeader, writeStateHeader } from "./state-format";
+import { KIND_DECODER, readStateHeader, refused, writeStateHeader } from "./state-format";
 import { MAX_FEC_PAYLOAD, Recovery } from "./wire";
 
 const HEADER = 4 + 2 + 1 + 3 + 8 + 8 + 8 + 4;
@@ -37,7 +37,7 @@ export function writeDecoderState(d: Decoder, out: StateWriter, nowUs: i64): Sta
   out.u8(d.started ? 1 : 0);
   out.u64(<u64>d.maxSeq);
   out.u64(<u64>d.nextOut);
-  out.u64(<u64>d.lowSeq);
+  out.u64(<u64>d.lowData()); // the window's low edge now, not the run's first packet: the span stays a ring's
   out.u32(<u32>d.badSeq);
   const ring = d.ring;
   // Held places: every record, bytes while the records after them still fit.
@@ -101,7 +101,8 @@ function writePlace(out: StateWriter, d: Decoder, i: i32, withBytes: bool, nowUs
 
 export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Status {
   if (blob.length == 0) return Status.Ok;
-  if (!readStateHeader(blob, KIND_DECODER, HEADER)) return Status.BadState;
+  const header = readStateHeader(blob, KIND_DECODER, HEADER);
+  if (header != Status.Ok) return header;
   const columns = <i32>blob.u8();
   const rows = <i32>blob.u8();
   const started = blob.u8() != 0;
@@ -109,12 +110,12 @@ export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Sta
   const nextOut = <i64>blob.u64();
   const lowSeq = <i64>blob.u64();
   const badSeq = <i32>blob.u32();
-  if (!started) return blob.remaining == 12 ? Status.Ok : Status.BadState;
+  if (!started) return blob.remaining == 12 ? Status.Ok : refused("of a decoder not started has records");
   if (nextOut > maxSeq + 1 || lowSeq > nextOut || maxSeq - lowSeq > MAX_SPAN || maxSeq < 0 || lowSeq < 0) {
-    return Status.BadState;
+    return refused("has a window out of range (low " + lowSeq.toString() + ", next " + nextOut.toString() + ", newest " + maxSeq.toString() + ")");
   }
   const recordsAt = blob.position;
-  if (!wellFormed(blob, maxSeq, lowSeq)) return Status.BadState;
+  if (!wellFormed(blob, maxSeq, lowSeq)) return refused("has a record that is truncated or out of range");
   blob.position = recordsAt;
 
   // The blob is sound: the context takes its stream over.
@@ -169,6 +170,7 @@ function readPlaces(d: Decoder, blob: StateReader, nowUs: i64, heldFrom: i64): i
     const held = ext >= heldFrom && (state == PRESENT || state == REBUILT);
     if (ext < d.lowData() || ext > d.maxSeq) {
       if (held) lost++;
+      else if (ext >= heldFrom && state == ABSENT) d.counts.add(Count.Unrecoverable); // the smaller ring gives it up
       continue;
     }
     const i = ring.place(ext);

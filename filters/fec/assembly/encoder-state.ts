@@ -13,7 +13,7 @@ import { ACC_META, accCount, accData, accMaxLen, accReset } from "./accumulator"
 import { encoderChunks, Encoder } from "./encoder";
 import { take } from "../../../sdk/assembly/chunks";
 import { Settings } from "./settings";
-import { KIND_ENCODER, readStateHeader, writeStateHeader } from "./state-format";
+import { KIND_ENCODER, readStateHeader, refused, writeStateHeader } from "./state-format";
 import { MAX_FEC_PAYLOAD } from "./wire";
 
 const FIXED = 4 + 2 + 1 + 3 + 1 + 2 + 2 + 1 + 1 + 2 + 2 + 4 + 2;
@@ -49,7 +49,8 @@ export function writeEncoderState(e: Encoder, out: StateWriter): Status {
 
 export function readEncoderState(e: Encoder, blob: StateReader): Status {
   if (blob.length == 0) return Status.Ok;
-  if (!readStateHeader(blob, KIND_ENCODER, FIXED)) return Status.BadState;
+  const header = readStateHeader(blob, KIND_ENCODER, FIXED);
+  if (header != Status.Ok) return header;
   const columns = <i32>blob.u8();
   const rows = <i32>blob.u8();
   const rowFec = blob.u8() != 0;
@@ -63,13 +64,12 @@ export function readEncoderState(e: Encoder, blob: StateReader): Status {
   const columnSeq = blob.u16();
   const lastTs = blob.u32();
   const n = <i32>blob.u16();
-  if (blob.overflow) return Status.BadState;
+  if (blob.overflow) return refused("is truncated");
   e.rowSeq = rowSeq;
   e.columnSeq = columnSeq;
   if (!sameShape) return Status.Ok; // a new matrix shape: the next packet starts a matrix
-  if (n != e.groupCount() || pos >= e.size || bank > 1 || pendingNext > e.columns || !groupsWellFormed(e, blob)) {
-    return Status.BadState;
-  }
+  if (n != e.groupCount() || pos >= e.size || bank > 1 || pendingNext > e.columns) return refused("has a matrix position out of range");
+  if (!groupsWellFormed(e, blob)) return refused("has a group record that is truncated or out of range");
   e.started = started;
   e.base = base;
   e.pos = pos;

@@ -148,6 +148,62 @@ test("decoder: more held than the blob holds: the rest comes back missing (swap_
   assert.is(got.length + metric(b.h, "unrecoverable", b.ctx), media.length, "every other packet is out or counted");
 });
 
+test("decoder: a swap after thousands of packets (past 4096) still carries the state, and every loss is counted", async () => {
+  // regression: the blob gave the run's first sequence number as its low edge, and a blob spanning
+  // more than 4096 packets was refused (BadState, no reason) about 4 s into a 1000 pps stream
+  const shape = { columns: 10, rows: 10, rowFec: true };
+  const seq0 = 60000; // the run crosses the 16-bit wrap as well
+  const media = mediaStream(6000, seq0);
+  const enc = await loadFec();
+  const fec = encode(enc, enc.createContext({ mode: "encode", ...shape }), media, seq0, 16);
+  const next = rng(3);
+  // (the first and last packet arrive: a loss before the first or after the last is no one's to see)
+  const items = wire(media, fec, (x) => x.media !== undefined && x.media > 0 && x.media < media.length - 1 && next() < 0.03);
+  const config = { mode: "decode", ...shape, maxDelayMs: 5000 };
+  const h = await loadFec();
+  const ctx = h.createContext(config);
+  const cut = items.findIndex((it) => it.leg === 0 && indexOf(seqOf(it.bytes), seq0) >= 5000);
+  const first = decode(h, ctx, items.slice(0, cut), 8);
+  const b = await swap(h, ctx, { ...config, maxDelayMs: 4000 });
+  const second = decode(b.h, b.ctx, items.slice(cut), 8);
+  const out = [...first.out, ...second.out, ...mediaOut(drain(b.h, b.ctx))];
+  const got = out.map((x) => indexOf(seqOf(x), seq0));
+  assert.equal(got, [...got].sort((x, y) => x - y), "in order");
+  assert.is(new Set(got).size, got.length, "once each");
+  const count = (name: string): number => metric(h, name, ctx) + metric(b.h, name, b.ctx);
+  assert.is(got.length + count("unrecoverable") + count("swap_lost"), media.length, "every packet out, or counted as lost");
+  assert.is(metric(b.h, "fec_out_of_window", b.ctx), 0, "the repair of the groups around the swap is used");
+});
+
+test("encoder: a swap after more than 65536 packets (the sequence number wrapped) sends what no swap sends", async () => {
+  const config = { mode: "encode", columns: 10, rows: 10, rowFec: true };
+  const seq0 = 100;
+  const media = mediaStream(200, seq0);
+  // packet i: one of 200 payloads again, numbered on from seq0
+  const packets = (from: number, to: number): Uint8Array[] => Array.from({ length: to - from }, (_, k) => {
+    const p = media[(from + k) % 200]!.slice();
+    p[2] = ((seq0 + from + k) >> 8) & 0xff;
+    p[3] = (seq0 + from + k) & 0xff;
+    return p;
+  });
+  const cut = 70_050;
+  const from = cut - 450; // a matrix starts there in both runs
+  const whole = await loadFec();
+  const all = encode(whole, whole.createContext(config), packets(from, cut + 450), seq0, 50);
+  const a = await loadFec();
+  const actx = a.createContext(config);
+  encode(a, actx, packets(0, from), seq0, 50);
+  const before = encode(a, actx, packets(from, cut), seq0, 50);
+  const b = await swap(a, actx, config);
+  const after = encode(b.h, b.ctx, packets(cut, cut + 450), seq0, 50);
+  // the matrices from `from` on (the one before's columns go out in it), from the timestamp on
+  // (the FEC packets' own sequence numbers count from each run's start)
+  const ours = (s: SentFec): boolean => ((parseFec(s.bytes).snBase - seq0 - from) & 0xffff) < 0x8000;
+  const tail = (s: readonly SentFec[]): string[] => fecBytes(s.filter(ours)).map((x) => x.slice(8));
+  assert.ok(after.length > 50);
+  assert.equal(tail([...before, ...after]), tail(all));
+});
+
 test("decoder: a worker restarted meanwhile (its clock starts again) still gives up a missing packet maxDelayMs after it went missing", async () => {
   const shape = { columns: 4, rows: 4, rowFec: false };
   const media = mediaStream(8, 500);
@@ -187,7 +243,9 @@ test("blobs this version does not know are refused (BadState) and the context st
     [e2, encBlob.slice(0, encBlob.length - 3), "truncated encoder blob"], [d2, decBlob.slice(0, decBlob.length - 1), "truncated decoder blob"],
     [d2, new Uint8Array([...decBlob, 0]), "a byte too many"],
   ] as const) {
-    assert.is(other.importState(ctx, blob).ok, false, what);
+    const r = other.importState(ctx, blob);
+    assert.is(r.ok, false, what);
+    assert.ok(r.reason.startsWith("fec state blob "), `${what}: says why (${r.reason})`);
   }
   assert.is(other.instance.failure, undefined);
   // and the contexts still work
