@@ -7,6 +7,8 @@
 //   u32 n, n x place   the places nextOut..maxSeq, in order (every one, bytes if they fit)
 //   u32 n, n x repair  (left out of a blob of another matrix shape)
 //   u32 n, n x place   places already sent on, newest first, bytes always
+//   u32 rebuilt        packets rebuilt in the ring but left out of the blob (older builds did not
+//                      write it; a reader that does not know it refuses the blob)
 //   place:  i64 ext, i64 since, u8 state, u8 has bytes, u16 length, u16 payload offset,
 //           u16 payload length, then `length` bytes if it has them
 //   repair: i64 base, u8 row, u8 PT recovery, u8 marker, u16 length recovery, u32 TS recovery,
@@ -46,7 +48,7 @@ export function writeDecoderState(d: Decoder, out: StateWriter, nowUs: i64): Sta
   for (let k = 0; k < held; k++) {
     const q = d.nextOut + <i64>k;
     const i = ring.place(q);
-    const keepRoom = (held - 1 - k) * PLACE_RECORD + 8;
+    const keepRoom = (held - 1 - k) * PLACE_RECORD + 12; // and the three counts after
     const withBytes = ring.hasBytes(i) && out.remaining >= PLACE_RECORD + ring.length(i) + keepRoom;
     writePlace(out, d, i, withBytes, nowUs);
   }
@@ -57,7 +59,7 @@ export function writeDecoderState(d: Decoder, out: StateWriter, nowUs: i64): Sta
   for (let e = 0; e < repairs.capacity && countAt != 0; e++) {
     if (!repairs.used(e)) continue;
     const len = repairs.payloadLength(e);
-    if (out.remaining < REPAIR_RECORD + len + 4) break;
+    if (out.remaining < REPAIR_RECORD + len + 8) break;
     const r = scratch;
     repairs.recovery(e, r);
     out.u64(<u64>repairs.base(e));
@@ -74,14 +76,23 @@ export function writeDecoderState(d: Decoder, out: StateWriter, nowUs: i64): Sta
   // Places already sent on, newest first: what a waiting repair is most likely to need.
   const sentAt = out.reserve(4);
   let sent: u32 = 0;
-  for (let q = d.nextOut - 1; sentAt != 0 && d.started && q >= d.lowData(); q--) {
+  const low = d.lowData();
+  let q = d.nextOut - 1;
+  for (; sentAt != 0 && d.started && q >= low; q--) {
     const i = ring.place(q);
     if (!ring.holds(i, q) || !ring.hasBytes(i)) continue;
-    if (out.remaining < PLACE_RECORD + ring.length(i)) break;
+    if (out.remaining < PLACE_RECORD + ring.length(i) + 4) break;
     writePlace(out, d, i, true, nowUs);
     sent++;
   }
   if (sentAt != 0) store<u32>(sentAt, sent);
+  // Rebuilt packets left out are counted as recovered by the new context (their places go here).
+  let rebuilt: u32 = 0;
+  for (; d.started && q >= low; q--) {
+    const i = ring.place(q);
+    if (ring.holds(i, q) && ring.state(i) == REBUILT) rebuilt++;
+  }
+  out.u32(rebuilt);
   return Status.Ok;
 }
 
@@ -110,7 +121,7 @@ export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Sta
   const nextOut = <i64>blob.u64();
   const lowSeq = <i64>blob.u64();
   const badSeq = <i32>blob.u32();
-  if (!started) return blob.remaining == 12 ? Status.Ok : refused("of a decoder not started has records");
+  if (!started) return blob.remaining == 12 || blob.remaining == 16 ? Status.Ok : refused("of a decoder not started has records");
   if (nextOut > maxSeq + 1 || lowSeq > nextOut || maxSeq - lowSeq > MAX_SPAN || maxSeq < 0 || lowSeq < 0) {
     return refused("has a window out of range (low " + lowSeq.toString() + ", next " + nextOut.toString() + ", newest " + maxSeq.toString() + ")");
   }
@@ -146,6 +157,7 @@ export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Sta
   }
   lost += readPlaces(d, blob, nowUs, nextOut);
   if (lost > 0) d.counts.add(Count.SwapLost, lost);
+  if (blob.remaining == 4) d.counts.add(Count.Recovered, <i32>blob.u32()); // (a blob of an older build has no such count)
   return Status.Ok;
 }
 
@@ -171,6 +183,7 @@ function readPlaces(d: Decoder, blob: StateReader, nowUs: i64, heldFrom: i64): i
     if (ext < d.lowData() || ext > d.maxSeq) {
       if (held) lost++;
       else if (ext >= heldFrom && state == ABSENT) d.counts.add(Count.Unrecoverable); // the smaller ring gives it up
+      if (state == REBUILT) d.counts.add(Count.Recovered); // its place goes here
       continue;
     }
     const i = ring.place(ext);
@@ -197,7 +210,9 @@ function wellFormed(blob: StateReader, maxSeq: i64, lowSeq: i64): bool {
     if (len > MAX_FEC_PAYLOAD) return false;
     blob.take(len);
   }
-  return placesWellFormed(blob, maxSeq, lowSeq) && !blob.overflow && blob.remaining == 0;
+  if (!placesWellFormed(blob, maxSeq, lowSeq)) return false;
+  if (blob.remaining == 4) blob.u32(); // rebuilt packets left out (absent from an older build's blob)
+  return !blob.overflow && blob.remaining == 0;
 }
 
 function placesWellFormed(blob: StateReader, maxSeq: i64, lowSeq: i64): bool {
@@ -231,7 +246,10 @@ class DecoderWithState extends Decoder {
     // the decoder starts afresh from the next packet rather than send them again
     if (stateOrigin() != StateOrigin.Swap) return Status.Ok;
     const status = readDecoderState(this, blob, nowUs);
-    if (status == Status.Ok && this.started) this.armFlush(); // the output area is not ours here
+    if (status == Status.Ok && this.started) {
+      this.armFlush(); // the output area is not ours here
+      this.settleRebuilt(nowUs); // the rebuilt packets carried: counted when their wait is over
+    }
     return status;
   }
 }

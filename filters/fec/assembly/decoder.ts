@@ -27,6 +27,7 @@ import { xorInto } from "./xor";
 
 export const TIMER_WAIT = 0;
 export const TIMER_FLUSH = 1;
+export const TIMER_SETTLE = 2;
 /**
  * FEC packets whose group starts past the newest media packet, kept unlinked until media claims
  * the group's first place. The legs are sockets of their own and race the media's: a few packets
@@ -103,6 +104,8 @@ export class Decoder extends FecContext {
   private emitCall: u32 = 0;
   /** When the oldest missing packet is given up. */
   private readonly wait: Deadline;
+  /** When the oldest rebuilt packet not yet counted is counted as recovered. */
+  private readonly settle: Deadline;
   private flushArmed: bool = false;
   private draining: bool = false;
 
@@ -110,6 +113,7 @@ export class Decoder extends FecContext {
   constructor(id: u32, s: Settings, chunks: StaticArray<usize>) {
     super(id);
     this.wait = new Deadline(id, TIMER_WAIT);
+    this.settle = new Deadline(id, TIMER_SETTLE);
     this.columns = s.columns;
     this.rows = s.rows;
     this.maxDelayUs = <i64>s.maxDelayMs * 1000;
@@ -161,6 +165,11 @@ export class Decoder extends FecContext {
   }
 
   onTimer(timer: i32, nowUs: i64): void {
+    if (timer == TIMER_SETTLE) {
+      this.settle.fired();
+      this.settleRebuilt(nowUs);
+      return;
+    }
     if (timer == TIMER_WAIT) this.wait.fired();
     else if (timer == TIMER_FLUSH) this.flushArmed = false;
     this.release(nowUs, -1);
@@ -170,6 +179,37 @@ export class Decoder extends FecContext {
   drain(nowUs: i64): void {
     this.draining = true;
     this.release(nowUs, -1);
+    this.countRebuilt();
+  }
+
+  // ---- counting rebuilt packets ----
+  // A rebuilt packet counts as recovered only once its original can no longer come in time:
+  // maxDelayMs after it went missing (as long as the decoder would have waited for it), or when
+  // its place goes. One whose original comes first was reordered, not lost (a duplicate), so
+  // `recovered` + `unrecoverable` is the loss the FEC was offered.
+
+  /** Counts the rebuilt packets whose wait is over, and arms the timer for the next. */
+  settleRebuilt(now: i64): void {
+    const ring = this.ring;
+    let next = i64.MAX_VALUE;
+    for (let i = 0; i < ring.size; i++) {
+      if (ring.state(i) != REBUILT) continue;
+      const due = ring.since(i) + this.maxDelayUs;
+      if (due <= now) this.countRecovered(i);
+      else if (due < next) next = due;
+    }
+    if (next != i64.MAX_VALUE) this.settle.arm(next);
+  }
+
+  /** Counts every rebuilt packet in the ring (the stream or the context ends). */
+  private countRebuilt(): void {
+    for (let i = 0; i < this.ring.size; i++) if (this.ring.state(i) == REBUILT) this.countRecovered(i);
+    this.settle.cancel();
+  }
+
+  @inline private countRecovered(i: i32): void {
+    this.counts.add(Count.Recovered);
+    this.ring.setState(i, PRESENT); // counted once
   }
 
 
@@ -192,7 +232,10 @@ export class Decoder extends FecContext {
     if (ext < this.lowData()) return this.fromFarBehind(p, seq, now);
     this.badSeq = -1;
     const i = this.ring.place(ext);
-    if (this.ring.state(i) != ABSENT) {
+    const state = this.ring.state(i);
+    if (state != ABSENT) {
+      // a rebuilt packet's original: it was reordered, not lost, so the rebuild is no recovery
+      if (state == REBUILT) this.ring.setState(i, PRESENT);
       this.counts.add(Count.Duplicates);
       return DROP_DUPLICATE;
     }
@@ -246,6 +289,7 @@ export class Decoder extends FecContext {
     if (row >= 0 && this.repairs.base(row) != q) this.expire(row);
     const col = ring.columnLink(i);
     if (col >= 0 && this.repairs.base(col) != q) this.expire(col);
+    if (ring.state(i) == REBUILT) this.countRecovered(i); // q - size goes: its original can no longer be told apart
     ring.claim(i, q, state, now);
     if (this.futureCount > 0) this.linkFuture(q, i);
   }
@@ -273,6 +317,7 @@ export class Decoder extends FecContext {
 
   /** Forgets the stream (a resync, or a state import). */
   reset(): void {
+    this.countRebuilt();
     this.ring.clear();
     this.repairs.clear();
     this.futureCount = 0;
@@ -617,13 +662,15 @@ export class Decoder extends FecContext {
       const have = ring.payloadLength(i);
       xorInto(payload, ring.bytes(i) + <usize>ring.payloadOffset(i), have < length ? have : length);
     }
-    ring.setPacket(at, REBUILT, RTP_SIZE + length, RTP_SIZE, length);
     if (q < this.nextOut) {
-      // its place was given up: it goes on now, out of order, as a late original would
+      // its place was given up (counted unrecoverable): it goes on now, out of order, as a late
+      // original would, and is no recovery
+      ring.setPacket(at, PRESENT, RTP_SIZE + length, RTP_SIZE, length);
       this.counts.add(Count.Late);
       this.emit(at);
     } else {
-      this.counts.add(Count.Recovered);
+      ring.setPacket(at, REBUILT, RTP_SIZE + length, RTP_SIZE, length); // counted recovered later (settleRebuilt)
+      if (!this.settle.armed) this.settle.arm(ring.since(at) + this.maxDelayUs);
     }
     return true;
   }
