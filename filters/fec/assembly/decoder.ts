@@ -230,7 +230,7 @@ export class Decoder extends FecContext {
       return this.takeNewest(p, ext, now);
     }
     if (ext < this.lowData()) return this.fromFarBehind(p, seq, now);
-    this.badSeq = -1;
+    this.notRestarted();
     const i = this.ring.place(ext);
     const state = this.ring.state(i);
     if (state != ABSENT) {
@@ -270,7 +270,7 @@ export class Decoder extends FecContext {
     // Its place must be free: older packets still waiting for it go on (or are given up) first.
     const limit = ext - this.ring.size + 1;
     if (this.nextOut < limit && !this.releaseBelow(limit)) return this.passUnkept(ext);
-    this.badSeq = -1;
+    this.notRestarted();
     const first = this.maxSeq + 1;
     for (let q = first; q <= ext; q++) this.claim(q, now, q != ext && this.wasPassed(q) ? PASSED : ABSENT);
     this.maxSeq = ext;
@@ -294,12 +294,21 @@ export class Decoder extends FecContext {
     if (this.futureCount > 0) this.linkFuture(q, i);
   }
 
-  /** Older than the ring: very late, or the sender restarted lower (a second one in sequence says so). */
+  /**
+   * Older than the ring: very late, or the sender restarted lower (a second one in sequence says
+   * so). It passes on; it counts as late only once the next packet shows no restart.
+   */
   private fromFarBehind(p: Packet, seq: u16, now: i64): u32 {
     if (this.badSeq == <i32>seq) return this.resync(p, seq, now);
+    this.notRestarted();
     this.badSeq = <i32>(<u16>(seq + 1));
-    this.counts.add(Count.Late);
     return PASS;
+  }
+
+  /** The packet before, if it came from far behind, was a late one, not a restart. */
+  private notRestarted(): void {
+    if (this.badSeq >= 0) this.counts.add(Count.Late);
+    this.badSeq = -1;
   }
 
   /** The stream jumped beyond the ring: send on what is held, forget the rest, start at `seq`. */

@@ -340,6 +340,36 @@ test("the stream jumps far ahead: what is held goes out, the decoder starts agai
   assert.is(metric(h, "recovered", ctx), 1, "the new stream's loss is rebuilt");
 });
 
+test("a sender restart lower down is one resync, no late packet; one packet from far behind is late", async () => {
+  // regression: the restarted stream's first packet counted as late at every restart
+  const shape = { columns: 10, rows: 10, rowFec: true };
+  const enc = await loadFec();
+  const ectx = enc.createContext({ mode: "encode", ...shape });
+  const a = mediaStream(400, 30000); // 4 whole matrices: the last one's columns wait for a next
+  const b = mediaStream(450, 100); // the sender restarts far below
+  const wireOf = (media: Uint8Array[], seq0: number): WireItem[] => wire(media, encode(enc, ectx, media, seq0, 1), () => false);
+  const items = [...wireOf(a, 30000), ...wireOf(b, 100)];
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape });
+  const d = decode(h, ctx, items, 4);
+  const out = [...d.out, ...mediaOut(drain(h, ctx))].map((x) => seqOf(x));
+  assert.equal(out, [...a, ...b].map((x) => seqOf(x)), "both streams, in order");
+  assert.is(metric(h, "resyncs", ctx), 1);
+  assert.is(metric(h, "late", ctx), 0, "the new stream's first packet is no late packet");
+  assert.is(metric(h, "unrecoverable", ctx), 0);
+  // the old stream's last columns, sent as the new one began, come after the decoder moved on
+  // FEC for groups the decoder does not hold: the old stream's last matrix's columns (the encoder
+  // sends them during its next matrix, here the new stream's first) and the new stream's first
+  // row and column (their first packet passed before the second confirmed the restart)
+  const outside = metric(h, "fec_out_of_window", ctx);
+  assert.ok(outside > 0 && outside <= shape.columns + 2, `README: a restart adds up to L + 2 to fec_out_of_window (${outside})`);
+  // one very late packet of the new stream, then the stream goes on: that one is late
+  h.runBatch([{ ctx, bytes: b[5]!, leg: 0 }]);
+  h.runBatch([{ ctx, bytes: mediaStream(451, 100)[450]!, leg: 0 }]);
+  assert.is(metric(h, "late", ctx), 1);
+  assert.is(metric(h, "resyncs", ctx), 1);
+});
+
 test("reordering without loss is no recovery: a packet rebuilt before its original came counts as a duplicate, not as recovered", async () => {
   // regression: a relay reordering packets by 3 made the row FEC rebuild each reordered packet,
   // counted recovered, and its original then counted duplicate: recovered + unrecoverable
