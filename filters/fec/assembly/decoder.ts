@@ -12,7 +12,7 @@
 // A place counts as missing only once a later packet arrived: GStreamer's encoder sends a row's
 // FEC before the row's last packet, which must not be "rebuilt" before it comes.
 import {
-  Deadline, MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, storeBe16, storeBe32, timerSet,
+  Deadline, LogLevel, MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, log, storeBe16, storeBe32, timerSet,
 } from "../../../sdk/assembly";
 import { CHUNK_SIZE, giveBack } from "../../../sdk/assembly/chunks";
 import { FecContext, PASS, TAKE, currentCall } from "./context";
@@ -72,6 +72,12 @@ export function decoderChunks(s: Settings): i32 {
   return 1 + ringSize(s.columns, s.rows) / PLACES_PER_CHUNK + (repairCapacity(s.columns, s.rows) + ENTRIES_PER_CHUNK - 1) / ENTRIES_PER_CHUNK;
 }
 
+/** The matrix a FEC header describes: a row FEC gives L (NA), a column FEC L (Offset) and D (NA). */
+function shapeOf(r: Recovery): string {
+  return r.row ? (r.offset == 1 ? "a row of L = " + r.na.toString() : "no ST 2022-1 row")
+    : "L x D = " + r.offset.toString() + " x " + r.na.toString();
+}
+
 export class Decoder extends FecContext {
   readonly columns: i32;
   readonly rows: i32;
@@ -107,6 +113,8 @@ export class Decoder extends FecContext {
   /** When the oldest rebuilt packet not yet counted is counted as recovered. */
   private readonly settle: Deadline;
   private flushArmed: bool = false;
+  /** Whether FEC of another matrix shape was logged (once per context). */
+  private shapeLogged: bool = false;
   private draining: bool = false;
 
   /** `chunks`: decoderChunks(s) chunks. */
@@ -437,7 +445,7 @@ export class Decoder extends FecContext {
     const shapeOk = r.row
       ? L >= MIN_COLUMNS_ROW_FEC && r.offset == 1 && <i32>r.na == L
       : <i32>r.offset == L && <i32>r.na == this.rows;
-    if (!shapeOk) return this.refuse(Count.FecShape, DROP_FEC_SHAPE);
+    if (!shapeOk) return this.wrongShape(r);
     if (!this.started) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);
     const base = this.extend(r.snBase);
     if (base < this.lowData() || base > this.maxSeq + <i64>(this.ring.size >> 1)) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);
@@ -504,6 +512,18 @@ export class Decoder extends FecContext {
 
   private unlistFuture(k: i32): void {
     unchecked(this.future[k] = unchecked(this.future[--this.futureCount]));
+  }
+
+  /** A FEC packet of another matrix: dropped, and said once per context (it means a config mismatch: no repair at all). */
+  private wrongShape(r: Recovery): u32 {
+    if (!this.shapeLogged) {
+      this.shapeLogged = true;
+      log(LogLevel.Warn, "FEC of another matrix shape: a " + (r.row ? "row" : "column") + " FEC with Offset " +
+        r.offset.toString() + " and NA " + r.na.toString() + " (" + shapeOf(r) + "), this decoder is configured for L x D = " +
+        this.columns.toString() + " x " + this.rows.toString() + (r.row && this.columns < MIN_COLUMNS_ROW_FEC ? " (no row FEC under L = 4)" : "") +
+        "; such FEC is dropped (fec_shape) and repairs nothing: give the encoder and decoder the same columns and rows (said once per segment)");
+    }
+    return this.refuse(Count.FecShape, DROP_FEC_SHAPE);
   }
 
   private refuse(count: Count, reason: u32): u32 {

@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import type { FilterHarness } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import {
-  COLUMN_LEG, ROW_LEG, SHAPES, decode, drain, encode, equalBytes, indexOf, loadFec, mediaOut, mediaStream, metric, rng,
+  COLUMN_LEG, ROW_LEG, SHAPES, decode, drain, encode, equalBytes, indexOf, loadFec, mediaOut, mediaStream, metric, parseFec, rng,
   seqOf, unrecoverable, wire, type Decoded, type SentFec, type Shape, type WireItem,
 } from "./fec-lib.js";
 
@@ -368,6 +368,29 @@ test("a sender restart lower down is one resync, no late packet; one packet from
   h.runBatch([{ ctx, bytes: mediaStream(451, 100)[450]!, leg: 0 }]);
   assert.is(metric(h, "late", ctx), 1);
   assert.is(metric(h, "resyncs", ctx), 1);
+});
+
+test("FEC of another matrix shape (a 10 x 10 encoder into a 5 x 20 decoder) is dropped, and said once per segment naming both shapes", async () => {
+  // regression: every FEC packet was dropped as fec_shape with no log line, and no loss repaired
+  const enc = await loadFec();
+  const seq0 = 500;
+  const media = mediaStream(305, seq0);
+  const fec = encode(enc, enc.createContext({ mode: "encode", columns: 10, rows: 10, rowFec: true }), media, seq0, 1);
+  const h = await loadFec();
+  const other = h.createContext({ mode: "decode", columns: 5, rows: 20, rowFec: true });
+  const same = h.createContext({ mode: "decode", columns: 10, rows: 10, rowFec: true });
+  const items = wire(media, fec, (x) => x.media === 42);
+  decode(h, other, items, 8);
+  decode(h, same, items, 8);
+  assert.is(metric(h, "fec_shape", other), fec.length, "every FEC packet dropped as fec_shape");
+  const lines = h.logs.map((l) => l.message).filter((m) => m.includes("another matrix shape"));
+  assert.is(lines.length, 1, `once, not per packet: ${JSON.stringify(lines)}`);
+  assert.match(lines[0]!, /a row FEC with Offset 1 and NA 10 \(a row of L = 10\), this decoder is configured for L x D = 5 x 20/);
+  const second = await loadFec();
+  const colOnly = second.createContext({ mode: "decode", columns: 5, rows: 20, rowFec: true });
+  decode(second, colOnly, items.filter((it) => it.leg === 0 || parseFec(it.bytes).d === 0), 8); // column FEC only
+  assert.ok(second.logs.some((l) => /a column FEC with Offset 10 and NA 10 \(L x D = 10 x 10\)/.test(l.message)), "a column FEC names L and D");
+  assert.is(metric(h, "fec_shape", same), 0);
 });
 
 test("reordering without loss is no recovery: a packet rebuilt before its original came counts as a duplicate, not as recovered", async () => {
