@@ -5,8 +5,12 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 5;
-/** Name of the version marker export a module built on this SDK carries. */
+export const ABI_VERSION_MINOR = 6;
+/**
+ * Name of the version marker export a module built on this SDK carries: 1.5, the oldest version
+ * whose imports the SDK needs. What 1.6 added (msm_drop_reasons) is an export, which a 1.5 host
+ * ignores, so that the SDK's modules still load there.
+ */
 export const ABI_VERSION_EXPORT = "msm_abi_version_1_5";
 
 /** Verdict a filter writes into a packet's descriptor. */
@@ -77,6 +81,16 @@ export enum DropReason {
 }
 /** How many codes from FilterDefinedBase a filter may use (256-319): labels stay bounded. */
 export const MAX_FILTER_DROP_REASONS = 64;
+
+/** What a filter's own drop reason is (ABI 1.6, msm_drop_reasons): the class word in its line. */
+export enum DropClass {
+  /** Trouble: counted as a drop (msm_*_drops_total). Unnamed codes are drops. */
+  Drop = 0,
+  /** The filter's normal work (a merge's duplicates): counted apart (msm_*_discards_total), never as a drop. */
+  Discard = 1,
+}
+/** Longest name a filter may give one of its own drop reasons (ABI 1.6), in bytes. */
+export const MAX_DROP_REASON_NAME = 48;
 
 /** Where the blob msm_state_import is given comes from (ABI 1.5: the state_origin import). */
 export enum StateOrigin {

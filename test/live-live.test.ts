@@ -152,9 +152,10 @@ function assertAccounted(t: DualTrial): number {
   const duplicates = metric(t.b, "path0_duplicates") + metric(t.b, "path1_duplicates");
   const lost = metric(t.b, "merged_lost");
   const bIn = bSeg.legs[0]!.packetsIn + bSeg.legs[1]!.packetsIn;
-  assert.is(bSeg.legs[0]!.packetsOut + sum(bSeg.drops), bIn,
-    `B: what both legs brought = what went on + what was dropped (${JSON.stringify({ legs: bSeg.legs, drops: bSeg.drops })})`);
-  assert.is(bSeg.drops.filter_256 ?? 0, duplicates, "every drop of a copy is a duplicate the merge counted");
+  assert.is(bSeg.legs[0]!.packetsOut + sum(bSeg.drops) + sum(bSeg.discards), bIn,
+    `B: what both legs brought = what went on + what was dropped or discarded (${JSON.stringify({ legs: bSeg.legs, drops: bSeg.drops, discards: bSeg.discards })})`);
+  assert.is(bSeg.discards.duplicate ?? 0, duplicates, "every copy the merge discarded is a duplicate it counted, under the name replicate gave it");
+  assert.is(bSeg.drops.duplicate ?? bSeg.drops.filter_256, undefined, "a duplicate is the merge's work, not a drop");
   const sinkDrops = t.sink.kernelDrops;
   // packets both paths lost after the last one B got leave no gap for the merge to see
   const tail = t.sent - 1 - t.sink.highest;

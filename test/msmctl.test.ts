@@ -19,7 +19,8 @@ import { age, bytes, table } from "../cli/msmctl/format.js";
 import { ManifestError, parseManifests, refusalInManifestTerms, toManifest, toSegment } from "../cli/msmctl/manifest.js";
 import { locateProxyRefusal } from "../cli/msmctl/apply.js";
 import { incompleteReports, mergeStatsPages, parseProxyStats, segmentRates } from "../cli/msmctl/stats.js";
-import { configState, describeProxy, describeSegment, failureText, newestVersions } from "../cli/msmctl/describe.js";
+import { configState, describeProxy, describeSegment, failureText, newestVersions, segmentStatsLines } from "../cli/msmctl/describe.js";
+import { topRows } from "../cli/msmctl/top.js";
 import { PROXY_WIDE_HEADERS, proxyRows, SEGMENT_WIDE_HEADERS, segmentRows } from "../cli/msmctl/get.js";
 import { outcomeLines, waitForProxies } from "../cli/msmctl/wait.js";
 import type { AdminApi } from "../cli/msmctl/client.js";
@@ -369,6 +370,29 @@ local("rates: from two snapshots by the proxies' own clock; a counter reset coun
   const [first] = segmentRates(undefined, parseProxyStats(snap(1000, 1, 1, 1)));
   assert.is(first!.packetsInPerSec, undefined);
   assert.match(parseProxyStats({ nodeId: "n", atMs: 1, statsJson: "{", page: 0, pages: 1 }).error ?? "", /unreadable stats/);
+});
+
+local("a merge's duplicates (a filter's discards, ABI 1.6) are their own line in describe, under the filter's name, and no drops in top", () => {
+  // what a 2022-7 operator saw as "dropped 18042: filter_256 18042" and DROPS/S 1.82k on a healthy merge
+  const snap = (atMs: number, discarded: number) => ({
+    nodeId: "n", atMs, page: 0, pages: 1,
+    statsJson: JSON.stringify({ workers: 1, segments: [{
+      name: "cam1-receive", packetsIn: discarded * 2, packetsOut: discarded, bytesIn: 0, bytesOut: 0, dropsTotal: 3, drops: { stale: 3 },
+      discardsTotal: discarded, discards: { duplicate: discarded },
+      stages: [{ filter: "replicate", state: "running", packetsIn: discarded * 2, packetsOut: discarded, drops: { stale: 3 }, discards: { duplicate: discarded }, failures: 0, nsPerPacket: 100 }],
+    }] }),
+  });
+  const now = parseProxyStats(snap(11_000, 18042));
+  const lines = segmentStatsLines(now.segments[0]!);
+  assert.match(lines, /^dropped 3: stale 3$/m);
+  assert.match(lines, /^discarded 18042 \(the filters' normal work, not drops\): duplicate 18042$/m);
+  assert.match(lines, /^stage 0 replicate \(running\): in 36084, out 18042, dropped 3 \(stale 3\), discarded 18042 \(duplicate 18042\), failures 0/m);
+  const [rates] = segmentRates(parseProxyStats(snap(1000, 0)), now);
+  assert.is(rates!.dropsPerSec, 0, "discards are no drops per second");
+  assert.is(topRows([rates!])[0]![4], "0");
+  // a proxy older than ABI 1.6 sends no discards: no line, and nothing breaks
+  const old = parseProxyStats({ ...snap(1, 0), statsJson: JSON.stringify({ segments: [{ name: "s", dropsTotal: 1, drops: { filter_256: 1 }, stages: [{ filter: "replicate", drops: { filter_256: 1 } }] }] }) });
+  assert.not.match(segmentStatsLines(old.segments[0]!), /discarded/);
 });
 
 local("stats pages: a large report in pages of at most 256 KiB, merged back whole; beyond 32 pages the rest is left out and said so; a segment too big for a page is named", () => {

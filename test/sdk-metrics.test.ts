@@ -236,14 +236,14 @@ test("a successor goes on from its predecessor's counters and histograms, by nam
 function stage(filter: string, metrics: FilterMetricSnapshot[]): StageSnapshot {
   return {
     filter, digest: "d", state: "running", packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, generated: 0, held: 0, bypassed: 0,
-    timersDeferred: 0, failureMode: "closed", drops: {}, failures: 0, busyNs: 0, calls: 0, nsPerPacket: 0, metrics,
+    timersDeferred: 0, failureMode: "closed", drops: {}, discards: {}, failures: 0, busyNs: 0, calls: 0, nsPerPacket: 0, metrics,
   };
 }
 
 function segment(stages: StageSnapshot[]): SegmentSnapshot {
   return {
     name: "s", ports: { listen: 1, rtcp: 2, egress: [], legs: [] } as unknown as SegmentSnapshot["ports"], packetsIn: 0, bytesIn: 0,
-    packetsOut: 0, bytesOut: 0, rtcpIn: 0, upstreamIn: 0, legs: [], drops: {}, dropsTotal: 0, stages, streams: [], streamsOverflow: null,
+    packetsOut: 0, bytesOut: 0, rtcpIn: 0, upstreamIn: 0, legs: [], drops: {}, dropsTotal: 0, discards: {}, discardsTotal: 0, stages, streams: [], streamsOverflow: null,
   };
 }
 

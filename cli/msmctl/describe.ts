@@ -157,12 +157,15 @@ export function segmentStatsLines(s: SegmentCounters): string {
     `packets in ${s.packetsIn} (${bytes(s.bytesIn)}), out ${s.packetsOut} (${bytes(s.bytesOut)}${joined(s)}); RTCP in ${s.rtcpIn}, feedback in ${s.upstreamIn}`,
     `dropped ${s.dropsTotal}: ${dropList(s.drops)}`,
   ];
+  // the filters' normal work (a merge's duplicates), by their names: not drops, not in top's DROPS/S
+  if (s.discardsTotal > 0) lines.push(`discarded ${s.discardsTotal} (the filters' normal work, not drops): ${dropList(s.discards)}`);
   if (s.legs.length > 1) lines.push(`per leg: ${s.legs.map((l) => `${l.name} in ${l.packetsIn}, out ${l.packetsOut}`).join("; ")}`);
   s.stages.forEach((t, i) => {
     const drops = Object.values(t.drops).reduce((a, b) => a + b, 0);
+    const discards = Object.values(t.discards).reduce((a, b) => a + b, 0);
     // numbered from 0, as /metrics and /stats number stages; held and made packets so that in and out add up
     const kept = [...(t.held > 0 ? [`held ${t.held}`] : []), ...(t.generated > 0 ? [`made ${t.generated}`] : [])].map((x) => `, ${x}`).join("");
-    lines.push(`stage ${i} ${t.filter} (${t.state}): in ${t.packetsIn}, out ${t.packetsOut}${kept}, dropped ${drops}${drops ? ` (${dropList(t.drops)})` : ""}, failures ${t.failures}, ${Math.round(t.nsPerPacket)} ns/packet`);
+    lines.push(`stage ${i} ${t.filter} (${t.state}): in ${t.packetsIn}, out ${t.packetsOut}${kept}, dropped ${drops}${drops ? ` (${dropList(t.drops)})` : ""}${discards ? `, discarded ${discards} (${dropList(t.discards)})` : ""}, failures ${t.failures}, ${Math.round(t.nsPerPacket)} ns/packet`);
   });
   return lines.join("\n");
 }

@@ -16,6 +16,8 @@ export interface StageCounters {
   held: number;
   generated: number;
   drops: Record<string, number>;
+  /** What the filter discarded as its normal work (ABI 1.6 names; {} from an older proxy): not drops. */
+  discards: Record<string, number>;
   failures: number;
   nsPerPacket: number;
 }
@@ -32,6 +34,9 @@ export interface SegmentCounters {
   upstreamIn: number;
   dropsTotal: number;
   drops: Record<string, number>;
+  /** What the filters discarded as their normal work (a merge's duplicates): not in dropsTotal, nor in top's DROPS/S. */
+  discardsTotal: number;
+  discards: Record<string, number>;
   stages: StageCounters[];
   /** Packets per leg, the media first; empty from a proxy older than legs. */
   legs: { name: string; packetsIn: number; packetsOut: number }[];
@@ -98,6 +103,8 @@ export function parseProxyStats(p: ProxyStats): ProxyCounters {
       upstreamIn: num(s.upstreamIn),
       dropsTotal: num(s.dropsTotal),
       drops: counts(s.drops),
+      discardsTotal: num(s.discardsTotal),
+      discards: counts(s.discards),
       stages: (Array.isArray(s.stages) ? (s.stages as Loose<ProxySnapshot["segments"][number]["stages"][number]>[]) : []).map((t) => ({
         filter: String(t.filter ?? "?"),
         state: String(t.state ?? "?"),
@@ -106,6 +113,7 @@ export function parseProxyStats(p: ProxyStats): ProxyCounters {
         held: num(t.held),
         generated: num(t.generated),
         drops: counts(t.drops),
+        discards: counts(t.discards),
         failures: num(t.failures),
         nsPerPacket: num(t.nsPerPacket),
       })),

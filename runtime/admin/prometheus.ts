@@ -81,6 +81,8 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   family("msm_segment_leg_packets_out_total", "counter", "Packets sent per leg of a segment with legs (one per destination).", legRows((l) => l.packetsOut));
   family("msm_segment_drops_total", "counter", "Packets dropped in the segment, by reason.",
     segs.flatMap((s) => Object.entries(s.drops).map(([reason, n]) => [{ segment: s.name, reason }, n] as [Record<string, string>, number])));
+  family("msm_segment_discards_total", "counter", "Packets the segment's filters discarded as their normal work (a merge's duplicates), by the filter's name for it; not drops.",
+    segs.flatMap((s) => Object.entries(s.discards ?? {}).map(([reason, n]) => [{ segment: s.name, reason }, n] as [Record<string, string>, number])));
   const stageRows = (pick: (st: ProxySnapshot["segments"][number]["stages"][number]) => number): [Record<string, string | number>, number][] =>
     segs.flatMap((s) => s.stages.map((st, i) => [{ segment: s.name, stage: i, filter: st.filter }, pick(st)] as [Record<string, string | number>, number]));
   family("msm_filter_packets_in_total", "counter", "Packets handed to the filter stage.", stageRows((st) => st.packetsIn));
@@ -104,6 +106,8 @@ export function renderPrometheus(snap: ProxySnapshot): string {
     instances.map((i) => [instanceLabels(i), i.memoryMaxBytes]));
   family("msm_filter_drops_total", "counter", "Packets the filter stage dropped, by reason.",
     segs.flatMap((s) => s.stages.flatMap((st, i) => Object.entries(st.drops).map(([reason, n]) => [{ segment: s.name, stage: i, filter: st.filter, reason }, n] as [Record<string, string | number>, number]))));
+  family("msm_filter_discards_total", "counter", "Packets the filter stage discarded as its normal work (a merge's duplicates), by its name for it; not drops.",
+    segs.flatMap((s) => s.stages.flatMap((st, i) => Object.entries(st.discards ?? {}).map(([reason, n]) => [{ segment: s.name, stage: i, filter: st.filter, reason }, n] as [Record<string, string | number>, number]))));
   // metrics the filters defined themselves: msm_filter_<filter or its metricsName>_<name>{segment,stage[,<label>]},
   // a counter's name ending in _total (Prometheus' and OpenMetrics' convention)
   const own = new Map<string, { type: string; help: string; lines: string[] }>();

@@ -184,6 +184,16 @@ export class ChainRunner {
         stats.bytesOut += length;
       } else if (outcome === HELD) {
         stats.held++;
+      } else if (outcome >= DropReason.FilterDefinedBase) {
+        // the filter's own code (judged to be in its range): counted under its name, a discard apart from drops
+        const own = inst.ownReasons[outcome - DropReason.FilterDefinedBase]!;
+        if (own.discard) {
+          stats.discards.addOwn(own);
+          segment.discards.addOwn(own);
+        } else {
+          stats.drops.addOwn(own);
+          segment.drops.addOwn(own);
+        }
       } else {
         stats.drops.add(outcome);
         segment.drops.add(outcome);

@@ -245,7 +245,7 @@ export class ConfigError extends Error {
 /** The host's own msm_filter_* families (runtime/admin/prometheus.ts; test/config.test.ts keeps the two lists alike). */
 export const HOST_FILTER_FAMILIES: readonly string[] = [
   "packets_in_total", "packets_out_total", "bytes_in_total", "bytes_out_total", "failures_total",
-  "busy_seconds_total", "up", "memory_bytes", "memory_max_bytes", "drops_total", "held_total",
+  "busy_seconds_total", "up", "memory_bytes", "memory_max_bytes", "drops_total", "discards_total", "held_total",
   "generated_total", "bypassed_total",
 ];
 

@@ -21,6 +21,8 @@ export interface StageSnapshot {
   /** "closed" also when the filter declared it must fail closed, whatever the segment's mode. */
   failureMode: "open" | "closed";
   drops: Record<string, number>;
+  /** What the filter discarded as its normal work, by its names (ABI 1.6; absent from an older proxy): not in drops. */
+  discards: Record<string, number>;
   failures: number;
   busyNs: number;
   calls: number;
@@ -44,6 +46,9 @@ export interface SegmentSnapshot {
   legs: LegSnapshot[];
   drops: Record<string, number>;
   dropsTotal: number;
+  /** What its filters discarded as their normal work (a merge's duplicates), by their names; not in drops nor dropsTotal (absent from an older proxy). */
+  discards: Record<string, number>;
+  discardsTotal: number;
   stages: StageSnapshot[];
   /** Per RTP stream (SSRC), docs/streams.md; [] when per-stream stats are off. */
   streams: StreamStats[];
@@ -72,6 +77,8 @@ export function snapshotSegment(seg: SegmentRuntime, withStreams = true): Segmen
     legs: ["media", ...seg.config.legs.map((l) => l.name)].map((name, k) => ({ name, packetsIn: s.legPacketsIn[k]!, packetsOut: s.legPacketsOut[k]! })),
     drops: s.drops.toJSON(),
     dropsTotal: s.drops.total,
+    discards: s.discards.toJSON(),
+    discardsTotal: s.discards.total,
     ...((withStreams ? seg.streams?.snapshot() : undefined) ?? { streams: [], streamsOverflow: null }),
     stages: seg.stages.map((st) => {
       const t = st.stats;
@@ -90,6 +97,7 @@ export function snapshotSegment(seg: SegmentRuntime, withStreams = true): Segmen
         timersDeferred: t.timersDeferred,
         failureMode: st.policy.mode,
         drops: t.drops.toJSON(),
+        discards: t.discards.toJSON(),
         failures: t.failures,
         busyNs: t.busyNs,
         calls: t.calls,
@@ -128,6 +136,8 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
     }),
     drops: addCounts(now.drops, base.drops),
     dropsTotal: now.dropsTotal + base.dropsTotal,
+    discards: addCounts(now.discards, base.discards ?? {}),
+    discardsTotal: now.discardsTotal + (base.discardsTotal ?? 0),
     stages: now.stages.map((st, i) => {
       const b = base.stages[i];
       if (!b || b.filter !== st.filter) return st;
@@ -144,6 +154,7 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
         bypassed: st.bypassed + b.bypassed,
         timersDeferred: st.timersDeferred + b.timersDeferred,
         drops: addCounts(st.drops, b.drops),
+        discards: addCounts(st.discards, b.discards ?? {}),
         failures: st.failures + b.failures, // each worker counts its own (a swap's fresh stage starts at 0)
         busyNs,
         calls: st.calls + b.calls,

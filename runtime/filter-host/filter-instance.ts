@@ -4,6 +4,7 @@
 // ArenaViews', its imports host-imports', its log budget LogLimiter's.
 import { FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, StateOrigin, Status } from "../abi.js";
 import { checkArena } from "./arena-check.js";
+import { parseDropReasons, UNNAMED_REASONS, type OwnReason } from "./drop-reasons.js";
 import { ArenaViews } from "./arena-views.js";
 import { explainTrap, FilterConfigError, FilterFailure, FilterLoadError, noReason } from "./errors.js";
 import { createCryptoKeyTable, type CryptoKeyTable } from "./host-crypto.js";
@@ -57,6 +58,8 @@ export class FilterInstance extends ArenaViews {
   failure: FilterFailure | undefined;
   /** The filter declared (msm_policy) that its packets must never pass without it. */
   mustFailClosed = false;
+  /** Its own codes 256-319, index code - 256: the names and classes msm_drop_reasons gave (ABI 1.6), else filter_<code> drops. */
+  ownReasons: readonly OwnReason[] = UNNAMED_REASONS;
 
   private exports!: ModuleExports;
   private errorMessage = "";
@@ -115,6 +118,7 @@ export class FilterInstance extends ArenaViews {
       const len = self.writeScratchJson(rootConfig);
       const status = self.call("msm_configure_root", () => self.exports.msm_configure_root(len));
       if (status !== Status.Ok) throw new FilterConfigError(source.name, status, self.takeError());
+      if (self.exports.msm_drop_reasons) self.ownReasons = self.readDropReasons(self.call("msm_drop_reasons", () => self.exports.msm_drop_reasons!()));
     } catch (err) {
       if (err instanceof FilterFailure) throw new FilterLoadError(source.name, err.detail, { cause: err });
       throw err;
@@ -123,6 +127,19 @@ export class FilterInstance extends ArenaViews {
       self.metricsOpen = false;
     }
     return self;
+  }
+
+  /** The table msm_drop_reasons wrote into scratch (`len` bytes, or a negative Status); throws FilterLoadError. */
+  private readDropReasons(len: number): readonly OwnReason[] {
+    if (len < 0) throw new FilterLoadError(this.name, `msm_drop_reasons failed: ${this.takeError() || noReason(-len)}`);
+    if (len > this.arena.scratchSize) throw new FilterLoadError(this.name, `msm_drop_reasons returned ${len} bytes, more than the scratch area (${this.arena.scratchSize})`);
+    if (len === 0) return UNNAMED_REASONS;
+    const text = new TextDecoder("utf-8", { fatal: false }).decode(this.bytes.subarray(this.arena.scratch, this.arena.scratch + len));
+    try {
+      return parseDropReasons(text);
+    } catch (err) {
+      throw new FilterLoadError(this.name, `${(err as Error).message} (docs/abi.md "Naming your own reasons")`);
+    }
   }
 
   /** Sets the clock the module sees during the next calls. */

@@ -11,6 +11,7 @@ export interface ModuleExports {
   msm_policy?: () => number;
   msm_arena: () => number;
   msm_configure_root: (len: number) => number;
+  msm_drop_reasons?: () => number;
   msm_context_create: (ctx: number, len: number) => number;
   msm_context_destroy: (ctx: number) => void;
   msm_on_batch: (count: number) => number;

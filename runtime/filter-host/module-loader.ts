@@ -76,6 +76,7 @@ export const OPTIONAL_EXPORTS: Readonly<Record<string, string>> = {
   msm_on_timer: "(i32, i32) -> i32",
   msm_policy: "() -> i32",
   msm_context_drain: "(i32) -> i32",
+  msm_drop_reasons: "() -> i32",
 };
 /** The version marker's type. */
 const MARKER_TYPE = "() -> ()";

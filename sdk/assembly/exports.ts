@@ -1,9 +1,10 @@
-// The module side of ABI v1.3 (docs/abi.md "Exported by the module"). A filter's entry file
+// The module side of ABI v1.6 (declaring 1.5: see ABI_VERSION_EXPORT) (docs/abi.md "Exported by the module"). A filter's entry file
 // re-exports this file: `export * from "<sdk>/exports";`. Export nothing else from here: every
 // export of this file becomes a wasm export.
 import { Status } from "../../runtime/abi";
-import { ARENA_HEADER, SCRATCH_SIZE } from "./arena";
+import { ARENA_HEADER, SCRATCH, SCRATCH_SIZE } from "./arena";
 import { Config } from "./config";
+import { dropReasonTable } from "./drop-reasons";
 import { Filter, registeredFilter } from "./filter";
 import { setError } from "./host";
 import { Output } from "./output";
@@ -71,6 +72,18 @@ export function msm_configure_root(len: i32): i32 {
   const status = filter().configureRoot(Config.fromScratch(scratchLength(len)));
   collect();
   return status;
+}
+
+/** ABI 1.6: the names nameDropReason gave the filter's own drop reasons, written into scratch. */
+export function msm_drop_reasons(): i32 {
+  const text = dropReasonTable();
+  const len = String.UTF8.byteLength(text);
+  if (len > SCRATCH_SIZE) {
+    setError("the drop reason table is larger than the scratch area");
+    return -Status.NoSpace;
+  }
+  String.UTF8.encodeUnsafe(changetype<usize>(text), text.length, SCRATCH, false);
+  return len;
 }
 
 export function msm_context_create(ctx: i32, len: i32): i32 {

@@ -3,8 +3,9 @@
 export {
   Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature, FilterPolicy,
   MAX_TIMERS_PER_CONTEXT, MAX_METRICS, MAX_LABEL_VALUES, MAX_LEGS, ROOT_CONTEXT,
-  CryptoAlg, MAX_CRYPTO_KEYS, MAX_CRYPTO_BYTES, StateOrigin,
+  CryptoAlg, MAX_CRYPTO_KEYS, MAX_CRYPTO_BYTES, StateOrigin, DropClass, MAX_FILTER_DROP_REASONS,
 } from "../../runtime/abi";
+export { nameDropReason } from "./drop-reasons";
 export {
   BATCH_CAPACITY, OUT_CAPACITY, SLOT_SIZE, HEADROOM, MAX_PACKET, SCRATCH_SIZE, SCRATCH,
   batchDesc, outDesc, batchSlot, outSlot,

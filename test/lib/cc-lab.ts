@@ -277,9 +277,10 @@ export function jainIndex(xs: readonly number[]): number {
   return squares === 0 ? 1 : (sum * sum) / (xs.length * squares);
 }
 
-/** The congestion filter's drop reasons (filters/congestion/README.md, "Drop reasons"), as /stats names them by code. */
+/** The congestion filter's drop reasons (filters/congestion/README.md, "Drop reasons"), as /stats names them: by code before ABI 1.6, by its names since. */
 const FILTER_DROPS: Record<string, string> = {
   filter_256: "non_reference", filter_257: "reference", filter_258: "dependent", filter_259: "queue_full", filter_260: "circuit_breaker", filter_261: "renumber_late",
+  non_reference: "non_reference", reference: "reference", dependent: "dependent", queue_full: "queue_full", circuit_breaker: "circuit_breaker", renumber_late: "renumber_late",
 };
 
 /**

@@ -4,7 +4,7 @@
 import { Config, Status, register } from "../../../sdk/assembly";
 import { ContextFilter, SegmentContext } from "../../../sdk/assembly/context-filter";
 import { readBudgetKiB, setBudget } from "../../../sdk/assembly/chunks";
-import { defineMetrics } from "./metrics";
+import { defineMetrics, nameDropReasons } from "./metrics";
 import { ArrivalLog, RECORD as ARRIVAL_RECORD, RING as ARRIVALS } from "./feedback-write";
 import { RECORD as SENT_RECORD, RING as SENT, SendHistory } from "./history";
 import { Pacer } from "./pacer";
@@ -20,6 +20,7 @@ class CongestionFilter extends ContextFilter<SegmentContext, Settings> {
 
   configureRoot(cfg: Config): Status {
     defineMetrics();
+    nameDropReasons();
     const budgetKiB = readBudgetKiB(cfg);
     this.defaults.apply(cfg, true);
     const status = cfg.finish();

@@ -1,6 +1,6 @@
 // The filter's metrics and drop reasons (README "Metrics", "Drop reasons"). Counters are gathered
 // per context during a call and sent once at its end; gauges are set on the context's tick.
-import { DropReason, defineGauge } from "../../../sdk/assembly";
+import { DropClass, DropReason, defineGauge, nameDropReason } from "../../../sdk/assembly";
 import { defineCounters } from "../../../sdk/assembly/counter-batch";
 
 export const DROP_NON_REFERENCE: u32 = DropReason.FilterDefinedBase;
@@ -10,6 +10,16 @@ export const DROP_QUEUE_FULL: u32 = DropReason.FilterDefinedBase + 3;
 export const DROP_CIRCUIT_BREAKER: u32 = DropReason.FilterDefinedBase + 4;
 /** Renumbering on: a packet older than the drop history, or a copy of one recorded as dropped (no number fits). */
 export const DROP_RENUMBER_LATE: u32 = DropReason.FilterDefinedBase + 5;
+
+/** The reasons as /metrics and msmctl name them: every one is a drop (media lost to congestion or a limit). */
+export function nameDropReasons(): void {
+  nameDropReason(DROP_NON_REFERENCE, "non_reference", DropClass.Drop);
+  nameDropReason(DROP_REFERENCE, "reference", DropClass.Drop);
+  nameDropReason(DROP_DEPENDENT, "dependent", DropClass.Drop);
+  nameDropReason(DROP_QUEUE_FULL, "queue_full", DropClass.Drop);
+  nameDropReason(DROP_CIRCUIT_BREAKER, "circuit_breaker", DropClass.Drop);
+  nameDropReason(DROP_RENUMBER_LATE, "renumber_late", DropClass.Drop);
+}
 
 export enum Count {
   DroppedNonReference,

@@ -9,7 +9,8 @@ import { CHUNK_SIZE, readBudgetKiB, setBudget } from "../../../sdk/assembly/chun
 import { ReplicateContext } from "./context";
 import { Feedback } from "./feedback";
 import { mergeChunks, newMerge } from "./merge";
-import { defineMetrics } from "./metrics";
+import { defineMetrics, nameMergeDropReasons } from "./metrics";
+import { nameFeedbackDropReasons } from "./rtcp-counts";
 import { Settings } from "./settings";
 
 export * from "../../../sdk/assembly/exports";
@@ -19,6 +20,8 @@ class ReplicateFilter extends ContextFilter<ReplicateContext, Settings> {
 
   configureRoot(cfg: Config): Status {
     defineMetrics();
+    nameMergeDropReasons();
+    nameFeedbackDropReasons();
     this.defaults.apply(cfg, true);
     const budgetKiB = readBudgetKiB(cfg);
     const status = cfg.finish();

@@ -1,7 +1,7 @@
 // The filter's metrics and drop reasons. Counts are gathered per context during a call and sent to
 // the host once at its end (one host call per metric that moved, not one per packet). Paths are
 // numbered by their place in `merge.legs` (path 0 is the first leg listed, the skew reference).
-import { DropReason, defineCounter, defineGauge, metricSet } from "../../../sdk/assembly";
+import { DropClass, DropReason, defineCounter, defineGauge, metricSet, nameDropReason } from "../../../sdk/assembly";
 import { CounterBatch } from "../../../sdk/assembly/counter-batch";
 import { MAX_PATHS } from "./settings";
 
@@ -10,6 +10,12 @@ import { MAX_PATHS } from "./settings";
 export const DROP_DUPLICATE: u32 = DropReason.FilterDefinedBase;
 /** A packet of a stream the merge left behind (after a restart), or older than the merge window. */
 export const DROP_STALE: u32 = DropReason.FilterDefinedBase + 1;
+
+/** The merge's reasons as /metrics and msmctl name them: a duplicate is the merge's work, not a drop. */
+export function nameMergeDropReasons(): void {
+  nameDropReason(DROP_DUPLICATE, "duplicate", DropClass.Discard);
+  nameDropReason(DROP_STALE, "stale", DropClass.Drop);
+}
 
 export enum Count {
   MergedLost,

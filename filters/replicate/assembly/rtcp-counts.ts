@@ -1,7 +1,7 @@
 // The feedback part's counters and drop reasons (README.md "Metrics", "Drop reasons"). Counts
 // gather per context during a call and go to the host once at its end, one host call per counter
 // that moved.
-import { DropReason, defineCounter, defineGauge, metricSet } from "../../../sdk/assembly";
+import { DropClass, DropReason, defineCounter, defineGauge, metricSet, nameDropReason } from "../../../sdk/assembly";
 import { CounterBatch } from "../../../sdk/assembly/counter-batch";
 
 // Drop reasons of a receiver's RTCP compound (codes 270-279 are the feedback part's). The compound
@@ -18,6 +18,20 @@ export const DROP_RATE_LIMITED: u32 = DropReason.FilterDefinedBase + 17; // 273
 export const DROP_NOT_FORWARDED: u32 = DropReason.FilterDefinedBase + 18; // 274
 /** Part of it was about a media source the full table (maxMediaSources) had no room for. */
 export const DROP_NO_ROOM: u32 = DropReason.FilterDefinedBase + 19; // 275
+
+/**
+ * The feedback part's reasons as /metrics and msmctl name them. A compound merged into the
+ * aggregate, absorbed as a repeat or holding nothing forwarded is the part's work (discard); one it
+ * could not read, rate-limited or had no room for is trouble (drop).
+ */
+export function nameFeedbackDropReasons(): void {
+  nameDropReason(DROP_MALFORMED, "feedback_malformed", DropClass.Drop);
+  nameDropReason(DROP_MERGED, "feedback_merged", DropClass.Discard);
+  nameDropReason(DROP_DUPLICATE, "feedback_duplicate", DropClass.Discard);
+  nameDropReason(DROP_RATE_LIMITED, "feedback_rate_limited", DropClass.Drop);
+  nameDropReason(DROP_NOT_FORWARDED, "feedback_not_forwarded", DropClass.Discard);
+  nameDropReason(DROP_NO_ROOM, "feedback_no_room", DropClass.Drop);
+}
 
 export enum FbCount {
   ReportBlocksIn,
