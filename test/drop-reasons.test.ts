@@ -59,7 +59,7 @@ test("at load: a filter whose names are wrong is refused, naming the filter, the
 });
 
 test("a module built with this SDK loads on a 1.5 host: it declares 1.5, and names its reasons through an export a 1.5 host ignores", () => {
-  for (const name of ["replicate", "congestion"]) {
+  for (const name of ["replicate", "congestion", "fec"]) {
     const shape = moduleShape(new Uint8Array(readFileSync(filterWasm(name))));
     const markers = [...shape.exportedFunctions.keys()].filter((e) => e.startsWith("msm_abi_version_"));
     assert.equal(markers, ["msm_abi_version_1_5"], name);

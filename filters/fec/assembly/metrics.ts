@@ -1,6 +1,6 @@
 // The filter's counters and drop reasons. Counts are gathered per context during a call and sent
 // to the host once at its end (one host call per counter that moved, not one per packet).
-import { DropReason } from "../../../sdk/assembly";
+import { DropClass, DropReason, nameDropReason } from "../../../sdk/assembly";
 import { CounterBatch, defineCounters } from "../../../sdk/assembly/counter-batch";
 
 // Drop reasons of the filter's own (README "Drop reasons").
@@ -46,9 +46,14 @@ const NAMES: string[] = [
 ];
 let ids = new StaticArray<i32>(COUNTS);
 
-/** Defines every counter (configure_root). */
+/** Defines every counter, and names the drop reasons as /metrics and msmctl show them (configure_root). */
 export function defineMetrics(): void {
   ids = defineCounters(NAMES);
+  // a duplicate is the decoder's work (a reordered original after its rebuild), not trouble
+  nameDropReason(DROP_DUPLICATE, "duplicate", DropClass.Discard);
+  nameDropReason(DROP_FEC_MALFORMED, "fec_malformed", DropClass.Drop);
+  nameDropReason(DROP_FEC_SHAPE, "fec_shape", DropClass.Drop);
+  nameDropReason(DROP_FEC_OUT_OF_WINDOW, "fec_out_of_window", DropClass.Drop);
 }
 
 /** One context's counts not yet sent to the host. */

@@ -177,6 +177,9 @@ test("the release policy: in place while nothing is missing; behind a loss, held
   assert.is(metric(h, "late", ctx), 1);
   const dup = h.runBatch([{ ctx, bytes: c.media[2]!, leg: 0 }]);
   assert.is(dup.packets[0]!.reasonName, "filter_256", "duplicate");
+  assert.equal(h.instance.ownReasons.slice(0, 4), [
+    { label: "duplicate", discard: true }, { label: "fec_malformed", discard: false }, { label: "fec_shape", discard: false }, { label: "fec_out_of_window", discard: false },
+  ], "as /metrics and msmctl name them: a duplicate is the decoder's work, not a drop");
   assert.is(metric(h, "duplicates", ctx), 1);
   assert.equal(run(8), { verdict: "pass", out: [] }, "in order again: in place");
 });
