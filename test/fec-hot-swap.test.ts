@@ -44,20 +44,25 @@ function config(encBase: number, decBase: number, relay: LegPorts, sink: number,
   };
 }
 
-test("two hot swaps of encoder and decoder mid-stream: every matrix keeps its repair, the output is a perfect decoder's", async () => {
-  const count = 3000;
+/** An encoder and a decoder proxied through a relay that loses media with probability `p` (seeded), a sink after them, the kernel's drops on the way watched. */
+async function startLab(p: number, seed: number) {
   const sink = await RtpSink.open();
   const [encBase, decBase, relayBase] = (await freeLegBases(3)) as [number, number, number];
-  const relay = await LossyRelay.start({ targets: [legPorts(decBase)], loss: { kind: "bernoulli", p: 0.05, seed: 42 }, listen: legPorts(relayBase) });
-  const started = await startProxy(config(encBase, decBase, relay.listen, sink.port, 0)).catch((e: unknown) => {
+  const relay = await LossyRelay.start({ targets: [legPorts(decBase)], loss: { kind: "bernoulli", p, seed }, listen: legPorts(relayBase) });
+  const { proxy, events } = await startProxy(config(encBase, decBase, relay.listen, sink.port, 0)).catch((e: unknown) => {
     sink.close();
     relay.close();
     throw e;
   });
-  const { proxy, events } = started;
   const tx = await bindUdp();
+  const path = new DropWatch([encBase, ...relay.ports, ...LEGS.map((l) => legPorts(decBase)[l]), sink.port]);
+  return { sink, relay, proxy, events, tx, encBase, decBase, path };
+}
+
+test("two hot swaps of encoder and decoder mid-stream: every matrix keeps its repair, the output is a perfect decoder's", async () => {
+  const count = 3000;
+  const { sink, relay, proxy, events, tx, encBase, decBase, path } = await startLab(0.05, 42);
   try {
-    const path = new DropWatch([encBase, ...relay.ports, ...LEGS.map((l) => legPorts(decBase)[l]), sink.port]);
     const stream = sendStream(tx, encBase, { seq0: SEQ0, count }, 1000);
     for (const variant of [1, 0]) {
       await sleep(1000);
@@ -112,18 +117,8 @@ test("a hot swap more than 4096 packets into the stream carries the decoder's st
   // 4096 packets; the fresh decoder lost what was held, uncounted
   const count = 6000;
   const swapAfter = 4600;
-  const sink = await RtpSink.open();
-  const [encBase, decBase, relayBase] = (await freeLegBases(3)) as [number, number, number];
-  const relay = await LossyRelay.start({ targets: [legPorts(decBase)], loss: { kind: "bernoulli", p: 0.03, seed: 7 }, listen: legPorts(relayBase) });
-  const started = await startProxy(config(encBase, decBase, relay.listen, sink.port, 0)).catch((e: unknown) => {
-    sink.close();
-    relay.close();
-    throw e;
-  });
-  const { proxy, events } = started;
-  const tx = await bindUdp();
+  const { sink, relay, proxy, events, tx, encBase, decBase, path } = await startLab(0.03, 7);
   try {
-    const path = new DropWatch([encBase, ...relay.ports, ...LEGS.map((l) => legPorts(decBase)[l]), sink.port]);
     let sent = false;
     const stream = sendStream(tx, encBase, { seq0: SEQ0, count }, 2000).then(() => (sent = true));
     while (sink.received < swapAfter && !sent) await sleep(10);
