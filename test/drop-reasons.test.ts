@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { ABI_VERSION_MINOR } from "../runtime/abi.js";
 import { parseDropReasons } from "../runtime/filter-host/drop-reasons.js";
-import { startAdminServer } from "../runtime/index.js";
+import { startAdminServer, validateProxyConfig } from "../runtime/index.js";
 import { FilterHarness, FilterLoadError } from "../sdk/harness/index.js";
 import { moduleShape } from "../runtime/filter-host/wasm-inspect.js";
 import { suite } from "./lib/suite.js";
@@ -106,6 +106,31 @@ test("through a proxy: named drops and discards in /stats and /metrics, a discar
     tx.close();
     sink.close();
     await admin.close();
+    await proxy.close();
+  }
+});
+
+test("through a proxy: a malformed table loads all the same, its codes labelled filter_<code>, and the proxy logs why", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const config = (names: Record<string, string>) => validateProxyConfig({
+    filters: { named: { path: fixture("named_reasons"), config: names } },
+    segments: [{ name: "cam1", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "named" }] }],
+  });
+  const { proxy, events } = await startProxy(config({ 256: "duplicate discard" }));
+  const tx = await bindUdp();
+  try {
+    // a table a newer host would refuse (a name it took for itself, say) must not take the media down
+    await proxy.apply(config({ 256: "Dup discard" }));
+    await waitFor(() => events.some((e) => e.type === "log" && e.filter === "named"), 5000, "the warning");
+    const warning = events.find((e) => e.type === "log" && e.filter === "named");
+    assert.match(warning!.type === "log" ? warning!.message : "", /its own drop reasons are shown as filter_<code>: drop reason line 1 \("256 Dup discard"\): name 'Dup' must match/);
+    for (let i = 0; i < 10; i++) tx.send(indexedRtp(i, 200, 0x1234abcd, i < 5 ? 96 : 64), listen, LO);
+    await waitFor(async () => (await segmentStats(proxy, "cam1")).packetsIn >= 10 && sink.received >= 5, 5000, "the stream");
+    assert.equal((await segmentStats(proxy, "cam1")).drops, { filter_256: 5 }, "unnamed, and a drop");
+  } finally {
+    tx.close();
+    sink.close();
     await proxy.close();
   }
 });

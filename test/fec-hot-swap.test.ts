@@ -144,7 +144,8 @@ test("a hot swap more than 4096 packets into the stream carries the decoder's st
       assert.ok(copies <= 1, `${i} once`);
       delivered += copies;
     }
-    assert.is(delivered + m("unrecoverable") + m("swap_lost"), last - first + 1, "every packet delivered, or counted as lost");
+    // (a held packet the blob could not carry, swap_lost, comes back missing and is settled again: delivered if rebuilt, else unrecoverable)
+    assert.is(delivered + m("unrecoverable"), last - first + 1, "every packet delivered, or counted as lost");
     assert.ok(m("recovered") > 50, `repairs were used (${m("recovered")})`);
   } finally {
     tx.close();

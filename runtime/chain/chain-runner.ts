@@ -116,7 +116,7 @@ export class ChainRunner {
 
   /** The stage is down: fail-open passes packets on untouched, fail-closed drops them. */
   private bypassRange(stage: ChainStage, input: PacketList, start: number, end: number, output: PacketList, segment: SegmentStats): void {
-    // they reached the stage: counted in, so that in = out - generated + held + drops + bypassed holds while it is down too
+    // they reached the stage: counted in, so that in = out - generated + held + drops + discards + bypassed holds while it is down too
     stage.stats.packetsIn += end - start;
     for (let i = start; i < end; i++) stage.stats.bytesIn += input.length[i]!;
     if (stage.policy.mode === "open") {

@@ -25,6 +25,12 @@ export interface FilterHostServices {
   failed?(instance: FilterInstance, failure: FilterFailure): void;
   /** false: the crypto calls (ABI 1.4) are not offered, as on a host without native crypto (tests of a filter's fallback). */
   readonly hostCrypto?: boolean;
+  /**
+   * true (the SDK harness): a malformed drop-reason table refuses the module. Otherwise (a
+   * proxy) its codes keep their filter_<code> labels and the reason is logged: a metric label is not
+   * worth taking media down, least of all at an upgrade whose host knows a name the filter took.
+   */
+  readonly strictDropReasons?: boolean;
 }
 
 const utf8Encoder = new TextEncoder();
@@ -129,16 +135,18 @@ export class FilterInstance extends ArenaViews {
     return self;
   }
 
-  /** The table msm_drop_reasons wrote into scratch (`len` bytes, or a negative Status); throws FilterLoadError. */
+  /** The table msm_drop_reasons wrote into scratch (`len` bytes, or a negative Status); see strictDropReasons for a bad one. */
   private readDropReasons(len: number): readonly OwnReason[] {
-    if (len < 0) throw new FilterLoadError(this.name, `msm_drop_reasons failed: ${this.takeError() || noReason(-len)}`);
-    if (len > this.arena.scratchSize) throw new FilterLoadError(this.name, `msm_drop_reasons returned ${len} bytes, more than the scratch area (${this.arena.scratchSize})`);
-    if (len === 0) return UNNAMED_REASONS;
-    const text = new TextDecoder("utf-8", { fatal: false }).decode(this.bytes.subarray(this.arena.scratch, this.arena.scratch + len));
     try {
-      return parseDropReasons(text);
+      if (len < 0) throw new Error(`msm_drop_reasons failed: ${this.takeError() || noReason(-len)}`);
+      if (len > this.arena.scratchSize) throw new Error(`msm_drop_reasons returned ${len} bytes, more than the scratch area (${this.arena.scratchSize})`);
+      if (len === 0) return UNNAMED_REASONS;
+      return parseDropReasons(new TextDecoder("utf-8", { fatal: false }).decode(this.bytes.subarray(this.arena.scratch, this.arena.scratch + len)));
     } catch (err) {
-      throw new FilterLoadError(this.name, `${(err as Error).message} (docs/abi.md "Naming your own reasons")`);
+      const why = `${(err as Error).message} (docs/abi.md "Naming your own reasons")`;
+      if (this.services.strictDropReasons) throw new FilterLoadError(this.name, why);
+      this.services.log(this.name, LogLevel.Warn, `its own drop reasons are shown as filter_<code>: ${why}`);
+      return UNNAMED_REASONS;
     }
   }
 

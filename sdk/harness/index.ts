@@ -192,6 +192,7 @@ export class FilterHarness {
       timerSet: (instance, ctx, timer, delayUs) => this.pending.set(key(instance, ctx, timer), { instance, ctx, timer, dueUs: this.clockUs + delayUs }),
       timerCancel: (instance, ctx, timer) => this.pending.delete(key(instance, ctx, timer)),
       ...(this.options.hostCrypto === false && { hostCrypto: false }),
+      strictDropReasons: true, // a filter author hears of a bad table at once; a proxy logs it and goes on
     };
     this.watchdog.enter(CallKind.Load, 0, 0); // _initialize and configureRoot, after the instantiation
     return FilterInstance.create(module, rootConfig, services).finally(() => this.watchdog.leave());

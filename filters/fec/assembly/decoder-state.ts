@@ -119,7 +119,9 @@ export function readDecoderState(d: Decoder, blob: StateReader, nowUs: i64): Sta
   const started = blob.u8() != 0;
   const maxSeq = <i64>blob.u64();
   const nextOut = <i64>blob.u64();
-  const lowSeq = <i64>blob.u64();
+  // a build before 2026-12-06 wrote the run's first packet here, not the ring's low edge: what is
+  // more than MAX_SPAN behind the newest is no longer in any ring anyway
+  const lowSeq = max<i64>(<i64>blob.u64(), maxSeq - MAX_SPAN);
   const badSeq = <i32>blob.u32();
   if (!started) return blob.remaining == 12 || blob.remaining == 16 ? Status.Ok : refused("of a decoder not started has records");
   if (nextOut > maxSeq + 1 || lowSeq > nextOut || maxSeq - lowSeq > MAX_SPAN || maxSeq < 0 || lowSeq < 0) {
@@ -183,7 +185,7 @@ function readPlaces(d: Decoder, blob: StateReader, nowUs: i64, heldFrom: i64): i
     if (ext < d.lowData() || ext > d.maxSeq) {
       if (held) lost++;
       else if (ext >= heldFrom && state == ABSENT) d.counts.add(Count.Unrecoverable); // the smaller ring gives it up
-      if (state == REBUILT) d.counts.add(Count.Recovered); // its place goes here
+      if (state == REBUILT && !held) d.counts.add(Count.Recovered); // sent on: its place goes here (a held one is swap_lost)
       continue;
     }
     const i = ring.place(ext);
