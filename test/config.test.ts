@@ -17,6 +17,7 @@ const base = (over: Record<string, unknown> = {}): unknown => ({ filters: { v: {
 
 const cases: [string, unknown, RegExp][] = [
   ["unknown top-level key", base({ wrokers: 2 }), /\(top level\): unknown key 'wrokers'; did you mean 'workers'\?/],
+  ["a chain stage written as a bare name: the stage's keys are named", base({ segments: [seg({ chain: ["validate"] })] }), /^config: segments\[0\]\.chain\[0\]: Invalid input: expected object, received string \(an object with the keys filter, [a-z, ]+\)$/],
   ["a misspelt key: one line, naming the key meant", base({ segments: [seg({ listen: { adress: "127.0.0.1", port: 5004 } })] }), /^config: segments\[0\]\.listen: unknown key 'adress'; did you mean 'address'\?$/],
   ["a missing key", base({ segments: [seg({ listen: { port: 5004 } })] }), /segments\[0\]\.listen\.address: required \(string\)/],
   ["a value of the wrong type is not 'required'", base({ segments: [seg({ listen: { address: "127.0.0.1", port: "5004" } })] }), /segments\[0\]\.listen\.port: Invalid input: expected number, received string/],

@@ -23,9 +23,16 @@ export function schemaProblems(issues: readonly Issue[], pathString: (path: read
   }
   for (const issue of issues) {
     if (issue.code === "unrecognized_keys" || folded.has(issue)) continue;
-    out.push(`${pathString(issue.path)}: ${isMissing(issue) ? `required (${issue.expected})` : issue.message}`);
+    out.push(`${pathString(issue.path)}: ${isMissing(issue) ? `required (${issue.expected})` : withShape(issue, schema)}`);
   }
   return out;
+}
+
+/** "expected object, received string" alone leaves the operator guessing what object: name its keys. */
+function withShape(issue: Issue, schema?: z.ZodType): string {
+  if (!schema || issue.code !== "invalid_type" || issue.expected !== "object") return issue.message;
+  const keys = keysAt(schema, issue.path);
+  return keys.length === 0 ? issue.message : `${issue.message} (an object with the keys ${keys.join(", ")})`;
 }
 
 /** The key of the schema's object at `path` that `key` likely misspells, if one looks like it. */
