@@ -397,6 +397,8 @@ test("ApplySegments: created / configured / unchanged, dry_run writes nothing, D
   const del = await rpc<{ deleted: string[]; revision: number }>(adminB, "DeleteSegments", { names: ["d1", "d2"] });
   assert.equal(del.deleted, ["d1", "d2"]);
   assert.equal((await listSegments(adminA)).filter((x) => x.name.startsWith("d")), []);
+  const after = (await listProxies(adminB)).map((p) => p.nodeId);
+  assert.equal(after.filter((n) => n === "node-d" || n === "node-e"), [], "proxies that never connected are no longer listed once no segment names them");
 });
 
 test("secrets: listed as <redacted> unless show_secrets, sent to the proxy whole; references pass untouched; the placeholder applied back is refused", async () => {

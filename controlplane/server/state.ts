@@ -124,6 +124,11 @@ export class DesiredState {
     return new Set([...this.proxies.keys(), ...this.byProxy.keys()]);
   }
 
+  /** Whether `node` is meant to run any segment now. */
+  hasSegments(node: string): boolean {
+    return this.byProxy.has(node);
+  }
+
   /**
    * What `node` should run: its segments sorted by name (each stage's version resolved to the
    * registry version it means), the FilterRefs they use, and the version (see the file's header).

@@ -53,7 +53,7 @@ export async function updateStatus(store: Store, nodeId: string, change: (curren
 }
 
 /**
- * Every proxy known by a status record or by the desired state. `connected` holds only while the
+ * Every proxy known by a status record or named by a segment. `connected` holds only while the
  * replica holding the stream keeps refreshing `lastSeenMs`: a replica that died leaves records
  * that go stale after `staleAfterMs`.
  */
@@ -65,7 +65,10 @@ export async function listProxies(store: Store, state: DesiredState, staleAfterM
     records.set(r.nodeId, r);
   }
   const now = Date.now();
-  const nodes = [...new Set([...records.keys(), ...state.nodes()])].sort();
+  // A node that never connected is listed while segments name it: once they are deleted or moved
+  // it is nothing but a set key the store keeps (for its version), not a proxy an operator has.
+  const named = [...state.nodes()].filter((node) => records.has(node) || state.hasSegments(node));
+  const nodes = [...new Set([...records.keys(), ...named])].sort();
   return nodes.map((nodeId) => {
     const r = records.get(nodeId) ?? emptyStatus(nodeId);
     return {
