@@ -11,7 +11,7 @@ export {
 } from "./config/node-settings.js";
 export { isMulticast } from "./config/multicast.js";
 export { nearKey } from "./config/schema-messages.js";
-export { canonicalAddress } from "./config/endpoints.js";
+export { canonicalAddress, endpointsClash, type Endpoint as BindEndpoint } from "./config/endpoints.js";
 export { parseErrorText } from "./config/parse-error-text.js";
 export { parseJsonText, parseYamlDocuments, TextLimitError } from "./config/text-limits.js";
 export type { StreamStats, StreamDirection, StreamWindow, ReceiverReport, StreamOverflow } from "./streams/types.js";

@@ -1,8 +1,11 @@
 // msmctl apply and delete of more segments than etcd takes in one transaction (128 operations):
 // the control plane refuses such a request whole, naming its limit, and msmctl sends it again in
-// requests that fit, a proxy's segments together. Against a real etcd: 320 segments on three
-// proxies applied from a directory, listed, applied again unchanged, a dry run, a port swap that
-// a later request cannot take (which segments were applied, which not), deleted by name and by file.
+// requests that fit, a proxy's segments together, a segment no earlier than the one that frees its
+// port. Against a real etcd: 320 segments on three proxies applied from a directory, listed,
+// applied again unchanged, a dry run, a port swap and a chain of port moves that straddle requests,
+// a cycle of moves too large for one transaction (refused before anything is written), deleted by
+// name and by file. A later request refused (another writer meanwhile) is partFailure's, here alone:
+// the control plane runs in this process, so no writer can be slipped in between two requests.
 import * as assert from "uvu/assert";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +13,11 @@ import { join } from "node:path";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { runMsmctl } from "../cli/msmctl/main.js";
 import type { Io } from "../cli/msmctl/context.js";
-import { splitRequests } from "../cli/msmctl/split.js";
+import { status } from "@grpc/grpc-js";
+import { CliError } from "../cli/msmctl/client.js";
+import { InseparableError, partFailure, splitRequests, type Placed } from "../cli/msmctl/split.js";
+import { portDependencies } from "../cli/msmctl/port-moves.js";
+import type { Segment } from "../controlplane/api/proto.js";
 import { suite } from "./lib/suite.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
 
@@ -25,6 +32,84 @@ local("a proxy's segments go together when they fit; a proxy too large for one r
   assert.equal(splitRequests(at("a", 20), 10).map((r) => r.length), [9, 9, 2]);
   assert.equal(splitRequests(at("a", 20, "z"), 10).map((r) => r.length), [8, 8, 4], "each request also writes the key of the proxy the segments leave");
   assert.equal(splitRequests(at("a", 3, "z"), 2), [["a0"], ["a1"], ["a2"]], "a segment that cannot fit alone goes alone");
+});
+
+/** Which request (from 0) each item went in. */
+function requestOf(requests: readonly (readonly string[])[]): Map<string, number> {
+  return new Map(requests.flatMap((r, k) => r.map((item) => [item, k] as const)));
+}
+
+local("a swap of two segments' ports goes in one request; a chain of port moves goes in order, the segment that frees a port first", () => {
+  const placed = (n: number, needs: (i: number) => number[]): Placed<string>[] => Array.from({ length: n }, (_, i) => ({ item: `a${i}`, proxy: "a", needs: needs(i) }));
+  // a0 and a19 swap: without the dependency a0 goes in request 1, a19 in request 3
+  const swap = splitRequests(placed(20, (i) => (i === 0 ? [19] : i === 19 ? [0] : [])), 10);
+  assert.is(requestOf(swap).get("a0"), requestOf(swap).get("a19"), JSON.stringify(swap));
+  assert.equal(swap.map((r) => r.length), [9, 9, 2]);
+  // a shift: a<i> takes a<i+1>'s port, so a<i+1> goes no later than a<i>
+  const shift = splitRequests(placed(20, (i) => (i < 19 ? [i + 1] : [])), 10);
+  const at = requestOf(shift);
+  for (let i = 0; i < 19; i++) assert.ok(at.get(`a${i + 1}`)! <= at.get(`a${i}`)!, `a${i + 1} before a${i}: ${JSON.stringify(shift)}`);
+  assert.equal(shift.map((r) => r.length), [9, 9, 2]);
+  // no dependency: the order is the manifest's
+  assert.equal(splitRequests(placed(4, () => []), 10), [["a0", "a1", "a2", "a3"]]);
+});
+
+local("a move between proxies: the segment that takes a port goes no earlier than the one leaving it, their proxies' segments together", () => {
+  // m moves from a to b and frees a port on a that a0 takes; b's segments come first in the file
+  const placed: Placed<string>[] = [
+    ...Array.from({ length: 5 }, (_, i) => ({ item: `b${i}`, proxy: "b" })),
+    { item: "a0", proxy: "a", needs: [6] },
+    { item: "m", proxy: "b", leaves: "a" },
+    ...Array.from({ length: 5 }, (_, i) => ({ item: `c${i}`, proxy: "c" })),
+  ];
+  const requests = splitRequests(placed, 8);
+  const at = requestOf(requests);
+  assert.ok(at.get("m")! <= at.get("a0")!, JSON.stringify(requests));
+  assert.equal(requests, [["b0", "b1", "b2", "b3", "b4", "m"], ["a0", "c0", "c1", "c2", "c3", "c4"]]);
+});
+
+local("segments that take each other's ports in a cycle larger than one transaction: refused, naming them and their proxy", () => {
+  const placed: Placed<string>[] = Array.from({ length: 12 }, (_, i) => ({ item: `a${i}`, proxy: "a", needs: [(i + 1) % 12] }));
+  try {
+    splitRequests(placed, 10);
+    assert.unreachable("a cycle of 12 cannot fit 10 operations");
+  } catch (err) {
+    assert.instance(err, InseparableError);
+    const e = err as InseparableError<string>;
+    assert.equal(e.items, placed.map((p) => p.item));
+    assert.equal(e.proxies, ["a"]);
+    assert.is(e.ops, 13);
+  }
+  // a cycle that fits goes whole in one request
+  assert.equal(splitRequests(placed.slice(0, 3).map((p, i) => ({ ...p, needs: [(i + 1) % 3] })), 10), [["a0", "a1", "a2"]]);
+});
+
+local("portDependencies: a port (or its RTCP port + 1, or a leg's) that another changed segment of the proxy holds now; not another proxy's, not a segment the apply leaves alone", () => {
+  const seg = (name: string, proxy: string, port: number, extra: Partial<Segment> = {}): Segment => ({
+    name, proxy, listen: { address: "127.0.0.1", port, rtcpPort: 0 }, rtcpMux: false, egress: null, destinations: [{ address: "127.0.0.1", port: 9000, rtcpPort: 0 }],
+    source: null, chain: [], failure: null, revision: 0, legs: [], ...extra,
+  });
+  const stored = [seg("s", "p", 5000), seg("t", "p", 6000), seg("u", "q", 7000), seg("v", "p", 8000)];
+  // s takes t's port, t takes s's RTCP port (5001 with rtcpMux), w (new) takes v's port (v not in the apply)
+  const applied = [seg("s", "p", 6000), seg("t", "p", 5001, { rtcpMux: true }), seg("u", "q", 7002), seg("w", "p", 8000)];
+  assert.equal(portDependencies(applied, stored), [[1], [0], [], []]);
+  // the wildcard address takes the port on every address; another proxy's port is its own
+  assert.equal(portDependencies([seg("s", "p", 6000, { listen: { address: "0.0.0.0", port: 6000, rtcpPort: 0 } }), seg("t", "q", 5000)], stored), [[1], []]);
+  // a leg's port (listen.port + portOffset)
+  const legs = [{ name: "fec", portOffset: 2, listen: null, destinations: [], egress: null }];
+  assert.equal(portDependencies([seg("s", "p", 4000), seg("t", "p", 5000, { legs })], [seg("s", "p", 5002), seg("t", "p", 6000)]), [[], [0]]);
+});
+
+local("a later request refused: the segments stored before it, those not (refused: nothing of it stored), or perhaps (no answer)", () => {
+  const parts = [["b-0", "b-1"], ["a-0", "a-1"], ["a-2"]];
+  const refused = new CliError("refused", { code: status.INVALID_ARGUMENT, details: "segments[0].listen.port: port already used by segment 'x'" });
+  assert.is(partFailure(refused, 1, parts, "applied", "the control plane refused the segments").message, [
+    "request 2 of 3 failed, so the segments went in part only: the control plane refused the segments",
+    "applied (2): b-0, b-1",
+    "not applied (3): a-0, a-1, a-2",
+  ].join("\n"));
+  const timedOut = new CliError("no answer", { code: status.DEADLINE_EXCEEDED, details: "" });
+  assert.is(partFailure(timedOut, 1, parts, "applied", "no answer").message.split("\n")[2], "perhaps applied, look with msmctl get segments (2, request 2): a-0, a-1");
 });
 
 local.run();
@@ -126,27 +211,58 @@ live("--dry-run of a change too large for one transaction: every segment checked
   assert.is(json.requests, 3);
 });
 
-live("a later request refused (a port swap across two requests): stops there, exit 1, names the applied segments and those not applied", async () => {
+live("a port swap across the requests (a-0 and a-199): both in one request, the whole applied in 3 requests", async () => {
   // all changed (an unchanged segment writes nothing: the whole would fit one transaction).
-  // node-b's and node-c's first (one request), then node-a's in two; a-0 (request 2) takes
-  // a-199's port, which a-199 (request 3) gives up only later
+  // node-b's and node-c's first (one request), then node-a's in two; a-0 takes a-199's port and
+  // a-199 a-0's: apart, the first of their requests would hold a port twice
   const bc = CAMS.filter((c) => c.proxy !== "node-a").map((c) => ({ ...c, to: c.to + 4 }));
   const swapped = (c: Cam): Cam => (c.name === "a-0" ? { ...c, port: 48398 } : c.name === "a-199" ? { ...c, port: 48000 } : c);
   const a = CAMS.filter((c) => c.proxy === "node-a").map((c) => swapped({ ...c, to: c.to + 4 }));
   const file = join(dir, "swap.yaml");
   writeFileSync(file, yaml([...bc, ...a]));
   const r = await msmctl(["apply", "-f", file]);
-  assert.is(r.code, 1, r.err);
-  assert.is(r.out, lines(bc, "configured"), "the first request's segments, as stored");
-  const [head, ...rest] = r.err.split("\n");
-  assert.is(head, "msmctl: request 2 of 3 failed, so the segments went in part only: the control plane at " + env.MSM_SERVER + " refused the segments:");
-  assert.match(rest.join("\n"), new RegExp(`^msmctl: ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: document 121: spec\\.listen\\.port: port already used by segment 'a-199'`, "m"));
-  assert.ok(rest.includes(`msmctl: applied (120): ${bc.map((c) => c.name).join(", ")}`), r.err);
-  assert.ok(rest.includes(`msmctl: not applied (200): ${a.map((c) => c.name).join(", ")}`), r.err);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /^msmctl: note: sent in 3 requests/);
+  assert.equal(r.out.split("\n").filter(Boolean).sort(), lines([...bc, ...a], "configured").split("\n").filter(Boolean).sort());
   const now = await stored();
-  assert.is(now.get("b-0")!.to, 48604, "request 1 stored");
-  assert.is(now.get("a-0")!.port, 48000, "request 2 not");
-  assert.is(now.get("a-199")!.port, 48398, "request 3 not sent");
+  for (const c of [...bc, ...a]) assert.equal(now.get(c.name), { proxy: c.proxy, port: c.port, to: c.to }, c.name);
+});
+
+/** node-a's cameras as stored now. */
+async function storedA(): Promise<Cam[]> {
+  const now = await stored();
+  return CAMS.filter((c) => c.proxy === "node-a").map((c) => ({ ...c, port: now.get(c.name)!.port, to: now.get(c.name)!.to }));
+}
+
+live("a chain of port moves across two requests (a-<i> takes a-<i+1>'s port): sent in an order where each port is freed first", async () => {
+  const now = await storedA();
+  const moved = now.map((c, i) => ({ ...c, port: i < now.length - 1 ? now[i + 1]!.port : 48400 }));
+  const file = join(dir, "chain.yaml");
+  writeFileSync(file, yaml(moved));
+  const r = await msmctl(["apply", "-f", file]);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /^msmctl: note: sent in 2 requests/);
+  assert.is(r.out, lines([...moved].reverse(), "configured"), "a-199 first: it frees the port a-198 takes");
+  const stored2 = await stored();
+  for (const c of moved) assert.is(stored2.get(c.name)!.port, c.port, c.name);
+});
+
+live("a cycle of port moves larger than one transaction: refused before anything is written, naming the segments and what to do", async () => {
+  const now = await storedA();
+  const rotated = now.map((c, i) => ({ ...c, port: now[(i + 1) % now.length]!.port }));
+  const file = join(dir, "rotate.yaml");
+  writeFileSync(file, yaml(rotated));
+  for (const dry of [[], ["--dry-run"]]) {
+    const r = await msmctl(["apply", "-f", file, ...dry]);
+    assert.is(r.code, 1, r.err);
+    assert.is(r.out, "", "nothing said applied");
+    const err = r.err.split("\n");
+    assert.match(err[0]!, /^msmctl: the manifest is too large for one request, and 200 segments of proxy node-a take ports that others of them give up, in a cycle: they can only be stored together, in one request of 201 store operations, more than the 128 the control plane's store takes in one transaction; nothing was applied$/);
+    assert.is(err[1], `msmctl: segments that must go together: ${now.map((c) => c.name).join(", ")}`);
+    assert.match(err[2]!, /first move some of these segments to free ports/);
+  }
+  const after = await stored();
+  for (const c of now) assert.is(after.get(c.name)!.port, c.port, `${c.name} unchanged`);
 });
 
 live("delete NAME... and delete -f DIR of more than one transaction takes: in requests, a proxy's segments together", async () => {

@@ -8,7 +8,8 @@ import { flagSet, flagValues, secondsFlag, UsageError } from "./flags.js";
 import { render } from "./format.js";
 import { ManifestError, manifestPath, parseManifests, toSegment, type ManifestOrigin, type SegmentManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
-import { partFailure, splitNote, splitRequests, type Placed } from "./split.js";
+import { InseparableError, partFailure, splitNote, splitRequests, type Placed } from "./split.js";
+import { portDependencies } from "./port-moves.js";
 import { outcomeLines, waitForProxies, type ProxyOutcome } from "./wait.js";
 import type { ApplySegmentsResponse, DeleteSegmentsResponse } from "../../controlplane/api/proto.js";
 import { REDACTED, secretValues } from "../../controlplane/security/secrets.js";
@@ -173,18 +174,41 @@ function refusalText(ctx: Context, err: unknown, part: readonly Loaded[]): strin
   return [`the control plane at ${ctx.api().server} refused the segments:`, ...locateRefusal(err.rpc.details, part)].join("\n");
 }
 
-/** Each segment placed for splitRequests: its proxy, and the one it leaves (as stored now). */
+/**
+ * Each segment placed for splitRequests: its proxy, the one it leaves, and the segments of the
+ * files that must be stored no later than it (they hold a port it takes), all as stored now.
+ */
 async function placeSegments(ctx: Context, loaded: readonly Loaded[]): Promise<Placed<Loaded>[]> {
-  const stored = await proxiesOf(ctx, loaded.map((l) => l.manifest.metadata.name));
-  return loaded.map((l) => {
-    const from = stored.get(l.manifest.metadata.name);
-    return { item: l, proxy: l.manifest.spec.proxy, ...(from !== undefined && from !== l.manifest.spec.proxy ? { leaves: from } : {}) };
+  const names = new Set(loaded.map((l) => l.manifest.metadata.name));
+  const stored = (await ctx.api().listSegments({ proxy: "" })).segments.filter((s) => names.has(s.name));
+  const storedProxy = new Map(stored.map((s) => [s.name, s.proxy]));
+  const needs = portDependencies(loaded.map((l) => toSegment(l.manifest)), stored);
+  return loaded.map((l, i) => {
+    const from = storedProxy.get(l.manifest.metadata.name);
+    return { item: l, proxy: l.manifest.spec.proxy, needs: needs[i]!, ...(from !== undefined && from !== l.manifest.spec.proxy ? { leaves: from } : {}) };
   });
+}
+
+/** The requests an apply of `loaded` goes in; refused, before anything is written, when segments that must share a request cannot. */
+async function applyRequests(ctx: Context, loaded: readonly Loaded[], maxOps: number): Promise<Loaded[][]> {
+  try {
+    return splitRequests(await placeSegments(ctx, loaded), maxOps);
+  } catch (err) {
+    if (!(err instanceof InseparableError)) throw err;
+    const names = (err.items as Loaded[]).map((l) => l.manifest.metadata.name);
+    const whose = err.proxies.length === 1 ? `proxy ${err.proxies[0]}` : `proxies ${err.proxies.join(", ")}`;
+    throw new CliError([
+      `the manifest is too large for one request, and ${names.length} segments of ${whose} take ports that others of them give up, in a cycle: ` +
+        `they can only be stored together, in one request of ${err.ops} store operations, more than the ${err.maxOps} the control plane's store takes in one transaction; nothing was applied`,
+      `segments that must go together: ${names.join(", ")}`,
+      "apply it in two steps: first move some of these segments to free ports (or apply fewer of them at a time, each swap whole), then apply the files again; or raise the store's limit (etcd --max-txn-ops)",
+    ].join("\n"));
+  }
 }
 
 /** Sends the files in requests of at most `maxOps` store operations, one after another; stops at the first that fails. */
 async function applyInParts(ctx: Context, loaded: readonly Loaded[], maxOps: number): Promise<Applied> {
-  const parts = splitRequests(await placeSegments(ctx, loaded), maxOps);
+  const parts = await applyRequests(ctx, loaded, maxOps);
   let applied: Applied | undefined;
   for (const [k, part] of parts.entries()) {
     let res;
@@ -211,10 +235,10 @@ async function applyAll(ctx: Context, loaded: readonly Loaded[], dryRun: boolean
     }
     throw err;
   }
+  // a dry run the store could not take in one transaction: how many a real apply would send (or why it could not)
+  const requests = res.maxTxnOps > 0 ? (await applyRequests(ctx, loaded, res.maxTxnOps)).length : 1;
   printAnswer(ctx, loaded, res, dryRun);
-  const applied = addAnswer(undefined, res);
-  // a dry run the store could not take in one transaction: how many a real apply would send
-  return res.maxTxnOps > 0 ? { ...applied, requests: splitRequests(await placeSegments(ctx, loaded), res.maxTxnOps).length } : applied;
+  return { ...addAnswer(undefined, res), requests };
 }
 
 export async function applyCommand(ctx: Context): Promise<number> {
