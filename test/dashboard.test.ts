@@ -630,9 +630,14 @@ test("docs/grafana/msm-proxy-dashboard.json: valid, and every metric its queries
       assert.ok(sources.includes(`"${metric}"`), `panel '${panel}': ${metric} is exported by no source under runtime/ or controlplane/dashboard/ (${expr})`);
     }
   }
-  for (const family of ["msm_stream_packets_total", "msm_stream_window_loss_ratio", "msm_stream_receiver_rtt_seconds", "msm_segment_drops_total", "msm_filter_drops_total", "msm_hop_loss_ratio", "msm_hop_bad"]) {
+  for (const family of ["msm_stream_packets_total", "msm_stream_window_loss_ratio", "msm_stream_receiver_rtt_seconds", "msm_segment_drops_total", "msm_filter_drops_total", "msm_filter_discards_total", "msm_hop_loss_ratio", "msm_hop_bad"]) {
     assert.ok(named.has(family), `the dashboard charts ${family}`);
   }
+  // discards (a merge's duplicates) are expected, drops are losses: a panel of their own, by filter and reason
+  const discards = dash.panels.filter((p) => (p.targets ?? []).some((t) => /\bmsm_filter_discards_total\b/.test(t.expr)));
+  assert.is(discards.length, 1, "one panel charts the filters' discards");
+  assert.ok(discards[0]!.targets!.every((t) => !/drops_total/.test(t.expr)), "not mixed with drops");
+  assert.match(discards[0]!.targets![0]!.expr, /^sum by \(segment, filter, reason\) \(rate\(msm_filter_discards_total\{/, "by filter and reason, as the drops are");
   const ids = dash.panels.map((p) => (p as { id?: number }).id);
   assert.is(new Set(ids).size, ids.length, "panel ids are unique");
 });
