@@ -1,8 +1,9 @@
 // msmctl apply and delete of more segments than etcd takes in one transaction (128 operations):
 // the control plane refuses such a request whole, naming its limit, and msmctl sends it again in
 // requests that fit, a proxy's segments together, a segment no earlier than the one that frees its
-// port. Against a real etcd: 320 segments on three proxies applied from a directory, listed,
-// applied again unchanged, a dry run, a port swap and a chain of port moves that straddle requests,
+// port or that it would send into as it is. Against a real etcd: 320 segments on three proxies
+// applied from a directory, listed, applied again unchanged, a dry run, a port swap, a chain of port
+// moves and a reversed forwarding between two segments that straddle requests,
 // a cycle of moves too large for one transaction (refused before anything is written), deleted by
 // name and by file. A later request refused (another writer meanwhile) is partFailure's, here alone:
 // the control plane runs in this process, so no writer can be slipped in between two requests.
@@ -17,6 +18,7 @@ import { status } from "@grpc/grpc-js";
 import { CliError } from "../cli/msmctl/client.js";
 import { InseparableError, partFailure, splitRequests, type Placed } from "../cli/msmctl/split.js";
 import { portDependencies } from "../cli/msmctl/port-moves.js";
+import { loopDependencies } from "../cli/msmctl/loop-moves.js";
 import type { Segment } from "../controlplane/api/proto.js";
 import { suite } from "./lib/suite.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
@@ -84,11 +86,13 @@ local("segments that take each other's ports in a cycle larger than one transact
   assert.equal(splitRequests(placed.slice(0, 3).map((p, i) => ({ ...p, needs: [(i + 1) % 3] })), 10), [["a0", "a1", "a2"]]);
 });
 
+/** An API Segment on 127.0.0.1:`port`, sending to 127.0.0.1:9000 unless `extra` says otherwise. */
+const seg = (name: string, proxy: string, port: number, extra: Partial<Segment> = {}): Segment => ({
+  name, proxy, listen: { address: "127.0.0.1", port, rtcpPort: 0 }, rtcpMux: false, egress: null, destinations: [{ address: "127.0.0.1", port: 9000, rtcpPort: 0 }],
+  source: null, chain: [], failure: null, revision: 0, legs: [], ...extra,
+});
+
 local("portDependencies: a port (or its RTCP port + 1, or a leg's) that another changed segment of the proxy holds now; not another proxy's, not a segment the apply leaves alone", () => {
-  const seg = (name: string, proxy: string, port: number, extra: Partial<Segment> = {}): Segment => ({
-    name, proxy, listen: { address: "127.0.0.1", port, rtcpPort: 0 }, rtcpMux: false, egress: null, destinations: [{ address: "127.0.0.1", port: 9000, rtcpPort: 0 }],
-    source: null, chain: [], failure: null, revision: 0, legs: [], ...extra,
-  });
   const stored = [seg("s", "p", 5000), seg("t", "p", 6000), seg("u", "q", 7000), seg("v", "p", 8000)];
   // s takes t's port, t takes s's RTCP port (5001 with rtcpMux), w (new) takes v's port (v not in the apply)
   const applied = [seg("s", "p", 6000), seg("t", "p", 5001, { rtcpMux: true }), seg("u", "q", 7002), seg("w", "p", 8000)];
@@ -110,6 +114,25 @@ local("a later request refused: the segments stored before it, those not (refuse
   ].join("\n"));
   const timedOut = new CliError("no answer", { code: status.DEADLINE_EXCEEDED, details: "" });
   assert.is(partFailure(timedOut, 1, parts, "applied", "no answer").message.split("\n")[2], "perhaps applied, look with msmctl get segments (2, request 2): a-0, a-1");
+});
+
+local("loopDependencies: a segment that will send into another of the apply as it is stored now, directly or through segments the apply leaves alone; not on another proxy", () => {
+  const to = (port: number, address = "127.0.0.1"): Partial<Segment> => ({ destinations: [{ address, port, rtcpPort: 0 }] });
+  // stored: t sends to s, n (untouched) sends to u
+  const stored = [seg("s", "p", 5000, to(9000, "10.0.0.1")), seg("t", "p", 6000, to(5000)), seg("u", "p", 7000, to(9000, "10.0.0.1")), seg("n", "p", 8000, to(7000)), seg("v", "q", 5000, to(9000, "10.0.0.1"))];
+  const applied = [
+    seg("s", "p", 5000, to(6000)), // into t, which still sends to s: t first
+    seg("t", "p", 6000, to(9000, "10.0.0.1")),
+    seg("w", "p", 4000, to(8000)), // into n, which sends to u as stored: u first
+    seg("u", "p", 7000, to(9002, "10.0.0.1")),
+    seg("x", "q", 4000, to(5001)), // into v's RTCP port, on its own proxy q
+    seg("v", "q", 5000, to(9002, "10.0.0.1")),
+  ];
+  assert.equal(loopDependencies(applied, stored), [[1], [], [3], [], [5], []]);
+  // the wildcard address receives what is sent to loopback; another host's address is not this one
+  const wild = [seg("t", "p", 6000, { ...to(5000), listen: { address: "0.0.0.0", port: 6000, rtcpPort: 0 } })];
+  assert.equal(loopDependencies([seg("s", "p", 5000, to(6000)), seg("t", "p", 6000, to(7000))], wild), [[1], []]);
+  assert.equal(loopDependencies([seg("s", "p", 5000, to(6000, "10.0.0.9")), seg("t", "p", 6000, to(7000))], wild), [[], []]);
 });
 
 local.run();
@@ -257,12 +280,36 @@ live("a cycle of port moves larger than one transaction: refused before anything
     assert.is(r.code, 1, r.err);
     assert.is(r.out, "", "nothing said applied");
     const err = r.err.split("\n");
-    assert.match(err[0]!, /^msmctl: the manifest is too large for one request, and 200 segments of proxy node-a take ports that others of them give up, in a cycle: they can only be stored together, in one request of 201 store operations, more than the 128 the control plane's store takes in one transaction; nothing was applied$/);
+    assert.match(err[0]!, /^msmctl: the manifest is too large for one request, and 200 segments of proxy node-a take ports others of them give up or send into others of them as they are, in a cycle: they can only be stored together, in one request of 201 store operations, more than the 128 the control plane's store takes in one transaction; nothing was applied$/);
     assert.is(err[1], `msmctl: segments that must go together: ${now.map((c) => c.name).join(", ")}`);
     assert.match(err[2]!, /first move some of these segments to free ports/);
   }
   const after = await stored();
   for (const c of now) assert.is(after.get(c.name)!.port, c.port, `${c.name} unchanged`);
+});
+
+live("a forwarding reversed across two requests (l-0 will send to l-129, which sends to l-0 until its own change): l-129 first, no loop in between", async () => {
+  // 130 segments on node-d: 131 operations, two requests; as stored, l-129 sends to l-0's port
+  const external = "10.255.0.1";
+  const ring = (i: number, to: string, port: number): string =>
+    `kind: Segment\nmetadata: { name: l-${i} }\nspec:\n  proxy: node-d\n  listen: { address: 127.0.0.1, port: ${47000 + 2 * i} }\n  destinations: [{ address: ${to}, port: ${port} }]\n`;
+  const before = join(dir, "ring-before.yaml");
+  writeFileSync(before, Array.from({ length: 130 }, (_, i) => (i === 129 ? ring(i, "127.0.0.1", 47000) : ring(i, external, 47600))).join("---\n"));
+  let r = await msmctl(["apply", "-f", before]);
+  assert.is(r.code, 0, r.err);
+  // all changed; l-0 now sends to l-129's port, l-129 out of the host
+  const after = join(dir, "ring-after.yaml");
+  writeFileSync(after, Array.from({ length: 130 }, (_, i) => (i === 0 ? ring(i, "127.0.0.1", 47258) : ring(i, external, 47604))).join("---\n"));
+  r = await msmctl(["apply", "-f", after]);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /^msmctl: note: sent in 2 requests/);
+  const order = [129, ...Array.from({ length: 129 }, (_, i) => i)];
+  assert.is(r.out, order.map((i) => `segment/l-${i} configured\n`).join(""), "l-129 first: it stops sending to l-0");
+  const now = await stored();
+  assert.is(now.get("l-0")!.to, 47258);
+  assert.is(now.get("l-129")!.to, 47604);
+  r = await msmctl(["delete", "-f", after]);
+  assert.is(r.code, 0, r.err);
 });
 
 live("delete NAME... and delete -f DIR of more than one transaction takes: in requests, a proxy's segments together", async () => {

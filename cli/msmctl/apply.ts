@@ -9,6 +9,7 @@ import { render } from "./format.js";
 import { ManifestError, manifestPath, parseManifests, toSegment, type ManifestOrigin, type SegmentManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
 import { InseparableError, partFailure, splitNote, splitRequests, type Placed } from "./split.js";
+import { loopDependencies } from "./loop-moves.js";
 import { portDependencies } from "./port-moves.js";
 import { outcomeLines, waitForProxies, type ProxyOutcome } from "./wait.js";
 import type { ApplySegmentsResponse, DeleteSegmentsResponse } from "../../controlplane/api/proto.js";
@@ -176,13 +177,17 @@ function refusalText(ctx: Context, err: unknown, part: readonly Loaded[]): strin
 
 /**
  * Each segment placed for splitRequests: its proxy, the one it leaves, and the segments of the
- * files that must be stored no later than it (they hold a port it takes), all as stored now.
+ * files that must be stored no later than it (they hold a port it takes, or it would send into
+ * them as they are: a loop), all as stored now.
  */
 async function placeSegments(ctx: Context, loaded: readonly Loaded[]): Promise<Placed<Loaded>[]> {
   const names = new Set(loaded.map((l) => l.manifest.metadata.name));
   const stored = (await ctx.api().listSegments({ proxy: "" })).segments.filter((s) => names.has(s.name));
   const storedProxy = new Map(stored.map((s) => [s.name, s.proxy]));
-  const needs = portDependencies(loaded.map((l) => toSegment(l.manifest)), stored);
+  const segments = loaded.map((l) => toSegment(l.manifest));
+  const ports = portDependencies(segments, stored);
+  const loops = loopDependencies(segments, stored);
+  const needs = ports.map((p, i) => [...new Set([...p, ...loops[i]!])]);
   return loaded.map((l, i) => {
     const from = storedProxy.get(l.manifest.metadata.name);
     return { item: l, proxy: l.manifest.spec.proxy, needs: needs[i]!, ...(from !== undefined && from !== l.manifest.spec.proxy ? { leaves: from } : {}) };
@@ -198,7 +203,7 @@ async function applyRequests(ctx: Context, loaded: readonly Loaded[], maxOps: nu
     const names = (err.items as Loaded[]).map((l) => l.manifest.metadata.name);
     const whose = err.proxies.length === 1 ? `proxy ${err.proxies[0]}` : `proxies ${err.proxies.join(", ")}`;
     throw new CliError([
-      `the manifest is too large for one request, and ${names.length} segments of ${whose} take ports that others of them give up, in a cycle: ` +
+      `the manifest is too large for one request, and ${names.length} segments of ${whose} take ports others of them give up or send into others of them as they are, in a cycle: ` +
         `they can only be stored together, in one request of ${err.ops} store operations, more than the ${err.maxOps} the control plane's store takes in one transaction; nothing was applied`,
       `segments that must go together: ${names.join(", ")}`,
       "apply it in two steps: first move some of these segments to free ports (or apply fewer of them at a time, each swap whole), then apply the files again; or raise the store's limit (etcd --max-txn-ops)",
