@@ -280,7 +280,7 @@ live("a cycle of port moves larger than one transaction: refused before anything
     assert.is(r.code, 1, r.err);
     assert.is(r.out, "", "nothing said applied");
     const err = r.err.split("\n");
-    assert.match(err[0]!, /^msmctl: the manifest is too large for one request, and 200 segments of proxy node-a take ports others of them give up or send into others of them as they are, in a cycle: they can only be stored together, in one request of 201 store operations, more than the 128 the control plane's store takes in one transaction; nothing was applied$/);
+    assert.match(err[0]!, /^msmctl: the manifest is too large for one request, and 200 segments of proxy node-a depend on each other in a cycle \(each takes a port another gives up, or sends into another as it is stored now\): they can only be stored together, in one request of 201 store operations, more than the 128 the control plane's store takes in one transaction; nothing was applied$/);
     assert.is(err[1], `msmctl: segments that must go together: ${now.map((c) => c.name).join(", ")}`);
     assert.match(err[2]!, /first move some of these segments to free ports/);
   }
@@ -288,27 +288,30 @@ live("a cycle of port moves larger than one transaction: refused before anything
   for (const c of now) assert.is(after.get(c.name)!.port, c.port, `${c.name} unchanged`);
 });
 
-live("a forwarding reversed across two requests (l-0 will send to l-129, which sends to l-0 until its own change): l-129 first, no loop in between", async () => {
-  // 130 segments on node-d: 131 operations, two requests; as stored, l-129 sends to l-0's port
+live("a forwarding reversed across two requests, through a segment the file leaves alone (l-0 will send to m, which sends to l-129, which sends to l-0 until its own change): l-129 first, no loop in between", async () => {
+  // 130 segments on node-d, 131 operations: two requests. As stored, l-129 sends to l-0's port
+  // and m (not in the second file) to l-129's
   const external = "10.255.0.1";
-  const ring = (i: number, to: string, port: number): string =>
-    `kind: Segment\nmetadata: { name: l-${i} }\nspec:\n  proxy: node-d\n  listen: { address: 127.0.0.1, port: ${47000 + 2 * i} }\n  destinations: [{ address: ${to}, port: ${port} }]\n`;
+  const doc = (name: string, port: number, to: string, toPort: number): string =>
+    `kind: Segment\nmetadata: { name: ${name} }\nspec:\n  proxy: node-d\n  listen: { address: 127.0.0.1, port: ${port} }\n  destinations: [{ address: ${to}, port: ${toPort} }]\n`;
+  const ring = (i: number, to: string, port: number): string => doc(`l-${i}`, 47000 + 2 * i, to, port);
   const before = join(dir, "ring-before.yaml");
-  writeFileSync(before, Array.from({ length: 130 }, (_, i) => (i === 129 ? ring(i, "127.0.0.1", 47000) : ring(i, external, 47600))).join("---\n"));
+  const m = doc("m", 47400, "127.0.0.1", 47258);
+  writeFileSync(before, [...Array.from({ length: 130 }, (_, i) => (i === 129 ? ring(i, "127.0.0.1", 47000) : ring(i, external, 47600))), m].join("---\n"));
   let r = await msmctl(["apply", "-f", before]);
   assert.is(r.code, 0, r.err);
-  // all changed; l-0 now sends to l-129's port, l-129 out of the host
+  // all changed; l-0 now sends to m, l-129 out of the host
   const after = join(dir, "ring-after.yaml");
-  writeFileSync(after, Array.from({ length: 130 }, (_, i) => (i === 0 ? ring(i, "127.0.0.1", 47258) : ring(i, external, 47604))).join("---\n"));
+  writeFileSync(after, Array.from({ length: 130 }, (_, i) => (i === 0 ? ring(i, "127.0.0.1", 47400) : ring(i, external, 47604))).join("---\n"));
   r = await msmctl(["apply", "-f", after]);
   assert.is(r.code, 0, r.err);
   assert.match(r.err, /^msmctl: note: sent in 2 requests/);
   const order = [129, ...Array.from({ length: 129 }, (_, i) => i)];
   assert.is(r.out, order.map((i) => `segment/l-${i} configured\n`).join(""), "l-129 first: it stops sending to l-0");
   const now = await stored();
-  assert.is(now.get("l-0")!.to, 47258);
+  assert.is(now.get("l-0")!.to, 47400);
   assert.is(now.get("l-129")!.to, 47604);
-  r = await msmctl(["delete", "-f", after]);
+  r = await msmctl(["delete", "-f", before]);
   assert.is(r.code, 0, r.err);
 });
 

@@ -181,8 +181,8 @@ function refusalText(ctx: Context, err: unknown, part: readonly Loaded[]): strin
  * them as they are: a loop), all as stored now.
  */
 async function placeSegments(ctx: Context, loaded: readonly Loaded[]): Promise<Placed<Loaded>[]> {
-  const names = new Set(loaded.map((l) => l.manifest.metadata.name));
-  const stored = (await ctx.api().listSegments({ proxy: "" })).segments.filter((s) => names.has(s.name));
+  // every stored segment: one the files leave alone may carry packets from one of theirs to another
+  const stored = (await ctx.api().listSegments({ proxy: "" })).segments;
   const storedProxy = new Map(stored.map((s) => [s.name, s.proxy]));
   const segments = loaded.map((l) => toSegment(l.manifest));
   const ports = portDependencies(segments, stored);
@@ -203,7 +203,7 @@ async function applyRequests(ctx: Context, loaded: readonly Loaded[], maxOps: nu
     const names = (err.items as Loaded[]).map((l) => l.manifest.metadata.name);
     const whose = err.proxies.length === 1 ? `proxy ${err.proxies[0]}` : `proxies ${err.proxies.join(", ")}`;
     throw new CliError([
-      `the manifest is too large for one request, and ${names.length} segments of ${whose} take ports others of them give up or send into others of them as they are, in a cycle: ` +
+      `the manifest is too large for one request, and ${names.length} segments of ${whose} depend on each other in a cycle (each takes a port another gives up, or sends into another as it is stored now): ` +
         `they can only be stored together, in one request of ${err.ops} store operations, more than the ${err.maxOps} the control plane's store takes in one transaction; nothing was applied`,
       `segments that must go together: ${names.join(", ")}`,
       "apply it in two steps: first move some of these segments to free ports (or apply fewer of them at a time, each swap whole), then apply the files again; or raise the store's limit (etcd --max-txn-ops)",
