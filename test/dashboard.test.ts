@@ -14,8 +14,11 @@ import { join } from "node:path";
 import type { Client, ClientDuplexStream } from "@grpc/grpc-js";
 import { suite } from "./lib/suite.js";
 import { peer, peerTest, runsOk } from "./lib/peers.js";
-import { ROOT } from "./lib/paths.js";
-import { sleep, waitFor } from "./lib/udp.js";
+import { fixture, ROOT } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+import { httpBody } from "./lib/http-get.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { startAdminServer } from "../runtime/index.js";
 import { Child } from "./lib/child.js";
 import { ProxyServiceClient, type ProxyMessage } from "../controlplane/api/proto.js";
 import type { StreamHop, StreamPath, StreamPoint } from "../controlplane/api/streams.js";
@@ -640,6 +643,59 @@ test("docs/grafana/msm-proxy-dashboard.json: valid, and every metric its queries
   assert.match(discards[0]!.targets![0]!.expr, /^sum by \(segment, filter, reason\) \(rate\(msm_filter_discards_total\{/, "by filter and reason, as the drops are");
   const ids = dash.panels.map((p) => (p as { id?: number }).id);
   assert.is(new Set(ids).size, ids.length, "panel ids are unique");
+});
+
+/** The label names of each family's series in a /metrics text (`instance` and `job` are Prometheus' own, added at the scrape). */
+function seriesLabels(body: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const line of body.split("\n")) {
+    const m = /^(msm_[a-z0-9_]+)\{([^}]*)\}/.exec(line);
+    if (!m) continue;
+    if (!out.has(m[1]!)) out.set(m[1]!, new Set(["instance", "job"]));
+    for (const label of m[2]!.matchAll(/([a-z_]+)="/g)) out.get(m[1]!)!.add(label[1]!);
+  }
+  return out;
+}
+
+test("the Grafana panels of a proxy's series: each label they group by or match is one a real proxy's /metrics gives them (drops and discards by filter and reason included)", async () => {
+  const dash = JSON.parse(readFileSync(join(ROOT, "docs", "grafana", "msm-proxy-dashboard.json"), "utf8")) as { panels: { title: string; targets?: { expr: string }[] }[] };
+  // a filter that discards (code 256, named 'duplicate discard') and drops (257, 'late drop')
+  const LO = "127.0.0.1";
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy } = await startProxy({
+    filters: { named: { path: fixture("named_reasons"), config: { 256: "duplicate discard", 257: "late drop" } } },
+    segments: [{ name: "cam1", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "named" }] }],
+  });
+  const admin = await startAdminServer(proxy, LO, 0);
+  const tx = await bindUdp();
+  try {
+    const pts = [96, 64, 65]; // passed, discarded, dropped
+    for (let i = 0; i < 30; i++) tx.send(indexedRtp(i, 200, 0x1234abcd, pts[i % pts.length]!), listen, LO);
+    await waitFor(async () => (await segmentStats(proxy, "cam1")).packetsIn >= 30 && sink.received >= 10, 5000, "the stream");
+    const labels = seriesLabels(await httpBody(admin.port, "/metrics"));
+    const checked = new Set<string>();
+    for (const panel of dash.panels) {
+      for (const { expr } of panel.targets ?? []) {
+        // each query names one family: the labels it groups by, and those its selector matches
+        const grouped = [...expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(",").map((l) => l.trim()));
+        for (const m of expr.matchAll(/\b(msm_[a-z0-9_]+)(?:\{([^}]*)\})?/g)) {
+          const family = m[1]!;
+          const has = labels.get(family);
+          if (!has) continue; // not a series this proxy exports now (the control plane's, a hop's)
+          checked.add(family);
+          const used = [...grouped, ...[...(m[2] ?? "").matchAll(/([a-z_]+)=~?"/g)].map((x) => x[1]!)];
+          for (const label of used) assert.ok(has.has(label), `panel '${panel.title}': ${family} has no label '${label}' (it has ${[...has].join(", ")}): ${expr}`);
+        }
+      }
+    }
+    for (const family of ["msm_filter_drops_total", "msm_filter_discards_total", "msm_segment_drops_total"]) assert.ok(checked.has(family), `${family} checked against a real scrape`);
+  } finally {
+    tx.close();
+    sink.close();
+    await admin.close();
+    await proxy.close();
+  }
 });
 
 test.run();
