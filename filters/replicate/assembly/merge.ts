@@ -12,8 +12,10 @@
 //   older ones on first, whatever their wait.
 //
 // Restarts: a packet outside the window (another SSRC, or more than the ring behind or
-// MAX_DROPOUT ahead) that continues its own path's sequence belongs to a stream the merge left
-// (a path still sending the old stream after a restart): dropped (DROP_STALE). One that breaks
+// MAX_DROPOUT ahead) of a recent place another path brought and its own did not is a path lagging
+// past the window, whichever path (MergeReference): dropped (DROP_STALE), its skew counted. One
+// that continues its own path's sequence belongs to a stream the merge left (a path still
+// sending the old stream after a restart): dropped too. One that breaks
 // its path's sequence is a candidate for a new stream, kept aside; the next packet of that path
 // in sequence with it confirms it, and the merge sends on what it holds and starts again there
 // (`merged_resyncs`), losing nothing. A candidate not confirmed is discarded (`merged_stray`).
@@ -32,7 +34,8 @@
 import {
   Deadline, Packet, RtpError, RtpPacket, Status, timerSet,
 } from "../../../sdk/assembly";
-import { CHUNK_SIZE, giveBack, take } from "../../../sdk/assembly/chunks";
+import { giveBack, take } from "../../../sdk/assembly/chunks";
+import { MergeReference, referenceChunks } from "./merge-reference";
 import { ABSENT, HELD, LOST, MergeRing, SENT, ringChunks, ringSize } from "./merge-ring";
 import { Count, Counts, DROP_DUPLICATE, DROP_STALE, PATH_DUPLICATES, PATH_MISSED, PATH_RECEIVED } from "./metrics";
 import { Sender } from "./sender";
@@ -55,12 +58,10 @@ const OLD_STREAM_US: i64 = 1_000_000;
 /** Places remembered beyond the newest (a power of two above MAX_DROPOUT: no two alias). */
 const AHEAD: i32 = 4096;
 assert(AHEAD > MAX_DROPOUT);
-/** Places of path 0's copies remembered beyond the window (Merge.ref): one chunk. */
-const REF: i32 = CHUNK_SIZE >> 4;
-
-/** Chunks a merge of these settings takes. */
+/** Chunks a merge of these settings takes: its window's, and its reference's. */
 export function mergeChunks(s: Settings): i32 {
-  return ringChunks(ringSize(s.maxHeld)) + 1; // and the reference's chunk
+  const size = ringSize(s.maxHeld);
+  return ringChunks(size) + referenceChunks(size);
 }
 
 export class Merge {
@@ -99,12 +100,11 @@ export class Merge {
   /** Restored from a checkpoint: the places between the window and the next packet went out before. */
   restored: bool = false;
   /**
-   * Path 0's copies of the last REF places, beyond the window: per place (ext & (REF-1)) its
-   * extended sequence number (-1: none) and arrival, 16 bytes, in a chunk of its own. A later
-   * path's copy that comes past the window is told from a restart by it, and still gives its skew
-   * (the reading that says bufferMs and maxHeld are too small).
+   * Every path's copies of the last places, beyond the window: a path's copy that comes past the
+   * window is told from a restart by it, whichever path lags, and still gives its skew (the
+   * reading that says bufferMs and maxHeld are too small).
    */
-  private readonly ref: usize;
+  private readonly ref: MergeReference;
 
   /** When the oldest gap is given up. */
   private readonly wait: Deadline;
@@ -115,23 +115,23 @@ export class Merge {
     readonly id: u32,
     s: Settings,
     private readonly chunks: StaticArray<usize>,
-    private readonly refChunk: StaticArray<usize>,
+    private readonly refChunks: StaticArray<usize>,
     private readonly counts: Counts,
     private readonly sender: Sender,
   ) {
-    this.ref = unchecked(refChunk[0]);
-    this.ring = new MergeRing(ringSize(s.maxHeld), chunks);
+    const size = ringSize(s.maxHeld);
+    this.ring = new MergeRing(size, chunks);
+    this.ref = new MergeReference(size, refChunks);
     this.wait = new Deadline(id, TIMER_WAIT);
     this.paths = s.mergeLegs.length;
     this.bufferUs = <i64>s.bufferMs * 1000;
     for (let leg = 0; leg < 8; leg++) unchecked((this.pathOfLeg[leg] = -1));
     for (let k = 0; k < this.paths; k++) unchecked((this.pathOfLeg[s.mergeLegs[k]] = <i8>k));
-    this.forgetReference();
   }
 
   free(): void {
     giveBack(this.chunks);
-    giveBack(this.refChunk);
+    giveBack(this.refChunks);
   }
 
   /** The path packets on `leg` belong to, or -1. */
@@ -164,7 +164,7 @@ export class Merge {
       const e = this.extend(seq);
       if (e > this.maxSeq - <i64>this.ring.size && e <= this.maxSeq + <i64>MAX_DROPOUT) ext = e;
     }
-    if (ext < 0 && path != 0 && ssrc == this.ssrc && this.lagsPastWindow(path, this.extend(seq), p.arrivalUs, now)) {
+    if (ext < 0 && ssrc == this.ssrc && this.lagsPastWindow(path, this.extend(seq), p.arrivalUs, now)) {
       return this.stale(path, ssrc, seq); // behind the window: too late to fill anything, but its skew counts
     }
     const repeat = ext >= 0 && this.repeatsOwn(path, ext, now);
@@ -302,11 +302,8 @@ export class Merge {
     const seen = <i32>ring.seen(i);
     if (seen & (1 << path)) return; // the same path twice: no new skew
     ring.arrive(i, path, at);
+    this.ref.remember(ring.ext(i), path, at);
     if (path == 0) {
-      const ext = ring.ext(i);
-      const r = this.ref + (<usize>(<i32>ext & (REF - 1)) << 4);
-      store<i64>(r, ext);
-      store<i64>(r, at, 8);
       for (let k = 1; k < this.paths; k++) {
         if (seen & (1 << k)) this.counts.skew(k, ring.arrival(i, k) - at, now);
       }
@@ -316,18 +313,23 @@ export class Merge {
   }
 
   /**
-   * Whether path `path`'s copy of `ext` (behind the window) is of a place path 0 brought within
-   * the last AHEAD places: a path lagging by more than the window, not a restart; its skew counts.
+   * Whether path `path`'s copy of `ext` (behind the window) is of a recent place another path
+   * brought and this one did not: a path lagging by more than the window (path 0 as well as any
+   * other), not a restart (which repeats places its own path brought); its skew counts.
    */
   private lagsPastWindow(path: i32, ext: i64, at: i64, now: i64): bool {
-    const r = this.ref + (<usize>(<i32>ext & (REF - 1)) << 4);
-    if (ext >= this.lowSeq() || ext <= this.maxSeq - <i64>REF || load<i64>(r) != ext) return false;
-    this.counts.skew(path, at - load<i64>(r, 8), now);
+    const ref = this.ref;
+    if (ext >= this.lowSeq() || ext <= this.maxSeq - <i64>ref.places) return false;
+    const seen = ref.seen(ext);
+    if (seen == 0 || (seen & (1 << path)) != 0) return false;
+    if (path == 0) {
+      for (let k = 1; k < this.paths; k++) {
+        if (seen & (1 << k)) this.counts.skew(k, -ref.since(ext, k, at), now);
+      }
+    } else if (seen & 1) {
+      this.counts.skew(path, ref.since(ext, 0, at), now);
+    }
     return true;
-  }
-
-  private forgetReference(): void {
-    for (let r = 0; r < REF; r++) store<i64>(this.ref + (<usize>r << 4), -1);
   }
 
   /** Place `i` is about to be reused: the paths that missed a packet the stream had are counted. */
@@ -564,7 +566,7 @@ export class Merge {
     const ring = this.ring;
     for (let i = 0; i < ring.size; i++) this.forget(i);
     ring.clear();
-    this.forgetReference(); // a new stream's extended numbers start again
+    this.ref.clear(); // a new stream's extended numbers start again
     if (this.aheadCount != 0) {
       memory.fill(changetype<usize>(this.ahead), 0, <usize>AHEAD);
       this.aheadCount = 0;
@@ -582,9 +584,10 @@ export class Merge {
 
 /** A merge for `s`, or null when its buffers do not fit (chunks.takeFailure() says why). */
 export function newMerge(id: u32, s: Settings, counts: Counts, sender: Sender): Merge | null {
-  const chunks = take(mergeChunks(s) - 1);
+  const size = ringSize(s.maxHeld);
+  const chunks = take(ringChunks(size));
   if (chunks === null) return null;
-  const ref = take(1);
+  const ref = take(referenceChunks(size));
   if (ref === null) {
     giveBack(chunks);
     return null;

@@ -75,7 +75,7 @@ test("accepted: each part alone and together; root defaults for merge and rewrit
 });
 
 test("the memory budget: a merge that does not fit is refused (NoSpace) with what it needs; one destroyed frees its share", async () => {
-  // maxHeld 256: 256 places of metadata (1 chunk), 32 chunks of bytes, 1 of candidates, 1 of path 0's arrivals past the window: 35 chunks of 16 KiB = 560 KiB.
+  // maxHeld 256: 256 places of metadata (1 chunk), 32 chunks of bytes, 1 of candidates, 2 of every path's arrivals past the window (1024 places of 32 bytes): 36 chunks of 16 KiB = 576 KiB.
   const h = await loadReplicate({ rootConfig: { bufferBudgetKiB: 1200 } });
   const config = { merge: { maxHeld: 256 } };
   const a = h.createContext(config);
@@ -88,7 +88,7 @@ test("the memory budget: a merge that does not fit is refused (NoSpace) with wha
   }
   assert.ok(refused instanceof FilterConfigError, String(refused));
   assert.is(refused.status, Status.NoSpace);
-  assert.match(refused.reason, /no room for another merge of maxHeld 256: it needs 560 KiB, and 1120 of the instance's 1200 KiB are taken \(raise the root config's bufferBudgetKiB/);
+  assert.match(refused.reason, /no room for another merge of maxHeld 256: it needs 576 KiB, and 1152 of the instance's 1200 KiB are taken \(raise the root config's bufferBudgetKiB/);
   h.destroyContext(a);
   h.createContext(config);
   h.createContext({ copyToLegs: [1] }); // no buffers

@@ -97,6 +97,53 @@ test("a path lagging by more than the window (100 ms, 64 places at 1000 pps): it
   assert.is(metric(h, "path1_skew_max_us", ctx), 100_000);
 });
 
+test("path 0 lagging by more than the window (100 ms, 64 places at 1000 pps) is the stale one, as path 1 would be: no restart, and path 1's skew reads it (negative)", async () => {
+  // Before: only path 0's arrivals were remembered past the window, so path 0's first copies were
+  // taken for a new stream: the merge resynced on them, sent 101 packets again (the output went
+  // back from 1100 to 1000), dropped path 1 as the old stream, and the skew gauges read 0.
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const packets = stream(1000);
+  const items = arrivals(packets, [{ leg: 0, delayUs: 100_000, lose: () => false }, { leg: 1, delayUs: 0, lose: () => false }], h.nowUs);
+  const m = run(h, ctx, items, 1000, 300_000);
+  assertStream(m.out, packets, new Set(), 1000);
+  assert.is(metric(h, "merged_resyncs", ctx), 0);
+  assert.is(metric(h, "merged_stale", ctx), 1000 - RING, "path 0's copies past the window; its last 64 come when path 1 has stopped: duplicates");
+  assert.is(metric(h, "path0_duplicates", ctx), RING);
+  assert.is(metric(h, "path1_skew_us", ctx), -100_000, "path 1 is 100 ms ahead of path 0");
+  assert.is(metric(h, "path1_skew_max_us", ctx), -100_000);
+});
+
+test("path 0 lagging past the window of a 3-path merge: paths 1 and 2 carry the stream, and both skews read path 0's lag", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 1, 2], bufferMs: 50, maxHeld: 64 } });
+  const packets = stream(600);
+  const items = arrivals(packets, [
+    { leg: 0, delayUs: 150_000, lose: () => false },
+    { leg: 1, delayUs: 0, lose: (i) => i % 4 === 1 },
+    { leg: 2, delayUs: 5000, lose: () => false },
+  ], h.nowUs);
+  const m = run(h, ctx, items, 1000, 300_000);
+  assertStream(m.out, packets, new Set(), 1000);
+  assert.is(metric(h, "merged_resyncs", ctx), 0);
+  assert.is(metric(h, "path1_skew_us", ctx), -150_000);
+  assert.is(metric(h, "path2_skew_us", ctx), -145_000);
+});
+
+test("a window of 1024 places (maxHeld 1024) and a path lagging 1500 places: stale with its skew, not a restart (the copies past the window are remembered for twice the window)", async () => {
+  // Before: past-window copies were remembered for 1024 places whatever the window, so with a
+  // window of 1024 or more none was, and the lagging path's first copies restarted the stream.
+  const h = await loadReplicate();
+  const ctx = h.createContext({ merge: { legs: [0, 1], bufferMs: 50, maxHeld: 1024 } });
+  const packets = stream(4000);
+  const items = arrivals(packets, [{ leg: 0, delayUs: 0, lose: () => false }, { leg: 1, delayUs: 1_500_000, lose: () => false }], h.nowUs);
+  const m = run(h, ctx, items, 2000, 2_000_000);
+  assertStream(m.out, packets, new Set(), 1000);
+  assert.is(metric(h, "merged_resyncs", ctx), 0);
+  assert.is(metric(h, "merged_stale", ctx), 4000 - 1024);
+  assert.is(metric(h, "path1_skew_us", ctx), 1_500_000);
+});
+
 test("a path cut for 2 seconds loses nothing; its loss is counted on it alone", async () => {
   const h = await loadReplicate();
   const ctx = h.createContext(MERGE);
