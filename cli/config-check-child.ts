@@ -44,7 +44,7 @@ async function checkFilter(name: string, entry: ProxyConfig["filters"][string], 
       const at = `segments[${i}] (segment '${seg.name}').chain[${j}].config`;
       try {
         send({ type: "calling", at, call: "msm_context_create" });
-        instance.createContext(ctx, stage.config);
+        instance.createContext(ctx, stage.config, 1 + seg.legs.length);
         send({ type: "calling", at, call: "msm_context_destroy" });
         instance.destroyContext(ctx++);
       } catch (err) {

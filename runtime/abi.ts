@@ -5,11 +5,12 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 6;
+export const ABI_VERSION_MINOR = 7;
 /**
  * Name of the version marker export a module built on this SDK carries: 1.5, the oldest version
  * whose imports the SDK needs. What 1.6 added (msm_drop_reasons) is an export, which a 1.5 host
- * ignores, so that the SDK's modules still load there.
+ * ignores, and what 1.7 added (the header's context_legs) a value an older host leaves 0, so that
+ * the SDK's modules still load there.
  */
 export const ABI_VERSION_EXPORT = "msm_abi_version_1_5";
 
@@ -208,6 +209,8 @@ export const AH_OUT_TABLE = 28; //      u32  address of the output descriptor ta
 export const AH_OUT_SLOT_BASE = 32; //  u32  address of the first output packet slot
 export const AH_SCRATCH = 36; //        u32  address of the scratch area (config, state blobs)
 export const AH_SCRATCH_SIZE = 40; //   u32  bytes in the scratch area
+/** u32, 1.7: the legs of the segment whose context msm_context_create makes (1..MAX_LEGS); 0 otherwise, and from a host before 1.7. Written by the host. */
+export const AH_CONTEXT_LEGS = 44;
 
 /** Batch and output descriptor: DESC_SIZE bytes each. */
 export const DESC_SIZE = 32;

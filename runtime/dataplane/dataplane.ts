@@ -459,7 +459,7 @@ export class DataPlane {
         const family = entry.metricsName ?? st.filter;
         const ofFamily = config.chain.filter((other) => (filters[other.filter]?.metricsName ?? other.filter) === family).length === 1;
         const state = states.byEntry.get(checkpointKey(config.name, st.filter)) ?? (ofFamily ? states.byFamily.get(checkpointKey(config.name, family)) ?? undefined : undefined);
-        const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state);
+        const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state, 1 + config.legs.length);
         stage.family = family;
         stages.push(stage);
       }

@@ -11,6 +11,8 @@ const MIN_PACKET_ROOM = 1280;
 const MIN_SCRATCH = 256;
 
 export interface ArenaLayout {
+  /** The header's address (msm_arena's answer). */
+  readonly header: number;
   readonly batchCapacity: number;
   readonly descTable: number;
   readonly slotBase: number;
@@ -34,7 +36,7 @@ export function checkArena(v: DataView, address: number, refuse: (why: string) =
   }
   const u = (off: number): number => v.getUint32(address + off, true);
   const a: ArenaLayout = {
-    batchCapacity: u(AH_BATCH_CAPACITY), descTable: u(AH_DESC_TABLE), slotBase: u(AH_SLOT_BASE),
+    header: address, batchCapacity: u(AH_BATCH_CAPACITY), descTable: u(AH_DESC_TABLE), slotBase: u(AH_SLOT_BASE),
     slotSize: u(AH_SLOT_SIZE), headroom: u(AH_HEADROOM), outCapacity: u(AH_OUT_CAPACITY),
     outTable: u(AH_OUT_TABLE), outSlotBase: u(AH_OUT_SLOT_BASE), scratch: u(AH_SCRATCH), scratchSize: u(AH_SCRATCH_SIZE),
   };

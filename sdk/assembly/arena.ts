@@ -7,7 +7,7 @@
 import {
   ARENA_MAGIC, ARENA_HEADER_SIZE, DESC_SIZE,
   AH_MAGIC, AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_SLOT_BASE, AH_SLOT_SIZE, AH_HEADROOM,
-  AH_OUT_CAPACITY, AH_OUT_TABLE, AH_OUT_SLOT_BASE, AH_SCRATCH, AH_SCRATCH_SIZE,
+  AH_OUT_CAPACITY, AH_OUT_TABLE, AH_OUT_SLOT_BASE, AH_SCRATCH, AH_SCRATCH_SIZE, AH_CONTEXT_LEGS,
   D_OFFSET, D_LENGTH, D_CONTEXT, D_FLAGS, D_VERDICT, D_DEST, D_REASON, D_PORT, D_LEG, D_RESERVED, D_ARRIVAL,
 } from "../../runtime/abi";
 
@@ -59,6 +59,16 @@ store<u32>(ARENA_HEADER, <u32>OUT_TABLE, AH_OUT_TABLE);
 store<u32>(ARENA_HEADER, <u32>OUT_SLOT_BASE, AH_OUT_SLOT_BASE);
 store<u32>(ARENA_HEADER, <u32>SCRATCH, AH_SCRATCH);
 store<u32>(ARENA_HEADER, <u32>SCRATCH_SIZE, AH_SCRATCH_SIZE);
+
+/**
+ * While a context is created (createContext, readConfig): how many legs its segment has (1 ..
+ * MAX_LEGS: leg 0 and the config's `legs:`), so that a config naming a leg the segment lacks can
+ * be refused, naming the key. 0 when the host does not say (before ABI 1.7, or the SDK harness
+ * without `legs`): check nothing then. 0 in every other call.
+ */
+@inline export function segmentLegs(): i32 {
+  return <i32>load<u32>(ARENA_HEADER, AH_CONTEXT_LEGS);
+}
 
 // ---- addresses ----
 

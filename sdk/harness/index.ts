@@ -147,6 +147,8 @@ export class FilterHarness {
   /** Armed timers by "instance:ctx:timer" (both instances have timers during a swap). */
   private readonly pending = new Map<string, PendingTimer>();
   private readonly configs = new Map<number, unknown>();
+  /** Each context's segment leg count, as the host tells it (ABI 1.7; 0: not said). */
+  private readonly legs = new Map<number, number>();
   private readonly watchdog: CallWatchdog;
   private current!: FilterInstance;
   private module!: LoadedFilterModule;
@@ -219,12 +221,18 @@ export class FilterHarness {
     return this.clockUs;
   }
 
-  /** Creates a context with this config and returns its id. Throws FilterConfigError with the filter's message. */
-  createContext(config: unknown = {}): number {
+  /**
+   * Creates a context with this config and returns its id. Throws FilterConfigError with the
+   * filter's message. `segment.legs`: the segment's leg count the host tells the filter (ABI 1.7,
+   * the SDK's segmentLegs(); 1 .. 8); without it, 0, as a host before 1.7.
+   */
+  createContext(config: unknown = {}, segment: { readonly legs?: number } = {}): number {
     const ctx = this.nextContext++;
+    const legs = segment.legs ?? 0;
     this.current.setClock(this.clockUs, Date.now() * 1000);
-    this.guarded(CallKind.CreateContext, ctx, 0, () => this.current.createContext(ctx, config));
+    this.guarded(CallKind.CreateContext, ctx, 0, () => this.current.createContext(ctx, config, legs));
     this.configs.set(ctx, config);
+    this.legs.set(ctx, legs);
     return ctx;
   }
 
@@ -232,9 +240,9 @@ export class FilterHarness {
    * How the filter refuses a context config: its status and message. Throws if the config is
    * accepted (a config test expects a refusal) or the filter fails otherwise.
    */
-  refusal(config: unknown): { status: number; reason: string } {
+  refusal(config: unknown, segment: { readonly legs?: number } = {}): { status: number; reason: string } {
     try {
-      this.createContext(config);
+      this.createContext(config, segment);
     } catch (err) {
       if (err instanceof FilterConfigError) return { status: err.status, reason: err.reason };
       throw err;
@@ -260,6 +268,7 @@ export class FilterHarness {
   destroyContext(ctx: number): void {
     this.destroyIn(this.current, ctx);
     this.configs.delete(ctx);
+    this.legs.delete(ctx);
   }
 
   private destroyIn(inst: FilterInstance, ctx: number): void {
@@ -413,7 +422,7 @@ export class FilterHarness {
     // every new context first: a refused config leaves the old instance running, as in the proxy
     next.setClock(this.clockUs, Date.now() * 1000);
     try {
-      for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx)));
+      for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx), this.legs.get(ctx) ?? 0));
     } catch (err) {
       this.dropTimersOf(next);
       throw err;

@@ -74,6 +74,24 @@ test("accepted: each part alone and together; root defaults for merge and rewrit
   }
 });
 
+test("legs the segment lacks (the host tells the filter its segment's leg count, ABI 1.7) are refused, naming the key; a host that does not tell (0) checks nothing", async () => {
+  const h = await loadReplicate();
+  for (const [config, legs, message] of [
+    [{ merge: { legs: [0, 5] } }, 1, /config key 'merge.legs' names leg 5, but the segment has leg 0 only: it lists no 'legs'/],
+    [{ merge: { legs: [0, 1, 2] } }, 2, /config key 'merge.legs' names leg 2, but the segment has legs 0-1 \(its 'legs' list 1\)/],
+    [{ copyToLegs: [1, 3] }, 3, /config key 'copyToLegs' names leg 3, but the segment has legs 0-2 \(its 'legs' list 2\)/],
+    [{ merge: { legs: [2, 3] }, copyToLegs: [1] }, 1, /config key 'merge.legs' names leg 2/],
+  ] as const) {
+    const r = h.refusal(config, { legs });
+    assert.is(r.status, Status.BadConfig);
+    assert.match(r.reason, message);
+  }
+  for (const [config, legs] of [[{ merge: { legs: [0, 5] } }, 6], [{ merge: { legs: [0, 5] } }, 0], [{ copyToLegs: [7] }, 8], [{ rewrite: {} }, 1]] as const) {
+    h.destroyContext(h.createContext(config, { legs }));
+  }
+  assert.is(h.instance.failure, undefined);
+});
+
 test("the memory budget: a merge that does not fit is refused (NoSpace) with what it needs; one destroyed frees its share", async () => {
   // maxHeld 256: 256 places of metadata (1 chunk), 32 chunks of bytes, 1 of candidates, 2 of every path's arrivals past the window (1024 places of 32 bytes): 36 chunks of 16 KiB = 576 KiB.
   const h = await loadReplicate({ rootConfig: { bufferBudgetKiB: 1200 } });

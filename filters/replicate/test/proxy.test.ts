@@ -4,6 +4,11 @@
 // both lost, each packet once and in order. Kernel drops on the sockets involved are attributed,
 // not assumed away.
 import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT } from "../../../test/lib/paths.js";
 import { suite } from "../../../test/lib/suite.js";
 import { filterWasm } from "../../../test/lib/paths.js";
 import { segmentStats, startProxy } from "../../../test/lib/proxy.js";
@@ -141,6 +146,42 @@ test("a hot swap in the middle of a gap carries what the merge holds: the other 
     txA.close();
     txB.close();
     await proxy.close();
+  }
+});
+
+test("a merge naming a leg its segment lacks (merge.legs [0, 5], one leg under legs:) is refused at start, at apply (the running config stays) and by msm proxy --check, naming the key", async () => {
+  // Before: the filter was never told its segment's legs: all three took the config, and path 1
+  // (leg 5) never delivered a packet
+  const [listen, sinkPort] = [await freePortRun(1), await freePortRun(1)];
+  const config = (legs: number[]) => ({
+    filters: FILTERS,
+    segments: [{
+      name: "merge", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sinkPort }],
+      legs: [{ name: "path-b", listen: { address: B_NET, port: listen }, send: false }],
+      chain: [{ filter: "replicate", config: { merge: { legs } } }],
+    }],
+  });
+  const named = /segment 'merge': .*config key 'merge\.legs' names leg 5, but the segment has legs 0-1 \(its 'legs' list 1\)/;
+  const refusedStart = await Proxy.start(validateProxyConfig(config([0, 5]))).then((p) => p.close().then(() => "started"), (err: Error) => err.message);
+  assert.match(refusedStart, named);
+  const proxy = await Proxy.start(validateProxyConfig(config([0, 1])));
+  try {
+    const refusedApply = await proxy.apply(validateProxyConfig(config([0, 5]))).then(() => "applied", (err: Error) => err.message);
+    assert.match(refusedApply, named);
+    const seg = await segmentStats(proxy, "merge");
+    assert.ok(seg, "the running segment stays");
+  } finally {
+    await proxy.close();
+  }
+  const dir = mkdtempSync(join(tmpdir(), "msm-replicate-legs-"));
+  try {
+    const file = join(dir, "proxy.json");
+    writeFileSync(file, JSON.stringify(config([0, 5])));
+    const r = spawnSync(process.execPath, [join(ROOT, "dist", "cli", "msm.js"), "proxy", "--config", file, "--check"], { encoding: "utf8", timeout: 30_000 });
+    assert.is(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /segments\[0\] \(segment 'merge'\)\.chain\[0\]\.config: filter 'replicate' rejected its config: config key 'merge\.legs' names leg 5/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
