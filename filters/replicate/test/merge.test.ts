@@ -216,6 +216,21 @@ test("a sender restart that keeps its SSRC and starts its sequence 150 back lose
   assert.is(metric(h, "merged_stray", ctx), 0);
 });
 
+test("a restart keeping its SSRC that goes back more than the window (150 back, 64 places), path 1 ahead: each path repeats places it brought itself, so it is a restart, not a lagging path; nothing lost or repeated", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext(MERGE);
+  const first = stream(300, 1000); // 1000..1299
+  const second = stream(300, 1150); // 200 ms later: 1150 again
+  const paths = [{ leg: 0, delayUs: 5000, lose: () => false }, { leg: 1, delayUs: 0, lose: () => false }];
+  const items = [...arrivals(first, paths, h.nowUs), ...arrivals(second, paths, h.nowUs + 500_000)].sort((a, b) => a.atUs - b.atUs || a.leg - b.leg);
+  const m = run(h, ctx, items, 1000, 100_000);
+  const want = [...first, ...second];
+  assert.is(m.out.length, want.length, "each packet of both streams once");
+  m.out.forEach((b, k) => assert.ok(equalBytes(b, want[k]!), `packet ${k} in order, unchanged`));
+  assert.is(metric(h, "merged_resyncs", ctx), 1);
+  assert.is(metric(h, "merged_lost", ctx), 0);
+});
+
 test("a restart keeping its SSRC, 40 back, while path 1 (20 ms behind) still delivers the old stream: the old stream's last copies on path 1 are stale, both streams go out whole and once", async () => {
   const h = await loadReplicate();
   const ctx = h.createContext(MERGE);
