@@ -9,6 +9,7 @@ import {
   batchProblem, compileFilterModule, DEFAULT_STAGE_LIMITS, dropReasonName, FilterConfigError, FilterFailure, FilterInstance, HELD,
   outputProblem, PASSED, stageBudgets, type FilterHostServices, type TokenBucket, type HistogramValue, type LoadedFilterModule,
 } from "./runtime.js";
+import { reasonLabel } from "./reasons.js";
 import { CallKind, CallWatchdog, DEFAULT_CALL_TIMEOUT_MS } from "./watchdog.js";
 
 export interface HarnessPacket {
@@ -29,8 +30,13 @@ export interface PacketResult {
   readonly verdict: "pass" | "drop" | "hold";
   /** The DropReason the proxy counts (0 unless dropped): a code the filter may not use is HostBadReason. */
   readonly reason: number;
-  /** snake_case name of the reason (`bad_version`), `filter_<code>` for the filter's own codes. */
+  /**
+   * snake_case name of the reason as /metrics and /stats show it: `bad_version` for a shared code,
+   * the name the filter gave its own code (nameDropReason, ABI 1.6), `filter_<code>` if it gave none.
+   */
   readonly reasonName: string;
+  /** The filter named the reason a discard (DropClass.Discard): counted apart from drops, not as one. */
+  readonly discard: boolean;
   /** Why the host dropped it, when the reason is HostBadDescriptor or HostBadReason (a filter bug); else "". */
   readonly problem: string;
   /** The packet's bytes after the filter (a copy; empty when its descriptor left its slot). */
@@ -293,11 +299,12 @@ export class FilterHarness {
       const offset = inst.batchOffset(k);
       const bytes = offset < 0 ? new Uint8Array(0) : inst.bytes.slice(offset, offset + inst.batchLength(k));
       const leg = inst.batchLeg(k);
-      if (outcome === PASSED) return { verdict: "pass", reason: 0, reasonName: "", problem: "", bytes, leg };
-      if (outcome === HELD) return { verdict: "hold", reason: 0, reasonName: "", problem: "", bytes, leg };
+      if (outcome === PASSED) return { verdict: "pass", reason: 0, reasonName: "", discard: false, problem: "", bytes, leg };
+      if (outcome === HELD) return { verdict: "hold", reason: 0, reasonName: "", discard: false, problem: "", bytes, leg };
       const problem = batchProblem(inst, k);
       if (problem !== "") this.hostDrops.push({ call: "onPacket", kind: "packet", index: k, ctx: p.ctx, reason: outcome, reasonName: dropReasonName(outcome), problem });
-      return { verdict: "drop", reason: outcome, reasonName: dropReasonName(outcome), problem, bytes, leg };
+      const label = reasonLabel(inst, outcome);
+      return { verdict: "drop", reason: outcome, reasonName: label.name, discard: label.discard, problem, bytes, leg };
     });
     // the proxy runs one context per batch and takes outputs of that context; here a batch may mix them
     const ctxs = new Set(packets.map((p) => p.ctx));
