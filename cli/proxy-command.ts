@@ -266,7 +266,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   if (adminFlag) config.admin = hostPort("admin", adminFlag);
   let proxy: Proxy;
   try {
-    proxy = await Proxy.start(config);
+    proxy = await Proxy.start(config, (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
   } catch (err) {
     if (err instanceof ApplyError) {
       console.error(`msm proxy: the proxy did not start: its config could not be applied:\n  ${printable(applyErrorLines(err, config), { keepNewlines: true })}`);
@@ -274,7 +274,6 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     }
     throw err;
   }
-  proxy.on("event", (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
   // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what it runs
   const reloader = await FileReloader.start(file, proxy, config, text, fileAdmin, adminFlag !== undefined, (line) => console.error(`${stamp()} ${line}`));
   process.on("SIGHUP", () => reloader.reload("SIGHUP", false));

@@ -157,10 +157,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * whose port another process holds does not stop the start (one camera's port must not keep
    * every other from forwarding): it is set up like the others, so that a config problem still
    * refuses the start, and runs as NOT running (segmentsNotRunning, /readyz) for its owner to
-   * apply the config again later.
+   * apply the config again later. `onEvent` hears the events of the start itself (a filter's
+   * lines while it loads): a listener added after start() returns would miss them.
    */
-  static async start(config: ProxyConfig): Promise<Proxy> {
+  static async start(config: ProxyConfig, onEvent?: (event: ProxyEvent) => void): Promise<Proxy> {
     const proxy = new Proxy(config);
+    if (onEvent) proxy.on("event", onEvent);
     for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
     await Promise.all(proxy.workers.map((w) => w.ready));
     // watching from the first apply: a filter that never returns from a context's creation must

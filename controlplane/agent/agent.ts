@@ -415,8 +415,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * and throws them as an apply committed without them, so that they are said and tried again.
    */
   private async startProxy(config: ProxyConfig): Promise<void> {
-    const proxy = await Proxy.start(config);
-    proxy.on("event", (e) => this.emit("proxy-event", e));
+    const proxy = await Proxy.start(config, (e) => this.emit("proxy-event", e));
     this.proxy = proxy;
     const down = (await proxy.stats()).notRunning;
     if (down.length > 0) throw new ApplyError(down.map((d) => ({ segment: d.segment, message: d.reason })), true);

@@ -10,14 +10,13 @@ export interface TestProxy {
 const TEST_IO = process.env.MSM_TEST_IO as ProxyConfigInput["io"];
 
 export async function startProxy(input: ProxyConfigInput): Promise<TestProxy> {
-  const proxy = await Proxy.start(validateProxyConfig(TEST_IO && input.io === undefined ? { ...input, io: TEST_IO } : input));
+  const events: ProxyEvent[] = [];
+  const proxy = await Proxy.start(validateProxyConfig(TEST_IO && input.io === undefined ? { ...input, io: TEST_IO } : input), (e) => events.push(e));
   if (TEST_IO) {
     // the tests' reloads name no io: they keep the one the proxy started with, as a file that names it would
     const apply = proxy.apply.bind(proxy);
     proxy.apply = (config) => apply({ ...config, io: TEST_IO });
   }
-  const events: ProxyEvent[] = [];
-  proxy.on("event", (e) => events.push(e));
   return { proxy, events };
 }
 
