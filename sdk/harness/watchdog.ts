@@ -44,7 +44,9 @@ let harnesses = 0;
 function watchdogThread(): { beacon: Int32Array; thread: Worker } {
   if (!beacon || !thread) {
     beacon = new Int32Array(new SharedArrayBuffer(B_FIELDS * 4));
-    thread = new Worker(new URL("./watchdog-thread.js", import.meta.url), { workerData: beacon });
+    // execArgv: none of the test's node flags: a thread refuses some (`node --input-type=module -e`
+    // would kill the test with ERR_INPUT_TYPE_NOT_ALLOWED), and plain JS needs none
+    thread = new Worker(new URL("./watchdog-thread.js", import.meta.url), { workerData: beacon, execArgv: [] });
     thread.unref(); // it never keeps a finished test process alive
   }
   return { beacon, thread };
