@@ -3,7 +3,7 @@
 // `filter_<code>` only for a code it left unnamed (test/drop-reasons.test.ts has the proxy's side).
 import * as assert from "uvu/assert";
 import { DropReason } from "../runtime/abi.js";
-import { buildRtp, FilterHarness } from "../sdk/harness/index.js";
+import { buildRtp, FilterFailure, FilterHarness } from "../sdk/harness/index.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
 
@@ -32,6 +32,20 @@ test("a filter that names nothing keeps filter_<code>; passed packets have no re
     { reason: DropReason.FilterDefinedBase + 63, reasonName: "filter_319", discard: false },
     { reason: 0, reasonName: "", discard: false },
   ]);
+});
+
+test("a name given after configureRoot, when the host has read the table, aborts saying so", async () => {
+  const h = await FilterHarness.load(fixture("named_reasons"), { rootConfig: { 256: "duplicate discard" } });
+  const err = (() => {
+    try {
+      h.createContext({ lateName: 258 });
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  })();
+  assert.instance(err, FilterFailure);
+  assert.match((err as Error).message, "nameDropReason(258, 'late_name') after configureRoot: the host reads the names once, right after it; name every code in configureRoot");
 });
 
 test.run();
