@@ -1,16 +1,27 @@
 // The filters' part of `msm proxy --check` (config-check.ts), in a process of its own: a filter
 // that never returns is ended from outside, as the proxy's watchdog ends a worker. It says what it
 // calls before each call, so that the parent can name the one that did not return.
+import { LogLevel } from "../runtime/abi.js";
 import { FilterConfigError, FilterFailure, FilterInstance, FilterLoadError, loadFilterModule, type FilterHostServices, type ProxyConfig } from "../runtime/index.js";
 import { moduleErrorLine } from "./apply-errors.js";
 
 export type CheckRequest = { readonly config: ProxyConfig };
-export type CheckMessage = { readonly type: "calling"; readonly at: string; readonly call: string } | { readonly type: "done"; readonly problems: string[] };
+export type CheckMessage =
+  | { readonly type: "calling"; readonly at: string; readonly call: string }
+  | { readonly type: "done"; readonly problems: string[]; readonly warnings: string[] };
 
 const send = (m: CheckMessage): void => void process.send!(m);
-const services: FilterHostServices = { log: () => {}, timerSet: () => {}, timerCancel: () => {} };
+/** Warnings the filters and the host gave while checked (a drop-reason table a proxy would not use): a start would log them. */
+const warnings: string[] = [];
+const services: FilterHostServices = {
+  log: (filter, level, message) => {
+    if (level >= LogLevel.Warn) warnings.push(`filters.${filter}: filter ${filter}: ${message}`);
+  },
+  timerSet: () => {},
+  timerCancel: () => {},
+};
 
-process.once("message", (req: CheckRequest) => void check(req.config).then((problems) => send({ type: "done", problems })));
+process.once("message", (req: CheckRequest) => void check(req.config).then((problems) => send({ type: "done", problems, warnings: [...new Set(warnings)] })));
 
 async function check(config: ProxyConfig): Promise<string[]> {
   const used = new Set(config.segments.flatMap((s) => s.chain.map((st) => st.filter)));

@@ -16,6 +16,8 @@ const MIN_CALL_MS = 2000;
 
 export interface CheckResult {
   readonly problems: readonly string[];
+  /** What a start would log but run with (a filter's drop-reason table it cannot use). */
+  readonly warnings: readonly string[];
   readonly config?: ProxyConfig;
 }
 
@@ -25,7 +27,7 @@ export async function checkProxyConfigFile(file: string): Promise<CheckResult> {
   try {
     config = await loadProxyConfigFile(file);
   } catch (err) {
-    if (err instanceof ConfigError) return { problems: err.issues };
+    if (err instanceof ConfigError) return { problems: err.issues, warnings: [] };
     throw err;
   }
   const problems: string[] = [];
@@ -35,13 +37,14 @@ export async function checkProxyConfigFile(file: string): Promise<CheckResult> {
     problems.push((err as Error).message);
   }
   const secrets = await resolveSecrets(config);
-  if (secrets.problems.length > 0) return { problems: [...problems, ...secrets.problems], config };
-  problems.push(...await checkFilters(secrets.config));
-  return { problems, config };
+  if (secrets.problems.length > 0) return { problems: [...problems, ...secrets.problems], warnings: [], config };
+  const filters = await checkFilters(secrets.config);
+  problems.push(...filters.problems);
+  return { problems, warnings: filters.warnings, config };
 }
 
 /** Runs the filters' checks in a child process; a call that outlives watchdog.stuckMs is named, and the child ended. */
-function checkFilters(config: ProxyConfig): Promise<string[]> {
+function checkFilters(config: ProxyConfig): Promise<{ problems: string[]; warnings: string[] }> {
   return new Promise((resolve, reject) => {
     const child = fork(CHILD, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     let current: { at: string; call: string } | undefined;
@@ -51,7 +54,7 @@ function checkFilters(config: ProxyConfig): Promise<string[]> {
       timer = setTimeout(() => {
         child.kill("SIGKILL");
         const at = current?.at ?? "filters";
-        resolve([`${at}: the filter did not return within ${ms} ms from ${current?.call ?? "its load"} (an endless loop?); a start would be stuck there, or its worker restarted by the watchdog again and again. Filters after it were not checked`]);
+        resolve({ warnings: [], problems: [`${at}: the filter did not return within ${ms} ms from ${current?.call ?? "its load"} (an endless loop?); a start would be stuck there, or its worker restarted by the watchdog again and again. Filters after it were not checked`] });
       }, ms);
     };
     arm(LOAD_MS);
@@ -59,7 +62,7 @@ function checkFilters(config: ProxyConfig): Promise<string[]> {
       if (m.type === "done") {
         clearTimeout(timer);
         child.kill();
-        resolve(m.problems);
+        resolve({ problems: m.problems, warnings: m.warnings });
         return;
       }
       current = m;

@@ -101,12 +101,14 @@ export async function runProxy(args: readonly string[]): Promise<number> {
 
 /** --check: the file as a start would take it, nothing started; 0 when it would start. */
 async function checkFile(file: string): Promise<number> {
-  const { problems, config } = await checkProxyConfigFile(file);
+  const { problems, warnings, config } = await checkProxyConfigFile(file);
   if (problems.length > 0) {
     console.error(`msm proxy: ${file}: NOT valid, a start would refuse it:\n  ${printable(problems.join("\n"), { keepNewlines: true }).replace(/\n/g, "\n  ")}`);
     return 1;
   }
   const filters = new Set(config!.segments.flatMap((s) => s.chain.map((st) => st.filter)));
+  // it would start, but the log would say these at once: a --check must not hide them
+  for (const w of warnings) console.error(`msm proxy: ${file}: warning: ${printable(w)}`);
   console.log(`${file}: valid: ${config!.segments.length} segment(s), ${filters.size} filter(s) loaded, each of which accepted its root config and every stage's config. Not checked: whether its ports are free and the open-files limit (a start on the node finds them).`);
   return 0;
 }

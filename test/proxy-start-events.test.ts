@@ -1,8 +1,9 @@
 // What a filter says while a proxy starts (its own log lines from _initialize and configureRoot,
 // the host's warning about a drop-reason table it could not use) reaches the proxy's log, as it
-// does at a reload: `msm proxy --config` and Proxy.start's listener hear the start's events.
+// does at a reload: `msm proxy --config` and Proxy.start's listener hear the start's events, and
+// `msm proxy --check` warns of them.
 import * as assert from "uvu/assert";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,6 +63,21 @@ test("msm proxy --config prints them", async () => {
     child.kill("SIGTERM");
     await new Promise((r) => child.once("exit", r));
     sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("msm proxy --check says valid, and warns what a start would log", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-start-events-"));
+  const file = join(dir, "msm.yaml");
+  writeFileSync(file, config(await freePortPair(), 9));
+  try {
+    const r = spawnSync(process.execPath, [join(ROOT, "dist", "cli", "msm.js"), "proxy", "--config", file, "--check"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, "msm.yaml: valid: 1 segment(s)");
+    assert.match(r.stderr, /msm\.yaml: warning: filters\.named: /);
+    assert.match(r.stderr, WARNING);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
