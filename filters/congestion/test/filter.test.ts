@@ -442,7 +442,7 @@ test("a keyframe that takes long to leave at a low rate does not cost the frames
   }
   // reference frames all go; non-reference ones may give way to the backlog the keyframe left
   assert.equal(verdicts.filter((_, k) => k % 2 === 0), Array(5).fill("kept"), `the reference frames behind it go: ${verdicts.join(" ")}`);
-  assert.ok(verdicts.every((v) => v === "kept" || v === "filter_256"), "nothing but non-reference frames dropped");
+  assert.ok(verdicts.every((v) => v === "kept" || v === "non_reference"), "nothing but non-reference frames dropped");
 });
 
 test("feedback from a proxy B that started again is refused twice, then followed (its count begins anew)", async () => {
@@ -577,12 +577,12 @@ test("more live SSRCs than followed: a ninth never takes the place of a live str
   };
   frame("idr");
   let lost = false;
-  for (let k = 0; k < 40 && !lost; k++) lost = frame(k % 2 ? "nonref" : "ref") === "filter_257";
+  for (let k = 0; k < 40 && !lost; k++) lost = frame(k % 2 ? "nonref" : "ref") === "reference";
   assert.ok(lost, "a reference frame was dropped: the stream waits for an IDR");
   // eight other live streams (audio, other layers) take the other places, and one more
   for (let i = 1; i <= 8; i++) h.run({ ctx: s, bytes: buildRtp({ seq: i, timestamp: i, ssrc: 0xa0000000 + i, payloadType: 111, payloadSize: 80 }) });
   h.advanceTime(1_000_000); // the queue drains; nobody silent for 2 s
-  assert.is(frame("ref"), "filter_258", "still waiting for the IDR: its place was not given to the ninth");
+  assert.is(frame("ref"), "dependent", "still waiting for the IDR: its place was not given to the ninth");
   assert.is(frame("idr"), "kept");
 });
 
@@ -605,10 +605,10 @@ test("never half a frame: every packet of a frame gets the frame's verdict, and 
   console.log(`  ${summary.join("  ")}`);
   for (const [f, verdicts] of byFrame.entries()) assert.is(new Set(verdicts).size, 1, `frame ${f} (${kinds[f]}) is all one: ${verdicts.join(",")}`);
   const first = (name: string): number => byFrame.findIndex((v) => v[0] === name);
-  assert.ok(first("filter_256") >= 0, "non-reference frames went first");
-  const refDropped = first("filter_257");
-  assert.ok(refDropped > first("filter_256"), "reference frames only after non-reference ones");
-  for (let f = refDropped + 1; f < nextIdr; f++) assert.equal(byFrame[f]![0], "filter_258", `frame ${f} depends on the dropped reference`);
+  assert.ok(first("non_reference") >= 0, "non-reference frames went first");
+  const refDropped = first("reference");
+  assert.ok(refDropped > first("non_reference"), "reference frames only after non-reference ones");
+  for (let f = refDropped + 1; f < nextIdr; f++) assert.equal(byFrame[f]![0], "dependent", `frame ${f} depends on the dropped reference`);
   assert.equal(byFrame[nextIdr]![0], "kept", "the next IDR goes");
   assert.equal(h.metric("pli_sent", s), 1, "the origin is asked for an IDR, once");
 });

@@ -160,12 +160,12 @@ test("what forged reports can do, as documented: 'all lost' about a flow above 1
   assert.ok(trippedAt[0]! >= 4 && trippedAt[0]! <= 6, `tripped in second ${trippedAt[0]} (5 intervals in a row)`);
   // open: the media is dropped as circuit_breaker
   const open = second(f, 1_000_000, []);
-  assert.ok(open.media.every((v) => v === "filter_260"), `while open, the media is dropped: ${open.media.join(" ")}`);
+  assert.ok(open.media.every((v) => v === "circuit_breaker"), `while open, the media is dropped: ${open.media.join(" ")}`);
   // after the cooldown, forwarded again
   for (let s = 0; s < 10 && num(f, "circuit_breaker_open") === 1; s++) second(f, 1_000_000, []);
   const after = second(f, 300_000, []);
   assert.is(num(f, "circuit_breaker_open"), 0, "closed after the cooldown");
-  assert.ok(after.media.some((v) => v === "pass" || v === "hold") && !after.media.includes("filter_260"), `forwarded again: ${after.media.join(" ")}`);
+  assert.ok(after.media.some((v) => v === "pass" || v === "hold") && !after.media.includes("circuit_breaker"), `forwarded again: ${after.media.join(" ")}`);
 });
 
 test("what forged reports cannot do: a flow at or below 1.25 x minBps never trips the breaker, all lost for 20 s", async () => {
@@ -173,7 +173,7 @@ test("what forged reports cannot do: a flow at or below 1.25 x minBps never trip
   const allLost = report([{ fraction: 255 }]);
   for (let s = 0; s < 20; s++) {
     const r = second(f, 1.2 * MIN_BPS, [allLost]);
-    assert.ok(!r.media.includes("filter_260"), `second ${s}: the media was dropped by the breaker`);
+    assert.ok(!r.media.includes("circuit_breaker"), `second ${s}: the media was dropped by the breaker`);
   }
   assert.is(num(f, "circuit_breaker_trips"), 0);
   assert.is(num(f, "target_bps"), MIN_BPS, "the target is at minBps, no lower");

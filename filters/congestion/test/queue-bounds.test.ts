@@ -25,7 +25,7 @@ test("pacing.maxQueuePackets: a burst fills the queue to exactly that many packe
   const verdicts = r.packets.map((p) => (p.verdict === "drop" ? p.reasonName : p.verdict));
   const passed = verdicts.filter((v) => v === "pass").length;
   assert.is(verdicts.filter((v) => v === "hold").length, 10, `held: ${verdicts.join(" ")}`);
-  assert.is(verdicts.filter((v) => v === "filter_259").length, 40 - passed - 10, `the rest queue_full: ${verdicts.join(" ")}`);
+  assert.is(verdicts.filter((v) => v === "queue_full").length, 40 - passed - 10, `the rest queue_full: ${verdicts.join(" ")}`);
   assert.is(h.metric("dropped_queue_full", s), 40 - passed - 10);
   // the held ones leave, in order, and then the queue takes packets again
   const out = releasedOver(h, 2000);
@@ -54,7 +54,7 @@ test("pacing.maxQueueMs: a frame that finds the queue longer is dropped whole; n
   }
   released.push(...releasedOver(h, 2000));
   for (const [f, v] of verdictsByFrame.entries()) assert.is(new Set(v).size, 1, `frame ${f} is all one: ${v.join(",")}`);
-  const dropped = verdictsByFrame.filter((v) => v[0] === "filter_259").length;
+  const dropped = verdictsByFrame.filter((v) => v[0] === "queue_full").length;
   assert.ok(dropped > 30, `at 3x the rate most frames go as queue_full: ${dropped} of 90`);
   assert.is(h.metric("dropped_queue_full", s), dropped * 5);
   const waits = released.map((o) => (o.atUs - arrived.get(seqOf(o.bytes))!) / 1000);
@@ -90,11 +90,11 @@ test("a keyframe the queue cannot take whole goes whole: the part already queued
   assert.is(outByFrame.get(1), 4, "the reference frame went whole");
   assert.is(outByFrame.get(2), 3, "the non-reference frame went whole");
   assert.is(outByFrame.get(3) ?? 0, 0, `nothing of the IDR the queue could not take whole went on (its verdicts: ${cutVerdicts.join(" ")})`);
-  const firstFull = cutVerdicts.indexOf("filter_259");
+  const firstFull = cutVerdicts.indexOf("queue_full");
   assert.ok(firstFull > 0 && cutVerdicts.slice(0, firstFull).every((v) => v === "hold"), `part of the IDR was queued before the queue was full: ${cutVerdicts.join(" ")}`);
-  assert.ok(cutVerdicts.slice(firstFull).every((v) => v === "filter_259"), `the rest of it is queue_full: ${cutVerdicts.join(" ")}`);
+  assert.ok(cutVerdicts.slice(firstFull).every((v) => v === "queue_full"), `the rest of it is queue_full: ${cutVerdicts.join(" ")}`);
   assert.is(h.metric("dropped_queue_full", s), 12, "every packet of the IDR counted as queue_full, the queued ones too");
-  assert.ok(after.packets.every((p) => p.reasonName === "filter_258"), "the frame after it depends on it: dropped");
+  assert.ok(after.packets.every((p) => p.reasonName === "dependent"), "the frame after it depends on it: dropped");
   assert.is(outByFrame.get(4) ?? 0, 0);
   assert.is(h.metric("pli_sent", s), 1, "the origin is asked for a new IDR");
 });

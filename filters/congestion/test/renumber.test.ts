@@ -96,7 +96,7 @@ function refAndDropped(run: Run, first: number, steps: number, tsFrom = 0, ssrc 
     const nonref = [4, 5].map((i) => packet(base + i, ts + 3000, "nonref", i === 4, i === 5, 300, ssrc));
     const verdicts = run.send([...ref, ...nonref]);
     assert.ok(verdicts.slice(0, 4).every((v) => v.verdict !== "drop"), `step ${k}: the reference frame is kept`);
-    assert.ok(verdicts.slice(4).every((v) => v.reasonName === "filter_256"), `step ${k}: the non-reference frame is dropped: ${verdicts.map((v) => v.reasonName || v.verdict)}`);
+    assert.ok(verdicts.slice(4).every((v) => v.reasonName === "non_reference"), `step ${k}: the non-reference frame is dropped: ${verdicts.map((v) => v.reasonName || v.verdict)}`);
     run.advance(100);
   }
 }
@@ -187,7 +187,7 @@ test("a frame cut by a full queue (its queued part discarded) leaves no gap", as
   frame(0, "idr", 3);
   run.advance(300);
   const cut = frame(3000, "ref", 14); // more than the queue holds: cut, and the queued part discarded
-  assert.ok(cut.some((v) => v.reasonName === "filter_259"), "the frame is cut");
+  assert.ok(cut.some((v) => v.reasonName === "queue_full"), "the frame is cut");
   run.advance(500);
   frame(6000, "idr", 3); // the next IDR
   run.advance(500);
@@ -207,7 +207,7 @@ test("the queue flushed when the circuit breaker opens, and the flow dropped whi
     // 1.9 Mbit/s into a 1.1 Mbit/s pacer: a queue stands when the breaker opens
     for (let k = 0; k < 200; k++) {
       const r = run.send([buildRtpMarked(seq++, size)]);
-      if (r[0]!.reasonName === "filter_260") breakerVerdicts++;
+      if (r[0]!.reasonName === "circuit_breaker") breakerVerdicts++;
       run.advance(5);
     }
     if (reports) run.upstream(allLost);
@@ -244,12 +244,12 @@ test("reordered input near a drop maps consistently (no number given twice); a c
   assert.is(new Set(run.out.map(seqOf)).size, run.out.length, "no duplicate");
   // a copy of 104 (dropped): its number went to 106
   const late = run.send([packet(104, 3000, "nonref", true, true, 300)]);
-  assert.is(late[0]!.reasonName, "filter_261");
+  assert.is(late[0]!.reasonName, "renumber_late");
   assert.is(run.metric("dropped_renumber_late"), 1);
   // 40 more steps push the first drops out of the 32 ranges remembered: 101 is then older than the history
   refAndDropped(run, 110, 40, 10);
   const old = run.send([packet(101, 0, "ref", false, false)]);
-  assert.is(old[0]!.reasonName, "filter_261", "older than the history");
+  assert.is(old[0]!.reasonName, "renumber_late", "older than the history");
   assert.is(run.metric("dropped_renumber_late"), 2);
   const seqs = run.out.map(seqOf);
   assert.is(new Set(seqs).size, seqs.length, "no number given twice");

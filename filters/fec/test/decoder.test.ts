@@ -176,7 +176,7 @@ test("the release policy: in place while nothing is missing; behind a loss, held
   assert.equal(run(2), { verdict: "pass", out: [] });
   assert.is(metric(h, "late", ctx), 1);
   const dup = h.runBatch([{ ctx, bytes: c.media[2]!, leg: 0 }]);
-  assert.is(dup.packets[0]!.reasonName, "filter_256", "duplicate");
+  assert.is(dup.packets[0]!.reasonName, "duplicate", "duplicate");
   assert.equal(h.instance.ownReasons.slice(0, 4), [
     { label: "duplicate", discard: true }, { label: "fec_malformed", discard: false }, { label: "fec_shape", discard: false }, { label: "fec_out_of_window", discard: false },
   ], "as /metrics and msmctl name them: a duplicate is the decoder's work, not a drop");
@@ -225,7 +225,7 @@ test("a repair that comes after its packet was given up sends the packet on at o
   assert.ok(equalBytes(sent[0]!, c.media[5]!), "byte for byte");
   assert.is(metric(h, "late", ctx), 1);
   const original = h.runBatch([{ ctx, bytes: c.media[5]!, leg: 0 }]);
-  assert.is(original.packets[0]!.reasonName, "filter_256", "the original after it is the duplicate");
+  assert.is(original.packets[0]!.reasonName, "duplicate", "the original after it is the duplicate");
 });
 
 test("a repair that unblocks more packets than the output area holds (64): the rest follow from a timer, in order", async () => {
@@ -316,7 +316,7 @@ test("a FEC packet twice is a duplicate; FEC on a leg the config does not name, 
     { ctx, bytes: c.media[8]!, leg: 0, flags: 1 },
     { ctx, bytes: c.media[8]!, leg: 0, flags: 2 },
   ]);
-  assert.equal(r.packets.slice(6).map((p) => (p.verdict === "drop" ? p.reasonName : p.verdict)), ["hold", "filter_256", "pass", "pass", "pass"]);
+  assert.equal(r.packets.slice(6).map((p) => (p.verdict === "drop" ? p.reasonName : p.verdict)), ["hold", "duplicate", "pass", "pass", "pass"]);
   assert.is(metric(h, "duplicates", ctx), 1);
   assert.is(metric(h, "fec_received", ctx), 2);
   assert.is(metric(h, "recovered", ctx), 0, "7 may still come: the row waits for it");

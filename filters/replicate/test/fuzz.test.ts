@@ -11,7 +11,7 @@ import { arrivals, loadReplicate, metric, packet, rng, run, seqOf, stream } from
 const test = suite("replicate bad input (fuzz)", { timeoutMs: 120_000 });
 
 const PACKETS = 20_000;
-const ALLOWED = new Set(["filter_256", "filter_257", "too_short", "bad_version", "bad_padding", "csrc_overrun", "extension_overrun"]);
+const ALLOWED = new Set(["duplicate", "stale", "too_short", "bad_version", "bad_padding", "csrc_overrun", "extension_overrun"]);
 const CONFIG = { merge: { legs: [0, 1, 2], bufferMs: 20, maxHeld: 64 }, copyToLegs: [3], rewrite: { ssrc: 7, payloadType: 100 } };
 
 function chaos(next: () => number, ctx: number, seqShift: { value: number; ssrc: number }): HarnessPacket {

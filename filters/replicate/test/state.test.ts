@@ -33,7 +33,7 @@ test("mid-gap: the held packets come across, the other path's copy fills the gap
   a.advanceTime(20_000);
   const b = await swap(a, actx, MERGE);
   const r = b.h.runBatch([{ ctx: b.ctx, bytes: p[2]!, leg: 1 }, { ctx: b.ctx, bytes: p[3]!, leg: 1 }, { ctx: b.ctx, bytes: p[1]!, leg: 1 }, { ctx: b.ctx, bytes: p[6]!, leg: 0 }]);
-  assert.equal(r.packets.map((x) => x.verdict === "drop" ? x.reasonName : x.verdict), ["pass", "filter_256", "filter_256", "hold"]);
+  assert.equal(r.packets.map((x) => x.verdict === "drop" ? x.reasonName : x.verdict), ["pass", "duplicate", "duplicate", "hold"]);
   assert.equal(r.outputs.map((o) => seqOf(o.bytes) - 1000), [3, 4, 5, 6]);
   assert.is(metric(b.h, "merged_lost", b.ctx), 0);
   assert.is(metric(b.h, "swap_lost", b.ctx), 0);
@@ -100,7 +100,7 @@ test("a checkpoint restored after a failure sends nothing again: what it held we
   for (const o of b.advanceTime(0)) if (o.leg === 0) sent.push(seqOf(o.bytes));
   for (let i = 200; i < 210; i++) take(b.runBatch([{ ctx: bctx, bytes: p[i]!, leg: 0 }]));
   const late = b.runBatch([4, 5, 190, 199].map((i) => ({ ctx: bctx, bytes: p[i]!, leg: 1 }))); // path 1, behind
-  assert.ok(late.packets.every((x) => x.reasonName === "filter_256"), "duplicates");
+  assert.ok(late.packets.every((x) => x.reasonName === "duplicate"), "duplicates");
   for (const o of b.advanceTime(100_000)) if (o.leg === 0) sent.push(seqOf(o.bytes));
   const seen = new Map<number, number>();
   for (const s of sent) seen.set(s, (seen.get(s) ?? 0) + 1);
@@ -123,7 +123,7 @@ test("a version 1 blob (no wall clock) is read as version 2: restored from a che
   assert.ok(b.importState(bctx, v1, StateOrigin.Checkpoint).ok);
   assert.is(b.advanceTime(100_000).length, 0, "3 and 4 are not sent again");
   assert.is(b.run({ ctx: bctx, bytes: p[5]!, leg: 0 }).verdict, "pass", "the next packet starts afresh");
-  assert.is(b.run({ ctx: bctx, bytes: p[3]!, leg: 1 }).reasonName, "filter_256");
+  assert.is(b.run({ ctx: bctx, bytes: p[3]!, leg: 1 }).reasonName, "duplicate");
   assert.is(metric(b, "merged_lost", bctx), 0);
   // the same blob at a hot swap: the old instance never sent 3 and 4
   const c = await loadReplicate();
