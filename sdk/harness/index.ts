@@ -206,6 +206,16 @@ export class FilterHarness {
     return FilterInstance.create(module, rootConfig, services).finally(() => this.watchdog.leave());
   }
 
+  /**
+   * The proxy only calls a filter for contexts it created: a test naming another (a typo, a
+   * destroyed one) would otherwise see the filter pass a packet it never judged.
+   */
+  private expectContext(ctx: number, what: string): void {
+    if (this.current.contexts.has(ctx)) return;
+    const live = [...this.current.contexts].join(", ") || "none";
+    throw new RangeError(`${what}: context ${ctx} is not one of the filter's (live: ${live}); use the id createContext returned`);
+  }
+
   private instanceId(inst: FilterInstance): number {
     let id = this.instanceIds.get(inst);
     if (id === undefined) this.instanceIds.set(inst, (id = ++this.instanceCount));
@@ -261,6 +271,7 @@ export class FilterHarness {
    * filter emits (at most 64 times); returns what it handed over. Follow with destroyContext.
    */
   drainContext(ctx: number): OutputPacket[] {
+    this.expectContext(ctx, "drainContext");
     const all: OutputPacket[] = [];
     for (let call = 0; call < 64; call++) {
       this.current.setClock(this.clockUs, Date.now() * 1000);
@@ -272,6 +283,7 @@ export class FilterHarness {
   }
 
   destroyContext(ctx: number): void {
+    this.expectContext(ctx, "destroyContext");
     this.destroyIn(this.current, ctx);
     this.configs.delete(ctx);
     this.legs.delete(ctx);
@@ -289,6 +301,7 @@ export class FilterHarness {
       throw new RangeError(`batch of ${packets.length} exceeds the filter's capacity of ${inst.arena.batchCapacity}`);
     }
     packets.forEach((p, k) => {
+      this.expectContext(p.ctx, `packet ${k}`);
       if (p.bytes.length > inst.packetRoom) throw new RangeError(`packet ${k} of ${p.bytes.length} bytes exceeds the slot room of ${inst.packetRoom}`);
       inst.putBatchPacket(k, p.bytes, 0, p.bytes.length, p.ctx, p.flags ?? 0, p.sourcePort ?? 0, p.leg ?? 0, p.arrivalUs ?? this.clockUs);
     });
@@ -319,6 +332,7 @@ export class FilterHarness {
 
   /** Moves the clock forward, firing due timers in order; returns what they output. */
   advanceTime(us: number): OutputPacket[] {
+    expectDuration(us, "advanceTime");
     const target = this.clockUs + us;
     const outputs: OutputPacket[] = [];
     for (;;) {
@@ -348,6 +362,7 @@ export class FilterHarness {
    * timers that came due (runBatch, then advanceTime(0)), as the proxy does after a stall.
    */
   stall(us: number): void {
+    expectDuration(us, "stall");
     this.clockUs += us;
   }
 
@@ -389,6 +404,7 @@ export class FilterHarness {
 
   /** msm_state_export at the harness clock (as the proxy, which sets the clock first). */
   exportState(ctx: number): Uint8Array | undefined {
+    this.expectContext(ctx, "exportState");
     return this.exportFrom(this.current, ctx);
   }
 
@@ -397,6 +413,7 @@ export class FilterHarness {
    * an instance that has stopped), or a checkpoint's, as the proxy restores after a failure.
    */
   importState(ctx: number, blob: Uint8Array, origin: StateOrigin.Swap | StateOrigin.Checkpoint = StateOrigin.Swap): { ok: boolean; reason: string } {
+    this.expectContext(ctx, "importState");
     return this.importInto(this.current, ctx, blob, origin);
   }
 
@@ -564,6 +581,11 @@ export class FilterHarness {
     }
     return out;
   }
+}
+
+/** The harness clock only moves forward, by a finite number of microseconds. */
+function expectDuration(us: number, what: string): void {
+  if (!(Number.isFinite(us) && us >= 0)) throw new RangeError(`${what}: takes microseconds >= 0, got ${us}`);
 }
 
 function newContextConfig(change: SwapChange, ctx: number, old: unknown): unknown {
