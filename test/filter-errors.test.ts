@@ -134,7 +134,7 @@ test("a refusal without setError: the message says the filter gave no reason, an
   } catch (err) {
     assert.instance(err, FilterConfigError);
     const e = err as FilterConfigError;
-    assert.is(e.message, "filter 'teach' rejected its config: the filter gave no reason (status BadConfig, returned without calling setError)");
+    assert.is(e.message, "filter 'teach' rejected its root config: the filter gave no reason (status BadConfig, returned without calling setError)");
     assert.is(e.reason, "", "the filter's own reason stays empty");
     assert.is(e.status, 1);
   }
