@@ -1,6 +1,6 @@
 // The fec filter's settings: built-in defaults, overridden key by key by the root config, then by
 // each context's config. Every limit is checked here, at config time, never per packet.
-import { Config, MAX_LEGS } from "../../../sdk/assembly";
+import { Config, MAX_LEGS, segmentLegs } from "../../../sdk/assembly";
 
 export const MODE_UNSET = 0;
 export const MODE_ENCODE = 1;
@@ -97,5 +97,18 @@ export class Settings {
       cfg.fail("config keys 'columns' x 'rows' (L x D = " + this.columns.toString() + " x " + this.rows.toString() +
         " = " + (this.columns * this.rows).toString() + ") must be at most " + MAX_MATRIX.toString() + " (SMPTE ST 2022-1)");
     }
+    // the host says how many legs the segment has (ABI 1.7; 0: not said): FEC on a leg it lacks
+    // would never be sent (encode) or never come (decode)
+    const has = segmentLegs();
+    if (has > 0) {
+      checkLegExists(cfg, "columnLeg", this.columnLeg, has);
+      if (this.rowFec) checkLegExists(cfg, "rowLeg", this.rowLeg, has);
+    }
   }
+}
+
+function checkLegExists(cfg: Config, key: string, leg: i32, has: i32): void {
+  if (leg < has) return;
+  const list = has == 1 ? "leg 0 only: it lists no 'legs'" : "legs 0-" + (has - 1).toString() + " (its 'legs' list " + (has - 1).toString() + ")";
+  cfg.fail("config key '" + key + "' is leg " + leg.toString() + ", but the segment has " + list);
 }

@@ -44,6 +44,19 @@ for (const [config, message] of BAD) {
   });
 }
 
+test("a FEC leg the segment lacks is refused, naming the key, when the host says its leg count (ABI 1.7)", async () => {
+  const h = await loadFec();
+  const rowOnly = { mode: "encode", columns: 4, rows: 4 };
+  let r = h.refusal(rowOnly, { legs: 1 });
+  assert.is(r.status, Status.BadConfig);
+  assert.match(r.reason, "config key 'columnLeg' is leg 1, but the segment has leg 0 only: it lists no 'legs'");
+  r = h.refusal({ mode: "decode", columns: 4, rows: 4 }, { legs: 2 });
+  assert.match(r.reason, "config key 'rowLeg' is leg 2, but the segment has legs 0-1 (its 'legs' list 1)");
+  assert.ok(h.createContext({ ...rowOnly, rowFec: false }, { legs: 2 }) >= 0, "column-only FEC needs no row leg");
+  assert.ok(h.createContext(rowOnly, { legs: 3 }) >= 0);
+  assert.ok(h.createContext(rowOnly) >= 0, "a host that does not say (before 1.7): nothing checked");
+});
+
 test("every shape the standard allows is accepted, in both modes (1-D: 1 <= L <= 20, 2-D: 4 <= L <= 20; 4 <= D <= 20; L x D <= 100)", async () => {
   const h = await loadFec();
   let shapes = 0;
