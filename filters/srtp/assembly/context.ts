@@ -4,7 +4,7 @@
 import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
 import { SegmentContext } from "../../../sdk/assembly/context-factory";
 import { SCRATCH_SIZE, StateOrigin, Status, StateReader, StateWriter, setError, stateOrigin } from "../../../sdk/assembly";
-import { ReplayState, WORDS, resumeFromCheckpoint } from "./replay";
+import { ReplayState, WORDS, forgetOldKey, resumeFromCheckpoint } from "./replay";
 import { Session } from "./session";
 
 /** 2: the windows are cut to the words the context's replayWindow uses (1: all MAX_WINDOW bits, still read). */
@@ -100,6 +100,14 @@ export class SourceTable {
     this.resumeNew = true;
   }
 
+  /** The table's key changed (a receiver's table only): see forgetOldKey. */
+  forgetOldKey(): void {
+    for (let i = 0; i < this.capacity; i++) {
+      const s = unchecked(this.states[i]);
+      if (s.used) forgetOldKey(s);
+    }
+  }
+
   /** Copies `from` (the scratch state of a packet that just authenticated) into a free slot; null when full. */
   adopt(from: ReplayState): ReplayState | null {
     const s = this.claim(from.ssrc);
@@ -114,6 +122,7 @@ export class SourceTable {
     s.rtcpNextIndex = from.rtcpNextIndex;
     s.rtpResumed = from.rtpResumed;
     s.rtcpResumed = from.rtcpResumed;
+    s.rekeyed = from.rekeyed;
     memory.copy(changetype<usize>(s.bits), changetype<usize>(from.bits), <usize>s.bits.length << 3);
     memory.copy(changetype<usize>(s.rtcpBits), changetype<usize>(from.rtcpBits), <usize>s.rtcpBits.length << 3);
     return s;
@@ -167,6 +176,8 @@ export class SrtpContext extends SegmentContext {
     writeTable(this.forwardSources, out, words);
     writeTable(this.reverseSources, out, words);
     out.u8(<u8>((this.forwardSources.resumeNew ? 1 : 0) | (this.reverseSources.resumeNew ? 2 : 0)));
+    out.u64(this.forward.fingerprint);
+    out.u64(this.reverse.fingerprint);
     return Status.Ok;
   }
 
@@ -195,6 +206,13 @@ export class SrtpContext extends SegmentContext {
       this.forwardSources.resumeNew = (flags & 1) != 0;
       this.reverseSources.resumeNew = (flags & 2) != 0;
     }
+    if (blob.remaining >= 16) {
+      // the keys the tables were made under (a blob of an older build has none: its tables carry on)
+      const forwardKey = blob.u64();
+      const reverseKey = blob.u64();
+      if (this.direction == UNPROTECT) forgetIfRekeyed(this.forwardSources, forwardKey, this.forward.fingerprint);
+      else if (this.hasReverse) forgetIfRekeyed(this.reverseSources, reverseKey, this.reverse.fingerprint);
+    }
     if (stateOrigin() == StateOrigin.Checkpoint) {
       // A checkpoint is up to stateCheckpointMs older than the failure: the packets the old stage
       // handled since then used indexes the blob does not know. Protect skips past the SRTCP
@@ -215,6 +233,15 @@ export class SrtpContext extends SegmentContext {
     this.reverseSources.clear();
     pool.give(this, sizeClass(this.forwardSources.states.length));
   }
+}
+
+/**
+ * A receiver's table whose key changed forgets the old key's replay lists. A sender's table never
+ * does, whatever the key: forgetting its send windows would encrypt an index a second time under a
+ * key used before, were the config to go back to an earlier key (a rollback).
+ */
+function forgetIfRekeyed(t: SourceTable, before: u64, now: u64): void {
+  if (before != 0 && now != 0 && before != now) t.forgetOldKey();
 }
 
 /** Destroyed contexts, by the size of their source tables. */
@@ -247,14 +274,14 @@ function skipRtcpIndexes(t: SourceTable): void {
 }
 
 // State blob: u32 version, u16 words (per window), then per table: u32 count, then per source:
-// ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started, rtcpSeen, rtpResumed, rtcpResumed; a
-// build before the last two ignores them), highest (u64), rtcpHighest
+// ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started, rtcpSeen, rtpResumed, rtcpResumed,
+// rekeyed; a build before the last three ignores them), highest (u64), rtcpHighest
 // (u64), rtcpNextIndex, the SRTP window and the SRTCP window (`words` u64 each: the replayWindow's;
 // bits past it are never read). A sender's send window is `highest` and the SRTP window (the same
 // fields as a receiver's replay list), so a blob of a build without it imports as a sender that has
 // not marked any index yet. Version 1 had no `words`: its windows were all MAX_WINDOW bits. After
-// both tables, a u8 of flags (resumeNew: forward 1, reverse 2), absent from older blobs and not
-// read by older builds.
+// both tables, a u8 of flags (resumeNew: forward 1, reverse 2), then the fingerprints (u64) of the
+// forward and the reverse key (0: none); both absent from older blobs and not read by older builds.
 function writeTable(t: SourceTable, out: StateWriter, words: i32): void {
   out.u32(<u32>t.count());
   for (let i = 0; i < t.capacity; i++) {
@@ -263,7 +290,7 @@ function writeTable(t: SourceTable, out: StateWriter, words: i32): void {
     out.u32(s.ssrc);
     out.u32(s.roc);
     out.u16(s.highestSeq);
-    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0) | (s.rtpResumed ? 8 : 0) | (s.rtcpResumed ? 16 : 0)));
+    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0) | (s.rtpResumed ? 8 : 0) | (s.rtcpResumed ? 16 : 0) | (s.rekeyed ? 32 : 0)));
     out.u64(s.highest);
     out.u64(s.rtcpHighest);
     out.u32(s.rtcpNextIndex);
@@ -290,6 +317,7 @@ function readTable(t: SourceTable, blob: StateReader, words: i32): bool {
     s.rtcpSeen = (flags & 4) != 0;
     s.rtpResumed = (flags & 8) != 0;
     s.rtcpResumed = (flags & 16) != 0;
+    s.rekeyed = (flags & 32) != 0;
     s.highest = blob.u64();
     s.rtcpHighest = blob.u64();
     s.rtcpNextIndex = blob.u32();

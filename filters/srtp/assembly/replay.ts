@@ -38,6 +38,13 @@ export class ReplayState {
    */
   rtpResumed: bool = false;
   rtcpResumed: bool = false;
+  /**
+   * Receiver side: the key changed (a hot swap to a new `key`) and no SRTP packet authenticated
+   * under the new one yet. ROC and s_l are kept as a guess (a sender that keeps its numbering
+   * across the re-key), but its first packet may also come from a sender that started again at
+   * ROC 0: see unprotectRtp.
+   */
+  rekeyed: bool = false;
 
   reset(ssrc: u32): void {
     this.ssrc = ssrc;
@@ -52,6 +59,7 @@ export class ReplayState {
     this.started = false;
     this.rtpResumed = false;
     this.rtcpResumed = false;
+    this.rekeyed = false;
     for (let i = 0; i < WORDS; i++) {
       unchecked((this.bits[i] = 0));
       unchecked((this.rtcpBits[i] = 0));
@@ -165,6 +173,20 @@ export function resumeFromCheckpoint(s: ReplayState): void {
   markAllSeen(s.rtcpBits);
   s.rtpResumed = true;
   s.rtcpResumed = true;
+}
+
+/**
+ * Receiver side, after a hot swap to another key: no packet made under the old key authenticates
+ * under the new one, so the replay lists of the old key guard nothing, and kept, they would refuse
+ * a sender that started its numbering (and its SRTCP index) again with the new key, for up to
+ * 32,768 packets. They go; ROC and s_l stay as a guess for a sender that goes on numbering.
+ */
+export function forgetOldKey(s: ReplayState): void {
+  s.rtpSeen = false;
+  s.rtcpSeen = false;
+  s.rtpResumed = false; // what a failed stage may have accepted after a checkpoint was under the old key
+  s.rtcpResumed = false;
+  s.rekeyed = s.started;
 }
 
 function markAllSeen(bits: StaticArray<u64>): void {

@@ -5,7 +5,7 @@
 // hardware AES and SHA, constant-time; the WebAssembly state stays ready as the fallback.
 import { CryptoAlg, cryptoKeyCreate, cryptoKeyDrop, hostHasCrypto } from "../../../sdk/assembly";
 import {
-  AES_SCHEDULE_SIZE, GCM_KEY_SIZE, HMAC_SHA1_KEY_SIZE, LABEL_SRTCP_AUTH, LABEL_SRTCP_ENCRYPTION,
+  AES_SCHEDULE_SIZE, GCM_KEY_SIZE, HMAC_SHA1_KEY_SIZE, LABEL_FINGERPRINT, LABEL_SRTCP_AUTH, LABEL_SRTCP_ENCRYPTION,
   LABEL_SRTCP_SALT, LABEL_SRTP_AUTH, LABEL_SRTP_ENCRYPTION, LABEL_SRTP_SALT,
   aesExpandKey, gcmInit, hmacSha1Init, srtpKdf,
 } from "./crypto/index";
@@ -18,6 +18,7 @@ const AUTH_KEY_LENGTH = 20; // HMAC-SHA1 session authentication key (RFC 3711 se
 /** The last derived cipher key (the largest is 32 bytes) and auth key, kept until handed to the host, then wiped. */
 const cipherKey = memory.data(32);
 const authKey = memory.data(AUTH_KEY_LENGTH);
+const fingerprintOut = memory.data(8);
 
 /** The host's handle for a key, or 0 (no room, or refused): that key then runs in WebAssembly. */
 function hostKey(alg: CryptoAlg, key: usize, len: i32): i32 {
@@ -33,6 +34,12 @@ export class Session {
   srtpAuthKey: i32 = 0;
   srtcpCipherKey: i32 = 0;
   srtcpAuthKey: i32 = 0;
+  /**
+   * Tells this master key from another (0: no key): the KDF's output under a label SRTP does not
+   * use, so it gives nothing of the keys away. The state blob carries it, so that a hot swap can
+   * tell that the key changed (context.ts).
+   */
+  fingerprint: u64 = 0;
 
   @inline get srtpCipher(): usize { return this.base; }
   @inline get srtpAuth(): usize { return this.base + CIPHER_SIZE; }
@@ -45,7 +52,9 @@ export class Session {
   derive(suite: Suite, master: usize): bool {
     this.dropHostKeys();
     this.suite = suite;
-    const ok = this.deriveHalves(suite, master);
+    const ok = this.deriveHalves(suite, master) &&
+      srtpKdf(master, suite.keyLength, master + <usize>suite.keyLength, suite.saltLength, LABEL_FINGERPRINT, fingerprintOut, 8);
+    this.fingerprint = ok ? load<u64>(fingerprintOut) | 1 : 0; // never 0, which means "no key"
     memory.fill(cipherKey, 0, 32);
     memory.fill(authKey, 0, AUTH_KEY_LENGTH);
     return ok;
@@ -73,6 +82,7 @@ export class Session {
   wipe(): void {
     memory.fill(this.base, 0, 2 * HALF);
     this.suite = null;
+    this.fingerprint = 0;
     this.dropHostKeys();
   }
 

@@ -112,22 +112,36 @@ export function unprotectRtp(sess: Session, s: ReplayState, known: bool, ptr: us
   if (h < 0) return <u32>-h;
   const seq = loadBe16(ptr + 2);
   const ssrc = loadBe32(ptr + 8);
-  const index = estimateIndex(s, seq);
+  let index = estimateIndex(s, seq);
   if (known && !isFresh(s.bits, s.highest, s.rtpSeen, index, window)) return DropReason.SrtpReplay;
-  const payload = ptr + <usize>h;
-  if (suite.aead) {
-    gcmSrtpIv(iv, sess.srtpSalt, ssrc, <u32>(index >> 16), seq);
-    if (!gcmOpen(sess.srtpCipherKey, sess.srtpCipher, iv, ptr, h, payload, body - h, ptr + <usize>body)) return DropReason.SrtpAuthFailed;
-  } else {
-    storeBe32(rocBytes, <u32>(index >> 16));
-    mac(sess.srtpAuthKey, sess.srtpAuth, ptr, body, rocBytes, 4, tag);
-    if (!ctEqual(tag, ptr + <usize>body, t)) return DropReason.SrtpAuthFailed;
-    srtpCmIv(iv, sess.srtpSalt, ssrc, index);
-    ctrXor(sess.srtpCipherKey, sess.srtpCipher, iv, payload, body - h);
+  if (!openRtp(sess, suite, ptr, body, h, ssrc, seq, index)) {
+    // the key changed: the sender may also have started again at ROC 0 with it (the data is
+    // untouched by a failed check, so the packet can be tried once more)
+    if (!known || !s.rekeyed || index >> 16 == 0 || !openRtp(sess, suite, ptr, body, h, ssrc, seq, <u64>seq)) return DropReason.SrtpAuthFailed;
+    index = <u64>seq;
+  }
+  if (s.rekeyed) {
+    s.started = false; // the first packet under the new key: ROC and s_l start from its (authenticated) index
+    s.rekeyed = false;
   }
   acceptIndex(s, index);
   resultLength = body;
   return 0;
+}
+
+/** Checks the tag of an SRTP packet as index `index` and, if it matches, decrypts it in place. */
+function openRtp(sess: Session, suite: Suite, ptr: usize, body: i32, h: i32, ssrc: u32, seq: u16, index: u64): bool {
+  const payload = ptr + <usize>h;
+  if (suite.aead) {
+    gcmSrtpIv(iv, sess.srtpSalt, ssrc, <u32>(index >> 16), seq);
+    return gcmOpen(sess.srtpCipherKey, sess.srtpCipher, iv, ptr, h, payload, body - h, ptr + <usize>body);
+  }
+  storeBe32(rocBytes, <u32>(index >> 16));
+  mac(sess.srtpAuthKey, sess.srtpAuth, ptr, body, rocBytes, 4, tag);
+  if (!ctEqual(tag, ptr + <usize>body, suite.rtpTag)) return false;
+  srtpCmIv(iv, sess.srtpSalt, ssrc, index);
+  ctrXor(sess.srtpCipherKey, sess.srtpCipher, iv, payload, body - h);
+  return true;
 }
 
 /**

@@ -371,6 +371,63 @@ test("hot swap / restart: ROC, indexes and windows carry over through state expo
   assert.equal(rx2.importState(b2, new Uint8Array([9, 9, 9, 9])).ok, false);
 });
 
+for (const S of [CM80, SUITES[4]!]) {
+  test(`${S.name}: hot swap to a new key: unprotect takes a sender that starts again (new numbers, SRTCP index 0) or goes on across it; protect keeps its send windows`, async () => {
+    const oldKey = masterFor(S, 50);
+    const newKey = masterFor(S, 51);
+    const { tx, rx, a, b } = await pair(S, oldKey);
+    const rtp = (seq: number) => buildRtp({ seq: seq & 0xffff, ssrc: 9, payloadSize: 20 });
+    for (let i = 60000; i < 65536 + 200; i++) assert.is(rx.run({ ctx: b, bytes: tx.run({ ctx: a, bytes: rtp(i) }).bytes }).verdict, "pass");
+    for (let i = 0; i < 50; i++) assert.is(rx.run({ ctx: b, bytes: tx.run({ ctx: a, bytes: rtcpRr(9), flags: PacketFlag.Rtcp }).bytes, flags: PacketFlag.Rtcp }).verdict, "pass");
+    const rxBlob = rx.exportState(b)!;
+    const txBlob = tx.exportState(a)!;
+    const unprotectWith = async (key: Buffer) => {
+      const h = await FilterHarness.load(WASM);
+      const ctx = h.createContext({ direction: "unprotect", suite: S.name, key: inline(key) });
+      assert.equal(h.importState(ctx, rxBlob), { ok: true, reason: "" });
+      return { h, ctx };
+    };
+    // (1) the sender restarted with the new key: its numbering starts again below (ROC 0), its SRTCP at index 0
+    const restarted = await FilterHarness.load(WASM);
+    const r = restarted.createContext({ direction: "protect", suite: S.name, key: inline(newKey) });
+    const p1 = await unprotectWith(newKey);
+    for (let i = 100; i < 300; i++) {
+      const u = p1.h.run({ ctx: p1.ctx, bytes: restarted.run({ ctx: r, bytes: rtp(i) }).bytes });
+      assert.is(u.verdict, "pass", `restarted sender, seq ${i}: ${u.reasonName}`);
+      assert.equal(Buffer.from(u.bytes), Buffer.from(rtp(i)));
+    }
+    const rr = restarted.run({ ctx: r, bytes: rtcpRr(9), flags: PacketFlag.Rtcp }).bytes;
+    assert.is(p1.h.run({ ctx: p1.ctx, bytes: rr, flags: PacketFlag.Rtcp }).verdict, "pass", "its SRTCP index 0");
+    assert.is(p1.h.run({ ctx: p1.ctx, bytes: rr, flags: PacketFlag.Rtcp }).reasonName, "srtp_replay", "and that one once only");
+    assert.is(p1.h.run({ ctx: p1.ctx, bytes: restarted.run({ ctx: r, bytes: rtp(300) }).bytes }).verdict, "pass");
+    // (2) the sender went on numbering (ROC 1) with the new key, as libsrtp's srtp_update does
+    const goingOn = await FilterHarness.load(WASM);
+    const g = goingOn.createContext({ direction: "protect", suite: S.name, key: inline(newKey) });
+    assert.equal(goingOn.importState(g, txBlob), { ok: true, reason: "" });
+    const p2 = await unprotectWith(newKey);
+    const first = goingOn.run({ ctx: g, bytes: rtp(65536 + 200) }).bytes;
+    for (let i = 65536 + 200; i < 65536 + 400; i++) {
+      const bytes = i === 65536 + 200 ? first : goingOn.run({ ctx: g, bytes: rtp(i) }).bytes;
+      assert.is(p2.h.run({ ctx: p2.ctx, bytes }).verdict, "pass", `sender going on, ${i}`);
+    }
+    assert.is(p2.h.run({ ctx: p2.ctx, bytes: first }).reasonName, "srtp_replay", "a packet under the new key is not taken twice");
+    // (3) the same key after the swap: the replay lists carry on, an old packet is refused
+    const oldPacket = tx.run({ ctx: a, bytes: rtp(65536 + 200) }).bytes;
+    const p3 = await unprotectWith(oldKey);
+    assert.is(p3.h.run({ ctx: p3.ctx, bytes: oldPacket }).verdict, "pass", "a new packet of the old key");
+    assert.is(p3.h.run({ ctx: p3.ctx, bytes: oldPacket }).reasonName, "srtp_replay");
+    const p3b = await unprotectWith(oldKey);
+    assert.is(p3b.h.run({ ctx: p3b.ctx, bytes: tx.run({ ctx: a, bytes: rtcpRr(9), flags: PacketFlag.Rtcp }).bytes, flags: PacketFlag.Rtcp }).verdict, "pass");
+    // (4) protect with a new key keeps its send window: an index protected under the old key is not protected again
+    const tx2 = await FilterHarness.load(WASM);
+    const a2 = tx2.createContext({ direction: "protect", suite: S.name, key: inline(newKey) });
+    assert.equal(tx2.importState(a2, txBlob), { ok: true, reason: "" });
+    assert.is(tx2.run({ ctx: a2, bytes: rtp(65536 + 150) }).reasonName, "srtp_replay", "protect forgets nothing at a key change (a rollback would reuse the keystream)");
+    const srtcp = tx2.run({ ctx: a2, bytes: rtcpRr(9), flags: PacketFlag.Rtcp }).bytes;
+    assert.is(Buffer.from(srtcp).readUInt32BE(S.gcm ? srtcp.length - 4 : srtcp.length - 4 - S.rtcpTag), 0x80000000 + 50, "its SRTCP index goes on");
+  });
+}
+
 test("state blob: every source maxSources allows fits it (1024 protect sources are carried), larger configs are refused, a grown window takes what it cannot know as used", async () => {
   const master = masterFor(CM80, 5);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };

@@ -15,6 +15,6 @@ export {
 } from "./gcm";
 export {
   LABEL_SRTP_ENCRYPTION, LABEL_SRTP_AUTH, LABEL_SRTP_SALT,
-  LABEL_SRTCP_ENCRYPTION, LABEL_SRTCP_AUTH, LABEL_SRTCP_SALT, srtpKdf,
+  LABEL_SRTCP_ENCRYPTION, LABEL_SRTCP_AUTH, LABEL_SRTCP_SALT, LABEL_FINGERPRINT, srtpKdf,
 } from "./kdf";
 export { ctEqual } from "./compare";

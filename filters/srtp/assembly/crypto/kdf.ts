@@ -11,6 +11,11 @@ export const LABEL_SRTP_SALT: u8 = 0x02;
 export const LABEL_SRTCP_ENCRYPTION: u8 = 0x03;
 export const LABEL_SRTCP_AUTH: u8 = 0x04;
 export const LABEL_SRTCP_SALT: u8 = 0x05;
+/**
+ * Not an SRTP label (RFC 3711 uses 0x00-0x05, RFC 6904 0x06-0x07): the PRF's output under it tells
+ * one master key from another (session.ts, the key's fingerprint) and nothing about the session keys.
+ */
+export const LABEL_FINGERPRINT: u8 = 0xff;
 
 const SCHEDULE: usize = memory.data(AES_SCHEDULE_SIZE, 16);
 const IV: usize = memory.data(16, 16);
