@@ -157,6 +157,14 @@ export class SrtpContext extends SegmentContext {
   /** RTP packets protect refused (srtp_replay): their index was protected already, or is too old. */
   rtpRepeatsRefused: i64 = 0;
   touched: bool = false;
+  /** Packets that failed authentication since the last report, and the last one's SSRC (auth-failures.ts). */
+  authFailed: i64 = 0;
+  authFailedSsrc: u32 = 0;
+  authFailedRtcp: bool = false;
+  /** Packets unprotected since that report (to tell "every packet fails" from "a few forgeries"). */
+  authPassed: i64 = 0;
+  /** When the last report was logged; i64.MIN_VALUE: never. */
+  authReportedUs: i64 = i64.MIN_VALUE;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
     super(id);
@@ -227,6 +235,9 @@ export class SrtpContext extends SegmentContext {
 
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
   free(): void {
+    this.authFailed = 0;
+    this.authPassed = 0;
+    this.authReportedUs = i64.MIN_VALUE;
     this.forward.wipe();
     this.reverse.wipe();
     this.forwardSources.clear();

@@ -9,6 +9,7 @@ import {
 } from "../../../sdk/assembly";
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
 import { PROTECT, SrtpContext, UNPROTECT, maxSourcesInState, takeContext } from "./context";
+import { reportAuthFailures } from "./auth-failures";
 import { decodeKey } from "./keys";
 import { MAX_WINDOW } from "./replay";
 import { Session } from "./session";
@@ -82,6 +83,7 @@ function flushCounts(c: SrtpContext): void {
   c.rtcpUnprotected = 0;
   c.rtpRepeatsRefused = 0;
   c.touched = false;
+  reportAuthFailures(c);
 }
 
 /** One segment's config, read before anything is taken from the pool. */
@@ -223,6 +225,11 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       if (reason == 0) {
         if (rtcp) c.rtcpUnprotected++;
         else c.rtpUnprotected++;
+        c.authPassed++;
+      } else if (reason == DropReason.SrtpAuthFailed) {
+        c.authFailed++;
+        c.authFailedSsrc = ssrc;
+        c.authFailedRtcp = rtcp;
       }
     }
     if (reason != 0) p.drop(reason);

@@ -590,6 +590,39 @@ test("reverseKey: upstream RTCP feedback is protected with it, downstream unprot
   assert.equal(Buffer.from(proxy.run({ ctx: plainCtx, bytes: feedback, flags: PacketFlag.Rtcp | PacketFlag.Upstream }).bytes), Buffer.from(feedback));
 });
 
+test("a wrong key or suite is said in the log (what fails, the suite, the SSRC; never the key), at most every 10 s per segment", async () => {
+  const right = masterFor(CM80, 60);
+  const wrong = masterFor(CM80, 61);
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(wrong) });
+  const rx = await FilterHarness.load(WASM);
+  const b = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(right) });
+  const warnings = () => rx.logs.filter((l) => /failed authentication/.test(l.message));
+  for (let i = 0; i < 20; i++) assert.is(rx.run({ ctx: b, bytes: tx.run({ ctx: a, bytes: buildRtp({ seq: i, ssrc: 0xabc, payloadSize: 30 }) }).bytes }).reasonName, "srtp_auth_failed");
+  assert.is(warnings().length, 1, JSON.stringify(rx.logs));
+  const line = warnings()[0]!.message;
+  assert.match(line, /^1 SRTP\/SRTCP packets failed authentication .* none passed; the last: SSRC 0xabc, RTP\. .*AES_CM_128_HMAC_SHA1_80/);
+  for (const k of [right, wrong]) for (let j = 0; j + 8 <= k.length; j += 4) {
+    assert.not.ok(line.includes(k.subarray(j, j + 8).toString("hex")) || line.includes(k.toString("base64").slice(j, j + 8)), "no key material in the log");
+  }
+  rx.advanceTime(5_000_000);
+  rx.run({ ctx: b, bytes: tx.run({ ctx: a, bytes: buildRtp({ seq: 100, ssrc: 0xabc, payloadSize: 30 }) }).bytes });
+  assert.is(warnings().length, 1, "not again within 10 s");
+  rx.advanceTime(5_000_000);
+  rx.run({ ctx: b, bytes: tx.run({ ctx: a, bytes: buildRtp({ seq: 101, ssrc: 0xabc, payloadSize: 30 }) }).bytes });
+  assert.is(warnings().length, 2);
+  assert.match(warnings()[1]!.message, /^21 SRTP\/SRTCP packets failed authentication \(srtp_auth_failed\) since the last report, none passed/);
+  // good packets and one forgery: the line says how many passed
+  const good = await FilterHarness.load(WASM);
+  const g = good.createContext({ direction: "protect", suite: CM80.name, key: inline(right) });
+  rx.advanceTime(10_000_000);
+  for (let i = 0; i < 5; i++) assert.is(rx.run({ ctx: b, bytes: good.run({ ctx: g, bytes: buildRtp({ seq: 200 + i, ssrc: 0xdef, payloadSize: 30 }) }).bytes }).verdict, "pass");
+  const forged = Uint8Array.from(good.run({ ctx: g, bytes: buildRtp({ seq: 205, ssrc: 0xdef, payloadSize: 30 }) }).bytes);
+  forged[forged.length - 1] ^= 1;
+  rx.run({ ctx: b, bytes: forged });
+  assert.match(warnings()[2]!.message, /^1 SRTP\/SRTCP packets failed authentication \(srtp_auth_failed\) since the last report, 5 passed; the last: SSRC 0xdef, RTP/);
+});
+
 test("ssrcs: packets of other sources are dropped as srtp_unknown_ssrc", async () => {
   const master = masterFor(CM80);
   const { tx, rx, a } = await pair(CM80, master);
