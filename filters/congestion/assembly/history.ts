@@ -97,6 +97,18 @@ export class SentRate {
     return <f64>sum * 8 / (<f64>(BUCKETS * BUCKET_US) / 1e6);
   }
 
+  /**
+   * Bits per second over the four whole 100 ms buckets before the current one: the current bucket
+   * has only part of its time behind it, and counted over a whole one it would read low.
+   */
+  completedBps(nowUs: i64): f64 {
+    this.roll(nowUs);
+    const current = <i32>(this.bucketOf % BUCKETS);
+    let sum: i64 = 0;
+    for (let i = 0; i < BUCKETS; i++) if (i != current) sum += unchecked(this.bytes[i]);
+    return <f64>sum * 8 / (<f64>((BUCKETS - 1) * BUCKET_US) / 1e6);
+  }
+
   private roll(nowUs: i64): void {
     const b = nowUs / BUCKET_US;
     if (this.bucketOf < 0) this.bucketOf = b;

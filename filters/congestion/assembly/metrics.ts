@@ -65,12 +65,13 @@ export enum Gauge {
   ThresholdUs,
   Startup,
   BreakerArmed,
+  DeliveredBps,
 }
 
 const GAUGE_NAMES: string[] = [
   "target_bps", "delay_based_bps", "loss_based_bps", "acked_bps", "incoming_bps", "rtt_ms", "loss_per_mille",
   "pacing_queue_packets", "pacing_queue_ms", "circuit_breaker_open", "detector_state", "delay_trend_us", "delay_threshold_us",
-  "startup", "circuit_breaker_armed",
+  "startup", "circuit_breaker_armed", "delivered_bps",
 ];
 
 export let counterIds: StaticArray<i32> = new StaticArray<i32>(0);

@@ -53,6 +53,13 @@ export class SenderContext extends SegmentContext {
 
   private readonly acked: AckedRate = new AckedRate();
   private readonly sentRate: SentRate = new SentRate();
+  /**
+   * Bytes acknowledged by the feedback that came in the 400 ms before the current 100 ms (this
+   * proxy's clock): what got through, averaged over gaps too, for the delivered_bps gauge. `acked` measures over the span of
+   * the receiver's arrivals instead (a burst's rate, what the controller needs), which stays at the
+   * last burst's rate through a gap in the media.
+   */
+  private readonly delivered: SentRate = new SentRate();
   private readonly trend: Trendline = new Trendline();
   private readonly rate: RateControl;
   private readonly gate: FrameGate = new FrameGate();
@@ -293,7 +300,7 @@ export class SenderContext extends SegmentContext {
     if (this.lastIntervalUs < 0) {
       this.lastIntervalUs = now;
       this.firstMediaUs = now;
-      this.setGauges(); // from the first packet on, not from the first tick
+      this.setGauges(now); // from the first packet on, not from the first tick
     }
   }
 
@@ -451,6 +458,7 @@ export class SenderContext extends SegmentContext {
       const sentUs = this.history.sentAt(ext);
       const arrivalUs = arrival + this.refWrapUs;
       this.acked.add(arrivalUs, this.history.size(ext));
+      this.delivered.add(now, this.history.size(ext));
       const before = this.trend.state;
       const state = this.trend.onPacket(<f64>sentUs / 1000, <f64>arrivalUs / 1000);
       if (state == 1 && before != 1) this.counts.add(Count.OveruseSignals);
@@ -709,7 +717,7 @@ export class SenderContext extends SegmentContext {
     }
     if (this.lastIntervalUs >= 0 && now - this.lastIntervalUs >= INTERVAL_US) this.interval(now);
     this.signal(now);
-    this.setGauges();
+    this.setGauges(now);
     // ticks go on while media comes (armTick re-arms on the next packet)
     if (this.originPackets > 0 || this.pacer.count > 0) {
       timerSet(this.id, TICK_TIMER, TICK_US);
@@ -788,7 +796,7 @@ export class SenderContext extends SegmentContext {
     }
   }
 
-  private setGauges(): void {
+  private setGauges(now: i64): void {
     const id = this.id;
     metricSet(unchecked(gaugeIds[Gauge.TargetBps]), id, <i64>this.rate.target);
     metricSet(unchecked(gaugeIds[Gauge.DelayBasedBps]), id, this.rate.haveDelayBased ? <i64>this.rate.delayBased : 0);
@@ -805,6 +813,7 @@ export class SenderContext extends SegmentContext {
     metricSet(unchecked(gaugeIds[Gauge.ThresholdUs]), id, <i64>(this.trend.threshold * 1000));
     metricSet(unchecked(gaugeIds[Gauge.Startup]), id, this.rate.startup ? 1 : 0);
     metricSet(unchecked(gaugeIds[Gauge.BreakerArmed]), id, this.rate.congested ? 1 : 0);
+    metricSet(unchecked(gaugeIds[Gauge.DeliveredBps]), id, <i64>this.delivered.completedBps(now));
   }
 
   // ---- hot swap ----

@@ -379,6 +379,35 @@ for (const restored of [false, true]) {
   });
 }
 
+test("delivered_bps says what got through in the last half second: a hop that stops delivering shows 0, while acked_bps keeps the last burst's rate", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const r = h.createContext({ mode: "receiver" });
+  const a = h.createContext({ mode: "sender", startBps: 50_000_000, maxBps: 100_000_000, circuitBreaker: { enabled: false } });
+  let seq = 0;
+  let receivedBytes = 0;
+  /** `ms` of media, a 1000-byte packet every 5 ms, through the hop if `delivered`; B's feedback back to A. */
+  const media = (ms: number, delivered: boolean): void => {
+    for (let t = 0; t < ms; t += 5) {
+      const out = h.run({ ctx: a, bytes: buildRtp({ seq: seq++, payloadSize: 1000 }) });
+      assert.is(out.verdict, "pass");
+      if (delivered) {
+        h.run({ ctx: r, bytes: out.bytes });
+        receivedBytes += out.bytes.length;
+      }
+      for (const o of h.advanceTime(5_000).filter((o) => o.ctx === r)) h.run({ ctx: a, bytes: o.bytes, flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+    }
+  };
+  media(1000, true);
+  const steady = h.metric("delivered_bps", a) as number;
+  const sent = 1000 * 8 / 0.005; // ~1.6 Mbit/s of payload, a little more on the wire
+  assert.ok(steady > 0.9 * sent && steady < 1.2 * sent, `a steady stream: delivered ${steady} bit/s, about what was sent`);
+  const before = receivedBytes;
+  media(1000, false); // the hop delivers nothing for a second (the origin still sends, so the filter ticks)
+  assert.is(receivedBytes, before);
+  assert.is(h.metric("delivered_bps", a), 0, "nothing got through in the last half second");
+  assert.ok((h.metric("acked_bps", a) as number) > 0.9 * sent, "acked_bps stays at the last rate measured (what the controller uses)");
+});
+
 test("a reordered burst of fewer than 8 packets behind what B reported does not restart its numbering", async () => {
   const h = await loadCongestion({ startUs: 0 });
   const r = h.createContext({ mode: "receiver" });
