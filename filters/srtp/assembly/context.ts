@@ -144,6 +144,8 @@ export class SrtpContext extends SegmentContext {
   /** What happens to downstream packets; upstream ones get the opposite with the reverse session. */
   direction: i32 = PROTECT;
   hasReverse: bool = false;
+  /** Unprotect without a reverse key: let feedback go upstream in plaintext (config plainFeedback). */
+  plainFeedback: bool = false;
   replayWindow: i32 = 128;
   /** Allowed SSRCs (empty: any). */
   allowed: StaticArray<u32> = new StaticArray<u32>(0);

@@ -5,7 +5,7 @@
 // errors, not in metrics and not in the hot-swap state (which carries only ROC, indexes and
 // replay windows). README.md lists the config keys and drop reasons.
 import {
-  Config, DropReason, FilterPolicy, Packet, Status, defineCounter, loadBe32, metricAdd, register,
+  Config, DropClass, DropReason, FilterPolicy, Packet, Status, defineCounter, loadBe32, metricAdd, nameDropReason, register,
 } from "../../../sdk/assembly";
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
 import { PROTECT, SrtpContext, UNPROTECT, maxSourcesInState, takeContext } from "./context";
@@ -19,6 +19,12 @@ import { protectRtcp, protectRtp, resultLength, unprotectRtcp, unprotectRtp } fr
 export * from "../../../sdk/assembly/exports";
 
 const MAX_SOURCES = 1024;
+/**
+ * Feedback going upstream through an unprotect stage without a reverseKey: it would leave toward
+ * the SRTP side in plaintext (receivers' CNAMEs, SSRCs, reception figures), which an SRTP sender
+ * cannot use anyway (RFC 3711 section 3.4: SRTCP is mandatory with SRTP).
+ */
+const DROP_PLAIN_FEEDBACK: u32 = DropReason.FilterDefinedBase;
 /** Decoded master key || salt, wiped after the session keys are derived. */
 const master = memory.data(64);
 /** The segment's `key` while its `reverseKey` is read, to refuse the same key both ways; wiped after. */
@@ -93,6 +99,7 @@ class SrtpSettings {
   replayWindow: i32 = 128;
   maxSources: i32 = 16;
   ssrcs: i64[] | null = null;
+  plainFeedback: bool = false;
 }
 
 class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
@@ -107,12 +114,13 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     mRtcpProtected = defineCounter("rtcp_protected");
     mRtcpUnprotected = defineCounter("rtcp_unprotected");
     mRtpRepeatsRefused = defineCounter("rtp_repeats_refused");
+    nameDropReason(DROP_PLAIN_FEEDBACK, "plain_feedback", DropClass.Drop);
     cfg.rejectUnknown([]);
     return cfg.finish();
   }
 
   protected readConfig(cfg: Config): SrtpSettings {
-    cfg.rejectUnknown(["direction", "suite", "key", "reverseKey", "replayWindow", "nackHistory", "maxSources", "ssrcs"]);
+    cfg.rejectUnknown(["direction", "suite", "key", "reverseKey", "replayWindow", "nackHistory", "maxSources", "ssrcs", "plainFeedback"]);
     const s = parsed;
     s.direction = PROTECT;
     const directionName = cfg.getString("direction", "");
@@ -121,6 +129,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     const nackHistory = <i32>cfg.getInt("nackHistory", 0, 0, MAX_WINDOW);
     s.maxSources = <i32>cfg.getInt("maxSources", 16, 1, MAX_SOURCES);
     s.ssrcs = cfg.getIntArray("ssrcs", 0, 0xffffffff);
+    s.plainFeedback = cfg.getBool("plainFeedback", false);
     if (!cfg.has("key")) cfg.fail("config key 'key' is required");
     if (directionName == "unprotect") s.direction = UNPROTECT;
     else if (directionName != "protect") cfg.fail("config key 'direction' must be 'protect' or 'unprotect'");
@@ -151,6 +160,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     c.direction = s.direction;
     c.hasReverse = hasReverse;
     c.replayWindow = s.replayWindow;
+    c.plainFeedback = s.plainFeedback;
     const ssrcs = s.ssrcs;
     const n = ssrcs === null ? 0 : ssrcs.length;
     c.allowed = new StaticArray<u32>(n);
@@ -179,7 +189,12 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     let table = c.forwardSources;
     let direction = c.direction;
     if (p.isUpstream) {
-      if (!c.hasReverse) return; // feedback passes untouched unless a reverse key is set
+      if (!c.hasReverse) {
+        // without a reverse key: SRTCP toward a plain sender passes as it is; plain RTCP toward an
+        // SRTP sender would leak, so it goes only if the config says so
+        if (c.direction == UNPROTECT && !c.plainFeedback) p.drop(DROP_PLAIN_FEEDBACK);
+        return;
+      }
       session = c.reverse;
       table = c.reverseSources;
       direction = c.direction == PROTECT ? UNPROTECT : PROTECT;

@@ -585,9 +585,26 @@ test("reverseKey: upstream RTCP feedback is protected with it, downstream unprot
   const back = sender.run({ ctx: senderRx, bytes: out.bytes, flags: PacketFlag.Rtcp });
   assert.is(back.verdict, "pass", back.reasonName);
   assert.equal(Buffer.from(back.bytes), Buffer.from(feedback));
-  // without a reverse key, feedback passes untouched
-  const plainCtx = proxy.createContext({ direction: "unprotect", suite: CM80.name, key: inline(down) });
-  assert.equal(Buffer.from(proxy.run({ ctx: plainCtx, bytes: feedback, flags: PacketFlag.Rtcp | PacketFlag.Upstream }).bytes), Buffer.from(feedback));
+});
+
+test("unprotect without a reverseKey drops feedback going upstream (plain_feedback, code 256) rather than leak it in plaintext, unless plainFeedback; protect passes it", async () => {
+  const proxy = await FilterHarness.load(WASM);
+  const feedback = rtcpRr(0x7777);
+  const up = PacketFlag.Rtcp | PacketFlag.Upstream;
+  const edge = proxy.createContext({ direction: "unprotect", suite: CM80.name, key: inline(masterFor(CM80, 3)) });
+  const dropped = proxy.run({ ctx: edge, bytes: feedback, flags: up });
+  assert.is(dropped.verdict, "drop", "receivers' RTCP would leave toward the SRTP sender in plaintext");
+  assert.is(dropped.reason, 256);
+  assert.equal(proxy.instance.ownReasons[0], { label: "plain_feedback", discard: false }, "the proxy counts it as plain_feedback");
+  const optedIn = proxy.createContext({ direction: "unprotect", suite: CM80.name, key: inline(masterFor(CM80, 3)), plainFeedback: true });
+  const passed = proxy.run({ ctx: optedIn, bytes: feedback, flags: up });
+  assert.is(passed.verdict, "pass");
+  assert.equal(Buffer.from(passed.bytes), Buffer.from(feedback), "plainFeedback: true passes it untouched, as before");
+  // protect: feedback from the SRTP side is SRTCP and stays so on its way to the plain sender
+  const toPlain = proxy.createContext({ direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 3)) });
+  const srtcp = Buffer.concat([feedback, Buffer.alloc(14, 0x55)]);
+  assert.equal(Buffer.from(proxy.run({ ctx: toPlain, bytes: srtcp, flags: up }).bytes), srtcp);
+  assert.match(proxy.refusal({ direction: "unprotect", key: inline(masterFor(CM80, 3)), plainFeedback: "yes" }).reason, /plainFeedback/);
 });
 
 test("a wrong key or suite is said in the log (what fails, the suite, the SSRC; never the key), at most every 10 s per segment", async () => {
