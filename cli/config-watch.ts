@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { ProxyConfig } from "../runtime/index.js";
 
 /**
@@ -33,16 +33,27 @@ export async function configFingerprint(file: string, text: string | Error, conf
   return hash.digest("hex");
 }
 
-/** Watches the folders of the config file and of its filters; calls `changed` (debounced) on any event. */
+/**
+ * Watches the folders of the config file and of its filters; calls `changed` (debounced) on an
+ * event that may concern them. Other files in those folders (a log, a capture beside the config)
+ * are not looked at, and a burst of events that never pauses still calls `changed` every
+ * `maxWaitMs`: a debounce that only restarts would wait for the writes to stop.
+ */
 export class ConfigWatch {
   private watchers = new Map<string, FSWatcher>();
   private debounce: NodeJS.Timeout | undefined;
+  /** When the first event not yet passed on came (0: none waits). */
+  private firstPendingMs = 0;
+  /** File names whose events count: the config's, the modules', and a ConfigMap's `..data` swap (any `..` name). */
+  private names = new Set<string>();
 
-  constructor(private readonly file: string, private readonly changed: () => void, private readonly debounceMs = 200) {}
+  constructor(private readonly file: string, private readonly changed: () => void, private readonly debounceMs = 200, private readonly maxWaitMs = 1000) {}
 
   /** Watches the folders `config` needs (call again after each reload: filters may have moved). */
   follow(config: ProxyConfig): void {
-    const dirs = new Set([dirname(resolve(this.file)), ...Object.values(config.filters).map((f) => dirname(f.path))]);
+    const paths = [resolve(this.file), ...Object.values(config.filters).map((f) => resolve(f.path))];
+    this.names = new Set(paths.map((p) => basename(p)));
+    const dirs = new Set(paths.map((p) => dirname(p)));
     for (const [dir, w] of this.watchers) {
       if (dirs.has(dir)) continue;
       w.close();
@@ -51,7 +62,9 @@ export class ConfigWatch {
     for (const dir of dirs) {
       if (this.watchers.has(dir)) continue;
       try {
-        const w = watch(dir, () => this.poke());
+        const w = watch(dir, (_event, name) => {
+          if (this.concerns(name)) this.poke();
+        });
         w.on("error", () => this.watchers.delete(dir)); // the folder went away; SIGHUP still reloads
         this.watchers.set(dir, w);
       } catch {
@@ -66,8 +79,21 @@ export class ConfigWatch {
     this.watchers.clear();
   }
 
+  /** A name the platform did not give may be anything: it counts. */
+  private concerns(name: string | Buffer | null): boolean {
+    if (name === null) return true;
+    const text = name.toString();
+    return this.names.has(text) || text.startsWith("..");
+  }
+
   private poke(): void {
+    const now = Date.now();
+    if (this.firstPendingMs === 0) this.firstPendingMs = now;
     clearTimeout(this.debounce);
-    this.debounce = setTimeout(this.changed, this.debounceMs);
+    const wait = Math.max(0, Math.min(this.debounceMs, this.firstPendingMs + this.maxWaitMs - now));
+    this.debounce = setTimeout(() => {
+      this.firstPendingMs = 0;
+      this.changed();
+    }, wait);
   }
 }
