@@ -46,10 +46,17 @@ export type ProxyEvent =
   | DataPlaneEvent
   | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
   | { type: "worker-exit"; worker: number; code: number | null; signal: string | null }
-  | { type: "worker-restarted"; worker: number; segments: number; carried: number };
+  | { type: "worker-restarted"; worker: number; segments: number; carried: number }
+  | { type: "segment-moved"; segment: string; from: number; to: number; carried: number };
 
 interface ProxyEvents {
   event: [ProxyEvent];
+}
+
+/** A running segment a change puts on another worker. */
+interface SegmentMove {
+  readonly from: number;
+  readonly to: number;
 }
 
 function workerFor(seg: SegmentConfig, workers: number): number {
@@ -388,14 +395,18 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const secrets = await resolveSecrets(config);
     if (secrets.problems.length > 0) throw new ApplyError(secrets.problems.map((message) => ({ segment: "", message })));
     const resolved = secrets.config;
+    // a segment whose worker changes leaves its old worker at the commit and binds its ports on
+    // the new one in the open step, once the old one has closed them
+    const moved = this.applied ? this.movedSegments(config) : new Map<string, SegmentMove>();
     // at start nothing runs to be kept: a segment whose port is taken binds (and fails) after the commit
-    const deferBind = this.applied ? this.portsReleasedFor(config) : await this.portsTakenAtStart(config);
+    const deferBind = this.applied ? [...this.portsReleasedFor(config), ...moved.keys()] : await this.portsTakenAtStart(config);
     const taken = this.applied ? await this.portsTakenBeforeCommit(config, deferBind) : [];
     if (taken.length > 0) throw new ApplyError(taken);
     const workers = [...this.workers];
     // a worker replaced meanwhile is set up by its own restart, from the config then running
     const current = (): WorkerHandle[] => workers.filter((w, i) => this.workers[i] === w);
     const seeding = new Map<WorkerHandle, ReturnType<Proxy["restoreFor"]>>();
+    const movedIn = await this.stateOfMoved(moved, workers);
     this.preparing = true;
     const prepared = await Promise.all(workers.map(async (w, i) => {
       const segments = this.segmentsOf(resolved, i);
@@ -404,7 +415,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         await Promise.all([oldWorkerGone, w.ready]); // its ports are the old worker's until then
         seeding.set(w, this.restoreFor(i, segments));
       }
-      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seeding.get(w) });
+      const seed = seeding.get(w);
+      const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? [])];
+      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints });
     })).finally(() => (this.preparing = false));
     const errors = prepared.flat();
     if (errors.length > 0) {
@@ -416,7 +429,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.config = config;
     this.running = config.segments;
     this.applied = true;
+    this.carryMovedCounters(moved, workers);
+    // a port freed on one worker may be bound on another: every worker's closed first
+    if (deferBind.length > 0) await Promise.all(current().map((w) => w.released()));
     committed.push(...(await Promise.all(current().map((w) => w.open()))).flat());
+    const failed = new Set(committed.map((e) => e.segment));
+    for (const [segment, m] of moved) {
+      if (!failed.has(segment)) this.emit("event", { type: "segment-moved", segment, from: m.from, to: m.to, carried: (movedIn.get(m.to) ?? []).filter((c) => c.segment === segment).length });
+    }
     for (const [w, restore] of seeding) {
       this.unseeded.delete(w);
       const index = workers.indexOf(w);
@@ -432,6 +452,45 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
     if (committed.length > 0) throw new ApplyError(committed, true);
+  }
+
+  /** Running segments that `config` puts on another worker (a changed `worker`, or a rename's new hash). */
+  private movedSegments(config: ProxyConfig): Map<string, SegmentMove> {
+    const before = new Map(this.running.map((s) => [s.name, workerFor(s, this.config.workers)]));
+    const moved = new Map<string, SegmentMove>();
+    for (const s of config.segments) {
+      const from = before.get(s.name);
+      const to = workerFor(s, config.workers);
+      if (from !== undefined && from !== to && !this.notRunning.has(s.name)) moved.set(s.name, { from, to });
+    }
+    return moved;
+  }
+
+  /**
+   * The state of each moved segment's stages, exported by its old worker now (fresher than the
+   * last periodic checkpoint), by the worker it moves to: its new stages import it.
+   */
+  private async stateOfMoved(moved: ReadonlyMap<string, SegmentMove>, workers: readonly WorkerHandle[]): Promise<Map<number, StateCheckpoint[]>> {
+    const byWorker = new Map<number, StateCheckpoint[]>();
+    const from = new Set([...moved.values()].map((m) => m.from));
+    await Promise.all([...from].map(async (i) => {
+      const w = workers[i];
+      if (!w?.alive || this.unseeded.has(w)) return; // restarting: the last checkpoints stand
+      for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
+    }));
+    for (const c of this.checkpoints.values()) {
+      const m = moved.get(c.segment);
+      if (m) byWorker.set(m.to, [...(byWorker.get(m.to) ?? []), c]);
+    }
+    return byWorker;
+  }
+
+  /** A moved segment's counters go on from what its old worker had counted when it let it go. */
+  private carryMovedCounters(moved: ReadonlyMap<string, SegmentMove>, workers: readonly WorkerHandle[]): void {
+    for (const [name, m] of moved) {
+      const last = workers[m.from]?.removedAtCommit.find((s) => s.name === name);
+      if (last) this.carried.set(name, withCarriedCounters(last, this.carried.get(name)));
+    }
   }
 
   /**

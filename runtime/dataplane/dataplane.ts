@@ -281,7 +281,8 @@ export class DataPlane {
     if (!plan) return [{ segment: "", message: "nothing prepared" }];
     this.plan = undefined;
     const errors: SegmentError[] = [];
-    for (const seg of plan.removed) this.removeSegment(seg);
+    this.removedCounts = [];
+    for (const seg of plan.removed) this.removeSegment(seg, true, this.removedCounts);
     for (const p of plan.segments) {
       try {
         this.commitSegment(p);
@@ -329,6 +330,23 @@ export class DataPlane {
       this.addSegment(p.config, p.sockets, p.stages);
     }
     this.chainKeys.set(p.config.name, p.chainKey!);
+  }
+
+  /**
+   * The counters of the segments the last commit took out of this worker, as they ended: a
+   * segment moved to another worker goes on from them there (runtime/proxy.ts).
+   */
+  takeRemovedCounts(): SegmentSnapshot[] {
+    const out = this.removedCounts;
+    this.removedCounts = [];
+    return out;
+  }
+
+  private removedCounts: SegmentSnapshot[] = [];
+
+  /** Resolves once the sockets of every segment taken out have closed: their ports are free for any worker. */
+  async released(): Promise<void> {
+    await Promise.all(this.closing);
   }
 
   /** The open step: binds the segments the commit left waiting for their ports. */
@@ -483,9 +501,10 @@ export class DataPlane {
    * Takes a segment out: it drains (nothing it holds is lost) unless its state went to a new chain,
    * and its sockets close once its sends completed.
    */
-  private removeSegment(seg: SegmentRuntime, drain = true): void {
+  private removeSegment(seg: SegmentRuntime, drain = true, finalCounts?: SegmentSnapshot[]): void {
     if (drain) seg.drain();
     else seg.stopReceiving();
+    finalCounts?.push(snapshotSegment(seg, false)); // what it drained included, before its stages go
     for (const st of seg.stages) {
       this.stageOwner.delete(st.ctx);
       this.pool.detach(st);

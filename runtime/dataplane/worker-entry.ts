@@ -33,7 +33,11 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
           send({ type: "reply", id: m.id, errors: await plane.prepare(m.request) });
           break;
         case "commit":
-          send({ type: "reply", id: m.id, errors: plane.commit() });
+          send({ type: "reply", id: m.id, errors: plane.commit(), segments: plane.takeRemovedCounts() });
+          break;
+        case "released":
+          await plane.released();
+          send({ type: "reply", id: m.id, errors: [] });
           break;
         case "open": {
           const errors = await plane.open();

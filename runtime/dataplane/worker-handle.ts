@@ -107,7 +107,17 @@ export class WorkerHandle {
   }
 
   async commit(): Promise<SegmentError[]> {
-    return (await this.request({ type: "commit" })).errors;
+    const reply = await this.request({ type: "commit" });
+    this.removedAtCommit = reply.segments ?? [];
+    return reply.errors;
+  }
+
+  /** The counters of the segments the last commit took out of this worker, as they ended. */
+  removedAtCommit: SegmentSnapshot[] = [];
+
+  /** Resolves once the ports of the segments the last commit took out are free. */
+  async released(): Promise<void> {
+    await this.request({ type: "released" });
   }
 
   /** The apply's last step: binds what waited for ports the commit released. */

@@ -23,6 +23,8 @@ export type WorkerRequest =
   | { type: "prepare"; id: number; request: ApplyRequest }
   | { type: "commit"; id: number }
   | { type: "open"; id: number }
+  /** Waits until the sockets of the segments the last commit took out have closed. */
+  | { type: "released"; id: number }
   | { type: "abort"; id: number }
   /** Counters; with `checkpoint`, also every running stage's state. */
   | { type: "stats"; id: number; checkpoint?: boolean; streams?: boolean }
@@ -31,4 +33,5 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: "ready" }
   | { type: "event"; event: DataPlaneEvent }
+  /** A commit's `segments`: the counters of the segments it took out, as they ended. */
   | { type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[]; checkpoints?: StateCheckpoint[] };
