@@ -337,7 +337,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         this.crashDelay = now - this.lastCrash > 10_000 ? 100 : Math.min(this.crashDelay * 2, 5000);
         this.lastCrash = now;
         if (!this.downSince[index]) this.downSince[index] = now; // a crash before it served keeps the first failure's time
-        setTimeout(() => void this.restartWorker(index), this.crashDelay).unref();
+        // unless a change replaced it meanwhile (applyNow does not wait out the delay)
+        setTimeout(() => {
+          if (this.workers[index] === handle) void this.restartWorker(index);
+        }, this.crashDelay).unref();
       },
     );
     this.answeredAt[index] = Date.now();
@@ -402,6 +405,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const deferBind = this.applied ? [...this.portsReleasedFor(config), ...moved.keys()] : await this.portsTakenAtStart(config);
     const taken = this.applied ? await this.portsTakenBeforeCommit(config, deferBind) : [];
     if (taken.length > 0) throw new ApplyError(taken);
+    // a worker that crashed and waits out its restart delay is replaced now, and this change sets
+    // it up: refused for 'worker N is not running', an edit made then would be lost until the next
+    for (const [i, w] of this.workers.entries()) if (!w.alive) void this.restartWorker(i);
     const workers = [...this.workers];
     // a worker replaced meanwhile is set up by its own restart, from the config then running
     const current = (): WorkerHandle[] => workers.filter((w, i) => this.workers[i] === w);

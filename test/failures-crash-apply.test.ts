@@ -1,0 +1,65 @@
+// A change that comes while a crashed worker waits out its restart delay (100 ms, up to 5 s in a
+// crash loop). Before, the change was refused, 'worker 1 is not running', and a file reload is
+// not tried again: an operator's edit made in that window was silently left out until the next
+// one. Now the change replaces the worker at once and sets it up with the new config.
+import * as assert from "uvu/assert";
+import { ApplyError, validateProxyConfig, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+
+const test = suite("a change while a crashed worker restarts", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
+
+type Worker = { kill(): Promise<void> };
+const workersOf = (proxy: object): Worker[] => (proxy as { workers: Worker[] }).workers;
+
+test("the change applies, the crashed worker comes back with it, a bad one is still refused", async () => {
+  const [p0, p1] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (tag: number, extra: object = {}): ProxyConfigInput => ({
+    workers: 2,
+    filters: { counter: { path: fixture("counter") } },
+    segments: [
+      { name: "steady", worker: 0, listen: { address: LO, port: p0 }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "counter" }] },
+      { name: "cam", worker: 1, listen: { address: LO, port: p1 }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "counter", config: { tag, ...extra } }] },
+    ],
+  });
+  const { proxy, events } = await startProxy(config(1));
+  const tx = await bindUdp();
+  const exits = (): ProxyEvent[] => events.filter((e) => e.type === "worker-exit");
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), p1, LO);
+    await waitFor(() => sink.received === 20, 5000, "20 packets through cam");
+
+    assert.is((await segmentStats(proxy, "cam")).packetsIn, 20); // the counters the crash carries
+    await workersOf(proxy)[1]!.kill(); // a crash, as a kill -9 of a worker process is under Bun
+    await waitFor(() => exits().length === 1, 5000, "the worker's exit");
+    await proxy.apply(validateProxyConfig(config(2))); // within the restart delay
+    const cam = await segmentStats(proxy, "cam");
+    assert.is(cam.stages[0]!.metrics.find((m) => m.name === "tag")?.value, 2, "the restarted worker runs the change");
+    assert.is(cam.packetsIn, 20, "its counters carried over the crash");
+    assert.ok(events.some((e) => e.type === "worker-restarted" && e.worker === 1));
+    for (let i = 20; i < 40; i++) tx.send(indexedRtp(i), p1, LO);
+    await waitFor(() => sink.received === 40, 5000, "cam forwarding again");
+
+    // a bad config in that window is refused, naming the field, and the running config stays
+    await workersOf(proxy)[1]!.kill();
+    await waitFor(() => exits().length === 2, 5000, "the second exit");
+    const err = await proxy.apply(validateProxyConfig(config(3, { tag: 1e9 }))).then(() => null, (e: unknown) => e);
+    assert.instance(err, ApplyError);
+    assert.is((err as ApplyError).committed, false);
+    assert.match((err as Error).message, /tag/);
+    await waitFor(async () => proxy.health().ready, 10_000, "the worker back after the refused change");
+    assert.is((await segmentStats(proxy, "cam")).stages[0]!.metrics.find((m) => m.name === "tag")?.value, 2, "the running config is unchanged");
+    for (let i = 40; i < 60; i++) tx.send(indexedRtp(i), p1, LO);
+    await waitFor(() => sink.received === 60, 5000, "cam forwarding after the refused change");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test.run();
