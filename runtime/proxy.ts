@@ -7,7 +7,7 @@ import { endpointsClash, type Endpoint } from "./config/endpoints.js";
 import { fixedBinds, socketsKey, type ProxyConfig, type SegmentConfig } from "./config/proxy-config.js";
 import { resolveSecrets } from "./config/secrets.js";
 import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
-import { withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
+import { carriedForChain, withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
@@ -455,6 +455,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const names = new Set(config.segments.map((s) => s.name));
     for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
     for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
+    for (const seg of config.segments) {
+      const base = this.carried.get(seg.name);
+      if (base) this.carried.set(seg.name, carriedForChain(base, seg.chain));
+    }
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
     if (committed.length > 0) throw new ApplyError(committed, true);

@@ -62,4 +62,43 @@ test("the change applies, the crashed worker comes back with it, a bad one is st
   }
 });
 
+test("stage counters carried over a crash stay with their filter when a later change reorders the chain", async () => {
+  const port = await freePortPair();
+  const sink = await Sink.open();
+  const config = (chain: string[]): ProxyConfigInput => ({
+    workers: 1,
+    filters: { first: { path: fixture("counter") }, second: { path: fixture("counter") } },
+    segments: [{ name: "cam", listen: { address: LO, port }, destinations: [{ address: LO, port: sink.port }], chain: chain.map((filter) => ({ filter })) }],
+  });
+  const { proxy, events } = await startProxy(config(["first", "second"]));
+  const tx = await bindUdp();
+  const stage = async (filter: string) => (await segmentStats(proxy, "cam")).stages.find((st) => st.filter === filter)!;
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), port, LO);
+    await waitFor(() => sink.received === 20, 5000, "20 packets");
+    assert.is((await stage("first")).packetsIn, 20); // the counters the crash carries
+    await workersOf(proxy)[0]!.kill();
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker back");
+    for (let i = 20; i < 25; i++) tx.send(indexedRtp(i), port, LO);
+    await waitFor(() => sink.received === 25, 5000, "5 more");
+    assert.is((await stage("first")).packetsIn, 25);
+
+    await proxy.apply(validateProxyConfig(config(["second", "first"])));
+    for (const filter of ["first", "second"]) {
+      const st = await stage(filter);
+      assert.is(st.packetsIn, 25, `${filter}: its packets counted before the crash are still in it after the reorder`);
+      assert.is(st.metrics.find((m) => m.name === "packets")?.value, 25, `${filter}: and its own counter`);
+    }
+    // a filter taken out and put back starts afresh, as on a worker that never restarted
+    await proxy.apply(validateProxyConfig(config(["second"])));
+    await proxy.apply(validateProxyConfig(config(["second", "first"])));
+    assert.is((await stage("first")).packetsIn, 0);
+    assert.is((await stage("second")).packetsIn, 25);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test.run();

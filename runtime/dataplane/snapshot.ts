@@ -116,8 +116,10 @@ function addCounts(a: Record<string, number>, b: Record<string, number>): Record
 
 /**
  * Adds the counters a segment had before its worker restarted (`base`) to what the new worker
- * counted since, so that counters never go back. Stages are matched by position and filter; the
- * filters' own counters and histograms are carried too (their gauges are the new worker's).
+ * counted since, so that counters never go back. Stages are matched by filter (at most once in a
+ * chain), not by position: a change after the restart may have moved a stage, as a swap carries a
+ * stage's counts wherever it stands. The filters' own counters and histograms are carried too
+ * (their gauges are the new worker's).
  */
 export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot | undefined): SegmentSnapshot {
   if (!base) return now;
@@ -138,9 +140,9 @@ export function withCarriedCounters(now: SegmentSnapshot, base: SegmentSnapshot 
     dropsTotal: now.dropsTotal + base.dropsTotal,
     discards: addCounts(now.discards, base.discards ?? {}),
     discardsTotal: now.discardsTotal + (base.discardsTotal ?? 0),
-    stages: now.stages.map((st, i) => {
-      const b = base.stages[i];
-      if (!b || b.filter !== st.filter) return st;
+    stages: now.stages.map((st) => {
+      const b = base.stages.find((x) => x.filter === st.filter);
+      if (!b) return st;
       const packetsIn = st.packetsIn + b.packetsIn;
       const busyNs = st.busyNs + b.busyNs;
       return {
@@ -176,4 +178,14 @@ export function carryFilterCounters(predecessor: ReadonlyMap<ChainStage, ChainSt
     const from = before.slot.metricsOf(before.ctx); // a stage that is down: what its failed instance counted
     if (from) st.slot.instance?.metrics.carryFrom(from, before.ctx, st.ctx);
   }
+}
+
+/**
+ * What is carried of a segment once a change gave it `chain`: the stages of filters that left the
+ * chain are dropped, so that one added again later starts afresh, as it does on a worker that
+ * never restarted.
+ */
+export function carriedForChain(base: SegmentSnapshot, chain: readonly { filter: string }[]): SegmentSnapshot {
+  const kept = new Set(chain.map((c) => c.filter));
+  return { ...base, stages: base.stages.filter((st) => kept.has(st.filter)) };
 }
