@@ -83,6 +83,12 @@ export class WorkerHandle {
       this.child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: workerProcessEnv() });
       this.child.on("message", (m) => onMessage(m as WorkerReply));
       this.child.on("exit", (code, signal) => exit(code, signal));
+      // a message sent to a worker that is going away (killed, its channel closed before its exit
+      // is seen) fails here: unheard, Node and Bun throw it and the whole proxy ends; its exit
+      // follows, and the restart answers for it
+      this.child.on("error", (err) => {
+        if (!this.exited) this.onEvent({ type: "error", segment: "", message: `worker ${index}: ${err.message}` });
+      });
       this.child.send({ ...init, index, beaconFile: this.beaconFile } satisfies WorkerInit);
     }
   }
@@ -98,8 +104,16 @@ export class WorkerHandle {
       this.pending.set(id, resolve);
       const full = { ...message, id } as WorkerRequest;
       if (this.thread) this.thread.postMessage(full);
-      else this.child!.send(full);
+      else if (!this.child!.connected) this.answerGone(id);
+      else this.child!.send(full, (err) => err && this.answerGone(id));
     });
+  }
+
+  /** Answers a request a worker process can no longer receive, as its exit answers those it had. */
+  private answerGone(id: number): void {
+    const waiter = this.pending.get(id);
+    this.pending.delete(id);
+    waiter?.({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${this.index} ${this.killedFor ?? "exited"}` }] });
   }
 
   async prepare(request: Extract<WorkerRequest, { type: "prepare" }>["request"]): Promise<SegmentError[]> {
