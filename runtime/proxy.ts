@@ -7,6 +7,7 @@ import { endpointsClash, type Endpoint } from "./config/endpoints.js";
 import { fixedBinds, socketsKey, type ProxyConfig, type SegmentConfig } from "./config/proxy-config.js";
 import { resolveSecrets } from "./config/secrets.js";
 import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
+import type { EgressPorts } from "./dataplane/segment-sockets.js";
 import { carriedForChain, withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
 import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
@@ -51,6 +52,11 @@ export type ProxyEvent =
 
 interface ProxyEvents {
   event: [ProxyEvent];
+}
+
+/** Where a segment sent from: a new worker binds these again, so that the next hop's source gate still knows it. */
+function egressPortsOf(s: SegmentSnapshot): EgressPorts {
+  return { segment: s.name, rtp: s.ports.egress, rtcp: s.ports.egressRtcp, legs: s.ports.legs.map((l) => l.egress) };
 }
 
 /** A running segment a change puts on another worker. */
@@ -358,7 +364,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * the history only where the stage at that place is still the same filter. A segment moved in
    * from another worker, which goes on running there until the change commits, starts fresh.
    */
-  private restoreFor(index: number, segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number }[]; checkpoints: StateCheckpoint[] } {
+  private restoreFor(index: number, segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number }[]; checkpoints: StateCheckpoint[]; egressPorts: EgressPorts[] } {
     const ran = new Map(this.segmentsOf(this.config, index).map((s) => [s.name, s]));
     const kept = new Map(segments.filter((s) => ran.has(s.name)).map((s) => [s.name, s]));
     const sameFilter = (segment: string, stage: number): boolean =>
@@ -366,6 +372,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return {
       stuck: this.stuckFor([...kept.values()]).filter((e) => sameFilter(e.segment, e.stage)),
       checkpoints: [...this.checkpoints.values()].filter((c) => kept.has(c.segment)),
+      // the egress ports the old worker had (restartWorker carried its last snapshot)
+      egressPorts: [...kept.keys()].flatMap((name) => {
+        const last = this.carried.get(name);
+        return last ? [egressPortsOf(last)] : [];
+      }),
     };
   }
 
@@ -423,7 +434,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       }
       const seed = seeding.get(w);
       const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? [])];
-      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints });
+      const egressPorts = [...(seed?.egressPorts ?? []), ...this.egressPortsMovedTo(i, moved, workers)];
+      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints, egressPorts });
     })).finally(() => (this.preparing = false));
     const errors = prepared.flat();
     if (errors.length > 0) {
@@ -493,6 +505,16 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if (m) byWorker.set(m.to, [...(byWorker.get(m.to) ?? []), c]);
     }
     return byWorker;
+  }
+
+  /** The egress ports of the segments moving to worker `to`, as their old workers last reported them. */
+  private egressPortsMovedTo(to: number, moved: ReadonlyMap<string, SegmentMove>, workers: readonly WorkerHandle[]): EgressPorts[] {
+    const out: EgressPorts[] = [];
+    for (const [name, m] of moved) {
+      const last = m.to === to ? workers[m.from]?.lastSegments.find((s) => s.name === name) : undefined;
+      if (last) out.push(egressPortsOf(last));
+    }
+    return out;
   }
 
   /** A moved segment's counters go on from what its old worker had counted when it let it go. */

@@ -12,7 +12,7 @@ import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { BatchedIo, type IoPlan } from "./batched-io.js";
 import { EgressRing } from "./egress-ring.js";
 import { SegmentRuntime } from "./segment-runtime.js";
-import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
+import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type EgressPorts, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
 import { checkMulticast } from "./multicast-sockets.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
 import { carryFilterCounters, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
@@ -81,6 +81,8 @@ export interface ApplyRequest {
   readonly deferBind?: readonly string[];
   /** State to import into new contexts (a worker restarted from the last checkpoints). */
   readonly checkpoints?: readonly StateCheckpoint[];
+  /** The egress ports segments new here had where they ran before: bound again when free. */
+  readonly egressPorts?: readonly EgressPorts[];
 }
 
 export interface SegmentError {
@@ -94,6 +96,8 @@ interface PlannedSegment {
   sockets: SegmentSockets | undefined;
   /** New stages, when the chain changes; undefined keeps the old chain. */
   stages: ChainStage[] | undefined;
+  /** The egress ports it had where it ran before (a restart, a move). */
+  before: EgressPorts | undefined;
   /** Bind in the open step, after every removal of this change. */
   bindLater: boolean;
   chainKey: string | undefined;
@@ -240,6 +244,7 @@ export class DataPlane {
     for (const seg of this.segments.values()) if (!wanted.has(seg.name)) plan.removed.push(seg);
     const deferred = new Set(request.deferBind ?? []);
     const states = checkpointStates(request.checkpoints ?? []);
+    const before = new Map((request.egressPorts ?? []).map((e) => [e.segment, e]));
     // every port the config names first, then the ports the kernel picks (see openFixedSockets)
     const partial = new Map<string, PartialSockets>();
     for (const config of request.segments) {
@@ -255,12 +260,13 @@ export class DataPlane {
       const socketsChange = existing !== undefined && socketsKey(existing.config) !== socketsKey(config);
       const planned: PlannedSegment = {
         config, existing, sockets: undefined, stages: undefined, bindLater: socketsChange || deferred.has(config.name), chainKey: undefined,
+        before: before.get(config.name),
       };
       plan.segments.push(planned);
       const fixed = partial.get(config.name);
       if (!existing && !fixed && !planned.bindLater) continue; // its error is recorded above
       try {
-        if (fixed) planned.sockets = await completeSockets(config, this.options.socketReceiveBuffer, fixed);
+        if (fixed) planned.sockets = await completeSockets(config, this.options.socketReceiveBuffer, fixed, planned.before);
         else if (planned.bindLater) await checkMulticast(config); // its sockets bind after the commit: a group it cannot join must refuse the change now
         const key = (planned.chainKey = await this.chainKey(config, request.filters));
         if (!existing || socketsChange || this.chainKeys.get(config.name) !== key) {
@@ -358,7 +364,7 @@ export class DataPlane {
     for (const p of pending) {
       let sockets: SegmentSockets | undefined;
       try {
-        sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer);
+        sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer, p.before);
         this.addSegment(p.config, sockets, p.stages ?? []);
         this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {

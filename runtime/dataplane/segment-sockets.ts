@@ -251,12 +251,43 @@ export async function openFixedSockets(config: SegmentConfig, receiveBuffer: num
   return { ingressRtp, ingressRtcp, egressRtp, egressRtcp, legs };
 }
 
-/** Binds what openFixedSockets left (ephemeral egress) and connects a single destination; on failure closes everything. */
-export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets): Promise<SegmentSockets<Socket>> {
+/**
+ * The egress ports the kernel picked for a segment where it ran before (its worker restarted, or
+ * it moved to another worker). The next hop latched the stream's source port (a strict source
+ * gate): a new port would be refused there until the old one had been silent for its idleMs.
+ */
+export interface EgressPorts {
+  readonly segment: string;
+  readonly rtp: number;
+  readonly rtcp: number | null;
+  readonly legs: readonly (number | null)[];
+}
+
+/** `port` again if it is free, else one the kernel picks. */
+async function bindAgainOrAny(address: string, port: number | null | undefined, receiveBuffer: number): Promise<Socket | null> {
+  if (!port) return null;
+  try {
+    return await bindSocket(address, port, receiveBuffer);
+  } catch {
+    return null; // taken meanwhile: the caller picks another
+  }
+}
+
+/** Binds what openFixedSockets left (ephemeral egress, the ports `before` names when free) and connects a single destination; on failure closes everything. */
+export async function completeSockets(config: SegmentConfig, receiveBuffer: number, partial: PartialSockets, before?: EgressPorts): Promise<SegmentSockets<Socket>> {
   let egressRtp = partial.egressRtp;
   let egressRtcp = partial.egressRtcp ?? null;
   const opened = [...new Set(allSockets(partial))].filter((x): x is Socket => x !== null && x !== undefined);
   const bind = binder(config, receiveBuffer, opened);
+  if (!egressRtp && before && !config.symmetricRtp) {
+    const egress = egressOf(config);
+    const rtp = await bindAgainOrAny(egress.address, before.rtp, receiveBuffer);
+    const rtcp = rtp && !config.rtcpMux ? await bindAgainOrAny(egress.address, before.rtcp, receiveBuffer) : null;
+    if (rtp && (config.rtcpMux || rtcp)) {
+      [egressRtp, egressRtcp] = [rtp, rtcp];
+      opened.push(rtp, ...(rtcp ? [rtcp] : []));
+    } else rtp?.close();
+  }
   if (!egressRtp) {
     const egress = egressOf(config);
     if (config.rtcpMux) egressRtp = await bind(egress.address, 0, "egress");
@@ -271,7 +302,10 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
   }
   for (const [k, l] of config.legs.entries()) {
     const sockets = partial.legs[k]!;
-    if (l.send && !sockets.egress) sockets.egress = await bind(legEgressOf(config, l).address, 0, `leg '${l.name}' egress`);
+    if (!l.send || sockets.egress) continue;
+    const again = await bindAgainOrAny(legEgressOf(config, l).address, before?.legs[k], receiveBuffer);
+    if (again) opened.push(again);
+    sockets.egress = again ?? (await bind(legEgressOf(config, l).address, 0, `leg '${l.name}' egress`));
   }
   const sockets: SegmentSockets<Socket> = { ingressRtp: partial.ingressRtp, ingressRtcp: partial.ingressRtcp, egressRtp, egressRtcp, connectedTo: -1, legs: partial.legs };
   setMulticastOptions(config, sockets, opened);
@@ -287,8 +321,8 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
 }
 
 /** Binds a segment's sockets; on failure closes what it opened and names the port. */
-export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number): Promise<SegmentSockets<Socket>> {
-  return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer));
+export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number, before?: EgressPorts): Promise<SegmentSockets<Socket>> {
+  return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer), before);
 }
 
 /** Every socket of a segment, legs included. */
