@@ -443,14 +443,17 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       throw new ApplyError(errors);
     }
     // the point of no return: from here the new config is the one running, whatever fails
-    const committed = (await Promise.all(current().map((w) => w.commit()))).flat();
+    // a worker that died during the commit or the open step (the watchdog, a crash) is set up by
+    // its restart from this config: its unanswered requests name no segment that does not run
+    const fromLive = (w: WorkerHandle, errors: SegmentError[]): SegmentError[] => (w.alive && this.workers.includes(w) ? errors : []);
+    const committed = (await Promise.all(current().map(async (w) => fromLive(w, await w.commit())))).flat();
     this.config = config;
     this.running = config.segments;
     this.applied = true;
     this.carryMovedCounters(moved, workers);
     // a port freed on one worker may be bound on another: every worker's closed first
     if (deferBind.length > 0) await Promise.all(current().map((w) => w.released()));
-    committed.push(...(await Promise.all(current().map((w) => w.open()))).flat());
+    committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());
     const failed = new Set(committed.map((e) => e.segment));
     for (const [segment, m] of moved) {
       if (!failed.has(segment)) this.emit("event", { type: "segment-moved", segment, from: m.from, to: m.to, carried: (movedIn.get(m.to) ?? []).filter((c) => c.segment === segment).length });

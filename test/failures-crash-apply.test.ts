@@ -101,4 +101,34 @@ test("stage counters carried over a crash stay with their filter when a later ch
   }
 });
 
+test("a worker the watchdog restarts during a change's commit comes back with the change, and the change is not reported as segments NOT running", async () => {
+  const port = await freePortPair();
+  const sink = await Sink.open();
+  // no periodic checkpoint: the only export is the swap's, in the commit, and it never returns
+  const config = (stage: Record<string, unknown>): ProxyConfigInput => ({
+    workers: 1, stateCheckpointMs: 0, watchdog: { stuckMs: 300 },
+    filters: { misbehave: { path: fixture("misbehave") } },
+    segments: [{ name: "cam", listen: { address: LO, port }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "misbehave", config: stage }] }],
+  });
+  const { proxy, events } = await startProxy(config({ loopIn: "export" }));
+  const tx = await bindUdp();
+  try {
+    await proxy.apply(validateProxyConfig(config({}))); // before: 'config applied, except these segments, which are NOT running: worker 0 was stuck ...'
+    assert.ok(events.some((e) => e.type === "watchdog"), "the commit's export was stuck");
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker back");
+    // the stuck call counts as the stage's failure: it comes back after its restart backoff
+    await waitFor(() => events.some((e) => e.type === "restarted"), 10_000, "the stage back");
+    assert.equal(proxy.segmentsNotRunning, []);
+    tx.send(indexedRtp(1), port, LO);
+    await waitFor(() => sink.received === 1, 5000, "cam forwarding on the new config");
+    // the new config runs: its stage exports without looping, so a change now applies plainly
+    await proxy.apply(validateProxyConfig(config({ reject: "" })));
+    assert.is(events.filter((e) => e.type === "watchdog").length, 1);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test.run();
