@@ -718,8 +718,9 @@ export class SenderContext extends SegmentContext {
     if (this.lastIntervalUs >= 0 && now - this.lastIntervalUs >= INTERVAL_US) this.interval(now);
     this.signal(now);
     this.setGauges(now);
-    // ticks go on while media comes (armTick re-arms on the next packet)
-    if (this.originPackets > 0 || this.pacer.count > 0) {
+    // ticks go on while media comes (armTick re-arms on the next packet), and until delivered_bps
+    // has come down to 0 after the origin stopped (a gauge left at its last value would lie)
+    if (this.originPackets > 0 || this.pacer.count > 0 || this.delivered.completedBps(now) > 0) {
       timerSet(this.id, TICK_TIMER, TICK_US);
       this.tickArmed = true;
     }

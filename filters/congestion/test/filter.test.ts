@@ -406,6 +406,10 @@ test("delivered_bps says what got through in the last half second: a hop that st
   assert.is(receivedBytes, before);
   assert.is(h.metric("delivered_bps", a), 0, "nothing got through in the last half second");
   assert.ok((h.metric("acked_bps", a) as number) > 0.9 * sent, "acked_bps stays at the last rate measured (what the controller uses)");
+  media(1000, true);
+  assert.ok((h.metric("delivered_bps", a) as number) > 0.9 * sent, "delivering again");
+  h.advanceTime(2_000_000); // the origin stops: no packet re-arms the ticks
+  assert.is(h.metric("delivered_bps", a), 0, "the origin stopped: nothing got through in the last half second");
 });
 
 test("a reordered burst of fewer than 8 packets behind what B reported does not restart its numbering", async () => {

@@ -34,6 +34,8 @@ export class Settings {
   rowFec: bool = true;
   columnLeg: i32 = 1;
   rowLeg: i32 = 2;
+  /** Whether a config named rowLeg: a decoder's default row leg may be absent (it uses what comes). */
+  rowLegSet: bool = false;
   /** The RTP payload type of the FEC packets the encoder sends (GStreamer's default). */
   payloadType: i32 = 96;
   /** Decoder: longest a packet waits for a missing one before it (repair or give up). */
@@ -47,6 +49,7 @@ export class Settings {
     this.rowFec = o.rowFec;
     this.columnLeg = o.columnLeg;
     this.rowLeg = o.rowLeg;
+    this.rowLegSet = o.rowLegSet;
     this.payloadType = o.payloadType;
     this.maxDelayMs = o.maxDelayMs;
     this.fecLegs = o.fecLegs;
@@ -69,6 +72,7 @@ export class Settings {
     this.rows = <i32>cfg.getInt("rows", this.rows, MIN_ROWS, MAX_ROWS);
     this.rowFec = cfg.getBool("rowFec", this.rowFec);
     this.columnLeg = <i32>cfg.getInt("columnLeg", this.columnLeg, 1, MAX_LEGS - 1);
+    if (cfg.has("rowLeg")) this.rowLegSet = true;
     this.rowLeg = <i32>cfg.getInt("rowLeg", this.rowLeg, 1, MAX_LEGS - 1);
     this.payloadType = <i32>cfg.getInt("payloadType", this.payloadType, 0, 127);
     if (this.payloadType >= 72 && this.payloadType <= 76) {
@@ -98,11 +102,12 @@ export class Settings {
         " = " + (this.columns * this.rows).toString() + ") must be at most " + MAX_MATRIX.toString() + " (SMPTE ST 2022-1)");
     }
     // the host says how many legs the segment has (ABI 1.7; 0: not said): FEC on a leg it lacks
-    // would never be sent (encode) or never come (decode)
+    // would never be sent (encode) or never come (decode). A decoder's default row leg may be
+    // absent: it repairs with the column FEC that comes (configs that ran before 1.7 still do)
     const has = segmentLegs();
     if (has > 0) {
       checkLegExists(cfg, "columnLeg", this.columnLeg, has);
-      if (this.rowFec) checkLegExists(cfg, "rowLeg", this.rowLeg, has);
+      if (this.rowFec && (this.mode == MODE_ENCODE || this.rowLegSet)) checkLegExists(cfg, "rowLeg", this.rowLeg, has);
     }
   }
 }
