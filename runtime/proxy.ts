@@ -416,6 +416,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const deferBind = this.applied ? [...this.portsReleasedFor(config), ...moved.keys()] : await this.portsTakenAtStart(config);
     const taken = this.applied ? await this.portsTakenBeforeCommit(config, deferBind) : [];
     if (taken.length > 0) throw new ApplyError(taken);
+    // before the workers are fixed for this change: an export the watchdog ends (a stuck stage)
+    // leaves a dead worker, which the next lines replace instead of refusing the change for it
+    const movedIn = await this.stateOfMoved(moved, this.workers);
     // a worker that crashed and waits out its restart delay is replaced now, and this change sets
     // it up: refused for 'worker N is not running', an edit made then would be lost until the next
     for (const [i, w] of this.workers.entries()) if (!w.alive) void this.restartWorker(i);
@@ -423,7 +426,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // a worker replaced meanwhile is set up by its own restart, from the config then running
     const current = (): WorkerHandle[] => workers.filter((w, i) => this.workers[i] === w);
     const seeding = new Map<WorkerHandle, ReturnType<Proxy["restoreFor"]>>();
-    const movedIn = await this.stateOfMoved(moved, workers);
     this.preparing = true;
     const prepared = await Promise.all(workers.map(async (w, i) => {
       const segments = this.segmentsOf(resolved, i);
@@ -479,7 +481,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (committed.length > 0) throw new ApplyError(committed, true);
   }
 
-  /** Running segments that `config` puts on another worker (a changed `worker`, or a rename's new hash). */
+  /** Running segments that `config` puts on another worker (a changed or removed `worker` pin). */
   private movedSegments(config: ProxyConfig): Map<string, SegmentMove> {
     const before = new Map(this.running.map((s) => [s.name, workerFor(s, this.config.workers)]));
     const moved = new Map<string, SegmentMove>();
@@ -514,7 +516,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private egressPortsMovedTo(to: number, moved: ReadonlyMap<string, SegmentMove>, workers: readonly WorkerHandle[]): EgressPorts[] {
     const out: EgressPorts[] = [];
     for (const [name, m] of moved) {
-      const last = m.to === to ? workers[m.from]?.lastSegments.find((s) => s.name === name) : undefined;
+      // a crashed old worker's replacement has no segments yet: its last snapshot was carried
+      const last = m.to === to ? workers[m.from]?.lastSegments.find((s) => s.name === name) ?? this.carried.get(name) : undefined;
       if (last) out.push(egressPortsOf(last));
     }
     return out;

@@ -131,4 +131,31 @@ test("a worker the watchdog restarts during a change's commit comes back with th
   }
 });
 
+test("a move off a worker whose export the watchdog ends applies (the export ran after the workers were fixed for the change: refused, 'worker 0 is not running')", async () => {
+  const [pc, pm] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (stage: Record<string, unknown>, movWorker: number): ProxyConfigInput => ({
+    workers: 2, stateCheckpointMs: 0, watchdog: { stuckMs: 300 },
+    filters: { misbehave: { path: fixture("misbehave") }, counter: { path: fixture("counter") } },
+    segments: [
+      { name: "cam", worker: 0, listen: { address: LO, port: pc }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "misbehave", config: stage }] },
+      { name: "mov", worker: movWorker, listen: { address: LO, port: pm }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "counter" }] },
+    ],
+  });
+  const { proxy, events } = await startProxy(config({ loopIn: "export" }, 0));
+  const tx = await bindUdp();
+  try {
+    await proxy.apply(validateProxyConfig(config({}, 1)));
+    assert.ok(events.some((e) => e.type === "watchdog"), "the move's export was stuck");
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "worker 0 back");
+    tx.send(indexedRtp(1), pm, LO);
+    await waitFor(() => sink.received === 1, 5000, "mov forwarding from worker 1");
+    assert.is((await segmentStats(proxy, "mov")).worker, 1);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test.run();

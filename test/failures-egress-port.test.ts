@@ -48,6 +48,13 @@ test("the next hop's strict source gate keeps admitting the stream", async () =>
     await proxy.apply(validateProxyConfig(config(1)));
     assert.is((await segmentStats(proxy, "first")).ports.egress, port, "the same egress port after the move");
     await sendAndWait(10, "after the move");
+
+    // moved back off a worker that has just crashed: its replacement has no segments yet, the
+    // port comes from what the crashed one last reported
+    await workersOf(proxy)[1]!.kill();
+    await proxy.apply(validateProxyConfig(config(0)));
+    assert.is((await segmentStats(proxy, "first")).ports.egress, port, "the same egress port after a move off a crashed worker");
+    await sendAndWait(10, "after the move off a crashed worker");
     assert.is((await segmentStats(proxy, "second")).drops.host_source_refused ?? 0, 0);
   } finally {
     tx.close();
