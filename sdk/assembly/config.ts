@@ -6,7 +6,7 @@
 // Errors do not throw: the first one is kept (naming the key) and finish() turns it into
 // setError(...) + Status.BadConfig. A key whose value is null reads as absent.
 import { Status } from "../../runtime/abi";
-import { SCRATCH } from "./arena";
+import { SCRATCH, segmentLegs } from "./arena";
 import { setError } from "./host";
 
 const QUOTE = 0x22;
@@ -80,6 +80,18 @@ export class Config {
   /** Records a problem of your own (for example a cross-key rule); the first one wins. */
   fail(message: string): void {
     if (this.problem.message === null) this.problem.message = message;
+  }
+
+  /**
+   * Fails, naming `key`, if `leg` is one the context's segment does not have. Only while a
+   * context is created, and only where the host says the leg count (ABI 1.7; segmentLegs()):
+   * elsewhere nothing is checked.
+   */
+  requireLeg(key: string, leg: i32): void {
+    const has = segmentLegs();
+    if (has == 0 || leg < has) return;
+    const list = has == 1 ? "leg 0 only: it lists no 'legs'" : "legs 0-" + (has - 1).toString() + " (its 'legs' list " + (has - 1).toString() + ")";
+    this.fail("config key '" + key + "' names leg " + leg.toString() + ", but the segment has " + list);
   }
 
   /** Status.Ok, or (after setError with the first problem) Status.BadConfig. */

@@ -1,6 +1,6 @@
 // The fec filter's settings: built-in defaults, overridden key by key by the root config, then by
 // each context's config. Every limit is checked here, at config time, never per packet.
-import { Config, MAX_LEGS, segmentLegs } from "../../../sdk/assembly";
+import { Config, MAX_LEGS } from "../../../sdk/assembly";
 
 export const MODE_UNSET = 0;
 export const MODE_ENCODE = 1;
@@ -104,16 +104,7 @@ export class Settings {
     // the host says how many legs the segment has (ABI 1.7; 0: not said): FEC on a leg it lacks
     // would never be sent (encode) or never come (decode). A decoder's default row leg may be
     // absent: it repairs with the column FEC that comes (configs that ran before 1.7 still do)
-    const has = segmentLegs();
-    if (has > 0) {
-      checkLegExists(cfg, "columnLeg", this.columnLeg, has);
-      if (this.rowFec && (this.mode == MODE_ENCODE || this.rowLegSet)) checkLegExists(cfg, "rowLeg", this.rowLeg, has);
-    }
+    cfg.requireLeg("columnLeg", this.columnLeg);
+    if (this.rowFec && (this.mode == MODE_ENCODE || this.rowLegSet)) cfg.requireLeg("rowLeg", this.rowLeg);
   }
-}
-
-function checkLegExists(cfg: Config, key: string, leg: i32, has: i32): void {
-  if (leg < has) return;
-  const list = has == 1 ? "leg 0 only: it lists no 'legs'" : "legs 0-" + (has - 1).toString() + " (its 'legs' list " + (has - 1).toString() + ")";
-  cfg.fail("config key '" + key + "' is leg " + leg.toString() + ", but the segment has " + list);
 }

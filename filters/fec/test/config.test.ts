@@ -49,11 +49,11 @@ test("a FEC leg the segment lacks is refused, naming the key, when the host says
   const rowOnly = { mode: "encode", columns: 4, rows: 4 };
   let r = h.refusal(rowOnly, { legs: 1 });
   assert.is(r.status, Status.BadConfig);
-  assert.match(r.reason, "config key 'columnLeg' is leg 1, but the segment has leg 0 only: it lists no 'legs'");
+  assert.match(r.reason, "config key 'columnLeg' names leg 1, but the segment has leg 0 only: it lists no 'legs'");
   r = h.refusal({ mode: "encode", columns: 4, rows: 4 }, { legs: 2 });
-  assert.match(r.reason, "config key 'rowLeg' is leg 2, but the segment has legs 0-1 (its 'legs' list 1)");
+  assert.match(r.reason, "config key 'rowLeg' names leg 2, but the segment has legs 0-1 (its 'legs' list 1)");
   r = h.refusal({ mode: "decode", columns: 4, rows: 4, rowLeg: 3 }, { legs: 2 });
-  assert.match(r.reason, "config key 'rowLeg' is leg 3, but the segment has legs 0-1 (its 'legs' list 1)");
+  assert.match(r.reason, "config key 'rowLeg' names leg 3, but the segment has legs 0-1 (its 'legs' list 1)");
   assert.ok(h.createContext({ mode: "decode", columns: 5, rows: 5 }, { legs: 2 }) >= 0, "a decoder with one FEC leg and the default rowLeg: it repairs with the column FEC that comes, as before 1.7");
   assert.ok(h.createContext({ ...rowOnly, rowFec: false }, { legs: 2 }) >= 0, "column-only FEC needs no row leg");
   assert.ok(h.createContext(rowOnly, { legs: 3 }) >= 0);

@@ -1,7 +1,7 @@
 // The replicate filter's settings: built-in defaults, overridden key by key by the root config,
 // then by each context's config. Every limit is checked here, at config time, never per packet.
 // README.md "Config" is the user's view of the same rules.
-import { Config, MAX_LEGS, segmentLegs } from "../../../sdk/assembly";
+import { Config, MAX_LEGS } from "../../../sdk/assembly";
 
 /** Legs one merge may listen on (ST 2022-7 names two; four leaves room for a third network). */
 export const MAX_PATHS = 4;
@@ -102,21 +102,8 @@ export class Settings {
     }
     // the host says how many legs the segment has (ABI 1.7; 0: not said): a leg it lacks never
     // delivers a path, nor takes a copy
-    const has = segmentLegs();
-    if (has > 0) {
-      if (this.merge) checkLegsExist(cfg, "merge.legs", legs, has);
-      checkLegsExist(cfg, "copyToLegs", copies, has);
-    }
-  }
-}
-
-function checkLegsExist(cfg: Config, key: string, legs: i32[], has: i32): void {
-  for (let k = 0; k < legs.length; k++) {
-    const leg = unchecked(legs[k]);
-    if (leg < has) continue;
-    const list = has == 1 ? "leg 0 only: it lists no 'legs'" : "legs 0-" + (has - 1).toString() + " (its 'legs' list " + (has - 1).toString() + ")";
-    cfg.fail("config key '" + key + "' names leg " + leg.toString() + ", but the segment has " + list);
-    return;
+    for (let k = 0; this.merge && k < legs.length; k++) cfg.requireLeg("merge.legs", unchecked(legs[k]));
+    for (let k = 0; k < copies.length; k++) cfg.requireLeg("copyToLegs", unchecked(copies[k]));
   }
 }
 
