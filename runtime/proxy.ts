@@ -419,8 +419,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // before the workers are fixed for this change: an export the watchdog ends (a stuck stage)
     // leaves a dead worker, which the next lines replace instead of refusing the change for it
     const movedIn = await this.stateOfMoved(moved, this.workers);
-    // a worker that crashed and waits out its restart delay is replaced now, and this change sets
-    // it up: refused for 'worker N is not running', an edit made then would be lost until the next
+    // a worker killed from outside whose exit is not seen yet (its channel closed) exits first,
+    // counted as any crash; then a worker that crashed and waits out its restart delay is replaced
+    // now, and this change sets it up: refused for 'worker N is not running', an edit made then
+    // would be lost until the next
+    await Promise.all(this.workers.filter((w) => w.goingAway).map((w) => w.awaitExit(1000)));
     for (const [i, w] of this.workers.entries()) if (!w.alive) void this.restartWorker(i);
     const workers = [...this.workers];
     // a worker replaced meanwhile is set up by its own restart, from the config then running

@@ -41,6 +41,8 @@ export class WorkerHandle {
   private beaconFile: string | undefined;
   private exited = false;
   readonly ready: Promise<void>;
+  /** Resolves once the worker's exit has been seen. */
+  private readonly gone: Promise<void>;
 
   constructor(
     readonly index: number,
@@ -50,6 +52,8 @@ export class WorkerHandle {
   ) {
     let resolveReady!: () => void;
     this.ready = new Promise((r) => (resolveReady = r));
+    let resolveGone!: () => void;
+    this.gone = new Promise((r) => (resolveGone = r));
     const onMessage = (m: WorkerReply): void => {
       if (m.type === "ready") resolveReady();
       else if (m.type === "event") this.onEvent(m.event);
@@ -67,6 +71,7 @@ export class WorkerHandle {
       this.cleanupBeacon();
       resolveReady();
       this.onExit(code, signal);
+      resolveGone();
     };
     if (WORKER_MODE === "thread") {
       const sab = new SharedArrayBuffer(BEACON_BYTES);
@@ -95,6 +100,21 @@ export class WorkerHandle {
 
   get alive(): boolean {
     return !this.exited;
+  }
+
+  /** A worker process whose channel closed before its exit was seen (killed from outside, under Bun): it is going away. */
+  get goingAway(): boolean {
+    return !this.exited && this.child !== undefined && !this.child.connected;
+  }
+
+  /** Waits for a going-away worker's exit (counted and handled as any exit), killing it after `ms`. */
+  async awaitExit(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), ms)));
+    const outcome = await Promise.race([this.gone, late]);
+    clearTimeout(timer);
+    if (outcome === "late") await this.kill();
+    await this.gone;
   }
 
   request(message: WorkerRequestBody): Promise<Reply> {
