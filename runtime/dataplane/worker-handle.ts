@@ -143,6 +143,9 @@ export class WorkerHandle {
   async commit(): Promise<SegmentError[]> {
     const reply = await this.request({ type: "commit" });
     this.removedAtCommit = reply.segments ?? [];
+    // they are no longer this worker's: a crash before the next report must not carry them again
+    const removed = new Set(this.removedAtCommit.map((s) => s.name));
+    if (removed.size > 0) this.lastSegments = this.lastSegments.filter((s) => !removed.has(s.name));
     return reply.errors;
   }
 
