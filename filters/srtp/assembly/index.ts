@@ -2,8 +2,8 @@
 // Downstream packets are protected or unprotected as the segment's `direction` says; with a
 // `reverseKey`, packets flowing upstream (RTCP feedback toward the sender) get the opposite
 // transform with that key. Keys never leave this module's memory: they are not logged, not in
-// errors, not in metrics and not in the hot-swap state (which carries only ROC, indexes and
-// replay windows). README.md lists the config keys and drop reasons.
+// errors, not in metrics and not in the hot-swap state (which carries ROC, indexes, replay
+// windows and a one-way fingerprint of each key, derived with its own KDF label, to tell a re-key). README.md lists the config keys and drop reasons.
 import {
   Config, DropClass, DropReason, FilterPolicy, Packet, Status, defineCounter, loadBe32, metricAdd, nameDropReason, register,
 } from "../../../sdk/assembly";
@@ -133,6 +133,10 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     if (!cfg.has("key")) cfg.fail("config key 'key' is required");
     if (directionName == "unprotect") s.direction = UNPROTECT;
     else if (directionName != "protect") cfg.fail("config key 'direction' must be 'protect' or 'unprotect'");
+    if (cfg.has("plainFeedback") && (s.direction != UNPROTECT || cfg.has("reverseKey"))) {
+      // set where it does nothing, it would read as if feedback went out in the clear there
+      cfg.fail("config key 'plainFeedback' applies only to direction 'unprotect' without a 'reverseKey'");
+    }
     const fit = maxSourcesInState(s.replayWindow) / (cfg.has("reverseKey") ? 2 : 1);
     if (s.maxSources > fit) {
       // a state that does not fit the blob is not carried at all: a hot swap or restart would start protect again at ROC 0

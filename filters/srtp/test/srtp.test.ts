@@ -605,6 +605,10 @@ test("unprotect without a reverseKey drops feedback going upstream (plain_feedba
   const srtcp = Buffer.concat([feedback, Buffer.alloc(14, 0x55)]);
   assert.equal(Buffer.from(proxy.run({ ctx: toPlain, bytes: srtcp, flags: up }).bytes), srtcp);
   assert.match(proxy.refusal({ direction: "unprotect", key: inline(masterFor(CM80, 3)), plainFeedback: "yes" }).reason, /plainFeedback/);
+  // set where it does nothing: refused, naming it
+  const nowhere = "config key 'plainFeedback' applies only to direction 'unprotect' without a 'reverseKey'";
+  assert.match(proxy.refusal({ direction: "protect", key: inline(masterFor(CM80, 3)), plainFeedback: true }).reason, nowhere);
+  assert.match(proxy.refusal({ direction: "unprotect", key: inline(masterFor(CM80, 3)), reverseKey: inline(masterFor(CM80, 4)), plainFeedback: false }).reason, nowhere);
 });
 
 test("a wrong key or suite is said in the log (what fails, the suite, the SSRC; never the key), at most every 10 s per segment", async () => {
