@@ -29,7 +29,7 @@ export enum PacketFlag {
   Upstream = 2,
   /** The packet arrived over IPv6. */
   Ipv6 = 4,
-  /** The packet was created by a filter earlier in the chain (output area), not received. */
+  /** The packet was created by a filter before this stage on its way (output area), not received. */
   Generated = 8,
 }
 

@@ -77,9 +77,9 @@ class Rig {
   }
 
   /** Runs packets through the stages as one input list; returns what left the chain, copied. */
-  run(stages: readonly ChainStage[], packets: readonly Uint8Array[]): Sent[] {
+  run(stages: readonly ChainStage[], packets: readonly Uint8Array[], flags: number | readonly number[] = 0): Sent[] {
     const input = new PacketList(Math.max(1, packets.length));
-    for (const p of packets) input.push(p, 0, p.length, 0, Dest.Forward, 5004, 0, this.clockUs);
+    packets.forEach((p, k) => input.push(p, 0, p.length, typeof flags === "number" ? flags : flags[k]!, Dest.Forward, 5004, 0, this.clockUs));
     const out: Sent[] = [];
     this.clockUs += 1000;
     this.runner.setClock(this.clockUs, Date.now() * 1000);
@@ -157,6 +157,51 @@ runner("a batch above a stage's capacity is split, order kept, each chunk going 
       assert.is(st.stats.packetsIn, n);
       assert.is(st.stats.calls, 4);
     }
+  }));
+
+/** The marks a packet collected, stage by stage (the hostile fixture's `mark`). */
+const marksOf = (o: Sent): number[] => [...o.bytes.subarray(32, 32 + o.bytes[31]!)];
+const UP = PacketFlag.Upstream | PacketFlag.Rtcp;
+
+runner("upstream packets pass the stages last to first; downstream ones first to last, in one mixed batch", () =>
+  withRig(async (rig) => {
+    const stages = [1, 2, 3].map((mark) => rig.stage({ mark }, {}, { ...HOSTILE, name: `h${mark}` }));
+    const chain = await Promise.all(stages);
+    const out = rig.run(chain, range(6).map((i) => Buffer.from(indexedRtp(i, 64))), range(6).map((i) => (i % 2 === 1 ? UP : 0)));
+    assert.is(out.length, 6);
+    for (const o of out) assert.equal(marksOf(o), (o.flags & PacketFlag.Upstream) !== 0 ? [3, 2, 1] : [1, 2, 3], `packet ${o.key}`);
+    assert.equal(out.filter((o) => (o.flags & PacketFlag.Upstream) !== 0).map((o) => o.key), [1, 3, 5], "each way in order");
+  }));
+
+runner("a packet a stage makes upstream passes the stages before it, back to the first; one it makes downstream while feedback goes up passes those after it", () =>
+  withRig(async (rig) => {
+    const chain = await Promise.all([1, 2, 3].map((mark) => rig.stage({ mark }, {}, { ...HOSTILE, name: `h${mark}` })));
+    const cap = chain[0]!.live!.arena.batchCapacity;
+    // more than a batch: the stage is called again while what it made upstream waits
+    const n = cap + 5;
+    const down = rig.run(chain, range(n).map((i) => command(i, 0xcf, 2, UP, 64)));
+    const made = down.filter((o) => (o.flags & PacketFlag.Generated) !== 0);
+    assert.is(made.length, n, "a copy of each");
+    for (const o of made) {
+      assert.is(o.flags & UP, UP);
+      assert.equal(marksOf(o), [1, 2, 1], "made at stage 1 (mark 2) going up: through stage 0 only");
+      assert.is(o.bytes[13], 0xee);
+    }
+    assert.equal(made.map((o) => o.key & 0xff), range(n).map((i) => i & 0xff), "the copies' bytes are their own: none overwritten by the stage's next call");
+    for (const o of down.filter((x) => (x.flags & PacketFlag.Generated) === 0)) assert.equal(marksOf(o), [1, 2, 3]);
+
+    const up = rig.run(chain, range(4).map((i) => command(i, 0xcf, 2, 0, 64)), UP);
+    const back = up.filter((o) => (o.flags & PacketFlag.Generated) !== 0);
+    assert.is(back.length, 4);
+    for (const o of back) {
+      assert.is(o.flags & PacketFlag.Upstream, 0);
+      assert.equal(marksOf(o), [3, 2, 3], "made at stage 1 going down: through stage 2 only");
+    }
+    for (const o of up.filter((x) => (x.flags & PacketFlag.Generated) === 0)) assert.equal(marksOf(o), [3, 2, 1]);
+
+    // made upstream by the first stage: it leaves the chain at once
+    const first = rig.run(chain, [command(0, 0xcf, 1, UP, 64)]);
+    assert.equal(first.map((o) => marksOf(o)), [[1, 2, 3], [1]]);
   }));
 
 runner("a packet larger than the stage's slots is dropped as too_large; the others pass", () =>

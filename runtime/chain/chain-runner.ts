@@ -1,6 +1,8 @@
 // Pushes a batch of packets through a segment's chain, stage by stage: copy into the stage's
-// arena, one call, read verdicts and output packets, go on with what passed. Depth first, so
-// that a stage's memory is read by the next stage before the stage is called again.
+// arena, one call, read verdicts and output packets, go on with what passed. Downstream packets
+// pass the stages first to last, upstream ones (PacketFlag.Upstream) last to first, like a
+// protocol stack. Depth first, so that a stage's memory is read by the next stage before the
+// stage is called again; a packet a stage makes the other way waits, copied, until the pass is done.
 import { DropReason, PacketFlag } from "../abi.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
@@ -13,6 +15,11 @@ export const MAX_CHAIN_LENGTH = 16;
 const LIST_CAPACITY = 2048;
 /** Most msm_context_drain calls per stage when a segment goes. */
 const DRAIN_CALLS = 64;
+/** Packets that turned back in one run (see Turnarounds), and the bytes they may take. */
+const TURN_CAPACITY = 1024;
+const TURN_BYTES = 1 << 20;
+/** Rounds of turned-back packets one run follows: a pair of stages answering each other forever stops here. */
+const TURN_ROUNDS = 2 * MAX_CHAIN_LENGTH;
 
 /** Where packets go when they leave the chain. */
 export type EgressFn = (list: PacketList) => void;
@@ -23,15 +30,63 @@ export interface CallBeacon {
   leave(): void;
 }
 
+/**
+ * Packets a stage made going the other way than the pass that called it (feedback a stage made
+ * upstream while media went down, or the reverse): copied out of the stage's memory, since the
+ * stage may be called again before the pass is done, and run once it is. Preallocated.
+ */
+class Turnarounds {
+  readonly list = new PacketList(TURN_CAPACITY);
+  /** The stage that made each packet: it goes on from the next stage its way. */
+  readonly stage = new Uint8Array(TURN_CAPACITY);
+  private readonly bytes = new Uint8Array(TURN_BYTES);
+  private used = 0;
+
+  add(memory: Uint8Array, offset: number, length: number, flags: number, dest: number, leg: number, arrivalUs: number, stage: number): boolean {
+    if (this.list.full || this.used + length > this.bytes.length) return false;
+    this.bytes.set(memory.subarray(offset, offset + length), this.used);
+    this.stage[this.list.count] = stage;
+    this.list.push(this.bytes, this.used, length, flags, dest, 0, leg, arrivalUs);
+    this.used += length;
+    return true;
+  }
+
+  clear(): void {
+    this.list.clear();
+    this.used = 0;
+  }
+}
+
+/**
+ * Runs packets through a chain like a protocol stack: downstream (media, and what goes to the
+ * destinations) through stages 0 .. n-1; upstream (PacketFlag.Upstream: the receivers' feedback,
+ * what a stage makes for the sender) through n-1 .. 0. A packet stage i makes goes on from
+ * stage i + 1 downstream, from stage i - 1 upstream.
+ */
 export class ChainRunner {
   beacon: CallBeacon | undefined;
-  /** One list per depth, shared by every chain of the worker (runs never overlap). */
-  private readonly lists: PacketList[] = [];
+  /**
+   * Lists shared by every chain of the worker (runs never overlap): down[i + 1] holds what stage i
+   * passes downstream, up[i] what it passes upstream (up[0]: what leaves toward the sender).
+   */
+  private readonly down: PacketList[] = [];
+  private readonly up: PacketList[] = [];
+  /** A run's received packets that go upstream, apart from those that go down. */
+  private readonly entryUp = new PacketList(LIST_CAPACITY);
+  private readonly entryDown = new PacketList(LIST_CAPACITY);
+  /** Turned-back packets: the round being run, and the next. */
+  private turning = new Turnarounds();
+  private turned = new Turnarounds();
+  /** What a round of turned-back packets hands one pass. */
+  private readonly resume = new PacketList(TURN_CAPACITY);
   private nowUs = 0;
   private wallUs = 0;
 
   constructor() {
-    for (let i = 0; i <= MAX_CHAIN_LENGTH; i++) this.lists.push(new PacketList(LIST_CAPACITY));
+    for (let i = 0; i <= MAX_CHAIN_LENGTH; i++) {
+      this.down.push(new PacketList(LIST_CAPACITY));
+      this.up.push(new PacketList(LIST_CAPACITY));
+    }
   }
 
   /** Sets the clock that filters see for the next runs (frozen per batch). */
@@ -40,52 +95,55 @@ export class ChainRunner {
     this.wallUs = wallUs;
   }
 
-  /** Runs `input` through stages[from..], handing what leaves the last stage to `egress`. */
+  /**
+   * Runs received packets through the chain, handing what leaves it to `egress`: downstream ones
+   * through stages[from..], upstream ones through stages[..n-1] backwards (`from` is 0 but in tests).
+   */
   run(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
-    if (from >= stages.length) {
-      egress(input);
-      return;
+    this.turned.clear(); // none left by a run that threw: they were another chain's
+    let ups = 0;
+    for (let i = 0; i < input.count; i++) if ((input.flags[i]! & PacketFlag.Upstream) !== 0) ups++;
+    if (ups === 0) {
+      this.runDown(stages, from, input, segment, egress);
+    } else if (ups === input.count) {
+      this.runUp(stages, stages.length - 1, input, segment, egress);
+    } else {
+      const down = this.entryDown;
+      const up = this.entryUp;
+      down.clear();
+      up.clear();
+      for (let i = 0; i < input.count; i++) ((input.flags[i]! & PacketFlag.Upstream) !== 0 ? up : down).copyEntry(input, i);
+      this.runDown(stages, from, down, segment, egress);
+      this.runUp(stages, stages.length - 1, up, segment, egress);
     }
-    const stage = stages[from]!;
-    const instance = stage.live;
-    if (instance === null) {
-      this.bypass(stages, from, input, segment, egress);
-      return;
-    }
-    const capacity = instance.arena.batchCapacity;
-    for (let start = 0; start < input.count; start += capacity) {
-      const end = Math.min(start + capacity, input.count);
-      const output = this.lists[from + 1]!;
-      output.clear();
-      if (stage.live === null) {
-        // the stage failed on an earlier chunk of this input
-        this.bypassRange(stage, input, start, end, output, segment);
-      } else {
-        this.runStage(stage, stage.live, input, start, end, output, segment);
-      }
-      this.run(stages, from + 1, output, segment, egress);
-    }
+    this.runTurned(stages, segment, egress);
   }
 
-  /** Feeds a timer's output packets (already in the instance's output area) to the rest of the chain. */
+  /** Feeds a timer's output packets (already in the instance's output area) to the rest of the chain, each its way. */
   runTimerOutputs(stages: readonly ChainStage[], index: number, instance: FilterInstance, outCount: number, segment: SegmentStats, egress: EgressFn): void {
-    const output = this.lists[index + 1]!;
-    output.clear();
-    this.collectOutputs(stages[index]!, instance, outCount, output, segment);
-    this.run(stages, index + 1, output, segment, egress);
+    this.turned.clear();
+    const down = this.down[index + 1]!;
+    const up = this.up[index]!;
+    down.clear();
+    up.clear();
+    this.collectOutputs(stages[index]!, index, instance, outCount, down, up, segment);
+    // neither pass calls stage `index`: its memory holds until both are done
+    this.runDown(stages, index + 1, down, segment, egress);
+    this.runUp(stages, index - 1, up, segment, egress);
+    this.runTurned(stages, segment, egress);
   }
 
   /**
    * The segment is going away: each stage, first to last, hands over what it holds (held
    * packets, a pending FEC matrix) through msm_context_drain, called until it returns 0 (at most
    * DRAIN_CALLS times: an output area's worth each); what it emits runs through the stages after
-   * it before they are drained in turn.
+   * it (downstream) or before it (upstream), each drained in turn after.
    */
   drain(stages: readonly ChainStage[], segment: SegmentStats, egress: EgressFn): void {
     for (let i = 0; i < stages.length; i++) this.drainStage(stages, i, segment, egress);
   }
 
-  /** Drains stages[i] alone; what it hands over runs through stages[i + 1..]. */
+  /** Drains stages[i] alone; what it hands over runs through stages[i + 1..], or stages[..i - 1] backwards upstream. */
   drainStage(stages: readonly ChainStage[], i: number, segment: SegmentStats, egress: EgressFn): void {
     const stage = stages[i]!;
     for (let call = 0; call < DRAIN_CALLS; call++) {
@@ -106,12 +164,91 @@ export class ChainRunner {
     }
   }
 
-  private bypass(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
+  /** Runs downstream packets through stages[from..], depth first; what turns back waits in `turned`. */
+  private runDown(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
+    if (input.count === 0) return;
+    if (from >= stages.length) {
+      egress(input);
+      return;
+    }
     const stage = stages[from]!;
-    const output = this.lists[from + 1]!;
-    output.clear();
-    this.bypassRange(stage, input, 0, input.count, output, segment);
-    this.run(stages, from + 1, output, segment, egress);
+    const output = this.down[from + 1]!;
+    if (stage.live === null) {
+      output.clear();
+      this.bypassRange(stage, input, 0, input.count, output, segment);
+      this.runDown(stages, from + 1, output, segment, egress);
+      return;
+    }
+    const capacity = stage.live.arena.batchCapacity;
+    for (let start = 0; start < input.count; start += capacity) {
+      const end = Math.min(start + capacity, input.count);
+      output.clear();
+      if (stage.live === null) {
+        // the stage failed on an earlier chunk of this input
+        this.bypassRange(stage, input, start, end, output, segment);
+      } else {
+        this.runStage(stage, from, stage.live, input, start, end, output, false, segment);
+      }
+      this.runDown(stages, from + 1, output, segment, egress);
+    }
+  }
+
+  /** Runs upstream packets through stages[from], stages[from - 1] .. stages[0], depth first. */
+  private runUp(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
+    if (input.count === 0) return;
+    if (from < 0) {
+      egress(input);
+      return;
+    }
+    const stage = stages[from]!;
+    const output = this.up[from]!;
+    if (stage.live === null) {
+      output.clear();
+      this.bypassRange(stage, input, 0, input.count, output, segment);
+      this.runUp(stages, from - 1, output, segment, egress);
+      return;
+    }
+    const capacity = stage.live.arena.batchCapacity;
+    for (let start = 0; start < input.count; start += capacity) {
+      const end = Math.min(start + capacity, input.count);
+      output.clear();
+      if (stage.live === null) {
+        this.bypassRange(stage, input, start, end, output, segment);
+      } else {
+        this.runStage(stage, from, stage.live, input, start, end, output, true, segment);
+      }
+      this.runUp(stages, from - 1, output, segment, egress);
+    }
+  }
+
+  /**
+   * Runs the packets stages made going the other way than the pass they were made in, from the
+   * stage next to the one that made them, round after round (what they make in turn), at most
+   * TURN_ROUNDS rounds: the rest is dropped as over budget.
+   */
+  private runTurned(stages: readonly ChainStage[], segment: SegmentStats, egress: EgressFn): void {
+    for (let round = 0; this.turned.list.count > 0; round++) {
+      const batch = this.turned;
+      this.turned = this.turning;
+      this.turning = batch;
+      const list = batch.list;
+      if (round === TURN_ROUNDS) {
+        segment.drops.add(DropReason.HostBudgetExceeded, list.count);
+        batch.clear();
+        continue;
+      }
+      // consecutive packets from the same stage, the same way, run as one pass
+      for (let i = 0; i < list.count; ) {
+        const stage = batch.stage[i]!;
+        const upstream = list.flags[i]! & PacketFlag.Upstream;
+        const resume = this.resume;
+        resume.clear();
+        for (; i < list.count && batch.stage[i] === stage && (list.flags[i]! & PacketFlag.Upstream) === upstream; i++) resume.copyEntry(list, i);
+        if (upstream !== 0) this.runUp(stages, stage - 1, resume, segment, egress);
+        else this.runDown(stages, stage + 1, resume, segment, egress);
+      }
+      batch.clear();
+    }
   }
 
   /** The stage is down: fail-open passes packets on untouched, fail-closed drops them. */
@@ -128,7 +265,7 @@ export class ChainRunner {
     }
   }
 
-  private runStage(stage: ChainStage, inst: FilterInstance, input: PacketList, start: number, end: number, output: PacketList, segment: SegmentStats): void {
+  private runStage(stage: ChainStage, index: number, inst: FilterInstance, input: PacketList, start: number, end: number, output: PacketList, upstream: boolean, segment: SegmentStats): void {
     const t0 = performance.now();
     const stats = stage.stats;
     const room = inst.packetRoom;
@@ -199,7 +336,8 @@ export class ChainRunner {
         segment.drops.add(outcome);
       }
     }
-    this.collectOutputs(stage, inst, outCount, output, segment);
+    if (upstream) this.collectOutputs(stage, index, inst, outCount, null, output, segment);
+    else this.collectOutputs(stage, index, inst, outCount, output, null, segment);
     stats.busyNs += (performance.now() - t0) * 1e6;
     stats.calls++;
   }
@@ -207,12 +345,15 @@ export class ChainRunner {
   /**
    * Takes what the stage wrote into its output area. The filter host judges each (a packet must
    * name the stage's own context, a known dest and leg: filter-host/judge.ts), and it must fit the
-   * stage's budget of generated packets.
+   * stage's budget of generated packets. Downstream ones go to `down`, upstream ones to `up`; when
+   * the pass has no list for a packet's way (it turns back), it waits in `turned`.
    */
-  private collectOutputs(stage: ChainStage, inst: FilterInstance, outCount: number, output: PacketList, segment: SegmentStats): void {
+  private collectOutputs(stage: ChainStage, index: number, inst: FilterInstance, outCount: number, down: PacketList | null, up: PacketList | null, segment: SegmentStats): void {
     const stats = stage.stats;
     for (let j = 0; j < outCount; j++) {
-      if (output.full || !inst.acceptOutput(j, stage.ctx)) {
+      const flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
+      const output = (flags & PacketFlag.Upstream) !== 0 ? up : down;
+      if ((output !== null && output.full) || !inst.acceptOutput(j, stage.ctx)) {
         stats.drops.add(DropReason.HostBadDescriptor);
         segment.drops.add(DropReason.HostBadDescriptor);
         continue;
@@ -223,8 +364,13 @@ export class ChainRunner {
         continue;
       }
       const length = inst.outputLength(j);
-      const flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
-      output.push(inst.bytes, inst.outputOffset(j), length, flags, inst.outputDest(j), 0, inst.outputLeg(j), this.nowUs);
+      if (output !== null) {
+        output.push(inst.bytes, inst.outputOffset(j), length, flags, inst.outputDest(j), 0, inst.outputLeg(j), this.nowUs);
+      } else if (!this.turned.add(inst.bytes, inst.outputOffset(j), length, flags, inst.outputDest(j), inst.outputLeg(j), this.nowUs, index)) {
+        stats.drops.add(DropReason.HostBudgetExceeded);
+        segment.drops.add(DropReason.HostBudgetExceeded);
+        continue;
+      }
       stats.generated++;
       stats.packetsOut++;
       stats.bytesOut += length;

@@ -531,14 +531,17 @@ export class DataPlane {
     seg.stages = next;
     for (const st of next) this.stageOwner.set(st.ctx, seg);
     // a stage whose state did not move (removed, or refused by its successor) hands over what it
-    // holds through the new stages that followed it, instead of losing it
+    // holds through the new stages that followed it (what goes upstream: that preceded it),
+    // instead of losing it
     old.forEach((st, k) => {
       if (carried.has(st) || !st.live) return;
+      const earlier = new Set(old.slice(0, k));
       const later = new Set(old.slice(k + 1));
-      seg.drainLeaving(st, next.filter((n) => {
+      const from = (set: Set<ChainStage>): ChainStage[] => next.filter((n) => {
         const was = before.get(n);
-        return was !== undefined && later.has(was);
-      }));
+        return was !== undefined && set.has(was);
+      });
+      seg.drainLeaving(st, from(earlier), from(later));
     });
     carryFilterCounters(before);
     for (const st of old) {

@@ -432,12 +432,13 @@ export class SegmentRuntime {
   /**
    * A stage is leaving a chain that goes on (a reload removed it, or its state could not move to
    * its successor): it hands over what it holds (msm_context_drain), and that runs through `after`,
-   * the stages of the new chain that followed it in the old one.
+   * the stages of the new chain that followed it in the old one (upstream: back through `before`,
+   * those that preceded it).
    */
-  drainLeaving(stage: ChainStage, after: readonly ChainStage[]): void {
+  drainLeaving(stage: ChainStage, before: readonly ChainStage[], after: readonly ChainStage[]): void {
     if (this.closed) return;
     this.runner.setClock(performance.now() * 1000, Date.now() * 1000);
-    this.runner.drainStage([stage, ...after], 0, this.stats, this.egress);
+    this.runner.drainStage([...before, stage, ...after], before.length, this.stats, this.egress);
   }
 
   /**
