@@ -145,7 +145,7 @@ function check(c: ValidateContext, p: Packet, batchNowUs: i64): u32 {
   if (p.isGenerated) return 0;
   const upstream = p.isUpstream;
   // SRTP/SRTCP of this direction: only the headers are in clear.
-  const srtp = s.srtp == (upstream ? Protected.Upstream : Protected.Downstream);
+  const srtp = s.srtp == Protected.Both || s.srtp == (upstream ? Protected.Upstream : Protected.Downstream);
   if (p.isRtcp) {
     if (!s.validateRtcp) return 0;
     return srtp ? checkSrtcpClear(ptr, len, s.reducedSizeRtcp) : <u32>RtcpCompound.validate(ptr, len, s.reducedSizeRtcp);

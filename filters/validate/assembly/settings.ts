@@ -22,8 +22,10 @@ export enum Protected {
   None = 0,
   Downstream = 1,
   Upstream = 2,
+  /** Before an srtp stage that unprotects with a reverseKey: the sender's packets, and the feedback it protected on the way back. */
+  Both = 3,
 }
-const PROTECTED_NAMES: string[] = ["none", "downstream", "upstream"];
+const PROTECTED_NAMES: string[] = ["none", "downstream", "upstream", "both"];
 
 export class Settings {
   /** RFC 3550 A.1 MIN_SEQUENTIAL: in-order packets needed before a new source is valid. */
@@ -164,7 +166,7 @@ export class Settings {
   private applyProtected(cfg: Config): void {
     const name = cfg.getString("srtp", PROTECTED_NAMES[this.srtp]);
     const i = PROTECTED_NAMES.indexOf(name);
-    if (i < 0) cfg.fail("config key 'srtp' must be \"none\", \"downstream\" or \"upstream\"");
+    if (i < 0) cfg.fail("config key 'srtp' must be \"none\", \"downstream\", \"upstream\" or \"both\"");
     else this.srtp = <Protected>i;
   }
 

@@ -86,6 +86,16 @@ test("srtp: upstream protects only the receivers' feedback; the other direction 
   assert.is(verdict(validate.run({ ctx, bytes: bytes(sdes()), flags: up })), "rtcp_bad_first", "the clear header of upstream SRTCP");
 });
 
+test("srtp: both (before an srtp unprotect stage with a reverseKey): SRTCP passes both ways, plain RTCP is junk both ways", async () => {
+  const { validate, protectedBytes } = await harnesses();
+  const ctx = validate.createContext({ srtp: "both" });
+  const srtcp = protectedBytes(bytes(rr(), pli()), PacketFlag.Rtcp);
+  for (const flags of [PacketFlag.Rtcp, PacketFlag.Upstream | PacketFlag.Rtcp]) {
+    assert.is(verdict(validate.run({ ctx, bytes: srtcp, flags })), "pass", `SRTCP, flags ${flags}`);
+    assert.is(verdict(validate.run({ ctx, bytes: bytes(sdes()), flags })), "rtcp_bad_first", `the clear header, flags ${flags}`);
+  }
+});
+
 test("SRTP with the padding bit: the count is encrypted, so only the protected direction skips it", async () => {
   const { validate, protectedBytes } = await harnesses();
   const plain = validate.createContext({});

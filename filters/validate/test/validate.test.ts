@@ -368,7 +368,7 @@ test("unknown config keys are rejected, naming the key", async () => {
   rejected({ minSize: 100, maxSize: 50 }, /'maxSize' must be 0 \(no limit\) or at least 'minSize'/);
   rejected({ holdPackets: 256 }, /config key 'holdPackets' must be between 0 and 255/);
   rejected({ holdTimeoutMs: 0 }, /config key 'holdTimeoutMs' must be between 1 and 60000/);
-  rejected({ srtp: "both" }, /config key 'srtp' must be "none", "downstream" or "upstream"/);
+  rejected({ srtp: "either" }, /config key 'srtp' must be "none", "downstream", "upstream" or "both"/);
   rejected({ srtp: true }, /config key 'srtp' must be a string/);
   rejected({ holdStorePackets: 16 }, /config key 'holdStorePackets' can only be set in the filter's root config/);
   assert.ok(h.createContext({ probation: null, rate: {} }) > 0, "null and {} mean the defaults");
