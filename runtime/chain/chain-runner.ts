@@ -44,7 +44,9 @@ class Turnarounds {
 
   add(memory: Uint8Array, offset: number, length: number, flags: number, dest: number, leg: number, arrivalUs: number, stage: number): boolean {
     if (this.list.full || this.used + length > this.bytes.length) return false;
-    this.bytes.set(memory.subarray(offset, offset + length), this.used);
+    const bytes = this.bytes;
+    const at = this.used;
+    for (let k = 0; k < length; k++) bytes[at + k] = memory[offset + k]!; // no view made per packet
     this.stage[this.list.count] = stage;
     this.list.push(this.bytes, this.used, length, flags, dest, 0, leg, arrivalUs);
     this.used += length;
