@@ -73,7 +73,8 @@ test("proxy: timer outputs pass the later stages and reach Forward, one-destinat
     const [delay, counter] = seg.stages;
     assert.is(delay!.held, n);
     assert.is(delay!.generated, 2 * n + 1);
-    assert.is(counter!.metrics.find((m) => m.name === "packets")?.value, 2 * n + 2, "the counter after delay saw every output and the APP");
+    // the answer to the sender (Dest.Reverse) goes upstream: back through the stages before delay (none), not the counter after it
+    assert.is(counter!.metrics.find((m) => m.name === "packets")?.value, 2 * n + 1, "the counter after delay saw every output and the APP, not the answer to the sender");
   } finally {
     for (const s of [s0, s1, s1fec, s0rtcp, senderRtcp]) s.close();
     tx.close();

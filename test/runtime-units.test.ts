@@ -202,6 +202,13 @@ runner("a packet a stage makes upstream passes the stages before it, back to the
     // made upstream by the first stage: it leaves the chain at once
     const first = rig.run(chain, [command(0, 0xcf, 1, UP, 64)]);
     assert.equal(first.map((o) => marksOf(o)), [[1, 2, 3], [1]]);
+
+    // Dest.Reverse: a downstream-flagged answer to the sender runs the stages before it, flagged Upstream (Dest.Forward)
+    const answer = rig.run(chain, [command(0, 0xcf, 2, PacketFlag.Rtcp | (Dest.Reverse << 8), 64)]);
+    assert.equal(answer.map((o) => [marksOf(o), o.flags, o.dest]), [[[1, 2, 3], 0, Dest.Forward], [[1, 2, 1], UP | PacketFlag.Generated, Dest.Forward]]);
+    // and an upstream-flagged one, to the destinations, the stages after it
+    const onward = rig.run(chain, [command(0, 0xcf, 2, UP | (Dest.Reverse << 8), 64)], UP);
+    assert.equal(onward.map((o) => [marksOf(o), o.flags, o.dest]), [[[3, 2, 1], UP, Dest.Forward], [[3, 2, 3], PacketFlag.Rtcp | PacketFlag.Generated, Dest.Forward]]);
   }));
 
 runner("a packet larger than the stage's slots is dropped as too_large; the others pass", () =>
@@ -318,7 +325,10 @@ runner("output descriptors: only known dests, legs below 8, the own slot and the
       assert.is(drops(stage, DropReason.HostBadDescriptor) - bad0, accepted ? 0 : 1, label);
       assert.is(stage.stats.generated - generated0, accepted ? 1 : 0, label);
       if (accepted) {
-        assert.is(made[0]!.dest, packet.readUInt32BE(16), `${label}: dest`);
+        // Dest.Reverse leaves as a packet of the other way to Dest.Forward (the same peers), having run that way's stages
+        const reverse = packet.readUInt32BE(16) === Dest.Reverse;
+        assert.is(made[0]!.dest, reverse ? Dest.Forward : packet.readUInt32BE(16), `${label}: dest`);
+        assert.is(made[0]!.flags & PacketFlag.Upstream, reverse ? PacketFlag.Upstream : 0, `${label}: its way`);
         assert.is(made[0]!.leg, packet.readUInt32BE(20), `${label}: leg`);
       }
     }

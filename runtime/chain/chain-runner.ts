@@ -3,7 +3,7 @@
 // pass the stages first to last, upstream ones (PacketFlag.Upstream) last to first, like a
 // protocol stack. Depth first, so that a stage's memory is read by the next stage before the
 // stage is called again; a packet a stage makes the other way waits, copied, until the pass is done.
-import { DropReason, PacketFlag } from "../abi.js";
+import { Dest, DropReason, PacketFlag } from "../abi.js";
 import { FilterFailure } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { HELD, PASSED } from "../filter-host/judge.js";
@@ -353,9 +353,21 @@ export class ChainRunner {
   private collectOutputs(stage: ChainStage, index: number, inst: FilterInstance, outCount: number, down: PacketList | null, up: PacketList | null, segment: SegmentStats): void {
     const stats = stage.stats;
     for (let j = 0; j < outCount; j++) {
-      const flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
+      if (!inst.acceptOutput(j, stage.ctx)) {
+        stats.drops.add(DropReason.HostBadDescriptor);
+        segment.drops.add(DropReason.HostBadDescriptor);
+        continue;
+      }
+      let flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
+      let dest = inst.outputDest(j);
+      if (dest === Dest.Reverse) {
+        // it goes the other way than its flag says: it runs the stages of that way, flagged so
+        // (the egress sends a packet of the other way to Dest.Forward where it sent this one)
+        flags ^= PacketFlag.Upstream;
+        dest = Dest.Forward;
+      }
       const output = (flags & PacketFlag.Upstream) !== 0 ? up : down;
-      if ((output !== null && output.full) || !inst.acceptOutput(j, stage.ctx)) {
+      if (output !== null && output.full) {
         stats.drops.add(DropReason.HostBadDescriptor);
         segment.drops.add(DropReason.HostBadDescriptor);
         continue;
@@ -367,8 +379,8 @@ export class ChainRunner {
       }
       const length = inst.outputLength(j);
       if (output !== null) {
-        output.push(inst.bytes, inst.outputOffset(j), length, flags, inst.outputDest(j), 0, inst.outputLeg(j), this.nowUs);
-      } else if (!this.turned.add(inst.bytes, inst.outputOffset(j), length, flags, inst.outputDest(j), inst.outputLeg(j), this.nowUs, index)) {
+        output.push(inst.bytes, inst.outputOffset(j), length, flags, dest, 0, inst.outputLeg(j), this.nowUs);
+      } else if (!this.turned.add(inst.bytes, inst.outputOffset(j), length, flags, dest, inst.outputLeg(j), this.nowUs, index)) {
         stats.drops.add(DropReason.HostBudgetExceeded);
         segment.drops.add(DropReason.HostBudgetExceeded);
         continue;
