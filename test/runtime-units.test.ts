@@ -336,6 +336,14 @@ runner("output descriptors: only known dests, legs below 8, the own slot and the
     assert.is(stage.stats.failures, 0);
   }));
 
+runner("a Dest.Reverse output on a leg is dropped as host_no_destination: a leg has no way back (turned, it would have gone to the leg's destinations)", () =>
+  withRig(async (rig) => {
+    const stage = rig.attach(await rig.slot());
+    const out = rig.run([stage], [command(1, Cmd.emit, Dest.Reverse, 2)]);
+    assert.is(out.filter((o) => (o.flags & PacketFlag.Generated) !== 0).length, 0);
+    assert.is(drops(stage, DropReason.HostNoDestination), 1);
+  }));
+
 for (const [label, count] of [["-1", -1], ["-2^31", -0x80000000], ["capacity + 1", 65], ["2^31-1", 0x7fffffff]] as const) {
   runner(`an output count of ${label} is a filter failure`, () =>
     withRig(async (rig) => {

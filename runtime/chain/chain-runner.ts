@@ -102,7 +102,7 @@ export class ChainRunner {
    * through stages[from..], upstream ones through stages[..n-1] backwards (`from` is 0 but in tests).
    */
   run(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
-    this.turned.clear(); // none left by a run that threw: they were another chain's
+    this.clearTurned(); // none left by a run that threw: they were another chain's
     let ups = 0;
     for (let i = 0; i < input.count; i++) if ((input.flags[i]! & PacketFlag.Upstream) !== 0) ups++;
     if (ups === 0) {
@@ -123,7 +123,7 @@ export class ChainRunner {
 
   /** Feeds a timer's output packets (already in the instance's output area) to the rest of the chain, each its way. */
   runTimerOutputs(stages: readonly ChainStage[], index: number, instance: FilterInstance, outCount: number, segment: SegmentStats, egress: EgressFn): void {
-    this.turned.clear();
+    this.clearTurned();
     const down = this.down[index + 1]!;
     const up = this.up[index]!;
     down.clear();
@@ -142,12 +142,23 @@ export class ChainRunner {
    * it (downstream) or before it (upstream), each drained in turn after.
    */
   drain(stages: readonly ChainStage[], segment: SegmentStats, egress: EgressFn): void {
-    for (let i = 0; i < stages.length; i++) this.drainStage(stages, i, segment, egress);
+    // what a stage hands over upstream reaches stages already drained, which may hold it: sweep
+    // again while a sweep handed anything over (each sweep moves what is held at least one stage
+    // on its way, so a chain's length in sweeps empties it)
+    for (let sweep = 0; sweep <= stages.length; sweep++) {
+      let handedOver = false;
+      for (let i = 0; i < stages.length; i++) if (this.drainStage(stages, i, segment, egress)) handedOver = true;
+      if (!handedOver) break;
+    }
   }
 
-  /** Drains stages[i] alone; what it hands over runs through stages[i + 1..], or stages[..i - 1] backwards upstream. */
-  drainStage(stages: readonly ChainStage[], i: number, segment: SegmentStats, egress: EgressFn): void {
+  /**
+   * Drains stages[i] alone; what it hands over runs through stages[i + 1..], or stages[..i - 1]
+   * backwards upstream. Returns whether it handed anything over.
+   */
+  drainStage(stages: readonly ChainStage[], i: number, segment: SegmentStats, egress: EgressFn): boolean {
     const stage = stages[i]!;
+    let handedOver = false;
     for (let call = 0; call < DRAIN_CALLS; call++) {
       const inst = stage.live;
       if (inst === null || !inst.drains) break;
@@ -162,8 +173,15 @@ export class ChainRunner {
         this.beacon?.leave();
       }
       if (out === 0) break;
+      handedOver = true;
       this.runTimerOutputs(stages, i, inst, out, segment, egress);
     }
+    return handedOver;
+  }
+
+  private clearTurned(): void {
+    this.turned.clear();
+    this.turning.clear();
   }
 
   /** Runs downstream packets through stages[from..], depth first; what turns back waits in `turned`. */
@@ -361,6 +379,12 @@ export class ChainRunner {
       let flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
       let dest = inst.outputDest(j);
       if (dest === Dest.Reverse) {
+        if (inst.outputLeg(j) !== 0) {
+          // a leg has no way back (docs/abi.md "Legs"): turned, it would go to the leg's destinations
+          stats.drops.add(DropReason.HostNoDestination);
+          segment.drops.add(DropReason.HostNoDestination);
+          continue;
+        }
         // it goes the other way than its flag says: it runs the stages of that way, flagged so
         // (the egress sends a packet of the other way to Dest.Forward where it sent this one)
         flags ^= PacketFlag.Upstream;
