@@ -186,17 +186,28 @@ export class ChainRunner {
 
   /** Runs downstream packets through stages[from..], depth first; what turns back waits in `turned`. */
   private runDown(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
+    this.runWay(stages, from, input, segment, egress, false);
+  }
+
+  /** Runs upstream packets through stages[from], stages[from - 1] .. stages[0], depth first. */
+  private runUp(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
+    this.runWay(stages, from, input, segment, egress, true);
+  }
+
+  /** One stage of a pass, then the next on the packets' way: stages[from + 1], or stages[from - 1] upstream. */
+  private runWay(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn, upstream: boolean): void {
     if (input.count === 0) return;
-    if (from >= stages.length) {
+    if (from < 0 || from >= stages.length) {
       egress(input);
       return;
     }
+    const next = upstream ? from - 1 : from + 1;
     const stage = stages[from]!;
-    const output = this.down[from + 1]!;
+    const output = upstream ? this.up[from]! : this.down[from + 1]!;
     if (stage.live === null) {
       output.clear();
       this.bypassRange(stage, input, 0, input.count, output, segment);
-      this.runDown(stages, from + 1, output, segment, egress);
+      this.runWay(stages, next, output, segment, egress, upstream);
       return;
     }
     const capacity = stage.live.arena.batchCapacity;
@@ -207,37 +218,9 @@ export class ChainRunner {
         // the stage failed on an earlier chunk of this input
         this.bypassRange(stage, input, start, end, output, segment);
       } else {
-        this.runStage(stage, from, stage.live, input, start, end, output, false, segment);
+        this.runStage(stage, from, stage.live, input, start, end, output, upstream, segment);
       }
-      this.runDown(stages, from + 1, output, segment, egress);
-    }
-  }
-
-  /** Runs upstream packets through stages[from], stages[from - 1] .. stages[0], depth first. */
-  private runUp(stages: readonly ChainStage[], from: number, input: PacketList, segment: SegmentStats, egress: EgressFn): void {
-    if (input.count === 0) return;
-    if (from < 0) {
-      egress(input);
-      return;
-    }
-    const stage = stages[from]!;
-    const output = this.up[from]!;
-    if (stage.live === null) {
-      output.clear();
-      this.bypassRange(stage, input, 0, input.count, output, segment);
-      this.runUp(stages, from - 1, output, segment, egress);
-      return;
-    }
-    const capacity = stage.live.arena.batchCapacity;
-    for (let start = 0; start < input.count; start += capacity) {
-      const end = Math.min(start + capacity, input.count);
-      output.clear();
-      if (stage.live === null) {
-        this.bypassRange(stage, input, start, end, output, segment);
-      } else {
-        this.runStage(stage, from, stage.live, input, start, end, output, true, segment);
-      }
-      this.runUp(stages, from - 1, output, segment, egress);
+      this.runWay(stages, next, output, segment, egress, upstream);
     }
   }
 
