@@ -336,12 +336,12 @@ runner("output descriptors: only known dests, legs below 8, the own slot and the
     assert.is(stage.stats.failures, 0);
   }));
 
-runner("a Dest.Reverse output on a leg is dropped as host_no_destination: a leg has no way back (turned, it would have gone to the leg's destinations)", () =>
+runner("a Dest.Reverse output on a leg is not turned into a packet of the other way (to Dest.Forward it would go to the leg's destinations): it stays Dest.Reverse, which the segment refuses", () =>
   withRig(async (rig) => {
     const stage = rig.attach(await rig.slot());
-    const out = rig.run([stage], [command(1, Cmd.emit, Dest.Reverse, 2)]);
-    assert.is(out.filter((o) => (o.flags & PacketFlag.Generated) !== 0).length, 0);
-    assert.is(drops(stage, DropReason.HostNoDestination), 1);
+    const made = rig.run([stage], [command(1, Cmd.emit, Dest.Reverse, 2)]).filter((o) => (o.flags & PacketFlag.Generated) !== 0);
+    assert.is(made.length, 1);
+    assert.equal([made[0]!.dest, made[0]!.flags & PacketFlag.Upstream, made[0]!.leg], [Dest.Reverse, 0, 2]);
   }));
 
 for (const [label, count] of [["-1", -1], ["-2^31", -0x80000000], ["capacity + 1", 65], ["2^31-1", 0x7fffffff]] as const) {

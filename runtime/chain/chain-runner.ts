@@ -361,13 +361,9 @@ export class ChainRunner {
       }
       let flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
       let dest = inst.outputDest(j);
-      if (dest === Dest.Reverse) {
-        if (inst.outputLeg(j) !== 0) {
-          // a leg has no way back (docs/abi.md "Legs"): turned, it would go to the leg's destinations
-          stats.drops.add(DropReason.HostNoDestination);
-          segment.drops.add(DropReason.HostNoDestination);
-          continue;
-        }
+      // a leg has no way back (docs/abi.md "Legs"): on one it stays Dest.Reverse, which the egress
+      // refuses (host_no_destination); turned, it would go to the leg's destinations
+      if (dest === Dest.Reverse && inst.outputLeg(j) === 0) {
         // it goes the other way than its flag says: it runs the stages of that way, flagged so
         // (the egress sends a packet of the other way to Dest.Forward where it sent this one)
         flags ^= PacketFlag.Upstream;
