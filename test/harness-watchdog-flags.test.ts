@@ -2,32 +2,20 @@
 // run as `node --input-type=module -e '...'` (a one-off check, a CI step) must neither crash when
 // the thread starts nor hang in an endless loop with no watchdog to end it.
 import * as assert from "uvu/assert";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { Child } from "./lib/child.js";
 import { suite } from "./lib/suite.js";
 import { fixture, ROOT } from "./lib/paths.js";
 
 const test = suite("harness watchdog under node flags", { timeoutMs: 90_000 });
 const HARNESS = pathToFileURL(join(ROOT, "dist", "sdk", "harness", "index.js")).href;
 
-/** Runs `node --input-type=module -e script`; rejects if it still runs after `boundMs`. */
-function evalModule(script: string, boundMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const bound = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`still running after ${boundMs} ms: no watchdog ended the loop\n${stdout}\n${stderr}`));
-    }, boundMs);
-    child.on("close", (code) => {
-      clearTimeout(bound);
-      resolve({ code, stdout, stderr });
-    });
-  });
+/** Runs `node --input-type=module -e script`, killed after `limitMs` (an endless loop no watchdog ended). */
+async function evalModule(script: string, limitMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = new Child(process.execPath, ["--input-type=module", "-e", script], { limitMs });
+  const { code } = await child.exited;
+  return { code, stdout: child.stdout, stderr: child.stderr };
 }
 
 test("a test that waits a little still passes", async () => {
