@@ -62,6 +62,8 @@ export function describeEvent(e: ProxyEvent): string {
       return `worker ${e.worker} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}; restarting it`;
     case "worker-restarted":
       return `worker ${e.worker} restarted with its ${e.segments} segment(s); state carried from the last checkpoint for ${e.carried} stage(s)`;
+    case "warning":
+      return `warning: ${e.message}`;
     case "segment-moved":
       return `segment ${e.segment}: moved from worker ${e.from} to worker ${e.to} (state carried for ${e.carried} stage(s); packets sent while its ports changed hands are lost)`;
   }

@@ -14,6 +14,7 @@ import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
+import { readStateFile, StateFileError, writeStateFile } from "./state-file.js";
 
 /**
  * A config change that could not be applied. Before the commit (`committed` false) nothing of it
@@ -48,7 +49,8 @@ export type ProxyEvent =
   | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
   | { type: "worker-exit"; worker: number; code: number | null; signal: string | null }
   | { type: "worker-restarted"; worker: number; segments: number; carried: number }
-  | { type: "segment-moved"; segment: string; from: number; to: number; carried: number };
+  | { type: "segment-moved"; segment: string; from: number; to: number; carried: number }
+  | { type: "warning"; message: string };
 
 interface ProxyEvents {
   event: [ProxyEvent];
@@ -63,6 +65,11 @@ function egressPortsOf(s: SegmentSnapshot): EgressPorts {
 interface SegmentMove {
   readonly from: number;
   readonly to: number;
+}
+
+/** A checkpoint's place in Proxy.checkpoints: its segment and filter entry. */
+function checkpointKey(c: StateCheckpoint): string {
+  return `${c.segment}\0${c.filter}`;
 }
 
 function workerFor(seg: SegmentConfig, workers: number): number {
@@ -130,6 +137,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private readonly unseeded = new Map<WorkerHandle, Promise<void>>();
   private lastCheckpointAt = 0;
+  /** Writes of the stateFile, one at a time, in order (each writes the checkpoints as they are when it runs). */
+  private stateWrites: Promise<void> = Promise.resolve();
+  /** The last stateFile write's failure, said once until a write succeeds again. */
+  private stateWriteFailure = "";
+  private saidNoStateFile = false;
   private statsTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
   /** Set while workers prepare a change: a stuck call then is most likely a new stage's context creation. */
@@ -176,6 +188,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   static async start(config: ProxyConfig, onEvent?: (event: ProxyEvent) => void): Promise<Proxy> {
     const proxy = new Proxy(config);
     if (onEvent) proxy.on("event", onEvent);
+    if (config.stateFile !== undefined) {
+      try {
+        for (const c of await readStateFile(config.stateFile)) proxy.checkpoints.set(checkpointKey(c), c);
+      } catch (err) {
+        if (err instanceof StateFileError) throw new ApplyError([{ segment: "", message: err.message }], false, true);
+        throw err;
+      }
+    }
     for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
     await Promise.all(proxy.workers.map((w) => w.ready));
     // watching from the first apply: a filter that never returns from a context's creation must
@@ -313,8 +333,19 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // an apply or restart in flight ends first, unless it waits on a stuck worker: closing the
     // workers (killed when they do not answer) then ends it
     await Promise.race([this.queue, new Promise((r) => setTimeout(r, 2000).unref())]);
+    if (this.config.stateFile !== undefined && this.applied) await this.saveFinalStates();
     await Promise.all(this.workers.map((w) => w.close()));
     clearInterval(this.watchdogTimer);
+  }
+
+  /** At close: every stage's state as it stops, to the stateFile (a worker that does not answer within a second keeps its last checkpoint). */
+  private async saveFinalStates(): Promise<void> {
+    await Promise.all(this.workers.map(async (w) => {
+      if (!w.alive || this.unseeded.has(w)) return;
+      const taken = await Promise.race([w.checkpoint().catch(() => []), new Promise<StateCheckpoint[]>((r) => setTimeout(() => r([]), 1000).unref())]);
+      for (const c of taken) this.checkpoints.set(checkpointKey(c), c);
+    }));
+    await this.saveStates().catch(() => {}); // said by saveStates
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {
@@ -401,6 +432,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (config.streams.max !== this.config.streams.max || config.streams.idleSeconds !== this.config.streams.idleSeconds) {
       throw new ApplyError([{ segment: "", message: "streams: cannot change while running (each worker sized its stream table at start); restart the proxy" }]);
     }
+    if (config.stateFile !== this.config.stateFile) {
+      throw new ApplyError([{ segment: "", message: `stateFile: cannot change from ${this.config.stateFile ?? "none"} to ${config.stateFile ?? "none"} while running; restart the proxy` }]);
+    }
     if (config.workers !== this.workers.length) {
       throw new ApplyError([{ segment: "", message: `workers: cannot change from ${this.workers.length} to ${config.workers} while running; restart the proxy` }]);
     }
@@ -438,11 +472,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         seeding.set(w, this.restoreFor(i, segments));
       }
       const seed = seeding.get(w);
-      const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? [])];
+      // at start, what the stateFile saved of the last run of this process
+      const fromLastRun = this.applied ? [] : this.checkpointsOf(segments);
+      const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? []), ...fromLastRun];
       const egressPorts = [...(seed?.egressPorts ?? []), ...this.egressPortsMovedTo(i, moved, workers)];
-      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints, egressPorts });
+      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints, egressPorts, exportPrepared: config.stateFile !== undefined });
     })).finally(() => (this.preparing = false));
     const errors = prepared.flat();
+    if (errors.length === 0) errors.push(...(await this.saveNewStages(current(), config)));
     if (errors.length > 0) {
       await Promise.all(current().map((w) => w.request({ type: "abort" })));
       throw new ApplyError(errors);
@@ -481,6 +518,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
+    if (this.config.stateFile !== undefined) void this.saveStates().catch(() => {}); // the removed segments out of it
     if (committed.length > 0) throw new ApplyError(committed, true);
   }
 
@@ -506,7 +544,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     await Promise.all([...from].map(async (i) => {
       const w = workers[i];
       if (!w?.alive || this.unseeded.has(w)) return; // restarting: the last checkpoints stand
-      for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
+      for (const c of await w.checkpoint()) this.checkpoints.set(checkpointKey(c), c);
     }));
     for (const c of this.checkpoints.values()) {
       const m = moved.get(c.segment);
@@ -646,7 +684,70 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       for (const w of this.workers) this.checkpointDue.add(w);
     }
     for (const w of this.checkpointDue) if (!this.workers.includes(w)) this.checkpointDue.delete(w); // replaced meanwhile
+    const checkpointing = this.checkpointDue.size > 0;
     await Promise.all(this.workers.map((w) => this.refreshWorker(w)));
+    if (checkpointing && !this.closed) await this.afterCheckpoint();
+  }
+
+  /** A round of checkpoints taken: saved to the stateFile, or, without one, said once that a process restart loses them. */
+  private async afterCheckpoint(): Promise<void> {
+    if (this.config.stateFile !== undefined) {
+      await this.saveStates().catch(() => {}); // said by saveStates; the next round tries again
+      return;
+    }
+    if (this.saidNoStateFile || this.checkpoints.size === 0) return;
+    this.saidNoStateFile = true;
+    const filters = [...new Set([...this.checkpoints.values()].map((c) => c.family ?? c.filter))].sort();
+    this.emit("event", {
+      type: "warning",
+      message: `stateFile is not set: the state of ${this.checkpoints.size} stage(s) (filters ${filters.join(", ")}) lives in this process only, and a restart of the proxy starts them afresh; an srtp stage then protects from ROC 0 and SRTCP index 0 again under its key (the same keystream twice, RFC 3711 section 9.1) and accepts replays of what it accepted: set stateFile (docs/proxy.md)`,
+    });
+  }
+
+  /** The checkpoints kept for `segments`. */
+  private checkpointsOf(segments: readonly SegmentConfig[]): StateCheckpoint[] {
+    const names = new Set(segments.map((s) => s.name));
+    return [...this.checkpoints.values()].filter((c) => names.has(c.segment));
+  }
+
+  /**
+   * Before a commit, with a stateFile: the states of the stages the change creates, as they are
+   * before their first packet, go to the file. A restored one replaces its checkpoint (srtp moved
+   * its SRTCP indexes on: a crash right after must not restore the same blob again); a fresh one
+   * is saved where its stage has none yet (a new stage under a key used in a run the file knows
+   * nothing of is the operator's, docs/proxy.md). Returns why the change cannot go on, if it cannot.
+   */
+  private async saveNewStages(workers: readonly WorkerHandle[], config: ProxyConfig): Promise<SegmentError[]> {
+    if (config.stateFile === undefined) return [];
+    for (const w of workers) {
+      for (const c of w.prepared.restored) this.checkpoints.set(checkpointKey(c), c);
+      for (const c of w.prepared.fresh) if (!this.checkpoints.has(checkpointKey(c))) this.checkpoints.set(checkpointKey(c), c);
+    }
+    try {
+      await this.saveStates();
+      return [];
+    } catch (err) {
+      return [{ segment: "", message: `stateFile ${config.stateFile}: cannot save the new stages' state, so they do not start: ${(err as Error).message}` }];
+    }
+  }
+
+  /** Writes the checkpoints of the running config's and the applying config's segments to the stateFile (after the writes before it). */
+  private saveStates(): Promise<void> {
+    const path = this.config.stateFile;
+    if (path === undefined) return Promise.resolve();
+    const write = this.stateWrites.then(async () => {
+      try {
+        await writeStateFile(path, [...this.checkpoints.values()]);
+        this.stateWriteFailure = "";
+      } catch (err) {
+        const message = `stateFile ${path}: cannot save the stages' state: ${(err as Error).message}; a restart of the proxy process now would restore older states`;
+        if (message !== this.stateWriteFailure) this.emit("event", { type: "error", segment: "", message });
+        this.stateWriteFailure = message;
+        throw err;
+      }
+    });
+    this.stateWrites = write.catch(() => {});
+    return write;
   }
 
   /**
@@ -659,7 +760,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.refreshing.add(w);
     try {
       if (this.checkpointDue.delete(w)) {
-        for (const c of await w.checkpoint()) this.checkpoints.set(`${c.segment}\0${c.filter}`, c);
+        for (const c of await w.checkpoint()) this.checkpoints.set(checkpointKey(c), c);
       } else {
         await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
       }

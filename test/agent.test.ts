@@ -456,7 +456,12 @@ test("control plane stopped -> forwarding continues; restarted without control p
     assert.is(agent.runningVersion, v1);
     assert.is(agent.connectedTo, null);
     await flows(listen, sink, "packets after a restart from last-good.json");
-    assert.is(metric(await stage(agent, "live", "counter"), "tag"), 4);
+    const restarted = await stage(agent, "live", "counter");
+    assert.is(metric(restarted, "tag"), 4);
+    // the stage's state came back too, from <state-dir>/stage-state.json, saved as the agent stopped
+    assert.is(metric(restarted, "import_origin"), 2, "the counter imported a checkpoint at the start");
+    assert.ok((metric(restarted, "imported") ?? 0) >= n, `it brought the count of the run before (${metric(restarted, "imported")} of at least ${n})`);
+    assert.is(statSync(join(stateDir, "stage-state.json")).mode & 0o777, 0o600);
 
     // the control plane returns on its address: the version the proxy runs is acknowledged, not
     // applied again; a newer one is applied from the module cache

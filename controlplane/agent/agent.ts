@@ -5,7 +5,7 @@
 // last-good.json. Replicas are tried in order; a lost stream moves to the next one at once.
 import { EventEmitter } from "node:events";
 import { chmod, mkdir, readdir, stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { connectivityState, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   abi, ApplyError, ConfigError, familyLines, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
@@ -23,6 +23,11 @@ import { ReportLimiter } from "../api/report-limiter.js";
 import { describeApplyFailure, planSnapshot, SnapshotError, type SnapshotPlan } from "./snapshot-config.js";
 import type { AgentEvents, AgentOptions, NotRunning } from "./types.js";
 import { heldBackOf, heldBackText, notRunningText } from "../api/held-back.js";
+
+/** The proxy's stateFile under the state directory: its stages' state, for a restart to carry (runtime/state-file.ts). */
+export function stageStatePath(stateDir: string): string {
+  return join(stateDir, "stage-state.json");
+}
 
 /**
  * Stats go out at a node's own phase, 100-499 ms past each multiple of statsIntervalMs by the wall
@@ -335,9 +340,9 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   private async secureStateDir(): Promise<void> {
     await mkdir(this.cache.dir, { recursive: true, mode: 0o700 });
-    const foreign = (await readdir(this.stateDir)).filter((name) => !/^(last-good\.json(\..*)?|modules)$/.test(name));
+    const foreign = (await readdir(this.stateDir)).filter((name) => !/^((last-good|stage-state)\.json(\..*)?|modules)$/.test(name));
     const mode = (await stat(this.stateDir)).mode & 0o777;
-    const restrict: [string, number][] = [[this.cache.dir, 0o700], [lastGoodPath(this.stateDir), 0o600]];
+    const restrict: [string, number][] = [[this.cache.dir, 0o700], [lastGoodPath(this.stateDir), 0o600], [stageStatePath(this.stateDir), 0o600]];
     if (foreign.length === 0) restrict.push([this.stateDir, 0o700]);
     else if (mode & 0o077) {
       this.emit("warning", { message: `state directory ${this.stateDir} (mode ${mode.toString(8)}) holds other files too (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}), so it is left as it is; last-good.json is written 0600, but a directory of the proxy's own is made 0700` });
@@ -407,7 +412,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** The proxy-wide keys of every config this node runs: its own, never a snapshot's. */
   private nodeConfig(): ProxyConfigInput {
-    return { ...this.settings, workers: this.workers, gso: this.gso };
+    return { ...this.settings, workers: this.workers, gso: this.gso, stateFile: stageStatePath(this.stateDir) };
   }
 
   /**

@@ -5,7 +5,7 @@
 import { ConfigError, pathString, proxyConfigSchema, readConfigDocument, type ProxyConfig } from "./proxy-config.js";
 import { schemaProblems } from "./schema-messages.js";
 
-export const nodeSettingsSchema = proxyConfigSchema.omit({ filters: true, segments: true });
+export const nodeSettingsSchema = proxyConfigSchema.omit({ filters: true, segments: true, stateFile: true });
 
 export type NodeSettings = ReturnType<typeof nodeSettingsSchema.parse>;
 
@@ -15,6 +15,7 @@ export type NodeDataPlaneSettings = Pick<ProxyConfig, "batchSize" | "io" | "watc
 const NOT_A_NODE_KEY: Readonly<Record<string, string>> = {
   segments: "segments come from the control plane (msmctl apply); a node's file holds only its own settings",
   filters: "filters come from the control plane's registry (msmctl filter push); a node's file holds only its own settings",
+  stateFile: "a node run by the control plane saves its stages' state in --state-dir (stage-state.json)",
 };
 
 /** Checks a node's settings document. Throws ConfigError naming each bad field. */

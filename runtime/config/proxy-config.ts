@@ -222,6 +222,11 @@ export const proxyConfigSchema = z.strictObject({
   }).default(() => ({ ...STREAMS_DEFAULTS })),
   /** How often every stage's state is saved, for a filter or worker restart to carry it; 0: never. */
   stateCheckpointMs: z.number().int().min(0).max(3_600_000).default(1000),
+  /**
+   * Where the checkpoints are also saved, for a restart of the proxy process to carry them
+   * (runtime/state-file.ts); relative to the config file. Unset: they live in memory only.
+   */
+  stateFile: z.string().min(1).optional(),
   filters: z.record(z.string(), filterEntry).default({}),
   segments: z.array(segment).default([]),
 });
@@ -278,6 +283,7 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
   for (const entry of Object.values(config.filters)) {
     if (!isAbsolute(entry.path)) entry.path = resolve(baseDir, entry.path);
   }
+  if (config.stateFile !== undefined && !isAbsolute(config.stateFile)) config.stateFile = resolve(baseDir, config.stateFile);
   return config;
 }
 

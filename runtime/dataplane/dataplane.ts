@@ -83,6 +83,8 @@ export interface ApplyRequest {
   readonly checkpoints?: readonly StateCheckpoint[];
   /** The egress ports segments new here had where they ran before: bound again when free. */
   readonly egressPorts?: readonly EgressPorts[];
+  /** The proxy saves the new stages' state before the commit (a stateFile): the prepare's reply carries it (preparedStates). */
+  readonly exportPrepared?: boolean;
 }
 
 export interface SegmentError {
@@ -114,6 +116,10 @@ interface Plan {
 const MAX_RECEIVE_SLOTS = 256;
 
 const checkpointKey = (segment: string, filter: string): string => `${segment}\0${filter}`;
+
+function stateCheckpoint(segment: string, stage: ChainStage, blob: Uint8Array): StateCheckpoint {
+  return { segment, filter: stage.filterName, family: stage.filterFamily, state: Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString("base64") };
+}
 
 /** What the pool needs of a filter entry of the config. */
 function filterSpec(name: string, entry: FilterEntry): FilterSpec {
@@ -420,10 +426,39 @@ export class DataPlane {
         }
         if (!blob) continue;
         stage.checkpoint = blob;
-        out.push({ segment: seg.name, filter: stage.filterName, family: stage.filterFamily, state: Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString("base64") });
+        out.push(stateCheckpoint(seg.name, stage, blob));
       }
     }
     return out;
+  }
+
+  /**
+   * The state of every stage the prepared change creates, before any packet reaches it: `restored`
+   * the ones that imported a checkpoint (as they hold it after the import: a filter may move on
+   * from it, srtp skips SRTCP indexes), `fresh` the others. The proxy saves them (stateFile) before
+   * the commit, so that a process that dies at any moment after restarts from them.
+   */
+  preparedStates(): { restored: StateCheckpoint[]; fresh: StateCheckpoint[] } {
+    const restored: StateCheckpoint[] = [];
+    const fresh: StateCheckpoint[] = [];
+    for (const p of this.plan?.segments ?? []) {
+      for (const stage of p.stages ?? []) {
+        let blob = stage.checkpoint;
+        const wasRestored = blob !== undefined;
+        const live = stage.live;
+        if (!blob && live) {
+          live.setClock(performance.now() * 1000, Date.now() * 1000);
+          try {
+            blob = this.watched(stage.slot, () => live.exportState(stage.ctx));
+          } catch {
+            continue; // a failure: the failed hook handled it; the stage has no state to save
+          }
+        }
+        if (!blob) continue;
+        (wasRestored ? restored : fresh).push(stateCheckpoint(p.config.name, stage, blob));
+      }
+    }
+    return { restored, fresh };
   }
 
   /** Which filter instances (by slot id) serve which segments, and their memory: the watchdog's map and /metrics'. */

@@ -29,9 +29,11 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
   onMessage(async (m) => {
     try {
       switch (m.type) {
-        case "prepare":
-          send({ type: "reply", id: m.id, errors: await plane.prepare(m.request) });
+        case "prepare": {
+          const errors = await plane.prepare(m.request);
+          send({ type: "reply", id: m.id, errors, ...(errors.length === 0 && m.request.exportPrepared ? { prepared: plane.preparedStates() } : {}) });
           break;
+        }
         case "commit":
           send({ type: "reply", id: m.id, errors: plane.commit(), segments: plane.takeRemovedCounts() });
           break;

@@ -136,8 +136,13 @@ export class WorkerHandle {
     waiter?.({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${this.index} ${this.killedFor ?? "exited"}` }] });
   }
 
+  /** The states of the stages the last successful prepare created (see DataPlane.preparedStates). */
+  prepared: { restored: StateCheckpoint[]; fresh: StateCheckpoint[] } = { restored: [], fresh: [] };
+
   async prepare(request: Extract<WorkerRequest, { type: "prepare" }>["request"]): Promise<SegmentError[]> {
-    return (await this.request({ type: "prepare", request })).errors;
+    const reply = await this.request({ type: "prepare", request });
+    this.prepared = reply.prepared ?? { restored: [], fresh: [] };
+    return reply.errors;
   }
 
   async commit(): Promise<SegmentError[]> {

@@ -34,4 +34,8 @@ export type WorkerReply =
   | { type: "ready" }
   | { type: "event"; event: DataPlaneEvent }
   /** A commit's `segments`: the counters of the segments it took out, as they ended. */
-  | { type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[]; checkpoints?: StateCheckpoint[] };
+  /** A prepare's `prepared`: the states of the stages the change creates (DataPlane.preparedStates). */
+  | {
+    type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[]; checkpoints?: StateCheckpoint[];
+    prepared?: { restored: StateCheckpoint[]; fresh: StateCheckpoint[] };
+  };

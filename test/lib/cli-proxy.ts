@@ -14,6 +14,8 @@ export interface CliProxy {
   output(): string;
   /** SIGTERM, then waits for it to exit; removes its config. */
   stop(): Promise<void>;
+  /** SIGKILL to it and its worker processes, as a crash or an OOM kill would end it; removes its config. */
+  kill(): Promise<void>;
 }
 
 /** `msm proxy --config FILE ...args` with `config` written to FILE (JSON is YAML: the CLI reads it as a user's file). */
@@ -22,6 +24,7 @@ export function startCliProxy(config: object, args: readonly string[] = []): Cli
   const file = join(dir, "proxy.yaml");
   writeFileSync(file, JSON.stringify(config));
   const child = spawn(process.execPath, [MSM, "proxy", "--config", file, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise((r) => child.once("exit", r));
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
@@ -30,7 +33,18 @@ export function startCliProxy(config: object, args: readonly string[] = []): Cli
     output: () => output,
     async stop(): Promise<void> {
       child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async kill(): Promise<void> {
+      for (const p of processTree(child.pid!)) {
+        try {
+          process.kill(p, "SIGKILL");
+        } catch {
+          // gone meanwhile
+        }
+      }
+      await exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };

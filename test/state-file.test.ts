@@ -1,0 +1,234 @@
+// stateFile: a restarted proxy process carries its stages' state, as a restarted worker does. The
+// proxy runs as `msm proxy --config` in a process of its own (under the runtime running the test)
+// and is killed with SIGKILL, as a crash or an OOM kill ends it. Without the file an srtp protect
+// stage starts again at SRTCP index 0 and protects a sequence number a second time under the same
+// key (the same keystream over two payloads, RFC 3711 section 9.1), and an unprotect stage accepts
+// a replay of every packet it took before the restart (section 3.3.2).
+import * as assert from "uvu/assert";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FilterHarness, pseudoRandomBytes } from "../sdk/harness/index.js";
+import { startCliProxy, type CliProxy } from "./lib/cli-proxy.js";
+import { filterWasm } from "./lib/paths.js";
+import { senderReport } from "./lib/rtcp-build.js";
+import { suite } from "./lib/suite.js";
+import { bindUdp, freePortPair, indexedRtp, sleep, Sink, waitFor } from "./lib/udp.js";
+
+const test = suite("stateFile: stage state across a restart of the proxy process", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
+const SUITE = "AES_CM_128_HMAC_SHA1_80";
+const TAG = 10; // HMAC_SHA1_80
+const SSRC = 0x1234abcd;
+const KEY = `inline:${Buffer.from(pseudoRandomBytes(30, 21)).toString("base64")}`;
+
+/** The SRTCP index of a packet protect made (RFC 3711 section 3.4: E flag and 31 bits before the tag). */
+const srtcpIndex = (b: Buffer): number => b.readUInt32BE(b.length - TAG - 4) & 0x7fffffff;
+const sr = (): Buffer => senderReport(SSRC, 1000, 0);
+
+interface Rig {
+  readonly dir: string;
+  readonly stateFile: string;
+  readonly encListen: number;
+  readonly decListen: number;
+  /** Protected packets out of the "enc" segment (RTP and RTCP). */
+  readonly protectedOut: Sink;
+  /** Plain RTP out of the "dec" segment. */
+  readonly plainOut: Sink;
+  config(withStateFile: boolean): object;
+  close(): void;
+}
+
+/** Two segments: "enc" protects under KEY; "dec" unprotects under KEY. */
+async function rig(): Promise<Rig> {
+  const dir = mkdtempSync(join(tmpdir(), "msm-state-file-"));
+  const stateFile = join(dir, "stage-state.json");
+  const encListen = await freePortPair();
+  const decListen = await freePortPair();
+  const protectedOut = await Sink.open(await freePortPair(), { keep: true });
+  const rtcpOut = await bindUdp(protectedOut.port + 1);
+  rtcpOut.on("message", (m: Buffer, from) => protectedOut.packets.push({ bytes: m, from }));
+  const plainOut = await Sink.open(await freePortPair());
+  return {
+    dir, stateFile, encListen, decListen, protectedOut, plainOut,
+    config: (withStateFile) => ({
+      ...(withStateFile ? { stateFile } : {}),
+      stateCheckpointMs: 200,
+      filters: { srtp: { path: filterWasm("srtp") } },
+      segments: [
+        {
+          name: "enc", listen: { address: LO, port: encListen }, destinations: [{ address: LO, port: protectedOut.port }],
+          chain: [{ filter: "srtp", config: { direction: "protect", suite: SUITE, key: KEY } }],
+        },
+        {
+          name: "dec", listen: { address: LO, port: decListen }, destinations: [{ address: LO, port: plainOut.port }],
+          chain: [{ filter: "srtp", config: { direction: "unprotect", suite: SUITE, key: KEY } }],
+        },
+      ],
+    }),
+    close: () => {
+      protectedOut.close();
+      rtcpOut.close();
+      plainOut.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** SRTP seq 1..20 made under KEY by a sender of our own (the filter in the SDK harness), for the "dec" segment; the same bytes each time a seq is asked for (a replay). */
+async function srtpSender(): Promise<(seq: number) => Buffer> {
+  const h = await FilterHarness.load(filterWasm("srtp", true), { name: "srtp" });
+  const ctx = h.createContext({ direction: "protect", suite: SUITE, key: KEY });
+  const made = new Map<number, Buffer>();
+  for (let seq = 1; seq <= 20; seq++) {
+    const r = h.run({ ctx, bytes: indexedRtp(seq, 200, 0x5eed0001), flags: 0 });
+    assert.is(r.verdict, "pass");
+    made.set(seq, Buffer.from(r.bytes));
+  }
+  return (seq) => made.get(seq)!;
+}
+
+const rtpOut = (r: Rig): Buffer[] => r.protectedOut.packets.map((p) => p.bytes).filter((b) => b[1] !== 200);
+const rtcpOutOf = (r: Rig): Buffer[] => r.protectedOut.packets.map((p) => p.bytes).filter((b) => b[1] === 200);
+
+/** Starts the proxy and waits until both segments pass packets (an RTP packet of seq `probe` each way). */
+async function started(r: Rig, withStateFile: boolean, probe: { enc: number; dec: Buffer }): Promise<CliProxy> {
+  const proxy = startCliProxy(r.config(withStateFile));
+  const tx = await bindUdp();
+  try {
+    const encBefore = rtpOut(r).length;
+    const decBefore = r.plainOut.received;
+    await waitFor(async () => {
+      if (rtpOut(r).length === encBefore) tx.send(indexedRtp(probe.enc), r.encListen, LO);
+      if (r.plainOut.received === decBefore) tx.send(probe.dec, r.decListen, LO);
+      await sleep(100);
+      return rtpOut(r).length > encBefore && r.plainOut.received > decBefore;
+    }, 20_000, `the proxy to start and pass a packet on each segment\n${proxy.output()}`);
+  } finally {
+    tx.close();
+  }
+  return proxy;
+}
+
+/** A first run: RTP 1..10 and three SRs through "enc", SRTP 1..10 through "dec"; then the proxy is killed once a checkpoint after them is saved (or after two checkpoint periods without a file). */
+async function firstRun(r: Rig, withStateFile: boolean, srtpOf: (seq: number) => Buffer): Promise<string> {
+  const proxy = await started(r, withStateFile, { enc: 1, dec: srtpOf(1) });
+  const tx = await bindUdp();
+  try {
+    for (let seq = 2; seq <= 10; seq++) {
+      tx.send(indexedRtp(seq), r.encListen, LO);
+      tx.send(srtpOf(seq), r.decListen, LO);
+    }
+    for (let k = 0; k < 3; k++) tx.send(sr(), r.encListen + 1, LO);
+    await waitFor(() => rtpOut(r).length >= 10 && rtcpOutOf(r).length >= 3 && r.plainOut.received >= 10, 5000, `the first run's packets\n${proxy.output()}`);
+    const sent = Date.now();
+    if (withStateFile) {
+      await waitFor(() => existsSync(r.stateFile) && (JSON.parse(readFileSync(r.stateFile, "utf8")) as { savedAtMs: number }).savedAtMs > sent + 250, 5000, "a checkpoint saved after the packets");
+    } else await waitFor(() => /warning: stateFile is not set/.test(proxy.output()), 5000, "the warning that a restart loses the state");
+    return proxy.output();
+  } finally {
+    tx.close();
+    await proxy.kill();
+  }
+}
+
+/**
+ * After the restart (each segment's first packet seq 11): three more SRs, a repeat of RTP seq 5
+ * and a new seq 12 through "enc"; a replay of SRTP seq 5 and a new seq 12 through "dec".
+ */
+async function secondRun(r: Rig, withStateFile: boolean, srtpOf: (seq: number) => Buffer): Promise<{ indexes: number[]; repeatProtected: number; replayAccepted: number; output: string }> {
+  const beforeRtcp = rtcpOutOf(r).length;
+  const proxy = await started(r, withStateFile, { enc: 11, dec: srtpOf(11) });
+  const tx = await bindUdp();
+  try {
+    const plainBefore = r.plainOut.keys.get(5) ?? 0;
+    const repeatsBefore = rtpOut(r).filter((b) => b.readUInt16BE(2) === 5).length;
+    for (let k = 0; k < 3; k++) tx.send(sr(), r.encListen + 1, LO);
+    tx.send(indexedRtp(5), r.encListen, LO);
+    tx.send(indexedRtp(12), r.encListen, LO);
+    tx.send(srtpOf(5), r.decListen, LO);
+    tx.send(srtpOf(12), r.decListen, LO);
+    await waitFor(() => rtcpOutOf(r).length >= beforeRtcp + 3 && rtpOut(r).some((b) => b.readUInt16BE(2) === 12) && (r.plainOut.keys.get(12) ?? 0) > 0, 5000, `the second run's packets\n${proxy.output()}`);
+    await sleep(200); // a repeat, if protected, arrives in the same time
+    return {
+      indexes: rtcpOutOf(r).slice(beforeRtcp).map(srtcpIndex),
+      repeatProtected: rtpOut(r).filter((b) => b.readUInt16BE(2) === 5).length - repeatsBefore,
+      replayAccepted: (r.plainOut.keys.get(5) ?? 0) - plainBefore,
+      output: proxy.output(),
+    };
+  } finally {
+    tx.close();
+    await proxy.stop();
+  }
+}
+
+test("SIGKILL and restart with a stateFile: SRTCP indexes go on past the ones used, a protected sequence number is not protected again, a replay is refused", async () => {
+  const r = await rig();
+  try {
+    const srtpOf = await srtpSender();
+    await firstRun(r, true, srtpOf);
+    const before = rtcpOutOf(r).map(srtcpIndex);
+    assert.equal(before, [0, 1, 2], "the first run's SRTCP indexes");
+    assert.is(statSync(r.stateFile).mode & 0o777, 0o600, "the state file is this user's only");
+    const after = await secondRun(r, true, srtpOf);
+    console.log(`  SRTCP indexes after the restart: ${after.indexes.join(", ")}`);
+    assert.ok(after.indexes.every((i) => i >= 2 ** 22), `SRTCP indexes after the restart skip past any the killed process may have used: ${after.indexes.join(", ")}\n${after.output}`);
+    assert.is(after.repeatProtected, 0, "RTP seq 5, protected before the kill, is not protected again under the same key");
+    assert.is(after.replayAccepted, 0, "SRTP seq 5, accepted before the kill, is refused when replayed after it");
+  } finally {
+    r.close();
+  }
+});
+
+test("without a stateFile the restarted process starts afresh (what the file prevents), and says so", async () => {
+  const r = await rig();
+  try {
+    const srtpOf = await srtpSender();
+    const output = await firstRun(r, false, srtpOf);
+    assert.match(output, /warning: stateFile is not set: the state of 2 stage\(s\) \(filters srtp\) lives in this process only/);
+    const after = await secondRun(r, false, srtpOf);
+    assert.ok(after.indexes.includes(0), `without the file SRTCP starts at index 0 again: ${after.indexes.join(", ")}`);
+    assert.ok(after.replayAccepted > 0, "without the file a replay is accepted");
+  } finally {
+    r.close();
+  }
+});
+
+test("a stateFile that cannot be read stops the start, naming the file and how to start fresh on purpose", async () => {
+  const r = await rig();
+  try {
+    writeFileSync(r.stateFile, "{ not json");
+    const proxy = startCliProxy(r.config(true));
+    await waitFor(() => /did not start/.test(proxy.output()), 15_000, "the start to fail");
+    await proxy.stop();
+    const out = proxy.output();
+    assert.match(out, /stateFile .*stage-state\.json: not valid JSON/);
+    assert.match(out, /give every srtp stage new keys and delete the file/);
+    assert.is(readFileSync(r.stateFile, "utf8"), "{ not json", "the file is left for the operator");
+  } finally {
+    r.close();
+  }
+});
+
+test("a clean stop (SIGTERM) saves the states as they end", async () => {
+  const r = await rig();
+  try {
+    const srtpOf = await srtpSender();
+    const proxy = await started(r, true, { enc: 1, dec: srtpOf(1) });
+    const tx = await bindUdp();
+    try {
+      tx.send(sr(), r.encListen + 1, LO);
+      await waitFor(() => rtcpOutOf(r).length >= 1, 5000, "an SRTCP packet");
+    } finally {
+      tx.close();
+    }
+    await proxy.stop();
+    const saved = JSON.parse(readFileSync(r.stateFile, "utf8")) as { format: number; stages: { segment: string; filter: string }[] };
+    assert.is(saved.format, 1);
+    assert.equal(saved.stages.map((s) => `${s.segment}/${s.filter}`).sort(), ["dec/srtp", "enc/srtp"]);
+  } finally {
+    r.close();
+  }
+});
+
+test.run();
