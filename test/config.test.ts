@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { HOST_FILTER_FAMILIES, parseProxyConfig } from "../runtime/config/proxy-config.js";
-import { ConfigError, legMulticast, parseErrorText, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { ConfigError, legMulticast, parseErrorText, validateNodeSettings, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
 
@@ -290,6 +290,13 @@ test("defaults are filled in and relative filter paths resolve against the confi
   assert.is(c.filters.v!.path, "/etc/msm/v.wasm");
   assert.equal(c.segments[0]!.failure, { mode: "closed", restartBackoffMs: 100, maxBackoffMs: 5000, maxFailures: 5 });
   assert.is(c.segments[0]!.rtcpMux, false);
+});
+
+test("stateFile: relative to the config's folder; refused with stateCheckpointMs 0 (it would keep only the start's states); not a node setting", () => {
+  assert.is(validateProxyConfig(base({ stateFile: "state/stages.json" }), "/etc/msm").stateFile, "/etc/msm/state/stages.json");
+  assert.is(validateProxyConfig(base()).stateFile, undefined);
+  assert.throws(() => validateProxyConfig(base({ stateFile: "s.json", stateCheckpointMs: 0 })), /stateCheckpointMs: 0 takes no checkpoints, so stateFile would keep only the states of the start/);
+  assert.throws(() => validateNodeSettings({ stateFile: "/var/lib/x.json" }), /stateFile: not a node's setting: a node run by the control plane saves its stages' state in --state-dir \(stage-state\.json\)/);
 });
 
 test("every problem is reported, not only the first", () => {

@@ -279,6 +279,11 @@ export function validateProxyConfig(input: unknown, baseDir = process.cwd(), sou
   }
   const config = result.data;
   const problems = ruleProblems(config, baseDir, host);
+  if (config.stateFile !== undefined && config.stateCheckpointMs === 0) {
+    // the file would keep the states of the start only: a restart long after would restore srtp's
+    // roll-over counters from then, and protect with one that the stream has long left behind
+    problems.push("stateCheckpointMs: 0 takes no checkpoints, so stateFile would keep only the states of the start; give it a period (1000 by default)");
+  }
   if (problems.length > 0) throw new ConfigError(problems, source);
   for (const entry of Object.values(config.filters)) {
     if (!isAbsolute(entry.path)) entry.path = resolve(baseDir, entry.path);
