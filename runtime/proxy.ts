@@ -9,7 +9,7 @@ import { resolveSecrets } from "./config/secrets.js";
 import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
 import type { EgressPorts } from "./dataplane/segment-sockets.js";
 import { carriedForChain, withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
-import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor } from "./dataplane/descriptor-budget.js";
+import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor, socketsPerWorkerDuringChange } from "./dataplane/descriptor-budget.js";
 import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
@@ -651,10 +651,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const problem = descriptorShortfall(held + socketsFor(fresh), other, label(this.running.length + fresh.length));
       return problem ? [{ segment: "", message: problem }] : [];
     }
-    for (let i = 0; i < config.workers; i++) {
-      const mine = (segs: readonly SegmentConfig[]): SegmentConfig[] => segs.filter((s) => workerFor(s, config.workers) === i);
-      const peak = socketsFor(mine(this.running)) + socketsFor(mine(fresh));
-      const problem = descriptorShortfall(peak, DESCRIPTOR_RESERVE, label(mine(this.running).length + mine(fresh).length, i));
+    const peaks = socketsPerWorkerDuringChange(this.running, config.segments, config.workers, (s) => workerFor(s, config.workers));
+    for (const [i, peak] of peaks.entries()) {
+      const problem = descriptorShortfall(peak.sockets, DESCRIPTOR_RESERVE, label(peak.segments, i));
       if (problem) return [{ segment: "", message: problem }];
     }
     return [];

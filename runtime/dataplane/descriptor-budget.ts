@@ -51,3 +51,19 @@ export function descriptorShortfall(needed: number, other: number, where: string
     "for the rest of the process: raise the limit (ulimit -n, systemd LimitNOFILE=, the container's nofile), " +
     "use rtcpMux and symmetricRtp (1 socket per segment instead of 4), or spread the segments over more proxies";
 }
+
+/**
+ * Per worker (a process of its own under Bun, with its own open-files limit): the sockets it holds
+ * while a change is prepared, its running segments' and those the change brings to it, new or
+ * moved from another worker (bound before the old worker lets theirs go).
+ */
+export function socketsPerWorkerDuringChange(
+  running: readonly SegmentConfig[], next: readonly SegmentConfig[], workers: number, workerOf: (s: SegmentConfig) => number,
+): { sockets: number; segments: number }[] {
+  return Array.from({ length: workers }, (_, i) => {
+    const held = running.filter((s) => workerOf(s) === i);
+    const here = new Set(held.map((s) => s.name));
+    const arriving = next.filter((s) => workerOf(s) === i && !here.has(s.name));
+    return { sockets: socketsFor(held) + socketsFor(arriving), segments: held.length + arriving.length };
+  });
+}
