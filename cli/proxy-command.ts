@@ -61,7 +61,7 @@ export function describeEvent(e: ProxyEvent): string {
     case "worker-exit":
       return `worker ${e.worker} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}; restarting it`;
     case "worker-restarted":
-      return `worker ${e.worker} restarted with its ${e.segments} segment(s); state carried from the last checkpoint for ${e.carried} stage(s)`;
+      return `worker ${e.worker} restarted with its ${e.segments} segment(s)${e.spare ? " (the spare worker took its place)" : ""}; state carried from the last checkpoint for ${e.carried} stage(s)`;
     case "warning":
       return `warning: ${e.message}`;
     case "segment-moved":

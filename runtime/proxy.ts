@@ -48,7 +48,8 @@ export type ProxyEvent =
   | DataPlaneEvent
   | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
   | { type: "worker-exit"; worker: number; code: number | null; signal: string | null }
-  | { type: "worker-restarted"; worker: number; segments: number; carried: number }
+  /** spare: the worker started ahead took its place (else a new one was started for it). */
+  | { type: "worker-restarted"; worker: number; segments: number; carried: number; spare?: boolean }
   | { type: "segment-moved"; segment: string; from: number; to: number; carried: number }
   | { type: "warning"; message: string };
 
@@ -214,6 +215,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // a recent snapshot and checkpoint per worker, so that a restart loses little of either
     proxy.statsTimer = setInterval(() => void proxy.refresh(), 1000);
     proxy.statsTimer.unref();
+    proxy.spawnSpareSoon();
     return proxy;
   }
 
@@ -334,7 +336,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // workers (killed when they do not answer) then ends it
     await Promise.race([this.queue, new Promise((r) => setTimeout(r, 2000).unref())]);
     if (this.config.stateFile !== undefined && this.applied) await this.saveFinalStates();
-    await Promise.all(this.workers.map((w) => w.close()));
+    clearTimeout(this.spareTimer);
+    const spare = this.spare;
+    this.spare = undefined;
+    await Promise.all([...this.workers, ...(spare ? [spare] : [])].map((w) => w.close()));
     clearInterval(this.watchdogTimer);
   }
 
@@ -355,7 +360,15 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   private spawn(index: number): WorkerHandle {
-    const handle = new WorkerHandle(
+    const handle = this.newWorker(index);
+    this.answeredAt[index] = Date.now();
+    this.downSince[index] = 0;
+    return handle;
+  }
+
+  /** A worker started with nothing to run yet: index -1 for the spare. */
+  private newWorker(index: number): WorkerHandle {
+    const handle: WorkerHandle = new WorkerHandle(
       index,
       {
         batchSize: this.config.batchSize, io: this.io, socketReceiveBuffer: this.config.socketReceiveBuffer,
@@ -366,6 +379,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         this.emit("event", event);
       },
       (code, signal) => {
+        if (handle === this.spare) return this.spareLost();
+        const index = handle.index; // a spare's, once it took a failed worker's place
         if (this.closed || this.workers[index] !== handle) return;
         this.workerExits++;
         this.emit("event", { type: "worker-exit", worker: index, code, signal });
@@ -380,9 +395,44 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         }, this.crashDelay).unref();
       },
     );
+    return handle;
+  }
+
+  /**
+   * A worker started ahead, with nothing to run, that takes the place of the next one to fail: a
+   * worker's start (a thread or process, and the runtime's modules loaded in it) is most of a
+   * restart's time, and its segments lose every packet meanwhile. Started a second after the
+   * proxy's start and after each restart that used it, so as not to compete with either.
+   */
+  private spare: WorkerHandle | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
+  /** The spare was ended from outside (or crashed): the next one waits longer, up to a minute. */
+  private spareDelay = 1000;
+
+  private spawnSpareSoon(delayMs = 1000): void {
+    if (this.closed || this.spare || this.spareTimer || !this.config.spareWorker) return;
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = undefined;
+      if (!this.closed && !this.spare) this.spare = this.newWorker(-1);
+    }, delayMs);
+    this.spareTimer.unref();
+  }
+
+  private spareLost(): void {
+    this.spare = undefined;
+    this.spareDelay = Math.min(this.spareDelay * 2, 60_000);
+    this.spawnSpareSoon(this.spareDelay);
+  }
+
+  /** The spare, ready, as worker `index`; undefined when there is none ready (or it was made for another batchSize). */
+  private takeSpare(index: number): WorkerHandle | undefined {
+    const spare = this.spare;
+    if (!spare?.alive || !spare.isReady || spare.batchSize !== this.config.batchSize) return undefined;
+    this.spare = undefined;
+    spare.index = index;
     this.answeredAt[index] = Date.now();
     this.downSince[index] = 0;
-    return handle;
+    return spare;
   }
 
   private segmentsOf(config: ProxyConfig, worker: number): SegmentConfig[] {
@@ -518,6 +568,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
+    // the spare follows the settings: none when off, a new one for a new batchSize
+    if (this.spare && (!config.spareWorker || this.spare.batchSize !== config.batchSize)) {
+      void this.spare.close().catch(() => {});
+      this.spare = undefined;
+    }
+    this.spawnSpareSoon();
     if (this.config.stateFile !== undefined) void this.saveStates().catch(() => {}); // the removed segments out of it
     if (committed.length > 0) throw new ApplyError(committed, true);
   }
@@ -819,7 +875,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // down since its first failure: a crash loop must not look fresh at every restart
     const downSince = this.downSince[index] || Date.now();
     for (const s of old.lastSegments) this.carried.set(s.name, withCarriedCounters(s, this.carried.get(s.name)));
-    const replacement = this.spawn(index);
+    const spare = this.takeSpare(index);
+    if (!spare) this.spare?.close().catch(() => {}); // one for another batchSize: a fresh one follows this restart
+    if (!spare) this.spare = undefined;
+    const replacement = spare ?? this.spawn(index);
     this.downSince[index] = downSince; // until it serves its segments again
     this.workers[index] = replacement; // from now on, the old one's exit is not news
     this.unseeded.delete(old);
@@ -833,7 +892,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       for (const message of secrets.problems) this.emit("event", { type: "error", segment: "", message: `after worker restart: ${message}` });
       const segments = this.segmentsOf(secrets.config, index);
       const restore = this.restoreFor(index, segments);
-      const errors = await replacement.prepare({ filters: secrets.config.filters, segments, ...restore });
+      const errors = await replacement.prepare({ filters: secrets.config.filters, segments, ...restore, exportPrepared: this.config.stateFile !== undefined });
+      // the restored states go to the stateFile before their first packet, as a change's do
+      if (errors.length === 0) errors.push(...(await this.saveNewStages([replacement], this.config)));
       if (errors.length > 0) {
         for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
         await replacement.request({ type: "abort" });
@@ -846,8 +907,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if (!replacement.alive || this.workers[index] !== replacement) return; // gone again: its own restart reports
       this.downSince[index] = 0;
       void this.checkpointNow(replacement);
-      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length });
+      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length, spare: spare !== undefined });
     });
+    this.spawnSpareSoon();
   }
 }
 

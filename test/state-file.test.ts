@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FilterHarness, pseudoRandomBytes } from "../sdk/harness/index.js";
 import { startCliProxy, type CliProxy } from "./lib/cli-proxy.js";
-import { filterWasm } from "./lib/paths.js";
+import { filterWasm, fixture } from "./lib/paths.js";
 import { senderReport } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
 import { bindUdp, freePortPair, indexedRtp, sleep, Sink, waitFor } from "./lib/udp.js";
@@ -191,6 +191,61 @@ test("without a stateFile the restarted process starts afresh (what the file pre
     assert.ok(after.replayAccepted > 0, "without the file a replay is accepted");
   } finally {
     r.close();
+  }
+});
+
+test("a worker restart's restored states are saved before its first packet: a process killed right after does not restore the same blob again", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-state-file-"));
+  const stateFile = join(dir, "stage-state.json");
+  const listen = await freePortPair();
+  const out = await Sink.open(await freePortPair(), { keep: true });
+  const rtcpOut = await bindUdp(out.port + 1);
+  const indexes: number[] = [];
+  rtcpOut.on("message", (m: Buffer) => indexes.push(srtcpIndex(m)));
+  const tx = await bindUdp();
+  // no periodic checkpoint but the first (a second after the start): what the file holds after the
+  // worker's restart is what the restart itself saved
+  const config = {
+    stateFile, stateCheckpointMs: 3_600_000, watchdog: { stuckMs: 200 },
+    filters: { srtp: { path: filterWasm("srtp") }, misbehave: { path: fixture("misbehave") } },
+    segments: [{
+      name: "enc", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: out.port }],
+      chain: [{ filter: "misbehave" }, { filter: "srtp", config: { direction: "protect", suite: SUITE, key: KEY } }],
+    }],
+  };
+  const rtcpUntil = async (n: number, proxy: CliProxy) => {
+    await waitFor(async () => {
+      tx.send(sr(), listen + 1, LO);
+      await sleep(100);
+      return indexes.length >= n;
+    }, 15_000, `SRTCP packet ${n}\n${proxy.output()}`);
+  };
+  let proxy = startCliProxy(config);
+  try {
+    await rtcpUntil(3, proxy);
+    const sent = Date.now();
+    await waitFor(() => existsSync(stateFile) && (JSON.parse(readFileSync(stateFile, "utf8")) as { savedAtMs: number }).savedAtMs > sent, 5000, "the first checkpoint saved");
+    const loop = Buffer.from(indexedRtp(1));
+    loop[12] = 0xad; // misbehave never returns from this packet: the watchdog restarts the worker
+    tx.send(loop, listen, LO);
+    await waitFor(() => /worker 0 restarted/.test(proxy.output()), 15_000, `the worker restarted\n${proxy.output()}`);
+    const restored = indexes.length;
+    await rtcpUntil(restored + 1, proxy);
+    const afterWorkerRestart = indexes[restored]!;
+    assert.ok(afterWorkerRestart >= 2 ** 22, `the restarted worker skipped ahead: ${afterWorkerRestart}`);
+    await proxy.kill();
+    proxy = startCliProxy(config);
+    const before = indexes.length;
+    await rtcpUntil(before + 1, proxy);
+    const afterProcessRestart = indexes[before]!;
+    console.log(`  SRTCP index after the worker restart ${afterWorkerRestart}, after the process restart ${afterProcessRestart}`);
+    assert.ok(afterProcessRestart > afterWorkerRestart, `the process restart went on past the restarted worker's indexes (${afterProcessRestart} after ${afterWorkerRestart}): it restored what the worker restart saved, not the checkpoint before it\n${proxy.output()}`);
+  } finally {
+    tx.close();
+    await proxy.stop();
+    out.close();
+    rtcpOut.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

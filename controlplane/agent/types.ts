@@ -17,7 +17,7 @@ export interface AgentOptions {
   readonly gso?: "auto" | "off";
   /**
    * The node's own data-plane settings, as in a proxy file (`batchSize`, `io`, `watchdog`,
-   * `socketReceiveBuffer`, `streams`, `stateCheckpointMs`; docs/proxy.md "Keys"), in every config
+   * `socketReceiveBuffer`, `streams`, `stateCheckpointMs`, `spareWorker`; docs/proxy.md "Keys"), in every config
    * the agent applies, whatever the snapshot (fixed for the agent's life). Unset: the defaults.
    */
   readonly settings?: Partial<NodeDataPlaneSettings>;

@@ -227,6 +227,8 @@ export const proxyConfigSchema = z.strictObject({
    * (runtime/state-file.ts); relative to the config file. Unset: they live in memory only.
    */
   stateFile: z.string().min(1).optional(),
+  /** A worker started ahead that takes the place of the next one to fail (a faster restart, for about 25 MB). */
+  spareWorker: z.boolean().default(true),
   filters: z.record(z.string(), filterEntry).default({}),
   segments: z.array(segment).default([]),
 });

@@ -41,17 +41,23 @@ export class WorkerHandle {
   private beaconFile: string | undefined;
   private exited = false;
   readonly ready: Promise<void>;
+  /** Set once `ready` resolved (the worker answered, or exited). */
+  isReady = false;
+  /** The largest batch it hands a chain (fixed at its start). */
+  readonly batchSize: number;
   /** Resolves once the worker's exit has been seen. */
   private readonly gone: Promise<void>;
 
   constructor(
-    readonly index: number,
+    /** Its place among the proxy's workers; a spare gets one when it takes a failed worker's place. */
+    public index: number,
     init: Omit<WorkerInit, "beacon" | "beaconFile" | "index">,
     private readonly onEvent: (event: DataPlaneEvent) => void,
     private readonly onExit: (code: number | null, signal: string | null) => void,
   ) {
+    this.batchSize = init.batchSize;
     let resolveReady!: () => void;
-    this.ready = new Promise((r) => (resolveReady = r));
+    this.ready = new Promise<void>((r) => (resolveReady = r)).then(() => void (this.isReady = true));
     let resolveGone!: () => void;
     this.gone = new Promise((r) => (resolveGone = r));
     const onMessage = (m: WorkerReply): void => {
@@ -66,7 +72,7 @@ export class WorkerHandle {
     const exit = (code: number | null, signal: string | null = null): void => {
       if (this.exited) return;
       this.exited = true;
-      for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${index} ${this.killedFor ?? "exited"}` }] });
+      for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${this.index} ${this.killedFor ?? "exited"}` }] });
       this.pending.clear();
       this.cleanupBeacon();
       resolveReady();
@@ -78,7 +84,7 @@ export class WorkerHandle {
       this.beacon = new WatchdogBeacon(sab);
       this.thread = new Worker(ENTRY, { workerData: { ...init, index, beacon: sab } satisfies WorkerInit });
       this.thread.on("message", onMessage);
-      this.thread.on("error", (err) => this.onEvent({ type: "error", segment: "", message: `worker ${index}: ${err.stack ?? err}` }));
+      this.thread.on("error", (err) => this.onEvent({ type: "error", segment: "", message: `worker ${this.index}: ${err.stack ?? err}` }));
       this.thread.on("exit", exit);
     } else {
       this.beaconFile = join(process.platform === "linux" ? "/dev/shm" : tmpdir(), `msm-beacon-${process.pid}-${index}-${Date.now()}`);
@@ -92,7 +98,7 @@ export class WorkerHandle {
       // is seen) fails here: unheard, Node and Bun throw it and the whole proxy ends; its exit
       // follows, and the restart answers for it
       this.child.on("error", (err) => {
-        if (!this.exited) this.onEvent({ type: "error", segment: "", message: `worker ${index}: ${err.message}` });
+        if (!this.exited) this.onEvent({ type: "error", segment: "", message: `worker ${this.index}: ${err.message}` });
       });
       this.child.send({ ...init, index, beaconFile: this.beaconFile } satisfies WorkerInit);
     }

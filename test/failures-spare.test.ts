@@ -1,0 +1,97 @@
+// The spare worker (spareWorker): started ahead with nothing to run, it takes the place of the next
+// worker to crash, and a new spare follows. Restart times are measured in docs/proxy.md, not
+// asserted here: this checks which worker took the place, that it runs the segments, and that the
+// spare itself is replaced when it dies.
+import * as assert from "uvu/assert";
+import type { ProxyConfigInput, ProxyEvent } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+import { startProxy } from "./lib/proxy.js";
+
+const test = suite("the spare worker", { timeoutMs: 60_000 });
+const LO = "127.0.0.1";
+
+type Worker = { kill(): Promise<void>; alive: boolean; isReady: boolean };
+const workersOf = (proxy: object): Worker[] => (proxy as { workers: Worker[] }).workers;
+const spareOf = (proxy: object): Worker | undefined => (proxy as { spare?: Worker }).spare;
+
+async function rig(extra: Partial<ProxyConfigInput> = {}) {
+  const port = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy, events } = await startProxy({
+    ...extra,
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{ name: "cam", listen: { address: LO, port }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "counter" }] }],
+  });
+  const tx = await bindUdp();
+  let next = 0;
+  /** Packets until one passes: the segment runs. */
+  const flows = (what: string) => waitFor(async () => {
+    const before = sink.received;
+    tx.send(indexedRtp(next++), port, LO);
+    await sleep(20);
+    return sink.received > before;
+  }, 10_000, what);
+  const restarts = (): Extract<ProxyEvent, { type: "worker-restarted" }>[] => events.filter((e): e is Extract<ProxyEvent, { type: "worker-restarted" }> => e.type === "worker-restarted");
+  const close = async () => {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  };
+  return { proxy, events, flows, restarts, close };
+}
+
+test("a crashed worker's place goes to the spare; a second crash before a new spare is up gets a new worker; a new spare follows", async () => {
+  const r = await rig();
+  try {
+    await r.flows("cam forwarding");
+    await waitFor(() => spareOf(r.proxy)?.isReady === true, 10_000, "the spare up, a second after the start");
+    const spare = spareOf(r.proxy)!;
+    await workersOf(r.proxy)[0]!.kill();
+    await waitFor(() => r.restarts().length === 1, 10_000, "the worker back");
+    assert.is(r.restarts()[0]!.spare, true, "the spare took its place");
+    assert.is(workersOf(r.proxy)[0], spare, "the spare is worker 0 now");
+    await r.flows("cam forwarding on the spare");
+    // at once again: the next spare starts a second after the last restart, so this one is new
+    await workersOf(r.proxy)[0]!.kill();
+    await waitFor(() => r.restarts().length === 2, 10_000, "the worker back again");
+    assert.is(r.restarts()[1]!.spare, false, "no spare was ready: a new worker was started");
+    await r.flows("cam forwarding after the second crash");
+    await waitFor(() => spareOf(r.proxy)?.isReady === true, 10_000, "a new spare");
+    assert.ok(spareOf(r.proxy) !== spare);
+  } finally {
+    await r.close();
+  }
+});
+
+test("a spare that dies is replaced; the proxy does not count it as a worker's exit", async () => {
+  const r = await rig();
+  try {
+    await waitFor(() => spareOf(r.proxy)?.isReady === true, 10_000, "the spare up");
+    const first = spareOf(r.proxy)!;
+    await first.kill();
+    await waitFor(() => spareOf(r.proxy)?.isReady === true && spareOf(r.proxy) !== first, 10_000, "another spare");
+    assert.is(r.events.filter((e) => e.type === "worker-exit").length, 0, "not a worker's exit");
+    await r.flows("cam forwarding all along");
+  } finally {
+    await r.close();
+  }
+});
+
+test("spareWorker: false: no spare; a crash starts a new worker", async () => {
+  const r = await rig({ spareWorker: false });
+  try {
+    await r.flows("cam forwarding");
+    await sleep(1500); // when a spare would be up
+    assert.is(spareOf(r.proxy), undefined);
+    await workersOf(r.proxy)[0]!.kill();
+    await waitFor(() => r.restarts().length === 1, 10_000, "the worker back");
+    assert.is(r.restarts()[0]!.spare, false);
+    await r.flows("cam forwarding after the crash");
+  } finally {
+    await r.close();
+  }
+});
+
+test.run();
