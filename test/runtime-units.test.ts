@@ -81,17 +81,34 @@ class Rig {
     const input = new PacketList(Math.max(1, packets.length));
     packets.forEach((p, k) => input.push(p, 0, p.length, typeof flags === "number" ? flags : flags[k]!, Dest.Forward, 5004, 0, this.clockUs));
     const out: Sent[] = [];
+    this.tick();
+    this.runner.run(stages, 0, input, this.segment, this.egressInto(out, stages));
+    return out;
+  }
+
+  /** The segment goes away: every stage hands over what it holds (ChainRunner.drain); returns what left the chain. */
+  drain(stages: readonly ChainStage[]): Sent[] {
+    const out: Sent[] = [];
+    this.tick();
+    this.runner.drain(stages, this.segment, this.egressInto(out, stages));
+    return out;
+  }
+
+  private tick(): void {
     this.clockUs += 1000;
     this.runner.setClock(this.clockUs, Date.now() * 1000);
-    this.runner.run(stages, 0, input, this.segment, (list) => {
+  }
+
+  /** An egress that copies what leaves the chain into `out`. */
+  private egressInto(out: Sent[], stages: readonly ChainStage[]): (list: PacketList) => void {
+    return (list) => {
       this.egressCalls.push(stages.map((s) => s.stats.calls));
       for (let i = 0; i < list.count; i++) {
         const at = list.offset[i]!;
         const bytes = Buffer.from(list.memory[i]!.subarray(at, at + list.length[i]!));
         out.push({ key: keyOf(bytes), bytes, flags: list.flags[i]!, dest: list.dest[i]!, leg: list.leg[i]! });
       }
-    });
-    return out;
+    };
   }
 
   /** What the filter counted for the context so far (its state), through the report command. */
@@ -342,6 +359,54 @@ runner("a Dest.Reverse output on a leg is not turned into a packet of the other 
     const made = rig.run([stage], [command(1, Cmd.emit, Dest.Reverse, 2)]).filter((o) => (o.flags & PacketFlag.Generated) !== 0);
     assert.is(made.length, 1);
     assert.equal([made[0]!.dest, made[0]!.flags & PacketFlag.Upstream, made[0]!.leg], [Dest.Reverse, 0, 2]);
+  }));
+
+/** A stage's packets in, and out - generated + held + drops + discards + bypassed: equal (docs/proxy.md, msm_filter_held_total). */
+function balance(st: ChainStage): [number, number] {
+  const s = st.stats;
+  return [s.packetsIn, s.packetsOut - s.generated + s.held + s.drops.total + s.discards.total + s.bypassed];
+}
+
+/**
+ * A packet the hostile fixture's stages hold in turn (command 0xD0): held by the stage marked
+ * holders[0], then holders[1] ..., carrying `then` (0 or 0xCF with A and B) once the last let it go.
+ */
+function held(i: number, holders: readonly number[], then = 0, a = 0, b = 0): Buffer {
+  const p = command(i, 0xd0, a, b, 64);
+  holders.forEach((mark, k) => (p[24 + k] = mark));
+  p[30] = then;
+  return p;
+}
+
+runner("more answers turned back in one run than the 1,024 places that wait for them: the rest are counted generated and dropped (host_budget_exceeded), and the stage's counts add up", () =>
+  withRig(async (rig) => {
+    const stage = await rig.stage({ mark: 1 });
+    const n = 1100;
+    // each packet answered to the sender (Dest.Reverse) while the pass goes down: every answer turns back
+    const out = rig.run([stage], range(n).map((i) => command(i, 0xcf, 1, PacketFlag.Rtcp | (Dest.Reverse << 8), 64)));
+    const answers = out.filter((o) => (o.flags & PacketFlag.Generated) !== 0);
+    assert.is(answers.length, 1024, "as many answers as places");
+    assert.is(out.length - answers.length, n, "the packets themselves all passed");
+    assert.is(drops(stage, DropReason.HostBudgetExceeded), n - answers.length);
+    assert.is(rig.segment.drops.byReason.get(DropReason.HostBudgetExceeded), n - answers.length);
+    assert.is(stage.stats.generated, n, "every answer it made within its budget counts as generated");
+    assert.equal(balance(stage), [n, n], "in = out - generated + held + drops");
+  }));
+
+runner("a segment going away: stages drain first to last in sweeps, so what a later stage hands over upstream to one already drained that holds it is handed over again; all delivered, counts add up", () =>
+  withRig(async (rig) => {
+    const chain = await Promise.all([1, 2, 3].map((mark) => rig.stage({ mark }, {}, { ...HOSTILE, name: `h${mark}` })));
+    // feedback held by the last stage, then by the first; media held by the first, then the last
+    const before = rig.run(chain, [held(0, [3, 1]), held(1, [1, 3])], [UP, 0]);
+    assert.is(before.length, 0, "both held");
+    const out = rig.drain(chain);
+    assert.equal(out.map((o) => [o.key, marksOf(o), o.flags]), [
+      [1, [1, 2, 3], PacketFlag.Generated],
+      [0, [3, 2, 1], UP | PacketFlag.Generated],
+    ], "each went its way through every stage, none left held");
+    for (const st of chain) assert.equal(balance(st), [st.stats.packetsIn, st.stats.packetsIn], `stage ${st.filterName}`);
+    assert.equal(chain.map((st) => st.stats.held), [2, 0, 2]);
+    assert.is(rig.segment.drops.total, 0);
   }));
 
 for (const [label, count] of [["-1", -1], ["-2^31", -0x80000000], ["capacity + 1", 65], ["2^31-1", 0x7fffffff]] as const) {

@@ -384,6 +384,9 @@ export class ChainRunner {
       if (output !== null) {
         output.push(inst.bytes, inst.outputOffset(j), length, flags, dest, 0, inst.outputLeg(j), this.nowUs);
       } else if (!this.turned.add(inst.bytes, inst.outputOffset(j), length, flags, dest, inst.outputLeg(j), this.nowUs, index)) {
+        // made (within its budget) but no room to wait in: generated and dropped, so that the
+        // stage's in = out - generated + held + drops + ... still holds
+        stats.generated++;
         stats.drops.add(DropReason.HostBudgetExceeded);
         segment.drops.add(DropReason.HostBudgetExceeded);
         continue;
