@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { readFile } from "node:fs/promises";
 import { TokenBucket } from "../runtime/chain/budget.js";
 import { ChainRunner } from "../runtime/chain/chain-runner.js";
+import { leavingEntry } from "../runtime/chain/leaving-entry.js";
 import {
   DEFAULT_FAILURE_POLICY, FilterPool, type ChainStage, type FailurePolicy, type FilterSpec, type InstanceSlot, type PoolEvent,
 } from "../runtime/chain/filter-pool.js";
@@ -91,6 +92,14 @@ class Rig {
     const out: Sent[] = [];
     this.tick();
     this.runner.drain(stages, this.segment, this.egressInto(out, stages));
+    return out;
+  }
+
+  /** `stage` leaves the chain `stages` (a reload): it hands over what it holds, entering `stages` at downFrom / upFrom. */
+  drainLeaving(stage: ChainStage, stages: readonly ChainStage[], downFrom: number, upFrom: number): Sent[] {
+    const out: Sent[] = [];
+    this.tick();
+    this.runner.drainLeaving(stage, stages, downFrom, upFrom, this.segment, this.egressInto(out, stages));
     return out;
   }
 
@@ -408,6 +417,55 @@ runner("a segment going away: stages drain first to last in sweeps, so what a la
     assert.equal(chain.map((st) => st.stats.held), [2, 0, 2]);
     assert.is(rig.segment.drops.total, 0);
   }));
+
+runner("a stage leaving a chain hands over into the new one at the place given, and is not called again: the answer a later stage makes to what it handed over goes back from the stage before that one", () =>
+  withRig(async (rig) => {
+    const [h1, h2, h3] = await Promise.all([1, 2, 3].map((mark) => rig.stage({ mark }, {}, { ...HOSTILE, name: `h${mark}` })));
+    // media held by h2 that h3 answers to the sender once it is let go; and feedback h2 holds
+    const kept = rig.run([h1!, h2!, h3!], [held(0, [2], 0xcf, 3, PacketFlag.Rtcp | (Dest.Reverse << 8)), held(1, [2])], [0, UP]);
+    assert.is(kept.length, 0, "both held");
+    const calls = h2!.stats.calls;
+    const inBefore = h2!.stats.packetsIn;
+    // the new chain [h1, h3]: h2 stood between them
+    const out = rig.drainLeaving(h2!, [h1!, h3!], 1, 0);
+    assert.equal(out.map((o) => [o.key & 0xff, marksOf(o), o.flags & PacketFlag.Upstream]).sort(), [
+      [0, [1, 2, 3], 0],
+      [0, [1, 2, 3, 1], PacketFlag.Upstream],
+      [1, [3, 2, 1], PacketFlag.Upstream],
+    ].sort(), "the answer passed h1 only; the feedback h1");
+    assert.is(h2!.stats.calls, calls, "h2 was not called after its drain");
+    assert.is(h2!.stats.packetsIn, inBefore);
+  }));
+
+/**
+ * Where a leaving stage's packets enter the new chain, on chains of names: `next` names a kept stage
+ * as the old one it continues (an apostrophe marks a successor that refused its state), a new one
+ * by a name the old chain does not have.
+ */
+function entryOf(old: string, next: string, leaving: string): [number, number] {
+  const o = old.split(" ");
+  const n = next.split(" ").filter((x) => x !== "");
+  const predecessor = new Map<string, string>();
+  for (const st of n) if (o.includes(st.replace("'", ""))) predecessor.set(st, st.replace("'", ""));
+  const e = leavingEntry(o, n, predecessor, o.indexOf(leaving));
+  return [e.downFrom, e.upFrom];
+}
+
+runner("a leaving stage's place in the new chain: downstream it enters after the kept stages of the sender's side, upstream before those of the receivers' side, passing the stages added between either way", () => {
+  const cases: [string, string, string, [number, number], string][] = [
+    ["A B C", "A C", "B", [1, 0], "between the stages around it"],
+    ["B C", "S C", "B", [0, 0], "an srtp stage added at the head: upstream through it"],
+    ["A B", "A S", "B", [1, 1], "one added at the tail: downstream through it"],
+    ["A B C", "A S C", "B", [1, 1], "one added in its place: both ways through it"],
+    ["A B C", "S A T C", "B", [2, 2], "the head's addition on the sender's side of A"],
+    ["A B C D", "A S D", "B", [1, 1], "two removed side by side"],
+    ["A B C D", "A S D", "C", [1, 1], "two removed side by side"],
+    ["A B C", "A X B' Y C", "B", [3, 1], "its successor (state refused) is not passed; what was added on each side of it is, that way"],
+    ["A B C", "C A", "B", [0, 1], "kept stages reordered across it: each way takes in every kept stage of its side"],
+    ["A B", "", "A", [0, -1], "no stage left"],
+  ];
+  for (const [old, next, leaving, expected, label] of cases) assert.equal(entryOf(old, next, leaving), expected, `${old} -> ${next}, ${leaving} leaving: ${label}`);
+});
 
 for (const [label, count] of [["-1", -1], ["-2^31", -0x80000000], ["capacity + 1", 65], ["2^31-1", 0x7fffffff]] as const) {
   runner(`an output count of ${label} is a filter failure`, () =>

@@ -3,11 +3,15 @@
 // In a real proxy on loopback: an SRTP edge whose congestion stage answers the sender (its
 // TMMBR/REMB must leave as SRTCP under the reverse key, not in plaintext), and a segment that
 // re-encrypts (unprotect, validate, protect), whose receivers' SRTCP must reach the sender as
-// SRTCP under the sender's side's reverse key.
+// SRTCP under the sender's side's reverse key. And at a reload, what a stage that leaves the chain
+// hands over enters the new chain at its place: feedback passes an srtp stage the same reload added
+// at the head, and the answer a later stage makes to it does not pass the stage that left.
 import * as assert from "uvu/assert";
 import { rtcpPackets } from "../filters/congestion/test/cc-lib.js";
 import { FilterHarness, PacketFlag, pseudoRandomBytes } from "../sdk/harness/index.js";
 import { filterWasm } from "./lib/paths.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { fixture } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { receiverReport, senderReport } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
@@ -149,6 +153,139 @@ test("[srtp unprotect (A, A'), validate, srtp protect (B, B')]: the receivers' S
     const dropped = st.stages.map((s) => Object.entries(s.drops).filter(([, n]) => n > 0));
     assert.equal(dropped, [[], [], []], "no stage dropped anything");
   } finally {
+    await proxy.close();
+  }
+});
+
+/**
+ * A 64-byte RTCP packet (an RR padded out) carrying a command for the hostile fixture: 0xD0 held
+ * by the stages marked `holders` in turn, then `then` (0xCF answered by the stage marked A, with
+ * flags and dest B); byte 31 counts the stages that stamped it, their marks from byte 32.
+ */
+function hostileRtcp(holders: readonly number[], then = 0, a = 0, b = 0): Buffer {
+  const p = Buffer.alloc(64);
+  p[0] = 0x80;
+  p[1] = 201;
+  p.writeUInt16BE(64 / 4 - 1, 2);
+  p.writeUInt32BE(RECEIVER, 4);
+  p[12] = holders.length > 0 ? 0xd0 : 0;
+  p.writeUInt32BE(a, 16);
+  p.writeUInt32BE(b, 20);
+  holders.forEach((mark, k) => (p[24 + k] = mark));
+  p[30] = then;
+  return p;
+}
+const marksIn = (b: Uint8Array): number[] => [...b.subarray(32, 32 + b[31]!)];
+
+/**
+ * A sender's RTP and RTCP sockets, and the RTCP socket of the receiver at `sinkPort`; latch() has the
+ * proxy learn the sender's RTCP address (with a packet the hostile stages pass) and waits for it at the receiver.
+ */
+async function peersOf(listen: number, sinkPort: number) {
+  const rtp = await bindUdp();
+  const rtcp = await bindUdp();
+  const receiver = await bindUdp(sinkPort + 1);
+  const toSender: Buffer[] = [];
+  let atReceiver = 0;
+  rtcp.on("message", (m: Buffer) => toSender.push(m));
+  receiver.on("message", () => atReceiver++);
+  const close = () => [rtp, rtcp, receiver].forEach((s) => s.close());
+  const latch = async () => {
+    rtcp.send(hostileRtcp([]), listen + 1, LO);
+    await waitFor(() => atReceiver >= 1, 5000, "the sender's RTCP at the receiver");
+  };
+  return { rtp, rtcp, receiver, toSender, close, latch };
+}
+
+test("a reload adds srtp at the head and removes a stage holding the receivers' feedback: what it hands over leaves toward the sender as SRTCP under the reverse key", async () => {
+  const listen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort);
+  const filters = { srtp: { path: filterWasm("srtp") }, h2: { path: fixture("hostile") }, h3: { path: fixture("hostile") } };
+  const config = (chain: NonNullable<ProxyConfigInput["segments"]>[number]["chain"]): ProxyConfigInput => ({
+    filters, segments: [{ name: "edge", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain }],
+  });
+  const { proxy } = await startProxy(config([{ filter: "h2", config: { mark: 2 } }, { filter: "h3", config: { mark: 3 } }]));
+  const peers = await peersOf(listen, sinkPort);
+  try {
+    await peers.latch();
+    const egressRtcp = (await segmentStats(proxy, "edge")).ports.egressRtcp!;
+    peers.receiver.send(hostileRtcp([2]), egressRtcp, LO);
+    await waitFor(async () => (await segmentStats(proxy, "edge")).stages[0]!.held === 1, 5000, "the feedback held by h2");
+    await proxy.apply(validateProxyConfig(config([
+      { filter: "srtp", config: { direction: "unprotect", suite: SUITE, key: A, reverseKey: A_REVERSE } },
+      { filter: "h3", config: { mark: 3 } },
+    ])));
+    await waitFor(() => peers.toSender.length >= 1, 5000, "the handed-over feedback at the sender");
+    await sleep(100);
+    const origin = await endpoint(A, A_REVERSE);
+    assert.is(peers.toSender.length, 1);
+    const plain = origin.unprotect(peers.toSender[0]!, true);
+    assert.ok(plain !== null, `SRTCP under the reverse key, not ${peers.toSender[0]!.length} bytes in plaintext (marks ${marksIn(peers.toSender[0]!)})`);
+    assert.equal(marksIn(plain), [3, 2], "it passed h3, then h2, then the new srtp stage");
+  } finally {
+    peers.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test("a reload removes a stage holding media: the answer a later stage makes to what it hands over goes back through the stages before it in the new chain, not through the stage that left", async () => {
+  const listen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort, { keep: true });
+  const filters = { h1: { path: fixture("hostile") }, h2: { path: fixture("hostile") }, h3: { path: fixture("hostile") } };
+  const stage = (mark: number) => ({ filter: `h${mark}`, config: { mark } });
+  const config = (marks: number[]): ProxyConfigInput => ({
+    filters, segments: [{ name: "hop", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: marks.map(stage) }],
+  });
+  const { proxy } = await startProxy(config([1, 2, 3]));
+  const peers = await peersOf(listen, sinkPort);
+  try {
+    // media h2 holds; once let go, h3 answers it to the sender (Dest.Reverse)
+    const media = Buffer.from(indexedRtp(7, 64));
+    hostileRtcp([2], 0xcf, 3, PacketFlag.Rtcp | (1 << 8)).copy(media, 12, 12, 31);
+    peers.rtp.send(media, listen, LO);
+    await waitFor(async () => (await segmentStats(proxy, "hop")).stages[1]!.held === 1, 5000, "the media held by h2");
+    await peers.latch(); // then the sender's RTCP, so that what goes back to the sender reaches `rtcp`
+    await proxy.apply(validateProxyConfig(config([1, 3])));
+    await waitFor(() => peers.toSender.length >= 1 && sink.received >= 1, 5000, "the media at the receiver and the answer at the sender");
+    await sleep(100);
+    assert.equal(sink.packets.map((p) => marksIn(p.bytes)), [[1, 2, 3]], "the media passed h1, h2, then h3");
+    assert.equal(peers.toSender.map((m) => marksIn(m)), [[1, 2, 3, 1]], "the answer went from h3 back through h1 only");
+    const st = await segmentStats(proxy, "hop");
+    assert.is(st.dropsTotal, 0);
+  } finally {
+    peers.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test("a removed segment's stages hand over what they hold, each packet its way: feedback the last stage held, then the first, reaches the sender; media the first held, then the last, the receiver", async () => {
+  const listen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort, { keep: true });
+  const filters = { h1: { path: fixture("hostile") }, h2: { path: fixture("hostile") }, h3: { path: fixture("hostile") } };
+  const segment = { name: "gone", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sinkPort }], chain: [1, 2, 3].map((mark) => ({ filter: `h${mark}`, config: { mark } })) };
+  const { proxy } = await startProxy({ filters, segments: [segment] });
+  const peers = await peersOf(listen, sinkPort);
+  try {
+    const media = Buffer.from(indexedRtp(7, 64));
+    hostileRtcp([1, 3]).copy(media, 12, 12, 31);
+    peers.rtp.send(media, listen, LO);
+    await peers.latch();
+    const egressRtcp = (await segmentStats(proxy, "gone")).ports.egressRtcp!;
+    peers.receiver.send(hostileRtcp([3, 1]), egressRtcp, LO);
+    await waitFor(async () => (await segmentStats(proxy, "gone")).stages.every((st, k) => st.held === (k === 1 ? 0 : 1)), 5000, "the media held by h1, the feedback by h3");
+    await proxy.apply(validateProxyConfig({ filters, segments: [] }));
+    await waitFor(() => peers.toSender.length >= 1 && sink.received >= 1, 5000, "the media at the receiver and the feedback at the sender");
+    await sleep(100);
+    assert.equal(sink.packets.map((p) => marksIn(p.bytes)), [[1, 2, 3]], "the media passed h1, h2, h3");
+    assert.equal(peers.toSender.map((m) => marksIn(m)), [[3, 2, 1]], "the feedback passed h3, h2, h1");
+  } finally {
+    peers.close();
+    sink.close();
     await proxy.close();
   }
 });

@@ -123,15 +123,26 @@ export class ChainRunner {
 
   /** Feeds a timer's output packets (already in the instance's output area) to the rest of the chain, each its way. */
   runTimerOutputs(stages: readonly ChainStage[], index: number, instance: FilterInstance, outCount: number, segment: SegmentStats, egress: EgressFn): void {
+    // neither pass calls stage `index`: its memory holds until both are done
+    this.runMade(stages, index + 1, index - 1, stages[index]!, instance, outCount, segment, egress);
+  }
+
+  /**
+   * Runs what `stage` wrote into its output area: downstream packets through stages[downFrom..],
+   * upstream ones through stages[upFrom], stages[upFrom - 1] .. stages[0]. `stage` need not be one
+   * of `stages` (a stage leaving the chain), and none of the passes calls it.
+   */
+  private runMade(stages: readonly ChainStage[], downFrom: number, upFrom: number, stage: ChainStage, instance: FilterInstance, outCount: number, segment: SegmentStats, egress: EgressFn): void {
     this.clearTurned();
-    const down = this.down[index + 1]!;
-    const up = this.up[index]!;
+    // lists no pass of this run writes: down[k] is stage k - 1's downstream output, up[k] stage k's
+    // upstream one, and neither stage runs that way here
+    const down = this.down[downFrom]!;
+    const up = this.up[upFrom + 1]!;
     down.clear();
     up.clear();
-    this.collectOutputs(stages[index]!, index, instance, outCount, down, up, segment);
-    // neither pass calls stage `index`: its memory holds until both are done
-    this.runDown(stages, index + 1, down, segment, egress);
-    this.runUp(stages, index - 1, up, segment, egress);
+    this.collectOutputs(stage, -1, instance, outCount, down, up, segment);
+    this.runDown(stages, downFrom, down, segment, egress);
+    this.runUp(stages, upFrom, up, segment, egress);
     this.runTurned(stages, segment, egress);
   }
 
@@ -156,8 +167,21 @@ export class ChainRunner {
    * Drains stages[i] alone; what it hands over runs through stages[i + 1..], or stages[..i - 1]
    * backwards upstream. Returns whether it handed anything over.
    */
-  drainStage(stages: readonly ChainStage[], i: number, segment: SegmentStats, egress: EgressFn): boolean {
-    const stage = stages[i]!;
+  private drainStage(stages: readonly ChainStage[], i: number, segment: SegmentStats, egress: EgressFn): boolean {
+    return this.drainInto(stages[i]!, stages, i + 1, i - 1, segment, egress);
+  }
+
+  /**
+   * Drains a stage that is leaving `stages` (it is not one of them, and is not called again): what
+   * it hands over enters `stages` at downFrom (downstream) or upFrom (upstream, toward stage 0),
+   * and what the stages make of it follows `stages` like any packet. Returns whether it handed
+   * anything over.
+   */
+  drainLeaving(stage: ChainStage, stages: readonly ChainStage[], downFrom: number, upFrom: number, segment: SegmentStats, egress: EgressFn): boolean {
+    return this.drainInto(stage, stages, downFrom, upFrom, segment, egress);
+  }
+
+  private drainInto(stage: ChainStage, stages: readonly ChainStage[], downFrom: number, upFrom: number, segment: SegmentStats, egress: EgressFn): boolean {
     let handedOver = false;
     for (let call = 0; call < DRAIN_CALLS; call++) {
       const inst = stage.live;
@@ -174,7 +198,7 @@ export class ChainRunner {
       }
       if (out === 0) break;
       handedOver = true;
-      this.runTimerOutputs(stages, i, inst, out, segment, egress);
+      this.runMade(stages, downFrom, upFrom, stage, inst, out, segment, egress);
     }
     return handedOver;
   }

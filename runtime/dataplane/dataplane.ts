@@ -6,6 +6,7 @@
 import { LogLevel, MAX_TIMERS_PER_CONTEXT, StateOrigin } from "../abi.js";
 import { ChainRunner } from "../chain/chain-runner.js";
 import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
+import { leavingEntry } from "../chain/leaving-entry.js";
 import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
 import { FilterConfigError, FilterFailure, noReason } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
@@ -566,17 +567,11 @@ export class DataPlane {
     seg.stages = next;
     for (const st of next) this.stageOwner.set(st.ctx, seg);
     // a stage whose state did not move (removed, or refused by its successor) hands over what it
-    // holds through the new stages that followed it (what goes upstream: that preceded it),
-    // instead of losing it
+    // holds, instead of losing it: into the new chain at its place (leaving-entry.ts), each way
+    // through every new stage on that side, the ones this reload added too
     old.forEach((st, k) => {
       if (carried.has(st) || !st.live) return;
-      const earlier = new Set(old.slice(0, k));
-      const later = new Set(old.slice(k + 1));
-      const from = (set: Set<ChainStage>): ChainStage[] => next.filter((n) => {
-        const was = before.get(n);
-        return was !== undefined && set.has(was);
-      });
-      seg.drainLeaving(st, from(earlier), from(later));
+      seg.drainLeaving(st, leavingEntry(old, next, before, k));
     });
     carryFilterCounters(before);
     for (const st of old) {

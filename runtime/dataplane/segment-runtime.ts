@@ -5,6 +5,7 @@
 import { Dest, DropReason, PacketFlag } from "../abi.js";
 import type { ChainRunner } from "../chain/chain-runner.js";
 import type { ChainStage } from "../chain/filter-pool.js";
+import type { LeavingEntry } from "../chain/leaving-entry.js";
 import { PacketList } from "../chain/packet-list.js";
 import { SegmentStats } from "../chain/stats.js";
 import type { SegmentConfig } from "../config/proxy-config.js";
@@ -431,14 +432,14 @@ export class SegmentRuntime {
 
   /**
    * A stage is leaving a chain that goes on (a reload removed it, or its state could not move to
-   * its successor): it hands over what it holds (msm_context_drain), and that runs through `after`,
-   * the stages of the new chain that followed it in the old one (upstream: back through `before`,
-   * those that preceded it).
+   * its successor), and `stages` is the new chain: the stage hands over what it holds
+   * (msm_context_drain), which enters the new chain at `entry` (leaving-entry.ts). The stage is not
+   * called again: what the new stages make of those packets follows the new chain.
    */
-  drainLeaving(stage: ChainStage, before: readonly ChainStage[], after: readonly ChainStage[]): void {
+  drainLeaving(stage: ChainStage, entry: LeavingEntry): void {
     if (this.closed) return;
     this.runner.setClock(performance.now() * 1000, Date.now() * 1000);
-    this.runner.drainStage([...before, stage, ...after], before.length, this.stats, this.egress);
+    this.runner.drainLeaving(stage, this.stages, entry.downFrom, entry.upFrom, this.stats, this.egress);
   }
 
   /**
