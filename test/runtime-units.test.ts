@@ -462,6 +462,7 @@ runner("a leaving stage's place in the new chain: downstream it enters after the
     ["A B C D", "A S D", "C", [1, 1], "two removed side by side"],
     ["A B C", "A X B' Y C", "B", [3, 1], "its successor (state refused) is not passed; what was added on each side of it is, that way"],
     ["A B C", "C A", "B", [0, 1], "kept stages reordered across it: each way takes in every kept stage of its side"],
+    ["A B C", "C B' A", "B", [2, 0], "with a successor the new chain places it, reordered or not: the successor is never passed"],
     ["A B", "", "A", [0, -1], "no stage left"],
   ];
   for (const [old, next, leaving, expected, label] of cases) assert.equal(entryOf(old, next, leaving), expected, `${old} -> ${next}, ${leaving} leaving: ${label}`);

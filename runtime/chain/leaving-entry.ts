@@ -15,15 +15,16 @@ export interface LeavingEntry {
  * The entry points in `next` for what old[k] hands over. `predecessor` maps a new stage to the old
  * stage it continues (kept), as the reload matched them.
  *
- * Kept stages from old[0 .. k-1] are the leaving stage's sender side, those from old[k+1 ..] its
- * receivers' side. With a successor (old[k] itself kept, at new index s, which refused its state)
- * the place is s: downstream from s + 1, upstream from s - 1, the successor not passed (it would
- * process them a second time). Without one, the place is the gap between the last kept stage of
- * the sender side (new index a, -1 if none) and the first of the receivers' side (new index b, n if
- * none): downstream from a + 1, upstream from b - 1, so stages the reload put in that gap are
- * passed either way (which side of the removed stage they stand is not known; passing one that
+ * With a successor (old[k] itself kept, at new index s, which refused its state) the place is s,
+ * as the new chain puts it: downstream from s + 1, upstream from s - 1. The successor is not
+ * passed: it would handle the packets a second time, and it may run on the very instance whose
+ * output area holds them. Without one, kept stages from old[0 .. k-1] are the removed stage's
+ * sender side, those from old[k+1 ..] its receivers' side, and the place is the gap between the
+ * last of the sender side (new index a, -1 if none) and the first of the receivers' side (new index
+ * b, n if none): downstream from a + 1, upstream from b - 1, so stages the reload put in that gap
+ * are passed either way (which side of the removed stage they stand is not known; passing one that
  * protects is what keeps a packet from leaving in plaintext). Where the reload also reordered kept
- * stages across the place, each way's span widens to take in every kept stage of its side.
+ * stages across the gap, each way's span widens to take in every kept stage of its side.
  */
 export function leavingEntry<T>(old: readonly T[], next: readonly T[], predecessor: ReadonlyMap<T, T>, k: number): LeavingEntry {
   let lastSender = -1;
@@ -37,8 +38,6 @@ export function leavingEntry<T>(old: readonly T[], next: readonly T[], predecess
     else if (at > k) firstReceiver = Math.min(firstReceiver, j);
     else successor = j;
   });
-  if (successor >= 0) {
-    return { downFrom: Math.min(successor + 1, firstReceiver), upFrom: Math.max(successor - 1, lastSender) };
-  }
+  if (successor >= 0) return { downFrom: successor + 1, upFrom: successor - 1 };
   return { downFrom: Math.min(lastSender + 1, firstReceiver), upFrom: Math.max(firstReceiver - 1, lastSender) };
 }
