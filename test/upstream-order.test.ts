@@ -290,4 +290,39 @@ test("a removed segment's stages hand over what they hold, each packet its way: 
   }
 });
 
+test("a reload whose new stage refuses its predecessor's state: what the old one hands over goes on from the new stage's place without passing it, and the old one is not called again", async () => {
+  const listen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort, { keep: true });
+  const filters = { h1: { path: fixture("hostile") }, h2: { path: fixture("hostile") }, h3: { path: fixture("hostile") } };
+  const config = (refuse: boolean): ProxyConfigInput => ({
+    filters,
+    segments: [{
+      name: "refused", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sinkPort }],
+      chain: [{ filter: "h1", config: { mark: 1 } }, { filter: "h2", config: refuse ? { mark: 4, refuseState: true } : { mark: 2 } }, { filter: "h3", config: { mark: 3 } }],
+    }],
+  });
+  const { proxy, events } = await startProxy(config(false));
+  const peers = await peersOf(listen, sinkPort);
+  try {
+    // media h2 holds; once let go, h3 answers it to the sender (Dest.Reverse)
+    const media = Buffer.from(indexedRtp(7, 64));
+    hostileRtcp([2], 0xcf, 3, PacketFlag.Rtcp | (1 << 8)).copy(media, 12, 12, 31);
+    peers.rtp.send(media, listen, LO);
+    await waitFor(async () => (await segmentStats(proxy, "refused")).stages[1]!.held === 1, 5000, "the media held by h2");
+    await peers.latch(); // then the sender's RTCP, so that what goes back to the sender reaches `rtcp`
+    await proxy.apply(validateProxyConfig(config(true)));
+    await waitFor(() => peers.toSender.length >= 1 && sink.received >= 1, 5000, "the media at the receiver and the answer at the sender");
+    await sleep(100);
+    assert.ok(events.some((e) => e.type === "swap" && e.fresh.includes("h2")), "h2's state was refused");
+    assert.equal(sink.packets.map((p) => marksIn(p.bytes)), [[1, 2, 3]], "the media went on from h3, not through the new h2 (mark 4)");
+    // h3's answer is a packet of the new chain: it passes the new h2, not the old one
+    assert.equal(peers.toSender.map((m) => marksIn(m)), [[1, 2, 3, 4, 1]], "the answer went from h3 back through the new h2 and h1");
+  } finally {
+    peers.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test.run();
