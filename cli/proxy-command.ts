@@ -307,6 +307,10 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   }
   // started without them (a port another process holds): the reloader tries them again
   for (const { segment, reason } of notRunning) console.error(`  segment '${segment}' NOT running: ${printable(reason)}`);
+  if (config.stateFile !== undefined) {
+    const restored = proxy.restoredStages;
+    console.error(`${stamp()} stage state: saved to ${config.stateFile} every ${config.stateCheckpointMs} ms; ${restored > 0 ? `${restored} stage(s) restored from it` : "nothing restored (no file yet, or none of its stages run)"}`);
+  }
   console.error(`${stamp()} reload: edit ${file}, or kill -HUP ${process.pid}; stop: kill ${process.pid} (or Ctrl-C)`);
 
   await waitForSignal();

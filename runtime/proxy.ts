@@ -143,6 +143,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** The last stateFile write's failure, said once until a write succeeds again. */
   private stateWriteFailure = "";
   private saidNoStateFile = false;
+  /** Stages the start restored from the stateFile. */
+  restoredStages = 0;
   private statsTimer: NodeJS.Timeout | undefined;
   private watchdogTimer: NodeJS.Timeout | undefined;
   /** Set while workers prepare a change: a stuck call then is most likely a new stage's context creation. */
@@ -774,6 +776,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private async saveNewStages(workers: readonly WorkerHandle[], config: ProxyConfig): Promise<SegmentError[]> {
     if (config.stateFile === undefined) return [];
+    if (!this.applied) this.restoredStages = workers.reduce((n, w) => n + w.prepared.restored.length, 0);
     for (const w of workers) {
       for (const c of w.prepared.restored) this.checkpoints.set(checkpointKey(c), c);
       for (const c of w.prepared.fresh) if (!this.checkpoints.has(checkpointKey(c))) this.checkpoints.set(checkpointKey(c), c);

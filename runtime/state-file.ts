@@ -3,7 +3,7 @@
 // stage under the same key would encrypt indexes a second time, RFC 3711 section 9.1). Written
 // atomically (temporary file, fsync, rename, fsync of the directory), 0600: the blobs hold no keys,
 // but they say which sources a segment saw.
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { StateCheckpoint } from "./dataplane/dataplane.js";
 
@@ -60,6 +60,7 @@ function isCheckpoint(c: unknown): c is StateCheckpoint {
 export async function writeStateFile(path: string, stages: readonly StateCheckpoint[]): Promise<void> {
   const record: StateFileRecord = { format: STATE_FILE_FORMAT, savedAtMs: Date.now(), stages };
   const tmp = `${path}.${process.pid}.tmp`;
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 }); // a directory of its own, made at the first write
   const file = await open(tmp, "w", 0o600);
   try {
     await file.writeFile(`${JSON.stringify(record)}\n`);

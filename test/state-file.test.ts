@@ -5,9 +5,9 @@
 // key (the same keystream over two payloads, RFC 3711 section 9.1), and an unprotect stage accepts
 // a replay of every packet it took before the restart (section 3.3.2).
 import * as assert from "uvu/assert";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { FilterHarness, pseudoRandomBytes } from "../sdk/harness/index.js";
 import { startCliProxy, type CliProxy } from "./lib/cli-proxy.js";
 import { filterWasm, fixture } from "./lib/paths.js";
@@ -42,7 +42,7 @@ interface Rig {
 /** Two segments: "enc" protects under KEY; "dec" unprotects under KEY. */
 async function rig(): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), "msm-state-file-"));
-  const stateFile = join(dir, "stage-state.json");
+  const stateFile = join(dir, "state", "stage-state.json"); // its directory made at the first write
   const encListen = await freePortPair();
   const decListen = await freePortPair();
   const protectedOut = await Sink.open(await freePortPair(), { keep: true });
@@ -175,6 +175,7 @@ test("SIGKILL and restart with a stateFile: SRTCP indexes go on past the ones us
     assert.ok(after.indexes.every((i) => i >= 2 ** 22), `SRTCP indexes after the restart skip past any the killed process may have used: ${after.indexes.join(", ")}\n${after.output}`);
     assert.is(after.repeatProtected, 0, "RTP seq 5, protected before the kill, is not protected again under the same key");
     assert.is(after.replayAccepted, 0, "SRTP seq 5, accepted before the kill, is refused when replayed after it");
+    assert.match(after.output, /stage state: saved to .*stage-state\.json every 200 ms; 2 stage\(s\) restored from it/);
   } finally {
     r.close();
   }
@@ -252,6 +253,7 @@ test("a worker restart's restored states are saved before its first packet: a pr
 test("a stateFile that cannot be read stops the start, naming the file and how to start fresh on purpose", async () => {
   const r = await rig();
   try {
+    mkdirSync(dirname(r.stateFile));
     writeFileSync(r.stateFile, "{ not json");
     const proxy = startCliProxy(r.config(true));
     await waitFor(() => /did not start/.test(proxy.output()), 15_000, "the start to fail");
