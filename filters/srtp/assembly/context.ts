@@ -9,8 +9,11 @@ import { Session } from "./session";
 
 /** 2: the windows are cut to the words the context's replayWindow uses (1: all MAX_WINDOW bits, still read). */
 const STATE_VERSION: u32 = 2;
-/** What a state blob holds besides its sources: version, window words, a count per table, the tables' flags. */
-const STATE_HEADER_BYTES = 4 + 2 + 4 + 4 + 1;
+/**
+ * What a state blob holds besides its sources: version, window words, a count per table, the
+ * tables' flags, the two key fingerprints. All of it counts: a full blob one byte over is no blob.
+ */
+const STATE_HEADER_BYTES = 4 + 2 + 4 + 4 + 1 + 8 + 8;
 
 /** Words of 64 bits that a window of `window` packets uses. */
 @inline function windowWords(window: i32): i32 {

@@ -446,7 +446,7 @@ test("state blob: every source maxSources allows fits it (1024 protect sources a
   assert.is(tx2.run({ ctx: a2, bytes: buildRtp({ seq: 7, ssrc: 1024, payloadSize: 10 }) }).reasonName, "srtp_replay", "the last source's window came along");
   assert.is(tx2.run({ ctx: a2, bytes: buildRtp({ seq: 7, ssrc: 1025, payloadSize: 10 }) }).reasonName, "too_many_sources");
   // configs whose full tables could not be carried are refused, naming the limit
-  for (const [extra, most] of [[{ maxSources: 1024, reverseKey: inline(masterFor(CM80, 55)) }, 520], [{ maxSources: 229, replayWindow: 1024 }, 228], [{ maxSources: 115, replayWindow: 1024, reverseKey: inline(masterFor(CM80, 55)) }, 114]] as const) {
+  for (const [extra, most] of [[{ maxSources: 1024, reverseKey: inline(masterFor(CM80, 55)) }, 519], [{ maxSources: 229, replayWindow: 1024 }, 228], [{ maxSources: 115, replayWindow: 1024, reverseKey: inline(masterFor(CM80, 55)) }, 114]] as const) {
     const r = tx.refusal({ ...config, ...extra });
     assert.match(r.reason, new RegExp(`'maxSources' \\(${extra.maxSources}\\) must be at most ${most} with replayWindow`), JSON.stringify(r));
     assert.ok(tx.createContext({ ...config, ...extra, maxSources: most }) > 0, `${most} sources are fine`);
@@ -471,6 +471,30 @@ test("state blob: every source maxSources allows fits it (1024 protect sources a
   const next = buildRtp({ seq: 6, ssrc: 9, payloadSize: 10 });
   assert.is(Buffer.from(tx2.run({ ctx: fromV1, bytes: next }).bytes).toString("hex"), referenceProtectRtp(CM80, master, next, 1).toString("hex"), "ROC 1 from a version 1 blob");
   assert.is(tx2.run({ ctx: fromV1, bytes: next }).reasonName, "srtp_replay");
+});
+
+test("state blob: both tables full at the most maxSources the config allows (with reverseKey) still fit it, so a hot swap carries every source", async () => {
+  const forwardKey = inline(masterFor(CM80, 56));
+  const h = await FilterHarness.load(WASM);
+  // before 2026-12-06 the limit left out the blob's two key fingerprints: these tables were allowed and their blob did not fit
+  for (const [replayWindow, most] of [[64, 696], [128, 519], [512, 205]] as const) {
+    const config = { direction: "unprotect", suite: CM80.name, key: forwardKey, reverseKey: inline(masterFor(CM80, 57)), replayWindow };
+    assert.match(h.refusal({ ...config, maxSources: most + 1 }).reason, new RegExp(`must be at most ${most} with replayWindow ${replayWindow} and a reverseKey`));
+    const sender = h.createContext({ direction: "protect", suite: CM80.name, key: forwardKey, maxSources: 1024 });
+    const c = h.createContext({ ...config, maxSources: most });
+    for (let k = 0; k < most; k++) {
+      const ssrc = 0x10000 * replayWindow + k;
+      assert.is(h.run({ ctx: c, bytes: h.run({ ctx: sender, bytes: buildRtp({ seq: 1, ssrc, payloadSize: 10 }) }).bytes }).verdict, "pass");
+      assert.is(h.run({ ctx: c, bytes: rtcpRr(ssrc + 0x8000), flags: PacketFlag.Rtcp | PacketFlag.Upstream }).verdict, "pass");
+    }
+    const blob = h.exportState(c);
+    assert.ok(blob !== undefined, `replayWindow ${replayWindow}: ${most} sources each way fit the blob`);
+    const next = h.createContext({ ...config, maxSources: most });
+    assert.equal(h.importState(next, blob!), { ok: true, reason: "" });
+    const again = h.run({ ctx: next, bytes: rtcpRr(0x10000 * replayWindow + 0x8000), flags: PacketFlag.Rtcp | PacketFlag.Upstream }).bytes;
+    assert.is(Buffer.from(again).readUInt32BE(again.length - 14), 0x80000001, "the reverse table's SRTCP index went on (not 0 again)");
+    for (const ctx of [sender, c, next]) h.destroyContext(ctx);
+  }
 });
 
 test("SRTCP indexes are never used twice: refused once all 2^31 are used, skipped ahead after a restore from a checkpoint", async () => {
