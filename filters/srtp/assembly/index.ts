@@ -8,10 +8,11 @@ import {
   Config, DropClass, DropReason, FilterPolicy, Packet, Status, defineCounter, loadBe32, metricAdd, nameDropReason, register,
 } from "../../../sdk/assembly";
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
-import { PROTECT, SrtpContext, UNPROTECT, maxSourcesInState, takeContext } from "./context";
+import { PROTECT, SrtpContext, UNPROTECT, takeContext } from "./context";
 import { reportAuthFailures } from "./auth-failures";
 import { decodeKey } from "./keys";
 import { MAX_WINDOW } from "./replay";
+import { maxSourcesInState } from "./state-blob";
 import { Session } from "./session";
 import { findSuite, suiteNames } from "./suites";
 import { protectRtcp, protectRtp, resultLength, unprotectRtcp, unprotectRtp } from "./transform";

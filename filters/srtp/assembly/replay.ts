@@ -45,6 +45,19 @@ export class ReplayState {
    * ROC 0: see unprotectRtp.
    */
   rekeyed: bool = false;
+  /**
+   * Receiver side: what was accepted under the table's previous key (SourceTable.previousKey),
+   * kept so that a config going back to it does not take that key's packets again: the highest
+   * SRTP and SRTCP index accepted under it, plus 1 (0: none). See switchKey.
+   */
+  rtpFloor: u64 = 0;
+  rtcpFloor: u32 = 0;
+  /**
+   * The floors may be short of what the previous key accepted (they came from a checkpoint, or
+   * from a state resumed after one): on going back, the source resumes (rtpResumed) too.
+   */
+  rtpFloorStale: bool = false;
+  rtcpFloorStale: bool = false;
 
   reset(ssrc: u32): void {
     this.ssrc = ssrc;
@@ -60,6 +73,10 @@ export class ReplayState {
     this.rtpResumed = false;
     this.rtcpResumed = false;
     this.rekeyed = false;
+    this.rtpFloor = 0;
+    this.rtcpFloor = 0;
+    this.rtpFloorStale = false;
+    this.rtcpFloorStale = false;
     for (let i = 0; i < WORDS; i++) {
       unchecked((this.bits[i] = 0));
       unchecked((this.rtcpBits[i] = 0));
@@ -176,17 +193,70 @@ export function resumeFromCheckpoint(s: ReplayState): void {
 }
 
 /**
- * Receiver side, after a hot swap to another key: no packet made under the old key authenticates
- * under the new one, so the replay lists of the old key guard nothing, and kept, they would refuse
- * a sender that started its numbering (and its SRTCP index) again with the new key, for up to
- * 32,768 packets. They go; ROC and s_l stay as a guess for a sender that goes on numbering.
+ * Receiver side, after a hot swap from one key to another. No packet made under the old key
+ * authenticates under the new one, so the old key's replay lists guard nothing while the new key
+ * holds; kept, they would refuse a sender that started its numbering (and its SRTCP index) again
+ * with the new key, for up to 32,768 packets. So they give way to the new key's, and what the old
+ * key accepted shrinks to its floors (its highest SRTP and SRTCP index), kept for a config that
+ * goes back to it. `back`: the new key is the one before the old (a rollback), whose floors this
+ * source holds: every index at or below them counts as seen again, so a packet captured under that
+ * key is not taken a second time; indexes above pass, forward only. Otherwise (a key new to this
+ * table) the lists start empty. Either way ROC and s_l stay a guess for the first packet under
+ * the new key (see unprotectRtp). `stale`: the state comes from a checkpoint, which may be short
+ * of what the old key accepted since.
  */
-export function forgetOldKey(s: ReplayState): void {
-  s.rtpSeen = false;
-  s.rtcpSeen = false;
-  s.rtpResumed = false; // what a failed stage may have accepted after a checkpoint was under the old key
-  s.rtcpResumed = false;
+export function switchKey(s: ReplayState, back: bool, stale: bool): void {
+  const rtpFloor: u64 = s.rtpSeen ? saturatingFloor(s.highest) : 0;
+  const rtcpFloor: u32 = s.rtcpSeen ? <u32>s.rtcpHighest + 1 : 0; // SRTCP indexes are 31 bits
+  const rtpStale = stale || s.rtpResumed;
+  const rtcpStale = stale || s.rtcpResumed;
+  if (back) {
+    restoreFloor(s);
+  } else {
+    s.rtpSeen = false;
+    s.rtcpSeen = false;
+    s.rtpResumed = false; // what a failed stage may have accepted after a checkpoint was under the old key
+    s.rtcpResumed = false;
+  }
+  s.rtpFloor = rtpFloor;
+  s.rtcpFloor = rtcpFloor;
+  s.rtpFloorStale = rtpStale;
+  s.rtcpFloorStale = rtcpStale;
   s.rekeyed = s.started;
+}
+
+/** The SRTP floor of highest index `highest`, kept below 2^48 (the blob holds 48 bits; an index that high needed a new key long before). */
+@inline function saturatingFloor(highest: u64): u64 {
+  const floor = highest + 1;
+  return floor > MAX_FLOOR ? MAX_FLOOR : floor;
+}
+const MAX_FLOOR: u64 = 0xffffffffffff;
+
+/** Going back to the key whose floors `s` holds: its lists, everything at or below the floors seen. */
+function restoreFloor(s: ReplayState): void {
+  if (s.rtpFloor != 0) {
+    s.highest = s.rtpFloor - 1;
+    s.rtpSeen = true;
+    markAllSeen(s.bits);
+    // the ROC guess: the later of where the stream is and where this key left it (a sender that
+    // kept the key all along, or went back to the numbering it had under it)
+    if (!s.started || s.highest > ((<u64>s.roc << 16) | <u64>s.highestSeq)) {
+      s.roc = <u32>(s.highest >> 16);
+      s.highestSeq = <u16>(s.highest & 0xffff);
+      s.started = true;
+    }
+  } else {
+    s.rtpSeen = false;
+  }
+  if (s.rtcpFloor != 0) {
+    s.rtcpHighest = <u64>(s.rtcpFloor - 1);
+    s.rtcpSeen = true;
+    markAllSeen(s.rtcpBits);
+  } else {
+    s.rtcpSeen = false;
+  }
+  s.rtpResumed = s.rtpFloorStale;
+  s.rtcpResumed = s.rtcpFloorStale;
 }
 
 function markAllSeen(bits: StaticArray<u64>): void {

@@ -116,8 +116,11 @@ export function unprotectRtp(sess: Session, s: ReplayState, known: bool, ptr: us
   if (known && !isFresh(s.bits, s.highest, s.rtpSeen, index, window)) return DropReason.SrtpReplay;
   if (!openRtp(sess, suite, ptr, body, h, ssrc, seq, index)) {
     // the key changed: the sender may also have started again at ROC 0 with it (the data is
-    // untouched by a failed check, so the packet can be tried once more)
-    if (!known || !s.rekeyed || index >> 16 == 0 || !openRtp(sess, suite, ptr, body, h, ssrc, seq, <u64>seq)) return DropReason.SrtpAuthFailed;
+    // untouched by a failed check, so the packet can be tried once more). Back to an earlier key,
+    // its floor still holds: a restart below what that key accepted is refused unopened.
+    if (!known || !s.rekeyed || index >> 16 == 0) return DropReason.SrtpAuthFailed;
+    if (!isFresh(s.bits, s.highest, s.rtpSeen, <u64>seq, window)) return DropReason.SrtpReplay;
+    if (!openRtp(sess, suite, ptr, body, h, ssrc, seq, <u64>seq)) return DropReason.SrtpAuthFailed;
     index = <u64>seq;
   }
   if (s.rekeyed) {

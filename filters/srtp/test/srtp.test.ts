@@ -428,6 +428,189 @@ for (const S of [CM80, SUITES[4]!]) {
   });
 }
 
+const RTCP = PacketFlag.Rtcp;
+
+for (const S of [CM80, SUITES[4]!]) {
+  test(`${S.name}: back to an earlier key (A -> B -> A): nothing A's stage took is taken again (SRTP, SRTCP), the sender goes on under A, a sender restarted under B was taken`, async () => {
+    const keyA = masterFor(S, 70);
+    const keyB = masterFor(S, 71);
+    const rtp = (i: number) => buildRtp({ seq: i & 0xffff, ssrc: 9, payloadSize: 20 });
+    const tx = await FilterHarness.load(WASM);
+    const rx = await FilterHarness.load(WASM);
+    const protect = (key: Buffer) => tx.createContext({ direction: "protect", suite: S.name, key: inline(key) });
+    /** A new unprotect stage with `key`, given the state of `from` (a hot swap). */
+    const swapTo = (key: Buffer, from: number) => {
+      const ctx = rx.createContext({ direction: "unprotect", suite: S.name, key: inline(key) });
+      assert.equal(rx.importState(ctx, rx.exportState(from)!), { ok: true, reason: "" });
+      return ctx;
+    };
+    const pass = (ctx: number, bytes: Uint8Array, flags = 0, what = "") => assert.is(rx.run({ ctx, bytes, flags }).reasonName, "", what);
+    const senderA = protect(keyA);
+    const a1 = rx.createContext({ direction: "unprotect", suite: S.name, key: inline(keyA) });
+    // under A the stream crosses a wrap (ROC 1); someone on the path keeps every packet
+    const capturedRtp: Uint8Array[] = [];
+    for (let i = 65000; i < 65536 + 300; i++) capturedRtp.push(tx.run({ ctx: senderA, bytes: rtp(i) }).bytes);
+    const capturedRtcp = Array.from({ length: 20 }, () => tx.run({ ctx: senderA, bytes: rtcpRr(9), flags: RTCP }).bytes);
+    for (const p of capturedRtp) pass(a1, p);
+    for (const p of capturedRtcp) pass(a1, p, RTCP);
+    // to B: the sender starts again under it (ROC 0, SRTCP index 0), taken as before
+    const b1 = swapTo(keyB, a1);
+    const senderB = protect(keyB);
+    const underB = Array.from({ length: 190 }, (_, k) => tx.run({ ctx: senderB, bytes: rtp(10 + k) }).bytes);
+    const underBRtcp = Array.from({ length: 5 }, () => tx.run({ ctx: senderB, bytes: rtcpRr(9), flags: RTCP }).bytes);
+    for (const p of underB) pass(b1, p, 0, "a sender restarted under a new key");
+    for (const p of underBRtcp) pass(b1, p, RTCP, "its SRTCP from index 0");
+    // back to A: every packet captured under A is refused, none is delivered
+    const a2 = swapTo(keyA, b1);
+    const replays = [...capturedRtp.map((p) => rx.run({ ctx: a2, bytes: p })), ...capturedRtcp.map((p) => rx.run({ ctx: a2, bytes: p, flags: RTCP }))];
+    assert.equal(replays.filter((r) => r.reasonName !== "srtp_replay").length, 0, "before 2026-12-06 each was taken again, once");
+    assert.is(replays.length, 836 + 20);
+    assert.is(rx.metric("rtp_unprotected", a2), 0);
+    assert.is(rx.metric("rtcp_unprotected", a2), 0);
+    // the sender goes on under A with new numbers: taken, each once
+    const next = tx.run({ ctx: senderA, bytes: rtp(65536 + 300) }).bytes;
+    pass(a2, next, 0, "the sender goes on under A");
+    for (let i = 65536 + 301; i < 65536 + 400; i++) pass(a2, tx.run({ ctx: senderA, bytes: rtp(i) }).bytes);
+    const nextRtcp = tx.run({ ctx: senderA, bytes: rtcpRr(9), flags: RTCP }).bytes;
+    pass(a2, nextRtcp, RTCP, "its SRTCP goes on at index 20");
+    assert.is(rx.run({ ctx: a2, bytes: next }).reasonName, "srtp_replay");
+    assert.is(rx.run({ ctx: a2, bytes: nextRtcp, flags: RTCP }).reasonName, "srtp_replay");
+    // A again by another swap (the same key): still refused; forth to B: B's packets are refused too
+    const a3 = swapTo(keyA, a2);
+    assert.is(rx.run({ ctx: a3, bytes: capturedRtp.at(-1)! }).reasonName, "srtp_replay");
+    assert.is(rx.run({ ctx: a3, bytes: capturedRtcp.at(-1)!, flags: RTCP }).reasonName, "srtp_replay");
+    const b2 = swapTo(keyB, a3);
+    assert.equal([...underB.map((p) => rx.run({ ctx: b2, bytes: p })), ...underBRtcp.map((p) => rx.run({ ctx: b2, bytes: p, flags: RTCP }))].filter((r) => r.reasonName !== "srtp_replay").length, 0, "back to B");
+    pass(b2, tx.run({ ctx: senderB, bytes: rtp(200) }).bytes, 0, "B's sender goes on");
+
+    // a sender that goes on numbering across the keys (libsrtp's srtp_update) and back
+    const rx2 = await FilterHarness.load(WASM);
+    const c1 = rx2.createContext({ direction: "unprotect", suite: S.name, key: inline(keyA) });
+    const onA = protect(keyA);
+    const seen: Uint8Array[] = [];
+    for (let i = 65400; i < 65536 + 100; i++) seen.push(tx.run({ ctx: onA, bytes: rtp(i) }).bytes);
+    for (const p of seen) assert.is(rx2.run({ ctx: c1, bytes: p }).verdict, "pass");
+    const onB = protect(keyB);
+    assert.equal(tx.importState(onB, tx.exportState(onA)!), { ok: true, reason: "" });
+    const c2 = rx2.createContext({ direction: "unprotect", suite: S.name, key: inline(keyB) });
+    assert.equal(rx2.importState(c2, rx2.exportState(c1)!), { ok: true, reason: "" });
+    for (let i = 65536 + 100; i < 65536 + 300; i++) assert.is(rx2.run({ ctx: c2, bytes: tx.run({ ctx: onB, bytes: rtp(i) }).bytes }).verdict, "pass");
+    const onA2 = protect(keyA);
+    assert.equal(tx.importState(onA2, tx.exportState(onB)!), { ok: true, reason: "" });
+    const c3 = rx2.createContext({ direction: "unprotect", suite: S.name, key: inline(keyA) });
+    assert.equal(rx2.importState(c3, rx2.exportState(c2)!), { ok: true, reason: "" });
+    for (let i = 65536 + 300; i < 65536 + 400; i++) assert.is(rx2.run({ ctx: c3, bytes: tx.run({ ctx: onA2, bytes: rtp(i) }).bytes }).verdict, "pass", `going on under A again, ${i}`);
+    assert.equal(seen.map((p) => rx2.run({ ctx: c3, bytes: p }).reasonName).filter((r) => r !== "srtp_replay"), []);
+
+    // protect needs no floors: its send window and SRTCP index go on across A, B, A
+    const srtcpIndex = (p: Uint8Array) => Buffer.from(p).readUInt32BE(S.gcm ? p.length - 4 : p.length - 4 - S.rtcpTag) & 0x7fffffff;
+    const p1 = protect(keyA);
+    for (let seq = 1; seq <= 10; seq++) tx.run({ ctx: p1, bytes: rtp(seq) });
+    tx.run({ ctx: p1, bytes: rtcpRr(9), flags: RTCP });
+    const p2 = protect(keyB);
+    assert.equal(tx.importState(p2, tx.exportState(p1)!), { ok: true, reason: "" });
+    assert.is(tx.run({ ctx: p2, bytes: rtp(11) }).verdict, "pass");
+    assert.is(srtcpIndex(tx.run({ ctx: p2, bytes: rtcpRr(9), flags: RTCP }).bytes), 1);
+    const p3 = protect(keyA);
+    assert.equal(tx.importState(p3, tx.exportState(p2)!), { ok: true, reason: "" });
+    assert.is(tx.run({ ctx: p3, bytes: rtp(5) }).reasonName, "srtp_replay", "seq 5 was protected under A: not a second time");
+    assert.is(srtcpIndex(tx.run({ ctx: p3, bytes: rtcpRr(9), flags: RTCP }).bytes), 2, "A's SRTCP index 0 is not used again");
+    assert.is(tx.run({ ctx: p3, bytes: rtp(12) }).verdict, "pass");
+  });
+}
+
+test("back to an earlier key whose stream went past ROC 1: an old packet of ROC 0 is not taken on the retry at ROC 0 that a re-keyed source gets", async () => {
+  const keyA = masterFor(CM80, 76);
+  const keyB = masterFor(CM80, 77);
+  const tx = await FilterHarness.load(WASM);
+  const rx = await FilterHarness.load(WASM);
+  const senderA = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(keyA) });
+  const send = (ctx: number, seq: number) => tx.run({ ctx, bytes: buildRtp({ seq: seq & 0xffff, ssrc: 4, payloadSize: 16 }) }).bytes;
+  const a1 = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(keyA) });
+  const early = Array.from({ length: 100 }, (_, k) => send(senderA, k + 1)); // ROC 0, seq 1..100
+  for (const p of early) assert.is(rx.run({ ctx: a1, bytes: p }).verdict, "pass");
+  for (const i of [30100, 60100, 90100, 120100, 2 * 65536 + 50]) assert.is(rx.run({ ctx: a1, bytes: send(senderA, i) }).verdict, "pass"); // on to ROC 2, seq 50
+  const b = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(keyB) });
+  assert.equal(rx.importState(b, rx.exportState(a1)!), { ok: true, reason: "" });
+  const a2 = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(keyA) });
+  assert.equal(rx.importState(a2, rx.exportState(b)!), { ok: true, reason: "" });
+  // seq 60..100 of ROC 0 read as ROC 2 fail their tag; as ROC 0 (a restarted sender) they are below A's floor
+  assert.equal(early.slice(59).map((p) => rx.run({ ctx: a2, bytes: p }).reasonName).filter((r) => r !== "srtp_replay"), []);
+  assert.is(rx.run({ ctx: a2, bytes: send(senderA, 2 * 65536 + 51) }).verdict, "pass", "the sender goes on at ROC 2");
+});
+
+test("back to an earlier key after a restore from a checkpoint: what the failed stage took after the checkpoint is refused behind the sender's next packet, as after any restore", async () => {
+  const keyA = masterFor(CM80, 72);
+  const keyB = masterFor(CM80, 73);
+  const tx = await FilterHarness.load(WASM);
+  const senderA = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(keyA) });
+  const p = Array.from({ length: 9 }, (_, k) => tx.run({ ctx: senderA, bytes: buildRtp({ seq: k + 1, ssrc: 5, payloadSize: 16 }) }).bytes);
+  const rx = await FilterHarness.load(WASM);
+  const unprotect = (key: Buffer) => rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(key) });
+  const a1 = unprotect(keyA);
+  for (const packet of p.slice(0, 5)) assert.is(rx.run({ ctx: a1, bytes: packet }).verdict, "pass");
+  const checkpoint = rx.exportState(a1)!;
+  for (const packet of p.slice(5, 7)) assert.is(rx.run({ ctx: a1, bytes: packet }).verdict, "pass");
+  // the stage fails; its restore from the checkpoint comes up under key B, then the config goes back to A
+  const b = unprotect(keyB);
+  assert.equal(rx.importState(b, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const a2 = unprotect(keyA);
+  assert.equal(rx.importState(a2, rx.exportState(b)!), { ok: true, reason: "" });
+  assert.is(rx.run({ ctx: a2, bytes: p[2]! }).reasonName, "srtp_replay", "below the checkpoint's floor");
+  assert.is(rx.run({ ctx: a2, bytes: p[7]! }).verdict, "pass", "the sender's next packet");
+  assert.is(rx.run({ ctx: a2, bytes: p[5]! }).reasonName, "srtp_replay", "taken after the checkpoint: the floor from it is short, so the next packet marks all below");
+  assert.is(rx.run({ ctx: a2, bytes: p[6]! }).reasonName, "srtp_replay");
+  assert.is(rx.run({ ctx: a2, bytes: p[8]! }).verdict, "pass");
+});
+
+test("a version 2 state blob (the build before) still imports, and its key is remembered for a return to it", async () => {
+  const keyA = masterFor(CM80, 74);
+  const keyB = masterFor(CM80, 75);
+  // an unprotect stage of the build before, under A, having taken SRTP seq 1..100 and SRTCP 0..3 of SSRC 9
+  const v2 = Buffer.alloc(4 + 2 + 4 + (31 + 4 * 8) + 4 + 1 + 16);
+  let at = 0;
+  const put = (bytes: number, v: number | bigint) => {
+    if (bytes === 8) v2.writeBigUInt64LE(BigInt(v), at);
+    else if (bytes === 4) v2.writeUInt32LE(Number(v), at);
+    else if (bytes === 2) v2.writeUInt16LE(Number(v), at);
+    else v2.writeUInt8(Number(v), at);
+    at += bytes;
+  };
+  put(4, 2); put(2, 2); // version, words (replayWindow 128)
+  put(4, 1); put(4, 9); put(4, 0); put(2, 100); put(1, 1 | 2 | 4); // one source: ssrc, roc, highestSeq, flags
+  put(8, 100); put(8, 3); put(4, 0); // highest, rtcpHighest, rtcpNextIndex
+  put(8, 0xffffffffffffffffn); put(8, 0xffffffffffffffffn); put(8, 0xfn); put(8, 0); // windows
+  put(4, 0); put(1, 0); // no reverse sources; flags
+  const fingerprint = kdf(CM80, keyA, 0xff, 8);
+  fingerprint[0] = fingerprint[0]! | 1;
+  fingerprint.copy(v2, at); at += 8;
+  put(8, 0);
+  assert.is(at, v2.length);
+  const tx = await FilterHarness.load(WASM);
+  const senderA = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(keyA) });
+  const sent = Array.from({ length: 102 }, (_, k) => tx.run({ ctx: senderA, bytes: buildRtp({ seq: k + 1, ssrc: 9, payloadSize: 16 }) }).bytes);
+  const rtcp = Array.from({ length: 5 }, () => tx.run({ ctx: senderA, bytes: rtcpRr(9), flags: RTCP }).bytes);
+  const rx = await FilterHarness.load(WASM);
+  const unprotect = (key: Buffer) => rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(key) });
+  const sameKey = unprotect(keyA);
+  assert.equal(rx.importState(sameKey, v2), { ok: true, reason: "" });
+  assert.is(rx.run({ ctx: sameKey, bytes: sent[99]! }).reasonName, "srtp_replay", "seq 100, taken by the build before");
+  assert.is(rx.run({ ctx: sameKey, bytes: rtcp[3]!, flags: RTCP }).reasonName, "srtp_replay");
+  assert.is(rx.run({ ctx: sameKey, bytes: sent[100]! }).verdict, "pass");
+  assert.is(rx.run({ ctx: sameKey, bytes: rtcp[4]!, flags: RTCP }).verdict, "pass");
+  // the upgrade came with a new key B; then back to A
+  const b = unprotect(keyB);
+  assert.equal(rx.importState(b, v2), { ok: true, reason: "" });
+  const senderB = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(keyB) });
+  assert.is(rx.run({ ctx: b, bytes: tx.run({ ctx: senderB, bytes: buildRtp({ seq: 1, ssrc: 9, payloadSize: 16 }) }).bytes }).verdict, "pass");
+  const a = unprotect(keyA);
+  assert.equal(rx.importState(a, rx.exportState(b)!), { ok: true, reason: "" });
+  assert.equal(sent.slice(0, 100).map((p) => rx.run({ ctx: a, bytes: p }).reasonName).filter((r) => r !== "srtp_replay"), []);
+  assert.is(rx.run({ ctx: a, bytes: rtcp[3]!, flags: RTCP }).reasonName, "srtp_replay");
+  assert.is(rx.run({ ctx: a, bytes: sent[100]! }).verdict, "pass");
+  assert.is(rx.run({ ctx: a, bytes: rtcp[4]!, flags: RTCP }).verdict, "pass");
+});
+
 test("state blob: every source maxSources allows fits it (1024 protect sources are carried), larger configs are refused, a grown window takes what it cannot know as used", async () => {
   const master = masterFor(CM80, 5);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
@@ -509,8 +692,8 @@ test("SRTCP indexes are never used twice: refused once all 2^31 are used, skippe
   const a = tx.createContext(config);
   sendRr(a);
   const blob = Buffer.from(tx.exportState(a)!);
-  // version, words, the forward count, then the source: rtcpNextIndex after ssrc, roc, seq, flags, two u64
-  const at = 4 + 2 + 4 + 4 + 4 + 2 + 1 + 8 + 8;
+  // version, words, receiver tables, the forward count, then the source: its SRTCP word after ssrc, roc, seq, flags, highest (u48), rtcpHighest (u32)
+  const at = 4 + 2 + 1 + 4 + 4 + 4 + 2 + 1 + 6 + 4;
   assert.is(blob.readUInt32LE(at), 1, "the blob layout this test assumes");
   blob.writeUInt32LE(0x7ffffffe, at);
   const late = tx.createContext(config);

@@ -1,0 +1,124 @@
+// The per-SSRC states of one direction of a segment (a session), looked up by SSRC.
+import { ReplayState, resumeFromCheckpoint, switchKey } from "./replay";
+
+/**
+ * The per-SSRC states of one session, looked up by SSRC. A source's state is never recycled while
+ * the segment (its key) lives: once `capacity` sources are tracked, a new one is refused. Forgetting
+ * a sender's state would make protect start its index again at ROC 0 (the same keystream twice,
+ * RFC 3711 section 9.1), and forgetting a receiver's would let its old packets be replayed
+ * (section 3.3.2). A pooled table is reused for any `capacity` up to its size (a power of two).
+ */
+export class SourceTable {
+  readonly states: StaticArray<ReplayState>;
+  /** Scratch state for a source seen for the first time, kept only if its packet authenticates. */
+  readonly scratch: ReplayState = new ReplayState();
+  /** The sources tracked (the segment's maxSources): the first `capacity` states. */
+  capacity: i32;
+  /**
+   * Set by a restore from a checkpoint: a source new from then on may still be one the failed stage
+   * used after the checkpoint, so it starts resumed (see ReplayState.rtpResumed).
+   */
+  resumeNew: bool = false;
+  /**
+   * A receiver's table: the fingerprint of the key before the current one (0: none), whose floors
+   * the sources hold (ReplayState.rtpFloor), for a config that goes back to it.
+   */
+  previousKey: u64 = 0;
+
+  constructor(size: i32) {
+    this.states = new StaticArray<ReplayState>(size);
+    for (let i = 0; i < size; i++) unchecked((this.states[i] = new ReplayState()));
+    this.capacity = size;
+  }
+
+  find(ssrc: u32): ReplayState | null {
+    for (let i = 0; i < this.capacity; i++) {
+      const s = unchecked(this.states[i]);
+      if (s.used && s.ssrc == ssrc) return s;
+    }
+    return null;
+  }
+
+  /** A free slot for a new source, reset; null when all `capacity` slots are taken (the source is refused). */
+  claim(ssrc: u32): ReplayState | null {
+    for (let i = 0; i < this.capacity; i++) {
+      const s = unchecked(this.states[i]);
+      if (!s.used) {
+        this.blank(s, ssrc);
+        return s;
+      }
+    }
+    return null;
+  }
+
+  /** The scratch state, blank, for a packet of a source not tracked. */
+  fresh(ssrc: u32): ReplayState {
+    this.blank(this.scratch, ssrc);
+    return this.scratch;
+  }
+
+  private blank(s: ReplayState, ssrc: u32): void {
+    s.reset(ssrc);
+    s.rtpResumed = this.resumeNew;
+    s.rtcpResumed = this.resumeNew;
+  }
+
+  /** After a restore from a checkpoint: no source, tracked or new, goes back behind where it goes on. */
+  resumeFromCheckpoint(): void {
+    for (let i = 0; i < this.capacity; i++) {
+      const s = unchecked(this.states[i]);
+      if (s.used) resumeFromCheckpoint(s);
+    }
+    this.resumeNew = true;
+  }
+
+  /**
+   * A receiver's table whose key changed from `before` to `now` (fingerprints): each source keeps
+   * the floors of `before`, and takes back those of `now` if it is the key before (see switchKey).
+   * `stale`: the state is a checkpoint's.
+   */
+  switchKey(before: u64, now: u64, stale: bool): void {
+    const back = this.previousKey == now;
+    for (let i = 0; i < this.capacity; i++) {
+      const s = unchecked(this.states[i]);
+      if (s.used) switchKey(s, back, stale);
+    }
+    this.previousKey = before;
+  }
+
+  /** Copies `from` (the scratch state of a packet that just authenticated) into a free slot; null when full. */
+  adopt(from: ReplayState): ReplayState | null {
+    const s = this.claim(from.ssrc);
+    if (s === null) return null;
+    s.roc = from.roc;
+    s.highestSeq = from.highestSeq;
+    s.highest = from.highest;
+    s.rtpSeen = from.rtpSeen;
+    s.started = from.started;
+    s.rtcpHighest = from.rtcpHighest;
+    s.rtcpSeen = from.rtcpSeen;
+    s.rtcpNextIndex = from.rtcpNextIndex;
+    s.rtpResumed = from.rtpResumed;
+    s.rtcpResumed = from.rtcpResumed;
+    s.rekeyed = from.rekeyed;
+    s.rtpFloor = from.rtpFloor;
+    s.rtcpFloor = from.rtcpFloor;
+    s.rtpFloorStale = from.rtpFloorStale;
+    s.rtcpFloorStale = from.rtcpFloorStale;
+    memory.copy(changetype<usize>(s.bits), changetype<usize>(from.bits), <usize>s.bits.length << 3);
+    memory.copy(changetype<usize>(s.rtcpBits), changetype<usize>(from.rtcpBits), <usize>s.rtcpBits.length << 3);
+    return s;
+  }
+
+  clear(): void {
+    for (let i = 0; i < this.states.length; i++) unchecked(this.states[i]).used = false;
+    this.resumeNew = false;
+    this.previousKey = 0;
+  }
+
+  count(): i32 {
+    let n = 0;
+    for (let i = 0; i < this.capacity; i++) if (unchecked(this.states[i]).used) n++;
+    return n;
+  }
+}

@@ -1,0 +1,194 @@
+// The state blob that carries a segment's source tables through a hot swap or a checkpoint
+// restore (never a key: the keys' one-way fingerprints only), and the most sources it holds.
+//
+// Version 3 (2026-12-06): u32 version, u16 words (per window), u8 receiver tables (forward 1,
+// reverse 2: which table unprotects, so the record's SRTCP word is read for what it is), then per
+// table: u32 count, then per source: ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started,
+// rtcpSeen, rtpResumed, rtcpResumed, rekeyed, rtpFloorStale, rtcpFloorStale), highest (u48),
+// rtcpHighest (u32: SRTCP indexes are 31 bits), the SRTCP word (u32: a sender's rtcpNextIndex, a
+// receiver's rtcpFloor), rtpFloor (u48), the SRTP window and the SRTCP window (`words` u64 each:
+// the replayWindow's; bits past it are never read). After both tables, a u8 of flags (resumeNew:
+// forward 1, reverse 2), the fingerprints (u64) of the forward and the reverse key, then of the key
+// before each (previousKey); 0: none. A source takes as many bytes as in version 2, whose floors
+// came out of the wider fields it did not need.
+//
+// Version 2 (2026-12-05): no receiver tables byte; per source highest (u64), rtcpHighest (u64),
+// rtcpNextIndex and no floors; the trailer without the previous keys (and without the fingerprints
+// or the flags from older builds). Version 1: as 2 without `words`: windows of MAX_WINDOW bits.
+// A sender's send window is `highest` and the SRTP window (the same fields as a receiver's replay
+// list), so a blob of a build without it imports as a sender that has not marked any index yet.
+import { SCRATCH_SIZE, Status, StateReader, StateWriter, setError } from "../../../sdk/assembly";
+import { ReplayState, WORDS } from "./replay";
+import { SourceTable } from "./source-table";
+
+const STATE_VERSION: u32 = 3;
+/**
+ * What a blob holds besides its sources: version, window words, receiver tables, a count per
+ * table, the tables' flags, four key fingerprints. All of it counts: a blob one byte over is no blob.
+ */
+const STATE_HEADER_BYTES = 4 + 2 + 1 + 4 + 4 + 1 + 4 * 8;
+const U48_MAX: u64 = 0xffffffffffff;
+
+/** Words of 64 bits that a window of `window` packets uses. */
+@inline export function windowWords(window: i32): i32 {
+  return (window + 63) >> 6;
+}
+
+/** Bytes one source takes in a blob with windows of `window` packets. */
+function sourceStateBytes(window: i32): i32 {
+  return 4 + 4 + 2 + 1 + 6 + 4 + 4 + 6 + 2 * 8 * windowWords(window);
+}
+
+/**
+ * The most sources (both tables together) whose state fits the blob with windows of `window`
+ * packets: the config refuses more, as a blob that does not fit is no blob at all, and a hot swap
+ * or restart would then start every source again (protect at ROC 0).
+ */
+export function maxSourcesInState(window: i32): i32 {
+  return (SCRATCH_SIZE - STATE_HEADER_BYTES) / sourceStateBytes(window);
+}
+
+/** The fingerprints of the keys a blob's tables were made under (0: none, or a blob of an older build). */
+export class BlobKeys {
+  forward: u64 = 0;
+  reverse: u64 = 0;
+}
+export const blobKeys = new BlobKeys();
+
+/** Writes both tables; `*Receives`: that table unprotects (its SRTCP word is a floor, not a next index). */
+export function writeState(
+  out: StateWriter, words: i32, forward: SourceTable, reverse: SourceTable, forwardReceives: bool, reverseReceives: bool,
+  forwardKey: u64, reverseKey: u64,
+): void {
+  out.u32(STATE_VERSION);
+  out.u16(<u16>words);
+  out.u8(<u8>((forwardReceives ? 1 : 0) | (reverseReceives ? 2 : 0)));
+  writeTable(forward, out, words, forwardReceives);
+  writeTable(reverse, out, words, reverseReceives);
+  out.u8(<u8>((forward.resumeNew ? 1 : 0) | (reverse.resumeNew ? 2 : 0)));
+  out.u64(forwardKey);
+  out.u64(reverseKey);
+  out.u64(forward.previousKey);
+  out.u64(reverse.previousKey);
+}
+
+/**
+ * Reads both tables, their flags and previous keys, and the blob's keys into `blobKeys`. On a
+ * bad blob the tables are left empty and the error set.
+ */
+export function readState(blob: StateReader, forward: SourceTable, reverse: SourceTable): Status {
+  blobKeys.forward = 0;
+  blobKeys.reverse = 0;
+  forward.previousKey = 0;
+  reverse.previousKey = 0;
+  const version = blob.u32();
+  if (version < 1 || version > STATE_VERSION) {
+    setError("srtp state blob of an unknown version");
+    return Status.BadState;
+  }
+  const words = version == 1 ? WORDS : <i32>blob.u16();
+  if (words < 1 || words > WORDS) {
+    setError("srtp state blob with windows of " + words.toString() + " words");
+    return Status.BadState;
+  }
+  const receivers = version >= 3 ? <i32>blob.u8() : 0;
+  if (!readTable(forward, blob, version, words, (receivers & 1) != 0) || !readTable(reverse, blob, version, words, (receivers & 2) != 0)) {
+    forward.clear();
+    reverse.clear();
+    setError("srtp state blob is truncated");
+    return Status.BadState;
+  }
+  if (blob.remaining > 0) {
+    // a blob of a stage restored from a checkpoint: its new sources still start resumed
+    const flags = blob.u8();
+    forward.resumeNew = (flags & 1) != 0;
+    reverse.resumeNew = (flags & 2) != 0;
+  }
+  if (blob.remaining >= 16) {
+    // the keys the tables were made under (a blob of an older build has none: its tables carry on)
+    blobKeys.forward = blob.u64();
+    blobKeys.reverse = blob.u64();
+  }
+  if (blob.remaining >= 16) {
+    forward.previousKey = blob.u64();
+    reverse.previousKey = blob.u64();
+  }
+  return Status.Ok;
+}
+
+function writeTable(t: SourceTable, out: StateWriter, words: i32, receives: bool): void {
+  out.u32(<u32>t.count());
+  for (let i = 0; i < t.capacity; i++) {
+    const s = t.states[i];
+    if (!s.used) continue;
+    out.u32(s.ssrc);
+    out.u32(s.roc);
+    out.u16(s.highestSeq);
+    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0) | (s.rtpResumed ? 8 : 0) | (s.rtcpResumed ? 16 : 0) |
+      (s.rekeyed ? 32 : 0) | (s.rtpFloorStale ? 64 : 0) | (s.rtcpFloorStale ? 128 : 0)));
+    writeU48(out, s.highest);
+    out.u32(<u32>s.rtcpHighest);
+    out.u32(receives ? s.rtcpFloor : s.rtcpNextIndex);
+    writeU48(out, receives ? s.rtpFloor : 0);
+    for (let w = 0; w < words; w++) out.u64(s.bits[w]);
+    for (let w = 0; w < words; w++) out.u64(s.rtcpBits[w]);
+  }
+}
+
+/**
+ * `receives`: the table unprotected when the blob was made. A table that changed its direction
+ * since (a config that swapped protect and unprotect) takes no floor and a next SRTCP index of 0,
+ * as a blob of version 2 gave it.
+ */
+function readTable(t: SourceTable, blob: StateReader, version: u32, words: i32, receives: bool): bool {
+  const n = <i32>blob.u32();
+  for (let i = 0; i < n; i++) {
+    const ssrc = blob.u32();
+    if (blob.overflow) return false;
+    // a smaller table than before keeps the first sources; the rest are refused as new sources
+    // would be (too_many_sources), never started again with a blank state under the same key
+    const claimed = i < t.capacity ? t.claim(ssrc) : null;
+    const s: ReplayState = claimed !== null ? claimed : t.scratch;
+    s.reset(ssrc);
+    s.roc = blob.u32();
+    s.highestSeq = blob.u16();
+    const flags = blob.u8();
+    s.rtpSeen = (flags & 1) != 0;
+    s.started = (flags & 2) != 0;
+    s.rtcpSeen = (flags & 4) != 0;
+    s.rtpResumed = (flags & 8) != 0;
+    s.rtcpResumed = (flags & 16) != 0;
+    s.rekeyed = (flags & 32) != 0;
+    if (version >= 3) {
+      s.rtpFloorStale = (flags & 64) != 0;
+      s.rtcpFloorStale = (flags & 128) != 0;
+      s.highest = readU48(blob);
+      s.rtcpHighest = <u64>blob.u32();
+      const rtcpWord = blob.u32();
+      if (receives) s.rtcpFloor = rtcpWord;
+      else s.rtcpNextIndex = rtcpWord;
+      s.rtpFloor = readU48(blob);
+    } else {
+      s.highest = blob.u64();
+      s.rtcpHighest = blob.u64();
+      s.rtcpNextIndex = blob.u32();
+    }
+    // past the blob's windows nothing is known (the window grew): taken as seen, so that an old
+    // index there is refused rather than accepted, or protected, a second time
+    for (let w = 0; w < WORDS; w++) s.bits[w] = w < words ? blob.u64() : ~(<u64>0);
+    for (let w = 0; w < WORDS; w++) s.rtcpBits[w] = w < words ? blob.u64() : ~(<u64>0);
+    if (claimed === null) t.scratch.used = false;
+  }
+  return !blob.overflow;
+}
+
+function writeU48(out: StateWriter, v: u64): void {
+  const clamped = v > U48_MAX ? U48_MAX : v;
+  out.u32(<u32>clamped);
+  out.u16(<u16>(clamped >> 32));
+}
+
+function readU48(blob: StateReader): u64 {
+  const low = <u64>blob.u32();
+  return low | (<u64>blob.u16() << 32);
+}
