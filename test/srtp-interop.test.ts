@@ -10,6 +10,9 @@
 //      that reads the key from `a=crypto`; the receiver decodes every frame;
 //  (d) the reverse key: receivers' RTCP going upstream gets the opposite transform, with libsrtp
 //      on the other side;
+//  (e) keys changed by a hot swap of the segment (proxy.apply), A -> B -> A: a sender restarted
+//      under B is taken, and SRTP and SRTCP captured under A and sent again after the return to A
+//      are dropped as srtp_replay (our own protect as the sender: no peer needed);
 // plus negative controls (a wrong key) showing that each kind of assertion can fail: each one
 // sees the peer or the proxy reject every packet, it does not just see nothing arrive.
 //
@@ -29,7 +32,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Proxy } from "../runtime/index.js";
+import { validateProxyConfig, type Proxy } from "../runtime/index.js";
+import { FilterHarness, PacketFlag, buildRtp } from "../sdk/harness/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm } from "./lib/paths.js";
 import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
@@ -900,6 +904,62 @@ peerTest(test, FFMPEG, "(c) negative control: an FFmpeg receiver with another ke
   assert.is(r.report.decoded, 0);
   assert.ok(r.report.problems.some((l) => HMAC_MISMATCH.test(l)), r.receiverLog);
 }, { timeoutMs: FF_TEST_MS });
+
+// ---------------------------------------------------------------------------------------------
+// (e) keys changed by hot swap, and back
+
+test("(e) proxy(unprotect) swapped from key A to B and back to A: a sender restarted under B is taken, SRTP and SRTCP captured under A are not taken again", async () => {
+  const s = suiteNamed("AES_CM_128_HMAC_SHA1_80");
+  const [keyA, keyB] = [masterKey(s), masterKey(s)];
+  const dest = await freePortPair();
+  const rtpOut = await Sink.open(dest);
+  const rtcpOut = await Sink.open(dest + 1);
+  const stageConfig = (key: Buffer) => ({ direction: "unprotect", suite: s.name, key: inline(key) });
+  const seg = await srtpProxy("rekey", dest, stageConfig(keyA));
+  const swapTo = (key: Buffer) => seg.proxy.apply(validateProxyConfig({
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [{ name: seg.name, listen: { address: LO, port: seg.listen }, destinations: [{ address: LO, port: dest }], chain: [{ filter: "srtp", config: stageConfig(key) }] }],
+  }));
+  const sender = await bindUdp();
+  const h = await FilterHarness.load(filterWasm("srtp"));
+  const onA = h.createContext({ direction: "protect", suite: s.name, key: inline(keyA) });
+  const onB = h.createContext({ direction: "protect", suite: s.name, key: inline(keyB) });
+  const rtp = (ctx: number, seq: number) => ({ bytes: h.run({ ctx, bytes: buildRtp({ seq: seq & 0xffff, ssrc: OUR_SSRC, payloadSize: 100 }) }).bytes, rtcp: false });
+  const rtcp = (ctx: number) => ({ bytes: h.run({ ctx, bytes: testRtcp(0, OUR_SSRC), flags: PacketFlag.Rtcp }).bytes, rtcp: true });
+  /** Sends `packets` and waits until the proxy has handled what reached it; returns what it did with them. */
+  const phase = async (packets: { bytes: Uint8Array; rtcp: boolean }[]) => {
+    const before = (await stageOf(seg)).st;
+    for (const p of packets) {
+      sender.send(p.bytes, p.rtcp ? seg.listen + 1 : seg.listen, LO);
+      await sleep(2);
+    }
+    await settled(seg, () => rtpOut.received + rtcpOut.received);
+    const { st } = await stageOf(seg);
+    return { in: st.packetsIn - before.packetsIn, out: st.packetsOut - before.packetsOut, replays: (st.drops.srtp_replay ?? 0) - (before.drops.srtp_replay ?? 0), drops: st.drops };
+  };
+  try {
+    const captured = [...Array.from({ length: 60 }, (_, i) => rtp(onA, 65500 + i)), ...Array.from({ length: 5 }, () => rtcp(onA))];
+    const underA = await phase(captured);
+    assert.equal(underA.drops, {}, "under A");
+    assert.ok(underA.in > 0 && underA.out === underA.in, JSON.stringify(underA));
+    await swapTo(keyB);
+    const underB = await phase([...Array.from({ length: 20 }, (_, i) => rtp(onB, 1 + i)), rtcp(onB)]);
+    assert.equal(underB.drops, {}, "under B: the sender started again at ROC 0, SRTCP index 0");
+    assert.ok(underB.in > 0 && underB.out === underB.in, JSON.stringify(underB));
+    await swapTo(keyA);
+    const replayed = await phase(captured);
+    assert.ok(replayed.in > 0, "the replays reached the proxy");
+    assert.is(replayed.out, 0, "none delivered (before 2026-12-06 each was, once)");
+    assert.is(replayed.replays, replayed.in, "each dropped as srtp_replay");
+    const goingOn = await phase([...Array.from({ length: 20 }, (_, i) => rtp(onA, 65560 + i)), rtcp(onA)]);
+    assert.ok(goingOn.in > 0 && goingOn.out === goingOn.in && goingOn.replays === 0, `the sender goes on under A: ${JSON.stringify(goingOn)}`);
+  } finally {
+    sender.close();
+    rtpOut.close();
+    rtcpOut.close();
+    await seg.proxy.close();
+  }
+}, { timeoutMs: 4 * SETTLE_MS + CLEANUP_MS });
 
 test.after(async () => {
   await stopAll();
