@@ -519,6 +519,29 @@ for (const S of [CM80, SUITES[4]!]) {
   });
 }
 
+test("back to an earlier reverseKey (protect stage): the receivers' SRTCP captured under it is not taken again", async () => {
+  const key = inline(masterFor(CM80, 78));
+  const [ra, rb] = [masterFor(CM80, 79), masterFor(CM80, 80)];
+  const receivers = await FilterHarness.load(WASM);
+  const onA = receivers.createContext({ direction: "protect", suite: CM80.name, key: inline(ra) });
+  const onB = receivers.createContext({ direction: "protect", suite: CM80.name, key: inline(rb) });
+  const proxy = await FilterHarness.load(WASM);
+  const up = PacketFlag.Rtcp | PacketFlag.Upstream;
+  const stage = (reverseKey: Buffer, from?: number) => {
+    const ctx = proxy.createContext({ direction: "protect", suite: CM80.name, key, reverseKey: inline(reverseKey) });
+    if (from !== undefined) assert.equal(proxy.importState(ctx, proxy.exportState(from)!), { ok: true, reason: "" });
+    return ctx;
+  };
+  const s1 = stage(ra);
+  const captured = Array.from({ length: 6 }, (_, k) => receivers.run({ ctx: onA, bytes: rtcpRr(0x100 + (k % 2)), flags: RTCP }).bytes);
+  for (const p of captured) assert.is(proxy.run({ ctx: s1, bytes: p, flags: up }).verdict, "pass");
+  const s2 = stage(rb, s1);
+  assert.is(proxy.run({ ctx: s2, bytes: receivers.run({ ctx: onB, bytes: rtcpRr(0x100), flags: RTCP }).bytes, flags: up }).verdict, "pass", "a receiver restarted under the new reverseKey");
+  const s3 = stage(ra, s2);
+  assert.equal(captured.map((p) => proxy.run({ ctx: s3, bytes: p, flags: up }).reasonName), new Array<string>(6).fill("srtp_replay"));
+  assert.is(proxy.run({ ctx: s3, bytes: receivers.run({ ctx: onA, bytes: rtcpRr(0x101), flags: RTCP }).bytes, flags: up }).verdict, "pass", "it goes on under A");
+});
+
 test("back to an earlier key whose stream went past ROC 1: an old packet of ROC 0 is not taken on the retry at ROC 0 that a re-keyed source gets", async () => {
   const keyA = masterFor(CM80, 76);
   const keyB = masterFor(CM80, 77);
