@@ -119,8 +119,8 @@ export function takeContext(id: u32, maxSources: i32): SrtpContext {
 export const RTCP_CHECKPOINT_SKIP: u32 = 1 << 22;
 
 function skipRtcpIndexes(t: SourceTable): void {
-  for (let i = 0; i < t.capacity; i++) {
-    const s = unchecked(t.states[i]);
+  for (let i = 0; i < t.carried; i++) {
+    const s = t.sourceAt(i);
     if (!s.used) continue;
     const next = <u64>s.rtcpNextIndex + RTCP_CHECKPOINT_SKIP;
     s.rtcpNextIndex = next > 0x80000000 ? 0x80000000 : <u32>next; // 2^31: all used, refused from then on

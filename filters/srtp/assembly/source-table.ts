@@ -24,6 +24,13 @@ export class SourceTable {
    * the sources hold (ReplayState.rtpFloor), for a config that goes back to it.
    */
   previousKey: u64 = 0;
+  /**
+   * Sources of a state blob past `capacity` (a hot swap lowered maxSources): refused while the
+   * table is this small, but carried on in the blob, so that a swap raising maxSources again
+   * takes them back with their state, not afresh (protect would encrypt their indexes again).
+   */
+  retired: StaticArray<ReplayState> = new StaticArray<ReplayState>(0);
+  retiredCount: i32 = 0;
 
   constructor(size: i32) {
     this.states = new StaticArray<ReplayState>(size);
@@ -41,6 +48,7 @@ export class SourceTable {
 
   /** A free slot for a new source, reset; null when all `capacity` slots are taken (the source is refused). */
   claim(ssrc: u32): ReplayState | null {
+    if (this.retiredCount > 0 && this.isRetired(ssrc)) return null;
     for (let i = 0; i < this.capacity; i++) {
       const s = unchecked(this.states[i]);
       if (!s.used) {
@@ -49,6 +57,34 @@ export class SourceTable {
       }
     }
     return null;
+  }
+
+  private isRetired(ssrc: u32): bool {
+    for (let i = 0; i < this.retiredCount; i++) if (unchecked(this.retired[i]).ssrc == ssrc) return true;
+    return false;
+  }
+
+  /** A state, reset, for a source of a state blob that the table has no room for (see `retired`). */
+  retire(ssrc: u32): ReplayState {
+    if (this.retiredCount == this.retired.length) {
+      // on import only: never on a packet's way
+      const grown = new StaticArray<ReplayState>(this.retired.length < 8 ? 8 : this.retired.length * 2);
+      for (let i = 0; i < grown.length; i++) grown[i] = i < this.retiredCount ? this.retired[i] : new ReplayState();
+      this.retired = grown;
+    }
+    const s = this.retired[this.retiredCount++];
+    s.reset(ssrc);
+    return s;
+  }
+
+  /** How many sources the whole-table changes go over: the tracked slots, then the retired sources. */
+  @inline get carried(): i32 {
+    return this.capacity + this.retiredCount;
+  }
+
+  /** Source `i` of `carried` (a slot may be unused: check `used`). */
+  @inline sourceAt(i: i32): ReplayState {
+    return i < this.capacity ? unchecked(this.states[i]) : unchecked(this.retired[i - this.capacity]);
   }
 
   /** The scratch state, blank, for a packet of a source not tracked. */
@@ -65,8 +101,8 @@ export class SourceTable {
 
   /** After a restore from a checkpoint: no source, tracked or new, goes back behind where it goes on. */
   resumeFromCheckpoint(): void {
-    for (let i = 0; i < this.capacity; i++) {
-      const s = unchecked(this.states[i]);
+    for (let i = 0; i < this.carried; i++) {
+      const s = this.sourceAt(i);
       if (s.used) resumeFromCheckpoint(s);
     }
     this.resumeNew = true;
@@ -79,8 +115,8 @@ export class SourceTable {
    */
   switchKey(before: u64, now: u64, stale: bool): void {
     const back = this.previousKey == now;
-    for (let i = 0; i < this.capacity; i++) {
-      const s = unchecked(this.states[i]);
+    for (let i = 0; i < this.carried; i++) {
+      const s = this.sourceAt(i);
       if (s.used) switchKey(s, back, stale);
     }
     this.previousKey = before;
@@ -114,8 +150,11 @@ export class SourceTable {
     for (let i = 0; i < this.states.length; i++) unchecked(this.states[i]).used = false;
     this.resumeNew = false;
     this.previousKey = 0;
+    this.retired = new StaticArray<ReplayState>(0);
+    this.retiredCount = 0;
   }
 
+  /** Sources tracked (not counting the retired). */
   count(): i32 {
     let n = 0;
     for (let i = 0; i < this.capacity; i++) if (unchecked(this.states[i]).used) n++;

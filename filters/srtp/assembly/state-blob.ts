@@ -10,7 +10,8 @@
 // the replayWindow's; bits past it are never read). After both tables, a u8 of flags (resumeNew:
 // forward 1, reverse 2), the fingerprints (u64) of the forward and the reverse key, then of the key
 // before each (previousKey); 0: none. A source takes as many bytes as in version 2, whose floors
-// came out of the wider fields it did not need.
+// came out of the wider fields it did not need. A table's list has its tracked sources first, then
+// its retired ones (SourceTable.retired) as far as the room left allows.
 //
 // Version 2 (2026-12-05): no receiver tables byte; per source highest (u64), rtcpHighest (u64),
 // rtcpNextIndex and no floors; the trailer without the previous keys (and without the fingerprints
@@ -36,7 +37,11 @@ const U48_MAX: u64 = 0xffffffffffff;
 
 /** Bytes one source takes in a blob with windows of `window` packets. */
 function sourceStateBytes(window: i32): i32 {
-  return 4 + 4 + 2 + 1 + 6 + 4 + 4 + 6 + 2 * 8 * windowWords(window);
+  return sourceBytes(windowWords(window));
+}
+
+@inline function sourceBytes(words: i32): i32 {
+  return 4 + 4 + 2 + 1 + 6 + 4 + 4 + 6 + 2 * 8 * words;
 }
 
 /**
@@ -63,8 +68,14 @@ export function writeState(
   out.u32(STATE_VERSION);
   out.u16(<u16>words);
   out.u8(<u8>((forwardReceives ? 1 : 0) | (reverseReceives ? 2 : 0)));
-  writeTable(forward, out, words, forwardReceives);
-  writeTable(reverse, out, words, reverseReceives);
+  // the config's limit leaves room for the tracked sources; retired ones go in the room left (a
+  // window grown since they were retired may leave none: those are then lost, as before 2026-12-06)
+  let room = (SCRATCH_SIZE - STATE_HEADER_BYTES) / sourceBytes(words) - forward.count() - reverse.count();
+  const forwardRetired = min(max(room, 0), forward.retiredCount);
+  room -= forwardRetired;
+  const reverseRetired = min(max(room, 0), reverse.retiredCount);
+  writeTable(forward, out, words, forwardReceives, forwardRetired);
+  writeTable(reverse, out, words, reverseReceives, reverseRetired);
   out.u8(<u8>((forward.resumeNew ? 1 : 0) | (reverse.resumeNew ? 2 : 0)));
   out.u64(forwardKey);
   out.u64(reverseKey);
@@ -116,23 +127,27 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   return Status.Ok;
 }
 
-function writeTable(t: SourceTable, out: StateWriter, words: i32, receives: bool): void {
-  out.u32(<u32>t.count());
-  for (let i = 0; i < t.capacity; i++) {
-    const s = t.states[i];
-    if (!s.used) continue;
-    out.u32(s.ssrc);
-    out.u32(s.roc);
-    out.u16(s.highestSeq);
-    out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0) | (s.rtpResumed ? 8 : 0) | (s.rtcpResumed ? 16 : 0) |
-      (s.rekeyed ? 32 : 0) | (s.rtpFloorStale ? 64 : 0) | (s.rtcpFloorStale ? 128 : 0)));
-    writeU48(out, s.highest);
-    out.u32(<u32>s.rtcpHighest);
-    out.u32(receives ? s.rtcpFloor : s.rtcpNextIndex);
-    writeU48(out, receives ? s.rtpFloor : 0);
-    for (let w = 0; w < words; w++) out.u64(s.bits[w]);
-    for (let w = 0; w < words; w++) out.u64(s.rtcpBits[w]);
+/** The table's tracked sources, then the first `retired` of its retired ones. */
+function writeTable(t: SourceTable, out: StateWriter, words: i32, receives: bool, retired: i32): void {
+  out.u32(<u32>(t.count() + retired));
+  for (let i = 0; i < t.capacity + retired; i++) {
+    const s = t.sourceAt(i);
+    if (s.used) writeSource(s, out, words, receives);
   }
+}
+
+function writeSource(s: ReplayState, out: StateWriter, words: i32, receives: bool): void {
+  out.u32(s.ssrc);
+  out.u32(s.roc);
+  out.u16(s.highestSeq);
+  out.u8(<u8>((s.rtpSeen ? 1 : 0) | (s.started ? 2 : 0) | (s.rtcpSeen ? 4 : 0) | (s.rtpResumed ? 8 : 0) | (s.rtcpResumed ? 16 : 0) |
+    (s.rekeyed ? 32 : 0) | (s.rtpFloorStale ? 64 : 0) | (s.rtcpFloorStale ? 128 : 0)));
+  writeU48(out, s.highest);
+  out.u32(<u32>s.rtcpHighest);
+  out.u32(receives ? s.rtcpFloor : s.rtcpNextIndex);
+  writeU48(out, receives ? s.rtpFloor : 0);
+  for (let w = 0; w < words; w++) out.u64(s.bits[w]);
+  for (let w = 0; w < words; w++) out.u64(s.rtcpBits[w]);
 }
 
 /**
@@ -146,9 +161,9 @@ function readTable(t: SourceTable, blob: StateReader, version: u32, words: i32, 
     const ssrc = blob.u32();
     if (blob.overflow) return false;
     // a smaller table than before keeps the first sources; the rest are refused as new sources
-    // would be (too_many_sources), never started again with a blank state under the same key
+    // would be (too_many_sources), and carried on (retired), never started again with a blank state
     const claimed = i < t.capacity ? t.claim(ssrc) : null;
-    const s: ReplayState = claimed !== null ? claimed : t.scratch;
+    const s: ReplayState = claimed !== null ? claimed : t.retire(ssrc);
     s.reset(ssrc);
     s.roc = blob.u32();
     s.highestSeq = blob.u16();
@@ -177,7 +192,6 @@ function readTable(t: SourceTable, blob: StateReader, version: u32, words: i32, 
     // index there is refused rather than accepted, or protected, a second time
     for (let w = 0; w < WORDS; w++) s.bits[w] = w < words ? blob.u64() : ~(<u64>0);
     for (let w = 0; w < WORDS; w++) s.rtcpBits[w] = w < words ? blob.u64() : ~(<u64>0);
-    if (claimed === null) t.scratch.used = false;
   }
   return !blob.overflow;
 }

@@ -703,6 +703,62 @@ test("state blob: both tables full at the most maxSources the config allows (wit
   }
 });
 
+test("a hot swap that lowers maxSources carries the sources it cannot keep: refused meanwhile, taken back with their state when maxSources grows again (protect reuses no index, unprotect takes no replay)", async () => {
+  const master = masterFor(CM80, 58);
+  const tx = await FilterHarness.load(WASM);
+  const rx = await FilterHarness.load(WASM);
+  const srtcpIndex = (p: Uint8Array) => Buffer.from(p).readUInt32BE(p.length - 14) & 0x7fffffff;
+  for (const direction of ["protect", "unprotect"] as const) {
+    const h = direction === "protect" ? tx : rx;
+    const stage = (maxSources: number, from?: number) => {
+      const ctx = h.createContext({ direction, suite: CM80.name, key: inline(master), maxSources });
+      if (from !== undefined) assert.equal(h.importState(ctx, h.exportState(from)!), { ok: true, reason: "" });
+      return ctx;
+    };
+    const sender = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(master), maxSources: 8 });
+    const input = (ssrc: number, seq: number, rtcp = false) => {
+      if (direction === "protect") return rtcp ? rtcpRr(ssrc) : buildRtp({ seq, ssrc, payloadSize: 12 });
+      return tx.run({ ctx: sender, bytes: rtcp ? rtcpRr(ssrc) : buildRtp({ seq, ssrc, payloadSize: 12 }), flags: rtcp ? RTCP : 0 }).bytes;
+    };
+    const s1 = stage(3);
+    const sent = new Map<string, Uint8Array>();
+    for (const ssrc of [1, 2, 3]) {
+      for (let seq = 100; seq < 105; seq++) {
+        const bytes = input(ssrc, seq);
+        sent.set(`${ssrc}/${seq}`, bytes);
+        assert.is(h.run({ ctx: s1, bytes }).verdict, "pass");
+      }
+      const rtcp = input(ssrc, 0, true);
+      sent.set(`${ssrc}/rtcp`, rtcp);
+      assert.is(h.run({ ctx: s1, bytes: rtcp, flags: RTCP }).verdict, "pass");
+    }
+    const s2 = stage(1, s1);
+    assert.is(h.run({ ctx: s2, bytes: input(3, 105) }).reasonName, "too_many_sources", `${direction}: source 3 past the smaller table`);
+    const s3 = stage(1, s2); // and through one more swap at that size
+    const s4 = stage(3, s3);
+    if (direction === "protect") {
+      assert.is(h.run({ ctx: s4, bytes: input(3, 102) }).reasonName, "srtp_replay", "seq 102 of source 3 was protected before: not again (before: protected again at ROC 0)");
+      assert.is(srtcpIndex(h.run({ ctx: s4, bytes: input(3, 0, true), flags: RTCP }).bytes), 1, "its SRTCP index goes on (before: 0 again)");
+    } else {
+      assert.is(h.run({ ctx: s4, bytes: sent.get("3/102")! }).reasonName, "srtp_replay", "a replay of source 3 (before: taken again)");
+      assert.is(h.run({ ctx: s4, bytes: sent.get("3/rtcp")!, flags: RTCP }).reasonName, "srtp_replay");
+    }
+    assert.is(h.run({ ctx: s4, bytes: input(3, 106) }).verdict, "pass", `${direction}: source 3 goes on`);
+    assert.is(h.run({ ctx: s4, bytes: input(2, 105) }).verdict, "pass", `${direction}: source 2 too`);
+  }
+  // a replayWindow grown in the same swap may leave the blob no room for them: those are lost (as before), the blob still fits
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const narrow = tx.createContext({ ...config, maxSources: 1024, replayWindow: 64 });
+  for (let ssrc = 1; ssrc <= 1024; ssrc++) tx.run({ ctx: narrow, bytes: buildRtp({ seq: 1, ssrc, payloadSize: 4 }) });
+  const wide = tx.createContext({ ...config, maxSources: 200, replayWindow: 1024 });
+  assert.equal(tx.importState(wide, tx.exportState(narrow)!), { ok: true, reason: "" });
+  const blob = tx.exportState(wide);
+  assert.ok(blob !== undefined && blob.length <= 65536, "the 200 sources and the 28 retired that fit");
+  const back = tx.createContext({ ...config, maxSources: 1024, replayWindow: 64 });
+  assert.equal(tx.importState(back, blob!), { ok: true, reason: "" });
+  assert.is(tx.run({ ctx: back, bytes: buildRtp({ seq: 1, ssrc: 228, payloadSize: 4 }) }).reasonName, "srtp_replay", "the 228th source came back with its state");
+});
+
 test("SRTCP indexes are never used twice: refused once all 2^31 are used, skipped ahead after a restore from a checkpoint", async () => {
   const master = masterFor(CM80, 6);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
