@@ -122,7 +122,12 @@ function skipRtcpIndexes(t: SourceTable): void {
   for (let i = 0; i < t.carried; i++) {
     const s = t.sourceAt(i);
     if (!s.used) continue;
-    const next = <u64>s.rtcpNextIndex + RTCP_CHECKPOINT_SKIP;
-    s.rtcpNextIndex = next > 0x80000000 ? 0x80000000 : <u32>next; // 2^31: all used, refused from then on
+    s.rtcpNextIndex = skipped(s.rtcpNextIndex);
   }
+  t.newRtcpStart = skipped(t.newRtcpStart); // sources the checkpoint does not know too
+}
+
+@inline function skipped(index: u32): u32 {
+  const next = <u64>index + RTCP_CHECKPOINT_SKIP;
+  return next > 0x80000000 ? 0x80000000 : <u32>next; // 2^31: all used, refused from then on
 }

@@ -20,6 +20,13 @@ export class SourceTable {
    */
   resumeNew: bool = false;
   /**
+   * The SRTCP index a source new to the table starts protecting at: 0, then 2^22 further on at
+   * each restore from a checkpoint, as the known sources skip. A source that started after the
+   * checkpoint may have sent SRTCP from the start before the failure; starting it at 0 again would
+   * encrypt those indexes a second time.
+   */
+  newRtcpStart: u32 = 0;
+  /**
    * A receiver's table: the fingerprint of the key before the current one (0: none), whose floors
    * the sources hold (ReplayState.rtpFloor), for a config that goes back to it.
    */
@@ -97,6 +104,7 @@ export class SourceTable {
     s.reset(ssrc);
     s.rtpResumed = this.resumeNew;
     s.rtcpResumed = this.resumeNew;
+    s.rtcpNextIndex = this.newRtcpStart;
   }
 
   /** After a restore from a checkpoint: no source, tracked or new, goes back behind where it goes on. */
@@ -149,6 +157,7 @@ export class SourceTable {
   clear(): void {
     for (let i = 0; i < this.states.length; i++) unchecked(this.states[i]).used = false;
     this.resumeNew = false;
+    this.newRtcpStart = 0;
     this.previousKey = 0;
     this.retired = new StaticArray<ReplayState>(0);
     this.retiredCount = 0;

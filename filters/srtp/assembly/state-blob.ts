@@ -9,7 +9,8 @@
 // receiver's rtcpFloor), rtpFloor (u48), the SRTP window and the SRTCP window (`words` u64 each:
 // the replayWindow's; bits past it are never read). After both tables, a u8 of flags (resumeNew:
 // forward 1, reverse 2), the fingerprints (u64) of the forward and the reverse key, then of the key
-// before each (previousKey); 0: none. A source takes as many bytes as in version 2, whose floors
+// before each (previousKey); 0: none; then each table's newRtcpStart (u32; a blob without them
+// starts new sources at 0). A source takes as many bytes as in version 2, whose floors
 // came out of the wider fields it did not need. A table's list has its tracked sources first, then
 // its retired ones (SourceTable.retired) as far as the room left allows.
 //
@@ -27,7 +28,7 @@ const STATE_VERSION: u32 = 3;
  * What a blob holds besides its sources: version, window words, receiver tables, a count per
  * table, the tables' flags, four key fingerprints. All of it counts: a blob one byte over is no blob.
  */
-const STATE_HEADER_BYTES = 4 + 2 + 1 + 4 + 4 + 1 + 4 * 8;
+const STATE_HEADER_BYTES = 4 + 2 + 1 + 4 + 4 + 1 + 4 * 8 + 2 * 4;
 const U48_MAX: u64 = 0xffffffffffff;
 
 /** Words of 64 bits that a window of `window` packets uses. */
@@ -81,6 +82,8 @@ export function writeState(
   out.u64(reverseKey);
   out.u64(forward.previousKey);
   out.u64(reverse.previousKey);
+  out.u32(forward.newRtcpStart);
+  out.u32(reverse.newRtcpStart);
 }
 
 /**
@@ -92,6 +95,8 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   blobKeys.reverse = 0;
   forward.previousKey = 0;
   reverse.previousKey = 0;
+  forward.newRtcpStart = 0;
+  reverse.newRtcpStart = 0;
   const version = blob.u32();
   if (version < 1 || version > STATE_VERSION) {
     setError("srtp state blob of an unknown version");
@@ -123,6 +128,10 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   if (blob.remaining >= 16) {
     forward.previousKey = blob.u64();
     reverse.previousKey = blob.u64();
+  }
+  if (blob.remaining >= 8) {
+    forward.newRtcpStart = blob.u32();
+    reverse.newRtcpStart = blob.u32();
   }
   return Status.Ok;
 }

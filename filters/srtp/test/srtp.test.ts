@@ -798,6 +798,36 @@ test("SRTCP indexes are never used twice: refused once all 2^31 are used, skippe
   assert.is(indexOf(sendRr(swapped, tx2).bytes), 5, "after a hot swap: the very next one");
 });
 
+test("a source the checkpoint does not know starts SRTCP past what it may have sent before the failure, at every restore", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 7)) };
+  const indexOf = (p: Uint8Array): number => Buffer.from(p).readUInt32BE(p.length - 14) & 0x7fffffff;
+  const sendRr = (h: FilterHarness, ctx: number, ssrc: number) => indexOf(h.run({ ctx, bytes: rtcpRr(ssrc), flags: PacketFlag.Rtcp }).bytes);
+  // a checkpoint of a stage with no source yet (as a stateFile holds a new stage's); a source
+  // starts after it and sends SRTCP 0 and 1 before the stage fails
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext(config);
+  const checkpoint = tx.exportState(a)!;
+  assert.equal([sendRr(tx, a, 0x3333), sendRr(tx, a, 0x3333)], [0, 1]);
+  // restored: the same source, unknown to the checkpoint, must not send index 0 again
+  const tx2 = await FilterHarness.load(WASM);
+  const r = tx2.createContext(config);
+  assert.equal(tx2.importState(r, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const second = tx2.exportState(r)!; // what a stateFile saves right after the restore
+  assert.equal([sendRr(tx2, r, 0x3333), sendRr(tx2, r, 0x3333)], [1 << 22, (1 << 22) + 1], "before the fix: 0, 1 again");
+  // the process fails again before the next checkpoint: restored from `second`, the source is
+  // still unknown, and its indexes from the second run must not come again either
+  const tx3 = await FilterHarness.load(WASM);
+  const r3 = tx3.createContext(config);
+  assert.equal(tx3.importState(r3, second, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(sendRr(tx3, r3, 0x3333), 1 << 23);
+  // a hot swap's state is current: no skip
+  const tx4 = await FilterHarness.load(WASM);
+  const w = tx4.createContext(config);
+  assert.equal(tx4.importState(w, tx3.exportState(r3)!, StateOrigin.Swap), { ok: true, reason: "" });
+  assert.is(sendRr(tx4, w, 0x3333), (1 << 23) + 1);
+  assert.is(sendRr(tx4, w, 0x4444), 1 << 23, "a source new after the swap starts where new sources start since the last restore");
+});
+
 test("after a restore from a checkpoint no index is encrypted or accepted twice: each source goes on only ahead of its first packet", async () => {
   const master = masterFor(CM80, 8);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
