@@ -1154,6 +1154,18 @@ live("apply --wait / delete --wait: until each proxy concerned runs the change; 
   const refused = JSON.parse(r.out) as { revision: number; proxies: { proxy: string; result: string; detail: string }[] };
   assert.equal(refused.proxies.map((p) => [p.proxy, p.result]), [["node-1", "refused"]]);
   assert.match(refused.proxies[0]!.detail, "validate refused its config: allowedPayloadTypes[0]");
+  // a dry run of the same file changes nothing there: the real apply would meet that refusal, so it fails too, saying it
+  r = await msmctl(["apply", "-f", file, "--dry-run"], { env });
+  assert.is(r.code, 1, r.out + r.err);
+  assert.match(r.out, /^segment\/wait-1 unchanged \(dry run\)\nproxy\/node-1 REFUSED revision \d+: snapshot \d+ not applied, .*validate refused its config: allowedPayloadTypes\[0\]/);
+  assert.match(r.err, /^msmctl: this apply changes nothing on proxy node-1, so a real apply meets what it answers now: refused/);
+  r = await msmctl(["apply", "-f", file, "--dry-run", "-o", "json"], { env });
+  assert.is(r.code, 1, r.out + r.err);
+  assert.equal((JSON.parse(r.out) as typeof refused).proxies.map((p) => [p.proxy, p.result]), [["node-1", "refused"]]);
+  // a dry run of the fix changes the proxy's segments: what it answers now says nothing of it
+  writeFileSync(file, doc("wait-1", "node-1", 5300));
+  r = await msmctl(["apply", "-f", file, "--dry-run"], { env });
+  assert.equal([r.code, r.out], [0, "segment/wait-1 configured (dry run)\n"], r.err);
   // moved to a proxy that never connected: the old one answers (it drops the segment), the new one times out
   writeFileSync(file, doc("wait-1", "node-9", 5300));
   r = await msmctl(["apply", "-f", file, "--wait", "--wait-timeout", "1"], { env });

@@ -11,7 +11,7 @@ import { resourceAndNames } from "./resources.js";
 import { InseparableError, partFailure, splitNote, splitRequests, type Placed } from "./split.js";
 import { loopDependencies } from "./loop-moves.js";
 import { portDependencies } from "./port-moves.js";
-import { outcomeLines, waitForProxies, type ProxyOutcome } from "./wait.js";
+import { outcomeLines, standingOutcomes, waitForProxies, type ProxyOutcome } from "./wait.js";
 import type { ApplySegmentsResponse, DeleteSegmentsResponse } from "../../controlplane/api/proto.js";
 import { REDACTED, secretValues } from "../../controlplane/security/secrets.js";
 
@@ -261,7 +261,10 @@ export async function applyCommand(ctx: Context): Promise<number> {
   // what was stored shows before the wait: an interrupted or failed wait leaves it said
   const res = await applyAll(ctx, loaded, dryRun);
   const changed = [...res.created, ...res.configured];
-  const notes = (res.requests > 1 ? splitNote(res.requests, res.maxTxnOps, dryRun) : "") + (wait ? "" : pendingNote(manifests, changed, res, dryRun) ?? "");
+  const inFileTerms = (o: ProxyOutcome): ProxyOutcome => (o.result === "refused" || o.result === "partial" ? { ...o, detail: locateProxyRefusal(o.detail, loaded) } : o);
+  // a proxy the apply leaves as it is keeps its answer: a dry run says a refusal a real apply would meet
+  const standing = dryRun ? (await standingOutcomes(ctx.api(), await untouchedProxies(ctx, manifests, res))).filter((o) => o.result !== "runs").map(inFileTerms) : [];
+  const notes = (res.requests > 1 ? splitNote(res.requests, res.maxTxnOps, dryRun) : "") + (wait ? "" : pendingNote(manifests, changed, res, dryRun) ?? "") + standingNote(standing);
   let outcomes: ProxyOutcome[] | undefined;
   if (wait) {
     // each changed segment's proxy (and the one a moved segment leaves) for the revision that
@@ -272,19 +275,35 @@ export async function applyCommand(ctx: Context): Promise<number> {
       const revision = res.revisionOf.get(m.metadata.name) ?? 0;
       for (const p of [m.spec.proxy, before.get(m.metadata.name) ?? m.spec.proxy]) targets.set(p, Math.max(targets.get(p) ?? 0, revision));
     }
-    const inFileTerms = (o: ProxyOutcome): ProxyOutcome => (o.result === "refused" || o.result === "partial" ? { ...o, detail: locateProxyRefusal(o.detail, loaded) } : o);
     outcomes = (await waitForProxies(ctx.api(), targets, wait.timeoutMs, false, (line) => ctx.io.err(locateProxyRefusal(line, loaded)))).map(inFileTerms);
   }
   if (ctx.output !== "table") {
     const requests = res.requests > 1 ? { requests: res.requests } : {};
-    ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...requests, ...(outcomes ? { proxies: outcomes } : {}) }, ctx.output));
-  } else if (outcomes) {
-    const lines = outcomeLines(outcomes, wait!.timeoutMs);
+    const proxies = outcomes ?? (standing.length > 0 ? standing : undefined);
+    ctx.io.out(render({ created: res.created, configured: res.configured, unchanged: res.unchanged, revision: res.revision, dryRun, ...requests, ...(proxies ? { proxies } : {}) }, ctx.output));
+  } else if (outcomes || standing.length > 0) {
+    const lines = outcomeLines(outcomes ?? standing, wait?.timeoutMs ?? 0);
     if (ctx.namesOnly) ctx.io.err(lines); // stdout holds only the names
     else ctx.io.out(lines);
   }
   if (notes) ctx.io.err(notes);
-  return waitExit(outcomes);
+  return waitExit(outcomes ?? standing);
+}
+
+/** The proxies of the files' segments that an apply of them leaves alone: none of their segments is created, changed or moved away. */
+async function untouchedProxies(ctx: Context, manifests: readonly SegmentManifest[], applied: Applied): Promise<string[]> {
+  const changed = new Set([...applied.created, ...applied.configured]);
+  const touched = new Set(manifests.filter((m) => changed.has(m.metadata.name)).map((m) => m.spec.proxy));
+  if (applied.configured.length > 0) for (const from of (await proxiesOf(ctx, applied.configured)).values()) touched.add(from);
+  const untouched = [...new Set(manifests.map((m) => m.spec.proxy))].filter((p) => !touched.has(p));
+  return untouched;
+}
+
+/** Why a dry run fails: a proxy it leaves alone refuses (or runs without some of) what it is meant to run, as a real apply would find. */
+function standingNote(standing: readonly ProxyOutcome[]): string {
+  return standing
+    .map((o) => `msmctl: this apply changes nothing on proxy ${o.proxy}, so a real apply meets what it answers now: ${o.result === "refused" ? "refused" : "runs without some segments"} (apply --wait exits 1); change what its reason names\n`)
+    .join("");
 }
 
 /** --wait and its timeout, or undefined without --wait. */

@@ -107,6 +107,20 @@ export async function waitForProxies(api: AdminApi, targets: ReadonlyMap<string,
   return proxies.map((p) => done.get(p)!);
 }
 
+/**
+ * What each of `proxies` answered, as it stands, for the version it is meant to run now: a dry run
+ * that leaves a proxy's segments as they are gets this answer from a real apply too. A proxy that
+ * has not answered yet, or that will try a refusal again, has no outcome here.
+ */
+export async function standingOutcomes(api: AdminApi, proxies: readonly string[]): Promise<ProxyOutcome[]> {
+  const statuses = new Map((await api.listProxies()).proxies.map((s) => [s.nodeId, s]));
+  return [...proxies].sort().flatMap((p) => {
+    const s = statuses.get(p);
+    const outcome = s && answered(s, 0);
+    return outcome ? [outcome] : [];
+  });
+}
+
 /** One line per proxy, as `apply` prints its segments. */
 export function outcomeLines(outcomes: readonly ProxyOutcome[], timeoutMs: number): string {
   return outcomes.map((o) => {
