@@ -268,6 +268,9 @@ const badCases: [string, string, RegExp][] = [
   ["a bad leg name", LEGS_YAML.replace("name: fec-col", "name: 'fec col'"), /document 1: spec\.legs\[0\]\.name: must be 1-63 letters/],
   ["a leg port offset of 0", LEGS_YAML.replace("portOffset: 2", "portOffset: 0"), /document 1: spec\.legs\[0\]\.portOffset: must be at least 1/],
   ["an rtcpPort on a leg destination (legs carry no RTCP)", LEGS_YAML.replace("port: 6700 }", "port: 6700, rtcpPort: 6701 }"), /document 1: spec\.legs\[2\]\.destinations\[0\]\.rtcpPort: unknown key/],
+  ["an unquoted all-digit node id (YAML reads a number)", SEGMENTS_YAML.replace("proxy: node-2", "proxy: 20231"), /^f\.yaml: document 3: spec\.proxy: must be a string, got number: YAML reads a value of digits alone as a number \(a long one loses digits\); write it in quotes$/m],
+  ["an unquoted 64-digit filter reference (YAML reads a float)", SEGMENTS_YAML.replace("filter: validate@1.0.0", `filter: ${"1".repeat(64)}`), /^f\.yaml: document 1: spec\.chain\[0\]\.filter: must be a string, got number: YAML reads a value of digits alone as a number \(a long one loses digits\); write it in quotes$/m],
+  ["an unquoted true for a name", SEGMENTS_YAML.replace("name: cam-3", "name: true"), /^f\.yaml: document 3: metadata\.name: must be a string, got boolean: YAML reads true and false unquoted as a boolean; write it in quotes$/m],
   ["legs that are not a list", LEGS_YAML.replace(/  legs:\n[\s\S]*$/, "  legs: { name: fec-col }\n"), /document 1: spec\.legs: must be a list/],
 ];
 

@@ -121,6 +121,17 @@ function join(prefix: string, path: string): string {
   return `${prefix}.${path}`;
 }
 
+/**
+ * Why a string field got a number or a boolean: YAML reads digits (or true, false) unquoted as
+ * one, and a long run of digits (a digest) becomes a float that has lost some of them, so the
+ * value cannot be taken back as text: the operator quotes it.
+ */
+function unquotedHint(received: string): string {
+  if (received === "number") return ": YAML reads a value of digits alone as a number (a long one loses digits); write it in quotes";
+  if (received === "boolean") return ": YAML reads true and false unquoted as a boolean; write it in quotes";
+  return "";
+}
+
 /** A zod issue in the words of a config error: "required", "must be at most 65535", "unknown key". */
 function describeIssue(issue: z.core.$ZodIssue, prefix: string): string[] {
   const at = join(prefix, pathString(issue.path));
@@ -130,9 +141,12 @@ function describeIssue(issue: z.core.$ZodIssue, prefix: string): string[] {
         const near = nearKey(segmentSchema, issue.path, k);
         return `${join(at, k)}: unknown key${near ? `; did you mean '${near}'?` : ""}`;
       });
-    case "invalid_type":
+    case "invalid_type": {
       if (/received undefined$/.test(issue.message)) return [`${at}: required`];
-      return [`${at}: must be ${issue.expected === "array" ? "a list" : issue.expected === "object" || issue.expected === "record" ? "a mapping" : `a ${issue.expected}`}${/received (\w+)$/.exec(issue.message) ? `, got ${/received (\w+)$/.exec(issue.message)![1]}` : ""}`];
+      const received = /received (\w+)$/.exec(issue.message)?.[1];
+      const expected = issue.expected === "array" ? "a list" : issue.expected === "object" || issue.expected === "record" ? "a mapping" : `a ${issue.expected}`;
+      return [`${at}: must be ${expected}${received ? `, got ${received}` : ""}${issue.expected === "string" && received ? unquotedHint(received) : ""}`];
+    }
     case "too_big":
       // a schema's own message (the proxy's destination limit gives the count) says more than the generic wording
       if (!issue.message.startsWith("Too big")) return [`${at}: ${issue.message}`];
