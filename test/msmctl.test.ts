@@ -375,6 +375,24 @@ local("rates: from two snapshots by the proxies' own clock; a counter reset coun
   assert.match(parseProxyStats({ nodeId: "n", atMs: 1, statsJson: "{", page: 0, pages: 1 }).error ?? "", /unreadable stats/);
 });
 
+local("describe shows each stage's own filter metrics: counted ones (a labelled one per series, a histogram's count and mean), then how many are at 0; none from a proxy that reports none", () => {
+  const metrics = [
+    { name: "packets_passed", kind: "counter", value: 179 },
+    { name: "hold_store_full", kind: "counter", value: 0 },
+    { name: "sources", kind: "gauge", value: 2 },
+    { name: "rtt_us", kind: "histogram", histogram: { buckets: [0, 3], count: 3, sum: 100 } },
+    { name: "jitter_us", kind: "histogram", histogram: { buckets: [0, 0], count: 0, sum: 0 } },
+    { name: "drops_by_ssrc", kind: "counter", label: "ssrc", series: [{ labelValue: "4660", value: 5 }, { labelValue: "other", value: 1 }] },
+    { name: "late_by_ssrc", kind: "counter", label: "ssrc", series: [] },
+  ];
+  const stats = (stage: object) => parseProxyStats({ nodeId: "n", atMs: 1, page: 0, pages: 1, statsJson: JSON.stringify({ segments: [{ name: "s", stages: [{ filter: "validate", state: "running", ...stage }] }] }) });
+  const lines = segmentStatsLines(stats({ metrics }).segments[0]!);
+  assert.match(lines, /^stage 0 validate \(running\): .*\n  metrics: packets_passed 179; sources 2; rtt_us count 3, mean 33\.33; drops_by_ssrc\{ssrc=4660\} 5; drops_by_ssrc\{ssrc=other\} 1; 3 more at 0$/m);
+  assert.match(segmentStatsLines(stats({ metrics: metrics.slice(1, 2) }).segments[0]!), /^  metrics: all 1 at 0$/m);
+  assert.equal(stats({ metrics }).segments[0]!.stages[0]!.metrics[5], { name: "drops_by_ssrc", kind: "counter", label: "ssrc", series: [{ labelValue: "4660", value: 5 }, { labelValue: "other", value: 1 }] });
+  assert.not.match(segmentStatsLines(stats({}).segments[0]!), /metrics/);
+});
+
 local("a merge's duplicates (a filter's discards, ABI 1.6) are their own line in describe, under the filter's name, and no drops in top", () => {
   // what a 2022-7 operator saw as "dropped 18042: filter_256 18042" and DROPS/S 1.82k on a healthy merge
   const snap = (atMs: number, discarded: number) => ({
@@ -986,6 +1004,8 @@ live("get proxies and describe: a proxy's refusal, truncated in the table and wh
   assert.match(r.out, /^Last refusal:\s+version \d+: snapshot \d+ not applied, .*: segments\[0\]\.chain\[0\]\.config_json: validate refused/m);
   assert.match(r.out, /^Stats:\s+reported \d+s ago/m);
   assert.match(r.out, /^\s+stage 0 validate \(running\): in \d+, out \d+, dropped 0, failures 0, 220 ns\/packet$/m);
+  // the filter's own metrics, as the proxy reported them
+  assert.match(r.out, /^\s+stage 0 validate \(running\): .*\n\s+metrics: (packets [1-9]\d*; )?rtt_us count 36, mean 25(; 1 more at 0)?$/m);
 
   r = await msmctl(["describe", "segment", "cam-3"], { env });
   assert.match(r.out, /^Proxy status:\s+never connected; version \d+ waits for it to connect; it has run nothing from the control plane$/m, r.out);

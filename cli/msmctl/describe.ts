@@ -14,7 +14,7 @@ import { hasNack, noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { refusalInManifestTerms, toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
 import { describeStream } from "./streams.js";
-import { mergeStatsPages, notCurrent, reportCaveat, type ProxyCounters, type SegmentCounters } from "./stats.js";
+import { mergeStatsPages, notCurrent, reportCaveat, type HistogramSummary, type ProxyCounters, type SegmentCounters, type StageMetric } from "./stats.js";
 
 function when(ms: number, now: number): string {
   return ms ? `${age(ms, now)} ago (${new Date(ms).toISOString()})` : "never";
@@ -152,6 +152,32 @@ function joined(s: SegmentCounters): string {
   return s.messagesOut < s.packetsOut ? ` in ${s.messagesOut} UDP GSO messages` : "";
 }
 
+/** A value as /metrics would give it, or a histogram's count and mean (its buckets are on /metrics). */
+function valueText(v: { value?: number; histogram?: HistogramSummary }): string {
+  if (v.histogram) return v.histogram.count > 0 ? `count ${v.histogram.count}, mean ${Number((v.histogram.sum / v.histogram.count).toPrecision(4))}` : "count 0";
+  return v.value === undefined ? "-" : String(v.value);
+}
+
+/** A filter's own metric in a stage: `name value`, each series of a labelled one as `name{label=value} value`. */
+function metricText(m: StageMetric): string {
+  if (m.label === undefined || !m.series) return `${m.name} ${valueText(m)}`;
+  return m.series.map((x) => `${m.name}{${m.label}=${x.labelValue}} ${valueText(x)}`).join("; ");
+}
+
+/** Nothing counted yet: 0, an empty histogram, a labelled metric with no series. */
+function isZero(m: StageMetric): boolean {
+  if (m.series) return m.series.length === 0;
+  return m.histogram ? m.histogram.count === 0 : (m.value ?? 0) === 0;
+}
+
+/** A stage's metrics that counted something, then how many are at 0 (-o json gives each). */
+function metricsText(metrics: readonly StageMetric[]): string {
+  const counted = metrics.filter((m) => !isZero(m));
+  const zero = metrics.length - counted.length;
+  if (counted.length === 0) return `all ${zero} at 0`;
+  return counted.map(metricText).join("; ") + (zero > 0 ? `; ${zero} more at 0` : "");
+}
+
 export function segmentStatsLines(s: SegmentCounters): string {
   const lines = [
     `packets in ${s.packetsIn} (${bytes(s.bytesIn)}), out ${s.packetsOut} (${bytes(s.bytesOut)}${joined(s)}); RTCP in ${s.rtcpIn}, feedback in ${s.upstreamIn}`,
@@ -166,6 +192,7 @@ export function segmentStatsLines(s: SegmentCounters): string {
     // numbered from 0, as /metrics and /stats number stages; held and made packets so that in and out add up
     const kept = [...(t.held > 0 ? [`held ${t.held}`] : []), ...(t.generated > 0 ? [`made ${t.generated}`] : [])].map((x) => `, ${x}`).join("");
     lines.push(`stage ${i} ${t.filter} (${t.state}): in ${t.packetsIn}, out ${t.packetsOut}${kept}, dropped ${drops}${drops ? ` (${dropList(t.drops)})` : ""}${discards ? `, discarded ${discards} (${dropList(t.discards)})` : ""}, failures ${t.failures}, ${Math.round(t.nsPerPacket)} ns/packet`);
+    if (t.metrics.length > 0) lines.push(`  metrics: ${metricsText(t.metrics)}`);
   });
   return lines.join("\n");
 }

@@ -7,6 +7,24 @@ import type { ProxySnapshot } from "../../runtime/index.js";
 import type { StatsTruncation } from "../../controlplane/api/stats-pages.js";
 import { age } from "./format.js";
 
+/** A count and a sum, all msmctl shows of a histogram (its buckets are on the proxy's /metrics). */
+export interface HistogramSummary {
+  count: number;
+  sum: number;
+}
+
+/** One of a filter's own metrics in a stage (ABI define_metric), as the proxy reports it in its stats. */
+export interface StageMetric {
+  name: string;
+  kind: string;
+  /** Unlabelled: a counter's or gauge's value, or a histogram's. */
+  value?: number;
+  histogram?: HistogramSummary;
+  /** Labelled: the label's name and each series (the filter's label value in decimal, or "other"). */
+  label?: string;
+  series?: { labelValue: string; value?: number; histogram?: HistogramSummary }[];
+}
+
 export interface StageCounters {
   filter: string;
   state: string;
@@ -20,6 +38,8 @@ export interface StageCounters {
   discards: Record<string, number>;
   failures: number;
   nsPerPacket: number;
+  /** The filter's own metrics, in the order it defined them (none from a proxy that does not report them). */
+  metrics: StageMetric[];
 }
 
 export interface SegmentCounters {
@@ -69,6 +89,31 @@ function counts(v: unknown): Record<string, number> {
 
 type Loose<T> = { [K in keyof T]?: unknown };
 
+function histogramOf(v: unknown): HistogramSummary | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const h = v as Loose<HistogramSummary>;
+  return { count: num(h.count), sum: num(h.sum) };
+}
+
+/** A value, or a histogram, or neither (as reported: a field a newer proxy leaves out stays out). */
+function valueOf(v: { value?: unknown; histogram?: unknown }): { value?: number; histogram?: HistogramSummary } {
+  const histogram = histogramOf(v.histogram);
+  if (histogram) return { histogram };
+  return typeof v.value === "number" ? { value: num(v.value) } : {};
+}
+
+/** A stage's metrics as reported (FilterMetricSnapshot[]), each read loosely; one without a name is left out. */
+function stageMetrics(v: unknown): StageMetric[] {
+  if (!Array.isArray(v)) return [];
+  return (v as Loose<StageMetric>[]).flatMap((m) => {
+    if (typeof m !== "object" || m === null || typeof m.name !== "string") return [];
+    const base = { name: m.name, kind: String(m.kind ?? "?") };
+    if (typeof m.label !== "string" || !Array.isArray(m.series)) return [{ ...base, ...valueOf(m) }];
+    const series = (m.series as Loose<NonNullable<StageMetric["series"]>[number]>[]).map((x) => ({ labelValue: String(x.labelValue ?? "?"), ...valueOf(x) }));
+    return [{ ...base, label: m.label, series }];
+  });
+}
+
 /** What a page says about segments the proxy left out of its report. */
 function truncation(snap: { truncated?: unknown }): string | undefined {
   const t = snap.truncated as Partial<StatsTruncation> | undefined;
@@ -116,6 +161,7 @@ export function parseProxyStats(p: ProxyStats): ProxyCounters {
         discards: counts(t.discards),
         failures: num(t.failures),
         nsPerPacket: num(t.nsPerPacket),
+        metrics: stageMetrics(t.metrics),
       })),
       legs: (Array.isArray(s.legs) ? (s.legs as Loose<ProxySnapshot["segments"][number]["legs"][number]>[]) : []).map((l) => ({
         name: String(l.name ?? "?"),
