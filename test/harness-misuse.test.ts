@@ -1,6 +1,7 @@
 // A test that misuses the harness hears of it, instead of passing: a packet, drain, destroy or
 // state call on a context the filter does not have (a typo, one already destroyed) throws, as
-// the proxy never makes such a call; the clock only moves forward.
+// the proxy never makes such a call; a metric name the filter did not define throws; the clock
+// only moves forward.
 import * as assert from "uvu/assert";
 import { buildRtp, FilterHarness } from "../sdk/harness/index.js";
 import { suite } from "./lib/suite.js";
@@ -22,6 +23,21 @@ test("a call on a context that is not the filter's throws, naming it and the liv
   assert.throws(() => h.exportState(other), notOurs);
   assert.throws(() => h.importState(other, new Uint8Array(0)), notOurs);
   assert.is(h.run({ ctx, bytes: buildRtp({ seq: 3, payloadType: 0 }) }).verdict, "drop", "the live context still works");
+});
+
+test("a metric name the filter did not define throws, naming those it did, instead of reading as undefined", async () => {
+  const h = await FilterHarness.load(fixture("metric_probe"));
+  const ctx = h.createContext();
+  const defined = h.metricNames();
+  assert.ok(defined.includes("plain") && defined.includes("by_ssrc"), defined.join(", "));
+  assert.throws(() => h.metric("plian", ctx), new RegExp(`^the filter defined no metric 'plian'; it defined: ${defined.join(", ")}$`));
+  assert.throws(() => h.metric("by_ssrx", ctx, 7), (err: Error) => err instanceof RangeError && /no metric 'by_ssrx'/.test(err.message));
+  assert.throws(() => h.metricSeries("by_ssrx", ctx), /no metric 'by_ssrx'; it defined: /);
+  assert.throws(() => h.metricSeries("plain", ctx), /metric 'plain' has no label: read it with h\.metric\(name, ctx\)/);
+  assert.is(h.metric("plain", ctx), 0, "a defined metric still reads");
+  const none = await FilterHarness.load(fixture("named_reasons"));
+  assert.equal(none.metricNames(), []);
+  assert.throws(() => none.metric("dropped", none.createContext()), /no metric 'dropped'; it defined none$/);
 });
 
 test("the clock moves forward only", async () => {

@@ -378,14 +378,16 @@ export class FilterHarness {
   }
 
   /**
-   * A metric's value for a context: a number (counter, gauge), a histogram, or undefined if not
-   * defined. A labelled metric needs `labelValue` (the u32 the filter gave, or "other"); a label
-   * value it never used reads as 0 or an empty histogram.
+   * A metric's value for a context: a number (counter, gauge), a histogram, or undefined for a
+   * context that has none. A labelled metric needs `labelValue` (the u32 the filter gave, or
+   * "other"); a label value it never used reads as 0 or an empty histogram. A name the filter did
+   * not define throws a RangeError naming those it did: a misspelt name must fail the test, not
+   * read as undefined that an assertion might expect.
    */
   metric(name: string, ctx: number, labelValue?: number | "other"): number | HistogramValue | undefined {
-    const def = this.current.metrics.definitions.find((d) => d.name === name);
+    const def = this.definedMetric(name);
     const values = this.current.metrics.forContext(ctx);
-    if (!def || !values) return undefined;
+    if (!values) return undefined;
     const empty = (): HistogramValue => ({ buckets: [], count: 0, sum: 0 });
     if (def.label !== undefined) {
       if (labelValue === undefined) throw new TypeError(`metric '${name}' has the label '${def.label}': give its value`);
@@ -398,6 +400,8 @@ export class FilterHarness {
 
   /** A labelled metric's series for a context, in the order of first use ("other" last): label value -> value or histogram. */
   metricSeries(name: string, ctx: number): Map<string, number | HistogramValue> | undefined {
+    const def = this.definedMetric(name);
+    if (def.label === undefined) throw new TypeError(`metric '${name}' has no label: read it with h.metric(name, ctx)`);
     const m = this.current.metrics.snapshot(ctx).find((x) => x.name === name);
     if (!m?.series) return undefined;
     return new Map(m.series.map((s) => [s.labelValue, s.histogram ?? s.value!]));
@@ -406,6 +410,14 @@ export class FilterHarness {
   /** Names of the metrics the filter defined. */
   metricNames(): string[] {
     return this.current.metrics.definitions.map((d) => d.name);
+  }
+
+  /** The filter's definition of the metric `name`; throws, naming the metrics it defined, for one it did not. */
+  private definedMetric(name: string) {
+    const def = this.current.metrics.definitions.find((d) => d.name === name);
+    if (def) return def;
+    const names = this.metricNames();
+    throw new RangeError(`the filter defined no metric '${name}'; ${names.length === 0 ? "it defined none" : `it defined: ${names.join(", ")}`}`);
   }
 
   /** msm_state_export at the harness clock (as the proxy, which sets the clock first). */
