@@ -26,7 +26,8 @@ import { outcomeLines, waitForProxies } from "../cli/msmctl/wait.js";
 import type { AdminApi } from "../cli/msmctl/client.js";
 import { suite } from "./lib/suite.js";
 import { pageStats, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../controlplane/api/stats-pages.js";
-import type { ProxySnapshot } from "../runtime/index.js";
+import { validateProxyConfig, type ProxySnapshot } from "../runtime/index.js";
+import { filterNameProblem, scaffoldFilter } from "../sdk/scaffold/index.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 
 const MSMCTL = join(ROOT, "dist", "cli", "msmctl.js");
@@ -513,6 +514,37 @@ local("describe segment: where each leg receives and sends, ports worked out; pe
   assert.match(describeSegment(seg, undefined, joined), /, out 64 \([^)]* in 2 UDP GSO messages\);/, "the packets out and the kernel messages they took");
   text = describeSegment({ ...toSegment(parseManifests(SEGMENTS_YAML, "x").manifests[0]!), revision: 1 }, undefined, undefined);
   assert.match(text, /^Legs:\s+none \(media only\)$/m);
+});
+
+local("msmctl filter push, msm filter new and the proxy's config take the same filter names, and the first two refuse one in the same words", async () => {
+  const names = ["my_filter", "my-filter", "a".repeat(63), "a".repeat(64), "My-filter", "1filter", "_filter", "my filter", "drops", "packets-in"];
+  const scratch = mkdtempSync(join(tmpdir(), "msmctl-names-"));
+  try {
+    for (const name of names) {
+      const problem = filterNameProblem(name);
+      const proxyTakes = (() => {
+        try {
+          validateProxyConfig({ filters: { [name]: { path: "registry" } } }, "/", "request");
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      assert.is(problem === undefined, proxyTakes, `${name}: ${problem ?? "taken"}, and the proxy ${proxyTakes ? "takes" : "refuses"} it`);
+      const push = await msmctl(["filter", "push", `${name}@1.0.0`, join(scratch, "missing.wasm")]);
+      if (problem === undefined) {
+        assert.match(push.err, /cannot read .*missing\.wasm: no such file/, `${name}: the name passed, the file is next`);
+        continue;
+      }
+      assert.is(push.code, 2, name);
+      assert.is(push.err.split("\n")[0], `msmctl: ${problem}`, name);
+      const made = await scaffoldFilter(name, join(scratch, "project")).then(() => "made", (err: Error) => err.message);
+      assert.is(made, problem, name);
+    }
+    assert.is(filterNameProblem("my_filter"), undefined, "'_' is taken, as by the proxy");
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 });
 
 local.run();

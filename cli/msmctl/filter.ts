@@ -7,8 +7,8 @@ import { UsageError } from "./flags.js";
 import { bytes, render } from "./format.js";
 import { splitFilterRef } from "./manifest.js";
 import { newestVersion } from "../../controlplane/api/versions.js";
+import { filterNameProblem } from "../../sdk/scaffold/filter-name.js";
 
-const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 const WASM_MAGIC = Buffer.from([0x00, 0x61, 0x73, 0x6d]);
 
@@ -17,7 +17,8 @@ export async function filterCommand(ctx: Context): Promise<number> {
   if (sub !== "push") throw new UsageError(sub === undefined ? "filter needs a subcommand: push" : `filter: unknown subcommand '${sub}' (push; list with 'msmctl get filters')`);
   if (!ref || !file || extra.length > 0) throw new UsageError("usage: msmctl filter push NAME@VERSION FILE.wasm");
   const { name, version } = splitFilterRef(ref);
-  if (!NAME.test(name)) throw new UsageError(`filter name '${name}': lower-case letters, digits, '_' and '-', starting with a letter`);
+  const problem = filterNameProblem(name);
+  if (problem !== undefined) throw new UsageError(problem);
   if (!version) throw new UsageError(`'${ref}' has no version: push NAME@VERSION (e.g. ${name}@1.0.0)`);
   if (!VERSION.test(version)) throw new UsageError(`filter version '${version}': letters, digits, '.', '_', '+' and '-'`);
   let wasm: Buffer;

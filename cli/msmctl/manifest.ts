@@ -7,6 +7,7 @@ import { z } from "zod";
 import { nearKey, parseErrorText, parseYamlDocuments, proxyConfigSchema, TextLimitError } from "../../runtime/index.js";
 import type { ChainStage, Endpoint, Leg, Multicast, Segment } from "../../controlplane/api/proto.js";
 import { clockRatesOf } from "../../controlplane/api/proto.js";
+import { FILTER_NAME_PATTERN } from "../../sdk/scaffold/filter-name.js";
 
 export const API_VERSION = "msm/v1";
 
@@ -22,7 +23,6 @@ export class ManifestError extends Error {
 const MAX_ALIAS_COUNT = 100;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-const FILTER_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 const FILTER_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
@@ -32,7 +32,7 @@ const portOrZero = z.number().int().min(0).max(65535);
 const filterRef = z.string().refine(
   (s) => {
     const at = s.indexOf("@");
-    return at < 0 ? FILTER_NAME.test(s) : FILTER_NAME.test(s.slice(0, at)) && FILTER_VERSION.test(s.slice(at + 1));
+    return at < 0 ? FILTER_NAME_PATTERN.test(s) : FILTER_NAME_PATTERN.test(s.slice(0, at)) && FILTER_VERSION.test(s.slice(at + 1));
   },
   { message: "must be NAME or NAME@VERSION (lower-case name: letters, digits, '_', '-')" },
 );

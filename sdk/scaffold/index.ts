@@ -13,10 +13,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { hostFamilyClash } from "../../runtime/index.js";
+import { filterNameProblem } from "./filter-name.js";
 
-/** What a filter name may be: it names the package, the .wasm, and the filter in msm.yaml. */
-export const FILTER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,40}$/;
+export { FILTER_NAME_PATTERN, filterNameProblem } from "./filter-name.js";
 
 export interface ScaffoldOptions {
   /**
@@ -82,14 +81,9 @@ async function checkTarget(target: string): Promise<void> {
  * directory it will not write into.
  */
 export async function scaffoldFilter(name: string, dir: string, options: ScaffoldOptions = {}): Promise<string[]> {
-  if (typeof name !== "string" || !FILTER_NAME_PATTERN.test(name)) {
-    throw new TypeError(
-      `invalid filter name ${JSON.stringify(name)}: use 1-41 lower-case letters, digits and '-', starting with a letter (for example my-filter)`,
-    );
-  }
-  // the proxy would refuse the project's own msm.yaml for it
-  const clash = hostFamilyClash(name);
-  if (clash !== undefined) throw new TypeError(`invalid filter name ${JSON.stringify(name)}: ${clash}`);
+  // the rule msmctl filter push and the proxy's config apply (the proxy would refuse the project's own msm.yaml)
+  const problem = typeof name === "string" ? filterNameProblem(name) : `invalid filter name ${JSON.stringify(name)}: not a string`;
+  if (problem !== undefined) throw new TypeError(problem);
   const root = packageRoot();
   const msmPath = resolve(options.sdkPath ?? root);
   if (!existsSync(join(msmPath, "sdk", "assembly", "index.ts"))) {
