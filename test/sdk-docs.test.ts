@@ -21,6 +21,22 @@ async function examples(): Promise<string[]> {
 }
 
 
+test("the scaffold's commented nameDropReason example, uncommented, compiles and names the filter's own codes", async () => {
+  const template = await readFile(join(ROOT, "sdk", "scaffold", "template", "assembly", "index.ts"), "utf8");
+  const example = /^(\s*)\/\/\s+(nameDropReason\(.*;)/gm;
+  assert.is([...template.matchAll(example)].length, 2, "the template shows nameDropReason, for a drop and a discard");
+  const source = template
+    .replace(example, "$1$2")
+    .replaceAll("../node_modules/msm/sdk/assembly/", "../../../sdk/assembly/")
+    .replace("defineCounter, metricAdd, register,", "defineCounter, metricAdd, register, nameDropReason, DropClass,")
+    // the payload type refusal under the example's first code, to see its name at work
+    .replace("pkt.drop(DropReason.PayloadTypeNotAllowed)", "pkt.drop(DropReason.FilterDefinedBase)");
+  const h = await FilterHarness.load(await compileFilterSource(source, "scaffoldexample"), { name: "scaffold-example" });
+  const ctx = h.createContext({ payloadTypes: [96] });
+  const { reasonName, discard } = h.run({ ctx, bytes: buildRtp({ seq: 1, payloadType: 97 }) });
+  assert.equal({ reasonName, discard }, { reasonName: "too_late", discard: false });
+});
+
 const built = new Map<string, Uint8Array>();
 
 test("every AssemblyScript example compiles; every filter among them loads and takes a context", async () => {

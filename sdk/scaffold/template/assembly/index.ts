@@ -45,6 +45,13 @@ class PayloadTypeFilter extends ContextFactory<PayloadTypes, i64[]> {
   configureRoot(cfg: Config): Status {
     passedMetric = defineCounter("passed");
     droppedMetric = defineCounter("dropped");
+    // Drop reasons of your own (docs/sdk.md, "Drop reasons"): codes from DropReason.FilterDefinedBase
+    // (256) to 319, each named here, where the host reads the names once (a nameDropReason after
+    // configureRoot aborts); unnamed, the proxy shows one as filter_256. DropClass.Discard marks the
+    // filter's normal work (a duplicate), counted apart from drops. Import nameDropReason and
+    // DropClass from the SDK, then:
+    //   nameDropReason(DropReason.FilterDefinedBase, "too_late"); // pkt.drop(DropReason.FilterDefinedBase) counts as too_late
+    //   nameDropReason(DropReason.FilterDefinedBase + 1, "duplicate", DropClass.Discard);
     cfg.rejectUnknown([]); // no module-wide settings
     return cfg.finish();
   }
