@@ -3,7 +3,6 @@
 // swap() carries state, counters and configs as the proxy's hot swap does; expectNoMemoryGrowth
 // passes a filter that frees what it makes and catches one that leaks.
 import * as assert from "uvu/assert";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { FilterConfigError, FilterFailure, FilterHarness, buildRtp } from "../sdk/harness/index.js";
 import { authorFrames } from "../runtime/filter-host/errors.js";
 import { CHECKED_FLAGS, compileFilterSource } from "./lib/compile-source.js";
+import { Child } from "./lib/child.js";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
 import { ROOT, filterWasm, fixture } from "./lib/paths.js";
@@ -19,24 +19,11 @@ const test = suite("harness: watchdog, swap, memory", { timeoutMs: 240_000 });
 
 const HARNESS = pathToFileURL(join(ROOT, "dist", "sdk", "harness", "index.js")).href;
 
-/** Runs an ES module script in a child node; resolves with its exit and output, or rejects if it is still running after `boundMs`. */
-function runScript(path: string, boundMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [path], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const bound = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the script still ran after ${boundMs} ms: the watchdog did not end it\n${stdout}\n${stderr}`));
-    }, boundMs);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      clearTimeout(bound);
-      resolvePromise({ code, signal, stdout, stderr });
-    });
-  });
+/** Runs an ES module script in a child node, killed after `limitMs` (an endless loop the watchdog did not end: its stderr says so). */
+async function runScript(path: string, limitMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const child = new Child(process.execPath, [path], { limitMs });
+  const { code, signal } = await child.exited;
+  return { code, signal, stdout: child.stdout, stderr: child.stderr };
 }
 
 let scratch = "";
