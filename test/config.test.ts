@@ -39,6 +39,7 @@ const cases: [string, unknown, RegExp][] = [
   ["bad failure mode", base({ segments: [seg({ failure: { mode: "sideways" } })] }), /segments\[0\]\.failure\.mode:/],
   ["worker out of range", base({ workers: 2, segments: [seg({ worker: 2 })] }), /segments\[0\]\.worker: 2 but there are only 2 workers/],
   ["bad digest", base({ filters: { v: { path: "v.wasm", sha256: "xyz" } } }), /filters\.v\.sha256: must be 64 hex digits/],
+  ["an unquoted all-digit digest (YAML reads a float)", base({ filters: { v: { path: "v.wasm", sha256: Number("1".repeat(64)) } } }), /filters\.v\.sha256: Invalid input: expected string, received number: YAML reads a value of digits alone as a number \(a long one, such as a digest, loses digits\); write it in quotes/],
   ["a receiving leg that says nowhere to listen", base({ segments: [seg({ legs: [{ name: "b", destinations: [{ address: "127.0.0.1", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]: a receiving leg needs listen or portOffset/],
   ["a sending leg that says nowhere to send", base({ segments: [seg({ legs: [{ name: "b", listen: { port: 7000 } }] })] }), /segments\[0\]\.legs\[0\]: a sending leg needs destinations or portOffset/],
   ["two legs of one name", base({ segments: [seg({ legs: [{ name: "fec", portOffset: 2 }, { name: "fec", portOffset: 4 }] })] }), /segments\[0\]\.legs\[1\]\.name: duplicate leg name 'fec'/],

@@ -28,8 +28,22 @@ export function schemaProblems(issues: readonly Issue[], pathString: (path: read
   return out;
 }
 
+/**
+ * A string field YAML read as a number or a boolean: digits (a digest, a name) or true/false
+ * written unquoted. A long run of digits is a float that lost some of them, so it cannot be taken
+ * back as text: the operator quotes it.
+ */
+function unquotedHint(issue: Issue): string {
+  if (issue.code !== "invalid_type" || issue.expected !== "string") return "";
+  if (/received number$/.test(issue.message)) return ": YAML reads a value of digits alone as a number (a long one, such as a digest, loses digits); write it in quotes";
+  if (/received boolean$/.test(issue.message)) return ": YAML reads true and false unquoted as a boolean; write it in quotes";
+  return "";
+}
+
 /** "expected object, received string" alone leaves the operator guessing what object: name its keys. */
 function withShape(issue: Issue, schema?: z.ZodType): string {
+  const hint = unquotedHint(issue);
+  if (hint !== "") return issue.message + hint;
   if (!schema || issue.code !== "invalid_type" || issue.expected !== "object") return issue.message;
   const keys = keysAt(schema, issue.path);
   return keys.length === 0 ? issue.message : `${issue.message} (an object with the keys ${keys.join(", ")})`;
