@@ -43,7 +43,7 @@ async function checkFilter(name: string, entry: ProxyConfig["filters"][string], 
   try {
     instance = await start();
   } catch (err) {
-    if (err instanceof FilterConfigError) return [`filters.${name}.config: ${err.message.replace("rejected its config", "rejected its root config")}`];
+    if (err instanceof FilterConfigError) return [`filters.${name}.config: ${err.message}`];
     if (err instanceof FilterLoadError || err instanceof FilterFailure) return [moduleErrorLine(err.message, config.filters) ?? `filters.${name}: ${err.message}`];
     throw err;
   }

@@ -2,7 +2,8 @@
 // the fix, asserted on real filter modules (test/fixtures/filters/assembly/teach.ts and friends).
 import * as assert from "uvu/assert";
 import { FilterHarness, FilterConfigError, FilterFailure, FilterLoadError, LogLevel } from "../sdk/harness/index.js";
-import { ApplyError, Proxy, validateProxyConfig } from "../runtime/index.js";
+import { ApplyError, compileFilterModule, FilterInstance, Proxy, validateProxyConfig, type FilterHostServices } from "../runtime/index.js";
+import { readFile } from "node:fs/promises";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
 import { compileFilterSource } from "./lib/compile-source.js";
@@ -138,6 +139,15 @@ test("a refusal without setError: the message says the filter gave no reason, an
     assert.is(e.reason, "", "the filter's own reason stays empty");
     assert.is(e.status, 1);
   }
+});
+
+test("the runtime's own refusal of a root config says 'root config' (the harness and msm proxy --check pass it on as it is)", async () => {
+  const module = await compileFilterModule("teach", await readFile(fixture("teach")));
+  const services: FilterHostServices = { log: () => {}, timerSet: () => {}, timerCancel: () => {} };
+  const err = await FilterInstance.create(module, { silentRefusal: true }, services).then(() => undefined, (e: unknown) => e);
+  assert.instance(err, FilterConfigError);
+  assert.is((err as Error).message, "filter 'teach' rejected its root config: the filter gave no reason (status BadConfig, returned without calling setError)");
+  assert.is((err as FilterConfigError).what, "root config");
 });
 
 test("a metric defined in createContext refuses the context, naming the metric and where to define it", async () => {

@@ -22,11 +22,14 @@ export function noReason(status: number): string {
   return `the filter gave no reason (status ${statusName(status)}, returned without calling setError)`;
 }
 
-/** A filter rejected a config (root, context) or a state blob; `reason` is the filter's own message ("" when none). */
+/**
+ * A filter rejected a config (root, context) or a state blob; `reason` is the filter's own message
+ * ("" when none); `what` the config it refused, as the message names it.
+ */
 export class FilterConfigError extends Error {
   override readonly name = "FilterConfigError";
-  constructor(readonly filter: string, readonly status: number, readonly reason: string) {
-    super(`filter '${filter}' rejected its config: ${reason || noReason(status)}`);
+  constructor(readonly filter: string, readonly status: number, readonly reason: string, readonly what: "config" | "root config" = "config") {
+    super(`filter '${filter}' rejected its ${what}: ${reason || noReason(status)}`);
   }
 }
 

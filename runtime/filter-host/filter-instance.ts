@@ -121,9 +121,9 @@ export class FilterInstance extends ArenaViews {
       const policy = self.call("msm_policy", () => self.exports.msm_policy?.() ?? 0);
       self.mustFailClosed = (policy & FilterPolicy.MustFailClosed) !== 0;
       self.arena = checkArena(self.view, self.call("msm_arena", () => self.exports.msm_arena()), (why) => new FilterLoadError(source.name, why));
-      const len = self.writeScratchJson(rootConfig);
+      const len = self.writeScratchJson(rootConfig, "root config");
       const status = self.call("msm_configure_root", () => self.exports.msm_configure_root(len));
-      if (status !== Status.Ok) throw new FilterConfigError(source.name, status, self.takeError());
+      if (status !== Status.Ok) throw new FilterConfigError(source.name, status, self.takeError(), "root config");
       if (self.exports.msm_drop_reasons) self.ownReasons = self.readDropReasons(self.call("msm_drop_reasons", () => self.exports.msm_drop_reasons!()));
     } catch (err) {
       if (err instanceof FilterFailure) throw new FilterLoadError(source.name, err.detail, { cause: err });
@@ -327,11 +327,11 @@ export class FilterInstance extends ArenaViews {
     return out;
   }
 
-  private writeScratchJson(config: unknown): number {
+  private writeScratchJson(config: unknown, what: "config" | "root config" = "config"): number {
     const text = JSON.stringify(config ?? {});
     const encoded = utf8Encoder.encode(text);
     if (encoded.length > this.arena.scratchSize) {
-      throw new FilterConfigError(this.name, Status.BadConfig, `config of ${encoded.length} bytes exceeds the filter's scratch area (${this.arena.scratchSize} bytes)${largestKeyText(config)}`);
+      throw new FilterConfigError(this.name, Status.BadConfig, `config of ${encoded.length} bytes exceeds the filter's scratch area (${this.arena.scratchSize} bytes)${largestKeyText(config)}`, what);
     }
     this.bytes.set(encoded, this.arena.scratch);
     return encoded.length;

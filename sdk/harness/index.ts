@@ -203,13 +203,7 @@ export class FilterHarness {
       strictDropReasons: true, // a filter author hears of a bad table at once; a proxy logs it and goes on
     };
     this.watchdog.enter(CallKind.Load, 0, 0); // _initialize and configureRoot, after the instantiation
-    return FilterInstance.create(module, rootConfig, services)
-      .catch((err: unknown) => {
-        // a refusal here is of the root config: say so, as the proxy does (filters.<name>.config)
-        if (err instanceof FilterConfigError) err.message = err.message.replace("rejected its config", "rejected its root config");
-        throw err;
-      })
-      .finally(() => this.watchdog.leave());
+    return FilterInstance.create(module, rootConfig, services).finally(() => this.watchdog.leave());
   }
 
   /**
