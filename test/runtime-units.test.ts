@@ -29,7 +29,7 @@ const HOSTILE: FilterSpec = { name: "hostile", path: fixture("hostile") };
 
 /** The hostile fixture's commands (see its header). */
 const Cmd = {
-  drop: 0xc1, verdict: 0xc2, move: 0xc3, outCount: 0xc4, emit: 0xc5, emitOther: 0xc6, emitBroken: 0xc7, report: 0xcb, trap: 0xcc, setLeg: 0xcd,
+  drop: 0xc1, verdict: 0xc2, move: 0xc3, outCount: 0xc4, emit: 0xc5, emitOther: 0xc6, emitBroken: 0xc7, flood: 0xc8, report: 0xcb, trap: 0xcc, setLeg: 0xcd,
 } as const;
 
 /** Packet `i` (its key, at offset 12, is i) carrying a command with arguments A and B. */
@@ -55,7 +55,7 @@ interface Sent {
 class Rig {
   readonly events: PoolEvent[] = [];
   readonly segment = new SegmentStats();
-  readonly runner = new ChainRunner();
+  readonly runner: ChainRunner;
   readonly pool = new FilterPool(
     { log: () => {}, timerSet: () => {}, timerCancel: () => {}, timerCancelAll: () => {} },
     (e) => this.events.push(e),
@@ -64,6 +64,11 @@ class Rig {
   readonly egressCalls: number[][] = [];
   private nextCtx = 1;
   private clockUs = 1_000_000;
+
+  /** `listCapacity`: the runner's lists between stages (ChainRunner's default when not given). */
+  constructor(listCapacity?: number) {
+    this.runner = new ChainRunner(listCapacity);
+  }
 
   async slot(spec: FilterSpec = HOSTILE): Promise<InstanceSlot> {
     return this.pool.acquire(spec);
@@ -103,6 +108,16 @@ class Rig {
     return out;
   }
 
+  /** Timer 0 of stages[index] fires (the rig arms no timers: this is the dataplane's part); returns what left the chain. */
+  fire(stages: readonly ChainStage[], index: number): Sent[] {
+    const out: Sent[] = [];
+    this.tick();
+    const stage = stages[index]!;
+    const made = stage.live!.onTimer(stage.ctx, 0);
+    this.runner.runTimerOutputs(stages, index, stage.live!, made, this.segment, this.egressInto(out, stages));
+    return out;
+  }
+
   private tick(): void {
     this.clockUs += 1000;
     this.runner.setClock(this.clockUs, Date.now() * 1000);
@@ -132,8 +147,8 @@ class Rig {
   }
 }
 
-async function withRig(work: (rig: Rig) => Promise<void> | void): Promise<void> {
-  const rig = new Rig();
+async function withRig(work: (rig: Rig) => Promise<void> | void, listCapacity?: number): Promise<void> {
+  const rig = new Rig(listCapacity);
   try {
     await work(rig);
   } finally {
@@ -349,7 +364,7 @@ runner("output descriptors: only known dests, legs below 8, the own slot and the
       const made = out.filter((o) => (o.flags & PacketFlag.Generated) !== 0);
       assert.is(made.length, accepted ? 1 : 0, label);
       assert.is(drops(stage, DropReason.HostBadDescriptor) - bad0, accepted ? 0 : 1, label);
-      assert.is(stage.stats.generated - generated0, accepted ? 1 : 0, label);
+      assert.is(stage.stats.generated - generated0, 1, `${label}: made, whether the host took it or not`);
       if (accepted) {
         // Dest.Reverse leaves as a packet of the other way to Dest.Forward (the same peers), having run that way's stages
         const reverse = packet.readUInt32BE(16) === Dest.Reverse;
@@ -401,6 +416,73 @@ runner("more answers turned back in one run than the 1,024 places that wait for 
     assert.is(stage.stats.generated, n, "every answer it made within its budget counts as generated");
     assert.equal(balance(stage), [n, n], "in = out - generated + held + drops");
   }));
+
+/** The host's refusals of a stage's outputs so far: bad descriptors and those over the budget (or with no place). */
+const refusedOutputs = (st: ChainStage): number => drops(st, DropReason.HostBadDescriptor) + drops(st, DropReason.HostBudgetExceeded);
+const madeBy = (out: readonly Sent[]): number => out.filter((o) => (o.flags & PacketFlag.Generated) !== 0).length;
+
+runner("every output the host refuses is generated and dropped, so the stage's counts add up: bad descriptors, in a batch and as Dest.Reverse answers", () =>
+  withRig(async (rig) => {
+    const stage = await rig.stage();
+    const cap = stage.live!.arena.outCapacity;
+    let left = 0;
+    left += madeBy(rig.run([stage], [command(0, Cmd.outCount, cap)])); // cap outputs, none written
+    assert.equal(balance(stage), [1, 1], "an output count with nothing written");
+    left += madeBy(rig.run([stage], [command(1, Cmd.emit, 5), command(2, Cmd.emit, Dest.Forward), command(3, Cmd.emitBroken, 2)]));
+    assert.equal(balance(stage), [4, 4], "a dest that does not exist, a good copy, one past its slot");
+    left += madeBy(rig.run([stage], [command(4, Cmd.emit, Dest.Reverse, 8), command(5, Cmd.emit, Dest.Reverse)]));
+    assert.equal(balance(stage), [6, 6], "an answer on leg 8, a good answer");
+    assert.is(left, 2, "the good copy and the good answer left");
+    assert.is(drops(stage, DropReason.HostBadDescriptor), cap + 3);
+    assert.is(stage.stats.generated, cap + 5, "every output the stage made");
+    assert.is(stage.stats.generated - refusedOutputs(stage), left, "generated less refused: what left");
+    assert.is(rig.segment.drops.byReason.get(DropReason.HostBadDescriptor), cap + 3, "the segment counts the same drops");
+  }));
+
+runner("every output over the budget of generated packets is generated and dropped: in a batch, as turned-back answers, from a timer, in a drain", () =>
+  withRig(async (rig) => {
+    // 1 a second: the burst (2,048) is all there is while the rig's clock moves a millisecond a run
+    const stage = await rig.stage({ mark: 1 }, {}, { ...HOSTILE, limits: { generatedPerSecond: 1, timerFiresPerSecond: 1000 } });
+    const burst = 2048;
+    let left = 0;
+    let sent = 0;
+    const copies = (n: number, dest: number = Dest.Forward): Buffer[] => range(n).map(() => command(sent++, Cmd.emit, dest));
+    const cap = stage.live!.arena.batchCapacity;
+    for (let k = 0; k < burst / cap + 1; k++) left += madeBy(rig.run([stage], copies(cap)));
+    assert.is(left, burst, "the burst left, no more");
+    assert.is(drops(stage, DropReason.HostBudgetExceeded), cap, "a batch's copies over the budget");
+    assert.equal(balance(stage), [sent, sent], "batch outputs");
+    left += madeBy(rig.run([stage], copies(10, Dest.Reverse)));
+    assert.equal(balance(stage), [sent, sent], "answers that would have turned back");
+    // the timer: the fixture fills its output area each firing
+    rig.run([stage], [command(sent++, Cmd.flood, 1_000_000)]);
+    left += madeBy(rig.fire([stage], 0));
+    assert.equal(balance(stage), [sent, sent], "a timer's outputs");
+    // held packets handed over when the segment goes
+    assert.is(rig.run([stage], [held(sent++, [1]), held(sent++, [1])]).length, 0, "both held");
+    left += madeBy(rig.drain([stage]));
+    assert.equal(balance(stage), [sent, sent], "a drain's outputs");
+    assert.is(stage.stats.held, 2);
+    assert.is(left, burst, "nothing more left");
+    const over = cap + 10 + stage.live!.arena.outCapacity + 2;
+    assert.is(drops(stage, DropReason.HostBudgetExceeded), over);
+    assert.is(stage.stats.generated, burst + over, "every output the stage made");
+    assert.is(rig.segment.drops.byReason.get(DropReason.HostBudgetExceeded), over, "the segment counts the same drops");
+  }));
+
+runner("an output that finds the list to the next stage full is generated and dropped (host_budget_exceeded), and the stage's counts add up", () =>
+  withRig(async (rig) => {
+    const stage = await rig.stage();
+    const cap = stage.live!.arena.batchCapacity;
+    // every packet passes and makes a copy: the packets fill the list first, 100 - cap copies find a place
+    const out = rig.run([stage], range(cap).map((i) => command(i, Cmd.emit, Dest.Forward)));
+    assert.is(out.length, 100);
+    assert.is(madeBy(out), 100 - cap);
+    assert.is(drops(stage, DropReason.HostBudgetExceeded), 2 * cap - 100);
+    assert.is(stage.stats.generated, cap);
+    assert.equal(balance(stage), [cap, cap]);
+    assert.is(rig.segment.drops.total, 2 * cap - 100);
+  }, 100));
 
 runner("a segment going away: stages drain first to last in sweeps, so what a later stage hands over upstream to one already drained that holds it is handed over again; all delivered, counts add up", () =>
   withRig(async (rig) => {
@@ -488,6 +570,8 @@ runner("an output count equal to the capacity with nothing written: 64 descripto
     const out = rig.run([stage], [command(0, Cmd.outCount, cap)]);
     assert.is(out.length, 1, "only the packet itself");
     assert.is(drops(stage, DropReason.HostBadDescriptor), cap);
+    assert.is(stage.stats.generated, cap, "each refused output was made (generated) and dropped");
+    assert.equal(balance(stage), [1, 1], "in = out - generated + held + drops");
     assert.ok(stage.live);
   }));
 

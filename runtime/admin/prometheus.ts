@@ -90,7 +90,7 @@ export function renderPrometheus(snap: ProxySnapshot): string {
   family("msm_filter_bytes_in_total", "counter", "Bytes handed to the filter stage.", stageRows((st) => st.bytesIn));
   family("msm_filter_bytes_out_total", "counter", "Bytes the filter stage passed or created.", stageRows((st) => st.bytesOut));
   family("msm_filter_held_total", "counter", "Packets the filter stage took and kept (a buffer, a queue, FEC consumed): with drops_total and packets_out_total, where every packet in went.", stageRows((st) => st.held));
-  family("msm_filter_generated_total", "counter", "Packets the filter stage made (FEC, recovered packets, copies, feedback, released from a buffer); counted in packets_out_total too.", stageRows((st) => st.generated));
+  family("msm_filter_generated_total", "counter", "Packets the filter stage made (FEC, recovered packets, copies, feedback, released from a buffer), each it wrote into its output area: one the host took is in packets_out_total too, one it refused in drops_total (host_bad_descriptor, host_budget_exceeded).", stageRows((st) => st.generated));
   family("msm_filter_bypassed_total", "counter", "Packets that went past the filter stage while it was down (failure mode open).", stageRows((st) => st.bypassed));
   family("msm_filter_failures_total", "counter", "Times the filter stage failed (trap, abort, stuck).", stageRows((st) => st.failures));
   family("msm_filter_busy_seconds_total", "counter", "Time spent in the filter stage, including copies in and out.", stageRows((st) => st.busyNs / 1e9));

@@ -74,8 +74,8 @@ export class ChainRunner {
   private readonly down: PacketList[] = [];
   private readonly up: PacketList[] = [];
   /** A run's received packets that go upstream, apart from those that go down. */
-  private readonly entryUp = new PacketList(LIST_CAPACITY);
-  private readonly entryDown = new PacketList(LIST_CAPACITY);
+  private readonly entryUp: PacketList;
+  private readonly entryDown: PacketList;
   /** Turned-back packets: the round being run, and the next. */
   private turning = new Turnarounds();
   private turned = new Turnarounds();
@@ -84,10 +84,17 @@ export class ChainRunner {
   private nowUs = 0;
   private wallUs = 0;
 
-  constructor() {
+  /**
+   * `listCapacity`: packets a list between two stages holds. The default holds a full batch and a
+   * full output area (1,024 each at most: filter-host/arena-check.ts), so no output ever finds it
+   * full; tests pass less to reach that refusal.
+   */
+  constructor(listCapacity = LIST_CAPACITY) {
+    this.entryUp = new PacketList(listCapacity);
+    this.entryDown = new PacketList(listCapacity);
     for (let i = 0; i <= MAX_CHAIN_LENGTH; i++) {
-      this.down.push(new PacketList(LIST_CAPACITY));
-      this.up.push(new PacketList(LIST_CAPACITY));
+      this.down.push(new PacketList(listCapacity));
+      this.up.push(new PacketList(listCapacity));
     }
   }
 
@@ -377,10 +384,12 @@ export class ChainRunner {
    */
   private collectOutputs(stage: ChainStage, index: number, inst: FilterInstance, outCount: number, down: PacketList | null, up: PacketList | null, segment: SegmentStats): void {
     const stats = stage.stats;
+    // every output the stage made is generated, also one refused below, which is a drop too: so
+    // in = out - generated + held + drops + discards + bypassed holds whatever the host refuses
+    stats.generated += outCount;
     for (let j = 0; j < outCount; j++) {
       if (!inst.acceptOutput(j, stage.ctx)) {
-        stats.drops.add(DropReason.HostBadDescriptor);
-        segment.drops.add(DropReason.HostBadDescriptor);
+        refuse(stage, segment, DropReason.HostBadDescriptor);
         continue;
       }
       let flags = (inst.outputFlags(j) & (PacketFlag.Rtcp | PacketFlag.Upstream)) | PacketFlag.Generated;
@@ -395,31 +404,33 @@ export class ChainRunner {
       }
       const output = (flags & PacketFlag.Upstream) !== 0 ? up : down;
       if (output !== null && output.full) {
-        stats.drops.add(DropReason.HostBadDescriptor);
-        segment.drops.add(DropReason.HostBadDescriptor);
+        // no place in the list to the next stage (only a runner with lists shorter than a batch
+        // and an output area reaches this): like a turned-back packet that finds no place
+        refuse(stage, segment, DropReason.HostBudgetExceeded);
         continue;
       }
       if (!stage.generated.take(this.nowUs)) {
-        stats.drops.add(DropReason.HostBudgetExceeded);
-        segment.drops.add(DropReason.HostBudgetExceeded);
+        refuse(stage, segment, DropReason.HostBudgetExceeded);
         continue;
       }
       const length = inst.outputLength(j);
       if (output !== null) {
         output.push(inst.bytes, inst.outputOffset(j), length, flags, dest, 0, inst.outputLeg(j), this.nowUs);
       } else if (!this.turned.add(inst.bytes, inst.outputOffset(j), length, flags, dest, inst.outputLeg(j), this.nowUs, index)) {
-        // made (within its budget) but no room to wait in: generated and dropped, so that the
-        // stage's in = out - generated + held + drops + ... still holds
-        stats.generated++;
-        stats.drops.add(DropReason.HostBudgetExceeded);
-        segment.drops.add(DropReason.HostBudgetExceeded);
+        // made within its budget, but no place to wait in
+        refuse(stage, segment, DropReason.HostBudgetExceeded);
         continue;
       }
-      stats.generated++;
       stats.packetsOut++;
       stats.bytesOut += length;
     }
   }
 
   private readonly slotSource = new Uint32Array(1024);
+}
+
+/** An output the host refused: a drop of the stage and of the segment (it is already counted generated). */
+function refuse(stage: ChainStage, segment: SegmentStats, reason: DropReason): void {
+  stage.stats.drops.add(reason);
+  segment.drops.add(reason);
 }

@@ -39,7 +39,11 @@ export class StageStats {
   bytesIn = 0;
   packetsOut = 0;
   bytesOut = 0;
-  /** Packets the filter created (output area). */
+  /**
+   * Packets the filter created (its output area), each one: those the host refused are drops too
+   * (host_bad_descriptor, host_budget_exceeded) and not in packetsOut, so that
+   * in = out - generated + held + drops + discards + bypassed holds.
+   */
   generated = 0;
   held = 0;
   readonly drops = new DropCounts();
