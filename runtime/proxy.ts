@@ -117,6 +117,11 @@ export interface ProxyHealth {
   problems: string[];
 }
 
+/** How often the proxy looks whether a checkpoint or the counters are due. */
+const REFRESH_TICK_MS = 100;
+/** How often each worker's counters are taken (to carry across its restart, and for the health). */
+const STATS_EVERY_MS = 1000;
+
 /** A worker that has not answered (or has been down) for this long makes the proxy not ready... */
 const NOT_READY_MS = 5_000;
 /** ...and for this long, not live: long enough for a large apply, short enough to be restarted. */
@@ -138,6 +143,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private readonly unseeded = new Map<WorkerHandle, Promise<void>>();
   private lastCheckpointAt = 0;
+  private lastStatsAt = 0;
   /** Writes of the stateFile, one at a time, in order (each writes the checkpoints as they are when it runs). */
   private stateWrites: Promise<void> = Promise.resolve();
   /** The last stateFile write's failure, said once until a write succeeds again. */
@@ -215,7 +221,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       }
     }
     // a recent snapshot and checkpoint per worker, so that a restart loses little of either
-    proxy.statsTimer = setInterval(() => void proxy.refresh(), 1000);
+    proxy.statsTimer = setInterval(() => void proxy.refresh(), REFRESH_TICK_MS);
     proxy.statsTimer.unref();
     proxy.spawnSpareSoon();
     return proxy;
@@ -732,7 +738,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** Workers whose checkpoint is due (taken at their next refresh). */
   private readonly checkpointDue = new Set<WorkerHandle>();
 
-  /** Every second: counters from each worker, and every stage's state when a checkpoint is due. */
+  /**
+   * Every REFRESH_TICK_MS: every stage's state when a checkpoint is due (every stateCheckpointMs,
+   * which may be shorter than a second), and each worker's counters once a second.
+   */
   private async refresh(): Promise<void> {
     const every = this.config.stateCheckpointMs;
     const now = Date.now();
@@ -742,7 +751,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     for (const w of this.checkpointDue) if (!this.workers.includes(w)) this.checkpointDue.delete(w); // replaced meanwhile
     const checkpointing = this.checkpointDue.size > 0;
-    await Promise.all(this.workers.map((w) => this.refreshWorker(w)));
+    const statsDue = now - this.lastStatsAt >= STATS_EVERY_MS;
+    if (statsDue) this.lastStatsAt = now;
+    // a checkpoint brings the counters too; a worker due for neither is not asked
+    await Promise.all(this.workers.map((w) => (statsDue || this.checkpointDue.has(w) ? this.refreshWorker(w) : undefined)));
     if (checkpointing && !this.closed) await this.afterCheckpoint();
   }
 

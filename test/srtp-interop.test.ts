@@ -29,7 +29,7 @@
 import * as assert from "uvu/assert";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateProxyConfig, type Proxy } from "../runtime/index.js";
@@ -40,6 +40,7 @@ import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
 import { peer, peerTest, runsOk } from "./lib/peers.js";
 import { bindUdp, freePortPair, sendPaced, Sink, sleep } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { startCliProxy } from "./lib/cli-proxy.js";
 
 const LO = "127.0.0.1";
 
@@ -661,6 +662,87 @@ peerTest(test, GSTREAMER, "(b) negative control: srtpdec with a wrong key reject
     await seg.proxy.close();
   }
 }, { timeoutMs: SRTPDEC_TEST_MS });
+
+// ---------------------------------------------------------------------------------------------
+// (f) a proxy process killed and restarted mid-stream, with its stateFile: libsrtp keeps taking
+// every packet (the roll-over counter goes on across the wrap, SRTCP indexes only forward); without
+// the file srtpdec refuses what the restarted proxy protects (ROC 0 after the wrap, SRTCP index 0
+// again: the same keystream twice).
+
+/** Sends packets [from, to) of the test stream and the RTCP of that part. */
+async function sendTestStreamPart(listen: number, from: number, to: number): Promise<void> {
+  const tx = await bindUdp();
+  const txRtcp = await bindUdp();
+  const every = Math.floor(OUR_PACKETS / OUR_RTCP);
+  let rtcpSent = Math.floor(from / every);
+  try {
+    await sendPaced(tx, listen, LO, to - from, OUR_RATE, (k) => testRtp(from + k, OUR_SEQ0, OUR_SSRC), (sent) => {
+      while (Math.floor((from + sent) / every) > rtcpSent && rtcpSent < OUR_RTCP) txRtcp.send(testRtcp(rtcpSent++, OUR_SSRC), listen + 1, LO);
+    });
+  } finally {
+    await sleep(50);
+    tx.close();
+    txRtcp.close();
+  }
+}
+
+for (const withStateFile of [true, false]) {
+  peerTest(test, GSTREAMER, `(f) proxy(protect) killed (SIGKILL) after the wrap and restarted ${withStateFile ? "with its stateFile: libsrtp srtpdec takes every packet after the restart too" : "without a stateFile (the defect the file prevents): srtpdec refuses what the restarted proxy protects"}`, async () => {
+    const s = suiteNamed("AES_CM_128_HMAC_SHA1_80");
+    const key = masterKey(s);
+    const rtp = await Sink.open(0, { keep: true, keyOf: ourIndex });
+    const rtcp = await Sink.open(0, { keep: true, keyOf: rtcpIndex });
+    const srtpIn = await freePortPair();
+    const listen = await freePortPair();
+    const dir = mkdtempSync(join(tmpdir(), "msm-srtp-restart-"));
+    const stateFile = join(dir, "stage-state.json");
+    const config = {
+      ...(withStateFile ? { stateFile } : {}),
+      stateCheckpointMs: 200,
+      filters: { srtp: { path: filterWasm("srtp") } },
+      segments: [{ name: "to-libsrtp", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: srtpIn }], chain: [{ filter: "srtp", config: { direction: "protect", suite: s.name, key: inline(key) } }] }],
+    };
+    const cut = 300; // past the wrap (OUR_SEQ0 + 236)
+    let proxy = startCliProxy(config);
+    try {
+      const g = gstSrtpReceiver(s, key, srtpIn, rtp.port, rtcp.port);
+      await srtpdecReady(g);
+      const path = new DropWatch([listen, listen + 1, srtpIn, srtpIn + 1, rtp.port, rtcp.port]);
+      assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started\n${proxy.output()}`);
+      await sendTestStreamPart(listen, 0, cut);
+      await until(() => rtp.received + path.since().total >= cut, SETTLE_MS);
+      // killed once a checkpoint after the wrap is saved (with the file), or as long after without it
+      const sent = Date.now();
+      const saved = (): number => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
+      if (withStateFile) assert.ok(await until(() => saved() > sent, 5000), "a checkpoint saved after the first part");
+      else await sleep(400);
+      await proxy.kill();
+      const rtpBefore = rtp.received;
+      const rtcpBefore = rtcp.received;
+      proxy = startCliProxy(config);
+      assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started again\n${proxy.output()}`);
+      await sendTestStreamPart(listen, cut, OUR_PACKETS);
+      await until(() => rtp.received + path.since().total >= OUR_PACKETS && rtcp.received >= OUR_RTCP, withStateFile ? SETTLE_MS : 2000);
+      notFailed(g);
+      const after = rtp.received - rtpBefore;
+      console.log(`  after the restart: srtpdec passed ${after} of ${OUR_PACKETS - cut} RTP and ${rtcp.received - rtcpBefore} RTCP packets; it dropped ${srtpdecDrops(g).length}`);
+      if (withStateFile) {
+        assert.equal(srtpdecDrops(g), [], `srtpdec dropped packets of the restarted proxy (a wrong ROC or a reused SRTCP index)\n${proxy.output()}`);
+        assertAccounted("RTP through a restarted proxy and srtpdec", rtp, OUR_PACKETS, path);
+        assert.is(rtcp.received, OUR_RTCP, "every RTCP packet, before and after the restart, decrypted");
+      } else {
+        assert.ok(authFailures(g) > 0, "without the state, the restarted proxy protects at ROC 0 after the wrap: srtpdec cannot authenticate it");
+        assert.ok(after < (OUR_PACKETS - cut) / 2, `srtpdec passed ${after} packets of the restarted proxy`);
+      }
+    } finally {
+      rtp.close();
+      rtcp.close();
+      await stopAll();
+      await proxy.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, { timeoutMs: SRTPDEC_TEST_MS + START_MS });
+}
 
 // ---------------------------------------------------------------------------------------------
 // (d) the reverse key: RTCP feedback going upstream gets the opposite transform
