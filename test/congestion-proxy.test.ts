@@ -202,7 +202,10 @@ test("an origin far above the start rate on a path that never shows congestion d
     assert.is(metric(sa, "startup"), 1, "the hop never showed congestion (no over-use, no loss)");
     assert.is(metric(sa, "circuit_breaker_trips"), 0, "the breaker stayed closed");
     assert.is(metric(sa, "dropped_circuit_breaker"), 0);
-    assert.ok(sink.keys.has(count - 1) || sink.keys.has(count - 2) || sink.keys.has(count - 3), "the stream still flowed at its end");
+    // the pacer drops at its queue's tail whatever the breaker does: one of the last few packets
+    // is there only by luck (CI lost all three once); packets of the last half second show the flow
+    const atEnd = [...sink.keys.keys()].filter((k) => k >= count - RATE / 2).length;
+    assert.ok(atEnd > 0, `the stream still flowed at its end (${atEnd} of the last ${RATE / 2} packets arrived)`);
   } finally {
     rtp.close();
     sink.close();
