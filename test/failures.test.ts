@@ -295,6 +295,9 @@ test("a validate chain keeps running next to a failing filter on the same worker
     ],
   });
   const tx = await bindUdp();
+  // validate holds the first packets of a new source in probation (RFC 3550 A.1, MIN_SEQUENTIAL)
+  // and may drop them so; every other loss must be the kernel's on a busy machine
+  const watch = await DeliveryWatch.start(() => proxy, "checked", [pb, sb.port], ["probation"]);
   try {
     const n = 500;
     let trapped = false;
@@ -306,10 +309,8 @@ test("a validate chain keeps running next to a failing filter on the same worker
       }
     });
     await waitFor(() => events.some((e) => e.type === "failure" && e.filter === "misbehave"), 3000, "the trap, mid-stream");
-    await waitFor(() => sb.received >= n - 2, 3000, "validated stream");
-    const t = sb.tally(n);
-    // validate holds the first packets of a new source in probation (RFC 3550 A.1, MIN_SEQUENTIAL)
-    assert.ok(t.missing <= 2 && t.duplicates === 0, JSON.stringify(t));
+    const delivery = await watch.expectDelivered(sb, n); // a CI run once waited 3 s for it, in vain, on a loaded machine
+    assert.ok(delivery.proxyLoadDrops <= 2, `validate dropped ${delivery.proxyLoadDrops} (probation holds 2 at most)`);
   } finally {
     tx.close(); sa.close(); sb.close();
     await proxy.close();
