@@ -135,6 +135,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private readonly carried = new Map<string, SegmentSnapshot>();
   /** The last state of every running stage, by segment and filter: a restarted worker starts from it. */
   private readonly checkpoints = new Map<string, StateCheckpoint>();
+  /** Segments a change moves to another worker, from the save of their restored states until every worker committed. */
+  private readonly moving = new Set<string>();
   /**
    * Workers spawned in place of one that died and not yet given their segments, with the old
    * one's end (its ports are free after it). Whichever sets one up first, its restart or an apply
@@ -356,7 +358,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     await Promise.all(this.workers.map(async (w) => {
       if (!w.alive || this.unseeded.has(w)) return;
       const taken = await Promise.race([w.checkpoint().catch(() => []), new Promise<StateCheckpoint[]>((r) => setTimeout(() => r([]), 1000).unref())]);
-      for (const c of taken) this.checkpoints.set(checkpointKey(c), c);
+      this.keepCheckpoints(taken);
     }));
     await this.saveStates().catch(() => {}); // said by saveStates
   }
@@ -530,23 +532,34 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         seeding.set(w, this.restoreFor(i, segments));
       }
       const seed = seeding.get(w);
-      // at start, what the stateFile saved of the last run of this process
-      const fromLastRun = this.applied ? [] : this.checkpointsOf(segments);
-      const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? []), ...fromLastRun];
+      // at start, what the stateFile saved of the last run of this process; later, the last state of
+      // a segment that does not run (its port was taken): its stages are created again, and under
+      // the same key they must go on from it, not from SRTCP index 0
+      const notRunning = segments.filter((s) => !this.applied || this.notRunning.has(s.name));
+      const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? []), ...this.checkpointsOf(notRunning)];
       const egressPorts = [...(seed?.egressPorts ?? []), ...this.egressPortsMovedTo(i, moved, workers)];
       return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints, egressPorts, exportPrepared: config.stateFile !== undefined });
     })).finally(() => (this.preparing = false));
     const errors = prepared.flat();
-    if (errors.length === 0) errors.push(...(await this.saveNewStages(current(), config)));
-    if (errors.length > 0) {
-      await Promise.all(current().map((w) => w.request({ type: "abort" })));
-      throw new ApplyError(errors);
-    }
-    // the point of no return: from here the new config is the one running, whatever fails
-    // a worker that died during the commit or the open step (the watchdog, a crash) is set up by
-    // its restart from this config: its unanswered requests name no segment that does not run
+    // until every worker committed, a moved segment's old worker still runs it: a checkpoint it
+    // answers meanwhile is behind the state its new worker restored (and saves now), and must not
+    // replace it in the file (the new worker would then use indexes a restart restores again)
+    for (const name of moved.keys()) this.moving.add(name);
+    let committed: SegmentError[];
     const fromLive = (w: WorkerHandle, errors: SegmentError[]): SegmentError[] => (w.alive && this.workers.includes(w) ? errors : []);
-    const committed = (await Promise.all(current().map(async (w) => fromLive(w, await w.commit())))).flat();
+    try {
+      if (errors.length === 0) errors.push(...(await this.saveNewStages(current(), config)));
+      if (errors.length > 0) {
+        await Promise.all(current().map((w) => w.request({ type: "abort" })));
+        throw new ApplyError(errors);
+      }
+      // the point of no return: from here the new config is the one running, whatever fails
+      // a worker that died during the commit or the open step (the watchdog, a crash) is set up by
+      // its restart from this config: its unanswered requests name no segment that does not run
+      committed = (await Promise.all(current().map(async (w) => fromLive(w, await w.commit())))).flat();
+    } finally {
+      this.moving.clear();
+    }
     this.config = config;
     this.running = config.segments;
     this.applied = true;
@@ -773,6 +786,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     });
   }
 
+  /** A worker's checkpoints, as the last state of their stages (but see `moving`). */
+  private keepCheckpoints(taken: readonly StateCheckpoint[]): void {
+    for (const c of taken) if (!this.moving.has(c.segment)) this.checkpoints.set(checkpointKey(c), c);
+  }
+
   /** The checkpoints kept for `segments`. */
   private checkpointsOf(segments: readonly SegmentConfig[]): StateCheckpoint[] {
     const names = new Set(segments.map((s) => s.name));
@@ -789,10 +807,20 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private async saveNewStages(workers: readonly WorkerHandle[], config: ProxyConfig): Promise<SegmentError[]> {
     if (config.stateFile === undefined) return [];
     if (!this.applied) this.restoredStages = workers.reduce((n, w) => n + w.prepared.restored.length, 0);
+    let added = 0;
     for (const w of workers) {
-      for (const c of w.prepared.restored) this.checkpoints.set(checkpointKey(c), c);
-      for (const c of w.prepared.fresh) if (!this.checkpoints.has(checkpointKey(c))) this.checkpoints.set(checkpointKey(c), c);
+      for (const c of w.prepared.restored) {
+        this.checkpoints.set(checkpointKey(c), c);
+        added++;
+      }
+      for (const c of w.prepared.fresh) {
+        if (this.checkpoints.has(checkpointKey(c))) continue;
+        this.checkpoints.set(checkpointKey(c), c);
+        added++;
+      }
     }
+    // a change that brings no state (a segment removed, a stateless stage) does not wait on the file, nor fail with it
+    if (added === 0) return [];
     try {
       await this.saveStates();
       return [];
@@ -830,7 +858,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.refreshing.add(w);
     try {
       if (this.checkpointDue.delete(w)) {
-        for (const c of await w.checkpoint()) this.checkpoints.set(checkpointKey(c), c);
+        this.keepCheckpoints(await w.checkpoint());
       } else {
         await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
       }

@@ -5,11 +5,13 @@
 // key (the same keystream over two payloads, RFC 3711 section 9.1), and an unprotect stage accepts
 // a replay of every packet it took before the restart (section 3.3.2).
 import * as assert from "uvu/assert";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { FilterHarness, pseudoRandomBytes } from "../sdk/harness/index.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { startCliProxy, type CliProxy } from "./lib/cli-proxy.js";
+import { startProxy } from "./lib/proxy.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { senderReport } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
@@ -281,6 +283,111 @@ test("a clean stop (SIGTERM) saves the states as they end", async () => {
     const saved = JSON.parse(readFileSync(r.stateFile, "utf8")) as { format: number; stages: { segment: string; filter: string }[] };
     assert.is(saved.format, 1);
     assert.equal(saved.stages.map((s) => `${s.segment}/${s.filter}`).sort(), ["dec/srtp", "enc/srtp"]);
+  } finally {
+    r.close();
+  }
+});
+
+/** An in-process proxy's rig: "enc" (srtp protect under KEY), its SRTCP indexes as they come out. */
+async function inProcessRig() {
+  const dir = mkdtempSync(join(tmpdir(), "msm-state-file-"));
+  const stateFile = join(dir, "stage-state.json");
+  const listen = await freePortPair();
+  const out = await Sink.open(await freePortPair());
+  const rtcpOut = await bindUdp(out.port + 1);
+  const indexes: number[] = [];
+  rtcpOut.on("message", (m: Buffer) => indexes.push(srtcpIndex(m)));
+  const tx = await bindUdp();
+  const config = (extra: Partial<ProxyConfigInput> = {}, worker?: number): ProxyConfigInput => ({
+    stateFile, stateCheckpointMs: 3_600_000, ...extra,
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [{
+      name: "enc", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: out.port }], ...(worker === undefined ? {} : { worker }),
+      chain: [{ filter: "srtp", config: { direction: "protect", suite: SUITE, key: KEY } }],
+    }],
+  });
+  /** An SR through "enc" until one comes out protected: its SRTCP index. */
+  const nextIndex = async (): Promise<number> => {
+    const before = indexes.length;
+    await waitFor(async () => {
+      tx.send(sr(), listen + 1, LO);
+      await sleep(50);
+      return indexes.length > before;
+    }, 10_000, "an SRTCP packet out of enc");
+    return indexes[before]!;
+  };
+  const close = () => {
+    tx.close();
+    out.close();
+    rtcpOut.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { dir, stateFile, listen, indexes, config, nextIndex, close };
+}
+
+test("a segment whose port was taken at the start goes on from the stateFile's state once it runs, not from SRTCP index 0", async () => {
+  const r = await inProcessRig();
+  try {
+    let { proxy } = await startProxy(r.config());
+    for (let k = 0; k < 3; k++) await r.nextIndex();
+    await proxy.close(); // saves the states as they end
+    assert.equal(r.indexes, [0, 1, 2]);
+    const squatter = await bindUdp(r.listen); // another process holds enc's port at the next start
+    ({ proxy } = await startProxy(r.config()));
+    try {
+      assert.equal(proxy.segmentsNotRunning, ["enc"]);
+      squatter.close();
+      await proxy.apply(validateProxyConfig(r.config())); // the retry its owner makes
+      const index = await r.nextIndex();
+      // before the fix the stage was created without the file's state: index 0 again under KEY
+      assert.ok(index >= 2 ** 22, `the stage created once the port was free restored the file's state: SRTCP index ${index}`);
+    } finally {
+      await proxy.close();
+    }
+  } finally {
+    r.close();
+  }
+});
+
+test("a checkpoint the moved segment's old worker answers while the move commits does not replace the state its new worker restored and saved", async () => {
+  const r = await inProcessRig();
+  const copy = join(r.dir, "as-the-move-left-it.json");
+  try {
+    const { proxy } = await startProxy(r.config({ workers: 2 }, 0));
+    type Inside = { saveStates(): Promise<void>; checkpointDue: Set<unknown>; refreshWorker(w: unknown): Promise<void>; workers: unknown[]; stateWrites: Promise<void> };
+    const inside = proxy as unknown as Inside;
+    let moveIndex: number;
+    try {
+      for (let k = 0; k < 3; k++) await r.nextIndex();
+      await sleep(1200); // past the first periodic checkpoint (the only one in an hour)
+      // the race, made certain: the periodic checkpoint of worker 0 (which runs enc until the
+      // commit) answers right after the move's restored state was put in place, before it is written
+      const save = inside.saveStates.bind(proxy);
+      let armed = true;
+      inside.saveStates = async () => {
+        if (armed) {
+          armed = false;
+          inside.checkpointDue.add(inside.workers[0]);
+          await inside.refreshWorker(inside.workers[0]);
+        }
+        return save();
+      };
+      await proxy.apply(validateProxyConfig(r.config({ workers: 2 }, 1)));
+      await inside.stateWrites;
+      copyFileSync(r.stateFile, copy); // what a SIGKILL now would leave
+      moveIndex = await r.nextIndex();
+      assert.ok(moveIndex >= 2 ** 22, `worker 1 restored enc's state: ${moveIndex}`);
+    } finally {
+      await proxy.close();
+    }
+    const again = await startProxy({ ...r.config({ workers: 2 }, 1), stateFile: copy });
+    try {
+      const index = await r.nextIndex();
+      console.log(`  SRTCP index after the move ${moveIndex}, after a restart from the file the move left ${index}`);
+      assert.ok(index > moveIndex, `a restart from the file the move left goes on past the moved segment's indexes (${index} after ${moveIndex})`);
+    } finally {
+      await again.proxy.close();
+    }
   } finally {
     r.close();
   }
