@@ -393,4 +393,37 @@ test("a checkpoint the moved segment's old worker answers while the move commits
   }
 });
 
+test("while the stateFile cannot be written, a change that brings no state (a segment removed) goes through, and one that creates an srtp stage is refused naming the file", async () => {
+  const r = await inProcessRig();
+  const plainPort = await freePortPair();
+  const enc2Port = await freePortPair();
+  const withSegments = (...names: string[]): ProxyConfigInput => {
+    const base = r.config();
+    const enc = base.segments![0]!;
+    const all = {
+      enc,
+      plain: { name: "plain", listen: { address: LO, port: plainPort }, destinations: [{ address: LO, port: plainPort + 2 }] },
+      enc2: { ...enc, name: "enc2", listen: { address: LO, port: enc2Port } },
+    } as Record<string, NonNullable<ProxyConfigInput["segments"]>[number]>;
+    return { ...base, segments: names.map((n) => all[n]!) };
+  };
+  const { proxy, events } = await startProxy(withSegments("enc", "plain"));
+  try {
+    await r.nextIndex();
+    rmSync(r.dir, { recursive: true, force: true }); // the file's directory gone: every write fails
+    // before the fix this was refused too ("cannot save the new stages' state"), with no new stage
+    await proxy.apply(validateProxyConfig(withSegments("enc")));
+    assert.equal(proxy.currentConfig.segments.map((s) => s.name), ["enc"], "the segment was removed");
+    const refused = await proxy.apply(validateProxyConfig(withSegments("enc", "enc2"))).then(() => undefined, (err: Error) => err);
+    assert.ok(refused, "a change that creates an srtp stage is refused while its state cannot be saved");
+    assert.match(refused!.message, /config not applied, the running config is unchanged/);
+    assert.match(refused!.message, /stateFile .*stage-state\.json: cannot save the new stages' state, so they do not start/);
+    assert.equal(proxy.currentConfig.segments.map((s) => s.name), ["enc"], "the running config stays");
+    assert.ok(events.some((e) => e.type === "error" && /cannot save the stages' state/.test(e.message)), "the failed write is said");
+  } finally {
+    await proxy.close();
+    r.close();
+  }
+});
+
 test.run();
