@@ -376,14 +376,24 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return handle;
   }
 
+  /** What a worker started now is started with (from the running config). */
+  private workerSettings(config: ProxyConfig = this.config): ConstructorParameters<typeof WorkerHandle>[1] {
+    return {
+      batchSize: config.batchSize, io: this.io, socketReceiveBuffer: config.socketReceiveBuffer,
+      streams: { max: config.streams.max, idleMs: config.streams.idleSeconds * 1000 },
+    };
+  }
+
+  /** Whether the spare was started with the settings a worker started now would get (a reload may have changed batchSize or socketReceiveBuffer since). */
+  private spareFits(spare: WorkerHandle, config: ProxyConfig = this.config): boolean {
+    return spare.settings === JSON.stringify(this.workerSettings(config));
+  }
+
   /** A worker started with nothing to run yet: index -1 for the spare. */
   private newWorker(index: number): WorkerHandle {
     const handle: WorkerHandle = new WorkerHandle(
       index,
-      {
-        batchSize: this.config.batchSize, io: this.io, socketReceiveBuffer: this.config.socketReceiveBuffer,
-        streams: { max: this.config.streams.max, idleMs: this.config.streams.idleSeconds * 1000 },
-      },
+      this.workerSettings(),
       (event) => {
         if (event.type === "swap") for (const i of event.renewed) this.stuck.delete(`${event.segment}#${i}`);
         this.emit("event", event);
@@ -434,10 +444,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.spawnSpareSoon(this.spareDelay);
   }
 
-  /** The spare, ready, as worker `index`; undefined when there is none ready (or it was made for another batchSize). */
+  /** The spare, ready, as worker `index`; undefined when there is none ready (or it was made with other settings). */
   private takeSpare(index: number): WorkerHandle | undefined {
     const spare = this.spare;
-    if (!spare?.alive || !spare.isReady || spare.batchSize !== this.config.batchSize) return undefined;
+    if (!spare?.alive || !spare.isReady || !this.spareFits(spare)) return undefined;
     this.spare = undefined;
     spare.index = index;
     this.answeredAt[index] = Date.now();
@@ -589,8 +599,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
-    // the spare follows the settings: none when off, a new one for a new batchSize
-    if (this.spare && (!config.spareWorker || this.spare.batchSize !== config.batchSize)) {
+    // the spare follows the settings: none when off, a new one for a new batchSize or socketReceiveBuffer
+    if (this.spare && (!config.spareWorker || !this.spareFits(this.spare, config))) {
       void this.spare.close().catch(() => {});
       this.spare = undefined;
     }
@@ -919,7 +929,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const downSince = this.downSince[index] || Date.now();
     for (const s of old.lastSegments) this.carried.set(s.name, withCarriedCounters(s, this.carried.get(s.name)));
     const spare = this.takeSpare(index);
-    if (!spare) this.spare?.close().catch(() => {}); // one for another batchSize: a fresh one follows this restart
+    if (!spare) this.spare?.close().catch(() => {}); // one not ready, or made with other settings: a fresh one follows this restart
     if (!spare) this.spare = undefined;
     const replacement = spare ?? this.spawn(index);
     this.downSince[index] = downSince; // until it serves its segments again

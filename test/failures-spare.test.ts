@@ -79,6 +79,25 @@ test("a spare that dies is replaced; the proxy does not count it as a worker's e
   }
 });
 
+test("a reload that changes socketReceiveBuffer replaces the spare: a crash after it gets a worker with the new setting", async () => {
+  const r = await rig({ socketReceiveBuffer: 1 << 20 });
+  try {
+    await waitFor(() => spareOf(r.proxy)?.isReady === true, 10_000, "the spare up");
+    const first = spareOf(r.proxy)!;
+    await r.proxy.apply({ ...r.proxy.currentConfig, socketReceiveBuffer: 2 << 20 });
+    // before the fix the spare started with 1 MiB stayed, and took the next failed worker's place with it
+    await waitFor(() => spareOf(r.proxy)?.isReady === true && spareOf(r.proxy) !== first, 10_000, "a spare started with the new setting");
+    assert.is(first.alive, false, "the spare with the old setting was closed");
+    const second = spareOf(r.proxy)!;
+    await workersOf(r.proxy)[0]!.kill();
+    await waitFor(() => r.restarts().length === 1, 10_000, "the worker back");
+    assert.is(workersOf(r.proxy)[0], second, "the new spare took the place");
+    await r.flows("cam forwarding");
+  } finally {
+    await r.close();
+  }
+});
+
 test("spareWorker: false: no spare; a crash starts a new worker", async () => {
   const r = await rig({ spareWorker: false });
   try {

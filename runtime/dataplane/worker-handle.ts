@@ -43,8 +43,8 @@ export class WorkerHandle {
   readonly ready: Promise<void>;
   /** Set once `ready` resolved (the worker answered, or exited). */
   isReady = false;
-  /** The largest batch it hands a chain (fixed at its start). */
-  readonly batchSize: number;
+  /** The settings it was started with (batchSize, socketReceiveBuffer, ...), fixed for its life: a spare made with others is not taken. */
+  readonly settings: string;
   /** Resolves once the worker's exit has been seen. */
   private readonly gone: Promise<void>;
 
@@ -55,7 +55,7 @@ export class WorkerHandle {
     private readonly onEvent: (event: DataPlaneEvent) => void,
     private readonly onExit: (code: number | null, signal: string | null) => void,
   ) {
-    this.batchSize = init.batchSize;
+    this.settings = JSON.stringify(init);
     let resolveReady!: () => void;
     this.ready = new Promise<void>((r) => (resolveReady = r)).then(() => void (this.isReady = true));
     let resolveGone!: () => void;
