@@ -393,6 +393,45 @@ test("a checkpoint the moved segment's old worker answers while the move commits
   }
 });
 
+test("a reload that hands an srtp stage to a new entry of the filter (a rollout) saves the state it goes on from under the new entry, not a fresh one", async () => {
+  const r = await inProcessRig();
+  const copy = join(r.dir, "as-the-reload-left-it.json");
+  const v2 = (): ProxyConfigInput => {
+    const base = r.config();
+    const enc = base.segments![0]!;
+    return {
+      ...base,
+      filters: { "srtp-v2": { path: filterWasm("srtp"), metricsName: "srtp" } },
+      segments: [{ ...enc, chain: [{ ...enc.chain![0]!, filter: "srtp-v2" }] }],
+    };
+  };
+  try {
+    const { proxy } = await startProxy({ ...r.config(), filters: { srtp: { path: filterWasm("srtp"), metricsName: "srtp" } } });
+    let swapIndex: number;
+    try {
+      for (let k = 0; k < 3; k++) await r.nextIndex();
+      await sleep(1200); // past the first periodic checkpoint (the only one in an hour)
+      await proxy.apply(validateProxyConfig(v2()));
+      await (proxy as unknown as { stateWrites: Promise<void> }).stateWrites;
+      copyFileSync(r.stateFile, copy); // what a SIGKILL now would leave
+      swapIndex = await r.nextIndex();
+      assert.is(swapIndex, 3, "the hot swap carried the SRTCP index on");
+    } finally {
+      await proxy.close();
+    }
+    const again = await startProxy({ ...v2(), stateFile: copy });
+    try {
+      const index = await r.nextIndex();
+      // before the fix the file held a fresh state under srtp-v2, found before the family's: index 0 again
+      assert.ok(index >= 2 ** 22, `a restart from the file the reload left goes on from the swapped state: SRTCP index ${index}`);
+    } finally {
+      await again.proxy.close();
+    }
+  } finally {
+    r.close();
+  }
+});
+
 test("while the stateFile cannot be written, a change that brings no state (a segment removed) goes through, and one that creates an srtp stage is refused naming the file", async () => {
   const r = await inProcessRig();
   const plainPort = await freePortPair();

@@ -436,14 +436,24 @@ export class DataPlane {
   /**
    * The state of every stage the prepared change creates, before any packet reaches it: `restored`
    * the ones that imported a checkpoint (as they hold it after the import: a filter may move on
-   * from it, srtp skips SRTCP indexes), `fresh` the others. The proxy saves them (stateFile) before
-   * the commit, so that a process that dies at any moment after restarts from them.
+   * from it, srtp skips SRTCP indexes), and, under its own entry, the state of the stage a new one
+   * takes over at the commit (a hot swap: a new entry of the same filter, a rollout, goes on from
+   * its predecessor, and a restart must too, not from a fresh state); `fresh` the others. The proxy
+   * saves them (stateFile) before the commit, so that a process that dies at any moment after
+   * restarts from them.
    */
   preparedStates(): { restored: StateCheckpoint[]; fresh: StateCheckpoint[] } {
     const restored: StateCheckpoint[] = [];
     const fresh: StateCheckpoint[] = [];
     for (const p of this.plan?.segments ?? []) {
+      const before = p.existing && p.stages ? predecessors(p.existing.stages, p.stages) : undefined;
       for (const stage of p.stages ?? []) {
+        const predecessor = before?.get(stage);
+        if (predecessor) {
+          const taken = this.stateNow(predecessor) ?? predecessor.checkpoint;
+          if (taken) restored.push(stateCheckpoint(p.config.name, stage, taken));
+          continue;
+        }
         let blob = stage.checkpoint;
         const wasRestored = blob !== undefined;
         const live = stage.live;
@@ -460,6 +470,18 @@ export class DataPlane {
       }
     }
     return { restored, fresh };
+  }
+
+  /** A running stage's state now, or undefined (it keeps none, it is down, or its export failed: the failed hook handled that). */
+  private stateNow(stage: ChainStage): Uint8Array | undefined {
+    const live = stage.live;
+    if (!live) return undefined;
+    live.setClock(performance.now() * 1000, Date.now() * 1000);
+    try {
+      return this.watched(stage.slot, () => live.exportState(stage.ctx));
+    } catch {
+      return undefined;
+    }
   }
 
   /** Which filter instances (by slot id) serve which segments, and their memory: the watchdog's map and /metrics'. */
