@@ -399,7 +399,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         this.emit("event", event);
       },
       (code, signal) => {
-        if (handle === this.spare) return this.spareLost();
+        if (handle === this.spare) return this.spareLost(code, signal);
         const index = handle.index; // a spare's, once it took a failed worker's place
         if (this.closed || this.workers[index] !== handle) return;
         this.workerExits++;
@@ -438,9 +438,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.spareTimer.unref();
   }
 
-  private spareLost(): void {
+  private spareLost(code: number | null, signal: string | null): void {
     this.spare = undefined;
     this.spareDelay = Math.min(this.spareDelay * 2, 60_000);
+    // not a worker's exit (nothing ran on it), but said: a spare that keeps dying leaves restarts slow
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    this.emit("event", { type: "warning", message: `the spare worker ${how}; another starts in ${this.spareDelay / 1000} s` });
     this.spawnSpareSoon(this.spareDelay);
   }
 

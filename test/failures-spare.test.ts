@@ -73,6 +73,10 @@ test("a spare that dies is replaced; the proxy does not count it as a worker's e
     await first.kill();
     await waitFor(() => spareOf(r.proxy)?.isReady === true && spareOf(r.proxy) !== first, 10_000, "another spare");
     assert.is(r.events.filter((e) => e.type === "worker-exit").length, 0, "not a worker's exit");
+    // before the fix nothing said it: a spare that kept dying left every restart slow, unseen
+    const said = r.events.find((e) => e.type === "warning" && /^the spare worker (exited|was killed)/.test(e.message));
+    assert.ok(said, "a warning says the spare ended");
+    assert.match((said as { message: string }).message, /another starts in 2 s/);
     await r.flows("cam forwarding all along");
   } finally {
     await r.close();

@@ -72,7 +72,7 @@ export class WorkerHandle {
     const exit = (code: number | null, signal: string | null = null): void => {
       if (this.exited) return;
       this.exited = true;
-      for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${this.index} ${this.killedFor ?? "exited"}` }] });
+      for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `${this.name} ${this.killedFor ?? "exited"}` }] });
       this.pending.clear();
       this.cleanupBeacon();
       resolveReady();
@@ -84,7 +84,7 @@ export class WorkerHandle {
       this.beacon = new WatchdogBeacon(sab);
       this.thread = new Worker(ENTRY, { workerData: { ...init, index, beacon: sab } satisfies WorkerInit });
       this.thread.on("message", onMessage);
-      this.thread.on("error", (err) => this.onEvent({ type: "error", segment: "", message: `worker ${this.index}: ${err.stack ?? err}` }));
+      this.thread.on("error", (err) => this.onEvent({ type: "error", segment: "", message: `${this.name}: ${err.stack ?? err}` }));
       this.thread.on("exit", exit);
     } else {
       this.beaconFile = join(process.platform === "linux" ? "/dev/shm" : tmpdir(), `msm-beacon-${process.pid}-${index}-${Date.now()}`);
@@ -98,10 +98,15 @@ export class WorkerHandle {
       // is seen) fails here: unheard, Node and Bun throw it and the whole proxy ends; its exit
       // follows, and the restart answers for it
       this.child.on("error", (err) => {
-        if (!this.exited) this.onEvent({ type: "error", segment: "", message: `worker ${this.index}: ${err.message}` });
+        if (!this.exited) this.onEvent({ type: "error", segment: "", message: `${this.name}: ${err.message}` });
       });
       this.child.send({ ...init, index, beaconFile: this.beaconFile } satisfies WorkerInit);
     }
+  }
+
+  /** How its messages name it: the spare has no place yet. */
+  get name(): string {
+    return this.index < 0 ? "the spare worker" : `worker ${this.index}`;
   }
 
   get alive(): boolean {
@@ -124,7 +129,7 @@ export class WorkerHandle {
   }
 
   request(message: WorkerRequestBody): Promise<Reply> {
-    if (this.exited) return Promise.resolve({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${this.index} is not running` }] });
+    if (this.exited) return Promise.resolve({ type: "reply", id: 0, errors: [{ segment: "", message: `${this.name} is not running` }] });
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
@@ -139,7 +144,7 @@ export class WorkerHandle {
   private answerGone(id: number): void {
     const waiter = this.pending.get(id);
     this.pending.delete(id);
-    waiter?.({ type: "reply", id: 0, errors: [{ segment: "", message: `worker ${this.index} ${this.killedFor ?? "exited"}` }] });
+    waiter?.({ type: "reply", id: 0, errors: [{ segment: "", message: `${this.name} ${this.killedFor ?? "exited"}` }] });
   }
 
   /** The states of the stages the last successful prepare created (see DataPlane.preparedStates). */
