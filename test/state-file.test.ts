@@ -5,12 +5,12 @@
 // key (the same keystream over two payloads, RFC 3711 section 9.1), and an unprotect stage accepts
 // a replay of every packet it took before the restart (section 3.3.2).
 import * as assert from "uvu/assert";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { FilterHarness, pseudoRandomBytes } from "../sdk/harness/index.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
-import { startCliProxy, type CliProxy } from "./lib/cli-proxy.js";
+import { processTree, startCliProxy, type CliProxy } from "./lib/cli-proxy.js";
 import { startProxy } from "./lib/proxy.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { senderReport } from "./lib/rtcp-build.js";
@@ -262,6 +262,28 @@ test("a stateFile that cannot be read stops the start, naming the file and how t
     assert.match(out, /stateFile .*stage-state\.json: not valid JSON/);
     assert.match(out, /give every srtp stage new keys and delete the file/);
     assert.is(readFileSync(r.stateFile, "utf8"), "{ not json", "the file is left for the operator");
+  } finally {
+    r.close();
+  }
+});
+
+test("a proxy killed alone (SIGKILL to its main process) leaves no watchdog beacon file of its worker processes in /dev/shm (Bun)", async () => {
+  const r = await rig();
+  try {
+    const srtpOf = await srtpSender();
+    const proxy = await started(r, true, { enc: 1, dec: srtpOf(1) });
+    const beacons = () => readdirSync("/dev/shm").filter((n) => n.startsWith(`msm-beacon-${proxy.pid}-`));
+    if (beacons().length === 0) {
+      await proxy.stop(); // worker threads (Node): no beacon files
+      return;
+    }
+    await waitFor(() => beacons().length === 2, 10_000, "the worker's and the spare's beacon files");
+    const workers = processTree(proxy.pid).slice(1);
+    process.kill(proxy.pid, "SIGKILL"); // the main process only, as the OOM killer ends one process
+    await waitFor(() => workers.every((p) => !existsSync(`/proc/${p}`)), 10_000, "the worker processes to end with it");
+    // before the fix each crash of the proxy left one file per worker process
+    await waitFor(() => beacons().length === 0, 5000, `the beacon files removed: ${beacons().join(", ")}`);
+    await proxy.kill();
   } finally {
     r.close();
   }

@@ -1,6 +1,7 @@
 // Entry point of a data-plane worker. Under Node it runs as a worker thread; under Bun, whose
 // worker threads cannot be terminated while inside WebAssembly, as a child process. Either way it
 // answers the same messages (see WorkerRequest in worker-protocol.ts).
+import { rmSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { DataPlane } from "./dataplane.js";
 import { WatchdogBeacon } from "./watchdog-beacon.js";
@@ -75,8 +76,15 @@ if (parentPort) {
 } else if (process.send) {
   // child-process mode: the first message is the init
   const send = process.send.bind(process);
+  let beaconFile: string | undefined;
   process.once("message", (init: WorkerInit) => {
+    beaconFile = init.beaconFile;
     serve(init, (m) => send(m), (h) => process.on("message", h), () => process.exit(0));
   });
-  process.on("disconnect", () => process.exit(0));
+  // the proxy is gone (killed, so it could not remove the beacon file it made for this worker):
+  // nothing else would, and every crash of the proxy would leave one per worker in /dev/shm
+  process.on("disconnect", () => {
+    if (beaconFile) rmSync(beaconFile, { force: true });
+    process.exit(0);
+  });
 }
