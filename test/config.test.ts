@@ -298,6 +298,9 @@ test("stateFile: relative to the config's folder; refused with stateCheckpointMs
   assert.is(validateProxyConfig(base()).stateFile, undefined);
   assert.throws(() => validateProxyConfig(base({ stateFile: "s.json", stateCheckpointMs: 0 })), /stateCheckpointMs: 0 takes no checkpoints, so stateFile would keep only the states of the start/);
   assert.throws(() => validateNodeSettings({ stateFile: "/var/lib/x.json" }), /stateFile: not a node's setting: a node run by the control plane saves its stages' state in --state-dir \(stage-state\.json\)/);
+  // a node's every config has the agent's stateFile: 0 was taken, then every snapshot refused for it
+  assert.throws(() => validateNodeSettings({ stateCheckpointMs: 0 }), /stateCheckpointMs: 0 takes no checkpoints, but a node run by the control plane saves its stages' state/);
+  assert.is(validateNodeSettings({ stateCheckpointMs: 250 }).stateCheckpointMs, 250);
 });
 
 test("every problem is reported, not only the first", () => {

@@ -27,6 +27,11 @@ export function validateNodeSettings(input: unknown, source = "node settings"): 
   const rest = problems.length === 0 ? input : Object.fromEntries(Object.entries(input as object).filter(([k]) => !(k in NOT_A_NODE_KEY)));
   const result = nodeSettingsSchema.safeParse(rest ?? {});
   if (!result.success) problems.push(...schemaProblems(result.error.issues, pathString, nodeSettingsSchema));
+  // every config of such a node has a stateFile (stage-state.json), which needs checkpoints: each
+  // snapshot would otherwise be refused for a key the operator did not set
+  if (result.success && result.data.stateCheckpointMs === 0) {
+    problems.push("stateCheckpointMs: 0 takes no checkpoints, but a node run by the control plane saves its stages' state (--state-dir's stage-state.json) at each; give it a period (1000 by default)");
+  }
   if (problems.length > 0) throw new ConfigError(problems, source);
   return result.data!;
 }
