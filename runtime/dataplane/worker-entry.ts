@@ -76,15 +76,17 @@ if (parentPort) {
 } else if (process.send) {
   // child-process mode: the first message is the init
   const send = process.send.bind(process);
-  let beaconFile: string | undefined;
   process.once("message", (init: WorkerInit) => {
-    beaconFile = init.beaconFile;
     serve(init, (m) => send(m), (h) => process.on("message", h), () => process.exit(0));
   });
-  // the proxy is gone (killed, so it could not remove the beacon file it made for this worker):
-  // nothing else would, and every crash of the proxy would leave one per worker in /dev/shm
-  process.on("disconnect", () => {
-    if (beaconFile) rmSync(beaconFile, { force: true });
+  // the proxy is gone (killed, so it could not remove the beacon file it made for this worker, the
+  // first argument): nothing else would, and every crash of the proxy would leave one per worker in
+  // /dev/shm. It may have gone while this process was still loading.
+  const beaconFile = process.argv[2];
+  const proxyGone = (): never => {
+    if (beaconFile?.includes("msm-beacon-")) rmSync(beaconFile, { force: true });
     process.exit(0);
-  });
+  };
+  process.on("disconnect", proxyGone);
+  if (!process.connected) proxyGone();
 }

@@ -91,7 +91,8 @@ export class WorkerHandle {
       writeFileSync(this.beaconFile, new Uint8Array(BEACON_BYTES));
       const bun = (globalThis as unknown as { Bun: { mmap(path: string): Uint8Array } }).Bun;
       this.beacon = new WatchdogBeacon(bun.mmap(this.beaconFile));
-      this.child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: workerProcessEnv() });
+      // the beacon file's name as an argument too: a worker whose proxy dies before the init arrives removes it all the same
+      this.child = fork(ENTRY, [this.beaconFile], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: workerProcessEnv() });
       this.child.on("message", (m) => onMessage(m as WorkerReply));
       this.child.on("exit", (code, signal) => exit(code, signal));
       // a message sent to a worker that is going away (killed, its channel closed before its exit
