@@ -135,6 +135,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private readonly carried = new Map<string, SegmentSnapshot>();
   /** The last state of every running stage, by segment and filter: a restarted worker starts from it. */
   private readonly checkpoints = new Map<string, StateCheckpoint>();
+  /**
+   * Segments the stateFile holds a state for that no config of this run has had yet: the last run
+   * had them, the start's config does not (a control plane's agent starting from a last-good.json
+   * older than its last change, or a file edited while the proxy was stopped). Their states stay in
+   * the file, and a change that adds them back starts them from there: under the same key, a
+   * fresh start would protect from SRTCP index 0 again.
+   */
+  private readonly savedElsewhere = new Set<string>();
   /** Segments a change moves to another worker, from the save of their restored states until every worker committed. */
   private readonly moving = new Set<string>();
   /**
@@ -201,7 +209,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (onEvent) proxy.on("event", onEvent);
     if (config.stateFile !== undefined) {
       try {
-        for (const c of await readStateFile(config.stateFile)) proxy.checkpoints.set(checkpointKey(c), c);
+        for (const c of await readStateFile(config.stateFile)) {
+          proxy.checkpoints.set(checkpointKey(c), c);
+          proxy.savedElsewhere.add(c.segment);
+        }
       } catch (err) {
         if (err instanceof StateFileError) throw new ApplyError([{ segment: "", message: err.message }], false, true);
         throw err;
@@ -548,7 +559,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       // at start, what the stateFile saved of the last run of this process; later, the last state of
       // a segment that does not run (its port was taken): its stages are created again, and under
       // the same key they must go on from it, not from SRTCP index 0
-      const notRunning = segments.filter((s) => !this.applied || this.notRunning.has(s.name));
+      const notRunning = segments.filter((s) => !this.applied || this.notRunning.has(s.name) || this.savedElsewhere.has(s.name));
       const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? []), ...this.checkpointsOf(notRunning)];
       const egressPorts = [...(seed?.egressPorts ?? []), ...this.egressPortsMovedTo(i, moved, workers)];
       return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints, egressPorts, exportPrepared: config.stateFile !== undefined });
@@ -600,7 +611,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const base = this.carried.get(seg.name);
       if (base) this.carried.set(seg.name, carriedForChain(base, seg.chain));
     }
-    for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment)) this.checkpoints.delete(key);
+    for (const name of names) this.savedElsewhere.delete(name); // it runs here now: removing it later forgets it
+    for (const [key, c] of [...this.checkpoints]) if (!names.has(c.segment) && !this.savedElsewhere.has(c.segment)) this.checkpoints.delete(key);
     this.recordNotRunning(config.segments, committed);
     // the spare follows the settings: none when off, a new one for a new batchSize or socketReceiveBuffer
     if (this.spare && (!config.spareWorker || !this.spareFits(this.spare, config))) {

@@ -371,6 +371,28 @@ test("a segment whose port was taken at the start goes on from the stateFile's s
   }
 });
 
+test("a segment the start's config lacks keeps its saved state: added back later (the agent's snapshot after an older last-good.json), it goes on from it", async () => {
+  const r = await inProcessRig();
+  try {
+    let { proxy } = await startProxy(r.config());
+    for (let k = 0; k < 3; k++) await r.nextIndex();
+    await proxy.close();
+    assert.equal(r.indexes, [0, 1, 2]);
+    ({ proxy } = await startProxy({ ...r.config(), segments: [] })); // what the agent's last-good.json had
+    try {
+      await sleep(1200); // a periodic write of the file in between
+      await proxy.apply(validateProxyConfig(r.config())); // the control plane's snapshot, with enc
+      const index = await r.nextIndex();
+      // before the fix the start's commit forgot enc's state, and its stage began at index 0 again
+      assert.ok(index >= 2 ** 22, `enc, added back, goes on from the state the file kept for it: SRTCP index ${index}`);
+    } finally {
+      await proxy.close();
+    }
+  } finally {
+    r.close();
+  }
+});
+
 test("a checkpoint the moved segment's old worker answers while the move commits does not replace the state its new worker restored and saved", async () => {
   const r = await inProcessRig();
   const copy = join(r.dir, "as-the-move-left-it.json");
