@@ -493,7 +493,9 @@ test("while the stateFile cannot be written, a change that brings no state (a se
   const { proxy, events } = await startProxy(withSegments("enc", "plain"));
   try {
     await r.nextIndex();
-    rmSync(r.dir, { recursive: true, force: true }); // the file's directory gone: every write fails
+    // a file where the stateFile's directory was: every write fails (a missing directory would be made)
+    rmSync(r.dir, { recursive: true, force: true });
+    writeFileSync(r.dir, "not a directory");
     // before the fix this was refused too ("cannot save the new stages' state"), with no new stage
     await proxy.apply(validateProxyConfig(withSegments("enc")));
     assert.equal(proxy.currentConfig.segments.map((s) => s.name), ["enc"], "the segment was removed");
