@@ -407,6 +407,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       this.workerSettings(),
       (event) => {
         if (event.type === "swap") for (const i of event.renewed) this.stuck.delete(`${event.segment}#${i}`);
+        // a filter instance restarted from its checkpoint may have moved on from it at once (srtp
+        // skips 2^22 SRTCP indexes): a second failure must not restore the same blob again
+        if (event.type === "restarted" && this.workers.includes(handle)) this.checkpointNow(handle);
         this.emit("event", event);
       },
       (code, signal) => {
@@ -768,7 +771,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private checkpointNow(w: WorkerHandle): void {
     this.checkpointDue.add(w);
-    this.refreshWorker(w).catch(() => {}); // gone again: its own restart takes over
+    this.refreshWorker(w)
+      .then(() => {
+        // taken (not skipped for a refresh in flight: the next tick takes it then, and saves): to the file at once
+        if (!this.checkpointDue.has(w) && this.config.stateFile !== undefined && !this.closed) return this.saveStates();
+      })
+      .catch(() => {}); // gone again: its own restart takes over; a failed write is said by saveStates
   }
 
   /** Workers asked by refreshWorker() that have not answered yet. */

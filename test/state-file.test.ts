@@ -476,6 +476,38 @@ test("a reload that hands an srtp stage to a new entry of the filter (a rollout)
   }
 });
 
+test("a filter instance restarted after a trap: the worker's states go to the stateFile at once, not at the next checkpoint", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-state-file-"));
+  const stateFile = join(dir, "stage-state.json");
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const tx = await bindUdp();
+  const { proxy, events } = await startProxy({
+    stateFile, stateCheckpointMs: 3_600_000, // one checkpoint at the first tick, the next in an hour
+    filters: { misbehave: { path: fixture("misbehave") }, counter: { path: fixture("counter") } },
+    segments: [{
+      name: "cam", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }],
+      chain: [{ filter: "misbehave", config: {} }, { filter: "counter" }], failure: { mode: "closed", restartBackoffMs: 10 },
+    }],
+  });
+  const saved = (): number => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
+  try {
+    await waitFor(() => saved() > 0, 5000, "the first checkpoint saved");
+    await sleep(300);
+    const trapAt = Date.now();
+    const trap = Buffer.from(indexedRtp(1));
+    trap[12] = 0xde; // misbehave traps on this packet: its instance is restarted from its checkpoint
+    tx.send(trap, listen, LO);
+    await waitFor(() => events.some((e) => e.type === "restarted" && e.filter === "misbehave"), 5000, "the filter restarted");
+    await waitFor(() => saved() > trapAt, 3000, "the states saved after the restart (before the fix: at the next checkpoint, an hour later)");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("while the stateFile cannot be written, a change that brings no state (a segment removed) goes through, and one that creates an srtp stage is refused naming the file", async () => {
   const r = await inProcessRig();
   const plainPort = await freePortPair();
