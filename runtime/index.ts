@@ -13,6 +13,7 @@ export { isMulticast } from "./config/multicast.js";
 export { nearKey } from "./config/schema-messages.js";
 export { canonicalAddress, endpointsClash, type Endpoint as BindEndpoint } from "./config/endpoints.js";
 export { parseErrorText } from "./config/parse-error-text.js";
+export { writeFileDurably } from "./durable-file.js";
 export { parseJsonText, parseYamlDocuments, TextLimitError } from "./config/text-limits.js";
 export type { StreamStats, StreamDirection, StreamWindow, ReceiverReport, StreamOverflow } from "./streams/types.js";
 export { FilterInstance, type FilterHostServices } from "./filter-host/filter-instance.js";

@@ -1,10 +1,9 @@
 // The proxy's stateFile: every stage's last state blob on disk, so that a restarted proxy process
 // carries what a restarted worker carries (srtp's send windows and SRTCP indexes: without them a
 // stage under the same key would encrypt indexes a second time, RFC 3711 section 9.1). Written
-// atomically (temporary file, fsync, rename, fsync of the directory), 0600: the blobs hold no keys,
-// but they say which sources a segment saw.
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+// durably (durable-file.ts), 0600: the blobs hold no keys, but they say which sources a segment saw.
+import { readFile } from "node:fs/promises";
+import { writeFileDurably } from "./durable-file.js";
 import type { StateCheckpoint } from "./dataplane/dataplane.js";
 
 export const STATE_FILE_FORMAT = 1;
@@ -59,24 +58,5 @@ function isCheckpoint(c: unknown): c is StateCheckpoint {
 /** Replaces the file with `stages`, durably: once this resolves, a crash finds them. */
 export async function writeStateFile(path: string, stages: readonly StateCheckpoint[]): Promise<void> {
   const record: StateFileRecord = { format: STATE_FILE_FORMAT, savedAtMs: Date.now(), stages };
-  const tmp = `${path}.${process.pid}.tmp`;
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 }); // a directory of its own, made at the first write
-  const file = await open(tmp, "w", 0o600);
-  try {
-    await file.writeFile(`${JSON.stringify(record)}\n`);
-    await file.sync();
-  } catch (err) {
-    await file.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await file.close();
-  await rename(tmp, path);
-  // the rename itself survives a power cut only once the directory is synced
-  const dir = await open(dirname(path), "r");
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await writeFileDurably(path, `${JSON.stringify(record)}\n`);
 }

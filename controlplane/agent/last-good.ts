@@ -1,11 +1,11 @@
 // `<stateDir>/last-good.json`: the last snapshot the proxy applied and the config it ran, written
-// atomically (temporary file, fsync, rename) after every applied snapshot. A proxy that restarts
+// durably (runtime/durable-file.ts) after every applied snapshot. A proxy that restarts
 // while no control plane answers starts from it. It holds whatever keys the snapshot holds, so it
 // is written 0600 in a 0700 directory.
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Snapshot } from "../api/proto.js";
-import { parseErrorText, type ProxyConfigInput } from "../../runtime/index.js";
+import { parseErrorText, writeFileDurably, type ProxyConfigInput } from "../../runtime/index.js";
 import type { NotRunning } from "./types.js";
 
 export const LAST_GOOD_FORMAT = 1;
@@ -27,19 +27,8 @@ export function lastGoodPath(stateDir: string): string {
 }
 
 export async function writeLastGood(stateDir: string, record: LastGood): Promise<void> {
-  const path = lastGoodPath(stateDir);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const file = await open(tmp, "w", 0o600); // it may hold keys: this user only, from the first byte
-  try {
-    await file.writeFile(`${JSON.stringify(record, null, 2)}\n`);
-    await file.sync();
-  } catch (err) {
-    await file.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await file.close();
-  await rename(tmp, path);
+  // it may hold keys: this user only, from the first byte
+  await writeFileDurably(lastGoodPath(stateDir), `${JSON.stringify(record, null, 2)}\n`, 0o600);
 }
 
 /** The saved record, or undefined when there is none. Throws when it exists but cannot be used. */
