@@ -11,7 +11,7 @@ import type { EgressPorts } from "./dataplane/segment-sockets.js";
 import { carriedForChain, withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor, socketsPerWorkerDuringChange } from "./dataplane/descriptor-budget.js";
 import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
-import { WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
+import { removeStaleBeacons, WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 import { readStateFile, StateFileError, writeStateFile } from "./state-file.js";
@@ -207,6 +207,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   static async start(config: ProxyConfig, onEvent?: (event: ProxyEvent) => void): Promise<Proxy> {
     const proxy = new Proxy(config);
     if (onEvent) proxy.on("event", onEvent);
+    removeStaleBeacons(); // of proxies killed with their worker processes (Bun), whatever runs this one
     if (config.stateFile !== undefined) {
       try {
         for (const c of await readStateFile(config.stateFile)) {

@@ -5,6 +5,7 @@
 // key (the same keystream over two payloads, RFC 3711 section 9.1), and an unprotect stage accepts
 // a replay of every packet it took before the restart (section 3.3.2).
 import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -286,6 +287,23 @@ test("a proxy killed alone (SIGKILL to its main process) leaves no watchdog beac
     await proxy.kill();
   } finally {
     r.close();
+  }
+});
+
+test("beacon files of a proxy killed with its worker processes are removed at the next start; a running proxy's are kept", async () => {
+  // a pid no process has now: a child that ran and ended
+  const gone = spawnSync("true").pid!;
+  const stale = `/dev/shm/msm-beacon-${gone}-0-1`;
+  const spare = `/dev/shm/msm-beacon-${gone}-spare-1`;
+  const live = `/dev/shm/msm-beacon-${process.ppid}-0-1`; // the test runner's: it runs
+  for (const f of [stale, spare, live]) writeFileSync(f, new Uint8Array(96));
+  try {
+    const { proxy } = await startProxy({ workers: 1 });
+    await proxy.close();
+    assert.ok(!existsSync(stale) && !existsSync(spare), "the files of the proxy that is gone were removed (before: kept for good)");
+    assert.ok(existsSync(live), "the file of a proxy that runs stays");
+  } finally {
+    for (const f of [stale, spare, live]) rmSync(f, { force: true });
   }
 });
 

@@ -1,7 +1,7 @@
 // The main thread's side of one data-plane worker: start it (thread, or process under Bun),
 // talk to it by request id, watch its beacon, and terminate it when told.
 import { fork, type ChildProcess } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -12,6 +12,37 @@ import type { SegmentSnapshot } from "./snapshot.js";
 
 const ENTRY = new URL("./worker-entry.js", import.meta.url);
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+/** Where a worker process's watchdog beacon lives (a file both processes map). */
+const BEACON_DIR = process.platform === "linux" ? "/dev/shm" : tmpdir();
+
+/**
+ * Removes the beacon files of proxies that are gone: a proxy killed together with its workers
+ * (SIGKILL to the process group, an OOM kill) leaves its files, 96 bytes each, until the next
+ * proxy's start. A file whose proxy (the pid in its name) still runs is kept.
+ */
+export function removeStaleBeacons(): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(BEACON_DIR);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const m = /^msm-beacon-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // its proxy runs
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") continue; // another user's: not ours to judge
+    }
+    rmSync(join(BEACON_DIR, name), { force: true });
+    removed++;
+  }
+  return removed;
+}
 
 export type Reply = Extract<WorkerReply, { type: "reply" }>;
 type WorkerRequestBody = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
@@ -87,7 +118,7 @@ export class WorkerHandle {
       this.thread.on("error", (err) => this.onEvent({ type: "error", segment: "", message: `${this.name}: ${err.stack ?? err}` }));
       this.thread.on("exit", exit);
     } else {
-      this.beaconFile = join(process.platform === "linux" ? "/dev/shm" : tmpdir(), `msm-beacon-${process.pid}-${index}-${Date.now()}`);
+      this.beaconFile = join(BEACON_DIR, `msm-beacon-${process.pid}-${index < 0 ? "spare" : index}-${Date.now()}`);
       writeFileSync(this.beaconFile, new Uint8Array(BEACON_BYTES));
       const bun = (globalThis as unknown as { Bun: { mmap(path: string): Uint8Array } }).Bun;
       this.beacon = new WatchdogBeacon(bun.mmap(this.beaconFile));
