@@ -416,15 +416,7 @@ export class DataPlane {
     const out: StateCheckpoint[] = [];
     for (const seg of this.segments.values()) {
       for (const stage of seg.stages) {
-        const live = stage.live;
-        if (!live) continue;
-        let blob: Uint8Array | undefined;
-        live.setClock(performance.now() * 1000, Date.now() * 1000);
-        try {
-          blob = this.watched(stage.slot, () => live.exportState(stage.ctx));
-        } catch {
-          continue; // a failure: the failed hook handled it, and the last checkpoint stands
-        }
+        const blob = this.stateNow(stage); // none after a failure: the last checkpoint stands
         if (!blob) continue;
         stage.checkpoint = blob;
         out.push(stateCheckpoint(seg.name, stage, blob));
@@ -454,17 +446,8 @@ export class DataPlane {
           if (taken) restored.push(stateCheckpoint(p.config.name, stage, taken));
           continue;
         }
-        let blob = stage.checkpoint;
-        const wasRestored = blob !== undefined;
-        const live = stage.live;
-        if (!blob && live) {
-          live.setClock(performance.now() * 1000, Date.now() * 1000);
-          try {
-            blob = this.watched(stage.slot, () => live.exportState(stage.ctx));
-          } catch {
-            continue; // a failure: the failed hook handled it; the stage has no state to save
-          }
-        }
+        const wasRestored = stage.checkpoint !== undefined;
+        const blob = stage.checkpoint ?? this.stateNow(stage);
         if (!blob) continue;
         (wasRestored ? restored : fresh).push(stateCheckpoint(p.config.name, stage, blob));
       }
@@ -634,7 +617,7 @@ export class DataPlane {
         continue;
       }
       if (result.ok) {
-        st.checkpoint = swapped ? blob : this.exportAfterRestore(st, to) ?? blob;
+        st.checkpoint = swapped ? blob : this.stateNow(st) ?? blob; // a filter may move on from a checkpoint on import
         carried.push(st.filterName);
         if (before) moved.add(before);
       } else {
@@ -662,15 +645,6 @@ export class DataPlane {
     } catch (err) {
       this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
       return EXPORT_FAILED;
-    }
-  }
-
-  /** The state a stage holds right after importing a checkpoint (a filter may have moved on from it), or undefined. */
-  private exportAfterRestore(st: ChainStage, instance: FilterInstance): Uint8Array | undefined {
-    try {
-      return this.watched(st.slot, () => instance.exportState(st.ctx));
-    } catch {
-      return undefined; // a failure: the failed hook handled it
     }
   }
 
