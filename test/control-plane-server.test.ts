@@ -22,7 +22,7 @@ import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.
 import { createPki, type Pki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { sha256Hex, type ProxySnapshot } from "../runtime/index.js";
-import { pageStats } from "../controlplane/api/stats-pages.js";
+import { pageStats, STATS_BYTES_PER_SEC } from "../controlplane/api/stats-pages.js";
 import { openStore } from "../controlplane/store/index.js";
 import { segmentKey } from "../controlplane/server/keys.js";
 
@@ -623,7 +623,7 @@ async function allStats(client: Client, proxy: string): Promise<{ pages: ProxySt
   return { pages, answers };
 }
 
-test("stats: a report of 4000 segments (more than etcd's 1 MiB value limit) is stored in pages and read back whole, page by page; a shorter one removes the pages it no longer has", async () => {
+test("stats: a report of 4000 segments (more than etcd's 1 MiB value limit) is stored in pages and read back whole, page by page; a report half received is not stored; a shorter one removes the pages it no longer has", async () => {
   const segment = (i: number) => ({
     name: `seg-${i}`, packetsIn: i, bytesIn: i * 1200, packetsOut: i, bytesOut: i * 1200, rtcpIn: 0, upstreamIn: 0, dropsTotal: 0, drops: {},
     stages: [{ filter: "validate", digest: "cd".repeat(32), state: "running", packetsIn: i, packetsOut: i, drops: {}, failures: 0, nsPerPacket: 200, metrics: [{ name: "packets", kind: "counter", value: i }] }],
@@ -642,6 +642,20 @@ test("stats: a report of 4000 segments (more than etcd's 1 MiB value limit) is s
   assert.ok(read.answers.length > 1 || big.length <= 8, "answers come in parts");
   for (const bytes of read.answers) assert.ok(bytes <= (2 << 20) + 300_000, `an answer of ${bytes} bytes`);
   assert.not.ok(logs.some((l) => /stats .*dropped/.test(l)), logs.join("\n"));
+
+  // the next report, all but its last page: several write intervals pass and the store still
+  // holds the whole first report, not its last pages beside the new one's first
+  const firstAtMs = read.pages[0]!.atMs;
+  assert.ok(read.pages.every((p) => p.atMs === firstAtMs), "one report");
+  big.slice(0, -1).forEach((statsJson, page) => conn.send({ stats: { statsJson, page, pages: big.length } }));
+  const writeGapMs = (big.join("").length / STATS_BYTES_PER_SEC) * 1000; // the server's pace for a report this large
+  await new Promise((r) => setTimeout(r, writeGapMs + 5 * TIMING.statsIntervalMs));
+  read = await allStats(adminA, "node-s");
+  assert.equal(read.pages.map((p) => p.atMs), big.map(() => firstAtMs), "a report half received is not stored");
+  conn.send({ stats: { statsJson: big.at(-1)!, page: big.length - 1, pages: big.length } });
+  await waitFor(async () => (read = await allStats(adminA, "node-s").catch(() => read)).pages.every((p) => p.atMs > firstAtMs), 10_000, "the second report stored");
+  assert.equal(new Set(read.pages.map((p) => p.atMs)).size, 1, "one report");
+  assert.is(read.pages.length, big.length);
 
   const small = report(3);
   conn.send({ stats: { statsJson: small[0], page: 0, pages: 1 } });

@@ -92,7 +92,7 @@ test(`${SEGMENTS} segments chained through one filter on one proxy: every stats 
     const rows = top.out.trimEnd().split("\n").filter((l) => l.startsWith("node-1 "));
     assert.is(rows.length, SEGMENTS, top.out.slice(0, 2000));
     assert.ok(rows.every((l) => /^node-1\s+cam-\d+\s+[\d.]+k?\s/.test(l)), `every segment has rates:\n${rows.filter((l) => !/^node-1\s+cam-\d+\s+[\d.]+k?\s/.test(l)).slice(0, 3).join("\n")}`);
-    assert.not.match(top.out, /^note:/m);
+    assert.not.match(top.out, /^note:/m, top.out.split("\n").filter((l) => l.startsWith("note:")).join("\n"));
     assert.equal(logged.filter((l) => /stats page/.test(l)), [], "no page dropped");
   } finally {
     tx.close();

@@ -23,7 +23,8 @@ import { DesiredMirror } from "./mirror.js";
 import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
 import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
-import { listProxies, readStats, updateStatus, writeStats, type StatsPage } from "./status.js";
+import { listProxies, readStats, updateStatus, writeStats } from "./status.js";
+import { StatsAssembly } from "./stats-assembly.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { STATS_BYTES_PER_SEC, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../api/stats-pages.js";
 import { DEFAULT_BAD_HOP, type BadHopThresholds, type StreamPath } from "../api/streams.js";
@@ -125,11 +126,8 @@ class ProxySession {
   private work: Promise<void> = Promise.resolve();
   private registerTimer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
-  /** The newest page of each number since the last write, and the page count of the newest report. */
-  private readonly pendingStats = new Map<number, StatsPage>();
-  private pendingPages = 1;
-  /** When the first page of the report being received came (every page of it is stored with this time). */
-  private reportAtMs = 0;
+  /** Pages of the report being received, and the newest whole one not stored yet. */
+  private readonly stats = new StatsAssembly();
   /** Pages the store holds for this node (undefined until the first write finds out). */
   private storedPages: number | undefined;
   /** The next write of stats may start then: at most every statsIntervalMs, and STATS_BYTES_PER_SEC. */
@@ -250,10 +248,7 @@ class ProxySession {
         }
         // every page of one report carries the time its first page came: a reader tells a whole
         // report from pages of two (written page by page) by that time (msmctl re-reads those)
-        if (page === 0 || this.reportAtMs === 0) this.reportAtMs = now;
-        this.pendingStats.set(page, { atMs: this.reportAtMs, json });
-        this.pendingPages = pages;
-        this.scheduleStats();
+        if (this.stats.add(page, pages, json, now)) this.scheduleStats();
         return;
       }
       default:
@@ -343,10 +338,9 @@ class ProxySession {
   }
 
   private flushStats(): void {
-    if (this.pendingStats.size === 0) return;
-    const pages = new Map(this.pendingStats);
-    const pageCount = this.pendingPages;
-    this.pendingStats.clear();
+    const report = this.stats.take();
+    if (!report) return;
+    const { pages, pageCount } = report;
     let bytes = 0;
     for (const p of pages.values()) bytes += p.json.length;
     this.nextStatsWrite = Date.now() + Math.max(this.cp.timing.statsIntervalMs, (bytes / STATS_BYTES_PER_SEC) * 1000);
