@@ -251,6 +251,44 @@ test("a worker restart's restored states are saved before its first packet: a pr
   }
 });
 
+test("restarted under an edited config that makes the unprotect stage protect under the same key: the stage holds its saved state and drops every packet (key_role_changed), saying why; the file keeps the state", async () => {
+  const r = await rig();
+  try {
+    const srtpOf = await srtpSender();
+    await firstRun(r, true, srtpOf);
+    type Saved = { stages: { segment: string; filter: string; state: string }[] };
+    const decState = (): string | undefined => (JSON.parse(readFileSync(r.stateFile, "utf8")) as Saved).stages.find((st) => st.segment === "dec")?.state;
+    const saved = decState();
+    assert.ok(saved, "the dec stage's state is in the file");
+    const admin = await freePortPair();
+    const edited = r.config(true) as { segments: { chain: { config: { direction: string } }[] }[] };
+    edited.segments[1]!.chain[0]!.config.direction = "protect";
+    const proxy = startCliProxy({ ...edited, admin: { address: LO, port: admin } });
+    const tx = await bindUdp();
+    try {
+      await waitFor(() => /filter srtp: the state of segment dec was not carried over \(config key 'key' unprotected packets before this change and would now protect/.test(proxy.output()), 20_000, `the refusal in the log\n${proxy.output()}`);
+      const plainBefore = r.plainOut.received;
+      let dropped = 0;
+      await waitFor(async () => {
+        tx.send(indexedRtp(30), r.decListen, LO);
+        await sleep(100);
+        const metrics = await fetch(`http://${LO}:${admin}/metrics`).then((res) => res.text(), () => "");
+        dropped = Number(/msm_filter_drops_total\{segment="dec",stage="0",filter="srtp",reason="key_role_changed"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+        return dropped > 0;
+      }, 10_000, "key_role_changed drops in /metrics");
+      assert.is(r.plainOut.received, plainBefore, "nothing protected under the sender's key left the stage");
+      const after = Date.now();
+      await waitFor(() => (JSON.parse(readFileSync(r.stateFile, "utf8")) as { savedAtMs: number }).savedAtMs > after + 250, 5000, "a checkpoint saved since");
+      assert.is(decState(), saved, "the held state is saved as it came");
+    } finally {
+      tx.close();
+      await proxy.stop();
+    }
+  } finally {
+    r.close();
+  }
+});
+
 test("a stateFile that cannot be read stops the start, naming the file and how to start fresh on purpose", async () => {
   const r = await rig();
   try {

@@ -3,7 +3,8 @@
 // pooled: a context's tables and key schedules are large, and reusing them spares the collector.
 import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
 import { SegmentContext } from "../../../sdk/assembly/context-factory";
-import { StateOrigin, Status, StateReader, StateWriter, stateOrigin } from "../../../sdk/assembly";
+import { SCRATCH, StateOrigin, Status, StateReader, StateWriter, setError, stateOrigin } from "../../../sdk/assembly";
+import { keyRoleConflict } from "./key-roles";
 import { Session } from "./session";
 import { SourceTable } from "./source-table";
 import { blobKeys, readState, windowWords, writeState } from "./state-blob";
@@ -38,6 +39,12 @@ export class SrtpContext extends SegmentContext {
   authPassed: i64 = 0;
   /** When the last report was logged; i64.MIN_VALUE: never. */
   authReportedUs: i64 = i64.MIN_VALUE;
+  /**
+   * The blob of a state this config's keys may not carry on from (key-roles.ts), kept as it came
+   * and exported as it is, so that a restart or the next swap finds it again; every packet is
+   * dropped (key_role_changed) while it is held. null: none.
+   */
+  held: Uint8Array | null = null;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
     super(id);
@@ -51,6 +58,11 @@ export class SrtpContext extends SegmentContext {
   }
 
   exportState(out: StateWriter, nowUs: i64): Status {
+    const held = this.held;
+    if (held !== null) {
+      out.bytes(held.dataStart, held.length);
+      return Status.Ok;
+    }
     writeState(out, windowWords(this.replayWindow), this.forwardSources, this.reverseSources,
       this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint);
     return Status.Ok;
@@ -60,6 +72,18 @@ export class SrtpContext extends SegmentContext {
     if (blob.length == 0) return Status.Ok;
     const status = readState(blob, this.forwardSources, this.reverseSources);
     if (status != Status.Ok) return status;
+    let conflict = keyRoleConflict(this.forward.fingerprint, this.direction == UNPROTECT, "key");
+    if (conflict.length == 0 && this.hasReverse) conflict = keyRoleConflict(this.reverse.fingerprint, this.direction == PROTECT, "reverseKey");
+    if (conflict.length > 0) {
+      this.forwardSources.clear();
+      this.reverseSources.clear();
+      const held = new Uint8Array(blob.length);
+      memory.copy(held.dataStart, SCRATCH, <usize>blob.length);
+      this.held = held;
+      // the host says it (state not carried over: ...) with the segment's name
+      setError(conflict + "; every packet of the segment is dropped (key_role_changed) until the config gives a new key");
+      return Status.BadState;
+    }
     const checkpoint = stateOrigin() == StateOrigin.Checkpoint;
     if (this.direction == UNPROTECT) switchIfRekeyed(this.forwardSources, blobKeys.forward, this.forward.fingerprint, checkpoint);
     else if (this.hasReverse) switchIfRekeyed(this.reverseSources, blobKeys.reverse, this.reverse.fingerprint, checkpoint);
@@ -77,6 +101,7 @@ export class SrtpContext extends SegmentContext {
 
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
   free(): void {
+    this.held = null;
     this.authFailed = 0;
     this.authPassed = 0;
     this.authReportedUs = i64.MIN_VALUE;

@@ -26,6 +26,8 @@ const MAX_SOURCES = 1024;
  * cannot use anyway (RFC 3711 section 3.4: SRTCP is mandatory with SRTP).
  */
 const DROP_PLAIN_FEEDBACK: u32 = DropReason.FilterDefinedBase;
+/** A config that gave a key the other role than it had (key-roles.ts). */
+const DROP_KEY_ROLE_CHANGED: u32 = DropReason.FilterDefinedBase + 1;
 /** Decoded master key || salt, wiped after the session keys are derived. */
 const master = memory.data(64);
 /** The segment's `key` while its `reverseKey` is read, to refuse the same key both ways; wiped after. */
@@ -116,6 +118,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     mRtcpUnprotected = defineCounter("rtcp_unprotected");
     mRtpRepeatsRefused = defineCounter("rtp_repeats_refused");
     nameDropReason(DROP_PLAIN_FEEDBACK, "plain_feedback", DropClass.Drop);
+    nameDropReason(DROP_KEY_ROLE_CHANGED, "key_role_changed", DropClass.Drop);
     cfg.rejectUnknown([]);
     return cfg.finish();
   }
@@ -190,6 +193,10 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
   }
 
   private transform(p: Packet, c: SrtpContext): void {
+    if (c.held !== null) {
+      p.drop(DROP_KEY_ROLE_CHANGED);
+      return;
+    }
     let session = c.forward;
     let table = c.forwardSources;
     let direction = c.direction;

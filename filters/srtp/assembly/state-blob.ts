@@ -58,6 +58,13 @@ export function maxSourcesInState(window: i32): i32 {
 export class BlobKeys {
   forward: u64 = 0;
   reverse: u64 = 0;
+  /** The keys before those (previousKey), 0: none. */
+  forwardPrevious: u64 = 0;
+  reversePrevious: u64 = 0;
+  /** Which table unprotected (version 3 on; rolesKnown false before). */
+  rolesKnown: bool = false;
+  forwardReceives: bool = false;
+  reverseReceives: bool = false;
 }
 export const blobKeys = new BlobKeys();
 
@@ -93,6 +100,9 @@ export function writeState(
 export function readState(blob: StateReader, forward: SourceTable, reverse: SourceTable): Status {
   blobKeys.forward = 0;
   blobKeys.reverse = 0;
+  blobKeys.forwardPrevious = 0;
+  blobKeys.reversePrevious = 0;
+  blobKeys.rolesKnown = false;
   forward.previousKey = 0;
   reverse.previousKey = 0;
   forward.newRtcpStart = 0;
@@ -108,6 +118,9 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
     return Status.BadState;
   }
   const receivers = version >= 3 ? <i32>blob.u8() : 0;
+  blobKeys.rolesKnown = version >= 3;
+  blobKeys.forwardReceives = (receivers & 1) != 0;
+  blobKeys.reverseReceives = (receivers & 2) != 0;
   if (!readTable(forward, blob, version, words, (receivers & 1) != 0) || !readTable(reverse, blob, version, words, (receivers & 2) != 0)) {
     forward.clear();
     reverse.clear();
@@ -128,6 +141,8 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   if (blob.remaining >= 16) {
     forward.previousKey = blob.u64();
     reverse.previousKey = blob.u64();
+    blobKeys.forwardPrevious = forward.previousKey;
+    blobKeys.reversePrevious = reverse.previousKey;
   }
   if (blob.remaining >= 8) {
     forward.newRtcpStart = blob.u32();
@@ -161,8 +176,8 @@ function writeSource(s: ReplayState, out: StateWriter, words: i32, receives: boo
 
 /**
  * `receives`: the table unprotected when the blob was made. A table that changed its direction
- * since (a config that swapped protect and unprotect) takes no floor and a next SRTCP index of 0,
- * as a blob of version 2 gave it.
+ * since (a config that swapped protect and unprotect, under new keys: under the same key the swap
+ * is held, key-roles.ts) takes no floor and a next SRTCP index of 0, as a blob of version 2 gave it.
  */
 function readTable(t: SourceTable, blob: StateReader, version: u32, words: i32, receives: bool): bool {
   const n = <i32>blob.u32();

@@ -542,6 +542,53 @@ test("back to an earlier reverseKey (protect stage): the receivers' SRTCP captur
   assert.is(proxy.run({ ctx: s3, bytes: receivers.run({ ctx: onA, bytes: rtcpRr(0x101), flags: RTCP }).bytes, flags: up }).verdict, "pass", "it goes on under A");
 });
 
+test("a key keeps its role: a swap or restart that would protect with a key that unprotected (or the reverse, or keys moved between key and reverseKey) holds the state and drops every packet (key_role_changed) until a new key; the held state outlives the next swap and a restart", async () => {
+  const [k, k2, r] = [masterFor(CM80, 90), masterFor(CM80, 91), masterFor(CM80, 92)];
+  const sender = await FilterHarness.load(WASM);
+  const tx = sender.createContext({ direction: "protect", suite: CM80.name, key: inline(k) });
+  const proxy = await FilterHarness.load(WASM);
+  const stage = (direction: string, key: Buffer, from?: number, reverseKey?: Buffer) => {
+    const ctx = proxy.createContext({ direction, suite: CM80.name, key: inline(key), ...(reverseKey ? { reverseKey: inline(reverseKey) } : {}) });
+    const result = from === undefined ? { ok: true, reason: "" } : proxy.importState(ctx, proxy.exportState(from)!);
+    return { ctx, result };
+  };
+  // the proxy unprotects a sender's stream under k
+  const rx = stage("unprotect", k).ctx;
+  for (let seq = 0; seq < 20; seq++) assert.is(proxy.run({ ctx: rx, bytes: sender.run({ ctx: tx, bytes: buildRtp({ seq, ssrc: 9, payloadSize: 20 }) }).bytes }).verdict, "pass");
+  assert.is(proxy.run({ ctx: rx, bytes: sender.run({ ctx: tx, bytes: rtcpRr(9), flags: RTCP }).bytes, flags: RTCP }).verdict, "pass");
+  const received = proxy.exportState(rx)!;
+
+  // direction swapped under the same key: protect would encrypt SSRC 9 at SRTCP index 0 again, as the sender did
+  const swapped = stage("protect", k, rx);
+  assert.is(swapped.result.ok, false);
+  assert.match(swapped.result.reason, /config key 'key' unprotected packets before this change and would now protect.*RFC 3711 section 9\.1.*every packet of the segment is dropped \(key_role_changed\) until the config gives a new key/);
+  assert.is(proxy.run({ ctx: swapped.ctx, bytes: buildRtp({ seq: 20, ssrc: 9, payloadSize: 20 }) }).reasonName, "key_role_changed");
+  assert.is(proxy.run({ ctx: swapped.ctx, bytes: rtcpRr(9), flags: RTCP }).reasonName, "key_role_changed");
+  assert.equal(proxy.exportState(swapped.ctx), received, "the state is held as it came");
+  // the next swap with the same key, and a restart from the held state, refuse it again
+  assert.is(stage("protect", k, swapped.ctx).result.ok, false);
+  const restarted = await FilterHarness.load(WASM);
+  const again = restarted.createContext({ direction: "protect", suite: CM80.name, key: inline(k) });
+  assert.is(restarted.importState(again, proxy.exportState(swapped.ctx)!, StateOrigin.Checkpoint).ok, false);
+  assert.is(restarted.run({ ctx: again, bytes: buildRtp({ seq: 20, ssrc: 9, payloadSize: 20 }) }).reasonName, "key_role_changed");
+  // a new key: protect goes on
+  const fixed = stage("protect", k2, swapped.ctx);
+  assert.equal(fixed.result, { ok: true, reason: "" });
+  assert.is(proxy.run({ ctx: fixed.ctx, bytes: buildRtp({ seq: 21, ssrc: 9, payloadSize: 20 }) }).verdict, "pass");
+  // unchanged direction and key: carried as ever
+  assert.equal(stage("unprotect", k, rx).result, { ok: true, reason: "" });
+
+  // the other way: a key that protected would unprotect
+  const sent = stage("protect", k2);
+  proxy.run({ ctx: sent.ctx, bytes: buildRtp({ seq: 1, ssrc: 5, payloadSize: 20 }) });
+  const back = stage("unprotect", k2, sent.ctx);
+  assert.match(back.result.reason, /config key 'key' protected packets before this change and would now unprotect/);
+  // key and reverseKey exchanged: the media key would unprotect feedback, the feedback key protect media
+  const both = stage("protect", k2, undefined, r);
+  const exchanged = stage("protect", r, both.ctx, k2);
+  assert.match(exchanged.result.reason, /config key 'key' unprotected packets before this change and would now protect/);
+});
+
 test("back to an earlier key whose stream went past ROC 1: an old packet of ROC 0 is not taken on the retry at ROC 0 that a re-keyed source gets", async () => {
   const keyA = masterFor(CM80, 76);
   const keyB = masterFor(CM80, 77);

@@ -1,0 +1,34 @@
+// A key keeps the role it had: one that unprotected (a remote sender encrypts with it) may not
+// protect, and one that protected may not unprotect. A config that swapped `direction`, or moved a
+// key between `key` and `reverseKey`, under the same key would otherwise carry on from the blob:
+// protect would encrypt with a keystream the remote sender used (SRTCP from index 0, RTP at the
+// sender's own indexes: RFC 3711 section 9.1, one key per sender), and unprotect would accept, as
+// if from the sender, the packets this proxy had sent under it.
+import { blobKeys } from "./state-blob";
+
+/**
+ * Why the blob just read forbids using `fingerprint` (config key `name`) to unprotect
+ * (`receives`) or protect, or "" when it does not. A blob without roles (version 1, 2) says nothing.
+ */
+export function keyRoleConflict(fingerprint: u64, receives: bool, name: string): string {
+  if (fingerprint == 0 || !blobKeys.rolesKnown) return "";
+  let usedToReceive = false;
+  let usedToSend = false;
+  for (let t = 0; t < 2; t++) {
+    const tableReceives = t == 0 ? blobKeys.forwardReceives : blobKeys.reverseReceives;
+    const current = t == 0 ? blobKeys.forward : blobKeys.reverse;
+    const previous = t == 0 ? blobKeys.forwardPrevious : blobKeys.reversePrevious;
+    if (fingerprint != current && fingerprint != previous) continue;
+    if (tableReceives) usedToReceive = true;
+    else usedToSend = true;
+  }
+  if (!receives && usedToReceive) {
+    return "config key '" + name + "' unprotected packets before this change and would now protect: the sender that " +
+      "encrypts with it would share its keystream (RFC 3711 section 9.1)";
+  }
+  if (receives && usedToSend) {
+    return "config key '" + name + "' protected packets before this change and would now unprotect: what this proxy " +
+      "sent under it would be accepted back as if from the sender";
+  }
+  return "";
+}
