@@ -15,6 +15,7 @@ import { removeStaleBeacons, WorkerHandle, WORKER_MODE } from "./dataplane/worke
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
 import { readStateFile, StateFileError, writeStateFile } from "./state-file.js";
+import { LOCK_STALE_MS, StateFileLock } from "./state-file-lock.js";
 
 /**
  * A config change that could not be applied. Before the commit (`committed` false) nothing of it
@@ -159,6 +160,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** The last stateFile write's failure, said once until a write succeeds again. */
   private stateWriteFailure = "";
   private saidNoStateFile = false;
+  /** This process's hold on the stateFile (state-file-lock.ts); `stateLockLost`: who took it over, "" while it is ours. */
+  private stateLock: StateFileLock | undefined;
+  private stateLockLost = "";
   /** Stages the start restored from the stateFile. */
   restoredStages = 0;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -210,11 +214,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     removeStaleBeacons(); // of proxies killed with their worker processes (Bun), whatever runs this one
     if (config.stateFile !== undefined) {
       try {
+        proxy.stateLock = await StateFileLock.acquire(config.stateFile, (holder) => proxy.stateLockTaken(holder));
         for (const c of await readStateFile(config.stateFile)) {
           proxy.checkpoints.set(checkpointKey(c), c);
           proxy.savedElsewhere.add(c.segment);
         }
       } catch (err) {
+        proxy.stateLock?.release();
         if (err instanceof StateFileError) throw new ApplyError([{ segment: "", message: err.message }], false, true);
         throw err;
       }
@@ -358,6 +364,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // workers (killed when they do not answer) then ends it
     await Promise.race([this.queue, new Promise((r) => setTimeout(r, 2000).unref())]);
     if (this.config.stateFile !== undefined && this.applied) await this.saveFinalStates();
+    this.stateLock?.release();
     clearTimeout(this.spareTimer);
     const spare = this.spare;
     this.spare = undefined;
@@ -863,12 +870,26 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
   }
 
+  /**
+   * Another process took the stateFile's lock over: this one stalled past LOCK_STALE_MS (stopped,
+   * frozen). Both would write the file: this one stops, and says so.
+   */
+  private stateLockTaken(holder: string): void {
+    this.stateLockLost = holder;
+    this.emit("event", {
+      type: "error", segment: "",
+      message: `stateFile ${this.config.stateFile}: another proxy took its lock (${holder}) after this one did not refresh it for ${LOCK_STALE_MS / 1000} s; ` +
+        "this proxy no longer saves its stages' state there, and a change that adds stages is refused: stop one of the two",
+    });
+  }
+
   /** Writes the checkpoints of the running config's and the applying config's segments to the stateFile (after the writes before it). */
   private saveStates(): Promise<void> {
     const path = this.config.stateFile;
     if (path === undefined) return Promise.resolve();
     const write = this.stateWrites.then(async () => {
       try {
+        if (this.stateLockLost) throw new Error(`another proxy holds its lock now (${this.stateLockLost}): this one no longer writes it`);
         await writeStateFile(path, [...this.checkpoints.values()]);
         this.stateWriteFailure = "";
       } catch (err) {
