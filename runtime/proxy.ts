@@ -14,7 +14,7 @@ import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { removeStaleBeacons, WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
 import { planIo, type IoPlan } from "./dataplane/batched-io.js";
-import { readStateFile, StateFileError, writeStateFile } from "./state-file.js";
+import { readStateFile, removeLeftoverTemporaries, StateFileError, writeStateFile } from "./state-file.js";
 import { LOCK_STALE_MS, StateFileLock } from "./state-file-lock.js";
 
 /**
@@ -215,6 +215,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (config.stateFile !== undefined) {
       try {
         proxy.stateLock = await StateFileLock.acquire(config.stateFile, (holder) => proxy.stateLockTaken(holder));
+        await removeLeftoverTemporaries(config.stateFile);
         for (const c of await readStateFile(config.stateFile)) {
           proxy.checkpoints.set(checkpointKey(c), c);
           proxy.savedElsewhere.add(c.segment);

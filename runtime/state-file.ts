@@ -2,7 +2,8 @@
 // carries what a restarted worker carries (srtp's send windows and SRTCP indexes: without them a
 // stage under the same key would encrypt indexes a second time, RFC 3711 section 9.1). Written
 // durably (durable-file.ts), 0600: the blobs hold no keys, but they say which sources a segment saw.
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { writeFileDurably } from "./durable-file.js";
 import type { StateCheckpoint } from "./dataplane/dataplane.js";
 
@@ -59,4 +60,20 @@ function isCheckpoint(c: unknown): c is StateCheckpoint {
 export async function writeStateFile(path: string, stages: readonly StateCheckpoint[]): Promise<void> {
   const record: StateFileRecord = { format: STATE_FILE_FORMAT, savedAtMs: Date.now(), stages };
   await writeFileDurably(path, `${JSON.stringify(record)}\n`);
+}
+
+/**
+ * Removes what writes killed midway left beside the file (writeFileDurably's `<file>.<pid>.tmp`):
+ * one per crash during a write, never read. Only by the holder of the file's lock.
+ */
+export async function removeLeftoverTemporaries(path: string): Promise<void> {
+  const prefix = `${basename(path)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return; // no directory yet: nothing left over
+  }
+  const leftovers = names.filter((n) => n.startsWith(prefix) && /^\d+\.tmp$/.test(n.slice(prefix.length)));
+  await Promise.all(leftovers.map((n) => rm(join(dirname(path), n), { force: true })));
 }

@@ -173,7 +173,11 @@ test("SIGKILL and restart with a stateFile: SRTCP indexes go on past the ones us
     const before = rtcpOutOf(r).map(srtcpIndex);
     assert.equal(before, [0, 1, 2], "the first run's SRTCP indexes");
     assert.is(statSync(r.stateFile).mode & 0o777, 0o600, "the state file is this user's only");
+    // what a write killed midway leaves (writeFileDurably's temporary): removed by the next start
+    const leftover = `${r.stateFile}.99999.tmp`;
+    writeFileSync(leftover, "{ half written");
     const after = await secondRun(r, true, srtpOf);
+    assert.not.ok(existsSync(leftover), "a killed write's temporary file is removed at the start");
     console.log(`  SRTCP indexes after the restart: ${after.indexes.join(", ")}`);
     assert.ok(after.indexes.every((i) => i >= 2 ** 22), `SRTCP indexes after the restart skip past any the killed process may have used: ${after.indexes.join(", ")}\n${after.output}`);
     assert.is(after.repeatProtected, 0, "RTP seq 5, protected before the kill, is not protected again under the same key");
