@@ -667,6 +667,39 @@ test("stats: a report of 4000 segments (more than etcd's 1 MiB value limit) is s
   conn.stream.end();
 });
 
+test("a replica started while etcd is down runs: NOT_SERVING and no snapshot to a proxy (an empty one would remove its segments) until etcd answers; then SERVING, and the stored segments go out", async () => {
+  const own = await startEtcd();
+  const logged: string[] = [];
+  let late: ControlPlane | undefined;
+  try {
+    const early = await startControlPlane({ listen: "127.0.0.1:0", store: own.spec, tls: files.cpA, name: "cp-early", log: () => {}, timing: TIMING });
+    const earlyAdmin = admin(early, files.alice);
+    await rpc(earlyAdmin, "PushFilter", { name: "validate", version: "1.0.0", wasm: readFileSync(filterWasm("validate")) });
+    await apply(earlyAdmin, [seg("late-cam", "node-l", 41000)]);
+    await early.close();
+    await own.pause();
+
+    late = await startControlPlane({ listen: "127.0.0.1:0", store: own.spec, tls: files.cpB, name: "cp-late", log: (m) => logged.push(m), timing: TIMING });
+    assert.ok(logged.some((l) => /^listing the desired state failed \(.*\): serving without it, NOT_SERVING, no snapshot sent, until the store answers; retrying$/.test(l)), logged.join("\n"));
+    await waitFor(() => logged.some((l) => /^health: NOT_SERVING \(store etcd:/.test(l)), 5000, `NOT_SERVING logged\n${logged.join("\n")}`);
+    const conn = connect(proxyClient(late, pki.issue("node-l", "spiffe://msm.local/proxy/node-l")));
+    register(conn, "node-l", 7); // a proxy that runs its last good config (version 7)
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(conn.snapshots, [], "no snapshot while the desired state is not listed");
+
+    await own.resume();
+    const first = await conn.next(0, "the first snapshot once etcd answers");
+    assert.equal(first.segments.map((x) => x.name), ["late-cam"]);
+    assert.is(conn.snapshots.length, 1, "one snapshot: the stored state, no empty one before it");
+    await waitFor(() => logged.some((l) => l === "health: SERVING (the store answers, the desired state is listed)"), 10_000, `SERVING logged\n${logged.join("\n")}`);
+    conn.stream.end();
+    await conn.ended;
+  } finally {
+    await late?.close();
+    await own.stop();
+  }
+});
+
 test("Connect: the first message must be Register; a silent stream is closed", async () => {
   const conn = connect(proxyClient(a, files.nodeF));
   conn.send({ ack: { version: 1 } });

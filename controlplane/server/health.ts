@@ -1,7 +1,8 @@
 // The standard gRPC health service (grpc.health.v1.Health: Check and Watch) on the control
 // plane's port, so that Kubernetes gRPC probes and grpc_health_probe work. The status follows the
 // store: every few seconds the store is asked its revision; an answer means SERVING, an error or
-// no answer within the interval (etcd unreachable or without a quorum) means NOT_SERVING. The
+// no answer within the interval (etcd unreachable or without a quorum) means NOT_SERVING, and so
+// does a replica that has not listed the desired state yet (it started while etcd was down). The
 // service itself is grpc-health-check's, kept by the gRPC authors to the spec.
 import type { Server } from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
@@ -13,7 +14,9 @@ export const HEALTH_SERVICES = ["", "msm.v1.AdminService", "msm.v1.ProxyService"
 export class StoreHealth {
   private readonly health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, "NOT_SERVING"])));
   private timer: NodeJS.Timeout | undefined;
-  private current: ServingStatus = "NOT_SERVING";
+  /** "": not probed yet (the service says NOT_SERVING meanwhile). */
+  private current: ServingStatus | "" = "";
+  private saidNotServing = false;
   private stopped = false;
   private everServing = false;
 
@@ -21,7 +24,14 @@ export class StoreHealth {
     private readonly store: Store,
     private readonly intervalMs: number,
     private readonly log: (message: string) => void,
+    /** Why the replica cannot serve although the store answers, or undefined when it can. */
+    private readonly notReady: () => string | undefined = () => undefined,
   ) {}
+
+  /** Probes now, unless SERVING already (something that may make it SERVING happened). */
+  recheck(): void {
+    if (this.current !== "SERVING" && !this.stopped) void this.probe();
+  }
 
   addTo(server: Server): void {
     this.health.addToServer(server);
@@ -49,7 +59,10 @@ export class StoreHealth {
     });
     try {
       await Promise.race([this.store.revision(), silent]);
-      if (!this.stopped) this.set("SERVING", this.everServing ? "the store answers again" : undefined);
+      const notReady = this.notReady();
+      if (this.stopped) return;
+      if (notReady !== undefined) this.set("NOT_SERVING", notReady);
+      else this.set("SERVING", this.saidNotServing ? (this.everServing ? "the store answers again" : "the store answers, the desired state is listed") : undefined);
     } catch (err) {
       if (!this.stopped) this.set("NOT_SERVING", `store ${this.store.description}: ${(err as Error).message}`);
     } finally {
@@ -62,6 +75,7 @@ export class StoreHealth {
     if (status === this.current) return;
     this.current = status;
     if (status === "SERVING") this.everServing = true;
+    if (status === "NOT_SERVING" && why !== undefined) this.saidNotServing = true;
     if (why !== undefined) this.log(`health: ${status} (${why})`);
     for (const s of HEALTH_SERVICES) this.health.setStatus(s, status);
   }

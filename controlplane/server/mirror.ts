@@ -8,6 +8,8 @@ import type { Store, Watcher } from "../store/index.js";
 
 export class DesiredMirror {
   state = new DesiredState();
+  /** The state was listed at least once: before that it is empty, not the desired state, and no proxy may be sent it. */
+  loaded = false;
   private watcher: Watcher | undefined;
   private closed = false;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -23,6 +25,7 @@ export class DesiredMirror {
     const listing = await this.store.list(DESIRED);
     if (this.closed) return;
     this.state = DesiredState.from(listing.items, listing.revision);
+    this.loaded = true;
     for (const key of this.state.malformed) this.log(`ignoring ${key}: its value is not what this version writes`);
     this.watcher = this.store.watch(DESIRED, {
       fromRevision: listing.revision + 1,
@@ -42,6 +45,20 @@ export class DesiredMirror {
         this.resync(500);
       },
     });
+  }
+
+  /**
+   * Starts, or, when the store does not answer (etcd down when the replica starts), goes on without
+   * the state and lists it again until it does; `onChange` then hears the first state.
+   */
+  async begin(): Promise<void> {
+    try {
+      await this.start();
+    } catch (err) {
+      if (this.closed) return;
+      this.log(`listing the desired state failed (${(err as Error).message}): serving without it, NOT_SERVING, no snapshot sent, until the store answers; retrying`);
+      this.resync(500);
+    }
   }
 
   private resync(delayMs: number): void {

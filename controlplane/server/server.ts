@@ -289,7 +289,8 @@ class ProxySession {
         statsDropped: "", statsDroppedAtMs: 0,
       })),
     );
-    this.push(this.cp.mirror.state, true);
+    // before the first listing the mirror is empty: sent, it would remove every segment the proxy runs
+    if (this.cp.mirror.loaded) this.push(this.cp.mirror.state, true);
   }
 
   /** Whether this stream is node `node`'s, registered and open. */
@@ -420,6 +421,7 @@ class ControlPlaneServer {
     this.badHop = options.badHop ?? DEFAULT_BAD_HOP;
     this.mirror = new DesiredMirror(store, (state) => {
       for (const s of this.sessions) s.push(state);
+      this.health.recheck(); // SERVING once the state is listed, not at the next probe
     }, log);
     this.grpc = new Server({
       "grpc.max_receive_message_length": MAX_MODULE_BYTES + (1 << 20),
@@ -431,12 +433,12 @@ class ControlPlaneServer {
     this.grpc.addService(adminService, this.adminHandlers());
     this.grpc.addService(proxyService, this.proxyHandlers());
     // no role check: a probe may call it with any certificate the TLS handshake accepts
-    this.health = new StoreHealth(store, this.timing.healthCheckMs, log);
+    this.health = new StoreHealth(store, this.timing.healthCheckMs, log, () => (this.mirror.loaded ? undefined : "the desired state is not listed yet"));
     this.health.addTo(this.grpc);
   }
 
   async start(listen: string, name: string | undefined): Promise<number> {
-    await this.mirror.start();
+    await this.mirror.begin();
     await this.health.start();
     const bound = await bindServer(this.grpc, listen, serverCredentials(this.tls));
     const port = isUnixSocketAddress(listen) ? 0 : bound; // grpc-js says 1 for a unix socket
@@ -702,7 +704,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw new Error(`listen address '${options.listen}' must be HOST:PORT (IPv6 as [ADDR]:PORT) or unix:PATH`);
   }
   const log = options.log ?? ((message: string) => console.error(`${new Date().toISOString()} control-plane: ${message}`));
-  const store = await openStore(options.store);
+  // etcd down at the start: the replica serves NOT_SERVING until it answers (its proxies keep their configs)
+  const store = await openStore(options.store, { etcd: { waitForAnswer: false } });
   const cp = new ControlPlaneServer(store, options.tls, options, log);
   let port: number;
   try {

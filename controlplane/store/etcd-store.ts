@@ -22,6 +22,11 @@ export interface EtcdStoreOptions {
    * deadline (msmctl's is 10 s).
    */
   readonly requestTimeoutMs?: number;
+  /**
+   * Whether open() waits for etcd to answer (default true). A control plane opens it without
+   * waiting: it starts while etcd is down, NOT_SERVING until etcd answers.
+   */
+  readonly waitForAnswer?: boolean;
 }
 
 interface RawKv {
@@ -94,7 +99,7 @@ export class EtcdStore implements Store {
   /** Connects and checks that etcd answers (a range request), so a wrong URL fails at start. */
   static async open(endpoints: readonly string[], options: EtcdStoreOptions = {}): Promise<EtcdStore> {
     const store = new EtcdStore(endpoints, options);
-    await store.revision();
+    if (options.waitForAnswer !== false) await store.revision();
     return store;
   }
 

@@ -16,6 +16,10 @@ export interface TestEtcd {
   output(): string;
   /** Stops etcd (SIGTERM) and starts it again on the same ports and data: clients must reconnect. */
   restart(): Promise<void>;
+  /** Stops etcd (SIGTERM), keeping its ports and data for resume(): an etcd that is down. */
+  pause(): Promise<void>;
+  /** Starts a paused etcd again and waits until it is healthy. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -112,12 +116,15 @@ async function startOnce(bin: string): Promise<TestEtcd | undefined> {
     await stop();
     throw err;
   }
-  const restart = async (): Promise<void> => {
-    await kill();
+  const resume = async (): Promise<void> => {
     spawnEtcd();
     if (!(await waitHealthy())) throw new Error(`etcd could not restart: its port was taken:\n${out}`);
   };
-  return { url, spec: `etcd:${url}`, output: () => out, restart, stop };
+  const restart = async (): Promise<void> => {
+    await kill();
+    await resume();
+  };
+  return { url, spec: `etcd:${url}`, output: () => out, restart, pause: kill, resume, stop };
 }
 
 /** Starts etcd; throws with a clear message if it is not installed or does not come up. */
