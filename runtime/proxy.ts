@@ -409,6 +409,21 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     return spare.settings === JSON.stringify(this.workerSettings(config));
   }
 
+  /**
+   * batchSize and socketReceiveBuffer are what a worker starts with: a change reaches the workers
+   * (and the spare) started after it, not the running ones. Said, so that a change made for its
+   * effect (a smaller batch for tail latency) is not taken for one that happened.
+   */
+  private sayWorkerSettingsChanged(config: ProxyConfig): void {
+    const changed = (["batchSize", "socketReceiveBuffer"] as const).filter((k) => config[k] !== this.config[k]);
+    if (changed.length === 0) return;
+    const what = changed.map((k) => `${k} ${this.config[k]} -> ${config[k]}`).join(", ");
+    this.emit("event", {
+      type: "warning",
+      message: `${what}: the running workers keep what they started with until they restart; workers started from now on (a restart after a crash or the watchdog, the spare) take the new value; restart the proxy to apply it everywhere`,
+    });
+  }
+
   /** A worker started with nothing to run yet: index -1 for the spare. */
   private newWorker(index: number): WorkerHandle {
     const handle: WorkerHandle = new WorkerHandle(
@@ -596,6 +611,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     } finally {
       this.moving.clear();
     }
+    if (this.applied) this.sayWorkerSettingsChanged(config);
     this.config = config;
     this.running = config.segments;
     this.applied = true;

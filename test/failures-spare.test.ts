@@ -89,6 +89,8 @@ test("a reload that changes socketReceiveBuffer replaces the spare: a crash afte
     await waitFor(() => spareOf(r.proxy)?.isReady === true, 10_000, "the spare up");
     const first = spareOf(r.proxy)!;
     await r.proxy.apply({ ...r.proxy.currentConfig, socketReceiveBuffer: 2 << 20 });
+    const said = r.events.filter((e) => e.type === "warning").map((e) => (e as { message: string }).message);
+    assert.ok(said.some((m) => m.startsWith("socketReceiveBuffer 1048576 -> 2097152: the running workers keep what they started with until they restart")), said.join("\n"));
     // before the fix the spare started with 1 MiB stayed, and took the next failed worker's place with it
     await waitFor(() => spareOf(r.proxy)?.isReady === true && spareOf(r.proxy) !== first, 10_000, "a spare started with the new setting");
     assert.is(first.alive, false, "the spare with the old setting was closed");
