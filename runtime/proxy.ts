@@ -400,7 +400,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private workerSettings(config: ProxyConfig = this.config): ConstructorParameters<typeof WorkerHandle>[1] {
     return {
       batchSize: config.batchSize, io: this.io, socketReceiveBuffer: config.socketReceiveBuffer,
-      streams: { max: config.streams.max, idleMs: config.streams.idleSeconds * 1000 },
+      streams: { max: config.streams.max, maxPerSegment: config.streams.maxPerSegment, idleMs: config.streams.idleSeconds * 1000 },
     };
   }
 
@@ -540,7 +540,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (config.gso !== this.config.gso) {
       throw new ApplyError([{ segment: "", message: `gso: cannot change from ${this.config.gso} to ${config.gso} while running; restart the proxy` }]);
     }
-    if (config.streams.max !== this.config.streams.max || config.streams.idleSeconds !== this.config.streams.idleSeconds) {
+    if (config.streams.max !== this.config.streams.max || config.streams.maxPerSegment !== this.config.streams.maxPerSegment || config.streams.idleSeconds !== this.config.streams.idleSeconds) {
       throw new ApplyError([{ segment: "", message: "streams: cannot change while running (each worker sized its stream table at start); restart the proxy" }]);
     }
     if (config.stateFile !== this.config.stateFile) {

@@ -1076,7 +1076,7 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
       /settings: socketReceiveBuffer: /);
     assert.throws(() => new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", settings: { workers: 2 } as never }),
       /settings\.workers: give workers as the agent's own option/);
-    const restored = new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", gso: "off", settings: { streams: { max: 10, idleSeconds: 30 } } });
+    const restored = new Agent({ controlPlanes: ["127.0.0.1:1"], nodeId: "node-a", stateDir: join(dir, "state"), tls: "insecure", gso: "off", settings: { streams: { max: 10, maxPerSegment: 10, idleSeconds: 30 } } });
     try {
       await restored.start();
       assert.is(restored.runningVersion, v, "started from last-good.json");

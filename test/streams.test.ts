@@ -310,6 +310,28 @@ table("bounded: streams past the limit are counted together; an idle stream give
   assert.equal(snap.streams.map((s) => s.ssrc), [9]);
 });
 
+table("one segment's share: a sender changing SSRC on every packet takes maxPerSegment slots, not every slot of the worker; another segment's stream is still counted on its own", () => {
+  const t = new StreamTable(100, 30_000, 3);
+  const noisy = new SegmentStreams(t, undefined);
+  const quiet = new SegmentStreams(t, undefined);
+  streamsTime(noisy, quiet);
+  for (let ssrc = 1; ssrc <= 50; ssrc++) {
+    const p = rtp(0, 0, ssrc);
+    noisy.ingress(p, 0, p.length);
+  }
+  const p = rtp(0, 0, 777);
+  quiet.ingress(p, 0, p.length);
+  assert.equal(noisy.snapshot().streams.map((s) => s.ssrc), [1, 2, 3]);
+  assert.equal(noisy.snapshot().streamsOverflow, { ingressPackets: 47, egressPackets: 0 });
+  assert.equal(quiet.snapshot().streams.map((s) => s.ssrc), [777]);
+  assert.is(quiet.snapshot().streamsOverflow, null);
+  assert.is(t.used, 4);
+});
+
+function streamsTime(...list: SegmentStreams[]): void {
+  for (const s of list) s.time[0] = T0;
+}
+
 // ---- RTCP read as it passes ----
 
 const rtcp = suite("stream table: RTCP");
@@ -615,6 +637,33 @@ proxySuite("a 2022-7 receiver: a redundant leg's packets count in the ingress, w
   }
 });
 
+proxySuite("streams.maxPerSegment: a sender cycling through 40 SSRCs gets 4 streams and the rest as ssrc=\"other\"; a second segment on the same worker still gets its stream", async () => {
+  const [noisyPort, quietPort] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const to = [{ address: "127.0.0.1", port: sink.port }];
+  const segments = [
+    { name: "noisy", listen: { address: "127.0.0.1", port: noisyPort }, destinations: to },
+    { name: "quiet", listen: { address: "127.0.0.1", port: quietPort }, destinations: to },
+  ];
+  const { proxy } = await startProxy({ workers: 1, streams: { max: 20, maxPerSegment: 4 }, segments });
+  const sender = await bindUdp();
+  try {
+    for (let i = 0; i < 40; i++) sender.send(indexedRtp(i, 200, 0x1000 + i), noisyPort, "127.0.0.1");
+    sender.send(indexedRtp(0, 200, 0x9999), quietPort, "127.0.0.1");
+    await waitFor(() => sink.received === 41, 5000, "every packet through");
+    const noisy = await segmentStats(proxy, "noisy");
+    assert.is(noisy.streams.length, 4);
+    assert.equal(noisy.streamsOverflow, { ingressPackets: 36, egressPackets: 36 });
+    assert.equal((await segmentStats(proxy, "quiet")).streams.map((s) => s.ssrc), [0x9999]);
+    const err = await proxy.apply({ ...proxy.currentConfig, streams: { ...proxy.currentConfig.streams, maxPerSegment: 8 } }).then(() => null, (e: Error) => e);
+    assert.ok(err && /streams: cannot change while running/.test(err.message), String(err));
+  } finally {
+    sender.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 proxySuite("streams.max 0 turns them off; streams.max is fixed while running", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open();
@@ -625,7 +674,7 @@ proxySuite("streams.max 0 turns them off; streams.max is fixed while running", a
     sender.send(indexedRtp(0), listen, "127.0.0.1");
     await waitFor(() => sink.received === 1, 3000, "the packet");
     assert.equal((await segmentStats(proxy, "s")).streams, []);
-    const err = await proxy.apply({ ...proxy.currentConfig, streams: { max: 10, idleSeconds: 30 } }).then(() => null, (e: Error) => e);
+    const err = await proxy.apply({ ...proxy.currentConfig, streams: { max: 10, maxPerSegment: 10, idleSeconds: 30 } }).then(() => null, (e: Error) => e);
     assert.ok(err && /streams: cannot change while running/.test(err.message), String(err));
   } finally {
     sender.close();

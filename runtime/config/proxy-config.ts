@@ -177,7 +177,7 @@ const segment = z.strictObject({
   }).optional(),
 });
 
-export const STREAMS_DEFAULTS = { max: 10_000, idleSeconds: 30 };
+export const STREAMS_DEFAULTS = { max: 10_000, maxPerSegment: 128, idleSeconds: 30 };
 
 const filterEntry = z.strictObject({
   path: z.string().min(1),
@@ -218,6 +218,8 @@ export const proxyConfigSchema = z.strictObject({
   /** Per-stream (SSRC) stats (docs/streams.md): how many streams each worker counts one by one (0: none), and when a silent one is forgotten. */
   streams: z.strictObject({
     max: z.number().int().min(0).max(1_000_000).default(STREAMS_DEFAULTS.max),
+    /** Of those, how many one segment may take: a sender that changes SSRC on every packet must not take every slot of its worker. */
+    maxPerSegment: z.number().int().min(1).max(1_000_000).default(STREAMS_DEFAULTS.maxPerSegment),
     idleSeconds: z.number().int().min(1).max(86_400).default(STREAMS_DEFAULTS.idleSeconds),
   }).default(() => ({ ...STREAMS_DEFAULTS })),
   /** How often every stage's state is saved, for a filter or worker restart to carry it; 0: never. */

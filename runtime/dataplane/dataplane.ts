@@ -51,7 +51,7 @@ export interface DataPlaneOptions {
   readonly io?: IoPlan;
   readonly socketReceiveBuffer: number;
   /** Per-stream stats (docs/streams.md); absent: none. */
-  readonly streams?: { readonly max: number; readonly idleMs: number };
+  readonly streams?: { readonly max: number; readonly maxPerSegment: number; readonly idleMs: number };
   readonly beacon?: WatchdogBeacon;
   readonly onEvent?: (event: DataPlaneEvent) => void;
 }
@@ -229,7 +229,7 @@ export class DataPlane {
     this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS)) : null;
     if (options.beacon) this.runner.beacon = this.pool.beacon = options.beacon;
     const streams = options.streams;
-    this.streams = streams && streams.max > 0 ? new StreamTable(streams.max, streams.idleMs) : null;
+    this.streams = streams && streams.max > 0 ? new StreamTable(streams.max, streams.idleMs, streams.maxPerSegment) : null;
     if (this.streams) {
       const table = this.streams;
       this.streamTimer = setInterval(() => {

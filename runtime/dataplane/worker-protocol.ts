@@ -12,7 +12,7 @@ export interface WorkerInit {
   readonly io: IoPlan;
   readonly socketReceiveBuffer: number;
   /** Per-stream stats: streams counted one by one (0: none), and how long a silent one is kept. */
-  readonly streams: { readonly max: number; readonly idleMs: number };
+  readonly streams: { readonly max: number; readonly maxPerSegment: number; readonly idleMs: number };
   /** Thread mode: the watchdog beacon's memory. */
   readonly beacon?: SharedArrayBuffer;
   /** Process mode (Bun): a file in /dev/shm both sides map. */

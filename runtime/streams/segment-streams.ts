@@ -41,7 +41,7 @@ export class SegmentStreams {
   private lastSsrc = -1;
   private lastSlot = -1;
   private readonly id: number;
-  /** Packets of streams beyond the table's limit: counted, never per SSRC. */
+  /** Packets of streams beyond the table's limit or the segment's share of it: counted, never per SSRC. */
   private overflowIn = 0;
   private overflowOut = 0;
   /** The segment's clockRates by payload type (null: none configured). */
@@ -94,7 +94,8 @@ export class SegmentStreams {
     let slot = ssrc === this.lastSsrc ? this.lastSlot : this.slots.get(ssrc) ?? -1;
     if (slot < 0) {
       const pt = buf[at + 1]! & 0x7f;
-      slot = this.table.alloc(ssrc, pt, clockRateOf(pt, this.clockRates), this.id);
+      // a segment past its share counts its new streams together, leaving the other segments theirs
+      slot = this.slots.size < this.table.perOwner ? this.table.alloc(ssrc, pt, clockRateOf(pt, this.clockRates), this.id) : -1;
       if (slot < 0) {
         if (dir === INGRESS) this.overflowIn++;
         else this.overflowOut++;

@@ -167,6 +167,8 @@ export class StreamTable {
     readonly limit: number,
     /** A stream silent this long gives its slot back. */
     readonly idleMs: number,
+    /** Most slots one owner (a segment) may take at once. */
+    readonly perOwner: number = limit,
   ) {}
 
   /** An id for a new owner (a segment), and where to tell it that a slot was taken back. */
