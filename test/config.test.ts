@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { HOST_FILTER_FAMILIES, parseProxyConfig } from "../runtime/config/proxy-config.js";
+import { HOST_FAMILIES, HOST_FILTER_FAMILIES, parseProxyConfig } from "../runtime/config/proxy-config.js";
 import { ConfigError, legMulticast, parseErrorText, validateNodeSettings, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
@@ -133,6 +133,9 @@ test("the filter-name check knows every msm_filter_* family the exporter writes"
   const written = [...source.matchAll(/family\("msm_filter_([a-z_]+)"/g)].map((m) => m[1]!).sort();
   assert.ok(written.length >= 10, written.join());
   assert.equal([...HOST_FILTER_FAMILIES].sort(), written);
+  // and every family /metrics has, which metrics.exclude checks its names against
+  const all = [...source.matchAll(/family\("(msm_[a-z_]+)"/g)].map((m) => m[1]!).sort();
+  assert.equal([...HOST_FAMILIES].sort(), all);
 });
 
 test("IPv4 in, IPv6 out: the destinations follow the egress address's family", () => {

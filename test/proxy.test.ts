@@ -229,6 +229,42 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
   }
 });
 
+test("metrics.exclude leaves families out of /metrics (names, prefixes, a filter's own); a reload changes the list; a name that is no family is refused, naming it", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const config = (exclude: string[]) => validateProxyConfig({
+    metrics: { exclude },
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{ name: "cam-1", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "counter", config: { tag: 4 } }] }],
+  });
+  const proxy = await Proxy.start(config(["msm_stream_*", "msm_filter_busy_seconds_total", "msm_filter_counter_tag"]));
+  const admin = await startAdminServer(proxy, LO, 0);
+  const tx = await bindUdp();
+  const families = (body: string): string[] => [...body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+  try {
+    for (let i = 0; i < 10; i++) tx.send(indexedRtp(i), listen, LO);
+    await waitFor(() => sink.received >= 10, 3000, "stream");
+    const trimmed = (await httpGet(admin.port, "/metrics")).body;
+    assert.equal(families(trimmed).filter((f) => f.startsWith("msm_stream_") || f === "msm_filter_busy_seconds_total" || f === "msm_filter_counter_tag"), []);
+    assert.not.match(trimmed, /^msm_stream_|^msm_filter_busy_seconds_total|^msm_filter_counter_tag/m);
+    assert.match(trimmed, /^msm_filter_counter_packets_total\{segment="cam-1",stage="0"\} 10$/m, "the filter's other metric stays");
+    assert.match(trimmed, /^msm_segment_packets_in_total\{segment="cam-1"\} 10$/m);
+    const series = (body: string): number => body.split("\n").filter((l) => l !== "" && !l.startsWith("#")).length;
+    await proxy.apply(config([]));
+    const whole = (await httpGet(admin.port, "/metrics")).body;
+    assert.ok(families(whole).includes("msm_stream_packets_total") && families(whole).includes("msm_filter_counter_tag"), "all back after the reload");
+    console.log(`  series: ${series(whole)} in all, ${series(trimmed)} with msm_stream_*, busy seconds and the tag left out`);
+    assert.ok(series(trimmed) < series(whole));
+    assert.throws(() => config(["msm_segment_drops_total", "msm_segmnt_*", "drops"]), (e: Error) =>
+      /metrics\.exclude\[1\]: 'msm_segmnt_\*' matches no family of this proxy's \/metrics/.test(e.message) && /metrics\.exclude\[2\]: 'drops' is neither a family name/.test(e.message) && !/exclude\[0\]/.test(e.message));
+  } finally {
+    tx.close();
+    sink.close();
+    await admin.close();
+    await proxy.close();
+  }
+});
+
 test("regression: ports the kernel picks for egress never take a later segment's listen port", async () => {
   // 400 segments listening inside Linux's ephemeral range (32768-60999), egress on port 0: bound
   // in config order, some egress socket used to land on a later segment's listen port, nearly

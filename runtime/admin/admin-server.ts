@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Proxy } from "../proxy.js";
-import { renderNotRunning, renderPrometheus } from "./prometheus.js";
+import { excludedFamilies, renderNotRunning, renderPrometheus } from "./prometheus.js";
 
 export interface AdminServer {
   readonly port: number;
@@ -46,7 +46,7 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
     proxy.stats().then(
       (snap) =>
         path === "/metrics"
-          ? reply(200, "text/plain; version=0.0.4", renderPrometheus(snap) + more())
+          ? reply(200, "text/plain; version=0.0.4", renderPrometheus(snap, excludedFamilies(proxy.currentConfig.metrics.exclude)) + more())
           : reply(200, "application/json", JSON.stringify(snap, null, 2)),
       (err: Error) => reply(500, "text/plain", `${err.message}\n`),
     );

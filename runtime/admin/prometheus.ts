@@ -65,9 +65,20 @@ function sample(lines: string[], name: string, l: Record<string, string | number
   lines.push(`${name}_bucket${labels({ ...l, le: "+Inf" })} ${h.count}`, `${name}_sum${labels(l)} ${h.sum}`, `${name}_count${labels(l)} ${h.count}`);
 }
 
-export function renderPrometheus(snap: ProxySnapshot): string {
+/** A predicate for the families metrics.exclude leaves out: names, and prefixes ending in '*'. */
+export function excludedFamilies(patterns: readonly string[]): (family: string) => boolean {
+  if (patterns.length === 0) return () => false;
+  const names = new Set(patterns.filter((p) => !p.endsWith("*")));
+  const prefixes = patterns.filter((p) => p.endsWith("*")).map((p) => p.slice(0, -1));
+  return (family) => names.has(family) || prefixes.some((p) => family.startsWith(p));
+}
+
+/** `excluded`: families left out (metrics.exclude). */
+export function renderPrometheus(snap: ProxySnapshot, excluded: (family: string) => boolean = () => false): string {
   const out: string[] = [];
-  const family: Family = (name, type, help, rows) => void out.push(...familyLines(name, type, help, rows));
+  const family: Family = (name, type, help, rows) => {
+    if (!excluded(name)) out.push(...familyLines(name, type, help, rows));
+  };
   const segs = snap.segments;
   family("msm_segment_packets_in_total", "counter", "Packets received by the segment, both directions.", segs.map((s) => [{ segment: s.name }, s.packetsIn]));
   family("msm_segment_bytes_in_total", "counter", "Bytes received by the segment.", segs.map((s) => [{ segment: s.name }, s.bytesIn]));
@@ -117,6 +128,7 @@ export function renderPrometheus(snap: ProxySnapshot): string {
       const prefix = filter.replace(/-/g, "_");
       for (const m of st.metrics) {
         const name = `msm_filter_${prefix}_${m.name}${m.kind === "counter" && !m.name.endsWith("_total") ? "_total" : ""}`;
+        if (excluded(name)) continue;
         let f = own.get(name);
         if (!f) own.set(name, (f = { type: m.kind, help: `The ${filter} filter's own ${m.kind} '${m.name}' (its docs say what it counts).`, lines: [] }));
         // two versions of a filter sharing its name may define a metric as two kinds: one family has one type

@@ -222,6 +222,13 @@ export const proxyConfigSchema = z.strictObject({
     maxPerSegment: z.number().int().min(1).max(1_000_000).default(STREAMS_DEFAULTS.maxPerSegment),
     idleSeconds: z.number().int().min(1).max(86_400).default(STREAMS_DEFAULTS.idleSeconds),
   }).default(() => ({ ...STREAMS_DEFAULTS })),
+  /** /metrics families left out (family names, or prefixes ending in '*'): fewer series for a proxy with many segments. */
+  metrics: z.strictObject({
+    exclude: z.array(z.string().superRefine((v, ctx) => {
+      const problem = excludePatternProblem(v);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    })).max(256).default([]),
+  }).default(() => ({ exclude: [] })),
   /** How often every stage's state is saved, for a filter or worker restart to carry it; 0: never. */
   stateCheckpointMs: z.number().int().min(0).max(3_600_000).default(1000),
   /**
@@ -251,12 +258,37 @@ export class ConfigError extends Error {
   }
 }
 
-/** The host's own msm_filter_* families (runtime/admin/prometheus.ts; test/config.test.ts keeps the two lists alike). */
-export const HOST_FILTER_FAMILIES: readonly string[] = [
-  "packets_in_total", "packets_out_total", "bytes_in_total", "bytes_out_total", "failures_total",
-  "busy_seconds_total", "up", "memory_bytes", "memory_max_bytes", "drops_total", "discards_total", "held_total",
-  "generated_total", "bypassed_total",
+/** The families the proxy's /metrics has (runtime/admin/prometheus.ts; test/config.test.ts keeps the two lists alike), besides the filters' own. */
+export const HOST_FAMILIES: readonly string[] = [
+  "msm_segment_packets_in_total", "msm_segment_bytes_in_total", "msm_segment_packets_out_total", "msm_segment_bytes_out_total",
+  "msm_segment_send_messages_total", "msm_segment_leg_packets_in_total", "msm_segment_leg_packets_out_total", "msm_segment_drops_total",
+  "msm_segment_discards_total",
+  "msm_filter_packets_in_total", "msm_filter_packets_out_total", "msm_filter_bytes_in_total", "msm_filter_bytes_out_total",
+  "msm_filter_failures_total", "msm_filter_busy_seconds_total", "msm_filter_up", "msm_filter_memory_bytes", "msm_filter_memory_max_bytes",
+  "msm_filter_drops_total", "msm_filter_discards_total", "msm_filter_held_total", "msm_filter_generated_total", "msm_filter_bypassed_total",
+  "msm_stream_packets_total", "msm_stream_bytes_total", "msm_stream_expected_packets_total", "msm_stream_lost_packets",
+  "msm_stream_duplicates_total", "msm_stream_reordered_total", "msm_stream_jitter_seconds", "msm_stream_window_loss_ratio",
+  "msm_stream_window_bits_per_second", "msm_stream_window_packets_per_second", "msm_stream_receiver_loss_ratio",
+  "msm_stream_receiver_lost_packets", "msm_stream_receiver_jitter_seconds", "msm_stream_receiver_rtt_seconds",
+  "msm_proxy_running", "msm_watchdog_restarts_total", "msm_worker_exits_total", "msm_config_applies_total", "msm_segments_not_running",
 ];
+
+/** The host's own msm_filter_* families, without the prefix: a filter's name must not make its metrics one of them. */
+export const HOST_FILTER_FAMILIES: readonly string[] = HOST_FAMILIES.filter((f) => f.startsWith("msm_filter_")).map((f) => f.slice("msm_filter_".length));
+
+/**
+ * Why `pattern` (metrics.exclude) names no family this proxy could have, or undefined. A family
+ * name, or a prefix ending in '*'; a filter's own families (msm_filter_<filter>_<metric>) depend on
+ * the filters loaded, so any msm_filter_ name or prefix is taken.
+ */
+export function excludePatternProblem(pattern: string): string | undefined {
+  if (!/^msm_[a-z0-9_]*\*?$/.test(pattern)) return `'${pattern}' is neither a family name (msm_segment_drops_total) nor a prefix ending in '*' (msm_stream_*)`;
+  const prefix = pattern.endsWith("*") ? pattern.slice(0, -1) : undefined;
+  const known = prefix === undefined
+    ? HOST_FAMILIES.includes(pattern) || pattern.startsWith("msm_filter_")
+    : HOST_FAMILIES.some((f) => f.startsWith(prefix)) || prefix.startsWith("msm_filter_") || "msm_filter_".startsWith(prefix);
+  return known ? undefined : `'${pattern}' matches no family of this proxy's /metrics (docs/proxy.md "Metrics")`;
+}
 
 /**
  * Why a filter name would put its metrics under one of the host's own families, or undefined.
