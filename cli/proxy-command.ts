@@ -51,7 +51,7 @@ export function describeEvent(e: ProxyEvent): string {
     case "restart-failed":
       return `filter ${e.filter}: restart failed: ${e.reason}`;
     case "state-lost":
-      return `filter ${e.filter}: the state of segment ${e.segment} was not carried over (${e.reason}); it starts fresh`;
+      return `filter ${e.filter}: the state of segment ${e.segment} was not carried over: ${e.reason}`;
     case "swap":
       return `segment ${e.segment}: chain swapped (state carried: ${e.carried.join(", ") || "none"}; ${e.awaitingRestart.length > 0 ? `kept, imported if the filter restarts: ${e.awaitingRestart.join(", ")}; ` : ""}fresh: ${e.fresh.join(", ") || "none"})`;
     case "error":

@@ -270,7 +270,7 @@ test("restarted under an edited config that makes the unprotect stage protect un
     const proxy = startCliProxy({ ...edited, admin: { address: LO, port: admin } });
     const tx = await bindUdp();
     try {
-      await waitFor(() => /filter srtp: the state of segment dec was not carried over \(config key 'key' unprotected packets before this change and would now protect/.test(proxy.output()), 20_000, `the refusal in the log\n${proxy.output()}`);
+      await waitFor(() => /filter srtp: the state of segment dec was not carried over: config key 'key' unprotected packets before this change and would now protect/.test(proxy.output()), 20_000, `the refusal in the log\n${proxy.output()}`);
       const plainBefore = r.plainOut.received;
       let dropped = 0;
       await waitFor(async () => {
