@@ -1052,7 +1052,7 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
     await ops.push("counter", "1.0.0", fixture("counter"));
     const v = await ops.apply(segment("node-a", "live", listen, sink.port, [{ filter: "counter" }]));
     // the file's workers (2) lose to --workers 1; its admin address, streams and socket buffer are taken
-    writeFileSync(join(dir, "node.yaml"), "workers: 2\ngso: off\nadmin: { address: 127.0.0.1, port: 0 }\nsocketReceiveBuffer: 65536\nstreams: { max: 0 }\n");
+    writeFileSync(join(dir, "node.yaml"), "workers: 2\ngso: off\nadmin: { address: 127.0.0.1, port: 0 }\nsocketReceiveBuffer: 65536\nstreams: { max: 0 }\nmetrics: { exclude: [msm_filter_busy_seconds_total] }\n");
     proxy = start(join(dir, "node.yaml"), "--workers", "1");
     await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v, 10_000, "Ack from the msm process");
     assert.equal((await ops.proxy("node-a"))!.capabilities, ["workers=1", "runtime=node"], "--workers wins over the file");
@@ -1063,6 +1063,9 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
     const live = stats.segments.find((x) => x.name === "live")!;
     // packets flowed (above), and with streams.max 0 no stream is counted (the default counts this one)
     assert.equal([live.streams, live.streamsOverflow], [[], null], "streams.max 0: no per-stream stats");
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /^msm_filter_packets_in_total\{segment="live"/m);
+    assert.not.match(metrics, /msm_filter_busy_seconds_total/, "the file's metrics.exclude is taken");
     // the kernel doubles SO_RCVBUF: 64 KiB asked is 128 KiB of buffer (the default, 4 MiB, is more)
     const ss = spawnSync("ss", ["-uamnH", "sport", "=", `:${listen}`], { encoding: "utf8" });
     assert.match(ss.stdout, /skmem:\(r\d+,rb131072,/, `the listen socket's buffer: ${ss.stdout}${ss.stderr}`);
