@@ -137,7 +137,7 @@ function register(conn: Conn, nodeId: string, runningVersion = 0): void {
 
 // ---------------------------------------------------------------- set-up
 
-let files: { cpA: TlsFiles; cpB: TlsFiles; alice: TlsFiles; nodeA: TlsFiles; nodeC: TlsFiles; nodeF: TlsFiles; nodeS: TlsFiles; foreignAdmin: TlsFiles; otherDomain: TlsFiles; noId: TlsFiles };
+let files: { cpA: TlsFiles; cpB: TlsFiles; alice: TlsFiles; nodeA: TlsFiles; nodeC: TlsFiles; nodeF: TlsFiles; nodeS: TlsFiles; nodeR: TlsFiles; foreignAdmin: TlsFiles; otherDomain: TlsFiles; noId: TlsFiles };
 
 test.before(async () => {
   const [e] = await Promise.all([startEtcd()]);
@@ -152,6 +152,7 @@ test.before(async () => {
     nodeC: pki.issue("node-c", "spiffe://msm.local/proxy/node-c"),
     nodeF: pki.issue("node-f", "spiffe://msm.local/proxy/node-f"),
     nodeS: pki.issue("node-s", "spiffe://msm.local/proxy/node-s"),
+    nodeR: pki.issue("node-r", "spiffe://msm.local/proxy/node-r"),
     foreignAdmin: otherPki.issue("mallory", "spiffe://msm.local/admin/mallory"),
     otherDomain: pki.issue("bob", "spiffe://elsewhere.example/admin/bob"),
     noId: pki.issue("noid", "spiffe://msm.local/nobody/x"),
@@ -698,6 +699,24 @@ test("a replica started while etcd is down runs: NOT_SERVING and no snapshot to 
     await late?.close();
     await own.stop();
   }
+});
+
+test("stats: a refused page is a gap in its report: a refused last page does not keep the report from the store, and no page of the report before stays in a refused one's place", async () => {
+  const conn = connect(proxyClient(b, files.nodeR));
+  register(conn, "node-r");
+  const send = (round: string, refusedPage: number): void => {
+    for (let page = 0; page < 3; page++) conn.send({ stats: { statsJson: page === refusedPage ? "{not json" : JSON.stringify({ round, page }), page, pages: 3 } });
+  };
+  const stored = async (): Promise<string[]> =>
+    (await allStats(adminA, "node-r").catch(() => ({ pages: [] as ProxyStats[] }))).pages.map((p) => `${p.page}:${(JSON.parse(p.statsJson) as { round: string }).round}`);
+  send("r1", -1);
+  await waitFor(async () => (await stored()).join() === "0:r1,1:r1,2:r1", 10_000, "the first report stored");
+  send("r2", 1);
+  await waitFor(async () => (await stored()).join() === "0:r2,2:r2", 10_000, "the second report stored without its page 1 (not the first report's)");
+  send("r3", 2);
+  await waitFor(async () => (await stored()).join() === "0:r3,1:r3", 10_000, "the third report stored though its last page was refused");
+  assert.ok(logs.some((l) => /node-r: a stats page was dropped, not JSON/.test(l)), logs.join("\n"));
+  conn.stream.end();
 });
 
 test("Connect: the first message must be Register; a silent stream is closed", async () => {

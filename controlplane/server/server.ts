@@ -238,13 +238,19 @@ class ProxySession {
         const bytes = Buffer.byteLength(json);
         // a page of a current proxy is at most STATS_PAGE_BYTES; an older proxy's single report may be larger
         const limit = Math.min(this.cp.store.maxValueBytes - 64, pages > 1 ? STATS_PAGE_BYTES : 4 * STATS_PAGE_BYTES);
-        if (bytes > limit || page >= pages || pages > STATS_MAX_PAGES) {
-          return this.dropStats(bytes > limit ? "too large" : "out of range", `page ${page} of ${pages}, ${bytes} bytes; at most ${STATS_MAX_PAGES} pages of ${limit} bytes`);
+        // a refused page in range still counts in its report: a gap, not a report never completed
+        const inRange = page < pages && pages <= STATS_MAX_PAGES;
+        const refused = (reason: string, detail: string): void => {
+          this.dropStats(reason, detail);
+          if (inRange && this.stats.add(page, pages, undefined, now)) this.scheduleStats();
+        };
+        if (bytes > limit || !inRange) {
+          return refused(bytes > limit ? "too large" : "out of range", `page ${page} of ${pages}, ${bytes} bytes; at most ${STATS_MAX_PAGES} pages of ${limit} bytes`);
         }
         try {
           JSON.parse(json);
         } catch {
-          return this.dropStats("not JSON", `page ${page} of ${pages} is not JSON`);
+          return refused("not JSON", `page ${page} of ${pages} is not JSON`);
         }
         // every page of one report carries the time its first page came: a reader tells a whole
         // report from pages of two (written page by page) by that time (msmctl re-reads those)

@@ -109,12 +109,13 @@ export async function writeStats(store: Store, nodeId: string, pages: ReadonlyMa
   for (const [page, p] of pages) {
     await store.txn([], [{ type: "put", key: statsPageKey(nodeId, page), value: `${p.atMs}\n${pageCount}\n${p.json}` }]);
   }
-  let stale: string[];
+  // a page the report lacks (refused) is removed, not left from an older report: readers count the gap
+  const stale: string[] = Array.from({ length: pageCount }, (_, page) => page).filter((page) => !pages.has(page)).map((page) => statsPageKey(nodeId, page));
   if (storedPages === undefined) {
     const { items } = await store.list(`${STATS}${nodeId}/`, { keysOnly: true });
-    stale = [statsKey(nodeId), ...items.map((kv) => kv.key).filter((key) => (parseStatsKey(key)?.page ?? 0) >= pageCount)];
+    stale.push(statsKey(nodeId), ...items.map((kv) => kv.key).filter((key) => (parseStatsKey(key)?.page ?? 0) >= pageCount));
   } else {
-    stale = Array.from({ length: Math.max(0, storedPages - pageCount) }, (_, i) => statsPageKey(nodeId, pageCount + i));
+    stale.push(...Array.from({ length: Math.max(0, storedPages - pageCount) }, (_, i) => statsPageKey(nodeId, pageCount + i)));
   }
   for (let i = 0; i < stale.length; i += store.maxTxnOps) {
     await store.txn([], stale.slice(i, i + store.maxTxnOps).map((key) => ({ type: "delete" as const, key })));
