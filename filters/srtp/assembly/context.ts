@@ -7,7 +7,7 @@ import { SCRATCH, StateOrigin, Status, StateReader, StateWriter, setError, state
 import { keyRoleConflict } from "./key-roles";
 import { Session } from "./session";
 import { SourceTable } from "./source-table";
-import { blobKeys, readState, windowWords, writeState } from "./state-blob";
+import { KeyRoles, blobKeys, readState, windowWords, writeState } from "./state-blob";
 
 export const PROTECT = 0;
 export const UNPROTECT = 1;
@@ -45,6 +45,8 @@ export class SrtpContext extends SegmentContext {
    * dropped (key_role_changed) while it is held. null: none.
    */
   held: Uint8Array | null = null;
+  /** The roles of the keys before this config's (from the state it took on), exported after its own. */
+  readonly roles: KeyRoles = new KeyRoles();
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
     super(id);
@@ -63,8 +65,13 @@ export class SrtpContext extends SegmentContext {
       out.bytes(held.dataStart, held.length);
       return Status.Ok;
     }
+    const roles = exportedRoles;
+    roles.clear();
+    roles.add(this.forward.fingerprint, this.direction == UNPROTECT);
+    if (this.hasReverse) roles.add(this.reverse.fingerprint, this.direction == PROTECT);
+    roles.addAll(this.roles);
     writeState(out, windowWords(this.replayWindow), this.forwardSources, this.reverseSources,
-      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint);
+      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint, roles);
     return Status.Ok;
   }
 
@@ -84,6 +91,8 @@ export class SrtpContext extends SegmentContext {
       setError(conflict + "; every packet of the segment is dropped (key_role_changed) until the config gives a new key");
       return Status.BadState;
     }
+    this.roles.clear();
+    this.roles.addAll(blobKeys.roles);
     const checkpoint = stateOrigin() == StateOrigin.Checkpoint;
     if (this.direction == UNPROTECT) switchIfRekeyed(this.forwardSources, blobKeys.forward, this.forward.fingerprint, checkpoint);
     else if (this.hasReverse) switchIfRekeyed(this.reverseSources, blobKeys.reverse, this.reverse.fingerprint, checkpoint);
@@ -102,6 +111,7 @@ export class SrtpContext extends SegmentContext {
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
   free(): void {
     this.held = null;
+    this.roles.clear();
     this.authFailed = 0;
     this.authPassed = 0;
     this.authReportedUs = i64.MIN_VALUE;
@@ -122,6 +132,9 @@ export class SrtpContext extends SegmentContext {
 function switchIfRekeyed(t: SourceTable, before: u64, now: u64, checkpoint: bool): void {
   if (before != 0 && now != 0 && before != now) t.switchKey(before, now, checkpoint);
 }
+
+/** What exportState writes as the keys' roles (one at a time: not allocated per export). */
+const exportedRoles = new KeyRoles();
 
 /** Destroyed contexts, by the size of their source tables. */
 const pool = new ContextPool<SrtpContext>();

@@ -8,18 +8,18 @@ import { blobKeys } from "./state-blob";
 
 /**
  * Why the blob just read forbids using `fingerprint` (config key `name`) to unprotect
- * (`receives`) or protect, or "" when it does not. A blob without roles (version 1, 2) says nothing.
+ * (`receives`) or protect, or "" when it does not. The blob knows the roles of its keys and of the
+ * keys before them (KeyRoles, up to ROLE_MEMORY): a key's role outlives configs under other keys in
+ * between. A blob without roles (version 1, 2) says nothing.
  */
 export function keyRoleConflict(fingerprint: u64, receives: bool, name: string): string {
   if (fingerprint == 0 || !blobKeys.rolesKnown) return "";
+  const roles = blobKeys.roles;
   let usedToReceive = false;
   let usedToSend = false;
-  for (let t = 0; t < 2; t++) {
-    const tableReceives = t == 0 ? blobKeys.forwardReceives : blobKeys.reverseReceives;
-    const current = t == 0 ? blobKeys.forward : blobKeys.reverse;
-    const previous = t == 0 ? blobKeys.forwardPrevious : blobKeys.reversePrevious;
-    if (fingerprint != current && fingerprint != previous) continue;
-    if (tableReceives) usedToReceive = true;
+  for (let i = 0; i < roles.count; i++) {
+    if (unchecked(roles.keys[i]) != fingerprint) continue;
+    if (unchecked(roles.receives[i])) usedToReceive = true;
     else usedToSend = true;
   }
   if (!receives && usedToReceive) {

@@ -10,7 +10,10 @@
 // the replayWindow's; bits past it are never read). After both tables, a u8 of flags (resumeNew:
 // forward 1, reverse 2), the fingerprints (u64) of the forward and the reverse key, then of the key
 // before each (previousKey); 0: none; then each table's newRtcpStart (u32; a blob without them
-// starts new sources at 0). A source takes as many bytes as in version 2, whose floors
+// starts new sources at 0); then the keys' roles (since 2026-12-06, in the room the tracked sources
+// leave, before retired ones): u8 count, per key its fingerprint (u64) and u8 1 if it unprotected,
+// 0 if it protected, newest first, at most ROLE_MEMORY (a blob without them: the current and
+// previous keys with their tables' roles). A source takes as many bytes as in version 2, whose floors
 // came out of the wider fields it did not need. A table's list has its tracked sources first, then
 // its retired ones (SourceTable.retired) as far as the room left allows.
 //
@@ -54,6 +57,32 @@ export function maxSourcesInState(window: i32): i32 {
   return (SCRATCH_SIZE - STATE_HEADER_BYTES) / sourceStateBytes(window);
 }
 
+/** Keys a segment's stages used, and whether each unprotected (key-roles.ts), as far back as ROLE_MEMORY keys. */
+export const ROLE_MEMORY = 8;
+export class KeyRoles {
+  readonly keys: StaticArray<u64> = new StaticArray<u64>(ROLE_MEMORY);
+  readonly receives: StaticArray<bool> = new StaticArray<bool>(ROLE_MEMORY);
+  count: i32 = 0;
+
+  clear(): void {
+    this.count = 0;
+  }
+
+  /** Adds a key's role unless known already; none past ROLE_MEMORY (the oldest are the ones left out). */
+  add(key: u64, receives: bool): void {
+    if (key == 0) return;
+    for (let i = 0; i < this.count; i++) if (unchecked(this.keys[i]) == key && unchecked(this.receives[i]) == receives) return;
+    if (this.count >= ROLE_MEMORY) return;
+    unchecked((this.keys[this.count] = key));
+    unchecked((this.receives[this.count] = receives));
+    this.count++;
+  }
+
+  addAll(other: KeyRoles): void {
+    for (let i = 0; i < other.count; i++) this.add(unchecked(other.keys[i]), unchecked(other.receives[i]));
+  }
+}
+
 /** The fingerprints of the keys a blob's tables were made under (0: none, or a blob of an older build). */
 export class BlobKeys {
   forward: u64 = 0;
@@ -65,20 +94,29 @@ export class BlobKeys {
   rolesKnown: bool = false;
   forwardReceives: bool = false;
   reverseReceives: bool = false;
+  /** Every key's role the blob knows: its tables' keys, then its list (or, without one, the previous keys). */
+  readonly roles: KeyRoles = new KeyRoles();
 }
 export const blobKeys = new BlobKeys();
 
-/** Writes both tables; `*Receives`: that table unprotects (its SRTCP word is a floor, not a next index). */
+/**
+ * Writes both tables; `*Receives`: that table unprotects (its SRTCP word is a floor, not a next
+ * index); `roles`: the keys' roles, newest first.
+ */
 export function writeState(
   out: StateWriter, words: i32, forward: SourceTable, reverse: SourceTable, forwardReceives: bool, reverseReceives: bool,
-  forwardKey: u64, reverseKey: u64,
+  forwardKey: u64, reverseKey: u64, roles: KeyRoles,
 ): void {
   out.u32(STATE_VERSION);
   out.u16(<u16>words);
   out.u8(<u8>((forwardReceives ? 1 : 0) | (reverseReceives ? 2 : 0)));
-  // the config's limit leaves room for the tracked sources; retired ones go in the room left (a
-  // window grown since they were retired may leave none: those are then lost, as before 2026-12-06)
-  let room = (SCRATCH_SIZE - STATE_HEADER_BYTES) / sourceBytes(words) - forward.count() - reverse.count();
+  // the config's limit leaves room for the tracked sources; the keys' roles go in the room left
+  // (the config's limit stays what it was), then retired sources (a window grown since they were
+  // retired may leave none: those are then lost, as before 2026-12-06)
+  let free = SCRATCH_SIZE - STATE_HEADER_BYTES - (forward.count() + reverse.count()) * sourceBytes(words);
+  const roleCount = free >= 1 ? min(roles.count, (free - 1) / ROLE_BYTES) : -1; // -1: no list at all
+  if (roleCount >= 0) free -= 1 + roleCount * ROLE_BYTES;
+  let room = max(free, 0) / sourceBytes(words);
   const forwardRetired = min(max(room, 0), forward.retiredCount);
   room -= forwardRetired;
   const reverseRetired = min(max(room, 0), reverse.retiredCount);
@@ -91,7 +129,16 @@ export function writeState(
   out.u64(reverse.previousKey);
   out.u32(forward.newRtcpStart);
   out.u32(reverse.newRtcpStart);
+  if (roleCount < 0) return;
+  out.u8(<u8>roleCount);
+  for (let i = 0; i < roleCount; i++) {
+    out.u64(unchecked(roles.keys[i]));
+    out.u8(unchecked(roles.receives[i]) ? 1 : 0);
+  }
 }
+
+/** A key's fingerprint and its role in a blob's list. */
+const ROLE_BYTES = 9;
 
 /**
  * Reads both tables, their flags and previous keys, and the blob's keys into `blobKeys`. On a
@@ -103,6 +150,7 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   blobKeys.forwardPrevious = 0;
   blobKeys.reversePrevious = 0;
   blobKeys.rolesKnown = false;
+  blobKeys.roles.clear();
   forward.previousKey = 0;
   reverse.previousKey = 0;
   forward.newRtcpStart = 0;
@@ -147,6 +195,22 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   if (blob.remaining >= 8) {
     forward.newRtcpStart = blob.u32();
     reverse.newRtcpStart = blob.u32();
+  }
+  if (!blobKeys.rolesKnown) return Status.Ok;
+  const roles = blobKeys.roles;
+  roles.add(blobKeys.forward, blobKeys.forwardReceives);
+  roles.add(blobKeys.reverse, blobKeys.reverseReceives);
+  if (blob.remaining >= 1) {
+    // the roles of the keys before (a key that unprotected two configs ago may still not protect)
+    const n = <i32>blob.u8();
+    for (let i = 0; i < n && blob.remaining >= ROLE_BYTES; i++) {
+      const key = blob.u64();
+      roles.add(key, blob.u8() != 0);
+    }
+  } else {
+    // a blob without the list (2026-12-06, before it): the previous keys, with their tables' roles
+    roles.add(blobKeys.forwardPrevious, blobKeys.forwardReceives);
+    roles.add(blobKeys.reversePrevious, blobKeys.reverseReceives);
   }
   return Status.Ok;
 }

@@ -589,6 +589,51 @@ test("a key keeps its role: a swap or restart that would protect with a key that
   assert.match(exchanged.result.reason, /config key 'key' unprotected packets before this change and would now protect/);
 });
 
+test("a key keeps its role through intermediate configs: a key that unprotected may not protect after a swap under another key, or after the held state took a new key, or after later re-keys", async () => {
+  const [k, k2, k3, k4] = [masterFor(CM80, 93), masterFor(CM80, 94), masterFor(CM80, 95), masterFor(CM80, 96)];
+  const sender = await FilterHarness.load(WASM);
+  const tx = sender.createContext({ direction: "protect", suite: CM80.name, key: inline(k) });
+  const proxy = await FilterHarness.load(WASM);
+  const stage = (direction: string, key: Buffer, from: number | undefined) => {
+    const ctx = proxy.createContext({ direction, suite: CM80.name, key: inline(key) });
+    const result = from === undefined ? { ok: true, reason: "" } : proxy.importState(ctx, proxy.exportState(from)!);
+    return { ctx, result };
+  };
+  // the proxy unprotects a sender's stream (SSRC 9) under k, its first SRTCP packet at index 0
+  const rx = stage("unprotect", k, undefined).ctx;
+  for (let seq = 0; seq < 5; seq++) assert.is(proxy.run({ ctx: rx, bytes: sender.run({ ctx: tx, bytes: buildRtp({ seq, ssrc: 9, payloadSize: 20 }) }).bytes }).verdict, "pass");
+  const senderRtcp = sender.run({ ctx: tx, bytes: rtcpRr(9), flags: RTCP }).bytes;
+  assert.is(proxy.run({ ctx: rx, bytes: senderRtcp, flags: RTCP }).verdict, "pass");
+
+  // protect under a new key (allowed), then back to k: k would protect SSRC 9's SRTCP from index 0 again
+  const other = stage("protect", k2, rx);
+  assert.equal(other.result, { ok: true, reason: "" });
+  const back = stage("protect", k, other.ctx);
+  assert.is(back.result.ok, false, "k unprotected before the intermediate config: it may not protect now");
+  const out = proxy.run({ ctx: back.ctx, bytes: rtcpRr(9), flags: RTCP });
+  assert.ok(out.verdict !== "pass" || !Buffer.from(out.bytes).equals(Buffer.from(senderRtcp)), "the proxy sent the sender's own SRTCP packet: one keystream twice");
+
+  // the swap refused (held), a new key given, then k again
+  const held = stage("protect", k, rx);
+  assert.is(held.result.ok, false);
+  const fixed = stage("protect", k3, held.ctx);
+  assert.equal(fixed.result, { ok: true, reason: "" });
+  assert.is(stage("protect", k, fixed.ctx).result.ok, false, "k may not protect after the held state took a new key");
+
+  // two re-keys of the receiver, then k protects
+  const r2 = stage("unprotect", k2, rx);
+  const r3 = stage("unprotect", k4, r2.ctx);
+  assert.equal([r2.result.ok, r3.result.ok], [true, true]);
+  assert.is(stage("protect", k, r3.ctx).result.ok, false, "k may not protect after two re-keys");
+
+  // no false refusal: back to unprotect under k after a re-key and a protect stage under a third key
+  // (k is the receiver's previous key, carried by the protect stage's table: it never protected)
+  const p3 = stage("protect", k3, r2.ctx);
+  assert.equal(p3.result, { ok: true, reason: "" });
+  assert.equal(stage("unprotect", k, p3.ctx).result, { ok: true, reason: "" }, "k only ever unprotected");
+  assert.is(stage("unprotect", k3, p3.ctx).result.ok, false, "k3 protected");
+});
+
 test("back to an earlier key whose stream went past ROC 1: an old packet of ROC 0 is not taken on the retry at ROC 0 that a re-keyed source gets", async () => {
   const keyA = masterFor(CM80, 76);
   const keyB = masterFor(CM80, 77);
