@@ -160,9 +160,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** The last stateFile write's failure, said once until a write succeeds again. */
   private stateWriteFailure = "";
   private saidNoStateFile = false;
-  /** This process's hold on the stateFile (state-file-lock.ts); `stateLockLost`: who took it over, "" while it is ours. */
+  /** This process's hold on the stateFile (state-file-lock.ts). */
   private stateLock: StateFileLock | undefined;
-  private stateLockLost = "";
   /** Stages the start restored from the stateFile. */
   restoredStages = 0;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -892,7 +891,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * frozen). Both would write the file: this one stops, and says so.
    */
   private stateLockTaken(holder: string): void {
-    this.stateLockLost = holder;
     this.emit("event", {
       type: "error", segment: "",
       message: `stateFile ${this.config.stateFile}: another proxy took its lock (${holder}) after this one did not refresh it for ${LOCK_STALE_MS / 1000} s; ` +
@@ -906,7 +904,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (path === undefined) return Promise.resolve();
     const write = this.stateWrites.then(async () => {
       try {
-        if (this.stateLockLost) throw new Error(`another proxy holds its lock now (${this.stateLockLost}): this one no longer writes it`);
+        // asked now, not from the last refresh: a process frozen past LOCK_STALE_MS may write before its timer runs
+        const holder = this.stateLock?.check();
+        if (holder !== undefined) throw new Error(`another proxy holds its lock now (${holder}): this one no longer writes it`);
         await writeStateFile(path, [...this.checkpoints.values()]);
         this.stateWriteFailure = "";
       } catch (err) {

@@ -6,9 +6,9 @@
 // exists (at once; a SIGKILLed proxy restarts without waiting), or a lock not refreshed for
 // LOCK_STALE_MS (a holder in another container or host, or frozen). Otherwise the start waits
 // about as long for it (a restart overlapping the old process's stop), then refuses.
-import { mkdirSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { StateFileError } from "./state-file.js";
 
@@ -25,8 +25,21 @@ interface LockRecord {
   readonly token: string;
 }
 
-/** Locks held by this process, by path: a second proxy in one process on one file is refused too. */
+/**
+ * Locks held by this process, by their real path: a second proxy in one process on one file is
+ * refused too, however it spells the file (relative, through a symlink): by the spelling, a lock
+ * of this process under another one looked like an earlier run's, and was taken over.
+ */
 const heldHere = new Set<string>();
+
+/** The lock file's real path (its directory exists), the key of heldHere. */
+function realLockPath(path: string): string {
+  try {
+    return join(realpathSync(dirname(path)), basename(path));
+  } catch {
+    return path;
+  }
+}
 
 function pidNamespace(): string {
   try {
@@ -48,18 +61,30 @@ function alive(pid: number): boolean {
 export class StateFileLock {
   private readonly timer: NodeJS.Timeout;
   private lost = false;
+  private released = false;
+  /** Who took it over, once lost. */
+  private holder = "";
 
-  private constructor(readonly path: string, private readonly token: string, onLost: (holder: string) => void) {
-    heldHere.add(path);
-    this.timer = setInterval(() => {
-      if (this.lost) return;
-      const holder = this.refresh();
-      if (holder !== undefined) {
-        this.lost = true;
-        onLost(holder);
-      }
-    }, LOCK_REFRESH_MS);
+  private constructor(readonly path: string, private readonly realPath: string, private readonly token: string, private readonly onLost: (holder: string) => void) {
+    heldHere.add(realPath);
+    this.timer = setInterval(() => void this.check(), LOCK_REFRESH_MS);
     this.timer.unref();
+  }
+
+  /**
+   * Undefined while the lock is this process's (touched), else who holds it (`onLost` is told the
+   * first time). A write of the stateFile asks first: a process that was frozen past
+   * LOCK_STALE_MS may run a write before its refresh timer, and must not write over the taker's.
+   */
+  check(): string | undefined {
+    if (this.released) return "nobody: this proxy let it go at its stop";
+    if (this.lost) return this.holder;
+    const holder = this.refresh();
+    if (holder === undefined) return undefined;
+    this.lost = true;
+    this.holder = holder;
+    this.onLost(holder);
+    return holder;
   }
 
   /**
@@ -73,14 +98,15 @@ export class StateFileLock {
     const record: LockRecord = { pid: process.pid, host: hostname(), pidNamespace: pidNamespace(), startedAtMs: Date.now(), token };
     const deadline = Date.now() + waitMs;
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const realPath = realLockPath(path);
     for (;;) {
       try {
         writeFileSync(path, JSON.stringify(record) + "\n", { flag: "wx", mode: 0o600 });
-        return new StateFileLock(path, token, onLost);
+        return new StateFileLock(path, realPath, token, onLost);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new StateFileError(`stateFile ${stateFile}: cannot create its lock ${path}: ${(err as Error).message}`);
       }
-      const held = readHolder(path);
+      const held = readHolder(path, realPath);
       if (held === undefined) continue; // gone meanwhile
       if (held.stale) {
         try {
@@ -116,8 +142,10 @@ export class StateFileLock {
 
   /** Lets go (at stop, after the last write of the stateFile). */
   release(): void {
+    if (this.released) return;
+    this.released = true;
     clearInterval(this.timer);
-    heldHere.delete(this.path);
+    heldHere.delete(this.realPath);
     if (this.lost || readRecord(this.path)?.record?.token !== this.token) return;
     try {
       unlinkSync(this.path);
@@ -146,7 +174,7 @@ function readRecord(path: string): { record: LockRecord | undefined; mtimeMs: nu
 }
 
 /** Whether the lock at `path` is held (and by whom) or stale; undefined: there is none. */
-function readHolder(path: string): { stale: boolean; who: string } | undefined {
+function readHolder(path: string, realPath: string): { stale: boolean; who: string } | undefined {
   const found = readRecord(path);
   if (!found) return undefined;
   const { record, mtimeMs } = found;
@@ -155,7 +183,7 @@ function readHolder(path: string): { stale: boolean; who: string } | undefined {
   if (!record) return { stale: false, who: `an unreadable lock file, refreshed ${Math.round(age / 1000)} s ago` };
   const here = record.host === hostname() && record.pidNamespace !== "" && record.pidNamespace === pidNamespace();
   // our own pid in a lock this process does not hold: an earlier run of a restarted container (its pid 1, say)
-  const gone = here && (record.pid === process.pid ? !heldHere.has(path) : !alive(record.pid));
+  const gone = here && (record.pid === process.pid ? !heldHere.has(realPath) : !alive(record.pid));
   return { stale: gone, who: `${describe(record)}, refreshed ${Math.round(age / 1000)} s ago` };
 }
 

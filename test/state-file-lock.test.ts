@@ -4,12 +4,13 @@
 // on a file another `msm proxy` uses, naming it.
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir, hostname } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { LOCK_REFRESH_MS, LOCK_STALE_MS, StateFileLock } from "../runtime/state-file-lock.js";
 import { StateFileError } from "../runtime/state-file.js";
 import { startCliProxy } from "./lib/cli-proxy.js";
+import { startProxy } from "./lib/proxy.js";
 import { filterWasm, ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
 import { freePortPair, waitFor } from "./lib/udp.js";
@@ -98,6 +99,50 @@ test("a lock taken over while its holder was frozen: the holder hears who took i
   assert.match(lost, /^pid 4242 on elsewhere, started /);
   lock.release();
   assert.is((JSON.parse(readFileSync(lockFile, "utf8")) as { token: string }).token, "taker", "the taker's lock is left alone");
+});
+
+test("a second lock in this process on the same file spelled otherwise (relative, through a symlink) is refused, not taken over as an earlier run's", async () => {
+  const dir = tmp();
+  mkdirSync(join(dir, "real"));
+  symlinkSync(join(dir, "real"), join(dir, "link"));
+  const stateFile = join(dir, "real", "stage-state.json");
+  let lost = "";
+  const lock = await StateFileLock.acquire(stateFile, (who) => (lost = who), 0);
+  try {
+    for (const other of [relative(process.cwd(), stateFile), join(dir, "link", "stage-state.json")]) {
+      assert.match(await refusal(other, 0), new RegExp(`in use by another proxy \\(pid ${process.pid} on `), other);
+    }
+    assert.is(lock.check(), undefined, "still this lock's");
+    assert.is(lost, "");
+  } finally {
+    lock.release();
+  }
+});
+
+test("a proxy whose lock was taken over writes no more stage state, even before its refresh timer has noticed (a frozen process resumed)", async () => {
+  const stateFile = join(tmp(), "stage-state.json");
+  const lockFile = `${stateFile}.lock`;
+  const port = await freePortPair();
+  const { proxy, events } = await startProxy({
+    workers: 1, stateFile,
+    filters: { validate: { path: filterWasm("validate") } },
+    segments: [{ name: "cam", listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: port + 2 }], chain: [{ filter: "validate" }] }],
+  });
+  let closed = false;
+  try {
+    // right after a refresh (its mtime moves), so that the next is a second away: another process takes the lock over
+    const before = statSync(lockFile).mtimeMs;
+    await waitFor(() => statSync(lockFile).mtimeMs !== before, 3 * LOCK_REFRESH_MS, "a refresh of the lock");
+    writeFileSync(lockFile, JSON.stringify({ pid: 4242, host: "elsewhere", pidNamespace: "pid:[2]", startedAtMs: Date.now(), token: "taker" }));
+    const written = existsSync(stateFile) ? statSync(stateFile).mtimeMs : -1;
+    await proxy.close(); // its final save
+    closed = true;
+    assert.is(existsSync(stateFile) ? statSync(stateFile).mtimeMs : -1, written, "the taker's stateFile is not written over");
+    assert.ok(events.some((e) => e.type === "error" && /another proxy took its lock \(pid 4242 on elsewhere/.test(e.message)), JSON.stringify(events));
+    assert.is((JSON.parse(readFileSync(lockFile, "utf8")) as { token: string }).token, "taker");
+  } finally {
+    if (!closed) await proxy.close();
+  }
 });
 
 test("msm proxy on a stateFile another msm proxy uses does not start, naming the file and the other proxy; the first runs on", async () => {
