@@ -283,7 +283,12 @@ test("restarted under an edited config that makes the unprotect stage protect un
       assert.is(r.plainOut.received, plainBefore, "nothing protected under the sender's key left the stage");
       const after = Date.now();
       await waitFor(() => (JSON.parse(readFileSync(r.stateFile, "utf8")) as { savedAtMs: number }).savedAtMs > after + 250, 5000, "a checkpoint saved since");
-      assert.is(decState(), saved, "the held state is saved as it came");
+      // as it came, marked as a checkpoint not yet treated (flag 4 of the srtp blob's flags byte): a
+      // config that takes it on later under a new key skips past what the failed stage used after it
+      const [held, before] = [Buffer.from(decState()!, "base64"), Buffer.from(saved!, "base64")];
+      assert.is(held.length, before.length, "the held state is saved as it came");
+      const differing = [...held.keys()].filter((i) => held[i] !== before[i]);
+      assert.ok(differing.length === 0 || (differing.length === 1 && (held[differing[0]!]! ^ before[differing[0]!]!) === 4), `the held state is saved as it came, but for its checkpoint mark (bytes ${differing.join(", ")} differ)`);
     } finally {
       tx.close();
       await proxy.stop();

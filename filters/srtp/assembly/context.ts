@@ -7,7 +7,7 @@ import { SCRATCH, StateOrigin, Status, StateReader, StateWriter, setError, state
 import { keyRoleConflict } from "./key-roles";
 import { Session } from "./session";
 import { SourceTable } from "./source-table";
-import { KeyRoles, blobKeys, readState, windowWords, writeState } from "./state-blob";
+import { KeyRoles, UNTREATED_CHECKPOINT, blobKeys, readState, windowWords, writeState } from "./state-blob";
 
 export const PROTECT = 0;
 export const UNPROTECT = 1;
@@ -86,6 +86,9 @@ export class SrtpContext extends SegmentContext {
       this.reverseSources.clear();
       const held = new Uint8Array(blob.length);
       memory.copy(held.dataStart, SCRATCH, <usize>blob.length);
+      // a checkpoint is older than the failure: whoever takes it on later (a hot swap to a new key)
+      // must skip past the indexes the failed stage used after it, as a restore does
+      if (stateOrigin() == StateOrigin.Checkpoint && blobKeys.flagsAt >= 0) held[blobKeys.flagsAt] |= UNTREATED_CHECKPOINT;
       this.held = held;
       // the host says it (state not carried over: ...) with the segment's name
       setError(conflict + "; every packet of the segment is dropped (key_role_changed) until the config gives a new key");
@@ -93,7 +96,7 @@ export class SrtpContext extends SegmentContext {
     }
     this.roles.clear();
     this.roles.addAll(blobKeys.roles);
-    const checkpoint = stateOrigin() == StateOrigin.Checkpoint;
+    const checkpoint = stateOrigin() == StateOrigin.Checkpoint || blobKeys.untreatedCheckpoint;
     if (this.direction == UNPROTECT) switchIfRekeyed(this.forwardSources, blobKeys.forward, this.forward.fingerprint, checkpoint);
     else if (this.hasReverse) switchIfRekeyed(this.reverseSources, blobKeys.reverse, this.reverse.fingerprint, checkpoint);
     if (checkpoint) {

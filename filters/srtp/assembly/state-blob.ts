@@ -8,7 +8,7 @@
 // rtcpHighest (u32: SRTCP indexes are 31 bits), the SRTCP word (u32: a sender's rtcpNextIndex, a
 // receiver's rtcpFloor), rtpFloor (u48), the SRTP window and the SRTCP window (`words` u64 each:
 // the replayWindow's; bits past it are never read). After both tables, a u8 of flags (resumeNew:
-// forward 1, reverse 2), the fingerprints (u64) of the forward and the reverse key, then of the key
+// forward 1, reverse 2; 4: a checkpoint held as it came, not yet treated as one: context.ts), the fingerprints (u64) of the forward and the reverse key, then of the key
 // before each (previousKey); 0: none; then each table's newRtcpStart (u32; a blob without them
 // starts new sources at 0); then the keys' roles (since 2026-12-06, in the room the tracked sources
 // leave, before retired ones): u8 count, per key its fingerprint (u64) and u8 1 if it unprotected,
@@ -27,6 +27,8 @@ import { ReplayState, WORDS } from "./replay";
 import { SourceTable } from "./source-table";
 
 const STATE_VERSION: u32 = 3;
+/** The flag of a checkpoint a stage held as it came (key-roles.ts): whoever takes it on treats it as a checkpoint. */
+export const UNTREATED_CHECKPOINT: u8 = 4;
 /**
  * What a blob holds besides its sources: version, window words, receiver tables, a count per
  * table, the tables' flags, four key fingerprints. All of it counts: a blob one byte over is no blob.
@@ -94,6 +96,9 @@ export class BlobKeys {
   rolesKnown: bool = false;
   forwardReceives: bool = false;
   reverseReceives: bool = false;
+  /** Where the blob's flags byte is (-1: none), and whether it is a checkpoint held untreated (flag 4). */
+  flagsAt: i32 = -1;
+  untreatedCheckpoint: bool = false;
   /** Every key's role the blob knows: its tables' keys, then its list (or, without one, the previous keys). */
   readonly roles: KeyRoles = new KeyRoles();
 }
@@ -151,6 +156,8 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   blobKeys.reversePrevious = 0;
   blobKeys.rolesKnown = false;
   blobKeys.roles.clear();
+  blobKeys.flagsAt = -1;
+  blobKeys.untreatedCheckpoint = false;
   forward.previousKey = 0;
   reverse.previousKey = 0;
   forward.newRtcpStart = 0;
@@ -177,9 +184,11 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   }
   if (blob.remaining > 0) {
     // a blob of a stage restored from a checkpoint: its new sources still start resumed
+    blobKeys.flagsAt = blob.position;
     const flags = blob.u8();
     forward.resumeNew = (flags & 1) != 0;
     reverse.resumeNew = (flags & 2) != 0;
+    blobKeys.untreatedCheckpoint = (flags & UNTREATED_CHECKPOINT) != 0;
   }
   if (blob.remaining >= 16) {
     // the keys the tables were made under (a blob of an older build has none: its tables carry on)

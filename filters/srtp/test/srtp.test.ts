@@ -634,6 +634,26 @@ test("a key keeps its role through intermediate configs: a key that unprotected 
   assert.is(stage("unprotect", k3, p3.ctx).result.ok, false, "k3 protected");
 });
 
+test("a held checkpoint keeps its checkpoint's treatment: taken on later under a new key, then back to the key that protected, no SRTCP index the failed stage used after the checkpoint is used again", async () => {
+  const [x, k2] = [masterFor(CM80, 97), masterFor(CM80, 98)];
+  const proxy = await FilterHarness.load(WASM);
+  const p1 = proxy.createContext({ direction: "protect", suite: CM80.name, key: inline(x) });
+  assert.is(proxy.run({ ctx: p1, bytes: rtcpRr(5), flags: RTCP }).verdict, "pass"); // SRTCP index 0
+  const checkpoint = proxy.exportState(p1)!;
+  const afterCheckpoint = proxy.run({ ctx: p1, bytes: rtcpRr(5), flags: RTCP }).bytes; // index 1, then the process fails
+  // restarted from the checkpoint under a config that swapped direction: held
+  const restarted = await FilterHarness.load(WASM);
+  const held = restarted.createContext({ direction: "unprotect", suite: CM80.name, key: inline(x) });
+  assert.is(restarted.importState(held, checkpoint, StateOrigin.Checkpoint).ok, false);
+  // a new key takes the state on (a hot swap), then the config goes back to protect under x
+  const other = restarted.createContext({ direction: "protect", suite: CM80.name, key: inline(k2) });
+  assert.equal(restarted.importState(other, restarted.exportState(held)!), { ok: true, reason: "" });
+  const back = restarted.createContext({ direction: "protect", suite: CM80.name, key: inline(x) });
+  assert.equal(restarted.importState(back, restarted.exportState(other)!), { ok: true, reason: "" });
+  const out = restarted.run({ ctx: back, bytes: rtcpRr(5), flags: RTCP });
+  assert.ok(out.verdict !== "pass" || !Buffer.from(out.bytes).equals(Buffer.from(afterCheckpoint)), "the failed stage's SRTCP packet after its checkpoint, sent again: one keystream twice");
+});
+
 test("back to an earlier key whose stream went past ROC 1: an old packet of ROC 0 is not taken on the retry at ROC 0 that a re-keyed source gets", async () => {
   const keyA = masterFor(CM80, 76);
   const keyB = masterFor(CM80, 77);
