@@ -632,6 +632,12 @@ test("a key keeps its role through intermediate configs: a key that unprotected 
   assert.equal(p3.result, { ok: true, reason: "" });
   assert.equal(stage("unprotect", k, p3.ctx).result, { ok: true, reason: "" }, "k only ever unprotected");
   assert.is(stage("unprotect", k3, p3.ctx).result.ok, false, "k3 protected");
+
+  // a reverseKey that unprotected feedback, dropped from the config, then given as the key to protect under
+  const withReverse = proxy.createContext({ direction: "protect", suite: CM80.name, key: inline(k3), reverseKey: inline(k4) });
+  const withoutReverse = stage("protect", k3, withReverse);
+  assert.equal(withoutReverse.result, { ok: true, reason: "" });
+  assert.is(stage("protect", k4, withoutReverse.ctx).result.ok, false, "k4 unprotected the feedback: it may not protect");
 });
 
 test("a held checkpoint keeps its checkpoint's treatment: taken on later under a new key, then back to the key that protected, no SRTCP index the failed stage used after the checkpoint is used again", async () => {
