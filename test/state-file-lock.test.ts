@@ -124,15 +124,23 @@ test("a proxy whose lock was taken over writes no more stage state, even before 
   const lockFile = `${stateFile}.lock`;
   const port = await freePortPair();
   const { proxy, events } = await startProxy({
-    workers: 1, stateFile,
+    // no periodic checkpoint meanwhile: one begun before the takeover may land after it (checked, then written)
+    workers: 1, stateFile, stateCheckpointMs: 600_000,
     filters: { validate: { path: filterWasm("validate") } },
     segments: [{ name: "cam", listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: port + 2 }], chain: [{ filter: "validate" }] }],
   });
   let closed = false;
   try {
-    // right after a refresh (its mtime moves), so that the next is a second away: another process takes the lock over
-    const before = statSync(lockFile).mtimeMs;
-    await waitFor(() => statSync(lockFile).mtimeMs !== before, 3 * LOCK_REFRESH_MS, "a refresh of the lock");
+    // right after a refresh of the lock (its mtime moves), so that the next is a second away, and
+    // with no write of the stateFile in the second before (one in flight would land after): another
+    // process takes the lock over
+    const mtime = (file: string): number => (existsSync(file) ? statSync(file).mtimeMs : -1);
+    for (let settled = false, round = 0; !settled; round++) {
+      assert.ok(round < 20, "the stateFile settles");
+      const [lockBefore, stateBefore] = [mtime(lockFile), mtime(stateFile)];
+      await waitFor(() => mtime(lockFile) !== lockBefore, 3 * LOCK_REFRESH_MS, "a refresh of the lock");
+      settled = stateBefore !== -1 && mtime(stateFile) === stateBefore;
+    }
     writeFileSync(lockFile, JSON.stringify({ pid: 4242, host: "elsewhere", pidNamespace: "pid:[2]", startedAtMs: Date.now(), token: "taker" }));
     const written = existsSync(stateFile) ? statSync(stateFile).mtimeMs : -1;
     await proxy.close(); // its final save
