@@ -5,7 +5,8 @@
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
-export async function writeFileDurably(path: string, text: string, mode = 0o600): Promise<void> {
+/** `beforeRename`: a last check, after the data is synced (which can take long): throwing leaves the old file in place. */
+export async function writeFileDurably(path: string, text: string, mode = 0o600, beforeRename?: () => void): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 }); // a directory of its own, made at the first write
   const tmp = `${path}.${process.pid}.tmp`;
   const file = await open(tmp, "w", mode);
@@ -18,6 +19,12 @@ export async function writeFileDurably(path: string, text: string, mode = 0o600)
     throw err;
   }
   await file.close();
+  try {
+    beforeRename?.();
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
   await rename(tmp, path);
   const dir = await open(dirname(path), "r");
   try {

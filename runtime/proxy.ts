@@ -225,8 +225,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         throw err;
       }
     }
-    for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
-    await Promise.all(proxy.workers.map((w) => w.ready));
+    try {
+      for (let i = 0; i < config.workers; i++) proxy.workers.push(proxy.spawn(i));
+      await Promise.all(proxy.workers.map((w) => w.ready));
+    } catch (err) {
+      await proxy.close(); // the workers started, and the stateFile's lock
+      throw err;
+    }
     // watching from the first apply: a filter that never returns from a context's creation must
     // fail the start, not hang it
     proxy.watchdogTimer = setInterval(() => proxy.checkWatchdog(), Math.max(5, Math.floor(config.watchdog.stuckMs / 4)));
@@ -904,10 +909,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (path === undefined) return Promise.resolve();
     const write = this.stateWrites.then(async () => {
       try {
-        // asked now, not from the last refresh: a process frozen past LOCK_STALE_MS may write before its timer runs
-        const holder = this.stateLock?.check();
-        if (holder !== undefined) throw new Error(`another proxy holds its lock now (${holder}): this one no longer writes it`);
-        await writeStateFile(path, [...this.checkpoints.values()]);
+        // asked now, not from the last refresh: a process frozen past LOCK_STALE_MS may write before
+        // its timer runs; and again before the rename, as the sync before it can take long
+        const stillOurs = (): void => {
+          const holder = this.stateLock?.check();
+          if (holder !== undefined) throw new Error(`another proxy holds its lock now (${holder}): this one no longer writes it`);
+        };
+        stillOurs();
+        await writeStateFile(path, [...this.checkpoints.values()], stillOurs);
         this.stateWriteFailure = "";
       } catch (err) {
         const message = `stateFile ${path}: cannot save the stages' state: ${(err as Error).message}; a restart of the proxy process now would restore older states`;

@@ -56,10 +56,10 @@ function isCheckpoint(c: unknown): c is StateCheckpoint {
   return typeof segment === "string" && typeof filter === "string" && typeof state === "string" && (family === undefined || typeof family === "string");
 }
 
-/** Replaces the file with `stages`, durably: once this resolves, a crash finds them. */
-export async function writeStateFile(path: string, stages: readonly StateCheckpoint[]): Promise<void> {
+/** Replaces the file with `stages`, durably: once this resolves, a crash finds them. `beforeRename`: as writeFileDurably's. */
+export async function writeStateFile(path: string, stages: readonly StateCheckpoint[], beforeRename?: () => void): Promise<void> {
   const record: StateFileRecord = { format: STATE_FILE_FORMAT, savedAtMs: Date.now(), stages };
-  await writeFileDurably(path, `${JSON.stringify(record)}\n`);
+  await writeFileDurably(path, `${JSON.stringify(record)}\n`, 0o600, beforeRename);
 }
 
 /**
