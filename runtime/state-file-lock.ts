@@ -65,7 +65,7 @@ export class StateFileLock {
   /** Who took it over, once lost. */
   private holder = "";
 
-  private constructor(readonly path: string, private readonly realPath: string, private readonly token: string, private readonly onLost: (holder: string) => void) {
+  private constructor(readonly path: string, private readonly realPath: string, private readonly record: LockRecord, private readonly onLost: (holder: string) => void) {
     heldHere.add(realPath);
     this.timer = setInterval(() => void this.check(), LOCK_REFRESH_MS);
     this.timer.unref();
@@ -102,7 +102,7 @@ export class StateFileLock {
     for (;;) {
       try {
         writeFileSync(path, JSON.stringify(record) + "\n", { flag: "wx", mode: 0o600 });
-        return new StateFileLock(path, realPath, token, onLost);
+        return new StateFileLock(path, realPath, record, onLost);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new StateFileError(`stateFile ${stateFile}: cannot create its lock ${path}: ${(err as Error).message}`);
       }
@@ -130,7 +130,9 @@ export class StateFileLock {
   /** Touches the lock; undefined while it is this process's, else who holds it now. */
   refresh(): string | undefined {
     const holder = readRecord(this.path);
-    if (holder?.record?.token !== this.token) return holder?.record ? describe(holder.record) : "nobody: the lock file was removed";
+    // removed by hand (taken for a stale one): made again, since no other process holds it
+    if (holder === undefined && this.recreate()) return undefined;
+    if (holder?.record?.token !== this.record.token) return holder?.record ? describe(holder.record) : "nobody: the lock file was removed";
     try {
       const now = new Date();
       utimesSync(this.path, now, now);
@@ -140,13 +142,23 @@ export class StateFileLock {
     return undefined;
   }
 
+  /** Creates the lock file again with this process's record; false when another process made one first. */
+  private recreate(): boolean {
+    try {
+      writeFileSync(this.path, JSON.stringify(this.record) + "\n", { flag: "wx", mode: 0o600 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Lets go (at stop, after the last write of the stateFile). */
   release(): void {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
     heldHere.delete(this.realPath);
-    if (this.lost || readRecord(this.path)?.record?.token !== this.token) return;
+    if (this.lost || readRecord(this.path)?.record?.token !== this.record.token) return;
     try {
       unlinkSync(this.path);
     } catch {

@@ -101,6 +101,20 @@ test("a lock taken over while its holder was frozen: the holder hears who took i
   assert.is((JSON.parse(readFileSync(lockFile, "utf8")) as { token: string }).token, "taker", "the taker's lock is left alone");
 });
 
+test("a lock file removed by hand while its holder runs is made again by the holder (it is still the only one), which goes on holding it", async () => {
+  const stateFile = join(tmp(), "stage-state.json");
+  const lockFile = `${stateFile}.lock`;
+  let lost = "";
+  const lock = await StateFileLock.acquire(stateFile, (who) => (lost = who), 0);
+  rmSync(lockFile);
+  await waitFor(() => existsSync(lockFile), 3 * LOCK_REFRESH_MS, "the lock file made again");
+  assert.is((JSON.parse(readFileSync(lockFile, "utf8")) as { pid: number }).pid, process.pid);
+  assert.is(lock.check(), undefined, "still this process's");
+  assert.is(lost, "", "never lost");
+  lock.release();
+  assert.not.ok(existsSync(lockFile));
+});
+
 test("a second lock in this process on the same file spelled otherwise (relative, through a symlink) is refused, not taken over as an earlier run's", async () => {
   const dir = tmp();
   mkdirSync(join(dir, "real"));
