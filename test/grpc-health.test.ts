@@ -12,6 +12,8 @@ import * as assert from "uvu/assert";
 import { createPki } from "../controlplane/security/pki.js";
 import { channelCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
+import { StoreHealth } from "../controlplane/server/health.js";
+import type { Store } from "../controlplane/store/index.js";
 import { startEtcdCluster } from "./lib/etcd.js";
 import { suite } from "./lib/suite.js";
 
@@ -114,5 +116,30 @@ test("etcd without a quorum: Check and Watch turn NOT_SERVING (the store no long
     await cluster.stop();
   }
 }, { timeoutMs: 90_000 });
+
+test("a probe answered after a newer one does not undo it (the recheck at the first listing overlaps the interval's probe)", async () => {
+  // the store's revision() answers when the test says: an older probe fails after a newer one succeeded
+  const pending: { resolve(n: number): void; reject(e: Error): void }[] = [];
+  const store = {
+    description: "fake:",
+    revision: () => new Promise<number>((resolve, reject) => void pending.push({ resolve, reject })),
+  } as unknown as Store;
+  const logged: string[] = [];
+  let listed = false;
+  const health = new StoreHealth(store, 60_000, (m) => logged.push(m), () => (listed ? undefined : "the desired state is not listed yet"));
+  const started = health.start();
+  pending.shift()!.resolve(1);
+  await started;
+  health.recheck(); // the interval's probe: etcd slow, no answer yet
+  const older = pending.shift()!;
+  listed = true;
+  health.recheck(); // the mirror listed the state: probes again at once
+  pending.shift()!.resolve(2);
+  await new Promise((r) => setImmediate(r));
+  older.reject(new Error("no answer in time"));
+  await new Promise((r) => setImmediate(r));
+  health.stop();
+  assert.equal(logged, ["health: NOT_SERVING (the desired state is not listed yet)", "health: SERVING (the store answers, the desired state is listed)"]);
+});
 
 test.run();

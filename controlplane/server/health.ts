@@ -19,6 +19,9 @@ export class StoreHealth {
   private saidNotServing = false;
   private stopped = false;
   private everServing = false;
+  /** Probes started, and the newest one that answered: recheck() overlaps the interval's probe, whose older answer must not undo a newer one. */
+  private probes = 0;
+  private newestAnswered = 0;
 
   constructor(
     private readonly store: Store,
@@ -53,6 +56,7 @@ export class StoreHealth {
   }
 
   private async probe(): Promise<void> {
+    const n = ++this.probes;
     let timeout: NodeJS.Timeout | undefined;
     const silent = new Promise<never>((_, reject) => {
       timeout = setTimeout(() => reject(new Error(`no answer within ${this.intervalMs} ms`)), this.intervalMs);
@@ -60,11 +64,14 @@ export class StoreHealth {
     try {
       await Promise.race([this.store.revision(), silent]);
       const notReady = this.notReady();
-      if (this.stopped) return;
+      if (this.stopped || n < this.newestAnswered) return;
+      this.newestAnswered = n;
       if (notReady !== undefined) this.set("NOT_SERVING", notReady);
       else this.set("SERVING", this.saidNotServing ? (this.everServing ? "the store answers again" : "the store answers, the desired state is listed") : undefined);
     } catch (err) {
-      if (!this.stopped) this.set("NOT_SERVING", `store ${this.store.description}: ${(err as Error).message}`);
+      if (this.stopped || n < this.newestAnswered) return;
+      this.newestAnswered = n;
+      this.set("NOT_SERVING", `store ${this.store.description}: ${(err as Error).message}`);
     } finally {
       clearTimeout(timeout);
     }
