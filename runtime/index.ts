@@ -37,7 +37,7 @@ export { loadAddon as loadUdpAddon, udpAddonError, socketHandle, META_STRIDE, RE
 export { DataPlane, type ApplyRequest, type DataPlaneEvent } from "./dataplane/dataplane.js";
 export type { SegmentSnapshot, StageSnapshot } from "./dataplane/snapshot.js";
 export { WORKER_MODE } from "./dataplane/worker-handle.js";
-export { renderPrometheus } from "./admin/prometheus.js";
+export { excludedFamilies, renderPrometheus } from "./admin/prometheus.js";
 export { familyLines, escapeLabelValue, type LabelSet, type Sample } from "./admin/exposition.js";
 export { startAdminServer, type AdminServer, type AdminOptions } from "./admin/admin-server.js";
 export * as abi from "./abi.js";

@@ -16,6 +16,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { loadPackageDefinition, Server, status, type ServiceDefinition, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type sendUnaryData } from "@grpc/grpc-js";
 import { abi, sha256Hex } from "../runtime/index.js";
 import { renderPrometheus } from "../runtime/admin/prometheus.js";
+import { AGENT_FAMILIES } from "../runtime/config/proxy-config.js";
 import {
   AdminServiceClient, proxyService,
   type ApplySegmentsResponse, type FilterModule, type FilterRef, type Leg, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
@@ -1095,6 +1096,25 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
     await cp.close();
     sink.close();
   }
+});
+
+test("metrics.exclude in the node settings knows the agent's own families and leaves them out of /metrics too", async () => {
+  // refused before as matching 'no family of this proxy's /metrics', though /metrics showed them; a prefix covering them left them in
+  const agent = new Agent({
+    controlPlanes: ["127.0.0.1:1"], nodeId: "node-m", stateDir: tempDir("state"), tls: "insecure", admin: { address: "127.0.0.1", port: 0 },
+    settings: { metrics: { exclude: ["msm_snapshot_*"] } },
+  });
+  try {
+    await agent.start();
+    const body = await (await fetch(`http://127.0.0.1:${agent.adminPort}/metrics`)).text();
+    assert.match(body, /\nmsm_control_plane_connected 0\n/, "the family not excluded stays");
+    assert.not.match(body, /msm_snapshot_/, body);
+  } finally {
+    await agent.close();
+  }
+  // the list the check knows is the one the agent writes
+  const source = readFileSync(join(ROOT, "controlplane", "agent", "agent.ts"), "utf8");
+  assert.equal([...source.matchAll(/familyLines\("(msm_[a-z_]+)"/g)].map((m) => m[1]!).sort(), [...AGENT_FAMILIES].sort());
 });
 
 test("msm proxy --control-plane --admin: the endpoint is up before the first snapshot (live, not ready, no figures); a port another process holds ends the start", async () => {

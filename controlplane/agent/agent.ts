@@ -8,7 +8,7 @@ import { chmod, mkdir, readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { connectivityState, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
-  abi, ApplyError, ConfigError, familyLines, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
+  abi, ApplyError, ConfigError, excludedFamilies, familyLines as allFamilyLines, Proxy, startAdminServer, validateProxyConfig, validateNodeSettings, dataPlaneSettings,
   type AdminServer, type NodeDataPlaneSettings, type ProxyConfig, type ProxyConfigInput,
 } from "../../runtime/index.js";
 import { ProxyServiceClient, unknownSnapshotFields, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
@@ -358,13 +358,17 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** The agent's own families on the proxy's /metrics: what a fleet alerts on per node, without asking the control plane. */
   private metricsText(): string {
-    return [
+    // the node file's metrics.exclude covers these too (known to its check as AGENT_FAMILIES)
+    const excluded = excludedFamilies(this.settings.metrics.exclude);
+    const familyLines: typeof allFamilyLines = (name, ...rest) => (excluded(name) ? [] : allFamilyLines(name, ...rest));
+    const lines = [
       ...familyLines("msm_control_plane_connected", "gauge", "1 while the proxy is connected to a control-plane replica (it forwards with what it runs either way).",
         [[{}, this.session?.connected ? 1 : 0]]),
       ...familyLines("msm_snapshot_version", "gauge", "The control plane's snapshot version the proxy runs (0: none yet).", [[{}, this.runningVersion]]),
       ...familyLines("msm_snapshot_segments_held_back", "gauge", "Segments of the running snapshot that do not run it (refused, or a port taken): msmctl describe proxy says why.",
         [[{}, this.notRunning?.segments.length ?? 0]]),
-    ].join("\n") + "\n";
+    ];
+    return lines.length === 0 ? "" : lines.join("\n") + "\n";
   }
 
   // ---- last-good.json  // ---- last-good.json

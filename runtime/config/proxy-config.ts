@@ -273,6 +273,9 @@ export const HOST_FAMILIES: readonly string[] = [
   "msm_proxy_running", "msm_watchdog_restarts_total", "msm_worker_exits_total", "msm_config_applies_total", "msm_segments_not_running",
 ];
 
+/** The families a proxy run by the control plane's agent adds to its /metrics (controlplane/agent/agent.ts; test/agent.test.ts keeps the two alike): a node file may leave them out too. */
+export const AGENT_FAMILIES: readonly string[] = ["msm_control_plane_connected", "msm_snapshot_version", "msm_snapshot_segments_held_back"];
+
 /** The host's own msm_filter_* families, without the prefix: a filter's name must not make its metrics one of them. */
 export const HOST_FILTER_FAMILIES: readonly string[] = HOST_FAMILIES.filter((f) => f.startsWith("msm_filter_")).map((f) => f.slice("msm_filter_".length));
 
@@ -284,9 +287,10 @@ export const HOST_FILTER_FAMILIES: readonly string[] = HOST_FAMILIES.filter((f) 
 export function excludePatternProblem(pattern: string): string | undefined {
   if (!/^msm_[a-z0-9_]*\*?$/.test(pattern)) return `'${pattern}' is neither a family name (msm_segment_drops_total) nor a prefix ending in '*' (msm_stream_*)`;
   const prefix = pattern.endsWith("*") ? pattern.slice(0, -1) : undefined;
+  const families = [...HOST_FAMILIES, ...AGENT_FAMILIES];
   const known = prefix === undefined
-    ? HOST_FAMILIES.includes(pattern) || pattern.startsWith("msm_filter_")
-    : HOST_FAMILIES.some((f) => f.startsWith(prefix)) || prefix.startsWith("msm_filter_") || "msm_filter_".startsWith(prefix);
+    ? families.includes(pattern) || pattern.startsWith("msm_filter_")
+    : families.some((f) => f.startsWith(prefix)) || prefix.startsWith("msm_filter_") || "msm_filter_".startsWith(prefix);
   return known ? undefined : `'${pattern}' matches no family of this proxy's /metrics (docs/proxy.md "Metrics")`;
 }
 
