@@ -688,7 +688,13 @@ test("a replica started while etcd is down runs: NOT_SERVING and no snapshot to 
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(conn.snapshots, [], "no snapshot while the desired state is not listed");
 
+    // etcd back while the replica waits to list again (8 s after its 5th try: 0.5, 1, 2, 4 s between the first five): stream paths are
+    // refused, not built from the empty mirror (answered [] and kept, before)
+    await waitFor(() => logged.filter((l) => l.startsWith("listing the desired state failed")).length >= 5, 20_000, `5 listings failed\n${logged.join("\n")}`);
     await own.resume();
+    assert.not.ok(logged.some((l) => l.startsWith("health: SERVING")), "precondition: the state is not listed yet");
+    const refused = await late.streamPaths().then((p) => `answered ${JSON.stringify(p)}`, (e: Error) => e.message);
+    assert.match(refused, "the desired state is not listed yet");
     const first = await conn.next(0, "the first snapshot once etcd answers");
     assert.equal(first.segments.map((x) => x.name), ["late-cam"]);
     assert.is(conn.snapshots.length, 1, "one snapshot: the stored state, no empty one before it");
@@ -699,7 +705,7 @@ test("a replica started while etcd is down runs: NOT_SERVING and no snapshot to 
     await late?.close();
     await own.stop();
   }
-});
+}, { timeoutMs: 60_000 });
 
 test("stats: a refused page is a gap in its report: a refused last page does not keep the report from the store, and no page of the report before stays in a refused one's place", async () => {
   const conn = connect(proxyClient(b, files.nodeR));

@@ -512,6 +512,10 @@ class ControlPlaneServer {
 
   /** Every stream's path: the mirrored segments joined with every proxy's latest stored report. */
   streamPaths(): Promise<StreamPath[]> {
+    // before the first listing the mirror has no segment: paths built from it would be wrong, and kept a second
+    if (!this.mirror.loaded) {
+      return Promise.reject(new RpcError(status.UNAVAILABLE, `control plane ${this.name}: the desired state is not listed yet (${this.store.description} was down at its start): try again, or another replica`));
+    }
     const now = Date.now();
     if (!this.paths || now - this.paths.atMs > STREAM_PATHS_MAX_AGE_MS) {
       const paths = latestReports(this.store).then((reports) => {
