@@ -827,6 +827,20 @@ test("connections that never begin TLS (silent, or plain text that stops) are cl
   }
 }, { timeoutMs: 40_000 });
 
+test("a closed replica leaves no timer behind (its wait for the sessions' disconnections held the process up to 2 s)", async () => {
+  const script = `
+    const { startControlPlane } = await import(${JSON.stringify(join(ROOT, "dist", "controlplane", "server", "index.js"))});
+    const cp = await startControlPlane({ listen: "127.0.0.1:0", store: ${JSON.stringify(`file:${tmp("msm-cp-close-")}`)}, tls: "insecure", log: () => {} });
+    await cp.close();
+    console.log(JSON.stringify(process.getActiveResourcesInfo().filter((r) => r === "Timeout")));`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  await new Promise((r) => child.once("exit", r));
+  assert.is(out.trim().split("\n").at(-1), "[]", out);
+});
+
 test("msm control-plane: refuses to start without TLS files unless --insecure; runs and stops on SIGTERM", async () => {
   const MSM = join(ROOT, "dist", "cli", "msm.js");
   const run = (args: string[]) => {

@@ -676,7 +676,9 @@ class ControlPlaneServer {
       const sessions = [...this.sessions];
       for (const s of sessions) s.fail(status.UNAVAILABLE, `control plane ${this.name} is shutting down`);
       // the disconnections recorded, if the store lets us within a moment
-      await Promise.race([Promise.all(sessions.map((s) => s.finished)), sleep(2000)]);
+      let patience: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(sessions.map((s) => s.finished)), new Promise((r) => (patience = setTimeout(r, 2000)))]);
+      clearTimeout(patience); // else it holds the process up to 2 s after the close
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           this.grpc.forceShutdown();
