@@ -699,6 +699,9 @@ test("a replica started while etcd is down runs: NOT_SERVING and no snapshot to 
     assert.equal(first.segments.map((x) => x.name), ["late-cam"]);
     assert.is(conn.snapshots.length, 1, "one snapshot: the stored state, no empty one before it");
     await waitFor(() => logged.some((l) => l === "health: SERVING (the store answers, the desired state is listed)"), 10_000, `SERVING logged\n${logged.join("\n")}`);
+    // what its Register said, which the store could not take then, is recorded once it can
+    const lateAdmin = admin(late, files.alice);
+    await waitFor(async () => (await listProxies(lateAdmin)).find((p) => p.nodeId === "node-l")?.capabilities.includes("runtime=node") === true, 10_000, "the registration recorded");
     conn.stream.end();
     await conn.ended;
   } finally {

@@ -122,6 +122,8 @@ class ProxySession {
   nodeId = "";
   registered = false;
   private lastSent = -1;
+  /** What the proxy's Register said of it until that is in the store (a failed write is tried again at each heartbeat). */
+  private unrecorded: { capabilities: string[]; abiVersions: string[] } | undefined;
   private closed = false;
   private work: Promise<void> = Promise.resolve();
   private registerTimer: NodeJS.Timeout | undefined;
@@ -281,8 +283,9 @@ class ProxySession {
     this.cp.sessions.add(this);
     const now = Date.now();
     const peer = this.call.getPeer();
-    this.enqueue("recording the connection", () =>
-      updateStatus(this.cp.store, this.nodeId, (s) => ({
+    this.unrecorded = { capabilities: reg.capabilities, abiVersions: reg.abiVersions };
+    this.enqueue("recording the connection", async () => {
+      await updateStatus(this.cp.store, this.nodeId, (s) => ({
         ...s,
         connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now,
         capabilities: reg.capabilities, abiVersions: reg.abiVersions,
@@ -293,8 +296,9 @@ class ProxySession {
         // a mark of pages dropped belongs to a connection: this one records its own (a restart
         // that fixed the page size would otherwise stay NOT CURRENT, as only a recording connection clears it)
         statsDropped: "", statsDroppedAtMs: 0,
-      })),
-    );
+      }));
+      this.unrecorded = undefined;
+    });
     // before the first listing the mirror is empty: sent, it would remove every segment the proxy runs
     if (this.cp.mirror.loaded) this.push(this.cp.mirror.state, true);
   }
@@ -326,6 +330,16 @@ class ProxySession {
     const now = Date.now();
     const stale = this.cp.timing.staleAfterMs;
     const peer = this.call.getPeer();
+    const unrecorded = this.unrecorded;
+    if (unrecorded) {
+      // the Register's write failed (the store down): what the proxy said of itself, again; not its
+      // version nor its NOT-running list, which its ACKs may have written since
+      this.enqueue("recording the connection again", async () => {
+        await updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now, ...unrecorded }));
+        if (this.unrecorded === unrecorded) this.unrecorded = undefined;
+      });
+      return;
+    }
     this.enqueue("refreshing last_seen", () =>
       updateStatus(this.cp.store, this.nodeId, (s) => {
         if (s.connectionId === this.id) return { ...s, connected: true, lastSeenMs: now };
