@@ -653,8 +653,9 @@ test("a filter that refuses its config -> NACK, not tried again (same module, sa
 test("a segment refused holds back no other: a later change runs, the refused one keeps its previous version (or, new, is not started), ACK naming it, not tried again; fixed, a plain ACK", async () => {
   const cp = await replica(`file:${tempDir("store")}`);
   const ops = admin(cp.port);
-  const [listenA, listenB, listenC] = await Promise.all([freePortPair(), freePortPair(), freePortPair()]);
+  // the sinks first: a port freePortPair released could be a sink's next, and a segment's own listen its destination
   const [sinkA, sinkB, sinkC] = await Promise.all([Sink.open(), Sink.open(), Sink.open()]);
+  const [listenA, listenB, listenC] = await Promise.all([freePortPair(), freePortPair(), freePortPair()]);
   const stateDir = tempDir("state");
   await ops.push("counter", "1.0.0", fixture("counter"));
   await ops.push("misbehave", "0.1.0", fixture("misbehave"));

@@ -2,7 +2,28 @@
 // time, and port allocation. Everything binds to loopback only.
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 
+/**
+ * A UDP socket bound to `port`; for port 0, one the kernel picks outside the runs freePortRun handed
+ * out (a sink on a port a test meant for a segment's listen: the config refused it once in CI as
+ * the segment's own listen, "every packet would come back to it").
+ */
 export async function bindUdp(port = 0, address = "127.0.0.1"): Promise<Socket> {
+  if (port !== 0) return bindOnce(port, address);
+  const passedOver: Socket[] = []; // held while another is picked, so that the kernel does not pick it again
+  try {
+    for (let i = 0; i < 20; i++) {
+      const s = await bindOnce(0, address);
+      const p = s.address().port;
+      if (!handedOut.some(([first, end]) => p >= first && p < end)) return s;
+      passedOver.push(s);
+    }
+    return await bindOnce(0, address);
+  } finally {
+    for (const s of passedOver) s.close();
+  }
+}
+
+async function bindOnce(port: number, address: string): Promise<Socket> {
   const s = createSocket(address.includes(":") ? "udp6" : "udp4");
   await new Promise<void>((resolve, reject) => {
     s.once("error", reject);
