@@ -13,7 +13,7 @@ import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor, soc
 import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { removeStaleBeacons, WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
-import { planIo, type IoPlan } from "./dataplane/batched-io.js";
+import { loadAddon, planIo, type IoPlan } from "./dataplane/batched-io.js";
 import { readStateFile, removeLeftoverTemporaries, StateFileError, writeStateFile } from "./state-file.js";
 import { LOCK_STALE_MS, StateFileLock } from "./state-file-lock.js";
 
@@ -375,6 +375,24 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.spare = undefined;
     await Promise.all([...this.workers, ...(spare ? [spare] : [])].map((w) => w.close()));
     clearInterval(this.watchdogTimer);
+    for (const w of [...this.workers, ...this.mayHaveParked]) this.releaseParked(w);
+  }
+
+  /** Workers that ended (or were killed) and whose parked listen sockets no restart has released yet. */
+  private readonly mayHaveParked = new Set<WorkerHandle>();
+
+  /**
+   * Closes the listen sockets a worker thread left bound when it ended that its replacement did
+   * not take over (WorkerHandle.keepOwner): segments no longer there, a restart that failed, a close.
+   */
+  private releaseParked(worker: WorkerHandle): void {
+    this.mayHaveParked.delete(worker);
+    if (this.keepsSockets(worker)) loadAddon()?.releaseParked(worker.keepOwner);
+  }
+
+  /** Whether a worker's listen sockets outlive it (a thread with batched I/O: WorkerHandle.keepOwner). */
+  private keepsSockets(worker: WorkerHandle): boolean {
+    return worker.keepOwner >= 0 && this.io.send === "native" && this.io.watch === "loop";
   }
 
   /** At close: every stage's state as it stops, to the stateFile (a worker that does not answer within a second keeps its last checkpoint). */
@@ -442,6 +460,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       },
       (code, signal) => {
         if (handle === this.spare) return this.spareLost(code, signal);
+        this.mayHaveParked.add(handle);
         const index = handle.index; // a spare's, once it took a failed worker's place
         if (this.closed || this.workers[index] !== handle) return;
         this.workerExits++;
@@ -1006,34 +1025,43 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.downSince[index] = downSince; // until it serves its segments again
     this.workers[index] = replacement; // from now on, the old one's exit is not news
     this.unseeded.delete(old);
+    // its listen sockets stay bound, their queues too, for the replacement to read (docs/proxy.md)
+    replacement.reclaimFrom = old.keepOwner;
+    if (this.keepsSockets(old)) loadAddon()?.stopReading(old.keepOwner);
     const oldGone = old.kill(why);
     this.unseeded.set(replacement, oldGone);
     await oldGone;
-    await this.serially(async () => {
-      if (this.closed || this.workers[index] !== replacement || !this.unseeded.has(replacement)) return; // an apply set it up
-      await replacement.ready;
-      const secrets = await resolveSecrets(this.config);
-      for (const message of secrets.problems) this.emit("event", { type: "error", segment: "", message: `after worker restart: ${message}` });
-      const segments = this.segmentsOf(secrets.config, index);
-      const restore = this.restoreFor(index, segments);
-      const errors = await replacement.prepare({ filters: secrets.config.filters, segments, ...restore, exportPrepared: this.config.stateFile !== undefined });
-      // the restored states go to the stateFile before their first packet, as a change's do
-      if (errors.length === 0) errors.push(...(await this.saveNewStages([replacement], this.config)));
-      if (errors.length > 0) {
-        for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
-        await replacement.request({ type: "abort" });
-        return;
-      }
-      const late = [...(await replacement.commit()), ...(await replacement.open())];
-      this.recordNotRunning(segments, late);
-      this.unseeded.delete(replacement);
-      for (const e of late) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
-      if (!replacement.alive || this.workers[index] !== replacement) return; // gone again: its own restart reports
-      this.downSince[index] = 0;
-      void this.checkpointNow(replacement);
-      this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length, spare: spare !== undefined });
-    });
+    await this.serially(() => this.setUpReplacement(index, replacement, spare !== undefined).finally(() => {
+      if (replacement.reclaimFrom === old.keepOwner) replacement.reclaimFrom = undefined;
+      this.releaseParked(old);
+    }));
     this.spawnSpareSoon();
+  }
+
+  /** A restart's second half: the replacement gets the worker's segments, from the config that runs and their last checkpoints. */
+  private async setUpReplacement(index: number, replacement: WorkerHandle, fromSpare: boolean): Promise<void> {
+    if (this.closed || this.workers[index] !== replacement || !this.unseeded.has(replacement)) return; // an apply set it up
+    await replacement.ready;
+    const secrets = await resolveSecrets(this.config);
+    for (const message of secrets.problems) this.emit("event", { type: "error", segment: "", message: `after worker restart: ${message}` });
+    const segments = this.segmentsOf(secrets.config, index);
+    const restore = this.restoreFor(index, segments);
+    const errors = await replacement.prepare({ filters: secrets.config.filters, segments, ...restore, exportPrepared: this.config.stateFile !== undefined });
+    // the restored states go to the stateFile before their first packet, as a change's do
+    if (errors.length === 0) errors.push(...(await this.saveNewStages([replacement], this.config)));
+    if (errors.length > 0) {
+      for (const e of errors) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
+      await replacement.request({ type: "abort" });
+      return;
+    }
+    const late = [...(await replacement.commit()), ...(await replacement.open())];
+    this.recordNotRunning(segments, late);
+    this.unseeded.delete(replacement);
+    for (const e of late) this.emit("event", { type: "error", segment: e.segment, message: `after worker restart: ${e.message}` });
+    if (!replacement.alive || this.workers[index] !== replacement) return; // gone again: its own restart reports
+    this.downSince[index] = 0;
+    void this.checkpointNow(replacement);
+    this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length, spare: fromSpare });
   }
 }
 

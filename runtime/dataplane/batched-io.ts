@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { DropReason } from "../abi.js";
 import { loadNativeAddon, type LoadedAddon } from "../native-addon.js";
 import type { SegmentStats } from "../chain/stats.js";
-import type { UdpSocket } from "./segment-sockets.js";
+import type { AddressInfo } from "node:net";
+import { keepTagOf, type UdpSocket } from "./segment-sockets.js";
 import { TakenSocket } from "./taken-socket.js";
 
 /** An attached socket, opaque to JS. */
@@ -27,8 +28,21 @@ export interface UdpAddon {
   /** Words of metadata per received packet in this build (META_STRIDE below when current). */
   readonly metaStride: number;
   close(port: NativePort): void;
-  /** A duplicate of a socket's descriptor (close-on-exec), for taking a socket over from its runtime. */
-  takeSocket(fd: number, closeAtExit?: boolean): number;
+  /**
+   * A duplicate of a socket's descriptor (close-on-exec), for taking a socket over from its
+   * runtime. With an owner (>= 0), a thread's end parks it instead of closing it (claimParked).
+   */
+  takeSocket(fd: number, closeAtExit?: boolean, owner?: number, place?: string, detail?: string): number;
+  /** The socket `owner` (-1: any) parked at `place`, now the caller's (parked for newOwner in turn), or -1 (one with another detail is closed). */
+  claimParked(owner: number, place: string, detail: string, newOwner: number): number;
+  /** Where the sockets `owner` parked are bound. */
+  parkedPlaces(owner: number): string[];
+  /** Closes the sockets `owner` parked that were not claimed; how many. */
+  releaseParked(owner: number): number;
+  /** The arena belongs to worker `owner` (its keepOwner), whose sockets stopReading(owner) stops reading. */
+  setArenaOwner(arena: Arena, owner: number): void;
+  /** From another thread, before it terminates worker `owner`: its sockets are read no more, what they hold is left for its replacement. */
+  stopReading(owner: number): void;
   closeSocket(fd: number, closeAtExit?: boolean): void;
   disconnectSocket(fd: number): void;
   /** Sends with UDP GSO from now on where the kernel has it (true), or without (false). */
@@ -50,7 +64,7 @@ let loaded: LoadedAddon<UdpAddon> | undefined;
 /** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
 export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
-  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.receiveNow === "function" ? ""
+  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.claimParked === "function" ? ""
     : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
   return loaded.addon;
 }
@@ -161,11 +175,17 @@ export class BatchedIo {
   private readonly waiting = new Set<NativePort>();
   private retryTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly plan: IoPlan, readonly slots: number) {
+  /**
+   * `keepOwner` (>= 0, a worker thread's number among every worker the process started): its
+   * listen sockets are parked when the thread ends with them open, for its replacement to claim
+   * (claim()); -1: closed (worker processes, whose descriptors end with them).
+   */
+  constructor(readonly plan: IoPlan, readonly slots: number, private readonly keepOwner = -1) {
     this.addon = loadAddon()!;
     this.data = new Uint8Array(slots * RECEIVE_SLOT);
     this.meta = new Int32Array(slots * META_STRIDE);
     this.arena = this.addon.createArena(this.data, this.meta, RECEIVE_SLOT, this.result);
+    if (keepOwner >= 0 && plan.watch === "loop") this.addon.setArenaOwner(this.arena, keepOwner);
   }
 
   /**
@@ -198,17 +218,42 @@ export class BatchedIo {
    * Takes a socket over from node:dgram: its descriptor duplicated, node:dgram's socket closed.
    * Under Bun for the watcher thread (its node:dgram cannot stop reading); under Node because
    * node:dgram's handle, closed when a worker thread ends, would close the descriptor under the
-   * addon's libuv poll handle, and libuv aborts the process on a watcher whose descriptor is gone.
-   * A worker thread's taken descriptors close with it (Bun's workers are processes).
+   * addon's poll handle, and libuv aborts the process on a watcher whose descriptor is gone.
+   * A worker thread's taken descriptors close with it (Bun's workers are processes), but for the
+   * listen sockets (keepTagOf) of a worker that keeps them: parked for its replacement.
    */
   take(socket: Socket): TakenSocket {
     const local = socket.address();
     const atExit = this.plan.watch === "loop";
-    const fd = this.addon.takeSocket(socketHandle(socket).fd, atExit);
+    const keep = atExit && this.keepOwner >= 0 ? keepTagOf(socket) : undefined;
+    const handle = socketHandle(socket).fd;
+    const fd = keep ? this.addon.takeSocket(handle, true, this.keepOwner, keep.place, keep.detail) : this.addon.takeSocket(handle, atExit);
     socket.removeAllListeners("message");
     socket.close();
+    return this.taken(fd, local);
+  }
+
+  private taken(fd: number, local: AddressInfo): TakenSocket {
     const addon = this.addon;
+    const atExit = this.plan.watch === "loop";
     return new TakenSocket(fd, local, { disconnectSocket: (d) => addon.disconnectSocket(d), closeSocket: (d) => addon.closeSocket(d, atExit) });
+  }
+
+  /**
+   * The listen socket a worker thread left bound at `place` (placeOf) when it ended (killed,
+   * crashed), with its queue, if it was set up as `detail` says; null otherwise (one set up
+   * otherwise is closed, so that the place can be bound again). Kept again by this worker.
+   */
+  claim(place: string, detail: string, local: AddressInfo): TakenSocket | null {
+    if (this.plan.watch !== "loop" || this.keepOwner < 0) return null;
+    const fd = this.addon.claimParked(-1, place, detail, this.keepOwner);
+    return fd < 0 ? null : this.taken(fd, local);
+  }
+
+  /** Closes the sockets the worker `from` parked at places not in `wanted`: their ports may be bound otherwise now. */
+  releaseParkedExcept(from: number, wanted: ReadonlySet<string>): void {
+    if (this.plan.watch !== "loop") return;
+    for (const place of this.addon.parkedPlaces(from)) if (!wanted.has(place)) this.addon.claimParked(from, place, "", -1);
   }
 
   setPeer(port: NativePort, index: number, address: string, udpPort: number): void {

@@ -3,6 +3,7 @@
 // prepare (bind new sockets, build and configure new chains; nothing running is touched), commit
 // (between two batches: remove, swap, add), and open (bind what had to wait for a port that a
 // removed segment, maybe on another worker, released in the commit).
+import { isIPv6 } from "node:net";
 import { LogLevel, MAX_TIMERS_PER_CONTEXT, StateOrigin } from "../abi.js";
 import { ChainRunner } from "../chain/chain-runner.js";
 import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
@@ -13,7 +14,9 @@ import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { BatchedIo, type IoPlan } from "./batched-io.js";
 import { EgressRing } from "./egress-ring.js";
 import { SegmentRuntime } from "./segment-runtime.js";
-import { closeSockets, completeSockets, openFixedSockets, openSegmentSockets, type EgressPorts, type PartialSockets, type SegmentSockets } from "./segment-sockets.js";
+import {
+  closeSockets, completeSockets, listenPlaces, openFixedSockets, openSegmentSockets, placeOf, type EgressPorts, type PartialSockets, type Reclaim, type SegmentSockets,
+} from "./segment-sockets.js";
 import { checkMulticast } from "./multicast-sockets.js";
 import type { WatchdogBeacon } from "./watchdog-beacon.js";
 import { carryFilterCounters, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
@@ -54,6 +57,11 @@ export interface DataPlaneOptions {
   readonly streams?: { readonly max: number; readonly maxPerSegment: number; readonly idleMs: number };
   readonly beacon?: WatchdogBeacon;
   readonly onEvent?: (event: DataPlaneEvent) => void;
+  /**
+   * This worker thread's number among those the process started (WorkerHandle.keepOwner): its
+   * listen sockets outlive it for its replacement (BatchedIo.claim). Absent: they close with it.
+   */
+  readonly keepOwner?: number;
 }
 
 export type DataPlaneEvent =
@@ -86,6 +94,12 @@ export interface ApplyRequest {
   readonly egressPorts?: readonly EgressPorts[];
   /** The proxy saves the new stages' state before the commit (a stateFile): the prepare's reply carries it (preparedStates). */
   readonly exportPrepared?: boolean;
+  /**
+   * The worker this one replaces (its keepOwner): its listen sockets, left bound with their queues,
+   * are taken over (as any worker takes over what an ended thread left at a place it binds), and
+   * those at places none of these segments listens on are closed first.
+   */
+  readonly reclaimFrom?: number;
 }
 
 export interface SegmentError {
@@ -226,7 +240,7 @@ export class DataPlane {
     );
     this.runner = new ChainRunner();
     // a receive arena slot per packet of a batch, at most 256 (64 KiB each, touched only as far as packets reach)
-    this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS)) : null;
+    this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS), options.keepOwner ?? -1) : null;
     if (options.beacon) this.runner.beacon = this.pool.beacon = options.beacon;
     const streams = options.streams;
     this.streams = streams && streams.max > 0 ? new StreamTable(streams.max, streams.idleMs, streams.maxPerSegment) : null;
@@ -238,6 +252,21 @@ export class DataPlane {
       }, STREAM_WINDOW_MS);
       this.streamTimer.unref();
     }
+  }
+
+  /** Takes over the listen sockets a killed or crashed worker thread left bound (a restart's, or a segment's that moved meanwhile). */
+  private reclaim: Reclaim | undefined;
+
+  /**
+   * How a change (request) takes over listen sockets that ended worker threads left bound. In a
+   * restart's, those of the worker this one replaces at places none of its segments listens on
+   * are closed first: their ports may be bound otherwise now.
+   */
+  private reclaimer(request: ApplyRequest): Reclaim | undefined {
+    const io = this.io;
+    if (!io) return undefined;
+    if (request.reclaimFrom !== undefined) io.releaseParkedExcept(request.reclaimFrom, new Set(request.segments.flatMap(listenPlaces)));
+    return (address, port, detail) => io.claim(placeOf(address, port), detail, { address, port, family: isIPv6(address) ? "IPv6" : "IPv4" });
   }
 
   /** Builds everything a new config needs without touching what runs. Returns the errors; none means commit may follow. */
@@ -252,12 +281,13 @@ export class DataPlane {
     const deferred = new Set(request.deferBind ?? []);
     const states = checkpointStates(request.checkpoints ?? []);
     const before = new Map((request.egressPorts ?? []).map((e) => [e.segment, e]));
+    this.reclaim = this.reclaimer(request);
     // every port the config names first, then the ports the kernel picks (see openFixedSockets)
     const partial = new Map<string, PartialSockets>();
     for (const config of request.segments) {
       if (this.segments.has(config.name) || deferred.has(config.name)) continue;
       try {
-        partial.set(config.name, await openFixedSockets(config, this.options.socketReceiveBuffer));
+        partial.set(config.name, await openFixedSockets(config, this.options.socketReceiveBuffer, this.reclaim));
       } catch (err) {
         errors.push({ segment: config.name, message: (err as Error).message });
       }
@@ -371,7 +401,7 @@ export class DataPlane {
     for (const p of pending) {
       let sockets: SegmentSockets | undefined;
       try {
-        sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer, p.before);
+        sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer, p.before, this.reclaim);
         this.addSegment(p.config, sockets, p.stages ?? []);
         this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {

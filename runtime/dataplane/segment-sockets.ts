@@ -10,6 +10,7 @@ import { isIP, isIPv6, type AddressInfo } from "node:net";
 import { isMulticast } from "../config/multicast.js";
 import { fixedBinds, groupJoin, legListen, legMulticast, segmentMulticast, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
 import { applyMulticastOptions, joinGroup } from "./multicast-sockets.js";
+import { TakenSocket } from "./taken-socket.js";
 
 async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
   const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", ipv6Only: isIPv6(address) });
@@ -153,9 +154,45 @@ export function bindFailure(err: unknown): string {
   }
 }
 
-/** Binds a socket (and joins its group, when `join` names one); on failure closes everything opened so far. */
-function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) {
-  return async (address: string, port: number, what: string, join: GroupJoin | null = null): Promise<Socket> => {
+/**
+ * A listen socket that a worker thread left bound when it ended (killed by the watchdog, crashed),
+ * with its queue (batched-io.ts claim): (address, port, detail) => the socket, or null (bind afresh).
+ */
+export type Reclaim = (address: string, port: number, detail: string) => UdpSocket | null;
+
+/** Where a listen socket is bound, as a parked one is found by. */
+export function placeOf(address: string, port: number): string {
+  return `${address}|${port}`;
+}
+
+/** What a listen socket was set up with beyond its place: one parked with other settings is bound afresh. */
+function listenDetail(join: GroupJoin | null, receiveBuffer: number): string {
+  return JSON.stringify({ join, receiveBuffer });
+}
+
+const keepTags = new WeakMap<Socket, { place: string; detail: string }>();
+
+/** Where a listen socket is bound and how it was set up, when a worker thread's end may park it (BatchedIo.take). */
+export function keepTagOf(socket: Socket): { place: string; detail: string } | undefined {
+  return keepTags.get(socket);
+}
+
+/**
+ * Binds a socket (and joins its group, when `join` names one); on failure closes everything
+ * opened so far. A listen socket (`listen`) is first looked for among those ended worker threads
+ * left (`reclaim`). A listen socket that also sends (symmetricRtp) is set up as an egress socket too:
+ * never reclaimed, and never parked.
+ */
+function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[], reclaim?: Reclaim) {
+  return async (address: string, port: number, what: string, join: GroupJoin | null = null, listen = false): Promise<Socket> => {
+    const keep = listen && !config.symmetricRtp;
+    const detail = keep ? listenDetail(join, receiveBuffer) : "";
+    const claimed = listen && reclaim ? reclaim(address, port, detail) : null;
+    if (claimed) {
+      // bound, joined and sized already, and nothing below sets up a listen socket that does not send
+      opened.push(claimed as unknown as Socket);
+      return claimed as unknown as Socket;
+    }
     let s: Socket;
     try {
       s = port === 0 ? await bindPinned(address, receiveBuffer) : await bindSocket(address, port, receiveBuffer);
@@ -168,6 +205,7 @@ function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[]) 
     } catch (err) {
       failSegment(config, opened, (err as Error).message);
     }
+    if (keep) keepTags.set(s, { place: placeOf(address, port), detail });
     return s;
   };
 }
@@ -226,18 +264,18 @@ export async function bindProblem(config: SegmentConfig, ours: (bind: { address:
  * caller with many segments binds these for all of them before any ephemeral egress socket, so
  * that a port the kernel picks for one segment's egress cannot take another's listen port.
  */
-export async function openFixedSockets(config: SegmentConfig, receiveBuffer: number): Promise<PartialSockets> {
+export async function openFixedSockets(config: SegmentConfig, receiveBuffer: number, reclaim?: Reclaim): Promise<PartialSockets> {
   const opened: Socket[] = [];
-  const bind = binder(config, receiveBuffer, opened);
+  const bind = binder(config, receiveBuffer, opened, reclaim);
   const listen = config.listen;
   const join = groupJoin(config);
-  const ingressRtp = await bind(listen.address, listen.port, "listen", join);
+  const ingressRtp = await bind(listen.address, listen.port, "listen", join, true);
   // a multicast session's RTCP goes to the group at port + 1 (RFC 3550 section 11): joined too
-  const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP", join);
+  const ingressRtcp = config.rtcpMux ? null : await bind(listen.address, listen.port + 1, "listen RTCP", join, true);
   const legs: LegSockets<Socket>[] = [];
   for (const [k, l] of config.legs.entries()) {
     const at = legListen(config, l);
-    const ingress = at ? await bind(at.address, at.port, `leg '${l.name}' listen`, groupJoin(config, k)) : null;
+    const ingress = at ? await bind(at.address, at.port, `leg '${l.name}' listen`, groupJoin(config, k), true) : null;
     const out = legEgressOf(config, l);
     const egress = l.send && out.port !== 0 ? await bind(out.address, out.port, `leg '${l.name}' egress`) : null;
     legs.push({ ingress, egress, connectedTo: -1 });
@@ -321,8 +359,8 @@ export async function completeSockets(config: SegmentConfig, receiveBuffer: numb
 }
 
 /** Binds a segment's sockets; on failure closes what it opened and names the port. */
-export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number, before?: EgressPorts): Promise<SegmentSockets<Socket>> {
-  return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer), before);
+export async function openSegmentSockets(config: SegmentConfig, receiveBuffer: number, before?: EgressPorts, reclaim?: Reclaim): Promise<SegmentSockets<Socket>> {
+  return completeSockets(config, receiveBuffer, await openFixedSockets(config, receiveBuffer, reclaim), before);
 }
 
 /** Every socket of a segment, legs included. */
@@ -338,7 +376,7 @@ export function allSockets<S extends UdpSocket>(s: Pick<SegmentSockets<S>, "ingr
 export function takeOverSockets(sockets: SegmentSockets, take: (s: Socket) => UdpSocket): void {
   const taken = new Map<UdpSocket, UdpSocket>();
   const swap = <T extends UdpSocket | null>(s: T): T => {
-    if (s === null) return s;
+    if (s === null || s instanceof TakenSocket) return s; // reclaimed: the addon's already
     let t = taken.get(s);
     if (!t) taken.set(s, (t = take(s as unknown as Socket)));
     return t as T;
@@ -364,4 +402,15 @@ export function closeSockets<S extends UdpSocket>(s: Pick<SegmentSockets<S>, "in
       // already closed
     }
   }
+}
+
+/** Where a segment's listen sockets are bound (placeOf): those a worker may reclaim. */
+export function listenPlaces(config: SegmentConfig): string[] {
+  const out = [placeOf(config.listen.address, config.listen.port)];
+  if (!config.rtcpMux) out.push(placeOf(config.listen.address, config.listen.port + 1));
+  for (const l of config.legs) {
+    const at = legListen(config, l);
+    if (at) out.push(placeOf(at.address, at.port));
+  }
+  return out;
 }

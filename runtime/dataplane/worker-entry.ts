@@ -25,6 +25,7 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
     socketReceiveBuffer: init.socketReceiveBuffer,
     streams: init.streams,
     beacon: openBeacon(init),
+    ...(init.keepOwner !== undefined ? { keepOwner: init.keepOwner } : {}),
     onEvent: (event) => send({ type: "event", event }),
   });
   onMessage(async (m) => {

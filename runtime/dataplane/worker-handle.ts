@@ -61,8 +61,22 @@ export function workerProcessEnv(): NodeJS.ProcessEnv {
   return { ...process.env, BUN_GC_TIMER_DISABLE: "1" };
 }
 
+/** The next worker thread's keepOwner: unique in the process (tests run several proxies in one). */
+let nextKeepOwner = 0;
+
 export class WorkerHandle {
   readonly beacon: WatchdogBeacon;
+  /**
+   * A worker thread's number among every worker this process started: its listen sockets, when it
+   * ends with them open (killed, crashed), stay bound under it for its replacement to take over
+   * (reclaimFrom), until the proxy releases them (releaseParked). -1: a process, never.
+   */
+  readonly keepOwner = WORKER_MODE === "thread" ? nextKeepOwner++ : -1;
+  /**
+   * The keepOwner of the worker this one replaces, while its restart sets it up: each prepare
+   * first closes the listen sockets that worker left at places its segments do not listen on.
+   */
+  reclaimFrom: number | undefined;
   instances: InstanceUsers[] = [];
   lastSegments: SegmentSnapshot[] = [];
   private readonly pending = new Map<number, (reply: Reply) => void>();
@@ -113,7 +127,7 @@ export class WorkerHandle {
     if (WORKER_MODE === "thread") {
       const sab = new SharedArrayBuffer(BEACON_BYTES);
       this.beacon = new WatchdogBeacon(sab);
-      this.thread = new Worker(ENTRY, { workerData: { ...init, index, beacon: sab } satisfies WorkerInit });
+      this.thread = new Worker(ENTRY, { workerData: { ...init, index, beacon: sab, keepOwner: this.keepOwner } satisfies WorkerInit });
       this.thread.on("message", onMessage);
       this.thread.on("error", (err) => this.onEvent({ type: "error", segment: "", message: `${this.name}: ${err.stack ?? err}` }));
       this.thread.on("exit", exit);
@@ -183,7 +197,8 @@ export class WorkerHandle {
   prepared: { restored: StateCheckpoint[]; fresh: StateCheckpoint[] } = { restored: [], fresh: [] };
 
   async prepare(request: Extract<WorkerRequest, { type: "prepare" }>["request"]): Promise<SegmentError[]> {
-    const reply = await this.request({ type: "prepare", request });
+    const reclaim = this.reclaimFrom !== undefined ? { reclaimFrom: this.reclaimFrom } : {};
+    const reply = await this.request({ type: "prepare", request: { ...request, ...reclaim } });
     this.prepared = reply.prepared ?? { restored: [], fresh: [] };
     return reply.errors;
   }

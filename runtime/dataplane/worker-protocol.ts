@@ -13,6 +13,8 @@ export interface WorkerInit {
   readonly socketReceiveBuffer: number;
   /** Per-stream stats: streams counted one by one (0: none), and how long a silent one is kept. */
   readonly streams: { readonly max: number; readonly maxPerSegment: number; readonly idleMs: number };
+  /** Thread mode: its number among the process's workers, which its parked listen sockets carry (DataPlaneOptions.keepOwner). */
+  readonly keepOwner?: number;
   /** Thread mode: the watchdog beacon's memory. */
   readonly beacon?: SharedArrayBuffer;
   /** Process mode (Bun): a file in /dev/shm both sides map. */

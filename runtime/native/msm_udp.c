@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <net/if.h>
@@ -95,6 +96,14 @@ typedef struct {
   int closed;
 } Run;
 
+// The arenas of workers the main thread may terminate, by owner (the worker's keepOwner): the
+// main thread tells one to stop reading (stopReading) before it terminates that worker.
+struct Owned {
+  int32_t owner;
+  atomic_int stopping;
+  struct Owned* next;
+};
+
 typedef struct {
   uint8_t* data;
   int32_t* meta;
@@ -118,6 +127,7 @@ typedef struct {
   uint16_t chunk_run[SEND_CHUNK];
   napi_ref keep[3];
   int in_callback;  // a callback of this arena is running: its packets are in the slots
+  struct Owned* owned;  // setArenaOwner: the worker it belongs to, which stopReading can stop
 } Arena;
 
 typedef struct {
@@ -222,8 +232,11 @@ static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, vo
   return want == (napi_typedarray_type)-1 || type == want;
 }
 
+static void forget_owned(struct Owned* o);
+
 static void arena_finalize(napi_env env, void* data, void* hint) {
   Arena* a = data;
+  if (a->owned) forget_owned(a->owned);
   for (int i = 0; i < 3; i++) napi_delete_reference(env, a->keep[i]);
   free(a->msgs);
   free(a->iovs);
@@ -579,7 +592,16 @@ static void on_poll(uv_poll_t* handle, int status, int events) {
     return;
   }
   if (events & UV_WRITABLE) flush_queue(p);
-  if (events & UV_READABLE) receive(p);
+  if (events & UV_READABLE) {
+    if (p->arena->owned && atomic_load(&p->arena->owned->stopping)) {
+      // its worker is being terminated: what the socket holds stays there for the next worker
+      // (the loop still runs once as the thread ends, and a read now could not reach JS)
+      p->receiving = 0;
+      restart_poll(p);
+      return;
+    }
+    receive(p);
+  }
 }
 
 // ---- thread mode: the watcher ----
@@ -1409,41 +1431,289 @@ static void drop_ancillary_options(int fd) {
   setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &off, sizeof off);
 }
 
-// A taken descriptor still open when its environment (a worker thread) ends: nobody else knows it.
-static void close_taken_at_exit(void* arg) {
-  close((int)(intptr_t)arg);
+static pthread_mutex_t owned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct Owned* owned_list;
+
+static void forget_owned(struct Owned* o) {
+  pthread_mutex_lock(&owned_lock);
+  for (struct Owned** at = &owned_list; *at; at = &(*at)->next) {
+    if (*at == o) {
+      *at = o->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&owned_lock);
+  free(o);
 }
 
-// takeSocket(fd, closeAtExit?): a duplicate of the descriptor (close-on-exec), for the caller to
-// close the original's owner (node:dgram: Bun's cannot stop reading it, and Node's closes it under
-// a libuv poll handle when a worker thread ends) and keep the socket itself, without the ancillary
-// data that node:dgram asked for (drop_ancillary_options). With closeAtExit the environment's end
-// closes it if closeSocket has not (a worker thread's sockets must not outlive it).
-static napi_value take_socket(napi_env env, napi_callback_info info) {
+// setArenaOwner(arena, owner): the arena belongs to worker `owner` (its keepOwner).
+static napi_value set_arena_owner(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
+  void* data = NULL;
+  int32_t owner;
+  if (argc < 2 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data || napi_get_value_int32(env, argv[1], &owner) != napi_ok || owner < 0) {
+    napi_throw_type_error(env, NULL, "setArenaOwner(arena, owner >= 0)");
+    return NULL;
+  }
+  Arena* a = data;
+  struct Owned* o = a->owned ? a->owned : calloc(1, sizeof *o);
+  if (!o) {
+    napi_throw_error(env, NULL, "setArenaOwner: out of memory");
+    return NULL;
+  }
+  pthread_mutex_lock(&owned_lock);
+  if (!a->owned) {
+    o->next = owned_list;
+    owned_list = o;
+    a->owned = o;
+  }
+  o->owner = owner;
+  pthread_mutex_unlock(&owned_lock);
+  return NULL;
+}
+
+// stopReading(owner): from another thread, before it terminates worker `owner`: its sockets are
+// read no more (on_poll), so that what they hold is left for the worker that replaces it.
+static napi_value stop_reading(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t owner;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok) {
+    napi_throw_type_error(env, NULL, "stopReading(owner)");
+    return NULL;
+  }
+  pthread_mutex_lock(&owned_lock);
+  for (struct Owned* o = owned_list; o; o = o->next) if (o->owner == owner) atomic_store(&o->stopping, 1);
+  pthread_mutex_unlock(&owned_lock);
+  return NULL;
+}
+
+// Listen sockets a worker thread leaves bound when it ends with its segments running (the
+// watchdog terminated it, or it crashed), for the worker that replaces it: the socket's queue, and
+// what arrives while the new worker starts, is then read late instead of lost. Process-wide, as
+// worker threads share the descriptor table; each entry names its owner (the worker that took it),
+// the place it is bound at and the settings it was set up with. The main thread releases what no
+// replacement claimed (releaseParked). A runtime whose workers are processes never parks.
+typedef struct Keepable {
+  int fd;
+  int32_t owner;
+  int parked;  // its thread ended with it open
+  char* place;
+  char* detail;
+  struct Keepable* next;
+} Keepable;
+
+static pthread_mutex_t keep_lock = PTHREAD_MUTEX_INITIALIZER;
+static Keepable* keepables;
+
+// Unlinks the entry for `fd` (parked or not as `parked` says; -1: either); the caller frees it.
+static Keepable* unlink_keepable(int fd, int parked) {
+  for (Keepable** at = &keepables; *at; at = &(*at)->next) {
+    Keepable* k = *at;
+    if (k->fd == fd && (parked < 0 || k->parked == parked)) {
+      *at = k->next;
+      return k;
+    }
+  }
+  return NULL;
+}
+
+static void free_keepable(Keepable* k) {
+  free(k->place);
+  free(k->detail);
+  free(k);
+}
+
+// A taken descriptor still open when its environment (a worker thread) ends: parked when it is a
+// keepable listen socket, else closed (nobody else knows it).
+static void close_taken_at_exit(void* arg) {
+  int fd = (int)(intptr_t)arg;
+  pthread_mutex_lock(&keep_lock);
+  Keepable* k = keepables;
+  while (k && !(k->fd == fd && !k->parked)) k = k->next;
+  if (k) k->parked = 1;
+  pthread_mutex_unlock(&keep_lock);
+  if (!k) close(fd);
+}
+
+static char* string_arg(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char* text = malloc(len + 1);
+  if (text && napi_get_value_string_utf8(env, v, text, len + 1, &len) != napi_ok) {
+    free(text);
+    return NULL;
+  }
+  return text;
+}
+
+// Registers `fd` as keepable for `owner` (see Keepable); 0 when out of memory.
+static int add_keepable(int fd, int32_t owner, char* place, char* detail) {
+  Keepable* k = malloc(sizeof *k);
+  if (!k) return 0;
+  *k = (Keepable){.fd = fd, .owner = owner, .place = place, .detail = detail};
+  pthread_mutex_lock(&keep_lock);
+  k->next = keepables;
+  keepables = k;
+  pthread_mutex_unlock(&keep_lock);
+  return 1;
+}
+
+// takeSocket(fd, closeAtExit?, owner?, place?, detail?): a duplicate of the descriptor
+// (close-on-exec), for the caller to close the original's owner (node:dgram: Bun's cannot stop
+// reading it, and Node's closes it under a libuv poll handle when a worker thread ends) and keep
+// the socket itself, without the ancillary data that node:dgram asked for (drop_ancillary_options).
+// With closeAtExit the environment's end closes it if closeSocket has not (a worker thread's
+// sockets must not outlive it), unless an owner (>= 0) is given: then it is parked there for
+// claimParked(owner, place, detail).
+static napi_value take_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, owner = -1;
   bool at_exit = false;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || (argc > 1 && napi_get_value_bool(env, argv[1], &at_exit) != napi_ok)) {
-    napi_throw_type_error(env, NULL, "takeSocket(fd, closeAtExit?: boolean)");
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || (argc > 1 && napi_get_value_bool(env, argv[1], &at_exit) != napi_ok) ||
+      (argc > 2 && napi_get_value_int32(env, argv[2], &owner) != napi_ok) || (owner >= 0 && (argc < 5 || !at_exit))) {
+    napi_throw_type_error(env, NULL, "takeSocket(fd, closeAtExit?: boolean, owner?: number, place?: string, detail?: string)");
+    return NULL;
+  }
+  char *place = NULL, *detail = NULL;
+  if (owner >= 0 && (!(place = string_arg(env, argv[3])) || !(detail = string_arg(env, argv[4])))) {
+    free(place);
+    napi_throw_type_error(env, NULL, "takeSocket: place and detail must be strings");
     return NULL;
   }
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) {
+    free(place);
+    free(detail);
     char text[100];
     snprintf(text, sizeof text, "takeSocket: %s", strerror(errno));
     napi_throw_error(env, NULL, text);
     return NULL;
   }
   drop_ancillary_options(own);
+  if (owner >= 0 && !add_keepable(own, owner, place, detail)) {
+    free(place);
+    free(detail);
+    close(own);
+    napi_throw_error(env, NULL, "takeSocket: out of memory");
+    return NULL;
+  }
   if (at_exit && napi_add_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)own) != napi_ok) {
+    pthread_mutex_lock(&keep_lock);
+    Keepable* k = unlink_keepable(own, 0);
+    pthread_mutex_unlock(&keep_lock);
+    if (k) free_keepable(k);
     close(own);
     napi_throw_error(env, NULL, "takeSocket: cannot register the descriptor's cleanup");
     return NULL;
   }
   napi_value out;
   CHECK(napi_create_int32(env, own, &out));
+  return out;
+}
+
+// claimParked(owner, place, detail, newOwner): the descriptor `owner` (-1: any) parked at `place`, now the
+// caller's (closed at its environment's end, or parked for newOwner), or -1: none parked there, or
+// one set up otherwise (another `detail`: closed, so that its place can be bound again).
+static napi_value claim_parked(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t owner, new_owner;
+  char *place = NULL, *detail = NULL;
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &owner) != napi_ok || napi_get_value_int32(env, argv[3], &new_owner) != napi_ok ||
+      !(place = string_arg(env, argv[1])) || !(detail = string_arg(env, argv[2]))) {
+    free(place);
+    napi_throw_type_error(env, NULL, "claimParked(owner, place: string, detail: string, newOwner)");
+    return NULL;
+  }
+  pthread_mutex_lock(&keep_lock);
+  Keepable* found = NULL;
+  for (Keepable** at = &keepables; *at; at = &(*at)->next) {
+    if ((*at)->parked && (owner < 0 || (*at)->owner == owner) && strcmp((*at)->place, place) == 0) {
+      found = *at;
+      *at = found->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&keep_lock);
+  int fd = -1;
+  if (found && strcmp(found->detail, detail) == 0 && napi_add_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)found->fd) == napi_ok) {
+    fd = found->fd;
+    found->owner = new_owner;
+    found->parked = 0;
+    if (new_owner >= 0) {
+      pthread_mutex_lock(&keep_lock);
+      found->next = keepables;
+      keepables = found;
+      pthread_mutex_unlock(&keep_lock);
+      found = NULL;
+    }
+  } else if (found) {
+    close(found->fd);
+  }
+  if (found) free_keepable(found);
+  free(place);
+  free(detail);
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+// parkedPlaces(owner): where the sockets `owner` parked are bound.
+static napi_value parked_places(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t owner;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok) {
+    napi_throw_type_error(env, NULL, "parkedPlaces(owner)");
+    return NULL;
+  }
+  napi_value out;
+  CHECK(napi_create_array(env, &out));
+  uint32_t n = 0;
+  pthread_mutex_lock(&keep_lock);
+  for (Keepable* k = keepables; k; k = k->next) {
+    if (!k->parked || k->owner != owner) continue;
+    napi_value text;
+    if (napi_create_string_utf8(env, k->place, NAPI_AUTO_LENGTH, &text) == napi_ok) napi_set_element(env, out, n++, text);
+  }
+  pthread_mutex_unlock(&keep_lock);
+  return out;
+}
+
+// releaseParked(owner): closes every socket `owner` parked that nobody claimed; how many.
+static napi_value release_parked(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t owner;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok) {
+    napi_throw_type_error(env, NULL, "releaseParked(owner)");
+    return NULL;
+  }
+  uint32_t n = 0;
+  pthread_mutex_lock(&keep_lock);
+  for (Keepable** at = &keepables; *at;) {
+    Keepable* k = *at;
+    if (k->parked && k->owner == owner) {
+      *at = k->next;
+      close(k->fd);
+      free_keepable(k);
+      n++;
+    } else {
+      at = &k->next;
+    }
+  }
+  pthread_mutex_unlock(&keep_lock);
+  napi_value out;
+  CHECK(napi_create_uint32(env, n, &out));
   return out;
 }
 
@@ -1457,8 +1727,8 @@ static int fd_arg(napi_env env, napi_callback_info info, const char* usage, int3
   return 1;
 }
 
-// closeSocket(fd, closeAtExit?): closes a descriptor takeSocket made (after close(port) of every
-// port on it); closeAtExit as given to takeSocket.
+// closeSocket(fd, closeAtExit?): closes a descriptor takeSocket or claimParked made (after
+// close(port) of every port on it); closeAtExit as given to takeSocket.
 static napi_value close_socket(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1470,6 +1740,10 @@ static napi_value close_socket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (at_exit) napi_remove_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)fd);
+  pthread_mutex_lock(&keep_lock);
+  Keepable* k = unlink_keepable(fd, 0);
+  pthread_mutex_unlock(&keep_lock);
+  if (k) free_keepable(k);
   close(fd);
   return NULL;
 }
@@ -1529,6 +1803,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"segmentationSupported", NULL, segmentation_supported, NULL, NULL, NULL, napi_default, NULL},
       {"closeSocket", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL},
       {"disconnectSocket", NULL, disconnect_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"claimParked", NULL, claim_parked, NULL, NULL, NULL, napi_default, NULL},
+      {"parkedPlaces", NULL, parked_places, NULL, NULL, NULL, napi_default, NULL},
+      {"releaseParked", NULL, release_parked, NULL, NULL, NULL, napi_default, NULL},
+      {"setArenaOwner", NULL, set_arena_owner, NULL, NULL, NULL, napi_default, NULL},
+      {"stopReading", NULL, stop_reading, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   // the layout JS reads received packets' metadata with: an addon built from an older source says so

@@ -1,0 +1,100 @@
+// A worker the watchdog kills leaves its listen sockets bound, with what they hold, for the worker
+// that replaces it (Node: workers are threads sharing the process's descriptors; docs/proxy.md,
+// "When a filter fails"): what reaches a stalled segment during the stall and the restart is
+// delivered late instead of lost, and nothing stays bound once no worker takes it.
+import * as assert from "uvu/assert";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ProxyConfigInput } from "../runtime/index.js";
+import { suite } from "./lib/suite.js";
+import { fixture } from "./lib/paths.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { DeliveryWatch } from "./lib/delivery.js";
+
+const test = suite("a watchdog restart keeps the stalled segment's queue", { timeoutMs: 60_000 });
+
+/** An RTP packet the misbehave fixture loops forever on (its command byte 0xad at offset 12). */
+function endlessLoop(i: number): Uint8Array {
+  const b = indexedRtp(i);
+  b[12] = 0xad;
+  return b;
+}
+
+function segment(listen: number, sink: number, modulePath = fixture("misbehave")): ProxyConfigInput {
+  return {
+    workers: 1,
+    watchdog: { stuckMs: 300 },
+    filters: { misbehave: { path: modulePath } },
+    segments: [{
+      name: "stalled", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink }],
+      chain: [{ filter: "misbehave" }], failure: { mode: "open", restartBackoffMs: 50, maxFailures: 5 },
+    }],
+  };
+}
+
+test("every packet sent while the worker is stuck and replaced arrives (late), its listen socket never unbound", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy, events } = await startProxy(segment(listen, sink.port));
+  assert.is(proxy.io.receive, "native", `this needs the batched-I/O addon under Node (${proxy.io.note})`);
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, "127.0.0.1");
+    await waitFor(() => sink.received >= 20, 5000, "the first packets");
+    await proxy.stats(); // the main thread knows which stage runs where
+    const watch = await DeliveryWatch.start(() => proxy, "stalled", [listen, sink.port]);
+    tx.send(endlessLoop(20), listen, "127.0.0.1");
+    await sleep(50); // inside the loop: what follows waits in the kernel, not in a batch the worker read
+    // 600 packets over 0.6 s: the stall (300 ms to the watchdog) and the restart fall inside
+    const n = 600;
+    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(21 + i));
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker restarted");
+    const wd = events.find((e) => e.type === "watchdog");
+    assert.ok(wd, "the watchdog fired");
+    const delivery = await watch.expectDelivered(sink, n, 21);
+    assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
+    assert.is((await segmentStats(proxy, "stalled")).stages[0]!.failures, 1);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+  // nothing holds the ports once the proxy is gone
+  for (const port of [listen, listen + 1]) (await bindUdp(port)).close();
+});
+
+test("a restart that fails leaves the ports free: the killed worker's listen sockets are closed, not left bound", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-watchdog-queue-"));
+  const modulePath = join(dir, "misbehave.wasm");
+  copyFileSync(fixture("misbehave"), modulePath);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy, events } = await startProxy(segment(listen, sink.port, modulePath));
+  const tx = await bindUdp();
+  try {
+    tx.send(indexedRtp(0), listen, "127.0.0.1");
+    await waitFor(() => sink.received >= 1, 5000, "the first packet");
+    await proxy.stats();
+    rmSync(modulePath); // the replacement cannot load the filter: its restart fails
+    tx.send(endlessLoop(1), listen, "127.0.0.1");
+    await waitFor(() => events.some((e) => e.type === "error" && e.message.startsWith("after worker restart:")), 10_000, "the restart's failure");
+    await waitFor(async () => {
+      try {
+        (await bindUdp(listen)).close();
+        (await bindUdp(listen + 1)).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 5000, "the listen ports free again");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
