@@ -1027,7 +1027,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.unseeded.delete(old);
     // its listen sockets stay bound, their queues too, for the replacement to read (docs/proxy.md)
     replacement.reclaimFrom = old.keepOwner;
-    if (this.keepsSockets(old)) loadAddon()?.stopReading(old.keepOwner);
     const oldGone = old.kill(why);
     this.unseeded.set(replacement, oldGone);
     await oldGone;

@@ -65,6 +65,34 @@ test("every packet sent while the worker is stuck and replaced arrives (late), i
   for (const port of [listen, listen + 1]) (await bindUdp(port)).close();
 });
 
+test("a worker that ends from outside (a crash): what reaches its segment during the restart delay and the restart arrives late", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy, events } = await startProxy({
+    workers: 1,
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{ name: "cam", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "counter" }] }],
+  });
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, "127.0.0.1");
+    await waitFor(() => sink.received >= 20, 5000, "the first packets");
+    await proxy.stats();
+    const watch = await DeliveryWatch.start(() => proxy, "cam", [listen, sink.port]);
+    await (proxy as unknown as { workers: { kill(): Promise<void> }[] }).workers[0]!.kill(); // as a crash ends it
+    const n = 300; // over 0.3 s: the restart delay (100 ms) and the restart
+    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(20 + i));
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker restarted");
+    assert.ok(events.some((e) => e.type === "worker-exit"), "seen as a crash");
+    const delivery = await watch.expectDelivered(sink, n, 20);
+    assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test("a restart that fails leaves the ports free: the killed worker's listen sockets are closed, not left bound", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-watchdog-queue-"));
   const modulePath = join(dir, "misbehave.wasm");

@@ -111,6 +111,15 @@ export function planIo(setting: IoSetting, gso: GsoSetting = "auto"): IoPlan {
   return { receive: "native", send: "native", watch: isBun ? "thread" : "loop", gso: gso === "auto" && native.segmentationSupported(), note: "" };
 }
 
+/**
+ * Tells worker thread `owner`'s arena to read its sockets no more (see UdpAddon.stopReading): from
+ * the main thread before it terminates that worker, or from the worker as it exits. A no-op
+ * where the addon was never loaded.
+ */
+export function stopReadingOf(owner: number): void {
+  if (owner >= 0) loaded?.addon?.stopReading(owner);
+}
+
 /** Why loadAddon() returned null ("" when it did not, or has not been asked). */
 export function udpAddonError(): string {
   return loaded?.error ?? "";

@@ -4,6 +4,7 @@
 import { rmSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { DataPlane } from "./dataplane.js";
+import { stopReadingOf } from "./batched-io.js";
 import { WatchdogBeacon } from "./watchdog-beacon.js";
 import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 
@@ -73,6 +74,10 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
 
 if (parentPort) {
   const port = parentPort;
+  // a crash (an uncaught exception) ends the thread after this: its last loop turn must not read
+  // what the listen sockets hold, which the worker that replaces it takes over (docs/proxy.md)
+  const init = workerData as WorkerInit;
+  process.on("exit", () => stopReadingOf(init.keepOwner ?? -1));
   serve(workerData as WorkerInit, (m) => port.postMessage(m), (h) => port.on("message", h), () => port.close());
 } else if (process.send) {
   // child-process mode: the first message is the init

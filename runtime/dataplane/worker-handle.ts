@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { BEACON_BYTES, WatchdogBeacon } from "./watchdog-beacon.js";
+import { stopReadingOf } from "./batched-io.js";
 import type { InstanceUsers, WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 import type { DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane.js";
 import type { SegmentSnapshot } from "./snapshot.js";
@@ -251,7 +252,11 @@ export class WorkerHandle {
   async kill(why?: string): Promise<void> {
     if (this.exited) return;
     this.killedFor = why;
-    if (this.thread) await this.thread.terminate();
+    if (this.thread) {
+      // what its listen sockets hold stays there for its replacement: its last loop turn would read it into nowhere
+      stopReadingOf(this.keepOwner);
+      await this.thread.terminate();
+    }
     else {
       const child = this.child!;
       await new Promise<void>((resolve) => {
