@@ -612,7 +612,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const notRunning = segments.filter((s) => !this.applied || this.notRunning.has(s.name) || this.savedElsewhere.has(s.name));
       const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? []), ...this.checkpointsOf(notRunning)];
       const egressPorts = [...(seed?.egressPorts ?? []), ...this.egressPortsMovedTo(i, moved, workers)];
-      return w.prepare({ filters: resolved.filters, segments, deferBind, ...seed, checkpoints, egressPorts, exportPrepared: config.stateFile !== undefined });
+      const handOver = [...moved].filter(([, m]) => m.from === i).map(([name]) => name);
+      return w.prepare({ filters: resolved.filters, segments, deferBind, handOver, ...seed, checkpoints, egressPorts, exportPrepared: config.stateFile !== undefined });
     })).finally(() => (this.preparing = false));
     const errors = prepared.flat();
     // until every worker committed, a moved segment's old worker still runs it: a checkpoint it
@@ -642,6 +643,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // a port freed on one worker may be bound on another: every worker's closed first
     if (deferBind.length > 0) await Promise.all(current().map((w) => w.released()));
     committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());
+    // a moved segment's listen sockets its new worker did not take over (it failed, or died): closed
+    for (const from of new Set([...moved.values()].map((m) => m.from))) if (workers[from]?.alive) this.releaseParked(workers[from]!);
     const failed = new Set(committed.map((e) => e.segment));
     for (const [segment, m] of moved) {
       if (!failed.has(segment)) this.emit("event", { type: "segment-moved", segment, from: m.from, to: m.to, carried: (movedIn.get(m.to) ?? []).filter((c) => c.segment === segment).length });

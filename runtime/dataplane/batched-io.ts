@@ -39,6 +39,8 @@ export interface UdpAddon {
   parkedPlaces(owner: number): string[];
   /** Closes the sockets `owner` parked that were not claimed; how many. */
   releaseParked(owner: number): number;
+  /** Parks a keepable socket for another worker (a segment that moves): true; false when it is not keepable. */
+  parkSocket(fd: number): boolean;
   /** The arena belongs to worker `owner` (its keepOwner), whose sockets stopReading(owner) stops reading. */
   setArenaOwner(arena: Arena, owner: number): void;
   /** From another thread, before it terminates worker `owner`: its sockets are read no more, what they hold is left for its replacement. */
@@ -245,7 +247,11 @@ export class BatchedIo {
   private taken(fd: number, local: AddressInfo): TakenSocket {
     const addon = this.addon;
     const atExit = this.plan.watch === "loop";
-    return new TakenSocket(fd, local, { disconnectSocket: (d) => addon.disconnectSocket(d), closeSocket: (d) => addon.closeSocket(d, atExit) });
+    return new TakenSocket(fd, local, {
+      disconnectSocket: (d) => addon.disconnectSocket(d),
+      closeSocket: (d) => addon.closeSocket(d, atExit),
+      parkSocket: (d) => atExit && addon.parkSocket(d),
+    });
   }
 
   /**

@@ -94,6 +94,8 @@ export interface ApplyRequest {
   readonly egressPorts?: readonly EgressPorts[];
   /** The proxy saves the new stages' state before the commit (a stateFile): the prepare's reply carries it (preparedStates). */
   readonly exportPrepared?: boolean;
+  /** Segments this change moves from this worker to another: their listen sockets are left bound for it, with what they hold. */
+  readonly handOver?: readonly string[];
   /**
    * The worker this one replaces (its keepOwner): its listen sockets, left bound with their queues,
    * are taken over (as any worker takes over what an ended thread left at a place it binds), and
@@ -125,6 +127,8 @@ interface Plan {
   removed: SegmentRuntime[];
   acquired: InstanceSlot[];
   stuck: ApplyRequest["stuck"];
+  /** ApplyRequest.handOver */
+  handOver: ReadonlySet<string>;
 }
 
 /** Most packets one batched read takes. */
@@ -200,10 +204,10 @@ function checkpointStates(checkpoints: readonly StateCheckpoint[]): CheckpointSt
 const CLOSE_WAIT_MS = 500;
 
 /** Closes a segment once the sends it made have completed (a closed socket cancels its queue). */
-async function closeWhenSent(seg: SegmentRuntime): Promise<void> {
+async function closeWhenSent(seg: SegmentRuntime, handOver: boolean): Promise<void> {
   const until = performance.now() + CLOSE_WAIT_MS;
   while (seg.pendingSends > 0 && performance.now() < until) await new Promise((r) => setImmediate(r));
-  seg.close();
+  seg.close(handOver);
 }
 
 export class DataPlane {
@@ -273,7 +277,7 @@ export class DataPlane {
   async prepare(request: ApplyRequest): Promise<SegmentError[]> {
     if (this.plan) this.abort();
     this.pool.beginChange(); // each change reads its files afresh
-    const plan: Plan = { segments: [], removed: [], acquired: [], stuck: request.stuck };
+    const plan: Plan = { segments: [], removed: [], acquired: [], stuck: request.stuck, handOver: new Set(request.handOver ?? []) };
     this.plan = plan;
     const errors: SegmentError[] = [];
     const wanted = new Set(request.segments.map((s) => s.name));
@@ -325,7 +329,7 @@ export class DataPlane {
     this.plan = undefined;
     const errors: SegmentError[] = [];
     this.removedCounts = [];
-    for (const seg of plan.removed) this.removeSegment(seg, true, this.removedCounts);
+    for (const seg of plan.removed) this.removeSegment(seg, true, this.removedCounts, plan.handOver.has(seg.name));
     for (const p of plan.segments) {
       try {
         this.commitSegment(p);
@@ -578,7 +582,8 @@ export class DataPlane {
    * Takes a segment out: it drains (nothing it holds is lost) unless its state went to a new chain,
    * and its sockets close once its sends completed.
    */
-  private removeSegment(seg: SegmentRuntime, drain = true, finalCounts?: SegmentSnapshot[]): void {
+  /** `handOver`: it moves to another worker, which takes over its listen sockets with what they hold. */
+  private removeSegment(seg: SegmentRuntime, drain = true, finalCounts?: SegmentSnapshot[], handOver = false): void {
     if (drain) seg.drain();
     else seg.stopReceiving();
     finalCounts?.push(snapshotSegment(seg, false)); // what it drained included, before its stages go
@@ -589,7 +594,7 @@ export class DataPlane {
     seg.stages = [];
     this.segments.delete(seg.name);
     this.chainKeys.delete(seg.name);
-    const closed = closeWhenSent(seg).finally(() => this.closing.delete(closed));
+    const closed = closeWhenSent(seg, handOver).finally(() => this.closing.delete(closed));
     this.closing.add(closed);
   }
 

@@ -463,12 +463,12 @@ export class SegmentRuntime {
     if (this.io && !this.closed) for (const p of this.nativePorts) this.io.pause(p);
   }
 
-  /** Closes the sockets (after drain(): what was waiting has been sent). */
-  close(): void {
+  /** Closes the sockets (after drain(): what was waiting has been sent); `handOver`: see closeSockets. */
+  close(handOver = false): void {
     if (this.closed) return;
     this.closed = true;
     if (this.io) for (const p of this.nativePorts) this.io.close(p);
-    closeSockets(this.sockets);
+    closeSockets(this.sockets, handOver);
     this.streams?.close();
     for (const t of [this.ingressRtpSends, this.ingressRtcpSends, this.egressRtpSends, this.egressRtcpSends, ...this.legSends]) t.abandon();
   }

@@ -391,11 +391,15 @@ export function takeOverSockets(sockets: SegmentSockets, take: (s: Socket) => Ud
   }
 }
 
-/** Closes a segment's sockets (each at most once). */
-export function closeSockets<S extends UdpSocket>(s: Pick<SegmentSockets<S>, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets<S>>): void {
+/**
+ * Closes a segment's sockets (each at most once). With `handOver` (the segment moves to another
+ * worker) its listen sockets are left bound instead, with what they hold, where they can be (TakenSocket.park).
+ */
+export function closeSockets<S extends UdpSocket>(s: Pick<SegmentSockets<S>, "ingressRtp" | "ingressRtcp"> & Partial<SegmentSockets<S>>, handOver = false): void {
   for (const sock of new Set(allSockets(s))) {
     if (!sock) continue;
     sock.removeAllListeners("message");
+    if (handOver && sock instanceof TakenSocket && sock.park()) continue;
     try {
       sock.close();
     } catch {

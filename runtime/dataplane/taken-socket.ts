@@ -11,6 +11,8 @@ import type { AddressInfo } from "node:net";
 export interface DescriptorOwner {
   disconnectSocket(fd: number): void;
   closeSocket(fd: number): void;
+  /** Leaves a listen socket bound for another worker to take over (a segment that moves): false when it cannot. */
+  parkSocket?(fd: number): boolean;
 }
 
 export class TakenSocket extends EventEmitter {
@@ -36,6 +38,17 @@ export class TakenSocket extends EventEmitter {
       this.addon.closeSocket(this.fd);
     }
     return this;
+  }
+
+  /**
+   * Instead of closing it, leaves the socket bound, with what it holds, for the worker a segment
+   * moves to (after every port of the addon on it is closed); false when it cannot be (not a
+   * listen socket of a worker thread): the caller closes it then.
+   */
+  park(): boolean {
+    if (this.closed || !this.addon.parkSocket?.(this.fd)) return false;
+    this.closed = true;
+    return true;
   }
 
   /** Never called: a worker takes sockets over only when the addon sends. */

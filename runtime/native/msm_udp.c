@@ -1665,6 +1665,32 @@ static napi_value claim_parked(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static int fd_arg(napi_env env, napi_callback_info info, const char* usage, int32_t* fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return 1;
+}
+
+// parkSocket(fd): parks a keepable socket its worker hands over to another (a segment that moves),
+// closeAtExit's hook removed: true; false when it is not keepable (the caller closes it).
+static napi_value park_socket(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!fd_arg(env, info, "parkSocket(fd)", &fd)) return NULL;
+  pthread_mutex_lock(&keep_lock);
+  Keepable* k = keepables;
+  while (k && !(k->fd == fd && !k->parked)) k = k->next;
+  if (k) k->parked = 1;
+  pthread_mutex_unlock(&keep_lock);
+  if (k) napi_remove_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)fd);
+  napi_value out;
+  CHECK(napi_get_boolean(env, k != NULL, &out));
+  return out;
+}
+
 // parkedPlaces(owner): where the sockets `owner` parked are bound.
 static napi_value parked_places(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1717,15 +1743,6 @@ static napi_value release_parked(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static int fd_arg(napi_env env, napi_callback_info info, const char* usage, int32_t* fd) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
-    napi_throw_type_error(env, NULL, usage);
-    return 0;
-  }
-  return 1;
-}
 
 // closeSocket(fd, closeAtExit?): closes a descriptor takeSocket or claimParked made (after
 // close(port) of every port on it); closeAtExit as given to takeSocket.
@@ -1806,6 +1823,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"claimParked", NULL, claim_parked, NULL, NULL, NULL, napi_default, NULL},
       {"parkedPlaces", NULL, parked_places, NULL, NULL, NULL, napi_default, NULL},
       {"releaseParked", NULL, release_parked, NULL, NULL, NULL, napi_default, NULL},
+      {"parkSocket", NULL, park_socket, NULL, NULL, NULL, napi_default, NULL},
       {"setArenaOwner", NULL, set_arena_owner, NULL, NULL, NULL, napi_default, NULL},
       {"stopReading", NULL, stop_reading, NULL, NULL, NULL, napi_default, NULL},
   };

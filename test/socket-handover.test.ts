@@ -1,19 +1,20 @@
-// A worker the watchdog kills leaves its listen sockets bound, with what they hold, for the worker
-// that replaces it (Node: workers are threads sharing the process's descriptors; docs/proxy.md,
-// "When a filter fails"): what reaches a stalled segment during the stall and the restart is
-// delivered late instead of lost, and nothing stays bound once no worker takes it.
+// A worker thread the watchdog kills, or that crashes, leaves its listen sockets bound, with what
+// they hold, for the worker that replaces it, and a segment moving to another worker hands its
+// listen sockets over the same way (Node: workers are threads sharing the process's descriptors;
+// docs/proxy.md, "When a filter fails"): what reaches the segment meanwhile is delivered late
+// instead of lost, and nothing stays bound once no worker takes it.
 import * as assert from "uvu/assert";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ProxyConfigInput } from "../runtime/index.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { DeliveryWatch } from "./lib/delivery.js";
 
-const test = suite("a watchdog restart keeps the stalled segment's queue", { timeoutMs: 60_000 });
+const test = suite("listen sockets outlive their worker", { timeoutMs: 60_000 });
 
 /** An RTP packet the misbehave fixture loops forever on (its command byte 0xad at offset 12). */
 function endlessLoop(i: number): Uint8Array {
@@ -86,6 +87,42 @@ test("a worker that ends from outside (a crash): what reaches its segment during
     assert.ok(events.some((e) => e.type === "worker-exit"), "seen as a crash");
     const delivery = await watch.expectDelivered(sink, n, 20);
     assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test("a segment moved to another worker and back while its stream flows loses nothing: each move hands its listen sockets over", async () => {
+  const [listen, other] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (camWorker: number, otherWorker: number): ProxyConfigInput => ({
+    workers: 2,
+    filters: { counter: { path: fixture("counter") } },
+    segments: [
+      { name: "cam", worker: camWorker, listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "counter" }] },
+      { name: "other", worker: otherWorker, listen: { address: "127.0.0.1", port: other }, destinations: [{ address: "127.0.0.1", port: 9 }], chain: [{ filter: "counter" }] },
+    ],
+  });
+  const { proxy, events } = await startProxy(config(0, 1));
+  const tx = await bindUdp();
+  try {
+    const watch = await DeliveryWatch.start(() => proxy, "cam", [listen, sink.port]);
+    const n = 1500;
+    let moves = 0;
+    let applying: Promise<void> | undefined;
+    // two moves (both segments swap workers, then cam goes back) while 1,000 packets/s flow
+    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(i), (sent) => {
+      if (applying || moves === 2 || sent < 400 + moves * 500) return;
+      const next = moves++ === 0 ? config(1, 0) : config(0, 0);
+      applying = proxy.apply(validateProxyConfig(next)).finally(() => (applying = undefined));
+    });
+    await applying;
+    assert.is(events.filter((e) => e.type === "segment-moved" && e.segment === "cam").length, 2, "cam moved twice");
+    const delivery = await watch.expectDelivered(sink, n);
+    assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
+    assert.is((await segmentStats(proxy, "cam")).packetsIn, n - (delivery.kernel.byPort[listen] ?? 0), "each counted once");
   } finally {
     tx.close();
     sink.close();
