@@ -643,8 +643,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // a port freed on one worker may be bound on another: every worker's closed first
     if (deferBind.length > 0) await Promise.all(current().map((w) => w.released()));
     committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());
-    // a moved segment's listen sockets its new worker did not take over (it failed, or died): closed
-    for (const from of new Set([...moved.values()].map((m) => m.from))) if (workers[from]?.alive) this.releaseParked(workers[from]!);
+    // listen sockets left for a moved segment's new worker, or a segment's new sockets, and not taken over (it failed, or died): closed
+    for (const w of current()) if (w.alive) this.releaseParked(w);
     const failed = new Set(committed.map((e) => e.segment));
     for (const [segment, m] of moved) {
       if (!failed.has(segment)) this.emit("event", { type: "segment-moved", segment, from: m.from, to: m.to, carried: (movedIn.get(m.to) ?? []).filter((c) => c.segment === segment).length });

@@ -130,6 +130,68 @@ test("a segment moved to another worker and back while its stream flows loses no
   }
 });
 
+test("a change that gives a segment new sockets (its egress port) while its stream flows loses nothing: its listen sockets are taken back, not bound anew", async () => {
+  const [listen, egressA, egressB] = [await freePortPair(), await freePortPair(), await freePortPair()];
+  const sink = await Sink.open(0, { keep: true });
+  const config = (egressPort: number): ProxyConfigInput => ({
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{
+      name: "cam", listen: { address: "127.0.0.1", port: listen }, egress: { address: "127.0.0.1", port: egressPort },
+      destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "counter" }],
+    }],
+  });
+  const { proxy } = await startProxy(config(egressA));
+  const tx = await bindUdp();
+  try {
+    const watch = await DeliveryWatch.start(() => proxy, "cam", [listen, sink.port]);
+    const n = 1200;
+    let applying: Promise<void> | undefined;
+    let changes = 0;
+    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(i), (sent) => {
+      if (applying || changes === 2 || sent < 300 + changes * 400) return;
+      applying = proxy.apply(validateProxyConfig(config(changes++ === 0 ? egressB : egressA))).finally(() => (applying = undefined));
+    });
+    await applying;
+    assert.is(changes, 2);
+    const from = new Set(sink.packets.map((p) => p.from.port));
+    assert.ok(from.has(egressA) && from.has(egressB), `sent from both egress ports (${[...from].join(", ")})`);
+    const delivery = await watch.expectDelivered(sink, n);
+    assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+  for (const port of [listen, listen + 1, egressA, egressA + 1, egressB, egressB + 1]) (await bindUdp(port)).close(); // nothing left bound
+});
+
+test("a change that swaps a segment's listen and egress ports applies: a listen socket left for the open step at a place it no longer listens on is closed before anything binds", async () => {
+  const [a, b] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const config = (listen: number, egress: number): ProxyConfigInput => ({
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{
+      name: "cam", listen: { address: "127.0.0.1", port: listen }, egress: { address: "127.0.0.1", port: egress },
+      destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "counter" }],
+    }],
+  });
+  const { proxy } = await startProxy(config(a, b));
+  const tx = await bindUdp();
+  try {
+    tx.send(indexedRtp(0), a, "127.0.0.1");
+    await waitFor(() => sink.received === 1, 5000, "a packet through listen a");
+    await proxy.apply(validateProxyConfig(config(b, a)));
+    const cam = await segmentStats(proxy, "cam");
+    assert.is(cam.stages[0]?.state, "running", "cam runs after the swap");
+    tx.send(indexedRtp(1), b, "127.0.0.1");
+    await waitFor(() => sink.received === 2, 5000, "a packet through listen b");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test("a restart that fails leaves the ports free: the killed worker's listen sockets are closed, not left bound", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-watchdog-queue-"));
   const modulePath = join(dir, "misbehave.wasm");

@@ -265,6 +265,11 @@ export class BatchedIo {
     return fd < 0 ? null : this.taken(fd, local);
   }
 
+  /** Closes the socket this worker parked at `place`, if it is still there. */
+  closeParkedAt(place: string): void {
+    if (this.plan.watch === "loop" && this.keepOwner >= 0) this.addon.claimParked(this.keepOwner, place, "", -1);
+  }
+
   /** Closes the sockets the worker `from` parked at places not in `wanted`: their ports may be bound otherwise now. */
   releaseParkedExcept(from: number, wanted: ReadonlySet<string>): void {
     if (this.plan.watch !== "loop") return;

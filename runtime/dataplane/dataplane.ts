@@ -258,6 +258,9 @@ export class DataPlane {
     }
   }
 
+  /** Where segments that get new sockets in this change left their listen sockets for the open step (commitSegment). */
+  private readonly reopening = new Set<string>();
+
   /** Takes over the listen sockets a killed or crashed worker thread left bound (a restart's, or a segment's that moved meanwhile). */
   private reclaim: Reclaim | undefined;
 
@@ -364,7 +367,9 @@ export class DataPlane {
         const before = predecessors(p.existing.stages, p.stages ?? []);
         this.carryState(p.existing, p.stages ?? [], before);
         carryFilterCounters(before); // before the old contexts, and their counts, go
-        this.removeSegment(p.existing, false);
+        // its listen sockets wait, with what they hold, for the open step to take them back where they stay the same
+        this.removeSegment(p.existing, false, undefined, true);
+        for (const place of listenPlaces(p.existing.config)) this.reopening.add(place);
       }
       p.existing = undefined;
       this.pendingOpen.push(p);
@@ -402,6 +407,11 @@ export class DataPlane {
     const errors: SegmentError[] = [];
     const pending = this.pendingOpen;
     this.pendingOpen = [];
+    // a listen socket left for a segment's new sockets at a place it no longer listens on: closed
+    // before anything binds (its port may be bound otherwise now)
+    const wanted = new Set(pending.flatMap((p) => listenPlaces(p.config)));
+    for (const place of this.reopening) if (!wanted.has(place)) this.io?.closeParkedAt(place);
+    this.reopening.clear();
     for (const p of pending) {
       let sockets: SegmentSockets | undefined;
       try {
