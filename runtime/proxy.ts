@@ -128,6 +128,9 @@ const NOT_READY_MS = 5_000;
 /** ...and for this long, not live: long enough for a large apply, short enough to be restarted. */
 const NOT_LIVE_MS = 30_000;
 
+/** The longest a new spare waits after spares kept dying (the back-off doubles from 2 s up to this). */
+const SPARE_DELAY_MAX_MS = 60_000;
+
 export class Proxy extends EventEmitter<ProxyEvents> {
   private workers: WorkerHandle[] = [];
   private config: ProxyConfig;
@@ -489,19 +492,25 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private spareTimer: NodeJS.Timeout | undefined;
   /** The spare was ended from outside (or crashed): the next one waits longer, up to a minute. */
   private spareDelay = 1000;
+  private spareStartedAt = 0;
 
   private spawnSpareSoon(delayMs = 1000): void {
     if (this.closed || this.spare || this.spareTimer || !this.config.spareWorker) return;
     this.spareTimer = setTimeout(() => {
       this.spareTimer = undefined;
-      if (!this.closed && !this.spare) this.spare = this.newWorker(-1);
+      if (!this.closed && !this.spare) {
+        this.spare = this.newWorker(-1);
+        this.spareStartedAt = Date.now();
+      }
     }, delayMs);
     this.spareTimer.unref();
   }
 
   private spareLost(code: number | null, signal: string | null): void {
     this.spare = undefined;
-    this.spareDelay = Math.min(this.spareDelay * 2, 60_000);
+    // one that lived longer than the longest wait is not a spare that keeps dying: from 2 s again
+    const lived = Date.now() - this.spareStartedAt;
+    this.spareDelay = lived >= SPARE_DELAY_MAX_MS ? 2000 : Math.min(this.spareDelay * 2, SPARE_DELAY_MAX_MS);
     // not a worker's exit (nothing ran on it), but said: a spare that keeps dying leaves restarts slow
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     this.emit("event", { type: "warning", message: `the spare worker ${how}; another starts in ${this.spareDelay / 1000} s` });
@@ -513,6 +522,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const spare = this.spare;
     if (!spare?.alive || !spare.isReady || !this.spareFits(spare)) return undefined;
     this.spare = undefined;
+    this.spareDelay = 1000; // it came up and served: the next one that dies starts the back-off afresh
     spare.index = index;
     this.answeredAt[index] = Date.now();
     this.downSince[index] = 0;

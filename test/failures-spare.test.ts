@@ -83,6 +83,31 @@ test("a spare that dies is replaced; the proxy does not count it as a worker's e
   }
 });
 
+test("the spare's back-off starts afresh once a spare served: spares that die wait 2 s, then 4 s; one that took a crashed worker's place resets it", async () => {
+  const r = await rig();
+  const said = (): string[] => r.events.flatMap((e) => (e.type === "warning" && /^the spare worker/.test(e.message) ? [e.message] : []));
+  try {
+    await waitFor(() => spareOf(r.proxy)?.isReady === true, 10_000, "the spare up");
+    await spareOf(r.proxy)!.kill();
+    await waitFor(() => said().length === 1 && spareOf(r.proxy)?.isReady === true, 10_000, "a second spare, 2 s later");
+    await spareOf(r.proxy)!.kill();
+    await waitFor(() => said().length === 2 && spareOf(r.proxy)?.isReady === true, 15_000, "a third spare, 4 s later");
+    assert.match(said()[1]!, /another starts in 4 s/);
+    const third = spareOf(r.proxy)!;
+    await workersOf(r.proxy)[0]!.kill();
+    await waitFor(() => r.restarts().length === 1, 10_000, "the worker back");
+    assert.is(workersOf(r.proxy)[0], third, "the third spare took the crashed worker's place");
+    await waitFor(() => spareOf(r.proxy)?.isReady === true, 10_000, "a spare after the restart");
+    await spareOf(r.proxy)!.kill();
+    await waitFor(() => said().length === 3, 10_000, "the warning");
+    // before: 'another starts in 8 s', and so on up to a minute for as long as the proxy ran
+    assert.match(said()[2]!, /another starts in 2 s/);
+    await r.flows("cam forwarding all along");
+  } finally {
+    await r.close();
+  }
+});
+
 test("a reload that changes socketReceiveBuffer replaces the spare: a crash after it gets a worker with the new setting", async () => {
   const r = await rig({ socketReceiveBuffer: 1 << 20 });
   try {
