@@ -61,11 +61,11 @@ export function describeEvent(e: ProxyEvent): string {
     case "worker-exit":
       return `worker ${e.worker} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}; restarting it`;
     case "worker-restarted":
-      return `worker ${e.worker} restarted with its ${e.segments} segment(s)${e.spare ? " (the spare worker took its place)" : ""}; state carried from the last checkpoint for ${e.carried} stage(s)`;
+      return `worker ${e.worker} restarted with its ${e.segments} segment(s)${e.spare ? " (the spare worker took its place)" : ""}; state carried from the last checkpoint for ${e.carried} stage(s)${e.kept ? `; ${e.kept} listen socket(s) kept bound, what they held read by the new worker` : ""}`;
     case "warning":
       return `warning: ${e.message}`;
     case "segment-moved":
-      return `segment ${e.segment}: moved from worker ${e.from} to worker ${e.to} (state carried for ${e.carried} stage(s); packets sent while its ports changed hands are lost)`;
+      return `segment ${e.segment}: moved from worker ${e.from} to worker ${e.to} (state carried for ${e.carried} stage(s); ${e.handedOver ? "its listen sockets handed over, with what they held" : "packets sent while its ports changed hands are lost"})`;
   }
 }
 

@@ -50,8 +50,10 @@ export type ProxyEvent =
   | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
   | { type: "worker-exit"; worker: number; code: number | null; signal: string | null }
   /** spare: the worker started ahead took its place (else a new one was started for it). */
-  | { type: "worker-restarted"; worker: number; segments: number; carried: number; spare?: boolean }
-  | { type: "segment-moved"; segment: string; from: number; to: number; carried: number }
+  /** kept: listen sockets the new worker took over from the old one, with what they held (Node). */
+  | { type: "worker-restarted"; worker: number; segments: number; carried: number; spare?: boolean; kept?: number }
+  /** handedOver: the new worker took its listen sockets over with what they held (Node), else packets sent meanwhile were lost. */
+  | { type: "segment-moved"; segment: string; from: number; to: number; carried: number; handedOver?: boolean }
   | { type: "warning"; message: string };
 
 interface ProxyEvents {
@@ -657,7 +659,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const w of current()) if (w.alive) this.releaseParked(w);
     const failed = new Set(committed.map((e) => e.segment));
     for (const [segment, m] of moved) {
-      if (!failed.has(segment)) this.emit("event", { type: "segment-moved", segment, from: m.from, to: m.to, carried: (movedIn.get(m.to) ?? []).filter((c) => c.segment === segment).length });
+      if (failed.has(segment)) continue;
+      const handedOver = (workers[m.to]?.reclaimed[segment] ?? 0) > 0;
+      this.emit("event", { type: "segment-moved", segment, from: m.from, to: m.to, carried: (movedIn.get(m.to) ?? []).filter((c) => c.segment === segment).length, handedOver });
     }
     for (const [w, restore] of seeding) {
       this.unseeded.delete(w);
@@ -665,7 +669,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if (!w.alive || this.workers[index] !== w) continue; // gone again: its own restart reports
       this.downSince[index] = 0;
       void this.checkpointNow(w);
-      this.emit("event", { type: "worker-restarted", worker: index, segments: this.segmentsOf(resolved, index).length, carried: restore.checkpoints.length });
+      this.emit("event", { type: "worker-restarted", worker: index, segments: this.segmentsOf(resolved, index).length, carried: restore.checkpoints.length, kept: keptBy(w) });
     }
     // forget the history of segments that are gone
     const names = new Set(config.segments.map((s) => s.name));
@@ -1073,8 +1077,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (!replacement.alive || this.workers[index] !== replacement) return; // gone again: its own restart reports
     this.downSince[index] = 0;
     void this.checkpointNow(replacement);
-    this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length, spare: fromSpare });
+    this.emit("event", { type: "worker-restarted", worker: index, segments: segments.length, carried: restore.checkpoints.length, spare: fromSpare, kept: keptBy(replacement) });
   }
+}
+
+/** The listen sockets a worker's last change took over (WorkerHandle.reclaimed). */
+function keptBy(worker: WorkerHandle): number {
+  return Object.values(worker.reclaimed).reduce((a, b) => a + b, 0);
 }
 
 /** A segment as it last counted, its stages down: what /stats shows while its worker is replaced. */

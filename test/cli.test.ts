@@ -488,6 +488,16 @@ test("the watchdog's log line names the segments, or says no running segment was
   assert.is(describeEvent({ type: "watchdog", worker: 1, filter: "evil", segments: [], stuckMs: 500 }), "watchdog: worker 1 stuck in filter evil for over 500 ms (no running segment: a call a change made); restarting it");
 });
 
+test("a restart's and a move's log lines say whether the listen sockets were kept with what they held", () => {
+  assert.is(describeEvent({ type: "worker-restarted", worker: 0, segments: 2, carried: 1, spare: true, kept: 3 }),
+    "worker 0 restarted with its 2 segment(s) (the spare worker took its place); state carried from the last checkpoint for 1 stage(s); 3 listen socket(s) kept bound, what they held read by the new worker");
+  assert.is(describeEvent({ type: "worker-restarted", worker: 0, segments: 2, carried: 1, kept: 0 }), "worker 0 restarted with its 2 segment(s); state carried from the last checkpoint for 1 stage(s)");
+  assert.is(describeEvent({ type: "segment-moved", segment: "cam", from: 0, to: 1, carried: 1, handedOver: true }),
+    "segment cam: moved from worker 0 to worker 1 (state carried for 1 stage(s); its listen sockets handed over, with what they held)");
+  assert.is(describeEvent({ type: "segment-moved", segment: "cam", from: 0, to: 1, carried: 1, handedOver: false }),
+    "segment cam: moved from worker 0 to worker 1 (state carried for 1 stage(s); packets sent while its ports changed hands are lost)");
+});
+
 test("a filter module that cannot load is its entry's error, at the field it is about, once for the segments that use it", () => {
   const seg = (name: string, port: number) => ({ name, listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: port + 100 }], chain: [{ filter: "validate" }] });
   const config = validateProxyConfig({ filters: { validate: { path: "/x/validate.wasm", sha256: "0".repeat(64) } }, segments: [seg("a", 30000), seg("b", 30010), seg("c", 30020)] });

@@ -54,6 +54,8 @@ test("every packet sent while the worker is stuck and replaced arrives (late), i
     await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker restarted");
     const wd = events.find((e) => e.type === "watchdog");
     assert.ok(wd, "the watchdog fired");
+    const back = events.find((e) => e.type === "worker-restarted");
+    assert.is(back?.type === "worker-restarted" && back.kept, 2, "its listen sockets (RTP, RTCP) kept, and said so");
     const delivery = await watch.expectDelivered(sink, n, 21);
     assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
     assert.is((await segmentStats(proxy, "stalled")).stages[0]!.failures, 1);
@@ -119,7 +121,8 @@ test("a segment moved to another worker and back while its stream flows loses no
       applying = proxy.apply(validateProxyConfig(next)).finally(() => (applying = undefined));
     });
     await applying;
-    assert.is(events.filter((e) => e.type === "segment-moved" && e.segment === "cam").length, 2, "cam moved twice");
+    const moved = events.filter((e) => e.type === "segment-moved" && e.segment === "cam");
+    assert.equal(moved.map((e) => e.type === "segment-moved" && e.handedOver), [true, true], "cam moved twice, its listen sockets handed over each time");
     const delivery = await watch.expectDelivered(sink, n);
     assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
     assert.is((await segmentStats(proxy, "cam")).packetsIn, n - (delivery.kernel.byPort[listen] ?? 0), "each counted once");

@@ -258,6 +258,27 @@ export class DataPlane {
     }
   }
 
+  /** Per segment, the listen sockets this change took over (takeReclaimed). */
+  private readonly reclaimed = new Map<string, number>();
+
+  /** The reclaim of segment `name`'s binds, counted. */
+  private reclaimFor(name: string): Reclaim | undefined {
+    const reclaim = this.reclaim;
+    if (!reclaim) return undefined;
+    return (address, port, detail) => {
+      const socket = reclaim(address, port, detail);
+      if (socket) this.reclaimed.set(name, (this.reclaimed.get(name) ?? 0) + 1);
+      return socket;
+    };
+  }
+
+  /** Per segment, the listen sockets the last change took over with what they held (its open step's reply). */
+  takeReclaimed(): Record<string, number> {
+    const out = Object.fromEntries(this.reclaimed);
+    this.reclaimed.clear();
+    return out;
+  }
+
   /** Where segments that get new sockets in this change left their listen sockets for the open step (commitSegment). */
   private readonly reopening = new Set<string>();
 
@@ -289,12 +310,13 @@ export class DataPlane {
     const states = checkpointStates(request.checkpoints ?? []);
     const before = new Map((request.egressPorts ?? []).map((e) => [e.segment, e]));
     this.reclaim = this.reclaimer(request);
+    this.reclaimed.clear();
     // every port the config names first, then the ports the kernel picks (see openFixedSockets)
     const partial = new Map<string, PartialSockets>();
     for (const config of request.segments) {
       if (this.segments.has(config.name) || deferred.has(config.name)) continue;
       try {
-        partial.set(config.name, await openFixedSockets(config, this.options.socketReceiveBuffer, this.reclaim));
+        partial.set(config.name, await openFixedSockets(config, this.options.socketReceiveBuffer, this.reclaimFor(config.name)));
       } catch (err) {
         errors.push({ segment: config.name, message: (err as Error).message });
       }
@@ -415,7 +437,7 @@ export class DataPlane {
     for (const p of pending) {
       let sockets: SegmentSockets | undefined;
       try {
-        sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer, p.before, this.reclaim);
+        sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer, p.before, this.reclaimFor(p.config.name));
         this.addSegment(p.config, sockets, p.stages ?? []);
         this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {

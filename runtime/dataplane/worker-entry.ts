@@ -46,7 +46,7 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
           break;
         case "open": {
           const errors = await plane.open();
-          send({ type: "reply", id: m.id, errors, instances: plane.instanceMap(), segments: plane.snapshot() });
+          send({ type: "reply", id: m.id, errors, instances: plane.instanceMap(), segments: plane.snapshot(), reclaimed: plane.takeReclaimed() });
           break;
         }
         case "abort":

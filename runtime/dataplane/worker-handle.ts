@@ -221,9 +221,13 @@ export class WorkerHandle {
     await this.request({ type: "released" });
   }
 
+  /** Per segment, the listen sockets the last change (prepare to open) took over with what they held. */
+  reclaimed: Record<string, number> = {};
+
   /** The apply's last step: binds what waited for ports the commit released. */
   async open(): Promise<SegmentError[]> {
     const reply = await this.request({ type: "open" });
+    this.reclaimed = reply.reclaimed ?? {};
     if (reply.instances) this.instances = reply.instances;
     if (reply.segments) this.lastSegments = reply.segments;
     return reply.errors;

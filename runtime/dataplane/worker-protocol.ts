@@ -40,4 +40,6 @@ export type WorkerReply =
   | {
     type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[]; checkpoints?: StateCheckpoint[];
     prepared?: { restored: StateCheckpoint[]; fresh: StateCheckpoint[] };
+    /** An open's: per segment, the listen sockets it took over with what they held (DataPlane.takeReclaimed). */
+    reclaimed?: Record<string, number>;
   };
