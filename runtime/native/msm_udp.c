@@ -1474,17 +1474,26 @@ static napi_value set_arena_owner(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// The call's one argument, an integer of at least `min` (0 when it is not, with a JS exception pending).
+static int int_arg(napi_env env, napi_callback_info info, const char* usage, int32_t min, int32_t* value) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], value) != napi_ok || *value < min) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return 1;
+}
+
+static int fd_arg(napi_env env, napi_callback_info info, const char* usage, int32_t* fd) {
+  return int_arg(env, info, usage, 0, fd);
+}
+
 // stopReading(owner): from another thread, before it terminates worker `owner`: its sockets are
 // read no more (on_poll), so that what they hold is left for the worker that replaces it.
 static napi_value stop_reading(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t owner;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok) {
-    napi_throw_type_error(env, NULL, "stopReading(owner)");
-    return NULL;
-  }
+  if (!int_arg(env, info, "stopReading(owner)", INT32_MIN, &owner)) return NULL;
   pthread_mutex_lock(&owned_lock);
   for (struct Owned* o = owned_list; o; o = o->next) if (o->owner == owner) atomic_store(&o->stopping, 1);
   pthread_mutex_unlock(&owned_lock);
@@ -1665,15 +1674,6 @@ static napi_value claim_parked(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static int fd_arg(napi_env env, napi_callback_info info, const char* usage, int32_t* fd) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
-    napi_throw_type_error(env, NULL, usage);
-    return 0;
-  }
-  return 1;
-}
 
 // parkSocket(fd): parks a keepable socket its worker hands over to another (a segment that moves),
 // closeAtExit's hook removed: true; false when it is not keepable (the caller closes it).
@@ -1693,14 +1693,8 @@ static napi_value park_socket(napi_env env, napi_callback_info info) {
 
 // parkedPlaces(owner): where the sockets `owner` parked are bound.
 static napi_value parked_places(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t owner;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok) {
-    napi_throw_type_error(env, NULL, "parkedPlaces(owner)");
-    return NULL;
-  }
+  if (!int_arg(env, info, "parkedPlaces(owner)", INT32_MIN, &owner)) return NULL;
   napi_value out;
   CHECK(napi_create_array(env, &out));
   uint32_t n = 0;
@@ -1716,14 +1710,8 @@ static napi_value parked_places(napi_env env, napi_callback_info info) {
 
 // releaseParked(owner): closes every socket `owner` parked that nobody claimed; how many.
 static napi_value release_parked(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t owner;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok) {
-    napi_throw_type_error(env, NULL, "releaseParked(owner)");
-    return NULL;
-  }
+  if (!int_arg(env, info, "releaseParked(owner)", INT32_MIN, &owner)) return NULL;
   uint32_t n = 0;
   pthread_mutex_lock(&keep_lock);
   for (Keepable** at = &keepables; *at;) {
