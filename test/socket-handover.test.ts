@@ -8,9 +8,10 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import type { WatchdogBeacon } from "../runtime/dataplane/watchdog-beacon.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { DeliveryWatch } from "./lib/delivery.js";
 
@@ -46,8 +47,12 @@ test("every packet sent while the worker is stuck and replaced arrives (late), i
     await waitFor(() => sink.received >= 20, 5000, "the first packets");
     await proxy.stats(); // the main thread knows which stage runs where
     const watch = await DeliveryWatch.start(() => proxy, "stalled", [listen, sink.port]);
+    // the beacon of the worker about to be stuck (read after the kill too: its slot stays set)
+    const beacon = (proxy as unknown as { workers: { beacon: WatchdogBeacon }[] }).workers[0]!.beacon;
     tx.send(endlessLoop(20), listen, "127.0.0.1");
-    await sleep(50); // inside the loop: what follows waits in the kernel, not in a batch the worker read
+    // inside the loop before anything else is sent: what follows waits in the kernel, not in the
+    // batch the worker read (a worker that woke late would read both, and lose what followed)
+    await waitFor(() => beacon.stuckSlot(20) !== 0, 5000, "the worker stuck in the filter");
     // 600 packets over 0.6 s: the stall (300 ms to the watchdog) and the restart fall inside
     const n = 600;
     await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(21 + i));
