@@ -10,10 +10,10 @@ import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } fro
 import type { EgressPorts } from "./dataplane/segment-sockets.js";
 import { carriedForChain, withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor, socketsPerWorkerDuringChange } from "./dataplane/descriptor-budget.js";
-import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
+import { bindProblem, listenPlaces, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { removeStaleBeacons, WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
-import { loadAddon, planIo, type IoPlan } from "./dataplane/batched-io.js";
+import { loadAddon, planIo, releaseParkedExcept, type IoPlan } from "./dataplane/batched-io.js";
 import { readStateFile, removeLeftoverTemporaries, StateFileError, writeStateFile } from "./state-file.js";
 import { LOCK_STALE_MS, StateFileLock } from "./state-file-lock.js";
 
@@ -395,6 +395,21 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (this.keepsSockets(worker)) loadAddon()?.releaseParked(worker.keepOwner);
   }
 
+  /**
+   * A worker that ended during a change (the watchdog, a crash) left its listen sockets parked for
+   * its replacement: those at places the change no longer listens on are closed before the open
+   * step, where another worker may bind their port at an overlapping address (0.0.0.0 against
+   * 127.0.0.1); before parking they closed with the thread. The others wait for a claim.
+   */
+  private async releaseLeftPlaces(workers: readonly WorkerHandle[], config: ProxyConfig): Promise<void> {
+    const ended = workers.filter((w, i) => this.keepsSockets(w) && (!w.alive || this.workers[i] !== w));
+    const addon = ended.length > 0 ? loadAddon() : null;
+    if (!addon) return;
+    await Promise.all(ended.map((w) => w.whenGone()));
+    const wanted = new Set(config.segments.flatMap(listenPlaces));
+    for (const w of ended) releaseParkedExcept(addon, w.keepOwner, wanted);
+  }
+
   /** Whether a worker's listen sockets outlive it (a thread with batched I/O: WorkerHandle.keepOwner). */
   private keepsSockets(worker: WorkerHandle): boolean {
     return worker.keepOwner >= 0 && this.io.send === "native" && this.io.watch === "loop";
@@ -652,6 +667,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.running = config.segments;
     this.applied = true;
     this.carryMovedCounters(moved, workers);
+    await this.releaseLeftPlaces(workers, config);
     // a port freed on one worker may be bound on another: every worker's closed first
     if (deferBind.length > 0) await Promise.all(current().map((w) => w.released()));
     committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());

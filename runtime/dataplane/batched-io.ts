@@ -63,6 +63,11 @@ const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
 let loaded: LoadedAddon<UdpAddon> | undefined;
 
+/** Closes the sockets worker thread `from` parked at places (placeOf) not in `wanted` (a claim with no detail closes one). */
+export function releaseParkedExcept(addon: UdpAddon, from: number, wanted: ReadonlySet<string>): void {
+  for (const place of addon.parkedPlaces(from)) if (!wanted.has(place)) addon.claimParked(from, place, "", -1);
+}
+
 /** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
 export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
@@ -272,8 +277,7 @@ export class BatchedIo {
 
   /** Closes the sockets the worker `from` parked at places not in `wanted`: their ports may be bound otherwise now. */
   releaseParkedExcept(from: number, wanted: ReadonlySet<string>): void {
-    if (this.plan.watch !== "loop") return;
-    for (const place of this.addon.parkedPlaces(from)) if (!wanted.has(place)) this.addon.claimParked(from, place, "", -1);
+    if (this.plan.watch === "loop") releaseParkedExcept(this.addon, from, wanted);
   }
 
   setPeer(port: NativePort, index: number, address: string, udpPort: number): void {

@@ -94,6 +94,11 @@ export class WorkerHandle {
   /** Resolves once the worker's exit has been seen. */
   private readonly gone: Promise<void>;
 
+  /** Resolves once the worker's exit has been seen (a thread's parked sockets are parked by then). */
+  whenGone(): Promise<void> {
+    return this.gone;
+  }
+
   constructor(
     /** Its place among the proxy's workers; a spare gets one when it takes a failed worker's place. */
     public index: number,
