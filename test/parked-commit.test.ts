@@ -45,4 +45,29 @@ test("its parked listen socket at a place the change leaves is closed before the
   (await bindUdp(p0)).close();
 });
 
+test("a crashed worker's segment moved to another worker by the change that replaces it (same port, another address): it runs there", async () => {
+  const [p0, p1] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const seg = (name: string, worker: number, address: string, port: number) => ({
+    name, worker, listen: { address, port }, destinations: [{ address: "127.0.0.1", port: sink.port }],
+  });
+  const before: ProxyConfigInput = { workers: 2, segments: [seg("moving", 0, "127.0.0.1", p0), seg("steady", 1, "127.0.0.1", p1)] };
+  const after: ProxyConfigInput = { workers: 2, segments: [seg("moving", 1, "0.0.0.0", p0), seg("steady", 1, "127.0.0.1", p1)] };
+  const { proxy, events } = await startProxy(before);
+  const tx = await bindUdp();
+  try {
+    await workersOf(proxy)[0]!.kill(); // a crash: its listen sockets are parked, its restart waits 100 ms
+    await waitFor(() => events.some((e) => e.type === "worker-exit"), 5000, "the worker's exit");
+    const outcome = await proxy.apply(validateProxyConfig(after)).then(() => "applied", (e: unknown) => (e as Error).message);
+    assert.is(outcome, "applied");
+    tx.send(indexedRtp(0), p0, "127.0.0.1");
+    await waitFor(() => sink.received >= 1, 5000, "the moved segment forwarding on its new worker");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+  for (const port of [p0, p0 + 1]) (await bindUdp(port)).close();
+});
+
 test.run();
