@@ -383,6 +383,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const w of [...this.workers, ...this.mayHaveParked]) this.releaseParked(w);
   }
 
+  /** Per worker place, ended workers whose parked listen sockets wait for a replacement that serves (restartWorker). */
+  private readonly leftBehind = new Map<number, WorkerHandle[]>();
+
   /** Workers that ended (or were killed) and whose parked listen sockets no restart has released yet. */
   private readonly mayHaveParked = new Set<WorkerHandle>();
 
@@ -1065,7 +1068,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     await oldGone;
     await this.serially(() => this.setUpReplacement(index, replacement, spare !== undefined).finally(() => {
       if (replacement.reclaimFrom === old.keepOwner) replacement.reclaimFrom = undefined;
-      this.releaseParked(old);
+      // a replacement that died before it served leaves what it did not take to the next one (whose
+      // restart is under way): released by whichever restart of this place serves
+      const left = [old, ...(this.leftBehind.get(index) ?? [])];
+      this.leftBehind.delete(index);
+      if (!this.closed && !(replacement.alive && this.workers[index] === replacement)) this.leftBehind.set(index, left);
+      else for (const w of left) this.releaseParked(w);
     }));
     this.spawnSpareSoon();
   }

@@ -101,6 +101,42 @@ test("a worker that ends from outside (a crash): what reaches its segment during
   }
 });
 
+test("a crash, then its replacement's crash before it served: the next replacement still gets the first one's listen sockets and what they held", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  // no spare: each replacement takes a while to start, so the second crash lands before it serves
+  const { proxy, events } = await startProxy({
+    workers: 1,
+    spareWorker: false,
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{ name: "cam", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter: "counter" }] }],
+  });
+  const current = () => (proxy as unknown as { workers: { kill(): Promise<void> }[] }).workers[0]!;
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, "127.0.0.1");
+    await waitFor(() => sink.received >= 20, 5000, "the first packets");
+    await proxy.stats();
+    const watch = await DeliveryWatch.start(() => proxy, "cam", [listen, sink.port]);
+    const first = current();
+    await first.kill();
+    const n = 800;
+    const sending = sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(20 + i));
+    await waitFor(() => current() !== first, 5000, "the first replacement");
+    await current().kill();
+    await sending;
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "a replacement that serves");
+    assert.is(events.filter((e) => e.type === "worker-exit").length, 2, "two crashes");
+    const delivery = await watch.expectDelivered(sink, n, 20);
+    assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+  for (const port of [listen, listen + 1]) (await bindUdp(port)).close(); // nothing left bound
+});
+
 test("a segment moved to another worker and back while its stream flows loses nothing: each move hands its listen sockets over", async () => {
   const [listen, other] = [await freePortPair(), await freePortPair()];
   const sink = await Sink.open();

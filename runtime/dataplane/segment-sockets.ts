@@ -7,6 +7,7 @@
 // group joins it (multicast-sockets.ts).
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIP, isIPv6, type AddressInfo } from "node:net";
+import { canonicalAddress } from "../config/endpoints.js";
 import { isMulticast } from "../config/multicast.js";
 import { fixedBinds, groupJoin, legListen, legMulticast, segmentMulticast, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
 import { applyMulticastOptions, joinGroup } from "./multicast-sockets.js";
@@ -162,7 +163,7 @@ export type Reclaim = (address: string, port: number, detail: string) => UdpSock
 
 /** Where a listen socket is bound, as a parked one is found by. */
 export function placeOf(address: string, port: number): string {
-  return `${address}|${port}`;
+  return `${canonicalAddress(address)}|${port}`; // ::1 as 0:0:0:0:0:0:0:1 is the same place
 }
 
 /** What a listen socket was set up with beyond its place: one parked with other settings is bound afresh. */
