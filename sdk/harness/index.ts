@@ -103,6 +103,11 @@ export interface HarnessOptions {
    * packets would spend in no time what the proxy spreads over their real arrival.
    */
   readonly limits?: { readonly generatedPerSecond?: number; readonly timerFiresPerSecond?: number };
+  /**
+   * The wall clock the filter sees (`wall_us`), in microseconds; default: this machine's. A test
+   * of what a filter makes of its state's age (a checkpoint restored seconds later) sets it.
+   */
+  readonly wallClockUs?: () => number;
 }
 
 /** What changes at a hot swap (`swap`); what is left out stays as it was. */
@@ -232,6 +237,11 @@ export class FilterHarness {
     }
   }
 
+  /** The wall clock the filter sees (HarnessOptions.wallClockUs). */
+  private wallUs(): number {
+    return this.options.wallClockUs?.() ?? Date.now() * 1000;
+  }
+
   /** The harness clock (what now_us returns), microseconds. */
   get nowUs(): number {
     return this.clockUs;
@@ -245,7 +255,7 @@ export class FilterHarness {
   createContext(config: unknown = {}, segment: { readonly legs?: number } = {}): number {
     const ctx = this.nextContext++;
     const legs = segment.legs ?? 0;
-    this.current.setClock(this.clockUs, Date.now() * 1000);
+    this.current.setClock(this.clockUs, this.wallUs());
     this.guarded(CallKind.CreateContext, ctx, 0, () => this.current.createContext(ctx, config, legs));
     this.configs.set(ctx, config);
     this.legs.set(ctx, legs);
@@ -274,7 +284,7 @@ export class FilterHarness {
     this.expectContext(ctx, "drainContext");
     const all: OutputPacket[] = [];
     for (let call = 0; call < 64; call++) {
-      this.current.setClock(this.clockUs, Date.now() * 1000);
+      this.current.setClock(this.clockUs, this.wallUs());
       const n = this.guarded(CallKind.DrainContext, ctx, 0, () => this.current.drainContext(ctx));
       if (n === 0) break;
       all.push(...this.readOutputs(n, "drainContext", () => ctx));
@@ -305,7 +315,7 @@ export class FilterHarness {
       if (p.bytes.length > inst.packetRoom) throw new RangeError(`packet ${k} of ${p.bytes.length} bytes exceeds the slot room of ${inst.packetRoom}`);
       inst.putBatchPacket(k, p.bytes, 0, p.bytes.length, p.ctx, p.flags ?? 0, p.sourcePort ?? 0, p.leg ?? 0, p.arrivalUs ?? this.clockUs);
     });
-    inst.setClock(this.clockUs, Date.now() * 1000);
+    inst.setClock(this.clockUs, this.wallUs());
     const outCount = this.guarded(CallKind.OnPacket, packets[0]?.ctx ?? 0, packets.length, () => inst.runBatch(packets.length));
     const results = packets.map((p, k): PacketResult => {
       const outcome = inst.judgeBatch(k); // as the proxy: logs a broken descriptor
@@ -349,7 +359,7 @@ export class FilterHarness {
         this.pending.set(next[0], { ...next[1], dueUs: this.clockUs + fires.waitUs(this.clockUs) });
         continue;
       }
-      this.current.setClock(this.clockUs, Date.now() * 1000);
+      this.current.setClock(this.clockUs, this.wallUs());
       outputs.push(...this.readOutputs(this.guarded(CallKind.OnTimer, ctx, timer, () => this.current.onTimer(ctx, timer)), "onTimer", () => ctx));
     }
     this.clockUs = target;
@@ -430,12 +440,12 @@ export class FilterHarness {
   }
 
   private exportFrom(inst: FilterInstance, ctx: number): Uint8Array | undefined {
-    inst.setClock(this.clockUs, Date.now() * 1000);
+    inst.setClock(this.clockUs, this.wallUs());
     return this.guarded(CallKind.ExportState, ctx, 0, () => inst.exportState(ctx));
   }
 
   private importInto(inst: FilterInstance, ctx: number, blob: Uint8Array, origin: StateOrigin.Swap | StateOrigin.Checkpoint): { ok: boolean; reason: string } {
-    inst.setClock(this.clockUs, Date.now() * 1000); // a filter may judge the blob's age
+    inst.setClock(this.clockUs, this.wallUs()); // a filter may judge the blob's age
     return this.guarded(CallKind.ImportState, ctx, 0, () => inst.importState(ctx, blob, origin));
   }
 
@@ -456,7 +466,7 @@ export class FilterHarness {
     const ctxs = [...this.configs.keys()];
     const configs = new Map(ctxs.map((ctx) => [ctx, newContextConfig(change, ctx, this.configs.get(ctx))]));
     // every new context first: a refused config leaves the old instance running, as in the proxy
-    next.setClock(this.clockUs, Date.now() * 1000);
+    next.setClock(this.clockUs, this.wallUs());
     try {
       for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx), this.legs.get(ctx) ?? 0));
     } catch (err) {

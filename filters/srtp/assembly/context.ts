@@ -3,14 +3,24 @@
 // pooled: a context's tables and key schedules are large, and reusing them spares the collector.
 import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
 import { SegmentContext } from "../../../sdk/assembly/context-factory";
-import { SCRATCH, StateOrigin, Status, StateReader, StateWriter, setError, stateOrigin } from "../../../sdk/assembly";
+import { LogLevel, SCRATCH, StateOrigin, Status, StateReader, StateWriter, log, setError, stateOrigin, wallUs } from "../../../sdk/assembly";
 import { keyRoleConflict } from "./key-roles";
 import { Session } from "./session";
 import { SourceTable } from "./source-table";
-import { KeyRoles, UNTREATED_CHECKPOINT, blobKeys, readState, windowWords, writeState } from "./state-blob";
+import { KeyRoles, SendClock, UNTREATED_CHECKPOINT, blobKeys, readState, windowWords, writeState } from "./state-blob";
 
 export const PROTECT = 0;
 export const UNPROTECT = 1;
+
+/**
+ * Packets a sender may send between a checkpoint and the first packet after its restore, beyond
+ * which protect cannot tell its roll-over counter from the sequence number: RFC 3711's estimate
+ * (appendix A) is right while the sequence numbers moved less than 2^15; the rate measured before
+ * the checkpoint is taken as half of what it may have been since (bursts, a key frame).
+ */
+const ROC_CERTAIN_PACKETS: f64 = 32768 / 2;
+/** A wall clock that went back this much between a checkpoint and its restore leaves the time since unknown. */
+const CLOCK_BACK_US: i64 = 1_000_000;
 
 export class SrtpContext extends SegmentContext {
   /** What happens to downstream packets; upstream ones get the opposite with the reverse session. */
@@ -47,6 +57,17 @@ export class SrtpContext extends SegmentContext {
   held: Uint8Array | null = null;
   /** The roles of the keys before this config's (from the state it took on), exported after its own. */
   readonly roles: KeyRoles = new KeyRoles();
+  /**
+   * Held sends: restored from a checkpoint taken so long before, at the rate this stage protected,
+   * that the sender may have moved its sequence numbers 2^15 or more since; its packets' roll-over
+   * counter cannot be told then, and a wrong one would encrypt an index the failed stage used (the
+   * same keystream twice, RFC 3711 section 9.1). Its RTP is dropped (roc_unknown) until a new key.
+   * `sends.exportWallUs` and `sends.rate` time the exports for that judgement.
+   */
+  readonly sends: SendClock = new SendClock();
+  /** RTP packets protected since the last export, and the rate of the export interval before it. */
+  sentSinceExport: u32 = 0;
+  lastIntervalRate: u32 = 0;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
     super(id);
@@ -65,14 +86,40 @@ export class SrtpContext extends SegmentContext {
       out.bytes(held.dataStart, held.length);
       return Status.Ok;
     }
+    this.timeExport(wallUs());
     const roles = exportedRoles;
     roles.clear();
     roles.add(this.forward.fingerprint, this.direction == UNPROTECT);
     if (this.hasReverse) roles.add(this.reverse.fingerprint, this.direction == PROTECT);
     roles.addAll(this.roles);
     writeState(out, windowWords(this.replayWindow), this.forwardSources, this.reverseSources,
-      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint, roles);
+      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint, roles, this.sends);
     return Status.Ok;
+  }
+
+  /**
+   * The rate protect ran at since the last export (the larger of this interval's and the one
+   * before: a rate that just fell may rise again), and this export's time. An interval under 100 ms
+   * (a hot swap right after a checkpoint) measures nothing: the rate stays.
+   */
+  private timeExport(now: i64): void {
+    const s = this.sends;
+    const interval = now - s.exportWallUs;
+    if (s.exportWallUs != 0 && interval >= 100_000) {
+      const rate = <u32>min<f64>(<f64>this.sentSinceExport * 1e6 / <f64>interval, <f64>u32.MAX_VALUE);
+      s.rate = max(rate, this.lastIntervalRate);
+      this.lastIntervalRate = rate;
+      this.sentSinceExport = 0;
+      s.exportWallUs = now;
+    } else if (s.exportWallUs == 0) {
+      s.exportWallUs = now;
+    }
+  }
+
+  /** Starts timing exports: at the context's start, and after an import. */
+  startClock(): void {
+    this.sends.exportWallUs = wallUs();
+    this.sentSinceExport = 0;
   }
 
   importState(blob: StateReader, nowUs: i64): Status {
@@ -108,7 +155,39 @@ export class SrtpContext extends SegmentContext {
       this.forwardSources.resumeFromCheckpoint();
       this.reverseSources.resumeFromCheckpoint();
     }
+    this.takeSends(checkpoint);
     return Status.Ok;
+  }
+
+  /**
+   * The blob's send timing, and whether its sends are held: still, under the same protecting key,
+   * if they were; newly, if it is a checkpoint restored so long after it was taken that the sender
+   * may have moved 2^15 sequence numbers or more (see `sends`). A new protecting key releases them:
+   * its keystream is new whatever the index.
+   */
+  private takeSends(checkpoint: bool): void {
+    const protecting = this.direction == PROTECT || this.hasReverse;
+    const key = this.direction == PROTECT ? this.forward.fingerprint : this.reverse.fingerprint;
+    const blobKey = this.direction == PROTECT ? blobKeys.forward : blobKeys.reverse;
+    const sameKey = blobKey == 0 || blobKey == key;
+    const s = this.sends;
+    s.rate = blobKeys.sendRate;
+    this.lastIntervalRate = blobKeys.sendRate;
+    s.rocUnknown = protecting && sameKey && blobKeys.rocUnknown;
+    const now = wallUs();
+    if (protecting && sameKey && checkpoint && blobKeys.timed && !s.rocUnknown && blobKeys.sendRate > 0) {
+      const since = now - blobKeys.exportWallUs;
+      const packets = <f64>blobKeys.sendRate * <f64>max<i64>(since, 0) / 1e6;
+      if (since < -CLOCK_BACK_US || packets >= ROC_CERTAIN_PACKETS) {
+        s.rocUnknown = true;
+        const why = since < -CLOCK_BACK_US
+          ? "the wall clock went back " + (-since / 1000).toString() + " ms since it was taken, so the time between is unknown"
+          : "it was taken " + (since / 1000).toString() + " ms ago, and at the " + blobKeys.sendRate.toString() + " packets a second protected before it the sender may have moved its sequence numbers by 2^15 or more";
+        log(LogLevel.Error, "restored from a checkpoint: " + why + "; the roll-over counter of its sources cannot be told, and a wrong one would encrypt indexes the failed stage used (the same keystream twice): its RTP is dropped (roc_unknown) until the config gives a new key");
+      }
+    }
+    s.exportWallUs = now;
+    this.sentSinceExport = 0;
   }
 
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
@@ -118,6 +197,11 @@ export class SrtpContext extends SegmentContext {
     this.authFailed = 0;
     this.authPassed = 0;
     this.authReportedUs = i64.MIN_VALUE;
+    this.sends.exportWallUs = 0;
+    this.sends.rate = 0;
+    this.sends.rocUnknown = false;
+    this.sentSinceExport = 0;
+    this.lastIntervalRate = 0;
     this.forward.wipe();
     this.reverse.wipe();
     this.forwardSources.clear();

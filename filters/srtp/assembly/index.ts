@@ -28,6 +28,8 @@ const MAX_SOURCES = 1024;
 const DROP_PLAIN_FEEDBACK: u32 = DropReason.FilterDefinedBase;
 /** A config that gave a key the other role than it had (key-roles.ts). */
 const DROP_KEY_ROLE_CHANGED: u32 = DropReason.FilterDefinedBase + 1;
+/** Held sends (context.ts): a checkpoint restored so late that the sources' roll-over counters are unknown. */
+const DROP_ROC_UNKNOWN: u32 = DropReason.FilterDefinedBase + 2;
 /** Decoded master key || salt, wiped after the session keys are derived. */
 const master = memory.data(64);
 /** The segment's `key` while its `reverseKey` is read, to refuse the same key both ways; wiped after. */
@@ -119,6 +121,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     mRtpRepeatsRefused = defineCounter("rtp_repeats_refused");
     nameDropReason(DROP_PLAIN_FEEDBACK, "plain_feedback", DropClass.Drop);
     nameDropReason(DROP_KEY_ROLE_CHANGED, "key_role_changed", DropClass.Drop);
+    nameDropReason(DROP_ROC_UNKNOWN, "roc_unknown", DropClass.Drop);
     cfg.rejectUnknown([]);
     return cfg.finish();
   }
@@ -173,6 +176,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     const n = ssrcs === null ? 0 : ssrcs.length;
     c.allowed = new StaticArray<u32>(n);
     for (let i = 0; i < n; i++) c.allowed[i] = <u32>ssrcs![i];
+    c.startClock();
     return c;
   }
 
@@ -228,6 +232,10 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     let known = table.find(ssrc);
     let reason: u32;
     if (direction == PROTECT) {
+      if (!rtcp && c.sends.rocUnknown) {
+        p.drop(DROP_ROC_UNKNOWN);
+        return;
+      }
       const s = known !== null ? known : table.claim(ssrc);
       if (s === null) {
         reason = DropReason.TooManySources; // the table is full: refused, no other sender's state is given up
@@ -235,7 +243,10 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
         reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room, c.replayWindow);
         if (reason == 0) {
           if (rtcp) c.rtcpProtected++;
-          else c.rtpProtected++;
+          else {
+            c.rtpProtected++;
+            c.sentSinceExport++;
+          }
         } else if (reason == DropReason.SrtpReplay) {
           if (!rtcp) c.rtpRepeatsRefused++; // SRTCP: its 2^31 indexes are used up
         } else if (known === null) {

@@ -1,7 +1,10 @@
 // The state blob that carries a segment's source tables through a hot swap or a checkpoint
 // restore (never a key: the keys' one-way fingerprints only), and the most sources it holds.
 //
-// Version 3 (2026-12-06): u32 version, u16 words (per window), u8 receiver tables (forward 1,
+// Version 4 (2026-12-06): as 3, with after the tables' newRtcpStart the wall clock of the export
+// (i64 microseconds) and the rate the stage protected RTP at (u32 packets a second, the larger of
+// its last two export intervals), and flag 8 in the flags byte: its protecting table's roll-over
+// counters are unknown (context.ts, "held sends"). Version 3 (2026-12-06): u32 version, u16 words (per window), u8 receiver tables (forward 1,
 // reverse 2: which table unprotects, so the record's SRTCP word is read for what it is), then per
 // table: u32 count, then per source: ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started,
 // rtcpSeen, rtpResumed, rtcpResumed, rekeyed, rtpFloorStale, rtcpFloorStale), highest (u48),
@@ -26,14 +29,16 @@ import { SCRATCH_SIZE, Status, StateReader, StateWriter, setError } from "../../
 import { ReplayState, WORDS } from "./replay";
 import { SourceTable } from "./source-table";
 
-const STATE_VERSION: u32 = 3;
+const STATE_VERSION: u32 = 4;
 /** The flag of a checkpoint a stage held as it came (key-roles.ts): whoever takes it on treats it as a checkpoint. */
 export const UNTREATED_CHECKPOINT: u8 = 4;
+/** The flag of a blob whose protecting table's roll-over counters are unknown (context.ts): its RTP is held. */
+const ROC_UNKNOWN: u8 = 8;
 /**
  * What a blob holds besides its sources: version, window words, receiver tables, a count per
  * table, the tables' flags, four key fingerprints. All of it counts: a blob one byte over is no blob.
  */
-const STATE_HEADER_BYTES = 4 + 2 + 1 + 4 + 4 + 1 + 4 * 8 + 2 * 4;
+const STATE_HEADER_BYTES = 4 + 2 + 1 + 4 + 4 + 1 + 4 * 8 + 2 * 4 + 8 + 4;
 const U48_MAX: u64 = 0xffffffffffff;
 
 /** Words of 64 bits that a window of `window` packets uses. */
@@ -99,6 +104,11 @@ export class BlobKeys {
   /** Where the blob's flags byte is (-1: none), and whether it is a checkpoint held untreated (flag 4). */
   flagsAt: i32 = -1;
   untreatedCheckpoint: bool = false;
+  /** Version 4 on (`timed`): when it was exported (wall clock, us), the rate it protected RTP at (packets/s), and whether its sends were held. */
+  timed: bool = false;
+  exportWallUs: i64 = 0;
+  sendRate: u32 = 0;
+  rocUnknown: bool = false;
   /** Every key's role the blob knows: its tables' keys, then its list (or, without one, the previous keys). */
   readonly roles: KeyRoles = new KeyRoles();
 }
@@ -110,7 +120,7 @@ export const blobKeys = new BlobKeys();
  */
 export function writeState(
   out: StateWriter, words: i32, forward: SourceTable, reverse: SourceTable, forwardReceives: bool, reverseReceives: bool,
-  forwardKey: u64, reverseKey: u64, roles: KeyRoles,
+  forwardKey: u64, reverseKey: u64, roles: KeyRoles, sends: SendClock,
 ): void {
   out.u32(STATE_VERSION);
   out.u16(<u16>words);
@@ -127,13 +137,15 @@ export function writeState(
   const reverseRetired = min(max(room, 0), reverse.retiredCount);
   writeTable(forward, out, words, forwardReceives, forwardRetired);
   writeTable(reverse, out, words, reverseReceives, reverseRetired);
-  out.u8(<u8>((forward.resumeNew ? 1 : 0) | (reverse.resumeNew ? 2 : 0)));
+  out.u8(<u8>((forward.resumeNew ? 1 : 0) | (reverse.resumeNew ? 2 : 0) | (sends.rocUnknown ? ROC_UNKNOWN : 0)));
   out.u64(forwardKey);
   out.u64(reverseKey);
   out.u64(forward.previousKey);
   out.u64(reverse.previousKey);
   out.u32(forward.newRtcpStart);
   out.u32(reverse.newRtcpStart);
+  out.u64(<u64>sends.exportWallUs);
+  out.u32(sends.rate);
   if (roleCount < 0) return;
   out.u8(<u8>roleCount);
   for (let i = 0; i < roleCount; i++) {
@@ -158,6 +170,10 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   blobKeys.roles.clear();
   blobKeys.flagsAt = -1;
   blobKeys.untreatedCheckpoint = false;
+  blobKeys.timed = false;
+  blobKeys.exportWallUs = 0;
+  blobKeys.sendRate = 0;
+  blobKeys.rocUnknown = false;
   forward.previousKey = 0;
   reverse.previousKey = 0;
   forward.newRtcpStart = 0;
@@ -189,6 +205,7 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
     forward.resumeNew = (flags & 1) != 0;
     reverse.resumeNew = (flags & 2) != 0;
     blobKeys.untreatedCheckpoint = (flags & UNTREATED_CHECKPOINT) != 0;
+    blobKeys.rocUnknown = (flags & ROC_UNKNOWN) != 0;
   }
   if (blob.remaining >= 16) {
     // the keys the tables were made under (a blob of an older build has none: its tables carry on)
@@ -204,6 +221,17 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   if (blob.remaining >= 8) {
     forward.newRtcpStart = blob.u32();
     reverse.newRtcpStart = blob.u32();
+  }
+  if (version >= 4) {
+    if (blob.remaining < 12) {
+      forward.clear();
+      reverse.clear();
+      setError("srtp state blob is truncated");
+      return Status.BadState;
+    }
+    blobKeys.exportWallUs = <i64>blob.u64();
+    blobKeys.sendRate = blob.u32();
+    blobKeys.timed = true;
   }
   if (!blobKeys.rolesKnown) return Status.Ok;
   const roles = blobKeys.roles;
@@ -302,4 +330,14 @@ function writeU48(out: StateWriter, v: u64): void {
 function readU48(blob: StateReader): u64 {
   const low = <u64>blob.u32();
   return low | (<u64>blob.u16() << 32);
+}
+
+/**
+ * What a stage's blob says of its sends besides the tables: when it was exported, how fast it
+ * protected RTP, and whether its roll-over counters are unknown (context.ts).
+ */
+export class SendClock {
+  exportWallUs: i64 = 0;
+  rate: u32 = 0;
+  rocUnknown: bool = false;
 }

@@ -946,6 +946,68 @@ test("a source the checkpoint does not know starts SRTCP past what it may have s
   assert.is(sendRr(tx4, w, 0x4444), 1 << 23, "a source new after the swap starts where new sources start since the last restore");
 });
 
+test("a checkpoint restored so late that the sender may have moved 2^15 sequence numbers: protect holds its RTP (roc_unknown) rather than guess the roll-over counter and encrypt an index twice; a new key releases it", async () => {
+  const master = masterFor(CM80, 21);
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const rtp = (seq: number, payloadByte: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
+  let wall = 1_700_000_000_000_000; // us
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  // 5,000 packets a second for 2 s: seq 30,001 to 40,000, checkpoints each second
+  for (let seq = 30_001; seq <= 35_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
+  wall += 1_000_000;
+  tx.exportState(a);
+  for (let seq = 35_001; seq <= 40_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
+  wall += 1_000_000;
+  const checkpoint = tx.exportState(a)!;
+  // the stage goes on after its checkpoint, then fails: seq 40,001 went out under index (ROC 0, 40,001)
+  const sentBefore = tx.run({ ctx: a, bytes: rtp(40_001, 0xaa) });
+  assert.is(sentBefore.verdict, "pass");
+  const restartAfter = async (us: number, cfg: Record<string, unknown> = config) => {
+    wall += us;
+    const h = await FilterHarness.load(WASM, { wallClockUs });
+    const ctx = h.createContext(cfg);
+    assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    wall -= us;
+    return { h, ctx };
+  };
+
+  // 10 s later the sender is 50,000 packets on, at (ROC 1, 24,465): RFC 3711's estimate from
+  // (ROC 0, 40,000) says ROC 0, so 24,465 looked old and 40,001 new again; before the hold,
+  // 40,001 went out a second time under the same index
+  const late = await restartAfter(10_000_000);
+  assert.match(late.h.logs.map((l) => l.message).join("\n"), /restored from a checkpoint: it was taken 10000 ms ago, and at the 5000 packets a second .*roc_unknown/);
+  assert.is(late.h.run({ ctx: late.ctx, bytes: rtp(24_465, 0xbb) }).reasonName, "roc_unknown");
+  const again = late.h.run({ ctx: late.ctx, bytes: rtp(40_001, 0xbb) });
+  assert.is(again.reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
+  assert.is(late.h.run({ ctx: late.ctx, bytes: rtcpRr(7), flags: PacketFlag.Rtcp }).verdict, "pass", "SRTCP counts its own indexes (skipped ahead at a restore): it goes on");
+  // held across a hot swap under the same key, and across the next checkpoint's restore
+  const swapped = await FilterHarness.load(WASM, { wallClockUs });
+  const sw = swapped.createContext(config);
+  assert.equal(swapped.importState(sw, late.h.exportState(late.ctx)!, StateOrigin.Swap), { ok: true, reason: "" });
+  assert.is(swapped.run({ ctx: sw, bytes: rtp(24_500, 0xbb) }).reasonName, "roc_unknown");
+  const restored = await FilterHarness.load(WASM, { wallClockUs });
+  const rs = restored.createContext(config);
+  assert.equal(restored.importState(rs, swapped.exportState(sw)!, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(restored.run({ ctx: rs, bytes: rtp(24_501, 0xbb) }).reasonName, "roc_unknown");
+  // a new key: any index is a new keystream
+  const rekeyed = await FilterHarness.load(WASM, { wallClockUs });
+  const rk = rekeyed.createContext({ ...config, key: inline(masterFor(CM80, 22)) });
+  assert.equal(rekeyed.importState(rk, swapped.exportState(sw)!, StateOrigin.Swap), { ok: true, reason: "" });
+  assert.is(rekeyed.run({ ctx: rk, bytes: rtp(24_502, 0xbb) }).reasonName, "srtp_replay", "not held; behind the send window, which goes on across keys (a config back to the old key encrypts nothing twice)");
+  assert.is(rekeyed.run({ ctx: rk, bytes: rtp(40_002, 0xbb) }).verdict, "pass", "ahead of it: under the new key");
+
+  // half a second later the sender moved 2,500: the estimate is right, nothing is held, and the
+  // failed stage's index is still refused behind the first new packet
+  const soon = await restartAfter(500_000);
+  assert.is(soon.h.run({ ctx: soon.ctx, bytes: rtp(42_500, 0xcc) }).verdict, "pass");
+  assert.is(soon.h.run({ ctx: soon.ctx, bytes: rtp(40_001, 0xcc) }).reasonName, "srtp_replay");
+  // a wall clock stepped back by more than a second: the time since is unknown
+  const back = await restartAfter(-5_000_000);
+  assert.is(back.h.run({ ctx: back.ctx, bytes: rtp(40_100, 0xcc) }).reasonName, "roc_unknown");
+});
+
 test("after a restore from a checkpoint no index is encrypted or accepted twice: each source goes on only ahead of its first packet", async () => {
   const master = masterFor(CM80, 8);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
