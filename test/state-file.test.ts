@@ -298,6 +298,56 @@ test("restarted under an edited config that makes the unprotect stage protect un
   }
 });
 
+test("restarted from its stateFile after the stream may have moved 2^15 sequence numbers: protect drops its RTP (roc_unknown), saying why, instead of guessing its roll-over counter", async () => {
+  const r = await rig();
+  const admin = await freePortPair();
+  const config = { ...r.config(true), admin: { address: LO, port: admin } };
+  try {
+    const first = startCliProxy(config);
+    const tx = await bindUdp();
+    try {
+      await waitFor(async () => {
+        tx.send(indexedRtp(1), r.encListen, LO);
+        await sleep(100);
+        return rtpOut(r).length > 0;
+      }, 20_000, `the proxy to start\n${first.output()}`);
+      // 20,000 packets in a burst of about 0.2 s: the rate protect runs at, as the next checkpoint records it
+      for (let seq = 2; seq <= 20_001; seq += 500) {
+        for (let k = seq; k < seq + 500; k++) tx.send(indexedRtp(k), r.encListen, LO);
+        await sleep(5);
+      }
+      const burstEnd = Date.now();
+      await waitFor(() => existsSync(r.stateFile) && (JSON.parse(readFileSync(r.stateFile, "utf8")) as { savedAtMs: number }).savedAtMs > burstEnd + 50, 5000, "a checkpoint saved after the burst");
+    } finally {
+      tx.close();
+      await first.kill();
+    }
+    // 3 s down: at the burst's rate (at least 10,000 packets/s even on a slow machine) the sender
+    // may be 30,000 packets on, past what the sequence number tells
+    await sleep(3000);
+    const second = startCliProxy(config);
+    const tx2 = await bindUdp();
+    try {
+      await waitFor(() => /restored from a checkpoint: it was taken \d+ ms ago, and at the \d+ packets a second protected before it the sender may have moved its sequence numbers by 2\^15 or more.*roc_unknown/.test(second.output()), 20_000, `the hold in the log\n${second.output()}`);
+      const outBefore = rtpOut(r).length;
+      let dropped = 0;
+      await waitFor(async () => {
+        tx2.send(indexedRtp(40_000), r.encListen, LO);
+        await sleep(100);
+        const metrics = await fetch(`http://${LO}:${admin}/metrics`).then((res) => res.text(), () => "");
+        dropped = Number(/msm_filter_drops_total\{segment="enc",stage="0",filter="srtp",reason="roc_unknown"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+        return dropped > 0;
+      }, 10_000, "roc_unknown drops in /metrics");
+      assert.is(rtpOut(r).length, outBefore, "no RTP protected");
+    } finally {
+      tx2.close();
+      await second.stop();
+    }
+  } finally {
+    r.close();
+  }
+});
+
 test("a stateFile that cannot be read stops the start, naming the file and how to start fresh on purpose", async () => {
   const r = await rig();
   try {
