@@ -413,6 +413,29 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const w of ended) releaseParkedExcept(addon, w.keepOwner, wanted);
   }
 
+  /** Whether a running segment gets new sockets (its old listen sockets wait for the open step: DataPlane.commitSegment). */
+  private socketsChanged(before: readonly SegmentConfig[], config: ProxyConfig): boolean {
+    const was = new Map(before.map((s) => [s.name, s]));
+    return config.segments.some((s) => {
+      const r = was.get(s.name);
+      return r !== undefined && socketsKey(r) !== socketsKey(s);
+    });
+  }
+
+  /**
+   * The listen sockets live workers parked at the commit (a segment that moves, or gets new
+   * sockets) at places the change no longer listens on: closed before any open step binds their
+   * port at an overlapping address (0.0.0.0 against 127.0.0.1), as they closed at the commit before
+   * they were parked. A worker's own open step would close them too late for another worker's.
+   */
+  private releaseHandedOverPlaces(workers: readonly WorkerHandle[], config: ProxyConfig): void {
+    const live = workers.filter((w) => w.alive && this.keepsSockets(w));
+    const addon = live.length > 0 ? loadAddon() : null;
+    if (!addon) return;
+    const wanted = new Set(config.segments.flatMap(listenPlaces));
+    for (const w of live) releaseParkedExcept(addon, w.keepOwner, wanted);
+  }
+
   /** Whether a worker's listen sockets outlive it (a thread with batched I/O: WorkerHandle.keepOwner). */
   private keepsSockets(worker: WorkerHandle): boolean {
     return worker.keepOwner >= 0 && this.io.send === "native" && this.io.watch === "loop";
@@ -666,13 +689,17 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       this.moving.clear();
     }
     if (this.applied) this.sayWorkerSettingsChanged(config);
+    const before = this.running;
     this.config = config;
     this.running = config.segments;
     this.applied = true;
     this.carryMovedCounters(moved, workers);
     await this.releaseLeftPlaces(workers, config);
-    // a port freed on one worker may be bound on another: every worker's closed first
-    if (deferBind.length > 0) await Promise.all(current().map((w) => w.released()));
+    // a port freed on one worker may be bound on another: every worker's closed (or parked) first
+    if (deferBind.length > 0 || this.socketsChanged(before, config)) {
+      await Promise.all(current().map((w) => w.released()));
+      this.releaseHandedOverPlaces(current(), config);
+    }
     committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());
     // listen sockets left for a moved segment's new worker, or a segment's new sockets, and not taken over (it failed, or died): closed
     for (const w of current()) if (w.alive) this.releaseParked(w);
