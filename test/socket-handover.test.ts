@@ -73,6 +73,33 @@ test("every packet sent while the worker is stuck and replaced arrives (late), i
   for (const port of [listen, listen + 1]) (await bindUdp(port)).close();
 });
 
+test("a batch the filter is stuck in that filled the arena: the packets behind it stay in the socket for the replacement", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  // one packet per batch: the stuck one fills the arena, so the read goes on behind it (a full batch under load)
+  const { proxy, events } = await startProxy({ ...segment(listen, sink.port), batchSize: 1 });
+  assert.is(proxy.io.receive, "native", `this needs the batched-I/O addon under Node (${proxy.io.note})`);
+  const tx = await bindUdp();
+  try {
+    for (let i = 0; i < 20; i++) tx.send(indexedRtp(i), listen, "127.0.0.1");
+    await waitFor(() => sink.received >= 20, 5000, "the first packets");
+    await proxy.stats();
+    const watch = await DeliveryWatch.start(() => proxy, "stalled", [listen, sink.port]);
+    const beacon = (proxy as unknown as { workers: { beacon: WatchdogBeacon }[] }).workers[0]!.beacon;
+    tx.send(endlessLoop(20), listen, "127.0.0.1");
+    await waitFor(() => beacon.stuckSlot(20) !== 0, 5000, "the worker stuck in the filter");
+    const n = 600;
+    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(21 + i));
+    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker restarted");
+    const delivery = await watch.expectDelivered(sink, n, 21);
+    assert.is(delivery.missing - delivery.kernel.total - delivery.proxyLoadDrops <= 0, true, `every packet accounted for (${JSON.stringify(delivery)})`);
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 test("a worker that ends from outside (a crash): what reaches its segment during the restart delay and the restart arrives late", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open();

@@ -436,11 +436,18 @@ static int64_t arrival_ns(const Arena* a, uint32_t i) {
   return (int64_t)(uint32_t)m[9] * 1000000000 + m[10];
 }
 
+// Its worker is being terminated (stopReading): what its sockets hold stays there for the next
+// worker. Checked before every read: a callback that returns because the thread is ending (the
+// watchdog ended a stuck filter, a crash) must not be followed by reads whose packets reach no JS.
+static int arena_stopping(const Arena* a) {
+  return a->owned && atomic_load(&a->owned->stopping);
+}
+
 // Reads up to `rounds` full batches of a port's socket, one callback each; true when the last
 // filled the arena (the socket may hold more).
 static int receive_rounds(Port* p, int rounds) {
   Arena* a = p->arena;
-  for (int round = 0; round < rounds && !p->closing && p->receiving; round++) {
+  for (int round = 0; round < rounds && !p->closing && p->receiving && !arena_stopping(a); round++) {
     uint32_t n = read_batch(p, 0, a->slots);
     if (n == 0) return 0;
     call_js(p, 0, n);
@@ -464,7 +471,7 @@ static int lane_live(const Lane* l) {
 }
 
 static int lane_readable(const Lane* l) {
-  return !l->port->closing && l->port->receiving;
+  return !l->port->closing && l->port->receiving && !arena_stopping(l->port->arena);
 }
 
 static Watcher* watcher_of(napi_env env);
@@ -593,7 +600,7 @@ static void on_poll(uv_poll_t* handle, int status, int events) {
   }
   if (events & UV_WRITABLE) flush_queue(p);
   if (events & UV_READABLE) {
-    if (p->arena->owned && atomic_load(&p->arena->owned->stopping)) {
+    if (arena_stopping(p->arena)) {
       // its worker is being terminated: what the socket holds stays there for the next worker
       // (the loop still runs once as the thread ends, and a read now could not reach JS)
       p->receiving = 0;
