@@ -166,9 +166,13 @@ export function placeOf(address: string, port: number): string {
   return `${canonicalAddress(address)}|${port}`; // ::1 as 0:0:0:0:0:0:0:1 is the same place
 }
 
-/** What a listen socket was set up with beyond its place: one parked with other settings is bound afresh. */
-function listenDetail(join: GroupJoin | null, receiveBuffer: number): string {
-  return JSON.stringify({ join, receiveBuffer });
+/**
+ * What a listen socket was set up with beyond its place: one parked with other settings is bound
+ * afresh. Its segment too: what waits in it was sent to that segment, and another that takes the
+ * place in the same change must not forward it (to its own destinations).
+ */
+function listenDetail(segment: string, join: GroupJoin | null, receiveBuffer: number): string {
+  return JSON.stringify({ segment, join, receiveBuffer });
 }
 
 const keepTags = new WeakMap<Socket, { place: string; detail: string }>();
@@ -187,7 +191,7 @@ export function keepTagOf(socket: Socket): { place: string; detail: string } | u
 function binder(config: SegmentConfig, receiveBuffer: number, opened: Socket[], reclaim?: Reclaim) {
   return async (address: string, port: number, what: string, join: GroupJoin | null = null, listen = false): Promise<Socket> => {
     const keep = listen && !config.symmetricRtp;
-    const detail = keep ? listenDetail(join, receiveBuffer) : "";
+    const detail = keep ? listenDetail(config.name, join, receiveBuffer) : "";
     const claimed = listen && reclaim ? reclaim(address, port, detail) : null;
     if (claimed) {
       // bound, joined and sized already, and nothing below sets up a listen socket that does not send
