@@ -405,7 +405,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * 127.0.0.1); before parking they closed with the thread. The others wait for a claim.
    */
   private async releaseLeftPlaces(workers: readonly WorkerHandle[], config: ProxyConfig): Promise<void> {
-    const ended = workers.filter((w, i) => this.keepsSockets(w) && (!w.alive || this.workers[i] !== w));
+    // and those that went before a replacement that died before it served (restartWorker's leftBehind)
+    const ended = [...workers.filter((w, i) => !w.alive || this.workers[i] !== w), ...[...this.leftBehind.values()].flat()].filter((w) => this.keepsSockets(w));
     const addon = ended.length > 0 ? loadAddon() : null;
     if (!addon) return;
     await Promise.all(ended.map((w) => w.whenGone()));

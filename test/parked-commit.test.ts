@@ -70,4 +70,32 @@ test("a crashed worker's segment moved to another worker by the change that repl
   for (const port of [p0, p0 + 1]) (await bindUdp(port)).close();
 });
 
+test("a crash, its replacement's crash before it served, then a change that moves the segment to another worker at an overlapping address: it runs there", async () => {
+  const [p0, p1] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const seg = (name: string, worker: number, address: string, port: number) => ({
+    name, worker, listen: { address, port }, destinations: [{ address: "127.0.0.1", port: sink.port }],
+  });
+  const before: ProxyConfigInput = { workers: 2, spareWorker: false, segments: [seg("moving", 0, "127.0.0.1", p0), seg("steady", 1, "127.0.0.1", p1)] };
+  const after: ProxyConfigInput = { workers: 2, spareWorker: false, segments: [seg("moving", 1, "0.0.0.0", p0), seg("steady", 1, "127.0.0.1", p1)] };
+  const { proxy, events } = await startProxy(before);
+  const tx = await bindUdp();
+  try {
+    const first = workersOf(proxy)[0]!;
+    await first.kill(); // a crash: its listen sockets are parked for its replacement
+    await waitFor(() => workersOf(proxy)[0] !== first, 5000, "the first replacement");
+    await workersOf(proxy)[0]!.kill(); // which crashes too, before it served: the first one's sockets wait for the next
+    await waitFor(() => events.filter((e) => e.type === "worker-exit").length === 2, 5000, "both exits");
+    const outcome = await proxy.apply(validateProxyConfig(after)).then(() => "applied", (e: unknown) => (e as Error).message);
+    assert.is(outcome, "applied");
+    tx.send(indexedRtp(0), p0, "127.0.0.1");
+    await waitFor(() => sink.received >= 1, 5000, "the moved segment forwarding on its new worker");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+  for (const port of [p0, p0 + 1]) (await bindUdp(port)).close();
+});
+
 test.run();
