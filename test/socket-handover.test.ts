@@ -4,6 +4,7 @@
 // docs/proxy.md, "When a filter fails"): what reaches the segment meanwhile is delivered late
 // instead of lost, and nothing stays bound once no worker takes it.
 import * as assert from "uvu/assert";
+import type { Socket } from "node:dgram";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,11 +12,25 @@ import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js"
 import type { WatchdogBeacon } from "../runtime/dataplane/watchdog-beacon.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { DeliveryWatch } from "./lib/delivery.js";
 
 const test = suite("listen sockets outlive their worker", { timeoutMs: 60_000 });
+
+/** Sends indexedRtp(0), (1), ... to `port` at 1,000 a second until `during` settles, and 300 ms more (at most 20 s); how many. */
+async function streamDuring(tx: Socket, port: number, during: Promise<unknown>): Promise<number> {
+  let done = false;
+  void during.catch(() => {}).finally(() => setTimeout(() => (done = true), 300));
+  let sent = 0;
+  const started = Date.now();
+  while (!done && Date.now() - started < 20_000) {
+    const due = Date.now() - started + 1;
+    while (sent < due) tx.send(indexedRtp(sent++), port, "127.0.0.1");
+    await sleep(1);
+  }
+  return sent;
+}
 
 /** An RTP packet the misbehave fixture loops forever on (its command byte 0xad at offset 12). */
 function endlessLoop(i: number): Uint8Array {
@@ -179,16 +194,15 @@ test("a segment moved to another worker and back while its stream flows loses no
   const tx = await bindUdp();
   try {
     const watch = await DeliveryWatch.start(() => proxy, "cam", [listen, sink.port]);
-    const n = 1500;
-    let moves = 0;
-    let applying: Promise<void> | undefined;
-    // two moves (both segments swap workers, then cam goes back) while 1,000 packets/s flow
-    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(i), (sent) => {
-      if (applying || moves === 2 || sent < 400 + moves * 500) return;
-      const next = moves++ === 0 ? config(1, 0) : config(0, 0);
-      applying = proxy.apply(validateProxyConfig(next)).finally(() => (applying = undefined));
-    });
-    await applying;
+    // two moves (both segments swap workers, then cam goes back) while 1,000 packets/s flow, however long they take
+    const moves = (async () => {
+      await sleep(400);
+      await proxy.apply(validateProxyConfig(config(1, 0)));
+      await sleep(300);
+      await proxy.apply(validateProxyConfig(config(0, 0)));
+    })();
+    const n = await streamDuring(tx, listen, moves);
+    await moves;
     const moved = events.filter((e) => e.type === "segment-moved" && e.segment === "cam");
     assert.equal(moved.map((e) => e.type === "segment-moved" && e.handedOver), [true, true], "cam moved twice, its listen sockets handed over each time");
     const delivery = await watch.expectDelivered(sink, n);
@@ -215,15 +229,15 @@ test("a change that gives a segment new sockets (its egress port) while its stre
   const tx = await bindUdp();
   try {
     const watch = await DeliveryWatch.start(() => proxy, "cam", [listen, sink.port]);
-    const n = 1200;
-    let applying: Promise<void> | undefined;
-    let changes = 0;
-    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(i), (sent) => {
-      if (applying || changes === 2 || sent < 300 + changes * 400) return;
-      applying = proxy.apply(validateProxyConfig(config(changes++ === 0 ? egressB : egressA))).finally(() => (applying = undefined));
-    });
-    await applying;
-    assert.is(changes, 2);
+    // two egress changes while 1,000 packets/s flow, however long they take
+    const changes = (async () => {
+      await sleep(300);
+      await proxy.apply(validateProxyConfig(config(egressB)));
+      await sleep(300);
+      await proxy.apply(validateProxyConfig(config(egressA)));
+    })();
+    const n = await streamDuring(tx, listen, changes);
+    await changes;
     const from = new Set(sink.packets.map((p) => p.from.port));
     assert.ok(from.has(egressA) && from.has(egressB), `sent from both egress ports (${[...from].join(", ")})`);
     const delivery = await watch.expectDelivered(sink, n);
