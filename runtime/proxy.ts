@@ -393,9 +393,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * Closes the listen sockets a worker thread left bound when it ended that its replacement did
    * not take over (WorkerHandle.keepOwner): segments no longer there, a restart that failed, a close.
    */
-  private releaseParked(worker: WorkerHandle): void {
-    this.mayHaveParked.delete(worker);
-    if (this.keepsSockets(worker)) loadAddon()?.releaseParked(worker.keepOwner);
+  private releaseParked(worker: WorkerHandle, handedOnly = false): void {
+    if (!handedOnly) this.mayHaveParked.delete(worker);
+    if (this.keepsSockets(worker)) loadAddon()?.releaseParked(worker.keepOwner, handedOnly);
   }
 
   /**
@@ -702,8 +702,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       this.releaseHandedOverPlaces(current(), config);
     }
     committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());
-    // listen sockets left for a moved segment's new worker, or a segment's new sockets, and not taken over (it failed, or died): closed
-    for (const w of current()) if (w.alive) this.releaseParked(w);
+    // listen sockets left for a moved segment's new worker, or a segment's new sockets, and not
+    // taken over (it failed, or died): closed; not those a worker that crashed just now (its exit
+    // not seen yet) left for its replacement
+    for (const w of current()) if (w.alive) this.releaseParked(w, true);
     const failed = new Set(committed.map((e) => e.segment));
     for (const [segment, m] of moved) {
       if (failed.has(segment)) continue;

@@ -18,15 +18,21 @@ function addon(): UdpAddon {
   return a;
 }
 
-/** Runs test/lib/park-worker in a thread that ends with the socket open; its descriptor. */
-async function socketLeftBy(owner: number, port: number, detail: string, park: boolean): Promise<number> {
-  const worker = new Worker(new URL("./lib/park-worker.js", import.meta.url), { workerData: { owner, port, detail, park } });
+/** The descriptor a thread says, once the thread has ended (its exit listened for from the start: it may end before the message is handled). */
+async function descriptorThenExit(worker: Worker): Promise<number> {
+  const exited = new Promise((resolve) => worker.once("exit", resolve));
   const fd = await new Promise<number>((resolve, reject) => {
     worker.once("message", resolve);
     worker.once("error", reject);
   });
-  await new Promise((resolve) => worker.once("exit", resolve));
+  await exited;
   return fd;
+}
+
+/** Runs test/lib/park-worker in a thread that ends with the socket open; its descriptor. */
+async function socketLeftBy(owner: number, port: number, detail: string, park: boolean, hand = false): Promise<number> {
+  const worker = new Worker(new URL("./lib/park-worker.js", import.meta.url), { workerData: { owner, port, detail, park, hand } });
+  return descriptorThenExit(worker);
 }
 
 async function portFree(port: number): Promise<boolean> {
@@ -95,16 +101,25 @@ test("a claimed socket is keepable for its new owner: parked again when that thr
     const addon = require(workerData.path);
     parentPort.postMessage(addon.claimParked(workerData.first, workerData.place, "d", workerData.second));
   `, { eval: true, workerData: { path: process.env.MSM_NATIVE_ADDON ?? new URL("../../runtime/native/build/Release/msm_udp.node", import.meta.url).pathname, first, second, place: `127.0.0.1|${port}` } });
-  const fd = await new Promise<number>((resolve, reject) => {
-    worker.once("message", resolve);
-    worker.once("error", reject);
-  });
-  await new Promise((resolve) => worker.once("exit", resolve));
+  const fd = await descriptorThenExit(worker);
   assert.ok(fd >= 0, "claimed in the thread");
   assert.equal(a.parkedPlaces(first), []);
   assert.equal(a.parkedPlaces(second), [`127.0.0.1|${port}`], "parked under its new owner");
   assert.is(a.releaseParked(second), 1);
   assert.is(await portFree(port), true);
+});
+
+test("a release of what a worker handed over leaves what its thread's end parked (a worker that crashed just now, its exit not seen yet)", async () => {
+  const a = addon();
+  const owner = nextOwner++;
+  const [handed, exited] = [await freePortRun(1), await freePortRun(1)];
+  await socketLeftBy(owner, handed, "d", true, true);
+  await socketLeftBy(owner, exited, "d", true);
+  assert.is(a.releaseParked(owner, true), 1, "the handed-over one");
+  assert.is(await portFree(handed), true);
+  assert.equal(a.parkedPlaces(owner), [`127.0.0.1|${exited}`], "the one its thread's end parked stays for the replacement");
+  assert.is(a.releaseParked(owner), 1);
+  assert.is(await portFree(exited), true);
 });
 
 test.run();

@@ -37,8 +37,8 @@ export interface UdpAddon {
   claimParked(owner: number, place: string, detail: string, newOwner: number): number;
   /** Where the sockets `owner` parked are bound. */
   parkedPlaces(owner: number): string[];
-  /** Closes the sockets `owner` parked that were not claimed; how many. */
-  releaseParked(owner: number): number;
+  /** Closes the sockets `owner` parked that were not claimed (`handedOnly`: those it handed over, not those its thread's end parked); how many. */
+  releaseParked(owner: number, handedOnly?: boolean): number;
   /** Parks a keepable socket for another worker (a segment that moves): true; false when it is not keepable. */
   parkSocket(fd: number): boolean;
   /** The arena belongs to worker `owner` (its keepOwner), whose sockets stopReading(owner) stops reading. */

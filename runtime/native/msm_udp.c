@@ -1516,7 +1516,8 @@ static napi_value stop_reading(napi_env env, napi_callback_info info) {
 typedef struct Keepable {
   int fd;
   int32_t owner;
-  int parked;  // its thread ended with it open
+  int parked;  // its thread ended with it open, or it was handed over (parkSocket)
+  int handed;  // parked by parkSocket, not by its thread's end
   char* place;
   char* detail;
   struct Keepable* next;
@@ -1662,7 +1663,7 @@ static napi_value claim_parked(napi_env env, napi_callback_info info) {
   if (found && strcmp(found->detail, detail) == 0 && napi_add_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)found->fd) == napi_ok) {
     fd = found->fd;
     found->owner = new_owner;
-    found->parked = 0;
+    found->parked = found->handed = 0;
     if (new_owner >= 0) {
       pthread_mutex_lock(&keep_lock);
       found->next = keepables;
@@ -1690,7 +1691,7 @@ static napi_value park_socket(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&keep_lock);
   Keepable* k = keepables;
   while (k && !(k->fd == fd && !k->parked)) k = k->next;
-  if (k) k->parked = 1;
+  if (k) k->parked = k->handed = 1;
   pthread_mutex_unlock(&keep_lock);
   if (k) napi_remove_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)fd);
   napi_value out;
@@ -1715,15 +1716,24 @@ static napi_value parked_places(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// releaseParked(owner): closes every socket `owner` parked that nobody claimed; how many.
+// releaseParked(owner, handedOnly?): closes every socket `owner` parked that nobody claimed (with
+// handedOnly, those it handed over (parkSocket) only: not those its thread's end parked, which a
+// worker that just crashed leaves to its replacement); how many.
 static napi_value release_parked(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t owner;
-  if (!int_arg(env, info, "releaseParked(owner)", INT32_MIN, &owner)) return NULL;
+  bool handed_only = false;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok || (argc > 1 && napi_get_value_bool(env, argv[1], &handed_only) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "releaseParked(owner, handedOnly?: boolean)");
+    return NULL;
+  }
   uint32_t n = 0;
   pthread_mutex_lock(&keep_lock);
   for (Keepable** at = &keepables; *at;) {
     Keepable* k = *at;
-    if (k->parked && k->owner == owner) {
+    if (k->parked && k->owner == owner && (!handed_only || k->handed)) {
       *at = k->next;
       close(k->fd);
       free_keepable(k);
