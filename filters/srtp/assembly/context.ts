@@ -65,8 +65,11 @@ export class SrtpContext extends SegmentContext {
    * `sends.exportWallUs` and `sends.rate` time the exports for that judgement.
    */
   readonly sends: SendClock = new SendClock();
-  /** RTP packets protected since the last export, and the rate of the export interval before it. */
-  sentSinceExport: u32 = 0;
+  /**
+   * How far protect moved its sources' highest indexes since the last export (packets lost before
+   * this stage count: the sender's sequence numbers moved), and the rate of the interval before.
+   */
+  sentSinceExport: u64 = 0;
   lastIntervalRate: u32 = 0;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {

@@ -240,12 +240,17 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       if (s === null) {
         reason = DropReason.TooManySources; // the table is full: refused, no other sender's state is given up
       } else {
+        // the rate a restore judges is that of the sequence numbers, not of the packets: those
+        // lost before this stage moved them too (the first step after a restore is the time the
+        // stage was down, not a rate: it counts one)
+        const highestBefore = s.highest;
+        const stepCounts = s.rtpSeen && !s.rtpResumed;
         reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room, c.replayWindow);
         if (reason == 0) {
           if (rtcp) c.rtcpProtected++;
           else {
             c.rtpProtected++;
-            c.sentSinceExport++;
+            c.sentSinceExport += !stepCounts ? 1 : s.highest > highestBefore ? s.highest - highestBefore : 0;
           }
         } else if (reason == DropReason.SrtpReplay) {
           if (!rtcp) c.rtpRepeatsRefused++; // SRTCP: its 2^31 indexes are used up

@@ -1008,6 +1008,61 @@ test("a checkpoint restored so late that the sender may have moved 2^15 sequence
   assert.is(back.h.run({ ctx: back.ctx, bytes: rtp(40_100, 0xcc) }).reasonName, "roc_unknown");
 });
 
+test("the rate a late restore judges is the sequence numbers' (helper V): a sender three quarters of whose packets are lost before the proxy moves its numbers four times as fast as protect sees packets, and is held all the same", async () => {
+  const master = masterFor(CM80, 23);
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const rtp = (seq: number, payloadByte: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
+  let wall = 1_700_000_000_000_000; // us
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  // the sender at 5,000 packets a second, one in four reaching the stage: 1,250 protected a second
+  for (let seq = 30_004; seq <= 35_000; seq += 4) tx.run({ ctx: a, bytes: rtp(seq, 0) });
+  wall += 1_000_000;
+  tx.exportState(a);
+  for (let seq = 35_004; seq <= 40_000; seq += 4) tx.run({ ctx: a, bytes: rtp(seq, 0) });
+  wall += 1_000_000;
+  const checkpoint = tx.exportState(a)!;
+  assert.is(tx.run({ ctx: a, bytes: rtp(40_001, 0xaa) }).verdict, "pass");
+  // 10 s later the sender is 50,000 numbers on: 1,250 x 10 s = 12,500 packets looked safe
+  wall += 10_000_000;
+  const h = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx = h.createContext(config);
+  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.match(h.logs.map((l) => l.message).join("\n"), /at the 5000 packets a second/);
+  assert.is(h.run({ ctx, bytes: rtp(24_465, 0xbb) }).reasonName, "roc_unknown");
+  assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
+});
+
+test("the first packet after a restore moves its source's numbers by the time the stage was down: that counts as one, not as a rate (helper V)", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 24)) };
+  const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
+  let wall = 1_700_000_000_000_000;
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  for (let seq = 1; seq <= 1_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  wall += 1_000_000;
+  tx.exportState(a);
+  for (let seq = 1_001; seq <= 2_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  wall += 1_000_000;
+  const checkpoint = tx.exportState(a)!;
+  // restored 12 s later (1,000 a second: 12,000 numbers on, not held), its first packet 12,000 ahead
+  wall += 12_000_000;
+  const h = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx = h.createContext(config);
+  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  for (let seq = 14_001; seq <= 15_000; seq++) assert.is(h.run({ ctx, bytes: rtp(seq) }).verdict, "pass");
+  wall += 1_000_000;
+  const next = h.exportState(ctx)!;
+  // restored again 9 s after that checkpoint: 1,000 a second is 9,000 numbers, not held
+  wall += 9_000_000;
+  const h2 = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx2 = h2.createContext(config);
+  assert.equal(h2.importState(ctx2, next, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(h2.run({ ctx: ctx2, bytes: rtp(24_001) }).verdict, "pass");
+});
+
 test("after a restore from a checkpoint no index is encrypted or accepted twice: each source goes on only ahead of its first packet", async () => {
   const master = masterFor(CM80, 8);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
