@@ -71,6 +71,14 @@ export class SrtpContext extends SegmentContext {
    */
   sentSinceExport: u64 = 0;
   lastIntervalRate: u32 = 0;
+  /**
+   * The wall clock at which the protecting table was last current, while no RTP was protected
+   * since an import (0: it is current), and the rate then: an export before the first packet
+   * writes those, not its own time, so that a stage that fails again before it protected anything
+   * is judged by the whole time since (a restore's clock would otherwise start again at each one).
+   */
+  staleSinceUs: i64 = 0;
+  staleRate: u32 = 0;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
     super(id);
@@ -95,8 +103,12 @@ export class SrtpContext extends SegmentContext {
     roles.add(this.forward.fingerprint, this.direction == UNPROTECT);
     if (this.hasReverse) roles.add(this.reverse.fingerprint, this.direction == PROTECT);
     roles.addAll(this.roles);
+    const sends = exportedSends;
+    sends.rocUnknown = this.sends.rocUnknown;
+    sends.exportWallUs = this.staleSinceUs != 0 ? this.staleSinceUs : this.sends.exportWallUs;
+    sends.rate = this.staleSinceUs != 0 ? max(this.sends.rate, this.staleRate) : this.sends.rate;
     writeState(out, windowWords(this.replayWindow), this.forwardSources, this.reverseSources,
-      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint, roles, this.sends);
+      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint, roles, sends);
     return Status.Ok;
   }
 
@@ -123,6 +135,7 @@ export class SrtpContext extends SegmentContext {
   startClock(): void {
     this.sends.exportWallUs = wallUs();
     this.sentSinceExport = 0;
+    this.staleSinceUs = 0;
   }
 
   importState(blob: StateReader, nowUs: i64): Status {
@@ -191,6 +204,9 @@ export class SrtpContext extends SegmentContext {
     }
     s.exportWallUs = now;
     this.sentSinceExport = 0;
+    const stale = protecting && sameKey && blobKeys.timed && !s.rocUnknown && blobKeys.sendRate > 0;
+    this.staleSinceUs = stale ? blobKeys.exportWallUs : 0;
+    this.staleRate = stale ? blobKeys.sendRate : 0;
   }
 
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
@@ -205,6 +221,8 @@ export class SrtpContext extends SegmentContext {
     this.sends.rocUnknown = false;
     this.sentSinceExport = 0;
     this.lastIntervalRate = 0;
+    this.staleSinceUs = 0;
+    this.staleRate = 0;
     this.forward.wipe();
     this.reverse.wipe();
     this.forwardSources.clear();
@@ -225,6 +243,7 @@ function switchIfRekeyed(t: SourceTable, before: u64, now: u64, checkpoint: bool
 
 /** What exportState writes as the keys' roles (one at a time: not allocated per export). */
 const exportedRoles = new KeyRoles();
+const exportedSends = new SendClock();
 
 /** Destroyed contexts, by the size of their source tables. */
 const pool = new ContextPool<SrtpContext>();

@@ -1063,6 +1063,42 @@ test("the first packet after a restore moves its source's numbers by the time th
   assert.is(h2.run({ ctx: ctx2, bytes: rtp(24_001) }).verdict, "pass");
 });
 
+test("a stage restored and exported again before it protected anything passes on the old checkpoint's time, through a hot swap: three restarts of 3 s at 5,000 packets a second are one of 10 s, and held (helper V)", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 26)) };
+  const rtp = (seq: number, payloadByte: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
+  let wall = 1_700_000_000_000_000;
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  for (let seq = 30_001; seq <= 35_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
+  wall += 1_000_000;
+  tx.exportState(a);
+  for (let seq = 35_001; seq <= 40_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
+  wall += 1_000_000;
+  let blob = tx.exportState(a)!;
+  assert.is(tx.run({ ctx: a, bytes: rtp(40_001, 0xaa) }).verdict, "pass");
+  // each restart restores 3 s after the last checkpoint (15,000 packets: not held), is hot swapped
+  // at once, and fails again after its next checkpoint, before the first packet reached it
+  for (let restart = 0; restart < 3; restart++) {
+    wall += 3_000_000;
+    const h = await FilterHarness.load(WASM, { wallClockUs });
+    const ctx = h.createContext(config);
+    assert.equal(h.importState(ctx, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    const swapped = await FilterHarness.load(WASM, { wallClockUs });
+    const sw = swapped.createContext(config);
+    assert.equal(swapped.importState(sw, h.exportState(ctx)!, StateOrigin.Swap), { ok: true, reason: "" });
+    wall += 500_000;
+    blob = swapped.exportState(sw)!;
+    wall -= 500_000;
+  }
+  // 9 s on, restored: the sender is 45,000 packets past the checkpoint, at (ROC 1, 19,465)
+  const h = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx = h.createContext(config);
+  assert.equal(h.importState(ctx, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(h.run({ ctx, bytes: rtp(19_465, 0xbb) }).reasonName, "roc_unknown");
+  assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
+});
+
 test("after a restore from a checkpoint no index is encrypted or accepted twice: each source goes on only ahead of its first packet", async () => {
   const master = masterFor(CM80, 8);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
