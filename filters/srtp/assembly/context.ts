@@ -19,8 +19,11 @@ export const UNPROTECT = 1;
  * the checkpoint is taken as half of what it may have been since (bursts, a key frame).
  */
 const ROC_CERTAIN_PACKETS: f64 = 32768 / 2;
-/** A wall clock that went back this much between a checkpoint and its restore leaves the time since unknown. */
-const CLOCK_BACK_US: i64 = 1_000_000;
+/**
+ * A wall clock that went back more than this between a checkpoint and its restore was stepped:
+ * the time since is unknown (a step of any size may hide in it), whatever the rate.
+ */
+const CLOCK_BACK_US: i64 = 10_000;
 
 export class SrtpContext extends SegmentContext {
   /** What happens to downstream packets; upstream ones get the opposite with the reverse session. */

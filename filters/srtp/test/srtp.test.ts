@@ -1099,6 +1099,33 @@ test("a stage restored and exported again before it protected anything passes on
   assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
 });
 
+test("a wall clock stepped back at all between a checkpoint and its restore holds the sends: at 50,000 packets a second, half a second back may hide one of 1.5 s (helper V)", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 27)) };
+  const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
+  let wall = 1_700_000_000_000_000;
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  for (let seq = 1; seq <= 5_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  wall += 100_000;
+  const checkpoint = tx.exportState(a)!;
+  const restoreAt = async (offsetUs: number) => {
+    const saved = wall;
+    wall += offsetUs;
+    const h = await FilterHarness.load(WASM, { wallClockUs });
+    const ctx = h.createContext(config);
+    assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    wall = saved;
+    return { h, ctx };
+  };
+  const back = await restoreAt(-500_000);
+  assert.match(back.h.logs.map((l) => l.message).join("\n"), /the wall clock went back 500 ms/);
+  assert.is(back.h.run({ ctx: back.ctx, bytes: rtp(5_100) }).reasonName, "roc_unknown");
+  // the same clock, a few milliseconds on: 250 packets, not held
+  const soon = await restoreAt(5_000);
+  assert.is(soon.h.run({ ctx: soon.ctx, bytes: rtp(5_300) }).verdict, "pass");
+});
+
 test("after a restore from a checkpoint no index is encrypted or accepted twice: each source goes on only ahead of its first packet", async () => {
   const master = masterFor(CM80, 8);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
