@@ -74,14 +74,6 @@ export class SrtpContext extends SegmentContext {
    */
   sentSinceExport: u64 = 0;
   lastIntervalRate: u32 = 0;
-  /**
-   * The wall clock at which the protecting table was last current, while no RTP was protected
-   * since an import (0: it is current), and the rate then: an export before the first packet
-   * writes those, not its own time, so that a stage that fails again before it protected anything
-   * is judged by the whole time since (a restore's clock would otherwise start again at each one).
-   */
-  staleSinceUs: i64 = 0;
-  staleRate: u32 = 0;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
     super(id);
@@ -106,12 +98,8 @@ export class SrtpContext extends SegmentContext {
     roles.add(this.forward.fingerprint, this.direction == UNPROTECT);
     if (this.hasReverse) roles.add(this.reverse.fingerprint, this.direction == PROTECT);
     roles.addAll(this.roles);
-    const sends = exportedSends;
-    sends.rocUnknown = this.sends.rocUnknown;
-    sends.exportWallUs = this.staleSinceUs != 0 ? this.staleSinceUs : this.sends.exportWallUs;
-    sends.rate = this.staleSinceUs != 0 ? max(this.sends.rate, this.staleRate) : this.sends.rate;
     writeState(out, windowWords(this.replayWindow), this.forwardSources, this.reverseSources,
-      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint, roles, sends);
+      this.direction == UNPROTECT, this.direction == PROTECT && this.hasReverse, this.forward.fingerprint, this.reverse.fingerprint, roles, this.sends);
     return Status.Ok;
   }
 
@@ -138,7 +126,7 @@ export class SrtpContext extends SegmentContext {
   startClock(): void {
     this.sends.exportWallUs = wallUs();
     this.sentSinceExport = 0;
-    this.staleSinceUs = 0;
+    this.sends.unseen = 0;
   }
 
   importState(blob: StateReader, nowUs: i64): Status {
@@ -193,23 +181,26 @@ export class SrtpContext extends SegmentContext {
     s.rate = blobKeys.sendRate;
     this.lastIntervalRate = blobKeys.sendRate;
     s.rocUnknown = protecting && sameKey && blobKeys.rocUnknown;
+    // what earlier restores judged the sender sent while no stage ran, if no packet came since
+    s.unseen = protecting && sameKey && !s.rocUnknown ? blobKeys.unseen : 0;
     const now = wallUs();
-    if (protecting && sameKey && checkpoint && blobKeys.timed && !s.rocUnknown && blobKeys.sendRate > 0) {
+    if (protecting && sameKey && checkpoint && blobKeys.timed && !s.rocUnknown && (blobKeys.sendRate > 0 || s.unseen > 0)) {
       const since = now - blobKeys.exportWallUs;
-      const packets = <f64>blobKeys.sendRate * <f64>max<i64>(since, 0) / 1e6;
+      const packets = <f64>s.unseen + <f64>blobKeys.sendRate * <f64>max<i64>(since, 0) / 1e6;
+      // until the first packet, the time this restore took is the next one's too
+      s.unseen = <u32>min<f64>(packets, <f64>u32.MAX_VALUE);
       if (since < -CLOCK_BACK_US || packets >= ROC_CERTAIN_PACKETS) {
         s.rocUnknown = true;
         const why = since < -CLOCK_BACK_US
           ? "the wall clock went back " + (-since / 1000).toString() + " ms since it was taken, so the time between is unknown"
-          : "it was taken " + (since / 1000).toString() + " ms ago, and at the " + blobKeys.sendRate.toString() + " packets a second protected before it the sender may have moved its sequence numbers by 2^15 or more";
+          : "it was taken " + (since / 1000).toString() + " ms ago, and at the " + blobKeys.sendRate.toString() + " packets a second protected before it" +
+            (blobKeys.unseen > 0 ? " (after " + blobKeys.unseen.toString() + " packets judged sent while earlier restarts saw none)" : "") +
+            " the sender may have moved its sequence numbers by 2^15 or more";
         log(LogLevel.Error, "restored from a checkpoint: " + why + "; the roll-over counter of its sources cannot be told, and a wrong one would encrypt indexes the failed stage used (the same keystream twice): its RTP is dropped (roc_unknown) until the config gives a new key");
       }
     }
     s.exportWallUs = now;
     this.sentSinceExport = 0;
-    const stale = protecting && sameKey && blobKeys.timed && !s.rocUnknown && blobKeys.sendRate > 0;
-    this.staleSinceUs = stale ? blobKeys.exportWallUs : 0;
-    this.staleRate = stale ? blobKeys.sendRate : 0;
   }
 
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
@@ -224,8 +215,7 @@ export class SrtpContext extends SegmentContext {
     this.sends.rocUnknown = false;
     this.sentSinceExport = 0;
     this.lastIntervalRate = 0;
-    this.staleSinceUs = 0;
-    this.staleRate = 0;
+    this.sends.unseen = 0;
     this.forward.wipe();
     this.reverse.wipe();
     this.forwardSources.clear();
@@ -246,7 +236,6 @@ function switchIfRekeyed(t: SourceTable, before: u64, now: u64, checkpoint: bool
 
 /** What exportState writes as the keys' roles (one at a time: not allocated per export). */
 const exportedRoles = new KeyRoles();
-const exportedSends = new SendClock();
 
 /** Destroyed contexts, by the size of their source tables. */
 const pool = new ContextPool<SrtpContext>();

@@ -250,7 +250,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
           if (rtcp) c.rtcpProtected++;
           else {
             c.rtpProtected++;
-            c.staleSinceUs = 0; // the table is current again
+            c.sends.unseen = 0; // the table is current again
             c.sentSinceExport += !stepCounts ? 1 : s.highest > highestBefore ? s.highest - highestBefore : 0;
           }
         } else if (reason == DropReason.SrtpReplay) {

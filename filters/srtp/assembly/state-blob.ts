@@ -1,6 +1,8 @@
 // The state blob that carries a segment's source tables through a hot swap or a checkpoint
 // restore (never a key: the keys' one-way fingerprints only), and the most sources it holds.
 //
+// Version 5 (2026-12-06): as 4, with after the rate the packets restores judged sent while no
+// stage ran and no packet came since (u32, SendClock.unseen).
 // Version 4 (2026-12-06): as 3, with after the tables' newRtcpStart the wall clock of the export
 // (i64 microseconds) and the rate the stage protected RTP at (u32 packets a second, the larger of
 // its last two export intervals), and flag 8 in the flags byte: its protecting table's roll-over
@@ -29,16 +31,16 @@ import { SCRATCH_SIZE, Status, StateReader, StateWriter, setError } from "../../
 import { ReplayState, WORDS } from "./replay";
 import { SourceTable } from "./source-table";
 
-const STATE_VERSION: u32 = 4;
+const STATE_VERSION: u32 = 5;
 /** The flag of a checkpoint a stage held as it came (key-roles.ts): whoever takes it on treats it as a checkpoint. */
 export const UNTREATED_CHECKPOINT: u8 = 4;
 /** The flag of a blob whose protecting table's roll-over counters are unknown (context.ts): its RTP is held. */
 const ROC_UNKNOWN: u8 = 8;
 /**
  * What a blob holds besides its sources: version, window words, receiver tables, a count per
- * table, the tables' flags, four key fingerprints. All of it counts: a blob one byte over is no blob.
+ * table, the tables' flags, four key fingerprints, the send clock (time, rate, unseen). All of it counts: a blob one byte over is no blob.
  */
-const STATE_HEADER_BYTES = 4 + 2 + 1 + 4 + 4 + 1 + 4 * 8 + 2 * 4 + 8 + 4;
+const STATE_HEADER_BYTES = 4 + 2 + 1 + 4 + 4 + 1 + 4 * 8 + 2 * 4 + 8 + 4 + 4;
 const U48_MAX: u64 = 0xffffffffffff;
 
 /** Words of 64 bits that a window of `window` packets uses. */
@@ -108,6 +110,7 @@ export class BlobKeys {
   timed: bool = false;
   exportWallUs: i64 = 0;
   sendRate: u32 = 0;
+  unseen: u32 = 0;
   rocUnknown: bool = false;
   /** Every key's role the blob knows: its tables' keys, then its list (or, without one, the previous keys). */
   readonly roles: KeyRoles = new KeyRoles();
@@ -146,6 +149,7 @@ export function writeState(
   out.u32(reverse.newRtcpStart);
   out.u64(<u64>sends.exportWallUs);
   out.u32(sends.rate);
+  out.u32(sends.unseen);
   if (roleCount < 0) return;
   out.u8(<u8>roleCount);
   for (let i = 0; i < roleCount; i++) {
@@ -173,6 +177,7 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   blobKeys.timed = false;
   blobKeys.exportWallUs = 0;
   blobKeys.sendRate = 0;
+  blobKeys.unseen = 0;
   blobKeys.rocUnknown = false;
   forward.previousKey = 0;
   reverse.previousKey = 0;
@@ -223,7 +228,7 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
     reverse.newRtcpStart = blob.u32();
   }
   if (version >= 4) {
-    if (blob.remaining < 12) {
+    if (blob.remaining < (version >= 5 ? 16 : 12)) {
       forward.clear();
       reverse.clear();
       setError("srtp state blob is truncated");
@@ -231,6 +236,7 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
     }
     blobKeys.exportWallUs = <i64>blob.u64();
     blobKeys.sendRate = blob.u32();
+    if (version >= 5) blobKeys.unseen = blob.u32();
     blobKeys.timed = true;
   }
   if (!blobKeys.rolesKnown) return Status.Ok;
@@ -340,4 +346,10 @@ export class SendClock {
   exportWallUs: i64 = 0;
   rate: u32 = 0;
   rocUnknown: bool = false;
+  /**
+   * Packets a restore judged the sender sent while no stage ran (rate x the time since the
+   * checkpoint), kept until the first packet protected after it: a stage that fails again before
+   * one passes on that much besides its own time (0: its tables are current).
+   */
+  unseen: u32 = 0;
 }

@@ -1099,6 +1099,70 @@ test("a stage restored and exported again before it protected anything passes on
   assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
 });
 
+test("what a restore judged the sender sent while the stage was down is carried until a packet comes, not the rate: a sender that pauses after a restore is not held at the next one (helper V)", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 28)) };
+  const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
+  let wall = 1_700_000_000_000_000;
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  for (let seq = 30_001; seq <= 35_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  wall += 1_000_000;
+  tx.exportState(a);
+  for (let seq = 35_001; seq <= 40_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  wall += 1_000_000;
+  const checkpoint = tx.exportState(a)!;
+  // restored 3 s later (15,000 packets: not held); the sender then pauses, and the stage takes
+  // its checkpoints each second with nothing to protect
+  wall += 3_000_000;
+  const h = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx = h.createContext(config);
+  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  let blob = h.exportState(ctx)!;
+  for (let s = 0; s < 30; s++) {
+    wall += 1_000_000;
+    blob = h.exportState(ctx)!;
+  }
+  // a restart 3 s after the last of them: the sender, back, is 15,000 on from the first checkpoint
+  wall += 3_000_000;
+  const h2 = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx2 = h2.createContext(config);
+  assert.equal(h2.importState(ctx2, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(h2.run({ ctx: ctx2, bytes: rtp(55_001) }).verdict, "pass");
+  assert.is(h2.run({ ctx: ctx2, bytes: rtp(40_001) }).reasonName, "srtp_replay");
+});
+
+test("a version-4 blob (2026-12-06, before the unseen count) is read: its time and rate judge a late restore as they did (helper V)", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 29)) };
+  const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
+  let wall = 1_700_000_000_000_000;
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  for (let seq = 1; seq <= 5_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  wall += 1_000_000;
+  const v5 = tx.exportState(a)!;
+  // version 5 ends: ... rate (u32), unseen (u32), then the key roles (a count and 9 bytes a key: one here)
+  assert.is(new DataView(v5.buffer, v5.byteOffset).getUint32(0, true), 5);
+  const v4 = new Uint8Array([...v5.subarray(0, v5.length - 14), ...v5.subarray(v5.length - 10)]);
+  new DataView(v4.buffer).setUint32(0, 4, true);
+  const restoreAfter = async (us: number) => {
+    wall += us;
+    const h = await FilterHarness.load(WASM, { wallClockUs });
+    const ctx = h.createContext(config);
+    assert.equal(h.importState(ctx, v4, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    wall -= us;
+    return { h, ctx };
+  };
+  const late = await restoreAfter(4_000_000);
+  assert.is(late.h.run({ ctx: late.ctx, bytes: rtp(5_100) }).reasonName, "roc_unknown", "5,000 a second for 4 s");
+  const soon = await restoreAfter(1_000_000);
+  assert.is(soon.h.run({ ctx: soon.ctx, bytes: rtp(10_100) }).verdict, "pass");
+  const cut = v4.subarray(0, v4.length - 11);
+  const h = await FilterHarness.load(WASM, { wallClockUs });
+  assert.is(h.importState(h.createContext(config), cut, StateOrigin.Checkpoint).ok, false, "cut in its time and rate: refused");
+});
+
 test("a wall clock stepped back at all between a checkpoint and its restore holds the sends: at 50,000 packets a second, half a second back may hide one of 1.5 s (helper V)", async () => {
   const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 27)) };
   const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
