@@ -246,6 +246,13 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   if (blob.remaining >= 1) {
     // the roles of the keys before (a key that unprotected two configs ago may still not protect)
     const n = <i32>blob.u8();
+    if (version >= 4 && blob.remaining < n * ROLE_BYTES) {
+      // a list cut short would forget a key's role, and let it take the other
+      forward.clear();
+      reverse.clear();
+      setError("srtp state blob is truncated");
+      return Status.BadState;
+    }
     for (let i = 0; i < n && blob.remaining >= ROLE_BYTES; i++) {
       const key = blob.u64();
       roles.add(key, blob.u8() != 0);

@@ -1163,6 +1163,21 @@ test("a version-4 blob (2026-12-06, before the unseen count) is read: its time a
   assert.is(h.importState(h.createContext(config), cut, StateOrigin.Checkpoint).ok, false, "cut in its time and rate: refused");
 });
 
+test("a version-4-or-later blob cut anywhere in its key roles is refused, not read as fewer roles (helper V)", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 30)) };
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext(config);
+  tx.run({ ctx: a, bytes: buildRtp({ seq: 1, ssrc: 7, payloadSize: 32 }) });
+  const blob = tx.exportState(a)!;
+  const h = await FilterHarness.load(WASM);
+  assert.equal(h.importState(h.createContext(config), blob, StateOrigin.Swap), { ok: true, reason: "" });
+  for (const cut of [1, 5, 9]) {
+    const r = h.importState(h.createContext(config), blob.subarray(0, blob.length - cut), StateOrigin.Swap);
+    assert.is(r.ok, false, `cut by ${cut}`);
+    assert.match(r.reason, /truncated/);
+  }
+});
+
 test("a wall clock stepped back at all between a checkpoint and its restore holds the sends: at 50,000 packets a second, half a second back may hide one of 1.5 s (helper V)", async () => {
   const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 27)) };
   const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
