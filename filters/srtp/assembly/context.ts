@@ -4,7 +4,7 @@
 import { ContextPool, sizeClass } from "../../../sdk/assembly/context-pool";
 import { SegmentContext } from "../../../sdk/assembly/context-factory";
 import { LogLevel, SCRATCH, StateOrigin, Status, StateReader, StateWriter, log, setError, stateOrigin, wallUs } from "../../../sdk/assembly";
-import { keyRoleConflict } from "./key-roles";
+import { keyChangedTable, keyRoleConflict } from "./key-roles";
 import { Session } from "./session";
 import { SourceTable } from "./source-table";
 import { KeyRoles, SendClock, UNTREATED_CHECKPOINT, blobKeys, readState, windowWords, writeState } from "./state-blob";
@@ -135,6 +135,8 @@ export class SrtpContext extends SegmentContext {
     if (status != Status.Ok) return status;
     let conflict = keyRoleConflict(this.forward.fingerprint, this.direction == UNPROTECT, "key");
     if (conflict.length == 0 && this.hasReverse) conflict = keyRoleConflict(this.reverse.fingerprint, this.direction == PROTECT, "reverseKey");
+    if (conflict.length == 0 && this.direction == PROTECT) conflict = keyChangedTable(this.forward.fingerprint, true, "key");
+    if (conflict.length == 0 && this.direction == UNPROTECT && this.hasReverse) conflict = keyChangedTable(this.reverse.fingerprint, false, "reverseKey");
     if (conflict.length > 0) {
       this.forwardSources.clear();
       this.reverseSources.clear();

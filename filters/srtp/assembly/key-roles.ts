@@ -32,3 +32,18 @@ export function keyRoleConflict(fingerprint: u64, receives: bool, name: string):
   }
   return "";
 }
+
+/**
+ * Why the blob just read forbids protecting with `fingerprint` (config key `name`) in the table
+ * the new config protects with (`forward`: downstream), or "": the key protected in the other
+ * direction's table, whose sources' indexes this one does not have; they would start again at ROC
+ * 0 and encrypt indexes already used (a `direction` swapped with `key` and `reverseKey` exchanged).
+ */
+export function keyChangedTable(fingerprint: u64, forward: bool, name: string): string {
+  if (fingerprint == 0 || !blobKeys.rolesKnown) return "";
+  const other = forward ? blobKeys.reverse : blobKeys.forward;
+  const otherReceives = forward ? blobKeys.reverseReceives : blobKeys.forwardReceives;
+  if (other != fingerprint || otherReceives) return "";
+  return "config key '" + name + "' protected packets in the other direction before this change: the indexes it used are in " +
+    "that direction's state, and this one would encrypt them again (RFC 3711 section 9.1)";
+}

@@ -1178,6 +1178,31 @@ test("a version-4-or-later blob cut anywhere in its key roles is refused, not re
   }
 });
 
+test("a key that protected downstream, given as reverseKey to protect upstream (direction swapped, key and reverseKey exchanged), is held: its indexes are in the other direction's state (helper V)", async () => {
+  const k = inline(masterFor(CM80, 31));
+  const other = inline(masterFor(CM80, 32));
+  const rtp = (seq: number, payloadByte: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: CM80.name, key: k });
+  const first = tx.run({ ctx: a, bytes: rtp(5, 0xaa) }).bytes!;
+  const blob = tx.exportState(a)!;
+  const h = await FilterHarness.load(WASM);
+  const c = h.createContext({ direction: "unprotect", suite: CM80.name, key: other, reverseKey: k });
+  const r = h.importState(c, blob, StateOrigin.Swap);
+  assert.is(r.ok, false);
+  assert.match(r.reason, /'reverseKey' protected packets in the other direction/);
+  const again = h.run({ ctx: c, bytes: rtp(5, 0xbb), flags: PacketFlag.Upstream });
+  assert.is(again.reasonName, "key_role_changed", "before: (ROC 0, 5) under the same key, the same keystream");
+  assert.ok(again.bytes === undefined || Buffer.compare(Buffer.from(again.bytes), Buffer.from(first)) !== 0);
+  // and back: the reverse direction's sending key now protecting downstream
+  const up = await FilterHarness.load(WASM);
+  const u = up.createContext({ direction: "unprotect", suite: CM80.name, key: other, reverseKey: k });
+  assert.is(up.run({ ctx: u, bytes: rtp(9, 0xaa), flags: PacketFlag.Upstream }).verdict, "pass");
+  const down = await FilterHarness.load(WASM);
+  const d = down.createContext({ direction: "protect", suite: CM80.name, key: k, reverseKey: other });
+  assert.match(down.importState(d, up.exportState(u)!, StateOrigin.Swap).reason, /'key' protected packets in the other direction/);
+});
+
 test("a wall clock stepped back at all between a checkpoint and its restore holds the sends: at 50,000 packets a second, half a second back may hide one of 1.5 s (helper V)", async () => {
   const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 27)) };
   const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
