@@ -19,6 +19,8 @@ export const UNPROTECT = 1;
  * the checkpoint is taken as half of what it may have been since (bursts, a key frame).
  */
 const ROC_CERTAIN_PACKETS: f64 = 32768 / 2;
+/** The time in which a rate protect no longer runs at falls to half in the state's judgement. */
+const RATE_HALF_LIFE_US: i64 = 10_000_000;
 /**
  * A wall clock that went back more than this between a checkpoint and its restore was stepped:
  * the time since is unknown (a step of any size may hide in it), whatever the rate.
@@ -113,7 +115,10 @@ export class SrtpContext extends SegmentContext {
     const interval = now - s.exportWallUs;
     if (s.exportWallUs != 0 && interval >= 100_000) {
       const rate = <u32>min<f64>(<f64>this.sentSinceExport * 1e6 / <f64>interval, <f64>u32.MAX_VALUE);
-      s.rate = max(rate, this.lastIntervalRate);
+      // a stream that paused may come back at the rate it had: the rate before falls off by half
+      // every RATE_HALF_LIFE_US, not at once (two intervals of nothing made it 0)
+      const fallen = <u32>(<f64>s.rate * Math.pow(0.5, <f64>interval / <f64>RATE_HALF_LIFE_US));
+      s.rate = max(max(rate, this.lastIntervalRate), fallen);
       this.lastIntervalRate = rate;
       this.sentSinceExport = 0;
       s.exportWallUs = now;

@@ -5,7 +5,7 @@
 // stage ran and no packet came since (u32, SendClock.unseen).
 // Version 4 (2026-12-06): as 3, with after the tables' newRtcpStart the wall clock of the export
 // (i64 microseconds) and the rate the stage protected RTP at (u32 packets a second, the larger of
-// its last two export intervals), and flag 8 in the flags byte: its protecting table's roll-over
+// its last two export intervals and of the rate before, halved every 10 s), and flag 8 in the flags byte: its protecting table's roll-over
 // counters are unknown (context.ts, "held sends"). Version 3 (2026-12-06): u32 version, u16 words (per window), u8 receiver tables (forward 1,
 // reverse 2: which table unprotects, so the record's SRTCP word is read for what it is), then per
 // table: u32 count, then per source: ssrc, roc, highestSeq (u16), flags (u8: rtpSeen, started,

@@ -1119,7 +1119,7 @@ test("what a restore judged the sender sent while the stage was down is carried 
   const ctx = h.createContext(config);
   assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
   let blob = h.exportState(ctx)!;
-  for (let s = 0; s < 30; s++) {
+  for (let s = 0; s < 60; s++) {
     wall += 1_000_000;
     blob = h.exportState(ctx)!;
   }
@@ -1201,6 +1201,33 @@ test("a key that protected downstream, given as reverseKey to protect upstream (
   const down = await FilterHarness.load(WASM);
   const d = down.createContext({ direction: "protect", suite: CM80.name, key: k, reverseKey: other });
   assert.match(down.importState(d, up.exportState(u)!, StateOrigin.Swap).reason, /'key' protected packets in the other direction/);
+});
+
+test("a fast stream that paused and came back just after a checkpoint is judged at the rate it had, fallen by half each 10 s, not at 0 (helper V)", async () => {
+  const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 33)) };
+  const rtp = (seq: number, payloadByte = 0) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
+  let wall = 1_700_000_000_000_000;
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  // 100,000 packets a second for 200 ms, then a pause of 3 s (a checkpoint each second)
+  for (let seq = 1; seq <= 20_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  wall += 200_000;
+  tx.exportState(a);
+  for (let s = 0; s < 3; s++) {
+    wall += 1_000_000;
+    tx.exportState(a);
+  }
+  const checkpoint = tx.exportState(a)!;
+  // back at once after the checkpoint: 40,000 packets, through the wrap, then the stage fails
+  for (let seq = 20_001; seq <= 60_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
+  // restored 0.5 s after the checkpoint: the sender is 50,000 on, at (ROC 1, 4,464)
+  wall += 500_000;
+  const h = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx = h.createContext(config);
+  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(h.run({ ctx, bytes: rtp(4_464, 0xbb) }).reasonName, "roc_unknown");
+  assert.is(h.run({ ctx, bytes: rtp(20_001, 0xbb) }).reasonName, "roc_unknown", "(ROC 0, 20,001), which the failed stage used: never encrypted again");
 });
 
 test("a wall clock stepped back at all between a checkpoint and its restore holds the sends: at 50,000 packets a second, half a second back may hide one of 1.5 s (helper V)", async () => {
