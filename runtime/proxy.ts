@@ -10,10 +10,11 @@ import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } fro
 import type { EgressPorts } from "./dataplane/segment-sockets.js";
 import { carriedForChain, withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor, socketsPerWorkerDuringChange } from "./dataplane/descriptor-budget.js";
-import { bindProblem, listenPlaces, PORT_TAKEN } from "./dataplane/segment-sockets.js";
+import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { removeStaleBeacons, WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
 import { STARTING_SLOT, probedSlotOf } from "./dataplane/watchdog-beacon.js";
-import { loadAddon, planIo, releaseParkedExcept, type IoPlan } from "./dataplane/batched-io.js";
+import { planIo, type IoPlan } from "./dataplane/batched-io.js";
+import { ParkedListenSockets } from "./dataplane/parked-listen-sockets.js";
 import { readStateFile, removeLeftoverTemporaries, StateFileError, writeStateFile } from "./state-file.js";
 import { LOCK_STALE_MS, StateFileLock } from "./state-file-lock.js";
 
@@ -193,6 +194,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
 
   /** How the workers move packets, planned once at start (a plan that cannot hold throws there). */
   readonly io: IoPlan;
+  /** The listen sockets ended or handing-over worker threads left bound, from this side. */
+  private readonly parked: ParkedListenSockets;
 
   private constructor(config: ProxyConfig) {
     super();
@@ -202,6 +205,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     } catch (err) {
       throw new ApplyError([{ segment: "", message: (err as Error).message }], false, true);
     }
+    this.parked = new ParkedListenSockets(this.io);
   }
 
   /**
@@ -380,38 +384,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.spare = undefined;
     await Promise.all([...this.workers, ...(spare ? [spare] : [])].map((w) => w.close()));
     clearInterval(this.watchdogTimer);
-    for (const w of [...this.workers, ...this.mayHaveParked]) this.releaseParked(w);
-  }
-
-  /** Per worker place, ended workers whose parked listen sockets wait for a replacement that serves (restartWorker). */
-  private readonly leftBehind = new Map<number, WorkerHandle[]>();
-
-  /** Workers that ended (or were killed) and whose parked listen sockets no restart has released yet. */
-  private readonly mayHaveParked = new Set<WorkerHandle>();
-
-  /**
-   * Closes the listen sockets a worker thread left bound when it ended that its replacement did
-   * not take over (WorkerHandle.keepOwner): segments no longer there, a restart that failed, a close.
-   */
-  private releaseParked(worker: WorkerHandle, handedOnly = false): void {
-    if (!handedOnly) this.mayHaveParked.delete(worker);
-    if (this.keepsSockets(worker)) loadAddon()?.releaseParked(worker.keepOwner, handedOnly);
-  }
-
-  /**
-   * A worker that ended during a change (the watchdog, a crash) left its listen sockets parked for
-   * its replacement: those at places the change no longer listens on are closed before the open
-   * step, where another worker may bind their port at an overlapping address (0.0.0.0 against
-   * 127.0.0.1); before parking they closed with the thread. The others wait for a claim.
-   */
-  private async releaseLeftPlaces(workers: readonly WorkerHandle[], config: ProxyConfig): Promise<void> {
-    // and those that went before a replacement that died before it served (restartWorker's leftBehind)
-    const ended = [...workers.filter((w, i) => !w.alive || this.workers[i] !== w), ...[...this.leftBehind.values()].flat()].filter((w) => this.keepsSockets(w));
-    const addon = ended.length > 0 ? loadAddon() : null;
-    if (!addon) return;
-    await Promise.all(ended.map((w) => w.whenGone()));
-    const wanted = new Set(config.segments.flatMap(listenPlaces));
-    for (const w of ended) releaseParkedExcept(addon, w.keepOwner, wanted);
+    this.parked.releaseAll(this.workers);
   }
 
   /** Whether a running segment gets new sockets (its old listen sockets wait for the open step: DataPlane.commitSegment). */
@@ -421,25 +394,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const r = was.get(s.name);
       return r !== undefined && socketsKey(r) !== socketsKey(s);
     });
-  }
-
-  /**
-   * The listen sockets live workers parked at the commit (a segment that moves, or gets new
-   * sockets) at places the change no longer listens on: closed before any open step binds their
-   * port at an overlapping address (0.0.0.0 against 127.0.0.1), as they closed at the commit before
-   * they were parked. A worker's own open step would close them too late for another worker's.
-   */
-  private releaseHandedOverPlaces(workers: readonly WorkerHandle[], config: ProxyConfig): void {
-    const live = workers.filter((w) => w.alive && this.keepsSockets(w));
-    const addon = live.length > 0 ? loadAddon() : null;
-    if (!addon) return;
-    const wanted = new Set(config.segments.flatMap(listenPlaces));
-    for (const w of live) releaseParkedExcept(addon, w.keepOwner, wanted);
-  }
-
-  /** Whether a worker's listen sockets outlive it (a thread with batched I/O: WorkerHandle.keepOwner). */
-  private keepsSockets(worker: WorkerHandle): boolean {
-    return worker.keepOwner >= 0 && this.io.send === "native" && this.io.watch === "loop";
   }
 
   /** At close: every stage's state as it stops, to the stateFile (a worker that does not answer within a second keeps its last checkpoint). */
@@ -507,7 +461,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       },
       (code, signal) => {
         if (handle === this.spare) return this.spareLost(code, signal);
-        this.mayHaveParked.add(handle);
+        this.parked.workerEnded(handle);
         const index = handle.index; // a spare's, once it took a failed worker's place
         if (this.closed || this.workers[index] !== handle) return;
         this.workerExits++;
@@ -695,17 +649,17 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.running = config.segments;
     this.applied = true;
     this.carryMovedCounters(moved, workers);
-    await this.releaseLeftPlaces(workers, config);
+    await this.parked.releaseEndedExcept(workers.filter((w, i) => !w.alive || this.workers[i] !== w), config.segments);
     // a port freed on one worker may be bound on another: every worker's closed (or parked) first
     if (deferBind.length > 0 || this.socketsChanged(before, config)) {
       await Promise.all(current().map((w) => w.released()));
-      this.releaseHandedOverPlaces(current(), config);
+      this.parked.releaseLiveExcept(current(), config.segments);
     }
     committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());
     // listen sockets left for a moved segment's new worker, or a segment's new sockets, and not
     // taken over (it failed, or died): closed; not those a worker that crashed just now (its exit
     // not seen yet) left for its replacement
-    for (const w of current()) if (w.alive) this.releaseParked(w, true);
+    for (const w of current()) if (w.alive) this.parked.release(w, true);
     const failed = new Set(committed.map((e) => e.segment));
     for (const [segment, m] of moved) {
       if (failed.has(segment)) continue;
@@ -1100,10 +1054,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       if (replacement.reclaimFrom === old.keepOwner) replacement.reclaimFrom = undefined;
       // a replacement that died before it served leaves what it did not take to the next one (whose
       // restart is under way): released by whichever restart of this place serves
-      const left = [old, ...(this.leftBehind.get(index) ?? [])];
-      this.leftBehind.delete(index);
-      if (!this.closed && !(replacement.alive && this.workers[index] === replacement)) this.leftBehind.set(index, left);
-      else for (const w of left) this.releaseParked(w);
+      this.parked.restartDone(index, old, this.closed || (replacement.alive && this.workers[index] === replacement));
     }));
     this.spawnSpareSoon();
   }
