@@ -8,7 +8,7 @@ import type { Socket } from "node:dgram";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { validateProxyConfig, type Proxy, type ProxyConfigInput } from "../runtime/index.js";
+import { validateProxyConfig, type Proxy, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
 import type { WatchdogBeacon } from "../runtime/dataplane/watchdog-beacon.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
@@ -24,6 +24,24 @@ async function flowing(proxy: Proxy, tx: Socket, listen: number, sink: Sink, seg
   await waitFor(() => sink.received >= 20, 5000, "the first packets");
   await proxy.stats();
   return DeliveryWatch.start(() => proxy, segment, [listen, sink.port]);
+}
+
+/**
+ * Gets worker 0 stuck in the misbehave filter (packet 20), then sends packets 21.. (600 over
+ * 0.6 s: the stall, 300 ms to the watchdog, and the restart fall inside) and waits for the
+ * restart; how many were sent.
+ */
+async function stallAndStream(proxy: Proxy, events: readonly ProxyEvent[], tx: Socket, listen: number): Promise<number> {
+  // the beacon of the worker about to be stuck (read after the kill too: its slot stays set)
+  const beacon = (proxy as unknown as { workers: { beacon: WatchdogBeacon }[] }).workers[0]!.beacon;
+  tx.send(endlessLoop(20), listen, "127.0.0.1");
+  // inside the loop before anything else is sent: what follows waits in the kernel, not in the
+  // batch the worker read (a worker that woke late would read both, and lose what followed)
+  await waitFor(() => beacon.stuckSlot(20) !== 0, 5000, "the worker stuck in the filter");
+  const n = 600;
+  await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(21 + i));
+  await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker restarted");
+  return n;
 }
 
 /** Sends indexedRtp(0), (1), ... to `port` at 1,000 a second until `during` settles, and 300 ms more (at most 20 s); how many. */
@@ -67,16 +85,7 @@ test("every packet sent while the worker is stuck and replaced arrives (late), i
   const tx = await bindUdp();
   try {
     const watch = await flowing(proxy, tx, listen, sink, "stalled");
-    // the beacon of the worker about to be stuck (read after the kill too: its slot stays set)
-    const beacon = (proxy as unknown as { workers: { beacon: WatchdogBeacon }[] }).workers[0]!.beacon;
-    tx.send(endlessLoop(20), listen, "127.0.0.1");
-    // inside the loop before anything else is sent: what follows waits in the kernel, not in the
-    // batch the worker read (a worker that woke late would read both, and lose what followed)
-    await waitFor(() => beacon.stuckSlot(20) !== 0, 5000, "the worker stuck in the filter");
-    // 600 packets over 0.6 s: the stall (300 ms to the watchdog) and the restart fall inside
-    const n = 600;
-    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(21 + i));
-    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker restarted");
+    const n = await stallAndStream(proxy, events, tx, listen);
     const wd = events.find((e) => e.type === "watchdog");
     assert.ok(wd, "the watchdog fired");
     const back = events.find((e) => e.type === "worker-restarted");
@@ -101,12 +110,7 @@ test("a batch the filter is stuck in that filled the arena: the packets behind i
   const tx = await bindUdp();
   try {
     const watch = await flowing(proxy, tx, listen, sink, "stalled");
-    const beacon = (proxy as unknown as { workers: { beacon: WatchdogBeacon }[] }).workers[0]!.beacon;
-    tx.send(endlessLoop(20), listen, "127.0.0.1");
-    await waitFor(() => beacon.stuckSlot(20) !== 0, 5000, "the worker stuck in the filter");
-    const n = 600;
-    await sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => indexedRtp(21 + i));
-    await waitFor(() => events.some((e) => e.type === "worker-restarted"), 10_000, "the worker restarted");
+    const n = await stallAndStream(proxy, events, tx, listen);
     await watch.expectDelivered(sink, n, 21); // throws naming any loss nothing explains
   } finally {
     tx.close();

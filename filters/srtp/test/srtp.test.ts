@@ -946,6 +946,14 @@ test("a source the checkpoint does not know starts SRTCP past what it may have s
   assert.is(sendRr(tx4, w, 0x4444), 1 << 23, "a source new after the swap starts where new sources start since the last restore");
 });
 
+/** A new stage on the test's wall clock that took `blob` on (the import asserted to succeed). */
+async function restoredAt(wallClockUs: () => number, config: object, blob: Uint8Array, origin: StateOrigin.Swap | StateOrigin.Checkpoint) {
+  const h = await FilterHarness.load(WASM, { wallClockUs });
+  const ctx = h.createContext(config);
+  assert.equal(h.importState(ctx, blob, origin), { ok: true, reason: "" });
+  return { h, ctx };
+}
+
 test("a checkpoint restored so late that the sender may have moved 2^15 sequence numbers: protect holds its RTP (roc_unknown) rather than guess the roll-over counter and encrypt an index twice; a new key releases it", async () => {
   const master = masterFor(CM80, 21);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
@@ -966,9 +974,7 @@ test("a checkpoint restored so late that the sender may have moved 2^15 sequence
   assert.is(sentBefore.verdict, "pass");
   const restartAfter = async (us: number, cfg: Record<string, unknown> = config) => {
     wall += us;
-    const h = await FilterHarness.load(WASM, { wallClockUs });
-    const ctx = h.createContext(cfg);
-    assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    const { h, ctx } = await restoredAt(wallClockUs, cfg, checkpoint, StateOrigin.Checkpoint);
     wall -= us;
     return { h, ctx };
   };
@@ -983,13 +989,9 @@ test("a checkpoint restored so late that the sender may have moved 2^15 sequence
   assert.is(again.reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
   assert.is(late.h.run({ ctx: late.ctx, bytes: rtcpRr(7), flags: PacketFlag.Rtcp }).verdict, "pass", "SRTCP counts its own indexes (skipped ahead at a restore): it goes on");
   // held across a hot swap under the same key, and across the next checkpoint's restore
-  const swapped = await FilterHarness.load(WASM, { wallClockUs });
-  const sw = swapped.createContext(config);
-  assert.equal(swapped.importState(sw, late.h.exportState(late.ctx)!, StateOrigin.Swap), { ok: true, reason: "" });
+  const { h: swapped, ctx: sw } = await restoredAt(wallClockUs, config, late.h.exportState(late.ctx)!, StateOrigin.Swap);
   assert.is(swapped.run({ ctx: sw, bytes: rtp(24_500, 0xbb) }).reasonName, "roc_unknown");
-  const restored = await FilterHarness.load(WASM, { wallClockUs });
-  const rs = restored.createContext(config);
-  assert.equal(restored.importState(rs, swapped.exportState(sw)!, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h: restored, ctx: rs } = await restoredAt(wallClockUs, config, swapped.exportState(sw)!, StateOrigin.Checkpoint);
   assert.is(restored.run({ ctx: rs, bytes: rtp(24_501, 0xbb) }).reasonName, "roc_unknown");
   // a new key: any index is a new keystream
   const rekeyed = await FilterHarness.load(WASM, { wallClockUs });
@@ -1026,9 +1028,7 @@ test("the rate a late restore judges is the sequence numbers' (helper V): a send
   assert.is(tx.run({ ctx: a, bytes: rtp(40_001, 0xaa) }).verdict, "pass");
   // 10 s later the sender is 50,000 numbers on: 1,250 x 10 s = 12,500 packets looked safe
   wall += 10_000_000;
-  const h = await FilterHarness.load(WASM, { wallClockUs });
-  const ctx = h.createContext(config);
-  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h, ctx } = await restoredAt(wallClockUs, config, checkpoint, StateOrigin.Checkpoint);
   assert.match(h.logs.map((l) => l.message).join("\n"), /at the 5000 packets a second/);
   assert.is(h.run({ ctx, bytes: rtp(24_465, 0xbb) }).reasonName, "roc_unknown");
   assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
@@ -1049,17 +1049,13 @@ test("the first packet after a restore moves its source's numbers by the time th
   const checkpoint = tx.exportState(a)!;
   // restored 12 s later (1,000 a second: 12,000 numbers on, not held), its first packet 12,000 ahead
   wall += 12_000_000;
-  const h = await FilterHarness.load(WASM, { wallClockUs });
-  const ctx = h.createContext(config);
-  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h, ctx } = await restoredAt(wallClockUs, config, checkpoint, StateOrigin.Checkpoint);
   for (let seq = 14_001; seq <= 15_000; seq++) assert.is(h.run({ ctx, bytes: rtp(seq) }).verdict, "pass");
   wall += 1_000_000;
   const next = h.exportState(ctx)!;
   // restored again 9 s after that checkpoint: 1,000 a second is 9,000 numbers, not held
   wall += 9_000_000;
-  const h2 = await FilterHarness.load(WASM, { wallClockUs });
-  const ctx2 = h2.createContext(config);
-  assert.equal(h2.importState(ctx2, next, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h: h2, ctx: ctx2 } = await restoredAt(wallClockUs, config, next, StateOrigin.Checkpoint);
   assert.is(h2.run({ ctx: ctx2, bytes: rtp(24_001) }).verdict, "pass");
 });
 
@@ -1081,20 +1077,14 @@ test("a stage restored and exported again before it protected anything passes on
   // at once, and fails again after its next checkpoint, before the first packet reached it
   for (let restart = 0; restart < 3; restart++) {
     wall += 3_000_000;
-    const h = await FilterHarness.load(WASM, { wallClockUs });
-    const ctx = h.createContext(config);
-    assert.equal(h.importState(ctx, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
-    const swapped = await FilterHarness.load(WASM, { wallClockUs });
-    const sw = swapped.createContext(config);
-    assert.equal(swapped.importState(sw, h.exportState(ctx)!, StateOrigin.Swap), { ok: true, reason: "" });
+    const { h, ctx } = await restoredAt(wallClockUs, config, blob, StateOrigin.Checkpoint);
+    const { h: swapped, ctx: sw } = await restoredAt(wallClockUs, config, h.exportState(ctx)!, StateOrigin.Swap);
     wall += 500_000;
     blob = swapped.exportState(sw)!;
     wall -= 500_000;
   }
   // 9 s on, restored: the sender is 45,000 packets past the checkpoint, at (ROC 1, 19,465)
-  const h = await FilterHarness.load(WASM, { wallClockUs });
-  const ctx = h.createContext(config);
-  assert.equal(h.importState(ctx, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h, ctx } = await restoredAt(wallClockUs, config, blob, StateOrigin.Checkpoint);
   assert.is(h.run({ ctx, bytes: rtp(19_465, 0xbb) }).reasonName, "roc_unknown");
   assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
 });
@@ -1115,9 +1105,7 @@ test("what a restore judged the sender sent while the stage was down is carried 
   // restored 3 s later (15,000 packets: not held); the sender then pauses, and the stage takes
   // its checkpoints each second with nothing to protect
   wall += 3_000_000;
-  const h = await FilterHarness.load(WASM, { wallClockUs });
-  const ctx = h.createContext(config);
-  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h, ctx } = await restoredAt(wallClockUs, config, checkpoint, StateOrigin.Checkpoint);
   let blob = h.exportState(ctx)!;
   for (let s = 0; s < 60; s++) {
     wall += 1_000_000;
@@ -1125,9 +1113,7 @@ test("what a restore judged the sender sent while the stage was down is carried 
   }
   // a restart 3 s after the last of them: the sender, back, is 15,000 on from the first checkpoint
   wall += 3_000_000;
-  const h2 = await FilterHarness.load(WASM, { wallClockUs });
-  const ctx2 = h2.createContext(config);
-  assert.equal(h2.importState(ctx2, blob, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h: h2, ctx: ctx2 } = await restoredAt(wallClockUs, config, blob, StateOrigin.Checkpoint);
   assert.is(h2.run({ ctx: ctx2, bytes: rtp(55_001) }).verdict, "pass");
   assert.is(h2.run({ ctx: ctx2, bytes: rtp(40_001) }).reasonName, "srtp_replay");
 });
@@ -1148,9 +1134,7 @@ test("a version-4 blob (2026-12-06, before the unseen count) is read: its time a
   new DataView(v4.buffer).setUint32(0, 4, true);
   const restoreAfter = async (us: number) => {
     wall += us;
-    const h = await FilterHarness.load(WASM, { wallClockUs });
-    const ctx = h.createContext(config);
-    assert.equal(h.importState(ctx, v4, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    const { h, ctx } = await restoredAt(wallClockUs, config, v4, StateOrigin.Checkpoint);
     wall -= us;
     return { h, ctx };
   };
@@ -1223,9 +1207,7 @@ test("a fast stream that paused and came back just after a checkpoint is judged 
   for (let seq = 20_001; seq <= 60_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
   // restored 0.5 s after the checkpoint: the sender is 50,000 on, at (ROC 1, 4,464)
   wall += 500_000;
-  const h = await FilterHarness.load(WASM, { wallClockUs });
-  const ctx = h.createContext(config);
-  assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const { h, ctx } = await restoredAt(wallClockUs, config, checkpoint, StateOrigin.Checkpoint);
   assert.is(h.run({ ctx, bytes: rtp(4_464, 0xbb) }).reasonName, "roc_unknown");
   assert.is(h.run({ ctx, bytes: rtp(20_001, 0xbb) }).reasonName, "roc_unknown", "(ROC 0, 20,001), which the failed stage used: never encrypted again");
 });
@@ -1243,9 +1225,7 @@ test("a wall clock stepped back at all between a checkpoint and its restore hold
   const restoreAt = async (offsetUs: number) => {
     const saved = wall;
     wall += offsetUs;
-    const h = await FilterHarness.load(WASM, { wallClockUs });
-    const ctx = h.createContext(config);
-    assert.equal(h.importState(ctx, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    const { h, ctx } = await restoredAt(wallClockUs, config, checkpoint, StateOrigin.Checkpoint);
     wall = saved;
     return { h, ctx };
   };
