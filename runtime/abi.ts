@@ -5,7 +5,7 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 7;
+export const ABI_VERSION_MINOR = 8;
 /**
  * Name of the version marker export a module built on this SDK carries: 1.5, the oldest version
  * whose imports the SDK needs. What 1.6 added (msm_drop_reasons) is an export, which a 1.5 host
@@ -211,6 +211,12 @@ export const AH_SCRATCH = 36; //        u32  address of the scratch area (config
 export const AH_SCRATCH_SIZE = 40; //   u32  bytes in the scratch area
 /** u32, 1.7: the legs of the segment whose context msm_context_create makes (1..MAX_LEGS); 0 otherwise, and from a host before 1.7. Written by the host. */
 export const AH_CONTEXT_LEGS = 44;
+/**
+ * u32, 1.8: written by the module, not 0: take a checkpoint of its contexts soon (srtp, for a new
+ * source). The host reads it after the module's calls and sets it back to 0; an older host, or
+ * one that takes no checkpoints, leaves it as it is.
+ */
+export const AH_CHECKPOINT_WANTED = 48;
 
 /** Batch and output descriptor: DESC_SIZE bytes each. */
 export const DESC_SIZE = 32;

@@ -47,7 +47,7 @@ export class ApplyError extends Error {
 }
 
 export type ProxyEvent =
-  | DataPlaneEvent
+  | Exclude<DataPlaneEvent, { type: "checkpoint-wanted" }>
   | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
   | { type: "worker-exit"; worker: number; code: number | null; signal: string | null }
   /** spare: the worker started ahead took its place (else a new one was started for it). */
@@ -123,6 +123,12 @@ export interface ProxyHealth {
 
 /** How often the proxy looks whether a checkpoint or the counters are due. */
 const REFRESH_TICK_MS = 100;
+/**
+ * The least time between two checkpoint rounds that filters asked for (ABI 1.8): a burst of new
+ * srtp sources costs at most 20 rounds (and stateFile writes) a second; a new source's first
+ * roll-over waits at most about two of these.
+ */
+const WISHED_ROUND_GAP_MS = 50;
 /** How often each worker's counters are taken (to carry across its restart, and for the health). */
 const STATS_EVERY_MS = 1000;
 
@@ -163,6 +169,17 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private lastStatsAt = 0;
   /** Writes of the stateFile, one at a time, in order (each writes the checkpoints as they are when it runs). */
   private stateWrites: Promise<void> = Promise.resolve();
+  /**
+   * With a stateFile: checkpoints kept since the last write took them, and writes under way. No
+   * checkpoint is taken while either holds: a filter may count on a checkpoint being where every
+   * restart finds it before the next is exported (ABI 1.8; srtp lets a new source roll over once
+   * two have recorded it).
+   */
+  private checkpointsUnsaved = false;
+  private stateWritesRunning = 0;
+  /** The next round a filter's wish asked for (checkpointWished), and when the last began. */
+  private wishedRound: NodeJS.Timeout | undefined;
+  private lastWishedRoundAt = 0;
   /** The last stateFile write's failure, said once until a write succeeds again. */
   private stateWriteFailure = "";
   private saidNoStateFile = false;
@@ -374,6 +391,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.statsTimer);
+    clearTimeout(this.wishedRound);
     // an apply or restart in flight ends first, unless it waits on a stuck worker: closing the
     // workers (killed when they do not answer) then ends it
     await Promise.race([this.queue, new Promise((r) => setTimeout(r, 2000).unref())]);
@@ -457,6 +475,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         // a filter instance restarted from its checkpoint may have moved on from it at once (srtp
         // skips 2^22 SRTCP indexes): a second failure must not restore the same blob again
         if (event.type === "restarted" && this.workers.includes(handle)) this.checkpointNow(handle);
+        if (event.type === "checkpoint-wanted") {
+          if (this.workers.includes(handle)) this.checkpointWished(handle);
+          return; // the proxy's own business
+        }
         this.emit("event", event);
       },
       (code, signal) => {
@@ -839,7 +861,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private checkpointNow(w: WorkerHandle): void {
     this.checkpointDue.add(w);
-    this.refreshWorker(w)
+    this.refreshWorker(w, this.mayCheckpoint())
       .then(() => {
         // taken (not skipped for a refresh in flight: the next tick takes it then, and saves): to the file at once
         if (!this.checkpointDue.has(w) && this.config.stateFile !== undefined && !this.closed) return this.saveStates();
@@ -864,12 +886,49 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       for (const w of this.workers) this.checkpointDue.add(w);
     }
     for (const w of this.checkpointDue) if (!this.workers.includes(w)) this.checkpointDue.delete(w); // replaced meanwhile
-    const checkpointing = this.checkpointDue.size > 0;
+    const mayCheckpoint = this.mayCheckpoint();
+    const checkpointing = mayCheckpoint && this.checkpointDue.size > 0;
     const statsDue = now - this.lastStatsAt >= STATS_EVERY_MS;
     if (statsDue) this.lastStatsAt = now;
     // a checkpoint brings the counters too; a worker due for neither is not asked
-    await Promise.all(this.workers.map((w) => (statsDue || this.checkpointDue.has(w) ? this.refreshWorker(w) : undefined)));
+    await Promise.all(this.workers.map((w) => (statsDue || (checkpointing && this.checkpointDue.has(w)) ? this.refreshWorker(w, mayCheckpoint) : undefined)));
     if (checkpointing && !this.closed) await this.afterCheckpoint();
+  }
+
+  /**
+   * A filter of worker `w` asked for a checkpoint soon (ABI 1.8: srtp, to let a new source roll
+   * over): taken at once, or once the last round is in the stateFile, and at most one such round
+   * every WISHED_ROUND_GAP_MS.
+   */
+  private checkpointWished(w: WorkerHandle): void {
+    if (this.config.stateCheckpointMs <= 0 || this.closed) return;
+    this.checkpointDue.add(w);
+    this.scheduleWishedRound();
+  }
+
+  private scheduleWishedRound(): void {
+    if (this.wishedRound !== undefined || this.closed) return;
+    const wait = Math.max(0, this.lastWishedRoundAt + WISHED_ROUND_GAP_MS - Date.now());
+    this.wishedRound = setTimeout(() => {
+      this.wishedRound = undefined;
+      void this.takeDueCheckpoints();
+    }, wait);
+    this.wishedRound.unref();
+  }
+
+  /** The due checkpoints, now, if the last ones are saved (else the save's end calls again). */
+  private async takeDueCheckpoints(): Promise<void> {
+    if (this.closed || !this.mayCheckpoint()) return;
+    const due = this.workers.filter((w) => this.checkpointDue.has(w));
+    if (due.length === 0) return;
+    this.lastWishedRoundAt = Date.now();
+    await Promise.all(due.map((w) => this.refreshWorker(w, true)));
+    if (!this.closed) await this.afterCheckpoint();
+  }
+
+  /** Whether a checkpoint may be taken now: the last ones are in the stateFile (see checkpointsUnsaved); due ones wait a tick. */
+  private mayCheckpoint(): boolean {
+    return !this.checkpointsUnsaved && this.stateWritesRunning === 0;
   }
 
   /** A round of checkpoints taken: saved to the stateFile, or, without one, said once that a process restart loses them. */
@@ -890,6 +949,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** A worker's checkpoints, as the last state of their stages (but see `moving`). */
   private keepCheckpoints(taken: readonly StateCheckpoint[]): void {
     for (const c of taken) if (!this.moving.has(c.segment)) this.checkpoints.set(checkpointKey(c), c);
+    if (taken.length > 0 && this.config.stateFile !== undefined) this.checkpointsUnsaved = true;
   }
 
   /** The checkpoints kept for `segments`. */
@@ -946,6 +1006,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private saveStates(): Promise<void> {
     const path = this.config.stateFile;
     if (path === undefined) return Promise.resolve();
+    this.stateWritesRunning++;
     const write = this.stateWrites.then(async () => {
       try {
         // asked now, not from the last refresh: a process frozen past LOCK_STALE_MS may write before
@@ -954,6 +1015,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
           const holder = this.stateLock?.check();
           if (holder !== undefined) throw new Error(`another proxy holds its lock now (${holder}): this one no longer writes it`);
         };
+        // taken now (a write that fails says so; the rounds go on)
+        this.checkpointsUnsaved = false;
         stillOurs();
         await writeStateFile(path, [...this.checkpoints.values()], stillOurs);
         this.stateWriteFailure = "";
@@ -964,7 +1027,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         throw err;
       }
     });
-    this.stateWrites = write.catch(() => {});
+    this.stateWrites = write.catch(() => {}).finally(() => {
+      this.stateWritesRunning--;
+      // a filter's wish that came while it was written (see checkpointsUnsaved)
+      if (this.stateWritesRunning === 0 && this.checkpointDue.size > 0) this.scheduleWishedRound();
+    });
     return write;
   }
 
@@ -973,11 +1040,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * at its next free second, not a whole period later). A worker that has not answered the last
    * request (busy, or stuck until the watchdog acts) is not asked again: requests would pile up.
    */
-  private async refreshWorker(w: WorkerHandle): Promise<void> {
+  private async refreshWorker(w: WorkerHandle, mayCheckpoint: boolean): Promise<void> {
     if (!w.alive || this.refreshing.has(w)) return;
     this.refreshing.add(w);
     try {
-      if (this.checkpointDue.delete(w)) {
+      if (mayCheckpoint && this.checkpointDue.delete(w)) {
         this.keepCheckpoints(await w.checkpoint());
       } else {
         await w.stats(false); // counters to carry across a restart: per-stream stats are not carried

@@ -26,7 +26,7 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
 
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
-  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.7/);
+  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.8/);
 });
 
 const literal = (text: string): RegExp => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
@@ -79,13 +79,13 @@ async function withMarker(marker: string): Promise<Uint8Array> {
   return new Uint8Array(bytes);
 }
 
-test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.8 module is refused", async () => {
+test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.9 module is refused", async () => {
   const old = await FilterHarness.load(await withMarker("msm_abi_version_1_1"));
   const ctx = old.createContext({});
   const r = old.runBatch([{ ctx, bytes: rtp(1), sourcePort: 5004 }]);
   assert.is(r.packets[0]!.verdict, "pass");
   assert.is(r.packets[0]!.leg, 0);
-  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_8")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_8, host implements 1\.7/);
+  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_9")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_9, host implements 1\.8/);
 });
 
 test("a digest mismatch is refused before compiling", async () => {

@@ -744,6 +744,61 @@ for (const withStateFile of [true, false]) {
   }, { timeoutMs: SRTPDEC_TEST_MS + START_MS });
 }
 
+// (g) a source new since the last periodic checkpoint that rolls over before the next, then the
+// proxy is killed: the checkpoint its first packet asked for (ABI 1.8's checkpoint_wanted) is in
+// the stateFile, so the restarted proxy knows the source and goes on at ROC 1. Before it, the file
+// held the stage's state from before the source, the restart started it at ROC 0 again, srtpdec
+// refused every packet and the indexes of ROC 0 were encrypted a second time.
+peerTest(test, GSTREAMER, "(g) proxy(protect) killed after a new source rolled over, long before the next periodic checkpoint: the checkpoint its first packet asked for carries it, libsrtp srtpdec takes every packet after the restart", async () => {
+  const s = suiteNamed("AES_CM_128_HMAC_SHA1_80");
+  const key = masterKey(s);
+  const rtp = await Sink.open(0, { keep: true, keyOf: ourIndex });
+  const rtcp = await Sink.open(0, { keep: true, keyOf: rtcpIndex });
+  const srtpIn = await freePortPair();
+  const listen = await freePortPair();
+  const dir = mkdtempSync(join(tmpdir(), "msm-srtp-new-source-"));
+  const stateFile = join(dir, "stage-state.json");
+  const config = {
+    stateFile,
+    stateCheckpointMs: 600_000, // no periodic checkpoint during the test: only the one the source asks for
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [{ name: "to-libsrtp", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: srtpIn }], chain: [{ filter: "srtp", config: { direction: "protect", suite: s.name, key: inline(key) } }] }],
+  };
+  const cut = 300; // past the wrap (OUR_SEQ0 + 236)
+  let proxy = startCliProxy(config);
+  try {
+    const g = gstSrtpReceiver(s, key, srtpIn, rtp.port, rtcp.port);
+    await srtpdecReady(g);
+    const path = new DropWatch([listen, listen + 1, srtpIn, srtpIn + 1, rtp.port, rtcp.port]);
+    assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started\n${proxy.output()}`);
+    const saved = (): number => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
+    // the proxy's first periodic checkpoint comes at its first tick: the stream begins after it
+    const firstRound = Date.now();
+    assert.ok(await until(() => saved() > firstRound, 5000), "the first periodic checkpoint saved");
+    await sleep(100);
+    const started = Date.now();
+    await sendTestStreamPart(listen, 0, cut);
+    await until(() => rtp.received + path.since().total >= cut, SETTLE_MS);
+    assert.ok(saved() > started, `a checkpoint saved after the source's first packet, with the period at 10 minutes (saved at ${saved()}, the stream began at ${started})`);
+    await proxy.kill();
+    const rtpBefore = rtp.received;
+    proxy = startCliProxy(config);
+    assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started again\n${proxy.output()}`);
+    await sendTestStreamPart(listen, cut, OUR_PACKETS);
+    await until(() => rtp.received + path.since().total >= OUR_PACKETS && rtcp.received >= OUR_RTCP, SETTLE_MS);
+    notFailed(g);
+    console.log(`  after the restart: srtpdec passed ${rtp.received - rtpBefore} of ${OUR_PACKETS - cut} RTP packets; it dropped ${srtpdecDrops(g).length}`);
+    assert.equal(srtpdecDrops(g), [], `srtpdec dropped packets of the restarted proxy (ROC 0 after the wrap: the source was not in the stateFile)\n${proxy.output()}`);
+    assertAccounted("RTP through a restarted proxy and srtpdec", rtp, OUR_PACKETS, path);
+  } finally {
+    rtp.close();
+    rtcp.close();
+    await stopAll();
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, { timeoutMs: SRTPDEC_TEST_MS + START_MS });
+
 // ---------------------------------------------------------------------------------------------
 // (d) the reverse key: RTCP feedback going upstream gets the opposite transform
 

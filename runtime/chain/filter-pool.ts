@@ -171,6 +171,7 @@ export class FilterPool {
       timerSet: services.timerSet,
       timerCancel: services.timerCancel,
       ...(services.hostCrypto === false && { hostCrypto: false }),
+      ...(services.checkpointWanted && { checkpointWanted: services.checkpointWanted }),
       failed: (instance, failure) => {
         const slot = this.slotOf.get(instance);
         if (slot) this.handleFailure(slot, failure);

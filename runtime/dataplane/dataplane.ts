@@ -69,7 +69,9 @@ export type DataPlaneEvent =
   | { type: "log"; filter: string; level: LogLevel; message: string }
   /** carried: state moved over; awaitingRestart: the new stage is down, a restart of it imports the state (none comes if the filter gave up); fresh: no state. */
   | { type: "swap"; segment: string; carried: string[]; awaitingRestart: string[]; fresh: string[]; /** stage indexes whose module, root config or config changed */ renewed: number[] }
-  | { type: "error"; segment: string; message: string };
+  | { type: "error"; segment: string; message: string }
+  /** A filter asked for a checkpoint soon (ABI 1.8); said once until the next checkpoint is taken. */
+  | { type: "checkpoint-wanted" };
 
 /** A stage's state blob, as a checkpoint carries it across a worker restart. */
 export interface StateCheckpoint {
@@ -230,6 +232,8 @@ export class DataPlane {
   private pendingOpen: PlannedSegment[] = [];
   /** Removed segments whose sockets close once their last sends completed. */
   private closing = new Set<Promise<void>>();
+  /** A filter's wish for a checkpoint went to the main thread, and no round was taken since. */
+  private checkpointWishSent = false;
 
   constructor(private readonly options: DataPlaneOptions) {
     const emit = options.onEvent ?? (() => {});
@@ -239,6 +243,7 @@ export class DataPlane {
         timerSet: (instance, ctx, timer, delayUs) => this.timerSet(instance, ctx, timer, delayUs),
         timerCancel: (instance, ctx, timer) => this.timerCancel(instance, ctx, timer),
         timerCancelAll: (instance) => this.timerCancelAll(instance),
+        checkpointWanted: () => this.wishCheckpoint(),
       },
       emit,
     );
@@ -479,6 +484,7 @@ export class DataPlane {
    * imports it) and returned for the main thread (a restarted worker's new contexts import it).
    */
   checkpoint(): StateCheckpoint[] {
+    this.checkpointWishSent = false; // a wish during this round's exports asks for the next
     const out: StateCheckpoint[] = [];
     for (const seg of this.segments.values()) {
       for (const stage of seg.stages) {
@@ -519,6 +525,13 @@ export class DataPlane {
       }
     }
     return { restored, fresh };
+  }
+
+  /** A filter's wish for a checkpoint soon, passed on once until the next round. */
+  private wishCheckpoint(): void {
+    if (this.checkpointWishSent) return;
+    this.checkpointWishSent = true;
+    this.options.onEvent?.({ type: "checkpoint-wanted" });
   }
 
   /** A running stage's state now, or undefined (it keeps none, it is down, or its export failed: the failed hook handled that). */

@@ -2,7 +2,7 @@
 // errors, metrics). Every call into the module goes through here, so that a trap becomes a
 // FilterFailure and the instance is never called again. Its memory and arena views are
 // ArenaViews', its imports host-imports', its log budget LogLimiter's.
-import { AH_CONTEXT_LEGS, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_LEGS, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, StateOrigin, Status } from "../abi.js";
+import { AH_CHECKPOINT_WANTED, AH_CONTEXT_LEGS, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_LEGS, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, StateOrigin, Status } from "../abi.js";
 import { checkArena } from "./arena-check.js";
 import { parseDropReasons, UNNAMED_REASONS, type OwnReason } from "./drop-reasons.js";
 import { ArenaViews } from "./arena-views.js";
@@ -31,6 +31,8 @@ export interface FilterHostServices {
    * worth taking media down, least of all at an upgrade whose host knows a name the filter took.
    */
   readonly strictDropReasons?: boolean;
+  /** The module asked for a checkpoint of its contexts soon (ABI 1.8: its header's checkpoint_wanted, read after each call that may set it). */
+  checkpointWanted?(instance: FilterInstance): void;
 }
 
 const utf8Encoder = new TextEncoder();
@@ -210,6 +212,7 @@ export class FilterInstance extends ArenaViews {
       throw this.fail("msm_on_batch", err);
     }
     this.refreshViews();
+    this.noteCheckpointWish();
     return this.checkOutputCount("msm_on_batch", out);
   }
 
@@ -225,6 +228,7 @@ export class FilterInstance extends ArenaViews {
       throw this.fail("msm_on_timer", err);
     }
     this.refreshViews();
+    this.noteCheckpointWish();
     return this.checkOutputCount("msm_on_timer", out);
   }
 
@@ -243,6 +247,7 @@ export class FilterInstance extends ArenaViews {
   /** Returns a copy of the context's state blob, or undefined when there is none. */
   exportState(ctx: number): Uint8Array | undefined {
     const len = this.call("msm_state_export", () => this.exports.msm_state_export(ctx));
+    this.noteCheckpointWish();
     if (len <= 0) return undefined;
     if (len > this.arena.scratchSize) throw this.fail("msm_state_export", new Error(`state of ${len} bytes overruns the scratch area`));
     return this.bytes.slice(this.arena.scratch, this.arena.scratch + len);
@@ -262,6 +267,7 @@ export class FilterInstance extends ArenaViews {
     } finally {
       this.stateOrigin = StateOrigin.None;
     }
+    this.noteCheckpointWish();
     return status === Status.Ok ? { ok: true, reason: "" } : { ok: false, reason: this.takeError() || noReason(status) };
   }
 
@@ -296,6 +302,15 @@ export class FilterInstance extends ArenaViews {
   }
 
   // ---- internals ----
+
+  /** After a call that may have set the header's checkpoint_wanted (ABI 1.8): passes the wish on once and clears it. */
+  private noteCheckpointWish(): void {
+    if (this.failure) return;
+    const at = this.arena.header + AH_CHECKPOINT_WANTED;
+    if (this.view.getUint32(at, true) === 0) return;
+    this.view.setUint32(at, 0, true);
+    this.services.checkpointWanted?.(this);
+  }
 
   private call<T>(what: string, fn: () => T): T {
     if (this.failure) throw this.failure;

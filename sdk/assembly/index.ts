@@ -11,7 +11,7 @@ export {
   batchDesc, outDesc, batchSlot, outSlot,
   descOffset, setDescOffset, descLength, setDescLength, descContext, setDescContext,
   descFlags, setDescFlags, descVerdict, setDescVerdict, descDest, setDescDest,
-  descReason, setDescReason, descPort, descLeg, setDescLeg, descArrival, setDescArrival, segmentLegs,
+  descReason, setDescReason, descPort, descLeg, setDescLeg, descArrival, setDescArrival, segmentLegs, askForCheckpoint,
 } from "./arena";
 export { loadBe16, loadBe24, loadBe32, loadBe64, storeBe16, storeBe32, storeBe64 } from "./bytes";
 export {

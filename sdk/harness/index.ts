@@ -157,6 +157,8 @@ export class FilterHarness {
   private clockUs: number;
   /** Armed timers by "instance:ctx:timer" (both instances have timers during a swap). */
   private readonly pending = new Map<string, PendingTimer>();
+  /** The filter asked for a checkpoint since takeCheckpointWish last looked. */
+  private checkpointWish = false;
   private readonly configs = new Map<number, unknown>();
   /** Each context's segment leg count, as the host tells it (ABI 1.7; 0: not said). */
   private readonly legs = new Map<number, number>();
@@ -205,6 +207,7 @@ export class FilterHarness {
       timerSet: (instance, ctx, timer, delayUs) => this.pending.set(key(instance, ctx, timer), { instance, ctx, timer, dueUs: this.clockUs + delayUs }),
       timerCancel: (instance, ctx, timer) => this.pending.delete(key(instance, ctx, timer)),
       ...(this.options.hostCrypto === false && { hostCrypto: false }),
+      checkpointWanted: () => void (this.checkpointWish = true),
       strictDropReasons: true, // a filter author hears of a bad table at once; a proxy logs it and goes on
     };
     this.watchdog.enter(CallKind.Load, 0, 0); // _initialize and configureRoot, after the instantiation
@@ -428,6 +431,13 @@ export class FilterHarness {
   exportState(ctx: number): Uint8Array | undefined {
     this.expectContext(ctx, "exportState");
     return this.exportFrom(this.current, ctx);
+  }
+
+  /** Whether the filter asked for a checkpoint (`askForCheckpoint`, ABI 1.8) since the last look; a proxy would take one at once. */
+  takeCheckpointWish(): boolean {
+    const wish = this.checkpointWish;
+    this.checkpointWish = false;
+    return wish;
   }
 
   /**

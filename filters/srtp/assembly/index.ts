@@ -5,7 +5,7 @@
 // errors, not in metrics and not in the hot-swap state (which carries ROC, indexes, replay
 // windows and a one-way fingerprint of each key, derived with its own KDF label, to tell a re-key). README.md lists the config keys and drop reasons.
 import {
-  Config, DropClass, DropReason, FilterPolicy, Packet, Status, defineCounter, loadBe32, metricAdd, nameDropReason, register,
+  Config, DropClass, DropReason, FilterPolicy, Packet, Status, askForCheckpoint, defineCounter, loadBe32, metricAdd, nameDropReason, register,
 } from "../../../sdk/assembly";
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
 import { PROTECT, SrtpContext, UNPROTECT, takeContext } from "./context";
@@ -240,6 +240,11 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       if (s === null) {
         reason = DropReason.TooManySources; // the table is full: refused, no other sender's state is given up
       } else {
+        // A restore from a checkpoint without this source would start it at ROC 0 again; had it
+        // rolled over since its first packet, the indexes before would be encrypted a second time
+        // (RFC 3711 section 9.1). The proxy takes a checkpoint at once, so that the window in
+        // which it could is milliseconds, not stateCheckpointMs (README "Restarts and roll-over").
+        if (known === null) askForCheckpoint();
         // the rate a restore judges is that of the sequence numbers, not of the packets: those
         // lost before this stage moved them too (the first step after a restore is the time the
         // stage was down, not a rate: it counts one)

@@ -283,6 +283,33 @@ test("unprotect, source table full: a new SSRC is refused (too_many_sources), a 
   assert.is(receive(forged).reasonName, "srtp_auth_failed");
 });
 
+test("protect asks for a checkpoint at a new source's first packet (ABI 1.8 checkpoint_wanted), so that a restart knows the source before it can roll over; not for a known source, not to unprotect", async () => {
+  const master = masterFor(CM80, 31);
+  const tx = await FilterHarness.load(WASM);
+  const rx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(master) });
+  const b = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(master) });
+  const send = (seq: number, ssrc: number) => tx.run({ ctx: a, bytes: buildRtp({ seq, ssrc, payloadSize: 20 }) });
+  assert.not.ok(tx.takeCheckpointWish(), "nothing asked before a packet");
+  const first = send(65530, 7);
+  assert.is(first.verdict, "pass");
+  assert.ok(tx.takeCheckpointWish(), "source 7's first packet asks");
+  for (const seq of [65531, 65532, 65533]) assert.is(send(seq, 7).verdict, "pass");
+  assert.not.ok(tx.takeCheckpointWish(), "its next packets do not");
+  assert.is(rx.run({ ctx: b, bytes: first.bytes }).verdict, "pass");
+  assert.not.ok(rx.takeCheckpointWish(), "unprotect does not: a receiver's lost state lets replays in for a window, it encrypts nothing");
+  assert.is(send(100, 8).verdict, "pass");
+  assert.ok(tx.takeCheckpointWish(), "source 8's first packet asks");
+  // the checkpoint it asked for carries source 7: restored, it goes on across the wrap at ROC 1
+  const checkpoint = tx.exportState(a)!;
+  const restored = await FilterHarness.load(WASM);
+  const r = restored.createContext({ direction: "protect", suite: CM80.name, key: inline(master) });
+  assert.equal(restored.importState(r, checkpoint, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const plain = buildRtp({ seq: 40, ssrc: 7, payloadSize: 20 });
+  assert.is(Buffer.from(restored.run({ ctx: r, bytes: plain }).bytes).toString("hex"), referenceProtectRtp(CM80, master, plain, 1).toString("hex"), "seq 40 after the wrap at ROC 1");
+  assert.not.ok(restored.takeCheckpointWish(), "a source the checkpoint had is not new");
+});
+
 test("protect refuses an index it used already (srtp_replay, rtp_repeats_refused): a repeated sequence number, a duplicate, one too old", async () => {
   const master = masterFor(CM80);
   const tx = await FilterHarness.load(WASM);
