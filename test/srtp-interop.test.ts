@@ -780,6 +780,7 @@ peerTest(test, GSTREAMER, "(g) proxy(protect) killed after a new source rolled o
     await sendTestStreamPart(listen, 0, cut);
     await until(() => rtp.received + path.since().total >= cut, SETTLE_MS);
     assert.ok(saved() > started, `a checkpoint saved after the source's first packet, with the period at 10 minutes (saved at ${saved()}, the stream began at ${started})`);
+    console.log(`  the checkpoint the new source asked for was in the stateFile ${saved() - started} ms after the stream began`);
     await proxy.kill();
     const rtpBefore = rtp.received;
     proxy = startCliProxy(config);
