@@ -686,61 +686,100 @@ async function sendTestStreamPart(listen: number, from: number, to: number): Pro
   }
 }
 
+/** What a test of a proxy killed mid-stream checks once the stream has gone through its restart. */
+interface RestartRun {
+  readonly g: Child;
+  readonly rtp: Sink;
+  readonly rtcp: Sink;
+  readonly path: DropWatch;
+  /** What srtpdec had passed before the kill. */
+  readonly rtpBefore: number;
+  readonly rtcpBefore: number;
+  /** The restarted proxy's output. */
+  output(): string;
+}
+
+/**
+ * The test stream through a proxy process protecting it toward srtpdec, killed (SIGKILL) after
+ * packet `cut` (past the wrap) and started again with the same config. `beforeStream` and
+ * `beforeKill` run at those moments (`saved()`: the time of the stateFile's last write, 0 before
+ * one); `check` gets what came out once the second part has gone through (or `settleMs` passed).
+ */
+async function killedMidStream(name: string, options: {
+  stateFile: boolean; stateCheckpointMs: number; settleMs: number;
+  beforeStream?: (saved: () => number) => Promise<void>;
+  beforeKill: (saved: () => number) => Promise<void>;
+  check: (run: RestartRun) => void;
+}): Promise<void> {
+  const s = suiteNamed("AES_CM_128_HMAC_SHA1_80");
+  const key = masterKey(s);
+  const rtp = await Sink.open(0, { keep: true, keyOf: ourIndex });
+  const rtcp = await Sink.open(0, { keep: true, keyOf: rtcpIndex });
+  const srtpIn = await freePortPair();
+  const listen = await freePortPair();
+  const dir = mkdtempSync(join(tmpdir(), `msm-${name}-`));
+  const stateFile = join(dir, "stage-state.json");
+  const config = {
+    ...(options.stateFile ? { stateFile } : {}),
+    stateCheckpointMs: options.stateCheckpointMs,
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [{ name, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: srtpIn }], chain: [{ filter: "srtp", config: { direction: "protect", suite: s.name, key: inline(key) } }] }],
+  };
+  const saved = (): number => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
+  const cut = 300; // past the wrap (OUR_SEQ0 + 236)
+  let proxy = startCliProxy(config);
+  try {
+    const g = gstSrtpReceiver(s, key, srtpIn, rtp.port, rtcp.port);
+    await srtpdecReady(g);
+    const path = new DropWatch([listen, listen + 1, srtpIn, srtpIn + 1, rtp.port, rtcp.port]);
+    assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started\n${proxy.output()}`);
+    await options.beforeStream?.(saved);
+    await sendTestStreamPart(listen, 0, cut);
+    await until(() => rtp.received + path.since().total >= cut, SETTLE_MS);
+    await options.beforeKill(saved);
+    await proxy.kill();
+    const rtpBefore = rtp.received;
+    const rtcpBefore = rtcp.received;
+    proxy = startCliProxy(config);
+    assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started again\n${proxy.output()}`);
+    await sendTestStreamPart(listen, cut, OUR_PACKETS);
+    await until(() => rtp.received + path.since().total >= OUR_PACKETS && rtcp.received >= OUR_RTCP, options.settleMs);
+    notFailed(g);
+    console.log(`  after the restart: srtpdec passed ${rtp.received - rtpBefore} of ${OUR_PACKETS - cut} RTP and ${rtcp.received - rtcpBefore} RTCP packets; it dropped ${srtpdecDrops(g).length}`);
+    const restarted = proxy;
+    options.check({ g, rtp, rtcp, path, rtpBefore, rtcpBefore, output: () => restarted.output() });
+  } finally {
+    rtp.close();
+    rtcp.close();
+    await stopAll();
+    await proxy.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 for (const withStateFile of [true, false]) {
   peerTest(test, GSTREAMER, `(f) proxy(protect) killed (SIGKILL) after the wrap and restarted ${withStateFile ? "with its stateFile: libsrtp srtpdec takes every packet after the restart too" : "without a stateFile (the defect the file prevents): srtpdec refuses what the restarted proxy protects"}`, async () => {
-    const s = suiteNamed("AES_CM_128_HMAC_SHA1_80");
-    const key = masterKey(s);
-    const rtp = await Sink.open(0, { keep: true, keyOf: ourIndex });
-    const rtcp = await Sink.open(0, { keep: true, keyOf: rtcpIndex });
-    const srtpIn = await freePortPair();
-    const listen = await freePortPair();
-    const dir = mkdtempSync(join(tmpdir(), "msm-srtp-restart-"));
-    const stateFile = join(dir, "stage-state.json");
-    const config = {
-      ...(withStateFile ? { stateFile } : {}),
-      stateCheckpointMs: 200,
-      filters: { srtp: { path: filterWasm("srtp") } },
-      segments: [{ name: "to-libsrtp", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: srtpIn }], chain: [{ filter: "srtp", config: { direction: "protect", suite: s.name, key: inline(key) } }] }],
-    };
-    const cut = 300; // past the wrap (OUR_SEQ0 + 236)
-    let proxy = startCliProxy(config);
-    try {
-      const g = gstSrtpReceiver(s, key, srtpIn, rtp.port, rtcp.port);
-      await srtpdecReady(g);
-      const path = new DropWatch([listen, listen + 1, srtpIn, srtpIn + 1, rtp.port, rtcp.port]);
-      assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started\n${proxy.output()}`);
-      await sendTestStreamPart(listen, 0, cut);
-      await until(() => rtp.received + path.since().total >= cut, SETTLE_MS);
+    let sent = 0;
+    await killedMidStream("srtp-restart", {
+      stateFile: withStateFile, stateCheckpointMs: 200, settleMs: withStateFile ? SETTLE_MS : 2000,
       // killed once a checkpoint after the wrap is saved (with the file), or as long after without it
-      const sent = Date.now();
-      const saved = (): number => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
-      if (withStateFile) assert.ok(await until(() => saved() > sent, 5000), "a checkpoint saved after the first part");
-      else await sleep(400);
-      await proxy.kill();
-      const rtpBefore = rtp.received;
-      const rtcpBefore = rtcp.received;
-      proxy = startCliProxy(config);
-      assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started again\n${proxy.output()}`);
-      await sendTestStreamPart(listen, cut, OUR_PACKETS);
-      await until(() => rtp.received + path.since().total >= OUR_PACKETS && rtcp.received >= OUR_RTCP, withStateFile ? SETTLE_MS : 2000);
-      notFailed(g);
-      const after = rtp.received - rtpBefore;
-      console.log(`  after the restart: srtpdec passed ${after} of ${OUR_PACKETS - cut} RTP and ${rtcp.received - rtcpBefore} RTCP packets; it dropped ${srtpdecDrops(g).length}`);
-      if (withStateFile) {
-        assert.equal(srtpdecDrops(g), [], `srtpdec dropped packets of the restarted proxy (a wrong ROC or a reused SRTCP index)\n${proxy.output()}`);
-        assertAccounted("RTP through a restarted proxy and srtpdec", rtp, OUR_PACKETS, path);
-        assert.is(rtcp.received, OUR_RTCP, "every RTCP packet, before and after the restart, decrypted");
-      } else {
-        assert.ok(authFailures(g) > 0, "without the state, the restarted proxy protects at ROC 0 after the wrap: srtpdec cannot authenticate it");
-        assert.ok(after < (OUR_PACKETS - cut) / 2, `srtpdec passed ${after} packets of the restarted proxy`);
-      }
-    } finally {
-      rtp.close();
-      rtcp.close();
-      await stopAll();
-      await proxy.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+      beforeKill: async (saved) => {
+        sent = Date.now();
+        if (withStateFile) assert.ok(await until(() => saved() > sent, 5000), "a checkpoint saved after the first part");
+        else await sleep(400);
+      },
+      check: ({ g, rtp, rtcp, path, rtpBefore, output }) => {
+        if (withStateFile) {
+          assert.equal(srtpdecDrops(g), [], `srtpdec dropped packets of the restarted proxy (a wrong ROC or a reused SRTCP index)\n${output()}`);
+          assertAccounted("RTP through a restarted proxy and srtpdec", rtp, OUR_PACKETS, path);
+          assert.is(rtcp.received, OUR_RTCP, "every RTCP packet, before and after the restart, decrypted");
+        } else {
+          const after = rtp.received - rtpBefore;
+          assert.ok(authFailures(g) > 0, "without the state, the restarted proxy protects at ROC 0 after the wrap: srtpdec cannot authenticate it");
+          assert.ok(after < (OUR_PACKETS - 300) / 2, `srtpdec passed ${after} packets of the restarted proxy`);
+        }
+      },
+    });
   }, { timeoutMs: SRTPDEC_TEST_MS + START_MS });
 }
 
@@ -750,54 +789,25 @@ for (const withStateFile of [true, false]) {
 // held the stage's state from before the source, the restart started it at ROC 0 again, srtpdec
 // refused every packet and the indexes of ROC 0 were encrypted a second time.
 peerTest(test, GSTREAMER, "(g) proxy(protect) killed after a new source rolled over, long before the next periodic checkpoint: the checkpoint its first packet asked for carries it, libsrtp srtpdec takes every packet after the restart", async () => {
-  const s = suiteNamed("AES_CM_128_HMAC_SHA1_80");
-  const key = masterKey(s);
-  const rtp = await Sink.open(0, { keep: true, keyOf: ourIndex });
-  const rtcp = await Sink.open(0, { keep: true, keyOf: rtcpIndex });
-  const srtpIn = await freePortPair();
-  const listen = await freePortPair();
-  const dir = mkdtempSync(join(tmpdir(), "msm-srtp-new-source-"));
-  const stateFile = join(dir, "stage-state.json");
-  const config = {
-    stateFile,
-    stateCheckpointMs: 600_000, // no periodic checkpoint during the test: only the one the source asks for
-    filters: { srtp: { path: filterWasm("srtp") } },
-    segments: [{ name: "to-libsrtp", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: srtpIn }], chain: [{ filter: "srtp", config: { direction: "protect", suite: s.name, key: inline(key) } }] }],
-  };
-  const cut = 300; // past the wrap (OUR_SEQ0 + 236)
-  let proxy = startCliProxy(config);
-  try {
-    const g = gstSrtpReceiver(s, key, srtpIn, rtp.port, rtcp.port);
-    await srtpdecReady(g);
-    const path = new DropWatch([listen, listen + 1, srtpIn, srtpIn + 1, rtp.port, rtcp.port]);
-    assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started\n${proxy.output()}`);
-    const saved = (): number => (existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
-    // the proxy's first periodic checkpoint comes at its first tick: the stream begins after it
-    const firstRound = Date.now();
-    assert.ok(await until(() => saved() > firstRound, 5000), "the first periodic checkpoint saved");
-    await sleep(100);
-    const started = Date.now();
-    await sendTestStreamPart(listen, 0, cut);
-    await until(() => rtp.received + path.since().total >= cut, SETTLE_MS);
-    assert.ok(saved() > started, `a checkpoint saved after the source's first packet, with the period at 10 minutes (saved at ${saved()}, the stream began at ${started})`);
-    console.log(`  the checkpoint the new source asked for was in the stateFile ${saved() - started} ms after the stream began`);
-    await proxy.kill();
-    const rtpBefore = rtp.received;
-    proxy = startCliProxy(config);
-    assert.ok(await until(() => /proxy running/.test(proxy.output()), START_MS), `the proxy started again\n${proxy.output()}`);
-    await sendTestStreamPart(listen, cut, OUR_PACKETS);
-    await until(() => rtp.received + path.since().total >= OUR_PACKETS && rtcp.received >= OUR_RTCP, SETTLE_MS);
-    notFailed(g);
-    console.log(`  after the restart: srtpdec passed ${rtp.received - rtpBefore} of ${OUR_PACKETS - cut} RTP packets; it dropped ${srtpdecDrops(g).length}`);
-    assert.equal(srtpdecDrops(g), [], `srtpdec dropped packets of the restarted proxy (ROC 0 after the wrap: the source was not in the stateFile)\n${proxy.output()}`);
-    assertAccounted("RTP through a restarted proxy and srtpdec", rtp, OUR_PACKETS, path);
-  } finally {
-    rtp.close();
-    rtcp.close();
-    await stopAll();
-    await proxy.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  let started = 0;
+  await killedMidStream("srtp-new-source", {
+    stateFile: true, stateCheckpointMs: 600_000, settleMs: SETTLE_MS, // no periodic checkpoint during the test: only the one the source asks for
+    beforeStream: async (saved) => {
+      // the proxy's first periodic checkpoint comes at its first tick: the stream begins after it
+      const firstRound = Date.now();
+      assert.ok(await until(() => saved() > firstRound, 5000), "the first periodic checkpoint saved");
+      await sleep(100);
+      started = Date.now();
+    },
+    beforeKill: async (saved) => {
+      assert.ok(saved() > started, `a checkpoint saved after the source's first packet, with the period at 10 minutes (saved at ${saved()}, the stream began at ${started})`);
+      console.log(`  the checkpoint the new source asked for was in the stateFile ${saved() - started} ms after the stream began`);
+    },
+    check: ({ g, rtp, path, output }) => {
+      assert.equal(srtpdecDrops(g), [], `srtpdec dropped packets of the restarted proxy (ROC 0 after the wrap: the source was not in the stateFile)\n${output()}`);
+      assertAccounted("RTP through a restarted proxy and srtpdec", rtp, OUR_PACKETS, path);
+    },
+  });
 }, { timeoutMs: SRTPDEC_TEST_MS + START_MS });
 
 // ---------------------------------------------------------------------------------------------
