@@ -125,10 +125,12 @@ export interface ProxyHealth {
 const REFRESH_TICK_MS = 100;
 /**
  * The least time between two checkpoint rounds that filters asked for (ABI 1.8): a burst of new
- * srtp sources costs at most 20 rounds (and stateFile writes) a second; a new source's first
- * roll-over waits at most about two of these.
+ * srtp sources (or a filter that asks at every batch) costs at most 20 rounds a second, and fewer
+ * where the stateFile is large: the gap is at least WISHED_ROUND_WRITE_FACTOR times the last
+ * write's duration, so that such writes take at most a quarter of the time.
  */
 const WISHED_ROUND_GAP_MS = 50;
+const WISHED_ROUND_WRITE_FACTOR = 3;
 /** How often each worker's counters are taken (to carry across its restart, and for the health). */
 const STATS_EVERY_MS = 1000;
 
@@ -177,9 +179,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private checkpointsUnsaved = false;
   private stateWritesRunning = 0;
-  /** The next round a filter's wish asked for (checkpointWished), and when the last began. */
+  /** Workers whose filters asked for a checkpoint (checkpointWished), the round that takes them, and when the last began. */
+  private readonly wished = new Set<WorkerHandle>();
   private wishedRound: NodeJS.Timeout | undefined;
   private lastWishedRoundAt = 0;
+  /** How long the last stateFile write took (the wished rounds' gap grows with it). */
+  private lastStateWriteMs = 0;
   /** The last stateFile write's failure, said once until a write succeeds again. */
   private stateWriteFailure = "";
   private saidNoStateFile = false;
@@ -902,13 +907,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private checkpointWished(w: WorkerHandle): void {
     if (this.config.stateCheckpointMs <= 0 || this.closed) return;
-    this.checkpointDue.add(w);
+    this.wished.add(w); // due only when the round comes: the periodic tick does not take it sooner
     this.scheduleWishedRound();
   }
 
   private scheduleWishedRound(): void {
     if (this.wishedRound !== undefined || this.closed) return;
-    const wait = Math.max(0, this.lastWishedRoundAt + WISHED_ROUND_GAP_MS - Date.now());
+    const gap = Math.max(WISHED_ROUND_GAP_MS, WISHED_ROUND_WRITE_FACTOR * this.lastStateWriteMs);
+    const wait = Math.max(0, this.lastWishedRoundAt + gap - Date.now());
     this.wishedRound = setTimeout(() => {
       this.wishedRound = undefined;
       void this.takeDueCheckpoints();
@@ -916,9 +922,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.wishedRound.unref();
   }
 
-  /** The due checkpoints, now, if the last ones are saved (else the save's end calls again). */
+  /** The wished checkpoints and any due, now, if the last ones are saved (else the save's end calls again). */
   private async takeDueCheckpoints(): Promise<void> {
     if (this.closed || !this.mayCheckpoint()) return;
+    for (const w of this.wished) if (this.workers.includes(w)) this.checkpointDue.add(w);
+    this.wished.clear();
     const due = this.workers.filter((w) => this.checkpointDue.has(w));
     if (due.length === 0) return;
     this.lastWishedRoundAt = Date.now();
@@ -1018,7 +1026,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         // taken now (a write that fails says so; the rounds go on)
         this.checkpointsUnsaved = false;
         stillOurs();
+        const began = performance.now();
         await writeStateFile(path, [...this.checkpoints.values()], stillOurs);
+        this.lastStateWriteMs = performance.now() - began;
         this.stateWriteFailure = "";
       } catch (err) {
         const message = `stateFile ${path}: cannot save the stages' state: ${(err as Error).message}; a restart of the proxy process now would restore older states`;
@@ -1030,7 +1040,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.stateWrites = write.catch(() => {}).finally(() => {
       this.stateWritesRunning--;
       // a filter's wish that came while it was written (see checkpointsUnsaved)
-      if (this.stateWritesRunning === 0 && this.checkpointDue.size > 0) this.scheduleWishedRound();
+      if (this.stateWritesRunning === 0 && this.wished.size > 0) this.scheduleWishedRound();
     });
     return write;
   }

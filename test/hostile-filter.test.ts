@@ -5,6 +5,9 @@
 // and cannot forge log lines or flood the log.
 import * as assert from "uvu/assert";
 import type { Socket } from "node:dgram";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ApplyError, startAdminServer, validateProxyConfig, type Proxy, type ProxyConfigInput, type ProxyEvent } from "../runtime/index.js";
 import { DropReason, MAX_FILTER_DROP_REASONS } from "../runtime/abi.js";
 import { suite } from "./lib/suite.js";
@@ -230,6 +233,39 @@ test("a timer at 0 delay filling the output area stays within its budgets; a seg
     assert.is(loss, null, loss ?? "");
     assert.is(good.dropsTotal, 0, `the good segment dropped nothing: ${JSON.stringify(good.drops)}`);
     assert.ok(sf.received <= left + 2, "the flood's sink got no more than the budget let through (and the two commands)");
+  });
+});
+
+test("a filter that asks for a checkpoint at every packet (ABI 1.8 checkpoint_wanted) gets one round every 50 ms at most, and its stream goes on", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-checkpoint-asker-"));
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const { proxy } = await startProxy({
+    workers: 1,
+    stateFile: join(dir, "stages.json"),
+    stateCheckpointMs: 600_000, // no periodic checkpoint after the first tick's: what comes is asked for
+    filters: { hostile: { path: fixture("hostile") } },
+    segments: [{ name: "asker", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "hostile" }] }],
+  });
+  const tx = await bindUdp();
+  await withProxy(proxy, [() => tx.close(), () => sink.close(), () => rmSync(dir, { recursive: true, force: true })], async () => {
+    const exports = async (): Promise<number> => (await segmentStats(proxy, "asker")).stages[0]!.metrics.find((m) => m.name === "exports")?.value ?? 0;
+    await sleep(300); // the first tick's periodic round
+    const before = await exports();
+    const kernel = new DropWatch([listen, sink.port]);
+    const n = 1000;
+    const t0 = performance.now();
+    await sendPaced(tx, listen, LO, n, 1000, (i) => command(i, 0xd1));
+    await waitFor(() => sink.received >= n - kernel.since().total, 5000, "the stream");
+    await sleep(100); // a round asked for by the last packets
+    const elapsedMs = performance.now() - t0;
+    const rounds = (await exports()) - before;
+    console.log(`  ${rounds} checkpoint rounds in ${elapsedMs.toFixed(0)} ms of asking at every packet`);
+    assert.ok(rounds >= 2, `the asks were answered more than once with the period at 10 minutes: ${rounds} rounds`);
+    assert.ok(rounds <= Math.ceil(elapsedMs / 50) + 1, `${rounds} rounds in ${elapsedMs.toFixed(0)} ms: more than one every 50 ms`);
+    const st = await segmentStats(proxy, "asker");
+    const loss = unexplainedLoss({ sent: n, received: sink.received, proxyDrops: st.dropsTotal, kernel });
+    assert.is(loss, null, loss ?? "");
   });
 });
 
