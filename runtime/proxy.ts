@@ -173,9 +173,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private stateWrites: Promise<void> = Promise.resolve();
   /**
    * With a stateFile: checkpoints kept since the last write took them, and writes under way. No
-   * checkpoint is taken while either holds: a filter may count on a checkpoint being where every
-   * restart finds it before the next is exported (ABI 1.8; srtp lets a new source roll over once
-   * two have recorded it).
+   * checkpoint is taken while either holds (it waits a tick, or the write's end): rounds never
+   * pile up behind a slow write, however often filters ask for one (ABI 1.8).
    */
   private checkpointsUnsaved = false;
   private stateWritesRunning = 0;
@@ -901,9 +900,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   }
 
   /**
-   * A filter of worker `w` asked for a checkpoint soon (ABI 1.8: srtp, to let a new source roll
-   * over): taken at once, or once the last round is in the stateFile, and at most one such round
-   * every WISHED_ROUND_GAP_MS.
+   * A filter of worker `w` asked for a checkpoint soon (ABI 1.8: srtp, for a new source, whose
+   * roll-over counter a restore without it could not tell): taken at once, or once the last round
+   * is in the stateFile, and at most one such round every WISHED_ROUND_GAP_MS (or more: see there).
    */
   private checkpointWished(w: WorkerHandle): void {
     if (this.config.stateCheckpointMs <= 0 || this.closed) return;
