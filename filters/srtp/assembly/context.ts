@@ -19,6 +19,14 @@ export const UNPROTECT = 1;
  * the checkpoint is taken as half of what it may have been since (bursts, a key frame).
  */
 const ROC_CERTAIN_PACKETS: f64 = 32768 / 2;
+/**
+ * Sequence numbers protect's sources may move between two checkpoints before it asks for one at
+ * once (ABI 1.8): a quarter of ROC_CERTAIN_PACKETS, so that a fast stream's last checkpoint is at
+ * most this far behind when a stage fails, and a restore holds it only when the failure itself
+ * took long (the watchdog's 500 ms and a restart: above about 17,000 packets a second, where a
+ * checkpoint a second old held it above 9,600).
+ */
+export const CHECKPOINT_MOVEMENT: u64 = 4096;
 /** The time in which a rate protect no longer runs at falls to half in the state's judgement. */
 const RATE_HALF_LIFE_US: i64 = 10_000_000;
 /**
@@ -76,6 +84,8 @@ export class SrtpContext extends SegmentContext {
    */
   sentSinceExport: u64 = 0;
   lastIntervalRate: u32 = 0;
+  /** sentSinceExport passed CHECKPOINT_MOVEMENT and a checkpoint was asked for (again once the next export counts afresh). */
+  movementAsked: bool = false;
 
   constructor(id: u32, readonly forwardSources: SourceTable, readonly reverseSources: SourceTable) {
     super(id);
@@ -121,6 +131,7 @@ export class SrtpContext extends SegmentContext {
       s.rate = max(max(rate, this.lastIntervalRate), fallen);
       this.lastIntervalRate = rate;
       this.sentSinceExport = 0;
+      this.movementAsked = false;
       s.exportWallUs = now;
     } else if (s.exportWallUs == 0) {
       s.exportWallUs = now;
@@ -131,6 +142,7 @@ export class SrtpContext extends SegmentContext {
   startClock(): void {
     this.sends.exportWallUs = wallUs();
     this.sentSinceExport = 0;
+    this.movementAsked = false;
     this.sends.unseen = 0;
   }
 
@@ -208,6 +220,7 @@ export class SrtpContext extends SegmentContext {
     }
     s.exportWallUs = now;
     this.sentSinceExport = 0;
+    this.movementAsked = false;
   }
 
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
@@ -221,6 +234,7 @@ export class SrtpContext extends SegmentContext {
     this.sends.rate = 0;
     this.sends.rocUnknown = false;
     this.sentSinceExport = 0;
+    this.movementAsked = false;
     this.lastIntervalRate = 0;
     this.sends.unseen = 0;
     this.forward.wipe();

@@ -8,7 +8,7 @@ import {
   Config, DropClass, DropReason, FilterPolicy, Packet, Status, askForCheckpoint, defineCounter, loadBe32, metricAdd, nameDropReason, register,
 } from "../../../sdk/assembly";
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
-import { PROTECT, SrtpContext, UNPROTECT, takeContext } from "./context";
+import { CHECKPOINT_MOVEMENT, PROTECT, SrtpContext, UNPROTECT, takeContext } from "./context";
 import { reportAuthFailures } from "./auth-failures";
 import { decodeKey } from "./keys";
 import { MAX_WINDOW } from "./replay";
@@ -257,6 +257,10 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
             c.rtpProtected++;
             c.sends.unseen = 0; // the table is current again
             c.sentSinceExport += !stepCounts ? 1 : s.highest > highestBefore ? s.highest - highestBefore : 0;
+            if (c.sentSinceExport >= CHECKPOINT_MOVEMENT && !c.movementAsked) {
+              c.movementAsked = true;
+              askForCheckpoint();
+            }
           }
         } else if (reason == DropReason.SrtpReplay) {
           if (!rtcp) c.rtpRepeatsRefused++; // SRTCP: its 2^31 indexes are used up

@@ -981,6 +981,41 @@ async function restoredAt(wallClockUs: () => number, config: object, blob: Uint8
   return { h, ctx };
 }
 
+test("a fast stream asks for a checkpoint every 4,096 sequence numbers: restored after a watchdog restart (0.5 s stuck, 0.2 s to restart), 12,000 packets a second go on; from the periodic checkpoint a second older they would be held (roc_unknown)", async () => {
+  const master = masterFor(CM80, 24);
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const rate = 12_000;
+  /** 2 s of the stream, a periodic checkpoint at 1 s, and one at once when asked if `honoured`; the last restored 0.7 s after the last packet. */
+  const restoredAfterStream = async (honoured: boolean) => {
+    let wall = 1_700_000_000_000_000; // us
+    const wallClockUs = () => wall;
+    const tx = await FilterHarness.load(WASM, { wallClockUs });
+    const a = tx.createContext(config);
+    let checkpoint: Uint8Array | undefined;
+    let asked = 0;
+    for (let k = 1; k <= 2 * rate; k++) {
+      wall += 1e6 / rate;
+      assert.is(tx.run({ ctx: a, bytes: buildRtp({ seq: (1000 + k) & 0xffff, ssrc: 3, payloadSize: 16 }) }).verdict, "pass");
+      const wish = tx.takeCheckpointWish();
+      if (wish) asked++;
+      // the periodic one at 1 s; the stage fails just before the one at 2 s
+      if ((wish && honoured) || k === rate) checkpoint = tx.exportState(a);
+    }
+    wall += 700_000;
+    const restored = await FilterHarness.load(WASM, { wallClockUs });
+    const r = restored.createContext(config);
+    assert.equal(restored.importState(r, checkpoint!, StateOrigin.Checkpoint), { ok: true, reason: "" });
+    const next = (1000 + 2 * rate + 0.7 * rate) & 0xffff;
+    return { asked, after: restored.run({ ctx: r, bytes: buildRtp({ seq: next, ssrc: 3, payloadSize: 16 }) }) };
+  };
+  const honoured = await restoredAfterStream(true);
+  // the first packet (a new source), then every 4,096 of the 24,000
+  assert.ok(honoured.asked >= 1 + Math.floor(2 * rate / 4096) - 1 && honoured.asked <= 1 + Math.ceil(2 * rate / 4096), `asked ${honoured.asked} times`);
+  assert.is(honoured.after.verdict, "pass", "the checkpoint it asked for is at most 4,096 packets old: the stream goes on");
+  const periodic = await restoredAfterStream(false);
+  assert.is(periodic.after.reasonName, "roc_unknown", "a second older, at 12,000 packets a second: more than 2^14 since, held");
+});
+
 test("a checkpoint restored so late that the sender may have moved 2^15 sequence numbers: protect holds its RTP (roc_unknown) rather than guess the roll-over counter and encrypt an index twice; a new key releases it", async () => {
   const master = masterFor(CM80, 21);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
