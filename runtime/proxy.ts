@@ -1120,10 +1120,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const replacement = spare ?? this.spawn(index);
     this.downSince[index] = downSince; // until it serves its segments again
     this.workers[index] = replacement; // from now on, the old one's exit is not news
+    // a replacement that died before it was set up: the worker it replaced may still be ending,
+    // holding the ports (a thread being terminated), and the next one waits for both
+    const predecessorGone = this.unseeded.get(old);
     this.unseeded.delete(old);
     // its listen sockets stay bound, their queues too, for the replacement to read (docs/proxy.md)
     replacement.reclaimFrom = old.keepOwner;
-    const oldGone = old.kill(why);
+    const oldGone = Promise.all([old.kill(why), predecessorGone]).then(() => undefined);
     this.unseeded.set(replacement, oldGone);
     await oldGone;
     await this.serially(() => this.setUpReplacement(index, replacement, spare !== undefined).finally(() => {
