@@ -866,9 +866,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private checkpointNow(w: WorkerHandle): void {
     this.checkpointDue.add(w);
     this.refreshWorker(w, this.mayCheckpoint())
-      .then(() => {
-        // taken (not skipped for a refresh in flight: the next tick takes it then, and saves): to the file at once
-        if (!this.checkpointDue.has(w) && this.config.stateFile !== undefined && !this.closed) return this.saveStates();
+      .then((taken) => {
+        // taken (not skipped for a refresh in flight: the next tick takes it then, and saves): to the file
+        // at once. Whether it was taken, not whether w is still due: a round may have made it due again
+        // meanwhile (and skipped it, as this one was in flight), and without this save nothing would
+        // write what it kept, so no checkpoint would be taken again (mayCheckpoint)
+        if (taken && this.config.stateFile !== undefined && !this.closed) return this.saveStates();
       })
       .catch(() => {}); // gone again: its own restart takes over; a failed write is said by saveStates
   }
@@ -1048,13 +1051,16 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * One worker's counters, or its state when a checkpoint is due (one due while it was busy is taken
    * at its next free second, not a whole period later). A worker that has not answered the last
    * request (busy, or stuck until the watchdog acts) is not asked again: requests would pile up.
+   * Whether it took the checkpoint (whoever took one saves it: see checkpointsUnsaved).
    */
-  private async refreshWorker(w: WorkerHandle, mayCheckpoint: boolean): Promise<void> {
-    if (!w.alive || this.refreshing.has(w)) return;
+  private async refreshWorker(w: WorkerHandle, mayCheckpoint: boolean): Promise<boolean> {
+    if (!w.alive || this.refreshing.has(w)) return false;
     this.refreshing.add(w);
+    let took = false;
     try {
       if (mayCheckpoint && this.checkpointDue.delete(w)) {
         this.keepCheckpoints(await w.checkpoint());
+        took = true;
       } else {
         await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
       }
@@ -1063,6 +1069,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     const i = this.workers.indexOf(w);
     if (w.alive && i >= 0) this.answeredAt[i] = Date.now();
+    return took;
   }
 
   private checkWatchdog(): void {
