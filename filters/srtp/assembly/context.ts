@@ -23,7 +23,7 @@ const ROC_CERTAIN_PACKETS: f64 = 32768 / 2;
  * Sequence numbers protect's sources may move between two checkpoints before it asks for one at
  * once (ABI 1.8): a quarter of ROC_CERTAIN_PACKETS, so that a fast stream's last checkpoint is at
  * most this far behind when a stage fails, and a restore holds it only when the failure itself
- * took long (the watchdog's 500 ms and a restart: above about 17,000 packets a second, where a
+ * took long (the watchdog's 500 ms and a restart: above about 17,500 packets a second, where a
  * checkpoint a second old held it above 9,600).
  */
 export const CHECKPOINT_MOVEMENT: u64 = 4096;
@@ -80,9 +80,13 @@ export class SrtpContext extends SegmentContext {
   readonly sends: SendClock = new SendClock();
   /**
    * How far protect moved its sources' highest indexes since the last export (packets lost before
-   * this stage count: the sender's sequence numbers moved), and the rate of the interval before.
+   * this stage count: the sender's sequence numbers moved), what checkpoint asks count; and since
+   * the rate's interval began (`rateSinceUs`: at an export at least 100 ms after the one that
+   * began the interval before), and the rate of the interval before.
    */
   sentSinceExport: u64 = 0;
+  sentInInterval: u64 = 0;
+  rateSinceUs: i64 = 0;
   lastIntervalRate: u32 = 0;
   /** sentSinceExport passed CHECKPOINT_MOVEMENT and a checkpoint was asked for (again once the next export counts afresh). */
   movementAsked: bool = false;
@@ -116,32 +120,40 @@ export class SrtpContext extends SegmentContext {
   }
 
   /**
-   * The rate protect ran at since the last export (the larger of this interval's and the one
+   * The rate protect ran at since its interval began (the larger of this interval's and the one
    * before: a rate that just fell may rise again), and this export's time. An interval under 100 ms
-   * (a hot swap right after a checkpoint) measures nothing: the rate stays.
+   * (a hot swap right after a checkpoint, or a checkpoint asked for soon after the last) measures
+   * nothing: the rate stays, and the interval goes on. Whatever the interval, the export's time is
+   * that of the tables it writes, and the movement that asks for the next is counted afresh from it
+   * (when both went with the rate's interval, a stream above about 41,000 packets a second, 4,096
+   * in under 100 ms, asked once and then not again before the period's checkpoint).
    */
   private timeExport(now: i64): void {
     const s = this.sends;
-    const interval = now - s.exportWallUs;
-    if (s.exportWallUs != 0 && interval >= 100_000) {
-      const rate = <u32>min<f64>(<f64>this.sentSinceExport * 1e6 / <f64>interval, <f64>u32.MAX_VALUE);
+    const interval = now - this.rateSinceUs;
+    if (this.rateSinceUs != 0 && interval >= 100_000) {
+      const rate = <u32>min<f64>(<f64>this.sentInInterval * 1e6 / <f64>interval, <f64>u32.MAX_VALUE);
       // a stream that paused may come back at the rate it had: the rate before falls off by half
       // every RATE_HALF_LIFE_US, not at once (two intervals of nothing made it 0)
       const fallen = <u32>(<f64>s.rate * Math.pow(0.5, <f64>interval / <f64>RATE_HALF_LIFE_US));
       s.rate = max(max(rate, this.lastIntervalRate), fallen);
       this.lastIntervalRate = rate;
-      this.sentSinceExport = 0;
-      this.movementAsked = false;
-      s.exportWallUs = now;
-    } else if (s.exportWallUs == 0) {
-      s.exportWallUs = now;
+      this.sentInInterval = 0;
+      this.rateSinceUs = now;
+    } else if (this.rateSinceUs == 0) {
+      this.rateSinceUs = now;
     }
+    s.exportWallUs = now;
+    this.sentSinceExport = 0;
+    this.movementAsked = false;
   }
 
   /** Starts timing exports: at the context's start, and after an import. */
   startClock(): void {
     this.sends.exportWallUs = wallUs();
+    this.rateSinceUs = this.sends.exportWallUs;
     this.sentSinceExport = 0;
+    this.sentInInterval = 0;
     this.movementAsked = false;
     this.sends.unseen = 0;
   }
@@ -219,7 +231,9 @@ export class SrtpContext extends SegmentContext {
       }
     }
     s.exportWallUs = now;
+    this.rateSinceUs = now;
     this.sentSinceExport = 0;
+    this.sentInInterval = 0;
     this.movementAsked = false;
   }
 
@@ -233,7 +247,9 @@ export class SrtpContext extends SegmentContext {
     this.sends.exportWallUs = 0;
     this.sends.rate = 0;
     this.sends.rocUnknown = false;
+    this.rateSinceUs = 0;
     this.sentSinceExport = 0;
+    this.sentInInterval = 0;
     this.movementAsked = false;
     this.lastIntervalRate = 0;
     this.sends.unseen = 0;

@@ -256,7 +256,9 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
           else {
             c.rtpProtected++;
             c.sends.unseen = 0; // the table is current again
-            c.sentSinceExport += !stepCounts ? 1 : s.highest > highestBefore ? s.highest - highestBefore : 0;
+            const moved: u64 = !stepCounts ? 1 : s.highest > highestBefore ? s.highest - highestBefore : 0;
+            c.sentSinceExport += moved;
+            c.sentInInterval += moved;
             if (c.sentSinceExport >= CHECKPOINT_MOVEMENT && !c.movementAsked) {
               c.movementAsked = true;
               askForCheckpoint();

@@ -1016,6 +1016,49 @@ test("a fast stream asks for a checkpoint every 4,096 sequence numbers: restored
   assert.is(periodic.after.reasonName, "roc_unknown", "a second older, at 12,000 packets a second: more than 2^14 since, held");
 });
 
+test("a stream above 41,000 packets a second (4,096 in under 100 ms, the least interval a rate is measured over) goes on asking every 4,096 sequence numbers: restored 0.2 s after its last packet (a crash and a restart), 50,000 packets a second go on", async () => {
+  const master = masterFor(CM80, 25);
+  const config = { direction: "protect", suite: CM80.name, key: inline(master) };
+  const rate = 50_000;
+  let wall = 1_700_000_000_000_000; // us
+  const wallClockUs = () => wall;
+  const tx = await FilterHarness.load(WASM, { wallClockUs });
+  const a = tx.createContext(config);
+  let checkpoint: Uint8Array | undefined;
+  let asked = 0;
+  let lastRound = -Infinity;
+  let pending = false;
+  for (let k = 1; k <= rate; k++) {
+    wall += 1e6 / rate;
+    assert.is(tx.run({ ctx: a, bytes: buildRtp({ seq: (1000 + k) & 0xffff, ssrc: 3, payloadSize: 16 }) }).verdict, "pass");
+    if (tx.takeCheckpointWish()) {
+      asked++;
+      pending = true;
+    }
+    // as the proxy takes them: at once, at most one round every 50 ms
+    if (pending && wall - lastRound >= 50_000) {
+      checkpoint = tx.exportState(a);
+      lastRound = wall;
+      pending = false;
+    }
+  }
+  // the first packet (a new source), then every 4,096 of the 50,000 (asks stopped after the first
+  // within 100 ms of the export before: the second's checkpoint was the one at 82 ms)
+  assert.ok(asked >= Math.floor(rate / 4096), `asked ${asked} times`);
+  wall += 200_000;
+  const restored = await FilterHarness.load(WASM, { wallClockUs });
+  const r = restored.createContext(config);
+  assert.equal(restored.importState(r, checkpoint!, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  const next = (1000 + rate + 0.2 * rate) & 0xffff;
+  assert.is(restored.run({ ctx: r, bytes: buildRtp({ seq: next, ssrc: 3, payloadSize: 16 }) }).verdict, "pass", "the checkpoint is at most 4,096 packets old: the stream goes on");
+  // its rate is measured all the same (over intervals of 100 ms or more): restored 0.5 s after, held
+  wall += 300_000;
+  const late = await FilterHarness.load(WASM, { wallClockUs });
+  const l = late.createContext(config);
+  assert.equal(late.importState(l, checkpoint!, StateOrigin.Checkpoint), { ok: true, reason: "" });
+  assert.is(late.run({ ctx: l, bytes: buildRtp({ seq: (1000 + rate + 0.5 * rate) & 0xffff, ssrc: 3, payloadSize: 16 }) }).reasonName, "roc_unknown", "25,000 packets since at 50,000 a second: held");
+});
+
 test("a checkpoint restored so late that the sender may have moved 2^15 sequence numbers: protect holds its RTP (roc_unknown) rather than guess the roll-over counter and encrypt an index twice; a new key releases it", async () => {
   const master = masterFor(CM80, 21);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
