@@ -127,7 +127,8 @@ const REFRESH_TICK_MS = 100;
  * The least time between two checkpoint rounds that filters asked for (ABI 1.8): a burst of new
  * srtp sources (or a filter that asks at every batch) costs at most 20 rounds a second, and fewer
  * where the stateFile is large: the gap is at least WISHED_ROUND_WRITE_FACTOR times the last
- * write's duration, so that such writes take at most a quarter of the time.
+ * write's duration from the start of one such round to the next, so that their writes take at most
+ * a third of the time.
  */
 const WISHED_ROUND_GAP_MS = 50;
 const WISHED_ROUND_WRITE_FACTOR = 3;
