@@ -513,7 +513,7 @@ test("a checkpoint the moved segment's old worker answers while the move commits
   const copy = join(r.dir, "as-the-move-left-it.json");
   try {
     const { proxy } = await startProxy(r.config({ workers: 2 }, 0));
-    type Inside = { saveStates(): Promise<void>; checkpointDue: Set<unknown>; refreshWorker(w: unknown): Promise<void>; workers: unknown[]; stateWrites: Promise<void> };
+    type Inside = { saveStates(): Promise<void>; checkpointDue: Set<unknown>; refreshWorker(w: unknown, mayCheckpoint: boolean): Promise<boolean>; workers: unknown[]; stateWrites: Promise<void> };
     const inside = proxy as unknown as Inside;
     let moveIndex: number;
     try {
@@ -527,7 +527,7 @@ test("a checkpoint the moved segment's old worker answers while the move commits
         if (armed) {
           armed = false;
           inside.checkpointDue.add(inside.workers[0]);
-          await inside.refreshWorker(inside.workers[0]);
+          assert.ok(await inside.refreshWorker(inside.workers[0], true), "worker 0's checkpoint taken while the move commits");
         }
         return save();
       };
