@@ -240,11 +240,6 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       if (s === null) {
         reason = DropReason.TooManySources; // the table is full: refused, no other sender's state is given up
       } else {
-        // A restore from a checkpoint without this source would start it at ROC 0 again; had it
-        // rolled over since its first packet, the indexes before would be encrypted a second time
-        // (RFC 3711 section 9.1). The proxy takes a checkpoint at once, so that the window in
-        // which it could is milliseconds, not stateCheckpointMs (README "Restarts and roll-over").
-        if (known === null) askForCheckpoint();
         // the rate a restore judges is that of the sequence numbers, not of the packets: those
         // lost before this stage moved them too (the first step after a restore is the time the
         // stage was down, not a rate: it counts one)
@@ -252,6 +247,13 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
         const stepCounts = s.rtpSeen && !s.rtpResumed;
         reason = rtcp ? protectRtcp(session, s, ptr, len, room) : protectRtp(session, s, ptr, len, room, c.replayWindow);
         if (reason == 0) {
+          // A restore from a checkpoint without this source would start it at ROC 0 again; had
+          // it rolled over since its first packet, the indexes before would be encrypted a second
+          // time (RFC 3711 section 9.1). The proxy takes a checkpoint at once, so that the window
+          // in which it could is milliseconds, not stateCheckpointMs (README "Restarts and
+          // roll-over"). Only once something was protected: a refused first packet leaves no
+          // state (no slot taken) and costs no round, however many SSRCs come so
+          if (known === null) askForCheckpoint();
           if (rtcp) c.rtcpProtected++;
           else {
             c.rtpProtected++;

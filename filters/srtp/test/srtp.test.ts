@@ -310,6 +310,20 @@ test("protect asks for a checkpoint at a new source's first packet (ABI 1.8 chec
   assert.not.ok(restored.takeCheckpointWish(), "a source the checkpoint had is not new");
 });
 
+test("protect: a new source's first packet that is refused (malformed: nothing protected, no slot taken) does not ask for a checkpoint; sprayed SSRCs would otherwise cost a round and a stateFile write each", async () => {
+  const master = masterFor(CM80, 32);
+  const tx = await FilterHarness.load(WASM);
+  const a = tx.createContext({ direction: "protect", suite: CM80.name, key: inline(master) });
+  for (let ssrc = 100; ssrc < 110; ssrc++) {
+    const bad = buildRtp({ seq: 1, ssrc, payloadSize: 20 }).slice(0, 12);
+    bad[0] = 0x8f; // 15 CSRCs in a 12-byte packet
+    assert.is(tx.run({ ctx: a, bytes: bad }).verdict, "drop");
+  }
+  assert.not.ok(tx.takeCheckpointWish(), "no refused first packet asked");
+  assert.is(tx.run({ ctx: a, bytes: buildRtp({ seq: 1, ssrc: 100, payloadSize: 20 }) }).verdict, "pass");
+  assert.ok(tx.takeCheckpointWish(), "the source's first protected packet asks");
+});
+
 test("protect refuses an index it used already (srtp_replay, rtp_repeats_refused): a repeated sequence number, a duplicate, one too old", async () => {
   const master = masterFor(CM80);
   const tx = await FilterHarness.load(WASM);
