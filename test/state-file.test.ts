@@ -591,6 +591,62 @@ test("a reload that hands an srtp stage to a new entry of the filter (a rollout)
   }
 });
 
+test("a source new between a rollout's prepare and its commit: its ask exported the old stage, and the commit asks again, so that the file's state of the new entry knows it", async () => {
+  const r = await inProcessRig();
+  const NEW_SSRC = 0x5eedbeef;
+  const v2 = (): ProxyConfigInput => {
+    const base = r.config();
+    const enc = base.segments![0]!;
+    return {
+      ...base,
+      filters: { "srtp-v2": { path: filterWasm("srtp"), metricsName: "srtp" } },
+      segments: [{ ...enc, chain: [{ ...enc.chain![0]!, filter: "srtp-v2" }] }],
+    };
+  };
+  const knows = (entry: string, ssrc: number): boolean => {
+    const saved = JSON.parse(readFileSync(r.stateFile, "utf8")) as { stages: { filter: string; state: string }[] };
+    const blob = Buffer.from(saved.stages.find((c) => c.filter === entry)?.state ?? "", "base64");
+    const be = Buffer.alloc(4);
+    be.writeUInt32BE(ssrc);
+    const le = Buffer.from(be).reverse();
+    return blob.includes(be) || blob.includes(le);
+  };
+  try {
+    const { proxy } = await startProxy({ ...r.config(), filters: { srtp: { path: filterWasm("srtp"), metricsName: "srtp" } } });
+    type W = { checkpoint(): Promise<unknown[]>; commit(): Promise<unknown[]> };
+    const inside = proxy as unknown as { workers: W[]; stateWrites: Promise<void> };
+    const tx = await bindUdp();
+    try {
+      await r.nextIndex();
+      await sleep(1200); // past the first periodic checkpoint (the only one in an hour)
+      assert.ok(knows("srtp", SSRC), "the blob names a source it knows (what this test reads)");
+      const w = inside.workers[0]!;
+      let rounds = 0;
+      const checkpoint = w.checkpoint.bind(w);
+      w.checkpoint = () => (rounds++, checkpoint());
+      const commit = w.commit.bind(w);
+      w.commit = async () => {
+        // the change is prepared (the new entry's state, exported now, is in the file): a new source
+        const before = r.indexes.length;
+        const roundsBefore = rounds;
+        tx.send(senderReport(NEW_SSRC, 1000, 0), r.listen + 1, LO);
+        await waitFor(() => r.indexes.length > before, 5000, "the new source's SR protected");
+        // the round it asked for, of the old stage, taken before the commit
+        await waitFor(() => rounds > roundsBefore, 5000, "the round the new source asked for");
+        await inside.stateWrites;
+        return commit();
+      };
+      await proxy.apply(validateProxyConfig(v2()));
+      await waitFor(async () => (await inside.stateWrites, knows("srtp-v2", NEW_SSRC)), 2000, "the new entry's state in the file to know the new source (before the fix: not until the next periodic checkpoint, an hour on)");
+    } finally {
+      tx.close();
+      await proxy.close();
+    }
+  } finally {
+    r.close();
+  }
+});
+
 test("a filter instance restarted after a trap: the worker's states go to the stateFile at once, not at the next checkpoint", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-state-file-"));
   const stateFile = join(dir, "stage-state.json");

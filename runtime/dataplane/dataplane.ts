@@ -234,6 +234,13 @@ export class DataPlane {
   private closing = new Set<Promise<void>>();
   /** A filter's wish for a checkpoint went to the main thread, and no round was taken since. */
   private checkpointWishSent = false;
+  /**
+   * A filter asked for a checkpoint since the prepared change's states were exported
+   * (preparedStates): a hot swap at the commit then carries a state newer than the one the
+   * stateFile holds for the new stage (a rollout's new entry, or the same entry saved after a round
+   * of the old one), and the round asked for may have exported the old stage: asked again then.
+   */
+  private askedSincePrepared = false;
 
   constructor(private readonly options: DataPlaneOptions) {
     const emit = options.onEvent ?? (() => {});
@@ -507,6 +514,7 @@ export class DataPlane {
    * restarts from them.
    */
   preparedStates(): { restored: StateCheckpoint[]; fresh: StateCheckpoint[] } {
+    this.askedSincePrepared = false;
     const restored: StateCheckpoint[] = [];
     const fresh: StateCheckpoint[] = [];
     for (const p of this.plan?.segments ?? []) {
@@ -529,6 +537,7 @@ export class DataPlane {
 
   /** A filter's wish for a checkpoint soon, passed on once until the next round. */
   private wishCheckpoint(): void {
+    this.askedSincePrepared = true;
     if (this.checkpointWishSent) return;
     this.checkpointWishSent = true;
     this.options.onEvent?.({ type: "checkpoint-wanted" });
@@ -713,6 +722,11 @@ export class DataPlane {
       if (!before || before.slot !== st.slot || JSON.stringify(before.config) !== JSON.stringify(st.config)) renewed.push(i);
     });
     this.options.onEvent?.({ type: "swap", segment: seg.name, carried, awaitingRestart, fresh, renewed });
+    if (moved.size > 0 && this.askedSincePrepared) {
+      // the new stages hold what a filter asked to have in a checkpoint (see askedSincePrepared)
+      this.checkpointWishSent = false;
+      this.wishCheckpoint();
+    }
     return moved;
   }
 
