@@ -173,12 +173,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** Writes of the stateFile, one at a time, in order (each writes the checkpoints as they are when it runs). */
   private stateWrites: Promise<void> = Promise.resolve();
   /**
-   * With a stateFile: checkpoints kept since the last write took them, and writes under way. No
-   * checkpoint is taken while either holds (it waits a tick, or the write's end): rounds never
-   * pile up behind a slow write, however often filters ask for one (ABI 1.8).
+   * stateFile writes under way or waiting, and the one that waits (at most one: whoever asks
+   * meanwhile gets it, as it writes the checkpoints as they are when it runs). A round a filter
+   * asked for (ABI 1.8) waits for none to be under way: asks never queue writes behind a slow
+   * disk, while the periodic rounds go on (in memory too, for a worker's restart).
    */
-  private checkpointsUnsaved = false;
   private stateWritesRunning = 0;
+  private queuedWrite: Promise<void> | undefined;
   /** Workers whose filters asked for a checkpoint (checkpointWished), the round that takes them, and when the last began. */
   private readonly wished = new Set<WorkerHandle>();
   private wishedRound: NodeJS.Timeout | undefined;
@@ -866,12 +867,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private checkpointNow(w: WorkerHandle): void {
     this.checkpointDue.add(w);
-    this.refreshWorker(w, this.mayCheckpoint())
+    this.refreshWorker(w)
       .then((taken) => {
         // taken (not skipped for a refresh in flight: the next tick takes it then, and saves): to the file
         // at once. Whether it was taken, not whether w is still due: a round may have made it due again
         // meanwhile (and skipped it, as this one was in flight), and without this save nothing would
-        // write what it kept, so no checkpoint would be taken again (mayCheckpoint)
+        // write what it kept until the next round
         if (taken && this.config.stateFile !== undefined && !this.closed) return this.saveStates();
       })
       .catch(() => {}); // gone again: its own restart takes over; a failed write is said by saveStates
@@ -893,20 +894,25 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       this.lastCheckpointAt = now;
       for (const w of this.workers) this.checkpointDue.add(w);
     }
-    for (const w of this.checkpointDue) if (!this.workers.includes(w)) this.checkpointDue.delete(w); // replaced meanwhile
-    const mayCheckpoint = this.mayCheckpoint();
-    const checkpointing = mayCheckpoint && this.checkpointDue.size > 0;
+    this.dropNotDue();
     const statsDue = now - this.lastStatsAt >= STATS_EVERY_MS;
     if (statsDue) this.lastStatsAt = now;
     // a checkpoint brings the counters too; a worker due for neither is not asked
-    await Promise.all(this.workers.map((w) => (statsDue || (checkpointing && this.checkpointDue.has(w)) ? this.refreshWorker(w, mayCheckpoint) : undefined)));
-    if (checkpointing && !this.closed) await this.afterCheckpoint();
+    const took = await Promise.all(this.workers.map((w) => (statsDue || this.checkpointDue.has(w) ? this.refreshWorker(w) : false)));
+    // none taken (each due worker still answering a refresh): nothing new to write; the next tick tries again
+    if (took.includes(true) && !this.closed) await this.afterCheckpoint();
+  }
+
+  /** Workers replaced, or dead (their replacement takes one once it runs: checkpointNow), are not due. */
+  private dropNotDue(): void {
+    for (const w of this.checkpointDue) if (!w.alive || !this.workers.includes(w)) this.checkpointDue.delete(w);
   }
 
   /**
    * A filter of worker `w` asked for a checkpoint soon (ABI 1.8: srtp, for a new source, whose
-   * roll-over counter a restore without it could not tell): taken at once, or once the last round
-   * is in the stateFile, and at most one such round every WISHED_ROUND_GAP_MS (or more: see there).
+   * roll-over counter a restore without it could not tell): taken at once, or once no stateFile
+   * write is under way (asked rounds never queue writes behind a slow disk; the periodic ones go
+   * on, in memory too), and at most one such round every WISHED_ROUND_GAP_MS (or more: see there).
    */
   private checkpointWished(w: WorkerHandle): void {
     if (this.config.stateCheckpointMs <= 0 || this.closed) return;
@@ -925,21 +931,18 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.wishedRound.unref();
   }
 
-  /** The wished checkpoints and any due, now, if the last ones are saved (else the save's end calls again). */
+  /** The wished checkpoints and any due, now, if no stateFile write is under way (else its end calls again). */
   private async takeDueCheckpoints(): Promise<void> {
-    if (this.closed || !this.mayCheckpoint()) return;
+    if (this.closed || this.stateWritesRunning > 0) return;
     for (const w of this.wished) if (this.workers.includes(w)) this.checkpointDue.add(w);
     this.wished.clear();
+    this.dropNotDue();
     const due = this.workers.filter((w) => this.checkpointDue.has(w));
     if (due.length === 0) return;
     this.lastWishedRoundAt = Date.now();
-    await Promise.all(due.map((w) => this.refreshWorker(w, true)));
-    if (!this.closed) await this.afterCheckpoint();
-  }
-
-  /** Whether a checkpoint may be taken now: the last ones are in the stateFile (see checkpointsUnsaved); due ones wait a tick. */
-  private mayCheckpoint(): boolean {
-    return !this.checkpointsUnsaved && this.stateWritesRunning === 0;
+    const took = await Promise.all(due.map((w) => this.refreshWorker(w)));
+    // none taken (each worker still answering a refresh): nothing to write; the periodic tick takes them within 100 ms
+    if (took.includes(true) && !this.closed) await this.afterCheckpoint();
   }
 
   /** A round of checkpoints taken: saved to the stateFile, or, without one, said once that a process restart loses them. */
@@ -960,7 +963,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   /** A worker's checkpoints, as the last state of their stages (but see `moving`). */
   private keepCheckpoints(taken: readonly StateCheckpoint[]): void {
     for (const c of taken) if (!this.moving.has(c.segment)) this.checkpoints.set(checkpointKey(c), c);
-    if (taken.length > 0 && this.config.stateFile !== undefined) this.checkpointsUnsaved = true;
   }
 
   /** The checkpoints kept for `segments`. */
@@ -1017,8 +1019,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private saveStates(): Promise<void> {
     const path = this.config.stateFile;
     if (path === undefined) return Promise.resolve();
+    if (this.queuedWrite) return this.queuedWrite;
     this.stateWritesRunning++;
     const write = this.stateWrites.then(async () => {
+      this.queuedWrite = undefined; // under way: a save asked from now on writes after it
       try {
         // asked now, not from the last refresh: a process frozen past LOCK_STALE_MS may write before
         // its timer runs; and again before the rename, as the sync before it can take long
@@ -1026,8 +1030,6 @@ export class Proxy extends EventEmitter<ProxyEvents> {
           const holder = this.stateLock?.check();
           if (holder !== undefined) throw new Error(`another proxy holds its lock now (${holder}): this one no longer writes it`);
         };
-        // taken now (a write that fails says so; the rounds go on)
-        this.checkpointsUnsaved = false;
         stillOurs();
         const began = performance.now();
         await writeStateFile(path, [...this.checkpoints.values()], stillOurs);
@@ -1040,9 +1042,10 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         throw err;
       }
     });
+    this.queuedWrite = write;
     this.stateWrites = write.catch(() => {}).finally(() => {
       this.stateWritesRunning--;
-      // a filter's wish that came while it was written (see checkpointsUnsaved)
+      // a filter's wish that came while it was written (see stateWritesRunning)
       if (this.stateWritesRunning === 0 && this.wished.size > 0) this.scheduleWishedRound();
     });
     return write;
@@ -1052,14 +1055,14 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * One worker's counters, or its state when a checkpoint is due (one due while it was busy is taken
    * at its next free second, not a whole period later). A worker that has not answered the last
    * request (busy, or stuck until the watchdog acts) is not asked again: requests would pile up.
-   * Whether it took the checkpoint (whoever took one saves it: see checkpointsUnsaved).
+   * Whether it took the checkpoint (whoever took one saves it).
    */
-  private async refreshWorker(w: WorkerHandle, mayCheckpoint: boolean): Promise<boolean> {
+  private async refreshWorker(w: WorkerHandle): Promise<boolean> {
     if (!w.alive || this.refreshing.has(w)) return false;
     this.refreshing.add(w);
     let took = false;
     try {
-      if (mayCheckpoint && this.checkpointDue.delete(w)) {
+      if (this.checkpointDue.delete(w)) {
         this.keepCheckpoints(await w.checkpoint());
         took = true;
       } else {

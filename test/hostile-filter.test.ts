@@ -248,25 +248,29 @@ test("a filter that asks for a checkpoint at every packet (ABI 1.8 checkpoint_wa
     segments: [{ name: "asker", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "hostile" }] }],
   });
   const tx = await bindUdp();
-  await withProxy(proxy, [() => tx.close(), () => sink.close(), () => rmSync(dir, { recursive: true, force: true })], async () => {
-    const exports = async (): Promise<number> => (await segmentStats(proxy, "asker")).stages[0]!.metrics.find((m) => m.name === "exports")?.value ?? 0;
-    await sleep(300); // the first tick's periodic round
-    const before = await exports();
-    const kernel = new DropWatch([listen, sink.port]);
-    const n = 1000;
-    const t0 = performance.now();
-    await sendPaced(tx, listen, LO, n, 1000, (i) => command(i, 0xd1));
-    await waitFor(() => sink.received >= n - kernel.since().total, 5000, "the stream");
-    await sleep(100); // a round asked for by the last packets
-    const elapsedMs = performance.now() - t0;
-    const rounds = (await exports()) - before;
-    console.log(`  ${rounds} checkpoint rounds in ${elapsedMs.toFixed(0)} ms of asking at every packet`);
-    assert.ok(rounds >= 2, `the asks were answered more than once with the period at 10 minutes: ${rounds} rounds`);
-    assert.ok(rounds <= Math.ceil(elapsedMs / 50) + 1, `${rounds} rounds in ${elapsedMs.toFixed(0)} ms: more than one every 50 ms`);
-    const st = await segmentStats(proxy, "asker");
-    const loss = unexplainedLoss({ sent: n, received: sink.received, proxyDrops: st.dropsTotal, kernel });
-    assert.is(loss, null, loss ?? "");
-  });
+  try {
+    await withProxy(proxy, [() => tx.close(), () => sink.close()], async () => {
+      const exports = async (): Promise<number> => (await segmentStats(proxy, "asker")).stages[0]!.metrics.find((m) => m.name === "exports")?.value ?? 0;
+      await sleep(300); // the first tick's periodic round
+      const before = await exports();
+      const kernel = new DropWatch([listen, sink.port]);
+      const n = 1000;
+      const t0 = performance.now();
+      await sendPaced(tx, listen, LO, n, 1000, (i) => command(i, 0xd1));
+      await waitFor(() => sink.received >= n - kernel.since().total, 5000, "the stream");
+      await sleep(100); // a round asked for by the last packets
+      const elapsedMs = performance.now() - t0;
+      const rounds = (await exports()) - before;
+      console.log(`  ${rounds} checkpoint rounds in ${elapsedMs.toFixed(0)} ms of asking at every packet`);
+      assert.ok(rounds >= 2, `the asks were answered more than once with the period at 10 minutes: ${rounds} rounds`);
+      assert.ok(rounds <= Math.ceil(elapsedMs / 50) + 1, `${rounds} rounds in ${elapsedMs.toFixed(0)} ms: more than one every 50 ms`);
+      const st = await segmentStats(proxy, "asker");
+      const loss = unexplainedLoss({ sent: n, received: sink.received, proxyDrops: st.dropsTotal, kernel });
+      assert.is(loss, null, loss ?? "");
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true }); // after close: a write may be under way until then
+  }
 });
 
 test("a replacement's first checkpoint answered after a round that skipped its worker began its write: the checkpoints go on (they stopped for good)", async () => {
@@ -281,27 +285,31 @@ test("a replacement's first checkpoint answered after a round that skipped its w
     segments: [{ name: "raced", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "hostile" }] }],
   });
   const tx = await bindUdp();
-  await withProxy(proxy, [() => tx.close(), () => sink.close(), () => rmSync(dir, { recursive: true, force: true })], async () => {
-    const exports = async (): Promise<number> => (await segmentStats(proxy, "raced")).stages[0]!.metrics.find((m) => m.name === "exports")?.value ?? 0;
-    tx.send(command(0, 0), listen, LO); // a context, whose state each round exports
-    await waitFor(() => sink.received >= 1, 5000, "the first packet");
-    await waitFor(async () => (await exports()) >= 1, 5000, "a first round");
-    type Inner = { workers: object[]; stateWrites: Promise<void>; checkpointNow(w: object): void; wished: Set<object>; takeDueCheckpoints(): Promise<void> };
-    const inner = proxy as unknown as Inner;
-    const w = inner.workers[0]!;
-    await inner.stateWrites;
-    // the order a restart can bring: the replacement's first checkpoint is asked for (the
-    // "restarted" event), and before it answers a round (here one a filter asked for; the periodic
-    // tick does the same) finds the worker already asked, skips it, and writes the file without it
-    inner.checkpointNow(w);
-    inner.wished.add(w);
-    await inner.takeDueCheckpoints();
-    await inner.stateWrites;
-    const before = await exports();
-    await sleep(1000);
-    const rounds = (await exports()) - before;
-    assert.ok(rounds >= 3, `rounds every 200 ms go on: ${rounds} in 1 s`);
-  });
+  try {
+    await withProxy(proxy, [() => tx.close(), () => sink.close()], async () => {
+      const exports = async (): Promise<number> => (await segmentStats(proxy, "raced")).stages[0]!.metrics.find((m) => m.name === "exports")?.value ?? 0;
+      tx.send(command(0, 0), listen, LO); // a context, whose state each round exports
+      await waitFor(() => sink.received >= 1, 5000, "the first packet");
+      await waitFor(async () => (await exports()) >= 1, 5000, "a first round");
+      type Inner = { workers: object[]; stateWrites: Promise<void>; checkpointNow(w: object): void; wished: Set<object>; takeDueCheckpoints(): Promise<void> };
+      const inner = proxy as unknown as Inner;
+      const w = inner.workers[0]!;
+      await inner.stateWrites;
+      // the order a restart can bring: the replacement's first checkpoint is asked for (the
+      // "restarted" event), and before it answers a round (here one a filter asked for; the periodic
+      // tick does the same) finds the worker already asked, skips it, and writes the file without it
+      inner.checkpointNow(w);
+      inner.wished.add(w);
+      await inner.takeDueCheckpoints();
+      await inner.stateWrites;
+      const before = await exports();
+      await sleep(1000);
+      const rounds = (await exports()) - before;
+      assert.ok(rounds >= 3, `rounds every 200 ms go on: ${rounds} in 1 s`);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true }); // after close: a write may be under way until then
+  }
 });
 
 test("a filter that never returns from a context's creation: a start fails naming it, a reload is refused, and the running segments keep their stream", async () => {

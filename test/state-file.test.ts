@@ -513,7 +513,7 @@ test("a checkpoint the moved segment's old worker answers while the move commits
   const copy = join(r.dir, "as-the-move-left-it.json");
   try {
     const { proxy } = await startProxy(r.config({ workers: 2 }, 0));
-    type Inside = { saveStates(): Promise<void>; checkpointDue: Set<unknown>; refreshWorker(w: unknown, mayCheckpoint: boolean): Promise<boolean>; workers: unknown[]; stateWrites: Promise<void> };
+    type Inside = { saveStates(): Promise<void>; checkpointDue: Set<unknown>; refreshWorker(w: unknown): Promise<boolean>; workers: unknown[]; stateWrites: Promise<void> };
     const inside = proxy as unknown as Inside;
     let moveIndex: number;
     try {
@@ -527,7 +527,7 @@ test("a checkpoint the moved segment's old worker answers while the move commits
         if (armed) {
           armed = false;
           inside.checkpointDue.add(inside.workers[0]);
-          assert.ok(await inside.refreshWorker(inside.workers[0], true), "worker 0's checkpoint taken while the move commits");
+          assert.ok(await inside.refreshWorker(inside.workers[0]), "worker 0's checkpoint taken while the move commits");
         }
         return save();
       };
@@ -674,6 +674,67 @@ test("a filter instance restarted after a trap: the worker's states go to the st
   } finally {
     tx.close();
     sink.close();
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a checkpoint asked for while the worker still answers a refresh waits for its answer: no stateFile write without a checkpoint taken, then one with it", async () => {
+  const r = await inProcessRig();
+  const saved = (): number => (existsSync(r.stateFile) ? (JSON.parse(readFileSync(r.stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
+  try {
+    const { proxy } = await startProxy(r.config());
+    type W = { stats(streams?: boolean): Promise<unknown> };
+    type Inside = { workers: W[]; refreshWorker(w: W): Promise<boolean>; checkpointWished(w: W): void; saveStates(): Promise<void> };
+    const inside = proxy as unknown as Inside;
+    try {
+      await r.nextIndex();
+      await sleep(1200); // past the first periodic checkpoint (the only one in an hour)
+      const w = inside.workers[0]!;
+      const stats = w.stats.bind(w);
+      w.stats = async (streams) => (await sleep(300), stats(streams)); // a worker slow to answer
+      let writes = 0;
+      const save = inside.saveStates.bind(proxy);
+      inside.saveStates = () => (writes++, save());
+      const refreshed = inside.refreshWorker(w); // the counters' refresh, in flight (w is not due)
+      const asked = Date.now();
+      inside.checkpointWished(w); // a new source's first packet asks meanwhile
+      await sleep(200);
+      assert.is(writes, 0, "nothing written while no checkpoint could be taken (a version of 2026-12-06 wrote one each 50 ms)");
+      await refreshed;
+      await waitFor(() => saved() > asked, 2000, "the checkpoint asked for, saved once the worker answered");
+      assert.is(writes, 1, "one write, with the checkpoint");
+    } finally {
+      await proxy.close();
+    }
+  } finally {
+    r.close();
+  }
+});
+
+test("a stateFile write that does not end (a hung disk) does not hold the periodic checkpoint rounds back: the workers' restarts go on finding recent states", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-state-file-"));
+  const listen = await freePortPair();
+  const { proxy } = await startProxy({
+    stateFile: join(dir, "stage-state.json"), stateCheckpointMs: 200,
+    filters: { counter: { path: fixture("counter") } },
+    segments: [{ name: "cam", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: listen + 2 }], chain: [{ filter: "counter" }] }],
+  });
+  const inside = proxy as unknown as { workers: { checkpoint(): Promise<unknown[]> }[]; stateWrites: Promise<void> };
+  try {
+    await sleep(500);
+    let rounds = 0;
+    const w = inside.workers[0]!;
+    const checkpoint = w.checkpoint.bind(w);
+    w.checkpoint = () => (rounds++, checkpoint());
+    let release = (): void => {};
+    inside.stateWrites = inside.stateWrites.then(() => new Promise<void>((r) => (release = r))); // the next write does not end (an fsync on a stuck mount)
+    await sleep(2500);
+    release();
+    console.log(`  ${rounds} checkpoint rounds in 2.5 s while a write hung (period 200 ms)`);
+    // a version of 2026-12-06 took one (no round was taken while a write was pending)
+    assert.ok(rounds >= 4, `${rounds} rounds in 2.5 s`);
+  } finally {
     await proxy.close();
     rmSync(dir, { recursive: true, force: true });
   }
