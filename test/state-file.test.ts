@@ -552,18 +552,20 @@ test("a checkpoint the moved segment's old worker answers while the move commits
   }
 });
 
+/** The rig's config with its srtp stage on a new entry of the filter, "srtp-v2" (a rollout). */
+function rolledOut(base: ProxyConfigInput): ProxyConfigInput {
+  const enc = base.segments![0]!;
+  return {
+    ...base,
+    filters: { "srtp-v2": { path: filterWasm("srtp"), metricsName: "srtp" } },
+    segments: [{ ...enc, chain: [{ ...enc.chain![0]!, filter: "srtp-v2" }] }],
+  };
+}
+
 test("a reload that hands an srtp stage to a new entry of the filter (a rollout) saves the state it goes on from under the new entry, not a fresh one", async () => {
   const r = await inProcessRig();
   const copy = join(r.dir, "as-the-reload-left-it.json");
-  const v2 = (): ProxyConfigInput => {
-    const base = r.config();
-    const enc = base.segments![0]!;
-    return {
-      ...base,
-      filters: { "srtp-v2": { path: filterWasm("srtp"), metricsName: "srtp" } },
-      segments: [{ ...enc, chain: [{ ...enc.chain![0]!, filter: "srtp-v2" }] }],
-    };
-  };
+  const v2 = (): ProxyConfigInput => rolledOut(r.config());
   try {
     const { proxy } = await startProxy({ ...r.config(), filters: { srtp: { path: filterWasm("srtp"), metricsName: "srtp" } } });
     let swapIndex: number;
@@ -594,15 +596,7 @@ test("a reload that hands an srtp stage to a new entry of the filter (a rollout)
 test("a source new between a rollout's prepare and its commit: its ask exported the old stage, and the commit asks again, so that the file's state of the new entry knows it", async () => {
   const r = await inProcessRig();
   const NEW_SSRC = 0x5eedbeef;
-  const v2 = (): ProxyConfigInput => {
-    const base = r.config();
-    const enc = base.segments![0]!;
-    return {
-      ...base,
-      filters: { "srtp-v2": { path: filterWasm("srtp"), metricsName: "srtp" } },
-      segments: [{ ...enc, chain: [{ ...enc.chain![0]!, filter: "srtp-v2" }] }],
-    };
-  };
+  const v2 = (): ProxyConfigInput => rolledOut(r.config());
   const knows = (entry: string, ssrc: number): boolean => {
     const saved = JSON.parse(readFileSync(r.stateFile, "utf8")) as { stages: { filter: string; state: string }[] };
     const blob = Buffer.from(saved.stages.find((c) => c.filter === entry)?.state ?? "", "base64");
