@@ -250,9 +250,9 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
           // A restore from a checkpoint without this source would start it at ROC 0 again; had
           // it rolled over since its first packet, the indexes before would be encrypted a second
           // time (RFC 3711 section 9.1). The proxy takes a checkpoint at once, so that the window
-          // in which it could is milliseconds, not stateCheckpointMs (README "Restarts and
-          // roll-over"): a refused first packet leaves no
-          // state (no slot taken) and costs no round, however many SSRCs come so
+          // in which it could is milliseconds, not stateCheckpointMs (README "Protect never
+          // encrypts an index twice"). Only once something was protected: a refused first packet
+          // leaves no state (no slot taken) and costs no round, however many SSRCs come so
           if (known === null) askForCheckpoint();
           if (rtcp) c.rtcpProtected++;
           else {
