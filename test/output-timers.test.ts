@@ -6,8 +6,9 @@ import { Dest, FilterHarness, PacketFlag } from "../sdk/harness/index.js";
 import { buildRtp } from "../sdk/harness/packets.js";
 import { suite } from "./lib/suite.js";
 import { fixture } from "./lib/paths.js";
-import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, freePortRuns, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 
 const test = suite("output area and timers", { timeoutMs: 30_000 });
 
@@ -78,6 +79,55 @@ test("proxy: timer outputs pass the later stages and reach Forward, one-destinat
   } finally {
     for (const s of [s0, s1, s1fec, s0rtcp, senderRtcp]) s.close();
     tx.close();
+    await proxy.close();
+  }
+});
+
+/** The beacons (delay's `beaconMs`) a sink kept: the context that sent each, and its count. */
+function beacons(sink: Sink): { ctx: number; count: number }[] {
+  return sink.packets.filter((p) => p.bytes.length === 16 && p.bytes[1] === 204 && p.bytes.toString("latin1", 8, 12) === "bcn ")
+    .map((p) => ({ ctx: p.bytes.readUInt32BE(4), count: p.bytes.readUInt32BE(12) }));
+}
+
+test("proxy: a timer armed while the context is created fires once the segment runs (start, hot swap, new sockets)", async () => {
+  // prepare creates the contexts and commit puts them to work a round trip later (longer with
+  // many segments: their sockets are opened in between): a 0 ms timer armed in createContext was
+  // due before the commit, and was dropped, silently, for good
+  const segments = 16;
+  const listens = await freePortRuns(segments, 2);
+  const d0 = await freePortPair();
+  const d1 = await freePortPair();
+  const rtcp0 = await Sink.open(d0 + 1, { keep: true });
+  const rtcp1 = await Sink.open(d1 + 1, { keep: true });
+  const config = (beaconMs: number, destination: number): ProxyConfigInput => ({
+    filters: { delay: { path: fixture("delay") } },
+    segments: listens.map((port, i) => ({ name: `beacon${i}`, listen: { address: "127.0.0.1", port },
+      destinations: [{ address: "127.0.0.1", port: destination }],
+      chain: [{ filter: "delay", config: { beaconMs } }] })),
+  });
+  const { proxy } = await startProxy(config(20, d0));
+  /** Every segment's new context beacons, and its first beacon is its first firing. */
+  const newContexts = async (sink: Sink, not: Set<number>, what: string): Promise<void> => {
+    const fresh = () => beacons(sink).filter((b) => !not.has(b.ctx));
+    await waitFor(() => new Set(fresh().map((b) => b.ctx)).size >= segments, 5000, `${what}: a beacon from each segment`);
+    const first = new Map<number, number>();
+    for (const b of fresh()) if (!first.has(b.ctx)) first.set(b.ctx, b.count);
+    assert.is(first.size, segments, `${what}: one new context per segment`);
+    assert.equal([...first.values()], new Array<number>(segments).fill(1), `${what}: each from its first firing, the 0 ms one armed in createContext`);
+    for (const ctx of first.keys()) not.add(ctx);
+  };
+  try {
+    const seen = new Set<number>();
+    await newContexts(rtcp0, seen, "after the start");
+    // the chain's config changes: new contexts, created at prepare, swapped in at commit
+    await proxy.apply(validateProxyConfig(config(25, d0)));
+    await newContexts(rtcp0, seen, "after a hot swap");
+    // the destination changes too: new sockets, the new chains running only once they are bound
+    await proxy.apply(validateProxyConfig(config(30, d1)));
+    await newContexts(rtcp1, seen, "after new sockets");
+  } finally {
+    rtcp0.close();
+    rtcp1.close();
     await proxy.close();
   }
 });

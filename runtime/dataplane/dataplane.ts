@@ -35,6 +35,8 @@ const EXPORT_FAILED = Symbol("export failed");
 interface ArmedTimer {
   handle: NodeJS.Timeout | undefined;
   readonly dueMs: number;
+  /** It came due before its context's segment ran (see `timerFired`): it fires once it does. */
+  waiting: boolean;
 }
 
 /** A filter instance of the worker: which segments' stages it serves, and its memory. */
@@ -224,6 +226,8 @@ export class DataPlane {
   private readonly streamTimer: NodeJS.Timeout | undefined;
   private readonly timers = new Map<FilterInstance, Map<number, ArmedTimer>>();
   private readonly stageOwner = new Map<number, SegmentRuntime>();
+  /** Contexts a prepared change created whose segment does not run them yet (no `stageOwner`). */
+  private readonly notRunning = new Set<number>();
   /** Per segment: its chain, filter entries and module digests, to tell whether a change touches the chain. */
   private chainKeys = new Map<string, string>();
   private nextContext = 1;
@@ -372,7 +376,7 @@ export class DataPlane {
         this.commitSegment(p);
       } catch (err) {
         // a bug, not an outcome: the segment does not run, and the change says so
-        for (const st of p.stages ?? []) this.pool.detach(st);
+        for (const st of p.stages ?? []) this.detachStage(st);
         if (p.sockets) closeSockets(p.sockets);
         errors.push({ segment: p.config.name, message: `not started: ${(err as Error).message}` });
       }
@@ -453,7 +457,7 @@ export class DataPlane {
         this.addSegment(p.config, sockets, p.stages ?? []);
         this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {
-        for (const st of p.stages ?? []) this.pool.detach(st);
+        for (const st of p.stages ?? []) this.detachStage(st);
         if (sockets) closeSockets(sockets);
         errors.push({ segment: p.config.name, message: (err as Error).message });
       }
@@ -468,7 +472,7 @@ export class DataPlane {
     this.plan = undefined;
     for (const p of plan.segments) {
       if (p.sockets) closeSockets(p.sockets);
-      for (const st of p.stages ?? []) this.pool.detach(st);
+      for (const st of p.stages ?? []) this.detachStage(st);
     }
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
   }
@@ -574,7 +578,7 @@ export class DataPlane {
   /** Stops: every segment stops receiving, sends what it has and what its filters hold, then closes. */
   async close(): Promise<void> {
     this.abort();
-    for (const p of this.pendingOpen) for (const st of p.stages ?? []) this.pool.detach(st);
+    for (const p of this.pendingOpen) for (const st of p.stages ?? []) this.detachStage(st);
     this.pendingOpen = [];
     for (const seg of [...this.segments.values()]) this.removeSegment(seg);
     await Promise.all(this.closing);
@@ -615,9 +619,10 @@ export class DataPlane {
         const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state, 1 + config.legs.length);
         stage.family = family;
         stages.push(stage);
+        this.notRunning.add(stage.ctx);
       }
     } catch (err) {
-      for (const st of stages) this.pool.detach(st);
+      for (const st of stages) this.detachStage(st);
       const crashed = err instanceof FilterFailure ? " (while its context was created)" : "";
       throw new Error(`segment '${config.name}': ${(err as Error).message}${crashed}`);
     }
@@ -628,7 +633,7 @@ export class DataPlane {
     const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize, this.io, this.streams);
     seg.onNotice = (message) => this.options.onEvent?.({ type: "error", segment: config.name, message });
     seg.stages = stages;
-    for (const st of stages) this.stageOwner.set(st.ctx, seg);
+    this.run(seg, stages);
     this.segments.set(config.name, seg);
   }
 
@@ -641,10 +646,7 @@ export class DataPlane {
     if (drain) seg.drain();
     else seg.stopReceiving();
     finalCounts?.push(snapshotSegment(seg, false)); // what it drained included, before its stages go
-    for (const st of seg.stages) {
-      this.stageOwner.delete(st.ctx);
-      this.pool.detach(st);
-    }
+    for (const st of seg.stages) this.detachStage(st);
     seg.stages = [];
     this.segments.delete(seg.name);
     this.chainKeys.delete(seg.name);
@@ -659,7 +661,7 @@ export class DataPlane {
     const before = predecessors(old, next);
     const carried = this.carryState(seg, next, before);
     seg.stages = next;
-    for (const st of next) this.stageOwner.set(st.ctx, seg);
+    this.run(seg, next);
     // a stage whose state did not move (removed, or refused by its successor) hands over what it
     // holds, instead of losing it: into the new chain at its place (leaving-entry.ts), each way
     // through every new stage on that side, the ones this reload added too
@@ -668,10 +670,34 @@ export class DataPlane {
       seg.drainLeaving(st, leavingEntry(old, next, before, k));
     });
     carryFilterCounters(before);
-    for (const st of old) {
-      this.stageOwner.delete(st.ctx);
-      this.pool.detach(st);
+    for (const st of old) this.detachStage(st);
+  }
+
+  /** `seg` runs `stages` from now: their timers fire, those that came due before it too. */
+  private run(seg: SegmentRuntime, stages: readonly ChainStage[]): void {
+    for (const st of stages) {
+      this.stageOwner.set(st.ctx, seg);
+      if (!this.notRunning.delete(st.ctx)) continue;
+      const instance = st.live;
+      const armed = instance && this.timers.get(instance);
+      if (!armed) continue;
+      for (let timer = 0; timer < MAX_TIMERS_PER_CONTEXT; timer++) {
+        const key = st.ctx * MAX_TIMERS_PER_CONTEXT + timer;
+        const t = armed.get(key);
+        if (!t?.waiting) continue;
+        t.waiting = false;
+        t.handle = setTimeout(() => this.timerFired(instance, st.ctx, timer, key, t), 0);
+      }
     }
+  }
+
+  /** Takes a stage out of this worker: its context is destroyed and its timers cancelled. */
+  private detachStage(st: ChainStage): void {
+    this.stageOwner.delete(st.ctx);
+    this.notRunning.delete(st.ctx);
+    const instance = st.slot.instance;
+    if (instance) for (let timer = 0; timer < MAX_TIMERS_PER_CONTEXT; timer++) this.timerCancel(instance, st.ctx, timer);
+    this.pool.detach(st);
   }
 
   /** Moves each stage's state (and counters) from its predecessor in `seg`'s chain (`predecessor`) to it; returns the old stages whose state moved. */
@@ -762,7 +788,7 @@ export class DataPlane {
     clearTimeout(m.get(key)?.handle);
     const delayMs = Math.max(0, delayUs / 1000);
     // Node and Bun fire a timer of under 1 ms after 1 ms
-    const armed: ArmedTimer = { handle: undefined, dueMs: performance.now() + Math.max(1, delayMs) };
+    const armed: ArmedTimer = { handle: undefined, dueMs: performance.now() + Math.max(1, delayMs), waiting: false };
     armed.handle = setTimeout(() => this.timerFired(instance, ctx, timer, key, armed), delayMs);
     m.set(key, armed);
   }
@@ -786,6 +812,12 @@ export class DataPlane {
 
   private timerFired(instance: FilterInstance, ctx: number, timer: number, key: number, armed: ArmedTimer): void {
     const seg = this.stageOwner.get(ctx);
+    if (!seg && this.notRunning.has(ctx) && !instance.failure) {
+      // armed in createContext or an import during a prepare, due before the commit (or the open
+      // step) put the segment to work: it stays armed, and fires once the segment runs (`run`)
+      armed.waiting = true;
+      return;
+    }
     if (seg && performance.now() - armed.dueMs > LATE_TIMER_MS) {
       // late (a stall): the packets that came meanwhile go first, as they would have without it
       // (the loop runs timers before it polls; a poll since may have read only a wakeup's worth);
