@@ -7,8 +7,11 @@
 // Packets are RTP: V=2, PT 96 (or as asked), SSRC distinct per stream, sequence numbers and
 // 90 kHz timestamps continuous per stream over every trial (warm-up and measurement alike) so
 // that a validating filter sees each stream in order. After the 12-byte header a stamp:
-// [trial u32][stream u32][index in stream u32], big-endian. The sink counts each (stream, index)
-// of the armed trial once; per-stream loss = sent - counted.
+// [trial u32][stream u32][index in stream u32][send time u32], big-endian. The sink counts each
+// (stream, index) of the armed trial once; per-stream loss = sent - counted. The send time is the
+// machine's monotonic clock in microseconds (mod 2^32), which both processes read: the sink takes
+// each counted packet's one-way latency through the proxy (its own event loop included), the
+// figure a stall of the proxy's packet loop shows up in.
 //
 // Pacing: the streams are interleaved round robin, packet g of a trial being stream g % N's
 // packet floor(g / N), due at g / (N * rate) seconds: every stream gets one packet per 1/rate
@@ -47,12 +50,20 @@ export type ScaleLoadReply =
   | { type: "peeked"; received: number; arrived: number }
   | {
     type: "collected"; trial: number; received: number; perStream: Uint32Array; duplicates: number;
-    stray: number; cpuUs: number;
+    stray: number; cpuUs: number; latency: ScaleLatency | null;
   }
   | { type: "error"; message: string };
 
-/** The stamp after the RTP header: trial, stream, index. */
-export const STAMP_BYTES = 12;
+/** One-way latency of a trial's counted packets, microseconds (from a histogram: within 5%; max exact). */
+export interface ScaleLatency {
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+}
+
+/** The stamp after the RTP header: trial, stream, index, send time. */
+export const STAMP_BYTES = 16;
 export const MIN_PACKET_BYTES = 12 + STAMP_BYTES;
 
 const SSRC_BASE = 0x5ca10000;
@@ -64,6 +75,32 @@ const MAX_BURST_MS = 4;
 /** ...and in packets: dgram defers an addressed send to the next tick, so a burst must fit the ring. */
 const MAX_BURST_PACKETS = RING / 4;
 const LOOPBACK = "127.0.0.1";
+
+/** The monotonic clock (CLOCK_MONOTONIC, the same in every process), microseconds. */
+function monotonicUs(): number {
+  const [sec, ns] = process.hrtime();
+  return sec * 1e6 + ns / 1e3;
+}
+
+/** Latency histogram: 16 buckets an octave (steps of 4.4%) from 1 us to 2^26 us (67 s). */
+const BUCKETS_PER_OCTAVE = 16;
+const LATENCY_BUCKETS = 26 * BUCKETS_PER_OCTAVE + 1;
+const bucketOf = (us: number): number => (us < 1 ? 0 : Math.min(LATENCY_BUCKETS - 1, Math.ceil(Math.log2(us) * BUCKETS_PER_OCTAVE)));
+const bucketTop = (b: number): number => 2 ** (b / BUCKETS_PER_OCTAVE);
+
+function latencyOf(hist: Uint32Array, count: number, max: number): ScaleLatency | null {
+  if (count === 0) return null;
+  const at = (q: number): number => {
+    const rank = Math.ceil(q * count);
+    let seen = 0;
+    for (let b = 0; b < hist.length; b++) {
+      seen += hist[b]!;
+      if (seen >= rank) return Math.round(Math.min(bucketTop(b), max));
+    }
+    return Math.round(max);
+  };
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: Math.round(max) };
+}
 
 function generator(): void {
   const sock = createSocket("udp4");
@@ -148,6 +185,7 @@ function generator(): void {
           b.writeUInt32BE(trial, 12);
           b.writeUInt32BE(stream, 16);
           b.writeUInt32BE(index, 20);
+          b.writeUInt32BE(monotonicUs() % 4294967296, 24);
           seq[stream] = seq[stream]! + 1; // Uint16Array wraps
           rtpTime[stream] = rtpTime[stream]! + tsStep; // Uint32Array wraps
           sentPer[stream]++;
@@ -192,6 +230,8 @@ function sink(): void {
   let received = 0;
   let duplicates = 0;
   let stray = 0;
+  const latency = new Uint32Array(LATENCY_BUCKETS);
+  let maxLatency = 0;
   let cpu0 = process.cpuUsage();
   sock.on("message", (msg) => {
     if (msg.length < MIN_PACKET_BYTES || msg.readUInt32BE(12) !== trial) {
@@ -210,6 +250,9 @@ function sink(): void {
       seen[k] = 1;
       receivedPer[stream]++;
       received++;
+      const us = (monotonicUs() - msg.readUInt32BE(24) + 4294967296) % 4294967296;
+      latency[bucketOf(us)]++;
+      if (us > maxLatency) maxLatency = us;
     }
   });
   sock.bind(0, LOOPBACK, () => {
@@ -224,12 +267,14 @@ function sink(): void {
       seen = new Uint8Array(streams * perStream);
       receivedPer = new Uint32Array(streams);
       received = duplicates = stray = 0;
+      latency.fill(0);
+      maxLatency = 0;
       cpu0 = process.cpuUsage();
       replyToParent({ type: "armed", trial });
     } else if (m.cmd === "peek") {
       replyToParent({ type: "peeked", received, arrived: received + duplicates + stray });
     } else if (m.cmd === "collect") {
-      replyToParent({ type: "collected", trial: m.trial, received, perStream: receivedPer.slice(), duplicates, stray, cpuUs: cpuUsSince(cpu0) });
+      replyToParent({ type: "collected", trial: m.trial, received, perStream: receivedPer.slice(), duplicates, stray, cpuUs: cpuUsSince(cpu0), latency: latencyOf(latency, received, maxLatency) });
     } else if (m.cmd === "exit") sock.close(() => process.exit(0));
     else replyToParent({ type: "error", message: `sink: unexpected ${m.cmd}` });
   });

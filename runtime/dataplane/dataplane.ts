@@ -478,34 +478,51 @@ export class DataPlane {
   }
 
   /**
-   * Counters of every segment (asked for once a second, which also closes the filters' log
-   * windows); `streams` false leaves the per-stream stats out (the refresh that only keeps counters
-   * to carry across a worker restart: 10,000 streams' objects every second are not free).
+   * Counters of every segment, at once (an open's reply). The once-a-second rounds go by
+   * `beginRound` and `roundSlice` instead, a slice at a time.
    */
   snapshot(streams = true): SegmentSnapshot[] {
+    const segs = this.beginRound(streams, false);
+    return this.roundSlice(segs, streams, false).segments;
+  }
+
+  /**
+   * Starts a round of counters (asked for once a second, which also closes the filters' log
+   * windows) and, with `checkpoint`, of every running stage's state; returns the segments running
+   * now, for `roundSlice` to take a part at a time: one go over thousands of segments holds the
+   * packet loop for tens of milliseconds (worker-entry.ts). `streams` false leaves the per-stream
+   * stats out (the refresh that only keeps counters to carry across a worker restart: 10,000
+   * streams' objects every second are not free).
+   */
+  beginRound(streams: boolean, checkpoint: boolean): SegmentRuntime[] {
     this.pool.endLogWindows();
     // every stream's last whole window as of now, whatever the roll timer's phase: two proxies'
     // reports then hold the same second (a quiet stream's windows end only here or by the timer)
     if (streams && this.streams) this.streams.roll(wallClockMs());
-    return [...this.segments.values()].map((seg) => snapshotSegment(seg, streams));
+    if (checkpoint) this.checkpointWishSent = false; // a wish during this round's exports asks for the next
+    return [...this.segments.values()];
   }
 
   /**
-   * Exports the state of every running stage: kept on the stage (a failed instance's replacement
-   * imports it) and returned for the main thread (a restarted worker's new contexts import it).
+   * The counters of `segs` (a part of a round) and, with `checkpoint`, the state of each of their
+   * stages: kept on the stage (a failed instance's replacement imports it) and returned for the
+   * main thread (a restarted worker's new contexts import it). A segment no longer running is left out.
    */
-  checkpoint(): StateCheckpoint[] {
-    this.checkpointWishSent = false; // a wish during this round's exports asks for the next
-    const out: StateCheckpoint[] = [];
-    for (const seg of this.segments.values()) {
+  roundSlice(segs: readonly SegmentRuntime[], streams: boolean, checkpoint: boolean): { segments: SegmentSnapshot[]; checkpoints: StateCheckpoint[] } {
+    const segments: SegmentSnapshot[] = [];
+    const checkpoints: StateCheckpoint[] = [];
+    for (const seg of segs) {
+      if (this.segments.get(seg.name) !== seg) continue;
+      segments.push(snapshotSegment(seg, streams));
+      if (!checkpoint) continue;
       for (const stage of seg.stages) {
         const blob = this.stateNow(stage); // none after a failure: the last checkpoint stands
         if (!blob) continue;
         stage.checkpoint = blob;
-        out.push(stateCheckpoint(seg.name, stage, blob));
+        checkpoints.push(stateCheckpoint(seg.name, stage, blob));
       }
     }
-    return out;
+    return { segments, checkpoints };
   }
 
   /**

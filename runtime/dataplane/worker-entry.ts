@@ -6,6 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { DataPlane } from "./dataplane.js";
 import { stopReadingOf } from "./batched-io.js";
 import { WatchdogBeacon } from "./watchdog-beacon.js";
+import { takeRound } from "./stats-round.js";
 import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 
 type Send = (message: WorkerReply) => void;
@@ -29,8 +30,28 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
     ...(init.keepOwner !== undefined ? { keepOwner: init.keepOwner } : {}),
     onEvent: (event) => send({ type: "event", event }),
   });
+  // a stats round is taken in parts, the loop running between them: a change of which segments run
+  // (commit, open, close) waits for the round under way, and rounds follow one another, so that a
+  // round's parts hold the segments of one moment
+  let round: Promise<unknown> = Promise.resolve();
+  const statsRound = async (m: Extract<WorkerRequest, { type: "stats" }>): Promise<void> => {
+    const streams = m.streams !== false;
+    const checkpoint = m.checkpoint === true;
+    const last = await takeRound(plane, streams, checkpoint, (part) => send({ type: "part", id: m.id, ...part }));
+    send({
+      type: "reply", id: m.id, errors: [], segments: last.segments, instances: plane.instanceMap(),
+      ...(checkpoint ? { checkpoints: last.checkpoints } : {}),
+    });
+  };
   onMessage(async (m) => {
     try {
+      if (m.type === "stats") {
+        const taken = round.then(() => statsRound(m));
+        round = taken.catch(() => undefined);
+        await taken;
+        return;
+      }
+      if (m.type === "commit" || m.type === "open" || m.type === "close") await round;
       switch (m.type) {
         case "prepare": {
           const errors = await plane.prepare(m.request);
@@ -52,12 +73,6 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
         case "abort":
           plane.abort();
           send({ type: "reply", id: m.id, errors: [] });
-          break;
-        case "stats":
-          send({
-            type: "reply", id: m.id, errors: [], segments: plane.snapshot(m.streams !== false), instances: plane.instanceMap(),
-            ...(m.checkpoint ? { checkpoints: plane.checkpoint() } : {}),
-          });
           break;
         case "close":
           await plane.close();

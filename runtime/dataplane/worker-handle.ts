@@ -62,6 +62,16 @@ export function workerProcessEnv(): NodeJS.ProcessEnv {
   return { ...process.env, BUN_GC_TIMER_DISABLE: "1" };
 }
 
+/** A stats reply with the parts that came before it in front of its own segments and states. */
+function withParts(reply: Reply, parts: { segments: SegmentSnapshot[]; checkpoints: StateCheckpoint[] } | undefined): Reply {
+  if (!parts) return reply;
+  return {
+    ...reply,
+    segments: [...parts.segments, ...(reply.segments ?? [])],
+    ...(reply.checkpoints ? { checkpoints: [...parts.checkpoints, ...reply.checkpoints] } : {}),
+  };
+}
+
 /** The next worker thread's keepOwner: unique in the process (tests run several proxies in one). */
 let nextKeepOwner = 0;
 
@@ -81,6 +91,8 @@ export class WorkerHandle {
   instances: InstanceUsers[] = [];
   lastSegments: SegmentSnapshot[] = [];
   private readonly pending = new Map<number, (reply: Reply) => void>();
+  /** The parts of the answers to stats requests received so far (worker-protocol.ts, "part"). */
+  private readonly parts = new Map<number, { segments: SegmentSnapshot[]; checkpoints: StateCheckpoint[] }>();
   private nextId = 1;
   private thread: Worker | undefined;
   private child: ChildProcess | undefined;
@@ -114,10 +126,18 @@ export class WorkerHandle {
     const onMessage = (m: WorkerReply): void => {
       if (m.type === "ready") resolveReady();
       else if (m.type === "event") this.onEvent(m.event);
-      else {
+      else if (m.type === "part") {
+        const soFar = this.parts.get(m.id);
+        if (!soFar) this.parts.set(m.id, { segments: m.segments, checkpoints: m.checkpoints });
+        else {
+          soFar.segments.push(...m.segments);
+          soFar.checkpoints.push(...m.checkpoints);
+        }
+      } else {
         const waiter = this.pending.get(m.id);
         this.pending.delete(m.id);
-        waiter?.(m);
+        waiter?.(withParts(m, this.parts.get(m.id)));
+        this.parts.delete(m.id);
       }
     };
     const exit = (code: number | null, signal: string | null = null): void => {
@@ -125,6 +145,7 @@ export class WorkerHandle {
       this.exited = true;
       for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `${this.name} ${this.killedFor ?? "exited"}` }] });
       this.pending.clear();
+      this.parts.clear();
       this.cleanupBeacon();
       resolveReady();
       this.onExit(code, signal);
@@ -196,6 +217,7 @@ export class WorkerHandle {
   private answerGone(id: number): void {
     const waiter = this.pending.get(id);
     this.pending.delete(id);
+    this.parts.delete(id);
     waiter?.({ type: "reply", id: 0, errors: [{ segment: "", message: `${this.name} ${this.killedFor ?? "exited"}` }] });
   }
 

@@ -35,6 +35,8 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: "ready" }
   | { type: "event"; event: DataPlaneEvent }
+  /** Part of a stats round's answer (stats-round.ts): its segments and states come before the reply's own. */
+  | { type: "part"; id: number; segments: SegmentSnapshot[]; checkpoints: StateCheckpoint[] }
   /** A commit's `segments`: the counters of the segments it took out, as they ended. */
   /** A prepare's `prepared`: the states of the stages the change creates (DataPlane.preparedStates). */
   | {
