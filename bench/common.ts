@@ -69,6 +69,9 @@ export function machineBusyUs(): number | null {
 /** A trial is noisy when the rest of the machine used more than this (% of one core). */
 export const NOISY_CPU_PCT = 15;
 
+/** The scale part's packets: a 12-byte RTP header and a 16-byte stamp (bench/scale-load.ts). */
+export const SCALE_MIN_PACKET_BYTES = 28;
+
 /** Receive-buffer drops summed over local UDP ports lo..hi (Linux /proc/net/udp), or null elsewhere. */
 export function udpDrops(lo: number, hi = lo): number | null {
   let text: string;

@@ -24,6 +24,7 @@
 // The send loop allocates nothing of its own: packets are written into a preallocated ring of
 // buffers, and per-stream state lives in typed arrays.
 import { createSocket } from "node:dgram";
+import { SCALE_MIN_PACKET_BYTES } from "./common.js";
 import { cpuUsSince, replyToParent, tuneSocket } from "./load-process.js";
 
 export type ScaleLoadRequest =
@@ -62,9 +63,8 @@ export interface ScaleLatency {
   readonly max: number;
 }
 
-/** The stamp after the RTP header: trial, stream, index, send time. */
-export const STAMP_BYTES = 16;
-export const MIN_PACKET_BYTES = 12 + STAMP_BYTES;
+/** The stamp after the RTP header (trial, stream, index, send time) ends here: the smallest packet. */
+const MIN_PACKET_BYTES = SCALE_MIN_PACKET_BYTES;
 
 const SSRC_BASE = 0x5ca10000;
 const BUFFER_BYTES = 8 << 20; // the kernel caps it at net.core.rmem_max / wmem_max

@@ -22,12 +22,12 @@
 // one the target reads.
 import { readFileSync } from "node:fs";
 import type { ProxySnapshot } from "../runtime/index.js";
-import { NOISY_CPU_PCT, machineBusyUs, markdownTable, progress, round, sleep, table, udpDrops } from "./common.js";
+import { NOISY_CPU_PCT, SCALE_MIN_PACKET_BYTES, machineBusyUs, markdownTable, progress, round, sleep, table, udpDrops } from "./common.js";
 import { LoadProcess } from "./load-process.js";
 import { treeCpuUs, treeMemory } from "./hosts/process-stats.js";
 import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
 import { whyNotStarted } from "./hosts/spawn.js";
-import { MIN_PACKET_BYTES, type ScaleLatency, type ScaleLoadReply, type ScaleLoadRequest } from "./scale-load.js";
+import type { ScaleLatency, ScaleLoadReply, ScaleLoadRequest } from "./scale-load.js";
 
 export interface ScaleOptions {
   readonly counts: readonly number[];
@@ -345,7 +345,7 @@ async function runLevel(gen: Load, sink: Load, n: number, rate: number, reduced:
 }
 
 export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
-  if (opts.size < MIN_PACKET_BYTES) throw new Error(`scale: size ${opts.size} is under ${MIN_PACKET_BYTES} bytes (RTP header + stamp)`);
+  if (opts.size < SCALE_MIN_PACKET_BYTES) throw new Error(`scale: size ${opts.size} is under ${SCALE_MIN_PACKET_BYTES} bytes (RTP header + stamp)`);
   if (!(opts.ratePerStream > 0)) throw new Error("scale: ratePerStream must be positive");
   const warnings: string[] = [];
   const levels: Level[] = [];
