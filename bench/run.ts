@@ -9,6 +9,8 @@
 //                      proxy, filter, filter@dgram, filter@bun, srtp
 //   --repeats N        end-to-end and workers repeats (default 3, quick 1); the streams part runs 5N rounds
 //   --scale LIST       segment counts of the scale part (default 1,100,1000,10000; quick 1,100,1000)
+//   --scale-rate N     packets/s of each stream in the scale part (default 50; a level whose aggregate is
+//                      over 50,000 runs again reduced to fit)
 //   --filter PATH      the filter under test (default filters/validate/build/validate.wasm)
 //   --batch-size N     the proxy's batchSize in the end-to-end part (default: the proxy's own)
 //   --pin              pin the relays to CPU 0 and the generator and sink to the others (taskset)
@@ -54,6 +56,7 @@ interface Args {
   save: boolean;
   hosts: HostKind[] | undefined;
   scale: number[] | undefined;
+  scaleRate: number;
   render: boolean;
   batchSize: number | undefined;
 }
@@ -78,10 +81,10 @@ function search(args: Args, repeats: number, steps: number, sweepRates: readonly
   };
 }
 
-const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,tail,scale,fanout,workers,streams,congestion] [--hosts LIST] [--repeats N] [--scale LIST] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
+const USAGE = "usage: node dist/bench/run.js [--quick] [--only micro,srtp,fec,e2e,tail,scale,fanout,workers,streams,congestion] [--hosts LIST] [--repeats N] [--scale LIST] [--scale-rate N] [--filter PATH] [--batch-size N] [--pin] [--json FILE] [--no-save] | --render";
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: DEFAULT_PARTS, repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, render: false, batchSize: undefined };
+  const args: Args = { quick: false, json: undefined, filter: DEFAULT_FILTER, only: DEFAULT_PARTS, repeats: undefined, pin: false, save: true, hosts: undefined, scale: undefined, scaleRate: 50, render: false, batchSize: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -110,6 +113,10 @@ function parseArgs(argv: string[]): Args {
       const list = value().split(",").map(Number);
       if (list.some((n) => !Number.isInteger(n) || n < 1 || n > 12_000)) throw new TypeError(`--scale takes segment counts 1..12000, comma-separated\n${USAGE}`);
       args.scale = list;
+    } else if (a === "--scale-rate") {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new TypeError(`--scale-rate takes 1..10000 packets/s\n${USAGE}`);
+      args.scaleRate = n;
     } else if (a === "--pin") args.pin = true;
     else if (a === "--no-save") args.save = false;
     else if (a === "--render") args.render = true;
@@ -296,7 +303,7 @@ async function main(): Promise<void> {
     const counts = args.scale ?? (q ? [1, 100, 1000] : [1, 100, 1000, 10_000]);
     const scaleUnder = (runtime: "node" | "bun", levels: number[]) => runScale({
       counts: levels,
-      ratePerStream: 50,
+      ratePerStream: args.scaleRate,
       size: 200,
       warmupMs: q ? 1000 : 1500,
       measureMs: q ? 1500 : 5000,
