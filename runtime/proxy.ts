@@ -1066,7 +1066,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         this.keepCheckpoints(await w.checkpoint());
         took = true;
       } else {
-        await w.stats(false); // counters to carry across a restart: per-stream stats are not carried
+        await w.refresh(); // counters to carry across a restart: per-stream stats are not carried
       }
     } finally {
       this.refreshing.delete(w);

@@ -678,15 +678,15 @@ test("a checkpoint asked for while the worker still answers a refresh waits for 
   const saved = (): number => (existsSync(r.stateFile) ? (JSON.parse(readFileSync(r.stateFile, "utf8")) as { savedAtMs: number }).savedAtMs : 0);
   try {
     const { proxy } = await startProxy(r.config());
-    type W = { stats(streams?: boolean): Promise<unknown> };
+    type W = { refresh(): Promise<void> };
     type Inside = { workers: W[]; refreshWorker(w: W): Promise<boolean>; checkpointWished(w: W): void; saveStates(): Promise<void> };
     const inside = proxy as unknown as Inside;
     try {
       await r.nextIndex();
       await sleep(1200); // past the first periodic checkpoint (the only one in an hour)
       const w = inside.workers[0]!;
-      const stats = w.stats.bind(w);
-      w.stats = async (streams) => (await sleep(300), stats(streams)); // a worker slow to answer
+      const refresh = w.refresh.bind(w);
+      w.refresh = async () => (await sleep(300), refresh()); // a worker slow to answer
       let writes = 0;
       const save = inside.saveStates.bind(proxy);
       inside.saveStates = () => (writes++, save());

@@ -83,7 +83,7 @@ test("proxy: a config change waits for the round under way; a round never mixes 
     const commit = worker.commit.bind(worker);
     let during: Promise<SegmentSnapshot[]> | undefined;
     worker.commit = () => {
-      during = worker.stats(false);
+      during = worker.refresh().then(() => worker.lastSegments);
       return commit();
     };
     await proxy.apply(validateProxyConfig(config(count / 2)));

@@ -7,6 +7,7 @@ import { DataPlane } from "./dataplane.js";
 import { stopReadingOf } from "./batched-io.js";
 import { WatchdogBeacon } from "./watchdog-beacon.js";
 import { takeRound } from "./stats-round.js";
+import type { SegmentSnapshot } from "./snapshot.js";
 import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 
 type Send = (message: WorkerReply) => void;
@@ -37,10 +38,13 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
   const statsRound = async (m: Extract<WorkerRequest, { type: "stats" }>): Promise<void> => {
     const streams = m.streams !== false;
     const checkpoint = m.checkpoint === true;
-    const last = await takeRound(plane, streams, checkpoint, (part) => send({ type: "part", id: m.id, ...part }));
+    // as text, the main thread keeps one string a part instead of every snapshot's objects
+    const counters = (segments: SegmentSnapshot[]) => (m.asText ? { segments: [], segmentsText: JSON.stringify(segments) } : { segments });
+    const last = await takeRound(plane, streams, checkpoint, (part) => send({ type: "part", id: m.id, ...counters(part.segments), checkpoints: part.checkpoints }));
+    const { segmentsText, ...rest } = counters(last.segments);
     send({
-      type: "reply", id: m.id, errors: [], segments: last.segments, instances: plane.instanceMap(),
-      ...(checkpoint ? { checkpoints: last.checkpoints } : {}),
+      type: "reply", id: m.id, errors: [], ...rest, ...(segmentsText !== undefined ? { segmentsText: [segmentsText] } : {}),
+      instances: plane.instanceMap(), ...(checkpoint ? { checkpoints: last.checkpoints } : {}),
     });
   };
   onMessage(async (m) => {

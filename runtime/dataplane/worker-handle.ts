@@ -63,12 +63,20 @@ export function workerProcessEnv(): NodeJS.ProcessEnv {
   return { ...process.env, BUN_GC_TIMER_DISABLE: "1" };
 }
 
+/** The parts of a stats round received before its reply (worker-protocol.ts, "part"). */
+interface RoundParts {
+  segments: SegmentSnapshot[];
+  texts: string[];
+  checkpoints: StateCheckpoint[];
+}
+
 /** A stats reply with the parts that came before it in front of its own segments and states. */
-function withParts(reply: Reply, parts: { segments: SegmentSnapshot[]; checkpoints: StateCheckpoint[] } | undefined): Reply {
+function withParts(reply: Reply, parts: RoundParts | undefined): Reply {
   if (!parts) return reply;
   return {
     ...reply,
     segments: [...parts.segments, ...(reply.segments ?? [])],
+    ...(reply.segmentsText ? { segmentsText: [...parts.texts, ...reply.segmentsText] } : {}),
     ...(reply.checkpoints ? { checkpoints: [...parts.checkpoints, ...reply.checkpoints] } : {}),
   };
 }
@@ -107,10 +115,30 @@ export class WorkerHandle {
    */
   reclaimFrom: number | undefined;
   instances: InstanceUsers[] = [];
-  lastSegments: SegmentSnapshot[] = [];
+  /**
+   * Every segment's counters as of the worker's last round (what a restart carries on from).
+   * Kept as the JSON text the worker sent, parsed when read: 10,000 segments' snapshots as objects,
+   * replaced every second, lived just long enough to reach the old generation and swung the main
+   * thread's heap by 150 MB.
+   */
+  get lastSegments(): SegmentSnapshot[] {
+    if (this.lastText) {
+      this.last = this.lastText.flatMap((text) => JSON.parse(text) as SegmentSnapshot[]);
+      this.lastText = undefined;
+    }
+    return this.last;
+  }
+
+  set lastSegments(segments: SegmentSnapshot[]) {
+    this.last = segments;
+    this.lastText = undefined;
+  }
+
+  private last: SegmentSnapshot[] = [];
+  private lastText: string[] | undefined;
   private readonly pending = new Map<number, (reply: Reply) => void>();
   /** The parts of the answers to stats requests received so far (worker-protocol.ts, "part"). */
-  private readonly parts = new Map<number, { segments: SegmentSnapshot[]; checkpoints: StateCheckpoint[] }>();
+  private readonly parts = new Map<number, RoundParts>();
   private nextId = 1;
   private thread: Worker | undefined;
   private child: ChildProcess | undefined;
@@ -145,12 +173,11 @@ export class WorkerHandle {
       if (m.type === "ready") resolveReady();
       else if (m.type === "event") this.onEvent(m.event);
       else if (m.type === "part") {
-        const soFar = this.parts.get(m.id);
-        if (!soFar) this.parts.set(m.id, { segments: m.segments, checkpoints: m.checkpoints });
-        else {
-          soFar.segments.push(...m.segments);
-          soFar.checkpoints.push(...m.checkpoints);
-        }
+        let soFar = this.parts.get(m.id);
+        if (!soFar) this.parts.set(m.id, (soFar = { segments: [], texts: [], checkpoints: [] }));
+        soFar.segments.push(...m.segments);
+        if (m.segmentsText !== undefined) soFar.texts.push(m.segmentsText);
+        soFar.checkpoints.push(...m.checkpoints);
       } else {
         const waiter = this.pending.get(m.id);
         this.pending.delete(m.id);
@@ -279,20 +306,36 @@ export class WorkerHandle {
     return reply.errors;
   }
 
-  /** Every segment's counters; `streams` false: without the per-stream stats (the proxy's once-a-second refresh). */
-  async stats(streams = true): Promise<SegmentSnapshot[]> {
-    const reply = await this.request({ type: "stats", streams });
+  /**
+   * Every segment's counters with its per-stream stats, now (a /stats or /metrics read), kept as
+   * `lastSegments` until the next round; the last round's when the worker does not answer (killed,
+   * it answers with an error).
+   */
+  async stats(): Promise<SegmentSnapshot[]> {
+    const reply = await this.request({ type: "stats", streams: true });
     if (reply.instances) this.instances = reply.instances;
     if (reply.segments) this.lastSegments = reply.segments;
     return this.lastSegments;
   }
 
-  /** Counters and every running stage's state (see DataPlane.checkpoint). */
+  /** The proxy's once-a-second round: the counters (without per-stream stats) kept as `lastSegments`. */
+  async refresh(): Promise<void> {
+    this.keep(await this.request({ type: "stats", streams: false, asText: true }));
+  }
+
+  /** A refresh with every running stage's state (see DataPlane.roundSlice). */
   async checkpoint(): Promise<StateCheckpoint[]> {
-    const reply = await this.request({ type: "stats", checkpoint: true, streams: false });
-    if (reply.instances) this.instances = reply.instances;
-    if (reply.segments) this.lastSegments = reply.segments;
+    const reply = await this.request({ type: "stats", checkpoint: true, streams: false, asText: true });
+    this.keep(reply);
     return reply.checkpoints ?? [];
+  }
+
+  private keep(reply: Reply): void {
+    if (reply.instances) this.instances = reply.instances;
+    if (reply.segmentsText) {
+      this.last = [];
+      this.lastText = reply.segmentsText;
+    }
   }
 
   /** Why kill() ended it, for the requests it leaves unanswered ("was stuck in filter x ..."). */

@@ -28,20 +28,25 @@ export type WorkerRequest =
   /** Waits until the sockets of the segments the last commit took out have closed. */
   | { type: "released"; id: number }
   | { type: "abort"; id: number }
-  /** Counters; with `checkpoint`, also every running stage's state. */
-  | { type: "stats"; id: number; checkpoint?: boolean; streams?: boolean }
+  /**
+   * Counters; with `checkpoint`, also every running stage's state. `asText`: the segments' counters
+   * come as JSON text (`segmentsText`), for the main thread to keep rather than read.
+   */
+  | { type: "stats"; id: number; checkpoint?: boolean; streams?: boolean; asText?: boolean }
   | { type: "close"; id: number };
 
 export type WorkerReply =
   | { type: "ready" }
   | { type: "event"; event: DataPlaneEvent }
   /** Part of a stats round's answer (stats-round.ts): its segments and states come before the reply's own. */
-  | { type: "part"; id: number; segments: SegmentSnapshot[]; checkpoints: StateCheckpoint[] }
+  | { type: "part"; id: number; segments: SegmentSnapshot[]; segmentsText?: string; checkpoints: StateCheckpoint[] }
   /** A commit's `segments`: the counters of the segments it took out, as they ended. */
   /** A prepare's `prepared`: the states of the stages the change creates (DataPlane.preparedStates). */
   | {
     type: "reply"; id: number; errors: SegmentError[]; segments?: SegmentSnapshot[]; instances?: InstanceUsers[]; checkpoints?: StateCheckpoint[];
     prepared?: { restored: StateCheckpoint[]; fresh: StateCheckpoint[] };
+    /** A stats round's counters as JSON text, a part each (asked for with `asText`). */
+    segmentsText?: string[];
     /** An open's: per segment, the listen sockets it took over with what they held (DataPlane.takeReclaimed). */
     reclaimed?: Record<string, number>;
   };
