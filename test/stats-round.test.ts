@@ -2,11 +2,13 @@
 // the packet loop running between parts (runtime/dataplane/stats-round.ts): in one go, over 5,000
 // segments it held the loop for 100-280 ms each second. The parts must add up to one round of one
 // moment: every segment once, none from before a change mixed with ones from after it.
+import { Worker } from "node:worker_threads";
 import * as assert from "uvu/assert";
 import { takeRound, type RoundPart } from "../runtime/dataplane/stats-round.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import type { WorkerHandle } from "../runtime/dataplane/worker-handle.js";
 import type { SegmentSnapshot } from "../runtime/dataplane/snapshot.js";
+import type { WorkerInit, WorkerReply, WorkerRequest } from "../runtime/dataplane/worker-protocol.js";
 import { startProxy } from "./lib/proxy.js";
 import { filterWasm } from "./lib/paths.js";
 import { freePortRuns } from "./lib/udp.js";
@@ -92,6 +94,69 @@ test("proxy: a config change waits for the round under way; a round never mixes 
     assert.equal((await during!).map((s) => s.name), names(count / 2), "and back");
   } finally {
     await proxy.close();
+  }
+});
+
+test("worker: a round asked for after an open step holds the segments the open started, though the open took turns of the loop", async () => {
+  // the open step of a real worker can take turns of its loop (a segment the change took out still
+  // sending, a multicast join): a round that began meanwhile took the segments of before the open,
+  // and its answer, after the open's, replaced the main thread's lastSegments (what a restart
+  // carries on from, and a moved segment's egress ports) with a list without the opened ones
+  const count = 300;
+  const ports = await freePortRuns(count + 2, 2);
+  const sinkPort = (await freePortRuns(1, 2))[0]!;
+  const config = (moving: number) => validateProxyConfig({
+    workers: 1, io: "dgram",
+    filters: { validate: { path: filterWasm("validate") } },
+    segments: [...ports.slice(0, count).map((port, k) => ({ name: `s${k}`, port })), { name: "moving", port: ports[moving]! }].map(({ name, port }) => ({
+      name, listen: { address: "127.0.0.1", port }, rtcpMux: true, symmetricRtp: true,
+      destinations: [{ address: "127.0.0.1", port: sinkPort }], chain: [{ filter: "validate" }],
+    })),
+  });
+  const init: WorkerInit = {
+    index: 0, batchSize: 32, io: { receive: "dgram", send: "dgram", watch: "loop", gso: false, note: "" },
+    socketReceiveBuffer: 1 << 20, streams: { max: 0, maxPerSegment: 0, idleMs: 10_000 },
+  };
+  const worker = new Worker(new URL("./lib/slow-open-worker.js", import.meta.url), { workerData: init });
+  const waiting = new Map<number, (m: Extract<WorkerReply, { type: "reply" }>) => void>();
+  const parts = new Map<number, SegmentSnapshot[]>();
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  worker.on("message", (m: WorkerReply) => {
+    if (m.type === "ready") ready();
+    else if (m.type === "part") parts.set(m.id, [...(parts.get(m.id) ?? []), ...m.segments]);
+    else if (m.type === "reply") waiting.get(m.id)?.(m);
+  });
+  let nextId = 1;
+  type Body = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
+  const ask = async (body: Body): Promise<{ errors: unknown[]; names: string[] }> => {
+    const id = nextId++;
+    const replied = new Promise<Extract<WorkerReply, { type: "reply" }>>((r) => waiting.set(id, r));
+    worker.postMessage({ ...body, id });
+    const reply = await replied;
+    return { errors: reply.errors, names: [...(parts.get(id) ?? []), ...(reply.segments ?? [])].map((s) => s.name) };
+  };
+  const change = async (moving: number): Promise<void> => {
+    const { filters, segments } = config(moving);
+    assert.equal((await ask({ type: "prepare", request: { filters, segments } })).errors, [], "prepare");
+    assert.equal((await ask({ type: "commit" })).errors, [], "commit");
+    assert.equal((await ask({ type: "released" })).errors, [], "released");
+  };
+  try {
+    await isReady;
+    await change(count);
+    assert.equal((await ask({ type: "open" })).errors, [], "the first open");
+    // "moving" listens elsewhere now: its new sockets are bound, and it runs again, in the open step
+    await change(count + 1);
+    const opened = ask({ type: "open" });
+    const round = ask({ type: "stats", streams: false });
+    assert.equal((await opened).errors, [], "open");
+    const { names } = await round;
+    assert.ok(names.includes("moving"), "the round, asked for after the open, counts the segment the open started");
+    assert.is(names.length, count + 1);
+  } finally {
+    await Promise.race([ask({ type: "close" }), new Promise((r) => setTimeout(r, 2000))]);
+    await worker.terminate();
   }
 });
 

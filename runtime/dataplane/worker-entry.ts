@@ -33,7 +33,10 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
   });
   // a stats round is taken in parts, the loop running between them: a change of which segments run
   // (commit, open, close) waits for the round under way, and rounds follow one another, so that a
-  // round's parts hold the segments of one moment
+  // round's parts hold the segments of one moment. A round asked for during a change waits for it
+  // in turn: the open step can take turns of the loop (a removed segment's last sends, a multicast
+  // join), and a round begun then would answer after the open with the segments of before it (the
+  // main thread's lastSegments, what a restart carries on from, without the ones it started)
   let round: Promise<unknown> = Promise.resolve();
   const statsRound = async (m: Extract<WorkerRequest, { type: "stats" }>): Promise<void> => {
     const streams = m.streams !== false;
@@ -48,6 +51,7 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
     });
   };
   onMessage(async (m) => {
+    let changed: (() => void) | undefined;
     try {
       if (m.type === "stats") {
         const taken = round.then(() => statsRound(m));
@@ -55,7 +59,11 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
         await taken;
         return;
       }
-      if (m.type === "commit" || m.type === "open" || m.type === "close") await round;
+      if (m.type === "commit" || m.type === "open" || m.type === "close") {
+        const before = round;
+        round = new Promise<void>((r) => (changed = r));
+        await before;
+      }
       switch (m.type) {
         case "prepare": {
           const errors = await plane.prepare(m.request);
@@ -86,6 +94,8 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
       }
     } catch (err) {
       send({ type: "reply", id: m.id, errors: [{ segment: "", message: `worker error: ${(err as Error).stack ?? err}` }] });
+    } finally {
+      changed?.();
     }
   });
   send({ type: "ready" });
