@@ -478,15 +478,6 @@ export class DataPlane {
   }
 
   /**
-   * Counters of every segment, at once (an open's reply). The once-a-second rounds go by
-   * `beginRound` and `roundSlice` instead, a slice at a time.
-   */
-  snapshot(streams = true): SegmentSnapshot[] {
-    const segs = this.beginRound(streams, false);
-    return this.roundSlice(segs, streams, false).segments;
-  }
-
-  /**
    * Starts a round of counters (asked for once a second, which also closes the filters' log
    * windows) and, with `checkpoint`, of every running stage's state; returns the segments running
    * now, for `roundSlice` to take a part at a time: one go over thousands of segments holds the

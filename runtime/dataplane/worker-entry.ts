@@ -3,7 +3,7 @@
 // answers the same messages (see WorkerRequest in worker-protocol.ts).
 import { rmSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
-import { DataPlane } from "./dataplane.js";
+import { DataPlane, type SegmentError } from "./dataplane.js";
 import { stopReadingOf } from "./batched-io.js";
 import { WatchdogBeacon } from "./watchdog-beacon.js";
 import { takeRound } from "./stats-round.js";
@@ -38,18 +38,19 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
   // join), and a round begun then would answer after the open with the segments of before it (the
   // main thread's lastSegments, what a restart carries on from, without the ones it started)
   let round: Promise<unknown> = Promise.resolve();
-  const statsRound = async (m: Extract<WorkerRequest, { type: "stats" }>): Promise<void> => {
-    const streams = m.streams !== false;
-    const checkpoint = m.checkpoint === true;
+  /** Takes a round and sends it as parts and then the reply to request `id`, with `reply`'s fields. */
+  const sendRound = async (id: number, how: { streams: boolean; checkpoint: boolean; asText: boolean }, reply: { errors: SegmentError[]; reclaimed?: Record<string, number> }): Promise<void> => {
     // as text, the main thread keeps one string a part instead of every snapshot's objects
-    const counters = (segments: SegmentSnapshot[]) => (m.asText ? { segments: [], segmentsText: JSON.stringify(segments) } : { segments });
-    const last = await takeRound(plane, streams, checkpoint, (part) => send({ type: "part", id: m.id, ...counters(part.segments), checkpoints: part.checkpoints }));
+    const counters = (segments: SegmentSnapshot[]) => (how.asText ? { segments: [], segmentsText: JSON.stringify(segments) } : { segments });
+    const last = await takeRound(plane, how.streams, how.checkpoint, (part) => send({ type: "part", id, ...counters(part.segments), checkpoints: part.checkpoints }));
     const { segmentsText, ...rest } = counters(last.segments);
     send({
-      type: "reply", id: m.id, errors: [], ...rest, ...(segmentsText !== undefined ? { segmentsText: [segmentsText] } : {}),
-      instances: plane.instanceMap(), ...(checkpoint ? { checkpoints: last.checkpoints } : {}),
+      type: "reply", id, ...reply, ...rest, ...(segmentsText !== undefined ? { segmentsText: [segmentsText] } : {}),
+      instances: plane.instanceMap(), ...(how.checkpoint ? { checkpoints: last.checkpoints } : {}),
     });
   };
+  const statsRound = (m: Extract<WorkerRequest, { type: "stats" }>): Promise<void> =>
+    sendRound(m.id, { streams: m.streams !== false, checkpoint: m.checkpoint === true, asText: m.asText === true }, { errors: [] });
   onMessage(async (m) => {
     let changed: (() => void) | undefined;
     try {
@@ -79,7 +80,8 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
           break;
         case "open": {
           const errors = await plane.open();
-          send({ type: "reply", id: m.id, errors, instances: plane.instanceMap(), segments: plane.snapshot(), reclaimed: plane.takeReclaimed() });
+          // the counters the main thread keeps from here on, in parts as a round's (one go held the loop)
+          await sendRound(m.id, { streams: false, checkpoint: false, asText: true }, { errors, reclaimed: plane.takeReclaimed() });
           break;
         }
         case "abort":

@@ -70,9 +70,12 @@ interface RoundParts {
   checkpoints: StateCheckpoint[];
 }
 
-/** A stats reply with the parts that came before it in front of its own segments and states. */
+/**
+ * A stats reply with the parts that came before it in front of its own segments and states. An
+ * error reply (the round failed part way) has none: its parts are dropped, not passed off as a round.
+ */
 function withParts(reply: Reply, parts: RoundParts | undefined): Reply {
-  if (!parts) return reply;
+  if (!parts || (reply.segments === undefined && reply.segmentsText === undefined)) return reply;
   return {
     ...reply,
     segments: [...parts.segments, ...(reply.segments ?? [])],
@@ -301,8 +304,7 @@ export class WorkerHandle {
   async open(): Promise<SegmentError[]> {
     const reply = await this.request({ type: "open" });
     this.reclaimed = reply.reclaimed ?? {};
-    if (reply.instances) this.instances = reply.instances;
-    if (reply.segments) this.lastSegments = reply.segments;
+    this.keep(reply);
     return reply.errors;
   }
 
