@@ -146,14 +146,16 @@ test("a proxy whose lock was taken over writes no more stage state, even before 
   let closed = false;
   try {
     // right after a refresh of the lock (its mtime moves), so that the next is a second away, and
-    // with no write of the stateFile in the second before (one in flight would land after): another
-    // process takes the lock over
+    // with no write of the stateFile in the second before nor under way (one in flight would land
+    // after: on a busy disk the start's checkpoint was still being synced once, its file's mtime
+    // unchanged yet): another process takes the lock over
     const mtime = (file: string): number => (existsSync(file) ? statSync(file).mtimeMs : -1);
+    const writing = (): number => (proxy as unknown as { stateWritesRunning: number }).stateWritesRunning;
     for (let settled = false, round = 0; !settled; round++) {
       assert.ok(round < 20, "the stateFile settles");
       const [lockBefore, stateBefore] = [mtime(lockFile), mtime(stateFile)];
       await waitFor(() => mtime(lockFile) !== lockBefore, 3 * LOCK_REFRESH_MS, "a refresh of the lock");
-      settled = stateBefore !== -1 && mtime(stateFile) === stateBefore;
+      settled = stateBefore !== -1 && mtime(stateFile) === stateBefore && writing() === 0;
     }
     writeFileSync(lockFile, JSON.stringify({ pid: 4242, host: "elsewhere", pidNamespace: "pid:[2]", startedAtMs: Date.now(), token: "taker" }));
     const written = existsSync(stateFile) ? statSync(stateFile).mtimeMs : -1;
