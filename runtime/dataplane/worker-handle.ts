@@ -86,7 +86,7 @@ function withParts(reply: Reply, parts: RoundParts | undefined): Reply {
 
 /**
  * Turns V8's allocation-site pretenuring off, process-wide, before the first worker thread starts.
- * A worker builds every segment's counters once a second and the main thread keeps them a second:
+ * A worker builds every segment's counters once a second, each part alive until it is sent:
  * objects that survive a young-generation collection or two, from the same allocation sites each
  * time, so V8 took to allocating them in the old generation directly, where they stayed as garbage
  * until a full collection. With 5,000 segments on each of 2 workers, each worker's heap went from
