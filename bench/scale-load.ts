@@ -25,6 +25,7 @@
 // buffers, and per-stream state lives in typed arrays.
 import { createSocket } from "node:dgram";
 import { SCALE_MIN_PACKET_BYTES } from "./common.js";
+import type { LatencySummary } from "./loadgen.js";
 import { cpuUsSince, replyToParent, tuneSocket } from "./load-process.js";
 
 export type ScaleLoadRequest =
@@ -51,20 +52,10 @@ export type ScaleLoadReply =
   | { type: "peeked"; received: number; arrived: number }
   | {
     type: "collected"; trial: number; received: number; perStream: Uint32Array; duplicates: number;
-    stray: number; cpuUs: number; latency: ScaleLatency | null;
+    stray: number; cpuUs: number; latency: LatencySummary | null;
   }
   | { type: "error"; message: string };
 
-/** One-way latency of a trial's counted packets, microseconds (from a histogram: within 5%; max exact). */
-export interface ScaleLatency {
-  readonly p50: number;
-  readonly p99: number;
-  readonly p999: number;
-  readonly max: number;
-}
-
-/** The stamp after the RTP header (trial, stream, index, send time) ends here: the smallest packet. */
-const MIN_PACKET_BYTES = SCALE_MIN_PACKET_BYTES;
 
 const SSRC_BASE = 0x5ca10000;
 const BUFFER_BYTES = 8 << 20; // the kernel caps it at net.core.rmem_max / wmem_max
@@ -88,7 +79,8 @@ const LATENCY_BUCKETS = 26 * BUCKETS_PER_OCTAVE + 1;
 const bucketOf = (us: number): number => (us < 1 ? 0 : Math.min(LATENCY_BUCKETS - 1, Math.ceil(Math.log2(us) * BUCKETS_PER_OCTAVE)));
 const bucketTop = (b: number): number => 2 ** (b / BUCKETS_PER_OCTAVE);
 
-function latencyOf(hist: Uint32Array, count: number, max: number): ScaleLatency | null {
+/** One-way latency of a trial's counted packets (from the histogram: within 5%; max exact). */
+function latencyOf(hist: Uint32Array, count: number, max: number): LatencySummary | null {
   if (count === 0) return null;
   const at = (q: number): number => {
     const rank = Math.ceil(q * count);
@@ -129,7 +121,7 @@ function generator(): void {
     rate = m.rate;
     tsStep = Math.max(1, Math.round(90_000 / m.rate));
     ring = Array.from({ length: RING }, () => {
-      const b = Buffer.alloc(Math.max(MIN_PACKET_BYTES, m.size));
+      const b = Buffer.alloc(Math.max(SCALE_MIN_PACKET_BYTES, m.size));
       b[0] = 0x80;
       b[1] = m.payloadType & 0x7f;
       return b;
@@ -234,7 +226,7 @@ function sink(): void {
   let maxLatency = 0;
   let cpu0 = process.cpuUsage();
   sock.on("message", (msg) => {
-    if (msg.length < MIN_PACKET_BYTES || msg.readUInt32BE(12) !== trial) {
+    if (msg.length < SCALE_MIN_PACKET_BYTES || msg.readUInt32BE(12) !== trial) {
       stray++; // too short, or another trial's (the warm-up's)
       return;
     }

@@ -27,7 +27,8 @@ import { LoadProcess } from "./load-process.js";
 import { treeCpuUs, treeMemory } from "./hosts/process-stats.js";
 import { startProxyProcess, type ProxyProcess } from "./hosts/proxy-process.js";
 import { whyNotStarted } from "./hosts/spawn.js";
-import type { ScaleLatency, ScaleLoadReply, ScaleLoadRequest } from "./scale-load.js";
+import type { LatencySummary } from "./loadgen.js";
+import type { ScaleLoadReply, ScaleLoadRequest } from "./scale-load.js";
 
 export interface ScaleOptions {
   readonly counts: readonly number[];
@@ -82,7 +83,7 @@ export interface ScaleRow {
   /** Datagrams the kernel's per-CPU input backlog dropped during the window (machine-wide, /proc/net/softnet_stat). */
   readonly backlogDrops: number | null;
   /** One-way latency generator to sink of the trial's packets, microseconds (absent in results made before it was measured). */
-  readonly latencyUs?: ScaleLatency | null;
+  readonly latencyUs?: LatencySummary | null;
 }
 
 export interface ScaleResult {
