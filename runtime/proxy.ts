@@ -543,12 +543,18 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     this.spawnSpareSoon(this.spareDelay);
   }
 
-  /** The spare, ready, as worker `index`; undefined when there is none ready (or it was made with other settings). */
+  /**
+   * The spare as worker `index`, ready or still starting (its start is under way: further along
+   * than a new worker's); undefined when there is none (or it was made with other settings).
+   */
   private takeSpare(index: number): WorkerHandle | undefined {
     const spare = this.spare;
-    if (!spare?.alive || !spare.isReady || !this.spareFits(spare)) return undefined;
+    if (!spare?.alive || !this.spareFits(spare)) return undefined;
     this.spare = undefined;
-    this.spareDelay = 1000; // it came up and served: the next one that dies starts the back-off afresh
+    // once it is up and serves, the next spare that dies starts the back-off afresh
+    void spare.ready.then(() => {
+      if (spare.alive) this.spareDelay = 1000;
+    });
     spare.index = index;
     this.answeredAt[index] = Date.now();
     this.downSince[index] = 0;
@@ -1126,7 +1132,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const downSince = this.downSince[index] || Date.now();
     for (const s of old.lastSegments) this.carried.set(s.name, withCarriedCounters(s, this.carried.get(s.name)));
     const spare = this.takeSpare(index);
-    if (!spare) this.spare?.close().catch(() => {}); // one not ready, or made with other settings: a fresh one follows this restart
+    if (!spare) this.spare?.close().catch(() => {}); // one made with other settings: a fresh one follows this restart
     if (!spare) this.spare = undefined;
     const replacement = spare ?? this.spawn(index);
     this.downSince[index] = downSince; // until it serves its segments again

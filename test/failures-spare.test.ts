@@ -65,6 +65,31 @@ test("a crashed worker's place goes to the spare; a second crash before a new sp
   }
 });
 
+test("a restart takes the spare while it is still starting, and the segment runs on it once it is up", async () => {
+  const r = await rig();
+  try {
+    await r.flows("cam forwarding");
+    // what the spare's timer does, a second after the start, then a restart in the same turn: the
+    // spare cannot have answered yet (the watchdog restarts so, without waiting for anything)
+    const proxy = r.proxy as unknown as { spareTimer?: NodeJS.Timeout; spare?: Worker; newWorker(index: number): Worker; restartWorker(index: number, why?: string): Promise<void> };
+    clearTimeout(proxy.spareTimer);
+    proxy.spareTimer = undefined;
+    const spare = (proxy.spare = proxy.newWorker(-1));
+    assert.is(spare.isReady, false);
+    const restarted = proxy.restartWorker(0, "restarted by the test");
+    // before: closed for not being ready, and a new worker started from nothing in its place
+    assert.is(workersOf(r.proxy)[0], spare, "the starting spare is worker 0 now");
+    await restarted;
+    assert.is(r.restarts().length, 1);
+    assert.is(r.restarts()[0]!.spare, true, "the restart says the spare took the place");
+    assert.ok(spare.alive);
+    await r.flows("cam forwarding on the spare");
+    await waitFor(() => spareOf(r.proxy)?.isReady === true && spareOf(r.proxy) !== spare, 10_000, "a new spare");
+  } finally {
+    await r.close();
+  }
+});
+
 test("a spare that dies is replaced; the proxy does not count it as a worker's exit", async () => {
   const r = await rig();
   try {
