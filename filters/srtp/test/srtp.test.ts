@@ -996,6 +996,30 @@ async function restoredAt(wallClockUs: () => number, config: object, blob: Uint8
   return { h, ctx };
 }
 
+/** A wall clock (us) the test moves by hand: `read` is the harness's `wallClockUs`. */
+function handClock() {
+  const clock = { us: 1_700_000_000_000_000, read: () => clock.us };
+  return clock;
+}
+
+/**
+ * A protect stage on SSRC 7 under a hand-moved clock, fed every `step`th sequence number from
+ * `from` to `from + 9,999` over two seconds (5,000 numbers a second), with the checkpoints a proxy
+ * takes at the end of each second: the clock, the harness, its context and the last checkpoint.
+ */
+async function protectedForTwoSeconds(config: object, from: number, step = 1) {
+  const clock = handClock();
+  const tx = await FilterHarness.load(WASM, { wallClockUs: clock.read });
+  const ctx = tx.createContext(config);
+  for (let second = 0; second < 2; second++) {
+    const start = from + second * 5_000;
+    for (let seq = start; seq < start + 5_000; seq += step) tx.run({ ctx, bytes: buildRtp({ seq, ssrc: 7, payloadSize: 32 }) });
+    clock.us += 1_000_000;
+    if (second === 0) tx.exportState(ctx);
+  }
+  return { clock, tx, ctx, checkpoint: tx.exportState(ctx)! };
+}
+
 test("a fast stream asks for a checkpoint every 4,096 sequence numbers: restored after a watchdog restart (0.5 s stuck, 0.2 s to restart), 12,000 packets a second go on; from the periodic checkpoint a second older they would be held (roc_unknown)", async () => {
   const master = masterFor(CM80, 24);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
@@ -1078,24 +1102,16 @@ test("a checkpoint restored so late that the sender may have moved 2^15 sequence
   const master = masterFor(CM80, 21);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
   const rtp = (seq: number, payloadByte: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
-  let wall = 1_700_000_000_000_000; // us
-  const wallClockUs = () => wall;
-  const tx = await FilterHarness.load(WASM, { wallClockUs });
-  const a = tx.createContext(config);
   // 5,000 packets a second for 2 s: seq 30,001 to 40,000, checkpoints each second
-  for (let seq = 30_001; seq <= 35_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
-  wall += 1_000_000;
-  tx.exportState(a);
-  for (let seq = 35_001; seq <= 40_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
-  wall += 1_000_000;
-  const checkpoint = tx.exportState(a)!;
+  const { clock, tx, ctx: a, checkpoint } = await protectedForTwoSeconds(config, 30_001);
+  const wallClockUs = clock.read;
   // the stage goes on after its checkpoint, then fails: seq 40,001 went out under index (ROC 0, 40,001)
   const sentBefore = tx.run({ ctx: a, bytes: rtp(40_001, 0xaa) });
   assert.is(sentBefore.verdict, "pass");
   const restartAfter = async (us: number, cfg: Record<string, unknown> = config) => {
-    wall += us;
+    clock.us += us;
     const { h, ctx } = await restoredAt(wallClockUs, cfg, checkpoint, StateOrigin.Checkpoint);
-    wall -= us;
+    clock.us -= us;
     return { h, ctx };
   };
 
@@ -1134,21 +1150,12 @@ test("the rate a late restore judges is the sequence numbers' (helper V): a send
   const master = masterFor(CM80, 23);
   const config = { direction: "protect", suite: CM80.name, key: inline(master) };
   const rtp = (seq: number, payloadByte: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
-  let wall = 1_700_000_000_000_000; // us
-  const wallClockUs = () => wall;
-  const tx = await FilterHarness.load(WASM, { wallClockUs });
-  const a = tx.createContext(config);
   // the sender at 5,000 packets a second, one in four reaching the stage: 1,250 protected a second
-  for (let seq = 30_004; seq <= 35_000; seq += 4) tx.run({ ctx: a, bytes: rtp(seq, 0) });
-  wall += 1_000_000;
-  tx.exportState(a);
-  for (let seq = 35_004; seq <= 40_000; seq += 4) tx.run({ ctx: a, bytes: rtp(seq, 0) });
-  wall += 1_000_000;
-  const checkpoint = tx.exportState(a)!;
+  const { clock, tx, ctx: a, checkpoint } = await protectedForTwoSeconds(config, 30_004, 4);
   assert.is(tx.run({ ctx: a, bytes: rtp(40_001, 0xaa) }).verdict, "pass");
   // 10 s later the sender is 50,000 numbers on: 1,250 x 10 s = 12,500 packets looked safe
-  wall += 10_000_000;
-  const { h, ctx } = await restoredAt(wallClockUs, config, checkpoint, StateOrigin.Checkpoint);
+  clock.us += 10_000_000;
+  const { h, ctx } = await restoredAt(clock.read, config, checkpoint, StateOrigin.Checkpoint);
   assert.match(h.logs.map((l) => l.message).join("\n"), /at the 5000 packets a second/);
   assert.is(h.run({ ctx, bytes: rtp(24_465, 0xbb) }).reasonName, "roc_unknown");
   assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
@@ -1182,29 +1189,21 @@ test("the first packet after a restore moves its source's numbers by the time th
 test("a stage restored and exported again before it protected anything passes on the old checkpoint's time, through a hot swap: three restarts of 3 s at 5,000 packets a second are one of 10 s, and held (helper V)", async () => {
   const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 26)) };
   const rtp = (seq: number, payloadByte: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte });
-  let wall = 1_700_000_000_000_000;
-  const wallClockUs = () => wall;
-  const tx = await FilterHarness.load(WASM, { wallClockUs });
-  const a = tx.createContext(config);
-  for (let seq = 30_001; seq <= 35_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
-  wall += 1_000_000;
-  tx.exportState(a);
-  for (let seq = 35_001; seq <= 40_000; seq++) tx.run({ ctx: a, bytes: rtp(seq, 0) });
-  wall += 1_000_000;
-  let blob = tx.exportState(a)!;
+  const { clock, tx, ctx: a, checkpoint } = await protectedForTwoSeconds(config, 30_001);
+  let blob = checkpoint;
   assert.is(tx.run({ ctx: a, bytes: rtp(40_001, 0xaa) }).verdict, "pass");
   // each restart restores 3 s after the last checkpoint (15,000 packets: not held), is hot swapped
   // at once, and fails again after its next checkpoint, before the first packet reached it
   for (let restart = 0; restart < 3; restart++) {
-    wall += 3_000_000;
-    const { h, ctx } = await restoredAt(wallClockUs, config, blob, StateOrigin.Checkpoint);
-    const { h: swapped, ctx: sw } = await restoredAt(wallClockUs, config, h.exportState(ctx)!, StateOrigin.Swap);
-    wall += 500_000;
+    clock.us += 3_000_000;
+    const { h, ctx } = await restoredAt(clock.read, config, blob, StateOrigin.Checkpoint);
+    const { h: swapped, ctx: sw } = await restoredAt(clock.read, config, h.exportState(ctx)!, StateOrigin.Swap);
+    clock.us += 500_000;
     blob = swapped.exportState(sw)!;
-    wall -= 500_000;
+    clock.us -= 500_000;
   }
   // 9 s on, restored: the sender is 45,000 packets past the checkpoint, at (ROC 1, 19,465)
-  const { h, ctx } = await restoredAt(wallClockUs, config, blob, StateOrigin.Checkpoint);
+  const { h, ctx } = await restoredAt(clock.read, config, blob, StateOrigin.Checkpoint);
   assert.is(h.run({ ctx, bytes: rtp(19_465, 0xbb) }).reasonName, "roc_unknown");
   assert.is(h.run({ ctx, bytes: rtp(40_001, 0xbb) }).reasonName, "roc_unknown", "the index (ROC 0, 40,001) the failed stage used: never encrypted again");
 });
@@ -1212,28 +1211,19 @@ test("a stage restored and exported again before it protected anything passes on
 test("what a restore judged the sender sent while the stage was down is carried until a packet comes, not the rate: a sender that pauses after a restore is not held at the next one (helper V)", async () => {
   const config = { direction: "protect", suite: CM80.name, key: inline(masterFor(CM80, 28)) };
   const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32 });
-  let wall = 1_700_000_000_000_000;
-  const wallClockUs = () => wall;
-  const tx = await FilterHarness.load(WASM, { wallClockUs });
-  const a = tx.createContext(config);
-  for (let seq = 30_001; seq <= 35_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
-  wall += 1_000_000;
-  tx.exportState(a);
-  for (let seq = 35_001; seq <= 40_000; seq++) tx.run({ ctx: a, bytes: rtp(seq) });
-  wall += 1_000_000;
-  const checkpoint = tx.exportState(a)!;
+  const { clock, checkpoint } = await protectedForTwoSeconds(config, 30_001);
   // restored 3 s later (15,000 packets: not held); the sender then pauses, and the stage takes
   // its checkpoints each second with nothing to protect
-  wall += 3_000_000;
-  const { h, ctx } = await restoredAt(wallClockUs, config, checkpoint, StateOrigin.Checkpoint);
+  clock.us += 3_000_000;
+  const { h, ctx } = await restoredAt(clock.read, config, checkpoint, StateOrigin.Checkpoint);
   let blob = h.exportState(ctx)!;
   for (let s = 0; s < 60; s++) {
-    wall += 1_000_000;
+    clock.us += 1_000_000;
     blob = h.exportState(ctx)!;
   }
   // a restart 3 s after the last of them: the sender, back, is 15,000 on from the first checkpoint
-  wall += 3_000_000;
-  const { h: h2, ctx: ctx2 } = await restoredAt(wallClockUs, config, blob, StateOrigin.Checkpoint);
+  clock.us += 3_000_000;
+  const { h: h2, ctx: ctx2 } = await restoredAt(clock.read, config, blob, StateOrigin.Checkpoint);
   assert.is(h2.run({ ctx: ctx2, bytes: rtp(55_001) }).verdict, "pass");
   assert.is(h2.run({ ctx: ctx2, bytes: rtp(40_001) }).reasonName, "srtp_replay");
 });
