@@ -1,8 +1,9 @@
 // Runs every test file in its own process (under Node; the proxy's tests again under Bun, and on node:dgram I/O),
-// each with a time limit, and ends with the line CI reads: `N passed, N failed`.
+// each with a time limit, two at a time (JOBS), and ends with the line CI reads: `N passed, N failed`.
 // Usage: node dist/test/run.js [filter-substring ...]
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -52,6 +53,23 @@ function reasons(text: string): string[] {
 }
 
 const failures: string[] = [];
+
+/**
+ * Test files that run at once: MSM_TEST_JOBS, else 2 (at most the cores). Most of a file's time is
+ * spent waiting (streams at a few hundred packets a second, timers, peers starting), and the tests
+ * are written to pass beside other load (they attribute every lost packet instead of asserting none),
+ * so two lanes halve the run without changing what is judged. MSM_TEST_JOBS=1 runs them one by one.
+ */
+const JOBS = Math.max(1, Math.floor(Number(process.env.MSM_TEST_JOBS)) || Math.min(2, availableParallelism()));
+/** Files that take a minute or more (CI, 2 cores): started first. */
+const LONG_FILES = /\/(congestion-rfc8867|fec-netns|control-plane-server|agent|multicast-netns|congestion-priority|live-live|netns-lab|srtp-interop|bench-fanout)\.test\.js$/;
+
+interface Run {
+  runtime: string;
+  file: string;
+  label: string;
+  env?: Record<string, string>;
+}
 
 function runFile(runtime: string, file: string, label: string, env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -110,32 +128,30 @@ const files = [...findTests(join(dist, "test")), ...findTests(join(dist, "filter
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-for (const file of files) {
-  const r = await runFile(process.execPath, file, "[node]");
-  passed += r.passed;
-  failed += r.failed;
-  skipped += r.skipped;
-}
-for (const file of files.filter((f) => DGRAM_TESTS.test(f))) {
-  const r = await runFile(process.execPath, file, "[dgram]", { MSM_TEST_IO: "dgram" });
-  passed += r.passed;
-  failed += r.failed;
-  skipped += r.skipped;
-}
+const runs: Run[] = [
+  ...files.map((file) => ({ runtime: process.execPath, file, label: "[node]" })),
+  ...files.filter((f) => DGRAM_TESTS.test(f)).map((file) => ({ runtime: process.execPath, file, label: "[dgram]", env: { MSM_TEST_IO: "dgram" } })),
+];
 const bunFiles = files.filter((f) => BUN_TESTS.test(f));
-if (bunFiles.length > 0) {
-  if (!existsSync(BUN)) {
-    console.log(`FAIL [bun]  Bun is missing at ${relative(root, BUN)}: run npm install (the bun package is a dev dependency)`);
-    failed++;
-  } else {
-    for (const file of bunFiles) {
-      const r = await runFile(BUN, file, "[bun] ");
-      passed += r.passed;
-      failed += r.failed;
-      skipped += r.skipped;
-    }
-  }
+if (bunFiles.length > 0 && !existsSync(BUN)) {
+  console.log(`FAIL [bun]  Bun is missing at ${relative(root, BUN)}: run npm install (the bun package is a dev dependency)`);
+  failed++;
+} else {
+  runs.push(...bunFiles.map((file) => ({ runtime: BUN, file, label: "[bun] " })));
 }
+// the longest first, so that no lane is left with one of them at the end
+runs.sort((a, b) => Number(LONG_FILES.test(b.file)) - Number(LONG_FILES.test(a.file)));
+let nextRun = 0;
+const lane = async (): Promise<void> => {
+  while (nextRun < runs.length) {
+    const run = runs[nextRun++]!;
+    const r = await runFile(run.runtime, run.file, run.label, run.env);
+    passed += r.passed;
+    failed += r.failed;
+    skipped += r.skipped;
+  }
+};
+await Promise.all(Array.from({ length: JOBS }, lane));
 if (failures.length > 0) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join("\n")}\n`);
 if (skipped > 0) console.log(`!!! ${skipped} test(s) SKIPPED: not run here, not counted as passed (see SKIP above)`);
 console.log(`${passed} passed, ${failed} failed`);
