@@ -21,6 +21,7 @@ const MISBEHAVE = join(ROOT, "test", "fixtures", "filters", "build", "misbehave.
 const COUNTER = join(ROOT, "test", "fixtures", "filters", "build", "counter.wasm");
 const RATE = 2000;
 const STUCK_MS = 100;
+const TRIAL_LIMIT_MS = 10_000;
 
 interface Trial {
   readonly restartMs: number;
@@ -79,8 +80,9 @@ export async function restartTrial(spareWorker: boolean): Promise<Trial> {
     let i = 0;
     const started = performance.now();
     let looped = false;
-    // bounded: 3 s of packets at most
-    while (performance.now() - started < 3000) {
+    // bounded: 10 s of packets at most (a restart takes a fraction of a second, but a loaded
+    // machine once took over 2.5 s: the test of this bench runs beside other tests)
+    while (performance.now() - started < TRIAL_LIMIT_MS) {
       const due = Math.floor(((performance.now() - started) / 1000) * RATE);
       while (i < due) tx.send(packet(i++), ports[1]!, "127.0.0.1");
       if (!looped && performance.now() - started > 500) {
@@ -91,7 +93,7 @@ export async function restartTrial(spareWorker: boolean): Promise<Trial> {
       await sleep(1);
     }
     await sleep(300); // what waited in the listen socket's queue is through by then
-    if (at.watchdog === undefined || at["worker-restarted"] === undefined) throw new Error("the worker was not restarted within 3 s");
+    if (at.watchdog === undefined || at["worker-restarted"] === undefined) throw new Error(`the worker was not restarted within ${TRIAL_LIMIT_MS / 1000} s`);
     return { restartMs: at["worker-restarted"]! - at.watchdog, gapMs, lost: i - received, sent: i };
   } finally {
     tx.close();
