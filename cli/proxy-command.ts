@@ -244,7 +244,13 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
     return 1;
   }
   if (agent.adminPort !== null) log(`admin: http://${admin!.address}:${agent.adminPort}/metrics`);
-  const onHup = (): void => log(`SIGHUP: nothing to reload: the control plane owns the segments${nodeFile ? `, and the node's settings (${nodeFile}) are read at start only` : ""}`);
+  // the control plane owns the segments; what a SIGHUP can reload is what their $file and $env references read
+  const onHup = (): void => {
+    const nodeNote = nodeFile ? `; the node's settings (${nodeFile}) are read at start only` : "";
+    const why = agent.rereadReferences();
+    if (why === undefined) log(`SIGHUP: applying snapshot ${agent.runningVersion} again to read its $file and $env references anew${nodeNote}`);
+    else log(`SIGHUP: nothing to reload: the control plane owns the segments, ${why}${nodeNote}`);
+  };
   process.on("SIGHUP", onHup);
   await waitForSignal();
   process.off("SIGHUP", onHup);

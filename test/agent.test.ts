@@ -1099,6 +1099,55 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
   }
 });
 
+test("msm proxy --control-plane: SIGHUP applies the running snapshot again, so a key file rotated on the node (srtp `key: { $file }`) takes effect then, through a hot swap", async () => {
+  const MSM = join(ROOT, "dist", "cli", "msm.js");
+  const dir = tempDir("reread");
+  const keyA = `inline:${Buffer.alloc(30, 0xa5).toString("base64")}`;
+  const keyB = `inline:${Buffer.alloc(30, 0x5b).toString("base64")}`;
+  const keyFile = join(dir, "dec.key");
+  writeFileSync(keyFile, `${keyA}\n`);
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const [enc, dec, adminPort] = [await freePortPair(), await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const tx = await bindUdp();
+  let child: ReturnType<typeof spawn> | undefined;
+  try {
+    await ops.push("srtp", "1.0.0", filterWasm("srtp"));
+    // enc protects under key B (given inline); dec unprotects under the key its node's file holds: A, then B
+    const v = await ops.apply(
+      segment("node-a", "enc", enc, dec, [{ filter: "srtp", config: { direction: "protect", key: keyB } }]),
+      segment("node-a", "dec", dec, sink.port, [{ filter: "srtp", config: { direction: "unprotect", key: { $file: keyFile } } }]),
+    );
+    child = spawn(process.execPath, [MSM, "proxy", "--control-plane", cp.address, "--node-id", "node-a", "--state-dir", join(dir, "state"), "--insecure", "--admin", `127.0.0.1:${adminPort}`], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v, AGENT_START_MS, `Ack of ${v}: ${out}`);
+    let i = 0;
+    const send = (): void => void tx.send(indexedRtp(i++), enc, "127.0.0.1"); // each index once: protect never encrypts one twice
+    const failed = async (): Promise<number> => {
+      const stats = await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).json() as { segments: { name: string; drops: Record<string, number> }[] };
+      return stats.segments.find((s) => s.name === "dec")?.drops.srtp_auth_failed ?? 0;
+    };
+    await waitFor(async () => (send(), (await failed()) > 0), 10_000, `dec refusing what key B protected: ${out}`);
+    assert.is(sink.received, 0, "nothing passes dec under key A");
+
+    writeFileSync(keyFile, `${keyB}\n`);
+    child.kill("SIGHUP");
+    await waitFor(() => out.includes(`SIGHUP: applying snapshot ${v} again to read its $file and $env references anew`), 5000, `SIGHUP answered: ${out}`);
+    await waitFor(() => (send(), sink.received > 0), 10_000, `packets through dec under the rotated key: ${out}`);
+    assert.is((await ops.proxy("node-a"))!.ackedVersion, v, "the version is the same; only the file's contents changed");
+    assert.not.match(out, /REFUSED/);
+  } finally {
+    child?.kill("SIGKILL");
+    tx.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
 test("metrics.exclude in the node settings knows the agent's own families and leaves them out of /metrics too", async () => {
   // refused before as matching 'no family of this proxy's /metrics', though /metrics showed them; a prefix covering them left them in
   const agent = new Agent({

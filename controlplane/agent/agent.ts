@@ -250,6 +250,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly refusalReports = new ReportLimiter(AGENT_TIMING.refusalReportMs);
   /** The snapshot a retry waits for, re-armed if a snapshot that cannot replace it came meanwhile. */
   private retrying: Snapshot | undefined;
+  /** The snapshot that runs: what rereadReferences() applies again. */
+  private runningSnapshot: Snapshot | undefined;
+  /** Set by rereadReferences(): the running version is applied again when it next comes up, not just acknowledged. */
+  private rereading = false;
 
   /**
    * Checks the options (TypeError); nothing starts before start(). Listen to the events first to
@@ -403,6 +407,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       down = committedWithout(version, err.errors.map((e) => describeApplyFailure(snapshot, { modules: [], config: record.config }, e.segment, e.message)), err);
     }
     this.runningVersion = version;
+    this.runningSnapshot = snapshot;
     this.runningInput = record.config;
     this.notRunning = withSaved(down, record.notRunning);
     this.attempts = { version, count: 1 }; // the start was the first try
@@ -604,7 +609,28 @@ export class Agent extends EventEmitter<AgentEvents> {
     })().finally(() => {
       this.applying = undefined;
       if (this.pending && !this.closing) this.enqueue(this.pending);
+      else if (this.rereading && this.runningSnapshot && !this.closing) this.enqueue(this.runningSnapshot);
     });
+  }
+
+  /**
+   * Applies the running snapshot again, so that its `$file` and `$env` references are read anew:
+   * a key file rotated on the node changes nothing the control plane sends (the snapshot names
+   * the file, not its contents), so without this the new key would take effect at whatever next
+   * reads the references (an unrelated segment's change, a worker's restart). Queued after any
+   * snapshot being applied; what it comes to is told as a snapshot's apply is (`applied`, or
+   * `refused` with the field, the running config kept). Returns why nothing is applied, or
+   * undefined when it is queued.
+   */
+  rereadReferences(): string | undefined {
+    if (this.closing) return "the agent is closing";
+    const snapshot = this.runningSnapshot;
+    if (!this.proxy || !snapshot) return "no snapshot runs yet";
+    if (!readsReferences(snapshot)) return `snapshot ${snapshot.version} reads no $file or $env reference`;
+    this.rereading = true;
+    // a snapshot being applied reads them anew; one queued behind it too (handle() clears the flag)
+    if (!this.applying) this.enqueue(snapshot);
+    return undefined;
   }
 
   /** Answers on the stream that is open now, if any (a proxy that reconnects says what it runs in Register). */
@@ -654,11 +680,14 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private async handle(snapshot: Snapshot): Promise<void> {
     const version = snapshot.version;
-    if (this.proxy && version === this.runningVersion && !this.notRunning) {
+    // asked to read the running version's references anew (rereadReferences)
+    const reread = this.rereading && version === this.runningVersion;
+    if (this.proxy && version === this.runningVersion && !this.notRunning && !reread) {
       this.ack(version); // already running it (a reconnect, or a restart from last-good.json)
       return;
     }
     if (this.proxy && version < this.runningVersion) return this.refuseOlder(snapshot);
+    this.rereading = false; // what is applied now reads every reference anew
     if (this.attempts.version !== version) this.attempts = { version, count: 0 };
     this.attempts.count++;
     const startedAt = performance.now();
@@ -690,8 +719,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         return;
       }
-      // the NACK says whether it is tried again, so that `msmctl apply --wait` waits for that try
-      const retryInMs = outcome.retry ? this.scheduleRetry(snapshot) : undefined;
+      // the NACK says whether it is tried again, so that `msmctl apply --wait` waits for that try;
+      // a reread the proxy refused is not (a retry of the running version would only acknowledge it)
+      const retryInMs = outcome.retry && !reread ? this.scheduleRetry(snapshot) : undefined;
       this.reply({ nack: { version, error: outcome.error, retryInMs: retryInMs ?? 0 } });
       this.reportRefusal(version, outcome.error, retryInMs);
       return;
@@ -700,6 +730,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.refusalReports.forget("refused");
     this.refusalReports.forget("not-running");
     this.runningVersion = version;
+    this.runningSnapshot = snapshot;
     this.runningInput = outcome.config;
     this.notRunning = outcome.notRunning;
     try {
