@@ -650,6 +650,40 @@ test("a filter that refuses its config -> NACK, not tried again (same module, sa
   }
 });
 
+test("a filter's refusal is tried again only when the refused segment's own stages read a $file or $env reference, not because another segment's do", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const [listen, keyedListen] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const keyFile = join(tempDir("keys"), "keyed.key");
+  writeFileSync(keyFile, `inline:${Buffer.alloc(30, 0x3c).toString("base64")}\n`);
+  await ops.push("validate", "1.0.0", filterWasm("validate"));
+  await ops.push("srtp", "1.0.0", filterWasm("srtp"));
+  const cam = (allowedPayloadTypes: number[]): Segment => segment("node-r", "cam", listen, sink.port, [{ filter: "validate", config: { allowedPayloadTypes } }]);
+  // another segment of the node, keyed by a file on the node
+  const keyed = segment("node-r", "keyed", keyedListen, sink.port, [{ filter: "srtp", config: { direction: "unprotect", key: { $file: keyFile } } }]);
+  const v1 = await ops.apply(cam([96]), keyed);
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-r", stateDir: tempDir("state"), tls: "insecure" });
+  const refusals: AgentEvents["refused"][0][] = [];
+  agent.on("refused", (e) => void refusals.push(e));
+  try {
+    await agent.start();
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
+    const v2 = await ops.apply(cam([960]));
+    await waitFor(() => refusals.length > 0, 10_000, "the refusal");
+    assert.is(refusals[0]!.version, v2);
+    assert.match(refusals[0]!.error, "filter validate@1.0.0 rejected its config");
+    assert.is(refusals[0]!.retryInMs, undefined, "cam's config reads no reference: the filter would answer the same, no retry");
+    const refused = await waitForStatus(ops, "node-r", (p) => p.nackedVersion === v2, "the NACK recorded");
+    assert.is(refused.nackRetryAtMs, 0, "the NACK says it is not tried again");
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
 test("a segment refused holds back no other: a later change runs, the refused one keeps its previous version (or, new, is not started), ACK naming it, not tried again; fixed, a plain ACK", async () => {
   const cp = await replica(`file:${tempDir("store")}`);
   const ops = admin(cp.port);

@@ -121,10 +121,13 @@ type Outcome =
  */
 const FILTER_REFUSED_CONFIG = /rejected its (root )?config|while the change was prepared \(an endless loop in/;
 
-/** Whether a chain stage's config or root config reads a {"$file"} or {"$env"} reference, whose contents may change on the node. */
-function readsReferences(snapshot: Snapshot): boolean {
+/**
+ * Whether a chain stage's config or root config reads a {"$file"} or {"$env"} reference, whose
+ * contents may change on the node: of `segment`'s stages when one is named, else of any segment's.
+ */
+function readsReferences(snapshot: Snapshot, segment = ""): boolean {
   const reads = (json: string | undefined): boolean => !!json && /"\$(?:file|env)"\s*:/.test(json);
-  return snapshot.segments.some((s) => s.chain.some((st) => reads(st.configJson) || reads(st.rootConfigJson)));
+  return snapshot.segments.some((s) => (segment === "" || s.name === segment) && s.chain.some((st) => reads(st.configJson) || reads(st.rootConfigJson)));
 }
 
 /**
@@ -790,8 +793,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     } catch (err) {
       if (!(err instanceof ApplyError)) return { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
       const lines = err.errors.map((e) => describeApplyFailure(snapshot, plan, e.segment, e.message)).join("; ");
-      // a filter answers the same module and config the same way: only what a reference reads may change
-      const final = (e: { message: string }): boolean => FILTER_REFUSED_CONFIG.test(e.message) && !readsReferences(snapshot);
+      // a filter answers the same module and config the same way: only what a reference of the refused segment's stages reads may change
+      const final = (e: { segment: string; message: string }): boolean => FILTER_REFUSED_CONFIG.test(e.message) && !readsReferences(snapshot, e.segment);
       if (!err.committed) {
         const partial = await this.applyHoldingBack(plan.config, err, applied, version, lines, final);
         if (partial) return partial;
@@ -811,7 +814,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   private async applyHoldingBack(
     input: ProxyConfigInput, err: ApplyError, applied: Extract<Outcome, { kind: "applied" }>, version: number, lines: string,
-    final: (e: { message: string }) => boolean,
+    final: (e: { segment: string; message: string }) => boolean,
   ): Promise<Outcome | undefined> {
     const refused = [...new Set(err.errors.map((e) => e.segment))];
     if (refused.includes("")) return undefined;
