@@ -53,6 +53,8 @@ function deriveSession(cfg: Config, keyName: string, suiteName: string, session:
   const got = decodeKey(cfg.getString(keyName, ""), master, 64);
   let ok = false;
   if (got == -3) cfg.fail("config key '" + keyName + "': an MKI is not supported");
+  else if (got == -4) cfg.fail("config key '" + keyName + "': the lifetime after '|' must be 2^N or a decimal number of packets (RFC 4568 section 6.1), and nothing else follows it");
+  else if (got == -5) cfg.fail("config key '" + keyName + "': the lifetime after '|' must be at most 2^48 packets (RFC 3711 section 9.2)");
   else if (got < 0) cfg.fail("config key '" + keyName + "' must be 'inline:' + base64, or hex");
   else if (got != want) {
     cfg.fail("config key '" + keyName + "' must hold " + want.toString() + " bytes (master key and salt) for " +

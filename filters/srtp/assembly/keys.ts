@@ -50,17 +50,42 @@ export function decodeHex(text: string, out: usize, max: i32): i32 {
   return n;
 }
 
+/** The most packets a master key may protect (RFC 3711 section 9.2, SRTP): a longer lifetime is no lifetime SRTP has. */
+const MAX_LIFETIME: u64 = (<u64>1) << 48;
+
+/**
+ * A key lifetime (RFC 4568 section 6.1: "2^" and a power, or a decimal number of packets): 0 when
+ * it is one of at most 2^48 packets, -4 when it is not a lifetime, -5 when it is longer.
+ */
+function checkLifetime(text: string): i32 {
+  const power = text.startsWith("2^");
+  const digits = power ? text.substring(2) : text;
+  if (digits.length == 0 || digits.length > 15) return digits.length == 0 ? -4 : -5;
+  let n: u64 = 0;
+  for (let i = 0; i < digits.length; i++) {
+    const c = digits.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -4;
+    n = n * 10 + <u64>(c - 0x30);
+  }
+  if (power ? n > 48 : n == 0 || n > MAX_LIFETIME) return -5;
+  return 0;
+}
+
 /**
  * Decodes a key string into `out` (up to `max` bytes). Returns the length, or a negative code:
- * -1 not base64/hex, -2 too long, -3 an MKI (not supported).
+ * -1 not base64/hex, -2 too long, -3 an MKI (not supported), -4 what follows '|' is not a
+ * lifetime, -5 a lifetime of more than 2^48 packets.
  */
 export function decodeKey(text: string, out: usize, max: i32): i32 {
   if (text.startsWith("inline:")) {
     let body = text.substring(7);
     const bar = body.indexOf("|");
     if (bar >= 0) {
-      // "|2^31" is a lifetime we need not enforce; "|1:4" is an MKI, which we do not speak
+      // "|1:4" is an MKI, which we do not speak; "|2^31" a lifetime, checked but not enforced
+      // (the operator re-keys before it runs out: README, config table)
       if (body.indexOf(":", bar) >= 0) return -3;
+      const lifetime = checkLifetime(body.substring(bar + 1));
+      if (lifetime < 0) return lifetime;
       body = body.substring(0, bar);
     }
     return decodeBase64(body, out, max);
