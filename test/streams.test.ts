@@ -209,6 +209,29 @@ table("clock rate: the segment's clockRates first, then RFC 3551's static types"
   assert.equal([b!.clockRate, b!.clockRateFrom], [8000, "payload-type"]);
 });
 
+table("clock rate changed by a reload: a stream counted already takes it, its jitter starting again in the new rate's units", () => {
+  const t = new StreamTable(10, 30_000);
+  const streams = new SegmentStreams(t, undefined);
+  // Opus: 20 ms a packet, 960 ticks of 48 kHz, arriving exactly on time
+  const send = (from: number, to: number): void => {
+    for (let i = from; i < to; i++) {
+      const p = rtp(i, i * 960, 7, 111);
+      streams.time[0] = T0 + i * 20;
+      streams.ingress(p, 0, p.length);
+    }
+  };
+  send(0, 100);
+  const before = streams.snapshot().streams[0]!;
+  assert.equal([before.clockRate, before.clockRateFrom], [90000, "assumed"]);
+  assert.ok(before.ingress!.jitterMs > 9, `read at 90 kHz, each packet is 9.3 ms off: ${before.ingress!.jitterMs}`);
+  streams.setClockRates({ "111": 48000 });
+  send(100, 200);
+  const after = streams.snapshot().streams[0]!;
+  assert.equal([after.clockRate, after.clockRateFrom], [48000, "config"]);
+  assert.ok(after.ingress!.jitterMs < 1e-6, `on time at 48 kHz: jitter ${after.ingress!.jitterMs}`);
+  assert.is(after.ingress!.packets, 200, "the stream's counters carry on");
+});
+
 table("windows: the last whole window's loss fraction, rates and transit", () => {
   const { table: t, streams } = streamsOf();
   const packets: [number, number][] = [];
@@ -657,6 +680,28 @@ proxySuite("streams.maxPerSegment: a sender cycling through 40 SSRCs gets 4 stre
     assert.equal((await segmentStats(proxy, "quiet")).streams.map((s) => s.ssrc), [0x9999]);
     const err = await proxy.apply({ ...proxy.currentConfig, streams: { ...proxy.currentConfig.streams, maxPerSegment: 8 } }).then(() => null, (e: Error) => e);
     assert.ok(err && /streams: cannot change while running/.test(err.message), String(err));
+  } finally {
+    sender.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+proxySuite("clockRates added by a reload reach the stream already flowing: /stats says 48000 from config, not 90000 assumed", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const segments = [{ name: "mic", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }] }];
+  const { proxy } = await startProxy({ workers: 1, segments });
+  const sender = await bindUdp();
+  let i = 0;
+  const opus = (): void => void sender.send(rtp(i, i++ * 960, 0x0b05, 111), listen, "127.0.0.1");
+  const mic = async () => (await segmentStats(proxy, "mic")).streams.find((x) => x.ssrc === 0x0b05);
+  try {
+    await waitFor(async () => (opus(), (await mic()) !== undefined), 5000, "the stream counted");
+    assert.equal([(await mic())!.clockRate, (await mic())!.clockRateFrom], [90000, "assumed"]);
+    await proxy.apply({ ...proxy.currentConfig, segments: [{ ...proxy.currentConfig.segments[0]!, clockRates: { "111": 48000 } }] });
+    await waitFor(async () => (opus(), (await mic())!.clockRate === 48000), 5000, "the stream's clock rate after the reload");
+    assert.is((await mic())!.clockRateFrom, "config");
   } finally {
     sender.close();
     sink.close();

@@ -361,7 +361,7 @@ export class SegmentRuntime {
     this.setPeers();
     this.gate.update(config);
     this.legGates.forEach((g, k) => g.update(legGateConfig(config, k)));
-    if (this.streams) this.streams.clockRates = SegmentStreams.rates(config.clockRates);
+    if (this.streams) this.streams.setClockRates(config.clockRates);
   }
 
   /** Sends in flight each egress socket may have: a fan-out's batch puts one per destination in flight at once. */

@@ -45,11 +45,21 @@ export class SegmentStreams {
   private overflowIn = 0;
   private overflowOut = 0;
   /** The segment's clockRates by payload type (null: none configured). */
-  clockRates: ReadonlyMap<number, number> | null;
+  private clockRates: ReadonlyMap<number, number> | null;
 
   constructor(private readonly table: StreamTable, clockRates: Readonly<Record<string, number>> | undefined) {
     this.id = table.register(this);
     this.clockRates = SegmentStreams.rates(clockRates);
+  }
+
+  /**
+   * The segment's clockRates, changed by a reload: new streams take them, and so do the streams
+   * counted already whose payload type's rate they change (their jitter starts again: it was in
+   * the old rate's units).
+   */
+  setClockRates(config: Readonly<Record<string, number>> | undefined): void {
+    this.clockRates = SegmentStreams.rates(config);
+    for (const slot of this.slots.values()) this.table.setClock(slot, clockRateOf(this.table.payloadType[slot]!, this.clockRates));
   }
 
   static rates(config: Readonly<Record<string, number>> | undefined): ReadonlyMap<number, number> | null {

@@ -206,6 +206,24 @@ export class StreamTable {
     return slot;
   }
 
+  /**
+   * The stream in `slot` has another clock rate (rate * 4 + ClockFrom): the segment's clockRates
+   * changed by a reload. Its jitter, in the old rate's units, starts again, and so does the transit
+   * of each window under way; the transit's reference becomes the last packet's under the new rate.
+   */
+  setClock(slot: number, clock: number): void {
+    if (this.clock[slot] === clock) return;
+    this.clock[slot] = clock;
+    const rate = Math.floor(clock / 4);
+    for (let d = 0; d < 2; d++) {
+      const i = slot * 2 + d;
+      if (this.started[i] === 0) continue;
+      this.jitterMs[i] = 0;
+      this.transitRef[i] = this.lastMs[i]! - (this.lastTs[i]! * 1000) / rate;
+      this.winTransitSum[i] = this.winTransitCount[i] = 0;
+    }
+  }
+
   free(slot: number): void {
     this.owner[slot] = 0;
     this.nextFree[slot] = this.freeHead;
