@@ -60,14 +60,18 @@ const MAX_LIFETIME: u64 = (<u64>1) << 48;
 function checkLifetime(text: string): i32 {
   const power = text.startsWith("2^");
   const digits = power ? text.substring(2) : text;
-  if (digits.length == 0 || digits.length > 15) return digits.length == 0 ? -4 : -5;
-  let n: u64 = 0;
+  if (digits.length == 0) return -4;
   for (let i = 0; i < digits.length; i++) {
     const c = digits.charCodeAt(i);
     if (c < 0x30 || c > 0x39) return -4;
-    n = n * 10 + <u64>(c - 0x30);
   }
-  if (power ? n > 48 : n == 0 || n > MAX_LIFETIME) return -5;
+  let start = 0; // leading zeros say nothing
+  while (start < digits.length - 1 && digits.charCodeAt(start) == 0x30) start++;
+  if (digits.length - start > 15) return -5; // more than 2^48 has 15 digits at most: no overflow below
+  let n: u64 = 0;
+  for (let i = start; i < digits.length; i++) n = n * 10 + <u64>(digits.charCodeAt(i) - 0x30);
+  if (n == 0) return -4; // no packets is no lifetime
+  if (power ? n > 48 : n > MAX_LIFETIME) return -5;
   return 0;
 }
 

@@ -1501,6 +1501,9 @@ test("bad configs name the key and never echo key material", async () => {
     [{ direction: "protect", key: `${inline(secret)}|` }, /'key': the lifetime after '\|' must be 2\^N/],
     [{ direction: "protect", key: `${inline(secret)}|2^49` }, /'key': the lifetime .* at most 2\^48/],
     [{ direction: "protect", key: `${inline(secret)}|2^20|2^31` }, /'key': the lifetime after '\|' must be/],
+    [{ direction: "protect", key: `${inline(secret)}|not-a-lifetime-at-all` }, /'key': the lifetime after '\|' must be 2\^N or a decimal number of packets/],
+    [{ direction: "protect", key: `${inline(secret)}|0` }, /'key': the lifetime after '\|' must be 2\^N or a decimal number of packets/],
+    [{ direction: "protect", key: `${inline(secret)}|281474976710657` }, /'key': the lifetime .* at most 2\^48/],
     [{ direction: "protect", key: "inline:@@@" }, /'key' must be 'inline:' \+ base64, or hex/],
     [{ direction: "protect", key: secret.toString("hex").slice(0, 59) }, /'key' must be 'inline:' \+ base64, or hex/],
     [{ direction: "protect", key: inline(secret), replayWindow: 128, nackHistory: 512 }, /'replayWindow' \(128\) must be at least 'nackHistory' \(512\)/],
@@ -1524,7 +1527,7 @@ test("bad configs name the key and never echo key material", async () => {
     assert.not.ok(message.includes(secret.toString("base64").slice(0, 12)) || message.includes(secret.toString("hex").slice(0, 12)), "no key material in the message");
   }
   assert.ok(h.createContext({ direction: "protect", key: secret.toString("hex") }) > 0, "hex keys work");
-  for (const lifetime of ["2^31", "2^48", "1048576"]) {
+  for (const lifetime of ["2^31", "2^48", "1048576", "281474976710656", "0001048576"]) {
     assert.ok(h.createContext({ direction: "protect", key: `${inline(secret)}|${lifetime}` }) > 0, `a lifetime of ${lifetime} is taken`);
   }
 });
