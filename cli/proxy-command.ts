@@ -235,6 +235,7 @@ async function runAgent(parsed: AgentFlags, nodeFile: string | undefined): Promi
     log(`snapshot ${e.version} REFUSED, the running config stays${notes.length > 0 ? ` (${notes.join("; ")})` : ""}: ${e.error}`);
   });
   agent.on("warning", (e) => log(`warning: ${e.message}`));
+  agent.on("tls-files", (e) => log(e.message));
   log(`node ${nodeId}: state in ${stateDir}${nodeFile ? `, settings from ${nodeFile}` : ""}, connecting to ${controlPlanes.join(", ")} (${insecure ? "plain text" : "mTLS"})`);
   try {
     await agent.start();

@@ -16,7 +16,7 @@ import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
 import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../api/transport.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
-import { channelCredentials } from "../security/tls.js";
+import { reloadingChannelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
 import { ReportLimiter } from "../api/report-limiter.js";
@@ -223,7 +223,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   runningVersion = 0;
   private admin: AdminServer | null = null;
   private readonly cache: ModuleCache;
-  private readonly credentials: ChannelCredentials;
+  /** The credentials of the TLS files as they are now: a certificate renewed in place is used from the next connection on. */
+  private readonly credentials: () => ChannelCredentials;
   private readonly channelOptions: ChannelOptions;
   private readonly workers: number;
   private readonly gso: "auto" | "off";
@@ -285,7 +286,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.addresses = [...options.controlPlanes];
     this.stateDir = resolve(options.stateDir);
     this.cache = new ModuleCache(this.stateDir);
-    this.credentials = channelCredentials(options.tls);
+    this.credentials = reloadingChannelCredentials(options.tls, (line) => this.emit("tls-files", { message: line }));
     this.channelOptions = options.tls === "insecure" ? CHANNEL_OPTIONS : { ...CHANNEL_OPTIONS, ...TLS_OPTIONS };
   }
 
@@ -466,7 +467,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Runs one Connect stream until it ends. */
   private runSession(address: string): Promise<SessionEnd> {
     return new Promise((done) => {
-      const client = new ProxyServiceClient(address, this.credentials, this.channelOptions) as unknown as ProxyClient;
+      const client = new ProxyServiceClient(address, this.credentials(), this.channelOptions) as unknown as ProxyClient;
       const call = client.Connect();
       let timer: NodeJS.Timeout | undefined;
       let statsTimer: NodeJS.Timeout | undefined;

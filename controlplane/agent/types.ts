@@ -56,6 +56,11 @@ export interface AgentEvents {
   /** A control-plane replica answered the Register. */
   connected: [{ readonly address: string }];
   /**
+   * The TLS files changed on disk (a certificate renewed in place): the next connection uses them,
+   * or, when they are not usable, the ones read before (the message says which).
+   */
+  "tls-files": [{ readonly message: string }];
+  /**
    * An attempt to reach a replica failed before it answered (connection refused, TLS failure, a
    * server whose certificate is not a control plane's, a Register it refused, no answer): the
    * agent tries the next one. A failure that repeats with the same reason is reported once a

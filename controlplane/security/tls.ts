@@ -3,7 +3,8 @@
 // that say what a peer may do. Plain text only when the caller asks for it explicitly.
 import { ChannelCredentials, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall } from "@grpc/grpc-js";
 import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 
 export interface TlsFiles {
   /** CA bundle that signs every peer (PEM). */
@@ -29,13 +30,90 @@ export interface Identity {
  */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** Mutual TLS: a client certificate signed by the CA is required; the handshake is bounded. */
+/**
+ * What the three files are now (inode, size, modification time of each, links followed): a
+ * renewal in place (cert-manager's and SPIRE's, a Kubernetes Secret volume's symlink swap, a cp
+ * over the file) changes it. Undefined when one cannot be read.
+ */
+function filesStamp(files: TlsFiles): string | undefined {
+  try {
+    return [files.ca, files.cert, files.key].map((f) => {
+      const st = statSync(f);
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    }).join("/");
+  } catch {
+    return undefined;
+  }
+}
+
+/** When a certificate is valid until, for a log line. */
+function validUntil(pem: Buffer): string {
+  try {
+    return new Date(new X509Certificate(pem).validTo).toISOString();
+  } catch {
+    return "?";
+  }
+}
+
+/**
+ * The TLS files, read again when they change: certificates are renewed in place while the
+ * process runs (cert-manager, SPIRE: hours or days), and files read once at start would leave a
+ * long-running proxy or control plane with an expired certificate, every new connection refused
+ * until a restart. `check()` says whether they changed since the last read, and reads them; a
+ * set that does not make a context (a key that does not match its certificate, a file half
+ * written) is not taken, and the last good one stays.
+ */
+export class TlsFileWatch {
+  private stamp: string | undefined;
+  private failedStamp: string | undefined;
+
+  constructor(
+    readonly files: TlsFiles,
+    /** Takes the files' contents; throws when they are not usable (the old ones stay). */
+    private readonly take: (pems: { ca: Buffer; cert: Buffer; key: Buffer }) => void,
+  ) {
+    this.stamp = filesStamp(files);
+  }
+
+  /**
+   * Reads the files again if they changed: "renewed ..." when the new ones were taken, "not
+   * taken ..." when they are not usable (said once per change), undefined when nothing changed.
+   */
+  check(): string | undefined {
+    const stamp = filesStamp(this.files);
+    if (stamp === undefined || stamp === this.stamp || stamp === this.failedStamp) return undefined;
+    try {
+      const pems = { ca: readFileSync(this.files.ca), cert: readFileSync(this.files.cert), key: readFileSync(this.files.key) };
+      createSecureContext(pems); // a key that does not match, a PEM that does not parse: throws here, not at a handshake
+      this.take(pems);
+      this.stamp = stamp;
+      this.failedStamp = undefined;
+      return `TLS files changed: using the certificate in ${this.files.cert} now (valid until ${validUntil(pems.cert)})`;
+    } catch (err) {
+      this.failedStamp = stamp;
+      return `TLS files changed but are not usable (${(err as Error).message}): still using the ones read before (${this.files.cert}, ${this.files.key}, ${this.files.ca})`;
+    }
+  }
+}
+
+/**
+ * Mutual TLS: a client certificate signed by the CA is required; the handshake is bounded.
+ * `reload()` reads the files again when they changed: new connections get the new certificate
+ * and CA, those open keep theirs.
+ */
 class MutualTlsCredentials extends ServerCredentials {
+  private readonly watch: TlsFileWatch;
+
   constructor(files: TlsFiles) {
     super(
       { requestCert: true, rejectUnauthorized: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
       { ca: readFileSync(files.ca), cert: [readFileSync(files.cert)], key: [readFileSync(files.key)] },
     );
+    this.watch = new TlsFileWatch(files, (p) => this.updateSecureContextOptions({ ca: p.ca, cert: [p.cert], key: [p.key] }));
+  }
+
+  reload(): string | undefined {
+    return this.watch.check();
   }
 
   _equals(other: ServerCredentials): boolean {
@@ -43,9 +121,27 @@ class MutualTlsCredentials extends ServerCredentials {
   }
 }
 
-export function serverCredentials(tls: TlsFiles | "insecure"): ServerCredentials {
+/** A server's credentials; `reload` (TLS only) reads its files again when they changed (TlsFileWatch.check). */
+export function serverCredentials(tls: TlsFiles | "insecure"): ServerCredentials & { reload?: () => string | undefined } {
   if (tls === "insecure") return ServerCredentials.createInsecure();
   return new MutualTlsCredentials(tls);
+}
+
+/**
+ * A client's credentials that follow its files: `current()` gives the credentials of the files as
+ * they are now (read again only when they changed; `onChange` hears TlsFileWatch.check's line).
+ */
+export function reloadingChannelCredentials(tls: TlsFiles | "insecure", onChange: (line: string) => void): () => ChannelCredentials {
+  let creds = channelCredentials(tls);
+  if (tls === "insecure") return () => creds;
+  const watch = new TlsFileWatch(tls, () => {
+    creds = channelCredentials(tls);
+  });
+  return () => {
+    const line = watch.check();
+    if (line) onChange(line);
+    return creds;
+  };
 }
 
 /**

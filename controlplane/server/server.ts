@@ -52,6 +52,8 @@ export interface ControlPlaneTiming {
   readonly compactKeepRevisions: number;
   /** How often the health service (grpc.health.v1) asks the store whether it answers. */
   readonly healthCheckMs: number;
+  /** How often the TLS files are looked at for a certificate renewed in place (new connections use it). */
+  readonly tlsReloadMs: number;
 }
 
 export const DEFAULT_TIMING: ControlPlaneTiming = {
@@ -63,6 +65,7 @@ export const DEFAULT_TIMING: ControlPlaneTiming = {
   compactEveryMs: 300_000,
   compactKeepRevisions: 10_000,
   healthCheckMs: 5_000,
+  tlsReloadMs: 10_000,
 };
 
 export interface ControlPlaneOptions {
@@ -425,6 +428,7 @@ class ControlPlaneServer {
   private writeQueue: Promise<unknown> = Promise.resolve();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
+  private tlsReloadTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private paths: { atMs: number; paths: Promise<StreamPath[]> } | undefined;
   readonly badHop: BadHopThresholds;
@@ -460,7 +464,17 @@ class ControlPlaneServer {
   async start(listen: string, name: string | undefined): Promise<number> {
     await this.mirror.begin();
     await this.health.start();
-    const bound = await bindServer(this.grpc, listen, serverCredentials(this.tls));
+    const credentials = serverCredentials(this.tls);
+    const bound = await bindServer(this.grpc, listen, credentials);
+    if (credentials.reload) {
+      // certificates renewed in place (cert-manager, SPIRE) are served from the next connection on
+      const reload = credentials.reload.bind(credentials);
+      this.tlsReloadTimer = setInterval(() => {
+        const line = reload();
+        if (line) this.log(line);
+      }, this.timing.tlsReloadMs);
+      this.tlsReloadTimer.unref();
+    }
     const port = isUnixSocketAddress(listen) ? 0 : bound; // grpc-js says 1 for a unix socket
     this.name = name ?? `${hostname()}:${port === 0 ? listen : port}`;
     this.heartbeatTimer = setInterval(() => {
@@ -686,6 +700,7 @@ class ControlPlaneServer {
     this.closing ??= (async () => {
       clearInterval(this.heartbeatTimer);
       clearInterval(this.compactTimer);
+      clearInterval(this.tlsReloadTimer);
       this.health.stop();
       const sessions = [...this.sessions];
       for (const s of sessions) s.fail(status.UNAVAILABLE, `control plane ${this.name} is shutting down`);

@@ -1,0 +1,111 @@
+// Certificates renewed in place while the processes run (cert-manager rewrites a Secret volume,
+// SPIRE's helper rewrites its files, every hour for SPIRE's defaults): the agent and the control
+// plane read their TLS files again when they change, so that a renewal reaches the next
+// connection without a restart. Before, both read them once at start: an agent whose first
+// certificate was refused (or expired meanwhile) stayed refused with the renewed one on disk, and
+// so did every proxy of a control plane whose own certificate was renewed. Real gRPC, real TLS
+// (certificates from the openssl command), no restarts.
+import * as assert from "uvu/assert";
+import { copyFileSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TlsFiles } from "../controlplane/security/tls.js";
+import { createPki } from "../controlplane/security/pki.js";
+import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
+import { Agent } from "../controlplane/agent/index.js";
+import { suite } from "./lib/suite.js";
+import { waitFor } from "./lib/udp.js";
+
+const test = suite("tls-renewal", { timeoutMs: 60_000 });
+
+const tempDirs: string[] = [];
+function tempDir(what: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `msm-tls-renewal-${what}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Copies a set of TLS files to a directory of their own: the files a pod mounts, renewed in place by `renew`. */
+function mounted(files: TlsFiles): TlsFiles {
+  const dir = tempDir("mount");
+  const placed = { ca: join(dir, "ca.pem"), cert: join(dir, "tls.crt"), key: join(dir, "tls.key") };
+  renew(placed, files);
+  return placed;
+}
+
+/** Replaces the mounted files' contents with `next`'s, each by a rename (as a Secret volume's update is atomic per file). */
+function renew(mount: TlsFiles, next: { ca?: string; cert?: string; key?: string }): void {
+  for (const k of ["ca", "cert", "key"] as const) {
+    const from = next[k];
+    if (from === undefined) continue;
+    copyFileSync(from, `${mount[k]}.new`);
+    renameSync(`${mount[k]}.new`, mount[k]);
+  }
+}
+
+async function replica(tls: TlsFiles): Promise<ControlPlane & { address: string; log: string[] }> {
+  const log: string[] = [];
+  const cp = await startControlPlane({
+    listen: "127.0.0.1:0", store: `file:${tempDir("store")}`, tls, trustDomain: "msm.test", name: "cp-1",
+    timing: { tlsReloadMs: 100 }, log: (m) => void log.push(m),
+  });
+  return Object.assign(cp, { address: `127.0.0.1:${cp.port}`, log });
+}
+
+test("an agent whose certificate is renewed in place connects with the new one, without a restart", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  const otherPki = createPki(join(tempDir("pki-other"), "ca"), "another CA");
+  const cp = await replica(pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"));
+  // the agent's certificate is not (or no longer) accepted: another CA's, as an expired one is refused alike
+  const mount = mounted({ ...otherPki.issue("node-a", "spiffe://msm.test/proxy/node-a"), ca: pki.ca });
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: mount });
+  const failures: string[] = [];
+  const tlsLines: string[] = [];
+  agent.on("connect-failed", (f) => void failures.push(f.reason));
+  agent.on("tls-files", (e) => void tlsLines.push(e.message));
+  try {
+    await agent.start();
+    await waitFor(() => failures.length > 0, 15_000, "the refused certificate reported");
+    assert.is(agent.connectedTo, null);
+    const renewed = pki.issue("node-a2", "spiffe://msm.test/proxy/node-a");
+    renew(mount, { cert: renewed.cert, key: renewed.key });
+    await waitFor(() => agent.connectedTo === cp.address, 20_000, `the agent connected with its renewed certificate (failures: ${failures.slice(-3).join(" | ")})`);
+    assert.ok(tlsLines.some((l) => l.includes(`using the certificate in ${mount.cert} now`)), `the renewal is logged: ${tlsLines.join(" | ")}`);
+  } finally {
+    await agent.close();
+    await cp.close();
+  }
+});
+
+test("a control plane whose certificate is renewed in place serves the new one; a half-written renewal is not taken", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  const otherPki = createPki(join(tempDir("pki-other"), "ca"), "another CA");
+  // the control plane's certificate is one its proxies refuse (another CA's: expired is alike)
+  const wrong = otherPki.issue("cp-old", "spiffe://msm.test/control-plane/cp-1");
+  const mount = mounted({ ...wrong, ca: pki.ca });
+  const cp = await replica(mount);
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-a", stateDir: tempDir("state"), tls: pki.issue("node-a", "spiffe://msm.test/proxy/node-a") });
+  const failures: string[] = [];
+  agent.on("connect-failed", (f) => void failures.push(f.reason));
+  try {
+    await agent.start();
+    await waitFor(() => failures.length > 0, 15_000, "the control plane's refused certificate reported");
+    const good = pki.issue("cp-new", "spiffe://msm.test/control-plane/cp-1");
+    // the certificate written, its key not yet: not a pair, so the one read before stays
+    renew(mount, { cert: good.cert });
+    await waitFor(() => cp.log.some((l) => /TLS files changed but are not usable/.test(l)), 10_000, `the unusable pair logged:\n${cp.log.join("\n")}`);
+    assert.is(agent.connectedTo, null);
+    renew(mount, { key: good.key });
+    await waitFor(() => agent.connectedTo === cp.address, 20_000, `the agent connected to the renewed certificate (failures: ${failures.slice(-3).join(" | ")})\n${cp.log.join("\n")}`);
+    assert.ok(cp.log.some((l) => l.includes(`using the certificate in ${mount.cert} now`)), cp.log.join("\n"));
+  } finally {
+    await agent.close();
+    await cp.close();
+  }
+});
+
+test.after(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+test.run();
