@@ -18,7 +18,7 @@ import { connectionFailure } from "../../controlplane/api/status-text.js";
 import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../../controlplane/api/transport.js";
 import { isUnixSocketAddress } from "../../controlplane/api/unix-socket.js";
 import type { BadHopThresholds, StreamPath } from "../../controlplane/api/streams.js";
-import { channelCredentials, type TlsFiles } from "../../controlplane/security/tls.js";
+import { channelCredentials, clientCertificateProblem, type TlsFiles } from "../../controlplane/security/tls.js";
 import { UsageError } from "../usage.js";
 import { incompleteReports } from "./stats.js";
 
@@ -176,7 +176,13 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
       fn.call(client, req, { deadline: Date.now() + opts.timeoutMs }, (err, res) => {
         if (!err) return resolve(res as Res);
         const rpc = { code: err.code, details: err.details ?? "", ...maxTxnOpsOf(err) };
-        const message = explainError(err, opts.server, method, opts.timeoutMs, opts.tls === "insecure" ? "insecure" : "tls");
+        let message = explainError(err, opts.server, method, opts.timeoutMs, opts.tls === "insecure" ? "insecure" : "tls");
+        if (opts.tls !== "insecure" && err.code === status.UNAVAILABLE) {
+          // a server that refuses our certificate just closes: gRPC says "Failed to connect" or a reset
+          const cause = connectionFailure(rpc.details);
+          const problem = bareConnectFailure(cause) || /ECONNRESET|Connection dropped/i.test(cause) ? clientCertificateProblem(opts.tls) : undefined;
+          if (problem) message = `TLS with the control plane at ${opts.server} failed: ${problem} (${cause})`;
+        }
         // plain text to a TLS server fails with grpc-js's bare "Failed to connect": ask the server
         if (opts.tls !== "insecure" || err.code !== status.UNAVAILABLE || !bareConnectFailure(connectionFailure(rpc.details))) return reject(new CliError(message, rpc));
         void probeTransport(opts.server, Math.min(PROBE_MS, opts.timeoutMs)).then((speaks) =>

@@ -16,7 +16,7 @@ import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
 import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../api/transport.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
-import { reloadingChannelCredentials } from "../security/tls.js";
+import { clientCertificateProblem, reloadingChannelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
 import { ReportLimiter } from "../api/report-limiter.js";
@@ -536,7 +536,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     const repeats = this.connectReports.admit(address, reason);
     if (repeats === undefined) return;
     const report = (why: string): void => void (this.closing || this.emit("connect-failed", { address, reason: why, repeats }));
-    if (this.options.tls !== "insecure") return report(plainTextServer(reason) ? `${SERVER_IS_PLAIN_TEXT} (${reason})` : reason);
+    if (this.options.tls !== "insecure") {
+      if (plainTextServer(reason)) return report(`${SERVER_IS_PLAIN_TEXT} (${reason})`);
+      // a server that refuses our certificate just closes: gRPC says "Failed to connect" or a reset
+      const problem = bareConnectFailure(reason) || /ECONNRESET|Connection dropped/i.test(reason) ? clientCertificateProblem(this.options.tls) : undefined;
+      return report(problem ? `${problem} (${reason})` : reason);
+    }
     if (!bareConnectFailure(reason)) return report(reason);
     void probeTransport(address, AGENT_TIMING.probeTimeoutMs).then((speaks) => report(speaks === "tls" ? SERVER_SPEAKS_TLS : reason));
   }

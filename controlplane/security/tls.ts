@@ -209,3 +209,47 @@ export function identityIn(subjectAltName: string, trustDomain: string): Identit
 export function peerIdentity(call: AnyCall, trustDomain: string): Identity | undefined {
   return identityIn(call.getAuthContext()?.sslPeerCertificate?.subjectaltname ?? "", trustDomain);
 }
+
+/** The PEM certificates in a bundle (a CA file may hold several). */
+function certificatesIn(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const certs: X509Certificate[] = [];
+  for (const block of blocks) {
+    try {
+      certs.push(new X509Certificate(block));
+    } catch {
+      // not one: the CA file's own problem, said by the TLS stack
+    }
+  }
+  return certs;
+}
+
+/**
+ * Why a server would refuse this client certificate, as far as the client can tell: expired, not
+ * valid yet, not signed by the CA of `--tls-ca` (which signs the control plane and its clients
+ * alike), or not for client authentication. A server that refuses a client certificate just closes
+ * the connection, and gRPC says only "Failed to connect" (or a reset): this names the cause.
+ * Undefined when none of these is found (or the files cannot be read: said elsewhere).
+ */
+export function clientCertificateProblem(files: TlsFiles, now = Date.now()): string | undefined {
+  let cert: X509Certificate;
+  let cas: X509Certificate[];
+  try {
+    cert = new X509Certificate(readFileSync(files.cert));
+    cas = certificatesIn(readFileSync(files.ca, "utf8"));
+  } catch {
+    return undefined;
+  }
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  if (now > to) return `the certificate ${files.cert} expired on ${new Date(to).toISOString()}: renew it`;
+  if (now < from) return `the certificate ${files.cert} is not valid before ${new Date(from).toISOString()} (is this host's clock right?)`;
+  if (cas.length > 0 && !cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
+    return `the certificate ${files.cert} is not signed by the CA in ${files.ca} (it was issued by ${cert.issuer.replace(/\n/g, ", ")}): the control plane trusts only its CA`;
+  }
+  const usage = cert.keyUsage; // the extended key usages; undefined: any
+  if (usage && !usage.includes("1.3.6.1.5.5.7.3.2") && !usage.includes("2.5.29.37.0")) {
+    return `the certificate ${files.cert} is not for client authentication (its extendedKeyUsage lacks clientAuth)`;
+  }
+  return undefined;
+}
