@@ -253,3 +253,32 @@ export function clientCertificateProblem(files: TlsFiles, now = Date.now()): str
   }
   return undefined;
 }
+
+/**
+ * What is wrong with a control plane's own certificate for serving `trustDomain`: `fatal` when it
+ * can never be accepted (no spiffe://<td>/control-plane/<name> in it: proxies and msmctl refuse
+ * any other, a proxy's or an admin's certificate of the same CA included, or one of another trust
+ * domain), `warning` when it is not valid now (expired, or not yet: a renewal in place is read
+ * again). Undefined fields: nothing found (a file that cannot be read is said by the listen).
+ */
+export function serverCertificateProblem(files: TlsFiles, trustDomain: string, now = Date.now()): { fatal?: string; warning?: string } {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readFileSync(files.cert));
+  } catch {
+    return {};
+  }
+  const wrong = checkControlPlane(cert.subjectAltName ?? "", trustDomain);
+  if (wrong) {
+    const ids = spiffeIds(cert.subjectAltName ?? "");
+    return {
+      fatal: `--tls-cert ${files.cert} is not a control plane's certificate: it has ${ids.length > 0 ? ids.join(", ") : "no SPIFFE ID"}, and proxies and msmctl ` +
+        `accept only spiffe://${trustDomain}/control-plane/<name> from a server (is --trust-domain right? it is '${trustDomain}')`,
+    };
+  }
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  if (now > to) return { warning: `the certificate ${files.cert} expired on ${new Date(to).toISOString()}: every proxy and msmctl refuses it until it is renewed (the file is read again when it changes)` };
+  if (now < from) return { warning: `the certificate ${files.cert} is not valid before ${new Date(from).toISOString()}: every proxy and msmctl refuses it until then (is this host's clock right?)` };
+  return {};
+}

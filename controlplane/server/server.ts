@@ -14,7 +14,7 @@ import {
   type ApplySegmentsResponse, type DeleteSegmentsResponse, type DescribeStreamResponse, type FilterModule, type ListStreamsResponse, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
 } from "../api/proto.js";
 import { printable } from "../security/terminal.js";
-import { peerIdentity, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
+import { peerIdentity, serverCertificateProblem, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
 import { openStore, type Op, type Store } from "../store/index.js";
 import { bindServer } from "./bind.js";
 import { invalid, RpcError, toStatus } from "./errors.js";
@@ -745,6 +745,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw new Error(`listen address '${options.listen}' must be HOST:PORT (IPv6 as [ADDR]:PORT) or unix:PATH`);
   }
   const log = options.log ?? ((message: string) => console.error(`${new Date().toISOString()} control-plane: ${message}`));
+  if (options.tls !== "insecure") {
+    // a certificate no client accepts: a replica that ran would look healthy and serve nobody
+    const { fatal, warning } = serverCertificateProblem(options.tls, options.trustDomain ?? "msm.local");
+    if (fatal) throw new Error(fatal);
+    if (warning) log(`warning: ${warning}`);
+  }
   // etcd down at the start: the replica serves NOT_SERVING until it answers (its proxies keep their configs)
   const store = await openStore(options.store, { etcd: { waitForAnswer: false } });
   const cp = new ControlPlaneServer(store, options.tls, options, log);
