@@ -6,13 +6,15 @@
 // so did every proxy of a control plane whose own certificate was renewed. Real gRPC, real TLS
 // (certificates from the openssl command), no restarts.
 import * as assert from "uvu/assert";
-import { copyFileSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TlsFiles } from "../controlplane/security/tls.js";
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent } from "../controlplane/agent/index.js";
+import { startDashboard } from "../controlplane/dashboard/server.js";
 import { suite } from "./lib/suite.js";
 import { waitFor } from "./lib/udp.js";
 
@@ -101,6 +103,38 @@ test("a control plane whose certificate is renewed in place serves the new one; 
   } finally {
     await agent.close();
     await cp.close();
+  }
+});
+
+/** GET over HTTPS with a client certificate: the status, or the TLS failure's message. */
+function httpsGet(url: string, tls: TlsFiles): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request(url, { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), servername: "msm-control-plane", checkServerIdentity: () => undefined }, (res) => {
+      res.resume();
+      resolve(String(res.statusCode));
+    });
+    req.on("error", (err) => resolve(err.message));
+    req.setTimeout(10_000, () => req.destroy(new Error("no answer in 10 s")));
+    req.end();
+  });
+}
+
+test("the dashboard's HTTPS port serves a certificate renewed in place", async () => {
+  const pki = createPki(join(tempDir("pki"), "ca"));
+  const otherPki = createPki(join(tempDir("pki-other"), "ca"), "another CA");
+  const mount = mounted({ ...otherPki.issue("cp-old", "spiffe://msm.test/control-plane/cp-1"), ca: pki.ca });
+  const log: string[] = [];
+  const dashboard = await startDashboard({ listen: "127.0.0.1:0", tls: mount, trustDomain: "msm.test", getPaths: async () => [], log: (m) => void log.push(m), limits: { tlsReloadMs: 100 } });
+  const op = pki.issue("op", "spiffe://msm.test/admin/op");
+  try {
+    const before = await httpsGet(`${dashboard.url}/`, op);
+    assert.not.equal(before, "200", "the client refuses a certificate of another CA");
+    const good = pki.issue("cp-new", "spiffe://msm.test/control-plane/cp-1");
+    renew(mount, { cert: good.cert, key: good.key });
+    await waitFor(() => log.some((l) => l.includes(`using the certificate in ${mount.cert} now`)), 10_000, `the renewal read:\n${log.join("\n")}`);
+    assert.is(await httpsGet(`${dashboard.url}/`, op), "200");
+  } finally {
+    await dashboard.close();
   }
 });
 

@@ -6,10 +6,10 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import type { TLSSocket } from "node:tls";
+import type { Server as TlsServer, TLSSocket } from "node:tls";
 import type { ProxyStatus } from "../api/proto.js";
 import type { StreamPath } from "../api/streams.js";
-import { identityIn, TLS_HANDSHAKE_TIMEOUT_MS, type TlsFiles } from "../security/tls.js";
+import { identityIn, TLS_HANDSHAKE_TIMEOUT_MS, TlsFileWatch, type TlsFiles } from "../security/tls.js";
 import { loadAssets } from "./assets.js";
 import { LiveFeed } from "./live-feed.js";
 import { renderMetrics } from "./metrics.js";
@@ -28,6 +28,8 @@ export interface DashboardLimits {
   maxMetricStreams: number;
   /** Open connections at once. */
   maxConnections: number;
+  /** How often the TLS files are looked at for a certificate renewed in place (new connections use it). */
+  tlsReloadMs: number;
 }
 
 export const DEFAULT_DASHBOARD_LIMITS: DashboardLimits = {
@@ -37,6 +39,7 @@ export const DEFAULT_DASHBOARD_LIMITS: DashboardLimits = {
   maxPageStreams: 100,
   maxMetricStreams: 500,
   maxConnections: 256,
+  tlsReloadMs: 10_000,
 };
 
 export interface DashboardOptions {
@@ -164,11 +167,24 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
           },
           onRequest,
         );
+  let tlsReload: NodeJS.Timeout | undefined;
+  if (options.tls !== "insecure") {
+    // a certificate renewed in place (as the control plane's gRPC port): new connections get it
+    const watch = new TlsFileWatch(options.tls, (p) => (server as unknown as TlsServer).setSecureContext({ ca: p.ca, cert: p.cert, key: p.key }));
+    tlsReload = setInterval(() => {
+      const line = watch.check();
+      if (line) log(`dashboard: ${line}`);
+    }, limits.tlsReloadMs);
+    tlsReload.unref();
+  }
   server.maxConnections = limits.maxConnections;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => reject(new Error(`dashboard: cannot listen on ${options.listen}: ${err.message}`)));
+    server.once("error", (err) => {
+      clearInterval(tlsReload);
+      reject(new Error(`dashboard: cannot listen on ${options.listen}: ${err.message}`));
+    });
     server.listen(wanted, host.replace(/^\[|\]$/g, ""), () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
@@ -178,6 +194,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     url: `${options.tls === "insecure" ? "http" : "https"}://${host}:${port}`,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        clearInterval(tlsReload);
         feed.close();
         server.close(() => resolve());
         server.closeAllConnections();
