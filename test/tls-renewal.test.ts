@@ -14,6 +14,8 @@ import type { TlsFiles } from "../controlplane/security/tls.js";
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent } from "../controlplane/agent/index.js";
+import { ChannelCredentials, status, type ServiceError } from "@grpc/grpc-js";
+import { AdminServiceClient } from "../controlplane/api/proto.js";
 import { startDashboard } from "../controlplane/dashboard/server.js";
 import { suite } from "./lib/suite.js";
 import { waitFor } from "./lib/udp.js";
@@ -100,6 +102,13 @@ test("a control plane whose certificate is renewed in place serves the new one; 
     renew(mount, { key: good.key });
     await waitFor(() => agent.connectedTo === cp.address, 20_000, `the agent connected to the renewed certificate (failures: ${failures.slice(-3).join(" | ")})\n${cp.log.join("\n")}`);
     assert.ok(cp.log.some((l) => l.includes(`using the certificate in ${mount.cert} now`)), cp.log.join("\n"));
+    // the renewed context still asks for a client certificate: a client without one gets no call through
+    const anonymous = new AdminServiceClient(cp.address, ChannelCredentials.createSsl(readFileSync(pki.ca), null, null, { checkServerIdentity: () => undefined }), {
+      "grpc.ssl_target_name_override": "msm-control-plane",
+    }) as unknown as { ListSegments(req: object, o: { deadline: number }, cb: (err: ServiceError | null) => void): void; close(): void };
+    const code = await new Promise<number>((resolve) => anonymous.ListSegments({ proxy: "" }, { deadline: Date.now() + 10_000 }, (err) => resolve(err ? err.code : status.OK)));
+    anonymous.close();
+    assert.is(code, status.UNAVAILABLE, `a client without a certificate is refused at the handshake (got ${status[code]})`);
   } finally {
     await agent.close();
     await cp.close();
