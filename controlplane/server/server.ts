@@ -125,6 +125,8 @@ class ProxySession {
   nodeId = "";
   registered = false;
   private lastSent = -1;
+  /** What this stream's proxy last acknowledged: the record is written back from it when this stream takes the record over again (heartbeat). */
+  private lastAck: { ackedVersion: number; notRunning: string[]; notRunningError: string } | undefined;
   /** What the proxy's Register said of it until that is in the store (a failed write is tried again at each heartbeat). */
   private unrecorded: { capabilities: string[]; abiVersions: string[] } | undefined;
   private closed = false;
@@ -222,6 +224,7 @@ class ProxySession {
         // an ACK of a version this replica sent, as new as the refused one, supersedes the refusal; not
         // an ACK of what the proxy ran before (it refused an older version from a new store: still refused)
         const supersedes = version <= this.lastSent;
+        this.lastAck = { ackedVersion: version, notRunning, notRunningError: error };
         this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({
           ...s, ackedVersion: version, notRunning, notRunningError: error, lastSeenMs: now,
           ...(supersedes && version >= s.nackedVersion ? { nackedVersion: 0, nackError: "", nackRetryAtMs: 0 } : {}),
@@ -346,9 +349,10 @@ class ProxySession {
     this.enqueue("refreshing last_seen", () =>
       updateStatus(this.cp.store, this.nodeId, (s) => {
         if (s.connectionId === this.id) return { ...s, connected: true, lastSeenMs: now };
-        // another connection took the record over; reclaim it only if that one went quiet
+        // another connection took the record over; reclaim it only if that one went quiet, with
+        // what this proxy runs (the other one's ACK, a second proxy of this node id, is not this one's)
         if (s.connected && now - s.lastSeenMs < stale) return undefined;
-        return { ...s, connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now };
+        return { ...s, connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now, ...(this.lastAck ?? {}) };
       }),
     );
   }
