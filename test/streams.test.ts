@@ -492,14 +492,16 @@ rtcp("an RTCP BYE from a receiver drops it at the next roll (before any snapshot
   assert.equal(reporters(a).sort(), [0xbeef, 0xcafe], "its report after its BYE: back");
 });
 
-rtcp("an XR Statistics Summary joins the same receiver's row; an unknown LSR gives no round trip", () => {
+rtcp("an XR Statistics Summary joins the same receiver's row; an unknown LSR gives no round trip; a field its flags leave out is null", () => {
   const { streams } = streamsOf();
   feed(streams, [[0, T0]]);
   const compound = Buffer.concat([receiverReport(0xbeef, SSRC, 0, 3, 10, 0, 0xdead, 0), xrSummary(0xbeef, SSRC, 7, 1800)]);
   streams.upstreamRtcp(compound, 0, compound.length, T0 + 10);
   const [r] = streams.snapshot().streams[0]!.receivers;
   assert.is(r!.rttMs, null);
-  assert.equal(r!.xr, { lost: 7, duplicates: NaN, jitterMeanMs: 20 });
+  // the block says nothing of duplicates (its flag unset): null, not NaN (which /stats wrote as null and msmctl as "NaN")
+  assert.equal(r!.xr, { lost: 7, duplicates: null, jitterMeanMs: 20 });
+  assert.equal(JSON.parse(JSON.stringify(r)), r, "what /stats says of it reads back the same");
 });
 
 rtcp("SRTCP (an index and tag after the packets) and reports about other SSRCs are not read", () => {

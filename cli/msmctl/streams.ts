@@ -96,7 +96,7 @@ function pointRow(p: StreamPoint, now: number): string[] {
 }
 
 function receiverRow(at: string, r: ReceiverReport, now: number): string[] {
-  const xr = r.xr ? `lost ${r.xr.lost}, dup ${r.xr.duplicates}${r.xr.jitterMeanMs !== null ? `, jitter ${r.xr.jitterMeanMs.toFixed(1)}ms` : ""}` : "-";
+  const xr = r.xr ? `lost ${r.xr.lost ?? "-"}, dup ${r.xr.duplicates ?? "-"}${r.xr.jitterMeanMs !== null ? `, jitter ${r.xr.jitterMeanMs.toFixed(1)}ms` : ""}` : "-";
   return [hexSsrc(r.reporterSsrc), at, percent(r.fractionLost), String(r.cumulativeLost), ms(r.jitterMs), ms(r.rttMs), xr, `${age(r.atMs, now)} ago`];
 }
 

@@ -569,7 +569,11 @@ export class StreamTable {
       if (this.rAtMs[r] === 0) continue;
       const xr = Number.isNaN(this.rXrLost[r]!) && Number.isNaN(this.rXrDup[r]!) && Number.isNaN(this.rXrJitterMs[r]!)
         ? null
-        : { lost: this.rXrLost[r]!, duplicates: this.rXrDup[r]!, jitterMeanMs: Number.isNaN(this.rXrJitterMs[r]!) ? null : us(this.rXrJitterMs[r]!) };
+        : {
+          lost: Number.isNaN(this.rXrLost[r]!) ? null : this.rXrLost[r]!,
+          duplicates: Number.isNaN(this.rXrDup[r]!) ? null : this.rXrDup[r]!,
+          jitterMeanMs: Number.isNaN(this.rXrJitterMs[r]!) ? null : us(this.rXrJitterMs[r]!),
+        };
       receivers.push({
         reporterSsrc: this.rSsrc[r]!,
         fractionLost: this.rFraction[r]!,

@@ -69,8 +69,8 @@ export interface ReceiverReport {
    * same span, both as RFC 3550 A.3 counts (duplicates among the received). null until two reports have come.
    */
   linkFractionLost: number | null;
-  /** From its last XR Statistics Summary block (RFC 3611 4.6), or null. */
-  xr: { lost: number; duplicates: number; jitterMeanMs: number | null } | null;
+  /** From its last XR Statistics Summary block (RFC 3611 4.6), or null; a field the block's flags leave out is null. */
+  xr: { lost: number | null; duplicates: number | null; jitterMeanMs: number | null } | null;
   atMs: number;
 }
 
