@@ -282,6 +282,12 @@ export class StreamTable {
       this.maxSeq[i] = seq;
       this.maxTs[i] = this.packet[PKT_TS]!;
       this.badSeq[i] = -1;
+      // its timestamps start afresh too (RFC 3550 5.1: at random): its first packet counted is no
+      // interarrival of the old sender's, whose difference would be read as jitter of up to 2^31
+      // timestamp units (hours at 90 kHz), taking hundreds of packets to decay
+      this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] |= 1 << (seq & 31);
+      this.count(slot, i, false, false);
+      return;
     } else {
       // behind the highest by fewer than MAX_MISORDER: late, or a duplicate
       const word = i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5);
@@ -405,15 +411,18 @@ export class StreamTable {
     }
   }
 
-  /** A packet that counts: totals, A.8 jitter (in ms: the same recurrence scaled by 1000 / clock rate), transit. */
-  private count(slot: number, i: number, first: boolean): void {
+  /**
+   * A packet that counts: totals, A.8 jitter (in ms: the same recurrence scaled by 1000 / clock rate;
+   * `interarrival` false: not from the packet before it, the first of a stream or of a restarted sender), transit.
+   */
+  private count(slot: number, i: number, first: boolean, interarrival = !first): void {
     const p = this.packet;
     const ts = p[PKT_TS]!;
     const atMs = p[PKT_AT_MS]!;
     this.packets[i]++;
     this.bytes[i] += p[PKT_BYTES]!;
     const rate = Math.floor(this.clock[slot]! / 4);
-    if (!first) {
+    if (interarrival) {
       const d = atMs - this.lastMs[i]! - (((ts - this.lastTs[i]!) | 0) * 1000) / rate;
       this.jitterMs[i] += (Math.abs(d) - this.jitterMs[i]!) / 16;
     }
