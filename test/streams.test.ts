@@ -180,6 +180,28 @@ table("a sender that restarts its sequence, back or ahead, with new timestamps: 
   }
 });
 
+table("a sequence stepping 1023 a packet (the longest step the history keeps): the numbers it skips cleared a word at a time, and still told apart", () => {
+  const { table: t, streams } = streamsOf();
+  feed(streams, [[0, frame(0)]]);
+  // the writes to the history (a private column) counted: its cost per packet, not a time
+  const columns = t as unknown as { history: Uint32Array };
+  let writes = 0;
+  columns.history = new Proxy(columns.history, {
+    set(target, key, value) {
+      writes++;
+      return Reflect.set(target, key, value);
+    },
+  });
+  const steps = 64;
+  feed(streams, Array.from({ length: steps }, (_, k) => [((k + 1) * 1023) & 0xffff, frame(k + 1)]), (seq) => seq * 3);
+  // one set bit a packet, and the 1022 numbers skipped: 32 words or so, not 1022 bits one by one
+  assert.ok(writes <= steps * 34, `${writes} writes to the history for ${steps} packets`);
+  const last = (steps * 1023) & 0xffff;
+  feed(streams, [[last - 1023, frame(steps + 1)], [last - 5, frame(steps + 2)]], (seq) => seq * 3);
+  const d = streams.snapshot().streams[0]!.ingress!;
+  assert.equal([d.packets, d.expected, d.duplicates, d.reordered], [steps + 2, steps * 1023 + 1, 1, 1], "the one before: a copy; one it skipped: late");
+});
+
 table("jitter: the RFC's integer recurrence on the same arrivals agrees", () => {
   const { streams } = streamsOf();
   const offsets = [0, 7, -3, 12, 0, 25, -8, 4, 0, 30, 1, -2, 18, 0, 9, 3]; // ms off the frame grid

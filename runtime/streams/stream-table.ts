@@ -398,16 +398,25 @@ export class StreamTable {
     this.winTransitSum[i] = this.winTransitCount[i] = 0;
   }
 
-  /** Clears the history bits of the sequence numbers skipped between `max` and `max + udelta`. */
+  /**
+   * Clears the history bits of the sequence numbers skipped between `max` and `max + udelta`, a
+   * word (32 of them) at a time: bit by bit, a sender stepping its sequence by 1023 cost 1023
+   * writes a packet, 25 times a packet in order.
+   */
   private advanceHistory(i: number, max: number, udelta: number): void {
     const base = i * HISTORY_WORDS;
     if (udelta > HISTORY_MASK) {
       this.history.fill(0, base, base + HISTORY_WORDS);
       return;
     }
-    for (let k = 1; k <= udelta; k++) {
-      const s = (max + k) & HISTORY_MASK;
-      this.history[base + (s >>> 5)] &= ~(1 << (s & 31));
+    let s = (max + 1) & HISTORY_MASK;
+    for (let n = udelta; n > 0; ) {
+      const bit = s & 31;
+      const take = Math.min(32 - bit, n);
+      const mask = take === 32 ? -1 : ((1 << take) - 1) << bit;
+      this.history[base + (s >>> 5)] &= ~mask;
+      n -= take;
+      s = (s + take) & HISTORY_MASK;
     }
   }
 
