@@ -540,6 +540,21 @@ rtcp("SRTCP (an index and tag after the packets) and reports about other SSRCs a
   assert.equal(streams.snapshot().streams[0]!.receivers, []);
 });
 
+rtcp("an SR whose length leaves out its sender info is no SR forwarded: the packet after it is not read as its NTP time", () => {
+  const { streams } = streamsOf();
+  feed(streams, [[0, T0]]);
+  // an SR header and SSRC only (length 1), then an RR whose words sit where the SR's NTP time would
+  const cut = senderReport(SSRC, 0, 0).subarray(0, 8);
+  cut.writeUInt16BE(1, 2);
+  const after = receiverReport(0x12340000, 0x999, 0, 0, 0, 0, 0, 0);
+  const compound = Buffer.concat([cut, after]);
+  streams.downstreamRtcp(compound, 0, compound.length, T0 + 100);
+  // a receiver naming the LSR those bytes would make: the RR's header word's low half (its length, 7), then its SSRC's high half
+  const rr = receiverReport(0xbeef, SSRC, 0, 0, 10, 0, 0x0007_1234, 0);
+  streams.upstreamRtcp(rr, 0, rr.length, T0 + 120);
+  assert.is(streams.snapshot().streams[0]!.receivers[0]!.rttMs, null);
+});
+
 // ---- a real proxy ----
 
 const proxySuite = suite("per-stream stats through a proxy", { timeoutMs: 30_000 });

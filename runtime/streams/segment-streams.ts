@@ -130,7 +130,8 @@ export class SegmentStreams {
     if (!plainCompound(buf, at, len)) return;
     const end = at + len;
     for (let p = at; p < end; p += ((buf[p + 2]! << 8) | buf[p + 3]!) * 4 + 4) {
-      if (buf[p + 1] !== RTCP_SR || p + 28 > end) continue;
+      // its sender info within its own length, not read from the packet after it
+      if (buf[p + 1] !== RTCP_SR || (((buf[p + 2]! << 8) | buf[p + 3]!) + 1) * 4 < 28) continue;
       const slot = this.slots.get(u32(buf, p + 4));
       if (slot !== undefined) this.table.noteSenderReport(slot, u32(buf, p + 8), u32(buf, p + 12), atMs);
     }
