@@ -555,6 +555,18 @@ rtcp("an SR whose length leaves out its sender info is no SR forwarded: the pack
   assert.is(streams.snapshot().streams[0]!.receivers[0]!.rttMs, null);
 });
 
+rtcp("a compound of more than 64 packets (a datagram of 4-byte ones costs thousands of steps) is not read; one of 64 is", () => {
+  for (const [fillers, read] of [[63, true], [64, false], [16_000, false]] as const) {
+    const { streams } = streamsOf();
+    feed(streams, [[0, T0]]);
+    const empty = Buffer.from([0x80, 201, 0, 0]); // an RR header alone: length 0
+    const compound = Buffer.concat([...Array.from({ length: fillers }, () => empty), receiverReport(0xbeef, SSRC, 0, 0, 10, 0, 0, 0)]);
+    streams.upstreamRtcp(compound, 0, compound.length, T0 + 10);
+    streams.downstreamRtcp(compound, 0, compound.length, T0 + 10);
+    assert.is(streams.snapshot().streams[0]!.receivers.length, read ? 1 : 0, `${fillers + 1} packets`);
+  }
+});
+
 // ---- a real proxy ----
 
 const proxySuite = suite("per-stream stats through a proxy", { timeoutMs: 30_000 });

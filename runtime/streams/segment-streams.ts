@@ -22,15 +22,22 @@ function u32(buf: Uint8Array, at: number): number {
 }
 
 /**
+ * Packets a compound read may hold. A compound holds a few (RFC 3550 6.1: a report, SDES, maybe a
+ * BYE or feedback); a datagram of 4-byte packets holds 16,000, each a step of each read below
+ * (hundreds of microseconds a datagram, from anyone who may send feedback).
+ */
+const MAX_COMPOUND_PACKETS = 64;
+
+/**
  * Whether buf[at, at + len) is a whole compound RTCP packet in the clear: each packet version 2
- * and the lengths adding up exactly. SRTCP (encrypted, with its index and tag after the last
- * packet) is not, so its ciphertext is never read as reports.
+ * and the lengths adding up exactly, in at most MAX_COMPOUND_PACKETS packets. SRTCP (encrypted,
+ * with its index and tag after the last packet) is not, so its ciphertext is never read as reports.
  */
 function plainCompound(buf: Uint8Array, at: number, len: number): boolean {
   const end = at + len;
   let p = at;
-  while (p + 4 <= end) {
-    if (buf[p]! >> 6 !== 2) return false;
+  for (let n = 0; p + 4 <= end; n++) {
+    if (buf[p]! >> 6 !== 2 || n === MAX_COMPOUND_PACKETS) return false;
     p += ((buf[p + 2]! << 8) | buf[p + 3]!) * 4 + 4;
   }
   return p === end && len >= 8;
