@@ -77,6 +77,8 @@ export enum DropReason {
   HostFeedbackRefused = 208,
   /** A packet from a destination that is not RTCP: receivers send the sender feedback, never media or other bytes. */
   HostUpstreamNotRtcp = 209,
+  /** An RTCP compound of more packets than a translated destination's SSRC rewrite takes (MAX_REWRITTEN_RTCP_PACKETS, 64). */
+  HostRtcpTooManyPackets = 210,
   /** First code a filter may define for itself; it may use MAX_FILTER_DROP_REASONS codes from here. */
   FilterDefinedBase = 256,
 }

@@ -177,4 +177,46 @@ test("a translated destination gets a datagram over 2048 bytes, as an untranslat
   }
 });
 
+test("a compound RTCP of 65 packets is dropped, not rewritten, both ways (host_rtcp_too_many_packets); 64 go through; the plain receiver gets it as it is", async () => {
+  const listen = await freePortPair();
+  const [a, b] = [await Sink.open(0, { keep: true }), await Sink.open(0, { keep: true })];
+  const { proxy } = await startProxy({
+    segments: [{ name: "many", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: a.port }, { address: LO, port: b.port, ssrc: B_SSRC }] }],
+  });
+  const tx = await bindUdp();
+  const upstream: Buffer[] = [];
+  tx.on("message", (m: Buffer) => upstream.push(m));
+  /** An SR of the sender, then `n - 1` empty RRs of it: n packets in one compound. */
+  const compound = (reporter: number, n: number): Buffer => Buffer.concat([
+    n === 0 ? Buffer.alloc(0) : senderReport(reporter),
+    ...Array.from({ length: n - 1 }, () => Buffer.from([0x80, 201, 0, 1, ...u32(reporter)])),
+  ]);
+  try {
+    tx.send(indexedRtp(0, 200, SSRC, 96), listen, LO); // the media source translation applies to
+    await waitFor(() => a.received === 1 && b.received === 1, 5000, "the first packet at both");
+    tx.send(compound(SSRC, 64), listen, LO);
+    tx.send(compound(SSRC, 65), listen, LO);
+    await waitFor(() => a.received === 3, 5000, "both compounds at the plain receiver");
+    await waitFor(async () => ((await segmentStats(proxy, "many")).drops.host_rtcp_too_many_packets ?? 0) === 1, 5000, "the translated copy of 65 dropped");
+    assert.is(b.received, 2, "the translated receiver got the 64, not the 65");
+    const translated = b.packets[1]!.bytes;
+    assert.is(translated.length, compound(SSRC, 64).length);
+    for (let p = 0; p < translated.length; p += (translated.readUInt16BE(p + 2) + 1) * 4) assert.is(translated.readUInt32BE(p + 4), B_SSRC, "every packet of the 64 under its SSRC");
+    assert.is(a.packets[2]!.bytes.readUInt32BE(4), SSRC, "the plain receiver's 65 as they were");
+
+    // up from the translated receiver: 64 rewritten to the sender's SSRC, 65 dropped
+    const egress = (await segmentStats(proxy, "many")).ports.egress;
+    b.socket.send(compound(B_SSRC, 64), egress, LO);
+    b.socket.send(compound(B_SSRC, 65), egress, LO);
+    await waitFor(async () => ((await segmentStats(proxy, "many")).drops.host_rtcp_too_many_packets ?? 0) === 2, 5000, "the 65 from the receiver dropped");
+    await waitFor(() => upstream.length === 1, 5000, "the 64 at the sender");
+    assert.is(upstream[0]!.readUInt32BE(4), SSRC, "under the sender's own SSRC");
+  } finally {
+    tx.close();
+    a.close();
+    b.close();
+    await proxy.close();
+  }
+});
+
 test.run();

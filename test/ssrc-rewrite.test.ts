@@ -80,6 +80,15 @@ test("upstream: any of several destinations' SSRCs back to the source's", () => 
   assert.is(rr.readUInt32BE(4), OTHER, "the reporter's own SSRC stays");
 });
 
+test("a compound of more than 64 packets is refused (-1), one of 64 rewritten whole", () => {
+  const packets = (n: number) => Buffer.concat(Array.from({ length: n }, () => Buffer.from(rtcp(0, 201, [...u32(SRC)]))));
+  const sixtyFour = packets(64);
+  assert.is(rewriteRtcpSsrc(sixtyFour, 0, sixtyFour.length, SRC, DEST), 64);
+  const sixtyFive = packets(65);
+  assert.is(rewriteRtcpSsrc(sixtyFive, 0, sixtyFive.length, SRC, DEST), -1);
+  assert.is(rewriteRtcpSsrc(sixtyFive, 0, sixtyFive.length, -1, SRC, new Set([DEST])), -1, "upstream too");
+});
+
 test("malformed: a length past the end stops the walk, nothing outside the packet is written", () => {
   const good = rtcp(0, 201, [...u32(SRC)]);
   const bad = [0x81, 201, 0, 40, ...u32(SRC)]; // says 41 words

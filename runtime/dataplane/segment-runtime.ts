@@ -540,7 +540,10 @@ export class SegmentRuntime {
         return;
       }
       // a translated destination reports under the SSRC it was given: the chain and the sender see their own
-      if (this.translatedSsrcs !== null && this.mediaSsrc >= 0) rewriteRtcpSsrc(buf, at, len, -1, this.mediaSsrc, this.translatedSsrcs);
+      if (this.translatedSsrcs !== null && this.mediaSsrc >= 0 && rewriteRtcpSsrc(buf, at, len, -1, this.mediaSsrc, this.translatedSsrcs) < 0) {
+        stats.drops.add(DropReason.HostRtcpTooManyPackets);
+        return;
+      }
     }
     if (ipv6) flags |= PacketFlag.Ipv6;
     this.enqueue(buf, at, len, port, flags, 0, nowMs);
@@ -766,7 +769,10 @@ export class SegmentRuntime {
       copySlot = copy;
     }
     if (!rtcp) rewriteRtp(target, copy, length, rewrite.payloadType, rewrite.ssrc);
-    else if (rewrite.ssrc >= 0 && this.mediaSsrc >= 0) rewriteRtcpSsrc(target, copy, length, this.mediaSsrc, rewrite.ssrc);
+    else if (rewrite.ssrc >= 0 && this.mediaSsrc >= 0 && rewriteRtcpSsrc(target, copy, length, this.mediaSsrc, rewrite.ssrc) < 0) {
+      this.stats.drops.add(DropReason.HostRtcpTooManyPackets); // this destination's copy; the others' go on
+      return;
+    }
     this.outMemory = target;
     this.outAt = copy;
     this.outSlot = copySlot;
