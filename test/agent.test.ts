@@ -684,6 +684,45 @@ test("a filter's refusal is tried again only when the refused segment's own stag
   }
 });
 
+test("SIGHUP's reread of the running snapshot keeps the retry of a newer one refused for a key file not there yet: that one runs once the file is", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const keys = tempDir("keys");
+  const key = `inline:${Buffer.alloc(30, 0x3c).toString("base64")}\n`;
+  writeFileSync(join(keys, "a.key"), key);
+  await ops.push("srtp", "1.0.0", filterWasm("srtp"));
+  const dec = (file: string): Segment => segment("node-h", "dec", listen, sink.port, [{ filter: "srtp", config: { direction: "unprotect", key: { $file: join(keys, file) } } }]);
+  const v1 = await ops.apply(dec("a.key"));
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-h", stateDir: tempDir("state"), tls: "insecure" });
+  const refusals: AgentEvents["refused"][0][] = [];
+  const rereads: (string | undefined)[] = [];
+  agent.on("refused", (e) => {
+    refusals.push(e);
+    // the operator's SIGHUP, in the same turn as the refusal: before the retry's timer can fire
+    if (refusals.length === 1) rereads.push(agent.rereadReferences());
+  });
+  try {
+    await agent.start();
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
+    const v2 = await ops.apply(dec("b.key"));
+    await waitFor(() => refusals.length > 0, 10_000, "the refusal");
+    assert.is(refusals[0]!.version, v2);
+    assert.match(refusals[0]!.error, "cannot read secret file");
+    assert.ok(refusals[0]!.retryInMs !== undefined, "a key file not there yet: tried again");
+    assert.equal(rereads, [undefined], "the reread is queued");
+    writeFileSync(join(keys, "b.key"), key);
+    // before: the reread's enqueue cleared the retry's timer, and version 2 waited for the control plane to send it again
+    await waitFor(() => agent.runningVersion === v2, 10_000, `version 2 running once its key file is there (refusals: ${refusals.map((r) => r.error).join(" | ")})`);
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
 test("a segment refused holds back no other: a later change runs, the refused one keeps its previous version (or, new, is not started), ACK naming it, not tried again; fixed, a plain ACK", async () => {
   const cp = await replica(`file:${tempDir("store")}`);
   const ops = admin(cp.port);

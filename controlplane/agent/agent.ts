@@ -602,11 +602,14 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /**
    * Queues a snapshot; only the newest waiting one is applied (each apply is a whole config). A
-   * snapshot that comes in replaces a retry that waits.
+   * snapshot that comes in replaces a retry that waits; a reread of the running one (`keepRetry`)
+   * does not: a newer snapshot refused for a reference not readable yet is still tried again.
    */
-  private enqueue(snapshot: Snapshot): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+  private enqueue(snapshot: Snapshot, keepRetry = false): void {
+    if (!keepRetry) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
     this.pending = snapshot;
     if (this.applying) return;
     this.applying = (async () => {
@@ -618,7 +621,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     })().finally(() => {
       this.applying = undefined;
       if (this.pending && !this.closing) this.enqueue(this.pending);
-      else if (this.rereading && this.runningSnapshot && !this.closing) this.enqueue(this.runningSnapshot);
+      else if (this.rereading && this.runningSnapshot && !this.closing) this.enqueue(this.runningSnapshot, true);
     });
   }
 
@@ -638,7 +641,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!readsReferences(snapshot)) return `snapshot ${snapshot.version} reads no $file or $env reference`;
     this.rereading = true;
     // a snapshot being applied reads them anew; one queued behind it too (handle() clears the flag)
-    if (!this.applying) this.enqueue(snapshot);
+    if (!this.applying) this.enqueue(snapshot, true);
     return undefined;
   }
 
