@@ -70,7 +70,7 @@ function checkLifetime(text: string): i32 {
   if (digits.length - start > 15) return -5; // more than 2^48 has 15 digits at most: no overflow below
   let n: u64 = 0;
   for (let i = start; i < digits.length; i++) n = n * 10 + <u64>(digits.charCodeAt(i) - 0x30);
-  if (n == 0) return -4; // no packets is no lifetime
+  if (!power && n == 0) return -4; // no packets is no lifetime (2^0 is one packet)
   if (power ? n > 48 : n > MAX_LIFETIME) return -5;
   return 0;
 }

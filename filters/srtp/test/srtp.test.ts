@@ -1527,7 +1527,8 @@ test("bad configs name the key and never echo key material", async () => {
     assert.not.ok(message.includes(secret.toString("base64").slice(0, 12)) || message.includes(secret.toString("hex").slice(0, 12)), "no key material in the message");
   }
   assert.ok(h.createContext({ direction: "protect", key: secret.toString("hex") }) > 0, "hex keys work");
-  for (const lifetime of ["2^31", "2^48", "1048576", "281474976710656", "0001048576"]) {
+  // 2^0 is one packet, a lifetime (RFC 4568 6.1), however short: not the "0" refused above
+  for (const lifetime of ["2^31", "2^48", "1048576", "281474976710656", "0001048576", "2^0", "1"]) {
     assert.ok(h.createContext({ direction: "protect", key: `${inline(secret)}|${lifetime}` }) > 0, `a lifetime of ${lifetime} is taken`);
   }
 });
