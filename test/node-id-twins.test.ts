@@ -5,7 +5,7 @@
 // leaver could not bind as NOT running on a node that ran them all, for as long as nothing changed.
 // Real control plane, real gRPC, real agents and sockets on loopback.
 import * as assert from "uvu/assert";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials as grpcCredentials, type ServiceError } from "@grpc/grpc-js";
@@ -13,6 +13,7 @@ import { AdminServiceClient, type ApplySegmentsResponse, type ProxyStatus, type 
 import { startControlPlane } from "../controlplane/server/index.js";
 import { Agent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
+import { filterWasm } from "./lib/paths.js";
 import { freePortPair, waitFor } from "./lib/udp.js";
 
 const test = suite("node-id-twins", { timeoutMs: 60_000 });
@@ -56,6 +57,50 @@ test("the second proxy of a node id leaves: the record shows again what the firs
       const s = await status();
       return s !== undefined && s.connected && s.notRunning.length === 0 && s.ackedVersion === version;
     }, 15_000, `the record back to the first proxy, which runs cam-1: ${JSON.stringify(await status())}`);
+  } finally {
+    await second.close();
+    await first.close();
+    client.close();
+    await cp.close();
+  }
+});
+
+test("the second proxy of a node id refused the version the first runs, then left: the record drops its NACK with its ACK", async () => {
+  const log: string[] = [];
+  const cp = await startControlPlane({
+    listen: "127.0.0.1:0", store: `file:${tempDir("store")}`, tls: "insecure", timing: { heartbeatMs: 200 }, log: (m) => void log.push(m),
+  });
+  const client = new AdminServiceClient(`127.0.0.1:${cp.port}`, grpcCredentials.createInsecure()) as unknown as Record<
+    string, (req: object, o: { deadline: number }, cb: (err: ServiceError | null, res: unknown) => void) => void
+  > & { close(): void };
+  const call = <T>(method: string, req: object): Promise<T> =>
+    new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
+  const status = async (): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === "node-b");
+  // the key file the first proxy read at its start, gone when the second one starts: the second refuses the version
+  const keyFile = join(tempDir("keys"), "dec.key");
+  writeFileSync(keyFile, `inline:${Buffer.alloc(30, 0x3c).toString("base64")}\n`);
+  await call("PushFilter", { name: "srtp", version: "1.0.0", wasm: readFileSync(filterWasm("srtp")) });
+  const listen = await freePortPair();
+  const segment: Segment = {
+    name: "dec", proxy: "node-b", listen: { address: "127.0.0.1", port: listen, rtcpPort: 0 }, rtcpMux: false, egress: null,
+    destinations: [{ address: "127.0.0.1", port: 9, rtcpPort: 0 }], source: null, failure: null, revision: 0, legs: [],
+    chain: [{ filter: "srtp", version: "", configJson: JSON.stringify({ direction: "unprotect", key: { $file: keyFile } }) }],
+  } as unknown as Segment;
+  const version = (await call<ApplySegmentsResponse>("ApplySegments", { segments: [segment] })).revision;
+  const first = new Agent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "node-b", stateDir: tempDir("first"), tls: "insecure" });
+  const second = new Agent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "node-b", stateDir: tempDir("second"), tls: "insecure" });
+  try {
+    await first.start();
+    await waitFor(async () => (await status())?.ackedVersion === version && first.runningVersion === version, 15_000, "the first proxy runs the segment");
+    unlinkSync(keyFile);
+    await second.start();
+    await waitFor(async () => (await status())?.nackedVersion === version, 15_000, "the second proxy's NACK in the record");
+    await second.close();
+    // the first one's heartbeat takes the record back: it runs the version, and refused nothing
+    await waitFor(async () => {
+      const s = await status();
+      return s !== undefined && s.connected && s.nackedVersion === 0 && s.nackError === "";
+    }, 15_000, `no NACK of the first proxy's in its record: ${JSON.stringify(await status())}`);
   } finally {
     await second.close();
     await first.close();

@@ -127,6 +127,8 @@ class ProxySession {
   private lastSent = -1;
   /** What this stream's proxy last acknowledged: the record is written back from it when this stream takes the record over again (heartbeat). */
   private lastAck: { ackedVersion: number; notRunning: string[]; notRunningError: string } | undefined;
+  /** This stream's proxy's refusal still standing (none: cleared), written back with lastAck: the other stream's NACK is not this proxy's either. */
+  private lastNack = { nackedVersion: 0, nackError: "", nackRetryAtMs: 0 };
   /** What the proxy's Register said of it until that is in the store (a failed write is tried again at each heartbeat). */
   private unrecorded: { capabilities: string[]; abiVersions: string[] } | undefined;
   private closed = false;
@@ -225,6 +227,7 @@ class ProxySession {
         // an ACK of what the proxy ran before (it refused an older version from a new store: still refused)
         const supersedes = version <= this.lastSent;
         this.lastAck = { ackedVersion: version, notRunning, notRunningError: error };
+        if (supersedes && version >= this.lastNack.nackedVersion) this.lastNack = { nackedVersion: 0, nackError: "", nackRetryAtMs: 0 };
         this.enqueue("recording an ACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({
           ...s, ackedVersion: version, notRunning, notRunningError: error, lastSeenMs: now,
           ...(supersedes && version >= s.nackedVersion ? { nackedVersion: 0, nackError: "", nackRetryAtMs: 0 } : {}),
@@ -237,6 +240,7 @@ class ProxySession {
         const retryInMs = Math.min(msg.nack.retryInMs, MAX_RETRY_IN_MS);
         const nackRetryAtMs = retryInMs > 0 ? now + retryInMs : 0;
         this.logOnce(`proxy ${this.nodeId} refused version ${version}: ${text}`);
+        this.lastNack = { nackedVersion: version, nackError: text, nackRetryAtMs };
         this.enqueue("recording a NACK", () => updateStatus(this.cp.store, this.nodeId, (s) => ({ ...s, nackedVersion: version, nackError: text, nackRetryAtMs, lastSeenMs: now })));
         return;
       }
@@ -350,9 +354,9 @@ class ProxySession {
       updateStatus(this.cp.store, this.nodeId, (s) => {
         if (s.connectionId === this.id) return { ...s, connected: true, lastSeenMs: now };
         // another connection took the record over; reclaim it only if that one went quiet, with
-        // what this proxy runs (the other one's ACK, a second proxy of this node id, is not this one's)
+        // what this proxy runs and refused (the other one's ACK and NACK, a second proxy of this node id, are not this one's)
         if (s.connected && now - s.lastSeenMs < stale) return undefined;
-        return { ...s, connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now, ...(this.lastAck ?? {}) };
+        return { ...s, connected: true, connectionId: this.id, peer, server: this.cp.name, lastSeenMs: now, ...(this.lastAck ?? {}), ...this.lastNack };
       }),
     );
   }
