@@ -14,7 +14,7 @@ import { applyErrorLines } from "../cli/apply-errors.js";
 import { ApplyError, validateProxyConfig } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
-import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
 
 const test = suite("msm CLI", { timeoutMs: 60_000 });
@@ -356,9 +356,11 @@ test("msm proxy: segments needing more sockets than ulimit -n allows are refused
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     return { child, output: () => out, exited: new Promise((resolve) => child.on("exit", (c) => resolve(c))) };
   };
+  // 160 ports handed out, not fixed ones: another test file may run beside this one (test/run.ts)
+  const base = await freePortRun(160);
   try {
     // at start: 60 segments need 240
-    writeFileSync(file, segments(60, "s", 21000));
+    writeFileSync(file, segments(60, "s", base));
     const refused = start();
     assert.is(await refused.exited, 1, refused.output());
     assert.match(refused.output(), /segments: 60 segments need 240 sockets, but the open-files limit is 200 \(ulimit -n\)/);
@@ -366,14 +368,14 @@ test("msm proxy: segments needing more sockets than ulimit -n allows are refused
     assert.not.match(refused.output(), /EMFILE/);
 
     // 30 segments (120 sockets) run; 30 others instead would need 240 while the change is prepared
-    const running = segments(30, "a", 21000);
+    const running = segments(30, "a", base);
     writeFileSync(file, running);
     const p = start();
     let code: number | null = null;
     try {
       await waitFor(() => p.output().includes("proxy running: 30 segment(s)"), 15_000, "the proxy to start");
       const mark = p.output().length;
-      writeFileSync(file, segments(30, "b", 21100));
+      writeFileSync(file, segments(30, "b", base + 100));
       await printed(p, mark, /NOT reloaded/, 10_000, "the change to be refused");
       assert.match(p.output().slice(mark), /segments: 60 segments \(running and new ones together, while the change is prepared\) need 240 sockets/);
       assert.not.match(p.output(), /EMFILE/);

@@ -142,16 +142,17 @@ if (bunFiles.length > 0 && !existsSync(BUN)) {
 // the longest first, so that no lane is left with one of them at the end
 runs.sort((a, b) => Number(LONG_FILES.test(b.file)) - Number(LONG_FILES.test(a.file)));
 let nextRun = 0;
-const lane = async (): Promise<void> => {
+// each lane's files pick their ports from a range of their own (test/lib/udp.ts, freePortRuns)
+const lane = async (index: number): Promise<void> => {
   while (nextRun < runs.length) {
     const run = runs[nextRun++]!;
-    const r = await runFile(run.runtime, run.file, run.label, run.env);
+    const r = await runFile(run.runtime, run.file, run.label, { ...run.env, MSM_TEST_LANE: String(index), MSM_TEST_LANES: String(JOBS) });
     passed += r.passed;
     failed += r.failed;
     skipped += r.skipped;
   }
 };
-await Promise.all(Array.from({ length: JOBS }, lane));
+await Promise.all(Array.from({ length: JOBS }, (_, index) => lane(index)));
 if (failures.length > 0) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join("\n")}\n`);
 if (skipped > 0) console.log(`!!! ${skipped} test(s) SKIPPED: not run here, not counted as passed (see SKIP above)`);
 console.log(`${passed} passed, ${failed} failed`);

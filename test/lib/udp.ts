@@ -40,13 +40,30 @@ async function bindOnce(port: number, address: string): Promise<Socket> {
   return s;
 }
 
+/**
+ * Where freePortRuns picks: below Linux's ephemeral range (32768 up), so that no socket the kernel
+ * numbers (a sink's, a proxy's egress: of this file, or of the file test/run.ts runs beside it)
+ * takes a port handed out before the test binds it; and within this file's lane of that range
+ * (MSM_TEST_LANE of MSM_TEST_LANES, set by the runner), so that two files running at once never
+ * pick the same one. handedOut keeps a file's own picks apart.
+ */
+const PICK_LOW = 20000;
+const PICK_HIGH = 32768;
+const [laneLow, laneHigh] = ((): [number, number] => {
+  const lanes = Math.floor(Number(process.env.MSM_TEST_LANES));
+  const lane = Math.floor(Number(process.env.MSM_TEST_LANE));
+  if (!(lanes > 1) || !(lane >= 0 && lane < lanes)) return [PICK_LOW, PICK_HIGH];
+  const span = 2 * Math.floor((PICK_HIGH - PICK_LOW) / lanes / 2);
+  return [PICK_LOW + lane * span, lane === lanes - 1 ? PICK_HIGH : PICK_LOW + (lane + 1) * span];
+})();
+
 /** An even port P with P and P+1 free (RTP and RTCP). */
 export function freePortPair(address = "127.0.0.1"): Promise<number> {
   return freePortRun(2, address);
 }
 
 /** An even port P with P to P + count - 1 free (RTP, RTCP, and legs at P + 2, P + 4...). */
-export async function freePortRun(count: number, address = "127.0.0.1", below = 60000): Promise<number> {
+export async function freePortRun(count: number, address = "127.0.0.1", below = PICK_HIGH): Promise<number> {
   return (await freePortRuns(1, count, address, below))[0]!;
 }
 
@@ -57,12 +74,13 @@ const handedOut: [first: number, end: number][] = [];
  * `runs` such ports, their runs apart and apart from every run handed out before in this process
  * (two picks in one test overlapped once in CI: the first was free again when the second probed).
  */
-export async function freePortRuns(runs: number, count: number, address = "127.0.0.1", below = 60000): Promise<number[]> {
+export async function freePortRuns(runs: number, count: number, address = "127.0.0.1", below = PICK_HIGH): Promise<number[]> {
   const found: number[] = [];
   const held: Socket[] = [];
+  const high = Math.min(below, laneHigh);
   try {
     for (let attempt = 0; attempt < 100 * runs && found.length < runs; attempt++) {
-      const p = 20000 + 2 * Math.floor(Math.random() * ((below - count - 20000) / 2));
+      const p = laneLow + 2 * Math.floor(Math.random() * ((high - count - laneLow) / 2));
       if (handedOut.some(([first, end]) => p < end && first < p + count)) continue;
       const these: Socket[] = [];
       try {
