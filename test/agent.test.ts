@@ -1172,6 +1172,52 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
   }
 });
 
+test("a reread of the running snapshot reaches a rotated key file while another segment's change is held back (refused by its filter, not tried again)", async () => {
+  const cp = await replica(`file:${tempDir("store")}`);
+  const ops = admin(cp.port);
+  const keyA = `inline:${Buffer.alloc(30, 0xa5).toString("base64")}`;
+  const keyB = `inline:${Buffer.alloc(30, 0x5b).toString("base64")}`;
+  const keyFile = join(tempDir("keys"), "dec.key");
+  writeFileSync(keyFile, `${keyA}\n`);
+  const [camPort, enc, dec] = [await freePortPair(), await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const tx = await bindUdp();
+  await ops.push("validate", "1.0.0", filterWasm("validate"));
+  await ops.push("srtp", "1.0.0", filterWasm("srtp"));
+  const cam = (allowedPayloadTypes: number[]): Segment => segment("node-k", "cam", camPort, 9, [{ filter: "validate", config: { allowedPayloadTypes } }]);
+  // enc protects under key B (inline); dec unprotects under the key its node's file holds: A, then B
+  const encSeg = segment("node-k", "enc", enc, dec, [{ filter: "srtp", config: { direction: "protect", key: keyB } }]);
+  const decSeg = segment("node-k", "dec", dec, sink.port, [{ filter: "srtp", config: { direction: "unprotect", key: { $file: keyFile } } }]);
+  const v1 = await ops.apply(cam([96]), encSeg, decSeg);
+  const agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-k", stateDir: tempDir("state"), tls: "insecure" });
+  const warnings: string[] = [];
+  agent.on("warning", (w) => void warnings.push(w.message));
+  try {
+    await agent.start();
+    await waitFor(() => agent.runningVersion === v1, AGENT_START_MS, "version 1 running");
+    // cam's change is refused by its filter: the version runs with cam held back on its previous config, not tried again
+    const v2 = await ops.apply(cam([960]), segment("node-k", "extra", await freePortPair(), 9, []));
+    await waitFor(async () => (await ops.proxy("node-k"))?.ackedVersion === v2, 10_000, "version 2 acknowledged, cam held back");
+    assert.equal((await ops.proxy("node-k"))!.notRunning, ["cam"]);
+    let i = 0;
+    const send = (): void => void tx.send(indexedRtp(i++), enc, "127.0.0.1");
+    for (let k = 0; k < 20; k++) send();
+    await sleep(200);
+    assert.is(sink.received, 0, "nothing passes dec under key A");
+    writeFileSync(keyFile, `${keyB}\n`);
+    assert.is(agent.rereadReferences(), undefined, "the reread is queued");
+    // before: the reread of version 2 was refused whole (cam again), and dec kept key A
+    await waitFor(() => (send(), sink.received > 0), 10_000, `packets through dec under the rotated key (warnings: ${warnings.join(" | ")})`);
+    assert.is(agent.runningVersion, v2);
+  } finally {
+    await agent.close();
+    tx.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+  }
+});
+
 test("msm proxy --control-plane: SIGHUP applies the running snapshot again, so a key file rotated on the node (srtp `key: { $file }`) takes effect then, through a hot swap", async () => {
   const MSM = join(ROOT, "dist", "cli", "msm.js");
   const dir = tempDir("reread");

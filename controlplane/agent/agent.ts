@@ -137,9 +137,10 @@ function readsReferences(snapshot: Snapshot, segment = ""): boolean {
  * unless the new config gives that key another module or settings (an upgrade keeps the key): it
  * then runs under a key of its own, so that it really runs its previous version. Undefined when
  * holding back leaves nothing else to change (the refusal then stands for the whole snapshot, as
- * the proxy keeps what runs).
+ * the proxy keeps what runs), unless `reread`: the running snapshot applied again to read its
+ * $file and $env references anew, whose contents may have changed where the config did not.
  */
-export function holdBack(config: ProxyConfigInput, running: ProxyConfigInput | undefined, refused: readonly string[]): { config: ProxyConfigInput; kept: string[] } | undefined {
+export function holdBack(config: ProxyConfigInput, running: ProxyConfigInput | undefined, refused: readonly string[], reread = false): { config: ProxyConfigInput; kept: string[] } | undefined {
   type Entry = NonNullable<ProxyConfigInput["filters"]>[string];
   const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
   const kept: string[] = [];
@@ -170,7 +171,7 @@ export function holdBack(config: ProxyConfigInput, running: ProxyConfigInput | u
   };
   const heldFilters = Object.fromEntries(used(segments, filters));
   const changes = !same([segments, Object.entries(heldFilters)], [running?.segments ?? [], used(running?.segments ?? [], running?.filters ?? {})]);
-  return changes && segments.length > 0 ? { config: { ...config, filters: heldFilters, segments }, kept } : undefined;
+  return (changes || reread) && segments.length > 0 ? { config: { ...config, filters: heldFilters, segments }, kept } : undefined;
 }
 
 /** Module paths in a config are relative to the state directory, so that a moved directory still works. */
@@ -706,7 +707,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     let outcome: Outcome;
     const refusedBefore = this.proxy?.configsRefused;
     try {
-      outcome = await this.apply(snapshot);
+      outcome = await this.apply(snapshot, reread);
     } catch (err) {
       outcome = { kind: "refused", error: `snapshot ${version} not applied: ${(err as Error).message}`, retry: true };
     }
@@ -763,7 +764,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** One attempt at a snapshot: plan, fetch what is missing, check, then start or swap. */
-  private async apply(snapshot: Snapshot): Promise<Outcome> {
+  private async apply(snapshot: Snapshot, reread = false): Promise<Outcome> {
     const version = snapshot.version;
     const unknown = unknownSnapshotFields(snapshot);
     if (unknown.length > 0) return { kind: "refused", error: unknownFieldsRefusal(snapshot, unknown), retry: false };
@@ -805,7 +806,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       // a filter answers the same module and config the same way: only what a reference of the refused segment's stages reads may change
       const final = (e: { segment: string; message: string }): boolean => FILTER_REFUSED_CONFIG.test(e.message) && !readsReferences(snapshot, e.segment);
       if (!err.committed) {
-        const partial = await this.applyHoldingBack(plan.config, err, applied, version, lines, final);
+        const partial = await this.applyHoldingBack(plan.config, err, applied, version, lines, final, reread);
         if (partial) return partial;
         const state = err.starting ? "the proxy did not start, nothing runs" : "the running config is unchanged";
         return { kind: "refused", error: `snapshot ${version} not applied, ${state}: ${lines}`, retry: !err.errors.some(final) };
@@ -823,11 +824,12 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   private async applyHoldingBack(
     input: ProxyConfigInput, err: ApplyError, applied: Extract<Outcome, { kind: "applied" }>, version: number, lines: string,
-    final: (e: { segment: string; message: string }) => boolean,
+    final: (e: { segment: string; message: string }) => boolean, reread: boolean,
   ): Promise<Outcome | undefined> {
     const refused = [...new Set(err.errors.map((e) => e.segment))];
     if (refused.includes("")) return undefined;
-    const held = holdBack(input, this.runningInput, refused);
+    // a reread applies the held config even when it is the running one: what its references read may have changed
+    const held = holdBack(input, this.runningInput, refused, reread);
     if (!held) return undefined;
     // a segment whose change was refused runs its previous version: it is not called down
     const down = refused.filter((name) => !held.kept.includes(name));
