@@ -258,6 +258,24 @@ table("clock rate changed by a reload: a stream counted already takes it, its ji
   assert.is(after.ingress!.packets, 200, "the stream's counters carry on");
 });
 
+table("clockRates naming the rate a stream was assumed to have: only where it comes from changes, its jitter carries on", () => {
+  const t = new StreamTable(10, 30_000);
+  const streams = new SegmentStreams(t, undefined);
+  // 90 kHz video, 30 frames a second, each frame 2 ms late or early in turn: a jitter to keep
+  for (let i = 0; i < 100; i++) {
+    const p = rtp(i, i * 3000, 9, 96);
+    streams.time[0] = T0 + i * 33.333 + (i % 2 === 0 ? 2 : -2);
+    streams.ingress(p, 0, p.length);
+  }
+  const before = streams.snapshot().streams[0]!;
+  assert.equal([before.clockRate, before.clockRateFrom], [90000, "assumed"]);
+  assert.ok(before.ingress!.jitterMs > 1, `jitter ${before.ingress!.jitterMs}`);
+  streams.setClockRates({ "96": 90000 });
+  const after = streams.snapshot().streams[0]!;
+  assert.equal([after.clockRate, after.clockRateFrom], [90000, "config"]);
+  assert.is(after.ingress!.jitterMs, before.ingress!.jitterMs, "the same rate: the jitter measured in it holds");
+});
+
 table("windows: the last whole window's loss fraction, rates and transit", () => {
   const { table: t, streams } = streamsOf();
   const packets: [number, number][] = [];

@@ -212,9 +212,11 @@ export class StreamTable {
    * of each window under way; the transit's reference becomes the last packet's under the new rate.
    */
   setClock(slot: number, clock: number): void {
-    if (this.clock[slot] === clock) return;
+    const was = this.clock[slot]!;
+    if (was === clock) return;
     this.clock[slot] = clock;
     const rate = Math.floor(clock / 4);
+    if (Math.floor(was / 4) === rate) return; // only where the rate comes from changed (assumed 90000, now configured): the figures hold
     for (let d = 0; d < 2; d++) {
       const i = slot * 2 + d;
       if (this.started[i] === 0) continue;
