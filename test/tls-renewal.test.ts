@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from "nod
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TlsFiles } from "../controlplane/security/tls.js";
+import { filesStamp, TlsFileWatch, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent } from "../controlplane/agent/index.js";
@@ -79,6 +79,19 @@ test("an agent whose certificate is renewed in place connects with the new one, 
     await agent.close();
     await cp.close();
   }
+});
+
+test("a renewal between the first read and the watch's start is taken at the first check (the stamp is taken before the read)", () => {
+  const pki = createPki(join(tempDir("pki-race"), "ca"));
+  const mount = mounted(pki.issue("cp", "spiffe://msm.test/control-plane/cp-1"));
+  const before = filesStamp(mount); // what a caller takes before it first reads the files
+  const renewed = pki.issue("cp-renewed", "spiffe://msm.test/control-plane/cp-1");
+  renew(mount, { cert: renewed.cert, key: renewed.key }); // lands after the read, before the watch
+  const taken: string[] = [];
+  const watch = new TlsFileWatch(mount, (p) => void taken.push(p.cert.toString()), before);
+  assert.match(watch.check() ?? "", /using the certificate in .* now/);
+  assert.equal(taken, [readFileSync(renewed.cert, "utf8")]);
+  assert.is(watch.check(), undefined, "taken once");
 });
 
 test("a control plane whose certificate is renewed in place serves the new one; a half-written renewal is not taken", async () => {

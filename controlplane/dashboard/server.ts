@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
 import type { ProxyStatus } from "../api/proto.js";
 import type { StreamPath } from "../api/streams.js";
-import { identityIn, TLS_HANDSHAKE_TIMEOUT_MS, TlsFileWatch, type TlsFiles } from "../security/tls.js";
+import { filesStamp, identityIn, TLS_HANDSHAKE_TIMEOUT_MS, TlsFileWatch, type TlsFiles } from "../security/tls.js";
 import { loadAssets } from "./assets.js";
 import { LiveFeed } from "./live-feed.js";
 import { renderMetrics } from "./metrics.js";
@@ -153,6 +153,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     });
   };
 
+  const tlsStamp = options.tls === "insecure" ? undefined : filesStamp(options.tls);
   const server: Server =
     options.tls === "insecure"
       ? createHttpServer(onRequest)
@@ -170,7 +171,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   let tlsReload: NodeJS.Timeout | undefined;
   if (options.tls !== "insecure") {
     // a certificate renewed in place (as the control plane's gRPC port): new connections get it
-    const watch = new TlsFileWatch(options.tls, (p) => (server as unknown as TlsServer).setSecureContext({ ca: p.ca, cert: p.cert, key: p.key }));
+    const watch = new TlsFileWatch(options.tls, (p) => (server as unknown as TlsServer).setSecureContext({ ca: p.ca, cert: p.cert, key: p.key }), tlsStamp);
     tlsReload = setInterval(() => {
       const line = watch.check();
       if (line) log(`dashboard: ${line}`);

@@ -35,7 +35,7 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
  * renewal in place (cert-manager's and SPIRE's, a Kubernetes Secret volume's symlink swap, a cp
  * over the file) changes it. Undefined when one cannot be read.
  */
-function filesStamp(files: TlsFiles): string | undefined {
+export function filesStamp(files: TlsFiles): string | undefined {
   try {
     return [files.ca, files.cert, files.key].map((f) => {
       const st = statSync(f);
@@ -71,8 +71,13 @@ export class TlsFileWatch {
     readonly files: TlsFiles,
     /** Takes the files' contents; throws when they are not usable (the old ones stay). */
     private readonly take: (pems: { ca: Buffer; cert: Buffer; key: Buffer }) => void,
+    /**
+     * filesStamp taken before the caller first read the files: a renewal between that read and
+     * this watch's start is then seen at the first check (stamped after, it would never be).
+     */
+    stampBeforeRead: string | undefined,
   ) {
-    this.stamp = filesStamp(files);
+    this.stamp = stampBeforeRead;
   }
 
   /**
@@ -105,11 +110,12 @@ class MutualTlsCredentials extends ServerCredentials {
   private readonly watch: TlsFileWatch;
 
   constructor(files: TlsFiles) {
+    const stamp = filesStamp(files);
     super(
       { requestCert: true, rejectUnauthorized: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
       { ca: readFileSync(files.ca), cert: [readFileSync(files.cert)], key: [readFileSync(files.key)] },
     );
-    this.watch = new TlsFileWatch(files, (p) => this.updateSecureContextOptions({ ca: p.ca, cert: [p.cert], key: [p.key] }));
+    this.watch = new TlsFileWatch(files, (p) => this.updateSecureContextOptions({ ca: p.ca, cert: [p.cert], key: [p.key] }), stamp);
   }
 
   reload(): string | undefined {
@@ -132,11 +138,15 @@ export function serverCredentials(tls: TlsFiles | "insecure"): ServerCredentials
  * they are now (read again only when they changed; `onChange` hears TlsFileWatch.check's line).
  */
 export function reloadingChannelCredentials(tls: TlsFiles | "insecure", onChange: (line: string) => void): () => ChannelCredentials {
+  if (tls === "insecure") {
+    const insecure = channelCredentials(tls);
+    return () => insecure;
+  }
+  const stamp = filesStamp(tls);
   let creds = channelCredentials(tls);
-  if (tls === "insecure") return () => creds;
   const watch = new TlsFileWatch(tls, () => {
     creds = channelCredentials(tls);
-  });
+  }, stamp);
   return () => {
     const line = watch.check();
     if (line) onChange(line);
