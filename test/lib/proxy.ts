@@ -21,7 +21,12 @@ export async function startProxy(input: ProxyConfigInput): Promise<TestProxy> {
 }
 
 export async function segmentStats(proxy: Proxy, name: string) {
-  const s = (await proxy.stats()).segments.find((x) => x.name === name);
-  if (!s) throw new Error(`no segment ${name}`);
+  const snapshot = await proxy.stats();
+  const s = snapshot.segments.find((x) => x.name === name);
+  if (!s) {
+    // why, when the proxy knows: a segment that does not run (its port taken) is listed apart
+    const why = snapshot.notRunning.filter((n) => n.segment === name).map((n) => n.reason);
+    throw new Error(`no segment ${name}${why.length > 0 ? ` (not running: ${why.join("; ")})` : ""}`);
+  }
   return s;
 }
