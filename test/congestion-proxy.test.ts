@@ -13,6 +13,7 @@ import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
 import { receiverReport, senderReport } from "./lib/rtcp-build.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep } from "./lib/udp.js";
+import { decodeRemb, encodeRemb, rtcpPieces } from "./lib/rtcp-cc.js";
 
 const test = suite("congestion filter between two proxies", { timeoutMs: 40_000 });
 const LO = "127.0.0.1";
@@ -239,6 +240,65 @@ test("a quiet origin does not pull the estimate down: when it rises again within
     sink.close();
     await a.close();
     await b.close();
+  }
+});
+
+test("a plain receiver's REMB does not reach the origin past the filter's own: a huge one changes nothing, a low one caps the target the origin is told", async () => {
+  // The origin hears this filter's REMB and TMMBR; a receiver's REMB passed on beside them (libwebrtc
+  // takes the latest REMB it got) let a receiver claiming 1 Gbit/s undo the filter's limit.
+  const aListen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort);
+  const sinkRtcp = await bindUdp(sinkPort + 1);
+  const MAX = 20_000_000;
+  const { proxy: a } = await startProxy({
+    filters: { congestion: { path: filterWasm("congestion") } },
+    segments: [{
+      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000, maxBps: MAX } }],
+    }],
+  });
+  const rtp = await bindUdp();
+  const rtcp = await bindUdp(rtp.address().port + 1).catch(() => bindUdp());
+  const fromProxy: Buffer[] = [];
+  rtcp.on("message", (m: Buffer) => fromProxy.push(m));
+  // the receiver answers each SR with an RR (no loss) and a REMB: 1 Gbit/s in the first second, then 600 kbit/s
+  let rembBps = 1_000_000_000;
+  let answered = 0;
+  sinkRtcp.on("message", (m: Buffer, from) => {
+    if (m.length < 28 || m[1] !== 200) return;
+    answered++;
+    const rr = receiverReport(0x5ece1fe0, 0x1234abcd, 0, 0, 100, 0, m.readUInt32BE(10), 0);
+    sinkRtcp.send(Buffer.concat([rr, encodeRemb(0x5ece1fe0, rembBps, [0x1234abcd])]), from.port, from.address);
+  });
+  try {
+    const srFrom = (): Buffer => {
+      const now = Date.now() / 1000 + 2208988800;
+      return senderReport(0x1234abcd, Math.floor(now) >>> 0, Math.floor((now % 1) * 2 ** 32) >>> 0);
+    };
+    await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), async (n) => {
+      if (n === 600) rembBps = 600_000;
+      if (n % 100 === 0) rtcp.send(srFrom(), aListen + 1, LO);
+    });
+    await sleep(600);
+    const sa = await segmentStats(a, "a");
+    const pieces = fromProxy.flatMap((m) => rtcpPieces(new Uint8Array(m)));
+    const rembs = pieces.filter((p) => p.pt === 206 && p.fmt === 15).map((p) => decodeRemb(p.bytes));
+    const tmmbrs = fromProxy.map((m) => tmmbrBps(new Uint8Array(m))).filter((x): x is number => x !== undefined);
+    console.log(`  receiver REMB: answered ${answered} SRs; REMB at the origin ${rembs.map((r) => Math.round(r.bps / 1000)).join(", ")} kbit/s; TMMBR ${tmmbrs.map((b) => Math.round(b / 1000)).join(", ")} kbit/s; target ${Math.round(metric(sa, "target_bps") / 1000)} kbit/s, remb_received ${metric(sa, "remb_received")}`);
+    assert.ok(answered >= 10, "the receiver got SRs and answered them");
+    assert.ok(pieces.some((p) => p.pt === 201), "the receiver's reports still reach the origin");
+    assert.ok(rembs.every((r) => r.bps <= MAX), "no REMB above maxBps reached the origin (the receiver's 1 Gbit/s did not pass)");
+    assert.ok(rembs.every((r) => r.senderSsrc !== 0x5ece1fe0), "every REMB the origin got is the filter's");
+    assert.ok(metric(sa, "remb_received") >= 10, "the receiver's REMBs were read and counted");
+    assert.ok(metric(sa, "target_bps") <= 600_000, `the receiver's 600 kbit/s capped the target: ${metric(sa, "target_bps")}`);
+    assert.ok(tmmbrs.at(-1)! <= 600_000, `and the origin was told: ${tmmbrs.at(-1)}`);
+  } finally {
+    rtp.close();
+    rtcp.close();
+    sink.close();
+    sinkRtcp.close();
+    await a.close();
   }
 });
 

@@ -41,12 +41,14 @@ export enum Count {
   SwapLost,
   RenumberNackDropped,
   RenumberRtxUnmatched,
+  RembReceived,
 }
 
 const COUNTER_NAMES: string[] = [
   "dropped_non_reference", "dropped_reference", "dropped_dependent", "dropped_queue_full", "dropped_circuit_breaker", "dropped_renumber_late",
   "overuse_signals", "feedback_packets", "feedback_rejected", "tmmbr_sent", "remb_sent", "pli_sent",
   "circuit_breaker_trips", "feedback_sent", "stamp_failed", "feedback_timeouts", "swap_lost", "renumber_nack_dropped", "renumber_rtx_unmatched",
+  "remb_received",
 ];
 
 export enum Gauge {

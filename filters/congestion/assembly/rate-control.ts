@@ -148,9 +148,17 @@ export class RateControl {
     this.varMax = Math.min(Math.max(this.varMax, 0.4), 2.5);
   }
 
+  /** The last REMB a receiver sent: the target stays at or under it (not carried across a hot swap). */
+  private receiverCap: f64 = Infinity;
+
+  capAt(bps: f64): void {
+    this.receiverCap = bps;
+    this.update();
+  }
+
   private update(): void {
     const delay = this.haveDelayBased ? this.delayBased : this.maxBps;
-    this.target = this.clamp(Math.min(delay, this.lossBased));
+    this.target = this.clamp(Math.min(Math.min(delay, this.lossBased), this.receiverCap));
   }
 
   @inline private clamp(bps: f64): f64 {

@@ -42,6 +42,9 @@ const SOURCES = MAX_SOURCES;
 const RESTART_RUN = 3;
 /** Generic NACK (RFC 4585 6.2.1). */
 const FMT_NACK = 1;
+/** REMB (draft-alvestrand-rmcat-remb, PSFB FMT 15, "REMB" after the header). */
+const FMT_REMB = 15;
+const REMB_ID: u32 = 0x52454d42;
 /** FCI entries of one NACK translated (1,536 bytes, beyond any MTU); a longer one is taken out. */
 const MAX_NACK_ENTRIES = 384;
 /** The input numbers a NACK asks for, sorted before they are written back (one module, one call at a time). */
@@ -380,6 +383,17 @@ export class SenderContext extends SegmentContext {
       } else if (type == RtcpType.RR || type == RtcpType.SR) {
         this.onReport(q, type == RtcpType.SR ? 28 : 8, now);
         if (Rtcp.count(q) > 0) onlyOurs = false;
+      } else if (type == RtcpType.PSFB && Rtcp.count(q) == FMT_REMB && size >= 20 && loadBe32(q + 12) == REMB_ID) {
+        // a receiver's REMB: an upper bound on the target; the origin hears this filter's REMB
+        // only (passed on beside it, the receiver's figure, a huge one too, undid the limit)
+        this.onRemb(q, size);
+        if (this.s.remb) {
+          len -= this.shrink(p, off, size, 0);
+          if (len == 0) return TAKE;
+          if (off >= len) break;
+          continue;
+        }
+        onlyOurs = false;
       } else if (type == RtcpType.RTPFB && Rtcp.count(q) == FMT_NACK && this.s.renumber) {
         onlyOurs = false;
         const removed = this.translateNack(p, off, size);
@@ -534,6 +548,20 @@ export class SenderContext extends SegmentContext {
 
   private closedLog(): void {
     log(LogLevel.Info, "circuit breaker closed after " + this.s.breakerCooldownS.toString() + " s: the flow is forwarded again");
+  }
+
+  /** A receiver's REMB about a stream the segment carries caps the target (never below minBps). */
+  private onRemb(q: usize, size: i32): void {
+    const n = <i32>load<u8>(q + 16);
+    if (20 + (n << 2) > size) return;
+    let ours = false;
+    for (let i = 0; i < n; i++) if (this.carries(loadBe32(q + 20 + <usize>(i << 2)))) ours = true;
+    if (!ours) return;
+    const e = load<u8>(q + 17);
+    const mantissa = (<u32>(e & 3) << 16) | <u32>loadBe16(q + 18);
+    this.counts.add(Count.RembReceived);
+    this.rate.capAt(<f64>mantissa * Math.pow(2, <f64>(e >> 2)));
+    this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
   }
 
   private carries(ssrc: u32): bool {
