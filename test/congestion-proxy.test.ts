@@ -302,4 +302,56 @@ test("a plain receiver's REMB does not reach the origin past the filter's own: a
   }
 });
 
+test("toward a plain receiver, a hot swap keeps the loss-based estimate: the target goes on growing past startBps, and no delay-based estimate appears", async () => {
+  // Without transport-wide feedback there is no delay-based estimate; the blob carried the
+  // delay-based rate's starting value (startBps) all the same, and the new instance took it for one
+  // made from feedback: the target fell back to startBps at the swap and never rose again.
+  const aListen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort);
+  const sinkRtcp = await bindUdp(sinkPort + 1);
+  const config = (maxBps: number): ProxyConfigInput => ({
+    filters: { congestion: { path: filterWasm("congestion") } },
+    segments: [{
+      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 1_000_000, maxBps } }],
+    }],
+  });
+  const { proxy: a } = await startProxy(config(20_000_000));
+  const rtp = await bindUdp();
+  const rtcp = await bindUdp(rtp.address().port + 1).catch(() => bindUdp());
+  // the receiver answers every SR with an RR: nothing lost
+  sinkRtcp.on("message", (m: Buffer, from) => {
+    if (m.length < 28 || m[1] !== 200) return;
+    sinkRtcp.send(receiverReport(0x5ece1fe0, 0x1234abcd, 0, 0, 100, 0, m.readUInt32BE(10), 0), from.port, from.address);
+  });
+  const srFrom = (): Buffer => {
+    const now = Date.now() / 1000 + 2208988800;
+    return senderReport(0x1234abcd, Math.floor(now) >>> 0, Math.floor((now % 1) * 2 ** 32) >>> 0);
+  };
+  const RATE_LOW = 100; // 0.7 Mbit/s, under the start rate: the filter drops nothing
+  try {
+    await sendPaced(rtp, aListen, LO, 5 * RATE_LOW, RATE_LOW, (i) => indexedRtp(i, 900), async (n) => {
+      if (n % 50 === 0) rtcp.send(srFrom(), aListen + 1, LO);
+    });
+    const before = await segmentStats(a, "a");
+    await a.apply(validateProxyConfig(config(19_000_000)));
+    await sendPaced(rtp, aListen, LO, 4 * RATE_LOW, RATE_LOW, (i) => indexedRtp(5 * RATE_LOW + i, 900), async (n) => {
+      if (n % 50 === 0) rtcp.send(srFrom(), aListen + 1, LO);
+    });
+    const after = await segmentStats(a, "a");
+    console.log(`  plain receiver across a swap: target ${Math.round(metric(before, "target_bps") / 1000)} -> ${Math.round(metric(after, "target_bps") / 1000)} kbit/s, delay-based ${metric(before, "delay_based_bps")} -> ${metric(after, "delay_based_bps")}, loss-based ${Math.round(metric(after, "loss_based_bps") / 1000)} kbit/s`);
+    assert.ok(metric(before, "target_bps") > 1_000_000, `no loss reported: the target grew past startBps before the swap (${metric(before, "target_bps")})`);
+    assert.is(metric(before, "delay_based_bps"), 0, "no feedback: no delay-based estimate before the swap");
+    assert.is(metric(after, "delay_based_bps"), 0, "nor after it");
+    assert.ok(metric(after, "target_bps") >= metric(before, "target_bps"), `the target did not fall back at the swap: ${metric(before, "target_bps")} -> ${metric(after, "target_bps")}`);
+  } finally {
+    rtp.close();
+    rtcp.close();
+    sink.close();
+    sinkRtcp.close();
+    await a.close();
+  }
+});
+
 test.run();

@@ -133,9 +133,11 @@ export class RateControl {
     this.startup = this.startup && startup;
     this.congested = congested;
     this.haveDelayBased = delayBased < this.maxBps; // it was limiting: feedback had come
-    this.delayBased = this.clamp(delayBased);
     this.lossBased = this.clamp(lossBased);
     this.target = this.clamp(target);
+    // none (no feedback yet, the blob says infinity): the first feedback starts it from the target,
+    // as a new context's does from startBps
+    this.delayBased = this.haveDelayBased ? this.clamp(delayBased) : this.target;
   }
 
   /** GCC's running mean and normalised variance of the rate at over-use, in kbit/s. */

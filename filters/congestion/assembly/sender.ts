@@ -850,7 +850,9 @@ export class SenderContext extends SegmentContext {
   exportState(out: StateWriter, now: i64): Status {
     out.u8(STATE_VERSION);
     out.u64(reinterpret<u64>(this.rate.target));
-    out.u64(reinterpret<u64>(this.rate.delayBased));
+    // no feedback yet: no delay-based estimate, whatever its starting value (the reader takes a
+    // value under its maxBps for one made from feedback; infinity is clamped to its maxBps)
+    out.u64(reinterpret<u64>(this.rate.haveDelayBased ? this.rate.delayBased : Infinity));
     out.u64(reinterpret<u64>(this.rate.lossBased));
     out.u64(reinterpret<u64>(this.rttMs));
     out.u64(<u64>this.nextSeq);
