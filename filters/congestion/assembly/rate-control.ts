@@ -150,12 +150,41 @@ export class RateControl {
     this.varMax = Math.min(Math.max(this.varMax, 0.4), 2.5);
   }
 
-  /** The last REMB a receiver sent: the target stays at or under it (not carried across a hot swap). */
+  /**
+   * Receivers' REMBs: the target stays at or under the lowest of this second's and the last's
+   * (several receivers each send their own), none once 5 s pass without one. Not carried across
+   * a hot swap.
+   */
   private receiverCap: f64 = Infinity;
+  private rembMin: f64 = Infinity;
+  private rembMinBefore: f64 = Infinity;
+  private rembWindowUs: i64 = -1;
+  private lastRembUs: i64 = -1;
 
-  capAt(bps: f64): void {
-    this.receiverCap = bps;
+  onRemb(bps: f64, nowUs: i64): void {
+    this.rollRemb(nowUs);
+    if (bps < this.rembMin) this.rembMin = bps;
+    this.lastRembUs = nowUs;
+    this.receiverCap = Math.min(this.rembMin, this.rembMinBefore);
     this.update();
+  }
+
+  /** Every tick: the REMB windows move on; a cap nobody renewed for 5 s goes. */
+  rembTick(nowUs: i64): void {
+    if (this.lastRembUs < 0) return;
+    this.rollRemb(nowUs);
+    const cap = nowUs - this.lastRembUs > 5_000_000 ? Infinity : Math.min(this.rembMin, this.rembMinBefore);
+    if (cap != this.receiverCap) {
+      this.receiverCap = cap;
+      this.update();
+    }
+  }
+
+  private rollRemb(nowUs: i64): void {
+    if (this.rembWindowUs >= 0 && nowUs - this.rembWindowUs < 1_000_000) return;
+    this.rembMinBefore = this.rembWindowUs >= 0 && nowUs - this.rembWindowUs < 2_000_000 ? this.rembMin : Infinity;
+    this.rembMin = Infinity;
+    this.rembWindowUs = nowUs;
   }
 
   private update(): void {

@@ -386,7 +386,7 @@ export class SenderContext extends SegmentContext {
       } else if (type == RtcpType.PSFB && Rtcp.count(q) == FMT_REMB && size >= 20 && loadBe32(q + 12) == REMB_ID) {
         // a receiver's REMB: an upper bound on the target; the origin hears this filter's REMB
         // only (passed on beside it, the receiver's figure, a huge one too, undid the limit)
-        this.onRemb(q, size);
+        this.onRemb(q, size, now);
         if (this.s.remb) {
           len -= this.shrink(p, off, size, 0);
           if (len == 0) return TAKE;
@@ -551,7 +551,7 @@ export class SenderContext extends SegmentContext {
   }
 
   /** A receiver's REMB about a stream the segment carries caps the target (never below minBps). */
-  private onRemb(q: usize, size: i32): void {
+  private onRemb(q: usize, size: i32, now: i64): void {
     const n = <i32>load<u8>(q + 16);
     if (20 + (n << 2) > size) return;
     let ours = false;
@@ -560,7 +560,7 @@ export class SenderContext extends SegmentContext {
     const e = load<u8>(q + 17);
     const mantissa = (<u32>(e & 3) << 16) | <u32>loadBe16(q + 18);
     this.counts.add(Count.RembReceived);
-    this.rate.capAt(<f64>mantissa * Math.pow(2, <f64>(e >> 2)));
+    this.rate.onRemb(<f64>mantissa * Math.pow(2, <f64>(e >> 2)), now);
     this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
   }
 
@@ -744,6 +744,8 @@ export class SenderContext extends SegmentContext {
       this.counts.add(Count.FeedbackTimeouts);
     }
     if (this.lastIntervalUs >= 0 && now - this.lastIntervalUs >= INTERVAL_US) this.interval(now);
+    this.rate.rembTick(now);
+    this.pacer.rateBps = this.rate.target * s.pacingFactor;
     this.signal(now);
     this.setGauges(now);
     // ticks go on while media comes (armTick re-arms on the next packet), and until delivered_bps
