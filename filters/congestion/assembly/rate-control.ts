@@ -152,8 +152,8 @@ export class RateControl {
 
   /**
    * Receivers' REMBs: the target stays at or under the lowest of this second's and the last's
-   * (several receivers each send their own), none once 5 s pass without one. Not carried across
-   * a hot swap.
+   * (several receivers each send their own), none once both hold none (2 s without one). Not
+   * carried across a hot swap.
    */
   private receiverCap: f64 = Infinity;
   private rembMin: f64 = Infinity;
@@ -169,11 +169,11 @@ export class RateControl {
     this.update();
   }
 
-  /** Every tick: the REMB windows move on; a cap nobody renewed for 5 s goes. */
+  /** Every tick: the REMB windows move on; a cap nobody renewed goes with them. */
   rembTick(nowUs: i64): void {
     if (this.lastRembUs < 0) return;
     this.rollRemb(nowUs);
-    const cap = nowUs - this.lastRembUs > 5_000_000 ? Infinity : Math.min(this.rembMin, this.rembMinBefore);
+    const cap = Math.min(this.rembMin, this.rembMinBefore);
     if (cap != this.receiverCap) {
       this.receiverCap = cap;
       this.update();

@@ -5,7 +5,7 @@
 import * as assert from "uvu/assert";
 import { PacketFlag, StateOrigin, Status, buildRtp } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
-import { TwccRecorder, decodeTwcc, emptyReceiverReport, encodeTwcc, rtcpPieces, transportSeqOf, withTransportSeq } from "../../../test/lib/rtcp-cc.js";
+import { TwccRecorder, decodeTwcc, emptyReceiverReport, encodeRemb, encodeTwcc, rtcpPieces, transportSeqOf, withTransportSeq } from "../../../test/lib/rtcp-cc.js";
 import { SSRC, h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
 import { drive } from "./twcc-drive.js";
 
@@ -644,6 +644,32 @@ test("never half a frame: every packet of a frame gets the frame's verdict, and 
   for (let f = refDropped + 1; f < nextIdr; f++) assert.equal(byFrame[f]![0], "dependent", `frame ${f} depends on the dropped reference`);
   assert.equal(byFrame[nextIdr]![0], "kept", "the next IDR goes");
   assert.equal(h.metric("pli_sent", s), 1, "the origin is asked for an IDR, once");
+});
+
+test("receivers' REMBs cap the target: two receivers, the lower one holds (no flipping each second), a cap nobody renews lapses, and none reaches the origin", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 2_000_000 });
+  let i = 0;
+  const remb = (reporter: number, bps: number) => h.run({ ctx: s, bytes: Buffer.concat([emptyReceiverReport(reporter), encodeRemb(reporter, bps, [SSRC])]), flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+  const targets: number[] = [];
+  const toOrigin: Uint8Array[] = [];
+  for (let second = 0; second < 12; second++) {
+    for (let k = 0; k < 20; k++) {
+      h.run({ ctx: s, bytes: h264Packet(i, i * 3000, "ref", { first: true, last: true, size: 200 }) });
+      i++;
+      for (const o of h.advanceTime(50_000)) if (o.flags & PacketFlag.Upstream) toOrigin.push(...rtcpPieces(o.bytes).filter((p) => p.pt === 206 && p.fmt === 15).map((p) => p.bytes));
+      // for 6 s, two receivers each send a REMB a second, half a second apart: 400 kbit/s and 5 Mbit/s
+      if (second < 6 && k === 0) assert.not.equal(remb(0x1111, 400_000).verdict, "pass", "a REMB behind an empty report goes no further");
+      if (second < 6 && k === 10) remb(0x2222, 5_000_000);
+    }
+    targets.push(h.metric("target_bps", s) as number);
+  }
+  console.log(`  two receivers' REMBs (400 kbit/s, 5 Mbit/s) for 6 s, then none: target ${targets.map((t) => Math.round(t / 1000)).join(" ")} kbit/s`);
+  assert.ok(targets.slice(0, 6).every((t) => t <= 400_000), "the lower receiver's REMB held the target all along");
+  assert.ok(targets[9]! > 1_000_000, "3.5 s after the last REMB the cap had lapsed");
+  assert.is(h.metric("remb_received", s), 12);
+  const senders = toOrigin.map((b) => new DataView(b.buffer, b.byteOffset).getUint32(4));
+  assert.ok(senders.length > 0 && senders.every((x) => x !== 0x1111 && x !== 0x2222), "the REMBs that reached the origin are the filter's own");
 });
 
 test.run();
