@@ -14,7 +14,7 @@ const BETA: f64 = 0.85;
 const APP_LIMITED: f64 = 0.6;
 /** GCC's 8% a second, raised: a relay cannot probe, and the origin rises only when told. */
 const MULTIPLICATIVE_PER_S: f64 = 1.12;
-const LOSS_LOW: f64 = 0.02;
+export const LOSS_LOW: f64 = 0.02;
 const LOSS_HIGH: f64 = 0.1;
 
 export class RateControl {
@@ -125,6 +125,12 @@ export class RateControl {
     this.startup = false;
     this.congested = true;
     this.lossBased = this.clamp(this.target / 2);
+    this.update();
+  }
+
+  /** The receiver is heard again, and what went during its silence arrived: the loss-based rate back to `bps`, the target before the silence. */
+  undoSilence(bps: f64): void {
+    this.lossBased = this.clamp(Math.max(this.lossBased, bps));
     this.update();
   }
 

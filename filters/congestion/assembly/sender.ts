@@ -14,7 +14,7 @@ import { FrameGate } from "./frames";
 import { AckedRate, RING, SendHistory, SentRate } from "./history";
 import { Count, DROP_CIRCUIT_BREAKER, DROP_QUEUE_FULL, DROP_RENUMBER_LATE, Gauge, counterIds, dropCount, gaugeIds } from "./metrics";
 import { Pacer } from "./pacer";
-import { RateControl } from "./rate-control";
+import { LOSS_LOW, RateControl } from "./rate-control";
 import { NO_TAG, Renumber, UNMAPPED } from "./renumber";
 import { writeSignals } from "./signals";
 import { MAX_SOURCES, SOURCE_IDLE_US, Settings, leastRecent } from "./settings";
@@ -96,6 +96,8 @@ export class SenderContext extends SegmentContext {
   /** The last feedback or receiver report about the media (-1: never), and the last cut (or count) for silence. */
   private lastHeardUs: i64 = -1;
   private lastSilenceCutUs: i64 = -1;
+  /** The target before the current silence's first halving (-1: none since the receiver was last heard with a loss known). */
+  private beforeSilenceBps: f64 = -1;
   /** This instance's first media packet (-1: none yet): silence before anything was heard counts from it. */
   private firstMediaUs: i64 = -1;
   private lastFeedbackCount: i32 = -1;
@@ -497,6 +499,7 @@ export class SenderContext extends SegmentContext {
     if (now - this.lastLossUs >= 500_000 && this.lossWindowReceived + this.lossWindowLost >= 20) {
       this.lastLoss = <f64>this.lossWindowLost / <f64>(this.lossWindowReceived + this.lossWindowLost);
       this.rate.onLoss(this.lastLoss, now);
+      this.afterSilence(this.lastLoss);
       this.lossWindowReceived = 0;
       this.lossWindowLost = 0;
       this.lastLossUs = now;
@@ -708,6 +711,17 @@ export class SenderContext extends SegmentContext {
     }
   }
 
+  /**
+   * The first loss known after a silence: below 2% the hop carried what went meanwhile (only the
+   * way back failed, or nothing was lost), so the silence's halvings, a precaution, are undone;
+   * otherwise they stand.
+   */
+  private afterSilence(loss: f64): void {
+    if (this.beforeSilenceBps < 0) return;
+    if (loss < LOSS_LOW) this.rate.undoSilence(this.beforeSilenceBps);
+    this.beforeSilenceBps = -1;
+  }
+
   private noteRtt(ms: f64, fromFeedback: bool): void {
     if (!(ms >= 0) || ms > 60_000) return;
     if (!this.haveRtt || ms < this.rttMs || !fromFeedback) this.rttMs = ms;
@@ -737,6 +751,7 @@ export class SenderContext extends SegmentContext {
     if (heardUs >= 0 && this.forwardedInterval > 0 && now - heardUs > SILENCE_US &&
       (this.lastSilenceCutUs < 0 || now - this.lastSilenceCutUs >= INTERVAL_US)) {
       if (this.lastHeardUs >= 0) {
+        if (this.beforeSilenceBps < 0) this.beforeSilenceBps = this.rate.target;
         this.rate.onSilence();
         this.pacer.rateBps = this.rate.target * s.pacingFactor;
       }
@@ -769,6 +784,7 @@ export class SenderContext extends SegmentContext {
       const fraction = Math.max(0, this.reportLossWorst - ownShare);
       this.lastLoss = fraction;
       this.rate.onLoss(fraction, now);
+      this.afterSilence(fraction);
       this.hopLost += <i64>Math.round(fraction * <f64>this.forwardedInterval);
       this.pacer.rateBps = this.rate.target * this.s.pacingFactor;
       this.reportLossWorst = -1;

@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { PacketFlag, StateOrigin, Status, buildRtp } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import { TwccRecorder, decodeTwcc, emptyReceiverReport, encodeRemb, encodeTwcc, rtcpPieces, transportSeqOf, withTransportSeq } from "../../../test/lib/rtcp-cc.js";
-import { SSRC, h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
+import { SSRC, downstreamOf, h264Packet, loadCongestion, rtcpPackets, seqOf, tmmbrBps } from "./cc-lib.js";
 import { drive } from "./twcc-drive.js";
 
 const test = suite("congestion filter");
@@ -670,6 +670,35 @@ test("receivers' REMBs cap the target: two receivers, the lower one holds (no fl
   assert.is(h.metric("remb_received", s), 12);
   const senders = toOrigin.map((b) => new DataView(b.buffer, b.byteOffset).getUint32(4));
   assert.ok(senders.length > 0 && senders.every((x) => x !== 0x1111 && x !== 0x2222), "the REMBs that reached the origin are the filter's own");
+});
+
+test("feedback lost for a while, the media not: once the feedback is back and says it all arrived, the target returns to where it was, not from minBps at 12% a second", async () => {
+  // Only the way back failed (a firewall, a route): the silence halvings were a precaution, and the
+  // first feedback after it reports every packet sent meanwhile as received, at the usual delay.
+  const h = await loadCongestion({ startUs: 0 });
+  const ctx = h.createContext({ mode: "sender", startBps: 1_000_000, maxBps: 5_000_000, circuitBreaker: { enabled: false } });
+  const recorder = new TwccRecorder(0x5ece1fe0, SSRC);
+  const media = { intervalUs: 10_000, size: 800 }; // 0.67 Mbit/s of RTP payload
+  let seq0 = 0;
+  drive(h, ctx, recorder, { ...media, packets: 300, delayUs: () => 20_000 });
+  seq0 += 300;
+  const before = h.metric("target_bps", ctx) as number;
+  // 6 s: the media goes through, the feedback does not come back
+  for (let k = 0; k < 600; k++, seq0++) {
+    const r = h.runBatch([{ ctx, bytes: buildRtp({ seq: seq0 & 0xffff, timestamp: Math.floor(seq0 / 3) * 3000, ssrc: SSRC, payloadSize: media.size, marker: seq0 % 3 === 2 }), leg: 0 }]);
+    const timed = h.advanceTime(media.intervalUs);
+    for (const b of [...downstreamOf(r), ...timed.filter((x) => !(x.flags & PacketFlag.Upstream)).map((x) => x.bytes)]) {
+      const t = transportSeqOf(b, 5);
+      if (t !== undefined) recorder.record(t, h.nowUs + 20_000);
+    }
+  }
+  const during = h.metric("target_bps", ctx) as number;
+  assert.ok((h.metric("feedback_timeouts", ctx) as number) >= 3, "the silence was counted");
+  drive(h, ctx, recorder, { ...media, packets: 200, delayUs: () => 20_000, seq0 });
+  const after = h.metric("target_bps", ctx) as number;
+  console.log(`  feedback lost for 6 s: target ${Math.round(before / 1000)} kbit/s before, ${Math.round(during / 1000)} at its end, ${Math.round(after / 1000)} 2 s after the feedback came back`);
+  assert.ok(during < before / 4, "the silence cut the target");
+  assert.ok(after >= before * 0.9, `back to where it was (${before}) once the feedback said all arrived: ${after}`);
 });
 
 test.run();
