@@ -354,4 +354,44 @@ test("toward a plain receiver, a hot swap keeps the loss-based estimate: the tar
   }
 });
 
+test("a plain receiver that reports every 5 s (RFC 3550's interval) is not taken for silence between its reports: nothing is cut or dropped", async () => {
+  // GStreamer's rtpbin (AVP) sends its receiver reports every 5 s; a silence of 2 s halved the
+  // target three times between each two of them, and frames were dropped on an idle path.
+  const aListen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort);
+  const sinkRtcp = await bindUdp(sinkPort + 1);
+  const { proxy: a } = await startProxy({
+    filters: { congestion: { path: filterWasm("congestion") } },
+    segments: [{
+      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
+      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 1_000_000 } }],
+    }],
+  });
+  const rtp = await bindUdp();
+  let egress: { port: number } | undefined;
+  const reports = setInterval(() => {
+    if (egress) sinkRtcp.send(receiverReport(0x5ece1fe0, 0x1234abcd, 0, 0, 100, 0, 0, 0), egress.port + 1, LO);
+  }, 5000);
+  const targets: number[] = [];
+  const PPS = 100; // 0.72 Mbit/s, under the start rate
+  try {
+    sink.socket.once("message", (_m: Buffer, from: { port: number }) => (egress = from));
+    await sendPaced(rtp, aListen, LO, 14 * PPS, PPS, (i) => indexedRtp(i, 900), async (n) => {
+      if (n > 0 && n % (PPS / 2) === 0) targets.push(metric(await segmentStats(a, "a"), "target_bps"));
+    });
+    const sa = await segmentStats(a, "a");
+    const dropped = CC_DROPS.reduce((x, d) => x + metric(sa, d), 0);
+    console.log(`  reports every 5 s: target ${[...new Set(targets.map((t) => Math.round(t / 1000)))].join(", ")} kbit/s; timeouts ${metric(sa, "feedback_timeouts")}; dropped ${dropped}`);
+    assert.ok(targets.every((t) => t >= 1_000_000), "the target never fell between reports");
+    assert.is(dropped, 0, "nothing dropped on a path that lost nothing");
+  } finally {
+    clearInterval(reports);
+    rtp.close();
+    sink.close();
+    sinkRtcp.close();
+    await a.close();
+  }
+});
+
 test.run();

@@ -30,6 +30,12 @@ const PLI_SPACING_US: i64 = 1_000_000;
 /** Silence from the receiver (no feedback, no report) after which the target halves, once a second. */
 const SILENCE_US: i64 = 2_000_000;
 /**
+ * Receiver reports alone come every 5 s by RFC 3550's default (6.2, randomised 2.5-7.5 s;
+ * GStreamer's rtpbin keeps to it): silence is then two of their mean interval (a running mean
+ * of the gaps between reports, starting from 5 s).
+ */
+const REPORT_INTERVAL_US: f64 = 5_000_000;
+/**
  * 6: the renumbering's retired sources; 5: the renumbering state; 4: whether the hop showed congestion; 3: the SSRCs carried and the
  * pacer's queue; 2: the start-up flag; 1 (before it) is still read, as after start-up.
  */
@@ -96,6 +102,9 @@ export class SenderContext extends SegmentContext {
   /** The last feedback or receiver report about the media (-1: never), and the last cut (or count) for silence. */
   private lastHeardUs: i64 = -1;
   private lastSilenceCutUs: i64 = -1;
+  /** Mean time between receiver reports heard (us), while no transport-wide feedback comes. */
+  private reportGapUs: f64 = REPORT_INTERVAL_US;
+  private lastReportUs: i64 = -1;
   /** The target before the current silence's first halving (-1: none since the receiver was last heard with a loss known). */
   private beforeSilenceBps: f64 = -1;
   /** This instance's first media packet (-1: none yet): silence before anything was heard counts from it. */
@@ -694,6 +703,11 @@ export class SenderContext extends SegmentContext {
   /** One block about the media, for this filter: the receiver's view of loss and the round trip. */
   private readBlock(b: usize, now: i64): void {
     this.lastHeardUs = now;
+    // the reports' interval (blocks of one compound, or several receivers' within 100 ms, are one)
+    if (this.lastReportUs < 0 || now - this.lastReportUs >= 100_000) {
+      if (this.lastReportUs >= 0) this.reportGapUs += (<f64>(now - this.lastReportUs) - this.reportGapUs) / 4;
+      this.lastReportUs = now;
+    }
     const lsr = ReportBlock.lastSr(b);
     if (lsr != 0) {
       for (let k = 0; k < SR_MEMORY; k++) {
@@ -748,7 +762,9 @@ export class SenderContext extends SegmentContext {
     // instance's media began (a proxy B that does not answer, a receiver that sends no RTCP) is
     // counted the same, once a second, but cuts nothing: there is no estimate to distrust
     const heardUs = this.lastHeardUs >= 0 ? this.lastHeardUs : this.firstMediaUs;
-    if (heardUs >= 0 && this.forwardedInterval > 0 && now - heardUs > SILENCE_US &&
+    // 2 s once transport-wide feedback (every 50 ms) has come; on receiver reports alone, two of their interval
+    const silenceUs = this.lastFeedbackUs >= 0 || this.lastReportUs < 0 ? SILENCE_US : max(SILENCE_US, <i64>(2.0 * this.reportGapUs));
+    if (heardUs >= 0 && this.forwardedInterval > 0 && now - heardUs > silenceUs &&
       (this.lastSilenceCutUs < 0 || now - this.lastSilenceCutUs >= INTERVAL_US)) {
       if (this.lastHeardUs >= 0) {
         if (this.beforeSilenceBps < 0) this.beforeSilenceBps = this.rate.target;
