@@ -109,20 +109,46 @@ test("feedback flows B -> A and is consumed, TMMBR and REMB reach the origin, th
 
 test("a hot swap of A's stage mid-stream loses nothing, and the new instance goes on with the numbering and the counts", () => run(true));
 
-test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-based rate down, and the origin hears it", async () => {
+/**
+ * Proxy A (a congestion stage in sender mode, `congestion` its config besides the mode) toward a
+ * plain receiver (no proxy B) on loopback: the receiver's RTP sink and its RTCP socket (one port
+ * up), the origin's RTP and RTCP sockets, and A's config with other values (`configWith`) for a
+ * hot swap.
+ */
+async function plainReceiverRig(congestion: Record<string, unknown>) {
   const aListen = await freePortPair();
   const sinkPort = await freePortPair();
   const sink = await Sink.open(sinkPort);
   const sinkRtcp = await bindUdp(sinkPort + 1);
-  const { proxy: a } = await startProxy({
+  const configWith = (more: Record<string, unknown> = {}): ProxyConfigInput => ({
     filters: { congestion: { path: filterWasm("congestion") } },
     segments: [{
       name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
-      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000, maxBps: 20_000_000 } }],
+      chain: [{ filter: "congestion", config: { mode: "sender", ...congestion, ...more } }],
     }],
   });
+  const { proxy: a } = await startProxy(configWith());
   const rtp = await bindUdp();
   const rtcp = await bindUdp(rtp.address().port + 1).catch(() => bindUdp());
+  const close = async (): Promise<void> => {
+    rtp.close();
+    rtcp.close();
+    sink.close();
+    sinkRtcp.close();
+    await a.close();
+  };
+  return { a, aListen, sink, sinkRtcp, rtp, rtcp, configWith, close };
+}
+
+/** The origin's sender report (SSRC 0x1234abcd), its NTP time now. */
+function originSr(): Buffer {
+  const now = Date.now() / 1000 + 2208988800;
+  return senderReport(0x1234abcd, Math.floor(now) >>> 0, Math.floor((now % 1) * 2 ** 32) >>> 0);
+}
+
+test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-based rate down, and the origin hears it", async () => {
+  const rig = await plainReceiverRig({ startBps: 4_000_000, maxBps: 20_000_000 });
+  const { a, aListen, sink, sinkRtcp, rtp, rtcp } = rig;
   const fromProxy: Buffer[] = [];
   rtcp.on("message", (m: Buffer) => fromProxy.push(m));
   // the receiver answers every SR it gets with an RR: 25% lost, LSR/DLSR for the round trip
@@ -134,12 +160,8 @@ test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-
     setTimeout(() => sinkRtcp.send(receiverReport(0x5ece1fe0, 0x1234abcd, 64, 10, 100, 0, lsr, Math.round(0.005 * 65536)), from.port, from.address), 5);
   });
   try {
-    const srFrom = (): Buffer => {
-      const now = Date.now() / 1000 + 2208988800;
-      return senderReport(0x1234abcd, Math.floor(now) >>> 0, Math.floor((now % 1) * 2 ** 32) >>> 0);
-    };
     await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), async (n) => {
-      if (n % 200 === 0) rtcp.send(srFrom(), aListen + 1, LO); // an SR twice a second, as the receiver's reports answer
+      if (n % 200 === 0) rtcp.send(originSr(), aListen + 1, LO); // an SR twice a second, as the receiver's reports answer
     });
     await sleep(600);
     const sa = await segmentStats(a, "a");
@@ -154,11 +176,7 @@ test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-
     assert.ok(rtt >= 0 && rtt < 100, `round trip from LSR/DLSR on loopback: ${rtt} ms`);
     assert.ok(sink.received > 1000, "the media reached the receiver");
   } finally {
-    rtp.close();
-    rtcp.close();
-    sink.close();
-    sinkRtcp.close();
-    await a.close();
+    await rig.close();
   }
 });
 
@@ -246,20 +264,9 @@ test("a quiet origin does not pull the estimate down: when it rises again within
 test("a plain receiver's REMB does not reach the origin past the filter's own: a huge one changes nothing, a low one caps the target the origin is told", async () => {
   // The origin hears this filter's REMB and TMMBR; a receiver's REMB passed on beside them (libwebrtc
   // takes the latest REMB it got) let a receiver claiming 1 Gbit/s undo the filter's limit.
-  const aListen = await freePortPair();
-  const sinkPort = await freePortPair();
-  const sink = await Sink.open(sinkPort);
-  const sinkRtcp = await bindUdp(sinkPort + 1);
   const MAX = 20_000_000;
-  const { proxy: a } = await startProxy({
-    filters: { congestion: { path: filterWasm("congestion") } },
-    segments: [{
-      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
-      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 4_000_000, maxBps: MAX } }],
-    }],
-  });
-  const rtp = await bindUdp();
-  const rtcp = await bindUdp(rtp.address().port + 1).catch(() => bindUdp());
+  const rig = await plainReceiverRig({ startBps: 4_000_000, maxBps: MAX });
+  const { a, aListen, sinkRtcp, rtp, rtcp } = rig;
   const fromProxy: Buffer[] = [];
   rtcp.on("message", (m: Buffer) => fromProxy.push(m));
   // the receiver answers each SR with an RR (no loss) and a REMB: 1 Gbit/s in the first second, then 600 kbit/s
@@ -272,13 +279,9 @@ test("a plain receiver's REMB does not reach the origin past the filter's own: a
     sinkRtcp.send(Buffer.concat([rr, encodeRemb(0x5ece1fe0, rembBps, [0x1234abcd])]), from.port, from.address);
   });
   try {
-    const srFrom = (): Buffer => {
-      const now = Date.now() / 1000 + 2208988800;
-      return senderReport(0x1234abcd, Math.floor(now) >>> 0, Math.floor((now % 1) * 2 ** 32) >>> 0);
-    };
     await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), async (n) => {
       if (n === 600) rembBps = 600_000;
-      if (n % 100 === 0) rtcp.send(srFrom(), aListen + 1, LO);
+      if (n % 100 === 0) rtcp.send(originSr(), aListen + 1, LO);
     });
     await sleep(600);
     const sa = await segmentStats(a, "a");
@@ -294,11 +297,7 @@ test("a plain receiver's REMB does not reach the origin past the filter's own: a
     assert.ok(metric(sa, "target_bps") <= 600_000, `the receiver's 600 kbit/s capped the target: ${metric(sa, "target_bps")}`);
     assert.ok(tmmbrs.at(-1)! <= 600_000, `and the origin was told: ${tmmbrs.at(-1)}`);
   } finally {
-    rtp.close();
-    rtcp.close();
-    sink.close();
-    sinkRtcp.close();
-    await a.close();
+    await rig.close();
   }
 });
 
@@ -306,38 +305,22 @@ test("toward a plain receiver, a hot swap keeps the loss-based estimate: the tar
   // Without transport-wide feedback there is no delay-based estimate; the blob carried the
   // delay-based rate's starting value (startBps) all the same, and the new instance took it for one
   // made from feedback: the target fell back to startBps at the swap and never rose again.
-  const aListen = await freePortPair();
-  const sinkPort = await freePortPair();
-  const sink = await Sink.open(sinkPort);
-  const sinkRtcp = await bindUdp(sinkPort + 1);
-  const config = (maxBps: number): ProxyConfigInput => ({
-    filters: { congestion: { path: filterWasm("congestion") } },
-    segments: [{
-      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
-      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 1_000_000, maxBps } }],
-    }],
-  });
-  const { proxy: a } = await startProxy(config(20_000_000));
-  const rtp = await bindUdp();
-  const rtcp = await bindUdp(rtp.address().port + 1).catch(() => bindUdp());
+  const rig = await plainReceiverRig({ startBps: 1_000_000, maxBps: 20_000_000 });
+  const { a, aListen, sinkRtcp, rtp, rtcp } = rig;
   // the receiver answers every SR with an RR: nothing lost
   sinkRtcp.on("message", (m: Buffer, from) => {
     if (m.length < 28 || m[1] !== 200) return;
     sinkRtcp.send(receiverReport(0x5ece1fe0, 0x1234abcd, 0, 0, 100, 0, m.readUInt32BE(10), 0), from.port, from.address);
   });
-  const srFrom = (): Buffer => {
-    const now = Date.now() / 1000 + 2208988800;
-    return senderReport(0x1234abcd, Math.floor(now) >>> 0, Math.floor((now % 1) * 2 ** 32) >>> 0);
-  };
   const RATE_LOW = 100; // 0.7 Mbit/s, under the start rate: the filter drops nothing
   try {
     await sendPaced(rtp, aListen, LO, 5 * RATE_LOW, RATE_LOW, (i) => indexedRtp(i, 900), async (n) => {
-      if (n % 50 === 0) rtcp.send(srFrom(), aListen + 1, LO);
+      if (n % 50 === 0) rtcp.send(originSr(), aListen + 1, LO);
     });
     const before = await segmentStats(a, "a");
-    await a.apply(validateProxyConfig(config(19_000_000)));
+    await a.apply(validateProxyConfig(rig.configWith({ maxBps: 19_000_000 })));
     await sendPaced(rtp, aListen, LO, 4 * RATE_LOW, RATE_LOW, (i) => indexedRtp(5 * RATE_LOW + i, 900), async (n) => {
-      if (n % 50 === 0) rtcp.send(srFrom(), aListen + 1, LO);
+      if (n % 50 === 0) rtcp.send(originSr(), aListen + 1, LO);
     });
     const after = await segmentStats(a, "a");
     console.log(`  plain receiver across a swap: target ${Math.round(metric(before, "target_bps") / 1000)} -> ${Math.round(metric(after, "target_bps") / 1000)} kbit/s, delay-based ${metric(before, "delay_based_bps")} -> ${metric(after, "delay_based_bps")}, loss-based ${Math.round(metric(after, "loss_based_bps") / 1000)} kbit/s`);
@@ -346,29 +329,15 @@ test("toward a plain receiver, a hot swap keeps the loss-based estimate: the tar
     assert.is(metric(after, "delay_based_bps"), 0, "nor after it");
     assert.ok(metric(after, "target_bps") >= metric(before, "target_bps"), `the target did not fall back at the swap: ${metric(before, "target_bps")} -> ${metric(after, "target_bps")}`);
   } finally {
-    rtp.close();
-    rtcp.close();
-    sink.close();
-    sinkRtcp.close();
-    await a.close();
+    await rig.close();
   }
 });
 
 test("a plain receiver that reports every 5 s (RFC 3550's interval) is not taken for silence between its reports: nothing is cut or dropped", async () => {
   // GStreamer's rtpbin (AVP) sends its receiver reports every 5 s; a silence of 2 s halved the
   // target three times between each two of them, and frames were dropped on an idle path.
-  const aListen = await freePortPair();
-  const sinkPort = await freePortPair();
-  const sink = await Sink.open(sinkPort);
-  const sinkRtcp = await bindUdp(sinkPort + 1);
-  const { proxy: a } = await startProxy({
-    filters: { congestion: { path: filterWasm("congestion") } },
-    segments: [{
-      name: "a", listen: { address: LO, port: aListen }, destinations: [{ address: LO, port: sinkPort }],
-      chain: [{ filter: "congestion", config: { mode: "sender", startBps: 1_000_000 } }],
-    }],
-  });
-  const rtp = await bindUdp();
+  const rig = await plainReceiverRig({ startBps: 1_000_000 });
+  const { a, aListen, sink, sinkRtcp, rtp } = rig;
   let egress: { port: number } | undefined;
   const reports = setInterval(() => {
     if (egress) sinkRtcp.send(receiverReport(0x5ece1fe0, 0x1234abcd, 0, 0, 100, 0, 0, 0), egress.port + 1, LO);
@@ -387,10 +356,7 @@ test("a plain receiver that reports every 5 s (RFC 3550's interval) is not taken
     assert.is(dropped, 0, "nothing dropped on a path that lost nothing");
   } finally {
     clearInterval(reports);
-    rtp.close();
-    sink.close();
-    sinkRtcp.close();
-    await a.close();
+    await rig.close();
   }
 });
 

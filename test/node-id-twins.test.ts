@@ -25,7 +25,8 @@ function tempDir(what: string): string {
   return dir;
 }
 
-test("the second proxy of a node id leaves: the record shows again what the first one runs", async () => {
+/** A control plane (heartbeat 200 ms) and an admin client of it: its log, a call by method name, and node `nodeId`'s status record. */
+async function controlPlaneFor(nodeId: string) {
   const log: string[] = [];
   const cp = await startControlPlane({
     listen: "127.0.0.1:0", store: `file:${tempDir("store")}`, tls: "insecure", timing: { heartbeatMs: 200 }, log: (m) => void log.push(m),
@@ -35,7 +36,12 @@ test("the second proxy of a node id leaves: the record shows again what the firs
   > & { close(): void };
   const call = <T>(method: string, req: object): Promise<T> =>
     new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
-  const status = async (): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === "node-a");
+  const status = async (): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === nodeId);
+  return { log, cp, client, call, status };
+}
+
+test("the second proxy of a node id leaves: the record shows again what the first one runs", async () => {
+  const { log, cp, client, call, status } = await controlPlaneFor("node-a");
   const listen = await freePortPair();
   const segment: Segment = {
     name: "cam-1", proxy: "node-a", listen: { address: "127.0.0.1", port: listen, rtcpPort: 0 }, rtcpMux: false, egress: null,
@@ -66,16 +72,7 @@ test("the second proxy of a node id leaves: the record shows again what the firs
 });
 
 test("the second proxy of a node id refused the version the first runs, then left: the record drops its NACK with its ACK", async () => {
-  const log: string[] = [];
-  const cp = await startControlPlane({
-    listen: "127.0.0.1:0", store: `file:${tempDir("store")}`, tls: "insecure", timing: { heartbeatMs: 200 }, log: (m) => void log.push(m),
-  });
-  const client = new AdminServiceClient(`127.0.0.1:${cp.port}`, grpcCredentials.createInsecure()) as unknown as Record<
-    string, (req: object, o: { deadline: number }, cb: (err: ServiceError | null, res: unknown) => void) => void
-  > & { close(): void };
-  const call = <T>(method: string, req: object): Promise<T> =>
-    new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
-  const status = async (): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === "node-b");
+  const { cp, client, call, status } = await controlPlaneFor("node-b");
   // the key file the first proxy read at its start, gone when the second one starts: the second refuses the version
   const keyFile = join(tempDir("keys"), "dec.key");
   writeFileSync(keyFile, `inline:${Buffer.alloc(30, 0x3c).toString("base64")}\n`);
