@@ -15,7 +15,7 @@ import {
   type Segment,
 } from "../../controlplane/api/proto.js";
 import { connectionFailure } from "../../controlplane/api/status-text.js";
-import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../../controlplane/api/transport.js";
+import { bareConnectFailure, closedAtHandshake, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../../controlplane/api/transport.js";
 import { isUnixSocketAddress } from "../../controlplane/api/unix-socket.js";
 import type { BadHopThresholds, StreamPath } from "../../controlplane/api/streams.js";
 import { channelCredentials, clientCertificateProblem, type TlsFiles } from "../../controlplane/security/tls.js";
@@ -178,9 +178,8 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
         const rpc = { code: err.code, details: err.details ?? "", ...maxTxnOpsOf(err) };
         let message = explainError(err, opts.server, method, opts.timeoutMs, opts.tls === "insecure" ? "insecure" : "tls");
         if (opts.tls !== "insecure" && err.code === status.UNAVAILABLE) {
-          // a server that refuses our certificate just closes: gRPC says "Failed to connect" or a reset
           const cause = connectionFailure(rpc.details);
-          const problem = bareConnectFailure(cause) || /ECONNRESET|Connection dropped/i.test(cause) ? clientCertificateProblem(opts.tls) : undefined;
+          const problem = closedAtHandshake(cause) ? clientCertificateProblem(opts.tls) : undefined;
           if (problem) message = `TLS with the control plane at ${opts.server} failed: ${problem} (${cause})`;
         }
         // plain text to a TLS server fails with grpc-js's bare "Failed to connect": ask the server

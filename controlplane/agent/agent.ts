@@ -14,7 +14,7 @@ import {
 import { ProxyServiceClient, unknownSnapshotFields, type Ack, type ControlMessage, type FilterModule, type ProxyMessage, type Snapshot } from "../api/proto.js";
 import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
-import { bareConnectFailure, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../api/transport.js";
+import { bareConnectFailure, closedAtHandshake, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../api/transport.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { clientCertificateProblem, reloadingChannelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
@@ -539,8 +539,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const report = (why: string): void => void (this.closing || this.emit("connect-failed", { address, reason: why, repeats }));
     if (this.options.tls !== "insecure") {
       if (plainTextServer(reason)) return report(`${SERVER_IS_PLAIN_TEXT} (${reason})`);
-      // a server that refuses our certificate just closes: gRPC says "Failed to connect" or a reset
-      const problem = bareConnectFailure(reason) || /ECONNRESET|Connection dropped/i.test(reason) ? clientCertificateProblem(this.options.tls) : undefined;
+      const problem = closedAtHandshake(reason) ? clientCertificateProblem(this.options.tls) : undefined;
       return report(problem ? `${problem} (${reason})` : reason);
     }
     if (!bareConnectFailure(reason)) return report(reason);

@@ -19,6 +19,14 @@ export function bareConnectFailure(cause: string): boolean {
 }
 
 /**
+ * Whether a TLS client's failure is how a server that refused its certificate looks: it just closes,
+ * and grpc-js says "Failed to connect", or the read is reset.
+ */
+export function closedAtHandshake(cause: string): boolean {
+  return bareConnectFailure(cause) || /ECONNRESET|Connection dropped/i.test(cause);
+}
+
+/**
  * What the server at `address` (HOST:PORT, [V6]:PORT or unix:PATH) speaks, found by starting a
  * TLS handshake and sending nothing else: "tls" when it answers as a TLS server (a handshake, or a
  * TLS alert such as "certificate required"), "plain" when it answers bytes that are not TLS,

@@ -250,10 +250,8 @@ export function clientCertificateProblem(files: TlsFiles, now = Date.now()): str
   } catch {
     return undefined;
   }
-  const from = Date.parse(cert.validFrom);
-  const to = Date.parse(cert.validTo);
-  if (now > to) return `the certificate ${files.cert} expired on ${new Date(to).toISOString()}: renew it`;
-  if (now < from) return `the certificate ${files.cert} is not valid before ${new Date(from).toISOString()} (is this host's clock right?)`;
+  const invalid = notValidNow(cert, files.cert, now);
+  if (invalid) return `${invalid}${invalid.includes("expired") ? ": renew it" : " (is this host's clock right?)"}`;
   if (cas.length > 0 && !cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
     return `the certificate ${files.cert} is not signed by the CA in ${files.ca} (it was issued by ${cert.issuer.replace(/\n/g, ", ")}): the control plane trusts only its CA`;
   }
@@ -286,9 +284,17 @@ export function serverCertificateProblem(files: TlsFiles, trustDomain: string, n
         `accept only spiffe://${trustDomain}/control-plane/<name> from a server (is --trust-domain right? it is '${trustDomain}')`,
     };
   }
+  const invalid = notValidNow(cert, files.cert, now);
+  if (!invalid) return {};
+  const until = invalid.includes("expired") ? "until it is renewed (the file is read again when it changes)" : "until then (is this host's clock right?)";
+  return { warning: `${invalid}: every proxy and msmctl refuses it ${until}` };
+}
+
+/** "the certificate FILE expired on ..." or "... is not valid before ...", or undefined when it is valid at `now`. */
+function notValidNow(cert: X509Certificate, file: string, now: number): string | undefined {
   const from = Date.parse(cert.validFrom);
   const to = Date.parse(cert.validTo);
-  if (now > to) return { warning: `the certificate ${files.cert} expired on ${new Date(to).toISOString()}: every proxy and msmctl refuses it until it is renewed (the file is read again when it changes)` };
-  if (now < from) return { warning: `the certificate ${files.cert} is not valid before ${new Date(from).toISOString()}: every proxy and msmctl refuses it until then (is this host's clock right?)` };
-  return {};
+  if (now > to) return `the certificate ${file} expired on ${new Date(to).toISOString()}`;
+  if (now < from) return `the certificate ${file} is not valid before ${new Date(from).toISOString()}`;
+  return undefined;
 }
