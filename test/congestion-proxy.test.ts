@@ -12,7 +12,7 @@ import { filterWasm } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
 import { receiverReport, senderReport } from "./lib/rtcp-build.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep } from "./lib/udp.js";
+import { bindUdp, everyN, freePortPair, indexedRtp, sendPaced, Sink, sleep } from "./lib/udp.js";
 import { decodeRemb, encodeRemb, rtcpPieces } from "./lib/rtcp-cc.js";
 
 const test = suite("congestion filter between two proxies", { timeoutMs: 40_000 });
@@ -160,9 +160,9 @@ test("toward a plain receiver (no proxy B): its receiver reports drive A's loss-
     setTimeout(() => sinkRtcp.send(receiverReport(0x5ece1fe0, 0x1234abcd, 64, 10, 100, 0, lsr, Math.round(0.005 * 65536)), from.port, from.address), 5);
   });
   try {
-    await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), async (n) => {
-      if (n % 200 === 0) rtcp.send(originSr(), aListen + 1, LO); // an SR twice a second, as the receiver's reports answer
-    });
+    await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), everyN(200, () => {
+      rtcp.send(originSr(), aListen + 1, LO); // an SR twice a second, as the receiver's reports answer
+    }));
     await sleep(600);
     const sa = await segmentStats(a, "a");
     const lossBased = metric(sa, "loss_based_bps");
@@ -279,10 +279,10 @@ test("a plain receiver's REMB does not reach the origin past the filter's own: a
     sinkRtcp.send(Buffer.concat([rr, encodeRemb(0x5ece1fe0, rembBps, [0x1234abcd])]), from.port, from.address);
   });
   try {
-    await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), async (n) => {
-      if (n === 600) rembBps = 600_000;
-      if (n % 100 === 0) rtcp.send(originSr(), aListen + 1, LO);
-    });
+    await sendPaced(rtp, aListen, LO, 1600, RATE, (i) => indexedRtp(i, 900), everyN(100, (k) => {
+      if (k === 6) rembBps = 600_000;
+      rtcp.send(originSr(), aListen + 1, LO);
+    }));
     await sleep(600);
     const sa = await segmentStats(a, "a");
     const pieces = fromProxy.flatMap((m) => rtcpPieces(new Uint8Array(m)));
@@ -314,14 +314,14 @@ test("toward a plain receiver, a hot swap keeps the loss-based estimate: the tar
   });
   const RATE_LOW = 100; // 0.7 Mbit/s, under the start rate: the filter drops nothing
   try {
-    await sendPaced(rtp, aListen, LO, 5 * RATE_LOW, RATE_LOW, (i) => indexedRtp(i, 900), async (n) => {
-      if (n % 50 === 0) rtcp.send(originSr(), aListen + 1, LO);
-    });
+    await sendPaced(rtp, aListen, LO, 5 * RATE_LOW, RATE_LOW, (i) => indexedRtp(i, 900), everyN(50, () => {
+      rtcp.send(originSr(), aListen + 1, LO);
+    }));
     const before = await segmentStats(a, "a");
     await a.apply(validateProxyConfig(rig.configWith({ maxBps: 19_000_000 })));
-    await sendPaced(rtp, aListen, LO, 4 * RATE_LOW, RATE_LOW, (i) => indexedRtp(5 * RATE_LOW + i, 900), async (n) => {
-      if (n % 50 === 0) rtcp.send(originSr(), aListen + 1, LO);
-    });
+    await sendPaced(rtp, aListen, LO, 4 * RATE_LOW, RATE_LOW, (i) => indexedRtp(5 * RATE_LOW + i, 900), everyN(50, () => {
+      rtcp.send(originSr(), aListen + 1, LO);
+    }));
     const after = await segmentStats(a, "a");
     console.log(`  plain receiver across a swap: target ${Math.round(metric(before, "target_bps") / 1000)} -> ${Math.round(metric(after, "target_bps") / 1000)} kbit/s, delay-based ${metric(before, "delay_based_bps")} -> ${metric(after, "delay_based_bps")}, loss-based ${Math.round(metric(after, "loss_based_bps") / 1000)} kbit/s`);
     assert.ok(metric(before, "target_bps") > 1_000_000, `no loss reported: the target grew past startBps before the swap (${metric(before, "target_bps")})`);
@@ -346,9 +346,9 @@ test("a plain receiver that reports every 5 s (RFC 3550's interval) is not taken
   const PPS = 100; // 0.72 Mbit/s, under the start rate
   try {
     sink.socket.once("message", (_m: Buffer, from: { port: number }) => (egress = from));
-    await sendPaced(rtp, aListen, LO, 14 * PPS, PPS, (i) => indexedRtp(i, 900), async (n) => {
-      if (n > 0 && n % (PPS / 2) === 0) targets.push(metric(await segmentStats(a, "a"), "target_bps"));
-    });
+    await sendPaced(rtp, aListen, LO, 14 * PPS, PPS, (i) => indexedRtp(i, 900), everyN(PPS / 2, async () => {
+      targets.push(metric(await segmentStats(a, "a"), "target_bps"));
+    }));
     const sa = await segmentStats(a, "a");
     const dropped = CC_DROPS.reduce((x, d) => x + metric(sa, d), 0);
     console.log(`  reports every 5 s: target ${[...new Set(targets.map((t) => Math.round(t / 1000)))].join(", ")} kbit/s; timeouts ${metric(sa, "feedback_timeouts")}; dropped ${dropped}`);

@@ -15,7 +15,7 @@ import { fixture } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { receiverReport, senderReport } from "./lib/rtcp-build.js";
 import { suite } from "./lib/suite.js";
-import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, everyN, freePortPair, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("upstream packets pass the chain last stage first", { timeoutMs: 40_000 });
 const LO = "127.0.0.1";
@@ -75,9 +75,9 @@ async function drive(listen: number, sinkPort: number, sink: Sink, answer: ((rr:
     sinkRtcp.send(answer ? answer(rr) : rr, from.port, from.address);
   });
   try {
-    await sendPaced(rtp, listen, LO, 1200, 400, (i) => origin.protect(indexedRtp(i, 600), false), (n) => {
-      if (n % 100 === 0) rtcp.send(origin.protect(srNow(), true), listen + 1, LO);
-    });
+    await sendPaced(rtp, listen, LO, 1200, 400, (i) => origin.protect(indexedRtp(i, 600), false), everyN(100, () => {
+      rtcp.send(origin.protect(srNow(), true), listen + 1, LO);
+    }));
     await waitFor(() => answered >= 5 && toOrigin.length >= 5, 5000, "feedback toward the origin");
     await sleep(300);
     return { toOrigin, answered, origin };

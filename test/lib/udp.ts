@@ -175,7 +175,8 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /**
  * Sends `count` packets at `rate` packets/s (bursts every millisecond), built by `make(i)`.
- * Bounded in count and in time (rate-derived duration + 5 s). `onProgress(i)` runs between bursts.
+ * Bounded in count and in time (rate-derived duration + 5 s). `onProgress(sent)` runs between
+ * bursts: `sent` skips values when the timer is late, so never wait for an exact one (see `everyN`).
  */
 export async function sendPaced(
   socket: Socket, port: number, address: string, count: number, rate: number,
@@ -191,6 +192,17 @@ export async function sendPaced(
     await onProgress?.(sent);
     await new Promise((r) => setTimeout(r, 1));
   }
+}
+
+/**
+ * A `sendPaced` progress callback that runs `each(k)` once for every multiple k·step of packets
+ * sent, however many a late burst sent at once (k from 1; several calls in a row after a stall).
+ */
+export function everyN(step: number, each: (k: number) => void | Promise<void>): (sent: number) => Promise<void> {
+  let done = 0;
+  return async (sent) => {
+    while (done < Math.floor(sent / step)) await each(++done);
+  };
 }
 
 /** RTP packet whose payload starts with a u32 index (what Sink counts by). */
