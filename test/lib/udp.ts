@@ -49,13 +49,13 @@ async function bindOnce(port: number, address: string): Promise<Socket> {
  */
 const PICK_LOW = 20000;
 const PICK_HIGH = 32768;
-const [laneLow, laneHigh] = ((): [number, number] => {
-  const lanes = Math.floor(Number(process.env.MSM_TEST_LANES));
-  const lane = Math.floor(Number(process.env.MSM_TEST_LANE));
+/** The ports [low, high) that freePortRuns picks from in `lane` of `lanes` (the whole range without lanes). */
+export function laneRange(lane: number, lanes: number): [low: number, high: number] {
   if (!(lanes > 1) || !(lane >= 0 && lane < lanes)) return [PICK_LOW, PICK_HIGH];
   const span = 2 * Math.floor((PICK_HIGH - PICK_LOW) / lanes / 2);
   return [PICK_LOW + lane * span, lane === lanes - 1 ? PICK_HIGH : PICK_LOW + (lane + 1) * span];
-})();
+}
+const [laneLow, laneHigh] = laneRange(Math.floor(Number(process.env.MSM_TEST_LANE)), Math.floor(Number(process.env.MSM_TEST_LANES)));
 
 /** Runs of this many ports or more (a proxy of hundreds of segments) are picked from the top LONG_RUN_SPAN ports of the lane. */
 const LONG_RUN = 64;
