@@ -55,14 +55,23 @@ const queue: { due: number; packet: Buffer; late: boolean }[] = [];
 let timer: NodeJS.Timeout | undefined;
 function drain(): void {
   timer = undefined;
-  const now = performance.now();
-  while (queue.length > 0 && queue[0]!.due <= now) {
+  while (queue.length > 0 && queue[0]!.due <= performance.now()) {
     const head = queue.shift()!;
-    if (now - head.due > LATE_MS && !head.late) markLate(head.packet);
-    socket.send(head.packet, toPort, toAddress);
+    // the clock read per packet, and again when the send is done: descheduled in the middle of
+    // this loop, or before the send left, the rest went out later than one reading shows
+    if (performance.now() - head.due > LATE_MS && !head.late) {
+      head.late = true;
+      markLate(head.packet);
+    }
+    socket.send(head.packet, toPort, toAddress, () => {
+      if (performance.now() - head.due > LATE_MS && !head.late) {
+        head.late = true;
+        markLate(head.packet);
+      }
+    });
     forwarded++;
   }
-  if (queue.length > 0) timer = setTimeout(drain, queue[0]!.due - now);
+  if (queue.length > 0) timer = setTimeout(drain, queue[0]!.due - performance.now());
 }
 socket.on("message", (packet: Buffer) => {
   received++;
