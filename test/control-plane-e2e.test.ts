@@ -248,18 +248,24 @@ ${viewers.map((v) => `    - { address: 127.0.0.1, port: ${v.port}${v === stayers
     const members = new Set([...stayers, ...leavers]);
     await apply([...members]);
     const kernel = new DropWatch(all.map((r) => r.port));
-    const n = 8000;
+    // the stream runs until a second after the last change ran (at most 30 s: on a loaded machine
+    // three msmctl applies took longer than the 8 s a fixed stream ran, and the last leaver was
+    // never removed while it flowed)
     let sending = true;
-    const sender = sendPaced(tx, listen, "127.0.0.1", n, 1000, (i) => streamPacket(i, SEQ0)).finally(() => (sending = false));
+    let endAt = Infinity;
+    const sender = sendPaced(tx, listen, "127.0.0.1", 30_000, 1000, (i) => streamPacket(i, SEQ0), () => (Date.now() >= endAt ? "stop" : undefined))
+      .finally(() => (sending = false));
     let changes = 0;
     await sleep(500);
     for (let k = 0; k < 3 && sending; k++) {
       members.delete(leavers[k]!);
       members.add(joiners[k]!);
       await apply([...members]);
-      changes++;
+      if (sending) changes++;
+      await sleep(300);
     }
-    await sender;
+    endAt = Date.now() + 1000;
+    const n = await sender;
     await settled(() => all.reduce((sum, r) => sum + r.indices.length, 0));
     const stats = (await agent.proxy!.stats()).segments.find((x) => x.name === "viewers")!;
     const proxyDrops = Object.values(stats.drops).reduce((a, b) => a + b, 0);

@@ -38,6 +38,6 @@ export const streamIndex = (seq: number, seq0: number): number => (seq - seq0) &
 export const streamSeq = (i: number, seq0: number): number => (seq0 + i) & 0xffff;
 
 /** Sends the stream to 127.0.0.1:`port` at `rate` packets/s (bounded: see sendPaced). */
-export function sendStream(socket: Socket, port: number, spec: StreamSpec, rate: number): Promise<void> {
+export function sendStream(socket: Socket, port: number, spec: StreamSpec, rate: number): Promise<number> {
   return sendPaced(socket, port, "127.0.0.1", spec.count, rate, (i) => streamPacket(i, spec.seq0));
 }

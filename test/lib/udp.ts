@@ -174,14 +174,15 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Sends `count` packets at `rate` packets/s (bursts every millisecond), built by `make(i)`.
- * Bounded in count and in time (rate-derived duration + 5 s). `onProgress(sent)` runs between
- * bursts: `sent` skips values when the timer is late, so never wait for an exact one (see `everyN`).
+ * Sends `count` packets at `rate` packets/s (bursts every millisecond), built by `make(i)`, and
+ * returns how many it sent. Bounded in count and in time (rate-derived duration + 5 s).
+ * `onProgress(sent)` runs between bursts; "stop" from it ends the stream there. `sent` skips
+ * values when the timer is late, so never wait for an exact one (see `everyN`).
  */
 export async function sendPaced(
   socket: Socket, port: number, address: string, count: number, rate: number,
-  make: (i: number) => Uint8Array, onProgress?: (sent: number) => void | Promise<void>,
-): Promise<void> {
+  make: (i: number) => Uint8Array, onProgress?: (sent: number) => void | "stop" | Promise<void | "stop">,
+): Promise<number> {
   const started = Date.now();
   const deadline = started + (count / rate) * 1000 + 5000;
   let sent = 0;
@@ -189,9 +190,10 @@ export async function sendPaced(
     if (Date.now() > deadline) throw new Error(`sender overran its time bound (${sent}/${count} sent)`);
     const due = Math.min(count, Math.floor(((Date.now() - started) / 1000) * rate) + 1);
     while (sent < due) socket.send(make(sent++), port, address);
-    await onProgress?.(sent);
+    if ((await onProgress?.(sent)) === "stop") break;
     await new Promise((r) => setTimeout(r, 1));
   }
+  return sent;
 }
 
 /**
