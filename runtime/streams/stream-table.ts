@@ -52,11 +52,27 @@ const MIN_WINDOW_MS = 200;
 /** A packet or roll this far before the window being counted began: the wall clock stepped back, and the windows start again. */
 const STEP_BACK_MS = 1000;
 
+/**
+ * A hole in the sequence numbers that opened in the last this-many ms of a window (the highest
+ * passed it then) is not yet counted lost when the window ends: it is counted in the next window
+ * if it is still missing then. Reordering across a second's edge (a link's delay jitter) was
+ * otherwise counted as loss in one window, the late packets making up for it in the next, whose
+ * loss cannot go below zero: a link that lost nothing read as losing 1-2% (an RFC 3550 interval of
+ * 5 s hides this; a window of 1 s does not).
+ */
+export const LATE_GRACE_MS = 250;
+
 /** The end of the window a packet at `atMs` belongs to. */
 const windowEnd = (atMs: number): number => (Math.floor(atMs / WINDOW_MS) + 1) * WINDOW_MS;
 
 /** Milliseconds to the microsecond: what the clocks resolve, and a report a third the size. */
 const us = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+function popcount(x: number): number {
+  let v = x - ((x >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
 
 type Column = Float64Array | Uint32Array | Int32Array | Uint8Array;
 
@@ -123,6 +139,12 @@ export class StreamTable {
   private winStartMs = new Float64Array(0);
   private winEndMs = new Float64Array(0);
   private winExpected = new Float64Array(0);
+  /** expectedOf() as of the last packet that came before the window's last LATE_GRACE_MS: holes above it are not counted lost yet. */
+  private winSettledExpected = new Float64Array(0);
+  /** The expected index (expectedOf) of the oldest packet the history holds: the stream's first, or a restarted sender's. */
+  private historyFloor = new Float64Array(0);
+  /** Packets the windows have counted lost so far (settled holes, never given back). */
+  private lostCounted = new Float64Array(0);
   private winPackets = new Float64Array(0);
   private winBytes = new Float64Array(0);
   private winTransitSum = new Float64Array(0);
@@ -236,6 +258,13 @@ export class StreamTable {
   /** Counts the RTP packet `packet` describes, of the stream in `slot`, direction `dir`. */
   record(slot: number, dir: number): void {
     const i = slot * 2 + dir;
+    this.recordIn(slot, i);
+    // the highest as of the window's last LATE_GRACE_MS: holes above it may be reordering
+    const second = Math.min(this.packet[PKT_AT_MS]!, Math.max(this.packet[PKT_WINDOW_MS]!, this.winStartMs[i]!));
+    if (second < this.winEndMs[i]! - LATE_GRACE_MS) this.winSettledExpected[i] = this.expectedOf(i);
+  }
+
+  private recordIn(slot: number, i: number): void {
     const seq = this.packet[PKT_SEQ]!;
     if (this.started[i] !== 0) {
       const at = this.packet[PKT_AT_MS]!;
@@ -284,6 +313,7 @@ export class StreamTable {
       this.maxSeq[i] = seq;
       this.maxTs[i] = this.packet[PKT_TS]!;
       this.badSeq[i] = -1;
+      this.historyFloor[i] = this.expectedOf(i);
       // its timestamps start afresh too (RFC 3550 5.1: at random): its first packet counted is no
       // interarrival of the old sender's, whose difference would be read as jitter of up to 2^31
       // timestamp units (hours at 90 kHz), taking hundreds of packets to decay
@@ -343,6 +373,8 @@ export class StreamTable {
     this.history[i * HISTORY_WORDS + ((seq & HISTORY_MASK) >>> 5)] = 1 << (seq & 31);
     const atMs = this.packet[PKT_AT_MS]!;
     this.firstMs[i] = atMs;
+    this.historyFloor[i] = 1;
+    this.lostCounted[i] = this.winSettledExpected[i] = 0;
     // the first packet, counted next, is in the first window: from when it arrived, as the ingress's
     this.restartWindows(i, Math.min(atMs, this.packet[PKT_WINDOW_MS]!), 0);
   }
@@ -388,16 +420,45 @@ export class StreamTable {
       this.wEndMs[w] = end;
       this.wExpected[w] = expected - this.winExpected[i]!;
       this.wPackets[w] = this.packets[i]! - this.winPackets[i]!;
-      this.wLost[w] = Math.max(0, this.wExpected[w]! - this.wPackets[w]!);
+      // lost: the holes that settled since the last window (A.3's expected - received, but for the
+      // holes too recent to tell from reordering), never below zero, and a late packet's making up
+      // for a hole counted already is not counted twice: the windows' losses add up to the stream's
+      const settled = this.settledLost(i, expected);
+      this.wLost[w] = Math.max(0, settled - this.lostCounted[i]!);
+      if (settled > this.lostCounted[i]!) this.lostCounted[i] = settled;
       this.wBytes[w] = this.bytes[i]! - this.winBytes[i]!;
       this.wTransit[w] = this.winTransitCount[i]! > 0 ? this.transitRef[i]! + this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
     }
     this.winStartMs[i] = next;
     this.winEndMs[i] = next + WINDOW_MS;
     this.winExpected[i] = expected;
+    this.winSettledExpected[i] = expected;
     this.winPackets[i] = this.packets[i]!;
     this.winBytes[i] = this.bytes[i]!;
     this.winTransitSum[i] = this.winTransitCount[i] = 0;
+  }
+
+  /**
+   * A.3's lost (expected - received) but for the holes above the window's settled mark
+   * (winSettledExpected), which are not counted yet: at most the history's 1024 sequence numbers
+   * below the highest, and none from before a restarted sender's first.
+   */
+  private settledLost(i: number, expected: number): number {
+    const lost = expected - this.packets[i]!;
+    const k = Math.min(expected - Math.max(this.winSettledExpected[i]!, this.historyFloor[i]! - 1), HISTORY_MASK + 1);
+    if (k <= 0) return lost;
+    const base = i * HISTORY_WORDS;
+    let seen = 0;
+    let s = (this.maxSeq[i]! - k + 1) & HISTORY_MASK;
+    for (let n = k; n > 0; ) {
+      const bit = s & 31;
+      const take = Math.min(32 - bit, n);
+      const mask = take === 32 ? -1 : ((1 << take) - 1) << bit;
+      seen += popcount(this.history[base + (s >>> 5)]! & mask);
+      n -= take;
+      s = (s + take) & HISTORY_MASK;
+    }
+    return lost - (k - seen);
   }
 
   /**
@@ -682,6 +743,9 @@ export class StreamTable {
     this.winStartMs = grown(this.winStartMs, d);
     this.winEndMs = grown(this.winEndMs, d);
     this.winExpected = grown(this.winExpected, d);
+    this.winSettledExpected = grown(this.winSettledExpected, d);
+    this.historyFloor = grown(this.historyFloor, d);
+    this.lostCounted = grown(this.lostCounted, d);
     this.winPackets = grown(this.winPackets, d);
     this.winBytes = grown(this.winBytes, d);
     this.winTransitSum = grown(this.winTransitSum, d);
