@@ -376,6 +376,28 @@ test("loss and delay over the same second at both ends, the latest two windows e
   assert.is(bc.delayMs, null);
 });
 
+test("jitter added over the same second at both ends: each window's jitter as it ended, not the estimates of two reports taken up to a second apart", () => {
+  const S = Math.floor(NOW / 1000) * 1000 - 1000;
+  const at = (endMs: number, jitterMs?: number) => ({
+    ms: 1000, endMs, expected: 150, lost: 0, fractionLost: 0, packetRate: 150, bitrateBps: 1_000_000, transitMs: 100, ...(jitterMs === undefined ? {} : { jitterMs }),
+  });
+  // a clean link b -> c behind a jittery one: the estimate moves by milliseconds within a second,
+  // and b reported its egress at 2 ms while c, later, read 9 ms at its ingress; at the end of the
+  // second S both stood at 6.5 ms (c 6.6)
+  const paths = (bWindow: ReturnType<typeof at>, cWindow: ReturnType<typeof at>) => build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ jitter: 0.5 }), dir({ jitter: 0.5 }))] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream({ ...dir({ jitter: 2 }), window: bWindow, previousWindow: null }, { ...dir({ jitter: 2 }), window: bWindow, previousWindow: null })] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream({ ...dir({ jitter: 9 }), window: cWindow, previousWindow: null }, { ...dir({ jitter: 9 }), window: cWindow, previousWindow: null })] }]),
+  })[0]!;
+  const bc = hop(paths(at(S, 6.5), at(S, 6.6)), "proxy-b -> proxy-c");
+  assert.ok(Math.abs(bc.jitterAddedMs! - 0.1) < 1e-9, `b -> c adds ${bc.jitterAddedMs} ms`);
+  assert.not.ok(bc.bad, `b -> c is fine: ${bc.why}`);
+  assert.is(bc.jitterMs, 6.6, "the far end's jitter as the second ended");
+  // windows without their jitter (an older proxy): the estimates as reported, as before
+  const older = hop(paths(at(S), at(S)), "proxy-b -> proxy-c");
+  assert.ok(Math.abs(older.jitterAddedMs! - 7) < 1e-9);
+});
+
 test("delay across an RTP timestamp wrap: two points whose first packets fell either side of it differ by whole wraps beside the delay", () => {
   const wrapMs = (2 ** 32 * 1000) / 90_000;
   const paths = build(CHAIN, {

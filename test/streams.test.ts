@@ -363,6 +363,22 @@ table("windows: the last whole window's loss fraction, rates and transit", () =>
   assert.ok(w.transitMs !== null && Math.abs(w.transitMs - (T0 + 5)) < 1e-3, `transit ${w.transitMs}`);
 });
 
+table("a window keeps the jitter estimate as it ended, while packets after it move the estimate on", () => {
+  const { streams } = streamsOf();
+  // 30 frames a second, on time through the first second, then 8 ms late every other one
+  const packets: [number, number][] = [];
+  for (let i = 0; i < 60; i++) packets.push([i, frame(i) + 5 + (i >= 30 && i % 2 === 1 ? 8 : 0)]);
+  feed(streams, packets.slice(0, 31));
+  const atEnd = streams.snapshot().streams[0]!.ingress!;
+  assert.is(atEnd.window!.endMs, T0 + 1000);
+  assert.is(atEnd.window!.jitterMs, 0, "on time through the second");
+  feed(streams, packets.slice(31));
+  const later = streams.snapshot().streams[0]!.ingress!;
+  assert.is(later.window!.endMs, T0 + 1000, "the same window");
+  assert.ok(later.jitterMs > 3, `the estimate moved on: ${later.jitterMs} ms`);
+  assert.is(later.window!.jitterMs, 0, "the window's is as it ended");
+});
+
 table("a packet leaving counts in the second it arrived in: a proxy's ingress and egress windows hold the same packets, and their transits differ by its dwell", () => {
   const { table: t, streams } = streamsOf();
   // 100 packets a second from T0 + 10 ms, each second's 5 ms later on the sender's timestamps (a

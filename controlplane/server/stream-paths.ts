@@ -270,11 +270,15 @@ function delta(near: StreamDirection, far: StreamDirection, acrossLink: boolean,
   // a stream that stopped: the jitter estimates stand still at their last value, for the idle
   // seconds before the stream is forgotten; they are the past, not what the hop does now
   const quiet = stopped(far);
+  const jitterAt = same && same.near.jitterMs !== undefined && same.far.jitterMs !== undefined ? { near: same.near.jitterMs, far: same.far.jitterMs } : null;
   return {
     lossFraction: same ? Math.max(0, same.far.fractionLost - same.near.fractionLost) : null,
     lost: hopLost(near, far, acrossLink),
-    jitterMs: far.jitterMs,
-    jitterAddedMs: quiet ? null : far.jitterMs - near.jitterMs,
+    // jitter as the same second ended at both ends where both say (the estimate moves by
+    // milliseconds within a second on a jittery path: two reports up to a second apart made up
+    // jitter on a clean link after it), else the estimates as reported
+    jitterMs: jitterAt?.far ?? far.jitterMs,
+    jitterAddedMs: quiet ? null : jitterAt ? jitterAt.far - jitterAt.near : far.jitterMs - near.jitterMs,
     delayMs: a !== null && b !== null ? foldWraps(b - a, wrapMs) : null,
     note: apart ?? (quiet ? STOPPED : null),
   };

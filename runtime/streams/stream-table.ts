@@ -153,6 +153,7 @@ export class StreamTable {
   private wEndMs = new Float64Array(0);
   private wExpected = new Float64Array(0);
   private wLost = new Float64Array(0);
+  private wJitter = new Float64Array(0);
   private wPackets = new Float64Array(0);
   private wBytes = new Float64Array(0);
   private wTransit = new Float64Array(0);
@@ -406,6 +407,7 @@ export class StreamTable {
     this.wEndMs[w + 1] = this.wEndMs[w]!;
     this.wExpected[w + 1] = this.wExpected[w]!;
     this.wLost[w + 1] = this.wLost[w]!;
+    this.wJitter[w + 1] = this.wJitter[w]!;
     this.wPackets[w + 1] = this.wPackets[w]!;
     this.wBytes[w + 1] = this.wBytes[w]!;
     this.wTransit[w + 1] = this.wTransit[w]!;
@@ -415,7 +417,9 @@ export class StreamTable {
       this.wEndMs[w] = next;
       this.wExpected[w] = this.wLost[w] = this.wPackets[w] = this.wBytes[w] = 0;
       this.wTransit[w] = NaN;
+      this.wJitter[w] = this.jitterMs[i]!;
     } else {
+      this.wJitter[w] = this.jitterMs[i]!;
       this.wMs[w] = end - this.winStartMs[i]!;
       this.wEndMs[w] = end;
       this.wExpected[w] = expected - this.winExpected[i]!;
@@ -710,6 +714,7 @@ export class StreamTable {
       packetRate: Math.round((this.wPackets[k]! * 1000 * 10) / ms) / 10,
       bitrateBps: Math.round((this.wBytes[k]! * 8000) / ms),
       transitMs: Number.isNaN(this.wTransit[k]!) ? null : us(this.wTransit[k]!),
+      jitterMs: us(this.wJitter[k]!),
     };
   }
 
@@ -754,6 +759,7 @@ export class StreamTable {
     this.wEndMs = grown(this.wEndMs, d * 2);
     this.wExpected = grown(this.wExpected, d * 2);
     this.wLost = grown(this.wLost, d * 2);
+    this.wJitter = grown(this.wJitter, d * 2);
     this.wPackets = grown(this.wPackets, d * 2);
     this.wBytes = grown(this.wBytes, d * 2);
     this.wTransit = grown(this.wTransit, d * 2);

@@ -44,6 +44,12 @@ export interface StreamWindow {
    * one-way delay between them (given clocks kept in step, as NTP or PTP keep them). null: no packet.
    */
   transitMs: number | null;
+  /**
+   * The A.8 jitter estimate (ms) as the window ended: two points of a stream compare it over the
+   * same second (the estimate moves by milliseconds within one, on a jittery path). Absent from
+   * proxies before 2026-12-07.
+   */
+  jitterMs?: number;
 }
 
 /** What one receiver downstream says about the stream, read from the RTCP it sends back. */
