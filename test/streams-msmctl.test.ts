@@ -180,6 +180,26 @@ test("describe stream: the path hop by hop, the bad hop marked with why, what ea
   assert.is((await msmctl("describe", "stream")).code, 2);
 });
 
+test("describe segment and describe proxy: the streams through it, and where their bad hop is from there (into it, out of it, upstream, downstream)", async () => {
+  // the bad link proxy-b -> proxy-c: out of relay, into edge, downstream of cam
+  const edge = await msmctl("describe", "segment", "edge");
+  assert.is(edge.code, 0, edge.err);
+  assert.match(edge.out, /^Streams:\s+cam \(0x1234abcd\): BAD on the link into this segment, proxy-b -> proxy-c: loss 4\.00% > 0\.50% \(msmctl describe stream cam\)$/m, edge.out);
+  const relay = await msmctl("describe", "segment", "relay");
+  assert.match(relay.out, /^Streams:\s+cam \(0x1234abcd\): BAD on the link out of this segment, proxy-b -> proxy-c: loss 4\.00% > 0\.50% \(msmctl describe stream cam\)$/m, relay.out);
+  const cam = await msmctl("describe", "segment", "cam");
+  assert.match(cam.out, /^Streams:\s+cam \(0x1234abcd\): BAD downstream, proxy-b -> proxy-c: loss 4\.00% > 0\.50% \(msmctl describe stream cam\)$/m, cam.out);
+  const lobby = await msmctl("describe", "segment", "lobby");
+  assert.match(lobby.out, /^Streams:\s+lobby \(0x0000feed\): no bad hop$/m, lobby.out);
+  // a proxy: each stream through it, once
+  const a = await msmctl("describe", "proxy", "proxy-c");
+  assert.is(a.code, 0, a.err);
+  assert.match(a.out, /\nStreams \(1\):\n  cam \(0x1234abcd\) through edge: BAD on the link into this segment, proxy-b -> proxy-c: loss 4\.00% > 0\.50% \(msmctl describe stream cam\)\n/, a.out);
+  // -o json keeps its shape (the streams are describe stream's)
+  const json = JSON.parse((await msmctl("describe", "segment", "edge", "-o", "json")).out) as Record<string, unknown>;
+  assert.equal(Object.keys(json), ["segment", "proxy", "stats", "statsAtMs"]);
+});
+
 test("the examples in docs/control-plane.md are what msmctl prints (ages aside)", async () => {
   const doc = readFileSync(join(ROOT, "docs", "control-plane.md"), "utf8");
   const ages = (text: string): string => text.replace(/\b\d+s ago\b/g, "Ns ago");

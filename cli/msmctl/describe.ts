@@ -13,7 +13,8 @@ import { age, bytes, endpoint, fields, hostPort, render, table } from "./format.
 import { hasNack, noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { refusalInManifestTerms, toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
-import { describeStream } from "./streams.js";
+import type { StreamPath } from "../../controlplane/api/streams.js";
+import { describeStream, pathsThrough, streamThroughText } from "./streams.js";
 import { mergeStatsPages, notCurrent, reportCaveat, type HistogramSummary, type ProxyCounters, type SegmentCounters, type StageMetric } from "./stats.js";
 
 function when(ms: number, now: number): string {
@@ -197,8 +198,14 @@ export function segmentStatsLines(s: SegmentCounters): string {
   return lines.join("\n");
 }
 
-/** The human view of a segment, with its proxy's status and its counters when known. */
-export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, stats: ProxyCounters | undefined, now = Date.now(), newest: ReadonlyMap<string, FilterRef> = new Map()): string {
+/**
+ * The streams the control plane joined into paths, for describe segment / proxy: the paths, or why
+ * they could not be listed (a control plane without ListStreams, a listing that failed).
+ */
+export type StreamsKnown = { paths: readonly StreamPath[] } | { error: string };
+
+/** The human view of a segment, with its proxy's status, its counters and its streams when known. */
+export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, stats: ProxyCounters | undefined, now = Date.now(), newest: ReadonlyMap<string, FilterRef> = new Map(), streams?: StreamsKnown): string {
   const rows: [string, string][] = [
     ["Name", seg.name],
     ["Proxy", seg.proxy || "-"],
@@ -240,11 +247,15 @@ export function describeSegment(seg: Segment, proxy: ProxyStatus | undefined, st
   // a report not current may lack a segment only because newer reports did not reach the control plane
   else if (stats && caveat) rows.push(["Stats", `not in the proxy's last stored report (${age(stats.atMs, now)} ago), which is not current: ${caveat}`]);
   else rows.push(["Stats", stats ? `the proxy's last report (${age(stats.atMs, now)} ago) has no such segment` : `none reported${marked}`]);
+  if (streams) {
+    const through = "paths" in streams ? pathsThrough(streams.paths, seg.proxy, seg.name) : [];
+    rows.push(["Streams", "error" in streams ? `not listed: ${streams.error}` : through.length === 0 ? "none reported" : through.map((p) => printable(streamThroughText(p, seg.proxy, seg.name))).join("\n")]);
+  }
   return fields(rows) + "\n";
 }
 
 /** The human view of a proxy: connection, config state with the refusal's reason, its segments and their counters. */
-export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stats: ProxyCounters | undefined, now = Date.now()): string {
+export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stats: ProxyCounters | undefined, now = Date.now(), streams?: StreamsKnown): string {
   const rows: [string, string][] = [
     ["Node", p.nodeId],
     ["Connected", connection(p)],
@@ -284,6 +295,15 @@ export function describeProxy(p: ProxyStatus, segments: readonly Segment[], stat
     text += rowsOut.length
       ? indent(table(["SEGMENT", "PACKETS-IN", "PACKETS-OUT", "BYTES-IN", "BYTES-OUT", "DROPS", "DROP-REASONS", "STAGES"], rowsOut))
       : "  no segments running\n";
+  }
+  if (streams && "error" in streams) text += `\nStreams: not listed: ${printable(streams.error)}\n`;
+  else if (streams) {
+    const lines = segments.flatMap((seg) => pathsThrough(streams.paths, p.nodeId, seg.name).map((path) => {
+      const text = streamThroughText(path, p.nodeId, seg.name);
+      const cut = text.indexOf(": ");
+      return printable(`${text.slice(0, cut)} through ${seg.name}${text.slice(cut)}`);
+    }));
+    text += `\nStreams (${lines.length}):\n${lines.length ? lines.map((l) => `  ${l}\n`).join("") : "  none reported\n"}`;
   }
   return text;
 }
@@ -327,6 +347,14 @@ export async function describeCommand(ctx: Context): Promise<number> {
     if (!reports.has(proxy)) reports.set(proxy, latestStats(api, proxy));
     return reports.get(proxy)!;
   };
+  // the streams through what is described, where their bad hop is from there (the table only: -o
+  // json/yaml keep their shape, and describe stream gives the paths whole)
+  let streams: Promise<StreamsKnown> | undefined;
+  const streamsKnown = (): Promise<StreamsKnown> | undefined => {
+    if (ctx.output !== "table") return undefined;
+    streams ??= api.listStreams({ proxy: "", badOnly: false }).then((r) => ({ paths: r.paths }), (err: Error) => ({ error: err.message }));
+    return streams;
+  };
   const texts: string[] = [];
   const objects: unknown[] = [];
   const shown: Segment[] = [];
@@ -337,7 +365,7 @@ export async function describeCommand(ctx: Context): Promise<number> {
       const proxy = proxies.find((p) => p.nodeId === seg.proxy);
       const counters = await statsOf(seg.proxy);
       objects.push({ segment: toManifest(seg), proxy: proxy ?? null, stats: counters?.segments.find((s) => s.name === seg.name) ?? null, statsAtMs: counters?.atMs ?? 0 });
-      texts.push(describeSegment(seg, proxy, counters, Date.now(), newest));
+      texts.push(describeSegment(seg, proxy, counters, Date.now(), newest, await streamsKnown()));
       shown.push(seg);
     } else {
       const proxy = proxies.find((p) => p.nodeId === name);
@@ -346,7 +374,7 @@ export async function describeCommand(ctx: Context): Promise<number> {
       const mine = waiting.sort((a, b) => (a.name < b.name ? -1 : 1));
       const counters = await statsOf(name);
       objects.push({ proxy, segments: mine.map(toManifest), stats: counters ?? null });
-      texts.push(describeProxy(proxy, mine, counters));
+      texts.push(describeProxy(proxy, mine, counters, Date.now(), await streamsKnown()));
       if (ctx.output !== "table") shown.push(...mine);
     }
   }

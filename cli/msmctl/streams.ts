@@ -46,6 +46,30 @@ export function lossCell(p: StreamPath): string {
   return `${percent(p.lossFraction)}${stale ? " STALE" : ""}`;
 }
 
+/**
+ * A stream through segment `segment` of `proxy`, in a line for describe segment / proxy: where its
+ * worst bad hop is from there (into it, out of it, within its proxy, upstream, downstream), so that
+ * describing the segment an alert named points at the hop to look at.
+ */
+export function streamThroughText(p: StreamPath, proxy: string, segment: string): string {
+  const here = (pt: StreamHop["from"]): boolean => pt?.proxy === proxy && pt.segment === segment;
+  const w = p.hops[p.worst];
+  const unknown = p.hops.filter((x) => !hopJudged(x)).length;
+  if (!w) return `${p.name} (${hexSsrc(p.ssrc)}): no bad hop${unknown > 0 ? `; ${unknown} of ${p.hops.length} hops unknown` : ""}`;
+  const first = p.hops.findIndex((h) => here(h.from) || here(h.to));
+  const where = w.kind === "proxy" && here(w.to) ? "within this segment's proxy"
+    : here(w.to) ? "on the link into this segment"
+      : here(w.from) ? "on the link out of this segment"
+        : p.worst < first ? "upstream" : "downstream";
+  const more = p.hops.filter((h) => h.bad).length - 1;
+  return `${p.name} (${hexSsrc(p.ssrc)}): BAD ${where}, ${w.label}: ${w.why}${more > 0 ? ` (and ${more} more bad hop${more > 1 ? "s" : ""})` : ""} (msmctl describe stream ${p.name})`;
+}
+
+/** The paths that pass through segment `segment` of `proxy`. */
+export function pathsThrough(paths: readonly StreamPath[], proxy: string, segment: string): StreamPath[] {
+  return paths.filter((p) => p.segments.some((s) => s.proxy === proxy && s.segment === segment));
+}
+
 export const STREAM_HEADERS = ["NAME", "SSRC", "HOPS", "LOSS", "JITTER", "BITRATE", "BAD HOP"];
 
 export function streamRows(paths: readonly StreamPath[]): string[][] {
