@@ -269,6 +269,22 @@ test("several SSRCs in a segment: one stream each, named NAME/0xSSRC; a destinat
   assert.equal(two.map((p) => p.name), ["cam/0x0000000a", "cam/0x0000000b"]);
 });
 
+test("a sender restarted with a new SSRC: the stream sending keeps the segment's name (alerts and dashboards on it carry on), the stopped one is named with its SSRC until forgotten", () => {
+  const restarted = build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ rate: 0 }), dir({ rate: 0 }), [], 0xa), stream(dir(), dir(), [], 0xb)] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(dir({ rate: 0 }), dir({ rate: 0 }), [], 0xa), stream(dir(), dir(), [], 0xb)] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(dir({ rate: 0 }), dir({ rate: 0 }), [], 0xa), stream(dir({ fraction: 0.04 }), dir({ fraction: 0.04 }), [], 0xb)] }]),
+  });
+  assert.equal(restarted.map((p) => [p.name, p.ssrc]), [["cam", 0xb], ["cam/0x0000000a", 0xa]]);
+  assert.is(restarted[0]!.hops[restarted[0]!.worst]!.label, "proxy-b -> proxy-c", "the name's hops are the live stream's");
+  // both stopped, or both sending: each named with its SSRC, as before
+  const both = (rate: number) => build(CHAIN.slice(0, 1), {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ rate }), dir({ rate }), [], 0xa), stream(dir({ rate }), dir({ rate }), [], 0xb)] }]),
+  }).map((p) => p.name);
+  assert.equal(both(50), ["cam/0x0000000a", "cam/0x0000000b"]);
+  assert.equal(both(0), ["cam/0x0000000a", "cam/0x0000000b"]);
+});
+
 test("a verdict's two figures differ as printed: 0.504% > 0.500%, not 0.50% > 0.50%", () => {
   assert.is(percentAbove(0.04, 0.005), "4.00% > 0.50%");
   assert.is(percentAbove(0.00504, 0.005), "0.504% > 0.500%");

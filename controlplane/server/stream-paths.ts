@@ -504,8 +504,24 @@ export function buildStreamPaths(
     for (const ssrc of [...p.streams.keys()].sort((a, b) => a - b)) originsOf({ place: p, ssrc }, new Set([name]));
   }
 
-  const perSegment = new Map<string, number>();
-  for (const o of origins.values()) perSegment.set(o.place.segment.name, (perSegment.get(o.place.segment.name) ?? 0) + 1);
+  // a path is named after its first segment, with /0xSSRC where that segment carries several
+  // streams; but one sending beside streams that stopped (a sender restarted with a new SSRC, the
+  // old one listed until forgotten) keeps the bare name, so that what is keyed on it (alerts on
+  // msm_hop_bad{stream="cam"}, dashboards, a runbook's `describe stream cam`) carries on
+  const sending = (o: Stop): boolean => {
+    const st = o.place.streams.get(o.ssrc);
+    const d = st?.ingress ?? st?.egress;
+    return !d || !stopped(d);
+  };
+  const perSegment = new Map<string, { all: number; sending: number }>();
+  for (const o of origins.values()) {
+    const n = perSegment.get(o.place.segment.name) ?? { all: 0, sending: 0 };
+    perSegment.set(o.place.segment.name, { all: n.all + 1, sending: n.sending + (sending(o) ? 1 : 0) });
+  }
+  const bare = (o: Stop): boolean => {
+    const n = perSegment.get(o.place.segment.name)!;
+    return n.all === 1 || (n.sending === 1 && sending(o));
+  };
   const paths: StreamPath[] = [];
   const taken = new Set<string>();
   for (const origin of origins.values()) {
@@ -519,7 +535,7 @@ export function buildStreamPaths(
     };
     walk(origin, []);
     const first = origin.place.segment.name;
-    const base = (perSegment.get(first) ?? 0) > 1 ? `${first}/${hex(origin.ssrc)}` : first;
+    const base = bare(origin) ? first : `${first}/${hex(origin.ssrc)}`;
     for (const stops of ends) {
       let name = ends.length > 1 ? `${base}:${stops[stops.length - 1]!.place.segment.name}` : base;
       for (let k = 2; taken.has(name); k++) name = `${base}:${stops[stops.length - 1]!.place.segment.name}#${k}`;
