@@ -285,6 +285,25 @@ test("a sender restarted with a new SSRC: the stream sending keeps the segment's
   assert.equal(both(0), ["cam/0x0000000a", "cam/0x0000000b"]);
 });
 
+test("end to end: a stream that enters sending and reaches its last measured point not at all is all lost, though a proxy between them is unknown (frozen, not reporting)", () => {
+  const silent = (): StreamDirection => {
+    const d = dir({ rate: 0 });
+    return { ...d, lastMs: NOW - 15_000, previousWindow: { ...d.window!, endMs: d.window!.endMs - 1000 } };
+  };
+  const reports = {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir(), dir())] }]),
+    // proxy-b stopped (SIGSTOP) 15 s ago: its last report is stale, and nothing passes it
+    "proxy-b": report([{ name: "relay", streams: [stream(dir(), dir())] }], { atMs: NOW - 15_000 }),
+    "proxy-c": report([{ name: "edge", streams: [stream(silent(), silent(), [receiver(0xbeef, { fraction: 0, atMs: NOW - 12_000 })])] }]),
+  };
+  const [p] = build(CHAIN, reports);
+  assert.is(hop(p!, "proxy-a -> proxy-b").lossFraction, null, "the hops around proxy-b are unknown");
+  assert.is(p!.lossFraction, 1, "all of it lost between proxy-a, which sends, and proxy-c, which hears nothing");
+  // a stream that stopped at its sender: nothing enters, nothing lost
+  reports["proxy-a"] = report([{ name: "cam", streams: [stream(silent(), silent())] }]);
+  assert.is(build(CHAIN, reports)[0]!.lossFraction, 0);
+});
+
 test("a verdict's two figures differ as printed: 0.504% > 0.500%, not 0.50% > 0.50%", () => {
   assert.is(percentAbove(0.04, 0.005), "4.00% > 0.50%");
   assert.is(percentAbove(0.00504, 0.005), "0.504% > 0.500%");

@@ -436,6 +436,7 @@ function summary(hops: readonly StreamHop[]): Pick<StreamPath, "lossFraction" | 
   let lossFraction: number | null = null;
   let jitterMs: number | null = null;
   let entry: StreamDirection | null = null;
+  let last: StreamDirection | null = null;
   for (const h of hops) {
     if (h.kind === "last-link" || !h.to || h.to.stale) continue;
     const s = h.to.stats;
@@ -443,6 +444,7 @@ function summary(hops: readonly StreamHop[]): Pick<StreamPath, "lossFraction" | 
       lossFraction = s.window.fractionLost;
       jitterMs = s.jitterMs;
       entry ??= s;
+      last = s;
     } else if (!s && h.lossFraction !== null) {
       lossFraction = 1;
       jitterMs = null;
@@ -457,6 +459,13 @@ function summary(hops: readonly StreamHop[]): Pick<StreamPath, "lossFraction" | 
     jitterMs = Math.max(jitterMs ?? 0, h.receiver.jitterMs);
   }
   if (hops.some((h) => h.lossFraction === 1)) lossFraction = 1;
+  // the stream enters (its first measured point's last window had packets) and its last measured
+  // point heard none of it over that same second and the one next to it: all of it lost on the way,
+  // though the hops between may be unknown (a proxy frozen, not reporting, and forwarding nothing
+  // either: the receiver, hearing nothing, reports no loss)
+  const second = entry?.window;
+  if (second && second.packetRate > 0 && last && last !== entry && stopped(last) &&
+    [last.window, last.previousWindow].some((w) => w?.endMs === second.endMs)) lossFraction = 1;
   return { lossFraction, jitterMs, bitrateBps: entry?.window?.bitrateBps ?? null, packetRate: entry?.window?.packetRate ?? null };
 }
 
