@@ -304,6 +304,17 @@ test("end to end: a stream that enters sending and reaches its last measured poi
   assert.is(build(CHAIN, reports)[0]!.lossFraction, 0);
 });
 
+test("the clock rate the jitter is counted in, and where it came from: describe stream says when it is assumed (an audio stream's jitter is then wrong)", () => {
+  const opus = { ...stream(dir({ jitter: 9.3 }), dir({ jitter: 9.3 })), payloadType: 111, clockRate: 90000, clockRateFrom: "assumed" as const };
+  const [p] = build(CHAIN.slice(0, 1), { "proxy-a": report([{ name: "cam", streams: [opus] }]) });
+  assert.equal(p!.clock, { payloadType: 111, clockRate: 90000, from: "assumed" });
+  assert.match(describeStreamPath(p!, DEFAULT_BAD_HOP, NOW), /^Clock:\s+payload type 111, 90000 Hz ASSUMED: no clockRates entry for it; a stream of another rate \(audio\) has its jitter off by the ratio of the rates$/m);
+  const [v] = build(CHAIN.slice(0, 1), { "proxy-a": report([{ name: "cam", streams: [{ ...opus, payloadType: 33, clockRateFrom: "payload-type" }] }]) });
+  assert.match(describeStreamPath(v!, DEFAULT_BAD_HOP, NOW), /^Clock:\s+payload type 33, 90000 Hz \(RFC 3551\)$/m);
+  const [c] = build(CHAIN.slice(0, 1), { "proxy-a": report([{ name: "cam", streams: [{ ...opus, clockRate: 48000, clockRateFrom: "config" }] }]) });
+  assert.match(describeStreamPath(c!, DEFAULT_BAD_HOP, NOW), /^Clock:\s+payload type 111, 48000 Hz \(the segment's clockRates\)$/m);
+});
+
 test("a verdict's two figures differ as printed: 0.504% > 0.500%, not 0.50% > 0.50%", () => {
   assert.is(percentAbove(0.04, 0.005), "4.00% > 0.50%");
   assert.is(percentAbove(0.00504, 0.005), "0.504% > 0.500%");

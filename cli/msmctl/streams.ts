@@ -142,12 +142,21 @@ function unknownHops(p: StreamPath): string {
   return unknown === 0 ? "none" : `none found, but ${unknown} of ${p.hops.length} hops have no figures (see the notes)`;
 }
 
+/** The rate the stream's jitter is counted in, and whether it was only assumed (a wrong rate makes the jitter wrong). */
+function clockText(c: NonNullable<StreamPath["clock"]>): string {
+  const head = `payload type ${c.payloadType}, ${c.clockRate} Hz`;
+  if (c.from === "config") return `${head} (the segment's clockRates)`;
+  if (c.from === "payload-type") return `${head} (RFC 3551)`;
+  return `${head} ASSUMED: no clockRates entry for it; a stream of another rate (audio) has its jitter off by the ratio of the rates`;
+}
+
 /** One path as a person reads it: where it goes, end to end, the bad hop and why, every hop, every point measured, the receivers' reports. */
 export function describeStreamPath(p: StreamPath, t: BadHopThresholds, now = Date.now()): string {
   const worst = p.hops[p.worst];
   const rows: [string, string][] = [
     ["Name", p.name],
     ["SSRC", hexSsrc(p.ssrc)],
+    ...(p.clock ? [["Clock", clockText(p.clock)] as [string, string]] : []),
     ["Path", ["sender", ...p.segments.map((s) => `${s.proxy}/${s.segment}`)].join(" -> ")],
     ["End to end", `loss ${percent(p.lossFraction)}, jitter ${ms(p.jitterMs)}, ${bitrate(p.bitrateBps)}, ${rate(p.packetRate ?? undefined)} packets/s`],
     ["Bad hop", worst ? `${worst.label} (${worst.kind}): ${worst.why}` : unknownHops(p)],

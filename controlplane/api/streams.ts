@@ -59,6 +59,12 @@ export interface StreamPath {
   jitterMs: number | null;
   bitrateBps: number | null;
   packetRate: number | null;
+  /**
+   * The stream's payload type and the clock rate its jitter is counted in, where it enters, and
+   * where the rate came from ("assumed": 90000 for a dynamic payload type without a clockRates
+   * entry, docs/streams.md); null when no point says (absent from control planes before 2026-12-07).
+   */
+  clock?: { payloadType: number; clockRate: number; from: "config" | "payload-type" | "assumed" } | null;
 }
 
 /** When a step is called bad (msm control-plane flags --bad-loss / --bad-jitter-ms). */

@@ -550,6 +550,7 @@ export function buildStreamPaths(
       for (let k = 2; taken.has(name); k++) name = `${base}:${stops[stops.length - 1]!.place.segment.name}#${k}`;
       taken.add(name);
       const hops = hopsOf(stops, receiversAt(mesh, stops[stops.length - 1]!), thresholds, nowMs, staleAfterMs);
+      const entered = stops.map((st) => st.place.streams.get(st.ssrc)).find((x) => x !== undefined);
       paths.push({
         name,
         ssrc: origin.ssrc,
@@ -557,6 +558,7 @@ export function buildStreamPaths(
         hops,
         worst: worstOf(hops),
         ...summary(hops),
+        clock: entered ? { payloadType: entered.payloadType, clockRate: entered.clockRate, from: entered.clockRateFrom } : null,
       });
     }
   }
