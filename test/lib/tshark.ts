@@ -158,6 +158,12 @@ export interface StreamAnalysis {
   readonly jitter: readonly number[];
   /** Loss (A.3, from the first packet) and jitter after the packet with extended sequence number `extSeq`; null: not in the capture. */
   after(extSeq: number): { lost: number; jitterMs: number } | null;
+  /**
+   * The A.8 estimate after each packet that may be the last one a window ending at `endMs` (wall
+   * clock) counted: the last captured before `endMs - earlyMs`, and every one captured from then to
+   * `endMs + lateMs` (a packet near the edge, or one a proxy stamped before the edge and sent after).
+   */
+  aroundEnd(endMs: number, earlyMs: number, lateMs: number): number[];
 }
 
 /**
@@ -186,6 +192,16 @@ export async function analyseStream(file: string, port: number, ssrc: number, cl
     after: (extSeq) => {
       const i = index.get(extSeq);
       return i === undefined ? null : { lost: lostUpTo(arrivals, extSeq), jitterMs: jitter[i]! };
+    },
+    aroundEnd: (endMs, earlyMs, lateMs) => {
+      const out: number[] = [];
+      let before = -1;
+      arrivals.forEach((p, i) => {
+        const ms = p.atS * 1000;
+        if (ms < endMs - earlyMs) before = i;
+        else if (ms <= endMs + lateMs) out.push(jitter[i]!);
+      });
+      return before >= 0 ? [jitter[before]!, ...out] : out;
     },
   };
 }
