@@ -54,6 +54,9 @@ const cases: [string, unknown, RegExp][] = [
   ["a leg's destination of ::", base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::1", port: 6000 }], legs: [{ name: "b", receive: false, destinations: [{ address: "0:0::0", port: 7000 }] }] })] }), /segments\[0\]\.legs\[0\]\.destinations\[0\]\.address: 0:0::0 is no host to send to/],
   ["a destination of ::ffff:0.0.0.0", base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::ffff:0.0.0.0", port: 6000 }] })] }), /segments\[0\]\.destinations\[0\]\.address: ::ffff:0\.0\.0\.0 is no host to send to/],
   ["a destination twice", base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::1", port: 6000 }, { address: "0::1", port: 6000 }] })] }), /segments\[0\]\.destinations\[1\]: the same as segments\[0\]\.destinations\[0\] \(0::1:6000\); each packet would go there twice/],
+  ["a leg sending where leg 0 sends, from the same address (a 2022-7 copy to the same port)", base({ segments: [seg({ legs: [{ name: "path-b", receive: false, destinations: [{ address: "127.0.0.1", port: 6004 }] }] })] }), /^config: segments\[0\]\.legs\[0\]\.destinations\[0\]: the same as segments\[0\]\.destinations\[0\] \(127\.0\.0\.1:6004\), sent from the same address: its receiver would get leg 'path-b''s packets and leg 0's on one port/m],
+  ["a leg sending to leg 0's RTCP port", base({ segments: [seg({ legs: [{ name: "fec", receive: false, destinations: [{ address: "127.0.0.1", port: 6005 }] }] })] }), /^config: segments\[0\]\.legs\[0\]\.destinations\[0\]: the same as segments\[0\]\.destinations\[0\] \(RTCP, port 6005\)/m],
+  ["two legs of one portOffset send to the same ports", base({ segments: [seg({ legs: [{ name: "col", portOffset: 2, receive: false }, { name: "row", portOffset: 2, receive: false }] })] }), /^config: segments\[0\]\.destinations\[0\] \(leg 'row', port \+ 2\): the same as segments\[0\]\.destinations\[0\] \(leg 'col', port \+ 2\) \(127\.0\.0\.1:6006\), sent from the same address/m],
   ["a redundant leg that receives nothing", base({ segments: [seg({ legs: [{ name: "x", portOffset: 2, receive: false, redundant: true }] })] }), /segments\[0\]\.legs\[0\]\.redundant: a leg.s packets count in the stream.s ingress as they arrive, and this one has receive: false/],
   ["a leg on the RTCP port", base({ segments: [seg({ legs: [{ name: "x", portOffset: 1, receive: false }] })] }), /segments\[0\]\.legs\[0\]\.portOffset: port \+ 1 is RTCP's/],
   ["bad filter name", base({ filters: { "Bad Name": { path: "x.wasm" } } }), /filters\.Bad Name: filter names are lower-case/],
@@ -103,6 +106,15 @@ for (const [label, input, pattern] of cases) {
     assert.throws(() => validateProxyConfig(input), (err: unknown) => err instanceof ConfigError && pattern.test((err as Error).message));
   });
 }
+
+test("legs that send where another leg sends: taken from another egress address (a second network), and FEC legs on their own ports", () => {
+  // path B leaves from its own address: a receiver on both networks, or policy routing, tells them apart
+  validateProxyConfig(base({ segments: [seg({ egress: { address: "127.0.0.1" }, legs: [{ name: "path-b", receive: false, egress: { address: "127.0.0.2" }, destinations: [{ address: "127.0.0.1", port: 6004 }] }] })] }));
+  validateProxyConfig(base({ segments: [seg({ legs: [{ name: "col", portOffset: 2, receive: false }, { name: "row", portOffset: 4, receive: false }] })] }));
+  // an address said two ways is one address
+  assert.throws(() => validateProxyConfig(base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::1", port: 6000 }], legs: [{ name: "b", receive: false, destinations: [{ address: "0::1", port: 6000 }] }] })] })),
+    /segments\[0\]\.legs\[0\]\.destinations\[0\]: the same as segments\[0\]\.destinations\[0\] \(0::1:6000\)/);
+});
 
 test("a chain of segments on one proxy is no loop, nor a destination on another address or a multicast group", () => {
   // RTCP sent to port + 1 of a destination one below the listen lands on the media socket: it

@@ -404,6 +404,7 @@ function ruleProblems(config: ConfigParts, baseDir: string, host: HostAddresses)
     if (seg.symmetricRtp && isMulticast(seg.listen.address)) problems.push(`${at}.symmetricRtp: the listen address ${seg.listen.address} is a multicast group, which cannot be a source; use an egress socket`);
     problems.push(...multicastProblems(seg, at, family));
     problems.push(...legProblems(seg, at, family));
+    problems.push(...sharedLegDestinationProblems(seg, at));
     for (const bind of fixedBinds(seg)) claim(bind.address, bind.port, `${at}.${bind.what}`);
     if (seg.worker !== undefined && seg.worker >= config.workers) {
       problems.push(`${at}.worker: ${seg.worker} but there are only ${config.workers} workers`);
@@ -463,6 +464,48 @@ function destinationListProblems(list: readonly { address: string; port: number;
     else if (++twice <= MAX_SAID) problems.push(`${at}[${k}]: the same as ${at}[${first}] (${d.address}:${d.port}); each packet would go there twice`);
   });
   if (twice > MAX_SAID) problems.push(`${at}: ${twice - MAX_SAID} more destinations the same as an earlier one`);
+  return problems;
+}
+
+/**
+ * Two legs of a segment (leg 0, the media, among them) sending to one address and port from one
+ * address: the receiver gets both legs' packets on one socket from one host, and cannot tell them
+ * apart. A dual-path copy (replicate's copyToLegs) arrives there twice, FEC lands in the media
+ * stream or in its RTCP. A leg with an egress address of its own (a second network) may send to
+ * the same address and port; so may one leg to a destination twice with other rewrites (checked
+ * with its own list). Compared as configured: a leg whose source address is the route's is taken
+ * for another address than one named.
+ */
+function sharedLegDestinationProblems(seg: SegmentConfig, at: string): string[] {
+  const problems: string[] = [];
+  const specified = (a: string | undefined): string => (a === undefined || isUnspecified(a) ? "" : canonicalAddress(a));
+  const segmentFrom = specified(seg.symmetricRtp ? seg.listen.address : seg.egress?.address);
+  const seen = new Map<string, { leg: number; field: string }>();
+  let twice = 0;
+  const MAX_SAID = 5;
+  const add = (leg: number, from: string, address: string, port: number, field: string): void => {
+    const key = `${from}|${canonicalAddress(address)}|${port}`;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, { leg, field });
+    else if (first.leg !== leg && ++twice <= MAX_SAID) {
+      const name = (k: number): string => (k === 0 ? "leg 0's" : `leg '${seg.legs[k - 1]!.name}''s`);
+      problems.push(`${field}: the same as ${first.field} (${address}:${port}), sent from the same address: its receiver would get ${name(leg)} packets and ${name(first.leg)} on one port (a dual-path copy twice, FEC in the media or its RTCP); give the leg another destination, or its own egress.address on another network`);
+    }
+  };
+  seg.destinations.forEach((d, k) => {
+    add(0, segmentFrom, d.address, d.port, `${at}.destinations[${k}]`);
+    const rtcp = d.rtcpPort ?? (seg.rtcpMux ? d.port : d.port + 1);
+    if (rtcp !== d.port) add(0, segmentFrom, d.address, rtcp, `${at}.destinations[${k}] (RTCP, port ${rtcp})`);
+  });
+  seg.legs.forEach((l, k) => {
+    if (!l.send) return;
+    const from = specified(l.egress?.address ?? seg.egress?.address);
+    if (l.destinations) l.destinations.forEach((d, j) => add(k + 1, from, d.address, d.port, `${at}.legs[${k}].destinations[${j}]`));
+    else if (l.portOffset !== undefined) {
+      seg.destinations.forEach((d, j) => add(k + 1, from, d.address, d.port + l.portOffset!, `${at}.destinations[${j}] (leg '${l.name}', port + ${l.portOffset})`));
+    }
+  });
+  if (twice > MAX_SAID) problems.push(`${at}: ${twice - MAX_SAID} more leg destinations the same as another leg's`);
   return problems;
 }
 
