@@ -649,7 +649,8 @@ export class Decoder extends FecContext {
   /**
    * Rebuilds packet `q` of the group at `base` from the FEC payload [fec, fec+fecLen) and the
    * recovery fields `r`: the payload, its length, payload type, timestamp and marker. SSRC from
-   * the group's other packets; no CSRCs, extension or padding (2022-1 does not protect them).
+   * a neighbour in sequence (else the group's other packets); no CSRCs, extension or padding
+   * (2022-1 does not protect them).
    */
   private rebuild(q: i64, fec: usize, fecLen: i32, r: Recovery, base: i64): bool {
     const ring = this.ring;
@@ -675,6 +676,12 @@ export class Decoder extends FecContext {
       this.counts.add(Count.FecBadLength); // a length no packet of this group can have
       return false;
     }
+    // 2022-1 does not protect the SSRC: a neighbour in sequence has the packet's own (a group
+    // may span an SSRC change upstream that kept the numbering), else the group's last one
+    const before = ring.place(q - 1);
+    const after = ring.place(q + 1);
+    if (ring.holds(before, q - 1) && ring.hasBytes(before)) ssrc = RtpPacket.ssrc(ring.bytes(before));
+    else if (ring.holds(after, q + 1) && ring.hasBytes(after)) ssrc = RtpPacket.ssrc(ring.bytes(after));
     const at = ring.place(q);
     const dst = ring.bytes(at);
     store<u8>(dst, 0x80);

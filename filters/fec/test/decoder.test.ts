@@ -429,4 +429,26 @@ test("reordering without loss is no recovery: a packet rebuilt before its origin
   assert.is(metric(h, "unrecoverable", ctx), 0);
 });
 
+test("an SSRC change mid-matrix with the sequence going on (a switch upstream): a rebuilt packet carries its neighbours' SSRC, not its group's last packet's", async () => {
+  // regression: the rebuild took the SSRC of the group's last other packet, so a packet from
+  // before the change whose column ran past it came back with the new SSRC
+  for (const shape of [{ columns: 4, rows: 4, rowFec: false }, { columns: 4, rows: 4, rowFec: true }]) {
+    const seq0 = 65530; // and across the wrap
+    const media = mediaStream(16 * 4 + 5, seq0);
+    const NEW = [0xab, 0xcd, 0x00, 0x01];
+    for (let i = 22; i < media.length; i++) media[i]!.set(NEW, 8);
+    const enc = await loadFec();
+    const fec = encode(enc, enc.createContext({ mode: "encode", ...shape }), media, seq0, 16);
+    // packets of the old SSRC whose groups end in the new one: 18 (column 18, 22, 26, 30; row
+    // 16-19 whole), 21 (column 17, 21, 25, 29; row 20-23)
+    const lost = new Set([18, 21]);
+    const h = await loadFec();
+    const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 10_000 });
+    const d = decode(h, ctx, wire(media, fec, (x) => x.media !== undefined && lost.has(x.media)), 16);
+    const out = [...d.out, ...mediaOut(drain(h, ctx))];
+    assert.equal(out.map((b) => indexOf(seqOf(b), seq0)), media.map((_, i) => i), `${shape.rowFec ? "2-D" : "1-D"}: every packet, in order`);
+    for (const i of lost) assert.ok(equalBytes(out[i]!, media[i]!), `${shape.rowFec ? "2-D" : "1-D"}: packet ${i} rebuilt byte for byte (SSRC ${Buffer.from(out[i]!.subarray(8, 12)).toString("hex")})`);
+  }
+});
+
 test.run();
