@@ -11,7 +11,9 @@ import { rng } from "./lib/random.js";
 import { streamPacket } from "./lib/rtp-stream.js";
 import { StreamReceiver as Receiver } from "./lib/stream-receiver.js";
 import { suite } from "./lib/suite.js";
-import { bindUdp, freePortPair, sendPaced, sleep } from "./lib/udp.js";
+import { bindUdp, freePortPair, sendPaced, Sink, sleep } from "./lib/udp.js";
+import { filterWasm } from "./lib/paths.js";
+import { loadAddon } from "../runtime/dataplane/batched-io.js";
 
 const test = suite("fan-out", { timeoutMs: 90_000 });
 const LO = "127.0.0.1";
@@ -103,5 +105,50 @@ test("a burst of 64 packets to 1000 destinations: every copy is sent, none refus
     await proxy.close();
   }
 });
+
+for (const io of ["native", "dgram"] as const) {
+  test(`io ${io}: receivers that are gone (ICMP port unreachable) among live ones, on both paths of a dual-path send: every live receiver gets every packet`, async () => {
+    // regression: under Bun on node:dgram I/O every socket had IP_RECVERR on, so each ICMP error a
+    // dead receiver brought back failed the socket's next send, to whichever receiver that was:
+    // live receivers lost nearly every packet (host_send_failed)
+    if (io === "native" && !loadAddon()) return; // the native way is checked where the addon is built (batched-io.test.ts)
+    const N = 2000;
+    const live: Sink[] = [];
+    const dead: number[] = [];
+    for (let k = 0; k < 8; k++) {
+      live.push(await Sink.open(0));
+      const gone = await bindUdp(); // a port nobody holds: bound, then closed
+      dead.push(gone.address().port);
+      gone.close();
+    }
+    const pathA = live.slice(0, 4).flatMap((s, k) => [{ address: LO, port: s.port }, { address: LO, port: dead[k]! }]);
+    const pathB = live.slice(4).flatMap((s, k) => [{ address: LO, port: dead[4 + k]! }, { address: LO, port: s.port }]);
+    const listen = await freePortPair();
+    const kernel = new DropWatch(live.map((s) => s.port));
+    const { proxy } = await startProxy({
+      io,
+      filters: { replicate: { path: filterWasm("replicate"), limits: { generatedPerSecond: 1_000_000 } } },
+      segments: [{
+        name: "two-paths", rtcpMux: true, listen: { address: LO, port: listen }, destinations: pathA,
+        legs: [{ name: "path-b", receive: false, egress: { address: "127.0.0.2" }, destinations: pathB }],
+        chain: [{ filter: "replicate", config: { copyToLegs: [1] } }],
+      }],
+    });
+    const tx = await bindUdp();
+    try {
+      await sendPaced(tx, listen, LO, N, 2000, (i) => streamPacket(i, SEQ0));
+      await settled(() => live.reduce((n, s) => n + s.received, 0), 500, 20_000);
+      const stats = await segmentStats(proxy, "two-paths");
+      const drops = kernel.since().byPort;
+      const missing = live.map((s) => s.tally(N, 0).missing - (drops[s.port] ?? 0));
+      assert.equal(missing, live.map(() => 0), `every live receiver got every packet, less its kernel's drops (proxy drops ${JSON.stringify(stats.drops)})`);
+      assert.is(stats.drops.host_send_failed ?? 0, 0, "no send failed");
+    } finally {
+      tx.close();
+      for (const s of live) s.close();
+      await proxy.close();
+    }
+  });
+}
 
 test.run();

@@ -12,6 +12,7 @@ import { isMulticast } from "../config/multicast.js";
 import { fixedBinds, groupJoin, legListen, legMulticast, segmentMulticast, type GroupJoin, type LegConfig, type SegmentConfig } from "../config/proxy-config.js";
 import { applyMulticastOptions, joinGroup } from "./multicast-sockets.js";
 import { TakenSocket } from "./taken-socket.js";
+import { dropRecvErr } from "./bun-recverr.js";
 
 async function bindSocket(address: string, port: number, receiveBuffer: number): Promise<Socket> {
   const socket = createSocket({ type: isIPv6(address) ? "udp6" : "udp4", ipv6Only: isIPv6(address) });
@@ -31,6 +32,7 @@ async function bindSocket(address: string, port: number, receiveBuffer: number):
   } catch {
     // the kernel may cap it (net.core.rmem_max); the default still works
   }
+  await dropRecvErr(socket); // under Bun: an ICMP error must not fail the socket's next send
   return socket;
 }
 
