@@ -115,6 +115,7 @@ export class Decoder extends FecContext {
   private flushArmed: bool = false;
   /** Whether FEC of another matrix shape was logged (once per context). */
   private shapeLogged: bool = false;
+  private mediaLegFecLogged: bool = false;
   private draining: bool = false;
 
   /** `chunks`: decoderChunks(s) chunks. */
@@ -167,7 +168,7 @@ export class Decoder extends FecContext {
     // the decoder's clock is the packet's arrival: a backlog read late after a stall is judged by
     // when it came, so repair queued behind it still rebuilds what it covers
     const at = p.arrivalOr(nowUs);
-    if (leg == 0) return this.onMedia(p, at);
+    if (leg == 0) return this.isFec(p) ? this.onFecOnMediaLeg(p, at) : this.onMedia(p, at);
     if (leg == this.columnLeg || leg == this.rowLeg) return this.onFec(p, at);
     return PASS; // another leg (a second path): not ours
   }
@@ -256,6 +257,34 @@ export class Decoder extends FecContext {
     }
     this.recoverAround(ext);
     return this.release(now, ext);
+  }
+
+  /**
+   * Whether a packet on leg 0 is a 2022-1 FEC packet of this decoder's matrix: E set, N, type,
+   * index and mask 0, and Offset and NA those of a row (1, L) or a column (L, D). Media (an MPEG
+   * TS, say) matches these forty-odd bits by chance next to never.
+   */
+  private isFec(p: Packet): bool {
+    const ptr = p.ptr;
+    const len = p.length;
+    if (RtpPacket.validate(ptr, len) != RtpError.None) return false;
+    if (RtpPacket.payloadLength(ptr, len) < FEC_HEADER_SIZE) return false;
+    const r = scratch;
+    if (readFecHeader(ptr + <usize>RtpPacket.payloadOffset(ptr), RtpPacket.marker(ptr), r) != FEC_OK) return false;
+    const L = this.columns;
+    return r.row ? L >= MIN_COLUMNS_ROW_FEC && r.offset == 1 && <i32>r.na == L : <i32>r.offset == L && <i32>r.na == this.rows;
+  }
+
+  /** FEC sent to the media port (a sender's mistake): used as repair, never sent on as media. */
+  private onFecOnMediaLeg(p: Packet, now: i64): u32 {
+    this.counts.add(Count.FecOnMediaLeg);
+    if (!this.mediaLegFecLogged) {
+      this.mediaLegFecLogged = true;
+      log(LogLevel.Warn, "FEC packets arrive on the media leg (leg 0, the segment's listen port): they are used as repair and not sent on " +
+        "(fec_on_media_leg); ST 2022-1 sends column FEC to port + 2 and row FEC to port + 4 (said once per segment)");
+    }
+    const verdict = this.onFec(p, now);
+    return verdict == PASS ? TAKE : verdict; // fecLegs: pass passes FEC on its own legs, never in the media
   }
 
   private start(seq: u16): void {

@@ -451,4 +451,30 @@ test("an SSRC change mid-matrix with the sequence going on (a switch upstream): 
   }
 });
 
+test("FEC sent to the media port (leg 0) by mistake: used as repair, never sent on as media, and said once", async () => {
+  // regression: FEC packets on leg 0 were taken for media of another sequence space: each went
+  // on to the receiver as a media packet (SSRC 0, payload type 96), the stream resynced on them
+  // again and again, and nothing was rebuilt
+  for (const [shape, seq0] of [[{ columns: 10, rows: 10, rowFec: true }, 30_000], [{ columns: 5, rows: 10, rowFec: false }, 65_400]] as const) {
+    const label = `${shape.rowFec ? "2-D" : "1-D"} ${shape.columns}x${shape.rows}`;
+    const enc = await loadFec();
+    const media = mediaStream(shape.columns * shape.rows * 6 + 5, seq0);
+    const fec = encode(enc, enc.createContext({ mode: "encode", ...shape }), media, seq0, 16);
+    const lost = new Set([50, 120, 233]);
+    const items = wire(media, fec, (x) => x.media !== undefined && lost.has(x.media)).map((it) => ({ bytes: it.bytes, leg: 0 }));
+    const h = await loadFec();
+    const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 10_000 });
+    const d = decode(h, ctx, items, 16);
+    const out = [...d.out, ...mediaOut(drain(h, ctx))];
+    assert.equal(out.map((b) => indexOf(seqOf(b), seq0)), media.map((_, i) => i), `${label}: every media packet, in order, once; no FEC among them`);
+    for (const i of lost) assert.ok(equalBytes(out[i]!, media[i]!), `${label}: packet ${i} rebuilt`);
+    assert.is(metric(h, "recovered", ctx), lost.size, `${label}: recovered`);
+    assert.is(metric(h, "resyncs", ctx), 0, `${label}: no resync`);
+    assert.is(metric(h, "fec_on_media_leg", ctx), fec.length, `${label}: counted`);
+    assert.is(metric(h, "media_received", ctx), media.length - lost.size, `${label}: media counted as media only`);
+    const lines = h.logs.map((l) => l.message).filter((m) => m.includes("media leg"));
+    assert.is(lines.length, 1, `${label}: said once: ${JSON.stringify(lines)}`);
+  }
+});
+
 test.run();
