@@ -111,6 +111,10 @@ test("legs that send where another leg sends: taken from another egress address 
   // path B leaves from its own address: a receiver on both networks, or policy routing, tells them apart
   validateProxyConfig(base({ segments: [seg({ egress: { address: "127.0.0.1" }, legs: [{ name: "path-b", receive: false, egress: { address: "127.0.0.2" }, destinations: [{ address: "127.0.0.1", port: 6004 }] }] })] }));
   validateProxyConfig(base({ segments: [seg({ legs: [{ name: "col", portOffset: 2, receive: false }, { name: "row", portOffset: 4, receive: false }] })] }));
+  // one group on two networks: path B sends to it on its own interface
+  validateProxyConfig(base({ segments: [seg({ destinations: [{ address: "239.10.1.1", port: 6200 }], multicast: { interface: "127.0.0.1" }, legs: [{ name: "path-b", receive: false, destinations: [{ address: "239.10.1.1", port: 6200 }], multicast: { interface: "127.0.0.3" } }] })] }));
+  assert.throws(() => validateProxyConfig(base({ segments: [seg({ destinations: [{ address: "239.10.1.1", port: 6200 }], legs: [{ name: "path-b", receive: false, destinations: [{ address: "239.10.1.1", port: 6200 }] }] })] })),
+    /segments\[0\]\.legs\[0\]\.destinations\[0\]: the same as segments\[0\]\.destinations\[0\] \(239\.10\.1\.1:6200\)/, "the same group on the same interface");
   // an address said two ways is one address
   assert.throws(() => validateProxyConfig(base({ segments: [seg({ listen: { address: "::1", port: 5000 }, destinations: [{ address: "::1", port: 6000 }], legs: [{ name: "b", receive: false, destinations: [{ address: "0::1", port: 6000 }] }] })] })),
     /segments\[0\]\.legs\[0\]\.destinations\[0\]: the same as segments\[0\]\.destinations\[0\] \(0::1:6000\)/);

@@ -472,8 +472,9 @@ function destinationListProblems(list: readonly { address: string; port: number;
  * address: the receiver gets both legs' packets on one socket from one host, and cannot tell them
  * apart. A dual-path copy (replicate's copyToLegs) arrives there twice, FEC lands in the media
  * stream or in its RTCP. A leg with an egress address of its own (a second network) may send to
- * the same address and port; so may one leg to a destination twice with other rewrites (checked
- * with its own list). Compared as configured: a leg whose source address is the route's is taken
+ * the same address and port, and so may one that sends to a multicast group on another interface
+ * (the same group on two networks); one leg to a destination twice with other rewrites is checked
+ * with its own list. Compared as configured: a leg whose source address is the route's is taken
  * for another address than one named.
  */
 function sharedLegDestinationProblems(seg: SegmentConfig, at: string): string[] {
@@ -483,8 +484,10 @@ function sharedLegDestinationProblems(seg: SegmentConfig, at: string): string[] 
   const seen = new Map<string, { leg: number; field: string }>();
   let twice = 0;
   const MAX_SAID = 5;
+  // a group is sent to on an interface: the same group on two networks is two paths
+  const via = (leg: number, address: string): string => (isMulticast(address) ? (leg === 0 ? segmentMulticast(seg) : legMulticast(seg, leg - 1)).interface ?? "" : "");
   const add = (leg: number, from: string, address: string, port: number, field: string): void => {
-    const key = `${from}|${canonicalAddress(address)}|${port}`;
+    const key = `${from}|${via(leg, address)}|${canonicalAddress(address)}|${port}`;
     const first = seen.get(key);
     if (first === undefined) seen.set(key, { leg, field });
     else if (first.leg !== leg && ++twice <= MAX_SAID) {
