@@ -11,6 +11,11 @@
 //
 // A place counts as missing only once a later packet arrived: GStreamer's encoder sends a row's
 // FEC before the row's last packet, which must not be "rebuilt" before it comes.
+//
+// No FEC heard over the last ring's worth of media (the FEC legs blocked by a firewall, an encoder
+// with FEC off): nothing can rebuild a loss, so a missing packet is given up at once
+// (`released_without_fec`) instead of holding everything behind it for maxDelayMs and then
+// sending it on in one burst. Waiting starts again with the next FEC packet.
 import {
   Deadline, LogLevel, MAX_PACKET, Output, Packet, RtpError, RtpPacket, Status, log, storeBe16, storeBe32, timerSet,
 } from "../../../sdk/assembly";
@@ -116,6 +121,9 @@ export class Decoder extends FecContext {
   /** Whether FEC of another matrix shape was logged (once per context). */
   private shapeLogged: bool = false;
   private mediaLegFecLogged: bool = false;
+  /** Media packets since the last FEC packet of this matrix (see fecAbsent). */
+  private mediaSinceFec: i32 = 0;
+  private fecAbsentLogged: bool = false;
   private draining: bool = false;
 
   /** `chunks`: decoderChunks(s) chunks. */
@@ -230,6 +238,7 @@ export class Decoder extends FecContext {
     const bad = RtpPacket.validate(ptr, len);
     if (bad != RtpError.None) return <u32>bad;
     this.counts.add(Count.MediaReceived);
+    if (this.mediaSinceFec < i32.MAX_VALUE) this.mediaSinceFec++;
     const seq = RtpPacket.sequence(ptr);
     if (!this.started) this.start(seq);
     const ext = this.extend(seq);
@@ -418,14 +427,32 @@ export class Decoder extends FecContext {
       } else if (state == ABSENT) {
         const due = ring.since(i) + this.maxDelayUs;
         if (now < due && !this.draining) {
-          this.wait.arm(due); // `due` counts from arrivals: the delay from the host's clock
-          break;
+          if (!this.fecAbsent()) {
+            this.wait.arm(due); // `due` counts from arrivals: the delay from the host's clock
+            break;
+          }
+          this.counts.add(Count.ReleasedWithoutFec);
         }
         this.counts.add(Count.Unrecoverable);
       }
       this.nextOut++;
     }
     return verdict;
+  }
+
+  /**
+   * Whether no FEC of this matrix came over the last ring's worth of media: a column's FEC comes
+   * within 2 x L x D packets of its first (the ring holds more), a row's within L, so this is no
+   * gap in a FEC stream that flows, even with some of it lost.
+   */
+  private fecAbsent(): bool {
+    if (this.mediaSinceFec <= this.ring.size) return false;
+    if (!this.fecAbsentLogged) {
+      this.fecAbsentLogged = true;
+      log(LogLevel.Warn, "no FEC heard over the last " + this.ring.size.toString() + " media packets: losses are given up at once, not waited for " +
+        "(released_without_fec); are the FEC legs (port + 2 for columns, + 4 for rows) reaching this proxy? (said once per segment)");
+    }
+    return true;
   }
 
   /** Sends on everything before `limit` now, given up or not; false when the output area filled. */
@@ -475,6 +502,7 @@ export class Decoder extends FecContext {
       ? L >= MIN_COLUMNS_ROW_FEC && r.offset == 1 && <i32>r.na == L
       : <i32>r.offset == L && <i32>r.na == this.rows;
     if (!shapeOk) return this.wrongShape(r);
+    this.mediaSinceFec = 0;
     if (!this.started) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);
     const base = this.extend(r.snBase);
     if (base < this.lowData() || base > this.maxSeq + <i64>(this.ring.size >> 1)) return this.refuse(Count.FecOutOfWindow, DROP_FEC_OUT_OF_WINDOW);

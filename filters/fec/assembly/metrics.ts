@@ -36,14 +36,15 @@ export enum Count {
   Resyncs,
   SwapLost,
   FecOnMediaLeg,
+  ReleasedWithoutFec,
 }
-export const COUNTS: i32 = Count.FecOnMediaLeg + 1;
+export const COUNTS: i32 = Count.ReleasedWithoutFec + 1;
 
 const NAMES: string[] = [
   "media_protected", "media_unprotected", "fec_row_sent", "fec_column_sent", "fec_not_sent",
   "media_received", "fec_received", "recovered", "unrecoverable", "late", "duplicates",
   "fec_malformed", "fec_shape", "fec_out_of_window", "fec_bad_length", "fec_expired",
-  "passed_unkept", "resyncs", "swap_lost", "fec_on_media_leg",
+  "passed_unkept", "resyncs", "swap_lost", "fec_on_media_leg", "released_without_fec",
 ];
 let ids = new StaticArray<i32>(COUNTS);
 

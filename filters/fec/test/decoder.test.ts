@@ -477,4 +477,33 @@ test("FEC sent to the media port (leg 0) by mistake: used as repair, never sent 
   }
 });
 
+test("no FEC heard over a ring's worth of media (the FEC legs blocked): a loss is given up at once, not held for maxDelayMs, and said once; waiting starts again with the next FEC", async () => {
+  // regression: with no FEC arriving at all, every loss held everything behind it for maxDelayMs
+  // (or until the ring needed the place) and then sent it on in one burst
+  const shape = { columns: 4, rows: 4, rowFec: false }; // a ring of 128 places
+  const seq0 = 700;
+  const media = mediaStream(800, seq0);
+  const enc = await loadFec();
+  const fec = encode(enc, enc.createContext({ mode: "encode", ...shape }), media, seq0, 1);
+  const h = await loadFec();
+  const ctx = h.createContext({ mode: "decode", ...shape, maxDelayMs: 10_000 });
+  // media 20, 400 and 700 lost; the FEC legs carry nothing until media 600
+  const lost = new Set([20, 400, 700]);
+  const items = wire(media, fec, (x) => (x.media !== undefined ? lost.has(x.media) : x.fec!.after < 600));
+  const d = decode(h, ctx, items, 1);
+  const verdictOf = (i: number): string => d.verdicts[items.findIndex((it) => it.leg === 0 && indexOf(seqOf(it.bytes), seq0) === i)]!;
+  assert.is(verdictOf(21), "hold", "the first loss, before a ring's worth of media without FEC: waited for");
+  assert.is(verdictOf(401), "pass", "a loss after 128 media packets with no FEC: given up at once, the next packet passes in place");
+  assert.is(metric(h, "released_without_fec", ctx), 2, "both given up without their wait's end: 400 at once, 20 once 128 media had come without FEC (its hold ended there, not at 10 s)");
+  assert.is(verdictOf(300), "pass", "and in between, with nothing missing, in place");
+  assert.is(verdictOf(701), "hold", "FEC came again from media 600 on: a loss is waited for");
+  const out = [...d.out, ...mediaOut(drain(h, ctx))].map((b) => indexOf(seqOf(b), seq0));
+  assert.equal(out, media.map((_, i) => i).filter((i) => i !== 20 && i !== 400), "in order; 700 rebuilt by the FEC that came back");
+  assert.is(metric(h, "unrecoverable", ctx), 2);
+  assert.is(metric(h, "recovered", ctx), 1);
+  const lines = h.logs.map((l) => l.message).filter((m) => m.includes("no FEC heard"));
+  assert.is(lines.length, 1, `said once: ${JSON.stringify(lines)}`);
+  assert.match(lines[0]!, /no FEC heard over the last 128 media packets: losses are given up at once.*port \+ 2 for columns, \+ 4 for rows/);
+});
+
 test.run();
