@@ -871,6 +871,29 @@ proxySuite("clockRates added by a reload reach the stream already flowing: /stat
   }
 });
 
+proxySuite("RTCP sent to the RTP port of a segment without rtcpMux is not taken for a stream (its header read as RTP named a stream 0x81ca000b)", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const segments = [{ name: "cam", listen: { address: "127.0.0.1", port: listen }, destinations: [{ address: "127.0.0.1", port: sink.port }] }];
+  const { proxy } = await startProxy({ workers: 1, segments });
+  const sender = await bindUdp();
+  let i = 0;
+  try {
+    await waitFor(async () => {
+      sender.send(indexedRtp(i++), listen, "127.0.0.1");
+      // a sender (or a relay) that gets its ports wrong: an SR on the RTP port
+      sender.send(senderReport(0x1234abcd, 0xe0000001, 0x00020000), listen, "127.0.0.1");
+      return (await segmentStats(proxy, "cam")).streams.length > 0 && i > 20;
+    }, 5000, "the stream counted");
+    const cam = await segmentStats(proxy, "cam");
+    assert.equal(cam.streams.map((x) => x.ssrc.toString(16)), ["1234abcd"], "the media's SSRC alone");
+  } finally {
+    sender.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
 proxySuite("streams.max 0 turns them off; streams.max is fixed while running", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open();

@@ -521,7 +521,9 @@ export class SegmentRuntime {
         return;
       }
       const streams = this.streams;
-      if (!rtcp && streams) {
+      // RTCP sent to the RTP port of a segment without rtcpMux goes on as it came, but is no
+      // stream: its header read as RTP made one of an SR's NTP seconds or an SDES's length
+      if (!rtcp && streams && !isReceiverRtcp(buf, at, len)) {
         streams.time[0] = this.kernelArrivalMs || this.wallMs(nowMs);
         // with a redundant leg, the media leg is one path of two, and may be the slower one
         if (this.redundantPaths) streams.ingressCopy(buf, at, len);
@@ -689,7 +691,7 @@ export class SegmentRuntime {
         if (toSender) {
           if (rtcp) streams.upstreamRtcp(this.outMemory, this.outAt, length, wallMs);
         } else if (rtcp) streams.downstreamRtcp(this.outMemory, this.outAt, length, wallMs);
-        else {
+        else if (!isReceiverRtcp(this.outMemory, this.outAt, length)) { // RTCP on the RTP port: no stream (see receive)
           streams.time[1] = list.arrivalUs[i]! / 1000 + (wallMs - nowMs);
           streams.egress(this.outMemory, this.outAt, length);
         }
