@@ -710,7 +710,9 @@ export class StreamTable {
       endMs: us(this.wEndMs[k]!),
       expected: this.wExpected[k]!,
       lost: this.wLost[k]!,
-      fractionLost: this.wExpected[k]! > 0 ? this.wLost[k]! / this.wExpected[k]! : 0,
+      // at most 1: a window's lost holds the holes that opened in the last LATE_GRACE_MS of the
+      // window before it, and its expected can be fewer (a sender that paused, seeded fuzz: 4)
+      fractionLost: this.wExpected[k]! > 0 ? Math.min(1, this.wLost[k]! / this.wExpected[k]!) : 0,
       packetRate: Math.round((this.wPackets[k]! * 1000 * 10) / ms) / 10,
       bitrateBps: Math.round((this.wBytes[k]! * 8000) / ms),
       transitMs: Number.isNaN(this.wTransit[k]!) ? null : us(this.wTransit[k]!),
