@@ -187,6 +187,7 @@ export class FilterHarness {
 
   /** Loads a filter from a .wasm path or bytes. Throws FilterLoadError / FilterConfigError as the proxy would. */
   static async load(wasm: string | Uint8Array, options: HarnessOptions = {}): Promise<FilterHarness> {
+    expectKnownKeys(options, LOAD_OPTIONS, "FilterHarness.load: unknown option");
     const name = options.name ?? (typeof wasm === "string" ? wasm.replace(/^.*\//, "").replace(/(\.checked)?\.wasm$/, "") : "filter");
     const harness = new FilterHarness(options, name);
     harness.module = await harness.compile(wasm, name);
@@ -256,6 +257,7 @@ export class FilterHarness {
    * the SDK's segmentLegs(); 1 .. 8); without it, 0, as a host before 1.7.
    */
   createContext(config: unknown = {}, segment: { readonly legs?: number } = {}): number {
+    expectKnownKeys(segment, ["legs"], "createContext: unknown key", "the segment takes");
     const ctx = this.nextContext++;
     const legs = segment.legs ?? 0;
     this.current.setClock(this.clockUs, this.wallUs());
@@ -314,6 +316,7 @@ export class FilterHarness {
       throw new RangeError(`batch of ${packets.length} exceeds the filter's capacity of ${inst.arena.batchCapacity}`);
     }
     packets.forEach((p, k) => {
+      expectPacket(p, k);
       this.expectContext(p.ctx, `packet ${k}`);
       if (p.bytes.length > inst.packetRoom) throw new RangeError(`packet ${k} of ${p.bytes.length} bytes exceeds the slot room of ${inst.packetRoom}`);
       inst.putBatchPacket(k, p.bytes, 0, p.bytes.length, p.ctx, p.flags ?? 0, p.sourcePort ?? 0, p.leg ?? 0, p.arrivalUs ?? this.clockUs);
@@ -469,6 +472,7 @@ export class FilterHarness {
    * Throws FilterConfigError if the new instance refuses a config: the old one stays, untouched.
    */
   async swap(change: SwapChange = {}): Promise<SwapResult> {
+    expectKnownKeys(change, SWAP_KEYS, "swap: unknown key");
     const old = this.current;
     const module = change.wasm === undefined ? this.module : await this.compile(change.wasm, old.name);
     const rootConfig = "rootConfig" in change ? change.rootConfig : this.rootConfig;
@@ -553,6 +557,7 @@ export class FilterHarness {
    * a leak. Returns the memory after the warm-up and the growth.
    */
   async expectNoMemoryGrowth(round: (i: number) => void | Promise<void>, options: MemoryGrowthOptions = {}): Promise<{ settledBytes: number; grownBytes: number }> {
+    expectKnownKeys(options, GROWTH_OPTIONS, "expectNoMemoryGrowth: unknown option");
     const rounds = options.rounds ?? 1000;
     const warmup = options.warmupRounds ?? Math.max(1, Math.floor(rounds / 10));
     const allow = options.allowBytes ?? 65_536;
@@ -616,6 +621,30 @@ export class FilterHarness {
 }
 
 /** The harness clock only moves forward, by a finite number of microseconds. */
+/**
+ * Throws a TypeError for a key of `given` that is not in `known`: a test in plain JavaScript (the
+ * scaffold writes .mjs tests) has no type check, and a misspelt key would be ignored.
+ */
+function expectKnownKeys(given: object | undefined, known: readonly string[], what: string, takes = "it takes"): void {
+  if (given === undefined || given === null) return;
+  for (const key of Object.keys(given)) {
+    if (!known.includes(key)) throw new TypeError(`${what} '${key}'; ${takes} ${known.join(", ")}`);
+  }
+}
+
+const LOAD_OPTIONS = ["name", "rootConfig", "sha256", "maxMemoryPages", "startUs", "timeoutMs", "hostCrypto", "limits", "wallClockUs"] as const satisfies readonly (keyof HarnessOptions)[];
+const PACKET_KEYS = ["ctx", "bytes", "flags", "arrivalUs", "sourcePort", "leg"] as const satisfies readonly (keyof HarnessPacket)[];
+const SWAP_KEYS = ["wasm", "rootConfig", "contextConfig", "contextConfigFor"] as const satisfies readonly (keyof SwapChange)[];
+const GROWTH_OPTIONS = ["rounds", "warmupRounds", "allowBytes"] as const satisfies readonly (keyof MemoryGrowthOptions)[];
+
+function expectPacket(p: HarnessPacket, k: number): void {
+  expectKnownKeys(p, PACKET_KEYS, `packet ${k}: unknown key`, "a packet takes");
+  if (!(p.bytes instanceof Uint8Array)) {
+    const got = p.bytes === undefined || p.bytes === null ? String(p.bytes) : Array.isArray(p.bytes) ? "an Array" : `a ${(p.bytes as object).constructor?.name ?? typeof p.bytes}`;
+    throw new TypeError(`packet ${k}: bytes must be a Uint8Array (a Buffer is one), got ${got}`);
+  }
+}
+
 function expectDuration(us: number, what: string): void {
   if (!(Number.isFinite(us) && us >= 0)) throw new RangeError(`${what}: takes microseconds >= 0, got ${us}`);
 }

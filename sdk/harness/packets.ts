@@ -3,7 +3,9 @@
 import { DropReason } from "../../runtime/abi.js";
 
 export interface RtpFields {
+  /** The sequence number (taken modulo 65536, so a counter can run past a wrap). */
   seq: number;
+  /** Default: seq * 3000. */
   timestamp?: number;
   ssrc?: number;
   payloadType?: number;
@@ -18,8 +20,36 @@ export interface RtpFields {
   payloadByte?: number;
 }
 
-/** Builds an RTP packet (RFC 3550 section 5.1). */
+const RTP_FIELDS = [
+  "seq", "timestamp", "ssrc", "payloadType", "marker", "csrcs", "extensions", "payloadSize", "padding", "payloadByte",
+] as const satisfies readonly (keyof RtpFields)[];
+
+function expectInt(value: unknown, max: number, what: string): void {
+  if (!(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= max)) {
+    throw new RangeError(`buildRtp: ${what} must be an integer 0-${max}, got ${value}`);
+  }
+}
+
+/**
+ * Builds an RTP packet (RFC 3550 section 5.1). Throws a TypeError for a field it does not know
+ * (a test in plain JavaScript has no type check) and a RangeError for a value the header cannot
+ * hold, instead of writing a broken packet: build those with hostileRtp or by hand.
+ */
 export function buildRtp(f: RtpFields): Uint8Array {
+  for (const key of Object.keys(f)) {
+    if (!(RTP_FIELDS as readonly string[]).includes(key)) throw new TypeError(`buildRtp: unknown field '${key}'; it takes ${RTP_FIELDS.join(", ")}`);
+  }
+  if (!Number.isInteger(f.seq)) throw new RangeError(`buildRtp: seq must be an integer (taken modulo 65536), got ${f.seq}`);
+  if (f.payloadType !== undefined) expectInt(f.payloadType, 127, "payloadType");
+  if (f.padding !== undefined) expectInt(f.padding, 255, "padding");
+  if (f.payloadSize !== undefined) expectInt(f.payloadSize, 65_535, "payloadSize");
+  if (f.csrcs !== undefined && f.csrcs.length > 15) throw new RangeError(`buildRtp: at most 15 csrcs, got ${f.csrcs.length}`);
+  (f.extensions ?? []).forEach(([id, data], i) => {
+    if (!(Number.isInteger(id) && id >= 1 && id <= 14)) throw new RangeError(`buildRtp: extension element ${i}: id must be 1-14 (the one-byte form, RFC 8285 4.2), got ${id}`);
+    if (!(data instanceof Uint8Array) || data.length < 1 || data.length > 16) {
+      throw new RangeError(`buildRtp: extension element ${i}: data must be 1-16 bytes (the one-byte form), got ${data instanceof Uint8Array ? data.length : String(data)}`);
+    }
+  });
   const csrcs = f.csrcs ?? [];
   let extBytes = 0;
   if (f.extensions && f.extensions.length > 0) {
