@@ -90,4 +90,21 @@ test("sdk-contexts.md's GapCount: gaps counted, too-large dropped, a bad maxSize
   assert.is(h.metric("sequence_gaps", ctx), 2, "6 -> 9 after the swap: the new instance took the old one's last sequence number");
 });
 
+test("\"RTP\"'s stripExtension: the extension goes, the header and payload stay, a packet without one is untouched", async () => {
+  const helper = (await examples()).find((b) => b.includes("export function stripExtension"));
+  assert.ok(helper, "docs/sdk.md shows stripExtension");
+  const source = `${helper!.replace('import { Packet, RtpPacket } from "../../../sdk/assembly";', 'import { Filter, Packet, RtpPacket, register } from "../../../sdk/assembly";')}
+export * from "../../../sdk/assembly/exports";
+class Strip extends Filter { onPacket(p: Packet): void { stripExtension(p); } }
+register(new Strip());
+`;
+  const h = await FilterHarness.load(await compileFilterSource(source, "docstrip"), { name: "strip" });
+  const ctx = h.createContext();
+  const bare = buildRtp({ seq: 5, csrcs: [0xabc], payloadSize: 3, payloadByte: 9 });
+  const withExt = buildRtp({ seq: 5, csrcs: [0xabc], payloadSize: 3, payloadByte: 9, extensions: [[1, new Uint8Array([0xaa, 0xbb])], [3, new Uint8Array(5)]] });
+  assert.is(withExt.length, bare.length + 4 + 12, "two elements take 12 bytes after the extension's 4-byte header");
+  assert.equal([...h.run({ ctx, bytes: withExt }).bytes], [...bare]);
+  assert.equal([...h.run({ ctx, bytes: bare }).bytes], [...bare]);
+});
+
 test.run();
