@@ -57,7 +57,7 @@ export function describeEvent(e: ProxyEvent): string {
     case "error":
       return `${e.segment ? `segment ${e.segment}: ` : ""}${e.message}`;
     case "watchdog":
-      return `watchdog: worker ${e.worker} stuck in filter ${e.filter} for over ${e.stuckMs} ms (${e.segments.length > 0 ? `segments ${e.segments.join(", ")}` : "no running segment: a call a change made"}); restarting it`;
+      return `watchdog: worker ${e.worker} stuck in filter ${e.filter}${e.call ? ` (in ${e.call}: an endless loop?)` : ""} for over ${e.stuckMs} ms (${e.segments.length > 0 ? `segments ${e.segments.join(", ")}` : "no running segment: a call a change made"}); restarting it`;
     case "worker-exit":
       return `worker ${e.worker} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}; restarting it`;
     case "worker-restarted":

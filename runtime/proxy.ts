@@ -48,7 +48,7 @@ export class ApplyError extends Error {
 
 export type ProxyEvent =
   | Exclude<DataPlaneEvent, { type: "checkpoint-wanted" }>
-  | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number }
+  | { type: "watchdog"; worker: number; filter: string; segments: string[]; stuckMs: number; /** the export it was in ("msm_on_batch"), "" when not known */ call?: string }
   | { type: "worker-exit"; worker: number; code: number | null; signal: string | null }
   /** spare: the worker started ahead took its place (else a new one was started for it). */
   /** kept: listen sockets the new worker took over from the old one, with what they held (Node). */
@@ -147,6 +147,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private workers: WorkerHandle[] = [];
   private config: ProxyConfig;
   private readonly stuck = new Map<string, number>(); // "segment#stage" -> watchdog kills
+  private readonly stuckCall = new Map<string, string>(); // "segment#stage" -> the export the last kill found it in
   /** Counters of segments whose worker restarted, as last seen before the restart. */
   private readonly carried = new Map<string, SegmentSnapshot>();
   /** The last state of every running stage, by segment and filter: a restarted worker starts from it. */
@@ -477,7 +478,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       index,
       this.workerSettings(),
       (event) => {
-        if (event.type === "swap") for (const i of event.renewed) this.stuck.delete(`${event.segment}#${i}`);
+        if (event.type === "swap") {
+          for (const i of event.renewed) {
+            this.stuck.delete(`${event.segment}#${i}`);
+            this.stuckCall.delete(`${event.segment}#${i}`);
+          }
+        }
         // a filter instance restarted from its checkpoint may have moved on from it at once (srtp
         // skips 2^22 SRTCP indexes): a second failure must not restore the same blob again
         if (event.type === "restarted" && this.workers.includes(handle)) this.checkpointNow(handle);
@@ -571,7 +577,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    * the history only where the stage at that place is still the same filter. A segment moved in
    * from another worker, which goes on running there until the change commits, starts fresh.
    */
-  private restoreFor(index: number, segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number }[]; checkpoints: StateCheckpoint[]; egressPorts: EgressPorts[] } {
+  private restoreFor(index: number, segments: SegmentConfig[]): { stuck: { segment: string; stage: number; count: number; call?: string }[]; checkpoints: StateCheckpoint[]; egressPorts: EgressPorts[] } {
     const ran = new Map(this.segmentsOf(this.config, index).map((s) => [s.name, s]));
     const kept = new Map(segments.filter((s) => ran.has(s.name)).map((s) => [s.name, s]));
     const sameFilter = (segment: string, stage: number): boolean =>
@@ -587,12 +593,12 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     };
   }
 
-  private stuckFor(segments: SegmentConfig[]): { segment: string; stage: number; count: number }[] {
+  private stuckFor(segments: SegmentConfig[]): { segment: string; stage: number; count: number; call?: string }[] {
     const names = new Set(segments.map((s) => s.name));
-    const out: { segment: string; stage: number; count: number }[] = [];
+    const out: { segment: string; stage: number; count: number; call?: string }[] = [];
     for (const [key, count] of this.stuck) {
       const [segment, stage] = key.split("#") as [string, string];
-      if (names.has(segment)) out.push({ segment, stage: Number(stage), count });
+      if (names.has(segment)) out.push({ segment, stage: Number(stage), count, call: this.stuckCall.get(key) });
     }
     return out;
   }
@@ -710,7 +716,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     }
     // forget the history of segments that are gone
     const names = new Set(config.segments.map((s) => s.name));
-    for (const key of [...this.stuck.keys()]) if (!names.has(key.slice(0, key.lastIndexOf("#")))) this.stuck.delete(key);
+    for (const key of [...this.stuck.keys()]) {
+      if (names.has(key.slice(0, key.lastIndexOf("#")))) continue;
+      this.stuck.delete(key);
+      this.stuckCall.delete(key);
+    }
     for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
     for (const seg of config.segments) {
       const base = this.carried.get(seg.name);
@@ -1094,10 +1104,13 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       // running on that instance did not fail (the worker's restart is all they pay)
       const probed = probedSlotOf(slot);
       const culprit = w.instances.find((i) => i.id === (probed ?? slot));
+      const callName = w.beacon.callName();
       if (probed === undefined) {
         for (const u of culprit?.users ?? []) {
           const key = `${u.segment}#${u.stage}`;
           this.stuck.set(key, (this.stuck.get(key) ?? 0) + 1);
+          if (callName) this.stuckCall.set(key, callName);
+          else this.stuckCall.delete(key);
         }
       }
       // an instance the worker has not reported yet is one a change is creating contexts in (its name in the beacon)
@@ -1109,6 +1122,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
         filter: name || `slot ${slot}`,
         segments: probed === undefined ? culprit?.users.map((u) => u.segment) ?? [] : [],
         stuckMs: limit,
+        call: callName,
       });
       const what = name ? `filter '${name}'` : "a filter of the change";
       const call = slot === STARTING_SLOT ? "its _initialize or msm_configure_root" : "a new stage's msm_context_create";
@@ -1116,7 +1130,9 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       // a running stage's packet call stuck during a change is not the change's
       const changeCall = probed !== undefined || slot === STARTING_SLOT || !culprit;
       const when = this.preparing && changeCall ? ` while the change was prepared (an endless loop in ${call}?)` : "";
-      void this.restartWorker(index, `was stuck in ${what} for over ${limit} ms${when}; the watchdog restarted it`);
+      // a change's call says which above; any other names the export it was in, as the harness does
+      const where = when === "" && callName ? ` (in ${callName})` : "";
+      void this.restartWorker(index, `was stuck in ${what}${where} for over ${limit} ms${when}; the watchdog restarted it`);
     });
   }
 

@@ -488,6 +488,7 @@ test("msm demo: every good packet delivered, every malformed one dropped and cou
 test("the watchdog's log line names the segments, or says no running segment was in the call", () => {
   assert.is(describeEvent({ type: "watchdog", worker: 0, filter: "evil", segments: ["cam-1", "cam-2"], stuckMs: 500 }), "watchdog: worker 0 stuck in filter evil for over 500 ms (segments cam-1, cam-2); restarting it");
   assert.is(describeEvent({ type: "watchdog", worker: 1, filter: "evil", segments: [], stuckMs: 500 }), "watchdog: worker 1 stuck in filter evil for over 500 ms (no running segment: a call a change made); restarting it");
+  assert.is(describeEvent({ type: "watchdog", worker: 0, filter: "evil", segments: ["cam-1"], stuckMs: 500, call: "msm_on_timer" }), "watchdog: worker 0 stuck in filter evil (in msm_on_timer: an endless loop?) for over 500 ms (segments cam-1); restarting it");
 });
 
 test("a restart's and a move's log lines say whether the listen sockets were kept with what they held", () => {

@@ -115,6 +115,11 @@ test("an endless loop: the watchdog restarts that worker; the other worker's str
     const wd = events.find((e) => e.type === "watchdog");
     assert.ok(wd, "the watchdog fired");
     assert.equal(wd!.type === "watchdog" && [wd.filter, wd.segments], ["misbehave", ["bad"]]);
+    // the export it was stuck in, as the harness names it (it said only "a filter call" before)
+    assert.is(wd!.type === "watchdog" && wd.call, "msm_on_batch");
+    await waitFor(() => events.some((e) => e.type === "failure" && e.filter === "misbehave"), 5000, "the failure the new worker reports");
+    const failure = events.find((e) => e.type === "failure" && e.filter === "misbehave");
+    assert.is(failure!.type === "failure" && failure.reason, "stuck in msm_on_batch (an endless loop?): the watchdog restarted the worker");
     // the restarted worker serves the bad segment again
     // while the new worker takes its segments "bad" still shows (its stage down), then runs again
     await waitFor(async () => (await segmentStats(proxy, "bad")).stages[0]?.state === "running", 5000, "bad segment running again");

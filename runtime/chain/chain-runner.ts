@@ -9,6 +9,7 @@ import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { HELD, PASSED } from "../filter-host/judge.js";
 import type { ChainStage } from "./filter-pool.js";
 import { PacketList } from "./packet-list.js";
+import { BeaconCall } from "../dataplane/watchdog-beacon.js";
 import type { SegmentStats } from "./stats.js";
 
 export const MAX_CHAIN_LENGTH = 16;
@@ -26,7 +27,7 @@ export type EgressFn = (list: PacketList) => void;
 
 /** Tells the watchdog which instance a call is in; a stuck call never leaves. */
 export interface CallBeacon {
-  enter(slotId: number): void;
+  enter(slotId: number, call: BeaconCall): void;
   leave(): void;
 }
 
@@ -195,7 +196,7 @@ export class ChainRunner {
       if (inst === null || !inst.drains) break;
       inst.setClock(this.nowUs, this.wallUs);
       let out: number;
-      this.beacon?.enter(stage.slot.id);
+      this.beacon?.enter(stage.slot.id, BeaconCall.Drain);
       try {
         out = inst.drainContext(stage.ctx);
       } catch {
@@ -320,7 +321,7 @@ export class ChainRunner {
     if (count === 0) return;
     inst.setClock(this.nowUs, this.wallUs);
     let outCount: number;
-    this.beacon?.enter(stage.slot.id);
+    this.beacon?.enter(stage.slot.id, BeaconCall.Batch);
     try {
       outCount = inst.runBatch(count);
     } catch (err) {

@@ -11,7 +11,7 @@ import type { FilterMetrics } from "../filter-host/metrics.js";
 import { loadFilterModule, type FilterSource, type LoadedFilterModule } from "../filter-host/module-loader.js";
 import { stageBudgets, type TokenBucket } from "./budget.js";
 import { StageStats } from "./stats.js";
-import { STARTING_SLOT, probeSlot, type WatchdogBeacon } from "../dataplane/watchdog-beacon.js";
+import { BeaconCall, STARTING_SLOT, probeSlot, type WatchdogBeacon } from "../dataplane/watchdog-beacon.js";
 import { StateOrigin } from "../abi.js";
 
 export interface FilterSpec extends FilterSource {
@@ -242,7 +242,7 @@ export class FilterPool {
       return stage;
     }
     const instance = slot.instance;
-    this.watched(slot, () => instance.createContext(ctx, config, legs));
+    this.watched(slot, BeaconCall.ContextCreate, () => instance.createContext(ctx, config, legs));
     slot.users.add(stage);
     stage.active = true;
     if (state) this.importCheckpoint(stage, slot.instance, state);
@@ -256,7 +256,7 @@ export class FilterPool {
     const instance = slot.instance;
     if (stage.active && instance && !instance.failure) {
       try {
-        this.watched(slot, () => instance.destroyContext(stage.ctx));
+        this.watched(slot, BeaconCall.ContextDestroy, () => instance.destroyContext(stage.ctx));
       } catch {
         // a failure here went through the failed hook: the others on the instance follow their policy
       }
@@ -398,7 +398,7 @@ export class FilterPool {
     for (const stage of slot.users) {
       if (stage.gaveUp) continue;
       try {
-        this.watched(slot, () => instance.createContext(stage.ctx, stage.config, stage.legs));
+        this.watched(slot, BeaconCall.ContextCreate, () => instance.createContext(stage.ctx, stage.config, stage.legs));
       } catch (err) {
         if (instance.failure) return; // the failed hook counted it and scheduled the next try
         stage.gaveUp = true;
@@ -428,7 +428,7 @@ export class FilterPool {
     let result: { ok: boolean; reason: string };
     try {
       instance.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the checkpoint's age
-      result = this.watchedResult(stage.slot, () => instance.importState(stage.ctx, state, StateOrigin.Checkpoint));
+      result = this.watchedResult(stage.slot, BeaconCall.StateImport, () => instance.importState(stage.ctx, state, StateOrigin.Checkpoint));
     } catch (err) {
       // the failed hook handled the failure; imported again at every restart, a blob the filter
       // traps on would take the instance down until every stage on it gave up
@@ -444,7 +444,7 @@ export class FilterPool {
     // state on import (srtp skips SRTCP indexes the failed instance may have used), and a second
     // failure before the next periodic checkpoint must restore from there, not from the same blob
     try {
-      const now = this.watchedResult(stage.slot, () => instance.exportState(stage.ctx));
+      const now = this.watchedResult(stage.slot, BeaconCall.StateExport, () => instance.exportState(stage.ctx));
       if (now) stage.checkpoint = now;
     } catch {
       // a failure: the failed hook handled it; the blob imported stays the checkpoint
@@ -485,13 +485,13 @@ export class FilterPool {
 
   /** An instance's start (_initialize, msm_configure_root), told to the watchdog: its slot may not exist yet, so it goes as STARTING_SLOT. */
   private startWatch(filter: string): { enter(): void; leave(): void } {
-    return { enter: (): void => this.beacon?.enterNamed(STARTING_SLOT, filter), leave: (): void => this.beacon?.leave() };
+    return { enter: (): void => this.beacon?.enterNamed(STARTING_SLOT, filter, BeaconCall.Start), leave: (): void => this.beacon?.leave() };
   }
 
   /** Runs a filter call of `slot`'s with the watchdog told, as the packet loop's calls are (`probe`: a change's call on a probe, not the running instance). */
-  private watched(slot: InstanceSlot, call: () => void, probe = false): void {
+  private watched(slot: InstanceSlot, what: BeaconCall, call: () => void, probe = false): void {
     // (a change's calls: the name goes too, as the main thread may not know the slot yet)
-    this.beacon?.enterNamed(probe ? probeSlot(slot.id) : slot.id, slot.name);
+    this.beacon?.enterNamed(probe ? probeSlot(slot.id) : slot.id, slot.name, what);
     try {
       call();
     } finally {
@@ -500,9 +500,9 @@ export class FilterPool {
   }
 
   /** watched() for a call with a result. */
-  private watchedResult<T>(slot: InstanceSlot, call: () => T): T {
+  private watchedResult<T>(slot: InstanceSlot, what: BeaconCall, call: () => T): T {
     let result: T | undefined;
-    this.watched(slot, () => void (result = call()));
+    this.watched(slot, what, () => void (result = call()));
     return result!;
   }
 
@@ -519,7 +519,7 @@ export class FilterPool {
     }
     const probe = await pending;
     try {
-      this.watched(slot, () => {
+      this.watched(slot, BeaconCall.ContextCreate, () => {
         probe.createContext(ctx, config, legs);
         probe.destroyContext(ctx);
       }, true);

@@ -18,7 +18,7 @@ import {
   closeSockets, completeSockets, listenPlaces, openFixedSockets, openSegmentSockets, placeOf, type EgressPorts, type PartialSockets, type Reclaim, type SegmentSockets,
 } from "./segment-sockets.js";
 import { checkMulticast } from "./multicast-sockets.js";
-import type { WatchdogBeacon } from "./watchdog-beacon.js";
+import { BeaconCall, type WatchdogBeacon } from "./watchdog-beacon.js";
 import { carryFilterCounters, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 import { StreamTable } from "../streams/stream-table.js";
 import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
@@ -89,7 +89,7 @@ export interface ApplyRequest {
   readonly filters: Readonly<Record<string, FilterEntry>>;
   readonly segments: readonly SegmentConfig[];
   /** Watchdog kills so far per segment and stage index (counted against the failure policy). */
-  readonly stuck?: readonly { segment: string; stage: number; count: number }[];
+  readonly stuck?: readonly { segment: string; stage: number; count: number; /** the export the watchdog found it in */ call?: string }[];
   /** New segments whose ports a segment removed by this change holds: bound in the open step. */
   readonly deferBind?: readonly string[];
   /** State to import into new contexts (a worker restarted from the last checkpoints). */
@@ -384,14 +384,17 @@ export class DataPlane {
     for (const slot of plan.acquired) this.pool.releaseIfUnused(slot);
     // each stage's stalls so far, then the last one once per instance (it counts for each of its
     // stages: once per stage of a shared instance would count it twice for the others)
-    const stalled = new Set<InstanceSlot>();
+    const stalled = new Map<InstanceSlot, string | undefined>();
     for (const s of plan.stuck ?? []) {
       const stage = this.segments.get(s.segment)?.stages[s.stage];
       if (!stage) continue;
       this.pool.restoreFailureCount(stage, s.count - 1);
-      stalled.add(stage.slot);
+      stalled.set(stage.slot, s.call);
     }
-    for (const slot of stalled) this.pool.handleFailure(slot, new Error("stuck in a filter call: the watchdog restarted the worker"));
+    for (const [slot, call] of stalled) {
+      const where = call ? `stuck in ${call} (an endless loop?)` : "stuck in a filter call";
+      this.pool.handleFailure(slot, new Error(`${where}: the watchdog restarted the worker`));
+    }
     return errors;
   }
 
@@ -561,7 +564,7 @@ export class DataPlane {
     if (!live) return undefined;
     live.setClock(performance.now() * 1000, Date.now() * 1000);
     try {
-      return this.watched(stage.slot, () => live.exportState(stage.ctx));
+      return this.watched(stage.slot, BeaconCall.StateExport, () => live.exportState(stage.ctx));
     } catch {
       return undefined;
     }
@@ -733,7 +736,7 @@ export class DataPlane {
       let result: { ok: boolean; reason: string };
       try {
         to.setClock(performance.now() * 1000, Date.now() * 1000); // a filter may judge the blob's age
-        result = this.watched(st.slot, () => to.importState(st.ctx, blob, swapped ? StateOrigin.Swap : StateOrigin.Checkpoint));
+        result = this.watched(st.slot, BeaconCall.StateImport, () => to.importState(st.ctx, blob, swapped ? StateOrigin.Swap : StateOrigin.Checkpoint));
       } catch (err) {
         fresh.push(st.filterName); // a failure: the failed hook handled it
         this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
@@ -769,7 +772,7 @@ export class DataPlane {
     from.setClock(performance.now() * 1000, Date.now() * 1000);
     try {
       // the old stage's call: a stuck export is the old filter's, on its slot
-      return this.watched(st.slot, () => from.exportState(st.ctx));
+      return this.watched(st.slot, BeaconCall.StateExport, () => from.exportState(st.ctx));
     } catch (err) {
       this.options.onEvent?.({ type: "error", segment: seg.name, message: `${st.filterName}: state transfer failed: ${(err as Error).message}` });
       return EXPORT_FAILED;
@@ -777,9 +780,9 @@ export class DataPlane {
   }
 
   /** A filter call outside the packet loop (a state export or import), told to the watchdog as the loop's are: an endless one gets the worker restarted. */
-  private watched<T>(slot: InstanceSlot, call: () => T): T {
+  private watched<T>(slot: InstanceSlot, what: BeaconCall, call: () => T): T {
     // named: a slot new in the change being applied may not be known to the main thread yet
-    this.options.beacon?.enterNamed(slot.id, slot.name);
+    this.options.beacon?.enterNamed(slot.id, slot.name, what);
     try {
       return call();
     } finally {
@@ -851,7 +854,7 @@ export class DataPlane {
     instance.setClock(nowUs, wallUs);
     this.runner.setClock(nowUs, wallUs);
     let out: number;
-    this.options.beacon?.enter(stage.slot.id);
+    this.options.beacon?.enter(stage.slot.id, BeaconCall.Timer);
     try {
       out = instance.onTimer(ctx, timer);
     } catch {
