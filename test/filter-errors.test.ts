@@ -128,6 +128,55 @@ test("Output.emit, Output.commit and RtcpWriter.emit refuse a dest of 2-15 and a
   assert.equal(h.hostDrops, [], "the host saw none of them");
 });
 
+const TIMED = `
+  import { Config, Filter, Status, defineCounter, metricAdd, register, timerCancel, timerSet } from "../../../sdk/assembly";
+  export * from "../../../sdk/assembly/exports";
+  let fired: i32 = -1;
+  class Timed extends Filter {
+    configureRoot(cfg: Config): Status {
+      fired = defineCounter("fired");
+      return cfg.finish();
+    }
+    createContext(ctx: u32, cfg: Config): Status {
+      const timer = <i32>cfg.getInt("timer", 0, -1000, 1000);
+      const delay = cfg.getInt("delayUs", 1000);
+      const status = cfg.finish();
+      if (status != Status.Ok) return status;
+      if (!cfg.getBool("cancelOnly", false)) timerSet(ctx, timer, delay);
+      if (cfg.getBool("cancelToo", false)) timerCancel(ctx, timer);
+      return Status.Ok;
+    }
+    onTimer(ctx: u32, timer: i32): void {
+      metricAdd(fired, ctx);
+    }
+  }
+  register(new Timed());
+`;
+
+test("timerSet and timerCancel refused by the host (a timer id past 7, a negative delay) say so once in the log: the timer silently never fired", async () => {
+  const h = await FilterHarness.load(await compileFilterSource(TIMED, "timed"), { name: "timed" });
+  const good = h.createContext({ timer: 7 });
+  assert.equal(h.timers().map((t) => t.timer), [7]);
+  assert.equal(h.logs, []);
+  const past = h.createContext({ timer: 8 });
+  assert.equal(h.timers().map((t) => t.ctx), [good], "timer 8 is not armed");
+  assert.equal(h.logs, [{
+    level: LogLevel.Error,
+    message: `timerSet(ctx ${past}, timer 8, 1000 us) refused (BadArgument): a timer id is 0 to 7 (MAX_TIMERS_PER_CONTEXT - 1), a delay 0 us or more, on a context the filter has; the timer is not armed (said once)`,
+  }]);
+  h.createContext({ timer: 1, delayUs: -5 });
+  h.createContext({ timer: 9, cancelToo: true });
+  assert.is(h.logs.length, 1, "said once");
+  h.advanceTime(1000);
+  assert.is(h.metric("fired", good), 1, "a valid timer still fires");
+  assert.is(h.metric("fired", past), 0);
+  const cancel = await FilterHarness.load(await compileFilterSource(TIMED, "timed"), { name: "timed" });
+  cancel.createContext({ timer: -1, cancelOnly: true, cancelToo: true });
+  assert.equal(cancel.logs.map((l) => l.message), [
+    "timerCancel(ctx 1, timer -1) refused (BadArgument): a timer id is 0 to 7 (MAX_TIMERS_PER_CONTEXT - 1), on a context the filter has (said once)",
+  ]);
+});
+
 test("a refusal without setError: the message says the filter gave no reason, and the status's name", async () => {
   try {
     await FilterHarness.load(fixture("teach"), { rootConfig: { silentRefusal: true } });

@@ -1,6 +1,6 @@
 // Host imports (docs/abi.md "Provided by the host") and friendly wrappers.
 // Only the imports a filter actually calls end up in its .wasm.
-import { CryptoAlg, HostFeature, LogLevel, MetricKind, StateOrigin, Status } from "../../runtime/abi";
+import { CryptoAlg, HostFeature, LogLevel, MAX_TIMERS_PER_CONTEXT, MetricKind, StateOrigin, Status } from "../../runtime/abi";
 
 // ---- raw imports: exactly the ABI ----
 
@@ -221,14 +221,37 @@ export function defineLabelledHistogram(name: string, label: string): i32 {
 
 // ---- timers ----
 
-/** Arms one-shot timer `timer` (0..MAX_TIMERS_PER_CONTEXT-1) of `ctx` to fire in `delayUs`. */
-@inline export function timerSet(ctx: u32, timer: i32, delayUs: i64): Status {
-  return msm_timer_set(ctx, timer, delayUs);
+/** Whether a refused timerSet / timerCancel was logged: once per instance (a refusal in a loop allocates nothing more). */
+let timerRefusalLogged = false;
+
+/** Says once why the host refused a timer call: a timer that never fires is otherwise silent. */
+function refuseTimer(set: bool, ctx: u32, timer: i32, delayUs: i64, status: Status): void {
+  if (timerRefusalLogged) return;
+  timerRefusalLogged = true;
+  const call = set
+    ? "timerSet(ctx " + ctx.toString() + ", timer " + timer.toString() + ", " + delayUs.toString() + " us)"
+    : "timerCancel(ctx " + ctx.toString() + ", timer " + timer.toString() + ")";
+  const name = status == Status.BadArgument ? "BadArgument" : "status " + (<i32>status).toString();
+  log(LogLevel.Error, call + " refused (" + name + "): a timer id is 0 to " + (MAX_TIMERS_PER_CONTEXT - 1).toString()
+    + " (MAX_TIMERS_PER_CONTEXT - 1), " + (set ? "a delay 0 us or more, " : "")
+    + "on a context the filter has" + (set ? "; the timer is not armed" : "") + " (said once)");
 }
 
-/** Disarms timer `timer` of `ctx`. */
+/**
+ * Arms one-shot timer `timer` (0..MAX_TIMERS_PER_CONTEXT-1) of `ctx` to fire in `delayUs`
+ * microseconds (0 or more). `Status.BadArgument` otherwise (the first such refusal is logged as an error).
+ */
+@inline export function timerSet(ctx: u32, timer: i32, delayUs: i64): Status {
+  const status = msm_timer_set(ctx, timer, delayUs);
+  if (status != Status.Ok) refuseTimer(true, ctx, timer, delayUs, status);
+  return status;
+}
+
+/** Disarms timer `timer` of `ctx`; `Status.BadArgument` for a timer id or context timerSet would refuse (logged once, as there). */
 @inline export function timerCancel(ctx: u32, timer: i32): Status {
-  return msm_timer_cancel(ctx, timer);
+  const status = msm_timer_cancel(ctx, timer);
+  if (status != Status.Ok) refuseTimer(false, ctx, timer, 0, status);
+  return status;
 }
 
 // ---- randomness ----
