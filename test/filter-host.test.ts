@@ -26,7 +26,7 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
 
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
-  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.8/);
+  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.8 \(this proxy runs ABI 1\.x modules only: build the filter with this proxy's SDK, sdk\/assembly, which declares 1\.5\)$/);
 });
 
 const literal = (text: string): RegExp => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
@@ -85,7 +85,7 @@ test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.9 modul
   const r = old.runBatch([{ ctx, bytes: rtp(1), sourcePort: 5004 }]);
   assert.is(r.packets[0]!.verdict, "pass");
   assert.is(r.packets[0]!.leg, 0);
-  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_9")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_9, host implements 1\.8/);
+  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_9")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_9, host implements 1\.8 \(a module for a newer proxy: run it on one that implements 1\.9, or declare the oldest version whose imports it needs, as this proxy's SDK does \(1\.5\); docs\/abi\.md "msm_abi_version_1_5"\)$/);
 });
 
 test("a digest mismatch is refused before compiling", async () => {

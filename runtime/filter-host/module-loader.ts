@@ -2,7 +2,7 @@
 // that can be checked before it runs (ABI marker, imports, exports, memory import).
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { ABI_VERSION_MAJOR, ABI_VERSION_MINOR } from "../abi.js";
+import { ABI_VERSION_EXPORT, ABI_VERSION_MAJOR, ABI_VERSION_MINOR } from "../abi.js";
 import { FilterLoadError } from "./errors.js";
 import { moduleShape, type ModuleShape } from "./wasm-inspect.js";
 
@@ -137,6 +137,7 @@ export async function compileFilterModule(
   }
 
   const exports = WebAssembly.Module.exports(module);
+  const SDK_VERSION = ABI_VERSION_EXPORT.replace(/^msm_abi_version_(\d+)_(\d+)$/, "$1.$2");
   const markers = exports.map((e) => MARKER.exec(e.name)).filter((m): m is RegExpExecArray => m !== null);
   if (markers.length !== 1) {
     throw new FilterLoadError(
@@ -151,7 +152,10 @@ export async function compileFilterModule(
   if (major !== ABI_VERSION_MAJOR || minor > ABI_VERSION_MINOR) {
     throw new FilterLoadError(
       name,
-      `ABI mismatch: module declares ${markers[0]![0]}, host implements ${ABI_VERSION_MAJOR}.${ABI_VERSION_MINOR}`,
+      `ABI mismatch: module declares ${markers[0]![0]}, host implements ${ABI_VERSION_MAJOR}.${ABI_VERSION_MINOR}` +
+        (major !== ABI_VERSION_MAJOR
+          ? ` (this proxy runs ABI ${ABI_VERSION_MAJOR}.x modules only: build the filter with this proxy's SDK, sdk/assembly, which declares ${SDK_VERSION})`
+          : ` (a module for a newer proxy: run it on one that implements ${major}.${minor}, or declare the oldest version whose imports it needs, as this proxy's SDK does (${SDK_VERSION}); docs/abi.md "${ABI_VERSION_EXPORT}")`),
     );
   }
   const exportKinds = new Map(exports.map((e) => [e.name, e.kind]));
