@@ -88,14 +88,114 @@ export function buildRtp(f: RtpFields): Uint8Array {
   return b;
 }
 
+function expectU32(value: unknown, what: string): void {
+  if (!(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 0xffffffff)) {
+    throw new RangeError(`${what} must be an integer 0-4294967295, got ${value}`);
+  }
+}
+
 /** A minimal RTCP receiver report (RFC 3550 section 6.4.2) with no report blocks. */
 export function buildRtcpReceiverReport(ssrc = 0x55667788): Uint8Array {
+  expectU32(ssrc, "buildRtcpReceiverReport: ssrc");
   const b = new Uint8Array(8);
   const v = new DataView(b.buffer);
   b[0] = 0x80;
   b[1] = 201;
   v.setUint16(2, 1);
   v.setUint32(4, ssrc >>> 0);
+  return b;
+}
+
+/** A report block (RFC 3550 section 6.4.1): what a receiver says about one source. */
+export interface RtcpReportBlock {
+  ssrc: number;
+  /** Loss since the last report, in 1/256 (0-255). */
+  fractionLost?: number;
+  /** Cumulative number of packets lost: signed 24 bits. */
+  cumulativeLost?: number;
+  /** Extended highest sequence number received: cycles << 16 | sequence. */
+  highestSeq?: number;
+  /** Interarrival jitter, in RTP timestamp units. */
+  jitter?: number;
+  /** LSR: the middle 32 bits of the last SR's NTP timestamp. */
+  lastSr?: number;
+  /** DLSR: delay since that SR, in 1/65536 s. */
+  delaySinceLastSr?: number;
+}
+
+export interface RtcpSenderReportFields {
+  ssrc: number;
+  /** 64-bit NTP timestamp (seconds since 1900 << 32 | fraction). */
+  ntp?: bigint;
+  rtpTimestamp?: number;
+  packetCount?: number;
+  octetCount?: number;
+  /** At most 31. */
+  blocks?: readonly RtcpReportBlock[];
+  /** When given, an SDES packet with this CNAME follows the SR in the compound, as RFC 3550 6.1 asks. */
+  cname?: string;
+}
+
+const SR_FIELDS = ["ssrc", "ntp", "rtpTimestamp", "packetCount", "octetCount", "blocks", "cname"] as const satisfies readonly (keyof RtcpSenderReportFields)[];
+const BLOCK_FIELDS = ["ssrc", "fractionLost", "cumulativeLost", "highestSeq", "jitter", "lastSr", "delaySinceLastSr"] as const satisfies readonly (keyof RtcpReportBlock)[];
+
+/**
+ * An RTCP compound starting with a sender report (RFC 3550 section 6.4.1) with its report blocks,
+ * then the SDES CNAME (section 6.5) when `cname` is given. Run it with `flags: PacketFlag.Rtcp`.
+ */
+export function buildRtcpSenderReport(f: RtcpSenderReportFields): Uint8Array {
+  const what = "buildRtcpSenderReport";
+  for (const key of Object.keys(f)) {
+    if (!(SR_FIELDS as readonly string[]).includes(key)) throw new TypeError(`${what}: unknown field '${key}'; it takes ${SR_FIELDS.join(", ")}`);
+  }
+  expectU32(f.ssrc, `${what}: ssrc`);
+  const blocks = f.blocks ?? [];
+  if (blocks.length > 31) throw new RangeError(`${what}: at most 31 report blocks, got ${blocks.length}`);
+  const cname = f.cname === undefined ? undefined : new TextEncoder().encode(f.cname);
+  if (cname !== undefined && (cname.length < 1 || cname.length > 255)) throw new RangeError(`${what}: cname must be 1-255 bytes of UTF-8, got ${cname.length}`);
+  const srBytes = 28 + 24 * blocks.length;
+  // SDES: header, SSRC, item (type, length, text), then a null item and zero fill to a 32-bit boundary
+  const sdesBytes = cname === undefined ? 0 : 8 + Math.ceil((2 + cname.length + 1) / 4) * 4;
+  const b = new Uint8Array(srBytes + sdesBytes);
+  const v = new DataView(b.buffer);
+  b[0] = 0x80 | blocks.length;
+  b[1] = 200;
+  v.setUint16(2, srBytes / 4 - 1);
+  v.setUint32(4, f.ssrc);
+  v.setBigUint64(8, BigInt.asUintN(64, f.ntp ?? 0n));
+  for (const [name, at] of [["rtpTimestamp", 16], ["packetCount", 20], ["octetCount", 24]] as const) {
+    const value = f[name] ?? 0;
+    expectU32(value, `${what}: ${name}`);
+    v.setUint32(at, value);
+  }
+  blocks.forEach((blk, i) => {
+    for (const key of Object.keys(blk)) {
+      if (!(BLOCK_FIELDS as readonly string[]).includes(key)) throw new TypeError(`${what}: block ${i}: unknown field '${key}'; a block takes ${BLOCK_FIELDS.join(", ")}`);
+    }
+    const at = 28 + 24 * i;
+    expectU32(blk.ssrc, `${what}: block ${i}: ssrc`);
+    v.setUint32(at, blk.ssrc);
+    const lost = blk.cumulativeLost ?? 0;
+    if (!(Number.isInteger(lost) && lost >= -0x800000 && lost <= 0x7fffff)) throw new RangeError(`${what}: block ${i}: cumulativeLost must be a signed 24-bit integer, got ${lost}`);
+    const fraction = blk.fractionLost ?? 0;
+    if (!(Number.isInteger(fraction) && fraction >= 0 && fraction <= 255)) throw new RangeError(`${what}: block ${i}: fractionLost must be an integer 0-255, got ${fraction}`);
+    v.setUint32(at + 4, ((fraction << 24) | (lost & 0xffffff)) >>> 0);
+    for (const [name, off] of [["highestSeq", 8], ["jitter", 12], ["lastSr", 16], ["delaySinceLastSr", 20]] as const) {
+      const value = blk[name] ?? 0;
+      expectU32(value, `${what}: block ${i}: ${name}`);
+      v.setUint32(at + off, value);
+    }
+  });
+  if (cname !== undefined) {
+    const at = srBytes;
+    b[at] = 0x81; // one chunk
+    b[at + 1] = 202;
+    v.setUint16(at + 2, sdesBytes / 4 - 1);
+    v.setUint32(at + 4, f.ssrc);
+    b[at + 8] = 1; // CNAME
+    b[at + 9] = cname.length;
+    b.set(cname, at + 10);
+  }
   return b;
 }
 
