@@ -177,6 +177,33 @@ test("timerSet and timerCancel refused by the host (a timer id past 7, a negativ
   ]);
 });
 
+test("a metric definition the host refuses (a '-' in the name, _total on a gauge, a label the proxy sets) is logged with the rule it broke: the metric was silently missing from /metrics", async () => {
+  const source = `
+    import { Config, Filter, Packet, Status, defineCounter, defineGauge, defineLabelledCounter, metricAdd, register } from "../../../sdk/assembly";
+    export * from "../../../sdk/assembly/exports";
+    let dashed: i32 = -1;
+    class Defines extends Filter {
+      configureRoot(cfg: Config): Status {
+        dashed = defineCounter("bytes-passed");
+        defineGauge("queue_total");
+        defineLabelledCounter("by_segment", "segment");
+        defineCounter("fine");
+        defineCounter("fine"); // the same again is the same id: no refusal
+        return cfg.finish();
+      }
+      onPacket(p: Packet): void { metricAdd(dashed, p.context); }
+    }
+    register(new Defines());
+  `;
+  const h = await FilterHarness.load(await compileFilterSource(source, "defines"), { name: "defines" });
+  assert.equal(h.metricNames(), ["fine"]);
+  assert.equal(h.logs.map((l) => [l.level, l.message]), [
+    [LogLevel.Error, "metric 'bytes-passed' was not defined (BadArgument): a metric's name is a lower-case letter, then up to 63 lower-case letters, digits and '_' (no '-'); its updates are lost"],
+    [LogLevel.Error, "metric 'queue_total' was not defined (BadArgument): a name ending in _total is a counter's; its updates are lost"],
+    [LogLevel.Error, "metric 'by_segment' was not defined (BadArgument): its label 'segment' is one the proxy sets (segment, stage, filter, le, instance, job); its updates are lost"],
+  ]);
+});
+
 test("a refusal without setError: the message says the filter gave no reason, and the status's name", async () => {
   try {
     await FilterHarness.load(fixture("teach"), { rootConfig: { silentRefusal: true } });

@@ -364,7 +364,15 @@ export class FilterInstance extends ArenaViews {
    * anywhere else is logged as an error, once per name.
    */
   private defineMetric(kind: number, name: string, label?: string): number {
-    if (this.metricsOpen) return this.metrics.define(kind, name, label);
+    if (this.metricsOpen) {
+      const id = this.metrics.define(kind, name, label);
+      // a refused definition is otherwise silent: the filter runs, and the metric is never in /metrics
+      if (id < 0 && this.lateMetricsLogged.size < MAX_LATE_METRICS_LOGGED && !this.lateMetricsLogged.has(name)) {
+        this.lateMetricsLogged.add(name);
+        this.logs.line(LogLevel.Error, `metric '${name}' was not defined (${Status[-id] ?? -id}): ${this.metrics.lastRefusal}; its updates are lost`);
+      }
+      return id;
+    }
     const where = SDK_NAMES[this.during] ? `${SDK_NAMES[this.during]} (${this.during})` : this.during;
     const why = `metric '${name}' is defined in ${where}, after the filter was configured, so it does not exist and`
       + " its updates are lost: define every metric in configureRoot (msm_configure_root) or at module start (_initialize),"

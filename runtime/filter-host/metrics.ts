@@ -113,6 +113,8 @@ function exposedNames(kind: number, name: string): string[] {
 
 export class FilterMetrics {
   readonly definitions: MetricDefinition[] = [];
+  /** Why the last define() refused a metric, for the author. */
+  lastRefusal = "";
   private readonly byContext = new Map<number, ContextMetricValues>();
 
   /**
@@ -120,15 +122,24 @@ export class FilterMetrics {
    * taken by another kind or label), -NoSpace past MAX_METRICS.
    */
   define(kind: number, name: string, label?: string): number {
-    if (!NAME.test(name) || !(kind in MetricKind)) return -Status.BadArgument;
-    if (label !== undefined && (!NAME.test(label) || RESERVED_LABELS.has(label))) return -Status.BadArgument;
+    const refuse = (status: Status, why: string): number => {
+      this.lastRefusal = why;
+      return -status;
+    };
+    if (!NAME.test(name)) return refuse(Status.BadArgument, `a metric's name is a lower-case letter, then up to 63 lower-case letters, digits and '_' (no '-')`);
+    if (!(kind in MetricKind)) return refuse(Status.BadArgument, `kind ${kind} is none of MetricKind's`);
+    if (label !== undefined && !NAME.test(label)) return refuse(Status.BadArgument, `its label '${label}' breaks the rule of a name: a lower-case letter, then up to 63 lower-case letters, digits and '_'`);
+    if (label !== undefined && RESERVED_LABELS.has(label)) return refuse(Status.BadArgument, `its label '${label}' is one the proxy sets (${[...RESERVED_LABELS].join(", ")})`);
     const existing = this.definitions.find((d) => d.name === name);
-    if (existing) return existing.kind === kind && existing.label === label ? existing.id : -Status.BadArgument;
+    if (existing) {
+      return existing.kind === kind && existing.label === label ? existing.id : refuse(Status.BadArgument, "the name is defined already, with another kind or label");
+    }
     // _total is a counter's (Prometheus), and two metrics may not meet in /metrics (a counter x and a counter x_total)
-    if (kind !== MetricKind.Counter && name.endsWith("_total")) return -Status.BadArgument;
+    if (kind !== MetricKind.Counter && name.endsWith("_total")) return refuse(Status.BadArgument, "a name ending in _total is a counter's");
     const exposed = exposedNames(kind, name);
-    if (this.definitions.some((d) => exposedNames(d.kind, d.name).some((n) => exposed.includes(n)))) return -Status.BadArgument;
-    if (this.definitions.length >= MAX_METRICS) return -Status.NoSpace;
+    const clash = this.definitions.find((d) => exposedNames(d.kind, d.name).some((n) => exposed.includes(n)));
+    if (clash) return refuse(Status.BadArgument, `it would meet metric '${clash.name}' in /metrics (${exposed.join(", ")})`);
+    if (this.definitions.length >= MAX_METRICS) return refuse(Status.NoSpace, `the filter has defined ${MAX_METRICS} metrics, the most a filter may (MAX_METRICS)`);
     const id = this.definitions.length;
     this.definitions.push(label === undefined ? { id, kind: kind as MetricKind, name } : { id, kind: kind as MetricKind, name, label });
     return id;
