@@ -513,6 +513,54 @@ export class FilterHarness {
     return { carried, fresh, drained };
   }
 
+  /**
+   * A checkpoint, as the proxy takes one every `stateCheckpointMs`: each context's exported state
+   * (contexts that export nothing are left out). Keep it for `restart`.
+   */
+  checkpoint(): Map<number, Uint8Array> {
+    const out = new Map<number, Uint8Array>();
+    for (const ctx of this.configs.keys()) {
+      const blob = this.exportFrom(this.current, ctx);
+      if (blob) out.set(ctx, blob);
+    }
+    return out;
+  }
+
+  /**
+   * What the proxy does once an instance failed (a trap, a call the watchdog ended) or its worker was
+   * restarted: a new instance of the same module and root config takes every context, created again
+   * with its config, then imports its state from `checkpoint` (taken by `checkpoint()`) with
+   * `StateOrigin.Checkpoint`. Works after a FilterFailure (the failed instance is dropped without a
+   * drain or a destroy, as the proxy drops it). Counters and histograms go on; the old timers are
+   * gone. Returns the contexts whose state was restored and those that start fresh, with why.
+   */
+  async restart(checkpoint: ReadonlyMap<number, Uint8Array> = new Map()): Promise<{ carried: number[]; fresh: { ctx: number; reason: string }[] }> {
+    if (!(checkpoint instanceof Map)) throw new TypeError("restart: takes the Map that checkpoint() returned");
+    for (const ctx of checkpoint.keys()) this.expectContext(ctx, "restart: the checkpoint's");
+    const old = this.current;
+    const next = await this.instantiate(this.module, this.rootConfig);
+    const ctxs = [...this.configs.keys()];
+    next.setClock(this.clockUs, this.wallUs());
+    for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, this.configs.get(ctx), this.legs.get(ctx) ?? 0));
+    for (const ctx of ctxs) next.metrics.carryFrom(old.metrics, ctx, ctx);
+    this.dropTimersOf(old);
+    old.close();
+    this.current = next; // from here on the new instance serves: a trap in an import is its failure, as in the proxy
+    const carried: number[] = [];
+    const fresh: { ctx: number; reason: string }[] = [];
+    for (const ctx of ctxs) {
+      const blob = checkpoint.get(ctx);
+      if (!blob) {
+        fresh.push({ ctx, reason: "no checkpoint of it" });
+        continue;
+      }
+      const result = this.importInto(next, ctx, blob, StateOrigin.Checkpoint);
+      if (result.ok) carried.push(ctx);
+      else fresh.push({ ctx, reason: `state not carried over: ${result.reason}` });
+    }
+    return { carried, fresh };
+  }
+
   /** Runs `fn` unless `inst` has failed; a FilterFailure in it ends it quietly. */
   private whileAlive(inst: FilterInstance, fn: () => void): void {
     if (inst.failure) return;
