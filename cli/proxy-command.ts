@@ -41,7 +41,7 @@ function stamp(): string {
 export function describeEvent(e: ProxyEvent): string {
   switch (e.type) {
     case "log":
-      return `filter ${e.filter}: ${e.message}`;
+      return `filter ${e.filter}${e.segment ? ` (segment ${e.segment})` : ""}: ${e.message}`;
     case "failure":
       return `filter ${e.filter} failed (${e.reason}); segments: ${e.segments.join(", ") || "-"}`;
     case "restarted":

@@ -16,6 +16,7 @@ import { DropWatch, unexplainedLoss } from "./lib/kernel-drops.js";
 import { bindUdp, freePortPair, indexedRtp, sendPaced, Sink, sinksAt, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { httpBody } from "./lib/http-get.js";
+import { describeEvent } from "../cli/proxy-command.js";
 
 const test = suite("hostile filter", { timeoutMs: 60_000 });
 const LO = "127.0.0.1";
@@ -75,10 +76,10 @@ async function withProxy(proxy: Proxy, cleanup: (() => unknown)[], work: () => P
   }
 }
 
-test("forged host reasons and codes out of the filter's range count as host_bad_reason; /metrics keeps few reason labels", async () => {
+test("forged host reasons and codes out of the filter's range count as host_bad_reason; /metrics keeps few reason labels; the host's lines about them name the segment", async () => {
   const listen = await freePortPair();
   const sink = await Sink.open();
-  const { proxy } = await startProxy({
+  const { proxy, events } = await startProxy({
     filters: { hostile: { path: fixture("hostile") } },
     segments: [{ name: "forger", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "hostile" }] }],
   });
@@ -106,6 +107,11 @@ test("forged host reasons and codes out of the filter's range count as host_bad_
       assert.ok([...labels].every((l) => !l.startsWith("host_") || l === "host_bad_reason"), `${family}: no forged host reason`);
     }
     assert.match(metrics, new RegExp(`^msm_segment_drops_total\\{segment="forger",reason="host_bad_reason"\\} ${expected.host_bad_reason}$`, "m"));
+    // one instance serves every segment of the worker that runs the filter: its line says which segment's packet it was
+    const lines = events.filter((e) => e.type === "log" && e.message.includes("as host_bad_reason"));
+    assert.ok(lines.length > 0, "the host said why it dropped them");
+    assert.ok(lines.every((e) => e.type === "log" && e.segment === "forger"), JSON.stringify(lines[0]));
+    assert.match(describeEvent(lines[0]!), /^filter hostile \(segment forger\): the host dropped packet \d+ of the batch as host_bad_reason: drop reason /);
   });
 });
 

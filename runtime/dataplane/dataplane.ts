@@ -68,7 +68,8 @@ export interface DataPlaneOptions {
 
 export type DataPlaneEvent =
   | PoolEvent
-  | { type: "log"; filter: string; level: LogLevel; message: string }
+  /** segment: the one a host line about a dropped packet concerns (an instance serves many) */
+  | { type: "log"; filter: string; level: LogLevel; message: string; segment?: string }
   /** carried: state moved over; awaitingRestart: the new stage is down, a restart of it imports the state (none comes if the filter gave up); fresh: no state. */
   | { type: "swap"; segment: string; carried: string[]; awaitingRestart: string[]; fresh: string[]; /** stage indexes whose module, root config or config changed */ renewed: number[] }
   | { type: "error"; segment: string; message: string }
@@ -246,11 +247,20 @@ export class DataPlane {
    */
   private askedSincePrepared = false;
 
+  /** The segment whose chain has context `ctx` (for a rate-limited log line: a scan is fine). */
+  private segmentOfContext(ctx: number): string | undefined {
+    for (const seg of this.segments.values()) if (seg.stages.some((st) => st.ctx === ctx)) return seg.name;
+    return undefined;
+  }
+
   constructor(private readonly options: DataPlaneOptions) {
     const emit = options.onEvent ?? (() => {});
     this.pool = new FilterPool(
       {
-        log: (filter, level, message) => emit({ type: "log", filter, level, message }),
+        log: (filter, level, message, ctx) => {
+          const segment = ctx === undefined ? undefined : this.segmentOfContext(ctx);
+          emit(segment === undefined ? { type: "log", filter, level, message } : { type: "log", filter, level, message, segment });
+        },
         timerSet: (instance, ctx, timer, delayUs) => this.timerSet(instance, ctx, timer, delayUs),
         timerCancel: (instance, ctx, timer) => this.timerCancel(instance, ctx, timer),
         timerCancelAll: (instance) => this.timerCancelAll(instance),

@@ -58,6 +58,11 @@ export class ArenaViews {
   }
 
   /** Where batch packet k now starts, or -1 if the filter moved it out of its slot. Read batchLength after. */
+  /** The context batch packet k's descriptor names (the host wrote it; a filter may have overwritten it). */
+  batchContext(k: number): number {
+    return this.view.getUint32(this.arena.descTable + k * DESC_SIZE + D_CONTEXT, true);
+  }
+
   batchOffset(k: number): number {
     const a = this.arena;
     const d = a.descTable + k * DESC_SIZE;

@@ -17,7 +17,8 @@ import type { LoadedFilterModule } from "./module-loader.js";
 
 /** What an instance needs from the thread that hosts it. */
 export interface FilterHostServices {
-  log(filter: string, level: LogLevel, message: string): void;
+  /** `ctx`: the context a host line about a dropped packet concerns (a proxy names its segment). */
+  log(filter: string, level: LogLevel, message: string, ctx?: number): void;
   /** Arms (or moves) timer `timer` of context `ctx`; when it fires, call instance.onTimer. */
   timerSet(instance: FilterInstance, ctx: number, timer: number, delayUs: number): void;
   timerCancel(instance: FilterInstance, ctx: number, timer: number): void;
@@ -287,7 +288,7 @@ export class FilterInstance extends ArenaViews {
    */
   judgeBatch(k: number): number {
     const outcome = judgeBatch(this, k);
-    if (isHostVerdict(outcome) && this.badPacketLines.admit()) this.services.log(this.name, LogLevel.Warn, batchProblem(this, k));
+    if (isHostVerdict(outcome) && this.badPacketLines.admit()) this.services.log(this.name, LogLevel.Warn, batchProblem(this, k), this.batchContext(k));
     return outcome;
   }
 
@@ -297,7 +298,7 @@ export class FilterInstance extends ArenaViews {
    */
   acceptOutput(j: number, ctx: number): boolean {
     if (acceptOutput(this, j, ctx)) return true;
-    if (this.badPacketLines.admit()) this.services.log(this.name, LogLevel.Warn, outputProblem(this, j, ctx));
+    if (this.badPacketLines.admit()) this.services.log(this.name, LogLevel.Warn, outputProblem(this, j, ctx), ctx);
     return false;
   }
 
