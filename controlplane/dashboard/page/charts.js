@@ -46,7 +46,8 @@ class Chart {
         axes: [
           // whole seconds and up: a tick each 100 ms would print the same clock time twice
           { ...AXIS, space: 70, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300], values: (_u, ticks) => ticks.map((t) => clock(t)) },
-          { ...AXIS, size: 56, values: (_u, ticks) => ticks.map((t) => `${t} ${unit}`) },
+          // as wide as its longest label: a fixed 56 px cut the minus off "-2.5 ms" (a hop's jitter added below zero)
+          { ...AXIS, size: (_u, values) => Math.max(56, 14 + 7 * Math.max(0, ...(values ?? []).map((v) => v.length))), values: (_u, ticks) => ticks.map((t) => `${t} ${unit}`) },
         ],
         series: [
           {},
