@@ -101,6 +101,40 @@ test("secrets by reference: $file and $env are read by the proxy; a missing one 
   }
 });
 
+test("a $file secret is held to a regular file of at most 64 KiB: a FIFO, a device, a huge file are refused naming the field, and the running config runs on", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-secret-"));
+  writeFileSync(join(dir, "why"), "from a file\n");
+  writeFileSync(join(dir, "huge"), Buffer.alloc((64 << 10) + 1, 0x41));
+  writeFileSync(join(dir, "fits"), Buffer.alloc(64 << 10, 0x41));
+  execFileSync("mkfifo", [join(dir, "fifo")]);
+  const listen = await freePortPair();
+  const input = (reject: unknown): ProxyConfigInput => ({
+    filters: { misbehave: { path: fixture("misbehave") } },
+    segments: [{ name: "s", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave", config: { reject } }] }],
+  });
+  const { proxy } = await startProxy(input(""));
+  try {
+    // before, a FIFO blocked the apply (and a thread of the pool) until a writer came: bound the wait
+    const refusal = async (reject: unknown): Promise<string> => {
+      const outcome = proxy.apply(validateProxyConfig(input(reject), dir)).then(() => "applied", (err: Error) => err.message);
+      const timer = new Promise<string>((r) => setTimeout(() => r("still waiting after 10 s"), 10_000).unref());
+      return Promise.race([outcome, timer]);
+    };
+    assert.match(await refusal({ $file: "fifo" }), /segments\[0\]\.chain\[0\]\.config\.reject: cannot read secret file .*fifo: it is a FIFO, not a regular file/);
+    assert.match(await refusal({ $file: "huge" }), /config\.reject: cannot read secret file .*huge: it holds 65537 bytes, more than the 64 KiB a secret may hold/);
+    // a device never ends: before, the proxy read /dev/zero until it ran out of memory
+    assert.match(await refusal({ $file: "/dev/zero" }), /config\.reject: cannot read secret file \/dev\/zero: it is a character device, not a regular file/);
+    assert.match(await refusal({ $file: "." }), /config\.reject: cannot read secret file .*: it is a directory, not a regular file/);
+    // 64 KiB exactly is read whole, and then meets the filter's own limit on its config
+    assert.match(await refusal({ $file: "fits" }), /rejected its config: config of 655\d\d bytes exceeds the filter's scratch area/);
+    assert.match(await refusal({ $file: "why" }), /rejected its config: from a file$/m);
+    assert.equal(proxy.currentConfig.segments[0]!.chain[0]!.config, { reject: "" });
+  } finally {
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a removed segment, and a proxy that stops, hand over what their filters hold (msm_context_drain)", async () => {
   const [pa, pb] = [await freePortPair(), await freePortPair()];
   const [sa, sb] = [await Sink.open(), await Sink.open()];

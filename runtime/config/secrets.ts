@@ -4,13 +4,52 @@
 // reads them when it applies a config, so that the config file, the control plane and
 // last-good.json hold only the reference, never the key (a Kubernetes Secret mounted as a file,
 // for example). The filter sees the value, as if it had been written inline.
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 
 /** The parts of a proxy config that carry filter configs (ProxyConfig has them; proxy-config.ts calls in here). */
 interface WithFilterConfigs {
   readonly filters: Readonly<Record<string, { readonly config: Record<string, unknown> }>>;
   readonly segments: readonly { readonly chain: readonly { readonly config: Record<string, unknown> }[] }[];
+}
+
+/** The bytes a $file secret may hold: a key, a token, a certificate chain fit many times over. */
+export const MAX_SECRET_FILE_BYTES = 64 << 10;
+
+/** Why a secret file is refused without an errno (not a regular file, too big). */
+class SecretFileProblem extends Error {}
+
+/**
+ * The text of a secret file, held to MAX_SECRET_FILE_BYTES and to regular files: a reference to
+ * /dev/zero or /dev/urandom would otherwise be read until the process ran out of memory, and one
+ * to a FIFO would block a thread of the pool (and the apply) until something wrote to it. Opened
+ * non-blocking so that a FIFO's open returns at once; a file that grows while read is cut at the
+ * limit and refused.
+ */
+async function readSecretFile(path: string): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = await file.stat();
+    if (!stat.isFile()) {
+      const kind = stat.isDirectory() ? "a directory" : stat.isFIFO() ? "a FIFO" : stat.isCharacterDevice() ? "a character device" : stat.isBlockDevice() ? "a block device" : stat.isSocket() ? "a socket" : "not a file";
+      throw new SecretFileProblem(`it is ${kind}, not a regular file`);
+    }
+    const tooBig = (bytes: string): SecretFileProblem => new SecretFileProblem(`it holds ${bytes} bytes, more than the ${MAX_SECRET_FILE_BYTES >> 10} KiB a secret may hold`);
+    if (stat.size > MAX_SECRET_FILE_BYTES) throw tooBig(String(stat.size));
+    // /proc files say size 0: read up to one byte past the limit whatever the size said
+    const buf = Buffer.alloc(MAX_SECRET_FILE_BYTES + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await file.read(buf, filled, buf.length - filled, null);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+      if (filled > MAX_SECRET_FILE_BYTES) throw tooBig(`more than ${MAX_SECRET_FILE_BYTES}`);
+    }
+    return buf.toString("utf8", 0, filled);
+  } finally {
+    await file.close();
+  }
 }
 
 type Reference = { kind: "$file" | "$env"; target: string };
@@ -75,9 +114,9 @@ export async function resolveSecrets<C extends WithFilterConfigs>(config: C): Pr
         else replace(value);
       } else {
         reads.push(
-          readFile(ref.target, "utf8").then(
+          readSecretFile(ref.target).then(
             (text) => replace(text.endsWith("\n") ? text.slice(0, text.endsWith("\r\n") ? -2 : -1) : text),
-            (err: NodeJS.ErrnoException) => void problems.push(`${path}: cannot read secret file ${ref.target}: ${err.code ?? err.message}`),
+            (err: NodeJS.ErrnoException) => void problems.push(`${path}: cannot read secret file ${ref.target}: ${err instanceof SecretFileProblem ? err.message : (err.code ?? err.message)}`),
           ),
         );
       }
