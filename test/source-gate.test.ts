@@ -126,7 +126,10 @@ for (const sc of scenarios) {
 }
 
 unit("where feedback for the sender goes: RTP port + 1, the RTP port with rtcpMux, source.rtcpPort, or where its RTCP came from", () => {
-  const cases: [string, Partial<SegmentInput>, Step[], string][] = [
+  const cases: [string, Partial<SegmentInput>, Step[], string | null][] = [
+    // a spoofed source would otherwise aim the receivers' feedback at a host of its choice
+    ["RTCP from a host before any sender latched is admitted but points feedback nowhere", {}, [["10.0.0.9:5001", "rtcp", T, true, null]], null],
+    ["... unless source.address allows that host", { source: { address: "10.0.0.9" } }, [["10.0.0.9:5001", "rtcp", T, true, null]], "10.0.0.9:5001"],
     ["port + 1", {}, [[A, "rtp", T, true, A]], "10.0.0.1:5001"],
     ["rtcpMux", { rtcpMux: true }, [[A, "rtp", T, true, A]], "10.0.0.1:5000"],
     ["source.rtcpPort", { source: { address: "10.0.0.1", rtcpPort: 6001 } }, [[A, "rtp", T, true, A]], "10.0.0.1:6001"],
@@ -319,6 +322,43 @@ proxyTest("feedback from a non-destination is refused and counted; a destination
     for (const s of [...sinks, senderRtcp]) s.close();
     sender.close();
     stranger.close();
+    await proxy.close();
+  }
+});
+
+proxyTest("regression: RTCP from a host before any sender latched does not aim the receivers' feedback at that host (a spoofed source made the proxy a reflector)", async () => {
+  const listen = await freePortPair();
+  const d1 = await freePortPair();
+  const senderPort = await freePortPair();
+  const sinks = await Promise.all([Sink.open(d1), Sink.open(d1 + 1)]);
+  const victim = await Sink.open(0, { keep: true }); // the address an attacker writes as the source of its RTCP
+  const senderRtcp = await Sink.open(senderPort + 1, { keep: true });
+  const sender = await bindUdp(senderPort);
+  const { proxy } = await startProxy({
+    segments: [{ name: "fb", listen: { address: LO, port: listen }, source: { learnMs: 0 }, destinations: [{ address: LO, port: d1 }] }],
+  });
+  try {
+    const sr = Buffer.from(rtcpRr(1));
+    sr[1] = 200; // a sender report's type: the receivers see it; what matters is where feedback goes next
+    victim.socket.send(sr, listen + 1, LO);
+    await waitFor(() => sinks[1]!.received >= 1, 5000, "the forged report at the destination");
+    const { egressRtcp } = (await segmentStats(proxy, "fb")).ports;
+    const d1Rtcp = sinks[1]!.socket;
+    const noTarget = async (): Promise<number> => (await segmentStats(proxy, "fb")).drops.host_no_destination ?? 0;
+    for (let k = 0; k < 20; k++) d1Rtcp.send(rtcpRr(100 + k), egressRtcp!, LO);
+    await waitFor(async () => victim.received + (await noTarget()) >= 20, 5000, "the destination's 20 reports sent on or dropped");
+    assert.is(victim.received, 0, "the destination's feedback went to the host that only sent RTCP");
+    assert.is(await noTarget(), 20, "dropped, counted as host_no_destination");
+    // the sender that latches takes the feedback, as before
+    sender.send(indexedRtp(0), listen, LO);
+    await waitFor(() => sinks[0]!.received >= 1, 5000, "the sender's first packet");
+    d1Rtcp.send(rtcpRr(500), egressRtcp!, LO);
+    await waitFor(() => senderRtcp.received >= 1, 5000, "the destination's feedback at the sender");
+    assert.is(senderRtcp.keys.get(500), 1);
+    assert.is(victim.received, 0);
+  } finally {
+    for (const s of [...sinks, victim, senderRtcp]) s.close();
+    sender.close();
     await proxy.close();
   }
 });

@@ -179,7 +179,7 @@ const marksIn = (b: Uint8Array): number[] => [...b.subarray(32, 32 + b[31]!)];
 
 /**
  * A sender's RTP and RTCP sockets, and the RTCP socket of the receiver at `sinkPort`; latch() has the
- * proxy learn the sender's RTCP address (with a packet the hostile stages pass) and waits for it at the receiver.
+ * proxy learn the sender's RTCP address (once the sender's RTP latched it) (with a packet the hostile stages pass) and waits for it at the receiver.
  */
 async function peersOf(listen: number, sinkPort: number) {
   const rtp = await bindUdp();
@@ -208,6 +208,9 @@ test("a reload adds srtp at the head and removes a stage holding the receivers' 
   const { proxy } = await startProxy(config([{ filter: "h2", config: { mark: 2 } }, { filter: "h3", config: { mark: 3 } }]));
   const peers = await peersOf(listen, sinkPort);
   try {
+    // the sender's media first: RTCP from a host no sender latched yet does not say where feedback goes
+    peers.rtp.send(indexedRtp(1), listen, LO);
+    await waitFor(() => sink.received >= 1, 5000, "the sender's media at the receiver");
     await peers.latch();
     const egressRtcp = (await segmentStats(proxy, "edge")).ports.egressRtcp!;
     peers.receiver.send(hostileRtcp([2]), egressRtcp, LO);

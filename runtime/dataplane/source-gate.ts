@@ -74,6 +74,10 @@ export class SourceGate {
       // (FFmpeg sends its first sender report before its first RTP packet); the sender that then
       // latches points feedback at itself again. Feedback's target is learned once per sender.
       if (s.strict && this.rtp !== null && address !== this.rtp.address) return false;
+      // before a sender latched, RTCP from a host no config names goes downstream but does not
+      // aim the receivers' feedback at that host: its source may be forged (a victim's), which
+      // made the proxy reflect every destination's reports there until a sender turned up
+      if (s.strict && this.rtp === null && this.allowAddress === null) return true;
       if (!s.strict || !this.rtcpLearned) {
         this.rtcp = { address, port };
         this.rtcpLearned = true;
