@@ -431,6 +431,22 @@ test("secrets: listed as <redacted> unless show_secrets, sent to the proxy whole
   await rpc(adminA, "DeleteSegments", { names: ["s1"] });
 });
 
+test("regression: a relative $file reference is refused naming the field; the proxy would have read it from its own state directory (last-good.json, the keys of its other segments)", async () => {
+  for (const [config, field] of [
+    [{ key: { $file: "last-good.json" } }, "config_json"],
+    [{ nested: [{ token: { $file: "../state/stage-state.json" } }] }, "config_json"],
+  ] as const) {
+    await refused(apply(adminA, [seg("rel", "node-s", 27100, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify(config) }] })]), status.INVALID_ARGUMENT,
+      new RegExp(`^segments\\[0\\]\\.chain\\[0\\]\\.${field}: '[^']+' is a \\$file reference to a relative path \\(.+\\); under a control plane give an absolute path on the proxy's node`, "m"));
+  }
+  await refused(apply(adminA, [seg("rel", "node-s", 27100, { chain: [{ filter: "validate", version: "", configJson: "{}", rootConfigJson: JSON.stringify({ key: { $file: "keys/k" } }) }] })]), status.INVALID_ARGUMENT,
+    /^segments\[0\]\.chain\[0\]\.root_config_json: 'key' is a \$file reference to a relative path \(keys\/k\)/m);
+  assert.equal((await listSegments(adminA)).filter((x) => x.name === "rel"), [], "nothing stored");
+  // an absolute path is what the docs ask for, and passes
+  await apply(adminA, [seg("rel", "node-s", 27100, { chain: [{ filter: "validate", version: "", configJson: JSON.stringify({ key: { $file: "/etc/msm/keys/k" } }) }] })]);
+  await rpc(adminA, "DeleteSegments", { names: ["rel"] });
+});
+
 test("a dry run refuses what the store would refuse: too many operations for one transaction (the limit in a trailer, to send it in parts), a value too large (no trailer)", async () => {
   const many = Array.from({ length: 130 }, (_, i) => seg(`t${i}`, "node-t", 30000 + 2 * i));
   const limit = (e: ServiceError): unknown[] => e.metadata.get("msm-max-txn-ops");

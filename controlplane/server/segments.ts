@@ -5,6 +5,7 @@
 // know (the proxy a segment belongs to, the filter registry, JSON text in config_json and
 // root_config_json, a stage's filter entry settings checked alone) and maps the
 // runtime's field paths back to the request's (`segments[2].listen.port`, proto field names).
+import { posix } from "node:path";
 import { ConfigError, validateProxyConfig, type ProxyConfigInput } from "../../runtime/index.js";
 import type { ChainStage, Endpoint, FailurePolicy, Segment } from "../api/proto.js";
 import { clockRatesOf } from "../api/proto.js";
@@ -75,6 +76,26 @@ function redactedIssues(config: Record<string, unknown> | undefined, at: string)
 }
 
 /**
+ * `$file` references to a relative path, refused naming where. A proxy resolves one against its
+ * config's folder, which under a control plane is its state directory: `{"$file": "last-good.json"}`
+ * would hand a filter the node's saved snapshot (its other segments' keys), and a segment written for
+ * a proxy file would read something else than meant. A pushed segment names an absolute path.
+ */
+function relativeFileIssues(value: unknown, at: string, path = ""): string[] {
+  if (typeof value !== "object" || value === null) return [];
+  return Object.entries(value).flatMap(([k, v]) => {
+    const here = Array.isArray(value) ? `${path}[${k}]` : `${path}.${k}`;
+    if (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 1) {
+      const target = (v as Record<string, unknown>).$file;
+      if (typeof target === "string" && target !== "" && !posix.isAbsolute(target)) {
+        return [`${at}: '${here.replace(/^\./, "")}' is a $file reference to a relative path (${target}); under a control plane give an absolute path on the proxy's node (a relative one would be read from the proxy's state directory)`];
+      }
+    }
+    return relativeFileIssues(v, at, here);
+  });
+}
+
+/**
  * Checks what only the control plane knows about one requested segment and converts it to the
  * runtime's segment config and the stored record.
  */
@@ -131,10 +152,10 @@ function checkSegment(seg: Segment, at: string, state: DesiredState, issues: str
       issues.push(`${where}.filter: unknown filter '${stage.filter}${stage.version !== "" ? `@${stage.version}` : ""}'${hint}`);
     }
     const config = parseConfigJson(stage.configJson, `${where}.config_json`, issues);
-    issues.push(...redactedIssues(config, `${where}.config_json`));
+    issues.push(...redactedIssues(config, `${where}.config_json`), ...relativeFileIssues(config, `${where}.config_json`));
     checkStageEntry(stage, where, issues);
     const rootConfig = parseConfigJson(stage.rootConfigJson, `${where}.root_config_json`, []);
-    issues.push(...redactedIssues(rootConfig, `${where}.root_config_json`));
+    issues.push(...redactedIssues(rootConfig, `${where}.root_config_json`), ...relativeFileIssues(rootConfig, `${where}.root_config_json`));
     const limits = limitsRecord(stage.limits);
     const record: ChainStage = { filter: stage.filter, version: stage.version, configJson: config ? JSON.stringify(config) : stage.configJson };
     // only what is set, so that a stage stored before these existed compares equal
