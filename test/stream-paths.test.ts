@@ -343,7 +343,7 @@ test("no data: a proxy in the middle that never reported keeps its place, its ho
   assert.match(text, /^\s+within proxy-b\s+proxy\s.*\sunknown$/m);
   assert.match(text, /^\s+sender -> proxy-a\s+first-link\s.*\sok$/m);
   assert.match(text, /Bad hop: +none found, but \d+ of \d+ hops have no figures \(see the notes\)/, text);
-  const metrics = renderMetrics(paths, 10, { clients: 0, dropped: 0, refused: 0 });
+  const metrics = renderMetrics({ paths, proxies: [] }, 10, { clients: 0, dropped: 0, refused: 0 });
   assert.not.ok(metrics.includes('msm_hop_bad{stream="cam",hop="within proxy-b"'), "no sample where nothing was measured");
   assert.ok(metrics.includes('msm_hop_bad{stream="cam",hop="sender -> proxy-a",kind="first-link"} 0\n'));
 });

@@ -2,6 +2,7 @@
 // exposition format 0.0.4) in base units. Only the worst `limit` streams get series of their own,
 // so that 10,000 streams do not become 300,000 series; msm_paths counts them all.
 import { familyLines, type LabelSet, type Sample } from "../../runtime/index.js";
+import type { ProxyStatus } from "../api/proto.js";
 import { hopJudged, type StreamPath } from "../api/streams.js";
 import { unknownHops, worstFirst } from "./view.js";
 
@@ -37,11 +38,49 @@ function labelledHops(path: StreamPath): { labels: Labels; hop: StreamPath["hops
   });
 }
 
-export function renderMetrics(paths: readonly StreamPath[], limit: number, feed: FeedCounters): string {
+/**
+ * What the store gave this scrape: the paths and the proxies' statuses, or, when the store did not
+ * answer (etcd down, no quorum), nothing: then `msm_control_plane_store_up` is 0 and the families
+ * read from the store are absent (not 0: nothing is known of them), the others are still served.
+ */
+export type StoreView = { paths: readonly StreamPath[]; proxies: readonly ProxyStatus[] } | undefined;
+
+/** A proxy's config as its status says: a refusal standing (newer than what it acknowledged), behind what it should run, or current. */
+export function proxyConfigState(p: ProxyStatus): "refused" | "behind" | "current" {
+  if (Number(p.nackedVersion) > Number(p.ackedVersion)) return "refused";
+  if (Number(p.ackedVersion) < Number(p.desiredVersion)) return "behind";
+  return "current";
+}
+
+export function renderMetrics(view: StoreView, limit: number, feed: FeedCounters): string {
+  const out = new Exposition();
+  out.family("msm_control_plane_store_up", "gauge", "1 when this scrape's reads of the store answered; 0 when they failed (etcd down or without a quorum), and then the stream and proxy families are absent.", [[{}, view ? 1 : 0]]);
+  if (view) {
+    const connected = view.proxies.filter((p) => p.connected);
+    out.family("msm_proxies", "gauge", "Proxies the control plane knows: connected to some replica, or not (30 s without a heartbeat).", [
+      [{ state: "connected" }, connected.length],
+      [{ state: "disconnected" }, view.proxies.length - connected.length],
+    ]);
+    const count = (state: string, among: readonly ProxyStatus[]): number => among.filter((p) => proxyConfigState(p) === state).length;
+    out.family("msm_proxies_config", "gauge", "Proxies by what they run: current (acknowledged their newest version), behind (not yet), refused (a NACK newer than what they acknowledged); connected or not.", ["current", "behind", "refused"].flatMap((state): Row[] => [
+      [{ state, connected: "true" }, count(state, connected)],
+      [{ state, connected: "false" }, count(state, view.proxies.filter((p) => !p.connected))],
+    ]));
+    out.family("msm_proxies_segments_not_running", "gauge", "Segments of acknowledged versions that do not run (a port held, a filter refused), over every proxy.",
+      [[{}, view.proxies.reduce((n, p) => n + p.notRunning.length, 0)]]);
+  }
+  renderPaths(out, view?.paths, limit);
+  out.family("msm_dashboard_event_clients", "gauge", "Browsers following the dashboard's live updates now.", [[{}, feed.clients]]);
+  out.family("msm_dashboard_event_clients_dropped_total", "counter", "Live-update clients dropped for reading too slowly.", [[{}, feed.dropped]]);
+  out.family("msm_dashboard_event_clients_refused_total", "counter", "Live-update clients refused because the limit was reached.", [[{}, feed.refused]]);
+  return out.text();
+}
+
+function renderPaths(out: Exposition, paths: readonly StreamPath[] | undefined, limit: number): void {
+  if (!paths) return;
   const sorted = [...paths].sort(worstFirst);
   const shown = sorted.slice(0, limit);
   const hops = shown.flatMap(labelledHops);
-  const out = new Exposition();
   // a figure that was not measured has no sample (absent, not 0)
   const per = (pick: (h: StreamPath["hops"][number]) => number | null, scale = 1): Row[] =>
     hops.flatMap(({ labels, hop }) => {
@@ -72,8 +111,4 @@ export function renderMetrics(paths: readonly StreamPath[], limit: number, feed:
     [{ state: "ok" }, sorted.length - bad - unknown],
   ]);
   out.family("msm_paths_exported", "gauge", "Streams with series of their own here (the worst ones, at most the dashboard's limit).", [[{}, shown.length]]);
-  out.family("msm_dashboard_event_clients", "gauge", "Browsers following the dashboard's live updates now.", [[{}, feed.clients]]);
-  out.family("msm_dashboard_event_clients_dropped_total", "counter", "Live-update clients dropped for reading too slowly.", [[{}, feed.dropped]]);
-  out.family("msm_dashboard_event_clients_refused_total", "counter", "Live-update clients refused because the limit was reached.", [[{}, feed.refused]]);
-  return out.text();
 }

@@ -12,7 +12,7 @@ import type { StreamPath } from "../api/streams.js";
 import { filesStamp, identityIn, TLS_HANDSHAKE_TIMEOUT_MS, TlsFileWatch, type TlsFiles } from "../security/tls.js";
 import { loadAssets } from "./assets.js";
 import { LiveFeed } from "./live-feed.js";
-import { renderMetrics } from "./metrics.js";
+import { renderMetrics, type StoreView } from "./metrics.js";
 import { dashboardState, worstFirst } from "./view.js";
 
 export interface DashboardLimits {
@@ -119,6 +119,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     return undefined;
   };
 
+  /** The store's failure the last scrape logged: a scrape every 15 s during an outage says it once. */
+  let metricsFailure: string | undefined;
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
     "/healthz": (_req, res) => send(res, 200, TEXT, "ok\n"),
     "/api/streams": async (_req, res) => {
@@ -128,7 +130,17 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     "/api/state": async (_req, res) => send(res, 200, JSON_TYPE, await state(), { "cache-control": "no-store" }),
     "/api/events": (req, res) => feed.serve(req, res, SECURITY_HEADERS),
     "/metrics": async (_req, res) => {
-      const text = renderMetrics(await getPaths(), limits.maxMetricStreams, { clients: feed.size, dropped: feed.dropped, refused: feed.refused });
+      // a store outage is when the scrape matters most: answer it, saying the store is down
+      let view: StoreView;
+      try {
+        const [paths, proxies] = await Promise.all([getPaths(), getProxies()]);
+        view = { paths, proxies };
+      } catch (err) {
+        if (metricsFailure !== (err as Error).message) log(`dashboard: /metrics: the store did not answer (${(err as Error).message}): msm_control_plane_store_up 0`);
+        metricsFailure = (err as Error).message;
+      }
+      if (view) metricsFailure = undefined;
+      const text = renderMetrics(view, limits.maxMetricStreams, { clients: feed.size, dropped: feed.dropped, refused: feed.refused });
       send(res, 200, "text/plain; version=0.0.4; charset=utf-8", text, { "cache-control": "no-store" });
     },
   };

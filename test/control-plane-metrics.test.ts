@@ -1,0 +1,126 @@
+// What an operator scrapes from the control plane during a store outage: a real etcd, a real
+// replica with its dashboard's /metrics, a real proxy (agent) forwarding RTP on loopback. The
+// scrape must go on while etcd is down (saying so), and say how many proxies run what they
+// should, lag behind, or refuse it.
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Segment } from "../controlplane/api/proto.js";
+import { AdminServiceClient, type ApplySegmentsResponse, type ProxyStatus } from "../controlplane/api/proto.js";
+import { channelCredentials } from "../controlplane/security/tls.js";
+import { startControlPlane } from "../controlplane/server/index.js";
+import { startDashboard } from "../controlplane/dashboard/index.js";
+import { startAgent } from "../controlplane/agent/index.js";
+import { suite } from "./lib/suite.js";
+import { startEtcd } from "./lib/etcd.js";
+import { httpGet } from "./lib/http-get.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+
+const test = suite("control-plane-metrics", { timeoutMs: 120_000 });
+const AGENT_START_MS = 20_000;
+
+function segment(proxy: string, name: string, listen: number, sink: number): Segment {
+  return {
+    name, proxy, listen: { address: "127.0.0.1", port: listen, rtcpPort: 0 }, rtcpMux: false, egress: null,
+    destinations: [{ address: "127.0.0.1", port: sink, rtcpPort: 0 }], source: null, chain: [], failure: null, revision: 0, legs: [],
+  };
+}
+
+function admin(port: number) {
+  const client = new AdminServiceClient(`127.0.0.1:${port}`, channelCredentials("insecure")) as unknown as
+    Record<string, (req: object, options: { deadline: number }, cb: (err: { details: string } | null, res: unknown) => void) => void> & { close(): void };
+  const call = <T>(method: string, req: object): Promise<T> =>
+    new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
+  return {
+    apply: async (...segments: Segment[]): Promise<number> => Number((await call<ApplySegmentsResponse>("ApplySegments", { segments })).revision),
+    proxy: async (node: string): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === node),
+    close: () => client.close(),
+  };
+}
+
+/** The value of one sample in a /metrics text, or undefined when it is absent. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** Sends packets until one more reaches the sink (bounded). */
+async function flows(listen: number, sink: Sink, what: string): Promise<void> {
+  const tx = await bindUdp();
+  try {
+    const before = sink.received;
+    let i = 0;
+    await waitFor(() => {
+      tx.send(indexedRtp(i++), listen, "127.0.0.1");
+      return sink.received > before;
+    }, 10_000, what);
+  } finally {
+    tx.close();
+  }
+}
+
+test("etcd down: /metrics still answers, msm_control_plane_store_up 0 and the store's families absent (logged once); the proxy forwards; back: 1 again; proxies counted connected and current / refused", async () => {
+  const etcd = await startEtcd();
+  const log: string[] = [];
+  const cp = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: "insecure", log: (m) => void log.push(m) });
+  const dashboard = await startDashboard({ listen: "127.0.0.1:0", tls: "insecure", getPaths: () => cp.streamPaths(), getProxies: () => cp.proxies(), log: (m) => void log.push(m) });
+  const ops = admin(cp.port);
+  const stateDir = mkdtempSync(join(tmpdir(), "msm-cp-metrics-"));
+  const sink = await Sink.open();
+  const held = await bindUdp();
+  const agent = await startAgent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "node-m", stateDir, tls: "insecure" });
+  const scrape = async (): Promise<string> => {
+    const r = await httpGet(dashboard.port, "/metrics");
+    assert.is(r.status, 200, `/metrics answered ${r.status}: ${r.body}\n${log.join("\n")}`);
+    return r.body;
+  };
+  try {
+    const listen = await freePortPair();
+    const v1 = await ops.apply(segment("node-m", "cam-m", listen, sink.port));
+    await waitFor(async () => Number((await ops.proxy("node-m"))?.ackedVersion ?? 0) >= v1, AGENT_START_MS, "the proxy to acknowledge the first version");
+    await flows(listen, sink, "RTP through the proxy");
+    let text = await scrape();
+    assert.is(sample(text, "msm_control_plane_store_up"), 1, text);
+    assert.is(sample(text, 'msm_proxies{state="connected"}'), 1, text);
+    assert.is(sample(text, 'msm_proxies{state="disconnected"}'), 0, text);
+    assert.is(sample(text, 'msm_proxies_config{state="current",connected="true"}'), 1, text);
+    assert.is(sample(text, 'msm_proxies_config{state="refused",connected="true"}'), 0, text);
+
+    // a second segment on a port another socket holds: the proxy refuses the snapshot
+    const heldPort = (held.address() as { port: number }).port;
+    const v2 = await ops.apply(segment("node-m", "cam-held", heldPort, sink.port));
+    await waitFor(async () => Number((await ops.proxy("node-m"))?.nackedVersion ?? 0) >= v2, AGENT_START_MS, "the proxy to refuse the second version");
+    text = await scrape();
+    assert.is(sample(text, 'msm_proxies_config{state="refused",connected="true"}'), 1, text);
+    assert.is(sample(text, 'msm_proxies_config{state="current",connected="true"}'), 0, text);
+
+    await etcd.pause(); // SIGTERM: etcd is down
+    const outage1 = await scrape();
+    const outage2 = await scrape();
+    for (const t of [outage1, outage2]) {
+      assert.is(sample(t, "msm_control_plane_store_up"), 0, t);
+      assert.is(sample(t, 'msm_proxies{state="connected"}'), undefined, "nothing is known of the proxies: absent, not 0");
+      assert.is(sample(t, 'msm_paths{state="ok"}'), undefined, t);
+      assert.is(sample(t, "msm_dashboard_event_clients"), 0, "what does not need the store is still there");
+    }
+    assert.is(log.filter((l) => l.includes("/metrics: the store did not answer")).length, 1, `said once:\n${log.join("\n")}`);
+    await flows(listen, sink, "RTP through the proxy while etcd is down");
+
+    await etcd.resume();
+    await waitFor(async () => sample(await scrape(), "msm_control_plane_store_up") === 1, 30_000, "store_up 1 once etcd answers");
+    text = await scrape();
+    assert.is(sample(text, 'msm_proxies{state="connected"}'), 1, text);
+  } finally {
+    held.close();
+    await agent.close();
+    ops.close();
+    await dashboard.close();
+    await cp.close();
+    sink.close();
+    await etcd.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test.run();
