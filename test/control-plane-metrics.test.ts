@@ -15,7 +15,7 @@ import { startAgent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
 import { startEtcd } from "./lib/etcd.js";
 import { httpGet } from "./lib/http-get.js";
-import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("control-plane-metrics", { timeoutMs: 120_000 });
 const AGENT_START_MS = 20_000;
@@ -120,6 +120,40 @@ test("etcd down: /metrics still answers, msm_control_plane_store_up 0 and the st
     sink.close();
     await etcd.stop();
     rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test("etcd down with several proxies connected: their failed background writes (stats every 2 s, last_seen) are logged once per reason for the replica, not per proxy per try", async () => {
+  const etcd = await startEtcd();
+  const log: string[] = [];
+  const cp = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: "insecure", log: (m) => void log.push(m) });
+  const ops = admin(cp.port);
+  const sink = await Sink.open();
+  const dirs: string[] = [];
+  const agents: Awaited<ReturnType<typeof startAgent>>[] = [];
+  try {
+    for (const node of ["node-x", "node-y", "node-z"]) {
+      const listen = await freePortPair();
+      const v = await ops.apply(segment(node, `cam-${node}`, listen, sink.port));
+      const stateDir = mkdtempSync(join(tmpdir(), "msm-cp-metrics-"));
+      dirs.push(stateDir);
+      agents.push(await startAgent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: node, stateDir, tls: "insecure" }));
+      await waitFor(async () => Number((await ops.proxy(node))?.ackedVersion ?? 0) >= v, AGENT_START_MS, `${node} to acknowledge`);
+    }
+    await etcd.pause();
+    const stats = (): string[] => log.filter((l) => l.includes(": storing stats: "));
+    // three proxies reporting every 2 s: 9 or more failed writes within 7 s (bounded wait)
+    await sleep(7000);
+    assert.is(stats().length, 1, `one line for every proxy's failing stats:\n${log.join("\n")}`);
+    assert.match(stats()[0]!, /etcd unreachable/);
+    await etcd.resume();
+  } finally {
+    for (const a of agents) await a.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+    await etcd.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 });
 

@@ -3,6 +3,7 @@
 // truth. Each replica keeps a mirror of the desired state (list + watch) and pushes a proxy a new
 // snapshot whenever that proxy's version moves, wherever the change was applied.
 import { ReportLimiter } from "../api/report-limiter.js";
+import { withoutTimestamps } from "../api/status-text.js";
 import {
   Server, status,
   type handleBidiStreamingCall, type handleUnaryCall, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type UntypedServiceImplementation,
@@ -205,7 +206,13 @@ class ProxySession {
   }
 
   private enqueue(what: string, job: () => Promise<void>): void {
-    this.work = this.work.then(job).catch((err: Error) => this.cp.log(`proxy ${this.nodeId}: ${what}: ${err.message}`));
+    this.work = this.work.then(job).catch((err: Error) => {
+      // an etcd outage fails these writes for every proxy every few seconds: one line per minute
+      // and reason, for the replica, rather than hundreds of proxies' lines every 2 s
+      const held = this.cp.backgroundFailures.admit(`${what}\0${withoutTimestamps(err.message)}`, err.message);
+      if (held === undefined) return;
+      this.cp.log(`proxy ${this.nodeId}: ${what}: ${err.message}${held > 0 ? ` (and ${held} more alike, of this or other proxies, in the last minute)` : ""}`);
+    });
   }
 
   private onMessage(msg: ProxyMessage): void {
@@ -411,6 +418,8 @@ class ProxySession {
 
 /** A proxy's stats pages dropped for one reason are logged again only this often. */
 const DROPPED_STATS_LOG_MS = 60_000;
+/** How often a session's background write failing alike (the store down) is logged again. */
+const BACKGROUND_FAILURE_LOG_MS = 60_000;
 
 /** A refused proxy connection that repeats (a proxy retries every second or so) is logged again only this often. */
 const REFUSAL_LOG_MS = 60_000;
@@ -433,6 +442,8 @@ class ControlPlaneServer {
   readonly grpc: Server;
   private readonly health: StoreHealth;
   name = "";
+  /** Background writes of the proxies' sessions that failed (stats, last_seen): logged once a minute per reason. */
+  readonly backgroundFailures = new ReportLimiter(BACKGROUND_FAILURE_LOG_MS);
   private writeQueue: Promise<unknown> = Promise.resolve();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
