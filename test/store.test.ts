@@ -415,6 +415,66 @@ etcdOnly("a watch survives an etcd restart: what changed after it arrives, nothi
   }
 });
 
+/**
+ * A TCP relay to etcd whose connections open so far can be made to go black (they stay open and
+ * carry nothing, as a connection whose peer vanished behind a NAT or partition), while new ones
+ * pass: a half-open watch stream that no error ends.
+ */
+async function blackholingRelay(target: URL): Promise<{ url: string; blackhole(): number; close(): void }> {
+  const { createServer, connect } = await import("node:net");
+  const pairs: { black: boolean; sockets: import("node:net").Socket[] }[] = [];
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const pair = { black: false, sockets: [client, upstream] };
+    pairs.push(pair);
+    for (const s of pair.sockets) s.on("error", () => {});
+    client.on("data", (d) => void (pair.black || upstream.write(d)));
+    upstream.on("data", (d) => void (pair.black || client.write(d)));
+    client.on("close", () => void (pair.black || upstream.destroy()));
+    upstream.on("close", () => void (pair.black || client.destroy()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    blackhole: () => {
+      for (const p of pairs) p.black = true;
+      return pairs.length;
+    },
+    close: () => {
+      for (const p of pairs) for (const s of p.sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+etcdOnly("a watch whose connection goes half-open (no error, no data) notices the change it missed and opens again: it arrives, nothing twice", async () => {
+  await etcdReady;
+  const relay = await blackholingRelay(new URL(etcd!.url));
+  const viaRelay = await EtcdStore.open([relay.url], { watchCheckMs: 500 });
+  const direct = await EtcdStore.open([etcd!.url]);
+  const stalls: string[] = [];
+  try {
+    const from = (await direct.revision()) + 1;
+    const batches: WatchBatch[] = [];
+    const errors: Error[] = [];
+    viaRelay.watch("/halfopen/", { fromRevision: from, onEvents: (b) => batches.push(b), onError: (e) => errors.push(e), onStall: (why) => stalls.push(why) });
+    const r1 = await direct.txn([], [put("/halfopen/a", "1")]);
+    await waitFor(() => batches.length === 1, 5000, "the first batch");
+    assert.ok(relay.blackhole() > 0, "the watch's connection went black");
+    const r2 = await direct.txn([], [put("/halfopen/a", "2")]);
+    const r3 = await direct.txn([], [put("/halfopen/b", "3")]);
+    await waitFor(() => batches.length >= 3, 20_000, `the changes made after the connection went black (stalls seen: ${stalls.length})`);
+    await sleep(1200); // more checks: nothing delivered twice
+    assert.equal(batches.map((b) => b.revision), [r1.revision, r2.revision, r3.revision]);
+    assert.equal(errors, []);
+    assert.ok(stalls.length >= 1 && /watch stream delivered nothing/.test(stalls[0]!), stalls.join("\n"));
+  } finally {
+    await viaRelay.close();
+    await direct.close();
+    relay.close();
+  }
+});
+
 etcdOnly.after(async () => {
   await etcd?.stop();
   etcd = undefined;

@@ -39,6 +39,7 @@ export class DesiredMirror {
         this.state.revision = batch.revision;
         this.onChange(this.state);
       },
+      onStall: (why) => this.log(`store watch stalled: ${why}`),
       onError: (err) => {
         if (this.closed) return;
         this.log(`store watch failed (${err.message}); listing the desired state again`);

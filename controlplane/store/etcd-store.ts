@@ -23,6 +23,14 @@ export interface EtcdStoreOptions {
    */
   readonly requestTimeoutMs?: number;
   /**
+   * How often a watch checks that its stream still delivers (default 5000 ms): a stream whose
+   * connection went half-open (a NAT entry dropped, a member replaced behind a partition) hangs
+   * without an error, for minutes, until TCP gives up. The check asks etcd for the newest
+   * modification under the watched prefix; one the stream has not delivered by the next check
+   * means the stream is stalled, and it is opened again from the revision after the last batch.
+   */
+  readonly watchCheckMs?: number;
+  /**
    * Whether open() waits for etcd to answer (default true). A control plane opens it without
    * waiting: it starts while etcd is down, NOT_SERVING until etcd answers.
    */
@@ -77,6 +85,7 @@ export class EtcdStore implements Store {
   private readonly endpoints: string[];
   private preferred = 0;
   private readonly timeoutMs: number;
+  private readonly watchCheckMs: number;
   private readonly watchers = new Set<{ close(): void }>();
   private closed = false;
 
@@ -94,6 +103,7 @@ export class EtcdStore implements Store {
     });
     this.description = `etcd:${this.endpoints.join(",")}`;
     this.timeoutMs = options.requestTimeoutMs ?? 3000;
+    this.watchCheckMs = options.watchCheckMs ?? 5000;
   }
 
   /** Connects and checks that etcd answers (a range request), so a wrong URL fails at start. */
@@ -207,12 +217,39 @@ export class EtcdStore implements Store {
     }
   }
 
+  /** The newest modification revision of a key under `prefix` (0: none). Deletions are not seen. */
+  private async newestModRevision(prefix: string): Promise<number> {
+    const key = prefix === "" ? Buffer.from([0]) : Buffer.from(prefix);
+    const r = await this.call<{ kvs?: RawKv[] }>("/v3/kv/range", {
+      key: b64(key), range_end: b64(prefixEnd(prefix)), limit: "1", sort_order: "DESCEND", sort_target: "MOD", keys_only: true,
+    });
+    return Number(r.kvs?.[0]?.mod_revision ?? 0);
+  }
+
   watch(prefix: string, options: WatchOptions): Watcher {
     let next = Math.max(1, options.fromRevision);
     let stopped = false;
     let controller: AbortController | undefined;
+    // the stall check: `behindAt` is the `next` a check found behind the store; still so at the next check: stalled
+    let behindAt = 0;
+    let checking = false;
+    const checker = setInterval(() => {
+      if (stopped || checking) return;
+      checking = true;
+      const at = next;
+      this.newestModRevision(prefix).then((newest) => {
+        if (stopped || at !== next) return void (behindAt = 0);
+        if (newest < at) return void (behindAt = 0);
+        if (behindAt !== at) return void (behindAt = at);
+        behindAt = 0;
+        options.onStall?.(`etcd has revision ${newest} under ${prefix || "every key"} but the watch stream delivered nothing from ${at} on in ${this.watchCheckMs} ms: opening it again from ${at}`);
+        controller?.abort();
+      }, () => undefined /* etcd unreachable: the stream's own errors say so */).finally(() => (checking = false));
+    }, this.watchCheckMs);
+    checker.unref();
     const self = { close: (): void => {
       stopped = true;
+      clearInterval(checker);
       controller?.abort();
       this.watchers.delete(self);
     } };

@@ -76,6 +76,11 @@ export interface WatchOptions {
    * the revision after the last batch) is no longer in the store's history; list again then.
    */
   onError(error: Error): void;
+  /**
+   * The watch found its stream stalled (a change under the prefix in the store that the stream did
+   * not deliver) and opened it again from the revision after the last batch: nothing is skipped.
+   */
+  onStall?(reason: string): void;
 }
 
 export interface Watcher {
