@@ -16,7 +16,7 @@ import {
 } from "../api/proto.js";
 import { printable } from "../security/terminal.js";
 import { peerIdentity, serverCertificateProblem, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
-import { openStore, type Op, type Store } from "../store/index.js";
+import { EtcdStore, openStore, type Op, type Store } from "../store/index.js";
 import { bindServer } from "./bind.js";
 import { invalid, RpcError, toStatus } from "./errors.js";
 import { DESIRED, SEGMENTS, STATS } from "./keys.js";
@@ -221,7 +221,7 @@ class ProxySession {
       if (msg.kind !== "register") return this.refuse(status.INVALID_ARGUMENT, "the first message on a Connect stream must be Register");
       return this.register(msg.register);
     }
-    const now = Date.now();
+    const now = this.cp.storeNow();
     switch (msg.kind) {
       case "register":
         return this.fail(status.INVALID_ARGUMENT, "Register was already received on this stream");
@@ -298,7 +298,7 @@ class ProxySession {
     this.registered = true;
     this.nodeId = reg.nodeId;
     this.cp.sessions.add(this);
-    const now = Date.now();
+    const now = this.cp.storeNow();
     const peer = this.call.getPeer();
     this.unrecorded = { capabilities: reg.capabilities, abiVersions: reg.abiVersions };
     this.enqueue("recording the connection", async () => {
@@ -344,7 +344,7 @@ class ProxySession {
 
   heartbeat(): void {
     if (!this.registered || this.closed) return;
-    const now = Date.now();
+    const now = this.cp.storeNow();
     const stale = this.cp.timing.staleAfterMs;
     const peer = this.call.getPeer();
     const unrecorded = this.unrecorded;
@@ -407,7 +407,7 @@ class ProxySession {
     }
     if (this.registered) {
       this.flushStats();
-      const now = Date.now();
+      const now = this.cp.storeNow();
       this.enqueue("recording the disconnection", () =>
         updateStatus(this.cp.store, this.nodeId, (s) => (s.connectionId === this.id ? { ...s, connected: false, lastSeenMs: now } : undefined)),
       );
@@ -445,6 +445,10 @@ class ControlPlaneServer {
   /** Background writes of the proxies' sessions that failed (stats, last_seen): logged once a minute per reason. */
   readonly backgroundFailures = new ReportLimiter(BACKGROUND_FAILURE_LOG_MS);
   private writeQueue: Promise<unknown> = Promise.resolve();
+  /** Now by the store's clock: what last_seen is written and judged in, whatever this host's clock says. */
+  storeNow(): number {
+    return this.store.now?.() ?? Date.now();
+  }
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
   private tlsReloadTimer: NodeJS.Timeout | undefined;
@@ -772,6 +776,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   }
   // etcd down at the start: the replica serves NOT_SERVING until it answers (its proxies keep their configs)
   const store = await openStore(options.store, { etcd: { waitForAnswer: false } });
+  if (store instanceof EtcdStore) {
+    store.onClockOffset = (ms) =>
+      log(Math.abs(ms) > 5000
+        ? `this host's clock is ${Math.round(Math.abs(ms) / 1000)} s ${ms > 0 ? "behind" : "ahead of"} etcd's (its Date headers): fix its time sync; proxies' last_seen is written and judged by etcd's clock meanwhile`
+        : "this host's clock agrees with etcd's again (within 5 s)");
+  }
   const cp = new ControlPlaneServer(store, options.tls, options, log);
   let port: number;
   try {

@@ -64,7 +64,7 @@ export async function listProxies(store: Store, state: DesiredState, staleAfterM
     const r = { ...emptyStatus(""), ...(JSON.parse(kv.value.toString()) as StatusRecord) };
     records.set(r.nodeId, r);
   }
-  const now = Date.now();
+  const now = store.now?.() ?? Date.now(); // last_seen is written by the store's clock too
   // A node that never connected is listed while segments name it: once they are deleted or moved
   // it is nothing but a set key the store keeps (for its version), not a proxy an operator has.
   const named = [...state.nodes()].filter((node) => records.has(node) || state.hasSegments(node));

@@ -74,6 +74,9 @@ function toKeyValue(raw: RawKv): KeyValue {
   };
 }
 
+/** A clock further than this from etcd's is logged (times replicas compare are taken by etcd's anyway). */
+const CLOCK_WARN_MS = 5000;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -88,6 +91,11 @@ export class EtcdStore implements Store {
   private readonly watchCheckMs: number;
   private readonly watchers = new Set<{ close(): void }>();
   private closed = false;
+  /** etcd's clock minus ours, ms, from its answers' Date headers (whole seconds: within about a second). */
+  private clockOffsetMs = 0;
+  /** Called when the offset passes CLOCK_WARN_MS, and when it comes back within it. */
+  onClockOffset: ((offsetMs: number) => void) | undefined;
+  private clockWarned = false;
 
   constructor(endpoints: readonly string[], options: EtcdStoreOptions = {}) {
     if (endpoints.length === 0) throw new StoreError("etcd: no endpoint given");
@@ -129,6 +137,7 @@ export class EtcdStore implements Store {
       const endpoint = this.endpoints[index]!;
       let res: Response;
       let reply: string;
+      const sentAt = Date.now();
       try {
         res = await fetch(`${endpoint}${path}`, {
           method: "POST",
@@ -161,11 +170,32 @@ export class EtcdStore implements Store {
         throw new StoreError(`etcd ${endpoint}${path}: ${message}`);
       }
       this.preferred = index;
+      this.noteClock(res.headers.get("date"), sentAt);
       return parsed as T;
     }
     const seen = [...new Set(failures)];
     const hint = seen.some((f) => /no answer|timed out|deadline|leader/.test(f)) ? "; is a quorum of its members up?" : "";
     throw new StoreError(`etcd unreachable (${seen.join("; ")})${hint}`);
+  }
+
+  /**
+   * The offset from an answer's Date header: etcd stamped it (truncated to the second) between our
+   * send and now, so its true time then was in [date, date + 1 s) and ours in [sentAt, now].
+   */
+  private noteClock(date: string | null, sentAt: number): void {
+    const stamped = date ? Date.parse(date) : NaN;
+    if (!Number.isFinite(stamped)) return;
+    const offset = Math.round(stamped + 500 - (sentAt + Date.now()) / 2);
+    this.clockOffsetMs = offset;
+    const off = Math.abs(offset) > CLOCK_WARN_MS;
+    if (off !== this.clockWarned) {
+      this.clockWarned = off;
+      this.onClockOffset?.(offset);
+    }
+  }
+
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
   }
 
   async get(key: string): Promise<KeyValue | undefined> {

@@ -90,6 +90,12 @@ export interface Watcher {
 export interface Store {
   /** For logs: "file:/var/lib/msm" or "etcd:http://10.0.0.1:2379,...". */
   readonly description: string;
+  /**
+   * The time by the store's clock (Unix ms), for times that replicas write and other replicas
+   * compare (a proxy's last_seen): a replica whose own clock is off would otherwise make every
+   * other replica's view of its proxies wrong. Absent: this process's clock (one process, no peers).
+   */
+  now?(): number;
   /** Most puts, deletes or compares one transaction may carry (etcd's --max-txn-ops). */
   readonly maxTxnOps: number;
   /** Largest value a put may carry, bytes. */
