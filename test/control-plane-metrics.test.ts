@@ -3,7 +3,7 @@
 // scrape must go on while etcd is down (saying so), and say how many proxies run what they
 // should, lag behind, or refuse it.
 import * as assert from "uvu/assert";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Segment } from "../controlplane/api/proto.js";
@@ -15,6 +15,8 @@ import { startAgent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
 import { startEtcd } from "./lib/etcd.js";
 import { httpGet } from "./lib/http-get.js";
+import { Child } from "./lib/child.js";
+import { ROOT } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("control-plane-metrics", { timeoutMs: 120_000 });
@@ -154,6 +156,34 @@ test("etcd down with several proxies connected: their failed background writes (
     sink.close();
     await etcd.stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test("etcd out of space (its NOSPACE alarm): msmctl apply says the store refuses writes and what to do, not that it cannot reach it; reads still answer", async () => {
+  const etcd = await startEtcd(["--quota-backend-bytes", "4000000"]);
+  const cp = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: "insecure", log: () => {} });
+  const dir = mkdtempSync(join(tmpdir(), "msm-cp-nospace-"));
+  try {
+    const value = Buffer.alloc(900_000, 120).toString("base64");
+    let refused = "";
+    for (let i = 0; i < 20 && !refused; i++) {
+      const r = await fetch(`${etcd.url}/v3/kv/put`, { method: "POST", body: JSON.stringify({ key: Buffer.from(`/fill/${i}`).toString("base64"), value }) });
+      if (!r.ok) refused = await r.text();
+    }
+    assert.match(refused, /database space exceeded/, "etcd reached its quota");
+    const file = join(dir, "seg.yaml");
+    writeFileSync(file, "kind: Segment\nmetadata: { name: cam-n }\nspec:\n  proxy: node-n\n  listen: { address: 127.0.0.1, port: 5004 }\n  destinations: [{ address: 127.0.0.1, port: 5006 }]\n");
+    const ctl = (args: string[]) => new Child(process.execPath, [join(ROOT, "dist", "cli", "msmctl.js"), ...args, "--server", `127.0.0.1:${cp.port}`, "--insecure"], { limitMs: 30_000 });
+    const apply = ctl(["apply", "-f", file]);
+    const exit = await apply.exited;
+    assert.is.not(exit.code, 0, apply.describe());
+    assert.match(apply.stderr, /cannot write to its store \(nothing was changed\): etcd http:\/\/127\.0\.0\.1:\d+ is out of space and refuses every write .*alarm disarm/, apply.describe());
+    const get = ctl(["get", "segments"]);
+    assert.is((await get.exited).code, 0, get.describe());
+  } finally {
+    await cp.close();
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -96,6 +96,7 @@ export function explainError(err: unknown, server: string, method: string, timeo
   const details = err.details || "";
   switch (err.code) {
     case status.UNAVAILABLE: {
+      if (/^store: .*is out of space and refuses every write/.test(details)) return `the control plane at ${server} cannot write to its store (nothing was changed): ${details.slice(7)}`;
       if (/^store: /.test(details)) return `the control plane at ${server} cannot reach its store (nothing was changed): ${details.slice(7)}`;
       const cause = connectionFailure(details);
       if (/not a control plane/.test(cause)) return `refusing the server at ${server}: ${cause} (is --server right?)`;

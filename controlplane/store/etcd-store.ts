@@ -74,6 +74,9 @@ function toKeyValue(raw: RawKv): KeyValue {
   };
 }
 
+/** What an operator does about etcd's NOSPACE alarm. */
+export const NOSPACE_HINT = "compact and defragment it (etcdctl compact REV; etcdctl defrag), then disarm the alarm (etcdctl alarm disarm), or raise its --quota-backend-bytes";
+
 /** A clock further than this from etcd's is logged (times replicas compare are taken by etcd's anyway). */
 const CLOCK_WARN_MS = 5000;
 
@@ -167,6 +170,8 @@ export class EtcdStore implements Store {
           failures.push(`${endpoint}: ${message}`);
           continue;
         }
+        // its space quota reached: it still answers reads (so health probes pass) and refuses every write
+        if (/database space exceeded|NOSPACE/i.test(message)) throw new StoreError(`etcd ${endpoint} is out of space and refuses every write (${message}): ${NOSPACE_HINT}`);
         throw new StoreError(`etcd ${endpoint}${path}: ${message}`);
       }
       this.preferred = index;

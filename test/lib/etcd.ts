@@ -55,7 +55,7 @@ async function healthy(url: string): Promise<boolean> {
   }
 }
 
-async function startOnce(bin: string): Promise<TestEtcd | undefined> {
+async function startOnce(bin: string, extraArgs: readonly string[]): Promise<TestEtcd | undefined> {
   const [client, peer] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), "msm-etcd-"));
   const url = `http://127.0.0.1:${client}`;
@@ -67,6 +67,7 @@ async function startOnce(bin: string): Promise<TestEtcd | undefined> {
     "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl,
     "--initial-cluster", `test=${peerUrl}`,
     "--log-level", "warn",
+    ...extraArgs,
   ];
   let out = "";
   let child: ChildProcess;
@@ -127,11 +128,11 @@ async function startOnce(bin: string): Promise<TestEtcd | undefined> {
   return { url, spec: `etcd:${url}`, output: () => out, restart, pause: kill, resume, stop };
 }
 
-/** Starts etcd; throws with a clear message if it is not installed or does not come up. */
-export async function startEtcd(): Promise<TestEtcd> {
+/** Starts etcd (with `extraArgs`, e.g. a small --quota-backend-bytes); throws with a clear message if it is not installed or does not come up. */
+export async function startEtcd(extraArgs: readonly string[] = []): Promise<TestEtcd> {
   const bin = etcdBinary();
   for (let attempt = 0; attempt < 3; attempt++) {
-    const etcd = await startOnce(bin);
+    const etcd = await startOnce(bin, extraArgs);
     if (etcd) return etcd;
   }
   throw new Error("etcd: could not find free ports after 3 attempts");
