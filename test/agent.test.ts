@@ -13,15 +13,15 @@ import { loadSync as loadProto } from "@grpc/proto-loader";
 import { join } from "node:path";
 import { createServer, connect, type Socket as TcpSocket } from "node:net";
 import { spawn, spawnSync } from "node:child_process";
-import { loadPackageDefinition, Server, status, type ServiceDefinition, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type sendUnaryData } from "@grpc/grpc-js";
+import { loadPackageDefinition, Server, status, type ServiceDefinition, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
 import { abi, sha256Hex } from "../runtime/index.js";
 import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { AGENT_FAMILIES } from "../runtime/config/proxy-config.js";
 import {
-  AdminServiceClient, proxyService,
-  type ApplySegmentsResponse, type FilterModule, type FilterRef, type Leg, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment, type Snapshot,
+  proxyService,
+  type FilterModule, type FilterRef, type Leg, type ProxyMessage, type ProxyStatus, type Segment, type Snapshot,
 } from "../controlplane/api/proto.js";
-import { channelCredentials, serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
+import { serverCredentials, type TlsFiles } from "../controlplane/security/tls.js";
 import { createPki } from "../controlplane/security/pki.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
 import { Agent, AGENT_TIMING, startAgent, planSnapshot, SnapshotError, type AgentEvents } from "../controlplane/agent/index.js";
@@ -30,10 +30,11 @@ import { SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../controlplane/api/tra
 import { configState } from "../cli/msmctl/describe.js";
 import { hasNack, proxyRows } from "../cli/msmctl/get.js";
 import { suite } from "./lib/suite.js";
+import { adminClient as admin } from "./lib/admin-client.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
 import { startEtcd, type TestEtcd } from "./lib/etcd.js";
 import { DeliveryWatch } from "./lib/delivery.js";
-import { bindUdp, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, flowsThrough, freePortPair, freePortRun, indexedRtp, sendPaced, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("agent", { timeoutMs: 30_000 });
 /** Bound on an agent's start to a running config (connect, fetch the modules, compile, start the workers, apply): about a second here, far more on a loaded machine. */
@@ -58,21 +59,6 @@ async function replica(store: string, options: { tls?: TlsFiles | "insecure"; na
   return Object.assign(cp, { address: `127.0.0.1:${cp.port}`, log });
 }
 
-/** The AdminService of one replica. */
-function admin(port: number, tls: TlsFiles | "insecure" = "insecure") {
-  const client = new AdminServiceClient(`127.0.0.1:${port}`, channelCredentials(tls), { "grpc.ssl_target_name_override": "msm-control-plane" }) as unknown as
-    Record<string, (req: object, options: { deadline: number }, cb: (err: ServiceError | null, res: unknown) => void) => void> & { close(): void };
-  const call = <T>(method: string, req: object): Promise<T> =>
-    new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
-  return {
-    push: async (name: string, version: string, file: string): Promise<FilterRef> => (await call<{ ref: FilterRef }>("PushFilter", { name, version, wasm: readFileSync(file) })).ref,
-    /** Applies segments; resolves with the revision, which is the new snapshot version of their proxy. */
-    apply: async (...segments: Segment[]): Promise<number> => (await call<ApplySegmentsResponse>("ApplySegments", { segments })).revision,
-    proxy: async (node: string): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === node),
-    stats: async (node: string): Promise<ProxyStats[]> => (await call<{ proxies: ProxyStats[] }>("GetStats", { proxy: node })).proxies,
-    close: () => client.close(),
-  };
-}
 
 /** The Segment message for one RTP hop on 127.0.0.1. */
 function segment(proxy: string, name: string, listen: number, sink: number, chain: { filter: string; version?: string; config?: object }[]): Segment {
@@ -137,20 +123,6 @@ async function stage(agent: Agent, segmentName: string, filter: string) {
 
 const metric = (st: Awaited<ReturnType<typeof stage>>, name: string): number | undefined => st?.metrics.find((m) => m.name === name)?.value as number | undefined;
 
-/** Sends a few packets until one reaches the sink: the segment runs. */
-async function flows(listen: number, sink: Sink, what: string): Promise<void> {
-  const tx = await bindUdp();
-  try {
-    const before = sink.received;
-    let i = 0;
-    await waitFor(() => {
-      tx.send(indexedRtp(0x7fff0000 + i++), listen, "127.0.0.1");
-      return sink.received > before;
-    }, 5000, what);
-  } finally {
-    tx.close();
-  }
-}
 
 /** One etcd for the tests that run two replicas (started on first use). */
 let etcd: TestEtcd | undefined;
@@ -249,7 +221,7 @@ test("snapshot -> modules fetched by digest, proxy started, Ack, stats reported,
     assert.is(lastGood.snapshot.segments[0].name, "live");
     assert.is(lastGood.config.filters.counter.sha256, counter.sha256);
 
-    await flows(listen, sink, "packets through the snapshot's segment");
+    await flowsThrough(listen, sink, "packets through the snapshot's segment", 5000, 0x7fff0000);
     assert.is(metric(await stage(agent, "live", "counter"), "tag"), 7, "stage config from config_json");
     await waitFor(async () => (await ops.stats("node-a").catch(() => [])).some((s) => JSON.parse(s.statsJson).segments?.[0]?.name === "live"), 4000, "a stats report at the control plane");
   } finally {
@@ -338,7 +310,7 @@ test("refused snapshot -> Nack with the filter's message and the field path, the
     assert.match(status.nackError, "why");
     assert.is(status.ackedVersion, v1);
     assert.is(agent.runningVersion, v1);
-    await flows(listen, sink, "packets through the old chain");
+    await flowsThrough(listen, sink, "packets through the old chain", 5000, 0x7fff0000);
     assert.is(metric(await stage(agent, "live", "counter"), "tag"), 1, "chain 1 still runs");
     assert.is(JSON.parse(readFileSync(join(stateDir, "last-good.json"), "utf8")).version, v1, "last-good.json unchanged");
 
@@ -376,7 +348,7 @@ test("a first snapshot whose port another process holds -> the proxy starts with
     squatter.release();
     await nextEvent(agent, "applied", (e) => e.version === v && e.notRunning.length === 0, 10_000);
     await waitForStatus(ops, "node-r", (p) => p.ackedVersion === v && p.notRunning.length === 0, "a plain ACK without any new change");
-    await flows(listen, sink, "packets once the retried snapshot runs");
+    await flowsThrough(listen, sink, "packets once the retried snapshot runs", 5000, 0x7fff0000);
   } finally {
     squatter.release();
     await agent.close();
@@ -410,12 +382,12 @@ test("a segment moved onto a port another process holds -> Nack naming the port,
     assert.ok(r.retryInMs !== undefined, "a held port may be freed: tried again");
     assert.is(agent.runningVersion, v1, "the old version runs on");
     await waitForStatus(ops, "node-m", (p) => p.nackedVersion === v2, "the Nack recorded");
-    await flows(b, sink, "seg-b runs on its old port");
-    await flows(a, sink, "seg-a runs on");
+    await flowsThrough(b, sink, "seg-b runs on its old port", 5000, 0x7fff0000);
+    await flowsThrough(a, sink, "seg-a runs on", 5000, 0x7fff0000);
     // the port is freed: a later try applies the change
     squatter.release();
     await waitForStatus(ops, "node-m", (p) => p.ackedVersion === v2 && p.notRunning.length === 0, "a clean Ack after the retry");
-    await flows(moved, sink, "seg-b on its new port");
+    await flowsThrough(moved, sink, "seg-b on its new port", 5000, 0x7fff0000);
   } finally {
     squatter.release();
     await agent.close();
@@ -456,7 +428,7 @@ test("control plane stopped -> forwarding continues; restarted without control p
     assert.ok(agent.proxy, "the proxy runs as soon as startAgent resolves");
     assert.is(agent.runningVersion, v1);
     assert.is(agent.connectedTo, null);
-    await flows(listen, sink, "packets after a restart from last-good.json");
+    await flowsThrough(listen, sink, "packets after a restart from last-good.json", 5000, 0x7fff0000);
     const restarted = await stage(agent, "live", "counter");
     assert.is(metric(restarted, "tag"), 4);
     // the stage's state came back too, from <state-dir>/stage-state.json, saved as the agent stopped
@@ -513,7 +485,7 @@ test("restarted from last-good.json while another process holds one segment's po
       assert.equal(restored.map((e) => [e.version, e.segments, e.notRunning]), [[v, 2, ["cam-b"]]]);
       assert.match(restored[0]!.error ?? "", `snapshot ${v} applied, except these segments, which are NOT running: segments[1]: cannot bind listen 127.0.0.1:${listenB}: the port is taken (another process holds it) (segment 'cam-b')`);
       assert.ok(restored[0]!.retryInMs !== undefined, "tried again, as a snapshot applied without a segment is");
-      await flows(listenA, sinkA, "cam-a forwards with no control plane");
+      await flowsThrough(listenA, sinkA, "cam-a forwards with no control plane", 5000, 0x7fff0000);
       const get = async (path: string) => (await fetch(`http://127.0.0.1:${agent.adminPort}${path}`)).text();
       const readyz = await fetch(`http://127.0.0.1:${agent.adminPort}/readyz`);
       assert.is(readyz.status, 503);
@@ -529,7 +501,7 @@ test("restarted from last-good.json while another process holds one segment's po
       // the port is freed: a retry starts cam-b, a plain ACK follows
       held.release();
       await nextEvent(agent, "applied", (e) => e.version === v && e.notRunning.length === 0, 30_000); // tries 1, 2, 4, 8 s apart
-      await flows(listenB, sinkB, "cam-b forwards once its port is free");
+      await flowsThrough(listenB, sinkB, "cam-b forwards once its port is free", 5000, 0x7fff0000);
       await waitForStatus(ops, "node-g", (p) => p.ackedVersion === v && p.notRunning.length === 0, "a plain ACK");
       assert.is((await fetch(`http://127.0.0.1:${agent.adminPort}/readyz`)).status, 200);
     } finally {
@@ -576,8 +548,8 @@ test("a control plane on a new, empty store sends a lower version -> refused and
     assert.is(refusals[0]!.retryInMs, undefined, "it can only be refused again");
     assert.is(agent.runningVersion, v);
     assert.ok(readFileSync(lastGoodFile).equals(saved), "last-good.json untouched");
-    await flows(a, sink, "seg-a still forwards");
-    await flows(b, sink, "seg-b still forwards");
+    await flowsThrough(a, sink, "seg-a still forwards", 5000, 0x7fff0000);
+    await flowsThrough(b, sink, "seg-b still forwards", 5000, 0x7fff0000);
     // the new control plane, and so msmctl, show the refusal though its version is 0
     const status = await waitForStatus(ops, "node-o", (p) => p.nackError !== "", "the NACK recorded");
     assert.equal([status.desiredVersion, status.ackedVersion, status.nackedVersion], [0, v, 0]);
@@ -752,8 +724,8 @@ test("a segment refused holds back no other: a later change runs, the refused on
     assert.equal([partial.nackedVersion, partial.nackError], [0, ""], "the ACK of a newer version clears the NACK");
     assert.match(proxyRows([partial])[0]![4]!, "(1 on previous version)", "cam-a runs: not called not running");
     assert.match(configState(partial), `runs the newest config (version ${v3}), except cam-a, whose change it refused: it runs its previous version`);
-    await flows(listenB, sinkB, "the new camera's packets");
-    await flows(listenA, sinkA, "cam-a's packets, through its previous chain");
+    await flowsThrough(listenB, sinkB, "the new camera's packets", 5000, 0x7fff0000);
+    await flowsThrough(listenA, sinkA, "cam-a's packets, through its previous chain", 5000, 0x7fff0000);
     assert.is(metric(await stage(agent, "cam-a", "counter"), "tag"), 1, "cam-a runs version 1's config");
     assert.is(metric(await stage(agent, "cam-b", "counter"), "tag"), 30);
     // the node's own /metrics say it, for a fleet's alerts
@@ -779,7 +751,7 @@ test("a segment refused holds back no other: a later change runs, the refused on
     const v7 = await ops.apply(camA(7));
     const fixed = await waitForStatus(ops, "node-h", (p) => p.ackedVersion === v7, "the ACK of the fixed cameras");
     assert.equal([fixed.notRunning, fixed.notRunningError], [[], ""]);
-    await flows(listenC, sinkC, "cam-c's packets");
+    await flowsThrough(listenC, sinkC, "cam-c's packets", 5000, 0x7fff0000);
     assert.is(metric(await stage(agent, "cam-a", "counter"), "tag"), 7);
   } finally {
     await agent.close();
@@ -829,7 +801,7 @@ test("a filter that never returns from a new context's creation -> NACK naming i
     assert.is(shown.nackRetryAtMs, 0);
     await sleep(2500); // a retry would have come after about 1 s
     assert.is(refusals.length, 1, "tried once");
-    await flows(a, sink, "steady forwards on the restarted worker");
+    await flowsThrough(a, sink, "steady forwards on the restarted worker", 5000, 0x7fff0000);
     const stage = (await agent.proxy!.stats()).segments.find((x) => x.name === "steady")!.stages[0]!;
     assert.equal([stage.state, stage.failures], ["running", 0]);
   } finally {
@@ -880,7 +852,7 @@ test("a moved state directory still restores: last-good.json names modules relat
     await agent.start();
     assert.equal(warnings, []);
     assert.is(agent.runningVersion, v, "restored from the moved directory");
-    await flows(listen, sink, "packets after a restart from the moved directory");
+    await flowsThrough(listen, sink, "packets after a restart from the moved directory", 5000, 0x7fff0000);
     assert.is(metric(await stage(agent, "live", "counter"), "tag"), 9);
   } finally {
     await agent.close();
@@ -1068,7 +1040,7 @@ test("msm proxy --control-plane: runs the agent, logs what it applies, stops on 
   try {
     await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v, 10_000, "Ack from the msm process");
     assert.equal((await ops.proxy("node-a"))!.capabilities, ["workers=2", "runtime=node"]);
-    await flows(listen, sink, "packets through the msm process");
+    await flowsThrough(listen, sink, "packets through the msm process", 5000, 0x7fff0000);
     await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(out), 2000, "the admin address in the log");
     assert.match(out, `snapshot ${v} applied (proxy started; 1 segment(s), 1 module(s) fetched`);
     assert.match(out, /proxy running on (batched I\/O \(recvmmsg\/sendmmsg|node:dgram I\/O)/, "the I/O path said at the start, as a start from a file says it");
@@ -1131,7 +1103,7 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
     proxy = start(join(dir, "node.yaml"), "--workers", "1");
     await waitFor(async () => (await ops.proxy("node-a"))?.ackedVersion === v, 10_000, "Ack from the msm process");
     assert.equal((await ops.proxy("node-a"))!.capabilities, ["workers=1", "runtime=node"], "--workers wins over the file");
-    await flows(listen, sink, "packets through the msm process");
+    await flowsThrough(listen, sink, "packets through the msm process", 5000, 0x7fff0000);
     await waitFor(() => /admin: http:\/\/127\.0\.0\.1:\d+\/metrics/.test(proxy!.out()), 2000, "the file's admin endpoint in the log");
     const port = Number(/admin: http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(proxy.out())![1]);
     const stats = await (await fetch(`http://127.0.0.1:${port}/stats`)).json() as { segments: { name: string; streams: unknown[]; streamsOverflow: { ingressPackets: number } | null }[] };
@@ -1158,7 +1130,7 @@ test("msm proxy --control-plane --config NODE-FILE: the node's own settings run 
     try {
       await restored.start();
       assert.is(restored.runningVersion, v, "started from last-good.json");
-      await flows(listen, sink, "packets through the restored proxy");
+      await flowsThrough(listen, sink, "packets through the restored proxy", 5000, 0x7fff0000);
       const seg = (await restored.proxy!.stats()).segments.find((x) => x.name === "live")!;
       assert.is(seg.streams.length, 1, "streams counted one by one again");
     } finally {
@@ -1426,7 +1398,7 @@ test("a snapshot from a newer control plane, with settings this proxy does not k
     await sleep(AGENT_TIMING.retryStartMs * 1.5);
     assert.is(cp.nacks.length, 1, "not tried again: it can only fail again");
     assert.is(agent.runningVersion, 1);
-    await flows(listen, sink, "packets through the running config");
+    await flowsThrough(listen, sink, "packets through the running config", 5000, 0x7fff0000);
     cp.publish({ version: 3, segments: [seg([])], filters: [] });
     await waitFor(() => cp.acks.includes(3), 5000, "Ack 3: the next snapshot without them runs");
   } finally {
@@ -1473,7 +1445,7 @@ test("snapshots the real server would refuse, sent anyway -> Nack naming the fie
     const text = renderPrometheus(await agent.proxy!.stats());
     const refused = Number(/\nmsm_config_applies_total\{result="refused"\} (\d+)\n/.exec(text)?.[1]);
     assert.ok(refused >= before && refused <= cp.nacks.length + 1, `refused ${refused}, NACKs ${before}..${cp.nacks.length}`);
-    await flows(listen, sink, "packets through the first chain");
+    await flowsThrough(listen, sink, "packets through the first chain", 5000, 0x7fff0000);
   } finally {
     await agent.close();
     cp.stop();

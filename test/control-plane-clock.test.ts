@@ -8,11 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { AdminServiceClient, type ApplySegmentsResponse, type ProxyStatus, type Segment } from "../controlplane/api/proto.js";
-import { channelCredentials } from "../controlplane/security/tls.js";
 import { startControlPlane } from "../controlplane/server/index.js";
 import { startAgent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
+import { adminClient as admin } from "./lib/admin-client.js";
 import { startEtcd } from "./lib/etcd.js";
 import { Child } from "./lib/child.js";
 import { ROOT } from "./lib/paths.js";
@@ -20,17 +19,6 @@ import { freePortPair, Sink, waitFor } from "./lib/udp.js";
 
 const test = suite("control-plane-clock", { timeoutMs: 120_000 });
 
-function admin(port: number) {
-  const client = new AdminServiceClient(`127.0.0.1:${port}`, channelCredentials("insecure")) as unknown as
-    Record<string, (req: object, options: { deadline: number }, cb: (err: { details: string } | null, res: unknown) => void) => void> & { close(): void };
-  const call = <T>(method: string, req: object): Promise<T> =>
-    new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
-  return {
-    apply: async (...segments: Segment[]): Promise<number> => Number((await call<ApplySegmentsResponse>("ApplySegments", { segments })).revision),
-    proxy: async (node: string): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === node),
-    close: () => client.close(),
-  };
-}
 
 test("a replica whose clock is 2 minutes behind: its proxy reads as connected on the other replica too, and it logs that its clock is off", async () => {
   const etcd = await startEtcd();

@@ -7,17 +7,16 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Segment } from "../controlplane/api/proto.js";
-import { AdminServiceClient, type ApplySegmentsResponse, type ProxyStatus } from "../controlplane/api/proto.js";
-import { channelCredentials } from "../controlplane/security/tls.js";
 import { startControlPlane } from "../controlplane/server/index.js";
 import { startDashboard } from "../controlplane/dashboard/index.js";
 import { startAgent } from "../controlplane/agent/index.js";
 import { suite } from "./lib/suite.js";
+import { adminClient as admin } from "./lib/admin-client.js";
 import { startEtcd } from "./lib/etcd.js";
 import { httpGet } from "./lib/http-get.js";
 import { Child } from "./lib/child.js";
 import { ROOT } from "./lib/paths.js";
-import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
+import { bindUdp, flowsThrough, freePortPair, Sink, sleep, waitFor } from "./lib/udp.js";
 
 const test = suite("control-plane-metrics", { timeoutMs: 120_000 });
 const AGENT_START_MS = 20_000;
@@ -29,17 +28,6 @@ function segment(proxy: string, name: string, listen: number, sink: number): Seg
   };
 }
 
-function admin(port: number) {
-  const client = new AdminServiceClient(`127.0.0.1:${port}`, channelCredentials("insecure")) as unknown as
-    Record<string, (req: object, options: { deadline: number }, cb: (err: { details: string } | null, res: unknown) => void) => void> & { close(): void };
-  const call = <T>(method: string, req: object): Promise<T> =>
-    new Promise((resolve, reject) => client[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(new Error(`${method}: ${err.details}`)) : resolve(res as T))));
-  return {
-    apply: async (...segments: Segment[]): Promise<number> => Number((await call<ApplySegmentsResponse>("ApplySegments", { segments })).revision),
-    proxy: async (node: string): Promise<ProxyStatus | undefined> => (await call<{ proxies: ProxyStatus[] }>("ListProxies", {})).proxies.find((p) => p.nodeId === node),
-    close: () => client.close(),
-  };
-}
 
 /** The value of one sample in a /metrics text, or undefined when it is absent. */
 function sample(text: string, series: string): number | undefined {
@@ -47,20 +35,6 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-/** Sends packets until one more reaches the sink (bounded). */
-async function flows(listen: number, sink: Sink, what: string): Promise<void> {
-  const tx = await bindUdp();
-  try {
-    const before = sink.received;
-    let i = 0;
-    await waitFor(() => {
-      tx.send(indexedRtp(i++), listen, "127.0.0.1");
-      return sink.received > before;
-    }, 10_000, what);
-  } finally {
-    tx.close();
-  }
-}
 
 test("etcd down: /metrics still answers, msm_control_plane_store_up 0 and the store's families absent (logged once); the proxy forwards; back: 1 again; proxies counted connected and current / refused", async () => {
   const etcd = await startEtcd();
@@ -81,7 +55,7 @@ test("etcd down: /metrics still answers, msm_control_plane_store_up 0 and the st
     const listen = await freePortPair();
     const v1 = await ops.apply(segment("node-m", "cam-m", listen, sink.port));
     await waitFor(async () => Number((await ops.proxy("node-m"))?.ackedVersion ?? 0) >= v1, AGENT_START_MS, "the proxy to acknowledge the first version");
-    await flows(listen, sink, "RTP through the proxy");
+    await flowsThrough(listen, sink, "RTP through the proxy");
     let text = await scrape();
     assert.is(sample(text, "msm_control_plane_store_up"), 1, text);
     assert.is(sample(text, 'msm_proxies{state="connected"}'), 1, text);
@@ -107,7 +81,7 @@ test("etcd down: /metrics still answers, msm_control_plane_store_up 0 and the st
       assert.is(sample(t, "msm_dashboard_event_clients"), 0, "what does not need the store is still there");
     }
     assert.is(log.filter((l) => l.includes("/metrics: the store did not answer")).length, 1, `said once:\n${log.join("\n")}`);
-    await flows(listen, sink, "RTP through the proxy while etcd is down");
+    await flowsThrough(listen, sink, "RTP through the proxy while etcd is down");
 
     await etcd.resume();
     await waitFor(async () => sample(await scrape(), "msm_control_plane_store_up") === 1, 30_000, "store_up 1 once etcd answers");

@@ -218,3 +218,18 @@ export function indexedRtp(i: number, size = 200, ssrc = 0x1234abcd, payloadType
   b.writeUInt32BE(i >>> 0, 12);
   return b;
 }
+
+/** Sends packets (indexedRtp from `firstIndex`) until one more reaches `sink`: the segment at `listen` runs (bounded by `timeoutMs`). */
+export async function flowsThrough(listen: number, sink: Sink, what: string, timeoutMs = 10_000, firstIndex = 0): Promise<void> {
+  const tx = await bindUdp();
+  try {
+    const before = sink.received;
+    let i = firstIndex;
+    await waitFor(() => {
+      tx.send(indexedRtp(i++), listen, "127.0.0.1");
+      return sink.received > before;
+    }, timeoutMs, what);
+  } finally {
+    tx.close();
+  }
+}
