@@ -102,7 +102,11 @@ test("targets name what was not run or not measured instead of passing it", () =
   assert.is(byWhat("GStreamer udpsrc ! udpsink's (Node)").verdict, "not run");
   // measured: a verdict either way, from this run's figures
   const c = byWhat("C recvmmsg/sendmmsg relay's (Node)");
-  assert.is(c.met, host("proxy+filter").maxPps / host("c-relay").maxPps >= 0.7, c.value);
+  if (host("c-relay").maxPps === 0) {
+    // its floor trial failed (beside the other lane's test file, the generator fell 2% short once):
+    // no ceiling measured, and the target says so instead of a verdict
+    assert.equal([c.met, c.value], [null, "the C relay's max is 0"]);
+  } else assert.is(c.met, host("proxy+filter").maxPps / host("c-relay").maxPps >= 0.7, c.value);
   const srtp = byWhat("srtp protect at least 1 Gbit/s");
   assert.match(srtp.value, new RegExp(`^\\d+\\.\\d\\d Gbit/s \\(${(host("proxy+srtp").maxPps / 1000).toFixed(1)}k pps of 1200 B\\)`));
   assert.is(srtp.met, false, "a 20k pps search cannot reach 1 Gbit/s");
