@@ -66,16 +66,20 @@ test("a .wasm rebuilt at the same path is swapped in on the next apply (compared
   }
 });
 
+/** One segment on `listen` whose misbehave stage refuses its context with `reject` as the reason: the reason shows what the filter was given. */
+function misbehaveRejecting(listen: number, reject: unknown): ProxyConfigInput {
+  return {
+    filters: { misbehave: { path: fixture("misbehave") } },
+    segments: [{ name: "s", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave", config: { reject } }] }],
+  };
+}
+
 test("secrets by reference: $file and $env are read by the proxy; a missing one names the field; the config keeps the reference", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-secret-"));
   writeFileSync(join(dir, "why"), "from a file\n");
   process.env.MSM_TEST_SECRET = "from the environment";
   const listen = await freePortPair();
-  // misbehave refuses a context with its `reject` text as the reason: the text shows what the filter got
-  const input = (reject: unknown): ProxyConfigInput => ({
-    filters: { misbehave: { path: fixture("misbehave") } },
-    segments: [{ name: "s", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave", config: { reject } }] }],
-  });
+  const input = (reject: unknown): ProxyConfigInput => misbehaveRejecting(listen, reject);
   const { proxy } = await startProxy(input(""));
   try {
     const refusal = async (reject: unknown): Promise<string> => {
@@ -108,10 +112,7 @@ test("a $file secret is held to a regular file of at most 64 KiB: a FIFO, a devi
   writeFileSync(join(dir, "fits"), Buffer.alloc(64 << 10, 0x41));
   execFileSync("mkfifo", [join(dir, "fifo")]);
   const listen = await freePortPair();
-  const input = (reject: unknown): ProxyConfigInput => ({
-    filters: { misbehave: { path: fixture("misbehave") } },
-    segments: [{ name: "s", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: 9 }], chain: [{ filter: "misbehave", config: { reject } }] }],
-  });
+  const input = (reject: unknown): ProxyConfigInput => misbehaveRejecting(listen, reject);
   const { proxy } = await startProxy(input(""));
   try {
     // before, a FIFO blocked the apply (and a thread of the pool) until a writer came: bound the wait

@@ -39,11 +39,12 @@ function looksLikeRtcp(buf: Uint8Array, at: number, length: number): boolean {
 }
 
 /**
- * Whether a receiver's packet is RTCP (or SRTCP, whose header is in the clear): version 2, an
+ * Whether a datagram is shaped as RTCP (or SRTCP, whose header is in the clear): version 2, an
  * RTCP packet type, at least a header and its sender's SSRC (RFC 3550 6.4). Whatever else a
- * receiver sends is refused before the chain: it would reach the sender as the proxy's.
+ * receiver sends is refused before the chain (it would reach the sender as the proxy's); such a
+ * datagram from the sender's side is no RTP stream, whichever port it came to.
  */
-function isReceiverRtcp(buf: Uint8Array, at: number, length: number): boolean {
+function isRtcpShaped(buf: Uint8Array, at: number, length: number): boolean {
   // the first packet's length field (32-bit words less one) fits the datagram
   return length >= 8 && buf[at]! >> 6 === 2 && looksLikeRtcp(buf, at, length) && (((buf[at + 2]! << 8) | buf[at + 3]!) + 1) * 4 <= length;
 }
@@ -198,9 +199,9 @@ export class SegmentRuntime {
     // a receiver's RTCP on the media port (rtcp-mux, or a receiver that sends it there anyway) is
     // feedback like any; anything else from a receiver is refused in receive()
     const egressRtp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
-      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (isReceiverRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (isRtcpShaped(buf, at, len) ? PacketFlag.Rtcp : 0), false);
     const egressRtcp = (buf: Uint8Array, at: number, len: number, address: string, port: number, ipv6: boolean): void =>
-      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (isReceiverRtcp(buf, at, len) ? PacketFlag.Rtcp : 0), false);
+      this.receive(buf, at, len, address, port, ipv6, PacketFlag.Upstream | (isRtcpShaped(buf, at, len) ? PacketFlag.Rtcp : 0), false);
     try {
       let media: NativePort | null;
       if (config.symmetricRtp) {
@@ -523,7 +524,7 @@ export class SegmentRuntime {
       const streams = this.streams;
       // RTCP sent to the RTP port of a segment without rtcpMux goes on as it came, but is no
       // stream: its header read as RTP made one of an SR's NTP seconds or an SDES's length
-      if (!rtcp && streams && !isReceiverRtcp(buf, at, len)) {
+      if (!rtcp && streams && !isRtcpShaped(buf, at, len)) {
         streams.time[0] = this.kernelArrivalMs || this.wallMs(nowMs);
         // with a redundant leg, the media leg is one path of two, and may be the slower one
         if (this.redundantPaths) streams.ingressCopy(buf, at, len);
@@ -691,7 +692,7 @@ export class SegmentRuntime {
         if (toSender) {
           if (rtcp) streams.upstreamRtcp(this.outMemory, this.outAt, length, wallMs);
         } else if (rtcp) streams.downstreamRtcp(this.outMemory, this.outAt, length, wallMs);
-        else if (!isReceiverRtcp(this.outMemory, this.outAt, length)) { // RTCP on the RTP port: no stream (see receive)
+        else if (!isRtcpShaped(this.outMemory, this.outAt, length)) { // RTCP on the RTP port: no stream (see receive)
           streams.time[1] = list.arrivalUs[i]! / 1000 + (wallMs - nowMs);
           streams.egress(this.outMemory, this.outAt, length);
         }
