@@ -6,11 +6,13 @@
 import * as assert from "uvu/assert";
 import type { Socket } from "node:dgram";
 import { validateProxyConfig, type ProxyConfigInput, type SegmentConfig } from "../runtime/index.js";
-import { SourceGate } from "../runtime/dataplane/source-gate.js";
+import { ADMITTED, CANDIDATE, REFUSED, SourceGate, VERDICT_FIRST } from "../runtime/dataplane/source-gate.js";
 import { suite } from "./lib/suite.js";
 import { DropWatch } from "./lib/kernel-drops.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
+import { filterWasm } from "./lib/paths.js";
+import { settled } from "./lib/kernel-drops.js";
 
 type SegmentInput = NonNullable<ProxyConfigInput["segments"]>[number];
 
@@ -186,6 +188,38 @@ unit("a config change: new destinations and a new allowed sender take effect, a 
   assert.is(gate.rtp, null, "the config names another sender: the learned one is forgotten");
   assert.not.ok(gate.admitSender("10.0.0.1", 5000, false, T + 2));
   assert.ok(gate.admitSender("10.0.0.9", 5000, false, T + 3));
+});
+
+unit("a new sender is learned only if the chain accepts a packet of it; while it waits, anyone else waits for that verdict", () => {
+  const gate = new SourceGate(segmentConfig({ source: { learnMs: 0, idleMs: 0 } }));
+  // a packet the chain refuses (an SRTP packet failing authentication): its source is not learned
+  assert.is(gate.screen("10.0.0.9", 5000, false, T), CANDIDATE);
+  assert.is(gate.screen("10.0.0.9", 5000, false, T + 1), CANDIDATE, "more of the candidate's packets in the batch");
+  assert.is(gate.screen("10.0.0.1", 5000, false, T + 2), VERDICT_FIRST, "another sender in the same batch waits for the chain's verdict");
+  gate.settle(false);
+  assert.is(gate.rtp, null, "refused by the chain: not latched");
+  assert.is(gate.rtcp, null, "and feedback goes nowhere near it");
+  // the real sender, heard next, is learned once the chain takes its packet
+  assert.is(gate.screen("10.0.0.1", 5000, false, T + 3), CANDIDATE);
+  gate.settle(true);
+  assert.is(show(gate.rtp), A);
+  assert.is(gate.screen("10.0.0.9", 5000, false, T + 4), REFUSED, "latched with learnMs 0: the other host is a stranger now");
+  assert.is(gate.screen("10.0.0.1", 5000, false, T + 5), ADMITTED);
+  // the sender's RTCP port is learned the same way: a forged report the chain refuses does not move it
+  assert.is(gate.screen("10.0.0.1", 7777, true, T + 6), CANDIDATE);
+  gate.settle(false);
+  assert.is(show(gate.rtcp), "10.0.0.1:5001");
+  assert.is(gate.screen("10.0.0.1", 5555, true, T + 7), CANDIDATE);
+  gate.settle(true);
+  assert.is(show(gate.rtcp), "10.0.0.1:5555");
+  // a config change forgets a candidate heard under the old policy
+  assert.is(gate.screen("10.0.0.1", 5000, false, T + 8), ADMITTED);
+  const idle = new SourceGate(segmentConfig({ source: { learnMs: 0, idleMs: 100 } }));
+  idle.admitSender("10.0.0.1", 5000, false, T);
+  assert.is(idle.screen("10.0.0.9", 5000, false, T + 500), CANDIDATE, "the sender is idle: another may take its place");
+  idle.update(segmentConfig({ source: { address: "10.0.0.1", learnMs: 0, idleMs: 100 } }));
+  idle.settle(true);
+  assert.is(show(idle.rtp), A, "not the candidate the new allow list would refuse");
 });
 
 unit("config: source keys are checked, with the field named", () => {
@@ -396,6 +430,56 @@ proxyTest("a sender that restarts on a new port is followed once the old one has
   } finally {
     first.close();
     second.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+proxyTest("a host whose packets the chain refuses (SRTP failing authentication) never latches: the real sender does, even with learnMs and idleMs 0", async () => {
+  // the stream is protected by one segment and unprotected by the next; a host sends the second
+  // one forged SRTP first and throughout. Latched by its first packet, it would keep the real
+  // sender (the first segment's egress) refused for good: idleMs 0 never re-learns.
+  const [pe, pd] = [await freePortPair(), await freePortPair()];
+  const sink = await Sink.open();
+  const key = "inline:" + Buffer.alloc(30, 0x3c).toString("base64");
+  const { proxy } = await startProxy({
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [
+      { name: "protect", listen: { address: LO, port: pe }, destinations: [{ address: LO, port: pd }], chain: [{ filter: "srtp", config: { direction: "protect", key } }] },
+      { name: "guard", listen: { address: LO, port: pd }, destinations: [{ address: LO, port: sink.port }], source: { learnMs: 0, idleMs: 0 },
+        chain: [{ filter: "srtp", config: { direction: "unprotect", key } }] },
+    ],
+  });
+  const [forger, tx] = [await bindUdp(), await bindUdp()];
+  const forged = (k: number): Buffer => Buffer.concat([indexedRtp(50_000 + k), Buffer.alloc(10, k)]); // an RTP packet with a tag no key made
+  const guard = async () => segmentStats(proxy, "guard");
+  const authFailed = async (): Promise<number> => (await guard()).stages[0]!.drops.srtp_auth_failed ?? 0;
+  try {
+    for (let k = 0; k < 20; k++) forger.send(forged(k), pd, LO);
+    await waitFor(async () => (await authFailed()) >= 20, 5000, "the forged packets refused by the chain");
+    assert.is((await guard()).ports.sender, null, "nothing latched");
+    const kernel = new DropWatch([pe, pd, sink.port]);
+    const n = 300;
+    let forgedSent = 20;
+    for (let k = 0; k < n; k++) {
+      tx.send(indexedRtp(k), pe, LO);
+      if (k % 3 === 0) forger.send(forged(forgedSent++), pd, LO); // the forger goes on, interleaved
+      if (k % 50 === 49) await sleep(10);
+    }
+    await waitFor(() => sink.received >= n - kernel.since().total, 10_000, `the real stream (${sink.received} of ${n})`);
+    await settled(() => sink.received);
+    const lost = kernel.since().total;
+    assert.equal(sink.tally(n, 0).duplicates, 0);
+    assert.is(sink.tally(n, 0).missing, lost, `every packet of the real stream delivered but the ${lost} the kernel dropped`);
+    assert.is(sink.keys.size, n - lost, "no forged packet reached the receiver");
+    const stats = await guard();
+    assert.is(stats.ports.sender, `${LO}:${(await segmentStats(proxy, "protect")).ports.egress}`, "the real sender latched");
+    const refused = stats.drops.host_source_refused ?? 0;
+    await waitFor(async () => (await authFailed()) + ((await guard()).drops.host_source_refused ?? 0) >= forgedSent, 5000, "every forged packet counted");
+    assert.ok(refused > 0, "once the real sender latched, the forger's packets are refused at the gate");
+  } finally {
+    forger.close();
+    tx.close();
     sink.close();
     await proxy.close();
   }

@@ -84,6 +84,11 @@ export class ChainRunner {
   private readonly resume = new PacketList(TURN_CAPACITY);
   private nowUs = 0;
   private wallUs = 0;
+  /**
+   * A stage kept a packet with an origin (PacketList.origin) since the caller last cleared this:
+   * kept is accepted, as passed is (the segment sees those leave the chain).
+   */
+  keptOrigin = false;
 
   /**
    * `listCapacity`: packets a list between two stages holds. The default holds a full batch and a
@@ -351,11 +356,12 @@ export class ChainRunner {
         const offset = inst.batchOffset(k);
         const length = inst.batchLength(k);
         const i = this.slotSource[k]!;
-        output.push(bytes, offset, length, input.flags[i]!, input.dest[i]!, input.port[i]!, inst.batchLeg(k), input.arrivalUs[i]!);
+        output.push(bytes, offset, length, input.flags[i]!, input.dest[i]!, input.port[i]!, inst.batchLeg(k), input.arrivalUs[i]!, input.origin[i]!);
         stats.packetsOut++;
         stats.bytesOut += length;
       } else if (outcome === HELD) {
         stats.held++;
+        if (input.origin[this.slotSource[k]!] !== 0) this.keptOrigin = true;
       } else if (outcome >= DropReason.FilterDefinedBase) {
         // the filter's own code (judged to be in its range): counted under its name, a discard apart from drops
         const own = inst.ownReasons[outcome - DropReason.FilterDefinedBase]!;

@@ -14,6 +14,8 @@ export class PacketList {
   /** The segment leg the packet arrived on or leaves on (0: media). */
   readonly leg: Uint8Array;
   readonly arrivalUs: Float64Array;
+  /** 1: a received packet from the source gate's candidate, whom the chain's verdict on it may teach the gate (0: a known sender's, or one a filter made). */
+  readonly origin: Uint8Array;
 
   constructor(readonly capacity: number) {
     const empty = new Uint8Array(0);
@@ -25,6 +27,7 @@ export class PacketList {
     this.port = new Uint16Array(capacity);
     this.leg = new Uint8Array(capacity);
     this.arrivalUs = new Float64Array(capacity);
+    this.origin = new Uint8Array(capacity);
   }
 
   get full(): boolean {
@@ -32,7 +35,7 @@ export class PacketList {
   }
 
   /** Appends a packet; the caller checks `full` first. */
-  push(memory: Uint8Array, offset: number, length: number, flags: number, dest: number, port: number, leg: number, arrivalUs: number): void {
+  push(memory: Uint8Array, offset: number, length: number, flags: number, dest: number, port: number, leg: number, arrivalUs: number, origin = 0): void {
     const i = this.count++;
     this.memory[i] = memory;
     this.offset[i] = offset;
@@ -42,10 +45,11 @@ export class PacketList {
     this.port[i] = port;
     this.leg[i] = leg;
     this.arrivalUs[i] = arrivalUs;
+    this.origin[i] = origin;
   }
 
   copyEntry(from: PacketList, i: number): void {
-    this.push(from.memory[i]!, from.offset[i]!, from.length[i]!, from.flags[i]!, from.dest[i]!, from.port[i]!, from.leg[i]!, from.arrivalUs[i]!);
+    this.push(from.memory[i]!, from.offset[i]!, from.length[i]!, from.flags[i]!, from.dest[i]!, from.port[i]!, from.leg[i]!, from.arrivalUs[i]!, from.origin[i]!);
   }
 
   clear(): void {

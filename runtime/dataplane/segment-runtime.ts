@@ -13,7 +13,7 @@ import { pendingAllowance, RING_SLOT_SIZE, SendTracker, type EgressRing } from "
 import { RECEIVE_SLOT, type BatchedIo, type NativePort } from "./batched-io.js";
 import { allSockets, closeSockets, legDestinations, takeOverSockets, type SegmentSockets, type UdpSocket } from "./segment-sockets.js";
 import { canonicalAddress } from "../config/endpoints.js";
-import { SourceGate } from "./source-gate.js";
+import { SourceGate, VERDICT_FIRST } from "./source-gate.js";
 import { rewriteRtcpSsrc, rewriteRtp, rtpSsrc } from "./ssrc-rewrite.js";
 import { SegmentStreams } from "../streams/segment-streams.js";
 import type { StreamTable } from "../streams/stream-table.js";
@@ -102,6 +102,8 @@ export class SegmentRuntime {
   readonly gate: SourceGate;
   private readonly pending: PacketList;
   private flushScheduled = false;
+  /** A packet of the gate's candidate (PacketList.origin) left the chain in this flush. */
+  private routedOrigin = false;
   private readonly flushNow = (): void => this.flush();
   private readonly egress = (list: PacketList): void => this.sendAll(list);
   /** The sockets' send trackers, in the order of `sockets`' fields. */
@@ -403,10 +405,14 @@ export class SegmentRuntime {
     this.flushScheduled = false;
     if (this.pending.count === 0 || this.closed) return;
     this.runner.setClock(performance.now() * 1000, Date.now() * 1000);
+    this.runner.keptOrigin = false;
+    this.routedOrigin = false;
     try {
       this.runner.run(this.stages, 0, this.pending, this.stats, this.egress);
     } finally {
       this.pending.clear();
+      // a new sender latches only if the chain accepted a packet of it (source-gate.ts)
+      this.gate.settle(this.runner.keptOrigin || this.routedOrigin);
     }
   }
 
@@ -492,7 +498,7 @@ export class SegmentRuntime {
       streams.time[0] = this.kernelArrivalMs || this.wallMs(nowMs);
       streams.ingressCopy(buf, at, len);
     }
-    this.enqueue(buf, at, len, port, ipv6 ? PacketFlag.Ipv6 : 0, leg, nowMs);
+    this.enqueue(buf, at, len, port, ipv6 ? PacketFlag.Ipv6 : 0, leg, nowMs, 0);
   }
 
   /**
@@ -515,8 +521,15 @@ export class SegmentRuntime {
     const rtcp = (flags & PacketFlag.Rtcp) !== 0;
     if (rtcp) stats.rtcpIn++;
     const nowMs = performance.now();
+    let origin = 0;
     if (fromSender) {
-      if (!this.gate.admitSender(address, port, rtcp, nowMs)) {
+      origin = this.gate.screen(address, port, rtcp, nowMs);
+      if (origin === VERDICT_FIRST) {
+        // a new sender was heard in this batch: the chain's verdict on it decides whether this one may enter
+        this.flush();
+        origin = this.gate.screen(address, port, rtcp, nowMs);
+      }
+      if (origin < 0) {
         stats.drops.add(DropReason.HostSourceRefused);
         if (nowMs - this.refusalNoticedAtMs >= REFUSAL_NOTICE_MS) this.noticeRefusal(address, port, rtcp, nowMs);
         return;
@@ -549,14 +562,15 @@ export class SegmentRuntime {
       }
     }
     if (ipv6) flags |= PacketFlag.Ipv6;
-    this.enqueue(buf, at, len, port, flags, 0, nowMs);
+    this.enqueue(buf, at, len, port, flags, 0, nowMs, origin);
   }
 
-  private enqueue(buf: Uint8Array, at: number, len: number, port: number, flags: number, leg: number, nowMs: number): void {
+  /** `origin` 1: the packet is the gate's candidate's, learned if the chain accepts the packet. */
+  private enqueue(buf: Uint8Array, at: number, len: number, port: number, flags: number, leg: number, nowMs: number, origin: number): void {
     // arrival: when the kernel received it (a stalled loop reads a backlog late; filters that time
     // arrivals, such as congestion's feedback or a merge's wait, see when packets came)
     const arrivalUs = this.batchAtMs > 0 ? this.batchAtMs * 1000 - this.waitedUs : nowMs * 1000;
-    this.pending.push(buf, at, len, flags, Dest.Forward, port, leg, arrivalUs);
+    this.pending.push(buf, at, len, flags, Dest.Forward, port, leg, arrivalUs, origin);
     if (this.pending.full) this.flush();
     else if (!this.flushScheduled && this.io?.plan.receive !== "native") {
       // node:dgram hands over one datagram per event: the batch is what arrived before the loop idles
@@ -668,6 +682,7 @@ export class SegmentRuntime {
     for (let i = 0; i < list.count; i++) {
       const flags = list.flags[i]!;
       const dest = list.dest[i]!;
+      if (list.origin[i] !== 0) this.routedOrigin = true;
       const rtcp = (flags & PacketFlag.Rtcp) !== 0;
       const upstream = (flags & PacketFlag.Upstream) !== 0;
       const toSender = dest === Dest.Reverse ? !upstream : dest === Dest.Forward ? upstream : false;

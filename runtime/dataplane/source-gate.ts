@@ -7,12 +7,40 @@
 // sender that restarted on a new port). With `strict: false` every packet re-latches, as a proxy
 // without this gate would. The sender's RTCP is admitted from the latched address only. Upstream,
 // feedback is admitted only from the segment's destinations (unless `feedbackFrom: any`).
+//
+// A new sender (or the sender's RTCP address) is not learned from the packet that shows it: the
+// packet enters as a *candidate*'s, and the sender latches only once the chain accepted one of
+// its packets (passed it through or kept it). Else a packet the chain refuses (an SRTP packet that
+// fails authentication, one validate finds malformed) would latch its source, and a host that
+// keeps sending such packets would keep the stream's real sender refused for good.
 import { canonicalAddress } from "../config/endpoints.js";
 import type { SegmentConfig } from "../config/proxy-config.js";
 
 export interface Peer {
   address: string;
   port: number;
+}
+
+/** screen()'s answers: the packet is refused; admitted; admitted as the candidate's; or see VERDICT_FIRST. */
+export const REFUSED = -1;
+export const ADMITTED = 0;
+export const CANDIDATE = 1;
+/**
+ * Whether the packet may enter depends on the chain's verdict on the candidate heard earlier in
+ * the batch (if the chain takes it, it may shut this sender out, as if each packet had latched):
+ * run the batch, settle(), screen the packet again.
+ */
+export const VERDICT_FIRST = -2;
+
+/** A sender (or the sender's RTCP address) heard in this batch, learned if the chain accepts one of its packets. */
+interface Candidate {
+  address: string;
+  port: number;
+  rtcp: boolean;
+  firstMs: number;
+  lastMs: number;
+  /** Its RTP packet came when no sender was latched or the latched one was idle: it starts a new learning window. */
+  startsLatch: boolean;
 }
 
 export class SourceGate {
@@ -27,6 +55,9 @@ export class SourceGate {
   private rtcpLearned = false;
   private allowAddress: string | null = null;
   private destinations = new Set<string>();
+  /** At most one per batch: a packet from anyone else waits for the verdict on it (VERDICT_FIRST). */
+  private readonly candidate: Candidate = { address: "", port: 0, rtcp: false, firstMs: 0, lastMs: 0, startsLatch: false };
+  private candidatePending = false;
 
   constructor(private config: SegmentConfig) {
     this.update(config);
@@ -48,6 +79,7 @@ export class SourceGate {
       this.latchedAtMs = 0;
     }
     this.destinations = new Set(config.destinations.map((d) => canonicalAddress(d.address)));
+    this.candidatePending = false; // heard under the old policy: not learned under the new one
   }
 
   /** Why admitSender refused a packet from `address:port` (called after it did, for the log). */
@@ -64,41 +96,80 @@ export class SourceGate {
     return `the sender latched is ${known.address}:${known.port}, heard ${silentMs} ms ago; ${after}; source.strict: false admits any)`;
   }
 
-  /** Whether a packet from `address:port` may enter downstream; learns the sender. `nowMs`: a monotonic clock. */
-  admitSender(address: string, port: number, rtcp: boolean, nowMs: number): boolean {
+  /**
+   * Whether a packet from `address:port` may enter downstream: REFUSED, ADMITTED (the latched
+   * sender, or RTCP that teaches nothing), CANDIDATE (a new sender, or the sender's RTCP from a
+   * new port: settle() learns it if the chain accepts one of its packets), or VERDICT_FIRST.
+   * `nowMs`: a monotonic clock.
+   */
+  screen(address: string, port: number, rtcp: boolean, nowMs: number): number {
     const s = this.config.source;
-    if (this.allowAddress !== null && address !== this.allowAddress) return false;
+    if (this.allowAddress !== null && address !== this.allowAddress) return REFUSED;
+    if (rtcp ? s.rtcpPort !== undefined && port !== s.rtcpPort : s.port !== undefined && port !== s.port) return REFUSED;
+    if (this.candidatePending) {
+      const c = this.candidate;
+      if (c.port !== port || c.rtcp !== rtcp || c.address !== address) return VERDICT_FIRST;
+      c.lastMs = nowMs;
+      return CANDIDATE;
+    }
     if (rtcp) {
-      if (s.rtcpPort !== undefined && port !== s.rtcpPort) return false;
       // strict: only the latched sender's address. Before its first RTP packet RTCP is admitted
       // (FFmpeg sends its first sender report before its first RTP packet); the sender that then
       // latches points feedback at itself again. Feedback's target is learned once per sender.
-      if (s.strict && this.rtp !== null && address !== this.rtp.address) return false;
+      if (s.strict && this.rtp !== null && address !== this.rtp.address) return REFUSED;
       // before a sender latched, RTCP from a host no config names goes downstream but does not
       // aim the receivers' feedback at that host: its source may be forged (a victim's), which
       // made the proxy reflect every destination's reports there until a sender turned up
-      if (s.strict && this.rtp === null && this.allowAddress === null) return true;
-      if (!s.strict || !this.rtcpLearned) {
-        this.rtcp = { address, port };
-        this.rtcpLearned = true;
-      }
-      return true;
+      if (s.strict && this.rtp === null && this.allowAddress === null) return ADMITTED;
+      const current = this.rtcp;
+      if ((s.strict && this.rtcpLearned) || (current !== null && current.port === port && current.address === address)) return ADMITTED;
+      return this.propose(address, port, true, nowMs, false);
     }
-    if (s.port !== undefined && port !== s.port) return false;
     const known = this.rtp;
     if (known !== null && known.port === port && known.address === address) {
       if (this.latchedAtMs === 0) this.latchedAtMs = nowMs;
       this.lastSeenMs = nowMs;
-      return true;
+      return ADMITTED;
     }
     const idle = this.latchedAtMs !== 0 && s.idleMs > 0 && nowMs - this.lastSeenMs >= s.idleMs;
     const young = this.latchedAtMs === 0 || nowMs - this.latchedAtMs < s.learnMs;
-    if (s.strict && !young && !idle) return false;
+    if (s.strict && !young && !idle) return REFUSED;
+    return this.propose(address, port, false, nowMs, this.latchedAtMs === 0 || idle);
+  }
+
+  /** The chain ran the batch: the candidate is learned if it `accepted` one of its packets, else forgotten. */
+  settle(accepted: boolean): void {
+    if (!this.candidatePending) return;
+    this.candidatePending = false;
+    if (!accepted) return;
+    const c = this.candidate;
+    if (c.rtcp) {
+      this.rtcp = { address: c.address, port: c.port };
+      this.rtcpLearned = true;
+      return;
+    }
     // a new sender: in the learning window the window is not extended; after silence, one starts
-    if (this.latchedAtMs === 0 || idle) this.latchedAtMs = nowMs;
-    this.lastSeenMs = nowMs;
-    this.follow(address, port);
-    return true;
+    if (c.startsLatch) this.latchedAtMs = c.firstMs;
+    this.lastSeenMs = c.lastMs;
+    this.follow(c.address, c.port);
+  }
+
+  /** screen() and, at once, the verdict that its packet was accepted (legs, whose media's sender is known already). */
+  admitSender(address: string, port: number, rtcp: boolean, nowMs: number): boolean {
+    const verdict = this.screen(address, port, rtcp, nowMs); // never VERDICT_FIRST: no candidate waits
+    if (verdict === CANDIDATE) this.settle(true);
+    return verdict >= ADMITTED;
+  }
+
+  private propose(address: string, port: number, rtcp: boolean, nowMs: number, startsLatch: boolean): number {
+    const c = this.candidate;
+    c.address = address;
+    c.port = port;
+    c.rtcp = rtcp;
+    c.firstMs = c.lastMs = nowMs;
+    c.startsLatch = startsLatch;
+    this.candidatePending = true;
+    return CANDIDATE;
   }
 
   /** Whether feedback from `address` (on an egress socket) may go upstream: only from a destination. */
