@@ -9,8 +9,8 @@
 // with a plain counter, fed 2,000 packets a second. Measured per trial: the watchdog's event to
 // the worker's return (worker-restarted), and the bystander's longest gap between two packets at
 // its sink (the stall until the watchdog fires, plus the restart), and how many of the bystander's
-// packets never arrived (under Node none should: the killed worker's listen sockets stay bound for
-// its replacement, which reads what they hold; under Bun their queues go with the process).
+// packets never arrived (none should: the killed worker's listen sockets stay bound for its
+// replacement, which reads what they hold; under Bun through the proxy's duplicates of them).
 // Printed: the median of each mode and the ratio spare / none.
 import dgram from "node:dgram";
 import { join } from "node:path";

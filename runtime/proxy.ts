@@ -661,6 +661,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       const checkpoints = [...(seed?.checkpoints ?? []), ...(movedIn.get(i) ?? []), ...this.checkpointsOf(notRunning)];
       const egressPorts = [...(seed?.egressPorts ?? []), ...this.egressPortsMovedTo(i, moved, workers)];
       const handOver = [...moved].filter(([, m]) => m.from === i).map(([name]) => name);
+      await this.parked.handTo(w, segments, workers);
       return w.prepare({ filters: resolved.filters, segments, deferBind, handOver, ...seed, checkpoints, egressPorts, exportPrepared: config.stateFile !== undefined });
     })).finally(() => (this.preparing = false));
     const errors = prepared.flat();
@@ -695,7 +696,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       await Promise.all(current().map((w) => w.released()));
       this.parked.releaseLiveExcept(current(), config.segments);
     }
-    committed.push(...(await Promise.all(current().map(async (w) => fromLive(w, await w.open())))).flat());
+    committed.push(...(await Promise.all(current().map(async (w) => {
+      // a worker process takes what another (or it, for new sockets) handed over at its commit
+      await this.parked.handTo(w, this.segmentsOf(config, this.workers.indexOf(w)), current());
+      return fromLive(w, await w.open());
+    }))).flat());
     // listen sockets left for a moved segment's new worker, or a segment's new sockets, and not
     // taken over (it failed, or died): closed; not those a worker that crashed just now (its exit
     // not seen yet) left for its replacement
@@ -1179,6 +1184,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const message of secrets.problems) this.emit("event", { type: "error", segment: "", message: `after worker restart: ${message}` });
     const segments = this.segmentsOf(secrets.config, index);
     const restore = this.restoreFor(index, segments);
+    await this.parked.handTo(replacement, segments, this.workers);
     const errors = await replacement.prepare({ filters: secrets.config.filters, segments, ...restore, exportPrepared: this.config.stateFile !== undefined });
     // the restored states go to the stateFile before their first packet, as a change's do
     if (errors.length === 0) errors.push(...(await this.saveNewStages([replacement], this.config)));

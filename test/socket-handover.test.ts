@@ -1,8 +1,9 @@
-// A worker thread the watchdog kills, or that crashes, leaves its listen sockets bound, with what
+// A worker the watchdog kills, or that crashes, leaves its listen sockets bound, with what
 // they hold, for the worker that replaces it, and a segment moving to another worker hands its
 // listen sockets over the same way (Node: workers are threads sharing the process's descriptors;
-// docs/proxy.md, "When a filter fails"): what reaches the segment meanwhile is delivered late
-// instead of lost, and nothing stays bound once no worker takes it.
+// Bun: processes, whose sockets the proxy keeps duplicates of; docs/proxy.md, "When a filter
+// fails"): what reaches the segment meanwhile is delivered late instead of lost, and nothing stays
+// bound once no worker takes it. The test runner runs it under both.
 import * as assert from "uvu/assert";
 import type { Socket } from "node:dgram";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";

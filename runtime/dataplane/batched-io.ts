@@ -35,9 +35,9 @@ export interface UdpAddon {
   takeSocket(fd: number, closeAtExit?: boolean, owner?: number, place?: string, detail?: string): number;
   /** The socket `owner` (-1: any) parked at `place`, now the caller's (parked for newOwner in turn), or -1 (one with another detail is closed). */
   claimParked(owner: number, place: string, detail: string, newOwner: number): number;
-  /** Where the sockets `owner` parked are bound. */
-  parkedPlaces(owner: number): string[];
-  /** Closes the sockets `owner` parked that were not claimed (`handedOnly`: those it handed over, not those its thread's end parked); how many. */
+  /** Where the sockets `owner` parked (handedOnly: handed over) are bound. */
+  parkedPlaces(owner: number, handedOnly?: boolean): string[];
+  /** Closes the sockets `owner` (-1: any) parked that were not claimed (`handedOnly`: those it handed over, not those its thread's end parked); how many. */
   releaseParked(owner: number, handedOnly?: boolean): number;
   /** Parks a keepable socket for another worker (a segment that moves): true; false when it is not keepable. */
   parkSocket(fd: number): boolean;
@@ -51,6 +51,16 @@ export interface UdpAddon {
   setSegmentation(port: NativePort, on: boolean): boolean;
   /** Whether this kernel has UDP GSO. */
   segmentationSupported(): boolean;
+  /** A new SOCK_SEQPACKET pair: [the proxy's end, a worker process's end], close-on-exec. */
+  channelPair(): [number, number];
+  /** A worker process sends the proxy the places of the kept sockets it closed, then a duplicate of each it keeps not sent yet; what is left for a later call (0: none; -1: the channel is broken). */
+  shareKept(channel: number, owner: number): number;
+  /** The proxy hands the sockets it holds parked for `owner` (at `place`, "": all; handedOnly: those it handed over) to a worker, closing its own; what is left once the worker has read (0: none; -1: broken). */
+  sendParked(channel: number, owner: number, place: string, handedOnly?: boolean): number;
+  /** A worker process hands over a listen socket it shared (closed here; the proxy's copy stays bound): true; false when not shared. */
+  handKept(fd: number): boolean;
+  /** Reads the channel: sockets sent are parked under `owner` (-1: the owner each record names), places removed close what is parked there; how many it parked. */
+  receiveKept(channel: number, owner: number): number;
   /** Sockets read together after a stall, in the kernel's arrival order (2 to 8 receiving ports of one arena). */
   setGroup(ports: NativePort[]): void;
   /** Reads what the port's socket (a grouped port: its group) holds now, through its onBatch; true when it stopped at its budget with more waiting. */
@@ -71,7 +81,7 @@ export function releaseParkedExcept(addon: UdpAddon, from: number, wanted: Reado
 /** The batched-I/O addon, or null (udpAddonError() says why). The bench's load generator uses it too. */
 export function loadAddon(): UdpAddon | null {
   // built from an older msm_udp.c (a checkout updated without `npm install`), its packet metadata would be misread
-  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.claimParked === "function" ? ""
+  loaded ??= loadNativeAddon<UdpAddon>(ADDON_PATH, "the batched-I/O addon", (a) => (a.metaStride === META_STRIDE && typeof a.receiveKept === "function" ? ""
     : `the batched-I/O addon at ${ADDON_PATH} is stale (built from an older runtime/native/msm_udp.c); rebuild it with \`node scripts/build-native.mjs\` (npm install does)`));
   return loaded.addon;
 }
@@ -192,11 +202,12 @@ export class BatchedIo {
   private retryTimer: NodeJS.Timeout | undefined;
 
   /**
-   * `keepOwner` (>= 0, a worker thread's number among every worker the process started): its
-   * listen sockets are parked when the thread ends with them open, for its replacement to claim
-   * (claim()); -1: closed (worker processes, whose descriptors end with them).
+   * `keepOwner` (>= 0, the worker's number among every worker the proxy started): its listen
+   * sockets outlive it for its replacement to claim (claim()): a thread's are parked when it ends
+   * with them open; a process's are held by the proxy, which `keepChannel` (the worker's end of a
+   * channel, -1: none) sends duplicates to (shareKept). -1: they close with the worker.
    */
-  constructor(readonly plan: IoPlan, readonly slots: number, private readonly keepOwner = -1) {
+  constructor(readonly plan: IoPlan, readonly slots: number, private readonly keepOwner = -1, private readonly keepChannel = -1) {
     this.addon = loadAddon()!;
     this.data = new Uint8Array(slots * RECEIVE_SLOT);
     this.meta = new Int32Array(slots * META_STRIDE);
@@ -235,27 +246,31 @@ export class BatchedIo {
    * Under Bun for the watcher thread (its node:dgram cannot stop reading); under Node because
    * node:dgram's handle, closed when a worker thread ends, would close the descriptor under the
    * addon's poll handle, and libuv aborts the process on a watcher whose descriptor is gone.
-   * A worker thread's taken descriptors close with it (Bun's workers are processes), but for the
-   * listen sockets (keepTagOf) of a worker that keeps them: parked for its replacement.
+   * A worker thread's taken descriptors close with it, but for the listen sockets (keepTagOf) of a
+   * worker that keeps them: parked for its replacement. A worker process's close with it; the
+   * proxy keeps duplicates of its listen sockets (shareKept).
    */
   take(socket: Socket): TakenSocket {
     const local = socket.address();
     const atExit = this.plan.watch === "loop";
-    const keep = atExit && this.keepOwner >= 0 ? keepTagOf(socket) : undefined;
+    const keep = this.keepOwner >= 0 ? keepTagOf(socket) : undefined;
     const handle = socketHandle(socket).fd;
-    const fd = keep ? this.addon.takeSocket(handle, true, this.keepOwner, keep.place, keep.detail) : this.addon.takeSocket(handle, atExit);
+    const fd = keep ? this.addon.takeSocket(handle, atExit, this.keepOwner, keep.place, keep.detail) : this.addon.takeSocket(handle, atExit);
     socket.removeAllListeners("message");
     socket.close();
-    return this.taken(fd, local);
+    return this.taken(fd, local, atExit);
   }
 
-  private taken(fd: number, local: AddressInfo): TakenSocket {
+  /** `hooked`: the environment's end closes (or parks) it unless closeSocket did (takeSocket's closeAtExit; every claimed one). */
+  private taken(fd: number, local: AddressInfo, hooked: boolean): TakenSocket {
     const addon = this.addon;
-    const atExit = this.plan.watch === "loop";
+    const parks = this.plan.watch === "loop";
+    const hands = this.keepChannel >= 0;
     return new TakenSocket(fd, local, {
       disconnectSocket: (d) => addon.disconnectSocket(d),
-      closeSocket: (d) => addon.closeSocket(d, atExit),
-      parkSocket: (d) => atExit && addon.parkSocket(d),
+      closeSocket: (d) => addon.closeSocket(d, hooked),
+      // a thread parks it in the table every thread shares; a process leaves the proxy's copy (handKept)
+      parkSocket: (d) => (parks ? addon.parkSocket(d) : hands && addon.handKept(d)),
     });
   }
 
@@ -265,19 +280,38 @@ export class BatchedIo {
    * otherwise is closed, so that the place can be bound again). Kept again by this worker.
    */
   claim(place: string, detail: string, local: AddressInfo): TakenSocket | null {
-    if (this.plan.watch !== "loop" || this.keepOwner < 0) return null;
+    if (this.keepOwner < 0) return null;
     const fd = this.addon.claimParked(-1, place, detail, this.keepOwner);
-    return fd < 0 ? null : this.taken(fd, local);
+    return fd < 0 ? null : this.taken(fd, local, true);
   }
 
   /** Closes the socket this worker parked at `place`, if it is still there. */
   closeParkedAt(place: string): void {
-    if (this.plan.watch === "loop" && this.keepOwner >= 0) this.addon.claimParked(this.keepOwner, place, "", -1);
+    if (this.keepOwner >= 0) this.addon.claimParked(this.keepOwner, place, "", -1);
   }
 
   /** Closes the sockets the worker `from` parked at places not in `wanted`: their ports may be bound otherwise now. */
   releaseParkedExcept(from: number, wanted: ReadonlySet<string>): void {
-    if (this.plan.watch === "loop") releaseParkedExcept(this.addon, from, wanted);
+    if (from >= 0) releaseParkedExcept(this.addon, from, wanted);
+  }
+
+  /** A worker process: sends the proxy its kept listen sockets (see UdpAddon.shareKept); whether some wait for a later call. */
+  shareKept(): boolean {
+    return this.keepChannel >= 0 && this.keepOwner >= 0 && this.addon.shareKept(this.keepChannel, this.keepOwner) > 0;
+  }
+
+  /** A worker process: parks the listen sockets the proxy handed it (an ended worker's), for claim(). */
+  receiveKept(): void {
+    if (this.keepChannel >= 0) this.addon.receiveKept(this.keepChannel, -1);
+  }
+
+  /**
+   * A worker process, once a change is done (or dropped): closes what the proxy handed it and it
+   * did not claim (set up otherwise, or its segment failed). Those are this process's alone: the
+   * proxy let go of them as it sent them, and they would keep their ports bound.
+   */
+  dropUnclaimed(): void {
+    if (this.keepChannel >= 0) this.addon.releaseParked(-1);
   }
 
   setPeer(port: NativePort, index: number, address: string, udpPort: number): void {

@@ -60,10 +60,12 @@ export interface DataPlaneOptions {
   readonly beacon?: WatchdogBeacon;
   readonly onEvent?: (event: DataPlaneEvent) => void;
   /**
-   * This worker thread's number among those the process started (WorkerHandle.keepOwner): its
-   * listen sockets outlive it for its replacement (BatchedIo.claim). Absent: they close with it.
+   * This worker's number among those the proxy started (WorkerHandle.keepOwner): its listen
+   * sockets outlive it for its replacement (BatchedIo.claim). Absent: they close with it.
    */
   readonly keepOwner?: number;
+  /** A worker process: its end of the channel that carries its listen sockets to the proxy and its predecessor's back (BatchedIo.shareKept). */
+  readonly keepChannel?: number;
 }
 
 export type DataPlaneEvent =
@@ -138,6 +140,8 @@ interface Plan {
 
 /** Most packets one batched read takes. */
 const MAX_RECEIVE_SLOTS = 256;
+/** How soon a worker process sends again the listen sockets its channel to the proxy could not take. */
+const SHARE_RETRY_MS = 50;
 
 const checkpointKey = (segment: string, filter: string): string => `${segment}\0${filter}`;
 
@@ -270,7 +274,7 @@ export class DataPlane {
     );
     this.runner = new ChainRunner();
     // a receive arena slot per packet of a batch, at most 256 (64 KiB each, touched only as far as packets reach)
-    this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS), options.keepOwner ?? -1) : null;
+    this.io = options.io && options.io.send === "native" ? new BatchedIo(options.io, Math.min(options.batchSize, MAX_RECEIVE_SLOTS), options.keepOwner ?? -1, options.keepChannel ?? -1) : null;
     if (options.beacon) this.runner.beacon = this.pool.beacon = options.beacon;
     const streams = options.streams;
     this.streams = streams && streams.max > 0 ? new StreamTable(streams.max, streams.idleMs, streams.maxPerSegment) : null;
@@ -319,6 +323,7 @@ export class DataPlane {
   private reclaimer(request: ApplyRequest): Reclaim | undefined {
     const io = this.io;
     if (!io) return undefined;
+    io.receiveKept(); // a worker process: what the proxy sent of its predecessor's
     if (request.reclaimFrom !== undefined) io.releaseParkedExcept(request.reclaimFrom, new Set(request.segments.flatMap(listenPlaces)));
     return (address, port, detail) => io.claim(placeOf(address, port), detail, { address, port, family: isIPv6(address) ? "IPv6" : "IPv4" });
   }
@@ -447,6 +452,26 @@ export class DataPlane {
 
   private removedCounts: SegmentSnapshot[] = [];
 
+  /**
+   * A worker process: sends the proxy a duplicate of each listen socket it keeps and the places of
+   * those it closed, so that they outlive it (a kill) for its replacement; what the channel cannot
+   * take now is sent on a timer.
+   */
+  shareKept(): void {
+    if (!this.io?.shareKept() || this.shareRetry) return;
+    this.shareRetry = setTimeout(() => {
+      this.shareRetry = undefined;
+      this.shareKept();
+    }, SHARE_RETRY_MS);
+  }
+
+  private shareRetry: NodeJS.Timeout | undefined;
+
+  /** A worker process: parks the listen sockets the proxy sent (its predecessor's), for the claims of the next prepare. */
+  receiveKept(): void {
+    this.io?.receiveKept();
+  }
+
   /** Resolves once the sockets of every segment taken out have closed: their ports are free for any worker. */
   async released(): Promise<void> {
     await Promise.all(this.closing);
@@ -458,11 +483,21 @@ export class DataPlane {
     const errors: SegmentError[] = [];
     const pending = this.pendingOpen;
     this.pendingOpen = [];
+    this.io?.receiveKept(); // a worker process: what the proxy handed it of the sockets handed over at the commit
     // a listen socket left for a segment's new sockets at a place it no longer listens on: closed
     // before anything binds (its port may be bound otherwise now)
     const wanted = new Set(pending.flatMap((p) => listenPlaces(p.config)));
     for (const place of this.reopening) if (!wanted.has(place)) this.io?.closeParkedAt(place);
     this.reopening.clear();
+    try {
+      await this.openPending(pending, errors);
+    } finally {
+      this.io?.dropUnclaimed();
+    }
+    return errors;
+  }
+
+  private async openPending(pending: PlannedSegment[], errors: SegmentError[]): Promise<void> {
     for (const p of pending) {
       let sockets: SegmentSockets | undefined;
       try {
@@ -475,13 +510,13 @@ export class DataPlane {
         errors.push({ segment: p.config.name, message: (err as Error).message });
       }
     }
-    return errors;
   }
 
   /** Drops a prepared plan: closes the sockets it opened and the contexts it created. */
   abort(): void {
     const plan = this.plan;
     if (!plan) return;
+    this.io?.dropUnclaimed();
     this.plan = undefined;
     for (const p of plan.segments) {
       if (p.sockets) closeSockets(p.sockets);
@@ -607,6 +642,7 @@ export class DataPlane {
     for (const m of this.timers.values()) for (const t of m.values()) clearTimeout(t.handle);
     this.timers.clear();
     clearInterval(this.streamTimer);
+    clearTimeout(this.shareRetry);
   }
 
   /** The chain as it runs: stages with their configs, the filters' entries, and their modules' digests. */

@@ -1,7 +1,9 @@
 // The listen sockets worker threads leave parked in the batched-I/O addon (msm_udp.c, "Listen
 // sockets a worker thread leaves bound"), from the main thread's side: which ended workers may
-// still have some, and when what no worker claimed is closed. Parking is Node's (workers are
-// threads sharing the descriptors) with batched I/O; otherwise every call here does nothing.
+// still have some, and when what no worker claimed is closed. Under Node the workers are threads
+// sharing the descriptors and park them as they end; under Bun they are processes, and the proxy
+// holds duplicates they send it (msm_udp.c, "Listen sockets a worker process keeps"), parked
+// under each worker's number from the start. Without batched I/O every call here does nothing.
 import { listenPlaces } from "./segment-sockets.js";
 import { loadAddon, releaseParkedExcept, type IoPlan, type UdpAddon } from "./batched-io.js";
 import type { WorkerHandle } from "./worker-handle.js";
@@ -15,9 +17,35 @@ export class ParkedListenSockets {
 
   constructor(private readonly io: IoPlan) {}
 
-  /** Whether a worker's listen sockets outlive it (a thread with batched I/O: WorkerHandle.keepOwner). */
+  /** Whether a worker's listen sockets outlive it (batched I/O: a thread's, WorkerHandle.keepOwner; a process's, WorkerHandle.sharesKept). */
   keeps(worker: WorkerHandle): boolean {
-    return worker.keepOwner >= 0 && this.io.send === "native" && this.io.watch === "loop";
+    return worker.keepOwner >= 0 && this.io.send === "native" && (this.io.watch === "loop" || worker.sharesKept);
+  }
+
+  /**
+   * Before a worker process prepares or opens `segments`: hands it what ended workers (and those
+   * left behind) left, and what `live` workers (itself too) handed over in this change, at places
+   * those segments listen on, for it to claim as a thread claims what another thread parked. A
+   * worker thread finds them in the table all threads share.
+   */
+  async handTo(worker: WorkerHandle, segments: readonly SegmentConfig[], live: readonly WorkerHandle[]): Promise<void> {
+    if (!worker.sharesKept || !this.keeps(worker)) return;
+    const addon = loadAddon();
+    if (!addon) return;
+    const wanted = new Set(segments.flatMap(listenPlaces));
+    const ended = new Set([...this.ended, ...[...this.leftBehind.values()].flat()].filter((w) => w !== worker && this.keeps(w)));
+    for (const owner of ended) {
+      const all = addon.parkedPlaces(owner.keepOwner);
+      const places = all.filter((p) => wanted.has(p));
+      // all of them (a restart's own): one pass; else place by place (a segment moved off a crashed worker)
+      if (places.length > 0 && places.length === all.length) await worker.handOver(owner.keepOwner, "", false);
+      else for (const place of places) await worker.handOver(owner.keepOwner, place, false);
+    }
+    // a live worker's other copies are of sockets it still reads: only what it handed over moves
+    for (const owner of live) {
+      if (ended.has(owner) || !owner.alive || !this.keeps(owner)) continue;
+      for (const place of addon.parkedPlaces(owner.keepOwner, true)) if (wanted.has(place)) await worker.handOver(owner.keepOwner, place, true);
+    }
   }
 
   /** A worker ended (its exit seen): it may have parked sockets. */

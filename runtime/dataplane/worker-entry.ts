@@ -29,6 +29,7 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
     streams: init.streams,
     beacon: openBeacon(init),
     ...(init.keepOwner !== undefined ? { keepOwner: init.keepOwner } : {}),
+    ...(init.keepChannel !== undefined ? { keepChannel: init.keepChannel } : {}),
     onEvent: (event) => send({ type: "event", event }),
   });
   // a stats round is taken in parts, the loop running between them: a change of which segments run
@@ -71,15 +72,24 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
           send({ type: "reply", id: m.id, errors, ...(errors.length === 0 && m.request.exportPrepared ? { prepared: plane.preparedStates() } : {}) });
           break;
         }
-        case "commit":
-          send({ type: "reply", id: m.id, errors: plane.commit(), segments: plane.takeRemovedCounts() });
+        case "commit": {
+          const errors = plane.commit();
+          plane.shareKept(); // before the reply: the proxy lets go of closed ports before any worker binds them
+          send({ type: "reply", id: m.id, errors, segments: plane.takeRemovedCounts() });
           break;
+        }
         case "released":
           await plane.released();
+          plane.shareKept();
+          send({ type: "reply", id: m.id, errors: [] });
+          break;
+        case "kept":
+          plane.receiveKept();
           send({ type: "reply", id: m.id, errors: [] });
           break;
         case "open": {
           const errors = await plane.open();
+          plane.shareKept();
           // the counters the main thread keeps from here on, in parts as a round's (one go held the loop)
           await sendRound(m.id, { streams: false, checkpoint: false, asText: true }, { errors, reclaimed: plane.takeReclaimed() });
           break;

@@ -1,13 +1,13 @@
 // The main thread's side of one data-plane worker: start it (thread, or process under Bun),
 // talk to it by request id, watch its beacon, and terminate it when told.
 import { fork, type ChildProcess } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { Worker } from "node:worker_threads";
 import { BEACON_BYTES, WatchdogBeacon } from "./watchdog-beacon.js";
-import { stopReadingOf } from "./batched-io.js";
+import { loadAddon, stopReadingOf } from "./batched-io.js";
 import type { InstanceUsers, WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 import type { DataPlaneEvent, SegmentError, StateCheckpoint } from "./dataplane.js";
 import type { SegmentSnapshot } from "./snapshot.js";
@@ -101,17 +101,26 @@ function turnPretenuringOff(): void {
   setFlagsFromString("--no-allocation-site-pretenuring");
 }
 
-/** The next worker thread's keepOwner: unique in the process (tests run several proxies in one). */
+/** The next worker's keepOwner: unique in the process (tests run several proxies in one). */
 let nextKeepOwner = 0;
+/** The descriptor a worker process finds its end of the keep channel at (its stdio's fifth). */
+const KEEP_CHANNEL_FD = 4;
+/** Most rounds of sending a replacement its predecessor's listen sockets (each a channel's worth). */
+const HAND_OVER_ROUNDS = 10_000;
 
 export class WorkerHandle {
   readonly beacon: WatchdogBeacon;
   /**
-   * A worker thread's number among every worker this process started: its listen sockets, when it
+   * The worker's number among every worker this process started: its listen sockets, when it
    * ends with them open (killed, crashed), stay bound under it for its replacement to take over
-   * (reclaimFrom), until the proxy releases them (releaseParked). -1: a process, never.
+   * (reclaimFrom), until the proxy releases them (releaseParked). A thread parks them as it ends;
+   * a process sends the proxy duplicates as it opens and closes them (keepChannel).
    */
-  readonly keepOwner = WORKER_MODE === "thread" ? nextKeepOwner++ : -1;
+  readonly keepOwner = nextKeepOwner++;
+  /** A worker process with batched I/O: the proxy's end of the channel for its listen sockets (-1: none, or closed at its exit). */
+  keepChannel = -1;
+  /** It sends its listen sockets over a keep channel: the proxy holds duplicates, parked under keepOwner. */
+  sharesKept = false;
   /**
    * The keepOwner of the worker this one replaces, while its restart sets it up: each prepare
    * first closes the listen sockets that worker left at places its segments do not listen on.
@@ -173,6 +182,9 @@ export class WorkerHandle {
     let resolveGone!: () => void;
     this.gone = new Promise((r) => (resolveGone = r));
     const onMessage = (m: WorkerReply): void => {
+      // listen sockets it sent come before the reply that follows them (a closed one must be let go
+      // of before the next step binds its port)
+      if (this.keepChannel >= 0) loadAddon()?.receiveKept(this.keepChannel, this.keepOwner);
       if (m.type === "ready") resolveReady();
       else if (m.type === "event") this.onEvent(m.event);
       else if (m.type === "part") {
@@ -191,6 +203,7 @@ export class WorkerHandle {
     const exit = (code: number | null, signal: string | null = null): void => {
       if (this.exited) return;
       this.exited = true;
+      this.closeKeepChannel();
       for (const waiter of this.pending.values()) waiter({ type: "reply", id: 0, errors: [{ segment: "", message: `${this.name} ${this.killedFor ?? "exited"}` }] });
       this.pending.clear();
       this.parts.clear();
@@ -212,8 +225,18 @@ export class WorkerHandle {
       writeFileSync(this.beaconFile, new Uint8Array(BEACON_BYTES));
       const bun = (globalThis as unknown as { Bun: { mmap(path: string): Uint8Array } }).Bun;
       this.beacon = new WatchdogBeacon(bun.mmap(this.beaconFile));
+      // its listen sockets outlive it through duplicates it sends the proxy over a channel of their own
+      const pair = init.io.send === "native" ? loadAddon()?.channelPair() : undefined;
       // the beacon file's name as an argument too: a worker whose proxy dies before the init arrives removes it all the same
-      this.child = fork(ENTRY, [this.beaconFile], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: workerProcessEnv() });
+      try {
+        this.child = fork(ENTRY, [this.beaconFile], { stdio: ["ignore", "inherit", "inherit", "ipc", ...(pair ? [pair[1]] : [])], env: workerProcessEnv() });
+      } finally {
+        if (pair) closeSync(pair[1]); // the worker's now
+      }
+      if (pair) {
+        this.keepChannel = pair[0];
+        this.sharesKept = true;
+      }
       this.child.on("message", (m) => onMessage(m as WorkerReply));
       this.child.on("exit", (code, signal) => exit(code, signal));
       // a message sent to a worker that is going away (killed, its channel closed before its exit
@@ -222,7 +245,7 @@ export class WorkerHandle {
       this.child.on("error", (err) => {
         if (!this.exited) this.onEvent({ type: "error", segment: "", message: `${this.name}: ${err.message}` });
       });
-      this.child.send({ ...init, index, beaconFile: this.beaconFile } satisfies WorkerInit);
+      this.child.send({ ...init, index, beaconFile: this.beaconFile, keepOwner: this.keepOwner, ...(pair ? { keepChannel: KEEP_CHANNEL_FD } : {}) } satisfies WorkerInit);
     }
   }
 
@@ -338,6 +361,28 @@ export class WorkerHandle {
       this.last = [];
       this.lastText = reply.segmentsText;
     }
+  }
+
+  /**
+   * A worker process: hands it the listen sockets the proxy holds for worker `owner` (at `place`,
+   * "": all; handedOnly: those that worker handed over), a channel's worth at a time, each read by
+   * the worker before the next.
+   */
+  async handOver(owner: number, place: string, handedOnly: boolean): Promise<void> {
+    const addon = this.keepChannel >= 0 ? loadAddon() : null;
+    if (!addon) return;
+    let left = addon.sendParked(this.keepChannel, owner, place, handedOnly);
+    for (let round = 0; left > 0 && round < HAND_OVER_ROUNDS && this.alive; round++) {
+      await this.request({ type: "kept" });
+      left = addon.sendParked(this.keepChannel, owner, place, handedOnly);
+    }
+  }
+
+  private closeKeepChannel(): void {
+    if (this.keepChannel < 0) return;
+    loadAddon()?.receiveKept(this.keepChannel, this.keepOwner); // what it sent before it ended
+    closeSync(this.keepChannel);
+    this.keepChannel = -1;
   }
 
   /** Why kill() ended it, for the requests it leaves unanswered ("was stuck in filter x ..."). */

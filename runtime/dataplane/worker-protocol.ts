@@ -13,8 +13,10 @@ export interface WorkerInit {
   readonly socketReceiveBuffer: number;
   /** Per-stream stats: streams counted one by one (0: none), and how long a silent one is kept. */
   readonly streams: { readonly max: number; readonly maxPerSegment: number; readonly idleMs: number };
-  /** Thread mode: its number among the process's workers, which its parked listen sockets carry (DataPlaneOptions.keepOwner). */
+  /** Its number among the workers the proxy started, which its kept listen sockets carry (DataPlaneOptions.keepOwner). */
   readonly keepOwner?: number;
+  /** Process mode with batched I/O: the descriptor of its end of the channel its listen sockets go to the proxy by (DataPlaneOptions.keepChannel). */
+  readonly keepChannel?: number;
   /** Thread mode: the watchdog beacon's memory. */
   readonly beacon?: SharedArrayBuffer;
   /** Process mode (Bun): a file in /dev/shm both sides map. */
@@ -28,6 +30,8 @@ export type WorkerRequest =
   /** Waits until the sockets of the segments the last commit took out have closed. */
   | { type: "released"; id: number }
   | { type: "abort"; id: number }
+  /** Process mode: read the listen sockets the proxy sent (a replacement's predecessor's), as the next prepare would. */
+  | { type: "kept"; id: number }
   /**
    * Counters; with `checkpoint`, also every running stage's state. `asText`: the segments' counters
    * come as JSON text (`segmentsText`), for the main thread to keep rather than read.

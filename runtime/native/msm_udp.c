@@ -1512,12 +1512,15 @@ static napi_value stop_reading(napi_env env, napi_callback_info info) {
 // what arrives while the new worker starts, is then read late instead of lost. Process-wide, as
 // worker threads share the descriptor table; each entry names its owner (the worker that took it),
 // the place it is bound at and the settings it was set up with. The main thread releases what no
-// replacement claimed (releaseParked). A runtime whose workers are processes never parks.
+// replacement claimed (releaseParked). Where workers are processes, the proxy parks the duplicates
+// they send it here (below, "Listen sockets a worker process keeps").
 typedef struct Keepable {
   int fd;
   int32_t owner;
   int parked;  // its thread ended with it open, or it was handed over (parkSocket)
   int handed;  // parked by parkSocket, not by its thread's end
+  int shared;  // a worker process sent the proxy a duplicate of it (shareKept)
+  int hooked;  // the environment's end closes (or parks) it: a cleanup hook names its descriptor
   char* place;
   char* detail;
   struct Keepable* next;
@@ -1525,6 +1528,32 @@ typedef struct Keepable {
 
 static pthread_mutex_t keep_lock = PTHREAD_MUTEX_INITIALIZER;
 static Keepable* keepables;
+
+// Places of shared sockets a worker process closed ('R') or handed over ('H': closed here, for
+// another worker, or itself in the open step, to claim from the proxy), oldest first, for its next
+// shareKept to tell the proxy.
+typedef struct Removal {
+  char kind;
+  char* place;
+  struct Removal* next;
+} Removal;
+static Removal* removals;
+static Removal** removals_tail = &removals;
+
+// A shared socket is closed ('R': the proxy must close its copy too, else the port stays bound)
+// or handed over ('H'). The caller holds keep_lock.
+static void note_removal(Keepable* k, char kind) {
+  if (!k->shared) return;
+  Removal* r = malloc(sizeof *r);
+  if (!r || !(r->place = strdup(k->place))) {
+    free(r);
+    return;
+  }
+  r->kind = kind;
+  r->next = NULL;
+  *removals_tail = r;
+  removals_tail = &r->next;
+}
 
 // Unlinks the entry for `fd` (parked or not as `parked` says; -1: either); the caller frees it.
 static Keepable* unlink_keepable(int fd, int parked) {
@@ -1568,10 +1597,10 @@ static char* string_arg(napi_env env, napi_value v) {
 }
 
 // Registers `fd` as keepable for `owner` (see Keepable); 0 when out of memory.
-static int add_keepable(int fd, int32_t owner, char* place, char* detail) {
+static int add_keepable(int fd, int32_t owner, char* place, char* detail, int hooked) {
   Keepable* k = malloc(sizeof *k);
   if (!k) return 0;
-  *k = (Keepable){.fd = fd, .owner = owner, .place = place, .detail = detail};
+  *k = (Keepable){.fd = fd, .owner = owner, .place = place, .detail = detail, .hooked = hooked};
   pthread_mutex_lock(&keep_lock);
   k->next = keepables;
   keepables = k;
@@ -1585,7 +1614,8 @@ static int add_keepable(int fd, int32_t owner, char* place, char* detail) {
 // the socket itself, without the ancillary data that node:dgram asked for (drop_ancillary_options).
 // With closeAtExit the environment's end closes it if closeSocket has not (a worker thread's
 // sockets must not outlive it), unless an owner (>= 0) is given: then it is parked there for
-// claimParked(owner, place, detail).
+// claimParked(owner, place, detail). An owner without closeAtExit (a worker process): kept for
+// shareKept.
 static napi_value take_socket(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -1593,7 +1623,7 @@ static napi_value take_socket(napi_env env, napi_callback_info info) {
   int32_t fd, owner = -1;
   bool at_exit = false;
   if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || (argc > 1 && napi_get_value_bool(env, argv[1], &at_exit) != napi_ok) ||
-      (argc > 2 && napi_get_value_int32(env, argv[2], &owner) != napi_ok) || (owner >= 0 && (argc < 5 || !at_exit))) {
+      (argc > 2 && napi_get_value_int32(env, argv[2], &owner) != napi_ok) || (owner >= 0 && argc < 5)) {
     napi_throw_type_error(env, NULL, "takeSocket(fd, closeAtExit?: boolean, owner?: number, place?: string, detail?: string)");
     return NULL;
   }
@@ -1613,7 +1643,7 @@ static napi_value take_socket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   drop_ancillary_options(own);
-  if (owner >= 0 && !add_keepable(own, owner, place, detail)) {
+  if (owner >= 0 && !add_keepable(own, owner, place, detail, at_exit)) {
     free(place);
     free(detail);
     close(own);
@@ -1664,6 +1694,7 @@ static napi_value claim_parked(napi_env env, napi_callback_info info) {
     fd = found->fd;
     found->owner = new_owner;
     found->parked = found->handed = 0;
+    found->hooked = 1;
     if (new_owner >= 0) {
       pthread_mutex_lock(&keep_lock);
       found->next = keepables;
@@ -1699,16 +1730,23 @@ static napi_value park_socket(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// parkedPlaces(owner): where the sockets `owner` parked are bound.
+// parkedPlaces(owner, handedOnly?): where the sockets `owner` parked (handedOnly: handed over) are bound.
 static napi_value parked_places(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t owner;
-  if (!int_arg(env, info, "parkedPlaces(owner)", INT32_MIN, &owner)) return NULL;
+  bool handed_only = false;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &owner) != napi_ok || (argc > 1 && napi_get_value_bool(env, argv[1], &handed_only) != napi_ok)) {
+    napi_throw_type_error(env, NULL, "parkedPlaces(owner, handedOnly?: boolean)");
+    return NULL;
+  }
   napi_value out;
   CHECK(napi_create_array(env, &out));
   uint32_t n = 0;
   pthread_mutex_lock(&keep_lock);
   for (Keepable* k = keepables; k; k = k->next) {
-    if (!k->parked || k->owner != owner) continue;
+    if (!k->parked || k->owner != owner || (handed_only && !k->handed)) continue;
     napi_value text;
     if (napi_create_string_utf8(env, k->place, NAPI_AUTO_LENGTH, &text) == napi_ok) napi_set_element(env, out, n++, text);
   }
@@ -1716,7 +1754,7 @@ static napi_value parked_places(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// releaseParked(owner, handedOnly?): closes every socket `owner` parked that nobody claimed (with
+// releaseParked(owner, handedOnly?): closes every socket `owner` (-1: any) parked that nobody claimed (with
 // handedOnly, those it handed over (parkSocket) only: not those its thread's end parked, which a
 // worker that just crashed leaves to its replacement); how many.
 static napi_value release_parked(napi_env env, napi_callback_info info) {
@@ -1733,7 +1771,7 @@ static napi_value release_parked(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&keep_lock);
   for (Keepable** at = &keepables; *at;) {
     Keepable* k = *at;
-    if (k->parked && k->owner == owner && (!handed_only || k->handed)) {
+    if (k->parked && (owner < 0 || k->owner == owner) && (!handed_only || k->handed)) {
       *at = k->next;
       close(k->fd);
       free_keepable(k);
@@ -1748,6 +1786,332 @@ static napi_value release_parked(napi_env env, napi_callback_info info) {
   return out;
 }
 
+
+// Listen sockets a worker *process* keeps (Bun's workers are processes): its descriptors close
+// when it is killed, and with them its listen sockets' queues. So the worker sends the proxy a
+// duplicate of each listen socket it keeps (shareKept), and the places of those it closed, over a
+// SOCK_SEQPACKET pair the proxy made (channelPair). The proxy holds them parked under the worker's
+// owner number (receiveKept) and sends them to the worker that replaces it (sendParked), which
+// parks them in its own table (receiveKept) and claims them as a worker thread claims what its
+// predecessor parked. A record is: a kind byte ('A' add, 'R' removed), the owner (int32), then
+// NUL-terminated strings (place and detail per added socket, its descriptor in SCM_RIGHTS; a
+// place per removed one). Sends never block: a full channel leaves the rest for the next call.
+#define CHANNEL_TEXT_MAX 16384
+#define CHANNEL_FDS_MAX 64
+#define CHANNEL_BUFFER (1 << 20)
+
+// channelPair(): [proxy's end, worker's end] of a new SOCK_SEQPACKET pair (close-on-exec).
+static napi_value channel_pair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    char text[100];
+    snprintf(text, sizeof text, "channelPair: %s", strerror(errno));
+    napi_throw_error(env, NULL, text);
+    return NULL;
+  }
+  int size = CHANNEL_BUFFER;  // best effort: capped by net.core.wmem_max / rmem_max
+  for (int i = 0; i < 2; i++) {
+    setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  }
+  napi_value out, a, b;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int32(env, sv[0], &a));
+  CHECK(napi_create_int32(env, sv[1], &b));
+  CHECK(napi_set_element(env, out, 0, a));
+  CHECK(napi_set_element(env, out, 1, b));
+  return out;
+}
+
+// Sends one record: 1 sent, 0 the channel is full, -1 it is broken (its other end gone).
+static int send_record(int channel, char kind, int32_t owner, const char* text, size_t len, const int* fds, int nfds) {
+  char head[5];
+  head[0] = kind;
+  memcpy(head + 1, &owner, sizeof owner);
+  struct iovec iov[2] = {{head, sizeof head}, {(void*)text, len}};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * CHANNEL_FDS_MAX)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+  if (nfds > 0) {
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  for (;;) {
+    if (sendmsg(channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return 1;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? 0 : -1;
+  }
+}
+
+// Appends `a` and (if not NULL) `b`, NUL-terminated, to text[*len]; 0 when they do not fit.
+static int append_strings(char* text, size_t* len, const char* a, const char* b) {
+  size_t la = strlen(a) + 1, lb = b ? strlen(b) + 1 : 0;
+  if (*len + la + lb > CHANNEL_TEXT_MAX) return 0;
+  memcpy(text + *len, a, la);
+  if (b) memcpy(text + *len + la, b, lb);
+  *len += la + lb;
+  return 1;
+}
+
+// Sends the places closed and handed over, oldest first, a record per run of one kind; the caller
+// holds keep_lock. 1: all sent, 0: the channel is full, -1: broken.
+static int send_removals(int channel, int32_t owner, char* text) {
+  while (removals) {
+    size_t len = 0;
+    char kind = removals->kind;
+    Removal* last = NULL;  // the last one the record holds
+    for (Removal* r = removals; r && r->kind == kind && append_strings(text, &len, r->place, NULL); r = r->next) last = r;
+    if (!last) return -1;  // a place longer than a record: cannot be
+    int sent = send_record(channel, kind, owner, text, len, NULL, 0);
+    if (sent <= 0) return sent;
+    for (Removal* r = removals, *next; ; r = next) {
+      next = r->next;
+      int done = r == last;
+      free(r->place);
+      free(r);
+      removals = next;
+      if (done) break;
+    }
+    if (!removals) removals_tail = &removals;
+  }
+  return 1;
+}
+
+// Sends a worker's kept sockets of `owner` not sent yet as add records, marking each shared; how
+// many are left unsent (0: all), or -1: the channel is broken. The caller holds keep_lock.
+static int send_unshared(int channel, int32_t owner, char* text) {
+  for (;;) {
+    size_t len = 0;
+    int fds[CHANNEL_FDS_MAX];
+    Keepable* batch[CHANNEL_FDS_MAX];
+    int n = 0, left = 0;
+    for (Keepable* k = keepables; k; k = k->next) {
+      if (k->owner != owner || k->parked || k->shared) continue;
+      if (n < CHANNEL_FDS_MAX && append_strings(text, &len, k->place, k->detail)) {
+        fds[n] = k->fd;
+        batch[n++] = k;
+      } else {
+        left++;
+      }
+    }
+    if (n == 0) return 0;
+    int sent = send_record(channel, 'A', owner, text, len, fds, n);
+    if (sent < 0) return -1;
+    if (sent == 0) return n + left;
+    for (int i = 0; i < n; i++) batch[i]->shared = 1;
+    if (left == 0) return 0;
+  }
+}
+
+// handKept(fd): a worker process hands over a listen socket it shared (a segment that moves, or
+// gets new sockets): its descriptor is closed here, the proxy's copy stays bound, with its queue,
+// for the worker that takes the segment (shareKept tells the proxy). False when it was not shared:
+// the caller closes it.
+static napi_value hand_kept(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!fd_arg(env, info, "handKept(fd)", &fd)) return NULL;
+  pthread_mutex_lock(&keep_lock);
+  Keepable* k = keepables;
+  while (k && !(k->fd == fd && !k->parked)) k = k->next;
+  if (k && k->shared) {
+    k = unlink_keepable(fd, 0);
+    note_removal(k, 'H');
+  } else {
+    k = NULL;
+  }
+  pthread_mutex_unlock(&keep_lock);
+  if (k) {
+    // a claimed one's hook would close the number again at the end, and a later claim of a socket
+    // given the same number could not add its own (Bun asserts on a duplicate hook)
+    if (k->hooked) napi_remove_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)fd);
+    free_keepable(k);
+    close(fd);
+  }
+  napi_value out;
+  CHECK(napi_get_boolean(env, k != NULL, &out));
+  return out;
+}
+
+// shareKept(channel, owner): a worker process tells the proxy which of its listen sockets it
+// closed and sends a duplicate of each it keeps that it has not sent yet; how many records' worth
+// is left for a later call (0: all sent; -1: the channel is broken).
+static napi_value share_kept(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t channel, owner;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &channel) != napi_ok || napi_get_value_int32(env, argv[1], &owner) != napi_ok) {
+    napi_throw_type_error(env, NULL, "shareKept(channel, owner)");
+    return NULL;
+  }
+  static char text[CHANNEL_TEXT_MAX];
+  pthread_mutex_lock(&keep_lock);
+  int left = send_removals(channel, owner, text);  // first: the proxy must let go of a port before any worker binds it again
+  if (left == 1) left = send_unshared(channel, owner, text);
+  else if (left == 0) left = 1;
+  pthread_mutex_unlock(&keep_lock);
+  napi_value out;
+  CHECK(napi_create_int32(env, left, &out));
+  return out;
+}
+
+// sendParked(channel, owner, place, handedOnly?): the proxy hands the sockets it holds parked for
+// `owner` (at `place`, "": all; handedOnly: those that worker handed over) to a worker, which parks them under `owner` in turn: each one sent is
+// closed here, the worker's to claim or close from then on. How many are left for a later call,
+// once the worker has read (0: none; -1: the channel is broken).
+static napi_value send_parked(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t channel, owner;
+  char* place = NULL;
+  bool handed_only = false;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &channel) != napi_ok || napi_get_value_int32(env, argv[1], &owner) != napi_ok ||
+      (argc > 3 && napi_get_value_bool(env, argv[3], &handed_only) != napi_ok) || !(place = string_arg(env, argv[2]))) {
+    napi_throw_type_error(env, NULL, "sendParked(channel, owner, place: string, handedOnly?: boolean)");
+    return NULL;
+  }
+  static char text[CHANNEL_TEXT_MAX];
+  int left = 0;
+  pthread_mutex_lock(&keep_lock);
+  for (;;) {
+    size_t len = 0;
+    int fds[CHANNEL_FDS_MAX];
+    Keepable* batch[CHANNEL_FDS_MAX];
+    int n = 0;
+    left = 0;
+    for (Keepable* k = keepables; k; k = k->next) {
+      if (k->owner != owner || !k->parked || (handed_only && !k->handed) || (place[0] && strcmp(k->place, place) != 0)) continue;
+      if (n < CHANNEL_FDS_MAX && append_strings(text, &len, k->place, k->detail)) {
+        fds[n] = k->fd;
+        batch[n++] = k;
+      } else {
+        left++;
+      }
+    }
+    if (n == 0) break;
+    int sent = send_record(channel, 'A', owner, text, len, fds, n);
+    if (sent <= 0) {
+      left = sent < 0 ? -1 : left + n;
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      Keepable* k = unlink_keepable(batch[i]->fd, 1);
+      if (k) {
+        close(k->fd);
+        free_keepable(k);
+      }
+    }
+    if (left == 0) break;
+  }
+  pthread_mutex_unlock(&keep_lock);
+  free(place);
+  napi_value out;
+  CHECK(napi_create_int32(env, left, &out));
+  return out;
+}
+
+// Closes the parked entry of `owner` at `place`, if any; the caller holds keep_lock.
+static void close_parked_at(int32_t owner, const char* place) {
+  for (Keepable** at = &keepables; *at; at = &(*at)->next) {
+    Keepable* k = *at;
+    if (k->parked && k->owner == owner && strcmp(k->place, place) == 0) {
+      *at = k->next;
+      close(k->fd);
+      free_keepable(k);
+      return;
+    }
+  }
+}
+
+// receiveKept(channel, owner): reads what the channel holds now. Added sockets are parked under
+// `owner` (-1: the owner each record names), replacing one parked at the same place; removed
+// places close what is parked there. How many sockets it parked.
+static napi_value receive_kept(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t channel, owner;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &channel) != napi_ok || napi_get_value_int32(env, argv[1], &owner) != napi_ok) {
+    napi_throw_type_error(env, NULL, "receiveKept(channel, owner)");
+    return NULL;
+  }
+  static char text[CHANNEL_TEXT_MAX + 6];
+  uint32_t parked = 0;
+  for (;;) {
+    union {
+      char buf[CMSG_SPACE(sizeof(int) * CHANNEL_FDS_MAX)];
+      struct cmsghdr align;
+    } control;
+    struct iovec iov = {text, CHANNEL_TEXT_MAX + 5};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    ssize_t got = recvmsg(channel, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;  // empty (EAGAIN), or the other end closed
+    int fds[CHANNEL_FDS_MAX];
+    int nfds = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int i = 0; i < n && nfds < CHANNEL_FDS_MAX; i++) memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    if (got < 5 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {  // not a record of ours: nothing in it is kept
+      for (int i = 0; i < nfds; i++) close(fds[i]);
+      continue;
+    }
+    text[got] = 0;
+    int32_t record_owner;
+    memcpy(&record_owner, text + 1, sizeof record_owner);
+    int32_t to = owner >= 0 ? owner : record_owner;
+    const char* at = text + 5;
+    const char* end = text + got;
+    int used = 0;
+    pthread_mutex_lock(&keep_lock);
+    while (at < end) {
+      const char* place = at;
+      at += strlen(at) + 1;
+      if (text[0] == 'R') {
+        close_parked_at(to, place);
+        continue;
+      }
+      if (text[0] == 'H') {
+        for (Keepable* k = keepables; k; k = k->next) if (k->parked && k->owner == to && strcmp(k->place, place) == 0) k->handed = 1;
+        continue;
+      }
+      if (at >= end || used >= nfds) break;
+      const char* detail = at;
+      at += strlen(at) + 1;
+      int fd = fds[used++];
+      char* p = strdup(place);
+      char* d = strdup(detail);
+      Keepable* k = p && d ? malloc(sizeof *k) : NULL;
+      if (!k) {
+        free(p);
+        free(d);
+        close(fd);
+        continue;
+      }
+      close_parked_at(to, place);
+      *k = (Keepable){.fd = fd, .owner = to, .parked = 1, .place = p, .detail = d, .next = keepables};
+      keepables = k;
+      parked++;
+    }
+    pthread_mutex_unlock(&keep_lock);
+    for (int i = used; i < nfds; i++) close(fds[i]);
+  }
+  napi_value out;
+  CHECK(napi_create_uint32(env, parked, &out));
+  return out;
+}
 
 // closeSocket(fd, closeAtExit?): closes a descriptor takeSocket or claimParked made (after
 // close(port) of every port on it); closeAtExit as given to takeSocket.
@@ -1764,6 +2128,7 @@ static napi_value close_socket(napi_env env, napi_callback_info info) {
   if (at_exit) napi_remove_env_cleanup_hook(env, close_taken_at_exit, (void*)(intptr_t)fd);
   pthread_mutex_lock(&keep_lock);
   Keepable* k = unlink_keepable(fd, 0);
+  if (k) note_removal(k, 'R');
   pthread_mutex_unlock(&keep_lock);
   if (k) free_keepable(k);
   close(fd);
@@ -1831,6 +2196,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"parkSocket", NULL, park_socket, NULL, NULL, NULL, napi_default, NULL},
       {"setArenaOwner", NULL, set_arena_owner, NULL, NULL, NULL, napi_default, NULL},
       {"stopReading", NULL, stop_reading, NULL, NULL, NULL, napi_default, NULL},
+      {"channelPair", NULL, channel_pair, NULL, NULL, NULL, napi_default, NULL},
+      {"shareKept", NULL, share_kept, NULL, NULL, NULL, napi_default, NULL},
+      {"sendParked", NULL, send_parked, NULL, NULL, NULL, napi_default, NULL},
+      {"receiveKept", NULL, receive_kept, NULL, NULL, NULL, napi_default, NULL},
+      {"handKept", NULL, hand_kept, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   // the layout JS reads received packets' metadata with: an addon built from an older source says so
