@@ -8,6 +8,9 @@ import type { SegmentStats } from "../chain/stats.js";
 import type { AddressInfo } from "node:net";
 import { keepTagOf, type UdpSocket } from "./segment-sockets.js";
 import { TakenSocket } from "./taken-socket.js";
+import { socketHandle } from "./dgram-handle.js";
+
+export { socketHandle } from "./dgram-handle.js";
 
 /** An attached socket, opaque to JS. */
 export type NativePort = { readonly __nativePort: unique symbol };
@@ -142,19 +145,6 @@ export function udpAddonError(): string {
   return loaded?.error ?? "";
 }
 
-/** The descriptor behind a node:dgram socket, and its handle (Node's can stop reading). */
-export interface DgramHandle {
-  fd: number;
-  recvStop?: () => number;
-  recvStart?: () => number;
-}
-
-export function socketHandle(socket: Socket): DgramHandle {
-  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
-  const handle = state && (socket as unknown as Record<symbol, { handle?: DgramHandle }>)[state]?.handle;
-  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) throw new Error("batched I/O: cannot reach the socket's descriptor");
-  return handle;
-}
 
 /** Bytes per received packet: any UDP datagram fits, so none is ever truncated. */
 export const RECEIVE_SLOT = 65536;

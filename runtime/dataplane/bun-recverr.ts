@@ -8,6 +8,7 @@
 // once per socket, when it is bound. Linux only (the option numbers are Linux's); where libc
 // cannot be opened (a libc by another name), the socket keeps Bun's default (docs/batched-io.md).
 import type { Socket } from "node:dgram";
+import { socketHandle } from "./dgram-handle.js";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
@@ -55,11 +56,13 @@ async function loadFfi(): Promise<Ffi | null> {
 }
 
 
-/** The descriptor behind a node:dgram socket (as batched-io.ts socketHandle reaches it), or -1. */
+/** The descriptor behind a node:dgram socket, or -1. */
 function descriptorOf(socket: Socket): number {
-  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
-  const handle = state && (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state]?.handle;
-  return handle && typeof handle.fd === "number" ? handle.fd : -1;
+  try {
+    return socketHandle(socket).fd;
+  } catch {
+    return -1;
+  }
 }
 
 /**
