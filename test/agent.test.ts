@@ -846,7 +846,8 @@ test("a moved state directory still restores: last-good.json names modules relat
     await cp.close();
     const moved = join(tempDir("moved"), "elsewhere");
     renameSync(first, moved);
-    agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-v", stateDir: moved, tls: "insecure" });
+    // secrets set: without, the start warns that the control plane's segments may name any file or variable
+    agent = new Agent({ controlPlanes: [cp.address], nodeId: "node-v", stateDir: moved, tls: "insecure", settings: { secrets: { files: [], env: [] } } });
     const warnings: string[] = [];
     agent.on("warning", (w) => void warnings.push(w.message));
     await agent.start();
@@ -884,7 +885,8 @@ test("every failed start is said: an unusable last-good.json, a refused connecti
     writeFileSync(join(stateDir, "last-good.json"), "{ half a fi");
     // a proxy certificate for node-b, registering as node-a
     const wrongId = await run(stateDir, pki.issue("node-b", "spiffe://msm.test/proxy/node-b"), "node-a", [dead, cp.address]);
-    assert.match(wrongId.warnings[0] ?? "", /^not starting from last-good\.json: .*last-good\.json: not valid JSON/);
+    assert.match(wrongId.warnings[0] ?? "", /^secrets is not set in the node's settings: a segment from the control plane may name any file \(\$file\) or environment variable \(\$env\) this proxy can read/);
+    assert.match(wrongId.warnings[1] ?? "", /^not starting from last-good\.json: .*last-good\.json: not valid JSON/);
     assert.match(wrongId.failures.get(dead)!, /ECONNREFUSED/);
     assert.match(wrongId.failures.get(cp.address)!, "Register.node_id is 'node-a' but the certificate is for proxy 'node-b'");
     const foreign = await run(tempDir("state"), { ...otherPki.issue("node-a", "spiffe://msm.test/proxy/node-a"), ca: pki.ca }, "node-a", [cp.address]);

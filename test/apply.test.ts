@@ -3,7 +3,7 @@
 // reference, and a removed segment that still held packets in a filter.
 import * as assert from "uvu/assert";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -132,6 +132,43 @@ test("a $file secret is held to a regular file of at most 64 KiB: a FIFO, a devi
     assert.equal(proxy.currentConfig.segments[0]!.chain[0]!.config, { reject: "" });
   } finally {
     await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("secrets.files and secrets.env narrow what a reference may name: a file outside the directories (by symlink or '..' too) or another variable is refused naming the field", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-secret-"));
+  const keys = join(dir, "keys");
+  const mount = join(keys, "..2026_12_07"); // a Kubernetes Secret volume: keys/cam -> ..data/cam -> ..<time>/cam
+  mkdirSync(mount, { recursive: true });
+  writeFileSync(join(mount, "cam"), "the camera's key\n");
+  symlinkSync("..2026_12_07", join(keys, "..data"));
+  symlinkSync("..data/cam", join(keys, "cam"));
+  writeFileSync(join(dir, "outside"), "not a key\n");
+  symlinkSync(join(dir, "outside"), join(keys, "escape"));
+  process.env.MSM_KEY_CAM = "from the environment";
+  process.env.MSM_TEST_OTHER = "not a key";
+  const listen = await freePortPair();
+  const secrets = { files: [keys], env: ["MSM_KEY_*"] };
+  const input = (reject: unknown): ProxyConfigInput => ({ ...misbehaveRejecting(listen, reject), secrets });
+  const { proxy } = await startProxy(input(""));
+  try {
+    const refusal = async (reject: unknown): Promise<string> => proxy.apply(validateProxyConfig(input(reject), dir)).then(() => "applied", (err: Error) => err.message);
+    assert.match(await refusal({ $file: join(keys, "cam") }), /rejected its config: the camera's key$/m);
+    assert.match(await refusal({ $env: "MSM_KEY_CAM" }), /rejected its config: from the environment$/m);
+    const outside = (f: string): RegExp => new RegExp(`segments\\[0\\]\\.chain\\[0\\]\\.config\\.reject: cannot read secret file ${f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: it is not under a directory secrets\\.files allows \\(${keys.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\)`);
+    assert.match(await refusal({ $file: join(dir, "outside") }), outside(join(dir, "outside")));
+    assert.match(await refusal({ $file: join(keys, "escape") }), outside(join(keys, "escape")), "a symlink out of the directory");
+    assert.match(await refusal({ $file: join(keys, "..", "outside") }), outside(join(keys, "..", "outside")), "'..' out of the directory");
+    assert.match(await refusal({ $file: "/etc/passwd" }), outside("/etc/passwd"));
+    assert.match(await refusal({ $env: "MSM_TEST_OTHER" }), /config\.reject: environment variable MSM_TEST_OTHER is not one secrets\.env allows \(MSM_KEY_\*\)/);
+    assert.equal(proxy.currentConfig.segments[0]!.chain[0]!.config, { reject: "" }, "the running config runs on");
+    assert.throws(() => validateProxyConfig({ secrets: { files: ["relative/keys"] } }), /secrets\.files\[0\]: must be an absolute directory path/);
+    assert.throws(() => validateProxyConfig({ secrets: { env: ["MSM KEY"] } }), /secrets\.env\[0\]: must be a variable name, or a prefix ending in '\*'/);
+  } finally {
+    await proxy.close();
+    delete process.env.MSM_KEY_CAM;
+    delete process.env.MSM_TEST_OTHER;
     rmSync(dir, { recursive: true, force: true });
   }
 });

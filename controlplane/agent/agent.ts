@@ -305,6 +305,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     if (this.loop || this.closing) throw new Error("the agent was already started");
     await this.secureStateDir();
+    if (this.settings.secrets === undefined) {
+      // whoever may apply segments may have this node read any file or variable it can into a filter (which may send it on)
+      this.emit("warning", { message: "secrets is not set in the node's settings: a segment from the control plane may name any file ($file) or environment variable ($env) this proxy can read as a filter's secret; set secrets.files and secrets.env to where keys live (docs/proxy.md, \"Secrets by reference\")" });
+    }
     const admin = this.options.admin;
     if (admin) {
       // up before the first snapshot: probes find a live node that is not ready yet, and a port

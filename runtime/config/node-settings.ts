@@ -10,7 +10,7 @@ export const nodeSettingsSchema = proxyConfigSchema.omit({ filters: true, segmen
 export type NodeSettings = ReturnType<typeof nodeSettingsSchema.parse>;
 
 /** The settings a proxy config takes from the node (what the flags and the agent's own options do not set). */
-export type NodeDataPlaneSettings = Pick<ProxyConfig, "batchSize" | "io" | "watchdog" | "socketReceiveBuffer" | "streams" | "stateCheckpointMs" | "spareWorker" | "metrics">;
+export type NodeDataPlaneSettings = Pick<ProxyConfig, "batchSize" | "io" | "watchdog" | "socketReceiveBuffer" | "streams" | "stateCheckpointMs" | "spareWorker" | "metrics" | "secrets">;
 
 const NOT_A_NODE_KEY: Readonly<Record<string, string>> = {
   segments: "segments come from the control plane (msmctl apply); a node's file holds only its own settings",
@@ -46,5 +46,6 @@ export function dataPlaneSettings(s: NodeSettings): NodeDataPlaneSettings {
   return {
     batchSize: s.batchSize, io: s.io, watchdog: s.watchdog, socketReceiveBuffer: s.socketReceiveBuffer,
     streams: s.streams, stateCheckpointMs: s.stateCheckpointMs, spareWorker: s.spareWorker, metrics: s.metrics,
+    ...(s.secrets !== undefined ? { secrets: s.secrets } : {}),
   };
 }

@@ -238,6 +238,15 @@ export const proxyConfigSchema = z.strictObject({
   stateFile: z.string().min(1).optional(),
   /** A worker started ahead that takes the place of the next one to fail (a faster restart, for about 25 MB). */
   spareWorker: z.boolean().default(true),
+  /**
+   * Where the secrets a filter config names by reference may come from (config/secrets.ts): a
+   * `$file` under one of `files` (directories, absolute), a `$env` among `env` (names, or prefixes
+   * ending in '*'). Unset: any file or variable the proxy can read.
+   */
+  secrets: z.strictObject({
+    files: z.array(z.string().min(1).refine((p) => isAbsolute(p), "must be an absolute directory path")).max(64).optional(),
+    env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$|^\*$/, "must be a variable name, or a prefix ending in '*'")).max(256).optional(),
+  }).optional(),
   filters: z.record(z.string(), filterEntry).default({}),
   segments: z.array(segment).default([]),
 });

@@ -3,15 +3,24 @@
 // (one trailing newline trimmed) or that environment variable of the proxy process. The proxy
 // reads them when it applies a config, so that the config file, the control plane and
 // last-good.json hold only the reference, never the key (a Kubernetes Secret mounted as a file,
-// for example). The filter sees the value, as if it had been written inline.
+// for example). The filter sees the value, as if it had been written inline. The config's
+// `secrets` may narrow where they come from: files under some directories, some variables; a
+// control plane's author, unlike a proxy file's, is not the node's operator.
 import { constants } from "node:fs";
-import { open } from "node:fs/promises";
-import { isAbsolute, resolve } from "node:path";
+import { open, realpath } from "node:fs/promises";
+import { isAbsolute, resolve, sep } from "node:path";
 
 /** The parts of a proxy config that carry filter configs (ProxyConfig has them; proxy-config.ts calls in here). */
 interface WithFilterConfigs {
   readonly filters: Readonly<Record<string, { readonly config: Record<string, unknown> }>>;
   readonly segments: readonly { readonly chain: readonly { readonly config: Record<string, unknown> }[] }[];
+  readonly secrets?: SecretsPolicy;
+}
+
+/** Where references may point (ProxyConfig.secrets); a list absent: anywhere. */
+export interface SecretsPolicy {
+  readonly files?: readonly string[];
+  readonly env?: readonly string[];
 }
 
 /** The bytes a $file secret may hold: a key, a token, a certificate chain fit many times over. */
@@ -84,6 +93,35 @@ function filterConfigs(config: WithFilterConfigs): { config: Record<string, unkn
   return out;
 }
 
+/** Whether a variable's name matches a secrets.env entry: the name, or a prefix ending in '*'. */
+function envAllowed(name: string, allowed: readonly string[]): boolean {
+  return allowed.some((a) => (a.endsWith("*") ? name.startsWith(a.slice(0, -1)) : name === a));
+}
+
+/** The secrets.files directories as the kernel resolves them (a symlinked mount too); one that does not exist allows nothing. */
+async function allowedDirectories(files: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const dir of files) {
+    try {
+      out.push(await realpath(dir));
+    } catch {
+      // nothing under it can be read
+    }
+  }
+  return out;
+}
+
+/**
+ * Refuses a secret file outside the allowed directories, judged by the path the kernel resolves
+ * (symlinks and '..' followed: a Kubernetes Secret's ..data links stay inside its mount, a link
+ * to /etc/shadow does not).
+ */
+async function fileAllowed(path: string, listed: readonly string[], dirs: Promise<string[]>): Promise<void> {
+  const real = await realpath(path);
+  if ((await dirs).some((d) => real === d || real.startsWith(d.endsWith(sep) ? d : d + sep))) return;
+  throw new SecretFileProblem(`it is not under a directory secrets.files allows (${listed.join(", ") || "none"})`);
+}
+
 /** Checks every reference's form and makes relative $file paths absolute (against baseDir). Returns problems. */
 export function checkSecretReferences(config: WithFilterConfigs, baseDir: string): string[] {
   const problems: string[] = [];
@@ -104,17 +142,21 @@ export async function resolveSecrets<C extends WithFilterConfigs>(config: C): Pr
   const copy = structuredClone(config);
   const problems: string[] = [];
   const reads: Promise<void>[] = [];
+  const policy = config.secrets ?? {};
+  const dirs = policy.files === undefined ? undefined : allowedDirectories(policy.files);
   for (const { config: c, at } of filterConfigs(copy)) {
     walk(c, at, (ref, path, replace) => {
       if (typeof ref === "string") {
         problems.push(`${path}: ${ref}`);
       } else if (ref.kind === "$env") {
         const value = process.env[ref.target];
-        if (value === undefined) problems.push(`${path}: environment variable ${ref.target} is not set`);
+        if (policy.env !== undefined && !envAllowed(ref.target, policy.env)) {
+          problems.push(`${path}: environment variable ${ref.target} is not one secrets.env allows (${policy.env.join(", ") || "none"})`);
+        } else if (value === undefined) problems.push(`${path}: environment variable ${ref.target} is not set`);
         else replace(value);
       } else {
         reads.push(
-          readSecretFile(ref.target).then(
+          (dirs === undefined ? Promise.resolve() : fileAllowed(ref.target, policy.files!, dirs)).then(() => readSecretFile(ref.target)).then(
             (text) => replace(text.endsWith("\n") ? text.slice(0, text.endsWith("\r\n") ? -2 : -1) : text),
             (err: NodeJS.ErrnoException) => void problems.push(`${path}: cannot read secret file ${ref.target}: ${err instanceof SecretFileProblem ? err.message : (err.code ?? err.message)}`),
           ),
