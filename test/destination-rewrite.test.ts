@@ -219,4 +219,45 @@ test("a compound RTCP of 65 packets is dropped, not rewritten, both ways (host_r
   }
 });
 
+test("a translated receiver's TMMBR and REMB name the sender's own SSRC at the sender (RFC 5104 4.2.1.2, REMB's SSRC list); the plain receiver's go as they are", async () => {
+  const listen = await freePortPair();
+  const [a, b] = [await Sink.open(0, { keep: true }), await Sink.open(0, { keep: true })];
+  const { proxy } = await startProxy({
+    segments: [{ name: "tmmbr", rtcpMux: true, listen: { address: LO, port: listen }, destinations: [{ address: LO, port: a.port }, { address: LO, port: b.port, ssrc: B_SSRC }] }],
+  });
+  const tx = await bindUdp();
+  const upstream: Buffer[] = [];
+  tx.on("message", (m: Buffer) => upstream.push(m));
+  // RR, then TMMBR (RTPFB FMT 3: media source 0, FCI = the media sender's SSRC and MxTBR 1 Mbit/s, overhead 40),
+  // then REMB (PSFB FMT 15: media source 0, 'REMB', 2 SSRCs, the stream's and another, 1 Mbit/s)
+  const feedbackOf = (reporter: number, media: number): Buffer => Buffer.from([
+    0x80, 201, 0, 1, ...u32(reporter),
+    0x83, 205, 0, 4, ...u32(reporter), ...u32(0), ...u32(media), ...u32((3 << 26) | (125000 << 9) | 40),
+    0x8f, 206, 0, 6, ...u32(reporter), ...u32(0), 0x52, 0x45, 0x4d, 0x42, 2, (3 << 2) | (125000 >> 16), (125000 >> 8) & 0xff, 125000 & 0xff, ...u32(media), ...u32(0x0c0c0c0c),
+  ]);
+  try {
+    tx.send(indexedRtp(0, 200, SSRC, 96), listen, LO); // the media source translation applies to
+    await waitFor(() => a.received === 1 && b.received === 1, 5000, "the first packet at both");
+    const egress = (await segmentStats(proxy, "tmmbr")).ports.egress;
+    b.socket.send(feedbackOf(0x0b0b0b0b, B_SSRC), egress, LO);
+    await waitFor(() => upstream.length === 1, 5000, "the translated receiver's feedback at the sender");
+    a.socket.send(feedbackOf(0x0a0a0a0a, SSRC), egress, LO);
+    await waitFor(() => upstream.length === 2, 5000, "the plain receiver's feedback at the sender");
+    for (const [m, reporter] of [[upstream[0]!, 0x0b0b0b0b], [upstream[1]!, 0x0a0a0a0a]] as const) {
+      const who = reporter.toString(16);
+      assert.is(m.readUInt32BE(4), reporter, `${who}: the reporter's own SSRC kept`);
+      assert.is(m.readUInt32BE(8 + 12), SSRC, `${who}: TMMBR's FCI names the sender's SSRC`);
+      assert.is(m.readUInt32BE(8 + 20 + 20), SSRC, `${who}: REMB's first listed SSRC is the sender's`);
+      assert.is(m.readUInt32BE(8 + 20 + 24), 0x0c0c0c0c, `${who}: REMB's other SSRC as it was`);
+      assert.is(m.readUInt32BE(8 + 8), 0, `${who}: TMMBR's media source stays 0`);
+    }
+    assert.equal((await segmentStats(proxy, "tmmbr")).drops, {});
+  } finally {
+    tx.close();
+    a.close();
+    b.close();
+    await proxy.close();
+  }
+});
+
 test.run();

@@ -4,13 +4,16 @@
 // the destination's. RTCP coming up from it: the reverse, so the chain and the sender see their
 // own SSRC in its reports and feedback. All in place, on a copy the caller owns; no allocation.
 //
-// SSRC fields rewritten in RTCP (RFC 3550 6.4-6.6, RFC 4585 6.1, RFC 5104 4.3.1): the SSRC after the
-// header of SR, RR, BYE (each listed source), APP, RTPFB and PSFB; each report block's source;
-// each SDES chunk's; the media source of RTPFB and PSFB; each FIR entry's. XR and unknown types
-// are left as they are. A malformed compound is left as it is from the first bad length on.
+// SSRC fields rewritten in RTCP (RFC 3550 6.4-6.6, RFC 4585 6.1, RFC 5104 4.2.1 and 4.3.1): the
+// SSRC after the header of SR, RR, BYE (each listed source), APP, RTPFB and PSFB; each report
+// block's source; each SDES chunk's; the media source of RTPFB and PSFB; each FIR and TMMBR
+// entry's; each SSRC a REMB lists (draft-alvestrand-rmcat-remb 2.2). XR and unknown types are
+// left as they are. A malformed compound is left as it is from the first bad length on.
 
 const PT_SR = 200, PT_RR = 201, PT_SDES = 202, PT_BYE = 203, PT_APP = 204, PT_RTPFB = 205, PT_PSFB = 206;
-const PSFB_FIR = 4;
+const PSFB_FIR = 4, PSFB_AFB = 15, RTPFB_TMMBR = 3;
+/** "REMB", the unique identifier of an application layer feedback message that is one. */
+const REMB_ID = 0x52454d42;
 
 /** Sets an RTP packet's payload type (-1: keep) and SSRC (-1: keep). */
 export function rewriteRtp(buf: Uint8Array, at: number, length: number, payloadType: number, ssrc: number): void {
@@ -71,7 +74,14 @@ export function rewriteRtcpSsrc(buf: Uint8Array, at: number, length: number, fro
       case PT_PSFB:
         if (size < 12) break;
         changed += swap(buf, body, from, to, fromAny) + swap(buf, body + 4, from, to, fromAny);
+        // the media source of these is 0: the stream is named in the FCI, and a sender obeys only
+        // a TMMBR or REMB that names its own SSRC there
         if (pt === PT_PSFB && count === PSFB_FIR) for (let e = body + 8; e + 8 <= p + size; e += 8) changed += swap(buf, e, from, to, fromAny);
+        else if (pt === PT_RTPFB && count === RTPFB_TMMBR) for (let e = body + 8; e + 8 <= p + size; e += 8) changed += swap(buf, e, from, to, fromAny);
+        else if (pt === PT_PSFB && count === PSFB_AFB && size >= 20 && readU32(buf, body + 8) === REMB_ID) {
+          const listed = body + 16;
+          for (let k = 0; k < buf[body + 12]! && listed + (k + 1) * 4 <= p + size; k++) changed += swap(buf, listed + k * 4, from, to, fromAny);
+        }
         break;
     }
     p += size;
