@@ -2,7 +2,7 @@
 // that never returns is ended from outside, as the proxy's watchdog ends a worker. It says what it
 // calls before each call, so that the parent can name the one that did not return.
 import { LogLevel } from "../runtime/abi.js";
-import { FilterConfigError, FilterFailure, FilterInstance, FilterLoadError, loadFilterModule, type FilterHostServices, type ProxyConfig } from "../runtime/index.js";
+import { FilterConfigError, FilterFailure, FilterInstance, FilterLoadError, loadFilterModule, segmentFlags, type FilterHostServices, type ProxyConfig } from "../runtime/index.js";
 import { moduleErrorLine } from "./apply-errors.js";
 
 export type CheckRequest = { readonly config: ProxyConfig };
@@ -55,7 +55,7 @@ async function checkFilter(name: string, entry: ProxyConfig["filters"][string], 
       const at = `segments[${i}] (segment '${seg.name}').chain[${j}].config`;
       try {
         send({ type: "calling", at, call: "msm_context_create" });
-        instance.createContext(ctx, stage.config, 1 + seg.legs.length);
+        instance.createContext(ctx, stage.config, 1 + seg.legs.length, segmentFlags(seg));
         send({ type: "calling", at, call: "msm_context_destroy" });
         instance.destroyContext(ctx++);
       } catch (err) {

@@ -5,7 +5,7 @@
 // docs/abi.md explains every value.
 
 export const ABI_VERSION_MAJOR = 1;
-export const ABI_VERSION_MINOR = 8;
+export const ABI_VERSION_MINOR = 9;
 /**
  * Name of the version marker export a module built on this SDK carries: 1.5, the oldest version
  * whose imports the SDK needs. What 1.6 added (msm_drop_reasons) is an export, which a 1.5 host
@@ -219,6 +219,21 @@ export const AH_CONTEXT_LEGS = 44;
  * one that takes no checkpoints, leaves it as it is.
  */
 export const AH_CHECKPOINT_WANTED = 48;
+/**
+ * u32, 1.9: SegmentFlag bits of the segment whose context msm_context_create makes; 0 otherwise,
+ * and from a host before 1.9. Written by the host.
+ */
+export const AH_CONTEXT_SEGMENT_FLAGS = 52;
+
+/** What the host tells a filter of its segment while the context is created (AH_CONTEXT_SEGMENT_FLAGS, 1.9). */
+export enum SegmentFlag {
+  /**
+   * A destination has its own `ssrc` or `payloadType`: the host rewrites the RTP header (and the
+   * SSRCs of RTCP) of that destination's copy after the chain, and the RTCP coming back from it
+   * before the chain. Bytes a stage authenticated (SRTP's header) no longer match their tag there.
+   */
+  TranslatedDestinations = 1,
+}
 
 /** Batch and output descriptor: DESC_SIZE bytes each. */
 export const DESC_SIZE = 32;

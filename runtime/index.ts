@@ -3,7 +3,7 @@
 export { Proxy, ApplyError, type ProxyEvent, type ProxySnapshot, type ProxyHealth } from "./proxy.js";
 export {
   ConfigError, loadProxyConfigFile, parseProxyConfig, readConfigText, validateProxyConfig, proxyConfigSchema, STREAMS_DEFAULTS, hostFamilyClash,
-  legMulticast, type MulticastOut, type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
+  legMulticast, segmentFlags, type MulticastOut, type ProxyConfig, type ProxyConfigInput, type SegmentConfig, type FilterEntry,
 } from "./config/proxy-config.js";
 export { resolveSecrets } from "./config/secrets.js";
 export {

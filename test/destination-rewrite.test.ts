@@ -10,6 +10,8 @@ import { parseManifests, toManifest, toSegment } from "../cli/msmctl/manifest.js
 import { planApply } from "../controlplane/server/segments.js";
 import { DesiredState } from "../controlplane/server/state.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { FilterHarness, pseudoRandomBytes } from "../sdk/harness/index.js";
+import { filterWasm } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
@@ -256,6 +258,69 @@ test("a translated receiver's TMMBR and REMB name the sender's own SSRC at the s
     tx.close();
     a.close();
     b.close();
+    await proxy.close();
+  }
+});
+
+test("srtp protect with a translated destination is refused, at a start and at a reload (the rewrite after the chain would break every tag); unprotect translates", async () => {
+  const KEY = `inline:${Buffer.from(pseudoRandomBytes(30, 7)).toString("base64")}`;
+  const listen = await freePortPair();
+  const [a, b] = [await Sink.open(0, { keep: true }), await Sink.open(0, { keep: true })];
+  const [aPort, bPort] = [a.port, b.port];
+  const config = (direction: string, bSsrc?: number): ProxyConfigInput => ({
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [{
+      name: "sec", listen: { address: LO, port: listen },
+      destinations: [{ address: LO, port: aPort }, { address: LO, port: bPort, ...(bSsrc === undefined ? {} : { ssrc: bSsrc }) }],
+      chain: [{ filter: "srtp", config: { direction, key: KEY } }],
+    }],
+  });
+  const refusal = /direction.*protect in a segment with a destination of its own 'ssrc' or 'payloadType'/;
+  const h = await FilterHarness.load(filterWasm("srtp", true), { name: "srtp" });
+  const tx = await bindUdp();
+  try {
+    const failed = await startProxy(config("protect", B_SSRC)).then(async ({ proxy }) => {
+      await proxy.close();
+      return null;
+    }, (err: unknown) => err as Error);
+    assert.ok(failed !== null && refusal.test(failed.message), `the start is refused, naming direction: ${failed?.message}`);
+
+    const { proxy } = await startProxy(config("protect"));
+    try {
+      for (let i = 0; i < 10; i++) tx.send(indexedRtp(i, 200, SSRC, 96), listen, LO);
+      await waitFor(() => a.received === 10 && b.received === 10, 5000, "10 SRTP packets at each receiver");
+      const err = await proxy.apply(validateProxyConfig(config("protect", B_SSRC))).then(() => null, (e: unknown) => e as Error);
+      assert.ok(err !== null && refusal.test(err.message), `the reload is refused, naming direction: ${err?.message}`);
+      for (let i = 10; i < 20; i++) tx.send(indexedRtp(i, 200, SSRC, 96), listen, LO);
+      await waitFor(() => a.received === 20 && b.received === 20, 5000, "10 more at each after the refused reload");
+      for (const sink of [a, b]) {
+        const rx = h.createContext({ direction: "unprotect", key: KEY }); // a receiver's own replay list
+        const ok = sink.packets.filter(({ bytes }) => h.run({ ctx: rx, bytes }).verdict === "pass").length;
+        assert.is(ok, 20, "every packet authenticates: the running config went on untranslated");
+      }
+    } finally {
+      await proxy.close();
+    }
+  } finally {
+    tx.close();
+    a.close();
+    b.close();
+  }
+  // unprotect sends plain RTP on: a translated destination is fine there
+  const c = await Sink.open(0, { keep: true });
+  const { proxy } = await startProxy({
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [{ name: "plain", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: c.port, ssrc: B_SSRC }], chain: [{ filter: "srtp", config: { direction: "unprotect", key: KEY } }] }],
+  });
+  const tx2 = await bindUdp();
+  try {
+    const protect = h.createContext({ direction: "protect", key: KEY });
+    for (let i = 0; i < 5; i++) tx2.send(h.run({ ctx: protect, bytes: indexedRtp(i, 200, SSRC, 96) }).bytes, listen, LO);
+    await waitFor(() => c.received === 5, 5000, "5 unprotected packets at the translated receiver");
+    assert.ok(c.packets.every(({ bytes }) => bytes.readUInt32BE(8) === B_SSRC && bytes.length === 200), "plain, under its SSRC");
+  } finally {
+    tx2.close();
+    c.close();
     await proxy.close();
   }
 });

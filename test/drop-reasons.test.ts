@@ -64,11 +64,11 @@ test("a module built with this SDK loads on a 1.5 host: it declares 1.5, and nam
     const markers = [...shape.exportedFunctions.keys()].filter((e) => e.startsWith("msm_abi_version_"));
     assert.equal(markers, ["msm_abi_version_1_5"], name);
     assert.is(shape.exportedFunctions.get("msm_drop_reasons"), "() -> i32", name);
-    // every import is one a 1.5 host provides: 1.6, 1.7 and 1.8 added none (1.7's context_legs is a header field an older host
-    // leaves 0, 1.8's checkpoint_wanted one it ignores)
+    // every import is one a 1.5 host provides: 1.6, 1.7, 1.8 and 1.9 added none (1.7's context_legs and 1.9's context_segment_flags
+    // are header fields an older host leaves 0, 1.8's checkpoint_wanted one it ignores)
     for (const [key] of shape.importedFunctions) assert.ok(!key.includes("drop_reason"), `${name} imports ${key}`);
   }
-  assert.is(ABI_VERSION_MINOR, 8);
+  assert.is(ABI_VERSION_MINOR, 9);
 });
 
 test("through a proxy: named drops and discards in /stats and /metrics, a discard never counted as a drop, an unnamed code filter_<code>", async () => {

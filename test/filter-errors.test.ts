@@ -41,7 +41,7 @@ test("an entry file without the SDK's exports: the missing re-export is named as
   await rejects(
     FilterHarness.load(fixture("no_reexport")),
     FilterLoadError,
-    /ABI mismatch: module has no msm_abi_version_X_Y export, host implements 1\.8 \(and no msm_\* export at all: the likely cause is that the filter's entry file does not re-export the SDK's exports; add `export \* from "<path to sdk>\/assembly\/exports";` to it\)/,
+    /ABI mismatch: module has no msm_abi_version_X_Y export, host implements 1\.9 \(and no msm_\* export at all: the likely cause is that the filter's entry file does not re-export the SDK's exports; add `export \* from "<path to sdk>\/assembly\/exports";` to it\)/,
   );
 });
 

@@ -9,6 +9,7 @@ import { sha256Hex } from "../runtime/index.js";
 import { compileFilterModule, HOST_IMPORT_TYPES, OPTIONAL_EXPORTS, REQUIRED_EXPORTS } from "../runtime/filter-host/module-loader.js";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
+import { compileFilterSource } from "./lib/compile-source.js";
 import { fixture, ROOT } from "./lib/paths.js";
 
 const test = suite("filter host");
@@ -26,7 +27,7 @@ function rtp(seq: number, firstPayloadByte = 0, size = 100): Uint8Array {
 
 
 test("a module declaring ABI 2.0 is refused, naming both versions", async () => {
-  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.8 \(this proxy runs ABI 1\.x modules only: build the filter with this proxy's SDK, sdk\/assembly, which declares 1\.5\)$/);
+  await rejects(FilterHarness.load(fixture("wrong_abi")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_2_0, host implements 1\.9 \(this proxy runs ABI 1\.x modules only: build the filter with this proxy's SDK, sdk\/assembly, which declares 1\.5\)$/);
 });
 
 const literal = (text: string): RegExp => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
@@ -79,13 +80,15 @@ async function withMarker(marker: string): Promise<Uint8Array> {
   return new Uint8Array(bytes);
 }
 
-test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.9 module is refused", async () => {
+test("a 1.1 module still loads and runs (its packets stay on leg 0); a 1.10 module is refused", async () => {
   const old = await FilterHarness.load(await withMarker("msm_abi_version_1_1"));
   const ctx = old.createContext({});
   const r = old.runBatch([{ ctx, bytes: rtp(1), sourcePort: 5004 }]);
   assert.is(r.packets[0]!.verdict, "pass");
   assert.is(r.packets[0]!.leg, 0);
-  await rejects(FilterHarness.load(await withMarker("msm_abi_version_1_9")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_9, host implements 1\.8 \(a module for a newer proxy: run it on one that implements 1\.9, or declare the oldest version whose imports it needs, as this proxy's SDK does \(1\.5\); docs\/abi\.md "msm_abi_version_1_5"\)$/);
+  // the fixture that claims 2.0, claiming the next minor version instead (a marker longer than the SDK's)
+  const newer = (await readFile(join(ROOT, "test/fixtures/filters/assembly/wrong_abi.ts"), "utf8")).replace("msm_abi_version_2_0", "msm_abi_version_1_10");
+  await rejects(FilterHarness.load(await compileFilterSource(newer, "abi-newer")), FilterLoadError, /ABI mismatch: module declares msm_abi_version_1_10, host implements 1\.9 \(a module for a newer proxy: run it on one that implements 1\.10, or declare the oldest version whose imports it needs, as this proxy's SDK does \(1\.5\); docs\/abi\.md "msm_abi_version_1_5"\)$/);
 });
 
 test("a digest mismatch is refused before compiling", async () => {

@@ -67,7 +67,7 @@ test("an unknown key in a packet, the load options, a swap or a builder throws, 
   assert.match((err as Error).message, /^FilterHarness\.load: unknown option 'timeout'; it takes name, rootConfig, sha256, maxMemoryPages, startUs, timeoutMs, hostCrypto, limits, wallClockUs$/);
   const swapErr = await h.swap({ contextconfig: {} } as never).catch((e: Error) => e);
   assert.match((swapErr as Error).message, /^swap: unknown key 'contextconfig'; it takes wasm, rootConfig, contextConfig, contextConfigFor$/);
-  assert.throws(() => h.createContext({}, { leg: 2 } as never), /^createContext: unknown key 'leg'; the segment takes legs$/);
+  assert.throws(() => h.createContext({}, { leg: 2 } as never), /^createContext: unknown key 'leg'; the segment takes legs, translatedDestinations$/);
   await h.expectNoMemoryGrowth(() => {}, { rounds: 2 }).then(() => assert.ok(true));
   const growthErr = await h.expectNoMemoryGrowth(() => {}, { round: 2 } as never).catch((e: Error) => e);
   assert.match((growthErr as Error).message, /^expectNoMemoryGrowth: unknown option 'round'; it takes rounds, warmupRounds, allowBytes$/);

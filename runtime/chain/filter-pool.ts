@@ -77,6 +77,8 @@ export class ChainStage {
     readonly segment: string,
     /** The segment's leg count, told the filter when its context is made (0: not said). */
     readonly legs = 0,
+    /** The segment's SegmentFlag bits, told the filter when its context is made (ABI 1.9). */
+    readonly segmentFlags = 0,
   ) {
     ({ generated: this.generated, timerFires: this.timerFires } = stageBudgets(slot.limits));
   }
@@ -206,16 +208,16 @@ export class FilterPool {
    * segments (see `probes`), and a filter every stage had given up on brought up again for it.
    * Throws FilterConfigError, or FilterFailure (nothing running was touched).
    */
-  async prepareStage(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array, legs = 0): Promise<ChainStage> {
+  async prepareStage(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array, legs = 0, segmentFlags = 0): Promise<ChainStage> {
     if (slot.change !== this.change || slot.instance === null) {
       try {
-        await this.tryOnProbe(slot, ctx, config, legs);
+        await this.tryOnProbe(slot, ctx, config, legs, segmentFlags);
       } catch (err) {
         if (!(err instanceof FilterFailure)) throw err;
         throw new FilterFailure(err.filter, err.during, `${err.reason}; tried in an instance of its own, so no running segment was touched`);
       }
     }
-    const stage = this.attach(slot, ctx, config, policy, segment, state, legs);
+    const stage = this.attach(slot, ctx, config, policy, segment, state, legs, segmentFlags);
     if (!stage.active && slot.abandoned) {
       await this.restart(slot, null); // a fixed config after the others gave up: a new instance, for it
       if (stage.gaveUp) {
@@ -233,16 +235,16 @@ export class FilterPool {
    * FilterConfigError, or FilterFailure when the instance failed (the pool has then already
    * handled the failure for the others on it).
    */
-  attach(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array, legs = 0): ChainStage {
+  attach(slot: InstanceSlot, ctx: number, config: unknown, policy: FailurePolicy, segment: string, state?: Uint8Array, legs = 0, segmentFlags = 0): ChainStage {
     const effective = slot.mustFailClosed && policy.mode !== "closed" ? { ...policy, mode: "closed" as const } : policy;
-    const stage = new ChainStage(slot, ctx, config, effective, segment, legs);
+    const stage = new ChainStage(slot, ctx, config, effective, segment, legs, segmentFlags);
     if (!slot.instance) {
       slot.users.add(stage);
       stage.checkpoint = state;
       return stage;
     }
     const instance = slot.instance;
-    this.watched(slot, BeaconCall.ContextCreate, () => instance.createContext(ctx, config, legs));
+    this.watched(slot, BeaconCall.ContextCreate, () => instance.createContext(ctx, config, legs, segmentFlags));
     slot.users.add(stage);
     stage.active = true;
     if (state) this.importCheckpoint(stage, slot.instance, state);
@@ -398,7 +400,7 @@ export class FilterPool {
     for (const stage of slot.users) {
       if (stage.gaveUp) continue;
       try {
-        this.watched(slot, BeaconCall.ContextCreate, () => instance.createContext(stage.ctx, stage.config, stage.legs));
+        this.watched(slot, BeaconCall.ContextCreate, () => instance.createContext(stage.ctx, stage.config, stage.legs, stage.segmentFlags));
       } catch (err) {
         if (instance.failure) return; // the failed hook counted it and scheduled the next try
         stage.gaveUp = true;
@@ -510,7 +512,7 @@ export class FilterPool {
    * Creates the context in the slot's probe and destroys it again. A trap there is the change's
    * error alone; the probe is discarded and the next stage gets a fresh one.
    */
-  private async tryOnProbe(slot: InstanceSlot, ctx: number, config: unknown, legs: number): Promise<void> {
+  private async tryOnProbe(slot: InstanceSlot, ctx: number, config: unknown, legs: number, segmentFlags: number): Promise<void> {
     let pending = this.probes.get(slot);
     if (!pending) {
       pending = FilterInstance.create(slot.module, slot.rootConfig, this.probeServices, this.startWatch(slot.name));
@@ -520,7 +522,7 @@ export class FilterPool {
     const probe = await pending;
     try {
       this.watched(slot, BeaconCall.ContextCreate, () => {
-        probe.createContext(ctx, config, legs);
+        probe.createContext(ctx, config, legs, segmentFlags);
         probe.destroyContext(ctx);
       }, true);
     } catch (err) {

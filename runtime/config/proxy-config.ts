@@ -7,7 +7,7 @@ import { resolve, dirname, isAbsolute } from "node:path";
 import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
 import { MAX_CHAIN_LENGTH } from "../chain/chain-runner.js";
-import { MAX_LEGS } from "../abi.js";
+import { MAX_LEGS, SegmentFlag } from "../abi.js";
 import { canonicalAddress, EndpointClaims } from "./endpoints.js";
 import { parseErrorText } from "./parse-error-text.js";
 import { pathString } from "./field-path.js";
@@ -687,6 +687,14 @@ export function fixedBinds(seg: SegmentConfig): { address: string; port: number;
 export function socketsKey(seg: SegmentConfig): string {
   const legs = seg.legs.map((l, k) => [legListen(seg, l), l.send, l.egress ?? null, groupJoin(seg, k), l.multicast ?? null]);
   return JSON.stringify([seg.listen, seg.rtcpMux, seg.egress ?? null, seg.symmetricRtp, legs, groupJoin(seg), seg.multicast]);
+}
+
+/**
+ * What a segment's filters are told of it when their contexts are made (ABI 1.9): whether a
+ * destination is translated after the chain (its own `ssrc` or `payloadType`).
+ */
+export function segmentFlags(seg: SegmentConfig): number {
+  return seg.destinations.some((d) => d.ssrc !== undefined || d.payloadType !== undefined) ? SegmentFlag.TranslatedDestinations : 0;
 }
 
 /** Reads a YAML or JSON config file. Throws ConfigError naming the file and the field. */

@@ -8,7 +8,7 @@ import { LogLevel, MAX_TIMERS_PER_CONTEXT, StateOrigin } from "../abi.js";
 import { ChainRunner } from "../chain/chain-runner.js";
 import { ChainStage, FilterPool, type FilterSpec, type InstanceSlot, type PoolEvent } from "../chain/filter-pool.js";
 import { leavingEntry } from "../chain/leaving-entry.js";
-import { socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
+import { segmentFlags, socketsKey, type FilterEntry, type SegmentConfig } from "../config/proxy-config.js";
 import { FilterConfigError, FilterFailure, noReason } from "../filter-host/errors.js";
 import type { FilterInstance } from "../filter-host/filter-instance.js";
 import { BatchedIo, type IoPlan } from "./batched-io.js";
@@ -653,7 +653,8 @@ export class DataPlane {
       // a rebuilt .wasm at the same path is a new chain: compare what the file holds, not its name
       digests.push(entry ? (await this.pool.module(filterSpec(st.filter, entry))).digest : null);
     }
-    return JSON.stringify([config.chain, config.chain.map((s) => filters[s.filter] ?? null), digests, config.failure]);
+    // what the stages are told of the segment (a translated destination) is theirs to refuse: a change of it makes them again
+    return JSON.stringify([config.chain, config.chain.map((s) => filters[s.filter] ?? null), digests, config.failure, segmentFlags(config)]);
   }
 
   private async buildStages(
@@ -673,7 +674,7 @@ export class DataPlane {
         const family = entry.metricsName ?? st.filter;
         const ofFamily = config.chain.filter((other) => (filters[other.filter]?.metricsName ?? other.filter) === family).length === 1;
         const state = states.byEntry.get(checkpointKey(config.name, st.filter)) ?? (ofFamily ? states.byFamily.get(checkpointKey(config.name, family)) ?? undefined : undefined);
-        const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state, 1 + config.legs.length);
+        const stage = await this.pool.prepareStage(slot, this.nextContext++, st.config, config.failure, config.name, state, 1 + config.legs.length, segmentFlags(config));
         stage.family = family;
         stages.push(stage);
         this.notRunning.add(stage.ctx);

@@ -2,7 +2,7 @@
 // errors, metrics). Every call into the module goes through here, so that a trap becomes a
 // FilterFailure and the instance is never called again. Its memory and arena views are
 // ArenaViews', its imports host-imports', its log budget LogLimiter's.
-import { AH_CHECKPOINT_WANTED, AH_CONTEXT_LEGS, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_LEGS, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, StateOrigin, Status } from "../abi.js";
+import { AH_CHECKPOINT_WANTED, AH_CONTEXT_LEGS, AH_CONTEXT_SEGMENT_FLAGS, FilterPolicy, HOST_FEATURES_V1, HostFeature, LogLevel, MAX_LEGS, MAX_TIMERS_PER_CONTEXT, ROOT_CONTEXT, StateOrigin, Status } from "../abi.js";
 import { checkArena } from "./arena-check.js";
 import { parseDropReasons, UNNAMED_REASONS, type OwnReason } from "./drop-reasons.js";
 import { ArenaViews } from "./arena-views.js";
@@ -163,8 +163,10 @@ export class FilterInstance extends ArenaViews {
    * Creates context `ctx` with its stage's config. `legs`: the segment's leg count (1 ..
    * MAX_LEGS), told the filter in the arena header's context_legs (ABI 1.7) for this call only, so
    * that a config naming a leg the segment lacks is refused; 0 says nothing (a filter checks nothing).
+   * `segmentFlags`: SegmentFlag bits of the segment, in the header's context_segment_flags (ABI 1.9)
+   * for this call only, so that a stage the segment's translation would break can refuse.
    */
-  createContext(ctx: number, config: unknown, legs = 0): void {
+  createContext(ctx: number, config: unknown, legs = 0, segmentFlags = 0): void {
     if (ctx === ROOT_CONTEXT || this.contexts.has(ctx)) throw new RangeError(`context ${ctx} is taken`);
     if (!(Number.isInteger(legs) && legs >= 0 && legs <= MAX_LEGS)) throw new RangeError(`legs ${legs} not in 0..${MAX_LEGS}`);
     const len = this.writeScratchJson(config);
@@ -173,13 +175,17 @@ export class FilterInstance extends ArenaViews {
     this.lateMetric = "";
     let status: number;
     this.view.setUint32(this.arena.header + AH_CONTEXT_LEGS, legs, true);
+    this.view.setUint32(this.arena.header + AH_CONTEXT_SEGMENT_FLAGS, segmentFlags >>> 0, true);
     try {
       status = this.call("msm_context_create", () => this.exports.msm_context_create(ctx, len));
     } catch (err) {
       this.contexts.delete(ctx);
       throw err;
     } finally {
-      if (!this.failure) this.view.setUint32(this.arena.header + AH_CONTEXT_LEGS, 0, true);
+      if (!this.failure) {
+        this.view.setUint32(this.arena.header + AH_CONTEXT_LEGS, 0, true);
+        this.view.setUint32(this.arena.header + AH_CONTEXT_SEGMENT_FLAGS, 0, true);
+      }
     }
     if (status === Status.Ok && this.lateMetric !== "") {
       // refused where the author looks (the apply's answer), instead of a metric that never shows

@@ -7,7 +7,7 @@
 import {
   ARENA_MAGIC, ARENA_HEADER_SIZE, DESC_SIZE,
   AH_MAGIC, AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_SLOT_BASE, AH_SLOT_SIZE, AH_HEADROOM,
-  AH_OUT_CAPACITY, AH_OUT_TABLE, AH_OUT_SLOT_BASE, AH_SCRATCH, AH_SCRATCH_SIZE, AH_CONTEXT_LEGS, AH_CHECKPOINT_WANTED,
+  AH_OUT_CAPACITY, AH_OUT_TABLE, AH_OUT_SLOT_BASE, AH_SCRATCH, AH_SCRATCH_SIZE, AH_CONTEXT_LEGS, AH_CHECKPOINT_WANTED, AH_CONTEXT_SEGMENT_FLAGS,
   D_OFFSET, D_LENGTH, D_CONTEXT, D_FLAGS, D_VERDICT, D_DEST, D_REASON, D_PORT, D_LEG, D_RESERVED, D_ARRIVAL,
 } from "../../runtime/abi";
 
@@ -68,6 +68,15 @@ store<u32>(ARENA_HEADER, <u32>SCRATCH_SIZE, AH_SCRATCH_SIZE);
  */
 @inline export function segmentLegs(): i32 {
   return <i32>load<u32>(ARENA_HEADER, AH_CONTEXT_LEGS);
+}
+
+/**
+ * While a context is created (createContext, readConfig): the SegmentFlag bits of its segment
+ * (ABI 1.9), such as TranslatedDestinations. 0 when the host does not say (before 1.9) or in any
+ * other call.
+ */
+@inline export function segmentFlags(): u32 {
+  return load<u32>(ARENA_HEADER, AH_CONTEXT_SEGMENT_FLAGS);
 }
 
 /**

@@ -3,7 +3,7 @@
 export {
   Verdict, PacketFlag, DropReason, Status, MetricKind, LogLevel, Dest, HostFeature, FilterPolicy,
   MAX_TIMERS_PER_CONTEXT, MAX_METRICS, MAX_LABEL_VALUES, MAX_LEGS, ROOT_CONTEXT,
-  CryptoAlg, MAX_CRYPTO_KEYS, MAX_CRYPTO_BYTES, StateOrigin, DropClass, MAX_FILTER_DROP_REASONS,
+  CryptoAlg, MAX_CRYPTO_KEYS, MAX_CRYPTO_BYTES, StateOrigin, DropClass, MAX_FILTER_DROP_REASONS, SegmentFlag,
 } from "../../runtime/abi";
 export { nameDropReason } from "./drop-reasons";
 export {
@@ -11,7 +11,7 @@ export {
   batchDesc, outDesc, batchSlot, outSlot,
   descOffset, setDescOffset, descLength, setDescLength, descContext, setDescContext,
   descFlags, setDescFlags, descVerdict, setDescVerdict, descDest, setDescDest,
-  descReason, setDescReason, descPort, descLeg, setDescLeg, descArrival, setDescArrival, segmentLegs, askForCheckpoint,
+  descReason, setDescReason, descPort, descLeg, setDescLeg, descArrival, setDescArrival, segmentLegs, segmentFlags, askForCheckpoint,
 } from "./arena";
 export { loadBe16, loadBe24, loadBe32, loadBe64, storeBe16, storeBe32, storeBe64 } from "./bytes";
 export {

@@ -4,7 +4,7 @@
 // that: a watchdog on every call (watchdog.ts), a hot swap in one call (swap), and a check that
 // memory stays flat (expectNoMemoryGrowth).
 import { readFile } from "node:fs/promises";
-import { DropReason, LogLevel, MetricKind, StateOrigin } from "../../runtime/abi.js";
+import { DropReason, LogLevel, MetricKind, SegmentFlag, StateOrigin } from "../../runtime/abi.js";
 import {
   batchProblem, compileFilterModule, DEFAULT_STAGE_LIMITS, dropReasonName, FilterConfigError, FilterFailure, FilterInstance, HELD,
   outputProblem, PASSED, stageBudgets, type FilterHostServices, type TokenBucket, type HistogramValue, type LoadedFilterModule,
@@ -162,6 +162,8 @@ export class FilterHarness {
   private readonly configs = new Map<number, unknown>();
   /** Each context's segment leg count, as the host tells it (ABI 1.7; 0: not said). */
   private readonly legs = new Map<number, number>();
+  /** Each context's SegmentFlag bits (ABI 1.9), told it again when a swap or restart makes it anew. */
+  private readonly segmentFlags = new Map<number, number>();
   private readonly watchdog: CallWatchdog;
   private current!: FilterInstance;
   private module!: LoadedFilterModule;
@@ -255,15 +257,19 @@ export class FilterHarness {
    * Creates a context with this config and returns its id. Throws FilterConfigError with the
    * filter's message. `segment.legs`: the segment's leg count the host tells the filter (ABI 1.7,
    * the SDK's segmentLegs(); 1 .. 8); without it, 0, as a host before 1.7.
+   * `segment.translatedDestinations`: a destination of the segment has its own `ssrc` or
+   * `payloadType` (ABI 1.9, SegmentFlag.TranslatedDestinations in the SDK's segmentFlags()).
    */
-  createContext(config: unknown = {}, segment: { readonly legs?: number } = {}): number {
-    expectKnownKeys(segment, ["legs"], "createContext: unknown key", "the segment takes");
+  createContext(config: unknown = {}, segment: { readonly legs?: number; readonly translatedDestinations?: boolean } = {}): number {
+    expectKnownKeys(segment, ["legs", "translatedDestinations"], "createContext: unknown key", "the segment takes");
     const ctx = this.nextContext++;
     const legs = segment.legs ?? 0;
+    const flags = segment.translatedDestinations ? SegmentFlag.TranslatedDestinations : 0;
     this.current.setClock(this.clockUs, this.wallUs());
-    this.guarded(CallKind.CreateContext, ctx, 0, () => this.current.createContext(ctx, config, legs));
+    this.guarded(CallKind.CreateContext, ctx, 0, () => this.current.createContext(ctx, config, legs, flags));
     this.configs.set(ctx, config);
     this.legs.set(ctx, legs);
+    this.segmentFlags.set(ctx, flags);
     return ctx;
   }
 
@@ -271,7 +277,7 @@ export class FilterHarness {
    * How the filter refuses a context config: its status and message. Throws if the config is
    * accepted (a config test expects a refusal) or the filter fails otherwise.
    */
-  refusal(config: unknown, segment: { readonly legs?: number } = {}): { status: number; reason: string } {
+  refusal(config: unknown, segment: { readonly legs?: number; readonly translatedDestinations?: boolean } = {}): { status: number; reason: string } {
     try {
       this.createContext(config, segment);
     } catch (err) {
@@ -302,6 +308,7 @@ export class FilterHarness {
     this.destroyIn(this.current, ctx);
     this.configs.delete(ctx);
     this.legs.delete(ctx);
+    this.segmentFlags.delete(ctx);
   }
 
   private destroyIn(inst: FilterInstance, ctx: number): void {
@@ -482,7 +489,7 @@ export class FilterHarness {
     // every new context first: a refused config leaves the old instance running, as in the proxy
     next.setClock(this.clockUs, this.wallUs());
     try {
-      for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx), this.legs.get(ctx) ?? 0));
+      for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, configs.get(ctx), this.legs.get(ctx) ?? 0, this.segmentFlags.get(ctx) ?? 0));
     } catch (err) {
       this.dropTimersOf(next);
       throw err;
@@ -541,7 +548,7 @@ export class FilterHarness {
     const next = await this.instantiate(this.module, this.rootConfig);
     const ctxs = [...this.configs.keys()];
     next.setClock(this.clockUs, this.wallUs());
-    for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, this.configs.get(ctx), this.legs.get(ctx) ?? 0));
+    for (const ctx of ctxs) this.guarded(CallKind.CreateContext, ctx, 0, () => next.createContext(ctx, this.configs.get(ctx), this.legs.get(ctx) ?? 0, this.segmentFlags.get(ctx) ?? 0));
     for (const ctx of ctxs) next.metrics.carryFrom(old.metrics, ctx, ctx);
     this.dropTimersOf(old);
     old.close();

@@ -5,7 +5,8 @@
 // errors, not in metrics and not in the hot-swap state (which carries ROC, indexes, replay
 // windows and a one-way fingerprint of each key, derived with its own KDF label, to tell a re-key). README.md lists the config keys and drop reasons.
 import {
-  Config, DropClass, DropReason, FilterPolicy, Packet, Status, askForCheckpoint, defineCounter, loadBe32, metricAdd, nameDropReason, register,
+  Config, DropClass, DropReason, FilterPolicy, Packet, SegmentFlag, Status, askForCheckpoint, defineCounter, loadBe32, metricAdd, nameDropReason, register,
+  segmentFlags,
 } from "../../../sdk/assembly";
 import { ContextFactory } from "../../../sdk/assembly/context-factory";
 import { CHECKPOINT_MOVEMENT, PROTECT, SrtpContext, UNPROTECT, takeContext } from "./context";
@@ -142,6 +143,12 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     if (!cfg.has("key")) cfg.fail("config key 'key' is required");
     if (directionName == "unprotect") s.direction = UNPROTECT;
     else if (directionName != "protect") cfg.fail("config key 'direction' must be 'protect' or 'unprotect'");
+    else if ((segmentFlags() & SegmentFlag.TranslatedDestinations) != 0) {
+      // the host rewrites a translated destination's copy after the chain: SSRC and payload type
+      // are authenticated bytes (RFC 3711 section 4.2, RFC 7714 section 8.2), so its tag would never match
+      cfg.fail("config key 'direction': protect in a segment with a destination of its own 'ssrc' or 'payloadType': the proxy rewrites " +
+        "that destination's packets after the chain, and none would authenticate there; translate in a segment before the one that protects");
+    }
     if (cfg.has("plainFeedback") && (s.direction != UNPROTECT || cfg.has("reverseKey"))) {
       // set where it does nothing, it would read as if feedback went out in the clear there
       cfg.fail("config key 'plainFeedback' applies only to direction 'unprotect' without a 'reverseKey'");
