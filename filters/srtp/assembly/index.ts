@@ -232,6 +232,14 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       p.drop(direction == UNPROTECT ? DropReason.SrtpTooShort : DropReason.TooShort);
       return;
     }
+    if (!rtcp && <u32>load<u8>(ptr + 1) - 200 < 5) {
+      // RTCP (SR .. APP) sent to the RTP port of a segment without rtcpMux: RTP payload types 72-76
+      // with the marker bit are reserved so that the two are told apart (RFC 3551 section 6). As
+      // RTP, protect would take a source slot for good under an SSRC read from the NTP time, and
+      // send it on as SRTP no receiver can read; unprotect would count SRTCP as failed SRTP
+      p.drop(DropReason.RtcpInRtpRange);
+      return;
+    }
     const ssrc = loadBe32(ptr + (rtcp ? 4 : 8));
     if (!c.admits(ssrc)) {
       p.drop(DropReason.SrtpUnknownSsrc);

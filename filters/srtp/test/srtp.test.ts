@@ -206,7 +206,7 @@ test("hostile input: random bytes, every length, RTP and RTCP, never trap", asyn
     assert.is(r.verdict, "drop");
     reasons.add(r.reasonName);
   }
-  for (const r of reasons) assert.ok(["srtp_auth_failed", "srtp_too_short", "bad_version", "csrc_overrun", "extension_overrun", "too_short"].includes(r), r);
+  for (const r of reasons) assert.ok(["srtp_auth_failed", "srtp_too_short", "bad_version", "csrc_overrun", "extension_overrun", "too_short", "rtcp_in_rtp_range"].includes(r), r);
 });
 
 test("forged packets with new SSRCs create no state: a known source's window survives 2000 of them", async () => {
