@@ -157,6 +157,29 @@ test("[srtp unprotect (A, A'), validate, srtp protect (B, B')]: the receivers' S
   }
 });
 
+test("[srtp unprotect with reverseKey and ssrcs (the sender's)]: the receivers' feedback, under their own SSRCs, still reaches the sender as SRTCP under the reverse key", async () => {
+  const listen = await freePortPair();
+  const sinkPort = await freePortPair();
+  const sink = await Sink.open(sinkPort);
+  const { proxy } = await startProxy({
+    filters: { srtp: { path: filterWasm("srtp") } },
+    segments: [{
+      name: "listed", listen: { address: LO, port: listen }, destinations: [{ address: LO, port: sinkPort }],
+      chain: [{ filter: "srtp", config: { direction: "unprotect", suite: SUITE, key: A, reverseKey: A_REVERSE, ssrcs: [SSRC] } }],
+    }],
+  });
+  try {
+    const { toOrigin, origin } = await drive(listen, sinkPort, sink, null, (b) => b);
+    const plain = toOrigin.map((m) => origin.unprotect(m, true));
+    assert.is(plain.filter((p) => p === null).length, 0, "every packet toward the sender authenticates under reverseKey");
+    assert.ok(plain.filter((p) => p !== null && Buffer.from(p).readUInt32BE(4) === RECEIVER).length >= 5, "the receiver's reports reached the sender");
+    const st = await segmentStats(proxy, "listed");
+    assert.is(st.stages[0]!.drops["srtp_unknown_ssrc"] ?? 0, 0, "no receiver's RTCP dropped for an SSRC not in ssrcs");
+  } finally {
+    await proxy.close();
+  }
+});
+
 /**
  * A 64-byte RTCP packet (an RR padded out) carrying a command for the hostile fixture: 0xD0 held
  * by the stages marked `holders` in turn, then `then` (0xCF answered by the stage marked A, with

@@ -241,7 +241,8 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
       return;
     }
     const ssrc = loadBe32(ptr + (rtcp ? 4 : 8));
-    if (!c.admits(ssrc)) {
+    // `ssrcs` lists the sender's sources: feedback going upstream is the receivers', under SSRCs of their own
+    if (!p.isUpstream && !c.admits(ssrc)) {
       p.drop(DropReason.SrtpUnknownSsrc);
       return;
     }
