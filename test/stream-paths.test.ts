@@ -444,6 +444,27 @@ test("jitter added over the same second at both ends: each window's jitter as it
   assert.ok(Math.abs(older.jitterAddedMs! - 7) < 1e-9);
 });
 
+test("the first link's jitter and the end-to-end jitter are the windows' too: the hops' jitters add up to the end-to-end one, and the sender's link is judged on the second the next hop compares", () => {
+  const S = Math.floor(NOW / 1000) * 1000 - 1000;
+  const at = (jitterMs: number) => ({ ms: 1000, endMs: S, expected: 150, lost: 0, fractionLost: 0, packetRate: 150, bitrateBps: 1_000_000, transitMs: 100, jitterMs });
+  // a camera that sends each frame in a burst: the estimate stood at 6 ms as the second ended, and
+  // at 2 ms when the reports were taken a few hundred ms later
+  const point = (windowJitter: number) => ({ ...dir({ jitter: 2 }), window: at(windowJitter), previousWindow: null });
+  const [p] = build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(point(6), point(6.1))] }]),
+    "proxy-b": report([{ name: "relay", streams: [stream(point(6.1), point(6.2))] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(point(6.2), point(6.3))] }]),
+  });
+  const first = hop(p!, "sender -> proxy-a");
+  assert.is(first.jitterMs, 6, "the sender's link: proxy-a's ingress jitter as its window ended");
+  assert.is(first.jitterAddedMs, 6);
+  assert.ok(first.bad, "6 ms of jitter added on the first link is over the 5 ms threshold");
+  assert.ok(Math.abs(hop(p!, "within proxy-a").jitterAddedMs! - 0.1) < 1e-9);
+  const added = p!.hops.reduce((sum, h) => sum + (h.jitterAddedMs ?? 0), 0);
+  assert.ok(Math.abs(added - 6.3) < 1e-9, `the hops add ${added} ms`);
+  assert.is(p!.jitterMs, 6.3, "end to end (no receiver reports): the last point's jitter as its window ended");
+});
+
 test("delay across an RTP timestamp wrap: two points whose first packets fell either side of it differ by whole wraps beside the delay", () => {
   const wrapMs = (2 ** 32 * 1000) / 90_000;
   const paths = build(CHAIN, {

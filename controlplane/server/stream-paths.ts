@@ -308,7 +308,10 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
   if (!near) {
     if (!f) return { ...NONE, note: `${farWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
     const quiet = stopped(f);
-    return { lossFraction: f.window?.fractionLost ?? null, lost: f.lost, jitterMs: f.jitterMs, jitterAddedMs: quiet ? null : f.jitterMs, delayMs: null, note: quiet ? STOPPED : null };
+    // the jitter as its last window ended, as the next hop takes it for its near end: the table's
+    // jitters then add up, and the verdict is not on the estimate of whenever the report was taken
+    const jitterMs = windowJitter(f);
+    return { lossFraction: f.window?.fractionLost ?? null, lost: f.lost, jitterMs, jitterAddedMs: quiet ? null : jitterMs, delayMs: null, note: quiet ? STOPPED : null };
   }
   const n = near.stats;
   const nearWho = near.place.segment.proxy;
@@ -321,6 +324,11 @@ function stepFigures(near: { place: Place; stats: StreamDirection | null } | nul
   }
   if (!f) return { ...NONE, note: `${farWho} reported nothing of SSRC ${hex(far.ssrc)} there` };
   return delta(n, f, acrossLink, (2 ** 32 * 1000) / clockRate);
+}
+
+/** A point's jitter as its last window ended, where it says (else, from an older proxy, its estimate as reported). */
+function windowJitter(d: StreamDirection): number {
+  return d.window?.jitterMs ?? d.jitterMs;
 }
 
 /** The note of a hop whose stream sent nothing over its last two windows. */
@@ -442,7 +450,7 @@ function summary(hops: readonly StreamHop[]): Pick<StreamPath, "lossFraction" | 
     const s = h.to.stats;
     if (s?.window) {
       lossFraction = s.window.fractionLost;
-      jitterMs = s.jitterMs;
+      jitterMs = windowJitter(s);
       entry ??= s;
       last = s;
     } else if (!s && h.lossFraction !== null) {
