@@ -17,6 +17,13 @@ function packageVersion(): string {
   return "unknown";
 }
 
+/** What `version` says, as fields: `-o json` and `-o yaml` print them. */
+export function versionInfo(): { version: string; filterAbi: string; runtime: { name: "bun" | "node"; version: string } } {
+  const runtime = process.versions.bun ? { name: "bun" as const, version: process.versions.bun } : { name: "node" as const, version: process.versions.node };
+  return { version: packageVersion(), filterAbi: `${ABI_VERSION_MAJOR}.${ABI_VERSION_MINOR}`, runtime };
+}
+
 export function versionLine(program: string): string {
-  return `${program} ${packageVersion()} (filter ABI ${ABI_VERSION_MAJOR}.${ABI_VERSION_MINOR}, ${process.versions.bun ? `Bun ${process.versions.bun}` : `Node.js ${process.versions.node}`})`;
+  const v = versionInfo();
+  return `${program} ${v.version} (filter ABI ${v.filterAbi}, ${v.runtime.name === "bun" ? "Bun" : "Node.js"} ${v.runtime.version})`;
 }

@@ -1188,6 +1188,29 @@ live("errors: a refused connection names the server; usage errors exit 2", async
   }
 });
 
+live("version: -o json and -o yaml print its fields; a flag of another command or an output it does not have is refused (exit 2), not ignored", async () => {
+  let r = await spawnMsmctl(["version"]);
+  assert.equal([r.code, r.err], [0, ""]);
+  assert.match(r.out, /^msmctl \S+ \(filter ABI \d+\.\d+, (Node\.js|Bun) \S+\)\n$/);
+  r = await spawnMsmctl(["version", "-o", "json"]);
+  assert.equal([r.code, r.err], [0, ""]);
+  const v = JSON.parse(r.out) as { client: string; version: string; filterAbi: string; runtime: { name: string; version: string } };
+  assert.is(v.client, "msmctl");
+  assert.is(`msmctl ${v.version} (filter ABI ${v.filterAbi}, ${v.runtime.name === "bun" ? "Bun" : "Node.js"} ${v.runtime.version})\n`, (await spawnMsmctl(["version"])).out);
+  r = await spawnMsmctl(["version", "-o", "yaml"]);
+  assert.equal([r.code, r.err], [0, ""]);
+  assert.match(r.out, /^client: msmctl\nversion: /);
+  for (const [args, message] of [
+    [["version", "-o", "xml"], /^msmctl: -o must be one of table, json, yaml, wide, name, got 'xml'\n/],
+    [["version", "-o", "name"], /^msmctl: -o name applies to get, apply and delete\n/],
+    [["version", "--dry-run"], /^msmctl: --dry-run does not apply to 'version'\n/],
+  ] as [string[], RegExp][]) {
+    r = await spawnMsmctl(args);
+    assert.equal([r.code, r.out], [2, ""], `${args.join(" ")}: ${r.out}`);
+    assert.match(r.err, message);
+  }
+});
+
 // last of this suite: it leaves the control plane knowing a proxy node-9 (get proxies lists it)
 live("apply --wait / delete --wait: until each proxy concerned runs the change; a refusal, a segment's old proxy, a proxy that never answers; exit 1 unless all run it", async () => {
   const file = join(dir, "wait.yaml");

@@ -1,16 +1,17 @@
 // msmctl's dispatcher: usage, command selection, and exit codes (0 done, 1 failed, 2 misused).
 import { applyCommand, deleteCommand } from "./apply.js";
 import { CliError } from "./client.js";
-import { makeContext, type Context, type Io } from "./context.js";
+import { makeContext, outputFormat, type Context, type Io } from "./context.js";
 import { dashboardCommand } from "./dashboard.js";
 import { describeCommand } from "./describe.js";
 import { filterCommand } from "./filter.js";
 import { checkFlagsFor, flag, flagHelp, flagSet, parseArgs, UsageError, type ParsedArgs } from "./flags.js";
+import { render } from "./format.js";
 import { getCommand } from "./get.js";
 import { ManifestError } from "./manifest.js";
 import { printable } from "../../controlplane/security/terminal.js";
 import { topCommand } from "./top.js";
-import { versionLine } from "../version.js";
+import { versionInfo, versionLine } from "../version.js";
 
 interface Command {
   readonly run: (ctx: Context) => Promise<number>;
@@ -35,7 +36,7 @@ export const USAGE = `msmctl: operate a Media Streaming Mesh control plane
 
 Usage:
 ${Object.values(COMMANDS).map(line).join("\n")}
-  msmctl ${"version".padEnd(WIDTH)}   msmctl's version and the filter ABI it speaks of
+  msmctl ${"version [-o json|yaml]".padEnd(WIDTH)}   msmctl's version and the filter ABI it speaks of
   msmctl ${"help [COMMAND]".padEnd(WIDTH)}   this text, or one command's
 
 Global flags:
@@ -70,7 +71,13 @@ export async function runMsmctl(argv: readonly string[], io: Io): Promise<number
     args = parseArgs(argv);
     name = args.words[0];
     if (name === "version" || flagSet(args, "version")) {
-      io.out(`${versionLine("msmctl")}\n`);
+      // as every command: a flag of another command, or an output it does not have, is refused,
+      // not ignored (`msmctl version -o json` printed the text line, exit 0)
+      if (name === "version") checkFlagsFor("version", args);
+      const o = flag(args, "output");
+      if (o === "name" || o === "wide") throw new UsageError(`-o ${o} applies to ${o === "name" ? "get, apply and delete" : "get"}`);
+      const format = outputFormat(args);
+      io.out(format === "table" ? `${versionLine("msmctl")}\n` : render({ client: "msmctl", ...versionInfo() }, format));
       return 0;
     }
     if (name === undefined || name === "help") {
