@@ -1211,6 +1211,24 @@ live("version: -o json and -o yaml print its fields; a flag of another command o
   }
 });
 
+live("help: a command's usage; a misspelt command is said (exit 2), also with --help, not answered with the whole usage and exit 0", async () => {
+  let r = await spawnMsmctl(["help", "apply"]);
+  assert.equal([r.code, r.err], [0, ""]);
+  assert.match(r.out, /^Usage:\n  msmctl apply -f FILE/);
+  r = await spawnMsmctl(["apply", "--help"]);
+  assert.equal([r.code, r.err], [0, ""]);
+  assert.match(r.out, /^Usage:\n  msmctl apply -f FILE/);
+  r = await spawnMsmctl(["help"]);
+  assert.equal([r.code, r.err], [0, ""]);
+  assert.match(r.out, /^msmctl: operate a Media Streaming Mesh control plane\n/);
+  r = await spawnMsmctl(["help", "aply"]);
+  assert.equal([r.code, r.out], [2, ""]);
+  assert.match(r.err, /^msmctl: no help for 'aply': not a command \(apply, get, describe, delete, filter, top, dashboard, version\)\nSee 'msmctl help'\.\n$/);
+  r = await spawnMsmctl(["aply", "--help"]);
+  assert.equal([r.code, r.out], [2, ""]);
+  assert.match(r.err, /^msmctl: unknown command 'aply'\n/);
+});
+
 // last of this suite: it leaves the control plane knowing a proxy node-9 (get proxies lists it)
 live("apply --wait / delete --wait: until each proxy concerned runs the change; a refusal, a segment's old proxy, a proxy that never answers; exit 1 unless all run it", async () => {
   const file = join(dir, "wait.yaml");

@@ -82,14 +82,16 @@ export async function runMsmctl(argv: readonly string[], io: Io): Promise<number
     }
     if (name === undefined || name === "help") {
       const topic = args.words[1];
+      // a misspelt topic is said, not answered with the whole usage as if it were one (exit 2)
+      if (topic !== undefined && topic !== "version" && !COMMANDS[topic]) throw new UsageError(`no help for '${topic}': not a command (${[...Object.keys(COMMANDS), "version"].join(", ")})`);
       io.out((topic && COMMANDS[topic] ? commandUsage(topic) : USAGE) + "\n");
       return 0;
     }
+    if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'`); // also with --help: 'msmctl aply --help' is a typo
     if (flagSet(args, "help")) {
-      io.out((COMMANDS[name] ? commandUsage(name) : USAGE) + "\n");
+      io.out(commandUsage(name) + "\n");
       return 0;
     }
-    if (!COMMANDS[name]) throw new UsageError(`unknown command '${name}'`);
     checkFlagsFor(name, args);
     if (flag(args, "output") === "name" && !["get", "apply", "delete"].includes(name)) throw new UsageError("-o name applies to get, apply and delete");
     if (flag(args, "output") === "wide" && name !== "get") throw new UsageError("-o wide applies to get");
