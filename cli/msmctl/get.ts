@@ -122,8 +122,8 @@ export async function getCommand(ctx: Context): Promise<number> {
   const { resource, names } = resourceAndNames(ctx.words, ["segments", "proxies", "filters", "streams"], "get");
   const single = names.length === 1;
   const proxyFilter = flag(ctx.args, "proxy");
-  if (proxyFilter !== undefined && resource !== "segments" && resource !== "streams") throw new CliError("--proxy applies to get segments and get streams");
-  if (flagSet(ctx.args, "bad") && resource !== "streams") throw new CliError("--bad applies to get streams");
+  if (proxyFilter !== undefined && resource !== "segments" && resource !== "streams") throw new UsageError("--proxy applies to get segments and get streams");
+  if (flagSet(ctx.args, "bad") && resource !== "streams") throw new UsageError("--bad applies to get streams");
   switch (resource) {
     case "segments": {
       const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
