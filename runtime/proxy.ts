@@ -246,7 +246,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     removeStaleBeacons(); // of proxies killed with their worker processes (Bun), whatever runs this one
     if (config.stateFile !== undefined) {
       try {
-        proxy.stateLock = await StateFileLock.acquire(config.stateFile, (holder) => proxy.stateLockTaken(holder));
+        // said at once: the wait is silent for seconds otherwise, and a start that ends in a refusal
+        // after it looked hung
+        const waiting = (holder: string, waitMs: number): void =>
+          void proxy.emit("event", { type: "warning", message: `stateFile ${config.stateFile} is in use by another proxy (${holder}): waiting up to ${waitMs / 1000} s for it to stop (a restart that overlaps the old process's stop), then not starting` });
+        proxy.stateLock = await StateFileLock.acquire(config.stateFile, (holder) => proxy.stateLockTaken(holder), undefined, waiting);
         await removeLeftoverTemporaries(config.stateFile);
         for (const c of await readStateFile(config.stateFile)) {
           proxy.checkpoints.set(checkpointKey(c), c);

@@ -90,13 +90,20 @@ export class StateFileLock {
   /**
    * Takes the lock of `stateFile`, waiting up to `waitMs` for a live holder to let go. Throws
    * StateFileError naming the holder. `onLost` hears that another process took it over (this one
-   * did not refresh it for LOCK_STALE_MS: stopped or frozen), with who holds it now.
+   * did not refresh it for LOCK_STALE_MS: stopped or frozen), with who holds it now. `onWaiting`
+   * hears once that a live holder was found and the wait begins, with who it is and for how long.
    */
-  static async acquire(stateFile: string, onLost: (holder: string) => void, waitMs = LOCK_STALE_MS + 2 * LOCK_REFRESH_MS): Promise<StateFileLock> {
+  static async acquire(
+    stateFile: string,
+    onLost: (holder: string) => void,
+    waitMs = LOCK_STALE_MS + 2 * LOCK_REFRESH_MS,
+    onWaiting?: (holder: string, waitMs: number) => void,
+  ): Promise<StateFileLock> {
     const path = `${stateFile}.lock`;
     const token = randomUUID();
     const record: LockRecord = { pid: process.pid, host: hostname(), pidNamespace: pidNamespace(), startedAtMs: Date.now(), token };
     const deadline = Date.now() + waitMs;
+    let told = false;
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const realPath = realLockPath(path);
     for (;;) {
@@ -115,6 +122,10 @@ export class StateFileLock {
           // another starter removed it first: the next round finds out who holds it
         }
         continue;
+      }
+      if (!told) {
+        told = true;
+        onWaiting?.(held.who, waitMs);
       }
       if (Date.now() >= deadline) {
         throw new StateFileError(

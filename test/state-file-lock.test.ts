@@ -169,7 +169,7 @@ test("a proxy whose lock was taken over writes no more stage state, even before 
   }
 });
 
-test("msm proxy on a stateFile another msm proxy uses does not start, naming the file and the other proxy; the first runs on", async () => {
+test("msm proxy on a stateFile another msm proxy uses says at once that it waits for it, then does not start, naming the file and the other proxy; the first runs on", async () => {
   const stateFile = join(tmp(), "stage-state.json");
   const config = async () => ({
     stateFile,
@@ -181,6 +181,10 @@ test("msm proxy on a stateFile another msm proxy uses does not start, naming the
     await waitFor(() => existsSync(`${stateFile}.lock`) && /proxy running|started/.test(first.output()), 20_000, `the first proxy to start\n${first.output()}`);
     const second = startCliProxy(await config());
     try {
+      // said as the wait begins, not 12 s of silence and then a refusal
+      await waitFor(() => /waiting up to/.test(second.output()), 8_000, `the second proxy to say it waits\n${second.output()}`);
+      assert.match(second.output(), new RegExp(`warning: stateFile ${stateFile} is in use by another proxy \\(pid ${first.pid} on .*\\): waiting up to ${(LOCK_STALE_MS + 2 * LOCK_REFRESH_MS) / 1000} s for it to stop`));
+      assert.not.match(second.output(), /did not start/, "said before it gives up");
       await waitFor(() => /did not start/.test(second.output()), LOCK_STALE_MS + 15_000, `the second proxy to give up\n${second.output()}`);
     } finally {
       await second.stop();
