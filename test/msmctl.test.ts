@@ -394,6 +394,22 @@ local("describe shows each stage's own filter metrics: counted ones (a labelled 
   assert.not.match(segmentStatsLines(stats({}).segments[0]!), /metrics/);
 });
 
+local("top's rates are over the time between the proxy's two reports by its clock, not between their arrivals at the control plane (which a busy host spreads by hundreds of ms)", () => {
+  // a steady 100 packets/s, reported every 2 s to the millisecond; the second report reached the
+  // control plane 1.34 s after the first (the first was held up), the third 2.6 s after the second
+  const page = (arrivedMs: number, takenMs: number | undefined, packets: number): ProxyStats => ({
+    nodeId: "n", atMs: arrivedMs, page: 0, pages: 1,
+    statsJson: JSON.stringify({ ...(takenMs === undefined ? {} : { atMs: takenMs }), segments: [{ name: "cam", packetsIn: packets, packetsOut: packets, bytesIn: packets * 200, bytesOut: packets * 200, dropsTotal: 0 }] }),
+  } as unknown as ProxyStats);
+  const [a, b, c] = [page(10_300, 10_000, 1000), page(11_640, 12_000, 1200), page(14_240, 14_000, 1400)].map(parseProxyStats);
+  const [ab] = segmentRates(a, b!);
+  const [bc] = segmentRates(b, c!);
+  assert.equal([ab!.packetsInPerSec, ab!.bytesOutPerSec, bc!.packetsInPerSec], [100, 20_000, 100]);
+  // a proxy that does not say when it took its report: by the arrivals, as before
+  const [old] = segmentRates(parseProxyStats(page(10_000, undefined, 1000)), parseProxyStats(page(12_500, undefined, 1200)));
+  assert.is(old!.packetsInPerSec, 80);
+});
+
 local("a merge's duplicates (a filter's discards, ABI 1.6) are their own line in describe, under the filter's name, and no drops in top", () => {
   // what a 2022-7 operator saw as "dropped 18042: filter_256 18042" and DROPS/S 1.82k on a healthy merge
   const snap = (atMs: number, discarded: number) => ({
