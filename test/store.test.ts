@@ -367,6 +367,28 @@ etcdOnly("a watch whose start revision was compacted fails with StoreCompactedEr
   }
 });
 
+etcdOnly("etcd's clock, from its answers' whole-second Date headers, is estimated once and moved only as far as an answer proves it wrong: with the clocks in step it stays put, not jumping by up to a second from one answer to the next", async () => {
+  await etcdReady;
+  const store = await EtcdStore.open([etcd!.url]);
+  try {
+    // answers 113 ms apart: every phase within a second over the first ten (each Date header
+    // truncates etcd's time to the second at another place)
+    const offsets: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      await store.get("/clock/x");
+      offsets.push(store.now() - Date.now());
+      await new Promise((r) => setTimeout(r, 113));
+    }
+    const settled = offsets.slice(10);
+    const spread = Math.max(...settled) - Math.min(...settled);
+    assert.ok(spread <= 150, `etcd's clock moved by ${spread} ms between answers with the clocks in step: ${offsets.join(" ")}`);
+    // one host: the true offset is 0, and every answer's range holds it
+    assert.ok(settled.every((o) => Math.abs(o) <= 600), offsets.join(" "));
+  } finally {
+    await store.close();
+  }
+});
+
 etcdOnly("an unreachable endpoint is skipped for the next one; all unreachable is a clear error", async () => {
   await etcdReady;
   const store = await EtcdStore.open(["http://127.0.0.1:9", etcd!.url]);
