@@ -821,14 +821,17 @@ live("apply -f: several documents, then unchanged, --dry-run, configured", async
   assert.is(r.out, "segment/cam-1 created\nsegment/cam-2 created\nsegment/cam-3 created\n");
   // stored is not accepted: a filter checks its config on the proxy only (the server runs no filters)
   const revision = JSON.parse((await msmctl(["get", "segment", "cam-1", "-o", "json"], { env })).out).metadata.revision;
-  assert.is(r.err, `msmctl: note: stored as revision ${revision}; proxies node-1, node-2 have not accepted it yet, and a filter may still refuse its config there: 'msmctl get proxies' shows ACKED ${revision} or NACKED\n`);
+  assert.is(r.err, `msmctl: note: stored as revision ${revision}; proxies node-1, node-2 have not accepted it yet, and a filter may still refuse its config there: 'msmctl get proxies' shows ACKED ${revision} or NACKED\n` +
+    // node-1 has connected, node-2 never has: a typo in spec.proxy is stored all the same and runs nowhere
+    "msmctl: warning: proxy node-2 has never connected to this control plane (it knows node-1): its segments run nowhere until a proxy with that node id connects; a typo in spec.proxy?\n");
   r = await msmctl(["apply", "-f", file], { env });
   assert.is(r.out, "segment/cam-1 unchanged\nsegment/cam-2 unchanged\nsegment/cam-3 unchanged\n");
   assert.is(r.err, "", "nothing changed: nothing to accept");
   writeFileSync(file, SEGMENTS_YAML.replace("port: 6008", "port: 6010"));
   r = await msmctl(["apply", "-f", file, "--dry-run"], { env });
   assert.is(r.out, "segment/cam-1 unchanged (dry run)\nsegment/cam-2 unchanged (dry run)\nsegment/cam-3 configured (dry run)\n");
-  assert.is(r.err, "msmctl: note: a dry run checks what the control plane can; each filter checks its own config only on its proxy, when the change is applied\n");
+  assert.is(r.err, "msmctl: note: a dry run checks what the control plane can; each filter checks its own config only on its proxy, when the change is applied\n" +
+    "msmctl: warning: proxy node-2 has never connected to this control plane (it knows node-1): its segments run nowhere until a proxy with that node id connects; a typo in spec.proxy?\n");
   r = await msmctl(["get", "segment", "cam-3", "-o", "json"], { env });
   assert.is(JSON.parse(r.out).spec.destinations[0].port, 6008, "a dry run changes nothing");
   r = await msmctl(["apply", "-f", file], { env });
@@ -981,7 +984,7 @@ spec:
   writeFileSync(file, manifest);
   let r = await msmctl(["apply", "-f", file], { env });
   assert.is(r.code, 0, r.err);
-  assert.is(r.err.split("\n").filter((l) => l.includes("warning")).join("\n"), `msmctl: warning: ${file}: document 1: spec.chain[0].config.key: a secret given inline is kept by the control plane; prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")`, "one warning: references are not secrets");
+  assert.is(r.err.split("\n").filter((l) => l.includes(`warning: ${file}`)).join("\n"), `msmctl: warning: ${file}: document 1: spec.chain[0].config.key: a secret given inline is kept by the control plane; prefer { $file: /path/on/the/proxy } or { $env: NAME }, which the proxy reads (docs/control-plane.md, "Keys")`, "one warning: references are not secrets");
 
   r = await msmctl(["get", "segment", "cam-key", "-o", "yaml"], { env });
   assert.is(r.code, 0, r.err);

@@ -264,7 +264,8 @@ export async function applyCommand(ctx: Context): Promise<number> {
   const inFileTerms = (o: ProxyOutcome): ProxyOutcome => (o.result === "refused" || o.result === "partial" ? { ...o, detail: locateProxyRefusal(o.detail, loaded) } : o);
   // a proxy the apply leaves as it is keeps its answer: a dry run says a refusal a real apply would meet
   const standing = dryRun ? (await standingOutcomes(ctx.api(), await untouchedProxies(ctx, manifests, res))).filter((o) => o.result !== "runs").map(inFileTerms) : [];
-  const notes = (res.requests > 1 ? splitNote(res.requests, res.maxTxnOps, dryRun) : "") + (wait ? "" : pendingNote(manifests, changed, res, dryRun) ?? "") + standingNote(standing);
+  const notes = (res.requests > 1 ? splitNote(res.requests, res.maxTxnOps, dryRun) : "") + (wait ? "" : pendingNote(manifests, changed, res, dryRun) ?? "") + standingNote(standing) +
+    (wait ? "" : await strangerWarning(ctx, manifests, changed));
   let outcomes: ProxyOutcome[] | undefined;
   if (wait) {
     // each changed segment's proxy (and the one a moved segment leaves) for the revision that
@@ -288,6 +289,24 @@ export async function applyCommand(ctx: Context): Promise<number> {
   }
   if (notes) ctx.io.err(notes);
   return waitExit(outcomes ?? standing);
+}
+
+/**
+ * A changed segment's proxy that never connected, where the control plane knows others: most often
+ * a typo in spec.proxy, which is stored all the same and runs nowhere (--wait says so; without it
+ * nothing did). Nothing when the control plane knows no proxy (segments applied before the fleet
+ * starts), or the listing fails.
+ */
+async function strangerWarning(ctx: Context, manifests: readonly SegmentManifest[], changed: readonly string[]): Promise<string> {
+  const wanted = [...new Set(manifests.filter((m) => changed.includes(m.metadata.name)).map((m) => m.spec.proxy))].sort();
+  if (wanted.length === 0) return "";
+  // a proxy is listed once segments name it; one that ever connected has been seen
+  const known = await ctx.api().listProxies().then((r) => r.proxies.filter((p) => p.connected || Number(p.lastSeenMs) > 0).map((p) => p.nodeId).sort(), () => undefined);
+  if (!known || known.length === 0) return "";
+  return wanted
+    .filter((p) => !known.includes(p))
+    .map((p) => `msmctl: warning: proxy ${p} has never connected to this control plane (it knows ${known.join(", ")}): its segments run nowhere until a proxy with that node id connects; a typo in spec.proxy?\n`)
+    .join("");
 }
 
 /** The proxies of the files' segments that an apply of them leaves alone: none of their segments is created, changed or moved away. */
