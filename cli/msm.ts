@@ -39,8 +39,15 @@ const COMMAND_USAGE: Record<string, string | undefined> = { proxy: PROXY_USAGE, 
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
-  if (command !== undefined && (args.includes("--help") || args.includes("-h"))) {
+  // a misspelt command is said, also with --help or after help (exit 2), not answered with the usage as if it were one
+  const known = (c: string): boolean => ["proxy", "demo", "control-plane", "filter", "version", "help"].includes(c);
+  if (command !== undefined && (args.includes("--help") || args.includes("-h")) && known(command)) {
     console.log(COMMAND_USAGE[command] ?? USAGE);
+    return 0;
+  }
+  if (command === "help" && args[0] !== undefined) {
+    if (!known(args[0])) throw new UsageError(`no help for '${args[0]}': not a command (proxy, demo, control-plane, filter, version)`);
+    console.log(COMMAND_USAGE[args[0]] ?? USAGE);
     return 0;
   }
   switch (command) {

@@ -454,6 +454,16 @@ test("msm with an unknown command or flag prints usage and exits 2", async () =>
   const a = run(["frobnicate"]);
   assert.is(await a.exited, 2);
   assert.match(a.output(), /unknown command 'frobnicate'/);
+  // a misspelt command with --help, or after help, is no answer either
+  const typo = run(["proxyy", "--help"]);
+  assert.is(await typo.exited, 2);
+  assert.match(typo.output(), /unknown command 'proxyy'/);
+  const topic = run(["help", "proxyy"]);
+  assert.is(await topic.exited, 2);
+  assert.match(topic.output(), /^msm: no help for 'proxyy': not a command \(proxy, demo, control-plane, filter, version\)/);
+  const proxyHelp = run(["help", "proxy"]);
+  assert.is(await proxyHelp.exited, 0);
+  assert.match(proxyHelp.output(), /^usage: msm proxy --config FILE/);
   const b = run(["demo", "--nope", "1"]);
   assert.is(await b.exited, 2);
   assert.match(b.output(), /unknown flag --nope/);
