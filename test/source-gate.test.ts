@@ -144,6 +144,9 @@ unit("where feedback for the sender goes: RTP port + 1, the RTP port with rtcpMu
       [[A, "rtp", T, true, A], ["10.0.0.1:5555", "rtcp", T + 1, true, A], ["10.0.0.1:7777", "rtcp", T + 2, true, A]], "10.0.0.1:7777"],
     ["configured before it sends", { source: { address: "10.0.0.1", port: 5000 } }, [], "10.0.0.1:5001"],
     ["a new sender after silence", { source: { learnMs: 0, idleMs: 10 } }, [[A, "rtp", T, true, A], [A2, "rtp", T + 10, true, A2]], "10.0.0.1:6001"],
+    ["RTP port 65535: no port + 1, nowhere until its RTCP", {}, [["10.0.0.1:65535", "rtp", T, true, "10.0.0.1:65535"]], null],
+    ["RTP port 65535, then its RTCP", {}, [["10.0.0.1:65535", "rtp", T, true, "10.0.0.1:65535"], ["10.0.0.1:65534", "rtcp", T + 1, true, "10.0.0.1:65535"]], "10.0.0.1:65534"],
+    ["source.port 65535", { source: { address: "10.0.0.1", port: 65535 } }, [], null],
   ];
   for (const [label, extra, steps, expected] of cases) {
     const gate = new SourceGate(segmentConfig(extra));
@@ -392,6 +395,42 @@ proxyTest("regression: RTCP from a host before any sender latched does not aim t
     assert.is(victim.received, 0);
   } finally {
     for (const s of [...sinks, victim, senderRtcp]) s.close();
+    sender.close();
+    await proxy.close();
+  }
+});
+
+proxyTest("regression: a sender on port 65535 (no port + 1): a destination's feedback is dropped as host_no_destination until the sender's RTCP shows where it goes (sent to port 65536, it killed the worker on batched I/O)", async () => {
+  const listen = await freePortPair();
+  const d1 = await freePortPair();
+  const sinks = await Promise.all([Sink.open(d1), Sink.open(d1 + 1)]);
+  const sender = await bindUdp(65535);
+  const senderRtcp = await Sink.open(0, { keep: true });
+  const { proxy, events } = await startProxy({
+    segments: [{ name: "top", listen: { address: LO, port: listen }, source: { learnMs: 0 }, destinations: [{ address: LO, port: d1 }] }],
+  });
+  try {
+    sender.send(indexedRtp(0), listen, LO);
+    await waitFor(() => sinks[0]!.received >= 1, 5000, "the sender's first packet");
+    const { egressRtcp } = (await segmentStats(proxy, "top")).ports;
+    const d1Rtcp = sinks[1]!.socket;
+    const noTarget = async (): Promise<number> => (await segmentStats(proxy, "top")).drops.host_no_destination ?? 0;
+    for (let k = 0; k < 5; k++) d1Rtcp.send(rtcpRr(100 + k), egressRtcp!, LO);
+    await waitFor(async () => (await noTarget()) >= 5, 5000, "the destination's 5 reports dropped");
+    assert.equal(events.filter((e) => e.type === "worker-exit" || e.type === "error"), [], "no worker died");
+    // the sender's own RTCP (from another port of its address) tells where its feedback goes
+    const sr = Buffer.from(rtcpRr(1));
+    sr[1] = 200;
+    senderRtcp.socket.send(sr, listen + 1, LO);
+    await waitFor(() => sinks[1]!.received >= 1, 5000, "the sender's report at the destination");
+    d1Rtcp.send(rtcpRr(500), egressRtcp!, LO);
+    await waitFor(() => senderRtcp.received >= 1, 5000, "the destination's feedback at the sender's RTCP port");
+    assert.is(senderRtcp.keys.get(500), 1);
+    sender.send(indexedRtp(1), listen, LO);
+    await waitFor(() => sinks[0]!.received >= 2, 5000, "the stream still flows");
+    assert.equal(events.filter((e) => e.type === "worker-exit" || e.type === "error"), [], "no worker died");
+  } finally {
+    for (const s of [...sinks, senderRtcp]) s.close();
     sender.close();
     await proxy.close();
   }

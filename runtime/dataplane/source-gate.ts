@@ -177,11 +177,16 @@ export class SourceGate {
     return this.config.feedbackFrom === "any" || this.destinations.has(address);
   }
 
-  /** Follows a (new) sender: its feedback goes to its configured RTCP port, else RTP port + 1 (or the RTP port with rtcpMux). */
+  /**
+   * Follows a (new) sender: its feedback goes to its configured RTCP port, else RTP port + 1 (or
+   * the RTP port with rtcpMux). A sender on port 65535 has no port + 1: its feedback goes nowhere
+   * until its own RTCP shows where (sent to port 65536, it killed the worker on batched I/O).
+   */
   private follow(address: string, port: number): void {
     this.rtp = { address, port };
     this.rtcpLearned = false;
     const s = this.config.source;
-    this.rtcp = { address, port: s.rtcpPort ?? (this.config.rtcpMux ? port : port + 1) };
+    const rtcpPort = s.rtcpPort ?? (this.config.rtcpMux ? port : port + 1);
+    this.rtcp = rtcpPort > 65535 ? null : { address, port: rtcpPort };
   }
 }
