@@ -395,6 +395,11 @@ function ruleProblems(config: ConfigParts, baseDir: string, host: HostAddresses)
     if (names.has(seg.name)) problems.push(`${at}.name: duplicate segment name '${seg.name}'`);
     names.add(seg.name);
     if (!seg.rtcpMux && seg.listen.port === 65535) problems.push(`${at}.listen.port: RTCP needs port + 1; use rtcpMux or a lower port`);
+    // node:dgram binds "port 65536" to a port the kernel picks, and the addon refuses it as a peer
+    if (!seg.rtcpMux && seg.egress?.port === 65535) problems.push(`${at}.egress.port: RTCP needs port + 1; use rtcpMux or a lower port`);
+    seg.destinations.forEach((d, k) => {
+      if (!seg.rtcpMux && d.rtcpPort === undefined && d.port === 65535) problems.push(`${at}.destinations[${k}].port: its RTCP would go to port + 1, past 65535; give its rtcpPort, use rtcpMux, or a lower port`);
+    });
     // a segment's sockets are of one family: IPv4 sockets cannot send to IPv6 addresses, nor the reverse
     const family = isIP(seg.egress?.address ?? seg.listen.address);
     const from = seg.egress ? "egress.address" : "listen.address";
