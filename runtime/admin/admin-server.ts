@@ -5,7 +5,7 @@
 // not ready, and has no figures yet.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Proxy } from "../proxy.js";
+import type { Proxy, ProxySnapshot } from "../proxy.js";
 import { excludedFamilies, renderNotRunning, renderPrometheus } from "./prometheus.js";
 
 export interface AdminServer {
@@ -23,9 +23,67 @@ export interface AdminOptions {
 /** Why there is nothing to report before the proxy starts. */
 const NOT_STARTED = "no proxy running yet: no config applied";
 
+/**
+ * A proxy's snapshots for the endpoint: a request that comes while a round of the workers is under
+ * way waits for the next one, which starts when that one ends and serves every request that came
+ * meanwhile. N scrapers at once cost two rounds, not N: each round is every segment's and
+ * stream's figures (0.3 s and 2 MB at 3,000 segments), taken by the workers between batches and
+ * held until written, so a flood of requests held memory and worker time in proportion. No
+ * request is answered with a round that began before it came.
+ */
+class Rounds {
+  private running: Promise<ProxySnapshot> | null = null;
+  private queued: Promise<ProxySnapshot> | null = null;
+  /** The last round's bodies, rendered once for all its requests. */
+  private rendered: { snap: ProxySnapshot; json?: string; metrics?: string; exclude?: readonly string[] } | null = null;
+
+  constructor(private readonly proxy: Proxy) {}
+
+  next(): Promise<ProxySnapshot> {
+    if (this.running === null) return this.start();
+    const done = (): void => {};
+    this.queued ??= this.running.then(done, done).then(() => {
+      this.queued = null;
+      return this.start();
+    });
+    return this.queued;
+  }
+
+  private start(): Promise<ProxySnapshot> {
+    const round = this.proxy.stats();
+    this.running = round;
+    const over = (): void => {
+      if (this.running === round) this.running = null;
+    };
+    round.then(over, over);
+    return round;
+  }
+
+  json(snap: ProxySnapshot): string {
+    const r = this.of(snap);
+    return (r.json ??= JSON.stringify(snap, null, 2));
+  }
+
+  metrics(snap: ProxySnapshot): string {
+    const r = this.of(snap);
+    const exclude = this.proxy.currentConfig.metrics.exclude;
+    if (r.metrics === undefined || r.exclude !== exclude) {
+      r.metrics = renderPrometheus(snap, excludedFamilies(exclude));
+      r.exclude = exclude;
+    }
+    return r.metrics;
+  }
+
+  private of(snap: ProxySnapshot): NonNullable<Rounds["rendered"]> {
+    if (this.rendered?.snap !== snap) this.rendered = { snap };
+    return this.rendered;
+  }
+}
+
 /** `proxy`: the proxy, or where to find it once it runs (null until then). */
 export async function startAdminServer(proxy: Proxy | (() => Proxy | null), address: string, port: number, options: AdminOptions = {}): Promise<AdminServer> {
   const running = typeof proxy === "function" ? proxy : () => proxy;
+  const rounds = new WeakMap<Proxy, Rounds>(); // an agent's proxy is replaced when its process restarts one
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const reply = (status: number, type: string, body: string): void => {
@@ -43,11 +101,14 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
     const more = (): string => options.metrics?.() ?? "";
     if (!proxy && path === "/metrics") return reply(200, "text/plain; version=0.0.4", renderNotRunning() + more()); // Prometheus' up stays 1: the node is there
     if (!proxy) return reply(503, "text/plain", `${NOT_STARTED}\n`);
-    proxy.stats().then(
+    let r = rounds.get(proxy);
+    if (r === undefined) rounds.set(proxy, (r = new Rounds(proxy)));
+    const its = r;
+    its.next().then(
       (snap) =>
         path === "/metrics"
-          ? reply(200, "text/plain; version=0.0.4", renderPrometheus(snap, excludedFamilies(proxy.currentConfig.metrics.exclude)) + more())
-          : reply(200, "application/json", JSON.stringify(snap, null, 2)),
+          ? reply(200, "text/plain; version=0.0.4", its.metrics(snap) + more())
+          : reply(200, "application/json", its.json(snap)),
       (err: Error) => reply(500, "text/plain", `${err.message}\n`),
     );
   });
