@@ -18,6 +18,17 @@ import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
+/**
+ * An address a segment's sockets bind, send to or hear from. Their IPv6 sockets are IPv6-only
+ * (endpoints.ts): an IPv4-mapped address (::ffff:10.0.0.5) failed to bind (EINVAL), every packet
+ * sent to one failed (host_send_failed), and a sender named so was never heard. ::ffff:0.0.0.0 is
+ * left to the rule on unspecified destinations.
+ */
+const udpAddress = address.refine((s) => {
+  if (isIP(s) !== 6) return true;
+  const a = canonicalAddress(s);
+  return a === "::ffff:0:0" || !/^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}(%.*)?$/.test(a);
+}, { message: "an IPv4 address written as IPv6 (IPv4-mapped, ::ffff:a.b.c.d): the segment's IPv6 sockets are IPv6-only and never reach it; write the IPv4 address" });
 const port = z.number().int().min(1).max(65535);
 const portOrZero = z.number().int().min(0).max(65535);
 const jsonObject = z.record(z.string(), z.unknown());
@@ -39,7 +50,7 @@ function destinationList<T extends z.ZodType>(element: T) {
 
 /** Where the segment receives; a multicast group is joined (on `interface`, when given). */
 const listenEndpoint = z.strictObject({
-  address,
+  address: udpAddress,
   port,
   /** A multicast listen address: the interface to join the group on (IPv4: a local address; IPv6: an interface name). */
   interface: z.string().min(1).optional(),
@@ -69,7 +80,7 @@ const legMulticastSchema = z.strictObject({
 });
 
 const destination = z.strictObject({
-  address,
+  address: udpAddress,
   port,
   /** Where RTCP goes; default port + 1 (or port itself with rtcpMux). */
   rtcpPort: port.optional(),
@@ -92,7 +103,7 @@ const SOURCE_DEFAULTS = { strict: true, learnMs: 3000, idleMs: 5000 } as const;
 /** Who may send into the segment, and where feedback for the sender goes (dataplane/source-gate.ts). */
 const source = z.strictObject({
   /** Admit only this sender address (an allow list of one); feedback goes here before it is heard. */
-  address: address.optional(),
+  address: udpAddress.optional(),
   port: port.optional(),
   rtcpPort: port.optional(),
   /** Refuse packets from other senders once one is latched (outside the windows below). */
@@ -119,15 +130,15 @@ const leg = z.strictObject({
   /** Receives on listen.port + portOffset, sends to each destination's port + portOffset. */
   portOffset: z.number().int().min(1).max(1000).optional(),
   /** Where the leg receives, instead of listen.port + portOffset (address: the segment's listen address; interface: the segment's). */
-  listen: z.strictObject({ address: address.optional(), port, interface: z.string().min(1).optional() }).optional(),
+  listen: z.strictObject({ address: udpAddress.optional(), port, interface: z.string().min(1).optional() }).optional(),
   /** Whether the leg binds a listen socket at all (an encoder's repair legs only send). */
   receive: z.boolean().default(true),
   /** The leg's sender, when it is not the media's (a second path from another address); default: the media's latched sender. */
-  source: z.strictObject({ address }).optional(),
+  source: z.strictObject({ address: udpAddress }).optional(),
   /** Where the leg sends, instead of each destination at port + portOffset. */
-  destinations: destinationList(z.strictObject({ address, port })).optional(),
+  destinations: destinationList(z.strictObject({ address: udpAddress, port })).optional(),
   /** The local address (and port) the leg sends from; default the segment's egress address, a port the kernel picks. */
-  egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
+  egress: z.strictObject({ address: udpAddress, port: portOrZero.default(0) }).optional(),
   /** Whether the leg sends (a decoder that strips repair packets only receives them). */
   send: z.boolean().default(true),
   /** How the leg's egress socket sends to multicast destinations, where it differs from what legMulticast gives it. */
@@ -151,7 +162,7 @@ const segment = z.strictObject({
   listen: listenEndpoint,
   rtcpMux: z.boolean().default(false),
   /** The local address (and optionally port) the proxy sends from; receivers send feedback here. */
-  egress: z.strictObject({ address, port: portOrZero.default(0) }).optional(),
+  egress: z.strictObject({ address: udpAddress, port: portOrZero.default(0) }).optional(),
   /**
    * Send to the destinations from the listen socket(s) (symmetric RTP, RFC 4961): half the
    * sockets. Receivers send feedback to the listen port, from the port they receive on.
