@@ -26,6 +26,7 @@ const cases: [string, unknown, RegExp][] = [
   ["not an IP address", base({ segments: [seg({ destinations: [{ address: "example.com", port: 1 }] })] }), /segments\[0\]\.destinations\[0\]\.address: must be an IPv4 or IPv6 address/],
   ["no destinations", base({ segments: [seg({ destinations: [] })] }), /segments\[0\]\.destinations:/],
   ["unknown filter in a chain", base({ segments: [seg({ chain: [{ filter: "nope" }] })] }), /segments\[0\]\.chain\[0\]\.filter: unknown filter 'nope'/],
+  ["a chain naming a property every object has", base({ segments: [seg({ chain: [{ filter: "toString" }, { filter: "constructor" }] })] }), /^config: \n  segments\[0\]\.chain\[0\]\.filter: unknown filter 'toString' \(not under filters:\)\n  segments\[0\]\.chain\[1\]\.filter: unknown filter 'constructor'/],
   ["a filter twice in a chain", base({ segments: [seg({ chain: [{ filter: "v" }, { filter: "v" }] })] }), /segments\[0\]\.chain\[1\]\.filter: 'v' appears twice/],
   ["two segments on one port", base({ segments: [seg(), seg({ name: "s2" })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/],
   ["RTCP port collides", base({ segments: [seg(), seg({ name: "s2", listen: { address: "127.0.0.1", port: 5005 } })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port \(RTCP/],

@@ -436,7 +436,8 @@ function ruleProblems(config: ConfigParts, baseDir: string, host: HostAddresses)
     }
     const seen = new Set<string>();
     seg.chain.forEach((st, j) => {
-      if (config.filters && !(st.filter in config.filters)) problems.push(`${at}.chain[${j}].filter: unknown filter '${st.filter}' (not under filters:)`);
+      // own keys only: `in` took 'toString' or 'constructor' for a filter, and the apply failed later with a misleading error
+      if (config.filters && !Object.hasOwn(config.filters, st.filter)) problems.push(`${at}.chain[${j}].filter: unknown filter '${st.filter}' (not under filters:)`);
       if (seen.has(st.filter)) problems.push(`${at}.chain[${j}].filter: '${st.filter}' appears twice in one chain`);
       seen.add(st.filter);
     });
