@@ -27,6 +27,8 @@ const cases: [string, unknown, RegExp][] = [
   ["no destinations", base({ segments: [seg({ destinations: [] })] }), /segments\[0\]\.destinations:/],
   ["unknown filter in a chain", base({ segments: [seg({ chain: [{ filter: "nope" }] })] }), /segments\[0\]\.chain\[0\]\.filter: unknown filter 'nope'/],
   ["a chain naming a property every object has", base({ segments: [seg({ chain: [{ filter: "toString" }, { filter: "constructor" }] })] }), /^config: \n  segments\[0\]\.chain\[0\]\.filter: unknown filter 'toString' \(not under filters:\)\n  segments\[0\]\.chain\[1\]\.filter: unknown filter 'constructor'/],
+  ["a filter entry named __proto__ (it vanished, copied into the filters record)", JSON.parse('{"filters": {"__proto__": {"path": "x.wasm"}}}'), /^config: filters\.__proto__: no key of a config may be named __proto__$/],
+  ["a stage config key __proto__", base({ segments: [seg({ chain: [{ filter: "v", config: JSON.parse('{"__proto__": {"mode": "x"}}') }] })] }), /^config: segments\[0\]\.chain\[0\]\.config\.__proto__: no key of a config may be named __proto__$/],
   ["a filter twice in a chain", base({ segments: [seg({ chain: [{ filter: "v" }, { filter: "v" }] })] }), /segments\[0\]\.chain\[1\]\.filter: 'v' appears twice/],
   ["two segments on one port", base({ segments: [seg(), seg({ name: "s2" })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port/],
   ["RTCP port collides", base({ segments: [seg(), seg({ name: "s2", listen: { address: "127.0.0.1", port: 5005 } })] }), /segments\[1\]\.listen\.port: port already used by segments\[0\]\.listen\.port \(RTCP/],
@@ -246,6 +248,13 @@ function parseMessage(text: string, file: string): string {
   }
   return "parsed";
 }
+
+test("a key __proto__ in a YAML or JSON file is refused, naming where (copied into a record it vanished, or showed through as every key's)", () => {
+  const yaml = "filters:\n  __proto__: { path: x.wasm }\nsegments: []\n";
+  assert.is(parseMessage(yaml, "p.yaml"), "p.yaml: filters.__proto__: no key of a config may be named __proto__");
+  const json = '{"segments": [{"name": "s", "listen": {"address": "127.0.0.1", "port": 5004}, "destinations": [{"address": "127.0.0.1", "port": 6004}], "clockRates": {"__proto__": {"96": 48000}}}]}';
+  assert.is(parseMessage(json, "p.json"), "p.json: segments[0].clockRates.__proto__: no key of a config may be named __proto__");
+});
 
 test("nesting past 64 levels is refused before any parser runs, in YAML and JSON: a process that reads such a file twice lives on (the yaml library's stack overflow used to abort V8)", () => {
   const deepFlow = "[".repeat(100_000);

@@ -326,8 +326,26 @@ export function hostFamilyClash(name: string): string | undefined {
   return host === undefined ? undefined : `its metrics could take the name of the host's msm_filter_${host}; choose another filter name`;
 }
 
+/**
+ * Where `value` has a key `__proto__` of its own (YAML and JSON.parse make one). Copied into a
+ * record (filters, clockRates, a stage's config), it set the copy's prototype instead: the entry
+ * vanished without a word, and its keys showed through as if every record had them.
+ */
+function prototypeKeys(value: unknown, path: PropertyKey[], out: string[], depth = 0): void {
+  if (value === null || typeof value !== "object" || depth > 128 || out.length >= 5) return;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => prototypeKeys(v, [...path, i], out, depth + 1));
+    return;
+  }
+  if (Object.hasOwn(value, "__proto__")) out.push(`${pathString([...path, "__proto__"])}: no key of a config may be named __proto__`);
+  for (const [k, v] of Object.entries(value)) prototypeKeys(v, [...path, k], out, depth + 1);
+}
+
 /** Validates a parsed config; resolves filter paths against baseDir. Throws ConfigError naming every problem found. */
 export function validateProxyConfig(input: unknown, baseDir = process.cwd(), source = "config", host: HostAddresses = "this host"): ProxyConfig {
+  const proto: string[] = [];
+  prototypeKeys(input, [], proto);
+  if (proto.length > 0) throw new ConfigError(proto, source);
   const result = proxyConfigSchema.safeParse(input ?? {});
   if (!result.success) {
     // the rules between fields too, over the parts that parse: all of a file's problems at once,
