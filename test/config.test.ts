@@ -1,9 +1,11 @@
 // A bad proxy config names the field; each rule of the schema as a table.
 import * as assert from "uvu/assert";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import { HOST_FAMILIES, HOST_FILTER_FAMILIES, parseProxyConfig } from "../runtime/config/proxy-config.js";
+import { HOST_FAMILIES, HOST_FILTER_FAMILIES, parseProxyConfig, readConfigText } from "../runtime/config/proxy-config.js";
 import { ConfigError, legMulticast, parseErrorText, validateNodeSettings, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import { ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
@@ -275,6 +277,34 @@ test("nesting past 64 levels is refused before any parser runs, in YAML and JSON
 test("a text past 16 MiB is refused before parsing", () => {
   const big = `${" ".repeat(16 << 20)}{}`;
   for (const file of ["big.json", "big.yaml"]) assert.is(parseMessage(big, file), `${file}: ${(16 << 20) + 2} bytes, more than the 16 MiB a config or manifest may hold`);
+});
+
+test("a config file past 16 MiB is not read whole (read on a reload, a pipe behind it or a file of gigabytes took the running proxy's memory, or its reloads for good)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-config-"));
+  const fifo = join(dir, "piped.yaml");
+  execFileSync("mkfifo", [fifo]);
+  // 40 MB, then the pipe stays open: read whole, the read waited for an end that comes when the writer goes
+  const writer = spawn("sh", ["-c", `{ head -c 40000000 /dev/zero; exec sleep 30; } > '${fifo}'`], { stdio: "ignore" });
+  const limit = /: more than the 16 MiB a config or manifest may hold \(read no further\)$/;
+  try {
+    const t0 = Date.now();
+    const outcome = await Promise.race([
+      readConfigText(fifo).then(() => "read", (err: Error) => err.message),
+      new Promise<string>((r) => setTimeout(() => r("still reading after 8 s"), 8000)),
+    ]);
+    assert.match(outcome, limit);
+    assert.ok(Date.now() - t0 < 8000);
+    const big = join(dir, "big.yaml");
+    writeFileSync(big, "");
+    truncateSync(big, 1 << 30); // sparse: 1 GiB of zeros on no disk
+    await readConfigText(big).then(() => assert.unreachable("read"), (err: Error) => assert.match(err.message, limit));
+    const small = join(dir, "small.yaml");
+    writeFileSync(small, "workers: 2\n");
+    assert.is(await readConfigText(small), "workers: 2\n");
+  } finally {
+    writer.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a JSON key twice in one object is refused as YAML refuses it (JSON.parse kept the last), naming the key and where, not the values", () => {

@@ -2,7 +2,7 @@
 // zod is used because it reports every problem with its path, which is what an operator needs
 // from a config error, and rejects unknown keys (a typo must not be silently ignored).
 import { isIP } from "node:net";
-import { readFile } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { resolve, dirname, isAbsolute } from "node:path";
 import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
@@ -11,7 +11,7 @@ import { MAX_LEGS, SegmentFlag } from "../abi.js";
 import { canonicalAddress, EndpointClaims } from "./endpoints.js";
 import { parseErrorText } from "./parse-error-text.js";
 import { pathString } from "./field-path.js";
-import { parseJsonText, parseYamlDocuments, TextLimitError } from "./text-limits.js";
+import { MAX_CONFIG_BYTES, parseJsonText, parseYamlDocuments, TextLimitError } from "./text-limits.js";
 import { forwardingLoopProblems, type HostAddresses, type LoopNode } from "./forwarding-loops.js";
 import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
@@ -747,12 +747,34 @@ export async function readConfigDocument(file: string): Promise<unknown> {
   return parseConfigDocument(await readConfigText(file), file);
 }
 
-/** A config file's text. Throws ConfigError naming the file. */
+/** Bytes a config file is read by: a small file takes one read. */
+const READ_CHUNK = 64 << 10;
+
+/**
+ * A config file's text. Throws ConfigError naming the file. Read no further than the size a config
+ * may have: a file past it (a log written over it, a pipe or /dev/zero behind it) was read whole,
+ * up to gigabytes or without end, before the size check refused it, in the running proxy on a reload.
+ */
 export async function readConfigText(file: string): Promise<string> {
+  let handle: FileHandle | undefined;
   try {
-    return await readFile(file, "utf8");
+    handle = await open(file, "r");
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(READ_CHUNK);
+      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > MAX_CONFIG_BYTES) throw new ConfigError([`more than the ${MAX_CONFIG_BYTES >> 20} MiB a config or manifest may hold (read no further)`], file);
+    }
+    return Buffer.concat(chunks, total).toString("utf8");
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError([`cannot read: ${(err as Error).message}`], file);
+  } finally {
+    await handle?.close().catch(() => {});
   }
 }
 
