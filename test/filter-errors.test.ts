@@ -4,11 +4,15 @@ import * as assert from "uvu/assert";
 import { FilterHarness, FilterConfigError, FilterFailure, FilterLoadError, LogLevel } from "../sdk/harness/index.js";
 import { ApplyError, compileFilterModule, FilterInstance, Proxy, validateProxyConfig, type FilterHostServices } from "../runtime/index.js";
 import { readFile } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
 import { compileFilterSource } from "./lib/compile-source.js";
 import { fixture } from "./lib/paths.js";
-import { freePortPair } from "./lib/udp.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 
 const test = suite("filter errors");
 
@@ -261,6 +265,35 @@ test("a config refused at proxy start-up says the proxy did not start, not that 
     assert.ok(e.starting && !e.committed, "nothing runs");
     assert.match(e.message, /^the proxy did not start: its config could not be applied \(nothing was running yet, and nothing runs now\):\n {2}segment 'cam': .*metric 'per_context_packets' is defined in createContext/, e.message);
     assert.not.match(e.message, /running config is unchanged/);
+  }
+});
+
+test("a module path naming a pipe that does not end, on a reload: refused at 16 MiB, the running chain untouched (the workers read it whole, and the reload waited for its end)", async () => {
+  const port = await freePortPair();
+  const sink = await Sink.open();
+  const dir = mkdtempSync(join(tmpdir(), "msm-module-"));
+  const fifo = join(dir, "piped.wasm");
+  execFileSync("mkfifo", [fifo]);
+  const segment = (filter: string) => ({ name: "cam", listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter }] });
+  const proxy = await Proxy.start(validateProxyConfig({ workers: 1, filters: { counter: { path: fixture("counter") } }, segments: [segment("counter")] }));
+  // 40 MB, then the pipe stays open
+  const writer = spawn("sh", ["-c", `{ head -c 40000000 /dev/zero; exec sleep 30; } > '${fifo}'`], { stdio: "ignore" });
+  const tx = await bindUdp();
+  try {
+    const outcome = await Promise.race([
+      proxy.apply(validateProxyConfig({ workers: 1, filters: { piped: { path: fifo } }, segments: [segment("piped")] })).then(() => "applied", (err: Error) => err),
+      new Promise<string>((r) => setTimeout(() => r("still applying after 8 s"), 8000)),
+    ]);
+    assert.instance(outcome, ApplyError, String(outcome));
+    assert.match((outcome as ApplyError).message, /piped\.wasm holds more than the 16 MiB a module may have \(read no further\)/);
+    tx.send(indexedRtp(0), port, "127.0.0.1");
+    await waitFor(() => sink.received >= 1, 5000, "the stream through the chain that ran before");
+  } finally {
+    writer.kill();
+    tx.close();
+    sink.close();
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -2,7 +2,6 @@
 // zod is used because it reports every problem with its path, which is what an operator needs
 // from a config error, and rejects unknown keys (a typo must not be silently ignored).
 import { isIP } from "node:net";
-import { open, type FileHandle } from "node:fs/promises";
 import { resolve, dirname, isAbsolute } from "node:path";
 import { z } from "zod";
 import { DEFAULT_FAILURE_POLICY, DEFAULT_STAGE_LIMITS } from "../chain/filter-pool.js";
@@ -16,6 +15,7 @@ import { forwardingLoopProblems, type HostAddresses, type LoopNode } from "./for
 import { schemaProblems } from "./schema-messages.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";
+import { readBounded } from "../bounded-read.js";
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address" });
 /**
@@ -747,35 +747,20 @@ export async function readConfigDocument(file: string): Promise<unknown> {
   return parseConfigDocument(await readConfigText(file), file);
 }
 
-/** Bytes a config file is read by: a small file takes one read. */
-const READ_CHUNK = 64 << 10;
-
 /**
  * A config file's text. Throws ConfigError naming the file. Read no further than the size a config
  * may have: a file past it (a log written over it, a pipe or /dev/zero behind it) was read whole,
  * up to gigabytes or without end, before the size check refused it, in the running proxy on a reload.
  */
 export async function readConfigText(file: string): Promise<string> {
-  let handle: FileHandle | undefined;
+  let bytes: Buffer | null;
   try {
-    handle = await open(file, "r");
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(READ_CHUNK);
-      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
-      if (bytesRead === 0) break;
-      chunks.push(chunk.subarray(0, bytesRead));
-      total += bytesRead;
-      if (total > MAX_CONFIG_BYTES) throw new ConfigError([`more than the ${MAX_CONFIG_BYTES >> 20} MiB a config or manifest may hold (read no further)`], file);
-    }
-    return Buffer.concat(chunks, total).toString("utf8");
+    bytes = await readBounded(file, MAX_CONFIG_BYTES);
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
     throw new ConfigError([`cannot read: ${(err as Error).message}`], file);
-  } finally {
-    await handle?.close().catch(() => {});
   }
+  if (bytes === null) throw new ConfigError([`more than the ${MAX_CONFIG_BYTES >> 20} MiB a config or manifest may hold (read no further)`], file);
+  return bytes.toString("utf8");
 }
 
 function parseConfigDocument(text: string, file: string): unknown {

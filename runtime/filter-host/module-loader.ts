@@ -1,10 +1,17 @@
 // Loads a filter module: checks its sha256 pin, compiles it, and checks everything about it
 // that can be checked before it runs (ABI marker, imports, exports, memory import).
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readBounded } from "../bounded-read.js";
 import { ABI_VERSION_EXPORT, ABI_VERSION_MAJOR, ABI_VERSION_MINOR } from "../abi.js";
 import { FilterLoadError } from "./errors.js";
 import { moduleShape, type ModuleShape } from "./wasm-inspect.js";
+
+/**
+ * Bytes a module file may hold, as a module pushed to the control plane (its registry's cap): a
+ * path naming a pipe, /dev/zero or a file of gigabytes was read whole, or without end, by every
+ * worker loading it.
+ */
+export const MAX_MODULE_FILE_BYTES = 16 << 20;
 
 /** Default cap on a filter's linear memory: 256 pages of 64 KiB = 16 MiB. */
 export const DEFAULT_MAX_MEMORY_PAGES = 256;
@@ -110,11 +117,14 @@ export async function loadFilterModule(source: FilterSource): Promise<LoadedFilt
   let bytes: Uint8Array;
   if (source.bytes) bytes = source.bytes;
   else if (source.path) {
+    let read: Buffer | null;
     try {
-      bytes = new Uint8Array(await readFile(source.path));
+      read = await readBounded(source.path, MAX_MODULE_FILE_BYTES);
     } catch (err) {
       throw new FilterLoadError(name, `cannot read ${source.path}: ${(err as Error).message}`);
     }
+    if (read === null) throw new FilterLoadError(name, `${source.path} holds more than the ${MAX_MODULE_FILE_BYTES >> 20} MiB a module may have (read no further)`);
+    bytes = new Uint8Array(read); // its own buffer, as readFile gave
   } else throw new FilterLoadError(name, "neither a path nor bytes were given");
   return compileFilterModule(name, bytes, source.sha256, source.maxMemoryPages);
 }
