@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import type { ProxyConfig } from "../runtime/index.js";
+import { MAX_MODULE_FILE_BYTES, type ProxyConfig } from "../runtime/index.js";
 
 /**
  * A digest of the config file's text and of every filter module it names (a path that is no
@@ -24,7 +24,11 @@ export async function configFingerprint(file: string, text: string | Error, conf
       // only a regular file's bytes: reading a FIFO or a device here would wait on whatever feeds
       // it (and take what the proxy was to read)
       const info = await stat(path);
-      hash.update(info.isFile() ? await readFile(path) : `not a regular file: ${info.mode.toString(8)}`);
+      if (!info.isFile()) hash.update(`not a regular file: ${info.mode.toString(8)}`);
+      // past the size a module may have, the load refuses it unread: so is it here, by size and time
+      // (read whole, a file of gigabytes took that much memory at every change in its folder)
+      else if (info.size > MAX_MODULE_FILE_BYTES) hash.update(`too large: ${info.size} bytes, changed ${info.mtimeMs}`);
+      else hash.update(await readFile(path));
     } catch (err) {
       hash.update(`unreadable: ${(err as NodeJS.ErrnoException).code}`);
     }

@@ -19,7 +19,7 @@ export type { StreamStats, StreamDirection, StreamWindow, ReceiverReport, Stream
 export { FilterInstance, type FilterHostServices } from "./filter-host/filter-instance.js";
 export { hostCryptoUnavailable, hostCryptoDescription } from "./filter-host/host-crypto.js";
 export { checkArena, type ArenaLayout } from "./filter-host/arena-check.js";
-export { loadFilterModule, compileFilterModule, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";
+export { loadFilterModule, compileFilterModule, MAX_MODULE_FILE_BYTES, sha256Hex, type LoadedFilterModule, type FilterSource } from "./filter-host/module-loader.js";
 export { FilterLoadError, FilterConfigError, FilterFailure } from "./filter-host/errors.js";
 export { acceptOutput, batchProblem, filterReason, judgeBatch, outputProblem, validOutputTarget, PASSED, HELD } from "./filter-host/judge.js";
 export { HISTOGRAM_BOUNDS, type HistogramValue } from "./filter-host/metrics.js";

@@ -1,10 +1,10 @@
 // ConfigWatch (cli/config-watch.ts) on a real folder: a file written beside the config (a log, a
 // capture) neither triggers reloads nor holds back the one an edit needs.
 import * as assert from "uvu/assert";
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigWatch } from "../cli/config-watch.js";
+import { ConfigWatch, configFingerprint } from "../cli/config-watch.js";
 import { parseProxyConfig } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 
@@ -62,6 +62,26 @@ test("a ConfigMap's '..data' swap counts", async () => {
     assert.is(w.calls(), 1);
   } finally {
     w.close();
+  }
+});
+
+test("the fingerprint of a config naming a module file of 1 GiB does not read it (it is refused unread), yet changes when the file does", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-config-watch-"));
+  try {
+    const file = join(dir, "proxy.yaml");
+    const module = join(dir, "huge.wasm");
+    writeFileSync(module, "");
+    truncateSync(module, 1 << 30); // sparse
+    const text = `filters:\n  huge: { path: huge.wasm }\n${config(7010)}`;
+    const parsed = parseProxyConfig(text, file);
+    const before = process.resourceUsage().maxRSS;
+    const first = await configFingerprint(file, text, parsed);
+    const grewMiB = (process.resourceUsage().maxRSS - before) / 1024;
+    assert.ok(grewMiB < 256, `the peak resident set grew by ${grewMiB.toFixed(0)} MiB`);
+    truncateSync(module, (1 << 30) + 4096);
+    assert.is.not(await configFingerprint(file, text, parsed), first, "a change of the file changes it");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
