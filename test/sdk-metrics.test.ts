@@ -96,6 +96,28 @@ test("definitions that would meet in /metrics are refused: a counter x beside a 
   assert.is(m.define(MetricKind.Counter, "bytes"), -Status.BadArgument);
 });
 
+test("an infinite value is refused by every update, as NaN is: a counter at +Inf would stay there, and /stats (JSON) shows it as null", () => {
+  const m = new FilterMetrics();
+  const counter = m.define(MetricKind.Counter, "packets");
+  const gauge = m.define(MetricKind.Gauge, "depth");
+  const histogram = m.define(MetricKind.Histogram, "size");
+  const labelled = m.define(MetricKind.Counter, "by_ssrc", "ssrc");
+  const level = m.define(MetricKind.Gauge, "level", "ssrc");
+  const sizes = m.define(MetricKind.Histogram, "sizes", "ssrc");
+  m.openContext(1);
+  for (const v of [Infinity, -Infinity, NaN]) {
+    assert.is(m.add(counter, 1, v), Status.BadArgument, `add ${v}`);
+    assert.is(m.set(gauge, 1, v), Status.BadArgument, `set ${v}`);
+    assert.is(m.record(histogram, 1, v), Status.BadArgument, `record ${v}`);
+    assert.is(m.addLabelled(labelled, 1, 7, v), Status.BadArgument, `add_labelled ${v}`);
+    assert.is(m.setLabelled(level, 1, 7, v), Status.BadArgument, `set_labelled ${v}`);
+    assert.is(m.recordLabelled(sizes, 1, 7, v), Status.BadArgument, `record_labelled ${v}`);
+  }
+  assert.is(m.add(counter, 1, 2), Status.Ok);
+  assert.is(m.set(gauge, 1, -1e300), Status.Ok, "a finite value, however large");
+  assert.equal(JSON.parse(JSON.stringify(m.snapshot(1))).map((x: FilterMetricSnapshot) => [x.name, x.value]).filter(([, v]: unknown[]) => v !== undefined), [["packets", 2], ["depth", -1e300]]);
+});
+
 test("/metrics: two entries sharing a name whose versions define one metric as two kinds: the family keeps its first type, the other's series are left out", () => {
   const seg = segment([stage("v1", [{ name: "depth", kind: "gauge", value: 3 }]), stage("v2", [{ name: "depth", kind: "histogram", histogram: { buckets: Array<number>(20).fill(0), count: 0, sum: 0 } }])]);
   const text = renderPrometheus({ workers: 1, segments: [{ ...seg, worker: 0 }], watchdogRestarts: 0, workerExits: 0, configApplies: { applied: 1, refused: 0 }, notRunning: [],

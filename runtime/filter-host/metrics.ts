@@ -111,6 +111,14 @@ function exposedNames(kind: number, name: string): string[] {
   return [name];
 }
 
+/**
+ * A counter's step: an infinite one would leave the counter at +Inf for good (and /stats, JSON,
+ * shows it as null); NaN and negative steps are no count.
+ */
+function finiteAtLeastZero(delta: number): boolean {
+  return Number.isFinite(delta) && delta >= 0;
+}
+
 export class FilterMetrics {
   readonly definitions: MetricDefinition[] = [];
   /** Why the last define() refused a metric, for the author. */
@@ -167,7 +175,7 @@ export class FilterMetrics {
   add(id: number, ctx: number, delta: number): number {
     const def = this.definitions[id];
     const c = this.byContext.get(ctx);
-    if (!def || !c || def.label !== undefined || def.kind !== MetricKind.Counter || !(delta >= 0)) return Status.BadArgument;
+    if (!def || !c || def.label !== undefined || def.kind !== MetricKind.Counter || !finiteAtLeastZero(delta)) return Status.BadArgument;
     c.values[id] += delta;
     return Status.Ok;
   }
@@ -175,7 +183,7 @@ export class FilterMetrics {
   set(id: number, ctx: number, value: number): number {
     const def = this.definitions[id];
     const c = this.byContext.get(ctx);
-    if (!def || !c || def.label !== undefined || def.kind !== MetricKind.Gauge || Number.isNaN(value)) return Status.BadArgument;
+    if (!def || !c || def.label !== undefined || def.kind !== MetricKind.Gauge || !Number.isFinite(value)) return Status.BadArgument;
     c.values[id] = value;
     return Status.Ok;
   }
@@ -183,7 +191,7 @@ export class FilterMetrics {
   record(id: number, ctx: number, value: number): number {
     const def = this.definitions[id];
     const c = this.byContext.get(ctx);
-    if (!def || !c || def.label !== undefined || def.kind !== MetricKind.Histogram || Number.isNaN(value)) return Status.BadArgument;
+    if (!def || !c || def.label !== undefined || def.kind !== MetricKind.Histogram || !Number.isFinite(value)) return Status.BadArgument;
     observe((c.histograms[id] ??= newHistogram()), value);
     return Status.Ok;
   }
@@ -191,21 +199,21 @@ export class FilterMetrics {
   /** metric_add_labelled: `label` is the u32 label value. */
   addLabelled(id: number, ctx: number, label: number, delta: number): number {
     const t = this.table(id, ctx, MetricKind.Counter);
-    if (!t || !(delta >= 0)) return Status.BadArgument;
+    if (!t || !finiteAtLeastZero(delta)) return Status.BadArgument;
     t.values[seriesIndex(t, label >>> 0)] += delta;
     return Status.Ok;
   }
 
   setLabelled(id: number, ctx: number, label: number, value: number): number {
     const t = this.table(id, ctx, MetricKind.Gauge);
-    if (!t || Number.isNaN(value)) return Status.BadArgument;
+    if (!t || !Number.isFinite(value)) return Status.BadArgument;
     t.values[seriesIndex(t, label >>> 0)] = value;
     return Status.Ok;
   }
 
   recordLabelled(id: number, ctx: number, label: number, value: number): number {
     const t = this.table(id, ctx, MetricKind.Histogram);
-    if (!t || Number.isNaN(value)) return Status.BadArgument;
+    if (!t || !Number.isFinite(value)) return Status.BadArgument;
     observe((t.histograms[seriesIndex(t, label >>> 0)] ??= newHistogram()), value);
     return Status.Ok;
   }
