@@ -221,6 +221,15 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
     assert.ok(messages >= 1 && messages <= 10, `send messages ${messages}`);
     assert.is((await httpGet(admin.port, "/healthz")).status, 200);
     assert.is((await httpGet(admin.port, "/nope")).status, 404);
+    // reads only: before, a POST or DELETE got 200 as if it had done something
+    for (const [method, path] of [["POST", "/stats"], ["DELETE", "/healthz"], ["PUT", "/metrics"]] as const) {
+      const r = await httpGet(admin.port, path, method);
+      assert.is(r.status, 405, `${method} ${path}`);
+      assert.is(r.headers.allow, "GET, HEAD");
+      assert.match(r.body, `method ${method} not allowed`);
+    }
+    const head = await httpGet(admin.port, "/metrics", "HEAD");
+    assert.equal([head.status, head.body], [200, ""]);
   } finally {
     tx.close();
     sink.close();

@@ -86,10 +86,12 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
   const rounds = new WeakMap<Proxy, Rounds>(); // an agent's proxy is replaced when its process restarts one
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
-    const reply = (status: number, type: string, body: string): void => {
-      res.writeHead(status, { "content-type": type });
+    const reply = (status: number, type: string, body: string, headers: Record<string, string> = {}): void => {
+      res.writeHead(status, { "content-type": type, ...headers });
       res.end(body);
     };
+    // reads only: a POST or DELETE that got 200 looked as if it had done something
+    if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "text/plain", `method ${req.method} not allowed: the admin endpoint answers GET and HEAD\n`, { allow: "GET, HEAD" });
     const proxy = running();
     if (path === "/healthz" || path === "/readyz") {
       const health = proxy?.health() ?? { live: true, ready: false, problems: [NOT_STARTED] };
@@ -104,11 +106,9 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
     let r = rounds.get(proxy);
     if (r === undefined) rounds.set(proxy, (r = new Rounds(proxy)));
     const its = r;
-    its.next().then(
-      (snap) =>
-        path === "/metrics"
-          ? reply(200, "text/plain; version=0.0.4", its.metrics(snap) + more())
-          : reply(200, "application/json", its.json(snap)),
+    // rendering inside the chain: a throw there is a 500, not an unhandled rejection
+    its.next().then((snap) => (path === "/metrics" ? its.metrics(snap) + more() : its.json(snap))).then(
+      (body) => reply(200, path === "/metrics" ? "text/plain; version=0.0.4" : "application/json", body),
       (err: Error) => reply(500, "text/plain", `${err.message}\n`),
     );
   });

@@ -1,13 +1,13 @@
 // A plain HTTP GET on loopback for the admin endpoint's /stats and /metrics in tests.
 import { request } from "node:http";
 
-/** The status and body of GET `path` on 127.0.0.1:`port`. */
-export function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+/** The status, body and headers of `method` (GET) `path` on 127.0.0.1:`port`. */
+export function httpGet(port: number, path: string, method = "GET"): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
-    request({ host: "127.0.0.1", port, path }, (res) => {
+    request({ host: "127.0.0.1", port, path, method }, (res) => {
       let body = "";
       res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     }).on("error", reject).end();
   });
 }
