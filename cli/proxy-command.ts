@@ -277,32 +277,36 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   const adminFlag = flags.get("admin");
   const fileAdmin = config.admin;
   if (adminFlag) config.admin = hostPort("admin", adminFlag);
+  // the admin endpoint first: a port another process holds ends the start before anything binds
+  // or writes (a proxy started and stopped at once saved its fresh stages to the stateFile, and the
+  // next start said it restored them); until the proxy runs, /readyz says it is not started
+  let admin: AdminServer | undefined;
+  let started: Proxy | null = null;
+  if (config.admin) {
+    try {
+      admin = await startAdminServer(() => started, config.admin.address, config.admin.port);
+    } catch (err) {
+      // probes and scrapes would find nothing: a proxy without its admin endpoint does not run
+      console.error(`msm proxy: admin endpoint ${config.admin.address}:${config.admin.port}: ${(err as Error).message}; the proxy did not start`);
+      return 1;
+    }
+  }
   let proxy: Proxy;
   try {
     proxy = await Proxy.start(config, (e) => console.error(`${stamp()} ${printable(describeEvent(e))}`));
   } catch (err) {
+    await admin?.close();
     if (err instanceof ApplyError) {
       console.error(`msm proxy: the proxy did not start: its config could not be applied:\n  ${printable(applyErrorLines(err, config), { keepNewlines: true })}`);
       return 1;
     }
     throw err;
   }
+  started = proxy;
   // reloads: SIGHUP, or a change in the config's folder or a filter's that changes what it runs
   const reloader = await FileReloader.start(file, proxy, config, text, fileAdmin, adminFlag !== undefined, (line) => console.error(`${stamp()} ${line}`));
   process.on("SIGHUP", () => reloader.reload("SIGHUP", false));
-  let admin: AdminServer | undefined;
-  if (config.admin) {
-    try {
-      admin = await startAdminServer(proxy, config.admin.address, config.admin.port);
-    } catch (err) {
-      // probes and scrapes would find nothing: a proxy without its admin endpoint does not run
-      reloader.close();
-      await proxy.close();
-      console.error(`msm proxy: admin endpoint ${config.admin.address}:${config.admin.port}: ${(err as Error).message}; the proxy did not start`);
-      return 1;
-    }
-    console.error(`${stamp()} admin: http://${config.admin.address}:${admin.port}/metrics`);
-  }
+  if (admin) console.error(`${stamp()} admin: http://${config.admin!.address}:${admin.port}/metrics`);
   const { segments, notRunning } = await proxy.stats();
   const io = proxy.io;
   if (io.note) console.error(`${stamp()} WARNING: ${io.note}`);

@@ -396,7 +396,7 @@ test("msm proxy: an admin port another process holds stops the start with exit 1
   await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
   const taken = (holder.address() as AddressInfo).port;
   const listen = await freePortPair();
-  writeFileSync(file, `admin: { address: 127.0.0.1, port: ${taken} }\n${yaml(listen, 9, 1)}`);
+  writeFileSync(file, `admin: { address: 127.0.0.1, port: ${taken} }\nstateFile: state.json\n${yaml(listen, 9, 1)}`);
   try {
     const p = run(["proxy", "--config", file]);
     assert.is(await p.exited, 1, p.output());
@@ -404,6 +404,8 @@ test("msm proxy: an admin port another process holds stops the start with exit 1
     // its RTP port is free again: nothing of the half-started proxy stays behind
     const again = await bindUdp(listen);
     again.close();
+    // nor a stateFile of stages that never ran, which the next start said it restored
+    assert.not.ok(existsSync(join(dir, "state.json")), "no stateFile written");
   } finally {
     holder.close();
     rmSync(dir, { recursive: true, force: true });
