@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { parseListen, startDashboard } from "../controlplane/dashboard/index.js";
 import { startControlPlane } from "../controlplane/server/index.js";
 import { isUnixSocketAddress } from "../controlplane/api/unix-socket.js";
+import { parseStoreSpec } from "../controlplane/store/index.js";
 import type { TlsFiles } from "../controlplane/security/tls.js";
 import { DEFAULT_BAD_HOP } from "../controlplane/api/streams.js";
 import { numberFlag, parseFlags, UsageError } from "./usage.js";
@@ -23,6 +24,11 @@ export async function runControlPlane(args: readonly string[]): Promise<number> 
   const listen = flags.get("listen");
   const store = flags.get("store");
   if (!listen || !store || rest.length > 0) throw new UsageError(CONTROL_PLANE_USAGE);
+  try {
+    parseStoreSpec(store); // a misspelt --store is the command line's fault (exit 2), not the store's
+  } catch (err) {
+    throw new UsageError(`--store: ${(err as Error).message}`);
+  }
   // a hop of a stream's path is bad when it adds more loss (a fraction) or more jitter (ms) than these
   const badHop = {
     loss: numberFlag(flags, "bad-loss", DEFAULT_BAD_HOP.loss, 0, 1),

@@ -475,6 +475,13 @@ test("msm with an unknown command or flag prints usage and exits 2", async () =>
   const d = run(["proxy", "--control-plane", "127.0.0.1:9", "--node-id", "n2", "--state-dir", "/tmp/x", "--tls-ca", "ca.pem"]);
   assert.is(await d.exited, 2);
   assert.match(d.output(), /missing: --tls-cert, --tls-key\), or --insecure/);
+  // a --store of no known form is the command line's fault too (it exited 1, as a store failure)
+  for (const [spec, why] of [["bogus:x", "unknown store 'bogus:x'"], ["etcd:", "needs at least one URL"], ["file:", "needs a directory"]]) {
+    const e = run(["control-plane", "--listen", "127.0.0.1:0", "--store", spec!, "--insecure"]);
+    assert.is(await e.exited, 2, e.output());
+    assert.match(e.output(), "msm: --store: ");
+    assert.match(e.output(), why!);
+  }
 });
 
 test("msm filter new refuses a name whose metrics the proxy would refuse (drops), before writing anything, and exits 1", async () => {

@@ -14,17 +14,23 @@ export interface OpenStoreOptions {
   readonly etcd?: EtcdStoreOptions;
 }
 
-/** Opens the store a spec names; throws StoreError for a bad spec or a store that cannot be reached. */
-export async function openStore(spec: string, options: OpenStoreOptions = {}): Promise<Store> {
+/** What a store spec names (file: a directory; etcd: its URLs), or throws StoreError for a spec of no known form. */
+export function parseStoreSpec(spec: string): { kind: "file"; dir: string } | { kind: "etcd"; urls: string[] } {
   if (spec.startsWith("file:")) {
     const dir = spec.slice("file:".length);
     if (dir === "") throw new StoreError("store 'file:' needs a directory: file:/var/lib/msm");
-    return FileStore.open(dir, options.file);
+    return { kind: "file", dir };
   }
   if (spec.startsWith("etcd:")) {
     const urls = spec.slice("etcd:".length).split(",").map((u) => u.trim()).filter((u) => u !== "");
     if (urls.length === 0) throw new StoreError("store 'etcd:' needs at least one URL: etcd:http://127.0.0.1:2379");
-    return EtcdStore.open(urls, options.etcd);
+    return { kind: "etcd", urls };
   }
   throw new StoreError(`unknown store '${spec}': use file:DIR or etcd:URL[,URL...]`);
+}
+
+/** Opens the store a spec names; throws StoreError for a bad spec or a store that cannot be reached. */
+export async function openStore(spec: string, options: OpenStoreOptions = {}): Promise<Store> {
+  const parsed = parseStoreSpec(spec);
+  return parsed.kind === "file" ? FileStore.open(parsed.dir, options.file) : EtcdStore.open(parsed.urls, options.etcd);
 }
