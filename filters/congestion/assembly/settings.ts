@@ -43,6 +43,8 @@ export class Settings {
   mode: i32 = MODE_SENDER;
   extensionId: i32 = 5;
   startBps: f64 = 1_000_000;
+  /** Whether startBps was given (root or context config): a refusal says when it was the default. */
+  startGiven: bool = false;
   minBps: f64 = 150_000;
   maxBps: f64 = 10_000_000;
   startupEnabled: bool = true;
@@ -74,6 +76,7 @@ export class Settings {
     this.mode = o.mode;
     this.extensionId = o.extensionId;
     this.startBps = o.startBps;
+    this.startGiven = o.startGiven;
     this.minBps = o.minBps;
     this.maxBps = o.maxBps;
     this.startupEnabled = o.startupEnabled;
@@ -111,6 +114,7 @@ export class Settings {
     }
     // RFC 8285 4.2: one-byte IDs 1-14 (0 is padding, 15 reserved)
     this.extensionId = <i32>cfg.getInt("extensionId", this.extensionId, 1, 14);
+    if (cfg.has("startBps")) this.startGiven = true;
     this.startBps = cfg.getNumber("startBps", this.startBps, 10_000, 10_000_000_000);
     this.minBps = cfg.getNumber("minBps", this.minBps, 10_000, 10_000_000_000);
     this.maxBps = cfg.getNumber("maxBps", this.maxBps, 10_000, 10_000_000_000);
@@ -166,7 +170,11 @@ export class Settings {
   /** Rules across keys, checked once the context's config is complete. */
   check(cfg: Config): void {
     if (this.minBps > this.maxBps) cfg.fail("config key 'minBps' (" + numberText(this.minBps) + ") is above 'maxBps' (" + numberText(this.maxBps) + ")");
-    if (this.startBps < this.minBps || this.startBps > this.maxBps) cfg.fail("config key 'startBps' must lie between 'minBps' and 'maxBps'");
+    if (this.startBps < this.minBps || this.startBps > this.maxBps) {
+      // the values, and whether startBps is the default: a 'maxBps' set alone below 1 Mbit/s is refused here
+      cfg.fail("config key 'startBps' (" + numberText(this.startBps) + (this.startGiven ? "" : ", the default: set it too")
+        + ") must lie between 'minBps' (" + numberText(this.minBps) + ") and 'maxBps' (" + numberText(this.maxBps) + ")");
+    }
     if (this.nonReferenceMs > this.referenceMs) cfg.fail("config key 'priority.nonReferenceMs' is above 'priority.referenceMs': non-reference frames must go first");
     if (this.renumber && !this.rtxGiven) {
       cfg.fail("config key 'priority.renumber' needs 'priority.rtxPayloadTypes': list the stream's RTX payload types ([] when it has none); "

@@ -15,7 +15,10 @@ const BAD: readonly [Record<string, unknown>, RegExp][] = [
   [{ mode: "both" }, /config key 'mode' must be 'sender' or 'receiver'/],
   [{ extensionId: 15 }, /config key 'extensionId' must be between 1 and 14/],
   [{ minBps: 2_000_000, maxBps: 1_000_000, startBps: 1_500_000 }, /'minBps' \(2000000\) is above 'maxBps' \(1000000\)/],
-  [{ startBps: 50_000 }, /'startBps' must lie between 'minBps' and 'maxBps'/],
+  [{ startBps: 50_000 }, /'startBps' \(50000\) must lie between 'minBps' \(150000\) and 'maxBps' \(10000000\)/],
+  // startBps not given: its default (1 Mbit/s) is outside what the keys given allow; said as such
+  [{ maxBps: 500_000 }, /'startBps' \(1000000, the default: set it too\) must lie between 'minBps' \(150000\) and 'maxBps' \(500000\)/],
+  [{ minBps: 2_000_000 }, /'startBps' \(1000000, the default: set it too\) must lie between 'minBps' \(2000000\) and 'maxBps' \(10000000\)/],
   [{ pacing: { factor: 0.5 } }, /config key 'pacing.factor' must be between 1 and 10(?![.\d])/],
   [{ pacing: { maxQueuePackets: 5000 } }, /config key 'pacing.maxQueuePackets' must be between 8 and 4096/],
   [{ pacing: { burst: 3 } }, /unknown config key 'pacing.burst'/],
