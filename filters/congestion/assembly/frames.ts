@@ -1,7 +1,8 @@
 // Priority drop: which frames go when the pacer's queue grows. A frame is the packets of one RTP
 // timestamp of one SSRC; its first packet decides for all of it, so a frame is never cut in half
 // by a decision. For H.264 (RFC 6184 packetisation) the first packet's NAL header says how much
-// the frame matters: IDR (or parameter sets) > reference (nal_ref_idc > 0) > non-reference.
+// the frame matters: IDR (or parameter sets) > reference (nal_ref_idc > 0) > non-reference; a
+// first packet holding an AUD or SEI alone says nothing of it, and the next packet decides.
 import { RtpPacket } from "../../../sdk/assembly";
 import { DROP_DEPENDENT, DROP_NON_REFERENCE, DROP_QUEUE_FULL, DROP_REFERENCE } from "./metrics";
 import { MAX_SOURCES, SOURCE_IDLE_US, leastRecent } from "./settings";
@@ -49,6 +50,8 @@ export class FrameGate {
   private readonly used: StaticArray<bool> = new StaticArray<bool>(SOURCES);
   /** The current frame's verdict per source: 0 admitted, else the drop reason of all its packets. */
   private readonly verdicts: StaticArray<u32> = new StaticArray<u32>(SOURCES);
+  /** Per source: the current frame's packets so far were H.264 without a slice or parameter set (AUD, SEI): the next one decides. */
+  private readonly undecided: StaticArray<bool> = new StaticArray<bool>(SOURCES);
   /** The current frame's class per source. */
   private readonly classes: StaticArray<i32> = new StaticArray<i32>(SOURCES);
   /** Per source: a reference frame was lost here; frames up to the next IDR cannot be decoded. */
@@ -68,8 +71,9 @@ export class FrameGate {
     const s = this.sourceOf(RtpPacket.ssrc(ptr), nowUs);
     this.source = s;
     const ts = RtpPacket.timestamp(ptr);
-    if (unchecked(this.timestamps[s]) == ts && unchecked(this.verdicts[s]) != 0xffffffff) return unchecked(this.verdicts[s]);
-    // a new frame
+    const sameFrame = unchecked(this.timestamps[s]) == ts && unchecked(this.verdicts[s]) != 0xffffffff;
+    if (sameFrame && !unchecked(this.undecided[s])) return unchecked(this.verdicts[s]);
+    // a new frame, or the next packet of one whose packets so far said nothing of its class
     unchecked((this.timestamps[s] = ts));
     let cls = CLASS_OTHER;
     if (h264) {
@@ -77,6 +81,7 @@ export class FrameGate {
       if (off > 0 && off < len) cls = h264Class(ptr + <usize>off, len - off - RtpPacket.paddingLength(ptr, len));
     }
     unchecked((this.classes[s] = cls));
+    unchecked((this.undecided[s] = false));
     let verdict: u32 = 0;
     if (cls == CLASS_IDR) {
       unchecked((this.waitingIdr[s] = false));
@@ -92,6 +97,10 @@ export class FrameGate {
       verdict = DROP_QUEUE_FULL;
       if (cls >= CLASS_REFERENCE) this.waitFor(s);
     }
+    // an H.264 frame led by a packet of an AUD or SEI alone (no slice, no parameter set): that
+    // packet has its verdict, and the frame's next packet decides for the rest (an IDR led by an
+    // AUD ends the wait for one, a non-reference frame led by one can still go first)
+    if (h264 && cls == CLASS_OTHER && verdict != DROP_QUEUE_FULL) unchecked((this.undecided[s] = true));
     unchecked((this.verdicts[s] = verdict));
     return verdict;
   }
@@ -144,6 +153,7 @@ export class FrameGate {
   private start(i: i32, ssrc: u32, now: i64): i32 {
     unchecked((this.ssrcs[i] = ssrc));
     unchecked((this.verdicts[i] = 0xffffffff)); // no frame yet
+    unchecked((this.undecided[i] = false));
     unchecked((this.waitingIdr[i] = false));
     unchecked((this.lastUse[i] = now));
     return i;

@@ -649,6 +649,35 @@ test("never half a frame: every packet of a frame gets the frame's verdict, and 
   assert.equal(h.metric("pli_sent", s), 1, "the origin is asked for an IDR, once");
 });
 
+test("a frame led by a packet of an access unit delimiter alone is judged by its next packet: non-reference ones still go first, and an IDR led by one ends the wait for an IDR", async () => {
+  const h = await loadCongestion({ startUs: 0 });
+  const s = h.createContext({ mode: "sender", startBps: 1_000_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 20, referenceMs: 60 } });
+  // as above, every frame sent as an AUD (RFC 6184 single NAL unit packet, type 9) and then its slices
+  const gop: ("ref" | "nonref")[] = Array.from({ length: 18 }, (_, k) => (k % 2 === 0 ? "ref" : "nonref"));
+  const kinds = ["idr", ...gop, "idr", "nonref", "ref"] as const;
+  const nextIdr = kinds.indexOf("idr", 1);
+  let seq = 0;
+  const byFrame: string[][] = [];
+  kinds.forEach((kind, f) => {
+    const aud = buildRtp({ seq: seq++, timestamp: f * 3000, ssrc: SSRC, payloadType: 96, payloadSize: 2 });
+    aud[12] = 0x09;
+    aud[13] = 0xf0;
+    const slices = Array.from({ length: 10 }, (_, k) => ({ ctx: s, bytes: h264Packet(seq++, f * 3000, kind, { first: k === 0, last: k === 9, size: 1100 }) }));
+    const r = h.runBatch([{ ctx: s, bytes: aud }, ...slices]);
+    byFrame.push(r.packets.slice(1).map((p) => (p.verdict === "drop" ? p.reasonName : "kept")));
+    h.advanceTime(33_000);
+  });
+  console.log(`  ${byFrame.map((v, f) => `${kinds[f]}:${[...new Set(v)].join("/")}`).join("  ")}`);
+  for (const [f, verdicts] of byFrame.entries()) assert.is(new Set(verdicts).size, 1, `frame ${f} (${kinds[f]}): its slices are all one: ${verdicts.join(",")}`);
+  const first = (name: string): number => byFrame.findIndex((v) => v[0] === name);
+  assert.ok(first("non_reference") >= 0, "non-reference frames went first");
+  const refDropped = first("reference");
+  assert.ok(refDropped > first("non_reference"), "reference frames only after non-reference ones");
+  for (let f = refDropped + 1; f < nextIdr; f++) assert.equal(byFrame[f]![0], "dependent", `frame ${f} depends on the dropped reference`);
+  assert.equal(byFrame[nextIdr]![0], "kept", "the next IDR goes, its AUD first");
+  assert.not.equal(byFrame[nextIdr + 2]![0], "dependent", "the frames after it are decodable again");
+});
+
 test("receivers' REMBs cap the target: two receivers, the lower one holds (no flipping each second), a cap nobody renews lapses, and none reaches the origin", async () => {
   const h = await loadCongestion({ startUs: 0 });
   const s = h.createContext({ mode: "sender", startBps: 2_000_000 });
