@@ -393,7 +393,9 @@ export class SenderContext extends SegmentContext {
         this.onFeedback(q, now);
       } else if (type == RtcpType.RR || type == RtcpType.SR) {
         this.onReport(q, type == RtcpType.SR ? 28 : 8, now);
-        if (Rtcp.count(q) > 0) onlyOurs = false;
+        // an empty RR is what proxy B puts first; an SR carries the downstream sender's clock
+        // for the origin (RFC 3550 6.4.1), blocks or not
+        if (Rtcp.count(q) > 0 || type == RtcpType.SR) onlyOurs = false;
       } else if (type == RtcpType.PSFB && Rtcp.count(q) == FMT_REMB && size >= 20 && loadBe32(q + 12) == REMB_ID) {
         // a receiver's REMB: an upper bound on the target; the origin hears this filter's REMB
         // only (passed on beside it, the receiver's figure, a huge one too, undid the limit)

@@ -179,4 +179,10 @@ test("what forged reports cannot do: a flow at or below 1.25 x minBps never trip
   assert.is(num(f, "target_bps"), MIN_BPS, "the target is at minBps, no lower");
 });
 
+test("a downstream SR without report blocks passes on to the origin (its sender info is the origin's to read); an empty RR alone, what proxy B sends, is taken", async () => {
+  const f = await flow({});
+  const { reports } = second(f, 600_000, [report([], { sr: true }), report([])]);
+  assert.equal(reports, ["pass", "hold"]);
+});
+
 test.run();
