@@ -164,11 +164,11 @@ export class Config {
   getInt(key: string, def: i64, min: i64 = i64.MIN_VALUE, max: i64 = i64.MAX_VALUE): i64 {
     if (!this.find(key)) return def;
     const v = parseInteger(this.valStart, this.valEnd);
-    if (!v.ok) {
+    if (!v.ok && !v.huge) {
       this.fail("config key '" + this.path + key + "' must be an integer");
       return def;
     }
-    if (v.value < min || v.value > max) {
+    if (v.huge || v.value < min || v.value > max) {
       this.fail("config key '" + this.path + key + "' must be between " + min.toString() + " and " + max.toString());
       return def;
     }
@@ -403,6 +403,8 @@ function hexValue(c: i32): i32 {
 class ParsedInt {
   ok: bool = false;
   value: i64 = 0;
+  /** Not ok, but a whole number all the same: one past the safe integers (1e20), out of any range asked. */
+  huge: bool = false;
 }
 const parsed = new ParsedInt();
 
@@ -410,6 +412,7 @@ const parsed = new ParsedInt();
 function parseInteger(p: usize, end: usize): ParsedInt {
   parsed.ok = false;
   parsed.value = 0;
+  parsed.huge = false;
   if (p >= end) return parsed;
   const first = <i32>load<u8>(p);
   if (first != MINUS && !isDigit(first)) return parsed;
@@ -438,6 +441,8 @@ function parseInteger(p: usize, end: usize): ParsedInt {
   if (isFinite(v) && Math.floor(v) == v && Math.abs(v) <= MAX_SAFE) {
     parsed.ok = true;
     parsed.value = <i64>v;
+  } else if (isFinite(v) && Math.floor(v) == v) {
+    parsed.huge = true;
   }
   return parsed;
 }

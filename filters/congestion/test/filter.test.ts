@@ -31,6 +31,9 @@ const BAD: readonly [Record<string, unknown>, RegExp][] = [
   [{ startup: { growth: 2 } }, /unknown config key 'startup.growth'/],
   [{ circuitBreaker: { intervals: 0 } }, /config key 'circuitBreaker.intervals' must be between 1 and 600/],
   [{ feedbackIntervalMs: 5 }, /config key 'feedbackIntervalMs' must be between 10 and 1000/],
+  // a whole number past the safe integers is out of range, not "not an integer"
+  [{ signal: { intervalMs: 1e20 } }, /config key 'signal.intervalMs' must be between 100 and 60000/],
+  [{ pacing: { maxQueuePackets: -1e19 } }, /config key 'pacing.maxQueuePackets' must be between 8 and 4096/],
   [{ bufferBudgetKiB: 1024 }, /'bufferBudgetKiB' can only be set in the filter's root config/],
   [{ tmmbr: true }, /unknown config key 'tmmbr'/],
 ];
