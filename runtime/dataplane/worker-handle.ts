@@ -230,6 +230,9 @@ export class WorkerHandle {
       // the beacon file's name as an argument too: a worker whose proxy dies before the init arrives removes it all the same
       try {
         this.child = fork(ENTRY, [this.beaconFile], { stdio: ["ignore", "inherit", "inherit", "ipc", ...(pair ? [pair[1]] : [])], env: workerProcessEnv() });
+      } catch (err) {
+        if (pair) closeSync(pair[0]); // no worker to keep sockets for
+        throw err;
       } finally {
         if (pair) closeSync(pair[1]); // the worker's now
       }
