@@ -102,8 +102,6 @@ export class SegmentRuntime {
   readonly gate: SourceGate;
   private readonly pending: PacketList;
   private flushScheduled = false;
-  /** A packet of the gate's candidate (PacketList.origin) left the chain in this flush. */
-  private routedOrigin = false;
   private readonly flushNow = (): void => this.flush();
   private readonly egress = (list: PacketList): void => this.sendAll(list);
   /** The sockets' send trackers, in the order of `sockets`' fields. */
@@ -406,13 +404,12 @@ export class SegmentRuntime {
     if (this.pending.count === 0 || this.closed) return;
     this.runner.setClock(performance.now() * 1000, Date.now() * 1000);
     this.runner.keptOrigin = false;
-    this.routedOrigin = false;
     try {
       this.runner.run(this.stages, 0, this.pending, this.stats, this.egress);
     } finally {
       this.pending.clear();
       // a new sender latches only if the chain accepted a packet of it (source-gate.ts)
-      this.gate.settle(this.runner.keptOrigin || this.routedOrigin);
+      this.gate.settle(this.runner.keptOrigin); // no-op when route() settled it
     }
   }
 
@@ -488,6 +485,8 @@ export class SegmentRuntime {
     stats.bytesIn += len;
     stats.legPacketsIn[leg]++;
     const nowMs = performance.now();
+    // the media's new sender is heard in this batch: the chain's verdict on it first (a leg hears only a known sender)
+    if (!this.legSenderKnown(leg, address) && this.gate.senderPending(address)) this.flush();
     if (!this.legSenderKnown(leg, address) || !this.legGates[leg - 1]!.admitSender(address, port, false, nowMs)) {
       stats.drops.add(DropReason.HostSourceRefused);
       return;
@@ -679,10 +678,17 @@ export class SegmentRuntime {
     const mux = this.config.rtcpMux;
     const s = this.sockets;
     const o = this.outlets;
+    // a candidate's packet left the chain: it is the sender from now on, for what this list sends
+    // back to it too (a stage's answer to the sender's RTCP goes where that RTCP came from)
+    for (let i = 0; this.gate.pending && i < list.count; i++) {
+      if (list.origin[i] !== 0) {
+        this.gate.settle(true);
+        break;
+      }
+    }
     for (let i = 0; i < list.count; i++) {
       const flags = list.flags[i]!;
       const dest = list.dest[i]!;
-      if (list.origin[i] !== 0) this.routedOrigin = true;
       const rtcp = (flags & PacketFlag.Rtcp) !== 0;
       const upstream = (flags & PacketFlag.Upstream) !== 0;
       const toSender = dest === Dest.Reverse ? !upstream : dest === Dest.Forward ? upstream : false;

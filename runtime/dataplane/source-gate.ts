@@ -154,6 +154,16 @@ export class SourceGate {
     this.follow(c.address, c.port);
   }
 
+  /** Whether a candidate waits for the chain's verdict. */
+  get pending(): boolean {
+    return this.candidatePending;
+  }
+
+  /** Whether a new sender at `address` waits for the chain's verdict (its media in this batch, not yet settled). */
+  senderPending(address: string): boolean {
+    return this.candidatePending && !this.candidate.rtcp && this.candidate.address === address;
+  }
+
   /** screen() and, at once, the verdict that its packet was accepted (legs, whose media's sender is known already). */
   admitSender(address: string, port: number, rtcp: boolean, nowMs: number): boolean {
     const verdict = this.screen(address, port, rtcp, nowMs); // never VERDICT_FIRST: no candidate waits
