@@ -5,20 +5,14 @@
 import * as assert from "uvu/assert";
 import { closeSync } from "node:fs";
 import { createSocket } from "node:dgram";
-import { loadUdpAddon, META_STRIDE, RECEIVE_SLOT, socketHandle, type UdpAddon } from "../runtime/index.js";
+import { META_STRIDE, RECEIVE_SLOT, socketHandle, type UdpAddon } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
-import { bindUdp, freePortRun, waitFor } from "./lib/udp.js";
+import { bindUdp, builtUdpAddon as addon, freePortRun, portFree, waitFor } from "./lib/udp.js";
 
 const test = suite("keep channel", { timeoutMs: 30_000 });
 
 /** Owners far from those the proxies of this process (and test/parked-sockets) number their workers with. */
 let nextOwner = 2_000_000;
-
-function addon(): UdpAddon {
-  const a = loadUdpAddon();
-  if (!a) throw new Error("the batched-I/O addon is not built (npm install builds it)");
-  return a;
-}
 
 /** Binds 127.0.0.1:port and takes it over as a worker process does: kept for `owner`, no exit hook. */
 async function kept(a: UdpAddon, owner: number, port: number, detail = "d"): Promise<number> {
@@ -27,15 +21,6 @@ async function kept(a: UdpAddon, owner: number, port: number, detail = "d"): Pro
   const fd = a.takeSocket(socketHandle(socket).fd, false, owner, `127.0.0.1|${port}`, detail);
   socket.close();
   return fd;
-}
-
-async function portFree(port: number): Promise<boolean> {
-  try {
-    (await bindUdp(port)).close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const place = (port: number): string => `127.0.0.1|${port}`;

@@ -3,20 +3,14 @@
 // replacement claims it only as it was set up; whatever is not claimed is closed on release.
 import * as assert from "uvu/assert";
 import { Worker } from "node:worker_threads";
-import { loadUdpAddon, META_STRIDE, RECEIVE_SLOT, type UdpAddon } from "../runtime/index.js";
+import { META_STRIDE, RECEIVE_SLOT } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
-import { bindUdp, freePortRun, waitFor } from "./lib/udp.js";
+import { bindUdp, builtUdpAddon as addon, freePortRun, portFree, waitFor } from "./lib/udp.js";
 
 const test = suite("parked sockets", { timeoutMs: 30_000 });
 
 /** Owners far from those the proxies of this process number their workers with. */
 let nextOwner = 1_000_000;
-
-function addon(): UdpAddon {
-  const a = loadUdpAddon();
-  if (!a) throw new Error("the batched-I/O addon is not built (npm install builds it)");
-  return a;
-}
 
 /** The descriptor a thread says, once the thread has ended (its exit listened for from the start: it may end before the message is handled). */
 async function descriptorThenExit(worker: Worker): Promise<number> {
@@ -33,15 +27,6 @@ async function descriptorThenExit(worker: Worker): Promise<number> {
 async function socketLeftBy(owner: number, port: number, detail: string, park: boolean, hand = false): Promise<number> {
   const worker = new Worker(new URL("./lib/park-worker.js", import.meta.url), { workerData: { owner, port, detail, park, hand } });
   return descriptorThenExit(worker);
-}
-
-async function portFree(port: number): Promise<boolean> {
-  try {
-    (await bindUdp(port)).close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 test("a keepable socket stays bound after its thread ends, and the claim gets it with the datagram that arrived meanwhile", async () => {

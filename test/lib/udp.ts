@@ -1,6 +1,24 @@
 // UDP helpers for tests: sinks that count by sequence number, a paced sender bounded in count and
 // time, and port allocation. Everything binds to loopback only.
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { loadAddon as loadUdpAddon, type UdpAddon } from "../../runtime/dataplane/batched-io.js";
+
+/** The batched-I/O addon; a test of it fails, never skips, where it is not built. */
+export function builtUdpAddon(): UdpAddon {
+  const a = loadUdpAddon();
+  if (!a) throw new Error("the batched-I/O addon is not built (npm install builds it)");
+  return a;
+}
+
+/** Whether 127.0.0.1:`port` can be bound now (nothing holds it: no socket, parked or kept, stayed behind). */
+export async function portFree(port: number): Promise<boolean> {
+  try {
+    (await bindUdp(port)).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A UDP socket bound to `port`; for port 0, one the kernel picks outside the runs freePortRun handed
