@@ -1886,16 +1886,31 @@ static int send_removals(int channel, int32_t owner, char* text) {
   return 1;
 }
 
-// Sends a worker's kept sockets of `owner` not sent yet as add records, marking each shared; how
-// many are left unsent (0: all), or -1: the channel is broken. The caller holds keep_lock.
-static int send_unshared(int channel, int32_t owner, char* text) {
+// Which kept sockets an add record carries, and what becomes of each once it is sent.
+typedef struct AddPick {
+  int32_t owner;
+  int parked;          // the proxy's parked copies (1), or a worker's own kept sockets (0)
+  int handed_only;     // parked: only those handed over
+  const char* place;   // parked: only at this place ("" any)
+} AddPick;
+
+static int picked(const Keepable* k, const AddPick* p) {
+  if (k->owner != p->owner || k->parked != p->parked) return 0;
+  if (!p->parked) return !k->shared;
+  return (!p->handed_only || k->handed) && (!p->place[0] || strcmp(k->place, p->place) == 0);
+}
+
+// Sends what `pick` selects as add records, up to CHANNEL_FDS_MAX a record: a worker's own are then
+// marked shared, the proxy's copies closed (the receiver's now). How many are left for a later call
+// (0: all sent), or -1: the channel is broken. The caller holds keep_lock.
+static int send_adds(int channel, const AddPick* pick, char* text) {
   for (;;) {
     size_t len = 0;
     int fds[CHANNEL_FDS_MAX];
     Keepable* batch[CHANNEL_FDS_MAX];
     int n = 0, left = 0;
     for (Keepable* k = keepables; k; k = k->next) {
-      if (k->owner != owner || k->parked || k->shared) continue;
+      if (!picked(k, pick)) continue;
       if (n < CHANNEL_FDS_MAX && append_strings(text, &len, k->place, k->detail)) {
         fds[n] = k->fd;
         batch[n++] = k;
@@ -1904,10 +1919,18 @@ static int send_unshared(int channel, int32_t owner, char* text) {
       }
     }
     if (n == 0) return 0;
-    int sent = send_record(channel, 'A', owner, text, len, fds, n);
+    int sent = send_record(channel, 'A', pick->owner, text, len, fds, n);
     if (sent < 0) return -1;
     if (sent == 0) return n + left;
-    for (int i = 0; i < n; i++) batch[i]->shared = 1;
+    for (int i = 0; i < n; i++) {
+      if (!pick->parked) {
+        batch[i]->shared = 1;
+        continue;
+      }
+      Keepable* k = unlink_keepable(batch[i]->fd, 1);
+      close(k->fd);
+      free_keepable(k);
+    }
     if (left == 0) return 0;
   }
 }
@@ -1956,7 +1979,8 @@ static napi_value share_kept(napi_env env, napi_callback_info info) {
   static char text[CHANNEL_TEXT_MAX];
   pthread_mutex_lock(&keep_lock);
   int left = send_removals(channel, owner, text);  // first: the proxy must let go of a port before any worker binds it again
-  if (left == 1) left = send_unshared(channel, owner, text);
+  AddPick own = {.owner = owner, .parked = 0, .place = ""};
+  if (left == 1) left = send_adds(channel, &own, text);
   else if (left == 0) left = 1;
   pthread_mutex_unlock(&keep_lock);
   napi_value out;
@@ -1981,38 +2005,9 @@ static napi_value send_parked(napi_env env, napi_callback_info info) {
     return NULL;
   }
   static char text[CHANNEL_TEXT_MAX];
-  int left = 0;
+  AddPick pick = {.owner = owner, .parked = 1, .handed_only = handed_only, .place = place};
   pthread_mutex_lock(&keep_lock);
-  for (;;) {
-    size_t len = 0;
-    int fds[CHANNEL_FDS_MAX];
-    Keepable* batch[CHANNEL_FDS_MAX];
-    int n = 0;
-    left = 0;
-    for (Keepable* k = keepables; k; k = k->next) {
-      if (k->owner != owner || !k->parked || (handed_only && !k->handed) || (place[0] && strcmp(k->place, place) != 0)) continue;
-      if (n < CHANNEL_FDS_MAX && append_strings(text, &len, k->place, k->detail)) {
-        fds[n] = k->fd;
-        batch[n++] = k;
-      } else {
-        left++;
-      }
-    }
-    if (n == 0) break;
-    int sent = send_record(channel, 'A', owner, text, len, fds, n);
-    if (sent <= 0) {
-      left = sent < 0 ? -1 : left + n;
-      break;
-    }
-    for (int i = 0; i < n; i++) {
-      Keepable* k = unlink_keepable(batch[i]->fd, 1);
-      if (k) {
-        close(k->fd);
-        free_keepable(k);
-      }
-    }
-    if (left == 0) break;
-  }
+  int left = send_adds(channel, &pick, text);
   pthread_mutex_unlock(&keep_lock);
   free(place);
   napi_value out;
