@@ -13,6 +13,7 @@ import { pathString } from "./field-path.js";
 import { MAX_CONFIG_BYTES, parseJsonText, parseYamlDocuments, TextLimitError } from "./text-limits.js";
 import { forwardingLoopProblems, type HostAddresses, type LoopNode } from "./forwarding-loops.js";
 import { schemaProblems } from "./schema-messages.js";
+import { unknownZoneProblems } from "./address-zones.js";
 import { interfaceProblem, isMulticast } from "./multicast.js";
 import { checkSecretReferences } from "./secrets.js";
 import { readBounded } from "../bounded-read.js";
@@ -461,6 +462,7 @@ function ruleProblems(config: ConfigParts, baseDir: string, host: HostAddresses)
     });
   });
   const parsed = config.segments.flatMap((seg, i) => (seg ? [{ seg, at: `segments[${i}]` }] : []));
+  if (host === "this host") for (const { seg, at } of parsed) problems.push(...unknownZoneProblems(seg, at));
   problems.push(...forwardingLoopProblems(parsed.map(({ seg, at }) => ({ name: seg.name, receives: receiveEndpoints(seg), sends: sendTargets(seg, at) })), host));
   const entries = Object.fromEntries(Object.entries(config.filters ?? {}).filter((e): e is [string, FilterEntry] => e[1] !== undefined));
   problems.push(...checkSecretReferences({ filters: entries, segments: config.segments.map((seg) => seg ?? { chain: [] }) }, baseDir));
