@@ -1179,6 +1179,43 @@ live("delete: by name and by file, all or none; --ignore-not-found", async () =>
   assert.is(r.err, "No segments found.\n");
 });
 
+live("delete proxy: refused while it is connected or segments name it; then forgotten, with its stats, all or none", async () => {
+  const file = join(dir, "gone.yaml");
+  writeFileSync(file, "kind: Segment\nmetadata: { name: cam-gone }\nspec:\n  proxy: node-gone\n  listen: { address: 127.0.0.1, port: 7204 }\n  destinations: [{ address: 127.0.0.1, port: 7304 }]\n");
+  const listed = async (): Promise<boolean> => (JSON.parse((await msmctl(["get", "proxies", "-o", "json"], { env })).out) as { items: { nodeId: string }[] }).items.some((p) => p.nodeId === "node-gone");
+  let gone: TestProxy | undefined = new TestProxy(cp.port, "node-gone", "insecure");
+  try {
+    assert.is((await msmctl(["apply", "-f", file], { env })).code, 0);
+    await until("node-gone's stats stored", async () => ((await msmctl(["describe", "proxy", "node-gone"], { env })).out.includes("LAST-SEEN") || (await listed()) ? true : undefined));
+    let r = await msmctl(["delete", "proxy", "node-gone"], { env });
+    assert.is(r.code, 1);
+    assert.match(r.err, /proxy "node-gone" is connected \(to cp-0 from .+\): stop it first, or it registers again; nothing was deleted/);
+    gone.close();
+    gone = undefined;
+    await until("node-gone disconnected", async () => (JSON.parse((await msmctl(["get", "proxies", "node-gone", "-o", "json"], { env })).out) as { connected: boolean }).connected ? undefined : true);
+    r = await msmctl(["delete", "proxy", "node-gone"], { env });
+    assert.is(r.code, 1);
+    assert.match(r.err, /segments name proxy "node-gone" \(cam-gone\): delete them or move them to another proxy first; nothing was deleted/);
+    assert.is((await msmctl(["delete", "segment", "cam-gone"], { env })).code, 0);
+    assert.ok(await listed(), "still listed: gone, but not forgotten");
+    r = await msmctl(["delete", "proxies", "node-gone", "node-nope"], { env });
+    assert.is(r.code, 1);
+    assert.match(r.err, /proxy "node-nope" not found; nothing was deleted/);
+    assert.ok(await listed(), "all or none");
+    r = await msmctl(["delete", "proxy/node-gone", "proxy/node-nope", "--ignore-not-found"], { env });
+    assert.is(r.code, 0, r.err);
+    assert.is(r.out, "proxy/node-gone deleted\n");
+    assert.not.ok(await listed(), "forgotten");
+    assert.is((await msmctl(["get", "proxies", "node-1", "-o", "json"], { env })).code, 0, "the others stay");
+    r = await msmctl(["describe", "proxy", "node-gone"], { env });
+    assert.is(r.code, 1, "its stats are gone too");
+    assert.is((await msmctl(["delete", "proxy", "node-1", "--wait"], { env })).code, 2, "--wait is for segments");
+  } finally {
+    gone?.close();
+    await msmctl(["delete", "segment", "cam-gone", "--ignore-not-found"], { env });
+  }
+});
+
 live("errors: a refused connection names the server; usage errors exit 2", async () => {
   let r = await spawnMsmctl(["get", "segments", "--server", "127.0.0.1:1", "--insecure"]);
   assert.is(r.code, 1);

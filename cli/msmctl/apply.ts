@@ -1,4 +1,4 @@
-// `msmctl apply -f FILE` and `msmctl delete segment NAME... | -f FILE`.
+// `msmctl apply -f FILE`, `msmctl delete segment NAME... | -f FILE` and `msmctl delete proxy NAME...`.
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
@@ -413,6 +413,26 @@ async function deleteAll(ctx: Context, names: string[]): Promise<Deleted> {
   return { deleted: res.deleted, revision: res.revision, revisionOf: new Map(res.deleted.map((n) => [n, res.revision])), requests: 1, maxTxnOps: 0 };
 }
 
+/**
+ * `delete proxy NAME...`: forgets proxies gone for good (a decommissioned node stays listed, and
+ * counted as disconnected, until then). The control plane refuses one that is connected or that
+ * segments name, and deletes all or none.
+ */
+async function deleteProxies(ctx: Context, names: string[]): Promise<number> {
+  if (names.length === 0) throw new UsageError("delete proxy needs at least one NAME");
+  for (const f of ["wait", "wait-timeout"]) if (flagSet(ctx.args, f)) throw new UsageError(`--${f} applies to segments: a deleted proxy runs nothing to wait for`);
+  let unique = [...new Set(names)];
+  if (flagSet(ctx.args, "ignore-not-found")) {
+    const known = new Set((await ctx.api().listProxies()).proxies.map((p) => p.nodeId));
+    unique = unique.filter((n) => known.has(n));
+    if (unique.length === 0) return 0;
+  }
+  const res = await ctx.api().deleteProxies({ nodeIds: unique });
+  if (ctx.output !== "table") ctx.io.out(render({ deleted: res.deleted }, ctx.output));
+  else ctx.io.out(res.deleted.map((n) => (ctx.namesOnly ? `proxy/${n}\n` : `proxy/${n} deleted\n`)).join(""));
+  return 0;
+}
+
 export async function deleteCommand(ctx: Context): Promise<number> {
   const files = flagValues(ctx.args, "filename");
   let names: string[];
@@ -420,7 +440,8 @@ export async function deleteCommand(ctx: Context): Promise<number> {
     if (ctx.words.length > 0) throw new UsageError("delete takes either -f FILE or segment NAME..., not both");
     names = (await loadFiles(ctx, files)).map((l) => l.manifest.metadata.name);
   } else {
-    const parsed = resourceAndNames(ctx.words, ["segments"], "delete");
+    const parsed = resourceAndNames(ctx.words, ["segments", "proxies"], "delete");
+    if (parsed.resource === "proxies") return deleteProxies(ctx, parsed.names);
     if (parsed.names.length === 0) throw new UsageError("delete segment needs at least one NAME (or -f FILE)");
     names = [...new Set(parsed.names)];
   }

@@ -52,6 +52,8 @@ export interface AdminApi {
   /** Secret-looking config values come back as "<redacted>" unless `showSecrets`. */
   listSegments(req: { proxy: string; showSecrets?: boolean }): Promise<{ segments: Segment[] }>;
   listProxies(): Promise<{ proxies: ProxyStatus[] }>;
+  /** Forgets proxies gone for good (not connected, named by no segment); all or none. */
+  deleteProxies(req: { nodeIds: string[] }): Promise<{ deleted: string[] }>;
   /**
    * Every page of the latest report of every proxy (or one), read page by page; `incomplete`
    * says why reading stopped early (more than MAX_STATS_BYTES in all).
@@ -196,6 +198,7 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
     deleteSegments: (req) => call("DeleteSegments", req),
     listSegments: (req) => call("ListSegments", req),
     listProxies: () => call("ListProxies", {}),
+    deleteProxies: (req) => call("DeleteProxies", req),
     getStats: async (req) => {
       const readAll = async (proxy: string): Promise<{ proxies: ProxyStats[]; incomplete?: string }> => {
         const proxies: ProxyStats[] = [];

@@ -23,7 +23,7 @@ const COMMANDS: Record<string, Command> = {
   apply: { run: applyCommand, synopsis: "apply -f FILE [-f FILE...] [--dry-run | --wait]", summary: "create or change segments (YAML documents or JSON; - is stdin)" },
   get: { run: getCommand, synopsis: "get segments|proxies|filters|streams [NAME...]", summary: "list them in a table (-o wide: more columns, not for streams; -o json|yaml: whole objects)" },
   describe: { run: describeCommand, synopsis: "describe segment [NAME...] | proxy [NODE...] | stream NAME", summary: "in detail (no name: each one): status, the reason of a refusal, counters; a stream hop by hop" },
-  delete: { run: deleteCommand, synopsis: "delete segment NAME... | -f FILE [--wait]", summary: "remove segments" },
+  delete: { run: deleteCommand, synopsis: "delete segment NAME... | -f FILE [--wait] | delete proxy NAME...", summary: "remove segments; forget proxies gone for good" },
   filter: { run: filterCommand, synopsis: "filter push NAME@VERSION FILE.wasm", summary: "add a module to the registry" },
   top: { run: topCommand, synopsis: "top [segments|streams] [--once] [--interval S]", summary: "live rates per segment, or streams worst first" },
   dashboard: { run: dashboardCommand, synopsis: "dashboard --dashboard-url URL [--port N]", summary: "the control plane's live dashboard on http://127.0.0.1 (as kubectl proxy)" },

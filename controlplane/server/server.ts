@@ -24,7 +24,7 @@ import { DesiredMirror } from "./mirror.js";
 import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
 import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
-import { listProxies, readStats, updateStatus, writeStats } from "./status.js";
+import { listProxies, planProxyDeletion, readStats, updateStatus, writeStats } from "./status.js";
 import { StatsAssembly } from "./stats-assembly.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
 import { STATS_BYTES_PER_SEC, STATS_MAX_PAGES, STATS_PAGE_BYTES } from "../api/stats-pages.js";
@@ -664,6 +664,16 @@ class ControlPlaneServer {
         return { segments: req.showSecrets ? segments : segments.map(withoutSecrets) };
       }),
       ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({ proxies: await this.proxies() })),
+      DeleteProxies: this.unary<{ nodeIds: string[] }, { deleted: string[] }>("admin", (req) => {
+        if (req.nodeIds.length === 0) throw invalid(["node_ids: nothing to delete"]);
+        return this.write("DeleteProxies", async () => {
+          const plan = await planProxyDeletion(this.store, await this.readDesired(), [...new Set(req.nodeIds)], this.timing.staleAfterMs);
+          if ("refused" in plan) throw new RpcError(plan.notFound ? status.NOT_FOUND : status.FAILED_PRECONDITION, plan.refused);
+          this.checkTxnSize(plan.ops, plan.compares.length);
+          const r = await this.store.txn(plan.compares, plan.ops);
+          return r.succeeded ? { deleted: plan.deleted } : CONFLICT;
+        });
+      }, true),
       GetStats: this.unary<{ proxy: string; pageToken: string }, { proxies: ProxyStats[]; nextPageToken: string }>("admin", async (req) => {
         if (req.pageToken !== "" && !req.pageToken.startsWith(req.proxy === "" ? STATS : `${STATS}${req.proxy}/`)) throw invalid(["page_token: not a token of this listing"]);
         const { pages, next } = await readStats(this.store, req.proxy, req.pageToken);

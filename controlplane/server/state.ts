@@ -124,6 +124,11 @@ export class DesiredState {
     return new Set([...this.proxies.keys(), ...this.byProxy.keys()]);
   }
 
+  /** The segments `node` is meant to run now, by name. */
+  segmentsOn(node: string): string[] {
+    return [...(this.byProxy.get(node) ?? [])].sort();
+  }
+
   /** Whether `node` is meant to run any segment now. */
   hasSegments(node: string): boolean {
     return this.byProxy.has(node);

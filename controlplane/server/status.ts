@@ -2,7 +2,7 @@
 // when), what it acknowledged or refused, and its latest stats, all kept in the store so that
 // ListProxies and GetStats answer the same on every replica.
 import type { ProxyStats, ProxyStatus } from "../api/proto.js";
-import type { Store } from "../store/index.js";
+import type { Compare, Op, Store } from "../store/index.js";
 import { STATS, STATUS, statsKey, statsPageKey, statusKey } from "./keys.js";
 import type { DesiredState } from "./state.js";
 
@@ -90,6 +90,44 @@ export async function listProxies(store: Store, state: DesiredState, staleAfterM
       statsDroppedAtMs: r.statsDroppedAtMs,
     };
   });
+}
+
+/** What a DeleteProxies request does: the store operations, guarded by each record's revision, or why it is refused. */
+export type ProxyDeletion =
+  | { ops: Op[]; compares: Compare[]; deleted: string[] }
+  | { refused: string; notFound: boolean };
+
+/**
+ * Plans forgetting proxies gone for good (a decommissioned node, whose record and stats would be
+ * listed, and counted as disconnected, for ever): their status record and stats pages, all or
+ * none. A proxy not known, connected (it would only register again), or still named by segments
+ * (it is meant to run them) is refused, naming why.
+ */
+export async function planProxyDeletion(store: Store, state: DesiredState, nodeIds: readonly string[], staleAfterMs: number): Promise<ProxyDeletion> {
+  const now = store.now?.() ?? Date.now();
+  const ops: Op[] = [];
+  const compares: Compare[] = [];
+  const problems: string[] = [];
+  const missing: string[] = [];
+  for (const node of nodeIds) {
+    const kv = await store.get(statusKey(node));
+    const segments = state.segmentsOn(node);
+    if (!kv) {
+      if (segments.length === 0) missing.push(`proxy "${node}" not found`);
+      else problems.push(`proxy "${node}" never connected, and segments name it (${segments.join(", ")}): delete them or move them to another proxy first`);
+      continue;
+    }
+    const r = { ...emptyStatus(node), ...(JSON.parse(kv.value.toString()) as StatusRecord) };
+    if (r.connected && now - r.lastSeenMs < staleAfterMs) problems.push(`proxy "${node}" is connected (to ${r.server || "a replica"} from ${r.peer || "?"}): stop it first, or it registers again`);
+    else if (segments.length > 0) problems.push(`segments name proxy "${node}" (${segments.join(", ")}): delete them or move them to another proxy first`);
+    compares.push({ key: kv.key, modRevision: kv.modRevision });
+    ops.push({ type: "delete", key: kv.key }, { type: "delete", key: statsKey(node) });
+    const { items } = await store.list(`${STATS}${node}/`, { keysOnly: true });
+    for (const page of items) ops.push({ type: "delete", key: page.key });
+  }
+  if (missing.length > 0) return { refused: `${missing.join(", ")}; nothing was deleted`, notFound: true };
+  if (problems.length > 0) return { refused: `${problems.join("; ")}; nothing was deleted`, notFound: false };
+  return { ops, compares, deleted: [...nodeIds] };
 }
 
 /** A page of a stats report as it arrived. */

@@ -8,6 +8,8 @@ import type { ApplySegmentsRequest as _msm_v1_ApplySegmentsRequest, ApplySegment
 import type { ApplySegmentsResponse as _msm_v1_ApplySegmentsResponse, ApplySegmentsResponse__Output as _msm_v1_ApplySegmentsResponse__Output } from './msm/v1/ApplySegmentsResponse.js';
 import type { ChainStage as _msm_v1_ChainStage, ChainStage__Output as _msm_v1_ChainStage__Output } from './msm/v1/ChainStage.js';
 import type { ControlMessage as _msm_v1_ControlMessage, ControlMessage__Output as _msm_v1_ControlMessage__Output } from './msm/v1/ControlMessage.js';
+import type { DeleteProxiesRequest as _msm_v1_DeleteProxiesRequest, DeleteProxiesRequest__Output as _msm_v1_DeleteProxiesRequest__Output } from './msm/v1/DeleteProxiesRequest.js';
+import type { DeleteProxiesResponse as _msm_v1_DeleteProxiesResponse, DeleteProxiesResponse__Output as _msm_v1_DeleteProxiesResponse__Output } from './msm/v1/DeleteProxiesResponse.js';
 import type { DeleteSegmentsRequest as _msm_v1_DeleteSegmentsRequest, DeleteSegmentsRequest__Output as _msm_v1_DeleteSegmentsRequest__Output } from './msm/v1/DeleteSegmentsRequest.js';
 import type { DeleteSegmentsResponse as _msm_v1_DeleteSegmentsResponse, DeleteSegmentsResponse__Output as _msm_v1_DeleteSegmentsResponse__Output } from './msm/v1/DeleteSegmentsResponse.js';
 import type { DescribeStreamRequest as _msm_v1_DescribeStreamRequest, DescribeStreamRequest__Output as _msm_v1_DescribeStreamRequest__Output } from './msm/v1/DescribeStreamRequest.js';
@@ -55,6 +57,8 @@ export interface ProtoGrpcType {
       ApplySegmentsResponse: MessageTypeDefinition<_msm_v1_ApplySegmentsResponse, _msm_v1_ApplySegmentsResponse__Output>
       ChainStage: MessageTypeDefinition<_msm_v1_ChainStage, _msm_v1_ChainStage__Output>
       ControlMessage: MessageTypeDefinition<_msm_v1_ControlMessage, _msm_v1_ControlMessage__Output>
+      DeleteProxiesRequest: MessageTypeDefinition<_msm_v1_DeleteProxiesRequest, _msm_v1_DeleteProxiesRequest__Output>
+      DeleteProxiesResponse: MessageTypeDefinition<_msm_v1_DeleteProxiesResponse, _msm_v1_DeleteProxiesResponse__Output>
       DeleteSegmentsRequest: MessageTypeDefinition<_msm_v1_DeleteSegmentsRequest, _msm_v1_DeleteSegmentsRequest__Output>
       DeleteSegmentsResponse: MessageTypeDefinition<_msm_v1_DeleteSegmentsResponse, _msm_v1_DeleteSegmentsResponse__Output>
       DescribeStreamRequest: MessageTypeDefinition<_msm_v1_DescribeStreamRequest, _msm_v1_DescribeStreamRequest__Output>

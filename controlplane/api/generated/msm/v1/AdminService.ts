@@ -5,6 +5,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { ApplySegmentsRequest as _msm_v1_ApplySegmentsRequest, ApplySegmentsRequest__Output as _msm_v1_ApplySegmentsRequest__Output } from '../../msm/v1/ApplySegmentsRequest.js';
 import type { ApplySegmentsResponse as _msm_v1_ApplySegmentsResponse, ApplySegmentsResponse__Output as _msm_v1_ApplySegmentsResponse__Output } from '../../msm/v1/ApplySegmentsResponse.js';
+import type { DeleteProxiesRequest as _msm_v1_DeleteProxiesRequest, DeleteProxiesRequest__Output as _msm_v1_DeleteProxiesRequest__Output } from '../../msm/v1/DeleteProxiesRequest.js';
+import type { DeleteProxiesResponse as _msm_v1_DeleteProxiesResponse, DeleteProxiesResponse__Output as _msm_v1_DeleteProxiesResponse__Output } from '../../msm/v1/DeleteProxiesResponse.js';
 import type { DeleteSegmentsRequest as _msm_v1_DeleteSegmentsRequest, DeleteSegmentsRequest__Output as _msm_v1_DeleteSegmentsRequest__Output } from '../../msm/v1/DeleteSegmentsRequest.js';
 import type { DeleteSegmentsResponse as _msm_v1_DeleteSegmentsResponse, DeleteSegmentsResponse__Output as _msm_v1_DeleteSegmentsResponse__Output } from '../../msm/v1/DeleteSegmentsResponse.js';
 import type { DescribeStreamRequest as _msm_v1_DescribeStreamRequest, DescribeStreamRequest__Output as _msm_v1_DescribeStreamRequest__Output } from '../../msm/v1/DescribeStreamRequest.js';
@@ -31,6 +33,15 @@ export interface AdminServiceClient extends grpc.Client {
   applySegments(argument: _msm_v1_ApplySegmentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_msm_v1_ApplySegmentsResponse__Output>): grpc.ClientUnaryCall;
   applySegments(argument: _msm_v1_ApplySegmentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_msm_v1_ApplySegmentsResponse__Output>): grpc.ClientUnaryCall;
   applySegments(argument: _msm_v1_ApplySegmentsRequest, callback: grpc.requestCallback<_msm_v1_ApplySegmentsResponse__Output>): grpc.ClientUnaryCall;
+  
+  DeleteProxies(argument: _msm_v1_DeleteProxiesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
+  DeleteProxies(argument: _msm_v1_DeleteProxiesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
+  DeleteProxies(argument: _msm_v1_DeleteProxiesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
+  DeleteProxies(argument: _msm_v1_DeleteProxiesRequest, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
+  deleteProxies(argument: _msm_v1_DeleteProxiesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
+  deleteProxies(argument: _msm_v1_DeleteProxiesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
+  deleteProxies(argument: _msm_v1_DeleteProxiesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
+  deleteProxies(argument: _msm_v1_DeleteProxiesRequest, callback: grpc.requestCallback<_msm_v1_DeleteProxiesResponse__Output>): grpc.ClientUnaryCall;
   
   DeleteSegments(argument: _msm_v1_DeleteSegmentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_msm_v1_DeleteSegmentsResponse__Output>): grpc.ClientUnaryCall;
   DeleteSegments(argument: _msm_v1_DeleteSegmentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_msm_v1_DeleteSegmentsResponse__Output>): grpc.ClientUnaryCall;
@@ -109,6 +120,8 @@ export interface AdminServiceClient extends grpc.Client {
 export interface AdminServiceHandlers extends grpc.UntypedServiceImplementation {
   ApplySegments: grpc.handleUnaryCall<_msm_v1_ApplySegmentsRequest__Output, _msm_v1_ApplySegmentsResponse>;
   
+  DeleteProxies: grpc.handleUnaryCall<_msm_v1_DeleteProxiesRequest__Output, _msm_v1_DeleteProxiesResponse>;
+  
   DeleteSegments: grpc.handleUnaryCall<_msm_v1_DeleteSegmentsRequest__Output, _msm_v1_DeleteSegmentsResponse>;
   
   DescribeStream: grpc.handleUnaryCall<_msm_v1_DescribeStreamRequest__Output, _msm_v1_DescribeStreamResponse>;
@@ -129,6 +142,7 @@ export interface AdminServiceHandlers extends grpc.UntypedServiceImplementation 
 
 export interface AdminServiceDefinition extends grpc.ServiceDefinition {
   ApplySegments: MethodDefinition<_msm_v1_ApplySegmentsRequest, _msm_v1_ApplySegmentsResponse, _msm_v1_ApplySegmentsRequest__Output, _msm_v1_ApplySegmentsResponse__Output>
+  DeleteProxies: MethodDefinition<_msm_v1_DeleteProxiesRequest, _msm_v1_DeleteProxiesResponse, _msm_v1_DeleteProxiesRequest__Output, _msm_v1_DeleteProxiesResponse__Output>
   DeleteSegments: MethodDefinition<_msm_v1_DeleteSegmentsRequest, _msm_v1_DeleteSegmentsResponse, _msm_v1_DeleteSegmentsRequest__Output, _msm_v1_DeleteSegmentsResponse__Output>
   DescribeStream: MethodDefinition<_msm_v1_DescribeStreamRequest, _msm_v1_DescribeStreamResponse, _msm_v1_DescribeStreamRequest__Output, _msm_v1_DescribeStreamResponse__Output>
   GetStats: MethodDefinition<_msm_v1_GetStatsRequest, _msm_v1_GetStatsResponse, _msm_v1_GetStatsRequest__Output, _msm_v1_GetStatsResponse__Output>
