@@ -8,7 +8,7 @@ import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { bindUdp, freePortPair, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
-import { httpGet } from "./lib/http-get.js";
+import { httpGet, httpRequest } from "./lib/http-get.js";
 
 const test = suite("proxy over UDP", { timeoutMs: 30_000 });
 const LO = "127.0.0.1";
@@ -223,12 +223,12 @@ test("/metrics speaks Prometheus: segment, filter and the filter's own metrics",
     assert.is((await httpGet(admin.port, "/nope")).status, 404);
     // reads only: before, a POST or DELETE got 200 as if it had done something
     for (const [method, path] of [["POST", "/stats"], ["DELETE", "/healthz"], ["PUT", "/metrics"]] as const) {
-      const r = await httpGet(admin.port, path, method);
+      const r = await httpRequest(admin.port, path, method);
       assert.is(r.status, 405, `${method} ${path}`);
       assert.is(r.headers.allow, "GET, HEAD");
       assert.match(r.body, `method ${method} not allowed`);
     }
-    const head = await httpGet(admin.port, "/metrics", "HEAD");
+    const head = await httpRequest(admin.port, "/metrics", "HEAD");
     assert.equal([head.status, head.body], [200, ""]);
   } finally {
     tx.close();
