@@ -625,60 +625,49 @@ test("more live SSRCs than followed: a ninth never takes the place of a live str
   assert.is(frame("idr"), "kept");
 });
 
-test("never half a frame: every packet of a frame gets the frame's verdict, and a reference frame dropped takes the frames up to the next IDR with it", async () => {
+/** A GOP under priority dropping (10 packets of 1100 bytes a frame at 30 fps: 2.6 Mbit/s into 1.1, 1.3 without the non-reference frames); per frame, each slice's verdict. */
+async function priorityGop(withAud: boolean): Promise<{ kinds: readonly string[]; byFrame: string[][]; nextIdr: number; pliSent: unknown }> {
   const h = await loadCongestion({ startUs: 0 });
   const s = h.createContext({ mode: "sender", startBps: 1_000_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 20, referenceMs: 60 } });
-  // 10 packets of 1100 bytes a frame at 30 fps: 2.6 Mbit/s into 1.1, 1.3 without the non-reference frames
   const gop: ("ref" | "nonref")[] = Array.from({ length: 18 }, (_, k) => (k % 2 === 0 ? "ref" : "nonref"));
   const kinds = ["idr", ...gop, "idr", "nonref", "ref"] as const;
-  const nextIdr = kinds.indexOf("idr", 1);
   let seq = 0;
   const byFrame: string[][] = [];
   kinds.forEach((kind, f) => {
-    const packets = Array.from({ length: 10 }, (_, k) => ({ ctx: s, bytes: h264Packet(seq++, f * 3000, kind, { first: k === 0, last: k === 9, size: 1100 }) }));
-    const r = h.runBatch(packets);
-    byFrame.push(r.packets.map((p) => (p.verdict === "drop" ? p.reasonName : "kept")));
-    h.advanceTime(33_000);
-  });
-  const summary = byFrame.map((v, f) => `${kinds[f]}:${[...new Set(v)].join("/")}`);
-  console.log(`  ${summary.join("  ")}`);
-  for (const [f, verdicts] of byFrame.entries()) assert.is(new Set(verdicts).size, 1, `frame ${f} (${kinds[f]}) is all one: ${verdicts.join(",")}`);
-  const first = (name: string): number => byFrame.findIndex((v) => v[0] === name);
-  assert.ok(first("non_reference") >= 0, "non-reference frames went first");
-  const refDropped = first("reference");
-  assert.ok(refDropped > first("non_reference"), "reference frames only after non-reference ones");
-  for (let f = refDropped + 1; f < nextIdr; f++) assert.equal(byFrame[f]![0], "dependent", `frame ${f} depends on the dropped reference`);
-  assert.equal(byFrame[nextIdr]![0], "kept", "the next IDR goes");
-  assert.equal(h.metric("pli_sent", s), 1, "the origin is asked for an IDR, once");
-});
-
-test("a frame led by a packet of an access unit delimiter alone is judged by its next packet: non-reference ones still go first, and an IDR led by one ends the wait for an IDR", async () => {
-  const h = await loadCongestion({ startUs: 0 });
-  const s = h.createContext({ mode: "sender", startBps: 1_000_000, priority: { h264PayloadTypes: [96], nonReferenceMs: 20, referenceMs: 60 } });
-  // as above, every frame sent as an AUD (RFC 6184 single NAL unit packet, type 9) and then its slices
-  const gop: ("ref" | "nonref")[] = Array.from({ length: 18 }, (_, k) => (k % 2 === 0 ? "ref" : "nonref"));
-  const kinds = ["idr", ...gop, "idr", "nonref", "ref"] as const;
-  const nextIdr = kinds.indexOf("idr", 1);
-  let seq = 0;
-  const byFrame: string[][] = [];
-  kinds.forEach((kind, f) => {
-    const aud = buildRtp({ seq: seq++, timestamp: f * 3000, ssrc: SSRC, payloadType: 96, payloadSize: 2 });
+    // with withAud, every frame is led by an access unit delimiter alone (RFC 6184 single NAL unit packet, type 9)
+    const aud = buildRtp({ seq: withAud ? seq++ : seq, timestamp: f * 3000, ssrc: SSRC, payloadType: 96, payloadSize: 2 });
     aud[12] = 0x09;
     aud[13] = 0xf0;
     const slices = Array.from({ length: 10 }, (_, k) => ({ ctx: s, bytes: h264Packet(seq++, f * 3000, kind, { first: k === 0, last: k === 9, size: 1100 }) }));
-    const r = h.runBatch([{ ctx: s, bytes: aud }, ...slices]);
-    byFrame.push(r.packets.slice(1).map((p) => (p.verdict === "drop" ? p.reasonName : "kept")));
+    const r = h.runBatch(withAud ? [{ ctx: s, bytes: aud }, ...slices] : slices);
+    byFrame.push(r.packets.slice(withAud ? 1 : 0).map((p) => (p.verdict === "drop" ? p.reasonName : "kept")));
     h.advanceTime(33_000);
   });
   console.log(`  ${byFrame.map((v, f) => `${kinds[f]}:${[...new Set(v)].join("/")}`).join("  ")}`);
+  return { kinds, byFrame, nextIdr: kinds.indexOf("idr", 1), pliSent: h.metric("pli_sent", s) };
+}
+
+/** Each frame's slices share one verdict; non-reference frames go first, then reference ones, each taking the frames after it up to the next IDR, which goes. */
+function assertWholeFramesInPriority({ kinds, byFrame, nextIdr }: Awaited<ReturnType<typeof priorityGop>>): void {
   for (const [f, verdicts] of byFrame.entries()) assert.is(new Set(verdicts).size, 1, `frame ${f} (${kinds[f]}): its slices are all one: ${verdicts.join(",")}`);
   const first = (name: string): number => byFrame.findIndex((v) => v[0] === name);
   assert.ok(first("non_reference") >= 0, "non-reference frames went first");
   const refDropped = first("reference");
   assert.ok(refDropped > first("non_reference"), "reference frames only after non-reference ones");
   for (let f = refDropped + 1; f < nextIdr; f++) assert.equal(byFrame[f]![0], "dependent", `frame ${f} depends on the dropped reference`);
-  assert.equal(byFrame[nextIdr]![0], "kept", "the next IDR goes, its AUD first");
-  assert.not.equal(byFrame[nextIdr + 2]![0], "dependent", "the frames after it are decodable again");
+  assert.equal(byFrame[nextIdr]![0], "kept", "the next IDR goes");
+}
+
+test("never half a frame: every packet of a frame gets the frame's verdict, and a reference frame dropped takes the frames up to the next IDR with it", async () => {
+  const gop = await priorityGop(false);
+  assertWholeFramesInPriority(gop);
+  assert.equal(gop.pliSent, 1, "the origin is asked for an IDR, once");
+});
+
+test("a frame led by a packet of an access unit delimiter alone is judged by its next packet: non-reference ones still go first, and an IDR led by one ends the wait for an IDR", async () => {
+  const gop = await priorityGop(true);
+  assertWholeFramesInPriority(gop);
+  assert.not.equal(gop.byFrame[gop.nextIdr + 2]![0], "dependent", "the frames after it are decodable again");
 });
 
 test("receivers' REMBs cap the target: two receivers, the lower one holds (no flipping each second), a cap nobody renews lapses, and none reaches the origin", async () => {
