@@ -5,8 +5,6 @@ import { readFileSync } from "node:fs";
 import { AdminServiceClient, type ApplySegmentsResponse, type FilterRef, type ProxyStats, type ProxyStatus, type Segment } from "../../controlplane/api/proto.js";
 import { channelCredentials, type TlsFiles } from "../../controlplane/security/tls.js";
 
-export type TestAdmin = ReturnType<typeof adminClient>;
-
 /** The AdminService of the replica at 127.0.0.1:`port` (plain text unless `tls`). */
 export function adminClient(port: number, tls: TlsFiles | "insecure" = "insecure") {
   const client = new AdminServiceClient(`127.0.0.1:${port}`, channelCredentials(tls), { "grpc.ssl_target_name_override": "msm-control-plane" }) as unknown as
