@@ -30,7 +30,7 @@ test("RTP: payload type under the marker bit, and the SSRC; too short: untouched
   assert.is(rtpSsrc(short, 0, 4), -1);
 });
 
-test("RTCP: every field naming the source, in SR, SDES, BYE, APP, PLI, FIR and NACK; other sources and XR untouched; at an offset", () => {
+test("RTCP: every field naming the source, in SR, SDES, BYE, APP, PLI, FIR, NACK and XR; other sources untouched; at an offset", () => {
   const sr = rtcp(2, 200, [...u32(SRC), ...new Array<number>(20).fill(1), ...block(SRC), ...block(OTHER)]);
   // SDES: a chunk of SRC with a 5-byte CNAME (2 + 5 + END = 8: 12 with the SSRC, no padding), then OTHER's with a 2-byte one
   const sdes = rtcp(2, 202, [...u32(SRC), 1, 5, 104, 111, 115, 116, 49, 0, ...u32(OTHER), 1, 2, 104, 105, 0, 0, 0, 0]);
@@ -39,11 +39,20 @@ test("RTCP: every field naming the source, in SR, SDES, BYE, APP, PLI, FIR and N
   const pli = rtcp(1, 206, [...u32(OTHER), ...u32(SRC)]);
   const fir = rtcp(4, 206, [...u32(OTHER), ...u32(0), ...u32(SRC), 5, 0, 0, 0, ...u32(OTHER), 6, 0, 0, 0]);
   const nack = rtcp(1, 205, [...u32(OTHER), ...u32(SRC), 0, 10, 0, 3]);
-  const xr = rtcp(0, 207, [...u32(SRC), 4, 0, 0, 2, ...u32(SRC), 0, 0, 0, 0]);
+  // XR (RFC 3611 4): RRTR (an NTP time, no SSRC: its first word equal to SRC stays), DLRR of two
+  // sub-blocks, statistics summary (block length 9), an unknown type 99 (untouched), VoIP metrics
+  const xr = rtcp(0, 207, [
+    ...u32(SRC),
+    4, 0, 0, 2, ...u32(SRC), 0, 0, 0, 0,
+    5, 0, 0, 6, ...u32(OTHER), 0, 0, 0, 1, 0, 0, 0, 2, ...u32(SRC), 0, 0, 0, 3, 0, 0, 0, 4,
+    6, 0xe0, 0, 9, ...u32(SRC), ...new Array<number>(32).fill(0),
+    99, 0, 0, 1, ...u32(SRC),
+    7, 0, 0, 8, ...u32(SRC), ...new Array<number>(28).fill(0),
+  ]);
   const compound = [...sr, ...sdes, ...bye, ...app, ...pli, ...fir, ...nack, ...xr];
   const buf = Buffer.from([0xee, 0xee, 0xee, ...compound]); // not 32-bit aligned in the buffer
   const changed = rewriteRtcpSsrc(buf, 3, compound.length, SRC, DEST);
-  assert.is(changed, 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1, "SR sender and its block, SDES chunk, BYE, APP, PLI media, FIR entry, NACK media");
+  assert.is(changed, 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 4, "SR sender and its block, SDES chunk, BYE, APP, PLI media, FIR entry, NACK media; XR sender, DLRR sub-block, summary, VoIP");
   const out = buf.subarray(3);
   const at = (packetStart: number, offset: number): number => out.readUInt32BE(packetStart + offset);
   let o = 0;
@@ -68,7 +77,14 @@ test("RTCP: every field naming the source, in SR, SDES, BYE, APP, PLI, FIR and N
   assert.is(at(o, 8), DEST, "NACK media source");
   assert.is(out.readUInt16BE(o + 12), 10, "NACK PID untouched");
   o += nack.length;
-  assert.is(at(o, 4), SRC, "XR left as it is");
+  assert.is(at(o, 4), DEST, "XR sender");
+  assert.is(at(o, 12), SRC, "RRTR's NTP time is no SSRC");
+  assert.is(at(o, 24), OTHER, "DLRR sub-block 1: another receiver");
+  assert.is(at(o, 36), DEST, "DLRR sub-block 2");
+  assert.is(at(o, 52), DEST, "statistics summary's source");
+  assert.is(at(o, 92), SRC, "an unknown block type is left as it is");
+  assert.is(at(o, 100), DEST, "VoIP metrics' source");
+  assert.is(o + xr.length, compound.length);
 });
 
 test("upstream: any of several destinations' SSRCs back to the source's", () => {
@@ -80,13 +96,17 @@ test("upstream: any of several destinations' SSRCs back to the source's", () => 
   assert.is(rr.readUInt32BE(4), OTHER, "the reporter's own SSRC stays");
 });
 
-test("a compound of more than 64 packets is refused (-1), one of 64 rewritten whole", () => {
+test("a compound of more than 64 packets, or an XR of more than 64 blocks, is refused (-1); one of 64 is rewritten whole", () => {
   const packets = (n: number) => Buffer.concat(Array.from({ length: n }, () => Buffer.from(rtcp(0, 201, [...u32(SRC)]))));
   const sixtyFour = packets(64);
   assert.is(rewriteRtcpSsrc(sixtyFour, 0, sixtyFour.length, SRC, DEST), 64);
   const sixtyFive = packets(65);
   assert.is(rewriteRtcpSsrc(sixtyFive, 0, sixtyFive.length, SRC, DEST), -1);
   assert.is(rewriteRtcpSsrc(sixtyFive, 0, sixtyFive.length, -1, SRC, new Set([DEST])), -1, "upstream too");
+  // so is one XR of more than 64 report blocks (here RRTRs, 3 words each)
+  const xr = (blocks: number) => Buffer.from(rtcp(0, 207, [...u32(SRC), ...Array.from({ length: blocks }, () => [4, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]).flat()]));
+  assert.is(rewriteRtcpSsrc(xr(64), 0, xr(64).length, SRC, DEST), 1);
+  assert.is(rewriteRtcpSsrc(xr(65), 0, xr(65).length, SRC, DEST), -1);
 });
 
 test("malformed: a length past the end stops the walk, nothing outside the packet is written", () => {

@@ -7,10 +7,16 @@
 // SSRC fields rewritten in RTCP (RFC 3550 6.4-6.6, RFC 4585 6.1, RFC 5104 4.2.1 and 4.3.1): the
 // SSRC after the header of SR, RR, BYE (each listed source), APP, RTPFB and PSFB; each report
 // block's source; each SDES chunk's; the media source of RTPFB and PSFB; each FIR and TMMBR
-// entry's; each SSRC a REMB lists (draft-alvestrand-rmcat-remb 2.2). XR and unknown types are
-// left as they are. A malformed compound is left as it is from the first bad length on.
+// entry's; each SSRC a REMB lists (draft-alvestrand-rmcat-remb 2.2); XR's (RFC 3611 2 and 4): the
+// SSRC after the header, each report block's source (loss and duplicate RLE, packet receipt times,
+// statistics summary, VoIP metrics) and each DLRR sub-block's. Unknown packet and XR block types
+// are left as they are. A malformed compound is left as it is from the first bad length on.
 
-const PT_SR = 200, PT_RR = 201, PT_SDES = 202, PT_BYE = 203, PT_APP = 204, PT_RTPFB = 205, PT_PSFB = 206;
+const PT_SR = 200, PT_RR = 201, PT_SDES = 202, PT_BYE = 203, PT_APP = 204, PT_RTPFB = 205, PT_PSFB = 206, PT_XR = 207;
+/** XR report block types whose first field after the block header is the SSRC of the source they report on (RFC 3611 4.1-4.3, 4.6, 4.7). */
+const XR_SOURCE_BLOCKS = new Set([1, 2, 3, 6, 7]);
+/** XR DLRR (RFC 3611 4.5): sub-blocks of SSRC, last RR, delay since last RR. */
+const XR_DLRR = 5;
 const PSFB_FIR = 4, PSFB_AFB = 15, RTPFB_TMMBR = 3;
 /** "REMB", the unique identifier of an application layer feedback message that is one. */
 const REMB_ID = 0x52454d42;
@@ -83,8 +89,35 @@ export function rewriteRtcpSsrc(buf: Uint8Array, at: number, length: number, fro
           for (let k = 0; k < buf[body + 12]! && listed + (k + 1) * 4 <= p + size; k++) changed += swap(buf, listed + k * 4, from, to, fromAny);
         }
         break;
+      case PT_XR: {
+        if (size < 8) break;
+        changed += swap(buf, body, from, to, fromAny);
+        const blocks = rewriteXrBlocks(buf, body + 4, p + size, from, to, fromAny);
+        if (blocks < 0) return -1;
+        changed += blocks;
+        break;
+      }
     }
     p += size;
+  }
+  return changed;
+}
+
+/**
+ * XR report blocks from `q` to `end`: each a header (type, type-specific, length in words after it),
+ * at most MAX_REWRITTEN_RTCP_PACKETS of them (-1 past that, as for packets); a block running past
+ * the packet stops the walk.
+ */
+function rewriteXrBlocks(buf: Uint8Array, q: number, end: number, from: number, to: number, fromAny: ReadonlySet<number> | undefined): number {
+  let changed = 0;
+  for (let n = 0; q + 4 <= end; n++) {
+    if (n === MAX_REWRITTEN_RTCP_PACKETS) return -1;
+    const type = buf[q]!;
+    const blockEnd = q + (((buf[q + 2]! << 8) | buf[q + 3]!) + 1) * 4;
+    if (blockEnd > end) break;
+    if (XR_SOURCE_BLOCKS.has(type) && blockEnd >= q + 8) changed += swap(buf, q + 4, from, to, fromAny);
+    else if (type === XR_DLRR) for (let sub = q + 4; sub + 12 <= blockEnd; sub += 12) changed += swap(buf, sub, from, to, fromAny);
+    q = blockEnd;
   }
   return changed;
 }
