@@ -8,7 +8,7 @@
 // packets of one video frame share a timestamp, so this is the frame-to-frame step; for audio the
 // packet-to-packet step); before any, 3000 (90 kHz at 30 frames per second).
 //
-// The sender's RTCP is rewritten to match (SR, SDES and BYE name the output SSRC, the SR's RTP
+// The sender's RTCP is rewritten to match (SR, SDES, BYE and XR name the output SSRC, the SR's RTP
 // timestamp moves by the same offset), and feedback from receivers about the output SSRC is
 // mapped back to the input (mapFeedbackToSender) before it goes upstream. For MAX_DROPOUT packets
 // after a switch, the previous input's mapping is kept for the output numbers it used, so that a
@@ -23,6 +23,12 @@ import { MAX_DROPOUT } from "./settings";
 /** RFC 3550 A.1: this far back a packet is reordered, not a new stream. */
 const MAX_MISORDER: u16 = 100;
 const DEFAULT_INTERVAL: u32 = 3000;
+/** REMB (draft-alvestrand-rmcat-remb 2.2): PSFB FMT 15 whose FCI starts with "REMB". */
+const REMB_ID: u32 = 0x52454d42;
+/** XR report block types whose first field after the block header is the SSRC of the source they report on (RFC 3611 4.1-4.3, 4.6, 4.7). */
+const XR_SOURCE_BLOCK_MASK: u32 = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 6) | (1 << 7);
+/** XR DLRR (RFC 3611 4.5): sub-blocks of SSRC, last RR, delay since last RR. */
+const XR_DLRR: u8 = 5;
 
 export class Translator {
   started: bool = false;
@@ -138,6 +144,8 @@ export class Translator {
           storeBe32(at, to);
           changed = true;
         }
+      } else if (type == RtcpType.XR) {
+        if (swapXr(p, from, to)) changed = true;
       }
     }
     if (changed) this.counts.add(Count.RtcpRewritten);
@@ -162,8 +170,9 @@ export class Translator {
    * mapFeedbackToSender: upstream RTCP from receivers that names the output SSRC as media source
    * is mapped back to the input SSRC, report blocks' extended highest sequence numbers back by the
    * sequence offset, and NACKed sequence numbers back by the offset of the input that sent them
-   * (the one before the last switch for its packets, see fromPrevious). Report blocks, NACK, PLI
-   * and FIR are mapped; other feedback (REMB's SSRC list, TMMBR) passes as it came.
+   * (the one before the last switch for its packets, see fromPrevious). Report blocks, NACK, PLI,
+   * FIR, TMMBR and REMB's SSRC list are mapped (a sender obeys only a TMMBR or REMB naming its own
+   * SSRC); other feedback and XR pass as they came.
    */
   mapFeedbackToSender(ptr: usize, len: i32): void {
     if (!this.started || RtcpCompound.validate(ptr, len, true) != RtcpError.None) return;
@@ -193,10 +202,20 @@ export class Translator {
         const fmt = Feedback.fmt(p);
         if (type == RtcpType.RTPFB && fmt == RtpfbFmt.Nack && ours) {
           this.mapNack(p, fci, fciLen);
-        } else if (type == RtcpType.PSFB && fmt == PsfbFmt.Fir) {
+        } else if ((type == RtcpType.PSFB && fmt == PsfbFmt.Fir) || (type == RtcpType.RTPFB && fmt == RtpfbFmt.Tmmbr)) {
+          // FIR and TMMBR entries of 8 bytes, each naming its stream first (RFC 5104 4.3.1, 4.2.1)
           for (let k = 0; k + 8 <= fciLen; k += 8) {
             if (loadBe32(fci + <usize>k) != from) continue;
             storeBe32(fci + <usize>k, to);
+            changed = true;
+          }
+        } else if (type == RtcpType.PSFB && fmt == PsfbFmt.Afb && fciLen >= 8 && loadBe32(fci) == REMB_ID) {
+          // REMB: "REMB", the SSRC count, the bitrate, then the SSRCs it is about
+          const listed = min<i32>(<i32>load<u8>(fci + 4), (fciLen - 8) >> 2);
+          for (let k = 0; k < listed; k++) {
+            const at = fci + 8 + (<usize>k << 2);
+            if (loadBe32(at) != from) continue;
+            storeBe32(at, to);
             changed = true;
           }
         }
@@ -230,4 +249,39 @@ export class Translator {
     }
     if (allPrevious) storeBe32(p + 8, this.prevInSsrc);
   }
+}
+
+/**
+ * XR at `p` (RFC 3611 2, 4): its sender's SSRC, each block's SSRC of source (types 1-3, 6, 7) and
+ * each DLRR sub-block's SSRC that is `from` become `to`. A block running past the packet ends the
+ * walk. Whether anything changed.
+ */
+function swapXr(p: usize, from: u32, to: u32): bool {
+  const end = p + <usize>Rtcp.contentLength(p);
+  if (end < p + 8) return false;
+  let changed = false;
+  if (loadBe32(p + 4) == from) {
+    storeBe32(p + 4, to);
+    changed = true;
+  }
+  let q = p + 8;
+  while (q + 4 <= end) {
+    const type = load<u8>(q);
+    const blockEnd = q + 4 + (<usize>loadBe16(q + 2) << 2);
+    if (blockEnd > end) break;
+    if (type < 32 && (XR_SOURCE_BLOCK_MASK & (1 << type)) != 0 && blockEnd >= q + 8) {
+      if (loadBe32(q + 4) == from) {
+        storeBe32(q + 4, to);
+        changed = true;
+      }
+    } else if (type == XR_DLRR) {
+      for (let sub = q + 4; sub + 12 <= blockEnd; sub += 12) {
+        if (loadBe32(sub) != from) continue;
+        storeBe32(sub, to);
+        changed = true;
+      }
+    }
+    q = blockEnd;
+  }
+  return changed;
 }

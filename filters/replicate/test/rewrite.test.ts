@@ -128,6 +128,69 @@ test("the sender's SR and SDES name the output SSRC, the SR's RTP timestamp move
   assert.ok(seqOffset !== 0);
 });
 
+/** The sender's XR (RFC 3611 4): an RRTR (no SSRC), a DLRR about receiver 0x55 and `ssrc`, a statistics summary and VoIP metrics about `ssrc`. */
+function senderXr(ssrc: number): Uint8Array {
+  const b = new Uint8Array(8 + 12 + 28 + 40 + 40);
+  const v = view(b);
+  b[0] = 0x80;
+  b[1] = 207;
+  v.setUint16(2, b.length / 4 - 1);
+  v.setUint32(4, ssrc);
+  v.setUint32(8, (4 << 24) | 2); // RRTR: BT 4, length 2
+  v.setUint32(12, ssrc); // its NTP time, equal to the SSRC by chance: no SSRC field, left alone
+  v.setUint32(20, (5 << 24) | 6); // DLRR: two sub-blocks
+  v.setUint32(24, 0x55);
+  v.setUint32(36, ssrc);
+  v.setUint32(48, (6 << 24) | 9); // statistics summary
+  v.setUint32(52, ssrc);
+  v.setUint32(88, (7 << 24) | 9); // VoIP metrics (32 bytes after its SSRC)
+  v.setUint32(92, ssrc);
+  return b;
+}
+
+/** A receiver's TMMBR (RFC 5104 4.2.1) about `media`, then a REMB (draft-alvestrand-rmcat-remb 2.2) listing 0x99 and `media`. */
+function congestionFeedback(media: number): Uint8Array {
+  const b = new Uint8Array(20 + 28);
+  const v = view(b);
+  b[0] = 0x83; // RTPFB TMMBR, media source 0, one entry
+  b[1] = 205;
+  v.setUint16(2, 4);
+  v.setUint32(4, 0x55);
+  v.setUint32(12, media);
+  v.setUint32(16, 0x04000000);
+  b[20] = 0x8f; // PSFB AFB REMB, media source 0
+  b[21] = 206;
+  v.setUint16(22, 6);
+  v.setUint32(24, 0x55);
+  v.setUint32(32, 0x52454d42);
+  v.setUint32(36, 0x02040000); // two SSRCs
+  v.setUint32(40, 0x99);
+  v.setUint32(44, media);
+  return b;
+}
+
+test("the sender's XR names the output SSRC (sender, DLRR sub-block, report blocks' source); receivers' TMMBR and REMB about the output reach the sender about the input", async () => {
+  const h = await loadReplicate();
+  const ctx = h.createContext({ rewrite: { ssrc: 0x77 } });
+  send(h, ctx, stream(10, 1000, 0x1111));
+  const xr = view(h.run({ ctx, bytes: senderXr(0x1111), flags: PacketFlag.Rtcp }).bytes);
+  assert.is(xr.getUint32(4), 0x77, "XR sender");
+  assert.is(xr.getUint32(12), 0x1111, "RRTR's NTP time is no SSRC");
+  assert.is(xr.getUint32(24), 0x55, "DLRR about another receiver");
+  assert.is(xr.getUint32(36), 0x77, "DLRR sub-block about the stream");
+  assert.is(xr.getUint32(52), 0x77, "statistics summary's source");
+  assert.is(xr.getUint32(92), 0x77, "VoIP metrics' source");
+  assert.is(metric(h, "rtcp_rewritten", ctx), 1);
+  const fb = h.run({ ctx, bytes: congestionFeedback(0x77), flags: PacketFlag.Rtcp | PacketFlag.Upstream });
+  assert.is(fb.verdict, "pass");
+  const v = view(fb.bytes);
+  assert.is(v.getUint32(12), 0x1111, "TMMBR entry names the input");
+  assert.is(v.getUint32(16), 0x04000000, "its bitrate untouched");
+  assert.is(v.getUint32(40), 0x99, "a REMB SSRC of another stream stays");
+  assert.is(v.getUint32(44), 0x1111, "REMB's SSRC of the stream names the input");
+  assert.is(metric(h, "feedback_mapped", ctx), 1);
+});
+
 /** An RR from a receiver with one report block about `media` whose extended highest sequence number is `extended`. */
 function receiverReport(media: number, extended: number): Uint8Array {
   const b = new Uint8Array(32);
