@@ -158,6 +158,9 @@ local("-o wide: every destination and leg, the source, egress, RTCP and failure 
   assert.equal(row, ["node-4", "yes", "cp-1", "7", "6 (1 not running)", `7: ${reason.replace("snapshot 7: ", "")}`, "127.0.0.1:51234", "bun", "2", "1.4", "cam-9", "0s"]);
   assert.is(PROXY_WIDE_HEADERS.length, row.length);
   assert.ok(proxyRows([p], 1000)[0]![5]!.endsWith("…"), "the narrow table cuts the refusal");
+  // a real proxy's refusal names the snapshot's field and the segment: said as describe says it
+  const named = { ...p, nackError: "snapshot 7 not applied, the running config is unchanged: segments[0].chain[1].config_json: unknown key x (segment 'cam-9')" };
+  assert.is(proxyRows([named], 1000, true)[0]![5], "7: segment/cam-9 spec.chain[1].config: unknown key x");
 });
 
 local("manifests: toManifest(toSegment(m)) gives back what the operator wrote", () => {

@@ -6,7 +6,7 @@ import { flag, flagSet } from "./flags.js";
 import { REDACTED } from "../../controlplane/security/secrets.js";
 import { notRunningParts } from "../../controlplane/api/held-back.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
-import { API_VERSION, toManifest } from "./manifest.js";
+import { API_VERSION, refusalInManifestTerms, toManifest } from "./manifest.js";
 import { resourceAndNames, SINGULAR, type Resource } from "./resources.js";
 import { UsageError } from "./flags.js";
 import { getStreams } from "./streams.js";
@@ -37,7 +37,7 @@ function sourceCell(s: Segment): string {
 
 /** The part of a NACK's text that says what was refused, for a narrow cell: a leading "snapshot N: " or "snapshot N not applied...: " is dropped. */
 export function nackReason(error: string): string {
-  return error.replace(/^snapshot \d+(?: not applied[^:]*)?: /, "");
+  return refusalInManifestTerms(error.replace(/^snapshot \d+(?: not applied[^:]*)?: /, ""));
 }
 
 /**

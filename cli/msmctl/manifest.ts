@@ -263,10 +263,6 @@ function documentsOf(text: string, source: string): ReturnType<typeof parseYamlD
 const camel = (s: string): string => s.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
 
 /**
- * A request field path as the server names it (`.listen.rtcp_port`, `.chain[0].config_json`, after
- * `segments[i]`) in the manifest's terms (`spec.listen.rtcpPort`, `spec.chain[0].config`).
- */
-/**
  * A proxy's refusal in manifest terms: each `segments[0].chain[1].config_json: ... (segment 'cam-1')`
  * (a field of the snapshot the proxy was sent) becomes `segment/cam-1 spec.chain[1].config: ...`,
  * the field the operator wrote.
@@ -276,6 +272,10 @@ export function refusalInManifestTerms(text: string): string {
     (_m, path: string, rest: string, name: string) => `segment/${name} ${manifestPath(path)}${rest}`);
 }
 
+/**
+ * A request field path as the server names it (`.listen.rtcp_port`, `.chain[0].config_json`, after
+ * `segments[i]`) in the manifest's terms (`spec.listen.rtcpPort`, `spec.chain[0].config`).
+ */
 export function manifestPath(requestPath: string, prefix = ""): string {
   if (requestPath === "") return prefix;
   if (requestPath === ".name") return join(prefix, "metadata.name");
