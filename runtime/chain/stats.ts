@@ -26,6 +26,12 @@ export class DropCounts {
     this.byLabel.set(own.label, (this.byLabel.get(own.label) ?? 0) + n);
     this.total += n;
   }
+  /** Adds what `other` counted (a segment's counts carried to its successor). */
+  addFrom(other: DropCounts): void {
+    for (const [reason, n] of other.byReason) this.byReason.set(reason, (this.byReason.get(reason) ?? 0) + n);
+    for (const [label, n] of other.byLabel) this.byLabel.set(label, (this.byLabel.get(label) ?? 0) + n);
+    this.total += other.total;
+  }
   toJSON(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [reason, n] of this.byReason) out[dropReasonName(reason)] = n;
@@ -74,6 +80,29 @@ export class SegmentStats {
   readonly drops = new DropCounts();
   /** What its stages discarded as their normal work (a merge's duplicates), by the filters' names: not drops. */
   readonly discards = new DropCounts();
+
+  /**
+   * Adds what a segment's predecessor counted (the same segment, bound afresh by a reload), so
+   * that its counters go on. `legOf` maps a leg's index there to its index here (-1: gone): legs
+   * are matched by name, as a change may add or remove some.
+   */
+  addFrom(before: SegmentStats, legOf: (index: number) => number): void {
+    this.packetsIn += before.packetsIn;
+    this.bytesIn += before.bytesIn;
+    this.packetsOut += before.packetsOut;
+    this.bytesOut += before.bytesOut;
+    this.messagesOut += before.messagesOut;
+    this.rtcpIn += before.rtcpIn;
+    this.upstreamIn += before.upstreamIn;
+    for (let k = 0; k < MAX_LEGS; k++) {
+      const to = legOf(k);
+      if (to < 0) continue;
+      this.legPacketsIn[to] += before.legPacketsIn[k]!;
+      this.legPacketsOut[to] += before.legPacketsOut[k]!;
+    }
+    this.drops.addFrom(before.drops);
+    this.discards.addFrom(before.discards);
+  }
 }
 
 /** snake_case name of a DropReason (`bad_version`), or `filter_<code>` for a filter's own code. */

@@ -19,7 +19,7 @@ import {
 } from "./segment-sockets.js";
 import { checkMulticast } from "./multicast-sockets.js";
 import { BeaconCall, type WatchdogBeacon } from "./watchdog-beacon.js";
-import { carryFilterCounters, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
+import { carryFilterCounters, carrySegmentCounts, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
 import { StreamTable } from "../streams/stream-table.js";
 import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
 
@@ -127,6 +127,8 @@ interface PlannedSegment {
   /** Bind in the open step, after every removal of this change. */
   bindLater: boolean;
   chainKey: string | undefined;
+  /** The segment it replaces on new sockets (bindLater): its counters go on from that one's. */
+  countsFrom?: SegmentRuntime;
 }
 
 interface Plan {
@@ -426,6 +428,7 @@ export class DataPlane {
         // its listen sockets wait, with what they hold, for the open step to take them back where they stay the same
         this.removeSegment(p.existing, false, undefined, true);
         for (const place of listenPlaces(p.existing.config)) this.reopening.add(place);
+        p.countsFrom = p.existing;
       }
       p.existing = undefined;
       this.pendingOpen.push(p);
@@ -502,7 +505,8 @@ export class DataPlane {
       let sockets: SegmentSockets | undefined;
       try {
         sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer, p.before, this.reclaimFor(p.config.name));
-        this.addSegment(p.config, sockets, p.stages ?? []);
+        const seg = this.addSegment(p.config, sockets, p.stages ?? []);
+        if (p.countsFrom) carrySegmentCounts(p.countsFrom, seg);
         this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {
         for (const st of p.stages ?? []) this.detachStage(st);
@@ -687,12 +691,13 @@ export class DataPlane {
     return stages;
   }
 
-  private addSegment(config: SegmentConfig, sockets: SegmentSockets, stages: ChainStage[]): void {
+  private addSegment(config: SegmentConfig, sockets: SegmentSockets, stages: ChainStage[]): SegmentRuntime {
     const seg = new SegmentRuntime(config, sockets, this.runner, this.ring, this.options.batchSize, this.io, this.streams);
     seg.onNotice = (message) => this.options.onEvent?.({ type: "error", segment: config.name, message });
     seg.stages = stages;
     this.run(seg, stages);
     this.segments.set(config.name, seg);
+    return seg;
   }
 
   /**

@@ -180,6 +180,20 @@ export function carryFilterCounters(predecessor: ReadonlyMap<ChainStage, ChainSt
   }
 }
 
+/** A segment's legs by index: the media (leg 0), then its config's legs. */
+const legNames = (seg: SegmentRuntime): string[] => ["media", ...seg.config.legs.map((l) => l.name)];
+
+/**
+ * A segment bound afresh by a reload (its sockets changed: the listen port, rtcpMux, its legs)
+ * goes on from its predecessor's counters, legs matched by name, as a hot swap carries the
+ * stages' counters: otherwise every msm_segment_* counter went back to zero at such a reload.
+ */
+export function carrySegmentCounts(before: SegmentRuntime, now: SegmentRuntime): void {
+  const names = legNames(now);
+  const old = legNames(before);
+  now.stats.addFrom(before.stats, (k) => (k < old.length ? names.indexOf(old[k]!) : -1));
+}
+
 /**
  * What is carried of a segment once a change gave it `chain`: the stages of filters that left the
  * chain are dropped, so that one added again later starts afresh, as it does on a worker that

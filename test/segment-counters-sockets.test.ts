@@ -1,0 +1,84 @@
+// A segment's own counters (msm_segment_*) go on when a reload gives it new sockets (its listen
+// port, rtcpMux: the segment is bound afresh after the commit), as they do across a hot swap, a
+// move to another worker and a worker restart: a Prometheus counter that goes back reads as a
+// reset, and `increase()` over it, or an alert on drops, is off by what the old sockets counted.
+import * as assert from "uvu/assert";
+import { renderPrometheus } from "../runtime/admin/prometheus.js";
+import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { filterWasm } from "./lib/paths.js";
+import { segmentStats, startProxy } from "./lib/proxy.js";
+import { suite } from "./lib/suite.js";
+import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+
+const test = suite("segment counters across new sockets", { timeoutMs: 60_000 });
+
+/** The msm_segment_* samples of a /metrics text, by series. */
+function segmentSeries(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("msm_segment_")) continue;
+    const at = line.lastIndexOf(" ");
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
+test("a reload that rebinds the segment (rtcpMux, then its listen port): every msm_segment_* series goes on from its count", async () => {
+  const sink = await Sink.open();
+  const LO = "127.0.0.1";
+  let listen = await freePortPair();
+  let rtcpMux = false;
+  const config = (): ProxyConfigInput => ({
+    workers: 1,
+    filters: { validate: { path: filterWasm("validate") } },
+    segments: [{ name: "cam", listen: { address: LO, port: listen }, rtcpMux, destinations: [{ address: LO, port: sink.port }], chain: [{ filter: "validate" }] }],
+  });
+  const { proxy } = await startProxy(config());
+  const tx = await bindUdp();
+  let seq = 0;
+  /** 100 packets of the stream and one of RTP version 1 (a drop); waits until the segment counted them. */
+  const round = async (): Promise<void> => {
+    const before = (await segmentStats(proxy, "cam")).packetsIn;
+    const bad = indexedRtp(seq, 200);
+    bad[0] = 0x40;
+    tx.send(bad, listen, LO);
+    for (let i = 0; i < 100; i++) tx.send(indexedRtp(seq++), listen, LO);
+    await waitFor(async () => (await segmentStats(proxy, "cam")).packetsIn >= before + 101, 5000, "the segment to count the round");
+  };
+  const scrape = async (): Promise<Map<string, number>> => segmentSeries(renderPrometheus(await proxy.stats()));
+  const wentOn = (before: Map<string, number>, after: Map<string, number>, step: string): void => {
+    assert.ok(before.size >= 6, `${step}: series before: ${[...before.keys()].join(", ")}`);
+    for (const [series, value] of before) {
+      const now = after.get(series);
+      assert.ok(now !== undefined, `${step}: ${series} still exported`);
+      assert.ok(now! >= value, `${step}: ${series} went back from ${value} to ${now}`);
+    }
+  };
+  try {
+    await round();
+    const first = await scrape();
+    assert.ok((first.get('msm_segment_packets_in_total{segment="cam"}') ?? 0) >= 101, "the first round counted");
+    assert.is(first.get('msm_segment_drops_total{segment="cam",reason="bad_version"}'), 1, "and its drop");
+
+    rtcpMux = true;
+    await proxy.apply(validateProxyConfig(config()));
+    await round();
+    const second = await scrape();
+    wentOn(first, second, "rtcpMux on");
+    assert.ok(second.get('msm_segment_packets_in_total{segment="cam"}')! >= first.get('msm_segment_packets_in_total{segment="cam"}')! + 101, "the second round added to the first");
+    assert.is(second.get('msm_segment_drops_total{segment="cam",reason="bad_version"}'), 2, "the drops too");
+
+    listen = await freePortPair();
+    await proxy.apply(validateProxyConfig(config()));
+    await round();
+    const third = await scrape();
+    wentOn(second, third, "listen port moved");
+    assert.is(third.get('msm_segment_drops_total{segment="cam",reason="bad_version"}'), 3, "three rounds' drops");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test.run();
