@@ -12,11 +12,11 @@ import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
 
 const test = suite("segment counters across new sockets", { timeoutMs: 60_000 });
 
-/** The msm_segment_* samples of a /metrics text, by series. */
-function segmentSeries(text: string): Map<string, number> {
+/** The samples of a /metrics text whose family starts with `prefix`, by series. */
+function seriesOf(text: string, prefix: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
-    if (!line.startsWith("msm_segment_")) continue;
+    if (!line.startsWith(prefix)) continue;
     const at = line.lastIndexOf(" ");
     out.set(line.slice(0, at), Number(line.slice(at + 1)));
   }
@@ -45,7 +45,7 @@ test("a reload that rebinds the segment (rtcpMux, then its listen port): every m
     for (let i = 0; i < 100; i++) tx.send(indexedRtp(seq++), listen, LO);
     await waitFor(async () => (await segmentStats(proxy, "cam")).packetsIn >= before + 101, 5000, "the segment to count the round");
   };
-  const scrape = async (): Promise<Map<string, number>> => segmentSeries(renderPrometheus(await proxy.stats()));
+  const scrape = async (): Promise<Map<string, number>> => seriesOf(renderPrometheus(await proxy.stats()), "msm_segment_");
   const wentOn = (before: Map<string, number>, after: Map<string, number>, step: string): void => {
     assert.ok(before.size >= 6, `${step}: series before: ${[...before.keys()].join(", ")}`);
     for (const [series, value] of before) {
@@ -74,6 +74,54 @@ test("a reload that rebinds the segment (rtcpMux, then its listen port): every m
     const third = await scrape();
     wentOn(second, third, "listen port moved");
     assert.is(third.get('msm_segment_drops_total{segment="cam",reason="bad_version"}'), 3, "three rounds' drops");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+  }
+});
+
+test("the same reloads: the stream's counters (msm_stream_*_total) and its state go on too, in the same worker", async () => {
+  const sink = await Sink.open();
+  const LO = "127.0.0.1";
+  let listen = await freePortPair();
+  let rtcpMux = false;
+  const config = (): ProxyConfigInput => ({
+    workers: 1,
+    segments: [{ name: "cam", listen: { address: LO, port: listen }, rtcpMux, destinations: [{ address: LO, port: sink.port }] }],
+  });
+  const { proxy } = await startProxy(config());
+  const tx = await bindUdp();
+  let seq = 0;
+  const STREAM = 'segment="cam",ssrc="0x1234abcd",direction="ingress"';
+  /** 100 packets of one stream; waits until the segment counted them. */
+  const round = async (): Promise<void> => {
+    const before = (await segmentStats(proxy, "cam")).packetsIn;
+    for (let i = 0; i < 100; i++) tx.send(indexedRtp(seq++), listen, LO);
+    await waitFor(async () => (await segmentStats(proxy, "cam")).packetsIn >= before + 100, 5000, "the segment to count the round");
+  };
+  const counters = async (): Promise<Map<string, number>> => {
+    const all = seriesOf(renderPrometheus(await proxy.stats()), "msm_stream_");
+    return new Map([...all].filter(([series]) => /^msm_stream_[a-z_]+_total\{/.test(series)));
+  };
+  try {
+    await round();
+    const first = await counters();
+    assert.is(first.get(`msm_stream_packets_total{${STREAM}}`), 100, "the first round, one stream");
+    for (const step of ["rtcpMux on", "listen port moved"]) {
+      if (step === "rtcpMux on") rtcpMux = true;
+      else listen = await freePortPair();
+      const before = await counters();
+      await proxy.apply(validateProxyConfig(config()));
+      await round();
+      const after = await counters();
+      for (const [series, value] of before) assert.ok((after.get(series) ?? -1) >= value, `${step}: ${series} went back from ${value} to ${after.get(series)}`);
+      assert.is(after.get(`msm_stream_packets_total{${STREAM}}`), before.get(`msm_stream_packets_total{${STREAM}}`)! + 100, `${step}: the round added to the stream's count`);
+    }
+    // one stream throughout: its sequence numbers ran on, so none is missing nor restarted
+    const [st] = (await segmentStats(proxy, "cam")).streams;
+    assert.is(st!.ingress!.expected, 300, "expected over the three rounds");
+    assert.is(st!.ingress!.lost, 0);
   } finally {
     tx.close();
     sink.close();

@@ -20,6 +20,7 @@ import {
 import { checkMulticast } from "./multicast-sockets.js";
 import { BeaconCall, type WatchdogBeacon } from "./watchdog-beacon.js";
 import { carryFilterCounters, carrySegmentCounts, snapshotSegment, type SegmentSnapshot } from "./snapshot.js";
+import type { SegmentStreams } from "../streams/segment-streams.js";
 import { StreamTable } from "../streams/stream-table.js";
 import { resyncWallClock, wallClockMs } from "../streams/wall-clock.js";
 
@@ -129,6 +130,8 @@ interface PlannedSegment {
   chainKey: string | undefined;
   /** The segment it replaces on new sockets (bindLater): its counters go on from that one's. */
   countsFrom?: SegmentRuntime;
+  /** That segment's streams, which its successor takes over (their counters and state). */
+  streamsFrom?: SegmentStreams | null;
 }
 
 interface Plan {
@@ -425,6 +428,7 @@ export class DataPlane {
         const before = predecessors(p.existing.stages, p.stages ?? []);
         this.carryState(p.existing, p.stages ?? [], before);
         carryFilterCounters(before); // before the old contexts, and their counts, go
+        p.streamsFrom = p.existing.takeStreams(); // before its removal gives their slots back
         // its listen sockets wait, with what they hold, for the open step to take them back where they stay the same
         this.removeSegment(p.existing, false, undefined, true);
         for (const place of listenPlaces(p.existing.config)) this.reopening.add(place);
@@ -507,9 +511,12 @@ export class DataPlane {
         sockets = await openSegmentSockets(p.config, this.options.socketReceiveBuffer, p.before, this.reclaimFor(p.config.name));
         const seg = this.addSegment(p.config, sockets, p.stages ?? []);
         if (p.countsFrom) carrySegmentCounts(p.countsFrom, seg);
+        if (p.streamsFrom && seg.streams) p.streamsFrom.handOverTo(seg.streams);
+        p.streamsFrom = undefined;
         this.chainKeys.set(p.config.name, p.chainKey!);
       } catch (err) {
         for (const st of p.stages ?? []) this.detachStage(st);
+        p.streamsFrom?.close();
         if (sockets) closeSockets(sockets);
         errors.push({ segment: p.config.name, message: (err as Error).message });
       }
@@ -638,7 +645,10 @@ export class DataPlane {
   /** Stops: every segment stops receiving, sends what it has and what its filters hold, then closes. */
   async close(): Promise<void> {
     this.abort();
-    for (const p of this.pendingOpen) for (const st of p.stages ?? []) this.detachStage(st);
+    for (const p of this.pendingOpen) {
+      for (const st of p.stages ?? []) this.detachStage(st);
+      p.streamsFrom?.close();
+    }
     this.pendingOpen = [];
     for (const seg of [...this.segments.values()]) this.removeSegment(seg);
     await Promise.all(this.closing);

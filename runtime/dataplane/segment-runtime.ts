@@ -138,8 +138,8 @@ export class SegmentRuntime {
   /** Whether any destination is translated (the media source is tracked only then). */
   private translating = false;
   private closed = false;
-  /** Per-stream stats (null: off), and the kernel's receive time of the datagram being received (0: not known). */
-  readonly streams: SegmentStreams | null;
+  /** Per-stream stats (null: off, or handed to its successor: takeStreams), and the kernel's receive time of the datagram being received (0: not known). */
+  streams: SegmentStreams | null;
   private kernelArrivalMs = 0;
   /** How long the datagram being received waited in the kernel before its batch was handed over, in us (0: not known). */
   private waitedUs = 0;
@@ -465,6 +465,13 @@ export class SegmentRuntime {
   stopReceiving(): void {
     for (const sock of allSockets(this.sockets)) sock?.removeAllListeners("message");
     if (this.io && !this.closed) for (const p of this.nativePorts) this.io.pause(p);
+  }
+
+  /** Its per-stream stats, for its successor on new sockets (a reload): it counts streams no more. */
+  takeStreams(): SegmentStreams | null {
+    const streams = this.streams;
+    this.streams = null;
+    return streams;
   }
 
   /** Closes the sockets (after drain(): what was waiting has been sent); `handOver`: see closeSockets. */

@@ -53,9 +53,12 @@ export class SegmentStreams {
   private overflowOut = 0;
   /** The segment's clockRates by payload type (null: none configured). */
   private clockRates: ReadonlyMap<number, number> | null;
+  /** The segment's clockRates as its config gives them. */
+  private configuredRates: Readonly<Record<string, number>> | undefined;
 
   constructor(private readonly table: StreamTable, clockRates: Readonly<Record<string, number>> | undefined) {
     this.id = table.register(this);
+    this.configuredRates = clockRates;
     this.clockRates = SegmentStreams.rates(clockRates);
   }
 
@@ -65,6 +68,7 @@ export class SegmentStreams {
    * the old rate's units).
    */
   setClockRates(config: Readonly<Record<string, number>> | undefined): void {
+    this.configuredRates = config;
     this.clockRates = SegmentStreams.rates(config);
     for (const slot of this.slots.values()) this.table.setClock(slot, clockRateOf(this.table.payloadType[slot]!, this.clockRates));
   }
@@ -198,6 +202,27 @@ export class SegmentStreams {
   forget(ssrc: number): void {
     this.slots.delete(ssrc);
     if (ssrc === this.lastSsrc) this.lastSsrc = this.lastSlot = -1;
+  }
+
+  /**
+   * The segment was bound afresh (a reload changed its sockets): `next`, its successor's, goes on
+   * with these streams, their counters and state (sequence numbers, jitter, windows, receivers),
+   * so that msm_stream_* does not go back and the packets lost in between count as lost.
+   */
+  handOverTo(next: SegmentStreams): void {
+    for (const [ssrc, slot] of this.slots) {
+      if (next.slots.has(ssrc)) {
+        this.table.free(slot); // counted there already: the successor's stays
+        continue;
+      }
+      this.table.reown(slot, next.id);
+      next.slots.set(ssrc, slot);
+    }
+    next.overflowIn += this.overflowIn;
+    next.overflowOut += this.overflowOut;
+    next.setClockRates(next.configuredRates); // the successor's clockRates, for the streams it took
+    this.slots.clear();
+    this.close();
   }
 
   /** The segment is gone: its slots go back to the table. */

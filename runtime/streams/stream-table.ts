@@ -249,6 +249,11 @@ export class StreamTable {
     }
   }
 
+  /** The stream in `slot` goes on under another owner (its segment bound afresh by a reload). */
+  reown(slot: number, owner: number): void {
+    this.owner[slot] = owner;
+  }
+
   free(slot: number): void {
     this.owner[slot] = 0;
     this.nextFree[slot] = this.freeHead;
