@@ -9,6 +9,7 @@ import { resolveSecrets } from "./config/secrets.js";
 import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
 import type { EgressPorts } from "./dataplane/segment-sockets.js";
 import { carriedForChain, withCarriedCounters, type SegmentSnapshot } from "./dataplane/snapshot.js";
+import { StreamTotalsCarry } from "./streams/carried-totals.js";
 import { DESCRIPTOR_RESERVE, descriptorShortfall, openFileCount, socketsFor, socketsPerWorkerDuringChange } from "./dataplane/descriptor-budget.js";
 import { bindProblem, PORT_TAKEN } from "./dataplane/segment-sockets.js";
 import { removeStaleBeacons, WorkerHandle, WORKER_MODE } from "./dataplane/worker-handle.js";
@@ -150,6 +151,8 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private readonly stuckCall = new Map<string, string>(); // "segment#stage" -> the export the last kill found it in
   /** Counters of segments whose worker restarted, as last seen before the restart. */
   private readonly carried = new Map<string, SegmentSnapshot>();
+  /** Per-stream counters of segments whose worker restarted or that moved, for /metrics. */
+  private readonly streamCarry = new StreamTotalsCarry(() => this.config.streams.idleSeconds * 1000);
   /** The last state of every running stage, by segment and filter: a restarted worker starts from it. */
   private readonly checkpoints = new Map<string, StateCheckpoint>();
   /**
@@ -321,7 +324,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const handles = [...this.workers];
     const perWorker = await Promise.all(handles.map((w) => w.stats()));
     const segments = perWorker.flatMap((segs, worker) => segs.map((s) => {
-      if (this.workers[worker] === handles[worker]) return { ...withCarriedCounters(s, this.carried.get(s.name)), worker };
+      if (this.workers[worker] === handles[worker]) {
+        this.streamCarry.seen(s.name, worker, s.streams);
+        const streamsCarried = this.streamCarry.of(s.name, s.streams, Date.now());
+        return { ...withCarriedCounters(s, this.carried.get(s.name)), worker, ...(streamsCarried ? { streamsCarried } : {}) };
+      }
       // replaced while it answered (a stuck worker answers only when killed, with its last
       // snapshot): restartWorker has already added that snapshot to the carried counters
       const last = this.carried.get(s.name) ?? s;
@@ -731,6 +738,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
       this.stuckCall.delete(key);
     }
     for (const name of [...this.carried.keys()]) if (!names.has(name)) this.carried.delete(name);
+    this.streamCarry.keepOnly(names);
     for (const seg of config.segments) {
       const base = this.carried.get(seg.name);
       if (base) this.carried.set(seg.name, carriedForChain(base, seg.chain));
@@ -795,6 +803,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     for (const [name, m] of moved) {
       const last = workers[m.from]?.removedAtCommit.find((s) => s.name === name);
       if (last) this.carried.set(name, withCarriedCounters(last, this.carried.get(name)));
+      this.streamCarry.carry(name, m.from, Date.now());
     }
   }
 
@@ -1156,6 +1165,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     // down since its first failure: a crash loop must not look fresh at every restart
     const downSince = this.downSince[index] || Date.now();
     for (const s of old.lastSegments) this.carried.set(s.name, withCarriedCounters(s, this.carried.get(s.name)));
+    for (const { name } of this.segmentsOf(this.config, index)) this.streamCarry.carry(name, index, Date.now());
     const spare = this.takeSpare(index);
     if (!spare) this.spare?.close().catch(() => {}); // one made with other settings: a fresh one follows this restart
     if (!spare) this.spare = undefined;

@@ -14,10 +14,10 @@ const FILE_TIMEOUT_MS = 240_000;
 const LINGER_MS = 30_000;
 const BUN = join(root, "node_modules", "bun", "bin", "bun.exe");
 /** Test files that exercise the proxy and so run under Bun too. */
-const BUN_TESTS = /\/test\/((proxy|hot-swap|filter-host|failures|failure-paths|apply|output-timers|hostile-filter|source-gate|runtime-units|legs|fec-hot-swap|fec-stall|live-live-stall|timer-stall|socket-handover|keep-channel|abi-wat|filter-errors|filter-counters-swap|segment-counters-sockets|stats-round)[^/]*|fanout|destination-rewrite|feedback-fanout|multicast|batched-io|batched-io-group|streams|sdk-stream-meter|crypto-imports|host-crypto|srtp|upstream-order|state-file)\.test\.js$/;
+const BUN_TESTS = /\/test\/((proxy|hot-swap|filter-host|failures|failure-paths|apply|output-timers|hostile-filter|source-gate|runtime-units|legs|fec-hot-swap|fec-stall|live-live-stall|timer-stall|socket-handover|keep-channel|abi-wat|filter-errors|filter-counters-swap|segment-counters-sockets|stream-counters-carry|stats-round)[^/]*|fanout|destination-rewrite|feedback-fanout|multicast|batched-io|batched-io-group|streams|sdk-stream-meter|crypto-imports|host-crypto|srtp|upstream-order|state-file)\.test\.js$/;
 
 /** Test files that run once more under Node with the proxy on node:dgram I/O (io: dgram), the fallback path. */
-const DGRAM_TESTS = /\/test\/(proxy|filter-counters-swap|segment-counters-sockets|streams|sdk-stream-meter|hot-swap|legs|fanout|destination-rewrite|feedback-fanout|failures|output-timers|upstream-order)\.test\.js$/;
+const DGRAM_TESTS = /\/test\/(proxy|filter-counters-swap|segment-counters-sockets|stream-counters-carry|streams|sdk-stream-meter|hot-swap|legs|fanout|destination-rewrite|feedback-fanout|failures|output-timers|upstream-order)\.test\.js$/;
 
 function findTests(dir: string): string[] {
   if (!existsSync(dir)) return [];

@@ -90,7 +90,8 @@ export function pageStats(snapshot: ProxySnapshot): string[] {
   const newPage = (): Page => ({ segments: [], instances: new Map(), bytes: 0 });
   const pages: Page[] = [newPage()];
   let reported = 0;
-  for (const segment of segments) {
+  // streamsCarried is /metrics' own (runtime/streams/carried-totals.ts): the control plane compares /stats' counts
+  for (const { streamsCarried: _metricsOnly, ...segment } of segments) {
     let json = JSON.stringify(segment);
     let places = users.get(segment.name) ?? [];
     // what the segment adds to a page: itself, its users, and each instance not on the page yet

@@ -1,6 +1,7 @@
 // Renders a proxy snapshot in the Prometheus text exposition format (version 0.0.4).
 import { HISTOGRAM_BOUNDS, type HistogramValue } from "../filter-host/metrics.js";
 import type { ProxySnapshot } from "../proxy.js";
+import type { CarriedStream, CarriedTotals } from "../streams/carried-totals.js";
 import type { ReceiverReport, StreamDirection } from "../streams/types.js";
 
 import { familyLines, labelText as labels } from "./exposition.js";
@@ -26,6 +27,16 @@ function streamFamilies(segs: Segments, family: Family): void {
       const v = d ? pick(d) : null;
       return v === null ? [] : [[{ segment: s.name, ssrc: ssrcLabel(st.ssrc), direction }, v]];
     })));
+  // counters go on from what a stream counted before its worker restarted or its segment moved
+  const carried = new Map<string, CarriedStream>();
+  for (const s of segs) for (const c of s.streamsCarried ?? []) carried.set(`${s.name}/${c.ssrc}`, c);
+  const counters = (field: keyof CarriedTotals): Row[] =>
+    segs.flatMap((s) => s.streams.flatMap((st) => (["ingress", "egress"] as const).flatMap((direction): Row[] => {
+      const d = st[direction];
+      if (!d) return [];
+      const before = carried.get(`${s.name}/${st.ssrc}`)?.[direction]?.[field] ?? 0;
+      return [[{ segment: s.name, ssrc: ssrcLabel(st.ssrc), direction }, d[field] + before]];
+    })));
   const receivers = (pick: (r: ReceiverReport) => number | null): Row[] =>
     segs.flatMap((s) => s.streams.flatMap((st) => st.receivers.flatMap((r): Row[] => {
       const v = pick(r);
@@ -34,12 +45,12 @@ function streamFamilies(segs: Segments, family: Family): void {
   const overflow: Row[] = segs.flatMap((s) => (s.streamsOverflow
     ? [[{ segment: s.name, ssrc: "other", direction: "ingress" }, s.streamsOverflow.ingressPackets], [{ segment: s.name, ssrc: "other", direction: "egress" }, s.streamsOverflow.egressPackets]]
     : []));
-  family("msm_stream_packets_total", "counter", "RTP packets of the stream, duplicates excluded (ingress: from the sender; egress: out of the chain, once per packet). ssrc=\"other\": streams beyond streams.max.", [...directions((d) => d.packets), ...overflow]);
-  family("msm_stream_bytes_total", "counter", "RTP bytes of the stream, duplicates excluded.", directions((d) => d.bytes));
-  family("msm_stream_expected_packets_total", "counter", "Packets the sequence numbers say were sent (RFC 3550 A.3).", directions((d) => d.expected));
+  family("msm_stream_packets_total", "counter", "RTP packets of the stream, duplicates excluded (ingress: from the sender; egress: out of the chain, once per packet). ssrc=\"other\": streams beyond streams.max.", [...counters("packets"), ...overflow]);
+  family("msm_stream_bytes_total", "counter", "RTP bytes of the stream, duplicates excluded.", counters("bytes"));
+  family("msm_stream_expected_packets_total", "counter", "Packets the sequence numbers say were sent (RFC 3550 A.3).", counters("expected"));
   family("msm_stream_lost_packets", "gauge", "Packets expected but not seen (RFC 3550 A.3; a late packet lowers it).", directions((d) => d.lost));
-  family("msm_stream_duplicates_total", "counter", "Packets whose sequence number was already seen.", directions((d) => d.duplicates));
-  family("msm_stream_reordered_total", "counter", "Packets that came after a higher sequence number.", directions((d) => d.reordered));
+  family("msm_stream_duplicates_total", "counter", "Packets whose sequence number was already seen.", counters("duplicates"));
+  family("msm_stream_reordered_total", "counter", "Packets that came after a higher sequence number.", counters("reordered"));
   family("msm_stream_jitter_seconds", "gauge", "Interarrival jitter (RFC 3550 A.8).", directions((d) => seconds(d.jitterMs)));
   family("msm_stream_window_loss_ratio", "gauge", "Fraction of the packets expected in the last window (about 1 s) that were lost.", directions((d) => d.window?.fractionLost ?? null));
   family("msm_stream_window_bits_per_second", "gauge", "Bit rate over the last window.", directions((d) => d.window?.bitrateBps ?? null));

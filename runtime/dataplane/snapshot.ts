@@ -2,6 +2,7 @@
 import { addMetricSnapshots, type FilterMetricSnapshot } from "../filter-host/metrics.js";
 import type { ChainStage } from "../chain/filter-pool.js";
 import type { SegmentRuntime } from "./segment-runtime.js";
+import type { CarriedStream } from "../streams/carried-totals.js";
 import type { StreamOverflow, StreamStats } from "../streams/types.js";
 
 export type { FilterMetricSnapshot, LabelledSeries } from "../filter-host/metrics.js";
@@ -54,6 +55,8 @@ export interface SegmentSnapshot {
   streams: StreamStats[];
   /** Packets of streams beyond the proxy's streams.max, counted together; null: none. */
   streamsOverflow: StreamOverflow | null;
+  /** What /metrics adds to its streams' counters: their counts before a worker restart or a move (runtime/streams/carried-totals.ts). */
+  streamsCarried?: CarriedStream[];
 }
 
 export interface LegSnapshot {
