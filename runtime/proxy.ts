@@ -3,7 +3,7 @@
 // worker starts from, and the health the admin endpoint reports.
 import { networkInterfaces } from "node:os";
 import { EventEmitter } from "node:events";
-import { endpointsClash, type Endpoint } from "./config/endpoints.js";
+import { EndpointIndex } from "./config/endpoints.js";
 import { fixedBinds, socketsKey, type ProxyConfig, type SegmentConfig } from "./config/proxy-config.js";
 import { resolveSecrets } from "./config/secrets.js";
 import type { DataPlaneEvent, InstanceUsers, SegmentError, StateCheckpoint } from "./dataplane/dataplane.js";
@@ -813,15 +813,20 @@ export class Proxy extends EventEmitter<ProxyEvents> {
    */
   private portsReleasedFor(config: ProxyConfig): string[] {
     const next = new Map(config.segments.map((s) => [s.name, s]));
-    const released: Endpoint[] = [];
+    const released = new EndpointIndex<true>();
+    let any = false;
     for (const r of this.running) {
       const n = next.get(r.name);
-      if (!n || socketsKey(n) !== socketsKey(r)) released.push(...fixedBinds(r));
+      if (n && socketsKey(n) === socketsKey(r)) continue;
+      for (const b of fixedBinds(r)) {
+        released.add(b, true);
+        any = true;
+      }
     }
-    if (released.length === 0) return [];
+    if (!any) return [];
     const running = new Set(this.running.map((s) => s.name));
     return config.segments
-      .filter((s) => !running.has(s.name) && fixedBinds(s).some((b) => released.some((e) => endpointsClash(b, e))))
+      .filter((s) => !running.has(s.name) && fixedBinds(s).some((b) => released.clashing(b) !== undefined))
       .map((s) => s.name);
   }
 
@@ -850,11 +855,11 @@ export class Proxy extends EventEmitter<ProxyEvents> {
   private async portsTakenBeforeCommit(config: ProxyConfig, deferBind: readonly string[]): Promise<SegmentError[]> {
     const running = new Map(this.running.map((s) => [s.name, s]));
     const deferred = new Set(deferBind);
-    // by port: a change that moves 10,000 segments looks each bind up among its port's only
-    const held = new Map<number, Endpoint[]>();
+    // indexed: a change that moves 10,000 segments (each at its own address on one port, say) looks each bind up at once
+    const held = new EndpointIndex<true>();
     for (const s of this.running) {
       if (this.notRunning.has(s.name)) continue;
-      for (const b of fixedBinds(s)) held.set(b.port, [...(held.get(b.port) ?? []), b]);
+      for (const b of fixedBinds(s)) held.add(b, true);
     }
     const late = config.segments.filter((s) => {
       const r = running.get(s.name);
@@ -862,7 +867,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     });
     const errors: SegmentError[] = [];
     for (const seg of late) {
-      const problem = await bindProblem(seg, (b) => (held.get(b.port) ?? []).some((h) => endpointsClash(b, h)));
+      const problem = await bindProblem(seg, (b) => held.clashing(b) !== undefined);
       if (problem) errors.push({ segment: seg.name, message: problem });
     }
     return errors;

@@ -32,19 +32,52 @@ export function endpointsClash(a: Endpoint, b: Endpoint): boolean {
 }
 
 /**
- * Collects binds and reports the first earlier one each new bind clashes with. Indexed by port, so
- * that a config of 10,000 segments is checked in linear time.
+ * Binds by where they are, for "does this one clash with any held?" in constant time: a fleet puts
+ * thousands of segments on one port, each at its own address (a multicast group per camera), where
+ * comparing the new bind with every bind on its port was quadratic. Every bind added is held, even
+ * one that clashes with another (what runs, or what a change releases); the owner of the first
+ * bind at a place is the one named.
  */
+export class EndpointIndex<T> {
+  /** "family|port|canonical address" -> the first owner there. */
+  private readonly exact = new Map<string, T>();
+  /** "family|port" -> the first owner of a wildcard bind of that family on that port. */
+  private readonly wildcard = new Map<string, T>();
+  /** "family|port" -> the first owner of any bind of that family on that port (a wildcard lookup clashes with it). */
+  private readonly anyOnPort = new Map<string, T>();
+
+  add(endpoint: Endpoint, owner: T): void {
+    if (endpoint.port === 0) return; // the kernel picks a free port: never a clash
+    const { onPort, canonical } = place(endpoint);
+    if (!this.anyOnPort.has(onPort)) this.anyOnPort.set(onPort, owner);
+    if (isWildcard(canonical)) {
+      if (!this.wildcard.has(onPort)) this.wildcard.set(onPort, owner);
+    } else if (!this.exact.has(`${onPort}|${canonical}`)) this.exact.set(`${onPort}|${canonical}`, owner);
+  }
+
+  /** The owner of a held bind that binding `endpoint` would clash with (endpointsClash), or undefined. */
+  clashing(endpoint: Endpoint): T | undefined {
+    if (endpoint.port === 0) return undefined;
+    const { onPort, canonical } = place(endpoint);
+    if (isWildcard(canonical)) return this.anyOnPort.get(onPort);
+    return this.wildcard.get(onPort) ?? this.exact.get(`${onPort}|${canonical}`);
+  }
+}
+
+function place(endpoint: Endpoint): { onPort: string; canonical: string } {
+  const address = endpoint.address; // read once: a getter or a long IPv6 text costs each time
+  return { onPort: `${isIP(address)}|${endpoint.port}`, canonical: canonicalAddress(address) };
+}
+
+/** Collects binds and reports the first earlier one each new bind clashes with (a clashing bind is not kept). */
 export class EndpointClaims<T> {
-  private readonly byPort = new Map<number, { endpoint: Endpoint; owner: T }[]>();
+  private readonly held = new EndpointIndex<T>();
 
   /** Records `endpoint` for `owner`; returns the owner of a clashing earlier claim, or undefined. */
   claim(endpoint: Endpoint, owner: T): T | undefined {
-    let list = this.byPort.get(endpoint.port);
-    if (!list) this.byPort.set(endpoint.port, (list = []));
-    const clash = list.find((c) => endpointsClash(c.endpoint, endpoint));
-    if (clash) return clash.owner;
-    list.push({ endpoint, owner });
+    const clash = this.held.clashing(endpoint);
+    if (clash !== undefined) return clash;
+    this.held.add(endpoint, owner);
     return undefined;
   }
 }
