@@ -889,6 +889,9 @@ live("what only the server can refuse is reported in the file's terms, and nothi
   assert.is(r.code, 1);
   assert.match(r.err, /^msmctl: the control plane at 127\.0\.0\.1:\d+ refused the segments; nothing was applied:$/m);
   assert.match(r.err, new RegExp(`^msmctl: ${file.replace(/[.]/g, "\\.")}: document 1: spec\\.listen\\.port: .*cam-1`, "m"));
+  // cam-4's RTCP port (listen port + 1) clashes too: that line is in the file's words as well
+  assert.match(r.err, new RegExp(`^msmctl: ${file.replace(/[.]/g, "\\.")}: document 1: spec\\.listen\\.port \\(RTCP, port \\+ 1\\): port already used by .*cam-1`, "m"), r.err);
+  for (const line of r.err.trimEnd().split("\n").slice(1)) assert.ok(line.startsWith(`msmctl: ${file}: document `), `a refusal line not located in the file: ${line}`);
   assert.match(r.err, new RegExp(`^msmctl: ${file.replace(/[.]/g, "\\.")}: document 2: spec\\.chain\\[0\\]\\.filter: unknown filter 'validate@9\\.9' \\(pushed versions: 1\\.0\\.0\\)$`, "m"));
   assert.ok(r.err.includes(`msmctl: ${file}: document 3: spec.chain[0].filter: unknown filter 'srtp' (push it first: msmctl filter push srtp@VERSION FILE.wasm)\n`), r.err);
   assert.is((await msmctl(["get", "segment", "cam-5"], { env })).code, 1);

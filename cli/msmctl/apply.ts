@@ -96,13 +96,15 @@ export function locateRefusal(details: string, loaded: readonly Loaded[]): strin
     .filter((l) => l.trim() !== "")
     .map((line) => {
       const where = (i: number): Loaded | undefined => loaded[i];
-      const lead = /^segments\[(\d+)\]((?:\.[A-Za-z_]+|\[\d+\])*): /.exec(line);
+      // a field may carry a qualifier before its colon: `segments[3].listen.port (RTCP, port + 1): ...`
+      const lead = /^segments\[(\d+)\]((?:\.[A-Za-z_]+|\[\d+\])*)((?: \([^()]*\))?): /.exec(line);
       let head = "";
       let rest = line;
       if (lead && where(Number(lead[1]))) {
         const l = where(Number(lead[1]))!;
         const path = manifestPath(lead[2]!, l.origin.prefix);
-        head = `${l.source}: document ${l.origin.document}: ${path ? `${path}: ` : ""}`;
+        const field = `${path}${lead[3]!}`.trimStart();
+        head = `${l.source}: document ${l.origin.document}: ${field ? `${field}: ` : ""}`;
         rest = line.slice(lead[0].length);
       }
       rest = rest.replace(REQUEST_PATH, (m, i: string, path: string) => {
