@@ -45,9 +45,11 @@ export interface ControlPlaneTiming {
   /** How long ApplySegments / DeleteSegments retry when concurrent writes keep winning. */
   readonly writeRetryMs: number;
   /**
-   * Every so often a replica compacts the store's history to the last `compactKeepRevisions`
-   * revisions: status and stats writes would otherwise grow etcd without bound (its space quota
-   * is 2 GiB by default). 0 turns it off (when etcd runs with --auto-compaction-*).
+   * Every so often a replica compacts the store's history: status and stats writes would
+   * otherwise grow etcd without bound (its space quota is 2 GiB by default). It keeps at most the
+   * last `compactKeepRevisions` revisions and nothing written before its previous compaction, so
+   * one to two periods of history: a large proxy's stats are 256 KiB pages, a revision each, and
+   * 10,000 of them alone were 2.5 GB. 0 turns it off (when etcd runs with --auto-compaction-*).
    */
   readonly compactEveryMs: number;
   readonly compactKeepRevisions: number;
@@ -63,7 +65,7 @@ export const DEFAULT_TIMING: ControlPlaneTiming = {
   statsIntervalMs: 2_000,
   registerTimeoutMs: 30_000,
   writeRetryMs: 20_000,
-  compactEveryMs: 300_000,
+  compactEveryMs: 60_000,
   compactKeepRevisions: 10_000,
   healthCheckMs: 5_000,
   tlsReloadMs: 10_000,
@@ -451,6 +453,8 @@ class ControlPlaneServer {
   }
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
+  /** The store's revision when the previous compaction ran: the next one keeps nothing older. */
+  private revisionAtLastCompaction = 0;
   private tlsReloadTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private paths: { atMs: number; paths: Promise<StreamPath[]> } | undefined;
@@ -512,7 +516,10 @@ class ControlPlaneServer {
 
   private async compact(): Promise<void> {
     try {
-      const revision = (await this.store.revision()) - this.timing.compactKeepRevisions;
+      const now = await this.store.revision();
+      // the history older than the previous compaction goes too: a count alone kept gigabytes of stats pages
+      const revision = Math.max(now - this.timing.compactKeepRevisions, this.revisionAtLastCompaction);
+      this.revisionAtLastCompaction = now;
       if (revision > 1) await this.store.compact(revision);
     } catch (err) {
       this.log(`compacting the store's history failed: ${(err as Error).message}`);
