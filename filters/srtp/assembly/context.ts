@@ -7,7 +7,7 @@ import { LogLevel, SCRATCH, StateOrigin, Status, StateReader, StateWriter, log, 
 import { keyChangedTable, keyRoleConflict } from "./key-roles";
 import { Session } from "./session";
 import { SourceTable } from "./source-table";
-import { KeyRoles, SendClock, UNTREATED_CHECKPOINT, blobKeys, readState, windowWords, writeState } from "./state-blob";
+import { KeyRoles, STATE_VERSION, SendClock, UNTREATED_CHECKPOINT, blobKeys, readState, windowWords, writeState } from "./state-blob";
 
 export const PROTECT = 0;
 export const UNPROTECT = 1;
@@ -68,6 +68,8 @@ export class SrtpContext extends SegmentContext {
    * dropped (key_role_changed) while it is held. null: none.
    */
   held: Uint8Array | null = null;
+  /** `held` is a newer build's blob this one cannot read (dropped as state_too_new), not a key's changed role. */
+  heldNewer: bool = false;
   /** The roles of the keys before this config's (from the state it took on), exported after its own. */
   readonly roles: KeyRoles = new KeyRoles();
   /**
@@ -161,6 +163,19 @@ export class SrtpContext extends SegmentContext {
   importState(blob: StateReader, nowUs: i64): Status {
     if (blob.length == 0) return Status.Ok;
     const status = readState(blob, this.forwardSources, this.reverseSources);
+    if (status != Status.Ok && blobKeys.newerVersion != 0) {
+      // Started afresh, protect would encrypt its sources from ROC 0 and SRTCP index 0 again under
+      // keys the newer build used, and unprotect take its packets again: held as it came instead,
+      // exported as it is, so that the newer build (rolled forward) takes it on where it was.
+      const held = new Uint8Array(blob.length);
+      memory.copy(held.dataStart, SCRATCH, <usize>blob.length);
+      this.held = held;
+      this.heldNewer = true;
+      setError("srtp state blob of version " + blobKeys.newerVersion.toString() + ", written by a newer build (this one reads up to " +
+        STATE_VERSION.toString() + "); starting afresh would encrypt indexes already used under the same keys (RFC 3711 section 9.1): " +
+        "every packet of the segment is dropped (state_too_new) until the newer build runs it again, or the srtp stage is removed and added with new keys");
+      return Status.BadState;
+    }
     if (status != Status.Ok) return status;
     let conflict = keyRoleConflict(this.forward.fingerprint, this.direction == UNPROTECT, "key");
     if (conflict.length == 0 && this.hasReverse) conflict = keyRoleConflict(this.reverse.fingerprint, this.direction == PROTECT, "reverseKey");
@@ -175,6 +190,7 @@ export class SrtpContext extends SegmentContext {
       // must skip past the indexes the failed stage used after it, as a restore does
       if (stateOrigin() == StateOrigin.Checkpoint && blobKeys.flagsAt >= 0) held[blobKeys.flagsAt] |= UNTREATED_CHECKPOINT;
       this.held = held;
+      this.heldNewer = false;
       // the host says it (state not carried over: ...) with the segment's name
       setError(conflict + "; every packet of the segment is dropped (key_role_changed) until the config gives a new key");
       return Status.BadState;
@@ -240,6 +256,7 @@ export class SrtpContext extends SegmentContext {
   /** The segment is gone: its keys are wiped and the context goes back to the pool. */
   free(): void {
     this.held = null;
+    this.heldNewer = false;
     this.roles.clear();
     this.authFailed = 0;
     this.authPassed = 0;

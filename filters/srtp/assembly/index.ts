@@ -31,6 +31,8 @@ const DROP_PLAIN_FEEDBACK: u32 = DropReason.FilterDefinedBase;
 const DROP_KEY_ROLE_CHANGED: u32 = DropReason.FilterDefinedBase + 1;
 /** Held sends (context.ts): a checkpoint restored so late that the sources' roll-over counters are unknown. */
 const DROP_ROC_UNKNOWN: u32 = DropReason.FilterDefinedBase + 2;
+/** A state blob of a newer build (a rollback), held as it came (context.ts). */
+const DROP_STATE_TOO_NEW: u32 = DropReason.FilterDefinedBase + 3;
 /** Decoded master key || salt, wiped after the session keys are derived. */
 const master = memory.data(64);
 /** The segment's `key` while its `reverseKey` is read, to refuse the same key both ways; wiped after. */
@@ -125,6 +127,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
     nameDropReason(DROP_PLAIN_FEEDBACK, "plain_feedback", DropClass.Drop);
     nameDropReason(DROP_KEY_ROLE_CHANGED, "key_role_changed", DropClass.Drop);
     nameDropReason(DROP_ROC_UNKNOWN, "roc_unknown", DropClass.Drop);
+    nameDropReason(DROP_STATE_TOO_NEW, "state_too_new", DropClass.Drop);
     cfg.rejectUnknown([]);
     return cfg.finish();
   }
@@ -207,7 +210,7 @@ class SrtpFilter extends ContextFactory<SrtpContext, SrtpSettings> {
 
   private transform(p: Packet, c: SrtpContext): void {
     if (c.held !== null) {
-      p.drop(DROP_KEY_ROLE_CHANGED);
+      p.drop(c.heldNewer ? DROP_STATE_TOO_NEW : DROP_KEY_ROLE_CHANGED);
       return;
     }
     let session = c.forward;

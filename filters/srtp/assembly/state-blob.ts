@@ -31,7 +31,7 @@ import { SCRATCH_SIZE, Status, StateReader, StateWriter, setError } from "../../
 import { ReplayState, WORDS } from "./replay";
 import { SourceTable } from "./source-table";
 
-const STATE_VERSION: u32 = 5;
+export const STATE_VERSION: u32 = 5;
 /** The flag of a checkpoint a stage held as it came (key-roles.ts): whoever takes it on treats it as a checkpoint. */
 export const UNTREATED_CHECKPOINT: u8 = 4;
 /** The flag of a blob whose protecting table's roll-over counters are unknown (context.ts): its RTP is held. */
@@ -112,6 +112,8 @@ export class BlobKeys {
   sendRate: u32 = 0;
   unseen: u32 = 0;
   rocUnknown: bool = false;
+  /** The blob's version when it is newer than this build reads (a build rolled back from a newer one), else 0. */
+  newerVersion: u32 = 0;
   /** Every key's role the blob knows: its tables' keys, then its list (or, without one, the previous keys). */
   readonly roles: KeyRoles = new KeyRoles();
 }
@@ -179,11 +181,17 @@ export function readState(blob: StateReader, forward: SourceTable, reverse: Sour
   blobKeys.sendRate = 0;
   blobKeys.unseen = 0;
   blobKeys.rocUnknown = false;
+  blobKeys.newerVersion = 0;
   forward.previousKey = 0;
   reverse.previousKey = 0;
   forward.newRtcpStart = 0;
   reverse.newRtcpStart = 0;
   const version = blob.u32();
+  if (version > STATE_VERSION && !blob.overflow) {
+    // a newer build's (a rollback): the caller holds it rather than start its sources again
+    blobKeys.newerVersion = version;
+    return Status.BadState;
+  }
   if (version < 1 || version > STATE_VERSION) {
     setError("srtp state blob of an unknown version");
     return Status.BadState;

@@ -1272,6 +1272,51 @@ test("a version-4-or-later blob cut anywhere in its key roles is refused, not re
   }
 });
 
+test("a blob of a newer build (a rollback: state version 6 here) is held as it came, not started afresh: protect encrypts no index a second time, every packet is dropped (state_too_new) and the blob goes on to the newer build rolled forward", async () => {
+  const k = masterFor(CM80, 33);
+  const config = { direction: "protect", suite: CM80.name, key: inline(k) };
+  const rtp = (seq: number) => buildRtp({ seq, ssrc: 7, payloadSize: 32, payloadByte: 0x5a });
+  const newer = await FilterHarness.load(WASM);
+  const a = newer.createContext(config);
+  const sent = [1, 2, 3].map((seq) => newer.run({ ctx: a, bytes: rtp(seq) }).bytes!);
+  const srtcp = newer.run({ ctx: a, bytes: rtcpRr(7), flags: RTCP }).bytes!;
+  const v5 = newer.exportState(a)!;
+  // what a newer build may write: its version, then whatever it added
+  const v6 = new Uint8Array([...v5, 1, 2, 3, 4]);
+  new DataView(v6.buffer).setUint32(0, 6, true);
+  for (const origin of [StateOrigin.Swap, StateOrigin.Checkpoint] as const) {
+    const h = await FilterHarness.load(WASM);
+    const c = h.createContext(config);
+    const r = h.importState(c, v6, origin);
+    assert.is(r.ok, false);
+    assert.match(r.reason, /version 6, written by a newer build \(this one reads up to 5\).*dropped \(state_too_new\)/);
+    const again = h.run({ ctx: c, bytes: rtp(1) });
+    assert.is(again.reasonName, "state_too_new", "started afresh, (ROC 0, 1) would be encrypted again under the same key");
+    assert.ok(again.bytes === undefined || Buffer.compare(Buffer.from(again.bytes), Buffer.from(sent[0]!)) !== 0);
+    const rtcpAgain = h.run({ ctx: c, bytes: rtcpRr(7), flags: RTCP });
+    assert.is(rtcpAgain.reasonName, "state_too_new", "SRTCP index 0 again");
+    assert.ok(rtcpAgain.bytes === undefined || Buffer.compare(Buffer.from(rtcpAgain.bytes), Buffer.from(srtcp)) !== 0);
+    assert.equal(h.exportState(c), v6, "exported as it came, for the newer build");
+  }
+  // unprotect holds it too: its replay windows are in the blob
+  const rx = await FilterHarness.load(WASM);
+  const b = rx.createContext({ direction: "unprotect", suite: CM80.name, key: inline(k) });
+  assert.is(rx.importState(b, v6, StateOrigin.Swap).ok, false);
+  assert.is(rx.run({ ctx: b, bytes: sent[0]! }).reasonName, "state_too_new", "a replay of what was taken before");
+  // rolled forward: the newer build reads its blob and goes on where it was (here: this build, given its own version back)
+  const forward = await FilterHarness.load(WASM);
+  const f = forward.createContext(config);
+  assert.equal(forward.importState(f, v5, StateOrigin.Swap), { ok: true, reason: "" });
+  assert.is(forward.run({ ctx: f, bytes: rtp(3) }).reasonName, "srtp_replay");
+  assert.is(forward.run({ ctx: f, bytes: rtp(4) }).verdict, "pass");
+  // a blob of no known version at all (0) is still refused as such, and not held
+  const zero = new Uint8Array(v5);
+  new DataView(zero.buffer).setUint32(0, 0, true);
+  const z = await FilterHarness.load(WASM);
+  const zc = z.createContext(config);
+  assert.match(z.importState(zc, zero, StateOrigin.Swap).reason, /unknown version/);
+});
+
 test("a key that protected downstream, given as reverseKey to protect upstream (direction swapped, key and reverseKey exchanged), is held: its indexes are in the other direction's state (helper V)", async () => {
   const k = inline(masterFor(CM80, 31));
   const other = inline(masterFor(CM80, 32));
