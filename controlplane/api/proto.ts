@@ -41,7 +41,8 @@ export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
 
 // A proxy's client notes, in each snapshot it receives, the fields this build does not define
 // (a control plane newer than the proxy): unknownSnapshotFields() says which.
-const controlMessageType = protobuf.loadSync(PROTO).lookupType("msm.v1.ControlMessage");
+const wire = protobuf.loadSync(PROTO);
+const controlMessageType = wire.lookupType("msm.v1.ControlMessage");
 const unknownInSnapshot = new WeakMap<object, string[]>();
 const connect = proxyService.Connect!;
 export const ProxyServiceClient: ServiceClientConstructor = makeClientConstructor({
@@ -63,7 +64,31 @@ export const ProxyServiceClient: ServiceClientConstructor = makeClientConstructo
 export function unknownSnapshotFields(snapshot: object): readonly string[] {
   return unknownInSnapshot.get(snapshot) ?? [];
 }
-export const adminService: ServiceDefinition = pkg.msm.v1.AdminService.service;
+
+// The control plane notes, in each ApplySegments request, the fields this build does not define
+// (an msmctl newer than the control plane), so that it refuses the request rather than store the
+// segments without them: unknownApplyFields() says which.
+const applyRequestType = wire.lookupType("msm.v1.ApplySegmentsRequest");
+const unknownInApply = new WeakMap<object, string[]>();
+const adminDefinition = pkg.msm.v1.AdminService.service;
+const applySegments = adminDefinition.ApplySegments!;
+export const adminService: ServiceDefinition = {
+  ...adminDefinition,
+  ApplySegments: {
+    ...applySegments,
+    requestDeserialize: (bytes: Buffer) => {
+      const msg = applySegments.requestDeserialize(bytes) as object;
+      const unknown = unknownFields(applyRequestType, bytes);
+      if (unknown.length > 0) unknownInApply.set(msg, unknown);
+      return msg;
+    },
+  },
+};
+
+/** The fields of an ApplySegments request received through adminService that msm.proto does not define (`segments[0]: field 40 of msm.v1.Segment`). */
+export function unknownApplyFields(request: object): readonly string[] {
+  return unknownInApply.get(request) ?? [];
+}
 
 /** The trailing metadata of a request refused only for being too large for one store transaction: the store's limit. */
 export const MAX_TXN_OPS_TRAILER = "msm-max-txn-ops";

@@ -11,7 +11,7 @@ import {
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import {
-  adminService, MAX_TXN_OPS_TRAILER, proxyService,
+  adminService, MAX_TXN_OPS_TRAILER, proxyService, unknownApplyFields,
   type ApplySegmentsResponse, type DeleteSegmentsResponse, type DescribeStreamResponse, type FilterModule, type ListStreamsResponse, type FilterRef, type ProxyMessage, type ProxyStats, type ProxyStatus, type Segment,
 } from "../api/proto.js";
 import { printable } from "../security/terminal.js";
@@ -114,6 +114,22 @@ const MAX_RETRY_IN_MS = 3_600_000;
 /** A proxy's error text, cut to a size the status record can hold. */
 function bounded(error: string): string {
   return error.length > MAX_NACK_ERROR ? `${error.slice(0, MAX_NACK_ERROR)}...` : error;
+}
+
+/**
+ * Refuses an ApplySegments request with settings this build's msm.proto does not define (an msmctl
+ * newer than the control plane): decoded as usual they vanish, and the segments would be stored,
+ * and run, without them while the apply reports success.
+ */
+function refuseUnknownFields(req: { segments: readonly Segment[] }): void {
+  const unknown = unknownApplyFields(req);
+  if (unknown.length === 0) return;
+  const named = unknown.slice(0, 10).map((f) => f.replace(/^segments\[(\d+)\]([^:]*)/, (at, i: string) => `${at} ('${printable(req.segments[Number(i)]?.name ?? "?")}')`));
+  throw invalid([
+    ...named,
+    ...(unknown.length > 10 ? [`and ${unknown.length - 10} more`] : []),
+    "settings this control plane does not know, which it would store without: the client is newer than this control plane: upgrade the control plane, or apply without those settings; nothing was applied",
+  ]);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -642,6 +658,7 @@ class ControlPlaneServer {
     return {
       ApplySegments: this.unary<{ segments: Segment[]; dryRun: boolean; clientSplits: boolean }, ApplySegmentsResponse>("admin", (req) =>
         this.write("ApplySegments", async () => {
+          refuseUnknownFields(req);
           const state = await this.readDesired();
           const plan = planApply(req.segments, state);
           // a dry run checks what the store would refuse too
