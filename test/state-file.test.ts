@@ -298,6 +298,48 @@ test("restarted under an edited config that makes the unprotect stage protect un
   }
 });
 
+test("a rollback: restarted from a stateFile whose srtp state a newer build wrote (blob version 6), protect holds it and drops every packet (state_too_new), saying why, instead of starting again at SRTCP index 0; the file keeps that state for the newer build", async () => {
+  const r = await rig();
+  try {
+    const srtpOf = await srtpSender();
+    await firstRun(r, true, srtpOf);
+    type Saved = { stages: { segment: string; filter: string; state: string }[] };
+    const encState = (): string | undefined => (JSON.parse(readFileSync(r.stateFile, "utf8")) as Saved).stages.find((st) => st.segment === "enc")?.state;
+    // what a newer build's srtp writes: its version, the rest as it chooses
+    const saved = JSON.parse(readFileSync(r.stateFile, "utf8")) as Saved;
+    const enc = saved.stages.find((st) => st.segment === "enc")!;
+    const newer = Buffer.concat([Buffer.from(enc.state, "base64"), Buffer.from([1, 2, 3])]);
+    newer.writeUInt32LE(6, 0);
+    enc.state = newer.toString("base64");
+    writeFileSync(r.stateFile, JSON.stringify(saved));
+    const admin = await freePortPair();
+    const proxy = startCliProxy({ ...r.config(true), admin: { address: LO, port: admin } });
+    const tx = await bindUdp();
+    try {
+      await waitFor(() => /filter srtp: the state of segment enc was not carried over: srtp state blob of version 6, written by a newer build/.test(proxy.output()), 20_000, `the refusal in the log\n${proxy.output()}`);
+      const outBefore = r.protectedOut.packets.length;
+      let dropped = 0;
+      await waitFor(async () => {
+        tx.send(indexedRtp(11), r.encListen, LO);
+        tx.send(sr(), r.encListen + 1, LO);
+        await sleep(100);
+        const metrics = await fetch(`http://${LO}:${admin}/metrics`).then((res) => res.text(), () => "");
+        dropped = Number(/msm_filter_drops_total\{segment="enc",stage="0",filter="srtp",reason="state_too_new"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+        return dropped > 1;
+      }, 10_000, "state_too_new drops in /metrics");
+      assert.is(r.protectedOut.packets.length, outBefore, "nothing protected afresh left the stage (before: SRTCP index 0 again)");
+      const after = Date.now();
+      await waitFor(() => (JSON.parse(readFileSync(r.stateFile, "utf8")) as { savedAtMs: number }).savedAtMs > after + 250, 5000, "a checkpoint saved since");
+      assert.equal(Buffer.from(encState()!, "base64"), newer, "the newer build's state is saved as it came");
+    } finally {
+      tx.close();
+      await proxy.stop();
+    }
+  } finally {
+    r.close();
+  }
+});
+
 test("restarted from its stateFile after the stream may have moved 2^15 sequence numbers: protect drops its RTP (roc_unknown), saying why, instead of guessing its roll-over counter", async () => {
   const r = await rig();
   const admin = await freePortPair();
