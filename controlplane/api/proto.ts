@@ -5,7 +5,7 @@
 import { loadSync } from "@grpc/proto-loader";
 import { loadPackageDefinition, makeClientConstructor, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import { unknownFields } from "./unknown-fields.js";
+import { unknownFields, unknownRecordFields } from "./unknown-fields.js";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { Endpoint__Output } from "./generated/msm/v1/Endpoint.js";
@@ -84,6 +84,12 @@ export const adminService: ServiceDefinition = {
     },
   },
 };
+
+const segmentType = wire.lookupType("msm.v1.Segment");
+/** Keys of a stored segment record that msm.proto does not define (a newer control plane stored them): `legs[0]: 'future' (not a field of msm.v1.Leg)`. */
+export function unknownSegmentRecordFields(record: unknown): string[] {
+  return unknownRecordFields(segmentType, record);
+}
 
 /** The fields of an ApplySegments request received through adminService that msm.proto does not define (`segments[0]: field 40 of msm.v1.Segment`). */
 export function unknownApplyFields(request: object): readonly string[] {

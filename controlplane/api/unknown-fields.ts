@@ -41,3 +41,28 @@ function scan(type: protobuf.Type, bytes: Uint8Array, path: string, out: string[
     } else reader.skipType(wireType);
   }
 }
+
+/**
+ * Where `value`, a `type` message as JSON (a record the control plane stored, in the decoder's
+ * camelCase names), holds keys `type` does not define, recursively through its message fields:
+ * what a newer control plane stored and this one would drop from the snapshots it builds.
+ * Map fields are not looked into; keys starting with "_" (a decoder's virtual oneof names) are not fields.
+ */
+export function unknownRecordFields(type: protobuf.Type, value: unknown, path = ""): string[] {
+  const out: string[] = [];
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return out;
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    if (key.startsWith("_")) continue;
+    const field = type.fields[key];
+    if (!field) {
+      out.push(`${path || "(top level)"}: '${key}' (not a field of ${type.fullName.replace(/^\./, "")})`);
+      continue;
+    }
+    field.resolve();
+    if (field.map || !(field.resolvedType instanceof protobuf.Type)) continue;
+    const at = `${path ? `${path}.` : ""}${key}`;
+    if (field.repeated && Array.isArray(v)) v.forEach((item, i) => out.push(...unknownRecordFields(field.resolvedType as protobuf.Type, item, `${at}[${i}]`)));
+    else out.push(...unknownRecordFields(field.resolvedType, v, at));
+  }
+  return out;
+}

@@ -144,6 +144,8 @@ class ProxySession {
   nodeId = "";
   registered = false;
   private lastSent = -1;
+  /** The snapshot version last held back for settings this build does not know (logged once per version). */
+  private heldBackVersion = -1;
   /** What this stream's proxy last acknowledged: the record is written back from it when this stream takes the record over again (heartbeat). */
   private lastAck: { ackedVersion: number; notRunning: string[]; notRunningError: string } | undefined;
   /** This stream's proxy's refusal still standing (none: cleared), written back with lastAck: the other stream's NACK is not this proxy's either. */
@@ -352,6 +354,18 @@ class ProxySession {
     if (!this.registered || this.closed) return;
     const snapshot = state.snapshotFor(this.nodeId);
     if (!always && snapshot.version <= this.lastSent) return;
+    const newer = state.newerSettingsFor(this.nodeId);
+    if (newer.length > 0) {
+      // built here, the snapshot would run those segments without the settings: the proxy keeps what it runs
+      if (snapshot.version !== this.heldBackVersion) {
+        this.heldBackVersion = snapshot.version;
+        const named = newer.slice(0, 5).map((n) => `${printable(n.segment)} (${n.fields.slice(0, 5).map((f) => printable(f)).join("; ")})`);
+        this.cp.log(`proxy ${this.nodeId}: not sending snapshot ${snapshot.version}: segments stored by a newer control plane have settings this one does not know, which the proxy would run without: ` +
+          `${named.join(", ")}${newer.length > 5 ? `, and ${newer.length - 5} more` : ""}. The proxy keeps running what it runs; upgrade this control plane, or apply those segments again without the settings`);
+      }
+      return;
+    }
+    this.heldBackVersion = -1;
     this.lastSent = snapshot.version;
     try {
       this.call.write({ snapshot });

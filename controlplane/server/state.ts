@@ -10,7 +10,7 @@
 //     whichever version is the newest: api/versions.ts).
 // Each is a store revision, so the version is the same on every replica, and it grows with every
 // change of the snapshot's content: the change is written at a revision above all earlier ones.
-import type { FilterRef, Segment, Snapshot } from "../api/proto.js";
+import { unknownSegmentRecordFields, type FilterRef, type Segment, type Snapshot } from "../api/proto.js";
 import { newestVersion } from "../api/versions.js";
 import type { KeyValue } from "../store/index.js";
 import { FILTERS, PROXIES, SEGMENTS } from "./keys.js";
@@ -19,6 +19,8 @@ export interface StoredSegment {
   /** As applied, with `revision` set to the key's modification revision. */
   readonly segment: Segment;
   readonly modRevision: number;
+  /** Keys of the record this build does not define: a newer control plane stored them (see newerSettingsFor). */
+  readonly newerFields: readonly string[];
 }
 
 export interface StoredFilter {
@@ -69,7 +71,7 @@ export class DesiredState {
       // a segment stored before legs existed has none (segments.ts puts `legs` last in a record, as here)
       const segment = { ...stored, legs: stored.legs ?? [], revision: kv.modRevision };
       this.removeSegment(name);
-      this.segments.set(name, { segment, modRevision: kv.modRevision });
+      this.segments.set(name, { segment, modRevision: kv.modRevision, newerFields: unknownSegmentRecordFields(stored) });
       let set = this.byProxy.get(segment.proxy);
       if (!set) this.byProxy.set(segment.proxy, (set = new Set()));
       set.add(name);
@@ -132,6 +134,19 @@ export class DesiredState {
   /** Whether `node` is meant to run any segment now. */
   hasSegments(node: string): boolean {
     return this.byProxy.has(node);
+  }
+
+  /**
+   * The segments of `node` stored by a newer control plane with settings this build does not know,
+   * and which: a snapshot built here would run them without those settings (see ProxyConnection.push).
+   */
+  newerSettingsFor(node: string): { segment: string; fields: readonly string[] }[] {
+    const out: { segment: string; fields: readonly string[] }[] = [];
+    for (const name of this.byProxy.get(node) ?? []) {
+      const fields = this.segments.get(name)!.newerFields;
+      if (fields.length > 0) out.push({ segment: name, fields });
+    }
+    return out.sort((a, b) => a.segment.localeCompare(b.segment));
   }
 
   /**
