@@ -2,15 +2,18 @@
 // control plane (file store): a segment setting the control plane's msm.proto does not define
 // (what a later .proto adds) is refused naming it, and nothing is stored. Decoded as usual the
 // field would vanish: the segment stored and pushed to its proxy without it, the apply reported
-// as done.
+// as done. And the other way: msmctl older than its control plane (a gRPC server speaking a newer
+// msm.proto) says that the segments it gets and describes have settings it cannot show.
 import * as assert from "uvu/assert";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import protobuf from "protobufjs";
-import { credentials, makeGenericClientConstructor, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, Server, ServerCredentials, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { AdminServiceClient, type Segment } from "../controlplane/api/proto.js";
 import { startControlPlane, type ControlPlane } from "../controlplane/server/index.js";
+import { runMsmctl } from "../cli/msmctl/main.js";
+import type { Io } from "../cli/msmctl/context.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, ROOT } from "./lib/paths.js";
 
@@ -98,6 +101,58 @@ test("ApplySegments with a setting the control plane does not know is refused na
   // the same client without the new settings: applied as usual
   const r = await call<{ created: string[] }>(client, "ApplySegments", { segments: [segment("cam-ok", 21000)] });
   assert.equal(r.created, ["cam-ok"]);
+});
+
+/** A control plane of a newer build, as far as msmctl get / describe segments ask it (with no proxies, filters, stats or streams). */
+async function newerControlPlane(segments: object[]): Promise<{ port: number; close: () => void }> {
+  const server = new Server();
+  const unary = (type: string, answer: object) => {
+    const T = newer.lookupType(`msm.v1.${type}`);
+    return {
+      path: "", requestStream: false, responseStream: false,
+      requestSerialize: () => Buffer.alloc(0), requestDeserialize: () => ({}),
+      responseSerialize: (m: object) => Buffer.from(T.encode(T.fromObject(m)).finish()), responseDeserialize: (b: Buffer) => b,
+      answer,
+    };
+  };
+  const methods = { ListSegments: unary("ListSegmentsResponse", { segments }), ListProxies: unary("ListProxiesResponse", { proxies: [] }), ListFilters: unary("ListFiltersResponse", { filters: [] }),
+    GetStats: unary("GetStatsResponse", {}), ListStreams: unary("ListStreamsResponse", {}) };
+  server.addService(
+    Object.fromEntries(Object.entries(methods).map(([name, m]) => [name, { ...m, path: `/msm.v1.AdminService/${name}` }])),
+    Object.fromEntries(Object.entries(methods).map(([name, m]) => [name, (_call: unknown, cb: (e: null, r: object) => void) => cb(null, m.answer)])),
+  );
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  return { port, close: () => server.forceShutdown() };
+}
+
+async function msmctl(args: string[], port: number): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const io: Io = {
+    out: (t) => void (out += t), err: (t) => void (err += t), readStdin: async () => Buffer.alloc(0),
+    env: { MSM_SERVER: `127.0.0.1:${port}`, MSM_INSECURE: "1" }, isTty: false, onInterrupt: () => () => {},
+  };
+  return { code: await runMsmctl(args, io), out, err };
+}
+
+test("msmctl older than its control plane: get and describe say which segments have settings it does not know, and that applying the output back would remove them", async () => {
+  const cpNewer = await newerControlPlane([
+    { ...segment("cam-new", 21020, { futureSetting: 3 }), destinations: [{ address: "127.0.0.1", port: 22020, futureEndpointKey: "x" }] },
+    segment("cam-plain", 21030),
+  ]);
+  try {
+    for (const args of [["get", "segments", "-o", "yaml"], ["get", "segment", "cam-new"], ["describe", "segment", "cam-new"]]) {
+      const r = await msmctl(args, cpNewer.port);
+      assert.is(r.code, 0, r.err);
+      assert.match(r.out, /cam-new/);
+      assert.match(r.err, /warning: segment cam-new has settings this msmctl does not know \(.*\): they are not shown, and applying this output back would remove them; the control plane is newer than this msmctl: upgrade msmctl/, `${args.join(" ")}: ${r.err}`);
+      assert.match(r.err, /does not know \([^)]*field 900 of msm\.v1\.Segment/);
+      assert.match(r.err, /does not know \([^)]*destinations\[0\]: field 901 of msm\.v1\.Endpoint/);
+      assert.not.match(r.err, /segment cam-plain has settings/);
+    }
+  } finally {
+    cpNewer.close();
+  }
 });
 
 test.run();

@@ -10,7 +10,7 @@ import type { Context } from "./context.js";
 import { flagSet, UsageError } from "./flags.js";
 import { printable } from "../../controlplane/security/terminal.js";
 import { age, bytes, endpoint, fields, hostPort, render, table } from "./format.js";
-import { hasNack, noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
+import { hasNack, noteNewerSettings, noteRedacted, segmentRows, SEGMENT_HEADERS } from "./get.js";
 import { refusalInManifestTerms, toManifest } from "./manifest.js";
 import { resourceAndNames } from "./resources.js";
 import type { StreamPath } from "../../controlplane/api/streams.js";
@@ -342,6 +342,7 @@ export async function describeCommand(ctx: Context): Promise<number> {
     ctx.io.err(`msmctl: no ${resource} to describe\n`);
     return 0;
   }
+  if (resource === "segments") noteNewerSettings(ctx, segments.filter((s) => chosen.includes(s.name)));
   const reports = new Map<string, Promise<ProxyCounters | undefined>>();
   const statsOf = (proxy: string): Promise<ProxyCounters | undefined> => {
     if (!reports.has(proxy)) reports.set(proxy, latestStats(api, proxy));

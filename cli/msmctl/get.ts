@@ -1,9 +1,10 @@
 // `msmctl get segments|proxies|filters|streams [NAME...]`: a table, or whole objects with -o json|yaml.
-import type { FilterRef, ProxyStatus, Segment } from "../../controlplane/api/proto.js";
+import { unknownListedFields, type FilterRef, type ProxyStatus, type Segment } from "../../controlplane/api/proto.js";
 import { CliError } from "./client.js";
 import type { Context } from "./context.js";
 import { flag, flagSet } from "./flags.js";
 import { REDACTED } from "../../controlplane/security/secrets.js";
+import { printable } from "../../controlplane/security/terminal.js";
 import { notRunningParts } from "../../controlplane/api/held-back.js";
 import { age, bytes, endpoint, listCell, render, table, truncate } from "./format.js";
 import { API_VERSION, refusalInManifestTerms, toManifest } from "./manifest.js";
@@ -130,6 +131,7 @@ export async function getCommand(ctx: Context): Promise<number> {
       const { chosen, missing } = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n);
       if (chosen.length > 0 || missing.length === 0) print(ctx, ctx.wide ? SEGMENT_WIDE_HEADERS : SEGMENT_HEADERS, segmentRows(chosen, ctx.wide), chosen.map(toManifest), single, "segments", chosen.map((s) => s.name));
       noteRedacted(ctx, chosen);
+      noteNewerSettings(ctx, chosen);
       return missingError(missing, SINGULAR.segments);
     }
     case "proxies": {
@@ -156,6 +158,16 @@ export async function getCommand(ctx: Context): Promise<number> {
 export function noteRedacted(ctx: Context, segments: readonly Segment[]): void {
   if (segments.some((s) => s.chain.some((st) => `${st.configJson}${st.rootConfigJson ?? ""}`.includes(JSON.stringify(REDACTED))))) {
     ctx.io.err(`msmctl: secret-looking config values are shown as ${REDACTED}; --show-secrets prints them (apply refuses the placeholder)\n`);
+  }
+}
+
+/** Segments with settings this msmctl does not know (a newer control plane): not shown, and applying the output back would remove them. */
+export function noteNewerSettings(ctx: Context, segments: readonly Segment[]): void {
+  for (const s of segments) {
+    const fields = unknownListedFields(s);
+    if (fields.length === 0) continue;
+    ctx.io.err(`msmctl: warning: segment ${printable(s.name)} has settings this msmctl does not know (${fields.slice(0, 5).map((f) => printable(f)).join("; ")}${fields.length > 5 ? `; and ${fields.length - 5} more` : ""}): ` +
+      "they are not shown, and applying this output back would remove them; the control plane is newer than this msmctl: upgrade msmctl\n");
   }
 }
 

@@ -36,7 +36,36 @@ const pkg = loadPackageDefinition(definition) as unknown as {
   msm: { v1: { ProxyService: ServiceClientConstructor; AdminService: ServiceClientConstructor } };
 };
 
-export const AdminServiceClient = pkg.msm.v1.AdminService;
+// msmctl's client notes, in each ListSegments answer, the fields of each segment this build does
+// not define (a control plane newer than msmctl): unknownListedFields() says which, so that `get`
+// can say its output lacks them (applied back, it would remove them).
+const listSegmentsResponseType = protobuf.loadSync(PROTO).lookupType("msm.v1.ListSegmentsResponse");
+const unknownInListed = new WeakMap<object, string[]>();
+const adminClientDefinition = pkg.msm.v1.AdminService.service;
+const listSegmentsMethod = adminClientDefinition.ListSegments!;
+export const AdminServiceClient: ServiceClientConstructor = makeClientConstructor({
+  ...adminClientDefinition,
+  ListSegments: {
+    ...listSegmentsMethod,
+    responseDeserialize: (bytes: Buffer) => {
+      const msg = listSegmentsMethod.responseDeserialize(bytes) as { segments?: object[] };
+      for (const f of unknownFields(listSegmentsResponseType, bytes)) {
+        const m = /^segments\[(\d+)\]\.?([^:]*): (.*)$/.exec(f);
+        const seg = m ? msg.segments?.[Number(m[1])] : undefined;
+        if (!seg) continue;
+        const list = unknownInListed.get(seg) ?? [];
+        list.push(m![2] ? `${m![2]}: ${m![3]}` : m![3]!);
+        unknownInListed.set(seg, list);
+      }
+      return msg;
+    },
+  },
+}, "msm.v1.AdminService");
+
+/** The fields of a segment listed through AdminServiceClient that msm.proto does not define (`field 40 of msm.v1.Segment`, `destinations[0]: field 7 of msm.v1.Endpoint`). */
+export function unknownListedFields(segment: object): readonly string[] {
+  return unknownInListed.get(segment) ?? [];
+}
 export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
 
 // A proxy's client notes, in each snapshot it receives, the fields this build does not define
