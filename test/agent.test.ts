@@ -607,7 +607,8 @@ test("a filter that refuses its config -> NACK, not tried again (same module, sa
     assert.is(refusals[0]!.retryInMs, undefined, "the filter would answer the same: no retry");
     const refused = await waitForStatus(ops, "node-c", (p) => p.nackedVersion === v2, "the NACK recorded");
     assert.is(refused.nackRetryAtMs, 0, "the NACK says it is not tried again");
-    assert.match(proxyRows([refused])[0]![5]!, `${v2}: segments[0].chain[0].config_json`);
+    // the NACKED column says it in the manifest's terms (2c2d079), as describe does
+    assert.match(proxyRows([refused], Date.now(), true)[0]![5]!, `${v2}: segment/cam spec.chain[0].config: filter validate@1.0.0 rejected its config`);
     const v3 = await ops.apply(cam([96, 97]));
     const fixed = await waitForStatus(ops, "node-c", (p) => p.ackedVersion === v3, "the ACK of the fixed version");
     assert.equal([fixed.nackedVersion, fixed.nackError, fixed.nackRetryAtMs], [0, "", 0], "the ACK of a newer version clears the NACK");
