@@ -44,6 +44,8 @@ export class ReplicateContext extends SegmentContext {
       if (t !== null && p.leg == 0) t.senderRtcp(p.ptr, p.length);
       return PASS;
     }
+    const f = this.feedback;
+    if (f !== null && p.leg == 0 && p.length >= 12) f.noteMedia(RtpPacket.ssrc(p.ptr), p.arrivalOr(now));
     const m = this.merge;
     if (m !== null) {
       const path = m.pathOf(p.leg);

@@ -46,7 +46,7 @@ export class Feedback {
 
   private constructor(readonly settings: FeedbackSettings, counts: FbCounts) {
     this.counts = counts;
-    this.media = new MediaTable(settings.maxMediaSources);
+    this.media = new MediaTable(settings.maxMediaSources, settings.receiverTimeoutUs);
     this.receivers = new ReceiverTable(settings.maxReceivers);
     this.writer = new RtcpWriter(settings.reporterSsrc, settings.reporterCname, counts);
     this.nackTokens = <f64>settings.maxNacksPerSecond;
@@ -63,6 +63,11 @@ export class Feedback {
       return null;
     }
     return new Feedback(s, new FbCounts());
+  }
+
+  /** A media packet of the sender's (leg-0 RTP going down): its SSRC is one receivers may rightly name. */
+  noteMedia(ssrc: u32, now: i64): void {
+    this.media.sent.note(ssrc, now);
   }
 
   /** The reporter SSRC the sender sees on everything the filter sends it. */

@@ -63,13 +63,62 @@ export class MediaSource {
   }
 }
 
+/**
+ * The SSRCs the sender was seen sending (leg-0 RTP through the stage), the last `max` of them, and
+ * when: a receiver may name any SSRC in its feedback, and only these are the sender's for certain.
+ */
+export class SentSources {
+  private readonly ssrcs: StaticArray<u32>;
+  private readonly atUs: StaticArray<i64>;
+  /** The slot noted last: a stream's packets come one SSRC after another. */
+  private last: i32 = 0;
+
+  constructor(max: i32) {
+    this.ssrcs = new StaticArray<u32>(max);
+    this.atUs = new StaticArray<i64>(max);
+    this.atUs.fill(NEVER);
+  }
+
+  note(ssrc: u32, nowUs: i64): void {
+    const ssrcs = this.ssrcs;
+    const at = this.atUs;
+    if (unchecked(ssrcs[this.last]) == ssrc && unchecked(at[this.last]) != NEVER) {
+      unchecked((at[this.last] = nowUs));
+      return;
+    }
+    let slot = 0;
+    for (let i = 0, n = ssrcs.length; i < n; i++) {
+      if (unchecked(ssrcs[i]) == ssrc && unchecked(at[i]) != NEVER) {
+        slot = i;
+        break;
+      }
+      if (unchecked(at[i]) < unchecked(at[slot])) slot = i; // else the one heard longest ago
+    }
+    unchecked((ssrcs[slot] = ssrc));
+    unchecked((at[slot] = nowUs));
+    this.last = slot;
+  }
+
+  /** Whether the sender sent `ssrc` at or after `sinceUs`. */
+  sentSince(ssrc: u32, sinceUs: i64): bool {
+    for (let i = 0, n = this.ssrcs.length; i < n; i++) {
+      if (unchecked(this.ssrcs[i]) == ssrc && unchecked(this.atUs[i]) != NEVER) return unchecked(this.atUs[i]) >= sinceUs;
+    }
+    return false;
+  }
+}
+
 /** The media sources of one context, at most maxMediaSources of them. */
 export class MediaTable {
   readonly sources: StaticArray<MediaSource>;
+  /** What the sender sends: its sources take the place of made-up ones when the table is full. */
+  readonly sent: SentSources;
 
-  constructor(max: i32) {
-    this.sources = new StaticArray<MediaSource>(max);
-    for (let i = 0; i < max; i++) unchecked((this.sources[i] = new MediaSource()));
+  constructor(max: i32, private readonly sentWithinUs: i64) {
+    this.sent = new SentSources(max);
+    const sources = new StaticArray<MediaSource>(max);
+    for (let i = 0; i < max; i++) unchecked((sources[i] = new MediaSource()));
+    this.sources = sources;
   }
 
   get inUse(): i32 {
@@ -78,7 +127,12 @@ export class MediaTable {
     return n;
   }
 
-  /** The source `ssrc`, heard from at `nowUs`; a free entry claimed for it if it is new; null when the table is full. */
+  /**
+   * The source `ssrc`, heard from at `nowUs`; a free entry claimed for it if it is new. When the
+   * table is full, a source the sender sends takes the place of one it does not (heard from longest
+   * ago), so that receivers naming made-up SSRCs cannot keep the real media's feedback out; null
+   * when there is no such place.
+   */
   heard(ssrc: u32, nowUs: i64): MediaSource | null {
     let free: MediaSource | null = null;
     for (let i = 0, n = this.sources.length; i < n; i++) {
@@ -90,8 +144,20 @@ export class MediaTable {
         return s;
       }
     }
+    if (free === null && this.sent.sentSince(ssrc, nowUs - this.sentWithinUs)) free = this.notSent(nowUs);
     if (free !== null) free.claim(ssrc, nowUs);
     return free;
+  }
+
+  /** The source heard from longest ago among those the sender has not sent lately, or null. */
+  private notSent(nowUs: i64): MediaSource | null {
+    let found: MediaSource | null = null;
+    for (let i = 0, n = this.sources.length; i < n; i++) {
+      const s = unchecked(this.sources[i]);
+      if (this.sent.sentSince(s.ssrc, nowUs - this.sentWithinUs)) continue;
+      if (found === null || s.lastHeardUs < found.lastHeardUs) found = s;
+    }
+    return found;
   }
 
   find(ssrc: u32): MediaSource | null {

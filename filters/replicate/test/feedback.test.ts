@@ -4,7 +4,7 @@
 // and rate limited; everything else, and anything malformed, is dropped and counted. All timing
 // runs on the harness clock.
 import * as assert from "uvu/assert";
-import { Status } from "../../../sdk/harness/index.js";
+import { Status, buildRtp } from "../../../sdk/harness/index.js";
 import { suite } from "../../../test/lib/suite.js";
 import { rng } from "../../../test/lib/random.js";
 import {
@@ -430,6 +430,25 @@ test("config: an empty feedback means the defaults; every key at its limits is a
   h.createContext({ feedback: { keyframeIntervalMs: 0, nackIntervalMs: 0, maxNacksPerSecond: 0, reportIntervalMs: 100, receiverTimeoutMs: 1000, maxReceivers: 1, maxMediaSources: 1, reporterSsrc: 0, reporterCname: "x" } });
   h.createContext({ feedback: { keyframeIntervalMs: 60000, nackIntervalMs: 10000, maxNacksPerSecond: 1000000, reportIntervalMs: 60000, receiverTimeoutMs: 3600000, maxReceivers: 65536, maxMediaSources: 31, reporterSsrc: 4294967295, reporterCname: "c".repeat(64) } });
   assert.is(h.instance.failure, undefined);
+});
+
+test("a receiver naming SSRCs the sender never sent cannot keep the sender's own media out of the full table", async () => {
+  const { h, ctx } = await feedbackContext({ maxMediaSources: 4, receiverTimeoutMs: 60000 });
+  // the sender's video goes down through the stage (leg 0)
+  h.runBatch([0, 1, 2].map((i) => ({ ctx, bytes: buildRtp({ seq: 100 + i, ssrc: VIDEO, payloadSize: 100 }) })));
+  // one hostile receiver takes every place with keyframe requests and reports about made-up SSRCs
+  const made = [0x0bad0001, 0x0bad0002, 0x0bad0003, 0x0bad0004, 0x0bad0005];
+  for (const ssrc of made.slice(0, 4)) upstream(h, ctx, pli(receiver(66), ssrc));
+  assert.equal(upstream(h, ctx, pli(receiver(66), made[4]!)), { reasons: [NO_ROOM], sent: [] }, "a fifth made-up source is refused");
+  // an honest receiver's requests and report about the video still go to the sender
+  const honest = upstream(h, ctx, compound(rr(receiver(1), [{ ssrc: VIDEO, fractionLost: 12 }]), pli(receiver(1), VIDEO)), nack(receiver(1), VIDEO, [105]));
+  assert.equal(honest.reasons, [MERGED, MERGED]);
+  assert.equal(honest.sent.flatMap((s) => s.plis), [VIDEO]);
+  assert.equal(honest.sent.flatMap((s) => s.nacks.get(VIDEO) ?? []), [105]);
+  // and a made-up source does not push the video out again
+  assert.equal(upstream(h, ctx, pli(receiver(66), made[4]!)).reasons, [NO_ROOM]);
+  h.advanceTime(600 * MS);
+  assert.equal(upstream(h, ctx, pli(receiver(1), VIDEO)).sent.flatMap((s) => s.plis), [VIDEO]);
 });
 
 test.run();
