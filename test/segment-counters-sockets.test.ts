@@ -3,25 +3,14 @@
 // move to another worker and a worker restart: a Prometheus counter that goes back reads as a
 // reset, and `increase()` over it, or an alert on drops, is off by what the old sockets counted.
 import * as assert from "uvu/assert";
-import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { assertWentOn, sendRound, seriesOf } from "./lib/counter-series.js";
 import { filterWasm } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
-import { bindUdp, freePortPair, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortPair, indexedRtp, Sink } from "./lib/udp.js";
 
 const test = suite("segment counters across new sockets", { timeoutMs: 60_000 });
-
-/** The samples of a /metrics text whose family starts with `prefix`, by series. */
-function seriesOf(text: string, prefix: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(prefix)) continue;
-    const at = line.lastIndexOf(" ");
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
 
 test("a reload that rebinds the segment (rtcpMux, then its listen port): every msm_segment_* series goes on from its count", async () => {
   const sink = await Sink.open();
@@ -38,22 +27,12 @@ test("a reload that rebinds the segment (rtcpMux, then its listen port): every m
   let seq = 0;
   /** 100 packets of the stream and one of RTP version 1 (a drop); waits until the segment counted them. */
   const round = async (): Promise<void> => {
-    const before = (await segmentStats(proxy, "cam")).packetsIn;
     const bad = indexedRtp(seq, 200);
     bad[0] = 0x40;
-    tx.send(bad, listen, LO);
-    for (let i = 0; i < 100; i++) tx.send(indexedRtp(seq++), listen, LO);
-    await waitFor(async () => (await segmentStats(proxy, "cam")).packetsIn >= before + 101, 5000, "the segment to count the round");
+    seq = await sendRound(proxy, "cam", tx, listen, seq, [bad]);
   };
-  const scrape = async (): Promise<Map<string, number>> => seriesOf(renderPrometheus(await proxy.stats()), "msm_segment_");
-  const wentOn = (before: Map<string, number>, after: Map<string, number>, step: string): void => {
-    assert.ok(before.size >= 6, `${step}: series before: ${[...before.keys()].join(", ")}`);
-    for (const [series, value] of before) {
-      const now = after.get(series);
-      assert.ok(now !== undefined, `${step}: ${series} still exported`);
-      assert.ok(now! >= value, `${step}: ${series} went back from ${value} to ${now}`);
-    }
-  };
+  const scrape = (): Promise<Map<string, number>> => seriesOf(proxy, /^msm_segment_/);
+  const wentOn = (before: Map<string, number>, after: Map<string, number>, step: string): void => assertWentOn(before, after, step, 6);
   try {
     await round();
     const first = await scrape();
@@ -96,14 +75,9 @@ test("the same reloads: the stream's counters (msm_stream_*_total) and its state
   const STREAM = 'segment="cam",ssrc="0x1234abcd",direction="ingress"';
   /** 100 packets of one stream; waits until the segment counted them. */
   const round = async (): Promise<void> => {
-    const before = (await segmentStats(proxy, "cam")).packetsIn;
-    for (let i = 0; i < 100; i++) tx.send(indexedRtp(seq++), listen, LO);
-    await waitFor(async () => (await segmentStats(proxy, "cam")).packetsIn >= before + 100, 5000, "the segment to count the round");
+    seq = await sendRound(proxy, "cam", tx, listen, seq);
   };
-  const counters = async (): Promise<Map<string, number>> => {
-    const all = seriesOf(renderPrometheus(await proxy.stats()), "msm_stream_");
-    return new Map([...all].filter(([series]) => /^msm_stream_[a-z_]+_total\{/.test(series)));
-  };
+  const counters = (): Promise<Map<string, number>> => seriesOf(proxy, /^msm_stream_[a-z_]+_total\{/);
   try {
     await round();
     const first = await counters();
@@ -115,7 +89,7 @@ test("the same reloads: the stream's counters (msm_stream_*_total) and its state
       await proxy.apply(validateProxyConfig(config()));
       await round();
       const after = await counters();
-      for (const [series, value] of before) assert.ok((after.get(series) ?? -1) >= value, `${step}: ${series} went back from ${value} to ${after.get(series)}`);
+      assertWentOn(before, after, step, 1);
       assert.is(after.get(`msm_stream_packets_total{${STREAM}}`), before.get(`msm_stream_packets_total{${STREAM}}`)! + 100, `${step}: the round added to the stream's count`);
     }
     // one stream throughout: its sequence numbers ran on, so none is missing nor restarted

@@ -4,8 +4,8 @@
 // control plane compares); /metrics adds what the stream had counted before.
 import * as assert from "uvu/assert";
 import { pageStats } from "../controlplane/api/stats-pages.js";
-import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { validateProxyConfig, type Proxy, type ProxyConfigInput } from "../runtime/index.js";
+import { assertWentOn, sendRound, seriesOf } from "./lib/counter-series.js";
 import { fixture } from "./lib/paths.js";
 import { segmentStats, startProxy } from "./lib/proxy.js";
 import { suite } from "./lib/suite.js";
@@ -17,23 +17,8 @@ const LO = "127.0.0.1";
 const STREAM = 'segment="cam",ssrc="0x1234abcd",direction="ingress"';
 
 /** The msm_stream_*_total samples of the proxy's /metrics, by series. */
-async function streamCounters(proxy: Proxy): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const line of renderPrometheus(await proxy.stats()).split("\n")) {
-    if (!/^msm_stream_[a-z_]+_total\{/.test(line)) continue;
-    const at = line.lastIndexOf(" ");
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
-
-function wentOn(before: Map<string, number>, after: Map<string, number>, step: string): void {
-  assert.ok(before.size >= 10, `${step}: the stream's counters before: ${[...before.keys()].join(", ")}`);
-  for (const [series, value] of before) {
-    const now = after.get(series);
-    assert.ok(now !== undefined && now >= value, `${step}: ${series} went back from ${value} to ${now}`);
-  }
-}
+const streamCounters = (proxy: Proxy): Promise<Map<string, number>> => seriesOf(proxy, /^msm_stream_[a-z_]+_total\{/);
+const wentOn = (before: Map<string, number>, after: Map<string, number>, step: string): void => assertWentOn(before, after, step, 10);
 
 test("a reload moves the segment to another worker: the stream's counters go on, /stats counts afresh", async () => {
   const sink = await Sink.open();
@@ -46,9 +31,7 @@ test("a reload moves the segment to another worker: the stream's counters go on,
   const tx = await bindUdp();
   let seq = 0;
   const round = async (): Promise<void> => {
-    const before = (await segmentStats(proxy, "cam")).packetsIn;
-    for (let i = 0; i < 100; i++) tx.send(indexedRtp(seq++), listen, LO);
-    await waitFor(async () => (await segmentStats(proxy, "cam")).packetsIn >= before + 100, 5000, "the segment to count the round");
+    seq = await sendRound(proxy, "cam", tx, listen, seq);
   };
   try {
     await round();
@@ -91,9 +74,7 @@ test("the watchdog restarts the segment's worker: the stream's counters go on", 
   const tx = await bindUdp();
   let seq = 0;
   const round = async (): Promise<void> => {
-    const before = (await segmentStats(proxy, "cam")).packetsIn;
-    for (let i = 0; i < 100; i++) tx.send(indexedRtp(seq++), listen, LO);
-    await waitFor(async () => (await segmentStats(proxy, "cam")).packetsIn >= before + 100, 5000, "the segment to count the round");
+    seq = await sendRound(proxy, "cam", tx, listen, seq);
   };
   try {
     await round();
