@@ -92,7 +92,8 @@ function withParts(reply: Reply, parts: RoundParts | undefined): Reply {
  * until a full collection. With 5,000 segments on each of 2 workers, each worker's heap went from
  * 100 to 330 MB and back every 12 s or so, and the proxy's RSS swung between 650 and 1,200 MB (the
  * 10,000-segment bench read it over 1 GiB); without pretenuring each worker's heap stays at 80-120
- * MB. The packet path allocates nothing per packet, so nothing there gains from pretenuring.
+ * MB. What the packet path allocates (a subarray view per packet copied, docs/benchmarks.md (a))
+ * dies young, so nothing there gains from pretenuring.
  */
 let pretenuringOff = false;
 function turnPretenuringOff(): void {
