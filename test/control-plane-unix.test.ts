@@ -48,6 +48,9 @@ spec:
     const proxies = await cp.msmctl(["get", "proxies"]);
     assert.is(proxies.code, 0, proxies.err);
     assert.match(proxies.out, /^edge-1\s+yes\s+cp\s/m);
+    // a unix socket has no peer address: the connection is named by its id, not "unknown"
+    const described = await cp.msmctl(["describe", "proxy", "edge-1"]);
+    assert.match(described.out, /^Connected:\s+yes, to cp from a unix socket \(connection [0-9a-f]{8}\)$/m, described.out);
   } finally {
     tx.close();
     sink.close();

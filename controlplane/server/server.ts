@@ -192,7 +192,7 @@ class ProxySession {
 
   /** Refuses a proxy's connection: logged here too, the proxy is told why. */
   private refuse(code: status, details: string): void {
-    this.cp.logRefusal(this.call.getPeer(), details);
+    this.cp.logRefusal(this.peer, details);
     this.fail(code, details);
   }
 
@@ -312,14 +312,14 @@ class ProxySession {
     // whose statuses mix in one record (the newer takes it over): say so
     const twin = [...this.cp.sessions].find((o) => o !== this && o.serves(reg.nodeId));
     if (twin) {
-      this.cp.log(printable(`proxy ${reg.nodeId}: registered from ${this.call.getPeer()} while its connection from ${twin.peer} is live: ` +
+      this.cp.log(printable(`proxy ${reg.nodeId}: registered from ${this.peer} while its connection from ${twin.peer} is live: ` +
         "a reconnect before the old stream ended, or two proxies started with one node id (their statuses mix: give each its own)"));
     }
     this.registered = true;
     this.nodeId = reg.nodeId;
     this.cp.sessions.add(this);
     const now = this.cp.storeNow();
-    const peer = this.call.getPeer();
+    const peer = this.peer;
     this.unrecorded = { capabilities: reg.capabilities, abiVersions: reg.abiVersions };
     this.enqueue("recording the connection", async () => {
       await updateStatus(this.cp.store, this.nodeId, (s) => ({
@@ -345,8 +345,10 @@ class ProxySession {
     return this.registered && !this.closed && this.nodeId === node;
   }
 
+  /** Where the proxy connected from; over a unix socket, which has no address, the connection's own id (a duplicate node id must tell two apart). */
   get peer(): string {
-    return this.call.getPeer();
+    const peer = this.call.getPeer();
+    return peer && peer !== "unknown" ? peer : `a unix socket (connection ${this.id.slice(0, 8)})`;
   }
 
   /** Sends the proxy its snapshot if its version moved (or always, right after Register). */
@@ -378,7 +380,7 @@ class ProxySession {
     if (!this.registered || this.closed) return;
     const now = this.cp.storeNow();
     const stale = this.cp.timing.staleAfterMs;
-    const peer = this.call.getPeer();
+    const peer = this.peer;
     const unrecorded = this.unrecorded;
     if (unrecorded) {
       // the Register's write failed (the store down): what the proxy said of itself, again; not its
