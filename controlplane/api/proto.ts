@@ -3,7 +3,7 @@
 // camelCase fields, uint64 as number, oneofs named by `kind`, defaults filled in. The options
 // here and in controlplane/proto/generate-types.mjs must agree.
 import { loadSync } from "@grpc/proto-loader";
-import { loadPackageDefinition, makeClientConstructor, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
+import { loadPackageDefinition, makeClientConstructor, type MethodDefinition, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
 import protobuf from "protobufjs";
 import { unknownFields, unknownRecordFields } from "./unknown-fields.js";
 import { fileURLToPath } from "node:url";
@@ -36,30 +36,44 @@ const pkg = loadPackageDefinition(definition) as unknown as {
   msm: { v1: { ProxyService: ServiceClientConstructor; AdminService: ServiceClientConstructor } };
 };
 
+/** msm.proto as protobufjs reads it, for the wire-level checks below. */
+const wire = protobuf.loadSync(PROTO);
+
+/**
+ * `method` with its request or response decoder also handing `note` each decoded message and the
+ * fields of `type` (the message's own) its bytes hold that msm.proto does not define
+ * (unknown-fields.ts), when there are any.
+ */
+function noticingUnknown(method: MethodDefinition<object, object>, side: "request" | "response", typeName: string, note: (msg: object, unknown: string[]) => void): MethodDefinition<object, object> {
+  const type = wire.lookupType(typeName);
+  const decode = side === "request" ? method.requestDeserialize : method.responseDeserialize;
+  const deserialize = (bytes: Buffer): object => {
+    const msg = decode(bytes);
+    const unknown = unknownFields(type, bytes);
+    if (unknown.length > 0) note(msg, unknown);
+    return msg;
+  };
+  return side === "request" ? { ...method, requestDeserialize: deserialize } : { ...method, responseDeserialize: deserialize };
+}
+
 // msmctl's client notes, in each ListSegments answer, the fields of each segment this build does
 // not define (a control plane newer than msmctl): unknownListedFields() says which, so that `get`
 // can say its output lacks them (applied back, it would remove them).
-const listSegmentsResponseType = protobuf.loadSync(PROTO).lookupType("msm.v1.ListSegmentsResponse");
 const unknownInListed = new WeakMap<object, string[]>();
 const adminClientDefinition = pkg.msm.v1.AdminService.service;
-const listSegmentsMethod = adminClientDefinition.ListSegments!;
 export const AdminServiceClient: ServiceClientConstructor = makeClientConstructor({
   ...adminClientDefinition,
-  ListSegments: {
-    ...listSegmentsMethod,
-    responseDeserialize: (bytes: Buffer) => {
-      const msg = listSegmentsMethod.responseDeserialize(bytes) as { segments?: object[] };
-      for (const f of unknownFields(listSegmentsResponseType, bytes)) {
-        const m = /^segments\[(\d+)\]\.?([^:]*): (.*)$/.exec(f);
-        const seg = m ? msg.segments?.[Number(m[1])] : undefined;
-        if (!seg) continue;
-        const list = unknownInListed.get(seg) ?? [];
-        list.push(m![2] ? `${m![2]}: ${m![3]}` : m![3]!);
-        unknownInListed.set(seg, list);
-      }
-      return msg;
-    },
-  },
+  ListSegments: noticingUnknown(adminClientDefinition.ListSegments!, "response", "msm.v1.ListSegmentsResponse", (msg, unknown) => {
+    const segments = (msg as { segments?: object[] }).segments;
+    for (const f of unknown) {
+      const m = /^segments\[(\d+)\]\.?([^:]*): (.*)$/.exec(f);
+      const seg = m ? segments?.[Number(m[1])] : undefined;
+      if (!seg) continue;
+      const list = unknownInListed.get(seg) ?? [];
+      list.push(m![2] ? `${m![2]}: ${m![3]}` : m![3]!);
+      unknownInListed.set(seg, list);
+    }
+  }),
 }, "msm.v1.AdminService");
 
 /** The fields of a segment listed through AdminServiceClient that msm.proto does not define (`field 40 of msm.v1.Segment`, `destinations[0]: field 7 of msm.v1.Endpoint`). */
@@ -70,23 +84,14 @@ export const proxyService: ServiceDefinition = pkg.msm.v1.ProxyService.service;
 
 // A proxy's client notes, in each snapshot it receives, the fields this build does not define
 // (a control plane newer than the proxy): unknownSnapshotFields() says which.
-const wire = protobuf.loadSync(PROTO);
-const controlMessageType = wire.lookupType("msm.v1.ControlMessage");
 const unknownInSnapshot = new WeakMap<object, string[]>();
-const connect = proxyService.Connect!;
 export const ProxyServiceClient: ServiceClientConstructor = makeClientConstructor({
   ...proxyService,
-  Connect: {
-    ...connect,
-    responseDeserialize: (bytes: Buffer) => {
-      const msg = connect.responseDeserialize(bytes) as { snapshot?: object | null };
-      if (msg.snapshot) {
-        const unknown = unknownFields(controlMessageType, bytes).filter((f) => f.startsWith("snapshot")).map((f) => (f.startsWith("snapshot.") ? f.slice(9) : f));
-        if (unknown.length > 0) unknownInSnapshot.set(msg.snapshot, unknown);
-      }
-      return msg;
-    },
-  },
+  Connect: noticingUnknown(proxyService.Connect!, "response", "msm.v1.ControlMessage", (msg, unknown) => {
+    const snapshot = (msg as { snapshot?: object | null }).snapshot;
+    const inSnapshot = unknown.filter((f) => f.startsWith("snapshot")).map((f) => (f.startsWith("snapshot.") ? f.slice(9) : f));
+    if (snapshot && inSnapshot.length > 0) unknownInSnapshot.set(snapshot, inSnapshot);
+  }),
 }, "msm.v1.ProxyService");
 
 /** The fields of a snapshot received by ProxyServiceClient that msm.proto does not define (`segments[0]: field 40 of msm.v1.Segment`). */
@@ -97,21 +102,11 @@ export function unknownSnapshotFields(snapshot: object): readonly string[] {
 // The control plane notes, in each ApplySegments request, the fields this build does not define
 // (an msmctl newer than the control plane), so that it refuses the request rather than store the
 // segments without them: unknownApplyFields() says which.
-const applyRequestType = wire.lookupType("msm.v1.ApplySegmentsRequest");
 const unknownInApply = new WeakMap<object, string[]>();
 const adminDefinition = pkg.msm.v1.AdminService.service;
-const applySegments = adminDefinition.ApplySegments!;
 export const adminService: ServiceDefinition = {
   ...adminDefinition,
-  ApplySegments: {
-    ...applySegments,
-    requestDeserialize: (bytes: Buffer) => {
-      const msg = applySegments.requestDeserialize(bytes) as object;
-      const unknown = unknownFields(applyRequestType, bytes);
-      if (unknown.length > 0) unknownInApply.set(msg, unknown);
-      return msg;
-    },
-  },
+  ApplySegments: noticingUnknown(adminDefinition.ApplySegments!, "request", "msm.v1.ApplySegmentsRequest", (msg, unknown) => unknownInApply.set(msg, unknown)),
 };
 
 const segmentType = wire.lookupType("msm.v1.Segment");
