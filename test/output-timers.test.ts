@@ -48,8 +48,8 @@ test("harness: an RTCP APP is answered toward the sender (Dest.Reverse) in the s
 
 test("proxy: timer outputs pass the later stages and reach Forward, one-destination and leg targets", async () => {
   const listen = await freePortPair();
-  const d0 = await freePortPair();
-  const d1 = await freePortPair();
+  // runs of 4: the leg's port + 2 of one destination is never the other destination (a config the proxy refuses)
+  const [d0, d1] = (await freePortRuns(2, 4)) as [number, number];
   const [s0, s1, s1fec, s0rtcp] = await Promise.all([Sink.open(d0), Sink.open(d1), Sink.open(d1 + 2), Sink.open(d0 + 1, { keep: true })]);
   const senderRtcp = await Sink.open(0, { keep: true });
   const { proxy } = await startProxy({
