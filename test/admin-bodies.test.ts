@@ -1,0 +1,91 @@
+// /stats is written a segment at a time (runtime/admin/json-pieces.ts) and /metrics a family at a
+// time (runtime/admin/prometheus.ts): the same bytes as the whole body in one string, taken by the
+// client as it reads, and a client that goes away mid-body costs the proxy nothing. Against a
+// real proxy over loopback.
+import * as assert from "uvu/assert";
+import { connect } from "node:net";
+import { renderPrometheus, startAdminServer, validateProxyConfig, Proxy } from "../runtime/index.js";
+import { prometheusPieces } from "../runtime/admin/prometheus.js";
+import { prettyJsonPieces } from "../runtime/admin/json-pieces.js";
+import { suite } from "./lib/suite.js";
+import { bindUdp, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { segmentStats } from "./lib/proxy.js";
+import { httpGet, httpRequest } from "./lib/http-get.js";
+
+const test = suite("admin /stats and /metrics bodies");
+const LO = "127.0.0.1";
+
+test("the pieces join to JSON.stringify(value, null, 2): the array first, last, in the middle, empty, nested, and strings that look like JSON", () => {
+  const tricky = 'a "quoted"\nline\\ with ,\n    "segments": [ and \u2028 and \u0000';
+  const cases: Record<string, unknown>[] = [
+    { segments: [{ a: 1 }, { b: [1, [2, { c: null }]] }], after: true },
+    { before: "x", segments: [] },
+    { before: { deep: [{ x: tricky }] }, segments: [{ name: tricky, nested: { list: [[], {}, [tricky]] } }, 7, "s", null, [1, 2]], last: tricky },
+    { before: 1, segments: [{}], also: { segments: [1] } },
+    { segments: [{ y: undefined, z: () => 1, n: Number.NaN }, undefined] },
+  ];
+  for (const value of cases) assert.is([...prettyJsonPieces(value, "segments")].join(""), JSON.stringify(value, null, 2), JSON.stringify(value));
+  assert.throws(() => [...prettyJsonPieces({ segments: 3 }, "segments")], /'segments' is not an array/);
+});
+
+test("/stats and /metrics of a proxy with traffic: chunked, the bytes of the whole-string body, and the same after a client left mid-body", async () => {
+  const n = 120;
+  const base = await freePortRun(n);
+  const sink = await Sink.open();
+  const names = Array.from({ length: n }, (_, k) => `seg-${k}`);
+  const proxy = await Proxy.start(validateProxyConfig({
+    segments: names.map((name, k) => ({ name, rtcpMux: true, symmetricRtp: true, listen: { address: LO, port: base + k }, destinations: [{ address: LO, port: sink.port }] })),
+  }));
+  const admin = await startAdminServer(proxy, LO, 0, { metrics: () => "# HELP owner_family x\n# TYPE owner_family gauge\nowner_family 1\n" });
+  const tx = await bindUdp();
+  try {
+    for (let k = 0; k < n; k++) for (let i = 0; i < 3; i++) tx.send(indexedRtp(i), base + k, LO);
+    await waitFor(async () => (await segmentStats(proxy, `seg-${n - 1}`)).packetsIn >= 3, 5000, "every segment's packets taken");
+    const r = await httpRequest(admin.port, "/stats", "GET");
+    assert.is(r.status, 200);
+    assert.is(r.headers["transfer-encoding"], "chunked", "written in pieces, not one body");
+    assert.ok(r.body.length > 3 * 64 * 1024, `a body of several chunks (${r.body.length} bytes)`);
+    const parsed = JSON.parse(r.body) as { segments: { name: string; packetsIn: number; streams: unknown[] }[] };
+    assert.is(r.body, JSON.stringify(parsed, null, 2), "the bytes JSON.stringify(snapshot, null, 2) gives");
+    assert.equal(parsed.segments.map((s) => s.name).sort(), [...names].sort());
+    assert.ok(parsed.segments.every((s) => s.packetsIn === 3 && s.streams.length === 1), "every segment with its stream");
+    const head = await httpRequest(admin.port, "/stats", "HEAD");
+    assert.equal([head.status, head.body, head.headers["content-type"]], [200, "", "application/json"]);
+
+    // /metrics: a family per piece, the same text as in one string, the owner's families last
+    const snap = await proxy.stats();
+    const pieces = [...prometheusPieces(snap)];
+    assert.ok(pieces.length > 30 && pieces.every((p) => p.startsWith("# HELP ") && p.endsWith("\n")), "one family per piece");
+    assert.is(pieces.join(""), renderPrometheus(snap));
+    const m = await httpRequest(admin.port, "/metrics", "GET");
+    assert.is(m.status, 200);
+    assert.is(m.headers["transfer-encoding"], "chunked", "written in pieces, not one body");
+    assert.is(m.headers["content-type"], "text/plain; version=0.0.4");
+    assert.ok(m.body.endsWith("\n# HELP owner_family x\n# TYPE owner_family gauge\nowner_family 1\n"), "the owner's families come last");
+    const packetsIn = m.body.split("\n").filter((l) => l.startsWith("msm_segment_packets_in_total{"));
+    assert.is(packetsIn.length, n, "a series per segment");
+    assert.ok(packetsIn.every((l) => l.endsWith(" 3")), "each segment's 3 packets");
+    assert.is(m.body.split("\n").filter((l) => l.startsWith("msm_stream_packets_total{") && l.includes('direction="ingress"')).length, n, "a stream per segment");
+
+    // a client that reads the head and a little, then goes away
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(admin.port, LO, () => sock.write("GET /stats HTTP/1.1\r\nhost: x\r\n\r\n"));
+      sock.once("data", () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.once("error", reject);
+    });
+    const again = await httpGet(admin.port, "/stats");
+    assert.is(again.status, 200, "answered after a client left mid-body");
+    assert.is((JSON.parse(again.body) as { segments: unknown[] }).segments.length, n);
+    assert.is((await httpGet(admin.port, "/metrics")).status, 200);
+  } finally {
+    tx.close();
+    sink.close();
+    await admin.close();
+    await proxy.close();
+  }
+});
+
+test.run();
