@@ -182,7 +182,7 @@ function scaleSummary(sc: ScaleResult): string {
     const why = sc.target.why;
     return /^\d+ segments not run/.test(why) ? why : `not run: ${why.replace(/^the proxy did not run \d+ segments: /, "").split(":").slice(0, 3).join(":")}`;
   }
-  return rows.map((x) => `${x.ratePerStream} pps/stream: ${fmt(x.rssBytes / 2 ** 20, 0)} MiB, ${x.streamsWithLoss} of ${x.segments} streams lost packets` +
+  return rows.map((x) => `${x.ratePerStream} pps/stream: ${x.peakRssBytes === undefined ? "" : "peak "}${fmt((x.peakRssBytes ?? x.rssBytes) / 2 ** 20, 0)} MiB, ${x.streamsWithLoss} of ${x.segments} streams lost packets` +
     (x.generatorShort ? ` (the harness offered ${kpps(x.achievedPps)} of ${kpps(x.offeredPps)} pps; ${x.proxyDrops} dropped by the proxy)` : "")).join("; ");
 }
 

@@ -43,6 +43,7 @@ test("runScale with 1 and 20 segments through the real proxy", async () => {
     assert.is(row.offeredPps, row.segments * 50, where);
     assert.ok(row.setupMs > 0, `${where}: setup time`);
     assert.ok(row.rssBytes > 10 * 1024 * 1024, `${where}: rss of a node process`);
+    assert.ok(row.peakRssBytes !== undefined && row.peakRssBytes >= row.rssBytes, `${where}: the sampled peak (${row.peakRssBytes}) is at least the reading after the window (${row.rssBytes})`);
     assert.ok(row.sent >= row.segments * 40, `${where}: the generator sent (${row.sent})`);
     // packets went through the real proxy to the sink, on every stream
     assert.ok(row.received > 0 && row.received <= row.sent, `${where}: received ${row.received} of ${row.sent}`);
@@ -95,6 +96,12 @@ test("the target reads the 10,000 x 5 pps row, whatever the full-rate row did", 
   const big = scaleTarget(counts, [row(1), atFive({ rssBytes: 1100 * 2 ** 20 })], new Map());
   assert.is(big.met, false);
   assert.match(big.why, /RSS 1100 MiB > 1 GiB/);
+  // the sampled peak is what it judges: a low reading after the window does not pass a high peak
+  const peaked = scaleTarget(counts, [row(1), atFive({ rssBytes: 700 * 2 ** 20, peakRssBytes: 1030 * 2 ** 20 })], new Map());
+  assert.is(peaked.met, false);
+  assert.match(peaked.why, /peak RSS 1030 MiB > 1 GiB \(700 MiB after the window\)/);
+  const underPeak = scaleTarget(counts, [row(1), atFive({ rssBytes: 700 * 2 ** 20, peakRssBytes: 800 * 2 ** 20 })], new Map());
+  assert.is(underPeak.met, true, underPeak.why);
   // only the full-rate row: no verdict from it
   assert.is(scaleTarget(counts, [row(1), row(10_000)], new Map()).met, false);
   assert.match(scaleTarget(counts, [row(1), row(10_000)], new Map()).why, /^no row at 5 pps per stream/);
