@@ -16,6 +16,7 @@ import { notRunningReasons, notRunningText } from "../controlplane/api/held-back
 import { checkProxyConfigFile } from "./config-check.js";
 import { FileReloader } from "./file-reloader.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
+import { boundHeapGrowth } from "../runtime/heap-growth.js";
 
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT] [--check]
        msm proxy --control-plane HOST:PORT|unix:PATH[,...] --node-id ID --state-dir DIR
@@ -92,6 +93,7 @@ export async function runProxy(args: readonly string[]): Promise<number> {
   const file = flags.get("config");
   const controlPlane = flags.get("control-plane");
   if (file === undefined && controlPlane === undefined) throw new UsageError(`give --config, or --control-plane\n${PROXY_USAGE}`);
+  if (!check) boundHeapGrowth(); // before any worker starts
   if (controlPlane !== undefined) {
     const parsed = agentFlags(flags, insecure); // --check refuses the flags a start would
     return check ? checkNodeFile(flags.get("config")) : runAgent(parsed, flags.get("config"));

@@ -21,6 +21,7 @@ import {
   AH_BATCH_CAPACITY, AH_DESC_TABLE, AH_HEADROOM, AH_MAGIC, AH_OUT_CAPACITY, AH_OUT_SLOT_BASE, AH_OUT_TABLE,
   ABI_VERSION_EXPORT, AH_SCRATCH, AH_SCRATCH_SIZE, AH_SLOT_BASE, AH_SLOT_SIZE, ARENA_MAGIC, Dest, DropReason, MAX_FILTER_DROP_REASONS, PacketFlag,
 } from "../runtime/abi.js";
+import { heapGrowthFlag, HEAP_GROWING_PERCENT } from "../runtime/heap-growth.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture } from "./lib/paths.js";
 import { indexedRtp, waitFor } from "./lib/udp.js";
@@ -997,3 +998,15 @@ names("the host's new reasons have their names", () => {
   );
 });
 names.run();
+
+const heap = suite("heap growth");
+
+heap("heapGrowthFlag: bounds V8's heap growth unless node was given a value, and never under Bun", () => {
+  assert.is(HEAP_GROWING_PERCENT, 50);
+  assert.is(heapGrowthFlag([], false), "--heap-growing-percent=50");
+  assert.is(heapGrowthFlag(["--enable-source-maps", "--max-old-space-size=2048"], false), "--heap-growing-percent=50");
+  for (const given of ["--heap-growing-percent=20", "--heap_growing_percent=0", "--heap-growing-percent"]) assert.is(heapGrowthFlag([given], false), null, given);
+  assert.is(heapGrowthFlag(["--heap-growing-percentage=5"], false), "--heap-growing-percent=50", "another flag's name");
+  assert.is(heapGrowthFlag([], true), null, "Bun");
+});
+heap.run();
