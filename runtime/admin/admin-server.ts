@@ -3,10 +3,9 @@
 // until a config is applied and while a worker is down). Each probe answers with its reasons.
 // It may start before the proxy does (an agent waiting for its first snapshot): then it is live,
 // not ready, and has no figures yet.
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Proxy, ProxySnapshot } from "../proxy.js";
-import type { ServerResponse } from "node:http";
 import { excludedFamilies, prometheusPieces, renderNotRunning } from "./prometheus.js";
 import { prettyJsonPieces } from "./json-pieces.js";
 
