@@ -1,24 +1,57 @@
 // Reading a file no further than a limit: what a config names may be a pipe, /dev/zero or a file
 // of gigabytes, and a whole read took that much memory (or never ended) in the running proxy.
+// Opened without blocking: a FIFO that no program writes to held the open, and with it a thread
+// of libuv's pool and the reload, for good. A pipe is still read (`--config <(...)`, or a FIFO a
+// program fills), as long as its writer comes and keeps sending.
+import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Bytes read at a time: a small file takes one read. */
 const READ_CHUNK = 64 << 10;
+/** How long a pipe may go without a writer, or its writer without sending, before the read gives up. */
+export const PIPE_QUIET_MS = 10_000;
+/** How often a quiet pipe is tried again. */
+const PIPE_POLL_MS = 20;
 
-/** The file's bytes, or null once it holds more than `limit` (read no further). */
-export async function readBounded(path: string, limit: number): Promise<Buffer | null> {
+/**
+ * The file's bytes, or null once it holds more than `limit` (read no further). Throws when a pipe
+ * stays quiet for `quietMs`: no writer came, or it sent nothing more and did not close.
+ */
+export async function readBounded(path: string, limit: number, quietMs = PIPE_QUIET_MS): Promise<Buffer | null> {
   let handle: FileHandle | undefined;
   try {
-    handle = await open(path, "r");
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const pipe = (await handle.stat()).isFIFO();
     const chunks: Buffer[] = [];
     let total = 0;
+    let writerSeen = false; // a pipe reads as ended both when its writer closed and before one came
+    let quietSince = performance.now();
     for (;;) {
       const chunk = Buffer.allocUnsafe(READ_CHUNK);
-      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, total);
-      chunks.push(chunk.subarray(0, bytesRead));
-      total += bytesRead;
-      if (total > limit) return null;
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        writerSeen = true; // a writer holds it open, with nothing to read yet
+        bytesRead = -1;
+      }
+      if (bytesRead > 0) {
+        writerSeen = true;
+        quietSince = performance.now();
+        chunks.push(chunk.subarray(0, bytesRead));
+        total += bytesRead;
+        if (total > limit) return null;
+        continue;
+      }
+      if (bytesRead === 0 && (!pipe || writerSeen)) return Buffer.concat(chunks, total);
+      if (performance.now() - quietSince >= quietMs) {
+        throw new Error(writerSeen
+          ? `a pipe whose writer sent nothing for ${quietMs / 1000} s and did not close it`
+          : `a pipe (FIFO) that nothing was written to for ${quietMs / 1000} s`);
+      }
+      await sleep(PIPE_POLL_MS);
     }
   } finally {
     await handle?.close().catch(() => {});

@@ -7,6 +7,7 @@ import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { HOST_FAMILIES, HOST_FILTER_FAMILIES, parseProxyConfig, readConfigText } from "../runtime/config/proxy-config.js";
 import { ConfigError, legMulticast, parseErrorText, validateNodeSettings, validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
+import { readBounded } from "../runtime/bounded-read.js";
 import { ROOT } from "./lib/paths.js";
 import { suite } from "./lib/suite.js";
 
@@ -279,6 +280,36 @@ test("nesting past 64 levels is refused before any parser runs, in YAML and JSON
 test("a text past 16 MiB is refused before parsing", () => {
   const big = `${" ".repeat(16 << 20)}{}`;
   for (const file of ["big.json", "big.yaml"]) assert.is(parseMessage(big, file), `${file}: ${(16 << 20) + 2} bytes, more than the 16 MiB a config or manifest may hold`);
+});
+
+test("a FIFO behind a path no longer holds the open: nothing written to it, or a writer that goes quiet, ends the read with why; a writer that comes late and sends in parts is read whole", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-fifo-"));
+  const fifo = join(dir, "proxy.yaml");
+  execFileSync("mkfifo", [fifo]);
+  const writers: ReturnType<typeof spawn>[] = [];
+  const outcome = (p: Promise<Buffer | null>): Promise<string> => p.then((b) => `read: ${JSON.stringify(b?.toString())}`, (err: Error) => err.message);
+  try {
+    // before, the open itself waited for a writer, for good (and held a thread of libuv's pool)
+    let t0 = performance.now();
+    assert.is(await outcome(readBounded(fifo, 1024, 300)), "a pipe (FIFO) that nothing was written to for 0.3 s");
+    assert.ok(performance.now() - t0 < 5000, "given up after the quiet time");
+    // a writer that opens it and sends nothing, holding it open
+    writers.push(spawn("sh", ["-c", `exec sleep 30 > '${fifo}'`], { stdio: "ignore" }));
+    t0 = performance.now();
+    assert.is(await outcome(readBounded(fifo, 1024, 300)), "a pipe whose writer sent nothing for 0.3 s and did not close it");
+    assert.ok(performance.now() - t0 < 5000);
+    writers.pop()!.kill();
+    // a writer that comes 200 ms after the read began, sends in two parts and closes
+    writers.push(spawn("sh", ["-c", `sleep 0.2; { printf 'workers: '; sleep 0.2; printf '2\\n'; } > '${fifo}'`], { stdio: "ignore" }));
+    assert.is(await outcome(readBounded(fifo, 1024, 3000)), `read: ${JSON.stringify("workers: 2\n")}`);
+    // and a regular file, as before
+    const plain = join(dir, "plain.yaml");
+    writeFileSync(plain, "workers: 1\n");
+    assert.is(await outcome(readBounded(plain, 1024, 300)), `read: ${JSON.stringify("workers: 1\n")}`);
+  } finally {
+    for (const w of writers) w.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a config file past 16 MiB is not read whole (read on a reload, a pipe behind it or a file of gigabytes took the running proxy's memory, or its reloads for good)", async () => {

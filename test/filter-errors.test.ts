@@ -297,4 +297,33 @@ test("a module path naming a pipe that does not end, on a reload: refused at 16 
   }
 });
 
+test("a module path naming a FIFO nothing writes to, on a reload: refused once it stays quiet 10 s, the running chain untouched (the open waited for a writer for good, holding the reload)", async () => {
+  const port = await freePortPair();
+  const sink = await Sink.open();
+  const dir = mkdtempSync(join(tmpdir(), "msm-module-"));
+  const fifo = join(dir, "nobody.wasm");
+  execFileSync("mkfifo", [fifo]);
+  const segment = (filter: string) => ({ name: "cam", listen: { address: "127.0.0.1", port }, destinations: [{ address: "127.0.0.1", port: sink.port }], chain: [{ filter }] });
+  const proxy = await Proxy.start(validateProxyConfig({ workers: 1, filters: { counter: { path: fixture("counter") } }, segments: [segment("counter")] }));
+  const tx = await bindUdp();
+  try {
+    const t0 = performance.now();
+    const outcome = await Promise.race([
+      proxy.apply(validateProxyConfig({ workers: 1, filters: { nobody: { path: fifo } }, segments: [segment("nobody")] })).then(() => "applied", (err: Error) => err),
+      new Promise<string>((r) => setTimeout(() => r("still applying after 30 s"), 30_000)),
+    ]);
+    assert.instance(outcome, ApplyError, String(outcome));
+    assert.match((outcome as ApplyError).message, /cannot read .*nobody\.wasm: a pipe \(FIFO\) that nothing was written to for 10 s/);
+    assert.ok(performance.now() - t0 >= 9_000, "the quiet time was waited");
+    tx.send(indexedRtp(0), port, "127.0.0.1");
+    await waitFor(() => sink.received >= 1, 5000, "the stream through the chain that ran before");
+    assert.is(proxy.currentConfig.segments[0]!.chain[0]!.filter, "counter");
+  } finally {
+    tx.close();
+    sink.close();
+    await proxy.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
