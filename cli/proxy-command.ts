@@ -4,7 +4,7 @@
 // - `--control-plane HOST:PORT|unix:PATH[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import {
-  ApplyError, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, loadNodeSettingsFile, parseProxyConfig, readConfigText,
+  ApplyError, boundHeapGrowth, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, loadNodeSettingsFile, parseProxyConfig, readConfigText,
   Proxy, startAdminServer, validateNodeSettings, type AdminServer, type NodeSettings, type ProxyEvent, type IoPlan,
 } from "../runtime/index.js";
 import { Agent } from "../controlplane/agent/index.js";
@@ -16,7 +16,6 @@ import { notRunningReasons, notRunningText } from "../controlplane/api/held-back
 import { checkProxyConfigFile } from "./config-check.js";
 import { FileReloader } from "./file-reloader.js";
 import { parseFlags, numberFlag, UsageError } from "./usage.js";
-import { boundHeapGrowth } from "../runtime/heap-growth.js";
 
 export const PROXY_USAGE = `usage: msm proxy --config FILE [--admin HOST:PORT] [--check]
        msm proxy --control-plane HOST:PORT|unix:PATH[,...] --node-id ID --state-dir DIR
