@@ -8,7 +8,7 @@ import { renderPrometheus, startAdminServer, validateProxyConfig, Proxy } from "
 import { prometheusPieces } from "../runtime/admin/prometheus.js";
 import { prettyJsonPieces } from "../runtime/admin/json-pieces.js";
 import { suite } from "./lib/suite.js";
-import { bindUdp, freePortRun, indexedRtp, Sink, waitFor } from "./lib/udp.js";
+import { bindUdp, freePortRun, indexedRtp, Sink, sleep, waitFor } from "./lib/udp.js";
 import { segmentStats } from "./lib/proxy.js";
 import { httpGet, httpRequest } from "./lib/http-get.js";
 
@@ -84,6 +84,39 @@ test("/stats and /metrics of a proxy with traffic: chunked, the bytes of the who
     tx.close();
     sink.close();
     await admin.close();
+    await proxy.close();
+  }
+});
+
+test("admin.close() while a client holds a body it does not read: the connection is dropped, the close returns (a stop of msm proxy waits on it)", async () => {
+  const base = await freePortRun(1);
+  const proxy = await Proxy.start(validateProxyConfig({
+    segments: [{ name: "a", rtcpMux: true, listen: { address: LO, port: base }, destinations: [{ address: LO, port: 9 }] }],
+  }));
+  // owner families of 24 MB: more than loopback's socket buffers take for a client that reads nothing
+  const series = Array.from({ length: 200_000 }, (_, i) => `owner_big{i="${i}",pad="${"y".repeat(90)}"} 1\n`).join("");
+  const admin = await startAdminServer(proxy, LO, 0, { metrics: () => `# HELP owner_big x\n# TYPE owner_big gauge\n${series}` });
+  const received: Buffer[] = [];
+  const sock = connect(admin.port, LO, () => sock.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"));
+  const ended = new Promise<void>((resolve) => sock.once("close", () => resolve()));
+  sock.on("error", () => {}); // the server may reset it
+  sock.pause(); // takes nothing: the server's writes wait for room
+  let closed = false;
+  try {
+    await waitFor(() => sock.bytesWritten > 0, 5000, "the request sent");
+    await sleep(1500); // the body under way: the admin's writes stalled
+    const closing = admin.close().then(() => (closed = true));
+    await Promise.race([closing, sleep(20_000)]);
+    assert.ok(closed, "admin.close() returned with a client that reads nothing");
+    sock.on("data", (d: Buffer) => received.push(d));
+    sock.resume();
+    await ended;
+    const text = Buffer.concat(received).toString();
+    assert.ok(text.startsWith("HTTP/1.1 200"), "the client got the head");
+    assert.not.ok(text.endsWith("\r\n0\r\n\r\n"), "the body was cut, not finished: the client was mid-body when the admin closed");
+  } finally {
+    sock.destroy();
+    if (!closed) await Promise.race([admin.close(), sleep(1000)]);
     await proxy.close();
   }
 });

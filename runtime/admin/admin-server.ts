@@ -148,6 +148,11 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      // a body under way ends only when its client reads it all: a client that stopped reading
+      // held the close, and with it the stop of the proxy, for good
+      server.closeAllConnections();
+    }),
   };
 }
