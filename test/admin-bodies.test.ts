@@ -3,6 +3,7 @@
 // client as it reads, and a client that goes away mid-body costs the proxy nothing. Against a
 // real proxy over loopback.
 import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { renderPrometheus, startAdminServer, validateProxyConfig, Proxy } from "../runtime/index.js";
 import { prometheusPieces } from "../runtime/admin/prometheus.js";
@@ -117,6 +118,40 @@ test("admin.close() while a client holds a body it does not read: the connection
   } finally {
     sock.destroy();
     if (!closed) await Promise.race([admin.close(), sleep(1000)]);
+    await proxy.close();
+  }
+});
+
+/** The TCP state (hex, /proc/net/tcp: 01 established) of the loopback socket from `localPort` to `remotePort`, or null when there is none. */
+function tcpState(localPort: number, remotePort: number): string | null {
+  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const [, local, remote, state] = line.trim().split(/\s+/);
+    if (local?.endsWith(`:${hex(localPort)}`) && remote?.endsWith(`:${hex(remotePort)}`)) return state!;
+  }
+  return null;
+}
+
+test("a client that takes nothing of a body for writeStallMs is dropped, and the endpoint serves others meanwhile", async () => {
+  const base = await freePortRun(1);
+  const proxy = await Proxy.start(validateProxyConfig({
+    segments: [{ name: "a", rtcpMux: true, listen: { address: LO, port: base }, destinations: [{ address: LO, port: 9 }] }],
+  }));
+  // owner families of 24 MB: more than loopback's socket buffers take for a client that reads nothing
+  const series = Array.from({ length: 200_000 }, (_, i) => `owner_big{i="${i}",pad="${"y".repeat(90)}"} 1\n`).join("");
+  const admin = await startAdminServer(proxy, LO, 0, { metrics: () => `# HELP owner_big x\n# TYPE owner_big gauge\n${series}`, writeStallMs: 300 });
+  const sock = connect(admin.port, LO, () => sock.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"));
+  sock.on("error", () => {}); // the server may reset it
+  sock.pause(); // takes nothing: the server's writes wait for room
+  try {
+    await waitFor(() => sock.localPort !== undefined && tcpState(admin.port, sock.localPort) === "01", 5000, "the server's side of the connection");
+    const health = await httpGet(admin.port, "/healthz");
+    assert.is(health.status, 200, "other requests are served while a body waits");
+    // the server's socket leaves ESTABLISHED once it drops the connection (FIN_WAIT1 with what the client never took, or gone)
+    await waitFor(() => tcpState(admin.port, sock.localPort!) !== "01", 20_000, "the server to drop a client that takes nothing");
+  } finally {
+    sock.destroy();
+    await admin.close();
     await proxy.close();
   }
 });

@@ -19,6 +19,8 @@ export interface AdminOptions {
   readonly notReady?: () => string[];
   /** More /metrics families from whoever owns the proxy (the agent: its control plane, its snapshot), exposition text. */
   readonly metrics?: () => string;
+  /** How long a body's write may wait for its client to take more before the connection is dropped (WRITE_STALL_MS). */
+  readonly writeStallMs?: number;
 }
 
 /** Why there is nothing to report before the proxy starts. */
@@ -63,6 +65,12 @@ class Rounds {
 /** Bytes gathered before a write: large enough that a write is not per segment, small beside the body. */
 const WRITE_CHUNK = 64 * 1024;
 
+/**
+ * A client that takes nothing of a body for this long is dropped, as nginx's send_timeout does:
+ * its response holds the round's snapshot (tens of MB at 10,000 segments) until it ends.
+ */
+export const WRITE_STALL_MS = 60_000;
+
 /** The /metrics text a family at a time, then the owner's families. */
 function* metricsPieces(snap: ProxySnapshot, exclude: readonly string[], more: () => string): Generator<string> {
   yield* prometheusPieces(snap, excludedFamilies(exclude));
@@ -70,29 +78,34 @@ function* metricsPieces(snap: ProxySnapshot, exclude: readonly string[], more: (
 }
 
 /** Writes `first`, then the rest of the pieces, as the client takes them: what waits is at most a chunk, not the whole body. */
-async function writePieces(res: ServerResponse, first: IteratorResult<string>, rest: Iterator<string>): Promise<void> {
+async function writePieces(res: ServerResponse, first: IteratorResult<string>, rest: Iterator<string>, stallMs: number): Promise<void> {
   let chunk = "";
   for (let piece = first; !piece.done; piece = rest.next()) {
     chunk += piece.value;
     if (chunk.length < WRITE_CHUNK) continue;
     const room = res.write(chunk);
     chunk = "";
-    if (!room && !(await drained(res))) return; // the client went away
+    if (!room && !(await drained(res, stallMs))) return; // the client went away, or took nothing for stallMs
   }
   res.end(chunk);
 }
 
-/** True once the response can take more, false if its connection closed first. */
-function drained(res: ServerResponse): Promise<boolean> {
+/** True once the response can take more; false if its connection closed first, or was dropped after `stallMs` without room. */
+function drained(res: ServerResponse, stallMs: number): Promise<boolean> {
   if (res.destroyed) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = (ok: boolean) => (): void => {
+      clearTimeout(stall);
       res.off("drain", onDrain);
       res.off("close", onClose);
       resolve(ok);
     };
     const onDrain = done(true);
     const onClose = done(false);
+    const stall = setTimeout(() => {
+      onClose();
+      res.destroy();
+    }, stallMs);
     res.once("drain", onDrain);
     res.once("close", onClose);
   });
@@ -137,7 +150,7 @@ export async function startAdminServer(proxy: Proxy | (() => Proxy | null), addr
         }
         res.writeHead(200, { "content-type": type });
         // a throw after the first piece cuts the body: the client sees a chunked body end short
-        return writePieces(res, first, pieces).catch(() => res.destroy());
+        return writePieces(res, first, pieces, options.writeStallMs ?? WRITE_STALL_MS).catch(() => res.destroy());
       },
       (err: Error) => reply(500, "text/plain", `${err.message}\n`),
     );
