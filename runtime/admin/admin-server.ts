@@ -3,11 +3,12 @@
 // until a config is applied and while a worker is down). Each probe answers with its reasons.
 // It may start before the proxy does (an agent waiting for its first snapshot): then it is live,
 // not ready, and has no figures yet.
-import { createServer, type Server, type ServerResponse } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Proxy, ProxySnapshot } from "../proxy.js";
 import { excludedFamilies, prometheusPieces, renderNotRunning } from "./prometheus.js";
 import { prettyJsonPieces } from "./json-pieces.js";
+import { WRITE_STALL_MS, writePieces } from "./write-pieces.js";
 
 export interface AdminServer {
   readonly port: number;
@@ -62,53 +63,10 @@ class Rounds {
   }
 }
 
-/** Bytes gathered before a write: large enough that a write is not per segment, small beside the body. */
-const WRITE_CHUNK = 64 * 1024;
-
-/**
- * A client that takes nothing of a body for this long is dropped, as nginx's send_timeout does:
- * its response holds the round's snapshot (tens of MB at 10,000 segments) until it ends.
- */
-export const WRITE_STALL_MS = 60_000;
-
 /** The /metrics text a family at a time, then the owner's families. */
 function* metricsPieces(snap: ProxySnapshot, exclude: readonly string[], more: () => string): Generator<string> {
   yield* prometheusPieces(snap, excludedFamilies(exclude));
   yield more();
-}
-
-/** Writes `first`, then the rest of the pieces, as the client takes them: what waits is at most a chunk, not the whole body. */
-async function writePieces(res: ServerResponse, first: IteratorResult<string>, rest: Iterator<string>, stallMs: number): Promise<void> {
-  let chunk = "";
-  for (let piece = first; !piece.done; piece = rest.next()) {
-    chunk += piece.value;
-    if (chunk.length < WRITE_CHUNK) continue;
-    const room = res.write(chunk);
-    chunk = "";
-    if (!room && !(await drained(res, stallMs))) return; // the client went away, or took nothing for stallMs
-  }
-  res.end(chunk);
-}
-
-/** True once the response can take more; false if its connection closed first, or was dropped after `stallMs` without room. */
-function drained(res: ServerResponse, stallMs: number): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => (): void => {
-      clearTimeout(stall);
-      res.off("drain", onDrain);
-      res.off("close", onClose);
-      resolve(ok);
-    };
-    const onDrain = done(true);
-    const onClose = done(false);
-    const stall = setTimeout(() => {
-      onClose();
-      res.destroy();
-    }, stallMs);
-    res.once("drain", onDrain);
-    res.once("close", onClose);
-  });
 }
 
 /** `proxy`: the proxy, or where to find it once it runs (null until then). */
