@@ -79,8 +79,12 @@ const LONG_FILES = /\/(control-plane-server|agent|multicast-netns|congestion-pri
  *   the decoder's window (`fec_out_of_window`: FEC lagging its media by more than the ring's margin,
  *   40-56 packets at 10x10) and 2-D 10x10 with bursts of 4 left 76 packets against the perfect
  *   decoder's 19.9. That margin is the decoder's limit on a starved host (filters/fec/README.md).
+ * - live-live: its "path 1 30 ms behind" trial holds path 1 in a userspace delay with 20 ms of the
+ *   merge buffer to spare. Beside control-plane-server and multicast-netns (2026-12-07, a fresh
+ *   clone's run) that delay held 595 of 6,000 copies more than 5 ms too long, and one packet came
+ *   out of order at the sink unexplained; it passed alone and in the quiet runs before.
  */
-const ALONE_FILES = /\/(congestion-rfc8867|fec-netns)\.test\.js$/;
+const ALONE_FILES = /\/(congestion-rfc8867|fec-netns|live-live)\.test\.js$/;
 
 interface Run {
   runtime: string;
