@@ -4,6 +4,7 @@
 // snapshot whenever that proxy's version moves, wherever the change was applied.
 import { ReportLimiter } from "../api/report-limiter.js";
 import { withoutTimestamps } from "../api/status-text.js";
+
 import {
   Server, status,
   type handleBidiStreamingCall, type handleUnaryCall, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type UntypedServiceImplementation,
@@ -32,6 +33,14 @@ import { DEFAULT_BAD_HOP, type BadHopThresholds, type StreamPath } from "../api/
 import { StoreHealth } from "./health.js";
 import { buildStreamPaths, closeNames, pathsNamed } from "./stream-paths.js";
 import { latestReports } from "./stream-reports.js";
+
+/**
+ * What makes two failed writes alike for the log: an outage is "etcd unreachable" whichever
+ * member failed how (a reset, a refusal, a member shutting down) as it goes down; else the text.
+ */
+function failureKind(message: string): string {
+  return message.startsWith("etcd unreachable") ? "etcd unreachable" : withoutTimestamps(message);
+}
 
 export interface ControlPlaneTiming {
   /** How often a replica refreshes last_seen of the proxies connected to it. */
@@ -229,7 +238,7 @@ class ProxySession {
     this.work = this.work.then(job).catch((err: Error) => {
       // an etcd outage fails these writes for every proxy every few seconds: one line per minute
       // and reason, for the replica, rather than hundreds of proxies' lines every 2 s
-      const held = this.cp.backgroundFailures.admit(`${what}\0${withoutTimestamps(err.message)}`, err.message);
+      const held = this.cp.backgroundFailures.admit(`${what}\0${failureKind(err.message)}`, err.message);
       if (held === undefined) return;
       this.cp.log(`proxy ${this.nodeId}: ${what}: ${err.message}${held > 0 ? ` (and ${held} more alike, of this or other proxies, in the last minute)` : ""}`);
     });

@@ -166,8 +166,9 @@ export class EtcdStore implements Store {
       }
       if (!res.ok) {
         const message = (parsed as { message?: string; error?: string }).message ?? (parsed as { error?: string }).error ?? reply.slice(0, 200);
-        // "etcdserver: leader changed", "no leader", "request timed out" and the like: another member may do better
-        if (res.status >= 500 || /leader|timed out|unavailable|deadline/i.test(message)) {
+        // "etcdserver: leader changed", "no leader", "request timed out", a member shutting down ("grpc:
+        // the client connection is closing") and the like: another member may do better
+        if (res.status >= 500 || /leader|timed out|unavailable|deadline|connection is closing/i.test(message)) {
           failures.push(`${endpoint}: ${message}`);
           continue;
         }
