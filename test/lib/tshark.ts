@@ -159,9 +159,10 @@ export interface StreamAnalysis {
   /** Loss (A.3, from the first packet) and jitter after the packet with extended sequence number `extSeq`; null: not in the capture. */
   after(extSeq: number): { lost: number; jitterMs: number } | null;
   /**
-   * The A.8 estimate after each packet that may be the last one a window ending at `endMs` (wall
-   * clock) counted: the last captured before `endMs - earlyMs`, and every one captured from then to
-   * `endMs + lateMs` (a packet near the edge, or one a proxy stamped before the edge and sent after).
+   * The extended sequence numbers of the packets that may be the last one a window ending at
+   * `endMs` (wall clock) counted, as this capture timed them: the last captured before
+   * `endMs - earlyMs`, and every one captured from then to `endMs + lateMs` (the capture's and the
+   * proxy's stamps of one packet differ by microseconds).
    */
   aroundEnd(endMs: number, earlyMs: number, lateMs: number): number[];
 }
@@ -199,9 +200,9 @@ export async function analyseStream(file: string, port: number, ssrc: number, cl
       arrivals.forEach((p, i) => {
         const ms = p.atS * 1000;
         if (ms < endMs - earlyMs) before = i;
-        else if (ms <= endMs + lateMs) out.push(jitter[i]!);
+        else if (ms <= endMs + lateMs) out.push(p.extSeq);
       });
-      return before >= 0 ? [jitter[before]!, ...out] : out;
+      return before >= 0 ? [arrivals[before]!.extSeq, ...out] : out;
     },
   };
 }
