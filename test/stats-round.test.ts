@@ -8,10 +8,10 @@ import { takeRound, type RoundPart } from "../runtime/dataplane/stats-round.js";
 import { validateProxyConfig, type ProxyConfigInput } from "../runtime/index.js";
 import type { WorkerHandle } from "../runtime/dataplane/worker-handle.js";
 import type { SegmentSnapshot } from "../runtime/dataplane/snapshot.js";
-import type { WorkerInit, WorkerReply, WorkerRequest } from "../runtime/dataplane/worker-protocol.js";
+import { PARTS_IN_FLIGHT, type WorkerInit, type WorkerReply, type WorkerRequest } from "../runtime/dataplane/worker-protocol.js";
 import { startProxy } from "./lib/proxy.js";
 import { filterWasm } from "./lib/paths.js";
-import { freePortRuns } from "./lib/udp.js";
+import { freePortRuns, sleep } from "./lib/udp.js";
 import { suite } from "./lib/suite.js";
 
 const test = suite("stats rounds in parts", { timeoutMs: 60_000 });
@@ -58,7 +58,7 @@ test("a round over many segments comes in parts, each segment once and in order,
 test("a round of few segments is one part, sent with the reply", async () => {
   const { plane } = standIn(5);
   const sent: RoundPart[] = [];
-  const last = await takeRound(plane, true, false, (part) => sent.push(part));
+  const last = await takeRound(plane, true, false, (part) => void sent.push(part));
   assert.is(sent.length, 0);
   assert.is(last.segments.length, 5);
 });
@@ -126,7 +126,10 @@ test("worker: a round asked for after an open step holds the segments the open s
   const isReady = new Promise<void>((r) => (ready = r));
   worker.on("message", (m: WorkerReply) => {
     if (m.type === "ready") ready();
-    else if (m.type === "part") parts.set(m.id, [...(parts.get(m.id) ?? []), ...m.segments]);
+    else if (m.type === "part") {
+      parts.set(m.id, [...(parts.get(m.id) ?? []), ...m.segments]);
+      worker.postMessage({ type: "partTaken", id: m.id } satisfies WorkerRequest); // else it sends no more than PARTS_IN_FLIGHT
+    }
     else if (m.type === "reply") waiting.get(m.id)?.(m);
   });
   let nextId = 1;
@@ -158,6 +161,73 @@ test("worker: a round asked for after an open step holds the segments the open s
     assert.is(names.length, count + 1);
   } finally {
     await Promise.race([ask({ type: "close" }), new Promise((r) => setTimeout(r, 2000))]);
+    await worker.terminate();
+  }
+});
+
+test("worker: a round sends at most PARTS_IN_FLIGHT parts the main thread has not taken (it reads every queued message before its loop turns: parts sent as fast as they were taken held a /healthz for a whole round)", async () => {
+  const count = 1000; // parts of 32, 64, ... segments: six at least
+  const ports = await freePortRuns(count, 2);
+  const sinkPort = (await freePortRuns(1, 2))[0]!;
+  const { filters, segments } = validateProxyConfig({
+    workers: 1, io: "dgram",
+    segments: ports.map((port, k) => ({ name: `s${k}`, listen: { address: "127.0.0.1", port }, rtcpMux: true, symmetricRtp: true, destinations: [{ address: "127.0.0.1", port: sinkPort }] })),
+  });
+  const init: WorkerInit = {
+    index: 0, batchSize: 32, io: { receive: "dgram", send: "dgram", watch: "loop", gso: false, note: "" },
+    socketReceiveBuffer: 1 << 20, streams: { max: 0, maxPerSegment: 0, idleMs: 10_000 },
+  };
+  const worker = new Worker(new URL("../runtime/dataplane/worker-entry.js", import.meta.url), { workerData: init });
+  const parts: SegmentSnapshot[][] = [];
+  const replies = new Map<number, Extract<WorkerReply, { type: "reply" }>>();
+  let ready = false;
+  let roundUnderTest = -1; // the parts of other rounds (the open sends the counters it starts with) are taken at once
+  worker.on("message", (m: WorkerReply) => {
+    if (m.type === "ready") ready = true;
+    else if (m.type === "part" && m.id === roundUnderTest) parts.push(m.segments);
+    else if (m.type === "part") worker.postMessage({ type: "partTaken", id: m.id } satisfies WorkerRequest);
+    else if (m.type === "reply") replies.set(m.id, m);
+  });
+  let nextId = 1;
+  type Body = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, "id"> : never) : never;
+  const post = (body: Body): number => {
+    const id = nextId++;
+    worker.postMessage({ ...body, id });
+    return id;
+  };
+  const replyTo = async (id: number, what: string): Promise<Extract<WorkerReply, { type: "reply" }>> => {
+    for (let waited = 0; !replies.has(id); waited += 10) {
+      if (waited > 30_000) throw new Error(`no reply to ${what}`);
+      await sleep(10);
+    }
+    return replies.get(id)!;
+  };
+  try {
+    for (let waited = 0; !ready; waited += 10) {
+      assert.ok(waited < 30_000, "the worker started");
+      await sleep(10);
+    }
+    for (const step of [{ type: "prepare", request: { filters, segments } }, { type: "commit" }, { type: "released" }, { type: "open" }] as Body[]) {
+      assert.equal((await replyTo(post(step), step.type)).errors, [], step.type);
+    }
+    const round = (roundUnderTest = nextId);
+    post({ type: "stats", streams: false });
+    let taken = 0;
+    for (;;) {
+      // what it sends before it hears of the parts taken so far
+      await sleep(200);
+      assert.ok(parts.length - taken <= PARTS_IN_FLIGHT, `${parts.length} parts sent, ${taken} taken`);
+      if (replies.has(round)) break;
+      assert.is(parts.length - taken, PARTS_IN_FLIGHT, `it waits with ${PARTS_IN_FLIGHT} parts untaken (${parts.length} sent, ${taken} taken)`);
+      worker.postMessage({ type: "partTaken", id: round } satisfies WorkerRequest);
+      taken++;
+    }
+    assert.ok(parts.length >= 4, `a round of ${count} segments in parts: ${parts.length} and the reply`);
+    const names = [...parts.flat(), ...(replies.get(round)!.segments ?? [])].map((s) => s.name);
+    assert.equal(names, segments.map((s) => s.name), "every segment once, in order");
+  } finally {
+    const closing = post({ type: "close" });
+    await Promise.race([replyTo(closing, "close").catch(() => undefined), sleep(2000)]);
     await worker.terminate();
   }
 });

@@ -27,9 +27,10 @@ const MAX_PART = 4096;
 /**
  * Takes a round over the segments running at its start: every part but the last goes to `send`
  * as it is taken; the last is returned (it goes with the reply). The caller keeps changes to
- * which segments run (commit, open, close) from interleaving with it.
+ * which segments run (commit, open, close) from interleaving with it. A `send` that returns a
+ * promise holds the next part until it settles (the main thread's flow control).
  */
-export async function takeRound<Segment>(plane: RoundSource<Segment>, streams: boolean, checkpoint: boolean, send: (part: RoundPart) => void): Promise<RoundPart> {
+export async function takeRound<Segment>(plane: RoundSource<Segment>, streams: boolean, checkpoint: boolean, send: (part: RoundPart) => void | Promise<void>): Promise<RoundPart> {
   const segs = plane.beginRound(streams, checkpoint);
   let size = FIRST_PART;
   let from = 0;
@@ -38,11 +39,12 @@ export async function takeRound<Segment>(plane: RoundSource<Segment>, streams: b
     const to = Math.min(segs.length, from + size);
     const part = plane.roundSlice(segs.slice(from, to), streams, checkpoint);
     if (to >= segs.length) return part;
-    send(part);
+    const sent = send(part);
     from = to;
     const tookMs = performance.now() - started;
     // aim at PART_MS, growing at most twofold: one cheap part must not make the next a long one
     size = Math.max(1, Math.min(MAX_PART, 2 * size, Math.floor((size * PART_MS) / Math.max(tookMs, 0.01))));
     await nextTurn(); // the packets that came meanwhile go first
+    await sent;
   }
 }

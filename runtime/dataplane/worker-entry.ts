@@ -8,7 +8,7 @@ import { stopReadingOf } from "./batched-io.js";
 import { WatchdogBeacon } from "./watchdog-beacon.js";
 import { takeRound } from "./stats-round.js";
 import type { SegmentSnapshot } from "./snapshot.js";
-import type { WorkerInit, WorkerReply, WorkerRequest } from "./worker-protocol.js";
+import { PARTS_IN_FLIGHT, type WorkerInit, type WorkerReply, type WorkerRequest } from "./worker-protocol.js";
 
 type Send = (message: WorkerReply) => void;
 
@@ -39,11 +39,19 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
   // join), and a round begun then would answer after the open with the segments of before it (the
   // main thread's lastSegments, what a restart carries on from, without the ones it started)
   let round: Promise<unknown> = Promise.resolve();
+  // parts sent and not yet taken by the main thread (worker-protocol.ts, "partTaken"), and the send waiting for room
+  let partsInFlight = 0;
+  let room: (() => void) | undefined;
+  const sendPart = (part: Extract<WorkerReply, { type: "part" }>): Promise<void> | undefined => {
+    send(part);
+    if (++partsInFlight < PARTS_IN_FLIGHT) return undefined;
+    return new Promise<void>((resolve) => (room = resolve));
+  };
   /** Takes a round and sends it as parts and then the reply to request `id`, with `reply`'s fields. */
   const sendRound = async (id: number, how: { streams: boolean; checkpoint: boolean; asText: boolean }, reply: { errors: SegmentError[]; reclaimed?: Record<string, number> }): Promise<void> => {
     // as text, the main thread keeps one string a part instead of every snapshot's objects
     const counters = (segments: SegmentSnapshot[]) => (how.asText ? { segments: [], segmentsText: JSON.stringify(segments) } : { segments });
-    const last = await takeRound(plane, how.streams, how.checkpoint, (part) => send({ type: "part", id, ...counters(part.segments), checkpoints: part.checkpoints }));
+    const last = await takeRound(plane, how.streams, how.checkpoint, (part) => sendPart({ type: "part", id, ...counters(part.segments), checkpoints: part.checkpoints }));
     const { segmentsText, ...rest } = counters(last.segments);
     send({
       type: "reply", id, ...reply, ...rest, ...(segmentsText !== undefined ? { segmentsText: [segmentsText] } : {}),
@@ -53,6 +61,12 @@ function serve(init: WorkerInit, send: Send, onMessage: (handler: (m: WorkerRequ
   const statsRound = (m: Extract<WorkerRequest, { type: "stats" }>): Promise<void> =>
     sendRound(m.id, { streams: m.streams !== false, checkpoint: m.checkpoint === true, asText: m.asText === true }, { errors: [] });
   onMessage(async (m) => {
+    if (m.type === "partTaken") {
+      partsInFlight = Math.max(0, partsInFlight - 1);
+      room?.();
+      room = undefined;
+      return;
+    }
     let changed: (() => void) | undefined;
     try {
       if (m.type === "stats") {

@@ -194,6 +194,9 @@ export class WorkerHandle {
         soFar.segments.push(...m.segments);
         if (m.segmentsText !== undefined) soFar.texts.push(m.segmentsText);
         soFar.checkpoints.push(...m.checkpoints);
+        // taken once the loop has turned: what waits for it (a /healthz, a packet of the agent's)
+        // goes before the worker's next part
+        setImmediate(() => this.partTaken(m.id));
       } else {
         const waiter = this.pending.get(m.id);
         this.pending.delete(m.id);
@@ -287,6 +290,14 @@ export class WorkerHandle {
       else if (!this.child!.connected) this.answerGone(id);
       else this.child!.send(full, (err) => err && this.answerGone(id));
     });
+  }
+
+  /** Tells the worker a part of round `id` was taken (worker-protocol.ts, "partTaken"). */
+  private partTaken(id: number): void {
+    if (this.exited) return;
+    const message: WorkerRequest = { type: "partTaken", id };
+    if (this.thread) this.thread.postMessage(message);
+    else if (this.child!.connected) this.child!.send(message, () => {}); // one going away: its exit answers the round
   }
 
   /** Answers a request a worker process can no longer receive, as its exit answers those it had. */

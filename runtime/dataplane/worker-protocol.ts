@@ -37,7 +37,16 @@ export type WorkerRequest =
    * come as JSON text (`segmentsText`), for the main thread to keep rather than read.
    */
   | { type: "stats"; id: number; checkpoint?: boolean; streams?: boolean; asText?: boolean }
+  /**
+   * The main thread took a part of round `id` (no reply). A worker sends at most PARTS_IN_FLIGHT
+   * parts ahead of these: the main thread reads every message queued on a port before its loop
+   * turns, so parts sent as fast as they were taken held its loop for a whole round.
+   */
+  | { type: "partTaken"; id: number }
   | { type: "close"; id: number };
+
+/** Parts of a stats round a worker sends before the main thread has taken them (see "partTaken"). */
+export const PARTS_IN_FLIGHT = 2;
 
 export type WorkerReply =
   | { type: "ready" }
