@@ -1,13 +1,13 @@
-// /stats is written a segment at a time (runtime/admin/json-pieces.ts) and /metrics a family at a
-// time (runtime/admin/prometheus.ts): the same bytes as the whole body in one string, taken by the
-// client as it reads, and a client that goes away mid-body costs the proxy nothing. Against a
-// real proxy over loopback.
+// /stats is written a segment at a time (runtime/admin/json-pieces.ts) and /metrics a family, or
+// SEGMENTS_PER_PIECE segments of one, at a time (runtime/admin/prometheus.ts): the same bytes as
+// the whole body in one string, taken by the client as it reads, and a client that goes away
+// mid-body costs the proxy nothing. Against a real proxy over loopback.
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { renderPrometheus, startAdminServer, validateProxyConfig, Proxy } from "../runtime/index.js";
-import { prometheusPieces } from "../runtime/admin/prometheus.js";
+import { prometheusPieces, SEGMENTS_PER_PIECE } from "../runtime/admin/prometheus.js";
 import { WRITE_CHUNK, writePieces } from "../runtime/admin/write-pieces.js";
 import { prettyJsonPieces } from "../runtime/admin/json-pieces.js";
 import { suite } from "./lib/suite.js";
@@ -55,11 +55,18 @@ test("/stats and /metrics of a proxy with traffic: chunked, the bytes of the who
     const head = await httpRequest(admin.port, "/stats", "HEAD");
     assert.equal([head.status, head.body, head.headers["content-type"]], [200, "", "application/json"]);
 
-    // /metrics: a family per piece, the same text as in one string, the owner's families last
+    // /metrics: a family per piece (up to SEGMENTS_PER_PIECE segments), the same text as in one string, the owner's families last
     const snap = await proxy.stats();
     const pieces = [...prometheusPieces(snap)];
     assert.ok(pieces.length > 30 && pieces.every((p) => p.startsWith("# HELP ") && p.endsWith("\n")), "one family per piece");
     assert.is(pieces.join(""), renderPrometheus(snap));
+    // more segments than a piece holds: a family's pieces hold SEGMENTS_PER_PIECE segments at most
+    const many = { ...snap, segments: Array.from({ length: 2 * SEGMENTS_PER_PIECE + 7 }, (_, k) => ({ ...snap.segments[k % n]!, name: `many-${k}` })) };
+    const manyPieces = [...prometheusPieces(many)];
+    const ofFamily = (p: string): number => p.split("\n").filter((l) => l.startsWith("msm_segment_packets_in_total{")).length;
+    assert.equal(manyPieces.map(ofFamily).filter((k) => k > 0), [SEGMENTS_PER_PIECE, SEGMENTS_PER_PIECE, 7], "msm_segment_packets_in_total in three pieces");
+    assert.ok(manyPieces.every((p) => p.endsWith("\n") && p.length > 1), "each piece whole lines");
+    assert.is(manyPieces.join("").split("\n").filter((l) => l.startsWith("msm_stream_packets_total{")).length, 2 * (2 * SEGMENTS_PER_PIECE + 7), "each segment's stream, both directions");
     const m = await httpRequest(admin.port, "/metrics", "GET");
     assert.is(m.status, 200);
     assert.is(m.headers["transfer-encoding"], "chunked", "written in pieces, not one body");
