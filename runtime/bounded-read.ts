@@ -4,7 +4,7 @@
 // of libuv's pool and the reload, for good. A pipe is still read (`--config <(...)`, or a FIFO a
 // program fills), as long as its writer comes and keeps sending.
 import { constants } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { open, readlink, type FileHandle } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** Bytes read at a time: a small file takes one read. */
@@ -25,10 +25,12 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
     const pipe = (await handle.stat()).isFIFO();
     const chunks: Buffer[] = [];
     let total = 0;
-    let writerSeen = false; // a pipe reads as ended both when its writer closed and before one came
+    // a FIFO reads as ended both when its writer closed and before one came; an anonymous pipe
+    // (`--config <(...)`) had its writer from the start, so its end is the end
+    let writerSeen = pipe && (await isAnonymousPipe(handle));
     let quietSince = performance.now();
+    let chunk = Buffer.allocUnsafe(READ_CHUNK);
     for (;;) {
-      const chunk = Buffer.allocUnsafe(READ_CHUNK);
       let bytesRead: number;
       try {
         ({ bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null));
@@ -41,6 +43,7 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
         writerSeen = true;
         quietSince = performance.now();
         chunks.push(chunk.subarray(0, bytesRead));
+        chunk = Buffer.allocUnsafe(READ_CHUNK); // the one read into is kept
         total += bytesRead;
         if (total > limit) return null;
         continue;
@@ -55,5 +58,14 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
     }
   } finally {
     await handle?.close().catch(() => {});
+  }
+}
+
+/** Whether an open pipe is an anonymous one (Linux names its descriptor "pipe:[inode]"), not a FIFO in a directory. */
+async function isAnonymousPipe(handle: FileHandle): Promise<boolean> {
+  try {
+    return (await readlink(`/proc/self/fd/${handle.fd}`)).startsWith("pipe:");
+  } catch {
+    return false; // no /proc: read as a FIFO, which waits for a writer up to the quiet time
   }
 }
