@@ -8,8 +8,9 @@ export function* prettyJsonPieces<T extends object>(value: T, field: keyof T & s
   const items: unknown = value[field];
   if (!Array.isArray(items)) throw new TypeError(`prettyJsonPieces: '${field}' is not an array`);
   // a string no field of the value can hold, where the array goes (the field keeps its place)
-  const marker = JSON.stringify(`\u0000${randomUUID()}`);
-  const skeleton = JSON.stringify({ ...value, [field]: JSON.parse(marker) as string }, null, 2);
+  const placeholder = `\u0000${randomUUID()}`;
+  const marker = JSON.stringify(placeholder);
+  const skeleton = JSON.stringify({ ...value, [field]: placeholder }, null, 2);
   const at = skeleton.indexOf(marker);
   yield skeleton.slice(0, at);
   if (items.length === 0) yield "[]";
