@@ -27,7 +27,8 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
     let total = 0;
     // a FIFO reads as ended both when its writer closed and before one came; an anonymous pipe
     // (`--config <(...)`) had its writer from the start, so its end is the end
-    let writerSeen = pipe && (await isAnonymousPipe(handle));
+    const anonymous = pipe && (await isAnonymousPipe(handle));
+    let writerSeen = anonymous;
     let quietSince = performance.now();
     let chunk = Buffer.allocUnsafe(READ_CHUNK);
     for (;;) {
@@ -48,6 +49,8 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
         if (total > limit) return null;
         continue;
       }
+      // read again (a reload), a process substitution has nothing more: an empty config it is not
+      if (bytesRead === 0 && anonymous && total === 0) throw new Error("a pipe that was closed with nothing in it (a process substitution, <(...), holds its text once: it was read before, or nothing was written to it)");
       if (bytesRead === 0 && (!pipe || writerSeen)) return Buffer.concat(chunks, total);
       if (performance.now() - quietSince >= quietMs) {
         throw new Error(writerSeen

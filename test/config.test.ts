@@ -313,14 +313,16 @@ test("a FIFO behind a path no longer holds the open: nothing written to it, or a
   }
 });
 
-test("an anonymous pipe (--config <(...)) is read to its end at once, empty or not: only a FIFO in a directory may not have its writer yet (an empty one waited the whole quiet time, then said nothing was written to it)", () => {
+test("an anonymous pipe (--config <(...)) is read to its end at once: only a FIFO in a directory may not have its writer yet (an empty one waited the whole quiet time); one closed with nothing in it (read before: a reload) is an error, not an empty config", () => {
   const module = new URL("../runtime/bounded-read.js", import.meta.url).href;
   // bash gives the child /dev/fd/3, the read end of a pipe whose writer may be done already
   const read = (content: string): string => execFileSync("bash", ["-c", `exec "$0" --input-type=module -e "$1" /dev/fd/3 3< <(printf '%s' "$2")`, process.execPath,
-    `const { readBounded } = await import(${JSON.stringify(module)}); readBounded(process.argv[1], 1024, 60000).then((b) => process.stdout.write(JSON.stringify(b.toString())), (e) => process.stdout.write(e.message));`,
+    // read twice, as a start and then a reload do
+    `const { readBounded } = await import(${JSON.stringify(module)}); const once = () => readBounded(process.argv[1], 1024, 60000).then((b) => JSON.stringify(b.toString()), (e) => e.message); process.stdout.write(\`\${await once()} | \${await once()}\`);`,
     content], { encoding: "utf8", timeout: 30_000 });
-  assert.is(read(""), '""', "empty: read as empty, not waited on");
-  assert.is(read("workers: 2\n"), JSON.stringify("workers: 2\n"));
+  const closedEmpty = "a pipe that was closed with nothing in it (a process substitution, <(...), holds its text once: it was read before, or nothing was written to it)";
+  assert.is(read(""), `${closedEmpty} | ${closedEmpty}`, "empty: refused at once, not waited on");
+  assert.is(read("workers: 2\n"), `${JSON.stringify("workers: 2\n")} | ${closedEmpty}`, "read whole, then (a reload) refused: not an empty config");
 });
 
 test("a config file past 16 MiB is not read whole (read on a reload, a pipe behind it or a file of gigabytes took the running proxy's memory, or its reloads for good)", async () => {
