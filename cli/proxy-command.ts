@@ -4,7 +4,7 @@
 // - `--control-plane HOST:PORT|unix:PATH[,...]`: from the control plane, through the agent
 //   (controlplane/agent/): snapshots applied as they come, last-good.json when none answers.
 import {
-  ApplyError, boundHeapGrowth, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, loadNodeSettingsFile, parseProxyConfig, readConfigText,
+  ApplyError, boundHeapGrowth, ConfigError, dataPlaneSettings, hostCryptoDescription, hostCryptoUnavailable, isProcessSubstitution, loadNodeSettingsFile, parseProxyConfig, readConfigText,
   Proxy, startAdminServer, validateNodeSettings, type AdminServer, type NodeSettings, type ProxyEvent, type IoPlan,
 } from "../runtime/index.js";
 import { Agent } from "../controlplane/agent/index.js";
@@ -323,7 +323,10 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
     const restored = proxy.restoredStages;
     console.error(`${stamp()} stage state: saved to ${config.stateFile} every ${config.stateCheckpointMs} ms; ${restored > 0 ? `${restored} stage(s) restored from it` : "nothing restored (no file yet, or none of its stages run)"}`);
   }
-  console.error(`${stamp()} reload: edit ${file}, or kill -HUP ${process.pid}; stop: kill ${process.pid} (or Ctrl-C)`);
+  const reloadHow = (await isProcessSubstitution(file))
+    ? `not from ${file}, a process substitution read once (give a file, or a FIFO a program fills, to reload)`
+    : `edit ${file}, or kill -HUP ${process.pid}`;
+  console.error(`${stamp()} reload: ${reloadHow}; stop: kill ${process.pid} (or Ctrl-C)`);
 
   await waitForSignal();
   reloader.close();

@@ -64,6 +64,18 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
   }
 }
 
+/**
+ * Whether `path` names an anonymous pipe (`/dev/fd/63` of a process substitution, `<(...)`), whose
+ * text can be read once: not a file or a FIFO in a directory, which a reload reads anew.
+ */
+export async function isProcessSubstitution(path: string): Promise<boolean> {
+  try {
+    return (await readlink(path)).startsWith("pipe:");
+  } catch {
+    return false; // not a link (a file, a FIFO), or no /proc behind /dev/fd
+  }
+}
+
 /** Whether an open pipe is an anonymous one (Linux names its descriptor "pipe:[inode]"), not a FIFO in a directory. */
 async function isAnonymousPipe(handle: FileHandle): Promise<boolean> {
   try {

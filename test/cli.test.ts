@@ -139,6 +139,30 @@ test("msm proxy: runs a YAML config, reloads on SIGHUP and file change, keeps ru
   assert.is(code, 0, `msm proxy exits cleanly on SIGTERM:\n${p.output()}`);
 });
 
+test("msm proxy --config <(...): runs, says a process substitution cannot be reloaded, and a SIGHUP is refused at once with the running config kept (the spent pipe read as an empty config would have removed every segment)", async () => {
+  const listen = await freePortPair();
+  const sink = await Sink.open();
+  const child = spawn("bash", ["-c", `exec "$0" "$1" proxy --config <(printf '%s' "$2")`, process.execPath, MSM, yaml(listen, sink.port, 7)], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const p = { output: () => out };
+  const tx = await bindUdp();
+  try {
+    await printed(p, 0, /reload: not from \/dev\/fd\/\d+, a process substitution read once \(give a file, or a FIFO a program fills, to reload\); stop: kill \d+/, 15_000, "the start");
+    const mark = out.length;
+    child.kill("SIGHUP");
+    await printed(p, mark, /config NOT reloaded \(SIGHUP\), the running config stays: \/dev\/fd\/\d+: cannot read: a pipe that was closed with nothing in it/, 5000, "the reload refused");
+    // the segment still forwards (a packet at each look: one the kernel dropped is not the proxy's)
+    let i = 0;
+    await waitFor(() => (tx.send(indexedRtp(i++), listen, "127.0.0.1"), sink.received > 0), 10_000, "a packet through the segment after the refused reload");
+  } finally {
+    tx.close();
+    sink.close();
+    child.kill();
+  }
+});
+
 test("msm proxy: started while another process holds one segment's port, the others forward, the missing one is named (log, /readyz) and runs once a retry finds the port free", async () => {
   const dir = mkdtempSync(join(tmpdir(), "msm-cli-taken-"));
   const file = join(dir, "proxy.yaml");
