@@ -26,9 +26,9 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
     const chunks: Buffer[] = [];
     let total = 0;
     // a FIFO reads as ended both when its writer closed and before one came; an anonymous pipe
-    // (`--config <(...)`) had its writer from the start, so its end is the end
-    const anonymous = pipe && (await isAnonymousPipe(handle));
-    let writerSeen = anonymous;
+    // (`--config <(...)`) had its writer from its birth: its end is the end
+    const anonymous = pipe && (await isProcessSubstitution(`/proc/self/fd/${handle.fd}`));
+    let writerSeen = false;
     let quietSince = performance.now();
     let chunk = Buffer.allocUnsafe(READ_CHUNK);
     for (;;) {
@@ -65,22 +65,14 @@ export async function readBounded(path: string, limit: number, quietMs = PIPE_QU
 }
 
 /**
- * Whether `path` names an anonymous pipe (`/dev/fd/63` of a process substitution, `<(...)`), whose
- * text can be read once: not a file or a FIFO in a directory, which a reload reads anew.
+ * Whether `path` names an anonymous pipe (`/dev/fd/63` of a process substitution, `<(...)`; Linux
+ * links it to "pipe:[inode]"), whose text can be read once: not a file or a FIFO in a directory,
+ * which a reload reads anew. Without /proc: false, and such a pipe is read as a FIFO.
  */
 export async function isProcessSubstitution(path: string): Promise<boolean> {
   try {
     return (await readlink(path)).startsWith("pipe:");
   } catch {
-    return false; // not a link (a file, a FIFO), or no /proc behind /dev/fd
-  }
-}
-
-/** Whether an open pipe is an anonymous one (Linux names its descriptor "pipe:[inode]"), not a FIFO in a directory. */
-async function isAnonymousPipe(handle: FileHandle): Promise<boolean> {
-  try {
-    return (await readlink(`/proc/self/fd/${handle.fd}`)).startsWith("pipe:");
-  } catch {
-    return false; // no /proc: read as a FIFO, which waits for a writer up to the quiet time
+    return false; // not a link (a file, a FIFO), or no /proc
   }
 }

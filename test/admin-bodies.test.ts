@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect, type AddressInfo } from "node:net";
-import { renderPrometheus, startAdminServer, validateProxyConfig, Proxy } from "../runtime/index.js";
+import { renderPrometheus, startAdminServer, validateProxyConfig, Proxy, type AdminServer } from "../runtime/index.js";
 import { prometheusPieces, SEGMENTS_PER_PIECE } from "../runtime/admin/prometheus.js";
 import { WRITE_CHUNK, writePieces } from "../runtime/admin/write-pieces.js";
 import { prettyJsonPieces } from "../runtime/admin/json-pieces.js";
@@ -98,14 +98,19 @@ test("/stats and /metrics of a proxy with traffic: chunked, the bytes of the who
   }
 });
 
-test("admin.close() while a client holds a body it does not read: the connection is dropped, the close returns (a stop of msm proxy waits on it)", async () => {
+/** A proxy of one segment and its admin endpoint, whose /metrics carries owner families of 24 MB: more than loopback's socket buffers take for a client that reads nothing. */
+async function withBigMetrics(options: { writeStallMs?: number }): Promise<{ proxy: Proxy; admin: AdminServer }> {
   const base = await freePortRun(1);
   const proxy = await Proxy.start(validateProxyConfig({
     segments: [{ name: "a", rtcpMux: true, listen: { address: LO, port: base }, destinations: [{ address: LO, port: 9 }] }],
   }));
-  // owner families of 24 MB: more than loopback's socket buffers take for a client that reads nothing
   const series = Array.from({ length: 200_000 }, (_, i) => `owner_big{i="${i}",pad="${"y".repeat(90)}"} 1\n`).join("");
-  const admin = await startAdminServer(proxy, LO, 0, { metrics: () => `# HELP owner_big x\n# TYPE owner_big gauge\n${series}` });
+  const admin = await startAdminServer(proxy, LO, 0, { ...options, metrics: () => `# HELP owner_big x\n# TYPE owner_big gauge\n${series}` });
+  return { proxy, admin };
+}
+
+test("admin.close() while a client holds a body it does not read: the connection is dropped, the close returns (a stop of msm proxy waits on it)", async () => {
+  const { proxy, admin } = await withBigMetrics({});
   const received: Buffer[] = [];
   const sock = connect(admin.port, LO, () => sock.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"));
   const ended = new Promise<void>((resolve) => sock.once("close", () => resolve()));
@@ -142,13 +147,7 @@ function tcpState(localPort: number, remotePort: number): string | null {
 }
 
 test("a client that takes nothing of a body for writeStallMs is dropped, and the endpoint serves others meanwhile", async () => {
-  const base = await freePortRun(1);
-  const proxy = await Proxy.start(validateProxyConfig({
-    segments: [{ name: "a", rtcpMux: true, listen: { address: LO, port: base }, destinations: [{ address: LO, port: 9 }] }],
-  }));
-  // owner families of 24 MB: more than loopback's socket buffers take for a client that reads nothing
-  const series = Array.from({ length: 200_000 }, (_, i) => `owner_big{i="${i}",pad="${"y".repeat(90)}"} 1\n`).join("");
-  const admin = await startAdminServer(proxy, LO, 0, { metrics: () => `# HELP owner_big x\n# TYPE owner_big gauge\n${series}`, writeStallMs: 300 });
+  const { proxy, admin } = await withBigMetrics({ writeStallMs: 300 });
   const sock = connect(admin.port, LO, () => sock.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"));
   sock.on("error", () => {}); // the server may reset it
   sock.pause(); // takes nothing: the server's writes wait for room

@@ -4,7 +4,6 @@
 // snapshot whenever that proxy's version moves, wherever the change was applied.
 import { ReportLimiter } from "../api/report-limiter.js";
 import { withoutTimestamps } from "../api/status-text.js";
-
 import {
   Server, status,
   type handleBidiStreamingCall, type handleUnaryCall, type ServerDuplexStream, type ServerUnaryCall, type ServiceError, type UntypedServiceImplementation,
