@@ -162,11 +162,19 @@ async function fecTrial(label: string, fec: Fec, loss: LossModel): Promise<Row> 
   return row;
 }
 
-/** The residual is within reach of a perfect decoder's: at most 3x its rate plus a few packets (Poisson noise at small counts). */
+/**
+ * The residual is within reach of a perfect decoder's: at most 3x its rate plus a few packets
+ * (Poisson noise at small counts), plus one per FEC packet the decoder refused as lagging its media
+ * past the ring's margin (`fec_out_of_window`: a starved host, filters/fec/README.md; each could
+ * have rebuilt one packet at most), which is said loudly.
+ */
 function assertNearTheory(r: Row): void {
   const expected = r.theory * r.result.sent;
   const own = r.result.residual.lost - (r.result.path.kernel[`sink:${SINK_PORT}`] ?? 0);
-  assert.ok(own <= 3 * expected + 8, `${r.label}: ${own} lost against ${expected.toFixed(1)} for a perfect decoder`);
+  const refused = r.result.path.proxyDrops.b?.fec_out_of_window ?? 0;
+  const within = 3 * expected + 8;
+  if (own > within && refused > 0) console.error(`\n!!! ${r.label}: ${own} lost against ${expected.toFixed(1)} for a perfect decoder; ${refused} FEC packets came too late for the ring (a starved host): up to ${refused} excused\n`);
+  assert.ok(own <= within + refused, `${r.label}: ${own} lost against ${expected.toFixed(1)} for a perfect decoder (${refused} FEC packets refused as too late)`);
 }
 
 const CASES: [string, Fec, LossModel][] = [
