@@ -423,6 +423,33 @@ export class BatchedIo {
     this.counted[this.count++] = leg;
   }
 
+  /**
+   * Adds `count` sends of one packet, to peers `first`, `first + step`, ...: a fan-out's copies
+   * written in one loop, not a call and a destination lookup each (at 1,000 destinations that
+   * per-copy work was most of the worker's own time; the kernel's is the rest).
+   */
+  addToPeers(port: NativePort, memory: Uint8Array, offset: number, length: number, first: number, step: number, count: number, leg: number): void {
+    let peer = first;
+    let left = count;
+    while (left > 0) {
+      if (this.count > 0 && (port !== this.port || memory !== this.memory || this.count === SEND_CAPACITY)) this.flush();
+      this.port = port;
+      this.memory = memory;
+      const n = Math.min(left, SEND_CAPACITY - this.count);
+      const entries = this.entries;
+      const counted = this.counted;
+      let e = this.count * 3;
+      for (let j = this.count; j < this.count + n; j++, e += 3, peer += step) {
+        entries[e] = offset;
+        entries[e + 1] = length;
+        entries[e + 2] = peer;
+        counted[j] = leg;
+      }
+      this.count += n;
+      left -= n;
+    }
+  }
+
   /** Sends what was added; every send is counted (out, or a drop of the segment). */
   flush(): void {
     const count = this.count;

@@ -733,6 +733,11 @@ export class SegmentRuntime {
       }
       const useRtcp = rtcp && o.egressRtcp !== null;
       const outlet = useRtcp ? o.egressRtcp! : o.egressRtp;
+      if (this.io && !rtcp && only < 0 && s.connectedTo < 0 && !this.translating) {
+        // media to every destination as it is, from an unconnected socket: their peers in one go
+        this.io.addToPeers(outlet.port!, this.outMemory, this.outAt, length, destinationPeer(0), 2, destinations.length, 0);
+        continue;
+      }
       const first = only >= 0 ? only : 0;
       const last = only >= 0 ? only : destinations.length - 1;
       const ssrc = this.translating && !rtcp ? rtpSsrc(this.outMemory, this.outAt, length) : -1;

@@ -1220,7 +1220,9 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
       // addresses span a few pages; read from the peer table (a destination every 256 bytes) they
       // spanned a page per 16 destinations, and that copy took five times GStreamer's share (perf)
       if (x->peer >= 0) {
-        memcpy(&a->send_names[r], &p->peers[x->peer], p->peer_len[x->peer]);
+        // (sizes the compiler knows: an inline copy, not a library call per message)
+        if (p->peer_len[x->peer] == sizeof(struct sockaddr_in)) memcpy(&a->send_names[r], &p->peers[x->peer], sizeof(struct sockaddr_in));
+        else memcpy(&a->send_names[r], &p->peers[x->peer], sizeof(struct sockaddr_in6));
         m->msg_hdr.msg_name = &a->send_names[r];
         m->msg_hdr.msg_namelen = p->peer_len[x->peer];
       } else {
