@@ -133,6 +133,65 @@ test("etcd down with several proxies connected: their failed background writes (
   }
 });
 
+test("etcd down: msmctl get segments and get filters answer from the replica's copy of the desired state, saying so and as of which revision; get proxies and apply say the store cannot be reached; back: from the store, no warning", async () => {
+  const etcd = await startEtcd();
+  const log: string[] = [];
+  const cp = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: "insecure", log: (m) => void log.push(m) });
+  const ops = admin(cp.port);
+  const dir = mkdtempSync(join(tmpdir(), "msm-cp-copy-"));
+  const sink = await Sink.open();
+  const agent = await startAgent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "node-c", stateDir: dir, tls: "insecure" });
+  const ctl = (args: string[]) => new Child(process.execPath, [join(ROOT, "dist", "cli", "msmctl.js"), ...args, "--server", `127.0.0.1:${cp.port}`, "--insecure"], { limitMs: 30_000 });
+  const run = async (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; describe: string }> => {
+    const c = ctl(args);
+    const { code } = await c.exited;
+    return { code, stdout: c.stdout, stderr: c.stderr, describe: c.describe() };
+  };
+  try {
+    await ops.push("validate", "1.0.0", join(ROOT, "filters", "validate", "build", "validate.wasm"));
+    await ops.apply(segment("node-c", "cam-c1", await freePortPair(), sink.port));
+    const revision = await ops.apply(segment("node-c", "cam-c2", await freePortPair(), sink.port));
+    // the proxy runs the second apply: the replica's copy, which it was sent from, has it
+    await waitFor(async () => Number((await ops.proxy("node-c"))?.ackedVersion ?? 0) >= revision, AGENT_START_MS, "the proxy to acknowledge the last apply");
+    const before = await run(["get", "segments", "-o", "json"]);
+    assert.is(before.code, 0, before.describe);
+    assert.not.match(before.stderr, /cannot reach its store/, before.describe);
+
+    await etcd.pause();
+    const segments = await run(["get", "segments", "-o", "json"]);
+    assert.is(segments.code, 0, segments.describe);
+    assert.is(segments.stdout, before.stdout, "the same segments, as applied, from the copy");
+    assert.match(segments.stderr, new RegExp(`msmctl: warning: the control plane at 127\\.0\\.0\\.1:${cp.port} cannot reach its store \\(etcd .*\\): these segments are its copy of the desired state as of store revision ${revision}`), segments.describe);
+    const table = await run(["get", "segments"]);
+    assert.is(table.code, 0, table.describe);
+    assert.match(table.stdout, /cam-c1[\s\S]*cam-c2/, table.describe);
+    const filters = await run(["get", "filters"]);
+    assert.is(filters.code, 0, filters.describe);
+    assert.match(filters.stdout, /validate\s+1\.0\.0/, filters.describe);
+    assert.match(filters.stderr, /these filters are its copy of the desired state as of store revision \d+/, filters.describe);
+    // what the copy does not hold still fails, saying why
+    const proxies = await run(["get", "proxies"]);
+    assert.is.not(proxies.code, 0, proxies.describe);
+    assert.match(proxies.stderr, /cannot reach its store \(nothing was changed\)/, proxies.describe);
+    const file = join(dir, "seg.yaml");
+    writeFileSync(file, "kind: Segment\nmetadata: { name: cam-c3 }\nspec:\n  proxy: node-c\n  listen: { address: 127.0.0.1, port: 41004 }\n  destinations: [{ address: 127.0.0.1, port: 41014 }]\n");
+    const apply = await run(["apply", "-f", file]);
+    assert.is.not(apply.code, 0, apply.describe);
+    assert.match(apply.stderr, /cannot reach its store \(nothing was changed\)/, apply.describe);
+    assert.ok(log.some((l) => l.includes(`answered a read from this replica's copy of the desired state, revision ${revision}`)), log.join("\n"));
+
+    await etcd.resume();
+    await waitFor(async () => (await run(["get", "segments"])).stderr === "", 30_000, "get segments from the store again, without the warning");
+  } finally {
+    await agent.close();
+    ops.close();
+    await cp.close();
+    sink.close();
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("etcd out of space (its NOSPACE alarm): msmctl apply says the store refuses writes and what to do, not that it cannot reach it; reads still answer", async () => {
   const etcd = await startEtcd(["--quota-backend-bytes", "4000000"]);
   const cp = await startControlPlane({ listen: "127.0.0.1:0", store: etcd.spec, tls: "insecure", log: () => {} });

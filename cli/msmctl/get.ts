@@ -1,6 +1,6 @@
 // `msmctl get segments|proxies|filters|streams [NAME...]`: a table, or whole objects with -o json|yaml.
 import { unknownListedFields, type FilterRef, type ProxyStatus, type Segment } from "../../controlplane/api/proto.js";
-import { CliError } from "./client.js";
+import { CliError, type ReplicaCopy } from "./client.js";
 import type { Context } from "./context.js";
 import { flag, flagSet } from "./flags.js";
 import { REDACTED } from "../../controlplane/security/secrets.js";
@@ -127,7 +127,9 @@ export async function getCommand(ctx: Context): Promise<number> {
   if (flagSet(ctx.args, "bad") && resource !== "streams") throw new UsageError("--bad applies to get streams");
   switch (resource) {
     case "segments": {
-      const { segments } = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
+      const listing = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
+      const { segments } = listing;
+      noteReplicaCopy(ctx, listing, "segments");
       const { chosen, missing } = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n);
       if (chosen.length > 0 || missing.length === 0) print(ctx, ctx.wide ? SEGMENT_WIDE_HEADERS : SEGMENT_HEADERS, segmentRows(chosen, ctx.wide), chosen.map(toManifest), single, "segments", chosen.map((s) => s.name));
       noteRedacted(ctx, chosen);
@@ -141,7 +143,9 @@ export async function getCommand(ctx: Context): Promise<number> {
       return missingError(missing, SINGULAR.proxies);
     }
     case "filters": {
-      const { filters } = await ctx.api().listFilters();
+      const listing = await ctx.api().listFilters();
+      const { filters } = listing;
+      noteReplicaCopy(ctx, listing, "filters");
       const sorted = sortBy(filters, (f) => `${f.name}\u0000${String(f.pushedAtMs).padStart(16, "0")}`);
       const { chosen, missing } = pick(sorted, names, (f, n) => f.name === n || `${f.name}@${f.version}` === n);
       if (chosen.length > 0 || missing.length === 0) print(ctx, FILTER_HEADERS, filterRows(chosen, Date.now(), ctx.wide), chosen, single && names[0]!.includes("@"), "filters", chosen.map((f) => `${f.name}@${f.version}`));
@@ -152,6 +156,14 @@ export async function getCommand(ctx: Context): Promise<number> {
       if (ctx.wide) throw new UsageError("-o wide applies to get segments, proxies and filters (describe stream NAME shows every hop)");
       return getStreams(ctx, names, proxyFilter ?? "", flagSet(ctx.args, "bad"));
   }
+}
+
+/** Says on stderr that a listing is the control plane's copy, read while its store did not answer. */
+export function noteReplicaCopy(ctx: Context, listing: ReplicaCopy, what: string): void {
+  if (listing.storeUnreachable === "") return;
+  ctx.io.err(`msmctl: warning: the control plane at ${ctx.api().server} cannot reach its store (${printable(listing.storeUnreachable)}): ` +
+    `these ${what} are its copy of the desired state as of store revision ${listing.copyRevision}, as it last saw the store; ` +
+    "a change written through another replica since then is not in it, and nothing can be changed until the store answers\n");
 }
 
 /** Says on stderr when secret values were hidden (a backup made with -o yaml needs them). */

@@ -8,6 +8,7 @@ import type { FilterModule, FilterRef } from "../api/proto.js";
 import type { Store } from "../store/index.js";
 import { invalid, RpcError } from "./errors.js";
 import { BLOB_CHUNK_BYTES, blobChunkKey, blobMetaKey, BLOBS, filterKey, FILTERS } from "./keys.js";
+import type { DesiredState } from "./state.js";
 
 export const MAX_MODULE_BYTES = 16 << 20;
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
@@ -81,9 +82,18 @@ export async function pushFilter(store: Store, name: string, version: string, wa
 
 export async function listFilters(store: Store): Promise<FilterRef[]> {
   const { items } = await store.list(FILTERS);
-  return items
-    .map((kv) => ({ ref: JSON.parse(kv.value.toString()) as FilterRef, rev: kv.modRevision }))
-    .sort((a, b) => (a.ref.name === b.ref.name ? a.rev - b.rev : a.ref.name < b.ref.name ? -1 : 1))
+  return inListOrder(items.map((kv) => ({ ref: JSON.parse(kv.value.toString()) as FilterRef, modRevision: kv.modRevision })));
+}
+
+/** The filters of a replica's copy of the desired state, as listFilters gives them. */
+export function filtersOf(state: DesiredState): FilterRef[] {
+  return inListOrder([...state.filters.values()].flatMap((versions) => [...versions.values()]));
+}
+
+/** By name, then in the order they were pushed. */
+function inListOrder(entries: readonly { ref: FilterRef; modRevision: number }[]): FilterRef[] {
+  return [...entries]
+    .sort((a, b) => (a.ref.name === b.ref.name ? a.modRevision - b.modRevision : a.ref.name < b.ref.name ? -1 : 1))
     .map((x) => x.ref);
 }
 

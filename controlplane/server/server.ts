@@ -16,12 +16,12 @@ import {
 } from "../api/proto.js";
 import { printable } from "../security/terminal.js";
 import { peerIdentity, serverCertificateProblem, serverCredentials, type Identity, type Role, type TlsFiles } from "../security/tls.js";
-import { EtcdStore, openStore, type Op, type Store } from "../store/index.js";
+import { EtcdStore, openStore, StoreError, type Op, type Store } from "../store/index.js";
 import { bindServer } from "./bind.js";
 import { invalid, RpcError, toStatus } from "./errors.js";
 import { DESIRED, SEGMENTS, STATS } from "./keys.js";
 import { DesiredMirror } from "./mirror.js";
-import { fetchFilter, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
+import { fetchFilter, filtersOf, listFilters, MAX_MODULE_BYTES, pushFilter } from "./registry.js";
 import { NODE_ID, planApply, planDelete, withoutSecrets } from "./segments.js";
 import { DesiredState } from "./state.js";
 import { listProxies, planProxyDeletion, readStats, updateStatus, writeStats } from "./status.js";
@@ -110,6 +110,31 @@ export interface ControlPlane {
 }
 
 const CONFLICT = Symbol("conflict");
+/** Where a listing came from (ListSegmentsResponse): the store, or this replica's copy while the store is down. */
+interface ReplicaCopyFields {
+  storeUnreachable: string;
+  copyRevision: number;
+}
+/** Every segment as stored, `revision` its key's modification revision. */
+async function storedSegments(store: Store): Promise<Segment[]> {
+  const { items } = await store.list(SEGMENTS);
+  return items.map((kv) => ({ ...(JSON.parse(kv.value.toString()) as Segment), revision: kv.modRevision }));
+}
+
+/** The segments of a replica's copy of the desired state, in the store's (key) order. */
+function copiedSegments(state: DesiredState): Segment[] {
+  return [...state.segments.values()].map((s) => s.segment).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function segmentsAnswer(req: { proxy: string; showSecrets: boolean }, read: { value: Segment[]; copy: ReplicaCopyFields }): { segments: Segment[] } & ReplicaCopyFields {
+  const segments = read.value.filter((s) => req.proxy === "" || s.proxy === req.proxy);
+  return { segments: req.showSecrets ? segments : segments.map(withoutSecrets), ...read.copy };
+}
+
+function filtersAnswer(read: { value: FilterRef[]; copy: ReplicaCopyFields }): { filters: FilterRef[] } & ReplicaCopyFields {
+  return { filters: read.value, ...read.copy };
+}
+
 /** About how much JSON one ListStreams or DescribeStream answer carries, under a client's 4 MiB default. */
 const STREAMS_ANSWER_BYTES = 2 << 20;
 /** Paths are rebuilt from the store at most this often: a listing read page by page, and a dashboard polling, share one build. */
@@ -581,7 +606,11 @@ class ControlPlaneServer {
    * half a second before the caller would give up, instead of the caller's own timeout. `writes`:
    * the call may change the store, so an answer given early cannot say that nothing changed.
    */
-  private unary<Req, Res>(role: Role, fn: (request: Req) => Promise<Res>, writes = false): handleUnaryCall<Req, Res> {
+  private unary<Req, Res>(
+    role: Role, fn: (request: Req) => Promise<Res>, writes = false,
+    /** A read's answer without the store (see readOrCopy), given in place of UNAVAILABLE when the store is that slow. */
+    fromCopy?: (request: Req, why: string) => Res | undefined,
+  ): handleUnaryCall<Req, Res> {
     return (call, callback) => {
       let answered = false;
       const answer = (err: Partial<ServiceError> | null, res?: Res): void => {
@@ -593,8 +622,11 @@ class ControlPlaneServer {
       const deadline = call.getDeadline();
       const ms = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now() - 500;
       const timer = Number.isFinite(ms) && ms > 0 ? setTimeout(() => {
+        const slow = `no answer from ${this.store.description} within ${Math.round(ms / 100) / 10} s`;
+        const copy = fromCopy?.(call.request, slow);
+        if (copy !== undefined) return answer(null, copy);
         const what = writes ? "the change may or may not be applied when it answers: look before trying again" : "nothing was changed";
-        answer({ code: status.UNAVAILABLE, details: `store: no answer from ${this.store.description} within ${Math.round(ms / 100) / 10} s (${what})` });
+        answer({ code: status.UNAVAILABLE, details: `store: ${slow} (${what})` });
       }, ms) : undefined;
       Promise.resolve()
         .then(() => {
@@ -641,6 +673,32 @@ class ControlPlaneServer {
     });
     this.writeQueue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * A read of the desired state from the store, or, when the store does not answer (an etcd
+   * outage), from this replica's mirror of it, saying so: what an operator sees during an outage
+   * is what the proxies were last sent, not an error. Only the store's failures fall back; before
+   * the mirror's first listing there is nothing to fall back on.
+   */
+  private async readOrCopy<T>(fromStore: () => Promise<T>, fromCopy: (state: DesiredState) => T): Promise<{ value: T; copy: ReplicaCopyFields }> {
+    try {
+      return { value: await fromStore(), copy: { storeUnreachable: "", copyRevision: 0 } };
+    } catch (err) {
+      const copied = err instanceof StoreError ? this.readCopy(err.message, fromCopy) : undefined;
+      if (copied === undefined) throw err;
+      return copied;
+    }
+  }
+
+  /** The copy's answer, read because the store did not answer (`why`); undefined before the first listing. */
+  private readCopy<T>(why: string, fromCopy: (state: DesiredState) => T): { value: T; copy: ReplicaCopyFields } | undefined {
+    if (!this.mirror.loaded) return undefined;
+    const revision = this.mirror.state.revision;
+    // a dashboard or a script polling through an outage: a line per minute and reason
+    const held = this.backgroundFailures.admit(`read from the copy\0${failureKind(why)}`, why);
+    if (held !== undefined) this.log(`store: ${why}: answered a read from this replica's copy of the desired state, revision ${revision}${held > 0 ? ` (and ${held} more in the last minute)` : ""}`);
+    return { value: fromCopy(this.mirror.state), copy: { storeUnreachable: why, copyRevision: revision } };
   }
 
   async proxies(): Promise<ProxyStatus[]> {
@@ -704,13 +762,15 @@ class ControlPlaneServer {
           return r.succeeded ? { deleted: plan.deleted, revision: r.revision } : CONFLICT;
         });
       }, true),
-      ListSegments: this.unary<{ proxy: string; showSecrets: boolean }, { segments: Segment[] }>("admin", async (req) => {
-        const { items } = await this.store.list(SEGMENTS);
-        const segments = items
-          .map((kv) => ({ ...(JSON.parse(kv.value.toString()) as Segment), revision: kv.modRevision }))
-          .filter((s) => req.proxy === "" || s.proxy === req.proxy);
-        return { segments: req.showSecrets ? segments : segments.map(withoutSecrets) };
-      }),
+      ListSegments: this.unary<{ proxy: string; showSecrets: boolean }, { segments: Segment[] } & ReplicaCopyFields>(
+        "admin",
+        async (req) => segmentsAnswer(req, await this.readOrCopy(() => storedSegments(this.store), copiedSegments)),
+        false,
+        (req, why) => {
+          const read = this.readCopy(why, copiedSegments);
+          return read && segmentsAnswer(req, read);
+        },
+      ),
       ListProxies: this.unary<unknown, { proxies: ProxyStatus[] }>("admin", async () => ({ proxies: await this.proxies() })),
       DeleteProxies: this.unary<{ nodeIds: string[] }, { deleted: string[] }>("admin", (req) => {
         if (req.nodeIds.length === 0) throw invalid(["node_ids: nothing to delete"]);
@@ -731,7 +791,15 @@ class ControlPlaneServer {
       PushFilter: this.unary<{ name: string; version: string; wasm: Buffer }, { ref: FilterRef; alreadyPresent: boolean }>("admin", (req) =>
         pushFilter(this.store, req.name, req.version, req.wasm), true,
       ),
-      ListFilters: this.unary<unknown, { filters: FilterRef[] }>("admin", async () => ({ filters: await listFilters(this.store) })),
+      ListFilters: this.unary<unknown, { filters: FilterRef[] } & ReplicaCopyFields>(
+        "admin",
+        async () => filtersAnswer(await this.readOrCopy(() => listFilters(this.store), filtersOf)),
+        false,
+        (_, why) => {
+          const read = this.readCopy(why, filtersOf);
+          return read && filtersAnswer(read);
+        },
+      ),
       ListStreams: this.unary<{ proxy: string; badOnly: boolean; pageToken: string }, ListStreamsResponse>("admin", async (req) => {
         const chosen = (await this.streamPaths()).filter((p) => (req.proxy === "" || p.segments.some((s) => s.proxy === req.proxy)) && (!req.badOnly || p.worst >= 0));
         // paths are sorted by name: the token is the last name given
