@@ -474,7 +474,7 @@ test("a dry run refuses what the store would refuse: too many operations for one
   await rpc(adminA, "DeleteSegments", { names: many.slice(100).map((s) => s.name) });
 });
 
-test("no etcd quorum: calls answer UNAVAILABLE before the caller's deadline, saying whether anything may have changed; ListSegments from the replica's copy, saying so", async () => {
+test("no etcd quorum: calls answer UNAVAILABLE before the caller's deadline, saying whether anything may have changed; ListSegments with allow_copy from the replica's copy, saying so", async () => {
   const cluster = await startEtcdCluster(3);
   const cp = await startControlPlane({ listen: "127.0.0.1:0", store: cluster.spec, tls: files.cpA, name: "cp-q", log: () => {}, timing: TIMING });
   const client = admin(cp, files.alice);
@@ -485,11 +485,11 @@ test("no etcd quorum: calls answer UNAVAILABLE before the caller's deadline, say
     await cluster.stopMember(2);
     for (const deadline of [10_000, 2_500]) {
       const started = Date.now();
-      await refused(rpc(client, "ListProxies", {}, deadline), status.UNAVAILABLE, /^store: .*(quorum|within)/);
+      await refused(rpc(client, "ListSegments", { proxy: "" }, deadline), status.UNAVAILABLE, /^store: .*(quorum|within)/);
       await refused(rpc(client, "ApplySegments", { segments: [plain("q2", 32010)] }, deadline), status.UNAVAILABLE);
       assert.ok(Date.now() - started < 2 * deadline, "answered, not timed out");
-      // a listing the replica's copy holds: answered from it, within the deadline too
-      const listed = await rpc<{ segments: Segment[]; storeUnreachable: string; copyRevision: number }>(client, "ListSegments", { proxy: "" }, deadline);
+      // asked for (msmctl get does: only for showing), the replica's copy, within the deadline too
+      const listed = await rpc<{ segments: Segment[]; storeUnreachable: string; copyRevision: number }>(client, "ListSegments", { proxy: "", allowCopy: true }, deadline);
       assert.equal(listed.segments.map((s) => s.name), ["q1"]);
       assert.match(listed.storeUnreachable, /quorum|within/);
       assert.ok(listed.copyRevision > 0, "the copy's revision");

@@ -44,7 +44,7 @@ export interface ConnectOptions {
   readonly timeoutMs: number;
 }
 
-/** A listing's source: `storeUnreachable` "" (the store), or why the answering replica's copy of the desired state, as of `copyRevision`, was read instead. */
+/** A listing's source: `storeUnreachable` "" (the store), or (asked with allowCopy) why the answering replica's copy of the desired state, as of `copyRevision`, was read instead. */
 export interface ReplicaCopy {
   storeUnreachable: string;
   copyRevision: number;
@@ -56,7 +56,8 @@ export interface AdminApi {
   applySegments(req: { segments: Segment[]; dryRun: boolean; clientSplits?: boolean }): Promise<ApplySegmentsResponse>;
   deleteSegments(req: { names: string[] }): Promise<DeleteSegmentsResponse>;
   /** Secret-looking config values come back as "<redacted>" unless `showSecrets`. */
-  listSegments(req: { proxy: string; showSecrets?: boolean }): Promise<{ segments: Segment[] } & ReplicaCopy>;
+  /** `allowCopy`: while the store cannot be read, the replica's copy (for showing only: see ReplicaCopy). */
+  listSegments(req: { proxy: string; showSecrets?: boolean; allowCopy?: boolean }): Promise<{ segments: Segment[] } & ReplicaCopy>;
   listProxies(): Promise<{ proxies: ProxyStatus[] }>;
   /** Forgets proxies gone for good (not connected, named by no segment); all or none. */
   deleteProxies(req: { nodeIds: string[] }): Promise<{ deleted: string[] }>;
@@ -66,7 +67,7 @@ export interface AdminApi {
    */
   getStats(req: { proxy: string }): Promise<{ proxies: ProxyStats[]; incomplete?: string }>;
   pushFilter(req: { name: string; version: string; wasm: Buffer }): Promise<{ ref: FilterRef | null; alreadyPresent: boolean }>;
-  listFilters(): Promise<{ filters: FilterRef[] } & ReplicaCopy>;
+  listFilters(req?: { allowCopy?: boolean }): Promise<{ filters: FilterRef[] } & ReplicaCopy>;
   /** Every stream's path (or those crossing one proxy, or with a bad hop), read page by page; `incomplete` as getStats's. */
   listStreams(req: { proxy: string; badOnly: boolean }): Promise<{ paths: StreamPath[]; thresholds: BadHopThresholds; incomplete?: string }>;
   /** The paths of one stream; `omitted` paths matched but did not fit the answer. */
@@ -240,7 +241,7 @@ export function connectAdmin(opts: ConnectOptions): AdminApi {
       return { proxies, ...(first.incomplete ? { incomplete: first.incomplete } : {}) };
     },
     pushFilter: (req) => call("PushFilter", req),
-    listFilters: () => call("ListFilters", {}),
+    listFilters: (req = {}) => call("ListFilters", req),
     listStreams: async (req) => {
       const paths: StreamPath[] = [];
       let bytes = 0;

@@ -127,7 +127,7 @@ export async function getCommand(ctx: Context): Promise<number> {
   if (flagSet(ctx.args, "bad") && resource !== "streams") throw new UsageError("--bad applies to get streams");
   switch (resource) {
     case "segments": {
-      const listing = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets") });
+      const listing = await ctx.api().listSegments({ proxy: proxyFilter ?? "", showSecrets: flagSet(ctx.args, "show-secrets"), allowCopy: true });
       const { segments } = listing;
       noteReplicaCopy(ctx, listing, "segments");
       const { chosen, missing } = pick(sortBy(segments, (s) => s.name), names, (s, n) => s.name === n);
@@ -143,7 +143,7 @@ export async function getCommand(ctx: Context): Promise<number> {
       return missingError(missing, SINGULAR.proxies);
     }
     case "filters": {
-      const listing = await ctx.api().listFilters();
+      const listing = await ctx.api().listFilters({ allowCopy: true });
       const { filters } = listing;
       noteReplicaCopy(ctx, listing, "filters");
       const sorted = sortBy(filters, (f) => `${f.name}\u0000${String(f.pushedAtMs).padStart(16, "0")}`);
@@ -161,9 +161,9 @@ export async function getCommand(ctx: Context): Promise<number> {
 /** Says on stderr that a listing is the control plane's copy, read while its store did not answer. */
 export function noteReplicaCopy(ctx: Context, listing: ReplicaCopy, what: string): void {
   if (listing.storeUnreachable === "") return;
-  ctx.io.err(`msmctl: warning: the control plane at ${ctx.api().server} cannot reach its store (${printable(listing.storeUnreachable)}): ` +
+  ctx.io.err(`msmctl: warning: the control plane at ${ctx.api().server} could not read its store (${printable(listing.storeUnreachable)}): ` +
     `these ${what} are its copy of the desired state as of store revision ${listing.copyRevision}, as it last saw the store; ` +
-    "a change written through another replica since then is not in it, and nothing can be changed until the store answers\n");
+    "a change written through another replica since then may not be in it\n");
 }
 
 /** Says on stderr when secret values were hidden (a backup made with -o yaml needs them). */

@@ -676,16 +676,16 @@ class ControlPlaneServer {
   }
 
   /**
-   * A read of the desired state from the store, or, when the store does not answer (an etcd
-   * outage), from this replica's mirror of it, saying so: what an operator sees during an outage
-   * is what the proxies were last sent, not an error. Only the store's failures fall back; before
-   * the mirror's first listing there is nothing to fall back on.
+   * A read of the desired state from the store, or, when the store fails (an etcd outage) and the
+   * caller allows it, from this replica's mirror of it, saying so: what an operator sees during an
+   * outage is what the proxies were last sent, not an error. Only the store's failures fall back;
+   * before the mirror's first listing there is nothing to fall back on.
    */
-  private async readOrCopy<T>(fromStore: () => Promise<T>, fromCopy: (state: DesiredState) => T): Promise<{ value: T; copy: ReplicaCopyFields }> {
+  private async readOrCopy<T>(allowCopy: boolean, fromStore: () => Promise<T>, fromCopy: (state: DesiredState) => T): Promise<{ value: T; copy: ReplicaCopyFields }> {
     try {
       return { value: await fromStore(), copy: { storeUnreachable: "", copyRevision: 0 } };
     } catch (err) {
-      const copied = err instanceof StoreError ? this.readCopy(err.message, fromCopy) : undefined;
+      const copied = allowCopy && err instanceof StoreError ? this.readCopy(err.message, fromCopy) : undefined;
       if (copied === undefined) throw err;
       return copied;
     }
@@ -695,8 +695,8 @@ class ControlPlaneServer {
   private readCopy<T>(why: string, fromCopy: (state: DesiredState) => T): { value: T; copy: ReplicaCopyFields } | undefined {
     if (!this.mirror.loaded) return undefined;
     const revision = this.mirror.state.revision;
-    // a dashboard or a script polling through an outage: a line per minute and reason
-    const held = this.backgroundFailures.admit(`read from the copy\0${failureKind(why)}`, why);
+    // a script polling through an outage, or one call answered early and then failing: a line a minute
+    const held = this.backgroundFailures.admit("read from the copy", "read from the copy");
     if (held !== undefined) this.log(`store: ${why}: answered a read from this replica's copy of the desired state, revision ${revision}${held > 0 ? ` (and ${held} more in the last minute)` : ""}`);
     return { value: fromCopy(this.mirror.state), copy: { storeUnreachable: why, copyRevision: revision } };
   }
@@ -762,12 +762,12 @@ class ControlPlaneServer {
           return r.succeeded ? { deleted: plan.deleted, revision: r.revision } : CONFLICT;
         });
       }, true),
-      ListSegments: this.unary<{ proxy: string; showSecrets: boolean }, { segments: Segment[] } & ReplicaCopyFields>(
+      ListSegments: this.unary<{ proxy: string; showSecrets: boolean; allowCopy: boolean }, { segments: Segment[] } & ReplicaCopyFields>(
         "admin",
-        async (req) => segmentsAnswer(req, await this.readOrCopy(() => storedSegments(this.store), copiedSegments)),
+        async (req) => segmentsAnswer(req, await this.readOrCopy(req.allowCopy, () => storedSegments(this.store), copiedSegments)),
         false,
         (req, why) => {
-          const read = this.readCopy(why, copiedSegments);
+          const read = req.allowCopy ? this.readCopy(why, copiedSegments) : undefined;
           return read && segmentsAnswer(req, read);
         },
       ),
@@ -791,12 +791,12 @@ class ControlPlaneServer {
       PushFilter: this.unary<{ name: string; version: string; wasm: Buffer }, { ref: FilterRef; alreadyPresent: boolean }>("admin", (req) =>
         pushFilter(this.store, req.name, req.version, req.wasm), true,
       ),
-      ListFilters: this.unary<unknown, { filters: FilterRef[] } & ReplicaCopyFields>(
+      ListFilters: this.unary<{ allowCopy: boolean }, { filters: FilterRef[] } & ReplicaCopyFields>(
         "admin",
-        async () => filtersAnswer(await this.readOrCopy(() => listFilters(this.store), filtersOf)),
+        async (req) => filtersAnswer(await this.readOrCopy(req.allowCopy, () => listFilters(this.store), filtersOf)),
         false,
-        (_, why) => {
-          const read = this.readCopy(why, filtersOf);
+        (req, why) => {
+          const read = req.allowCopy ? this.readCopy(why, filtersOf) : undefined;
           return read && filtersAnswer(read);
         },
       ),

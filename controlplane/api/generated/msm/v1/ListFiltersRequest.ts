@@ -3,7 +3,9 @@
 
 
 export interface ListFiltersRequest {
+  'allowCopy'?: (boolean);
 }
 
 export interface ListFiltersRequest__Output {
+  'allowCopy': (boolean);
 }

@@ -5,9 +5,11 @@
 export interface ListSegmentsRequest {
   'proxy'?: (string);
   'showSecrets'?: (boolean);
+  'allowCopy'?: (boolean);
 }
 
 export interface ListSegmentsRequest__Output {
   'proxy': (string);
   'showSecrets': (boolean);
+  'allowCopy': (boolean);
 }
