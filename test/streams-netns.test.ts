@@ -93,6 +93,8 @@ const CROSS = { burst: 30, gapMs: [80, 160] as const, format: { ...DEFAULT_STREA
 const JITTER_TOLERANCE_MS = 0.05;
 /** Proxy b's egress jitter (user-space send times) vs tshark's at b's interface, after the same packet. */
 const EGRESS_TOLERANCE_MS = 0.5;
+/** A packet that reached a proxy before a second's edge and left it this much later: the proxy was held across the edge (see heldAcrossEdge). */
+const HELD_AT_EDGE_MS = 5;
 const ROLES = ["a", "b", "c"] as const;
 const CHROMIUM = "/usr/bin/chromium";
 const chromiumPeer = peer("Chromium", "Debian package chromium, npm playwright-core", () => existsSync(CHROMIUM) && runsOk(CHROMIUM, ["--version"]));
@@ -335,6 +337,17 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     const cLater = (atC.arrivals[0]!.seq - atB.arrivals[0]!.seq) & 0xffff;
     if (cLater > 0) console.log(`the link lost the stream's first ${cLater} packets: c counts from a later one`);
     const estimatesAfter = (at: StreamAnalysis) => (seq: number): number[] => { const f = at.after(seq); return f ? [f.jitterMs] : []; };
+    // A proxy held across the second's edge (its last packet before the edge left it over
+    // HELD_AT_EDGE_MS after the edge) may end that second on its once-a-second timer before it
+    // reads what came just before the edge: the second's figures are then those of an earlier
+    // packet than any the referee can name (CI, loaded: 2.38 ms against 1.79), so that second's
+    // jitter added is not compared, loudly.
+    const heldAcrossEdge = (into: StreamAnalysis, out: StreamAnalysis, end: number): number | null => {
+      const last = into.arrivals.filter((p) => p.atS * 1000 < end).at(-1);
+      const left = last && out.arrivals.find((p) => p.extSeq === last.extSeq);
+      const late = left ? left.atS * 1000 - end : 0;
+      return late > HELD_AT_EDGE_MS ? late : null;
+    };
     const perReport = reports.map(({ path: d, points }) => {
       const [sb, sc] = [points.get("b")!.egress, points.get("c")!.ingress];
       const [tb, tc] = [sharkAfter(atB, sb.highestSeq, "b"), sharkAfter(atC, sc.highestSeq, "c")];
@@ -352,7 +365,8 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       const added = hop.jitterAddedMs;
       const sharkAdds = added === null ? null
         : bAt.flatMap((jb) => cAt.map((jc) => jc - jb)).reduce((x, y) => (Math.abs(y - added) < Math.abs(x - added) ? y : x), Infinity);
-      return { seq: sc.highestSeq, sb, sc, tb, tc, hop, end, sharkAdds };
+      const held = end === null ? null : heldAcrossEdge(intoB, atB, end) ?? heldAcrossEdge(atC, atSink, end);
+      return { seq: sc.highestSeq, sb, sc, tb, tc, hop, end, sharkAdds, held };
     });
     console.log(`\n${table(["proxy c counted up to (ext. seq)", "lost at c: proxy / tshark", "jitter at b: proxy / tshark", "jitter at c: proxy / tshark", "hop b -> c lost: msmctl / tshark", "hop b -> c adds jitter: msmctl / tshark"],
       perReport.map((r) => [r.seq, `${r.sc.lost} / ${r.tc.lost}`, `${ms(r.sb.jitterMs)} / ${ms(r.tb.jitterMs)}`, `${ms(r.sc.jitterMs)} / ${ms(r.tc.jitterMs)}`,
@@ -368,12 +382,15 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
       if (r.hop.lost !== null) assert.ok(Math.abs(r.hop.lost - (r.tc.lost + cLater - r.tb.lost)) <= cSocket, `at ${r.seq}: msmctl's b -> c lost ${r.hop.lost}, tshark ${r.tc.lost + cLater - r.tb.lost}`);
       if (cSocket > 0) continue;
       assert.ok(Math.abs(r.sc.jitterMs - r.tc.jitterMs) <= JITTER_TOLERANCE_MS, `at ${r.seq}: jitter at c ${r.sc.jitterMs} ms, tshark ${r.tc.jitterMs} ms`);
-      if (r.hop.jitterAddedMs !== null) {
+      if (r.hop.jitterAddedMs !== null && r.held !== null) {
+        console.error(`!!! at ${r.seq}: a proxy was held ${r.held.toFixed(1)} ms across the edge of the second ending ${r.end}: msmctl's b -> c adds ${r.hop.jitterAddedMs} ms NOT compared with tshark's ${r.sharkAdds} ms`);
+      } else if (r.hop.jitterAddedMs !== null) {
         assert.ok(Math.abs(r.hop.jitterAddedMs - r.sharkAdds!) <= JITTER_TOLERANCE_MS + EGRESS_TOLERANCE_MS,
           `at ${r.seq}: msmctl's b -> c adds ${r.hop.jitterAddedMs} ms, tshark ${r.sharkAdds} ms (second ending ${r.end})`);
       }
     }
     assert.ok(perReport.filter((r) => r.hop.lost !== null && r.hop.jitterAddedMs !== null).length >= 3, "msmctl gave the hop b -> c figures at 3 descriptions at least");
+    if (cSocket === 0) assert.ok(perReport.filter((r) => r.hop.jitterAddedMs !== null && r.held === null).length >= 2, "the hop's jitter compared with tshark's at 2 descriptions at least");
 
     // the last link c -> sink loses nothing: the receiver's (GStreamer's) last report counts lost
     // what tshark saw lost before c, up to the same packet (and what the sink's socket dropped)
