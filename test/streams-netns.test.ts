@@ -55,6 +55,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import type { StreamHop, StreamPath } from "../controlplane/api/streams.js";
+import { ROLL_GRACE_MS } from "../runtime/streams/stream-table.js";
 import type { StreamDirection } from "../runtime/streams/types.js";
 import { startControlPlaneProcess, type ControlPlaneProcess } from "./lib/control-plane-cli.js";
 import { ffmpegX264Peer } from "./lib/h264-quality.js";
@@ -93,8 +94,11 @@ const CROSS = { burst: 30, gapMs: [80, 160] as const, format: { ...DEFAULT_STREA
 const JITTER_TOLERANCE_MS = 0.05;
 /** Proxy b's egress jitter (user-space send times) vs tshark's at b's interface, after the same packet. */
 const EGRESS_TOLERANCE_MS = 0.5;
-/** A packet that reached a proxy before a second's edge and left it this much later: the proxy was held across the edge (see heldAcrossEdge). */
-const HELD_AT_EDGE_MS = 5;
+/**
+ * A packet that reached a proxy before a second's edge and left it this much later: the proxy was
+ * held across the edge longer than its roll timer waits for what came before the edge (see heldAcrossEdge).
+ */
+const HELD_AT_EDGE_MS = ROLL_GRACE_MS;
 const ROLES = ["a", "b", "c"] as const;
 const CHROMIUM = "/usr/bin/chromium";
 const chromiumPeer = peer("Chromium", "Debian package chromium, npm playwright-core", () => existsSync(CHROMIUM) && runsOk(CHROMIUM, ["--version"]));
@@ -337,11 +341,11 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     const cLater = (atC.arrivals[0]!.seq - atB.arrivals[0]!.seq) & 0xffff;
     if (cLater > 0) console.log(`the link lost the stream's first ${cLater} packets: c counts from a later one`);
     const estimatesAfter = (at: StreamAnalysis) => (seq: number): number[] => { const f = at.after(seq); return f ? [f.jitterMs] : []; };
-    // A proxy held across the second's edge (its last packet before the edge left it over
-    // HELD_AT_EDGE_MS after the edge) may end that second on its once-a-second timer before it
-    // reads what came just before the edge: the second's figures are then those of an earlier
-    // packet than any the referee can name (CI, loaded: 2.38 ms against 1.79), so that second's
-    // jitter added is not compared, loudly.
+    // A proxy held across the second's edge longer than ROLL_GRACE_MS (its last packet before the
+    // edge left it that much after the edge) may end that second on its once-a-second timer
+    // before it reads what came just before the edge: the second's figures are then those of an
+    // earlier packet than any the referee can name (CI, loaded, before the grace: 2.38 ms against
+    // 1.79, held over 5 ms), so that second's jitter added is not compared, loudly.
     const heldAcrossEdge = (into: StreamAnalysis, out: StreamAnalysis, end: number): number | null => {
       const last = into.arrivals.filter((p) => p.atS * 1000 < end).at(-1);
       const left = last && out.arrivals.find((p) => p.extSeq === last.extSeq);
@@ -494,9 +498,12 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     assert.ok(linkDropped >= onLink && linkDropped - onLink <= rtcpForwarded + cross.missing,
       `b -> c dropped ${linkDropped}: the stream's ${onLink}, the rest of ${rtcpForwarded} SRs and ${cross.missing} cross packets missing`);
     assert.is(atB.row.packets - atC.row.packets, onLink, "tshark at both ends of the link: what entered and did not come out");
-    // 3% of ~3500 packets: 105 +- 10; five standard deviations either side
-    const fraction = onLink / be.packets;
-    assert.ok(fraction > 0.015 && fraction < 0.045, `the link lost ${(fraction * 100).toFixed(2)}% of the stream`);
+    // the random loss: 3% of ~3500 packets, 105 +- 10; five standard deviations either side. The
+    // bottleneck's queue drops come on top when a stall sends a backlog at once (a busy machine:
+    // 72 of them once), attributed above
+    const lossy = path.links[impairmentBackend() === "netem" ? "wan>c" : "b>wan"]!;
+    const fraction = lossy.lost / lossy.offered;
+    assert.ok(fraction > 0.015 && fraction < 0.045, `the link's random loss dropped ${(fraction * 100).toFixed(2)}% of what it carried (its bottleneck's queue ${path.links["wan>c"]!.queueDrops} more)`);
     // the jitter: tshark says the link adds it (measured: its mean rises 2.2 ms across the link),
     // and so do the proxies' reports (measured: 1.7 to 3 ms on average, any other step under 0.7 ms)
     assert.ok(atC.row.meanJitterMs - atB.row.meanJitterMs >= 1, `tshark: mean jitter ${atB.row.meanJitterMs} ms into the link, ${atC.row.meanJitterMs} ms out of it`);

@@ -7,7 +7,7 @@
 import * as assert from "uvu/assert";
 import { renderPrometheus } from "../runtime/admin/prometheus.js";
 import { SegmentStreams } from "../runtime/streams/segment-streams.js";
-import { RECEIVER_TIMEOUT_MS, StreamTable } from "../runtime/streams/stream-table.js";
+import { RECEIVER_TIMEOUT_MS, ROLL_GRACE_MS, StreamTable } from "../runtime/streams/stream-table.js";
 import { bye, receiverReport, senderReport, xrSummary } from "./lib/rtcp-build.js";
 import { rng } from "./lib/random.js";
 import { suite } from "./lib/suite.js";
@@ -148,10 +148,11 @@ function throughJitteryLink(opts: { seconds: number; perSecond: number; jitterMs
     const w = streams.snapshot().streams[0]!.ingress!.window!;
     if (windows.at(-1)?.endMs !== w.endMs) windows.push({ endMs: w.endMs, expected: w.expected, lost: w.lost });
   };
-  let nextRoll = T0 + 1000;
+  // the roll timer, 100 ms past each roll's grace after a second's edge
+  let nextRoll = T0 + 1000 + ROLL_GRACE_MS + 100;
   for (const { k, at } of arrivals) {
     while (at >= nextRoll) {
-      t.roll(nextRoll + 100);
+      t.roll(nextRoll);
       take();
       nextRoll += 1000;
     }
@@ -163,7 +164,7 @@ function throughJitteryLink(opts: { seconds: number; perSecond: number; jitterMs
   }
   // two more seconds: the last packets' window whole, and the one after it
   for (let n = 0; n < 3; n++, nextRoll += 1000) {
-    t.roll(nextRoll + 100);
+    t.roll(nextRoll);
     take();
   }
   return { windows, lost: streams.snapshot().streams[0]!.ingress!.lost, dropped };
@@ -354,7 +355,7 @@ table("windows: the last whole window's loss fraction, rates and transit", () =>
   // the highest passed in them is counted in the next window, if still missing then)
   for (let i = 0; i < 30; i++) if (![3, 13, 17].includes(i)) packets.push([i, frame(i) + 5]);
   feed(streams, packets);
-  t.roll(frame(30));
+  t.roll(frame(30) + ROLL_GRACE_MS);
   const w = streams.snapshot().streams[0]!.ingress!.window!;
   assert.is(w.expected, 30);
   assert.is(w.lost, 3);
@@ -407,7 +408,7 @@ table("transit across the RTP timestamp's wrap: continuous within a window (the 
   // 30 frames a second, 5 ms late each, the timestamp wrapping at the 16th
   const ts = (seq: number): number => (2 ** 32 - 15 * 3000 + seq * 3000) % 2 ** 32;
   feed(streams, Array.from({ length: 30 }, (_, i): [number, number] => [i, frame(i) + 5]), ts);
-  t.roll(frame(30));
+  t.roll(frame(30) + ROLL_GRACE_MS);
   const w = streams.snapshot().streams[0]!.ingress!.window!;
   const first = frame(0) + 5 - (ts(0) * 1000) / 90_000; // the first packet's transit: the others' equal it
   assert.ok(w.transitMs !== null && Math.abs(w.transitMs - first) < 1e-3, `transit ${w.transitMs}, the first packet's ${first}`);
@@ -430,7 +431,7 @@ table("windows end on the wall clock's seconds, each packet counted in its own: 
   assert.equal([d.previousWindow!.endMs, d.previousWindow!.expected], [T0 + 2000, 11], "the window before it, reported too");
   assert.is(d.firstMs, T0 + 950);
   // seconds without a packet: the last whole one is empty
-  t.roll(T0 + 5200);
+  t.roll(T0 + 5200 + ROLL_GRACE_MS);
   d = streams.snapshot().streams[0]!.ingress!;
   w = d.window!;
   assert.equal([w.endMs, w.ms, w.expected, w.packetRate, w.transitMs], [T0 + 5000, 1000, 0, 0, null]);
@@ -443,6 +444,30 @@ table("windows end on the wall clock's seconds, each packet counted in its own: 
   feed(streams, [[18, T0 + 3050], [19, T0 + 3500], [20, T0 + 4100]]);
   d = streams.snapshot().streams[0]!.ingress!;
   assert.equal([d.window!.endMs, d.window!.ms, d.window!.expected, d.previousWindow], [T0 + 4000, 950, 2, null]);
+});
+
+table("a worker held across a second's edge runs its roll timer before it reads what arrived just before the edge: those packets still count in their second, with their jitter", () => {
+  const { table: t, streams } = streamsOf();
+  // 100 packets a second from T0 + 5 ms, on time, but for two of the last three before T0 + 2000, 8 ms late on the link
+  const edge = T0 + 2000;
+  const arrive = (k: number): number => T0 + 5 + k * 10 + (k === 197 || k === 198 ? 8 : 0);
+  const ts = (k: number): number => k * 900;
+  const feedOne = (k: number): void => {
+    const p = rtp(k, ts(k));
+    streams.time[0] = arrive(k); // the kernel's receive time, whenever the worker reads it
+    streams.ingress(p, 0, p.length);
+  };
+  for (let k = 0; k < 197; k++) feedOne(k);
+  // held from edge - 20 ms to edge + 30 ms: the timer first, then the backlog
+  t.roll(edge + 30);
+  for (let k = 197; k < 200; k++) feedOne(k);
+  const jitterAtEdge = streams.snapshot().streams[0]!.ingress!.jitterMs;
+  assert.ok(jitterAtEdge > 0.8, `the late pair and the one after them moved the estimate: ${jitterAtEdge} ms`);
+  for (let k = 200; k < 203; k++) feedOne(k);
+  const w = streams.snapshot().streams[0]!.ingress!.window!;
+  assert.equal([w.endMs, w.expected, w.lost], [edge, 100, 0], "the second ends at its edge with its 100 packets");
+  assert.is(w.jitterMs, jitterAtEdge, "and with the estimate as of its last packet");
+  assert.ok(edge + 30 < edge + ROLL_GRACE_MS, "the hold is inside the roll's grace");
 });
 
 table("bounded: streams past the limit are counted together; an idle stream gives its slot back", () => {

@@ -62,6 +62,15 @@ const STEP_BACK_MS = 1000;
  */
 export const LATE_GRACE_MS = 250;
 
+/**
+ * The roll timer ends a window only this long after its end. A worker held across a second's edge
+ * (a busy CPU, a long GC) runs its timers before it reads the packets waiting in its socket: ended
+ * on time, the second would miss those that arrived just before its edge (they carry the kernel's
+ * receive time) and count them in the next one, and its jitter would be an earlier packet's. A
+ * packet from after the edge still ends the window at once: a socket is read in order.
+ */
+export const ROLL_GRACE_MS = 250;
+
 /** The end of the window a packet at `atMs` belongs to. */
 const windowEnd = (atMs: number): number => (Math.floor(atMs / WINDOW_MS) + 1) * WINDOW_MS;
 
@@ -523,10 +532,12 @@ export class StreamTable {
   }
 
   /**
-   * Ends the windows that ended by `nowMs` (the wall clock: called about once a second, and before
-   * a snapshot) and gives idle streams' slots back. A stream's packets end its windows as they come.
+   * Ends the windows that ended ROLL_GRACE_MS before `nowMs` (the wall clock: called about once a
+   * second, and before a snapshot) and gives idle streams' slots back. A stream's packets end its
+   * windows as they come.
    */
   roll(nowMs: number): void {
+    const settledMs = nowMs - ROLL_GRACE_MS; // what a held worker may not have read yet is newer
     for (let slot = 0; slot < this.nextUnused; slot++) {
       const owner = this.owner[slot]!;
       if (owner === 0) continue;
@@ -535,7 +546,7 @@ export class StreamTable {
         const i = slot * 2 + d;
         if (this.started[i] === 0) continue;
         last = Math.max(last, this.lastMs[i]!);
-        if (nowMs >= this.winEndMs[i]!) this.endWindow(i, nowMs);
+        if (settledMs >= this.winEndMs[i]!) this.endWindow(i, settledMs);
         else if (nowMs < this.winStartMs[i]! - STEP_BACK_MS) this.restartWindows(i, nowMs);
       }
       for (let r = slot * RECEIVERS_PER_STREAM; r < (slot + 1) * RECEIVERS_PER_STREAM; r++) {
