@@ -422,6 +422,25 @@ test("loss and delay over the same second at both ends, the latest two windows e
   assert.is(bc.delayMs, null);
 });
 
+test("the stream's first window at both ends of a hop: compared, though the far end's began a link's delay later (the same packets from the same first sequence number)", () => {
+  const S = Math.floor(NOW / 1000) * 1000 - 1000;
+  const first = (ms: number, transit: number, fraction = 0) => ({
+    ms, endMs: S, expected: 60, lost: Math.round(60 * fraction), fractionLost: fraction, packetRate: 50, bitrateBps: 480_000, transitMs: transit,
+  });
+  const paths = (c: StreamDirection) => build(CHAIN, {
+    "proxy-a": report([{ name: "cam", streams: [stream(dir({ transit: 100 }), dir({ transit: 101 }))] }]),
+    // b's first packet 1,195.25 ms before S (less than 200 ms before a second's end: its first window runs on to S)
+    "proxy-b": report([{ name: "relay", streams: [stream(dir(), { ...dir(), window: first(1195.25, 104), previousWindow: null })] }]),
+    "proxy-c": report([{ name: "edge", streams: [stream(c, c)] }]),
+  })[0]!;
+  // c's first packet 6.5 ms later
+  let bc = hop(paths({ ...dir(), window: first(1188.75, 110.5, 0.05), previousWindow: null }), "proxy-b -> proxy-c");
+  assert.equal([bc.delayMs, bc.lossFraction, bc.note], [6.5, 0.05, null], "the first windows compared");
+  // c began counting later in the stream (its first packets lost, or c restarted): not the same packets
+  bc = hop(paths({ ...dir({ base: 140, expected: 960 }), window: first(1188.75, 110.5, 0.05), previousWindow: null }), "proxy-b -> proxy-c");
+  assert.equal([bc.delayMs, bc.lossFraction], [null, null], "from another first sequence number: not compared");
+});
+
 test("jitter added over the same second at both ends: each window's jitter as it ended, not the estimates of two reports taken up to a second apart", () => {
   const S = Math.floor(NOW / 1000) * 1000 - 1000;
   const at = (endMs: number, jitterMs?: number) => ({

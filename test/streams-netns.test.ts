@@ -55,6 +55,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import type { StreamHop, StreamPath } from "../controlplane/api/streams.js";
+import { commonSecond } from "../controlplane/server/stream-paths.js";
 import { ROLL_GRACE_MS } from "../runtime/streams/stream-table.js";
 import type { StreamDirection } from "../runtime/streams/types.js";
 import { startControlPlaneProcess, type ControlPlaneProcess } from "./lib/control-plane-cli.js";
@@ -207,15 +208,10 @@ function sharkAfter(at: StreamAnalysis, extSeq: number, where: string): { lost: 
   return f!;
 }
 
-/** The end of the latest second both points' reports hold whole (the control plane's commonSecond), or null. */
+/** The end of the latest second both points' reports hold whole (the control plane's own choice), or null. */
 function commonEnd(near: StreamDirection, far: StreamDirection): number | null {
-  let best: number | null = null;
-  for (const n of [near.window, near.previousWindow]) {
-    for (const f of [far.window, far.previousWindow]) {
-      if (n && f && n.endMs === f.endMs && n.ms === f.ms && n.jitterMs !== undefined && f.jitterMs !== undefined && (best === null || n.endMs > best)) best = n.endMs;
-    }
-  }
-  return best;
+  const same = commonSecond(near, far);
+  return same && same.near.jitterMs !== undefined && same.far.jitterMs !== undefined ? same.near.endMs : null;
 }
 
 const table = (head: string[], rows: (string | number)[][]): string =>
@@ -410,6 +406,7 @@ peerTest(test, allOf(netnsPeer, impairmentPeer, tsharkPeer, ffmpegX264Peer, rtpb
     const judged = described.filter((d) => hopNamed(d, "b -> c").lossFraction !== null);
     console.log(table(["description", "worst hop", "bad hops (why)"], judged.map((d, i) => [i + 1, d.worst >= 0 ? d.hops[d.worst]!.label : "-",
       d.hops.filter((h) => h.bad).map((h) => `${h.label} (${h.why})`).join("; ")])));
+    for (const d of described) if (!judged.includes(d)) console.log(`a description that does not judge b -> c: ${hopNamed(d, "b -> c").note}`);
     assert.ok(judged.length >= 3, `descriptions that judge b -> c while the stream flowed: ${judged.length} of ${described.length}`);
     const said = (h: StreamHop): string => `${h.label} (${h.why}${h.receiver ? `: the receiver's report says ${(h.receiver.fractionLost * 100).toFixed(2)}% lost since its last, c's egress window ${((h.from?.stats?.window?.fractionLost ?? NaN) * 100).toFixed(2)}%` : ""})`;
     let receiverExcused = 0;

@@ -237,17 +237,26 @@ function hopLost(near: StreamDirection, far: StreamDirection, acrossLink: boolea
 
 /**
  * The latest second both ends counted whole (each report holds its last two windows; windows end
- * on the wall clock's seconds), or null. A stream's first window may be longer than a second: the
- * two must also be equally long.
+ * on the wall clock's seconds), or null. Windows ending together must also have begun together:
+ * equally long, or both the stream's first at their point (a first window runs from the point's
+ * first packet, off a whole second, and the far end's first packet came a link's delay later)
+ * counted from the same sequence number, so that they hold the same packets.
  */
-function commonSecond(near: StreamDirection, far: StreamDirection): { near: StreamWindow; far: StreamWindow } | null {
+export function commonSecond(near: StreamDirection, far: StreamDirection): { near: StreamWindow; far: StreamWindow } | null {
+  const bothFirst = baseSeq(near) === baseSeq(far);
   let best: { near: StreamWindow; far: StreamWindow } | null = null;
   for (const n of [near.window, near.previousWindow]) {
     for (const f of [far.window, far.previousWindow]) {
-      if (n && f && n.endMs === f.endMs && n.ms === f.ms && (!best || n.endMs > best.near.endMs)) best = { near: n, far: f };
+      if (!n || !f || n.endMs !== f.endMs || (best && n.endMs <= best.near.endMs)) continue;
+      if (n.ms === f.ms || (bothFirst && offSecond(n) && offSecond(f))) best = { near: n, far: f };
     }
   }
   return best;
+}
+
+/** A window that began off a whole second: a point's first (or one after its wall clock stepped back). */
+function offSecond(w: StreamWindow): boolean {
+  return (w.endMs - w.ms) % 1000 !== 0;
 }
 
 /**
