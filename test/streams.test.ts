@@ -359,7 +359,9 @@ table("windows: the last whole window's loss fraction, rates and transit", () =>
   const w = streams.snapshot().streams[0]!.ingress!.window!;
   assert.is(w.expected, 30);
   assert.is(w.lost, 3);
-  assert.ok(Math.abs(w.fractionLost - 0.1) < 1e-9);
+  // of the sequence numbers the window settled: those up to its last packet before its last
+  // LATE_GRACE_MS (frame 22, at 738 ms), 23 of them; 23 to 29 are the next window's to judge
+  assert.ok(Math.abs(w.fractionLost - 3 / 23) < 1e-9, `fraction lost ${w.fractionLost}`);
   assert.ok(Math.abs(w.packetRate - 27 / (frame(30) - frame(0) - 5) * 1000) <= 0.05, `rate ${w.packetRate}`);
   assert.ok(w.transitMs !== null && Math.abs(w.transitMs - (T0 + 5)) < 1e-3, `transit ${w.transitMs}`);
 });
@@ -444,6 +446,25 @@ table("windows end on the wall clock's seconds, each packet counted in its own: 
   feed(streams, [[18, T0 + 3050], [19, T0 + 3500], [20, T0 + 4100]]);
   d = streams.snapshot().streams[0]!.ingress!;
   assert.equal([d.window!.endMs, d.window!.ms, d.window!.expected, d.previousWindow], [T0 + 4000, 950, 2, null]);
+});
+
+table("a hole just before a sender's pause: its window's fraction lost is of the sequence numbers it settled, not of the few packets after the pause", () => {
+  const { table: t, streams } = streamsOf();
+  // 100 packets a second from T0 + 5 ms; 190..194 lost (in the second's last 250 ms, so judged in
+  // the next); the sender pauses from T0 + 2 s and sends 200..209 from T0 + 2905
+  const sent: [number, number][] = [];
+  for (let k = 0; k < 200; k++) if (k < 190 || k > 194) sent.push([k, T0 + 5 + k * 10]);
+  for (let k = 200; k < 211; k++) sent.push([k, T0 + 2905 + (k - 200) * 10]);
+  feed(streams, sent, (k) => k * 900);
+  const d = streams.snapshot().streams[0]!.ingress!;
+  const [w, before] = [d.window!, d.previousWindow!];
+  assert.equal([before.endMs, before.lost, before.fractionLost], [T0 + 2000, 0, 0], "the holes came too late in their second to judge");
+  // the window to T0 + 3000 settled 175..199 (from the mark of the one before, its packets before
+  // T0 + 1750, to the end of that second): 5 lost of 25; of its own 10 packets' expected, 50%
+  assert.equal([w.endMs, w.expected, w.lost], [T0 + 3000, 10, 5]);
+  assert.ok(Math.abs(w.fractionLost - 5 / 25) < 1e-9, `fraction lost ${w.fractionLost}`);
+  t.roll(T0 + 9000); // nothing left to settle: no loss read into the quiet seconds
+  assert.is(streams.snapshot().streams[0]!.ingress!.window!.fractionLost, 0);
 });
 
 table("a worker held across a second's edge runs its roll timer before it reads what arrived just before the edge: those packets still count in their second, with their jitter", () => {

@@ -154,6 +154,8 @@ export class StreamTable {
   private historyFloor = new Float64Array(0);
   /** Packets the windows have counted lost so far (settled holes, never given back). */
   private lostCounted = new Float64Array(0);
+  /** settledMark() as the last window ended: the next window's loss is over the sequence numbers above it. */
+  private lossFrom = new Float64Array(0);
   private winPackets = new Float64Array(0);
   private winBytes = new Float64Array(0);
   private winTransitSum = new Float64Array(0);
@@ -162,6 +164,8 @@ export class StreamTable {
   private wEndMs = new Float64Array(0);
   private wExpected = new Float64Array(0);
   private wLost = new Float64Array(0);
+  /** The sequence numbers whose fate the window settled (its lost are holes among them): what its fraction lost is of. */
+  private wLossSpan = new Float64Array(0);
   private wJitter = new Float64Array(0);
   private wPackets = new Float64Array(0);
   private wBytes = new Float64Array(0);
@@ -389,7 +393,7 @@ export class StreamTable {
     const atMs = this.packet[PKT_AT_MS]!;
     this.firstMs[i] = atMs;
     this.historyFloor[i] = 1;
-    this.lostCounted[i] = this.winSettledExpected[i] = 0;
+    this.lostCounted[i] = this.winSettledExpected[i] = this.lossFrom[i] = 0;
     // the first packet, counted next, is in the first window: from when it arrived, as the ingress's
     this.restartWindows(i, Math.min(atMs, this.packet[PKT_WINDOW_MS]!), 0);
   }
@@ -421,6 +425,7 @@ export class StreamTable {
     this.wEndMs[w + 1] = this.wEndMs[w]!;
     this.wExpected[w + 1] = this.wExpected[w]!;
     this.wLost[w + 1] = this.wLost[w]!;
+    this.wLossSpan[w + 1] = this.wLossSpan[w]!;
     this.wJitter[w + 1] = this.wJitter[w]!;
     this.wPackets[w + 1] = this.wPackets[w]!;
     this.wBytes[w + 1] = this.wBytes[w]!;
@@ -429,7 +434,7 @@ export class StreamTable {
       // seconds passed with no packet: the one before the current is empty, and so the last whole one
       this.wMs[w] = WINDOW_MS;
       this.wEndMs[w] = next;
-      this.wExpected[w] = this.wLost[w] = this.wPackets[w] = this.wBytes[w] = 0;
+      this.wExpected[w] = this.wLost[w] = this.wLossSpan[w] = this.wPackets[w] = this.wBytes[w] = 0;
       this.wTransit[w] = NaN;
       this.wJitter[w] = this.jitterMs[i]!;
     } else {
@@ -444,6 +449,13 @@ export class StreamTable {
       const settled = this.settledLost(i, expected);
       this.wLost[w] = Math.max(0, settled - this.lostCounted[i]!);
       if (settled > this.lostCounted[i]!) this.lostCounted[i] = settled;
+      // its fraction lost is of the same sequence numbers its lost were holes among: from the last
+      // window's settled mark to its own, not its expected (holes carried in from the last window's
+      // last LATE_GRACE_MS are in that window's expected: a burst lost across the edge read 69% of a
+      // second on a link that lost 5%, and a hole before a sender's pause over 100%)
+      const mark = expected - this.unsettled(i, expected);
+      this.wLossSpan[w] = mark - this.lossFrom[i]!;
+      this.lossFrom[i] = mark;
       this.wBytes[w] = this.bytes[i]! - this.winBytes[i]!;
       this.wTransit[w] = this.winTransitCount[i]! > 0 ? this.transitRef[i]! + this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
     }
@@ -463,8 +475,8 @@ export class StreamTable {
    */
   private settledLost(i: number, expected: number): number {
     const lost = expected - this.packets[i]!;
-    const k = Math.min(expected - Math.max(this.winSettledExpected[i]!, this.historyFloor[i]! - 1), HISTORY_MASK + 1);
-    if (k <= 0) return lost;
+    const k = this.unsettled(i, expected);
+    if (k === 0) return lost;
     const base = i * HISTORY_WORDS;
     let seen = 0;
     let s = (this.maxSeq[i]! - k + 1) & HISTORY_MASK;
@@ -477,6 +489,11 @@ export class StreamTable {
       s = (s + take) & HISTORY_MASK;
     }
     return lost - (k - seen);
+  }
+
+  /** How many of the highest sequence numbers are above the window's settled mark: their holes are not counted yet. */
+  private unsettled(i: number, expected: number): number {
+    return Math.max(0, Math.min(expected - Math.max(this.winSettledExpected[i]!, this.historyFloor[i]! - 1), HISTORY_MASK + 1));
   }
 
   /**
@@ -726,9 +743,7 @@ export class StreamTable {
       endMs: us(this.wEndMs[k]!),
       expected: this.wExpected[k]!,
       lost: this.wLost[k]!,
-      // at most 1: a window's lost holds the holes that opened in the last LATE_GRACE_MS of the
-      // window before it, and its expected can be fewer (a sender that paused, seeded fuzz: 4)
-      fractionLost: this.wExpected[k]! > 0 ? Math.min(1, this.wLost[k]! / this.wExpected[k]!) : 0,
+      fractionLost: this.wLossSpan[k]! > 0 ? Math.min(1, this.wLost[k]! / this.wLossSpan[k]!) : 0,
       packetRate: Math.round((this.wPackets[k]! * 1000 * 10) / ms) / 10,
       bitrateBps: Math.round((this.wBytes[k]! * 8000) / ms),
       transitMs: Number.isNaN(this.wTransit[k]!) ? null : us(this.wTransit[k]!),
@@ -769,6 +784,7 @@ export class StreamTable {
     this.winSettledExpected = grown(this.winSettledExpected, d);
     this.historyFloor = grown(this.historyFloor, d);
     this.lostCounted = grown(this.lostCounted, d);
+    this.lossFrom = grown(this.lossFrom, d);
     this.winPackets = grown(this.winPackets, d);
     this.winBytes = grown(this.winBytes, d);
     this.winTransitSum = grown(this.winTransitSum, d);
@@ -776,6 +792,7 @@ export class StreamTable {
     this.wMs = grown(this.wMs, d * 2);
     this.wEndMs = grown(this.wEndMs, d * 2);
     this.wExpected = grown(this.wExpected, d * 2);
+    this.wLossSpan = grown(this.wLossSpan, d * 2);
     this.wLost = grown(this.wLost, d * 2);
     this.wJitter = grown(this.wJitter, d * 2);
     this.wPackets = grown(this.wPackets, d * 2);
