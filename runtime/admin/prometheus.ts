@@ -69,7 +69,7 @@ function streamFamilies(segs: Segments, family: Family): void {
   family("msm_stream_duplicates_total", "counter", "Packets whose sequence number was already seen.", counters("duplicates"));
   family("msm_stream_reordered_total", "counter", "Packets that came after a higher sequence number.", counters("reordered"));
   family("msm_stream_jitter_seconds", "gauge", "Interarrival jitter (RFC 3550 A.8).", directions((d) => seconds(d.jitterMs)));
-  family("msm_stream_window_loss_ratio", "gauge", "Fraction of the packets expected in the last window (about 1 s) that were lost.", directions((d) => d.window?.fractionLost ?? null));
+  family("msm_stream_window_loss_ratio", "gauge", "Fraction lost in the last window (about 1 s): its lost packets over the sequence numbers it settled (docs/streams.md).", directions((d) => d.window?.fractionLost ?? null));
   family("msm_stream_window_bits_per_second", "gauge", "Bit rate over the last window.", directions((d) => d.window?.bitrateBps ?? null));
   family("msm_stream_window_packets_per_second", "gauge", "Packet rate over the last window.", directions((d) => d.window?.packetRate ?? null));
   family("msm_stream_receiver_loss_ratio", "gauge", "Fraction lost a receiver reported in its last RTCP report block.", receivers((r) => r.fractionLost));
