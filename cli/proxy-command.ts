@@ -87,7 +87,7 @@ export async function runProxy(args: readonly string[]): Promise<number> {
   // --insecure and --check are the flags without a value
   const insecure = args.includes("--insecure");
   const check = args.includes("--check");
-  const { flags, rest } = parseFlags(args.filter((a) => a !== "--insecure" && a !== "--check"), FLAGS);
+  const { flags, rest } = parseFlags(args.filter((a) => a !== "--insecure" && a !== "--check"), FLAGS, ["insecure", "check"]);
   if (rest.length > 0) throw new UsageError(`unexpected '${rest[0]}'\n${PROXY_USAGE}`);
   const file = flags.get("config");
   const controlPlane = flags.get("control-plane");
@@ -317,6 +317,7 @@ async function runFromFile(file: string, flags: Map<string, string>): Promise<nu
   for (const s of segments) {
     console.error(`  ${segmentLine(s)}`);
   }
+  if (config.segments.length === 0) console.error(`${stamp()} note: ${file} has no segments: nothing is forwarded until it gets some (the proxy reloads it when it changes)`);
   // started without them (a port another process holds): the reloader tries them again
   for (const { segment, reason } of notRunning) console.error(`  segment '${segment}' NOT running: ${printable(reason)}`);
   if (config.stateFile !== undefined) {

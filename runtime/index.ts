@@ -10,7 +10,7 @@ export {
   loadNodeSettingsFile, validateNodeSettings, dataPlaneSettings, nodeSettingsSchema, type NodeSettings, type NodeDataPlaneSettings,
 } from "./config/node-settings.js";
 export { isMulticast } from "./config/multicast.js";
-export { nearKey } from "./config/schema-messages.js";
+export { nearKey, nearName } from "./config/schema-messages.js";
 export { canonicalAddress, endpointsClash, type Endpoint as BindEndpoint } from "./config/endpoints.js";
 export { parseErrorText } from "./config/parse-error-text.js";
 export { writeFileDurably } from "./durable-file.js";
@@ -39,6 +39,7 @@ export type { SegmentSnapshot, StageSnapshot } from "./dataplane/snapshot.js";
 export { WORKER_MODE } from "./dataplane/worker-handle.js";
 export { excludedFamilies, renderPrometheus } from "./admin/prometheus.js";
 export { boundHeapGrowth } from "./heap-growth.js";
+export { udpDropsByPort } from "./udp-kernel-drops.js";
 export { isProcessSubstitution } from "./bounded-read.js";
 export { familyLines, escapeLabelValue, type LabelSet, type Sample } from "./admin/exposition.js";
 export { startAdminServer, type AdminServer, type AdminOptions } from "./admin/admin-server.js";

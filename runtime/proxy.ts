@@ -995,7 +995,7 @@ export class Proxy extends EventEmitter<ProxyEvents> {
     const filters = [...new Set([...this.checkpoints.values()].map((c) => c.family ?? c.filter))].sort();
     this.emit("event", {
       type: "warning",
-      message: `stateFile is not set: the state of ${this.checkpoints.size} stage(s) (filters ${filters.join(", ")}) lives in this process only, and a restart of the proxy starts them afresh; an srtp stage then protects from ROC 0 and SRTCP index 0 again under its key (the same keystream twice, RFC 3711 section 9.1) and accepts replays of what it accepted: set stateFile (docs/proxy.md)`,
+      message: `stateFile is not set: the state of ${this.checkpoints.size} stage(s) (filters ${filters.join(", ")}) lives in this process only, and a restart of the proxy starts them afresh (an srtp stage would send its keystream twice, RFC 3711 section 9.1, and accept replays): set stateFile (docs/proxy.md)`,
     });
   }
 

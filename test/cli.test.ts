@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeEvent } from "../cli/proxy-command.js";
 import { applyErrorLines } from "../cli/apply-errors.js";
+import { demoVerdict } from "../cli/demo.js";
 import { ApplyError, validateProxyConfig } from "../runtime/index.js";
 import { suite } from "./lib/suite.js";
 import { filterWasm, fixture, ROOT } from "./lib/paths.js";
@@ -452,7 +453,10 @@ test("msm COMMAND --help prints that command's usage (or the whole, for one with
 test("a usage error says what is wrong first, and the command's usage or where to find it, not the whole help", async () => {
   const p = run(["demo", "--nope", "1"]);
   assert.is(await p.exited, 2);
-  assert.is(p.output(), "msm: unknown flag --nope\n(msm help: every command and flag)\n");
+  assert.is(p.output(), "msm: unknown flag --nope (its flags: --seconds, --rate, --bad-percent)\n(msm help: every command and flag)\n");
+  const typo = run(["proxy", "--conifg", "proxy.yaml"]);
+  assert.is(await typo.exited, 2);
+  assert.match(typo.output(), /^msm: unknown flag --conifg; did you mean --config\?\n/);
   const q = run(["proxy"]);
   assert.is(await q.exited, 2);
   assert.match(q.output(), /^msm: give --config, or --control-plane\nusage: msm proxy/);
@@ -526,6 +530,38 @@ test("msm demo: every good packet delivered, every malformed one dropped and cou
   assert.is(code, 0, p.output());
   assert.match(p.output(), /^OK: every good packet arrived once; every malformed packet was dropped and counted\.$/m);
   assert.match(p.output(), /bad_version\s+\d+\s+\d+/);
+});
+
+test("msm proxy with a config file that has no segments (an empty file): runs, and says that nothing is forwarded", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msm-cli-empty-"));
+  const file = join(dir, "proxy.yaml");
+  writeFileSync(file, "");
+  const p = run(["proxy", "--config", file]);
+  try {
+    await waitFor(() => /reload: edit /.test(p.output()), 15_000, `the proxy to start; it printed:\n${p.output()}`);
+    assert.match(p.output(), /proxy running: 0 segment\(s\)/);
+    assert.ok(p.output().includes(`note: ${file} has no segments: nothing is forwarded until it gets some`), p.output());
+  } finally {
+    p.child.kill("SIGINT");
+    await p.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("msm demo's verdict: the kernel's drops at a full socket (a busy machine) are said and excused, loss they do not cover is NOT OK", () => {
+  const base = { goodSent: 950, badSent: 50, probation: 1, goodArrived: 949, duplicates: 0, validateDrops: 51, kernel: { listen: 0, sink: 0 } };
+  const quiet = demoVerdict(base);
+  assert.equal([quiet.ok, quiet.lines], [true, ["\nOK: every good packet arrived once; every malformed packet was dropped and counted."]]);
+  // 23 good ones the sink's socket dropped, 2 malformed ones the proxy's
+  const busy = demoVerdict({ ...base, goodArrived: 926, validateDrops: 49, kernel: { listen: 2, sink: 23 } });
+  assert.ok(busy.ok);
+  assert.match(busy.lines[0]!, /the kernel dropped 25 packet\(s\) at a full socket buffer .*\(the proxy's listen socket 2, the sink's 23\): a busy machine, not the proxy/);
+  assert.is(busy.lines[1], "\nOK, but for the kernel's drops above: 23 good packet(s) missing; 2 malformed packet(s) not counted by validate.");
+  // one more missing than the kernel dropped: the proxy's
+  assert.not.ok(demoVerdict({ ...base, goodArrived: 925, validateDrops: 49, kernel: { listen: 2, sink: 23 } }).ok);
+  assert.match(demoVerdict({ ...base, goodArrived: 948 }).lines.at(-1)!, /^\nNOT OK: 1 good packet\(s\) missing;/);
+  assert.not.ok(demoVerdict({ ...base, duplicates: 1 }).ok, "a duplicate is the proxy's");
+  assert.not.ok(demoVerdict({ ...base, goodArrived: 948, validateDrops: 52, kernel: { listen: 5, sink: 0 } }).ok, "validate dropped a good packet");
 });
 
 test("the watchdog's log line names the segments, or says no running segment was in the call", () => {

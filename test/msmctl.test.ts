@@ -1242,6 +1242,7 @@ live("errors: a refused connection names the server; usage errors exit 2", async
     [["get", "segments", "--insecure", "--tls-ca", "x"], /--insecure and --tls-ca exclude each other/],
     [["get", "segments", "--server", "a:b:c"], /--server must be HOST:PORT/],
     [["get", "segments", "--bogus"], /^msmctl: unknown flag --bogus\nSee 'msmctl help get'\.\n$/],
+    [["get", "segments", "--outptu", "json"], /^msmctl: unknown flag --outptu; did you mean --output\?\nSee 'msmctl help get'\.\n$/],
     [["--bogus", "describe", "proxy", "x"], /^msmctl: unknown flag --bogus\nSee 'msmctl help describe'\.\n$/],
     [["get", "filters", "--proxy", "node-1"], /^msmctl: --proxy applies to get segments and get streams\nSee 'msmctl help get'\.\n$/],
     [["get", "proxies", "--bad"], /^msmctl: --bad applies to get streams\nSee 'msmctl help get'\.\n$/],

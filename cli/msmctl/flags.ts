@@ -1,6 +1,6 @@
 // msmctl's command line, parsed the way kubectl users expect: flags anywhere among the words,
 // `--flag value`, `--flag=value`, short forms (`-f FILE`, `-o json`, `-ojson`), `--` to end flags.
-import { argTokens, UsageError } from "../usage.js";
+import { argTokens, unknownFlag, UsageError } from "../usage.js";
 
 export { UsageError };
 
@@ -58,6 +58,8 @@ const PARSE_OPTIONS = Object.fromEntries(
   FLAGS.map((f) => [f.name, { type: f.boolean ? ("boolean" as const) : ("string" as const), ...(f.short ? { short: f.short } : {}) }]),
 );
 
+const FLAG_NAMES = FLAGS.map((f) => f.name);
+
 /** Splits argv into words and flags. Throws UsageError for an unknown flag or a missing value. */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const words: string[] = [];
@@ -66,7 +68,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (t.kind === "positional") words.push(t.value);
     if (t.kind !== "option") continue;
     const spec = findSpec(t.name);
-    if (!spec) throw new UsageError(`unknown flag ${t.rawName}`);
+    if (!spec) throw new UsageError(unknownFlag(t.rawName, FLAG_NAMES));
     const shown = t.rawName.startsWith("--") ? `--${spec.name}` : `-${spec.short}`;
     // parseArgs keeps the "=" of `-o=json` in the value; `--output=json` and `-ojson` have none
     const value = t.inlineValue && !t.rawName.startsWith("--") && t.value?.startsWith("=") ? t.value.slice(1) : t.value;

@@ -51,7 +51,12 @@ function withShape(issue: Issue, schema?: z.ZodType): string {
 
 /** The key of the schema's object at `path` that `key` likely misspells, if one looks like it. */
 export function nearKey(schema: z.ZodType, path: readonly PropertyKey[], key: string): string | undefined {
-  return keysAt(schema, path).find((k) => k !== key && looksLike(key, k));
+  return nearName(key, keysAt(schema, path));
+}
+
+/** The one of `names` a misspelt `word` most likely meant (case aside, at most 2 edits and a third of its length), or undefined. */
+export function nearName(word: string, names: readonly string[]): string | undefined {
+  return names.find((k) => k !== word && looksLike(word, k));
 }
 
 /** The keys the schema allows in the object at `path` (best effort: none where it cannot tell). */

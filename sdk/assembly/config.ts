@@ -150,7 +150,9 @@ export class Config {
         }
       }
       if (!known) {
-        this.fail("unknown config key '" + this.path + decodeString(p, this.end) + "'");
+        const key = decodeString(p, this.end);
+        const meant = nearestKey(key, allowed);
+        this.fail("unknown config key '" + this.path + key + "'" + (meant.length > 0 ? "; did you mean '" + this.path + meant + "'?" : ""));
         return false;
       }
       p = this.nextMember(p);
@@ -340,6 +342,38 @@ function skipValue(p: usize, end: usize): usize {
     p++;
   }
   return p;
+}
+
+/** The allowed key a misspelt `key` most likely meant (case aside, at most 2 edits and a third of its length), or "". */
+function nearestKey(key: string, allowed: string[]): string {
+  const lower = key.toLowerCase();
+  let best = "";
+  let bestEdits = i32.MAX_VALUE;
+  for (let i = 0, n = allowed.length; i < n; i++) {
+    const k = unchecked(allowed[i]);
+    const edits = editDistance(lower, k.toLowerCase());
+    if (edits <= min(2, max(key.length, k.length) / 3) && edits < bestEdits) {
+      best = k;
+      bestEdits = edits;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance, a row at a time (config parsing only: not on the packet path). */
+function editDistance(a: string, b: string): i32 {
+  let row = new Array<i32>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) unchecked((row[j] = j));
+  for (let i = 1; i <= a.length; i++) {
+    const next = new Array<i32>(b.length + 1);
+    unchecked((next[0] = i));
+    for (let j = 1; j <= b.length; j++) {
+      const swap = unchecked(row[j - 1]) + (a.charCodeAt(i - 1) == b.charCodeAt(j - 1) ? 0 : 1);
+      unchecked((next[j] = min(min(unchecked(row[j]) + 1, unchecked(next[j - 1]) + 1), swap)));
+    }
+    row = next;
+  }
+  return unchecked(row[b.length]);
 }
 
 /** Compares the JSON string at `p` (its opening quote) with `key`. */

@@ -4,35 +4,9 @@
 // loss reads these counters for the sockets involved (the proxy's listen sockets, the sink) and
 // accepts a loss only when the kernel's drops explain it. The tables are per network namespace:
 // a socket in a namespace a test made is read through that namespace (test/lib/netns.ts).
-import { readFileSync } from "node:fs";
+import { ownNamespace, udpDropsByPort as dropsByPort, udpSockets, type ProcNetReader } from "../../runtime/udp-kernel-drops.js";
 
-/** Reads /proc/net/udp or /proc/net/udp6 of one network namespace; undefined when it has none. */
-export type ProcNetReader = (table: "udp" | "udp6") => string | undefined;
-
-/** The tables of this process's own network namespace. */
-export const ownNamespace: ProcNetReader = (table) => {
-  try {
-    return readFileSync(`/proc/net/${table}`, "utf8");
-  } catch {
-    return undefined; // no IPv6, or not Linux
-  }
-};
-
-/** The UDP sockets of a namespace: local port and kernel receive drops of each. */
-export function udpSockets(read: ProcNetReader = ownNamespace): { port: number; drops: number }[] {
-  const sockets: { port: number; drops: number }[] = [];
-  for (const table of ["udp", "udp6"] as const) {
-    const text = read(table);
-    if (text === undefined) continue;
-    for (const line of text.split("\n").slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 13) continue;
-      const local = cols[1]!;
-      sockets.push({ port: parseInt(local.slice(local.lastIndexOf(":") + 1), 16), drops: Number(cols[cols.length - 1]) });
-    }
-  }
-  return sockets;
-}
+export { ownNamespace, udpSockets, type ProcNetReader };
 
 /** Kernel receive drops, summed over the UDP sockets bound to `port` (in the namespace `read` reads). */
 export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): number {
@@ -42,11 +16,6 @@ export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): n
 /** Whether some UDP socket (of any process) is bound to `port` (in the namespace `read` reads). */
 export function udpPortBound(port: number, read: ProcNetReader = ownNamespace): boolean {
   return udpSockets(read).some((s) => s.port === port);
-}
-
-function dropsByPort(ports: readonly number[], read: ProcNetReader): Map<number, number> {
-  const sockets = udpSockets(read); // one read of the tables for all ports
-  return new Map(ports.map((p) => [p, sockets.reduce((sum, s) => sum + (s.port === p ? s.drops : 0), 0)]));
 }
 
 /** Kernel drops on a set of ports since the watch began. */

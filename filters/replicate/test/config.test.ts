@@ -13,7 +13,7 @@ async function refusal(config: Record<string, unknown>, rootConfig: Record<strin
 
 const BAD: readonly [Record<string, unknown>, RegExp][] = [
   [{}, /config needs at least one of 'merge', 'copyToLegs', 'rewrite', 'feedback'/],
-  [{ merge: {}, copyTolegs: [1] }, /unknown config key 'copyTolegs'/],
+  [{ merge: {}, copyTolegs: [1] }, /unknown config key 'copyTolegs'; did you mean 'copyToLegs'\?$/],
   [{ merge: { legs: [0, 1], buffer: 50 } }, /unknown config key 'merge.buffer'/],
   [{ merge: { legs: [0, 8] } }, /config key 'merge.legs' must be an array of integers between 0 and 7/],
   [{ merge: { legs: [0, -1] } }, /config key 'merge.legs' must be an array of integers between 0 and 7/],
