@@ -240,7 +240,8 @@ function hopLost(near: StreamDirection, far: StreamDirection, acrossLink: boolea
  * on the wall clock's seconds), or null. Windows ending together must also have begun together:
  * equally long, or both the stream's first at their point (a first window runs from the point's
  * first packet, off a whole second, and the far end's first packet came a link's delay later)
- * counted from the same sequence number, so that they hold the same packets.
+ * counted from the same sequence number, so that they hold the same packets (a window begun afresh
+ * when an end's wall clock stepped back also starts off a second: rare, and its transits are off anyway).
  */
 export function commonSecond(near: StreamDirection, far: StreamDirection): { near: StreamWindow; far: StreamWindow } | null {
   const bothFirst = baseSeq(near) === baseSeq(far);

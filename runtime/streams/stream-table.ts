@@ -412,15 +412,39 @@ export class StreamTable {
 
   /**
    * Ends the window being counted, at its end (`nowMs` is at or past it). Seconds after it that
-   * passed with no packet make the last whole window an empty one: the stream stopped.
+   * passed with no packet make the last whole window an empty one: the stream stopped, or paused.
    */
   private endWindow(i: number, nowMs: number): void {
     const end = this.winEndMs[i]!;
     const expected = this.expectedOf(i);
     const next = windowEnd(nowMs) - WINDOW_MS; // the start of the window `nowMs` is in
     const w = i * 2;
-    // the last whole window becomes the one before: a report holds both, so that the control plane
-    // finds a second that two proxies' reports, taken at different moments, both hold
+    if (next <= end + WINDOW_MS) {
+      this.shiftWindows(w);
+      this.closeCounted(i, w, expected);
+      // a second with no packet right after it (a pause the roll's grace let a packet end): the
+      // counted one stays in the report, as the one before the empty last
+      if (next > end) {
+        this.shiftWindows(w);
+        this.emptyWindow(i, w, next);
+      }
+    } else {
+      // seconds passed with no packet: the last whole one and the one before it are empty, and the
+      // counted one's holes are judged with the next window that holds packets
+      this.emptyWindow(i, w + 1, next - WINDOW_MS);
+      this.emptyWindow(i, w, next);
+    }
+    this.winStartMs[i] = next;
+    this.winEndMs[i] = next + WINDOW_MS;
+    this.winExpected[i] = expected;
+    this.winSettledExpected[i] = expected;
+    this.winPackets[i] = this.packets[i]!;
+    this.winBytes[i] = this.bytes[i]!;
+    this.winTransitSum[i] = this.winTransitCount[i] = 0;
+  }
+
+  /** The last whole window becomes the one before: a report holds both, so that the control plane finds a second that two proxies' reports, taken at different moments, both hold. */
+  private shiftWindows(w: number): void {
     this.wMs[w + 1] = this.wMs[w]!;
     this.wEndMs[w + 1] = this.wEndMs[w]!;
     this.wExpected[w + 1] = this.wExpected[w]!;
@@ -430,42 +454,40 @@ export class StreamTable {
     this.wPackets[w + 1] = this.wPackets[w]!;
     this.wBytes[w + 1] = this.wBytes[w]!;
     this.wTransit[w + 1] = this.wTransit[w]!;
-    if (next > end) {
-      // seconds passed with no packet: the one before the current is empty, and so the last whole one
-      this.wMs[w] = WINDOW_MS;
-      this.wEndMs[w] = next;
-      this.wExpected[w] = this.wLost[w] = this.wLossSpan[w] = this.wPackets[w] = this.wBytes[w] = 0;
-      this.wTransit[w] = NaN;
-      this.wJitter[w] = this.jitterMs[i]!;
-    } else {
-      this.wJitter[w] = this.jitterMs[i]!;
-      this.wMs[w] = end - this.winStartMs[i]!;
-      this.wEndMs[w] = end;
-      this.wExpected[w] = expected - this.winExpected[i]!;
-      this.wPackets[w] = this.packets[i]! - this.winPackets[i]!;
-      // lost: the holes that settled since the last window (A.3's expected - received, but for the
-      // holes too recent to tell from reordering), never below zero, and a late packet's making up
-      // for a hole counted already is not counted twice: the windows' losses add up to the stream's
-      const settled = this.settledLost(i, expected);
-      this.wLost[w] = Math.max(0, settled - this.lostCounted[i]!);
-      if (settled > this.lostCounted[i]!) this.lostCounted[i] = settled;
-      // its fraction lost is of the same sequence numbers its lost were holes among: from the last
-      // window's settled mark to its own, not its expected (holes carried in from the last window's
-      // last LATE_GRACE_MS are in that window's expected: a burst lost across the edge read 69% of a
-      // second on a link that lost 5%, and a hole before a sender's pause over 100%)
-      const mark = expected - this.unsettled(i, expected);
-      this.wLossSpan[w] = mark - this.lossFrom[i]!;
-      this.lossFrom[i] = mark;
-      this.wBytes[w] = this.bytes[i]! - this.winBytes[i]!;
-      this.wTransit[w] = this.winTransitCount[i]! > 0 ? this.transitRef[i]! + this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
-    }
-    this.winStartMs[i] = next;
-    this.winEndMs[i] = next + WINDOW_MS;
-    this.winExpected[i] = expected;
-    this.winSettledExpected[i] = expected;
-    this.winPackets[i] = this.packets[i]!;
-    this.winBytes[i] = this.bytes[i]!;
-    this.winTransitSum[i] = this.winTransitCount[i] = 0;
+  }
+
+  /** Window slot `k` holds a second ending at `endMs` in which no packet came. */
+  private emptyWindow(i: number, k: number, endMs: number): void {
+    this.wMs[k] = WINDOW_MS;
+    this.wEndMs[k] = endMs;
+    this.wExpected[k] = this.wLost[k] = this.wLossSpan[k] = this.wPackets[k] = this.wBytes[k] = 0;
+    this.wTransit[k] = NaN;
+    this.wJitter[k] = this.jitterMs[i]!;
+  }
+
+  /** Window slot `w` holds the window being counted, closed with `expected` as of its end. */
+  private closeCounted(i: number, w: number, expected: number): void {
+    const end = this.winEndMs[i]!;
+    this.wJitter[w] = this.jitterMs[i]!;
+    this.wMs[w] = end - this.winStartMs[i]!;
+    this.wEndMs[w] = end;
+    this.wExpected[w] = expected - this.winExpected[i]!;
+    this.wPackets[w] = this.packets[i]! - this.winPackets[i]!;
+    // lost: the holes that settled since the last window (A.3's expected - received, but for the
+    // holes too recent to tell from reordering), never below zero, and a late packet's making up
+    // for a hole counted already is not counted twice: the windows' losses add up to the stream's
+    const settled = this.settledLost(i, expected);
+    this.wLost[w] = Math.max(0, settled - this.lostCounted[i]!);
+    if (settled > this.lostCounted[i]!) this.lostCounted[i] = settled;
+    // its fraction lost is of the same sequence numbers its lost were holes among: from the last
+    // window's settled mark to its own, not its expected (holes carried in from the last window's
+    // last LATE_GRACE_MS are in that window's expected: a burst lost across the edge read 69% of a
+    // second on a link that lost 5%, and a hole before a sender's pause over 100%)
+    const mark = expected - this.unsettled(i, expected);
+    this.wLossSpan[w] = mark - this.lossFrom[i]!;
+    this.lossFrom[i] = mark;
+    this.wBytes[w] = this.bytes[i]! - this.winBytes[i]!;
+    this.wTransit[w] = this.winTransitCount[i]! > 0 ? this.transitRef[i]! + this.winTransitSum[i]! / this.winTransitCount[i]! : NaN;
   }
 
   /**

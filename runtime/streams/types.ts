@@ -34,7 +34,7 @@ export interface StreamWindow {
   endMs: number;
   expected: number;
   lost: number;
-  /** lost / expected over the window (RFC 3550 A.3's fraction, as a number from 0 to 1). */
+  /** lost over the sequence numbers the window settled (the range its lost were holes among), from 0 to 1 (docs/streams.md). */
   fractionLost: number;
   packetRate: number;
   bitrateBps: number;
