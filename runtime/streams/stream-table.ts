@@ -154,7 +154,7 @@ export class StreamTable {
   private historyFloor = new Float64Array(0);
   /** Packets the windows have counted lost so far (settled holes, never given back). */
   private lostCounted = new Float64Array(0);
-  /** settledMark() as the last window ended: the next window's loss is over the sequence numbers above it. */
+  /** The settled mark (expected - unsettled()) as the last window closed: the next window's loss is over the sequence numbers above it. */
   private lossFrom = new Float64Array(0);
   private winPackets = new Float64Array(0);
   private winBytes = new Float64Array(0);
