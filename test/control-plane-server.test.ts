@@ -114,7 +114,7 @@ interface Conn {
 function connect(client: Client): Conn {
   const stream = (client as unknown as { Connect(): ClientDuplexStream<ProxyMessage, ControlMessage> }).Connect();
   const snapshots: Snapshot[] = [];
-  stream.on("data", (m: ControlMessage) => snapshots.push(m.snapshot));
+  stream.on("data", (m: ControlMessage) => m.kind === "snapshot" && snapshots.push(m.snapshot));
   const ended = new Promise<ServiceError | null>((resolve) => {
     stream.on("error", (e: ServiceError) => resolve(e));
     stream.on("end", () => resolve(null));

@@ -657,7 +657,7 @@ class TestProxy {
     this.client = new ProxyServiceClient(`127.0.0.1:${port}`, channelCredentials(tls), tls === "insecure" ? {} : { "grpc.ssl_target_name_override": "msm-control-plane" }) as never;
     this.call = this.client.Connect();
     this.call.on("error", () => {});
-    this.call.on("data", (msg: ControlMessage) => this.onSnapshot(msg.snapshot));
+    this.call.on("data", (msg: ControlMessage) => msg.kind === "snapshot" && this.onSnapshot(msg.snapshot));
     this.call.write({ register: { nodeId, capabilities: ["workers=1", "runtime=test"], abiVersions: ["1.0"], runningVersion: 0 } });
     const send = (): void => {
       const pages = pageStats(this.stats() as ProxySnapshot);

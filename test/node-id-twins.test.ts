@@ -50,6 +50,9 @@ test("the second proxy of a node id leaves: the record shows again what the firs
   const version = (await call<ApplySegmentsResponse>("ApplySegments", { segments: [segment] })).revision;
   const first = new Agent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "node-a", stateDir: tempDir("first"), tls: "insecure" });
   const second = new Agent({ controlPlanes: [`127.0.0.1:${cp.port}`], nodeId: "node-a", stateDir: tempDir("second"), tls: "insecure" });
+  const warned = { first: [] as string[], second: [] as string[] };
+  first.on("warning", (e) => warned.first.push(e.message));
+  second.on("warning", (e) => warned.second.push(e.message));
   try {
     await first.start();
     await waitFor(async () => (await status())?.ackedVersion === version && first.runningVersion === version, 15_000, "the first proxy runs the segment");
@@ -57,6 +60,9 @@ test("the second proxy of a node id leaves: the record shows again what the firs
     await second.start();
     await waitFor(async () => (await status())?.notRunning.includes("cam-1") ?? false, 15_000, "the second proxy's ACK (cam-1 not running) in the record");
     assert.ok(log.some((l) => /proxy node-a: registered from .* while its connection from .* is live/.test(l)), log.join("\n"));
+    // and both proxies are told, in their own logs
+    await waitFor(() => warned.second.some((m) => /^the control plane at 127\.0\.0\.1:\d+ says: node id node-a: another connection with it, from .*, is live at this control plane .*two proxies started with one node id/.test(m)), 5000, `the second proxy's warning: ${warned.second.join("; ")}`);
+    await waitFor(() => warned.first.some((m) => /says: node id node-a: registered again from .* while this connection is live/.test(m)), 5000, `the first proxy's warning: ${warned.first.join("; ")}`);
     await second.close();
     // the first one's heartbeat takes the record back, with its own ACK: cam-1 runs
     await waitFor(async () => {

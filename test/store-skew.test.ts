@@ -40,7 +40,7 @@ function proxy(port: number, nodeId: string): { snapshots: Snapshot[]; stream: C
   clients.push(client);
   const stream = (client as unknown as { Connect(): ClientDuplexStream<ProxyMessage, ControlMessage> }).Connect();
   const snapshots: Snapshot[] = [];
-  stream.on("data", (m: ControlMessage) => snapshots.push(m.snapshot!));
+  stream.on("data", (m: ControlMessage) => m.kind === "snapshot" && snapshots.push(m.snapshot));
   stream.on("error", () => {});
   stream.write({ register: { nodeId, capabilities: ["runtime=node"], abiVersions: ["1.9"], runningVersion: 0 } } as unknown as ProxyMessage);
   return { snapshots, stream };

@@ -56,7 +56,7 @@ class Reporter {
     this.client = new ProxyServiceClient(`127.0.0.1:${port}`, channelCredentials("insecure")) as never;
     this.call = this.client.Connect();
     this.call.on("error", () => {});
-    this.call.on("data", (msg: ControlMessage) => this.call.write({ ack: { version: msg.snapshot.version } }));
+    this.call.on("data", (msg: ControlMessage) => msg.kind === "snapshot" && this.call.write({ ack: { version: msg.snapshot.version } }));
     this.call.write({ register: { nodeId, capabilities: [], abiVersions: ["1.0"], runningVersion: 0 } });
     const send = (): void => {
       const segments = Object.entries(streams()).map(([name, list]) => ({ name, streams: list, streamsOverflow: null }));

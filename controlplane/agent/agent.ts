@@ -16,6 +16,7 @@ import { pageStats, STATS_BYTES_PER_SEC } from "../api/stats-pages.js";
 import { connectionFailure } from "../api/status-text.js";
 import { bareConnectFailure, closedAtHandshake, plainTextServer, probeTransport, SERVER_IS_PLAIN_TEXT, SERVER_SPEAKS_TLS } from "../api/transport.js";
 import { isUnixSocketAddress } from "../api/unix-socket.js";
+import { printable } from "../security/terminal.js";
 import { clientCertificateProblem, reloadingChannelCredentials } from "../security/tls.js";
 import { lastGoodPath, readLastGood, writeLastGood, LAST_GOOD_FORMAT } from "./last-good.js";
 import { ModuleCache } from "./module-cache.js";
@@ -515,7 +516,8 @@ export class Agent extends EventEmitter<AgentEvents> {
           const phase = statsPhaseMs(this.options.nodeId);
           statsTimer = setTimeout(tick, msToStatsPhase(Date.now(), phase));
         }
-        if (msg.snapshot) this.enqueue(msg.snapshot);
+        if (msg.kind === "snapshot") this.enqueue(msg.snapshot);
+        else if (msg.kind === "notice") this.emit("warning", { message: `the control plane at ${address} says: ${printable(msg.notice.text)}` });
       });
       call.on("error", (err: ServiceError) => session.end(connectionFailure(err.details || err.message), REFUSALS.has(err.code)));
       call.on("status", (s: { code: number; details: string }) => session.end(s.details || `stream closed (code ${s.code})`));

@@ -183,7 +183,7 @@ export type Register = Register__Output;
 export type ProxyMessage = OneOf<ProxyMessage__Output, "register" | "ack" | "nack" | "stats">;
 
 export type Snapshot = Omit<Snapshot__Output, "segments"> & { segments: Segment[] };
-export type ControlMessage = OneOf<Omit<ControlMessage__Output, "snapshot"> & { snapshot: Snapshot }, "snapshot">;
+export type ControlMessage = OneOf<Omit<ControlMessage__Output, "snapshot"> & { snapshot: Snapshot }, "snapshot" | "notice">;
 
 export type FilterModule = Omit<FilterModule__Output, "ref"> & { ref: FilterRef };
 

@@ -345,8 +345,11 @@ class ProxySession {
     // whose statuses mix in one record (the newer takes it over): say so
     const twin = [...this.cp.sessions].find((o) => o !== this && o.serves(reg.nodeId));
     if (twin) {
-      this.cp.log(printable(`proxy ${reg.nodeId}: registered from ${this.peer} while its connection from ${twin.peer} is live: ` +
-        "a reconnect before the old stream ended, or two proxies started with one node id (their statuses mix: give each its own)"));
+      const why = "a reconnect before the old stream ended, or two proxies started with one node id (their statuses mix: give each its own)";
+      this.cp.log(printable(`proxy ${reg.nodeId}: registered from ${this.peer} while its connection from ${twin.peer} is live: ${why}`));
+      // and to both proxies: their own logs are where an operator of a proxy looks
+      this.notice(`node id ${reg.nodeId}: another connection with it, from ${twin.peer}, is live at this control plane (${this.cp.name}): ${why}`);
+      twin.notice(`node id ${reg.nodeId}: registered again from ${this.peer} while this connection is live at this control plane (${this.cp.name}): ${why}`);
     }
     this.registered = true;
     this.nodeId = reg.nodeId;
@@ -406,6 +409,15 @@ class ProxySession {
       this.call.write({ snapshot });
     } catch (err) {
       this.cp.log(`proxy ${this.nodeId}: cannot send snapshot ${snapshot.version}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Text for the proxy's log (ControlMessage.notice): an older proxy skips the message. */
+  notice(text: string): void {
+    try {
+      this.call.write({ notice: { text } });
+    } catch (err) {
+      this.cp.log(`proxy ${this.nodeId}: cannot send a notice: ${(err as Error).message}`);
     }
   }
 

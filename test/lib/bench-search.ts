@@ -15,6 +15,8 @@ export const TINY_SEARCH: SearchOptions & { filterPath: string; filterName: stri
   maxPps: 20_000,
   maxLoss: 0.001,
   sweepRates: [],
-  noisyRetries: 0,
+  // a trial that failed while other processes loaded the machine is tried again (CI: the harness's
+  // own generator fell short, 1918 of 2000 pps, beside other test files, and the ceiling read 0)
+  noisyRetries: 2,
   pin: false,
 };

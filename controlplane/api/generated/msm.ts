@@ -32,6 +32,7 @@ import type { ListStreamsRequest as _msm_v1_ListStreamsRequest, ListStreamsReque
 import type { ListStreamsResponse as _msm_v1_ListStreamsResponse, ListStreamsResponse__Output as _msm_v1_ListStreamsResponse__Output } from './msm/v1/ListStreamsResponse.js';
 import type { Multicast as _msm_v1_Multicast, Multicast__Output as _msm_v1_Multicast__Output } from './msm/v1/Multicast.js';
 import type { Nack as _msm_v1_Nack, Nack__Output as _msm_v1_Nack__Output } from './msm/v1/Nack.js';
+import type { Notice as _msm_v1_Notice, Notice__Output as _msm_v1_Notice__Output } from './msm/v1/Notice.js';
 import type { ProxyMessage as _msm_v1_ProxyMessage, ProxyMessage__Output as _msm_v1_ProxyMessage__Output } from './msm/v1/ProxyMessage.js';
 import type { ProxyServiceClient as _msm_v1_ProxyServiceClient, ProxyServiceDefinition as _msm_v1_ProxyServiceDefinition } from './msm/v1/ProxyService.js';
 import type { ProxyStats as _msm_v1_ProxyStats, ProxyStats__Output as _msm_v1_ProxyStats__Output } from './msm/v1/ProxyStats.js';
@@ -81,6 +82,7 @@ export interface ProtoGrpcType {
       ListStreamsResponse: MessageTypeDefinition<_msm_v1_ListStreamsResponse, _msm_v1_ListStreamsResponse__Output>
       Multicast: MessageTypeDefinition<_msm_v1_Multicast, _msm_v1_Multicast__Output>
       Nack: MessageTypeDefinition<_msm_v1_Nack, _msm_v1_Nack__Output>
+      Notice: MessageTypeDefinition<_msm_v1_Notice, _msm_v1_Notice__Output>
       ProxyMessage: MessageTypeDefinition<_msm_v1_ProxyMessage, _msm_v1_ProxyMessage__Output>
       ProxyService: SubtypeConstructor<typeof grpc.Client, _msm_v1_ProxyServiceClient> & { service: _msm_v1_ProxyServiceDefinition }
       ProxyStats: MessageTypeDefinition<_msm_v1_ProxyStats, _msm_v1_ProxyStats__Output>
