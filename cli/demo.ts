@@ -5,7 +5,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { dropReasonName, Proxy, startAdminServer, udpDropsByPort, validateProxyConfig, type SegmentSnapshot } from "../runtime/index.js";
+import { DropWatch, dropReasonName, Proxy, startAdminServer, validateProxyConfig, type SegmentSnapshot } from "../runtime/index.js";
 import { buildRtp, hostileRtp } from "../sdk/harness/packets.js";
 import { describeEvent } from "./proxy-command.js";
 import { numberFlag, parseFlags, UsageError } from "./usage.js";
@@ -75,10 +75,10 @@ export async function runDemo(args: readonly string[]): Promise<number> {
   const sink = await bindUdp(sinkPort);
   const sender = createSocket("udp4");
   // a busy machine's loss: datagrams the kernel dropped at a full socket, the proxy's or the sink's
-  const kernelDropsAtStart = udpDropsByPort([listen, sinkPort]);
+  const kernelWatch = new DropWatch([listen, sinkPort]);
   const kernelDrops = (): { listen: number; sink: number } => {
-    const now = udpDropsByPort([listen, sinkPort]);
-    return { listen: now.get(listen)! - kernelDropsAtStart.get(listen)!, sink: now.get(sinkPort)! - kernelDropsAtStart.get(sinkPort)! };
+    const { byPort } = kernelWatch.since();
+    return { listen: byPort[listen]!, sink: byPort[sinkPort]! };
   };
   const seen = new Set<number>();
   let delivered = 0;

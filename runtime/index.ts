@@ -39,7 +39,7 @@ export type { SegmentSnapshot, StageSnapshot } from "./dataplane/snapshot.js";
 export { WORKER_MODE } from "./dataplane/worker-handle.js";
 export { excludedFamilies, renderPrometheus } from "./admin/prometheus.js";
 export { boundHeapGrowth } from "./heap-growth.js";
-export { udpDropsByPort } from "./udp-kernel-drops.js";
+export { DropWatch } from "./udp-kernel-drops.js";
 export { isProcessSubstitution } from "./bounded-read.js";
 export { familyLines, escapeLabelValue, type LabelSet, type Sample } from "./admin/exposition.js";
 export { startAdminServer, type AdminServer, type AdminOptions } from "./admin/admin-server.js";

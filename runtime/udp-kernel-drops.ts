@@ -36,3 +36,25 @@ export function udpDropsByPort(ports: readonly number[], read: ProcNetReader = o
   const sockets = udpSockets(read);
   return new Map(ports.map((p) => [p, sockets.reduce((sum, s) => sum + (s.port === p ? s.drops : 0), 0)]));
 }
+
+/** Kernel drops on a set of ports since the watch began. */
+export class DropWatch {
+  private readonly start: Map<number, number>;
+
+  constructor(readonly ports: readonly number[], private readonly read: ProcNetReader = ownNamespace) {
+    this.start = udpDropsByPort(ports, read);
+  }
+
+  /** Drops since the watch began, per port and in all. */
+  since(): { total: number; byPort: Record<number, number> } {
+    const now = udpDropsByPort(this.ports, this.read);
+    const byPort: Record<number, number> = {};
+    let total = 0;
+    for (const [port, before] of this.start) {
+      const d = now.get(port)! - before;
+      byPort[port] = d;
+      total += d;
+    }
+    return { total, byPort };
+  }
+}

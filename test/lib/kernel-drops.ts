@@ -4,9 +4,9 @@
 // loss reads these counters for the sockets involved (the proxy's listen sockets, the sink) and
 // accepts a loss only when the kernel's drops explain it. The tables are per network namespace:
 // a socket in a namespace a test made is read through that namespace (test/lib/netns.ts).
-import { ownNamespace, udpDropsByPort as dropsByPort, udpSockets, type ProcNetReader } from "../../runtime/udp-kernel-drops.js";
+import { DropWatch, ownNamespace, udpDropsByPort as dropsByPort, udpSockets, type ProcNetReader } from "../../runtime/udp-kernel-drops.js";
 
-export { ownNamespace, udpSockets, type ProcNetReader };
+export { DropWatch, ownNamespace, udpSockets, type ProcNetReader };
 
 /** Kernel receive drops, summed over the UDP sockets bound to `port` (in the namespace `read` reads). */
 export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): number {
@@ -16,28 +16,6 @@ export function kernelDrops(port: number, read: ProcNetReader = ownNamespace): n
 /** Whether some UDP socket (of any process) is bound to `port` (in the namespace `read` reads). */
 export function udpPortBound(port: number, read: ProcNetReader = ownNamespace): boolean {
   return udpSockets(read).some((s) => s.port === port);
-}
-
-/** Kernel drops on a set of ports since the watch began. */
-export class DropWatch {
-  private readonly start: Map<number, number>;
-
-  constructor(readonly ports: readonly number[], private readonly read: ProcNetReader = ownNamespace) {
-    this.start = dropsByPort(ports, read);
-  }
-
-  /** Drops since the watch began, per port and in all. */
-  since(): { total: number; byPort: Record<number, number> } {
-    const now = dropsByPort(this.ports, this.read);
-    const byPort: Record<number, number> = {};
-    let total = 0;
-    for (const [port, before] of this.start) {
-      const d = now.get(port)! - before;
-      byPort[port] = d;
-      total += d;
-    }
-    return { total, byPort };
-  }
 }
 
 /**
