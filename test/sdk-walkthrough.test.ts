@@ -25,6 +25,7 @@ import { suite } from "./lib/suite.js";
 import { rejects } from "./lib/expect.js";
 import { ROOT } from "./lib/paths.js";
 import { DropWatch } from "./lib/kernel-drops.js";
+import { freePortPair } from "./lib/udp.js";
 
 const README = join(ROOT, "README.md");
 const SECTION = "## Your first filter in five minutes";
@@ -118,32 +119,6 @@ function stop(child: ChildProcess | undefined): Promise<void> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-// ---- ports ----
-
-function tryBind(port: number): Promise<ReturnType<typeof createSocket> | null> {
-  return new Promise((resolvePromise) => {
-    const s = createSocket("udp4");
-    s.once("error", () => {
-      s.close();
-      resolvePromise(null);
-    });
-    s.bind(port, "127.0.0.1", () => resolvePromise(s));
-  });
-}
-
-/** A free UDP port p with p + 1 free as well (the proxy listens for RTCP on p + 1). */
-async function freePortPair(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const a = await tryBind(0);
-    const p = a!.address().port;
-    const b = p < 65535 ? await tryBind(p + 1) : null;
-    a!.close();
-    b?.close();
-    if (b) return p;
-  }
-  throw new Error("no free UDP port pair on 127.0.0.1");
-}
 
 /** What the receiver one-liner prints for PROBE (sequence 65535, which the sender never reaches here). */
 const PROBE = Buffer.from([0x80, 0, 0xff, 0xff]);
